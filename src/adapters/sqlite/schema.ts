@@ -1,0 +1,79 @@
+/** The embedded store's schema. Statements are idempotent: applied on every open. */
+export const SCHEMA = `
+CREATE TABLE IF NOT EXISTS batches (
+  id INTEGER PRIMARY KEY,
+  channel TEXT NOT NULL,
+  sender_dip_id TEXT NOT NULL,
+  received_at INTEGER NOT NULL,
+  raw BLOB NOT NULL,
+  signature TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+  id INTEGER PRIMARY KEY,
+  batch_id INTEGER,
+  transaction_id TEXT NOT NULL UNIQUE,
+  channel TEXT NOT NULL,
+  event_code TEXT NOT NULL,
+  sender_dip_id TEXT NOT NULL,
+  sender_role TEXT NOT NULL,
+  sender_ref TEXT,
+  correlation_id TEXT,
+  mpan TEXT,
+  received_at INTEGER NOT NULL,
+  replay_of INTEGER,
+  outbound TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_sender_ref ON messages (sender_dip_id, sender_ref) WHERE sender_ref IS NOT NULL;
+CREATE TABLE IF NOT EXISTS queues (
+  id INTEGER PRIMARY KEY,
+  recipient_dip_id TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  acked_seq INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (recipient_dip_id, channel)
+);
+CREATE TABLE IF NOT EXISTS queue_entries (
+  queue_id INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  message_id INTEGER NOT NULL,
+  PRIMARY KEY (queue_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS delivery_attempts (
+  id INTEGER PRIMARY KEY,
+  queue_id INTEGER NOT NULL,
+  first_seq INTEGER NOT NULL,
+  last_seq INTEGER NOT NULL,
+  url TEXT NOT NULL,
+  started_at INTEGER NOT NULL,
+  latency_ms INTEGER NOT NULL,
+  status INTEGER,
+  verdict TEXT NOT NULL,
+  error TEXT
+);
+CREATE INDEX IF NOT EXISTS delivery_attempts_queue ON delivery_attempts (queue_id, id);
+CREATE TABLE IF NOT EXISTS rejections (
+  queue_id INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  message_id INTEGER NOT NULL,
+  status INTEGER NOT NULL,
+  detail TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (queue_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS participants (
+  dip_id TEXT PRIMARY KEY,
+  roles TEXT NOT NULL,
+  organisation TEXT NOT NULL,
+  certificate_pem TEXT NOT NULL,
+  certificate_fingerprint TEXT NOT NULL,
+  api_key_hash TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS webhooks (
+  recipient_dip_id TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  url TEXT NOT NULL,
+  max_message_count INTEGER NOT NULL,
+  max_payload_kb INTEGER NOT NULL,
+  PRIMARY KEY (recipient_dip_id, channel)
+);
+`;

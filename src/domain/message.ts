@@ -1,0 +1,103 @@
+/**
+ * The parts of a validated DIP message that the DIP itself reads. Everything else is the sender's
+ * business and travels untouched. Field names here are the spec's exact case: the catalogue's validator
+ * has already rewritten whatever case the sender used.
+ */
+export interface MessageHeader {
+  interfaceId: string;
+  eventCode: string;
+  schemaVersion: string;
+  environmentTag: string;
+  senderUniqueReference: string;
+  senderTimestamp: string;
+  senderDipId: string;
+  senderRoleId: string;
+  senderCorrelationId: string | null;
+  connectionProviderId: string | null;
+  primaryRecipients: string[];
+  mpan: string | null;
+}
+
+export interface DipMessage {
+  payload: {
+    CommonBlock: Record<string, unknown> & {
+      S0: Record<string, unknown>;
+      S1: Record<string, unknown>;
+      A0?: Record<string, unknown>;
+      D0?: Record<string, unknown>;
+      M0?: Record<string, unknown>;
+    };
+    CustomBlock?: Record<string, unknown>;
+  };
+}
+
+function str(v: unknown): string {
+  return typeof v === 'string' ? v : '';
+}
+function strOrNull(v: unknown): string | null {
+  return typeof v === 'string' ? v : null;
+}
+
+export function readHeader(message: DipMessage): MessageHeader {
+  const cb = message.payload.CommonBlock;
+  const s0 = cb.S0;
+  const s1 = cb.S1;
+  const a0 = cb.A0;
+  const m0 = cb.M0;
+  const primary = a0 && Array.isArray(a0.primaryRecipients) ? a0.primaryRecipients : [];
+  return {
+    interfaceId: str(s0.interfaceID),
+    eventCode: str(s0.eventCode),
+    schemaVersion: str(s0.schemaVersion),
+    environmentTag: str(s1.environmentTag),
+    senderUniqueReference: str(s1.senderUniqueReference),
+    senderTimestamp: str(s1.senderTimestamp),
+    senderDipId: str(s1.senderDIPID),
+    senderRoleId: str(s1.senderRoleID),
+    senderCorrelationId: strOrNull(s1.senderCorrelationID),
+    connectionProviderId: strOrNull(s1.DIPConnectionProviderID),
+    primaryRecipients: primary.filter((r): r is string => typeof r === 'string'),
+    mpan: m0 ? strOrNull(m0.MPANCore) : null,
+  };
+}
+
+/** The transaction wrapper (D0) and resolved addressing (A0) the DIP stamps on what it sends out. */
+export interface TransactionWrapper {
+  transactionId: string;
+  transactionTimestamp: string;
+  publicationId: string;
+  initialCorrelationId: string | null;
+  replayIndicator: boolean;
+  primaryRecipients: string[];
+  secondaryRecipients: string[];
+  alwaysRecipients: string[];
+}
+
+/**
+ * Returns the outbound copy: the sender's message with A0 and D0 filled, in the spec's block order
+ * (S0, S1, A0, D0, then the rest), without mutating the input.
+ */
+export function stampWrapper(message: DipMessage, w: TransactionWrapper): DipMessage {
+  const { S0, S1, A0: _a0, D0: _d0, ...rest } = message.payload.CommonBlock;
+  const commonBlock = {
+    S0,
+    S1,
+    A0: {
+      primaryRecipients: w.primaryRecipients,
+      secondaryRecipients: w.secondaryRecipients,
+      always: w.alwaysRecipients,
+    },
+    D0: {
+      transactionID: w.transactionId,
+      transactionTimestamp: w.transactionTimestamp,
+      publicationID: w.publicationId,
+      initialCorrelationID: w.initialCorrelationId,
+      replayIndicator: w.replayIndicator,
+      serviceTicketURL: null,
+    },
+    ...rest,
+  };
+  const payload: DipMessage['payload'] = { CommonBlock: commonBlock };
+  if (message.payload.CustomBlock !== undefined) payload.CustomBlock = message.payload.CustomBlock;
+  return { payload };
+}

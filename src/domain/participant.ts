@@ -1,0 +1,14 @@
+/** A market participant as the DIP knows it: one DIP ID, the roles it holds, the certificate it signs with. */
+export interface Participant {
+  dipId: string;
+  roles: string[];
+  organisation: string;
+  certificatePem: string;
+  /** SHA-256 fingerprint of the registered certificate (hex, upper case). */
+  certificateFingerprint: string;
+  createdAt: number;
+}
+
+/** DIP IDs are 10 characters (DT-006); roles 3-5 upper-case letters (DT-009). */
+export const DIP_ID_PATTERN = /^[0-9A-Za-z]{10}$/;
+export const ROLE_PATTERN = /^[A-Z]{3,5}$/;

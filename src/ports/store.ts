@@ -1,0 +1,139 @@
+import type { Participant } from '../domain/participant.js';
+
+/** A recipient's FIFO queue: one per (recipient DIP ID, channel), as webhooks are registered per channel. */
+export interface QueueRef {
+  recipientDipId: string;
+  channel: string;
+}
+
+/** One accepted message, ready to be made durable: the archived inbound item and its outbound copy. */
+export interface AcceptedMessage {
+  transactionId: string;
+  channel: string;
+  eventCode: string;
+  senderDipId: string;
+  senderRole: string;
+  senderUniqueReference: string;
+  correlationId: string | null;
+  mpan: string | null;
+  receivedAt: number;
+  /** The outbound copy (A0/D0 stamped), serialised once: exactly the bytes recipients get. */
+  outbound: string;
+  recipients: string[];
+}
+
+/** A whole POST: accepted or refused together. The raw request is archived for non-repudiation. */
+export interface AcceptedBatch {
+  channel: string;
+  senderDipId: string;
+  receivedAt: number;
+  rawRequest: Buffer;
+  signatureHeaders: string;
+  messages: AcceptedMessage[];
+}
+
+export type AppendOutcome = { ok: true } | { ok: false; duplicates: string[] };
+
+export interface QueueEntry {
+  seq: number;
+  messageId: number;
+  transactionId: string;
+  receivedAt: number;
+  outbound: string;
+}
+
+export interface QueueState {
+  /** Highest sequence number delivered (or otherwise settled: rejected). 0 when none. */
+  ackedSeq: number;
+  /** Highest sequence number enqueued. */
+  headSeq: number;
+}
+
+export interface DeliveryAttempt {
+  queue: QueueRef;
+  firstSeq: number;
+  lastSeq: number;
+  url: string;
+  startedAt: number;
+  latencyMs: number;
+  status: number | null;
+  verdict: 'delivered' | 'retry' | 'rejected';
+  error: string | null;
+}
+
+export interface Webhook {
+  recipientDipId: string;
+  channel: string;
+  url: string;
+  maxMessageCount: number;
+  maxPayloadKb: number;
+}
+
+export interface ArchivedMessage {
+  id: number;
+  transactionId: string;
+  channel: string;
+  eventCode: string;
+  senderDipId: string;
+  senderRole: string;
+  correlationId: string | null;
+  mpan: string | null;
+  receivedAt: number;
+  outbound: string;
+}
+
+export interface ArchiveQuery {
+  recipientDipId: string;
+  channel: string;
+  fromMs?: number;
+  toMs?: number;
+  eventCode?: string;
+  mpan?: string;
+  transactionIds?: string[];
+  limit: number;
+}
+
+/** A replayed or requeued copy: a new transaction wrapper over an archived message. */
+export interface ReplayCopy {
+  originalId: number;
+  transactionId: string;
+  receivedAt: number;
+  outbound: string;
+}
+
+/**
+ * The message log: what must be durable before the DIP answers 201, and the per-recipient queues
+ * that are cursors over it. Shaped so a JetStream stream + PostgreSQL archive can implement it.
+ */
+export interface MessageLog {
+  /** Durably appends a batch (all or nothing). Refuses it whole if any sender unique reference was seen before. */
+  append(batch: AcceptedBatch): Promise<AppendOutcome>;
+  /** Entries after `afterSeq`, oldest first, at most `limit` entries and about `maxBytes` bytes (at least one). */
+  readQueue(queue: QueueRef, afterSeq: number, limit: number, maxBytes: number): Promise<QueueEntry[]>;
+  queueState(queue: QueueRef): Promise<QueueState>;
+  /** Every queue that holds undelivered entries, for resuming delivery after a restart. */
+  pendingQueues(): Promise<QueueRef[]>;
+  /** Marks entries up to `seq` settled. Durable before it resolves. */
+  ack(queue: QueueRef, seq: number): Promise<void>;
+  recordAttempt(attempt: DeliveryAttempt): Promise<void>;
+  /** Records a message a recipient refused for good (non-retryable answer). */
+  recordRejection(queue: QueueRef, entry: QueueEntry, status: number, detail: string): Promise<void>;
+  findArchived(query: ArchiveQuery): Promise<ArchivedMessage[]>;
+  /** Archives replay copies; when `enqueueFor` is given, also appends them to that queue (requeue). */
+  appendReplayCopies(copies: ReplayCopy[], enqueueFor?: QueueRef): Promise<void>;
+  attempts(queue: QueueRef, limit: number): Promise<DeliveryAttempt[]>;
+  close(): Promise<void>;
+}
+
+export interface ParticipantRegistry {
+  upsertParticipant(p: Participant, apiKeyHash: string | null): Promise<void>;
+  participants(): Promise<Array<{ participant: Participant; apiKeyHash: string }>>;
+}
+
+export interface WebhookRegistry {
+  putWebhook(w: Webhook): Promise<void>;
+  deleteWebhook(recipientDipId: string, channel: string): Promise<boolean>;
+  webhooks(): Promise<Webhook[]>;
+}
+
+export interface Store extends MessageLog, ParticipantRegistry, WebhookRegistry {}

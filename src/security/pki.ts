@@ -1,0 +1,336 @@
+/**
+ * Development / test PKI for OpenDIP (RSA-2048, SHA-256), built on @peculiar/x509.
+ *
+ *  - a self-signed CA per environment,
+ *  - a TLS server certificate (serverAuth, DNS + IP SANs),
+ *  - participant certificates (clientAuth, SAN URIs `urn:dip:participant:<DIPID>`),
+ *  - the DIP's own message-signing certificate.
+ *
+ * Not for production: private keys are written unencrypted (mode 0600).
+ */
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import { X509Certificate as NodeX509, createPrivateKey, createPublicKey, generateKeyPair, randomBytes, webcrypto } from 'node:crypto';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DIP_URN_PREFIX, parseSubjectAltName } from './signature.js';
+
+x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+
+export interface KeyAndCert {
+  /** PKCS#8 PEM private key ('' when the certificate was issued for a CSR). */
+  keyPem: string;
+  certPem: string;
+}
+
+export interface PkiMaterial {
+  ca: KeyAndCert;
+  server: KeyAndCert;
+  signing: KeyAndCert;
+  /** true if any file was (re)created by this call. */
+  created: boolean;
+}
+
+const RSA_ALG = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as const;
+/** Back-date notBefore to tolerate clock differences between machines. */
+const BACKDATE_MS = 60 * 60 * 1000;
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+interface GeneratedKey {
+  keyPem: string;
+  spkiDer: Uint8Array<ArrayBuffer>;
+}
+
+function generateRsaKey(): Promise<GeneratedKey> {
+  // node's async generateKeyPair runs on the thread pool.
+  return new Promise((resolve, reject) => {
+    generateKeyPair(
+      'rsa',
+      {
+        modulusLength: 2048,
+        publicExponent: 0x10001,
+        privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+        publicKeyEncoding: { type: 'spki', format: 'der' },
+      },
+      (err, publicKey, privateKey) => {
+        if (err) reject(err);
+        else resolve({ keyPem: privateKey, spkiDer: new Uint8Array(publicKey) });
+      },
+    );
+  });
+}
+
+async function importSigningKey(keyPem: string): Promise<CryptoKey> {
+  const der = createPrivateKey(keyPem).export({ type: 'pkcs8', format: 'der' });
+  return (await webcrypto.subtle.importKey('pkcs8', der, RSA_ALG, false, ['sign'])) as unknown as CryptoKey;
+}
+
+function randomSerial(): string {
+  const b = randomBytes(16);
+  b[0] = (b[0] ?? 0) & 0x7f; // positive
+  if (b[0] === 0) b[0] = 0x01; // keep 16 significant bytes
+  return b.toString('hex');
+}
+
+function validity(validDays: number): { notBefore: Date; notAfter: Date } {
+  if (!(validDays > 0)) throw new Error(`validDays must be > 0, got ${validDays}`);
+  const now = Date.now();
+  return { notBefore: new Date(now - BACKDATE_MS), notAfter: new Date(now + validDays * DAY_MS) };
+}
+
+async function issue(
+  ca: KeyAndCert,
+  subject: x509.JsonName,
+  publicKeySpki: Uint8Array<ArrayBuffer>,
+  validDays: number,
+  extensions: x509.Extension[],
+): Promise<string> {
+  const caCert = new x509.X509Certificate(ca.certPem);
+  const signingKey = await importSigningKey(ca.keyPem);
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: randomSerial(),
+    subject,
+    issuer: caCert.subjectName, // exact DER of the CA subject, so issuer matching is byte-exact
+    ...validity(validDays),
+    publicKey: publicKeySpki,
+    signingKey,
+    signingAlgorithm: RSA_ALG,
+    extensions: [
+      ...extensions,
+      await x509.SubjectKeyIdentifierExtension.create(publicKeySpki),
+      await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey),
+    ],
+  });
+  return cert.toString('pem') + '\n';
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export async function createCertificateAuthority(opts: {
+  commonName: string;
+  environment: string;
+  validDays: number;
+}): Promise<KeyAndCert> {
+  const key = await generateRsaKey();
+  const subject: x509.JsonName = [{ CN: [opts.commonName] }, { O: ['OpenDIP'] }, { OU: [opts.environment] }];
+  const signingKey = await importSigningKey(key.keyPem);
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: randomSerial(),
+    subject,
+    issuer: subject,
+    ...validity(opts.validDays),
+    publicKey: key.spkiDer,
+    signingKey,
+    signingAlgorithm: RSA_ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
+      await x509.SubjectKeyIdentifierExtension.create(key.spkiDer),
+    ],
+  });
+  return { keyPem: key.keyPem, certPem: cert.toString('pem') + '\n' };
+}
+
+export async function issueServerCertificate(
+  ca: KeyAndCert,
+  opts: { hostnames: string[]; ipAddresses: string[]; validDays: number; commonName?: string },
+): Promise<KeyAndCert> {
+  const names: x509.JsonGeneralNames = [
+    ...opts.hostnames.map((value) => ({ type: 'dns' as const, value })),
+    ...opts.ipAddresses.map((value) => ({ type: 'ip' as const, value })),
+  ];
+  if (names.length === 0) throw new Error('issueServerCertificate: at least one hostname or IP address is required');
+  const key = await generateRsaKey();
+  const cn = opts.commonName ?? opts.hostnames[0] ?? opts.ipAddresses[0] ?? 'localhost';
+  const certPem = await issue(ca, [{ CN: [cn] }, { O: ['OpenDIP'] }], key.spkiDer, opts.validDays, [
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+    new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+    new x509.SubjectAlternativeNameExtension(names),
+  ]);
+  return { keyPem: key.keyPem, certPem };
+}
+
+export async function issueParticipantCertificate(
+  ca: KeyAndCert,
+  opts: { organisation: string; dipIds: string[]; environment: string; validDays: number; csrPem?: string },
+): Promise<KeyAndCert> {
+  const first = opts.dipIds[0];
+  if (!first) throw new Error('issueParticipantCertificate: at least one DIP ID is required');
+  for (const id of opts.dipIds) {
+    if (!/^[A-Za-z0-9._-]+$/.test(id)) throw new Error(`issueParticipantCertificate: invalid DIP ID '${id}'`);
+  }
+  let keyPem = '';
+  let spki: Uint8Array<ArrayBuffer>;
+  if (opts.csrPem) {
+    const csr = new x509.Pkcs10CertificateRequest(opts.csrPem);
+    if (!(await csr.verify())) throw new Error('issueParticipantCertificate: CSR signature is invalid');
+    spki = new Uint8Array(csr.publicKey.rawData);
+    const kt = createPublicKey({ key: spki, format: 'der', type: 'spki' }).asymmetricKeyType;
+    if (kt !== 'rsa') throw new Error(`issueParticipantCertificate: CSR key must be RSA, got ${kt ?? 'unknown'}`);
+  } else {
+    const key = await generateRsaKey();
+    keyPem = key.keyPem;
+    spki = key.spkiDer;
+  }
+  const subject: x509.JsonName = [{ CN: [first] }, { O: [opts.organisation] }, { OU: [opts.environment] }];
+  const certPem = await issue(ca, subject, spki, opts.validDays, [
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+    new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+    new x509.SubjectAlternativeNameExtension(opts.dipIds.map((id) => ({ type: 'url' as const, value: `${DIP_URN_PREFIX}${id}` }))),
+  ]);
+  return { keyPem, certPem };
+}
+
+export async function issueSigningCertificate(
+  ca: KeyAndCert,
+  opts: { commonName: string; validDays: number },
+): Promise<KeyAndCert> {
+  const key = await generateRsaKey();
+  const certPem = await issue(ca, [{ CN: [opts.commonName] }, { O: ['OpenDIP'] }], key.spkiDer, opts.validDays, [
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.nonRepudiation, true),
+  ]);
+  return { keyPem: key.keyPem, certPem };
+}
+
+// ---------------------------------------------------------------------------------------------
+// On-disk material
+
+const FILES = {
+  caKey: 'ca.key.pem',
+  caCert: 'ca.cert.pem',
+  serverKey: 'server.key.pem',
+  serverCert: 'server.cert.pem',
+  signingKey: 'dip-signing.key.pem',
+  signingCert: 'dip-signing.cert.pem',
+} as const;
+
+const CA_DAYS = 3650;
+const LEAF_DAYS = 825;
+/** Re-issue leaf certificates that expire within this window. */
+const RENEW_BEFORE_MS = 7 * DAY_MS;
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function loadPair(dir: string, keyFile: string, certFile: string): Promise<KeyAndCert | undefined> {
+  const k = join(dir, keyFile);
+  const c = join(dir, certFile);
+  if (!(await exists(k)) || !(await exists(c))) return undefined;
+  const [keyPem, certPem] = await Promise.all([readFile(k, 'utf8'), readFile(c, 'utf8')]);
+  return { keyPem, certPem };
+}
+
+async function savePair(dir: string, keyFile: string, certFile: string, kc: KeyAndCert): Promise<void> {
+  await writeFile(join(dir, keyFile), kc.keyPem, { mode: 0o600 });
+  await writeFile(join(dir, certFile), kc.certPem, { mode: 0o644 });
+}
+
+/** A loaded leaf is reusable if its key matches, it chains to the CA and is not about to expire. */
+function leafUsable(kc: KeyAndCert, ca: NodeX509, now: number): NodeX509 | undefined {
+  try {
+    const cert = new NodeX509(kc.certPem);
+    if (!cert.checkPrivateKey(createPrivateKey(kc.keyPem))) return undefined;
+    if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) return undefined;
+    if (Date.parse(cert.validTo) - now < RENEW_BEFORE_MS) return undefined;
+    return cert;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Create (first call) or load (later calls) the CA, TLS server and DIP signing material in `dir`.
+ * A missing, mismatched or nearly expired leaf is re-issued from the existing CA; the server
+ * certificate is also re-issued when it lacks one of the requested hostnames / IP addresses.
+ * If the CA itself is missing or unusable, everything is regenerated.
+ */
+export async function ensurePki(
+  dir: string,
+  opts: { environment: string; hostnames: string[]; ipAddresses: string[] },
+): Promise<PkiMaterial> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const now = Date.now();
+  let created = false;
+
+  let ca = await loadPair(dir, FILES.caKey, FILES.caCert);
+  let caX509: NodeX509 | undefined;
+  if (ca) {
+    try {
+      caX509 = new NodeX509(ca.certPem);
+      if (!caX509.ca || !caX509.checkPrivateKey(createPrivateKey(ca.keyPem)) || Date.parse(caX509.validTo) <= now) {
+        caX509 = undefined;
+      }
+    } catch {
+      caX509 = undefined;
+    }
+  }
+  if (!ca || !caX509) {
+    ca = await createCertificateAuthority({
+      commonName: `OpenDIP ${opts.environment} CA`,
+      environment: opts.environment,
+      validDays: CA_DAYS,
+    });
+    caX509 = new NodeX509(ca.certPem);
+    await savePair(dir, FILES.caKey, FILES.caCert, ca);
+    created = true;
+  }
+
+  let server = await loadPair(dir, FILES.serverKey, FILES.serverCert);
+  const serverX509 = server ? leafUsable(server, caX509, now) : undefined;
+  let serverOk = false;
+  if (serverX509) {
+    const sans = parseSubjectAltName(serverX509.subjectAltName);
+    const dns = new Set(sans.filter((s) => s.type === 'DNS').map((s) => s.value.toLowerCase()));
+    const ips = new Set(sans.filter((s) => s.type === 'IP Address').map((s) => s.value));
+    serverOk =
+      opts.hostnames.every((h) => dns.has(h.toLowerCase())) &&
+      opts.ipAddresses.every((ip) => ips.has(ip) || ips.has(canonicalIp(ip)));
+  }
+  if (!server || !serverOk) {
+    server = await issueServerCertificate(ca, {
+      hostnames: opts.hostnames,
+      ipAddresses: opts.ipAddresses,
+      validDays: LEAF_DAYS,
+    });
+    await savePair(dir, FILES.serverKey, FILES.serverCert, server);
+    created = true;
+  }
+
+  let signing = await loadPair(dir, FILES.signingKey, FILES.signingCert);
+  if (!signing || !leafUsable(signing, caX509, now)) {
+    signing = await issueSigningCertificate(ca, {
+      commonName: `OpenDIP ${opts.environment} signing`,
+      validDays: LEAF_DAYS,
+    });
+    await savePair(dir, FILES.signingKey, FILES.signingCert, signing);
+    created = true;
+  }
+
+  return { ca, server, signing, created };
+}
+
+/** Node prints IPv6 SANs in full uncompressed upper-case form; normalise for comparison. */
+function canonicalIp(ip: string): string {
+  if (!ip.includes(':')) return ip;
+  try {
+    const u = new URL(`http://[${ip}]/`);
+    const host = u.hostname.slice(1, -1);
+    // expand :: to full form
+    const [head = '', tail = ''] = host.split('::');
+    const h = head ? head.split(':') : [];
+    const t = tail ? tail.split(':') : [];
+    const missing = host.includes('::') ? 8 - h.length - t.length : 0;
+    return [...h, ...Array(missing).fill('0'), ...t].map((p) => p.toUpperCase()).join(':');
+  } catch {
+    return ip;
+  }
+}

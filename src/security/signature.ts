@@ -1,0 +1,438 @@
+/**
+ * DIP message signing (both directions: participant -> DIP requests and DIP -> participant webhooks).
+ *
+ * Scheme (see shared/reference/README.md, "Message signing"):
+ *   X-DIP-Content-Hash          = base64(SHA-256(raw body bytes))
+ *   X-DIP-Signature-Date        = UTC ISO-8601 with milliseconds (Date.toISOString())
+ *   string to sign              = `${METHOD};${fullUrl.toLowerCase()};${date};${contentHash}`
+ *   X-DIP-Signature             = base64(RSASSA-PKCS1-v1_5 / SHA-256 over the UTF-8 string to sign)
+ *   X-DIP-Signature-Certificate = base64(PEM text of the signer's certificate)
+ *
+ * This module is on the hot path, so it only uses node:crypto:
+ *  - signing runs on the libuv thread pool (async crypto.sign callback form);
+ *  - verification is synchronous (~50 µs for RSA-2048) with a bounded cache of parsed certificates.
+ *
+ * Conventions:
+ *  - CertificateInfo.fingerprint256 and serialNumber are UPPER-case hex without colons.
+ *  - CertificateInfo.subject / issuer are node's RDN lines joined with ", " (e.g. "CN=X, O=Y, OU=DEV").
+ */
+import {
+  X509Certificate,
+  createHash,
+  createPrivateKey,
+  sign as cryptoSign,
+  verify as cryptoVerify,
+  type KeyObject,
+} from 'node:crypto';
+
+export const DIP_HEADER_CONTENT_HASH = 'x-dip-content-hash';
+export const DIP_HEADER_SIGNATURE_DATE = 'x-dip-signature-date';
+export const DIP_HEADER_SIGNATURE = 'x-dip-signature';
+export const DIP_HEADER_SIGNATURE_CERTIFICATE = 'x-dip-signature-certificate';
+
+export const DIP_SIGNATURE_HEADERS = [
+  DIP_HEADER_CONTENT_HASH,
+  DIP_HEADER_SIGNATURE_DATE,
+  DIP_HEADER_SIGNATURE,
+  DIP_HEADER_SIGNATURE_CERTIFICATE,
+] as const;
+
+export interface DipSignatureHeaders {
+  'x-dip-content-hash': string;
+  'x-dip-signature-date': string;
+  'x-dip-signature': string;
+  'x-dip-signature-certificate': string;
+}
+
+export interface CertificateInfo {
+  /** SHA-256 fingerprint of the DER certificate, UPPER-case hex, no colons. */
+  fingerprint256: string;
+  /** Subject DN, RDNs joined with ", " e.g. "CN=1234567, O=Acme, OU=DEV". */
+  subject: string;
+  issuer: string;
+  /** UPPER-case hex serial number as reported by node. */
+  serialNumber: string;
+  notBefore: Date;
+  notAfter: Date;
+  /** DIP IDs from SAN URIs `urn:dip:participant:<DIPID>` (order preserved, de-duplicated). */
+  dipIds: string[];
+  /** Certificate in PEM form (normalised by node). */
+  pem: string;
+}
+
+export type VerifyFailureReason =
+  | 'missing-header'
+  | 'bad-hash'
+  | 'bad-date'
+  | 'clock-skew'
+  | 'bad-certificate'
+  | 'bad-signature';
+
+export type VerifyResult =
+  | { ok: true; certificate: CertificateInfo }
+  | { ok: false; reason: VerifyFailureReason; detail: string };
+
+export interface VerifyInput {
+  method: string;
+  /** The full URL the client called (scheme, host, port, path[, query]). Case is irrelevant. */
+  url: string;
+  body: Buffer;
+  headers: Record<string, string | string[] | undefined>;
+  now: Date;
+  maxSkewMs: number;
+  /**
+   * Reject certificates outside their notBefore/notAfter window at `now` (reason 'bad-certificate').
+   * Default true. Chain of trust is NOT checked here: use verifyChain() (or a trust cache keyed by
+   * CertificateInfo.fingerprint256) and check that dipIds belong to the sender.
+   */
+  checkCertificateValidity?: boolean;
+}
+
+export const DIP_URN_PREFIX = 'urn:dip:participant:';
+
+// ---------------------------------------------------------------------------------------------
+// Primitives
+
+/** base64(SHA-256(raw bytes)). Strings are hashed as UTF-8. */
+export function contentHash(body: Buffer | string): string {
+  return createHash('sha256').update(body).digest('base64');
+}
+
+/** `${METHOD};${url lower-cased};${date};${hash}` — method is used exactly as sent. */
+export function stringToSign(method: string, url: string, date: string, hash: string): string {
+  return `${method};${url.toLowerCase()};${date};${hash}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signing
+
+export class Signer {
+  private readonly key: KeyObject;
+  private readonly certificateHeader: string;
+  readonly certificate: CertificateInfo;
+
+  constructor(privateKeyPem: string, certificatePem: string) {
+    this.key = createPrivateKey(privateKeyPem);
+    if (this.key.asymmetricKeyType !== 'rsa') {
+      throw new Error(`DIP signing needs an RSA key, got ${this.key.asymmetricKeyType ?? 'unknown'}`);
+    }
+    const cert = new X509Certificate(certificatePem);
+    if (!cert.checkPrivateKey(this.key)) {
+      throw new Error('Signer: private key does not match the certificate public key');
+    }
+    this.certificate = infoFromX509(cert);
+    this.certificateHeader = Buffer.from(certificatePem, 'utf8').toString('base64');
+  }
+
+  /** Produce the four DIP signature headers. The RSA operation runs on the libuv thread pool. */
+  sign(method: string, url: string, body: Buffer | string, now: Date = new Date()): Promise<DipSignatureHeaders> {
+    const hash = contentHash(body);
+    const date = now.toISOString();
+    const data = Buffer.from(stringToSign(method, url, date, hash), 'utf8');
+    return new Promise((resolve, reject) => {
+      cryptoSign('sha256', data, this.key, (err, signature) => {
+        if (err) {
+          reject(err);
+          return;
+        }
+        resolve({
+          'x-dip-content-hash': hash,
+          'x-dip-signature-date': date,
+          'x-dip-signature': signature.toString('base64'),
+          'x-dip-signature-certificate': this.certificateHeader,
+        });
+      });
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Certificates
+
+/** Parse node's subjectAltName string ("DNS:a, IP Address:1.2.3.4, URI:\"quoted,value\""). */
+export function parseSubjectAltName(san: string | undefined): Array<{ type: string; value: string }> {
+  const out: Array<{ type: string; value: string }> = [];
+  if (!san) return out;
+  let i = 0;
+  const n = san.length;
+  while (i < n) {
+    while (i < n && (san[i] === ' ' || san[i] === ',')) i++;
+    if (i >= n) break;
+    const colon = san.indexOf(':', i);
+    if (colon < 0) break;
+    const type = san.slice(i, colon);
+    i = colon + 1;
+    let value: string;
+    if (san[i] === '"') {
+      // JSON-quoted value (node >= 12.22.9/14.18.3/16.13.2 quotes values with special characters).
+      let j = i + 1;
+      while (j < n && san[j] !== '"') j += san[j] === '\\' ? 2 : 1;
+      const quoted = san.slice(i, j + 1);
+      try {
+        value = JSON.parse(quoted) as string;
+      } catch {
+        value = quoted.slice(1, -1);
+      }
+      i = j + 1;
+    } else {
+      const end = san.indexOf(', ', i);
+      const stop = end < 0 ? n : end;
+      value = san.slice(i, stop);
+      i = stop;
+    }
+    out.push({ type, value });
+  }
+  return out;
+}
+
+function dnToString(dn: string): string {
+  return dn
+    .split('\n')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0)
+    .join(', ');
+}
+
+function infoFromX509(cert: X509Certificate): CertificateInfo {
+  const dipIds: string[] = [];
+  for (const { type, value } of parseSubjectAltName(cert.subjectAltName)) {
+    if (type === 'URI' && value.toLowerCase().startsWith(DIP_URN_PREFIX)) {
+      const id = value.slice(DIP_URN_PREFIX.length);
+      if (id && !dipIds.includes(id)) dipIds.push(id);
+    }
+  }
+  return {
+    fingerprint256: cert.fingerprint256.replace(/:/g, '').toUpperCase(),
+    subject: dnToString(cert.subject),
+    issuer: dnToString(cert.issuer),
+    serialNumber: cert.serialNumber.toUpperCase(),
+    notBefore: new Date(cert.validFrom),
+    notAfter: new Date(cert.validTo),
+    dipIds,
+    pem: cert.toString(),
+  };
+}
+
+/** Parse a PEM (or DER) certificate. Throws on garbage. */
+export function certificateInfo(pem: string | Buffer): CertificateInfo {
+  return infoFromX509(new X509Certificate(pem));
+}
+
+/** Split a PEM bundle into individual certificate PEM blocks. */
+export function splitPemBundle(pem: string): string[] {
+  return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+}
+
+function withinValidity(cert: X509Certificate, now: Date): boolean {
+  const t = now.getTime();
+  return Date.parse(cert.validFrom) <= t && t <= Date.parse(cert.validTo);
+}
+
+/**
+ * True when `certPem` was issued (and signed) by one of `caPems` (each entry may be a PEM bundle),
+ * that issuer is a CA, and both certificates are within their validity period at `now`.
+ * Only direct issuance is checked: put intermediates you trust in caPems.
+ */
+export function verifyChain(certPem: string, caPems: string[], now: Date = new Date()): boolean {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(certPem);
+  } catch {
+    return false;
+  }
+  if (!withinValidity(cert, now)) return false;
+  for (const bundle of caPems) {
+    const blocks = splitPemBundle(bundle);
+    for (const caPem of blocks.length > 0 ? blocks : [bundle]) {
+      let ca: X509Certificate;
+      try {
+        ca = new X509Certificate(caPem);
+      } catch {
+        continue;
+      }
+      if (!ca.ca) continue;
+      if (!cert.checkIssued(ca)) continue;
+      if (!withinValidity(ca, now)) continue;
+      try {
+        if (cert.verify(ca.publicKey)) return true;
+      } catch {
+        // wrong key type etc.
+      }
+    }
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verification
+
+interface CachedCert {
+  publicKey: KeyObject;
+  info: CertificateInfo;
+  notBeforeMs: number;
+  notAfterMs: number;
+}
+type CacheEntry = CachedCert | { error: string };
+
+let certCacheLimit = 10_000;
+const certCache = new Map<string, CacheEntry>();
+
+/** Change the parsed-certificate cache bound (default 10 000 entries). */
+export function setCertificateCacheLimit(limit: number): void {
+  certCacheLimit = Math.max(1, Math.floor(limit));
+  while (certCache.size > certCacheLimit) evictOldest();
+}
+export function clearCertificateCache(): void {
+  certCache.clear();
+}
+export function certificateCacheSize(): number {
+  return certCache.size;
+}
+
+function evictOldest(): void {
+  const first = certCache.keys().next();
+  if (!first.done) certCache.delete(first.value);
+}
+
+function parseCertificateHeader(headerValue: string): CacheEntry {
+  const hit = certCache.get(headerValue);
+  if (hit) {
+    // LRU-ish: move to the back of the insertion order.
+    certCache.delete(headerValue);
+    certCache.set(headerValue, hit);
+    return hit;
+  }
+  let entry: CacheEntry;
+  try {
+    if (!/^[A-Za-z0-9+/=_-]+$/.test(headerValue)) throw new Error('header value is not base64');
+    const decoded = Buffer.from(headerValue, 'base64');
+    if (decoded.length === 0) throw new Error('header value decodes to nothing');
+    // Spec: base64 of the PEM text. DER (base64 of the raw certificate) is accepted as well.
+    const cert = new X509Certificate(decoded);
+    const publicKey = cert.publicKey;
+    if (publicKey.asymmetricKeyType !== 'rsa') {
+      throw new Error(`certificate key type is ${publicKey.asymmetricKeyType ?? 'unknown'}, expected rsa`);
+    }
+    const info = infoFromX509(cert);
+    // Shared between requests: freeze so one caller cannot corrupt another's view.
+    Object.freeze(info.dipIds);
+    Object.freeze(info);
+    entry = { publicKey, info, notBeforeMs: info.notBefore.getTime(), notAfterMs: info.notAfter.getTime() };
+  } catch (e) {
+    entry = { error: (e as Error).message || String(e) };
+  }
+  if (certCache.size >= certCacheLimit) evictOldest();
+  certCache.set(headerValue, entry);
+  return entry;
+}
+
+function getHeader(
+  headers: Record<string, string | string[] | undefined>,
+  name: string,
+): { value?: string; problem?: string } {
+  let v = headers[name];
+  if (v === undefined) {
+    for (const k of Object.keys(headers)) {
+      if (k.toLowerCase() === name) {
+        v = headers[k];
+        break;
+      }
+    }
+  }
+  if (Array.isArray(v)) {
+    if (v.length !== 1) return { problem: `header ${name} appears ${v.length} times` };
+    v = v[0];
+  }
+  if (v === undefined) return { problem: `header ${name} is missing` };
+  const trimmed = v.trim();
+  if (trimmed === '') return { problem: `header ${name} is empty` };
+  return { value: trimmed };
+}
+
+// YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM). toISOString() output always matches.
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
+
+function fail(reason: VerifyFailureReason, detail: string): VerifyResult {
+  return { ok: false, reason, detail };
+}
+
+/**
+ * Verify the DIP signature headers of a request/webhook. Synchronous (~50 µs with a warm cache).
+ * Checks, in order: headers present, date format, clock skew, content hash, certificate parse
+ * (+ validity at `now`), RSA signature. It does not check trust (see verifyChain) nor that the
+ * certificate belongs to the sender (compare CertificateInfo.dipIds / fingerprint256).
+ */
+export function verifyDipSignature(input: VerifyInput): VerifyResult {
+  const hashH = getHeader(input.headers, DIP_HEADER_CONTENT_HASH);
+  const dateH = getHeader(input.headers, DIP_HEADER_SIGNATURE_DATE);
+  const sigH = getHeader(input.headers, DIP_HEADER_SIGNATURE);
+  const certH = getHeader(input.headers, DIP_HEADER_SIGNATURE_CERTIFICATE);
+  const problems = [hashH, dateH, sigH, certH].filter((h) => h.problem).map((h) => h.problem);
+  if (problems.length > 0) return fail('missing-header', problems.join('; '));
+  const hashHeader = hashH.value as string;
+  const date = dateH.value as string;
+  const signatureB64 = sigH.value as string;
+  const certHeader = certH.value as string;
+
+  if (!ISO_DATE.test(date)) {
+    return fail('bad-date', `${DIP_HEADER_SIGNATURE_DATE} '${truncate(date)}' is not an ISO-8601 UTC timestamp like 2025-06-27T14:29:09.061Z`);
+  }
+  const signedAt = Date.parse(date);
+  if (Number.isNaN(signedAt)) {
+    return fail('bad-date', `${DIP_HEADER_SIGNATURE_DATE} '${truncate(date)}' is not a valid date`);
+  }
+  const skew = signedAt - input.now.getTime();
+  if (Math.abs(skew) > input.maxSkewMs) {
+    return fail(
+      'clock-skew',
+      `${DIP_HEADER_SIGNATURE_DATE} ${date} is ${(Math.abs(skew) / 1000).toFixed(3)} s ${skew > 0 ? 'ahead of' : 'behind'} ` +
+        `server time ${input.now.toISOString()}; limit is ${(input.maxSkewMs / 1000).toFixed(3)} s`,
+    );
+  }
+
+  const actualHash = contentHash(input.body);
+  if (actualHash !== hashHeader) {
+    return fail(
+      'bad-hash',
+      `${DIP_HEADER_CONTENT_HASH} does not match the body (${input.body.length} bytes): expected ${actualHash}, got ${truncate(hashHeader)}`,
+    );
+  }
+
+  const cert = parseCertificateHeader(certHeader);
+  if ('error' in cert) {
+    return fail('bad-certificate', `${DIP_HEADER_SIGNATURE_CERTIFICATE} is not a base64-encoded X.509 certificate: ${cert.error}`);
+  }
+  if (input.checkCertificateValidity !== false) {
+    const t = input.now.getTime();
+    if (t < cert.notBeforeMs) {
+      return fail('bad-certificate', `certificate ${cert.info.subject} is not valid before ${cert.info.notBefore.toISOString()}`);
+    }
+    if (t > cert.notAfterMs) {
+      return fail('bad-certificate', `certificate ${cert.info.subject} expired at ${cert.info.notAfter.toISOString()}`);
+    }
+  }
+
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(signatureB64)) {
+    return fail('bad-signature', `${DIP_HEADER_SIGNATURE} is not base64`);
+  }
+  const signature = Buffer.from(signatureB64, 'base64');
+  const data = Buffer.from(stringToSign(input.method, input.url, date, hashHeader), 'utf8');
+  let valid = false;
+  try {
+    valid = cryptoVerify('sha256', data, cert.publicKey, signature);
+  } catch (e) {
+    return fail('bad-signature', `signature verification error: ${(e as Error).message}`);
+  }
+  if (!valid) {
+    return fail(
+      'bad-signature',
+      `${DIP_HEADER_SIGNATURE} does not verify with the key of ${cert.info.subject} over '${truncate(data.toString('utf8'), 300)}' ` +
+        `(check method, full URL incl. scheme/host/port, date and hash)`,
+    );
+  }
+  return { ok: true, certificate: cert.info };
+}
+
+function truncate(s: string, max = 120): string {
+  return s.length > max ? `${s.slice(0, max)}…(${s.length} chars)` : s;
+}
