@@ -128,6 +128,8 @@ export interface MessageLog {
 export interface ParticipantRegistry {
   upsertParticipant(p: Participant, apiKeyHash: string | null): Promise<void>;
   participants(): Promise<Array<{ participant: Participant; apiKeyHash: string }>>;
+  /** Changes whenever a participant or webhook changes, in this process or another (the CLI). */
+  registryVersion(): Promise<number>;
 }
 
 export interface WebhookRegistry {

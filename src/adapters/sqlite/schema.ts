@@ -68,6 +68,12 @@ CREATE TABLE IF NOT EXISTS participants (
   api_key_hash TEXT NOT NULL UNIQUE,
   created_at INTEGER NOT NULL
 );
+-- Bumped on every participant or webhook change, so a running server notices what the CLI changed.
+CREATE TABLE IF NOT EXISTS registry_version (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  version INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO registry_version (id, version) VALUES (1, 0);
 CREATE TABLE IF NOT EXISTS webhooks (
   recipient_dip_id TEXT NOT NULL,
   channel TEXT NOT NULL,

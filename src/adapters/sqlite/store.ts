@@ -1,0 +1,368 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Participant } from '../../domain/participant.js';
+import type {
+  AcceptedBatch,
+  AppendOutcome,
+  ArchivedMessage,
+  ArchiveQuery,
+  DeliveryAttempt,
+  QueueEntry,
+  QueueRef,
+  QueueState,
+  ReplayCopy,
+  Store,
+  Webhook,
+} from '../../ports/store.js';
+import { GroupCommit } from './group-commit.js';
+import { SCHEMA } from './schema.js';
+
+interface QueueRow {
+  id: number;
+  head: number;
+}
+
+const queueKey = (recipient: string, channel: string): string => `${recipient}\u0000${channel}`;
+
+/**
+ * The embedded store: one SQLite file in WAL mode with synchronous=FULL, so a resolved write has been
+ * fsync'd. Writes go through group commit (one transaction per event-loop turn); reads are direct.
+ * A recipient queue is a tiny (queue, seq) → message index over the single message log: fan-out to
+ * four recipients costs four 3-integer rows, not four copies of the message.
+ */
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+  private readonly writes: GroupCommit;
+  /** Queue id and last sequence number per (recipient, channel); dropped when a group commit rolls back. */
+  private queues = new Map<string, QueueRow>();
+  private readonly s;
+
+  constructor(file: string) {
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 10000');
+    this.db.exec(SCHEMA);
+    this.writes = new GroupCommit(this.db, () => this.queues.clear());
+    const db = this.db;
+    this.s = {
+      refSeen: db.prepare<[string, string], { n: number }>(
+        'SELECT 1 AS n FROM messages WHERE sender_dip_id = ? AND sender_ref = ?',
+      ),
+      insertBatch: db.prepare(
+        'INSERT INTO batches (channel, sender_dip_id, received_at, raw, signature) VALUES (?, ?, ?, ?, ?)',
+      ),
+      insertMessage: db.prepare(
+        `INSERT INTO messages (batch_id, transaction_id, channel, event_code, sender_dip_id, sender_role, sender_ref,
+           correlation_id, mpan, received_at, replay_of, outbound) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      findQueue: db.prepare<[string, string], { id: number; head: number | null }>(
+        `SELECT q.id AS id, (SELECT max(seq) FROM queue_entries e WHERE e.queue_id = q.id) AS head
+           FROM queues q WHERE recipient_dip_id = ? AND channel = ?`,
+      ),
+      insertQueue: db.prepare('INSERT INTO queues (recipient_dip_id, channel) VALUES (?, ?)'),
+      insertEntry: db.prepare('INSERT INTO queue_entries (queue_id, seq, message_id) VALUES (?, ?, ?)'),
+      readQueue: db.prepare<[number, number, number], { seq: number; messageId: number; transactionId: string; receivedAt: number; outbound: string }>(
+        `SELECT e.seq AS seq, m.id AS messageId, m.transaction_id AS transactionId, m.received_at AS receivedAt, m.outbound AS outbound
+           FROM queue_entries e JOIN messages m ON m.id = e.message_id
+          WHERE e.queue_id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?`,
+      ),
+      ackedSeq: db.prepare<[number], { acked: number }>('SELECT acked_seq AS acked FROM queues WHERE id = ?'),
+      ack: db.prepare('UPDATE queues SET acked_seq = max(acked_seq, ?) WHERE id = ?'),
+      pending: db.prepare<[], { recipient: string; channel: string }>(
+        `SELECT q.recipient_dip_id AS recipient, q.channel AS channel FROM queues q
+          WHERE EXISTS (SELECT 1 FROM queue_entries e WHERE e.queue_id = q.id AND e.seq > q.acked_seq)`,
+      ),
+      insertAttempt: db.prepare(
+        `INSERT INTO delivery_attempts (queue_id, first_seq, last_seq, url, started_at, latency_ms, status, verdict, error)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      attempts: db.prepare<[number, number], { firstSeq: number; lastSeq: number; url: string; startedAt: number; latencyMs: number; status: number | null; verdict: DeliveryAttempt['verdict']; error: string | null }>(
+        `SELECT first_seq AS firstSeq, last_seq AS lastSeq, url, started_at AS startedAt, latency_ms AS latencyMs, status, verdict, error
+           FROM delivery_attempts WHERE queue_id = ? ORDER BY id DESC LIMIT ?`,
+      ),
+      insertRejection: db.prepare(
+        'INSERT OR REPLACE INTO rejections (queue_id, seq, message_id, status, detail, at) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      upsertParticipant: db.prepare(
+        `INSERT INTO participants (dip_id, roles, organisation, certificate_pem, certificate_fingerprint, api_key_hash, created_at)
+         VALUES (@dipId, @roles, @organisation, @certificatePem, @certificateFingerprint, @apiKeyHash, @createdAt)
+         ON CONFLICT (dip_id) DO UPDATE SET roles = excluded.roles, organisation = excluded.organisation,
+           certificate_pem = excluded.certificate_pem, certificate_fingerprint = excluded.certificate_fingerprint,
+           api_key_hash = coalesce(@newApiKeyHash, participants.api_key_hash)`,
+      ),
+      participants: db.prepare<[], { dipId: string; roles: string; organisation: string; certificatePem: string; certificateFingerprint: string; apiKeyHash: string; createdAt: number }>(
+        `SELECT dip_id AS dipId, roles, organisation, certificate_pem AS certificatePem, certificate_fingerprint AS certificateFingerprint,
+                api_key_hash AS apiKeyHash, created_at AS createdAt FROM participants ORDER BY dip_id`,
+      ),
+      bumpVersion: db.prepare('UPDATE registry_version SET version = version + 1 WHERE id = 1'),
+      version: db.prepare<[], { version: number }>('SELECT version FROM registry_version WHERE id = 1'),
+      putWebhook: db.prepare(
+        `INSERT INTO webhooks (recipient_dip_id, channel, url, max_message_count, max_payload_kb) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (recipient_dip_id, channel) DO UPDATE SET url = excluded.url,
+           max_message_count = excluded.max_message_count, max_payload_kb = excluded.max_payload_kb`,
+      ),
+      deleteWebhook: db.prepare('DELETE FROM webhooks WHERE recipient_dip_id = ? AND channel = ?'),
+      webhooks: db.prepare<[], Webhook>(
+        `SELECT recipient_dip_id AS recipientDipId, channel, url, max_message_count AS maxMessageCount,
+                max_payload_kb AS maxPayloadKb FROM webhooks`,
+      ),
+    };
+  }
+
+  append(batch: AcceptedBatch): Promise<AppendOutcome> {
+    return this.writes.submit(() => {
+      const duplicates = batch.messages
+        .filter((m) => this.s.refSeen.get(m.senderDipId, m.senderUniqueReference) !== undefined)
+        .map((m) => m.senderUniqueReference);
+      if (duplicates.length > 0) return { ok: false as const, duplicates };
+      const batchId = this.s.insertBatch.run(
+        batch.channel,
+        batch.senderDipId,
+        batch.receivedAt,
+        batch.rawRequest,
+        batch.signatureHeaders,
+      ).lastInsertRowid;
+      // Sequence numbers are applied to the cache only once the whole batch is written: a failure part
+      // way through rolls back its savepoint and must leave the cached heads untouched.
+      const heads = new Map<string, QueueRow>();
+      for (const m of batch.messages) {
+        const messageId = this.s.insertMessage.run(
+          batchId,
+          m.transactionId,
+          m.channel,
+          m.eventCode,
+          m.senderDipId,
+          m.senderRole,
+          m.senderUniqueReference,
+          m.correlationId,
+          m.mpan,
+          m.receivedAt,
+          null,
+          m.outbound,
+        ).lastInsertRowid;
+        for (const recipient of m.recipients) {
+          const q = this.nextSeq(heads, recipient, m.channel);
+          this.s.insertEntry.run(q.id, q.head, messageId);
+        }
+      }
+      for (const [k, q] of heads) this.queues.set(k, q);
+      return { ok: true as const };
+    });
+  }
+
+  /** Bumps the queue's head in the batch-local map (creating the queue row on first use). */
+  private nextSeq(heads: Map<string, QueueRow>, recipient: string, channel: string): QueueRow {
+    const k = queueKey(recipient, channel);
+    let q = heads.get(k);
+    if (!q) {
+      const known = this.queueRow(recipient, channel, true)!;
+      q = { id: known.id, head: known.head };
+      heads.set(k, q);
+    }
+    q.head += 1;
+    return q;
+  }
+
+  private queueRow(recipient: string, channel: string, create: boolean): QueueRow | undefined {
+    const k = queueKey(recipient, channel);
+    const cached = this.queues.get(k);
+    if (cached) return cached;
+    const row = this.s.findQueue.get(recipient, channel);
+    let q: QueueRow | undefined;
+    if (row) q = { id: row.id, head: row.head ?? 0 };
+    else if (create) q = { id: Number(this.s.insertQueue.run(recipient, channel).lastInsertRowid), head: 0 };
+    // A queue created inside a transaction is cached only by the caller after success.
+    if (q && row) this.queues.set(k, q);
+    return q;
+  }
+
+  async readQueue(queue: QueueRef, afterSeq: number, limit: number, maxBytes: number): Promise<QueueEntry[]> {
+    const q = this.queueRow(queue.recipientDipId, queue.channel, false);
+    if (!q) return [];
+    const rows = this.s.readQueue.all(q.id, afterSeq, limit);
+    let bytes = 0;
+    const out: QueueEntry[] = [];
+    for (const r of rows) {
+      bytes += Buffer.byteLength(r.outbound) + 1;
+      if (out.length > 0 && bytes > maxBytes) break;
+      out.push(r);
+    }
+    return out;
+  }
+
+  async queueState(queue: QueueRef): Promise<QueueState> {
+    const q = this.queueRow(queue.recipientDipId, queue.channel, false);
+    if (!q) return { ackedSeq: 0, headSeq: 0 };
+    return { ackedSeq: this.s.ackedSeq.get(q.id)?.acked ?? 0, headSeq: q.head };
+  }
+
+  async pendingQueues(): Promise<QueueRef[]> {
+    return this.s.pending.all().map((r) => ({ recipientDipId: r.recipient, channel: r.channel }));
+  }
+
+  ack(queue: QueueRef, seq: number): Promise<void> {
+    return this.writes.submit(() => {
+      const q = this.requireQueue(queue);
+      this.s.ack.run(seq, q.id);
+    });
+  }
+
+  recordAttempt(a: DeliveryAttempt): Promise<void> {
+    return this.writes.submit(() => {
+      const q = this.requireQueue(a.queue);
+      this.s.insertAttempt.run(q.id, a.firstSeq, a.lastSeq, a.url, a.startedAt, Math.round(a.latencyMs), a.status, a.verdict, a.error);
+    });
+  }
+
+  recordRejection(queue: QueueRef, entry: QueueEntry, status: number, detail: string): Promise<void> {
+    return this.writes.submit(() => {
+      const q = this.requireQueue(queue);
+      this.s.insertRejection.run(q.id, entry.seq, entry.messageId, status, detail, Date.now());
+    });
+  }
+
+  private requireQueue(queue: QueueRef): QueueRow {
+    const q = this.queueRow(queue.recipientDipId, queue.channel, false);
+    if (!q) throw new Error(`no queue for ${queue.recipientDipId} on ${queue.channel}`);
+    return q;
+  }
+
+  async findArchived(query: ArchiveQuery): Promise<ArchivedMessage[]> {
+    const where = ['q.recipient_dip_id = ?', 'q.channel = ?'];
+    const args: Array<string | number> = [query.recipientDipId, query.channel];
+    if (query.fromMs !== undefined) {
+      where.push('m.received_at >= ?');
+      args.push(query.fromMs);
+    }
+    if (query.toMs !== undefined) {
+      where.push('m.received_at <= ?');
+      args.push(query.toMs);
+    }
+    if (query.eventCode !== undefined) {
+      where.push('m.event_code = ?');
+      args.push(query.eventCode);
+    }
+    if (query.mpan !== undefined) {
+      where.push('m.mpan = ?');
+      args.push(query.mpan);
+    }
+    if (query.transactionIds !== undefined) {
+      where.push(`m.transaction_id IN (${query.transactionIds.map(() => '?').join(',') || 'NULL'})`);
+      args.push(...query.transactionIds);
+    }
+    args.push(query.limit);
+    return this.db
+      .prepare<unknown[], ArchivedMessage>(
+        `SELECT m.id AS id, m.transaction_id AS transactionId, m.channel AS channel, m.event_code AS eventCode,
+                m.sender_dip_id AS senderDipId, m.sender_role AS senderRole, m.correlation_id AS correlationId,
+                m.mpan AS mpan, m.received_at AS receivedAt, m.outbound AS outbound
+           FROM queue_entries e JOIN queues q ON q.id = e.queue_id JOIN messages m ON m.id = e.message_id
+          WHERE ${where.join(' AND ')} ORDER BY e.seq LIMIT ?`,
+      )
+      .all(...args);
+  }
+
+  appendReplayCopies(copies: ReplayCopy[], enqueueFor?: QueueRef): Promise<void> {
+    return this.writes.submit(() => {
+      const heads = new Map<string, QueueRow>();
+      for (const c of copies) {
+        const original = this.db
+          .prepare<[number], { channel: string; eventCode: string; senderDipId: string; senderRole: string; correlationId: string | null; mpan: string | null }>(
+            `SELECT channel, event_code AS eventCode, sender_dip_id AS senderDipId, sender_role AS senderRole,
+                    correlation_id AS correlationId, mpan FROM messages WHERE id = ?`,
+          )
+          .get(c.originalId);
+        if (!original) throw new Error(`replay of unknown message ${c.originalId}`);
+        const id = this.s.insertMessage.run(
+          null,
+          c.transactionId,
+          original.channel,
+          original.eventCode,
+          original.senderDipId,
+          original.senderRole,
+          null,
+          original.correlationId,
+          original.mpan,
+          c.receivedAt,
+          c.originalId,
+          c.outbound,
+        ).lastInsertRowid;
+        if (enqueueFor) {
+          const q = this.nextSeq(heads, enqueueFor.recipientDipId, enqueueFor.channel);
+          this.s.insertEntry.run(q.id, q.head, id);
+        }
+      }
+      for (const [k, q] of heads) this.queues.set(k, q);
+    });
+  }
+
+  async attempts(queue: QueueRef, limit: number): Promise<DeliveryAttempt[]> {
+    const q = this.queueRow(queue.recipientDipId, queue.channel, false);
+    if (!q) return [];
+    return this.s.attempts.all(q.id, limit).map((r) => ({ ...r, queue }));
+  }
+
+  upsertParticipant(p: Participant, apiKeyHash: string | null): Promise<void> {
+    return this.writes.submit(() => {
+      if (apiKeyHash === null && !this.s.participants.all().some((r) => r.dipId === p.dipId)) {
+        throw new Error(`participant ${p.dipId} is new: an API key is required`);
+      }
+      this.s.upsertParticipant.run({
+        dipId: p.dipId,
+        roles: p.roles.join(','),
+        organisation: p.organisation,
+        certificatePem: p.certificatePem,
+        certificateFingerprint: p.certificateFingerprint,
+        apiKeyHash: apiKeyHash ?? '',
+        newApiKeyHash: apiKeyHash,
+        createdAt: p.createdAt,
+      });
+      this.s.bumpVersion.run();
+    });
+  }
+
+  async participants(): Promise<Array<{ participant: Participant; apiKeyHash: string }>> {
+    return this.s.participants.all().map((r) => ({
+      participant: {
+        dipId: r.dipId,
+        roles: r.roles.split(',').filter(Boolean),
+        organisation: r.organisation,
+        certificatePem: r.certificatePem,
+        certificateFingerprint: r.certificateFingerprint,
+        createdAt: r.createdAt,
+      },
+      apiKeyHash: r.apiKeyHash,
+    }));
+  }
+
+  async registryVersion(): Promise<number> {
+    return this.s.version.get()?.version ?? 0;
+  }
+
+  putWebhook(w: Webhook): Promise<void> {
+    return this.writes.submit(() => {
+      this.s.putWebhook.run(w.recipientDipId, w.channel, w.url, w.maxMessageCount, w.maxPayloadKb);
+      this.s.bumpVersion.run();
+    });
+  }
+
+  deleteWebhook(recipientDipId: string, channel: string): Promise<boolean> {
+    return this.writes.submit(() => {
+      const changed = this.s.deleteWebhook.run(recipientDipId, channel).changes > 0;
+      if (changed) this.s.bumpVersion.run();
+      return changed;
+    });
+  }
+
+  async webhooks(): Promise<Webhook[]> {
+    return this.s.webhooks.all();
+  }
+
+  async close(): Promise<void> {
+    this.writes.flush();
+    this.db.close();
+  }
+}
