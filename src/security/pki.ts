@@ -2,8 +2,10 @@
  * Development / test PKI for OpenDIP (RSA-2048, SHA-256), built on @peculiar/x509.
  *
  *  - a self-signed CA per environment,
- *  - a TLS server certificate (serverAuth, DNS + IP SANs),
- *  - participant certificates (clientAuth, SAN URIs `urn:dip:participant:<DIPID>`),
+ *  - a TLS server certificate (serverAuth + clientAuth, DNS + IP SANs): the DIP also presents it
+ *    as its client certificate on outbound mTLS webhook calls,
+ *  - participant certificates (clientAuth, digitalSignature, SAN URIs `urn:dip:participant:<DIPID>`):
+ *    one certificate serves for mTLS and for message signing,
  *  - the DIP's own message-signing certificate.
  *
  * Not for production: private keys are written unencrypted (mode 0600).
@@ -35,6 +37,9 @@ const RSA_ALG = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as const;
 /** Back-date notBefore to tolerate clock differences between machines. */
 const BACKDATE_MS = 60 * 60 * 1000;
 const DAY_MS = 24 * 60 * 60 * 1000;
+const MIN_RSA_BITS = 2048;
+const EKU_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+const EKU_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 
 interface GeneratedKey {
   keyPem: string;
@@ -72,10 +77,16 @@ function randomSerial(): string {
   return b.toString('hex');
 }
 
-function validity(validDays: number): { notBefore: Date; notAfter: Date } {
+function checkValidDays(validDays: number): void {
   if (!(validDays > 0)) throw new Error(`validDays must be > 0, got ${validDays}`);
+}
+
+function validity(validDays: number, notAfterLimit?: Date): { notBefore: Date; notAfter: Date } {
   const now = Date.now();
-  return { notBefore: new Date(now - BACKDATE_MS), notAfter: new Date(now + validDays * DAY_MS) };
+  let notAfter = now + validDays * DAY_MS;
+  // A leaf must not outlive its issuer.
+  if (notAfterLimit && notAfterLimit.getTime() < notAfter) notAfter = notAfterLimit.getTime();
+  return { notBefore: new Date(now - BACKDATE_MS), notAfter: new Date(notAfter) };
 }
 
 async function issue(
@@ -87,19 +98,21 @@ async function issue(
 ): Promise<string> {
   const caCert = new x509.X509Certificate(ca.certPem);
   const signingKey = await importSigningKey(ca.keyPem);
+  // The authority key identifier must equal the CA's subject key identifier (OpenSSL compares them
+  // when matching issuers), whatever method the CA used to compute it.
+  const caSki = caCert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
+  const aki = caSki
+    ? new x509.AuthorityKeyIdentifierExtension(caSki)
+    : await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey);
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
     subject,
     issuer: caCert.subjectName, // exact DER of the CA subject, so issuer matching is byte-exact
-    ...validity(validDays),
+    ...validity(validDays, caCert.notAfter),
     publicKey: publicKeySpki,
     signingKey,
     signingAlgorithm: RSA_ALG,
-    extensions: [
-      ...extensions,
-      await x509.SubjectKeyIdentifierExtension.create(publicKeySpki),
-      await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey),
-    ],
+    extensions: [...extensions, await x509.SubjectKeyIdentifierExtension.create(publicKeySpki), aki],
   });
   return cert.toString('pem') + '\n';
 }
@@ -111,6 +124,7 @@ export async function createCertificateAuthority(opts: {
   environment: string;
   validDays: number;
 }): Promise<KeyAndCert> {
+  checkValidDays(opts.validDays); // before the expensive key generation
   const key = await generateRsaKey();
   const subject: x509.JsonName = [{ CN: [opts.commonName] }, { O: ['OpenDIP'] }, { OU: [opts.environment] }];
   const signingKey = await importSigningKey(key.keyPem);
@@ -140,12 +154,14 @@ export async function issueServerCertificate(
     ...opts.ipAddresses.map((value) => ({ type: 'ip' as const, value })),
   ];
   if (names.length === 0) throw new Error('issueServerCertificate: at least one hostname or IP address is required');
+  checkValidDays(opts.validDays); // before the expensive key generation
   const key = await generateRsaKey();
   const cn = opts.commonName ?? opts.hostnames[0] ?? opts.ipAddresses[0] ?? 'localhost';
   const certPem = await issue(ca, [{ CN: [cn] }, { O: ['OpenDIP'] }], key.spkiDer, opts.validDays, [
     new x509.BasicConstraintsExtension(false, undefined, true),
     new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
-    new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+    // clientAuth too: the DIP presents this certificate on its outbound mTLS webhook calls.
+    new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
     new x509.SubjectAlternativeNameExtension(names),
   ]);
   return { keyPem: key.keyPem, certPem };
@@ -160,14 +176,20 @@ export async function issueParticipantCertificate(
   for (const id of opts.dipIds) {
     if (!/^[A-Za-z0-9._-]+$/.test(id)) throw new Error(`issueParticipantCertificate: invalid DIP ID '${id}'`);
   }
+  checkValidDays(opts.validDays);
   let keyPem = '';
   let spki: Uint8Array<ArrayBuffer>;
   if (opts.csrPem) {
     const csr = new x509.Pkcs10CertificateRequest(opts.csrPem);
     if (!(await csr.verify())) throw new Error('issueParticipantCertificate: CSR signature is invalid');
     spki = new Uint8Array(csr.publicKey.rawData);
-    const kt = createPublicKey({ key: spki, format: 'der', type: 'spki' }).asymmetricKeyType;
+    const pub = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+    const kt = pub.asymmetricKeyType;
     if (kt !== 'rsa') throw new Error(`issueParticipantCertificate: CSR key must be RSA, got ${kt ?? 'unknown'}`);
+    const bits = pub.asymmetricKeyDetails?.modulusLength ?? 0;
+    if (bits < MIN_RSA_BITS) {
+      throw new Error(`issueParticipantCertificate: CSR RSA key is ${bits} bits, at least ${MIN_RSA_BITS} required`);
+    }
   } else {
     const key = await generateRsaKey();
     keyPem = key.keyPem;
@@ -187,6 +209,7 @@ export async function issueSigningCertificate(
   ca: KeyAndCert,
   opts: { commonName: string; validDays: number },
 ): Promise<KeyAndCert> {
+  checkValidDays(opts.validDays); // before the expensive key generation
   const key = await generateRsaKey();
   const certPem = await issue(ca, [{ CN: [opts.commonName] }, { O: ['OpenDIP'] }], key.spkiDer, opts.validDays, [
     new x509.BasicConstraintsExtension(false, undefined, true),
@@ -250,7 +273,8 @@ function leafUsable(kc: KeyAndCert, ca: NodeX509, now: number): NodeX509 | undef
 /**
  * Create (first call) or load (later calls) the CA, TLS server and DIP signing material in `dir`.
  * A missing, mismatched or nearly expired leaf is re-issued from the existing CA; the server
- * certificate is also re-issued when it lacks one of the requested hostnames / IP addresses.
+ * certificate is also re-issued when it lacks one of the requested hostnames / IP addresses or
+ * the serverAuth / clientAuth extended key usage.
  * If the CA itself is missing or unusable, everything is regenerated.
  */
 export async function ensurePki(
@@ -284,38 +308,52 @@ export async function ensurePki(
     created = true;
   }
 
-  let server = await loadPair(dir, FILES.serverKey, FILES.serverCert);
-  const serverX509 = server ? leafUsable(server, caX509, now) : undefined;
-  let serverOk = false;
-  if (serverX509) {
-    const sans = parseSubjectAltName(serverX509.subjectAltName);
-    const dns = new Set(sans.filter((s) => s.type === 'DNS').map((s) => s.value.toLowerCase()));
-    const ips = new Set(sans.filter((s) => s.type === 'IP Address').map((s) => s.value));
-    serverOk =
-      opts.hostnames.every((h) => dns.has(h.toLowerCase())) &&
-      opts.ipAddresses.every((ip) => ips.has(ip) || ips.has(canonicalIp(ip)));
-  }
-  if (!server || !serverOk) {
-    server = await issueServerCertificate(ca, {
+  const caPair = ca;
+  const caCert = caX509;
+  // The two leaves are independent: check / re-issue them concurrently (RSA keygen is the cost).
+  const ensureServer = async (): Promise<KeyAndCert> => {
+    const server = await loadPair(dir, FILES.serverKey, FILES.serverCert);
+    const serverX509 = server ? leafUsable(server, caCert, now) : undefined;
+    if (server && serverX509 && serverCoversRequest(serverX509, opts)) return server;
+    const issued = await issueServerCertificate(caPair, {
       hostnames: opts.hostnames,
       ipAddresses: opts.ipAddresses,
       validDays: LEAF_DAYS,
     });
-    await savePair(dir, FILES.serverKey, FILES.serverCert, server);
+    await savePair(dir, FILES.serverKey, FILES.serverCert, issued);
     created = true;
-  }
-
-  let signing = await loadPair(dir, FILES.signingKey, FILES.signingCert);
-  if (!signing || !leafUsable(signing, caX509, now)) {
-    signing = await issueSigningCertificate(ca, {
+    return issued;
+  };
+  const ensureSigning = async (): Promise<KeyAndCert> => {
+    const signing = await loadPair(dir, FILES.signingKey, FILES.signingCert);
+    if (signing && leafUsable(signing, caCert, now)) return signing;
+    const issued = await issueSigningCertificate(caPair, {
       commonName: `OpenDIP ${opts.environment} signing`,
       validDays: LEAF_DAYS,
     });
-    await savePair(dir, FILES.signingKey, FILES.signingCert, signing);
+    await savePair(dir, FILES.signingKey, FILES.signingCert, issued);
     created = true;
-  }
+    return issued;
+  };
+  const [server, signing] = await Promise.all([ensureServer(), ensureSigning()]);
 
   return { ca, server, signing, created };
+}
+
+/**
+ * The server certificate has every requested hostname / IP address and both EKUs. Certificates
+ * issued before the DIP used them for outbound mTLS lack clientAuth: they get re-issued.
+ */
+function serverCoversRequest(cert: NodeX509, opts: { hostnames: string[]; ipAddresses: string[] }): boolean {
+  const eku = cert.keyUsage ?? [];
+  if (!eku.includes(EKU_SERVER_AUTH) || !eku.includes(EKU_CLIENT_AUTH)) return false;
+  const sans = parseSubjectAltName(cert.subjectAltName);
+  const dns = new Set(sans.filter((s) => s.type === 'DNS').map((s) => s.value.toLowerCase()));
+  const ips = new Set(sans.filter((s) => s.type === 'IP Address').map((s) => s.value));
+  return (
+    opts.hostnames.every((h) => dns.has(h.toLowerCase())) &&
+    opts.ipAddresses.every((ip) => ips.has(ip) || ips.has(canonicalIp(ip)))
+  );
 }
 
 /** Node prints IPv6 SANs in full uncompressed upper-case form; normalise for comparison. */

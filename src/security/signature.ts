@@ -4,7 +4,7 @@
  * Scheme (see shared/reference/README.md, "Message signing"):
  *   X-DIP-Content-Hash          = base64(SHA-256(raw body bytes))
  *   X-DIP-Signature-Date        = UTC ISO-8601 with milliseconds (Date.toISOString())
- *   string to sign              = `${METHOD};${fullUrl.toLowerCase()};${date};${contentHash}`
+ *   string to sign              = `${METHOD.toUpperCase()};${fullUrl.toLowerCase()};${date};${contentHash}`
  *   X-DIP-Signature             = base64(RSASSA-PKCS1-v1_5 / SHA-256 over the UTF-8 string to sign)
  *   X-DIP-Signature-Certificate = base64(PEM text of the signer's certificate)
  *
@@ -98,9 +98,13 @@ export function contentHash(body: Buffer | string): string {
   return createHash('sha256').update(body).digest('base64');
 }
 
-/** `${METHOD};${url lower-cased};${date};${hash}` — method is used exactly as sent. */
+/**
+ * `${METHOD};${url lower-cased};${date};${hash}`. The method is upper-cased: HTTP clients (undici,
+ * fetch) send standard methods upper-case whatever the caller wrote, and node only parses upper-case
+ * methods, so `sign('post', ...)` must sign what actually goes on the wire.
+ */
 export function stringToSign(method: string, url: string, date: string, hash: string): string {
-  return `${method};${url.toLowerCase()};${date};${hash}`;
+  return `${method.toUpperCase()};${url.toLowerCase()};${date};${hash}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -346,6 +350,9 @@ function getHeader(
   if (v === undefined) return { problem: `header ${name} is missing` };
   const trimmed = v.trim();
   if (trimmed === '') return { problem: `header ${name} is empty` };
+  // node's HTTP parser joins repeated non-standard headers with ", ". None of the four DIP header
+  // values can contain a comma (base64, ISO-8601), so a comma means the header was sent twice.
+  if (trimmed.includes(',')) return { problem: `header ${name} appears more than once` };
   return { value: trimmed };
 }
 

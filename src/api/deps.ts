@@ -1,0 +1,20 @@
+import type { DipConfig } from '../config.js';
+import type { Channel } from '../pipeline/channels.js';
+import type { Delivery } from '../pipeline/delivery.js';
+import type { Ingest } from '../pipeline/ingest.js';
+import type { Logger } from '../pipeline/logger.js';
+import type { Registry } from '../pipeline/registry.js';
+import type { Replay } from '../pipeline/replay.js';
+import type { WebhookRegistry } from '../ports/store.js';
+
+/** What the HTTP routes need; wired once in app.ts. */
+export interface ApiDeps {
+  config: DipConfig;
+  logger: Logger;
+  ingest: Ingest;
+  registry: Registry;
+  webhooks: WebhookRegistry;
+  delivery: Delivery;
+  replay: Replay;
+  channel(id: string): Channel | undefined;
+}

@@ -1,0 +1,62 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Participant } from '../../domain/participant.js';
+import { MSG } from '../../domain/response-codes.js';
+import { authenticate } from '../../pipeline/authenticate.js';
+import type { Channel } from '../../pipeline/channels.js';
+import type { ApiDeps } from '../deps.js';
+import { evidence, sendStandard } from '../server.js';
+
+export interface RecipientScope {
+  caller: Participant;
+  channel: Channel;
+}
+
+/**
+ * For the per-recipient resources (pubconfig, replay, requeue): the caller must be the recipient named
+ * in the URL and hold a role that receives on the channel. Whatever IDs a caller puts in a URL, it only
+ * ever reaches its own queues. Sends the refusal itself and returns null when the call may not proceed.
+ */
+export async function authoriseRecipient(
+  deps: ApiDeps,
+  req: FastifyRequest<{ Params: { id: string; recipientId: string } }>,
+  reply: FastifyReply,
+): Promise<RecipientScope | null> {
+  const auth = await authenticate(deps.registry, evidence(deps, req), new Date(), deps.config.maxClockSkewSeconds * 1000);
+  if (!auth.ok) {
+    void sendStandard(deps, reply, auth.status, null, MSG.processingFailed, auth.help);
+    return null;
+  }
+  const caller = auth.participant;
+  if (req.params.recipientId !== caller.dipId) {
+    void sendStandard(deps, reply, 403, caller.dipId, MSG.processingFailed, `recipient-id ${req.params.recipientId} is not the caller ${caller.dipId}`);
+    return null;
+  }
+  const channel = deps.channel(req.params.id);
+  if (!channel) {
+    void sendStandard(deps, reply, 404, caller.dipId, MSG.interfaceIdInvalid, `dip-channel '${req.params.id}' is not a channel of this DIP`);
+    return null;
+  }
+  if (!caller.roles.some((r) => channel.receiverRoles.includes(r))) {
+    void sendStandard(
+      deps,
+      reply,
+      403,
+      caller.dipId,
+      MSG.processingFailed,
+      `${caller.dipId} holds ${caller.roles.join(', ')}; only ${channel.receiverRoles.join(', ')} receive on ${channel.interfaceId}`,
+    );
+    return null;
+  }
+  return { caller, channel };
+}
+
+/** Parses a JSON body for the small configuration resources; null (and a 400 sent) when it is not JSON. */
+export function jsonBody(deps: ApiDeps, req: FastifyRequest, reply: FastifyReply, recipientId: string): unknown {
+  const raw = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch (e) {
+    void sendStandard(deps, reply, 400, recipientId, MSG.schemaFailure, `the body is not valid JSON: ${(e as Error).message}`);
+    return null;
+  }
+}

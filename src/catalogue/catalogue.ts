@@ -1,0 +1,150 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Ajv, type ValidateFunction } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import { toIssues } from './errors.js';
+import { buildKeyTree, normaliseKeys, type KeyNode, type NormaliseProblem } from './key-case.js';
+import type { ImportResult } from './spec-import.js';
+import type { CatalogueChannel, CatalogueDocument, ChannelDefinition, ValidationResult } from './types.js';
+
+export type { ChannelDefinition, ValidationIssue, ValidationResult } from './types.js';
+
+/** ajv-formats is CommonJS; under NodeNext its default export arrives wrapped. */
+const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
+
+const BUNDLED = 'catalogue-2.1.0.json';
+
+/** The bundled file sits beside this module in src/; from a dist/ build, look back in src/. */
+function bundledPath(): string {
+  const candidates = [
+    new URL(`./generated/${BUNDLED}`, import.meta.url),
+    new URL(`../../../src/catalogue/generated/${BUNDLED}`, import.meta.url),
+  ].map((u) => fileURLToPath(u));
+  return candidates.find((p) => existsSync(p)) ?? candidates[0] ?? '';
+}
+
+interface Compiled {
+  validate: ValidateFunction;
+  keys: KeyNode;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function definitionOf(c: CatalogueChannel): ChannelDefinition {
+  return {
+    interfaceId: c.interfaceId,
+    publicationId: c.publicationId,
+    name: c.name,
+    eventCodes: [...c.eventCodes],
+    schemaVersions: [...c.schemaVersions],
+    senderRoles: [...c.senderRoles],
+    receiverRoles: [...c.receiverRoles],
+    routingModes: [...c.routingModes],
+  };
+}
+
+/**
+ * The interface catalogue: channel definitions and payload validation against the published schema.
+ * Each channel's schema is compiled on first use and kept.
+ */
+export class Catalogue {
+  readonly version: string;
+  private readonly byId = new Map<string, CatalogueChannel>();
+  private readonly definitions = new Map<string, ChannelDefinition>();
+  private readonly compiled = new Map<string, Compiled>();
+  private ajv: Ajv | null = null;
+
+  constructor(doc: CatalogueDocument) {
+    this.version = doc.apiVersion;
+    for (const c of doc.channels) {
+      this.byId.set(c.interfaceId.toUpperCase(), c);
+      this.definitions.set(c.interfaceId.toUpperCase(), definitionOf(c));
+    }
+  }
+
+  /** The catalogue generated from the published API and committed with the code. */
+  static load(): Catalogue {
+    return Catalogue.fromFile(bundledPath());
+  }
+
+  static fromFile(path: string): Catalogue {
+    const doc = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+    if (!isRecord(doc) || typeof doc['apiVersion'] !== 'string' || !Array.isArray(doc['channels'])) {
+      throw new Error(`${path} is not an interface catalogue`);
+    }
+    return new Catalogue(doc as unknown as CatalogueDocument);
+  }
+
+  /** Case-insensitive: `if-021` finds IF-021. */
+  channel(id: string): ChannelDefinition | undefined {
+    return this.definitions.get(id.toUpperCase());
+  }
+
+  channels(): ChannelDefinition[] {
+    return [...this.definitions.values()];
+  }
+
+  /** The channel's JSON Schema of one message item, as generated. */
+  schema(id: string): CatalogueChannel['schema'] | undefined {
+    return this.byId.get(id.toUpperCase())?.schema;
+  }
+
+  /**
+   * Validates one array item `{ payload: { CommonBlock, CustomBlock } }` for a channel. Field names
+   * are matched case-insensitively; on success `message` carries the spec's exact case (the input
+   * itself when it already did).
+   */
+  validate(channelId: string, item: unknown): ValidationResult {
+    const channel = this.byId.get(channelId.toUpperCase());
+    if (!channel) {
+      return { ok: false, errors: [{ path: '', rule: 'channel', message: `unknown channel ${channelId}` }] };
+    }
+    const { validate, keys } = this.compile(channel);
+    const problems: NormaliseProblem[] = [];
+    const message = normaliseKeys(item, keys, problems);
+    if (problems.length > 0) {
+      return {
+        ok: false,
+        errors: problems.slice(0, 10).map((p) => ({
+          path: p.path,
+          rule: 'duplicateKey',
+          message: `${p.path} is given twice (as "${p.key}" and in another case); field names are case-insensitive`,
+        })),
+      };
+    }
+    if (!validate(message)) return { ok: false, errors: toIssues(validate.errors ?? [], channel.interfaceId) };
+    // The schema has checked these are strings.
+    const s0 = ((message as { payload: { CommonBlock: { S0: Record<string, unknown> } } }).payload.CommonBlock.S0);
+    const code = String(s0['eventCode']);
+    return {
+      ok: true,
+      message,
+      eventCode: code.startsWith('[') && code.endsWith(']') ? code.slice(1, -1) : code,
+      schemaVersion: String(s0['schemaVersion']),
+    };
+  }
+
+  private compile(channel: CatalogueChannel): Compiled {
+    const hit = this.compiled.get(channel.interfaceId);
+    if (hit) return hit;
+    if (!this.ajv) {
+      // strict: false — the published schemas carry keyword combinations Ajv's strict mode would flag.
+      this.ajv = new Ajv({ allErrors: true, strict: false });
+      addFormats(this.ajv);
+    }
+    const compiled = { validate: this.ajv.compile(channel.schema), keys: buildKeyTree(channel.schema) };
+    this.compiled.set(channel.interfaceId, compiled);
+    return compiled;
+  }
+}
+
+/**
+ * Generates a catalogue file from a published spec directory (the `dip catalogue import` command and
+ * the generator script share it). Loaded on demand: the YAML reader is not needed to serve traffic.
+ */
+export async function importCatalogue(specDir: string, outFile: string, rolesTable?: string): Promise<ImportResult> {
+  const mod = await import('./spec-import.js');
+  return mod.importCatalogue(specDir, outFile, rolesTable);
+}

@@ -1,0 +1,107 @@
+import type { ErrorObject } from 'ajv';
+import type { ValidationIssue } from './types.js';
+
+/** Enough to tell a sender what to fix; a batch with hundreds of bad periods need not list them all. */
+export const MAX_ISSUES = 10;
+
+/** Keywords that only say "a subschema failed"; the subschema's own errors say why. */
+const UMBRELLA = new Set(['if', 'oneOf', 'anyOf', 'allOf', 'not', '$ref']);
+
+/** JSON Pointer (`/payload/CustomBlock/B900/settlementDayConsumptionPeriods/0`) → `payload.CustomBlock.B900.settlementDayConsumptionPeriods[0]`. */
+export function dottedPath(pointer: string): string {
+  if (!pointer) return '';
+  let out = '';
+  for (const raw of pointer.slice(1).split('/')) {
+    const seg = raw.replaceAll('~1', '/').replaceAll('~0', '~');
+    out += /^\d+$/.test(seg) ? `[${seg}]` : out ? `.${seg}` : seg;
+  }
+  return out;
+}
+
+function join(path: string, key: string): string {
+  return path ? `${path}.${key}` : key;
+}
+
+function depth(path: string): number {
+  let n = path ? 1 : 0;
+  for (const c of path) if (c === '.' || c === '[') n++;
+  return n;
+}
+
+function list(values: unknown[]): string {
+  const shown = values.slice(0, 12).map((v) => JSON.stringify(v));
+  return shown.join(', ') + (values.length > 12 ? `, … (${values.length} values)` : '');
+}
+
+function typeName(t: unknown): string {
+  const names = Array.isArray(t) ? t.map(String) : String(t).split(',');
+  return names.join(' or ');
+}
+
+function describe(e: ErrorObject, channelId: string): ValidationIssue {
+  const at = dottedPath(e.instancePath);
+  const p = e.params as Record<string, unknown>;
+  const subject = at || 'the message';
+  switch (e.keyword) {
+    case 'required': {
+      const path = join(at, String(p['missingProperty']));
+      return { path, rule: 'required', message: `${path} is required` };
+    }
+    case 'additionalProperties': {
+      const path = join(at, String(p['additionalProperty']));
+      return { path, rule: 'additionalProperties', message: `${path} is not a field of ${subject} on ${channelId}; extra fields are not allowed` };
+    }
+    case 'pattern':
+      return { path: at, rule: 'pattern', message: `${subject} must match pattern ${String(p['pattern'])}` };
+    case 'enum': {
+      const allowed = Array.isArray(p['allowedValues']) ? (p['allowedValues'] as unknown[]) : [];
+      if (at === 'payload.CommonBlock.S0.interfaceID') {
+        return { path: at, rule: 'enum', message: `${at} must be ${list(allowed)}: the message was sent on channel ${channelId}` };
+      }
+      return { path: at, rule: 'enum', message: `${subject} must be one of ${list(allowed)}` };
+    }
+    case 'type':
+      return { path: at, rule: 'type', message: `${subject} must be of type ${typeName(p['type'])}` };
+    case 'minLength':
+    case 'maxLength': {
+      const bound = e.keyword === 'minLength' ? 'at least' : 'at most';
+      return { path: at, rule: e.keyword, message: `${subject} must be ${bound} ${String(p['limit'])} characters long` };
+    }
+    case 'minItems':
+    case 'maxItems': {
+      const bound = e.keyword === 'minItems' ? 'at least' : 'at most';
+      return { path: at, rule: e.keyword, message: `${subject} must have ${bound} ${String(p['limit'])} items` };
+    }
+    case 'minimum':
+    case 'maximum':
+    case 'exclusiveMinimum':
+    case 'exclusiveMaximum':
+      return { path: at, rule: e.keyword, message: `${subject} must be ${String(p['comparison'])} ${String(p['limit'])}` };
+    case 'format':
+      return { path: at, rule: 'format', message: `${subject} must be a valid ${String(p['format'])}` };
+    default:
+      return { path: at, rule: e.keyword, message: `${subject} ${e.message ?? 'is invalid'}` };
+  }
+}
+
+/**
+ * Ajv errors → issues: umbrella errors dropped (unless nothing else explains the failure), deepest
+ * path first, one per (path, rule), at most MAX_ISSUES.
+ */
+export function toIssues(errors: readonly ErrorObject[], channelId: string): ValidationIssue[] {
+  const specific = errors.filter((e) => !UMBRELLA.has(e.keyword));
+  const chosen = specific.length > 0 ? specific : errors;
+  const issues = chosen.map((e) => describe(e, channelId));
+  const order = issues.map((issue, i) => ({ issue, i, d: depth(issue.path) }));
+  order.sort((a, b) => b.d - a.d || a.i - b.i);
+  const seen = new Set<string>();
+  const out: ValidationIssue[] = [];
+  for (const { issue } of order) {
+    const key = `${issue.path}\u0000${issue.rule}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(issue);
+    if (out.length >= MAX_ISSUES) break;
+  }
+  return out;
+}

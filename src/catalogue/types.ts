@@ -1,0 +1,47 @@
+/** JSON as it comes out of JSON.parse: what the generated catalogue and its schemas are made of. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | JsonObject;
+export interface JsonObject {
+  [key: string]: JsonValue;
+}
+
+/** A JSON Schema (draft-07) object. Kept loose on purpose: it is data read from the generated file. */
+export type JsonSchema = JsonObject;
+
+/** How the DIP may address a message on a channel (functional specification 5.5.3). */
+export type RoutingMode = 'primary' | 'secondary' | 'always';
+
+/** One message channel as the catalogue describes it; what routing and the API need, without the schema. */
+export interface ChannelDefinition {
+  interfaceId: string;
+  publicationId: string;
+  name: string;
+  /** Event codes without the wire's square brackets: `ActivePower`, sent as `[ActivePower]`. */
+  eventCodes: string[];
+  schemaVersions: string[];
+  senderRoles: string[];
+  receiverRoles: string[];
+  routingModes: string[];
+}
+
+export interface CatalogueChannel extends ChannelDefinition {
+  /** Self-contained JSON Schema of one array item, `{ payload: { CommonBlock, CustomBlock } }`. */
+  schema: JsonSchema;
+}
+
+/** The generated file, `src/catalogue/generated/catalogue-<apiVersion>.json`. */
+export interface CatalogueDocument {
+  apiVersion: string;
+  channels: CatalogueChannel[];
+}
+
+export interface ValidationIssue {
+  /** Dotted path into the item, e.g. `payload.CommonBlock.S1.senderUniqueReference`, arrays as `[3]`. */
+  path: string;
+  /** The JSON Schema keyword that failed (`required`, `pattern`, `enum`, ...) or `duplicateKey` / `channel`. */
+  rule: string;
+  message: string;
+}
+
+export type ValidationResult =
+  | { ok: true; message: unknown; eventCode: string; schemaVersion: string }
+  | { ok: false; errors: ValidationIssue[] };

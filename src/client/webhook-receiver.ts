@@ -1,0 +1,96 @@
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { verifyChain, verifyDipSignature, type VerifyResult } from '../security/signature.js';
+
+/** One webhook call as a recipient sees it, after checking the DIP's signature. */
+export interface ReceivedCall {
+  messages: unknown[];
+  /** Queue positions of the messages, in body order (from X-OpenDIP-Sequence). */
+  firstSeq: number | null;
+  lastSeq: number | null;
+  signature: VerifyResult;
+  receivedAt: number;
+}
+
+export interface ReceiverOptions {
+  port?: number;
+  host?: string;
+  /** Serve HTTPS with this key and certificate; plain HTTP otherwise (development only). */
+  tls?: { key: string; cert: string };
+  /** The URL the DIP calls, as it signs it (scheme, host, port, path); defaults to this listener's own. */
+  publicUrl?: string;
+  /** CAs the DIP's signing certificate must chain to. */
+  trustedCas: string[];
+  maxSkewMs?: number;
+  /** Status to answer with, per call (default 200 when the signature verifies, 401 when it does not). */
+  respond?: (call: ReceivedCall) => number;
+  onCall?: (call: ReceivedCall) => void;
+}
+
+export interface WebhookReceiver {
+  url: string;
+  server: Server;
+  close(): Promise<void>;
+}
+
+/**
+ * A recipient's webhook endpoint: verifies the X-DIP-* signature and that the signing certificate chains
+ * to the DIP's CA, then hands the messages over. What `dip listen` runs, and what the tests use.
+ */
+export async function startWebhookReceiver(opts: ReceiverOptions): Promise<WebhookReceiver> {
+  const trustedFingerprints = new Map<string, boolean>();
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      // The DIP signs the callback URL as registered; the Host header carries its host and port.
+      const url = `${opts.publicUrl?.replace(/\/$/, '') ?? `${scheme}://${req.headers.host ?? ''}`}${req.url ?? ''}`;
+      let signature = verifyDipSignature({ method: req.method ?? 'POST', url, body, headers: req.headers, now: new Date(), maxSkewMs: opts.maxSkewMs ?? 300_000 });
+      if (signature.ok) {
+        const fp = signature.certificate.fingerprint256;
+        let trusted = trustedFingerprints.get(fp);
+        if (trusted === undefined) {
+          trusted = verifyChain(signature.certificate.pem, opts.trustedCas);
+          trustedFingerprints.set(fp, trusted);
+        }
+        if (!trusted) signature = { ok: false, reason: 'bad-certificate', detail: `signing certificate ${signature.certificate.subject} does not chain to a trusted DIP CA` };
+      }
+      let messages: unknown[] = [];
+      try {
+        const parsed: unknown = JSON.parse(body.toString('utf8'));
+        if (Array.isArray(parsed)) messages = parsed;
+      } catch {
+        // An unparsable body fails below as a 400.
+      }
+      const seq = /^(\d+)-(\d+)$/.exec(String(req.headers['x-opendip-sequence'] ?? ''));
+      const call: ReceivedCall = {
+        messages,
+        firstSeq: seq ? Number(seq[1]) : null,
+        lastSeq: seq ? Number(seq[2]) : null,
+        signature,
+        receivedAt: Date.now(),
+      };
+      const status = opts.respond ? opts.respond(call) : signature.ok ? (messages.length > 0 ? 200 : 400) : 401;
+      if (status >= 200 && status < 300) opts.onCall?.(call);
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ status }));
+    });
+  };
+  const scheme = opts.tls ? 'https' : 'http';
+  const server = opts.tls ? createHttpsServer({ key: opts.tls.key, cert: opts.tls.cert }, handler) : createHttpServer(handler);
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  const ownUrl = `${scheme}://${opts.host === '0.0.0.0' || !opts.host ? '127.0.0.1' : opts.host}:${port}`;
+  return {
+    url: `${opts.publicUrl?.replace(/\/$/, '') ?? ownUrl}/`,
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,153 @@
+import { Ajv, type JSONSchemaType } from 'ajv';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+
+/** Per-channel operator overrides of the catalogue's defaults (the third-party role table is not official). */
+export interface ChannelOverride {
+  senderRoles?: string[];
+  receiverRoles?: string[];
+  alwaysRoles?: string[];
+}
+
+export interface DipConfig {
+  dataDir: string;
+  host: string;
+  port: number;
+  /** Environment tag messages must carry (S1.environmentTag) and the PKI is issued for. */
+  environment: 'PRD' | 'SITB' | 'SIT' | 'UIT' | 'DEV';
+  /** The DIP's own ID, reported as senderID in responses (the published examples use eleven zeros). */
+  dipId: string;
+  /** Set when the DIP sits behind a proxy: the URL participants call, used to check their signatures. */
+  publicUrl: string | null;
+  /** Host names and IP addresses the development server certificate covers. */
+  hostnames: string[];
+  ipAddresses: string[];
+  retentionDays: number;
+  maxClockSkewSeconds: number;
+  bodyLimitBytes: number;
+  maxBatchMessages: number;
+  delivery: {
+    timeoutMs: number;
+    retryBaseMs: number;
+    retryCapMs: number;
+    defaultMaxMessageCount: number;
+    defaultMaxPayloadKb: number;
+  };
+  channels: Record<string, ChannelOverride>;
+}
+
+const ENVIRONMENTS = ['PRD', 'SITB', 'SIT', 'UIT', 'DEV'] as const;
+
+const stringList = { type: 'array', items: { type: 'string' }, nullable: true } as const;
+
+const schema: JSONSchemaType<DipConfig> = {
+  type: 'object',
+  additionalProperties: false,
+  required: [],
+  properties: {
+    dataDir: { type: 'string' },
+    host: { type: 'string' },
+    port: { type: 'integer', minimum: 0, maximum: 65535 },
+    environment: { type: 'string', enum: [...ENVIRONMENTS] },
+    dipId: { type: 'string', minLength: 1 },
+    publicUrl: { type: 'string', nullable: true, pattern: '^https://' },
+    hostnames: { type: 'array', items: { type: 'string' } },
+    ipAddresses: { type: 'array', items: { type: 'string' } },
+    retentionDays: { type: 'number', exclusiveMinimum: 0 },
+    maxClockSkewSeconds: { type: 'number', minimum: 1 },
+    bodyLimitBytes: { type: 'integer', minimum: 1024 },
+    maxBatchMessages: { type: 'integer', minimum: 1 },
+    delivery: {
+      type: 'object',
+      additionalProperties: false,
+      required: [],
+      properties: {
+        timeoutMs: { type: 'integer', minimum: 100 },
+        retryBaseMs: { type: 'integer', minimum: 1 },
+        retryCapMs: { type: 'integer', minimum: 1 },
+        defaultMaxMessageCount: { type: 'integer', minimum: 1 },
+        defaultMaxPayloadKb: { type: 'integer', minimum: 1 },
+      },
+    },
+    channels: {
+      type: 'object',
+      required: [],
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        required: [],
+        properties: { senderRoles: stringList, receiverRoles: stringList, alwaysRoles: stringList },
+      },
+    },
+  },
+} as unknown as JSONSchemaType<DipConfig>;
+
+export const DEFAULTS: DipConfig = {
+  dataDir: './data',
+  host: '0.0.0.0',
+  port: 8443,
+  environment: 'DEV',
+  dipId: '00000000000',
+  publicUrl: null,
+  hostnames: ['localhost'],
+  ipAddresses: ['127.0.0.1', '::1'],
+  retentionDays: 14,
+  maxClockSkewSeconds: 300,
+  bodyLimitBytes: 10 * 1024 * 1024,
+  maxBatchMessages: 1000,
+  delivery: {
+    timeoutMs: 10_000,
+    retryBaseMs: 500,
+    retryCapMs: 60_000,
+    defaultMaxMessageCount: 100,
+    defaultMaxPayloadKb: 1024,
+  },
+  channels: {},
+};
+
+const validate = new Ajv({ allErrors: true }).compile(schema);
+
+/**
+ * Configuration: defaults, then the YAML file (DIP_CONFIG, else `dip.config.yaml` in the data directory),
+ * then environment variables, which win. Anything unknown or ill-typed stops the start with the reason.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<DipConfig> = {}): DipConfig {
+  const dataDir = resolve(overrides.dataDir ?? env.DIP_DATA_DIR ?? DEFAULTS.dataDir);
+  const file = env.DIP_CONFIG ?? join(dataDir, 'dip.config.yaml');
+  let fromFile: unknown = {};
+  if (existsSync(file)) fromFile = parseYaml(readFileSync(file, 'utf8')) ?? {};
+  else if (env.DIP_CONFIG) throw new Error(`DIP_CONFIG names ${file}, which does not exist`);
+  if (!validate(fromFile)) {
+    const why = (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ');
+    throw new Error(`configuration ${file}: ${why}`);
+  }
+  const fileConfig = fromFile as Partial<DipConfig>;
+  const fromEnv: Partial<DipConfig> = {};
+  if (env.DIP_PORT !== undefined) fromEnv.port = parsePort(env.DIP_PORT);
+  if (env.DIP_HOST !== undefined) fromEnv.host = env.DIP_HOST;
+  if (env.DIP_ENV !== undefined) fromEnv.environment = parseEnvironment(env.DIP_ENV);
+  if (env.DIP_PUBLIC_URL !== undefined) fromEnv.publicUrl = env.DIP_PUBLIC_URL;
+  if (env.DIP_RETENTION_DAYS !== undefined) fromEnv.retentionDays = Number(env.DIP_RETENTION_DAYS);
+  return {
+    ...DEFAULTS,
+    ...fileConfig,
+    ...fromEnv,
+    ...overrides,
+    dataDir,
+    delivery: { ...DEFAULTS.delivery, ...fileConfig.delivery, ...overrides.delivery },
+    channels: { ...fileConfig.channels, ...overrides.channels },
+  };
+}
+
+function parsePort(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`DIP_PORT '${v}' is not a TCP port`);
+  return n;
+}
+
+function parseEnvironment(v: string): DipConfig['environment'] {
+  const found = ENVIRONMENTS.find((e) => e === v.toUpperCase());
+  if (!found) throw new Error(`DIP_ENV '${v}' is not one of ${ENVIRONMENTS.join(', ')}`);
+  return found;
+}

@@ -1,0 +1,57 @@
+import type { MsgText } from './response-codes.js';
+import { dipDateTime } from './time.js';
+
+/** One entry of the published StandardResponse.messageArray: every field present, null when unknown. */
+export interface ResponseEntry {
+  transactionID: string | null;
+  senderUniqueReference: string | null;
+  correlationID: string | null;
+  sentTimestamp: string;
+  senderID: string;
+  recipientID: string | null;
+  DIPConnectionProviderID: string | null;
+  message: MsgText;
+  help: string | null;
+  serviceTicketURL: string | null;
+}
+
+export interface StandardResponse {
+  messageArray: ResponseEntry[];
+  timestamp: string;
+}
+
+/** The published limits: message up to 200 characters, help up to 500. */
+const HELP_MAX = 500;
+
+export function clipHelp(help: string | null): string | null {
+  if (help === null || help.length <= HELP_MAX) return help;
+  return `${help.slice(0, HELP_MAX - 1)}…`;
+}
+
+export interface EntryFields {
+  transactionID?: string | null;
+  senderUniqueReference?: string | null;
+  correlationID?: string | null;
+  DIPConnectionProviderID?: string | null;
+  message: MsgText;
+  help?: string | null;
+}
+
+export function standardResponse(now: Date, dipId: string, recipientId: string | null, entries: EntryFields[]): StandardResponse {
+  const ts = dipDateTime(now);
+  return {
+    messageArray: entries.map((e) => ({
+      transactionID: e.transactionID ?? null,
+      senderUniqueReference: e.senderUniqueReference ?? null,
+      correlationID: e.correlationID ?? null,
+      sentTimestamp: ts,
+      senderID: dipId,
+      recipientID: recipientId,
+      DIPConnectionProviderID: e.DIPConnectionProviderID ?? null,
+      message: e.message,
+      help: clipHelp(e.help ?? null),
+      serviceTicketURL: null,
+    })),
+    timestamp: ts,
+  };
+}

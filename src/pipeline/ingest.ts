@@ -1,0 +1,255 @@
+import type { Catalogue } from '../catalogue/catalogue.js';
+import { readHeader, stampWrapper, type DipMessage, type MessageHeader } from '../domain/message.js';
+import type { Participant } from '../domain/participant.js';
+import { MSG, type MsgText } from '../domain/response-codes.js';
+import { route } from '../domain/routing.js';
+import { standardResponse, type EntryFields, type StandardResponse } from '../domain/standard-response.js';
+import { dipDateTime } from '../domain/time.js';
+import { newTransactionId } from '../domain/transaction-id.js';
+import type { AcceptedMessage, MessageLog, QueueRef } from '../ports/store.js';
+import { authenticate, type CallerEvidence } from './authenticate.js';
+import type { Channel } from './channels.js';
+import type { Registry } from './registry.js';
+
+export interface IngestSettings {
+  dipId: string;
+  environment: string;
+  maxClockSkewMs: number;
+  maxBatchMessages: number;
+}
+
+export interface IngestRequest extends CallerEvidence {
+  channelId: string;
+}
+
+export interface IngestResult {
+  status: number;
+  response: StandardResponse;
+  /** Queues that received entries (empty unless accepted): the delivery side is told to look. */
+  touched: QueueRef[];
+}
+
+interface Refusal {
+  status: number;
+  code: MsgText;
+  help: string;
+}
+
+/** What is known of one item of the batch so far: enough to answer for it whatever happens next. */
+interface ItemState {
+  ref: string | null;
+  connectionProvider: string | null;
+  refusal: Refusal | null;
+  accepted: AcceptedMessage | null;
+}
+
+/**
+ * POST /dip-channel/{id}: authenticate, validate every item, route, stamp the wrapper, append the whole
+ * batch durably, answer. The batch is accepted or refused whole, and a refusal stores nothing.
+ */
+export class Ingest {
+  constructor(
+    private readonly settings: IngestSettings,
+    private readonly catalogue: Pick<Catalogue, 'validate'>,
+    private readonly channels: (id: string) => Channel | undefined,
+    private readonly registry: Registry,
+    private readonly log: Pick<MessageLog, 'append'>,
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
+
+  async handle(req: IngestRequest): Promise<IngestResult> {
+    const now = this.clock();
+    const auth = await authenticate(this.registry, req, now, this.settings.maxClockSkewMs);
+    if (!auth.ok) return this.whole(now, null, auth.status, MSG.processingFailed, auth.help);
+    const caller = auth.participant;
+
+    const channel = this.channels(req.channelId);
+    if (!channel) {
+      return this.whole(now, caller.dipId, 404, MSG.interfaceIdInvalid, `dip-channel '${req.channelId}' is not a channel of this DIP`);
+    }
+    if (!caller.roles.some((r) => channel.senderRoles.includes(r))) {
+      return this.whole(
+        now,
+        caller.dipId,
+        403,
+        MSG.senderRoleInvalid,
+        `${caller.dipId} holds ${caller.roles.join(', ')}; only ${channel.senderRoles.join(', ')} may send on ${channel.interfaceId}`,
+      );
+    }
+
+    const items = parseBatch(req.body, this.settings.maxBatchMessages);
+    if (!Array.isArray(items)) return this.whole(now, caller.dipId, items.status, MSG.schemaFailure, items.help);
+
+    const states = items.map((item, index) => this.check(channel, caller, item, index, now));
+    markDuplicatesInBatch(states);
+    const failed = states.find((s) => s.refusal !== null);
+    if (failed) return this.refuse(now, caller.dipId, states, failed);
+
+    const accepted = states.map((s) => s.accepted!);
+    const outcome = await this.log.append({
+      channel: channel.interfaceId,
+      senderDipId: caller.dipId,
+      receivedAt: now.getTime(),
+      rawRequest: req.body,
+      signatureHeaders: JSON.stringify(signatureHeaders(req.headers)),
+      messages: accepted,
+    });
+    if (!outcome.ok) {
+      const dup = new Set(outcome.duplicates);
+      for (const s of states) {
+        if (s.ref !== null && dup.has(s.ref)) {
+          s.refusal = { status: 400, code: MSG.duplicateReference, help: `S1.senderUniqueReference ${s.ref} was already accepted from ${caller.dipId}` };
+        }
+      }
+      return this.refuse(now, caller.dipId, states, states.find((s) => s.refusal !== null)!);
+    }
+
+    const touched = new Map<string, QueueRef>();
+    for (const m of accepted) {
+      for (const r of m.recipients) touched.set(r, { recipientDipId: r, channel: m.channel });
+    }
+    const response = standardResponse(
+      now,
+      this.settings.dipId,
+      caller.dipId,
+      accepted.map((m, i) => ({
+        transactionID: m.transactionId,
+        senderUniqueReference: m.senderUniqueReference,
+        correlationID: m.correlationId,
+        DIPConnectionProviderID: states[i]!.connectionProvider,
+        message: MSG.success,
+      })),
+    );
+    return { status: 201, response, touched: [...touched.values()] };
+  }
+
+  private check(channel: Channel, caller: Participant, item: unknown, index: number, now: Date): ItemState {
+    const state: ItemState = { ref: null, connectionProvider: null, refusal: null, accepted: null };
+    const validated = this.catalogue.validate(channel.interfaceId, item);
+    if (!validated.ok) {
+      state.ref = bestEffortReference(item);
+      const shown = validated.errors.slice(0, 3).map((e) => e.message);
+      const more = validated.errors.length > 3 ? ` (+${validated.errors.length - 3} more)` : '';
+      state.refusal = { status: 400, code: MSG.schemaFailure, help: `item ${index}: ${shown.join('; ')}${more}` };
+      return state;
+    }
+    const message = validated.message as DipMessage;
+    const h = readHeader(message);
+    state.ref = h.senderUniqueReference;
+    state.connectionProvider = h.connectionProviderId;
+    state.refusal = this.checkHeader(channel, caller, h, now, index);
+    if (state.refusal) return state;
+
+    const decision = route(channel, h, this.registry);
+    if (!decision.ok) {
+      state.refusal = { status: 400, code: decision.code, help: `item ${index}: ${decision.help}` };
+      return state;
+    }
+    const transactionId = newTransactionId(channel.interfaceId, h.senderDipId, h.senderRoleId, now);
+    const outbound = stampWrapper(message, {
+      transactionId,
+      transactionTimestamp: dipDateTime(now),
+      publicationId: channel.publicationId,
+      initialCorrelationId: h.senderCorrelationId,
+      replayIndicator: false,
+      primaryRecipients: decision.primary,
+      secondaryRecipients: [],
+      alwaysRecipients: decision.always,
+    });
+    state.accepted = {
+      transactionId,
+      channel: channel.interfaceId,
+      eventCode: h.eventCode,
+      senderDipId: h.senderDipId,
+      senderRole: h.senderRoleId,
+      senderUniqueReference: h.senderUniqueReference,
+      correlationId: h.senderCorrelationId,
+      mpan: h.mpan,
+      receivedAt: now.getTime(),
+      outbound: JSON.stringify(outbound),
+      recipients: decision.recipients,
+    };
+    return state;
+  }
+
+  private checkHeader(channel: Channel, caller: Participant, h: MessageHeader, now: Date, index: number): Refusal | null {
+    const at = `item ${index}: S1`;
+    if (h.environmentTag !== this.settings.environment) {
+      return { status: 400, code: MSG.schemaFailure, help: `${at}.environmentTag is ${h.environmentTag}, but this DIP is the ${this.settings.environment} environment` };
+    }
+    if (h.senderDipId !== caller.dipId) {
+      return { status: 403, code: MSG.senderDipIdInvalid, help: `${at}.senderDIPID is ${h.senderDipId}, but the caller is ${caller.dipId}` };
+    }
+    if (!caller.roles.includes(h.senderRoleId)) {
+      return { status: 403, code: MSG.senderRoleInvalid, help: `${at}.senderRoleID ${h.senderRoleId} is not a role of ${caller.dipId} (${caller.roles.join(', ')})` };
+    }
+    if (!channel.senderRoles.includes(h.senderRoleId)) {
+      return { status: 403, code: MSG.senderRoleInvalid, help: `${at}.senderRoleID ${h.senderRoleId} may not send on ${channel.interfaceId} (senders: ${channel.senderRoles.join(', ')})` };
+    }
+    if (h.connectionProviderId !== null && h.connectionProviderId !== caller.dipId) {
+      return { status: 403, code: MSG.connectionProviderInvalid, help: `${at}.DIPConnectionProviderID ${h.connectionProviderId} is not the caller ${caller.dipId}` };
+    }
+    const sentAt = Date.parse(h.senderTimestamp);
+    if (Number.isNaN(sentAt)) {
+      return { status: 400, code: MSG.senderTimestampInvalid, help: `${at}.senderTimestamp '${h.senderTimestamp}' is not a date-time` };
+    }
+    if (sentAt - now.getTime() > this.settings.maxClockSkewMs) {
+      return { status: 400, code: MSG.senderTimestampInvalid, help: `${at}.senderTimestamp ${h.senderTimestamp} is in the future (DIP time ${dipDateTime(now)})` };
+    }
+    return null;
+  }
+
+  private refuse(now: Date, callerId: string, states: ItemState[], failed: ItemState): IngestResult {
+    const failedIndex = states.indexOf(failed);
+    const entries: EntryFields[] = states.map((s) => ({
+      senderUniqueReference: s.ref,
+      DIPConnectionProviderID: s.connectionProvider,
+      message: s.refusal?.code ?? MSG.processingFailed,
+      help: s.refusal?.help ?? `not accepted: the batch is refused whole because item ${failedIndex} failed`,
+    }));
+    return { status: failed.refusal!.status, response: standardResponse(now, this.settings.dipId, callerId, entries), touched: [] };
+  }
+
+  private whole(now: Date, callerId: string | null, status: number, code: MsgText, help: string): IngestResult {
+    return { status, response: standardResponse(now, this.settings.dipId, callerId, [{ message: code, help }]), touched: [] };
+  }
+}
+
+function parseBatch(body: Buffer, max: number): unknown[] | { status: number; help: string } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch (e) {
+    return { status: 400, help: `the body is not valid JSON: ${(e as Error).message}` };
+  }
+  if (!Array.isArray(parsed)) return { status: 400, help: 'the body must be a JSON array of messages ({"payload": {...}})' };
+  if (parsed.length === 0) return { status: 400, help: 'the body is an empty array: send at least one message' };
+  if (parsed.length > max) return { status: 413, help: `the batch holds ${parsed.length} messages; the limit is ${max}` };
+  return parsed;
+}
+
+function markDuplicatesInBatch(states: ItemState[]): void {
+  const seen = new Set<string>();
+  states.forEach((s, i) => {
+    if (s.ref === null || s.refusal) return;
+    if (seen.has(s.ref)) s.refusal = { status: 400, code: MSG.duplicateReference, help: `item ${i}: S1.senderUniqueReference ${s.ref} appears twice in this batch` };
+    seen.add(s.ref);
+  });
+}
+
+/** For the error answer only: the sender's reference, found whatever the case of the keys. */
+function bestEffortReference(item: unknown): string | null {
+  const get = (o: unknown, key: string): unknown => {
+    if (typeof o !== 'object' || o === null) return undefined;
+    const k = Object.keys(o).find((x) => x.toLowerCase() === key);
+    return k === undefined ? undefined : (o as Record<string, unknown>)[k];
+  };
+  const ref = get(get(get(get(item, 'payload'), 'commonblock'), 's1'), 'senderuniquereference');
+  return typeof ref === 'string' ? ref.slice(0, 100) : null;
+}
+
+function signatureHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(headers)) if (k.startsWith('x-dip-') && v !== undefined) out[k] = v;
+  return out;
+}

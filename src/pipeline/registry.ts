@@ -1,0 +1,91 @@
+import { createHash } from 'node:crypto';
+import type { Participant } from '../domain/participant.js';
+import type { RoutingDirectory } from '../domain/routing.js';
+import type { ParticipantRegistry, Webhook, WebhookRegistry } from '../ports/store.js';
+
+/** API keys are stored only as SHA-256 hashes: a stolen database does not hand out credentials. */
+export function hashApiKey(apiKey: string): string {
+  return createHash('sha256').update(apiKey, 'utf8').digest('hex');
+}
+
+const hookKey = (recipient: string, channel: string): string => `${recipient}\u0000${channel}`;
+
+/**
+ * The in-memory view of participants and webhooks the hot path reads. It reloads whenever the store's
+ * registry version moves, which also picks up changes the CLI made from another process.
+ */
+export class Registry implements RoutingDirectory {
+  private byDipId = new Map<string, Participant>();
+  private byKeyHash = new Map<string, Participant>();
+  private byRole = new Map<string, Participant[]>();
+  private hooks = new Map<string, Webhook>();
+  private version = -1;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly listeners: Array<() => void> = [];
+
+  constructor(private readonly store: ParticipantRegistry & WebhookRegistry) {}
+
+  /** Loads now, then polls for changes every `pollMs`. */
+  async start(pollMs: number): Promise<void> {
+    await this.refresh();
+    this.timer = setInterval(() => {
+      this.refresh().catch(() => {
+        // A busy database is retried on the next tick; the previous view stays in force meanwhile.
+      });
+    }, pollMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** Called after a change, e.g. when webhooks change and idle queues may now be deliverable. */
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  async refresh(): Promise<void> {
+    const version = await this.store.registryVersion();
+    if (version === this.version) return;
+    const [participants, hooks] = await Promise.all([this.store.participants(), this.store.webhooks()]);
+    const byDipId = new Map<string, Participant>();
+    const byKeyHash = new Map<string, Participant>();
+    const byRole = new Map<string, Participant[]>();
+    for (const { participant, apiKeyHash } of participants) {
+      byDipId.set(participant.dipId, participant);
+      byKeyHash.set(apiKeyHash, participant);
+      for (const role of participant.roles) {
+        const list = byRole.get(role) ?? [];
+        list.push(participant);
+        byRole.set(role, list);
+      }
+    }
+    this.byDipId = byDipId;
+    this.byKeyHash = byKeyHash;
+    this.byRole = byRole;
+    this.hooks = new Map(hooks.map((h) => [hookKey(h.recipientDipId, h.channel), h]));
+    this.version = version;
+    for (const l of this.listeners) l();
+  }
+
+  participant(dipId: string): Participant | undefined {
+    return this.byDipId.get(dipId);
+  }
+
+  participants(): Participant[] {
+    return [...this.byDipId.values()];
+  }
+
+  byApiKey(apiKey: string): Participant | undefined {
+    return this.byKeyHash.get(hashApiKey(apiKey));
+  }
+
+  holdersOf(role: string): readonly Participant[] {
+    return this.byRole.get(role) ?? [];
+  }
+
+  webhook(recipientDipId: string, channel: string): Webhook | undefined {
+    return this.hooks.get(hookKey(recipientDipId, channel));
+  }
+}

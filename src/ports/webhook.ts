@@ -1,0 +1,22 @@
+/** One HTTP POST of a delivery batch to a recipient's callback URL. */
+export interface WebhookCall {
+  url: string;
+  body: string;
+  headers: Record<string, string>;
+  timeoutMs: number;
+}
+
+export type WebhookOutcome =
+  | { kind: 'answered'; status: number; retryAfter: string | undefined; latencyMs: number }
+  /** No HTTP answer: connection refused or reset, TLS failure, timeout. Always retried. */
+  | { kind: 'failed'; error: string; latencyMs: number };
+
+export interface WebhookTransport {
+  post(call: WebhookCall): Promise<WebhookOutcome>;
+  close(): Promise<void>;
+}
+
+/** Signs what the DIP sends (the X-DIP-* headers), off the event loop. */
+export interface OutboundSigner {
+  sign(method: string, url: string, body: string): Promise<Record<string, string>>;
+}

@@ -1,0 +1,65 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { onboardParticipant } from '../../src/admin/participants.js';
+import { startDip, type RunningDip } from '../../src/app.js';
+import { DipClient } from '../../src/client/dip-client.js';
+import { startWebhookReceiver, type ReceivedCall, type WebhookReceiver } from '../../src/client/webhook-receiver.js';
+import { loadConfig, type DipConfig } from '../../src/config.js';
+import type { Logger } from '../../src/pipeline/logger.js';
+import { issueParticipantCertificate, type KeyAndCert } from '../../src/security/pki.js';
+
+export const quietLogger: Logger = { info() {}, warn() {}, error() {} };
+
+export interface TestParticipant {
+  dipId: string;
+  roles: string[];
+  apiKey: string;
+  credentials: KeyAndCert;
+  client: DipClient;
+}
+
+export interface TestDip {
+  dip: RunningDip;
+  config: DipConfig;
+  participant(dipId: string, roles: string[]): Promise<TestParticipant>;
+  /** A webhook receiver that records every verified call. */
+  receiver(respond?: (call: ReceivedCall) => number): Promise<WebhookReceiver & { calls: ReceivedCall[] }>;
+  close(): Promise<void>;
+}
+
+/** A real DIP on an ephemeral port over real HTTPS, with its SQLite file in a fresh directory. */
+export async function startTestDip(overrides: Partial<DipConfig> = {}, dataDir = mkdtempSync(join(tmpdir(), 'opendip-'))): Promise<TestDip> {
+  const config = loadConfig({}, { dataDir, port: 0, host: '127.0.0.1', ...overrides, delivery: { ...loadConfig({}).delivery, retryBaseMs: 50, retryCapMs: 500, ...overrides.delivery } });
+  const dip = await startDip(config, quietLogger);
+  const closers: Array<() => Promise<void>> = [];
+  return {
+    dip,
+    config,
+    async participant(dipId, roles) {
+      const credentials = await issueParticipantCertificate(dip.pki.ca, { organisation: `Org ${dipId}`, dipIds: [dipId], environment: config.environment, validDays: 30 });
+      const { apiKey } = await onboardParticipant(dip.store, { dipId, roles, certificatePem: credentials.certPem });
+      const client = new DipClient({ baseUrl: dip.url, apiKey, keyPem: credentials.keyPem, certPem: credentials.certPem, caPem: dip.pki.ca.certPem });
+      closers.push(() => client.close());
+      return { dipId, roles, apiKey, credentials, client };
+    },
+    async receiver(respond) {
+      const calls: ReceivedCall[] = [];
+      const r = await startWebhookReceiver({ trustedCas: [dip.pki.ca.certPem], respond, onCall: (c) => calls.push(c) });
+      closers.push(() => r.close());
+      return Object.assign(r, { calls });
+    },
+    async close() {
+      for (const c of closers.reverse()) await c();
+      await dip.close();
+    },
+  };
+}
+
+export async function waitFor(check: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
