@@ -5,7 +5,7 @@ import addFormatsModule from 'ajv-formats';
 import { toIssues } from './errors.js';
 import { buildKeyTree, normaliseKeys, type KeyNode, type NormaliseProblem } from './key-case.js';
 import type { ImportResult } from './spec-import.js';
-import type { CatalogueChannel, CatalogueDocument, ChannelDefinition, ValidationResult } from './types.js';
+import { bareEventCode, type CatalogueChannel, type CatalogueDocument, type ChannelDefinition, type ValidationResult } from './types.js';
 
 export type { ChannelDefinition, ValidationIssue, ValidationResult } from './types.js';
 
@@ -117,11 +117,10 @@ export class Catalogue {
     if (!validate(message)) return { ok: false, errors: toIssues(validate.errors ?? [], channel.interfaceId) };
     // The schema has checked these are strings.
     const s0 = ((message as { payload: { CommonBlock: { S0: Record<string, unknown> } } }).payload.CommonBlock.S0);
-    const code = String(s0['eventCode']);
     return {
       ok: true,
       message,
-      eventCode: code.startsWith('[') && code.endsWith(']') ? code.slice(1, -1) : code,
+      eventCode: bareEventCode(String(s0['eventCode'])),
       schemaVersion: String(s0['schemaVersion']),
     };
   }

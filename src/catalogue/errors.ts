@@ -85,23 +85,23 @@ function describe(e: ErrorObject, channelId: string): ValidationIssue {
 }
 
 /**
- * Ajv errors → issues: umbrella errors dropped (unless nothing else explains the failure), deepest
- * path first, one per (path, rule), at most MAX_ISSUES.
+ * Ajv errors → issues: umbrella errors dropped (unless nothing else explains the failure); the same
+ * fault repeated across array elements reported once with a count; deepest path first; at most
+ * MAX_ISSUES.
  */
 export function toIssues(errors: readonly ErrorObject[], channelId: string): ValidationIssue[] {
   const specific = errors.filter((e) => !UMBRELLA.has(e.keyword));
   const chosen = specific.length > 0 ? specific : errors;
-  const issues = chosen.map((e) => describe(e, channelId));
-  const order = issues.map((issue, i) => ({ issue, i, d: depth(issue.path) }));
-  order.sort((a, b) => b.d - a.d || a.i - b.i);
-  const seen = new Set<string>();
-  const out: ValidationIssue[] = [];
-  for (const { issue } of order) {
-    const key = `${issue.path}\u0000${issue.rule}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    out.push(issue);
-    if (out.length >= MAX_ISSUES) break;
-  }
-  return out;
+  const groups = new Map<string, { issue: ValidationIssue; first: number; repeats: number }>();
+  chosen.forEach((e, i) => {
+    const issue = describe(e, channelId);
+    const key = `${issue.path.replace(/\[\d+\]/g, '[]')}\u0000${issue.rule}`;
+    const g = groups.get(key);
+    if (!g) groups.set(key, { issue, first: i, repeats: 0 });
+    else if (g.issue.path !== issue.path) g.repeats++;
+  });
+  const ordered = [...groups.values()].sort((a, b) => depth(b.issue.path) - depth(a.issue.path) || a.first - b.first);
+  return ordered.slice(0, MAX_ISSUES).map(({ issue, repeats }) =>
+    repeats === 0 ? issue : { ...issue, message: `${issue.message} (and ${repeats} more like it)` },
+  );
 }

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { isObject, SchemaConverter, SpecFiles, type SchemaRef } from './openapi-schema.js';
 import { FALLBACK_ROLES, parseRolesTable, rolesFromText, routingModesFor, type TableRow } from './roles.js';
-import type { CatalogueChannel, CatalogueDocument, JsonObject, JsonSchema, JsonValue } from './types.js';
+import { bareEventCode, type CatalogueChannel, type CatalogueDocument, type JsonObject, type JsonSchema, type JsonValue } from './types.js';
 
 /**
  * Builds OpenDIP's interface catalogue from the published DIP API: one channel per payload the
@@ -55,11 +55,6 @@ function at(node: JsonValue | undefined, ...path: string[]): JsonValue | undefin
 
 function strings(v: JsonValue | undefined): string[] {
   return Array.isArray(v) ? v.filter((s): s is string => typeof s === 'string') : [];
-}
-
-/** "[ActivePower]" on the wire, "ActivePower" in the catalogue. */
-export function bareEventCode(code: string): string {
-  return code.startsWith('[') && code.endsWith(']') ? code.slice(1, -1) : code;
 }
 
 /** Channel names from the API description: "Channel-021    UTC Settlement Period Consumption Data<br>". */

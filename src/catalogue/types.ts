@@ -45,3 +45,8 @@ export interface ValidationIssue {
 export type ValidationResult =
   | { ok: true; message: unknown; eventCode: string; schemaVersion: string }
   | { ok: false; errors: ValidationIssue[] };
+
+/** "[ActivePower]" on the wire, "ActivePower" in the catalogue. */
+export function bareEventCode(code: string): string {
+  return code.startsWith('[') && code.endsWith(']') ? code.slice(1, -1) : code;
+}

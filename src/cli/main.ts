@@ -1,0 +1,248 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { onboardParticipant } from '../admin/participants.js';
+import { databaseFile, pkiDir, startDip } from '../app.js';
+import { SqliteStore } from '../adapters/sqlite/store.js';
+import { Catalogue, importCatalogue } from '../catalogue/catalogue.js';
+import { startWebhookReceiver } from '../client/webhook-receiver.js';
+import { loadConfig } from '../config.js';
+import { importedCatalogueFile } from '../pipeline/catalogue-source.js';
+import { issueParticipantCertificate } from '../security/pki.js';
+import { buildIF021 } from '../sim/messages.js';
+import { openProfile, PROFILE_FILES } from './profile.js';
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+const positiveInt = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive whole number');
+  return n;
+};
+const print = (v: unknown): void => {
+  process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
+};
+/** Dates on the DIP wire are exactly 25 characters: 2026-11-23T10:00:00+00:00. */
+const wireDate = (d: Date): string => `${d.toISOString().slice(0, 19)}+00:00`;
+
+const program = new Command('dip').description('OpenDIP: an open MHHS Data Integration Platform (DIP API 2.1.0)');
+
+program
+  .command('serve')
+  .description('run the DIP (HTTPS with mutual TLS on DIP_PORT, default 8443; data under DIP_DATA_DIR, default ./data)')
+  .action(async () => {
+    const config = loadConfig();
+    const dip = await startDip(config);
+    const hint = [
+      '',
+      `OpenDIP ${config.environment} is listening on https://localhost:${dip.port} (data: ${config.dataDir})`,
+      dip.pki.created ? `A development PKI was created in ${pkiDir(config)}.` : `Development PKI: ${pkiDir(config)}`,
+      'Onboard a participant (in another terminal):',
+      '  npm run dip -- pki issue --dip-id 1000000001 --out ./sup',
+      '  npm run dip -- participant add --dip-id 1000000001 --role SUP --cert ./sup/cert.pem --save ./sup',
+      '',
+    ];
+    process.stderr.write(hint.join('\n'));
+    const stop = async () => {
+      await dip.close();
+      process.exit(0);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+
+const pki = program.command('pki').description('the development PKI');
+pki
+  .command('issue')
+  .description("issue a participant key and certificate from the environment's CA (mTLS and message signing)")
+  .requiredOption('--dip-id <id>', 'DIP ID the certificate is bound to (repeatable)', collect, [])
+  .requiredOption('--out <dir>', 'folder for key.pem and cert.pem')
+  .option('--org <name>', 'organisation name')
+  .option('--days <n>', 'validity in days', positiveInt, 365)
+  .action(async (o: { dipId: string[]; out: string; org?: string; days: number }) => {
+    const config = loadConfig();
+    const dir = pkiDir(config);
+    const ca = { keyPem: readFileSync(join(dir, 'ca.key.pem'), 'utf8'), certPem: readFileSync(join(dir, 'ca.cert.pem'), 'utf8') };
+    const issued = await issueParticipantCertificate(ca, { organisation: o.org ?? o.dipId[0]!, dipIds: o.dipId, environment: config.environment, validDays: o.days });
+    mkdirSync(o.out, { recursive: true, mode: 0o700 });
+    writeFileSync(join(o.out, PROFILE_FILES.key), issued.keyPem, { mode: 0o600 });
+    writeFileSync(join(o.out, PROFILE_FILES.cert), issued.certPem);
+    process.stderr.write(`wrote ${join(o.out, PROFILE_FILES.key)} and ${join(o.out, PROFILE_FILES.cert)} for ${o.dipId.join(', ')}\n`);
+  });
+
+const participant = program.command('participant').description('participants (operator)');
+participant
+  .command('add')
+  .description('register a participant (or update one) and print its new API key')
+  .requiredOption('--dip-id <id>', '10-character DIP ID')
+  .requiredOption('--role <role>', 'market role, e.g. SUP, LDSO, SDS (repeatable)', collect, [])
+  .requiredOption('--cert <file>', "the participant's certificate (PEM)")
+  .option('--org <name>', 'organisation name')
+  .option('--save <dir>', `also write the API key to <dir>/${PROFILE_FILES.apiKey}`)
+  .option('--json', 'machine-readable output')
+  .action(async (o: { dipId: string; role: string[]; cert: string; org?: string; save?: string; json?: boolean }) => {
+    const store = new SqliteStore(databaseFile(loadConfig()));
+    try {
+      const { participant: p, apiKey } = await onboardParticipant(store, { dipId: o.dipId, roles: o.role, organisation: o.org, certificatePem: readFileSync(o.cert, 'utf8') });
+      if (o.save) {
+        mkdirSync(o.save, { recursive: true, mode: 0o700 });
+        writeFileSync(join(o.save, PROFILE_FILES.apiKey), `${apiKey}\n`, { mode: 0o600 });
+        chmodSync(join(o.save, PROFILE_FILES.apiKey), 0o600);
+      }
+      if (o.json) print({ dipId: p.dipId, roles: p.roles, organisation: p.organisation, certificateFingerprint: p.certificateFingerprint, apiKey });
+      else process.stdout.write(`${p.dipId} (${p.roles.join(', ')}) registered.\nAPI key (shown once): ${apiKey}\n`);
+    } finally {
+      await store.close();
+    }
+  });
+participant
+  .command('list')
+  .option('--json', 'machine-readable output')
+  .action(async (o: { json?: boolean }) => {
+    const store = new SqliteStore(databaseFile(loadConfig()));
+    const all = (await store.participants()).map(({ participant: p }) => ({ dipId: p.dipId, roles: p.roles, organisation: p.organisation, certificateFingerprint: p.certificateFingerprint }));
+    await store.close();
+    if (o.json) print(all);
+    else for (const p of all) process.stdout.write(`${p.dipId}  ${p.roles.join(',').padEnd(10)} ${p.organisation}\n`);
+  });
+
+const webhook = program.command('webhook').description("a participant's webhooks (pubconfig)");
+webhook
+  .command('set')
+  .requiredOption('--as <dir>', 'participant credentials folder')
+  .requiredOption('--channel <id>', 'e.g. IF-021')
+  .requiredOption('--url <url>', 'callback URL the DIP will POST to')
+  .option('--max-count <n>', 'messages per call at most', positiveInt)
+  .option('--max-kb <n>', 'KB per call at most', positiveInt)
+  .action(async (o: { as: string; channel: string; url: string; maxCount?: number; maxKb?: number }) => {
+    const profile = openProfile(o.as, loadConfig());
+    const answer = await profile.client.setWebhook(o.channel, profile.dipId, { callbackURL: o.url, maxMessageCount: o.maxCount, maxPayloadSize: o.maxKb });
+    await finish(profile.client, answer.status, answer.body);
+  });
+webhook
+  .command('delete')
+  .requiredOption('--as <dir>', 'participant credentials folder')
+  .requiredOption('--channel <id>', 'e.g. IF-021')
+  .action(async (o: { as: string; channel: string }) => {
+    const profile = openProfile(o.as, loadConfig());
+    const answer = await profile.client.deleteWebhook(o.channel, profile.dipId);
+    await finish(profile.client, answer.status, answer.body);
+  });
+
+program
+  .command('send')
+  .description('sign and POST message file(s) to a channel as a participant')
+  .requiredOption('--as <dir>', 'participant credentials folder')
+  .requiredOption('--channel <id>', 'e.g. IF-021')
+  .argument('<files...>', 'JSON files, each one message or an array of messages')
+  .action(async (files: string[], o: { as: string; channel: string }) => {
+    const profile = openProfile(o.as, loadConfig());
+    const items = files.flatMap((f) => {
+      const parsed: unknown = JSON.parse(readFileSync(f, 'utf8'));
+      return Array.isArray(parsed) ? (parsed as unknown[]) : [parsed];
+    });
+    const answer = await profile.client.submit(o.channel, items);
+    await finish(profile.client, answer.status, answer.body);
+  });
+
+program
+  .command('example')
+  .description('print a valid example message (IF-021) to start from')
+  .argument('<interface>', 'IF-021')
+  .requiredOption('--sender <id>', 'sending data service DIP ID')
+  .option('--role <role>', 'sender role', 'SDS')
+  .option('--to <id>', 'primary recipient (repeatable)', collect, [])
+  .option('--env <tag>', 'environment tag', loadConfig().environment)
+  .action((iface: string, o: { sender: string; role: string; to: string[]; env: string }) => {
+    if (iface.toUpperCase() !== 'IF-021') throw new InvalidArgumentError('only IF-021 examples are built in');
+    print([buildIF021({ senderDipId: o.sender, senderRole: o.role, primaryRecipients: o.to.length ? o.to : undefined, envTag: o.env })]);
+  });
+
+program
+  .command('listen')
+  .description("a webhook receiver: verifies the DIP's signature, prints each call, answers 200")
+  .option('--port <n>', 'port', positiveInt, 9000)
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .option('--tls-key <file>', 'serve HTTPS with this key')
+  .option('--tls-cert <file>', 'serve HTTPS with this certificate')
+  .option('--ca <file>', "CA the DIP's signing certificate must chain to (default: the development CA)")
+  .option('--answer <status>', 'answer every call with this status (to try retries)', positiveInt)
+  .action(async (o: { port: number; host: string; tlsKey?: string; tlsCert?: string; ca?: string; answer?: number }) => {
+    const config = loadConfig();
+    const ca = readFileSync(o.ca ?? join(pkiDir(config), 'ca.cert.pem'), 'utf8');
+    const seen = new Set<string>();
+    const receiver = await startWebhookReceiver({
+      port: o.port,
+      host: o.host,
+      tls: o.tlsKey && o.tlsCert ? { key: readFileSync(o.tlsKey, 'utf8'), cert: readFileSync(o.tlsCert, 'utf8') } : undefined,
+      trustedCas: [ca],
+      respond: (call) => o.answer ?? (call.signature.ok ? 200 : 401),
+      onCall: (call) => {
+        for (const [i, m] of call.messages.entries()) {
+          const d0 = (m as { payload?: { CommonBlock?: { D0?: { transactionID?: string } } } }).payload?.CommonBlock?.D0;
+          const id = d0?.transactionID ?? '?';
+          const seq = call.firstSeq === null ? '?' : call.firstSeq + i;
+          // A recipient acts once per transaction ID: a redelivery after a crash repeats the same ID and seq.
+          const duplicate = seen.has(id);
+          seen.add(id);
+          print({ seq, signature: call.signature.ok ? 'verified' : call.signature, duplicate, message: m });
+        }
+      },
+    });
+    process.stderr.write(`listening on ${receiver.url} (register it with: dip webhook set --url ${receiver.url})\n`);
+  });
+
+program
+  .command('replay')
+  .description('replay (or --requeue) archived messages addressed to this participant')
+  .requiredOption('--as <dir>', 'participant credentials folder')
+  .requiredOption('--channel <id>', 'e.g. IF-021')
+  .option('--from <datetime>', 'start, e.g. 2026-11-23T00:00:00+00:00 (default: 24 h ago)')
+  .option('--to <datetime>', 'end (default: now)')
+  .option('--event-code <code>', 'e.g. ActivePower')
+  .option('--mpan <mpan>', '13-digit MPAN core')
+  .option('--transaction-id <id>', 'repeatable', collect, [])
+  .option('--requeue', 're-deliver to the webhook instead of returning the messages')
+  .action(async (o: { as: string; channel: string; from?: string; to?: string; eventCode?: string; mpan?: string; transactionId: string[]; requeue?: boolean }) => {
+    const profile = openProfile(o.as, loadConfig());
+    const now = Date.now();
+    const filter = {
+      datetimeFrom: o.from ?? wireDate(new Date(now - 86_400_000)),
+      datetimeTo: o.to ?? wireDate(new Date(now)),
+      eventCode: o.eventCode ?? null,
+      MPAN: o.mpan ?? null,
+      transactionIDs: o.transactionId.length ? o.transactionId : null,
+      version: null,
+    };
+    const answer = o.requeue ? await profile.client.requeue(o.channel, profile.dipId, filter) : await profile.client.replay(o.channel, profile.dipId, filter);
+    await finish(profile.client, answer.status, answer.body);
+  });
+
+const catalogue = program.command('catalogue').description('the interface catalogue');
+catalogue
+  .command('import')
+  .description('load a (newer) published DIP API into this DIP; a running server picks it up without a restart')
+  .argument('<spec>', 'folder holding the published *-unresolved.yaml files')
+  .action(async (spec: string) => {
+    const config = loadConfig();
+    const target = importedCatalogueFile(config.dataDir);
+    const staging = `${target}.${process.pid}.tmp`;
+    const result = await importCatalogue(spec, staging);
+    Catalogue.fromFile(staging); // refuse to install what would not load
+    renameSync(staging, target); // atomic: the server never sees half a file
+    for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
+    process.stdout.write(`imported ${result.document.channels.length} channels (API ${result.document.apiVersion}) into ${target}\n`);
+  });
+
+async function finish(client: { close(): Promise<void> }, status: number, body: unknown): Promise<void> {
+  if (body !== null) print(body);
+  await client.close();
+  if (status >= 300) {
+    process.stderr.write(`DIP answered ${status}\n`);
+    process.exitCode = 1;
+  }
+}
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  process.stderr.write(`dip: ${(e as Error).message}\n`);
+  process.exit(1);
+});
