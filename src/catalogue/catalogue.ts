@@ -32,18 +32,21 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** Frozen: lookups hand out the same object every time, so nobody may change it under the others. */
 function definitionOf(c: CatalogueChannel): ChannelDefinition {
-  return {
+  return Object.freeze({
     interfaceId: c.interfaceId,
     publicationId: c.publicationId,
     name: c.name,
-    eventCodes: [...c.eventCodes],
-    schemaVersions: [...c.schemaVersions],
-    senderRoles: [...c.senderRoles],
-    receiverRoles: [...c.receiverRoles],
-    routingModes: [...c.routingModes],
-  };
+    eventCodes: Object.freeze([...c.eventCodes]) as string[],
+    schemaVersions: Object.freeze([...c.schemaVersions]) as string[],
+    senderRoles: Object.freeze([...c.senderRoles]) as string[],
+    receiverRoles: Object.freeze([...c.receiverRoles]) as string[],
+    routingModes: Object.freeze([...c.routingModes]) as string[],
+  });
 }
+
+let bundled: Catalogue | null = null;
 
 /**
  * The interface catalogue: channel definitions and payload validation against the published schema.
@@ -64,9 +67,10 @@ export class Catalogue {
     }
   }
 
-  /** The catalogue generated from the published API and committed with the code. */
+  /** The catalogue generated from the published API and committed with the code (read once, shared). */
   static load(): Catalogue {
-    return Catalogue.fromFile(bundledPath());
+    bundled ??= Catalogue.fromFile(bundledPath());
+    return bundled;
   }
 
   static fromFile(path: string): Catalogue {
@@ -77,7 +81,7 @@ export class Catalogue {
     return new Catalogue(doc as unknown as CatalogueDocument);
   }
 
-  /** Case-insensitive: `if-021` finds IF-021. */
+  /** Case-insensitive: `if-021` finds IF-021. The definition is frozen; copy it to derive an override. */
   channel(id: string): ChannelDefinition | undefined {
     return this.definitions.get(id.toUpperCase());
   }

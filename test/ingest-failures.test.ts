@@ -1,0 +1,615 @@
+/**
+ * Every invalid submission to POST /dip-channel/{id} gets a specific 4xx, the right MSG code in the
+ * published StandardResponse shape, and leaves no trace: no row in batches / messages / queue_entries
+ * of the real SQLite file, and nothing at any recipient's webhook.
+ */
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MSG, type MsgText } from '../src/domain/response-codes.js';
+import type { StandardResponse } from '../src/domain/standard-response.js';
+import { createCertificateAuthority, issueParticipantCertificate, type KeyAndCert } from '../src/security/pki.js';
+import { Signer } from '../src/security/signature.js';
+import { buildIF021, type IF021Item } from '../src/sim/messages.js';
+import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+
+type Json = Record<string, any>;
+interface Answer {
+  status: number;
+  body: StandardResponse;
+}
+
+const ENTRY_FIELDS = [
+  'DIPConnectionProviderID',
+  'correlationID',
+  'help',
+  'message',
+  'recipientID',
+  'senderID',
+  'senderUniqueReference',
+  'sentTimestamp',
+  'serviceTicketURL',
+  'transactionID',
+].sort();
+const MSG_TEXTS = new Set<string>(Object.values(MSG));
+const DIP_DATE_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$/;
+
+/** Raw, fully controllable calls: whose TLS certificate, which API key, who signs, what bytes. */
+class RawCaller {
+  private readonly agents = new Map<string, Agent>();
+
+  constructor(private readonly t: TestDip) {}
+
+  async send(opts: {
+    /** Whose client certificate is shown at the TLS handshake. */
+    tls: TestParticipant;
+    /** Default: the TLS participant's key; null: no X-API-Key header. */
+    apiKey?: string | null;
+    /** Who signs (key and certificate). Default: the TLS participant; null: no signature headers. */
+    signer?: KeyAndCert | null;
+    signedAt?: Date;
+    /** The bytes that are signed; default: `body`. */
+    signedBody?: string;
+    body: string;
+    path?: string;
+    contentType?: string;
+    /** Applied after signing: replace a header, or remove it with null. */
+    headers?: Record<string, string | null>;
+  }): Promise<Answer> {
+    const url = `${this.t.dip.url}${opts.path ?? '/dip-channel/IF-021'}`;
+    const headers: Record<string, string> = { 'content-type': opts.contentType ?? 'application/json' };
+    const apiKey = opts.apiKey === undefined ? opts.tls.apiKey : opts.apiKey;
+    if (apiKey !== null) headers['x-api-key'] = apiKey;
+    const signer = opts.signer === undefined ? opts.tls.credentials : opts.signer;
+    if (signer !== null) {
+      Object.assign(headers, await new Signer(signer.keyPem, signer.certPem).sign('POST', url, opts.signedBody ?? opts.body, opts.signedAt));
+    }
+    for (const [k, v] of Object.entries(opts.headers ?? {})) {
+      if (v === null) delete headers[k.toLowerCase()];
+      else headers[k.toLowerCase()] = v;
+    }
+    const res = await request(url, { method: 'POST', body: opts.body, headers, dispatcher: this.agent(opts.tls) });
+    const text = await res.body.text();
+    return { status: res.statusCode, body: (text === '' ? null : JSON.parse(text)) as StandardResponse };
+  }
+
+  private agent(p: TestParticipant): Agent {
+    let a = this.agents.get(p.dipId);
+    if (!a) {
+      a = new Agent({ connect: { ca: this.t.dip.pki.ca.certPem, cert: p.credentials.certPem, key: p.credentials.keyPem } });
+      this.agents.set(p.dipId, a);
+    }
+    return a;
+  }
+
+  async close(): Promise<void> {
+    for (const a of this.agents.values()) await a.close();
+  }
+}
+
+/** Row counts of the tables a submission writes, read from the DIP's own SQLite file. */
+function tableCounter(t: TestDip): { counts(): Record<string, number>; close(): void } {
+  const db = new Database(join(t.config.dataDir, 'dip.db'), { readonly: true, fileMustExist: true });
+  const statements = ['batches', 'messages', 'queue_entries'].map((table) => [table, db.prepare(`SELECT COUNT(*) AS n FROM ${table}`)] as const);
+  return {
+    counts: () => Object.fromEntries(statements.map(([table, s]) => [table, (s.get() as { n: number }).n])),
+    close: () => db.close(),
+  };
+}
+
+/** The published StandardResponse: messageArray entries with all ten fields, a 25-character timestamp. */
+function expectStandardShape(body: StandardResponse, dipId: string, entries?: number): void {
+  expect(body, 'a StandardResponse body').toBeTruthy();
+  expect(Object.keys(body).sort()).toEqual(['messageArray', 'timestamp']);
+  expect(body.timestamp).toMatch(DIP_DATE_TIME);
+  expect(Array.isArray(body.messageArray)).toBe(true);
+  expect(body.messageArray.length).toBeGreaterThan(0);
+  if (entries !== undefined) expect(body.messageArray).toHaveLength(entries);
+  for (const e of body.messageArray) {
+    expect(Object.keys(e).sort()).toEqual(ENTRY_FIELDS);
+    expect(MSG_TEXTS.has(e.message), `message '${e.message}' is a published MSG text`).toBe(true);
+    expect(e.sentTimestamp).toMatch(DIP_DATE_TIME);
+    expect(e.senderID).toBe(dipId);
+    expect(e.serviceTicketURL).toBeNull();
+  }
+}
+
+const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
+const refOf = (item: IF021Item): string => item.payload.CommonBlock.S1.senderUniqueReference;
+
+describe('ingest refusals: a specific 4xx, the right MSG code, and nothing stored', () => {
+  let t: TestDip;
+  let raw: RawCaller;
+  let db: ReturnType<typeof tableCounter>;
+  let sds: TestParticipant; // the sender under test
+  let sds2: TestParticipant; // another data service
+  let sup: TestParticipant; // primary recipient, SUP (may not send IF-021)
+  let mds: TestParticipant; // "always" recipient
+  let regs: TestParticipant; // registered, but receives nothing on IF-021
+  let foreign: KeyAndCert; // a certificate for sds's DIP ID from a CA the DIP does not know
+  const inbox: Record<string, Awaited<ReturnType<TestDip['receiver']>>> = {};
+  /** `${senderDIPID}|${senderUniqueReference}` of every message the DIP accepted (201). */
+  const accepted: string[] = [];
+  let n = 0;
+
+  const item = (over: Partial<Parameters<typeof buildIF021>[0]> = {}): IF021Item =>
+    buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: `f${++n}x${Date.now().toString(36)}`, ...over });
+
+  const delivered = (dipId: string): string[] =>
+    inbox[dipId]!.calls.flatMap((c) => c.messages).map((m) => {
+      const s1 = (m as Json).payload.CommonBlock.S1;
+      return `${s1.senderDIPID}|${s1.senderUniqueReference}`;
+    });
+
+  /** Sends, then asserts status, shape, the first entry's code and help, and that no row was written. */
+  async function refused(
+    call: () => Promise<Answer>,
+    status: number,
+    message: MsgText,
+    help: RegExp,
+    recipientID: string | null = sds.dipId,
+  ): Promise<StandardResponse> {
+    const before = db.counts();
+    const answer = await call();
+    expect(answer.status, JSON.stringify(answer.body)).toBe(status);
+    expectStandardShape(answer.body, t.config.dipId);
+    const first = answer.body.messageArray[0]!;
+    expect(first.message).toBe(message);
+    expect(first.help).toMatch(help);
+    expect(first.transactionID).toBeNull();
+    for (const e of answer.body.messageArray) expect(e.recipientID).toBe(recipientID);
+    expect(db.counts(), 'nothing stored').toEqual(before);
+    return answer.body;
+  }
+
+  async function acceptedOk(p: TestParticipant, items: IF021Item[]): Promise<Answer> {
+    const before = db.counts();
+    const answer = await p.client.submit('IF-021', items);
+    expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+    expectStandardShape(answer.body, t.config.dipId, items.length);
+    for (const e of answer.body.messageArray) expect(e.message).toBe(MSG.success);
+    const after = db.counts();
+    expect(after.batches).toBe(before.batches! + 1);
+    expect(after.messages).toBe(before.messages! + items.length);
+    expect(after.queue_entries).toBe(before.queue_entries! + 2 * items.length); // SUP (primary) + MDS (always)
+    for (const i of items) accepted.push(`${i.payload.CommonBlock.S1.senderDIPID}|${refOf(i)}`);
+    return answer;
+  }
+
+  beforeAll(async () => {
+    t = await startTestDip();
+    raw = new RawCaller(t);
+    [sds, sds2, sup, mds, regs] = await Promise.all([
+      t.participant('2000000001', ['SDS']),
+      t.participant('2000000002', ['SDS']),
+      t.participant('1000000001', ['SUP']),
+      t.participant('4000000001', ['MDS']),
+      t.participant('6000000001', ['REGS']),
+    ]);
+    const otherCa = await createCertificateAuthority({ commonName: 'Not the DIP CA', environment: 'DEV', validDays: 30 });
+    foreign = await issueParticipantCertificate(otherCa, { organisation: 'Mallory', dipIds: [sds.dipId], environment: 'DEV', validDays: 30 });
+    for (const p of [sup, mds]) {
+      const r = await t.receiver();
+      expect((await p.client.setWebhook('IF-021', p.dipId, { callbackURL: `${r.url}if-021` })).status).toBe(201);
+      inbox[p.dipId] = r;
+    }
+    db = tableCounter(t);
+  });
+
+  afterAll(async () => {
+    db?.close();
+    await raw?.close();
+    await t?.close();
+  });
+
+  it('counts rows in the real database: a valid message writes one batch, one message, one queue entry per recipient', async () => {
+    const ok = item();
+    await acceptedOk(sds, [ok]);
+    await waitFor(() => delivered(sup.dipId).length === 1 && delivered(mds.dipId).length === 1, 5000, 'first delivery');
+  });
+
+  describe('authentication: 401, MSG1000, help naming the problem', () => {
+    const body = (): string => JSON.stringify([item()]);
+
+    it('no X-API-Key', async () => {
+      await refused(() => raw.send({ tls: sds, apiKey: null, body: body() }), 401, MSG.processingFailed, /X-API-Key header is missing/, null);
+    });
+
+    it('an unknown X-API-Key', async () => {
+      await refused(() => raw.send({ tls: sds, apiKey: 'dip_not-a-key-anyone-was-given', body: body() }), 401, MSG.processingFailed, /X-API-Key is not recognised/, null);
+    });
+
+    it('no signature headers at all, or one of them missing', async () => {
+      await refused(
+        () => raw.send({ tls: sds, signer: null, body: body() }),
+        401,
+        MSG.processingFailed,
+        /message signature: header x-dip-content-hash is missing.*x-dip-signature-certificate is missing/,
+        null,
+      );
+      for (const h of ['x-dip-content-hash', 'x-dip-signature-date', 'x-dip-signature', 'x-dip-signature-certificate']) {
+        await refused(() => raw.send({ tls: sds, body: body(), headers: { [h]: null } }), 401, MSG.processingFailed, new RegExp(`header ${h} is missing`), null);
+      }
+    });
+
+    it('a body tampered with after signing (content hash mismatch)', async () => {
+      const signed = body();
+      const tampered = signed.replace('"v":"', '"v":"9');
+      expect(tampered).not.toBe(signed);
+      await refused(
+        () => raw.send({ tls: sds, body: tampered, signedBody: signed }),
+        401,
+        MSG.processingFailed,
+        /message signature: x-dip-content-hash does not match the body/,
+        null,
+      );
+    });
+
+    it('a signature made with a different key than the certificate presented', async () => {
+      const b = body();
+      await refused(
+        () =>
+          raw.send({
+            tls: sds,
+            body: b,
+            signer: sup.credentials, // SUP's key signs ...
+            headers: { 'x-dip-signature-certificate': Buffer.from(sds.credentials.certPem).toString('base64') }, // ... SDS's certificate is shown
+          }),
+        401,
+        MSG.processingFailed,
+        /message signature: x-dip-signature does not verify with the key of CN=2000000001/,
+        null,
+      );
+    });
+
+    it("a valid signature with another participant's certificate, not the one registered for the caller", async () => {
+      await refused(
+        () => raw.send({ tls: sds, body: body(), signer: sup.credentials }),
+        401,
+        MSG.processingFailed,
+        /X-DIP-Signature-Certificate \(SHA-256 [0-9A-F]{64}\) is not the certificate registered for 2000000001/,
+        null,
+      );
+    });
+
+    it("a certificate bearing the caller's DIP ID but issued by a CA the DIP does not know", async () => {
+      await refused(
+        () => raw.send({ tls: sds, body: body(), signer: foreign }),
+        401,
+        MSG.processingFailed,
+        /is not the certificate registered for 2000000001/,
+        null,
+      );
+    });
+
+    it('a signature date outside the allowed clock skew, behind or ahead', async () => {
+      const skew = t.config.maxClockSkewSeconds * 1000;
+      await refused(
+        () => raw.send({ tls: sds, body: body(), signedAt: new Date(Date.now() - skew - 60_000) }),
+        401,
+        MSG.processingFailed,
+        /message signature: x-dip-signature-date .* s behind server time .*; limit is 300\.000 s/,
+        null,
+      );
+      await refused(
+        () => raw.send({ tls: sds, body: body(), signedAt: new Date(Date.now() + skew + 60_000) }),
+        401,
+        MSG.processingFailed,
+        /x-dip-signature-date .* s ahead of server time/,
+        null,
+      );
+    });
+
+    it("participant A's TLS client certificate with participant B's API key (and B's signature) → 403", async () => {
+      await refused(
+        () => raw.send({ tls: sds, apiKey: sup.apiKey, signer: sup.credentials, body: body() }),
+        403,
+        MSG.processingFailed,
+        /TLS client certificate is bound to 2000000001, not to 1000000001 \(the API key's participant\)/,
+        null,
+      );
+    });
+  });
+
+  describe('channel and sender role', () => {
+    it('an unknown channel → 404 MSG1002', async () => {
+      await refused(() => sds.client.submit('IF-999', [item()]), 404, MSG.interfaceIdInvalid, /dip-channel 'IF-999' is not a channel of this DIP/);
+    });
+
+    it('a participant whose roles may not send on the channel (SUP on IF-021) → 403 MSG1010', async () => {
+      const bySup = buildIF021({ senderDipId: sup.dipId, senderRole: 'SUP', uniqueSuffix: 'supsends' });
+      await refused(
+        () => sup.client.submit('IF-021', [bySup]),
+        403,
+        MSG.senderRoleInvalid,
+        /1000000001 holds SUP; only SDS, ADS, UMSDS may send on IF-021/,
+        sup.dipId,
+      );
+    });
+  });
+
+  describe('the body as a whole → 400 MSG1001 (415 for a wrong content type)', () => {
+    it('not JSON', async () => {
+      await refused(() => sds.client.submit('IF-021', '[{"payload": '), 400, MSG.schemaFailure, /the body is not valid JSON/);
+    });
+
+    it('JSON, but not an array', async () => {
+      await refused(() => sds.client.submit('IF-021', JSON.stringify(item())), 400, MSG.schemaFailure, /the body must be a JSON array/);
+    });
+
+    it('an empty array', async () => {
+      await refused(() => sds.client.submit('IF-021', []), 400, MSG.schemaFailure, /the body is an empty array/);
+    });
+
+    it('an array of something other than messages', async () => {
+      await refused(() => sds.client.submit('IF-021', '[42]'), 400, MSG.schemaFailure, /item 0: .*payload is required|item 0: the message must be of type object/);
+    });
+
+    it('a content type other than application/json', async () => {
+      for (const type of ['text/plain', 'application/xml']) {
+        const answer = await refused(
+          () => raw.send({ tls: sds, body: JSON.stringify([item()]), contentType: type }),
+          415,
+          MSG.schemaFailure,
+          new RegExp(`Content-Type '${type.replace('/', '\\/')}' is not accepted: send application/json`),
+          null,
+        );
+        expect(answer.messageArray).toHaveLength(1);
+      }
+    });
+  });
+
+  describe('schema failures → 400 MSG1001, help naming the field and the rule', () => {
+    const cases: Array<[string, (m: Json) => void, RegExp]> = [
+      ['CustomBlock.B900 missing', (m) => delete m.payload.CustomBlock.B900, /item 0: payload\.CustomBlock\.B900 is required/],
+      [
+        'senderUniqueReference not matching its pattern',
+        (m) => (m.payload.CommonBlock.S1.senderUniqueReference = 'S-IF-021-not-a-reference'),
+        /item 0: payload\.CommonBlock\.S1\.senderUniqueReference must match pattern \^S-/,
+      ],
+      [
+        'an extra, unknown field',
+        (m) => (m.payload.CommonBlock.S1.favouriteColour = 'blue'),
+        /item 0: payload\.CommonBlock\.S1\.favouriteColour is not a field of payload\.CommonBlock\.S1 on IF-021; extra fields are not allowed/,
+      ],
+      [
+        'an unknown block in CustomBlock',
+        (m) => (m.payload.CustomBlock.B999 = { x: 1 }),
+        /item 0: payload\.CustomBlock\.B999 is not a field of payload\.CustomBlock/,
+      ],
+      [
+        "an event code that is not the channel's",
+        (m) => (m.payload.CommonBlock.S0.eventCode = '[ConsumptionAmendment]'),
+        /item 0: payload\.CommonBlock\.S0\.eventCode must be one of "\[ActivePower\]", "\[ReactivePower\]"/,
+      ],
+      [
+        'S0.interfaceID of another channel',
+        (m) => (m.payload.CommonBlock.S0.interfaceID = 'IF-022'),
+        /item 0: payload\.CommonBlock\.S0\.interfaceID must be "IF-021": the message was sent on channel IF-021/,
+      ],
+      [
+        'senderTimestamp of the wrong length',
+        (m) => (m.payload.CommonBlock.S1.senderTimestamp = '2025-01-01T00:00:00Z'),
+        /item 0: payload\.CommonBlock\.S1\.senderTimestamp must be at least 25 characters long/,
+      ],
+      [
+        'the same field twice in different case',
+        (m) => (m.payload.CommonBlock.S1.SENDERDIPID = m.payload.CommonBlock.S1.senderDIPID),
+        /item 0: payload\.CommonBlock\.S1\.\w+ is given twice/i,
+      ],
+    ];
+    for (const [name, spoil, help] of cases) {
+      it(name, async () => {
+        const m = clone(item()) as Json;
+        spoil(m);
+        const answer = await refused(() => sds.client.submit('IF-021', [m]), 400, MSG.schemaFailure, help);
+        // The sender's reference is echoed back when it can be read, so the sender knows which item failed.
+        expect(answer.messageArray[0]!.senderUniqueReference).toBe(m.payload.CommonBlock.S1.senderUniqueReference);
+      });
+    }
+  });
+
+  describe('the header against the caller and the DIP', () => {
+    const s1 = (change: (s1: Json) => void): IF021Item => {
+      const m = clone(item());
+      change(m.payload.CommonBlock.S1 as Json);
+      return m;
+    };
+
+    it("S1.environmentTag other than the DIP's (DEV) → 400 MSG1001", async () => {
+      await refused(
+        () => sds.client.submit('IF-021', [s1((s) => (s.environmentTag = 'SIT'))]),
+        400,
+        MSG.schemaFailure,
+        /item 0: S1\.environmentTag is SIT, but this DIP is the DEV environment/,
+      );
+    });
+
+    it('S1.senderDIPID of another participant → 403 MSG1009', async () => {
+      await refused(
+        () => sds.client.submit('IF-021', [s1((s) => (s.senderDIPID = sds2.dipId))]),
+        403,
+        MSG.senderDipIdInvalid,
+        /item 0: S1\.senderDIPID is 2000000002, but the caller is 2000000001/,
+      );
+    });
+
+    it("S1.senderRoleID not one of the caller's roles → 403 MSG1010", async () => {
+      await refused(
+        () => sds.client.submit('IF-021', [s1((s) => (s.senderRoleID = 'ADS'))]),
+        403,
+        MSG.senderRoleInvalid,
+        /item 0: S1\.senderRoleID ADS is not a role of 2000000001 \(SDS\)/,
+      );
+    });
+
+    it('S1.DIPConnectionProviderID naming someone else → 403 MSG1011', async () => {
+      const answer = await refused(
+        () => sds.client.submit('IF-021', [s1((s) => (s.DIPConnectionProviderID = sds2.dipId))]),
+        403,
+        MSG.connectionProviderInvalid,
+        /item 0: S1\.DIPConnectionProviderID 2000000002 is not the caller 2000000001/,
+      );
+      expect(answer.messageArray[0]!.DIPConnectionProviderID).toBe(sds2.dipId);
+    });
+
+    it('S1.senderTimestamp far in the future → 400 MSG1007', async () => {
+      const future = new Date(Date.now() + 24 * 3600_000).toISOString().slice(0, 19) + '+00:00';
+      await refused(
+        () => sds.client.submit('IF-021', [s1((s) => (s.senderTimestamp = future))]),
+        400,
+        MSG.senderTimestampInvalid,
+        /item 0: S1\.senderTimestamp .* is in the future/,
+      );
+    });
+  });
+
+  describe('routing', () => {
+    it('a primary recipient that is not registered → 400 MSG1031', async () => {
+      await refused(
+        () => sds.client.submit('IF-021', [item({ primaryRecipients: [sup.dipId, '9999999999'] })]),
+        400,
+        MSG.primaryRecipientInvalid,
+        /item 0: A0\.primaryRecipients: 9999999999 is not a registered DIP participant/,
+      );
+    });
+
+    it('a primary recipient with no role that receives on the channel → 400 MSG1032', async () => {
+      await refused(
+        () => sds.client.submit('IF-021', [item({ primaryRecipients: [regs.dipId] })]),
+        400,
+        MSG.primaryRecipientRoleInvalid,
+        /item 0: A0\.primaryRecipients: 6000000001 holds REGS, none of which receives on IF-021/,
+      );
+    });
+  });
+
+  describe('a batch is accepted or refused whole', () => {
+    it('one bad item among good ones: whole batch refused, the good ones MSG1000 naming the failed item', async () => {
+      const items = [item(), item(), item(), item()];
+      const bad = items[2]!;
+      bad.payload.CommonBlock.S1.senderTimestamp = '2025-01-01T00:00:00Z';
+      const answer = await refused(() => sds.client.submit('IF-021', items), 400, MSG.processingFailed, /item 2 failed/);
+      expect(answer.messageArray).toHaveLength(4);
+      expect(answer.messageArray.map((e) => e.message)).toEqual([MSG.processingFailed, MSG.processingFailed, MSG.schemaFailure, MSG.processingFailed]);
+      expect(answer.messageArray.map((e) => e.senderUniqueReference)).toEqual(items.map(refOf));
+      for (const i of [0, 1, 3]) expect(answer.messageArray[i]!.help).toBe('not accepted: the batch is refused whole because item 2 failed');
+      expect(answer.messageArray[2]!.help).toMatch(/^item 2: payload\.CommonBlock\.S1\.senderTimestamp must be at least 25 characters long/);
+    });
+
+    it('the status is that of the first failing item; every failing item carries its own code', async () => {
+      const items = [item(), item(), item()];
+      items[0]!.payload.CommonBlock.S1.senderDIPID = sds2.dipId; // 403 MSG1009
+      items[2]!.payload.CommonBlock.A0!.primaryRecipients = ['9999999999']; // 400 MSG1031
+      const answer = await refused(() => sds.client.submit('IF-021', items), 403, MSG.senderDipIdInvalid, /item 0: S1\.senderDIPID/);
+      expect(answer.messageArray.map((e) => e.message)).toEqual([MSG.senderDipIdInvalid, MSG.processingFailed, MSG.primaryRecipientInvalid]);
+      expect(answer.messageArray[1]!.help).toBe('not accepted: the batch is refused whole because item 0 failed');
+      expect(answer.messageArray[2]!.help).toMatch(/^item 2: A0\.primaryRecipients: 9999999999/);
+    });
+  });
+
+  describe('duplicate senderUniqueReference → 400 MSG1006', () => {
+    it('twice within one batch: refused, nothing stored', async () => {
+      const a = item();
+      const again = clone(a);
+      const other = item();
+      const answer = await refused(() => sds.client.submit('IF-021', [a, other, again]), 400, MSG.processingFailed, /item 2 failed/);
+      expect(answer.messageArray.map((e) => e.message)).toEqual([MSG.processingFailed, MSG.processingFailed, MSG.duplicateReference]);
+      expect(answer.messageArray[2]!.help).toBe(`item 2: S1.senderUniqueReference ${refOf(a)} appears twice in this batch`);
+      expect(answer.messageArray[2]!.senderUniqueReference).toBe(refOf(a));
+    });
+
+    it('resent after acceptance: refused, nothing new stored, the recipient gets the first one once', async () => {
+      const a = item();
+      await acceptedOk(sds, [a]);
+      const key = `${sds.dipId}|${refOf(a)}`;
+      await waitFor(() => delivered(sup.dipId).includes(key), 5000, 'the first copy at SUP');
+
+      await refused(() => sds.client.submit('IF-021', [a]), 400, MSG.duplicateReference, new RegExp(`S1\\.senderUniqueReference ${refOf(a)} was already accepted from 2000000001`));
+      // With a new message beside it, the batch is still refused whole and the new one is not kept.
+      const fresh = item();
+      const answer = await refused(() => sds.client.submit('IF-021', [fresh, a]), 400, MSG.processingFailed, /item 1 failed/);
+      expect(answer.messageArray.map((e) => e.message)).toEqual([MSG.processingFailed, MSG.duplicateReference]);
+
+      await new Promise((r) => setTimeout(r, 300));
+      expect(delivered(sup.dipId).filter((k) => k === key)).toHaveLength(1);
+      expect(delivered(sup.dipId)).not.toContain(`${sds.dipId}|${refOf(fresh)}`);
+    });
+
+    it('the same reference from a different sender is accepted', async () => {
+      const mine = item();
+      await acceptedOk(sds, [mine]);
+      const theirs = buildIF021({ senderDipId: sds2.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: 'theirs' });
+      theirs.payload.CommonBlock.S1.senderUniqueReference = refOf(mine);
+      await acceptedOk(sds2, [theirs]);
+      await waitFor(() => delivered(sup.dipId).includes(`${sds2.dipId}|${refOf(mine)}`), 5000, "the second sender's message at SUP");
+    });
+  });
+
+  describe('size limits → 413 (a DIP with bodyLimitBytes 64 KiB, maxBatchMessages 10)', () => {
+    let small: TestDip;
+    let smallDb: ReturnType<typeof tableCounter>;
+    let sender: TestParticipant;
+
+    beforeAll(async () => {
+      small = await startTestDip({ bodyLimitBytes: 64 * 1024, maxBatchMessages: 10 });
+      [sender] = await Promise.all([small.participant('2000000001', ['SDS']), small.participant('4000000001', ['MDS'])]);
+      smallDb = tableCounter(small);
+    });
+    afterAll(async () => {
+      smallDb?.close();
+      await small?.close();
+    });
+
+    const batch = (count: number, tag: string): IF021Item[] =>
+      Array.from({ length: count }, (_, i) => buildIF021({ senderDipId: sender.dipId, senderRole: 'SDS', uniqueSuffix: `${tag}${i}x${Date.now().toString(36)}` }));
+
+    it('a body over the limit', async () => {
+      const items = batch(20, 'big');
+      expect(JSON.stringify(items).length).toBeGreaterThan(64 * 1024);
+      const before = smallDb.counts();
+      const answer = await sender.client.submit('IF-021', items);
+      expect(answer.status).toBe(413);
+      expectStandardShape(answer.body, small.config.dipId, 1);
+      expect(answer.body.messageArray[0]!.message).toBe(MSG.schemaFailure);
+      expect(answer.body.messageArray[0]!.help).toBe('the body is larger than the limit of 65536 bytes');
+      expect(smallDb.counts()).toEqual(before);
+    });
+
+    it('a batch of more messages than maxBatchMessages', async () => {
+      const items = batch(11, 'many');
+      expect(JSON.stringify(items).length).toBeLessThan(64 * 1024);
+      const before = smallDb.counts();
+      const answer = await sender.client.submit('IF-021', items);
+      expect(answer.status).toBe(413);
+      expectStandardShape(answer.body, small.config.dipId, 1);
+      expect(answer.body.messageArray[0]!.message).toBe(MSG.schemaFailure);
+      expect(answer.body.messageArray[0]!.help).toBe('the batch holds 11 messages; the limit is 10');
+      expect(smallDb.counts()).toEqual(before);
+    });
+
+    it('still accepts a batch at the limits afterwards', async () => {
+      const answer = await sender.client.submit('IF-021', batch(10, 'fits'));
+      expect(answer.status).toBe(201);
+      expect(smallDb.counts().messages).toBe(10);
+    });
+  });
+
+  describe('afterwards', () => {
+    it('the recipients received exactly the accepted messages, each once, and nothing refused', async () => {
+      await waitFor(() => delivered(sup.dipId).length >= accepted.length && delivered(mds.dipId).length >= accepted.length, 5000, 'all accepted messages');
+      await new Promise((r) => setTimeout(r, 200)); // anything stray would arrive now
+      for (const id of [sup.dipId, mds.dipId]) expect([...delivered(id)].sort()).toEqual([...accepted].sort());
+      const c = db.counts();
+      expect(c.messages).toBe(accepted.length);
+      expect(c.queue_entries).toBe(2 * accepted.length);
+    });
+
+    it('the server is healthy: a valid message still gets 201 and is delivered', async () => {
+      const ok = item();
+      await acceptedOk(sds, [ok]);
+      await waitFor(() => delivered(sup.dipId).includes(`${sds.dipId}|${refOf(ok)}`), 5000, 'the last message at SUP');
+    });
+  });
+});
