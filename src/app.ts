@@ -52,7 +52,11 @@ export async function startDip(config: DipConfig, logger: Logger = pino({ level:
     registry,
     transport,
     signer: { sign: async (method, url, body) => ({ ...(await signer.sign(method, url, body)) }) },
-    settings: { timeoutMs: config.delivery.timeoutMs, retry: { baseMs: config.delivery.retryBaseMs, capMs: config.delivery.retryCapMs } },
+    settings: {
+      timeoutMs: config.delivery.timeoutMs,
+      retry: { baseMs: config.delivery.retryBaseMs, capMs: config.delivery.retryCapMs },
+      retentionMs: config.retentionDays * 86_400_000,
+    },
     logger,
   });
   const ingest = new Ingest(

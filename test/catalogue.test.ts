@@ -1,7 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { Catalogue, type ValidationResult } from '../src/catalogue/catalogue.js';
+import { Catalogue, importCatalogue, type ValidationResult } from '../src/catalogue/catalogue.js';
 import { buildCatalogue, serialiseCatalogue } from '../src/catalogue/spec-import.js';
 import { buildIF021, mpanCore } from '../src/sim/messages.js';
 
@@ -47,6 +49,15 @@ describe('generated catalogue', () => {
   it.skipIf(!HAVE_REFERENCE)('regenerates byte for byte from the reference spec', () => {
     const { document } = buildCatalogue(REFERENCE);
     expect(serialiseCatalogue(document) === readFileSync(COMMITTED, 'utf8')).toBe(true);
+  });
+
+  it.skipIf(!HAVE_REFERENCE)('keeps the current roles when importing a spec without the sender/receiver table', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'opendip-catalogue-')), 'catalogue.json');
+    const result = await importCatalogue(REFERENCE, out, { rolesTable: join(tmpdir(), 'no-such-table.md') });
+    expect(result.warnings.some((w) => w.includes('no sender/receiver table'))).toBe(true);
+    const imported = Catalogue.fromFile(out);
+    const summary = (c: Catalogue) => c.channels().map((d) => [d.interfaceId, d.senderRoles, d.receiverRoles, d.routingModes]);
+    expect(summary(imported)).toEqual(summary(catalogue));
   });
 
   it('describes IF-021 with its event codes, roles and routing', () => {

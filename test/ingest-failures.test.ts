@@ -127,6 +127,7 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
   let sup: TestParticipant; // primary recipient, SUP (may not send IF-021)
   let mds: TestParticipant; // "always" recipient
   let regs: TestParticipant; // registered, but receives nothing on IF-021
+  let both: TestParticipant; // holds SDS and SUP
   let foreign: KeyAndCert; // a certificate for sds's DIP ID from a CA the DIP does not know
   const inbox: Record<string, Awaited<ReturnType<TestDip['receiver']>>> = {};
   /** `${senderDIPID}|${senderUniqueReference}` of every message the DIP accepted (201). */
@@ -180,12 +181,13 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
   beforeAll(async () => {
     t = await startTestDip();
     raw = new RawCaller(t);
-    [sds, sds2, sup, mds, regs] = await Promise.all([
+    [sds, sds2, sup, mds, regs, both] = await Promise.all([
       t.participant('2000000001', ['SDS']),
       t.participant('2000000002', ['SDS']),
       t.participant('1000000001', ['SUP']),
       t.participant('4000000001', ['MDS']),
       t.participant('6000000001', ['REGS']),
+      t.participant('7000000001', ['SDS', 'SUP']),
     ]);
     const otherCa = await createCertificateAuthority({ commonName: 'Not the DIP CA', environment: 'DEV', validDays: 30 });
     foreign = await issueParticipantCertificate(otherCa, { organisation: 'Mallory', dipIds: [sds.dipId], environment: 'DEV', validDays: 30 });
@@ -317,6 +319,29 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
       await refused(() => sds.client.submit('IF-999', [item()]), 404, MSG.interfaceIdInvalid, /dip-channel 'IF-999' is not a channel of this DIP/);
     });
 
+    it('a channel ID too long to be one, or not a valid URL → 404 / 400 MSG1002, still a StandardResponse', async () => {
+      await refused(
+        () => sds.client.submit('IF-' + '9'.repeat(300), [item()]),
+        404,
+        MSG.interfaceIdInvalid,
+        /no such resource: POST \/dip-channel\/IF-9+… \(a path segment is longer than 200 characters\)/,
+        null,
+      );
+      await refused(() => sds.client.submit('IF-%zz', [item()]), 400, MSG.interfaceIdInvalid, /the path \/dip-channel\/IF-%zz is not a valid URL/, null);
+    });
+
+    it('a method other than POST on a channel → 4xx in StandardResponse shape', async () => {
+      for (const method of ['GET', 'PUT']) {
+        const before = db.counts();
+        const answer = await sds.client.call(method, '/dip-channel/IF-021', method === 'GET' ? '' : JSON.stringify([item()]));
+        expect(answer.status).toBeGreaterThanOrEqual(400);
+        expect(answer.status).toBeLessThan(500);
+        expectStandardShape(answer.body, t.config.dipId, 1);
+        expect(answer.body.messageArray[0]!.help).toContain(`${method} /dip-channel/IF-021`);
+        expect(db.counts()).toEqual(before);
+      }
+    });
+
     it('a participant whose roles may not send on the channel (SUP on IF-021) → 403 MSG1010', async () => {
       const bySup = buildIF021({ senderDipId: sup.dipId, senderRole: 'SUP', uniqueSuffix: 'supsends' });
       await refused(
@@ -347,9 +372,9 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
     });
 
     it('a content type other than application/json', async () => {
-      for (const type of ['text/plain', 'application/xml']) {
+      for (const type of ['text/plain', 'application/xml', '']) {
         const answer = await refused(
-          () => raw.send({ tls: sds, body: JSON.stringify([item()]), contentType: type }),
+          () => raw.send({ tls: sds, body: JSON.stringify([item()]), contentType: type, headers: type === '' ? { 'content-type': null } : {} }),
           415,
           MSG.schemaFailure,
           new RegExp(`Content-Type '${type.replace('/', '\\/')}' is not accepted: send application/json`),
@@ -372,6 +397,11 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
         'an extra, unknown field',
         (m) => (m.payload.CommonBlock.S1.favouriteColour = 'blue'),
         /item 0: payload\.CommonBlock\.S1\.favouriteColour is not a field of payload\.CommonBlock\.S1 on IF-021; extra fields are not allowed/,
+      ],
+      [
+        'an extra field named __proto__',
+        (m) => Object.defineProperty(m.payload.CommonBlock.S1, '__proto__', { value: { polluted: true }, enumerable: true }),
+        /item 0: payload\.CommonBlock\.S1\.__proto__ is not a field of payload\.CommonBlock\.S1/,
       ],
       [
         'an unknown block in CustomBlock',
@@ -444,6 +474,17 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
       );
     });
 
+    it('S1.senderRoleID a role the caller holds but that may not send on the channel → 403 MSG1010', async () => {
+      const m = buildIF021({ senderDipId: both.dipId, senderRole: 'SUP', primaryRecipients: [sup.dipId], uniqueSuffix: 'bothsup' });
+      await refused(
+        () => both.client.submit('IF-021', [m]),
+        403,
+        MSG.senderRoleInvalid,
+        /item 0: S1\.senderRoleID SUP may not send on IF-021 \(senders: SDS, ADS, UMSDS\)/,
+        both.dipId,
+      );
+    });
+
     it('S1.DIPConnectionProviderID naming someone else → 403 MSG1011', async () => {
       const answer = await refused(
         () => sds.client.submit('IF-021', [s1((s) => (s.DIPConnectionProviderID = sds2.dipId))]),
@@ -461,6 +502,15 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
         400,
         MSG.senderTimestampInvalid,
         /item 0: S1\.senderTimestamp .* is in the future/,
+      );
+    });
+
+    it('S1.senderTimestamp of the right shape but no real date-time → 400 MSG1007', async () => {
+      await refused(
+        () => sds.client.submit('IF-021', [s1((s) => (s.senderTimestamp = '2025-13-45T99:99:99+00:00'))]),
+        400,
+        MSG.senderTimestampInvalid,
+        /item 0: S1\.senderTimestamp '2025-13-45T99:99:99\+00:00' is not a date-time/,
       );
     });
   });
@@ -535,6 +585,20 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
       await new Promise((r) => setTimeout(r, 300));
       expect(delivered(sup.dipId).filter((k) => k === key)).toHaveLength(1);
       expect(delivered(sup.dipId)).not.toContain(`${sds.dipId}|${refOf(fresh)}`);
+    });
+
+    it('sent concurrently on several connections: exactly one is accepted, the others get MSG1006', async () => {
+      const a = item();
+      const before = db.counts();
+      const answers = await Promise.all(Array.from({ length: 6 }, () => sds.client.submit('IF-021', [a])));
+      const statuses = answers.map((x) => x.status).sort();
+      expect(statuses).toEqual([201, 400, 400, 400, 400, 400]);
+      for (const x of answers) {
+        expectStandardShape(x.body, t.config.dipId, 1);
+        if (x.status === 400) expect(x.body.messageArray[0]!.message).toBe(MSG.duplicateReference);
+      }
+      expect(db.counts()).toEqual({ batches: before.batches! + 1, messages: before.messages! + 1, queue_entries: before.queue_entries! + 2 });
+      accepted.push(`${sds.dipId}|${refOf(a)}`);
     });
 
     it('the same reference from a different sender is accepted', async () => {

@@ -10,6 +10,9 @@ import { registerPubconfigRoutes } from './routes/pubconfig.js';
 import { registerReplayRoutes } from './routes/replay.js';
 import type { ApiDeps } from './deps.js';
 
+/** Longest path segment (channel ID, DIP ID) the router accepts. */
+const MAX_PARAM_LENGTH = 200;
+
 export interface TlsMaterial {
   key: string;
   cert: string;
@@ -26,9 +29,25 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial): FastifyInstance {
   const app = Fastify({
     https: { key: tls.key, cert: tls.cert, ca: tls.ca, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' },
     bodyLimit: deps.config.bodyLimitBytes,
-    routerOptions: { caseSensitive: false, ignoreTrailingSlash: true, maxParamLength: 200 },
+    routerOptions: { caseSensitive: false, ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
     keepAliveTimeout: 75_000,
     logger: false,
+    // Errors Fastify raises while routing, before any handler runs (a path segment longer than
+    // maxParamLength, a malformed percent-encoding), would otherwise be answered in Fastify's own
+    // {error, code, message} shape instead of a StandardResponse.
+    frameworkErrors: (error, req, reply) => {
+      const path = (req.raw.url ?? '').split('?')[0] ?? '';
+      const shown = path.length > 80 ? `${path.slice(0, 80)}…` : path;
+      if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+        // No channel or DIP ID is that long: the same answer as for any other unknown resource.
+        void sendStandard(deps, reply, 404, null, MSG.interfaceIdInvalid, `no such resource: ${req.raw.method ?? ''} ${shown} (a path segment is longer than ${MAX_PARAM_LENGTH} characters)`);
+      } else if (error.code === 'FST_ERR_BAD_URL') {
+        void sendStandard(deps, reply, 400, null, MSG.interfaceIdInvalid, `the path ${shown} is not a valid URL (malformed percent-encoding)`);
+      } else {
+        deps.logger.error({ err: error, url: path }, 'request failed while routing');
+        void sendStandard(deps, reply, 500, null, MSG.processingFailed, 'internal error');
+      }
+    },
   });
 
   // The signature covers the exact bytes received, so bodies stay raw; the pipeline parses them once.

@@ -2,9 +2,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
-import { toIssues } from './errors.js';
+import { MAX_ISSUES, toIssues } from './errors.js';
 import { buildKeyTree, normaliseKeys, type KeyNode, type NormaliseProblem } from './key-case.js';
-import type { ImportResult } from './spec-import.js';
+import type { ImportOptions, ImportResult } from './spec-import.js';
 import { bareEventCode, type CatalogueChannel, type CatalogueDocument, type ChannelDefinition, type ValidationResult } from './types.js';
 
 export type { ChannelDefinition, ValidationIssue, ValidationResult } from './types.js';
@@ -111,7 +111,7 @@ export class Catalogue {
     if (problems.length > 0) {
       return {
         ok: false,
-        errors: problems.slice(0, 10).map((p) => ({
+        errors: problems.slice(0, MAX_ISSUES).map((p) => ({
           path: p.path,
           rule: 'duplicateKey',
           message: `${p.path} is given twice (as "${p.key}" and in another case); field names are case-insensitive`,
@@ -120,7 +120,7 @@ export class Catalogue {
     }
     if (!validate(message)) return { ok: false, errors: toIssues(validate.errors ?? [], channel.interfaceId) };
     // The schema has checked these are strings.
-    const s0 = ((message as { payload: { CommonBlock: { S0: Record<string, unknown> } } }).payload.CommonBlock.S0);
+    const s0 = (message as { payload: { CommonBlock: { S0: Record<string, unknown> } } }).payload.CommonBlock.S0;
     return {
       ok: true,
       message,
@@ -144,10 +144,11 @@ export class Catalogue {
 }
 
 /**
- * Generates a catalogue file from a published spec directory (the `dip catalogue import` command and
- * the generator script share it). Loaded on demand: the YAML reader is not needed to serve traffic.
+ * Generates a catalogue file from a published spec directory (`dip catalogue import`). Where the
+ * sender/receiver table is missing, channels keep the roles the bundled catalogue gives them.
+ * Loaded on demand: the YAML reader is not needed to serve traffic.
  */
-export async function importCatalogue(specDir: string, outFile: string, rolesTable?: string): Promise<ImportResult> {
+export async function importCatalogue(specDir: string, outFile: string, options: ImportOptions = {}): Promise<ImportResult> {
   const mod = await import('./spec-import.js');
-  return mod.importCatalogue(specDir, outFile, rolesTable);
+  return mod.importCatalogue(specDir, outFile, { baseline: Catalogue.load().channels(), ...options });
 }

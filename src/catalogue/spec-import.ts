@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { isObject, SchemaConverter, SpecFiles, type SchemaRef } from './openapi-schema.js';
 import { FALLBACK_ROLES, parseRolesTable, rolesFromText, routingModesFor, type TableRow } from './roles.js';
-import { bareEventCode, type CatalogueChannel, type CatalogueDocument, type JsonObject, type JsonSchema, type JsonValue } from './types.js';
+import { bareEventCode, type CatalogueChannel, type CatalogueDocument, type ChannelDefinition, type JsonObject, type JsonSchema, type JsonValue } from './types.js';
 
 /**
  * Builds OpenDIP's interface catalogue from the published DIP API: one channel per payload the
@@ -23,9 +23,20 @@ export interface ImportResult extends BuildResult {
   bytes: number;
 }
 
+export interface ImportOptions {
+  /** The third-party sender/receiver table; default: beside the spec directory. */
+  rolesTable?: string;
+  /**
+   * Channels whose roles to keep where the table has no row (importing a newer API without the
+   * table keeps the roles the DIP already knew). Only then: the bundled catalogue is generated
+   * without one, so it depends on the reference files alone.
+   */
+  baseline?: readonly ChannelDefinition[];
+}
+
 /** Reads the spec directory (and the sender/receiver table beside it, if present) and writes the catalogue. */
-export async function importCatalogue(specDir: string, outFile: string, rolesTable?: string): Promise<ImportResult> {
-  const built = buildCatalogue(specDir, rolesTable);
+export async function importCatalogue(specDir: string, outFile: string, options: ImportOptions = {}): Promise<ImportResult> {
+  const built = buildCatalogue(specDir, options);
   const json = serialiseCatalogue(built.document);
   mkdirSync(dirname(outFile), { recursive: true });
   writeFileSync(outFile, json);
@@ -120,14 +131,13 @@ function dispatch(id: string, variants: Variant[], endpoints: Map<string, Schema
   for (const code of codes) {
     const bare = bareEventCode(code);
     const endpoint = endpoints.get(`${id}/${bare}`);
+    const listing = variants.filter((v) => v.eventCodes.includes(code));
     const chosen =
-      variants.find((v) => endpoint !== undefined && v.ref.file === endpoint.file && v.ref.name === endpoint.name) ??
-      variants.find((v) => v.ref.name === `${id}-${bare}` && v.eventCodes.includes(code)) ??
-      (variants.filter((v) => v.eventCodes.includes(code)).length === 1 ? variants.find((v) => v.eventCodes.includes(code)) : undefined);
-    if (!chosen) {
-      warn(`${id}: event code ${code} has no single variant; validated against the first that lists it`);
-    }
-    const target = chosen ?? variants.find((v) => v.eventCodes.includes(code));
+      variants.find((v) => v.ref.file === endpoint?.file && v.ref.name === endpoint.name) ??
+      listing.find((v) => v.ref.name === `${id}-${bare}`) ??
+      (listing.length === 1 ? listing[0] : undefined);
+    if (!chosen) warn(`${id}: event code ${code} has no single variant; validated against the first that lists it`);
+    const target = chosen ?? listing[0];
     if (target) byVariant.get(target)?.push(code);
   }
   for (const [v, list] of byVariant) if (list.length === 0) warn(`${v.ref.name}: no event code dispatches to it`);
@@ -171,7 +181,7 @@ function unique(list: string[]): string[] {
   return [...new Set(list)];
 }
 
-export function buildCatalogue(specDir: string, rolesTablePath?: string): BuildResult {
+export function buildCatalogue(specDir: string, options: ImportOptions = {}): BuildResult {
   const warnings: string[] = [];
   const warn = (m: string): void => {
     warnings.push(m);
@@ -182,9 +192,10 @@ export function buildCatalogue(specDir: string, rolesTablePath?: string): BuildR
   const apiVersion = String(at(rootDoc, 'info', 'version') ?? 'unknown');
   const names = channelNames(String(at(rootDoc, 'info', 'description') ?? ''));
 
-  const tablePath = rolesTablePath ?? join(specDir, '..', SENDER_RECEIVER_TABLE);
+  const tablePath = options.rolesTable ?? join(specDir, '..', SENDER_RECEIVER_TABLE);
   const table = existsSync(tablePath) ? parseRolesTable(readFileSync(tablePath, 'utf8')) : new Map<string, TableRow>();
-  if (table.size === 0) warn(`no sender/receiver table at ${tablePath}: roles from built-in defaults only`);
+  if (table.size === 0) warn(`no sender/receiver table at ${tablePath}: roles from ${options.baseline ? 'the current catalogue and ' : ''}built-in defaults`);
+  const baseline = new Map((options.baseline ?? []).map((c) => [c.interfaceId, c]));
 
   const ingress = at(rootDoc, 'components', 'schemas', 'DIPMessage', 'properties', 'payload', 'oneOf');
   if (!Array.isArray(ingress)) throw new Error(`${root}: DIPMessage.payload.oneOf not found`);
@@ -225,15 +236,15 @@ export function buildCatalogue(specDir: string, rolesTablePath?: string): BuildR
     };
 
     const row = table.get(id);
-    const fallback = FALLBACK_ROLES[id];
+    const fallback = baseline.get(id) ?? FALLBACK_ROLES[id];
     let senderRoles = row ? rolesFromText(row.sender) : [];
     let receiverRoles = row ? rolesFromText(row.receiver) : [];
-    if (senderRoles.length === 0) senderRoles = fallback?.senderRoles ?? [];
-    if (receiverRoles.length === 0) receiverRoles = fallback?.receiverRoles ?? [];
+    if (senderRoles.length === 0) senderRoles = [...(fallback?.senderRoles ?? [])];
+    if (receiverRoles.length === 0) receiverRoles = [...(fallback?.receiverRoles ?? [])];
     if (senderRoles.length === 0 || receiverRoles.length === 0) warn(`${id}: no default sender/receiver roles`);
     const commonBlocks = unique(variants.flatMap((v) => v.commonBlocks));
     // "Public (All Roles)", "Public (via separate file-sharing mechanism)": published to everyone.
-    const isPublic = /\bpublic\b/i.test(row?.receiver ?? '');
+    const isPublic = row ? /\bpublic\b/i.test(row.receiver) : (baseline.get(id)?.routingModes.includes('always') ?? false);
 
     channels.push({
       interfaceId: id,

@@ -10,6 +10,8 @@ export const SEQUENCE_HEADER = 'x-opendip-sequence';
 export interface DeliverySettings {
   timeoutMs: number;
   retry: RetryPolicy;
+  /** How long a message waits for an offline recipient before it is set aside as expired. */
+  retentionMs: number;
 }
 
 export interface DeliveryDeps {
@@ -107,6 +109,7 @@ class QueueWorker {
           const limit = this.ackedSeq < this.singlesUntil ? 1 : hook.maxMessageCount;
           const entries = await this.deps.log.readQueue(this.queue, this.ackedSeq, limit, hook.maxPayloadKb * 1024);
           if (entries.length === 0) break;
+          if (await this.expire(entries)) continue;
           const retryIn = await this.deliver(hook, entries);
           if (retryIn !== null) {
             this.timer = setTimeout(() => {
@@ -166,6 +169,20 @@ class QueueWorker {
     this.deps.onRejected?.(this.queue, entry, status!);
     await this.settle(last);
     return null;
+  }
+
+  /** Sets aside entries that waited longer than the retention period. True when any were. */
+  private async expire(entries: QueueEntry[]): Promise<boolean> {
+    const cutoff = Date.now() - this.deps.settings.retentionMs;
+    // Only a leading run: settling is by position, so a fresh entry must never be skipped over.
+    const firstFresh = entries.findIndex((e) => e.receivedAt >= cutoff);
+    const expired = firstFresh === -1 ? entries : entries.slice(0, firstFresh);
+    if (expired.length === 0) return false;
+    const days = (this.deps.settings.retentionMs / 86_400_000).toFixed(2);
+    for (const e of expired) await this.deps.log.recordRejection(this.queue, e, 0, `expired: not delivered within ${days} days`);
+    this.deps.logger.warn({ queue: this.queue, count: expired.length, lastSeq: expired.at(-1)!.seq }, 'messages expired undelivered');
+    await this.settle(expired.at(-1)!.seq);
+    return true;
   }
 
   private async settle(seq: number): Promise<void> {

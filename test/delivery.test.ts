@@ -1,0 +1,106 @@
+import Database from 'better-sqlite3';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildIF021 } from '../src/sim/messages.js';
+import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+
+type Json = Record<string, any>;
+const ref = (m: unknown) => (m as Json).payload.CommonBlock.S1.senderUniqueReference as string;
+
+describe('webhook delivery', () => {
+  let t: TestDip | undefined;
+  afterEach(async () => {
+    await t?.close();
+    t = undefined;
+  });
+
+  async function market(overrides: Parameters<typeof startTestDip>[0] = {}) {
+    t = await startTestDip(overrides);
+    const sds = await t.participant('2000000001', ['SDS']);
+    const sup = await t.participant('1000000001', ['SUP']);
+    const ldso = await t.participant('3000000001', ['LDSO']);
+    return { t, sds, sup, ldso };
+  }
+  let n = 0;
+  const send = async (sds: TestParticipant, to: string[], count = 1) => {
+    const items = Array.from({ length: count }, () => buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: to, uniqueSuffix: `d${n++}` }));
+    const answer = await sds.client.submit('IF-021', items);
+    expect(answer.status, JSON.stringify(answer.body.messageArray.map((e) => e.help))).toBe(201);
+    return items.map((i) => i.payload.CommonBlock.S1.senderUniqueReference);
+  };
+  const attempts = (t: TestDip) =>
+    new Database(join(t.config.dataDir, 'dip.db'), { readonly: true }).prepare('SELECT status, verdict, first_seq AS firstSeq, last_seq AS lastSeq FROM delivery_attempts ORDER BY id').all() as Array<{ status: number | null; verdict: string; firstSeq: number; lastSeq: number }>;
+
+  it('retries 503 and 429 with backoff and keeps the order: nothing overtakes a failing message', async () => {
+    const { t, sds, sup } = await market();
+    let answers = [503, 429, 503];
+    const r = await t.receiver(() => answers.shift() ?? 200);
+    await sup.client.setWebhook('IF-021', sup.dipId, { callbackURL: r.url, maxMessageCount: 100 });
+    const first = await send(sds, [sup.dipId]);
+    const rest = await send(sds, [sup.dipId], 5);
+    await waitFor(() => r.calls.flatMap((c) => c.messages).length >= 6, 10_000, 'delivery after retries');
+    expect(r.calls.flatMap((c) => c.messages).map(ref)).toEqual([...first, ...rest]);
+    const log = attempts(t);
+    expect(log.slice(0, 3).map((a) => [a.status, a.verdict])).toEqual([
+      [503, 'retry'],
+      [429, 'retry'],
+      [503, 'retry'],
+    ]);
+    expect(log.at(-1)!.verdict).toBe('delivered');
+  });
+
+  it('does not retry a 400: the batch is re-sent singly and only the refused message is set aside', async () => {
+    const { t, sds, sup } = await market();
+    const refs: string[] = [];
+    let bad = '';
+    // Refuses any call that carries the poisoned message; accepts everything else.
+    const r = await t.receiver((call) => (call.messages.some((m) => ref(m) === bad) ? 400 : 200));
+    bad = (await send(sds, [sup.dipId], 3))[1]!;
+    // Sent before the webhook exists, so the queue holds all three and delivers them in one call.
+    refs.push(...[0, 1, 2].map(() => ''));
+    await sup.client.setWebhook('IF-021', sup.dipId, { callbackURL: r.url, maxMessageCount: 100 });
+    await waitFor(() => r.calls.flatMap((c) => c.messages).length >= 2, 10_000, 'the two good messages');
+    const delivered = r.calls.flatMap((c) => c.messages).map(ref);
+    expect(delivered).not.toContain(bad);
+    expect(delivered).toHaveLength(2);
+    const db = new Database(join(t.config.dataDir, 'dip.db'), { readonly: true });
+    expect(db.prepare('SELECT seq, status FROM rejections').all()).toEqual([{ seq: 2, status: 400 }]);
+    expect(attempts(t).filter((a) => a.status === 400).map((a) => [a.firstSeq, a.lastSeq])).toEqual([
+      [1, 3],
+      [2, 2],
+    ]);
+  });
+
+  it('a dead and a hanging recipient delay nobody else', async () => {
+    const { t, sds, sup, ldso } = await market({ delivery: { timeoutMs: 500 } as never });
+    // LDSO: a server that accepts the connection and never answers.
+    const hanging: Server = createServer(() => undefined);
+    await new Promise<void>((res) => hanging.listen(0, '127.0.0.1', res));
+    const port = (hanging.address() as { port: number }).port;
+    await ldso.client.setWebhook('IF-021', ldso.dipId, { callbackURL: `http://127.0.0.1:${port}/` });
+    const r = await t.receiver();
+    await sup.client.setWebhook('IF-021', sup.dipId, { callbackURL: r.url });
+    const started = Date.now();
+    await send(sds, [sup.dipId, ldso.dipId], 10);
+    await waitFor(() => r.calls.flatMap((c) => c.messages).length >= 10, 5000, 'SUP deliveries');
+    expect(Date.now() - started).toBeLessThan(2000);
+    await waitFor(() => attempts(t).some((a) => a.verdict === 'retry' && a.status === null), 5000, 'the hanging call to time out');
+    hanging.closeAllConnections();
+    hanging.close();
+  });
+
+  it('sets aside messages that waited longer than the retention period for an offline recipient', async () => {
+    const { t, sds, sup } = await market({ retentionDays: 1 / 86_400 }); // one second
+    const [old] = await send(sds, [sup.dipId]);
+    await new Promise((res) => setTimeout(res, 1200));
+    const [fresh] = await send(sds, [sup.dipId]);
+    const r = await t.receiver();
+    await sup.client.setWebhook('IF-021', sup.dipId, { callbackURL: r.url });
+    await waitFor(() => r.calls.length > 0, 5000, 'the fresh message');
+    expect(r.calls.flatMap((c) => c.messages).map(ref)).toEqual([fresh]);
+    expect(old).toBeDefined();
+    const db = new Database(join(t.config.dataDir, 'dip.db'), { readonly: true });
+    expect(db.prepare('SELECT seq, status, detail FROM rejections').all()).toEqual([{ seq: 1, status: 0, detail: expect.stringMatching(/^expired/) }]);
+  });
+});
