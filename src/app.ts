@@ -1,9 +1,15 @@
+import { EventEmitter } from 'node:events';
 import { rootCertificates } from 'node:tls';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { UndiciWebhookTransport } from './adapters/http/webhook-client.js';
 import { SqliteStore } from './adapters/sqlite/store.js';
+import { buildAdminServer, ensureAdminToken } from './api/admin.js';
 import { buildServer } from './api/server.js';
+import { hiddenPaths, obfuscate } from './domain/obfuscation.js';
+import { STATUS_CHANNEL, StatusMessages } from './pipeline/status.js';
+import type { DeadLetterEvent } from './pipeline/delivery.js';
+import type { QueueRef } from './ports/store.js';
 import { CatalogueSource } from './pipeline/catalogue-source.js';
 import type { DipConfig } from './config.js';
 import { channelRouting } from './pipeline/channels.js';
@@ -19,7 +25,10 @@ export interface RunningDip {
   url: string;
   port: number;
   pki: PkiMaterial;
+  adminPort: number;
   store: SqliteStore;
+  /** 'dead-letter' (DeadLetterEvent): what alarms subscribe to. */
+  events: EventEmitter;
   close(): Promise<void>;
 }
 
@@ -31,11 +40,21 @@ export async function startDip(config: DipConfig, logger: Logger = pino({ level:
   const pki = await ensurePki(pkiDir(config), { environment: config.environment, hostnames: config.hostnames, ipAddresses: config.ipAddresses });
   const store = new SqliteStore(databaseFile(config));
   const catalogue = new CatalogueSource(config.dataDir, logger);
+  const defaultStaleMs = (config.staleAfterMinutes ?? config.retentionDays * 1440) * 60_000;
   const channel = (id: string) => {
     const def = catalogue.current().channel(id);
-    return def ? channelRouting(def, config.channels[def.interfaceId]) : undefined;
+    return def ? channelRouting(def, config.channels[def.interfaceId], defaultStaleMs) : undefined;
   };
   const registry = new Registry(store);
+  const events = new EventEmitter();
+  const status = new StatusMessages(store, config.dipId);
+  const outboundFor = (queue: QueueRef, outbound: string): string => {
+    const ch = queue.channel === STATUS_CHANNEL ? undefined : channel(queue.channel);
+    if (!ch || Object.keys(ch.obfuscation).length === 0) return outbound;
+    const roles = (registry.participant(queue.recipientDipId)?.roles ?? []).filter((r) => ch.receiverRoles.includes(r));
+    const paths = hiddenPaths(ch.obfuscation, roles);
+    return paths.length === 0 ? outbound : JSON.stringify(obfuscate(JSON.parse(outbound) as unknown, paths));
+  };
   await registry.start(500);
   catalogue.start(2000);
 
@@ -55,10 +74,26 @@ export async function startDip(config: DipConfig, logger: Logger = pino({ level:
     settings: {
       timeoutMs: config.delivery.timeoutMs,
       retry: { baseMs: config.delivery.retryBaseMs, capMs: config.delivery.retryCapMs },
-      retentionMs: config.retentionDays * 86_400_000,
+      sweepIntervalMs: config.sweepIntervalSeconds * 1000,
+    },
+    staleAfterMs: (id) => (id === STATUS_CHANNEL ? config.retentionDays * 86_400_000 : (channel(id)?.staleAfterMs ?? defaultStaleMs)),
+    outboundFor,
+    onDeadLetter: (event) => {
+      events.emit('dead-letter', event);
+      returnToSender(event).catch((err: unknown) => logger.error({ err }, 'could not raise a status message'));
     },
     logger,
   });
+  // Return to Sender (spec 5.5.9, 5.5.13 D): a refusing recipient's own answer is relayed when it gave one.
+  const returnToSender = async (event: DeadLetterEvent): Promise<void> => {
+    const relayed = event.answer === null ? undefined : recipientVerdict(event.answer);
+    const queues = await status.fromDip(
+      event.entry.transactionId,
+      relayed?.message ?? 'MSG1000 - Message Processing Failed',
+      relayed?.help ? `${event.detail}: ${relayed.help}` : event.detail,
+    );
+    delivery.notify(queues);
+  };
   const ingest = new Ingest(
     {
       dipId: config.dipId,
@@ -73,25 +108,32 @@ export async function startDip(config: DipConfig, logger: Logger = pino({ level:
   );
   const replay = new Replay(store);
   const app = buildServer(
-    { config, logger, ingest, registry, webhooks: store, delivery, replay, channel },
+    { config, logger, ingest, registry, webhooks: store, delivery, replay, status, queues: store, outboundFor, channel },
     { key: pki.server.keyPem, cert: pki.server.certPem, ca: [pki.ca.certPem] },
   );
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
+  const admin = buildAdminServer({ token: ensureAdminToken(config.dataDir), log: store, delivery, logger });
+  await admin.listen({ port: config.adminPort, host: '127.0.0.1' });
+  const adminAddress = admin.server.address();
+  const adminPort = typeof adminAddress === 'object' && adminAddress ? adminAddress.port : config.adminPort;
   await delivery.start();
-  logger.info({ port, dataDir: config.dataDir, environment: config.environment }, 'OpenDIP listening');
+  logger.info({ port, adminPort, dataDir: config.dataDir, environment: config.environment }, 'OpenDIP listening');
 
   let closed = false;
   return {
     url: `https://localhost:${port}`,
     port,
+    adminPort,
     pki,
     store,
+    events,
     async close() {
       if (closed) return;
       closed = true;
       await app.close();
+      await admin.close();
       await delivery.stop();
       await transport.close();
       registry.stop();
@@ -99,4 +141,16 @@ export async function startDip(config: DipConfig, logger: Logger = pino({ level:
       await store.close();
     },
   };
+}
+
+/** The first entry of a StandardResponse a recipient answered with, if that is what it sent. */
+function recipientVerdict(answer: string): { message: string; help: string | null } | undefined {
+  try {
+    const parsed = JSON.parse(answer) as { messageArray?: Array<{ message?: unknown; help?: unknown }> };
+    const first = parsed.messageArray?.find((e) => typeof e.message === 'string' && /^[A-Z]{2,3}\d{4} - /.test(e.message));
+    if (!first) return undefined;
+    return { message: String(first.message).slice(0, 200), help: typeof first.help === 'string' ? first.help.slice(0, 400) : null };
+  } catch {
+    return undefined;
+  }
 }

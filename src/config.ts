@@ -8,6 +8,12 @@ export interface ChannelOverride {
   senderRoles?: string[];
   receiverRoles?: string[];
   alwaysRoles?: string[];
+  /** The DIP generates a workflow correlation ID for messages on this channel (spec 5.5.5). */
+  workflowStarter?: boolean;
+  /** Undelivered messages older than this are dead-lettered and their sender told (spec 5.5.8). */
+  staleAfterMinutes?: number;
+  /** Per receiving role, the payload paths its copy goes without (spec 5.5.6). */
+  obfuscation?: Record<string, string[]>;
 }
 
 export interface DipConfig {
@@ -24,6 +30,11 @@ export interface DipConfig {
   hostnames: string[];
   ipAddresses: string[];
   retentionDays: number;
+  /** Default staleness limit for channels that set none: the retention period. */
+  staleAfterMinutes: number | null;
+  sweepIntervalSeconds: number;
+  /** The operator's API (dead letters, …), on the loopback interface only; 0 picks a free port. */
+  adminPort: number;
   maxClockSkewSeconds: number;
   bodyLimitBytes: number;
   maxBatchMessages: number;
@@ -55,6 +66,9 @@ const schema: JSONSchemaType<DipConfig> = {
     hostnames: { type: 'array', items: { type: 'string' } },
     ipAddresses: { type: 'array', items: { type: 'string' } },
     retentionDays: { type: 'number', exclusiveMinimum: 0 },
+    staleAfterMinutes: { type: 'number', exclusiveMinimum: 0, nullable: true },
+    sweepIntervalSeconds: { type: 'number', exclusiveMinimum: 0 },
+    adminPort: { type: 'integer', minimum: 0, maximum: 65535 },
     maxClockSkewSeconds: { type: 'number', minimum: 1 },
     bodyLimitBytes: { type: 'integer', minimum: 1024 },
     maxBatchMessages: { type: 'integer', minimum: 1 },
@@ -77,7 +91,14 @@ const schema: JSONSchemaType<DipConfig> = {
         type: 'object',
         additionalProperties: false,
         required: [],
-        properties: { senderRoles: stringList, receiverRoles: stringList, alwaysRoles: stringList },
+        properties: {
+          senderRoles: stringList,
+          receiverRoles: stringList,
+          alwaysRoles: stringList,
+          workflowStarter: { type: 'boolean', nullable: true },
+          staleAfterMinutes: { type: 'number', exclusiveMinimum: 0, nullable: true },
+          obfuscation: { type: 'object', nullable: true, required: [], additionalProperties: { type: 'array', items: { type: 'string' } } },
+        },
       },
     },
   },
@@ -93,6 +114,9 @@ export const DEFAULTS: DipConfig = {
   hostnames: ['localhost'],
   ipAddresses: ['127.0.0.1', '::1'],
   retentionDays: 14,
+  staleAfterMinutes: null,
+  sweepIntervalSeconds: 30,
+  adminPort: 8444,
   maxClockSkewSeconds: 300,
   bodyLimitBytes: 10 * 1024 * 1024,
   maxBatchMessages: 1000,
@@ -124,11 +148,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   }
   const fileConfig = fromFile as Partial<DipConfig>;
   const fromEnv: Partial<DipConfig> = {};
-  if (env.DIP_PORT !== undefined) fromEnv.port = parsePort(env.DIP_PORT);
+  if (env.DIP_PORT !== undefined) fromEnv.port = parsePort('DIP_PORT', env.DIP_PORT);
   if (env.DIP_HOST !== undefined) fromEnv.host = env.DIP_HOST;
   if (env.DIP_ENV !== undefined) fromEnv.environment = parseEnvironment(env.DIP_ENV);
   if (env.DIP_PUBLIC_URL !== undefined) fromEnv.publicUrl = env.DIP_PUBLIC_URL;
   if (env.DIP_RETENTION_DAYS !== undefined) fromEnv.retentionDays = Number(env.DIP_RETENTION_DAYS);
+  if (env.DIP_ADMIN_PORT !== undefined) fromEnv.adminPort = parsePort('DIP_ADMIN_PORT', env.DIP_ADMIN_PORT);
   return {
     ...DEFAULTS,
     ...fileConfig,
@@ -140,9 +165,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   };
 }
 
-function parsePort(v: string): number {
+function parsePort(name: string, v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`DIP_PORT '${v}' is not a TCP port`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${name} '${v}' is not a TCP port`);
   return n;
 }
 

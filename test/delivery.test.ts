@@ -65,7 +65,7 @@ describe('webhook delivery', () => {
     expect(delivered).not.toContain(bad);
     expect(delivered).toHaveLength(2);
     const db = new Database(join(t.config.dataDir, 'dip.db'), { readonly: true });
-    expect(db.prepare('SELECT seq, status FROM rejections').all()).toEqual([{ seq: 2, status: 400 }]);
+    expect(db.prepare('SELECT seq, status FROM dead_letters').all()).toEqual([{ seq: 2, status: 400 }]);
     expect(attempts(t).filter((a) => a.status === 400).map((a) => [a.firstSeq, a.lastSeq])).toEqual([
       [1, 3],
       [2, 2],
@@ -101,6 +101,6 @@ describe('webhook delivery', () => {
     expect(r.calls.flatMap((c) => c.messages).map(ref)).toEqual([fresh]);
     expect(old).toBeDefined();
     const db = new Database(join(t.config.dataDir, 'dip.db'), { readonly: true });
-    expect(db.prepare('SELECT seq, status, detail FROM rejections').all()).toEqual([{ seq: 1, status: 0, detail: expect.stringMatching(/^expired/) }]);
+    expect(db.prepare('SELECT seq, status, reason FROM dead_letters').all()).toEqual([{ seq: 1, status: null, reason: 'stale' }]);
   });
 });

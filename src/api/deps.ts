@@ -5,7 +5,8 @@ import type { Ingest } from '../pipeline/ingest.js';
 import type { Logger } from '../pipeline/logger.js';
 import type { Registry } from '../pipeline/registry.js';
 import type { Replay } from '../pipeline/replay.js';
-import type { WebhookRegistry } from '../ports/store.js';
+import type { StatusMessages } from '../pipeline/status.js';
+import type { MessageLog, QueueRef, WebhookRegistry } from '../ports/store.js';
 
 /** What the HTTP routes need; wired once in app.ts. */
 export interface ApiDeps {
@@ -16,5 +17,9 @@ export interface ApiDeps {
   webhooks: WebhookRegistry;
   delivery: Delivery;
   replay: Replay;
+  status: StatusMessages;
+  queues: Pick<MessageLog, 'queueState' | 'readQueue' | 'ack'>;
+  /** The copy a recipient gets (obfuscation by role). */
+  outboundFor(queue: QueueRef, outbound: string): string;
   channel(id: string): Channel | undefined;
 }

@@ -70,3 +70,31 @@ export const validateMessageRequest = ajv.compile<MessageRequestBody>({
 } as unknown as JSONSchemaType<MessageRequestBody>);
 
 export const MESSAGE_REQUEST_FIELDS = ['datetimeFrom', 'datetimeTo', 'eventCode', 'MPAN', 'transactionIDs', 'version'] as const;
+
+/** Published StandardResponseArray, as a recipient sends it to POST /statusmessage. */
+export const STATUS_ENTRY_FIELDS = ['transactionID', 'senderUniqueReference', 'correlationID', 'sentTimestamp', 'senderID', 'recipientID', 'DIPConnectionProviderID', 'message', 'help', 'serviceTicketURL'] as const;
+
+const nullableString = (maxLength: number) => ({ type: 'string', nullable: true, maxLength });
+
+export const validateStatusEntries = ajv.compile<unknown[]>({
+  type: 'array',
+  minItems: 1,
+  maxItems: 1000,
+  items: {
+    type: 'object',
+    additionalProperties: false,
+    required: [...STATUS_ENTRY_FIELDS],
+    properties: {
+      transactionID: nullableString(65),
+      senderUniqueReference: nullableString(100),
+      correlationID: { type: 'string', nullable: true, minLength: 1, maxLength: 60 },
+      sentTimestamp: dateTime,
+      senderID: { type: 'string', minLength: 10, maxLength: 11 },
+      recipientID: { type: 'string', nullable: true, minLength: 10, maxLength: 11 },
+      DIPConnectionProviderID: { type: 'string', nullable: true, minLength: 10, maxLength: 11 },
+      message: { type: 'string', nullable: true, maxLength: 200, pattern: '^[A-Z]{2,3}\\d{4} - ' },
+      help: nullableString(500),
+      serviceTicketURL: nullableString(2048),
+    },
+  },
+} as unknown as JSONSchemaType<unknown[]>);

@@ -7,7 +7,9 @@ import { DIP_URN_PREFIX } from '../security/signature.js';
 import type { CallerEvidence } from '../pipeline/authenticate.js';
 import { registerChannelRoutes } from './routes/channel.js';
 import { registerPubconfigRoutes } from './routes/pubconfig.js';
+import { registerPullRoutes } from './routes/pull.js';
 import { registerReplayRoutes } from './routes/replay.js';
+import { registerStatusRoutes } from './routes/status.js';
 import type { ApiDeps } from './deps.js';
 
 /** Longest path segment (channel ID, DIP ID) the router accepts. */
@@ -70,6 +72,8 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial): FastifyInstance {
   registerChannelRoutes(app, deps);
   registerPubconfigRoutes(app, deps);
   registerReplayRoutes(app, deps);
+  registerPullRoutes(app, deps);
+  registerStatusRoutes(app, deps);
   return app;
 }
 

@@ -1,5 +1,5 @@
 import { classifyStatus, parseRetryAfter, retryDelayMs, type RetryPolicy } from '../domain/retry.js';
-import type { MessageLog, QueueEntry, QueueRef, Webhook } from '../ports/store.js';
+import type { DeadLetterReason, MessageLog, QueueEntry, QueueRef, Webhook } from '../ports/store.js';
 import type { OutboundSigner, WebhookTransport } from '../ports/webhook.js';
 import type { Logger } from './logger.js';
 import type { Registry } from './registry.js';
@@ -10,8 +10,8 @@ export const SEQUENCE_HEADER = 'x-opendip-sequence';
 export interface DeliverySettings {
   timeoutMs: number;
   retry: RetryPolicy;
-  /** How long a message waits for an offline recipient before it is set aside as expired. */
-  retentionMs: number;
+  /** How often queues nobody is delivering (no webhook, or waiting to retry) are checked for stale messages. */
+  sweepIntervalMs: number;
 }
 
 export interface DeliveryDeps {
@@ -22,8 +22,21 @@ export interface DeliveryDeps {
   settings: DeliverySettings;
   logger: Logger;
   random?: () => number;
-  /** A recipient refused a message for good (a non-retryable status). */
-  onRejected?: (queue: QueueRef, entry: QueueEntry, status: number) => void;
+  /** How long a message on this channel may wait undelivered before it is dead-lettered as stale. */
+  staleAfterMs: (channel: string) => number;
+  /** The copy a recipient gets: obfuscation by role happens here. Identity when absent. */
+  outboundFor?: (queue: QueueRef, outbound: string) => string;
+  /** A message went to the dead-letter queue; `answer` is what a refusing recipient said. */
+  onDeadLetter?: (event: DeadLetterEvent) => void;
+}
+
+export interface DeadLetterEvent {
+  queue: QueueRef;
+  entry: QueueEntry;
+  reason: DeadLetterReason;
+  status: number | null;
+  detail: string;
+  answer: string | null;
 }
 
 const key = (q: QueueRef): string => `${q.recipientDipId}\u0000${q.channel}`;
@@ -35,6 +48,7 @@ const key = (q: QueueRef): string => `${q.recipientDipId}\u0000${q.channel}`;
 export class Delivery {
   private readonly workers = new Map<string, QueueWorker>();
   private stopped = false;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: DeliveryDeps) {
     deps.registry.onChange(() => {
@@ -42,8 +56,17 @@ export class Delivery {
     });
   }
 
-  /** Resumes every queue that still holds undelivered entries (after a restart). */
+  /** Resumes every queue that still holds undelivered entries (after a restart), then sweeps periodically. */
   async start(): Promise<void> {
+    await this.sweep();
+    this.sweeper = setInterval(() => {
+      this.sweep().catch((err: unknown) => this.deps.logger.error({ err }, 'sweep failed'));
+    }, this.deps.settings.sweepIntervalMs);
+    this.sweeper.unref();
+  }
+
+  /** Looks at every queue holding undelivered entries: delivers what it can, dead-letters what is stale. */
+  async sweep(): Promise<void> {
     this.notify(await this.deps.log.pendingQueues());
   }
 
@@ -61,12 +84,13 @@ export class Delivery {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.sweeper) clearInterval(this.sweeper);
     await Promise.all([...this.workers.values()].map((w) => w.stop()));
   }
 }
 
 class QueueWorker {
-  private ackedSeq: number | undefined;
+  private ackedSeq = 0;
   private running: Promise<void> | null = null;
   private dirty = false;
   private timer: NodeJS.Timeout | undefined;
@@ -99,17 +123,18 @@ class QueueWorker {
 
   private async run(): Promise<void> {
     try {
-      this.ackedSeq ??= (await this.deps.log.queueState(this.queue)).ackedSeq;
+      // Re-read each time: a recipient that pulls moves its position through the API, not through us.
+      this.ackedSeq = Math.max(this.ackedSeq, (await this.deps.log.queueState(this.queue)).ackedSeq);
       while (this.dirty && !this.stopped) {
         this.dirty = false;
         for (;;) {
           if (this.stopped) return;
           const hook = this.deps.registry.webhook(this.queue.recipientDipId, this.queue.channel);
-          if (!hook) return; // Messages wait in the queue until the recipient registers a webhook.
-          const limit = this.ackedSeq < this.singlesUntil ? 1 : hook.maxMessageCount;
-          const entries = await this.deps.log.readQueue(this.queue, this.ackedSeq, limit, hook.maxPayloadKb * 1024);
+          const limit = !hook ? 500 : this.ackedSeq < this.singlesUntil ? 1 : hook.maxMessageCount;
+          const entries = await this.deps.log.readQueue(this.queue, this.ackedSeq, limit, hook ? hook.maxPayloadKb * 1024 : 1 << 22);
           if (entries.length === 0) break;
           if (await this.expire(entries)) continue;
+          if (!hook) return; // Messages wait for a webhook, or for the recipient to pull them.
           const retryIn = await this.deliver(hook, entries);
           if (retryIn !== null) {
             this.timer = setTimeout(() => {
@@ -134,7 +159,8 @@ class QueueWorker {
   private async deliver(hook: Webhook, entries: QueueEntry[]): Promise<number | null> {
     const first = entries[0]!.seq;
     const last = entries[entries.length - 1]!.seq;
-    const body = entries.length === 1 ? `[${entries[0]!.outbound}]` : `[${entries.map((e) => e.outbound).join(',')}]`;
+    const copy = this.deps.outboundFor;
+    const body = `[${entries.map((e) => (copy ? copy(this.queue, e.outbound) : e.outbound)).join(',')}]`;
     const headers = await this.deps.signer.sign('POST', hook.url, body);
     headers['content-type'] = 'application/json';
     headers[SEQUENCE_HEADER] = `${first}-${last}`;
@@ -163,24 +189,29 @@ class QueueWorker {
       this.singlesUntil = last;
       return null;
     }
-    const entry = entries[0]!;
-    await this.deps.log.recordRejection(this.queue, entry, status!, `recipient answered ${status}`);
-    this.deps.logger.warn({ queue: this.queue, seq: entry.seq, transactionId: entry.transactionId, status }, 'recipient refused a message');
-    this.deps.onRejected?.(this.queue, entry, status!);
+    const answer = outcome.kind === 'answered' ? outcome.body : null;
+    await this.deadLetter(entries[0]!, 'rejected', status, `${this.queue.recipientDipId} refused the message: HTTP ${status}`, answer);
     await this.settle(last);
     return null;
   }
 
-  /** Sets aside entries that waited longer than the retention period. True when any were. */
+  private async deadLetter(entry: QueueEntry, reason: DeadLetterReason, status: number | null, detail: string, answer: string | null): Promise<void> {
+    await this.deps.log.recordDeadLetter(this.queue, entry, reason, status, detail);
+    this.deps.logger.warn({ queue: this.queue, seq: entry.seq, transactionId: entry.transactionId, reason, status }, 'message dead-lettered');
+    this.deps.onDeadLetter?.({ queue: this.queue, entry, reason, status, detail, answer });
+  }
+
+  /** Dead-letters entries that waited longer than the channel's staleness limit. True when any did. */
   private async expire(entries: QueueEntry[]): Promise<boolean> {
-    const cutoff = Date.now() - this.deps.settings.retentionMs;
+    const staleMs = this.deps.staleAfterMs(this.queue.channel);
+    const cutoff = Date.now() - staleMs;
     // Only a leading run: settling is by position, so a fresh entry must never be skipped over.
     const firstFresh = entries.findIndex((e) => e.receivedAt >= cutoff);
     const expired = firstFresh === -1 ? entries : entries.slice(0, firstFresh);
     if (expired.length === 0) return false;
-    const days = (this.deps.settings.retentionMs / 86_400_000).toFixed(2);
-    for (const e of expired) await this.deps.log.recordRejection(this.queue, e, 0, `expired: not delivered within ${days} days`);
-    this.deps.logger.warn({ queue: this.queue, count: expired.length, lastSeq: expired.at(-1)!.seq }, 'messages expired undelivered');
+    for (const e of expired) {
+      await this.deadLetter(e, 'stale', null, `stale: not delivered to ${this.queue.recipientDipId} within ${formatDuration(staleMs)}`, null);
+    }
     await this.settle(expired.at(-1)!.seq);
     return true;
   }
@@ -191,4 +222,10 @@ class QueueWorker {
     this.ackedSeq = seq;
     this.failures = 0;
   }
+}
+
+function formatDuration(ms: number): string {
+  if (ms >= 86_400_000) return `${+(ms / 86_400_000).toFixed(2)} days`;
+  if (ms >= 3_600_000) return `${+(ms / 3_600_000).toFixed(2)} hours`;
+  return `${+(ms / 1000).toFixed(1)} seconds`;
 }

@@ -5,7 +5,7 @@ import { MSG, type MsgText } from '../domain/response-codes.js';
 import { route } from '../domain/routing.js';
 import { standardResponse, type EntryFields, type StandardResponse } from '../domain/standard-response.js';
 import { dipDateTime } from '../domain/time.js';
-import { newTransactionId } from '../domain/transaction-id.js';
+import { newCorrelationId, newTransactionId } from '../domain/transaction-id.js';
 import type { AcceptedMessage, MessageLog, QueueRef } from '../ports/store.js';
 import { authenticate, type CallerEvidence } from './authenticate.js';
 import type { Channel } from './channels.js';
@@ -146,11 +146,13 @@ export class Ingest {
       return state;
     }
     const transactionId = newTransactionId(channel.interfaceId, h.senderDipId, h.senderRoleId, now);
+    // A workflow's first message gets a new correlation ID; follow-on messages carry theirs in S1.
+    const correlationId = channel.workflowStarter && h.senderCorrelationId === null ? newCorrelationId(now) : h.senderCorrelationId;
     const outbound = stampWrapper(message, {
       transactionId,
       transactionTimestamp: dipDateTime(now),
       publicationId: channel.publicationId,
-      initialCorrelationId: h.senderCorrelationId,
+      initialCorrelationId: correlationId,
       replayIndicator: false,
       primaryRecipients: decision.primary,
       secondaryRecipients: [],
@@ -163,7 +165,7 @@ export class Ingest {
       senderDipId: h.senderDipId,
       senderRole: h.senderRoleId,
       senderUniqueReference: h.senderUniqueReference,
-      correlationId: h.senderCorrelationId,
+      correlationId,
       mpan: h.mpan,
       receivedAt: now.getTime(),
       outbound: JSON.stringify(outbound),

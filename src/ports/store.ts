@@ -13,7 +13,8 @@ export interface AcceptedMessage {
   eventCode: string;
   senderDipId: string;
   senderRole: string;
-  senderUniqueReference: string;
+  /** Null for what the DIP itself originates (status messages). */
+  senderUniqueReference: string | null;
   correlationId: string | null;
   mpan: string | null;
   receivedAt: number;
@@ -59,6 +60,30 @@ export interface DeliveryAttempt {
   status: number | null;
   verdict: 'delivered' | 'retry' | 'rejected';
   error: string | null;
+}
+
+export type DeadLetterReason = 'rejected' | 'stale';
+
+export interface DeadLetter {
+  queue: QueueRef;
+  seq: number;
+  messageId: number;
+  transactionId: string;
+  senderDipId: string;
+  senderUniqueReference: string | null;
+  receivedAt: number;
+  reason: DeadLetterReason;
+  status: number | null;
+  detail: string;
+  at: number;
+  state: 'dead' | 'requeued' | 'discarded';
+}
+
+export interface DeadLetterQuery {
+  recipientDipId?: string;
+  channel?: string;
+  state?: DeadLetter['state'];
+  limit: number;
 }
 
 export interface Webhook {
@@ -116,8 +141,17 @@ export interface MessageLog {
   /** Marks entries up to `seq` settled. Durable before it resolves. */
   ack(queue: QueueRef, seq: number): Promise<void>;
   recordAttempt(attempt: DeliveryAttempt): Promise<void>;
-  /** Records a message a recipient refused for good (non-retryable answer). */
-  recordRejection(queue: QueueRef, entry: QueueEntry, status: number, detail: string): Promise<void>;
+  /**
+   * Sets a message aside on the dead-letter queue: refused for good by the recipient ('rejected') or not
+   * delivered within its channel's staleness limit ('stale'). The caller then acknowledges past it.
+   */
+  recordDeadLetter(queue: QueueRef, entry: QueueEntry, reason: DeadLetterReason, status: number | null, detail: string): Promise<void>;
+  deadLetters(query: DeadLetterQuery): Promise<DeadLetter[]>;
+  /** Re-appends dead letters (same message, same transaction ID) to the tail of their queue; returns how many. */
+  requeueDeadLetters(queue: QueueRef, seqs: number[]): Promise<number>;
+  discardDeadLetters(queue: QueueRef, seqs: number[]): Promise<number>;
+  /** Who sent a transaction and who it was addressed to: for routing status messages back. */
+  transactionParties(transactionId: string): Promise<{ senderDipId: string; channel: string; recipients: string[] } | undefined>;
   findArchived(query: ArchiveQuery): Promise<ArchivedMessage[]>;
   /** Archives replay copies; when `enqueueFor` is given, also appends them to that queue (requeue). */
   appendReplayCopies(copies: ReplayCopy[], enqueueFor?: QueueRef): Promise<void>;

@@ -7,7 +7,14 @@ export interface WebhookCall {
 }
 
 export type WebhookOutcome =
-  | { kind: 'answered'; status: number; retryAfter: string | undefined; latencyMs: number }
+  | {
+      kind: 'answered';
+      status: number;
+      retryAfter: string | undefined;
+      /** The start of the answer's body: a refusing recipient's StandardResponse is relayed to the sender. */
+      body: string;
+      latencyMs: number;
+    }
   /** No HTTP answer: connection refused or reset, TLS failure, timeout. Always retried. */
   | { kind: 'failed'; error: string; latencyMs: number };
 

@@ -143,5 +143,35 @@ export function storeContract(name: string, open: () => Promise<{ store: Store; 
       expect(await store.deleteWebhook('SUP0000001', 'IF-021')).toBe(false);
       expect(await store.registryVersion()).toBeGreaterThan(v0);
     });
+
+    it('keeps dead letters, requeues them to the tail of their queue (same message) and discards them', async () => {
+      const a = message(['SUP0000001']);
+      const b = message(['SUP0000001']);
+      await store.append(batch([a, b]));
+      const [ea, eb] = await store.readQueue(sup, 0, 10, 1 << 20);
+      await store.recordDeadLetter(sup, ea!, 'rejected', 400, 'recipient answered 400');
+      await store.recordDeadLetter(sup, eb!, 'stale', null, 'stale');
+      await store.ack(sup, 2);
+      const dead = await store.deadLetters({ recipientDipId: 'SUP0000001', state: 'dead', limit: 10 });
+      expect(dead.map((d) => [d.seq, d.reason, d.status, d.transactionId, d.senderDipId])).toEqual([
+        [1, 'rejected', 400, a.transactionId, 'SDS0000001'],
+        [2, 'stale', null, b.transactionId, 'SDS0000001'],
+      ]);
+      expect(await store.requeueDeadLetters(sup, [2, 99])).toBe(1);
+      expect(await store.requeueDeadLetters(sup, [2])).toBe(0); // already requeued
+      expect(await store.discardDeadLetters(sup, [1])).toBe(1);
+      expect((await store.readQueue(sup, 2, 10, 1 << 20)).map((e) => [e.seq, e.transactionId])).toEqual([[3, b.transactionId]]);
+      expect((await store.deadLetters({ limit: 10 })).map((d) => d.state)).toEqual(['discarded', 'requeued']);
+    });
+
+    it('tells who sent a transaction and to whom, for status messages', async () => {
+      const a = message(['SUP0000001', 'MDS0000001']);
+      await store.append(batch([a]));
+      const parties = await store.transactionParties(a.transactionId);
+      expect(parties?.senderDipId).toBe('SDS0000001');
+      expect(parties?.channel).toBe('IF-021');
+      expect([...parties!.recipients].sort()).toEqual(['MDS0000001', 'SUP0000001']);
+      expect(await store.transactionParties('T-unknown')).toBeUndefined();
+    });
   });
 }

@@ -10,6 +10,18 @@ export interface WebhookClientOptions {
   connectionsPerOrigin?: number;
 }
 
+const MAX_ANSWER_BYTES = 64 * 1024;
+
+async function readCapped(body: AsyncIterable<Buffer>, max: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    if (size < max) chunks.push(chunk.subarray(0, max - size));
+    size += chunk.length;
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 /**
  * Webhook calls over undici with kept-alive connections: a TLS handshake costs far more than a call,
  * so each recipient origin keeps a small pool open.
@@ -37,13 +49,14 @@ export class UndiciWebhookTransport implements WebhookTransport {
         headersTimeout: call.timeoutMs,
         bodyTimeout: call.timeoutMs,
       });
-      // The answer's body is not used, but must be read for the connection to be reused.
-      await res.body.dump();
+      // Read whole (for the connection to be reused), kept only in part: it is relayed, never trusted.
+      const body = await readCapped(res.body, MAX_ANSWER_BYTES);
       const retryAfter = res.headers['retry-after'];
       return {
         kind: 'answered',
         status: res.statusCode,
         retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
+        body,
         latencyMs: performance.now() - started,
       };
     } catch (e) {

@@ -50,13 +50,15 @@ CREATE TABLE IF NOT EXISTS delivery_attempts (
   error TEXT
 );
 CREATE INDEX IF NOT EXISTS delivery_attempts_queue ON delivery_attempts (queue_id, id);
-CREATE TABLE IF NOT EXISTS rejections (
+CREATE TABLE IF NOT EXISTS dead_letters (
   queue_id INTEGER NOT NULL,
   seq INTEGER NOT NULL,
   message_id INTEGER NOT NULL,
-  status INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  status INTEGER,
   detail TEXT NOT NULL,
   at INTEGER NOT NULL,
+  state TEXT NOT NULL DEFAULT 'dead',
   PRIMARY KEY (queue_id, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS participants (

@@ -7,6 +7,9 @@ import type {
   AppendOutcome,
   ArchivedMessage,
   ArchiveQuery,
+  DeadLetter,
+  DeadLetterQuery,
+  DeadLetterReason,
   DeliveryAttempt,
   QueueEntry,
   QueueRef,
@@ -83,8 +86,18 @@ export class SqliteStore implements Store {
         `SELECT first_seq AS firstSeq, last_seq AS lastSeq, url, started_at AS startedAt, latency_ms AS latencyMs, status, verdict, error
            FROM delivery_attempts WHERE queue_id = ? ORDER BY id DESC LIMIT ?`,
       ),
-      insertRejection: db.prepare(
-        'INSERT OR REPLACE INTO rejections (queue_id, seq, message_id, status, detail, at) VALUES (?, ?, ?, ?, ?, ?)',
+      insertDeadLetter: db.prepare(
+        'INSERT OR REPLACE INTO dead_letters (queue_id, seq, message_id, reason, status, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      deadLetterMessage: db.prepare<[number, number], { messageId: number }>(
+        "SELECT message_id AS messageId FROM dead_letters WHERE queue_id = ? AND seq = ? AND state = 'dead'",
+      ),
+      setDeadLetterState: db.prepare("UPDATE dead_letters SET state = ? WHERE queue_id = ? AND seq = ? AND state = 'dead'"),
+      transaction: db.prepare<[string], { id: number; senderDipId: string; channel: string }>(
+        'SELECT id, sender_dip_id AS senderDipId, channel FROM messages WHERE transaction_id = ?',
+      ),
+      recipientsOf: db.prepare<[number], { recipient: string }>(
+        'SELECT DISTINCT q.recipient_dip_id AS recipient FROM queue_entries e JOIN queues q ON q.id = e.queue_id WHERE e.message_id = ?',
       ),
       upsertParticipant: db.prepare(
         `INSERT INTO participants (dip_id, roles, organisation, certificate_pem, certificate_fingerprint, api_key_hash, created_at)
@@ -115,8 +128,8 @@ export class SqliteStore implements Store {
   append(batch: AcceptedBatch): Promise<AppendOutcome> {
     return this.writes.submit(() => {
       const duplicates = batch.messages
-        .filter((m) => this.s.refSeen.get(m.senderDipId, m.senderUniqueReference) !== undefined)
-        .map((m) => m.senderUniqueReference);
+        .map((m) => (m.senderUniqueReference !== null && this.s.refSeen.get(m.senderDipId, m.senderUniqueReference) !== undefined ? m.senderUniqueReference : null))
+        .filter((r): r is string => r !== null);
       if (duplicates.length > 0) return { ok: false as const, duplicates };
       const batchId = this.s.insertBatch.run(
         batch.channel,
@@ -217,11 +230,72 @@ export class SqliteStore implements Store {
     });
   }
 
-  recordRejection(queue: QueueRef, entry: QueueEntry, status: number, detail: string): Promise<void> {
+  recordDeadLetter(queue: QueueRef, entry: QueueEntry, reason: DeadLetterReason, status: number | null, detail: string): Promise<void> {
     return this.writes.submit(() => {
       const q = this.requireQueue(queue);
-      this.s.insertRejection.run(q.id, entry.seq, entry.messageId, status, detail, Date.now());
+      this.s.insertDeadLetter.run(q.id, entry.seq, entry.messageId, reason, status, detail, Date.now());
     });
+  }
+
+  async deadLetters(query: DeadLetterQuery): Promise<DeadLetter[]> {
+    const where: string[] = [];
+    const args: Array<string | number> = [];
+    if (query.recipientDipId !== undefined) {
+      where.push('q.recipient_dip_id = ?');
+      args.push(query.recipientDipId);
+    }
+    if (query.channel !== undefined) {
+      where.push('q.channel = ?');
+      args.push(query.channel);
+    }
+    if (query.state !== undefined) {
+      where.push('d.state = ?');
+      args.push(query.state);
+    }
+    args.push(query.limit);
+    const rows = this.db
+      .prepare<unknown[], Omit<DeadLetter, 'queue'> & { recipient: string; channel: string }>(
+        `SELECT q.recipient_dip_id AS recipient, q.channel AS channel, d.seq AS seq, d.message_id AS messageId,
+                m.transaction_id AS transactionId, m.sender_dip_id AS senderDipId, m.sender_ref AS senderUniqueReference,
+                m.received_at AS receivedAt, d.reason AS reason, d.status AS status, d.detail AS detail, d.at AS at, d.state AS state
+           FROM dead_letters d JOIN queues q ON q.id = d.queue_id JOIN messages m ON m.id = d.message_id
+          ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY q.id, d.seq LIMIT ?`,
+      )
+      .all(...args);
+    return rows.map(({ recipient, channel, ...rest }) => ({ queue: { recipientDipId: recipient, channel }, ...rest }));
+  }
+
+  requeueDeadLetters(queue: QueueRef, seqs: number[]): Promise<number> {
+    return this.writes.submit(() => {
+      const q = this.queueRow(queue.recipientDipId, queue.channel, false);
+      if (!q) return 0;
+      const heads = new Map<string, QueueRow>();
+      let n = 0;
+      for (const seq of [...seqs].sort((a, b) => a - b)) {
+        const dead = this.s.deadLetterMessage.get(q.id, seq);
+        if (!dead) continue;
+        const next = this.nextSeq(heads, queue.recipientDipId, queue.channel);
+        this.s.insertEntry.run(next.id, next.head, dead.messageId);
+        this.s.setDeadLetterState.run('requeued', q.id, seq);
+        n += 1;
+      }
+      for (const [k, row] of heads) this.queues.set(k, row);
+      return n;
+    });
+  }
+
+  discardDeadLetters(queue: QueueRef, seqs: number[]): Promise<number> {
+    return this.writes.submit(() => {
+      const q = this.queueRow(queue.recipientDipId, queue.channel, false);
+      if (!q) return 0;
+      return seqs.reduce((n, seq) => n + this.s.setDeadLetterState.run('discarded', q.id, seq).changes, 0);
+    });
+  }
+
+  async transactionParties(transactionId: string): Promise<{ senderDipId: string; channel: string; recipients: string[] } | undefined> {
+    const m = this.s.transaction.get(transactionId);
+    if (!m) return undefined;
+    return { senderDipId: m.senderDipId, channel: m.channel, recipients: this.s.recipientsOf.all(m.id).map((r) => r.recipient) };
   }
 
   private requireQueue(queue: QueueRef): QueueRow {

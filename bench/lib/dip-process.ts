@@ -1,0 +1,113 @@
+import { spawn } from 'node:child_process';
+import { cpSync, createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { KeyAndCert } from '../../src/security/pki.js';
+import { freePort, procCpuSeconds } from './util.js';
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export interface DipProcess {
+  name: string;
+  /** https://127.0.0.1:<port> */
+  url: string;
+  port: number;
+  pid: number;
+  dataDir: string;
+  ca: KeyAndCert;
+  cpuSeconds(): number;
+  /** SIGTERM, wait for a clean exit (the CPU profile is written then); returns the .cpuprofile path if any. */
+  stop(): Promise<string | undefined>;
+  /** Removes the data directory (after stop). */
+  cleanup(): void;
+}
+
+export interface StartOptions {
+  name: string;
+  /** Write a V8 CPU profile of the DIP's main thread into this directory when it exits. */
+  cpuProfileDir?: string;
+  /** Contents of dip.config.yaml in the fresh data directory. */
+  configYaml?: string;
+  /** Copy this PKI folder (ca/server/signing, from ensurePki) into the data directory, so every DIP of a run shares one CA. */
+  pkiFrom?: string;
+  startTimeoutMs?: number;
+}
+
+/**
+ * Runs the DIP exactly as an operator would (`dip serve`: node + tsx, src/cli/main.ts), as a separate
+ * process with a fresh data directory and a free port, and waits for its "OpenDIP listening" log line.
+ */
+export async function startDipProcess(opts: StartOptions): Promise<DipProcess> {
+  const base = mkdtempSync(join(tmpdir(), `opendip-bench-${opts.name}-`));
+  const dataDir = join(base, 'data');
+  mkdirSync(dataDir, { recursive: true });
+  if (opts.configYaml) writeFileSync(join(dataDir, 'dip.config.yaml'), opts.configYaml);
+  if (opts.pkiFrom) cpSync(opts.pkiFrom, join(dataDir, 'pki'), { recursive: true });
+  const port = await freePort();
+  const args = ['--import', 'tsx'];
+  if (opts.cpuProfileDir) {
+    mkdirSync(opts.cpuProfileDir, { recursive: true });
+    args.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfileDir}`);
+  }
+  args.push('src/cli/main.ts', 'serve');
+  const child = spawn(process.execPath, args, {
+    cwd: REPO_ROOT,
+    env: { ...process.env, DIP_DATA_DIR: dataDir, DIP_PORT: String(port), DIP_HOST: '127.0.0.1', DIP_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const log = createWriteStream(join(base, 'dip.log'));
+  let stderrTail = '';
+  let stdoutBuf = '';
+  let listening: () => void = () => {};
+  const ready = new Promise<void>((resolveReady, reject) => {
+    listening = resolveReady;
+    child.once('exit', (code, signal) => reject(new Error(`DIP ${opts.name} exited before listening (code ${code}, signal ${signal}): ${stderrTail.slice(-2000)}`)));
+    setTimeout(() => reject(new Error(`DIP ${opts.name} did not log "OpenDIP listening" within ${opts.startTimeoutMs ?? 60_000} ms`)), opts.startTimeoutMs ?? 60_000).unref();
+  });
+  child.stdout.on('data', (chunk: Buffer) => {
+    log.write(chunk);
+    stdoutBuf += chunk.toString('utf8');
+    let nl: number;
+    while ((nl = stdoutBuf.indexOf('\n')) >= 0) {
+      const line = stdoutBuf.slice(0, nl);
+      stdoutBuf = stdoutBuf.slice(nl + 1);
+      if (line.includes('"OpenDIP listening"')) listening();
+    }
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    log.write(chunk);
+    stderrTail = (stderrTail + chunk.toString('utf8')).slice(-8000);
+  });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  await ready;
+  const pkiDir = join(dataDir, 'pki');
+  const ca = { keyPem: readFileSync(join(pkiDir, 'ca.key.pem'), 'utf8'), certPem: readFileSync(join(pkiDir, 'ca.cert.pem'), 'utf8') };
+  const pid = child.pid!;
+  let stopped = false;
+  return {
+    name: opts.name,
+    url: `https://127.0.0.1:${port}`,
+    port,
+    pid,
+    dataDir,
+    ca,
+    cpuSeconds: () => procCpuSeconds(pid),
+    async stop() {
+      if (stopped) return undefined;
+      stopped = true;
+      const before = opts.cpuProfileDir ? new Set(readdirSync(opts.cpuProfileDir)) : new Set<string>();
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      await exited;
+      clearTimeout(timer);
+      log.end();
+      if (!opts.cpuProfileDir) return undefined;
+      const fresh = readdirSync(opts.cpuProfileDir).filter((f) => f.endsWith('.cpuprofile') && !before.has(f));
+      return fresh[0] ? join(opts.cpuProfileDir, fresh[0]) : undefined;
+    },
+    cleanup() {
+      rmSync(base, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,311 @@
+import { Agent, request } from 'undici';
+import { Signer } from '../../src/security/signature.js';
+import { buildIF021, mpanCore } from '../../src/sim/messages.js';
+import type { Credentials } from './market.js';
+import { sleep, wallNow } from './util.js';
+
+const PLACEHOLDER = 'QQQQBENCHSUFFIXQQQQ';
+
+/**
+ * IF-021 messages as the simulator builds them (src/sim/messages.ts), made cheap to mint in bulk: a few
+ * dozen templates (different MPANs) are serialised once and only the sender unique reference's last
+ * segment changes, to `p<phase>x<index>` so the receivers can tell which message arrived.
+ */
+export class MessageFactory {
+  private readonly templates: Array<[string, string]> = [];
+
+  constructor(senderDipId: string, primaryRecipients: string[], variants = 32) {
+    const now = new Date();
+    for (let v = 0; v < variants; v++) {
+      const item = buildIF021({ senderDipId, senderRole: 'SDS', primaryRecipients, uniqueSuffix: PLACEHOLDER, mpan: mpanCore(`bench-${v}`), now });
+      const parts = JSON.stringify(item).split(PLACEHOLDER);
+      if (parts.length !== 2) throw new Error('MessageFactory: the placeholder must occur exactly once');
+      this.templates.push([parts[0]!, parts[1]!]);
+    }
+  }
+
+  item(phase: number, index: number): string {
+    const [a, b] = this.templates[index % this.templates.length]!;
+    return `${a}p${phase}x${index}${b}`;
+  }
+
+  /** A JSON array of `count` messages, indices first … first+count-1. */
+  body(phase: number, first: number, count: number): string {
+    const items: string[] = new Array<string>(count);
+    for (let i = 0; i < count; i++) items[i] = this.item(phase, first + i);
+    return `[${items.join(',')}]`;
+  }
+
+  /** Bytes of one serialised message. */
+  get itemBytes(): number {
+    return Buffer.byteLength(this.item(0, 0));
+  }
+}
+
+export interface Prepared {
+  body: string;
+  headers: Record<string, string>;
+  first: number;
+  count: number;
+}
+
+export interface Answer {
+  status: number;
+  text: string;
+}
+
+/**
+ * The load generator's participant side. It does what DipClient.submit does (mutual TLS on kept-alive
+ * connections, X-DIP-* signature with the participant's key), with signing split from sending so a
+ * benchmark can sign before its clock starts.
+ */
+export class Sender {
+  readonly agent: Agent;
+  private readonly signer: Signer;
+  readonly url: string;
+
+  constructor(
+    baseUrl: string,
+    private readonly cred: Credentials,
+    caPem: string,
+    connections: number,
+  ) {
+    this.url = `${baseUrl}/dip-channel/IF-021`;
+    this.signer = new Signer(cred.keyPem, cred.certPem);
+    this.agent = new Agent({ connections, pipelining: 1, keepAliveTimeout: 60_000, connect: { ca: caPem, cert: cred.certPem, key: cred.keyPem } });
+  }
+
+  async prepare(body: string, first: number, count: number): Promise<Prepared> {
+    const sig = await this.signer.sign('POST', this.url, body);
+    return { body, headers: { 'content-type': 'application/json', 'x-api-key': this.cred.apiKey, ...sig }, first, count };
+  }
+
+  async post(p: Prepared): Promise<Answer> {
+    try {
+      const res = await request(this.url, { method: 'POST', body: p.body, headers: p.headers, dispatcher: this.agent, headersTimeout: 120_000, bodyTimeout: 120_000 });
+      const text = await res.body.text();
+      return { status: res.statusCode, text };
+    } catch (e) {
+      return { status: 0, text: (e as Error).message };
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}
+
+/** Signs many bodies with bounded concurrency (the RSA work runs on libuv's thread pool). */
+export async function prepareAll(sender: Sender, groups: Array<{ first: number; count: number }>, body: (first: number, count: number) => string, concurrency = 16): Promise<Prepared[]> {
+  const out: Prepared[] = new Array<Prepared>(groups.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < groups.length) {
+        const i = next++;
+        const g = groups[i]!;
+        out[i] = await sender.prepare(body(g.first, g.count), g.first, g.count);
+      }
+    }),
+  );
+  return out;
+}
+
+export interface ClosedLoopResult {
+  requests: number;
+  accepted: number;
+  refused: number;
+  elapsedMs: number;
+  t0: number;
+  errors: string[];
+  requestLatencyMs: number[];
+}
+
+/**
+ * Closed loop: `concurrency` requests in flight at all times, each sent as soon as the previous one on
+ * its lane is answered, until `durationMs` has passed or the supply of prepared requests runs out.
+ */
+export async function closedLoop(sender: Sender, next: () => Promise<Prepared | undefined>, concurrency: number, durationMs: number): Promise<ClosedLoopResult> {
+  const t0 = wallNow();
+  const deadline = t0 + durationMs;
+  let requests = 0;
+  let accepted = 0;
+  let refused = 0;
+  let lastAnswer = t0;
+  const errors: string[] = [];
+  const requestLatencyMs: number[] = [];
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (wallNow() < deadline) {
+        const p = await next();
+        if (!p) return;
+        const started = wallNow();
+        const a = await sender.post(p);
+        lastAnswer = wallNow();
+        requestLatencyMs.push(lastAnswer - started);
+        requests++;
+        if (a.status === 201) accepted += p.count;
+        else {
+          refused += p.count;
+          if (errors.length < 5) errors.push(`${a.status}: ${a.text.slice(0, 300)}`);
+        }
+      }
+    }),
+  );
+  return { requests, accepted, refused, elapsedMs: lastAnswer - t0, t0, errors, requestLatencyMs };
+}
+
+export interface OpenLoopOptions {
+  sender: Sender;
+  factory: MessageFactory;
+  phase: number;
+  /** Offered load, messages per second. */
+  rate: number;
+  /** How long to offer it (the loop may be stopped earlier). */
+  durationMs: number;
+  /** Messages per request at most (a real adapter sends what has accumulated, in small groups). */
+  maxPerRequest: number;
+  /** The generator wakes up this often and sends whatever has fallen due since. */
+  tickMs: number;
+  /** Sign every request before the clock starts, so the generator only sends while measuring. */
+  presign: boolean;
+  /** Called once the schedule is built (and signed), before the first message is sent. */
+  beforeStart?: (capacity: number) => Promise<void>;
+}
+
+export interface OpenLoopRun {
+  rate: number;
+  /** Start of the offered window (epoch ms) and its planned end. */
+  t0: number;
+  windowEnd: number;
+  /** Messages actually sent (scheduled up to the stop). */
+  sent: number;
+  requests: number;
+  /** Per message: when the POST carrying it started, when it was answered, and the answer's status. */
+  postStart: Float64Array;
+  answeredAt: Float64Array;
+  status: Uint16Array;
+  errors: string[];
+  /** How far behind its schedule the generator dispatched, at worst and on average (ms). */
+  maxLagMs: number;
+  meanLagMs: number;
+  maxInFlight: number;
+}
+
+export interface OpenLoop {
+  /** Messages that will be sent if the loop runs its full duration. */
+  capacity: number;
+  /** Resolves once every request sent has been answered. */
+  done: Promise<OpenLoopRun>;
+  /** Resolves when the offered window starts (t0). */
+  started: Promise<number>;
+  /** Stops offering new messages now. */
+  stop(): void;
+}
+
+/**
+ * Open loop: messages fall due at a fixed rate whatever the DIP answers. Every `tickMs` the messages
+ * due since the last tick go out in requests of at most `maxPerRequest`, each on its own request even if
+ * earlier ones are still unanswered (kept-alive connections, up to the agent's limit, then undici queues
+ * them — that queueing counts in the latency, since the clock starts when the POST is issued).
+ */
+export async function openLoop(o: OpenLoopOptions): Promise<OpenLoop> {
+  const ticks = Math.max(1, Math.round(o.durationMs / o.tickMs));
+  const groups: Array<{ tick: number; first: number; count: number }> = [];
+  let scheduled = 0;
+  for (let k = 0; k < ticks; k++) {
+    const target = Math.round((o.rate * (k + 1) * o.tickMs) / 1000);
+    let due = target - scheduled;
+    while (due > 0) {
+      const c = Math.min(due, o.maxPerRequest);
+      groups.push({ tick: k, first: scheduled, count: c });
+      scheduled += c;
+      due -= c;
+    }
+  }
+  const capacity = scheduled;
+  const prepared = o.presign ? await prepareAll(o.sender, groups, (first, count) => o.factory.body(o.phase, first, count)) : null;
+  await o.beforeStart?.(capacity);
+
+  const postStart = new Float64Array(capacity).fill(Number.NaN);
+  const answeredAt = new Float64Array(capacity).fill(Number.NaN);
+  const status = new Uint16Array(capacity);
+  const errors: string[] = [];
+  let stopped = false;
+  let gi = 0;
+  let sent = 0;
+  let inFlight = 0;
+  let maxInFlight = 0;
+  let maxLag = 0;
+  let lagSum = 0;
+  const pending = new Set<Promise<void>>();
+  const t0 = wallNow() + 20;
+  let startedResolve: (t: number) => void = () => {};
+  const started = new Promise<number>((r) => (startedResolve = r));
+
+  const fire = (index: number): void => {
+    const g = groups[index]!;
+    const due = t0 + g.tick * o.tickMs;
+    sent += g.count;
+    const run = async () => {
+      const p = prepared ? prepared[index]! : await o.sender.prepare(o.factory.body(o.phase, g.first, g.count), g.first, g.count);
+      const start = wallNow();
+      const lag = start - due;
+      maxLag = Math.max(maxLag, lag);
+      lagSum += lag;
+      postStart.fill(start, g.first, g.first + g.count);
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      const a = await o.sender.post(p);
+      inFlight--;
+      const at = wallNow();
+      answeredAt.fill(at, g.first, g.first + g.count);
+      status.fill(a.status, g.first, g.first + g.count);
+      if (a.status !== 201 && errors.length < 5) errors.push(`${a.status}: ${a.text.slice(0, 300)}`);
+    };
+    const promise = run().finally(() => pending.delete(promise));
+    pending.add(promise);
+  };
+
+  const done = new Promise<OpenLoopRun>((resolve) => {
+    const finish = async () => {
+      while (pending.size > 0) await Promise.all([...pending]);
+      const fired = gi;
+      resolve({
+        rate: o.rate,
+        t0,
+        windowEnd: t0 + o.durationMs,
+        sent,
+        requests: fired,
+        postStart,
+        answeredAt,
+        status,
+        errors,
+        maxLagMs: maxLag,
+        meanLagMs: fired > 0 ? lagSum / fired : 0,
+        maxInFlight,
+      });
+    };
+    const pump = () => {
+      const now = wallNow();
+      while (!stopped && gi < groups.length && t0 + groups[gi]!.tick * o.tickMs <= now) fire(gi++);
+      if (stopped || gi >= groups.length) {
+        void finish();
+        return;
+      }
+      setTimeout(pump, Math.max(0, t0 + groups[gi]!.tick * o.tickMs - wallNow()));
+    };
+    void sleep(Math.max(0, t0 - wallNow())).then(() => {
+      startedResolve(t0);
+      pump();
+    });
+  });
+  return {
+    capacity,
+    done,
+    started,
+    stop() {
+      stopped = true;
+    },
+  };
+}

@@ -1,0 +1,92 @@
+import { join } from 'node:path';
+import { onboardParticipant } from '../../src/admin/participants.js';
+import { SqliteStore } from '../../src/adapters/sqlite/store.js';
+import { DipClient } from '../../src/client/dip-client.js';
+import { issueParticipantCertificate, type KeyAndCert } from '../../src/security/pki.js';
+import type { DipProcess } from './dip-process.js';
+
+export interface Credentials {
+  dipId: string;
+  role: string;
+  apiKey: string;
+  keyPem: string;
+  certPem: string;
+}
+
+/** The test market: one data service sending IF-021, and the four parties that receive it. */
+export const SENDER = { dipId: '2000000001', role: 'SDS' } as const;
+/** Order matters: the receivers child numbers its endpoints the same way. SUP and LDSO are primary recipients; MDS and LSS get every IF-021 by "always" routing. */
+export const RECIPIENTS = [
+  { dipId: '1000000001', role: 'SUP' },
+  { dipId: '3000000001', role: 'LDSO' },
+  { dipId: '4000000001', role: 'MDS' },
+  { dipId: '5000000001', role: 'LSS' },
+] as const;
+export const PRIMARY = [RECIPIENTS[0].dipId, RECIPIENTS[1].dipId];
+
+export interface Market {
+  sender: Credentials;
+  recipients: Credentials[];
+}
+
+export interface Identity {
+  dipId: string;
+  role: string;
+  keyPem: string;
+  certPem: string;
+}
+
+/** Keys and certificates for the whole market, from the run's CA (RSA key generation is the slow part: done once). */
+export async function issueMarketIdentities(ca: KeyAndCert): Promise<Identity[]> {
+  const parties = [SENDER, ...RECIPIENTS];
+  const certs = await Promise.all(
+    parties.map((p) => issueParticipantCertificate(ca, { organisation: `Bench ${p.role}`, dipIds: [p.dipId], environment: 'DEV', validDays: 2 })),
+  );
+  return parties.map((p, i) => ({ dipId: p.dipId, role: p.role, keyPem: certs[i]!.keyPem, certPem: certs[i]!.certPem }));
+}
+
+/**
+ * Onboards the market the way an operator does (`dip participant add`): participants written to the
+ * DIP's SQLite file while the DIP runs (it notices on the first call with an unknown API key, or within
+ * its 500 ms registry poll). Each DIP gets fresh API keys.
+ */
+export async function onboardMarket(dip: DipProcess, identities: Identity[]): Promise<Market> {
+  const store = new SqliteStore(join(dip.dataDir, 'dip.db'));
+  const out: Credentials[] = [];
+  try {
+    for (const p of identities) {
+      const { apiKey } = await onboardParticipant(store, { dipId: p.dipId, roles: [p.role], certificatePem: p.certPem });
+      out.push({ ...p, apiKey });
+    }
+  } finally {
+    await store.close();
+  }
+  return { sender: out[0]!, recipients: out.slice(1) };
+}
+
+export function clientFor(dip: DipProcess, c: Credentials, connections = 1): DipClient {
+  return new DipClient({ baseUrl: dip.url, apiKey: c.apiKey, keyPem: c.keyPem, certPem: c.certPem, caPem: dip.ca.certPem, connections });
+}
+
+/** Registers each recipient's IF-021 webhook through the API (pubconfig), as a participant would. */
+export async function registerWebhooks(dip: DipProcess, market: Market, urls: string[], maxMessageCount = 500): Promise<void> {
+  for (const [i, r] of market.recipients.entries()) {
+    const client = clientFor(dip, r);
+    try {
+      const answer = await client.setWebhook('IF-021', r.dipId, { callbackURL: urls[i]!, maxMessageCount });
+      if (answer.status !== 201) throw new Error(`setWebhook for ${r.role} answered ${answer.status}: ${JSON.stringify(answer.body)}`);
+    } finally {
+      await client.close();
+    }
+  }
+}
+
+export async function deleteWebhook(dip: DipProcess, r: Credentials): Promise<void> {
+  const client = clientFor(dip, r);
+  try {
+    const answer = await client.deleteWebhook('IF-021', r.dipId);
+    if (answer.status !== 204) throw new Error(`deleteWebhook for ${r.role} answered ${answer.status}`);
+  } finally {
+    await client.close();
+  }
+}

@@ -1,0 +1,153 @@
+import { execSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, totalmem } from 'node:os';
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Wall-clock time in milliseconds with sub-millisecond resolution. performance.timeOrigin is taken from
+ * the system clock at process start, so values are comparable across the bench's processes on one host.
+ */
+export const wallNow = (): number => performance.timeOrigin + performance.now();
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+let clockTicks = 100;
+try {
+  clockTicks = Number(execSync('getconf CLK_TCK', { encoding: 'utf8' }).trim()) || 100;
+} catch {
+  // Linux uses 100 almost everywhere.
+}
+
+/** CPU seconds (user + system, all threads) a process has used so far, from /proc/<pid>/stat. */
+export function procCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after "(comm)": state is field 3, utime field 14, stime field 15.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[11]) + Number(rest[12])) / clockTicks;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Whole-machine CPU seconds busy / stolen so far (from /proc/stat), to tell our load from neighbours'. */
+export function machineCpu(): { busy: number; steal: number; total: number } {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+    const v = line.trim().split(/\s+/).slice(1).map(Number);
+    const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = v;
+    const busy = user + nice + system + irq + softirq;
+    return { busy: busy / clockTicks, steal: steal / clockTicks, total: (busy + idle + iowait + steal) / clockTicks };
+  } catch {
+    return { busy: Number.NaN, steal: Number.NaN, total: Number.NaN };
+  }
+}
+
+/** Values at the given percentiles (0–100) of `sorted` (ascending), nearest-rank. */
+export function percentile(sorted: Float64Array | number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))] ?? Number.NaN;
+}
+
+export const round = (v: number, digits = 1): number => (Number.isFinite(v) ? Number(v.toFixed(digits)) : v);
+
+export function fmt(v: number | string | null | undefined, digits = 1): string {
+  if (v === null || v === undefined) return '–';
+  if (typeof v === 'string') return v;
+  if (Number.isNaN(v)) return '–';
+  if (!Number.isFinite(v)) return '∞';
+  if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString('en-GB');
+  return v.toFixed(digits);
+}
+
+/** A plain-text table (also valid Markdown). */
+export function table(headers: string[], rows: Array<Array<string | number | null | undefined>>): string {
+  const cells = rows.map((r) => r.map((c) => (typeof c === 'number' ? fmt(c) : (c ?? '–'))));
+  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  return [line(headers), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.map(line)].join('\n');
+}
+
+export function machineInfo(): Record<string, string | number> {
+  const cpuinfo = (() => {
+    try {
+      return readFileSync('/proc/cpuinfo', 'utf8');
+    } catch {
+      return '';
+    }
+  })();
+  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? cpus()[0]?.model ?? 'unknown';
+  let nproc = cpus().length;
+  try {
+    nproc = Number(execSync('nproc', { encoding: 'utf8' }).trim()) || nproc;
+  } catch {
+    // keep os.cpus()
+  }
+  let kernel = '';
+  try {
+    kernel = execSync('uname -sr', { encoding: 'utf8' }).trim();
+  } catch {
+    // not fatal
+  }
+  return {
+    nproc,
+    cpuModel: model,
+    memoryGiB: round(totalmem() / 1024 ** 3, 1),
+    node: process.version,
+    kernel,
+    uvThreadpoolSize: Number(process.env.UV_THREADPOOL_SIZE ?? 4),
+  };
+}
+
+/** CPU used by each process of the bench between two snapshots, in cores (CPU seconds per wall second). */
+export interface CpuSnapshot {
+  at: number;
+  dip: number;
+  receivers: number;
+  generator: number;
+  machine: { busy: number; steal: number; total: number };
+}
+
+export function cpuSnapshot(dipPid: number | undefined, receiversPid: number | undefined): CpuSnapshot {
+  const u = process.cpuUsage();
+  return {
+    at: wallNow(),
+    dip: dipPid ? procCpuSeconds(dipPid) : Number.NaN,
+    receivers: receiversPid ? procCpuSeconds(receiversPid) : Number.NaN,
+    generator: (u.user + u.system) / 1e6,
+    machine: machineCpu(),
+  };
+}
+
+export interface CpuUse {
+  /** Cores used on average by each process over the interval. */
+  dipCores: number;
+  receiverCores: number;
+  generatorCores: number;
+  /** Everything busy on the machine (ours and neighbours'), in cores; and time stolen by the hypervisor. */
+  machineBusyCores: number;
+  stealCores: number;
+  dipCpuSeconds: number;
+}
+
+export function cpuBetween(a: CpuSnapshot, b: CpuSnapshot): CpuUse {
+  const wall = (b.at - a.at) / 1000;
+  return {
+    dipCores: round((b.dip - a.dip) / wall, 2),
+    receiverCores: round((b.receivers - a.receivers) / wall, 2),
+    generatorCores: round((b.generator - a.generator) / wall, 2),
+    machineBusyCores: round((b.machine.busy - a.machine.busy) / wall, 2),
+    stealCores: round((b.machine.steal - a.machine.steal) / wall, 2),
+    dipCpuSeconds: round(b.dip - a.dip, 2),
+  };
+}

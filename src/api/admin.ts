@@ -1,0 +1,91 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Delivery } from '../pipeline/delivery.js';
+import type { Logger } from '../pipeline/logger.js';
+import type { DeadLetter, MessageLog } from '../ports/store.js';
+
+export const adminTokenFile = (dataDir: string): string => join(dataDir, 'admin-token');
+
+/** The operator's bearer token: made on first start, readable by the operator's account only. */
+export function ensureAdminToken(dataDir: string): string {
+  const file = adminTokenFile(dataDir);
+  if (!existsSync(file)) writeFileSync(file, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600 });
+  return readFileSync(file, 'utf8').trim();
+}
+
+export interface AdminDeps {
+  token: string;
+  log: Pick<MessageLog, 'deadLetters' | 'requeueDeadLetters' | 'discardDeadLetters'>;
+  delivery: Pick<Delivery, 'notify'>;
+  logger: Logger;
+}
+
+interface QueueBody {
+  recipientDipId: string;
+  channel: string;
+  seqs?: number[];
+}
+
+const queueBody = {
+  type: 'object',
+  required: ['recipientDipId', 'channel'],
+  additionalProperties: false,
+  properties: {
+    recipientDipId: { type: 'string', minLength: 1, maxLength: 20 },
+    channel: { type: 'string', minLength: 1, maxLength: 20 },
+    seqs: { type: 'array', items: { type: 'integer', minimum: 1 }, maxItems: 100_000 },
+  },
+} as const;
+
+/**
+ * The operator's API, apart from the participants' listener: bound to the loopback interface and
+ * guarded by a bearer token, so no participant credential can reach it. Dead letters for now.
+ */
+export function buildAdminServer(deps: AdminDeps): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+  const expected = Buffer.from(deps.token);
+  app.addHook('onRequest', async (req, reply) => {
+    const given = Buffer.from(String(req.headers.authorization ?? '').replace(/^Bearer /, ''));
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      await reply.code(401).send({ error: 'a valid operator token is required (Authorization: Bearer <data/admin-token>)' });
+    }
+  });
+
+  app.get<{ Querystring: { recipient?: string; channel?: string; state?: DeadLetter['state']; limit?: number } }>(
+    '/admin/dead-letters',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          properties: {
+            recipient: { type: 'string' },
+            channel: { type: 'string' },
+            state: { type: 'string', enum: ['dead', 'requeued', 'discarded'] },
+            limit: { type: 'integer', minimum: 1, maximum: 10_000 },
+          },
+        },
+      },
+    },
+    async (req) => deps.log.deadLetters({ recipientDipId: req.query.recipient, channel: req.query.channel, state: req.query.state ?? 'dead', limit: req.query.limit ?? 1000 }),
+  );
+
+  app.post<{ Body: QueueBody }>('/admin/dead-letters/requeue', { schema: { body: queueBody } }, async (req) => {
+    const queue = { recipientDipId: req.body.recipientDipId, channel: req.body.channel };
+    const seqs = req.body.seqs ?? (await deps.log.deadLetters({ ...queue, state: 'dead', limit: 100_000 })).map((d) => d.seq);
+    const requeued = await deps.log.requeueDeadLetters(queue, seqs);
+    deps.delivery.notify([queue]);
+    deps.logger.info({ queue, requeued }, 'operator requeued dead letters');
+    return { requeued };
+  });
+
+  app.post<{ Body: QueueBody }>('/admin/dead-letters/discard', { schema: { body: queueBody } }, async (req, reply) => {
+    if (!req.body.seqs) return reply.code(400).send({ error: 'seqs: name the dead letters to discard' });
+    const queue = { recipientDipId: req.body.recipientDipId, channel: req.body.channel };
+    const discarded = await deps.log.discardDeadLetters(queue, req.body.seqs);
+    deps.logger.info({ queue, discarded }, 'operator discarded dead letters');
+    return { discarded };
+  });
+  return app;
+}

@@ -1,0 +1,47 @@
+import type { FastifyInstance } from 'fastify';
+import { MSG } from '../../domain/response-codes.js';
+import { SEQUENCE_HEADER } from '../../pipeline/delivery.js';
+import type { ApiDeps } from '../deps.js';
+import { sendStandard } from '../server.js';
+import { authoriseRecipient, jsonBody } from './authorise.js';
+
+type Route = { Params: { id: string; recipientId: string }; Querystring: { maxMessageCount?: string; maxPayloadSize?: string } };
+
+/**
+ * Pull consumption (spec 5.4), an OpenDIP extension in the published style, for a recipient with no
+ * webhook on the channel: GET .../pull/{recipient-id} returns the oldest unacknowledged messages
+ * (the egress array, positions in X-OpenDIP-Sequence); POST .../ack/{recipient-id} {"sequence": n}
+ * moves the durable position. Until acknowledged, the same messages come back: at-least-once.
+ */
+export function registerPullRoutes(app: FastifyInstance, deps: ApiDeps): void {
+  app.get<Route>('/dip-channel/:id/pull/:recipientId', async (req, reply) => {
+    const scope = await authoriseRecipient(deps, req, reply);
+    if (!scope) return reply;
+    const queue = { recipientDipId: scope.caller.dipId, channel: scope.channel.interfaceId };
+    if (deps.registry.webhook(queue.recipientDipId, queue.channel)) {
+      return sendStandard(deps, reply, 409, queue.recipientDipId, MSG.processingFailed, `messages on ${queue.channel} are pushed to your webhook; DELETE the pubconfig to pull instead`);
+    }
+    const max = Math.min(Math.max(Number(req.query.maxMessageCount ?? deps.config.delivery.defaultMaxMessageCount) || 1, 1), 10_000);
+    const maxKb = Math.max(Number(req.query.maxPayloadSize ?? deps.config.delivery.defaultMaxPayloadKb) || 1, 1);
+    const { ackedSeq } = await deps.queues.queueState(queue);
+    const entries = await deps.queues.readQueue(queue, ackedSeq, max, maxKb * 1024);
+    if (entries.length > 0) reply.header(SEQUENCE_HEADER, `${entries[0]!.seq}-${entries.at(-1)!.seq}`);
+    reply.header('x-opendip-acknowledged', String(ackedSeq));
+    return reply.code(200).type('application/json').send(`[${entries.map((e) => deps.outboundFor(queue, e.outbound)).join(',')}]`);
+  });
+
+  app.post<Route>('/dip-channel/:id/ack/:recipientId', async (req, reply) => {
+    const scope = await authoriseRecipient(deps, req, reply);
+    if (!scope) return reply;
+    const body = jsonBody(deps, req, reply, scope.caller.dipId);
+    if (body === null) return reply;
+    const sequence = (body as { sequence?: unknown }).sequence;
+    const queue = { recipientDipId: scope.caller.dipId, channel: scope.channel.interfaceId };
+    const state = await deps.queues.queueState(queue);
+    if (typeof sequence !== 'number' || !Number.isInteger(sequence) || sequence < state.ackedSeq || sequence > state.headSeq) {
+      return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, `sequence must be a whole number from ${state.ackedSeq} (acknowledged) to ${state.headSeq} (newest)`);
+    }
+    await deps.queues.ack(queue, sequence);
+    return sendStandard(deps, reply, 200, queue.recipientDipId, MSG.success, `acknowledged up to ${sequence}`);
+  });
+}
