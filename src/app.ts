@@ -14,11 +14,16 @@ import { CatalogueSource } from './pipeline/catalogue-source.js';
 import type { DipConfig } from './config.js';
 import { channelRouting } from './pipeline/channels.js';
 import { Delivery } from './pipeline/delivery.js';
-import { Ingest } from './pipeline/ingest.js';
+import { Ingest, MPAN_LOOKUP_RECIPIENT } from './pipeline/ingest.js';
+import { MpanDirectory } from './pipeline/mpan-directory.js';
+import { changesFromMessage } from './domain/mpan-lookup.js';
+import type { DipMessage } from './domain/message.js';
 import type { Logger } from './pipeline/logger.js';
 import { Registry } from './pipeline/registry.js';
 import { Replay } from './pipeline/replay.js';
 import { ensurePki, type PkiMaterial } from './security/pki.js';
+import { ReplayGuard } from './security/replay-guard.js';
+import { RevocationWatcher } from './security/revocation.js';
 import { Signer } from './security/signature.js';
 
 export interface RunningDip {
@@ -46,6 +51,9 @@ export async function startDip(config: DipConfig, logger: Logger = pino({ level:
     return def ? channelRouting(def, config.channels[def.interfaceId], defaultStaleMs) : undefined;
   };
   const registry = new Registry(store);
+  const mpan = new MpanDirectory(store);
+  // A bulk load or correction from the CLI bumps the registry version: drop what the cache holds.
+  registry.onChange(() => mpan.invalidate());
   const events = new EventEmitter();
   const status = new StatusMessages(store, config.dipId);
   const outboundFor = (queue: QueueRef, outbound: string): string => {
@@ -78,6 +86,11 @@ export async function startDip(config: DipConfig, logger: Logger = pino({ level:
     },
     staleAfterMs: (id) => (id === STATUS_CHANNEL ? config.retentionDays * 86_400_000 : (channel(id)?.staleAfterMs ?? defaultStaleMs)),
     outboundFor,
+    // The MPAN lookup is maintained from the registration channels' own messages, through this queue.
+    localConsumer: (queue) =>
+      queue.recipientDipId === MPAN_LOOKUP_RECIPIENT
+        ? async (entries) => mpan.apply(entries.flatMap((e) => changesFromMessage(JSON.parse(e.outbound) as DipMessage)))
+        : undefined,
     onDeadLetter: (event) => {
       events.emit('dead-letter', event);
       returnToSender(event).catch((err: unknown) => logger.error({ err }, 'could not raise a status message'));
@@ -105,11 +118,15 @@ export async function startDip(config: DipConfig, logger: Logger = pino({ level:
     channel,
     registry,
     store,
+    mpan,
   );
   const replay = new Replay(store);
+  const revocation = await RevocationWatcher.open(pkiDir(config), pki.ca, logger);
+  revocation.start(config.revocationPollMs);
   const app = buildServer(
     { config, logger, ingest, registry, webhooks: store, delivery, replay, status, queues: store, outboundFor, channel },
     { key: pki.server.keyPem, cert: pki.server.certPem, ca: [pki.ca.certPem] },
+    { replay: ReplayGuard.forClockSkew(config.maxClockSkewSeconds * 1000), revocation },
   );
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
@@ -133,6 +150,7 @@ export async function startDip(config: DipConfig, logger: Logger = pino({ level:
       if (closed) return;
       closed = true;
       await app.close();
+      revocation.stop();
       await admin.close();
       await delivery.stop();
       await transport.close();

@@ -14,6 +14,10 @@ export interface ChannelOverride {
   staleAfterMinutes?: number;
   /** Per receiving role, the payload paths its copy goes without (spec 5.5.6). */
   obfuscation?: Record<string, string[]>;
+  /** Messages on this channel update the MPAN lookup (spec 5.5.14). */
+  mpanFeed?: boolean;
+  /** Path under `payload` of the date secondary routing addresses by. */
+  addressingDate?: string;
 }
 
 export interface DipConfig {
@@ -46,6 +50,27 @@ export interface DipConfig {
     defaultMaxPayloadKb: number;
   };
   channels: Record<string, ChannelOverride>;
+  /** Limits of the participant-facing HTTPS listener (slow or oversized requests). */
+  http: HttpLimits;
+  /** Fair use per participant (token bucket); requestsPerSecond 0 turns it off. */
+  rateLimit: { requestsPerSecond: number; burst: number };
+  /** How often a running DIP looks for a changed revocation list (`<dataDir>/pki/revoked.json`). */
+  revocationPollMs: number;
+}
+
+export interface HttpLimits {
+  /** The TLS handshake must complete within this (a client that connects and says nothing is dropped). */
+  handshakeTimeoutMs: number;
+  /** All request headers must arrive within this after the connection's request starts (slowloris). */
+  headersTimeoutMs: number;
+  /** The whole request, body included, must arrive within this. */
+  requestTimeoutMs: number;
+  /** How often the server looks for connections past those timeouts. */
+  connectionsCheckingIntervalMs: number;
+  /** Largest header block accepted (bytes); more is answered 431. */
+  maxHeaderBytes: number;
+  /** Deepest nesting of arrays and objects accepted in a JSON body; deeper is answered 400 before parsing. */
+  maxJsonDepth: number;
 }
 
 const ENVIRONMENTS = ['PRD', 'SITB', 'SIT', 'UIT', 'DEV'] as const;
@@ -98,6 +123,8 @@ const schema: JSONSchemaType<DipConfig> = {
           workflowStarter: { type: 'boolean', nullable: true },
           staleAfterMinutes: { type: 'number', exclusiveMinimum: 0, nullable: true },
           obfuscation: { type: 'object', nullable: true, required: [], additionalProperties: { type: 'array', items: { type: 'string' } } },
+          mpanFeed: { type: 'boolean', nullable: true },
+          addressingDate: { type: 'string', nullable: true },
         },
       },
     },
@@ -128,6 +155,16 @@ export const DEFAULTS: DipConfig = {
     defaultMaxPayloadKb: 1024,
   },
   channels: {},
+  http: {
+    handshakeTimeoutMs: 10_000,
+    headersTimeoutMs: 20_000,
+    requestTimeoutMs: 120_000,
+    connectionsCheckingIntervalMs: 1_000,
+    maxHeaderBytes: 16_384,
+    maxJsonDepth: 64,
+  },
+  rateLimit: { requestsPerSecond: 200, burst: 400 },
+  revocationPollMs: 2_000,
 };
 
 const validate = new Ajv({ allErrors: true }).compile(schema);
@@ -162,6 +199,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     dataDir,
     delivery: { ...DEFAULTS.delivery, ...fileConfig.delivery, ...overrides.delivery },
     channels: { ...fileConfig.channels, ...overrides.channels },
+    http: { ...DEFAULTS.http, ...fileConfig.http, ...overrides.http },
+    rateLimit: { ...DEFAULTS.rateLimit, ...fileConfig.rateLimit, ...overrides.rateLimit },
   };
 }
 

@@ -41,6 +41,8 @@ describe('webhook delivery', () => {
     const rest = await send(sds, [sup.dipId], 5);
     await waitFor(() => r.calls.flatMap((c) => c.messages).length >= 6, 10_000, 'delivery after retries');
     expect(r.calls.flatMap((c) => c.messages).map(ref)).toEqual([...first, ...rest]);
+    // Attempts are recorded after the answer arrives: the receiver can see a call before the DIP logs it.
+    await waitFor(() => attempts(t).at(-1)?.verdict === 'delivered', 5000, 'the delivered attempt to be recorded');
     const log = attempts(t);
     expect(log.slice(0, 3).map((a) => [a.status, a.verdict])).toEqual([
       [503, 'retry'],

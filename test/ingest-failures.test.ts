@@ -590,7 +590,8 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
     it('sent concurrently on several connections: exactly one is accepted, the others get MSG1006', async () => {
       const a = item();
       const before = db.counts();
-      const answers = await Promise.all(Array.from({ length: 6 }, () => sds.client.submit('IF-021', [a])));
+      // Distinct requests (bodies differing in trailing whitespace, so distinct signatures) carrying the same message.
+      const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => sds.client.submit('IF-021', JSON.stringify([a]) + ' '.repeat(i))));
       const statuses = answers.map((x) => x.status).sort();
       expect(statuses).toEqual([201, 400, 400, 400, 400, 400]);
       for (const x of answers) {
@@ -618,7 +619,11 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
 
     beforeAll(async () => {
       small = await startTestDip({ bodyLimitBytes: 64 * 1024, maxBatchMessages: 10 });
-      [sender] = await Promise.all([small.participant('2000000001', ['SDS']), small.participant('4000000001', ['MDS'])]);
+      // The recipient first: the DIP reloads its registry when it meets an unknown API key (the sender's),
+      // but only polls for other changes, so a recipient onboarded after the sender's first call could
+      // stay unseen by routing for up to one poll interval.
+      await small.participant('4000000001', ['MDS']);
+      sender = await small.participant('2000000001', ['SDS']);
       smallDb = tableCounter(small);
     });
     afterAll(async () => {
@@ -655,7 +660,7 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
 
     it('still accepts a batch at the limits afterwards', async () => {
       const answer = await sender.client.submit('IF-021', batch(10, 'fits'));
-      expect(answer.status).toBe(201);
+      expect(answer.status, JSON.stringify(answer.body)).toBe(201);
       expect(smallDb.counts().messages).toBe(10);
     });
   });

@@ -45,6 +45,7 @@ export async function startDipProcess(opts: StartOptions): Promise<DipProcess> {
   if (opts.configYaml) writeFileSync(join(dataDir, 'dip.config.yaml'), opts.configYaml);
   if (opts.pkiFrom) cpSync(opts.pkiFrom, join(dataDir, 'pki'), { recursive: true });
   const port = await freePort();
+  const adminPort = await freePort();
   const args = ['--import', 'tsx'];
   if (opts.cpuProfileDir) {
     mkdirSync(opts.cpuProfileDir, { recursive: true });
@@ -53,7 +54,7 @@ export async function startDipProcess(opts: StartOptions): Promise<DipProcess> {
   args.push('src/cli/main.ts', 'serve');
   const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
-    env: { ...process.env, DIP_DATA_DIR: dataDir, DIP_PORT: String(port), DIP_HOST: '127.0.0.1', DIP_LOG_LEVEL: 'info' },
+    env: { ...process.env, DIP_DATA_DIR: dataDir, DIP_PORT: String(port), DIP_ADMIN_PORT: String(adminPort), DIP_HOST: '127.0.0.1', DIP_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const log = createWriteStream(join(base, 'dip.log'));

@@ -43,6 +43,8 @@ export class MessageFactory {
 }
 
 export interface Prepared {
+  /** Which sender of the pool signed it (and must send it). */
+  sender: number;
   body: string;
   headers: Record<string, string>;
   first: number;
@@ -75,9 +77,9 @@ export class Sender {
     this.agent = new Agent({ connections, pipelining: 1, keepAliveTimeout: 60_000, connect: { ca: caPem, cert: cred.certPem, key: cred.keyPem } });
   }
 
-  async prepare(body: string, first: number, count: number): Promise<Prepared> {
+  async prepare(body: string, first: number, count: number, sender = 0): Promise<Prepared> {
     const sig = await this.signer.sign('POST', this.url, body);
-    return { body, headers: { 'content-type': 'application/json', 'x-api-key': this.cred.apiKey, ...sig }, first, count };
+    return { sender, body, headers: { 'content-type': 'application/json', 'x-api-key': this.cred.apiKey, ...sig }, first, count };
   }
 
   async post(p: Prepared): Promise<Answer> {
@@ -95,8 +97,41 @@ export class Sender {
   }
 }
 
-/** Signs many bodies with bounded concurrency (the RSA work runs on libuv's thread pool). */
-export async function prepareAll(sender: Sender, groups: Array<{ first: number; count: number }>, body: (first: number, count: number) => string, concurrency = 16): Promise<Prepared[]> {
+/**
+ * Several data services sending at once, requests dealt round-robin. Spreading the load matters: the
+ * DIP limits each participant's request rate (fair use), as a real market of many senders would not notice.
+ */
+export class SenderPool {
+  readonly senders: Sender[];
+  private readonly factories: MessageFactory[];
+  private next = 0;
+
+  constructor(baseUrl: string, creds: Credentials[], caPem: string, connectionsEach: number, primaryRecipients: string[]) {
+    this.senders = creds.map((c) => new Sender(baseUrl, c, caPem, connectionsEach));
+    this.factories = creds.map((c) => new MessageFactory(c.dipId, primaryRecipients));
+  }
+
+  get size(): number {
+    return this.senders.length;
+  }
+
+  /** Signs a request carrying messages first … first+count-1 of `phase`, for the next sender in turn. */
+  prepare(phase: number, first: number, count: number): Promise<Prepared> {
+    const s = this.next++ % this.senders.length;
+    return this.senders[s]!.prepare(this.factories[s]!.body(phase, first, count), first, count, s);
+  }
+
+  post(p: Prepared): Promise<Answer> {
+    return this.senders[p.sender]!.post(p);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.senders.map((s) => s.close()));
+  }
+}
+
+/** Signs many requests with bounded concurrency (the RSA work runs on libuv's thread pool). */
+export async function prepareAll(pool: SenderPool, phase: number, groups: Array<{ first: number; count: number }>, concurrency = 16): Promise<Prepared[]> {
   const out: Prepared[] = new Array<Prepared>(groups.length);
   let next = 0;
   await Promise.all(
@@ -104,7 +139,7 @@ export async function prepareAll(sender: Sender, groups: Array<{ first: number; 
       while (next < groups.length) {
         const i = next++;
         const g = groups[i]!;
-        out[i] = await sender.prepare(body(g.first, g.count), g.first, g.count);
+        out[i] = await pool.prepare(phase, g.first, g.count);
       }
     }),
   );
@@ -125,7 +160,7 @@ export interface ClosedLoopResult {
  * Closed loop: `concurrency` requests in flight at all times, each sent as soon as the previous one on
  * its lane is answered, until `durationMs` has passed or the supply of prepared requests runs out.
  */
-export async function closedLoop(sender: Sender, next: () => Promise<Prepared | undefined>, concurrency: number, durationMs: number): Promise<ClosedLoopResult> {
+export async function closedLoop(pool: SenderPool, next: () => Promise<Prepared | undefined>, concurrency: number, durationMs: number): Promise<ClosedLoopResult> {
   const t0 = wallNow();
   const deadline = t0 + durationMs;
   let requests = 0;
@@ -140,7 +175,7 @@ export async function closedLoop(sender: Sender, next: () => Promise<Prepared | 
         const p = await next();
         if (!p) return;
         const started = wallNow();
-        const a = await sender.post(p);
+        const a = await pool.post(p);
         lastAnswer = wallNow();
         requestLatencyMs.push(lastAnswer - started);
         requests++;
@@ -156,8 +191,7 @@ export async function closedLoop(sender: Sender, next: () => Promise<Prepared | 
 }
 
 export interface OpenLoopOptions {
-  sender: Sender;
-  factory: MessageFactory;
+  pool: SenderPool;
   phase: number;
   /** Offered load, messages per second. */
   rate: number;
@@ -224,7 +258,7 @@ export async function openLoop(o: OpenLoopOptions): Promise<OpenLoop> {
     }
   }
   const capacity = scheduled;
-  const prepared = o.presign ? await prepareAll(o.sender, groups, (first, count) => o.factory.body(o.phase, first, count)) : null;
+  const prepared = o.presign ? await prepareAll(o.pool, o.phase, groups) : null;
   await o.beforeStart?.(capacity);
 
   const postStart = new Float64Array(capacity).fill(Number.NaN);
@@ -248,7 +282,7 @@ export async function openLoop(o: OpenLoopOptions): Promise<OpenLoop> {
     const due = t0 + g.tick * o.tickMs;
     sent += g.count;
     const run = async () => {
-      const p = prepared ? prepared[index]! : await o.sender.prepare(o.factory.body(o.phase, g.first, g.count), g.first, g.count);
+      const p = prepared ? prepared[index]! : await o.pool.prepare(o.phase, g.first, g.count);
       const start = wallNow();
       const lag = start - due;
       maxLag = Math.max(maxLag, lag);
@@ -256,7 +290,7 @@ export async function openLoop(o: OpenLoopOptions): Promise<OpenLoop> {
       postStart.fill(start, g.first, g.first + g.count);
       inFlight++;
       maxInFlight = Math.max(maxInFlight, inFlight);
-      const a = await o.sender.post(p);
+      const a = await o.pool.post(p);
       inFlight--;
       const at = wallNow();
       answeredAt.fill(at, g.first, g.first + g.count);

@@ -13,8 +13,13 @@ export interface Credentials {
   certPem: string;
 }
 
-/** The test market: one data service sending IF-021, and the four parties that receive it. */
-export const SENDER = { dipId: '2000000001', role: 'SDS' } as const;
+/**
+ * The test market: SENDER_COUNT data services sending IF-021 (DIP IDs 2000000001…, 10 hex digits as the
+ * sender unique reference requires), and the four parties that receive it.
+ */
+export const SENDER_COUNT = 16;
+export const SENDERS = Array.from({ length: SENDER_COUNT }, (_, i) => ({ dipId: `20000000${(i + 1).toString(16).padStart(2, '0')}`, role: 'SDS' }));
+export const SENDER = SENDERS[0]!;
 /** Order matters: the receivers child numbers its endpoints the same way. SUP and LDSO are primary recipients; MDS and LSS get every IF-021 by "always" routing. */
 export const RECIPIENTS = [
   { dipId: '1000000001', role: 'SUP' },
@@ -25,7 +30,7 @@ export const RECIPIENTS = [
 export const PRIMARY = [RECIPIENTS[0].dipId, RECIPIENTS[1].dipId];
 
 export interface Market {
-  sender: Credentials;
+  senders: Credentials[];
   recipients: Credentials[];
 }
 
@@ -38,7 +43,7 @@ export interface Identity {
 
 /** Keys and certificates for the whole market, from the run's CA (RSA key generation is the slow part: done once). */
 export async function issueMarketIdentities(ca: KeyAndCert): Promise<Identity[]> {
-  const parties = [SENDER, ...RECIPIENTS];
+  const parties = [...SENDERS, ...RECIPIENTS];
   const certs = await Promise.all(
     parties.map((p) => issueParticipantCertificate(ca, { organisation: `Bench ${p.role}`, dipIds: [p.dipId], environment: 'DEV', validDays: 2 })),
   );
@@ -61,7 +66,7 @@ export async function onboardMarket(dip: DipProcess, identities: Identity[]): Pr
   } finally {
     await store.close();
   }
-  return { sender: out[0]!, recipients: out.slice(1) };
+  return { senders: out.filter((c) => c.role === 'SDS'), recipients: out.filter((c) => c.role !== 'SDS') };
 }
 
 export function clientFor(dip: DipProcess, c: Credentials, connections = 1): DipClient {

@@ -70,6 +70,8 @@ export interface EchoResult {
   concurrency: number;
   requestsPerSecond: number;
   serverCores: number;
+  /** CPU of this (client) process: with one client process the generator, not the server, may be the limit. */
+  clientCores: number;
   p50Ms: number;
 }
 
@@ -102,12 +104,13 @@ export async function startEchoServer(): Promise<EchoServer> {
         await res.body.text();
       };
       // Open the connections and warm up.
-      const warmUntil = wallNow() + 500;
+      const warmUntil = wallNow() + 1000;
       await Promise.all(Array.from({ length: concurrency }, async () => {
         while (wallNow() < warmUntil) await once();
       }));
       let n = 0;
       const cpu0 = procCpuSeconds(child.pid!);
+      const own0 = process.cpuUsage();
       const t0 = wallNow();
       await Promise.all(
         Array.from({ length: concurrency }, async () => {
@@ -121,9 +124,10 @@ export async function startEchoServer(): Promise<EchoServer> {
       );
       const s = (wallNow() - t0) / 1000;
       const cpu = procCpuSeconds(child.pid!) - cpu0;
+      const own = process.cpuUsage(own0);
       await agent.close();
       lat.sort((a, b) => a - b);
-      return { bodyBytes: body.length, concurrency, requestsPerSecond: round(n / s, 0), serverCores: round(cpu / s, 2), p50Ms: round(lat[Math.floor(lat.length / 2)] ?? Number.NaN, 2) };
+      return { bodyBytes: body.length, concurrency, requestsPerSecond: round(n / s, 0), serverCores: round(cpu / s, 2), clientCores: round((own.user + own.system) / 1e6 / s, 2), p50Ms: round(lat[Math.floor(lat.length / 2)] ?? Number.NaN, 2) };
     },
     async stop() {
       const exited = new Promise<void>((r) => child.once('exit', () => r()));

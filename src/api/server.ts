@@ -1,10 +1,13 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { TLSSocket } from 'node:tls';
+import { STATUS_CODES } from 'node:http';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 import { MSG, type MsgText } from '../domain/response-codes.js';
 import { standardResponse } from '../domain/standard-response.js';
+import { exceedsJsonDepth } from '../security/json-depth.js';
+import { RateLimiter } from '../security/rate-limit.js';
 import { DIP_URN_PREFIX } from '../security/signature.js';
-import type { CallerEvidence } from '../pipeline/authenticate.js';
+import type { CallerEvidence, SecurityControls, TlsPeer } from '../pipeline/authenticate.js';
 import { registerChannelRoutes } from './routes/channel.js';
 import { registerPubconfigRoutes } from './routes/pubconfig.js';
 import { registerPullRoutes } from './routes/pull.js';
@@ -18,22 +21,77 @@ const MAX_PARAM_LENGTH = 200;
 export interface TlsMaterial {
   key: string;
   cert: string;
-  /** CAs a participant's client certificate must chain to. */
+  /**
+   * CAs a participant's client certificate must chain to. With a CRL installed OpenSSL wants a CRL
+   * from every issuer in a client's chain: all of them must be the environment's CA.
+   */
   ca: string[];
 }
+
+/** Security state shared with the rest of the DIP (src/app.ts builds it). */
+export interface ServerSecurity extends SecurityControls {
+  /** Revocation list in force; its CRL is installed in the TLS listener, and replaced whenever it changes. */
+  revocation?: SecurityControls['revocation'] & {
+    crlPem(): string | undefined;
+    onCrl(listener: (crlPem: string) => void): void;
+  };
+}
+
+const controlsOf = new WeakMap<ApiDeps, SecurityControls>();
 
 /**
  * The participant-facing HTTPS listener: mutual TLS (a client certificate from the environment's CA is
  * required at the handshake), routes as published in DIP API 2.1.0, and every answer in the
  * StandardResponse shape, errors included.
  */
-export function buildServer(deps: ApiDeps, tls: TlsMaterial): FastifyInstance {
+export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSecurity = {}): FastifyInstance {
+  const limits = deps.config.http;
+  const requestTimeout = limits.requestTimeoutMs;
+  const secureContext = (crl: string | undefined) => ({
+    key: tls.key,
+    cert: tls.cert,
+    ca: tls.ca,
+    minVersion: 'TLSv1.2' as const,
+    ...(crl ? { crl } : {}),
+  });
   const app = Fastify({
-    https: { key: tls.key, cert: tls.cert, ca: tls.ca, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' },
+    https: {
+      ...secureContext(security.revocation?.crlPem()),
+      requestCert: true,
+      rejectUnauthorized: true,
+      // Slow clients: a TLS handshake, a header block and a whole request each have a deadline.
+      handshakeTimeout: limits.handshakeTimeoutMs,
+      headersTimeout: Math.min(limits.headersTimeoutMs, requestTimeout),
+      requestTimeout,
+      connectionsCheckingInterval: limits.connectionsCheckingIntervalMs,
+      maxHeaderSize: limits.maxHeaderBytes,
+    },
+    requestTimeout, // Fastify sets server.requestTimeout from its own option (default 0: none)
     bodyLimit: deps.config.bodyLimitBytes,
     routerOptions: { caseSensitive: false, ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
     keepAliveTimeout: 75_000,
     logger: false,
+    // Errors Node's HTTP parser raises before Fastify sees a request: answered in the StandardResponse
+    // shape too, then the connection is closed.
+    clientErrorHandler: (err: Error & { code?: string }, socket: Socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      let status = 400;
+      let help = `the request is not valid HTTP/1.1 (${err.code ?? err.message})`;
+      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+        status = 408;
+        help = `the request did not arrive in time: headers within ${Math.min(limits.headersTimeoutMs, requestTimeout)} ms, the whole request within ${requestTimeout} ms`;
+      } else if (err.code === 'HPE_HEADER_OVERFLOW') {
+        status = 431;
+        help = `the request headers are larger than the limit of ${limits.maxHeaderBytes} bytes`;
+      }
+      if (socket.writable) {
+        const body = JSON.stringify(standardResponse(new Date(), deps.config.dipId, null, [{ message: status === 408 ? MSG.processingFailed : MSG.schemaFailure, help }]));
+        socket.write(
+          `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        );
+      }
+      socket.destroy();
+    },
     // Errors Fastify raises while routing, before any handler runs (a path segment longer than
     // maxParamLength, a malformed percent-encoding), would otherwise be answered in Fastify's own
     // {error, code, message} shape instead of a StandardResponse.
@@ -52,9 +110,52 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial): FastifyInstance {
     },
   });
 
+  controlsOf.set(deps, { replay: security.replay, revocation: security.revocation });
+  security.revocation?.onCrl((crl) => {
+    // New connections get the new CRL; established ones are checked per request in authenticate().
+    try {
+      (app.server as unknown as TlsServer).setSecureContext(secureContext(crl));
+      deps.logger.info({}, 'TLS listener now refuses the revoked certificates');
+    } catch (err) {
+      deps.logger.error({ err }, 'the new CRL could not be installed in the TLS listener; revoked certificates are still refused per request');
+    }
+  });
+
+  // Fair use, before the body is read or anything expensive runs.
+  const limiter = new RateLimiter(deps.config.rateLimit);
+  if (limiter.enabled) {
+    app.addHook('onRequest', async (req, reply) => {
+      const apiKey = req.headers['x-api-key'];
+      const participant = typeof apiKey === 'string' ? deps.registry.byApiKey(apiKey) : undefined;
+      // An unknown key counts against the TLS client certificate that brought it.
+      const peer = tlsPeer(req.raw.socket);
+      const key = participant ? `p:${participant.dipId}` : peer ? `c:${peer.peer?.fingerprint256 ?? ''}` : `a:${req.raw.socket.remoteAddress ?? ''}`;
+      const decision = limiter.take(key, Date.now());
+      if (decision.ok) return;
+      const seconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
+      reply.header('retry-after', String(seconds));
+      const { requestsPerSecond, burst } = deps.config.rateLimit;
+      return sendStandard(
+        deps,
+        reply,
+        429,
+        participant?.dipId ?? null,
+        MSG.processingFailed,
+        `too many requests: the limit is ${requestsPerSecond} requests/s per participant (bursts of ${burst}); retry after ${seconds} s`,
+      );
+    });
+  }
+
   // The signature covers the exact bytes received, so bodies stay raw; the pipeline parses them once.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(['application/json'], { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser(['application/json'], { parseAs: 'buffer' }, (_req, body, done) => {
+    const buf = body as Buffer;
+    if (exceedsJsonDepth(buf, limits.maxJsonDepth)) {
+      done(Object.assign(new Error(`the JSON body nests arrays and objects deeper than the limit of ${limits.maxJsonDepth} levels`), { statusCode: 400 }), undefined);
+      return;
+    }
+    done(null, buf);
+  });
 
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, req, reply) => {
     const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
@@ -90,33 +191,43 @@ export function sendStandard(
 
 // The client certificate is read once per connection, not per request: parsing it per request halves
 // throughput on kept-alive connections.
-const peerIds = new WeakMap<Socket, readonly string[] | null>();
+interface PeerIdentity {
+  ids: readonly string[];
+  peer: TlsPeer | null;
+}
+const peers = new WeakMap<Socket, PeerIdentity | null>();
 
-function tlsDipIds(socket: Socket): readonly string[] | null {
-  const cached = peerIds.get(socket);
+function tlsPeer(socket: Socket): PeerIdentity | null {
+  const cached = peers.get(socket);
   if (cached !== undefined) return cached;
   const cert = (socket as TLSSocket).getPeerX509Certificate?.();
-  let ids: string[] | null = null;
+  let identity: PeerIdentity | null = null;
   if (cert) {
-    ids = (cert.subjectAltName ?? '')
-      .split(', ')
-      .filter((n) => n.startsWith(`URI:${DIP_URN_PREFIX}`))
-      .map((n) => n.slice(4 + DIP_URN_PREFIX.length));
+    identity = {
+      ids: (cert.subjectAltName ?? '')
+        .split(', ')
+        .filter((n) => n.startsWith(`URI:${DIP_URN_PREFIX}`))
+        .map((n) => n.slice(4 + DIP_URN_PREFIX.length)),
+      peer: { fingerprint256: cert.fingerprint256.replace(/:/g, '').toUpperCase(), serialNumber: cert.serialNumber.toUpperCase() },
+    };
   }
-  peerIds.set(socket, ids);
-  return ids;
+  peers.set(socket, identity);
+  return identity;
 }
 
 /** Everything authentication needs from a request. */
 export function evidence(deps: ApiDeps, req: FastifyRequest): CallerEvidence {
   const apiKey = req.headers['x-api-key'];
   const base = deps.config.publicUrl ?? `https://${req.headers.host ?? ''}`;
+  const identity = tlsPeer(req.raw.socket);
   return {
     apiKey: Array.isArray(apiKey) ? undefined : apiKey,
-    tlsDipIds: tlsDipIds(req.raw.socket),
+    tlsDipIds: identity?.ids ?? null,
+    tlsPeer: identity?.peer ?? null,
     method: req.method,
     url: `${base.replace(/\/$/, '')}${req.raw.url ?? ''}`,
     body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
     headers: req.headers,
+    controls: controlsOf.get(deps),
   };
 }

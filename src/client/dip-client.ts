@@ -17,6 +17,7 @@ export interface DipClientOptions {
 export interface DipAnswer<T = StandardResponse> {
   status: number;
   body: T;
+  headers: Record<string, string | undefined>;
 }
 
 /**
@@ -56,18 +57,39 @@ export class DipClient {
     return this.call('POST', `/dip-channel/${channel}/requeue/${recipientId}`, JSON.stringify(filter));
   }
 
+  /** POST /statusmessage: tell the senders of messages this participant received about a problem with them. */
+  statusMessage(entries: object[]): Promise<DipAnswer> {
+    return this.call('POST', '/statusmessage', JSON.stringify(entries));
+  }
+
+  setStatusWebhook(recipientId: string, config: { callbackURL: string; maxMessageCount?: number; maxPayloadSize?: number }): Promise<DipAnswer> {
+    return this.call('POST', `/statusmessage/config/${recipientId}`, JSON.stringify(config));
+  }
+
+  /** Pull consumption: the oldest unacknowledged messages and their queue positions. */
+  async pull(channel: string, recipientId: string, maxMessageCount = 100): Promise<DipAnswer<unknown[]> & { firstSeq: number | null; lastSeq: number | null }> {
+    const answer = await this.call<unknown[]>('GET', `/dip-channel/${channel}/pull/${recipientId}?maxMessageCount=${maxMessageCount}`, '');
+    const seq = /^(\d+)-(\d+)$/.exec(answer.headers['x-opendip-sequence'] ?? '');
+    return { ...answer, firstSeq: seq ? Number(seq[1]) : null, lastSeq: seq ? Number(seq[2]) : null };
+  }
+
+  ack(channel: string, recipientId: string, sequence: number): Promise<DipAnswer> {
+    return this.call('POST', `/dip-channel/${channel}/ack/${recipientId}`, JSON.stringify({ sequence }));
+  }
+
   /** Sends a signed call; `headers` may override or add headers (tests use it to forge requests). */
   async call<T = StandardResponse>(method: string, path: string, body: string, headers: Record<string, string> = {}): Promise<DipAnswer<T>> {
     const url = `${this.opts.baseUrl.replace(/\/$/, '')}${path}`;
     const signature = await this.signer.sign(method, url, body);
     const res = await request(url, {
-      method: method as 'POST',
+      method: method as 'POST' | 'GET' | 'DELETE',
       body: body === '' ? undefined : body,
       dispatcher: this.agent,
       headers: { 'content-type': 'application/json', 'x-api-key': this.opts.apiKey, ...signature, ...headers },
     });
     const text = await res.body.text();
-    return { status: res.statusCode, body: (text === '' ? null : JSON.parse(text)) as T };
+    const answered = Object.fromEntries(Object.entries(res.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : v]));
+    return { status: res.statusCode, body: (text === '' ? null : JSON.parse(text)) as T, headers: answered };
   }
 
   async close(): Promise<void> {

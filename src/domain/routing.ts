@@ -9,15 +9,27 @@ export interface RoutingDirectory {
 }
 
 export type RoutingDecision =
-  | { ok: true; primary: string[]; always: string[]; recipients: string[] }
+  | { ok: true; primary: string[]; secondary: string[]; always: string[]; recipients: string[] }
   | { ok: false; code: MsgText; help: string };
+
+/** What MPAN lookup found for the message (computed beforehand; routing itself stays pure). */
+export interface SecondaryLookup {
+  /** The channel takes secondary (MPAN) routing. */
+  enabled: boolean;
+  recipients: string[];
+}
 
 /**
  * Works out who receives a message: the sender's named primary recipients (each must exist and hold a
  * role that receives on the channel) and every holder of the channel's always-roles. The sender never
  * receives its own message; a recipient reached by two routes gets one copy.
  */
-export function route(channel: ChannelRouting, header: MessageHeader, dir: RoutingDirectory): RoutingDecision {
+export function route(
+  channel: ChannelRouting,
+  header: MessageHeader,
+  dir: RoutingDirectory,
+  secondaryLookup: SecondaryLookup = { enabled: false, recipients: [] },
+): RoutingDecision {
   const primary: string[] = [];
   if (header.primaryRecipients.length > 0 && !channel.primaryRouting) {
     return { ok: false, code: MSG.routingError, help: `A0.primaryRecipients: channel ${channel.interfaceId} does not take primary routing` };
@@ -42,10 +54,21 @@ export function route(channel: ChannelRouting, header: MessageHeader, dir: Routi
       if (p.dipId !== header.senderDipId && !always.includes(p.dipId)) always.push(p.dipId);
     }
   }
+  const secondary = secondaryLookup.recipients.filter((id) => id !== header.senderDipId && !primary.includes(id));
+  if (secondaryLookup.enabled && primary.length === 0) {
+    // The sender left addressing to the DIP: without an MPAN, or with nobody responsible for it, the
+    // message can only go to the always-routed roles, and if there are none it cannot go anywhere.
+    if (header.mpan === null && always.length === 0) {
+      return { ok: false, code: MSG.missingMpan, help: `M0.MPANCore: no primary recipients and no MPAN to look up the recipients on ${channel.interfaceId}` };
+    }
+    if (header.mpan !== null && secondary.length === 0 && always.length === 0) {
+      return { ok: false, code: MSG.mpanUnresolved, help: `M0.MPANCore ${header.mpan}: no participant is responsible for it in a role that receives ${channel.interfaceId} on the addressing date` };
+    }
+  }
   const recipients = [...primary.filter((id) => id !== header.senderDipId)];
-  for (const id of always) if (!recipients.includes(id)) recipients.push(id);
+  for (const id of [...secondary, ...always]) if (!recipients.includes(id)) recipients.push(id);
   if (recipients.length === 0) {
     return { ok: false, code: MSG.routingError, help: `no recipient: A0.primaryRecipients is empty and no participant holds an always-routed role (${channel.alwaysRoles.join(', ') || 'none'}) on ${channel.interfaceId}` };
   }
-  return { ok: true, primary, always, recipients };
+  return { ok: true, primary, secondary, always, recipients };
 }

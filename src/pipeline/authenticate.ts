@@ -1,26 +1,54 @@
 import type { Participant } from '../domain/participant.js';
-import { verifyDipSignature } from '../security/signature.js';
+import type { ReplayGuard } from '../security/replay-guard.js';
+import type { RevocationEntry } from '../security/revocation.js';
+import { DIP_HEADER_SIGNATURE, verifyDipSignature } from '../security/signature.js';
 import type { Registry } from './registry.js';
+
+/** The TLS client certificate as the listener saw it. */
+export interface TlsPeer {
+  /** SHA-256 of the DER certificate, UPPER-case hex, no colons. */
+  fingerprint256: string;
+  serialNumber: string;
+}
+
+/**
+ * Checks that need state beyond the registry, wired in by the HTTP layer (src/api/server.ts). Absent,
+ * authentication still checks API key, TLS binding and signature, but not replay nor revocation.
+ */
+export interface SecurityControls {
+  /** Refuses an X-DIP-Signature seen before within the skew window. */
+  replay?: Pick<ReplayGuard, 'check'>;
+  /** Refuses revoked certificates (TLS client certificate and signing certificate). */
+  revocation?: { revoked(fingerprint256: string): RevocationEntry | undefined };
+}
 
 /** What the HTTP layer knows about a call, before anything is trusted. */
 export interface CallerEvidence {
   apiKey: string | undefined;
   /** DIP IDs bound to the TLS client certificate (SAN urn:dip:participant:…); null when no certificate was shown. */
   tlsDipIds: readonly string[] | null;
+  /** The TLS client certificate itself; absent or null when unknown. */
+  tlsPeer?: TlsPeer | null;
   method: string;
   /** The URL the caller signed: scheme, host, port and path as received (or the configured public URL). */
   url: string;
   body: Buffer;
   headers: Record<string, string | string[] | undefined>;
+  controls?: SecurityControls;
 }
 
 export type Authentication =
   | { ok: true; participant: Participant }
   | { ok: false; status: 401 | 403; help: string };
 
+function revokedHelp(what: string, e: RevocationEntry): string {
+  return `${what} (serial ${e.serialNumber}) was revoked at ${e.revokedAt} (${e.reason}): ask the DIP operator for a new certificate`;
+}
+
 /**
  * Three pieces of evidence must name the same participant: the API key, the mTLS client certificate and
  * the certificate the request is signed with (which must be the one registered for that participant).
+ * Neither certificate may be revoked, and a signature is good for one request only.
  */
 export async function authenticate(registry: Registry, call: CallerEvidence, now: Date, maxSkewMs: number): Promise<Authentication> {
   if (!call.apiKey) return { ok: false, status: 401, help: 'X-API-Key header is missing' };
@@ -38,6 +66,10 @@ export async function authenticate(registry: Registry, call: CallerEvidence, now
       help: `the TLS client certificate is bound to ${call.tlsDipIds.join(', ') || 'no DIP ID'}, not to ${participant.dipId} (the API key's participant)`,
     };
   }
+  const revocation = call.controls?.revocation;
+  const tlsRevoked = call.tlsPeer ? revocation?.revoked(call.tlsPeer.fingerprint256) : undefined;
+  if (tlsRevoked) return { ok: false, status: 401, help: revokedHelp('the TLS client certificate', tlsRevoked) };
+
   const verified = verifyDipSignature({ method: call.method, url: call.url, body: call.body, headers: call.headers, now, maxSkewMs });
   if (!verified.ok) return { ok: false, status: 401, help: `message signature: ${verified.detail}` };
   if (verified.certificate.fingerprint256 !== participant.certificateFingerprint) {
@@ -46,6 +78,23 @@ export async function authenticate(registry: Registry, call: CallerEvidence, now
       status: 401,
       help: `message signature: X-DIP-Signature-Certificate (SHA-256 ${verified.certificate.fingerprint256}) is not the certificate registered for ${participant.dipId}`,
     };
+  }
+  const signingRevoked = revocation?.revoked(verified.certificate.fingerprint256);
+  if (signingRevoked) return { ok: false, status: 401, help: `message signature: ${revokedHelp('the signing certificate', signingRevoked)}` };
+
+  const replay = call.controls?.replay;
+  if (replay) {
+    // verifyDipSignature accepted exactly one value for the header, so this is a string.
+    const raw = call.headers[DIP_HEADER_SIGNATURE];
+    const signature = (Array.isArray(raw) ? raw[0] : raw)?.trim() ?? '';
+    const seen = replay.check(signature, now.getTime());
+    if (seen.replayed) {
+      return {
+        ok: false,
+        status: 401,
+        help: `message signature: this X-DIP-Signature was already used at ${seen.firstSeenAt.toISOString()}: the request was replayed. Sign every request afresh (a new X-DIP-Signature-Date)`,
+      };
+    }
   }
   return { ok: true, participant };
 }

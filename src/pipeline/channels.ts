@@ -9,7 +9,21 @@ export interface Channel extends ChannelRouting {
   workflowStarter: boolean;
   staleAfterMs: number;
   obfuscation: ObfuscationRules;
+  /** Recipients are also looked up by MPAN (secondary routing). */
+  secondaryRouting: boolean;
+  /** Messages on this channel change who is responsible for an MPAN: they feed the lookup. */
+  mpanFeed: boolean;
+  /** Where the date to address by is (path under payload); the time of receipt when absent. */
+  addressingDatePath: string | undefined;
 }
+
+/** Registration channels whose messages appoint or de-appoint suppliers and service providers. */
+export const DEFAULT_MPAN_FEEDS = new Set(['IF-001', 'IF-002', 'IF-003', 'IF-035', 'IF-036', 'IF-037']);
+
+/** IF-021 is addressed by its settlement day, so late data reaches whoever was responsible then. */
+export const DEFAULT_ADDRESSING_DATES: Readonly<Record<string, string>> = {
+  'IF-021': 'CustomBlock.B900.settlementDayConsumptionPeriods[0].settlementDay.settlementDayDate',
+};
 
 /**
  * Requests that open a workflow answered on other channels (appointment, MPAN relationship, supplier
@@ -31,5 +45,8 @@ export function channelRouting(def: ChannelDefinition, override: ChannelOverride
     workflowStarter: override?.workflowStarter ?? DEFAULT_WORKFLOW_STARTERS.has(def.interfaceId),
     staleAfterMs: override?.staleAfterMinutes !== undefined ? override.staleAfterMinutes * 60_000 : defaultStaleMs,
     obfuscation: override?.obfuscation ?? {},
+    secondaryRouting: def.routingModes.includes('secondary'),
+    mpanFeed: override?.mpanFeed ?? DEFAULT_MPAN_FEEDS.has(def.interfaceId),
+    addressingDatePath: override?.addressingDate ?? DEFAULT_ADDRESSING_DATES[def.interfaceId],
   };
 }

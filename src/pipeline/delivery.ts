@@ -26,9 +26,14 @@ export interface DeliveryDeps {
   staleAfterMs: (channel: string) => number;
   /** The copy a recipient gets: obfuscation by role happens here. Identity when absent. */
   outboundFor?: (queue: QueueRef, outbound: string) => string;
+  /** In-process consumers (the MPAN lookup's feed) take their queue's entries instead of a webhook. */
+  localConsumer?: (queue: QueueRef) => LocalConsumer | undefined;
   /** A message went to the dead-letter queue; `answer` is what a refusing recipient said. */
   onDeadLetter?: (event: DeadLetterEvent) => void;
 }
+
+/** Handles entries in order; a throw leaves them queued and they are offered again after a pause. */
+export type LocalConsumer = (entries: QueueEntry[]) => Promise<void>;
 
 export interface DeadLetterEvent {
   queue: QueueRef;
@@ -129,6 +134,14 @@ class QueueWorker {
         this.dirty = false;
         for (;;) {
           if (this.stopped) return;
+          const local = this.deps.localConsumer?.(this.queue);
+          if (local) {
+            const entries = await this.deps.log.readQueue(this.queue, this.ackedSeq, 500, 1 << 24);
+            if (entries.length === 0) break;
+            await local(entries);
+            await this.settle(entries.at(-1)!.seq);
+            continue;
+          }
           const hook = this.deps.registry.webhook(this.queue.recipientDipId, this.queue.channel);
           const limit = !hook ? 500 : this.ackedSeq < this.singlesUntil ? 1 : hook.maxMessageCount;
           const entries = await this.deps.log.readQueue(this.queue, this.ackedSeq, limit, hook ? hook.maxPayloadKb * 1024 : 1 << 22);

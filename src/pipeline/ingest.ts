@@ -2,6 +2,7 @@ import type { Catalogue } from '../catalogue/catalogue.js';
 import { readHeader, stampWrapper, type DipMessage, type MessageHeader } from '../domain/message.js';
 import type { Participant } from '../domain/participant.js';
 import { MSG, type MsgText } from '../domain/response-codes.js';
+import { addressingDate, secondaryRecipients, type Appointment } from '../domain/mpan-lookup.js';
 import { route } from '../domain/routing.js';
 import { standardResponse, type EntryFields, type StandardResponse } from '../domain/standard-response.js';
 import { dipDateTime } from '../domain/time.js';
@@ -9,6 +10,7 @@ import { newCorrelationId, newTransactionId } from '../domain/transaction-id.js'
 import type { AcceptedMessage, MessageLog, QueueRef } from '../ports/store.js';
 import { authenticate, type CallerEvidence } from './authenticate.js';
 import type { Channel } from './channels.js';
+import type { MpanDirectory } from './mpan-directory.js';
 import type { Registry } from './registry.js';
 
 export interface IngestSettings {
@@ -40,8 +42,13 @@ interface ItemState {
   ref: string | null;
   connectionProvider: string | null;
   refusal: Refusal | null;
+  /** The validated message (spec case) and its header, until it is routed. */
+  validated: { message: DipMessage; header: MessageHeader } | null;
   accepted: AcceptedMessage | null;
 }
+
+/** The internal recipient whose queue feeds the MPAN lookup: never a participant (DIP IDs have no '-'). */
+export const MPAN_LOOKUP_RECIPIENT = 'DIP-MPAN-LOOKUP';
 
 /**
  * POST /dip-channel/{id}: authenticate, validate every item, route, stamp the wrapper, append the whole
@@ -54,6 +61,7 @@ export class Ingest {
     private readonly channels: (id: string) => Channel | undefined,
     private readonly registry: Registry,
     private readonly log: Pick<MessageLog, 'append'>,
+    private readonly mpan: Pick<MpanDirectory, 'history'>,
     private readonly clock: () => Date = () => new Date(),
   ) {}
 
@@ -81,6 +89,8 @@ export class Ingest {
     if (!Array.isArray(items)) return this.whole(now, caller.dipId, items.status, MSG.schemaFailure, items.help);
 
     const states = items.map((item, index) => this.check(channel, caller, item, index, now));
+    const histories = await this.lookUpMpans(channel, states);
+    states.forEach((s, index) => this.routeItem(channel, s, index, now, histories));
     markDuplicatesInBatch(states);
     const failed = states.find((s) => s.refusal !== null);
     if (failed) return this.refuse(now, caller.dipId, states, failed);
@@ -124,7 +134,7 @@ export class Ingest {
   }
 
   private check(channel: Channel, caller: Participant, item: unknown, index: number, now: Date): ItemState {
-    const state: ItemState = { ref: null, connectionProvider: null, refusal: null, accepted: null };
+    const state: ItemState = { ref: null, connectionProvider: null, refusal: null, validated: null, accepted: null };
     const validated = this.catalogue.validate(channel.interfaceId, item);
     if (!validated.ok) {
       state.ref = bestEffortReference(item);
@@ -138,12 +148,32 @@ export class Ingest {
     state.ref = h.senderUniqueReference;
     state.connectionProvider = h.connectionProviderId;
     state.refusal = this.checkHeader(channel, caller, h, now, index);
-    if (state.refusal) return state;
+    if (!state.refusal) state.validated = { message, header: h };
+    return state;
+  }
 
-    const decision = route(channel, h, this.registry);
+  /** One read of the lookup per distinct MPAN in the batch, before routing (which is synchronous). */
+  private async lookUpMpans(channel: Channel, states: ItemState[]): Promise<Map<string, readonly Appointment[]>> {
+    const found = new Map<string, readonly Appointment[]>();
+    if (!channel.secondaryRouting) return found;
+    for (const s of states) {
+      const mpan = s.validated?.header.mpan;
+      if (mpan && !found.has(mpan)) found.set(mpan, await this.mpan.history(mpan));
+    }
+    return found;
+  }
+
+  private routeItem(channel: Channel, state: ItemState, index: number, now: Date, histories: Map<string, readonly Appointment[]>): void {
+    if (!state.validated) return;
+    const { message, header: h } = state.validated;
+    const history = h.mpan === null ? undefined : histories.get(h.mpan);
+    const secondary = history
+      ? secondaryRecipients(channel.receiverRoles, history, addressingDate(message, channel.addressingDatePath, now.getTime()), (id) => this.registry.participant(id)?.roles)
+      : [];
+    const decision = route(channel, h, this.registry, { enabled: channel.secondaryRouting, recipients: secondary });
     if (!decision.ok) {
       state.refusal = { status: 400, code: decision.code, help: `item ${index}: ${decision.help}` };
-      return state;
+      return;
     }
     const transactionId = newTransactionId(channel.interfaceId, h.senderDipId, h.senderRoleId, now);
     // A workflow's first message gets a new correlation ID; follow-on messages carry theirs in S1.
@@ -155,7 +185,7 @@ export class Ingest {
       initialCorrelationId: correlationId,
       replayIndicator: false,
       primaryRecipients: decision.primary,
-      secondaryRecipients: [],
+      secondaryRecipients: decision.secondary,
       alwaysRecipients: decision.always,
     });
     state.accepted = {
@@ -169,9 +199,8 @@ export class Ingest {
       mpan: h.mpan,
       receivedAt: now.getTime(),
       outbound: JSON.stringify(outbound),
-      recipients: decision.recipients,
+      recipients: channel.mpanFeed ? [...decision.recipients, MPAN_LOOKUP_RECIPIENT] : decision.recipients,
     };
-    return state;
   }
 
   private checkHeader(channel: Channel, caller: Participant, h: MessageHeader, now: Date, index: number): Refusal | null {

@@ -1,3 +1,4 @@
+import type { Appointment, AppointmentChange } from '../domain/mpan-lookup.js';
 import type { Participant } from '../domain/participant.js';
 
 /** A recipient's FIFO queue: one per (recipient DIP ID, channel), as webhooks are registered per channel. */
@@ -172,4 +173,12 @@ export interface WebhookRegistry {
   webhooks(): Promise<Webhook[]>;
 }
 
-export interface Store extends MessageLog, ParticipantRegistry, WebhookRegistry {}
+/** The durable side of the MPAN address lookup (the pipeline caches over it). */
+export interface MpanStore {
+  /** Every slot's history for the MPAN, oldest first. */
+  mpanHistory(mpan: string): Promise<Appointment[]>;
+  /** Folds the changes, in order, into the histories they touch: durably, all or nothing. */
+  applyAppointments(changes: AppointmentChange[]): Promise<void>;
+}
+
+export interface Store extends MessageLog, ParticipantRegistry, WebhookRegistry, MpanStore {}

@@ -218,10 +218,69 @@ export async function issueSigningCertificate(
   return { keyPem: key.keyPem, certPem };
 }
 
+/** One revoked certificate, as a CRL lists it. */
+export interface CrlEntry {
+  /** Serial number, hex (any case, colons allowed). */
+  serialNumber: string;
+  revokedAt: Date;
+  /** RFC 5280 reason code name (keyCompromise, superseded, …); anything else is listed as unspecified. */
+  reason?: string;
+}
+
+const CRL_REASON_NAMES = Object.keys(x509.X509CrlReason).filter((k) => Number.isNaN(Number(k)));
+
+/** The RFC 5280 reason name matching `reason` (case-insensitive), or undefined. */
+export function crlReasonName(reason: string | undefined): string | undefined {
+  if (!reason) return undefined;
+  return CRL_REASON_NAMES.find((n) => n.toLowerCase() === reason.trim().toLowerCase());
+}
+
+function derPositiveInteger(n: number): Uint8Array<ArrayBuffer> {
+  let hex = Math.max(0, Math.floor(n)).toString(16);
+  if (hex.length % 2) hex = `0${hex}`;
+  let bytes = Buffer.from(hex, 'hex');
+  if ((bytes[0] ?? 0) & 0x80) bytes = Buffer.concat([Buffer.from([0]), bytes]);
+  return new Uint8Array(Buffer.concat([Buffer.from([0x02, bytes.length]), bytes]));
+}
+
+/**
+ * An X.509 v2 CRL signed by `ca`, in PEM ("X509 CRL", the label OpenSSL and node's tls `crl` option
+ * read). nextUpdate is the CA's own expiry: nothing re-issues the CRL on a schedule, and OpenSSL
+ * refuses every handshake once an installed CRL's nextUpdate has passed.
+ */
+export async function issueCrl(ca: KeyAndCert, entries: CrlEntry[], opts: { crlNumber: number; now?: Date }): Promise<string> {
+  const caCert = new x509.X509Certificate(ca.certPem);
+  const signingKey = await importSigningKey(ca.keyPem);
+  const now = opts.now ?? new Date();
+  const caSki = caCert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
+  const aki = caSki ? new x509.AuthorityKeyIdentifierExtension(caSki) : await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey);
+  const crl = await x509.X509CrlGenerator.create({
+    issuer: caCert.subjectName,
+    // Back-dated like the certificates: a CRL "not yet valid" on a peer with a slower clock fails every handshake.
+    thisUpdate: new Date(now.getTime() - BACKDATE_MS),
+    nextUpdate: caCert.notAfter,
+    entries: entries.map((e) => {
+      const name = crlReasonName(e.reason);
+      const reason = name ? (x509.X509CrlReason as unknown as Record<string, x509.X509CrlReason>)[name] : undefined;
+      return {
+        serialNumber: e.serialNumber.replace(/:/g, '').toLowerCase(),
+        revocationDate: e.revokedAt,
+        ...(reason !== undefined && reason !== x509.X509CrlReason.unspecified ? { reason } : {}),
+      };
+    }),
+    signingKey,
+    signingAlgorithm: RSA_ALG,
+    extensions: [aki, new x509.Extension('2.5.29.20', false, derPositiveInteger(opts.crlNumber))],
+  });
+  const b64 = crl.toString('base64').match(/.{1,64}/g)?.join('\n') ?? '';
+  return `-----BEGIN X509 CRL-----\n${b64}\n-----END X509 CRL-----\n`;
+}
+
 // ---------------------------------------------------------------------------------------------
 // On-disk material
 
-const FILES = {
+/** File names inside the PKI directory (`<dataDir>/pki`). */
+export const PKI_FILES = {
   caKey: 'ca.key.pem',
   caCert: 'ca.cert.pem',
   serverKey: 'server.key.pem',
@@ -229,6 +288,7 @@ const FILES = {
   signingKey: 'dip-signing.key.pem',
   signingCert: 'dip-signing.cert.pem',
 } as const;
+const FILES = PKI_FILES;
 
 const CA_DAYS = 3650;
 const LEAF_DAYS = 825;

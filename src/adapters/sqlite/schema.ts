@@ -76,6 +76,14 @@ CREATE TABLE IF NOT EXISTS registry_version (
   version INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO registry_version (id, version) VALUES (1, 0);
+CREATE TABLE IF NOT EXISTS mpan_appointments (
+  mpan TEXT NOT NULL,
+  slot TEXT NOT NULL,
+  from_ms INTEGER NOT NULL,
+  to_ms INTEGER,
+  dip_id TEXT NOT NULL,
+  PRIMARY KEY (mpan, slot, from_ms)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS webhooks (
   recipient_dip_id TEXT NOT NULL,
   channel TEXT NOT NULL,

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { applyChange, isSlot, type Appointment, type AppointmentChange } from '../../domain/mpan-lookup.js';
 import type { Participant } from '../../domain/participant.js';
 import type {
   AcceptedBatch,
@@ -110,6 +111,11 @@ export class SqliteStore implements Store {
         `SELECT dip_id AS dipId, roles, organisation, certificate_pem AS certificatePem, certificate_fingerprint AS certificateFingerprint,
                 api_key_hash AS apiKeyHash, created_at AS createdAt FROM participants ORDER BY dip_id`,
       ),
+      mpanHistory: db.prepare<[string], { mpan: string; slot: string; dipId: string; fromMs: number; toMs: number | null }>(
+        'SELECT mpan, slot, dip_id AS dipId, from_ms AS fromMs, to_ms AS toMs FROM mpan_appointments WHERE mpan = ? ORDER BY slot, from_ms',
+      ),
+      deleteSlot: db.prepare('DELETE FROM mpan_appointments WHERE mpan = ? AND slot = ?'),
+      insertAppointment: db.prepare('INSERT INTO mpan_appointments (mpan, slot, from_ms, to_ms, dip_id) VALUES (?, ?, ?, ?, ?)'),
       bumpVersion: db.prepare('UPDATE registry_version SET version = version + 1 WHERE id = 1'),
       version: db.prepare<[], { version: number }>('SELECT version FROM registry_version WHERE id = 1'),
       putWebhook: db.prepare(
@@ -410,6 +416,31 @@ export class SqliteStore implements Store {
       },
       apiKeyHash: r.apiKeyHash,
     }));
+  }
+
+  async mpanHistory(mpan: string): Promise<Appointment[]> {
+    return this.readHistory(mpan);
+  }
+
+  private readHistory(mpan: string): Appointment[] {
+    return this.s.mpanHistory.all(mpan).flatMap((r) => (isSlot(r.slot) ? [{ ...r, slot: r.slot }] : []));
+  }
+
+  applyAppointments(changes: AppointmentChange[]): Promise<void> {
+    return this.writes.submit(() => {
+      // Each touched (MPAN, slot) history is read once, folded in memory, and written back once.
+      const histories = new Map<string, Appointment[]>();
+      for (const c of changes) {
+        const k = `${c.mpan}\u0000${c.slot}`;
+        const current = histories.get(k) ?? this.readHistory(c.mpan).filter((a) => a.slot === c.slot);
+        histories.set(k, applyChange(current, c));
+      }
+      for (const [k, history] of histories) {
+        const [mpan, slot] = k.split('\u0000') as [string, string];
+        this.s.deleteSlot.run(mpan, slot);
+        for (const a of history) this.s.insertAppointment.run(a.mpan, a.slot, a.fromMs, a.toMs, a.dipId);
+      }
+    });
   }
 
   async registryVersion(): Promise<number> {

@@ -1,0 +1,779 @@
+/**
+ * OpenDIP benchmarks: `npm run bench` (full, ~10 min) or `npm run bench -- --quick` (~2 min).
+ *   --only raw,ingest,latency,ramp,drain,profile   run a subset
+ *   --keep                                         keep the DIPs' temporary data directories and logs
+ *
+ * Topology (one host): the DIP runs as its own process (`node --import tsx src/cli/main.ts serve`, fresh
+ * DIP_DATA_DIR, free DIP_PORT); the four recipients' HTTPS webhook endpoints run together in a second
+ * child process; this process is the load generator (a data service, SDS) and the orchestrator. Every
+ * process competes for the same cores, so CPU use of each is recorded per phase. See BENCHMARKS.md.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ensurePki, issueServerCertificate, type KeyAndCert } from '../src/security/pki.js';
+import { formatSummary, summariseProfile, type ProfileSummary } from './cpuprofile-summary.js';
+import { REPO_ROOT, startDipProcess, type DipProcess } from './lib/dip-process.js';
+import { closedLoop, MessageFactory, openLoop, prepareAll, SenderPool, type OpenLoopRun, type Prepared } from './lib/load.js';
+import { issueMarketIdentities, onboardMarket, PRIMARY, RECIPIENTS, registerWebhooks, SENDER, type Identity, type Market } from './lib/market.js';
+import { latencySvg, type LatencyPoint } from './lib/plot.js';
+import { rsaRates, sqliteInsertRate, startEchoServer, type EchoResult, type RsaResult, type SqliteResult } from './lib/raw-limits.js';
+import { Receivers, type ReceiverProgress } from './lib/receivers.js';
+import { cpuBetween, cpuSnapshot, fmt, machineInfo, percentile, round, sleep, table, wallNow, type CpuUse } from './lib/util.js';
+
+const BENCHES = ['raw', 'ingest', 'latency', 'ramp', 'drain', 'profile'] as const;
+type BenchName = (typeof BENCHES)[number];
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+const QUICK = flags.quick === true;
+const selected = new Set<BenchName>(
+  flags.only
+    ? flags.only.split(',').map((s) => {
+        const name = s.trim() as BenchName;
+        if (!BENCHES.includes(name)) throw new Error(`--only: unknown benchmark '${s}' (one of ${BENCHES.join(', ')})`);
+        return name;
+      })
+    : BENCHES,
+);
+
+const S = QUICK
+  ? {
+      rawSqliteMs: 1000, rawEchoMs: 1500, rawRsaMs: 1000,
+      ingestBatches: [1, 10, 100], ingestMs: 3000, ingestPilotMs: 800, ingestConcurrency: 16,
+      latencyRates: [500, 1000, 2000, 5000], latencyMs: 3000,
+      rampRates: [7500, 10_000, 15_000], rampMs: 3000,
+      drainRate: 1000, drainOutageMs: 15_000, drainMaxMs: 60_000,
+      profileMs: 4000,
+    }
+  : {
+      rawSqliteMs: 2000, rawEchoMs: 3000, rawRsaMs: 2000,
+      ingestBatches: [1, 10, 100], ingestMs: 8000, ingestPilotMs: 1500, ingestConcurrency: 16,
+      latencyRates: [500, 1000, 2000, 5000], latencyMs: 10_000,
+      rampRates: [6000, 7500, 10_000, 12_500, 15_000, 20_000], rampMs: 6000,
+      drainRate: 1000, drainOutageMs: 60_000, drainMaxMs: 150_000,
+      profileMs: 10_000,
+    };
+const TICK_MS = 5;
+const MAX_PER_REQUEST = 10;
+const RECIPIENT_COUNT = RECIPIENTS.length;
+/** After the offered window, how long deliveries may take before the rest count as undelivered. */
+const SETTLE_MS = 30_000;
+
+const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
+
+function emit(bench: string, summary: Record<string, unknown>, readable: string): void {
+  process.stdout.write(`${JSON.stringify({ bench, ...summary })}\n${readable}\n\n`);
+}
+const log = (s: string): void => {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
+};
+
+// ---------------------------------------------------------------------------------------------
+// Shared fixture: one CA for the run, the market's identities, the receivers process.
+
+interface Fixture {
+  pkiDir: string;
+  ca: KeyAndCert;
+  identities: Identity[];
+  receiverTls: KeyAndCert;
+  receivers?: Receivers;
+  dips: DipProcess[];
+  phase: number;
+}
+
+async function fixture(): Promise<Fixture> {
+  const pkiDir = join(mkdtempSync(join(tmpdir(), 'opendip-bench-pki-')), 'pki');
+  const pki = await ensurePki(pkiDir, { environment: 'DEV', hostnames: ['localhost'], ipAddresses: ['127.0.0.1', '::1'] });
+  const [identities, receiverTls] = await Promise.all([
+    issueMarketIdentities(pki.ca),
+    issueServerCertificate(pki.ca, { hostnames: ['localhost'], ipAddresses: ['127.0.0.1'], validDays: 2, commonName: 'bench recipients' }),
+  ]);
+  return { pkiDir, ca: pki.ca, identities, receiverTls, dips: [], phase: 0 };
+}
+
+async function receivers(f: Fixture): Promise<Receivers> {
+  f.receivers ??= await Receivers.start(RECIPIENT_COUNT, f.ca.certPem, { key: f.receiverTls.keyPem, cert: f.receiverTls.certPem });
+  return f.receivers;
+}
+
+async function startDip(f: Fixture, name: string, cpuProfileDir?: string): Promise<{ dip: DipProcess; market: Market }> {
+  log(`starting DIP '${name}'${cpuProfileDir ? ' with --cpu-prof' : ''}`);
+  const dip = await startDipProcess({ name, pkiFrom: f.pkiDir, cpuProfileDir });
+  f.dips.push(dip);
+  const market = await onboardMarket(dip, f.identities);
+  return { dip, market };
+}
+
+async function stopDip(f: Fixture, dip: DipProcess): Promise<string | undefined> {
+  const profile = await dip.stop();
+  if (!flags.keep) dip.cleanup();
+  f.dips = f.dips.filter((d) => d !== dip);
+  return profile;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw limits of the machine, measured in the same run.
+
+interface RawResults {
+  sqlite: SqliteResult[];
+  echo: EchoResult[];
+  rsa: RsaResult;
+}
+
+async function rawBench(): Promise<RawResults> {
+  log('raw limits: SQLite durable inserts');
+  const factory = new MessageFactory(SENDER.dipId, PRIMARY);
+  const if021Rows = Array.from({ length: 1000 }, (_, i) => factory.item(0, i));
+  const kbRows = if021Rows.map((r) => r.slice(0, 1024));
+  const sqlite = [
+    sqliteInsertRate({ rows: kbRows, rowsPerTransaction: 100, durationMs: S.rawSqliteMs }),
+    sqliteInsertRate({ rows: kbRows, rowsPerTransaction: 1, durationMs: S.rawSqliteMs }),
+    sqliteInsertRate({ rows: if021Rows, rowsPerTransaction: 100, durationMs: S.rawSqliteMs }),
+    sqliteInsertRate({ rows: if021Rows, rowsPerTransaction: 1, durationMs: S.rawSqliteMs }),
+  ];
+  log('raw limits: HTTPS (mTLS) echo server');
+  const echoServer = await startEchoServer();
+  const echo: EchoResult[] = [];
+  try {
+    echo.push(await echoServer.run(1024, S.ingestConcurrency, S.rawEchoMs));
+    echo.push(await echoServer.run(factory.itemBytes + 2, S.ingestConcurrency, S.rawEchoMs));
+  } finally {
+    await echoServer.stop();
+  }
+  log('raw limits: RSA-2048 signing');
+  const rsa = await rsaRates(S.rawRsaMs);
+  const result = { sqlite, echo, rsa };
+  emit('raw', result as unknown as Record<string, unknown>, [
+    'SQLite (better-sqlite3, WAL, synchronous=FULL)',
+    table(['row bytes', 'rows/transaction', 'rows/s', 'commits/s', 'MB/s'], sqlite.map((s) => [s.rowBytes, s.rowsPerTransaction, s.rowsPerSecond, s.transactionsPerSecond, s.mbPerSecond])),
+    '',
+    `bare node:https echo, mutual TLS, keep-alive, ${S.ingestConcurrency} concurrent`,
+    table(['body bytes', 'requests/s', 'p50 ms', 'server cores', 'client cores'], echo.map((e) => [e.bodyBytes, e.requestsPerSecond, e.p50Ms, e.serverCores, e.clientCores])),
+    '',
+    'RSA-2048 PKCS#1 v1.5 SHA-256',
+    table(['async sign/s (thread pool)', 'sync sign/s (1 thread)', 'sync verify/s (1 thread)'], [[rsa.asyncSignsPerSecond, rsa.syncSignsPerSecond, rsa.syncVerifiesPerSecond]]),
+  ].join('\n'));
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// (a) Ingest throughput, closed loop.
+
+interface IngestResult {
+  batch: number;
+  concurrency: number;
+  requests: number;
+  acceptedMessages: number;
+  refusedMessages: number;
+  seconds: number;
+  requestsPerSecond: number;
+  messagesPerSecond: number;
+  requestP50Ms: number;
+  requestP99Ms: number;
+  presigned: number;
+  pilotMessagesPerSecond: number;
+  cpu: CpuUse;
+  errors: string[];
+}
+
+/** Closed loop at one batch size: a short pilot with live signing (warm-up), then pre-signed requests. */
+async function closedLoopAt(
+  f: Fixture,
+  dip: DipProcess,
+  market: Market,
+  batch: number,
+  durationMs: number,
+  onPhase?: (phase: number, capacity: number) => Promise<void>,
+): Promise<IngestResult & { phase: number; pilotPhase: number }> {
+  const conc = S.ingestConcurrency;
+  const pool = new SenderPool(dip.url, market.senders, dip.ca.certPem, Math.max(2, Math.ceil(conc / market.senders.length)), PRIMARY);
+  try {
+    const pilotPhase = ++f.phase;
+    let pilotIdx = 0;
+    await onPhase?.(pilotPhase, 1_000_000);
+    const pilot = await closedLoop(
+      pool,
+      async () => {
+        const first = pilotIdx;
+        pilotIdx += batch;
+        return pool.prepare(pilotPhase, first, batch);
+      },
+      conc,
+      S.ingestPilotMs,
+    );
+    if (pilot.accepted === 0) throw new Error(`ingest pilot accepted nothing: ${pilot.errors.join(' | ')}`);
+    const pilotRate = pilot.requests / (pilot.elapsedMs / 1000);
+    // Enough for the run at twice the pilot's pace (pre-signed requests go faster than signed-on-the-fly ones).
+    const nReq = Math.min(Math.ceil((pilotRate * 2.2 * durationMs) / 1000) + conc, Math.ceil(600_000 / batch), 40_000);
+    const phase = ++f.phase;
+    const prepared = await prepareAll(
+      pool,
+      phase,
+      Array.from({ length: nReq }, (_, i) => ({ first: i * batch, count: batch })),
+    );
+    await onPhase?.(phase, nReq * batch);
+    let k = 0;
+    const c0 = cpuSnapshot(dip.pid, f.receivers?.pid);
+    const r = await closedLoop(pool, async (): Promise<Prepared | undefined> => prepared[k++], conc, durationMs);
+    const c1 = cpuSnapshot(dip.pid, f.receivers?.pid);
+    const lat = r.requestLatencyMs.sort((a, b) => a - b);
+    const seconds = r.elapsedMs / 1000;
+    return {
+      phase,
+      pilotPhase,
+      batch,
+      concurrency: conc,
+      requests: r.requests,
+      acceptedMessages: r.accepted,
+      refusedMessages: r.refused,
+      seconds: round(seconds, 2),
+      requestsPerSecond: round(r.requests / seconds, 0),
+      messagesPerSecond: round(r.accepted / seconds, 0),
+      requestP50Ms: round(percentile(lat, 50), 1),
+      requestP99Ms: round(percentile(lat, 99), 1),
+      presigned: nReq,
+      pilotMessagesPerSecond: round(pilot.accepted / (pilot.elapsedMs / 1000), 0),
+      cpu: cpuBetween(c0, c1),
+      errors: r.errors,
+    };
+  } finally {
+    await pool.close();
+  }
+}
+
+async function ingestBench(f: Fixture): Promise<IngestResult[]> {
+  // A DIP of its own, with recipients registered as participants (routing needs them) but no webhooks:
+  // accepted messages are queued durably and not delivered, so this is the accept path alone.
+  const { dip, market } = await startDip(f, 'ingest');
+  const out: IngestResult[] = [];
+  try {
+    for (const batch of S.ingestBatches) {
+      log(`ingest: batch ${batch}, closed loop, ${S.ingestConcurrency} concurrent`);
+      const { phase: _p, pilotPhase: _pp, ...r } = await closedLoopAt(f, dip, market, batch, S.ingestMs);
+      out.push(r);
+      emit('ingest', r as unknown as Record<string, unknown>, table(
+        ['batch', 'conc.', 'requests/s', 'accepted msg/s', 'req p50 ms', 'req p99 ms', 'DIP cores', 'gen. cores', 'refused'],
+        [[r.batch, r.concurrency, r.requestsPerSecond, r.messagesPerSecond, r.requestP50Ms, r.requestP99Ms, r.cpu.dipCores, r.cpu.generatorCores, r.refusedMessages]],
+      ));
+    }
+  } finally {
+    await stopDip(f, dip);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b) Latency at fixed offered loads, open loop, four recipients per message.
+
+interface LatencyStats {
+  pairs: number;
+  delivered: number;
+  undelivered: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+function latencyStats(run: OpenLoopRun, recv: Float64Array, select: (i: number) => boolean, recipients: number[]): LatencyStats {
+  const lat: number[] = [];
+  let undelivered = 0;
+  let sum = 0;
+  for (let i = 0; i < run.sent; i++) {
+    if (run.status[i] !== 201 || !select(i)) continue;
+    for (const r of recipients) {
+      const t = recv[i * RECIPIENT_COUNT + r]!;
+      if (Number.isNaN(t)) undelivered++;
+      else {
+        const l = t - run.postStart[i]!;
+        lat.push(l);
+        sum += l;
+      }
+    }
+  }
+  const sorted = Float64Array.from(lat).sort();
+  // Undelivered pairs count as infinitely late, so they push the upper percentiles up rather than vanish.
+  const all = new Float64Array(sorted.length + undelivered);
+  all.set(sorted);
+  all.fill(Number.POSITIVE_INFINITY, sorted.length);
+  return {
+    pairs: all.length,
+    delivered: sorted.length,
+    undelivered,
+    p50: round(percentile(all, 50), 1),
+    p90: round(percentile(all, 90), 1),
+    p99: round(percentile(all, 99), 1),
+    max: round(undelivered > 0 ? Number.POSITIVE_INFINITY : (sorted[sorted.length - 1] ?? Number.NaN), 1),
+    mean: round(sorted.length ? sum / sorted.length : Number.NaN, 1),
+  };
+}
+
+interface LoadResult extends LatencyStats {
+  offered: number;
+  seconds: number;
+  sent: number;
+  accepted: number;
+  refused: number;
+  /** Accepted (answered 201) within the offered window, per second. */
+  acceptedPerSecond: number;
+  /** Deliveries (message × recipient) received within the offered window, per second. */
+  deliveriesPerSecond: number;
+  /** Webhook calls per second in the window, and messages per call. */
+  webhookCallsPerSecond: number;
+  messagesPerCall: number;
+  /** Time from the end of the window until the last delivery. */
+  tailMs: number;
+  generatorMaxLagMs: number;
+  maxInFlight: number;
+  sustained: boolean;
+  cpu: CpuUse;
+  errors: string[];
+}
+
+interface FanoutCtx {
+  dip: DipProcess;
+  market: Market;
+  receivers: Receivers;
+  pool: SenderPool;
+}
+
+let fanout: FanoutCtx | undefined;
+async function fanoutDip(f: Fixture): Promise<FanoutCtx> {
+  if (fanout) return fanout;
+  const rx = await receivers(f);
+  const { dip, market } = await startDip(f, 'fanout');
+  await registerWebhooks(dip, market, rx.urls, 500);
+  fanout = { dip, market, receivers: rx, pool: new SenderPool(dip.url, market.senders, dip.ca.certPem, 4, PRIMARY) };
+  // Warm up connections (sender → DIP, DIP → recipients) and the JIT before measuring anything.
+  await offer(f, fanout, 500, 1500, true);
+  return fanout;
+}
+
+const sumOf = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+
+async function offer(f: Fixture, ctx: FanoutCtx, rate: number, durationMs: number, presign: boolean): Promise<LoadResult> {
+  const phase = ++f.phase;
+  const loop = await openLoop({
+    pool: ctx.pool,
+    phase,
+    rate,
+    durationMs,
+    maxPerRequest: MAX_PER_REQUEST,
+    tickMs: TICK_MS,
+    presign,
+    beforeStart: (capacity) => ctx.receivers.phase(phase, capacity),
+  });
+  const t0 = await loop.started;
+  const c0 = cpuSnapshot(ctx.dip.pid, ctx.receivers.pid);
+  const p0 = await ctx.receivers.progress(phase);
+  let c1 = c0;
+  let p1: ReceiverProgress = p0;
+  const windowEnd = t0 + durationMs;
+  const atEnd = sleep(Math.max(0, windowEnd - wallNow())).then(async () => {
+    c1 = cpuSnapshot(ctx.dip.pid, ctx.receivers.pid);
+    p1 = await ctx.receivers.progress(phase);
+  });
+  const run = await loop.done;
+  await atEnd;
+  let accepted = 0;
+  for (let i = 0; i < run.sent; i++) if (run.status[i] === 201) accepted++;
+  await ctx.receivers.waitFor(phase, (p) => p.delivered.length > 0 && p.delivered.every((d) => d >= accepted), SETTLE_MS);
+  const recv = await ctx.receivers.collect(phase);
+  const stats = latencyStats(run, recv, () => true, [0, 1, 2, 3]);
+  let acceptedInWindow = 0;
+  for (let i = 0; i < run.sent; i++) if (run.status[i] === 201 && run.answeredAt[i]! <= windowEnd) acceptedInWindow++;
+  let deliveredInWindow = 0;
+  let lastDelivery = 0;
+  for (const t of recv) {
+    if (Number.isNaN(t)) continue;
+    if (t <= windowEnd) deliveredInWindow++;
+    if (t > lastDelivery) lastDelivery = t;
+  }
+  const seconds = durationMs / 1000;
+  const calls = sumOf(p1.calls) - sumOf(p0.calls);
+  const acceptedPerSecond = acceptedInWindow / seconds;
+  const deliveriesPerSecond = deliveredInWindow / seconds;
+  const sustained =
+    acceptedPerSecond >= 0.95 * rate && deliveriesPerSecond >= 0.95 * RECIPIENT_COUNT * rate && stats.undelivered === 0 && stats.p99 < 1000;
+  return {
+    offered: rate,
+    seconds,
+    sent: run.sent,
+    accepted,
+    refused: run.sent - accepted,
+    acceptedPerSecond: round(acceptedPerSecond, 0),
+    deliveriesPerSecond: round(deliveriesPerSecond, 0),
+    webhookCallsPerSecond: round(calls / seconds, 0),
+    messagesPerCall: round(calls > 0 ? (sumOf(p1.messagesSeen) - sumOf(p0.messagesSeen)) / calls : Number.NaN, 1),
+    tailMs: round(lastDelivery - windowEnd, 0),
+    ...stats,
+    generatorMaxLagMs: round(run.maxLagMs, 1),
+    maxInFlight: run.maxInFlight,
+    sustained,
+    cpu: cpuBetween(c0, c1),
+    errors: run.errors,
+  };
+}
+
+const loadHeaders = ['offered msg/s', 'accepted msg/s', 'deliveries/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'msgs/call', 'DIP cores', 'recv cores', 'gen cores', 'kept up'];
+const loadRow = (r: LoadResult) => [
+  r.offered, r.acceptedPerSecond, r.deliveriesPerSecond, r.p50, r.p90, r.p99, r.max, r.messagesPerCall, r.cpu.dipCores, r.cpu.receiverCores, r.cpu.generatorCores, r.sustained ? 'yes' : 'NO',
+];
+
+async function latencyBench(f: Fixture): Promise<LoadResult[]> {
+  const ctx = await fanoutDip(f);
+  const out: LoadResult[] = [];
+  for (const rate of S.latencyRates) {
+    log(`latency: ${rate} msg/s offered for ${S.latencyMs / 1000} s, open loop, 4 recipients`);
+    const r = await offer(f, ctx, rate, S.latencyMs, true);
+    out.push(r);
+    emit('latency', r as unknown as Record<string, unknown>, table(loadHeaders, [loadRow(r)]));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// (c) Highest sustained throughput with the fan-out.
+
+interface RampResult {
+  steps: LoadResult[];
+  maxSustainedRate: number | null;
+  maxSustainedDeliveriesPerSecond: number | null;
+}
+
+async function rampBench(f: Fixture, fromLatency: LoadResult[]): Promise<RampResult> {
+  const ctx = await fanoutDip(f);
+  const steps: LoadResult[] = [];
+  const lastGood = [...fromLatency].filter((r) => r.sustained).sort((a, b) => b.offered - a.offered)[0];
+  const firstBad = [...fromLatency].filter((r) => !r.sustained).sort((a, b) => a.offered - b.offered)[0];
+  // Continue upwards from the fixed-load results; if one of those already fell behind, search below it.
+  let rates = S.rampRates.filter((r) => !lastGood || r > lastGood.offered);
+  if (firstBad) {
+    const lo = lastGood?.offered ?? 250;
+    rates = [Math.round((lo + (firstBad.offered - lo) / 3) / 250) * 250, Math.round((lo + (2 * (firstBad.offered - lo)) / 3) / 250) * 250].filter((r) => r > lo && r < firstBad.offered);
+  }
+  for (const rate of [...new Set(rates)]) {
+    log(`ramp: ${rate} msg/s offered for ${S.rampMs / 1000} s`);
+    const r = await offer(f, ctx, rate, S.rampMs, true);
+    steps.push(r);
+    emit('ramp-step', r as unknown as Record<string, unknown>, table(loadHeaders, [loadRow(r)]));
+    if (!r.sustained) break;
+  }
+  const all = [...fromLatency, ...steps].filter((r) => r.sustained).sort((a, b) => b.offered - a.offered);
+  const best = all[0];
+  const result = { steps, maxSustainedRate: best?.offered ?? null, maxSustainedDeliveriesPerSecond: best?.deliveriesPerSecond ?? null };
+  emit('ramp', { maxSustainedRate: result.maxSustainedRate, maxSustainedDeliveriesPerSecond: result.maxSustainedDeliveriesPerSecond }, `highest sustained offered load with 4 recipients: ${fmt(result.maxSustainedRate)} msg/s (${fmt(result.maxSustainedDeliveriesPerSecond)} deliveries/s)`);
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// (d) Drain after a recipient outage.
+
+interface DrainResult {
+  rate: number;
+  outageSeconds: number;
+  backlog: number;
+  /** From the recipient answering 200 again to the first delivery (the DIP's retry backoff). */
+  retryWaitMs: number;
+  /** From recovery until the last backlogged message arrived. */
+  drainMs: number;
+  /** Backlog messages per second from the first delivery after recovery to the last backlogged one. */
+  drainRate: number;
+  /** Deliveries per call to the recovering recipient while draining. */
+  refusedCalls: number;
+  othersDuringOutage: LatencyStats;
+  othersDuringDrain: LatencyStats;
+  recoveredAfterDrain: LatencyStats;
+  cpuDuringDrain: CpuUse;
+  generatorMaxLagMs: number;
+}
+
+async function drainBench(f: Fixture): Promise<DrainResult> {
+  const ctx = await fanoutDip(f);
+  const OUT = 3; // LSS
+  const phase = ++f.phase;
+  log(`drain: ${RECIPIENTS[OUT].role} answers 503 for ${S.drainOutageMs / 1000} s at ${S.drainRate} msg/s, then recovers`);
+  await ctx.receivers.setStatus(OUT, 503);
+  const loop = await openLoop({
+    pool: ctx.pool,
+    phase,
+    rate: S.drainRate,
+    durationMs: S.drainOutageMs + S.drainMaxMs,
+    maxPerRequest: MAX_PER_REQUEST,
+    tickMs: TICK_MS,
+    presign: false,
+    beforeStart: (capacity) => ctx.receivers.phase(phase, capacity),
+  });
+  const t0 = await loop.started;
+  await sleep(Math.max(0, t0 + S.drainOutageMs - wallNow()));
+  const refusedBefore = await ctx.receivers.progress(phase);
+  await ctx.receivers.setStatus(OUT, 200);
+  const tRecover = wallNow();
+  const c0 = cpuSnapshot(ctx.dip.pid, ctx.receivers.pid);
+  const backlogEstimate = Math.floor((S.drainRate * (tRecover - t0)) / 1000);
+  log(`drain: recipient back; ~${backlogEstimate} messages queued for it`);
+  const waited = await ctx.receivers.waitFor(phase, (p) => (p.delivered[OUT] ?? 0) >= backlogEstimate, S.drainMaxMs - 3000, 100);
+  const c1 = cpuSnapshot(ctx.dip.pid, ctx.receivers.pid);
+  if (!waited.ok) log('drain: the backlog did not drain within the time allowed');
+  await sleep(2000); // some live traffic after the drain, to see the recipient back to normal
+  loop.stop();
+  const run = await loop.done;
+  let accepted = 0;
+  for (let i = 0; i < run.sent; i++) if (run.status[i] === 201) accepted++;
+  await ctx.receivers.waitFor(phase, (p) => p.delivered.every((d) => d >= accepted), SETTLE_MS);
+  const recv = await ctx.receivers.collect(phase);
+
+  let backlog = 0;
+  let tFirst = Number.POSITIVE_INFINITY;
+  let tDrained = 0;
+  for (let i = 0; i < run.sent; i++) {
+    const t = recv[i * RECIPIENT_COUNT + OUT]!;
+    if (!Number.isNaN(t) && t < tFirst) tFirst = t;
+    if (run.status[i] === 201 && run.postStart[i]! <= tRecover) {
+      backlog++;
+      tDrained = Math.max(tDrained, Number.isNaN(t) ? Number.POSITIVE_INFINITY : t);
+    }
+  }
+  const others = [0, 1, 2];
+  const result: DrainResult = {
+    rate: S.drainRate,
+    outageSeconds: S.drainOutageMs / 1000,
+    backlog,
+    retryWaitMs: round(tFirst - tRecover, 0),
+    drainMs: round(tDrained - tRecover, 0),
+    drainRate: round(backlog / ((tDrained - tFirst) / 1000), 0),
+    refusedCalls: refusedBefore.refusedCalls[OUT] ?? 0,
+    othersDuringOutage: latencyStats(run, recv, (i) => run.postStart[i]! <= tRecover, others),
+    othersDuringDrain: latencyStats(run, recv, (i) => run.postStart[i]! > tRecover && run.postStart[i]! <= tDrained, others),
+    recoveredAfterDrain: latencyStats(run, recv, (i) => run.postStart[i]! > tDrained + 500, [OUT]),
+    cpuDuringDrain: cpuBetween(c0, c1),
+    generatorMaxLagMs: round(run.maxLagMs, 1),
+  };
+  emit('drain', result as unknown as Record<string, unknown>, [
+    table(
+      ['offered msg/s', 'outage s', 'backlog msgs', '503 calls', 'retry wait ms', 'drain ms', 'drain msg/s'],
+      [[result.rate, result.outageSeconds, result.backlog, result.refusedCalls, result.retryWaitMs, result.drainMs, result.drainRate]],
+    ),
+    table(
+      ['latency of', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'],
+      [
+        ['other 3 recipients, during outage', result.othersDuringOutage.p50, result.othersDuringOutage.p90, result.othersDuringOutage.p99, result.othersDuringOutage.max],
+        ['other 3 recipients, during drain', result.othersDuringDrain.p50, result.othersDuringDrain.p90, result.othersDuringDrain.p99, result.othersDuringDrain.max],
+        ['recovered recipient, after drain', result.recoveredAfterDrain.p50, result.recoveredAfterDrain.p90, result.recoveredAfterDrain.p99, result.recoveredAfterDrain.max],
+      ],
+    ),
+  ].join('\n'));
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Profile of the DIP process at saturation (closed loop, batch 10, fan-out to 4 recipients live).
+
+interface ProfileResult {
+  load: IngestResult & { deliveriesPerSecond: number; webhookCallsPerSecond: number; drainAfterMs: number };
+  summary: ProfileSummary | null;
+  profileFile: string | null;
+}
+
+async function profileBench(f: Fixture): Promise<ProfileResult> {
+  const rx = await receivers(f);
+  const profileDir = join(RESULTS_DIR, 'profiles');
+  rmSync(profileDir, { recursive: true, force: true });
+  const { dip, market } = await startDip(f, 'profile', profileDir);
+  let profileFile: string | undefined;
+  let load: ProfileResult['load'];
+  try {
+    await registerWebhooks(dip, market, rx.urls, 500);
+    log(`profile: closed loop, batch 10, ${S.ingestConcurrency} concurrent, deliveries to 4 recipients live, ${S.profileMs / 1000} s`);
+    let measured = 0;
+    let p0: ReceiverProgress | undefined;
+    let p1: ReceiverProgress | undefined;
+    let t0 = 0;
+    let t1 = 0;
+    const r = await closedLoopAt(f, dip, market, 10, S.profileMs, async (phase, capacity) => {
+      await rx.phase(phase, capacity);
+      if (capacity < 1_000_000) {
+        // The measured phase is about to start: let the pilot's deliveries finish first.
+        await sleep(500);
+        measured = phase;
+        p0 = await rx.progress(phase);
+        t0 = wallNow();
+      }
+    });
+    p1 = await rx.progress(measured);
+    t1 = wallNow();
+    const settled = await rx.waitFor(measured, (p) => p.delivered.every((d) => d >= r.acceptedMessages), SETTLE_MS);
+    const drainAfterMs = wallNow() - t1;
+    void settled;
+    await rx.collect(r.pilotPhase);
+    await rx.collect(measured);
+    const seconds = (t1 - t0) / 1000;
+    const { phase: _p, pilotPhase: _pp, ...rest } = r;
+    load = {
+      ...rest,
+      deliveriesPerSecond: round((sumOf(p1.delivered) - sumOf(p0?.delivered ?? [])) / seconds, 0),
+      webhookCallsPerSecond: round((sumOf(p1.calls) - sumOf(p0?.calls ?? [])) / seconds, 0),
+      drainAfterMs: round(drainAfterMs, 0),
+    };
+  } finally {
+    profileFile = await stopDip(f, dip);
+  }
+  const summary = profileFile ? summariseProfile(profileFile, 25) : null;
+  const text = summary ? formatSummary(summary, 20) : 'no profile was written';
+  if (summary) writeFileSync(join(RESULTS_DIR, 'profile-summary.txt'), `${text}\n`);
+  emit('profile', { load, profileFile: profileFile ? relative(REPO_ROOT, profileFile) : null, topSelf: summary?.topSelf.slice(0, 10), byCategory: summary?.byCategory }, [
+    table(
+      ['batch', 'accepted msg/s', 'deliveries/s', 'webhook calls/s', 'DIP cores', 'recv cores', 'gen cores', 'backlog drained after'],
+      [[load.batch, load.messagesPerSecond, load.deliveriesPerSecond, load.webhookCallsPerSecond, load.cpu.dipCores, load.cpu.receiverCores, load.cpu.generatorCores, `${fmt(load.drainAfterMs, 0)} ms`]],
+    ),
+    text,
+  ].join('\n'));
+  return { load, summary, profileFile: profileFile ? relative(REPO_ROOT, profileFile) : null };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function ratios(raw: RawResults | undefined, ingest: IngestResult[] | undefined, ramp: RampResult | undefined, latency: LoadResult[] | undefined, profile: ProfileResult | undefined): Record<string, { value: number; of: string }> {
+  const out: Record<string, { value: number; of: string }> = {};
+  if (!raw) return out;
+  const sqlite = (bytes: 'kb' | 'if021', perTx: number) =>
+    raw.sqlite.filter((s) => (bytes === 'kb' ? s.rowBytes <= 1100 : s.rowBytes > 1100) && s.rowsPerTransaction === perTx)[0];
+  const echoIf021 = raw.echo[1];
+  const echoKb = raw.echo[0];
+  const b1 = ingest?.find((r) => r.batch === 1);
+  const best = ingest ? [...ingest].sort((a, b) => b.messagesPerSecond - a.messagesPerSecond)[0] : undefined;
+  const r = (value: number, of: string) => ({ value: round(value, 3), of });
+  if (b1 && echoIf021) out.ingestBatch1RequestsVsEcho = r(b1.requestsPerSecond / echoIf021.requestsPerSecond, `ingest batch-1 requests/s ÷ bare mTLS echo requests/s (${echoIf021.bodyBytes} B bodies)`);
+  if (b1 && echoKb) out.ingestBatch1RequestsVsEcho1KB = r(b1.requestsPerSecond / echoKb.requestsPerSecond, 'ingest batch-1 requests/s ÷ bare mTLS echo requests/s (1 KB bodies)');
+  const s1 = sqlite('if021', 1);
+  const s100 = sqlite('if021', 100);
+  if (b1 && s1) out.ingestBatch1VsSqliteCommits = r(b1.messagesPerSecond / s1.rowsPerSecond, 'ingest batch-1 msg/s ÷ SQLite 1-row durable commits/s (IF-021-size rows)');
+  if (best && s100) out.ingestBestVsSqliteRows = r(best.messagesPerSecond / s100.rowsPerSecond, `best ingest msg/s (batch ${best.batch}) ÷ SQLite rows/s in 100-row transactions (IF-021-size rows)`);
+  if (b1) out.ingestBatch1VsRsaSign = r(b1.requestsPerSecond / raw.rsa.asyncSignsPerSecond, 'ingest batch-1 requests/s ÷ RSA-2048 signs/s on all cores (each request costs its sender one signature)');
+  const top = ramp?.maxSustainedRate ?? null;
+  if (top !== null && s100) out.sustainedFanoutVsSqliteRows = r(top / s100.rowsPerSecond, 'highest sustained msg/s with 4 recipients ÷ SQLite rows/s in 100-row transactions');
+  const sustainedRun = [...(latency ?? []), ...(ramp?.steps ?? [])].filter((x) => x.sustained).sort((a, b) => b.offered - a.offered)[0];
+  if (sustainedRun) out.sustainedWebhookCallsVsRsaSign = r(sustainedRun.webhookCallsPerSecond / raw.rsa.asyncSignsPerSecond, 'webhook calls/s at the highest sustained load ÷ RSA-2048 signs/s (the DIP signs every call)');
+  if (profile) out.saturatedFanoutVsSqliteRows = r(profile.load.messagesPerSecond / (s100?.rowsPerSecond ?? Number.NaN), 'closed-loop batch-10 msg/s with live fan-out ÷ SQLite rows/s in 100-row transactions');
+  return out;
+}
+
+function markdownReport(results: Record<string, unknown>): string {
+  const raw = results.raw as RawResults | undefined;
+  const ingest = results.ingest as IngestResult[] | undefined;
+  const latency = results.latency as LoadResult[] | undefined;
+  const ramp = results.ramp as RampResult | undefined;
+  const drain = results.drain as DrainResult | undefined;
+  const profile = results.profile as ProfileResult | undefined;
+  const ratio = results.ratios as Record<string, { value: number; of: string }>;
+  const md: string[] = [`<!-- generated by bench/run.ts ${QUICK ? '--quick ' : ''}at ${String(results.generatedAt)} -->`];
+  if (raw) {
+    md.push('### Raw limits', '', table(['SQLite row bytes', 'rows/transaction', 'rows/s', 'commits/s', 'MB/s'], raw.sqlite.map((s) => [s.rowBytes, s.rowsPerTransaction, s.rowsPerSecond, s.transactionsPerSecond, s.mbPerSecond])), '');
+    md.push(table(['mTLS echo body bytes', 'requests/s', 'p50 ms', 'server cores', 'client cores'], raw.echo.map((e) => [e.bodyBytes, e.requestsPerSecond, e.p50Ms, e.serverCores, e.clientCores])), '');
+    md.push(table(['RSA-2048 async sign/s (all cores)', 'sync sign/s (1 thread)', 'sync verify/s (1 thread)'], [[raw.rsa.asyncSignsPerSecond, raw.rsa.syncSignsPerSecond, raw.rsa.syncVerifiesPerSecond]]), '');
+  }
+  if (ingest) {
+    md.push('### (a) Ingest, closed loop, no delivery', '', table(['batch', 'concurrency', 'requests/s', 'accepted msg/s', 'request p50 ms', 'request p99 ms', 'DIP cores', 'generator cores'], ingest.map((r) => [r.batch, r.concurrency, r.requestsPerSecond, r.messagesPerSecond, r.requestP50Ms, r.requestP99Ms, r.cpu.dipCores, r.cpu.generatorCores])), '');
+  }
+  if (latency || ramp) {
+    const rows = [...(latency ?? []), ...(ramp?.steps ?? [])];
+    md.push('### (b, c) Open loop, 4 recipients per message', '', table(loadHeaders, rows.map(loadRow)), '');
+    if (ramp) md.push(`Highest sustained: **${fmt(ramp.maxSustainedRate)} msg/s** accepted, **${fmt(ramp.maxSustainedDeliveriesPerSecond)} deliveries/s**.`, '');
+  }
+  if (drain) {
+    md.push('### (d) Drain after an outage', '', table(['offered msg/s', 'outage s', 'backlog msgs', '503 calls', 'retry wait ms', 'drain ms', 'drain msg/s'], [[drain.rate, drain.outageSeconds, drain.backlog, drain.refusedCalls, drain.retryWaitMs, drain.drainMs, drain.drainRate]]), '');
+    md.push(table(['latency of', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'], [
+      ['other 3 recipients, during outage', drain.othersDuringOutage.p50, drain.othersDuringOutage.p90, drain.othersDuringOutage.p99, drain.othersDuringOutage.max],
+      ['other 3 recipients, during drain', drain.othersDuringDrain.p50, drain.othersDuringDrain.p90, drain.othersDuringDrain.p99, drain.othersDuringDrain.max],
+      ['recovered recipient, after drain', drain.recoveredAfterDrain.p50, drain.recoveredAfterDrain.p90, drain.recoveredAfterDrain.p99, drain.recoveredAfterDrain.max],
+    ]), '');
+  }
+  if (profile) {
+    md.push('### Profile load (closed loop, batch 10, live fan-out, under --cpu-prof)', '', table(['accepted msg/s', 'deliveries/s', 'webhook calls/s', 'DIP cores', 'receiver cores', 'generator cores'], [[profile.load.messagesPerSecond, profile.load.deliveriesPerSecond, profile.load.webhookCallsPerSecond, profile.load.cpu.dipCores, profile.load.cpu.receiverCores, profile.load.cpu.generatorCores]]), '');
+    if (profile.summary) md.push('```', formatSummary(profile.summary, 20), '```', '');
+  }
+  if (ratio && Object.keys(ratio).length) {
+    md.push('### Ratios to the raw limits', '', table(['ratio', 'value'], Object.values(ratio).map((x) => [x.of, x.value.toFixed(3)])), '');
+  }
+  return `${md.join('\n')}\n`;
+}
+
+async function main(): Promise<void> {
+  const started = wallNow();
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const machine = machineInfo();
+  log(`OpenDIP benchmarks (${QUICK ? 'quick' : 'full'}): ${[...selected].join(', ')} on ${machine.nproc} × ${machine.cpuModel}, node ${machine.node}`);
+  const results: Record<string, unknown> = {
+    generatedAt: new Date().toISOString(),
+    mode: QUICK ? 'quick' : 'full',
+    machine,
+    settings: { ...S, tickMs: TICK_MS, maxPerRequest: MAX_PER_REQUEST, recipients: RECIPIENTS.map((r) => r.role), webhookMaxMessageCount: 500 },
+    topology: 'DIP: child process (node --import tsx src/cli/main.ts serve); 4 HTTPS webhook receivers: one child process; load generator + orchestrator: the bench process. All on one host.',
+  };
+  const f = await fixture();
+  try {
+    let raw: RawResults | undefined;
+    let ingest: IngestResult[] | undefined;
+    let latency: LoadResult[] | undefined;
+    let ramp: RampResult | undefined;
+    let drain: DrainResult | undefined;
+    let profile: ProfileResult | undefined;
+    if (selected.has('raw')) results.raw = raw = await rawBench();
+    if (selected.has('ingest')) results.ingest = ingest = await ingestBench(f);
+    if (selected.has('latency')) results.latency = latency = await latencyBench(f);
+    if (selected.has('ramp')) results.ramp = ramp = await rampBench(f, latency ?? []);
+    if (selected.has('drain')) results.drain = drain = await drainBench(f);
+    if (fanout) {
+      await fanout.pool.close();
+      await stopDip(f, fanout.dip);
+      fanout = undefined;
+    }
+    if (selected.has('profile')) results.profile = profile = await profileBench(f);
+    results.ratios = ratios(raw, ingest, ramp, latency, profile);
+    if (Object.keys(results.ratios as object).length) {
+      emit('ratios', results.ratios as Record<string, unknown>, table(['ratio', 'value'], Object.values(results.ratios as Record<string, { value: number; of: string }>).map((x) => [x.of, x.value.toFixed(3)])));
+    }
+    const points: LatencyPoint[] = [...(latency ?? []), ...(ramp?.steps ?? [])].map((r) => ({ rate: r.offered, p50: r.p50, p90: r.p90, p99: r.p99, max: r.max, sustained: r.sustained }));
+    if (points.length > 0) {
+      writeFileSync(
+        join(RESULTS_DIR, 'latency.svg'),
+        latencySvg(points, {
+          title: 'OpenDIP in-to-delivered latency vs offered load',
+          subtitle: `IF-021, 4 recipients/message, open loop; ${machine.nproc} × ${String(machine.cpuModel)}, node ${String(machine.node)}; ${QUICK ? 'quick' : 'full'} run ${String(results.generatedAt).slice(0, 16)}Z`,
+          targets: [
+            { ms: 100, label: 'issue 2: p90 < 100 ms' },
+            { ms: 50, label: 'issue 5: p90 < 50 ms at 2,000/s' },
+            { ms: 1000, label: 'issue 5: max < 1 s' },
+          ],
+          rateTargets: [
+            { rate: 2000, label: '2,000/s' },
+            { rate: 10_000, label: '10,000/s' },
+          ],
+        }),
+      );
+    }
+    results.elapsedSeconds = round((wallNow() - started) / 1000, 0);
+    writeFileSync(join(RESULTS_DIR, 'latest.json'), `${JSON.stringify(results, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2)}\n`);
+    writeFileSync(join(RESULTS_DIR, 'latest.md'), markdownReport(results));
+    log(`done in ${results.elapsedSeconds as number} s; results in bench/results/latest.json, latest.md${points.length ? ', latency.svg' : ''}`);
+  } finally {
+    if (fanout) await fanout.pool.close().catch(() => undefined);
+    for (const d of [...f.dips]) await stopDip(f, d).catch(() => undefined);
+    await f.receivers?.stop().catch(() => undefined);
+    rmSync(join(f.pkiDir, '..'), { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench failed: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});

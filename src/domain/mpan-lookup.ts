@@ -1,0 +1,154 @@
+/**
+ * MPAN address lookup (spec 5.5.14): who is responsible for an MPAN in each appointed capacity, with
+ * history, so that a message about an earlier day reaches whoever was responsible that day.
+ *
+ * A "slot" is a capacity an MPAN has exactly one holder of at a time. The DIP ID holding a slot receives
+ * a channel's message by secondary routing when it holds one of the slot's roles that receives on it.
+ */
+export const SLOT_ROLES = {
+  SUP: ['SUP'],
+  LDSO: ['LDSO'],
+  DS: ['SDS', 'ADS', 'UMSDS'],
+  MS: ['MSS', 'MSA', 'UMSO'],
+  MDR: ['MDR'],
+} as const;
+
+export type Slot = keyof typeof SLOT_ROLES;
+export const SLOTS = Object.keys(SLOT_ROLES) as Slot[];
+
+export function isSlot(s: string): s is Slot {
+  return (SLOTS as string[]).includes(s);
+}
+
+/** One period of responsibility: [fromMs, toMs], toMs null while open. */
+export interface Appointment {
+  mpan: string;
+  slot: Slot;
+  dipId: string;
+  fromMs: number;
+  toMs: number | null;
+}
+
+/** A change read from a registration message or a load file: an appointment, or the end of one. */
+export type AppointmentChange =
+  | { kind: 'appoint'; mpan: string; slot: Slot; dipId: string; fromMs: number; toMs: number | null }
+  | { kind: 'end'; mpan: string; slot: Slot; dipId: string; toMs: number };
+
+/**
+ * Folds a change into one slot's history (sorted by fromMs). An appointment from D closes whatever
+ * was open before D and runs until the next known appointment; an end closes the named holder's period.
+ */
+export function applyChange(history: readonly Appointment[], change: AppointmentChange): Appointment[] {
+  const list = history.map((a) => ({ ...a }));
+  if (change.kind === 'end') {
+    const open = list.filter((a) => a.dipId === change.dipId && a.fromMs <= change.toMs).at(-1);
+    if (open && (open.toMs === null || open.toMs > change.toMs)) open.toMs = change.toMs;
+    return list;
+  }
+  const kept = list.filter((a) => a.fromMs !== change.fromMs);
+  kept.push({ mpan: change.mpan, slot: change.slot, dipId: change.dipId, fromMs: change.fromMs, toMs: change.toMs });
+  kept.sort((a, b) => a.fromMs - b.fromMs);
+  for (let i = 0; i < kept.length - 1; i++) {
+    const cur = kept[i]!;
+    const nextFrom = kept[i + 1]!.fromMs;
+    if (cur.toMs === null || cur.toMs >= nextFrom) cur.toMs = nextFrom - 1;
+  }
+  return kept;
+}
+
+export function holderAt(history: readonly Appointment[], slot: Slot, atMs: number): string | undefined {
+  return history.find((a) => a.slot === slot && a.fromMs <= atMs && (a.toMs === null || atMs <= a.toMs))?.dipId;
+}
+
+/**
+ * The DIP IDs secondary routing adds for a channel: for every slot with a role that receives on the
+ * channel, the slot's holder on the addressing date, if that participant holds such a role.
+ */
+export function secondaryRecipients(
+  receiverRoles: readonly string[],
+  history: readonly Appointment[],
+  atMs: number,
+  rolesOf: (dipId: string) => readonly string[] | undefined,
+): string[] {
+  const out: string[] = [];
+  for (const slot of SLOTS) {
+    const wanted = SLOT_ROLES[slot].filter((r) => receiverRoles.includes(r));
+    if (wanted.length === 0) continue;
+    const holder = holderAt(history, slot, atMs);
+    if (holder === undefined || out.includes(holder)) continue;
+    if (rolesOf(holder)?.some((r) => (wanted as readonly string[]).includes(r))) out.push(holder);
+  }
+  return out;
+}
+
+/** Which keys of a registration message's blocks appoint or end a slot, and their date keys. */
+const APPOINT_RULES: ReadonlyArray<{ slot: Slot; id: string; from: readonly string[] }> = [
+  { slot: 'SUP', id: 'incomingSupplierDIPID', from: ['supplierEffectiveFromDate', 'incomingSupplierEffectiveFromDate'] },
+  { slot: 'SUP', id: 'supplierDIPID', from: ['supplierEffectiveFromDate'] },
+  { slot: 'DS', id: 'incomingDataServiceDIPID', from: ['incomingDataServiceEffectiveFromDate', 'dataServiceEffectiveFromDate'] },
+  { slot: 'MS', id: 'incomingMeteringServiceDIPID', from: ['incomingMeteringServiceEffectiveFromDate', 'meteringServiceEffectiveFromDate'] },
+];
+const END_RULES: ReadonlyArray<{ slot: Slot; id: string; to: readonly string[] }> = [
+  { slot: 'SUP', id: 'outgoingSupplierDIPID', to: ['supplierEffectiveToDate', 'outgoingSupplierEffectiveToDate'] },
+  { slot: 'DS', id: 'deAppointedDataServiceDIPID', to: ['dataServiceEffectiveToDate'] },
+  { slot: 'MS', id: 'deAppointedMeteringServiceDIPID', to: ['meteringServiceEffectiveToDate'] },
+];
+
+type Json = Record<string, unknown>;
+
+/**
+ * Reads the changes of responsibility a registration message carries: the supplier, data service and
+ * metering service appointed or de-appointed in its blocks, and the MPAN's distributor (M0).
+ */
+export function changesFromMessage(message: { payload: { CommonBlock: Json; CustomBlock?: Json } }): AppointmentChange[] {
+  const m0 = message.payload.CommonBlock.M0 as Json | undefined;
+  const mpan = typeof m0?.MPANCore === 'string' ? m0.MPANCore : null;
+  if (mpan === null) return [];
+  const changes: AppointmentChange[] = [];
+  if (typeof m0?.distributorDIPID === 'string') {
+    changes.push({ kind: 'appoint', mpan, slot: 'LDSO', dipId: m0.distributorDIPID, fromMs: 0, toMs: null });
+  }
+  for (const block of Object.values(message.payload.CustomBlock ?? {})) {
+    if (typeof block !== 'object' || block === null || Array.isArray(block)) continue;
+    const b = block as Json;
+    for (const rule of APPOINT_RULES) {
+      const dipId = b[rule.id];
+      const from = firstDate(b, rule.from);
+      if (typeof dipId === 'string' && from !== null) changes.push({ kind: 'appoint', mpan, slot: rule.slot, dipId, fromMs: from, toMs: null });
+    }
+    for (const rule of END_RULES) {
+      const dipId = b[rule.id];
+      const to = firstDate(b, rule.to);
+      if (typeof dipId === 'string' && to !== null) changes.push({ kind: 'end', mpan, slot: rule.slot, dipId, toMs: to });
+    }
+  }
+  return changes;
+}
+
+function firstDate(block: Json, keys: readonly string[]): number | null {
+  for (const k of keys) {
+    const v = block[k];
+    if (typeof v === 'string') {
+      const ms = Date.parse(v);
+      if (!Number.isNaN(ms)) return ms;
+    }
+  }
+  return null;
+}
+
+/**
+ * The date a message is addressed for: the value at `path` under `payload` (e.g. IF-021's settlement
+ * day), else the time of receipt. `[n]` indexes an array.
+ */
+export function addressingDate(message: { payload: unknown }, path: string | undefined, receivedMs: number): number {
+  if (!path) return receivedMs;
+  let node: unknown = message.payload;
+  for (const step of path.split('.')) {
+    const m = /^(.+?)(?:\[(\d+)\])?$/.exec(step);
+    if (!m || typeof node !== 'object' || node === null) return receivedMs;
+    node = (node as Json)[m[1]!];
+    if (m[2] !== undefined) node = Array.isArray(node) ? node[Number(m[2])] : undefined;
+  }
+  const ms = typeof node === 'string' ? Date.parse(node.length === 10 ? `${node}T00:00:00Z` : node) : NaN;
+  return Number.isNaN(ms) ? receivedMs : ms;
+}
