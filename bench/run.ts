@@ -180,6 +180,8 @@ interface IngestResult {
   requestP99Ms: number;
   presigned: number;
   pilotMessagesPerSecond: number;
+  statuses: Record<string, number>;
+  resets: number;
   cpu: CpuUse;
   errors: string[];
 }
@@ -241,6 +243,8 @@ async function closedLoopAt(
       requestP99Ms: round(percentile(lat, 99), 1),
       presigned: nReq,
       pilotMessagesPerSecond: round(pilot.accepted / (pilot.elapsedMs / 1000), 0),
+      statuses: r.statuses,
+      resets: r.resets,
       cpu: cpuBetween(c0, c1),
       errors: r.errors,
     };
@@ -260,8 +264,8 @@ async function ingestBench(f: Fixture): Promise<IngestResult[]> {
       const { phase: _p, pilotPhase: _pp, ...r } = await closedLoopAt(f, dip, market, batch, S.ingestMs);
       out.push(r);
       emit('ingest', r as unknown as Record<string, unknown>, table(
-        ['batch', 'conc.', 'requests/s', 'accepted msg/s', 'req p50 ms', 'req p99 ms', 'DIP cores', 'gen. cores', 'refused'],
-        [[r.batch, r.concurrency, r.requestsPerSecond, r.messagesPerSecond, r.requestP50Ms, r.requestP99Ms, r.cpu.dipCores, r.cpu.generatorCores, r.refusedMessages]],
+        ['batch', 'conc.', 'requests/s', 'accepted msg/s', 'req p50 ms', 'req p99 ms', 'DIP cores', 'gen. cores', 'refused msgs', 'conn. resets'],
+        [[r.batch, r.concurrency, r.requestsPerSecond, r.messagesPerSecond, r.requestP50Ms, r.requestP99Ms, r.cpu.dipCores, r.cpu.generatorCores, r.refusedMessages, r.resets]],
       ));
     }
   } finally {
@@ -335,6 +339,8 @@ interface LoadResult extends LatencyStats {
   generatorMaxLagMs: number;
   maxInFlight: number;
   sustained: boolean;
+  statuses: Record<string, number>;
+  resets: number;
   cpu: CpuUse;
   errors: string[];
 }
@@ -419,6 +425,8 @@ async function offer(f: Fixture, ctx: FanoutCtx, rate: number, durationMs: numbe
     generatorMaxLagMs: round(run.maxLagMs, 1),
     maxInFlight: run.maxInFlight,
     sustained,
+    statuses: run.statuses,
+    resets: run.resets,
     cpu: cpuBetween(c0, c1),
     errors: run.errors,
   };

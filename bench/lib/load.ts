@@ -54,6 +54,8 @@ export interface Prepared {
 export interface Answer {
   status: number;
   text: string;
+  /** Connection resets met (and retried) on the way. */
+  resets: number;
 }
 
 /**
@@ -82,13 +84,25 @@ export class Sender {
     return { sender, body, headers: { 'content-type': 'application/json', 'x-api-key': this.cred.apiKey, ...sig }, first, count };
   }
 
+  /**
+   * Sends a prepared request. A connection reset before any answer is retried (at most twice), as an
+   * adapter would: the DIP answers every request it has read, so a reset means it was not processed.
+   */
   async post(p: Prepared): Promise<Answer> {
-    try {
-      const res = await request(this.url, { method: 'POST', body: p.body, headers: p.headers, dispatcher: this.agent, headersTimeout: 120_000, bodyTimeout: 120_000 });
-      const text = await res.body.text();
-      return { status: res.statusCode, text };
-    } catch (e) {
-      return { status: 0, text: (e as Error).message };
+    let resets = 0;
+    for (;;) {
+      try {
+        const res = await request(this.url, { method: 'POST', body: p.body, headers: p.headers, dispatcher: this.agent, headersTimeout: 120_000, bodyTimeout: 120_000 });
+        const text = await res.body.text();
+        return { status: res.statusCode, text, resets };
+      } catch (e) {
+        const err = e as Error & { code?: string };
+        if (resets < 2 && (err.code === 'ECONNRESET' || err.code === 'UND_ERR_SOCKET' || err.code === 'EPIPE')) {
+          resets++;
+          continue;
+        }
+        return { status: 0, text: `${err.code ?? ''} ${err.message}`, resets };
+      }
     }
   }
 
@@ -148,6 +162,9 @@ export async function prepareAll(pool: SenderPool, phase: number, groups: Array<
 
 export interface ClosedLoopResult {
   requests: number;
+  /** Requests by answer status (0: no answer), and connection resets retried. */
+  statuses: Record<string, number>;
+  resets: number;
   accepted: number;
   refused: number;
   elapsedMs: number;
@@ -169,6 +186,8 @@ export async function closedLoop(pool: SenderPool, next: () => Promise<Prepared 
   let lastAnswer = t0;
   const errors: string[] = [];
   const requestLatencyMs: number[] = [];
+  const statuses: Record<string, number> = {};
+  let resets = 0;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (wallNow() < deadline) {
@@ -179,6 +198,8 @@ export async function closedLoop(pool: SenderPool, next: () => Promise<Prepared 
         lastAnswer = wallNow();
         requestLatencyMs.push(lastAnswer - started);
         requests++;
+        resets += a.resets;
+        statuses[a.status] = (statuses[a.status] ?? 0) + 1;
         if (a.status === 201) accepted += p.count;
         else {
           refused += p.count;
@@ -187,7 +208,7 @@ export async function closedLoop(pool: SenderPool, next: () => Promise<Prepared 
       }
     }),
   );
-  return { requests, accepted, refused, elapsedMs: lastAnswer - t0, t0, errors, requestLatencyMs };
+  return { requests, statuses, resets, accepted, refused, elapsedMs: lastAnswer - t0, t0, errors, requestLatencyMs };
 }
 
 export interface OpenLoopOptions {
@@ -220,6 +241,9 @@ export interface OpenLoopRun {
   answeredAt: Float64Array;
   status: Uint16Array;
   errors: string[];
+  /** Requests by answer status (0: no answer), and connection resets retried. */
+  statuses: Record<string, number>;
+  resets: number;
   /** How far behind its schedule the generator dispatched, at worst and on average (ms). */
   maxLagMs: number;
   meanLagMs: number;
@@ -265,6 +289,8 @@ export async function openLoop(o: OpenLoopOptions): Promise<OpenLoop> {
   const answeredAt = new Float64Array(capacity).fill(Number.NaN);
   const status = new Uint16Array(capacity);
   const errors: string[] = [];
+  const statuses: Record<string, number> = {};
+  let resets = 0;
   let stopped = false;
   let gi = 0;
   let sent = 0;
@@ -295,6 +321,8 @@ export async function openLoop(o: OpenLoopOptions): Promise<OpenLoop> {
       const at = wallNow();
       answeredAt.fill(at, g.first, g.first + g.count);
       status.fill(a.status, g.first, g.first + g.count);
+      statuses[a.status] = (statuses[a.status] ?? 0) + 1;
+      resets += a.resets;
       if (a.status !== 201 && errors.length < 5) errors.push(`${a.status}: ${a.text.slice(0, 300)}`);
     };
     const promise = run().finally(() => pending.delete(promise));
@@ -315,6 +343,8 @@ export async function openLoop(o: OpenLoopOptions): Promise<OpenLoop> {
         answeredAt,
         status,
         errors,
+        statuses,
+        resets,
         maxLagMs: maxLag,
         meanLagMs: fired > 0 ? lagSum / fired : 0,
         maxInFlight,

@@ -4,6 +4,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Delivery } from '../pipeline/delivery.js';
 import type { Logger } from '../pipeline/logger.js';
+import { SLOTS, type AppointmentChange } from '../domain/mpan-lookup.js';
+import type { MpanDirectory } from '../pipeline/mpan-directory.js';
 import type { DeadLetter, MessageLog } from '../ports/store.js';
 
 export const adminTokenFile = (dataDir: string): string => join(dataDir, 'admin-token');
@@ -18,6 +20,7 @@ export function ensureAdminToken(dataDir: string): string {
 export interface AdminDeps {
   token: string;
   log: Pick<MessageLog, 'deadLetters' | 'requeueDeadLetters' | 'discardDeadLetters'>;
+  mpan: Pick<MpanDirectory, 'history' | 'apply'>;
   delivery: Pick<Delivery, 'notify'>;
   logger: Logger;
 }
@@ -44,7 +47,7 @@ const queueBody = {
  * guarded by a bearer token, so no participant credential can reach it. Dead letters for now.
  */
 export function buildAdminServer(deps: AdminDeps): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
   const expected = Buffer.from(deps.token);
   app.addHook('onRequest', async (req, reply) => {
     const given = Buffer.from(String(req.headers.authorization ?? '').replace(/^Bearer /, ''));
@@ -87,5 +90,56 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
     deps.logger.info({ queue, discarded }, 'operator discarded dead letters');
     return { discarded };
   });
+  // MPAN lookup: the operator's view and corrections, and the target of bulk loads (dip mpan load).
+  app.get<{ Params: { mpan: string } }>(
+    '/admin/mpan/:mpan',
+    { schema: { params: { type: 'object', properties: { mpan: { type: 'string', pattern: '^\\d{13}$' } } } } },
+    async (req) => (await deps.mpan.history(req.params.mpan)).map((a) => ({
+      slot: a.slot,
+      dipId: a.dipId,
+      effectiveFrom: new Date(a.fromMs).toISOString(),
+      effectiveTo: a.toMs === null ? null : new Date(a.toMs).toISOString(),
+    })),
+  );
+
+  app.post<{ Body: ChangeBody[] }>('/admin/mpan/changes', { schema: { body: changesBody } }, async (req) => {
+    const changes: AppointmentChange[] = req.body.map((c) => {
+      const fromMs = c.effectiveFrom === undefined ? 0 : Date.parse(c.effectiveFrom);
+      const toMs = c.effectiveTo === undefined || c.effectiveTo === null ? null : Date.parse(c.effectiveTo);
+      return c.kind === 'end'
+        ? { kind: 'end', mpan: c.mpan, slot: c.slot, dipId: c.dipId, toMs: toMs ?? Date.now() }
+        : { kind: 'appoint', mpan: c.mpan, slot: c.slot, dipId: c.dipId, fromMs, toMs };
+    });
+    await deps.mpan.apply(changes);
+    deps.logger.info({ count: changes.length }, 'MPAN lookup changed by the operator');
+    return { applied: changes.length };
+  });
   return app;
 }
+
+interface ChangeBody {
+  kind?: 'appoint' | 'end';
+  mpan: string;
+  slot: (typeof SLOTS)[number];
+  dipId: string;
+  effectiveFrom?: string;
+  effectiveTo?: string | null;
+}
+
+const changesBody = {
+  type: 'array',
+  maxItems: 100_000,
+  items: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['mpan', 'slot', 'dipId'],
+    properties: {
+      kind: { type: 'string', enum: ['appoint', 'end'] },
+      mpan: { type: 'string', pattern: '^\\d{13}$' },
+      slot: { type: 'string', enum: SLOTS },
+      dipId: { type: 'string', minLength: 1, maxLength: 20 },
+      effectiveFrom: { type: 'string', format: 'date-time' },
+      effectiveTo: { type: 'string', format: 'date-time', nullable: true },
+    },
+  },
+} as const;

@@ -10,7 +10,11 @@ import { loadConfig } from '../config.js';
 import { importedCatalogueFile } from '../pipeline/catalogue-source.js';
 import { issueParticipantCertificate } from '../security/pki.js';
 import { buildIF021 } from '../sim/messages.js';
+import { adminCall } from './admin-client.js';
+import { LOAD_HEADER, readLoadFile } from './mpan-load.js';
 import { openProfile, PROFILE_FILES } from './profile.js';
+import type { Readable } from 'node:stream';
+import { request } from 'undici';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 const positiveInt = (v: string): number => {
@@ -232,6 +236,72 @@ catalogue
     for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
     process.stdout.write(`imported ${result.document.channels.length} channels (API ${result.document.apiVersion}) into ${target}\n`);
   });
+
+const mpanCmd = program.command('mpan').description('the MPAN address lookup (operator; needs the running DIP)');
+mpanCmd
+  .command('load')
+  .description(`bulk-load appointments: CSV "${LOAD_HEADER}", from a file or a registration service's export URL`)
+  .argument('[file]', 'CSV file')
+  .option('--url <url>', "stream it from a registration service's API instead")
+  .option('--header <header>', 'extra request header for --url, e.g. "Authorization: Bearer …" (repeatable)', collect, [])
+  .action(async (file: string | undefined, o: { url?: string; header: string[] }) => {
+    const config = loadConfig();
+    let input: string | Readable;
+    if (o.url) {
+      const headers = Object.fromEntries(o.header.map((h) => [h.slice(0, h.indexOf(':')).trim(), h.slice(h.indexOf(':') + 1).trim()]));
+      const res = await request(o.url, { headers });
+      if (res.statusCode !== 200) throw new Error(`${o.url} answered ${res.statusCode}`);
+      input = res.body;
+    } else if (file) input = file;
+    else throw new InvalidArgumentError('give a file or --url');
+    let rows = 0;
+    for await (const batch of readLoadFile(input)) {
+      await adminCall(config, 'POST', '/admin/mpan/changes', batch.map((r) => ({ kind: 'appoint', ...r })));
+      rows += batch.length;
+      process.stderr.write(`\r${rows} rows loaded`);
+    }
+    process.stderr.write(`\r${rows} rows loaded\n`);
+  });
+mpanCmd
+  .command('show')
+  .argument('<mpan>', '13-digit MPAN core')
+  .action(async (mpan: string) => print(await adminCall(loadConfig(), 'GET', `/admin/mpan/${mpan}`)));
+mpanCmd
+  .command('set')
+  .description('correct the lookup: appoint a DIP ID to a slot from a date (or end an appointment with --end)')
+  .requiredOption('--mpan <mpan>', '13-digit MPAN core')
+  .requiredOption('--slot <slot>', 'SUP, LDSO, DS, MS or MDR')
+  .requiredOption('--dip-id <id>', 'the responsible participant')
+  .option('--from <datetime>', 'effective from (ISO 8601)')
+  .option('--to <datetime>', 'effective to (ISO 8601)')
+  .option('--end', 'end this DIP ID\'s appointment at --to')
+  .action(async (o: { mpan: string; slot: string; dipId: string; from?: string; to?: string; end?: boolean }) => {
+    const change = { kind: o.end ? 'end' : 'appoint', mpan: o.mpan, slot: o.slot, dipId: o.dipId, effectiveFrom: o.from, effectiveTo: o.to ?? null };
+    print(await adminCall(loadConfig(), 'POST', '/admin/mpan/changes', [change]));
+  });
+
+const dead = program.command('dead-letters').description('the dead-letter queue (operator; needs the running DIP)');
+dead
+  .command('list')
+  .option('--recipient <id>', 'one recipient')
+  .option('--channel <id>', 'one channel')
+  .option('--state <state>', 'dead, requeued or discarded', 'dead')
+  .action(async (o: { recipient?: string; channel?: string; state: string }) => {
+    const q = new URLSearchParams({ state: o.state, ...(o.recipient ? { recipient: o.recipient } : {}), ...(o.channel ? { channel: o.channel } : {}) });
+    print(await adminCall(loadConfig(), 'GET', `/admin/dead-letters?${q.toString()}`));
+  });
+for (const action of ['requeue', 'discard'] as const) {
+  dead
+    .command(action)
+    .description(action === 'requeue' ? 'deliver them again, in order, at the tail of the queue' : 'drop them for good (they stay in the archive)')
+    .requiredOption('--recipient <id>', 'recipient DIP ID')
+    .requiredOption('--channel <id>', 'e.g. IF-021')
+    .option('--seq <n>', 'queue position (repeatable; requeue: all when omitted)', collect, [])
+    .action(async (o: { recipient: string; channel: string; seq: string[] }) => {
+      const body = { recipientDipId: o.recipient, channel: o.channel, ...(o.seq.length ? { seqs: o.seq.map(Number) } : {}) };
+      print(await adminCall(loadConfig(), 'POST', `/admin/dead-letters/${action}`, body));
+    });
+}
 
 async function finish(client: { close(): Promise<void> }, status: number, body: unknown): Promise<void> {
   if (body !== null) print(body);

@@ -39,6 +39,11 @@ export type AppointmentChange =
  * was open before D and runs until the next known appointment; an end closes the named holder's period.
  */
 export function applyChange(history: readonly Appointment[], change: AppointmentChange): Appointment[] {
+  const others = history.filter((a) => a.slot !== change.slot);
+  return [...others, ...applyToSlot(history.filter((a) => a.slot === change.slot), change)];
+}
+
+function applyToSlot(history: readonly Appointment[], change: AppointmentChange): Appointment[] {
   const list = history.map((a) => ({ ...a }));
   if (change.kind === 'end') {
     const open = list.filter((a) => a.dipId === change.dipId && a.fromMs <= change.toMs).at(-1);

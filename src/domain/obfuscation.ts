@@ -2,7 +2,9 @@
  * Obfuscation (spec 5.5.6): fields a receiving role may not see are taken out of its copy. A rule is a
  * dotted path under `payload`, `[]` stepping into every element of an array, e.g.
  * `CustomBlock.B900.settlementDayConsumptionPeriods[].consumptionPeriods[].q`. A rule ending in `=x`
- * keeps the field with the spec's obfuscated value 'x' instead (for fields whose enum allows it).
+ * keeps the field with the spec's obfuscated value 'x' instead (for fields whose enum allows it); a rule
+ * whose last step is `name[]` takes out the whole array, or with `=x` masks each of its elements. Names
+ * match whatever their case, as ingress does not enforce case: a rule never silently misses its field.
  */
 export type ObfuscationRules = Readonly<Record<string, readonly string[]>>;
 
@@ -31,12 +33,14 @@ function strip(node: unknown, steps: string[], mask: boolean): void {
   const [step, ...rest] = steps;
   if (step === undefined) return;
   const each = step.endsWith('[]');
-  const key = each ? step.slice(0, -2) : step;
+  const name = each ? step.slice(0, -2) : step;
   const obj = node as Record<string, unknown>;
-  if (!(key in obj)) return;
-  if (rest.length === 0 && !each) {
-    if (mask) obj[key] = 'x';
-    else delete obj[key];
+  const key = Object.hasOwn(obj, name) ? name : Object.keys(obj).find((k) => k.toLowerCase() === name.toLowerCase());
+  if (key === undefined) return;
+  if (rest.length === 0) {
+    const value = obj[key];
+    if (!mask) delete obj[key];
+    else obj[key] = each && Array.isArray(value) ? value.map(() => 'x') : 'x';
     return;
   }
   const child = obj[key];

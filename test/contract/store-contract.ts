@@ -173,5 +173,22 @@ export function storeContract(name: string, open: () => Promise<{ store: Store; 
       expect([...parties!.recipients].sort()).toEqual(['MDS0000001', 'SUP0000001']);
       expect(await store.transactionParties('T-unknown')).toBeUndefined();
     });
+
+    it('keeps MPAN appointment history per slot, folding changes in order', async () => {
+      const mpan = '1200000000009';
+      await store.applyAppointments([
+        { kind: 'appoint', mpan, slot: 'SUP', dipId: 'OLD', fromMs: 1000, toMs: null },
+        { kind: 'appoint', mpan, slot: 'LDSO', dipId: 'L1', fromMs: 0, toMs: null },
+        { kind: 'appoint', mpan, slot: 'SUP', dipId: 'NEW', fromMs: 5000, toMs: null },
+      ]);
+      expect(await store.mpanHistory(mpan)).toEqual([
+        { mpan, slot: 'LDSO', dipId: 'L1', fromMs: 0, toMs: null },
+        { mpan, slot: 'SUP', dipId: 'OLD', fromMs: 1000, toMs: 4999 },
+        { mpan, slot: 'SUP', dipId: 'NEW', fromMs: 5000, toMs: null },
+      ]);
+      await store.applyAppointments([{ kind: 'end', mpan, slot: 'SUP', dipId: 'NEW', toMs: 9000 }]);
+      expect((await store.mpanHistory(mpan)).at(-1)).toEqual({ mpan, slot: 'SUP', dipId: 'NEW', fromMs: 5000, toMs: 9000 });
+      expect(await store.mpanHistory('1200000000010')).toEqual([]);
+    });
   });
 }

@@ -41,7 +41,9 @@ export function registerPullRoutes(app: FastifyInstance, deps: ApiDeps): void {
     if (typeof sequence !== 'number' || !Number.isInteger(sequence) || sequence < state.ackedSeq || sequence > state.headSeq) {
       return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, `sequence must be a whole number from ${state.ackedSeq} (acknowledged) to ${state.headSeq} (newest)`);
     }
-    await deps.queues.ack(queue, sequence);
+    // Acknowledging the current position again changes nothing (and a recipient that never had a
+    // message has no queue to write to: the store would refuse it).
+    if (sequence > state.ackedSeq) await deps.queues.ack(queue, sequence);
     return sendStandard(deps, reply, 200, queue.recipientDipId, MSG.success, `acknowledged up to ${sequence}`);
   });
 }

@@ -1,0 +1,219 @@
+/**
+ * Hostile bodies, each correctly signed by a registered sender so that they reach the parser:
+ * malformed JSON, huge and deeply nested bodies, wrong content types, prototype pollution.
+ * Every refusal is a 4xx StandardResponse, nothing is stored, and the DIP keeps serving.
+ */
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { agentFor, expectRefusal, expectStillServing, messageCount, send, startHostileDip, submit, validItem, type HostileDip } from './helpers.js';
+
+let h: HostileDip;
+beforeAll(async () => {
+  h = await startHostileDip();
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+const LIMIT = 10 * 1024 * 1024;
+
+describe('malformed JSON', () => {
+  const valid = () => JSON.stringify([validItem()]);
+  const cases: Array<[string, () => string | Buffer, RegExp]> = [
+    ['an empty body', () => '', /not valid JSON/],
+    ['null', () => 'null', /must be a JSON array/],
+    ['a number', () => '42', /must be a JSON array/],
+    ['a string', () => '"IF-021"', /must be a JSON array/],
+    ['an object instead of an array', () => '{"payload":{}}', /must be a JSON array/],
+    ['an empty array', () => '[]', /empty array/],
+    ['a truncated array', () => valid().slice(0, -7), /not valid JSON/],
+    ['a value missing after a colon', () => '[{"payload":}]', /not valid JSON/],
+    ['single quotes', () => "[{'payload': {}}]", /not valid JSON/],
+    ['NaN', () => '[NaN]', /not valid JSON/],
+    ['a trailing comma', () => '[{"payload":{}},]', /not valid JSON/],
+    ['a comment', () => '[/* hi */ {"payload":{}}]', /not valid JSON/],
+    ['trailing garbage after a valid batch', () => `${valid()}garbage`, /not valid JSON/],
+    ['two arrays back to back', () => `${valid()}${valid()}`, /not valid JSON/],
+    ['a byte-order mark', () => `\uFEFF${valid()}`, /not valid JSON/],
+    ['invalid UTF-8 bytes', () => Buffer.from([0x5b, 0x22, 0xff, 0xfe, 0xc0, 0x22, 0x5d]), /item 0/],
+    ['a lone surrogate escape', () => '["\\ud800"]', /item 0/],
+    ['a raw control character inside a string', () => '["a\u0001b"]', /not valid JSON/],
+    ['a number too large for a double', () => '[1e999999]', /item 0/],
+    ['a 100 000-digit number', () => `[${'9'.repeat(100_000)}]`, /item 0/],
+    ['a 1 MB string', () => `["${'a'.repeat(1_000_000)}"]`, /item 0/],
+    ['an item that is an array', () => '[[1,2,3]]', /item 0/],
+    ['an item that is null', () => '[null]', /item 0/],
+    ['payload as a string', () => '[{"payload":"x"}]', /item 0/],
+    ['a valid item wrapped in one more array', () => `[${valid()}]`, /item 0/],
+    ['a valid item and a broken one (the batch is refused whole)', () => JSON.stringify([validItem(), { payload: { CommonBlock: {} } }]), /item 1/],
+  ];
+
+  let before = 0;
+  beforeAll(() => {
+    before = messageCount(h.t);
+  });
+
+  it.each(cases)('refuses %s with 400', async (_name, body, help) => {
+    const a = await submit(h, body());
+    expectRefusal(a, 400, help);
+  });
+
+  it('stored nothing, and still accepts a valid message (201)', async () => {
+    expect(messageCount(h.t)).toBe(before);
+    await expectStillServing(h);
+  });
+});
+
+describe('huge bodies', () => {
+  let before = 0;
+  beforeAll(() => {
+    before = messageCount(h.t);
+  });
+
+  it('refuses a body over the limit (Content-Length) with 413 naming the limit', async () => {
+    const a = await submit(h, Buffer.alloc(LIMIT + 1024, 0x20));
+    expectRefusal(a, 413, new RegExp(`limit of ${LIMIT} bytes`));
+  });
+
+  it('refuses a chunked body that grows over the limit with 413 naming the limit', async () => {
+    const chunk = Buffer.alloc(1024 * 1024, 0x20);
+    let sent = 0;
+    const stream = new Readable({
+      read() {
+        if (sent++ < 12) this.push(chunk);
+        else this.push(null);
+      },
+    });
+    const res = await agentFor(h.t, h.sds).request({ origin: h.t.dip.url, path: '/dip-channel/IF-021', method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': h.sds.apiKey }, body: stream });
+    const text = await res.body.text();
+    expectRefusal({ status: res.statusCode, json: JSON.parse(text), text }, 413, new RegExp(`limit of ${LIMIT} bytes`));
+  });
+
+  it('refuses a batch of more messages than allowed with 413 naming the limit', async () => {
+    const a = await submit(h, JSON.stringify(Array.from({ length: 1001 }, () => ({ payload: {} }))));
+    expectRefusal(a, 413, /limit is 1000/);
+  });
+
+  it('refuses 9 MB of junk items under the size limit with 400, quickly', async () => {
+    const junk = JSON.stringify(Array.from({ length: 900 }, (_, i) => ({ payload: { CommonBlock: { S0: { junk: 'x'.repeat(10_000), i } } } })));
+    expect(junk.length).toBeGreaterThan(9_000_000);
+    const started = Date.now();
+    const a = await submit(h, junk);
+    expectRefusal(a, 400, /item 0/);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('stored nothing, and still accepts a valid message (201)', async () => {
+    expect(messageCount(h.t)).toBe(before);
+    await expectStillServing(h);
+  });
+});
+
+describe('deeply nested bodies', () => {
+  const nestArrays = (n: number) => '['.repeat(n) + ']'.repeat(n);
+  const nestObjects = (n: number) => '{"a":'.repeat(n) + '1' + '}'.repeat(n);
+  const inItem = (inner: string) => {
+    const text = JSON.stringify([validItem()]);
+    return text.replace('"CustomBlock":{', `"CustomBlock":{"deep":${inner},`);
+  };
+  const cases: Array<[string, string, () => string]> = [
+    ['100 000 nested arrays', '/dip-channel/IF-021', () => nestArrays(100_000)],
+    ['100 000 nested objects', '/dip-channel/IF-021', () => `[${nestObjects(100_000)}]`],
+    ['1 000 000 nested arrays (2 MB)', '/dip-channel/IF-021', () => nestArrays(1_000_000)],
+    ['10 000 nested arrays inside an otherwise valid message', '/dip-channel/IF-021', () => inItem(nestArrays(10_000))],
+    ['65 levels: one past the limit', '/dip-channel/IF-021', () => nestArrays(65)],
+    ['100 000 nested arrays sent to pubconfig', `/dip-channel/IF-021/pubconfig/${'1000000001'}`, () => nestArrays(100_000)],
+    ['100 000 nested arrays sent to replay', `/dip-channel/IF-021/replay/${'1000000001'}`, () => nestArrays(100_000)],
+    ['100 000 nested arrays sent to statusmessage', '/statusmessage', () => nestArrays(100_000)],
+  ];
+
+  let before = 0;
+  beforeAll(() => {
+    before = messageCount(h.t);
+  });
+
+  it.each(cases)('refuses %s with 400 before parsing', async (_name, path, body) => {
+    const who = path.includes('1000000001') ? h.sup : h.sds;
+    const a = await send(h.t, who, { path, body: body() });
+    expectRefusal(a, 400, /deeper than the limit of 64 levels/);
+  });
+
+  it('counts only brackets outside strings: a message whose text is full of brackets is judged on its merits', async () => {
+    const item = validItem() as unknown as { payload: { CommonBlock: { S1: { subText: string | null } } } };
+    item.payload.CommonBlock.S1.subText = '['.repeat(500);
+    const a = await submit(h, JSON.stringify([item]));
+    expect(a.status).toBeLessThan(500);
+    expect(a.text).not.toContain('deeper than the limit');
+  });
+
+  it('accepts 64 levels (the limit) as far as depth goes', async () => {
+    const a = await submit(h, nestArrays(64));
+    expectRefusal(a, 400, /item 0/);
+  });
+
+  it('stored nothing, and still accepts a valid message (201)', async () => {
+    expect(messageCount(h.t)).toBe(before);
+    await expectStillServing(h);
+  });
+});
+
+describe('content types', () => {
+  const refused: Array<[string, string | undefined, number]> = [
+    ['text/plain', 'text/plain', 415],
+    ['no Content-Type at all', undefined, 415],
+    ['application/x-www-form-urlencoded', 'application/x-www-form-urlencoded', 415],
+    ['multipart/form-data', 'multipart/form-data; boundary=xyz', 415],
+    ['application/xml', 'application/xml', 415],
+    ['application/jsonp (a prefix of the real type)', 'application/jsonp', 415],
+    ['application/json-patch+json', 'application/json-patch+json', 415],
+    ['a list of types', 'application/json, text/html', 415],
+    ['an empty Content-Type', '', 415],
+  ];
+
+  let before = 0;
+  beforeAll(() => {
+    before = messageCount(h.t);
+  });
+
+  it.each(refused)('refuses %s with %i', async (_name, type, status) => {
+    const a = await submit(h, JSON.stringify([validItem()]), { headers: { 'content-type': type } });
+    expectRefusal(a, status, status === 415 ? /is not accepted: send application\/json/ : undefined);
+  });
+
+  it('refuses a UTF-16 body labelled application/json; charset=utf-16le with 400', async () => {
+    const body = Buffer.from(JSON.stringify([validItem()]), 'utf16le');
+    const a = await submit(h, body, { headers: { 'content-type': 'application/json; charset=utf-16le' } });
+    expectRefusal(a, 400, /not valid JSON/);
+  });
+
+  it('stored nothing so far', () => {
+    expect(messageCount(h.t)).toBe(before);
+  });
+
+  it.each([['APPLICATION/JSON'], ['application/json; charset=utf-8'], ['application/json;charset=UTF-8']])('accepts the equivalent spelling %s (201)', async (type) => {
+    const a = await submit(h, JSON.stringify([validItem()]), { headers: { 'content-type': type } });
+    expect(a.status, a.text).toBe(201);
+  });
+});
+
+describe('prototype pollution', () => {
+  const item = () => JSON.stringify(validItem());
+  const cases: Array<[string, () => string]> = [
+    ['__proto__ beside payload', () => `[${item().replace('{"payload"', '{"__proto__":{"polluted":"yes"},"payload"')}]`],
+    ['__proto__ inside CommonBlock', () => `[${item().replace('"CommonBlock":{', '"CommonBlock":{"__proto__":{"polluted":"yes"},')}]`],
+    ['__proto__ inside S1', () => `[${item().replace('"S1":{', '"S1":{"__proto__":{"polluted":"yes"},')}]`],
+    ['constructor.prototype inside CustomBlock', () => `[${item().replace('"CustomBlock":{', '"CustomBlock":{"constructor":{"prototype":{"polluted":"yes"}},')}]`],
+    ['__proto__ as a differently-cased known key', () => `[${item().replace('"S1":{', '"S1":{"__PROTO__":{"polluted":"yes"},')}]`],
+  ];
+
+  it.each(cases)('survives %s without polluting Object.prototype', async (_name, body) => {
+    const a = await submit(h, body());
+    expect(a.status, a.text).toBeLessThan(500);
+    expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
+    expect(Object.prototype).not.toHaveProperty('polluted');
+  });
+
+  it('still accepts a valid message (201)', async () => {
+    await expectStillServing(h);
+  });
+});

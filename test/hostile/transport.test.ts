@@ -1,0 +1,155 @@
+/**
+ * Hostile transport: certificates the TLS handshake must refuse, malformed and oversized HTTP, and
+ * clients that are too slow on purpose. After each class the DIP still accepts a valid message.
+ */
+import 'reflect-metadata'; // before @peculiar/x509
+import * as x509 from '@peculiar/x509';
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCertificateAuthority, type KeyAndCert } from '../../src/security/pki.js';
+import { expectStillServing, forgeCertificate, rawSignedRequest, rawTls, startHostileDip, tlsOf, type HostileDip } from './helpers.js';
+
+let h: HostileDip;
+beforeAll(async () => {
+  h = await startHostileDip();
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+const HEALTH = 'GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n';
+
+describe('certificates refused during the TLS handshake', () => {
+  const cases: Array<[string, () => Promise<KeyAndCert | null>]> = [
+    ['no client certificate', async () => null],
+    ['a self-signed certificate naming a registered DIP ID', () => forgeCertificate({ dipId: '2000000001' })],
+    [
+      'a certificate from another CA with the same name as the DIP\'s CA',
+      async () => {
+        const other = await createCertificateAuthority({ commonName: 'OpenDIP DEV CA', environment: 'DEV', validDays: 30 });
+        return forgeCertificate({ dipId: '2000000001', ca: other });
+      },
+    ],
+    ['an expired certificate from the DIP\'s CA', () => forgeCertificate({ dipId: '2000000001', ca: h.t.dip.pki.ca, notBefore: new Date(Date.now() - 10 * 86400_000), notAfter: new Date(Date.now() - 86400_000) })],
+    ['a not-yet-valid certificate from the DIP\'s CA', () => forgeCertificate({ dipId: '2000000001', ca: h.t.dip.pki.ca, notBefore: new Date(Date.now() + 86400_000), notAfter: new Date(Date.now() + 10 * 86400_000) })],
+    ['a certificate from the DIP\'s CA for servers only (no clientAuth)', () => forgeCertificate({ dipId: '2000000001', ca: h.t.dip.pki.ca, eku: [x509.ExtendedKeyUsage.serverAuth] })],
+    ['a certificate from the DIP\'s CA whose signature was altered', () => forgeCertificate({ dipId: '2000000001', ca: h.t.dip.pki.ca, breakSignature: true })],
+  ];
+
+  it.each(cases)('refuses %s', async (_name, make) => {
+    const cred = await make();
+    const r = await rawTls(h.t, { ...(cred ? { cert: cred.certPem, key: cred.keyPem } : {}), write: HEALTH, timeoutMs: 5_000 });
+    expect(r.closedByServer).toBe(true);
+    expect(r.status, r.text).toBeNull(); // not one byte of HTTP came back
+  });
+
+  it('accepts the registered participant\'s own certificate (control)', async () => {
+    const r = await rawTls(h.t, { ...tlsOf(h.sds), write: HEALTH });
+    expect(r.status).toBe(200);
+  });
+
+  it('refuses a TLS 1.1 client', async () => {
+    const r = await rawTls(h.t, { ...tlsOf(h.sds), write: HEALTH, maxVersion: 'TLSv1.1' });
+    expect(r.secure).toBe(false);
+    expect(r.status).toBeNull();
+  });
+
+  it('still accepts a valid message (201)', async () => {
+    await expectStillServing(h);
+  });
+});
+
+describe('malformed, smuggled and oversized HTTP', () => {
+  const head = (lines: string[], body = '') => `${lines.join('\r\n')}\r\n\r\n${body}`;
+  const base = ['POST /dip-channel/IF-021 HTTP/1.1', 'Host: localhost', 'Content-Type: application/json'];
+  const cases: Array<[string, number, () => Promise<string>]> = [
+    ['a header block over the 16 KiB limit (one huge header)', 431, async () => head([...base, `X-Filler: ${'a'.repeat(20_000)}`, 'Content-Length: 0'])],
+    ['a header block over the limit (2 000 small headers)', 431, async () => head([...base, ...Array.from({ length: 2000 }, (_, i) => `X-F${i}: ${'b'.repeat(8)}`), 'Content-Length: 0'])],
+    ['a request line over the limit (20 KB path)', 431, async () => head([`GET /dip-channel/${'A'.repeat(20_000)} HTTP/1.1`, 'Host: localhost'])],
+    ['a bare CR inside a header value (header injection)', 400, async () => head([...base, 'X-API-Key: abc\rX-Injected: yes', 'Content-Length: 0'])],
+    ['a NUL byte inside a header value', 400, async () => head([...base, 'X-API-Key: abc\u0000def', 'Content-Length: 0'])],
+    ['an obsolete folded header line', 400, async () => head([...base, 'X-API-Key: abc', ' continued', 'Content-Length: 0'])],
+    ['a space before the colon of a header name', 400, async () => head([...base, 'X-API-Key : abc', 'Content-Length: 0'])],
+    ['Content-Length and Transfer-Encoding together (smuggling)', 400, async () => head([...base, 'Content-Length: 4', 'Transfer-Encoding: chunked'], '0\r\n\r\n')],
+    ['two different Content-Length headers (smuggling)', 400, async () => head([...base, 'Content-Length: 2', 'Content-Length: 10'], '[]')],
+    ['a malformed chunked body', 400, async () => head([...base, 'Transfer-Encoding: chunked'], 'zz\r\nabc\r\n0\r\n\r\n')],
+    ['a negative Content-Length', 400, async () => head([...base, 'Content-Length: -1'])],
+    ['an invalid method token', 400, async () => head(['P@ST /dip-channel/IF-021 HTTP/1.1', 'Host: localhost', 'Connection: close'])],
+    ['an HTTP/2 preface on the HTTP/1.1 listener', 400, async () => 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'],
+    ['HTTP/1.0 without a Host header', 200, async () => 'GET /health HTTP/1.0\r\n\r\n'],
+    ['an absolute-form target naming another host', 200, async () => head(['GET https://evil.example/health HTTP/1.1', 'Host: evil.example', 'Connection: close'])],
+  ];
+
+  it.each(cases)('answers %s with %i (never a 5xx, never a crash)', async (_name, expected, make) => {
+    const r = await rawTls(h.t, { ...tlsOf(h.sds), write: await make() });
+    expect(r.status, r.text.slice(0, 300)).toBe(expected);
+    if (expected >= 400) {
+      // The parser's refusals are StandardResponses too.
+      const body = r.text.slice(r.text.indexOf('\r\n\r\n') + 4);
+      const json = JSON.parse(body) as { messageArray: Array<{ help: string }> };
+      expect(json.messageArray[0]!.help).toBeTruthy();
+      if (expected === 431) expect(json.messageArray[0]!.help).toContain('16384 bytes');
+    }
+  });
+
+  it('answers a signed request whose path tries CRLF injection without reflecting it into a header', async () => {
+    const raw = await rawSignedRequest(h.t, h.sds, { method: 'GET', path: '/dip-channel/IF-021%0d%0aSet-Cookie:%20pwned=1/pull/2000000001' });
+    const r = await rawTls(h.t, { ...tlsOf(h.sds), write: raw });
+    expect(r.status).toBeGreaterThanOrEqual(400);
+    expect(r.status).toBeLessThan(500);
+    const headerBlock = r.text.slice(0, r.text.indexOf('\r\n\r\n')).toLowerCase();
+    expect(headerBlock).not.toContain('set-cookie');
+    expect(headerBlock).not.toContain('pwned');
+  });
+
+  it('still accepts a valid message (201)', async () => {
+    await expectStillServing(h);
+  });
+});
+
+describe('slow clients are cut off', () => {
+  it('slowloris: headers dribbled one line at a time get 408 after the headers deadline', async () => {
+    const dribble = Array.from({ length: 40 }, (_, i) => `X-Slow-${i}: a\r\n`);
+    const r = await rawTls(h.t, { ...tlsOf(h.sds), write: 'POST /dip-channel/IF-021 HTTP/1.1\r\nHost: localhost\r\n', dribble, dribbleMs: 100, timeoutMs: 8_000 });
+    expect(r.closedByServer).toBe(true);
+    expect(r.status).toBe(408);
+    expect(r.ms).toBeLessThan(3_000); // deadline 1 s, checked every 100 ms
+    expect(r.text).toContain('did not arrive in time');
+  });
+
+  it('a body dribbled byte by byte gets 408 after the request deadline', async () => {
+    const raw = await rawSignedRequest(h.t, h.sds, { path: '/dip-channel/IF-021', body: '[' + ' '.repeat(200) + ']' });
+    const cut = raw.length - 200;
+    const r = await rawTls(h.t, { ...tlsOf(h.sds), write: raw.slice(0, cut), dribble: raw.slice(cut).split(''), dribbleMs: 50, timeoutMs: 8_000 });
+    expect(r.closedByServer).toBe(true);
+    expect(r.status).toBe(408);
+    expect(r.ms).toBeLessThan(4_000); // deadline 2 s
+  });
+
+  it('a connection that never starts the TLS handshake is dropped after the handshake deadline', async () => {
+    const started = Date.now();
+    const closedAfter = await new Promise<number>((resolve) => {
+      const s = connect({ host: '127.0.0.1', port: h.t.dip.port });
+      const giveUp = setTimeout(() => {
+        s.destroy();
+        resolve(Number.POSITIVE_INFINITY);
+      }, 6_000);
+      s.on('error', () => {});
+      s.on('close', () => {
+        clearTimeout(giveUp);
+        resolve(Date.now() - started);
+      });
+    });
+    expect(closedAfter).toBeLessThan(3_000); // deadline 1 s
+  });
+
+  it('an idle connection after a complete handshake is dropped after the headers deadline', async () => {
+    const r = await rawTls(h.t, { ...tlsOf(h.sds), write: 'P', timeoutMs: 6_000 });
+    expect(r.closedByServer).toBe(true);
+    expect(r.ms).toBeLessThan(3_000);
+  });
+
+  it('still accepts a valid message (201)', async () => {
+    await expectStillServing(h);
+  });
+});
