@@ -109,6 +109,8 @@ async function startDip(f: Fixture, name: string, cpuProfileDir?: string): Promi
   const dip = await startDipProcess({ name, pkiFrom: f.pkiDir, cpuProfileDir });
   f.dips.push(dip);
   const market = await onboardMarket(dip, f.identities);
+  const settled = await dip.waitIdle();
+  log(`DIP '${name}' settled ${settled.idle ? '' : 'NOT '}after ${(settled.waitedMs / 1000).toFixed(1)} s (validator warm-up)`);
   return { dip, market };
 }
 

@@ -21,6 +21,7 @@ import type { DipMessage } from './domain/message.js';
 import type { Logger } from './pipeline/logger.js';
 import { Registry } from './pipeline/registry.js';
 import { Replay } from './pipeline/replay.js';
+import { Retention } from './pipeline/retention.js';
 import { ensurePki, type PkiMaterial } from './security/pki.js';
 import { ReplayGuard } from './security/replay-guard.js';
 import { RevocationWatcher } from './security/revocation.js';
@@ -34,6 +35,7 @@ export interface RunningDip {
   store: SqliteStore;
   /** 'dead-letter' (DeadLetterEvent): what alarms subscribe to. */
   events: EventEmitter;
+  retention: Retention;
   close(): Promise<void>;
 }
 
@@ -136,6 +138,17 @@ export async function startDip(config: DipConfig, logger: Logger = pino({ level:
   const adminAddress = admin.server.address();
   const adminPort = typeof adminAddress === 'object' && adminAddress ? adminAddress.port : config.adminPort;
   await delivery.start();
+  const retention = new Retention(
+    store,
+    {
+      archiveRetentionMs: (id) => (config.channels[id]?.archiveRetentionDays ?? config.archiveRetentionDays) * 86_400_000,
+      attemptsRetentionMs: config.archiveRetentionDays * 86_400_000,
+      intervalMs: config.purgeIntervalSeconds * 1000,
+      batchSize: 1000,
+    },
+    logger,
+  );
+  retention.start();
   logger.info({ port, adminPort, dataDir: config.dataDir, environment: config.environment }, 'OpenDIP listening');
 
   let closed = false;
@@ -146,9 +159,11 @@ export async function startDip(config: DipConfig, logger: Logger = pino({ level:
     pki,
     store,
     events,
+    retention,
     async close() {
       if (closed) return;
       closed = true;
+      await retention.stop();
       await app.close();
       revocation.stop();
       await admin.close();

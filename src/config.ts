@@ -12,6 +12,8 @@ export interface ChannelOverride {
   workflowStarter?: boolean;
   /** Undelivered messages older than this are dead-lettered and their sender told (spec 5.5.8). */
   staleAfterMinutes?: number;
+  /** How long this channel's messages stay in the archive (spec 5.5.7). */
+  archiveRetentionDays?: number;
   /** Per receiving role, the payload paths its copy goes without (spec 5.5.6). */
   obfuscation?: Record<string, string[]>;
   /** Messages on this channel update the MPAN lookup (spec 5.5.14). */
@@ -37,6 +39,9 @@ export interface DipConfig {
   /** Default staleness limit for channels that set none: the retention period. */
   staleAfterMinutes: number | null;
   sweepIntervalSeconds: number;
+  /** Default archive retention (replay, audit); channels may set their own. */
+  archiveRetentionDays: number;
+  purgeIntervalSeconds: number;
   /** The operator's API (dead letters, …), on the loopback interface only; 0 picks a free port. */
   adminPort: number;
   maxClockSkewSeconds: number;
@@ -93,6 +98,8 @@ const schema: JSONSchemaType<DipConfig> = {
     retentionDays: { type: 'number', exclusiveMinimum: 0 },
     staleAfterMinutes: { type: 'number', exclusiveMinimum: 0, nullable: true },
     sweepIntervalSeconds: { type: 'number', exclusiveMinimum: 0 },
+    archiveRetentionDays: { type: 'number', exclusiveMinimum: 0 },
+    purgeIntervalSeconds: { type: 'number', exclusiveMinimum: 0 },
     adminPort: { type: 'integer', minimum: 0, maximum: 65535 },
     maxClockSkewSeconds: { type: 'number', minimum: 1 },
     bodyLimitBytes: { type: 'integer', minimum: 1024 },
@@ -122,6 +129,7 @@ const schema: JSONSchemaType<DipConfig> = {
           alwaysRoles: stringList,
           workflowStarter: { type: 'boolean', nullable: true },
           staleAfterMinutes: { type: 'number', exclusiveMinimum: 0, nullable: true },
+          archiveRetentionDays: { type: 'number', exclusiveMinimum: 0, nullable: true },
           obfuscation: { type: 'object', nullable: true, required: [], additionalProperties: { type: 'array', items: { type: 'string' } } },
           mpanFeed: { type: 'boolean', nullable: true },
           addressingDate: { type: 'string', nullable: true },
@@ -143,6 +151,8 @@ export const DEFAULTS: DipConfig = {
   retentionDays: 14,
   staleAfterMinutes: null,
   sweepIntervalSeconds: 30,
+  archiveRetentionDays: 28,
+  purgeIntervalSeconds: 600,
   adminPort: 8444,
   maxClockSkewSeconds: 300,
   bodyLimitBytes: 10 * 1024 * 1024,

@@ -17,6 +17,11 @@ export interface DipProcess {
   dataDir: string;
   ca: KeyAndCert;
   cpuSeconds(): number;
+  /**
+   * Waits until the DIP's CPU use settles (it logs "listening" before it has compiled every channel's
+   * validator, which takes seconds of CPU): below `cores` over each of `samples` consecutive 500 ms windows.
+   */
+  waitIdle(opts?: { cores?: number; samples?: number; timeoutMs?: number }): Promise<{ waitedMs: number; idle: boolean }>;
   /** SIGTERM, wait for a clean exit (the CPU profile is written then); returns the .cpuprofile path if any. */
   stop(): Promise<string | undefined>;
   /** Removes the data directory (after stop). */
@@ -94,6 +99,19 @@ export async function startDipProcess(opts: StartOptions): Promise<DipProcess> {
     dataDir,
     ca,
     cpuSeconds: () => procCpuSeconds(pid),
+    async waitIdle(o = {}) {
+      const started = Date.now();
+      let quiet = 0;
+      let last = procCpuSeconds(pid);
+      while (Date.now() - started < (o.timeoutMs ?? 60_000)) {
+        await new Promise((r) => setTimeout(r, 500));
+        const now = procCpuSeconds(pid);
+        quiet = (now - last) / 0.5 < (o.cores ?? 0.1) ? quiet + 1 : 0;
+        last = now;
+        if (quiet >= (o.samples ?? 2)) return { waitedMs: Date.now() - started, idle: true };
+      }
+      return { waitedMs: Date.now() - started, idle: false };
+    },
     async stop() {
       if (stopped) return undefined;
       stopped = true;
@@ -104,8 +122,10 @@ export async function startDipProcess(opts: StartOptions): Promise<DipProcess> {
       clearTimeout(timer);
       log.end();
       if (!opts.cpuProfileDir) return undefined;
+      // One file per thread (tsx's module loader runs in a worker): the main thread's has thread id 0.
       const fresh = readdirSync(opts.cpuProfileDir).filter((f) => f.endsWith('.cpuprofile') && !before.has(f));
-      return fresh[0] ? join(opts.cpuProfileDir, fresh[0]) : undefined;
+      const main = fresh.find((f) => f.includes(`.${pid}.0.`)) ?? fresh[0];
+      return main ? join(opts.cpuProfileDir, main) : undefined;
     },
     cleanup() {
       rmSync(base, { recursive: true, force: true });

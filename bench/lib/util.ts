@@ -67,6 +67,7 @@ export function fmt(v: number | string | null | undefined, digits = 1): string {
   if (Number.isNaN(v)) return '–';
   if (!Number.isFinite(v)) return '∞';
   if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString('en-GB');
+  if (Number.isInteger(v)) return String(v);
   return v.toFixed(digits);
 }
 

@@ -157,6 +157,15 @@ export interface MessageLog {
   /** Archives replay copies; when `enqueueFor` is given, also appends them to that queue (requeue). */
   appendReplayCopies(copies: ReplayCopy[], enqueueFor?: QueueRef): Promise<void>;
   attempts(queue: QueueRef, limit: number): Promise<DeliveryAttempt[]>;
+  /**
+   * Deletes up to `limit` archived messages of the channel received before `beforeMs` that no queue still
+   * waits to deliver, with their queue positions, dead letters and raw batches. Returns how many went.
+   */
+  purgeArchive(channel: string, beforeMs: number, limit: number): Promise<number>;
+  /** Deletes up to `limit` delivery attempts older than `beforeMs`. */
+  purgeAttempts(beforeMs: number, limit: number): Promise<number>;
+  /** Channels that have anything archived. */
+  archivedChannels(): Promise<string[]>;
   close(): Promise<void>;
 }
 

@@ -138,12 +138,11 @@ describe('deeply nested bodies', () => {
     expectRefusal(a, 400, /deeper than the limit of 64 levels/);
   });
 
-  it('counts only brackets outside strings: a message whose text is full of brackets is judged on its merits', async () => {
+  it('counts only brackets outside strings: a valid message whose text holds 500 brackets is accepted (201)', async () => {
     const item = validItem() as unknown as { payload: { CommonBlock: { S1: { subText: string | null } } } };
     item.payload.CommonBlock.S1.subText = '['.repeat(500);
     const a = await submit(h, JSON.stringify([item]));
-    expect(a.status).toBeLessThan(500);
-    expect(a.text).not.toContain('deeper than the limit');
+    expect(a.status, a.text).toBe(201);
   });
 
   it('accepts 64 levels (the limit) as far as depth goes', async () => {
@@ -151,23 +150,23 @@ describe('deeply nested bodies', () => {
     expectRefusal(a, 400, /item 0/);
   });
 
-  it('stored nothing, and still accepts a valid message (201)', async () => {
-    expect(messageCount(h.t)).toBe(before);
+  it('stored only that one, and still accepts a valid message (201)', async () => {
+    expect(messageCount(h.t)).toBe(before + 1);
     await expectStillServing(h);
   });
 });
 
 describe('content types', () => {
-  const refused: Array<[string, string | undefined, number]> = [
-    ['text/plain', 'text/plain', 415],
-    ['no Content-Type at all', undefined, 415],
-    ['application/x-www-form-urlencoded', 'application/x-www-form-urlencoded', 415],
-    ['multipart/form-data', 'multipart/form-data; boundary=xyz', 415],
-    ['application/xml', 'application/xml', 415],
-    ['application/jsonp (a prefix of the real type)', 'application/jsonp', 415],
-    ['application/json-patch+json', 'application/json-patch+json', 415],
-    ['a list of types', 'application/json, text/html', 415],
-    ['an empty Content-Type', '', 415],
+  const refused: Array<[string, number, string | undefined]> = [
+    ['text/plain', 415, 'text/plain'],
+    ['no Content-Type at all', 415, undefined],
+    ['application/x-www-form-urlencoded', 415, 'application/x-www-form-urlencoded'],
+    ['multipart/form-data', 415, 'multipart/form-data; boundary=xyz'],
+    ['application/xml', 415, 'application/xml'],
+    ['application/jsonp (a prefix of the real type)', 415, 'application/jsonp'],
+    ['application/json-patch+json', 415, 'application/json-patch+json'],
+    ['a list of types', 415, 'application/json, text/html'],
+    ['an empty Content-Type', 415, ''],
   ];
 
   let before = 0;
@@ -175,7 +174,7 @@ describe('content types', () => {
     before = messageCount(h.t);
   });
 
-  it.each(refused)('refuses %s with %i', async (_name, type, status) => {
+  it.each(refused)('refuses %s with %i', async (_name, status, type) => {
     const a = await submit(h, JSON.stringify([validItem()]), { headers: { 'content-type': type } });
     expectRefusal(a, status, status === 415 ? /is not accepted: send application\/json/ : undefined);
   });

@@ -37,6 +37,11 @@ CREATE TABLE IF NOT EXISTS queue_entries (
   message_id INTEGER NOT NULL,
   PRIMARY KEY (queue_id, seq)
 ) WITHOUT ROWID;
+-- Who a message went to (status messages, purging): one small index entry per fan-out.
+CREATE INDEX IF NOT EXISTS queue_entries_message ON queue_entries (message_id);
+CREATE INDEX IF NOT EXISTS messages_channel_age ON messages (channel, received_at);
+CREATE INDEX IF NOT EXISTS messages_batch ON messages (batch_id);
+CREATE INDEX IF NOT EXISTS batches_age ON batches (channel, received_at);
 CREATE TABLE IF NOT EXISTS delivery_attempts (
   id INTEGER PRIMARY KEY,
   queue_id INTEGER NOT NULL,

@@ -63,7 +63,8 @@ export class SqliteStore implements Store {
            correlation_id, mpan, received_at, replay_of, outbound) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       findQueue: db.prepare<[string, string], { id: number; head: number | null }>(
-        `SELECT q.id AS id, (SELECT max(seq) FROM queue_entries e WHERE e.queue_id = q.id) AS head
+        // Purging removes settled entries only (seq <= acked_seq), so the head is the larger of the two.
+        `SELECT q.id AS id, max(coalesce((SELECT max(seq) FROM queue_entries e WHERE e.queue_id = q.id), 0), q.acked_seq) AS head
            FROM queues q WHERE recipient_dip_id = ? AND channel = ?`,
       ),
       insertQueue: db.prepare('INSERT INTO queues (recipient_dip_id, channel) VALUES (?, ?)'),
@@ -116,6 +117,21 @@ export class SqliteStore implements Store {
       ),
       deleteSlot: db.prepare('DELETE FROM mpan_appointments WHERE mpan = ? AND slot = ?'),
       insertAppointment: db.prepare('INSERT INTO mpan_appointments (mpan, slot, from_ms, to_ms, dip_id) VALUES (?, ?, ?, ?, ?)'),
+      purgeable: db.prepare<[string, number, number], { id: number }>(
+        `SELECT m.id AS id FROM messages m WHERE m.channel = ? AND m.received_at < ?
+            AND NOT EXISTS (SELECT 1 FROM queue_entries e JOIN queues q ON q.id = e.queue_id
+                             WHERE e.message_id = m.id AND e.seq > q.acked_seq)
+          ORDER BY m.received_at LIMIT ?`,
+      ),
+      deleteEntriesOf: db.prepare('DELETE FROM queue_entries WHERE message_id = ?'),
+      deleteDeadLettersOf: db.prepare('DELETE FROM dead_letters WHERE message_id = ?'),
+      deleteMessage: db.prepare('DELETE FROM messages WHERE id = ?'),
+      deleteOldBatches: db.prepare(
+        `DELETE FROM batches WHERE rowid IN (SELECT b.id FROM batches b WHERE b.channel = ? AND b.received_at < ?
+            AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.batch_id = b.id) LIMIT ?)`,
+      ),
+      deleteOldAttempts: db.prepare('DELETE FROM delivery_attempts WHERE id IN (SELECT id FROM delivery_attempts WHERE started_at < ? LIMIT ?)'),
+      channels: db.prepare<[], { channel: string }>('SELECT DISTINCT channel FROM messages'),
       bumpVersion: db.prepare('UPDATE registry_version SET version = version + 1 WHERE id = 1'),
       version: db.prepare<[], { version: number }>('SELECT version FROM registry_version WHERE id = 1'),
       putWebhook: db.prepare(
@@ -383,6 +399,27 @@ export class SqliteStore implements Store {
     const q = this.queueRow(queue.recipientDipId, queue.channel, false);
     if (!q) return [];
     return this.s.attempts.all(q.id, limit).map((r) => ({ ...r, queue }));
+  }
+
+  purgeArchive(channel: string, beforeMs: number, limit: number): Promise<number> {
+    return this.writes.submit(() => {
+      const ids = this.s.purgeable.all(channel, beforeMs, limit);
+      for (const { id } of ids) {
+        this.s.deleteEntriesOf.run(id);
+        this.s.deleteDeadLettersOf.run(id);
+        this.s.deleteMessage.run(id);
+      }
+      this.s.deleteOldBatches.run(channel, beforeMs, limit);
+      return ids.length;
+    });
+  }
+
+  purgeAttempts(beforeMs: number, limit: number): Promise<number> {
+    return this.writes.submit(() => this.s.deleteOldAttempts.run(beforeMs, limit).changes);
+  }
+
+  async archivedChannels(): Promise<string[]> {
+    return this.s.channels.all().map((r) => r.channel);
   }
 
   upsertParticipant(p: Participant, apiKeyHash: string | null): Promise<void> {

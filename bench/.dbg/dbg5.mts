@@ -1,0 +1,17 @@
+import { startDipProcess } from '../lib/dip-process.js';
+import { issueMarketIdentities, onboardMarket, PRIMARY } from '../lib/market.js';
+import { SenderPool, closedLoop, prepareAll } from '../lib/load.js';
+import { summariseProfile, formatSummary } from '../cpuprofile-summary.js';
+const batch = Number(process.argv[2] ?? 1);
+const dip = await startDipProcess({ name: 'dbg5', cpuProfileDir: '/tmp/dbg5prof' });
+const ids = await issueMarketIdentities(dip.ca);
+const market = await onboardMarket(dip, ids);
+const pool = new SenderPool(dip.url, market.senders, dip.ca.certPem, 2, PRIMARY);
+const prepared = await prepareAll(pool, 1, Array.from({ length: 3000 }, (_, i) => ({ first: i * batch, count: batch })));
+let k = 0;
+const c0 = dip.cpuSeconds();
+const r = await closedLoop(pool, async () => prepared[k++], 16, 5000);
+console.log(batch, r.requests / (r.elapsedMs / 1000), 'req/s', r.statuses, 'dip cores', (dip.cpuSeconds() - c0) / (r.elapsedMs / 1000));
+await pool.close();
+const prof = await dip.stop();
+console.log(formatSummary(summariseProfile(prof!, 25), 25));

@@ -1,0 +1,46 @@
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { buildIF021 } from '../src/sim/messages.js';
+import { startTestDip, waitFor, type TestDip } from './helpers/dip-harness.js';
+
+describe('archive retention', () => {
+  let t: TestDip | undefined;
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('purges settled messages past retention in batches, keeps what a queue still waits for, and sequence numbers carry on', async () => {
+    t = await startTestDip({ archiveRetentionDays: 1 / 86_400, purgeIntervalSeconds: 3600 }); // one second
+    const sds = await t.participant('2000000001', ['SDS']);
+    const sup = await t.participant('1000000001', ['SUP']);
+    const ldso = await t.participant('3000000001', ['LDSO']);
+    const r = await t.receiver();
+    await sup.client.setWebhook('IF-021', sup.dipId, { callbackURL: r.url });
+    const send = (to: string[], suffix: string) => sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: to, uniqueSuffix: suffix })]);
+    for (let i = 0; i < 3; i++) expect((await send([sup.dipId], `r${i}`)).status).toBe(201);
+    expect((await send([ldso.dipId], 'waiting')).status).toBe(201); // LDSO has no webhook: pending
+    await waitFor(() => r.calls.flatMap((c) => c.messages).length === 3, 5000, 'deliveries to SUP');
+    await new Promise((res) => setTimeout(res, 1200));
+
+    const db = new Database(join(t.config.dataDir, 'dip.db'), { readonly: true });
+    const count = (table: string) => (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+    expect(count('messages')).toBe(4);
+    expect(await t.dip.retention.runOnce()).toBe(3);
+    expect(count('messages')).toBe(1); // the one LDSO has not had
+    expect(count('batches')).toBe(1);
+    expect(count('delivery_attempts')).toBe(0);
+
+    // SUP's queue positions carry on from where they were, though its old entries are gone.
+    expect((await send([sup.dipId], 'after')).status).toBe(201);
+    await waitFor(() => r.calls.flatMap((c) => c.messages).length === 4, 5000, 'the next delivery');
+    expect(r.calls.at(-1)!.firstSeq).toBe(4);
+    // And after a restart, with every entry of SUP's queue purged.
+    await new Promise((res) => setTimeout(res, 1200));
+    expect(await t.dip.retention.runOnce()).toBe(1);
+    const dataDir = t.config.dataDir;
+    await t.close();
+    t = await startTestDip({}, dataDir);
+    expect(await t.dip.store.queueState({ recipientDipId: sup.dipId, channel: 'IF-021' })).toEqual({ ackedSeq: 4, headSeq: 4 });
+  });
+});
