@@ -49,6 +49,7 @@ export interface ProfileSummary {
   /** The project's own functions (src/), by inclusive time. */
   topInclusiveProject: FunctionTime[];
   byCategory: Array<{ category: string; ms: number; percent: number }>;
+  window: boolean;
 }
 
 function shortUrl(url: string): string {
@@ -81,7 +82,11 @@ function category(f: CallFrame): string {
   return 'other';
 }
 
-export function summariseProfile(file: string, top = 25): ProfileSummary {
+/**
+ * `window` (optional) keeps only samples taken between two CLOCK_MONOTONIC instants in microseconds, e.g.
+ * process.hrtime.bigint() / 1000n read in any process of the same host: V8 stamps samples with that clock.
+ */
+export function summariseProfile(file: string, top = 25, window?: { fromUs: number; toUs: number }): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map<number, ProfileNode>();
   const parent = new Map<number, number>();
@@ -97,8 +102,11 @@ export function summariseProfile(file: string, top = 25): ProfileSummary {
   let total = 0;
   let idle = 0;
   // timeDeltas[i] is the time since the previous sample; charge the interval after a sample to it.
+  let at = profile.startTime;
   for (let i = 0; i < profile.samples.length; i++) {
     const id = profile.samples[i]!;
+    at += profile.timeDeltas[i] ?? 0;
+    if (window && (at < window.fromUs || at > window.toUs)) continue;
     const dt = (profile.timeDeltas[i + 1] ?? 0) / 1000;
     const node = byId.get(id);
     if (!node) continue;
@@ -138,12 +146,13 @@ export function summariseProfile(file: string, top = 25): ProfileSummary {
     topSelf,
     topInclusiveProject,
     byCategory,
+    window: window !== undefined,
   };
 }
 
 export function formatSummary(s: ProfileSummary, top = 25): string {
   const lines: string[] = [];
-  lines.push(`profile ${s.file}: ${(s.durationMs / 1000).toFixed(1)} s of main-thread samples, ${s.busyPercent}% not idle`);
+  lines.push(`profile ${s.file}${s.window ? ' (measured window only)' : ''}: ${(s.durationMs / 1000).toFixed(1)} s of main-thread samples, ${s.busyPercent}% not idle`);
   lines.push('', 'top functions by self time:');
   for (const f of s.topSelf.slice(0, top)) lines.push(`  ${f.percent.toFixed(1).padStart(5)}%  ${String(f.ms).padStart(6)} ms  ${f.name}  ${f.where}`);
   lines.push('', 'self time by origin:');

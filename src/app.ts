@@ -67,6 +67,7 @@ export async function startDip(config: DipConfig, logger: Logger = pino({ level:
   };
   await registry.start(500);
   catalogue.start(2000);
+  if (config.warmCatalogue) catalogue.warm();
 
   const signer = new Signer(pki.signing.keyPem, pki.signing.certPem);
   const transport = new UndiciWebhookTransport({

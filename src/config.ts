@@ -47,6 +47,8 @@ export interface DipConfig {
   maxClockSkewSeconds: number;
   bodyLimitBytes: number;
   maxBatchMessages: number;
+  /** Compile every channel's validator before listening (a few seconds), so no first message waits for it. */
+  warmCatalogue: boolean;
   delivery: {
     timeoutMs: number;
     retryBaseMs: number;
@@ -104,6 +106,7 @@ const schema: JSONSchemaType<DipConfig> = {
     maxClockSkewSeconds: { type: 'number', minimum: 1 },
     bodyLimitBytes: { type: 'integer', minimum: 1024 },
     maxBatchMessages: { type: 'integer', minimum: 1 },
+    warmCatalogue: { type: 'boolean' },
     delivery: {
       type: 'object',
       additionalProperties: false,
@@ -157,6 +160,7 @@ export const DEFAULTS: DipConfig = {
   maxClockSkewSeconds: 300,
   bodyLimitBytes: 10 * 1024 * 1024,
   maxBatchMessages: 1000,
+  warmCatalogue: true,
   delivery: {
     timeoutMs: 10_000,
     retryBaseMs: 500,

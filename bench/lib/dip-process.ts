@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { KeyAndCert } from '../../src/security/pki.js';
-import { freePort, procCpuSeconds } from './util.js';
+import { freePorts, procCpuSeconds } from './util.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -49,8 +49,7 @@ export async function startDipProcess(opts: StartOptions): Promise<DipProcess> {
   mkdirSync(dataDir, { recursive: true });
   if (opts.configYaml) writeFileSync(join(dataDir, 'dip.config.yaml'), opts.configYaml);
   if (opts.pkiFrom) cpSync(opts.pkiFrom, join(dataDir, 'pki'), { recursive: true });
-  const port = await freePort();
-  const adminPort = await freePort();
+  const [port = 0, adminPort = 0] = await freePorts(2);
   const args = ['--import', 'tsx'];
   if (opts.cpuProfileDir) {
     mkdirSync(opts.cpuProfileDir, { recursive: true });

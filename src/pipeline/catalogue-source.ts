@@ -30,18 +30,11 @@ export class CatalogueSource {
   start(pollMs: number): void {
     this.timer = setInterval(() => this.reload(), pollMs);
     this.timer.unref();
-    this.warm(this.catalogue.channels().map((c) => c.interfaceId));
   }
 
-  /**
-   * Compiles every channel's validator ahead of its first message (tens of ms each), one per event-loop
-   * turn so requests are not held up meanwhile.
-   */
-  private warm(ids: string[]): void {
-    const next = ids.shift();
-    if (next === undefined) return;
-    this.catalogue.validate(next, {});
-    setImmediate(() => this.warm(ids)).unref();
+  /** Compiles every channel's validator now (tens of ms each), so that no first message waits for it. */
+  warm(): void {
+    for (const c of this.catalogue.channels()) this.catalogue.validate(c.interfaceId, {});
   }
 
   stop(): void {

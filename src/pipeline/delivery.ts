@@ -143,7 +143,8 @@ class QueueWorker {
             continue;
           }
           const hook = this.deps.registry.webhook(this.queue.recipientDipId, this.queue.channel);
-          const limit = !hook ? 500 : this.ackedSeq < this.singlesUntil ? 1 : hook.maxMessageCount;
+          // With no webhook only the oldest entry matters (is it stale?): the backlog is not re-read per kick.
+          const limit = !hook ? 1 : this.ackedSeq < this.singlesUntil ? 1 : hook.maxMessageCount;
           const entries = await this.deps.log.readQueue(this.queue, this.ackedSeq, limit, hook ? hook.maxPayloadKb * 1024 : 1 << 22);
           if (entries.length === 0) break;
           if (await this.expire(entries)) continue;

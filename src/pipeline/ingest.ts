@@ -89,6 +89,8 @@ export class Ingest {
     if (!Array.isArray(items)) return this.whole(now, caller.dipId, items.status, MSG.schemaFailure, items.help);
 
     const states = items.map((item, index) => this.check(channel, caller, item, index, now));
+    // A recipient onboarded a moment ago (perhaps by the CLI, in another process) is known at once.
+    if (states.some((s) => s.validated?.header.primaryRecipients.some((id) => !this.registry.participant(id)))) await this.registry.refresh();
     const histories = await this.lookUpMpans(channel, states);
     states.forEach((s, index) => this.routeItem(channel, s, index, now, histories));
     markDuplicatesInBatch(states);

@@ -30,7 +30,7 @@ export interface TestDip {
 
 /** A real DIP on an ephemeral port over real HTTPS, with its SQLite file in a fresh directory. */
 export async function startTestDip(overrides: Partial<DipConfig> = {}, dataDir = mkdtempSync(join(tmpdir(), 'opendip-'))): Promise<TestDip> {
-  const config = loadConfig({}, { dataDir, port: 0, adminPort: 0, sweepIntervalSeconds: 0.2, host: '127.0.0.1', ...overrides, delivery: { ...loadConfig({}).delivery, retryBaseMs: 50, retryCapMs: 500, ...overrides.delivery } });
+  const config = loadConfig({}, { dataDir, port: 0, adminPort: 0, sweepIntervalSeconds: 0.2, warmCatalogue: false, host: '127.0.0.1', ...overrides, delivery: { ...loadConfig({}).delivery, retryBaseMs: 50, retryCapMs: 500, ...overrides.delivery } });
   const dip = await startDip(config, quietLogger);
   const closers: Array<() => Promise<void>> = [];
   return {

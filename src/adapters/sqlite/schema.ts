@@ -35,6 +35,8 @@ CREATE TABLE IF NOT EXISTS queue_entries (
   queue_id INTEGER NOT NULL,
   seq INTEGER NOT NULL,
   message_id INTEGER NOT NULL,
+  -- Set only when a dead letter is requeued: its staleness clock restarts then, not at first receipt.
+  enqueued_at INTEGER,
   PRIMARY KEY (queue_id, seq)
 ) WITHOUT ROWID;
 -- Who a message went to (status messages, purging): one small index entry per fan-out.

@@ -49,6 +49,7 @@ export class SqliteStore implements Store {
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 10000');
     this.db.exec(SCHEMA);
+    migrate(this.db);
     this.writes = new GroupCommit(this.db, () => this.queues.clear());
     const db = this.db;
     this.s = {
@@ -69,8 +70,10 @@ export class SqliteStore implements Store {
       ),
       insertQueue: db.prepare('INSERT INTO queues (recipient_dip_id, channel) VALUES (?, ?)'),
       insertEntry: db.prepare('INSERT INTO queue_entries (queue_id, seq, message_id) VALUES (?, ?, ?)'),
+      insertRequeuedEntry: db.prepare('INSERT INTO queue_entries (queue_id, seq, message_id, enqueued_at) VALUES (?, ?, ?, ?)'),
       readQueue: db.prepare<[number, number, number], { seq: number; messageId: number; transactionId: string; receivedAt: number; outbound: string }>(
-        `SELECT e.seq AS seq, m.id AS messageId, m.transaction_id AS transactionId, m.received_at AS receivedAt, m.outbound AS outbound
+        `SELECT e.seq AS seq, m.id AS messageId, m.transaction_id AS transactionId,
+                coalesce(e.enqueued_at, m.received_at) AS receivedAt, m.outbound AS outbound
            FROM queue_entries e JOIN messages m ON m.id = e.message_id
           WHERE e.queue_id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?`,
       ),
@@ -297,7 +300,7 @@ export class SqliteStore implements Store {
         const dead = this.s.deadLetterMessage.get(q.id, seq);
         if (!dead) continue;
         const next = this.nextSeq(heads, queue.recipientDipId, queue.channel);
-        this.s.insertEntry.run(next.id, next.head, dead.messageId);
+        this.s.insertRequeuedEntry.run(next.id, next.head, dead.messageId, Date.now());
         this.s.setDeadLetterState.run('requeued', q.id, seq);
         n += 1;
       }
@@ -507,4 +510,10 @@ export class SqliteStore implements Store {
     this.writes.flush();
     this.db.close();
   }
+}
+
+/** Brings a database made by an earlier version up to the current schema. */
+function migrate(db: Database.Database): void {
+  const columns = db.prepare<[], { name: string }>('PRAGMA table_info(queue_entries)').all();
+  if (!columns.some((c) => c.name === 'enqueued_at')) db.exec('ALTER TABLE queue_entries ADD COLUMN enqueued_at INTEGER');
 }
