@@ -8,6 +8,7 @@
  * child process; this process is the load generator (a data service, SDS) and the orchestrator. Every
  * process competes for the same cores, so CPU use of each is recorded per phase. See BENCHMARKS.md.
  */
+import { execSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -18,7 +19,7 @@ import { REPO_ROOT, startDipProcess, type DipProcess } from './lib/dip-process.j
 import { closedLoop, MessageFactory, openLoop, prepareAll, SenderPool, type OpenLoopRun, type Prepared } from './lib/load.js';
 import { issueMarketIdentities, onboardMarket, PRIMARY, RECIPIENTS, registerWebhooks, SENDER, type Identity, type Market } from './lib/market.js';
 import { latencySvg, type LatencyPoint } from './lib/plot.js';
-import { rsaRates, sqliteInsertRate, startEchoServer, type EchoResult, type RsaResult, type SqliteResult } from './lib/raw-limits.js';
+import { fsyncProbe, rsaRates, sqliteInsertRate, startEchoServer, type EchoResult, type RsaResult, type SqliteResult } from './lib/raw-limits.js';
 import { Receivers, type ReceiverProgress } from './lib/receivers.js';
 import { cpuBetween, cpuSnapshot, fmt, machineInfo, percentile, round, sleep, table, wallNow, type CpuUse } from './lib/util.js';
 
@@ -49,7 +50,7 @@ const S = QUICK
       rawSqliteMs: 1000, rawEchoMs: 1500, rawRsaMs: 1000,
       ingestBatches: [1, 10, 100], ingestMs: 3000, ingestPilotMs: 800, ingestConcurrency: 16,
       latencyRates: [500, 1000, 2000, 5000], latencyMs: 3000,
-      rampRates: [7500, 10_000, 15_000], rampMs: 3000,
+      rampMaxSteps: 3, rampBisections: 1, rampMs: 3000,
       drainRate: 1000, drainOutageMs: 15_000, drainMaxMs: 60_000,
       profileMs: 4000,
     }
@@ -57,7 +58,7 @@ const S = QUICK
       rawSqliteMs: 2000, rawEchoMs: 3000, rawRsaMs: 2000,
       ingestBatches: [1, 10, 100], ingestMs: 8000, ingestPilotMs: 1500, ingestConcurrency: 16,
       latencyRates: [500, 1000, 2000, 5000], latencyMs: 10_000,
-      rampRates: [6000, 7500, 10_000, 12_500, 15_000, 20_000], rampMs: 6000,
+      rampMaxSteps: 8, rampBisections: 3, rampMs: 6000,
       drainRate: 1000, drainOutageMs: 60_000, drainMaxMs: 150_000,
       profileMs: 10_000,
     };
@@ -184,6 +185,8 @@ interface IngestResult {
   pilotMessagesPerSecond: number;
   statuses: Record<string, number>;
   resets: number;
+  /** The disk's 1-row durable commit rate just before the phase (see fsyncProbe). */
+  diskCommitsPerSecond: number;
   cpu: CpuUse;
   errors: string[];
 }
@@ -224,6 +227,7 @@ async function closedLoopAt(
       Array.from({ length: nReq }, (_, i) => ({ first: i * batch, count: batch })),
     );
     await onPhase?.(phase, nReq * batch);
+    const diskCommitsPerSecond = fsyncProbe();
     let k = 0;
     const c0 = cpuSnapshot(dip.pid, f.receivers?.pid);
     const r = await closedLoop(pool, async (): Promise<Prepared | undefined> => prepared[k++], conc, durationMs);
@@ -247,6 +251,7 @@ async function closedLoopAt(
       pilotMessagesPerSecond: round(pilot.accepted / (pilot.elapsedMs / 1000), 0),
       statuses: r.statuses,
       resets: r.resets,
+      diskCommitsPerSecond,
       cpu: cpuBetween(c0, c1),
       errors: r.errors,
     };
@@ -254,6 +259,11 @@ async function closedLoopAt(
     await pool.close();
   }
 }
+
+const ingestHeaders = ['batch', 'conc.', 'requests/s', 'accepted msg/s', 'req p50 ms', 'req p99 ms', 'DIP cores', 'gen cores', 'others cores', 'disk commits/s', 'refused msgs', 'conn. resets'];
+const ingestRow = (r: IngestResult) => [
+  r.batch, r.concurrency, r.requestsPerSecond, r.messagesPerSecond, r.requestP50Ms, r.requestP99Ms, r.cpu.dipCores, r.cpu.generatorCores, r.cpu.otherCores, r.diskCommitsPerSecond, r.refusedMessages, r.resets,
+];
 
 async function ingestBench(f: Fixture): Promise<IngestResult[]> {
   // A DIP of its own, with recipients registered as participants (routing needs them) but no webhooks:
@@ -266,8 +276,8 @@ async function ingestBench(f: Fixture): Promise<IngestResult[]> {
       const { phase: _p, pilotPhase: _pp, ...r } = await closedLoopAt(f, dip, market, batch, S.ingestMs);
       out.push(r);
       emit('ingest', r as unknown as Record<string, unknown>, table(
-        ['batch', 'conc.', 'requests/s', 'accepted msg/s', 'req p50 ms', 'req p99 ms', 'DIP cores', 'gen. cores', 'refused msgs', 'conn. resets'],
-        [[r.batch, r.concurrency, r.requestsPerSecond, r.messagesPerSecond, r.requestP50Ms, r.requestP99Ms, r.cpu.dipCores, r.cpu.generatorCores, r.refusedMessages, r.resets]],
+        ingestHeaders,
+        [ingestRow(r)],
       ));
     }
   } finally {
@@ -325,7 +335,10 @@ function latencyStats(run: OpenLoopRun, recv: Float64Array, select: (i: number) 
 
 interface LoadResult extends LatencyStats {
   offered: number;
+  /** Seconds the load was offered (less than planned when cut short). */
   seconds: number;
+  /** The DIP fell GIVE_UP_BEHIND_S seconds behind and the phase was cut short. */
+  stoppedEarly: boolean;
   sent: number;
   accepted: number;
   refused: number;
@@ -336,13 +349,14 @@ interface LoadResult extends LatencyStats {
   /** Webhook calls per second in the window, and messages per call. */
   webhookCallsPerSecond: number;
   messagesPerCall: number;
-  /** Time from the end of the window until the last delivery. */
+  /** From the last POST until the last delivery. */
   tailMs: number;
   generatorMaxLagMs: number;
   maxInFlight: number;
   sustained: boolean;
   statuses: Record<string, number>;
   resets: number;
+  diskCommitsPerSecond: number;
   cpu: CpuUse;
   errors: string[];
 }
@@ -368,8 +382,12 @@ async function fanoutDip(f: Fixture): Promise<FanoutCtx> {
 
 const sumOf = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 
+/** How far behind the DIP may fall (seconds of offered load unanswered or undelivered) before a phase is cut short. */
+const GIVE_UP_BEHIND_S = 3;
+
 async function offer(f: Fixture, ctx: FanoutCtx, rate: number, durationMs: number, presign: boolean): Promise<LoadResult> {
   const phase = ++f.phase;
+  let diskCommitsPerSecond = Number.NaN;
   const loop = await openLoop({
     pool: ctx.pool,
     phase,
@@ -378,65 +396,98 @@ async function offer(f: Fixture, ctx: FanoutCtx, rate: number, durationMs: numbe
     maxPerRequest: MAX_PER_REQUEST,
     tickMs: TICK_MS,
     presign,
-    beforeStart: (capacity) => ctx.receivers.phase(phase, capacity),
+    beforeStart: async (capacity) => {
+      await ctx.receivers.phase(phase, capacity);
+      diskCommitsPerSecond = fsyncProbe();
+    },
   });
   const t0 = await loop.started;
   const c0 = cpuSnapshot(ctx.dip.pid, ctx.receivers.pid);
   const p0 = await ctx.receivers.progress(phase);
-  let c1 = c0;
-  let p1: ReceiverProgress = p0;
   const windowEnd = t0 + durationMs;
-  const atEnd = sleep(Math.max(0, windowEnd - wallNow())).then(async () => {
-    c1 = cpuSnapshot(ctx.dip.pid, ctx.receivers.pid);
-    p1 = await ctx.receivers.progress(phase);
-  });
+  let c1 = c0;
+  let p1 = p0;
+  let stoppedEarlyAt: number | null = null;
+  // Watch the phase: once the DIP is GIVE_UP_BEHIND_S seconds of load behind (answers or deliveries),
+  // it is not keeping up, and carrying on would only build a backlog that spoils the next phase.
+  const watch = (async () => {
+    while (wallNow() < windowEnd && stoppedEarlyAt === null) {
+      await sleep(250);
+      const c = loop.counts();
+      const p = await ctx.receivers.progress(phase);
+      const slowest = Math.min(...p.delivered);
+      if (c.sent - c.answered > rate * GIVE_UP_BEHIND_S || c.accepted - slowest > rate * GIVE_UP_BEHIND_S) {
+        stoppedEarlyAt = wallNow();
+        c1 = cpuSnapshot(ctx.dip.pid, ctx.receivers.pid);
+        p1 = p;
+        loop.stop();
+      }
+    }
+    if (stoppedEarlyAt === null) {
+      c1 = cpuSnapshot(ctx.dip.pid, ctx.receivers.pid);
+      p1 = await ctx.receivers.progress(phase);
+    }
+  })();
   const run = await loop.done;
-  await atEnd;
+  await watch;
+  const end = stoppedEarlyAt ?? windowEnd;
   let accepted = 0;
   for (let i = 0; i < run.sent; i++) if (run.status[i] === 201) accepted++;
   await ctx.receivers.waitFor(phase, (p) => p.delivered.length > 0 && p.delivered.every((d) => d >= accepted), SETTLE_MS);
   const recv = await ctx.receivers.collect(phase);
   const stats = latencyStats(run, recv, () => true, [0, 1, 2, 3]);
+  // Rates over the steady part of the window: from a short ramp-in until the window's (or the cut's) end.
+  const from = t0 + Math.min(1000, (end - t0) / 4);
+  const seconds = (end - from) / 1000;
   let acceptedInWindow = 0;
-  for (let i = 0; i < run.sent; i++) if (run.status[i] === 201 && run.answeredAt[i]! <= windowEnd) acceptedInWindow++;
+  for (let i = 0; i < run.sent; i++) if (run.status[i] === 201 && run.answeredAt[i]! > from && run.answeredAt[i]! <= end) acceptedInWindow++;
   let deliveredInWindow = 0;
   let lastDelivery = 0;
   for (const t of recv) {
     if (Number.isNaN(t)) continue;
-    if (t <= windowEnd) deliveredInWindow++;
+    if (t > from && t <= end) deliveredInWindow++;
     if (t > lastDelivery) lastDelivery = t;
   }
-  const seconds = durationMs / 1000;
   const calls = sumOf(p1.calls) - sumOf(p0.calls);
+  const callSeconds = (c1.at - c0.at) / 1000;
   const acceptedPerSecond = acceptedInWindow / seconds;
   const deliveriesPerSecond = deliveredInWindow / seconds;
+  const tailMs = lastDelivery - run.postStart[run.sent - 1]!;
   const sustained =
-    acceptedPerSecond >= 0.95 * rate && deliveriesPerSecond >= 0.95 * RECIPIENT_COUNT * rate && stats.undelivered === 0 && stats.p99 < 1000;
+    stoppedEarlyAt === null &&
+    acceptedPerSecond >= 0.95 * rate &&
+    deliveriesPerSecond >= 0.95 * RECIPIENT_COUNT * rate &&
+    stats.undelivered === 0 &&
+    stats.p99 < 1000 &&
+    tailMs < 1000;
+  const cpu = cpuBetween(c0, c1);
   return {
     offered: rate,
-    seconds,
+    seconds: round((end - t0) / 1000, 2),
+    stoppedEarly: stoppedEarlyAt !== null,
     sent: run.sent,
     accepted,
     refused: run.sent - accepted,
     acceptedPerSecond: round(acceptedPerSecond, 0),
     deliveriesPerSecond: round(deliveriesPerSecond, 0),
-    webhookCallsPerSecond: round(calls / seconds, 0),
+    webhookCallsPerSecond: round(calls / callSeconds, 0),
     messagesPerCall: round(calls > 0 ? (sumOf(p1.messagesSeen) - sumOf(p0.messagesSeen)) / calls : Number.NaN, 1),
-    tailMs: round(lastDelivery - windowEnd, 0),
+    tailMs: round(tailMs, 0),
     ...stats,
     generatorMaxLagMs: round(run.maxLagMs, 1),
     maxInFlight: run.maxInFlight,
     sustained,
     statuses: run.statuses,
     resets: run.resets,
-    cpu: cpuBetween(c0, c1),
+    diskCommitsPerSecond,
+    cpu,
     errors: run.errors,
   };
 }
 
-const loadHeaders = ['offered msg/s', 'accepted msg/s', 'deliveries/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'msgs/call', 'DIP cores', 'recv cores', 'gen cores', 'kept up'];
+const loadHeaders = ['offered msg/s', 'accepted msg/s', 'deliveries/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'msgs/call', 'DIP cores', 'recv cores', 'gen cores', 'others cores', 'disk commits/s', 'kept up'];
 const loadRow = (r: LoadResult) => [
-  r.offered, r.acceptedPerSecond, r.deliveriesPerSecond, r.p50, r.p90, r.p99, r.max, r.messagesPerCall, r.cpu.dipCores, r.cpu.receiverCores, r.cpu.generatorCores, r.sustained ? 'yes' : 'NO',
+  r.offered, r.acceptedPerSecond, r.deliveriesPerSecond, r.p50, r.p90, r.p99, r.max, r.messagesPerCall, r.cpu.dipCores, r.cpu.receiverCores, r.cpu.generatorCores, r.cpu.otherCores, r.diskCommitsPerSecond, r.sustained ? 'yes' : r.stoppedEarly ? 'NO (cut short)' : 'NO',
 ];
 
 async function latencyBench(f: Fixture): Promise<LoadResult[]> {
@@ -458,30 +509,44 @@ interface RampResult {
   steps: LoadResult[];
   maxSustainedRate: number | null;
   maxSustainedDeliveriesPerSecond: number | null;
+  firstNotSustained: number | null;
 }
 
 async function rampBench(f: Fixture, fromLatency: LoadResult[]): Promise<RampResult> {
   const ctx = await fanoutDip(f);
   const steps: LoadResult[] = [];
-  const lastGood = [...fromLatency].filter((r) => r.sustained).sort((a, b) => b.offered - a.offered)[0];
-  const firstBad = [...fromLatency].filter((r) => !r.sustained).sort((a, b) => a.offered - b.offered)[0];
-  // Continue upwards from the fixed-load results; if one of those already fell behind, search below it.
-  let rates = S.rampRates.filter((r) => !lastGood || r > lastGood.offered);
-  if (firstBad) {
-    const lo = lastGood?.offered ?? 250;
-    rates = [Math.round((lo + (firstBad.offered - lo) / 3) / 250) * 250, Math.round((lo + (2 * (firstBad.offered - lo)) / 3) / 250) * 250].filter((r) => r > lo && r < firstBad.offered);
-  }
-  for (const rate of [...new Set(rates)]) {
+  const all = (): LoadResult[] => [...fromLatency, ...steps];
+  // Highest load kept up with, and lowest load above it that was not.
+  let good = Math.max(0, ...all().filter((r) => r.sustained).map((r) => r.offered));
+  let bad = Math.min(Number.POSITIVE_INFINITY, ...all().filter((r) => !r.sustained && r.offered > good).map((r) => r.offered));
+  const step = async (rate: number): Promise<boolean> => {
     log(`ramp: ${rate} msg/s offered for ${S.rampMs / 1000} s`);
     const r = await offer(f, ctx, rate, S.rampMs, true);
     steps.push(r);
     emit('ramp-step', r as unknown as Record<string, unknown>, table(loadHeaders, [loadRow(r)]));
-    if (!r.sustained) break;
+    return r.sustained;
+  };
+  const roundTo = (v: number, q: number) => Math.max(q, Math.round(v / q) * q);
+  // Climb by half again each step until the DIP falls behind…
+  while (bad === Number.POSITIVE_INFINITY && steps.length < S.rampMaxSteps) {
+    const next = good === 0 ? 250 : roundTo(good * 1.5, 250);
+    if (await step(next)) good = next;
+    else bad = next;
   }
-  const all = [...fromLatency, ...steps].filter((r) => r.sustained).sort((a, b) => b.offered - a.offered);
-  const best = all[0];
-  const result = { steps, maxSustainedRate: best?.offered ?? null, maxSustainedDeliveriesPerSecond: best?.deliveriesPerSecond ?? null };
-  emit('ramp', { maxSustainedRate: result.maxSustainedRate, maxSustainedDeliveriesPerSecond: result.maxSustainedDeliveriesPerSecond }, `highest sustained offered load with 4 recipients: ${fmt(result.maxSustainedRate)} msg/s (${fmt(result.maxSustainedDeliveriesPerSecond)} deliveries/s)`);
+  // …then bisect between the last load it kept up with and the first it did not.
+  for (let i = 0; i < S.rampBisections && bad !== Number.POSITIVE_INFINITY; i++) {
+    const mid = roundTo((good + bad) / 2, 50);
+    if (mid <= good || mid >= bad || bad - good <= Math.max(100, good * 0.08)) break;
+    if (await step(mid)) good = mid;
+    else bad = mid;
+  }
+  const best = all().find((r) => r.sustained && r.offered === good);
+  const result = { steps, maxSustainedRate: best?.offered ?? null, maxSustainedDeliveriesPerSecond: best?.deliveriesPerSecond ?? null, firstNotSustained: Number.isFinite(bad) ? bad : null };
+  emit(
+    'ramp',
+    { maxSustainedRate: result.maxSustainedRate, maxSustainedDeliveriesPerSecond: result.maxSustainedDeliveriesPerSecond, firstNotSustained: result.firstNotSustained },
+    `highest sustained offered load with 4 recipients: ${fmt(result.maxSustainedRate)} msg/s (${fmt(result.maxSustainedDeliveriesPerSecond)} deliveries/s); fell behind at ${fmt(result.firstNotSustained)} msg/s`,
+  );
   return result;
 }
 
@@ -500,6 +565,7 @@ interface DrainResult {
   drainRate: number;
   /** Deliveries per call to the recovering recipient while draining. */
   refusedCalls: number;
+  diskCommitsPerSecond: number;
   othersDuringOutage: LatencyStats;
   othersDuringDrain: LatencyStats;
   recoveredAfterDrain: LatencyStats;
@@ -507,21 +573,31 @@ interface DrainResult {
   generatorMaxLagMs: number;
 }
 
-async function drainBench(f: Fixture): Promise<DrainResult> {
+const drainHeaders = ['offered msg/s', 'outage s', 'backlog msgs', '503 calls', 'retry wait ms', 'drain ms', 'drain msg/s', 'DIP cores', 'others cores', 'disk commits/s'];
+const drainRow = (d: DrainResult) => [d.rate, d.outageSeconds, d.backlog, d.refusedCalls, d.retryWaitMs, d.drainMs, d.drainRate, d.cpuDuringDrain.dipCores, d.cpuDuringDrain.otherCores, d.diskCommitsPerSecond];
+
+async function drainBench(f: Fixture, ramp: RampResult | undefined): Promise<DrainResult> {
   const ctx = await fanoutDip(f);
+  // The live load must leave the DIP room to drain: if it sustains less than 1.5× the planned rate, halve what it sustains.
+  const top = ramp?.maxSustainedRate ?? null;
+  const rate = top !== null && top < 1.5 * S.drainRate ? Math.max(50, Math.round(top / 2 / 50) * 50) : S.drainRate;
   const OUT = 3; // LSS
   const phase = ++f.phase;
-  log(`drain: ${RECIPIENTS[OUT].role} answers 503 for ${S.drainOutageMs / 1000} s at ${S.drainRate} msg/s, then recovers`);
+  let diskCommitsPerSecond = Number.NaN;
+  log(`drain: ${RECIPIENTS[OUT].role} answers 503 for ${S.drainOutageMs / 1000} s at ${rate} msg/s, then recovers`);
   await ctx.receivers.setStatus(OUT, 503);
   const loop = await openLoop({
     pool: ctx.pool,
     phase,
-    rate: S.drainRate,
+    rate: rate,
     durationMs: S.drainOutageMs + S.drainMaxMs,
     maxPerRequest: MAX_PER_REQUEST,
     tickMs: TICK_MS,
     presign: false,
-    beforeStart: (capacity) => ctx.receivers.phase(phase, capacity),
+    beforeStart: async (capacity) => {
+      await ctx.receivers.phase(phase, capacity);
+      diskCommitsPerSecond = fsyncProbe();
+    },
   });
   const t0 = await loop.started;
   await sleep(Math.max(0, t0 + S.drainOutageMs - wallNow()));
@@ -529,7 +605,7 @@ async function drainBench(f: Fixture): Promise<DrainResult> {
   await ctx.receivers.setStatus(OUT, 200);
   const tRecover = wallNow();
   const c0 = cpuSnapshot(ctx.dip.pid, ctx.receivers.pid);
-  const backlogEstimate = Math.floor((S.drainRate * (tRecover - t0)) / 1000);
+  const backlogEstimate = Math.floor((rate * (tRecover - t0)) / 1000);
   log(`drain: recipient back; ~${backlogEstimate} messages queued for it`);
   const waited = await ctx.receivers.waitFor(phase, (p) => (p.delivered[OUT] ?? 0) >= backlogEstimate, S.drainMaxMs - 3000, 100);
   const c1 = cpuSnapshot(ctx.dip.pid, ctx.receivers.pid);
@@ -555,13 +631,14 @@ async function drainBench(f: Fixture): Promise<DrainResult> {
   }
   const others = [0, 1, 2];
   const result: DrainResult = {
-    rate: S.drainRate,
+    rate: rate,
     outageSeconds: S.drainOutageMs / 1000,
     backlog,
     retryWaitMs: round(tFirst - tRecover, 0),
     drainMs: round(tDrained - tRecover, 0),
     drainRate: round(backlog / ((tDrained - tFirst) / 1000), 0),
     refusedCalls: refusedBefore.refusedCalls[OUT] ?? 0,
+    diskCommitsPerSecond,
     othersDuringOutage: latencyStats(run, recv, (i) => run.postStart[i]! <= tRecover, others),
     othersDuringDrain: latencyStats(run, recv, (i) => run.postStart[i]! > tRecover && run.postStart[i]! <= tDrained, others),
     recoveredAfterDrain: latencyStats(run, recv, (i) => run.postStart[i]! > tDrained + 500, [OUT]),
@@ -570,8 +647,8 @@ async function drainBench(f: Fixture): Promise<DrainResult> {
   };
   emit('drain', result as unknown as Record<string, unknown>, [
     table(
-      ['offered msg/s', 'outage s', 'backlog msgs', '503 calls', 'retry wait ms', 'drain ms', 'drain msg/s'],
-      [[result.rate, result.outageSeconds, result.backlog, result.refusedCalls, result.retryWaitMs, result.drainMs, result.drainRate]],
+      drainHeaders,
+      [drainRow(result)],
     ),
     table(
       ['latency of', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'],
@@ -647,8 +724,8 @@ async function profileBench(f: Fixture): Promise<ProfileResult> {
   if (summary) writeFileSync(join(RESULTS_DIR, 'profile-summary.txt'), `${text}\n`);
   emit('profile', { load, profileFile: profileFile ? relative(REPO_ROOT, profileFile) : null, topSelf: summary?.topSelf.slice(0, 10), byCategory: summary?.byCategory }, [
     table(
-      ['batch', 'accepted msg/s', 'deliveries/s', 'webhook calls/s', 'DIP cores', 'recv cores', 'gen cores', 'backlog drained after'],
-      [[load.batch, load.messagesPerSecond, load.deliveriesPerSecond, load.webhookCallsPerSecond, load.cpu.dipCores, load.cpu.receiverCores, load.cpu.generatorCores, `${fmt(load.drainAfterMs, 0)} ms`]],
+      ['batch', 'accepted msg/s', 'deliveries/s', 'webhook calls/s', 'DIP cores', 'recv cores', 'gen cores', 'others cores', 'disk commits/s', 'backlog drained after'],
+      [[load.batch, load.messagesPerSecond, load.deliveriesPerSecond, load.webhookCallsPerSecond, load.cpu.dipCores, load.cpu.receiverCores, load.cpu.generatorCores, load.cpu.otherCores, load.diskCommitsPerSecond, `${fmt(load.drainAfterMs, 0)} ms`]],
     ),
     text,
   ].join('\n'));
@@ -682,6 +759,16 @@ function ratios(raw: RawResults | undefined, ingest: IngestResult[] | undefined,
   return out;
 }
 
+function gitInfo(): Record<string, string> {
+  try {
+    const head = execSync('git rev-parse --short HEAD', { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
+    const dirty = execSync('git status --porcelain -- src', { cwd: REPO_ROOT, encoding: 'utf8' }).trim().split('\n').filter(Boolean).length;
+    return { gitHead: head, srcUncommittedFiles: String(dirty) };
+  } catch {
+    return {};
+  }
+}
+
 function markdownReport(results: Record<string, unknown>): string {
   const raw = results.raw as RawResults | undefined;
   const ingest = results.ingest as IngestResult[] | undefined;
@@ -697,15 +784,15 @@ function markdownReport(results: Record<string, unknown>): string {
     md.push(table(['RSA-2048 async sign/s (all cores)', 'sync sign/s (1 thread)', 'sync verify/s (1 thread)'], [[raw.rsa.asyncSignsPerSecond, raw.rsa.syncSignsPerSecond, raw.rsa.syncVerifiesPerSecond]]), '');
   }
   if (ingest) {
-    md.push('### (a) Ingest, closed loop, no delivery', '', table(['batch', 'concurrency', 'requests/s', 'accepted msg/s', 'request p50 ms', 'request p99 ms', 'DIP cores', 'generator cores'], ingest.map((r) => [r.batch, r.concurrency, r.requestsPerSecond, r.messagesPerSecond, r.requestP50Ms, r.requestP99Ms, r.cpu.dipCores, r.cpu.generatorCores])), '');
+    md.push('### (a) Ingest, closed loop, no webhooks registered (nothing delivered)', '', table(ingestHeaders, ingest.map(ingestRow)), '');
   }
   if (latency || ramp) {
     const rows = [...(latency ?? []), ...(ramp?.steps ?? [])];
     md.push('### (b, c) Open loop, 4 recipients per message', '', table(loadHeaders, rows.map(loadRow)), '');
-    if (ramp) md.push(`Highest sustained: **${fmt(ramp.maxSustainedRate)} msg/s** accepted, **${fmt(ramp.maxSustainedDeliveriesPerSecond)} deliveries/s**.`, '');
+    if (ramp) md.push(`Highest sustained: **${fmt(ramp.maxSustainedRate)} msg/s** accepted, **${fmt(ramp.maxSustainedDeliveriesPerSecond)} deliveries/s**; fell behind at ${fmt(ramp.firstNotSustained)} msg/s.`, '');
   }
   if (drain) {
-    md.push('### (d) Drain after an outage', '', table(['offered msg/s', 'outage s', 'backlog msgs', '503 calls', 'retry wait ms', 'drain ms', 'drain msg/s'], [[drain.rate, drain.outageSeconds, drain.backlog, drain.refusedCalls, drain.retryWaitMs, drain.drainMs, drain.drainRate]]), '');
+    md.push('### (d) Drain after an outage', '', table(drainHeaders, [drainRow(drain)]), '');
     md.push(table(['latency of', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'], [
       ['other 3 recipients, during outage', drain.othersDuringOutage.p50, drain.othersDuringOutage.p90, drain.othersDuringOutage.p99, drain.othersDuringOutage.max],
       ['other 3 recipients, during drain', drain.othersDuringDrain.p50, drain.othersDuringDrain.p90, drain.othersDuringDrain.p99, drain.othersDuringDrain.max],
@@ -713,7 +800,7 @@ function markdownReport(results: Record<string, unknown>): string {
     ]), '');
   }
   if (profile) {
-    md.push('### Profile load (closed loop, batch 10, live fan-out, under --cpu-prof)', '', table(['accepted msg/s', 'deliveries/s', 'webhook calls/s', 'DIP cores', 'receiver cores', 'generator cores'], [[profile.load.messagesPerSecond, profile.load.deliveriesPerSecond, profile.load.webhookCallsPerSecond, profile.load.cpu.dipCores, profile.load.cpu.receiverCores, profile.load.cpu.generatorCores]]), '');
+    md.push('### Profile load (closed loop, batch 10, live fan-out, under --cpu-prof)', '', table(['accepted msg/s', 'deliveries/s', 'webhook calls/s', 'DIP cores', 'receiver cores', 'generator cores', 'others cores', 'disk commits/s'], [[profile.load.messagesPerSecond, profile.load.deliveriesPerSecond, profile.load.webhookCallsPerSecond, profile.load.cpu.dipCores, profile.load.cpu.receiverCores, profile.load.cpu.generatorCores, profile.load.cpu.otherCores, profile.load.diskCommitsPerSecond]]), '');
     if (profile.summary) md.push('```', formatSummary(profile.summary, 20), '```', '');
   }
   if (ratio && Object.keys(ratio).length) {
@@ -725,7 +812,7 @@ function markdownReport(results: Record<string, unknown>): string {
 async function main(): Promise<void> {
   const started = wallNow();
   mkdirSync(RESULTS_DIR, { recursive: true });
-  const machine = machineInfo();
+  const machine = { ...machineInfo(), ...gitInfo() };
   log(`OpenDIP benchmarks (${QUICK ? 'quick' : 'full'}): ${[...selected].join(', ')} on ${machine.nproc} × ${machine.cpuModel}, node ${machine.node}`);
   const results: Record<string, unknown> = {
     generatedAt: new Date().toISOString(),
@@ -746,7 +833,7 @@ async function main(): Promise<void> {
     if (selected.has('ingest')) results.ingest = ingest = await ingestBench(f);
     if (selected.has('latency')) results.latency = latency = await latencyBench(f);
     if (selected.has('ramp')) results.ramp = ramp = await rampBench(f, latency ?? []);
-    if (selected.has('drain')) results.drain = drain = await drainBench(f);
+    if (selected.has('drain')) results.drain = drain = await drainBench(f, ramp);
     if (fanout) {
       await fanout.pool.close();
       await stopDip(f, fanout.dip);

@@ -23,6 +23,8 @@ import { Registry } from './pipeline/registry.js';
 import { Replay } from './pipeline/replay.js';
 import { Retention } from './pipeline/retention.js';
 import { ensurePki, type PkiMaterial } from './security/pki.js';
+import { FileKeyEncryptionKey, Sealer, type KeyEncryptionKey } from './security/at-rest.js';
+import { pathToFileURL } from 'node:url';
 import { ReplayGuard } from './security/replay-guard.js';
 import { RevocationWatcher } from './security/revocation.js';
 import { Signer } from './security/signature.js';
@@ -40,12 +42,34 @@ export interface RunningDip {
 }
 
 export const pkiDir = (config: DipConfig): string => join(config.dataDir, 'pki');
+
+/**
+ * The key-encryption key: a key file in the data directory by default. DIP_KMS_MODULE names an ES
+ * module whose default export is a function returning a KeyEncryptionKey (wrap/unwrap through a KMS).
+ */
+async function keyEncryptionKey(config: DipConfig): Promise<KeyEncryptionKey> {
+  const module = process.env.DIP_KMS_MODULE;
+  if (!module) return new FileKeyEncryptionKey(join(config.dataDir, 'keys', 'kek.key'));
+  const loaded = (await import(pathToFileURL(module).href)) as { default: (config: DipConfig) => KeyEncryptionKey | Promise<KeyEncryptionKey> };
+  return loaded.default(config);
+}
 export const databaseFile = (config: DipConfig): string => join(config.dataDir, 'dip.db');
 
 /** Wires the embedded DIP together (the only place adapters meet the pipeline) and starts listening. */
-export async function startDip(config: DipConfig, logger: Logger = pino({ level: process.env.DIP_LOG_LEVEL ?? 'info' })): Promise<RunningDip> {
+/** Logs never carry payloads or MPANs, whatever a future log line passes in. */
+export function defaultLogger(): Logger {
+  return pino({
+    level: process.env.DIP_LOG_LEVEL ?? 'info',
+    redact: { paths: ['payload', '*.payload', 'mpan', '*.mpan', 'MPANCore', '*.MPANCore', 'outbound', '*.outbound', 'body', '*.body'], censor: '[masked]' },
+  });
+}
+
+export async function startDip(config: DipConfig, logger: Logger = defaultLogger()): Promise<RunningDip> {
   const pki = await ensurePki(pkiDir(config), { environment: config.environment, hostnames: config.hostnames, ipAddresses: config.ipAddresses });
   const store = new SqliteStore(databaseFile(config));
+  // Encryption at rest: payloads and raw requests are sealed under data keys wrapped by the KEK.
+  const sealer = await Sealer.open(await keyEncryptionKey(config), store);
+  store.useSealer(sealer);
   const catalogue = new CatalogueSource(config.dataDir, logger);
   const defaultStaleMs = (config.staleAfterMinutes ?? config.retentionDays * 1440) * 60_000;
   const channel = (id: string) => {
@@ -134,7 +158,7 @@ export async function startDip(config: DipConfig, logger: Logger = pino({ level:
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  const admin = buildAdminServer({ token: ensureAdminToken(config.dataDir), log: store, mpan, delivery, logger });
+  const admin = buildAdminServer({ token: ensureAdminToken(config.dataDir), log: store, mpan, delivery, logger, sealer });
   await admin.listen({ port: config.adminPort, host: '127.0.0.1' });
   const adminAddress = admin.server.address();
   const adminPort = typeof adminAddress === 'object' && adminAddress ? adminAddress.port : config.adminPort;

@@ -126,7 +126,7 @@ describe('fair use over HTTPS: 429 with Retry-After, per participant', () => {
 
   it('takes the participant again once tokens have refilled', async () => {
     await new Promise((r) => setTimeout(r, 1100));
-    expect((await sds.client.submit('IF-021', [item(sds.dipId, 'rl-after')])).status).toBe(201);
+    expect((await sds.client.submit('IF-021', [item(sds.dipId, 'rlafter')])).status).toBe(201);
   });
 
   it('counts unknown API keys against the TLS certificate that brings them, before any database lookup', async () => {

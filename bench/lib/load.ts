@@ -259,6 +259,8 @@ export interface OpenLoop {
   started: Promise<number>;
   /** Stops offering new messages now. */
   stop(): void;
+  /** Messages sent so far, and how many of them have been answered / accepted. */
+  counts(): { sent: number; answered: number; accepted: number };
 }
 
 /**
@@ -294,6 +296,8 @@ export async function openLoop(o: OpenLoopOptions): Promise<OpenLoop> {
   let stopped = false;
   let gi = 0;
   let sent = 0;
+  let answered = 0;
+  let acceptedCount = 0;
   let inFlight = 0;
   let maxInFlight = 0;
   let maxLag = 0;
@@ -321,6 +325,8 @@ export async function openLoop(o: OpenLoopOptions): Promise<OpenLoop> {
       const at = wallNow();
       answeredAt.fill(at, g.first, g.first + g.count);
       status.fill(a.status, g.first, g.first + g.count);
+      answered += g.count;
+      if (a.status === 201) acceptedCount += g.count;
       statuses[a.status] = (statuses[a.status] ?? 0) + 1;
       resets += a.resets;
       if (a.status !== 201 && errors.length < 5) errors.push(`${a.status}: ${a.text.slice(0, 300)}`);
@@ -371,5 +377,6 @@ export async function openLoop(o: OpenLoopOptions): Promise<OpenLoop> {
     stop() {
       stopped = true;
     },
+    counts: () => ({ sent, answered, accepted: acceptedCount }),
   };
 }

@@ -65,6 +65,16 @@ export function sqliteInsertRate(opts: { rows: string[]; rowsPerTransaction: num
   }
 }
 
+let probeRows: string[] | undefined;
+/**
+ * A 300 ms sample of the disk's durable-commit rate (1-row transactions, synchronous=FULL), taken before
+ * each phase: on a shared host fsync latency swings by an order of magnitude with the neighbours' I/O.
+ */
+export function fsyncProbe(durationMs = 300): number {
+  probeRows ??= [Array.from({ length: 45 }, () => 'x'.repeat(100)).join('')];
+  return sqliteInsertRate({ rows: probeRows, rowsPerTransaction: 1, durationMs }).transactionsPerSecond;
+}
+
 export interface EchoResult {
   bodyBytes: number;
   concurrency: number;

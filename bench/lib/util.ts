@@ -140,17 +140,23 @@ export interface CpuUse {
   generatorCores: number;
   /** Everything busy on the machine (ours and neighbours'), in cores; and time stolen by the hypervisor. */
   machineBusyCores: number;
+  /** Busy cores not accounted for by the bench's three processes: the neighbours' load. */
+  otherCores: number;
   stealCores: number;
   dipCpuSeconds: number;
 }
 
 export function cpuBetween(a: CpuSnapshot, b: CpuSnapshot): CpuUse {
   const wall = (b.at - a.at) / 1000;
+  const ours = (x: number) => (Number.isNaN(x) ? 0 : x);
+  const busy = (b.machine.busy - a.machine.busy) / wall;
+  const mine = ours((b.dip - a.dip) / wall) + ours((b.receivers - a.receivers) / wall) + ours((b.generator - a.generator) / wall);
   return {
     dipCores: round((b.dip - a.dip) / wall, 2),
     receiverCores: round((b.receivers - a.receivers) / wall, 2),
     generatorCores: round((b.generator - a.generator) / wall, 2),
-    machineBusyCores: round((b.machine.busy - a.machine.busy) / wall, 2),
+    machineBusyCores: round(busy, 2),
+    otherCores: round(Math.max(0, busy - mine), 2),
     stealCores: round((b.machine.steal - a.machine.steal) / wall, 2),
     dipCpuSeconds: round(b.dip - a.dip, 2),
   };

@@ -6,6 +6,7 @@ import type { Delivery } from '../pipeline/delivery.js';
 import type { Logger } from '../pipeline/logger.js';
 import { SLOTS, type AppointmentChange } from '../domain/mpan-lookup.js';
 import type { MpanDirectory } from '../pipeline/mpan-directory.js';
+import type { Sealer } from '../security/at-rest.js';
 import type { DeadLetter, MessageLog } from '../ports/store.js';
 
 export const adminTokenFile = (dataDir: string): string => join(dataDir, 'admin-token');
@@ -21,6 +22,7 @@ export interface AdminDeps {
   token: string;
   log: Pick<MessageLog, 'deadLetters' | 'requeueDeadLetters' | 'discardDeadLetters'>;
   mpan: Pick<MpanDirectory, 'history' | 'apply'>;
+  sealer: Pick<Sealer, 'rotate'>;
   delivery: Pick<Delivery, 'notify'>;
   logger: Logger;
 }
@@ -90,6 +92,13 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
     deps.logger.info({ queue, discarded }, 'operator discarded dead letters');
     return { discarded };
   });
+  // Encryption at rest: a new data key for everything written from now on; older keys keep reading.
+  app.post('/admin/keys/rotate', async () => {
+    const dataKeyId = await deps.sealer.rotate();
+    deps.logger.info({ dataKeyId }, 'at-rest data key rotated');
+    return { dataKeyId };
+  });
+
   // MPAN lookup: the operator's view and corrections, and the target of bulk loads (dip mpan load).
   app.get<{ Params: { mpan: string } }>(
     '/admin/mpan/:mpan',

@@ -280,6 +280,13 @@ mpanCmd
     print(await adminCall(loadConfig(), 'POST', '/admin/mpan/changes', [change]));
   });
 
+program
+  .command('keys')
+  .description('encryption at rest (operator; needs the running DIP)')
+  .command('rotate')
+  .description('seal everything written from now on under a new data key (older keys keep reading)')
+  .action(async () => print(await adminCall(loadConfig(), 'POST', '/admin/keys/rotate')));
+
 const dead = program.command('dead-letters').description('the dead-letter queue (operator; needs the running DIP)');
 dead
   .command('list')

@@ -92,7 +92,8 @@ export class Ingest {
     // A recipient onboarded a moment ago (perhaps by the CLI, in another process) is known at once.
     if (states.some((s) => s.validated?.header.primaryRecipients.some((id) => !this.registry.participant(id)))) await this.registry.refresh();
     const histories = await this.lookUpMpans(channel, states);
-    states.forEach((s, index) => this.routeItem(channel, s, index, now, histories));
+    const stamp = dipDateTime(now);
+    states.forEach((s, index) => this.routeItem(channel, s, index, now, stamp, histories));
     markDuplicatesInBatch(states);
     const failed = states.find((s) => s.refusal !== null);
     if (failed) return this.refuse(now, caller.dipId, states, failed);
@@ -165,7 +166,7 @@ export class Ingest {
     return found;
   }
 
-  private routeItem(channel: Channel, state: ItemState, index: number, now: Date, histories: Map<string, readonly Appointment[]>): void {
+  private routeItem(channel: Channel, state: ItemState, index: number, now: Date, stamp: string, histories: Map<string, readonly Appointment[]>): void {
     if (!state.validated) return;
     const { message, header: h } = state.validated;
     const history = h.mpan === null ? undefined : histories.get(h.mpan);
@@ -182,7 +183,7 @@ export class Ingest {
     const correlationId = channel.workflowStarter && h.senderCorrelationId === null ? newCorrelationId(now) : h.senderCorrelationId;
     const outbound = stampWrapper(message, {
       transactionId,
-      transactionTimestamp: dipDateTime(now),
+      transactionTimestamp: stamp,
       publicationId: channel.publicationId,
       initialCorrelationId: correlationId,
       replayIndicator: false,

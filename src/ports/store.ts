@@ -103,7 +103,6 @@ export interface ArchivedMessage {
   senderDipId: string;
   senderRole: string;
   correlationId: string | null;
-  mpan: string | null;
   receivedAt: number;
   outbound: string;
 }

@@ -116,3 +116,33 @@ export function buildIF036DataServiceActive(opts: DataServiceAppointmentOptions)
     },
   };
 }
+
+export interface GainMpanInfoOptions {
+  /** The registration service sending it (role REGS); 10 hex digits. */
+  senderDipId: string;
+  mpan: string;
+  distributorDipId: string;
+  /** Normally the incoming supplier. */
+  primaryRecipients?: string[];
+  uniqueSuffix?: string;
+  envTag?: string;
+  now?: Date;
+}
+
+/**
+ * A valid IF-002 [GainMPANInfo]: after a change of supplier, the registration service gives the
+ * incoming supplier the metering point's standing data (BP001/BP002).
+ */
+export function buildIF002GainMpanInfo(opts: GainMpanInfoOptions): unknown {
+  const now = opts.now ?? new Date();
+  const since = dipDateTime(new Date(Date.UTC(2020, 0, 1)));
+  return {
+    payload: {
+      CommonBlock: commonBlock('IF-002', 'GainMPANInfo', opts, now),
+      CustomBlock: {
+        B013: { CSSRegistrationID: randomBytes(4).toString('hex').toUpperCase() },
+        ...siteBlocks(since),
+      },
+    },
+  };
+}

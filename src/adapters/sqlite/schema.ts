@@ -5,7 +5,7 @@ CREATE TABLE IF NOT EXISTS batches (
   channel TEXT NOT NULL,
   sender_dip_id TEXT NOT NULL,
   received_at INTEGER NOT NULL,
-  raw BLOB NOT NULL,
+  raw BLOB NOT NULL, -- the request body exactly as signed, deflate-raw compressed
   signature TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS messages (
@@ -18,10 +18,10 @@ CREATE TABLE IF NOT EXISTS messages (
   sender_role TEXT NOT NULL,
   sender_ref TEXT,
   correlation_id TEXT,
-  mpan TEXT,
+  mpan TEXT, -- a keyed hash of the MPAN when encryption at rest is on: searchable, not readable
   received_at INTEGER NOT NULL,
   replay_of INTEGER,
-  outbound TEXT NOT NULL
+  outbound BLOB NOT NULL -- sealed (AES-256-GCM) when encryption at rest is on
 );
 CREATE UNIQUE INDEX IF NOT EXISTS messages_sender_ref ON messages (sender_dip_id, sender_ref) WHERE sender_ref IS NOT NULL;
 CREATE TABLE IF NOT EXISTS queues (
@@ -91,6 +91,12 @@ CREATE TABLE IF NOT EXISTS mpan_appointments (
   dip_id TEXT NOT NULL,
   PRIMARY KEY (mpan, slot, from_ms)
 ) WITHOUT ROWID;
+-- Envelope encryption: data keys, each wrapped by the key-encryption key (a key file or a KMS).
+CREATE TABLE IF NOT EXISTS data_keys (
+  id INTEGER PRIMARY KEY,
+  wrapped BLOB NOT NULL,
+  created_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS webhooks (
   recipient_dip_id TEXT NOT NULL,
   channel TEXT NOT NULL,

@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
+import { deflateRawSync } from 'node:zlib';
 import { dirname } from 'node:path';
 import { applyChange, isSlot, type Appointment, type AppointmentChange } from '../../domain/mpan-lookup.js';
 import type { Participant } from '../../domain/participant.js';
@@ -19,8 +20,26 @@ import type {
   Store,
   Webhook,
 } from '../../ports/store.js';
+import type { DataKeyStore } from '../../security/at-rest.js';
 import { GroupCommit } from './group-commit.js';
 import { SCHEMA } from './schema.js';
+
+/** A stored payload: sealed (BLOB) when written with encryption at rest, text when written without. */
+type Stored = string | Buffer;
+
+/** How payloads are written: sealed by the at-rest Sealer, or (tests of other concerns) as they are. */
+export interface ValueSealer {
+  seal(plain: Buffer | string): Buffer | string;
+  open(sealed: Buffer): Buffer;
+  /** What is stored in place of a searchable personal value (the MPAN): equal inputs, equal outputs. */
+  index(value: string): string;
+}
+
+const PLAIN: ValueSealer = {
+  seal: (plain) => plain,
+  open: (sealed) => sealed,
+  index: (value) => value,
+};
 
 interface QueueRow {
   id: number;
@@ -35,7 +54,8 @@ const queueKey = (recipient: string, channel: string): string => `${recipient}\u
  * A recipient queue is a tiny (queue, seq) → message index over the single message log: fan-out to
  * four recipients costs four 3-integer rows, not four copies of the message.
  */
-export class SqliteStore implements Store {
+export class SqliteStore implements Store, DataKeyStore {
+  private sealer: ValueSealer = PLAIN;
   private readonly db: Database.Database;
   private readonly writes: GroupCommit;
   /** Queue id and last sequence number per (recipient, channel); dropped when a group commit rolls back. */
@@ -71,7 +91,7 @@ export class SqliteStore implements Store {
       insertQueue: db.prepare('INSERT INTO queues (recipient_dip_id, channel) VALUES (?, ?)'),
       insertEntry: db.prepare('INSERT INTO queue_entries (queue_id, seq, message_id) VALUES (?, ?, ?)'),
       insertRequeuedEntry: db.prepare('INSERT INTO queue_entries (queue_id, seq, message_id, enqueued_at) VALUES (?, ?, ?, ?)'),
-      readQueue: db.prepare<[number, number, number], { seq: number; messageId: number; transactionId: string; receivedAt: number; outbound: string }>(
+      readQueue: db.prepare<[number, number, number], { seq: number; messageId: number; transactionId: string; receivedAt: number; outbound: Stored }>(
         `SELECT e.seq AS seq, m.id AS messageId, m.transaction_id AS transactionId,
                 coalesce(e.enqueued_at, m.received_at) AS receivedAt, m.outbound AS outbound
            FROM queue_entries e JOIN messages m ON m.id = e.message_id
@@ -135,6 +155,8 @@ export class SqliteStore implements Store {
       ),
       deleteOldAttempts: db.prepare('DELETE FROM delivery_attempts WHERE id IN (SELECT id FROM delivery_attempts WHERE started_at < ? LIMIT ?)'),
       channels: db.prepare<[], { channel: string }>('SELECT DISTINCT channel FROM messages'),
+      dataKeys: db.prepare<[], { id: number; wrapped: Buffer }>('SELECT id, wrapped FROM data_keys ORDER BY id'),
+      addDataKey: db.prepare('INSERT INTO data_keys (wrapped, created_at) VALUES (?, ?)'),
       bumpVersion: db.prepare('UPDATE registry_version SET version = version + 1 WHERE id = 1'),
       version: db.prepare<[], { version: number }>('SELECT version FROM registry_version WHERE id = 1'),
       putWebhook: db.prepare(
@@ -160,7 +182,9 @@ export class SqliteStore implements Store {
         batch.channel,
         batch.senderDipId,
         batch.receivedAt,
-        batch.rawRequest,
+        // The raw request is kept for non-repudiation and rarely read: deflated, it costs a fraction of
+        // the disk bandwidth (JSON batches shrink 5-50x at level 1 for well under 1 ms per 100 messages).
+        this.sealer.seal(deflateRawSync(batch.rawRequest, { level: 1 })),
         batch.signatureHeaders,
       ).lastInsertRowid;
       // Sequence numbers are applied to the cache only once the whole batch is written: a failure part
@@ -176,10 +200,10 @@ export class SqliteStore implements Store {
           m.senderRole,
           m.senderUniqueReference,
           m.correlationId,
-          m.mpan,
+          m.mpan === null ? null : this.sealer.index(m.mpan),
           m.receivedAt,
           null,
-          m.outbound,
+          this.sealer.seal(m.outbound),
         ).lastInsertRowid;
         for (const recipient of m.recipients) {
           const q = this.nextSeq(heads, recipient, m.channel);
@@ -224,9 +248,10 @@ export class SqliteStore implements Store {
     let bytes = 0;
     const out: QueueEntry[] = [];
     for (const r of rows) {
-      bytes += Buffer.byteLength(r.outbound) + 1;
+      const outbound = this.reveal(r.outbound);
+      bytes += Buffer.byteLength(outbound) + 1;
       if (out.length > 0 && bytes > maxBytes) break;
-      out.push(r);
+      out.push({ ...r, outbound });
     }
     return out;
   }
@@ -346,22 +371,23 @@ export class SqliteStore implements Store {
     }
     if (query.mpan !== undefined) {
       where.push('m.mpan = ?');
-      args.push(query.mpan);
+      args.push(this.sealer.index(query.mpan));
     }
     if (query.transactionIds !== undefined) {
       where.push(`m.transaction_id IN (${query.transactionIds.map(() => '?').join(',') || 'NULL'})`);
       args.push(...query.transactionIds);
     }
     args.push(query.limit);
-    return this.db
-      .prepare<unknown[], ArchivedMessage>(
+    const rows = this.db
+      .prepare<unknown[], Omit<ArchivedMessage, 'outbound'> & { outbound: Stored }>(
         `SELECT m.id AS id, m.transaction_id AS transactionId, m.channel AS channel, m.event_code AS eventCode,
                 m.sender_dip_id AS senderDipId, m.sender_role AS senderRole, m.correlation_id AS correlationId,
-                m.mpan AS mpan, m.received_at AS receivedAt, m.outbound AS outbound
+                m.received_at AS receivedAt, m.outbound AS outbound
            FROM queue_entries e JOIN queues q ON q.id = e.queue_id JOIN messages m ON m.id = e.message_id
           WHERE ${where.join(' AND ')} ORDER BY e.seq LIMIT ?`,
       )
       .all(...args);
+    return rows.map((r) => ({ ...r, outbound: this.reveal(r.outbound) }));
   }
 
   appendReplayCopies(copies: ReplayCopy[], enqueueFor?: QueueRef): Promise<void> {
@@ -387,7 +413,7 @@ export class SqliteStore implements Store {
           original.mpan,
           c.receivedAt,
           c.originalId,
-          c.outbound,
+          this.sealer.seal(c.outbound),
         ).lastInsertRowid;
         if (enqueueFor) {
           const q = this.nextSeq(heads, enqueueFor.recipientDipId, enqueueFor.channel);
@@ -504,6 +530,23 @@ export class SqliteStore implements Store {
 
   async webhooks(): Promise<Webhook[]> {
     return this.s.webhooks.all();
+  }
+
+  /** From now on payloads are sealed on write (call before the first write). Reads open either kind. */
+  useSealer(sealer: ValueSealer): void {
+    this.sealer = sealer;
+  }
+
+  private reveal(v: Stored): string {
+    return typeof v === 'string' ? v : this.sealer.open(v).toString('utf8');
+  }
+
+  dataKeys(): Array<{ id: number; wrapped: Buffer }> {
+    return this.s.dataKeys.all();
+  }
+
+  addDataKey(wrapped: Buffer): number {
+    return Number(this.s.addDataKey.run(wrapped, Date.now()).lastInsertRowid);
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,126 @@
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+/**
+ * Encryption at rest with envelope keys. Archived payloads are sealed with AES-256-GCM under a *data key*;
+ * data keys are stored only wrapped by a *key-encryption key* (KEK): a key file by default, or an
+ * external KMS through the KeyEncryptionKey interface. Rotation adds a data key and makes it current;
+ * older ones stay for reading what they sealed.
+ */
+export interface KeyEncryptionKey {
+  wrap(dataKey: Buffer): Promise<Buffer>;
+  unwrap(wrapped: Buffer): Promise<Buffer>;
+}
+
+/** Where wrapped data keys are kept (the store's own table, so they travel with the data they seal). */
+export interface DataKeyStore {
+  dataKeys(): Array<{ id: number; wrapped: Buffer }>;
+  addDataKey(wrapped: Buffer): number;
+}
+
+const GCM_IV = 12;
+const GCM_TAG = 16;
+const VERSION = 1;
+
+function gcmSeal(key: Buffer, plain: Buffer, aad: Buffer): Buffer {
+  const iv = randomBytes(GCM_IV);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(aad);
+  const body = Buffer.concat([cipher.update(plain), cipher.final()]);
+  return Buffer.concat([iv, cipher.getAuthTag(), body]);
+}
+
+function gcmOpen(key: Buffer, sealed: Buffer, aad: Buffer): Buffer {
+  const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, GCM_IV));
+  decipher.setAAD(aad);
+  decipher.setAuthTag(sealed.subarray(GCM_IV, GCM_IV + GCM_TAG));
+  return Buffer.concat([decipher.update(sealed.subarray(GCM_IV + GCM_TAG)), decipher.final()]);
+}
+
+/** The default KEK: 32 random bytes in a file readable by the DIP's account only. */
+export class FileKeyEncryptionKey implements KeyEncryptionKey {
+  private readonly kek: Buffer;
+
+  constructor(file: string) {
+    if (!existsSync(file)) {
+      mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+      writeFileSync(file, randomBytes(32).toString('base64'), { mode: 0o600 });
+    }
+    this.kek = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
+    if (this.kek.length !== 32) throw new Error(`${file} does not hold a 256-bit key`);
+  }
+
+  async wrap(dataKey: Buffer): Promise<Buffer> {
+    return gcmSeal(this.kek, dataKey, Buffer.from('opendip-data-key'));
+  }
+
+  async unwrap(wrapped: Buffer): Promise<Buffer> {
+    return gcmOpen(this.kek, wrapped, Buffer.from('opendip-data-key'));
+  }
+}
+
+/**
+ * Seals and opens archived values. Sealed layout: version (1 byte), data key id (4 bytes), IV, tag,
+ * ciphertext. The key id is authenticated too, so a value cannot be passed off under another key.
+ */
+export class Sealer {
+  private indexKey: Buffer | undefined;
+
+  private constructor(
+    private readonly keys: Map<number, Buffer>,
+    private current: number,
+    private readonly kek: KeyEncryptionKey,
+    private readonly store: DataKeyStore,
+  ) {}
+
+  /**
+   * A keyed hash for values that must be searchable but not readable (an MPAN in the archive index).
+   * Derived from the first data key, so it stays the same across rotations.
+   */
+  index(value: string): string {
+    if (!this.indexKey) {
+      const first = this.keys.get(Math.min(...this.keys.keys()))!;
+      this.indexKey = Buffer.from(hkdfSync('sha256', first, Buffer.alloc(0), 'opendip-archive-index', 32));
+    }
+    return createHmac('sha256', this.indexKey).update(value).digest('base64url');
+  }
+
+  /** Unwraps the stored data keys, creating the first one if there is none. */
+  static async open(kek: KeyEncryptionKey, store: DataKeyStore): Promise<Sealer> {
+    const keys = new Map<number, Buffer>();
+    for (const { id, wrapped } of store.dataKeys()) keys.set(id, await kek.unwrap(wrapped));
+    const sealer = new Sealer(keys, Math.max(0, ...keys.keys()), kek, store);
+    if (keys.size === 0) await sealer.rotate();
+    return sealer;
+  }
+
+  /** A new data key for everything sealed from now on. */
+  async rotate(): Promise<number> {
+    const key = randomBytes(32);
+    const id = this.store.addDataKey(await this.kek.wrap(key));
+    this.keys.set(id, key);
+    this.current = id;
+    return id;
+  }
+
+  get currentKeyId(): number {
+    return this.current;
+  }
+
+  seal(plain: Buffer | string): Buffer {
+    const header = Buffer.alloc(5);
+    header.writeUInt8(VERSION, 0);
+    header.writeUInt32BE(this.current, 1);
+    const data = typeof plain === 'string' ? Buffer.from(plain, 'utf8') : plain;
+    return Buffer.concat([header, gcmSeal(this.keys.get(this.current)!, data, header)]);
+  }
+
+  open(sealed: Buffer): Buffer {
+    const header = sealed.subarray(0, 5);
+    if (header.readUInt8(0) !== VERSION) throw new Error('sealed value has an unknown format version');
+    const key = this.keys.get(header.readUInt32BE(1));
+    if (!key) throw new Error(`sealed with data key ${header.readUInt32BE(1)}, which this DIP does not hold`);
+    return gcmOpen(key, sealed.subarray(5), header);
+  }
+}

@@ -1,0 +1,74 @@
+import Database from 'better-sqlite3';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { FileKeyEncryptionKey, Sealer } from '../src/security/at-rest.js';
+import { SqliteStore } from '../src/adapters/sqlite/store.js';
+import { buildIF021, mpanCore } from '../src/sim/messages.js';
+import { startTestDip, waitFor, type TestDip } from './helpers/dip-harness.js';
+
+/** Every byte SQLite holds for the database: the main file and the write-ahead log. */
+function databaseBytes(dataDir: string): Buffer {
+  const file = join(dataDir, 'dip.db');
+  return Buffer.concat([file, `${file}-wal`].filter((f) => existsSync(f)).map((f) => readFileSync(f)));
+}
+
+describe('encryption at rest', () => {
+  let t: TestDip | undefined;
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('keeps no payload, raw request or MPAN in plaintext on disk, yet delivers, replays and filters by MPAN', async () => {
+    t = await startTestDip();
+    const sds = await t.participant('2000000001', ['SDS']);
+    const sup = await t.participant('1000000001', ['SUP']);
+    const r = await t.receiver();
+    await sup.client.setWebhook('IF-021', sup.dipId, { callbackURL: r.url });
+    const mpan = mpanCore('at-rest');
+    const item = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', mpan, primaryRecipients: [sup.dipId] });
+    expect((await sds.client.submit('IF-021', [item])).status).toBe(201);
+    await waitFor(() => r.calls.length === 1, 5000, 'delivery');
+    expect((r.calls[0]!.messages[0] as any).payload.CommonBlock.M0.MPANCore).toBe(mpan);
+
+    const bytes = databaseBytes(t.config.dataDir);
+    expect(bytes.length).toBeGreaterThan(10_000);
+    for (const needle of [mpan, 'CustomBlock', 'settlementDayConsumptionPeriods', 'issuingDataServiceDIPID']) {
+      expect(bytes.includes(Buffer.from(needle)), `'${needle}' found in the database files`).toBe(false);
+    }
+    // The same check finds plaintext when there is some: the sender reference is stored in the clear.
+    expect(bytes.includes(Buffer.from(item.payload.CommonBlock.S1.senderUniqueReference))).toBe(true);
+
+    const from = new Date(Date.now() - 3600_000).toISOString().slice(0, 19) + '+00:00';
+    const to = new Date(Date.now() + 3600_000).toISOString().slice(0, 19) + '+00:00';
+    const replay = await sup.client.replay('IF-021', sup.dipId, { datetimeFrom: from, datetimeTo: to, MPAN: mpan });
+    expect((replay.body as any[]).length).toBe(1);
+    const none = await sup.client.replay('IF-021', sup.dipId, { datetimeFrom: from, datetimeTo: to, MPAN: mpanCore('other') });
+    expect(none.body).toEqual([]);
+  });
+
+  it('rotates data keys: new writes use the new key, old values still open; a wrong KEK opens nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'opendip-keys-'));
+    const store = new SqliteStore(join(dir, 'dip.db'));
+    const sealer = await Sealer.open(new FileKeyEncryptionKey(join(dir, 'kek.key')), store);
+    const first = sealer.seal('personal data');
+    const firstKey = sealer.currentKeyId;
+    expect(await sealer.rotate()).toBeGreaterThan(firstKey);
+    const second = sealer.seal('personal data');
+    expect(second.readUInt32BE(1)).not.toBe(first.readUInt32BE(1));
+    const reopened = await Sealer.open(new FileKeyEncryptionKey(join(dir, 'kek.key')), store);
+    expect(reopened.open(first).toString()).toBe('personal data');
+    expect(reopened.open(second).toString()).toBe('personal data');
+    expect(reopened.index('1200000000009')).toBe(sealer.index('1200000000009'));
+    // Tampering is detected.
+    const tampered = Buffer.from(second);
+    tampered[tampered.length - 1]! ^= 1;
+    expect(() => reopened.open(tampered)).toThrow();
+    // Data keys are stored only wrapped: another KEK cannot unwrap them.
+    await expect(Sealer.open(new FileKeyEncryptionKey(join(dir, 'other.key')), store)).rejects.toThrow();
+    const raw = new Database(join(dir, 'dip.db'), { readonly: true }).prepare('SELECT count(*) AS n FROM data_keys').get() as { n: number };
+    expect(raw.n).toBe(2);
+    await store.close();
+  });
+});

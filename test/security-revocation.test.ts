@@ -1,0 +1,224 @@
+/**
+ * Revocation (src/security/revocation.ts): the revocation list and CRL that `dip pki revoke` writes,
+ * and a running DIP that honours them without a restart: per request at once, and at the TLS
+ * handshake of every new connection.
+ */
+import 'reflect-metadata'; // before @peculiar/x509
+import * as x509 from '@peculiar/x509';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { onboardParticipant } from '../src/admin/participants.js';
+import { pkiDir } from '../src/app.js';
+import { DipClient } from '../src/client/dip-client.js';
+import { createCertificateAuthority, ensurePki, issueParticipantCertificate, type KeyAndCert, type PkiMaterial } from '../src/security/pki.js';
+import { crlFile, readRevocationList, revocationListFile, revokeCertificate, RevocationWatcher } from '../src/security/revocation.js';
+import { certificateInfo } from '../src/security/signature.js';
+import { buildIF021 } from '../src/sim/messages.js';
+import { quietLogger, startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+
+const hasOpenssl = (() => {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+describe('revokeCertificate: revoked.json and a CRL signed by the CA', () => {
+  let dir: string;
+  let pki: PkiMaterial;
+  let a: KeyAndCert;
+  let b: KeyAndCert;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'opendip-revoke-'));
+    pki = await ensurePki(dir, { environment: 'DEV', hostnames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+    [a, b] = await Promise.all([
+      issueParticipantCertificate(pki.ca, { organisation: 'A', dipIds: ['1000000001'], environment: 'DEV', validDays: 5 }),
+      issueParticipantCertificate(pki.ca, { organisation: 'B', dipIds: ['1000000002'], environment: 'DEV', validDays: 5 }),
+    ]);
+  });
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('records serial, fingerprint, subject, DIP IDs, reason and time, and is idempotent', async () => {
+    const at = new Date('2026-11-23T10:00:00.000Z');
+    const first = await revokeCertificate(dir, a.certPem, 'keyCompromise', at);
+    expect(first.alreadyRevoked).toBe(false);
+    const info = certificateInfo(a.certPem);
+    expect(first.entry).toEqual({ serialNumber: info.serialNumber, fingerprint256: info.fingerprint256, subject: info.subject, dipIds: ['1000000001'], reason: 'keyCompromise', revokedAt: at.toISOString() });
+    const again = await revokeCertificate(dir, a.certPem, 'superseded');
+    expect(again.alreadyRevoked).toBe(true);
+    expect(again.entry.reason).toBe('keyCompromise');
+    const list = await readRevocationList(dir);
+    expect(list.entries).toHaveLength(1);
+    expect(list.crlNumber).toBe(1);
+    expect(JSON.parse(await readFile(revocationListFile(dir), 'utf8'))).toEqual(list);
+  });
+
+  it('writes an X.509 v2 CRL signed by the CA that lists every revoked serial with its reason', async () => {
+    await revokeCertificate(dir, b.certPem, 'the organisation left the market');
+    const pem = await readFile(crlFile(dir), 'utf8');
+    expect(pem).toMatch(/^-----BEGIN X509 CRL-----\n/);
+    const crl = new x509.X509Crl(pem);
+    expect(await crl.verify({ publicKey: new x509.X509Certificate(pki.ca.certPem) })).toBe(true);
+    expect(crl.issuer).toBe(new x509.X509Certificate(pki.ca.certPem).subject);
+    const serials = crl.entries.map((e) => e.serialNumber.toUpperCase());
+    expect(serials).toEqual([certificateInfo(a.certPem).serialNumber, certificateInfo(b.certPem).serialNumber]);
+    expect(crl.entries[0]!.reason).toBe(x509.X509CrlReason.keyCompromise);
+    expect(crl.entries[1]!.reason).toBeUndefined(); // free text → unspecified, which RFC 5280 says to omit
+    expect(crl.nextUpdate?.getTime()).toBe(new x509.X509Certificate(pki.ca.certPem).notAfter.getTime());
+    expect((await readRevocationList(dir)).crlNumber).toBe(2);
+  });
+
+  it.runIf(hasOpenssl)('OpenSSL verifies the CRL against the CA and finds both serials', () => {
+    const out = execFileSync('openssl', ['crl', '-in', crlFile(dir), '-CAfile', join(dir, 'ca.cert.pem'), '-noout', '-text'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(out).toContain(certificateInfo(a.certPem).serialNumber);
+    expect(out).toContain(certificateInfo(b.certPem).serialNumber);
+    expect(out).toContain('Key Compromise');
+    const verify = execFileSync('openssl', ['crl', '-in', crlFile(dir), '-CAfile', join(dir, 'ca.cert.pem'), '-noout'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(verify + '').toBe('');
+  });
+
+  it("refuses a certificate from another CA, the CA itself, and garbage", async () => {
+    const other = await createCertificateAuthority({ commonName: 'OpenDIP DEV CA', environment: 'DEV', validDays: 5 });
+    const foreign = await issueParticipantCertificate(other, { organisation: 'X', dipIds: ['1000000003'], environment: 'DEV', validDays: 5 });
+    await expect(revokeCertificate(dir, foreign.certPem, 'x')).rejects.toThrow(/not issued by this environment's CA/);
+    await expect(revokeCertificate(dir, pki.ca.certPem, 'x')).rejects.toThrow(/CA certificate itself/);
+    await expect(revokeCertificate(dir, 'hello', 'x')).rejects.toThrow(/not a PEM certificate/);
+    expect((await readRevocationList(dir)).entries).toHaveLength(2);
+  });
+
+  it('serialises concurrent revocations: none is lost', async () => {
+    const many = await Promise.all(Array.from({ length: 5 }, (_, i) => issueParticipantCertificate(pki.ca, { organisation: `C${i}`, dipIds: [`300000000${i}`], environment: 'DEV', validDays: 5 })));
+    await Promise.all(many.map((c) => revokeCertificate(dir, c.certPem, 'cessationOfOperation')));
+    const list = await readRevocationList(dir);
+    expect(list.entries).toHaveLength(7);
+    expect(new x509.X509Crl(await readFile(crlFile(dir), 'utf8')).entries).toHaveLength(7);
+  });
+
+  it('a watcher keeps the list in force when the file turns unreadable', async () => {
+    const w = await RevocationWatcher.open(dir, pki.ca, quietLogger);
+    expect(w.size).toBe(7);
+    expect(w.revoked(certificateInfo(a.certPem).fingerprint256)?.reason).toBe('keyCompromise');
+    expect(w.crlPem()).toMatch(/BEGIN X509 CRL/);
+    await writeFile(revocationListFile(dir), '{ not json');
+    await w.reload();
+    expect(w.size).toBe(7);
+  });
+});
+
+describe('a running DIP honours a revocation without a restart', () => {
+  let t: TestDip;
+  let sds: TestParticipant;
+  let other: TestParticipant;
+
+  beforeAll(async () => {
+    t = await startTestDip({ revocationPollMs: 50 });
+    sds = await t.participant('2000000001', ['SDS']);
+    other = await t.participant('2000000002', ['SDS']);
+    await t.participant('1000000001', ['SUP']);
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  const item = (sender: string, suffix: string) => buildIF021({ senderDipId: sender, senderRole: 'SDS', primaryRecipients: ['1000000001'], uniqueSuffix: suffix });
+
+  it('refuses the revoked participant per request at once, and at the handshake of its next new connection', async () => {
+    const port = t.dip.port;
+    // A kept-alive connection, established before the revocation.
+    expect((await sds.client.submit('IF-021', [item(sds.dipId, 'rv1')])).status).toBe(201);
+
+    const revoked = await revokeCertificate(pkiDir(t.config), sds.credentials.certPem, 'keyCompromise');
+    expect(revoked.alreadyRevoked).toBe(false);
+
+    // The connection that was already open: refused by authenticate(), naming the revocation, as soon
+    // as the watcher (polling every 50 ms here) has read the new list.
+    let answer = await sds.client.submit('IF-021', [item(sds.dipId, 'rv2')]);
+    for (let i = 0; answer.status !== 401 && i < 40; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      answer = await sds.client.submit('IF-021', [item(sds.dipId, `rv2x${i}`)]);
+    }
+    expect(answer.status).toBe(401);
+    expect(JSON.stringify(answer.body)).toMatch(/TLS client certificate \(serial [0-9A-F]+\) was revoked at .* \(keyCompromise\)/);
+
+    // A new connection with the revoked certificate: refused during the TLS handshake.
+    const fresh = new DipClient({ baseUrl: t.dip.url, apiKey: sds.apiKey, keyPem: sds.credentials.keyPem, certPem: sds.credentials.certPem, caPem: t.dip.pki.ca.certPem });
+    try {
+      type NetError = Error & { code?: string; cause?: unknown };
+      const error = await fresh.submit('IF-021', [item(sds.dipId, 'rv3')]).then(
+        (a): NetError => new Error(`expected a refused handshake, got HTTP ${a.status}`),
+        (e: NetError) => e,
+      );
+      expect(error.message).not.toMatch(/expected a refused handshake/);
+      if (process.env.SHOW_TLS_ERROR) process.stdout.write(`handshake refusal seen by the client: ${error.message} ${error.code ?? ''} ${(error.cause as { code?: string } | undefined)?.code ?? ''}\n`);
+      expect(`${error.message} ${error.code ?? ''} ${(error.cause as { code?: string } | undefined)?.code ?? ''}`).toMatch(/socket|closed|ECONNRESET|EPIPE|alert|TLS/i);
+    } finally {
+      await fresh.close();
+    }
+
+    // Same server, same port: never restarted. Another participant's new connection is fine.
+    expect(t.dip.port).toBe(port);
+    const bystander = new DipClient({ baseUrl: t.dip.url, apiKey: other.apiKey, keyPem: other.credentials.keyPem, certPem: other.credentials.certPem, caPem: t.dip.pki.ca.certPem });
+    try {
+      expect((await bystander.submit('IF-021', [item(other.dipId, 'rv4')])).status).toBe(201);
+    } finally {
+      await bystander.close();
+    }
+  });
+
+  it('takes the participant back with a new certificate (re-registered), on a new connection', async () => {
+    const renewed = await issueParticipantCertificate(t.dip.pki.ca, { organisation: 'Org 2000000001', dipIds: ['2000000001'], environment: 'DEV', validDays: 30 });
+    const { apiKey } = await onboardParticipant(t.dip.store, { dipId: '2000000001', roles: ['SDS'], certificatePem: renewed.certPem });
+    const client = new DipClient({ baseUrl: t.dip.url, apiKey, keyPem: renewed.keyPem, certPem: renewed.certPem, caPem: t.dip.pki.ca.certPem });
+    try {
+      expect((await client.submit('IF-021', [item('2000000001', 'rv5')])).status).toBe(201);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('the revoked certificate cannot open any new connection, not even to /health', async () => {
+    const agent = new Agent({ connect: { ca: t.dip.pki.ca.certPem, cert: sds.credentials.certPem, key: sds.credentials.keyPem } });
+    try {
+      await expect(agent.request({ origin: t.dip.url, path: '/health', method: 'GET' }).then((r) => r.body.text())).rejects.toThrow();
+    } finally {
+      await agent.close();
+    }
+  });
+
+  it('refuses a revoked signing certificate even over a TLS connection made with another, valid certificate', async () => {
+    // 2000000003 signs with its registered certificate and connects with a second one naming the same DIP ID.
+    const p = await t.participant('2000000003', ['SDS']);
+    const tlsOnly = await issueParticipantCertificate(t.dip.pki.ca, { organisation: 'Org 2000000003', dipIds: ['2000000003'], environment: 'DEV', validDays: 30 });
+    const { Signer } = await import('../src/security/signature.js');
+    const signer = new Signer(p.credentials.keyPem, p.credentials.certPem);
+    const agent = new Agent({ connect: { ca: t.dip.pki.ca.certPem, cert: tlsOnly.certPem, key: tlsOnly.keyPem } });
+    const post = async (suffix: string) => {
+      const body = JSON.stringify([item('2000000003', suffix)]);
+      const headers = { 'content-type': 'application/json', 'x-api-key': p.apiKey, ...(await signer.sign('POST', `${t.dip.url}/dip-channel/IF-021`, body)) };
+      const res = await agent.request({ origin: t.dip.url, path: '/dip-channel/IF-021', method: 'POST', headers, body });
+      return { status: res.statusCode, text: await res.body.text() };
+    };
+    try {
+      expect((await post('sg1')).status).toBe(201);
+      await revokeCertificate(pkiDir(t.config), p.credentials.certPem, 'superseded');
+      let answer = await post('sg2');
+      for (let i = 0; answer.status !== 401 && i < 40; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        answer = await post(`sg2x${i}`);
+      }
+      expect(answer.status).toBe(401);
+      expect(answer.text).toMatch(/signing certificate \(serial [0-9A-F]+\) was revoked at .* \(superseded\)/);
+    } finally {
+      await agent.close();
+    }
+  });
+});
