@@ -47,12 +47,12 @@ const selected = new Set<BenchName>(
 
 const S = QUICK
   ? {
-      rawSqliteMs: 1000, rawEchoMs: 1500, rawRsaMs: 1000,
-      ingestBatches: [1, 10, 100], ingestMs: 3000, ingestPilotMs: 800, ingestConcurrency: 16,
+      rawSqliteMs: 700, rawEchoMs: 1000, rawRsaMs: 1000,
+      ingestBatches: [1, 10, 100], ingestMs: 2500, ingestPilotMs: 800, ingestConcurrency: 16,
       latencyRates: [500, 1000, 2000, 5000], latencyMs: 3000,
-      rampMaxSteps: 3, rampBisections: 1, rampMs: 3000,
-      drainRate: 1000, drainOutageMs: 15_000, drainMaxMs: 60_000,
-      profileMs: 4000,
+      rampMaxSteps: 2, rampBisections: 1, rampMs: 3000,
+      drainRate: 1000, drainOutageMs: 10_000, drainMaxMs: 60_000,
+      profileMs: 3000,
     }
   : {
       rawSqliteMs: 2000, rawEchoMs: 3000, rawRsaMs: 2000,
@@ -69,6 +69,9 @@ const RECIPIENT_COUNT = RECIPIENTS.length;
 const SETTLE_MS = 30_000;
 
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
+const PROFILE_DIR = join(RESULTS_DIR, 'profiles');
+/** CLOCK_MONOTONIC in µs: the clock V8 stamps CPU-profile samples with, in every process of the host. */
+const monoUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
 function emit(bench: string, summary: Record<string, unknown>, readable: string): void {
   process.stdout.write(`${JSON.stringify({ bench, ...summary })}\n${readable}\n\n`);
@@ -199,7 +202,7 @@ async function closedLoopAt(
   batch: number,
   durationMs: number,
   onPhase?: (phase: number, capacity: number) => Promise<void>,
-): Promise<IngestResult & { phase: number; pilotPhase: number }> {
+): Promise<IngestResult & { phase: number; pilotPhase: number; window: { fromUs: number; toUs: number } }> {
   const conc = S.ingestConcurrency;
   const pool = new SenderPool(dip.url, market.senders, dip.ca.certPem, Math.max(2, Math.ceil(conc / market.senders.length)), PRIMARY);
   try {
@@ -230,13 +233,16 @@ async function closedLoopAt(
     const diskCommitsPerSecond = fsyncProbe();
     let k = 0;
     const c0 = cpuSnapshot(dip.pid, f.receivers?.pid);
+    const fromUs = monoUs();
     const r = await closedLoop(pool, async (): Promise<Prepared | undefined> => prepared[k++], conc, durationMs);
+    const toUs = monoUs();
     const c1 = cpuSnapshot(dip.pid, f.receivers?.pid);
     const lat = r.requestLatencyMs.sort((a, b) => a - b);
     const seconds = r.elapsedMs / 1000;
     return {
       phase,
       pilotPhase,
+      window: { fromUs, toUs },
       batch,
       concurrency: conc,
       requests: r.requests,
@@ -265,25 +271,40 @@ const ingestRow = (r: IngestResult) => [
   r.batch, r.concurrency, r.requestsPerSecond, r.messagesPerSecond, r.requestP50Ms, r.requestP99Ms, r.cpu.dipCores, r.cpu.generatorCores, r.cpu.otherCores, r.diskCommitsPerSecond, r.refusedMessages, r.resets,
 ];
 
-async function ingestBench(f: Fixture): Promise<IngestResult[]> {
+interface IngestBenchResult {
+  runs: IngestResult[];
+  /** Where the DIP's main thread spent each batch size's measured window (the DIP ran under --cpu-prof). */
+  profiles: Array<{ batch: number; summary: ProfileSummary }>;
+}
+
+async function ingestBench(f: Fixture): Promise<IngestBenchResult> {
   // A DIP of its own, with recipients registered as participants (routing needs them) but no webhooks:
   // accepted messages are queued durably and not delivered, so this is the accept path alone.
-  const { dip, market } = await startDip(f, 'ingest');
-  const out: IngestResult[] = [];
+  const { dip, market } = await startDip(f, 'ingest', PROFILE_DIR);
+  const runs: IngestResult[] = [];
+  const windows: Array<{ batch: number; window: { fromUs: number; toUs: number } }> = [];
+  let profileFile: string | undefined;
   try {
     for (const batch of S.ingestBatches) {
       log(`ingest: batch ${batch}, closed loop, ${S.ingestConcurrency} concurrent`);
-      const { phase: _p, pilotPhase: _pp, ...r } = await closedLoopAt(f, dip, market, batch, S.ingestMs);
-      out.push(r);
+      const { phase: _p, pilotPhase: _pp, window, ...r } = await closedLoopAt(f, dip, market, batch, S.ingestMs);
+      runs.push(r);
+      windows.push({ batch, window });
       emit('ingest', r as unknown as Record<string, unknown>, table(
         ingestHeaders,
         [ingestRow(r)],
       ));
     }
   } finally {
-    await stopDip(f, dip);
+    profileFile = await stopDip(f, dip);
   }
-  return out;
+  const profiles = profileFile ? windows.map(({ batch, window }) => ({ batch, summary: summariseProfile(profileFile, 15, window) })) : [];
+  if (profiles.length) {
+    const text = profiles.map((p) => `=== ingest, batch ${p.batch} ===\n${formatSummary(p.summary, 15)}`).join('\n\n');
+    writeFileSync(join(RESULTS_DIR, 'profile-ingest-summary.txt'), `${text}\n`);
+    log('ingest: main-thread profiles per batch size in bench/results/profile-ingest-summary.txt');
+  }
+  return { runs, profiles };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -339,6 +360,8 @@ interface LoadResult extends LatencyStats {
   seconds: number;
   /** The DIP fell GIVE_UP_BEHIND_S seconds behind and the phase was cut short. */
   stoppedEarly: boolean;
+  /** When the level was measured twice (see offerLevel), the first, contaminated measurement. */
+  firstAttempt?: Record<string, unknown>;
   sent: number;
   accepted: number;
   refused: number;
@@ -383,7 +406,7 @@ async function fanoutDip(f: Fixture): Promise<FanoutCtx> {
 const sumOf = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 
 /** How far behind the DIP may fall (seconds of offered load unanswered or undelivered) before a phase is cut short. */
-const GIVE_UP_BEHIND_S = 3;
+const GIVE_UP_BEHIND_S = 1.5;
 
 async function offer(f: Fixture, ctx: FanoutCtx, rate: number, durationMs: number, presign: boolean): Promise<LoadResult> {
   const phase = ++f.phase;
@@ -485,6 +508,23 @@ async function offer(f: Fixture, ctx: FanoutCtx, rate: number, durationMs: numbe
   };
 }
 
+/** A phase the neighbours spoiled: they took over half a core, or the shared disk managed under 1,000 durable commits/s. */
+const contaminated = (r: LoadResult): boolean => r.cpu.otherCores > 0.5 || r.diskCommitsPerSecond < 1000;
+
+/**
+ * Offers a load; on the full run, a level that fell behind while contaminated is measured once more and
+ * the second measurement is reported (the first is kept, in summary, under `firstAttempt`).
+ */
+async function offerLevel(f: Fixture, ctx: FanoutCtx, rate: number, durationMs: number): Promise<LoadResult> {
+  const r = await offer(f, ctx, rate, durationMs, true);
+  if (QUICK || r.sustained || !contaminated(r)) return r;
+  log(`  ${rate} msg/s fell behind while neighbours used ${r.cpu.otherCores} cores and the disk did ${r.diskCommitsPerSecond} commits/s: measuring again`);
+  await sleep(2000);
+  const again = await offer(f, ctx, rate, durationMs, true);
+  const { p50, p90, p99, max, acceptedPerSecond, deliveriesPerSecond, diskCommitsPerSecond, cpu, sustained } = r;
+  return { ...again, firstAttempt: { p50, p90, p99, max, acceptedPerSecond, deliveriesPerSecond, diskCommitsPerSecond, otherCores: cpu.otherCores, sustained } };
+}
+
 const loadHeaders = ['offered msg/s', 'accepted msg/s', 'deliveries/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'msgs/call', 'DIP cores', 'recv cores', 'gen cores', 'others cores', 'disk commits/s', 'kept up'];
 const loadRow = (r: LoadResult) => [
   r.offered, r.acceptedPerSecond, r.deliveriesPerSecond, r.p50, r.p90, r.p99, r.max, r.messagesPerCall, r.cpu.dipCores, r.cpu.receiverCores, r.cpu.generatorCores, r.cpu.otherCores, r.diskCommitsPerSecond, r.sustained ? 'yes' : r.stoppedEarly ? 'NO (cut short)' : 'NO',
@@ -495,7 +535,7 @@ async function latencyBench(f: Fixture): Promise<LoadResult[]> {
   const out: LoadResult[] = [];
   for (const rate of S.latencyRates) {
     log(`latency: ${rate} msg/s offered for ${S.latencyMs / 1000} s, open loop, 4 recipients`);
-    const r = await offer(f, ctx, rate, S.latencyMs, true);
+    const r = await offerLevel(f, ctx, rate, S.latencyMs);
     out.push(r);
     emit('latency', r as unknown as Record<string, unknown>, table(loadHeaders, [loadRow(r)]));
   }
@@ -521,7 +561,7 @@ async function rampBench(f: Fixture, fromLatency: LoadResult[]): Promise<RampRes
   let bad = Math.min(Number.POSITIVE_INFINITY, ...all().filter((r) => !r.sustained && r.offered > good).map((r) => r.offered));
   const step = async (rate: number): Promise<boolean> => {
     log(`ramp: ${rate} msg/s offered for ${S.rampMs / 1000} s`);
-    const r = await offer(f, ctx, rate, S.rampMs, true);
+    const r = await offerLevel(f, ctx, rate, S.rampMs);
     steps.push(r);
     emit('ramp-step', r as unknown as Record<string, unknown>, table(loadHeaders, [loadRow(r)]));
     return r.sustained;
@@ -673,9 +713,7 @@ interface ProfileResult {
 
 async function profileBench(f: Fixture): Promise<ProfileResult> {
   const rx = await receivers(f);
-  const profileDir = join(RESULTS_DIR, 'profiles');
-  rmSync(profileDir, { recursive: true, force: true });
-  const { dip, market } = await startDip(f, 'profile', profileDir);
+  const { dip, market } = await startDip(f, 'profile', PROFILE_DIR);
   let profileFile: string | undefined;
   let load: ProfileResult['load'];
   const window = { fromUs: 0, toUs: 0 };
@@ -687,7 +725,6 @@ async function profileBench(f: Fixture): Promise<ProfileResult> {
     let p1: ReceiverProgress | undefined;
     let t0 = 0;
     let t1 = 0;
-    const monoUs = () => Number(process.hrtime.bigint() / 1000n);
     const r = await closedLoopAt(f, dip, market, 10, S.profileMs, async (phase, capacity) => {
       await rx.phase(phase, capacity);
       if (capacity < 1_000_000) {
@@ -785,6 +822,10 @@ function markdownReport(results: Record<string, unknown>): string {
   }
   if (ingest) {
     md.push('### (a) Ingest, closed loop, no webhooks registered (nothing delivered)', '', table(ingestHeaders, ingest.map(ingestRow)), '');
+    const ingestProfiles = results.ingestProfiles as IngestBenchResult['profiles'] | undefined;
+    for (const p of ingestProfiles ?? []) {
+      md.push(`Ingest batch ${p.batch}, DIP main thread (${p.summary.busyPercent}% busy), top self time:`, '', table(['self %', 'function', 'where'], p.summary.topSelf.slice(0, 8).map((x) => [x.percent, x.name, x.where])), '');
+    }
   }
   if (latency || ramp) {
     const rows = [...(latency ?? []), ...(ramp?.steps ?? [])];
@@ -812,6 +853,7 @@ function markdownReport(results: Record<string, unknown>): string {
 async function main(): Promise<void> {
   const started = wallNow();
   mkdirSync(RESULTS_DIR, { recursive: true });
+  rmSync(PROFILE_DIR, { recursive: true, force: true });
   const machine = { ...machineInfo(), ...gitInfo() };
   log(`OpenDIP benchmarks (${QUICK ? 'quick' : 'full'}): ${[...selected].join(', ')} on ${machine.nproc} × ${machine.cpuModel}, node ${machine.node}`);
   const results: Record<string, unknown> = {
@@ -830,7 +872,11 @@ async function main(): Promise<void> {
     let drain: DrainResult | undefined;
     let profile: ProfileResult | undefined;
     if (selected.has('raw')) results.raw = raw = await rawBench();
-    if (selected.has('ingest')) results.ingest = ingest = await ingestBench(f);
+    if (selected.has('ingest')) {
+      const r = await ingestBench(f);
+      results.ingest = ingest = r.runs;
+      results.ingestProfiles = r.profiles;
+    }
     if (selected.has('latency')) results.latency = latency = await latencyBench(f);
     if (selected.has('ramp')) results.ramp = ramp = await rampBench(f, latency ?? []);
     if (selected.has('drain')) results.drain = drain = await drainBench(f, ramp);

@@ -1,4 +1,8 @@
 import { EventEmitter } from 'node:events';
+import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { ensureEncryptionKey } from './security/dip-encryption-key.js';
+import { encryptionKeyOf } from './security/payload-encryption.js';
+import { encryptedCopy } from './pipeline/patterns.js';
 import { rootCertificates } from 'node:tls';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -82,12 +86,27 @@ export async function startDip(config: DipConfig, logger: Logger = defaultLogger
   registry.onChange(() => mpan.invalidate());
   const events = new EventEmitter();
   const status = new StatusMessages(store, config.dipId);
-  const outboundFor = (queue: QueueRef, outbound: string): string => {
+  // Security patterns 2 and 3: the DIP's encryption key, and each recipient's (its certificate's) public key.
+  const encryption = await ensureEncryptionKey(pkiDir(config), pki.ca);
+  const recipientKeys = new Map<string, KeyObject | undefined>();
+  const recipientKey = (dipId: string): KeyObject | undefined => {
+    const p = registry.participant(dipId);
+    if (!p) return undefined;
+    if (!recipientKeys.has(p.certificateFingerprint)) recipientKeys.set(p.certificateFingerprint, encryptionKeyOf(p.certificatePem));
+    return recipientKeys.get(p.certificateFingerprint);
+  };
+  /** The copy a recipient gets: obfuscated for its role, then encrypted for it on pattern 2 and 3 channels. */
+  const outboundFor = (queue: QueueRef, outbound: string): string | Promise<string> => {
     const ch = queue.channel === STATUS_CHANNEL ? undefined : channel(queue.channel);
-    if (!ch || Object.keys(ch.obfuscation).length === 0) return outbound;
-    const roles = (registry.participant(queue.recipientDipId)?.roles ?? []).filter((r) => ch.receiverRoles.includes(r));
-    const paths = hiddenPaths(ch.obfuscation, roles);
-    return paths.length === 0 ? outbound : JSON.stringify(obfuscate(JSON.parse(outbound) as unknown, paths));
+    if (!ch) return outbound;
+    let copy = outbound;
+    if (Object.keys(ch.obfuscation).length > 0) {
+      const roles = (registry.participant(queue.recipientDipId)?.roles ?? []).filter((r) => ch.receiverRoles.includes(r));
+      const paths = hiddenPaths(ch.obfuscation, roles);
+      if (paths.length > 0) copy = JSON.stringify(obfuscate(JSON.parse(outbound) as unknown, paths));
+    }
+    if (ch.securityPattern === 2 || ch.securityPattern === 3) return encryptedCopy(copy, ch.securityPattern, queue.recipientDipId, recipientKey(queue.recipientDipId));
+    return copy;
   };
   await registry.start(500);
   catalogue.start(2000);
@@ -141,17 +160,18 @@ export async function startDip(config: DipConfig, logger: Logger = defaultLogger
       maxClockSkewMs: config.maxClockSkewSeconds * 1000,
       maxBatchMessages: config.maxBatchMessages,
     },
-    { validate: (id, item) => catalogue.current().validate(id, item) },
+    { validate: (id, item, opts) => catalogue.current().validate(id, item, opts) },
     channel,
     registry,
     store,
     mpan,
+    { dipKey: createPrivateKey(encryption.keyPem), recipientKey },
   );
   const replay = new Replay(store);
   const revocation = await RevocationWatcher.open(pkiDir(config), pki.ca, logger);
   revocation.start(config.revocationPollMs);
   const app = buildServer(
-    { config, logger, ingest, registry, webhooks: store, delivery, replay, status, queues: store, outboundFor, channel },
+    { config, logger, ingest, registry, webhooks: store, delivery, replay, status, queues: store, outboundFor, channel, certificates: { ca: pki.ca.certPem, signing: pki.signing.certPem, encryption: encryption.certPem } },
     { key: pki.server.keyPem, cert: pki.server.certPem, ca: [pki.ca.certPem] },
     { replay: ReplayGuard.forClockSkew(config.maxClockSkewSeconds * 1000), revocation },
   );

@@ -20,6 +20,8 @@ export interface ChannelOverride {
   mpanFeed?: boolean;
   /** Path under `payload` of the date secondary routing addresses by. */
   addressingDate?: string;
+  /** Spec 5.2.2 security pattern: 0 none, 1 signed (default), 2 encrypted via the DIP, 3 end to end. */
+  securityPattern?: 0 | 1 | 2 | 3;
 }
 
 export interface DipConfig {
@@ -136,6 +138,7 @@ const schema: JSONSchemaType<DipConfig> = {
           obfuscation: { type: 'object', nullable: true, required: [], additionalProperties: { type: 'array', items: { type: 'string' } } },
           mpanFeed: { type: 'boolean', nullable: true },
           addressingDate: { type: 'string', nullable: true },
+          securityPattern: { type: 'integer', enum: [0, 1, 2, 3], nullable: true },
         },
       },
     },

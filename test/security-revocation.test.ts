@@ -172,6 +172,14 @@ describe('a running DIP honours a revocation without a restart', () => {
     } finally {
       await bystander.close();
     }
+
+    // The swapped TLS context still demands a client certificate from the environment's CA.
+    const anonymous = new Agent({ connect: { ca: t.dip.pki.ca.certPem } });
+    try {
+      await expect(anonymous.request({ origin: t.dip.url, path: '/health', method: 'GET' }).then((r) => r.body.text())).rejects.toThrow();
+    } finally {
+      await anonymous.close();
+    }
   });
 
   it('takes the participant back with a new certificate (re-registered), on a new connection', async () => {
@@ -191,6 +199,24 @@ describe('a running DIP honours a revocation without a restart', () => {
       await expect(agent.request({ origin: t.dip.url, path: '/health', method: 'GET' }).then((r) => r.body.text())).rejects.toThrow();
     } finally {
       await agent.close();
+    }
+  });
+
+  it('installs the CRL from the first handshake after a restart', async () => {
+    const dataDir = t.config.dataDir;
+    await t.close();
+    t = await startTestDip({ revocationPollMs: 50 }, dataDir);
+    const agent = (c: KeyAndCert) => new Agent({ connect: { ca: t.dip.pki.ca.certPem, cert: c.certPem, key: c.keyPem } });
+    const revokedAgent = agent(sds.credentials);
+    const fineAgent = agent(other.credentials);
+    try {
+      await expect(revokedAgent.request({ origin: t.dip.url, path: '/health', method: 'GET' }).then((r) => r.body.text())).rejects.toThrow();
+      const ok = await fineAgent.request({ origin: t.dip.url, path: '/health', method: 'GET' });
+      expect(ok.statusCode).toBe(200);
+      await ok.body.text();
+    } finally {
+      await revokedAgent.close();
+      await fineAgent.close();
     }
   });
 

@@ -6,7 +6,8 @@ import { Catalogue } from '../src/catalogue/catalogue.js';
 import { buildMarket, INITIAL_FROM_MS, plannedParticipants } from '../src/sim/market.js';
 import { channelRules, predictRecipients } from '../src/sim/oracle.js';
 import { formatSummary, runSimulation, type MarketFile, type SimulateOptions } from '../src/sim/simulate.js';
-import { startTestDip, type TestDip } from './helpers/dip-harness.js';
+import type { TestDip } from './helpers/dip-harness.js';
+import { startSharedPkiDip, type SharedPkiDip } from './helpers/shared-pki.js';
 
 const day = (d: string) => Date.parse(`${d}T00:00:00Z`);
 
@@ -36,10 +37,10 @@ describe('the simulator’s own routing model', () => {
 
 describe('dip simulate against a real OpenDIP', () => {
   let t: TestDip;
-  let common: () => Pick<SimulateOptions, 'url' | 'caPem' | 'dataDir' | 'admin' | 'graceMs' | 'deliveryTimeoutMs'>;
+  let common: () => Pick<SimulateOptions, 'url' | 'caPem' | 'dataDir' | 'admin' | 'graceMs' | 'deliveryTimeoutMs' | 'idleTimeoutMs'>;
 
   beforeAll(async () => {
-    t = await startTestDip();
+    t = await startSharedPkiDip();
     const token = readFileSync(join(t.config.dataDir, 'admin-token'), 'utf8').trim();
     common = () => ({
       url: t.dip.url,
@@ -48,6 +49,7 @@ describe('dip simulate against a real OpenDIP', () => {
       admin: { url: `http://127.0.0.1:${t.dip.adminPort}`, token },
       graceMs: 300,
       deliveryTimeoutMs: 15_000,
+      idleTimeoutMs: 1500,
     });
   });
   afterAll(async () => {
@@ -101,14 +103,14 @@ describe('dip simulate against a real OpenDIP', () => {
     expect(about.filter((m) => m.kind === 'unexpected' && m.participant?.includes(tampered.real))).toHaveLength(2);
     expect(about.filter((m) => m.kind === 'bad-a0')).not.toHaveLength(0);
     expect(r.mismatches.every((m) => m.mpan === tampered.mpan)).toBe(true);
-    expect(formatSummary(r)).toMatch(/result: MISMATCH[\s\S]*|missing/);
+    expect(formatSummary(r)).toMatch(/mismatches by kind: .*missing 2[\s\S]*result: MISMATCH/);
   });
 });
 
 describe('dip simulate with a market file of pre-onboarded participants', () => {
-  let t: TestDip;
+  let t: SharedPkiDip;
   beforeAll(async () => {
-    t = await startTestDip();
+    t = await startSharedPkiDip();
   });
   afterAll(async () => {
     await t?.close();
@@ -119,7 +121,7 @@ describe('dip simulate with a market file of pre-onboarded participants', () => 
     const roles = [['SUP', 'C710000001'], ['SUP', 'C710000002'], ['REGS', 'C770000001'], ['SDS', 'C720000001'], ['LDSO', 'C740000001'], ['MDS', 'C750000001']] as const;
     const market: MarketFile = { participants: [], admin: { url: `http://127.0.0.1:${t.dip.adminPort}`, tokenFile: join(t.config.dataDir, 'admin-token') } };
     for (const [role, id] of roles) {
-      const p = await t.participant(id, [role]);
+      const p = await t.join(id, [role]);
       const folder = join(dir, id);
       mkdirSync(folder);
       writeFileSync(join(folder, 'key.pem'), p.credentials.keyPem);

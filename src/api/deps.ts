@@ -20,6 +20,8 @@ export interface ApiDeps {
   status: StatusMessages;
   queues: Pick<MessageLog, 'queueState' | 'readQueue' | 'ack'>;
   /** The copy a recipient gets (obfuscation by role). */
-  outboundFor(queue: QueueRef, outbound: string): string;
+  outboundFor(queue: QueueRef, outbound: string): string | Promise<string>;
+  /** The DIP's public certificates: its CA, its signing certificate, and its encryption certificate (pattern 2). */
+  certificates: { ca: string; signing: string; encryption: string };
   channel(id: string): Channel | undefined;
 }

@@ -10,6 +10,7 @@ import { DIP_URN_PREFIX } from '../security/signature.js';
 import type { CallerEvidence, SecurityControls, TlsPeer } from '../pipeline/authenticate.js';
 import { registerChannelRoutes } from './routes/channel.js';
 import { registerPubconfigRoutes } from './routes/pubconfig.js';
+import { registerCertificateRoutes } from './routes/certificates.js';
 import { registerPullRoutes } from './routes/pull.js';
 import { registerReplayRoutes } from './routes/replay.js';
 import { registerStatusRoutes } from './routes/status.js';
@@ -175,6 +176,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   registerReplayRoutes(app, deps);
   registerPullRoutes(app, deps);
   registerStatusRoutes(app, deps);
+  registerCertificateRoutes(app, deps);
   return app;
 }
 

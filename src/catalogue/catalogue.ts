@@ -100,7 +100,11 @@ export class Catalogue {
    * are matched case-insensitively; on success `message` carries the spec's exact case (the input
    * itself when it already did).
    */
-  validate(channelId: string, item: unknown): ValidationResult {
+  /**
+   * `encryptedPayload`: the CustomBlock travels encrypted (security pattern 3) and is absent; everything
+   * else must still be valid.
+   */
+  validate(channelId: string, item: unknown, opts: { encryptedPayload?: boolean } = {}): ValidationResult {
     const channel = this.byId.get(channelId.toUpperCase());
     if (!channel) {
       return { ok: false, errors: [{ path: '', rule: 'channel', message: `unknown channel ${channelId}` }] };
@@ -118,7 +122,11 @@ export class Catalogue {
         })),
       };
     }
-    if (!validate(message)) return { ok: false, errors: toIssues(validate.errors ?? [], channel.interfaceId) };
+    if (!validate(message)) {
+      let errors = toIssues(validate.errors ?? [], channel.interfaceId);
+      if (opts.encryptedPayload) errors = errors.filter((e) => !e.path.startsWith('payload.CustomBlock') && !(e.rule === 'required' && /CustomBlock/.test(e.message)));
+      if (errors.length > 0) return { ok: false, errors };
+    }
     // The schema has checked these are strings.
     const s0 = (message as { payload: { CommonBlock: { S0: Record<string, unknown> } } }).payload.CommonBlock.S0;
     return {

@@ -310,6 +310,41 @@ for (const action of ['requeue', 'discard'] as const) {
     });
 }
 
+program
+  .command('simulate')
+  .description('a simulated market (suppliers, registration, data and metering services, distributors, MDS, LSS) that runs the business flows through a DIP and checks every delivery')
+  .option('--url <url>', 'the DIP API endpoint (with --data-dir: https://localhost:$DIP_PORT)')
+  .option('--ca <file>', "the DIP's CA certificate (with --data-dir: <dir>/pki/ca.cert.pem)")
+  .option('--data-dir <dir>', 'OpenDIP data directory on this machine: onboard the simulated participants there, load the MPAN lookup through the admin API')
+  .option('--market <file>', 'JSON file naming pre-onboarded participants and their credentials folders (src/sim/README.md)')
+  .option('--admin-url <url>', 'operator API (with --data-dir: http://127.0.0.1:$DIP_ADMIN_PORT)')
+  .option('--admin-token <token>', 'operator API token (with --data-dir: <dir>/admin-token)')
+  .option('--suppliers <n>', 'suppliers', positiveInt, 3)
+  .option('--mpans <n>', 'MPANs', positiveInt, 100)
+  .option('--days <n>', 'settlement days (at least 2; the change of supplier takes effect half-way)', positiveInt, 2)
+  .option('--data-services <n>', 'data services (SDS and ADS alternately)', positiveInt, 2)
+  .option('--metering-services <n>', 'metering services (MSS)', positiveInt, 2)
+  .option('--ldsos <n>', 'distributors', positiveInt, 2)
+  .option('--start-date <date>', 'first settlement day, YYYY-MM-DD (default: --days days before today)')
+  .option('--switch-percent <n>', 'share of MPANs that change supplier, 0-100', Number, 20)
+  .option('--seed <seed>', 'decides the MPANs and their appointments (default: random)')
+  .option('--env <tag>', 'S1.environmentTag (default: the DIP configuration with --data-dir, else DEV)')
+  .option('--listen-host <host>', 'webhook receivers listen on this address', '127.0.0.1')
+  .option('--ports <from-to>', 'webhook receivers take consecutive ports from this range, e.g. 9100-9199 (default: free ports)')
+  .option('--callback-host <host>', 'host name the DIP reaches the receivers at (default: --listen-host)')
+  .option('--batch <n>', 'messages per submission', positiveInt, 100)
+  .option('--concurrency <n>', 'submissions in flight at once', positiveInt, 8)
+  .option('--timeout <s>', 'longest wait for the deliveries', positiveInt, 60)
+  .option('--idle <s>', 'stop waiting once nothing has arrived for this long', positiveInt, 10)
+  .option('--settle <ms>', 'without the operator API: wait this long for the lookup to learn registration messages', positiveInt, 2000)
+  .option('--id-prefix <hex>', 'two upper-case hex digits starting the simulated DIP IDs (--data-dir)', 'A5')
+  .option('--write-mpan-load <file>', 'write the initial MPAN lookup as a `dip mpan load` CSV and stop (needs --seed)')
+  .option('--json', 'print the whole report as JSON')
+  .action(async (o: import('../sim/simulate.js').SimulateCliOptions) => {
+    const { runSimulateCommand } = await import('../sim/simulate.js');
+    process.exitCode = await runSimulateCommand(o);
+  });
+
 async function finish(client: { close(): Promise<void> }, status: number, body: unknown): Promise<void> {
   if (body !== null) print(body);
   await client.close();

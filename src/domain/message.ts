@@ -97,7 +97,7 @@ export function stampWrapper(message: DipMessage, w: TransactionWrapper): DipMes
     },
     ...rest,
   };
-  const payload: DipMessage['payload'] = { CommonBlock: commonBlock };
-  if (message.payload.CustomBlock !== undefined) payload.CustomBlock = message.payload.CustomBlock;
-  return { payload };
+  // The CustomBlock (or, on encrypted channels, its ciphertext) travels untouched after the CommonBlock.
+  const { CommonBlock: _commonBlock, ...afterCommonBlock } = message.payload;
+  return { payload: { CommonBlock: commonBlock, ...afterCommonBlock } };
 }

@@ -2,6 +2,7 @@ import type { ChannelDefinition } from '../catalogue/catalogue.js';
 import type { ChannelOverride } from '../config.js';
 import { defaultAlwaysRoles, type ChannelRouting } from '../domain/channel.js';
 import type { ObfuscationRules } from '../domain/obfuscation.js';
+import type { SecurityPattern } from './patterns.js';
 
 /** A channel as the pipeline uses it: the catalogue's definition with the operator's overrides applied. */
 export interface Channel extends ChannelRouting {
@@ -15,6 +16,8 @@ export interface Channel extends ChannelRouting {
   mpanFeed: boolean;
   /** Where the date to address by is (path under payload); the time of receipt when absent. */
   addressingDatePath: string | undefined;
+  /** Spec 5.2.2: 1 (signed) by default, as on the live DIP; 2 and 3 encrypt the CustomBlock. */
+  securityPattern: SecurityPattern;
 }
 
 /** Registration channels whose messages appoint or de-appoint suppliers and service providers. */
@@ -48,5 +51,6 @@ export function channelRouting(def: ChannelDefinition, override: ChannelOverride
     secondaryRouting: def.routingModes.includes('secondary'),
     mpanFeed: override?.mpanFeed ?? DEFAULT_MPAN_FEEDS.has(def.interfaceId),
     addressingDatePath: override?.addressingDate ?? DEFAULT_ADDRESSING_DATES[def.interfaceId],
+    securityPattern: override?.securityPattern ?? 1,
   };
 }

@@ -25,7 +25,7 @@ export interface DeliveryDeps {
   /** How long a message on this channel may wait undelivered before it is dead-lettered as stale. */
   staleAfterMs: (channel: string) => number;
   /** The copy a recipient gets: obfuscation by role happens here. Identity when absent. */
-  outboundFor?: (queue: QueueRef, outbound: string) => string;
+  outboundFor?: (queue: QueueRef, outbound: string) => string | Promise<string>;
   /** In-process consumers (the MPAN lookup's feed) take their queue's entries instead of a webhook. */
   localConsumer?: (queue: QueueRef) => LocalConsumer | undefined;
   /** A message went to the dead-letter queue; `answer` is what a refusing recipient said. */
@@ -170,11 +170,18 @@ class QueueWorker {
   }
 
   /** Sends one call. Returns null when the queue may move on, or the wait before retrying. */
-  private async deliver(hook: Webhook, entries: QueueEntry[]): Promise<number | null> {
+  private async deliver(hook: Webhook, all: QueueEntry[]): Promise<number | null> {
+    const prepared = await this.copies(all);
+    if (prepared.copies.length === 0) {
+      // The first message cannot be made for this recipient (e.g. nothing to encrypt it to): set it aside.
+      await this.deadLetter(all[0]!, 'rejected', null, `could not prepare the copy for ${this.queue.recipientDipId}: ${prepared.error}`, null);
+      await this.settle(all[0]!.seq);
+      return null;
+    }
+    const entries = all.slice(0, prepared.copies.length);
     const first = entries[0]!.seq;
     const last = entries[entries.length - 1]!.seq;
-    const copy = this.deps.outboundFor;
-    const body = `[${entries.map((e) => (copy ? copy(this.queue, e.outbound) : e.outbound)).join(',')}]`;
+    const body = `[${prepared.copies.join(',')}]`;
     const headers = await this.deps.signer.sign('POST', hook.url, body);
     headers['content-type'] = 'application/json';
     headers[SEQUENCE_HEADER] = `${first}-${last}`;
@@ -207,6 +214,21 @@ class QueueWorker {
     await this.deadLetter(entries[0]!, 'rejected', status, `${this.queue.recipientDipId} refused the message: HTTP ${status}`, answer);
     await this.settle(last);
     return null;
+  }
+
+  /** Each entry's copy for this recipient, stopping at the first that cannot be made. */
+  private async copies(entries: QueueEntry[]): Promise<{ copies: string[]; error: string | null }> {
+    const make = this.deps.outboundFor;
+    if (!make) return { copies: entries.map((e) => e.outbound), error: null };
+    const copies: string[] = [];
+    for (const e of entries) {
+      try {
+        copies.push(await make(this.queue, e.outbound));
+      } catch (err) {
+        return { copies, error: (err as Error).message };
+      }
+    }
+    return { copies, error: null };
   }
 
   private async deadLetter(entry: QueueEntry, reason: DeadLetterReason, status: number | null, detail: string, answer: string | null): Promise<void> {

@@ -1,4 +1,6 @@
 import type { Catalogue } from '../catalogue/catalogue.js';
+import { ENCRYPTED_BLOCKS, openPattern2, splitPattern3, type Prepared } from './patterns.js';
+import type { KeyObject } from 'node:crypto';
 import { readHeader, stampWrapper, type DipMessage, type MessageHeader } from '../domain/message.js';
 import type { Participant } from '../domain/participant.js';
 import { MSG, type MsgText } from '../domain/response-codes.js';
@@ -47,6 +49,12 @@ interface ItemState {
   accepted: AcceptedMessage | null;
 }
 
+/** The keys encrypted channels need: the DIP's own (pattern 2 inbound) and each recipient's public key. */
+export interface PayloadKeys {
+  dipKey: KeyObject;
+  recipientKey(dipId: string): KeyObject | undefined;
+}
+
 /** The internal recipient whose queue feeds the MPAN lookup: never a participant (DIP IDs have no '-'). */
 export const MPAN_LOOKUP_RECIPIENT = 'DIP-MPAN-LOOKUP';
 
@@ -62,6 +70,7 @@ export class Ingest {
     private readonly registry: Registry,
     private readonly log: Pick<MessageLog, 'append'>,
     private readonly mpan: Pick<MpanDirectory, 'history'>,
+    private readonly encryption: PayloadKeys,
     private readonly clock: () => Date = () => new Date(),
   ) {}
 
@@ -88,7 +97,13 @@ export class Ingest {
     const items = parseBatch(req.body, this.settings.maxBatchMessages);
     if (!Array.isArray(items)) return this.whole(now, caller.dipId, items.status, MSG.schemaFailure, items.help);
 
-    const states = items.map((item, index) => this.check(channel, caller, item, index, now));
+    const prepared = await this.prepare(channel, items);
+    const states = prepared.map((p, index) => {
+      if (p.ok) return this.check(channel, caller, p.item, index, now, p.copies);
+      const refused: ItemState = { ref: bestEffortReference(items[index]), connectionProvider: null, refusal: null, validated: null, accepted: null };
+      refused.refusal = { status: 400, code: MSG.schemaFailure, help: `item ${index}: ${p.help}` };
+      return refused;
+    });
     // A recipient onboarded a moment ago (perhaps by the CLI, in another process) is known at once.
     if (states.some((s) => s.validated?.header.primaryRecipients.some((id) => !this.registry.participant(id)))) await this.registry.refresh();
     const histories = await this.lookUpMpans(channel, states);
@@ -136,9 +151,16 @@ export class Ingest {
     return { status: 201, response, touched: [...touched.values()] };
   }
 
-  private check(channel: Channel, caller: Participant, item: unknown, index: number, now: Date): ItemState {
+  /** Security patterns 2 and 3: decrypt (2) or set aside the per-recipient copies (3) before validation. */
+  private async prepare(channel: Channel, items: unknown[]): Promise<Prepared[]> {
+    if (channel.securityPattern === 2) return Promise.all(items.map((item) => openPattern2(item, this.encryption.dipKey)));
+    if (channel.securityPattern === 3) return items.map(splitPattern3);
+    return items.map((item) => ({ ok: true, item, copies: null }));
+  }
+
+  private check(channel: Channel, caller: Participant, item: unknown, index: number, now: Date, copies: Record<string, string> | null): ItemState {
     const state: ItemState = { ref: null, connectionProvider: null, refusal: null, validated: null, accepted: null };
-    const validated = this.catalogue.validate(channel.interfaceId, item);
+    const validated = this.catalogue.validate(channel.interfaceId, item, { encryptedPayload: copies !== null });
     if (!validated.ok) {
       state.ref = bestEffortReference(item);
       const shown = validated.errors.slice(0, 3).map((e) => e.message);
@@ -147,6 +169,7 @@ export class Ingest {
       return state;
     }
     const message = validated.message as DipMessage;
+    if (copies !== null) (message.payload as Record<string, unknown>)[ENCRYPTED_BLOCKS] = copies;
     const h = readHeader(message);
     state.ref = h.senderUniqueReference;
     state.connectionProvider = h.connectionProviderId;
@@ -178,6 +201,11 @@ export class Ingest {
       state.refusal = { status: 400, code: decision.code, help: `item ${index}: ${decision.help}` };
       return;
     }
+    const unreachable = this.unreachable(channel, message, decision.recipients);
+    if (unreachable) {
+      state.refusal = { status: 400, code: MSG.routingError, help: `item ${index}: ${unreachable}` };
+      return;
+    }
     const transactionId = newTransactionId(channel.interfaceId, h.senderDipId, h.senderRoleId, now);
     // A workflow's first message gets a new correlation ID; follow-on messages carry theirs in S1.
     const correlationId = channel.workflowStarter && h.senderCorrelationId === null ? newCorrelationId(now) : h.senderCorrelationId;
@@ -202,8 +230,25 @@ export class Ingest {
       mpan: h.mpan,
       receivedAt: now.getTime(),
       outbound: JSON.stringify(outbound),
-      recipients: channel.mpanFeed ? [...decision.recipients, MPAN_LOOKUP_RECIPIENT] : decision.recipients,
+      // On a pattern 3 channel the DIP cannot read the payload, so it cannot feed the lookup either.
+      recipients: channel.mpanFeed && channel.securityPattern !== 3 ? [...decision.recipients, MPAN_LOOKUP_RECIPIENT] : decision.recipients,
     };
+  }
+
+  /** On an encrypted channel, every recipient must be reachable: a clear refusal now, not a silent drop later. */
+  private unreachable(channel: Channel, message: DipMessage, recipients: string[]): string | null {
+    if (channel.securityPattern === 2) {
+      const missing = recipients.filter((id) => !this.encryption.recipientKey(id));
+      return missing.length ? `recipient(s) ${missing.join(', ')} have no certificate the payload can be encrypted to (security pattern 2)` : null;
+    }
+    if (channel.securityPattern === 3) {
+      const copies = (message.payload as Record<string, unknown>)[ENCRYPTED_BLOCKS] as Record<string, string>;
+      const missing = recipients.filter((id) => copies[id] === undefined);
+      const extra = Object.keys(copies).filter((id) => !recipients.includes(id));
+      if (missing.length) return `payload.${ENCRYPTED_BLOCKS} has no copy for recipient(s) ${missing.join(', ')} (security pattern 3: one copy per recipient)`;
+      if (extra.length) return `payload.${ENCRYPTED_BLOCKS} has copies for ${extra.join(', ')}, who are not recipients of this message`;
+    }
+    return null;
   }
 
   private checkHeader(channel: Channel, caller: Participant, h: MessageHeader, now: Date, index: number): Refusal | null {

@@ -218,6 +218,23 @@ export async function issueSigningCertificate(
   return { keyPem: key.keyPem, certPem };
 }
 
+/**
+ * The DIP's encryption certificate (security pattern 2): senders encrypt payloads to it. Its own key,
+ * apart from the signing and TLS keys, so each can be rotated or revoked alone.
+ */
+export async function issueEncryptionCertificate(
+  ca: KeyAndCert,
+  opts: { commonName: string; validDays: number },
+): Promise<KeyAndCert> {
+  checkValidDays(opts.validDays);
+  const key = await generateRsaKey();
+  const certPem = await issue(ca, [{ CN: [opts.commonName] }, { O: ['OpenDIP'] }], key.spkiDer, opts.validDays, [
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyEncipherment, true),
+  ]);
+  return { keyPem: key.keyPem, certPem };
+}
+
 /** One revoked certificate, as a CRL lists it. */
 export interface CrlEntry {
   /** Serial number, hex (any case, colons allowed). */

@@ -96,6 +96,8 @@ export type MismatchKind =
   | 'status-message'
   | 'lookup';
 
+const KIND_ORDER: MismatchKind[] = ['rejected', 'lookup', 'missing', 'unexpected', 'bad-signature', 'duplicate', 'bad-d0', 'bad-a0', 'bad-content', 'status-message'];
+
 export interface Mismatch {
   kind: MismatchKind;
   /** The participant concerned (recipient, or sender for a rejection), with its label. */
@@ -142,7 +144,10 @@ export class DeliveryLedger {
   readonly extraMismatches: Mismatch[] = [];
   /** Deliveries of messages this run did not send (earlier runs, other traffic): reported, not judged. */
   foreign = 0;
+  /** When the last message of any kind arrived (0: none yet). */
+  lastDeliveryAt = 0;
   private readonly received = new Set<string>();
+  private awaited: Set<string> | undefined;
 
   constructor(
     private readonly model: MarketModel,
@@ -161,6 +166,7 @@ export class DeliveryLedger {
   }
 
   record(d: Delivery, kind: 'business' | 'status'): void {
+    this.lastDeliveryAt = Math.max(this.lastDeliveryAt, d.receivedAt);
     if (kind === 'status') {
       this.statusDeliveries.push(d);
       return;
@@ -171,17 +177,33 @@ export class DeliveryLedger {
       return;
     }
     this.deliveries.push(d);
-    if (ref !== undefined) this.received.add(`${d.recipient}\u0000${ref}`);
+    if (ref !== undefined) {
+      this.received.add(`${d.recipient}\u0000${ref}`);
+      this.awaited?.delete(`${d.recipient}\u0000${ref}`);
+    }
   }
 
   /** Copies still awaited: accepted messages × predicted recipients not yet seen. */
   outstanding(): number {
+    if (this.awaited) return this.awaited.size;
     let n = 0;
     for (const m of this.sent.values()) {
       if (m.state !== 'accepted') continue;
       for (const r of m.prediction.recipients) if (!this.received.has(`${r}\u0000${m.ref}`)) n++;
     }
     return n;
+  }
+
+  /** Once everything is sent: track the awaited copies as a set, so waiting costs nothing per poll. */
+  freeze(): void {
+    this.awaited = new Set();
+    for (const m of this.sent.values()) {
+      if (m.state !== 'accepted') continue;
+      for (const r of m.prediction.recipients) {
+        const key = `${r}\u0000${m.ref}`;
+        if (!this.received.has(key)) this.awaited.add(key);
+      }
+    }
   }
 
   expectedCopies(): number {
@@ -244,7 +266,8 @@ export class DeliveryLedger {
         detail: `status message about ${String(entry.transactionID ?? '?')}: ${String(entry.message ?? '')} ${String(entry.help ?? '')}`.trim(),
       });
     }
-    return out;
+    // The most telling first: refusals, then routing (missing / unexpected), then the wrappers.
+    return out.sort((a, b) => KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind));
   }
 
   /** The copy's wrapper: D0 filled for this transaction, A0 listing the routing, the right MPAN and channel. */

@@ -10,7 +10,7 @@
  * from its own market model and checks that each participant got exactly what it should.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { request } from 'undici';
 import { onboardParticipant } from '../admin/participants.js';
@@ -18,11 +18,12 @@ import { SqliteStore } from '../adapters/sqlite/store.js';
 import { Catalogue } from '../catalogue/catalogue.js';
 import { DipClient } from '../client/dip-client.js';
 import { startWebhookReceiver, type ReceivedCall, type WebhookReceiver } from '../client/webhook-receiver.js';
-import { issueParticipantCertificate } from '../security/pki.js';
+import { issueParticipantCertificate, type KeyAndCert } from '../security/pki.js';
 import { certificateInfo } from '../security/signature.js';
 import { buildIF021 } from './messages.js';
 import {
   buildMarket,
+  initialLoadCsv,
   initialLoadRows,
   isSimRole,
   plannedParticipants,
@@ -90,8 +91,10 @@ export interface SimulateOptions {
   batchSize?: number;
   /** Submissions in flight at once (default 8). */
   concurrency?: number;
-  /** How long to wait for every expected copy (default 60 s). */
+  /** How long to wait for every expected copy (default 60 s) ... */
   deliveryTimeoutMs?: number;
+  /** ... or until nothing at all has arrived for this long (default 10 s). */
+  idleTimeoutMs?: number;
   /** After the last expected copy, how long to keep listening for unexpected ones (default 500 ms). */
   graceMs?: number;
   /** Without the operator API: pause after registration messages so the lookup learns them (default 2 s). */
@@ -171,13 +174,18 @@ async function pool<T>(tasks: Array<() => Promise<T>>, limit: number): Promise<T
   return results;
 }
 
-/** Runs the whole simulation against a DIP and returns what it found. Never throws for a DIP fault. */
+/**
+ * Runs the whole simulation against a DIP and returns what it found. What the DIP does wrong is reported
+ * as mismatches; it throws only when it cannot set the market up (onboarding, webhooks, operator API).
+ */
 export async function runSimulation(o: SimulateOptions): Promise<SimulationReport> {
   const started = Date.now();
   const log = o.log ?? (() => {});
   if (!o.dataDir === !o.market) throw new Error('give either a data directory (--data-dir) or a market file (--market)');
   const days = o.days ?? 2;
   if (!Number.isInteger(days) || days < 2) throw new Error('--days must be at least 2 (the change of supplier takes effect half-way through)');
+  const switchPercent = o.switchPercent ?? 20;
+  if (!(switchPercent >= 0 && switchPercent <= 100)) throw new Error(`--switch-percent must be between 0 and 100, not ${o.switchPercent}`);
   const catalogue = o.catalogue ?? Catalogue.load();
   const rules = channelRules(catalogue, o.channelOverrides);
   const seed = o.seed ?? randomBytes(4).toString('hex');
@@ -220,7 +228,7 @@ export async function runSimulation(o: SimulateOptions): Promise<SimulationRepor
       log(`[setup] ${parties.length} pre-onboarded participants from the market file (${describeRoles(parties)})`);
     }
     const participants: SimParticipant[] = parties.map(({ dipId, role, label }) => ({ dipId, role, label }));
-    model = buildMarket(participants, { mpans: o.mpans ?? 100, switchPercent: o.switchPercent ?? 20, seed });
+    model = buildMarket(participants, { mpans: o.mpans ?? 100, switchPercent, seed });
     const m = model;
     const led = new DeliveryLedger(m, rules, ours);
     ledger = led;
@@ -388,7 +396,7 @@ export async function runSimulation(o: SimulateOptions): Promise<SimulationRepor
       await awaitLookup(appointed.map((x) => ({ mpan: x.core, slot: 'DS', dipId: x.changeOfSupplier!.newDataService, fromMs: effectiveFrom })));
       for (const x of appointed) m.appoint(x.core, 'DS', x.changeOfSupplier!.newDataService, effectiveFrom);
       const changedDs = appointed.filter((x) => m.holder(x.core, 'DS', effectiveFrom - 1) !== x.changeOfSupplier!.newDataService).length;
-      log(`[3 change of supplier] from ${isoDay(effectiveFrom)}: ${r1.accepted}/${r1.sent} IF-001, ${r2.accepted}/${r2.sent} IF-002, ${r3.accepted}/${r3.sent} IF-036 accepted; ${changedDs} MPANs get a new data service; the lookup learnt them (${secs(Date.now() - t)})`);
+      log(`[3 change of supplier] from ${isoDay(effectiveFrom)}: ${r1.accepted}/${r1.sent} IF-001, ${r2.accepted}/${r2.sent} IF-002, ${r3.accepted}/${r3.sent} IF-036 accepted; ${changedDs} MPANs get a new data service; ${o.admin ? 'the DIP\'s lookup learnt them' : `waited ${secs(o.settleMs ?? 2000)} twice for the DIP's lookup to learn them`} (${secs(Date.now() - t)})`);
     } else {
       log('[3 change of supplier] skipped: needs two suppliers and --switch-percent above 0');
     }
@@ -407,11 +415,17 @@ export async function runSimulation(o: SimulateOptions): Promise<SimulationRepor
 
     // ---- 5. Wait for every expected copy, then a little longer for unexpected ones
     t = Date.now();
+    led.freeze();
     const expected = led.expectedCopies();
     log(`[5 check] waiting for ${expected} expected deliveries …`);
     const deadline = Date.now() + (o.deliveryTimeoutMs ?? 60_000);
+    const idleMs = o.idleTimeoutMs ?? 10_000;
     let lastReport = Date.now();
     while (led.outstanding() > 0 && Date.now() < deadline) {
+      if (Date.now() - Math.max(t, led.lastDeliveryAt) > idleMs) {
+        log(`[5 check] nothing arrived for ${secs(idleMs)}: giving up on the rest`);
+        break;
+      }
       await sleep(20);
       if (Date.now() - lastReport > 5000) {
         lastReport = Date.now();
@@ -490,6 +504,8 @@ async function untilKnown(p: Party, call: () => Promise<{ status: number; body: 
   }
 }
 
+const issuedCache = new Map<string, Promise<KeyAndCert>>();
+
 async function onboardAll(dataDir: string, planned: SimParticipant[], env: string, url: string, caPem: string): Promise<Party[]> {
   const pki = join(dataDir, 'pki');
   const caFiles = { keyPem: join(pki, 'ca.key.pem'), certPem: join(pki, 'ca.cert.pem') };
@@ -497,8 +513,18 @@ async function onboardAll(dataDir: string, planned: SimParticipant[], env: strin
     throw new Error(`${dataDir} is not an OpenDIP data directory (no pki/ca.key.pem or dip.db): start the DIP with DIP_DATA_DIR=${dataDir} first`);
   }
   const ca = { keyPem: readFileSync(caFiles.keyPem, 'utf8'), certPem: readFileSync(caFiles.certPem, 'utf8') };
+  // RSA key generation is most of the set-up time: a rerun in the same process reuses what it issued.
   const issued = await Promise.all(
-    planned.map((p) => issueParticipantCertificate(ca, { organisation: `OpenDIP simulator ${p.label}`, dipIds: [p.dipId], environment: env, validDays: 7 })),
+    planned.map((p) => {
+      const key = `${ca.certPem}\u0000${env}\u0000${p.dipId}`;
+      let cred = issuedCache.get(key);
+      if (!cred) {
+        cred = issueParticipantCertificate(ca, { organisation: `OpenDIP simulator ${p.label}`, dipIds: [p.dipId], environment: env, validDays: 7 });
+        issuedCache.set(key, cred);
+        cred.catch(() => issuedCache.delete(key));
+      }
+      return cred;
+    }),
   );
   const store = new SqliteStore(join(dataDir, 'dip.db'));
   try {
@@ -514,7 +540,8 @@ async function onboardAll(dataDir: string, planned: SimParticipant[], env: strin
   }
 }
 
-function openMarket(market: MarketFile, baseDir: string, url: string, caPem: string): Party[] {
+/** The participants a market file names, with their credentials read from their folders. */
+export function readMarket(market: MarketFile, baseDir: string): Array<SimParticipant & { keyPem: string; certPem: string; apiKey: string }> {
   if (!Array.isArray(market.participants) || market.participants.length === 0) throw new Error('the market file lists no participants');
   const seen = new Map<string, number>();
   return market.participants.map((entry, i) => {
@@ -533,8 +560,12 @@ function openMarket(market: MarketFile, baseDir: string, url: string, caPem: str
     const role: SimRole = entry.role;
     const n = (seen.get(role) ?? 0) + 1;
     seen.set(role, n);
-    return { dipId, role, label: `${role}#${n}`, client: new DipClient({ baseUrl: url, apiKey, keyPem, certPem, caPem, connections: 4 }) };
+    return { dipId, role, label: `${role}#${n}`, keyPem, certPem, apiKey };
   });
+}
+
+function openMarket(market: MarketFile, baseDir: string, url: string, caPem: string): Party[] {
+  return readMarket(market, baseDir).map(({ keyPem, certPem, apiKey, ...p }) => ({ ...p, client: new DipClient({ baseUrl: url, apiKey, keyPem, certPem, caPem, connections: 4 }) }));
 }
 
 async function adminCall(admin: { url: string; token: string }, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
@@ -604,6 +635,10 @@ export interface SimulateCliOptions {
   batch: number;
   concurrency: number;
   timeout: number;
+  /** Stop waiting once nothing has arrived for this many seconds (default 10). */
+  idle?: number;
+  /** Without the operator API: milliseconds to wait for the lookup to learn registration messages (default 2000). */
+  settle?: number;
   idPrefix: string;
   writeMpanLoad?: string;
   json?: boolean;
@@ -650,6 +685,17 @@ export async function runSimulateCommand(c: SimulateCliOptions, env: NodeJS.Proc
     }
     Object.assign(base, { market, marketDir, envTag: c.env ?? 'DEV' });
   }
+  if (c.writeMpanLoad) {
+    // Without the operator API, the operator loads this (dip mpan load FILE) before the run.
+    if (!c.seed) throw new Error('--write-mpan-load needs --seed, and the run that follows the same --seed');
+    const participants: SimParticipant[] = c.market
+      ? readMarket(base.market!, base.marketDir!).map(({ dipId, role, label }) => ({ dipId, role, label }))
+      : plannedParticipants({ suppliers: c.suppliers, dataServices: c.dataServices, meteringServices: c.meteringServices, ldsos: c.ldsos }, c.idPrefix);
+    const model = buildMarket(participants, { mpans: c.mpans, switchPercent: c.switchPercent, seed: c.seed });
+    writeFileSync(c.writeMpanLoad, initialLoadCsv(model));
+    process.stderr.write(`wrote the initial MPAN lookup of ${model.mpans.length} MPANs (${initialLoadRows(model).length} appointments) to ${c.writeMpanLoad}; load it with: dip mpan load ${c.writeMpanLoad}\n`);
+    return 0;
+  }
   if (!url) throw new Error('--url is required with --market');
   if (!caFile) throw new Error("--ca (the DIP's CA certificate) is required with --market");
   const options: SimulateOptions = {
@@ -672,26 +718,11 @@ export async function runSimulateCommand(c: SimulateCliOptions, env: NodeJS.Proc
     batchSize: c.batch,
     concurrency: c.concurrency,
     deliveryTimeoutMs: c.timeout * 1000,
+    idleTimeoutMs: (c.idle ?? 10) * 1000,
+    settleMs: c.settle,
     idPrefix: c.idPrefix,
     log: (line) => process.stderr.write(`${line}\n`),
   };
-  if (c.writeMpanLoad) {
-    // Market mode without the operator API: the operator loads this (dip mpan load FILE) before the run.
-    if (!c.seed) throw new Error('--write-mpan-load needs --seed, and the run that follows the same --seed');
-    const { writeFileSync } = await import('node:fs');
-    const { initialLoadCsv } = await import('./market.js');
-    const participants = c.market
-      ? openMarket(options.market!, options.marketDir!, url, options.caPem)
-      : plannedParticipants({ suppliers: c.suppliers, dataServices: c.dataServices, meteringServices: c.meteringServices, ldsos: c.ldsos }, c.idPrefix).map((p) => ({ ...p, client: null as unknown as DipClient }));
-    const model = buildMarket(
-      participants.map(({ dipId, role, label }) => ({ dipId, role, label })),
-      { mpans: c.mpans, switchPercent: c.switchPercent, seed: c.seed },
-    );
-    await Promise.allSettled(participants.map((p) => p.client?.close()));
-    writeFileSync(c.writeMpanLoad, initialLoadCsv(model));
-    process.stderr.write(`wrote the initial MPAN lookup of ${model.mpans.length} MPANs to ${c.writeMpanLoad}; load it with: dip mpan load ${c.writeMpanLoad}\n`);
-    return 0;
-  }
   const report = await runSimulation(options);
   if (c.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else process.stdout.write(`${formatSummary(report)}\n`);

@@ -27,7 +27,8 @@ export function registerPullRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const entries = await deps.queues.readQueue(queue, ackedSeq, max, maxKb * 1024);
     if (entries.length > 0) reply.header(SEQUENCE_HEADER, `${entries[0]!.seq}-${entries.at(-1)!.seq}`);
     reply.header('x-opendip-acknowledged', String(ackedSeq));
-    return reply.code(200).type('application/json').send(`[${entries.map((e) => deps.outboundFor(queue, e.outbound)).join(',')}]`);
+    const copies = await Promise.all(entries.map((e) => deps.outboundFor(queue, e.outbound)));
+    return reply.code(200).type('application/json').send(`[${copies.join(',')}]`);
   });
 
   app.post<Route>('/dip-channel/:id/ack/:recipientId', async (req, reply) => {

@@ -1,0 +1,83 @@
+import type { KeyObject } from 'node:crypto';
+import { decryptWith, encryptTo } from '../security/payload-encryption.js';
+
+/**
+ * Security patterns (spec 5.2.2), chosen per channel:
+ *   0  no security action;  1  signed (the default, as on the live DIP);
+ *   2  the CustomBlock arrives encrypted to the DIP, which decrypts, validates, archives under its own
+ *      at-rest encryption, and re-encrypts it for each recipient;
+ *   3  the sender supplies one copy of the CustomBlock per recipient, each encrypted to that recipient;
+ *      the DIP routes on the CommonBlock and never reads the payload.
+ * On the wire (an OpenDIP extension in the published style): pattern 2 items carry
+ * `payload.EncryptedCustomBlock` (a JWE) instead of `CustomBlock`; pattern 3 items carry
+ * `payload.EncryptedCustomBlocks` ({ recipient DIP ID: JWE }). Recipients get `EncryptedCustomBlock`.
+ */
+export type SecurityPattern = 0 | 1 | 2 | 3;
+
+export const ENCRYPTED_BLOCK = 'EncryptedCustomBlock';
+export const ENCRYPTED_BLOCKS = 'EncryptedCustomBlocks';
+
+type Json = Record<string, unknown>;
+
+function field(o: unknown, name: string): { key: string; value: unknown } | undefined {
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) return undefined;
+  const lower = name.toLowerCase();
+  const key = Object.keys(o).find((k) => k.toLowerCase() === lower);
+  return key === undefined ? undefined : { key, value: (o as Json)[key] };
+}
+
+export type Prepared =
+  | { ok: true; item: unknown; copies: Record<string, string> | null }
+  | { ok: false; help: string };
+
+/** Pattern 2: the item with its CustomBlock decrypted, ready for ordinary validation. */
+export async function openPattern2(item: unknown, dipKey: KeyObject): Promise<Prepared> {
+  const payload = field(item, 'payload');
+  const sealed = field(payload?.value, ENCRYPTED_BLOCK);
+  if (!payload || typeof sealed?.value !== 'string') {
+    return { ok: false, help: `payload.${ENCRYPTED_BLOCK} is required on this channel (security pattern 2): the CustomBlock as a JWE (${'RSA-OAEP-256/A256GCM'}) to the DIP's encryption certificate` };
+  }
+  if (field(payload.value, 'CustomBlock')) return { ok: false, help: `payload.CustomBlock must not travel in clear on this channel (security pattern 2)` };
+  let customBlock: unknown;
+  try {
+    customBlock = JSON.parse(await decryptWith(dipKey, sealed.value));
+  } catch (e) {
+    return { ok: false, help: `payload.${ENCRYPTED_BLOCK} could not be decrypted with the DIP's encryption key: ${(e as Error).message}` };
+  }
+  const { [sealed.key]: _sealed, ...rest } = payload.value as Json;
+  return { ok: true, item: { ...(item as Json), [payload.key]: { ...rest, CustomBlock: customBlock } }, copies: null };
+}
+
+/** Pattern 3: the item without its per-recipient copies (validated without a CustomBlock), and the copies. */
+export function splitPattern3(item: unknown): Prepared {
+  const payload = field(item, 'payload');
+  const copies = field(payload?.value, ENCRYPTED_BLOCKS);
+  const value = copies?.value;
+  if (!payload || typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { ok: false, help: `payload.${ENCRYPTED_BLOCKS} is required on this channel (security pattern 3): { "<recipient DIP ID>": "<JWE to that recipient>" }` };
+  }
+  if (field(payload.value, 'CustomBlock')) return { ok: false, help: `payload.CustomBlock must not travel in clear on this channel (security pattern 3)` };
+  const out: Record<string, string> = {};
+  for (const [id, jwe] of Object.entries(value)) {
+    if (typeof jwe !== 'string' || jwe.split('.').length !== 5) return { ok: false, help: `payload.${ENCRYPTED_BLOCKS}.${id} is not a JWE in compact serialisation` };
+    out[id] = jwe;
+  }
+  const { [copies!.key]: _copies, ...rest } = payload.value as Json;
+  return { ok: true, item: { ...(item as Json), [payload.key]: rest }, copies: out };
+}
+
+/** What a recipient receives on an encrypted channel: the CommonBlock, and its own encrypted CustomBlock. */
+export async function encryptedCopy(outbound: string, pattern: 2 | 3, recipientDipId: string, recipientKey: KeyObject | undefined): Promise<string> {
+  const message = JSON.parse(outbound) as { payload: Json };
+  const { CustomBlock, [ENCRYPTED_BLOCKS]: copies, ...rest } = message.payload;
+  let sealed: string;
+  if (pattern === 3) {
+    const mine = (copies as Record<string, string> | undefined)?.[recipientDipId];
+    if (mine === undefined) throw new Error(`no copy for ${recipientDipId}`);
+    sealed = mine;
+  } else {
+    if (!recipientKey) throw new Error(`${recipientDipId} has no certificate that can be encrypted to`);
+    sealed = await encryptTo(recipientKey, JSON.stringify(CustomBlock));
+  }
+  return JSON.stringify({ ...message, payload: { ...rest, [ENCRYPTED_BLOCK]: sealed } });
+}

@@ -1,0 +1,171 @@
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import { createPrivateKey, generateKeyPairSync, webcrypto, X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { onboardParticipant } from '../src/admin/participants.js';
+import { decryptWith, encryptTo } from '../src/security/payload-encryption.js';
+import { buildIF021 } from '../src/sim/messages.js';
+import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+
+type Json = Record<string, any>;
+
+function databaseBytes(dataDir: string): Buffer {
+  const file = join(dataDir, 'dip.db');
+  return Buffer.concat([file, `${file}-wal`].filter((f) => existsSync(f)).map((f) => readFileSync(f)));
+}
+
+/** A certificate bound to a DIP ID that may sign but not be encrypted to (key usage digitalSignature only). */
+async function signOnlyCertificate(caPem: { keyPem: string; certPem: string }, dipId: string) {
+  x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+  const alg = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const caKey = await webcrypto.subtle.importKey('pkcs8', createPrivateKey(caPem.keyPem).export({ type: 'pkcs8', format: 'der' }), alg, false, ['sign']);
+  const ca = new x509.X509Certificate(caPem.certPem);
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: '0a1b2c3d',
+    subject: `CN=${dipId}`,
+    issuer: ca.subject,
+    notBefore: new Date(Date.now() - 3600_000),
+    notAfter: new Date(Date.now() + 86_400_000),
+    signingAlgorithm: alg,
+    publicKey: await webcrypto.subtle.importKey('spki', publicKey.export({ type: 'spki', format: 'der' }), alg, true, ['verify']),
+    signingKey: caKey,
+    extensions: [
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `urn:dip:participant:${dipId}` }]),
+    ],
+  });
+  return { keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), certPem: cert.toString('pem') };
+}
+
+describe('security pattern 2: encrypted to the DIP, re-encrypted for each recipient', () => {
+  let t: TestDip;
+  let sds: TestParticipant;
+  let sup: TestParticipant;
+  let ldso: TestParticipant;
+  let received: Awaited<ReturnType<TestDip['receiver']>>;
+
+  beforeAll(async () => {
+    t = await startTestDip({ channels: { 'IF-021': { securityPattern: 2 } } });
+    sds = await t.participant('2000000001', ['SDS']);
+    sup = await t.participant('1000000001', ['SUP']);
+    ldso = await t.participant('3000000001', ['LDSO']);
+    received = await t.receiver();
+    expect((await sup.client.setWebhook('IF-021', sup.dipId, { callbackURL: received.url })).status).toBe(201);
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  async function sealedItem(to: string[], suffix: string) {
+    const certs = await sds.client.call<{ encryption: string }>('GET', '/certificates/dip', '');
+    const item = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: to, uniqueSuffix: suffix });
+    const { CustomBlock, ...payload } = item.payload;
+    const jwe = await encryptTo(new X509Certificate(certs.body.encryption).publicKey, JSON.stringify(CustomBlock));
+    return { plain: item, sealed: { payload: { ...payload, EncryptedCustomBlock: jwe } } };
+  }
+
+  it('delivers the payload encrypted to the recipient, which alone can read it; the archive holds no plaintext', async () => {
+    const { plain, sealed } = await sealedItem([sup.dipId], 'p2ok');
+    const answer = await sds.client.submit('IF-021', [sealed]);
+    expect(answer.status).toBe(201);
+    await waitFor(() => received.calls.length === 1, 5000, 'delivery');
+    const out = received.calls[0]!.messages[0] as Json;
+    expect(out.payload.CustomBlock).toBeUndefined();
+    expect(out.payload.CommonBlock.D0.transactionID).toBe(answer.body.messageArray[0]!.transactionID);
+    const opened = JSON.parse(await decryptWith(createPrivateKey(sup.credentials.keyPem), out.payload.EncryptedCustomBlock));
+    expect(opened).toEqual(plain.payload.CustomBlock);
+    await expect(decryptWith(createPrivateKey(ldso.credentials.keyPem), out.payload.EncryptedCustomBlock)).rejects.toThrow();
+    const bytes = databaseBytes(t.config.dataDir);
+    for (const needle of ['settlementDayConsumptionPeriods', 'issuingDataServiceDIPID', plain.payload.CommonBlock.M0.MPANCore]) {
+      expect(bytes.includes(Buffer.from(needle)), `'${needle}' on disk`).toBe(false);
+    }
+  });
+
+  it('refuses a clear CustomBlock, an undecryptable one, and a recipient that cannot be encrypted to', async () => {
+    const clear = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId] });
+    const a1 = await sds.client.submit('IF-021', [clear]);
+    expect(a1.status).toBe(400);
+    expect(a1.body.messageArray[0]!.help).toMatch(/EncryptedCustomBlock is required/);
+
+    const { sealed } = await sealedItem([sup.dipId], 'p2bad');
+    (sealed.payload as Json).EncryptedCustomBlock = 'a.b.c.d.e';
+    const a2 = await sds.client.submit('IF-021', [sealed]);
+    expect(a2.status).toBe(400);
+    expect(a2.body.messageArray[0]!.help).toMatch(/could not be decrypted/);
+
+    const signOnly = await signOnlyCertificate(t.dip.pki.ca, '1000000009');
+    await onboardParticipant(t.dip.store, { dipId: '1000000009', roles: ['SUP'], certificatePem: signOnly.certPem });
+    const { sealed: toSignOnly } = await sealedItem(['1000000009'], 'p2nokey');
+    const a3 = await sds.client.submit('IF-021', [toSignOnly]);
+    expect(a3.status).toBe(400);
+    expect(a3.body.messageArray[0]!.message).toMatch(/^MSG1030/);
+    expect(a3.body.messageArray[0]!.help).toMatch(/1000000009 have no certificate the payload can be encrypted to/);
+    const refusedCert = await sds.client.call('GET', '/certificates/participant/1000000009', '');
+    expect(refusedCert.status).toBe(404);
+  });
+});
+
+describe('security pattern 3: one copy per recipient, never read by the DIP', () => {
+  let t: TestDip;
+  let sds: TestParticipant;
+  const recipients: Array<{ p: TestParticipant; r: Awaited<ReturnType<TestDip['receiver']>> }> = [];
+
+  beforeAll(async () => {
+    t = await startTestDip({ channels: { 'IF-021': { securityPattern: 3 } } });
+    sds = await t.participant('2000000001', ['SDS']);
+    for (const [id, role] of [['1000000001', 'SUP'], ['3000000001', 'LDSO']] as const) {
+      const p = await t.participant(id, [role]);
+      const r = await t.receiver();
+      expect((await p.client.setWebhook('IF-021', id, { callbackURL: r.url })).status).toBe(201);
+      recipients.push({ p, r });
+    }
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('relays each recipient its own copy; the DIP stores only ciphertext', async () => {
+    const item = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: recipients.map((x) => x.p.dipId), uniqueSuffix: 'p3ok' });
+    const { CustomBlock, ...payload } = item.payload;
+    const copies: Record<string, string> = {};
+    for (const { p } of recipients) {
+      const cert = await sds.client.call<{ encryption: string }>('GET', `/certificates/participant/${p.dipId}`, '');
+      copies[p.dipId] = await encryptTo(new X509Certificate(cert.body.encryption).publicKey, JSON.stringify(CustomBlock));
+    }
+    const answer = await sds.client.submit('IF-021', [{ payload: { ...payload, EncryptedCustomBlocks: copies } }]);
+    expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+    for (const { p, r } of recipients) {
+      await waitFor(() => r.calls.length === 1, 5000, `delivery to ${p.dipId}`);
+      const out = r.calls[0]!.messages[0] as Json;
+      expect(out.payload.EncryptedCustomBlocks).toBeUndefined();
+      expect(out.payload.EncryptedCustomBlock).toBe(copies[p.dipId]);
+      expect(JSON.parse(await decryptWith(createPrivateKey(p.credentials.keyPem), out.payload.EncryptedCustomBlock))).toEqual(CustomBlock);
+    }
+    expect(databaseBytes(t.config.dataDir).includes(Buffer.from('settlementDayConsumptionPeriods'))).toBe(false);
+    // Even with the DIP's own at-rest keys, the archive holds only the recipients' ciphertext.
+    const [archived] = await t.dip.store.findArchived({ recipientDipId: recipients[0]!.p.dipId, channel: 'IF-021', limit: 1 });
+    expect(archived!.outbound).not.toContain('settlementDayConsumptionPeriods');
+    expect(JSON.parse(archived!.outbound).payload.EncryptedCustomBlocks).toEqual(copies);
+  });
+
+  it('refuses a message without a copy for every recipient, or with a clear CustomBlock', async () => {
+    const item = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: recipients.map((x) => x.p.dipId), uniqueSuffix: 'p3missing' });
+    const { CustomBlock: _cb, ...payload } = item.payload;
+    const onlyOne = { [recipients[0]!.p.dipId]: 'x.y.z.w.v' };
+    const a1 = await sds.client.submit('IF-021', [{ payload: { ...payload, EncryptedCustomBlocks: onlyOne } }]);
+    expect(a1.status).toBe(400);
+    expect(a1.body.messageArray[0]!.help).toMatch(/no copy for recipient\(s\) 3000000001/);
+    const a2 = await sds.client.submit('IF-021', [item]);
+    expect(a2.status).toBe(400);
+    expect(a2.body.messageArray[0]!.help).toMatch(/EncryptedCustomBlocks is required/);
+    // The header is still validated: a bad sender reference is refused even though the payload is opaque.
+    const bad = { payload: { ...payload, CommonBlock: { ...payload.CommonBlock, S1: { ...payload.CommonBlock.S1, senderUniqueReference: 'nope' } }, EncryptedCustomBlocks: onlyOne } };
+    const a3 = await sds.client.submit('IF-021', [bad]);
+    expect(a3.status).toBe(400);
+    expect(a3.body.messageArray[0]!.message).toMatch(/^MSG1001/);
+  });
+});
