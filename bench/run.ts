@@ -190,6 +190,8 @@ interface IngestResult {
   resets: number;
   /** The disk's 1-row durable commit rate just before the phase (see fsyncProbe). */
   diskCommitsPerSecond: number;
+  /** DIP CPU time (all its threads) per accepted message: less sensitive to the neighbours than rates are. */
+  dipCpuUsPerMessage: number;
   cpu: CpuUse;
   errors: string[];
 }
@@ -258,6 +260,7 @@ async function closedLoopAt(
       statuses: r.statuses,
       resets: r.resets,
       diskCommitsPerSecond,
+      dipCpuUsPerMessage: round(((c1.dip - c0.dip) * 1e6) / Math.max(1, r.accepted), 0),
       cpu: cpuBetween(c0, c1),
       errors: r.errors,
     };
@@ -266,9 +269,9 @@ async function closedLoopAt(
   }
 }
 
-const ingestHeaders = ['batch', 'conc.', 'requests/s', 'accepted msg/s', 'req p50 ms', 'req p99 ms', 'DIP cores', 'gen cores', 'others cores', 'disk commits/s', 'refused msgs', 'conn. resets'];
+const ingestHeaders = ['batch', 'conc.', 'requests/s', 'accepted msg/s', 'req p50 ms', 'req p99 ms', 'DIP cores', 'DIP CPU µs/msg', 'gen cores', 'others cores', 'disk commits/s', 'refused msgs', 'conn. resets'];
 const ingestRow = (r: IngestResult) => [
-  r.batch, r.concurrency, r.requestsPerSecond, r.messagesPerSecond, r.requestP50Ms, r.requestP99Ms, r.cpu.dipCores, r.cpu.generatorCores, r.cpu.otherCores, r.diskCommitsPerSecond, r.refusedMessages, r.resets,
+  r.batch, r.concurrency, r.requestsPerSecond, r.messagesPerSecond, r.requestP50Ms, r.requestP99Ms, r.cpu.dipCores, r.dipCpuUsPerMessage, r.cpu.generatorCores, r.cpu.otherCores, r.diskCommitsPerSecond, r.refusedMessages, r.resets,
 ];
 
 interface IngestBenchResult {
@@ -380,6 +383,8 @@ interface LoadResult extends LatencyStats {
   statuses: Record<string, number>;
   resets: number;
   diskCommitsPerSecond: number;
+  /** DIP CPU time (all threads) per accepted message, its four deliveries included. */
+  dipCpuUsPerMessage: number;
   cpu: CpuUse;
   errors: string[];
 }
@@ -503,6 +508,7 @@ async function offer(f: Fixture, ctx: FanoutCtx, rate: number, durationMs: numbe
     statuses: run.statuses,
     resets: run.resets,
     diskCommitsPerSecond,
+    dipCpuUsPerMessage: round((cpu.dipCores * 1e6) / Math.max(1, acceptedPerSecond), 0),
     cpu,
     errors: run.errors,
   };
@@ -525,9 +531,9 @@ async function offerLevel(f: Fixture, ctx: FanoutCtx, rate: number, durationMs: 
   return { ...again, firstAttempt: { p50, p90, p99, max, acceptedPerSecond, deliveriesPerSecond, diskCommitsPerSecond, otherCores: cpu.otherCores, sustained } };
 }
 
-const loadHeaders = ['offered msg/s', 'accepted msg/s', 'deliveries/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'msgs/call', 'DIP cores', 'recv cores', 'gen cores', 'others cores', 'disk commits/s', 'kept up'];
+const loadHeaders = ['offered msg/s', 'accepted msg/s', 'deliveries/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'msgs/call', 'DIP cores', 'DIP CPU µs/msg', 'recv cores', 'gen cores', 'others cores', 'disk commits/s', 'kept up'];
 const loadRow = (r: LoadResult) => [
-  r.offered, r.acceptedPerSecond, r.deliveriesPerSecond, r.p50, r.p90, r.p99, r.max, r.messagesPerCall, r.cpu.dipCores, r.cpu.receiverCores, r.cpu.generatorCores, r.cpu.otherCores, r.diskCommitsPerSecond, r.sustained ? 'yes' : r.stoppedEarly ? 'NO (cut short)' : 'NO',
+  r.offered, r.acceptedPerSecond, r.deliveriesPerSecond, r.p50, r.p90, r.p99, r.max, r.messagesPerCall, r.cpu.dipCores, r.dipCpuUsPerMessage, r.cpu.receiverCores, r.cpu.generatorCores, r.cpu.otherCores, r.diskCommitsPerSecond, r.sustained ? 'yes' : r.stoppedEarly ? 'NO (cut short)' : 'NO',
 ];
 
 async function latencyBench(f: Fixture): Promise<LoadResult[]> {

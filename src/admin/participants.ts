@@ -10,6 +10,8 @@ export interface OnboardRequest {
   organisation?: string;
   /** The participant's certificate (PEM): its mTLS client certificate and message-signing certificate. */
   certificatePem: string;
+  /** A DIP Connection Provider (a registered participant) that connects for this one. */
+  connectionProvider?: string;
 }
 
 /**
@@ -36,7 +38,13 @@ export async function onboardParticipant(store: ParticipantRegistry, req: Onboar
     certificatePem: info.pem,
     certificateFingerprint: info.fingerprint256,
     createdAt: Date.now(),
+    connectionProvider: req.connectionProvider ?? null,
   };
+  if (participant.connectionProvider !== null) {
+    if (participant.connectionProvider === req.dipId) throw new Error('a participant cannot be its own connection provider');
+    const known = (await store.participants()).some((r) => r.participant.dipId === participant.connectionProvider);
+    if (!known) throw new Error(`--connection-provider ${participant.connectionProvider} is not a registered participant`);
+  }
   const apiKey = `dip_${randomBytes(24).toString('base64url')}`;
   await store.upsertParticipant(participant, hashApiKey(apiKey));
   return { participant, apiKey };

@@ -9,6 +9,7 @@ import { startWebhookReceiver } from '../client/webhook-receiver.js';
 import { loadConfig } from '../config.js';
 import { importedCatalogueFile } from '../pipeline/catalogue-source.js';
 import { issueParticipantCertificate } from '../security/pki.js';
+import { readRevocationList, revokeCertificate } from '../security/revocation.js';
 import { buildIF021 } from '../sim/messages.js';
 import { adminCall } from './admin-client.js';
 import { LOAD_HEADER, readLoadFile } from './mpan-load.js';
@@ -73,6 +74,31 @@ pki
     process.stderr.write(`wrote ${join(o.out, PROFILE_FILES.key)} and ${join(o.out, PROFILE_FILES.cert)} for ${o.dipId.join(', ')}\n`);
   });
 
+pki
+  .command('revoke')
+  .description("revoke a certificate from the environment's CA: a running DIP refuses it within seconds, no restart")
+  .requiredOption('--cert <file>', 'the certificate to revoke (PEM)')
+  .option('--reason <reason>', 'keyCompromise, superseded, affiliationChanged, cessationOfOperation, … (or free text)', 'unspecified')
+  .option('--json', 'machine-readable output')
+  .action(async (o: { cert: string; reason: string; json?: boolean }) => {
+    const r = await revokeCertificate(pkiDir(loadConfig()), readFileSync(o.cert, 'utf8'), o.reason);
+    if (o.json) print({ ...r.entry, alreadyRevoked: r.alreadyRevoked, list: r.listFile, crl: r.crlFile });
+    else {
+      const who = r.entry.dipIds.join(', ') || r.entry.subject;
+      process.stdout.write(`${r.alreadyRevoked ? 'already revoked' : 'revoked'}: ${who}, serial ${r.entry.serialNumber} (${r.entry.reason}, ${r.entry.revokedAt})\n`);
+      process.stdout.write(`updated ${r.listFile} and ${r.crlFile}; a running DIP refuses the certificate within revocationPollMs (default 2 s)\n`);
+    }
+  });
+pki
+  .command('revoked')
+  .description('list the revoked certificates')
+  .option('--json', 'machine-readable output')
+  .action(async (o: { json?: boolean }) => {
+    const list = await readRevocationList(pkiDir(loadConfig()));
+    if (o.json) print(list.entries);
+    else for (const e of list.entries) process.stdout.write(`${e.revokedAt}  ${e.serialNumber}  ${(e.dipIds.join(',') || e.subject).padEnd(12)} ${e.reason}\n`);
+  });
+
 const participant = program.command('participant').description('participants (operator)');
 participant
   .command('add')
@@ -81,12 +107,19 @@ participant
   .requiredOption('--role <role>', 'market role, e.g. SUP, LDSO, SDS (repeatable)', collect, [])
   .requiredOption('--cert <file>', "the participant's certificate (PEM)")
   .option('--org <name>', 'organisation name')
+  .option('--connection-provider <id>', 'the DIP Connection Provider (a registered participant) this participant nominates to connect for it')
   .option('--save <dir>', `also write the API key to <dir>/${PROFILE_FILES.apiKey}`)
   .option('--json', 'machine-readable output')
-  .action(async (o: { dipId: string; role: string[]; cert: string; org?: string; save?: string; json?: boolean }) => {
+  .action(async (o: { dipId: string; role: string[]; cert: string; org?: string; connectionProvider?: string; save?: string; json?: boolean }) => {
     const store = new SqliteStore(databaseFile(loadConfig()));
     try {
-      const { participant: p, apiKey } = await onboardParticipant(store, { dipId: o.dipId, roles: o.role, organisation: o.org, certificatePem: readFileSync(o.cert, 'utf8') });
+      const { participant: p, apiKey } = await onboardParticipant(store, {
+        dipId: o.dipId,
+        roles: o.role,
+        organisation: o.org,
+        certificatePem: readFileSync(o.cert, 'utf8'),
+        connectionProvider: o.connectionProvider,
+      });
       if (o.save) {
         mkdirSync(o.save, { recursive: true, mode: 0o700 });
         writeFileSync(join(o.save, PROFILE_FILES.apiKey), `${apiKey}\n`, { mode: 0o600 });

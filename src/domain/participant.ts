@@ -6,6 +6,8 @@ export interface Participant {
   certificatePem: string;
   /** SHA-256 fingerprint of the registered certificate (hex, upper case). */
   certificateFingerprint: string;
+  /** The DIP Connection Provider this participant nominated to connect for it, if any. */
+  connectionProvider: string | null;
   createdAt: number;
 }
 

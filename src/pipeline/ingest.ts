@@ -84,7 +84,8 @@ export class Ingest {
     if (!channel) {
       return this.whole(now, caller.dipId, 404, MSG.interfaceIdInvalid, `dip-channel '${req.channelId}' is not a channel of this DIP`);
     }
-    if (!caller.roles.some((r) => channel.senderRoles.includes(r))) {
+    const identities = this.registry.identitiesOf(caller);
+    if (!identities.some((p) => p.roles.some((r) => channel.senderRoles.includes(r)))) {
       return this.whole(
         now,
         caller.dipId,
@@ -256,11 +257,16 @@ export class Ingest {
     if (h.environmentTag !== this.settings.environment) {
       return { status: 400, code: MSG.schemaFailure, help: `${at}.environmentTag is ${h.environmentTag}, but this DIP is the ${this.settings.environment} environment` };
     }
-    if (h.senderDipId !== caller.dipId) {
-      return { status: 403, code: MSG.senderDipIdInvalid, help: `${at}.senderDIPID is ${h.senderDipId}, but the caller is ${caller.dipId}` };
+    // A connection provider sends for exactly the participants that nominated it, and says so in S1.
+    const sender = this.registry.actingAs(caller, h.senderDipId);
+    if (!sender) {
+      return { status: 403, code: MSG.senderDipIdInvalid, help: `${at}.senderDIPID is ${h.senderDipId}, but the caller is ${caller.dipId} and does not connect for ${h.senderDipId}` };
     }
-    if (!caller.roles.includes(h.senderRoleId)) {
-      return { status: 403, code: MSG.senderRoleInvalid, help: `${at}.senderRoleID ${h.senderRoleId} is not a role of ${caller.dipId} (${caller.roles.join(', ')})` };
+    if (sender !== caller && h.connectionProviderId !== caller.dipId) {
+      return { status: 403, code: MSG.connectionProviderInvalid, help: `${at}.DIPConnectionProviderID must be ${caller.dipId}, the connection provider sending for ${sender.dipId}` };
+    }
+    if (!sender.roles.includes(h.senderRoleId)) {
+      return { status: 403, code: MSG.senderRoleInvalid, help: `${at}.senderRoleID ${h.senderRoleId} is not a role of ${sender.dipId} (${sender.roles.join(', ')})` };
     }
     if (!channel.senderRoles.includes(h.senderRoleId)) {
       return { status: 403, code: MSG.senderRoleInvalid, help: `${at}.senderRoleID ${h.senderRoleId} may not send on ${channel.interfaceId} (senders: ${channel.senderRoles.join(', ')})` };

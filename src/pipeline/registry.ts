@@ -77,6 +77,21 @@ export class Registry implements RoutingDirectory {
     return [...this.byDipId.values()];
   }
 
+  /**
+   * Who a caller may act as: itself, and, when it is a DIP Connection Provider, exactly the participants
+   * that nominated it. Undefined when `dipId` is neither.
+   */
+  actingAs(caller: Participant, dipId: string): Participant | undefined {
+    if (dipId === caller.dipId) return caller;
+    const nominee = this.byDipId.get(dipId);
+    return nominee?.connectionProvider === caller.dipId ? nominee : undefined;
+  }
+
+  /** The caller and every participant that nominated it as connection provider. */
+  identitiesOf(caller: Participant): Participant[] {
+    return [caller, ...[...this.byDipId.values()].filter((p) => p.connectionProvider === caller.dipId)];
+  }
+
   byApiKey(apiKey: string): Participant | undefined {
     return this.byKeyHash.get(hashApiKey(apiKey));
   }

@@ -27,19 +27,20 @@ export class StatusMessages {
    * POST /statusmessage from a recipient: each entry names a transaction the caller received, and goes
    * to that transaction's sender. Accepted or refused whole, like a message batch.
    */
-  async fromRecipient(callerDipId: string, entries: StatusEntry[]): Promise<StatusOutcome> {
+  async fromRecipient(callerDipId: string, entries: StatusEntry[], mayActAs: (dipId: string) => boolean = (id) => id === callerDipId): Promise<StatusOutcome> {
     const routed: Array<{ entry: StatusEntry; to: string }> = [];
     for (const [index, entry] of entries.entries()) {
       if (entry.transactionID === null) {
         return { ok: false, status: 400, index, help: `item ${index}: transactionID is required to route a status message back to its sender` };
       }
-      const parties = await this.log.transactionParties(entry.transactionID);
-      if (!parties || !parties.recipients.includes(callerDipId)) {
-        // The same answer whether the transaction does not exist or is someone else's: nothing leaks.
-        return { ok: false, status: 400, index, help: `item ${index}: transactionID ${entry.transactionID} is not a message ${callerDipId} received` };
-      }
-      if (entry.senderID !== callerDipId) {
+      // senderID is the caller, or a participant the caller connects for as its connection provider.
+      if (!mayActAs(entry.senderID)) {
         return { ok: false, status: 403, index, help: `item ${index}: senderID ${entry.senderID} is not the caller ${callerDipId}` };
+      }
+      const parties = await this.log.transactionParties(entry.transactionID);
+      if (!parties || !parties.recipients.includes(entry.senderID)) {
+        // The same answer whether the transaction does not exist or is someone else's: nothing leaks.
+        return { ok: false, status: 400, index, help: `item ${index}: transactionID ${entry.transactionID} is not a message ${entry.senderID} received` };
       }
       routed.push({ entry: { ...entry, recipientID: parties.senderDipId }, to: parties.senderDipId });
     }

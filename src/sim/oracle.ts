@@ -165,22 +165,24 @@ export class DeliveryLedger {
     this.sent.set(m.ref, m);
   }
 
-  record(d: Delivery, kind: 'business' | 'status'): void {
+  /** Returns false for a delivery of a message this run did not send (counted in `foreign`). */
+  record(d: Delivery, kind: 'business' | 'status'): boolean {
     this.lastDeliveryAt = Math.max(this.lastDeliveryAt, d.receivedAt);
     if (kind === 'status') {
       this.statusDeliveries.push(d);
-      return;
+      return true;
     }
     const ref = refOf(d.message);
     if (ref !== undefined && !this.ours(ref) && !this.sent.has(ref)) {
       this.foreign += 1;
-      return;
+      return false;
     }
     this.deliveries.push(d);
     if (ref !== undefined) {
       this.received.add(`${d.recipient}\u0000${ref}`);
       this.awaited?.delete(`${d.recipient}\u0000${ref}`);
     }
+    return true;
   }
 
   /** Copies still awaited: accepted messages × predicted recipients not yet seen. */

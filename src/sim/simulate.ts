@@ -146,6 +146,9 @@ interface Party extends SimParticipant {
   receiver?: WebhookReceiver;
   /** scheme://host:port the DIP calls this participant's receiver at. */
   base?: string;
+  /** Channels whose webhook the simulator set (and removes at the end). */
+  hooks: string[];
+  statusHook?: boolean;
 }
 
 interface AnswerBody {
@@ -254,9 +257,9 @@ export async function runSimulation(o: SimulateOptions): Promise<SimulationRepor
       for (const msg of call.messages) {
         const isBusiness = typeof msg === 'object' && msg !== null && 'payload' in msg;
         const d = { recipient: p.dipId, message: msg as Record<string, unknown>, receivedAt: call.receivedAt, signatureOk: call.signature.ok, signatureDetail: detail };
-        led.record(d, isBusiness ? 'business' : 'status');
+        const ours = led.record(d, isBusiness ? 'business' : 'status');
         const ch = (msg as { payload?: { CommonBlock?: { S0?: { interfaceID?: string } } } }).payload?.CommonBlock?.S0?.interfaceID;
-        if (isBusiness && typeof ch === 'string') chan(ch).delivered += 1;
+        if (ours && isBusiness && typeof ch === 'string') chan(ch).delivered += 1;
       }
       // A bad signature is recorded above and refused, as a real recipient would.
       return call.signature.ok ? 200 : 401;
@@ -267,10 +270,14 @@ export async function runSimulation(o: SimulateOptions): Promise<SimulationRepor
       parties.map((p) => async () => {
         const base = p.base!;
         await untilKnown(p, () => p.client.setStatusWebhook(p.dipId, { callbackURL: `${base}/status` }));
+        p.statusHook = true;
         for (const def of catalogue.channels()) {
           if (!rules(def.interfaceId).receiverRoles.includes(p.role)) continue;
           const a = await p.client.setWebhook(def.interfaceId, p.dipId, { callbackURL: `${base}/${def.interfaceId}` });
-          if (a.status === 201) hooks += 1;
+          if (a.status === 201) {
+            hooks += 1;
+            p.hooks.push(def.interfaceId);
+          }
           else hookProblems.push(`${p.label} ${def.interfaceId}: ${a.status}`);
         }
       }),
@@ -435,6 +442,16 @@ export async function runSimulation(o: SimulateOptions): Promise<SimulationRepor
     await sleep(o.graceMs ?? 500);
     log(`[5 check] ${expected - led.outstanding()}/${expected} expected deliveries arrived (${secs(Date.now() - t)})`);
   } finally {
+    // Take the webhooks down with the receivers: later traffic for these participants (always-routed
+    // copies from other runs) then waits in their queues instead of failing, and backing off, against
+    // closed ports, and the next run gets it at once.
+    await pool(
+      parties.map((p) => async () => {
+        for (const ch of p.hooks.splice(0)) await p.client.deleteWebhook(ch, p.dipId).catch(() => undefined);
+        if (p.statusHook) await p.client.call('DELETE', `/statusmessage/config/${p.dipId}`, '').catch(() => undefined);
+      }),
+      concurrency,
+    ).catch(() => undefined);
     await Promise.allSettled(parties.flatMap((p) => [p.client.close(), p.receiver?.close() ?? Promise.resolve()]));
   }
 
@@ -532,7 +549,7 @@ async function onboardAll(dataDir: string, planned: SimParticipant[], env: strin
     for (const [i, p] of planned.entries()) {
       const cred = issued[i]!;
       const { apiKey } = await onboardParticipant(store, { dipId: p.dipId, roles: [p.role], organisation: `OpenDIP simulator ${p.label}`, certificatePem: cred.certPem });
-      out.push({ ...p, client: new DipClient({ baseUrl: url, apiKey, keyPem: cred.keyPem, certPem: cred.certPem, caPem, connections: 4 }) });
+      out.push({ ...p, hooks: [], client: new DipClient({ baseUrl: url, apiKey, keyPem: cred.keyPem, certPem: cred.certPem, caPem, connections: 4 }) });
     }
     return out;
   } finally {
@@ -565,7 +582,7 @@ export function readMarket(market: MarketFile, baseDir: string): Array<SimPartic
 }
 
 function openMarket(market: MarketFile, baseDir: string, url: string, caPem: string): Party[] {
-  return readMarket(market, baseDir).map(({ keyPem, certPem, apiKey, ...p }) => ({ ...p, client: new DipClient({ baseUrl: url, apiKey, keyPem, certPem, caPem, connections: 4 }) }));
+  return readMarket(market, baseDir).map(({ keyPem, certPem, apiKey, ...p }) => ({ ...p, hooks: [], client: new DipClient({ baseUrl: url, apiKey, keyPem, certPem, caPem, connections: 4 }) }));
 }
 
 async function adminCall(admin: { url: string; token: string }, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {

@@ -131,7 +131,7 @@ export function storeContract(name: string, open: () => Promise<{ store: Store; 
 
     it('keeps participants and webhooks, and bumps the registry version on change', async () => {
       const v0 = await store.registryVersion();
-      const p = { dipId: 'SUP0000001', roles: ['SUP'], organisation: 'Acme', certificatePem: 'PEM', certificateFingerprint: 'AB', createdAt: 1 };
+      const p = { dipId: 'SUP0000001', roles: ['SUP'], organisation: 'Acme', certificatePem: 'PEM', certificateFingerprint: 'AB', createdAt: 1, connectionProvider: null };
       await store.upsertParticipant(p, 'hash-1');
       await store.upsertParticipant({ ...p, roles: ['SUP', 'LDSO'] }, null);
       expect(await store.participants()).toEqual([{ participant: { ...p, roles: ['SUP', 'LDSO'] }, apiKeyHash: 'hash-1' }]);

@@ -75,7 +75,8 @@ CREATE TABLE IF NOT EXISTS participants (
   certificate_pem TEXT NOT NULL,
   certificate_fingerprint TEXT NOT NULL,
   api_key_hash TEXT NOT NULL UNIQUE,
-  created_at INTEGER NOT NULL
+  created_at INTEGER NOT NULL,
+  connection_provider TEXT -- the DIP ID of the connection provider this participant nominated
 );
 -- Bumped on every participant or webhook change, so a running server notices what the CLI changed.
 CREATE TABLE IF NOT EXISTS registry_version (

@@ -125,15 +125,16 @@ export class SqliteStore implements Store, DataKeyStore {
         'SELECT DISTINCT q.recipient_dip_id AS recipient FROM queue_entries e JOIN queues q ON q.id = e.queue_id WHERE e.message_id = ?',
       ),
       upsertParticipant: db.prepare(
-        `INSERT INTO participants (dip_id, roles, organisation, certificate_pem, certificate_fingerprint, api_key_hash, created_at)
-         VALUES (@dipId, @roles, @organisation, @certificatePem, @certificateFingerprint, @apiKeyHash, @createdAt)
+        `INSERT INTO participants (dip_id, roles, organisation, certificate_pem, certificate_fingerprint, api_key_hash, created_at, connection_provider)
+         VALUES (@dipId, @roles, @organisation, @certificatePem, @certificateFingerprint, @apiKeyHash, @createdAt, @connectionProvider)
          ON CONFLICT (dip_id) DO UPDATE SET roles = excluded.roles, organisation = excluded.organisation,
+           connection_provider = excluded.connection_provider,
            certificate_pem = excluded.certificate_pem, certificate_fingerprint = excluded.certificate_fingerprint,
            api_key_hash = coalesce(@newApiKeyHash, participants.api_key_hash)`,
       ),
-      participants: db.prepare<[], { dipId: string; roles: string; organisation: string; certificatePem: string; certificateFingerprint: string; apiKeyHash: string; createdAt: number }>(
+      participants: db.prepare<[], { dipId: string; roles: string; organisation: string; certificatePem: string; certificateFingerprint: string; apiKeyHash: string; createdAt: number; connectionProvider: string | null }>(
         `SELECT dip_id AS dipId, roles, organisation, certificate_pem AS certificatePem, certificate_fingerprint AS certificateFingerprint,
-                api_key_hash AS apiKeyHash, created_at AS createdAt FROM participants ORDER BY dip_id`,
+                api_key_hash AS apiKeyHash, created_at AS createdAt, connection_provider AS connectionProvider FROM participants ORDER BY dip_id`,
       ),
       mpanHistory: db.prepare<[string], { mpan: string; slot: string; dipId: string; fromMs: number; toMs: number | null }>(
         'SELECT mpan, slot, dip_id AS dipId, from_ms AS fromMs, to_ms AS toMs FROM mpan_appointments WHERE mpan = ? ORDER BY slot, from_ms',
@@ -465,6 +466,7 @@ export class SqliteStore implements Store, DataKeyStore {
         apiKeyHash: apiKeyHash ?? '',
         newApiKeyHash: apiKeyHash,
         createdAt: p.createdAt,
+        connectionProvider: p.connectionProvider,
       });
       this.s.bumpVersion.run();
     });
@@ -479,6 +481,7 @@ export class SqliteStore implements Store, DataKeyStore {
         certificatePem: r.certificatePem,
         certificateFingerprint: r.certificateFingerprint,
         createdAt: r.createdAt,
+        connectionProvider: r.connectionProvider,
       },
       apiKeyHash: r.apiKeyHash,
     }));
@@ -559,4 +562,6 @@ export class SqliteStore implements Store, DataKeyStore {
 function migrate(db: Database.Database): void {
   const columns = db.prepare<[], { name: string }>('PRAGMA table_info(queue_entries)').all();
   if (!columns.some((c) => c.name === 'enqueued_at')) db.exec('ALTER TABLE queue_entries ADD COLUMN enqueued_at INTEGER');
+  const participantColumns = db.prepare<[], { name: string }>('PRAGMA table_info(participants)').all();
+  if (!participantColumns.some((c) => c.name === 'connection_provider')) db.exec('ALTER TABLE participants ADD COLUMN connection_provider TEXT');
 }

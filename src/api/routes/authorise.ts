@@ -26,9 +26,10 @@ export async function authoriseRecipient(
     void sendStandard(deps, reply, auth.status, null, MSG.processingFailed, auth.help);
     return null;
   }
-  const caller = auth.participant;
-  if (req.params.recipientId !== caller.dipId) {
-    void sendStandard(deps, reply, 403, caller.dipId, MSG.processingFailed, `recipient-id ${req.params.recipientId} is not the caller ${caller.dipId}`);
+  // A connection provider manages the queues of the participants that nominated it, and no others.
+  const caller = deps.registry.actingAs(auth.participant, req.params.recipientId);
+  if (!caller) {
+    void sendStandard(deps, reply, 403, auth.participant.dipId, MSG.processingFailed, `recipient-id ${req.params.recipientId} is not the caller ${auth.participant.dipId}`);
     return null;
   }
   const channel = deps.channel(req.params.id);

@@ -7,6 +7,12 @@ import { authoriseRecipient, jsonBody } from './authorise.js';
 
 type Route = { Params: { id: string; recipientId: string } };
 
+/** Outside DEV, settlement data only leaves the DIP over TLS: plain http callbacks are refused. */
+export function insecureCallback(deps: ApiDeps, url: string): string | null {
+  if (deps.config.environment === 'DEV' || /^https:/i.test(url)) return null;
+  return `callbackURL: must be https in the ${deps.config.environment} environment (plain http is for DEV only)`;
+}
+
 /** POST / DELETE /dip-channel/{id}/pubconfig/{recipient-id}: a recipient's webhook for one channel. */
 export function registerPubconfigRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.post<Route>('/dip-channel/:id/pubconfig/:recipientId', async (req, reply) => {
@@ -18,6 +24,8 @@ export function registerPubconfigRoutes(app: FastifyInstance, deps: ApiDeps): vo
     if (!validateWebhookConfig(body)) {
       return sendStandard(deps, reply, 400, scope.caller.dipId, MSG.schemaFailure, describeErrors(validateWebhookConfig.errors));
     }
+    const insecure = insecureCallback(deps, body.callbackURL);
+    if (insecure) return sendStandard(deps, reply, 400, scope.caller.dipId, MSG.schemaFailure, insecure);
     await deps.webhooks.putWebhook({
       recipientDipId: scope.caller.dipId,
       channel: scope.channel.interfaceId,

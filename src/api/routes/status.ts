@@ -7,6 +7,7 @@ import type { ApiDeps } from '../deps.js';
 import { describeErrors, exactCase, STATUS_ENTRY_FIELDS, validateStatusEntries, validateWebhookConfig, WEBHOOK_CONFIG_FIELDS } from '../schemas.js';
 import { evidence, sendStandard } from '../server.js';
 import { jsonBody } from './authorise.js';
+import { insecureCallback } from './pubconfig.js';
 
 type ConfigRoute = { Params: { recipientId: string } };
 
@@ -22,7 +23,7 @@ export function registerStatusRoutes(app: FastifyInstance, deps: ApiDeps): void 
     if (!validateStatusEntries(entries)) {
       return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, describeErrors(validateStatusEntries.errors));
     }
-    const outcome = await deps.status.fromRecipient(caller, entries as StatusEntry[]);
+    const outcome = await deps.status.fromRecipient(caller, entries as StatusEntry[], (id) => deps.registry.actingAs(auth.participant, id) !== undefined);
     if (!outcome.ok) return sendStandard(deps, reply, outcome.status, caller, outcome.status === 403 ? MSG.senderDipIdInvalid : MSG.routingError, outcome.help);
     deps.delivery.notify(outcome.queues);
     const response = standardResponse(new Date(), deps.config.dipId, caller, (entries as StatusEntry[]).map((e) => ({ transactionID: e.transactionID, correlationID: e.correlationID, message: MSG.success })));
@@ -36,6 +37,8 @@ export function registerStatusRoutes(app: FastifyInstance, deps: ApiDeps): void 
     if (raw === null) return reply;
     const body = exactCase(raw, WEBHOOK_CONFIG_FIELDS);
     if (!validateWebhookConfig(body)) return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, describeErrors(validateWebhookConfig.errors));
+    const insecure = insecureCallback(deps, body.callbackURL);
+    if (insecure) return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, insecure);
     await deps.webhooks.putWebhook({
       recipientDipId: caller,
       channel: STATUS_CHANNEL,
@@ -64,9 +67,10 @@ async function authoriseSelf(deps: ApiDeps, req: Parameters<typeof evidence>[1] 
     void sendStandard(deps, reply, auth.status, null, MSG.processingFailed, auth.help);
     return null;
   }
-  if (req.params.recipientId !== auth.participant.dipId) {
+  const acting = deps.registry.actingAs(auth.participant, req.params.recipientId);
+  if (!acting) {
     void sendStandard(deps, reply, 403, auth.participant.dipId, MSG.processingFailed, `recipient-id ${req.params.recipientId} is not the caller ${auth.participant.dipId}`);
     return null;
   }
-  return auth.participant.dipId;
+  return acting.dipId;
 }

@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { onboardParticipant } from '../src/admin/participants.js';
+import { buildIF021 } from '../src/sim/messages.js';
+import { issueParticipantCertificate } from '../src/security/pki.js';
+import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+
+type Json = Record<string, any>;
+
+describe('DIP Connection Providers', () => {
+  let t: TestDip;
+  let cp: TestParticipant;
+  let direct: TestParticipant;
+  let sup: TestParticipant;
+  let received: Awaited<ReturnType<TestDip['receiver']>>;
+  const nominee = (id: string, role: string) =>
+    issueParticipantCertificate(t.dip.pki.ca, { organisation: id, dipIds: [id], environment: 'DEV', validDays: 5 }).then((kc) =>
+      onboardParticipant(t.dip.store, { dipId: id, roles: [role], certificatePem: kc.certPem, connectionProvider: cp.dipId }),
+    );
+
+  beforeAll(async () => {
+    t = await startTestDip();
+    cp = await t.participant('9000000001', ['DCP']);
+    direct = await t.participant('2000000003', ['SDS']); // connects for itself; nominated nobody
+    await nominee('2000000001', 'SDS');
+    await nominee('2000000002', 'SDS');
+    await nominee('1000000002', 'SUP'); // a supplier whose webhooks the provider manages
+    sup = await t.participant('1000000001', ['SUP']);
+    received = await t.receiver();
+    expect((await sup.client.setWebhook('IF-021', sup.dipId, { callbackURL: received.url })).status).toBe(201);
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  const item = (sender: string, provider: string | null, suffix: string) => {
+    const m = buildIF021({ senderDipId: sender, senderRole: 'SDS', primaryRecipients: ['1000000001'], uniqueSuffix: suffix });
+    (m.payload.CommonBlock.S1 as Json).DIPConnectionProviderID = provider;
+    return m;
+  };
+
+  it('sends for each participant that nominated it, with one certificate, and says so in S1', async () => {
+    const answer = await cp.client.submit('IF-021', [item('2000000001', cp.dipId, 'cp1'), item('2000000002', cp.dipId, 'cp2')]);
+    expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+    expect(answer.body.messageArray.map((e) => e.DIPConnectionProviderID)).toEqual([cp.dipId, cp.dipId]);
+    await waitFor(() => received.calls.flatMap((c) => c.messages).length === 2, 5000, 'deliveries');
+    expect(received.calls.flatMap((c) => c.messages).map((m) => (m as Json).payload.CommonBlock.S1.senderDIPID)).toEqual(['2000000001', '2000000002']);
+  });
+
+  it('acts for nobody else, and must name itself', async () => {
+    const notNominated = await cp.client.submit('IF-021', [item(direct.dipId, cp.dipId, 'cp3')]);
+    expect(notNominated.status).toBe(403);
+    expect(notNominated.body.messageArray[0]!.message).toMatch(/^MSG1009/);
+    const unnamed = await cp.client.submit('IF-021', [item('2000000001', null, 'cp4')]);
+    expect(unnamed.status).toBe(403);
+    expect(unnamed.body.messageArray[0]!.message).toMatch(/^MSG1011/);
+    // A participant cannot use another's provider, nor claim to be one.
+    const claims = await direct.client.submit('IF-021', [item(direct.dipId, cp.dipId, 'cp5')]);
+    expect(claims.status).toBe(403);
+    expect(claims.body.messageArray[0]!.message).toMatch(/^MSG1011/);
+    expect((await direct.client.submit('IF-021', [item(direct.dipId, null, 'cp6')])).status).toBe(201);
+  });
+
+  it('manages the webhooks and replays of its nominees only', async () => {
+    expect((await cp.client.setWebhook('IF-021', '1000000002', { callbackURL: `${received.url}for-1000000002` })).status).toBe(201);
+    expect((await cp.client.setWebhook('IF-021', '1000000001', { callbackURL: 'https://evil.example/' })).status).toBe(403);
+    const window = { datetimeFrom: '2020-01-01T00:00:00+00:00', datetimeTo: '2099-01-01T00:00:00+00:00' };
+    expect((await cp.client.replay('IF-021', '1000000001', window)).status).toBe(403);
+    expect((await cp.client.replay('IF-021', '1000000002', window)).status).toBe(200);
+  });
+});
+
+describe('webhook callbacks outside DEV', () => {
+  it('must be https', async () => {
+    const t = await startTestDip({ environment: 'SIT' });
+    try {
+      const sup = await t.participant('1000000001', ['SUP']);
+      const plain = await sup.client.setWebhook('IF-021', sup.dipId, { callbackURL: 'http://127.0.0.1:9/' });
+      expect(plain.status).toBe(400);
+      expect(plain.body.messageArray[0]!.help).toMatch(/must be https in the SIT environment/);
+      expect((await sup.client.setWebhook('IF-021', sup.dipId, { callbackURL: 'https://127.0.0.1:9/' })).status).toBe(201);
+    } finally {
+      await t.close();
+    }
+  });
+});
