@@ -12,6 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { sourceFor, type SourceFile } from './lib/source-positions.js';
 
 interface CallFrame {
   functionName: string;
@@ -94,7 +95,46 @@ export function summariseProfile(file: string, top = 25, window?: { fromUs: numb
     byId.set(n.id, n);
     for (const c of n.children ?? []) parent.set(c, n.id);
   }
-  const key = (f: CallFrame) => `${f.functionName || '(anonymous)'}\u0000${shortUrl(f.url)}:${f.lineNumber + 1}`;
+  // tsx runs whitespace-minified code: map frames of the project's files back to TypeScript lines with
+  // tsx's cached source maps (when found), and name anonymous closures after the method around them.
+  const sources = new Map<string, SourceFile | undefined>();
+  const sourceOf = (url: string): SourceFile | undefined => {
+    if (!url.includes('/src/') || url.includes('node_modules')) return undefined;
+    if (!sources.has(url)) {
+      const named = profile.nodes
+        .map((n) => n.callFrame)
+        .filter((f) => f.url === url && /^[A-Za-z_$][\w$]*$/.test(f.functionName))
+        .slice(0, 6);
+      sources.set(url, sourceFor(url, named));
+    }
+    return sources.get(url);
+  };
+  const displayName = new Map<number, string>();
+  const nameOf = (id: number): string => {
+    const cached = displayName.get(id);
+    if (cached !== undefined) return cached;
+    const f = byId.get(id)!.callFrame;
+    let name = f.functionName;
+    if (!name) {
+      const src = sourceOf(f.url);
+      const line = src?.originalLine(f.lineNumber, f.columnNumber);
+      let owner = line !== undefined ? src?.enclosingName(line) : undefined;
+      // Otherwise after the nearest named caller.
+      for (let cur = parent.get(id); cur !== undefined && !owner; cur = parent.get(cur)) {
+        const n = byId.get(cur)!.callFrame.functionName;
+        if (n && !n.startsWith('(')) owner = n;
+      }
+      name = owner ? `(anonymous in ${owner})` : '(anonymous)';
+    }
+    displayName.set(id, name);
+    return name;
+  };
+  const where = (f: CallFrame): string => {
+    if (!f.url) return '';
+    const line = sourceOf(f.url)?.originalLine(f.lineNumber, f.columnNumber);
+    return `${shortUrl(f.url)}:${line ?? `${f.lineNumber + 1}:${f.columnNumber + 1}`}`;
+  };
+  const key = (id: number) => `${nameOf(id)}\u0000${where(byId.get(id)!.callFrame)}`;
   const self = new Map<string, number>();
   const inclusive = new Map<string, number>();
   const cats = new Map<string, number>();
@@ -113,7 +153,7 @@ export function summariseProfile(file: string, top = 25, window?: { fromUs: numb
     total += dt;
     const f = node.callFrame;
     if (f.functionName === '(idle)') idle += dt;
-    const k = key(f);
+    const k = key(id);
     frames.set(k, f);
     self.set(k, (self.get(k) ?? 0) + dt);
     const c = category(f);
@@ -121,7 +161,7 @@ export function summariseProfile(file: string, top = 25, window?: { fromUs: numb
     const seen = new Set<string>();
     for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
       const cf = byId.get(cur)!.callFrame;
-      const ck = key(cf);
+      const ck = key(cur);
       if (seen.has(ck)) continue;
       seen.add(ck);
       frames.set(ck, cf);

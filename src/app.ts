@@ -31,12 +31,17 @@ import { FileKeyEncryptionKey, Sealer, type KeyEncryptionKey } from './security/
 import { pathToFileURL } from 'node:url';
 import { ReplayGuard } from './security/replay-guard.js';
 import { RevocationWatcher } from './security/revocation.js';
-import { Signer } from './security/signature.js';
+import { dipCertificates, expiringCertificates, EXPIRY_WARNING_DAYS, participantCertificates } from './security/expiry.js';
+import { SigningKeyWatcher } from './security/signing-key.js';
+import { clientTrustStore } from './security/trust-store.js';
 
 export interface RunningDip {
   url: string;
   port: number;
+  /** The PKI as loaded at start (the signing pair may have rotated since: see `signing`). */
   pki: PkiMaterial;
+  /** The DIP's signing key in force. */
+  signing: SigningKeyWatcher;
   adminPort: number;
   store: SqliteStore;
   /** 'dead-letter' (DeadLetterEvent): what alarms subscribe to. */
@@ -70,6 +75,9 @@ export function defaultLogger(): Logger {
 
 export async function startDip(config: DipConfig, logger: Logger = defaultLogger()): Promise<RunningDip> {
   const pki = await ensurePki(pkiDir(config), { environment: config.environment, hostnames: config.hostnames, ipAddresses: config.ipAddresses });
+  // Client certificates must chain to the environment's CA, or to the configured trusted CAs (PRD). Read
+  // first: a broken trustedCaFiles entry stops the start before anything is opened.
+  const trust = clientTrustStore(config.trustedCaFiles, pki.ca.certPem);
   const store = new SqliteStore(databaseFile(config));
   // Encryption at rest: payloads and raw requests are sealed under data keys wrapped by the KEK.
   const sealer = await Sealer.open(await keyEncryptionKey(config), store);
@@ -112,7 +120,9 @@ export async function startDip(config: DipConfig, logger: Logger = defaultLogger
   catalogue.start(2000);
   if (config.warmCatalogue) catalogue.warm();
 
-  const signer = new Signer(pki.signing.keyPem, pki.signing.certPem);
+  // The signing key in force: `dip pki rotate-signing` replaces it while the DIP runs.
+  const signing = new SigningKeyWatcher(pkiDir(config), pki.ca, pki.signing, logger);
+  signing.start(config.signingKeyPollMs);
   const transport = new UndiciWebhookTransport({
     // Recipients may use commercial certificates or the environment's own CA; the DIP's server
     // certificate doubles as its client certificate for recipients that ask for mutual TLS.
@@ -124,7 +134,7 @@ export async function startDip(config: DipConfig, logger: Logger = defaultLogger
     log: store,
     registry,
     transport,
-    signer: { sign: async (method, url, body) => ({ ...(await signer.sign(method, url, body)) }) },
+    signer: { sign: async (method, url, body) => ({ ...(await signing.current().sign(method, url, body)) }) },
     settings: {
       timeoutMs: config.delivery.timeoutMs,
       retry: { baseMs: config.delivery.retryBaseMs, capMs: config.delivery.retryCapMs },
@@ -170,10 +180,25 @@ export async function startDip(config: DipConfig, logger: Logger = defaultLogger
   const replay = new Replay(store);
   const revocation = await RevocationWatcher.open(pkiDir(config), pki.ca, logger);
   revocation.start(config.revocationPollMs);
+  if (!trust.builtIn) {
+    logger.info(
+      { trustedCaFiles: config.trustedCaFiles, cas: trust.cas.length },
+      'client certificates are verified against trustedCaFiles; revoked certificates are refused per request (the CRL of the built-in CA is not installed in the listener)',
+    );
+  }
   const app = buildServer(
-    { config, logger, ingest, registry, webhooks: store, delivery, replay, status, queues: store, outboundFor, channel, certificates: { ca: pki.ca.certPem, signing: pki.signing.certPem, encryption: encryption.certPem } },
-    { key: pki.server.keyPem, cert: pki.server.certPem, ca: [pki.ca.certPem] },
-    { replay: ReplayGuard.forClockSkew(config.maxClockSkewSeconds * 1000), revocation },
+    {
+      config, logger, ingest, registry, webhooks: store, delivery, replay, status, queues: store, outboundFor, channel,
+      // A getter: after a rotation GET /certificates/dip serves the signing certificate in force.
+      certificates: { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, encryption: encryption.certPem },
+    },
+    { key: pki.server.keyPem, cert: pki.server.certPem, ca: trust.cas },
+    {
+      replay: ReplayGuard.forClockSkew(config.maxClockSkewSeconds * 1000),
+      // With a CRL installed OpenSSL wants one from every issuer in a client's chain: only the built-in
+      // CA's own trust store can take it (the CRL is signed by that CA).
+      revocation: trust.builtIn ? revocation : { revoked: (fingerprint256: string) => revocation.revoked(fingerprint256), crlPem: () => undefined, onCrl: () => {} },
+    },
   );
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
@@ -194,6 +219,20 @@ export async function startDip(config: DipConfig, logger: Logger = defaultLogger
     logger,
   );
   retention.start();
+  // Expiring certificates: warned about at start, then once a day.
+  const warnExpiring = (): void => {
+    try {
+      const owned = [...dipCertificates(pkiDir(config), config.trustedCaFiles), ...participantCertificates(registry.participants())];
+      for (const c of expiringCertificates(owned, EXPIRY_WARNING_DAYS)) {
+        logger.warn({ certificate: c }, c.daysLeft < 0 ? `certificate of ${c.owner} has expired` : `certificate of ${c.owner} expires in ${c.daysLeft} days`);
+      }
+    } catch (err) {
+      logger.error({ err }, 'could not check certificates for expiry');
+    }
+  };
+  warnExpiring();
+  const expiryTimer = setInterval(warnExpiring, 86_400_000);
+  expiryTimer.unref();
   logger.info({ port, adminPort, dataDir: config.dataDir, environment: config.environment }, 'OpenDIP listening');
 
   let closed = false;
@@ -202,15 +241,18 @@ export async function startDip(config: DipConfig, logger: Logger = defaultLogger
     port,
     adminPort,
     pki,
+    signing,
     store,
     events,
     retention,
     async close() {
       if (closed) return;
       closed = true;
+      clearInterval(expiryTimer);
       await retention.stop();
       await app.close();
       revocation.stop();
+      signing.stop();
       await admin.close();
       await delivery.stop();
       await transport.close();

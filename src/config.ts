@@ -65,6 +65,13 @@ export interface DipConfig {
   rateLimit: { requestsPerSecond: number; burst: number };
   /** How often a running DIP looks for a changed revocation list (`<dataDir>/pki/revoked.json`). */
   revocationPollMs: number;
+  /**
+   * PEM bundles of the CAs participants' TLS client certificates must chain to (e.g. a commercial CA in
+   * PRD). Empty: the environment's own CA in `<dataDir>/pki`.
+   */
+  trustedCaFiles: string[];
+  /** How often a running DIP looks for a rotated signing key (`dip pki rotate-signing`). */
+  signingKeyPollMs: number;
 }
 
 export interface HttpLimits {
@@ -109,6 +116,8 @@ const schema: JSONSchemaType<DipConfig> = {
     bodyLimitBytes: { type: 'integer', minimum: 1024 },
     maxBatchMessages: { type: 'integer', minimum: 1 },
     warmCatalogue: { type: 'boolean' },
+    trustedCaFiles: { type: 'array', items: { type: 'string', minLength: 1 } },
+    signingKeyPollMs: { type: 'integer', minimum: 10 },
     delivery: {
       type: 'object',
       additionalProperties: false,
@@ -182,6 +191,8 @@ export const DEFAULTS: DipConfig = {
   },
   rateLimit: { requestsPerSecond: 200, burst: 400 },
   revocationPollMs: 2_000,
+  trustedCaFiles: [],
+  signingKeyPollMs: 5_000,
 };
 
 const validate = new Ajv({ allErrors: true }).compile(schema);

@@ -105,4 +105,18 @@ describe('webhook delivery', () => {
     const db = new Database(join(t.config.dataDir, 'dip.db'), { readonly: true });
     expect(db.prepare('SELECT seq, status, reason FROM dead_letters').all()).toEqual([{ seq: 1, status: null, reason: 'stale' }]);
   });
+
+  it('a queue backing off from a failing webhook tries a newly registered one at once', async () => {
+    const { t, sds, sup } = await market({ delivery: { retryBaseMs: 20_000, retryCapMs: 60_000 } as never });
+    const dead = await t.receiver(() => 503);
+    await sup.client.setWebhook('IF-021', sup.dipId, { callbackURL: dead.url });
+    const refs = await send(sds, [sup.dipId], 2);
+    await waitFor(() => dead.calls.length > 0 || attempts(t).some((a) => a.verdict === 'retry'), 5000, 'the first failure');
+    const live = await t.receiver();
+    const started = Date.now();
+    await sup.client.setWebhook('IF-021', sup.dipId, { callbackURL: live.url });
+    await waitFor(() => live.calls.flatMap((c) => c.messages).length === 2, 5000, 'delivery to the new webhook');
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(live.calls.flatMap((c) => c.messages).map(ref)).toEqual(refs);
+  });
 });

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Catalogue } from '../src/catalogue/catalogue.js';
+import { issueServerCertificate } from '../src/security/pki.js';
 import { buildMarket, INITIAL_FROM_MS, plannedParticipants } from '../src/sim/market.js';
 import { channelRules, predictRecipients } from '../src/sim/oracle.js';
 import { formatSummary, runSimulation, type MarketFile, type SimulateOptions } from '../src/sim/simulate.js';
@@ -88,6 +89,7 @@ describe('dip simulate against a real OpenDIP', () => {
       mpans: 4,
       days: 2,
       seed: 'sim-tamper',
+      receiverHttps: true, // receivers on https, with a certificate the simulator issues from the DIP's CA
       // After the DIP's lookup was loaded, the model alone moves one MPAN to the other supplier.
       tamper: (model) => {
         const x = model.mpans.find((m) => m.changeOfSupplier === null)!;
@@ -130,6 +132,10 @@ describe('dip simulate with a market file of pre-onboarded participants', () => 
       market.participants.push({ role, credentials: `./${id}` });
     }
     writeFileSync(join(dir, 'market.json'), JSON.stringify(market));
+    // The receivers serve https with a certificate the DIP trusts (here: from the environment's CA).
+    const tls = await issueServerCertificate(t.dip.pki.ca, { hostnames: ['localhost'], ipAddresses: ['127.0.0.1'], validDays: 1 });
+    writeFileSync(join(dir, 'tls.key.pem'), tls.keyPem);
+    writeFileSync(join(dir, 'tls.cert.pem'), tls.certPem);
     const { runSimulateCommand } = await import('../src/sim/simulate.js');
     const out: string[] = [];
     const write = process.stdout.write.bind(process.stdout);
@@ -150,6 +156,8 @@ describe('dip simulate with a market file of pre-onboarded participants', () => 
         ldsos: 2,
         switchPercent: 50,
         listenHost: '127.0.0.1',
+        tlsKey: join(dir, 'tls.key.pem'),
+        tlsCert: join(dir, 'tls.cert.pem'),
         batch: 100,
         concurrency: 8,
         timeout: 15,

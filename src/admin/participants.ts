@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { DIP_ID_PATTERN, ROLE_PATTERN, type Participant } from '../domain/participant.js';
 import { hashApiKey } from '../pipeline/registry.js';
 import type { ParticipantRegistry } from '../ports/store.js';
-import { certificateInfo } from '../security/signature.js';
+import { certificateInfo, verifyChain, type CertificateInfo } from '../security/signature.js';
 
 export interface OnboardRequest {
   dipId: string;
@@ -12,6 +12,31 @@ export interface OnboardRequest {
   certificatePem: string;
   /** A DIP Connection Provider (a registered participant) that connects for this one. */
   connectionProvider?: string;
+  /**
+   * The environment's trust store (src/security/trust-store.ts): when given, the certificate must chain
+   * to it, so that a certificate the TLS listener would refuse (another environment's CA) is refused
+   * here with the reason instead of failing every handshake later.
+   */
+  trustedCaPems?: string[];
+}
+
+/** The certificate, checked: readable, bound to the DIP ID, and (when a trust store is given) from a trusted CA. */
+function checkedCertificate(certificatePem: string, dipId: string, trustedCaPems: string[] | undefined): CertificateInfo {
+  let info;
+  try {
+    info = certificateInfo(certificatePem);
+  } catch (e) {
+    throw new Error(`--cert is not a PEM certificate: ${(e as Error).message}`);
+  }
+  if (!info.dipIds.includes(dipId)) {
+    throw new Error(`the certificate is bound to ${info.dipIds.join(', ') || 'no DIP ID'} (SAN urn:dip:participant:…), not to ${dipId}`);
+  }
+  if (trustedCaPems && !verifyChain(info.pem, trustedCaPems)) {
+    throw new Error(
+      `the certificate (issuer ${info.issuer}, valid ${info.notBefore.toISOString()} to ${info.notAfter.toISOString()}) was not issued by a CA this environment trusts, or is not valid now: certificates differ per environment, issue one from this environment's CA`,
+    );
+  }
+  return info;
 }
 
 /**
@@ -22,15 +47,8 @@ export async function onboardParticipant(store: ParticipantRegistry, req: Onboar
   if (!DIP_ID_PATTERN.test(req.dipId)) throw new Error(`--dip-id '${req.dipId}' must be 10 letters or digits (DT-006)`);
   if (req.roles.length === 0) throw new Error('at least one --role is required');
   for (const r of req.roles) if (!ROLE_PATTERN.test(r)) throw new Error(`--role '${r}' must be 3 to 5 capital letters, e.g. SUP, LDSO, SDS`);
-  let info;
-  try {
-    info = certificateInfo(req.certificatePem);
-  } catch (e) {
-    throw new Error(`--cert is not a PEM certificate: ${(e as Error).message}`);
-  }
-  if (!info.dipIds.includes(req.dipId)) {
-    throw new Error(`the certificate is bound to ${info.dipIds.join(', ') || 'no DIP ID'} (SAN urn:dip:participant:…), not to ${req.dipId}`);
-  }
+  const info = checkedCertificate(req.certificatePem, req.dipId, req.trustedCaPems);
+  // Re-registering switches certificates at once (no overlap); `rotate-cert` is the gentle way.
   const participant: Participant = {
     dipId: req.dipId,
     roles: [...new Set(req.roles)],
@@ -48,4 +66,39 @@ export async function onboardParticipant(store: ParticipantRegistry, req: Onboar
   const apiKey = `dip_${randomBytes(24).toString('base64url')}`;
   await store.upsertParticipant(participant, hashApiKey(apiKey));
   return { participant, apiKey };
+}
+
+export interface RotateRequest {
+  dipId: string;
+  /** The new certificate (PEM), bound to the same DIP ID. */
+  certificatePem: string;
+  /** How long the certificate it replaces stays accepted for signing. */
+  overlapMs: number;
+  trustedCaPems?: string[];
+  now?: Date;
+}
+
+/**
+ * Registers a participant's new certificate while the one it replaces stays accepted for signing until
+ * the overlap ends, so the participant can move its systems over without an outage. The API key, roles
+ * and connection provider stay as they are. A previous certificate still in its own overlap is dropped:
+ * only the one being replaced now overlaps.
+ */
+export async function rotateParticipantCertificate(store: ParticipantRegistry, req: RotateRequest): Promise<Participant> {
+  if (!(req.overlapMs >= 0)) throw new Error(`the overlap must be zero or more, got ${req.overlapMs}`);
+  const current = (await store.participants()).find((r) => r.participant.dipId === req.dipId)?.participant;
+  if (!current) throw new Error(`${req.dipId} is not a registered participant: register it with \`dip participant add\``);
+  const info = checkedCertificate(req.certificatePem, req.dipId, req.trustedCaPems);
+  if (info.fingerprint256 === current.certificateFingerprint) throw new Error(`that certificate is already the one registered for ${req.dipId}`);
+  const now = (req.now ?? new Date()).getTime();
+  const rotated: Participant = {
+    ...current,
+    certificatePem: info.pem,
+    certificateFingerprint: info.fingerprint256,
+    ...(req.overlapMs > 0
+      ? { previous: { certificatePem: current.certificatePem, certificateFingerprint: current.certificateFingerprint, validUntil: now + req.overlapMs } }
+      : { previous: undefined }),
+  };
+  await store.upsertParticipant(rotated, null);
+  return rotated;
 }

@@ -9,6 +9,19 @@ export interface Participant {
   /** The DIP Connection Provider this participant nominated to connect for it, if any. */
   connectionProvider: string | null;
   createdAt: number;
+  /**
+   * The certificate a rotation replaced: still accepted for signing until `validUntil` (epoch ms), so a
+   * participant can switch its systems over one by one (`dip participant rotate-cert --overlap-days`).
+   */
+  previous?: PreviousCertificate;
+}
+
+export interface PreviousCertificate {
+  certificatePem: string;
+  /** SHA-256 fingerprint (hex, upper case), as certificateFingerprint. */
+  certificateFingerprint: string;
+  /** End of the overlap, epoch ms. */
+  validUntil: number;
 }
 
 /** DIP IDs are 10 characters (DT-006); roles 3-5 upper-case letters (DT-009). */

@@ -72,11 +72,26 @@ export async function authenticate(registry: Registry, call: CallerEvidence, now
 
   const verified = verifyDipSignature({ method: call.method, url: call.url, body: call.body, headers: call.headers, now, maxSkewMs });
   if (!verified.ok) return { ok: false, status: 401, help: `message signature: ${verified.detail}` };
-  if (verified.certificate.fingerprint256 !== participant.certificateFingerprint) {
+  let signedWith = signingCertificateOf(participant, verified.certificate.fingerprint256, now);
+  if (signedWith === 'unknown') {
+    // A certificate rotated a moment ago (perhaps by the CLI, in another process) is known at once.
+    await registry.refresh();
+    participant = registry.byApiKey(call.apiKey) ?? participant;
+    signedWith = signingCertificateOf(participant, verified.certificate.fingerprint256, now);
+  }
+  if (signedWith === 'unknown') {
     return {
       ok: false,
       status: 401,
       help: `message signature: X-DIP-Signature-Certificate (SHA-256 ${verified.certificate.fingerprint256}) is not the certificate registered for ${participant.dipId}`,
+    };
+  }
+  if (signedWith === 'overlap-ended') {
+    const ended = new Date(participant.previous?.validUntil ?? 0).toISOString();
+    return {
+      ok: false,
+      status: 401,
+      help: `message signature: X-DIP-Signature-Certificate (SHA-256 ${verified.certificate.fingerprint256}) is ${participant.dipId}'s previous certificate, replaced by a rotation; its overlap ended at ${ended}: sign with the current certificate (SHA-256 ${participant.certificateFingerprint})`,
     };
   }
   const signingRevoked = revocation?.revoked(verified.certificate.fingerprint256);
@@ -97,4 +112,16 @@ export async function authenticate(registry: Registry, call: CallerEvidence, now
     }
   }
   return { ok: true, participant };
+}
+
+/**
+ * Which of the participant's certificates signed: the current one, or the one a rotation replaced while
+ * its overlap lasts. The TLS listener accepts any certificate from the CA bound to the DIP ID, so only
+ * the signing certificate is pinned here.
+ */
+function signingCertificateOf(participant: Participant, fingerprint256: string, now: Date): 'current' | 'previous' | 'overlap-ended' | 'unknown' {
+  if (fingerprint256 === participant.certificateFingerprint) return 'current';
+  const previous = participant.previous;
+  if (!previous || previous.certificateFingerprint !== fingerprint256) return 'unknown';
+  return now.getTime() <= previous.validUntil ? 'previous' : 'overlap-ended';
 }

@@ -57,7 +57,7 @@ export class Delivery {
 
   constructor(private readonly deps: DeliveryDeps) {
     deps.registry.onChange(() => {
-      for (const w of this.workers.values()) w.kick();
+      for (const w of this.workers.values()) w.webhookMayHaveChanged();
     });
   }
 
@@ -100,6 +100,8 @@ class QueueWorker {
   private dirty = false;
   private timer: NodeJS.Timeout | undefined;
   private failures = 0;
+  /** The callback URL the current run of failures was against. */
+  private failingUrl: string | undefined;
   /** After a batch is refused, messages go one per call up to here, to find the one the recipient refuses. */
   private singlesUntil = 0;
   private stopped = false;
@@ -108,6 +110,17 @@ class QueueWorker {
     private readonly queue: QueueRef,
     private readonly deps: DeliveryDeps,
   ) {}
+
+  /** A new callback URL is a new chance: a queue backing off from the old one tries the new one now. */
+  webhookMayHaveChanged(): void {
+    const hook = this.deps.registry.webhook(this.queue.recipientDipId, this.queue.channel);
+    if (this.timer && hook && hook.url !== this.failingUrl) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      this.failures = 0;
+    }
+    this.kick();
+  }
 
   kick(): void {
     this.dirty = true;
@@ -200,6 +213,7 @@ class QueueWorker {
     }
     if (verdict === 'retry') {
       this.failures += 1;
+      this.failingUrl = hook.url;
       const retryAfter = outcome.kind === 'answered' ? parseRetryAfter(outcome.retryAfter, Date.now()) : undefined;
       const wait = retryDelayMs(this.deps.settings.retry, this.failures - 1, (this.deps.random ?? Math.random)(), retryAfter);
       this.deps.logger.warn({ queue: this.queue, first, last, status, error, wait }, 'delivery will be retried');

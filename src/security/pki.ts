@@ -15,6 +15,7 @@ import * as x509 from '@peculiar/x509';
 import { X509Certificate as NodeX509, createPrivateKey, createPublicKey, generateKeyPair, randomBytes, webcrypto } from 'node:crypto';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeAtomic } from './files.js';
 import { DIP_URN_PREFIX, parseSubjectAltName } from './signature.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -415,6 +416,56 @@ export async function ensurePki(
   const [server, signing] = await Promise.all([ensureServer(), ensureSigning()]);
 
   return { ca, server, signing, created };
+}
+
+/** The environment's CA in `dir`, with the reason when it cannot be read. */
+export async function readCertificateAuthority(dir: string): Promise<KeyAndCert> {
+  try {
+    const [keyPem, certPem] = await Promise.all([readFile(join(dir, FILES.caKey), 'utf8'), readFile(join(dir, FILES.caCert), 'utf8')]);
+    return { keyPem, certPem };
+  } catch (e) {
+    throw new Error(`cannot read the CA in ${dir}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * (Re)creates the environment's CA in `dir` (`dip pki ca create`). An existing CA is kept unless
+ * `force`: replacing it invalidates every certificate it issued (participants need new ones). The
+ * DIP's own leaves are re-issued from the new CA by the next ensurePki().
+ */
+export async function createEnvironmentCa(dir: string, opts: { environment: string; validDays?: number; force?: boolean }): Promise<KeyAndCert> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const existing = await loadPair(dir, FILES.caKey, FILES.caCert);
+  if (existing && !opts.force) {
+    let what = 'a CA';
+    try {
+      const cert = new NodeX509(existing.certPem);
+      what = `a CA (${cert.subject.split('\n').join(', ')}, valid until ${new Date(cert.validTo).toISOString()})`;
+    } catch {
+      // unreadable: still refuse without --force
+    }
+    throw new Error(`${dir} already holds ${what}: replacing it invalidates every certificate it issued; pass --force to do so`);
+  }
+  const ca = await createCertificateAuthority({ commonName: `OpenDIP ${opts.environment} CA`, environment: opts.environment, validDays: opts.validDays ?? CA_DAYS });
+  // Key first: a reader that sees the new certificate also finds its key.
+  await writeAtomic(join(dir, FILES.caKey), ca.keyPem, 0o600);
+  await writeAtomic(join(dir, FILES.caCert), ca.certPem, 0o644);
+  return ca;
+}
+
+/**
+ * A new key and certificate for the DIP's message signing, from the environment's CA, replacing the
+ * files in `dir` (`dip pki rotate-signing`). Each file is replaced atomically, the certificate last: a
+ * running DIP watches the certificate file (src/security/signing-key.ts), so when it sees the new
+ * certificate the matching key is already in place. Recipients verify the chain to the CA, so they
+ * accept the old and the new certificate alike: no outage.
+ */
+export async function rotateSigningCertificate(dir: string, opts: { environment: string; validDays?: number }): Promise<KeyAndCert> {
+  const ca = await readCertificateAuthority(dir);
+  const issued = await issueSigningCertificate(ca, { commonName: `OpenDIP ${opts.environment} signing`, validDays: opts.validDays ?? LEAF_DAYS });
+  await writeAtomic(join(dir, FILES.signingKey), issued.keyPem, 0o600);
+  await writeAtomic(join(dir, FILES.signingCert), issued.certPem, 0o644);
+  return issued;
 }
 
 /**

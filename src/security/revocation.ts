@@ -13,12 +13,13 @@
  *    (`server.setSecureContext()`), so that every NEW connection presenting a revoked certificate is
  *    refused during the handshake.
  */
-import { X509Certificate, randomBytes } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../pipeline/logger.js';
-import { crlReasonName, issueCrl, PKI_FILES, type KeyAndCert } from './pki.js';
+import { writeAtomic } from './files.js';
+import { crlReasonName, issueCrl, readCertificateAuthority, type KeyAndCert } from './pki.js';
 import { certificateInfo } from './signature.js';
 
 export const revocationListFile = (pkiDir: string): string => join(pkiDir, 'revoked.json');
@@ -93,7 +94,7 @@ export async function revokeCertificate(pkiDir: string, certPem: string, reason 
   } catch (e) {
     throw new Error(`not a PEM certificate: ${(e as Error).message}`);
   }
-  const ca = await loadCa(pkiDir);
+  const ca = await readCertificateAuthority(pkiDir);
   const caCert = new X509Certificate(ca.certPem);
   if (!cert.checkIssued(caCert) || !cert.verify(caCert.publicKey)) {
     throw new Error(`the certificate (${oneLine(cert.subject)}) was not issued by this environment's CA (${oneLine(caCert.subject)}): there is nothing to revoke`);
@@ -137,26 +138,6 @@ async function writeCrl(pkiDir: string, ca: KeyAndCert, list: RevocationList, no
   await writeAtomic(crlFile(pkiDir), await crlFor(ca, list, now), 0o644);
 }
 
-async function loadCa(pkiDir: string): Promise<KeyAndCert> {
-  try {
-    const [keyPem, certPem] = await Promise.all([readFile(join(pkiDir, PKI_FILES.caKey), 'utf8'), readFile(join(pkiDir, PKI_FILES.caCert), 'utf8')]);
-    return { keyPem, certPem };
-  } catch (e) {
-    throw new Error(`cannot read the CA in ${pkiDir}: ${(e as Error).message}`);
-  }
-}
-
-async function writeAtomic(file: string, text: string, mode: number): Promise<void> {
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const fh = await open(tmp, 'w', mode);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
-}
 
 async function withLock<T>(lockFile: string, fn: () => Promise<T>): Promise<T> {
   const deadline = Date.now() + 10_000;

@@ -18,7 +18,7 @@ import { SqliteStore } from '../adapters/sqlite/store.js';
 import { Catalogue } from '../catalogue/catalogue.js';
 import { DipClient } from '../client/dip-client.js';
 import { startWebhookReceiver, type ReceivedCall, type WebhookReceiver } from '../client/webhook-receiver.js';
-import { issueParticipantCertificate, type KeyAndCert } from '../security/pki.js';
+import { issueParticipantCertificate, issueServerCertificate, type KeyAndCert } from '../security/pki.js';
 import { certificateInfo } from '../security/signature.js';
 import { buildIF021 } from './messages.js';
 import {
@@ -87,6 +87,13 @@ export interface SimulateOptions {
   ports?: { from: number; to: number };
   /** Host put in the webhook URLs when the DIP reaches the receivers by another name. */
   callbackHost?: string;
+  /** Receivers serve HTTPS with this key and certificate (the DIP must trust its issuer). */
+  receiverTls?: { key: string; cert: string };
+  /**
+   * Data-dir mode without `receiverTls`: serve HTTPS with a certificate the simulator issues from the
+   * DIP's CA. Default: outside DEV (where the DIP refuses plain http callbacks).
+   */
+  receiverHttps?: boolean;
   /** Messages per submission (default 100). */
   batchSize?: number;
   /** Submissions in flight at once (default 8). */
@@ -243,11 +250,21 @@ export async function runSimulation(o: SimulateOptions): Promise<SimulationRepor
     if (o.ports && o.ports.to - o.ports.from + 1 < parties.length) {
       throw new Error(`--ports ${o.ports.from}-${o.ports.to} holds ${o.ports.to - o.ports.from + 1} ports; ${parties.length} receivers need one each`);
     }
+    const publicHost = o.callbackHost ?? (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
+    let tls = o.receiverTls;
+    if (!tls && o.dataDir && (o.receiverHttps ?? env !== 'DEV')) {
+      const isIp = /^[\d.]+$/.test(publicHost) || publicHost.includes(':');
+      const issued = await issueServerCertificate(readDipCa(o.dataDir), {
+        hostnames: [...new Set(['localhost', ...(isIp ? [] : [publicHost])])],
+        ipAddresses: [...new Set(['127.0.0.1', ...(isIp ? [publicHost] : [])])],
+        validDays: 7,
+      });
+      tls = { key: issued.keyPem, cert: issued.certPem };
+    }
     for (const [i, p] of parties.entries()) {
       const port = o.ports ? o.ports.from + i : 0;
-      const probe = await startWebhookReceiver({ host, port, trustedCas: [o.caPem], respond: (call) => onCall(p, call) });
+      const probe = await startWebhookReceiver({ host, port, tls, trustedCas: [o.caPem], respond: (call) => onCall(p, call) });
       const actual = new URL(probe.url);
-      const publicHost = o.callbackHost ?? (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
       p.receiver = probe;
       // The DIP signs the URL it calls: the receiver checks against what was registered.
       p.base = `${actual.protocol}//${publicHost.includes(':') ? `[${publicHost}]` : publicHost}:${actual.port}`;
@@ -284,7 +301,7 @@ export async function runSimulation(o: SimulateOptions): Promise<SimulationRepor
       concurrency,
     );
     const ports = parties.map((p) => Number(new URL(p.receiver!.url).port));
-    log(`[setup] ${parties.length} webhook receivers on ${host}:${Math.min(...ports)}-${Math.max(...ports)}; ${hooks} channel webhooks and ${parties.length} status webhooks set (${secs(Date.now() - t0)})`);
+    log(`[setup] ${parties.length} webhook receivers (${tls ? 'https' : 'http'}) on ${host}:${Math.min(...ports)}-${Math.max(...ports)}; ${hooks} channel webhooks and ${parties.length} status webhooks set (${secs(Date.now() - t0)})`);
     if (hookProblems.length > 0) log(`[setup] warning: the DIP refused ${hookProblems.length} webhook(s): ${hookProblems.slice(0, 5).join(', ')}${hookProblems.length > 5 ? ', …' : ''}`);
 
     // ---- Sending, with prediction first
@@ -523,13 +540,18 @@ async function untilKnown(p: Party, call: () => Promise<{ status: number; body: 
 
 const issuedCache = new Map<string, Promise<KeyAndCert>>();
 
-async function onboardAll(dataDir: string, planned: SimParticipant[], env: string, url: string, caPem: string): Promise<Party[]> {
+/** The environment's CA (key and certificate) from OpenDIP's data directory. */
+function readDipCa(dataDir: string): KeyAndCert {
   const pki = join(dataDir, 'pki');
   const caFiles = { keyPem: join(pki, 'ca.key.pem'), certPem: join(pki, 'ca.cert.pem') };
   if (!existsSync(caFiles.keyPem) || !existsSync(join(dataDir, 'dip.db'))) {
     throw new Error(`${dataDir} is not an OpenDIP data directory (no pki/ca.key.pem or dip.db): start the DIP with DIP_DATA_DIR=${dataDir} first`);
   }
-  const ca = { keyPem: readFileSync(caFiles.keyPem, 'utf8'), certPem: readFileSync(caFiles.certPem, 'utf8') };
+  return { keyPem: readFileSync(caFiles.keyPem, 'utf8'), certPem: readFileSync(caFiles.certPem, 'utf8') };
+}
+
+async function onboardAll(dataDir: string, planned: SimParticipant[], env: string, url: string, caPem: string): Promise<Party[]> {
+  const ca = readDipCa(dataDir);
   // RSA key generation is most of the set-up time: a rerun in the same process reuses what it issued.
   const issued = await Promise.all(
     planned.map((p) => {
@@ -575,6 +597,9 @@ export function readMarket(market: MarketFile, baseDir: string): Array<SimPartic
     const dipId = entry.dipId ?? certificateInfo(certPem).dipIds[0];
     if (!dipId) throw new Error(`market participant ${i}: ${join(dir, 'cert.pem')} names no DIP ID; give "dipId"`);
     const role: SimRole = entry.role;
+    if (['REGS', 'SDS', 'ADS'].includes(role) && !/^[0-9a-fA-F]{10}$/.test(dipId)) {
+      throw new Error(`market participant ${i}: ${role} ${dipId} sends messages, so its DIP ID must be 10 hex digits (the published senderUniqueReference pattern embeds it)`);
+    }
     const n = (seen.get(role) ?? 0) + 1;
     seen.set(role, n);
     return { dipId, role, label: `${role}#${n}`, keyPem, certPem, apiKey };
@@ -649,6 +674,11 @@ export interface SimulateCliOptions {
   listenHost: string;
   ports?: string;
   callbackHost?: string;
+  /** Receivers serve HTTPS with this key and certificate. */
+  tlsKey?: string;
+  tlsCert?: string;
+  /** Data-dir mode: HTTPS receivers with a certificate from the DIP's CA (default outside DEV). */
+  https?: boolean;
   batch: number;
   concurrency: number;
   timeout: number;
@@ -669,6 +699,7 @@ export async function runSimulateCommand(c: SimulateCliOptions, env: NodeJS.Proc
   const { loadConfig } = await import('../config.js');
   const { importedCatalogueFile } = await import('../pipeline/catalogue-source.js');
   if (!c.dataDir === !c.market) throw new Error('give --data-dir (OpenDIP on this machine) or --market FILE (pre-onboarded participants)');
+  if (!c.tlsKey !== !c.tlsCert) throw new Error('--tls-key and --tls-cert go together');
   let ports: SimulateOptions['ports'];
   if (c.ports) {
     const m = /^(\d+)-(\d+)$/.exec(c.ports);
@@ -732,6 +763,8 @@ export async function runSimulateCommand(c: SimulateCliOptions, env: NodeJS.Proc
     listenHost: c.listenHost,
     ports,
     callbackHost: c.callbackHost,
+    receiverTls: c.tlsKey && c.tlsCert ? { key: readFileSync(c.tlsKey, 'utf8'), cert: readFileSync(c.tlsCert, 'utf8') } : undefined,
+    receiverHttps: c.https,
     batchSize: c.batch,
     concurrency: c.concurrency,
     deliveryTimeoutMs: c.timeout * 1000,

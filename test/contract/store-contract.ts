@@ -136,6 +136,12 @@ export function storeContract(name: string, open: () => Promise<{ store: Store; 
       await store.upsertParticipant({ ...p, roles: ['SUP', 'LDSO'] }, null);
       expect(await store.participants()).toEqual([{ participant: { ...p, roles: ['SUP', 'LDSO'] }, apiKeyHash: 'hash-1' }]);
       await expect(store.upsertParticipant({ ...p, dipId: 'NEW0000001' }, null)).rejects.toThrow(/API key/);
+      // A rotation keeps the replaced certificate until the end of its overlap, and the API key.
+      const rotated = { ...p, certificatePem: 'PEM2', certificateFingerprint: 'CD', previous: { certificatePem: 'PEM', certificateFingerprint: 'AB', validUntil: 1_000 } };
+      await store.upsertParticipant(rotated, null);
+      expect(await store.participants()).toEqual([{ participant: rotated, apiKeyHash: 'hash-1' }]);
+      await store.upsertParticipant({ ...p, roles: ['SUP', 'LDSO'] }, null);
+      expect((await store.participants())[0]?.participant).not.toHaveProperty('previous');
       await store.putWebhook({ recipientDipId: 'SUP0000001', channel: 'IF-021', url: 'https://a', maxMessageCount: 10, maxPayloadKb: 100 });
       await store.putWebhook({ recipientDipId: 'SUP0000001', channel: 'IF-021', url: 'https://b', maxMessageCount: 5, maxPayloadKb: 50 });
       expect(await store.webhooks()).toEqual([{ recipientDipId: 'SUP0000001', channel: 'IF-021', url: 'https://b', maxMessageCount: 5, maxPayloadKb: 50 }]);

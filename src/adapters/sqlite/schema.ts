@@ -76,7 +76,11 @@ CREATE TABLE IF NOT EXISTS participants (
   certificate_fingerprint TEXT NOT NULL,
   api_key_hash TEXT NOT NULL UNIQUE,
   created_at INTEGER NOT NULL,
-  connection_provider TEXT -- the DIP ID of the connection provider this participant nominated
+  connection_provider TEXT, -- the DIP ID of the connection provider this participant nominated
+  -- The certificate a rotation replaced, accepted for signing until previous_valid_until (epoch ms).
+  previous_certificate_pem TEXT,
+  previous_certificate_fingerprint TEXT,
+  previous_valid_until INTEGER
 );
 -- Bumped on every participant or webhook change, so a running server notices what the CLI changed.
 CREATE TABLE IF NOT EXISTS registry_version (

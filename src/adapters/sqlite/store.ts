@@ -125,16 +125,23 @@ export class SqliteStore implements Store, DataKeyStore {
         'SELECT DISTINCT q.recipient_dip_id AS recipient FROM queue_entries e JOIN queues q ON q.id = e.queue_id WHERE e.message_id = ?',
       ),
       upsertParticipant: db.prepare(
-        `INSERT INTO participants (dip_id, roles, organisation, certificate_pem, certificate_fingerprint, api_key_hash, created_at, connection_provider)
-         VALUES (@dipId, @roles, @organisation, @certificatePem, @certificateFingerprint, @apiKeyHash, @createdAt, @connectionProvider)
+        `INSERT INTO participants (dip_id, roles, organisation, certificate_pem, certificate_fingerprint, api_key_hash, created_at, connection_provider,
+                                   previous_certificate_pem, previous_certificate_fingerprint, previous_valid_until)
+         VALUES (@dipId, @roles, @organisation, @certificatePem, @certificateFingerprint, @apiKeyHash, @createdAt, @connectionProvider,
+                 @previousCertificatePem, @previousCertificateFingerprint, @previousValidUntil)
          ON CONFLICT (dip_id) DO UPDATE SET roles = excluded.roles, organisation = excluded.organisation,
            connection_provider = excluded.connection_provider,
            certificate_pem = excluded.certificate_pem, certificate_fingerprint = excluded.certificate_fingerprint,
+           previous_certificate_pem = excluded.previous_certificate_pem,
+           previous_certificate_fingerprint = excluded.previous_certificate_fingerprint,
+           previous_valid_until = excluded.previous_valid_until,
            api_key_hash = coalesce(@newApiKeyHash, participants.api_key_hash)`,
       ),
-      participants: db.prepare<[], { dipId: string; roles: string; organisation: string; certificatePem: string; certificateFingerprint: string; apiKeyHash: string; createdAt: number; connectionProvider: string | null }>(
+      participants: db.prepare<[], ParticipantRow>(
         `SELECT dip_id AS dipId, roles, organisation, certificate_pem AS certificatePem, certificate_fingerprint AS certificateFingerprint,
-                api_key_hash AS apiKeyHash, created_at AS createdAt, connection_provider AS connectionProvider FROM participants ORDER BY dip_id`,
+                api_key_hash AS apiKeyHash, created_at AS createdAt, connection_provider AS connectionProvider,
+                previous_certificate_pem AS previousCertificatePem, previous_certificate_fingerprint AS previousCertificateFingerprint,
+                previous_valid_until AS previousValidUntil FROM participants ORDER BY dip_id`,
       ),
       mpanHistory: db.prepare<[string], { mpan: string; slot: string; dipId: string; fromMs: number; toMs: number | null }>(
         'SELECT mpan, slot, dip_id AS dipId, from_ms AS fromMs, to_ms AS toMs FROM mpan_appointments WHERE mpan = ? ORDER BY slot, from_ms',
@@ -467,6 +474,9 @@ export class SqliteStore implements Store, DataKeyStore {
         newApiKeyHash: apiKeyHash,
         createdAt: p.createdAt,
         connectionProvider: p.connectionProvider,
+        previousCertificatePem: p.previous?.certificatePem ?? null,
+        previousCertificateFingerprint: p.previous?.certificateFingerprint ?? null,
+        previousValidUntil: p.previous?.validUntil ?? null,
       });
       this.s.bumpVersion.run();
     });
@@ -482,6 +492,9 @@ export class SqliteStore implements Store, DataKeyStore {
         certificateFingerprint: r.certificateFingerprint,
         createdAt: r.createdAt,
         connectionProvider: r.connectionProvider,
+        ...(r.previousCertificatePem !== null && r.previousCertificateFingerprint !== null && r.previousValidUntil !== null
+          ? { previous: { certificatePem: r.previousCertificatePem, certificateFingerprint: r.previousCertificateFingerprint, validUntil: r.previousValidUntil } }
+          : {}),
       },
       apiKeyHash: r.apiKeyHash,
     }));
@@ -564,4 +577,22 @@ function migrate(db: Database.Database): void {
   if (!columns.some((c) => c.name === 'enqueued_at')) db.exec('ALTER TABLE queue_entries ADD COLUMN enqueued_at INTEGER');
   const participantColumns = db.prepare<[], { name: string }>('PRAGMA table_info(participants)').all();
   if (!participantColumns.some((c) => c.name === 'connection_provider')) db.exec('ALTER TABLE participants ADD COLUMN connection_provider TEXT');
+  // Certificate rotation with an overlap: the replaced certificate and the end of its overlap.
+  for (const [name, type] of [['previous_certificate_pem', 'TEXT'], ['previous_certificate_fingerprint', 'TEXT'], ['previous_valid_until', 'INTEGER']] as const) {
+    if (!participantColumns.some((c) => c.name === name)) db.exec(`ALTER TABLE participants ADD COLUMN ${name} ${type}`);
+  }
+}
+
+interface ParticipantRow {
+  dipId: string;
+  roles: string;
+  organisation: string;
+  certificatePem: string;
+  certificateFingerprint: string;
+  apiKeyHash: string;
+  createdAt: number;
+  connectionProvider: string | null;
+  previousCertificatePem: string | null;
+  previousCertificateFingerprint: string | null;
+  previousValidUntil: number | null;
 }

@@ -1,0 +1,91 @@
+/**
+ * The DIP's message-signing key in force, replaced without a restart.
+ *
+ * `dip pki rotate-signing` (rotateSigningCertificate in pki.ts) writes a new key and certificate into
+ * <dataDir>/pki, each file atomically and the certificate last. A running DIP polls the certificate
+ * file and, once the new pair checks out (key matches, chains to the CA), signs every webhook call
+ * from then on with it. Recipients verify the chain to the CA, not a pinned certificate, so calls
+ * signed before and after the switch are accepted alike; nothing in flight fails.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from '../pipeline/logger.js';
+import { PKI_FILES, type KeyAndCert } from './pki.js';
+import { Signer, verifyChain } from './signature.js';
+
+export class SigningKeyWatcher {
+  private signer: Signer;
+  private certPem: string;
+  private changeKey = '';
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly pkiDir: string,
+    private readonly ca: KeyAndCert,
+    initial: KeyAndCert,
+    private readonly logger: Logger,
+  ) {
+    this.signer = new Signer(initial.keyPem, initial.certPem);
+    this.certPem = initial.certPem;
+    this.changeKey = this.fileKey() ?? '';
+  }
+
+  /** The signer to use for the next call (never hold on to it: it changes on rotation). */
+  current(): Signer {
+    return this.signer;
+  }
+
+  /** The signing certificate in force (PEM), as GET /certificates/dip serves it. */
+  certificatePem(): string {
+    return this.certPem;
+  }
+
+  start(pollMs: number): void {
+    this.timer = setInterval(() => this.reload(), pollMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** Switches to the pair on disk if the certificate file changed and the pair is usable. */
+  reload(): void {
+    const key = this.fileKey();
+    if (key === undefined || key === this.changeKey) return;
+    // Remembered even when the pair is refused below: the same broken files are not logged every poll.
+    this.changeKey = key;
+    let next: Signer;
+    let certPem: string;
+    try {
+      certPem = readFileSync(join(this.pkiDir, PKI_FILES.signingCert), 'utf8');
+      if (certPem === this.certPem) return;
+      next = new Signer(readFileSync(join(this.pkiDir, PKI_FILES.signingKey), 'utf8'), certPem);
+    } catch (err) {
+      this.logger.error({ err, dir: this.pkiDir }, 'new signing key or certificate is unusable; keeping the one in force');
+      return;
+    }
+    // Recipients would refuse a certificate that does not chain to the environment's CA: never switch to one.
+    if (!verifyChain(certPem, [this.ca.certPem])) {
+      this.logger.error({ subject: next.certificate.subject, issuer: next.certificate.issuer }, "new signing certificate does not chain to the environment's CA (or is not valid now); keeping the one in force");
+      return;
+    }
+    const previous = this.signer.certificate;
+    this.signer = next;
+    this.certPem = certPem;
+    this.logger.info(
+      { previousSerial: previous.serialNumber, serial: next.certificate.serialNumber, notAfter: next.certificate.notAfter.toISOString() },
+      'DIP signing key rotated: webhook calls are signed with the new key from now on',
+    );
+  }
+
+  /** Changes with every replacement: rename gives a new inode even within one mtime tick. */
+  private fileKey(): string | undefined {
+    try {
+      const s = statSync(join(this.pkiDir, PKI_FILES.signingCert));
+      return `${s.ino}:${s.mtimeMs}:${s.size}`;
+    } catch {
+      return undefined;
+    }
+  }
+}
