@@ -1,15 +1,19 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { onboardParticipant } from '../admin/participants.js';
+import { onboardParticipant, rotateParticipantCertificate } from '../admin/participants.js';
 import { databaseFile, pkiDir, startDip } from '../app.js';
 import { SqliteStore } from '../adapters/sqlite/store.js';
 import { Catalogue, importCatalogue } from '../catalogue/catalogue.js';
 import { startWebhookReceiver } from '../client/webhook-receiver.js';
-import { loadConfig } from '../config.js';
+import { loadConfig, type DipConfig } from '../config.js';
 import { importedCatalogueFile } from '../pipeline/catalogue-source.js';
-import { issueParticipantCertificate } from '../security/pki.js';
+import { ensureEncryptionKey } from '../security/dip-encryption-key.js';
+import { dipCertificates, expiringCertificates, EXPIRY_WARNING_DAYS, participantCertificates } from '../security/expiry.js';
+import { createEnvironmentCa, ensurePki, issueParticipantCertificate, PKI_FILES, readCertificateAuthority, rotateSigningCertificate } from '../security/pki.js';
 import { readRevocationList, revokeCertificate } from '../security/revocation.js';
+import { certificateInfo } from '../security/signature.js';
+import { readTrustedCaFiles } from '../security/trust-store.js';
 import { buildIF021 } from '../sim/messages.js';
 import { adminCall } from './admin-client.js';
 import { LOAD_HEADER, readLoadFile } from './mpan-load.js';
@@ -22,6 +26,21 @@ const positiveInt = (v: string): number => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive whole number');
   return n;
+};
+const nonNegative = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('must be a number, zero or more');
+  return n;
+};
+/**
+ * The CAs a participant's certificate must chain to (as the TLS listener checks it), so `participant add`
+ * and `rotate-cert` refuse one from another environment at once. Undefined before the first start
+ * created the environment's CA, when no trustedCaFiles are configured either.
+ */
+const trustedCas = (config: DipConfig): string[] | undefined => {
+  if (config.trustedCaFiles.length > 0) return readTrustedCaFiles(config.trustedCaFiles).map((s) => s.certPem);
+  const caFile = join(pkiDir(config), PKI_FILES.caCert);
+  return existsSync(caFile) ? [readFileSync(caFile, 'utf8')] : undefined;
 };
 const print = (v: unknown): void => {
   process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
@@ -60,18 +79,82 @@ pki
   .command('issue')
   .description("issue a participant key and certificate from the environment's CA (mTLS and message signing)")
   .requiredOption('--dip-id <id>', 'DIP ID the certificate is bound to (repeatable)', collect, [])
-  .requiredOption('--out <dir>', 'folder for key.pem and cert.pem')
+  .requiredOption('--out <dir>', 'folder for key.pem and cert.pem (only cert.pem with --csr)')
+  .option('--csr <file>', "issue for the participant's certificate signing request (PEM): its key never leaves the participant")
   .option('--org <name>', 'organisation name')
   .option('--days <n>', 'validity in days', positiveInt, 365)
-  .action(async (o: { dipId: string[]; out: string; org?: string; days: number }) => {
+  .action(async (o: { dipId: string[]; out: string; csr?: string; org?: string; days: number }) => {
     const config = loadConfig();
-    const dir = pkiDir(config);
-    const ca = { keyPem: readFileSync(join(dir, 'ca.key.pem'), 'utf8'), certPem: readFileSync(join(dir, 'ca.cert.pem'), 'utf8') };
-    const issued = await issueParticipantCertificate(ca, { organisation: o.org ?? o.dipId[0]!, dipIds: o.dipId, environment: config.environment, validDays: o.days });
+    const ca = await readCertificateAuthority(pkiDir(config));
+    const csrPem = o.csr === undefined ? undefined : readFileSync(o.csr, 'utf8');
+    // The DIP IDs come from --dip-id, never from the CSR's subject: the operator decides the binding.
+    const issued = await issueParticipantCertificate(ca, { organisation: o.org ?? o.dipId[0]!, dipIds: o.dipId, environment: config.environment, validDays: o.days, csrPem });
     mkdirSync(o.out, { recursive: true, mode: 0o700 });
-    writeFileSync(join(o.out, PROFILE_FILES.key), issued.keyPem, { mode: 0o600 });
+    const written = [join(o.out, PROFILE_FILES.cert)];
+    if (!csrPem) {
+      writeFileSync(join(o.out, PROFILE_FILES.key), issued.keyPem, { mode: 0o600 });
+      written.unshift(join(o.out, PROFILE_FILES.key));
+    }
     writeFileSync(join(o.out, PROFILE_FILES.cert), issued.certPem);
-    process.stderr.write(`wrote ${join(o.out, PROFILE_FILES.key)} and ${join(o.out, PROFILE_FILES.cert)} for ${o.dipId.join(', ')}\n`);
+    process.stderr.write(`wrote ${written.join(' and ')} for ${o.dipId.join(', ')}\n`);
+  });
+
+pki
+  .command('ca')
+  .description("the environment's certificate authority")
+  .command('create')
+  .description("(re)create the environment's CA in <dataDir>/pki, and the DIP's own certificates from it; restart the DIP afterwards")
+  .requiredOption('--env <env>', "PRD, SITB, SIT, UIT or DEV: must be this data directory's configured environment (DIP_ENV)")
+  .option('--days <n>', 'validity in days', positiveInt, 3650)
+  .option('--force', 'replace an existing CA: every certificate it issued stops being accepted')
+  .action(async (o: { env: string; days: number; force?: boolean }) => {
+    const config = loadConfig();
+    const env = o.env.toUpperCase();
+    // Certificates differ per environment (spec 5.13.3): a CA made for another environment's data directory is a mistake.
+    if (env !== config.environment) {
+      throw new InvalidArgumentError(`--env ${env} is not this DIP's environment (${config.environment}): set DIP_ENV=${env} (or environment: ${env} in the configuration)`);
+    }
+    const dir = pkiDir(config);
+    const ca = await createEnvironmentCa(dir, { environment: env, validDays: o.days, force: o.force });
+    // The DIP's TLS server, signing and encryption certificates no longer chain to a replaced CA: re-issue them now.
+    const material = await ensurePki(dir, { environment: env, hostnames: config.hostnames, ipAddresses: config.ipAddresses });
+    await ensureEncryptionKey(dir, material.ca);
+    const info = certificateInfo(ca.certPem);
+    process.stdout.write(`created ${info.subject} (serial ${info.serialNumber}, valid until ${info.notAfter.toISOString()}) in ${dir}\n`);
+    process.stdout.write(`participants need certificates from it (dip pki issue); restart a running DIP to use it\n`);
+  });
+
+pki
+  .command('rotate-signing')
+  .description("a new key and certificate for the DIP's message signing; a running DIP switches to it within signingKeyPollMs (default 5 s), no restart")
+  .option('--days <n>', 'validity in days', positiveInt, 825)
+  .option('--json', 'machine-readable output')
+  .action(async (o: { days: number; json?: boolean }) => {
+    const config = loadConfig();
+    const issued = await rotateSigningCertificate(pkiDir(config), { environment: config.environment, validDays: o.days });
+    const info = certificateInfo(issued.certPem);
+    if (o.json) print({ serialNumber: info.serialNumber, fingerprint256: info.fingerprint256, notAfter: info.notAfter.toISOString() });
+    else process.stdout.write(`new signing certificate: serial ${info.serialNumber}, valid until ${info.notAfter.toISOString()}; recipients accept it as they did the old one (same CA)\n`);
+  });
+
+pki
+  .command('expiring')
+  .description("certificates that expire soon: participants' registered certificates and the DIP's own")
+  .option('--days <n>', 'within this many days', positiveInt, EXPIRY_WARNING_DAYS)
+  .option('--json', 'machine-readable output')
+  .action(async (o: { days: number; json?: boolean }) => {
+    const config = loadConfig();
+    const store = new SqliteStore(databaseFile(config));
+    let participants;
+    try {
+      participants = (await store.participants()).map((r) => r.participant);
+    } finally {
+      await store.close();
+    }
+    const found = expiringCertificates([...dipCertificates(pkiDir(config), config.trustedCaFiles), ...participantCertificates(participants)], o.days);
+    if (o.json) print(found);
+    else if (found.length === 0) process.stdout.write(`no certificate expires within ${o.days} days\n`);
+    else for (const c of found) process.stdout.write(`${c.notAfter}  ${c.daysLeft < 0 ? 'EXPIRED' : `${c.daysLeft} days`.padEnd(7)}  ${c.owner.padEnd(22)} serial ${c.serialNumber}\n`);
   });
 
 pki
@@ -111,7 +194,8 @@ participant
   .option('--save <dir>', `also write the API key to <dir>/${PROFILE_FILES.apiKey}`)
   .option('--json', 'machine-readable output')
   .action(async (o: { dipId: string; role: string[]; cert: string; org?: string; connectionProvider?: string; save?: string; json?: boolean }) => {
-    const store = new SqliteStore(databaseFile(loadConfig()));
+    const config = loadConfig();
+    const store = new SqliteStore(databaseFile(config));
     try {
       const { participant: p, apiKey } = await onboardParticipant(store, {
         dipId: o.dipId,
@@ -119,6 +203,7 @@ participant
         organisation: o.org,
         certificatePem: readFileSync(o.cert, 'utf8'),
         connectionProvider: o.connectionProvider,
+        trustedCaPems: trustedCas(config),
       });
       if (o.save) {
         mkdirSync(o.save, { recursive: true, mode: 0o700 });
@@ -127,6 +212,30 @@ participant
       }
       if (o.json) print({ dipId: p.dipId, roles: p.roles, organisation: p.organisation, certificateFingerprint: p.certificateFingerprint, apiKey });
       else process.stdout.write(`${p.dipId} (${p.roles.join(', ')}) registered.\nAPI key (shown once): ${apiKey}\n`);
+    } finally {
+      await store.close();
+    }
+  });
+participant
+  .command('rotate-cert')
+  .description("register a participant's new certificate; the previous one stays valid for signing until the overlap ends (same API key)")
+  .requiredOption('--dip-id <id>', '10-character DIP ID')
+  .requiredOption('--cert <file>', 'the new certificate (PEM), bound to the same DIP ID')
+  .option('--overlap-days <n>', 'how long the previous certificate stays accepted (0: switch at once)', nonNegative, 7)
+  .option('--json', 'machine-readable output')
+  .action(async (o: { dipId: string; cert: string; overlapDays: number; json?: boolean }) => {
+    const config = loadConfig();
+    const store = new SqliteStore(databaseFile(config));
+    try {
+      const p = await rotateParticipantCertificate(store, {
+        dipId: o.dipId,
+        certificatePem: readFileSync(o.cert, 'utf8'),
+        overlapMs: o.overlapDays * 86_400_000,
+        trustedCaPems: trustedCas(config),
+      });
+      const until = p.previous ? new Date(p.previous.validUntil).toISOString() : null;
+      if (o.json) print({ dipId: p.dipId, certificateFingerprint: p.certificateFingerprint, previousCertificateFingerprint: p.previous?.certificateFingerprint ?? null, previousValidUntil: until });
+      else process.stdout.write(`${p.dipId}: new certificate registered (SHA-256 ${p.certificateFingerprint}); ${until ? `the previous one is accepted until ${until}` : 'the previous one is no longer accepted'}. The API key is unchanged.\n`);
     } finally {
       await store.close();
     }

@@ -194,7 +194,8 @@ class QueueWorker {
     const entries = all.slice(0, prepared.copies.length);
     const first = entries[0]!.seq;
     const last = entries[entries.length - 1]!.seq;
-    const body = `[${prepared.copies.join(',')}]`;
+    // Encoded once: the same bytes are hashed for the signature and sent.
+    const body = Buffer.from(`[${prepared.copies.join(',')}]`, 'utf8');
     const headers = await this.deps.signer.sign('POST', hook.url, body);
     headers['content-type'] = 'application/json';
     headers[SEQUENCE_HEADER] = `${first}-${last}`;

@@ -1,7 +1,7 @@
 /** One HTTP POST of a delivery batch to a recipient's callback URL. */
 export interface WebhookCall {
   url: string;
-  body: string;
+  body: Buffer;
   headers: Record<string, string>;
   timeoutMs: number;
 }
@@ -25,5 +25,5 @@ export interface WebhookTransport {
 
 /** Signs what the DIP sends (the X-DIP-* headers), off the event loop. */
 export interface OutboundSigner {
-  sign(method: string, url: string, body: string): Promise<Record<string, string>>;
+  sign(method: string, url: string, body: Buffer): Promise<Record<string, string>>;
 }

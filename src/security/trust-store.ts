@@ -22,6 +22,12 @@ export interface TrustStore {
 /** The trust store for client certificates; a file that is not a bundle of CA certificates stops the start with the reason. */
 export function clientTrustStore(trustedCaFiles: readonly string[], builtInCaPem: string): TrustStore {
   if (trustedCaFiles.length === 0) return { cas: [builtInCaPem], builtIn: true, sources: [] };
+  const sources = readTrustedCaFiles(trustedCaFiles);
+  return { cas: sources.map((s) => s.certPem), builtIn: false, sources };
+}
+
+/** Every CA certificate in the files, one PEM each; throws naming the file when one is not a bundle of CA certificates. */
+export function readTrustedCaFiles(trustedCaFiles: readonly string[]): TrustStore['sources'] {
   const sources: TrustStore['sources'] = [];
   for (const name of trustedCaFiles) {
     const file = resolve(name);
@@ -45,5 +51,5 @@ export function clientTrustStore(trustedCaFiles: readonly string[], builtInCaPem
       sources.push({ file, certPem: `${pem}\n` });
     }
   }
-  return { cas: sources.map((s) => s.certPem), builtIn: false, sources };
+  return sources;
 }
