@@ -223,8 +223,9 @@ async function closedLoopAt(
     );
     if (pilot.accepted === 0) throw new Error(`ingest pilot accepted nothing: ${pilot.errors.join(' | ')}`);
     const pilotRate = pilot.requests / (pilot.elapsedMs / 1000);
-    // Enough for the run at twice the pilot's pace (pre-signed requests go faster than signed-on-the-fly ones).
-    const nReq = Math.min(Math.ceil((pilotRate * 2.2 * durationMs) / 1000) + conc, Math.ceil(600_000 / batch), 40_000);
+    // Enough for the run at 3.5× the pilot's pace (pre-signed requests go faster than signed-on-the-fly ones,
+    // and the pilot includes warm-up); if they run out anyway, the window is simply shorter.
+    const nReq = Math.min(Math.ceil((pilotRate * 3.5 * durationMs) / 1000) + conc, Math.ceil(600_000 / batch), 40_000);
     const phase = ++f.phase;
     const prepared = await prepareAll(
       pool,
@@ -751,7 +752,7 @@ async function profileBench(f: Fixture): Promise<ProfileResult> {
     await rx.collect(r.pilotPhase);
     await rx.collect(measured);
     const seconds = (t1 - t0) / 1000;
-    const { phase: _p, pilotPhase: _pp, ...rest } = r;
+    const { phase: _p, pilotPhase: _pp, window: _w, ...rest } = r;
     load = {
       ...rest,
       deliveriesPerSecond: round((sumOf(p1.delivered) - sumOf(p0?.delivered ?? [])) / seconds, 0),

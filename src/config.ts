@@ -116,6 +116,26 @@ const schema: JSONSchemaType<DipConfig> = {
     bodyLimitBytes: { type: 'integer', minimum: 1024 },
     maxBatchMessages: { type: 'integer', minimum: 1 },
     warmCatalogue: { type: 'boolean' },
+    http: {
+      type: 'object',
+      additionalProperties: false,
+      required: [],
+      properties: {
+        handshakeTimeoutMs: { type: 'integer', minimum: 100 },
+        headersTimeoutMs: { type: 'integer', minimum: 100 },
+        requestTimeoutMs: { type: 'integer', minimum: 100 },
+        connectionsCheckingIntervalMs: { type: 'integer', minimum: 10 },
+        maxHeaderBytes: { type: 'integer', minimum: 1024 },
+        maxJsonDepth: { type: 'integer', minimum: 4 },
+      },
+    },
+    rateLimit: {
+      type: 'object',
+      additionalProperties: false,
+      required: [],
+      properties: { requestsPerSecond: { type: 'number', minimum: 0 }, burst: { type: 'number', minimum: 1 } },
+    },
+    revocationPollMs: { type: 'integer', minimum: 10 },
     trustedCaFiles: { type: 'array', items: { type: 'string', minLength: 1 } },
     signingKeyPollMs: { type: 'integer', minimum: 10 },
     delivery: {

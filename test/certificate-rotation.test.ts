@@ -115,7 +115,7 @@ describe("the DIP's own signing key rotates without an outage", () => {
     t.dip.events.on('dead-letter', (e) => deadLetters.push(e));
     // The receiver verifies the chain to the CA (src/client/webhook-receiver.ts), as a recipient does.
     const r = await t.receiver();
-    expect((await sup.client.setWebhook('IF-021', sup.dipId, { callbackURL: r.url, maxMessageCount: 1 })).status).toBe(200);
+    expect((await sup.client.setWebhook('IF-021', sup.dipId, { callbackURL: r.url, maxMessageCount: 1 })).status).toBe(201);
     const oldCert = certificateInfo(t.dip.pki.signing.certPem);
 
     // A steady stream of messages; the rotation happens in the middle of it.

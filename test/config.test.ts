@@ -1,0 +1,35 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { DEFAULTS, loadConfig } from '../src/config.js';
+
+function dirWith(yaml: string): string {
+  const d = mkdtempSync(join(tmpdir(), 'opendip-config-'));
+  writeFileSync(join(d, 'dip.config.yaml'), yaml);
+  return d;
+}
+
+describe('configuration', () => {
+  it('defaults, then the file, then environment variables', () => {
+    const d = dirWith(['port: 9443', 'revocationPollMs: 100', 'rateLimit:', '  requestsPerSecond: 0', 'http:', '  maxJsonDepth: 32', 'delivery:', '  retryCapMs: 5000', 'channels:', '  IF-021:', '    securityPattern: 2', '    obfuscation:', '      SUP: [CustomBlock.B067]'].join('\n'));
+    const c = loadConfig({ DIP_DATA_DIR: d, DIP_ENV: 'sit' });
+    expect(c.port).toBe(9443);
+    expect(c.environment).toBe('SIT');
+    expect(c.revocationPollMs).toBe(100);
+    expect(c.rateLimit).toEqual({ requestsPerSecond: 0, burst: DEFAULTS.rateLimit.burst });
+    expect(c.http.maxJsonDepth).toBe(32);
+    expect(c.delivery.retryCapMs).toBe(5000);
+    expect(c.delivery.retryBaseMs).toBe(DEFAULTS.delivery.retryBaseMs);
+    expect(c.channels['IF-021']).toEqual({ securityPattern: 2, obfuscation: { SUP: ['CustomBlock.B067'] } });
+    expect(loadConfig({ DIP_DATA_DIR: d, DIP_PORT: '8000' }).port).toBe(8000);
+  });
+
+  it('refuses what it does not know, or cannot use, with the reason', () => {
+    expect(() => loadConfig({ DIP_DATA_DIR: dirWith('prot: 1') })).toThrow(/must NOT have additional properties/);
+    expect(() => loadConfig({ DIP_DATA_DIR: dirWith('channels:\n  IF-021:\n    securityPattern: 7') })).toThrow(/securityPattern/);
+    expect(() => loadConfig({ DIP_DATA_DIR: dirWith(''), DIP_PORT: 'eighty' })).toThrow(/DIP_PORT 'eighty' is not a TCP port/);
+    expect(() => loadConfig({ DIP_DATA_DIR: dirWith(''), DIP_ENV: 'LIVE' })).toThrow(/DIP_ENV 'LIVE' is not one of/);
+    expect(() => loadConfig({ DIP_CONFIG: '/nonexistent/dip.yaml' })).toThrow(/does not exist/);
+  });
+});
