@@ -52,7 +52,7 @@ const S = QUICK
       latencyRates: [500, 1000, 2000, 5000], latencyMs: 3000,
       rampMaxSteps: 2, rampBisections: 1, rampMs: 3000,
       drainRate: 1000, drainOutageMs: 10_000, drainMaxMs: 60_000,
-      profileMs: 3000,
+      profileMs: 3000, profileLightMs: 3000,
     }
   : {
       rawSqliteMs: 2000, rawEchoMs: 3000, rawRsaMs: 2000,
@@ -60,7 +60,7 @@ const S = QUICK
       latencyRates: [500, 1000, 2000, 5000], latencyMs: 10_000,
       rampMaxSteps: 8, rampBisections: 3, rampMs: 6000,
       drainRate: 1000, drainOutageMs: 60_000, drainMaxMs: 150_000,
-      profileMs: 10_000,
+      profileMs: 10_000, profileLightMs: 6000,
     };
 const TICK_MS = 5;
 const MAX_PER_REQUEST = 10;
@@ -414,7 +414,7 @@ const sumOf = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 /** How far behind the DIP may fall (seconds of offered load unanswered or undelivered) before a phase is cut short. */
 const GIVE_UP_BEHIND_S = 1.5;
 
-async function offer(f: Fixture, ctx: FanoutCtx, rate: number, durationMs: number, presign: boolean): Promise<LoadResult> {
+async function offer(f: Fixture, ctx: FanoutCtx, rate: number, durationMs: number, presign: boolean, window?: { fromUs: number; toUs: number }): Promise<LoadResult> {
   const phase = ++f.phase;
   let diskCommitsPerSecond = Number.NaN;
   const loop = await openLoop({
@@ -431,6 +431,7 @@ async function offer(f: Fixture, ctx: FanoutCtx, rate: number, durationMs: numbe
     },
   });
   const t0 = await loop.started;
+  if (window) window.fromUs = monoUs();
   const c0 = cpuSnapshot(ctx.dip.pid, ctx.receivers.pid);
   const p0 = await ctx.receivers.progress(phase);
   const windowEnd = t0 + durationMs;
@@ -459,6 +460,7 @@ async function offer(f: Fixture, ctx: FanoutCtx, rate: number, durationMs: numbe
   })();
   const run = await loop.done;
   await watch;
+  if (window) window.toUs = monoUs() - Math.max(0, wallNow() - (stoppedEarlyAt ?? windowEnd)) * 1000;
   const end = stoppedEarlyAt ?? windowEnd;
   let accepted = 0;
   for (let i = 0; i < run.sent; i++) if (run.status[i] === 201) accepted++;
@@ -610,6 +612,10 @@ interface DrainResult {
   drainMs: number;
   /** Backlog messages per second from the first delivery after recovery to the last backlogged one. */
   drainRate: number;
+  /** From recovery until the recipient is back to under a second behind (backlog and the traffic meanwhile). */
+  catchUpMs: number;
+  /** Messages per second delivered to it from the first delivery after recovery until caught up. */
+  catchUpDeliveryRate: number;
   /** Deliveries per call to the recovering recipient while draining. */
   refusedCalls: number;
   diskCommitsPerSecond: number;
@@ -620,8 +626,8 @@ interface DrainResult {
   generatorMaxLagMs: number;
 }
 
-const drainHeaders = ['offered msg/s', 'outage s', 'backlog msgs', '503 calls', 'retry wait ms', 'drain ms', 'drain msg/s', 'DIP cores', 'others cores', 'disk commits/s'];
-const drainRow = (d: DrainResult) => [d.rate, d.outageSeconds, d.backlog, d.refusedCalls, d.retryWaitMs, d.drainMs, d.drainRate, d.cpuDuringDrain.dipCores, d.cpuDuringDrain.otherCores, d.diskCommitsPerSecond];
+const drainHeaders = ['offered msg/s', 'outage s', 'backlog msgs', '503 calls', 'retry wait ms', 'backlog drained ms', 'drain msg/s', 'caught up ms', 'DIP cores', 'others cores', 'disk commits/s'];
+const drainRow = (d: DrainResult) => [d.rate, d.outageSeconds, d.backlog, d.refusedCalls, d.retryWaitMs, d.drainMs, d.drainRate, d.catchUpMs, d.cpuDuringDrain.dipCores, d.cpuDuringDrain.otherCores, d.diskCommitsPerSecond];
 
 async function drainBench(f: Fixture, ramp: RampResult | undefined): Promise<DrainResult> {
   const ctx = await fanoutDip(f);
@@ -654,10 +660,14 @@ async function drainBench(f: Fixture, ramp: RampResult | undefined): Promise<Dra
   const c0 = cpuSnapshot(ctx.dip.pid, ctx.receivers.pid);
   const backlogEstimate = Math.floor((rate * (tRecover - t0)) / 1000);
   log(`drain: recipient back; ~${backlogEstimate} messages queued for it`);
-  const waited = await ctx.receivers.waitFor(phase, (p) => (p.delivered[OUT] ?? 0) >= backlogEstimate, S.drainMaxMs - 3000, 100);
+  const deadline = tRecover + S.drainMaxMs - 3000;
+  const waited = await ctx.receivers.waitFor(phase, (p) => (p.delivered[OUT] ?? 0) >= backlogEstimate, deadline - wallNow(), 100);
   const c1 = cpuSnapshot(ctx.dip.pid, ctx.receivers.pid);
   if (!waited.ok) log('drain: the backlog did not drain within the time allowed');
-  await sleep(2000); // some live traffic after the drain, to see the recipient back to normal
+  else log('drain: backlog delivered; waiting for the recipient to catch up with the live traffic');
+  // Caught up: the recipient is less than half a second of traffic behind what has been accepted.
+  await ctx.receivers.waitFor(phase, (p) => (p.delivered[OUT] ?? 0) >= loop.counts().accepted - rate / 2, Math.max(0, deadline - wallNow()), 100);
+  await sleep(2000); // some live traffic after catching up, to see the recipient back to normal
   loop.stop();
   const run = await loop.done;
   let accepted = 0;
@@ -676,19 +686,33 @@ async function drainBench(f: Fixture, ramp: RampResult | undefined): Promise<Dra
       tDrained = Math.max(tDrained, Number.isNaN(t) ? Number.POSITIVE_INFINITY : t);
     }
   }
+  // Caught up: from the last message that reached the recipient a second or more after it was sent.
+  let tCaughtUp = tRecover;
+  for (let i = 0; i < run.sent; i++) {
+    if (run.status[i] !== 201) continue;
+    const t = recv[i * RECIPIENT_COUNT + OUT]!;
+    if (Number.isNaN(t) || t - run.postStart[i]! >= 1000) tCaughtUp = Number.isNaN(t) ? Number.POSITIVE_INFINITY : Math.max(tCaughtUp, t);
+  }
+  let deliveredWhileCatchingUp = 0;
+  for (let i = 0; i < run.sent; i++) {
+    const t = recv[i * RECIPIENT_COUNT + OUT]!;
+    if (!Number.isNaN(t) && t <= tCaughtUp) deliveredWhileCatchingUp++;
+  }
   const others = [0, 1, 2];
   const result: DrainResult = {
-    rate: rate,
+    rate,
     outageSeconds: S.drainOutageMs / 1000,
     backlog,
     retryWaitMs: round(tFirst - tRecover, 0),
     drainMs: round(tDrained - tRecover, 0),
     drainRate: round(backlog / ((tDrained - tFirst) / 1000), 0),
+    catchUpMs: round(tCaughtUp - tRecover, 0),
+    catchUpDeliveryRate: round(deliveredWhileCatchingUp / ((tCaughtUp - tFirst) / 1000), 0),
     refusedCalls: refusedBefore.refusedCalls[OUT] ?? 0,
     diskCommitsPerSecond,
     othersDuringOutage: latencyStats(run, recv, (i) => run.postStart[i]! <= tRecover, others),
-    othersDuringDrain: latencyStats(run, recv, (i) => run.postStart[i]! > tRecover && run.postStart[i]! <= tDrained, others),
-    recoveredAfterDrain: latencyStats(run, recv, (i) => run.postStart[i]! > tDrained + 500, [OUT]),
+    othersDuringDrain: latencyStats(run, recv, (i) => run.postStart[i]! > tRecover && run.postStart[i]! <= tCaughtUp, others),
+    recoveredAfterDrain: latencyStats(run, recv, (i) => run.postStart[i]! > tCaughtUp, [OUT]),
     cpuDuringDrain: cpuBetween(c0, c1),
     generatorMaxLagMs: round(run.maxLagMs, 1),
   };
@@ -701,8 +725,8 @@ async function drainBench(f: Fixture, ramp: RampResult | undefined): Promise<Dra
       ['latency of', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'],
       [
         ['other 3 recipients, during outage', result.othersDuringOutage.p50, result.othersDuringOutage.p90, result.othersDuringOutage.p99, result.othersDuringOutage.max],
-        ['other 3 recipients, during drain', result.othersDuringDrain.p50, result.othersDuringDrain.p90, result.othersDuringDrain.p99, result.othersDuringDrain.max],
-        ['recovered recipient, after drain', result.recoveredAfterDrain.p50, result.recoveredAfterDrain.p90, result.recoveredAfterDrain.p99, result.recoveredAfterDrain.max],
+        ['other 3 recipients, while it catches up', result.othersDuringDrain.p50, result.othersDuringDrain.p90, result.othersDuringDrain.p99, result.othersDuringDrain.max],
+        ['recovered recipient, once caught up', result.recoveredAfterDrain.p50, result.recoveredAfterDrain.p90, result.recoveredAfterDrain.p99, result.recoveredAfterDrain.max],
       ],
     ),
   ].join('\n'));
@@ -715,8 +739,12 @@ async function drainBench(f: Fixture, ramp: RampResult | undefined): Promise<Dra
 interface ProfileResult {
   load: IngestResult & { deliveriesPerSecond: number; webhookCallsPerSecond: number; drainAfterMs: number };
   summary: ProfileSummary | null;
+  /** The same DIP at a light open-loop load (LIGHT_RATE msg/s, fan-out live): where a core goes when it is not needed. */
+  light: { load: LoadResult; summary: ProfileSummary | null } | null;
   profileFile: string | null;
 }
+
+const LIGHT_RATE = 500;
 
 async function profileBench(f: Fixture): Promise<ProfileResult> {
   const rx = await receivers(f);
@@ -724,6 +752,8 @@ async function profileBench(f: Fixture): Promise<ProfileResult> {
   let profileFile: string | undefined;
   let load: ProfileResult['load'];
   const window = { fromUs: 0, toUs: 0 };
+  const lightWindow = { fromUs: 0, toUs: 0 };
+  let lightLoad: LoadResult | undefined;
   try {
     await registerWebhooks(dip, market, rx.urls, 500);
     log(`profile: closed loop, batch 10, ${S.ingestConcurrency} concurrent, deliveries to 4 recipients live, ${S.profileMs / 1000} s`);
@@ -759,6 +789,13 @@ async function profileBench(f: Fixture): Promise<ProfileResult> {
       webhookCallsPerSecond: round((sumOf(p1.calls) - sumOf(p0?.calls ?? [])) / seconds, 0),
       drainAfterMs: round(drainAfterMs, 0),
     };
+    log(`profile: open loop at ${LIGHT_RATE} msg/s, fan-out live, ${S.profileLightMs / 1000} s`);
+    const pool = new SenderPool(dip.url, market.senders, dip.ca.certPem, 4, PRIMARY);
+    try {
+      lightLoad = await offer(f, { dip, market, receivers: rx, pool }, LIGHT_RATE, S.profileLightMs, true, lightWindow);
+    } finally {
+      await pool.close();
+    }
   } finally {
     profileFile = await stopDip(f, dip);
   }
@@ -766,14 +803,31 @@ async function profileBench(f: Fixture): Promise<ProfileResult> {
   const summary = profileFile ? summariseProfile(profileFile, 25, window) : null;
   const text = summary ? formatSummary(summary, 20) : 'no profile was written';
   if (summary) writeFileSync(join(RESULTS_DIR, 'profile-summary.txt'), `${text}\n`);
-  emit('profile', { load, profileFile: profileFile ? relative(REPO_ROOT, profileFile) : null, topSelf: summary?.topSelf.slice(0, 10), byCategory: summary?.byCategory }, [
+  const lightSummary = profileFile && lightLoad ? summariseProfile(profileFile, 25, lightWindow) : null;
+  const light = lightLoad ? { load: lightLoad, summary: lightSummary } : null;
+  if (lightSummary) writeFileSync(join(RESULTS_DIR, 'profile-light-summary.txt'), `${formatSummary(lightSummary, 20)}\n`);
+  emit('profile', {
+    load,
+    profileFile: profileFile ? relative(REPO_ROOT, profileFile) : null,
+    topSelf: summary?.topSelf.slice(0, 10),
+    byCategory: summary?.byCategory,
+    light: light ? { offered: LIGHT_RATE, dipCores: light.load.cpu.dipCores, webhookCallsPerSecond: light.load.webhookCallsPerSecond, busyPercent: light.summary?.busyPercent, topSelf: light.summary?.topSelf.slice(0, 10) } : null,
+  }, [
     table(
       ['batch', 'accepted msg/s', 'deliveries/s', 'webhook calls/s', 'DIP cores', 'recv cores', 'gen cores', 'others cores', 'disk commits/s', 'backlog drained after'],
       [[load.batch, load.messagesPerSecond, load.deliveriesPerSecond, load.webhookCallsPerSecond, load.cpu.dipCores, load.cpu.receiverCores, load.cpu.generatorCores, load.cpu.otherCores, load.diskCommitsPerSecond, `${fmt(load.drainAfterMs, 0)} ms`]],
     ),
     text,
+    ...(light
+      ? [
+          '',
+          `light load, ${LIGHT_RATE} msg/s open loop (same DIP):`,
+          table(loadHeaders, [loadRow(light.load)]),
+          light.summary ? `main thread ${light.summary.busyPercent}% busy; top self time: ${light.summary.topSelf.slice(0, 6).map((x) => `${x.name} ${x.percent}%`).join(', ')}` : '',
+        ]
+      : []),
   ].join('\n'));
-  return { load, summary, profileFile: profileFile ? relative(REPO_ROOT, profileFile) : null };
+  return { load, summary, light, profileFile: profileFile ? relative(REPO_ROOT, profileFile) : null };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -843,13 +897,17 @@ function markdownReport(results: Record<string, unknown>): string {
     md.push('### (d) Drain after an outage', '', table(drainHeaders, [drainRow(drain)]), '');
     md.push(table(['latency of', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'], [
       ['other 3 recipients, during outage', drain.othersDuringOutage.p50, drain.othersDuringOutage.p90, drain.othersDuringOutage.p99, drain.othersDuringOutage.max],
-      ['other 3 recipients, during drain', drain.othersDuringDrain.p50, drain.othersDuringDrain.p90, drain.othersDuringDrain.p99, drain.othersDuringDrain.max],
-      ['recovered recipient, after drain', drain.recoveredAfterDrain.p50, drain.recoveredAfterDrain.p90, drain.recoveredAfterDrain.p99, drain.recoveredAfterDrain.max],
+      ['other 3 recipients, while it catches up', drain.othersDuringDrain.p50, drain.othersDuringDrain.p90, drain.othersDuringDrain.p99, drain.othersDuringDrain.max],
+      ['recovered recipient, once caught up', drain.recoveredAfterDrain.p50, drain.recoveredAfterDrain.p90, drain.recoveredAfterDrain.p99, drain.recoveredAfterDrain.max],
     ]), '');
   }
   if (profile) {
     md.push('### Profile load (closed loop, batch 10, live fan-out, under --cpu-prof)', '', table(['accepted msg/s', 'deliveries/s', 'webhook calls/s', 'DIP cores', 'receiver cores', 'generator cores', 'others cores', 'disk commits/s'], [[profile.load.messagesPerSecond, profile.load.deliveriesPerSecond, profile.load.webhookCallsPerSecond, profile.load.cpu.dipCores, profile.load.cpu.receiverCores, profile.load.cpu.generatorCores, profile.load.cpu.otherCores, profile.load.diskCommitsPerSecond]]), '');
     if (profile.summary) md.push('```', formatSummary(profile.summary, 20), '```', '');
+    if (profile.light) {
+      md.push(`Same DIP at a light ${LIGHT_RATE} msg/s (open loop, fan-out live):`, '', table(loadHeaders, [loadRow(profile.light.load)]), '');
+      if (profile.light.summary) md.push('```', formatSummary(profile.light.summary, 12), '```', '');
+    }
   }
   if (ratio && Object.keys(ratio).length) {
     md.push('### Ratios to the raw limits', '', table(['ratio', 'value'], Object.values(ratio).map((x) => [x.of, x.value.toFixed(3)])), '');

@@ -203,7 +203,15 @@ export async function startDip(config: DipConfig, logger: Logger = defaultLogger
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  const admin = buildAdminServer({ token: ensureAdminToken(config.dataDir), log: store, mpan, delivery, logger, sealer });
+  const admin = buildAdminServer({
+    token: ensureAdminToken(config.dataDir),
+    log: store,
+    mpan,
+    delivery,
+    logger,
+    sealer,
+    pki: { config, pkiDir: pkiDir(config), participants: () => registry.participants() },
+  });
   await admin.listen({ port: config.adminPort, host: '127.0.0.1' });
   const adminAddress = admin.server.address();
   const adminPort = typeof adminAddress === 'object' && adminAddress ? adminAddress.port : config.adminPort;

@@ -22,6 +22,11 @@ export interface ChannelOverride {
   addressingDate?: string;
   /** Spec 5.2.2 security pattern: 0 none, 1 signed (default), 2 encrypted via the DIP, 3 end to end. */
   securityPattern?: 0 | 1 | 2 | 3;
+  /**
+   * Spec 5.2.2 security category: 1 public data, 2 MPAN, 3 MPAN + PII, 4 MPAN + consumption. Sets the
+   * pattern the spec prefers for it (1 → pattern 1, 2–4 → pattern 2) unless securityPattern says otherwise.
+   */
+  securityCategory?: 1 | 2 | 3 | 4;
 }
 
 export interface DipConfig {
@@ -168,6 +173,7 @@ const schema: JSONSchemaType<DipConfig> = {
           mpanFeed: { type: 'boolean', nullable: true },
           addressingDate: { type: 'string', nullable: true },
           securityPattern: { type: 'integer', enum: [0, 1, 2, 3], nullable: true },
+          securityCategory: { type: 'integer', enum: [1, 2, 3, 4], nullable: true },
         },
       },
     },

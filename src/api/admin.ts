@@ -7,6 +7,7 @@ import type { Logger } from '../pipeline/logger.js';
 import { SLOTS, type AppointmentChange } from '../domain/mpan-lookup.js';
 import type { MpanDirectory } from '../pipeline/mpan-directory.js';
 import type { Sealer } from '../security/at-rest.js';
+import { registerAdminPkiRoutes, type AdminPkiDeps } from './admin-pki.js';
 import type { DeadLetter, MessageLog } from '../ports/store.js';
 
 export const adminTokenFile = (dataDir: string): string => join(dataDir, 'admin-token');
@@ -23,6 +24,7 @@ export interface AdminDeps {
   log: Pick<MessageLog, 'deadLetters' | 'requeueDeadLetters' | 'discardDeadLetters'>;
   mpan: Pick<MpanDirectory, 'history' | 'apply'>;
   sealer: Pick<Sealer, 'rotate'>;
+  pki: AdminPkiDeps;
   delivery: Pick<Delivery, 'notify'>;
   logger: Logger;
 }
@@ -92,6 +94,8 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
     deps.logger.info({ queue, discarded }, 'operator discarded dead letters');
     return { discarded };
   });
+  registerAdminPkiRoutes(app, deps.pki);
+
   // Encryption at rest: a new data key for everything written from now on; older keys keep reading.
   app.post('/admin/keys/rotate', async () => {
     const dataKeyId = await deps.sealer.rotate();

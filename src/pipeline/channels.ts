@@ -51,6 +51,11 @@ export function channelRouting(def: ChannelDefinition, override: ChannelOverride
     secondaryRouting: def.routingModes.includes('secondary'),
     mpanFeed: override?.mpanFeed ?? DEFAULT_MPAN_FEEDS.has(def.interfaceId),
     addressingDatePath: override?.addressingDate ?? DEFAULT_ADDRESSING_DATES[def.interfaceId],
-    securityPattern: override?.securityPattern ?? 1,
+    securityPattern: override?.securityPattern ?? preferredPattern(override?.securityCategory),
   };
+}
+
+/** Spec 5.2.2's preferred pattern per security category: public data signed, the rest encrypted via the DIP. */
+export function preferredPattern(category: 1 | 2 | 3 | 4 | undefined): SecurityPattern {
+  return category === undefined || category === 1 ? 1 : 2;
 }
