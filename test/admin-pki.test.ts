@@ -7,6 +7,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { channelRouting } from '../src/pipeline/channels.js';
 import { Catalogue } from '../src/catalogue/catalogue.js';
+import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, type TestDip } from './helpers/dip-harness.js';
 
 describe('certificate lifecycle on the operator API', () => {
@@ -51,6 +52,32 @@ describe('certificate lifecycle on the operator API', () => {
     expect(expiring.status).toBe(200);
     expect(expiring.body.length).toBeGreaterThan(0);
     expect((await admin('GET', '/admin/pki/expiring?days=1')).body).toEqual([]);
+  });
+});
+
+describe('delivery audit trail on the operator API', () => {
+  it('lists every webhook call of a queue with its answer and latency', async () => {
+    const t = await startTestDip();
+    try {
+      const token = readFileSync(join(t.config.dataDir, 'admin-token'), 'utf8').trim();
+      const sds = await t.participant('2000000001', ['SDS']);
+      const sup = await t.participant('1000000001', ['SUP']);
+      const r = await t.receiver();
+      await sup.client.setWebhook('IF-021', sup.dipId, { callbackURL: r.url });
+      expect((await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId] })])).status).toBe(201);
+      let attempts: Array<{ verdict: string; status: number; firstSeq: number; latencyMs: number }> = [];
+      const deadline = Date.now() + 5000;
+      while (attempts.length === 0 && Date.now() < deadline) {
+        const res = await request(`http://127.0.0.1:${t.dip.adminPort}/admin/attempts?recipient=${sup.dipId}&channel=IF-021`, { headers: { authorization: `Bearer ${token}` } });
+        attempts = (await res.body.json()) as typeof attempts;
+        if (attempts.length === 0) await new Promise((res2) => setTimeout(res2, 50));
+      }
+      expect(attempts).toHaveLength(1);
+      expect(attempts[0]).toMatchObject({ verdict: 'delivered', status: 200, firstSeq: 1 });
+      expect(attempts[0]!.latencyMs).toBeGreaterThanOrEqual(0);
+    } finally {
+      await t.close();
+    }
   });
 });
 

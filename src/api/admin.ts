@@ -21,7 +21,7 @@ export function ensureAdminToken(dataDir: string): string {
 
 export interface AdminDeps {
   token: string;
-  log: Pick<MessageLog, 'deadLetters' | 'requeueDeadLetters' | 'discardDeadLetters'>;
+  log: Pick<MessageLog, 'deadLetters' | 'requeueDeadLetters' | 'discardDeadLetters' | 'attempts'>;
   mpan: Pick<MpanDirectory, 'history' | 'apply'>;
   sealer: Pick<Sealer, 'rotate'>;
   pki: AdminPkiDeps;
@@ -95,6 +95,21 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
     return { discarded };
   });
   registerAdminPkiRoutes(app, deps.pki);
+
+  // The delivery audit trail of one queue: every webhook call, its answer and how long it took.
+  app.get<{ Querystring: { recipient: string; channel: string; limit?: number } }>(
+    '/admin/attempts',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          required: ['recipient', 'channel'],
+          properties: { recipient: { type: 'string' }, channel: { type: 'string' }, limit: { type: 'integer', minimum: 1, maximum: 10_000 } },
+        },
+      },
+    },
+    async (req) => deps.log.attempts({ recipientDipId: req.query.recipient, channel: req.query.channel }, req.query.limit ?? 100),
+  );
 
   // Encryption at rest: a new data key for everything written from now on; older keys keep reading.
   app.post('/admin/keys/rotate', async () => {

@@ -3,11 +3,6 @@ export function dipDateTime(d: Date): string {
   return d.toISOString().slice(0, 19) + '+00:00';
 }
 
-/** Parses a wire date-time (any ISO-8601 offset) to epoch milliseconds, or NaN. */
-export function parseDipDateTime(s: string): number {
-  return Date.parse(s);
-}
-
 export function yyyymmdd(d: Date): string {
   return d.toISOString().slice(0, 10).replaceAll('-', '');
 }

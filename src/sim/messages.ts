@@ -12,10 +12,6 @@ export function mpanCheckDigit(first12: string): number {
   return (sum % 11) % 10;
 }
 
-export function isValidMpanCore(core: string): boolean {
-  return /^\d{13}$/.test(core) && mpanCheckDigit(core.slice(0, 12)) === Number(core[12]);
-}
-
 /** Distributor IDs (the first two digits of an MPAN core) of the 14 GSP groups, with their group. */
 const DISTRIBUTORS: ReadonlyArray<readonly [string, string]> = [
   ['10', '_A'], ['11', '_B'], ['12', '_C'], ['13', '_D'], ['14', '_E'], ['15', '_F'], ['16', '_G'],
