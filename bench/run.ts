@@ -975,6 +975,7 @@ async function main(): Promise<void> {
       );
     }
     results.elapsedSeconds = round((wallNow() - started) / 1000, 0);
+    mkdirSync(RESULTS_DIR, { recursive: true });
     writeFileSync(join(RESULTS_DIR, 'latest.json'), `${JSON.stringify(results, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2)}\n`);
     writeFileSync(join(RESULTS_DIR, 'latest.md'), markdownReport(results));
     log(`done in ${results.elapsedSeconds as number} s; results in bench/results/latest.json, latest.md${points.length ? ', latency.svg' : ''}`);

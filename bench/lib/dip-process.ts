@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { KeyAndCert } from '../../src/security/pki.js';
-import { freePorts, procCpuSeconds } from './util.js';
+import { freePorts, procCpuSeconds, trackChild } from './util.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -61,6 +61,7 @@ export async function startDipProcess(opts: StartOptions): Promise<DipProcess> {
     env: { ...process.env, DIP_DATA_DIR: dataDir, DIP_PORT: String(port), DIP_ADMIN_PORT: String(adminPort), DIP_HOST: '127.0.0.1', DIP_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  trackChild(child);
   const log = createWriteStream(join(base, 'dip.log'));
   let stderrTail = '';
   let stdoutBuf = '';
@@ -114,7 +115,15 @@ export async function startDipProcess(opts: StartOptions): Promise<DipProcess> {
     async stop() {
       if (stopped) return undefined;
       stopped = true;
-      const before = opts.cpuProfileDir ? new Set(readdirSync(opts.cpuProfileDir)) : new Set<string>();
+      // Tolerate the folder vanishing meanwhile (another bench run clears bench/results/profiles at its start).
+      const list = (dir: string): string[] => {
+        try {
+          return readdirSync(dir);
+        } catch {
+          return [];
+        }
+      };
+      const before = new Set(opts.cpuProfileDir ? list(opts.cpuProfileDir) : []);
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
       await exited;
@@ -122,7 +131,7 @@ export async function startDipProcess(opts: StartOptions): Promise<DipProcess> {
       log.end();
       if (!opts.cpuProfileDir) return undefined;
       // One file per thread (tsx's module loader runs in a worker): the main thread's has thread id 0.
-      const fresh = readdirSync(opts.cpuProfileDir).filter((f) => f.endsWith('.cpuprofile') && !before.has(f));
+      const fresh = list(opts.cpuProfileDir).filter((f) => f.endsWith('.cpuprofile') && !before.has(f));
       const main = fresh.find((f) => f.includes(`.${pid}.0.`)) ?? fresh[0];
       return main ? join(opts.cpuProfileDir, main) : undefined;
     },

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import { createCertificateAuthority, issueParticipantCertificate, issueServerCertificate } from '../../src/security/pki.js';
 import { REPO_ROOT } from './dip-process.js';
-import { procCpuSeconds, round, wallNow } from './util.js';
+import { procCpuSeconds, round, trackChild, wallNow } from './util.js';
 
 export interface SqliteResult {
   rowBytes: number;
@@ -99,6 +99,7 @@ export async function startEchoServer(): Promise<EchoServer> {
   ]);
   const here = dirname(fileURLToPath(import.meta.url));
   const child = fork(join(here, 'echo-child.ts'), [], { cwd: REPO_ROOT, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  trackChild(child);
   const port = await new Promise<number>((resolve) => {
     child.once('message', (m: unknown) => resolve((m as { port: number }).port));
     child.send({ key: server.keyPem, cert: server.certPem, ca: ca.certPem });

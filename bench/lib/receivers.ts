@@ -2,7 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { REPO_ROOT } from './dip-process.js';
-import { sleep } from './util.js';
+import { sleep, trackChild } from './util.js';
 
 export type ChildRequest =
   | { type: 'start'; id: number; count: number; caPem: string; tls: { key: string; cert: string } }
@@ -60,6 +60,7 @@ export class Receivers {
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
+    trackChild(child);
     const r = new Receivers(child);
     const started = await r.ask({ type: 'start', count, caPem, tls });
     if (started.type !== 'started') throw new Error('receivers did not start');

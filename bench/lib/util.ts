@@ -1,4 +1,4 @@
-import { execSync } from 'node:child_process';
+import { execSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, totalmem } from 'node:os';
@@ -160,4 +160,22 @@ export function cpuBetween(a: CpuSnapshot, b: CpuSnapshot): CpuUse {
     stealCores: round((b.machine.steal - a.machine.steal) / wall, 2),
     dipCpuSeconds: round(b.dip - a.dip, 2),
   };
+}
+
+const children = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/**
+ * Registers a child process (DIP, receivers, echo server) to be terminated if the bench exits without
+ * stopping it (an error, Ctrl-C), so no orphaned DIP keeps running.
+ */
+export function trackChild(child: ChildProcess): void {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+  });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 }

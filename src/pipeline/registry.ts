@@ -17,6 +17,7 @@ const hookKey = (recipient: string, channel: string): string => `${recipient}\u0
 export class Registry implements RoutingDirectory {
   private byDipId = new Map<string, Participant>();
   private byKeyHash = new Map<string, Participant>();
+  private byKnownKey = new Map<string, Participant>();
   private byRole = new Map<string, Participant[]>();
   private hooks = new Map<string, Webhook>();
   private version = -1;
@@ -63,6 +64,7 @@ export class Registry implements RoutingDirectory {
     }
     this.byDipId = byDipId;
     this.byKeyHash = byKeyHash;
+    this.byKnownKey = new Map();
     this.byRole = byRole;
     this.hooks = new Map(hooks.map((h) => [hookKey(h.recipientDipId, h.channel), h]));
     this.version = version;
@@ -93,7 +95,12 @@ export class Registry implements RoutingDirectory {
   }
 
   byApiKey(apiKey: string): Participant | undefined {
-    return this.byKeyHash.get(hashApiKey(apiKey));
+    // Known keys are remembered (until the next reload) so a request costs no hash; unknown ones never are.
+    const known = this.byKnownKey.get(apiKey);
+    if (known) return known;
+    const found = this.byKeyHash.get(hashApiKey(apiKey));
+    if (found) this.byKnownKey.set(apiKey, found);
+    return found;
   }
 
   holdersOf(role: string): readonly Participant[] {

@@ -6,18 +6,31 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+/** Makes everything committed so far durable, off the event loop; calls back when it is (or failed). */
+export type Durability = (done: (error: Error | null) => void) => void;
+
 /**
  * Group commit: every write submitted during one turn of the event loop runs in ONE transaction and
  * one fsync. Each write runs in its own savepoint, so one failing write (a duplicate sender reference)
- * is rolled back and rejected alone while the others commit. Promises settle only after COMMIT
- * returned, i.e. after the WAL is fsync'd (synchronous=FULL): a resolved write is on disk.
+ * is rolled back and rejected alone while the others commit. Promises settle only once the group is
+ * durable: after COMMIT, and, when a Durability is given, after it reports the WAL synced to disk.
+ * The sync runs on the thread pool, so the event loop keeps parsing the next requests meanwhile, and
+ * the next group can commit while this one's sync is in flight. If a sync ever fails the store stops
+ * taking writes (fail-stop): nothing is acknowledged that might not be on disk.
  */
 export class GroupCommit {
   private pending: Pending[] = [];
   private scheduled = false;
   private readonly runAll: (ops: Pending[]) => Array<{ ok: true; value: unknown } | { ok: false; error: unknown }>;
 
-  constructor(db: Database.Database, private readonly onRollback: () => void = () => {}) {
+  private failed: Error | null = null;
+  private inFlight = new Set<Promise<void>>();
+
+  constructor(
+    db: Database.Database,
+    private readonly onRollback: () => void = () => {},
+    private readonly durability?: Durability,
+  ) {
     const one = db.transaction((op: () => unknown) => op());
     this.runAll = db.transaction((ops: Pending[]) =>
       ops.map((p) => {
@@ -31,6 +44,7 @@ export class GroupCommit {
   }
 
   submit<T>(op: () => T): Promise<T> {
+    if (this.failed) return Promise.reject(new Error(`the store stopped taking writes after a failed disk sync: ${this.failed.message}`));
     return new Promise<T>((resolve, reject) => {
       this.pending.push({ op, resolve: resolve as (v: unknown) => void, reject });
       if (!this.scheduled) {
@@ -40,7 +54,13 @@ export class GroupCommit {
     });
   }
 
-  /** Runs everything pending now (also used on shutdown). */
+  /** Runs what is pending and waits until every group is durable (shutdown). */
+  async drain(): Promise<void> {
+    this.flush();
+    await Promise.all([...this.inFlight]);
+  }
+
+  /** Runs everything pending now. */
   flush(): void {
     this.scheduled = false;
     const ops = this.pending;
@@ -55,10 +75,27 @@ export class GroupCommit {
       for (const p of ops) p.reject(error);
       return;
     }
-    results.forEach((r, i) => {
-      const p = ops[i]!;
-      if (r.ok) p.resolve(r.value);
-      else p.reject(r.error);
+    const settle = (syncError: Error | null) => {
+      if (syncError) this.failed ??= syncError;
+      results.forEach((r, i) => {
+        const p = ops[i]!;
+        if (syncError) p.reject(syncError);
+        else if (r.ok) p.resolve(r.value);
+        else p.reject(r.error);
+      });
+    };
+    const durability = this.durability;
+    if (!durability) {
+      settle(null);
+      return;
+    }
+    const synced = new Promise<void>((resolve) => {
+      durability((err) => {
+        settle(err);
+        resolve();
+      });
     });
+    this.inFlight.add(synced);
+    void synced.then(() => this.inFlight.delete(synced));
   }
 }

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { closeSync, fdatasync, mkdirSync, openSync } from 'node:fs';
 import { deflateRawSync } from 'node:zlib';
 import { dirname } from 'node:path';
 import { applyChange, isSlot, type Appointment, type AppointmentChange } from '../../domain/mpan-lookup.js';
@@ -52,13 +52,13 @@ interface QueueRow {
 const queueKey = (recipient: string, channel: string): string => `${recipient}\u0000${channel}`;
 
 /**
- * The embedded store: one SQLite file in WAL mode with synchronous=FULL, so a resolved write has been
- * fsync'd. Writes go through group commit (one transaction per event-loop turn); reads are direct.
+ * The embedded store: one SQLite file in WAL mode; a resolved write has been fsync'd (see GroupCommit). Writes go through group commit (one transaction per event-loop turn); reads are direct.
  * A recipient queue is a tiny (queue, seq) → message index over the single message log: fan-out to
  * four recipients costs four 3-integer rows, not four copies of the message.
  */
 export class SqliteStore implements Store, DataKeyStore {
   private sealer: ValueSealer = PLAIN;
+  private readonly walFd: number | null;
   private readonly db: Database.Database;
   private readonly writes: GroupCommit;
   /** Queue id and last sequence number per (recipient, channel); dropped when a group commit rolls back. */
@@ -74,14 +74,24 @@ export class SqliteStore implements Store, DataKeyStore {
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
+    // NORMAL: COMMIT writes the WAL but does not fsync it on the event loop; GroupCommit then syncs the
+    // WAL file on the thread pool before it acknowledges anything (checkpoints still sync as ever).
+    this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 10000');
     this.db.exec(SCHEMA);
     migrate(this.db);
-    this.writes = new GroupCommit(this.db, () => {
-      this.queues.clear();
-      this.recent.clear();
-    });
+    // SQLite deletes the -wal file only when its last connection closes: this one stays open for the
+    // store's lifetime, so the descriptor keeps naming the live WAL.
+    this.walFd = file === ':memory:' ? null : openSync(`${file}-wal`, 'r');
+    const walFd = this.walFd;
+    this.writes = new GroupCommit(
+      this.db,
+      () => {
+        this.queues.clear();
+        this.recent.clear();
+      },
+      walFd === null ? undefined : (done) => fdatasync(walFd, (err) => done(err)),
+    );
     const db = this.db;
     this.s = {
       refSeen: db.prepare<[string, string], { n: number }>(
@@ -593,8 +603,9 @@ export class SqliteStore implements Store, DataKeyStore {
   }
 
   async close(): Promise<void> {
-    this.writes.flush();
+    await this.writes.drain();
     this.db.close();
+    if (this.walFd !== null) closeSync(this.walFd);
   }
 }
 
