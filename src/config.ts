@@ -202,7 +202,7 @@ export const DEFAULTS: DipConfig = {
   delivery: {
     timeoutMs: 10_000,
     retryBaseMs: 500,
-    retryCapMs: 60_000,
+    retryCapMs: 15_000,
     defaultMaxMessageCount: 100,
     defaultMaxPayloadKb: 1024,
   },
