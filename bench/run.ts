@@ -934,7 +934,6 @@ async function main(): Promise<void> {
     let ingest: IngestResult[] | undefined;
     let latency: LoadResult[] | undefined;
     let ramp: RampResult | undefined;
-    let drain: DrainResult | undefined;
     let profile: ProfileResult | undefined;
     if (selected.has('raw')) results.raw = raw = await rawBench();
     if (selected.has('ingest')) {
@@ -944,7 +943,7 @@ async function main(): Promise<void> {
     }
     if (selected.has('latency')) results.latency = latency = await latencyBench(f);
     if (selected.has('ramp')) results.ramp = ramp = await rampBench(f, latency ?? []);
-    if (selected.has('drain')) results.drain = drain = await drainBench(f, ramp);
+    if (selected.has('drain')) results.drain = await drainBench(f, ramp);
     if (fanout) {
       await fanout.pool.close();
       await stopDip(f, fanout.dip);

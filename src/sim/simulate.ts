@@ -32,7 +32,7 @@ import {
   type SimParticipant,
   type SimRole,
 } from './market.js';
-import { channelRules, DeliveryLedger, percentile, predictRecipients, type ChannelRules, type Mismatch, type RoleOverride, type SentMessage } from './oracle.js';
+import { channelRules, DeliveryLedger, percentile, predictRecipients, type Mismatch, type RoleOverride, type SentMessage } from './oracle.js';
 import { buildIF001ChangeOfSupplier, buildIF002GainMpanInfo, buildIF036DataServiceActive } from './registration.js';
 
 const DAY_MS = 86_400_000;

@@ -21,17 +21,8 @@ export async function authoriseRecipient(
   req: FastifyRequest<{ Params: { id: string; recipientId: string } }>,
   reply: FastifyReply,
 ): Promise<RecipientScope | null> {
-  const auth = await authenticate(deps.registry, evidence(deps, req), new Date(), deps.config.maxClockSkewSeconds * 1000);
-  if (!auth.ok) {
-    void sendStandard(deps, reply, auth.status, null, MSG.processingFailed, auth.help);
-    return null;
-  }
-  // A connection provider manages the queues of the participants that nominated it, and no others.
-  const caller = deps.registry.actingAs(auth.participant, req.params.recipientId);
-  if (!caller) {
-    void sendStandard(deps, reply, 403, auth.participant.dipId, MSG.processingFailed, `recipient-id ${req.params.recipientId} is not the caller ${auth.participant.dipId}`);
-    return null;
-  }
+  const caller = await authenticateAs(deps, req, reply, req.params.recipientId);
+  if (!caller) return null;
   const channel = deps.channel(req.params.id);
   if (!channel) {
     void sendStandard(deps, reply, 404, caller.dipId, MSG.interfaceIdInvalid, `dip-channel '${req.params.id}' is not a channel of this DIP`);
@@ -49,6 +40,25 @@ export async function authoriseRecipient(
     return null;
   }
   return { caller, channel };
+}
+
+/**
+ * Authenticates the call and resolves the participant it acts as: the recipient-id of the URL, which must
+ * be the caller or, for a DIP Connection Provider, a participant that nominated it. Sends the refusal
+ * itself and returns null otherwise.
+ */
+export async function authenticateAs(deps: ApiDeps, req: FastifyRequest, reply: FastifyReply, recipientId: string): Promise<Participant | null> {
+  const auth = await authenticate(deps.registry, evidence(deps, req), new Date(), deps.config.maxClockSkewSeconds * 1000);
+  if (!auth.ok) {
+    void sendStandard(deps, reply, auth.status, null, MSG.processingFailed, auth.help);
+    return null;
+  }
+  const acting = deps.registry.actingAs(auth.participant, recipientId);
+  if (!acting) {
+    void sendStandard(deps, reply, 403, auth.participant.dipId, MSG.processingFailed, `recipient-id ${recipientId} is not the caller ${auth.participant.dipId}`);
+    return null;
+  }
+  return acting;
 }
 
 /** Parses a JSON body for the small configuration resources; null (and a 400 sent) when it is not JSON. */
