@@ -68,6 +68,12 @@ export class SqliteStore implements Store, DataKeyStore {
    * arrival, so delivery takes it from here rather than from disk through the at-rest cipher each time.
    */
   private recent = new Map<number, Omit<QueueEntry, 'seq' | 'messageId'>>();
+  /**
+   * Per queue, the last position whose write has been synced to disk in this process. A group is visible
+   * to readers once committed, but its fdatasync runs on the thread pool: nothing past these heads is
+   * handed to a recipient until it is durable. Queues absent here have nothing unsynced (all from disk).
+   */
+  private durableHeads = new Map<number, number>();
   private readonly s;
 
   constructor(file: string) {
@@ -201,8 +207,9 @@ export class SqliteStore implements Store, DataKeyStore {
     };
   }
 
-  append(batch: AcceptedBatch): Promise<AppendOutcome> {
-    return this.writes.submit(() => {
+  async append(batch: AcceptedBatch): Promise<AppendOutcome> {
+    const heads = new Map<string, QueueRow>();
+    const outcome = await this.writes.submit((): AppendOutcome => {
       const duplicates = batch.messages
         .map((m) => (m.senderUniqueReference !== null && this.s.refSeen.get(m.senderDipId, m.senderUniqueReference) !== undefined ? m.senderUniqueReference : null))
         .filter((r): r is string => r !== null);
@@ -218,7 +225,6 @@ export class SqliteStore implements Store, DataKeyStore {
       ).lastInsertRowid;
       // Sequence numbers are applied to the cache only once the whole batch is written: a failure part
       // way through rolls back its savepoint and must leave the cached heads untouched.
-      const heads = new Map<string, QueueRow>();
       const appended: Array<[number, Omit<QueueEntry, 'seq' | 'messageId'>]> = [];
       for (const m of batch.messages) {
         const messageId = this.s.insertMessage.run(
@@ -245,6 +251,8 @@ export class SqliteStore implements Store, DataKeyStore {
       for (const [id, message] of appended) this.remember(id, message);
       return { ok: true as const };
     });
+    this.markDurable(heads);
+    return outcome;
   }
 
   /** Bumps the queue's head in the batch-local map (creating the queue row on first use). */
@@ -278,7 +286,9 @@ export class SqliteStore implements Store, DataKeyStore {
     if (!q) return [];
     let bytes = 0;
     const out: QueueEntry[] = [];
+    const durable = this.durableHeads.get(q.id) ?? Number.MAX_SAFE_INTEGER;
     for (const e of this.s.readEntries.all(q.id, afterSeq, limit)) {
+      if (e.seq > durable) break; // committed, but its disk sync has not reported yet
       const message = this.recent.get(e.messageId) ?? this.loadMessage(e.messageId);
       // Purging removes settled entries with their messages, so this means a damaged database: say so
       // loudly (the queue stops and the error is logged) rather than skip a message silently.
@@ -350,11 +360,11 @@ export class SqliteStore implements Store, DataKeyStore {
     return rows.map(({ recipient, channel, ...rest }) => ({ queue: { recipientDipId: recipient, channel }, ...rest }));
   }
 
-  requeueDeadLetters(queue: QueueRef, seqs: number[]): Promise<number> {
-    return this.writes.submit(() => {
+  async requeueDeadLetters(queue: QueueRef, seqs: number[]): Promise<number> {
+    const heads = new Map<string, QueueRow>();
+    const requeued = await this.writes.submit(() => {
       const q = this.queueRow(queue.recipientDipId, queue.channel, false);
       if (!q) return 0;
-      const heads = new Map<string, QueueRow>();
       let n = 0;
       for (const seq of [...seqs].sort((a, b) => a - b)) {
         const dead = this.s.deadLetterMessage.get(q.id, seq);
@@ -367,6 +377,8 @@ export class SqliteStore implements Store, DataKeyStore {
       for (const [k, row] of heads) this.queues.set(k, row);
       return n;
     });
+    this.markDurable(heads);
+    return requeued;
   }
 
   discardDeadLetters(queue: QueueRef, seqs: number[]): Promise<number> {
@@ -425,9 +437,9 @@ export class SqliteStore implements Store, DataKeyStore {
     return rows.map((r) => ({ ...r, outbound: this.reveal(r.outbound) }));
   }
 
-  appendReplayCopies(copies: ReplayCopy[], enqueueFor?: QueueRef): Promise<void> {
-    return this.writes.submit(() => {
-      const heads = new Map<string, QueueRow>();
+  async appendReplayCopies(copies: ReplayCopy[], enqueueFor?: QueueRef): Promise<void> {
+    const heads = new Map<string, QueueRow>();
+    await this.writes.submit(() => {
       for (const c of copies) {
         const original = this.db
           .prepare<[number], { channel: string; eventCode: string; senderDipId: string; senderRole: string; correlationId: string | null; mpan: string | null }>(
@@ -457,6 +469,7 @@ export class SqliteStore implements Store, DataKeyStore {
       }
       for (const [k, q] of heads) this.queues.set(k, q);
     });
+    this.markDurable(heads);
   }
 
   async attempts(queue: QueueRef, limit: number): Promise<DeliveryAttempt[]> {
@@ -578,6 +591,11 @@ export class SqliteStore implements Store, DataKeyStore {
   private loadMessage(id: number): Omit<QueueEntry, 'seq' | 'messageId'> | undefined {
     const row = this.s.messageById.get(id);
     return row && { transactionId: row.transactionId, receivedAt: row.receivedAt, outbound: this.reveal(row.outbound) };
+  }
+
+  /** Entries up to these heads are on disk: readers may hand them out (see durableHeads). */
+  private markDurable(heads: Map<string, QueueRow>): void {
+    for (const q of heads.values()) this.durableHeads.set(q.id, Math.max(this.durableHeads.get(q.id) ?? 0, q.head));
   }
 
   private remember(id: number, message: Omit<QueueEntry, 'seq' | 'messageId'>): void {
