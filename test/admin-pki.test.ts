@@ -40,6 +40,11 @@ describe('certificate lifecycle on the operator API', () => {
     expect(cert.subjectAltName).toContain('urn:dip:participant:1000000042');
     expect(cert.checkIssued(new X509Certificate(t.dip.pki.ca.certPem))).toBe(true);
     expect((await admin('POST', '/admin/pki/issue', { csr: 'garbage', dipIds: ['1000000042'] })).status).toBe(400);
+    // The token only counts as a bearer credential.
+    const token = readFileSync(join(t.config.dataDir, 'admin-token'), 'utf8').trim();
+    const bare = await request(`http://127.0.0.1:${t.dip.adminPort}/admin/pki/revoked`, { headers: { authorization: token } });
+    expect(bare.statusCode).toBe(401);
+    await bare.body.dump();
 
     const revoked = await admin('POST', '/admin/pki/revoke', { certificate: issued.body.certificate, reason: 'keyCompromise' });
     expect(revoked.status).toBe(200);

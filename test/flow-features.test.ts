@@ -354,6 +354,8 @@ describe('dead letters, return to sender and requeue after recovery (spec 5.5.8,
       expect(Object.keys(s).sort()).toEqual(['DIPConnectionProviderID', 'correlationID', 'help', 'message', 'recipientID', 'senderID', 'senderUniqueReference', 'sentTimestamp', 'serviceTicketURL', 'transactionID'].sort());
       expect(s.recipientID).toBe(SDS);
       expect(s.senderID).toBe(DIP_ID);
+      // The sender's own reference comes back with the report, so its system can match it at once.
+      expect(s.senderUniqueReference).toBe(sent.find((x) => x.transactionID === s.transactionID)!.ref);
       expect(s.message).toMatch(/^MSG1000 - /);
       expect(s.help).toMatch(/stale/);
       expect(s.help).toContain(SUP);

@@ -54,7 +54,8 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
   const expected = Buffer.from(deps.token);
   app.addHook('onRequest', async (req, reply) => {
-    const given = Buffer.from(String(req.headers.authorization ?? '').replace(/^Bearer /, ''));
+    const header = String(req.headers.authorization ?? '');
+    const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
       await reply.code(401).send({ error: 'a valid operator token is required (Authorization: Bearer <data/admin-token>)' });
     }

@@ -54,8 +54,9 @@ export class StatusMessages {
     const now = this.clock();
     const entry: StatusEntry = {
       transactionID: originalTransactionId,
-      senderUniqueReference: null,
-      correlationID: null,
+      // The sender's own reference and workflow, so its system can match the report without a lookup.
+      senderUniqueReference: parties.senderUniqueReference,
+      correlationID: parties.correlationId,
       sentTimestamp: dipDateTime(now),
       senderID: this.dipId,
       recipientID: parties.senderDipId,

@@ -63,6 +63,15 @@ export interface DeliveryAttempt {
   error: string | null;
 }
 
+export interface TransactionParties {
+  senderDipId: string;
+  channel: string;
+  recipients: string[];
+  /** The sender's own reference and the workflow it belongs to, so a status message can name them. */
+  senderUniqueReference: string | null;
+  correlationId: string | null;
+}
+
 export type DeadLetterReason = 'rejected' | 'stale';
 
 export interface DeadLetter {
@@ -151,7 +160,7 @@ export interface MessageLog {
   requeueDeadLetters(queue: QueueRef, seqs: number[]): Promise<number>;
   discardDeadLetters(queue: QueueRef, seqs: number[]): Promise<number>;
   /** Who sent a transaction and who it was addressed to: for routing status messages back. */
-  transactionParties(transactionId: string): Promise<{ senderDipId: string; channel: string; recipients: string[] } | undefined>;
+  transactionParties(transactionId: string): Promise<TransactionParties | undefined>;
   findArchived(query: ArchiveQuery): Promise<ArchivedMessage[]>;
   /** Archives replay copies; when `enqueueFor` is given, also appends them to that queue (requeue). */
   appendReplayCopies(copies: ReplayCopy[], enqueueFor?: QueueRef): Promise<void>;

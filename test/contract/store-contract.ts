@@ -177,6 +177,8 @@ export function storeContract(name: string, open: () => Promise<{ store: Store; 
       expect(parties?.senderDipId).toBe('SDS0000001');
       expect(parties?.channel).toBe('IF-021');
       expect([...parties!.recipients].sort()).toEqual(['MDS0000001', 'SUP0000001']);
+      expect(parties?.senderUniqueReference).toBe(a.senderUniqueReference);
+      expect(parties?.correlationId).toBeNull();
       expect(await store.transactionParties('T-unknown')).toBeUndefined();
     });
 

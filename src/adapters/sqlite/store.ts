@@ -18,6 +18,7 @@ import type {
   QueueState,
   ReplayCopy,
   Store,
+  TransactionParties,
   Webhook,
 } from '../../ports/store.js';
 import type { DataKeyStore } from '../../security/at-rest.js';
@@ -145,8 +146,9 @@ export class SqliteStore implements Store, DataKeyStore {
         "SELECT message_id AS messageId FROM dead_letters WHERE queue_id = ? AND seq = ? AND state = 'dead'",
       ),
       setDeadLetterState: db.prepare("UPDATE dead_letters SET state = ? WHERE queue_id = ? AND seq = ? AND state = 'dead'"),
-      transaction: db.prepare<[string], { id: number; senderDipId: string; channel: string }>(
-        'SELECT id, sender_dip_id AS senderDipId, channel FROM messages WHERE transaction_id = ?',
+      transaction: db.prepare<[string], { id: number; senderDipId: string; channel: string; senderUniqueReference: string | null; correlationId: string | null }>(
+        `SELECT id, sender_dip_id AS senderDipId, channel, sender_ref AS senderUniqueReference, correlation_id AS correlationId
+           FROM messages WHERE transaction_id = ?`,
       ),
       recipientsOf: db.prepare<[number], { recipient: string }>(
         'SELECT DISTINCT q.recipient_dip_id AS recipient FROM queue_entries e JOIN queues q ON q.id = e.queue_id WHERE e.message_id = ?',
@@ -389,10 +391,16 @@ export class SqliteStore implements Store, DataKeyStore {
     });
   }
 
-  async transactionParties(transactionId: string): Promise<{ senderDipId: string; channel: string; recipients: string[] } | undefined> {
+  async transactionParties(transactionId: string): Promise<TransactionParties | undefined> {
     const m = this.s.transaction.get(transactionId);
     if (!m) return undefined;
-    return { senderDipId: m.senderDipId, channel: m.channel, recipients: this.s.recipientsOf.all(m.id).map((r) => r.recipient) };
+    return {
+      senderDipId: m.senderDipId,
+      channel: m.channel,
+      recipients: this.s.recipientsOf.all(m.id).map((r) => r.recipient),
+      senderUniqueReference: m.senderUniqueReference,
+      correlationId: m.correlationId,
+    };
   }
 
   private requireQueue(queue: QueueRef): QueueRow {
