@@ -16,7 +16,7 @@ import type { DeadLetterEvent } from './pipeline/delivery.js';
 import type { QueueRef } from './ports/store.js';
 import { CatalogueSource } from './pipeline/catalogue-source.js';
 import type { DipConfig } from './config.js';
-import { channelRouting } from './pipeline/channels.js';
+import { channelRouting, type Channel } from './pipeline/channels.js';
 import { Delivery } from './pipeline/delivery.js';
 import { Ingest, MPAN_LOOKUP_RECIPIENT } from './pipeline/ingest.js';
 import { MpanDirectory } from './pipeline/mpan-directory.js';
@@ -31,7 +31,7 @@ import { FileKeyEncryptionKey, Sealer, type KeyEncryptionKey } from './security/
 import { pathToFileURL } from 'node:url';
 import { ReplayGuard } from './security/replay-guard.js';
 import { RevocationWatcher } from './security/revocation.js';
-import { dipCertificates, expiringCertificates, EXPIRY_WARNING_DAYS, participantCertificates } from './security/expiry.js';
+import { expiringAll } from './security/expiry.js';
 import { SigningKeyWatcher } from './security/signing-key.js';
 import { clientTrustStore } from './security/trust-store.js';
 
@@ -64,7 +64,6 @@ async function keyEncryptionKey(config: DipConfig): Promise<KeyEncryptionKey> {
 }
 export const databaseFile = (config: DipConfig): string => join(config.dataDir, 'dip.db');
 
-/** Wires the embedded DIP together (the only place adapters meet the pipeline) and starts listening. */
 /** Logs never carry payloads or MPANs, whatever a future log line passes in. */
 export function defaultLogger(): Logger {
   return pino({
@@ -73,6 +72,7 @@ export function defaultLogger(): Logger {
   });
 }
 
+/** Wires the embedded DIP together (the only place adapters meet the pipeline) and starts listening. */
 export async function startDip(config: DipConfig, logger: Logger = defaultLogger()): Promise<RunningDip> {
   const pki = await ensurePki(pkiDir(config), { environment: config.environment, hostnames: config.hostnames, ipAddresses: config.ipAddresses });
   // Client certificates must chain to the environment's CA, or to the configured trusted CAs (PRD). Read
@@ -84,9 +84,19 @@ export async function startDip(config: DipConfig, logger: Logger = defaultLogger
   store.useSealer(sealer);
   const catalogue = new CatalogueSource(config.dataDir, logger);
   const defaultStaleMs = (config.staleAfterMinutes ?? config.retentionDays * 1440) * 60_000;
-  const channel = (id: string) => {
-    const def = catalogue.current().channel(id);
-    return def ? channelRouting(def, config.channels[def.interfaceId], defaultStaleMs) : undefined;
+  // Every request and every delivered copy asks for its channel: built once per catalogue in force.
+  let channelsOf = catalogue.current();
+  const channels = new Map<string, Channel | undefined>();
+  const channel = (id: string): Channel | undefined => {
+    if (catalogue.current() !== channelsOf) {
+      channelsOf = catalogue.current();
+      channels.clear();
+    }
+    if (!channels.has(id)) {
+      const def = channelsOf.channel(id);
+      channels.set(id, def ? channelRouting(def, config.channels[def.interfaceId], defaultStaleMs) : undefined);
+    }
+    return channels.get(id);
   };
   const registry = new Registry(store);
   const mpan = new MpanDirectory(store);
@@ -230,8 +240,7 @@ export async function startDip(config: DipConfig, logger: Logger = defaultLogger
   // Expiring certificates: warned about at start, then once a day.
   const warnExpiring = (): void => {
     try {
-      const owned = [...dipCertificates(pkiDir(config), config.trustedCaFiles), ...participantCertificates(registry.participants())];
-      for (const c of expiringCertificates(owned, EXPIRY_WARNING_DAYS)) {
+      for (const c of expiringAll(pkiDir(config), config.trustedCaFiles, registry.participants())) {
         logger.warn({ certificate: c }, c.daysLeft < 0 ? `certificate of ${c.owner} has expired` : `certificate of ${c.owner} expires in ${c.daysLeft} days`);
       }
     } catch (err) {

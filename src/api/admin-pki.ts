@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Participant } from '../domain/participant.js';
 import type { DipConfig } from '../config.js';
-import { dipCertificates, EXPIRY_WARNING_DAYS, expiringCertificates, participantCertificates } from '../security/expiry.js';
+import { EXPIRY_WARNING_DAYS, expiringAll } from '../security/expiry.js';
 import { issueParticipantCertificate, readCertificateAuthority } from '../security/pki.js';
 import { readRevocationList, revokeCertificate } from '../security/revocation.js';
 
@@ -78,6 +78,6 @@ export function registerAdminPkiRoutes(app: FastifyInstance, deps: AdminPkiDeps)
     '/admin/pki/expiring',
     { schema: { querystring: { type: 'object', properties: { days: { type: 'integer', minimum: 1, maximum: 3650 } } } } },
     async (req) =>
-      expiringCertificates([...dipCertificates(deps.pkiDir, deps.config.trustedCaFiles), ...participantCertificates(deps.participants())], req.query.days ?? EXPIRY_WARNING_DAYS),
+      expiringAll(deps.pkiDir, deps.config.trustedCaFiles, deps.participants(), req.query.days ?? EXPIRY_WARNING_DAYS),
   );
 }

@@ -7,9 +7,10 @@ import { SqliteStore } from '../adapters/sqlite/store.js';
 import { Catalogue, importCatalogue } from '../catalogue/catalogue.js';
 import { startWebhookReceiver } from '../client/webhook-receiver.js';
 import { loadConfig, type DipConfig } from '../config.js';
+import { dipDateTime } from '../domain/time.js';
 import { importedCatalogueFile } from '../pipeline/catalogue-source.js';
 import { ensureEncryptionKey } from '../security/dip-encryption-key.js';
-import { dipCertificates, expiringCertificates, EXPIRY_WARNING_DAYS, participantCertificates } from '../security/expiry.js';
+import { EXPIRY_WARNING_DAYS, expiringAll } from '../security/expiry.js';
 import { createEnvironmentCa, ensurePki, issueParticipantCertificate, PKI_FILES, readCertificateAuthority, rotateSigningCertificate } from '../security/pki.js';
 import { readRevocationList, revokeCertificate } from '../security/revocation.js';
 import { certificateInfo } from '../security/signature.js';
@@ -45,8 +46,6 @@ const trustedCas = (config: DipConfig): string[] | undefined => {
 const print = (v: unknown): void => {
   process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
 };
-/** Dates on the DIP wire are exactly 25 characters: 2026-11-23T10:00:00+00:00. */
-const wireDate = (d: Date): string => `${d.toISOString().slice(0, 19)}+00:00`;
 
 const program = new Command('dip').description('OpenDIP: an open MHHS Data Integration Platform (DIP API 2.1.0)');
 
@@ -151,7 +150,7 @@ pki
     } finally {
       await store.close();
     }
-    const found = expiringCertificates([...dipCertificates(pkiDir(config), config.trustedCaFiles), ...participantCertificates(participants)], o.days);
+    const found = expiringAll(pkiDir(config), config.trustedCaFiles, participants, o.days);
     if (o.json) print(found);
     else if (found.length === 0) process.stdout.write(`no certificate expires within ${o.days} days\n`);
     else for (const c of found) process.stdout.write(`${c.notAfter}  ${c.daysLeft < 0 ? 'EXPIRED' : `${c.daysLeft} days`.padEnd(7)}  ${c.owner.padEnd(22)} serial ${c.serialNumber}\n`);
@@ -352,8 +351,8 @@ program
     const profile = openProfile(o.as, loadConfig());
     const now = Date.now();
     const filter = {
-      datetimeFrom: o.from ?? wireDate(new Date(now - 86_400_000)),
-      datetimeTo: o.to ?? wireDate(new Date(now)),
+      datetimeFrom: o.from ?? dipDateTime(new Date(now - 86_400_000)),
+      datetimeTo: o.to ?? dipDateTime(new Date(now)),
       eventCode: o.eventCode ?? null,
       MPAN: o.mpan ?? null,
       transactionIDs: o.transactionId.length ? o.transactionId : null,

@@ -1,4 +1,5 @@
 import { Agent, request } from 'undici';
+import { parseSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
 import type { StandardResponse } from '../domain/standard-response.js';
 import { Signer } from '../security/signature.js';
 
@@ -69,8 +70,8 @@ export class DipClient {
   /** Pull consumption: the oldest unacknowledged messages and their queue positions. */
   async pull(channel: string, recipientId: string, maxMessageCount = 100): Promise<DipAnswer<unknown[]> & { firstSeq: number | null; lastSeq: number | null }> {
     const answer = await this.call<unknown[]>('GET', `/dip-channel/${channel}/pull/${recipientId}?maxMessageCount=${maxMessageCount}`, '');
-    const seq = /^(\d+)-(\d+)$/.exec(answer.headers['x-opendip-sequence'] ?? '');
-    return { ...answer, firstSeq: seq ? Number(seq[1]) : null, lastSeq: seq ? Number(seq[2]) : null };
+    const seq = parseSequence(answer.headers[SEQUENCE_HEADER]);
+    return { ...answer, firstSeq: seq?.first ?? null, lastSeq: seq?.last ?? null };
   }
 
   ack(channel: string, recipientId: string, sequence: number): Promise<DipAnswer> {

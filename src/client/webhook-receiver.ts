@@ -1,6 +1,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { parseSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
 import { verifyChain, verifyDipSignature, type VerifyResult } from '../security/signature.js';
 
 /** One webhook call as a recipient sees it, after checking the DIP's signature. */
@@ -64,11 +65,11 @@ export async function startWebhookReceiver(opts: ReceiverOptions): Promise<Webho
       } catch {
         // An unparsable body fails below as a 400.
       }
-      const seq = /^(\d+)-(\d+)$/.exec(String(req.headers['x-opendip-sequence'] ?? ''));
+      const seq = parseSequence(String(req.headers[SEQUENCE_HEADER] ?? ''));
       const call: ReceivedCall = {
         messages,
-        firstSeq: seq ? Number(seq[1]) : null,
-        lastSeq: seq ? Number(seq[2]) : null,
+        firstSeq: seq?.first ?? null,
+        lastSeq: seq?.last ?? null,
         signature,
         receivedAt: Date.now(),
       };

@@ -1,11 +1,10 @@
+import { formatSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
 import { classifyStatus, parseRetryAfter, retryDelayMs, type RetryPolicy } from '../domain/retry.js';
 import type { DeadLetterReason, MessageLog, QueueEntry, QueueRef, Webhook } from '../ports/store.js';
 import type { OutboundSigner, WebhookTransport } from '../ports/webhook.js';
 import type { Logger } from './logger.js';
 import type { Registry } from './registry.js';
 
-/** Tells a recipient which queue positions a call carries ("first-last", in body order), so it can spot duplicates and gaps. */
-export const SEQUENCE_HEADER = 'x-opendip-sequence';
 
 export interface DeliverySettings {
   timeoutMs: number;
@@ -198,7 +197,7 @@ class QueueWorker {
     const body = Buffer.from(`[${prepared.copies.join(',')}]`, 'utf8');
     const headers = await this.deps.signer.sign('POST', hook.url, body);
     headers['content-type'] = 'application/json';
-    headers[SEQUENCE_HEADER] = `${first}-${last}`;
+    headers[SEQUENCE_HEADER] = formatSequence(first, last);
     const startedAt = Date.now();
     const outcome = await this.deps.transport.post({ url: hook.url, body, headers, timeoutMs: this.deps.settings.timeoutMs });
     const status = outcome.kind === 'answered' ? outcome.status : null;

@@ -49,6 +49,10 @@ interface ItemState {
   accepted: AcceptedMessage | null;
 }
 
+function itemState(ref: string | null): ItemState {
+  return { ref, connectionProvider: null, refusal: null, validated: null, accepted: null };
+}
+
 /** The keys encrypted channels need: the DIP's own (pattern 2 inbound) and each recipient's public key. */
 export interface PayloadKeys {
   dipKey: KeyObject;
@@ -101,7 +105,7 @@ export class Ingest {
     const prepared = await this.prepare(channel, items);
     const states = prepared.map((p, index) => {
       if (p.ok) return this.check(channel, caller, p.item, index, now, p.copies);
-      const refused: ItemState = { ref: bestEffortReference(items[index]), connectionProvider: null, refusal: null, validated: null, accepted: null };
+      const refused = itemState(bestEffortReference(items[index]));
       refused.refusal = { status: 400, code: MSG.schemaFailure, help: `item ${index}: ${p.help}` };
       return refused;
     });
@@ -160,7 +164,7 @@ export class Ingest {
   }
 
   private check(channel: Channel, caller: Participant, item: unknown, index: number, now: Date, copies: Record<string, string> | null): ItemState {
-    const state: ItemState = { ref: null, connectionProvider: null, refusal: null, validated: null, accepted: null };
+    const state = itemState(null);
     const validated = this.catalogue.validate(channel.interfaceId, item, { encryptedPayload: copies !== null });
     if (!validated.ok) {
       state.ref = bestEffortReference(item);

@@ -19,6 +19,8 @@ export class Registry implements RoutingDirectory {
   private byKeyHash = new Map<string, Participant>();
   private byKnownKey = new Map<string, Participant>();
   private byRole = new Map<string, Participant[]>();
+  /** Who nominated each DIP Connection Provider (looked up on every request a provider makes). */
+  private byProvider = new Map<string, Participant[]>();
   private hooks = new Map<string, Webhook>();
   private version = -1;
   private timer: NodeJS.Timeout | undefined;
@@ -53,19 +55,19 @@ export class Registry implements RoutingDirectory {
     const byDipId = new Map<string, Participant>();
     const byKeyHash = new Map<string, Participant>();
     const byRole = new Map<string, Participant[]>();
+    const byProvider = new Map<string, Participant[]>();
+    const add = (map: Map<string, Participant[]>, key: string, p: Participant) => map.set(key, [...(map.get(key) ?? []), p]);
     for (const { participant, apiKeyHash } of participants) {
       byDipId.set(participant.dipId, participant);
       byKeyHash.set(apiKeyHash, participant);
-      for (const role of participant.roles) {
-        const list = byRole.get(role) ?? [];
-        list.push(participant);
-        byRole.set(role, list);
-      }
+      for (const role of participant.roles) add(byRole, role, participant);
+      if (participant.connectionProvider !== null) add(byProvider, participant.connectionProvider, participant);
     }
     this.byDipId = byDipId;
     this.byKeyHash = byKeyHash;
     this.byKnownKey = new Map();
     this.byRole = byRole;
+    this.byProvider = byProvider;
     this.hooks = new Map(hooks.map((h) => [hookKey(h.recipientDipId, h.channel), h]));
     this.version = version;
     for (const l of this.listeners) l();
@@ -91,7 +93,7 @@ export class Registry implements RoutingDirectory {
 
   /** The caller and every participant that nominated it as connection provider. */
   identitiesOf(caller: Participant): Participant[] {
-    return [caller, ...[...this.byDipId.values()].filter((p) => p.connectionProvider === caller.dipId)];
+    return [caller, ...(this.byProvider.get(caller.dipId) ?? [])];
   }
 
   byApiKey(apiKey: string): Participant | undefined {

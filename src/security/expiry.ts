@@ -77,3 +77,8 @@ export function expiringCertificates(certificates: readonly OwnedCertificate[], 
   }
   return found.sort((a, b) => Date.parse(a.notAfter) - Date.parse(b.notAfter));
 }
+
+/** Everything the DIP answers for: its own certificates, the trusted CAs, and the participants'. */
+export function expiringAll(pkiDir: string, trustedCaFiles: readonly string[], participants: readonly Participant[], withinDays = EXPIRY_WARNING_DAYS): ExpiringCertificate[] {
+  return expiringCertificates([...dipCertificates(pkiDir, trustedCaFiles), ...participantCertificates(participants)], withinDays);
+}

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { MSG } from '../../domain/response-codes.js';
-import { SEQUENCE_HEADER } from '../../pipeline/delivery.js';
+import { formatSequence, SEQUENCE_HEADER } from '../../domain/sequence.js';
 import type { ApiDeps } from '../deps.js';
 import { sendStandard } from '../server.js';
 import { authoriseRecipient, jsonBody } from './authorise.js';
@@ -25,7 +25,7 @@ export function registerPullRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const maxKb = Math.max(Number(req.query.maxPayloadSize ?? deps.config.delivery.defaultMaxPayloadKb) || 1, 1);
     const { ackedSeq } = await deps.queues.queueState(queue);
     const entries = await deps.queues.readQueue(queue, ackedSeq, max, maxKb * 1024);
-    if (entries.length > 0) reply.header(SEQUENCE_HEADER, `${entries[0]!.seq}-${entries.at(-1)!.seq}`);
+    if (entries.length > 0) reply.header(SEQUENCE_HEADER, formatSequence(entries[0]!.seq, entries.at(-1)!.seq));
     reply.header('x-opendip-acknowledged', String(ackedSeq));
     const copies = await Promise.all(entries.map((e) => deps.outboundFor(queue, e.outbound)));
     return reply.code(200).type('application/json').send(`[${copies.join(',')}]`);
