@@ -1,8 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { createPrivateKey } from 'node:crypto';
 import { ensureEncryptionKey } from './security/dip-encryption-key.js';
-import { encryptionKeyOf } from './security/payload-encryption.js';
-import { encryptedCopy } from './pipeline/patterns.js';
 import { rootCertificates } from 'node:tls';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -10,7 +8,7 @@ import { UndiciWebhookTransport } from './adapters/http/webhook-client.js';
 import { SqliteStore } from './adapters/sqlite/store.js';
 import { buildAdminServer, ensureAdminToken } from './api/admin.js';
 import { buildServer } from './api/server.js';
-import { hiddenPaths, obfuscate } from './domain/obfuscation.js';
+import { RecipientCopies } from './pipeline/recipient-copy.js';
 import { STATUS_CHANNEL, StatusMessages } from './pipeline/status.js';
 import type { DeadLetterEvent } from './pipeline/delivery.js';
 import type { QueueRef } from './ports/store.js';
@@ -104,28 +102,10 @@ export async function startDip(config: DipConfig, logger: Logger = defaultLogger
   registry.onChange(() => mpan.invalidate());
   const events = new EventEmitter();
   const status = new StatusMessages(store, config.dipId);
-  // Security patterns 2 and 3: the DIP's encryption key, and each recipient's (its certificate's) public key.
+  // Security patterns 2 and 3: the DIP's encryption key (inbound); recipients' keys come from their certificates.
   const encryption = await ensureEncryptionKey(pkiDir(config), pki.ca);
-  const recipientKeys = new Map<string, KeyObject | undefined>();
-  const recipientKey = (dipId: string): KeyObject | undefined => {
-    const p = registry.participant(dipId);
-    if (!p) return undefined;
-    if (!recipientKeys.has(p.certificateFingerprint)) recipientKeys.set(p.certificateFingerprint, encryptionKeyOf(p.certificatePem));
-    return recipientKeys.get(p.certificateFingerprint);
-  };
-  /** The copy a recipient gets: obfuscated for its role, then encrypted for it on pattern 2 and 3 channels. */
-  const outboundFor = (queue: QueueRef, outbound: string): string | Promise<string> => {
-    const ch = queue.channel === STATUS_CHANNEL ? undefined : channel(queue.channel);
-    if (!ch) return outbound;
-    let copy = outbound;
-    if (Object.keys(ch.obfuscation).length > 0) {
-      const roles = (registry.participant(queue.recipientDipId)?.roles ?? []).filter((r) => ch.receiverRoles.includes(r));
-      const paths = hiddenPaths(ch.obfuscation, roles);
-      if (paths.length > 0) copy = JSON.stringify(obfuscate(JSON.parse(outbound) as unknown, paths));
-    }
-    if (ch.securityPattern === 2 || ch.securityPattern === 3) return encryptedCopy(copy, ch.securityPattern, queue.recipientDipId, recipientKey(queue.recipientDipId));
-    return copy;
-  };
+  const copies = new RecipientCopies((id) => (id === STATUS_CHANNEL ? undefined : channel(id)), registry);
+  const outboundFor = (queue: QueueRef, outbound: string): string | Promise<string> => copies.copyFor(queue, outbound);
   await registry.start(500);
   catalogue.start(2000);
   if (config.warmCatalogue) catalogue.warm();
@@ -185,9 +165,9 @@ export async function startDip(config: DipConfig, logger: Logger = defaultLogger
     registry,
     store,
     mpan,
-    { dipKey: createPrivateKey(encryption.keyPem), recipientKey },
+    { dipKey: createPrivateKey(encryption.keyPem), recipientKey: (id) => copies.recipientKey(id) },
   );
-  const replay = new Replay(store);
+  const replay = new Replay(store, copies);
   const revocation = await RevocationWatcher.open(pkiDir(config), pki.ca, logger);
   revocation.start(config.revocationPollMs);
   if (!trust.builtIn) {

@@ -2,6 +2,7 @@ import type { DipMessage } from '../domain/message.js';
 import { dipDateTime } from '../domain/time.js';
 import { newTransactionId } from '../domain/transaction-id.js';
 import type { MessageLog, QueueRef, ReplayCopy } from '../ports/store.js';
+import type { RecipientCopies } from './recipient-copy.js';
 
 export interface ReplayFilter {
   fromMs: number;
@@ -22,9 +23,15 @@ export const REPLAY_LIMIT = 1000;
 export class Replay {
   constructor(
     private readonly log: Pick<MessageLog, 'findArchived' | 'appendReplayCopies'>,
+    /** What the recipient may see of each copy: a synchronous replay answers exactly what its webhook gets. */
+    private readonly copies: Pick<RecipientCopies, 'copyFor'>,
     private readonly clock: () => Date = () => new Date(),
   ) {}
 
+  /**
+   * Re-issues the matching archived messages. Returns the recipient's own copies (obfuscated, encrypted
+   * for it) for a synchronous answer; a requeue's copies reach it through delivery, which makes the same.
+   */
   async run(queue: QueueRef, filter: ReplayFilter, requeue: boolean): Promise<string[]> {
     const found = await this.log.findArchived({
       recipientDipId: queue.recipientDipId,
@@ -47,7 +54,7 @@ export class Replay {
       return { originalId: m.id, transactionId: String(d0.transactionID), receivedAt: now.getTime(), outbound: JSON.stringify(message) };
     });
     if (copies.length > 0) await this.log.appendReplayCopies(copies, requeue ? queue : undefined);
-    return copies.map((c) => c.outbound);
+    return Promise.all(copies.map((c) => this.copies.copyFor(queue, c.outbound)));
   }
 }
 
