@@ -1,35 +1,36 @@
 import { EventEmitter } from 'node:events';
 import { createPrivateKey } from 'node:crypto';
-import { ensureEncryptionKey } from './security/dip-encryption-key.js';
 import { rootCertificates } from 'node:tls';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { openBackend } from './adapters/backend.js';
+import { systemClock } from './adapters/clock.js';
 import { UndiciWebhookTransport } from './adapters/http/webhook-client.js';
-import { SqliteStore } from './adapters/sqlite/store.js';
 import { buildAdminServer, ensureAdminToken } from './api/admin.js';
 import { buildServer } from './api/server.js';
-import { RecipientCopies } from './pipeline/recipient-copy.js';
-import { STATUS_CHANNEL, StatusMessages } from './pipeline/status.js';
-import type { DeadLetterEvent } from './pipeline/delivery.js';
-import type { QueueRef } from './ports/store.js';
-import { CatalogueSource } from './pipeline/catalogue-source.js';
 import type { DipConfig } from './config.js';
-import { channelRouting, type Channel } from './pipeline/channels.js';
-import { Delivery } from './pipeline/delivery.js';
-import { Ingest, MPAN_LOOKUP_RECIPIENT } from './pipeline/ingest.js';
+import { Lifecycle } from './lifecycle.js';
+import { CatalogueSource } from './pipeline/catalogue-source.js';
+import { ChannelDirectory } from './pipeline/channels.js';
+import { Delivery, type DeadLetterEvent } from './pipeline/delivery.js';
+import { Ingest } from './pipeline/ingest.js';
 import { MpanDirectory } from './pipeline/mpan-directory.js';
-import { changesFromMessage } from './domain/mpan-lookup.js';
-import type { DipMessage } from './domain/message.js';
-import type { Logger } from './pipeline/logger.js';
+import { mpanFeed } from './pipeline/mpan-feed.js';
+import { RecipientCopies } from './pipeline/recipient-copy.js';
 import { Registry } from './pipeline/registry.js';
 import { Replay } from './pipeline/replay.js';
 import { Retention } from './pipeline/retention.js';
+import { returnToSender } from './pipeline/return-to-sender.js';
+import { queuesOf, STATUS_CHANNEL, StatusMessages } from './pipeline/status.js';
+import type { Backend, BackendHealth } from './ports/backend.js';
+import type { Clock } from './ports/clock.js';
+import type { Logger } from './ports/logger.js';
+import type { QueueRef } from './ports/message-log.js';
+import { ensureEncryptionKey } from './security/dip-encryption-key.js';
+import { expiringAll } from './security/expiry.js';
 import { ensurePki, type PkiMaterial } from './security/pki.js';
-import { FileKeyEncryptionKey, Sealer, type KeyEncryptionKey } from './security/at-rest.js';
-import { pathToFileURL } from 'node:url';
 import { ReplayGuard } from './security/replay-guard.js';
 import { RevocationWatcher } from './security/revocation.js';
-import { expiringAll } from './security/expiry.js';
 import { SigningKeyWatcher } from './security/signing-key.js';
 import { clientTrustStore } from './security/trust-store.js';
 
@@ -41,26 +42,25 @@ export interface RunningDip {
   /** The DIP's signing key in force. */
   signing: SigningKeyWatcher;
   adminPort: number;
-  store: SqliteStore;
-  /** 'dead-letter' (DeadLetterEvent): what alarms subscribe to. */
+  backend: Backend;
+  delivery: Delivery;
+  /** 'dead-letter' (DeadLetterEvent), 'queue-halted' ({ queue, error }), 'health' (BackendHealth): what alarms subscribe to. */
   events: EventEmitter;
   retention: Retention;
   close(): Promise<void>;
 }
 
-export const pkiDir = (config: DipConfig): string => join(config.dataDir, 'pki');
-
-/**
- * The key-encryption key: a key file in the data directory by default. DIP_KMS_MODULE names an ES
- * module whose default export is a function returning a KeyEncryptionKey (wrap/unwrap through a KMS).
- */
-async function keyEncryptionKey(config: DipConfig): Promise<KeyEncryptionKey> {
-  const module = process.env.DIP_KMS_MODULE;
-  if (!module) return new FileKeyEncryptionKey(join(config.dataDir, 'keys', 'kek.key'));
-  const loaded = (await import(pathToFileURL(module).href)) as { default: (config: DipConfig) => KeyEncryptionKey | Promise<KeyEncryptionKey> };
-  return loaded.default(config);
+export interface StartOptions {
+  clock?: Clock;
+  /**
+   * The store can no longer promise durability (a failed disk sync). `dip serve` exits so that its
+   * supervisor restarts it and recovery runs; embedders decide for themselves. The DIP already answers
+   * 503 and reports not ready by then.
+   */
+  onFatal?: (reason: string) => void;
 }
-export const databaseFile = (config: DipConfig): string => join(config.dataDir, 'dip.db');
+
+export const pkiDir = (config: DipConfig): string => join(config.dataDir, 'pki');
 
 /** Logs never carry payloads or MPANs, whatever a future log line passes in. */
 export function defaultLogger(): Logger {
@@ -70,49 +70,60 @@ export function defaultLogger(): Logger {
   });
 }
 
-/** Wires the embedded DIP together (the only place adapters meet the pipeline) and starts listening. */
-export async function startDip(config: DipConfig, logger: Logger = defaultLogger()): Promise<RunningDip> {
+/**
+ * The composition root: the only place adapters meet the pipeline. It wires and starts the services in
+ * order and stops them in reverse (also when start-up fails half way); the logic lives in src/pipeline.
+ */
+export async function startDip(config: DipConfig, logger: Logger = defaultLogger(), options: StartOptions = {}): Promise<RunningDip> {
+  const clock = options.clock ?? systemClock;
+  const life = new Lifecycle(logger);
+  try {
+    return await wire(config, logger, clock, options, life);
+  } catch (err) {
+    await life.stop();
+    throw err;
+  }
+}
+
+async function wire(config: DipConfig, logger: Logger, clock: Clock, options: StartOptions, life: Lifecycle): Promise<RunningDip> {
   const pki = await ensurePki(pkiDir(config), { environment: config.environment, hostnames: config.hostnames, ipAddresses: config.ipAddresses });
   // Client certificates must chain to the environment's CA, or to the configured trusted CAs (PRD). Read
   // first: a broken trustedCaFiles entry stops the start before anything is opened.
   const trust = clientTrustStore(config.trustedCaFiles, pki.ca.certPem);
-  const store = new SqliteStore(databaseFile(config));
-  // Encryption at rest: payloads and raw requests are sealed under data keys wrapped by the KEK.
-  const sealer = await Sealer.open(await keyEncryptionKey(config), store);
-  store.useSealer(sealer);
+  const { backend, sealer } = await openBackend(config, { clock });
+  life.started('storage', () => backend.close());
+  const events = new EventEmitter();
+  backend.onHealthChange((health: BackendHealth) => {
+    events.emit('health', health);
+    if (health.state === 'fatal') {
+      logger.error({ reason: health.reason }, 'storage failed for good: refusing writes and reporting not ready');
+      options.onFatal?.(health.reason);
+    } else if (health.state === 'unavailable') logger.error({ reason: health.reason, code: health.code }, 'storage cannot take writes: ingest answers 503 and delivery pauses until it can');
+    else logger.info({}, 'storage takes writes again');
+  });
+
   const catalogue = new CatalogueSource(config.dataDir, logger);
   const defaultStaleMs = (config.staleAfterMinutes ?? config.retentionDays * 1440) * 60_000;
-  // Every request and every delivered copy asks for its channel: built once per catalogue in force.
-  let channelsOf = catalogue.current();
-  const channels = new Map<string, Channel | undefined>();
-  const channel = (id: string): Channel | undefined => {
-    if (catalogue.current() !== channelsOf) {
-      channelsOf = catalogue.current();
-      channels.clear();
-    }
-    if (!channels.has(id)) {
-      const def = channelsOf.channel(id);
-      channels.set(id, def ? channelRouting(def, config.channels[def.interfaceId], defaultStaleMs) : undefined);
-    }
-    return channels.get(id);
-  };
-  const registry = new Registry(store);
-  const mpan = new MpanDirectory(store);
-  // A bulk load or correction from the CLI bumps the registry version: drop what the cache holds.
+  const channels = new ChannelDirectory(() => catalogue.current(), () => config.channels, defaultStaleMs);
+  const channel = (id: string) => channels.get(id);
+  const registry = new Registry(backend.registry, logger);
+  const mpan = new MpanDirectory(backend.mpan);
+  // A bulk load or correction from the CLI changes the registry version too: drop what the cache holds.
   registry.onChange(() => mpan.invalidate());
-  const events = new EventEmitter();
-  const status = new StatusMessages(store, config.dipId);
+  const status = new StatusMessages(backend.log, backend.archive, config.dipId, clock);
   // Security patterns 2 and 3: the DIP's encryption key (inbound); recipients' keys come from their certificates.
   const encryption = await ensureEncryptionKey(pkiDir(config), pki.ca);
   const copies = new RecipientCopies((id) => (id === STATUS_CHANNEL ? undefined : channel(id)), registry);
-  const outboundFor = (queue: QueueRef, outbound: string): string | Promise<string> => copies.copyFor(queue, outbound);
-  await registry.start(500);
+  await registry.start();
+  life.started('registry', () => registry.stop());
   catalogue.start(2000);
+  life.started('catalogue', () => catalogue.stop());
   if (config.warmCatalogue) catalogue.warm();
 
   // The signing key in force: `dip pki rotate-signing` replaces it while the DIP runs.
   const signing = new SigningKeyWatcher(pkiDir(config), pki.ca, pki.signing, logger);
   signing.start(config.signingKeyPollMs);
+  life.started('signing key watcher', () => signing.stop());
   const transport = new UndiciWebhookTransport({
     // Recipients may use commercial certificates or the environment's own CA; the DIP's server
     // certificate doubles as its client certificate for recipients that ask for mutual TLS.
@@ -120,9 +131,13 @@ export async function startDip(config: DipConfig, logger: Logger = defaultLogger
     cert: pki.server.certPem,
     key: pki.server.keyPem,
   });
-  const delivery = new Delivery({
-    log: store,
-    registry,
+  life.started('webhook transport', () => transport.close());
+  const delivery: Delivery = new Delivery({
+    backend,
+    log: backend.log,
+    archive: backend.archive,
+    webhook: (q: QueueRef) => registry.webhook(q.recipientDipId, q.channel),
+    onRegistryChange: (l) => registry.onChange(l),
     transport,
     signer: { sign: async (method, url, body) => ({ ...(await signing.current().sign(method, url, body)) }) },
     settings: {
@@ -130,29 +145,23 @@ export async function startDip(config: DipConfig, logger: Logger = defaultLogger
       retry: { baseMs: config.delivery.retryBaseMs, capMs: config.delivery.retryCapMs },
       sweepIntervalMs: config.sweepIntervalSeconds * 1000,
     },
-    staleAfterMs: (id) => (id === STATUS_CHANNEL ? config.retentionDays * 86_400_000 : (channel(id)?.staleAfterMs ?? defaultStaleMs)),
-    outboundFor,
-    // The MPAN lookup is maintained from the registration channels' own messages, through this queue.
-    localConsumer: (queue) =>
-      queue.recipientDipId === MPAN_LOOKUP_RECIPIENT
-        ? async (entries) => mpan.apply(entries.flatMap((e) => changesFromMessage(JSON.parse(e.outbound) as DipMessage)))
-        : undefined,
-    onDeadLetter: (event) => {
-      events.emit('dead-letter', event);
-      returnToSender(event).catch((err: unknown) => logger.error({ err }, 'could not raise a status message'));
-    },
+    clock,
+    random: Math.random,
     logger,
+    staleAfterMs: (id) => (id === STATUS_CHANNEL ? config.retentionDays * 86_400_000 : (channel(id)?.staleAfterMs ?? defaultStaleMs)),
+    copyFor: (queue, outbound) => copies.copyFor(queue, outbound),
+    localConsumer: mpanFeed(mpan),
+    notices: returnToSender(status),
+    deadLettered: (deadLetters: DeadLetterEvent[], notices) => {
+      for (const e of deadLetters) events.emit('dead-letter', e);
+      if (notices) delivery.notify(queuesOf(notices));
+    },
+    storeUnavailable: () => {},
+    halted: (queue, error) => {
+      logger.error({ queue, err: error }, 'queue halted by a permanent storage error: repair, then resume it (POST /admin/queues/resume)');
+      events.emit('queue-halted', { queue, error });
+    },
   });
-  // Return to Sender (spec 5.5.9, 5.5.13 D): a refusing recipient's own answer is relayed when it gave one.
-  const returnToSender = async (event: DeadLetterEvent): Promise<void> => {
-    const relayed = event.answer === null ? undefined : recipientVerdict(event.answer);
-    const queues = await status.fromDip(
-      event.entry.transactionId,
-      relayed?.message ?? 'MSG1000 - Message Processing Failed',
-      relayed?.help ? `${event.detail}: ${relayed.help}` : event.detail,
-    );
-    delivery.notify(queues);
-  };
   const ingest = new Ingest(
     {
       dipId: config.dipId,
@@ -163,22 +172,25 @@ export async function startDip(config: DipConfig, logger: Logger = defaultLogger
     { validate: (id, item, opts) => catalogue.current().validate(id, item, opts) },
     channel,
     registry,
-    store,
+    backend.log,
     mpan,
     { dipKey: createPrivateKey(encryption.keyPem), recipientKey: (id) => copies.recipientKey(id) },
+    () => new Date(clock.now()),
   );
-  const replay = new Replay(store, copies);
+  const replay = new Replay(backend.log, backend.archive, copies, clock, backend.requeueJobs, (q) => delivery.notify([q]), logger);
   const revocation = await RevocationWatcher.open(pkiDir(config), pki.ca, logger);
   revocation.start(config.revocationPollMs);
+  life.started('revocation watcher', () => revocation.stop());
   if (!trust.builtIn) {
     logger.info(
       { trustedCaFiles: config.trustedCaFiles, cas: trust.cas.length },
       'client certificates are verified against trustedCaFiles; revoked certificates are refused per request (the CRL of the built-in CA is not installed in the listener)',
     );
   }
+  const health = () => backend.health();
   const app = buildServer(
     {
-      config, logger, ingest, registry, webhooks: store, delivery, replay, status, queues: store, outboundFor, channel,
+      config, logger, ingest, registry, webhooks: backend.registry, delivery, replay, status, queues: backend.log, copies, channel, health, clock,
       // A getter: after a rotation GET /certificates/dip serves the signing certificate in force.
       certificates: { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, encryption: encryption.certPem },
     },
@@ -191,32 +203,42 @@ export async function startDip(config: DipConfig, logger: Logger = defaultLogger
     },
   );
   await app.listen({ port: config.port, host: config.host });
+  life.started('participant listener', () => app.close());
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const admin = buildAdminServer({
     token: ensureAdminToken(config.dataDir),
-    log: store,
+    deadLetters: backend.deadLetters,
+    archive: backend.archive,
     mpan,
     delivery,
     logger,
     sealer,
+    health,
     pki: { config, pkiDir: pkiDir(config), participants: () => registry.participants() },
   });
   await admin.listen({ port: config.adminPort, host: '127.0.0.1' });
+  life.started('operator listener', () => admin.close());
   const adminAddress = admin.server.address();
   const adminPort = typeof adminAddress === 'object' && adminAddress ? adminAddress.port : config.adminPort;
+  // Stopped before the listeners and the store (registered after them): no call is left half made.
   await delivery.start();
+  life.started('delivery', () => delivery.stop());
+  await replay.start();
+  life.started('requeue jobs', () => replay.stop());
   const retention = new Retention(
-    store,
+    backend.archive,
     {
       archiveRetentionMs: (id) => (config.channels[id]?.archiveRetentionDays ?? config.archiveRetentionDays) * 86_400_000,
       attemptsRetentionMs: config.archiveRetentionDays * 86_400_000,
       intervalMs: config.purgeIntervalSeconds * 1000,
       batchSize: 1000,
     },
+    clock,
     logger,
   );
   retention.start();
+  life.started('retention', () => retention.stop());
   // Expiring certificates: warned about at start, then once a day.
   const warnExpiring = (): void => {
     try {
@@ -228,46 +250,19 @@ export async function startDip(config: DipConfig, logger: Logger = defaultLogger
     }
   };
   warnExpiring();
-  const expiryTimer = setInterval(warnExpiring, 86_400_000);
-  expiryTimer.unref();
-  logger.info({ port, adminPort, dataDir: config.dataDir, environment: config.environment }, 'OpenDIP listening');
+  life.started('expiry warnings', clock.every(86_400_000, warnExpiring));
+  logger.info({ port, adminPort, dataDir: config.dataDir, environment: config.environment, storage: backend.kind }, 'OpenDIP listening');
 
-  let closed = false;
   return {
     url: `https://localhost:${port}`,
     port,
     adminPort,
     pki,
     signing,
-    store,
+    backend,
+    delivery,
     events,
     retention,
-    async close() {
-      if (closed) return;
-      closed = true;
-      clearInterval(expiryTimer);
-      await retention.stop();
-      await app.close();
-      revocation.stop();
-      signing.stop();
-      await admin.close();
-      await delivery.stop();
-      await transport.close();
-      registry.stop();
-      catalogue.stop();
-      await store.close();
-    },
+    close: () => life.stop(),
   };
-}
-
-/** The first entry of a StandardResponse a recipient answered with, if that is what it sent. */
-function recipientVerdict(answer: string): { message: string; help: string | null } | undefined {
-  try {
-    const parsed = JSON.parse(answer) as { messageArray?: Array<{ message?: unknown; help?: unknown }> };
-    const first = parsed.messageArray?.find((e) => typeof e.message === 'string' && /^[A-Z]{2,3}\d{4} - /.test(e.message));
-    if (!first) return undefined;
-    return { message: String(first.message).slice(0, 200), help: typeof first.help === 'string' ? first.help.slice(0, 400) : null };
-  } catch {
-    return undefined;
-  }
 }

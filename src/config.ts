@@ -77,6 +77,18 @@ export interface DipConfig {
   trustedCaFiles: string[];
   /** How often a running DIP looks for a rotated signing key (`dip pki rotate-signing`). */
   signingKeyPollMs: number;
+  storage: StorageConfig;
+}
+
+/** Where the DIP keeps what it stores (src/adapters/backend.ts opens it). */
+export interface StorageConfig {
+  /** The embedded SQLite file in the data directory. */
+  kind: 'sqlite';
+  /**
+   * A cap on the database file: past it, submissions are refused with 503 and delivery pauses, as on a
+   * full disk, before the disk itself fills (the operating system and logs need space too). Null: none.
+   */
+  maxDatabaseMb: number | null;
 }
 
 export interface HttpLimits {
@@ -143,6 +155,15 @@ const schema: JSONSchemaType<DipConfig> = {
     revocationPollMs: { type: 'integer', minimum: 10 },
     trustedCaFiles: { type: 'array', items: { type: 'string', minLength: 1 } },
     signingKeyPollMs: { type: 'integer', minimum: 10 },
+    storage: {
+      type: 'object',
+      additionalProperties: false,
+      required: [],
+      properties: {
+        kind: { type: 'string', enum: ['sqlite'] },
+        maxDatabaseMb: { type: 'number', exclusiveMinimum: 0, nullable: true },
+      },
+    },
     delivery: {
       type: 'object',
       additionalProperties: false,
@@ -219,6 +240,7 @@ export const DEFAULTS: DipConfig = {
   revocationPollMs: 2_000,
   trustedCaFiles: [],
   signingKeyPollMs: 5_000,
+  storage: { kind: 'sqlite', maxDatabaseMb: null },
 };
 
 const validate = new Ajv({ allErrors: true }).compile(schema);
@@ -255,6 +277,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     channels: { ...fileConfig.channels, ...overrides.channels },
     http: { ...DEFAULTS.http, ...fileConfig.http, ...overrides.http },
     rateLimit: { ...DEFAULTS.rateLimit, ...fileConfig.rateLimit, ...overrides.rateLimit },
+    storage: { ...DEFAULTS.storage, ...fileConfig.storage, ...overrides.storage },
   };
 }
 

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FileKeyEncryptionKey, Sealer } from '../src/security/at-rest.js';
-import { SqliteStore } from '../src/adapters/sqlite/store.js';
+import { systemClock } from '../src/adapters/clock.js';
+import { openSqliteBackend } from '../src/adapters/sqlite/index.js';
 import { buildIF021, mpanCore } from '../src/sim/messages.js';
 import { startTestDip, waitFor, type TestDip } from './helpers/dip-harness.js';
 
@@ -50,7 +51,8 @@ describe('encryption at rest', () => {
 
   it('rotates data keys: new writes use the new key, old values still open; a wrong KEK opens nothing', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'opendip-keys-'));
-    const store = new SqliteStore(join(dir, 'dip.db'));
+    const backend = openSqliteBackend(join(dir, 'dip.db'), { clock: systemClock });
+    const store = backend.dataKeys;
     const sealer = await Sealer.open(new FileKeyEncryptionKey(join(dir, 'kek.key')), store);
     const first = sealer.seal('personal data');
     const firstKey = sealer.currentKeyId;
@@ -69,6 +71,6 @@ describe('encryption at rest', () => {
     await expect(Sealer.open(new FileKeyEncryptionKey(join(dir, 'other.key')), store)).rejects.toThrow();
     const raw = new Database(join(dir, 'dip.db'), { readonly: true }).prepare('SELECT count(*) AS n FROM data_keys').get() as { n: number };
     expect(raw.n).toBe(2);
-    await store.close();
+    await backend.close();
   });
 });

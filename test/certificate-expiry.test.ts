@@ -7,11 +7,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { onboardParticipant } from '../src/admin/participants.js';
-import { SqliteStore } from '../src/adapters/sqlite/store.js';
-import { databaseFile, pkiDir, startDip, type RunningDip } from '../src/app.js';
+import { onboardParticipant } from '../src/pipeline/participants.js';
+import { openBackend } from '../src/adapters/backend.js';
+import { pkiDir, startDip, type RunningDip } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
-import type { Logger } from '../src/pipeline/logger.js';
+import type { Logger } from '../src/ports/logger.js';
 import { ensureEncryptionKey } from '../src/security/dip-encryption-key.js';
 import { dipCertificates, expiringCertificates, participantCertificates, type ExpiringCertificate } from '../src/security/expiry.js';
 import { ensurePki, issueParticipantCertificate, type KeyAndCert, type PkiMaterial } from '../src/security/pki.js';
@@ -34,16 +34,16 @@ describe('certificates expiring within 30 days', () => {
       issueParticipantCertificate(pki.ca, { organisation: 'Long', dipIds: ['1000000002'], environment: 'DEV', validDays: 365 }),
     ]);
     // Registered as the operator does, before the DIP starts.
-    const store = new SqliteStore(databaseFile(config));
-    await onboardParticipant(store, { dipId: '1000000001', roles: ['SUP'], certificatePem: shortLived.certPem });
-    await onboardParticipant(store, { dipId: '1000000002', roles: ['SUP'], certificatePem: longLived.certPem });
-    await store.close();
+    const { backend } = await openBackend(config);
+    await onboardParticipant(backend.registry, { dipId: '1000000001', roles: ['SUP'], certificatePem: shortLived.certPem });
+    await onboardParticipant(backend.registry, { dipId: '1000000002', roles: ['SUP'], certificatePem: longLived.certPem });
+    await backend.close();
   });
 
   it("lists a participant's 10-day certificate, not the 365-day one nor the DIP's own (825 days and more)", async () => {
-    const store = new SqliteStore(databaseFile(config));
-    const participants = (await store.participants()).map((r) => r.participant);
-    await store.close();
+    const { backend } = await openBackend(config);
+    const participants = (await backend.registry.participants()).map((r) => r.participant);
+    await backend.close();
     const owned = [...dipCertificates(pkiDir(config)), ...participantCertificates(participants)];
     expect(owned.map((o) => o.owner)).toEqual(['DIP CA', 'DIP server (TLS)', 'DIP signing', 'DIP encryption', 'participant 1000000001', 'participant 1000000002']);
 

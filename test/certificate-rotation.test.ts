@@ -8,8 +8,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rotateParticipantCertificate } from '../src/admin/participants.js';
-import { SqliteStore } from '../src/adapters/sqlite/store.js';
+import { rotateParticipantCertificate } from '../src/pipeline/participants.js';
+import { systemClock } from '../src/adapters/clock.js';
+import { openSqliteBackend } from '../src/adapters/sqlite/index.js';
 import { pkiDir } from '../src/app.js';
 import { DipClient } from '../src/client/dip-client.js';
 import { issueParticipantCertificate, rotateSigningCertificate } from '../src/security/pki.js';
@@ -47,7 +48,7 @@ describe("a participant's certificate rotates with an overlap", () => {
       expect(JSON.stringify(early.body)).toMatch(/is not the certificate registered for 2000000001/);
 
       const overlapMs = 3_000;
-      const rotated = await rotateParticipantCertificate(t.dip.store, { dipId: sds.dipId, certificatePem: renewed.certPem, overlapMs, trustedCaPems: [t.dip.pki.ca.certPem] });
+      const rotated = await rotateParticipantCertificate(t.dip.backend.registry, { dipId: sds.dipId, certificatePem: renewed.certPem, overlapMs, trustedCaPems: [t.dip.pki.ca.certPem] });
       expect(rotated.certificateFingerprint).toBe(certificateInfo(renewed.certPem).fingerprint256);
       expect(rotated.previous?.certificateFingerprint).toBe(certificateInfo(sds.credentials.certPem).fingerprint256);
 
@@ -71,7 +72,7 @@ describe("a participant's certificate rotates with an overlap", () => {
   });
 
   it('refuses a rotation to the same certificate, to one bound to another DIP ID, or for an unknown participant', async () => {
-    const current = t.dip.store;
+    const current = t.dip.backend.registry;
     const registered = (await current.participants()).find((r) => r.participant.dipId === '2000000001')!.participant;
     await expect(rotateParticipantCertificate(current, { dipId: '2000000001', certificatePem: registered.certificatePem, overlapMs: 1000 })).rejects.toThrow(/already the one registered/);
     const other = await issueParticipantCertificate(t.dip.pki.ca, { organisation: 'X', dipIds: ['2000000009'], environment: 'DEV', validDays: 5 });
@@ -86,7 +87,8 @@ describe("a participant's certificate rotates with an overlap", () => {
       certificate_fingerprint TEXT NOT NULL, api_key_hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL, connection_provider TEXT)`);
     old.prepare('INSERT INTO participants VALUES (?, ?, ?, ?, ?, ?, ?, NULL)').run('2000000001', 'SDS', 'Org', 'PEM', 'AB', 'hash', 1);
     old.close();
-    const store = new SqliteStore(file);
+    const backend = openSqliteBackend(file, { clock: systemClock });
+    const store = backend.registry;
     try {
       const [row] = await store.participants();
       expect(row?.participant).toEqual({ dipId: '2000000001', roles: ['SDS'], organisation: 'Org', certificatePem: 'PEM', certificateFingerprint: 'AB', createdAt: 1, connectionProvider: null });
@@ -94,7 +96,7 @@ describe("a participant's certificate rotates with an overlap", () => {
       await store.upsertParticipant({ ...row!.participant, certificatePem: 'PEM2', certificateFingerprint: 'CD', previous }, null);
       expect((await store.participants())[0]?.participant.previous).toEqual(previous);
     } finally {
-      await store.close();
+      await backend.close();
     }
   });
 });

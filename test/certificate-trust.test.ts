@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { onboardParticipant } from '../src/admin/participants.js';
+import { onboardParticipant } from '../src/pipeline/participants.js';
 import { DipClient } from '../src/client/dip-client.js';
 import { loadConfig } from '../src/config.js';
 import { createCertificateAuthority, issueParticipantCertificate, type KeyAndCert } from '../src/security/pki.js';
@@ -52,16 +52,16 @@ describe("a certificate from another environment's CA", () => {
     const sit = await issueParticipantCertificate(sitCa, { organisation: 'Org 2000000001', dipIds: ['2000000001'], environment: 'SIT', validDays: 30 });
     expect(certificateInfo(sit.certPem).subject).toContain('OU=SIT');
 
-    await expect(onboardParticipant(t.dip.store, { dipId: '2000000001', roles: ['SDS'], certificatePem: sit.certPem, trustedCaPems: [t.dip.pki.ca.certPem] })).rejects.toThrow(
+    await expect(onboardParticipant(t.dip.backend.registry, { dipId: '2000000001', roles: ['SDS'], certificatePem: sit.certPem, trustedCaPems: [t.dip.pki.ca.certPem] })).rejects.toThrow(
       /not issued by a CA this environment trusts.*certificates differ per environment/,
     );
     // Even registered behind the check's back, the listener drops the connection before any HTTP.
-    const { apiKey } = await onboardParticipant(t.dip.store, { dipId: '2000000001', roles: ['SDS'], certificatePem: sit.certPem });
+    const { apiKey } = await onboardParticipant(t.dip.backend.registry, { dipId: '2000000001', roles: ['SDS'], certificatePem: sit.certPem });
     expect(await submitAs(t, apiKey, sit, '2000000001', 'sit1')).toBe('handshake refused');
 
     // The same DIP ID with a certificate from this (DEV) environment's CA is fine.
     const dev = await issueParticipantCertificate(t.dip.pki.ca, { organisation: 'Org 2000000001', dipIds: ['2000000001'], environment: 'DEV', validDays: 30 });
-    const again = await onboardParticipant(t.dip.store, { dipId: '2000000001', roles: ['SDS'], certificatePem: dev.certPem, trustedCaPems: [t.dip.pki.ca.certPem] });
+    const again = await onboardParticipant(t.dip.backend.registry, { dipId: '2000000001', roles: ['SDS'], certificatePem: dev.certPem, trustedCaPems: [t.dip.pki.ca.certPem] });
     expect(await submitAs(t, again.apiKey, dev, '2000000001', 'dev1')).toBe(201);
   });
 });
@@ -91,12 +91,12 @@ describe('trustedCaFiles replaces the built-in CA for client certificates', () =
     const trusted = clientTrustStore([bundle], t.dip.pki.ca.certPem);
     expect(trusted.builtIn).toBe(false);
     expect(trusted.cas).toHaveLength(2);
-    const ok = await onboardParticipant(t.dip.store, { dipId: '2000000002', roles: ['SDS'], certificatePem: prd.certPem, trustedCaPems: trusted.cas });
+    const ok = await onboardParticipant(t.dip.backend.registry, { dipId: '2000000002', roles: ['SDS'], certificatePem: prd.certPem, trustedCaPems: trusted.cas });
     expect(await submitAs(t, ok.apiKey, prd, '2000000002', 'prd1')).toBe(201);
 
     const builtIn = await issueParticipantCertificate(t.dip.pki.ca, { organisation: 'Org 2000000003', dipIds: ['2000000003'], environment: 'DEV', validDays: 30 });
-    await expect(onboardParticipant(t.dip.store, { dipId: '2000000003', roles: ['SDS'], certificatePem: builtIn.certPem, trustedCaPems: trusted.cas })).rejects.toThrow(/not issued by a CA this environment trusts/);
-    const refused = await onboardParticipant(t.dip.store, { dipId: '2000000003', roles: ['SDS'], certificatePem: builtIn.certPem });
+    await expect(onboardParticipant(t.dip.backend.registry, { dipId: '2000000003', roles: ['SDS'], certificatePem: builtIn.certPem, trustedCaPems: trusted.cas })).rejects.toThrow(/not issued by a CA this environment trusts/);
+    const refused = await onboardParticipant(t.dip.backend.registry, { dipId: '2000000003', roles: ['SDS'], certificatePem: builtIn.certPem });
     expect(await submitAs(t, refused.apiKey, builtIn, '2000000003', 'dev2')).toBe('handshake refused');
   });
 

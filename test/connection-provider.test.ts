@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { onboardParticipant } from '../src/admin/participants.js';
+import { onboardParticipant } from '../src/pipeline/participants.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { issueParticipantCertificate } from '../src/security/pki.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
@@ -14,7 +14,7 @@ describe('DIP Connection Providers', () => {
   let received: Awaited<ReturnType<TestDip['receiver']>>;
   const nominee = (id: string, role: string) =>
     issueParticipantCertificate(t.dip.pki.ca, { organisation: id, dipIds: [id], environment: 'DEV', validDays: 5 }).then((kc) =>
-      onboardParticipant(t.dip.store, { dipId: id, roles: [role], certificatePem: kc.certPem, connectionProvider: cp.dipId }),
+      onboardParticipant(t.dip.backend.registry, { dipId: id, roles: [role], certificatePem: kc.certPem, connectionProvider: cp.dipId }),
     );
 
   beforeAll(async () => {

@@ -4,8 +4,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { onboardParticipant } from '../src/admin/participants.js';
-import { SqliteStore } from '../src/adapters/sqlite/store.js';
+import { onboardParticipant } from '../src/pipeline/participants.js';
+import { openBackend } from '../src/adapters/backend.js';
+import { loadConfig } from '../src/config.js';
 import { DipClient } from '../src/client/dip-client.js';
 import { startWebhookReceiver, type ReceivedCall } from '../src/client/webhook-receiver.js';
 import { issueParticipantCertificate, type KeyAndCert } from '../src/security/pki.js';
@@ -54,7 +55,7 @@ describe('kill -9 while messages stream in', () => {
       certPem: readFileSync(join(dataDir, 'pki', 'ca.cert.pem'), 'utf8'),
     };
     // Onboard as the operator does: straight into the DIP's database, from another process.
-    const store = new SqliteStore(join(dataDir, 'dip.db'));
+    const { backend } = await openBackend(loadConfig({}, { dataDir }));
     const creds = new Map<string, { apiKey: string; kc: KeyAndCert }>();
     for (const [id, role] of [
       ['2000000001', 'SDS'],
@@ -62,10 +63,10 @@ describe('kill -9 while messages stream in', () => {
       ['4000000001', 'MDS'],
     ] as const) {
       const kc = await issueParticipantCertificate(ca, { organisation: id, dipIds: [id], environment: 'DEV', validDays: 5 });
-      const { apiKey } = await onboardParticipant(store, { dipId: id, roles: [role], certificatePem: kc.certPem });
+      const { apiKey } = await onboardParticipant(backend.registry, { dipId: id, roles: [role], certificatePem: kc.certPem });
       creds.set(id, { apiKey, kc });
     }
-    await store.close();
+    await backend.close();
     const clientFor = (id: string) => {
       const c = creds.get(id)!;
       const client = new DipClient({ baseUrl: `https://127.0.0.1:${port}`, apiKey: c.apiKey, keyPem: c.kc.keyPem, certPem: c.kc.certPem, caPem: ca.certPem });

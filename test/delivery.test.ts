@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildIF021 } from '../src/sim/messages.js';
+import { ShiftableClock } from './helpers/clocks.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
 type Json = Record<string, any>;
@@ -15,8 +16,8 @@ describe('webhook delivery', () => {
     t = undefined;
   });
 
-  async function market(overrides: Parameters<typeof startTestDip>[0] = {}) {
-    t = await startTestDip(overrides);
+  async function market(overrides: Parameters<typeof startTestDip>[0] = {}, clock?: ShiftableClock) {
+    t = await startTestDip(overrides, undefined, clock ? { clock } : {});
     const sds = await t.participant('2000000001', ['SDS']);
     const sup = await t.participant('1000000001', ['SUP']);
     const ldso = await t.participant('3000000001', ['LDSO']);
@@ -93,9 +94,10 @@ describe('webhook delivery', () => {
   });
 
   it('sets aside messages that waited longer than the retention period for an offline recipient', async () => {
-    const { t, sds, sup } = await market({ retentionDays: 1 / 86_400 }); // one second
+    const clock = new ShiftableClock();
+    const { t, sds, sup } = await market({ retentionDays: 1 }, clock);
     const [old] = await send(sds, [sup.dipId]);
-    await new Promise((res) => setTimeout(res, 1200));
+    clock.jump(86_400_000 + 1000); // a day and a second later (the signature's own clock skew is not in play: sent before)
     const [fresh] = await send(sds, [sup.dipId]);
     const r = await t.receiver();
     await sup.client.setWebhook('IF-021', sup.dipId, { callbackURL: r.url });

@@ -4,7 +4,7 @@ import { createPrivateKey, generateKeyPairSync, webcrypto, X509Certificate } fro
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { onboardParticipant } from '../src/admin/participants.js';
+import { onboardParticipant } from '../src/pipeline/participants.js';
 import { decryptWith, encryptTo } from '../src/security/payload-encryption.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
@@ -98,7 +98,7 @@ describe('security pattern 2: encrypted to the DIP, re-encrypted for each recipi
     expect(a2.body.messageArray[0]!.help).toMatch(/could not be decrypted/);
 
     const signOnly = await signOnlyCertificate(t.dip.pki.ca, '1000000009');
-    await onboardParticipant(t.dip.store, { dipId: '1000000009', roles: ['SUP'], certificatePem: signOnly.certPem });
+    await onboardParticipant(t.dip.backend.registry, { dipId: '1000000009', roles: ['SUP'], certificatePem: signOnly.certPem });
     const { sealed: toSignOnly } = await sealedItem(['1000000009'], 'p2nokey');
     const a3 = await sds.client.submit('IF-021', [toSignOnly]);
     expect(a3.status).toBe(400);
@@ -147,7 +147,7 @@ describe('security pattern 3: one copy per recipient, never read by the DIP', ()
     }
     expect(databaseBytes(t.config.dataDir).includes(Buffer.from('settlementDayConsumptionPeriods'))).toBe(false);
     // Even with the DIP's own at-rest keys, the archive holds only the recipients' ciphertext.
-    const [archived] = await t.dip.store.findArchived({ recipientDipId: recipients[0]!.p.dipId, channel: 'IF-021', limit: 1 });
+    const [archived] = await t.dip.backend.archive.findArchived({ recipientDipId: recipients[0]!.p.dipId, channel: 'IF-021', limit: 1 });
     expect(archived!.outbound).not.toContain('settlementDayConsumptionPeriods');
     expect(JSON.parse(archived!.outbound).payload.EncryptedCustomBlocks).toEqual(copies);
   });

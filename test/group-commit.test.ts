@@ -13,7 +13,7 @@ describe('group commit', () => {
   it('commits every write of a turn together, settles nothing before the disk sync reports, and isolates a failing write', async () => {
     const { db, insert } = table();
     const syncs: Array<(e: Error | null) => void> = [];
-    const gc = new GroupCommit(db, () => {}, (done) => syncs.push(done));
+    const gc = new GroupCommit(db, { rolledBack() {}, settled() {} }, (done) => syncs.push(done));
     const settled: string[] = [];
     const a = gc.submit(() => insert.run(1)).then(() => settled.push('a'));
     const b = gc.submit(() => insert.run(1)).catch(() => settled.push('b refused')); // duplicate: its savepoint rolls back
@@ -30,7 +30,7 @@ describe('group commit', () => {
 
   it('stops taking writes after a failed sync (fail-stop)', async () => {
     const { db, insert } = table();
-    const gc = new GroupCommit(db, () => {}, (done) => done(new Error('EIO')));
+    const gc = new GroupCommit(db, { rolledBack() {}, settled() {} }, (done) => done(new Error('EIO')));
     await expect(gc.submit(() => insert.run(1))).rejects.toThrow('EIO');
     await expect(gc.submit(() => insert.run(2))).rejects.toThrow(/stopped taking writes after a failed disk sync: EIO/);
   });

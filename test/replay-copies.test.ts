@@ -35,9 +35,10 @@ async function replayOne(p: TestParticipant): Promise<Json> {
   return copies[0]!;
 }
 
-/** The copy without what a replay legitimately changes (its own transaction wrapper). */
+/** The copy without what a replay legitimately changes (its own transaction wrapper, and the original's ID beside it). */
 function withoutWrapper(m: Json): Json {
   const c = structuredClone(m);
+  delete c.originalTransactionID;
   delete c.payload.CommonBlock.D0.transactionID;
   delete c.payload.CommonBlock.D0.transactionTimestamp;
   delete c.payload.CommonBlock.D0.replayIndicator;
@@ -62,6 +63,7 @@ describe('replay returns the recipient its own copy', () => {
         const delivered = r.calls[0]!.messages[0] as Json;
         const replayed = await replayOne(p);
         expect(withoutWrapper(replayed)).toEqual(withoutWrapper(delivered));
+        expect(replayed.originalTransactionID).toBe(delivered.payload.CommonBlock.D0.transactionID);
       }
       const sup = await replayOne(ctx.recipients[0]!.p);
       expect(sup.payload.CustomBlock.B044).toBeUndefined();

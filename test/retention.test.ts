@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildIF021 } from '../src/sim/messages.js';
+import { ShiftableClock } from './helpers/clocks.js';
 import { startTestDip, waitFor, type TestDip } from './helpers/dip-harness.js';
 
 describe('archive retention', () => {
@@ -11,7 +12,8 @@ describe('archive retention', () => {
   });
 
   it('purges settled messages past retention in batches, keeps what a queue still waits for, and sequence numbers carry on', async () => {
-    t = await startTestDip({ archiveRetentionDays: 1 / 86_400, purgeIntervalSeconds: 3600 }); // one second
+    const clock = new ShiftableClock();
+    t = await startTestDip({ archiveRetentionDays: 1, purgeIntervalSeconds: 86_400 * 7 }, undefined, { clock });
     const sds = await t.participant('2000000001', ['SDS']);
     const sup = await t.participant('1000000001', ['SUP']);
     const ldso = await t.participant('3000000001', ['LDSO']);
@@ -21,7 +23,9 @@ describe('archive retention', () => {
     for (let i = 0; i < 3; i++) expect((await send([sup.dipId], `r${i}`)).status).toBe(201);
     expect((await send([ldso.dipId], 'waiting')).status).toBe(201); // LDSO has no webhook: pending
     await waitFor(() => r.calls.flatMap((c) => c.messages).length === 3, 5000, 'deliveries to SUP');
-    await new Promise((res) => setTimeout(res, 1200));
+    // Delivered is settled once the DIP has recorded it, a moment after the recipient answered.
+    await waitFor(async () => (await t!.dip.backend.log.queueState({ recipientDipId: sup.dipId, channel: 'IF-021' })).ackedSeq === 3, 5000, 'the deliveries to be recorded');
+    clock.jump(86_400_000 + 1000);
 
     const db = new Database(join(t.config.dataDir, 'dip.db'), { readonly: true });
     const count = (table: string) => (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
@@ -35,12 +39,13 @@ describe('archive retention', () => {
     expect((await send([sup.dipId], 'after')).status).toBe(201);
     await waitFor(() => r.calls.flatMap((c) => c.messages).length === 4, 5000, 'the next delivery');
     expect(r.calls.at(-1)!.firstSeq).toBe(4);
+    await waitFor(async () => (await t!.dip.backend.log.queueState({ recipientDipId: sup.dipId, channel: 'IF-021' })).ackedSeq === 4, 5000, 'the delivery to be recorded');
     // And after a restart, with every entry of SUP's queue purged.
-    await new Promise((res) => setTimeout(res, 1200));
+    clock.jump(86_400_000 + 1000);
     expect(await t.dip.retention.runOnce()).toBe(1);
     const dataDir = t.config.dataDir;
     await t.close();
     t = await startTestDip({}, dataDir);
-    expect(await t.dip.store.queueState({ recipientDipId: sup.dipId, channel: 'IF-021' })).toEqual({ ackedSeq: 4, headSeq: 4 });
+    expect(await t.dip.backend.log.queueState({ recipientDipId: sup.dipId, channel: 'IF-021' })).toEqual({ ackedSeq: 4, headSeq: 4 });
   });
 });

@@ -8,6 +8,7 @@ import { RateLimiter } from '../src/security/rate-limit.js';
 import { ReplayGuard } from '../src/security/replay-guard.js';
 import { Signer } from '../src/security/signature.js';
 import { buildIF021 } from '../src/sim/messages.js';
+import { ShiftableClock } from './helpers/clocks.js';
 import { startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
 describe('ReplayGuard', () => {
@@ -82,13 +83,14 @@ describe('RateLimiter', () => {
 });
 
 describe('fair use over HTTPS: 429 with Retry-After, per participant', () => {
+  const clock = new ShiftableClock();
   let t: TestDip;
   let sds: TestParticipant;
   let other: TestParticipant;
 
   beforeAll(async () => {
     // One token per 5 s: the burst cannot refill while the test runs, however loaded the machine.
-    t = await startTestDip({ rateLimit: { requestsPerSecond: 0.2, burst: 5 } });
+    t = await startTestDip({ rateLimit: { requestsPerSecond: 0.2, burst: 5 } }, undefined, { clock });
     sds = await t.participant('2000000001', ['SDS']);
     other = await t.participant('2000000002', ['SDS']);
     await t.participant('1000000001', ['SUP']);
@@ -132,7 +134,7 @@ describe('fair use over HTTPS: 429 with Retry-After, per participant', () => {
   });
 
   it('takes the participant again once tokens have refilled', async () => {
-    await new Promise((r) => setTimeout(r, 5200));
+    clock.jump(5200); // a token refills in 5 s at 0.2/s
     expect((await sds.client.submit('IF-021', [item(sds.dipId, 'rlafter')])).status).toBe(201);
   });
 

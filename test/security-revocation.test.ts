@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { onboardParticipant } from '../src/admin/participants.js';
+import { onboardParticipant } from '../src/pipeline/participants.js';
 import { pkiDir } from '../src/app.js';
 import { DipClient } from '../src/client/dip-client.js';
 import { createCertificateAuthority, ensurePki, issueParticipantCertificate, type KeyAndCert, type PkiMaterial } from '../src/security/pki.js';
@@ -184,7 +184,7 @@ describe('a running DIP honours a revocation without a restart', () => {
 
   it('takes the participant back with a new certificate (re-registered), on a new connection', async () => {
     const renewed = await issueParticipantCertificate(t.dip.pki.ca, { organisation: 'Org 2000000001', dipIds: ['2000000001'], environment: 'DEV', validDays: 30 });
-    const { apiKey } = await onboardParticipant(t.dip.store, { dipId: '2000000001', roles: ['SDS'], certificatePem: renewed.certPem });
+    const { apiKey } = await onboardParticipant(t.dip.backend.registry, { dipId: '2000000001', roles: ['SDS'], certificatePem: renewed.certPem });
     const client = new DipClient({ baseUrl: t.dip.url, apiKey, keyPem: renewed.keyPem, certPem: renewed.certPem, caPem: t.dip.pki.ca.certPem });
     try {
       expect((await client.submit('IF-021', [item('2000000001', 'rv5')])).status).toBe(201);

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
-import { onboardParticipant } from '../../src/admin/participants.js';
-import { SqliteStore } from '../../src/adapters/sqlite/store.js';
+import { onboardParticipant } from '../../src/pipeline/participants.js';
+import { openBackend } from '../../src/adapters/backend.js';
+import { loadConfig } from '../../src/config.js';
 import { DipClient } from '../../src/client/dip-client.js';
 import { issueParticipantCertificate, type KeyAndCert } from '../../src/security/pki.js';
 import type { DipProcess } from './dip-process.js';
@@ -56,15 +57,15 @@ export async function issueMarketIdentities(ca: KeyAndCert): Promise<Identity[]>
  * its 500 ms registry poll). Each DIP gets fresh API keys.
  */
 export async function onboardMarket(dip: DipProcess, identities: Identity[]): Promise<Market> {
-  const store = new SqliteStore(join(dip.dataDir, 'dip.db'));
+  const { backend } = await openBackend(loadConfig({}, { dataDir: dip.dataDir }));
   const out: Credentials[] = [];
   try {
     for (const p of identities) {
-      const { apiKey } = await onboardParticipant(store, { dipId: p.dipId, roles: [p.role], certificatePem: p.certPem });
+      const { apiKey } = await onboardParticipant(backend.registry, { dipId: p.dipId, roles: [p.role], certificatePem: p.certPem });
       out.push({ ...p, apiKey });
     }
   } finally {
-    await store.close();
+    await backend.close();
   }
   return { senders: out.filter((c) => c.role === 'SDS'), recipients: out.filter((c) => c.role !== 'SDS') };
 }

@@ -3,12 +3,14 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Delivery } from '../pipeline/delivery.js';
-import type { Logger } from '../pipeline/logger.js';
+import type { Logger } from '../ports/logger.js';
 import { SLOTS, type AppointmentChange } from '../domain/mpan-lookup.js';
 import type { MpanDirectory } from '../pipeline/mpan-directory.js';
 import type { Sealer } from '../security/at-rest.js';
 import { registerAdminPkiRoutes, type AdminPkiDeps } from './admin-pki.js';
-import type { DeadLetter, MessageLog } from '../ports/store.js';
+import type { Archive } from '../ports/archive.js';
+import type { BackendHealth } from '../ports/backend.js';
+import type { DeadLetter, DeadLetters } from '../ports/dead-letters.js';
 
 export const adminTokenFile = (dataDir: string): string => join(dataDir, 'admin-token');
 
@@ -21,11 +23,13 @@ export function ensureAdminToken(dataDir: string): string {
 
 export interface AdminDeps {
   token: string;
-  log: Pick<MessageLog, 'deadLetters' | 'requeueDeadLetters' | 'discardDeadLetters' | 'attempts'>;
+  deadLetters: DeadLetters;
+  archive: Pick<Archive, 'attempts'>;
+  health(): BackendHealth;
   mpan: Pick<MpanDirectory, 'history' | 'apply'>;
   sealer: Pick<Sealer, 'rotate'>;
   pki: AdminPkiDeps;
-  delivery: Pick<Delivery, 'notify'>;
+  delivery: Pick<Delivery, 'notify' | 'status' | 'resume'>;
   logger: Logger;
 }
 
@@ -76,13 +80,13 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
         },
       },
     },
-    async (req) => deps.log.deadLetters({ recipientDipId: req.query.recipient, channel: req.query.channel, state: req.query.state ?? 'dead', limit: req.query.limit ?? 1000 }),
+    async (req) => deps.deadLetters.deadLetters({ recipientDipId: req.query.recipient, channel: req.query.channel, state: req.query.state ?? 'dead', limit: req.query.limit ?? 1000 }),
   );
 
   app.post<{ Body: QueueBody }>('/admin/dead-letters/requeue', { schema: { body: queueBody } }, async (req) => {
     const queue = { recipientDipId: req.body.recipientDipId, channel: req.body.channel };
-    const seqs = req.body.seqs ?? (await deps.log.deadLetters({ ...queue, state: 'dead', limit: 100_000 })).map((d) => d.seq);
-    const requeued = await deps.log.requeueDeadLetters(queue, seqs);
+    const seqs = req.body.seqs ?? (await deps.deadLetters.deadLetters({ ...queue, state: 'dead', limit: 100_000 })).map((d) => d.seq);
+    const requeued = await deps.deadLetters.requeueDeadLetters(queue, seqs);
     deps.delivery.notify([queue]);
     deps.logger.info({ queue, requeued }, 'operator requeued dead letters');
     return { requeued };
@@ -91,11 +95,25 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
   app.post<{ Body: QueueBody }>('/admin/dead-letters/discard', { schema: { body: queueBody } }, async (req, reply) => {
     if (!req.body.seqs) return reply.code(400).send({ error: 'seqs: name the dead letters to discard' });
     const queue = { recipientDipId: req.body.recipientDipId, channel: req.body.channel };
-    const discarded = await deps.log.discardDeadLetters(queue, req.body.seqs);
+    const discarded = await deps.deadLetters.discardDeadLetters(queue, req.body.seqs);
     deps.logger.info({ queue, discarded }, 'operator discarded dead letters');
     return { discarded };
   });
   registerAdminPkiRoutes(app, deps.pki);
+
+  // Health of the store, and of every queue this process delivers: paused (store full), halted
+  // (a permanent storage error on that queue), backing off from a failing recipient.
+  app.get('/admin/health', async (_req, reply) => {
+    const h = deps.health();
+    return reply.code(h.state === 'ok' ? 200 : 503).send({ storage: h, queues: deps.delivery.status().filter((q) => q.state !== 'idle') });
+  });
+  app.get('/admin/queues', async () => deps.delivery.status());
+  app.post<{ Body: QueueBody }>('/admin/queues/resume', { schema: { body: queueBody } }, async (req, reply) => {
+    const queue = { recipientDipId: req.body.recipientDipId, channel: req.body.channel };
+    if (!deps.delivery.resume(queue)) return reply.code(409).send({ error: `queue ${queue.recipientDipId}/${queue.channel} is not halted` });
+    deps.logger.info({ queue }, 'operator resumed a halted queue');
+    return { resumed: true };
+  });
 
   // The delivery audit trail of one queue: every webhook call, its answer and how long it took.
   app.get<{ Querystring: { recipient: string; channel: string; limit?: number } }>(
@@ -109,7 +127,7 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
         },
       },
     },
-    async (req) => deps.log.attempts({ recipientDipId: req.query.recipient, channel: req.query.channel }, req.query.limit ?? 100),
+    async (req) => deps.archive.attempts({ recipientDipId: req.query.recipient, channel: req.query.channel }, req.query.limit ?? 100),
   );
 
   // Encryption at rest: a new data key for everything written from now on; older keys keep reading.

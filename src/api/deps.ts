@@ -2,11 +2,15 @@ import type { DipConfig } from '../config.js';
 import type { Channel } from '../pipeline/channels.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import type { Ingest } from '../pipeline/ingest.js';
-import type { Logger } from '../pipeline/logger.js';
+import type { RecipientCopies } from '../pipeline/recipient-copy.js';
 import type { Registry } from '../pipeline/registry.js';
 import type { Replay } from '../pipeline/replay.js';
 import type { StatusMessages } from '../pipeline/status.js';
-import type { MessageLog, QueueRef, WebhookRegistry } from '../ports/store.js';
+import type { BackendHealth } from '../ports/backend.js';
+import type { Clock } from '../ports/clock.js';
+import type { Logger } from '../ports/logger.js';
+import type { MessageLog } from '../ports/message-log.js';
+import type { RegistryStore } from '../ports/registry.js';
 
 /** What the HTTP routes need; wired once in app.ts. */
 export interface ApiDeps {
@@ -14,14 +18,17 @@ export interface ApiDeps {
   logger: Logger;
   ingest: Ingest;
   registry: Registry;
-  webhooks: WebhookRegistry;
-  delivery: Delivery;
+  webhooks: Pick<RegistryStore, 'putWebhook' | 'deleteWebhook'>;
+  delivery: Pick<Delivery, 'notify'>;
   replay: Replay;
   status: StatusMessages;
-  queues: Pick<MessageLog, 'queueState' | 'readQueue' | 'ack'>;
-  /** The copy a recipient gets (obfuscation by role). */
-  outboundFor(queue: QueueRef, outbound: string): string | Promise<string>;
+  queues: Pick<MessageLog, 'queueState' | 'readQueue' | 'settle'>;
+  /** The copy a recipient gets (obfuscation by role, encryption for it). */
+  copies: Pick<RecipientCopies, 'copyFor'>;
   /** The DIP's public certificates: its CA, its signing certificate, and its encryption certificate (pattern 2). */
   certificates: { ca: string; signing: string; encryption: string };
   channel(id: string): Channel | undefined;
+  clock: Clock;
+  /** Whether the store takes writes (GET /health, /ready). */
+  health(): BackendHealth;
 }

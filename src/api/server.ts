@@ -131,7 +131,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
       // An unknown key counts against the TLS client certificate that brought it.
       const peer = tlsPeer(req.raw.socket);
       const key = participant ? `p:${participant.dipId}` : peer ? `c:${peer.peer?.fingerprint256 ?? ''}` : `a:${req.raw.socket.remoteAddress ?? ''}`;
-      const decision = limiter.take(key, Date.now());
+      const decision = limiter.take(key, deps.clock.now());
       if (decision.ok) return;
       const seconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
       reply.header('retry-after', String(seconds));
@@ -170,7 +170,15 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     void sendStandard(deps, reply, 404, null, MSG.interfaceIdInvalid, `no such resource: ${req.method} ${req.url.split('?')[0]}`);
   });
 
-  app.get('/health', async () => ({ status: 'ok' }));
+  // Liveness and readiness tell the truth: not ready while the store refuses writes (a full disk) or for
+  // good (a failed disk sync, after which the process exits). A load balancer takes the node out.
+  const healthAnswer = async (_req: FastifyRequest, reply: FastifyReply) => {
+    const h = deps.health();
+    if (h.state === 'ok') return reply.code(200).send({ status: 'ok' });
+    return reply.code(503).send({ status: h.state, reason: h.reason });
+  };
+  app.get('/health', healthAnswer);
+  app.get('/ready', healthAnswer);
   registerChannelRoutes(app, deps);
   registerPubconfigRoutes(app, deps);
   registerReplayRoutes(app, deps);
@@ -188,7 +196,7 @@ export function sendStandard(
   message: MsgText,
   help: string | null,
 ): FastifyReply {
-  return reply.code(status).send(standardResponse(new Date(), deps.config.dipId, recipientId, [{ message, help }]));
+  return reply.code(status).send(standardResponse(new Date(deps.clock.now()), deps.config.dipId, recipientId, [{ message, help }]));
 }
 
 // The client certificate is read once per connection, not per request: parsing it per request halves

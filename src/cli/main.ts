@@ -1,9 +1,10 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { onboardParticipant, rotateParticipantCertificate } from '../admin/participants.js';
-import { databaseFile, pkiDir, startDip } from '../app.js';
-import { SqliteStore } from '../adapters/sqlite/store.js';
+import { onboardParticipant, rotateParticipantCertificate } from '../pipeline/participants.js';
+import { pkiDir, startDip } from '../app.js';
+import { openBackend } from '../adapters/backend.js';
+import type { Backend } from '../ports/backend.js';
 import { Catalogue, importCatalogue } from '../catalogue/catalogue.js';
 import { startWebhookReceiver } from '../client/webhook-receiver.js';
 import { loadConfig, type DipConfig } from '../config.js';
@@ -54,7 +55,15 @@ program
   .description('run the DIP (HTTPS with mutual TLS on DIP_PORT, default 8443; data under DIP_DATA_DIR, default ./data)')
   .action(async () => {
     const config = loadConfig();
-    const dip = await startDip(config);
+    let running: { close(): Promise<void> } | undefined;
+    const dip = await startDip(config, undefined, {
+      // A failed disk sync: stop taking traffic and exit, so the supervisor restarts the DIP and recovery
+      // runs from what is on disk (EX_SOFTWARE; see the README's operations section).
+      onFatal: () => {
+        void (running?.close() ?? Promise.resolve()).finally(() => process.exit(70));
+      },
+    });
+    running = dip;
     const hint = [
       '',
       `OpenDIP ${config.environment} is listening on https://localhost:${dip.port} (data: ${config.dataDir})`,
@@ -143,13 +152,7 @@ pki
   .option('--json', 'machine-readable output')
   .action(async (o: { days: number; json?: boolean }) => {
     const config = loadConfig();
-    const store = new SqliteStore(databaseFile(config));
-    let participants;
-    try {
-      participants = (await store.participants()).map((r) => r.participant);
-    } finally {
-      await store.close();
-    }
+    const participants = await withBackend(config, async (b) => (await b.registry.participants()).map((r) => r.participant));
     const found = expiringAll(pkiDir(config), config.trustedCaFiles, participants, o.days);
     if (o.json) print(found);
     else if (found.length === 0) process.stdout.write(`no certificate expires within ${o.days} days\n`);
@@ -181,6 +184,16 @@ pki
     else for (const e of list.entries) process.stdout.write(`${e.revokedAt}  ${e.serialNumber}  ${(e.dipIds.join(',') || e.subject).padEnd(12)} ${e.reason}\n`);
   });
 
+/** Opens the configured storage for one operator command (the DIP may be running: changes reach it through the change feed). */
+async function withBackend<T>(config: DipConfig, fn: (backend: Backend) => Promise<T>): Promise<T> {
+  const { backend } = await openBackend(config);
+  try {
+    return await fn(backend);
+  } finally {
+    await backend.close();
+  }
+}
+
 const participant = program.command('participant').description('participants (operator)');
 participant
   .command('add')
@@ -194,9 +207,8 @@ participant
   .option('--json', 'machine-readable output')
   .action(async (o: { dipId: string; role: string[]; cert: string; org?: string; connectionProvider?: string; save?: string; json?: boolean }) => {
     const config = loadConfig();
-    const store = new SqliteStore(databaseFile(config));
-    try {
-      const { participant: p, apiKey } = await onboardParticipant(store, {
+    await withBackend(config, async (backend) => {
+      const { participant: p, apiKey } = await onboardParticipant(backend.registry, {
         dipId: o.dipId,
         roles: o.role,
         organisation: o.org,
@@ -211,9 +223,7 @@ participant
       }
       if (o.json) print({ dipId: p.dipId, roles: p.roles, organisation: p.organisation, certificateFingerprint: p.certificateFingerprint, apiKey });
       else process.stdout.write(`${p.dipId} (${p.roles.join(', ')}) registered.\nAPI key (shown once): ${apiKey}\n`);
-    } finally {
-      await store.close();
-    }
+    });
   });
 participant
   .command('rotate-cert')
@@ -224,9 +234,8 @@ participant
   .option('--json', 'machine-readable output')
   .action(async (o: { dipId: string; cert: string; overlapDays: number; json?: boolean }) => {
     const config = loadConfig();
-    const store = new SqliteStore(databaseFile(config));
-    try {
-      const p = await rotateParticipantCertificate(store, {
+    await withBackend(config, async (backend) => {
+      const p = await rotateParticipantCertificate(backend.registry, {
         dipId: o.dipId,
         certificatePem: readFileSync(o.cert, 'utf8'),
         overlapMs: o.overlapDays * 86_400_000,
@@ -235,17 +244,15 @@ participant
       const until = p.previous ? new Date(p.previous.validUntil).toISOString() : null;
       if (o.json) print({ dipId: p.dipId, certificateFingerprint: p.certificateFingerprint, previousCertificateFingerprint: p.previous?.certificateFingerprint ?? null, previousValidUntil: until });
       else process.stdout.write(`${p.dipId}: new certificate registered (SHA-256 ${p.certificateFingerprint}); ${until ? `the previous one is accepted until ${until}` : 'the previous one is no longer accepted'}. The API key is unchanged.\n`);
-    } finally {
-      await store.close();
-    }
+    });
   });
 participant
   .command('list')
   .option('--json', 'machine-readable output')
   .action(async (o: { json?: boolean }) => {
-    const store = new SqliteStore(databaseFile(loadConfig()));
-    const all = (await store.participants()).map(({ participant: p }) => ({ dipId: p.dipId, roles: p.roles, organisation: p.organisation, certificateFingerprint: p.certificateFingerprint }));
-    await store.close();
+    const all = await withBackend(loadConfig(), async (b) =>
+      (await b.registry.participants()).map(({ participant: p }) => ({ dipId: p.dipId, roles: p.roles, organisation: p.organisation, certificateFingerprint: p.certificateFingerprint })),
+    );
     if (o.json) print(all);
     else for (const p of all) process.stdout.write(`${p.dipId}  ${p.roles.join(',').padEnd(10)} ${p.organisation}\n`);
   });

@@ -13,6 +13,8 @@ export interface DipClientOptions {
   /** CA that issued the DIP's server certificate. */
   caPem: string;
   connections?: number;
+  /** The participant's clock, for the signature date (default: the system clock). */
+  now?: () => Date;
 }
 
 export interface DipAnswer<T = StandardResponse> {
@@ -81,7 +83,7 @@ export class DipClient {
   /** Sends a signed call; `headers` may override or add headers (tests use it to forge requests). */
   async call<T = StandardResponse>(method: string, path: string, body: string, headers: Record<string, string> = {}): Promise<DipAnswer<T>> {
     const url = `${this.opts.baseUrl.replace(/\/$/, '')}${path}`;
-    const signature = await this.signer.sign(method, url, body);
+    const signature = await this.signer.sign(method, url, body, this.opts.now?.());
     const res = await request(url, {
       method: method as 'POST' | 'GET' | 'DELETE',
       body: body === '' ? undefined : body,

@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Catalogue } from '../catalogue/catalogue.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../ports/logger.js';
 
 /** Where `dip catalogue import` puts a newer API version for a running DIP to pick up. */
 export const importedCatalogueFile = (dataDir: string): string => join(dataDir, 'catalogue.json');

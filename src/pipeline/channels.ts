@@ -1,4 +1,4 @@
-import type { ChannelDefinition } from '../catalogue/catalogue.js';
+import type { Catalogue, ChannelDefinition } from '../catalogue/catalogue.js';
 import type { ChannelOverride } from '../config.js';
 import { defaultAlwaysRoles, type ChannelRouting } from '../domain/channel.js';
 import type { ObfuscationRules } from '../domain/obfuscation.js';
@@ -58,4 +58,37 @@ export function channelRouting(def: ChannelDefinition, override: ChannelOverride
 /** Spec 5.2.2's preferred pattern per security category: public data signed, the rest encrypted via the DIP. */
 export function preferredPattern(category: 1 | 2 | 3 | 4 | undefined): SecurityPattern {
   return category === undefined || category === 1 ? 1 : 2;
+}
+
+/**
+ * The channels in force: the catalogue's definitions with the operator's overrides, built once per
+ * catalogue in force (every request and every delivered copy asks for its channel).
+ */
+export class ChannelDirectory {
+  private builtFrom: Catalogue | null = null;
+  private readonly channels = new Map<string, Channel | undefined>();
+
+  constructor(
+    private readonly catalogue: () => Catalogue,
+    private readonly overrides: () => Readonly<Record<string, ChannelOverride>>,
+    private readonly defaultStaleMs: number,
+  ) {}
+
+  get(id: string): Channel | undefined {
+    const current = this.catalogue();
+    if (current !== this.builtFrom) {
+      this.builtFrom = current;
+      this.channels.clear();
+    }
+    if (!this.channels.has(id)) {
+      const def = current.channel(id);
+      this.channels.set(id, def ? channelRouting(def, this.overrides()[def.interfaceId], this.defaultStaleMs) : undefined);
+    }
+    return this.channels.get(id);
+  }
+
+  /** Drops what was built, e.g. after the operator changed an override. */
+  invalidate(): void {
+    this.channels.clear();
+  }
 }

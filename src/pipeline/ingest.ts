@@ -9,7 +9,9 @@ import { route } from '../domain/routing.js';
 import { standardResponse, type EntryFields, type StandardResponse } from '../domain/standard-response.js';
 import { dipDateTime } from '../domain/time.js';
 import { newCorrelationId, newTransactionId } from '../domain/transaction-id.js';
-import type { AcceptedMessage, MessageLog, QueueRef } from '../ports/store.js';
+import { storeFailureKind, StoreError } from '../ports/errors.js';
+import type { AcceptedMessage, MessageLog, QueueRef } from '../ports/message-log.js';
+import { MPAN_LOOKUP_RECIPIENT } from './mpan-feed.js';
 import { authenticate, type CallerEvidence } from './authenticate.js';
 import type { Channel } from './channels.js';
 import type { MpanDirectory } from './mpan-directory.js';
@@ -26,9 +28,14 @@ export interface IngestRequest extends CallerEvidence {
   channelId: string;
 }
 
+/** What a sender is told to wait when the store cannot take writes (the store probes every 2 s). */
+export const STORE_RETRY_AFTER_SECONDS = 5;
+
 export interface IngestResult {
   status: number;
   response: StandardResponse;
+  /** Set with 503 and 429: how long the sender should wait (the Retry-After header). */
+  retryAfterSeconds?: number;
   /** Queues that received entries (empty unless accepted): the delivery side is told to look. */
   touched: QueueRef[];
 }
@@ -58,9 +65,6 @@ export interface PayloadKeys {
   dipKey: KeyObject;
   recipientKey(dipId: string): KeyObject | undefined;
 }
-
-/** The internal recipient whose queue feeds the MPAN lookup: never a participant (DIP IDs have no '-'). */
-export const MPAN_LOOKUP_RECIPIENT = 'DIP-MPAN-LOOKUP';
 
 /**
  * POST /dip-channel/{id}: authenticate, validate every item, route, stamp the wrapper, append the whole
@@ -119,14 +123,21 @@ export class Ingest {
     if (failed) return this.refuse(now, caller.dipId, states, failed);
 
     const accepted = states.map((s) => s.accepted!);
-    const outcome = await this.log.append({
-      channel: channel.interfaceId,
-      senderDipId: caller.dipId,
-      receivedAt: now.getTime(),
-      rawRequest: req.body,
-      signatureHeaders: JSON.stringify(signatureHeaders(req.headers)),
-      messages: accepted,
-    });
+    let outcome;
+    try {
+      outcome = await this.log.append({
+        channel: channel.interfaceId,
+        senderDipId: caller.dipId,
+        receivedAt: now.getTime(),
+        rawRequest: req.body,
+        signatureHeaders: JSON.stringify(signatureHeaders(req.headers)),
+        messages: accepted,
+      });
+    } catch (err) {
+      // Nothing of the batch was stored: the sender may send it again, unchanged, once the store recovers.
+      if (storeFailureKind(err) === 'unavailable' || storeFailureKind(err) === 'fatal') return this.unavailable(now, caller.dipId, err as StoreError);
+      throw err;
+    }
     if (!outcome.ok) {
       const dup = new Set(outcome.duplicates);
       for (const s of states) {
@@ -297,6 +308,14 @@ export class Ingest {
       help: s.refusal?.help ?? `not accepted: the batch is refused whole because item ${failedIndex} failed`,
     }));
     return { status: failed.refusal!.status, response: standardResponse(now, this.settings.dipId, callerId, entries), touched: [] };
+  }
+
+  private unavailable(now: Date, callerId: string, err: StoreError): IngestResult {
+    const why = err.kind === 'fatal' ? 'the DIP stopped taking writes after a storage failure and is restarting' : `the DIP cannot store messages right now (${err.code ?? 'storage unavailable'})`;
+    return {
+      ...this.whole(now, callerId, 503, MSG.processingFailed, `${why}; nothing of this batch was accepted: send it again unchanged after the Retry-After interval`),
+      retryAfterSeconds: STORE_RETRY_AFTER_SECONDS,
+    };
   }
 
   private whole(now: Date, callerId: string | null, status: number, code: MsgText, help: string): IngestResult {

@@ -1,5 +1,5 @@
 import type { Appointment, AppointmentChange } from '../domain/mpan-lookup.js';
-import type { MpanStore } from '../ports/store.js';
+import type { MpanStore } from '../ports/mpan.js';
 
 /**
  * The MPAN lookup as ingest uses it: a bounded in-memory cache (most recently used MPANs) over the

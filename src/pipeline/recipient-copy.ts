@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { hiddenPaths, obfuscate } from '../domain/obfuscation.js';
-import type { QueueRef } from '../ports/store.js';
+import type { QueueRef } from '../ports/message-log.js';
 import type { Channel } from './channels.js';
 import { encryptedCopy } from './patterns.js';
 import type { Registry } from './registry.js';

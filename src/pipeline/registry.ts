@@ -1,18 +1,15 @@
-import { createHash } from 'node:crypto';
 import type { Participant } from '../domain/participant.js';
 import type { RoutingDirectory } from '../domain/routing.js';
-import type { ParticipantRegistry, Webhook, WebhookRegistry } from '../ports/store.js';
-
-/** API keys are stored only as SHA-256 hashes: a stolen database does not hand out credentials. */
-export function hashApiKey(apiKey: string): string {
-  return createHash('sha256').update(apiKey, 'utf8').digest('hex');
-}
+import type { Cancel } from '../ports/clock.js';
+import type { Logger } from '../ports/logger.js';
+import type { RegistryStore, Webhook } from '../ports/registry.js';
+import { hashApiKey } from '../security/api-key.js';
 
 const hookKey = (recipient: string, channel: string): string => `${recipient}\u0000${channel}`;
 
 /**
  * The in-memory view of participants and webhooks the hot path reads. It reloads whenever the store's
- * registry version moves, which also picks up changes the CLI made from another process.
+ * change feed reports a change (made here, on another node, or by the CLI from another process).
  */
 export class Registry implements RoutingDirectory {
   private byDipId = new Map<string, Participant>();
@@ -23,24 +20,27 @@ export class Registry implements RoutingDirectory {
   private byProvider = new Map<string, Participant[]>();
   private hooks = new Map<string, Webhook>();
   private version = -1;
-  private timer: NodeJS.Timeout | undefined;
+  private unwatch: Cancel | null = null;
   private readonly listeners: Array<() => void> = [];
 
-  constructor(private readonly store: ParticipantRegistry & WebhookRegistry) {}
+  constructor(
+    private readonly store: RegistryStore,
+    private readonly logger?: Logger,
+  ) {}
 
-  /** Loads now, then polls for changes every `pollMs`. */
-  async start(pollMs: number): Promise<void> {
+  /** Loads now, then follows the store's change feed. */
+  async start(): Promise<void> {
     await this.refresh();
-    this.timer = setInterval(() => {
-      this.refresh().catch(() => {
-        // A busy database is retried on the next tick; the previous view stays in force meanwhile.
+    this.unwatch = this.store.watch(() => {
+      this.refresh().catch((err: unknown) => {
+        // The previous view stays in force; the next change (or request for an unknown key) tries again.
+        this.logger?.error({ err }, 'could not reload the participant registry');
       });
-    }, pollMs);
-    this.timer.unref();
+    });
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.unwatch?.();
   }
 
   /** Called after a change, e.g. when webhooks change and idle queues may now be deliverable. */
@@ -48,8 +48,9 @@ export class Registry implements RoutingDirectory {
     this.listeners.push(listener);
   }
 
+  /** Reloads if anything changed since the last load (a cheap version check otherwise). */
   async refresh(): Promise<void> {
-    const version = await this.store.registryVersion();
+    const version = await this.store.version();
     if (version === this.version) return;
     const [participants, hooks] = await Promise.all([this.store.participants(), this.store.webhooks()]);
     const byDipId = new Map<string, Participant>();

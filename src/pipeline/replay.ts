@@ -1,39 +1,150 @@
+import { createHash, randomUUID } from 'node:crypto';
 import type { DipMessage } from '../domain/message.js';
 import { dipDateTime } from '../domain/time.js';
 import { newTransactionId } from '../domain/transaction-id.js';
-import type { MessageLog, QueueRef, ReplayCopy } from '../ports/store.js';
+import type { Archive, ArchivedMessage } from '../ports/archive.js';
+import type { Cancel, Clock } from '../ports/clock.js';
+import type { Logger } from '../ports/logger.js';
+import type { MessageLog, QueueRef, ReplayCopy } from '../ports/message-log.js';
+import type { ReplayFilter, RequeueJob, RequeueJobs } from '../ports/requeue-jobs.js';
 import type { RecipientCopies } from './recipient-copy.js';
 
-export interface ReplayFilter {
-  fromMs: number;
-  toMs: number;
-  eventCode: string | null;
-  mpan: string | null;
-  transactionIds: string[] | null;
-}
+export type { ReplayFilter };
 
-/** Replays are synchronous answers: bounded so one request cannot pull the whole archive into memory. */
-export const REPLAY_LIMIT = 1000;
+/** One answer or one background step handles at most this many messages. */
+export const REPLAY_PAGE = 1000;
 
 /**
- * Replay and requeue (spec 5.5.11): archived messages addressed to the recipient, each re-issued under
- * a new transaction wrapper (new 'R-' transaction ID, replayIndicator true) and archived as a copy.
- * A requeue also appends the copies to the recipient's queue, behind whatever is already waiting.
+ * A large requeue waits while the recipient's queue holds more than this many undelivered messages, so
+ * live traffic is never stuck behind more than about one page of replayed copies.
+ */
+export const REQUEUE_PACE = 1000;
+
+/** The item-level field (beside `payload`) that names the transaction a replayed copy re-issues. */
+export const ORIGINAL_TRANSACTION_FIELD = 'originalTransactionID';
+
+/** An opaque position in a replay, bound to its filter: the next page continues exactly where this one ended. */
+export function continuationToken(filter: ReplayFilter, afterSeq: number): string {
+  return `${afterSeq}.${filterDigest(filter)}`;
+}
+
+/** The position a token continues from, or null when it is malformed or was made for another filter. */
+export function readContinuationToken(token: string, filter: ReplayFilter): number | null {
+  const match = /^(\d{1,15})\.([A-Za-z0-9_-]{1,32})$/.exec(token);
+  if (!match || match[2] !== filterDigest(filter)) return null;
+  return Number(match[1]);
+}
+
+function filterDigest(filter: ReplayFilter): string {
+  return createHash('sha256').update(JSON.stringify(filter)).digest('base64url').slice(0, 16);
+}
+
+export interface ReplayPage {
+  /** The recipient's own copies (obfuscated, encrypted for it), as JSON texts. */
+  copies: string[];
+  /** Where the next page starts, or null when this was the last. */
+  next: number | null;
+}
+
+/**
+ * Replay and requeue (spec 5.5.11): archived messages addressed to the recipient, each re-issued under a
+ * new transaction wrapper (new 'R-' transaction ID, replayIndicator true, the original transaction ID in
+ * `originalTransactionID` beside the payload) and archived as a copy. A requeue also appends the copies
+ * to the recipient's queue; one larger than a page runs as a background job that paces itself behind
+ * the recipient's live traffic.
  */
 export class Replay {
+  private readonly running = new Map<string, Cancel | null>();
+  private stopped = false;
+
   constructor(
-    private readonly log: Pick<MessageLog, 'findArchived' | 'appendReplayCopies'>,
+    private readonly log: Pick<MessageLog, 'appendReplayCopies' | 'queueState'>,
+    private readonly archive: Pick<Archive, 'findArchived'>,
     /** What the recipient may see of each copy: a synchronous replay answers exactly what its webhook gets. */
     private readonly copies: Pick<RecipientCopies, 'copyFor'>,
-    private readonly clock: () => Date = () => new Date(),
+    private readonly clock: Clock,
+    private readonly jobs?: RequeueJobs,
+    private readonly notify: (queue: QueueRef) => void = () => {},
+    private readonly logger?: Logger,
   ) {}
 
+  /** One page of a synchronous replay, starting after queue position `afterSeq`. */
+  async replay(queue: QueueRef, filter: ReplayFilter, afterSeq = 0): Promise<ReplayPage> {
+    const { found, next } = await this.page(queue, filter, afterSeq, undefined);
+    const copies = this.reissue(found);
+    if (copies.length > 0) await this.log.appendReplayCopies(copies);
+    return { copies: await Promise.all(copies.map((c) => this.copies.copyFor(queue, c.outbound))), next };
+  }
+
   /**
-   * Re-issues the matching archived messages. Returns the recipient's own copies (obfuscated, encrypted
-   * for it) for a synchronous answer; a requeue's copies reach it through delivery, which makes the same.
+   * Requeues what matches. Up to a page is requeued at once (the answer says how many); more becomes a
+   * job, answered with its ID, worked off in the background.
    */
-  async run(queue: QueueRef, filter: ReplayFilter, requeue: boolean): Promise<string[]> {
-    const found = await this.log.findArchived({
+  async requeue(queue: QueueRef, filter: ReplayFilter): Promise<{ requeued: number } | { job: RequeueJob }> {
+    const { headSeq } = await this.log.queueState(queue);
+    const { found, next } = await this.page(queue, filter, 0, headSeq);
+    if (next === null || !this.jobs) {
+      const copies = this.reissue(found);
+      if (copies.length > 0) await this.log.appendReplayCopies(copies, queue);
+      this.notify(queue);
+      return { requeued: copies.length };
+    }
+    const now = this.clock.now();
+    const job: RequeueJob = { id: randomUUID(), queue, filter, upToSeq: headSeq, cursor: 0, requeued: 0, state: 'running', error: null, createdAt: now, updatedAt: now };
+    await this.jobs.createJob(job);
+    this.startJob(job);
+    return { job };
+  }
+
+  /** A requeue job as its recipient may see it; undefined when it is not that recipient's. */
+  async job(queue: QueueRef, id: string): Promise<RequeueJob | undefined> {
+    const job = await this.jobs?.job(id);
+    return job && job.queue.recipientDipId === queue.recipientDipId && job.queue.channel === queue.channel ? job : undefined;
+  }
+
+  /** Resumes the jobs a previous run left unfinished. */
+  async start(): Promise<void> {
+    for (const job of (await this.jobs?.openJobs()) ?? []) this.startJob(job);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const cancel of this.running.values()) cancel?.();
+    this.running.clear();
+  }
+
+  private startJob(job: RequeueJob): void {
+    if (this.stopped || this.running.has(job.id)) return;
+    this.running.set(job.id, null);
+    void this.step(job.id, job.queue, job.filter, job.upToSeq, job.cursor);
+  }
+
+  /** One page of a job, then the next after a pause if the recipient is still busy with earlier ones. */
+  private async step(id: string, queue: QueueRef, filter: ReplayFilter, upToSeq: number, cursor: number): Promise<void> {
+    const again = (ms: number, at: number) => {
+      if (this.stopped) return;
+      this.running.set(id, this.clock.after(ms, () => void this.step(id, queue, filter, upToSeq, at)));
+    };
+    try {
+      const state = await this.log.queueState(queue);
+      if (state.headSeq - state.ackedSeq > REQUEUE_PACE) return again(500, cursor);
+      const { found, next } = await this.page(queue, filter, cursor, upToSeq);
+      const copies = this.reissue(found);
+      const reached = found.at(-1)?.seq ?? upToSeq;
+      await this.log.appendReplayCopies(copies, queue, { jobId: id, cursor: reached, added: copies.length, at: this.clock.now() });
+      this.notify(queue);
+      if (next !== null) return again(0, reached);
+      await this.jobs!.finishJob(id, 'done', null, this.clock.now());
+      this.running.delete(id);
+    } catch (err) {
+      this.logger?.error({ err, job: id, queue }, 'requeue job failed');
+      this.running.delete(id);
+      await this.jobs?.finishJob(id, 'failed', (err as Error).message, this.clock.now()).catch(() => {});
+    }
+  }
+
+  private async page(queue: QueueRef, filter: ReplayFilter, afterSeq: number, upToSeq: number | undefined): Promise<{ found: ArchivedMessage[]; next: number | null }> {
+    const found = await this.archive.findArchived({
       recipientDipId: queue.recipientDipId,
       channel: queue.channel,
       fromMs: filter.fromMs,
@@ -41,20 +152,28 @@ export class Replay {
       eventCode: filter.eventCode === null ? undefined : bracketed(filter.eventCode),
       mpan: filter.mpan ?? undefined,
       transactionIds: filter.transactionIds ?? undefined,
-      limit: REPLAY_LIMIT,
+      afterSeq,
+      ...(upToSeq !== undefined ? { upToSeq } : {}),
+      limit: REPLAY_PAGE + 1,
     });
-    const now = this.clock();
-    const copies: ReplayCopy[] = found.map((m) => {
-      const message = JSON.parse(m.outbound) as DipMessage;
+    if (found.length <= REPLAY_PAGE) return { found, next: null };
+    const page = found.slice(0, REPLAY_PAGE);
+    return { found: page, next: page.at(-1)!.seq };
+  }
+
+  private reissue(found: ArchivedMessage[]): ReplayCopy[] {
+    const now = new Date(this.clock.now());
+    return found.map((m) => {
+      const message = JSON.parse(m.outbound) as DipMessage & Record<string, unknown>;
       const d0 = message.payload.CommonBlock.D0 ?? {};
       d0.transactionID = newTransactionId(m.channel, m.senderDipId, m.senderRole, now, true);
       d0.transactionTimestamp = dipDateTime(now);
       d0.replayIndicator = true;
       message.payload.CommonBlock.D0 = d0;
+      // D0 admits no further fields (the published schema), the item does: the original ID goes there.
+      message[ORIGINAL_TRANSACTION_FIELD] = m.transactionId;
       return { originalId: m.id, transactionId: String(d0.transactionID), receivedAt: now.getTime(), outbound: JSON.stringify(message) };
     });
-    if (copies.length > 0) await this.log.appendReplayCopies(copies, requeue ? queue : undefined);
-    return Promise.all(copies.map((c) => this.copies.copyFor(queue, c.outbound)));
   }
 }
 

@@ -1,5 +1,6 @@
-import type { MessageLog } from '../ports/store.js';
-import type { Logger } from './logger.js';
+import type { Archive } from '../ports/archive.js';
+import type { Cancel, Clock } from '../ports/clock.js';
+import type { Logger } from '../ports/logger.js';
 
 export interface RetentionSettings {
   /** How long a channel's messages stay in the archive (replay, audit) once no queue waits for them. */
@@ -14,30 +15,30 @@ export interface RetentionSettings {
  * batches, so ingest's group commits keep flowing while a large backlog is worked off.
  */
 export class Retention {
-  private timer: NodeJS.Timeout | undefined;
+  private cancel: Cancel | null = null;
   private running: Promise<number> | null = null;
 
   constructor(
-    private readonly log: Pick<MessageLog, 'purgeArchive' | 'purgeAttempts' | 'archivedChannels'>,
+    private readonly archive: Pick<Archive, 'purgeArchive' | 'purgeAttempts' | 'archivedChannels'>,
     private readonly settings: RetentionSettings,
+    private readonly clock: Clock,
     private readonly logger: Logger,
   ) {}
 
   start(): void {
-    this.timer = setInterval(() => {
+    this.cancel = this.clock.every(this.settings.intervalMs, () => {
       void this.runOnce().catch((err: unknown) => this.logger.error({ err }, 'archive purge failed'));
-    }, this.settings.intervalMs);
-    this.timer.unref();
+    });
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
+    this.cancel?.();
     await this.running;
   }
 
   /** One pass over every channel; returns how many messages were purged. Overlapping calls share a pass. */
-  runOnce(now = Date.now()): Promise<number> {
-    this.running ??= this.pass(now).finally(() => {
+  runOnce(): Promise<number> {
+    this.running ??= this.pass(this.clock.now()).finally(() => {
       this.running = null;
     });
     return this.running;
@@ -45,16 +46,16 @@ export class Retention {
 
   private async pass(now: number): Promise<number> {
     let total = 0;
-    for (const channel of await this.log.archivedChannels()) {
+    for (const channel of await this.archive.archivedChannels()) {
       const before = now - this.settings.archiveRetentionMs(channel);
       for (;;) {
-        const n = await this.log.purgeArchive(channel, before, this.settings.batchSize);
+        const n = await this.archive.purgeArchive(channel, before, this.settings.batchSize);
         total += n;
         if (n < this.settings.batchSize) break;
         await new Promise((r) => setImmediate(r));
       }
     }
-    while ((await this.log.purgeAttempts(now - this.settings.attemptsRetentionMs, this.settings.batchSize)) === this.settings.batchSize) {
+    while ((await this.archive.purgeAttempts(now - this.settings.attemptsRetentionMs, this.settings.batchSize)) === this.settings.batchSize) {
       await new Promise((r) => setImmediate(r));
     }
     if (total > 0) this.logger.info({ purged: total }, 'archive purged past retention');

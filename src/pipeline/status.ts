@@ -2,7 +2,9 @@ import type { ResponseEntry } from '../domain/standard-response.js';
 import { clipHelp } from '../domain/standard-response.js';
 import { dipDateTime } from '../domain/time.js';
 import { newTransactionId } from '../domain/transaction-id.js';
-import type { AcceptedMessage, MessageLog, QueueRef } from '../ports/store.js';
+import type { Archive } from '../ports/archive.js';
+import type { Clock } from '../ports/clock.js';
+import type { AcceptedBatch, AcceptedMessage, MessageLog, QueueRef } from '../ports/message-log.js';
 
 /**
  * Status messages ("Return to Sender", spec 5.5.9 and 5.5.13 D/E) travel on their own queue per
@@ -16,11 +18,19 @@ export type StatusEntry = Omit<ResponseEntry, 'message'> & { message: string | n
 
 export type StatusOutcome = { ok: true; queues: QueueRef[] } | { ok: false; status: number; index: number; help: string };
 
+/** A status the DIP raises about one of a sender's transactions (a recipient refused it, or it went stale). */
+export interface DipNotice {
+  transactionId: string;
+  message: string;
+  help: string;
+}
+
 export class StatusMessages {
   constructor(
-    private readonly log: Pick<MessageLog, 'append' | 'transactionParties'>,
+    private readonly log: Pick<MessageLog, 'append'>,
+    private readonly archive: Pick<Archive, 'transactionParties'>,
     private readonly dipId: string,
-    private readonly clock: () => Date = () => new Date(),
+    private readonly clock: Clock,
   ) {}
 
   /**
@@ -37,39 +47,51 @@ export class StatusMessages {
       if (!mayActAs(entry.senderID)) {
         return { ok: false, status: 403, index, help: `item ${index}: senderID ${entry.senderID} is not the caller ${callerDipId}` };
       }
-      const parties = await this.log.transactionParties(entry.transactionID);
+      const parties = await this.archive.transactionParties(entry.transactionID);
       if (!parties || !parties.recipients.includes(entry.senderID)) {
         // The same answer whether the transaction does not exist or is someone else's: nothing leaks.
         return { ok: false, status: 400, index, help: `item ${index}: transactionID ${entry.transactionID} is not a message ${entry.senderID} received` };
       }
       routed.push({ entry: { ...entry, recipientID: parties.senderDipId }, to: parties.senderDipId });
     }
-    return { ok: true, queues: await this.append(callerDipId, routed) };
+    const batch = this.batch(callerDipId, routed);
+    const outcome = await this.log.append(batch);
+    if (!outcome.ok) throw new Error('status messages carry no sender reference and cannot be duplicates');
+    return { ok: true, queues: queuesOf(batch) };
   }
 
-  /** A status message the DIP itself raises (a recipient refused a message, or it went stale). */
-  async fromDip(originalTransactionId: string, message: string, help: string): Promise<QueueRef[]> {
-    const parties = await this.log.transactionParties(originalTransactionId);
-    if (!parties || parties.channel === STATUS_CHANNEL) return []; // never a status about a status
-    const now = this.clock();
-    const entry: StatusEntry = {
-      transactionID: originalTransactionId,
-      // The sender's own reference and workflow, so its system can match the report without a lookup.
-      senderUniqueReference: parties.senderUniqueReference,
-      correlationID: parties.correlationId,
-      sentTimestamp: dipDateTime(now),
-      senderID: this.dipId,
-      recipientID: parties.senderDipId,
-      DIPConnectionProviderID: null,
-      message,
-      help: clipHelp(help),
-      serviceTicketURL: null,
-    };
-    return this.append(this.dipId, [{ entry, to: parties.senderDipId }]);
+  /**
+   * The status messages the DIP raises, as a batch the caller appends (in the same settlement that sets
+   * the messages aside). Undefined when none applies: an unknown transaction, or a status about a status.
+   */
+  async fromDip(notices: DipNotice[]): Promise<AcceptedBatch | undefined> {
+    const now = this.clock.now();
+    const routed: Array<{ entry: StatusEntry; to: string }> = [];
+    for (const n of notices) {
+      const parties = await this.archive.transactionParties(n.transactionId);
+      if (!parties || parties.channel === STATUS_CHANNEL) continue;
+      routed.push({
+        to: parties.senderDipId,
+        entry: {
+          transactionID: n.transactionId,
+          // The sender's own reference and workflow, so its system can match the report without a lookup.
+          senderUniqueReference: parties.senderUniqueReference,
+          correlationID: parties.correlationId,
+          sentTimestamp: dipDateTime(new Date(now)),
+          senderID: this.dipId,
+          recipientID: parties.senderDipId,
+          DIPConnectionProviderID: null,
+          message: n.message,
+          help: clipHelp(n.help),
+          serviceTicketURL: null,
+        },
+      });
+    }
+    return routed.length === 0 ? undefined : this.batch(this.dipId, routed);
   }
 
-  private async append(from: string, routed: Array<{ entry: StatusEntry; to: string }>): Promise<QueueRef[]> {
-    const now = this.clock();
+  private batch(from: string, routed: Array<{ entry: StatusEntry; to: string }>): AcceptedBatch {
+    const now = new Date(this.clock.now());
     const messages: AcceptedMessage[] = routed.map(({ entry, to }) => ({
       transactionId: newTransactionId(STATUS_CHANNEL, from.slice(0, 10), 'STS', now),
       channel: STATUS_CHANNEL,
@@ -84,8 +106,11 @@ export class StatusMessages {
       recipients: [to],
     }));
     const body = Buffer.from(JSON.stringify(routed.map((r) => r.entry)));
-    const outcome = await this.log.append({ channel: STATUS_CHANNEL, senderDipId: from, receivedAt: now.getTime(), rawRequest: body, signatureHeaders: '{}', messages });
-    if (!outcome.ok) throw new Error('status messages carry no sender reference and cannot be duplicates');
-    return [...new Set(routed.map((r) => r.to))].map((to) => ({ recipientDipId: to, channel: STATUS_CHANNEL }));
+    return { channel: STATUS_CHANNEL, senderDipId: from, receivedAt: now.getTime(), rawRequest: body, signatureHeaders: '{}', messages };
   }
+}
+
+/** The status queues a batch of status messages lands in. */
+export function queuesOf(batch: AcceptedBatch): QueueRef[] {
+  return [...new Set(batch.messages.flatMap((m) => m.recipients))].map((to) => ({ recipientDipId: to, channel: STATUS_CHANNEL }));
 }

@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { DataKeyStore } from '../ports/data-keys.js';
 
 /**
  * Encryption at rest with envelope keys. Archived payloads are sealed with AES-256-GCM under a *data key*;
@@ -13,11 +14,6 @@ export interface KeyEncryptionKey {
   unwrap(wrapped: Buffer): Promise<Buffer>;
 }
 
-/** Where wrapped data keys are kept (the store's own table, so they travel with the data they seal). */
-export interface DataKeyStore {
-  dataKeys(): Array<{ id: number; wrapped: Buffer }>;
-  addDataKey(wrapped: Buffer): number;
-}
 
 const GCM_IV = 12;
 const GCM_TAG = 16;
@@ -104,7 +100,7 @@ export class Sealer {
   /** Unwraps the stored data keys, creating the first one if there is none. */
   static async open(kek: KeyEncryptionKey, store: DataKeyStore): Promise<Sealer> {
     const keys = new Map<number, Buffer>();
-    for (const { id, wrapped } of store.dataKeys()) keys.set(id, await kek.unwrap(wrapped));
+    for (const { id, wrapped } of await store.dataKeys()) keys.set(id, await kek.unwrap(wrapped));
     const sealer = new Sealer(keys, Math.max(0, ...keys.keys()), kek, store);
     if (keys.size === 0) await sealer.rotate();
     return sealer;
@@ -113,7 +109,7 @@ export class Sealer {
   /** A new data key for everything sealed from now on. */
   async rotate(): Promise<number> {
     const key = randomBytes(32);
-    const id = this.store.addDataKey(await this.kek.wrap(key));
+    const id = await this.store.addDataKey(await this.kek.wrap(key));
     this.keys.set(id, key);
     this.current = id;
     return id;

@@ -17,7 +17,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from '../pipeline/logger.js';
+import type { Logger } from '../ports/logger.js';
 import { writeAtomic } from './files.js';
 import { crlReasonName, issueCrl, readCertificateAuthority, type KeyAndCert } from './pki.js';
 import { certificateInfo } from './signature.js';

@@ -9,7 +9,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Logger } from '../pipeline/logger.js';
+import type { Logger } from '../ports/logger.js';
 import { PKI_FILES, type KeyAndCert } from './pki.js';
 import { Signer, verifyChain } from './signature.js';
 

@@ -13,8 +13,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { request } from 'undici';
-import { onboardParticipant } from '../admin/participants.js';
-import { SqliteStore } from '../adapters/sqlite/store.js';
+import { onboardParticipant } from '../pipeline/participants.js';
+import { openBackend } from '../adapters/backend.js';
+import { loadConfig } from '../config.js';
 import { Catalogue } from '../catalogue/catalogue.js';
 import { DipClient } from '../client/dip-client.js';
 import { startWebhookReceiver, type ReceivedCall, type WebhookReceiver } from '../client/webhook-receiver.js';
@@ -565,17 +566,17 @@ async function onboardAll(dataDir: string, planned: SimParticipant[], env: strin
       return cred;
     }),
   );
-  const store = new SqliteStore(join(dataDir, 'dip.db'));
+  const { backend } = await openBackend(loadConfig({}, { dataDir }));
   try {
     const out: Party[] = [];
     for (const [i, p] of planned.entries()) {
       const cred = issued[i]!;
-      const { apiKey } = await onboardParticipant(store, { dipId: p.dipId, roles: [p.role], organisation: `OpenDIP simulator ${p.label}`, certificatePem: cred.certPem });
+      const { apiKey } = await onboardParticipant(backend.registry, { dipId: p.dipId, roles: [p.role], organisation: `OpenDIP simulator ${p.label}`, certificatePem: cred.certPem });
       out.push({ ...p, hooks: [], client: new DipClient({ baseUrl: url, apiKey, keyPem: cred.keyPem, certPem: cred.certPem, caPem, connections: 4 }) });
     }
     return out;
   } finally {
-    await store.close();
+    await backend.close();
   }
 }
 

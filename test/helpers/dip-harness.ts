@@ -1,12 +1,12 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { onboardParticipant } from '../../src/admin/participants.js';
-import { startDip, type RunningDip } from '../../src/app.js';
+import { onboardParticipant } from '../../src/pipeline/participants.js';
+import { startDip, type RunningDip, type StartOptions } from '../../src/app.js';
 import { DipClient } from '../../src/client/dip-client.js';
 import { startWebhookReceiver, type ReceivedCall, type WebhookReceiver } from '../../src/client/webhook-receiver.js';
 import { loadConfig, type DipConfig } from '../../src/config.js';
-import type { Logger } from '../../src/pipeline/logger.js';
+import type { Logger } from '../../src/ports/logger.js';
 import { issueParticipantCertificate, type KeyAndCert } from '../../src/security/pki.js';
 
 export const quietLogger: Logger = { info() {}, warn() {}, error() {} };
@@ -29,17 +29,19 @@ export interface TestDip {
 }
 
 /** A real DIP on an ephemeral port over real HTTPS, with its SQLite file in a fresh directory. */
-export async function startTestDip(overrides: Partial<DipConfig> = {}, dataDir = mkdtempSync(join(tmpdir(), 'opendip-'))): Promise<TestDip> {
+export async function startTestDip(overrides: Partial<DipConfig> = {}, dataDir = mkdtempSync(join(tmpdir(), 'opendip-')), options: StartOptions = {}): Promise<TestDip> {
   const config = loadConfig({}, { dataDir, port: 0, adminPort: 0, sweepIntervalSeconds: 0.2, warmCatalogue: false, host: '127.0.0.1', ...overrides, delivery: { ...loadConfig({}).delivery, retryBaseMs: 50, retryCapMs: 500, ...overrides.delivery } });
-  const dip = await startDip(config, quietLogger);
+  const dip = await startDip(config, quietLogger, options);
   const closers: Array<() => Promise<void>> = [];
   return {
     dip,
     config,
     async participant(dipId, roles) {
       const credentials = await issueParticipantCertificate(dip.pki.ca, { organisation: `Org ${dipId}`, dipIds: [dipId], environment: config.environment, validDays: 30 });
-      const { apiKey } = await onboardParticipant(dip.store, { dipId, roles, certificatePem: credentials.certPem });
-      const client = new DipClient({ baseUrl: dip.url, apiKey, keyPem: credentials.keyPem, certPem: credentials.certPem, caPem: dip.pki.ca.certPem });
+      const { apiKey } = await onboardParticipant(dip.backend.registry, { dipId, roles, certificatePem: credentials.certPem });
+      // Participants' clocks agree with the DIP's (a test that moves the DIP's clock moves theirs).
+      const now = options.clock ? () => new Date(options.clock!.now()) : undefined;
+      const client = new DipClient({ baseUrl: dip.url, apiKey, keyPem: credentials.keyPem, certPem: credentials.certPem, caPem: dip.pki.ca.certPem, now });
       closers.push(() => client.close());
       return { dipId, roles, apiKey, credentials, client };
     },
@@ -56,9 +58,10 @@ export async function startTestDip(overrides: Partial<DipConfig> = {}, dataDir =
   };
 }
 
-export async function waitFor(check: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+/** Polls a condition that real sockets and processes will make true, with a deadline (never a fixed sleep). */
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }

@@ -1,7 +1,7 @@
 import { cpSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { onboardParticipant } from '../../src/admin/participants.js';
+import { onboardParticipant } from '../../src/pipeline/participants.js';
 import { pkiDir } from '../../src/app.js';
 import { DipClient } from '../../src/client/dip-client.js';
 import { loadConfig, type DipConfig } from '../../src/config.js';
@@ -61,7 +61,7 @@ export async function startSharedPkiDip(overrides: Partial<DipConfig> = {}, data
     ...t,
     async join(dipId, roles) {
       const creds = await credentialsFor(dipId);
-      const { apiKey } = await onboardParticipant(t.dip.store, { dipId, roles, certificatePem: creds.certPem });
+      const { apiKey } = await onboardParticipant(t.dip.backend.registry, { dipId, roles, certificatePem: creds.certPem });
       return { dipId, roles, apiKey, credentials: creds, client: clientFor({ apiKey, credentials: creds }) };
     },
     clientFor,

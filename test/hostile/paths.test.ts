@@ -62,7 +62,7 @@ describe('path tricks in IDs', () => {
 
   it('stored nothing, and configured no webhook for anyone', async () => {
     expect(messageCount(h.t)).toBe(before);
-    expect(h.t.dip.store).toBeDefined();
+    expect(h.t.dip.backend).toBeDefined();
     const { default: Database } = await import('better-sqlite3');
     const { join } = await import('node:path');
     const db = new Database(join(h.t.config.dataDir, 'dip.db'), { readonly: true });

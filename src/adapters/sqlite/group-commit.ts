@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { StoreError } from '../../ports/errors.js';
 
 interface Pending {
   op: () => unknown;
@@ -9,6 +10,29 @@ interface Pending {
 /** Makes everything committed so far durable, off the event loop; calls back when it is (or failed). */
 export type Durability = (done: (error: Error | null) => void) => void;
 
+/** What the store learns about each group: visibility of its writes hangs on these. */
+export interface GroupListener {
+  /** The group's transaction rolled back (the commit failed): nothing it wrote exists. */
+  rolledBack(group: number): void;
+  /** The group is durable (`ok`), or its sync failed and what it wrote must never be handed out. */
+  settled(group: number, ok: boolean): void;
+}
+
+/**
+ * SQLite error codes after which trying again later can succeed: nothing was written. Everything else a
+ * commit raises is treated as permanent for the writes of that group.
+ */
+const UNAVAILABLE = /^SQLITE_(FULL|BUSY|LOCKED|IOERR|CANTOPEN|NOMEM|INTERRUPT)/;
+
+/** The pipeline never parses engine messages: every failure leaves here as a StoreError of a known kind. */
+export function classifySqliteError(error: unknown): StoreError {
+  if (error instanceof StoreError) return error;
+  const code = typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : null;
+  const message = error instanceof Error ? error.message : String(error);
+  if (code !== null && UNAVAILABLE.test(code)) return new StoreError('unavailable', message, code, { cause: error });
+  return new StoreError('permanent', message, code, { cause: error });
+}
+
 /**
  * Group commit: every write submitted during one turn of the event loop runs in ONE transaction and
  * one fsync. Each write runs in its own savepoint, so one failing write (a duplicate sender reference)
@@ -16,20 +40,24 @@ export type Durability = (done: (error: Error | null) => void) => void;
  * durable: after COMMIT, and, when a Durability is given, after it reports the WAL synced to disk.
  * The sync runs on the thread pool, so the event loop keeps parsing the next requests meanwhile, and
  * the next group can commit while this one's sync is in flight. If a sync ever fails the store stops
- * taking writes (fail-stop): nothing is acknowledged that might not be on disk.
+ * taking writes (fail-stop, a `fatal` StoreError): nothing is acknowledged that might not be on disk.
  */
 export class GroupCommit {
   private pending: Pending[] = [];
   private scheduled = false;
   private readonly runAll: (ops: Pending[]) => Array<{ ok: true; value: unknown } | { ok: false; error: unknown }>;
-
   private failed: Error | null = null;
   private inFlight = new Set<Promise<void>>();
+  private nextGroup = 1;
+  /** The group whose transaction is running now (0 between groups): writes tag what they add with it. */
+  current = 0;
 
   constructor(
     db: Database.Database,
-    private readonly onRollback: () => void = () => {},
+    private readonly listener: GroupListener,
     private readonly durability?: Durability,
+    /** Told of every commit outcome, so the store can report its health. */
+    private readonly onOutcome: (error: StoreError | null) => void = () => {},
   ) {
     const one = db.transaction((op: () => unknown) => op());
     this.runAll = db.transaction((ops: Pending[]) =>
@@ -37,14 +65,22 @@ export class GroupCommit {
         try {
           return { ok: true as const, value: one(p.op) };
         } catch (error) {
+          // After some errors (SQLITE_FULL, IOERR, NOMEM, BUSY) SQLite rolls the whole transaction back
+          // itself: then no write of this group exists, and the group fails with that error.
+          if (!db.inTransaction) throw error;
           return { ok: false as const, error };
         }
       }),
     );
   }
 
+  /** The failed sync that stopped the store, if one did. */
+  get fatal(): Error | null {
+    return this.failed;
+  }
+
   submit<T>(op: () => T): Promise<T> {
-    if (this.failed) return Promise.reject(new Error(`the store stopped taking writes after a failed disk sync: ${this.failed.message}`));
+    if (this.failed) return Promise.reject(new StoreError('fatal', `the store stopped taking writes after a failed disk sync: ${this.failed.message}`));
     return new Promise<T>((resolve, reject) => {
       this.pending.push({ op, resolve: resolve as (v: unknown) => void, reject });
       if (!this.scheduled) {
@@ -66,22 +102,35 @@ export class GroupCommit {
     const ops = this.pending;
     if (ops.length === 0) return;
     this.pending = [];
+    const group = this.nextGroup++;
+    this.current = group;
     let results;
     try {
       results = this.runAll(ops);
     } catch (error) {
       // The commit itself failed (disk full, I/O error): nothing of this group is durable.
-      this.onRollback();
-      for (const p of ops) p.reject(error);
+      this.current = 0;
+      this.listener.rolledBack(group);
+      this.listener.settled(group, true);
+      const classified = classifySqliteError(error);
+      this.onOutcome(classified);
+      for (const p of ops) p.reject(classified);
       return;
+    } finally {
+      this.current = 0;
     }
     const settle = (syncError: Error | null) => {
       if (syncError) this.failed ??= syncError;
+      this.listener.settled(group, syncError === null);
+      const fatal = syncError ? new StoreError('fatal', `disk sync failed: ${syncError.message}`, (syncError as { code?: string }).code ?? null, { cause: syncError }) : null;
+      const errors = results.map((r) => (r.ok ? null : r.error instanceof StoreError ? r.error : isEngineError(r.error) ? classifySqliteError(r.error) : r.error));
+      // A single write can meet a full disk inside its savepoint while the group still commits.
+      this.onOutcome(fatal ?? errors.find((e): e is StoreError => e instanceof StoreError && e.kind === 'unavailable') ?? null);
       results.forEach((r, i) => {
         const p = ops[i]!;
-        if (syncError) p.reject(syncError);
+        if (fatal) p.reject(fatal);
         else if (r.ok) p.resolve(r.value);
-        else p.reject(r.error);
+        else p.reject(errors[i]);
       });
     };
     const durability = this.durability;
@@ -98,4 +147,10 @@ export class GroupCommit {
     this.inFlight.add(synced);
     void synced.then(() => this.inFlight.delete(synced));
   }
+}
+
+/** An error SQLite raised (it carries a SQLITE_* code), as opposed to one the write itself threw. */
+function isEngineError(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_');
 }

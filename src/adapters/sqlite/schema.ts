@@ -1,3 +1,5 @@
+import type Database from 'better-sqlite3';
+
 /** The embedded store's schema. Statements are idempotent: applied on every open. */
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS batches (
@@ -110,4 +112,31 @@ CREATE TABLE IF NOT EXISTS webhooks (
   max_payload_kb INTEGER NOT NULL,
   PRIMARY KEY (recipient_dip_id, channel)
 );
+CREATE TABLE IF NOT EXISTS requeue_jobs (
+  id TEXT PRIMARY KEY,
+  recipient_dip_id TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  filter TEXT NOT NULL, -- JSON (ReplayFilter)
+  up_to_seq INTEGER NOT NULL,
+  cursor INTEGER NOT NULL,
+  requeued INTEGER NOT NULL DEFAULT 0,
+  state TEXT NOT NULL,
+  error TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+-- A write that tells whether the disk takes writes again after it was full (see SqliteDatabase).
+CREATE TABLE IF NOT EXISTS health_probe (at INTEGER NOT NULL);
 `;
+
+/** Brings a database made by an earlier version up to the current schema. */
+export function migrate(db: Database.Database): void {
+  const columns = db.prepare<[], { name: string }>('PRAGMA table_info(queue_entries)').all();
+  if (!columns.some((c) => c.name === 'enqueued_at')) db.exec('ALTER TABLE queue_entries ADD COLUMN enqueued_at INTEGER');
+  const participantColumns = db.prepare<[], { name: string }>('PRAGMA table_info(participants)').all();
+  if (!participantColumns.some((c) => c.name === 'connection_provider')) db.exec('ALTER TABLE participants ADD COLUMN connection_provider TEXT');
+  // Certificate rotation with an overlap: the replaced certificate and the end of its overlap.
+  for (const [name, type] of [['previous_certificate_pem', 'TEXT'], ['previous_certificate_fingerprint', 'TEXT'], ['previous_valid_until', 'INTEGER']] as const) {
+    if (!participantColumns.some((c) => c.name === name)) db.exec(`ALTER TABLE participants ADD COLUMN ${name} ${type}`);
+  }
+}

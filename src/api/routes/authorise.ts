@@ -48,7 +48,7 @@ export async function authoriseRecipient(
  * itself and returns null otherwise.
  */
 export async function authenticateAs(deps: ApiDeps, req: FastifyRequest, reply: FastifyReply, recipientId: string): Promise<Participant | null> {
-  const auth = await authenticate(deps.registry, evidence(deps, req), new Date(), deps.config.maxClockSkewSeconds * 1000);
+  const auth = await authenticate(deps.registry, evidence(deps, req), new Date(deps.clock.now()), deps.config.maxClockSkewSeconds * 1000);
   if (!auth.ok) {
     void sendStandard(deps, reply, auth.status, null, MSG.processingFailed, auth.help);
     return null;

@@ -11,13 +11,13 @@ import { evidence, sendStandard } from '../server.js';
  */
 export function registerCertificateRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.get('/certificates/dip', async (req, reply) => {
-    const auth = await authenticate(deps.registry, evidence(deps, req), new Date(), deps.config.maxClockSkewSeconds * 1000);
+    const auth = await authenticate(deps.registry, evidence(deps, req), new Date(deps.clock.now()), deps.config.maxClockSkewSeconds * 1000);
     if (!auth.ok) return sendStandard(deps, reply, auth.status, null, MSG.processingFailed, auth.help);
     return deps.certificates;
   });
 
   app.get<{ Params: { dipId: string } }>('/certificates/participant/:dipId', async (req, reply) => {
-    const auth = await authenticate(deps.registry, evidence(deps, req), new Date(), deps.config.maxClockSkewSeconds * 1000);
+    const auth = await authenticate(deps.registry, evidence(deps, req), new Date(deps.clock.now()), deps.config.maxClockSkewSeconds * 1000);
     if (!auth.ok) return sendStandard(deps, reply, auth.status, null, MSG.processingFailed, auth.help);
     const p = deps.registry.participant(req.params.dipId);
     if (!p || !encryptionKeyOf(p.certificatePem)) {

@@ -27,7 +27,7 @@ export function registerPullRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const entries = await deps.queues.readQueue(queue, ackedSeq, max, maxKb * 1024);
     if (entries.length > 0) reply.header(SEQUENCE_HEADER, formatSequence(entries[0]!.seq, entries.at(-1)!.seq));
     reply.header('x-opendip-acknowledged', String(ackedSeq));
-    const copies = await Promise.all(entries.map((e) => deps.outboundFor(queue, e.outbound)));
+    const copies = await Promise.all(entries.map((e) => deps.copies.copyFor(queue, e.outbound)));
     return reply.code(200).type('application/json').send(`[${copies.join(',')}]`);
   });
 
@@ -44,7 +44,7 @@ export function registerPullRoutes(app: FastifyInstance, deps: ApiDeps): void {
     }
     // Acknowledging the current position again changes nothing (and a recipient that never had a
     // message has no queue to write to: the store would refuse it).
-    if (sequence > state.ackedSeq) await deps.queues.ack(queue, sequence);
+    if (sequence > state.ackedSeq) await deps.queues.settle(queue, { upTo: sequence });
     return sendStandard(deps, reply, 200, queue.recipientDipId, MSG.success, `acknowledged up to ${sequence}`);
   });
 }

@@ -14,7 +14,7 @@ type ConfigRoute = { Params: { recipientId: string } };
 /** POST /statusmessage, and a participant's status-message webhook at /statusmessage/config/{recipient-id}. */
 export function registerStatusRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.post('/statusmessage', async (req, reply) => {
-    const auth = await authenticate(deps.registry, evidence(deps, req), new Date(), deps.config.maxClockSkewSeconds * 1000);
+    const auth = await authenticate(deps.registry, evidence(deps, req), new Date(deps.clock.now()), deps.config.maxClockSkewSeconds * 1000);
     if (!auth.ok) return sendStandard(deps, reply, auth.status, null, MSG.processingFailed, auth.help);
     const caller = auth.participant.dipId;
     const raw = jsonBody(deps, req, reply, caller);
@@ -26,7 +26,7 @@ export function registerStatusRoutes(app: FastifyInstance, deps: ApiDeps): void 
     const outcome = await deps.status.fromRecipient(caller, entries as StatusEntry[], (id) => deps.registry.actingAs(auth.participant, id) !== undefined);
     if (!outcome.ok) return sendStandard(deps, reply, outcome.status, caller, outcome.status === 403 ? MSG.senderDipIdInvalid : MSG.routingError, outcome.help);
     deps.delivery.notify(outcome.queues);
-    const response = standardResponse(new Date(), deps.config.dipId, caller, (entries as StatusEntry[]).map((e) => ({ transactionID: e.transactionID, correlationID: e.correlationID, message: MSG.success })));
+    const response = standardResponse(new Date(deps.clock.now()), deps.config.dipId, caller, (entries as StatusEntry[]).map((e) => ({ transactionID: e.transactionID, correlationID: e.correlationID, message: MSG.success })));
     return reply.code(201).send(response);
   });
 

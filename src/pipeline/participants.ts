@@ -1,7 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import { DIP_ID_PATTERN, ROLE_PATTERN, type Participant } from '../domain/participant.js';
-import { hashApiKey } from '../pipeline/registry.js';
-import type { ParticipantRegistry } from '../ports/store.js';
+import type { RegistryStore } from '../ports/registry.js';
+import { hashApiKey, newApiKey } from '../security/api-key.js';
 import { certificateInfo, verifyChain, type CertificateInfo } from '../security/signature.js';
 
 export interface OnboardRequest {
@@ -43,7 +42,7 @@ function checkedCertificate(certificatePem: string, dipId: string, trustedCaPems
  * Registers (or updates) a participant and issues a fresh API key. Only the key's hash is stored, so the
  * key is shown once, here. The certificate must be bound to the DIP ID it is registered for.
  */
-export async function onboardParticipant(store: ParticipantRegistry, req: OnboardRequest): Promise<{ participant: Participant; apiKey: string }> {
+export async function onboardParticipant(store: Pick<RegistryStore, 'participants' | 'upsertParticipant'>, req: OnboardRequest): Promise<{ participant: Participant; apiKey: string }> {
   if (!DIP_ID_PATTERN.test(req.dipId)) throw new Error(`--dip-id '${req.dipId}' must be 10 letters or digits (DT-006)`);
   if (req.roles.length === 0) throw new Error('at least one --role is required');
   for (const r of req.roles) if (!ROLE_PATTERN.test(r)) throw new Error(`--role '${r}' must be 3 to 5 capital letters, e.g. SUP, LDSO, SDS`);
@@ -63,7 +62,7 @@ export async function onboardParticipant(store: ParticipantRegistry, req: Onboar
     const known = (await store.participants()).some((r) => r.participant.dipId === participant.connectionProvider);
     if (!known) throw new Error(`--connection-provider ${participant.connectionProvider} is not a registered participant`);
   }
-  const apiKey = `dip_${randomBytes(24).toString('base64url')}`;
+  const apiKey = newApiKey();
   await store.upsertParticipant(participant, hashApiKey(apiKey));
   return { participant, apiKey };
 }
@@ -84,7 +83,7 @@ export interface RotateRequest {
  * and connection provider stay as they are. A previous certificate still in its own overlap is dropped:
  * only the one being replaced now overlaps.
  */
-export async function rotateParticipantCertificate(store: ParticipantRegistry, req: RotateRequest): Promise<Participant> {
+export async function rotateParticipantCertificate(store: Pick<RegistryStore, 'participants' | 'upsertParticipant'>, req: RotateRequest): Promise<Participant> {
   if (!(req.overlapMs >= 0)) throw new Error(`the overlap must be zero or more, got ${req.overlapMs}`);
   const current = (await store.participants()).find((r) => r.participant.dipId === req.dipId)?.participant;
   if (!current) throw new Error(`${req.dipId} is not a registered participant: register it with \`dip participant add\``);

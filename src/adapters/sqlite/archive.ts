@@ -1,0 +1,118 @@
+import type { Archive, ArchivedMessage, ArchiveQuery, DeliveryAttempt, TransactionParties } from '../../ports/archive.js';
+import type { QueueRef } from '../../ports/message-log.js';
+import { damaged, type SqliteDatabase, type Stored } from './database.js';
+
+export class SqliteArchive implements Archive {
+  private readonly s;
+
+  constructor(private readonly d: SqliteDatabase) {
+    const db = d.db;
+    this.s = {
+      insertAttempt: db.prepare(
+        `INSERT INTO delivery_attempts (queue_id, first_seq, last_seq, url, started_at, latency_ms, status, verdict, error)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      attempts: db.prepare<[number, number], Omit<DeliveryAttempt, 'queue'>>(
+        `SELECT first_seq AS firstSeq, last_seq AS lastSeq, url, started_at AS startedAt, latency_ms AS latencyMs, status, verdict, error
+           FROM delivery_attempts WHERE queue_id = ? ORDER BY id DESC LIMIT ?`,
+      ),
+      transaction: db.prepare<[string], { id: number; senderDipId: string; channel: string; senderUniqueReference: string | null; correlationId: string | null }>(
+        `SELECT id, sender_dip_id AS senderDipId, channel, sender_ref AS senderUniqueReference, correlation_id AS correlationId
+           FROM messages WHERE transaction_id = ?`,
+      ),
+      recipientsOf: db.prepare<[number], { recipient: string }>(
+        'SELECT DISTINCT q.recipient_dip_id AS recipient FROM queue_entries e JOIN queues q ON q.id = e.queue_id WHERE e.message_id = ?',
+      ),
+      purgeable: db.prepare<[string, number, number], { id: number }>(
+        `SELECT m.id AS id FROM messages m WHERE m.channel = ? AND m.received_at < ?
+            AND NOT EXISTS (SELECT 1 FROM queue_entries e JOIN queues q ON q.id = e.queue_id
+                             WHERE e.message_id = m.id AND e.seq > q.acked_seq)
+          ORDER BY m.received_at LIMIT ?`,
+      ),
+      deleteEntriesOf: db.prepare('DELETE FROM queue_entries WHERE message_id = ?'),
+      deleteDeadLettersOf: db.prepare('DELETE FROM dead_letters WHERE message_id = ?'),
+      deleteMessage: db.prepare('DELETE FROM messages WHERE id = ?'),
+      deleteOldBatches: db.prepare(
+        `DELETE FROM batches WHERE rowid IN (SELECT b.id FROM batches b WHERE b.channel = ? AND b.received_at < ?
+            AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.batch_id = b.id) LIMIT ?)`,
+      ),
+      deleteOldAttempts: db.prepare('DELETE FROM delivery_attempts WHERE id IN (SELECT id FROM delivery_attempts WHERE started_at < ? LIMIT ?)'),
+      channels: db.prepare<[], { channel: string }>('SELECT DISTINCT channel FROM messages'),
+    };
+  }
+
+  async findArchived(query: ArchiveQuery): Promise<ArchivedMessage[]> {
+    const where = ['q.recipient_dip_id = ?', 'q.channel = ?'];
+    const args: Array<string | number> = [query.recipientDipId, query.channel];
+    const add = (clause: string, ...values: Array<string | number>) => {
+      where.push(clause);
+      args.push(...values);
+    };
+    if (query.fromMs !== undefined) add('m.received_at >= ?', query.fromMs);
+    if (query.toMs !== undefined) add('m.received_at <= ?', query.toMs);
+    if (query.eventCode !== undefined) add('m.event_code = ?', query.eventCode);
+    if (query.mpan !== undefined) add('m.mpan = ?', this.d.sealer.index(query.mpan));
+    if (query.transactionIds !== undefined) add(`m.transaction_id IN (${query.transactionIds.map(() => '?').join(',') || 'NULL'})`, ...query.transactionIds);
+    if (query.afterSeq !== undefined) add('e.seq > ?', query.afterSeq);
+    if (query.upToSeq !== undefined) add('e.seq <= ?', query.upToSeq);
+    where.push('m.replay_of IS NULL');
+    args.push(query.limit);
+    const rows = this.d.db
+      .prepare<unknown[], Omit<ArchivedMessage, 'outbound'> & { outbound: Stored }>(
+        `SELECT m.id AS id, e.seq AS seq, m.transaction_id AS transactionId, m.channel AS channel, m.event_code AS eventCode,
+                m.sender_dip_id AS senderDipId, m.sender_role AS senderRole, m.correlation_id AS correlationId,
+                m.received_at AS receivedAt, m.outbound AS outbound
+           FROM queue_entries e JOIN queues q ON q.id = e.queue_id JOIN messages m ON m.id = e.message_id
+          WHERE ${where.join(' AND ')} ORDER BY e.seq LIMIT ?`,
+      )
+      .all(...args);
+    return rows.map((r) => ({ ...r, outbound: this.d.reveal(r.outbound) }));
+  }
+
+  async transactionParties(transactionId: string): Promise<TransactionParties | undefined> {
+    const m = this.s.transaction.get(transactionId);
+    if (!m) return undefined;
+    return {
+      senderDipId: m.senderDipId,
+      channel: m.channel,
+      recipients: this.s.recipientsOf.all(m.id).map((r) => r.recipient),
+      senderUniqueReference: m.senderUniqueReference,
+      correlationId: m.correlationId,
+    };
+  }
+
+  recordAttempt(a: DeliveryAttempt): Promise<void> {
+    return this.d.write(() => {
+      const q = this.d.queueRow(a.queue.recipientDipId, a.queue.channel, false);
+      if (!q) throw damaged(`no queue for ${a.queue.recipientDipId} on ${a.queue.channel}`);
+      this.s.insertAttempt.run(q.id, a.firstSeq, a.lastSeq, a.url, a.startedAt, Math.round(a.latencyMs), a.status, a.verdict, a.error);
+    });
+  }
+
+  async attempts(queue: QueueRef, limit: number): Promise<DeliveryAttempt[]> {
+    const q = this.d.queueRow(queue.recipientDipId, queue.channel, false);
+    if (!q) return [];
+    return this.s.attempts.all(q.id, limit).map((r) => ({ ...r, queue }));
+  }
+
+  async archivedChannels(): Promise<string[]> {
+    return this.s.channels.all().map((r) => r.channel);
+  }
+
+  purgeArchive(channel: string, beforeMs: number, limit: number): Promise<number> {
+    return this.d.write(() => {
+      const ids = this.s.purgeable.all(channel, beforeMs, limit);
+      for (const { id } of ids) {
+        this.s.deleteEntriesOf.run(id);
+        this.s.deleteDeadLettersOf.run(id);
+        this.s.deleteMessage.run(id);
+      }
+      this.s.deleteOldBatches.run(channel, beforeMs, limit);
+      return ids.length;
+    });
+  }
+
+  purgeAttempts(beforeMs: number, limit: number): Promise<number> {
+    return this.d.write(() => this.s.deleteOldAttempts.run(beforeMs, limit).changes);
+  }
+}

@@ -1,0 +1,286 @@
+import Database from 'better-sqlite3';
+import { closeSync, fdatasync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { BackendHealth, ValueSealer } from '../../ports/backend.js';
+import type { Clock, Cancel } from '../../ports/clock.js';
+import { StoreError } from '../../ports/errors.js';
+import type { QueueEntry } from '../../ports/message-log.js';
+import { GroupCommit, type Durability } from './group-commit.js';
+import { migrate, SCHEMA } from './schema.js';
+
+/** A stored payload: sealed (BLOB) when written with encryption at rest, text when written without. */
+export type Stored = string | Buffer;
+
+const PLAIN: ValueSealer = { seal: (plain) => plain, open: (sealed) => sealed, index: (value) => value };
+
+export interface SqliteOptions {
+  clock: Clock;
+  /**
+   * Replaces the WAL fdatasync that makes each group durable. Tests use it to hold a sync and observe that
+   * nothing of the group is readable or acknowledged until it reports; production never sets it.
+   */
+  durability?: Durability;
+}
+
+/** About 5 s of traffic at 2,000 IF-021/s (~45 MB): long enough for every recipient's first read. */
+const RECENT_MESSAGES = 10_000;
+
+export interface QueueRow {
+  id: number;
+  head: number;
+}
+
+/** A queue's head as one write moves it: `first` is the first position that write adds. */
+export interface PendingHead extends QueueRow {
+  first: number;
+}
+
+export type RecentMessage = Omit<QueueEntry, 'seq' | 'messageId'>;
+
+const queueKey = (recipient: string, channel: string): string => `${recipient}\u0000${channel}`;
+
+/**
+ * The one SQLite file (WAL mode) and what every port's module shares over it: the group commit, the
+ * at-rest sealer, the cache of queue heads, the recently appended messages, and the visibility rule
+ * (an entry is readable only once the group that wrote it is durable).
+ */
+export class SqliteDatabase {
+  readonly db: Database.Database;
+  readonly writes: GroupCommit;
+  sealer: ValueSealer = PLAIN;
+  private readonly walFd: number | null;
+  /** Queue id and last sequence number per (recipient, channel); dropped when a group commit rolls back. */
+  private queues = new Map<string, QueueRow>();
+  /**
+   * The most recently appended messages: a message is read once per recipient within moments of its
+   * arrival, so delivery takes it from here rather than from disk through the at-rest cipher each time.
+   */
+  readonly recent = new Map<number, RecentMessage>();
+  /**
+   * Per queue, per group still waiting for its disk sync, the first position that group added. A queue
+   * absent here has nothing unsynced: everything committed in it is durable (whether written by this
+   * process or found on disk at open).
+   */
+  private readonly unsynced = new Map<number, Map<number, number>>();
+  private readonly groupQueues = new Map<number, Set<number>>();
+  private state: BackendHealth = { state: 'ok' };
+  private readonly healthListeners: Array<(h: BackendHealth) => void> = [];
+  private probe: Cancel | null = null;
+  readonly s;
+
+  constructor(
+    readonly file: string,
+    readonly options: SqliteOptions,
+  ) {
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    // NORMAL: COMMIT writes the WAL but does not fsync it on the event loop; GroupCommit then syncs the
+    // WAL file on the thread pool before it acknowledges anything (checkpoints still sync as ever).
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 10000');
+    this.db.exec(SCHEMA);
+    migrate(this.db);
+    // SQLite deletes the -wal file only when its last connection closes: this one stays open for the
+    // store's lifetime, so the descriptor keeps naming the live WAL.
+    this.walFd = file === ':memory:' ? null : openSync(`${file}-wal`, 'r');
+    const walFd = this.walFd;
+    const durability: Durability | undefined = options.durability ?? (walFd === null ? undefined : (done) => fdatasync(walFd, (err) => done(err)));
+    this.writes = new GroupCommit(
+      this.db,
+      {
+        rolledBack: () => {
+          this.queues.clear();
+          this.recent.clear();
+        },
+        settled: (group, ok) => {
+          // A group whose sync failed stays invisible for good: its entries may not be on disk.
+          if (ok) this.groupSettled(group);
+        },
+      },
+      durability,
+      (error) => this.outcome(error),
+    );
+    const db = this.db;
+    this.s = {
+      findQueue: db.prepare<[string, string], { id: number; head: number | null }>(
+        // Purging removes settled entries only (seq <= acked_seq), so the head is the larger of the two.
+        `SELECT q.id AS id, max(coalesce((SELECT max(seq) FROM queue_entries e WHERE e.queue_id = q.id), 0), q.acked_seq) AS head
+           FROM queues q WHERE recipient_dip_id = ? AND channel = ?`,
+      ),
+      insertQueue: db.prepare('INSERT INTO queues (recipient_dip_id, channel) VALUES (?, ?)'),
+      probe: db.prepare('INSERT INTO health_probe (at) VALUES (?)'),
+      unprobe: db.prepare('DELETE FROM health_probe'),
+    };
+  }
+
+  /** From now on payloads are sealed on write (call before the first write). Reads open either kind. */
+  useSealer(sealer: ValueSealer): void {
+    this.sealer = sealer;
+  }
+
+  reveal(v: Stored): string {
+    return typeof v === 'string' ? v : this.sealer.open(v).toString('utf8');
+  }
+
+  /** The queue's row, from the cache or the database; created (inside the caller's write) when asked to. */
+  queueRow(recipient: string, channel: string, create: boolean): QueueRow | undefined {
+    const k = queueKey(recipient, channel);
+    const cached = this.queues.get(k);
+    if (cached) return cached;
+    const row = this.s.findQueue.get(recipient, channel);
+    let q: QueueRow | undefined;
+    if (row) q = { id: row.id, head: row.head ?? 0 };
+    else if (create) q = { id: Number(this.s.insertQueue.run(recipient, channel).lastInsertRowid), head: 0 };
+    // A queue created inside a transaction is cached only by the caller after success.
+    if (q && row) this.queues.set(k, q);
+    return q;
+  }
+
+  /** Bumps the queue's head in a write-local map of heads (creating the queue row on first use). */
+  nextSeq(heads: Map<string, PendingHead>, recipient: string, channel: string): PendingHead {
+    const k = queueKey(recipient, channel);
+    let q = heads.get(k);
+    if (!q) {
+      const known = this.queueRow(recipient, channel, true)!;
+      q = { id: known.id, head: known.head, first: known.head + 1 };
+      heads.set(k, q);
+    }
+    q.head += 1;
+    return q;
+  }
+
+  /**
+   * Called at the end of a successful write, inside its transaction: the new heads go to the cache, and
+   * the positions they added stay invisible to readers until the group's sync reports.
+   */
+  publishHeads(heads: Map<string, PendingHead>): void {
+    this.onSuccess(() => this.applyHeads(heads));
+  }
+
+  private applyHeads(heads: Map<string, PendingHead>): void {
+    const group = this.writes.current;
+    for (const [k, q] of heads) {
+      this.queues.set(k, { id: q.id, head: q.head });
+      if (group === 0 || q.head < q.first) continue;
+      let marks = this.unsynced.get(q.id);
+      if (!marks) this.unsynced.set(q.id, (marks = new Map()));
+      marks.set(group, Math.min(marks.get(group) ?? Number.MAX_SAFE_INTEGER, q.first));
+      let queues = this.groupQueues.get(group);
+      if (!queues) this.groupQueues.set(group, (queues = new Set()));
+      queues.add(q.id);
+    }
+  }
+
+  /** The highest position of the queue a reader may be given: below the first one not yet durable. */
+  visibleHead(queueId: number): number {
+    const marks = this.unsynced.get(queueId);
+    if (!marks || marks.size === 0) return Number.MAX_SAFE_INTEGER;
+    return Math.min(...marks.values()) - 1;
+  }
+
+  private groupSettled(group: number): void {
+    for (const id of this.groupQueues.get(group) ?? []) {
+      const marks = this.unsynced.get(id);
+      marks?.delete(group);
+      if (marks?.size === 0) this.unsynced.delete(id);
+    }
+    this.groupQueues.delete(group);
+  }
+
+  remember(id: number, message: RecentMessage): void {
+    this.onSuccess(() => this.keep(id, message));
+  }
+
+  private keep(id: number, message: RecentMessage): void {
+    if (this.recent.size >= RECENT_MESSAGES) this.recent.delete(this.recent.keys().next().value!);
+    this.recent.set(id, message);
+  }
+
+  /**
+   * Writes through the group commit. What a write publishes to the shared caches (queue heads, recent
+   * messages) applies only if the whole write succeeds: one that throws is rolled back to its savepoint,
+   * and a cache that kept its heads or rows would hand out positions or ids that do not exist (SQLite
+   * reuses a rolled-back rowid for the next insert).
+   */
+  write<T>(op: () => T): Promise<T> {
+    return this.writes.submit(() => {
+      const outer = this.staged;
+      const staged: Array<() => void> = [];
+      this.staged = staged;
+      try {
+        const result = op();
+        for (const apply of staged) apply();
+        return result;
+      } finally {
+        this.staged = outer;
+      }
+    });
+  }
+
+  /** Work to do once the current write has succeeded (see write). */
+  private staged: Array<() => void> | null = null;
+
+  private onSuccess(apply: () => void): void {
+    if (this.staged) this.staged.push(apply);
+    else apply();
+  }
+
+  health(): BackendHealth {
+    return this.state;
+  }
+
+  onHealthChange(listener: (h: BackendHealth) => void): void {
+    this.healthListeners.push(listener);
+  }
+
+  private outcome(error: StoreError | null): void {
+    let next: BackendHealth;
+    if (error === null) next = { state: 'ok' };
+    else if (error.kind === 'fatal') next = { state: 'fatal', reason: error.message };
+    else if (error.kind === 'unavailable') next = { state: 'unavailable', reason: error.message, code: error.code };
+    else return; // a permanent error concerns one write, not the store
+    if (this.state.state === 'fatal' || (next.state === this.state.state && next.state === 'ok')) return;
+    this.state = next;
+    if (next.state === 'unavailable') this.startProbing();
+    else this.stopProbing();
+    for (const l of this.healthListeners) l(next);
+  }
+
+  /**
+   * While writes fail for want of space (or a busy disk), a tiny write every few seconds finds out when
+   * they can succeed again, so delivery and ingest resume by themselves even if nobody writes meanwhile.
+   */
+  private startProbing(): void {
+    if (this.probe) return;
+    this.probe = this.options.clock.every(2_000, () => {
+      this.write(() => {
+        this.s.probe.run(this.options.clock.now());
+        this.s.unprobe.run();
+      }).catch(() => {});
+    });
+  }
+
+  private stopProbing(): void {
+    this.probe?.();
+    this.probe = null;
+  }
+
+  /** Caps the database file (SQLite max_page_count): past it, writes fail as on a full disk. Null lifts the cap. */
+  setSizeLimit(bytes: number | null): void {
+    const pageSize = this.db.pragma('page_size', { simple: true }) as number;
+    this.db.pragma(`max_page_count = ${bytes === null ? 4294967294 : Math.max(1, Math.floor(bytes / pageSize))}`);
+  }
+
+  async close(): Promise<void> {
+    this.stopProbing();
+    await this.writes.drain();
+    this.db.close();
+    if (this.walFd !== null) closeSync(this.walFd);
+  }
+}
+
+/** Rows the store writes must exist when it reads them; a missing one means a damaged database. */
+export function damaged(what: string): StoreError {
+  return new StoreError('permanent', `damaged database: ${what}`, 'MISSING_ROW');
+}

@@ -1,0 +1,74 @@
+import type { DeadLetter, DeadLetterQuery, DeadLetters } from '../../ports/dead-letters.js';
+import type { QueueRef } from '../../ports/message-log.js';
+import type { PendingHead, SqliteDatabase } from './database.js';
+
+export class SqliteDeadLetters implements DeadLetters {
+  private readonly s;
+
+  constructor(private readonly d: SqliteDatabase) {
+    const db = d.db;
+    this.s = {
+      deadLetterMessage: db.prepare<[number, number], { messageId: number }>(
+        "SELECT message_id AS messageId FROM dead_letters WHERE queue_id = ? AND seq = ? AND state = 'dead'",
+      ),
+      setState: db.prepare("UPDATE dead_letters SET state = ? WHERE queue_id = ? AND seq = ? AND state = 'dead'"),
+      insertRequeuedEntry: db.prepare('INSERT INTO queue_entries (queue_id, seq, message_id, enqueued_at) VALUES (?, ?, ?, ?)'),
+    };
+  }
+
+  async deadLetters(query: DeadLetterQuery): Promise<DeadLetter[]> {
+    const where: string[] = [];
+    const args: Array<string | number> = [];
+    if (query.recipientDipId !== undefined) {
+      where.push('q.recipient_dip_id = ?');
+      args.push(query.recipientDipId);
+    }
+    if (query.channel !== undefined) {
+      where.push('q.channel = ?');
+      args.push(query.channel);
+    }
+    if (query.state !== undefined) {
+      where.push('d.state = ?');
+      args.push(query.state);
+    }
+    args.push(query.limit);
+    const rows = this.d.db
+      .prepare<unknown[], Omit<DeadLetter, 'queue'> & { recipient: string; channel: string }>(
+        `SELECT q.recipient_dip_id AS recipient, q.channel AS channel, d.seq AS seq, d.message_id AS messageId,
+                m.transaction_id AS transactionId, m.sender_dip_id AS senderDipId, m.sender_ref AS senderUniqueReference,
+                m.received_at AS receivedAt, d.reason AS reason, d.status AS status, d.detail AS detail, d.at AS at, d.state AS state
+           FROM dead_letters d JOIN queues q ON q.id = d.queue_id JOIN messages m ON m.id = d.message_id
+          ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY q.id, d.seq LIMIT ?`,
+      )
+      .all(...args);
+    return rows.map(({ recipient, channel, ...rest }) => ({ queue: { recipientDipId: recipient, channel }, ...rest }));
+  }
+
+  async requeueDeadLetters(queue: QueueRef, seqs: number[]): Promise<number> {
+    return this.d.write(() => {
+      const q = this.d.queueRow(queue.recipientDipId, queue.channel, false);
+      if (!q) return 0;
+      const heads = new Map<string, PendingHead>();
+      const now = this.d.options.clock.now();
+      let n = 0;
+      for (const seq of [...seqs].sort((a, b) => a - b)) {
+        const dead = this.s.deadLetterMessage.get(q.id, seq);
+        if (!dead) continue;
+        const next = this.d.nextSeq(heads, queue.recipientDipId, queue.channel);
+        this.s.insertRequeuedEntry.run(next.id, next.head, dead.messageId, now);
+        this.s.setState.run('requeued', q.id, seq);
+        n += 1;
+      }
+      this.d.publishHeads(heads);
+      return n;
+    });
+  }
+
+  discardDeadLetters(queue: QueueRef, seqs: number[]): Promise<number> {
+    return this.d.write(() => {
+      const q = this.d.queueRow(queue.recipientDipId, queue.channel, false);
+      if (!q) return 0;
+      return seqs.reduce((n, seq) => n + this.s.setState.run('discarded', q.id, seq).changes, 0);
+    });
+  }
+}

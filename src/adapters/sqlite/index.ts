@@ -1,0 +1,39 @@
+import type { Backend, ValueSealer } from '../../ports/backend.js';
+import { SqliteArchive } from './archive.js';
+import { SqliteDatabase, type SqliteOptions } from './database.js';
+import { SqliteDataKeys } from './data-keys.js';
+import { SqliteDeadLetters } from './dead-letters.js';
+import { SqliteMessageLog } from './message-log.js';
+import { SqliteMpanStore } from './mpan.js';
+import { SqliteRegistry } from './registry.js';
+import { SqliteRequeueJobs } from './requeue-jobs.js';
+
+export type { SqliteOptions };
+
+/** The embedded backend: one SQLite file, every port over it. */
+export interface SqliteBackend extends Backend {
+  readonly kind: 'sqlite';
+  readonly file: string;
+  /** Caps the database's size: past it writes fail as on a full disk (an operator's guard, and tests' full disk). */
+  setSizeLimit(bytes: number | null): void;
+}
+
+export function openSqliteBackend(file: string, options: SqliteOptions): SqliteBackend {
+  const d = new SqliteDatabase(file, options);
+  return {
+    kind: 'sqlite',
+    file,
+    log: new SqliteMessageLog(d),
+    deadLetters: new SqliteDeadLetters(d),
+    archive: new SqliteArchive(d),
+    registry: new SqliteRegistry(d),
+    mpan: new SqliteMpanStore(d),
+    dataKeys: new SqliteDataKeys(d),
+    requeueJobs: new SqliteRequeueJobs(d),
+    health: () => d.health(),
+    onHealthChange: (l) => d.onHealthChange(l),
+    useSealer: (s) => d.useSealer(s),
+    setSizeLimit: (bytes) => d.setSizeLimit(bytes),
+    close: () => d.close(),
+  };
+}

@@ -1,0 +1,177 @@
+import { deflateRawSync } from 'node:zlib';
+import type { AcceptedBatch, AppendOutcome, MessageLog, QueueEntry, QueueRef, QueueState, ReplayCopy, Settlement } from '../../ports/message-log.js';
+import type { JobProgress } from '../../ports/requeue-jobs.js';
+import { damaged, type PendingHead, type RecentMessage, type SqliteDatabase, type Stored } from './database.js';
+
+/**
+ * The message log and recipient queues on SQLite. A recipient queue is a tiny (queue, seq) → message
+ * index over the single message log: fan-out to four recipients costs four 3-integer rows, not four
+ * copies of the message.
+ */
+export class SqliteMessageLog implements MessageLog {
+  private readonly s;
+
+  constructor(private readonly d: SqliteDatabase) {
+    const db = d.db;
+    this.s = {
+      refSeen: db.prepare<[string, string], { n: number }>('SELECT 1 AS n FROM messages WHERE sender_dip_id = ? AND sender_ref = ?'),
+      insertBatch: db.prepare('INSERT INTO batches (channel, sender_dip_id, received_at, raw, signature) VALUES (?, ?, ?, ?, ?)'),
+      insertMessage: db.prepare(
+        `INSERT INTO messages (batch_id, transaction_id, channel, event_code, sender_dip_id, sender_role, sender_ref,
+           correlation_id, mpan, received_at, replay_of, outbound) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      insertEntry: db.prepare('INSERT INTO queue_entries (queue_id, seq, message_id) VALUES (?, ?, ?)'),
+      readEntries: db.prepare<[number, number, number], { seq: number; messageId: number; enqueuedAt: number | null }>(
+        'SELECT seq, message_id AS messageId, enqueued_at AS enqueuedAt FROM queue_entries WHERE queue_id = ? AND seq > ? ORDER BY seq LIMIT ?',
+      ),
+      messageById: db.prepare<[number], { transactionId: string; receivedAt: number; outbound: Stored }>(
+        'SELECT transaction_id AS transactionId, received_at AS receivedAt, outbound FROM messages WHERE id = ?',
+      ),
+      ackedSeq: db.prepare<[number], { acked: number }>('SELECT acked_seq AS acked FROM queues WHERE id = ?'),
+      ack: db.prepare('UPDATE queues SET acked_seq = max(acked_seq, ?) WHERE id = ?'),
+      pending: db.prepare<[], { recipient: string; channel: string }>(
+        `SELECT q.recipient_dip_id AS recipient, q.channel AS channel FROM queues q
+          WHERE EXISTS (SELECT 1 FROM queue_entries e WHERE e.queue_id = q.id AND e.seq > q.acked_seq)`,
+      ),
+      insertDeadLetter: db.prepare(
+        'INSERT OR IGNORE INTO dead_letters (queue_id, seq, message_id, reason, status, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      progress: db.prepare("UPDATE requeue_jobs SET cursor = ?, requeued = requeued + ?, updated_at = ? WHERE id = ? AND state = 'running'"),
+      original: db.prepare<[number], { channel: string; eventCode: string; senderDipId: string; senderRole: string; correlationId: string | null; mpan: string | null }>(
+        `SELECT channel, event_code AS eventCode, sender_dip_id AS senderDipId, sender_role AS senderRole,
+                correlation_id AS correlationId, mpan FROM messages WHERE id = ?`,
+      ),
+    };
+  }
+
+  async append(batch: AcceptedBatch): Promise<AppendOutcome> {
+    return this.d.write((): AppendOutcome => {
+      const duplicates = batch.messages
+        .map((m) => (m.senderUniqueReference !== null && this.s.refSeen.get(m.senderDipId, m.senderUniqueReference) !== undefined ? m.senderUniqueReference : null))
+        .filter((r): r is string => r !== null);
+      if (duplicates.length > 0) return { ok: false as const, duplicates };
+      this.writeBatch(batch);
+      return { ok: true as const };
+    });
+  }
+
+  /** Writes a batch and its queue entries inside the caller's write. */
+  private writeBatch(batch: AcceptedBatch): void {
+    const heads = new Map<string, PendingHead>();
+    const { sealer } = this.d;
+    const batchId = this.s.insertBatch.run(
+      batch.channel,
+      batch.senderDipId,
+      batch.receivedAt,
+      // The raw request is kept for non-repudiation and rarely read: deflated, it costs a fraction of
+      // the disk bandwidth (JSON batches shrink 5-50x at level 1 for well under 1 ms per 100 messages).
+      sealer.seal(deflateRawSync(batch.rawRequest, { level: 1 })),
+      batch.signatureHeaders,
+    ).lastInsertRowid;
+    // Heads reach the shared cache only once the whole batch is written: a failure part way through rolls
+    // back its savepoint and must leave the cached heads untouched.
+    const appended: Array<[number, RecentMessage]> = [];
+    for (const m of batch.messages) {
+      const messageId = this.s.insertMessage.run(
+        batchId,
+        m.transactionId,
+        m.channel,
+        m.eventCode,
+        m.senderDipId,
+        m.senderRole,
+        m.senderUniqueReference,
+        m.correlationId,
+        m.mpan === null ? null : sealer.index(m.mpan),
+        m.receivedAt,
+        null,
+        sealer.seal(m.outbound),
+      ).lastInsertRowid;
+      for (const recipient of m.recipients) {
+        const q = this.d.nextSeq(heads, recipient, m.channel);
+        this.s.insertEntry.run(q.id, q.head, messageId);
+      }
+      appended.push([Number(messageId), { transactionId: m.transactionId, receivedAt: m.receivedAt, outbound: m.outbound }]);
+    }
+    this.d.publishHeads(heads);
+    for (const [id, message] of appended) this.d.remember(id, message);
+  }
+
+  async readQueue(queue: QueueRef, afterSeq: number, limit: number, maxBytes: number): Promise<QueueEntry[]> {
+    const q = this.d.queueRow(queue.recipientDipId, queue.channel, false);
+    if (!q) return [];
+    let bytes = 0;
+    const out: QueueEntry[] = [];
+    const visible = this.d.visibleHead(q.id);
+    for (const e of this.s.readEntries.all(q.id, afterSeq, limit)) {
+      if (e.seq > visible) break; // committed, but its disk sync has not reported yet
+      const message = this.d.recent.get(e.messageId) ?? this.load(e.messageId);
+      // Purging removes settled entries with their messages, so this means a damaged database: say so
+      // (the queue stops and an operator is alerted) rather than skip a message silently.
+      if (!message) throw damaged(`queue ${queue.recipientDipId}/${queue.channel} position ${e.seq} refers to message ${e.messageId}, which is missing`);
+      bytes += message.outbound.length + 1;
+      if (out.length > 0 && bytes > maxBytes) break;
+      // A requeued dead letter's staleness clock starts at its requeue.
+      out.push({ seq: e.seq, messageId: e.messageId, ...message, receivedAt: e.enqueuedAt ?? message.receivedAt });
+    }
+    return out;
+  }
+
+  private load(id: number): RecentMessage | undefined {
+    const row = this.s.messageById.get(id);
+    return row && { transactionId: row.transactionId, receivedAt: row.receivedAt, outbound: this.d.reveal(row.outbound) };
+  }
+
+  async queueState(queue: QueueRef): Promise<QueueState> {
+    const q = this.d.queueRow(queue.recipientDipId, queue.channel, false);
+    if (!q) return { ackedSeq: 0, headSeq: 0 };
+    return { ackedSeq: this.s.ackedSeq.get(q.id)?.acked ?? 0, headSeq: q.head };
+  }
+
+  async pendingQueues(): Promise<QueueRef[]> {
+    return this.s.pending.all().map((r) => ({ recipientDipId: r.recipient, channel: r.channel }));
+  }
+
+  settle(queue: QueueRef, settlement: Settlement): Promise<void> {
+    return this.d.write(() => {
+      const q = this.d.queueRow(queue.recipientDipId, queue.channel, false);
+      if (!q) throw damaged(`no queue for ${queue.recipientDipId} on ${queue.channel}`);
+      const now = this.d.options.clock.now();
+      for (const dl of settlement.deadLetters ?? []) this.s.insertDeadLetter.run(q.id, dl.seq, dl.messageId, dl.reason, dl.status, dl.detail, now);
+      if (settlement.notices && settlement.notices.messages.length > 0) this.writeBatch(settlement.notices);
+      this.s.ack.run(settlement.upTo, q.id);
+    });
+  }
+
+  async appendReplayCopies(copies: ReplayCopy[], enqueueFor?: QueueRef, progress?: JobProgress): Promise<void> {
+    await this.d.write(() => {
+      const heads = new Map<string, PendingHead>();
+      for (const c of copies) {
+        const original = this.s.original.get(c.originalId);
+        if (!original) throw damaged(`replay of unknown message ${c.originalId}`);
+        const id = this.s.insertMessage.run(
+          null,
+          c.transactionId,
+          original.channel,
+          original.eventCode,
+          original.senderDipId,
+          original.senderRole,
+          null,
+          original.correlationId,
+          original.mpan,
+          c.receivedAt,
+          c.originalId,
+          this.d.sealer.seal(c.outbound),
+        ).lastInsertRowid;
+        if (enqueueFor) {
+          const q = this.d.nextSeq(heads, enqueueFor.recipientDipId, enqueueFor.channel);
+          this.s.insertEntry.run(q.id, q.head, id);
+        }
+      }
+      this.d.publishHeads(heads);
+      if (progress) {
+        const updated = this.s.progress.run(progress.cursor, progress.added, progress.at, progress.jobId).changes;
+        if (updated === 0) throw damaged(`requeue job ${progress.jobId} is not running`);
+      }
+    });
+  }
+}

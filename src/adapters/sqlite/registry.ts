@@ -1,0 +1,154 @@
+import type { Participant } from '../../domain/participant.js';
+import type { Cancel } from '../../ports/clock.js';
+import type { RegisteredParticipant, RegistryStore, Webhook } from '../../ports/registry.js';
+import type { SqliteDatabase } from './database.js';
+
+/** How often a running DIP checks whether another process (the CLI) changed the registry. */
+const POLL_MS = 500;
+
+interface ParticipantRow {
+  dipId: string;
+  roles: string;
+  organisation: string;
+  certificatePem: string;
+  certificateFingerprint: string;
+  apiKeyHash: string;
+  createdAt: number;
+  connectionProvider: string | null;
+  previousCertificatePem: string | null;
+  previousCertificateFingerprint: string | null;
+  previousValidUntil: number | null;
+}
+
+/**
+ * Participants and webhooks. The change feed is a version number every change bumps: a watcher checks
+ * it (one tiny read) every half second, which also sees what the CLI changed from another process.
+ */
+export class SqliteRegistry implements RegistryStore {
+  private readonly s;
+  private readonly watchers = new Set<() => void>();
+
+  constructor(private readonly d: SqliteDatabase) {
+    const db = d.db;
+    this.s = {
+      upsertParticipant: db.prepare(
+        `INSERT INTO participants (dip_id, roles, organisation, certificate_pem, certificate_fingerprint, api_key_hash, created_at, connection_provider,
+                                   previous_certificate_pem, previous_certificate_fingerprint, previous_valid_until)
+         VALUES (@dipId, @roles, @organisation, @certificatePem, @certificateFingerprint, @apiKeyHash, @createdAt, @connectionProvider,
+                 @previousCertificatePem, @previousCertificateFingerprint, @previousValidUntil)
+         ON CONFLICT (dip_id) DO UPDATE SET roles = excluded.roles, organisation = excluded.organisation,
+           connection_provider = excluded.connection_provider,
+           certificate_pem = excluded.certificate_pem, certificate_fingerprint = excluded.certificate_fingerprint,
+           previous_certificate_pem = excluded.previous_certificate_pem,
+           previous_certificate_fingerprint = excluded.previous_certificate_fingerprint,
+           previous_valid_until = excluded.previous_valid_until,
+           api_key_hash = coalesce(@newApiKeyHash, participants.api_key_hash)`,
+      ),
+      exists: db.prepare<[string], { n: number }>('SELECT 1 AS n FROM participants WHERE dip_id = ?'),
+      participants: db.prepare<[], ParticipantRow>(
+        `SELECT dip_id AS dipId, roles, organisation, certificate_pem AS certificatePem, certificate_fingerprint AS certificateFingerprint,
+                api_key_hash AS apiKeyHash, created_at AS createdAt, connection_provider AS connectionProvider,
+                previous_certificate_pem AS previousCertificatePem, previous_certificate_fingerprint AS previousCertificateFingerprint,
+                previous_valid_until AS previousValidUntil FROM participants ORDER BY dip_id`,
+      ),
+      bumpVersion: db.prepare('UPDATE registry_version SET version = version + 1 WHERE id = 1'),
+      version: db.prepare<[], { version: number }>('SELECT version FROM registry_version WHERE id = 1'),
+      putWebhook: db.prepare(
+        `INSERT INTO webhooks (recipient_dip_id, channel, url, max_message_count, max_payload_kb) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (recipient_dip_id, channel) DO UPDATE SET url = excluded.url,
+           max_message_count = excluded.max_message_count, max_payload_kb = excluded.max_payload_kb`,
+      ),
+      deleteWebhook: db.prepare('DELETE FROM webhooks WHERE recipient_dip_id = ? AND channel = ?'),
+      webhooks: db.prepare<[], Webhook>(
+        `SELECT recipient_dip_id AS recipientDipId, channel, url, max_message_count AS maxMessageCount,
+                max_payload_kb AS maxPayloadKb FROM webhooks`,
+      ),
+    };
+  }
+
+  async upsertParticipant(p: Participant, apiKeyHash: string | null): Promise<void> {
+    await this.d.write(() => {
+      if (apiKeyHash === null && !this.s.exists.get(p.dipId)) throw new Error(`participant ${p.dipId} is new: an API key is required`);
+      this.s.upsertParticipant.run({
+        dipId: p.dipId,
+        roles: p.roles.join(','),
+        organisation: p.organisation,
+        certificatePem: p.certificatePem,
+        certificateFingerprint: p.certificateFingerprint,
+        apiKeyHash: apiKeyHash ?? '',
+        newApiKeyHash: apiKeyHash,
+        createdAt: p.createdAt,
+        connectionProvider: p.connectionProvider,
+        previousCertificatePem: p.previous?.certificatePem ?? null,
+        previousCertificateFingerprint: p.previous?.certificateFingerprint ?? null,
+        previousValidUntil: p.previous?.validUntil ?? null,
+      });
+      this.s.bumpVersion.run();
+    });
+    this.changed();
+  }
+
+  async participants(): Promise<RegisteredParticipant[]> {
+    return this.s.participants.all().map((r) => ({
+      participant: {
+        dipId: r.dipId,
+        roles: r.roles.split(',').filter(Boolean),
+        organisation: r.organisation,
+        certificatePem: r.certificatePem,
+        certificateFingerprint: r.certificateFingerprint,
+        createdAt: r.createdAt,
+        connectionProvider: r.connectionProvider,
+        ...(r.previousCertificatePem !== null && r.previousCertificateFingerprint !== null && r.previousValidUntil !== null
+          ? { previous: { certificatePem: r.previousCertificatePem, certificateFingerprint: r.previousCertificateFingerprint, validUntil: r.previousValidUntil } }
+          : {}),
+      },
+      apiKeyHash: r.apiKeyHash,
+    }));
+  }
+
+  async putWebhook(w: Webhook): Promise<void> {
+    await this.d.write(() => {
+      this.s.putWebhook.run(w.recipientDipId, w.channel, w.url, w.maxMessageCount, w.maxPayloadKb);
+      this.s.bumpVersion.run();
+    });
+    this.changed();
+  }
+
+  async deleteWebhook(recipientDipId: string, channel: string): Promise<boolean> {
+    const removed = await this.d.write(() => {
+      const changed = this.s.deleteWebhook.run(recipientDipId, channel).changes > 0;
+      if (changed) this.s.bumpVersion.run();
+      return changed;
+    });
+    if (removed) this.changed();
+    return removed;
+  }
+
+  async webhooks(): Promise<Webhook[]> {
+    return this.s.webhooks.all();
+  }
+
+  async version(): Promise<number> {
+    return this.s.version.get()?.version ?? 0;
+  }
+
+  watch(onChange: () => void): Cancel {
+    this.watchers.add(onChange);
+    let seen = this.s.version.get()?.version ?? 0;
+    const stop = this.d.options.clock.every(POLL_MS, () => {
+      const version = this.s.version.get()?.version ?? 0;
+      if (version === seen) return;
+      seen = version;
+      onChange();
+    });
+    return () => {
+      stop();
+      this.watchers.delete(onChange);
+    };
+  }
+
+  /** A change made through this process is told at once, not at the next poll. */
+  private changed(): void {
+    for (const w of this.watchers) w();
+  }
+}

@@ -1,0 +1,347 @@
+import { classifyStatus, parseRetryAfter, retryDelayMs, type RetryPolicy } from '../domain/retry.js';
+import { formatSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
+import type { Archive } from '../ports/archive.js';
+import type { Cancel, Clock } from '../ports/clock.js';
+import type { DeadLetterReason } from '../ports/dead-letters.js';
+import { storeFailureKind } from '../ports/errors.js';
+import type { Logger } from '../ports/logger.js';
+import type { AcceptedBatch, DeadLetterRecord, MessageLog, QueueEntry, QueueRef, Settlement } from '../ports/message-log.js';
+import type { Webhook } from '../ports/registry.js';
+import type { OutboundSigner, WebhookTransport } from '../ports/webhook.js';
+
+export interface DeliverySettings {
+  timeoutMs: number;
+  retry: RetryPolicy;
+  /** How often queues nobody is delivering (no webhook, or waiting to retry) are checked for stale messages. */
+  sweepIntervalMs: number;
+}
+
+/** A message set aside, with what a refusing recipient answered (relayed to the sender). */
+export interface DeadLetterEvent {
+  queue: QueueRef;
+  entry: QueueEntry;
+  reason: DeadLetterReason;
+  status: number | null;
+  detail: string;
+  answer: string | null;
+}
+
+/** Handles entries in order; a throw leaves them queued and they are offered again after a pause. */
+export type LocalConsumer = (entries: QueueEntry[]) => Promise<void>;
+
+/** What every queue worker shares. */
+export interface WorkerDeps {
+  log: Pick<MessageLog, 'readQueue' | 'queueState' | 'settle'>;
+  archive: Pick<Archive, 'recordAttempt'>;
+  webhook(queue: QueueRef): Webhook | undefined;
+  transport: WebhookTransport;
+  signer: OutboundSigner;
+  settings: DeliverySettings;
+  clock: Clock;
+  logger: Logger;
+  random: () => number;
+  /** How long a message on this channel may wait undelivered before it is dead-lettered as stale. */
+  staleAfterMs(channel: string): number;
+  /** The copy a recipient gets (obfuscated, encrypted for it). */
+  copyFor(queue: QueueRef, outbound: string): string | Promise<string>;
+  /** In-process consumers (the MPAN lookup's feed) take their queue's entries instead of a webhook. */
+  localConsumer(queue: QueueRef): LocalConsumer | undefined;
+  /** The status messages that tell the senders of these dead letters, appended in the same settlement. */
+  notices(events: DeadLetterEvent[]): Promise<AcceptedBatch | undefined>;
+  /** After a settlement that set messages aside is durable: alarms, and the senders' status queues. */
+  deadLettered(events: DeadLetterEvent[], notices: AcceptedBatch | undefined): void;
+  /** The store cannot take writes: the worker waits for it (see Delivery). */
+  storeUnavailable(worker: QueueWorker): void;
+  /** A permanent store error on this queue: it stops until an operator resumes it. */
+  halted(queue: QueueRef, error: unknown): void;
+}
+
+/**
+ * A worker's states. At most one call is in flight per queue, so order holds across retries; queues never
+ * wait on each other, so a slow or dead recipient delays only itself.
+ *
+ *   idle ──kick──▶ working ──nothing left──▶ idle
+ *                  working ──retryable answer──▶ backoff ──timer / new webhook──▶ working
+ *                  working ──store unavailable──▶ paused ──store ok──▶ working
+ *                  working ──permanent store error──▶ halted ──operator resumes──▶ working
+ *   any ──stop──▶ stopped
+ */
+export type WorkerState = 'idle' | 'working' | 'backoff' | 'paused' | 'halted' | 'stopped';
+
+const TRANSITIONS: Record<WorkerState, readonly WorkerState[]> = {
+  idle: ['working', 'stopped'],
+  working: ['idle', 'backoff', 'paused', 'halted', 'stopped'],
+  backoff: ['working', 'stopped'],
+  paused: ['working', 'stopped'],
+  halted: ['working', 'stopped'],
+  stopped: [],
+};
+
+export interface WorkerStatus {
+  queue: QueueRef;
+  state: WorkerState;
+  ackedSeq: number;
+  /** Consecutive failed calls since the last success. */
+  failures: number;
+  lastError: string | null;
+  /** When the next attempt is due (backoff), epoch ms. */
+  retryAt: number | null;
+}
+
+export class QueueWorker {
+  private current: WorkerState = 'idle';
+  private ackedSeq = 0;
+  private dirty = false;
+  private cancelTimer: Cancel | null = null;
+  private failures = 0;
+  private lastError: string | null = null;
+  private retryAt: number | null = null;
+  /** The callback URL the current run of failures was against. */
+  private failingUrl: string | undefined;
+  /** After a batch is refused, messages go one per call up to here, to find the one the recipient refuses. */
+  private singlesUntil = 0;
+  /** A settlement decided (a call answered 2xx, a message set aside) but not yet recorded: recorded before anything else. */
+  private unrecorded: { settlement: Settlement; events: DeadLetterEvent[] } | null = null;
+  private running: Promise<void> | null = null;
+
+  constructor(
+    readonly queue: QueueRef,
+    private readonly deps: WorkerDeps,
+  ) {}
+
+  get state(): WorkerState {
+    return this.current;
+  }
+
+  status(): WorkerStatus {
+    return { queue: this.queue, state: this.current, ackedSeq: this.ackedSeq, failures: this.failures, lastError: this.lastError, retryAt: this.retryAt };
+  }
+
+  private to(next: WorkerState): void {
+    if (!TRANSITIONS[this.current].includes(next)) throw new Error(`queue worker ${this.queue.recipientDipId}/${this.queue.channel}: ${this.current} → ${next} is not a transition`);
+    this.current = next;
+  }
+
+  /** Something may have arrived: an append, a requeue, the sweep. */
+  kick(): void {
+    this.dirty = true;
+    if (this.current === 'idle') this.start();
+  }
+
+  /** A new callback URL is a new chance: a queue backing off from the old one tries the new one now. */
+  webhookMayHaveChanged(): void {
+    const hook = this.deps.webhook(this.queue);
+    if (this.current === 'backoff' && hook && hook.url !== this.failingUrl) {
+      this.failures = 0;
+      this.start();
+      return;
+    }
+    this.kick();
+  }
+
+  /** The store takes writes again (from paused), or an operator resumes a halted queue. */
+  resume(): void {
+    if (this.current === 'paused' || this.current === 'halted') this.start();
+  }
+
+  async stop(): Promise<void> {
+    if (this.current !== 'stopped') {
+      this.cancelTimer?.();
+      this.cancelTimer = null;
+      this.current = 'stopped';
+    }
+    await this.running;
+  }
+
+  /** Starts a run that reads the queue afresh (a retry, a resume, a new webhook: all need a look). */
+  private start(): void {
+    this.dirty = true;
+    this.cancelTimer?.();
+    this.cancelTimer = null;
+    this.retryAt = null;
+    this.to('working');
+    this.running = this.run().finally(() => {
+      this.running = null;
+    });
+  }
+
+  private wait(ms: number): void {
+    this.to('backoff');
+    this.retryAt = this.deps.clock.now() + ms;
+    this.cancelTimer = this.deps.clock.after(ms, () => {
+      this.cancelTimer = null;
+      if (this.current === 'backoff') this.start();
+    });
+  }
+
+  private async run(): Promise<void> {
+    try {
+      if (this.unrecorded) {
+        const { settlement, events } = this.unrecorded;
+        await this.record(settlement, events);
+      }
+      // Re-read each time: a recipient that pulls moves its position through the API, not through us.
+      this.ackedSeq = Math.max(this.ackedSeq, (await this.deps.log.queueState(this.queue)).ackedSeq);
+      while (this.dirty) {
+        this.dirty = false;
+        for (;;) {
+          if (this.current === 'stopped') return;
+          const next = await this.step();
+          if (next === 'drained') break;
+          if (next === 'wait') return;
+        }
+      }
+      if (this.current === 'working') this.to('idle');
+    } catch (error) {
+      if (this.current === 'stopped') return;
+      const kind = storeFailureKind(error);
+      if (kind === 'unavailable' || kind === 'fatal') {
+        // Nothing can be recorded: calling the recipient now would only repeat the call later.
+        this.lastError = (error as Error).message;
+        this.to('paused');
+        this.deps.storeUnavailable(this);
+      } else if (kind === 'permanent') {
+        this.lastError = (error as Error).message;
+        this.to('halted');
+        this.deps.halted(this.queue, error);
+      } else {
+        // An unexpected error (a bug, a consumer that threw): logged, tried again after a pause.
+        this.lastError = error instanceof Error ? error.message : String(error);
+        this.deps.logger.error({ queue: this.queue, err: error }, 'delivery worker failed; retrying');
+        this.wait(this.deps.settings.retry.baseMs);
+      }
+    }
+  }
+
+  /** One read and one action. 'more': go on; 'drained': nothing deliverable left; 'wait': a timer or a webhook will wake us. */
+  private async step(): Promise<'more' | 'drained' | 'wait'> {
+    const local = this.deps.localConsumer(this.queue);
+    if (local) {
+      const entries = await this.deps.log.readQueue(this.queue, this.ackedSeq, 500, 1 << 24);
+      if (entries.length === 0) return 'drained';
+      await local(entries);
+      await this.record({ upTo: entries.at(-1)!.seq }, []);
+      return 'more';
+    }
+    const hook = this.deps.webhook(this.queue);
+    // With no webhook only the oldest entry matters (is it stale?): the backlog is not re-read per kick.
+    const limit = !hook || this.ackedSeq < this.singlesUntil ? 1 : hook.maxMessageCount;
+    const entries = await this.deps.log.readQueue(this.queue, this.ackedSeq, limit, hook ? hook.maxPayloadKb * 1024 : 1 << 22);
+    if (entries.length === 0) return 'drained';
+    if (await this.expire(entries)) return 'more';
+    if (!hook) return 'drained'; // Messages wait for a webhook, or for the recipient to pull them.
+    const retryIn = await this.deliver(hook, entries);
+    if (retryIn === null) return 'more';
+    this.wait(retryIn);
+    return 'wait';
+  }
+
+  /** Sends one call. Returns null when the queue may move on, or the wait before retrying. */
+  private async deliver(hook: Webhook, all: QueueEntry[]): Promise<number | null> {
+    const prepared = await this.copies(all);
+    if (prepared.copies.length === 0) {
+      // The first message cannot be made for this recipient (e.g. nothing to encrypt it to): set it aside.
+      const event = this.event(all[0]!, 'rejected', null, `could not prepare the copy for ${this.queue.recipientDipId}: ${prepared.error}`, null);
+      await this.setAside([event], all[0]!.seq);
+      return null;
+    }
+    const entries = all.slice(0, prepared.copies.length);
+    const first = entries[0]!.seq;
+    const last = entries[entries.length - 1]!.seq;
+    // Encoded once: the same bytes are hashed for the signature and sent.
+    const body = Buffer.from(`[${prepared.copies.join(',')}]`, 'utf8');
+    const headers = await this.deps.signer.sign('POST', hook.url, body);
+    headers['content-type'] = 'application/json';
+    headers[SEQUENCE_HEADER] = formatSequence(first, last);
+    const startedAt = this.deps.clock.now();
+    const outcome = await this.deps.transport.post({ url: hook.url, body, headers, timeoutMs: this.deps.settings.timeoutMs });
+    const status = outcome.kind === 'answered' ? outcome.status : null;
+    const verdict = status === null ? 'retry' : classifyStatus(status);
+    const error = outcome.kind === 'failed' ? outcome.error : null;
+    this.deps.archive
+      .recordAttempt({ queue: this.queue, firstSeq: first, lastSeq: last, url: hook.url, startedAt, latencyMs: outcome.latencyMs, status, verdict, error })
+      .catch((err: unknown) => this.deps.logger.error({ err }, 'could not record a delivery attempt'));
+
+    if (verdict === 'delivered') {
+      await this.record({ upTo: last }, []);
+      return null;
+    }
+    if (verdict === 'retry') {
+      this.failures += 1;
+      this.failingUrl = hook.url;
+      this.lastError = error ?? `HTTP ${status}`;
+      const retryAfter = outcome.kind === 'answered' ? parseRetryAfter(outcome.retryAfter, this.deps.clock.now()) : undefined;
+      const wait = retryDelayMs(this.deps.settings.retry, this.failures - 1, this.deps.random(), retryAfter);
+      this.deps.logger.warn({ queue: this.queue, first, last, status, error, wait }, 'delivery will be retried');
+      return wait;
+    }
+    if (entries.length > 1) {
+      // The recipient refused the call; send its messages singly so only the one it refuses is set aside.
+      this.singlesUntil = last;
+      return null;
+    }
+    const answer = outcome.kind === 'answered' ? outcome.body : null;
+    await this.setAside([this.event(entries[0]!, 'rejected', status, `${this.queue.recipientDipId} refused the message: HTTP ${status}`, answer)], last);
+    return null;
+  }
+
+  /** Each entry's copy for this recipient, stopping at the first that cannot be made. */
+  private async copies(entries: QueueEntry[]): Promise<{ copies: string[]; error: string | null }> {
+    const copies: string[] = [];
+    for (const e of entries) {
+      try {
+        copies.push(await this.deps.copyFor(this.queue, e.outbound));
+      } catch (err) {
+        return { copies, error: (err as Error).message };
+      }
+    }
+    return { copies, error: null };
+  }
+
+  private event(entry: QueueEntry, reason: DeadLetterReason, status: number | null, detail: string, answer: string | null): DeadLetterEvent {
+    return { queue: this.queue, entry, reason, status, detail, answer };
+  }
+
+  /** Dead-letters entries that waited longer than the channel's staleness limit. True when any did. */
+  private async expire(entries: QueueEntry[]): Promise<boolean> {
+    const staleMs = this.deps.staleAfterMs(this.queue.channel);
+    const cutoff = this.deps.clock.now() - staleMs;
+    // Only a leading run: settling is by position, so a fresh entry must never be skipped over.
+    const firstFresh = entries.findIndex((e) => e.receivedAt >= cutoff);
+    const expired = firstFresh === -1 ? entries : entries.slice(0, firstFresh);
+    if (expired.length === 0) return false;
+    const detail = `stale: not delivered to ${this.queue.recipientDipId} within ${formatDuration(staleMs)}`;
+    await this.setAside(
+      expired.map((e) => this.event(e, 'stale', null, detail, null)),
+      expired.at(-1)!.seq,
+    );
+    return true;
+  }
+
+  /** Sets messages aside and moves past them, with their senders' status messages: one atomic settlement. */
+  private async setAside(events: DeadLetterEvent[], upTo: number): Promise<void> {
+    const deadLetters: DeadLetterRecord[] = events.map((e) => ({ seq: e.entry.seq, messageId: e.entry.messageId, reason: e.reason, status: e.status, detail: e.detail }));
+    const notices = await this.deps.notices(events);
+    await this.record({ upTo, deadLetters, ...(notices ? { notices } : {}) }, events);
+  }
+
+  /** Records a settlement; if the store cannot take it, it is kept and recorded first when the worker resumes. */
+  private async record(settlement: Settlement, events: DeadLetterEvent[]): Promise<void> {
+    this.unrecorded = { settlement, events };
+    await this.deps.log.settle(this.queue, settlement);
+    this.unrecorded = null;
+    this.ackedSeq = Math.max(this.ackedSeq, settlement.upTo);
+    this.failures = 0;
+    this.lastError = null;
+    for (const e of events) {
+      this.deps.logger.warn({ queue: this.queue, seq: e.entry.seq, transactionId: e.entry.transactionId, reason: e.reason, status: e.status }, 'message dead-lettered');
+    }
+    if (events.length > 0) this.deps.deadLettered(events, settlement.notices);
+  }
+}
+
+function formatDuration(ms: number): string {
+  if (ms >= 86_400_000) return `${+(ms / 86_400_000).toFixed(2)} days`;
+  if (ms >= 3_600_000) return `${+(ms / 3_600_000).toFixed(2)} hours`;
+  return `${+(ms / 1000).toFixed(1)} seconds`;
+}

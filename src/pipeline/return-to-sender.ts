@@ -1,0 +1,34 @@
+import { MSG } from '../domain/response-codes.js';
+import type { AcceptedBatch } from '../ports/message-log.js';
+import type { DeadLetterEvent } from './queue-worker.js';
+import type { StatusMessages } from './status.js';
+
+/**
+ * Return to Sender (spec 5.5.9, 5.5.13 D): each dead letter's sender gets a status message, relaying the
+ * refusing recipient's own StandardResponse code when it answered with one.
+ */
+export function returnToSender(status: Pick<StatusMessages, 'fromDip'>): (events: DeadLetterEvent[]) => Promise<AcceptedBatch | undefined> {
+  return (events) =>
+    status.fromDip(
+      events.map((e) => {
+        const relayed = e.answer === null ? undefined : recipientVerdict(e.answer);
+        return {
+          transactionId: e.entry.transactionId,
+          message: relayed?.message ?? MSG.processingFailed,
+          help: relayed?.help ? `${e.detail}: ${relayed.help}` : e.detail,
+        };
+      }),
+    );
+}
+
+/** The first entry of a StandardResponse a recipient answered with, if that is what it sent. */
+export function recipientVerdict(answer: string): { message: string; help: string | null } | undefined {
+  try {
+    const parsed = JSON.parse(answer) as { messageArray?: Array<{ message?: unknown; help?: unknown }> };
+    const first = parsed.messageArray?.find((e) => typeof e.message === 'string' && /^[A-Z]{2,3}\d{4} - /.test(e.message));
+    if (!first) return undefined;
+    return { message: String(first.message).slice(0, 200), help: typeof first.help === 'string' ? first.help.slice(0, 400) : null };
+  } catch {
+    return undefined;
+  }
+}

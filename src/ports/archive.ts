@@ -1,0 +1,77 @@
+import type { QueueRef } from './message-log.js';
+
+export interface ArchivedMessage {
+  id: number;
+  /** The message's position in the queue the query named: the cursor for the next page. */
+  seq: number;
+  transactionId: string;
+  channel: string;
+  eventCode: string;
+  senderDipId: string;
+  senderRole: string;
+  correlationId: string | null;
+  receivedAt: number;
+  outbound: string;
+}
+
+export interface ArchiveQuery {
+  recipientDipId: string;
+  channel: string;
+  fromMs?: number;
+  toMs?: number;
+  eventCode?: string;
+  mpan?: string;
+  transactionIds?: string[];
+  /** Only messages after this queue position (paging: the last `seq` of the previous page). */
+  afterSeq?: number;
+  /** Only messages up to this queue position. */
+  upToSeq?: number;
+  limit: number;
+}
+
+export interface TransactionParties {
+  senderDipId: string;
+  channel: string;
+  recipients: string[];
+  /** The sender's own reference and the workflow it belongs to, so a status message can name them. */
+  senderUniqueReference: string | null;
+  correlationId: string | null;
+}
+
+export interface DeliveryAttempt {
+  queue: QueueRef;
+  firstSeq: number;
+  lastSeq: number;
+  url: string;
+  startedAt: number;
+  latencyMs: number;
+  status: number | null;
+  verdict: 'delivered' | 'retry' | 'rejected';
+  error: string | null;
+}
+
+/**
+ * The archive and the delivery journal: what replay, audit and reports query, and what retention purges.
+ * Nothing here is on the 201's critical path.
+ */
+export interface Archive {
+  /**
+   * Original messages in the recipient's queue that match, in queue order. Copies made by an earlier
+   * requeue are not matched again: a replay returns what was sent, once.
+   */
+  findArchived(query: ArchiveQuery): Promise<ArchivedMessage[]>;
+  /** Who sent a transaction and who it was addressed to: for routing status messages back. */
+  transactionParties(transactionId: string): Promise<TransactionParties | undefined>;
+  recordAttempt(attempt: DeliveryAttempt): Promise<void>;
+  /** The queue's delivery attempts, newest first. */
+  attempts(queue: QueueRef, limit: number): Promise<DeliveryAttempt[]>;
+  /** Channels that have anything archived. */
+  archivedChannels(): Promise<string[]>;
+  /**
+   * Deletes up to `limit` archived messages of the channel received before `beforeMs` that no queue still
+   * waits to deliver, with their queue positions, dead letters and raw batches. Returns how many went.
+   */
+  purgeArchive(channel: string, beforeMs: number, limit: number): Promise<number>;
+  /** Deletes up to `limit` delivery attempts older than `beforeMs`. */
+  purgeAttempts(beforeMs: number, limit: number): Promise<number>;
+}

@@ -1,0 +1,42 @@
+import type { Archive } from './archive.js';
+import type { DataKeyStore } from './data-keys.js';
+import type { DeadLetters } from './dead-letters.js';
+import type { MessageLog } from './message-log.js';
+import type { MpanStore } from './mpan.js';
+import type { RegistryStore } from './registry.js';
+import type { RequeueJobs } from './requeue-jobs.js';
+
+/** Whether the store can take writes now; `fatal` when it never will again in this process. */
+export type BackendHealth =
+  | { state: 'ok' }
+  | { state: 'unavailable'; reason: string; code: string | null }
+  | { state: 'fatal'; reason: string };
+
+/** How payloads are written at rest (src/security/at-rest.ts's Sealer); adapters call it, never bypass it. */
+export interface ValueSealer {
+  seal(plain: Buffer | string): Buffer | string;
+  open(sealed: Buffer): Buffer;
+  /** What is stored in place of a searchable personal value (the MPAN): equal inputs, equal outputs. */
+  index(value: string): string;
+}
+
+/**
+ * Everything the DIP keeps, by concern. One factory (src/adapters/backend.ts) opens the configured
+ * engine; nothing else names an adapter.
+ */
+export interface Backend {
+  readonly kind: string;
+  log: MessageLog;
+  deadLetters: DeadLetters;
+  archive: Archive;
+  registry: RegistryStore;
+  mpan: MpanStore;
+  dataKeys: DataKeyStore;
+  requeueJobs: RequeueJobs;
+  /** From now on payloads are sealed on write (set once, before the first write). Reads open either kind. */
+  useSealer(sealer: ValueSealer): void;
+  health(): BackendHealth;
+  /** Called whenever health() changes. */
+  onHealthChange(listener: (health: BackendHealth) => void): void;
+  close(): Promise<void>;
+}

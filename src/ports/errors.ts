@@ -1,0 +1,28 @@
+/**
+ * How a storage failure is to be treated, decided by the adapter that knows its engine's error codes,
+ * so that the pipeline never parses SQLite or PostgreSQL messages:
+ *  - `unavailable`: nothing was written and trying again later can succeed (disk full, a busy or
+ *    restarting server, a lost connection). Ingest answers 503 with Retry-After; delivery pauses.
+ *  - `permanent`: trying again will fail the same way (a damaged row, a missing message). The queue it
+ *    concerns stops and an operator is alerted; everything else goes on.
+ *  - `fatal`: the store can no longer promise durability (a failed fsync). It refuses all writes and the
+ *    process reports not-ready and exits so that a supervisor restarts it and recovery runs.
+ */
+export type StoreFailureKind = 'unavailable' | 'permanent' | 'fatal';
+
+export class StoreError extends Error {
+  constructor(
+    readonly kind: StoreFailureKind,
+    message: string,
+    /** The engine's own code (e.g. SQLITE_FULL), for logs and for the 503's help text. */
+    readonly code: string | null = null,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'StoreError';
+  }
+}
+
+export function storeFailureKind(err: unknown): StoreFailureKind | null {
+  return err instanceof StoreError ? err.kind : null;
+}

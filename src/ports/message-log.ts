@@ -1,0 +1,106 @@
+import type { DeadLetterReason } from './dead-letters.js';
+import type { JobProgress } from './requeue-jobs.js';
+
+/** A recipient's FIFO queue: one per (recipient DIP ID, channel), as webhooks are registered per channel. */
+export interface QueueRef {
+  recipientDipId: string;
+  channel: string;
+}
+
+/** One accepted message, ready to be made durable: the archived inbound item and its outbound copy. */
+export interface AcceptedMessage {
+  transactionId: string;
+  channel: string;
+  eventCode: string;
+  senderDipId: string;
+  senderRole: string;
+  /** Null for what the DIP itself originates (status messages). */
+  senderUniqueReference: string | null;
+  correlationId: string | null;
+  mpan: string | null;
+  receivedAt: number;
+  /** The outbound copy (A0/D0 stamped), serialised once: exactly the bytes recipients get. */
+  outbound: string;
+  recipients: string[];
+}
+
+/** A whole POST: accepted or refused together. The raw request is archived for non-repudiation. */
+export interface AcceptedBatch {
+  channel: string;
+  senderDipId: string;
+  receivedAt: number;
+  rawRequest: Buffer;
+  signatureHeaders: string;
+  messages: AcceptedMessage[];
+}
+
+export type AppendOutcome = { ok: true } | { ok: false; duplicates: string[] };
+
+export interface QueueEntry {
+  seq: number;
+  messageId: number;
+  transactionId: string;
+  /** When the entry's staleness clock started: receipt, or the requeue of a dead letter. */
+  receivedAt: number;
+  outbound: string;
+}
+
+export interface QueueState {
+  /** Highest sequence number settled (delivered, rejected or dead-lettered). 0 when none. */
+  ackedSeq: number;
+  /** Highest sequence number enqueued. */
+  headSeq: number;
+}
+
+/** A message set aside while settling its queue. */
+export interface DeadLetterRecord {
+  seq: number;
+  messageId: number;
+  reason: DeadLetterReason;
+  /** The recipient's HTTP status when it refused the message. */
+  status: number | null;
+  detail: string;
+}
+
+/**
+ * Moving a queue's position, with what that decides, as ONE atomic step: after a crash either all of it
+ * happened or none did, so a dead letter is never raised twice nor lost, and its sender's status message
+ * exists exactly when the dead letter does.
+ */
+export interface Settlement {
+  /** Every entry up to and including this position is settled. */
+  upTo: number;
+  deadLetters?: DeadLetterRecord[];
+  /** Status messages for the senders of the dead letters, appended in the same step. */
+  notices?: AcceptedBatch;
+}
+
+/** A replayed or requeued copy: a new transaction wrapper over an archived message. */
+export interface ReplayCopy {
+  originalId: number;
+  transactionId: string;
+  receivedAt: number;
+  outbound: string;
+}
+
+/**
+ * The road's durable core: what must be on disk (or on a quorum) before the DIP answers 201, and the
+ * per-recipient queues over it. Every write is durable before its promise resolves, and no entry is
+ * readable before the write that made it is durable.
+ */
+export interface MessageLog {
+  /** Appends a batch, all or nothing. Refuses it whole if any sender unique reference was seen before. */
+  append(batch: AcceptedBatch): Promise<AppendOutcome>;
+  /** Durable entries after `afterSeq`, oldest first, at most `limit` entries and about `maxBytes` bytes (at least one). */
+  readQueue(queue: QueueRef, afterSeq: number, limit: number, maxBytes: number): Promise<QueueEntry[]>;
+  queueState(queue: QueueRef): Promise<QueueState>;
+  /** Every queue that holds unsettled entries, for resuming delivery after a restart. */
+  pendingQueues(): Promise<QueueRef[]>;
+  /** Settles a queue up to a position (see Settlement). Moving backwards is a no-op. */
+  settle(queue: QueueRef, settlement: Settlement): Promise<void>;
+  /**
+   * Archives replay copies; when `enqueueFor` is given, also appends them to that queue (requeue), and
+   * records a requeue job's progress in the same step.
+   */
+  appendReplayCopies(copies: ReplayCopy[], enqueueFor?: QueueRef, progress?: JobProgress): Promise<void>;
+}

@@ -1,0 +1,46 @@
+import type { QueueRef } from './message-log.js';
+
+/** What a replay or requeue selects from a recipient's archive (the published MessageRequest). */
+export interface ReplayFilter {
+  fromMs: number;
+  toMs: number;
+  eventCode: string | null;
+  mpan: string | null;
+  transactionIds: string[] | null;
+}
+
+/**
+ * A large requeue, worked off in the background page by page. Each page's copies and the job's progress
+ * are written in one step (MessageLog.appendReplayCopies), so a restart resumes where it stopped and
+ * never requeues a page twice.
+ */
+export interface RequeueJob {
+  id: string;
+  queue: QueueRef;
+  filter: ReplayFilter;
+  /** Only queue positions up to here are scanned: what the queue held when the job was made. */
+  upToSeq: number;
+  /** The last queue position scanned so far. */
+  cursor: number;
+  requeued: number;
+  state: 'running' | 'done' | 'failed';
+  error: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface RequeueJobs {
+  createJob(job: RequeueJob): Promise<void>;
+  job(id: string): Promise<RequeueJob | undefined>;
+  /** Jobs still running (to resume after a restart). */
+  openJobs(): Promise<RequeueJob[]>;
+  finishJob(id: string, state: 'done' | 'failed', error: string | null, at: number): Promise<void>;
+}
+
+/** Progress of a requeue job, recorded with the page of copies it made. */
+export interface JobProgress {
+  jobId: string;
+  cursor: number;
+  added: number;
+  at: number;
+}

@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { batch, message, sup, useBackend, type BackendFactory } from './fixtures.js';
+
+/** Archive and delivery journal: replay queries, parties, attempts, purging. */
+export function archiveContract(name: string, open: BackendFactory): void {
+  describe(`Archive contract: ${name}`, () => {
+    const ctx = useBackend(open);
+
+    it('finds archived messages only through the asking recipient, with filters and paging', async () => {
+      const { log, archive } = ctx.backend;
+      const a = message(['SUP0000001'], { eventCode: 'ActivePower', mpan: '1111111111111' });
+      const b = message(['SUP0000001', 'MDS0000001'], { eventCode: 'ReactivePower', mpan: '2222222222222' });
+      const c = message(['SUP0000001'], { eventCode: 'ActivePower', mpan: '1111111111111' });
+      await log.append(batch([a, b, c]));
+      const q = { recipientDipId: 'SUP0000001', channel: 'IF-021', limit: 100 };
+      expect((await archive.findArchived(q)).map((m) => [m.seq, m.transactionId])).toEqual([
+        [1, a.transactionId],
+        [2, b.transactionId],
+        [3, c.transactionId],
+      ]);
+      expect((await archive.findArchived({ ...q, eventCode: 'ReactivePower' })).map((m) => m.transactionId)).toEqual([b.transactionId]);
+      expect((await archive.findArchived({ ...q, mpan: '1111111111111' })).map((m) => m.transactionId)).toEqual([a.transactionId, c.transactionId]);
+      expect((await archive.findArchived({ ...q, transactionIds: [b.transactionId] })).length).toBe(1);
+      expect((await archive.findArchived({ ...q, recipientDipId: 'MDS0000001' })).map((m) => m.transactionId)).toEqual([b.transactionId]);
+      expect(await archive.findArchived({ ...q, recipientDipId: 'LDSO000001' })).toEqual([]);
+      expect((await archive.findArchived({ ...q, afterSeq: 1, limit: 1 })).map((m) => m.seq)).toEqual([2]);
+      expect((await archive.findArchived({ ...q, afterSeq: 1, upToSeq: 2 })).map((m) => m.seq)).toEqual([2]);
+      const now = Date.now();
+      expect((await archive.findArchived({ ...q, fromMs: now + 60_000 })).length).toBe(0);
+      expect((await archive.findArchived({ ...q, toMs: now + 60_000 })).length).toBe(3);
+    });
+
+    it('records delivery attempts, newest first', async () => {
+      const { log, archive } = ctx.backend;
+      await log.append(batch([message(['SUP0000001'])]));
+      const base = { queue: sup, firstSeq: 1, lastSeq: 1, url: 'https://x', startedAt: Date.now(), latencyMs: 3, error: null };
+      await archive.recordAttempt({ ...base, status: 503, verdict: 'retry' });
+      await archive.recordAttempt({ ...base, status: 200, verdict: 'delivered' });
+      expect((await archive.attempts(sup, 10)).map((a) => a.verdict)).toEqual(['delivered', 'retry']);
+    });
+
+    it('tells who sent a transaction and to whom, for status messages', async () => {
+      const { log, archive } = ctx.backend;
+      const a = message(['SUP0000001', 'MDS0000001']);
+      await log.append(batch([a]));
+      const parties = await archive.transactionParties(a.transactionId);
+      expect(parties?.senderDipId).toBe('SDS0000001');
+      expect(parties?.channel).toBe('IF-021');
+      expect([...parties!.recipients].sort()).toEqual(['MDS0000001', 'SUP0000001']);
+      expect(parties?.senderUniqueReference).toBe(a.senderUniqueReference);
+      expect(parties?.correlationId).toBeNull();
+      expect(await archive.transactionParties('T-unknown')).toBeUndefined();
+    });
+
+    it('purges settled messages past retention, keeping what a queue still waits for', async () => {
+      const { log, archive } = ctx.backend;
+      const old = Date.now() - 10_000;
+      await log.append(batch([message(['SUP0000001'], { receivedAt: old }), message(['MDS0000001'], { receivedAt: old })]));
+      await log.settle(sup, { upTo: 1 });
+      expect(await archive.archivedChannels()).toEqual(['IF-021']);
+      expect(await archive.purgeArchive('IF-021', Date.now(), 100)).toBe(1);
+      expect(await archive.purgeArchive('IF-021', Date.now(), 100)).toBe(0);
+      expect((await archive.findArchived({ recipientDipId: 'MDS0000001', channel: 'IF-021', limit: 10 })).length).toBe(1);
+      // Positions carry on past purged entries.
+      await log.append(batch([message(['SUP0000001'])]));
+      expect(await log.queueState(sup)).toEqual({ ackedSeq: 1, headSeq: 2 });
+    });
+  });
+}

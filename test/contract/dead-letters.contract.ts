@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { batch, message, sup, useBackend, type BackendFactory } from './fixtures.js';
+
+export function deadLettersContract(name: string, open: BackendFactory): void {
+  describe(`DeadLetters contract: ${name}`, () => {
+    const ctx = useBackend(open);
+
+    it('keeps dead letters, requeues them to the tail of their queue (same message) and discards them', async () => {
+      const { log, deadLetters } = ctx.backend;
+      const a = message(['SUP0000001']);
+      const b = message(['SUP0000001']);
+      await log.append(batch([a, b]));
+      const [ea, eb] = await log.readQueue(sup, 0, 10, 1 << 20);
+      await log.settle(sup, {
+        upTo: 2,
+        deadLetters: [
+          { seq: ea!.seq, messageId: ea!.messageId, reason: 'rejected', status: 400, detail: 'recipient answered 400' },
+          { seq: eb!.seq, messageId: eb!.messageId, reason: 'stale', status: null, detail: 'stale' },
+        ],
+      });
+      const dead = await deadLetters.deadLetters({ recipientDipId: 'SUP0000001', state: 'dead', limit: 10 });
+      expect(dead.map((d) => [d.seq, d.reason, d.status, d.transactionId, d.senderDipId])).toEqual([
+        [1, 'rejected', 400, a.transactionId, 'SDS0000001'],
+        [2, 'stale', null, b.transactionId, 'SDS0000001'],
+      ]);
+      expect(await deadLetters.requeueDeadLetters(sup, [2, 99])).toBe(1);
+      expect(await deadLetters.requeueDeadLetters(sup, [2])).toBe(0); // already requeued
+      expect(await deadLetters.discardDeadLetters(sup, [1])).toBe(1);
+      expect((await log.readQueue(sup, 2, 10, 1 << 20)).map((e) => [e.seq, e.transactionId])).toEqual([[3, b.transactionId]]);
+      expect((await deadLetters.deadLetters({ limit: 10 })).map((d) => d.state)).toEqual(['discarded', 'requeued']);
+    });
+  });
+}

@@ -1,0 +1,63 @@
+import { afterEach, beforeEach } from 'vitest';
+import type { Backend } from '../../src/ports/backend.js';
+import type { AcceptedBatch, AcceptedMessage } from '../../src/ports/message-log.js';
+
+/** Holds the disk syncs of an embedded store, to observe what is visible before a write is durable. */
+export interface SyncGate {
+  hold(): void;
+  release(): void;
+}
+
+export interface OpenedForContract {
+  backend: Backend;
+  /** Opens the same store again (after `backend.close()`), to prove durability. */
+  reopen(): Promise<Backend>;
+  /** Present where the adapter lets a test hold its durability step (SQLite's WAL sync). */
+  syncGate?: SyncGate;
+}
+
+export type BackendFactory = () => Promise<OpenedForContract>;
+
+/** A fresh backend per test, closed after it; `ctx.backend` may be replaced by a reopen. */
+export function useBackend(open: BackendFactory): { backend: Backend; reopen: () => Promise<Backend>; syncGate?: SyncGate } {
+  const ctx = {} as { backend: Backend; reopen: () => Promise<Backend>; syncGate?: SyncGate };
+  beforeEach(async () => {
+    const opened = await open();
+    ctx.backend = opened.backend;
+    ctx.reopen = async () => {
+      ctx.backend = await opened.reopen();
+      return ctx.backend;
+    };
+    ctx.syncGate = opened.syncGate;
+  });
+  afterEach(async () => {
+    await ctx.backend.close();
+  });
+  return ctx;
+}
+
+let n = 0;
+export function message(recipients: string[], over: Partial<AcceptedMessage> = {}): AcceptedMessage {
+  n += 1;
+  return {
+    transactionId: `T-IF-021-SDS0000001-SDS-20260101-${String(n).padStart(16, '0')}`,
+    channel: 'IF-021',
+    eventCode: 'ActivePower',
+    senderDipId: 'SDS0000001',
+    senderRole: 'SDS',
+    senderUniqueReference: `ref-${n}-${process.pid}`,
+    correlationId: null,
+    mpan: '1200000000001',
+    receivedAt: Date.now(),
+    outbound: JSON.stringify({ n }),
+    recipients,
+    ...over,
+  };
+}
+
+export function batch(messages: AcceptedMessage[]): AcceptedBatch {
+  return { channel: 'IF-021', senderDipId: 'SDS0000001', receivedAt: Date.now(), rawRequest: Buffer.from('[]'), signatureHeaders: '{}', messages };
+}
+
+export const sup = { recipientDipId: 'SUP0000001', channel: 'IF-021' };
+export const mds = { recipientDipId: 'MDS0000001', channel: 'IF-021' };

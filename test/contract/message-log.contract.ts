@@ -1,0 +1,138 @@
+import { describe, expect, it } from 'vitest';
+import { batch, mds, message, sup, useBackend, type BackendFactory } from './fixtures.js';
+
+/** MessageLog: append, read, settle. Every adapter passes this. */
+export function messageLogContract(name: string, open: BackendFactory): void {
+  describe(`MessageLog contract: ${name}`, () => {
+    const ctx = useBackend(open);
+
+    it('appends a batch and fans it out to each recipient queue in order', async () => {
+      const log = ctx.backend.log;
+      const a = message(['SUP0000001', 'MDS0000001']);
+      const b = message(['SUP0000001']);
+      expect(await log.append(batch([a, b]))).toEqual({ ok: true });
+      const supEntries = await log.readQueue(sup, 0, 10, 1 << 20);
+      expect(supEntries.map((e) => [e.seq, e.transactionId])).toEqual([
+        [1, a.transactionId],
+        [2, b.transactionId],
+      ]);
+      expect(supEntries[0]!.outbound).toBe(a.outbound);
+      expect((await log.readQueue(mds, 0, 10, 1 << 20)).map((e) => e.seq)).toEqual([1]);
+      expect(await log.queueState(sup)).toEqual({ ackedSeq: 0, headSeq: 2 });
+    });
+
+    it('refuses a whole batch when any sender unique reference was seen before, storing nothing', async () => {
+      const log = ctx.backend.log;
+      const first = message(['SUP0000001']);
+      await log.append(batch([first]));
+      const fresh = message(['SUP0000001']);
+      const repeat = message(['SUP0000001'], { senderUniqueReference: first.senderUniqueReference });
+      expect(await log.append(batch([fresh, repeat]))).toEqual({ ok: false, duplicates: [first.senderUniqueReference] });
+      expect((await log.readQueue(sup, 0, 10, 1 << 20)).length).toBe(1);
+      // The same reference from another sender is a different message.
+      const other = message(['SUP0000001'], { senderDipId: 'SDS0000002', senderUniqueReference: first.senderUniqueReference });
+      expect(await log.append(batch([other]))).toEqual({ ok: true });
+    });
+
+    it('refuses a duplicate reference after a reopen too (for the whole retention period)', async () => {
+      const first = message(['SUP0000001']);
+      await ctx.backend.log.append(batch([first]));
+      await ctx.backend.close();
+      const log = (await ctx.reopen()).log;
+      expect(await log.append(batch([message(['SUP0000001'], { senderUniqueReference: first.senderUniqueReference })]))).toEqual({
+        ok: false,
+        duplicates: [first.senderUniqueReference],
+      });
+    });
+
+    it('concurrent appends each get their own contiguous sequence numbers', async () => {
+      const log = ctx.backend.log;
+      const results = await Promise.all(Array.from({ length: 50 }, () => log.append(batch([message(['SUP0000001']), message(['SUP0000001'])]))));
+      expect(results.every((r) => r.ok)).toBe(true);
+      const seqs = (await log.readQueue(sup, 0, 1000, 1 << 24)).map((e) => e.seq);
+      expect(seqs).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+    });
+
+    it('reads bounded by count and bytes, always at least one entry', async () => {
+      const log = ctx.backend.log;
+      const big = 'x'.repeat(1000);
+      await log.append(batch([1, 2, 3, 4, 5].map(() => message(['SUP0000001'], { outbound: big }))));
+      expect((await log.readQueue(sup, 0, 3, 1 << 20)).length).toBe(3);
+      expect((await log.readQueue(sup, 0, 10, 2500)).length).toBe(2);
+      expect((await log.readQueue(sup, 0, 10, 10)).length).toBe(1);
+      expect((await log.readQueue(sup, 4, 10, 1 << 20)).map((e) => e.seq)).toEqual([5]);
+    });
+
+    it('nothing is readable before the write that made it is durable', async () => {
+      const log = ctx.backend.log;
+      const m = message(['SUP0000001']);
+      let resolved = false;
+      const gate = ctx.syncGate;
+      gate?.hold();
+      const appended = log.append(batch([m])).then((r) => {
+        resolved = true;
+        return r;
+      });
+      // Poll while the append is in flight: an entry seen before the append resolved is a defect.
+      for (let i = 0; i < 20 && !resolved; i++) {
+        await new Promise((r) => setImmediate(r));
+        const seen = await log.readQueue(sup, 0, 10, 1 << 20);
+        if (!resolved) expect(seen, 'an entry was readable before its write was durable').toEqual([]);
+      }
+      if (gate) {
+        expect(resolved).toBe(false); // held: not acknowledged either
+        gate.release();
+      }
+      expect(await appended).toEqual({ ok: true });
+      expect((await log.readQueue(sup, 0, 10, 1 << 20)).map((e) => e.transactionId)).toEqual([m.transactionId]);
+    });
+
+    it('settles durably, never backwards, and lists only queues with unsettled entries', async () => {
+      const log = ctx.backend.log;
+      await log.append(batch([message(['SUP0000001', 'MDS0000001']), message(['SUP0000001'])]));
+      await log.settle(sup, { upTo: 2 });
+      await log.settle(sup, { upTo: 1 });
+      expect((await log.queueState(sup)).ackedSeq).toBe(2);
+      expect(await log.pendingQueues()).toEqual([mds]);
+      await ctx.backend.close();
+      const reopened = (await ctx.reopen()).log;
+      expect(await reopened.queueState(sup)).toEqual({ ackedSeq: 2, headSeq: 2 });
+      expect(await reopened.pendingQueues()).toEqual([mds]);
+      // Sequence numbers carry on after a reopen.
+      await reopened.append(batch([message(['SUP0000001'])]));
+      expect((await reopened.queueState(sup)).headSeq).toBe(3);
+    });
+
+    it("records dead letters, the new position and the senders' notices in one settlement, once", async () => {
+      const { log, deadLetters } = ctx.backend;
+      const a = message(['SUP0000001']);
+      await log.append(batch([a]));
+      const [entry] = await log.readQueue(sup, 0, 10, 1 << 20);
+      const notice = message(['SDS0000001'], { channel: 'STATUS', senderUniqueReference: null, senderDipId: '00000000000' });
+      const settlement = {
+        upTo: 1,
+        deadLetters: [{ seq: 1, messageId: entry!.messageId, reason: 'rejected' as const, status: 400, detail: 'refused' }],
+        notices: { ...batch([notice]), channel: 'STATUS', senderDipId: '00000000000' },
+      };
+      await log.settle(sup, settlement);
+      // The same dead letter settled again (a retry after an unanswered write) is not recorded twice.
+      await log.settle(sup, { upTo: 1, deadLetters: settlement.deadLetters });
+      expect((await deadLetters.deadLetters({ limit: 10 })).map((d) => [d.seq, d.transactionId, d.reason])).toEqual([[1, a.transactionId, 'rejected']]);
+      expect((await log.readQueue({ recipientDipId: 'SDS0000001', channel: 'STATUS' }, 0, 10, 1 << 20)).map((e) => e.transactionId)).toEqual([notice.transactionId]);
+      expect((await log.queueState(sup)).ackedSeq).toBe(1);
+    });
+
+    it('archives replay copies and, for a requeue, appends them to the queue', async () => {
+      const { log, archive } = ctx.backend;
+      await log.append(batch([message(['SUP0000001'])]));
+      const [original] = await archive.findArchived({ recipientDipId: 'SUP0000001', channel: 'IF-021', limit: 1 });
+      await log.appendReplayCopies([{ originalId: original!.id, transactionId: 'R-copy-1', receivedAt: Date.now(), outbound: '{"r":1}' }]);
+      expect((await log.queueState(sup)).headSeq).toBe(1);
+      await log.appendReplayCopies([{ originalId: original!.id, transactionId: 'R-copy-2', receivedAt: Date.now(), outbound: '{"r":2}' }], sup);
+      const entries = await log.readQueue(sup, 1, 10, 1 << 20);
+      expect(entries.map((e) => [e.seq, e.transactionId, e.outbound])).toEqual([[2, 'R-copy-2', '{"r":2}']]);
+      // A requeued copy is not found again by a later replay: only originals are.
+      expect((await archive.findArchived({ recipientDipId: 'SUP0000001', channel: 'IF-021', limit: 10 })).map((m) => m.id)).toEqual([original!.id]);
+    });
+  });
+}

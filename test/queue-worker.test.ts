@@ -1,0 +1,223 @@
+import { describe, expect, it } from 'vitest';
+import type { DeliveryAttempt } from '../src/ports/archive.js';
+import { StoreError } from '../src/ports/errors.js';
+import type { QueueEntry, QueueRef, Settlement } from '../src/ports/message-log.js';
+import type { WebhookCall, WebhookOutcome } from '../src/ports/webhook.js';
+import { QueueWorker, type DeadLetterEvent, type WorkerDeps } from '../src/pipeline/queue-worker.js';
+import { FakeClock, settle } from './helpers/clocks.js';
+
+/**
+ * The queue worker as a state machine, driven by a fake clock, a fake log and a scripted recipient: no
+ * sockets, no disk, no sleeping. Each test names the transitions it walks.
+ */
+const queue: QueueRef = { recipientDipId: 'SUP0000001', channel: 'IF-021' };
+const HOOK = { recipientDipId: queue.recipientDipId, channel: queue.channel, url: 'https://sup.example/dip', maxMessageCount: 10, maxPayloadKb: 1024 };
+
+class FakeLog {
+  entries: QueueEntry[] = [];
+  acked = 0;
+  settlements: Settlement[] = [];
+  /** Errors the next settle calls throw, in order. */
+  settleFails: Error[] = [];
+  readFails: Error[] = [];
+
+  add(n: number, receivedAt: number): void {
+    for (let i = 0; i < n; i++) {
+      const seq = this.entries.length + 1;
+      this.entries.push({ seq, messageId: seq, transactionId: `T-${seq}`, receivedAt, outbound: JSON.stringify({ seq }) });
+    }
+  }
+
+  async readQueue(_q: QueueRef, after: number, limit: number): Promise<QueueEntry[]> {
+    const fail = this.readFails.shift();
+    if (fail) throw fail;
+    return this.entries.filter((e) => e.seq > after).slice(0, limit);
+  }
+
+  async queueState(): Promise<{ ackedSeq: number; headSeq: number }> {
+    return { ackedSeq: this.acked, headSeq: this.entries.length };
+  }
+
+  async settle(_q: QueueRef, s: Settlement): Promise<void> {
+    const fail = this.settleFails.shift();
+    if (fail) throw fail;
+    this.settlements.push(s);
+    this.acked = Math.max(this.acked, s.upTo);
+  }
+}
+
+function harness(answers: Array<number | 'down'>, options: { hook?: boolean; staleAfterMs?: number } = {}) {
+  const clock = new FakeClock();
+  const log = new FakeLog();
+  const calls: WebhookCall[] = [];
+  const attempts: DeliveryAttempt[] = [];
+  const deadLettered: DeadLetterEvent[] = [];
+  const paused: QueueWorker[] = [];
+  const halted: unknown[] = [];
+  const deps: WorkerDeps = {
+    log,
+    archive: { recordAttempt: async (a) => void attempts.push(a) },
+    webhook: () => (options.hook === false ? undefined : HOOK),
+    transport: {
+      post: async (call): Promise<WebhookOutcome> => {
+        calls.push(call);
+        const a = answers.shift() ?? 200;
+        return a === 'down' ? { kind: 'failed', error: 'connection refused', latencyMs: 1 } : { kind: 'answered', status: a, retryAfter: undefined, body: '', latencyMs: 1 };
+      },
+      close: async () => {},
+    },
+    signer: { sign: async () => ({ 'x-dip-signature': 'sig' }) },
+    settings: { timeoutMs: 1000, retry: { baseMs: 100, capMs: 1000 }, sweepIntervalMs: 1000 },
+    clock,
+    logger: { info() {}, warn() {}, error() {} },
+    random: () => 1, // the longest wait the schedule allows: deterministic
+    staleAfterMs: () => options.staleAfterMs ?? 86_400_000,
+    copyFor: (_q, outbound) => outbound,
+    localConsumer: () => undefined,
+    notices: async (events) => ({ channel: 'STATUS', senderDipId: 'DIP', receivedAt: 0, rawRequest: Buffer.alloc(0), signatureHeaders: '{}', messages: events.map((e) => ({ transactionId: `S-${e.entry.seq}`, channel: 'STATUS', eventCode: '', senderDipId: 'DIP', senderRole: 'STS', senderUniqueReference: null, correlationId: null, mpan: null, receivedAt: 0, outbound: '{}', recipients: ['SDS0000001'] })) }),
+    deadLettered: (events) => void deadLettered.push(...events),
+    storeUnavailable: (w) => void paused.push(w),
+    halted: (_q, e) => void halted.push(e),
+  };
+  const worker = new QueueWorker(queue, deps);
+  const sent = () => calls.map((c) => (JSON.parse(c.body.toString()) as Array<{ seq: number }>).map((m) => m.seq));
+  return { clock, log, worker, calls, attempts, deadLettered, paused, halted, sent };
+}
+
+describe('queue worker', () => {
+  it('idle → working → idle: delivers everything in one call and settles it', async () => {
+    const h = harness([200]);
+    h.log.add(3, h.clock.now());
+    h.worker.kick();
+    expect(h.worker.state).toBe('working');
+    await settle();
+    expect(h.worker.state).toBe('idle');
+    expect(h.sent()).toEqual([[1, 2, 3]]);
+    expect(h.calls[0]!.headers['x-opendip-sequence']).toBe('1-3');
+    expect(h.log.acked).toBe(3);
+  });
+
+  it('working → backoff → working: a retryable answer waits its backoff, then the same call goes again, nothing overtakes', async () => {
+    const h = harness([503, 'down', 200]);
+    h.log.add(2, h.clock.now());
+    h.worker.kick();
+    await settle();
+    expect(h.worker.state).toBe('backoff');
+    expect(h.clock.pending()).toEqual([100]); // base 100 ms, random 1: the first wait is the base
+    h.log.add(1, h.clock.now()); // arrives meanwhile: must not be sent first
+    h.worker.kick();
+    expect(h.worker.state).toBe('backoff'); // a kick does not cut a backoff short
+    await h.clock.advance(100);
+    expect(h.worker.state).toBe('backoff');
+    expect(h.clock.pending()).toEqual([200]); // doubled
+    await h.clock.advance(200);
+    expect(h.worker.state).toBe('idle');
+    // Each retry carries what waits from the first unsettled position on, in order: 3 never goes before 1 and 2.
+    expect(h.sent()).toEqual([[1, 2], [1, 2, 3], [1, 2, 3]]);
+    expect(h.attempts.map((a) => a.verdict)).toEqual(['retry', 'retry', 'delivered']);
+  });
+
+  it('a refused batch is resent singly; only the refused message is set aside, with its notice, in one settlement', async () => {
+    const h = harness([400, 200, 400, 200]);
+    h.log.add(3, h.clock.now());
+    h.worker.kick();
+    await settle(20);
+    expect(h.sent()).toEqual([[1, 2, 3], [1], [2], [3]]);
+    expect(h.deadLettered.map((e) => [e.entry.seq, e.reason, e.status])).toEqual([[2, 'rejected', 400]]);
+    const withDead = h.log.settlements.find((s) => s.deadLetters?.length);
+    expect(withDead).toMatchObject({ upTo: 2, deadLetters: [{ seq: 2, reason: 'rejected', status: 400 }], notices: { messages: [{ transactionId: 'S-2' }] } });
+    expect(h.log.acked).toBe(3);
+  });
+
+  it('messages older than the staleness limit are set aside as stale, a leading run only, without calling the recipient', async () => {
+    const h = harness([], { staleAfterMs: 1000 });
+    h.log.add(2, h.clock.now());
+    await h.clock.advance(2000);
+    h.log.add(1, h.clock.now());
+    h.worker.kick();
+    await settle(10);
+    expect(h.deadLettered.map((e) => [e.entry.seq, e.reason])).toEqual([[1, 'stale'], [2, 'stale']]);
+    expect(h.sent()).toEqual([[3]]);
+  });
+
+  it('with no webhook, messages wait (nothing read past the first) until they go stale', async () => {
+    const h = harness([], { hook: false, staleAfterMs: 5000 });
+    h.log.add(3, h.clock.now());
+    h.worker.kick();
+    await settle();
+    expect(h.worker.state).toBe('idle');
+    expect(h.log.acked).toBe(0);
+    await h.clock.advance(6000);
+    h.worker.kick();
+    await settle(10);
+    expect(h.log.acked).toBe(3);
+    expect(h.calls).toEqual([]);
+  });
+
+  it('working → paused → working: a delivered call that cannot be recorded is recorded on resume, never sent again', async () => {
+    const h = harness([200, 200]);
+    h.log.add(2, h.clock.now());
+    h.log.settleFails.push(new StoreError('unavailable', 'disk full', 'SQLITE_FULL'));
+    h.worker.kick();
+    await settle();
+    expect(h.worker.state).toBe('paused');
+    expect(h.paused).toEqual([h.worker]);
+    expect(h.log.acked).toBe(0);
+    h.log.add(1, h.clock.now());
+    h.worker.kick(); // paused: a kick does not send anything
+    await settle();
+    expect(h.calls.length).toBe(1);
+    h.worker.resume();
+    await settle(10);
+    expect(h.worker.state).toBe('idle');
+    expect(h.sent()).toEqual([[1, 2], [3]]); // 1-2 not repeated
+    expect(h.log.settlements.map((s) => s.upTo)).toEqual([2, 3]);
+  });
+
+  it('working → halted: a permanent store error stops the queue and tells the operator; resume goes on', async () => {
+    const h = harness([200]);
+    h.log.add(1, h.clock.now());
+    h.log.readFails.push(new StoreError('permanent', 'damaged database: message 1 is missing', 'MISSING_ROW'));
+    h.worker.kick();
+    await settle();
+    expect(h.worker.state).toBe('halted');
+    expect(h.halted).toHaveLength(1);
+    expect(h.worker.status().lastError).toMatch(/damaged/);
+    h.worker.kick();
+    expect(h.worker.state).toBe('halted'); // not retried in a loop
+    h.worker.resume();
+    await settle();
+    expect(h.worker.state).toBe('idle');
+    expect(h.sent()).toEqual([[1]]);
+  });
+
+  it('backoff → working at once when the recipient registers a new webhook URL', async () => {
+    const h = harness(['down', 200]);
+    h.log.add(1, h.clock.now());
+    h.worker.kick();
+    await settle();
+    expect(h.worker.state).toBe('backoff');
+    HOOK.url = 'https://sup.example/new';
+    try {
+      h.worker.webhookMayHaveChanged();
+      await settle();
+      expect(h.worker.state).toBe('idle');
+      expect(h.calls.map((c) => c.url)).toEqual(['https://sup.example/dip', 'https://sup.example/new']);
+    } finally {
+      HOOK.url = 'https://sup.example/dip';
+    }
+  });
+
+  it('stopped is final, and an illegal transition is refused loudly', async () => {
+    const h = harness(['down']);
+    h.log.add(1, h.clock.now());
+    h.worker.kick();
+    await settle();
+    await h.worker.stop();
+    expect(h.worker.state).toBe('stopped');
+    expect(h.clock.pending()).toEqual([]);
+    h.worker.kick();
+    h.worker.resume();
+    expect(h.worker.state).toBe('stopped');
+  });
+});

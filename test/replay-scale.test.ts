@@ -1,0 +1,97 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildIF021 } from '../src/sim/messages.js';
+import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+
+type Json = Record<string, any>;
+
+/**
+ * Replay and requeue at scale: a replay pages through any number of messages (206 + X-Continuation-Token,
+ * the 2.1.0 request body unchanged), and a requeue of more than a page becomes a job with progress that
+ * feeds the recipient behind its live traffic.
+ */
+const FILTER = { datetimeFrom: '2000-01-01T00:00:00+00:00', datetimeTo: '2100-01-01T00:00:00+00:00' };
+const TOTAL = 2_300;
+
+describe('replay and requeue at scale', () => {
+  let t: TestDip;
+  let sds: TestParticipant;
+  let sup: TestParticipant;
+  const originals: string[] = [];
+
+  beforeAll(async () => {
+    t = await startTestDip({ maxBatchMessages: 1000 });
+    sds = await t.participant('2000000001', ['SDS']);
+    sup = await t.participant('1000000001', ['SUP']); // no webhook: its messages wait in its queue
+    for (let b = 0; b < TOTAL / 500; b++) {
+      const count = Math.min(500, TOTAL - b * 500);
+      const items = Array.from({ length: count }, (_, i) => buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: `s${b}x${i}` }));
+      const answer = await sds.client.submit('IF-021', items);
+      expect(answer.status, JSON.stringify(answer.body.messageArray.find((e) => e.help))).toBe(201);
+      originals.push(...answer.body.messageArray.map((e) => e.transactionID!));
+    }
+  }, 120_000);
+  afterAll(async () => t?.close());
+
+  it('pages a replay with 206 and X-Continuation-Token until the last page (200); every message once, in order', async () => {
+    const seen: string[] = [];
+    let token: string | undefined;
+    const statuses: number[] = [];
+    for (let page = 0; page < 10; page++) {
+      const answer = await sup.client.call<Json[]>('POST', `/dip-channel/IF-021/replay/${sup.dipId}`, JSON.stringify(FILTER), token ? { 'x-continuation-token': token } : {});
+      statuses.push(answer.status);
+      for (const m of answer.body) {
+        expect(m.payload.CommonBlock.D0.replayIndicator).toBe(true);
+        expect(m.payload.CommonBlock.D0.transactionID).toMatch(/^R-/);
+        seen.push(m.originalTransactionID);
+      }
+      token = answer.headers['x-continuation-token'];
+      if (answer.status === 200) break;
+    }
+    expect(statuses).toEqual([206, 206, 200]);
+    expect(token).toBeUndefined();
+    expect(seen).toEqual(originals);
+  });
+
+  it('refuses a continuation token made for another request body', async () => {
+    const first = await sup.client.call<Json[]>('POST', `/dip-channel/IF-021/replay/${sup.dipId}`, JSON.stringify(FILTER));
+    const token = first.headers['x-continuation-token']!;
+    const other = { ...FILTER, datetimeFrom: '2001-01-01T00:00:00+00:00' };
+    const answer = await sup.client.call('POST', `/dip-channel/IF-021/replay/${sup.dipId}`, JSON.stringify(other), { 'x-continuation-token': token });
+    expect(answer.status).toBe(400);
+    expect(answer.body.messageArray[0]!.help).toMatch(/x-continuation-token is not one this DIP issued for this request body/);
+  });
+
+  it('requeues more than a page as a job: 202, a status to follow, copies appended behind the queue in pages', async () => {
+    const queue = { recipientDipId: sup.dipId, channel: 'IF-021' };
+    // The recipient takes its live messages first (pull + ack), as a recovering recipient would.
+    const { headSeq } = await t.dip.backend.log.queueState(queue);
+    expect((await sup.client.ack('IF-021', sup.dipId, headSeq)).status).toBe(200);
+    const answer = await sup.client.requeue('IF-021', sup.dipId, FILTER);
+    expect(answer.status).toBe(202);
+    const location = answer.headers.location!;
+    expect(location).toMatch(new RegExp(`^/dip-channel/IF-021/requeue/${sup.dipId}/[0-9a-f-]{36}$`));
+    // Paced behind the recipient: with nothing acknowledged, at most a page waits beyond the live backlog.
+    await waitFor(async () => (await t.dip.backend.log.queueState(queue)).headSeq > headSeq, 10_000, 'the first page');
+    let status = (await sup.client.call<Json>('GET', location, '')).body;
+    expect(status.state).toBe('running');
+    expect((await t.dip.backend.log.queueState(queue)).headSeq - headSeq).toBeLessThanOrEqual(2000);
+    // The recipient pulls and acknowledges as it goes; the job follows.
+    await waitFor(
+      async () => {
+        const pulled = await sup.client.pull('IF-021', sup.dipId, 1000);
+        if (pulled.lastSeq !== null) await sup.client.ack('IF-021', sup.dipId, pulled.lastSeq);
+        status = (await sup.client.call<Json>('GET', location, '')).body;
+        return status.state === 'done';
+      },
+      60_000,
+      'the requeue job to finish',
+    );
+    expect(status).toMatchObject({ state: 'done', requeued: TOTAL, error: null });
+    const after = await t.dip.backend.log.queueState(queue);
+    expect(after.headSeq).toBe(headSeq + TOTAL);
+    // Another recipient cannot see the job.
+    const ldso = await t.participant('3000000001', ['LDSO']);
+    const foreign = await ldso.client.call('GET', location.replace(sup.dipId, ldso.dipId), '');
+    expect(foreign.status).toBe(404);
+  }, 120_000);
+});

@@ -1,0 +1,91 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../src/adapters/clock.js';
+import { openSqliteBackend, type SqliteBackend } from '../src/adapters/sqlite/index.js';
+import type { BackendHealth } from '../src/ports/backend.js';
+import { StoreError } from '../src/ports/errors.js';
+import { buildIF021 } from '../src/sim/messages.js';
+import { batch, message } from './contract/fixtures.js';
+import { ShiftableClock } from './helpers/clocks.js';
+import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+
+describe('storage failures are classified, reported and recovered from', () => {
+  it('a failed disk sync is fatal: every write refused after it, health says so', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'opendip-fatal-')), 'dip.db');
+    let failNext = false;
+    const backend = openSqliteBackend(file, { clock: systemClock, durability: (done) => setImmediate(() => done(failNext ? Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }) : null)) });
+    const seen: BackendHealth[] = [];
+    backend.onHealthChange((h) => seen.push(h));
+    expect(await backend.log.append(batch([message(['SUP0000001'])]))).toEqual({ ok: true });
+    failNext = true;
+    const failed = await backend.log.append(batch([message(['SUP0000001'])])).catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(StoreError);
+    expect((failed as StoreError).kind).toBe('fatal');
+    expect(backend.health()).toMatchObject({ state: 'fatal', reason: expect.stringMatching(/EIO/) });
+    failNext = false;
+    await expect(backend.log.settle({ recipientDipId: 'SUP0000001', channel: 'IF-021' }, { upTo: 1 })).rejects.toMatchObject({ kind: 'fatal' });
+    expect(seen.map((h) => h.state)).toEqual(['fatal']);
+    // Nothing whose sync failed is handed out: the second message is not readable.
+    expect((await backend.log.readQueue({ recipientDipId: 'SUP0000001', channel: 'IF-021' }, 0, 10, 1 << 20)).length).toBe(1);
+    await backend.close();
+  });
+
+  it('a missing message is a permanent error naming the damage, not a retry loop', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'opendip-damaged-')), 'dip.db');
+    const backend: SqliteBackend = openSqliteBackend(file, { clock: systemClock });
+    await backend.log.append(batch([message(['SUP0000001'])]));
+    await backend.close();
+    const Database = (await import('better-sqlite3')).default;
+    const raw = new Database(file);
+    raw.prepare('DELETE FROM messages').run();
+    raw.close();
+    const reopened = openSqliteBackend(file, { clock: systemClock });
+    const err = await reopened.log.readQueue({ recipientDipId: 'SUP0000001', channel: 'IF-021' }, 0, 10, 1 << 20).catch((e: unknown) => e);
+    expect(err).toMatchObject({ kind: 'permanent', code: 'MISSING_ROW', message: expect.stringMatching(/damaged database: queue SUP0000001\/IF-021 position 1 refers to message \d+, which is missing/) });
+    await reopened.close();
+  });
+
+  describe('a full disk (the database at its size cap)', () => {
+    let t: TestDip;
+    let sds: TestParticipant;
+    let sup: TestParticipant;
+    const clock = new ShiftableClock();
+    let n = 0;
+    const items = (count: number) =>
+      Array.from({ length: count }, () => buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: `full${n++}` }));
+
+    beforeAll(async () => {
+      t = await startTestDip({}, undefined, { clock });
+      sds = await t.participant('2000000001', ['SDS']);
+      sup = await t.participant('1000000001', ['SUP']);
+    });
+    afterAll(async () => t?.close());
+
+    it('answers 503 with Retry-After naming the cause, reports not ready, accepts nothing, and resumes by itself when space returns', async () => {
+      const backend = t.dip.backend as SqliteBackend;
+      expect((await sds.client.submit('IF-021', items(1))).status).toBe(201);
+      backend.setSizeLimit(1); // capped at its current size: the next page it needs is refused
+      const refused = await sds.client.submit('IF-021', items(200));
+      expect(refused.status).toBe(503);
+      expect(refused.headers['retry-after']).toBe('5');
+      expect(refused.body.messageArray[0]!.help).toMatch(/cannot store messages right now \(SQLITE_FULL\); nothing of this batch was accepted/);
+      const health = await sds.client.call('GET', '/health', '');
+      expect(health.status).toBe(503);
+      expect(health.body).toMatchObject({ status: 'unavailable' });
+      // Nothing of the refused batch is stored: the sender may send exactly the same again later.
+      const again = items(0);
+      expect(again).toEqual([]);
+      backend.setSizeLimit(null);
+      clock.jump(2_000); // the store probes every 2 s while it cannot write
+      await waitFor(() => backend.health().state === 'ok', 5000, 'the store to take writes again');
+      expect((await sds.client.call('GET', '/ready', '')).status).toBe(200);
+      const queue = { recipientDipId: sup.dipId, channel: 'IF-021' };
+      const before = (await backend.log.queueState(queue)).headSeq;
+      expect(before).toBe(1);
+      expect((await sds.client.submit('IF-021', items(200))).status).toBe(201);
+      expect((await backend.log.queueState(queue)).headSeq).toBe(201);
+    });
+  });
+});
