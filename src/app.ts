@@ -32,6 +32,8 @@ import { RevocationWatcher } from './security/revocation.js';
 import { expiringAll } from './security/expiry.js';
 import { SigningKeyWatcher } from './security/signing-key.js';
 import { clientTrustStore } from './security/trust-store.js';
+import { WebhookDestinations } from './security/webhook-destinations.js';
+import type { LookupFunction } from 'node:net';
 
 export interface RunningDip {
   url: string;
@@ -70,8 +72,14 @@ export function defaultLogger(): Logger {
   });
 }
 
+/** What a test may substitute for the machine's own facilities. */
+export interface StartOptions {
+  /** Name resolution for webhook destinations (dns.lookup by default). */
+  lookup?: LookupFunction;
+}
+
 /** Wires the embedded DIP together (the only place adapters meet the pipeline) and starts listening. */
-export async function startDip(config: DipConfig, logger: Logger = defaultLogger()): Promise<RunningDip> {
+export async function startDip(config: DipConfig, logger: Logger = defaultLogger(), options: StartOptions = {}): Promise<RunningDip> {
   const pki = await ensurePki(pkiDir(config), { environment: config.environment, hostnames: config.hostnames, ipAddresses: config.ipAddresses });
   // Client certificates must chain to the environment's CA, or to the configured trusted CAs (PRD). Read
   // first: a broken trustedCaFiles entry stops the start before anything is opened.
@@ -113,7 +121,10 @@ export async function startDip(config: DipConfig, logger: Logger = defaultLogger
   // The signing key in force: `dip pki rotate-signing` replaces it while the DIP runs.
   const signing = new SigningKeyWatcher(pkiDir(config), pki.ca, pki.signing, logger);
   signing.start(config.signingKeyPollMs);
+  // Outside DEV no webhook may point the DIP at internal networks, checked at registration and per connection.
+  const destinations = new WebhookDestinations({ enforce: config.environment !== 'DEV', allowList: config.webhookAllowList, lookup: options.lookup });
   const transport = new UndiciWebhookTransport({
+    destinations,
     // Recipients may use commercial certificates or the environment's own CA; the DIP's server
     // certificate doubles as its client certificate for recipients that ask for mutual TLS.
     ca: [...rootCertificates, pki.ca.certPem],
@@ -178,7 +189,7 @@ export async function startDip(config: DipConfig, logger: Logger = defaultLogger
   }
   const app = buildServer(
     {
-      config, logger, ingest, registry, webhooks: store, delivery, replay, status, queues: store, outboundFor, channel,
+      config, logger, ingest, registry, webhooks: store, delivery, replay, status, queues: store, outboundFor, channel, destinations,
       // A getter: after a rotation GET /certificates/dip serves the signing certificate in force.
       certificates: { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, encryption: encryption.certPem },
     },

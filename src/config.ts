@@ -77,6 +77,12 @@ export interface DipConfig {
   trustedCaFiles: string[];
   /** How often a running DIP looks for a rotated signing key (`dip pki rotate-signing`). */
   signingKeyPollMs: number;
+  /**
+   * Outside DEV webhook destinations on internal networks (loopback, private, link-local, …) are
+   * refused; these are the operator's exceptions for participants on a private link: IP addresses,
+   * CIDR ranges and host names (`*.example.net` for every name under it).
+   */
+  webhookAllowList: string[];
 }
 
 export interface HttpLimits {
@@ -143,6 +149,7 @@ const schema: JSONSchemaType<DipConfig> = {
     revocationPollMs: { type: 'integer', minimum: 10 },
     trustedCaFiles: { type: 'array', items: { type: 'string', minLength: 1 } },
     signingKeyPollMs: { type: 'integer', minimum: 10 },
+    webhookAllowList: { type: 'array', items: { type: 'string', minLength: 1 } },
     delivery: {
       type: 'object',
       additionalProperties: false,
@@ -219,6 +226,7 @@ export const DEFAULTS: DipConfig = {
   revocationPollMs: 2_000,
   trustedCaFiles: [],
   signingKeyPollMs: 5_000,
+  webhookAllowList: [],
 };
 
 const validate = new Ajv({ allErrors: true }).compile(schema);

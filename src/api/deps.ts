@@ -7,6 +7,7 @@ import type { Registry } from '../pipeline/registry.js';
 import type { Replay } from '../pipeline/replay.js';
 import type { StatusMessages } from '../pipeline/status.js';
 import type { MessageLog, QueueRef, WebhookRegistry } from '../ports/store.js';
+import type { WebhookDestinations } from '../security/webhook-destinations.js';
 
 /** What the HTTP routes need; wired once in app.ts. */
 export interface ApiDeps {
@@ -24,4 +25,6 @@ export interface ApiDeps {
   /** The DIP's public certificates: its CA, its signing certificate, and its encryption certificate (pattern 2). */
   certificates: { ca: string; signing: string; encryption: string };
   channel(id: string): Channel | undefined;
+  /** Which callback URLs may be registered (outside DEV: none on internal networks). */
+  destinations: Pick<WebhookDestinations, 'checkUrl'>;
 }

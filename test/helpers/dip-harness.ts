@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { onboardParticipant } from '../../src/admin/participants.js';
-import { startDip, type RunningDip } from '../../src/app.js';
+import { startDip, type RunningDip, type StartOptions } from '../../src/app.js';
 import { DipClient } from '../../src/client/dip-client.js';
 import { startWebhookReceiver, type ReceivedCall, type WebhookReceiver } from '../../src/client/webhook-receiver.js';
 import { loadConfig, type DipConfig } from '../../src/config.js';
@@ -29,9 +29,9 @@ export interface TestDip {
 }
 
 /** A real DIP on an ephemeral port over real HTTPS, with its SQLite file in a fresh directory. */
-export async function startTestDip(overrides: Partial<DipConfig> = {}, dataDir = mkdtempSync(join(tmpdir(), 'opendip-'))): Promise<TestDip> {
+export async function startTestDip(overrides: Partial<DipConfig> = {}, dataDir = mkdtempSync(join(tmpdir(), 'opendip-')), options: StartOptions = {}): Promise<TestDip> {
   const config = loadConfig({}, { dataDir, port: 0, adminPort: 0, sweepIntervalSeconds: 0.2, warmCatalogue: false, host: '127.0.0.1', ...overrides, delivery: { ...loadConfig({}).delivery, retryBaseMs: 50, retryCapMs: 500, ...overrides.delivery } });
-  const dip = await startDip(config, quietLogger);
+  const dip = await startDip(config, quietLogger, options);
   const closers: Array<() => Promise<void>> = [];
   return {
     dip,
