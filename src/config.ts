@@ -8,6 +8,8 @@ export interface ChannelOverride {
   senderRoles?: string[];
   receiverRoles?: string[];
   alwaysRoles?: string[];
+  /** DIP IDs that get every message on the channel ("always" routing to a named participant, spec 5.5.3). */
+  alwaysParticipants?: string[];
   /** The DIP generates a workflow correlation ID for messages on this channel (spec 5.5.5). */
   workflowStarter?: boolean;
   /** Undelivered messages older than this are dead-lettered and their sender told (spec 5.5.8). */
@@ -173,6 +175,7 @@ const schema: JSONSchemaType<DipConfig> = {
           senderRoles: stringList,
           receiverRoles: stringList,
           alwaysRoles: stringList,
+          alwaysParticipants: stringList,
           workflowStarter: { type: 'boolean', nullable: true },
           staleAfterMinutes: { type: 'number', exclusiveMinimum: 0, nullable: true },
           archiveRetentionDays: { type: 'number', exclusiveMinimum: 0, nullable: true },

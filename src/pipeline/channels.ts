@@ -44,6 +44,7 @@ export function channelRouting(def: ChannelDefinition, override: ChannelOverride
     senderRoles: override?.senderRoles ?? def.senderRoles,
     receiverRoles,
     alwaysRoles: override?.alwaysRoles ?? defaultAlwaysRoles(receiverRoles),
+    alwaysParticipants: override?.alwaysParticipants ?? [],
     primaryRouting: def.routingModes.includes('primary'),
     workflowStarter: override?.workflowStarter ?? DEFAULT_WORKFLOW_STARTERS.has(def.interfaceId),
     staleAfterMs: override?.staleAfterMinutes !== undefined ? override.staleAfterMinutes * 60_000 : defaultStaleMs,
