@@ -100,10 +100,14 @@ export async function startDip(config: DipConfig, logger: Logger = defaultLogger
     }
     if (!channels.has(id)) {
       const def = channelsOf.channel(id);
-      channels.set(id, def ? channelRouting(def, config.channels[def.interfaceId], defaultStaleMs) : undefined);
+      const suggested = def && config.applySuggestedSecurityCategories ? channelsOf.suggestedSecurityCategory(def.interfaceId)?.category : undefined;
+      channels.set(id, def ? channelRouting(def, config.channels[def.interfaceId], defaultStaleMs, suggested) : undefined);
     }
     return channels.get(id);
   };
+  for (const [id, o] of Object.entries(config.channels)) {
+    if (o.securityPattern === 0) logger.info({ channel: id }, 'securityPattern 0 ("no security action") runs as pattern 1: in API 2.1.0 every request and webhook call is signed');
+  }
   const registry = new Registry(store);
   const mpan = new MpanDirectory(store);
   // A bulk load or correction from the CLI bumps the registry version: drop what the cache holds.

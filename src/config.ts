@@ -22,7 +22,7 @@ export interface ChannelOverride {
   mpanFeed?: boolean;
   /** Path under `payload` of the date secondary routing addresses by. */
   addressingDate?: string;
-  /** Spec 5.2.2 security pattern: 0 none, 1 signed (default), 2 encrypted via the DIP, 3 end to end. */
+  /** Spec 5.2.2 security pattern: 1 signed (default), 2 encrypted via the DIP, 3 end to end; 0 runs as 1. */
   securityPattern?: 0 | 1 | 2 | 3;
   /**
    * Spec 5.2.2 security category: 1 public data, 2 MPAN, 3 MPAN + PII, 4 MPAN + consumption. Sets the
@@ -85,6 +85,11 @@ export interface DipConfig {
    * CIDR ranges and host names (`*.example.net` for every name under it).
    */
   webhookAllowList: string[];
+  /**
+   * Apply the catalogue's suggested security category (docs/security-categories.md) to every channel
+   * whose configuration sets no securityPattern or securityCategory. Off: pattern 1 everywhere by default.
+   */
+  applySuggestedSecurityCategories: boolean;
 }
 
 export interface HttpLimits {
@@ -152,6 +157,7 @@ const schema: JSONSchemaType<DipConfig> = {
     trustedCaFiles: { type: 'array', items: { type: 'string', minLength: 1 } },
     signingKeyPollMs: { type: 'integer', minimum: 10 },
     webhookAllowList: { type: 'array', items: { type: 'string', minLength: 1 } },
+    applySuggestedSecurityCategories: { type: 'boolean' },
     delivery: {
       type: 'object',
       additionalProperties: false,
@@ -230,6 +236,7 @@ export const DEFAULTS: DipConfig = {
   trustedCaFiles: [],
   signingKeyPollMs: 5_000,
   webhookAllowList: [],
+  applySuggestedSecurityCategories: false,
 };
 
 const validate = new Ajv({ allErrors: true }).compile(schema);
