@@ -33,6 +33,8 @@ import { ReplayGuard } from './security/replay-guard.js';
 import { RevocationWatcher } from './security/revocation.js';
 import { SigningKeyWatcher } from './security/signing-key.js';
 import { clientTrustStore } from './security/trust-store.js';
+import { WebhookDestinations } from './security/webhook-destinations.js';
+import type { LookupFunction } from 'node:net';
 
 export interface RunningDip {
   url: string;
@@ -52,6 +54,8 @@ export interface RunningDip {
 
 export interface StartOptions {
   clock?: Clock;
+  /** Name resolution for webhook destinations (dns.lookup by default). */
+  lookup?: LookupFunction;
   /**
    * The store can no longer promise durability (a failed disk sync). `dip serve` exits so that its
    * supervisor restarts it and recovery runs; embedders decide for themselves. The DIP already answers
@@ -104,7 +108,10 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
 
   const catalogue = new CatalogueSource(config.dataDir, logger);
   const defaultStaleMs = (config.staleAfterMinutes ?? config.retentionDays * 1440) * 60_000;
-  const channels = new ChannelDirectory(() => catalogue.current(), () => config.channels, defaultStaleMs);
+  const channels = new ChannelDirectory(() => catalogue.current(), () => config.channels, defaultStaleMs, config.applySuggestedSecurityCategories);
+  for (const [id, o] of Object.entries(config.channels)) {
+    if (o.securityPattern === 0) logger.info({ channel: id }, 'securityPattern 0 ("no security action") runs as pattern 1: in API 2.1.0 every request and webhook call is signed');
+  }
   const channel = (id: string) => channels.get(id);
   const registry = new Registry(backend.registry, logger);
   const mpan = new MpanDirectory(backend.mpan);
@@ -124,7 +131,10 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const signing = new SigningKeyWatcher(pkiDir(config), pki.ca, pki.signing, logger);
   signing.start(config.signingKeyPollMs);
   life.started('signing key watcher', () => signing.stop());
+  // Outside DEV no webhook may point the DIP at internal networks, checked at registration and per connection.
+  const destinations = new WebhookDestinations({ enforce: config.environment !== 'DEV', allowList: config.webhookAllowList, lookup: options.lookup });
   const transport = new UndiciWebhookTransport({
+    destinations,
     // Recipients may use commercial certificates or the environment's own CA; the DIP's server
     // certificate doubles as its client certificate for recipients that ask for mutual TLS.
     ca: [...rootCertificates, pki.ca.certPem],
@@ -190,7 +200,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const health = () => backend.health();
   const app = buildServer(
     {
-      config, logger, ingest, registry, webhooks: backend.registry, delivery, replay, status, queues: backend.log, copies, channel, health, clock,
+      config, logger, ingest, registry, webhooks: backend.registry, delivery, replay, status, queues: backend.log, copies, channel, health, clock, destinations,
       // A getter: after a rotation GET /certificates/dip serves the signing certificate in force.
       certificates: { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, encryption: encryption.certPem },
     },

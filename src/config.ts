@@ -8,6 +8,8 @@ export interface ChannelOverride {
   senderRoles?: string[];
   receiverRoles?: string[];
   alwaysRoles?: string[];
+  /** DIP IDs that get every message on the channel ("always" routing to a named participant, spec 5.5.3). */
+  alwaysParticipants?: string[];
   /** The DIP generates a workflow correlation ID for messages on this channel (spec 5.5.5). */
   workflowStarter?: boolean;
   /** Undelivered messages older than this are dead-lettered and their sender told (spec 5.5.8). */
@@ -20,7 +22,7 @@ export interface ChannelOverride {
   mpanFeed?: boolean;
   /** Path under `payload` of the date secondary routing addresses by. */
   addressingDate?: string;
-  /** Spec 5.2.2 security pattern: 0 none, 1 signed (default), 2 encrypted via the DIP, 3 end to end. */
+  /** Spec 5.2.2 security pattern: 1 signed (default), 2 encrypted via the DIP, 3 end to end; 0 runs as 1. */
   securityPattern?: 0 | 1 | 2 | 3;
   /**
    * Spec 5.2.2 security category: 1 public data, 2 MPAN, 3 MPAN + PII, 4 MPAN + consumption. Sets the
@@ -77,6 +79,17 @@ export interface DipConfig {
   trustedCaFiles: string[];
   /** How often a running DIP looks for a rotated signing key (`dip pki rotate-signing`). */
   signingKeyPollMs: number;
+  /**
+   * Outside DEV webhook destinations on internal networks (loopback, private, link-local, …) are
+   * refused; these are the operator's exceptions for participants on a private link: IP addresses,
+   * CIDR ranges and host names (`*.example.net` for every name under it).
+   */
+  webhookAllowList: string[];
+  /**
+   * Apply the catalogue's suggested security category (docs/security-categories.md) to every channel
+   * whose configuration sets no securityPattern or securityCategory. Off: pattern 1 everywhere by default.
+   */
+  applySuggestedSecurityCategories: boolean;
   storage: StorageConfig;
 }
 
@@ -164,6 +177,8 @@ const schema: JSONSchemaType<DipConfig> = {
         maxDatabaseMb: { type: 'number', exclusiveMinimum: 0, nullable: true },
       },
     },
+    webhookAllowList: { type: 'array', items: { type: 'string', minLength: 1 } },
+    applySuggestedSecurityCategories: { type: 'boolean' },
     delivery: {
       type: 'object',
       additionalProperties: false,
@@ -187,6 +202,7 @@ const schema: JSONSchemaType<DipConfig> = {
           senderRoles: stringList,
           receiverRoles: stringList,
           alwaysRoles: stringList,
+          alwaysParticipants: stringList,
           workflowStarter: { type: 'boolean', nullable: true },
           staleAfterMinutes: { type: 'number', exclusiveMinimum: 0, nullable: true },
           archiveRetentionDays: { type: 'number', exclusiveMinimum: 0, nullable: true },
@@ -241,6 +257,8 @@ export const DEFAULTS: DipConfig = {
   trustedCaFiles: [],
   signingKeyPollMs: 5_000,
   storage: { kind: 'sqlite', maxDatabaseMb: null },
+  webhookAllowList: [],
+  applySuggestedSecurityCategories: false,
 };
 
 const validate = new Ajv({ allErrors: true }).compile(schema);

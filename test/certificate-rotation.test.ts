@@ -1,6 +1,6 @@
 /**
  * Certificate rotation without an outage, over real TLS sockets: a participant's certificate with an
- * overlap (src/admin/participants.ts, src/pipeline/authenticate.ts), and the DIP's own signing key
+ * overlap (src/pipeline/participants.ts, src/pipeline/authenticate.ts), and the DIP's own signing key
  * (src/security/signing-key.ts).
  */
 import Database from 'better-sqlite3';

@@ -25,6 +25,14 @@ describe('configuration', () => {
     expect(loadConfig({ DIP_DATA_DIR: d, DIP_PORT: '8000' }).port).toBe(8000);
   });
 
+  it('reads webhook destinations and named always participants from the file', () => {
+    const c = loadConfig({ DIP_DATA_DIR: dirWith(['webhookAllowList: [10.20.0.0/16, partner.example]', 'channels:', '  IF-021:', '    alwaysParticipants: ["9000000001"]'].join('\n')) });
+    expect(c.webhookAllowList).toEqual(['10.20.0.0/16', 'partner.example']);
+    expect(c.channels['IF-021']).toEqual({ alwaysParticipants: ['9000000001'] });
+    expect(loadConfig({ DIP_DATA_DIR: dirWith('') }).webhookAllowList).toEqual([]);
+    expect(() => loadConfig({ DIP_DATA_DIR: dirWith('webhookAllowList: [""]') })).toThrow(/webhookAllowList/);
+  });
+
   it('refuses what it does not know, or cannot use, with the reason', () => {
     expect(() => loadConfig({ DIP_DATA_DIR: dirWith('prot: 1') })).toThrow(/must NOT have additional properties/);
     expect(() => loadConfig({ DIP_DATA_DIR: dirWith('channels:\n  IF-021:\n    securityPattern: 7') })).toThrow(/securityPattern/);

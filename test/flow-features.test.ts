@@ -363,12 +363,7 @@ describe('dead letters, return to sender and requeue after recovery (spec 5.5.8,
     }
   });
 
-  // KNOWN PRODUCT BUG (src/adapters/sqlite/store.ts): a requeued entry keeps the message's original
-  // received_at as its staleness clock (readQueue selects m.received_at), so on a channel whose limit the
-  // outage outlasted, the requeued messages are dead-lettered again as stale at once and the sender gets a
-  // second status message each. Fix: stamp the requeue time on the new queue entry (e.g. a nullable
-  // queue_entries.enqueued_at set by requeueDeadLetters, readQueue returning coalesce(e.enqueued_at,
-  // m.received_at) AS receivedAt). Turn `it.fails` back into `it` once that is in.
+  // A requeued dead letter's staleness clock starts at its requeue, so it is not set aside again at once.
   it('requeues them after the recipient recovers: all five, in the original order, under the original transaction IDs', async () => {
     supUp = true;
     const call = admin(t);

@@ -34,6 +34,24 @@ describe('the simulator’s own routing model', () => {
     expect(app.recipients.sort()).toEqual([ds, newSup, ldso, mss, mds].sort());
     expect(model.holder(m.core, 'SUP', INITIAL_FROM_MS)).toBe(oldSup);
   });
+
+  it('predicts the appointment workflow and de-appointment, and "always" routing to named participants', () => {
+    const x = model.mpans[1]!;
+    const oldDs = model.holder(x.core, 'DS', day('2026-11-20'))!;
+    const newDs = [...model.ofRole('SDS'), ...model.ofRole('ADS')].map((p) => p.dipId).find((id) => id !== oldDs)!;
+    const sup = model.holder(x.core, 'SUP', day('2026-11-20'))!;
+    const xLdso = model.holder(x.core, 'LDSO', day('2026-11-20'))!;
+    expect(predictRecipients(model, rules('IF-031'), { sender: sup, primary: [regs!], mpan: x.core, addressingMs: day('2026-11-20') }).recipients).toEqual([regs]);
+    // The request to the proposed data service also reaches the MPAN's current data and metering services (secondary).
+    expect(predictRecipients(model, rules('IF-033'), { sender: regs!, primary: [newDs], mpan: x.core, addressingMs: day('2026-11-20') }).recipients.sort()).toEqual([newDs, oldDs, mss].sort());
+    model.appoint(x.core, 'DS', newDs, day('2026-11-20'));
+    const deApp = predictRecipients(model, rules('IF-037'), { sender: regs!, primary: [oldDs], mpan: x.core, addressingMs: day('2026-11-21') });
+    expect(deApp).toEqual({ primary: [oldDs], secondary: [sup, xLdso, newDs, mss], always: [mds], recipients: [oldDs, sup, xLdso, newDs, mss, mds] });
+    expect(rules('IF-031').workflowStarter).toBe(true);
+    expect(rules('IF-032').workflowStarter).toBe(false);
+    const named = channelRules(Catalogue.load(), { 'IF-021': { alwaysParticipants: [regs!] } })('IF-021');
+    expect(predictRecipients(model, named, { sender: ds, primary: [], mpan: m.core, addressingMs: day('2026-11-20') }).always).toEqual([regs, mds, lss]);
+  });
 });
 
 describe('dip simulate against a real OpenDIP', () => {
@@ -69,7 +87,15 @@ describe('dip simulate against a real OpenDIP', () => {
     expect(r.byChannel['IF-021']).toMatchObject({ sent: 40, accepted: 40 });
     expect(r.byChannel['IF-001']).toMatchObject({ sent: 4, accepted: 4 });
     expect(r.byChannel['IF-002']).toMatchObject({ sent: 4, accepted: 4 });
-    expect(r.byChannel['IF-036']).toMatchObject({ sent: 4, accepted: 4 });
+    // The appointment workflow for every fifth MPAN that keeps its supplier (3 of 16): two accepted, one refused.
+    expect(r.appointments).toEqual({ requested: 3, accepted: 2, rejected: 1 });
+    for (const c of ['IF-031', 'IF-032', 'IF-033', 'IF-034', 'IF-035']) expect(r.byChannel[c], c).toMatchObject({ sent: 3, accepted: 3 });
+    expect(r.byChannel['IF-036']).toMatchObject({ sent: 4 + 2, accepted: 4 + 2 });
+    expect(r.byChannel['IF-037']).toMatchObject({ sent: 2, accepted: 2 });
+    // IF-031 and IF-034 reach the registration service alone; IF-032 the supplier alone.
+    expect(r.byChannel['IF-031']!.delivered).toBe(3);
+    expect(r.byChannel['IF-032']!.delivered).toBe(3);
+    expect(r.byChannel['IF-034']!.delivered).toBe(3);
     expect(r.delivered).toBe(r.expectedCopies);
     // IF-021: supplier, distributor, MDS, LSS. IF-001: incoming and outgoing supplier, distributor, MDS.
     expect(r.byChannel['IF-021']!.delivered).toBe(160);
@@ -78,7 +104,18 @@ describe('dip simulate against a real OpenDIP', () => {
     expect(r.latencyMs.max).toBeGreaterThanOrEqual(r.latencyMs.p50);
     expect(lines.some((l) => l.startsWith('[1 MPAN lookup]'))).toBe(true);
     expect(lines.some((l) => l.startsWith('[3 change of supplier]'))).toBe(true);
+    expect(lines.find((l) => l.startsWith('[4 appointment workflow]'))).toMatch(/3 suppliers asked .*each answered with a workflow correlation ID.*2 accepted.*1 rejected/);
     expect(formatSummary(r)).toMatch(/result: OK/);
+  });
+
+  it('checks every workflow copy carries the correlation ID: a DIP that stamps one where none is due is caught', async () => {
+    // The simulator is told IF-031 opens no workflow; the DIP does give each a correlation ID.
+    const r = await runSimulation({ ...common(), suppliers: 2, mpans: 3, days: 2, switchPercent: 0, appointPercent: 100, seed: 'sim-correlation', channelOverrides: { 'IF-031': { workflowStarter: false } } });
+    expect(r.appointments.requested).toBe(3);
+    expect(r.mismatches.length).toBeGreaterThan(0);
+    expect(r.mismatches.every((m) => m.kind === 'bad-correlation' && m.channel === 'IF-031')).toBe(true);
+    expect(r.mismatches).toHaveLength(3); // one copy each, at the registration service
+    expect(r.mismatches[0]!.detail).toMatch(/D0\.initialCorrelationID is "CI-.*", expected null \(no workflow\)/);
   });
 
   it('reports a mismatch when its model and the DIP disagree about who supplies an MPAN', async () => {

@@ -11,6 +11,7 @@ import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { MessageLog } from '../ports/message-log.js';
 import type { RegistryStore } from '../ports/registry.js';
+import type { WebhookDestinations } from '../security/webhook-destinations.js';
 
 /** What the HTTP routes need; wired once in app.ts. */
 export interface ApiDeps {
@@ -31,4 +32,6 @@ export interface ApiDeps {
   clock: Clock;
   /** Whether the store takes writes (GET /health, /ready). */
   health(): BackendHealth;
+  /** Which callback URLs may be registered (outside DEV: none on internal networks). */
+  destinations: Pick<WebhookDestinations, 'checkUrl'>;
 }

@@ -4,6 +4,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { MAX_ISSUES, toIssues } from './errors.js';
 import { buildKeyTree, normaliseKeys, type KeyNode, type NormaliseProblem } from './key-case.js';
+import { suggestSecurityCategory, type CategorySuggestion } from './security-category.js';
 import type { ImportOptions, ImportResult } from './spec-import.js';
 import { bareEventCode, type CatalogueChannel, type CatalogueDocument, type ChannelDefinition, type ValidationResult } from './types.js';
 
@@ -57,6 +58,7 @@ export class Catalogue {
   private readonly byId = new Map<string, CatalogueChannel>();
   private readonly definitions = new Map<string, ChannelDefinition>();
   private readonly compiled = new Map<string, Compiled>();
+  private readonly categories = new Map<string, CategorySuggestion>();
   private ajv: Ajv | null = null;
 
   constructor(doc: CatalogueDocument) {
@@ -93,6 +95,18 @@ export class Catalogue {
   /** The channel's JSON Schema of one message item, as generated. */
   schema(id: string): CatalogueChannel['schema'] | undefined {
     return this.byId.get(id.toUpperCase())?.schema;
+  }
+
+  /** Spec 5.2.2: the security category suggested by the data items the channel's schema carries (for review). */
+  suggestedSecurityCategory(id: string): CategorySuggestion | undefined {
+    const channel = this.byId.get(id.toUpperCase());
+    if (!channel) return undefined;
+    let hit = this.categories.get(channel.interfaceId);
+    if (!hit) {
+      hit = suggestSecurityCategory(channel.schema);
+      this.categories.set(channel.interfaceId, hit);
+    }
+    return hit;
   }
 
   /**

@@ -475,6 +475,7 @@ program
   .option('--ldsos <n>', 'distributors', positiveInt, 2)
   .option('--start-date <date>', 'first settlement day, YYYY-MM-DD (default: --days days before today)')
   .option('--switch-percent <n>', 'share of MPANs that change supplier, 0-100', Number, 20)
+  .option('--appoint-percent <n>', 'share of the other MPANs whose supplier asks for another data service (IF-031 … IF-037), 0-100', Number, 20)
   .option('--seed <seed>', 'decides the MPANs and their appointments (default: random)')
   .option('--env <tag>', 'S1.environmentTag (default: the DIP configuration with --data-dir, else DEV)')
   .option('--listen-host <host>', 'webhook receivers listen on this address', '127.0.0.1')

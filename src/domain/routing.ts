@@ -21,8 +21,9 @@ export interface SecondaryLookup {
 
 /**
  * Works out who receives a message: the sender's named primary recipients (each must exist and hold a
- * role that receives on the channel) and every holder of the channel's always-roles. The sender never
- * receives its own message; a recipient reached by two routes gets one copy.
+ * role that receives on the channel), the MPAN lookup's (secondary) recipients, and "always": the
+ * participants the channel names and every holder of its always-roles. The sender never receives its
+ * own message; a recipient reached by two routes gets one copy.
  */
 export function route(
   channel: ChannelRouting,
@@ -49,6 +50,10 @@ export function route(
     if (!primary.includes(id)) primary.push(id);
   }
   const always: string[] = [];
+  // Named participants first (an operator's explicit choice); one not (yet) registered is skipped.
+  for (const id of channel.alwaysParticipants) {
+    if (id !== header.senderDipId && dir.participant(id) && !always.includes(id)) always.push(id);
+  }
   for (const role of channel.alwaysRoles) {
     for (const p of dir.holdersOf(role)) {
       if (p.dipId !== header.senderDipId && !always.includes(p.dipId)) always.push(p.dipId);
@@ -68,7 +73,7 @@ export function route(
   const recipients = [...primary.filter((id) => id !== header.senderDipId)];
   for (const id of [...secondary, ...always]) if (!recipients.includes(id)) recipients.push(id);
   if (recipients.length === 0) {
-    return { ok: false, code: MSG.routingError, help: `no recipient: A0.primaryRecipients is empty and no participant holds an always-routed role (${channel.alwaysRoles.join(', ') || 'none'}) on ${channel.interfaceId}` };
+    return { ok: false, code: MSG.routingError, help: `no recipient: A0.primaryRecipients is empty and no participant holds an always-routed role (${channel.alwaysRoles.join(', ') || 'none'}) or is named to always receive on ${channel.interfaceId}` };
   }
   return { ok: true, primary, secondary, always, recipients };
 }

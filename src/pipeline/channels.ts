@@ -2,6 +2,7 @@ import type { Catalogue, ChannelDefinition } from '../catalogue/catalogue.js';
 import type { ChannelOverride } from '../config.js';
 import { defaultAlwaysRoles, type ChannelRouting } from '../domain/channel.js';
 import type { ObfuscationRules } from '../domain/obfuscation.js';
+import type { SecurityCategory } from '../catalogue/security-category.js';
 import type { SecurityPattern } from './patterns.js';
 
 /** A channel as the pipeline uses it: the catalogue's definition with the operator's overrides applied. */
@@ -16,7 +17,7 @@ export interface Channel extends ChannelRouting {
   mpanFeed: boolean;
   /** Where the date to address by is (path under payload); the time of receipt when absent. */
   addressingDatePath: string | undefined;
-  /** Spec 5.2.2: 1 (signed) by default, as on the live DIP; 2 and 3 encrypt the CustomBlock. */
+  /** Spec 5.2.2: 1 (signed) by default, as on the live DIP; 2 and 3 encrypt the CustomBlock (0 runs as 1). */
   securityPattern: SecurityPattern;
 }
 
@@ -35,7 +36,11 @@ export const DEFAULT_ADDRESSING_DATES: Readonly<Record<string, string>> = {
  */
 export const DEFAULT_WORKFLOW_STARTERS = new Set(['IF-015', 'IF-019', 'IF-025', 'IF-027', 'IF-031', 'IF-038']);
 
-export function channelRouting(def: ChannelDefinition, override: ChannelOverride | undefined, defaultStaleMs: number): Channel {
+/**
+ * `suggestedCategory`: the catalogue's suggested security category, passed only when the operator opted
+ * in (`applySuggestedSecurityCategories`); it decides the pattern where the channel's configuration does not.
+ */
+export function channelRouting(def: ChannelDefinition, override: ChannelOverride | undefined, defaultStaleMs: number, suggestedCategory?: SecurityCategory): Channel {
   const receiverRoles = override?.receiverRoles ?? def.receiverRoles;
   return {
     definition: def,
@@ -44,6 +49,7 @@ export function channelRouting(def: ChannelDefinition, override: ChannelOverride
     senderRoles: override?.senderRoles ?? def.senderRoles,
     receiverRoles,
     alwaysRoles: override?.alwaysRoles ?? defaultAlwaysRoles(receiverRoles),
+    alwaysParticipants: override?.alwaysParticipants ?? [],
     primaryRouting: def.routingModes.includes('primary'),
     workflowStarter: override?.workflowStarter ?? DEFAULT_WORKFLOW_STARTERS.has(def.interfaceId),
     staleAfterMs: override?.staleAfterMinutes !== undefined ? override.staleAfterMinutes * 60_000 : defaultStaleMs,
@@ -51,12 +57,25 @@ export function channelRouting(def: ChannelDefinition, override: ChannelOverride
     secondaryRouting: def.routingModes.includes('secondary'),
     mpanFeed: override?.mpanFeed ?? DEFAULT_MPAN_FEEDS.has(def.interfaceId),
     addressingDatePath: override?.addressingDate ?? DEFAULT_ADDRESSING_DATES[def.interfaceId],
-    securityPattern: override?.securityPattern ?? preferredPattern(override?.securityCategory),
+    securityPattern: patternInForce(override, suggestedCategory),
   };
 }
 
+/**
+ * The pattern a channel runs: the configured `securityPattern`, else the pattern the configured (or, when
+ * opted in, suggested) security category prefers, else 1 (signed) as on the live DIP. Pattern 0 ("no
+ * security action", spec 5.2.2) runs as pattern 1: in API 2.1.0 the X-DIP-* signature belongs to every
+ * request and webhook call, not to a channel's data (it names the caller, guards against replays and is
+ * the archived evidence against repudiation), and every participant's adapter signs and verifies it.
+ */
+export function patternInForce(override: Pick<ChannelOverride, 'securityPattern' | 'securityCategory'> | undefined, suggestedCategory?: SecurityCategory): SecurityPattern {
+  const configured = override?.securityPattern;
+  if (configured !== undefined) return configured === 0 ? 1 : configured;
+  return preferredPattern(override?.securityCategory ?? suggestedCategory);
+}
+
 /** Spec 5.2.2's preferred pattern per security category: public data signed, the rest encrypted via the DIP. */
-export function preferredPattern(category: 1 | 2 | 3 | 4 | undefined): SecurityPattern {
+export function preferredPattern(category: SecurityCategory | undefined): SecurityPattern {
   return category === undefined || category === 1 ? 1 : 2;
 }
 
@@ -72,6 +91,8 @@ export class ChannelDirectory {
     private readonly catalogue: () => Catalogue,
     private readonly overrides: () => Readonly<Record<string, ChannelOverride>>,
     private readonly defaultStaleMs: number,
+    /** Opted in: channels without a configured pattern or category take the catalogue's suggested category. */
+    private readonly applySuggestedCategories = false,
   ) {}
 
   get(id: string): Channel | undefined {
@@ -82,7 +103,8 @@ export class ChannelDirectory {
     }
     if (!this.channels.has(id)) {
       const def = current.channel(id);
-      this.channels.set(id, def ? channelRouting(def, this.overrides()[def.interfaceId], this.defaultStaleMs) : undefined);
+      const suggested = def && this.applySuggestedCategories ? current.suggestedSecurityCategory(def.interfaceId)?.category : undefined;
+      this.channels.set(id, def ? channelRouting(def, this.overrides()[def.interfaceId], this.defaultStaleMs, suggested) : undefined);
     }
     return this.channels.get(id);
   }

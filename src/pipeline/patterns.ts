@@ -3,7 +3,8 @@ import { decryptWith, encryptTo } from '../security/payload-encryption.js';
 
 /**
  * Security patterns (spec 5.2.2), chosen per channel:
- *   0  no security action;  1  signed (the default, as on the live DIP);
+ *   1  signed (the default, as on the live DIP; a configured 0, "no security action", runs as 1: see
+ *      `patternInForce` in channels.ts);
  *   2  the CustomBlock arrives encrypted to the DIP, which decrypts, validates, archives under its own
  *      at-rest encryption, and re-encrypts it for each recipient;
  *   3  the sender supplies one copy of the CustomBlock per recipient, each encrypted to that recipient;
@@ -12,7 +13,7 @@ import { decryptWith, encryptTo } from '../security/payload-encryption.js';
  * `payload.EncryptedCustomBlock` (a JWE) instead of `CustomBlock`; pattern 3 items carry
  * `payload.EncryptedCustomBlocks` ({ recipient DIP ID: JWE }). Recipients get `EncryptedCustomBlock`.
  */
-export type SecurityPattern = 0 | 1 | 2 | 3;
+export type SecurityPattern = 1 | 2 | 3;
 
 export const ENCRYPTED_BLOCK = 'EncryptedCustomBlock';
 export const ENCRYPTED_BLOCKS = 'EncryptedCustomBlocks';

@@ -1,4 +1,5 @@
 import type { KeyObject } from 'node:crypto';
+import { copyRoles } from '../domain/channel.js';
 import { hiddenPaths, obfuscate } from '../domain/obfuscation.js';
 import type { QueueRef } from '../ports/message-log.js';
 import type { Channel } from './channels.js';
@@ -34,7 +35,7 @@ export class RecipientCopies {
     if (!ch) return outbound;
     let copy = outbound;
     if (Object.keys(ch.obfuscation).length > 0) {
-      const roles = (this.registry.participant(queue.recipientDipId)?.roles ?? []).filter((r) => ch.receiverRoles.includes(r));
+      const roles = copyRoles(ch, this.registry.participant(queue.recipientDipId)?.roles ?? []);
       const paths = hiddenPaths(ch.obfuscation, roles);
       if (paths.length > 0) copy = JSON.stringify(obfuscate(JSON.parse(outbound) as unknown, paths));
     }

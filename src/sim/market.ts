@@ -46,6 +46,11 @@ export interface SimMpan {
   history: ModelAppointment[];
   /** Planned change of supplier: the incoming supplier and the data service it appoints. */
   changeOfSupplier: { incomingSupplier: string; newDataService: string } | null;
+  /**
+   * Planned appointment workflow (IF-031 … IF-037): the supplier asks for another data service, which
+   * accepts (then it is appointed and the previous one de-appointed) or rejects.
+   */
+  appointment: { newDataService: string; accept: boolean } | null;
 }
 
 /** When the initial appointments (the load) start: long before any simulated day. */
@@ -129,6 +134,8 @@ export interface MpanPlan {
   mpans: number;
   /** Share of MPANs that change supplier, 0–100. */
   switchPercent: number;
+  /** Share of the others whose supplier asks for another data service (default 20); every third is refused. */
+  appointPercent?: number;
   seed: string;
 }
 
@@ -158,6 +165,10 @@ export function buildMarket(participants: SimParticipant[], plan: MpanPlan): Mar
   const seen = new Set<string>();
   const mpans: SimMpan[] = [];
   const switchEvery = plan.switchPercent <= 0 || suppliers.length < 2 ? 0 : Math.max(1, Math.round(100 / plan.switchPercent));
+  const appointPercent = plan.appointPercent ?? 20;
+  const appointEvery = appointPercent <= 0 || dataServices.length < 2 ? 0 : Math.max(1, Math.round(100 / appointPercent));
+  let staying = 0;
+  let appointments = 0;
   for (let i = 0; mpans.length < plan.mpans; i++) {
     const core = mpanCore(`${plan.seed}:${i}`);
     if (seen.has(core)) continue;
@@ -181,7 +192,12 @@ export function buildMarket(participants: SimParticipant[], plan: MpanPlan): Mar
       // Each supplier has its favourite data service: sometimes the one already there, often not.
       changeOfSupplier = { incomingSupplier: suppliers[incomingIndex]!.dipId, newDataService: dataServices[incomingIndex % dataServices.length]!.dipId };
     }
-    mpans.push({ core, gspGroup: gspGroupOf(core), history, changeOfSupplier });
+    let appointment: SimMpan['appointment'] = null;
+    if (changeOfSupplier === null && appointEvery > 0 && ++staying % appointEvery === 0) {
+      const next = dataServices[(dataServices.indexOf(ds) + 1) % dataServices.length]!;
+      appointment = { newDataService: next.dipId, accept: appointments++ % 3 !== 2 };
+    }
+    mpans.push({ core, gspGroup: gspGroupOf(core), history, changeOfSupplier, appointment });
   }
   return new MarketModel(participants, mpans);
 }

@@ -7,19 +7,26 @@ import { MODEL_SLOTS, MODEL_SLOT_NAMES, type MarketModel } from './market.js';
  *  - secondary (channels that take it): for each capacity of the MPAN with a role receiving on the
  *    channel, its holder on the addressing date (IF-021: the settlement day; others: the time of
  *    receipt) when that holder has such a role;
- *  - always: every holder of the channel's always roles (by default the central ones that receive on
- *    it: MDS, LSS, …);
+ *  - always: the participants the channel names to always receive it, and every holder of its always
+ *    roles (by default the central ones that receive on it: MDS, LSS, …);
  *  - never the sender; one copy per recipient.
  */
 
 /** Central services reached by "always" routing unless the operator says otherwise (OpenDIP's default). */
 export const DEFAULT_CENTRAL_ROLES = ['MDS', 'LSS', 'EES', 'VAS', 'ISD', 'DCC', 'ECS'] as const;
 
+/** Channels whose messages open a workflow: the DIP answers each with a new correlation ID (README "Routing"). */
+export const DEFAULT_WORKFLOW_STARTERS = ['IF-015', 'IF-019', 'IF-025', 'IF-027', 'IF-031', 'IF-038'] as const;
+
 export interface ChannelRules {
   interfaceId: string;
   publicationId: string;
   receiverRoles: string[];
   alwaysRoles: string[];
+  /** Participants named to get every message on the channel (`alwaysParticipants`). */
+  alwaysParticipants: string[];
+  /** The DIP gives each message a workflow correlation ID. */
+  workflowStarter: boolean;
   primary: boolean;
   secondary: boolean;
   /** IF-021 is addressed by its settlement day; everything else by the time of receipt. */
@@ -30,6 +37,8 @@ export interface ChannelRules {
 export interface RoleOverride {
   receiverRoles?: string[];
   alwaysRoles?: string[];
+  alwaysParticipants?: string[];
+  workflowStarter?: boolean;
 }
 
 export function channelRules(catalogue: Catalogue, overrides: Record<string, RoleOverride> = {}): (channel: string) => ChannelRules {
@@ -46,6 +55,8 @@ export function channelRules(catalogue: Catalogue, overrides: Record<string, Rol
       publicationId: def.publicationId,
       receiverRoles,
       alwaysRoles: o.alwaysRoles ?? receiverRoles.filter((r) => (DEFAULT_CENTRAL_ROLES as readonly string[]).includes(r)),
+      alwaysParticipants: o.alwaysParticipants ?? [],
+      workflowStarter: o.workflowStarter ?? (DEFAULT_WORKFLOW_STARTERS as readonly string[]).includes(def.interfaceId),
       primary: def.routingModes.includes('primary'),
       secondary: def.routingModes.includes('secondary'),
       addressedBySettlementDay: def.interfaceId === 'IF-021',
@@ -76,7 +87,8 @@ export function predictRecipients(model: MarketModel, rules: ChannelRules, msg: 
       if (holder !== msg.sender && !primary.includes(holder) && !secondary.includes(holder)) secondary.push(holder);
     }
   }
-  const always = model.participants.filter((p) => rules.alwaysRoles.includes(p.role) && p.dipId !== msg.sender).map((p) => p.dipId);
+  const named = model.participants.filter((p) => rules.alwaysParticipants.includes(p.dipId));
+  const always = [...new Set([...named, ...model.participants.filter((p) => rules.alwaysRoles.includes(p.role))].filter((p) => p.dipId !== msg.sender).map((p) => p.dipId))];
   const recipients = [...new Set([...primary, ...secondary, ...always])].filter((id) => id !== msg.sender);
   return { primary, secondary, always, recipients };
 }
@@ -93,10 +105,11 @@ export type MismatchKind =
   | 'bad-d0'
   | 'bad-a0'
   | 'bad-content'
+  | 'bad-correlation'
   | 'status-message'
   | 'lookup';
 
-const KIND_ORDER: MismatchKind[] = ['rejected', 'lookup', 'missing', 'unexpected', 'bad-signature', 'duplicate', 'bad-d0', 'bad-a0', 'bad-content', 'status-message'];
+const KIND_ORDER: MismatchKind[] = ['rejected', 'lookup', 'missing', 'unexpected', 'bad-signature', 'duplicate', 'bad-correlation', 'bad-d0', 'bad-a0', 'bad-content', 'status-message'];
 
 export interface Mismatch {
   kind: MismatchKind;
@@ -119,6 +132,30 @@ export interface SentMessage {
   sentAt: number;
   state: 'pending' | 'accepted' | 'rejected';
   transactionId?: string;
+  /**
+   * Workflow correlation (spec 5.5.5): a starter expects the DIP to generate the ID; a follow-on carries
+   * its workflow's in S1.senderCorrelationID. Absent: no workflow (the ID stays null).
+   */
+  workflow?: { starter: true } | { starter: false; correlationId: string };
+  /** The correlationID the DIP answered in its 201. */
+  answeredCorrelationId?: string | null;
+}
+
+/**
+ * The correlation ID a message's copies must carry in D0.initialCorrelationID: the one the DIP generated
+ * for a workflow starter, the workflow's for a follow-on, none otherwise.
+ */
+export function expectedCorrelationId(m: SentMessage): string | null {
+  if (!m.workflow) return null;
+  return m.workflow.starter ? (m.answeredCorrelationId ?? null) : m.workflow.correlationId;
+}
+
+/** What is wrong with the DIP's 201 for an accepted message, as far as its workflow goes (null: nothing). */
+export function answeredCorrelationProblem(m: SentMessage): string | null {
+  const answered = m.answeredCorrelationId ?? null;
+  if (m.workflow?.starter) return typeof answered === 'string' && answered.length > 0 ? null : `the DIP answered the workflow's first message with correlationID ${JSON.stringify(answered)}, not a new workflow correlation ID`;
+  if (m.workflow && answered !== m.workflow.correlationId) return `the DIP answered with correlationID ${JSON.stringify(answered)}, not the workflow's ${m.workflow.correlationId}`;
+  return null;
 }
 
 export interface Delivery {
@@ -289,6 +326,10 @@ export class DeliveryLedger {
       if (d0.publicationID !== rules.publicationId) d0Problems.push(`D0.publicationID is ${JSON.stringify(d0.publicationID)}, not ${rules.publicationId}`);
       if (d0.replayIndicator !== false) d0Problems.push(`D0.replayIndicator is ${JSON.stringify(d0.replayIndicator)}, not false`);
       for (const k of ['initialCorrelationID', 'serviceTicketURL']) if (!(k in d0)) d0Problems.push(`D0.${k} is missing`);
+      const correlation = expectedCorrelationId(m);
+      if ('initialCorrelationID' in d0 && (d0.initialCorrelationID ?? null) !== correlation) {
+        out.push({ kind: 'bad-correlation', ...at, detail: `D0.initialCorrelationID is ${JSON.stringify(d0.initialCorrelationID)}, expected ${JSON.stringify(correlation)}${m.workflow ? ` (${m.workflow.starter ? 'the ID the DIP answered the workflow starter with' : "the workflow's"})` : ' (no workflow)'}` });
+      }
     }
     if (d0Problems.length > 0) out.push({ kind: 'bad-d0', ...at, detail: d0Problems.join('; ') });
 
@@ -311,6 +352,8 @@ export class DeliveryLedger {
     if (cb.S0?.interfaceID !== m.channel) content.push(`S0.interfaceID is ${JSON.stringify(cb.S0?.interfaceID)}`);
     if (cb.S1?.senderDIPID !== m.sender) content.push(`S1.senderDIPID is ${JSON.stringify(cb.S1?.senderDIPID)}`);
     if (m.mpan !== null && cb.M0?.MPANCore !== m.mpan) content.push(`M0.MPANCore is ${JSON.stringify(cb.M0?.MPANCore)}, sent ${m.mpan}`);
+    const sentCorrelation = m.workflow && !m.workflow.starter ? m.workflow.correlationId : null;
+    if ((cb.S1?.senderCorrelationID ?? null) !== sentCorrelation) content.push(`S1.senderCorrelationID is ${JSON.stringify(cb.S1?.senderCorrelationID)}, sent ${JSON.stringify(sentCorrelation)}`);
     if (content.length > 0) out.push({ kind: 'bad-content', ...at, detail: content.join('; ') });
     return out;
   }

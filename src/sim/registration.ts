@@ -41,7 +41,7 @@ export function buildIF001ChangeOfSupplier(opts: ChangeOfSupplierOptions): unkno
 }
 
 /** The metering point's standing data (address, connection, tariff, energisation, segment). */
-function siteBlocks(since: string) {
+export function siteBlocks(since: string) {
   return {
     B022: {
       meteringPointPostcode: 'SW1A 2AA',
@@ -62,17 +62,32 @@ function siteBlocks(since: string) {
   };
 }
 
-function commonBlock(iface: string, eventCode: string, o: { senderDipId: string; mpan: string; distributorDipId: string; primaryRecipients?: string[]; uniqueSuffix?: string; envTag?: string }, now: Date) {
+/** What every registration-process message's CommonBlock is made of. */
+export interface CommonOptions {
+  senderDipId: string;
+  /** The role the sender acts in (default REGS, the registration service). */
+  senderRole?: string;
+  mpan: string;
+  distributorDipId: string;
+  primaryRecipients?: string[];
+  /** S1.senderCorrelationID: the workflow's correlation ID on a follow-on message (spec 5.5.5). */
+  correlationId?: string | null;
+  uniqueSuffix?: string;
+  envTag?: string;
+}
+
+export function commonBlock(iface: string, eventCode: string, o: CommonOptions, now: Date) {
+  const role = o.senderRole ?? 'REGS';
   return {
     S0: { interfaceID: iface, schemaVersion: '011', eventCode: `[${eventCode}]` },
     S1: {
       environmentTag: o.envTag ?? 'DEV',
       subText: null,
-      senderUniqueReference: `S-${iface}-${o.senderDipId}-REGS-${yyyymmdd(now)}-${o.uniqueSuffix ?? randomBytes(8).toString('hex')}`,
+      senderUniqueReference: `S-${iface}-${o.senderDipId}-${role}-${yyyymmdd(now)}-${o.uniqueSuffix ?? randomBytes(8).toString('hex')}`,
       senderTimestamp: dipDateTime(now),
       senderDIPID: o.senderDipId,
-      senderRoleID: 'REGS',
-      senderCorrelationID: null,
+      senderRoleID: role,
+      senderCorrelationID: o.correlationId ?? null,
       DIPConnectionProviderID: null,
     },
     ...(o.primaryRecipients ? { A0: { primaryRecipients: o.primaryRecipients, secondaryRecipients: [], always: [] } } : {}),
@@ -80,16 +95,12 @@ function commonBlock(iface: string, eventCode: string, o: { senderDipId: string;
   };
 }
 
-export interface DataServiceAppointmentOptions {
-  senderDipId: string;
-  mpan: string;
-  distributorDipId: string;
+export interface DataServiceAppointmentOptions extends CommonOptions {
   supplierDipId: string;
   dataServiceDipId: string;
   effectiveFrom: Date;
-  primaryRecipients?: string[];
-  uniqueSuffix?: string;
-  envTag?: string;
+  /** DI-800: COS (change of supplier, the default) or CSP (change of service provider), … */
+  appointmentScenario?: string;
   now?: Date;
 }
 
@@ -107,7 +118,7 @@ export function buildIF036DataServiceActive(opts: DataServiceAppointmentOptions)
           incomingDataServiceDIPID: opts.dataServiceDipId,
           incomingDataServiceEffectiveFromDate: dipDateTime(opts.effectiveFrom),
           contractReferenceDataService: null,
-          appointmentScenario: 'COS',
+          appointmentScenario: opts.appointmentScenario ?? 'COS',
           traditionalFallBackReadFrequency: 'M',
         },
         ...siteBlocks(since),

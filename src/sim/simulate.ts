@@ -33,8 +33,17 @@ import {
   type SimParticipant,
   type SimRole,
 } from './market.js';
-import { channelRules, DeliveryLedger, percentile, predictRecipients, type Mismatch, type RoleOverride, type SentMessage } from './oracle.js';
-import { buildIF001ChangeOfSupplier, buildIF002GainMpanInfo, buildIF036DataServiceActive } from './registration.js';
+import {
+  buildIF031DataServiceRequest,
+  buildIF032InitialResponse,
+  buildIF033ServiceProviderRequest,
+  buildIF034ServiceProviderResponse,
+  buildIF035AppointmentStatus,
+  buildIF036AppointmentActive,
+  buildIF037DataServiceDeAppointment,
+} from './appointment.js';
+import { answeredCorrelationProblem, channelRules, DeliveryLedger, percentile, predictRecipients, type Mismatch, type RoleOverride, type SentMessage } from './oracle.js';
+import { buildIF001ChangeOfSupplier, buildIF002GainMpanInfo, buildIF036DataServiceActive, type CommonOptions } from './registration.js';
 
 const DAY_MS = 86_400_000;
 
@@ -78,6 +87,8 @@ export interface SimulateOptions {
   startDate?: string;
   /** Share of MPANs that change supplier (default 20). */
   switchPercent?: number;
+  /** Share of the other MPANs whose supplier runs the data service appointment workflow (default 20). */
+  appointPercent?: number;
   /** Decides the MPANs and their appointments; random by default. */
   seed?: string;
   /** S1.environmentTag (default DEV). */
@@ -134,6 +145,8 @@ export interface SimulationReport {
   participants: SimParticipant[];
   mpans: number;
   switched: number;
+  /** Appointment workflows (IF-031 … IF-037): requested, then accepted or rejected by the data service. */
+  appointments: { requested: number; accepted: number; rejected: number };
   days: string[];
   changeOfSupplierFrom: string;
   sent: number;
@@ -160,7 +173,7 @@ interface Party extends SimParticipant {
 }
 
 interface AnswerBody {
-  messageArray?: Array<{ transactionID?: string | null; senderUniqueReference?: string | null; message?: string; help?: string | null }>;
+  messageArray?: Array<{ transactionID?: string | null; senderUniqueReference?: string | null; correlationID?: string | null; message?: string; help?: string | null }>;
 }
 
 interface Outgoing {
@@ -197,6 +210,8 @@ export async function runSimulation(o: SimulateOptions): Promise<SimulationRepor
   if (!Number.isInteger(days) || days < 2) throw new Error('--days must be at least 2 (the change of supplier takes effect half-way through)');
   const switchPercent = o.switchPercent ?? 20;
   if (!(switchPercent >= 0 && switchPercent <= 100)) throw new Error(`--switch-percent must be between 0 and 100, not ${o.switchPercent}`);
+  const appointPercent = o.appointPercent ?? 20;
+  if (!(appointPercent >= 0 && appointPercent <= 100)) throw new Error(`--appoint-percent must be between 0 and 100, not ${o.appointPercent}`);
   const catalogue = o.catalogue ?? Catalogue.load();
   const rules = channelRules(catalogue, o.channelOverrides);
   const seed = o.seed ?? randomBytes(4).toString('hex');
@@ -224,6 +239,7 @@ export async function runSimulation(o: SimulateOptions): Promise<SimulationRepor
   let model: MarketModel | undefined;
   let ledger: DeliveryLedger | undefined;
   const counts = { sent: 0, accepted: 0, rejected: 0 };
+  const appointments = { requested: 0, accepted: 0, rejected: 0 };
   const byChannel: SimulationReport['byChannel'] = {};
   const chan = (c: string) => (byChannel[c] ??= { sent: 0, accepted: 0, delivered: 0 });
 
@@ -239,7 +255,7 @@ export async function runSimulation(o: SimulateOptions): Promise<SimulationRepor
       log(`[setup] ${parties.length} pre-onboarded participants from the market file (${describeRoles(parties)})`);
     }
     const participants: SimParticipant[] = parties.map(({ dipId, role, label }) => ({ dipId, role, label }));
-    model = buildMarket(participants, { mpans: o.mpans ?? 100, switchPercent, seed });
+    model = buildMarket(participants, { mpans: o.mpans ?? 100, switchPercent, appointPercent, seed });
     const m = model;
     const led = new DeliveryLedger(m, rules, ours);
     ledger = led;
@@ -345,8 +361,11 @@ export async function runSimulation(o: SimulateOptions): Promise<SimulationRepor
         if (status === 201 && entry?.transactionID) {
           r.state = 'accepted';
           r.transactionId = entry.transactionID;
+          r.answeredCorrelationId = entry.correlationID ?? null;
           counts.accepted += 1;
           chan(channel).accepted += 1;
+          const wrong = answeredCorrelationProblem(r);
+          if (wrong) led.extraMismatches.push({ kind: 'bad-correlation', participant: led.label(r.sender), channel, senderUniqueReference: r.ref, mpan: r.mpan ?? undefined, detail: `${r.note}: ${wrong}` });
         } else {
           r.state = 'rejected';
           counts.rejected += 1;
@@ -366,14 +385,28 @@ export async function runSimulation(o: SimulateOptions): Promise<SimulationRepor
       const ref = item.payload.CommonBlock.S1.senderUniqueReference;
       return { item, meta: { ref, channel: 'IF-021', sender: ds, mpan, note: `IF-021 ${mpan} ${isoDay(day)}${note}`, prediction: predictRecipients(m, rules('IF-021'), { sender: ds, primary: [], mpan, addressingMs: day }) } };
     };
-    const registration = (channel: string, mpan: string, primary: string[], build: (common: { senderDipId: string; mpan: string; distributorDipId: string; primaryRecipients: string[]; uniqueSuffix: string; envTag: string; now: Date }) => unknown, note: string): Outgoing => {
-      const regs = m.ofRole('REGS')[0]!.dipId;
+    const regs = m.ofRole('REGS')[0]!.dipId;
+    /**
+     * A registration-process message about an MPAN, from the registration service unless `from` says
+     * otherwise; `correlationId` makes it a follow-on of that workflow, `starter` the workflow's first.
+     */
+    const registration = (
+      channel: string,
+      mpan: string,
+      primary: string[],
+      build: (common: CommonOptions & { primaryRecipients: string[]; now: Date }) => unknown,
+      note: string,
+      from: { dipId: string; role: string } = { dipId: regs, role: 'REGS' },
+      workflow?: SentMessage['workflow'],
+    ): Outgoing => {
       const now = new Date();
       const ldso = m.holder(mpan, 'LDSO', now.getTime()) ?? m.holder(mpan, 'LDSO', effectiveFrom)!;
-      const item = build({ senderDipId: regs, mpan, distributorDipId: ldso, primaryRecipients: primary, uniqueSuffix: suffix('r'), envTag: env, now });
+      const correlationId = workflow && !workflow.starter ? workflow.correlationId : null;
+      const item = build({ senderDipId: from.dipId, senderRole: from.role, mpan, distributorDipId: ldso, primaryRecipients: primary, correlationId, uniqueSuffix: suffix('r'), envTag: env, now });
       const ref = (item as { payload: { CommonBlock: { S1: { senderUniqueReference: string } } } }).payload.CommonBlock.S1.senderUniqueReference;
       // Registration channels are addressed at the time of receipt.
-      return { item, meta: { ref, channel, sender: regs, mpan, note, prediction: predictRecipients(m, rules(channel), { sender: regs, primary, mpan, addressingMs: now.getTime() }) } };
+      const prediction = predictRecipients(m, rules(channel), { sender: from.dipId, primary, mpan, addressingMs: now.getTime() });
+      return { item, meta: { ref, channel, sender: from.dipId, mpan, note, prediction, ...(workflow ? { workflow } : {}) } };
     };
 
     // ---- 1. The initial MPAN lookup
@@ -426,39 +459,94 @@ export async function runSimulation(o: SimulateOptions): Promise<SimulationRepor
       log('[3 change of supplier] skipped: needs two suppliers and --switch-percent above 0');
     }
 
-    // ---- 4. Consumption after the change, and late data for the day before it
+    // ---- 4. The data service appointment workflow, effective from the same day
+    const flows = m.mpans
+      .filter((x) => x.appointment !== null)
+      .map((x) => {
+        const now = Date.now();
+        return { core: x.core, supplier: m.holder(x.core, 'SUP', now)!, previous: m.holder(x.core, 'DS', now)!, next: x.appointment!.newDataService, accept: x.appointment!.accept, correlationId: null as string | null, ok: true };
+      })
+      // The sender reference pattern embeds the sender's DIP ID as 10 hex digits: only such suppliers can ask.
+      .filter((f) => /^[0-9a-fA-F]{10}$/.test(f.supplier));
+    if (flows.length > 0) {
+      t = Date.now();
+      const from = new Date(effectiveFrom);
+      const step = async (channel: string, list: typeof flows, make: (f: (typeof flows)[number]) => Outgoing): Promise<void> => {
+        const out = list.map((f) => ({ f, x: make(f) }));
+        await send(channel, out.map((o) => o.x));
+        for (const o of out) if (!accepted(o.x.meta.ref)) o.f.ok = false;
+      };
+      const live = () => flows.filter((f) => f.ok);
+      const follow = (f: (typeof flows)[number]): SentMessage['workflow'] => (f.correlationId === null ? undefined : { starter: false, correlationId: f.correlationId });
+      const opts = (f: (typeof flows)[number]) => ({ supplierDipId: f.supplier, proposedDipId: f.next, effectiveFrom: from });
+      const what = (f: (typeof flows)[number]) => `${f.core} ${f.previous}→${f.next}`;
+      // IF-031 opens the workflow: the DIP answers it with the workflow correlation ID the rest carry.
+      const starter = rules('IF-031').workflowStarter;
+      const requests = flows.map((f) => ({
+        f,
+        x: registration('IF-031', f.core, [regs], (c) => buildIF031DataServiceRequest({ ...c, ...opts(f) }), `IF-031 DSApp ${what(f)}`, { dipId: f.supplier, role: 'SUP' }, starter ? { starter: true } : undefined),
+      }));
+      await send('IF-031', requests.map((r) => r.x));
+      for (const { f, x } of requests) {
+        const sent = led.sent.get(x.meta.ref)!;
+        f.ok = sent.state === 'accepted';
+        f.correlationId = starter ? (sent.answeredCorrelationId ?? null) : null;
+      }
+      await step('IF-032', live(), (f) => registration('IF-032', f.core, [f.supplier], (c) => buildIF032InitialResponse({ ...c, ...opts(f) }), `IF-032 DSAppInitialResp ${what(f)}`, undefined, follow(f)));
+      await step('IF-033', live(), (f) => registration('IF-033', f.core, [f.next], (c) => buildIF033ServiceProviderRequest({ ...c, ...opts(f) }), `IF-033 DSAppSPRequest ${what(f)}`, undefined, follow(f)));
+      await step('IF-034', live(), (f) =>
+        registration('IF-034', f.core, [regs], (c) => buildIF034ServiceProviderResponse({ ...c, ...opts(f), accept: f.accept }), `IF-034 DSAppSPResponse ${f.accept ? 'accepted' : 'rejected'} ${what(f)}`, { dipId: f.next, role: m.role(f.next)! }, follow(f)),
+      );
+      await step('IF-035', live(), (f) => registration('IF-035', f.core, [f.supplier, f.next], (c) => buildIF035AppointmentStatus({ ...c, ...opts(f), accept: f.accept }), `IF-035 DSApp${f.accept ? 'Accepted' : 'Rejected'} ${what(f)}`, undefined, follow(f)));
+      const appointing = live().filter((f) => f.accept);
+      await step('IF-036', appointing, (f) => registration('IF-036', f.core, [f.next], (c) => buildIF036AppointmentActive({ ...c, ...opts(f) }), `IF-036 DSAppActive ${what(f)}`, undefined, follow(f)));
+      const active = appointing.filter((f) => f.ok);
+      await awaitLookup(active.map((f) => ({ mpan: f.core, slot: 'DS', dipId: f.next, fromMs: effectiveFrom })));
+      for (const f of active) m.appoint(f.core, 'DS', f.next, effectiveFrom);
+      // The de-appointment is routed with the new data service already in the lookup (secondary) and the old one named.
+      await step('IF-037', active, (f) => registration('IF-037', f.core, [f.previous], (c) => buildIF037DataServiceDeAppointment({ ...c, ...opts(f), previousDipId: f.previous }), `IF-037 DSDeApp ${what(f)}`, undefined, follow(f)));
+      await awaitLookup(active.filter((f) => f.ok).map((f) => ({ mpan: f.core, slot: 'DS', dipId: f.previous, toMs: effectiveFrom - 1000 })));
+      appointments.requested = flows.length;
+      appointments.accepted = active.filter((f) => f.ok).length;
+      appointments.rejected = live().filter((f) => !f.accept).length;
+      log(`[4 appointment workflow] ${flows.length} suppliers asked for another data service (IF-031${starter ? ', each answered with a workflow correlation ID' : ''}); IF-032 … IF-035 under it; ${appointments.accepted} accepted, appointed from ${isoDay(effectiveFrom)} (IF-036) and the previous data service de-appointed (IF-037); ${appointments.rejected} rejected (${secs(Date.now() - t)})`);
+    } else {
+      log('[4 appointment workflow] skipped: needs two data services and --appoint-percent above 0');
+    }
+
+    // ---- 5. Consumption after the change, and late data for the day before it
     for (const day of postDays) {
       t = Date.now();
-      const r = await send('IF-021', m.mpans.map((x) => if021(x.core, day, x.changeOfSupplier ? ' (after the change of supplier)' : '')));
-      log(`[4 after the change] settlement day ${isoDay(day)}: ${r.sent} IF-021, ${r.accepted} accepted (${secs(Date.now() - t)})`);
+      const r = await send('IF-021', m.mpans.map((x) => if021(x.core, day, x.changeOfSupplier ? ' (after the change of supplier)' : x.appointment?.accept ? ' (from the newly appointed data service)' : '')));
+      log(`[5 after the change] settlement day ${isoDay(day)}: ${r.sent} IF-021, ${r.accepted} accepted (${secs(Date.now() - t)})`);
     }
     if (switching.length > 0) {
       t = Date.now();
       const r = await send('IF-021', switching.map((x) => if021(x.core, lateDay, ' (late, for the day before the change of supplier)')));
-      log(`[4 after the change] late data for ${isoDay(lateDay)}: ${r.sent} IF-021 from the old data services, ${r.accepted} accepted (${secs(Date.now() - t)})`);
+      log(`[5 after the change] late data for ${isoDay(lateDay)}: ${r.sent} IF-021 from the old data services, ${r.accepted} accepted (${secs(Date.now() - t)})`);
     }
 
-    // ---- 5. Wait for every expected copy, then a little longer for unexpected ones
+    // ---- 6. Wait for every expected copy, then a little longer for unexpected ones
     t = Date.now();
     led.freeze();
     const expected = led.expectedCopies();
-    log(`[5 check] waiting for ${expected} expected deliveries …`);
+    log(`[6 check] waiting for ${expected} expected deliveries …`);
     const deadline = Date.now() + (o.deliveryTimeoutMs ?? 60_000);
     const idleMs = o.idleTimeoutMs ?? 10_000;
     let lastReport = Date.now();
     while (led.outstanding() > 0 && Date.now() < deadline) {
       if (Date.now() - Math.max(t, led.lastDeliveryAt) > idleMs) {
-        log(`[5 check] nothing arrived for ${secs(idleMs)}: giving up on the rest`);
+        log(`[6 check] nothing arrived for ${secs(idleMs)}: giving up on the rest`);
         break;
       }
       await sleep(20);
       if (Date.now() - lastReport > 5000) {
         lastReport = Date.now();
-        log(`[5 check] … ${expected - led.outstanding()}/${expected} so far`);
+        log(`[6 check] … ${expected - led.outstanding()}/${expected} so far`);
       }
     }
     await sleep(o.graceMs ?? 500);
-    log(`[5 check] ${expected - led.outstanding()}/${expected} expected deliveries arrived (${secs(Date.now() - t)})`);
+    log(`[6 check] ${expected - led.outstanding()}/${expected} expected deliveries arrived (${secs(Date.now() - t)})`);
   } finally {
     // Take the webhooks down with the receivers: later traffic for these participants (always-routed
     // copies from other runs) then waits in their queues instead of failing, and backing off, against
@@ -483,6 +571,7 @@ export async function runSimulation(o: SimulateOptions): Promise<SimulationRepor
     participants: model!.participants,
     mpans: model!.mpans.length,
     switched: model!.mpans.filter((x) => x.changeOfSupplier).length,
+    appointments,
     days: dayList.map(isoDay),
     changeOfSupplierFrom: isoDay(effectiveFrom),
     ...counts,
@@ -496,7 +585,8 @@ export async function runSimulation(o: SimulateOptions): Promise<SimulationRepor
   };
 
   /** Waits until the DIP's lookup shows these appointments (registration messages feed it asynchronously). */
-  async function awaitLookup(wanted: Array<{ mpan: string; slot: ModelSlot; dipId: string; fromMs: number }>): Promise<void> {
+  /** `fromMs`: an appointment from then must be known; `toMs`: the holder's period must end then (a de-appointment). */
+  async function awaitLookup(wanted: Array<{ mpan: string; slot: ModelSlot; dipId: string } & ({ fromMs: number } | { toMs: number })>): Promise<void> {
     if (wanted.length === 0) return;
     if (!o.admin) {
       await sleep(o.settleMs ?? 2000);
@@ -508,14 +598,16 @@ export async function runSimulation(o: SimulateOptions): Promise<SimulationRepor
     while (pending.length > 0 && Date.now() < deadline) {
       const still: typeof pending = [];
       for (const w of pending) {
-        const history = (await adminCall(admin, 'GET', `/admin/mpan/${w.mpan}`)) as Array<{ slot: string; dipId: string; effectiveFrom: string }>;
-        if (!history.some((a) => a.slot === w.slot && a.dipId === w.dipId && Date.parse(a.effectiveFrom) === w.fromMs)) still.push(w);
+        const history = (await adminCall(admin, 'GET', `/admin/mpan/${w.mpan}`)) as Array<{ slot: string; dipId: string; effectiveFrom: string; effectiveTo: string | null }>;
+        const known = history.some((a) => a.slot === w.slot && a.dipId === w.dipId && ('fromMs' in w ? Date.parse(a.effectiveFrom) === w.fromMs : a.effectiveTo !== null && Date.parse(a.effectiveTo) === w.toMs));
+        if (!known) still.push(w);
       }
       pending = still;
       if (pending.length > 0) await sleep(50);
     }
     for (const w of pending) {
-      ledger!.extraMismatches.push({ kind: 'lookup', participant: ledger!.label(w.dipId), mpan: w.mpan, detail: `the DIP's MPAN lookup did not learn ${w.slot} = ${w.dipId} from ${new Date(w.fromMs).toISOString()} within 15 s of the registration message` });
+      const change = 'fromMs' in w ? `${w.slot} = ${w.dipId} from ${new Date(w.fromMs).toISOString()}` : `the end of ${w.dipId} as ${w.slot} at ${new Date(w.toMs).toISOString()}`;
+      ledger!.extraMismatches.push({ kind: 'lookup', participant: ledger!.label(w.dipId), mpan: w.mpan, detail: `the DIP's MPAN lookup did not learn ${change} within 15 s of the registration message` });
     }
   }
 }
@@ -629,6 +721,7 @@ export function formatSummary(r: SimulationReport, maxListed = 50): string {
   const lines: string[] = [];
   lines.push('');
   lines.push(`simulation ${r.runId} (seed ${r.seed}, ${r.mode} mode): ${r.participants.length} participants, ${r.mpans} MPANs, settlement days ${r.days[0]} … ${r.days.at(-1)}, ${r.switched} changes of supplier from ${r.changeOfSupplierFrom}`);
+  lines.push(`  appointment workflows: ${r.appointments.requested} requested, ${r.appointments.accepted} accepted, ${r.appointments.rejected} rejected`);
   const channels = Object.entries(r.byChannel).sort(([a], [b]) => a.localeCompare(b));
   for (const [c, n] of channels) lines.push(`  ${c.padEnd(8)} sent ${String(n.sent).padStart(6)}  accepted ${String(n.accepted).padStart(6)}  delivered ${String(n.delivered).padStart(6)}`);
   lines.push(`  sent        ${r.sent}`);
@@ -670,6 +763,8 @@ export interface SimulateCliOptions {
   ldsos: number;
   startDate?: string;
   switchPercent: number;
+  /** Share of the other MPANs whose supplier runs the appointment workflow (default 20). */
+  appointPercent?: number;
   seed?: string;
   env?: string;
   listenHost: string;
@@ -760,6 +855,7 @@ export async function runSimulateCommand(c: SimulateCliOptions, env: NodeJS.Proc
     ldsos: c.ldsos,
     startDate: c.startDate,
     switchPercent: c.switchPercent,
+    appointPercent: c.appointPercent,
     seed: c.seed,
     listenHost: c.listenHost,
     ports,

@@ -1,5 +1,6 @@
-import { Agent, request } from 'undici';
+import { Agent, buildConnector, request } from 'undici';
 import type { WebhookCall, WebhookOutcome, WebhookTransport } from '../../ports/webhook.js';
+import { DestinationRefusedError, type WebhookDestinations } from '../../security/webhook-destinations.js';
 
 export interface WebhookClientOptions {
   /** CA certificates to trust for https callback URLs, in addition to none: recipients are pinned to these. */
@@ -8,6 +9,11 @@ export interface WebhookClientOptions {
   cert?: string;
   key?: string;
   connectionsPerOrigin?: number;
+  /**
+   * Which destinations may be called (outside DEV: no internal networks). Checked on every new
+   * connection: an IP literal before connecting, a name after it resolves (so rebinding cannot slip by).
+   */
+  destinations?: Pick<WebhookDestinations, 'checkHost' | 'lookup'>;
 }
 
 const MAX_ANSWER_BYTES = 64 * 1024;
@@ -30,11 +36,20 @@ export class UndiciWebhookTransport implements WebhookTransport {
   private readonly agent: Agent;
 
   constructor(opts: WebhookClientOptions = {}) {
+    const destinations = opts.destinations;
+    const connector = buildConnector({ ca: opts.ca, cert: opts.cert, key: opts.key, ...(destinations ? { lookup: destinations.lookup } : {}) });
     this.agent = new Agent({
       connections: opts.connectionsPerOrigin ?? 4,
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 300_000,
-      connect: { ca: opts.ca, cert: opts.cert, key: opts.key },
+      connect: destinations
+        ? (options, callback) => {
+            // Node skips the lookup for an IP literal: judge it here, before any packet leaves.
+            const refused = destinations.checkHost(options.hostname);
+            if (refused !== null) return callback(new DestinationRefusedError(refused), null);
+            return connector(options, callback);
+          }
+        : connector,
     });
   }
 

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { receivesOn } from '../../domain/channel.js';
 import type { Participant } from '../../domain/participant.js';
 import { MSG } from '../../domain/response-codes.js';
 import { authenticate } from '../../pipeline/authenticate.js';
@@ -13,7 +14,7 @@ export interface RecipientScope {
 
 /**
  * For the per-recipient resources (pubconfig, replay, requeue): the caller must be the recipient named
- * in the URL and hold a role that receives on the channel. Whatever IDs a caller puts in a URL, it only
+ * in the URL and receive on the channel (a receiving or always-routed role, or named to always receive). Whatever IDs a caller puts in a URL, it only
  * ever reaches its own queues. Sends the refusal itself and returns null when the call may not proceed.
  */
 export async function authoriseRecipient(
@@ -28,7 +29,7 @@ export async function authoriseRecipient(
     void sendStandard(deps, reply, 404, caller.dipId, MSG.interfaceIdInvalid, `dip-channel '${req.params.id}' is not a channel of this DIP`);
     return null;
   }
-  if (!caller.roles.some((r) => channel.receiverRoles.includes(r))) {
+  if (!receivesOn(channel, caller)) {
     void sendStandard(
       deps,
       reply,

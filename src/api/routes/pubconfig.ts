@@ -24,6 +24,8 @@ export async function putWebhookFromBody(deps: ApiDeps, req: FastifyRequest, rep
   if (!validateWebhookConfig(body)) return sendStandard(deps, reply, 400, recipientDipId, MSG.schemaFailure, describeErrors(validateWebhookConfig.errors));
   const insecure = insecureCallback(deps, body.callbackURL);
   if (insecure) return sendStandard(deps, reply, 400, recipientDipId, MSG.schemaFailure, insecure);
+  const internal = await deps.destinations.checkUrl(body.callbackURL);
+  if (internal) return sendStandard(deps, reply, 400, recipientDipId, MSG.schemaFailure, `callbackURL: ${internal}`);
   await deps.webhooks.putWebhook({
     recipientDipId,
     channel,
