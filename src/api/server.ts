@@ -1,13 +1,12 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { STATUS_CODES } from 'node:http';
-import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import type { Server as TlsServer } from 'node:tls';
 import type { Socket } from 'node:net';
-import { MSG, type MsgText } from '../domain/response-codes.js';
+import { MSG } from '../domain/response-codes.js';
 import { standardResponse } from '../domain/standard-response.js';
 import { exceedsJsonDepth } from '../security/json-depth.js';
 import { RateLimiter } from '../security/rate-limit.js';
-import { DIP_URN_PREFIX } from '../security/signature.js';
-import type { CallerEvidence, SecurityControls, TlsPeer } from '../pipeline/authenticate.js';
+import type { SecurityControls } from '../pipeline/authenticate.js';
 import { registerChannelRoutes } from './routes/channel.js';
 import { registerPubconfigRoutes } from './routes/pubconfig.js';
 import { registerCertificateRoutes } from './routes/certificates.js';
@@ -15,6 +14,7 @@ import { registerPullRoutes } from './routes/pull.js';
 import { registerReplayRoutes } from './routes/replay.js';
 import { registerStatusRoutes } from './routes/status.js';
 import type { ApiDeps } from './deps.js';
+import { sendStandard, tlsPeer, useSecurityControls } from './request.js';
 
 /** Longest path segment (channel ID, DIP ID) the router accepts. */
 const MAX_PARAM_LENGTH = 200;
@@ -37,8 +37,6 @@ export interface ServerSecurity extends SecurityControls {
     onCrl(listener: (crlPem: string) => void): void;
   };
 }
-
-const controlsOf = new WeakMap<ApiDeps, SecurityControls>();
 
 /**
  * The participant-facing HTTPS listener: mutual TLS (a client certificate from the environment's CA is
@@ -111,7 +109,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     },
   });
 
-  controlsOf.set(deps, { replay: security.replay, revocation: security.revocation });
+  useSecurityControls(deps, { replay: security.replay, revocation: security.revocation });
   security.revocation?.onCrl((crl) => {
     // New connections get the new CRL; established ones are checked per request in authenticate().
     try {
@@ -186,58 +184,4 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   registerStatusRoutes(app, deps);
   registerCertificateRoutes(app, deps);
   return app;
-}
-
-export function sendStandard(
-  deps: ApiDeps,
-  reply: FastifyReply,
-  status: number,
-  recipientId: string | null,
-  message: MsgText,
-  help: string | null,
-): FastifyReply {
-  return reply.code(status).send(standardResponse(new Date(deps.clock.now()), deps.config.dipId, recipientId, [{ message, help }]));
-}
-
-// The client certificate is read once per connection, not per request: parsing it per request halves
-// throughput on kept-alive connections.
-interface PeerIdentity {
-  ids: readonly string[];
-  peer: TlsPeer | null;
-}
-const peers = new WeakMap<Socket, PeerIdentity | null>();
-
-function tlsPeer(socket: Socket): PeerIdentity | null {
-  const cached = peers.get(socket);
-  if (cached !== undefined) return cached;
-  const cert = (socket as TLSSocket).getPeerX509Certificate?.();
-  let identity: PeerIdentity | null = null;
-  if (cert) {
-    identity = {
-      ids: (cert.subjectAltName ?? '')
-        .split(', ')
-        .filter((n) => n.startsWith(`URI:${DIP_URN_PREFIX}`))
-        .map((n) => n.slice(4 + DIP_URN_PREFIX.length)),
-      peer: { fingerprint256: cert.fingerprint256.replace(/:/g, '').toUpperCase(), serialNumber: cert.serialNumber.toUpperCase() },
-    };
-  }
-  peers.set(socket, identity);
-  return identity;
-}
-
-/** Everything authentication needs from a request. */
-export function evidence(deps: ApiDeps, req: FastifyRequest): CallerEvidence {
-  const apiKey = req.headers['x-api-key'];
-  const base = deps.config.publicUrl ?? `https://${req.headers.host ?? ''}`;
-  const identity = tlsPeer(req.raw.socket);
-  return {
-    apiKey: Array.isArray(apiKey) ? undefined : apiKey,
-    tlsDipIds: identity?.ids ?? null,
-    tlsPeer: identity?.peer ?? null,
-    method: req.method,
-    url: `${base.replace(/\/$/, '')}${req.raw.url ?? ''}`,
-    body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
-    headers: req.headers,
-    controls: controlsOf.get(deps),
-  };
 }

@@ -1,5 +1,33 @@
 import type { Participant } from './participant.js';
 
+/** Per-channel operator overrides of the catalogue's defaults (the third-party role table is not official). */
+export interface ChannelOverride {
+  senderRoles?: string[];
+  receiverRoles?: string[];
+  alwaysRoles?: string[];
+  /** DIP IDs that get every message on the channel ("always" routing to a named participant, spec 5.5.3). */
+  alwaysParticipants?: string[];
+  /** The DIP generates a workflow correlation ID for messages on this channel (spec 5.5.5). */
+  workflowStarter?: boolean;
+  /** Undelivered messages older than this are dead-lettered and their sender told (spec 5.5.8). */
+  staleAfterMinutes?: number;
+  /** How long this channel's messages stay in the archive (spec 5.5.7). */
+  archiveRetentionDays?: number;
+  /** Per receiving role, the payload paths its copy goes without (spec 5.5.6). */
+  obfuscation?: Record<string, string[]>;
+  /** Messages on this channel update the MPAN lookup (spec 5.5.14). */
+  mpanFeed?: boolean;
+  /** Path under `payload` of the date secondary routing addresses by. */
+  addressingDate?: string;
+  /** Spec 5.2.2 security pattern: 1 signed (default), 2 encrypted via the DIP, 3 end to end; 0 runs as 1. */
+  securityPattern?: 0 | 1 | 2 | 3;
+  /**
+   * Spec 5.2.2 security category: 1 public data, 2 MPAN, 3 MPAN + PII, 4 MPAN + consumption. Sets the
+   * pattern the spec prefers for it (1 → pattern 1, 2–4 → pattern 2) unless securityPattern says otherwise.
+   */
+  securityCategory?: 1 | 2 | 3 | 4;
+}
+
 /** A message channel as the routing core sees it (catalogue data plus the operator's overrides). */
 export interface ChannelRouting {
   interfaceId: string;

@@ -1,6 +1,5 @@
 import type { Catalogue, ChannelDefinition } from '../catalogue/catalogue.js';
-import type { ChannelOverride } from '../config.js';
-import { defaultAlwaysRoles, type ChannelRouting } from '../domain/channel.js';
+import { defaultAlwaysRoles, type ChannelOverride, type ChannelRouting } from '../domain/channel.js';
 import type { ObfuscationRules } from '../domain/obfuscation.js';
 import type { SecurityCategory } from '../catalogue/security-category.js';
 import type { SecurityPattern } from './patterns.js';

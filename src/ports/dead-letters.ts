@@ -1,4 +1,4 @@
-import type { QueueRef } from './message-log.js';
+import type { QueueRef } from './queue-ref.js';
 
 export type DeadLetterReason = 'rejected' | 'stale';
 

@@ -1,11 +1,8 @@
 import type { DeadLetterReason } from './dead-letters.js';
+import type { QueueRef } from './queue-ref.js';
 import type { JobProgress } from './requeue-jobs.js';
 
-/** A recipient's FIFO queue: one per (recipient DIP ID, channel), as webhooks are registered per channel. */
-export interface QueueRef {
-  recipientDipId: string;
-  channel: string;
-}
+export type { QueueRef };
 
 /** One accepted message, ready to be made durable: the archived inbound item and its outbound copy. */
 export interface AcceptedMessage {

@@ -1,4 +1,4 @@
-import type { QueueRef } from './message-log.js';
+import type { QueueRef } from './queue-ref.js';
 
 /** What a replay or requeue selects from a recipient's archive (the published MessageRequest). */
 export interface ReplayFilter {

@@ -5,7 +5,7 @@ import { MSG } from '../../domain/response-codes.js';
 import { authenticate } from '../../pipeline/authenticate.js';
 import type { Channel } from '../../pipeline/channels.js';
 import type { ApiDeps } from '../deps.js';
-import { evidence, sendStandard } from '../server.js';
+import { evidence, sendStandard } from '../request.js';
 
 export interface RecipientScope {
   caller: Participant;

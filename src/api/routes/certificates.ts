@@ -3,7 +3,7 @@ import { MSG } from '../../domain/response-codes.js';
 import { authenticate } from '../../pipeline/authenticate.js';
 import { encryptionKeyOf } from '../../security/payload-encryption.js';
 import type { ApiDeps } from '../deps.js';
-import { evidence, sendStandard } from '../server.js';
+import { evidence, sendStandard } from '../request.js';
 
 /**
  * Certificates a participant needs for encrypted channels (OpenDIP extension): the DIP's own (pattern 2:

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { ApiDeps } from '../deps.js';
-import { evidence } from '../server.js';
+import { evidence } from '../request.js';
 
 /** POST /dip-channel/{id}: submit a batch of messages. */
 export function registerChannelRoutes(app: FastifyInstance, deps: ApiDeps): void {

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { MSG } from '../../domain/response-codes.js';
 import type { ApiDeps } from '../deps.js';
 import { describeErrors, exactCase, validateWebhookConfig, WEBHOOK_CONFIG_FIELDS } from '../schemas.js';
-import { sendStandard } from '../server.js';
+import { sendStandard } from '../request.js';
 import { authoriseRecipient, jsonBody } from './authorise.js';
 
 type Route = { Params: { id: string; recipientId: string } };

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { MSG } from '../../domain/response-codes.js';
 import { formatSequence, SEQUENCE_HEADER } from '../../domain/sequence.js';
 import type { ApiDeps } from '../deps.js';
-import { sendStandard } from '../server.js';
+import { sendStandard } from '../request.js';
 import { authoriseRecipient, jsonBody } from './authorise.js';
 
 type Route = { Params: { id: string; recipientId: string }; Querystring: { maxMessageCount?: string; maxPayloadSize?: string } };

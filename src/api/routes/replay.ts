@@ -3,7 +3,7 @@ import { MSG } from '../../domain/response-codes.js';
 import { continuationToken, readContinuationToken, type ReplayFilter } from '../../pipeline/replay.js';
 import type { ApiDeps } from '../deps.js';
 import { describeErrors, exactCase, MESSAGE_REQUEST_FIELDS, validateMessageRequest } from '../schemas.js';
-import { sendStandard } from '../server.js';
+import { sendStandard } from '../request.js';
 import { authoriseRecipient, jsonBody } from './authorise.js';
 
 type Route = { Params: { id: string; recipientId: string } };

@@ -5,7 +5,7 @@ import { authenticate } from '../../pipeline/authenticate.js';
 import { STATUS_CHANNEL, type StatusEntry } from '../../pipeline/status.js';
 import type { ApiDeps } from '../deps.js';
 import { describeErrors, exactCase, STATUS_ENTRY_FIELDS, validateStatusEntries } from '../schemas.js';
-import { evidence, sendStandard } from '../server.js';
+import { evidence, sendStandard } from '../request.js';
 import { authenticateAs, jsonBody } from './authorise.js';
 import { putWebhookFromBody } from './pubconfig.js';
 

@@ -1,0 +1,74 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { MsgText } from '../domain/response-codes.js';
+import { standardResponse } from '../domain/standard-response.js';
+import type { CallerEvidence, SecurityControls, TlsPeer } from '../pipeline/authenticate.js';
+import { DIP_URN_PREFIX } from '../security/signature.js';
+import type { ApiDeps } from './deps.js';
+
+/**
+ * What every route reads from a request (the caller's evidence) and how it answers (the published
+ * StandardResponse): one module the listener and the routes both use, so neither imports the other.
+ */
+
+const controlsOf = new WeakMap<ApiDeps, SecurityControls>();
+
+/** The replay guard and revocation list the listener was built with, for every request's authentication. */
+export function useSecurityControls(deps: ApiDeps, controls: SecurityControls): void {
+  controlsOf.set(deps, controls);
+}
+
+export function sendStandard(
+  deps: ApiDeps,
+  reply: FastifyReply,
+  status: number,
+  recipientId: string | null,
+  message: MsgText,
+  help: string | null,
+): FastifyReply {
+  return reply.code(status).send(standardResponse(new Date(deps.clock.now()), deps.config.dipId, recipientId, [{ message, help }]));
+}
+
+// The client certificate is read once per connection, not per request: parsing it per request halves
+// throughput on kept-alive connections.
+interface PeerIdentity {
+  ids: readonly string[];
+  peer: TlsPeer | null;
+}
+const peers = new WeakMap<Socket, PeerIdentity | null>();
+
+export function tlsPeer(socket: Socket): PeerIdentity | null {
+  const cached = peers.get(socket);
+  if (cached !== undefined) return cached;
+  const cert = (socket as TLSSocket).getPeerX509Certificate?.();
+  let identity: PeerIdentity | null = null;
+  if (cert) {
+    identity = {
+      ids: (cert.subjectAltName ?? '')
+        .split(', ')
+        .filter((n) => n.startsWith(`URI:${DIP_URN_PREFIX}`))
+        .map((n) => n.slice(4 + DIP_URN_PREFIX.length)),
+      peer: { fingerprint256: cert.fingerprint256.replace(/:/g, '').toUpperCase(), serialNumber: cert.serialNumber.toUpperCase() },
+    };
+  }
+  peers.set(socket, identity);
+  return identity;
+}
+
+/** Everything authentication needs from a request. */
+export function evidence(deps: ApiDeps, req: FastifyRequest): CallerEvidence {
+  const apiKey = req.headers['x-api-key'];
+  const base = deps.config.publicUrl ?? `https://${req.headers.host ?? ''}`;
+  const identity = tlsPeer(req.raw.socket);
+  return {
+    apiKey: Array.isArray(apiKey) ? undefined : apiKey,
+    tlsDipIds: identity?.ids ?? null,
+    tlsPeer: identity?.peer ?? null,
+    method: req.method,
+    url: `${base.replace(/\/$/, '')}${req.raw.url ?? ''}`,
+    body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
+    headers: req.headers,
+    controls: controlsOf.get(deps),
+  };
+}
