@@ -1,42 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { onboardParticipant } from '../src/pipeline/participants.js';
-import { openBackend } from '../src/adapters/backend.js';
-import { loadConfig } from '../src/config.js';
-import { DipClient } from '../src/client/dip-client.js';
 import { startWebhookReceiver, type ReceivedCall } from '../src/client/webhook-receiver.js';
-import { issueParticipantCertificate, type KeyAndCert } from '../src/security/pki.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { waitFor } from './helpers/dip-harness.js';
+import { clientOf, freePort, onboardDirect, startDipProcess } from './helpers/dip-process.js';
 
 type Json = Record<string, any>;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** The DIP as users run it (`dip serve`), in its own process so that it can be killed with SIGKILL. */
-async function startServer(dataDir: string, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve'], {
-    env: { ...process.env, DIP_DATA_DIR: dataDir, DIP_PORT: String(port), DIP_HOST: '127.0.0.1', DIP_ADMIN_PORT: '0', DIP_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  await waitFor(() => err.includes('is listening on') || child.exitCode !== null, 30_000, 'the DIP to start');
-  if (child.exitCode !== null) throw new Error(`dip serve exited: ${err}`);
-  return child;
-}
 
 describe('kill -9 while messages stream in', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'opendip-crash-'));
@@ -49,27 +21,15 @@ describe('kill -9 while messages stream in', () => {
 
   it('delivers every message that got a 201 to every recipient, once per transaction ID and in order', async () => {
     const port = await freePort();
-    child = await startServer(dataDir, port);
-    const ca = {
-      keyPem: readFileSync(join(dataDir, 'pki', 'ca.key.pem'), 'utf8'),
-      certPem: readFileSync(join(dataDir, 'pki', 'ca.cert.pem'), 'utf8'),
-    };
+    child = await startDipProcess(dataDir, port);
     // Onboard as the operator does: straight into the DIP's database, from another process.
-    const { backend } = await openBackend(loadConfig({}, { dataDir }));
-    const creds = new Map<string, { apiKey: string; kc: KeyAndCert }>();
-    for (const [id, role] of [
-      ['2000000001', 'SDS'],
-      ['1000000001', 'SUP'],
-      ['4000000001', 'MDS'],
-    ] as const) {
-      const kc = await issueParticipantCertificate(ca, { organisation: id, dipIds: [id], environment: 'DEV', validDays: 5 });
-      const { apiKey } = await onboardParticipant(backend.registry, { dipId: id, roles: [role], certificatePem: kc.certPem });
-      creds.set(id, { apiKey, kc });
-    }
-    await backend.close();
+    const { ca, participants } = await onboardDirect(dataDir, [
+      { dipId: '2000000001', role: 'SDS' },
+      { dipId: '1000000001', role: 'SUP' },
+      { dipId: '4000000001', role: 'MDS' },
+    ]);
     const clientFor = (id: string) => {
-      const c = creds.get(id)!;
-      const client = new DipClient({ baseUrl: `https://127.0.0.1:${port}`, apiKey: c.apiKey, keyPem: c.kc.keyPem, certPem: c.kc.certPem, caPem: ca.certPem });
+      const client = clientOf(participants.get(id)!, ca, port);
       closers.push(() => client.close());
       return client;
     };
@@ -103,7 +63,7 @@ describe('kill -9 while messages stream in', () => {
     streaming = false;
     const acceptedBeforeCrash = accepted.length;
 
-    child = await startServer(dataDir, port);
+    child = await startDipProcess(dataDir, port);
     for (const id of Object.keys(received)) {
       const seen = () => new Set(received[id]!.flatMap((c) => c.messages.map((m) => (m as Json).payload.CommonBlock.D0.transactionID as string)));
       await waitFor(() => accepted.every((t) => seen().has(t)), 20_000, `every accepted message at ${id}`);
