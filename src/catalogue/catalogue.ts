@@ -7,7 +7,7 @@ import { MAX_ISSUES, toIssues } from './errors.js';
 import { buildKeyTree, normaliseKeys, type KeyNode, type NormaliseProblem } from './key-case.js';
 import { suggestSecurityCategory, type CategorySuggestion } from './security-category.js';
 import type { ImportOptions, ImportResult } from './spec-import.js';
-import { bareEventCode, type CatalogueChannel, type CatalogueDocument, type ChannelDefinition, type ValidationResult } from './types.js';
+import { bareEventCode, type ApiSchemaName, type CatalogueChannel, type CatalogueDocument, type ChannelDefinition, type JsonSchema, type ValidationResult } from './types.js';
 
 export type { ChannelDefinition, ValidationIssue, ValidationResult } from './types.js';
 
@@ -74,10 +74,12 @@ export class Catalogue {
   private readonly definitions = new Map<string, ChannelDefinition>();
   private readonly compiled = new Map<string, Compiled>();
   private readonly categories = new Map<string, CategorySuggestion>();
+  private readonly api: Partial<Record<ApiSchemaName, JsonSchema>>;
   private ajv: Ajv | null = null;
 
   constructor(doc: CatalogueDocument) {
     this.version = doc.apiVersion;
+    this.api = doc.api ?? {};
     for (const c of doc.channels) {
       this.byId.set(c.interfaceId.toUpperCase(), c);
       this.definitions.set(c.interfaceId.toUpperCase(), definitionOf(c));
@@ -105,6 +107,11 @@ export class Catalogue {
 
   channels(): ChannelDefinition[] {
     return [...this.definitions.values()];
+  }
+
+  /** A request or answer body of the API's own operations (WebhookConfig, …), as generated. */
+  apiSchema(name: ApiSchemaName): JsonSchema | undefined {
+    return this.api[name];
   }
 
   /** The channel's JSON Schema of one message item, as generated. */
@@ -153,7 +160,7 @@ export class Catalogue {
     const checkEnvelope = envelopeValidator();
     const shape = checkEnvelope(message) ? [] : (checkEnvelope.errors ?? []);
     if (published.length > 0 || shape.length > 0) {
-      let errors = toIssues([...shape, ...published], channel.interfaceId);
+      let errors = toIssues([...shape, ...published], { channelId: channel.interfaceId, root: 'the message' });
       if (opts.encryptedPayload) errors = errors.filter((e) => !e.path.startsWith('payload.CustomBlock') && !(e.rule === 'required' && /CustomBlock/.test(e.message)));
       if (errors.length > 0) return { ok: false, errors };
     }
