@@ -137,6 +137,7 @@ describe('request bodies over HTTPS', () => {
   let t: TestDip;
   let sds: TestParticipant;
   let sup: TestParticipant;
+  let received: string;
   const window = { datetimeFrom: dipDateTime(new Date(Date.now() - 3_600_000)), datetimeTo: dipDateTime(new Date(Date.now() + 60_000)) };
 
   beforeAll(async () => {
@@ -145,6 +146,7 @@ describe('request bodies over HTTPS', () => {
     sup = await t.participant('1000000001', ['SUP']);
     const sent = await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: `contract${process.pid}` })]);
     expect(sent.status).toBe(201);
+    received = sent.body.messageArray[0]!.transactionID!;
   });
   afterAll(async () => {
     await t?.close();
@@ -175,6 +177,27 @@ describe('request bodies over HTTPS', () => {
     expect([notADate.status, JSON.stringify(notADate.body)]).toEqual([400, expect.stringContaining("datetimeFrom 'xxxxxxxxxxxxxxxxxxxxxxxxx' is not a date-time")]);
     const backwards = await replay({ datetimeFrom: window.datetimeTo, datetimeTo: window.datetimeFrom, eventCode: null, MPAN: null, version: null });
     expect([backwards.status, JSON.stringify(backwards.body)]).toEqual([400, expect.stringContaining('is after datetimeTo')]);
+  });
+
+  it('status messages and webhook configurations take field names in any case, and refuse one given twice', async () => {
+    const entry = {
+      TRANSACTIONID: received,
+      senderuniquereference: null,
+      CorrelationId: null,
+      sentTimestamp: dipDateTime(new Date()),
+      SENDERID: sup.dipId,
+      recipientid: null,
+      dipconnectionproviderid: null,
+      Message: 'RCP1061 - MPAN Invalid or Unknown',
+      HELP: null,
+      serviceticketurl: null,
+    };
+    const status = await sup.client.statusMessage([entry]);
+    expect(status.status, JSON.stringify(status.body)).toBe(201);
+    const hook = await sup.client.call('POST', `/dip-channel/IF-021/pubconfig/${sup.dipId}`, JSON.stringify({ CALLBACKURL: 'https://example.com/hook', MaxMessageCount: 5 }));
+    expect(hook.status, JSON.stringify(hook.body)).toBe(201);
+    const twice = await sup.client.call('POST', `/dip-channel/IF-021/pubconfig/${sup.dipId}`, '{"callbackURL":"https://example.com/a","CALLBACKURL":"https://example.com/b"}');
+    expect([twice.status, twice.body.messageArray[0]!.help]).toEqual([400, expect.stringContaining('callbackURL is given twice')]);
   });
 
   it('a webhook configuration the published schema refuses is refused naming the field; one it accepts but the DIP cannot use is refused saying why', async () => {
