@@ -59,7 +59,7 @@ export interface WebhookConfigBody {
   maxPayloadSize?: number;
 }
 
-export const WEBHOOK_LIMITS = { maxMessageCount: 10_000, maxPayloadKb: 1_048_576, maxUrlLength: 2048 } as const;
+const WEBHOOK_LIMITS = { maxMessageCount: 10_000, maxPayloadKb: 1_048_576, maxUrlLength: 2048 } as const;
 
 /** What the DIP needs of a webhook beyond the published schema, or why it cannot use this one. */
 export function webhookConfigProblem(body: WebhookConfigBody, environment: string): string | null {
