@@ -12,7 +12,11 @@ export interface DipConfig {
   port: number;
   /** Environment tag messages must carry (S1.environmentTag) and the PKI is issued for. */
   environment: 'PRD' | 'SITB' | 'SIT' | 'UIT' | 'DEV';
-  /** The DIP's own ID, reported as senderID in responses (the published examples use eleven zeros). */
+  /**
+   * The DIP's own ID, reported as senderID in its answers and status messages. Default ten zeros: the
+   * published DT-006 DIP ID type is exactly ten characters, though the published examples show eleven
+   * ('00000000000'), which set here reproduces (docs/api-differences.md).
+   */
   dipId: string;
   /** Set when the DIP sits behind a proxy: the URL participants call, used to check their signatures. */
   publicUrl: string | null;
@@ -43,6 +47,8 @@ export interface DipConfig {
   channels: Record<string, ChannelOverride>;
   /** Limits of the participant-facing HTTPS listener (slow or oversized requests). */
   http: HttpLimits;
+  /** Answers where the published API contradicts itself or leaves a gap (docs/api-differences.md). */
+  api: ApiChoices;
   /** Fair use per participant (token bucket); requestsPerSecond 0 turns it off. */
   rateLimit: { requestsPerSecond: number; burst: number };
   /** How often a running DIP looks for a changed revocation list (`<dataDir>/pki/revoked.json`). */
@@ -79,6 +85,21 @@ export interface StorageConfig {
   maxDatabaseMb: number | null;
 }
 
+export interface ApiChoices {
+  /**
+   * A replay that matches nothing. The published 200 answer is an array of at least one message, so:
+   * 'bad-request' (default) a 400 StandardResponse saying nothing matched, as the published schema allows;
+   * 'no-content' a 204; 'empty-array' a 200 with [] (what most clients expect, outside the published schema).
+   */
+  emptyReplay: 'bad-request' | 'no-content' | 'empty-array';
+  /**
+   * The answer of POST /validate/{interface}/{event}, published as a JSON string ("Message OK"):
+   * 'standard-response' (default) the StandardResponse every other operation answers, naming each
+   * field that fails; 'text' the same message and help as one JSON string.
+   */
+  validateAnswer: 'standard-response' | 'text';
+}
+
 export interface HttpLimits {
   /** The TLS handshake must complete within this (a client that connects and says nothing is dropped). */
   handshakeTimeoutMs: number;
@@ -107,7 +128,7 @@ const schema: JSONSchemaType<DipConfig> = {
     host: { type: 'string' },
     port: { type: 'integer', minimum: 0, maximum: 65535 },
     environment: { type: 'string', enum: [...ENVIRONMENTS] },
-    dipId: { type: 'string', minLength: 1 },
+    dipId: { type: 'string', minLength: 10, maxLength: 11 },
     publicUrl: { type: 'string', nullable: true, pattern: '^https://' },
     hostnames: { type: 'array', items: { type: 'string' } },
     ipAddresses: { type: 'array', items: { type: 'string' } },
@@ -132,6 +153,15 @@ const schema: JSONSchemaType<DipConfig> = {
         connectionsCheckingIntervalMs: { type: 'integer', minimum: 10 },
         maxHeaderBytes: { type: 'integer', minimum: 1024 },
         maxJsonDepth: { type: 'integer', minimum: 4 },
+      },
+    },
+    api: {
+      type: 'object',
+      additionalProperties: false,
+      required: [],
+      properties: {
+        emptyReplay: { type: 'string', enum: ['bad-request', 'no-content', 'empty-array'] },
+        validateAnswer: { type: 'string', enum: ['standard-response', 'text'] },
       },
     },
     rateLimit: {
@@ -197,7 +227,7 @@ export const DEFAULTS: DipConfig = {
   host: '0.0.0.0',
   port: 8443,
   environment: 'DEV',
-  dipId: '00000000000',
+  dipId: '0000000000',
   publicUrl: null,
   hostnames: ['localhost'],
   ipAddresses: ['127.0.0.1', '::1'],
@@ -227,6 +257,7 @@ export const DEFAULTS: DipConfig = {
     maxHeaderBytes: 16_384,
     maxJsonDepth: 64,
   },
+  api: { emptyReplay: 'bad-request', validateAnswer: 'standard-response' },
   rateLimit: { requestsPerSecond: 200, burst: 400 },
   revocationPollMs: 2_000,
   trustedCaFiles: [],
@@ -271,6 +302,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     http: { ...DEFAULTS.http, ...fileConfig.http, ...overrides.http },
     rateLimit: { ...DEFAULTS.rateLimit, ...fileConfig.rateLimit, ...overrides.rateLimit },
     storage: { ...DEFAULTS.storage, ...fileConfig.storage, ...overrides.storage },
+    api: { ...DEFAULTS.api, ...fileConfig.api, ...overrides.api },
   };
 }
 

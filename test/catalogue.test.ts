@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -6,9 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { Catalogue, importCatalogue, type ValidationResult } from '../src/catalogue/catalogue.js';
 import { buildCatalogue, serialiseCatalogue } from '../src/catalogue/spec-import.js';
 import { buildIF021, mpanCore } from '../src/sim/messages.js';
+import { HAVE_REFERENCE, REFERENCE } from './helpers/reference.js';
 
-const REFERENCE = fileURLToPath(new URL('../../shared/reference/dip-api-2.1.0', import.meta.url));
-const HAVE_REFERENCE = existsSync(REFERENCE);
 const COMMITTED = fileURLToPath(new URL('../src/catalogue/generated/catalogue-2.1.0.json', import.meta.url));
 
 const catalogue = Catalogue.load();

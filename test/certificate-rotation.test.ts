@@ -63,7 +63,7 @@ describe("a participant's certificate rotates with an overlap", () => {
       const late = await submit(sds.client);
       expect(late.status).toBe(401);
       const help = JSON.stringify(late.body);
-      expect(help).toMatch(/is 2000000001's previous certificate, replaced by a rotation; its overlap ended at \d{4}-\d{2}-\d{2}T[\d:.]+Z: sign with the current certificate/);
+      expect(help).toMatch(/message signature refused \(registered certificate\): X-DIP-Signature-Certificate \(SHA-256 [0-9A-F]{64}\) is 2000000001's previous certificate, whose overlap ended at \d{4}-\d{2}-\d{2}T[\d:.]+Z: sign with the current one \(SHA-256 [0-9A-F]{64}\) \| the DIP verifies: POST;/);
       expect(help).toContain(rotated.certificateFingerprint);
       expect((await submit(newClient)).status).toBe(201);
     } finally {

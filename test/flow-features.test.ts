@@ -19,8 +19,8 @@ const SUP = '1000000001';
 const LDSO = '3000000001';
 const MDS = '4000000001';
 const LSS = '5000000001';
-/** The DIP's own ID (the default configuration). */
-const DIP_ID = '00000000000';
+/** The DIP's own ID (the default configuration: ten zeros, the published DIP ID type's length). */
+const DIP_ID = '0000000000';
 
 let unique = 0;
 const item = (to: string[] | undefined, extra: Partial<Parameters<typeof buildIF021>[0]> = {}): IF021Item =>
@@ -542,14 +542,28 @@ describe('a recipient reporting a problem later, with POST /statusmessage (spec 
     expect(forged.body.messageArray[0]!.help).toContain(`senderID ${MDS} is not the caller ${SUP}`);
   });
 
+  it('accepts what the published StandardResponseBodyType accepts: free message text, long references, extra fields (not passed on)', async () => {
+    const before = delivered(statusRx).length;
+    // The published type's own example message, and a senderUniqueReference of 200 characters (its maximum).
+    const longRef = `${ref}${'a'.repeat(200 - ref.length)}`;
+    const accepted = await sup.client.statusMessage([entry({ message: 'MSG0101 Application 101 error message', senderUniqueReference: longRef, colour: 'blue' })]);
+    expect(accepted.status, JSON.stringify(accepted.body)).toBe(201);
+    await waitFor(() => delivered(statusRx).length > before, 5000, 'the status at the sender');
+    const relayed = delivered(statusRx).at(-1)!;
+    expect(relayed).toMatchObject({ message: 'MSG0101 Application 101 error message', senderUniqueReference: longRef });
+    expect(relayed).not.toHaveProperty('colour');
+  });
+
   it('refuses malformed entries with a 400 naming the field', async () => {
     const cases: Array<[object[] | string, string]> = [
       [[(({ message: _m, ...rest }) => rest)(entry())], 'message'],
-      [[entry({ message: 'not a code' })], 'message'],
+      [[entry({ message: '' })], 'message'],
+      [[entry({ message: 'm'.repeat(201) })], 'message'],
       [[entry({ sentTimestamp: '2024-01-01T00:00:00Z' })], 'sentTimestamp'],
       [[entry({ senderID: 'ABC' })], 'senderID'],
+      [[entry({ senderID: '00000000000' })], 'senderID'],
+      [[entry({ senderUniqueReference: `${ref}${'a'.repeat(201 - ref.length)}` })], 'senderUniqueReference'],
       [[entry({ correlationID: 'C'.repeat(61) })], 'correlationID'],
-      [[entry({ colour: 'blue' })], 'additional'],
       [[entry({ transactionID: null })], 'transactionID'],
     ];
     for (const [body, field] of cases) {
@@ -560,9 +574,10 @@ describe('a recipient reporting a problem later, with POST /statusmessage (spec 
     expect((await sup.client.statusMessage([])).status).toBe(400);
     expect((await sup.client.call('POST', '/statusmessage', '{not json')).status).toBe(400);
     // A batch with one bad entry is refused whole.
+    const before = delivered(statusRx).length;
     expect((await sup.client.statusMessage([entry(), entry({ senderID: MDS })])).status).toBe(403);
     await new Promise((r) => setTimeout(r, 300));
-    expect(delivered(statusRx)).toHaveLength(1);
+    expect(delivered(statusRx)).toHaveLength(before);
   });
 });
 
@@ -619,10 +634,15 @@ describe('pull consumption (spec 5.4) and idempotent read', () => {
     expect(next.headers['x-opendip-acknowledged']).toBe('2');
     expect(next.body.map(txOf)).toEqual(sent.slice(2));
 
-    for (const bad of [6, 1, -1, 2.5]) {
+    for (const bad of [6, 1]) {
       const answer = await sup.client.ack('IF-021', SUP, bad);
       expect(answer.status, String(bad)).toBe(400);
       expect(answer.body.messageArray[0]!.help).toContain('from 2 (acknowledged) to 5 (newest)');
+    }
+    for (const [bad, why] of [[-1, 'sequence must be >= 0'], [2.5, 'sequence must be of type integer']] as const) {
+      const answer = await sup.client.ack('IF-021', SUP, bad);
+      expect(answer.status, String(bad)).toBe(400);
+      expect(answer.body.messageArray[0]!.help).toBe(why);
     }
     expect((await sup.client.call('POST', `/dip-channel/IF-021/ack/${SUP}`, '{"sequence":"3"}')).status).toBe(400);
     expect((await sup.client.ack('IF-021', SUP, 2)).status).toBe(200); // acknowledging the same position again is harmless

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MSG, type MsgText } from '../src/domain/response-codes.js';
 import type { StandardResponse } from '../src/domain/standard-response.js';
 import { issueParticipantCertificate, type KeyAndCert } from '../src/security/pki.js';
-import { Signer } from '../src/security/signature.js';
+import { contentHash, Signer } from '../src/security/signature.js';
 import { buildIF021, type IF021Item } from '../src/sim/messages.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
@@ -33,6 +33,7 @@ const ENTRY_FIELDS = [
   'transactionID',
 ].sort();
 const MSG_TEXTS = new Set<string>(Object.values(MSG));
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const DIP_DATE_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$/;
 
 /** Raw, fully controllable calls: whose TLS certificate, which API key, who signs, what bytes. */
@@ -239,7 +240,7 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
         () => raw.send({ tls: sds, signer: null, body: body() }),
         401,
         MSG.processingFailed,
-        /message signature: header x-dip-content-hash is missing.*x-dip-signature-certificate is missing/,
+        /^message signature refused \(signature headers\): header x-dip-content-hash is missing.*x-dip-signature-certificate is missing \| the DIP verifies: POST;https:\/\/localhost:\d+\/dip-channel\/if-021;<x-dip-signature-date>;<x-dip-content-hash>$/,
         null,
       );
       for (const h of ['x-dip-content-hash', 'x-dip-signature-date', 'x-dip-signature', 'x-dip-signature-certificate']) {
@@ -255,7 +256,7 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
         () => raw.send({ tls: sds, body: tampered, signedBody: signed }),
         401,
         MSG.processingFailed,
-        /message signature: x-dip-content-hash does not match the body/,
+        new RegExp(`^message signature refused \\(content hash\\): x-dip-content-hash does not match the body .* \\| the DIP verifies: POST;https://localhost:\\d+/dip-channel/if-021;[-\\d:.TZ]+;${escape(contentHash(tampered))}$`),
         null,
       );
     });
@@ -272,7 +273,7 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
           }),
         401,
         MSG.processingFailed,
-        /message signature: x-dip-signature does not verify with the key of CN=2000000001/,
+        /^message signature refused \(signature\): x-dip-signature was not made with the private key of the certificate in x-dip-signature-certificate.* \| the DIP verifies: POST;https:\/\/localhost:\d+\/dip-channel\/if-021;/,
         null,
       );
     });
@@ -282,7 +283,7 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
         () => raw.send({ tls: sds, body: body(), signer: sup.credentials }),
         401,
         MSG.processingFailed,
-        /X-DIP-Signature-Certificate \(SHA-256 [0-9A-F]{64}\) is not the certificate registered for 2000000001/,
+        /^message signature refused \(registered certificate\): X-DIP-Signature-Certificate \(SHA-256 [0-9A-F]{64}\) is not the certificate registered for 2000000001 \(SHA-256 [0-9A-F]{64}\).* \| the DIP verifies: POST;/,
         null,
       );
     });
@@ -303,7 +304,7 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
         () => raw.send({ tls: sds, body: body(), signedAt: new Date(Date.now() - skew - 60_000) }),
         401,
         MSG.processingFailed,
-        new RegExp(`message signature: x-dip-signature-date .* s behind server time .*; limit is ${(skew / 1000).toFixed(3).replace('.', '\\.')} s`),
+        new RegExp(`^message signature refused \\(clock skew\\): x-dip-signature-date .* is 3\\d\\d\\.\\d{3} s behind server time .*; limit is ${(skew / 1000).toFixed(3).replace('.', '\\.')} s \\| the DIP verifies: POST;`),
         null,
       );
       await refused(
@@ -342,14 +343,14 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
       await refused(() => sds.client.submit('IF-%zz', [item()]), 400, MSG.interfaceIdInvalid, /the path \/dip-channel\/IF-%zz is not a valid URL/, null);
     });
 
-    it('a method other than POST on a channel → 4xx in StandardResponse shape', async () => {
+    it('a method other than POST on a channel → 405 with Allow: POST, in StandardResponse shape', async () => {
       for (const method of ['GET', 'PUT']) {
         const before = db.counts();
         const answer = await sds.client.call(method, '/dip-channel/IF-021', method === 'GET' ? '' : JSON.stringify([item()]));
-        expect(answer.status).toBeGreaterThanOrEqual(400);
-        expect(answer.status).toBeLessThan(500);
+        expect(answer.status).toBe(405);
+        expect(answer.headers['allow']).toBe('POST');
         expectStandardShape(answer.body, t.config.dipId, 1);
-        expect(answer.body.messageArray[0]!.help).toContain(`${method} /dip-channel/IF-021`);
+        expect(answer.body.messageArray[0]!.help).toContain(`${method} is not allowed on /dip-channel/{id}`);
         expect(db.counts()).toEqual(before);
       }
     });

@@ -9,7 +9,8 @@ type Json = Record<string, any>;
  * the 2.1.0 request body unchanged), and a requeue of more than a page becomes a job with progress that
  * feeds the recipient behind its live traffic.
  */
-const FILTER = { datetimeFrom: '2000-01-01T00:00:00+00:00', datetimeTo: '2100-01-01T00:00:00+00:00' };
+/** The published MessageRequest: eventCode, MPAN and version are required (null: not filtered on). */
+const FILTER = { datetimeFrom: '2000-01-01T00:00:00+00:00', datetimeTo: '2100-01-01T00:00:00+00:00', eventCode: null, MPAN: null, version: null };
 const TOTAL = 2_300;
 
 describe('replay and requeue at scale', () => {

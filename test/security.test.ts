@@ -42,6 +42,7 @@ import {
   contentHash,
   parseSubjectAltName,
   setCertificateCacheLimit,
+  signatureHelp,
   splitPemBundle,
   stringToSign,
   verifyChain,
@@ -244,12 +245,12 @@ describe('sign / verify', () => {
     );
   });
 
-  it('rejects a wrong URL, method, date or signature with bad-signature', async () => {
+  it('rejects a wrong URL, method, date or signature (method-or-url where the doctor finds which, else bad-signature)', async () => {
     const headers = await participantSigner.sign('POST', URL_033, BODY);
     expectFailure(verifyDipSignature(input({ ...headers }, { url: 'https://dip.example:8443/dip-channel/IF-034' })), 'bad-signature');
     expectFailure(verifyDipSignature(input({ ...headers }, { url: 'https://dip.example/dip-channel/IF-033' })), 'bad-signature');
-    expectFailure(verifyDipSignature(input({ ...headers }, { url: 'http://dip.example:8443/dip-channel/IF-033' })), 'bad-signature');
-    expectFailure(verifyDipSignature(input({ ...headers }, { method: 'PUT' })), 'bad-signature');
+    expectFailure(verifyDipSignature(input({ ...headers }, { url: 'http://dip.example:8443/dip-channel/IF-033' })), 'method-or-url');
+    expectFailure(verifyDipSignature(input({ ...headers }, { method: 'PUT' })), 'method-or-url');
     const shifted = new Date(Date.parse(headers[DIP_HEADER_SIGNATURE_DATE]) + 1).toISOString();
     expectFailure(verifyDipSignature(input({ ...headers, [DIP_HEADER_SIGNATURE_DATE]: shifted })), 'bad-signature');
     expectFailure(verifyDipSignature(input({ ...headers, [DIP_HEADER_SIGNATURE]: 'not base64!' })), 'bad-signature');
@@ -259,6 +260,107 @@ describe('sign / verify', () => {
     // Signed with one key, another certificate presented.
     const swapped = { ...headers, [DIP_HEADER_SIGNATURE_CERTIFICATE]: Buffer.from(pki.signing.certPem).toString('base64') };
     expectFailure(verifyDipSignature(input(swapped)), 'bad-signature');
+  });
+
+  describe('the signature doctor: which check failed, and the string the verifier checked', () => {
+    const at = (headers: DipSignatureHeaders) => new Date(headers[DIP_HEADER_SIGNATURE_DATE]);
+    const expected = (headers: DipSignatureHeaders, over: { method?: string; url?: string; hash?: string } = {}) =>
+      stringToSign(over.method ?? 'POST', over.url ?? URL_033, headers[DIP_HEADER_SIGNATURE_DATE], over.hash ?? contentHash(BODY));
+    const failure = (r: VerifyResult) => {
+      if (r.ok) throw new Error('expected a refusal');
+      return r;
+    };
+
+    it('every failure carries the exact string the verifier checks: METHOD;url;date;hash', async () => {
+      const headers = await participantSigner.sign('POST', URL_033, BODY);
+      expect(verifyDipSignature(input({ ...headers }))).toMatchObject({ ok: true, stringToSign: expected(headers) });
+      expect(failure(verifyDipSignature(input({ ...headers }, { method: 'PUT' }))).stringToSign).toBe(expected(headers, { method: 'PUT' }));
+      // A missing header shows as a placeholder.
+      const { [DIP_HEADER_SIGNATURE_DATE]: _d, ...noDate } = headers;
+      expect(failure(verifyDipSignature(input(noDate, { now: at(headers) }))).stringToSign).toBe(
+        `POST;${URL_033.toLowerCase()};<x-dip-signature-date>;${contentHash(BODY)}`,
+      );
+      // A body that does not match its hash: the string a signer of this body signs (with the body's own hash).
+      const other = Buffer.from('[]');
+      const r = failure(verifyDipSignature(input({ ...headers }, { body: other })));
+      expect([r.reason, r.stringToSign]).toEqual(['bad-hash', expected(headers, { hash: contentHash(other) })]);
+    });
+
+    it('tells the method that was signed', async () => {
+      const headers = await participantSigner.sign('DELETE', URL_033, BODY);
+      const r = failure(verifyDipSignature(input({ ...headers })));
+      expect(r.reason).toBe('method-or-url');
+      expect(r.detail).toBe(`it was signed for method DELETE, but the request is a POST; the signature is over '${expected(headers, { method: 'DELETE' })}'`);
+    });
+
+    it('tells a lower-case method, an URL not lower-cased, http for https, a missing port, a missing query, a trailing slash, the path alone', () => {
+      const now = new Date();
+      const sign = (method: string, url: string) => {
+        const iso = now.toISOString();
+        const hash = contentHash(BODY);
+        const signature = createSign('RSA-SHA256').update(`${method};${url};${iso};${hash}`, 'utf8').sign(participant.keyPem, 'base64');
+        return {
+          [DIP_HEADER_CONTENT_HASH]: hash,
+          [DIP_HEADER_SIGNATURE_DATE]: iso,
+          [DIP_HEADER_SIGNATURE]: signature,
+          [DIP_HEADER_SIGNATURE_CERTIFICATE]: Buffer.from(participant.certPem).toString('base64'),
+        };
+      };
+      const called = 'https://dip.example:8443/dip-channel/if-033?x=1';
+      const cases: Array<[string, string, RegExp]> = [
+        ['post', called, /the method was signed in lower case/],
+        ['POST', 'https://DIP.example:8443/dip-channel/IF-033?x=1', /the URL was signed as is: sign it lower-cased/],
+        ['POST', 'http://dip.example:8443/dip-channel/if-033?x=1', /the URL was signed with http:\/\/ but called with https:\/\//],
+        ['POST', 'https://dip.example/dip-channel/if-033?x=1', /the URL was signed without its port :8443/],
+        ['POST', 'https://dip.example:8443/dip-channel/if-033', /the URL was signed without its query string \?x=1/],
+        ['POST', 'https://dip.example:8443/dip-channel/if-033/?x=1', /the URL was signed with a trailing slash/],
+        ['POST', '/dip-channel/if-033?x=1', /only the path was signed/],
+      ];
+      for (const [method, signedUrl, why] of cases) {
+        const url = method === 'POST' && signedUrl.includes('DIP.example') ? signedUrl : called;
+        const r = failure(verifyDipSignature(input(sign(method, signedUrl), { url, now })));
+        expect(r.reason, signedUrl).toBe('method-or-url');
+        expect(r.detail, signedUrl).toMatch(why);
+        expect(r.detail).toContain(`the signature is over '${method};${signedUrl};`);
+      }
+    });
+
+    it('tells a URL the caller reached the DIP by instead of its public URL', async () => {
+      const headers = await participantSigner.sign('POST', 'https://10.0.0.5:8443/dip-channel/IF-033', BODY);
+      const r = failure(verifyDipSignature(input({ ...headers }, { otherUrls: ['https://10.0.0.5:8443/dip-channel/IF-033'] })));
+      expect(r.reason).toBe('method-or-url');
+      expect(r.detail).toContain(`it was signed for https://10.0.0.5:8443/dip-channel/IF-033, but the DIP is called at ${URL_033}`);
+    });
+
+    it('tells a hash signed in hex', () => {
+      const now = new Date();
+      const hex = createHash('sha256').update(BODY).digest('hex');
+      const signature = createSign('RSA-SHA256').update(`POST;${URL_033.toLowerCase()};${now.toISOString()};${hex}`).sign(participant.keyPem, 'base64');
+      const headers = { ...independentSign('POST', URL_033, BODY, now, participant.keyPem, participant.certPem), 'X-DIP-Signature': signature };
+      const r = failure(verifyDipSignature(input(headers, { now })));
+      expect([r.reason, r.detail]).toEqual(['bad-signature', expect.stringContaining('the content hash was signed in hex')]);
+    });
+
+    it("tells another key from another string", async () => {
+      const headers = await participantSigner.sign('POST', URL_033, BODY);
+      const otherKey = { ...headers, [DIP_HEADER_SIGNATURE]: (await dipSigner.sign('POST', URL_033, BODY, at(headers)))[DIP_HEADER_SIGNATURE] };
+      expect(failure(verifyDipSignature(input(otherKey))).detail).toMatch(/^x-dip-signature was not made with the private key of the certificate in x-dip-signature-certificate/);
+      const otherString = await participantSigner.sign('POST', `${URL_033}/elsewhere`, BODY, at(headers));
+      expect(failure(verifyDipSignature(input({ ...otherString }))).detail).toMatch(/^x-dip-signature was made with the certificate's key, but over another string than the DIP's/);
+    });
+
+    it('tells how far the clock is out', async () => {
+      const headers = await participantSigner.sign('POST', URL_033, BODY);
+      const r = failure(verifyDipSignature(input({ ...headers }, { now: new Date(at(headers).getTime() + MAX_SKEW + 12_345) })));
+      expect(r.reason).toBe('clock-skew');
+      expect(r.detail).toMatch(/is 312\.345 s behind server time .*; limit is 300\.000 s$/);
+    });
+
+    it('writes a help text within the published 500 characters that keeps the string whole', () => {
+      const text = signatureHelp('bad-hash', 'x'.repeat(1000), `POST;https://dip.example/${'p'.repeat(150)};2025-06-27T14:29:09.061Z;${'h'.repeat(44)}`);
+      expect(text.length).toBeLessThanOrEqual(500);
+      expect(text).toMatch(/^message signature refused \(content hash\): x+… \| the DIP verifies: POST;https:\/\/dip\.example\/p{150};2025-06-27T14:29:09\.061Z;h{44}$/);
+    });
   });
 
   it('bounds clock skew in both directions', async () => {

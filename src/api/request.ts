@@ -59,14 +59,16 @@ export function tlsPeer(socket: Socket): PeerIdentity | null {
 /** Everything authentication needs from a request. */
 export function evidence(deps: ApiDeps, req: FastifyRequest): CallerEvidence {
   const apiKey = req.headers['x-api-key'];
-  const base = deps.config.publicUrl ?? `https://${req.headers.host ?? ''}`;
+  const hostUrl = `https://${req.headers.host ?? ''}${req.raw.url ?? ''}`;
   const identity = tlsPeer(req.raw.socket);
   return {
     apiKey: Array.isArray(apiKey) ? undefined : apiKey,
     tlsDipIds: identity?.ids ?? null,
     tlsPeer: identity?.peer ?? null,
     method: req.method,
-    url: `${base.replace(/\/$/, '')}${req.raw.url ?? ''}`,
+    url: deps.config.publicUrl ? `${deps.config.publicUrl.replace(/\/$/, '')}${req.raw.url ?? ''}` : hostUrl,
+    // Behind a proxy a caller may sign the address it reached the proxy by; the doctor says so.
+    otherUrls: deps.config.publicUrl ? [hostUrl] : [],
     body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
     headers: req.headers,
     controls: controlsOf.get(deps),

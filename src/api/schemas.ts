@@ -1,100 +1,109 @@
-import { Ajv, type ErrorObject, type JSONSchemaType } from 'ajv';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
+import { Catalogue } from '../catalogue/catalogue.js';
+import { toIssues } from '../catalogue/errors.js';
+import type { ApiSchemaName, JsonSchema } from '../catalogue/types.js';
 
 // ajv-formats is CommonJS; under NodeNext its default import is the module object.
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
-const ajv = new Ajv({ allErrors: true, coerceTypes: false });
-addFormats(ajv);
-
-/** Rewrites the keys of a flat JSON object to the spec's exact case: ingress does not enforce case. */
-export function exactCase(value: unknown, names: readonly string[]): unknown {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
-  const byLower = new Map(names.map((n) => [n.toLowerCase(), n]));
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [byLower.get(k.toLowerCase()) ?? k, v]));
+/**
+ * Request bodies of the API's own operations. The published ones (WebhookConfig, MessageRequest,
+ * StandardResponseArray) are generated from API 2.1.0 into the bundled catalogue, so a body is
+ * accepted exactly when the published schema accepts it; OpenDIP's own rules on top of them (a
+ * webhook needs a callbackURL, …) are the functions below, listed in docs/api-differences.md.
+ * The server's request shapes are its wire contract: an imported newer catalogue changes channels,
+ * not these.
+ */
+export function publishedSchema(name: ApiSchemaName): JsonSchema {
+  const schema = Catalogue.load().apiSchema(name);
+  if (!schema) throw new Error(`the bundled catalogue has no ${name} schema: run npm run catalogue:generate`);
+  return schema;
 }
 
-export function describeErrors(errors: ErrorObject[] | null | undefined): string {
-  return (errors ?? [])
-    .slice(0, 5)
-    .map((e) => {
-      const field = e.instancePath.replace(/^\//, '').replaceAll('/', '.') || (e.params as { missingProperty?: string }).missingProperty || 'body';
-      const where = e.keyword === 'required' ? (e.params as { missingProperty: string }).missingProperty : field;
-      return `${where}: ${e.message ?? e.keyword} (${e.keyword})`;
-    })
+/** POST /dip-channel/{id}/ack/{recipient-id} (pull consumption, an OpenDIP extension). */
+export const ACK_SCHEMA: JsonSchema = {
+  type: 'object',
+  required: ['sequence'],
+  properties: { sequence: { type: 'integer', minimum: 0 } },
+};
+
+const ajv = new Ajv({ allErrors: true, strict: false, coerceTypes: false, useDefaults: false, removeAdditional: false });
+addFormats(ajv);
+const compiled = new WeakMap<object, ValidateFunction>();
+
+/** Route body schemas compile here: all errors, no type coercion, nothing added or removed. */
+export function compileBodySchema(schema: object): ValidateFunction {
+  let v = compiled.get(schema);
+  if (!v) {
+    v = ajv.compile(schema);
+    compiled.set(schema, v);
+  }
+  return v;
+}
+
+/** Ajv errors on a request body as one help text naming each field and why (at most ten, deepest first). */
+export function describeBodyErrors(errors: readonly ErrorObject[]): string {
+  return toIssues(errors, { root: 'the body' })
+    .map((i) => i.message)
     .join('; ');
 }
 
-/** Published WebhookConfig: callbackURL, maxMessageCount, maxPayloadSize (KB). */
+// ---------------------------------------------------------------------------------------------------
+// OpenDIP's rules beyond the published schemas (docs/api-differences.md)
+
+/** Published WebhookConfig: callbackURL, maxMessageCount, maxPayloadSize (KB); every field optional. */
 export interface WebhookConfigBody {
-  callbackURL: string;
+  callbackURL?: string;
   maxMessageCount?: number;
   maxPayloadSize?: number;
 }
 
-export const validateWebhookConfig = ajv.compile<WebhookConfigBody>({
-  type: 'object',
-  required: ['callbackURL'],
-  properties: {
-    callbackURL: { type: 'string', format: 'uri', pattern: '^[Hh][Tt][Tt][Pp][Ss]?://', maxLength: 2048 },
-    maxMessageCount: { type: 'number', minimum: 1, maximum: 10000, nullable: true },
-    maxPayloadSize: { type: 'number', minimum: 1, maximum: 1048576, nullable: true },
-  },
-} as JSONSchemaType<WebhookConfigBody>);
+const WEBHOOK_LIMITS = { maxMessageCount: 10_000, maxPayloadKb: 1_048_576, maxUrlLength: 2048 } as const;
 
-export const WEBHOOK_CONFIG_FIELDS = ['callbackURL', 'maxMessageCount', 'maxPayloadSize'] as const;
-
-/** Published MessageRequest (replay / requeue filters). */
-export interface MessageRequestBody {
-  datetimeFrom: string;
-  datetimeTo: string;
-  eventCode?: string | null;
-  MPAN?: string | null;
-  transactionIDs?: string[] | null;
-  version?: string | null;
+/** What the DIP needs of a webhook beyond the published schema, or why it cannot use this one. */
+export function webhookConfigProblem(body: WebhookConfigBody, environment: string): string | null {
+  const url = body.callbackURL;
+  if (url === undefined) return 'callbackURL is required: the DIP needs an address to deliver to';
+  if (!/^https?:\/\//i.test(url)) return `callbackURL must be an http(s) URL, not '${url.slice(0, 80)}'`;
+  if (url.length > WEBHOOK_LIMITS.maxUrlLength) return `callbackURL must be at most ${WEBHOOK_LIMITS.maxUrlLength} characters long`;
+  // Outside DEV, settlement data only leaves the DIP over TLS.
+  if (environment !== 'DEV' && !/^https:/i.test(url)) return `callbackURL must be https in the ${environment} environment (plain http is for DEV only)`;
+  const count = body.maxMessageCount;
+  if (count !== undefined && (count < 1 || count > WEBHOOK_LIMITS.maxMessageCount)) {
+    return `maxMessageCount must be from 1 to ${WEBHOOK_LIMITS.maxMessageCount} (messages per webhook call)`;
+  }
+  const size = body.maxPayloadSize;
+  if (size !== undefined && (size < 1 || size > WEBHOOK_LIMITS.maxPayloadKb)) return `maxPayloadSize must be from 1 to ${WEBHOOK_LIMITS.maxPayloadKb} (KB per webhook call)`;
+  return null;
 }
 
-const dateTime = { type: 'string', minLength: 25, maxLength: 25, pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}[+-]\\d{2}:\\d{2}$' };
+/** Published MessageRequest (replay / requeue filters): the five named fields are required, and may be null. */
+export interface MessageRequestBody {
+  datetimeFrom: string | null;
+  datetimeTo: string | null;
+  eventCode: string | null;
+  MPAN: string | null;
+  transactionIDs?: string[];
+  version: string | null;
+}
 
-export const validateMessageRequest = ajv.compile<MessageRequestBody>({
-  type: 'object',
-  required: ['datetimeFrom', 'datetimeTo'],
-  properties: {
-    datetimeFrom: dateTime,
-    datetimeTo: dateTime,
-    eventCode: { type: 'string', nullable: true, maxLength: 60 },
-    MPAN: { type: 'string', nullable: true, pattern: '^\\d{13}$' },
-    transactionIDs: { type: 'array', nullable: true, minItems: 1, maxItems: 100, items: { type: 'string', maxLength: 65 } },
-    version: { type: 'string', nullable: true, maxLength: 10 },
-  },
-} as unknown as JSONSchemaType<MessageRequestBody>);
-
-export const MESSAGE_REQUEST_FIELDS = ['datetimeFrom', 'datetimeTo', 'eventCode', 'MPAN', 'transactionIDs', 'version'] as const;
-
-/** Published StandardResponseArray, as a recipient sends it to POST /statusmessage. */
-export const STATUS_ENTRY_FIELDS = ['transactionID', 'senderUniqueReference', 'correlationID', 'sentTimestamp', 'senderID', 'recipientID', 'DIPConnectionProviderID', 'message', 'help', 'serviceTicketURL'] as const;
-
-const nullableString = (maxLength: number) => ({ type: 'string', nullable: true, maxLength });
-
-export const validateStatusEntries = ajv.compile<unknown[]>({
-  type: 'array',
-  minItems: 1,
-  maxItems: 1000,
-  items: {
-    type: 'object',
-    additionalProperties: false,
-    required: [...STATUS_ENTRY_FIELDS],
-    properties: {
-      transactionID: nullableString(65),
-      senderUniqueReference: nullableString(100),
-      correlationID: { type: 'string', nullable: true, minLength: 1, maxLength: 60 },
-      sentTimestamp: dateTime,
-      senderID: { type: 'string', minLength: 10, maxLength: 11 },
-      recipientID: { type: 'string', nullable: true, minLength: 10, maxLength: 11 },
-      DIPConnectionProviderID: { type: 'string', nullable: true, minLength: 10, maxLength: 11 },
-      message: { type: 'string', nullable: true, maxLength: 200, pattern: '^[A-Z]{2,3}\\d{4} - ' },
-      help: nullableString(500),
-      serviceTicketURL: nullableString(2048),
-    },
-  },
-} as unknown as JSONSchemaType<unknown[]>);
+/**
+ * The window a replay filter names, in ms. The published date-time type only fixes the length (25
+ * characters), so the date itself is checked here. A null bound is open: from the oldest archived
+ * message, or up to now.
+ */
+export function replayWindow(body: MessageRequestBody): { fromMs: number; toMs: number } | { problem: string } {
+  const bound = (name: 'datetimeFrom' | 'datetimeTo', open: number): number | string => {
+    const v = body[name];
+    if (v === null) return open;
+    const ms = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$/.test(v) ? Date.parse(v) : NaN;
+    return Number.isNaN(ms) ? `${name} '${v}' is not a date-time like 2022-03-21T19:05:00+00:00` : ms;
+  };
+  const fromMs = bound('datetimeFrom', 0);
+  const toMs = bound('datetimeTo', Number.MAX_SAFE_INTEGER);
+  if (typeof fromMs === 'string') return { problem: fromMs };
+  if (typeof toMs === 'string') return { problem: toMs };
+  if (fromMs > toMs) return { problem: `datetimeFrom ${body.datetimeFrom} is after datetimeTo ${body.datetimeTo}` };
+  return { fromMs, toMs };
+}

@@ -1,3 +1,4 @@
+import type { ErrorObject } from 'ajv';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { STATUS_CODES } from 'node:http';
 import type { Server as TlsServer } from 'node:tls';
@@ -13,7 +14,10 @@ import { registerCertificateRoutes } from './routes/certificates.js';
 import { registerPullRoutes } from './routes/pull.js';
 import { registerReplayRoutes } from './routes/replay.js';
 import { registerStatusRoutes } from './routes/status.js';
+import { registerValidateRoutes } from './routes/validate.js';
 import type { ApiDeps } from './deps.js';
+import { registerGuard } from './guard.js';
+import { describeBodyErrors } from './schemas.js';
 import { sendStandard, tlsPeer, useSecurityControls } from './request.js';
 
 /** Longest path segment (channel ID, DIP ID) the router accepts. */
@@ -156,18 +160,27 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     done(null, buf);
   });
 
-  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, req, reply) => {
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string; validation?: ErrorObject[] }, req, reply) => {
+    const caller = req.admitted?.caller.dipId ?? null;
+    // The route's body schema (the published one) refused the body: each field named, and why.
+    if (error.validation) return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, describeBodyErrors(error.validation));
     const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
     let help = error.message;
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') help = `the body is larger than the limit of ${deps.config.bodyLimitBytes} bytes`;
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') help = `Content-Type '${req.headers['content-type'] ?? ''}' is not accepted: send application/json`;
     if (status >= 500) deps.logger.error({ err: error, url: req.url }, 'request failed');
-    void sendStandard(deps, reply, status, null, status >= 500 ? MSG.processingFailed : MSG.schemaFailure, status >= 500 ? 'internal error' : help);
+    return sendStandard(deps, reply, status, caller, status >= 500 ? MSG.processingFailed : MSG.schemaFailure, status >= 500 ? 'internal error' : help);
   });
   app.setNotFoundHandler((req, reply) => {
     void sendStandard(deps, reply, 404, null, MSG.interfaceIdInvalid, `no such resource: ${req.method} ${req.url.split('?')[0]}`);
   });
 
+  const routes = new Map<string, Set<string>>();
+  app.addHook('onRoute', (r) => {
+    const methods = routes.get(r.url) ?? new Set<string>();
+    for (const m of [r.method].flat()) methods.add(m);
+    routes.set(r.url, methods);
+  });
   // Liveness and readiness tell the truth: not ready while the store refuses writes (a full disk) or for
   // good (a failed disk sync, after which the process exits). A load balancer takes the node out.
   const healthAnswer = async (_req: FastifyRequest, reply: FastifyReply) => {
@@ -177,11 +190,37 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   };
   app.get('/health', healthAnswer);
   app.get('/ready', healthAnswer);
+  registerGuard(app, deps);
   registerChannelRoutes(app, deps);
   registerPubconfigRoutes(app, deps);
   registerReplayRoutes(app, deps);
   registerPullRoutes(app, deps);
   registerStatusRoutes(app, deps);
   registerCertificateRoutes(app, deps);
+  registerValidateRoutes(app, deps);
+  answerOtherMethods(app, deps, routes);
   return app;
+}
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
+
+/**
+ * A method a known path does not take is answered 405 with the methods it does take in Allow (the
+ * published answer), rather than 404 as if the path did not exist.
+ */
+function answerOtherMethods(app: FastifyInstance, deps: ApiDeps, routes: ReadonlyMap<string, ReadonlySet<string>>): void {
+  for (const [url, taken] of [...routes]) {
+    const others = METHODS.filter((m) => !taken.has(m));
+    if (others.length === 0) continue;
+    const allow = [...taken].sort().join(', ');
+    const published = url.replace(':recipientId', '{recipient-id}').replace(/:(\w+)/g, '{$1}');
+    app.route({
+      method: others,
+      url,
+      handler: (req, reply) => {
+        reply.header('allow', allow);
+        return sendStandard(deps, reply, 405, null, MSG.processingFailed, `${req.method} is not allowed on ${published}; allowed: ${allow}`);
+      },
+    });
+  }
 }

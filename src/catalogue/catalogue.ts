@@ -2,11 +2,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
+import { ENVELOPE_SCHEMA } from './envelope.js';
 import { MAX_ISSUES, toIssues } from './errors.js';
 import { buildKeyTree, normaliseKeys, type KeyNode, type NormaliseProblem } from './key-case.js';
 import { suggestSecurityCategory, type CategorySuggestion } from './security-category.js';
 import type { ImportOptions, ImportResult } from './spec-import.js';
-import { bareEventCode, type CatalogueChannel, type CatalogueDocument, type ChannelDefinition, type ValidationResult } from './types.js';
+import { bareEventCode, type ApiSchemaName, type CatalogueChannel, type CatalogueDocument, type ChannelDefinition, type JsonSchema, type ValidationResult } from './types.js';
 
 export type { ChannelDefinition, ValidationIssue, ValidationResult } from './types.js';
 
@@ -27,6 +28,20 @@ function bundledPath(): string {
 interface Compiled {
   validate: ValidateFunction;
   keys: KeyNode;
+}
+
+function newAjv(): Ajv {
+  // strict: false — the published schemas carry keyword combinations Ajv's strict mode would flag.
+  const ajv = new Ajv({ allErrors: true, strict: false });
+  addFormats(ajv);
+  return ajv;
+}
+
+let envelope: ValidateFunction | null = null;
+/** The shape the DIP itself reads (S0, S1), checked beside each channel's published schema. */
+function envelopeValidator(): ValidateFunction {
+  envelope ??= newAjv().compile(ENVELOPE_SCHEMA);
+  return envelope;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -59,10 +74,12 @@ export class Catalogue {
   private readonly definitions = new Map<string, ChannelDefinition>();
   private readonly compiled = new Map<string, Compiled>();
   private readonly categories = new Map<string, CategorySuggestion>();
+  private readonly api: Partial<Record<ApiSchemaName, JsonSchema>>;
   private ajv: Ajv | null = null;
 
   constructor(doc: CatalogueDocument) {
     this.version = doc.apiVersion;
+    this.api = doc.api ?? {};
     for (const c of doc.channels) {
       this.byId.set(c.interfaceId.toUpperCase(), c);
       this.definitions.set(c.interfaceId.toUpperCase(), definitionOf(c));
@@ -92,6 +109,11 @@ export class Catalogue {
     return [...this.definitions.values()];
   }
 
+  /** A request or answer body of the API's own operations (WebhookConfig, …), as generated. */
+  apiSchema(name: ApiSchemaName): JsonSchema | undefined {
+    return this.api[name];
+  }
+
   /** The channel's JSON Schema of one message item, as generated. */
   schema(id: string): CatalogueChannel['schema'] | undefined {
     return this.byId.get(id.toUpperCase())?.schema;
@@ -112,11 +134,9 @@ export class Catalogue {
   /**
    * Validates one array item `{ payload: { CommonBlock, CustomBlock } }` for a channel. Field names
    * are matched case-insensitively; on success `message` carries the spec's exact case (the input
-   * itself when it already did).
-   */
-  /**
-   * `encryptedPayload`: the CustomBlock travels encrypted (security pattern 3) and is absent; everything
-   * else must still be valid.
+   * itself when it already did). Beside the published schema, the envelope the DIP reads (S0, S1) must
+   * hold, whatever the channel's schema leaves open. `encryptedPayload`: the CustomBlock travels
+   * encrypted (security pattern 3) and is absent; everything else must still be valid.
    */
   validate(channelId: string, item: unknown, opts: { encryptedPayload?: boolean } = {}): ValidationResult {
     const channel = this.byId.get(channelId.toUpperCase());
@@ -136,12 +156,15 @@ export class Catalogue {
         })),
       };
     }
-    if (!validate(message)) {
-      let errors = toIssues(validate.errors ?? [], channel.interfaceId);
+    const published = validate(message) ? [] : (validate.errors ?? []);
+    const checkEnvelope = envelopeValidator();
+    const shape = checkEnvelope(message) ? [] : (checkEnvelope.errors ?? []);
+    if (published.length > 0 || shape.length > 0) {
+      let errors = toIssues([...shape, ...published], { channelId: channel.interfaceId, root: 'the message' });
       if (opts.encryptedPayload) errors = errors.filter((e) => !e.path.startsWith('payload.CustomBlock') && !(e.rule === 'required' && /CustomBlock/.test(e.message)));
       if (errors.length > 0) return { ok: false, errors };
     }
-    // The schema has checked these are strings.
+    // The envelope schema has checked these are strings.
     const s0 = (message as { payload: { CommonBlock: { S0: Record<string, unknown> } } }).payload.CommonBlock.S0;
     return {
       ok: true,
@@ -154,11 +177,7 @@ export class Catalogue {
   private compile(channel: CatalogueChannel): Compiled {
     const hit = this.compiled.get(channel.interfaceId);
     if (hit) return hit;
-    if (!this.ajv) {
-      // strict: false — the published schemas carry keyword combinations Ajv's strict mode would flag.
-      this.ajv = new Ajv({ allErrors: true, strict: false });
-      addFormats(this.ajv);
-    }
+    this.ajv ??= newAjv();
     const compiled = { validate: this.ajv.compile(channel.schema), keys: buildKeyTree(channel.schema) };
     this.compiled.set(channel.interfaceId, compiled);
     return compiled;

@@ -38,10 +38,19 @@ function typeName(t: unknown): string {
   return names.join(' or ');
 }
 
-function describe(e: ErrorObject, channelId: string): ValidationIssue {
+/** What the errors are about: a message on a channel, or the body of one of the API's own operations. */
+export interface IssueContext {
+  /** The channel a message was sent on; absent for the API's own request bodies. */
+  channelId?: string;
+  /** How to name the instance itself when an error is about it as a whole. */
+  root: string;
+}
+
+function describe(e: ErrorObject, context: IssueContext): ValidationIssue {
+  const { channelId } = context;
   const at = dottedPath(e.instancePath);
   const p = e.params as Record<string, unknown>;
-  const subject = at || 'the message';
+  const subject = at || context.root;
   switch (e.keyword) {
     case 'required': {
       const path = join(at, String(p['missingProperty']));
@@ -49,13 +58,14 @@ function describe(e: ErrorObject, channelId: string): ValidationIssue {
     }
     case 'additionalProperties': {
       const path = join(at, String(p['additionalProperty']));
-      return { path, rule: 'additionalProperties', message: `${path} is not a field of ${subject} on ${channelId}; extra fields are not allowed` };
+      const where = channelId ? `${subject} on ${channelId}` : subject;
+      return { path, rule: 'additionalProperties', message: `${path} is not a field of ${where}; extra fields are not allowed` };
     }
     case 'pattern':
       return { path: at, rule: 'pattern', message: `${subject} must match pattern ${String(p['pattern'])}` };
     case 'enum': {
       const allowed = Array.isArray(p['allowedValues']) ? (p['allowedValues'] as unknown[]) : [];
-      if (at === 'payload.CommonBlock.S0.interfaceID') {
+      if (channelId && at === 'payload.CommonBlock.S0.interfaceID') {
         return { path: at, rule: 'enum', message: `${at} must be ${list(allowed)}: the message was sent on channel ${channelId}` };
       }
       return { path: at, rule: 'enum', message: `${subject} must be one of ${list(allowed)}` };
@@ -89,12 +99,12 @@ function describe(e: ErrorObject, channelId: string): ValidationIssue {
  * fault repeated across array elements reported once with a count; deepest path first; at most
  * MAX_ISSUES.
  */
-export function toIssues(errors: readonly ErrorObject[], channelId: string): ValidationIssue[] {
+export function toIssues(errors: readonly ErrorObject[], context: IssueContext): ValidationIssue[] {
   const specific = errors.filter((e) => !UMBRELLA.has(e.keyword));
   const chosen = specific.length > 0 ? specific : errors;
   const groups = new Map<string, { issue: ValidationIssue; first: number; repeats: number }>();
   chosen.forEach((e, i) => {
-    const issue = describe(e, channelId);
+    const issue = describe(e, context);
     const key = `${issue.path.replace(/\[\d+\]/g, '[]')}\u0000${issue.rule}`;
     const g = groups.get(key);
     if (!g) groups.set(key, { issue, first: i, repeats: 0 });

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { isObject, SchemaConverter, SpecFiles, type SchemaRef } from './openapi-schema.js';
 import { FALLBACK_ROLES, parseRolesTable, rolesFromText, routingModesFor, type TableRow } from './roles.js';
-import { bareEventCode, type CatalogueChannel, type CatalogueDocument, type ChannelDefinition, type JsonObject, type JsonSchema, type JsonValue } from './types.js';
+import { API_SCHEMAS, bareEventCode, type ApiSchemaName, type CatalogueChannel, type CatalogueDocument, type ChannelDefinition, type JsonObject, type JsonSchema, type JsonValue } from './types.js';
 
 /**
  * Builds OpenDIP's interface catalogue from the published DIP API: one channel per payload the
@@ -259,7 +259,27 @@ export function buildCatalogue(specDir: string, options: ImportOptions = {}): Bu
     });
   }
   channels.sort((a, b) => channelOrder(a.interfaceId) - channelOrder(b.interfaceId) || (a.interfaceId < b.interfaceId ? -1 : 1));
-  return { document: { apiVersion, channels }, warnings };
+  return { document: { apiVersion, channels, api: apiSchemas(spec, root, warn) }, warnings };
+}
+
+/**
+ * The request bodies of the API's own operations (webhook configuration, replay filters, status
+ * messages) and the answer they share, each a self-contained draft-07 schema: the DIP validates
+ * requests with exactly what the published API accepts, not with a hand copy of it.
+ */
+function apiSchemas(spec: SpecFiles, root: string, warn: (m: string) => void): Partial<Record<ApiSchemaName, JsonSchema>> {
+  const out: Partial<Record<ApiSchemaName, JsonSchema>> = {};
+  const names = new Set(spec.componentNames(root));
+  for (const name of API_SCHEMAS) {
+    if (!names.has(name)) {
+      warn(`${root}: schema ${name} not found; the DIP keeps the one of the bundled catalogue`);
+      continue;
+    }
+    const conv = new SchemaConverter(spec, warn);
+    const body = conv.inline({ file: root, name });
+    out[name] = { $schema: 'http://json-schema.org/draft-07/schema#', ...body, definitions: conv.definitions() };
+  }
+  return out;
 }
 
 /** IF-… before REP-…, each by number. */

@@ -28,10 +28,16 @@ export interface CatalogueChannel extends ChannelDefinition {
   schema: JsonSchema;
 }
 
+/** Components of the published API's own operations that the generator copies into the catalogue. */
+export const API_SCHEMAS = ['WebhookConfig', 'MessageRequest', 'StandardResponseArray', 'StandardResponse'] as const;
+export type ApiSchemaName = (typeof API_SCHEMAS)[number];
+
 /** The generated file, `src/catalogue/generated/catalogue-<apiVersion>.json`. */
 export interface CatalogueDocument {
   apiVersion: string;
   channels: CatalogueChannel[];
+  /** Request and answer bodies of the API's own operations, by published component name (API_SCHEMAS). */
+  api?: Partial<Record<ApiSchemaName, JsonSchema>>;
 }
 
 export interface ValidationIssue {

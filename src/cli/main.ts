@@ -362,8 +362,8 @@ program
       datetimeTo: o.to ?? dipDateTime(new Date(now)),
       eventCode: o.eventCode ?? null,
       MPAN: o.mpan ?? null,
-      transactionIDs: o.transactionId.length ? o.transactionId : null,
-      version: null,
+      // The published MessageRequest's transactionIDs is not nullable: absent when not filtered on.
+      ...(o.transactionId.length ? { transactionIDs: o.transactionId } : {}),
     };
     const answer = o.requeue ? await profile.client.requeue(o.channel, profile.dipId, filter) : await profile.client.replay(o.channel, profile.dipId, filter);
     await finish(profile.client, answer.status, answer.body);

@@ -23,6 +23,20 @@ export interface DipAnswer<T = StandardResponse> {
   headers: Record<string, string | undefined>;
 }
 
+/** A replay or requeue filter; what is left out goes as null (the published MessageRequest requires the field). */
+export interface ReplayFilter {
+  datetimeFrom?: string | null;
+  datetimeTo?: string | null;
+  eventCode?: string | null;
+  MPAN?: string | null;
+  transactionIDs?: string[];
+  version?: string | null;
+}
+
+function messageRequest(f: ReplayFilter): object {
+  return { datetimeFrom: null, datetimeTo: null, eventCode: null, MPAN: null, version: null, ...f };
+}
+
 /**
  * A participant's side of the DIP API 2.1.0: every call over mutual TLS, signed with the X-DIP-* headers.
  * The CLI, the tests, the simulator and the benchmarks all talk to the DIP through this one client.
@@ -52,12 +66,12 @@ export class DipClient {
     return this.call('DELETE', `/dip-channel/${channel}/pubconfig/${recipientId}`, '');
   }
 
-  replay(channel: string, recipientId: string, filter: object): Promise<DipAnswer<unknown>> {
-    return this.call('POST', `/dip-channel/${channel}/replay/${recipientId}`, JSON.stringify(filter));
+  replay(channel: string, recipientId: string, filter: ReplayFilter): Promise<DipAnswer<unknown>> {
+    return this.call('POST', `/dip-channel/${channel}/replay/${recipientId}`, JSON.stringify(messageRequest(filter)));
   }
 
-  requeue(channel: string, recipientId: string, filter: object): Promise<DipAnswer> {
-    return this.call('POST', `/dip-channel/${channel}/requeue/${recipientId}`, JSON.stringify(filter));
+  requeue(channel: string, recipientId: string, filter: ReplayFilter): Promise<DipAnswer> {
+    return this.call('POST', `/dip-channel/${channel}/requeue/${recipientId}`, JSON.stringify(messageRequest(filter)));
   }
 
   /** POST /statusmessage: tell the senders of messages this participant received about a problem with them. */

@@ -56,7 +56,10 @@ export async function startWebhookReceiver(opts: ReceiverOptions): Promise<Webho
           trusted = verifyChain(signature.certificate.pem, opts.trustedCas);
           trustedFingerprints.set(fp, trusted);
         }
-        if (!trusted) signature = { ok: false, reason: 'bad-certificate', detail: `signing certificate ${signature.certificate.subject} does not chain to a trusted DIP CA` };
+        if (!trusted) {
+          const detail = `signing certificate ${signature.certificate.subject} does not chain to a trusted DIP CA`;
+          signature = { ok: false, reason: 'bad-certificate', detail, stringToSign: signature.stringToSign };
+        }
       }
       let messages: unknown[] = [];
       try {

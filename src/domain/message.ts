@@ -37,14 +37,21 @@ function str(v: unknown): string {
 function strOrNull(v: unknown): string | null {
   return typeof v === 'string' ? v : null;
 }
+/** A block as an object; anything else (null, a string, an array) reads as an empty block. */
+function block(v: unknown): Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}
 
+/**
+ * Total over any input: validation guarantees the envelope (src/catalogue/envelope.ts), but this never
+ * relies on it to avoid a crash, so a schema that leaves a block untyped cannot turn into a 500.
+ */
 export function readHeader(message: DipMessage): MessageHeader {
-  const cb = message.payload.CommonBlock;
-  const s0 = cb.S0;
-  const s1 = cb.S1;
-  const a0 = cb.A0;
-  const m0 = cb.M0;
-  const primary = a0 && Array.isArray(a0.primaryRecipients) ? a0.primaryRecipients : [];
+  const cb = block(block(block(message).payload).CommonBlock);
+  const s0 = block(cb.S0);
+  const s1 = block(cb.S1);
+  const primary = block(cb.A0).primaryRecipients;
+  const m0 = block(cb.M0);
   return {
     interfaceId: str(s0.interfaceID),
     eventCode: str(s0.eventCode),
@@ -56,8 +63,8 @@ export function readHeader(message: DipMessage): MessageHeader {
     senderRoleId: str(s1.senderRoleID),
     senderCorrelationId: strOrNull(s1.senderCorrelationID),
     connectionProviderId: strOrNull(s1.DIPConnectionProviderID),
-    primaryRecipients: primary.filter((r): r is string => typeof r === 'string'),
-    mpan: m0 ? strOrNull(m0.MPANCore) : null,
+    primaryRecipients: Array.isArray(primary) ? primary.filter((r): r is string => typeof r === 'string') : [],
+    mpan: strOrNull(m0.MPANCore),
   };
 }
 

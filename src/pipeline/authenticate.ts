@@ -1,7 +1,7 @@
 import type { Participant } from '../domain/participant.js';
 import type { ReplayGuard } from '../security/replay-guard.js';
 import type { RevocationEntry } from '../security/revocation.js';
-import { DIP_HEADER_SIGNATURE, verifyDipSignature } from '../security/signature.js';
+import { DIP_HEADER_SIGNATURE, signatureHelp, verifyDipSignature } from '../security/signature.js';
 import type { Registry } from './registry.js';
 
 /** The TLS client certificate as the listener saw it. */
@@ -32,6 +32,8 @@ export interface CallerEvidence {
   method: string;
   /** The URL the caller signed: scheme, host, port and path as received (or the configured public URL). */
   url: string;
+  /** URLs a caller may have signed instead by mistake (the Host-header URL behind a proxy): for the doctor only. */
+  otherUrls?: readonly string[];
   body: Buffer;
   headers: Record<string, string | string[] | undefined>;
   controls?: SecurityControls;
@@ -70,8 +72,11 @@ export async function authenticate(registry: Registry, call: CallerEvidence, now
   const tlsRevoked = call.tlsPeer ? revocation?.revoked(call.tlsPeer.fingerprint256) : undefined;
   if (tlsRevoked) return { ok: false, status: 401, help: revokedHelp('the TLS client certificate', tlsRevoked) };
 
-  const verified = verifyDipSignature({ method: call.method, url: call.url, body: call.body, headers: call.headers, now, maxSkewMs });
-  if (!verified.ok) return { ok: false, status: 401, help: `message signature: ${verified.detail}` };
+  const verified = verifyDipSignature({ method: call.method, url: call.url, otherUrls: call.otherUrls, body: call.body, headers: call.headers, now, maxSkewMs });
+  if (!verified.ok) return { ok: false, status: 401, help: signatureHelp(verified.reason, verified.detail, verified.stringToSign) };
+  // From here the signature verifies: a refusal still shows what was verified, for the caller's records.
+  const refuse = (check: string, detail: string): Authentication => ({ ok: false, status: 401, help: signatureHelp(check, detail, verified.stringToSign) });
+  const presented = `X-DIP-Signature-Certificate (SHA-256 ${verified.certificate.fingerprint256})`;
   let signedWith = signingCertificateOf(participant, verified.certificate.fingerprint256, now);
   if (signedWith === 'unknown') {
     // A certificate rotated a moment ago (perhaps by the CLI, in another process) is known at once.
@@ -80,22 +85,20 @@ export async function authenticate(registry: Registry, call: CallerEvidence, now
     signedWith = signingCertificateOf(participant, verified.certificate.fingerprint256, now);
   }
   if (signedWith === 'unknown') {
-    return {
-      ok: false,
-      status: 401,
-      help: `message signature: X-DIP-Signature-Certificate (SHA-256 ${verified.certificate.fingerprint256}) is not the certificate registered for ${participant.dipId}`,
-    };
+    return refuse(
+      'registered certificate',
+      `${presented} is not the certificate registered for ${participant.dipId} (SHA-256 ${participant.certificateFingerprint}): sign with that certificate's key and send it`,
+    );
   }
   if (signedWith === 'overlap-ended') {
     const ended = new Date(participant.previous?.validUntil ?? 0).toISOString();
-    return {
-      ok: false,
-      status: 401,
-      help: `message signature: X-DIP-Signature-Certificate (SHA-256 ${verified.certificate.fingerprint256}) is ${participant.dipId}'s previous certificate, replaced by a rotation; its overlap ended at ${ended}: sign with the current certificate (SHA-256 ${participant.certificateFingerprint})`,
-    };
+    return refuse(
+      'registered certificate',
+      `${presented} is ${participant.dipId}'s previous certificate, whose overlap ended at ${ended}: sign with the current one (SHA-256 ${participant.certificateFingerprint})`,
+    );
   }
   const signingRevoked = revocation?.revoked(verified.certificate.fingerprint256);
-  if (signingRevoked) return { ok: false, status: 401, help: `message signature: ${revokedHelp('the signing certificate', signingRevoked)}` };
+  if (signingRevoked) return refuse('revoked certificate', revokedHelp('the signing certificate', signingRevoked));
 
   const replay = call.controls?.replay;
   if (replay) {
@@ -104,11 +107,10 @@ export async function authenticate(registry: Registry, call: CallerEvidence, now
     const signature = (Array.isArray(raw) ? raw[0] : raw)?.trim() ?? '';
     const seen = replay.check(signature, now.getTime());
     if (seen.replayed) {
-      return {
-        ok: false,
-        status: 401,
-        help: `message signature: this X-DIP-Signature was already used at ${seen.firstSeenAt.toISOString()}: the request was replayed. Sign every request afresh (a new X-DIP-Signature-Date)`,
-      };
+      return refuse(
+        'replay',
+        `this X-DIP-Signature was already used at ${seen.firstSeenAt.toISOString()}: the request was replayed. Sign every request afresh (a new X-DIP-Signature-Date)`,
+      );
     }
   }
   return { ok: true, participant };

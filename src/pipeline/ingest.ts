@@ -1,4 +1,4 @@
-import type { Catalogue } from '../catalogue/catalogue.js';
+import type { Catalogue, ValidationIssue } from '../catalogue/catalogue.js';
 import { ENCRYPTED_BLOCKS, openPattern2, splitPattern3, type Prepared } from './patterns.js';
 import type { KeyObject } from 'node:crypto';
 import { readHeader, stampWrapper, type DipMessage, type MessageHeader } from '../domain/message.js';
@@ -84,14 +84,9 @@ export class Ingest {
 
   async handle(req: IngestRequest): Promise<IngestResult> {
     const now = this.clock();
-    const auth = await authenticate(this.registry, req, now, this.settings.maxClockSkewMs);
-    if (!auth.ok) return this.whole(now, null, auth.status, MSG.processingFailed, auth.help);
-    const caller = auth.participant;
-
-    const channel = this.channels(req.channelId);
-    if (!channel) {
-      return this.whole(now, caller.dipId, 404, MSG.interfaceIdInvalid, `dip-channel '${req.channelId}' is not a channel of this DIP`);
-    }
+    const opened = await this.open(req, now);
+    if (!('caller' in opened)) return opened;
+    const { caller, channel } = opened;
     const identities = this.registry.identitiesOf(caller);
     if (!identities.some((p) => p.roles.some((r) => channel.senderRoles.includes(r)))) {
       return this.whole(
@@ -167,6 +162,50 @@ export class Ingest {
     return { status: 201, response, touched: [...touched.values()] };
   }
 
+  /**
+   * POST /validate/{interface}/{event} (published "for debugging purposes"): each item checked against the
+   * channel's schema for that event code, as submission would check it, and nothing stored or routed.
+   * Only the schema: who sends, to whom, and duplicates are for a real submission to find.
+   */
+  async validate(req: IngestRequest & { eventCode: string }): Promise<IngestResult> {
+    const now = this.clock();
+    const opened = await this.open(req, now);
+    if (!('caller' in opened)) return opened;
+    const { caller, channel } = opened;
+    const event = channel.definition.eventCodes.find((e) => e.toLowerCase() === req.eventCode.toLowerCase());
+    if (!event) {
+      const help = `${channel.interfaceId} has no event code '${req.eventCode}': /validate/${channel.interfaceId}/{${channel.definition.eventCodes.join('|')}}`;
+      return this.whole(now, caller.dipId, 404, MSG.interfaceIdInvalid, help);
+    }
+    const items = parseBatch(req.body, this.settings.maxBatchMessages);
+    if (!Array.isArray(items)) return this.whole(now, caller.dipId, items.status, MSG.schemaFailure, items.help);
+    const prepared = await this.prepare(channel, items);
+    const entries: EntryFields[] = prepared.map((p, index) => {
+      const ref = bestEffortReference(items[index]);
+      if (!p.ok) return { senderUniqueReference: ref, message: MSG.schemaFailure, help: `item ${index}: ${p.help}` };
+      const validated = this.catalogue.validate(channel.interfaceId, p.item, { encryptedPayload: p.copies !== null });
+      if (!validated.ok) return { senderUniqueReference: ref, message: MSG.schemaFailure, help: `item ${index}: ${describeIssues(validated.errors)}` };
+      if (validated.eventCode !== event) {
+        return { senderUniqueReference: ref, message: MSG.schemaFailure, help: `item ${index}: payload.CommonBlock.S0.eventCode is [${validated.eventCode}]; this endpoint validates [${event}]` };
+      }
+      return { senderUniqueReference: ref, message: MSG.success, help: `valid ${channel.interfaceId} [${event}] (schema ${validated.schemaVersion}); not stored or routed` };
+    });
+    const refused = entries.some((e) => e.message !== MSG.success);
+    return { status: refused ? 400 : 201, response: standardResponse(now, this.settings.dipId, caller.dipId, entries), touched: [] };
+  }
+
+  /** What submission and validation share: an authenticated caller and a known channel. */
+  private async open(req: IngestRequest, now: Date): Promise<{ caller: Participant; channel: Channel } | IngestResult> {
+    const auth = await authenticate(this.registry, req, now, this.settings.maxClockSkewMs);
+    if (!auth.ok) return this.whole(now, null, auth.status, MSG.processingFailed, auth.help);
+    const caller = auth.participant;
+    const channel = this.channels(req.channelId);
+    if (!channel) {
+      return this.whole(now, caller.dipId, 404, MSG.interfaceIdInvalid, `dip-channel '${req.channelId}' is not a channel of this DIP`);
+    }
+    return { caller, channel };
+  }
+
   /** Security patterns 2 and 3: decrypt (2) or set aside the per-recipient copies (3) before validation. */
   private async prepare(channel: Channel, items: unknown[]): Promise<Prepared[]> {
     if (channel.securityPattern === 2) return Promise.all(items.map((item) => openPattern2(item, this.encryption.dipKey)));
@@ -179,9 +218,7 @@ export class Ingest {
     const validated = this.catalogue.validate(channel.interfaceId, item, { encryptedPayload: copies !== null });
     if (!validated.ok) {
       state.ref = bestEffortReference(item);
-      const shown = validated.errors.slice(0, 3).map((e) => e.message);
-      const more = validated.errors.length > 3 ? ` (+${validated.errors.length - 3} more)` : '';
-      state.refusal = { status: 400, code: MSG.schemaFailure, help: `item ${index}: ${shown.join('; ')}${more}` };
+      state.refusal = { status: 400, code: MSG.schemaFailure, help: `item ${index}: ${describeIssues(validated.errors)}` };
       return state;
     }
     const message = validated.message as DipMessage;
@@ -334,6 +371,13 @@ function parseBatch(body: Buffer, max: number): unknown[] | { status: number; he
   if (parsed.length === 0) return { status: 400, help: 'the body is an empty array: send at least one message' };
   if (parsed.length > max) return { status: 413, help: `the batch holds ${parsed.length} messages; the limit is ${max}` };
   return parsed;
+}
+
+/** The first few validation issues, for a help text (which is limited to 500 characters). */
+function describeIssues(errors: readonly ValidationIssue[]): string {
+  const shown = errors.slice(0, 3).map((e) => e.message);
+  const more = errors.length > 3 ? ` (+${errors.length - 3} more)` : '';
+  return `${shown.join('; ')}${more}`;
 }
 
 function markDuplicatesInBatch(states: ItemState[]): void {

@@ -18,8 +18,10 @@
  */
 import {
   X509Certificate,
+  constants,
   createHash,
   createPrivateKey,
+  publicDecrypt,
   sign as cryptoSign,
   verify as cryptoVerify,
   type KeyObject,
@@ -66,11 +68,23 @@ export type VerifyFailureReason =
   | 'bad-date'
   | 'clock-skew'
   | 'bad-certificate'
+  /** Made with the certificate's key, over the request with another method or URL (the doctor found which). */
+  | 'method-or-url'
+  /** Does not verify: made with another key, or over another string than the doctor could guess. */
   | 'bad-signature';
 
 export type VerifyResult =
-  | { ok: true; certificate: CertificateInfo }
-  | { ok: false; reason: VerifyFailureReason; detail: string };
+  | { ok: true; certificate: CertificateInfo; stringToSign: string }
+  | {
+      ok: false;
+      reason: VerifyFailureReason;
+      detail: string;
+      /**
+       * The string the verifier checks the signature against (`METHOD;url;date;hash`, nothing secret), with
+       * `<header name>` where a header it needs is missing: what the caller should have signed.
+       */
+      stringToSign: string;
+    };
 
 export interface VerifyInput {
   method: string;
@@ -86,6 +100,11 @@ export interface VerifyInput {
    * CertificateInfo.fingerprint256) and check that dipIds belong to the sender.
    */
   checkCertificateValidity?: boolean;
+  /**
+   * Other URLs the caller may have signed by mistake (e.g. the Host-header URL when the DIP sits behind a
+   * proxy with a configured public URL): only used to say what went wrong when a signature fails.
+   */
+  otherUrls?: readonly string[];
 }
 
 export const DIP_URN_PREFIX = 'urn:dip:participant:';
@@ -359,8 +378,9 @@ function getHeader(
 // YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM). toISOString() output always matches.
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
 
-function fail(reason: VerifyFailureReason, detail: string): VerifyResult {
-  return { ok: false, reason, detail };
+/** What the verifier expects to have been signed; a header it lacks shows as `<its name>`. */
+function expectedString(input: VerifyInput, date: string | undefined, hash: string | undefined): string {
+  return stringToSign(input.method, input.url, date ?? `<${DIP_HEADER_SIGNATURE_DATE}>`, hash ?? `<${DIP_HEADER_CONTENT_HASH}>`);
 }
 
 /**
@@ -374,6 +394,8 @@ export function verifyDipSignature(input: VerifyInput): VerifyResult {
   const dateH = getHeader(input.headers, DIP_HEADER_SIGNATURE_DATE);
   const sigH = getHeader(input.headers, DIP_HEADER_SIGNATURE);
   const certH = getHeader(input.headers, DIP_HEADER_SIGNATURE_CERTIFICATE);
+  let expected = expectedString(input, dateH.value, hashH.value);
+  const fail = (reason: VerifyFailureReason, detail: string): VerifyResult => ({ ok: false, reason, detail, stringToSign: expected });
   const problems = [hashH, dateH, sigH, certH].filter((h) => h.problem).map((h) => h.problem);
   if (problems.length > 0) return fail('missing-header', problems.join('; '));
   const hashHeader = hashH.value as string;
@@ -399,6 +421,8 @@ export function verifyDipSignature(input: VerifyInput): VerifyResult {
 
   const actualHash = contentHash(input.body);
   if (actualHash !== hashHeader) {
+    // What a signer of this body signs: the string with the body's own hash.
+    expected = expectedString(input, date, actualHash);
     return fail(
       'bad-hash',
       `${DIP_HEADER_CONTENT_HASH} does not match the body (${input.body.length} bytes): expected ${actualHash}, got ${truncate(hashHeader)}`,
@@ -423,7 +447,7 @@ export function verifyDipSignature(input: VerifyInput): VerifyResult {
     return fail('bad-signature', `${DIP_HEADER_SIGNATURE} is not base64`);
   }
   const signature = Buffer.from(signatureB64, 'base64');
-  const data = Buffer.from(stringToSign(input.method, input.url, date, hashHeader), 'utf8');
+  const data = Buffer.from(expected, 'utf8');
   let valid = false;
   try {
     valid = cryptoVerify('sha256', data, cert.publicKey, signature);
@@ -431,13 +455,133 @@ export function verifyDipSignature(input: VerifyInput): VerifyResult {
     return fail('bad-signature', `signature verification error: ${(e as Error).message}`);
   }
   if (!valid) {
-    return fail(
-      'bad-signature',
-      `${DIP_HEADER_SIGNATURE} does not verify with the key of ${cert.info.subject} over '${truncate(data.toString('utf8'), 300)}' ` +
-        `(check method, full URL incl. scheme/host/port, date and hash)`,
-    );
+    const found = diagnose(signature, cert.publicKey, input, date, hashHeader);
+    return fail(found.reason, found.detail);
   }
-  return { ok: true, certificate: cert.info };
+  return { ok: true, certificate: cert.info, stringToSign: expected };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The signature doctor: why a signature that does not verify was refused
+
+/** DER prefix of an RSASSA-PKCS1-v1_5 DigestInfo for SHA-256 (RFC 8017, 9.2 note 1). */
+const SHA256_DIGEST_INFO = Buffer.from('3031300d060960864801650304020105000420', 'hex');
+
+/**
+ * The SHA-256 digest an RSASSA-PKCS1-v1_5 signature carries, recovered with the public key; null when
+ * the signature was not made with the matching private key (or not with that scheme and hash).
+ */
+function signedDigest(signature: Buffer, key: KeyObject): Buffer | null {
+  try {
+    const info = publicDecrypt({ key, padding: constants.RSA_PKCS1_PADDING }, signature);
+    if (info.length !== SHA256_DIGEST_INFO.length + 32 || !info.subarray(0, SHA256_DIGEST_INFO.length).equals(SHA256_DIGEST_INFO)) return null;
+    return info.subarray(SHA256_DIGEST_INFO.length);
+  } catch {
+    return null;
+  }
+}
+
+interface Candidate {
+  text: string;
+  reason: VerifyFailureReason;
+  why: string;
+}
+
+/** Strings a caller plausibly signed instead: another method, the URL in another form, the hash in hex. */
+function candidates(input: VerifyInput, date: string, hash: string): Candidate[] {
+  const method = input.method.toUpperCase();
+  const out: Candidate[] = [];
+  const add = (m: string, url: string, h: string, reason: VerifyFailureReason, why: string) => out.push({ text: `${m};${url};${date};${h}`, reason, why });
+  const lower = input.url.toLowerCase();
+  for (const m of ['GET', 'POST', 'PUT', 'DELETE', 'PATCH']) {
+    if (m !== method) add(m, lower, hash, 'method-or-url', `it was signed for method ${m}, but the request is a ${method}`);
+  }
+  add(method.toLowerCase(), lower, hash, 'method-or-url', 'the method was signed in lower case: sign it upper-case');
+  if (input.url !== lower) add(method, input.url, hash, 'method-or-url', 'the URL was signed as is: sign it lower-cased');
+  for (const u of urlVariants(input.url)) add(method, u.url.toLowerCase(), hash, 'method-or-url', u.why);
+  for (const other of input.otherUrls ?? []) {
+    add(method, other.toLowerCase(), hash, 'method-or-url', `it was signed for ${other}, but the DIP is called at ${input.url} (its public URL)`);
+  }
+  add(method, lower, createHash('sha256').update(input.body).digest('hex'), 'bad-signature', `the content hash was signed in hex: sign the base64 value of ${DIP_HEADER_CONTENT_HASH}`);
+  return out;
+}
+
+function urlVariants(raw: string): Array<{ url: string; why: string }> {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    return [];
+  }
+  const out: Array<{ url: string; why: string }> = [];
+  const base = `${u.protocol}//${u.host}`;
+  const target = `${u.pathname}${u.search}`;
+  const other = u.protocol === 'https:' ? 'http:' : 'https:';
+  out.push({ url: `${other}//${u.host}${target}`, why: `the URL was signed with ${other}// but called with ${u.protocol}//` });
+  const defaultPort = u.protocol === 'https:' ? '443' : '80';
+  if (u.port) out.push({ url: `${u.protocol}//${u.hostname}${target}`, why: `the URL was signed without its port :${u.port}` });
+  else out.push({ url: `${u.protocol}//${u.hostname}:${defaultPort}${target}`, why: `the URL was signed with port :${defaultPort}, which the request's URL does not name` });
+  if (u.search) out.push({ url: `${base}${u.pathname}`, why: `the URL was signed without its query string ${u.search}` });
+  const slash = u.pathname.endsWith('/') ? u.pathname.slice(0, -1) : `${u.pathname}/`;
+  out.push({ url: `${base}${slash}${u.search}`, why: `the URL was signed ${u.pathname.endsWith('/') ? 'without' : 'with'} a trailing slash` });
+  out.push({ url: target, why: 'only the path was signed: sign the full URL, with scheme, host and port' });
+  return out;
+}
+
+/**
+ * Why a signature does not verify over what the DIP expects. RSA lets the verifier recover the digest
+ * that was signed, so the doctor can tell "another key" from "another string", and for the usual
+ * mistakes (method, URL form, hex hash) name the string that was signed. Runs only on failure.
+ */
+function diagnose(signature: Buffer, key: KeyObject, input: VerifyInput, date: string, hash: string): { reason: VerifyFailureReason; detail: string } {
+  const digest = signedDigest(signature, key);
+  if (!digest) {
+    return {
+      reason: 'bad-signature',
+      detail:
+        `${DIP_HEADER_SIGNATURE} was not made with the private key of the certificate in ${DIP_HEADER_SIGNATURE_CERTIFICATE}, ` +
+        'or not with RSASSA-PKCS1-v1_5 and SHA-256: sign with the key of the certificate you send',
+    };
+  }
+  for (const c of candidates(input, date, hash)) {
+    if (createHash('sha256').update(c.text, 'utf8').digest().equals(digest)) {
+      return { reason: c.reason, detail: `${c.why}; the signature is over '${truncate(c.text, 200)}'` };
+    }
+  }
+  return {
+    reason: 'bad-signature',
+    detail:
+      `${DIP_HEADER_SIGNATURE} was made with the certificate's key, but over another string than the DIP's: sign ` +
+      `METHOD;full URL lower-cased;${DIP_HEADER_SIGNATURE_DATE};${DIP_HEADER_CONTENT_HASH}, each exactly as sent`,
+  };
+}
+
+/** Names of the checks, as a participant's developer reads them in an answer's help. */
+const CHECK_NAMES: Record<VerifyFailureReason, string> = {
+  'missing-header': 'signature headers',
+  'bad-date': 'signature date',
+  'clock-skew': 'clock skew',
+  'bad-hash': 'content hash',
+  'bad-certificate': 'signing certificate',
+  'method-or-url': 'method or URL',
+  'bad-signature': 'signature',
+};
+
+/** The published help text is at most 500 characters; the string to sign is kept whole within it. */
+const HELP_MAX = 500;
+
+/**
+ * A refusal's help: which check failed, why, and the exact string the DIP verifies, for the caller to
+ * compare with what it signed. `check` is a VerifyFailureReason or a check of its own (a revoked or
+ * unregistered certificate, a replay).
+ */
+export function signatureHelp(check: VerifyFailureReason | string, detail: string, stringToSign: string | null): string {
+  const name = CHECK_NAMES[check as VerifyFailureReason] ?? check;
+  const tail = stringToSign === null ? '' : ` | the DIP verifies: ${stringToSign}`;
+  const head = `message signature refused (${name}): `;
+  const room = HELP_MAX - head.length - tail.length;
+  const shown = detail.length <= room ? detail : `${detail.slice(0, Math.max(0, room - 1))}…`;
+  return `${head}${shown}${tail}`.slice(0, HELP_MAX);
 }
 
 function truncate(s: string, max = 120): string {

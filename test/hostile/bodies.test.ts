@@ -3,8 +3,11 @@
  * malformed JSON, huge and deeply nested bodies, wrong content types, prototype pollution.
  * Every refusal is a 4xx StandardResponse, nothing is stored, and the DIP keeps serving.
  */
+import fc from 'fast-check';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Catalogue } from '../../src/catalogue/catalogue.js';
+import { arbitraryOf } from '../helpers/schema-arbitrary.js';
 import { agentFor, expectRefusal, expectStillServing, messageCount, send, startHostileDip, submit, validItem, type HostileDip } from './helpers.js';
 
 let h: HostileDip;
@@ -16,6 +19,7 @@ afterAll(async () => {
 });
 
 const LIMIT = 10 * 1024 * 1024;
+const catalogue = Catalogue.load();
 
 describe('malformed JSON', () => {
   const valid = () => JSON.stringify([validItem()]);
@@ -56,6 +60,16 @@ describe('malformed JSON', () => {
   it.each(cases)('refuses %s with 400', async (_name, body, help) => {
     const a = await submit(h, body());
     expectRefusal(a, 400, help);
+    expect((a.json as { messageArray: Array<{ message: string }> }).messageArray.map((e) => e.message)).toContain('MSG1001 - Schema Failure');
+  });
+
+  // IF-061's published schema leaves CommonBlock untyped (no `type: object`), so these items pass it;
+  // they once crashed the DIP (500 MSG1000).
+  it.each([null, 'S0', 42, true, []])('refuses CommonBlock %j beside a valid CustomBlock on IF-061 with 400 MSG1001 naming it', async (v) => {
+    const [generated] = fc.sample(arbitraryOf(catalogue.schema('IF-061')!), { numRuns: 1, seed: 61 }) as Array<{ payload: { CustomBlock: unknown } }>;
+    const a = await send(h.t, h.sds, { path: '/dip-channel/IF-061', body: JSON.stringify([{ payload: { CommonBlock: v, CustomBlock: generated!.payload.CustomBlock } }]) });
+    expectRefusal(a, 400, /item 0: payload\.CommonBlock must be of type object/);
+    expect((a.json as { messageArray: Array<{ message: string }> }).messageArray[0]?.message).toBe('MSG1001 - Schema Failure');
   });
 
   it('stored nothing, and still accepts a valid message (201)', async () => {

@@ -81,6 +81,8 @@ export interface SendOptions {
   /** Use these exact signature headers (a replay). */
   signature?: DipSignatureHeaders;
   apiKey?: string | null;
+  /** Fail unless the answer's headers, then its body, each arrive within this long. */
+  timeoutMs?: number;
 }
 
 const agents = new WeakMap<object, Agent>();
@@ -122,7 +124,9 @@ export async function send(t: TestDip, who: TestParticipant, o: SendOptions): Pr
     path: o.path,
     method: method as 'POST',
     headers,
-    body: method === 'GET' || method === 'HEAD' ? undefined : body,
+    // A GET carries a body only when one is given (the signature covers it either way).
+    body: method === 'HEAD' || (method === 'GET' && o.body === undefined) ? undefined : body,
+    ...(o.timeoutMs ? { headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs } : {}),
   });
   const text = await res.body.text();
   let json: unknown;

@@ -53,7 +53,7 @@ describe('credentials and signatures', () => {
       const s = await signerFor(h.sds).sign('POST', `${h.t.dip.url}${IF021}`, 'x');
       return { headers: { 'x-dip-signature': [s['x-dip-signature'], s['x-dip-signature']] } };
     }],
-    ["a signature made with another participant's key, presenting one's own certificate", 401, /does not verify/, async (b) => {
+    ["a signature made with another participant's key, presenting one's own certificate", 401, /\(signature\): x-dip-signature was not made with the private key of the certificate/, async (b) => {
       const s = await signerFor(mallory).sign('POST', `${h.t.dip.url}${IF021}`, b);
       return { signature: { ...(await signerFor(h.sds).sign('POST', `${h.t.dip.url}${IF021}`, b)), 'x-dip-signature': s['x-dip-signature'], 'x-dip-signature-date': s['x-dip-signature-date'] } };
     }],
@@ -63,16 +63,19 @@ describe('credentials and signatures', () => {
       return { signer: new Signer(forged.keyPem, forged.certPem) };
     }],
     ['a body changed after signing', 401, /does not match the body/, async () => ({ signedBody: '[]' })],
-    ['a body changed after signing, with its content hash recomputed', 401, /does not verify/, async (b) => ({ signedBody: '[]', headers: { 'x-dip-content-hash': contentHash(b) } })],
-    ['a signature for another channel', 401, /does not verify/, async () => ({ signedUrl: `${h.t.dip.url}/dip-channel/IF-022` })],
-    ['a signature for another host', 401, /does not verify/, async () => ({ signedUrl: `https://dip.example${IF021}` })],
-    ['a signature for another method', 401, /does not verify/, async () => ({ signedMethod: 'DELETE' })],
+    ['a body changed after signing, with its content hash recomputed', 401, /\(signature\): x-dip-signature was made with the certificate's key, but over another string/, async (b) => ({ signedBody: '[]', headers: { 'x-dip-content-hash': contentHash(b) } })],
+    ['a signature for another channel', 401, /\(signature\): .* over another string/, async () => ({ signedUrl: `${h.t.dip.url}/dip-channel/IF-022` })],
+    ['a signature for another host', 401, /\(signature\): .* over another string/, async () => ({ signedUrl: `https://dip.example${IF021}` })],
+    ['a signature for another method', 401, /\(method or URL\): it was signed for method DELETE, but the request is a POST; the signature is over 'DELETE;https:\/\/localhost:\d+\/dip-channel\/if-021;/, async () => ({ signedMethod: 'DELETE' })],
+    ['a signature over http:// for an https:// call', 401, /\(method or URL\): the URL was signed with http:\/\/ but called with https:\/\//, async () => ({ signedUrl: `${h.t.dip.url.replace('https:', 'http:')}${IF021}` })],
+    ['a signature over the path alone', 401, /\(method or URL\): only the path was signed/, async () => ({ signedUrl: IF021 })],
+    ['a signature over the URL without its port', 401, /\(method or URL\): the URL was signed without its port/, async () => ({ signedUrl: `https://localhost${IF021}` })],
     ['a signature date just past the skew limit', 401, /behind server time/, async () => ({ signedAt: new Date(Date.now() - 301_000) })],
     ['a signature date in the future', 401, /ahead of server time/, async () => ({ signedAt: new Date(Date.now() + 301_000) })],
     ['a signature date that is not ISO-8601', 401, /not an ISO-8601/, async () => ({ headers: { 'x-dip-signature-date': '23 Nov 2026 10:00:00 GMT' } })],
     ['a certificate header that is not a certificate', 401, /not a base64-encoded X.509 certificate/, async () => ({ headers: { 'x-dip-signature-certificate': Buffer.from('hello').toString('base64') } })],
     ['a signature that is not base64', 401, /not base64/, async () => ({ headers: { 'x-dip-signature': 'not*base64!' } })],
-    ['a random signature of the right length', 401, /does not verify/, async () => ({ headers: { 'x-dip-signature': Buffer.alloc(256, 7).toString('base64') } })],
+    ['a random signature of the right length', 401, /\(signature\): x-dip-signature was not made with the private key/, async () => ({ headers: { 'x-dip-signature': Buffer.alloc(256, 7).toString('base64') } })],
   ];
 
   let before = 0;
@@ -85,6 +88,9 @@ describe('credentials and signatures', () => {
     const o = await make(b);
     const a = await send(h.t, o.as ?? h.sds, { path: IF021, body: b, ...o });
     expectRefusal(a, status, help);
+    // A signature refusal ends with the string the DIP verifies, for the caller to compare with its own.
+    const text = (a.json as { messageArray: Array<{ help: string }> }).messageArray[0]!.help;
+    if (text.startsWith('message signature')) expect(text).toMatch(/ \| the DIP verifies: POST;https:\/\/localhost:\d+\/dip-channel\/if-021;.+;\S+$/);
   });
 
   it('stored nothing, and still accepts a valid message (201)', async () => {

@@ -1,29 +1,19 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { MSG } from '../../domain/response-codes.js';
 import type { ApiDeps } from '../deps.js';
-import { describeErrors, exactCase, validateWebhookConfig, WEBHOOK_CONFIG_FIELDS } from '../schemas.js';
+import { recipientScope } from '../guard.js';
+import { publishedSchema, webhookConfigProblem, type WebhookConfigBody } from '../schemas.js';
 import { sendStandard } from '../request.js';
-import { authoriseRecipient, jsonBody } from './authorise.js';
 
-type Route = { Params: { id: string; recipientId: string } };
-
-/** Outside DEV, settlement data only leaves the DIP over TLS: plain http callbacks are refused. */
-export function insecureCallback(deps: ApiDeps, url: string): string | null {
-  if (deps.config.environment === 'DEV' || /^https:/i.test(url)) return null;
-  return `callbackURL: must be https in the ${deps.config.environment} environment (plain http is for DEV only)`;
-}
+type Route = { Params: { id: string; recipientId: string }; Body: WebhookConfigBody };
 
 /**
- * Validates a published WebhookConfig body and registers it for the recipient's queue (a channel's, or
- * its status messages'); answers 201 or a 400 naming the field. Shared by pubconfig and status config.
+ * Registers a published WebhookConfig for the recipient's queue (a channel's, or its status messages');
+ * answers 201 or a 400 naming the field. Shared by pubconfig and status config.
  */
-export async function putWebhookFromBody(deps: ApiDeps, req: FastifyRequest, reply: FastifyReply, recipientDipId: string, channel: string): Promise<FastifyReply> {
-  const raw = jsonBody(deps, req, reply, recipientDipId);
-  if (raw === null) return reply;
-  const body = exactCase(raw, WEBHOOK_CONFIG_FIELDS);
-  if (!validateWebhookConfig(body)) return sendStandard(deps, reply, 400, recipientDipId, MSG.schemaFailure, describeErrors(validateWebhookConfig.errors));
-  const insecure = insecureCallback(deps, body.callbackURL);
-  if (insecure) return sendStandard(deps, reply, 400, recipientDipId, MSG.schemaFailure, insecure);
+export async function putWebhook(deps: ApiDeps, reply: FastifyReply, recipientDipId: string, channel: string, body: WebhookConfigBody): Promise<FastifyReply> {
+  const problem = webhookConfigProblem(body, deps.config.environment);
+  if (problem || body.callbackURL === undefined) return sendStandard(deps, reply, 400, recipientDipId, MSG.schemaFailure, problem);
   const internal = await deps.destinations.checkUrl(body.callbackURL);
   if (internal) return sendStandard(deps, reply, 400, recipientDipId, MSG.schemaFailure, `callbackURL: ${internal}`);
   await deps.webhooks.putWebhook({
@@ -38,22 +28,26 @@ export async function putWebhookFromBody(deps: ApiDeps, req: FastifyRequest, rep
   return sendStandard(deps, reply, 201, recipientDipId, MSG.success, `webhook for ${channel} set to ${body.callbackURL}`);
 }
 
+/**
+ * Removes the recipient's webhook for a queue. The published answer is 204 whether or not one was
+ * registered: deleting is idempotent, and the recipient ends up with none either way.
+ */
+export async function deleteWebhook(deps: ApiDeps, reply: FastifyReply, recipientDipId: string, channel: string): Promise<FastifyReply> {
+  await deps.webhooks.deleteWebhook(recipientDipId, channel);
+  await deps.registry.refresh();
+  return reply.code(204).send();
+}
+
 /** POST / DELETE /dip-channel/{id}/pubconfig/{recipient-id}: a recipient's webhook for one channel. */
 export function registerPubconfigRoutes(app: FastifyInstance, deps: ApiDeps): void {
-  app.post<Route>('/dip-channel/:id/pubconfig/:recipientId', async (req, reply) => {
-    const scope = await authoriseRecipient(deps, req, reply);
-    if (!scope) return reply;
-    return putWebhookFromBody(deps, req, reply, scope.caller.dipId, scope.channel.interfaceId);
+  const url = '/dip-channel/:id/pubconfig/:recipientId';
+  app.post<Route>(url, { config: { access: 'recipient' }, schema: { body: publishedSchema('WebhookConfig') } }, async (req, reply) => {
+    const { caller, channel } = recipientScope(req);
+    return putWebhook(deps, reply, caller.dipId, channel.interfaceId, req.body);
   });
 
-  app.delete<Route>('/dip-channel/:id/pubconfig/:recipientId', async (req, reply) => {
-    const scope = await authoriseRecipient(deps, req, reply);
-    if (!scope) return reply;
-    const removed = await deps.webhooks.deleteWebhook(scope.caller.dipId, scope.channel.interfaceId);
-    await deps.registry.refresh();
-    if (!removed) {
-      return sendStandard(deps, reply, 404, scope.caller.dipId, MSG.processingFailed, `no webhook is registered for ${scope.caller.dipId} on ${scope.channel.interfaceId}`);
-    }
-    return reply.code(204).send();
+  app.delete<Route>(url, { config: { access: 'recipient' } }, async (req, reply) => {
+    const { caller, channel } = recipientScope(req);
+    return deleteWebhook(deps, reply, caller.dipId, channel.interfaceId);
   });
 }

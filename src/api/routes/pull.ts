@@ -2,8 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import { MSG } from '../../domain/response-codes.js';
 import { formatSequence, SEQUENCE_HEADER } from '../../domain/sequence.js';
 import type { ApiDeps } from '../deps.js';
+import { recipientScope } from '../guard.js';
+import { ACK_SCHEMA } from '../schemas.js';
 import { sendStandard } from '../request.js';
-import { authoriseRecipient, jsonBody } from './authorise.js';
 
 type Route = { Params: { id: string; recipientId: string }; Querystring: { maxMessageCount?: string; maxPayloadSize?: string } };
 
@@ -14,10 +15,9 @@ type Route = { Params: { id: string; recipientId: string }; Querystring: { maxMe
  * moves the durable position. Until acknowledged, the same messages come back: at-least-once.
  */
 export function registerPullRoutes(app: FastifyInstance, deps: ApiDeps): void {
-  app.get<Route>('/dip-channel/:id/pull/:recipientId', async (req, reply) => {
-    const scope = await authoriseRecipient(deps, req, reply);
-    if (!scope) return reply;
-    const queue = { recipientDipId: scope.caller.dipId, channel: scope.channel.interfaceId };
+  app.get<Route>('/dip-channel/:id/pull/:recipientId', { config: { access: 'recipient' } }, async (req, reply) => {
+    const { caller, channel } = recipientScope(req);
+    const queue = { recipientDipId: caller.dipId, channel: channel.interfaceId };
     if (deps.registry.webhook(queue.recipientDipId, queue.channel)) {
       return sendStandard(deps, reply, 409, queue.recipientDipId, MSG.processingFailed, `messages on ${queue.channel} are pushed to your webhook; DELETE the pubconfig to pull instead`);
     }
@@ -31,15 +31,12 @@ export function registerPullRoutes(app: FastifyInstance, deps: ApiDeps): void {
     return reply.code(200).type('application/json').send(`[${copies.join(',')}]`);
   });
 
-  app.post<Route>('/dip-channel/:id/ack/:recipientId', async (req, reply) => {
-    const scope = await authoriseRecipient(deps, req, reply);
-    if (!scope) return reply;
-    const body = jsonBody(deps, req, reply, scope.caller.dipId);
-    if (body === null) return reply;
-    const sequence = (body as { sequence?: unknown }).sequence;
-    const queue = { recipientDipId: scope.caller.dipId, channel: scope.channel.interfaceId };
+  app.post<Route & { Body: { sequence: number } }>('/dip-channel/:id/ack/:recipientId', { config: { access: 'recipient' }, schema: { body: ACK_SCHEMA } }, async (req, reply) => {
+    const { caller, channel } = recipientScope(req);
+    const { sequence } = req.body;
+    const queue = { recipientDipId: caller.dipId, channel: channel.interfaceId };
     const state = await deps.queues.queueState(queue);
-    if (typeof sequence !== 'number' || !Number.isInteger(sequence) || sequence < state.ackedSeq || sequence > state.headSeq) {
+    if (sequence < state.ackedSeq || sequence > state.headSeq) {
       return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, `sequence must be a whole number from ${state.ackedSeq} (acknowledged) to ${state.headSeq} (newest)`);
     }
     // Acknowledging the current position again changes nothing (and a recipient that never had a

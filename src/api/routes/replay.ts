@@ -1,12 +1,12 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { MSG } from '../../domain/response-codes.js';
 import { continuationToken, readContinuationToken, type ReplayFilter } from '../../pipeline/replay.js';
 import type { ApiDeps } from '../deps.js';
-import { describeErrors, exactCase, MESSAGE_REQUEST_FIELDS, validateMessageRequest } from '../schemas.js';
+import { recipientScope } from '../guard.js';
+import { publishedSchema, replayWindow, type MessageRequestBody } from '../schemas.js';
 import { sendStandard } from '../request.js';
-import { authoriseRecipient, jsonBody } from './authorise.js';
 
-type Route = { Params: { id: string; recipientId: string } };
+type Route = { Params: { id: string; recipientId: string }; Body: MessageRequestBody };
 
 /** OpenDIP extension: a replay larger than one page answers 206 with this header; send it back for the next page. */
 export const CONTINUATION_HEADER = 'x-continuation-token';
@@ -18,49 +18,41 @@ export const CONTINUATION_HEADER = 'x-continuation-token';
  * A requeue of more than a page answers 202 with a job to follow at …/requeue/{recipient-id}/{job-id}.
  */
 export function registerReplayRoutes(app: FastifyInstance, deps: ApiDeps): void {
+  const schema = { body: publishedSchema('MessageRequest') };
   for (const action of ['replay', 'requeue'] as const) {
-    app.post<Route>(`/dip-channel/:id/${action}/:recipientId`, async (req, reply) => {
-      const scope = await authoriseRecipient(deps, req, reply);
-      if (!scope) return reply;
-      const raw = jsonBody(deps, req, reply, scope.caller.dipId);
-      if (raw === null) return reply;
-      const body = exactCase(raw, MESSAGE_REQUEST_FIELDS);
-      if (!validateMessageRequest(body)) {
-        return sendStandard(deps, reply, 400, scope.caller.dipId, MSG.schemaFailure, describeErrors(validateMessageRequest.errors));
-      }
-      const fromMs = Date.parse(body.datetimeFrom);
-      const toMs = Date.parse(body.datetimeTo);
-      if (Number.isNaN(fromMs) || Number.isNaN(toMs) || fromMs > toMs) {
-        return sendStandard(deps, reply, 400, scope.caller.dipId, MSG.schemaFailure, 'datetimeFrom and datetimeTo must be valid date-times with datetimeFrom <= datetimeTo');
-      }
-      const queue = { recipientDipId: scope.caller.dipId, channel: scope.channel.interfaceId };
-      const filter: ReplayFilter = { fromMs, toMs, eventCode: body.eventCode ?? null, mpan: body.MPAN ?? null, transactionIds: body.transactionIDs ?? null };
+    app.post<Route>(`/dip-channel/:id/${action}/:recipientId`, { config: { access: 'recipient' }, schema }, async (req, reply) => {
+      const { caller, channel } = recipientScope(req);
+      const body = req.body;
+      const window = replayWindow(body);
+      if ('problem' in window) return sendStandard(deps, reply, 400, caller.dipId, MSG.schemaFailure, window.problem);
+      const queue = { recipientDipId: caller.dipId, channel: channel.interfaceId };
+      const filter: ReplayFilter = { ...window, eventCode: body.eventCode, mpan: body.MPAN, transactionIds: body.transactionIDs ?? null };
       if (action === 'requeue') {
         const outcome = await deps.replay.requeue(queue, filter);
-        if ('requeued' in outcome) return sendStandard(deps, reply, 200, scope.caller.dipId, MSG.success, `${outcome.requeued} message(s) requeued`);
+        if ('requeued' in outcome) return sendStandard(deps, reply, 200, caller.dipId, MSG.success, `${outcome.requeued} message(s) requeued`);
         const location = `/dip-channel/${queue.channel}/requeue/${queue.recipientDipId}/${outcome.job.id}`;
         reply.header('location', location);
-        return sendStandard(deps, reply, 202, scope.caller.dipId, MSG.success, `more than one page matches: requeue job ${outcome.job.id} works through them behind your live traffic; follow it at GET ${location}`);
+        return sendStandard(deps, reply, 202, caller.dipId, MSG.success, `more than one page matches: requeue job ${outcome.job.id} works through them behind your live traffic; follow it at GET ${location}`);
       }
       const token = req.headers[CONTINUATION_HEADER];
       let afterSeq = 0;
       if (typeof token === 'string') {
         const at = readContinuationToken(token, filter);
-        if (at === null) return sendStandard(deps, reply, 400, scope.caller.dipId, MSG.schemaFailure, `${CONTINUATION_HEADER} is not one this DIP issued for this request body: repeat the body of the request that returned it`);
+        if (at === null) return sendStandard(deps, reply, 400, caller.dipId, MSG.schemaFailure, `${CONTINUATION_HEADER} is not one this DIP issued for this request body: repeat the body of the request that returned it`);
         afterSeq = at;
       }
       const page = await deps.replay.replay(queue, filter, afterSeq);
+      if (page.copies.length === 0) return answerNothingToReplay(deps, reply, caller.dipId, channel.interfaceId, body);
       if (page.next !== null) reply.header(CONTINUATION_HEADER, continuationToken(filter, page.next));
       // The copies are already JSON: the answer is assembled without re-serialising them.
       return reply.code(page.next === null ? 200 : 206).type('application/json').send(`[${page.copies.join(',')}]`);
     });
   }
 
-  app.get<{ Params: { id: string; recipientId: string; jobId: string } }>('/dip-channel/:id/requeue/:recipientId/:jobId', async (req, reply) => {
-    const scope = await authoriseRecipient(deps, req, reply);
-    if (!scope) return reply;
-    const job = await deps.replay.job({ recipientDipId: scope.caller.dipId, channel: scope.channel.interfaceId }, req.params.jobId);
-    if (!job) return sendStandard(deps, reply, 404, scope.caller.dipId, MSG.processingFailed, `no requeue job ${req.params.jobId} for ${scope.caller.dipId} on ${scope.channel.interfaceId}`);
+  app.get<{ Params: { id: string; recipientId: string; jobId: string } }>('/dip-channel/:id/requeue/:recipientId/:jobId', { config: { access: 'recipient' } }, async (req, reply) => {
+    const { caller, channel } = recipientScope(req);
+    const job = await deps.replay.job({ recipientDipId: caller.dipId, channel: channel.interfaceId }, req.params.jobId);
+    if (!job) return sendStandard(deps, reply, 404, caller.dipId, MSG.processingFailed, `no requeue job ${req.params.jobId} for ${caller.dipId} on ${channel.interfaceId}`);
     return reply.code(200).send({
       jobId: job.id,
       state: job.state,
@@ -72,4 +64,21 @@ export function registerReplayRoutes(app: FastifyInstance, deps: ApiDeps): void 
       updatedAt: new Date(job.updatedAt).toISOString(),
     });
   });
+}
+
+/** The published 200 answer holds at least one message; what answers none is the operator's choice (config api.emptyReplay). */
+function answerNothingToReplay(deps: ApiDeps, reply: FastifyReply, recipientDipId: string, channel: string, body: MessageRequestBody): FastifyReply {
+  switch (deps.config.api.emptyReplay) {
+    case 'empty-array':
+      return reply.code(200).type('application/json').send('[]');
+    case 'no-content':
+      return reply.code(204).send();
+    case 'bad-request': {
+      const filter = Object.entries(body)
+        .filter(([, v]) => v !== null)
+        .map(([k, v]) => `${k} ${Array.isArray(v) ? v.join(',') : String(v)}`);
+      const help = `nothing to replay: no archived message on ${channel} for ${recipientDipId} matches ${filter.length ? filter.join(', ') : 'the request'}`;
+      return sendStandard(deps, reply, 400, recipientDipId, MSG.processingFailed, help);
+    }
+  }
 }

@@ -1,0 +1,126 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { buildKeyTree, normaliseKeys, type KeyNode, type NormaliseProblem } from '../catalogue/key-case.js';
+import type { JsonSchema } from '../catalogue/types.js';
+import { receivesOn } from '../domain/channel.js';
+import type { Participant } from '../domain/participant.js';
+import { MSG } from '../domain/response-codes.js';
+import { authenticate } from '../pipeline/authenticate.js';
+import type { Channel } from '../pipeline/channels.js';
+import type { ApiDeps } from './deps.js';
+import { compileBodySchema } from './schemas.js';
+import { evidence, sendStandard } from './request.js';
+
+/**
+ * Who may call a route:
+ *  - 'participant': any registered participant (API key, mTLS certificate and signature agreeing);
+ *  - 'self': the participant named by `:recipientId`, or its DIP Connection Provider;
+ *  - 'recipient': that, and it receives on channel `:id` (a receiving or always-routed role, or named
+ *    to always receive).
+ * Whatever IDs a caller puts in a URL, it only ever reaches its own queues and configuration.
+ */
+export type Access = 'participant' | 'self' | 'recipient';
+
+export interface Admitted {
+  /** The participant the call acts as (the caller, or the participant it connects for). */
+  caller: Participant;
+  /** The channel of the URL, for 'recipient' routes. */
+  channel: Channel | null;
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * Set on every route that takes a signed call, except those whose pipeline reads the raw batch itself
+     * (POST /dip-channel/{id}, /validate/{id}/{event}): the guard then authenticates before anything else.
+     */
+    access?: Access;
+  }
+  interface FastifyRequest {
+    /** Set by the guard before validation on routes with `config.access`. */
+    admitted: Admitted | null;
+  }
+}
+
+/** The admitted caller of a guarded route (the guard ran: a handler never sees an unadmitted call). */
+export function admitted(req: FastifyRequest): Admitted {
+  if (!req.admitted) throw new Error(`${req.method} ${req.url}: route without config.access reads the caller`);
+  return req.admitted;
+}
+
+/** The admitted caller of a 'recipient' route and the channel of its URL. */
+export function recipientScope(req: FastifyRequest): { caller: Participant; channel: Channel } {
+  const { caller, channel } = admitted(req);
+  if (!channel) throw new Error(`${req.method} ${req.url}: only 'recipient' routes have a channel`);
+  return { caller, channel };
+}
+
+const keyTrees = new WeakMap<object, KeyNode>();
+
+/**
+ * Every guarded request, before Fastify validates it against the route's body schema: authenticate
+ * (the signature covers the raw bytes, so they are still raw here), then parse the JSON body and fold
+ * its field names to the schema's case (ingress does not enforce case). A body that is not JSON, or
+ * whatever JSON value it is that the schema refuses (null, 0, "", [], {} …), is answered 400 like any
+ * other: no route reads a body the schema has not accepted.
+ */
+export function registerGuard(app: FastifyInstance, deps: ApiDeps): void {
+  app.decorateRequest('admitted', null);
+  app.setValidatorCompiler(({ schema }) => compileBodySchema(schema));
+  app.addHook('preValidation', async (req, reply) => {
+    const access = req.routeOptions.config.access;
+    if (!access) return;
+    const who = await admit(deps, req, reply, access);
+    if (!who) return reply;
+    req.admitted = who;
+    const schema = req.routeOptions.schema?.body as JsonSchema | undefined;
+    if (!schema) return; // the operation takes no body: whatever came is ignored
+    const raw = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch (e) {
+      return sendStandard(deps, reply, 400, who.caller.dipId, MSG.schemaFailure, `the body is not valid JSON: ${(e as Error).message}`);
+    }
+    let tree = keyTrees.get(schema);
+    if (!tree) {
+      tree = buildKeyTree(schema);
+      keyTrees.set(schema, tree);
+    }
+    const problems: NormaliseProblem[] = [];
+    req.body = normaliseKeys(parsed, tree, problems);
+    if (problems.length > 0) {
+      const twice = problems.slice(0, 5).map((p) => `${p.path} is given twice (as "${p.key}" and in another case)`);
+      return sendStandard(deps, reply, 400, who.caller.dipId, MSG.schemaFailure, `${twice.join('; ')}; field names are case-insensitive`);
+    }
+    return undefined;
+  });
+}
+
+/** Sends the refusal itself and returns null when the call may not proceed. */
+async function admit(deps: ApiDeps, req: FastifyRequest, reply: FastifyReply, access: Access): Promise<Admitted | null> {
+  const auth = await authenticate(deps.registry, evidence(deps, req), new Date(deps.clock.now()), deps.config.maxClockSkewSeconds * 1000);
+  if (!auth.ok) {
+    void sendStandard(deps, reply, auth.status, null, MSG.processingFailed, auth.help);
+    return null;
+  }
+  if (access === 'participant') return { caller: auth.participant, channel: null };
+  const params = req.params as { id?: string; recipientId?: string };
+  const recipientId = params.recipientId ?? '';
+  const caller = deps.registry.actingAs(auth.participant, recipientId);
+  if (!caller) {
+    void sendStandard(deps, reply, 403, auth.participant.dipId, MSG.processingFailed, `recipient-id ${recipientId} is not the caller ${auth.participant.dipId}`);
+    return null;
+  }
+  if (access === 'self') return { caller, channel: null };
+  const channel = deps.channel(params.id ?? '');
+  if (!channel) {
+    void sendStandard(deps, reply, 404, caller.dipId, MSG.interfaceIdInvalid, `dip-channel '${params.id ?? ''}' is not a channel of this DIP`);
+    return null;
+  }
+  if (!receivesOn(channel, caller)) {
+    const help = `${caller.dipId} holds ${caller.roles.join(', ')}; only ${channel.receiverRoles.join(', ')} receive on ${channel.interfaceId}`;
+    void sendStandard(deps, reply, 403, caller.dipId, MSG.processingFailed, help);
+    return null;
+  }
+  return { caller, channel };
+}

@@ -1,0 +1,218 @@
+/**
+ * Item 5 of issue 14: the API's own request bodies (webhook configuration, replay filters, status
+ * messages) are accepted exactly when the published API 2.1.0 accepts them. The oracle is built here,
+ * straight from the reference YAML with its own $ref resolver and Ajv's native OpenAPI `nullable`,
+ * independently of the generator that made the DIP's schemas; fast-check then looks for a body on which
+ * the two disagree. Then the same over HTTPS for the cases participants met.
+ * Reproduce a failure with the seed fast-check prints: FC_SEED=<seed> npx vitest run test/api-contract.test.ts
+ */
+import { Ajv, type ValidateFunction } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import fc from 'fast-check';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { compileBodySchema, publishedSchema } from '../src/api/schemas.js';
+import type { ApiSchemaName, JsonValue } from '../src/catalogue/types.js';
+import { dipDateTime } from '../src/domain/time.js';
+import { buildIF021 } from '../src/sim/messages.js';
+import { startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { HAVE_REFERENCE, REFERENCE } from './helpers/reference.js';
+import { arbitraryOf } from './helpers/schema-arbitrary.js';
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+const seed = process.env.FC_SEED ? Number(process.env.FC_SEED) : undefined;
+const params = (numRuns: number) => ({ numRuns, ...(seed !== undefined ? { seed } : {}) });
+
+type Node = JsonValue;
+const isObject = (v: Node | undefined): v is Record<string, Node> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The published component, every $ref (absolute GitHub URLs or local) inlined from the reference files. */
+function publishedComponent(name: string): Node {
+  const files = new Map<string, Node>();
+  const file = (f: string): Node => {
+    let doc = files.get(f);
+    if (doc === undefined) {
+      doc = parse(readFileSync(join(REFERENCE, f), 'utf8')) as Node;
+      files.set(f, doc);
+    }
+    return doc;
+  };
+  const resolve = (node: Node, inFile: string, depth: number): Node => {
+    if (depth > 40) throw new Error('reference too deep');
+    if (Array.isArray(node)) return node.map((n) => resolve(n, inFile, depth + 1));
+    if (!isObject(node)) return node;
+    const ref = node['$ref'];
+    if (typeof ref === 'string') {
+      const [location, pointer] = ref.split('#');
+      const target = location ? location.replace(/^https:\/\/raw\.githubusercontent\.com\/[^/]+\/[^/]+\/[^/]+\//, '') : inFile;
+      let at: Node = file(target);
+      for (const step of (pointer ?? '').split('/').filter(Boolean)) at = isObject(at) ? at[step]! : null;
+      return resolve(at, target, depth + 1);
+    }
+    return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, k === 'example' ? v : resolve(v, inFile, depth + 1)]));
+  };
+  return resolve({ $ref: `#/components/schemas/${name}` }, 'SubmitEvents-unresolved.yaml', 0);
+}
+
+function oracle(name: string): ValidateFunction {
+  const ajv = new Ajv({ allErrors: true, strict: false });
+  addFormats(ajv);
+  return ajv.compile(publishedComponent(name) as object);
+}
+
+/** Values that sit on the edges of the published types: lengths around each limit, wrong types, null. */
+const edgy: fc.Arbitrary<Node> = fc.oneof(
+  fc.constantFrom<Node>(null, true, 0, -1, 1.5, 10001, '', [], {}, ['x'], 'https://example.com/hook', 'ftp://x', 'not a uri'),
+  fc.constantFrom(1, 9, 10, 11, 13, 24, 25, 26, 49, 50, 51, 59, 60, 61, 64, 65, 66, 199, 200, 201, 249, 250, 251, 499, 500, 501).chain((n) =>
+    fc.constantFrom('1'.repeat(n), 'x'.repeat(n), `S-IF-021-1234567890-SUP-20240101-${'a'.repeat(Math.max(1, n - 33))}`),
+  ),
+  fc.constantFrom('2022-03-21T19:05:00+00:00', '2022-03-21T19:05:00Z', 'MSG0101 Application 101 error message', '[ActivePower]', '1234567890123'),
+);
+
+/** Bodies near the published shape: generated valid ones, then fields replaced, removed or added. */
+function near(schema: ApiSchemaName): fc.Arbitrary<Node> {
+  const base = arbitraryOf(publishedSchema(schema));
+  const mutateObject = (o: Node): fc.Arbitrary<Node> => {
+    if (!isObject(o)) return fc.constant(o);
+    const keys = [...Object.keys(o), 'transactionIDs', 'callbackURL', 'extra'];
+    return fc.tuple(fc.constantFrom(...keys), fc.oneof(edgy, fc.constant(undefined))).map(([k, v]) => {
+      const copy: Record<string, Node> = { ...o };
+      if (v === undefined) delete copy[k];
+      else copy[k] = v;
+      return copy;
+    });
+  };
+  const mutated = base.chain((b) => (Array.isArray(b) ? fc.array(fc.constantFrom(...b).chain(mutateObject), { minLength: 0, maxLength: 3 }) : mutateObject(b)));
+  return fc.oneof(base, mutated, mutated, edgy);
+}
+
+describe.skipIf(!HAVE_REFERENCE)('request bodies: the DIP accepts exactly what the published API 2.1.0 accepts', () => {
+  it.each(['WebhookConfig', 'MessageRequest', 'StandardResponseArray'] as const)('%s: no body on which the DIP and the published schema disagree', (name) => {
+    const published = oracle(name);
+    const dip = compileBodySchema(publishedSchema(name));
+    const verdicts = { accepted: 0, refused: 0 };
+    fc.assert(
+      fc.property(near(name), (body) => {
+        const expected = published(body);
+        expect(dip(body), JSON.stringify(body).slice(0, 400)).toBe(expected);
+        verdicts[expected ? 'accepted' : 'refused']++;
+      }),
+      params(400),
+    );
+    // Both sides of the boundary were explored.
+    expect(verdicts.accepted).toBeGreaterThan(20);
+    expect(verdicts.refused).toBeGreaterThan(20);
+  });
+
+  it("the published types' own examples: free message text and 200-character references are valid, eleven-zero IDs are not", () => {
+    const published = oracle('StandardResponseArray');
+    const entry = {
+      transactionID: 'T-IF-021-1401234567-SDS-20220321-1234CC0123456789',
+      senderUniqueReference: `S-IF-021-1401234567-SUP-20220321-${'a'.repeat(167)}`,
+      correlationID: null,
+      sentTimestamp: '2022-03-21T11:15:59+00:00',
+      senderID: '1401234567',
+      recipientID: null,
+      DIPConnectionProviderID: null,
+      message: 'MSG0101 Application 101 error message',
+      help: null,
+      serviceTicketURL: null,
+    };
+    expect(entry.senderUniqueReference).toHaveLength(200);
+    const dip = compileBodySchema(publishedSchema('StandardResponseArray'));
+    for (const [body, valid] of [
+      [[entry], true],
+      [[{ ...entry, senderID: '00000000000' }], false],
+      [[{ ...entry, senderUniqueReference: `${entry.senderUniqueReference}a` }], false],
+    ] as const) {
+      expect(published(body)).toBe(valid);
+      expect(dip(body)).toBe(valid);
+    }
+  });
+});
+
+describe('request bodies over HTTPS', () => {
+  let t: TestDip;
+  let sds: TestParticipant;
+  let sup: TestParticipant;
+  let received: string;
+  const window = { datetimeFrom: dipDateTime(new Date(Date.now() - 3_600_000)), datetimeTo: dipDateTime(new Date(Date.now() + 60_000)) };
+
+  beforeAll(async () => {
+    t = await startTestDip();
+    sds = await t.participant('2000000001', ['SDS']);
+    sup = await t.participant('1000000001', ['SUP']);
+    const sent = await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: `contract${process.pid}` })]);
+    expect(sent.status).toBe(201);
+    received = sent.body.messageArray[0]!.transactionID!;
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  const replay = (body: object) => sup.client.call<unknown>('POST', `/dip-channel/IF-021/replay/${sup.dipId}`, JSON.stringify(body));
+
+  it('a replay without the fields the published MessageRequest requires is refused, naming each (400 MSG1001)', async () => {
+    const answer = await replay(window);
+    expect(answer.status).toBe(400);
+    const entry = (answer.body as { messageArray: Array<{ message: string; help: string; recipientID: string }> }).messageArray[0]!;
+    expect(entry.message).toBe('MSG1001 - Schema Failure');
+    expect(entry.recipientID).toBe(sup.dipId);
+    for (const field of ['eventCode', 'MPAN', 'version']) expect(entry.help).toContain(`${field} is required`);
+  });
+
+  it('a replay with them null is served (200), field names in any case; open bounds are open', async () => {
+    const exact = await replay({ ...window, eventCode: null, MPAN: null, version: null });
+    expect(exact.status, JSON.stringify(exact.body)).toBe(200);
+    expect(exact.body).toHaveLength(1);
+    const anyCase = await replay({ DATETIMEFROM: null, datetimeto: null, EventCode: null, mpan: null, Version: null });
+    expect(anyCase.status, JSON.stringify(anyCase.body)).toBe(200);
+    expect(anyCase.body).toHaveLength(1);
+  });
+
+  it('a replay with a 25-character date that is not a date, or a window backwards, is refused naming it', async () => {
+    const notADate = await replay({ ...window, datetimeFrom: 'x'.repeat(25), eventCode: null, MPAN: null, version: null });
+    expect([notADate.status, JSON.stringify(notADate.body)]).toEqual([400, expect.stringContaining("datetimeFrom 'xxxxxxxxxxxxxxxxxxxxxxxxx' is not a date-time")]);
+    const backwards = await replay({ datetimeFrom: window.datetimeTo, datetimeTo: window.datetimeFrom, eventCode: null, MPAN: null, version: null });
+    expect([backwards.status, JSON.stringify(backwards.body)]).toEqual([400, expect.stringContaining('is after datetimeTo')]);
+  });
+
+  it('status messages and webhook configurations take field names in any case, and refuse one given twice', async () => {
+    const entry = {
+      TRANSACTIONID: received,
+      senderuniquereference: null,
+      CorrelationId: null,
+      sentTimestamp: dipDateTime(new Date()),
+      SENDERID: sup.dipId,
+      recipientid: null,
+      dipconnectionproviderid: null,
+      Message: 'RCP1061 - MPAN Invalid or Unknown',
+      HELP: null,
+      serviceticketurl: null,
+    };
+    const status = await sup.client.statusMessage([entry]);
+    expect(status.status, JSON.stringify(status.body)).toBe(201);
+    const hook = await sup.client.call('POST', `/dip-channel/IF-021/pubconfig/${sup.dipId}`, JSON.stringify({ CALLBACKURL: 'https://example.com/hook', MaxMessageCount: 5 }));
+    expect(hook.status, JSON.stringify(hook.body)).toBe(201);
+    const twice = await sup.client.call('POST', `/dip-channel/IF-021/pubconfig/${sup.dipId}`, '{"callbackURL":"https://example.com/a","CALLBACKURL":"https://example.com/b"}');
+    expect([twice.status, twice.body.messageArray[0]!.help]).toEqual([400, expect.stringContaining('callbackURL is given twice')]);
+  });
+
+  it('a webhook configuration the published schema refuses is refused naming the field; one it accepts but the DIP cannot use is refused saying why', async () => {
+    const call = (body: object) => sup.client.call('POST', `/dip-channel/IF-021/pubconfig/${sup.dipId}`, JSON.stringify(body));
+    const cases: Array<[object, string]> = [
+      [{ callbackURL: 'https://example.com/hook', maxMessageCount: '10' }, 'maxMessageCount must be of type number'],
+      [{ callbackURL: 'not a uri' }, 'callbackURL must be a valid uri'],
+      [{}, 'callbackURL is required'],
+      [{ callbackURL: 'ftp://example.com/hook' }, 'must be an http(s) URL'],
+      [{ callbackURL: 'https://example.com/hook', maxMessageCount: 0 }, 'maxMessageCount must be from 1 to 10000'],
+    ];
+    for (const [body, help] of cases) {
+      const answer = await call(body);
+      expect(answer.status, JSON.stringify(body)).toBe(400);
+      expect(answer.body.messageArray[0]!.help, JSON.stringify(body)).toContain(help);
+    }
+  });
+});

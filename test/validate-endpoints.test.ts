@@ -1,0 +1,159 @@
+/**
+ * The published /validate/{interface}/{event} debugging endpoints (issue 14, item 4), and the choices
+ * OpenDIP makes where the published spec leaves a gap (docs/api-differences.md): the answer's shape,
+ * and what answers a replay that matches nothing.
+ */
+import fc from 'fast-check';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Catalogue } from '../src/catalogue/catalogue.js';
+import { bareEventCode } from '../src/catalogue/types.js';
+import { MSG } from '../src/domain/response-codes.js';
+import { dipDateTime } from '../src/domain/time.js';
+import { expectRefusal, expectStandardResponse, messageCount, send, startHostileDip, SUP_ID, validItem, type HostileDip } from './hostile/helpers.js';
+import { HAVE_REFERENCE, REFERENCE } from './helpers/reference.js';
+import { arbitraryOf } from './helpers/schema-arbitrary.js';
+
+type Json = Record<string, any>;
+const catalogue = Catalogue.load();
+type Entries = { messageArray: Array<{ message: string; help: string | null; transactionID: string | null; senderUniqueReference: string | null }> };
+
+/** A message valid on the channel with this event code, generated from the channel's own schema. */
+function validMessage(channel: string, event: string, seed: number): Json {
+  const arb = arbitraryOf(catalogue.schema(channel)!).filter((m) => {
+    const r = catalogue.validate(channel, m);
+    return r.ok && r.eventCode === event;
+  });
+  return fc.sample(arb, { numRuns: 1, seed })[0] as Json;
+}
+
+describe('POST /validate/{interface}/{event}', () => {
+  let h: HostileDip;
+  beforeAll(async () => {
+    h = await startHostileDip();
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it.skipIf(!HAVE_REFERENCE)('serves every published validation endpoint: 201 for a valid message, 400 naming the field for a broken one; stores nothing', async () => {
+    const yaml = readFileSync(join(REFERENCE, 'SubmitEvents-unresolved.yaml'), 'utf8');
+    const endpoints = [...yaml.matchAll(/^ {2}\/validate\/([^/\s]+)\/([^/\s:]+):/gm)].map((m) => [m[1]!, m[2]!] as const);
+    expect(endpoints.length).toBeGreaterThanOrEqual(127);
+    const before = messageCount(h.t);
+    for (const [[channel, event], i] of endpoints.map((e, i) => [e, i] as const)) {
+      const path = `/validate/${channel}/${event}`;
+      const message = validMessage(channel, event, i);
+      const ok = await send(h.t, h.sds, { path, body: JSON.stringify([message]) });
+      expect(ok.status, `${path}: ${ok.text.slice(0, 400)}`).toBe(201);
+      expectStandardResponse(ok, path);
+      expect((ok.json as Entries).messageArray[0]).toMatchObject({ message: MSG.success, transactionID: null });
+
+      delete message.payload.CommonBlock.S1;
+      const broken = await send(h.t, h.sds, { path, body: JSON.stringify([message]) });
+      expectRefusal(broken, 400, /item 0: payload\.CommonBlock\.S1 is required/, path);
+      expect((broken.json as Entries).messageArray[0]!.message).toBe(MSG.schemaFailure);
+    }
+    expect(messageCount(h.t)).toBe(before);
+  });
+
+  it('validates IF-021 as submission would, and stores and routes nothing', async () => {
+    const before = messageCount(h.t);
+    const item = validItem();
+    const a = await send(h.t, h.sds, { path: '/validate/IF-021/ActivePower', body: JSON.stringify([item, validItem()]) });
+    expect(a.status, a.text).toBe(201);
+    const entries = (a.json as Entries).messageArray;
+    expect(entries).toHaveLength(2);
+    expect(entries[0]).toMatchObject({ message: MSG.success, transactionID: null, senderUniqueReference: item.payload.CommonBlock.S1.senderUniqueReference });
+    expect(entries[0]!.help).toContain('not stored or routed');
+    expect(messageCount(h.t)).toBe(before);
+    // Validated, not consumed: the same message can still be submitted.
+    expect((await send(h.t, h.sds, { path: '/dip-channel/IF-021', body: JSON.stringify([item]) })).status).toBe(201);
+  });
+
+  it('takes the URL in any case', async () => {
+    const a = await send(h.t, h.sds, { path: '/VALIDATE/if-021/activepower', body: JSON.stringify([validItem()]) });
+    expect(a.status, a.text).toBe(201);
+  });
+
+  it('refuses a message of another event code than the endpoint validates, naming it', async () => {
+    const item = validItem() as Json;
+    item.payload.CommonBlock.S0.eventCode = '[ReactivePower]';
+    expect(catalogue.validate('IF-021', item).ok).toBe(true);
+    const a = await send(h.t, h.sds, { path: '/validate/IF-021/ActivePower', body: JSON.stringify([item]) });
+    expectRefusal(a, 400, /payload\.CommonBlock\.S0\.eventCode is \[ReactivePower\]; this endpoint validates \[ActivePower\]/);
+  });
+
+  it('answers each item: the broken one refused, the valid one said to be valid', async () => {
+    const broken = validItem() as Json;
+    broken.payload.CommonBlock.M0.GSPGroupID = '_Z';
+    const a = await send(h.t, h.sds, { path: '/validate/IF-021/ActivePower', body: JSON.stringify([validItem(), broken]) });
+    expectRefusal(a, 400);
+    expect((a.json as Entries).messageArray.map((e) => e.message)).toEqual([MSG.success, MSG.schemaFailure]);
+    expect((a.json as Entries).messageArray[1]!.help).toContain('payload.CommonBlock.M0.GSPGroupID must be one of');
+  });
+
+  it('404 for an event code or channel that does not exist, naming the ones that do', async () => {
+    const event = await send(h.t, h.sds, { path: '/validate/IF-021/Nothing', body: JSON.stringify([validItem()]) });
+    expectRefusal(event, 404, /IF-021 has no event code 'Nothing': \/validate\/IF-021\/\{ActivePower\|ReactivePower\}/);
+    const channel = await send(h.t, h.sds, { path: '/validate/IF-999/ActivePower', body: JSON.stringify([validItem()]) });
+    expectRefusal(channel, 404, /'IF-999' is not a channel/);
+  });
+
+  it('is authenticated like every other call', async () => {
+    const a = await send(h.t, h.sds, { path: '/validate/IF-021/ActivePower', body: JSON.stringify([validItem()]), apiKey: null });
+    expectRefusal(a, 401, /X-API-Key/);
+  });
+
+  it('serves every event code of every channel in the catalogue, published endpoint or not', async () => {
+    for (const c of catalogue.channels()) {
+      const event = c.eventCodes[0]!;
+      const message = validMessage(c.interfaceId, bareEventCode(event), 7);
+      const a = await send(h.t, h.sds, { path: `/validate/${c.interfaceId}/${event}`, body: JSON.stringify([message]) });
+      expect(a.status, `${c.interfaceId}/${event}: ${a.text.slice(0, 300)}`).toBe(201);
+    }
+  });
+});
+
+describe("the operator's choices where the published API leaves a gap", () => {
+  const window = { datetimeFrom: '2020-01-01T00:00:00+00:00', datetimeTo: dipDateTime(new Date(Date.now() + 60_000)), eventCode: null, MPAN: null, version: null };
+  const emptyReplay = (h: HostileDip) => send(h.t, h.sup, { path: `/dip-channel/IF-021/replay/${SUP_ID}`, body: JSON.stringify(window) });
+  const senderId = (a: { json: unknown }) => (a.json as { messageArray: Array<{ senderID: string }> }).messageArray[0]!.senderID;
+  const dips: HostileDip[] = [];
+  afterAll(async () => {
+    for (const h of dips) await h.close();
+  });
+  const start = async (overrides: Parameters<typeof startHostileDip>[0] = {}) => {
+    const h = await startHostileDip(overrides);
+    dips.push(h);
+    return h;
+  };
+
+  it('by default: nothing to replay is a 400 StandardResponse saying so (the published 200 holds at least one message), and the DIP ID has ten characters (the published type)', async () => {
+    const h = await start();
+    const a = await emptyReplay(h);
+    expectRefusal(a, 400, /nothing to replay: no archived message on IF-021 for 1000000001 matches datetimeFrom 2020-01-01T00:00:00\+00:00/);
+    expect(senderId(a)).toBe('0000000000');
+  });
+
+  it("api.emptyReplay 'no-content' answers 204; api.validateAnswer 'text' answers the published JSON string", async () => {
+    const h = await start({ api: { emptyReplay: 'no-content', validateAnswer: 'text' } });
+    const a = await emptyReplay(h);
+    expect([a.status, a.text]).toEqual([204, '']);
+    const ok = await send(h.t, h.sds, { path: '/validate/IF-021/ActivePower', body: JSON.stringify([validItem()]) });
+    expect(ok.status).toBe(201);
+    expect(ok.json).toMatch(/^MSG0000 - Success: valid IF-021 \[ActivePower\]/);
+    const bad = await send(h.t, h.sds, { path: '/validate/IF-021/ActivePower', body: '[{}]' });
+    expect(bad.status).toBe(400);
+    expect(bad.json).toMatch(/^MSG1001 - Schema Failure: item 0: payload is required/);
+  });
+
+  it("api.emptyReplay 'empty-array' answers 200 []; dipId '00000000000' reproduces the published examples", async () => {
+    const h = await start({ api: { emptyReplay: 'empty-array', validateAnswer: 'standard-response' }, dipId: '00000000000' });
+    const a = await emptyReplay(h);
+    expect([a.status, a.text]).toEqual([200, '[]']);
+    const v = await send(h.t, h.sds, { path: '/validate/IF-021/ActivePower', body: JSON.stringify([validItem()]) });
+    expect(senderId(v)).toBe('00000000000');
+  });
+});
