@@ -77,6 +77,7 @@ export default tseslint.config(
     // Plain JS here is tooling (this file, bin/dip.js, the local rule, tool configs): no type information.
     files: ['**/*.js', '**/*.cjs'],
     ...tseslint.configs.disableTypeChecked,
+    languageOptions: { ...tseslint.configs.disableTypeChecked.languageOptions, globals: { process: 'readonly', URL: 'readonly', console: 'readonly' } },
     rules: { ...tseslint.configs.disableTypeChecked.rules, 'local/no-dynamic-key-write': 'off' },
   },
   {
