@@ -4,7 +4,8 @@
 # code owned by root and read-only to the non-root `node` user, all state under the /data volume.
 #
 #   docker build -t opendip .
-#   docker run -d --name opendip --read-only --tmpfs /tmp -v opendip-data:/data -p 8443:8443 opendip
+#   docker run -d --name opendip --restart unless-stopped --read-only --tmpfs /tmp -v opendip-data:/data -p 8443:8443 opendip
+#   (a failed disk sync makes `dip serve` exit 70: the restart policy brings it back)
 #   docker exec opendip dip participant add …        (the dip command, as in the README)
 #
 # Pin the base image by digest for a release (node:20-slim@sha256:…) so a rebuild is the same image.
@@ -55,10 +56,11 @@ VOLUME ["/data"]
 # 8443: participants (mutual TLS). The operator API (8444) listens on the container's loopback only:
 # reach it with `docker exec`.
 EXPOSE 8443
-# Healthy = the process answers its operator API and reads its database (GET /admin/dead-letters with
-# the token the DIP wrote to /data/admin-token). The participants' port needs a client certificate.
+# Healthy = GET /admin/health answers 200: the store takes writes (503 when the disk is full or a sync
+# failed). With the token the DIP wrote to /data/admin-token; the participants' port needs a client
+# certificate, so the operator listener on the container's loopback is the one asked.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-  CMD ["node", "-e", "const d=process.env.DIP_DATA_DIR||'/data';const t=require('fs').readFileSync(d+'/admin-token','utf8').trim();fetch('http://127.0.0.1:'+(process.env.DIP_ADMIN_PORT||8444)+'/admin/dead-letters?limit=1',{headers:{authorization:'Bearer '+t},signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+  CMD ["node", "-e", "const d=process.env.DIP_DATA_DIR||'/data';const t=require('fs').readFileSync(d+'/admin-token','utf8').trim();fetch('http://127.0.0.1:'+(process.env.DIP_ADMIN_PORT||8444)+'/admin/health',{headers:{authorization:'Bearer '+t},signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["node", "dist/cli/main.js"]
 CMD ["serve"]
