@@ -103,7 +103,7 @@ export function summariseProfile(file: string, top = 25, window?: { fromUs: numb
     if (!sources.has(url)) {
       const named = profile.nodes
         .map((n) => n.callFrame)
-        .filter((f) => f.url === url && /^[A-Za-z_$][\w$]*$/.test(f.functionName))
+        .filter((f) => f.url === url && /^[A-Z_$][\w$]*$/i.test(f.functionName))
         .slice(0, 6);
       sources.set(url, sourceFor(url, named));
     }

@@ -157,7 +157,7 @@ async function rawBench(): Promise<RawResults> {
   log('raw limits: RSA-2048 signing');
   const rsa = await rsaRates(S.rawRsaMs);
   const result = { sqlite, echo, rsa };
-  emit('raw', result as unknown as Record<string, unknown>, [
+  emit('raw', result, [
     'SQLite (better-sqlite3, WAL, synchronous=FULL)',
     table(['row bytes', 'rows/transaction', 'rows/s', 'commits/s', 'MB/s'], sqlite.map((s) => [s.rowBytes, s.rowsPerTransaction, s.rowsPerSecond, s.transactionsPerSecond, s.mbPerSecond])),
     '',
@@ -294,7 +294,7 @@ async function ingestBench(f: Fixture): Promise<IngestBenchResult> {
       const { phase: _p, pilotPhase: _pp, window, ...r } = await closedLoopAt(f, dip, market, batch, S.ingestMs);
       runs.push(r);
       windows.push({ batch, window });
-      emit('ingest', r as unknown as Record<string, unknown>, table(
+      emit('ingest', r, table(
         ingestHeaders,
         [ingestRow(r)],
       ));
@@ -759,7 +759,6 @@ async function profileBench(f: Fixture): Promise<ProfileResult> {
     log(`profile: closed loop, batch 10, ${S.ingestConcurrency} concurrent, deliveries to 4 recipients live, ${S.profileMs / 1000} s`);
     let measured = 0;
     let p0: ReceiverProgress | undefined;
-    let p1: ReceiverProgress | undefined;
     let t0 = 0;
     let t1 = 0;
     const r = await closedLoopAt(f, dip, market, 10, S.profileMs, async (phase, capacity) => {
@@ -773,7 +772,7 @@ async function profileBench(f: Fixture): Promise<ProfileResult> {
         window.fromUs = monoUs();
       }
     });
-    p1 = await rx.progress(measured);
+    const p1 = await rx.progress(measured);
     t1 = wallNow();
     window.toUs = monoUs();
     const settled = await rx.waitFor(measured, (p) => p.delivered.every((d) => d >= r.acceptedMessages), SETTLE_MS);

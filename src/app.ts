@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { createPrivateKey } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
 import { join } from 'node:path';
-import { pino } from 'pino';
+import { pino, type DestinationStream } from 'pino';
 import { openBackend } from './adapters/backend.js';
 import { systemClock } from './adapters/clock.js';
 import { UndiciWebhookTransport } from './adapters/http/webhook-client.js';
@@ -66,12 +66,16 @@ export interface StartOptions {
 
 export const pkiDir = (config: DipConfig): string => join(config.dataDir, 'pki');
 
-/** Logs never carry payloads or MPANs, whatever a future log line passes in. */
-export function defaultLogger(): Logger {
-  return pino({
-    level: process.env.DIP_LOG_LEVEL ?? 'info',
+/**
+ * Logs never carry payloads or MPANs, whatever a future log line passes in. stdout unless told (a test
+ * captures every line to prove it).
+ */
+export function defaultLogger(destination?: DestinationStream, level: string = process.env.DIP_LOG_LEVEL ?? 'info'): Logger {
+  const options = {
+    level,
     redact: { paths: ['payload', '*.payload', 'mpan', '*.mpan', 'MPANCore', '*.MPANCore', 'outbound', '*.outbound', 'body', '*.body'], censor: '[masked]' },
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 /**

@@ -118,7 +118,7 @@ describe('IF-021 validation', () => {
 
   it('accepts field names in any case and returns them in the spec case', () => {
     const exact = item();
-    const lower = JSON.parse(JSON.stringify(exact).replace(/"([A-Za-z0-9]+)":/g, (_m, k: string) => `"${k.toLowerCase()}":`));
+    const lower = JSON.parse(JSON.stringify(exact).replace(/"([A-Z0-9]+)":/gi, (_m, k: string) => `"${k.toLowerCase()}":`));
     expect(lower.payload.commonblock.s1.senderdipid).toBe(SENDER);
     const r = catalogue.validate('IF-021', lower);
     expect(r.ok).toBe(true);

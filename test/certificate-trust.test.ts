@@ -162,7 +162,7 @@ describe('dip pki ca create and dip pki issue --csr', () => {
       { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 },
       true,
       ['sign', 'verify'],
-    )) as CryptoKeyPair;
+    ));
     // The CSR asks for another name: the binding is the operator's --dip-id, never the CSR's subject.
     const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=9999999999, O=Participant', keys, signingAlgorithm: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } });
     const csrFile = join(dataDir, 'participant.csr');

@@ -35,7 +35,7 @@ describe('webhook delivery', () => {
 
   it('retries 503 and 429 with backoff and keeps the order: nothing overtakes a failing message', async () => {
     const { t, sds, sup } = await market();
-    let answers = [503, 429, 503];
+    const answers = [503, 429, 503];
     const r = await t.receiver(() => answers.shift() ?? 200);
     await sup.client.setWebhook('IF-021', sup.dipId, { callbackURL: r.url, maxMessageCount: 100 });
     const first = await send(sds, [sup.dipId]);

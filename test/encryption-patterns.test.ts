@@ -168,4 +168,18 @@ describe('security pattern 3: one copy per recipient, never read by the DIP', ()
     expect(a3.status).toBe(400);
     expect(a3.body.messageArray[0]!.message).toMatch(/^MSG1001/);
   });
+
+  it('refuses a copy keyed "__proto__" as a copy for nobody: the sender\'s keys never reach a prototype', async () => {
+    const item = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: recipients.map((x) => x.p.dipId), uniqueSuffix: 'p3proto' });
+    const { CustomBlock: _cb, ...payload } = item.payload;
+    const copies = Object.fromEntries(recipients.map(({ p }) => [p.dipId, 'x.y.z.w.v']));
+    // Raw JSON: an object literal would set the prototype here instead of sending the key.
+    const body = JSON.stringify([{ payload: { ...payload, EncryptedCustomBlocks: copies } }]).replace(
+      '"EncryptedCustomBlocks":{',
+      '"EncryptedCustomBlocks":{"__proto__":"a.b.c.d.e",',
+    );
+    const answer = await sds.client.submit('IF-021', body);
+    expect(answer.status).toBe(400);
+    expect(answer.body.messageArray[0]!.help).toMatch(/has copies for __proto__, who are not recipients/);
+  });
 });

@@ -59,7 +59,7 @@ function admin(t: TestDip) {
       headers: { ...(body ? { 'content-type': 'application/json' } : {}), ...(authorization === null ? {} : { authorization }) },
       body: body ? JSON.stringify(body) : undefined,
     });
-    return { status: res.status, body: (await res.json()) as any };
+    return { status: res.status, body: (await res.json()) };
   };
 }
 

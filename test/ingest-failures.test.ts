@@ -456,7 +456,7 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
   describe('the header against the caller and the DIP', () => {
     const s1 = (change: (s1: Json) => void): IF021Item => {
       const m = clone(item());
-      change(m.payload.CommonBlock.S1 as Json);
+      change(m.payload.CommonBlock.S1);
       return m;
     };
 

@@ -92,7 +92,7 @@ describe('change of supplier end to end', () => {
       const r = await t.receiver();
       calls[key] = r.calls;
       // Only the roles that receive on a channel may register for it; the others' 403s are expected.
-      for (const ch of ['IF-001', 'IF-021']) await p[key]!.client.setWebhook(ch, ids[key], { callbackURL: `${r.url}${ch}` });
+      for (const ch of ['IF-001', 'IF-021']) await p[key].client.setWebhook(ch, ids[key], { callbackURL: `${r.url}${ch}` });
     }
     const token = readFileSync(join(t.config.dataDir, 'admin-token'), 'utf8').trim();
     admin = async (method, path, body) => {

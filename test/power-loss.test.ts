@@ -53,7 +53,8 @@ function buildShim(): { path: string } | { skip: string } {
   const source = join(import.meta.dirname, 'helpers', 'power-loss-shim.c');
   for (const cc of [process.env.CC, 'cc', 'gcc', 'clang'].filter((c): c is string => !!c)) {
     const r = spawnSync(cc, ['-shared', '-fPIC', '-O2', '-Wall', '-Werror', '-o', out, source, '-ldl', '-lpthread'], { encoding: 'utf8' });
-    if ((r.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') continue;
+    const error: NodeJS.ErrnoException | undefined = r.error;
+    if (error?.code === 'ENOENT') continue;
     if (r.status !== 0) throw new Error(`${cc} could not build ${source}:\n${r.stderr}`);
     return { path: out };
   }

@@ -422,7 +422,7 @@ describe('sign / verify', () => {
 
   it('rejects a non-RSA certificate with bad-certificate', async () => {
     const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-    const keys = (await webcrypto.subtle.generateKey(alg, false, ['sign', 'verify'])) as CryptoKeyPair;
+    const keys = (await webcrypto.subtle.generateKey(alg, false, ['sign', 'verify']));
     const ec = await x509.X509CertificateGenerator.createSelfSigned({
       serialNumber: '01',
       name: 'CN=ec',
@@ -593,7 +593,7 @@ describe('participant certificate from a CSR', () => {
   const RSA = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]) };
 
   async function makeCsr(modulusLength: number) {
-    const keys = (await webcrypto.subtle.generateKey({ ...RSA, modulusLength }, true, ['sign', 'verify'])) as CryptoKeyPair;
+    const keys = (await webcrypto.subtle.generateKey({ ...RSA, modulusLength }, true, ['sign', 'verify']));
     const csr = await x509.Pkcs10CertificateRequestGenerator.create({
       name: 'CN=ignored by the CA, O=Participant Ltd',
       keys,
@@ -642,7 +642,7 @@ describe('participant certificate from a CSR', () => {
     await expect(issueParticipantCertificate(pki.ca, { ...opts, csrPem: short.csrPem })).rejects.toThrow(/1024 bits/);
 
     const ecAlg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-    const ecKeys = (await webcrypto.subtle.generateKey(ecAlg, false, ['sign', 'verify'])) as CryptoKeyPair;
+    const ecKeys = (await webcrypto.subtle.generateKey(ecAlg, false, ['sign', 'verify']));
     const ecCsr = await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=ec', keys: ecKeys, signingAlgorithm: ecAlg });
     await expect(issueParticipantCertificate(pki.ca, { ...opts, csrPem: ecCsr.toString('pem') })).rejects.toThrow(/RSA/);
   });
@@ -763,7 +763,7 @@ async function legacyServerCertificate(ca: KeyAndCert): Promise<KeyAndCert> {
     notBefore: new Date(Date.now() - 60_000),
     notAfter: new Date(Date.now() + 30 * 86_400_000),
     publicKey: spki,
-    signingKey: caKey as CryptoKey,
+    signingKey: caKey,
     signingAlgorithm: alg,
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
@@ -799,7 +799,7 @@ describe('mutual TLS', () => {
     server.on('secureConnection', (socket) => {
       if (rejectUnauthorized) strictAccepted++;
       const peer = socket.getPeerCertificate();
-      socket.end(socket.authorized ? `authorized:${peer.subject?.CN ?? ''}` : `refused:${String(socket.authorizationError)}`);
+      socket.end(socket.authorized ? `authorized:${[peer.subject?.CN ?? ''].flat().join(',')}` : `refused:${String(socket.authorizationError)}`);
     });
     server.on('tlsClientError', () => {});
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -177,8 +177,8 @@ describe('dip simulate with a market file of pre-onboarded participants', () => 
     const out: string[] = [];
     const write = process.stdout.write.bind(process.stdout);
     const err = process.stderr.write.bind(process.stderr);
-    process.stdout.write = ((s: string) => (out.push(s), true)) as typeof process.stdout.write;
-    process.stderr.write = (() => true) as typeof process.stderr.write;
+    process.stdout.write = ((s: string) => (out.push(s), true));
+    process.stderr.write = (() => true);
     let code: number;
     try {
       code = await runSimulateCommand({

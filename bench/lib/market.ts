@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { onboardParticipant } from '../../src/pipeline/participants.js';
 import { openBackend } from '../../src/adapters/backend.js';
 import { loadConfig } from '../../src/config.js';

@@ -72,7 +72,7 @@ export class Receivers {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, (reply) => (reply.type === 'error' ? reject(new Error(`receivers: ${reply.message}`)) : resolve(reply)));
-      this.child.send({ ...req, id } as ChildRequest);
+      this.child.send({ ...req, id });
     });
   }
 

@@ -138,7 +138,7 @@ export function sourceFor(url: string, named: NamedPosition[]): SourceFile | und
         return best >= 0 ? segs[best]![1] + 1 : undefined;
       },
       enclosingName(line) {
-        const def = /^\s*(?:export\s+)?(?:default\s+)?(?:async\s+)?(?:function\s*\*?\s*(\w+)|(?:(?:private|public|protected|static|readonly|override|async|get|set)\s+)*(\w+)\s*(?:<[^>]*>)?\s*\(.*\)\s*(?::[^={]*)?\{\s*$|(?:const|let)\s+(\w+)\s*=\s*(?:async\s*)?(?:\(.*\)|\w+)\s*(?::[^=]*)?=>)/;
+        const def = /^\s*(?:export\s+)?(?:default\s+)?(?:async\s+)?(?:function\s*(?:\*\s*)?(\w+)|(?:(?:private|public|protected|static|readonly|override|async|get|set)\s+)*(\w+)\s*(?:<[^>]*>\s*)?\(.*\)\s*(?::[^={]*)?\{\s*$|(?:const|let)\s+(\w+)\s*=\s*(?:async\s*)?(?:\(.*\)|\w+)\s*(?::[^=]*)?=>)/;
         const skip = new Set(['if', 'for', 'while', 'switch', 'catch', 'return', 'function', 'constructor']);
         // Walk upwards keeping count of braces: a definition counts only if its block is still open here.
         let depth = 0;

@@ -90,7 +90,7 @@ export function machineInfo(): Record<string, string | number> {
       return '';
     }
   })();
-  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? cpus()[0]?.model ?? 'unknown';
+  const model = /^model name\s*:\s*(\S.*)$/m.exec(cpuinfo)?.[1] ?? cpus()[0]?.model ?? 'unknown';
   let nproc = cpus().length;
   try {
     nproc = Number(execSync('nproc', { encoding: 'utf8' }).trim()) || nproc;

@@ -17,8 +17,10 @@ export const adminTokenFile = (dataDir: string): string => join(dataDir, 'admin-
 /** The operator's bearer token: made on first start, readable by the operator's account only. */
 export function ensureAdminToken(dataDir: string): string {
   const file = adminTokenFile(dataDir);
+  /* eslint-disable security/detect-non-literal-fs-filename -- a fixed name in the operator's data folder */
   if (!existsSync(file)) writeFileSync(file, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600 });
   return readFileSync(file, 'utf8').trim();
+  /* eslint-enable security/detect-non-literal-fs-filename */
 }
 
 export interface AdminDeps {

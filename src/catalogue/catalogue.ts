@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
@@ -16,13 +16,9 @@ const addFormats = addFormatsModule as unknown as typeof addFormatsModule.defaul
 
 const BUNDLED = 'catalogue-2.1.0.json';
 
-/** The bundled file sits beside this module in src/; from a dist/ build, look back in src/. */
+/** The bundled file sits beside this module: in src/, and in dist/ where `npm run build` copies it. */
 function bundledPath(): string {
-  const candidates = [
-    new URL(`./generated/${BUNDLED}`, import.meta.url),
-    new URL(`../../../src/catalogue/generated/${BUNDLED}`, import.meta.url),
-  ].map((u) => fileURLToPath(u));
-  return candidates.find((p) => existsSync(p)) ?? candidates[0] ?? '';
+  return fileURLToPath(new URL(`./generated/${BUNDLED}`, import.meta.url));
 }
 
 interface Compiled {

@@ -155,7 +155,8 @@ function copyFirst(obj: Record<string, unknown>, keys: string[], count: number):
 }
 
 /** Plain assignment of "__proto__" would set the prototype instead of a field. */
-function setOwn(o: Record<string, unknown>, key: string, value: unknown): void {
+export function setOwn(o: Record<string, unknown>, key: string, value: unknown): void {
   if (key === '__proto__') Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
+  // eslint-disable-next-line local/no-dynamic-key-write -- the guard itself: "__proto__" was defined above
   else o[key] = value;
 }

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { parse } from 'yaml';
+import { setOwn } from './key-case.js';
 import type { JsonObject, JsonSchema, JsonValue } from './types.js';
 
 /**
@@ -133,7 +134,7 @@ export class SchemaConverter {
     const out: JsonObject = {};
     for (const key of [...this.defs.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))) {
       const d = this.defs.get(key);
-      if (d) out[key] = d;
+      if (d) setOwn(out, key, d);
     }
     return out;
   }
@@ -152,13 +153,13 @@ export class SchemaConverter {
   }
 
   private allocateKey(ref: SchemaRef): string {
-    const plain = ref.name.replace(/[^A-Za-z0-9._-]/g, '_');
+    const plain = ref.name.replace(/[^\w.-]/g, '_');
     const holder = this.owner.get(plain);
     if (holder === undefined || holder === ref.file) {
       this.owner.set(plain, ref.file);
       return plain;
     }
-    const stem = posix.basename(ref.file).replace(/(-unresolved)?\.ya?ml$/i, '');
+    const stem = posix.basename(ref.file).replace(/(?:-unresolved)?\.ya?ml$/i, '');
     return `${stem}.${plain}`;
   }
 
@@ -181,17 +182,17 @@ export class SchemaConverter {
         // OpenAPI 3.0.3: nullable adds "null" to the type only; an enum must list null itself to allow it.
         out['type'] = nullable && typeof v === 'string' ? [v, 'null'] : v;
       } else if (PLAIN.has(k)) {
-        out[k] = v;
+        setOwn(out, k, v);
       } else if (k === 'properties') {
         if (!isObject(v)) throw new Error(`${where}: properties is not an object`);
         const props: JsonObject = {};
-        for (const [name, sub] of Object.entries(v)) props[name] = this.convert(sub, file, `${where}.${name}`);
+        for (const [name, sub] of Object.entries(v)) setOwn(props, name, this.convert(sub, file, `${where}.${name}`));
         out['properties'] = props;
       } else if (SUBSCHEMA.has(k)) {
-        out[k] = typeof v === 'boolean' ? v : this.convert(v, file, `${where}.${k}`);
+        setOwn(out, k, typeof v === 'boolean' ? v : this.convert(v, file, `${where}.${k}`));
       } else if (SUBSCHEMA_LIST.has(k)) {
         if (!Array.isArray(v)) throw new Error(`${where}: ${k} is not a list`);
-        out[k] = v.map((s, i) => this.convert(s, file, `${where}.${k}[${i}]`));
+        setOwn(out, k, v.map((s, i) => this.convert(s, file, `${where}.${k}[${i}]`)));
       } else if (k === 'exclusiveMinimum' || k === 'exclusiveMaximum') {
         // OpenAPI 3.0 uses a boolean modifier of minimum/maximum; draft-07 takes the bound itself.
         const bound = node[k === 'exclusiveMinimum' ? 'minimum' : 'maximum'];

@@ -42,6 +42,7 @@ const PHRASES: ReadonlyArray<[RegExp, readonly string[]]> = [
   [/^ds$/i, DATA_SERVICES],
 ];
 
+// eslint-disable-next-line security/detect-non-literal-regexp -- built from the constant ROLE_CODES (word characters only)
 const CODE_WORD = new RegExp(`\\b(${ROLE_CODES.join('|')})\\b`, 'g');
 
 /** Splits on / , & "and" "or" outside parentheses: "Data Service (ADS, SDS)/ LDSO & EES" → 3 segments. */
@@ -55,7 +56,7 @@ function segments(text: string): string[] {
     if (c === ')') depth = Math.max(0, depth - 1);
     if (depth === 0) {
       const rest = text.slice(i);
-      const sep = /^(\/|,|&| and | or )/i.exec(rest);
+      const sep = /^(?:[/,&]| and | or )/i.exec(rest);
       if (sep) {
         out.push(cur);
         cur = '';

@@ -64,7 +64,7 @@ export const PERSONAL_ITEMS: Readonly<Record<string, string>> = {
 };
 
 /** Aggregated volumes: not MPAN-level, so category 1 by the rule; named in the evidence for review. */
-const AGGREGATE = /BMUnit.*(Consumption|Volume)|Consumption$|Volume$|loadShape.*Total$|loadShapePeriodValue/;
+const AGGREGATE = /BMUnit.*(?:Consumption|Volume)|Consumption$|Volume$|loadShape.*Total$|loadShapePeriodValue/;
 
 function isObject(v: JsonValue | undefined): v is { [k: string]: JsonValue } {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -64,6 +64,11 @@ function at(node: JsonValue | undefined, ...path: string[]): JsonValue | undefin
   return cur;
 }
 
+/** A scalar as text (a YAML version may parse as a number); anything else is absent. */
+function text(v: JsonValue | undefined): string | undefined {
+  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : undefined;
+}
+
 function strings(v: JsonValue | undefined): string[] {
   return Array.isArray(v) ? v.filter((s): s is string => typeof s === 'string') : [];
 }
@@ -71,7 +76,9 @@ function strings(v: JsonValue | undefined): string[] {
 /** Channel names from the API description: "Channel-021    UTC Settlement Period Consumption Data<br>". */
 function channelNames(description: string): Map<string, string> {
   const names = new Map<string, string>();
-  for (const m of description.matchAll(/(Channel-(\d{3})|REP-\d{3}[A-Z]?)\s+(.+?)\s*(?:\*\*)?\s*<br>/g)) {
+  // The name runs to the next <br> on its line; asterisks and spacing are tidied below (a pattern that
+  // trimmed them itself would backtrack polynomially on a long line without <br>).
+  for (const m of description.matchAll(/(Channel-(\d{3})|REP-\d{3}[A-Z]?)\s+([^\s<][^<\n]*)<br>/g)) {
     const id = m[2] ? `IF-${m[2]}` : (m[1] ?? '');
     const name = (m[3] ?? '').replace(/\*+/g, '').replace(/\s+/g, ' ').trim();
     if (id && name && !names.has(id)) names.set(id, name);
@@ -189,8 +196,8 @@ export function buildCatalogue(specDir: string, options: ImportOptions = {}): Bu
   const spec = SpecFiles.load(specDir);
   const root = entryFile(spec);
   const rootDoc = spec.doc(root);
-  const apiVersion = String(at(rootDoc, 'info', 'version') ?? 'unknown');
-  const names = channelNames(String(at(rootDoc, 'info', 'description') ?? ''));
+  const apiVersion = text(at(rootDoc, 'info', 'version')) ?? 'unknown';
+  const names = channelNames(text(at(rootDoc, 'info', 'description')) ?? '');
 
   const tablePath = options.rolesTable ?? join(specDir, '..', SENDER_RECEIVER_TABLE);
   const table = existsSync(tablePath) ? parseRolesTable(readFileSync(tablePath, 'utf8')) : new Map<string, TableRow>();
@@ -218,7 +225,11 @@ export function buildCatalogue(specDir: string, options: ImportOptions = {}): Bu
     const payload = spec.component(ref);
     if (!isObject(payload)) throw new Error(`${ref.name} is not a schema object`);
     const variantRefs = Array.isArray(payload['oneOf'])
-      ? payload['oneOf'].map((n) => spec.parseRef(String(at(n, '$ref')), ref.file))
+      ? payload['oneOf'].map((n, i) => {
+          const target = text(at(n, '$ref'));
+          if (target === undefined) throw new Error(`${ref.name}: oneOf entry ${i} has no $ref`);
+          return spec.parseRef(target, ref.file);
+        })
       : [ref];
     const variants = variantRefs.map((r) => readVariant(spec, r));
     for (const v of variants) {

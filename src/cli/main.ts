@@ -78,8 +78,8 @@ program
       await dip.close();
       process.exit(0);
     };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    process.once('SIGINT', () => void stop());
+    process.once('SIGTERM', () => void stop());
   });
 
 const pki = program.command('pki').description('the development PKI');

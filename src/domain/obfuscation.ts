@@ -40,7 +40,10 @@ function strip(node: unknown, steps: string[], mask: boolean): void {
   if (rest.length === 0) {
     const value = obj[key];
     if (!mask) delete obj[key];
-    else obj[key] = each && Array.isArray(value) ? value.map(() => 'x') : 'x';
+    else {
+      // eslint-disable-next-line local/no-dynamic-key-write -- key is an own property of obj (hasOwn / Object.keys): assigning an own data property never reaches the __proto__ setter
+      obj[key] = each && Array.isArray(value) ? value.map(() => 'x') : 'x';
+    }
     return;
   }
   const child = obj[key];

@@ -25,5 +25,5 @@ export interface PreviousCertificate {
 }
 
 /** DIP IDs are 10 characters (DT-006); roles 3-5 upper-case letters (DT-009). */
-export const DIP_ID_PATTERN = /^[0-9A-Za-z]{10}$/;
+export const DIP_ID_PATTERN = /^[0-9A-Z]{10}$/i;
 export const ROLE_PATTERN = /^[A-Z]{3,5}$/;

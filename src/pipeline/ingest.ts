@@ -370,7 +370,7 @@ function parseBatch(body: Buffer, max: number): unknown[] | { status: number; he
   if (!Array.isArray(parsed)) return { status: 400, help: 'the body must be a JSON array of messages ({"payload": {...}})' };
   if (parsed.length === 0) return { status: 400, help: 'the body is an empty array: send at least one message' };
   if (parsed.length > max) return { status: 413, help: `the batch holds ${parsed.length} messages; the limit is ${max}` };
-  return parsed;
+  return parsed as unknown[];
 }
 
 /** The first few validation issues, for a help text (which is limited to 500 characters). */
@@ -400,8 +400,10 @@ function bestEffortReference(item: unknown): string | null {
   return typeof ref === 'string' ? ref.slice(0, 100) : null;
 }
 
+const isDipHeader = (name: string): name is `x-dip-${string}` => name.startsWith('x-dip-');
+
 function signatureHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(headers)) if (k.startsWith('x-dip-') && v !== undefined) out[k] = v;
+  for (const [k, v] of Object.entries(headers)) if (isDipHeader(k) && v !== undefined) out[k] = v;
   return out;
 }

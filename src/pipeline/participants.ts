@@ -25,7 +25,7 @@ function checkedCertificate(certificatePem: string, dipId: string, trustedCaPems
   try {
     info = certificateInfo(certificatePem);
   } catch (e) {
-    throw new Error(`--cert is not a PEM certificate: ${(e as Error).message}`);
+    throw new Error(`--cert is not a PEM certificate: ${(e as Error).message}`, { cause: e });
   }
   if (!info.dipIds.includes(dipId)) {
     throw new Error(`the certificate is bound to ${info.dipIds.join(', ') || 'no DIP ID'} (SAN urn:dip:participant:…), not to ${dipId}`);

@@ -58,9 +58,12 @@ export function splitPattern3(item: unknown): Prepared {
     return { ok: false, help: `payload.${ENCRYPTED_BLOCKS} is required on this channel (security pattern 3): { "<recipient DIP ID>": "<JWE to that recipient>" }` };
   }
   if (field(payload.value, 'CustomBlock')) return { ok: false, help: `payload.CustomBlock must not travel in clear on this channel (security pattern 3)` };
-  const out: Record<string, string> = {};
+  // The keys are the sender's: with a null prototype a "__proto__" key is kept as data (and refused
+  // later as a copy for nobody) instead of reaching the prototype setter and vanishing.
+  const out = Object.create(null) as Record<string, string>;
   for (const [id, jwe] of Object.entries(value)) {
     if (typeof jwe !== 'string' || jwe.split('.').length !== 5) return { ok: false, help: `payload.${ENCRYPTED_BLOCKS}.${id} is not a JWE in compact serialisation` };
+    // eslint-disable-next-line local/no-dynamic-key-write -- out has a null prototype (above)
     out[id] = jwe;
   }
   const { [copies!.key]: _copies, ...rest } = payload.value as Json;

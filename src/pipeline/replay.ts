@@ -30,7 +30,7 @@ export function continuationToken(filter: ReplayFilter, afterSeq: number): strin
 
 /** The position a token continues from, or null when it is malformed or was made for another filter. */
 export function readContinuationToken(token: string, filter: ReplayFilter): number | null {
-  const match = /^(\d{1,15})\.([A-Za-z0-9_-]{1,32})$/.exec(token);
+  const match = /^(\d{1,15})\.([\w-]{1,32})$/.exec(token);
   if (!match || match[2] !== filterDigest(filter)) return null;
   return Number(match[1]);
 }

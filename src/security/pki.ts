@@ -68,7 +68,7 @@ function generateRsaKey(): Promise<GeneratedKey> {
 
 async function importSigningKey(keyPem: string): Promise<CryptoKey> {
   const der = createPrivateKey(keyPem).export({ type: 'pkcs8', format: 'der' });
-  return (await webcrypto.subtle.importKey('pkcs8', der, RSA_ALG, false, ['sign'])) as unknown as CryptoKey;
+  return await webcrypto.subtle.importKey('pkcs8', der, RSA_ALG, false, ['sign']);
 }
 
 function randomSerial(): string {
@@ -175,7 +175,7 @@ export async function issueParticipantCertificate(
   const first = opts.dipIds[0];
   if (!first) throw new Error('issueParticipantCertificate: at least one DIP ID is required');
   for (const id of opts.dipIds) {
-    if (!/^[A-Za-z0-9._-]+$/.test(id)) throw new Error(`issueParticipantCertificate: invalid DIP ID '${id}'`);
+    if (!/^[\w.-]+$/.test(id)) throw new Error(`issueParticipantCertificate: invalid DIP ID '${id}'`);
   }
   checkValidDays(opts.validDays);
   let keyPem = '';
@@ -424,7 +424,7 @@ export async function readCertificateAuthority(dir: string): Promise<KeyAndCert>
     const [keyPem, certPem] = await Promise.all([readFile(join(dir, FILES.caKey), 'utf8'), readFile(join(dir, FILES.caCert), 'utf8')]);
     return { keyPem, certPem };
   } catch (e) {
-    throw new Error(`cannot read the CA in ${dir}: ${(e as Error).message}`);
+    throw new Error(`cannot read the CA in ${dir}: ${(e as Error).message}`, { cause: e });
   }
 }
 
@@ -495,7 +495,7 @@ function canonicalIp(ip: string): string {
     const h = head ? head.split(':') : [];
     const t = tail ? tail.split(':') : [];
     const missing = host.includes('::') ? 8 - h.length - t.length : 0;
-    return [...h, ...Array(missing).fill('0'), ...t].map((p) => p.toUpperCase()).join(':');
+    return [...h, ...new Array<string>(missing).fill('0'), ...t].map((p) => p.toUpperCase()).join(':');
   } catch {
     return ip;
   }

@@ -92,7 +92,7 @@ export async function revokeCertificate(pkiDir: string, certPem: string, reason 
   try {
     cert = new X509Certificate(certPem);
   } catch (e) {
-    throw new Error(`not a PEM certificate: ${(e as Error).message}`);
+    throw new Error(`not a PEM certificate: ${(e as Error).message}`, { cause: e });
   }
   const ca = await readCertificateAuthority(pkiDir);
   const caCert = new X509Certificate(ca.certPem);
@@ -153,7 +153,7 @@ async function withLock<T>(lockFile: string, fn: () => Promise<T>): Promise<T> {
       // A lock left by a crashed process is taken over after 30 s.
       const age = await stat(lockFile).then((s) => Date.now() - s.mtimeMs, () => 0);
       if (age > 30_000) await rm(lockFile, { force: true });
-      else if (Date.now() > deadline) throw new Error(`${lockFile} is held by another process`);
+      else if (Date.now() > deadline) throw new Error(`${lockFile} is held by another process`, { cause: e });
       else await new Promise((r) => setTimeout(r, 50));
     }
   }

@@ -327,7 +327,7 @@ function parseCertificateHeader(headerValue: string): CacheEntry {
   }
   let entry: CacheEntry;
   try {
-    if (!/^[A-Za-z0-9+/=_-]+$/.test(headerValue)) throw new Error('header value is not base64');
+    if (!/^[\w+/=-]+$/.test(headerValue)) throw new Error('header value is not base64');
     const decoded = Buffer.from(headerValue, 'base64');
     if (decoded.length === 0) throw new Error('header value decodes to nothing');
     // Spec: base64 of the PEM text. DER (base64 of the raw certificate) is accepted as well.
@@ -443,12 +443,12 @@ export function verifyDipSignature(input: VerifyInput): VerifyResult {
     }
   }
 
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(signatureB64)) {
+  if (!/^[A-Z0-9+/]+={0,2}$/i.test(signatureB64)) {
     return fail('bad-signature', `${DIP_HEADER_SIGNATURE} is not base64`);
   }
   const signature = Buffer.from(signatureB64, 'base64');
   const data = Buffer.from(expected, 'utf8');
-  let valid = false;
+  let valid: boolean;
   try {
     valid = cryptoVerify('sha256', data, cert.publicKey, signature);
   } catch (e) {
@@ -575,7 +575,7 @@ const HELP_MAX = 500;
  * compare with what it signed. `check` is a VerifyFailureReason or a check of its own (a revoked or
  * unregistered certificate, a replay).
  */
-export function signatureHelp(check: VerifyFailureReason | string, detail: string, stringToSign: string | null): string {
+export function signatureHelp(check: string, detail: string, stringToSign: string | null): string {
   const name = CHECK_NAMES[check as VerifyFailureReason] ?? check;
   const tail = stringToSign === null ? '' : ` | the DIP verifies: ${stringToSign}`;
   const head = `message signature refused (${name}): `;

@@ -35,7 +35,7 @@ export function readTrustedCaFiles(trustedCaFiles: readonly string[]): TrustStor
     try {
       text = readFileSync(file, 'utf8');
     } catch (e) {
-      throw new Error(`trustedCaFiles: cannot read ${file}: ${(e as Error).message}`);
+      throw new Error(`trustedCaFiles: cannot read ${file}: ${(e as Error).message}`, { cause: e });
     }
     const blocks = splitPemBundle(text);
     if (blocks.length === 0) throw new Error(`trustedCaFiles: ${file} holds no PEM certificate`);
@@ -44,7 +44,7 @@ export function readTrustedCaFiles(trustedCaFiles: readonly string[]): TrustStor
       try {
         cert = new X509Certificate(pem);
       } catch (e) {
-        throw new Error(`trustedCaFiles: certificate ${i + 1} in ${file} is not readable: ${(e as Error).message}`);
+        throw new Error(`trustedCaFiles: certificate ${i + 1} in ${file} is not readable: ${(e as Error).message}`, { cause: e });
       }
       // A leaf in the bundle would let whoever holds its key (and only them) in: almost certainly a mistake.
       if (!cert.ca) throw new Error(`trustedCaFiles: certificate ${i + 1} in ${file} (${cert.subject.split('\n').join(', ')}) is not a CA certificate`);

@@ -155,7 +155,7 @@ export class WebhookDestinations {
 
   constructor(opts: WebhookDestinationOptions) {
     this.enforce = opts.enforce;
-    this.baseLookup = opts.lookup ?? (dnsLookup as unknown as LookupFunction);
+    this.baseLookup = opts.lookup ?? dnsLookup;
     this.timeoutMs = opts.registrationLookupTimeoutMs ?? 3000;
     for (const raw of opts.allowList ?? []) {
       const entry = raw.trim();

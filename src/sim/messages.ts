@@ -105,7 +105,7 @@ export interface IF021Item {
 }
 
 /** The sender unique reference's participant segment is 10 hex digits (DT-995). */
-const HEX_DIP_ID = /^[0-9a-fA-F]{10}$/;
+const HEX_DIP_ID = /^[0-9a-f]{10}$/i;
 
 /**
  * A valid IF-021 (UTC settlement period consumption) message: one MPAN, one UTC settlement day of 48

@@ -166,10 +166,20 @@ export interface Delivery {
   signatureDetail: string;
 }
 
-type Json = Record<string, any>;
+type Json = Record<string, unknown>;
 
-export const refOf = (m: Json): string | undefined => {
-  const r = m?.payload?.CommonBlock?.S1?.senderUniqueReference;
+/** A field down a path of a delivered message, whatever its shape: the oracle judges what the DIP sent. */
+const dig = (v: unknown, ...path: string[]): unknown => {
+  let cur = v;
+  for (const k of path) cur = typeof cur === 'object' && cur !== null ? (cur as Json)[k] : undefined;
+  return cur;
+};
+
+/** A received field for a report: strings as they are, other values as JSON, absent as `absent`. */
+const shown = (v: unknown, absent: string): string => (v === undefined || v === null ? absent : typeof v === 'string' ? v : JSON.stringify(v));
+
+export const refOf = (m: unknown): string | undefined => {
+  const r = dig(m, 'payload', 'CommonBlock', 'S1', 'senderUniqueReference');
   return typeof r === 'string' ? r : undefined;
 };
 
@@ -265,9 +275,8 @@ export class DeliveryLedger {
     const out: Mismatch[] = [...this.extraMismatches];
     const seen = new Map<string, number>();
     for (const d of this.deliveries) {
-      const msg = d.message as Json;
-      const ref = refOf(msg);
-      const channel = String(msg?.payload?.CommonBlock?.S0?.interfaceID ?? '?');
+      const ref = refOf(d.message);
+      const channel = shown(dig(d.message, 'payload', 'CommonBlock', 'S0', 'interfaceID'), '?');
       const who = this.label(d.recipient);
       if (!d.signatureOk) out.push({ kind: 'bad-signature', participant: who, channel, senderUniqueReference: ref, detail: `the DIP's signature on the webhook call did not verify: ${d.signatureDetail}` });
       if (ref === undefined) {
@@ -302,7 +311,7 @@ export class DeliveryLedger {
       out.push({
         kind: 'status-message',
         participant: this.label(d.recipient),
-        detail: `status message about ${String(entry.transactionID ?? '?')}: ${String(entry.message ?? '')} ${String(entry.help ?? '')}`.trim(),
+        detail: `status message about ${shown(entry.transactionID, '?')}: ${shown(entry.message, '')} ${shown(entry.help, '')}`.trim(),
       });
     }
     // The most telling first: refusals, then routing (missing / unexpected), then the wrappers.
@@ -312,7 +321,7 @@ export class DeliveryLedger {
   /** The copy's wrapper: D0 filled for this transaction, A0 listing the routing, the right MPAN and channel. */
   private checkCopy(d: Delivery, m: SentMessage): Mismatch[] {
     const out: Mismatch[] = [];
-    const cb = (d.message as Json).payload?.CommonBlock ?? {};
+    const cb = (dig(d.message, 'payload', 'CommonBlock') ?? {}) as Json;
     const at = { participant: this.label(d.recipient), channel: m.channel, senderUniqueReference: m.ref, mpan: m.mpan ?? undefined };
     const rules = this.rules(m.channel);
     const d0 = cb.D0 as Json | undefined;
@@ -334,7 +343,10 @@ export class DeliveryLedger {
     if (d0Problems.length > 0) out.push({ kind: 'bad-d0', ...at, detail: d0Problems.join('; ') });
 
     const a0 = cb.A0 as Json | undefined;
-    const list = (k: string): string[] | null => (Array.isArray(a0?.[k]) ? (a0[k] as unknown[]).map(String) : null);
+    const list = (k: string): string[] | null => {
+      const v = a0?.[k];
+      return Array.isArray(v) ? v.map(String) : null;
+    };
     const [pri, sec, alw] = [list('primaryRecipients'), list('secondaryRecipients'), list('always')];
     const a0Problems: string[] = [];
     const same = (a: string[], b: string[]) => a.length === b.length && a.every((x) => b.includes(x));
@@ -349,11 +361,13 @@ export class DeliveryLedger {
     if (a0Problems.length > 0) out.push({ kind: 'bad-a0', ...at, detail: a0Problems.join('; ') });
 
     const content: string[] = [];
-    if (cb.S0?.interfaceID !== m.channel) content.push(`S0.interfaceID is ${JSON.stringify(cb.S0?.interfaceID)}`);
-    if (cb.S1?.senderDIPID !== m.sender) content.push(`S1.senderDIPID is ${JSON.stringify(cb.S1?.senderDIPID)}`);
-    if (m.mpan !== null && cb.M0?.MPANCore !== m.mpan) content.push(`M0.MPANCore is ${JSON.stringify(cb.M0?.MPANCore)}, sent ${m.mpan}`);
+    const [interfaceId, senderDipId, mpanCore] = [dig(cb, 'S0', 'interfaceID'), dig(cb, 'S1', 'senderDIPID'), dig(cb, 'M0', 'MPANCore')];
+    if (interfaceId !== m.channel) content.push(`S0.interfaceID is ${JSON.stringify(interfaceId)}`);
+    if (senderDipId !== m.sender) content.push(`S1.senderDIPID is ${JSON.stringify(senderDipId)}`);
+    if (m.mpan !== null && mpanCore !== m.mpan) content.push(`M0.MPANCore is ${JSON.stringify(mpanCore)}, sent ${m.mpan}`);
     const sentCorrelation = m.workflow && !m.workflow.starter ? m.workflow.correlationId : null;
-    if ((cb.S1?.senderCorrelationID ?? null) !== sentCorrelation) content.push(`S1.senderCorrelationID is ${JSON.stringify(cb.S1?.senderCorrelationID)}, sent ${JSON.stringify(sentCorrelation)}`);
+    const senderCorrelation = dig(cb, 'S1', 'senderCorrelationID') ?? null;
+    if (senderCorrelation !== sentCorrelation) content.push(`S1.senderCorrelationID is ${JSON.stringify(senderCorrelation)}, sent ${JSON.stringify(sentCorrelation)}`);
     if (content.length > 0) out.push({ kind: 'bad-content', ...at, detail: content.join('; ') });
     return out;
   }

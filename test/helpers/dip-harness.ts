@@ -29,9 +29,14 @@ export interface TestDip {
 }
 
 /** A real DIP on an ephemeral port over real HTTPS, with its SQLite file in a fresh directory. */
-export async function startTestDip(overrides: Partial<DipConfig> = {}, dataDir = mkdtempSync(join(tmpdir(), 'opendip-')), options: StartOptions = {}): Promise<TestDip> {
+export async function startTestDip(
+  overrides: Partial<DipConfig> = {},
+  dataDir = mkdtempSync(join(tmpdir(), 'opendip-')),
+  options: StartOptions & { logger?: Logger } = {},
+): Promise<TestDip> {
+  const { logger = quietLogger, ...start } = options;
   const config = loadConfig({}, { dataDir, port: 0, adminPort: 0, sweepIntervalSeconds: 0.2, warmCatalogue: false, host: '127.0.0.1', ...overrides, delivery: { ...loadConfig({}).delivery, retryBaseMs: 50, retryCapMs: 500, ...overrides.delivery } });
-  const dip = await startDip(config, quietLogger, options);
+  const dip = await startDip(config, logger, start);
   const closers: Array<() => Promise<void>> = [];
   return {
     dip,

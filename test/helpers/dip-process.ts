@@ -27,7 +27,7 @@ export async function startDipProcess(dataDir: string, port: number, env: Record
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   await waitFor(() => err.includes('is listening on') || child.exitCode !== null, 30_000, 'the DIP to start');
   if (child.exitCode !== null) throw new Error(`dip serve exited: ${err}`);
   return child;

@@ -82,7 +82,7 @@ export function arbitraryOf(root: JsonSchema): Arb {
           if (!required.includes(name) && depth > 4) continue;
           model[name] = isSchema(sub) ? of(sub, depth + 1) : fc.constant(null);
         }
-        return fc.record(model, { requiredKeys: required.filter((r) => r in model) }) as Arb;
+        return fc.record(model, { requiredKeys: required.filter((r) => r in model) });
       }
       default:
         return fc.constant(null);

@@ -122,7 +122,7 @@ export async function send(t: TestDip, who: TestParticipant, o: SendOptions): Pr
   const res = await agentFor(t, who).request({
     origin: t.dip.url,
     path: o.path,
-    method: method as 'POST',
+    method: method,
     headers,
     // A GET carries a body only when one is given (the signature covers it either way).
     body: method === 'HEAD' || (method === 'GET' && o.body === undefined) ? undefined : body,
@@ -295,7 +295,7 @@ const RSA = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as const;
 
 async function importKey(pem: string): Promise<CryptoKey> {
   const der = createPrivateKey(pem).export({ type: 'pkcs8', format: 'der' });
-  return (await webcrypto.subtle.importKey('pkcs8', der, RSA, false, ['sign'])) as unknown as CryptoKey;
+  return await webcrypto.subtle.importKey('pkcs8', der, RSA, false, ['sign']);
 }
 
 export interface ForgeOptions {
@@ -312,7 +312,7 @@ export interface ForgeOptions {
 
 /** A participant-like certificate made by hand: expired, not yet valid, self-signed, wrong EKU… */
 export async function forgeCertificate(o: ForgeOptions): Promise<KeyAndCert> {
-  const keys = (await webcrypto.subtle.generateKey({ ...RSA, modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) }, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const keys = (await webcrypto.subtle.generateKey({ ...RSA, modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) }, true, ['sign', 'verify']));
   const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
   const keyPem = `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END PRIVATE KEY-----\n`;
   const now = Date.now();
@@ -325,12 +325,12 @@ export async function forgeCertificate(o: ForgeOptions): Promise<KeyAndCert> {
     notBefore: o.notBefore ?? new Date(now - 3600_000),
     notAfter: o.notAfter ?? new Date(now + 30 * 86400_000),
     publicKey: keys.publicKey as never,
-    signingKey: (o.ca ? await importKey(o.ca.keyPem) : keys.privateKey) as never,
+    signingKey: (o.ca ? await importKey(o.ca.keyPem) : keys.privateKey),
     signingAlgorithm: RSA,
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
-      new x509.ExtendedKeyUsageExtension((o.eku ?? [x509.ExtendedKeyUsage.clientAuth]) as x509.ExtendedKeyUsageType[]),
+      new x509.ExtendedKeyUsageExtension((o.eku ?? [x509.ExtendedKeyUsage.clientAuth])),
       new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `urn:dip:participant:${o.dipId}` }]),
       ...(issuerCert ? [new x509.AuthorityKeyIdentifierExtension(issuerCert.getExtension(x509.SubjectKeyIdentifierExtension)!.keyId)] : []),
     ],

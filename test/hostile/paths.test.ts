@@ -8,11 +8,10 @@ import type { TestParticipant } from '../helpers/dip-harness.js';
 import { expectRefusal, expectStillServing, messageCount, send, startHostileDip, SUP_ID, validItem, type HostileDip } from './helpers.js';
 
 let h: HostileDip;
-let ldso: TestParticipant;
 const LDSO_ID = '3000000001';
 beforeAll(async () => {
   h = await startHostileDip();
-  ldso = await h.t.participant(LDSO_ID, ['LDSO']);
+  await h.t.participant(LDSO_ID, ['LDSO']);
 });
 afterAll(async () => {
   await h?.close();
@@ -64,8 +63,8 @@ describe('path tricks in IDs', () => {
     expect(messageCount(h.t)).toBe(before);
     expect(h.t.dip.backend).toBeDefined();
     const { default: Database } = await import('better-sqlite3');
-    const { join } = await import('node:path');
-    const db = new Database(join(h.t.config.dataDir, 'dip.db'), { readonly: true });
+    const path = await import('node:path');
+    const db = new Database(path.join(h.t.config.dataDir, 'dip.db'), { readonly: true });
     try {
       expect((db.prepare('SELECT count(*) AS n FROM webhooks').get() as { n: number }).n).toBe(0);
     } finally {

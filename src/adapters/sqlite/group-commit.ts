@@ -22,7 +22,7 @@ export interface GroupListener {
  * SQLite error codes after which trying again later can succeed: nothing was written. Everything else a
  * commit raises is treated as permanent for the writes of that group.
  */
-const UNAVAILABLE = /^SQLITE_(FULL|BUSY|LOCKED|IOERR|CANTOPEN|NOMEM|INTERRUPT)/;
+const UNAVAILABLE = /^SQLITE_(?:FULL|BUSY|LOCKED|IOERR|CANTOPEN|NOMEM|INTERRUPT)/;
 
 /** The pipeline never parses engine messages: every failure leaves here as a StoreError of a known kind. */
 export function classifySqliteError(error: unknown): StoreError {

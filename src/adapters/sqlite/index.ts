@@ -1,4 +1,4 @@
-import type { Backend, ValueSealer } from '../../ports/backend.js';
+import type { Backend } from '../../ports/backend.js';
 import { SqliteArchive } from './archive.js';
 import { SqliteDatabase, type SqliteOptions } from './database.js';
 import { SqliteDataKeys } from './data-keys.js';
