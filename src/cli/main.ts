@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { onboardParticipant, rotateParticipantCertificate } from '../pipeline/participants.js';
 import { pkiDir, startDip } from '../app.js';
 import { openBackend } from '../adapters/backend.js';
@@ -20,6 +20,7 @@ import { buildIF021 } from '../sim/messages.js';
 import { adminCall } from './admin-client.js';
 import { LOAD_HEADER, readLoadFile } from './mpan-load.js';
 import { openProfile, PROFILE_FILES } from './profile.js';
+import { startTopology } from './cluster/topology.js';
 import type { Readable } from 'node:stream';
 import { request } from 'undici';
 
@@ -80,6 +81,57 @@ program
     };
     process.once('SIGINT', () => void stop());
     process.once('SIGTERM', () => void stop());
+  });
+
+program
+  .command('cluster')
+  .description('a complete production topology on this machine: 3 NATS JetStream nodes (R3), PostgreSQL, 3 DIP nodes behind one address')
+  .option('--dir <dir>', 'state: NATS stores, the DIP data directory (PKI, configuration), logs', './cluster')
+  .option('--port <port>', 'the one address participants use (a TCP pass-through balancer: mTLS ends at the nodes)', (v) => Number(v), 8443)
+  .option('--host <host>', 'interface the balancer listens on', '127.0.0.1')
+  .option('--postgres-url <url>', 'the database (created when absent; a private server is started when none answers)', 'postgres://postgres@127.0.0.1:5432/opendip_cluster')
+  .option('--nats-port <port>', 'first client port of the NATS nodes (routes at +100, monitoring at +200)', (v) => Number(v), 14222)
+  .option('--nats-servers <list>', 'use this NATS cluster (host:port,…) instead of starting one')
+  .option('--nodes <n>', 'DIP nodes', positiveInt, 3)
+  .action(async (o: { dir: string; port: number; host: string; postgresUrl: string; natsPort: number; natsServers?: string; nodes: number }) => {
+    const log = (m: string) => process.stderr.write(`[cluster] ${m}\n`);
+    const dir = resolve(o.dir);
+    const topology = await startTopology({
+      dir,
+      host: o.host,
+      port: o.port,
+      postgresUrl: o.postgresUrl,
+      natsServers: o.natsServers?.split(',').map((x) => x.trim()).filter(Boolean),
+      natsBasePort: o.natsPort,
+      natsNodes: 3,
+      natsBinary: process.env.NATS_SERVER ?? 'nats-server',
+      dipNodes: o.nodes,
+      log,
+    });
+    process.stderr.write(
+      [
+        '',
+        `OpenDIP cluster: ${topology.dipNodes.length} nodes behind ${topology.url}`,
+        `  nodes      ${topology.dipNodes.map((n) => `${n.name} :${n.port} (admin :${n.adminPort}, pid ${n.process.pid})`).join(', ')}`,
+        `  NATS       ${topology.natsServers.join(', ')}${topology.nats.length ? ' (started here, JetStream R3)' : ' (already running)'}`,
+        `  PostgreSQL ${topology.postgresUrl}${topology.postgres ? ' (started here)' : ''}`,
+        `  data       ${topology.dataDir} (PKI and dip.config.yaml shared by every node; logs in ${dir})`,
+        'Operator commands reach the cluster through its data directory:',
+        `  export DIP_DATA_DIR=${topology.dataDir}`,
+        'Ctrl-C stops what this command started.',
+        '',
+      ].join('\n'),
+    );
+    let stopping = false;
+    const stop = async () => {
+      if (stopping) return;
+      stopping = true;
+      log('stopping');
+      await topology.stop();
+      process.exit(0);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
   });
 
 const pki = program.command('pki').description('the development PKI');
