@@ -1,9 +1,14 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { join, resolve } from 'node:path';
 import { onboardParticipant, rotateParticipantCertificate } from '../pipeline/participants.js';
 import { pkiDir, startDip } from '../app.js';
-import { openBackend } from '../adapters/backend.js';
+import { databaseFile, openBackend } from '../adapters/backend.js';
+import { systemClock } from '../adapters/clock.js';
+import type { MigrationRecord } from '../adapters/migration.js';
+import { importIntoPostgres } from '../adapters/postgres/import.js';
+import { exportSqlite } from '../adapters/sqlite/export.js';
 import type { Backend } from '../ports/backend.js';
 import { Catalogue, importCatalogue } from '../catalogue/catalogue.js';
 import { startWebhookReceiver } from '../client/webhook-receiver.js';
@@ -132,6 +137,38 @@ program
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+  });
+
+const migrate = program.command('migrate').description('move an embedded (SQLite) deployment to the cluster (docs/deployment.md)');
+migrate
+  .command('export')
+  .description('write the SQLite store\'s data keys, participants, webhooks, MPAN lookup, recent sender references and queues in flight to a file (stop the DIP first)')
+  .requiredOption('--out <file>', 'the export (JSON lines; payloads stay sealed where encryption at rest is on)')
+  .option('--since-days <n>', 'sender references received in the last n days stay refused as duplicates (default: the archive retention)', positiveInt)
+  .action(async (o: { out: string; sinceDays?: number }) => {
+    const config = loadConfig();
+    if (config.storage.kind !== 'sqlite') throw new Error('migrate export reads an embedded store: this configuration says storage.kind cluster');
+    const counts: Record<string, number> = {};
+    const out = createWriteStream(o.out, { mode: 0o600 });
+    const since = Date.now() - (o.sinceDays ?? config.archiveRetentionDays) * 86_400_000;
+    for (const record of exportSqlite(databaseFile(config), since, counts)) {
+      if (!out.write(`${JSON.stringify(record)}\n`)) await new Promise<void>((r) => out.once('drain', () => r()));
+    }
+    await new Promise<void>((r, j) => out.end((err?: Error | null) => (err ? j(err) : r())));
+    process.stderr.write(`exported to ${o.out}: ${JSON.stringify(counts)}\n`);
+  });
+migrate
+  .command('import')
+  .description('load an export into the cluster\'s new PostgreSQL database, before any DIP node starts on it')
+  .requiredOption('--in <file>', 'a file written by migrate export')
+  .action(async (o: { in: string }) => {
+    const config = loadConfig();
+    if (config.storage.kind !== 'cluster') throw new Error('migrate import writes to the cluster: set storage.kind cluster and storage.postgres.url (or DIP_STORAGE=cluster, DIP_POSTGRES_URL)');
+    async function* records(): AsyncGenerator<MigrationRecord> {
+      for await (const line of createInterface({ input: createReadStream(o.in), crlfDelay: Infinity })) if (line.trim()) yield JSON.parse(line) as MigrationRecord;
+    }
+    const counts = await importIntoPostgres({ url: config.storage.postgres.url, clock: systemClock, poolSize: 2 }, records());
+    process.stderr.write(`imported into ${new URL(config.storage.postgres.url).pathname.slice(1)}: ${JSON.stringify(counts)}\n`);
   });
 
 const pki = program.command('pki').description('the development PKI');
