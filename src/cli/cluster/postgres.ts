@@ -12,7 +12,7 @@ export function postgresBin(program: string): string {
 }
 
 /** PostgreSQL refuses to run as root: as root, its programs run as the `postgres` account. */
-function run(program: string, args: string[]): void {
+export function runPostgresProgram(program: string, args: string[]): void {
   const bin = postgresBin(program);
   if (process.getuid?.() === 0) execFileSync('runuser', ['-u', 'postgres', '--', bin, ...args], { stdio: 'pipe' });
   else execFileSync(bin, args, { stdio: 'pipe' });
@@ -65,6 +65,11 @@ export class PrivatePostgres {
     return `postgres://postgres@127.0.0.1:${this.port}/postgres`;
   }
 
+  /** The data directory. */
+  get data(): string {
+    return join(this.dir, 'data');
+  }
+
   init(): void {
     const data = join(this.dir, 'data');
     if (existsSync(join(data, 'PG_VERSION'))) return;
@@ -73,21 +78,21 @@ export class PrivatePostgres {
       const { uid, gid } = postgresAccount();
       chownSync(this.dir, uid, gid);
     }
-    run('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8']);
+    runPostgresProgram('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8']);
   }
 
   start(): void {
     const data = join(this.dir, 'data');
-    run('pg_ctl', ['-D', data, '-l', join(this.dir, 'postgres.log'), '-w', '-t', '60', '-o', `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1`, 'start']);
+    runPostgresProgram('pg_ctl', ['-D', data, '-l', join(this.dir, 'postgres.log'), '-w', '-t', '60', '-o', `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1`, 'start']);
   }
 
   /** `fast`: a clean shutdown; `immediate`: as a crash (recovery runs at the next start). */
   stop(mode: 'fast' | 'immediate' = 'fast'): void {
-    run('pg_ctl', ['-D', join(this.dir, 'data'), '-m', mode, '-w', 'stop']);
+    runPostgresProgram('pg_ctl', ['-D', join(this.dir, 'data'), '-m', mode, '-w', 'stop']);
   }
 }
 
-function postgresAccount(): { uid: number; gid: number } {
+export function postgresAccount(): { uid: number; gid: number } {
   const [uid, gid] = execFileSync('id', ['-u', 'postgres']).toString().trim().split('\n').concat(execFileSync('id', ['-g', 'postgres']).toString().trim());
   return { uid: Number(uid), gid: Number(gid) };
 }
