@@ -132,7 +132,7 @@ async function startDip(f: Fixture, name: string, cpuProfileDir?: string): Promi
   if (backend === 'cluster') {
     // A database and a NATS prefix of its own: every DIP of the run starts empty, as on SQLite.
     const db = await benchDatabase('opendip_bench');
-    drop = db.drop;
+    drop = () => db.drop();
     configYaml = stringifyYaml({
       storage: { kind: 'cluster', postgres: { url: db.url, poolSize: 10 }, nats: { servers: BENCH_NATS_SERVERS, replicas: 1, prefix: `bench${Date.now().toString(36)}` } },
     });

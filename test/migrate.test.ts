@@ -7,7 +7,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseFile } from '../src/adapters/backend.js';
 import { systemClock } from '../src/adapters/clock.js';
-import type { MigrationRecord } from '../src/adapters/migration.js';
 import { importIntoPostgres } from '../src/adapters/postgres/import.js';
 import { exportSqlite } from '../src/adapters/sqlite/export.js';
 import { DipClient } from '../src/client/dip-client.js';
@@ -60,7 +59,7 @@ describe('dip migrate: SQLite to the cluster', () => {
     // Sealed at rest: no payload travels in the clear.
     const exportText = JSON.stringify(records);
     for (const item of items) expect(exportText).not.toContain(item.payload.CommonBlock.M0.MPANCore);
-    expect(records.filter((x) => x.type === 'message').every((x) => (x as Extract<MigrationRecord, { type: 'message' }>).sealed)).toBe(true);
+    expect(records.filter((x) => x.type === 'message').every((x) => x.sealed)).toBe(true);
 
     const url = await db.freshSchema();
     async function* stream() {

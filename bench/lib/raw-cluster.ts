@@ -88,7 +88,7 @@ export async function jetstreamRate(opts: { message: string; inFlight: number; d
   const name = `bench_raw_${randomBytes(4).toString('hex')}`;
   try {
     const jsm = await jetstreamManager(nc);
-    await jsm.streams.add({ name, subjects: [`${name}.>`], storage: 'file' as never, num_replicas: 1 });
+    await jsm.streams.add({ name, subjects: [`${name}.>`], storage: 'file', num_replicas: 1 });
     const js = jetstream(nc);
     const body = Buffer.from(opts.message);
     let published = 0;

@@ -45,6 +45,5 @@ export type MigrationRecord =
   /** An unsettled queue position (its message is exported before it). */
   | { type: 'entry'; recipientDipId: string; channel: string; seq: number; messageId: number; enqueuedAt: number | null };
 
-export interface MigrationCounts {
-  [type: string]: number;
-}
+/** How many records of each kind an export or import carried. */
+export type MigrationCounts = Partial<Record<MigrationRecord['type'], number>>;

@@ -135,8 +135,8 @@ program
       await topology.stop();
       process.exit(0);
     };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    process.once('SIGINT', () => void stop());
+    process.once('SIGTERM', () => void stop());
   });
 
 const migrate = program.command('migrate').description('move an embedded (SQLite) deployment to the cluster (docs/deployment.md)');

@@ -164,7 +164,7 @@ describe('failover under load: 3 DIP nodes, NATS JetStream R3, PostgreSQL', () =
         });
         submitted += items.length;
         for (;;) {
-          const answer = await s.client.submit('IF-021', items.map((x) => x.item)).catch((err: Error) => ({ status: 0, body: { error: err.message } as Json }));
+          const answer = await s.client.submit('IF-021', items.map((x) => x.item)).catch((err: Error) => ({ status: 0, body: { error: err.message } }));
           if (answer.status === 201) {
             const entries = (answer.body as Json).messageArray as Json[];
             entries.forEach((e, i) =>

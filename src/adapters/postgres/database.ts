@@ -20,10 +20,8 @@ export interface PostgresOptions {
 const PLAIN: ValueSealer = { seal: (plain) => plain, open: (sealed) => sealed, index: (value) => value };
 
 /** bigint columns hold epoch milliseconds, positions and ids, all below 2^53: read them as numbers. */
-const types = {
-  getTypeParser: ((oid: number, format?: string) =>
-    oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
-};
+const types = new pg.TypeOverrides();
+types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
 
 export const queueKey = (q: QueueRef): string => `${q.recipientDipId}\u0000${q.channel}`;
 

@@ -14,7 +14,7 @@ const UNAVAILABLE_CODES = new Set([
   '55000', // object_not_in_prerequisite_state (e.g. a detach still pending)
 ]);
 /** Node's socket errors: no server to talk to right now. */
-const UNAVAILABLE_SOCKET = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN)$/;
+const UNAVAILABLE_SOCKET = /^(?:ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN)$/;
 /** node-postgres raises these without a code when a connection dies or cannot be had in time. */
 const UNAVAILABLE_MESSAGE = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended|not queryable/i;
 

@@ -79,7 +79,7 @@ export class PgMessageLog implements MessageLog {
       const e = classifyPgError(error);
       if (e.kind === 'permanent' && group.length > 1) {
         // One batch the server refuses must not fail the others with it: each is tried alone.
-        await Promise.all(group.map((p) => this.writeGroup([p.batch]).then((o) => p.resolve(o[0]!), p.reject)));
+        await Promise.all(group.map((p) => this.writeGroup([p.batch]).then((o) => p.resolve(o[0]!), (e: unknown) => p.reject(e))));
         return;
       }
       for (const p of group) p.reject(e);

@@ -113,7 +113,7 @@ export class PgRegistry implements RegistryStore {
     if (this.watchers.size === 1) this.startFeed();
     return () => {
       this.watchers.delete(onChange);
-      if (this.watchers.size === 0) this.stopFeed();
+      if (this.watchers.size === 0) void this.stopFeed();
     };
   }
 

@@ -9,7 +9,7 @@ import type { MigrationCounts, MigrationRecord } from '../migration.js';
  */
 export function* exportSqlite(file: string, sinceMs: number, counts: MigrationCounts = {}): Generator<MigrationRecord> {
   const db = new Database(file, { readonly: true, fileMustExist: true });
-  const count = (t: string) => (counts[t] = (counts[t] ?? 0) + 1);
+  const count = (t: MigrationRecord['type']) => (counts[t] = (counts[t] ?? 0) + 1);
   try {
     for (const r of db.prepare<[], { id: number; wrapped: Buffer; createdAt: number }>('SELECT id, wrapped, created_at AS createdAt FROM data_keys ORDER BY id').iterate()) {
       count('dataKey');

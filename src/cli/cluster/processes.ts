@@ -41,8 +41,8 @@ export class ManagedProcess {
         for (const l of this.lines) l(line);
       }
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
     const timeoutMs = ready.timeoutMs ?? 60_000;
     await new Promise<void>((resolve, reject) => {
       let done = false;

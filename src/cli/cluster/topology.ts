@@ -8,8 +8,10 @@ import { natsCluster, natsHealthy, type NatsNode } from './nats.js';
 import { ensureDatabase, postgresReachable, PrivatePostgres } from './postgres.js';
 import { freePorts, listening, ManagedProcess } from './processes.js';
 
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const MAIN = join(REPO_ROOT, 'src', 'cli', 'main.ts');
+const HERE = dirname(fileURLToPath(import.meta.url));
+const REPO_ROOT = resolve(HERE, '..', '..', '..');
+/** `dip serve` as this code runs: the TypeScript sources through tsx, or the build (dist/) on plain node. */
+const SERVE = import.meta.url.endsWith('.ts') ? ['--import', 'tsx', join(HERE, '..', 'main.ts'), 'serve'] : [join(HERE, '..', 'main.js'), 'serve'];
 
 export interface TopologyOptions {
   /** Where the topology keeps its state: NATS stores, the DIP data directory, logs. */
@@ -131,7 +133,7 @@ export async function startTopology(o: TopologyOptions): Promise<Topology> {
       const name = `dip-${i + 1}`;
       const port = ports[2 * i]!;
       const adminPort = ports[2 * i + 1]!;
-      const process_ = new ManagedProcess(name, process.execPath, ['--import', 'tsx', MAIN, 'serve'], {
+      const process_ = new ManagedProcess(name, process.execPath, SERVE, {
         cwd: REPO_ROOT,
         env: { ...process.env, DIP_DATA_DIR: dataDir, DIP_PORT: String(port), DIP_ADMIN_PORT: String(adminPort), DIP_CONFIG: join(dataDir, 'dip.config.yaml') },
         logFile: join(o.dir, `${name}.log`),
@@ -155,7 +157,7 @@ export async function startTopology(o: TopologyOptions): Promise<Topology> {
       port: o.port,
       probeEveryMs: 1_000,
       connectTimeoutMs: 2_000,
-      log: o.log,
+      log: (m) => o.log(m),
       async probe(b) {
         const node = dipNodes.find((n) => n.name === b.name)!;
         const res = await fetch(`http://127.0.0.1:${node.adminPort}/admin/health`, { headers: { authorization: `Bearer ${token()}` }, signal: AbortSignal.timeout(2_000) });
