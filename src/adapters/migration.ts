@@ -1,3 +1,6 @@
+import type { Webhook } from '../ports/registry.js';
+import type { ParticipantRow } from './participant-row.js';
+
 /**
  * Moving an embedded (SQLite) deployment to the cluster: what `dip migrate export` writes, one JSON
  * object per line, and `dip migrate import` reads. Payloads travel as stored: sealed ones stay sealed
@@ -6,21 +9,8 @@
  */
 export type MigrationRecord =
   | { type: 'dataKey'; id: number; wrapped: string; createdAt: number }
-  | {
-      type: 'participant';
-      dipId: string;
-      roles: string;
-      organisation: string;
-      certificatePem: string;
-      certificateFingerprint: string;
-      apiKeyHash: string;
-      createdAt: number;
-      connectionProvider: string | null;
-      previousCertificatePem: string | null;
-      previousCertificateFingerprint: string | null;
-      previousValidUntil: number | null;
-    }
-  | { type: 'webhook'; recipientDipId: string; channel: string; url: string; maxMessageCount: number; maxPayloadKb: number }
+  | ({ type: 'participant' } & ParticipantRow)
+  | ({ type: 'webhook' } & Webhook)
   | { type: 'mpan'; mpan: string; slot: string; fromMs: number; toMs: number | null; dipId: string }
   /** A sender reference still within retention: refused as a duplicate after the move too. */
   | { type: 'senderRef'; senderDipId: string; ref: string; receivedAt: number }

@@ -1,4 +1,5 @@
 import type { AcceptedBatch, AppendOutcome, MessageLog, QueueEntry, QueueRef, QueueState, ReplayCopy, Settlement } from '../../ports/message-log.js';
+import { jobMoved } from '../../ports/errors.js';
 import type { JobProgress } from '../../ports/requeue-jobs.js';
 import { damaged, type PgDatabase } from './database.js';
 import { classifyPgError } from './errors.js';
@@ -227,13 +228,14 @@ export class PgMessageLog implements MessageLog {
           await this.d.saveHeads(c, locked);
         }
         if (progress) {
-          const updated = await c.query("UPDATE requeue_jobs SET cursor = $1, requeued = requeued + $2, updated_at = $3 WHERE id = $4 AND state = 'running'", [
+          const updated = await c.query("UPDATE requeue_jobs SET cursor = $1, requeued = requeued + $2, updated_at = $3 WHERE id = $4 AND state = 'running' AND cursor = $5", [
             progress.cursor,
             progress.added,
             progress.at,
             progress.jobId,
+            progress.from,
           ]);
-          if (updated.rowCount === 0) throw damaged(`requeue job ${progress.jobId} is not running`);
+          if (updated.rowCount === 0) throw jobMoved(progress.jobId);
         }
       },
       copies.map((x) => dayOf(x.receivedAt)),
