@@ -41,6 +41,8 @@ export async function benchDatabase(prefix: string): Promise<{ url: string; drop
 export async function pgInsertRate(opts: { rows: string[]; rowsPerTransaction: number; connections: number; durationMs: number }): Promise<PgInsertResult> {
   const db = await benchDatabase('opendip_bench_raw');
   const pool = new pg.Pool({ connectionString: db.url, max: opts.connections });
+  // An idle connection the server ends (a restart, an administrator) must not end the benchmark.
+  pool.on('error', () => {});
   try {
     await pool.query('CREATE TABLE t (id bigserial PRIMARY KEY, body bytea NOT NULL)');
     let rows = 0;
