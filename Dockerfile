@@ -8,6 +8,10 @@
 #   (a failed disk sync makes `dip serve` exit 70: the restart policy brings it back)
 #   docker exec opendip dip participant add …        (the dip command, as in the README)
 #
+# The same image is a cluster node (PostgreSQL + NATS JetStream; docs/deployment.md, deploy/kubernetes):
+#   docker run … -e DIP_STORAGE=cluster -e DIP_POSTGRES_URL=postgres://… -e DIP_NATS_SERVERS=nats-a:4222,… opendip
+# with the PKI and key-encryption key shared by every node in /data (or DIP_KMS_MODULE for a KMS).
+#
 # Pin the base image by digest for a release (node:20-slim@sha256:…) so a rebuild is the same image.
 ARG NODE_IMAGE=node:20-slim
 

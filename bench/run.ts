@@ -2,6 +2,10 @@
  * OpenDIP benchmarks: `npm run bench` (full, ~10 min) or `npm run bench -- --quick` (~2 min).
  *   --only raw,ingest,latency,ramp,drain,profile   run a subset
  *   --keep                                         keep the DIPs' temporary data directories and logs
+ *   --backend sqlite,cluster                       storage of the DIP under test: the embedded SQLite file
+ *                                                  (default), the cluster backend (PostgreSQL + NATS
+ *                                                  JetStream: the services on 5432 and 4222), or both in
+ *                                                  one run, side by side (bench/results/side-by-side.md)
  *
  * Topology (one host): the DIP runs as its own process (`node --import tsx src/cli/main.ts serve`, fresh
  * DIP_DATA_DIR, free DIP_PORT); the four recipients' HTTPS webhook endpoints run together in a second
@@ -13,12 +17,14 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
+import { stringify as stringifyYaml } from 'yaml';
 import { ensurePki, issueServerCertificate, type KeyAndCert } from '../src/security/pki.js';
 import { formatSummary, summariseProfile, type ProfileSummary } from './cpuprofile-summary.js';
 import { REPO_ROOT, startDipProcess, type DipProcess } from './lib/dip-process.js';
 import { closedLoop, MessageFactory, openLoop, prepareAll, SenderPool, type OpenLoopRun, type Prepared } from './lib/load.js';
 import { issueMarketIdentities, onboardMarket, PRIMARY, RECIPIENTS, registerWebhooks, SENDER, type Identity, type Market } from './lib/market.js';
 import { latencySvg, type LatencyPoint } from './lib/plot.js';
+import { BENCH_NATS_SERVERS, benchDatabase, jetstreamRate, pgInsertRate, type JetStreamResult, type PgInsertResult } from './lib/raw-cluster.js';
 import { fsyncProbe, rsaRates, sqliteInsertRate, startEchoServer, type EchoResult, type RsaResult, type SqliteResult } from './lib/raw-limits.js';
 import { Receivers, type ReceiverProgress } from './lib/receivers.js';
 import { cpuBetween, cpuSnapshot, fmt, machineInfo, percentile, round, sleep, table, wallNow, type CpuUse } from './lib/util.js';
@@ -31,10 +37,21 @@ const { values: flags } = parseArgs({
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    backend: { type: 'string', default: 'sqlite' },
   },
   strict: true,
 });
 const QUICK = flags.quick === true;
+const BACKENDS = (flags.backend ?? 'sqlite').split(',').map((b) => {
+  const name = b.trim();
+  if (name !== 'sqlite' && name !== 'cluster') throw new Error(`--backend: unknown backend '${b}' (sqlite, cluster)`);
+  return name;
+});
+type BackendName = (typeof BACKENDS)[number];
+/** The backend the phases now running measure. */
+let backend: BackendName = BACKENDS[0]!;
+/** Databases made for cluster DIPs, dropped when the DIP stops. */
+const dropDatabase = new Map<DipProcess, () => Promise<void>>();
 const selected = new Set<BenchName>(
   flags.only
     ? flags.only.split(',').map((s) => {
@@ -110,7 +127,18 @@ async function receivers(f: Fixture): Promise<Receivers> {
 
 async function startDip(f: Fixture, name: string, cpuProfileDir?: string): Promise<{ dip: DipProcess; market: Market }> {
   log(`starting DIP '${name}'${cpuProfileDir ? ' with --cpu-prof' : ''}`);
-  const dip = await startDipProcess({ name, pkiFrom: f.pkiDir, cpuProfileDir });
+  let configYaml: string | undefined;
+  let drop: (() => Promise<void>) | undefined;
+  if (backend === 'cluster') {
+    // A database and a NATS prefix of its own: every DIP of the run starts empty, as on SQLite.
+    const db = await benchDatabase('opendip_bench');
+    drop = () => db.drop();
+    configYaml = stringifyYaml({
+      storage: { kind: 'cluster', postgres: { url: db.url, poolSize: 10 }, nats: { servers: BENCH_NATS_SERVERS, replicas: 1, prefix: `bench${Date.now().toString(36)}` } },
+    });
+  }
+  const dip = await startDipProcess({ name: `${name}-${backend}`, pkiFrom: f.pkiDir, cpuProfileDir, configYaml });
+  if (drop) dropDatabase.set(dip, drop);
   f.dips.push(dip);
   const market = await onboardMarket(dip, f.identities);
   const settled = await dip.waitIdle();
@@ -121,6 +149,8 @@ async function startDip(f: Fixture, name: string, cpuProfileDir?: string): Promi
 async function stopDip(f: Fixture, dip: DipProcess): Promise<string | undefined> {
   const profile = await dip.stop();
   if (!flags.keep) dip.cleanup();
+  await dropDatabase.get(dip)?.();
+  dropDatabase.delete(dip);
   f.dips = f.dips.filter((d) => d !== dip);
   return profile;
 }
@@ -132,6 +162,9 @@ interface RawResults {
   sqlite: SqliteResult[];
   echo: EchoResult[];
   rsa: RsaResult;
+  /** With --backend cluster: the PostgreSQL and JetStream the cluster backend runs on. */
+  postgres?: PgInsertResult[];
+  jetstream?: JetStreamResult[];
 }
 
 async function rawBench(): Promise<RawResults> {
@@ -156,8 +189,20 @@ async function rawBench(): Promise<RawResults> {
   }
   log('raw limits: RSA-2048 signing');
   const rsa = await rsaRates(S.rawRsaMs);
-  const result = { sqlite, echo, rsa };
-  emit('raw', result, [
+  const result: RawResults = { sqlite, echo, rsa };
+  if (BACKENDS.includes('cluster')) {
+    log('raw limits: PostgreSQL durable inserts, JetStream publish/consume');
+    result.postgres = [
+      await pgInsertRate({ rows: if021Rows, rowsPerTransaction: 1, connections: 1, durationMs: S.rawSqliteMs }),
+      await pgInsertRate({ rows: if021Rows, rowsPerTransaction: 1, connections: 16, durationMs: S.rawSqliteMs }),
+      await pgInsertRate({ rows: if021Rows, rowsPerTransaction: 100, connections: 4, durationMs: S.rawSqliteMs }),
+    ];
+    result.jetstream = [
+      await jetstreamRate({ message: if021Rows[0]!, inFlight: 1, durationMs: S.rawSqliteMs }),
+      await jetstreamRate({ message: if021Rows[0]!, inFlight: 64, durationMs: S.rawSqliteMs }),
+    ];
+  }
+  emit('raw', { ...result }, [
     'SQLite (better-sqlite3, WAL, synchronous=FULL)',
     table(['row bytes', 'rows/transaction', 'rows/s', 'commits/s', 'MB/s'], sqlite.map((s) => [s.rowBytes, s.rowsPerTransaction, s.rowsPerSecond, s.transactionsPerSecond, s.mbPerSecond])),
     '',
@@ -166,8 +211,21 @@ async function rawBench(): Promise<RawResults> {
     '',
     'RSA-2048 PKCS#1 v1.5 SHA-256',
     table(['async sign/s (thread pool)', 'sync sign/s (1 thread)', 'sync verify/s (1 thread)'], [[rsa.asyncSignsPerSecond, rsa.syncSignsPerSecond, rsa.syncVerifiesPerSecond]]),
+    ...clusterRawTables(result),
   ].join('\n'));
   return result;
+}
+
+/** The cluster backend's raw limits as tables (empty without --backend cluster). */
+function clusterRawTables(raw: RawResults): string[] {
+  const out: string[] = [];
+  if (raw.postgres) {
+    out.push('', 'PostgreSQL durable inserts (synchronous_commit on), loopback', table(['row bytes', 'rows/transaction', 'connections', 'rows/s', 'commits/s'], raw.postgres.map((p) => [p.rowBytes, p.rowsPerTransaction, p.connections, p.rowsPerSecond, p.commitsPerSecond])));
+  }
+  if (raw.jetstream) {
+    out.push('', 'NATS JetStream (file stream, R1), acknowledged publish then ordered consume', table(['message bytes', 'publishes in flight', 'publish/s', 'consume/s'], raw.jetstream.map((j) => [j.messageBytes, j.inFlight, j.publishPerSecond, j.consumePerSecond])));
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -879,6 +937,7 @@ function markdownReport(results: Record<string, unknown>): string {
     md.push('### Raw limits', '', table(['SQLite row bytes', 'rows/transaction', 'rows/s', 'commits/s', 'MB/s'], raw.sqlite.map((s) => [s.rowBytes, s.rowsPerTransaction, s.rowsPerSecond, s.transactionsPerSecond, s.mbPerSecond])), '');
     md.push(table(['mTLS echo body bytes', 'requests/s', 'p50 ms', 'server cores', 'client cores'], raw.echo.map((e) => [e.bodyBytes, e.requestsPerSecond, e.p50Ms, e.serverCores, e.clientCores])), '');
     md.push(table(['RSA-2048 async sign/s (all cores)', 'sync sign/s (1 thread)', 'sync verify/s (1 thread)'], [[raw.rsa.asyncSignsPerSecond, raw.rsa.syncSignsPerSecond, raw.rsa.syncVerifiesPerSecond]]), '');
+    md.push(...clusterRawTables(raw), '');
   }
   if (ingest) {
     md.push('### (a) Ingest, closed loop, no webhooks registered (nothing delivered)', '', table(ingestHeaders, ingest.map(ingestRow)), '');
@@ -914,6 +973,33 @@ function markdownReport(results: Record<string, unknown>): string {
   return `${md.join('\n')}\n`;
 }
 
+/** The headline figures of each backend, one column each. */
+function sideBySide(per: Record<string, Record<string, unknown>>): string {
+  const names = Object.keys(per);
+  const rows: Array<Array<string | number | null | undefined>> = [];
+  const cell = (b: string, get: (r: Record<string, unknown>) => number | string | null | undefined) => get(per[b]!) ?? '—';
+  const row = (label: string, get: (r: Record<string, unknown>) => number | string | null | undefined) => rows.push([label, ...names.map((b) => cell(b, get))]);
+  for (const batch of [1, 10, 100]) {
+    row(`ingest, batch ${batch}, closed loop: msg/s`, (r) => (r.ingest as IngestResult[] | undefined)?.find((x) => x.batch === batch)?.messagesPerSecond);
+    row(`ingest, batch ${batch}: request p50 / p99 ms`, (r) => {
+      const x = (r.ingest as IngestResult[] | undefined)?.find((y) => y.batch === batch);
+      return x ? `${fmt(x.requestP50Ms)} / ${fmt(x.requestP99Ms)}` : undefined;
+    });
+  }
+  const rates = [...new Set(names.flatMap((b) => ((per[b]!.latency as LoadResult[] | undefined) ?? []).map((x) => x.offered)))].sort((a, b) => a - b);
+  for (const rate of rates) {
+    row(`${rate} msg/s × 4 recipients: in-to-delivered p50 / p90 / p99 ms`, (r) => {
+      const x = (r.latency as LoadResult[] | undefined)?.find((y) => y.offered === rate);
+      return x ? `${fmt(x.p50)} / ${fmt(x.p90)} / ${fmt(x.p99)}${x.sustained ? '' : ' (not sustained)'}` : undefined;
+    });
+  }
+  row('highest sustained msg/s (4 recipients each)', (r) => (r.ramp as RampResult | undefined)?.maxSustainedRate);
+  row('drain after an outage: backlog msg/s', (r) => (r.drain as DrainResult | undefined)?.drainRate);
+  row('profile load: accepted msg/s (batch 10, fan-out live)', (r) => (r.profile as ProfileResult | undefined)?.load.messagesPerSecond);
+  row('profile load: DIP cores', (r) => (r.profile as ProfileResult | undefined)?.load.cpu.dipCores);
+  return table(['measure', ...names.map((b) => (b === 'sqlite' ? 'embedded SQLite' : 'cluster (1 node: PostgreSQL + NATS)'))], rows);
+}
+
 async function main(): Promise<void> {
   const started = wallNow();
   mkdirSync(RESULTS_DIR, { recursive: true });
@@ -930,53 +1016,77 @@ async function main(): Promise<void> {
   const f = await fixture();
   try {
     let raw: RawResults | undefined;
-    let ingest: IngestResult[] | undefined;
-    let latency: LoadResult[] | undefined;
-    let ramp: RampResult | undefined;
-    let profile: ProfileResult | undefined;
     if (selected.has('raw')) results.raw = raw = await rawBench();
-    if (selected.has('ingest')) {
-      const r = await ingestBench(f);
-      results.ingest = ingest = r.runs;
-      results.ingestProfiles = r.profiles;
+    const perBackend: Record<string, Record<string, unknown>> = {};
+    const allPoints: LatencyPoint[] = [];
+    for (const b of BACKENDS) {
+      backend = b;
+      f.phase = 0;
+      log(`backend: ${b}`);
+      const r: Record<string, unknown> = {};
+      let ingest: IngestResult[] | undefined;
+      let latency: LoadResult[] | undefined;
+      let ramp: RampResult | undefined;
+      let profile: ProfileResult | undefined;
+      if (selected.has('ingest')) {
+        const x = await ingestBench(f);
+        r.ingest = ingest = x.runs;
+        r.ingestProfiles = x.profiles;
+      }
+      if (selected.has('latency')) r.latency = latency = await latencyBench(f);
+      if (selected.has('ramp')) r.ramp = ramp = await rampBench(f, latency ?? []);
+      if (selected.has('drain')) r.drain = await drainBench(f, ramp);
+      if (fanout) {
+        await fanout.pool.close();
+        await stopDip(f, fanout.dip);
+        fanout = undefined;
+      }
+      if (selected.has('profile')) r.profile = profile = await profileBench(f);
+      r.ratios = ratios(raw, ingest, ramp, latency, profile);
+      if (Object.keys(r.ratios as object).length) {
+        emit('ratios', r.ratios as Record<string, unknown>, table(['ratio', 'value'], Object.values(r.ratios as Record<string, { value: number; of: string }>).map((x) => [x.of, x.value.toFixed(3)])));
+      }
+      const points: LatencyPoint[] = [...(latency ?? []), ...(ramp?.steps ?? [])].map((x) => ({ rate: x.offered, p50: x.p50, p90: x.p90, p99: x.p99, max: x.max, sustained: x.sustained }));
+      if (points.length > 0) {
+        writeFileSync(
+          join(RESULTS_DIR, b === 'sqlite' ? 'latency.svg' : `latency-${b}.svg`),
+          latencySvg(points, {
+            title: `OpenDIP in-to-delivered latency vs offered load (${b === 'sqlite' ? 'embedded SQLite' : 'cluster: PostgreSQL + NATS'})`,
+            subtitle: `IF-021, 4 recipients/message, open loop; ${machine.nproc} × ${String(machine.cpuModel)}, node ${String(machine.node)}; ${QUICK ? 'quick' : 'full'} run ${String(results.generatedAt).slice(0, 16)}Z`,
+            targets: [
+              { ms: 100, label: 'issue 2: p90 < 100 ms' },
+              { ms: 50, label: 'issue 5: p90 < 50 ms at 2,000/s' },
+              { ms: 1000, label: 'issue 5: max < 1 s' },
+            ],
+            rateTargets: [
+              { rate: 2000, label: '2,000/s' },
+              { rate: 10_000, label: '10,000/s' },
+            ],
+          }),
+        );
+      }
+      allPoints.push(...points);
+      perBackend[b] = r;
     }
-    if (selected.has('latency')) results.latency = latency = await latencyBench(f);
-    if (selected.has('ramp')) results.ramp = ramp = await rampBench(f, latency ?? []);
-    if (selected.has('drain')) results.drain = await drainBench(f, ramp);
-    if (fanout) {
-      await fanout.pool.close();
-      await stopDip(f, fanout.dip);
-      fanout = undefined;
-    }
-    if (selected.has('profile')) results.profile = profile = await profileBench(f);
-    results.ratios = ratios(raw, ingest, ramp, latency, profile);
-    if (Object.keys(results.ratios as object).length) {
-      emit('ratios', results.ratios as Record<string, unknown>, table(['ratio', 'value'], Object.values(results.ratios as Record<string, { value: number; of: string }>).map((x) => [x.of, x.value.toFixed(3)])));
-    }
-    const points: LatencyPoint[] = [...(latency ?? []), ...(ramp?.steps ?? [])].map((r) => ({ rate: r.offered, p50: r.p50, p90: r.p90, p99: r.p99, max: r.max, sustained: r.sustained }));
-    if (points.length > 0) {
-      writeFileSync(
-        join(RESULTS_DIR, 'latency.svg'),
-        latencySvg(points, {
-          title: 'OpenDIP in-to-delivered latency vs offered load',
-          subtitle: `IF-021, 4 recipients/message, open loop; ${machine.nproc} × ${String(machine.cpuModel)}, node ${String(machine.node)}; ${QUICK ? 'quick' : 'full'} run ${String(results.generatedAt).slice(0, 16)}Z`,
-          targets: [
-            { ms: 100, label: 'issue 2: p90 < 100 ms' },
-            { ms: 50, label: 'issue 5: p90 < 50 ms at 2,000/s' },
-            { ms: 1000, label: 'issue 5: max < 1 s' },
-          ],
-          rateTargets: [
-            { rate: 2000, label: '2,000/s' },
-            { rate: 10_000, label: '10,000/s' },
-          ],
-        }),
-      );
-    }
+    // One backend: the results as before; several: each under its name, and a side-by-side table.
+    if (BACKENDS.length === 1) Object.assign(results, perBackend[BACKENDS[0]!]);
+    else results.backends = perBackend;
     results.elapsedSeconds = round((wallNow() - started) / 1000, 0);
     mkdirSync(RESULTS_DIR, { recursive: true });
     writeFileSync(join(RESULTS_DIR, 'latest.json'), `${JSON.stringify(results, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2)}\n`);
-    writeFileSync(join(RESULTS_DIR, 'latest.md'), markdownReport(results));
-    log(`done in ${results.elapsedSeconds as number} s; results in bench/results/latest.json, latest.md${points.length ? ', latency.svg' : ''}`);
+    const md =
+      BACKENDS.length === 1
+        ? markdownReport(results)
+        : [
+            markdownReport({ generatedAt: results.generatedAt, raw: results.raw }),
+            '### Side by side',
+            '',
+            sideBySide(perBackend),
+            ...BACKENDS.map((b) => `## Backend: ${b}\n\n${markdownReport({ ...perBackend[b], generatedAt: results.generatedAt })}`),
+          ].join('\n');
+    writeFileSync(join(RESULTS_DIR, 'latest.md'), md);
+    if (BACKENDS.length > 1) writeFileSync(join(RESULTS_DIR, 'side-by-side.md'), `${sideBySide(perBackend)}\n`);
+    log(`done in ${results.elapsedSeconds as number} s; results in bench/results/latest.json, latest.md${allPoints.length ? ', latency*.svg' : ''}`);
   } finally {
     if (fanout) await fanout.pool.close().catch(() => undefined);
     for (const d of [...f.dips]) await stopDip(f, d).catch(() => undefined);

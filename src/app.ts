@@ -3,7 +3,7 @@ import { createPrivateKey } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
 import { join } from 'node:path';
 import { pino, type DestinationStream } from 'pino';
-import { openBackend } from './adapters/backend.js';
+import { openBackend, openCoordination } from './adapters/backend.js';
 import { systemClock } from './adapters/clock.js';
 import { UndiciWebhookTransport } from './adapters/http/webhook-client.js';
 import { buildAdminServer, ensureAdminToken } from './api/admin.js';
@@ -22,14 +22,13 @@ import { Replay } from './pipeline/replay.js';
 import { Retention } from './pipeline/retention.js';
 import { returnToSender } from './pipeline/return-to-sender.js';
 import { queuesOf, STATUS_CHANNEL, StatusMessages } from './pipeline/status.js';
-import type { Backend, BackendHealth } from './ports/backend.js';
+import type { Backend, BackendHealth, Coordination } from './ports/backend.js';
 import type { Clock } from './ports/clock.js';
 import type { Logger } from './ports/logger.js';
 import type { QueueRef } from './ports/message-log.js';
 import { ensureEncryptionKey } from './security/dip-encryption-key.js';
 import { expiringAll } from './security/expiry.js';
 import { ensurePki, type PkiMaterial } from './security/pki.js';
-import { ReplayGuard } from './security/replay-guard.js';
 import { RevocationWatcher } from './security/revocation.js';
 import { SigningKeyWatcher } from './security/signing-key.js';
 import { clientTrustStore } from './security/trust-store.js';
@@ -45,6 +44,8 @@ export interface RunningDip {
   signing: SigningKeyWatcher;
   adminPort: number;
   backend: Backend;
+  /** Queue leases, replay guard and rate limits (shared with the other nodes in a cluster). */
+  coordination: Coordination;
   delivery: Delivery;
   /** 'dead-letter' (DeadLetterEvent), 'queue-halted' ({ queue, error }), 'health' (BackendHealth): what alarms subscribe to. */
   events: EventEmitter;
@@ -100,6 +101,10 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const trust = clientTrustStore(config.trustedCaFiles, pki.ca.certPem);
   const { backend, sealer } = await openBackend(config, { clock });
   life.started('storage', () => backend.close());
+  // Queue leases, replay guard, rate limits: shared through NATS in a cluster, in memory otherwise.
+  // Stopped after delivery (registered before it), so every lease is released once its worker stopped.
+  const coordination = await openCoordination(config, { clock, logger });
+  life.started('coordination', () => coordination.close());
   const events = new EventEmitter();
   backend.onHealthChange((health: BackendHealth) => {
     events.emit('health', health);
@@ -152,6 +157,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     archive: backend.archive,
     webhook: (q: QueueRef) => registry.webhook(q.recipientDipId, q.channel),
     onRegistryChange: (l) => registry.onChange(l),
+    leases: coordination.leases,
     transport,
     signer: { sign: async (method, url, body) => ({ ...(await signing.current().sign(method, url, body)) }) },
     settings: {
@@ -210,7 +216,8 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     },
     { key: pki.server.keyPem, cert: pki.server.certPem, ca: trust.cas },
     {
-      replay: ReplayGuard.forClockSkew(config.maxClockSkewSeconds * 1000),
+      replay: coordination.replayGuard,
+      rateLimits: coordination.rateLimits,
       // With a CRL installed OpenSSL wants one from every issuer in a client's chain: only the built-in
       // CA's own trust store can take it (the CRL is signed by that CA).
       revocation: trust.builtIn ? revocation : { revoked: (fingerprint256: string) => revocation.revoked(fingerprint256), crlPem: () => undefined, onCrl: () => {} },
@@ -265,7 +272,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   };
   warnExpiring();
   life.started('expiry warnings', clock.every(86_400_000, warnExpiring));
-  logger.info({ port, adminPort, dataDir: config.dataDir, environment: config.environment, storage: backend.kind }, 'OpenDIP listening');
+  logger.info({ port, adminPort, dataDir: config.dataDir, environment: config.environment, storage: backend.kind, coordination: coordination.kind }, 'OpenDIP listening');
 
   return {
     url: `https://localhost:${port}`,
@@ -274,6 +281,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     pki,
     signing,
     backend,
+    coordination,
     delivery,
     events,
     retention,

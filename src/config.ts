@@ -76,13 +76,43 @@ export interface DipConfig {
 
 /** Where the DIP keeps what it stores (src/adapters/backend.ts opens it). */
 export interface StorageConfig {
-  /** The embedded SQLite file in the data directory. */
-  kind: 'sqlite';
+  /**
+   * `sqlite`: the embedded SQLite file in the data directory (one process). `cluster`: PostgreSQL is the
+   * system of record and NATS JetStream carries what several stateless DIP nodes share (queue leases,
+   * wake-ups, replay guard, rate limits); see docs/cluster.md.
+   */
+  kind: 'sqlite' | 'cluster';
   /**
    * A cap on the database file: past it, submissions are refused with 503 and delivery pauses, as on a
    * full disk, before the disk itself fills (the operating system and logs need space too). Null: none.
+   * SQLite only.
    */
   maxDatabaseMb: number | null;
+  /** The cluster's PostgreSQL (storage.kind cluster). */
+  postgres: {
+    /** postgres://user:password@host:port/database?sslmode=verify-full… (DIP_POSTGRES_URL wins). */
+    url: string;
+    /** Connections each node keeps open. */
+    poolSize: number;
+  };
+  /** The cluster's NATS servers (storage.kind cluster). */
+  nats: {
+    /** Seed servers of the NATS cluster, host:port (DIP_NATS_SERVERS, comma-separated, wins). */
+    servers: string[];
+    /** Prefix of the DIP's KV buckets and subjects (several DIPs may share one NATS system). */
+    prefix: string;
+    /** JetStream replicas of the DIP's buckets: 3 in production (a quorum survives one node), 1 on a single server. */
+    replicas: number;
+    /** A NATS credentials file (JWT and NKey seed) for the DIP's account. */
+    credsFile: string | null;
+    user: string | null;
+    pass: string | null;
+    token: string | null;
+    /** Mutual TLS to NATS: CA bundle, client certificate and key (PEM files). */
+    tls: { caFile: string | null; certFile: string | null; keyFile: string | null } | null;
+    /** How long a queue lease lasts unless renewed: a dead node's queues are taken over after about this. */
+    leaseTtlMs: number;
+  };
 }
 
 export interface ApiChoices {
@@ -178,8 +208,36 @@ const schema: JSONSchemaType<DipConfig> = {
       additionalProperties: false,
       required: [],
       properties: {
-        kind: { type: 'string', enum: ['sqlite'] },
+        kind: { type: 'string', enum: ['sqlite', 'cluster'] },
         maxDatabaseMb: { type: 'number', exclusiveMinimum: 0, nullable: true },
+        postgres: {
+          type: 'object',
+          additionalProperties: false,
+          required: [],
+          properties: { url: { type: 'string', pattern: '^postgres(ql)?://' }, poolSize: { type: 'integer', minimum: 2 } },
+        },
+        nats: {
+          type: 'object',
+          additionalProperties: false,
+          required: [],
+          properties: {
+            servers: { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 },
+            prefix: { type: 'string', pattern: '^[A-Za-z0-9_-]+$' },
+            replicas: { type: 'integer', enum: [1, 3, 5] },
+            credsFile: { type: 'string', nullable: true },
+            user: { type: 'string', nullable: true },
+            pass: { type: 'string', nullable: true },
+            token: { type: 'string', nullable: true },
+            tls: {
+              type: 'object',
+              nullable: true,
+              additionalProperties: false,
+              required: [],
+              properties: { caFile: { type: 'string', nullable: true }, certFile: { type: 'string', nullable: true }, keyFile: { type: 'string', nullable: true } },
+            },
+            leaseTtlMs: { type: 'integer', minimum: 1000 },
+          },
+        },
       },
     },
     webhookAllowList: { type: 'array', items: { type: 'string', minLength: 1 } },
@@ -262,7 +320,12 @@ export const DEFAULTS: DipConfig = {
   revocationPollMs: 2_000,
   trustedCaFiles: [],
   signingKeyPollMs: 5_000,
-  storage: { kind: 'sqlite', maxDatabaseMb: null },
+  storage: {
+    kind: 'sqlite',
+    maxDatabaseMb: null,
+    postgres: { url: 'postgres://postgres@127.0.0.1:5432/opendip', poolSize: 10 },
+    nats: { servers: ['127.0.0.1:4222'], prefix: 'dip', replicas: 1, credsFile: null, user: null, pass: null, token: null, tls: null, leaseTtlMs: 6_000 },
+  },
   webhookAllowList: [],
   applySuggestedSecurityCategories: false,
 };
@@ -291,6 +354,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (env.DIP_PUBLIC_URL !== undefined) fromEnv.publicUrl = env.DIP_PUBLIC_URL;
   if (env.DIP_RETENTION_DAYS !== undefined) fromEnv.retentionDays = Number(env.DIP_RETENTION_DAYS);
   if (env.DIP_ADMIN_PORT !== undefined) fromEnv.adminPort = parsePort('DIP_ADMIN_PORT', env.DIP_ADMIN_PORT);
+  const storageFromEnv: Partial<StorageConfig> = {};
+  if (env.DIP_STORAGE !== undefined) storageFromEnv.kind = parseStorageKind(env.DIP_STORAGE);
   return {
     ...DEFAULTS,
     ...fileConfig,
@@ -301,9 +366,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     channels: { ...fileConfig.channels, ...overrides.channels },
     http: { ...DEFAULTS.http, ...fileConfig.http, ...overrides.http },
     rateLimit: { ...DEFAULTS.rateLimit, ...fileConfig.rateLimit, ...overrides.rateLimit },
-    storage: { ...DEFAULTS.storage, ...fileConfig.storage, ...overrides.storage },
+    storage: mergeStorage(fileConfig.storage, storageFromEnv, overrides.storage, env),
     api: { ...DEFAULTS.api, ...fileConfig.api, ...overrides.api },
   };
+}
+
+/** Storage settings: defaults, file, environment, overrides; the connection strings also from DIP_POSTGRES_URL / DIP_NATS_SERVERS. */
+function mergeStorage(...args: [Partial<StorageConfig> | undefined, Partial<StorageConfig>, Partial<StorageConfig> | undefined, NodeJS.ProcessEnv]): StorageConfig {
+  const [file, fromEnv, overrides, env] = args;
+  const layers = [DEFAULTS.storage, file ?? {}, fromEnv, overrides ?? {}];
+  const merged = Object.assign({}, ...layers) as StorageConfig;
+  merged.postgres = Object.assign({}, ...layers.map((l) => l.postgres ?? {})) as StorageConfig['postgres'];
+  merged.nats = Object.assign({}, ...layers.map((l) => l.nats ?? {})) as StorageConfig['nats'];
+  if (env.DIP_POSTGRES_URL !== undefined && !overrides?.postgres?.url) merged.postgres.url = env.DIP_POSTGRES_URL;
+  if (env.DIP_NATS_SERVERS !== undefined && !overrides?.nats?.servers) merged.nats.servers = env.DIP_NATS_SERVERS.split(',').map((x) => x.trim()).filter(Boolean);
+  return merged;
+}
+
+function parseStorageKind(v: string): StorageConfig['kind'] {
+  if (v === 'sqlite' || v === 'cluster') return v;
+  throw new Error(`DIP_STORAGE '${v}' is not one of sqlite, cluster`);
 }
 
 function parsePort(name: string, v: string): number {

@@ -1,10 +1,16 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { DipConfig } from '../config.js';
-import type { Backend } from '../ports/backend.js';
+import type { Backend, Coordination } from '../ports/backend.js';
 import type { Clock } from '../ports/clock.js';
+import type { Logger } from '../ports/logger.js';
 import { FileKeyEncryptionKey, Sealer, type KeyEncryptionKey } from '../security/at-rest.js';
+import { RateLimiter } from '../security/rate-limit.js';
+import { ReplayGuard } from '../security/replay-guard.js';
 import { systemClock } from './clock.js';
+import { SingleProcessLeases } from './embedded/leases.js';
+import { openNatsCoordination } from './nats/index.js';
+import { openPostgresBackend } from './postgres/index.js';
 import { openSqliteBackend } from './sqlite/index.js';
 
 export const databaseFile = (config: DipConfig): string => join(config.dataDir, 'dip.db');
@@ -26,16 +32,22 @@ export interface OpenedBackend {
   sealer: Sealer;
 }
 
+export interface OpenOptions {
+  clock?: Clock;
+  logger?: Logger;
+}
+
 /**
  * The one place that picks the storage engine from configuration (the way Svix's queue module does):
- * the embedded SQLite file by default. Whatever the engine, payloads are sealed at rest under data keys
- * kept beside the data and wrapped by the key-encryption key.
+ * the embedded SQLite file by default; with `storage.kind: cluster`, PostgreSQL as the system of record
+ * and NATS JetStream for what several DIP nodes share. Whatever the engine, payloads are sealed at rest
+ * under data keys kept beside the data and wrapped by the key-encryption key (every node of a cluster
+ * needs the same key-encryption key: the same key file, or the same KMS).
  */
-export async function openBackend(config: DipConfig, options: { clock?: Clock } = {}): Promise<OpenedBackend> {
+export async function openBackend(config: DipConfig, options: OpenOptions = {}): Promise<OpenedBackend> {
   const clock = options.clock ?? systemClock;
-  const backend = openSqliteBackend(databaseFile(config), { clock });
+  const backend = config.storage.kind === 'cluster' ? await openPostgres(config, clock) : openEmbedded(config, clock);
   try {
-    if (config.storage.maxDatabaseMb !== null) backend.setSizeLimit(config.storage.maxDatabaseMb * 1024 * 1024);
     const sealer = await Sealer.open(await keyEncryptionKey(config), backend.dataKeys);
     backend.useSealer(sealer);
     return { backend, sealer };
@@ -43,4 +55,52 @@ export async function openBackend(config: DipConfig, options: { clock?: Clock } 
     await backend.close();
     throw err;
   }
+}
+
+function openEmbedded(config: DipConfig, clock: Clock): Backend {
+  const backend = openSqliteBackend(databaseFile(config), { clock });
+  if (config.storage.maxDatabaseMb !== null) backend.setSizeLimit(config.storage.maxDatabaseMb * 1024 * 1024);
+  return backend;
+}
+
+async function openPostgres(config: DipConfig, clock: Clock): Promise<Backend> {
+  const { postgres } = config.storage;
+  return Object.assign(await openPostgresBackend({ url: postgres.url, poolSize: postgres.poolSize, clock }), { kind: 'cluster' });
+}
+
+/**
+ * What the DIP's nodes share besides storage, from the same configuration: in memory for one process
+ * (sqlite), in NATS JetStream for a cluster. Operator commands that only read or change stored data
+ * (the CLI) need only openBackend.
+ */
+export async function openCoordination(config: DipConfig, options: OpenOptions = {}): Promise<Coordination> {
+  return config.storage.kind === 'cluster' ? openNats(config, options.clock ?? systemClock, options.logger) : embeddedCoordination(config);
+}
+
+/** One process: every queue is its own, and replay guard and rate limits live in its memory. */
+export function embeddedCoordination(config: DipConfig): Coordination {
+  return {
+    kind: 'memory',
+    leases: new SingleProcessLeases(),
+    replayGuard: ReplayGuard.forClockSkew(config.maxClockSkewSeconds * 1000),
+    rateLimits: new RateLimiter(config.rateLimit),
+    close: async () => {},
+  };
+}
+
+function openNats(config: DipConfig, clock: Clock, logger?: Logger): Promise<Coordination> {
+  const { nats } = config.storage;
+  const tls = nats.tls ? Object.fromEntries(Object.entries(nats.tls).filter(([, v]) => v !== null)) : undefined;
+  return openNatsCoordination(
+    {
+      servers: nats.servers,
+      prefix: nats.prefix,
+      replicas: nats.replicas,
+      ...(nats.credsFile ? { credsFile: nats.credsFile } : {}),
+      ...(nats.user !== null ? { user: nats.user, pass: nats.pass ?? undefined } : {}),
+      ...(nats.token !== null ? { token: nats.token } : {}),
+      ...(tls ? { tls } : {}),
+    },
+    { clock, logger, maxClockSkewMs: config.maxClockSkewSeconds * 1000, rateLimit: config.rateLimit, leases: { ttlMs: nats.leaseTtlMs, skewMs: Math.min(1000, nats.leaseTtlMs / 4) } },
+  );
 }

@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
 import { MSG } from '../domain/response-codes.js';
 import { standardResponse } from '../domain/standard-response.js';
 import { exceedsJsonDepth } from '../security/json-depth.js';
+import type { RateLimits } from '../ports/rate-limits.js';
 import { RateLimiter } from '../security/rate-limit.js';
 import type { SecurityControls } from '../pipeline/authenticate.js';
 import { registerChannelRoutes } from './routes/channel.js';
@@ -40,6 +41,8 @@ export interface ServerSecurity extends SecurityControls {
     crlPem(): string | undefined;
     onCrl(listener: (crlPem: string) => void): void;
   };
+  /** Fair-use buckets (shared by every node in a cluster); per process from the configuration when absent. */
+  rateLimits?: RateLimits;
 }
 
 /**
@@ -125,7 +128,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   });
 
   // Fair use, before the body is read or anything expensive runs.
-  const limiter = new RateLimiter(deps.config.rateLimit);
+  const limiter = security.rateLimits ?? new RateLimiter(deps.config.rateLimit);
   if (limiter.enabled) {
     app.addHook('onRequest', async (req, reply) => {
       const apiKey = req.headers['x-api-key'];
@@ -133,7 +136,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
       // An unknown key counts against the TLS client certificate that brought it.
       const peer = tlsPeer(req.raw.socket);
       const key = participant ? `p:${participant.dipId}` : peer ? `c:${peer.peer?.fingerprint256 ?? ''}` : `a:${req.raw.socket.remoteAddress ?? ''}`;
-      const decision = limiter.take(key, deps.clock.now());
+      const decision = await limiter.take(key, deps.clock.now());
       if (decision.ok) return;
       const seconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
       reply.header('retry-after', String(seconds));

@@ -1,9 +1,14 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { join, resolve } from 'node:path';
 import { onboardParticipant, rotateParticipantCertificate } from '../pipeline/participants.js';
 import { pkiDir, startDip } from '../app.js';
-import { openBackend } from '../adapters/backend.js';
+import { databaseFile, openBackend } from '../adapters/backend.js';
+import { systemClock } from '../adapters/clock.js';
+import type { MigrationRecord } from '../adapters/migration.js';
+import { importIntoPostgres } from '../adapters/postgres/import.js';
+import { exportSqlite } from '../adapters/sqlite/export.js';
 import type { Backend } from '../ports/backend.js';
 import { Catalogue, importCatalogue } from '../catalogue/catalogue.js';
 import { startWebhookReceiver } from '../client/webhook-receiver.js';
@@ -20,6 +25,7 @@ import { buildIF021 } from '../sim/messages.js';
 import { adminCall } from './admin-client.js';
 import { LOAD_HEADER, readLoadFile } from './mpan-load.js';
 import { openProfile, PROFILE_FILES } from './profile.js';
+import { startTopology } from './cluster/topology.js';
 import type { Readable } from 'node:stream';
 import { request } from 'undici';
 
@@ -80,6 +86,89 @@ program
     };
     process.once('SIGINT', () => void stop());
     process.once('SIGTERM', () => void stop());
+  });
+
+program
+  .command('cluster')
+  .description('a complete production topology on this machine: 3 NATS JetStream nodes (R3), PostgreSQL, 3 DIP nodes behind one address')
+  .option('--dir <dir>', 'state: NATS stores, the DIP data directory (PKI, configuration), logs', './cluster')
+  .option('--port <port>', 'the one address participants use (a TCP pass-through balancer: mTLS ends at the nodes)', (v) => Number(v), 8443)
+  .option('--host <host>', 'interface the balancer listens on', '127.0.0.1')
+  .option('--postgres-url <url>', 'the database (created when absent; a private server is started when none answers)', 'postgres://postgres@127.0.0.1:5432/opendip_cluster')
+  .option('--nats-port <port>', 'first client port of the NATS nodes (routes at +100, monitoring at +200)', (v) => Number(v), 14222)
+  .option('--nats-servers <list>', 'use this NATS cluster (host:port,…) instead of starting one')
+  .option('--nodes <n>', 'DIP nodes', positiveInt, 3)
+  .action(async (o: { dir: string; port: number; host: string; postgresUrl: string; natsPort: number; natsServers?: string; nodes: number }) => {
+    const log = (m: string) => process.stderr.write(`[cluster] ${m}\n`);
+    const dir = resolve(o.dir);
+    const topology = await startTopology({
+      dir,
+      host: o.host,
+      port: o.port,
+      postgresUrl: o.postgresUrl,
+      natsServers: o.natsServers?.split(',').map((x) => x.trim()).filter(Boolean),
+      natsBasePort: o.natsPort,
+      natsNodes: 3,
+      natsBinary: process.env.NATS_SERVER ?? 'nats-server',
+      dipNodes: o.nodes,
+      log,
+    });
+    process.stderr.write(
+      [
+        '',
+        `OpenDIP cluster: ${topology.dipNodes.length} nodes behind ${topology.url}`,
+        `  nodes      ${topology.dipNodes.map((n) => `${n.name} :${n.port} (admin :${n.adminPort}, pid ${n.process.pid})`).join(', ')}`,
+        `  NATS       ${topology.natsServers.join(', ')}${topology.nats.length ? ' (started here, JetStream R3)' : ' (already running)'}`,
+        `  PostgreSQL ${topology.postgresUrl}${topology.postgres ? ' (started here)' : ''}`,
+        `  data       ${topology.dataDir} (PKI and dip.config.yaml shared by every node; logs in ${dir})`,
+        'Operator commands reach the cluster through its data directory:',
+        `  export DIP_DATA_DIR=${topology.dataDir}`,
+        'Ctrl-C stops what this command started.',
+        '',
+      ].join('\n'),
+    );
+    let stopping = false;
+    const stop = async () => {
+      if (stopping) return;
+      stopping = true;
+      log('stopping');
+      await topology.stop();
+      process.exit(0);
+    };
+    process.once('SIGINT', () => void stop());
+    process.once('SIGTERM', () => void stop());
+  });
+
+const migrate = program.command('migrate').description('move an embedded (SQLite) deployment to the cluster (docs/deployment.md)');
+migrate
+  .command('export')
+  .description('write the SQLite store\'s data keys, participants, webhooks, MPAN lookup, recent sender references and queues in flight to a file (stop the DIP first)')
+  .requiredOption('--out <file>', 'the export (JSON lines; payloads stay sealed where encryption at rest is on)')
+  .option('--since-days <n>', 'sender references received in the last n days stay refused as duplicates (default: the archive retention)', positiveInt)
+  .action(async (o: { out: string; sinceDays?: number }) => {
+    const config = loadConfig();
+    if (config.storage.kind !== 'sqlite') throw new Error('migrate export reads an embedded store: this configuration says storage.kind cluster');
+    const counts: Record<string, number> = {};
+    const out = createWriteStream(o.out, { mode: 0o600 });
+    const since = Date.now() - (o.sinceDays ?? config.archiveRetentionDays) * 86_400_000;
+    for (const record of exportSqlite(databaseFile(config), since, counts)) {
+      if (!out.write(`${JSON.stringify(record)}\n`)) await new Promise<void>((r) => out.once('drain', () => r()));
+    }
+    await new Promise<void>((r, j) => out.end((err?: Error | null) => (err ? j(err) : r())));
+    process.stderr.write(`exported to ${o.out}: ${JSON.stringify(counts)}\n`);
+  });
+migrate
+  .command('import')
+  .description('load an export into the cluster\'s new PostgreSQL database, before any DIP node starts on it')
+  .requiredOption('--in <file>', 'a file written by migrate export')
+  .action(async (o: { in: string }) => {
+    const config = loadConfig();
+    if (config.storage.kind !== 'cluster') throw new Error('migrate import writes to the cluster: set storage.kind cluster and storage.postgres.url (or DIP_STORAGE=cluster, DIP_POSTGRES_URL)');
+    async function* records(): AsyncGenerator<MigrationRecord> {
+      for await (const line of createInterface({ input: createReadStream(o.in), crlfDelay: Infinity })) if (line.trim()) yield JSON.parse(line) as MigrationRecord;
+    }
+    const counts = await importIntoPostgres({ url: config.storage.postgres.url, clock: systemClock, poolSize: 2 }, records());
+    process.stderr.write(`imported into ${new URL(config.storage.postgres.url).pathname.slice(1)}: ${JSON.stringify(counts)}\n`);
   });
 
 const pki = program.command('pki').description('the development PKI');

@@ -1,5 +1,5 @@
 import type { Participant } from '../domain/participant.js';
-import type { ReplayGuard } from '../security/replay-guard.js';
+import type { SignatureReplayGuard } from '../ports/replay-guard.js';
 import type { RevocationEntry } from '../security/revocation.js';
 import { DIP_HEADER_SIGNATURE, signatureHelp, verifyDipSignature } from '../security/signature.js';
 import type { Registry } from './registry.js';
@@ -17,7 +17,7 @@ export interface TlsPeer {
  */
 export interface SecurityControls {
   /** Refuses an X-DIP-Signature seen before within the skew window. */
-  replay?: Pick<ReplayGuard, 'check'>;
+  replay?: SignatureReplayGuard;
   /** Refuses revoked certificates (TLS client certificate and signing certificate). */
   revocation?: { revoked(fingerprint256: string): RevocationEntry | undefined };
 }
@@ -105,7 +105,7 @@ export async function authenticate(registry: Registry, call: CallerEvidence, now
     // verifyDipSignature accepted exactly one value for the header, so this is a string.
     const raw = call.headers[DIP_HEADER_SIGNATURE];
     const signature = (Array.isArray(raw) ? raw[0] : raw)?.trim() ?? '';
-    const seen = replay.check(signature, now.getTime());
+    const seen = await replay.check(signature, now.getTime());
     if (seen.replayed) {
       return refuse(
         'replay',

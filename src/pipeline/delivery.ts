@@ -1,5 +1,6 @@
 import type { Backend, BackendHealth } from '../ports/backend.js';
 import type { Cancel } from '../ports/clock.js';
+import type { QueueLeases } from '../ports/leases.js';
 import type { QueueRef } from '../ports/message-log.js';
 import { QueueWorker, type WorkerDeps, type WorkerStatus } from './queue-worker.js';
 
@@ -10,20 +11,31 @@ export interface DeliveryDeps extends WorkerDeps {
   backend: Pick<Backend, 'health' | 'onHealthChange'> & { log: Pick<Backend['log'], 'pendingQueues'> };
   /** Registry changes (a webhook set or removed) may make idle or backing-off queues deliverable. */
   onRegistryChange(listener: () => void): void;
+  /** Which queues this node may work (all of them in one process; those it holds a lease on in a cluster). */
+  leases: QueueLeases;
 }
 
 const key = (q: QueueRef): string => `${q.recipientDipId}\u0000${q.channel}`;
+
+/** A queue left idle this long gives its lease up (cluster): renewals then cost only for queues at work. */
+export const IDLE_RELEASE_MS = 30_000;
 
 /**
  * Delivery: one QueueWorker per recipient queue, started when something arrives and after a restart;
  * a periodic sweep catches what no event announced (stale messages in queues nobody delivers). While the
  * store cannot take writes every worker pauses, and all resume when it can.
+ *
+ * With several nodes, a node works only the queues it holds a lease on. What arrives for a queue another
+ * node holds is announced to that node (a wake-up); a queue nobody holds is claimed by whoever sees it
+ * first; a queue whose holder died is claimed by the next claim pass after its lease expires. Delivery
+ * never depends on a wake-up arriving: the holder's own sweep finds what it missed.
  */
 export class Delivery {
   private readonly workers = new Map<string, QueueWorker>();
   private stopped = false;
-  private cancelSweep: Cancel | null = null;
+  private readonly timers: Cancel[] = [];
   private readonly paused = new Set<QueueWorker>();
+  private readonly idleSince = new Map<string, Cancel>();
   private readonly workerDeps: WorkerDeps;
 
   constructor(private readonly deps: DeliveryDeps) {
@@ -34,32 +46,101 @@ export class Delivery {
         // The store may have recovered between the failure and now.
         if (this.deps.backend.health().state === 'ok') this.resumePaused();
       },
+      wentIdle: (w) => this.wentIdle(w),
     };
     this.workerDeps = workerDeps;
     deps.onRegistryChange(() => {
-      for (const w of this.workers.values()) w.webhookMayHaveChanged();
+      for (const w of this.workers.values()) if (deps.leases.holds(w.queue)) w.webhookMayHaveChanged();
     });
     deps.backend.onHealthChange((h: BackendHealth) => {
       if (h.state === 'ok') this.resumePaused();
     });
+    deps.leases.onWake((q) => this.claim(q, false));
+    deps.leases.onLost((q) => this.lost(q));
   }
 
   /** Resumes every queue that still holds undelivered entries (after a restart), then sweeps periodically. */
   async start(): Promise<void> {
     await this.sweep();
-    this.cancelSweep = this.deps.clock.every(this.deps.settings.sweepIntervalMs, () => {
-      this.sweep().catch((err: unknown) => this.deps.logger.error({ err }, 'sweep failed'));
-    });
+    const every = (ms: number, pass: () => Promise<void>, what: string) =>
+      this.timers.push(this.deps.clock.every(ms, () => void pass().catch((err: unknown) => this.deps.logger.error({ err }, `${what} failed`))));
+    every(this.deps.settings.sweepIntervalMs, () => this.sweep(), 'sweep');
+    const claimEvery = this.deps.leases.claimEveryMs;
+    if (claimEvery !== null) every(claimEvery, () => this.claimPass(), 'claim pass');
   }
 
   /** Looks at every queue holding undelivered entries: delivers what it can, dead-letters what is stale. */
   async sweep(): Promise<void> {
-    this.notify(await this.deps.backend.log.pendingQueues());
+    for (const q of await this.deps.backend.log.pendingQueues()) {
+      if (this.deps.leases.holds(q)) this.worker(q).kick();
+      else this.claim(q, false);
+    }
   }
 
+  /** Claims queues with undelivered entries that no live node holds (their holder died). */
+  private async claimPass(): Promise<void> {
+    for (const q of await this.deps.backend.log.pendingQueues()) if (!this.deps.leases.holds(q)) this.claim(q, false);
+  }
+
+  /** Something arrived for these queues (an append, a requeue): the node that holds each works it. */
   notify(queues: Iterable<QueueRef>): void {
     if (this.stopped) return;
-    for (const q of queues) this.worker(q).kick();
+    for (const q of queues) {
+      if (this.deps.leases.holds(q)) this.worker(q).kick();
+      else this.claim(q, true);
+    }
+  }
+
+  /** Takes the queue's lease if it is free and works it; else, when asked, tells its holder. */
+  private claim(q: QueueRef, wakeHolder: boolean): void {
+    if (this.stopped) return;
+    if (this.deps.leases.holds(q)) {
+      this.worker(q).kick();
+      return;
+    }
+    this.deps.leases.acquire(q).then(
+      async (ok) => {
+        if (this.stopped) return;
+        if (!ok) {
+          if (wakeHolder) this.deps.leases.wake(q);
+          return;
+        }
+        // A worker stopped when its lease was lost finishes its call before a new one starts.
+        const old = this.workers.get(key(q));
+        if (old?.state === 'stopped') {
+          await old.stop();
+          if (this.workers.get(key(q)) === old) this.workers.delete(key(q));
+        }
+        if (!this.stopped && this.deps.leases.holds(q)) this.worker(q).kick();
+      },
+      (err: unknown) => this.deps.logger.error({ err, queue: q }, 'could not claim a queue'),
+    );
+  }
+
+  /** The lease went to another node (or could not be renewed): stop working the queue at once. */
+  private lost(q: QueueRef): void {
+    const w = this.workers.get(key(q));
+    this.idleSince.get(key(q))?.();
+    this.idleSince.delete(key(q));
+    if (!w) return;
+    this.paused.delete(w);
+    void w.stop();
+  }
+
+  /** In a cluster, a queue left idle gives its lease up after a while (the next arrival claims it again). */
+  private wentIdle(w: QueueWorker): void {
+    if (!this.deps.leases.shared || this.stopped) return;
+    const k = key(w.queue);
+    this.idleSince.get(k)?.();
+    this.idleSince.set(
+      k,
+      this.deps.clock.after(IDLE_RELEASE_MS, () => {
+        this.idleSince.delete(k);
+        if (w.state !== 'idle' || this.workers.get(k) !== w) return;
+        this.workers.delete(k);
+        void w.stop().then(() => this.deps.leases.release(w.queue));
+      }),
+    );
   }
 
   /** An operator resumes a queue halted by a permanent store error (after repairing the cause). */
@@ -77,16 +158,21 @@ export class Delivery {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.cancelSweep?.();
+    for (const cancel of this.timers.splice(0)) cancel();
+    for (const cancel of this.idleSince.values()) cancel();
+    this.idleSince.clear();
     await Promise.all([...this.workers.values()].map((w) => w.stop()));
   }
 
   private worker(q: QueueRef): QueueWorker {
     let w = this.workers.get(key(q));
-    if (!w) {
+    if (!w || w.state === 'stopped') {
       w = new QueueWorker({ recipientDipId: q.recipientDipId, channel: q.channel }, this.workerDeps);
       this.workers.set(key(q), w);
     }
+    // Busy again: it keeps its lease.
+    this.idleSince.get(key(q))?.();
+    this.idleSince.delete(key(q));
     return w;
   }
 

@@ -54,6 +54,8 @@ export interface WorkerDeps {
   storeUnavailable(worker: QueueWorker): void;
   /** A permanent store error on this queue: it stops until an operator resumes it. */
   halted(queue: QueueRef, error: unknown): void;
+  /** The worker has nothing more to do for now (a cluster node may then give the queue's lease up). */
+  wentIdle?(worker: QueueWorker): void;
 }
 
 /**
@@ -191,7 +193,10 @@ export class QueueWorker {
           if (next === 'wait') return;
         }
       }
-      if (this.current === 'working') this.to('idle');
+      if (this.current === 'working') {
+        this.to('idle');
+        this.deps.wentIdle?.(this);
+      }
     } catch (error) {
       if (this.current === 'stopped') return;
       const kind = storeFailureKind(error);

@@ -4,6 +4,7 @@ import { dipDateTime } from '../domain/time.js';
 import { newTransactionId } from '../domain/transaction-id.js';
 import type { Archive, ArchivedMessage } from '../ports/archive.js';
 import type { Cancel, Clock } from '../ports/clock.js';
+import { JOB_MOVED, StoreError } from '../ports/errors.js';
 import type { Logger } from '../ports/logger.js';
 import type { MessageLog, QueueRef, ReplayCopy } from '../ports/message-log.js';
 import type { ReplayFilter, RequeueJob, RequeueJobs } from '../ports/requeue-jobs.js';
@@ -56,6 +57,7 @@ export interface ReplayPage {
 export class Replay {
   private readonly running = new Map<string, Cancel | null>();
   private stopped = false;
+  private cancelAdopt: Cancel | null = null;
 
   constructor(
     private readonly log: Pick<MessageLog, 'appendReplayCopies' | 'queueState'>,
@@ -102,13 +104,24 @@ export class Replay {
     return job && job.queue.recipientDipId === queue.recipientDipId && job.queue.channel === queue.channel ? job : undefined;
   }
 
-  /** Resumes the jobs a previous run left unfinished. */
+  /**
+   * Resumes the jobs a previous run left unfinished, and looks again every minute: with several nodes, a
+   * job whose node died is carried on by another (each page is requeued once: JobProgress.from).
+   */
   async start(): Promise<void> {
+    await this.adopt();
+    this.cancelAdopt = this.clock.every(60_000, () => {
+      this.adopt().catch((err: unknown) => this.logger?.error({ err }, 'could not look for unfinished requeue jobs'));
+    });
+  }
+
+  private async adopt(): Promise<void> {
     for (const job of (await this.jobs?.openJobs()) ?? []) this.startJob(job);
   }
 
   stop(): void {
     this.stopped = true;
+    this.cancelAdopt?.();
     for (const cancel of this.running.values()) cancel?.();
     this.running.clear();
   }
@@ -131,12 +144,17 @@ export class Replay {
       const { found, next } = await this.page(queue, filter, cursor, upToSeq);
       const copies = this.reissue(found);
       const reached = found.at(-1)?.seq ?? upToSeq;
-      await this.log.appendReplayCopies(copies, queue, { jobId: id, cursor: reached, added: copies.length, at: this.clock.now() });
+      await this.log.appendReplayCopies(copies, queue, { jobId: id, from: cursor, cursor: reached, added: copies.length, at: this.clock.now() });
       this.notify(queue);
       if (next !== null) return again(0, reached);
       await this.jobs!.finishJob(id, 'done', null, this.clock.now());
       this.running.delete(id);
     } catch (err) {
+      if (err instanceof StoreError && err.code === JOB_MOVED) {
+        // Another node (resuming the same job) requeued this page first: it carries the job on.
+        this.running.delete(id);
+        return;
+      }
       this.logger?.error({ err, job: id, queue }, 'requeue job failed');
       this.running.delete(id);
       await this.jobs?.finishJob(id, 'failed', (err as Error).message, this.clock.now()).catch(() => {});

@@ -19,7 +19,7 @@ export class Retention {
   private running: Promise<number> | null = null;
 
   constructor(
-    private readonly archive: Pick<Archive, 'purgeArchive' | 'purgeAttempts' | 'archivedChannels'>,
+    private readonly archive: Pick<Archive, 'purgeArchive' | 'purgeDays' | 'purgeAttempts' | 'archivedChannels'>,
     private readonly settings: RetentionSettings,
     private readonly clock: Clock,
     private readonly logger: Logger,
@@ -46,7 +46,11 @@ export class Retention {
 
   private async pass(now: number): Promise<number> {
     let total = 0;
-    for (const channel of await this.archive.archivedChannels()) {
+    const channels = await this.archive.archivedChannels();
+    // Days past every channel's retention go whole where the engine partitions by day; what is left
+    // (channels kept for less than the longest) is purged row by row.
+    if (channels.length > 0) total += await this.archive.purgeDays(now - Math.max(...channels.map((c) => this.settings.archiveRetentionMs(c))));
+    for (const channel of channels) {
       const before = now - this.settings.archiveRetentionMs(channel);
       for (;;) {
         const n = await this.archive.purgeArchive(channel, before, this.settings.batchSize);

@@ -72,6 +72,12 @@ export interface Archive {
    * waits to deliver, with their queue positions, dead letters and raw batches. Returns how many went.
    */
   purgeArchive(channel: string, beforeMs: number, limit: number): Promise<number>;
+  /**
+   * Drops whole days received before `beforeMs` at once, where the engine keeps the archive in day
+   * partitions (PostgreSQL), skipping any day a queue still waits on; returns about how many messages
+   * went. Cost-flat at any volume. Engines without partitions purge row by row (purgeArchive) and return 0.
+   */
+  purgeDays(beforeMs: number): Promise<number>;
   /** Deletes up to `limit` delivery attempts older than `beforeMs`. */
   purgeAttempts(beforeMs: number, limit: number): Promise<number>;
 }

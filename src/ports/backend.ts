@@ -1,9 +1,12 @@
 import type { Archive } from './archive.js';
 import type { DataKeyStore } from './data-keys.js';
 import type { DeadLetters } from './dead-letters.js';
+import type { QueueLeases } from './leases.js';
 import type { MessageLog } from './message-log.js';
 import type { MpanStore } from './mpan.js';
+import type { RateLimits } from './rate-limits.js';
 import type { RegistryStore } from './registry.js';
+import type { SignatureReplayGuard } from './replay-guard.js';
 import type { RequeueJobs } from './requeue-jobs.js';
 
 /** Whether the store can take writes now; `fatal` when it never will again in this process. */
@@ -38,5 +41,17 @@ export interface Backend {
   health(): BackendHealth;
   /** Called whenever health() changes. */
   onHealthChange(listener: (health: BackendHealth) => void): void;
+  close(): Promise<void>;
+}
+
+/**
+ * What several DIP nodes share besides storage: who works which recipient queue, the signatures already
+ * used, and the fair-use buckets. In one process these live in memory; in a cluster, in NATS JetStream.
+ */
+export interface Coordination {
+  readonly kind: string;
+  leases: QueueLeases;
+  replayGuard: SignatureReplayGuard;
+  rateLimits: RateLimits;
   close(): Promise<void>;
 }

@@ -23,6 +23,13 @@ export class StoreError extends Error {
   }
 }
 
+/** StoreError code of a requeue job's page refused: the job is not running, or another node moved it past the page. */
+export const JOB_MOVED = 'JOB_MOVED';
+
+export function jobMoved(jobId: string): StoreError {
+  return new StoreError('permanent', `requeue job ${jobId} is not running or has moved past this page`, JOB_MOVED);
+}
+
 export function storeFailureKind(err: unknown): StoreFailureKind | null {
   return err instanceof StoreError ? err.kind : null;
 }

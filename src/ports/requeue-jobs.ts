@@ -40,6 +40,11 @@ export interface RequeueJobs {
 /** Progress of a requeue job, recorded with the page of copies it made. */
 export interface JobProgress {
   jobId: string;
+  /**
+   * The cursor the page started after. The progress (and the page's copies with it) is refused unless
+   * the job still stands there: when several nodes resume the same job, each page is requeued once.
+   */
+  from: number;
   cursor: number;
   added: number;
   at: number;

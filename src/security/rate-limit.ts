@@ -11,7 +11,9 @@ export interface RateLimitSettings {
   burst: number;
 }
 
-export type RateDecision = { ok: true; remaining: number } | { ok: false; retryAfterMs: number };
+import type { RateDecision, RateLimits } from '../ports/rate-limits.js';
+
+export type { RateDecision };
 
 interface Bucket {
   tokens: number;
@@ -20,7 +22,7 @@ interface Bucket {
 
 const SWEEP_EVERY = 1024;
 
-export class RateLimiter {
+export class RateLimiter implements RateLimits {
   private readonly buckets = new Map<string, Bucket>();
   private readonly perMs: number;
   private readonly burst: number;

@@ -12,10 +12,14 @@
  * 100 bytes per entry all told), so 1 000 requests/s with a 300 s skew costs about 60 MB.
  */
 import { createHash } from 'node:crypto';
+import type { ReplayCheck, SignatureReplayGuard } from '../ports/replay-guard.js';
 
-export type ReplayCheck = { replayed: false } | { replayed: true; firstSeenAt: Date };
+export type { ReplayCheck };
 
-export class ReplayGuard {
+/** What is kept of a signature: 128 bits of its SHA-256 (base64url, also a valid NATS KV key). */
+export const signatureDigest = (signature: string): string => createHash('sha256').update(signature, 'utf8').digest('base64url').slice(0, 22);
+
+export class ReplayGuard implements SignatureReplayGuard {
   /** digest → first-seen time (ms). */
   private readonly seen = new Map<string, number>();
   /** bucket index → digests first seen in it, for eviction. */
@@ -48,7 +52,7 @@ export class ReplayGuard {
    */
   check(signature: string, nowMs: number): ReplayCheck {
     this.evict(nowMs);
-    const digest = createHash('sha256').update(signature, 'utf8').digest('base64').slice(0, 22);
+    const digest = signatureDigest(signature);
     const first = this.seen.get(digest);
     if (first !== undefined) return { replayed: true, firstSeenAt: new Date(first) };
     this.seen.set(digest, nowMs);

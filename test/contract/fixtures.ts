@@ -14,13 +14,19 @@ export interface OpenedForContract {
   reopen(): Promise<Backend>;
   /** Present where the adapter lets a test hold its durability step (SQLite's WAL sync). */
   syncGate?: SyncGate;
+  /**
+   * Durability and visibility are decided inside a database server (PostgreSQL makes a commit visible
+   * only after its WAL flush and synchronous standbys): an entry may be read a moment before the writer
+   * hears its COMMIT returned. It is durable by then, so the contract only asks that such a write succeeds.
+   */
+  serverCommit?: boolean;
 }
 
 export type BackendFactory = () => Promise<OpenedForContract>;
 
 /** A fresh backend per test, closed after it; `ctx.backend` may be replaced by a reopen. */
-export function useBackend(open: BackendFactory): { backend: Backend; reopen: () => Promise<Backend>; syncGate?: SyncGate } {
-  const ctx = {} as { backend: Backend; reopen: () => Promise<Backend>; syncGate?: SyncGate };
+export function useBackend(open: BackendFactory): { backend: Backend; reopen: () => Promise<Backend>; syncGate?: SyncGate; serverCommit?: boolean } {
+  const ctx = {} as { backend: Backend; reopen: () => Promise<Backend>; syncGate?: SyncGate; serverCommit?: boolean };
   beforeEach(async () => {
     const opened = await open();
     ctx.backend = opened.backend;
@@ -29,6 +35,7 @@ export function useBackend(open: BackendFactory): { backend: Backend; reopen: ()
       return ctx.backend;
     };
     ctx.syncGate = opened.syncGate;
+    ctx.serverCommit = opened.serverCommit;
   });
   afterEach(async () => {
     await ctx.backend.close();

@@ -77,7 +77,7 @@ export function messageLogContract(name: string, open: BackendFactory): void {
       for (let i = 0; i < 20 && !resolved; i++) {
         await new Promise((r) => setImmediate(r));
         const seen = await log.readQueue(sup, 0, 10, 1 << 20);
-        if (!resolved) expect(seen, 'an entry was readable before its write was durable').toEqual([]);
+        if (!resolved && !ctx.serverCommit) expect(seen, 'an entry was readable before its write was durable').toEqual([]);
       }
       if (gate) {
         expect(resolved).toBe(false); // held: not acknowledged either

@@ -112,6 +112,11 @@ export class SqliteArchive implements Archive {
     });
   }
 
+  /** One file, no partitions: purgeArchive deletes row by row. */
+  async purgeDays(): Promise<number> {
+    return 0;
+  }
+
   purgeAttempts(beforeMs: number, limit: number): Promise<number> {
     return this.d.write(() => this.s.deleteOldAttempts.run(beforeMs, limit).changes);
   }

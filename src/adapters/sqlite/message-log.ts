@@ -1,5 +1,6 @@
 import { deflateRawSync } from 'node:zlib';
 import type { AcceptedBatch, AppendOutcome, MessageLog, QueueEntry, QueueRef, QueueState, ReplayCopy, Settlement } from '../../ports/message-log.js';
+import { jobMoved } from '../../ports/errors.js';
 import type { JobProgress } from '../../ports/requeue-jobs.js';
 import { damaged, type PendingHead, type RecentMessage, type SqliteDatabase, type Stored } from './database.js';
 
@@ -36,7 +37,7 @@ export class SqliteMessageLog implements MessageLog {
       insertDeadLetter: db.prepare(
         'INSERT OR IGNORE INTO dead_letters (queue_id, seq, message_id, reason, status, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
-      progress: db.prepare("UPDATE requeue_jobs SET cursor = ?, requeued = requeued + ?, updated_at = ? WHERE id = ? AND state = 'running'"),
+      progress: db.prepare("UPDATE requeue_jobs SET cursor = ?, requeued = requeued + ?, updated_at = ? WHERE id = ? AND state = 'running' AND cursor = ?"),
       original: db.prepare<[number], { channel: string; eventCode: string; senderDipId: string; senderRole: string; correlationId: string | null; mpan: string | null }>(
         `SELECT channel, event_code AS eventCode, sender_dip_id AS senderDipId, sender_role AS senderRole,
                 correlation_id AS correlationId, mpan FROM messages WHERE id = ?`,
@@ -169,8 +170,8 @@ export class SqliteMessageLog implements MessageLog {
       }
       this.d.publishHeads(heads);
       if (progress) {
-        const updated = this.s.progress.run(progress.cursor, progress.added, progress.at, progress.jobId).changes;
-        if (updated === 0) throw damaged(`requeue job ${progress.jobId} is not running`);
+        const updated = this.s.progress.run(progress.cursor, progress.added, progress.at, progress.jobId, progress.from).changes;
+        if (updated === 0) throw jobMoved(progress.jobId);
       }
     });
   }

@@ -1,4 +1,5 @@
 import type { Participant } from '../../domain/participant.js';
+import { registeredParticipant, type ParticipantRow } from '../participant-row.js';
 import type { Cancel } from '../../ports/clock.js';
 import type { RegisteredParticipant, RegistryStore, Webhook } from '../../ports/registry.js';
 import type { SqliteDatabase } from './database.js';
@@ -6,19 +7,6 @@ import type { SqliteDatabase } from './database.js';
 /** How often a running DIP checks whether another process (the CLI) changed the registry. */
 const POLL_MS = 500;
 
-interface ParticipantRow {
-  dipId: string;
-  roles: string;
-  organisation: string;
-  certificatePem: string;
-  certificateFingerprint: string;
-  apiKeyHash: string;
-  createdAt: number;
-  connectionProvider: string | null;
-  previousCertificatePem: string | null;
-  previousCertificateFingerprint: string | null;
-  previousValidUntil: number | null;
-}
 
 /**
  * Participants and webhooks. The change feed is a version number every change bumps: a watcher checks
@@ -89,21 +77,7 @@ export class SqliteRegistry implements RegistryStore {
   }
 
   async participants(): Promise<RegisteredParticipant[]> {
-    return this.s.participants.all().map((r) => ({
-      participant: {
-        dipId: r.dipId,
-        roles: r.roles.split(',').filter(Boolean),
-        organisation: r.organisation,
-        certificatePem: r.certificatePem,
-        certificateFingerprint: r.certificateFingerprint,
-        createdAt: r.createdAt,
-        connectionProvider: r.connectionProvider,
-        ...(r.previousCertificatePem !== null && r.previousCertificateFingerprint !== null && r.previousValidUntil !== null
-          ? { previous: { certificatePem: r.previousCertificatePem, certificateFingerprint: r.previousCertificateFingerprint, validUntil: r.previousValidUntil } }
-          : {}),
-      },
-      apiKeyHash: r.apiKeyHash,
-    }));
+    return this.s.participants.all().map(registeredParticipant);
   }
 
   async putWebhook(w: Webhook): Promise<void> {

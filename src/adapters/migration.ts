@@ -1,0 +1,39 @@
+import type { Webhook } from '../ports/registry.js';
+import type { ParticipantRow } from './participant-row.js';
+
+/**
+ * Moving an embedded (SQLite) deployment to the cluster: what `dip migrate export` writes, one JSON
+ * object per line, and `dip migrate import` reads. Payloads travel as stored: sealed ones stay sealed
+ * (the data keys travel too, still wrapped by the same key-encryption key), so the file holds no
+ * plaintext where encryption at rest is on.
+ */
+export type MigrationRecord =
+  | { type: 'dataKey'; id: number; wrapped: string; createdAt: number }
+  | ({ type: 'participant' } & ParticipantRow)
+  | ({ type: 'webhook' } & Webhook)
+  | { type: 'mpan'; mpan: string; slot: string; fromMs: number; toMs: number | null; dipId: string }
+  /** A sender reference still within retention: refused as a duplicate after the move too. */
+  | { type: 'senderRef'; senderDipId: string; ref: string; receivedAt: number }
+  | { type: 'queue'; recipientDipId: string; channel: string; ackedSeq: number; headSeq: number }
+  | {
+      type: 'message';
+      id: number;
+      transactionId: string;
+      channel: string;
+      eventCode: string;
+      senderDipId: string;
+      senderRole: string;
+      senderRef: string | null;
+      correlationId: string | null;
+      /** As stored: the keyed hash when encryption at rest is on. */
+      mpan: string | null;
+      receivedAt: number;
+      /** base64 of the stored bytes. */
+      outbound: string;
+      sealed: boolean;
+    }
+  /** An unsettled queue position (its message is exported before it). */
+  | { type: 'entry'; recipientDipId: string; channel: string; seq: number; messageId: number; enqueuedAt: number | null };
+
+/** How many records of each kind an export or import carried. */
+export type MigrationCounts = Partial<Record<MigrationRecord['type'], number>>;

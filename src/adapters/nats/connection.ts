@@ -1,0 +1,39 @@
+import { readFileSync } from 'node:fs';
+import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
+import { Kvm, type KV, type KvOptions } from '@nats-io/kv';
+
+/** How the DIP reaches its NATS cluster (storage.nats in the configuration). */
+export interface NatsSettings {
+  servers: string[];
+  /** Prefix of every bucket and subject this DIP uses, so several DIPs (or tests) can share a NATS system. */
+  prefix: string;
+  /** JetStream replicas of the DIP's KV buckets: 3 in a production cluster (a quorum survives one node). */
+  replicas: number;
+  /** A NATS credentials file (JWT + NKey seed), as issued by the operator's account server. */
+  credsFile?: string;
+  user?: string;
+  pass?: string;
+  token?: string;
+  tls?: { caFile?: string; certFile?: string; keyFile?: string };
+  name?: string;
+}
+
+export async function connectNats(s: NatsSettings): Promise<NatsConnection> {
+  return connect({
+    servers: s.servers,
+    name: s.name ?? 'opendip',
+    // Keep trying for ever: a node that cannot reach NATS serves what it can and catches up when it can.
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500,
+    // eslint-disable-next-line security/detect-non-literal-fs-filename -- the credentials file the operator configured
+    ...(s.credsFile ? { authenticator: credsAuthenticator(readFileSync(s.credsFile)) } : {}),
+    ...(s.user !== undefined ? { user: s.user, pass: s.pass } : {}),
+    ...(s.token !== undefined ? { token: s.token } : {}),
+    ...(s.tls ? { tls: { ...s.tls } } : {}),
+  });
+}
+
+/** Opens the bucket, creating it with these settings when it does not exist yet. */
+export async function openBucket(nc: NatsConnection, name: string, options: Partial<KvOptions>): Promise<KV> {
+  return new Kvm(nc).create(name, options);
+}

@@ -1,0 +1,59 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Coordination } from '../../ports/backend.js';
+import type { Clock } from '../../ports/clock.js';
+import type { Logger } from '../../ports/logger.js';
+import type { RateLimitSettings } from '../../security/rate-limit.js';
+import { connectNats, openBucket, type NatsSettings } from './connection.js';
+import { DEFAULT_LEASES, NatsQueueLeases, type LeaseSettings } from './leases.js';
+import { NatsRateLimits } from './rate-limits.js';
+import { NatsReplayGuard } from './replay-guard.js';
+
+export type { NatsSettings, LeaseSettings };
+
+export interface NatsCoordinationOptions {
+  clock: Clock;
+  logger?: Logger;
+  maxClockSkewMs: number;
+  rateLimit: RateLimitSettings;
+  leases?: LeaseSettings;
+}
+
+export interface NatsCoordination extends Coordination {
+  readonly connection: NatsConnection;
+  readonly leases: NatsQueueLeases;
+}
+
+/**
+ * What the DIP nodes of a cluster share through NATS: queue leases and wake-ups, the signature replay
+ * guard and the fair-use buckets, in three KV buckets replicated `replicas` times (R3 in production).
+ */
+export async function openNatsCoordination(settings: NatsSettings, options: NatsCoordinationOptions): Promise<NatsCoordination> {
+  const nc = await connectNats(settings);
+  try {
+    const leaseSettings = options.leases ?? DEFAULT_LEASES;
+    const common = { history: 1, replicas: settings.replicas };
+    const leasesKv = await openBucket(nc, `${settings.prefix}_leases`, { ...common, ttl: 10 * leaseSettings.ttlMs, description: 'OpenDIP: which node works which recipient queue' });
+    const signaturesKv = await openBucket(nc, `${settings.prefix}_signatures`, {
+      ...common,
+      ttl: 2 * options.maxClockSkewMs,
+      description: 'OpenDIP: X-DIP-Signature digests accepted, kept as long as they could verify',
+    });
+    const refillMs = options.rateLimit.requestsPerSecond > 0 ? (options.rateLimit.burst / options.rateLimit.requestsPerSecond) * 1000 : 0;
+    const ratesKv = await openBucket(nc, `${settings.prefix}_rates`, { ...common, ttl: Math.max(60_000, 2 * refillMs), description: 'OpenDIP: fair-use token buckets' });
+    const leases = new NatsQueueLeases(nc, leasesKv, settings.prefix, options.clock, leaseSettings, options.logger);
+    return {
+      kind: 'nats',
+      connection: nc,
+      leases,
+      replayGuard: new NatsReplayGuard(signaturesKv, 2 * options.maxClockSkewMs, options.logger),
+      rateLimits: new NatsRateLimits(ratesKv, options.rateLimit, options.logger),
+      async close() {
+        await leases.close();
+        await nc.drain().catch(() => nc.close());
+      },
+    };
+  } catch (err) {
+    await nc.close();
+    throw err;
+  }
+}

@@ -1,0 +1,218 @@
+import { randomUUID } from 'node:crypto';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { KV } from '@nats-io/kv';
+import type { Cancel, Clock } from '../../ports/clock.js';
+import type { QueueLeases } from '../../ports/leases.js';
+import type { Logger } from '../../ports/logger.js';
+import type { QueueRef } from '../../ports/message-log.js';
+import { queueToken } from './names.js';
+
+export interface LeaseSettings {
+  /** How long a lease lasts unless renewed: how long a dead node's queues wait before another takes them. */
+  ttlMs: number;
+  /**
+   * Allowance for clocks of different nodes disagreeing: a lease is taken over only this long after its
+   * holder's expiry, and a holder stops working a queue this long before it.
+   */
+  skewMs: number;
+}
+
+export const DEFAULT_LEASES: LeaseSettings = { ttlMs: 6_000, skewMs: 1_000 };
+
+/** What a lease's value says (JSON): who holds it, until when (the holder's clock). */
+interface LeaseValue {
+  node: string;
+  expiresAt: number;
+}
+
+interface Held {
+  queue: QueueRef;
+  revision: number;
+  /** Until when this node may work the queue: its own expiry less the skew allowance. */
+  validUntil: number;
+  wakes: Subscription;
+}
+
+const encode = (v: LeaseValue): string => JSON.stringify(v);
+const decode = (b: Uint8Array): LeaseValue | undefined => {
+  try {
+    const v = JSON.parse(new TextDecoder().decode(b)) as Partial<LeaseValue>;
+    return typeof v.node === 'string' && typeof v.expiresAt === 'number' ? { node: v.node, expiresAt: v.expiresAt } : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+/** A KV key's last operation deleted it (a released lease). */
+const isDeleted = (op: string): boolean => op === 'DEL' || op === 'PURGE';
+
+/**
+ * Queue leases in a JetStream KV bucket (replicated like the rest of the cluster's JetStream state), in
+ * the manner of a Kubernetes Lease: the value names the holder and its expiry; every change is a
+ * compare-and-set on the key's revision, so two nodes can never both take or renew the same lease. The
+ * holder renews every third of the lease; a node that cannot renew in time stops working the queue
+ * before anyone may take it over (its expiry less the skew allowance, against the taker's expiry plus it).
+ *
+ * Wake-ups travel on core NATS, one subject per queue, which the holder subscribes to while it holds the
+ * lease: `<prefix>.wake.<recipient>.<channel>`.
+ */
+export class NatsQueueLeases implements QueueLeases {
+  readonly shared = true;
+  readonly claimEveryMs: number;
+  readonly node = randomUUID();
+  private readonly held = new Map<string, Held>();
+  /** Leases seen held by other nodes, and until when: no need to ask the bucket again before then. */
+  private readonly others = new Map<string, number>();
+  private readonly wakeListeners: Array<(q: QueueRef) => void> = [];
+  private readonly lostListeners: Array<(q: QueueRef) => void> = [];
+  private readonly stopRenewing: Cancel;
+  private renewing: Promise<void> | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly kv: KV,
+    private readonly prefix: string,
+    private readonly clock: Clock,
+    private readonly settings: LeaseSettings = DEFAULT_LEASES,
+    private readonly logger?: Logger,
+  ) {
+    this.claimEveryMs = Math.max(250, Math.floor(settings.ttlMs / 2));
+    this.stopRenewing = clock.every(Math.max(100, Math.floor(settings.ttlMs / 3)), () => {
+      this.renewing ??= this.renewAll().finally(() => {
+        this.renewing = null;
+      });
+    });
+  }
+
+  holds(queue: QueueRef): boolean {
+    const h = this.held.get(queueToken(queue));
+    return h !== undefined && this.clock.now() < h.validUntil;
+  }
+
+  async acquire(queue: QueueRef): Promise<boolean> {
+    if (this.closed) return false;
+    const key = queueToken(queue);
+    if (this.holds(queue)) return true;
+    const stale = this.held.get(key);
+    if (stale) this.lost(key, stale, 'expired before it could be renewed');
+    const now = this.clock.now();
+    if ((this.others.get(key) ?? 0) > now) return false;
+    try {
+      const entry = await this.kv.get(key);
+      const value = entry && !isDeleted(entry.operation) ? decode(entry.value) : undefined;
+      let revision: number;
+      if (!entry || isDeleted(entry.operation)) {
+        revision = entry ? await this.kv.update(key, this.value(), entry.revision) : await this.kv.create(key, this.value());
+      } else if (value && value.node !== this.node && value.expiresAt + this.settings.skewMs > now) {
+        this.others.set(key, value.expiresAt + this.settings.skewMs);
+        return false;
+      } else {
+        // Expired (its holder died or let go without deleting), unreadable, or ours from before: take it.
+        revision = await this.kv.update(key, this.value(), entry.revision);
+      }
+      this.others.delete(key);
+      this.hold(queue, key, revision);
+      return true;
+    } catch (err) {
+      // Lost the race for it (someone else's create or update came first), or NATS is unreachable: not ours.
+      if (!isConflict(err)) this.logger?.warn({ err, queue }, 'could not claim a queue lease');
+      this.others.set(key, now + Math.min(1_000, this.settings.ttlMs / 4));
+      return false;
+    }
+  }
+
+  async release(queue: QueueRef): Promise<void> {
+    const key = queueToken(queue);
+    const h = this.held.get(key);
+    if (!h) return;
+    this.drop(key, h);
+    try {
+      // Only our own revision: a lease someone took over meanwhile is theirs to keep.
+      await this.kv.delete(key, { previousSeq: h.revision });
+    } catch {
+      // Already taken over, or NATS is away: the lease expires by itself.
+    }
+  }
+
+  wake(queue: QueueRef): void {
+    if (this.closed) return;
+    try {
+      this.nc.publish(this.wakeSubject(queue));
+    } catch {
+      // Best effort: the holder's sweep finds the queue anyway.
+    }
+  }
+
+  onWake(listener: (queue: QueueRef) => void): void {
+    this.wakeListeners.push(listener);
+  }
+
+  onLost(listener: (queue: QueueRef) => void): void {
+    this.lostListeners.push(listener);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.stopRenewing();
+    await this.renewing;
+    await Promise.all([...this.held.values()].map((h) => this.release(h.queue)));
+  }
+
+  private value(): string {
+    return encode({ node: this.node, expiresAt: this.clock.now() + this.settings.ttlMs });
+  }
+
+  private wakeSubject(queue: QueueRef): string {
+    return `${this.prefix}.wake.${queueToken(queue)}`;
+  }
+
+  private hold(queue: QueueRef, key: string, revision: number): void {
+    const wakes = this.nc.subscribe(this.wakeSubject(queue), {
+      callback: () => {
+        for (const l of this.wakeListeners) l(queue);
+      },
+    });
+    this.held.set(key, { queue, revision, validUntil: this.clock.now() + this.settings.ttlMs - this.settings.skewMs, wakes });
+  }
+
+  private drop(key: string, h: Held): void {
+    this.held.delete(key);
+    h.wakes.unsubscribe();
+  }
+
+  private lost(key: string, h: Held, why: string): void {
+    if (this.held.get(key) !== h) return;
+    this.drop(key, h);
+    this.logger?.warn({ queue: h.queue, why }, 'queue lease lost: this node stops working the queue');
+    for (const l of this.lostListeners) l(h.queue);
+  }
+
+  private async renewAll(): Promise<void> {
+    await Promise.all(
+      [...this.held.entries()].map(async ([key, h]) => {
+        const startedAt = this.clock.now();
+        try {
+          const revision = await this.kv.update(key, this.value(), h.revision);
+          if (this.held.get(key) === h) {
+            h.revision = revision;
+            h.validUntil = startedAt + this.settings.ttlMs - this.settings.skewMs;
+          }
+        } catch (err) {
+          if (isConflict(err)) this.lost(key, h, 'taken over by another node');
+          // NATS unreachable: keep working until the lease's own end, then stop (others may take it then).
+          else if (this.clock.now() >= h.validUntil) this.lost(key, h, `not renewed in time: ${(err as Error).message}`);
+        }
+      }),
+    );
+    // Leases whose end passed while a renewal was slow are lost even without an answer.
+    const now = this.clock.now();
+    for (const [key, h] of this.held) if (now >= h.validUntil) this.lost(key, h, 'expired before it could be renewed');
+  }
+}
+
+/** JetStream refused a compare-and-set: another writer's revision came first. */
+function isConflict(err: unknown): boolean {
+  const message = err instanceof Error ? err.message : String(err);
+  return /wrong last sequence|key exists|10071/.test(message) || (err as { api_error?: { err_code?: number } })?.api_error?.err_code === 10071;
+}

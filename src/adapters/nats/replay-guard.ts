@@ -1,0 +1,41 @@
+import type { KV } from '@nats-io/kv';
+import type { Logger } from '../../ports/logger.js';
+import type { ReplayCheck, SignatureReplayGuard } from '../../ports/replay-guard.js';
+import { ReplayGuard, signatureDigest } from '../../security/replay-guard.js';
+
+/**
+ * The signature replay guard shared by every node: a KV bucket whose entries expire (the bucket's max
+ * age) after 2 × the clock-skew limit, the longest a signature can still verify. Accepting a signature
+ * is a create-if-absent of its digest, which exactly one node wins, so a request replayed to another node
+ * behind the same address is refused as surely as one replayed to the same node.
+ *
+ * Should NATS be unreachable, each node falls back to its own memory (still refusing replays to itself)
+ * rather than refusing every request; the sender unique reference check in PostgreSQL still refuses a
+ * replayed submission whichever node gets it.
+ */
+export class NatsReplayGuard implements SignatureReplayGuard {
+  private readonly local: ReplayGuard;
+
+  constructor(
+    private readonly kv: KV,
+    retainMs: number,
+    private readonly logger?: Logger,
+  ) {
+    this.local = new ReplayGuard(retainMs);
+  }
+
+  async check(signature: string, nowMs: number): Promise<ReplayCheck> {
+    const digest = signatureDigest(signature);
+    try {
+      await this.kv.create(digest, String(nowMs));
+      return { replayed: false };
+    } catch (err) {
+      if (/wrong last sequence|key exists/.test((err as Error).message)) {
+        const first = await this.kv.get(digest).catch(() => null);
+        return { replayed: true, firstSeenAt: new Date(first ? Number(first.string()) : nowMs) };
+      }
+      this.logger?.warn({ err }, 'shared replay guard unreachable: checking against this node only');
+      return this.local.check(signature, nowMs);
+    }
+  }
+}

@@ -1,0 +1,160 @@
+import type { Archive, ArchivedMessage, ArchiveQuery, DeliveryAttempt, TransactionParties } from '../../ports/archive.js';
+import type { QueueRef } from '../../ports/message-log.js';
+import { damaged, type PgDatabase } from './database.js';
+import { ARCHIVE_TABLES, dayBase, dayOf, dayStart, daysOf, dropDay, partitionName } from './partitions.js';
+
+/**
+ * The archive and delivery journal on PostgreSQL: replay, audit and report queries, and retention. Whole
+ * days past retention are detached and dropped (purgeDays); purgeArchive deletes rows only for channels
+ * kept shorter than the longest retention.
+ */
+export class PgArchive implements Archive {
+  constructor(private readonly d: PgDatabase) {}
+
+  async findArchived(query: ArchiveQuery): Promise<ArchivedMessage[]> {
+    const queueId = await this.d.queueId({ recipientDipId: query.recipientDipId, channel: query.channel });
+    if (queueId === undefined) return [];
+    const args: unknown[] = [queueId];
+    const where = ['e.queue_id = $1', 'm.replay_of IS NULL'];
+    const add = (clause: string, value: unknown) => {
+      args.push(value);
+      where.push(clause.replaceAll('?', `$${args.length}`));
+    };
+    // Time bounds also bound the message ids, so only the days asked for are read.
+    if (query.fromMs !== undefined) {
+      add('m.received_at >= ?', query.fromMs);
+      add('e.message_id >= ?', dayBase(dayOf(query.fromMs)));
+    }
+    if (query.toMs !== undefined) {
+      add('m.received_at <= ?', query.toMs);
+      add('e.message_id < ?', dayBase(dayOf(query.toMs) + 1));
+    }
+    if (query.eventCode !== undefined) add('m.event_code = ?', query.eventCode);
+    if (query.mpan !== undefined) add('m.mpan = ?', this.d.sealer.index(query.mpan));
+    if (query.transactionIds !== undefined) add('m.transaction_id = ANY(?::text[])', query.transactionIds);
+    if (query.afterSeq !== undefined) add('e.seq > ?', query.afterSeq);
+    if (query.upToSeq !== undefined) add('e.seq <= ?', query.upToSeq);
+    args.push(query.limit);
+    const rows = await this.d.query<Omit<ArchivedMessage, 'outbound'> & { outbound: Buffer; sealed: boolean }>(
+      `SELECT m.id, e.seq, m.transaction_id AS "transactionId", m.channel, m.event_code AS "eventCode", m.sender_dip_id AS "senderDipId",
+              m.sender_role AS "senderRole", m.correlation_id AS "correlationId", m.received_at AS "receivedAt", m.outbound, m.sealed
+         FROM queue_entries e JOIN messages m ON m.id = e.message_id
+        WHERE ${where.join(' AND ')} ORDER BY e.seq LIMIT $${args.length}`,
+      args,
+    );
+    return rows.map(({ sealed, outbound, ...r }) => ({ ...r, outbound: this.d.reveal(outbound, sealed) }));
+  }
+
+  async transactionParties(transactionId: string): Promise<TransactionParties | undefined> {
+    const [m] = await this.d.query<{ id: number } & Omit<TransactionParties, 'recipients'>>(
+      `SELECT id, sender_dip_id AS "senderDipId", channel, sender_ref AS "senderUniqueReference", correlation_id AS "correlationId"
+         FROM messages WHERE transaction_id = $1 LIMIT 1`,
+      [transactionId],
+    );
+    if (!m) return undefined;
+    const recipients = await this.d.query<{ r: string }>(
+      'SELECT DISTINCT q.recipient_dip_id AS r FROM queue_entries e JOIN queues q ON q.id = e.queue_id WHERE e.message_id = $1',
+      [m.id],
+    );
+    const { id: _, ...parties } = m;
+    return { ...parties, recipients: recipients.map((r) => r.r) };
+  }
+
+  async recordAttempt(a: DeliveryAttempt): Promise<void> {
+    const id = await this.d.queueId(a.queue);
+    if (id === undefined) throw damaged(`no queue for ${a.queue.recipientDipId} on ${a.queue.channel}`);
+    await this.d.tx(
+      (c) =>
+        c.query(
+          `INSERT INTO delivery_attempts (queue_id, first_seq, last_seq, url, started_at, latency_ms, status, verdict, error)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+          [id, a.firstSeq, a.lastSeq, a.url, a.startedAt, Math.round(a.latencyMs), a.status, a.verdict, a.error],
+        ),
+      [dayOf(a.startedAt)],
+    );
+  }
+
+  async attempts(queue: QueueRef, limit: number): Promise<DeliveryAttempt[]> {
+    const id = await this.d.queueId(queue);
+    if (id === undefined) return [];
+    const rows = await this.d.query<Omit<DeliveryAttempt, 'queue'>>(
+      `SELECT first_seq AS "firstSeq", last_seq AS "lastSeq", url, started_at AS "startedAt", latency_ms AS "latencyMs", status, verdict, error
+         FROM delivery_attempts WHERE queue_id = $1 ORDER BY id DESC LIMIT $2`,
+      [id, limit],
+    );
+    return rows.map((r) => ({ ...r, queue }));
+  }
+
+  async archivedChannels(): Promise<string[]> {
+    return (await this.d.query<{ channel: string }>('SELECT channel FROM archived_channels ORDER BY channel')).map((r) => r.channel);
+  }
+
+  async purgeArchive(channel: string, beforeMs: number, limit: number): Promise<number> {
+    return this.d.tx(async (c) => {
+      const { rows } = await c.query<{ id: number }>(
+        `SELECT m.id FROM messages m WHERE m.channel = $1 AND m.received_at < $2
+            AND NOT EXISTS (SELECT 1 FROM queue_entries e JOIN queues q ON q.id = e.queue_id WHERE e.message_id = m.id AND e.seq > q.acked_seq)
+          ORDER BY m.received_at LIMIT $3 FOR UPDATE OF m SKIP LOCKED`,
+        [channel, beforeMs, limit],
+      );
+      const ids = rows.map((r) => r.id);
+      if (ids.length > 0) {
+        await c.query('DELETE FROM queue_entries WHERE message_id = ANY($1::bigint[])', [ids]);
+        await c.query('DELETE FROM dead_letters WHERE message_id = ANY($1::bigint[])', [ids]);
+        await c.query('DELETE FROM messages WHERE id = ANY($1::bigint[])', [ids]);
+      }
+      await c.query(
+        `DELETE FROM batches WHERE id IN (SELECT b.id FROM batches b WHERE b.channel = $1 AND b.received_at < $2
+            AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.batch_id = b.id) LIMIT $3)`,
+        [channel, beforeMs, limit],
+      );
+      return ids.length;
+    });
+  }
+
+  /**
+   * Detaches and drops every whole day of the archive before `beforeMs` that no queue still waits on
+   * (an unsettled entry, e.g. a requeued dead letter, keeps its day). Returns about how many messages went
+   * (the planner's row estimate: counting would read the day).
+   */
+  async purgeDays(beforeMs: number): Promise<number> {
+    const client = await this.d.pool.connect();
+    let dropped = 0;
+    try {
+      for (const day of await daysOf(client, 'messages')) {
+        if (dayStart(day + 1) > beforeMs) break;
+        const waiting = await client.query(
+          `SELECT 1 FROM queues q WHERE EXISTS (SELECT 1 FROM queue_entries e WHERE e.queue_id = q.id AND e.seq > q.acked_seq
+              AND e.message_id >= $1 AND e.message_id < $2) LIMIT 1`,
+          [dayBase(day), dayBase(day + 1)],
+        );
+        if (waiting.rowCount) continue;
+        const estimate = await client.query<{ n: number }>('SELECT greatest(reltuples, 0)::bigint AS n FROM pg_class WHERE relname = $1', [partitionName('messages', day)]);
+        await client.query('DELETE FROM dead_letters WHERE message_id >= $1 AND message_id < $2', [dayBase(day), dayBase(day + 1)]);
+        await dropDay(client, ARCHIVE_TABLES, day);
+        this.d.forgetDay(day);
+        dropped += estimate.rows[0]?.n ?? 0;
+      }
+    } finally {
+      client.release();
+    }
+    return dropped;
+  }
+
+  async purgeAttempts(beforeMs: number, limit: number): Promise<number> {
+    const client = await this.d.pool.connect();
+    try {
+      for (const day of await daysOf(client, 'delivery_attempts')) {
+        if (dayStart(day + 1) > beforeMs) break;
+        await dropDay(client, ['delivery_attempts'], day);
+        this.d.forgetDay(day);
+      }
+    } finally {
+      client.release();
+    }
+    return this.d.tx(async (c) => {
+      const r = await c.query('DELETE FROM delivery_attempts WHERE id IN (SELECT id FROM delivery_attempts WHERE started_at < $1 LIMIT $2)', [beforeMs, limit]);
+      return r.rowCount ?? 0;
+    });
+  }
+}

@@ -1,0 +1,290 @@
+import pg from 'pg';
+import type { BackendHealth, ValueSealer } from '../../ports/backend.js';
+import type { Cancel, Clock } from '../../ports/clock.js';
+import { StoreError } from '../../ports/errors.js';
+import type { QueueRef } from '../../ports/message-log.js';
+import { classifyPgError, isRetryable } from './errors.js';
+import { createDays, dayOf } from './partitions.js';
+import { SCHEMA, SCHEMA_LOCK } from './schema.js';
+
+export interface PostgresOptions {
+  /** postgres://user:password@host:port/database (TLS and the rest as node-postgres reads them from the URL). */
+  url: string;
+  clock: Clock;
+  /** Connections this process keeps open (default 10). */
+  poolSize?: number;
+  /** Append groups committing at once (default 2): the next group forms while one commits. */
+  concurrentGroups?: number;
+}
+
+const PLAIN: ValueSealer = { seal: (plain) => plain, open: (sealed) => sealed, index: (value) => value };
+
+/** bigint columns hold epoch milliseconds, positions and ids, all below 2^53: read them as numbers. */
+const types = new pg.TypeOverrides();
+types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
+
+export const queueKey = (q: QueueRef): string => `${q.recipientDipId}\u0000${q.channel}`;
+
+export interface LockedQueue {
+  id: number;
+  /** The last position given out, as this transaction moves it. */
+  head: number;
+  /** The head as locked: what to compare to when writing it back. */
+  lockedHead: number;
+}
+
+/**
+ * The PostgreSQL side of the cluster backend: one pool, and what every port's module shares over it —
+ * transactions with retry and error classification, day partitions made on demand, queue rows locked in
+ * a fixed order, the at-rest sealer, and the store's health.
+ *
+ * Durability: a promise resolves only after COMMIT returned, which with PostgreSQL's defaults
+ * (synchronous_commit = on) means the WAL is flushed, and where synchronous_standby_names is set, that a
+ * quorum of standbys has it too. Nothing is visible to other sessions before then.
+ */
+export class PgDatabase {
+  readonly pool: pg.Pool;
+  sealer: ValueSealer = PLAIN;
+  private readonly knownDays = new Set<number>();
+  private readonly queueIds = new Map<string, number>();
+  /** Channels known to be in archived_channels (cleared when a transaction fails: its insert may be gone). */
+  private readonly knownChannels = new Set<string>();
+  private state: BackendHealth = { state: 'ok' };
+  private readonly healthListeners: Array<(h: BackendHealth) => void> = [];
+  private probe: Cancel | null = null;
+  private closed = false;
+
+  private constructor(readonly options: PostgresOptions) {
+    this.pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.poolSize ?? 10,
+      connectionTimeoutMillis: 5_000,
+      idleTimeoutMillis: 30_000,
+      // A statement that waits this long is given up (a stuck lock, a failing-over server): the write is
+      // answered 503 and tried again by its sender, instead of holding a request for ever.
+      statement_timeout: 30_000,
+      application_name: 'opendip',
+      types,
+    });
+    // An idle connection the server closed (a restart, a failover) must not crash the process: the pool
+    // drops it and the next query opens a new one.
+    this.pool.on('error', () => {});
+  }
+
+  static async open(options: PostgresOptions): Promise<PgDatabase> {
+    const d = new PgDatabase(options);
+    try {
+      const client = await d.pool.connect();
+      try {
+        await client.query('BEGIN');
+        await client.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK]);
+        await client.query(SCHEMA);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw err;
+      } finally {
+        client.release();
+      }
+      const today = dayOf(options.clock.now());
+      await d.ensureDays([today - 1, today, today + 1, today + 2]);
+    } catch (err) {
+      await d.pool.end().catch(() => {});
+      throw classifyPgError(err);
+    }
+    return d;
+  }
+
+  get url(): string {
+    return this.options.url;
+  }
+
+  useSealer(sealer: ValueSealer): void {
+    this.sealer = sealer;
+  }
+
+  /** A payload as stored: sealed bytes when encryption at rest is on, else UTF-8. */
+  sealText(plain: string): { bytes: Buffer; sealed: boolean } {
+    const v = this.sealer.seal(plain);
+    return typeof v === 'string' ? { bytes: Buffer.from(v, 'utf8'), sealed: false } : { bytes: v, sealed: this.sealer !== PLAIN };
+  }
+
+  reveal(bytes: Buffer, sealed: boolean): string {
+    return sealed ? this.sealer.open(bytes).toString('utf8') : bytes.toString('utf8');
+  }
+
+  /** One statement outside any transaction (reads). */
+  async query<R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<R[]> {
+    try {
+      const { rows } = await this.pool.query<R>(text, values);
+      return rows;
+    } catch (err) {
+      const e = classifyPgError(err);
+      this.outcome(e);
+      throw e;
+    }
+  }
+
+  /**
+   * Runs `fn` in one transaction. A serialization failure or deadlock runs it again (a few times) before
+   * failing; every failure leaves as a classified StoreError, and the outcome moves the store's health.
+   * `fn` may run more than once: it must only write through the client.
+   */
+  async tx<T>(fn: (c: pg.PoolClient) => Promise<T>, days: Iterable<number> = []): Promise<T> {
+    if (this.closed) throw new StoreError('unavailable', 'the store is closing', 'CLOSED');
+    for (let attempt = 1; ; attempt++) {
+      let client: pg.PoolClient | undefined;
+      try {
+        await this.ensureDays(days);
+        client = await this.pool.connect();
+        await client.query('BEGIN');
+        const result = await fn(client);
+        await client.query('COMMIT');
+        client.release();
+        this.outcome(null);
+        return result;
+      } catch (err) {
+        if (client) {
+          // A connection that failed mid-transaction is not handed out again.
+          const broken = await client.query('ROLLBACK').then(
+            () => false,
+            () => true,
+          );
+          client.release(broken ? (err as Error) : undefined);
+        }
+        this.knownChannels.clear();
+        if (isRetryable(err) && attempt < 5) continue;
+        const e = classifyPgError(err);
+        this.outcome(e);
+        throw e;
+      }
+    }
+  }
+
+  /** Makes sure the day partitions exist (cached: a day is checked once per process). */
+  async ensureDays(days: Iterable<number>): Promise<void> {
+    const missing = [...new Set(days)].filter((d) => !this.knownDays.has(d));
+    if (missing.length === 0) return;
+    const client = await this.pool.connect();
+    try {
+      await createDays(client, missing);
+    } finally {
+      client.release();
+    }
+    for (const d of missing) this.knownDays.add(d);
+  }
+
+  /** The day's partitions were dropped: a write for it (a clock set back) creates them again. */
+  forgetDay(day: number): void {
+    this.knownDays.delete(day);
+  }
+
+  /**
+   * Locks the queues' rows for the rest of the transaction, creating those that do not exist yet, always
+   * in the same order (keys, then ids), so two transactions extending the same queues cannot deadlock.
+   * Positions taken from the returned heads are consecutive: no other writer can move a head until this
+   * transaction ends.
+   */
+  async lockQueues(c: pg.PoolClient, refs: Iterable<QueueRef>): Promise<Map<string, LockedQueue>> {
+    const unique = new Map<string, QueueRef>();
+    for (const r of refs) unique.set(queueKey(r), r);
+    const out = new Map<string, LockedQueue>();
+    if (unique.size === 0) return out;
+    const sorted = [...unique.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const recipients = sorted.map(([, r]) => r.recipientDipId);
+    const channels = sorted.map(([, r]) => r.channel);
+    if (sorted.some(([k]) => !this.queueIds.has(k))) {
+      await c.query(
+        `INSERT INTO queues (recipient_dip_id, channel)
+         SELECT r, ch FROM unnest($1::text[], $2::text[]) AS t(r, ch) ORDER BY r, ch ON CONFLICT DO NOTHING`,
+        [recipients, channels],
+      );
+    }
+    const { rows } = await c.query<{ id: number; recipient: string; channel: string; head: number }>(
+      `SELECT id, recipient_dip_id AS recipient, channel, head FROM queues
+        WHERE (recipient_dip_id, channel) IN (SELECT * FROM unnest($1::text[], $2::text[])) ORDER BY id FOR UPDATE`,
+      [recipients, channels],
+    );
+    for (const r of rows) {
+      const k = queueKey({ recipientDipId: r.recipient, channel: r.channel });
+      this.queueIds.set(k, r.id);
+      out.set(k, { id: r.id, head: r.head, lockedHead: r.head });
+    }
+    return out;
+  }
+
+  /** Writes back the heads a transaction moved (after lockQueues). */
+  async saveHeads(c: pg.PoolClient, locked: Map<string, LockedQueue>): Promise<void> {
+    const moved = [...locked.values()].filter((q) => q.head !== q.lockedHead);
+    if (moved.length === 0) return;
+    await c.query('UPDATE queues q SET head = t.head FROM unnest($1::int[], $2::bigint[]) AS t(id, head) WHERE q.id = t.id', [
+      moved.map((q) => q.id),
+      moved.map((q) => q.head),
+    ]);
+  }
+
+  /** Records that messages were archived on these channels (what retention goes through). */
+  async noteChannels(c: pg.PoolClient, channels: string[]): Promise<void> {
+    const fresh = channels.filter((ch) => !this.knownChannels.has(ch));
+    if (fresh.length === 0) return;
+    await c.query('INSERT INTO archived_channels (channel) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING', [fresh]);
+    for (const ch of fresh) this.knownChannels.add(ch);
+  }
+
+  /** The queue's id, if it exists (ids never change: cached). */
+  async queueId(q: QueueRef, c?: pg.PoolClient): Promise<number | undefined> {
+    const k = queueKey(q);
+    const known = this.queueIds.get(k);
+    if (known !== undefined) return known;
+    const text = 'SELECT id FROM queues WHERE recipient_dip_id = $1 AND channel = $2';
+    const rows = c ? (await c.query<{ id: number }>(text, [q.recipientDipId, q.channel])).rows : await this.query<{ id: number }>(text, [q.recipientDipId, q.channel]);
+    const id = rows[0]?.id;
+    if (id !== undefined) this.queueIds.set(k, id);
+    return id;
+  }
+
+  health(): BackendHealth {
+    return this.state;
+  }
+
+  onHealthChange(listener: (h: BackendHealth) => void): void {
+    this.healthListeners.push(listener);
+  }
+
+  private outcome(error: StoreError | null): void {
+    if (error !== null && error.kind !== 'unavailable') return; // a permanent error concerns one write, not the store
+    const next: BackendHealth = error === null ? { state: 'ok' } : { state: 'unavailable', reason: error.message, code: error.code };
+    if (next.state === this.state.state) return;
+    this.state = next;
+    if (next.state === 'unavailable') this.startProbing();
+    else this.stopProbing();
+    for (const l of this.healthListeners) l(next);
+  }
+
+  /** While the server cannot take writes, a tiny write every two seconds finds out when it can again. */
+  private startProbing(): void {
+    if (this.probe || this.closed) return;
+    this.probe = this.options.clock.every(2_000, () => {
+      this.tx(async (c) => {
+        await c.query('INSERT INTO health_probe (at) VALUES ($1)', [this.options.clock.now()]);
+        await c.query('DELETE FROM health_probe');
+      }).catch(() => {});
+    });
+  }
+
+  private stopProbing(): void {
+    this.probe?.();
+    this.probe = null;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.stopProbing();
+    await this.pool.end();
+  }
+}
+
+/** Rows the store writes must exist when it reads them; a missing one means damaged data. */
+export function damaged(what: string): StoreError {
+  return new StoreError('permanent', `damaged database: ${what}`, 'MISSING_ROW');
+}

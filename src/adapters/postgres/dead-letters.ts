@@ -1,0 +1,58 @@
+import type { DeadLetter, DeadLetterQuery, DeadLetters } from '../../ports/dead-letters.js';
+import type { QueueRef } from '../../ports/message-log.js';
+import type { PgDatabase } from './database.js';
+import { insertEntries } from './write-batches.js';
+
+export class PgDeadLetters implements DeadLetters {
+  constructor(private readonly d: PgDatabase) {}
+
+  async deadLetters(query: DeadLetterQuery): Promise<DeadLetter[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    const add = (clause: string, value: unknown) => {
+      args.push(value);
+      where.push(clause.replace('?', `$${args.length}`));
+    };
+    if (query.recipientDipId !== undefined) add('q.recipient_dip_id = ?', query.recipientDipId);
+    if (query.channel !== undefined) add('q.channel = ?', query.channel);
+    if (query.state !== undefined) add('d.state = ?', query.state);
+    args.push(query.limit);
+    const rows = await this.d.query<Omit<DeadLetter, 'queue'> & { recipient: string; channel: string }>(
+      `SELECT q.recipient_dip_id AS recipient, q.channel, d.seq, d.message_id AS "messageId", m.transaction_id AS "transactionId",
+              m.sender_dip_id AS "senderDipId", m.sender_ref AS "senderUniqueReference", m.received_at AS "receivedAt",
+              d.reason, d.status, d.detail, d.at, d.state
+         FROM dead_letters d JOIN queues q ON q.id = d.queue_id JOIN messages m ON m.id = d.message_id
+        ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY q.id, d.seq LIMIT $${args.length}`,
+      args,
+    );
+    return rows.map(({ recipient, channel, ...rest }) => ({ queue: { recipientDipId: recipient, channel }, ...rest }));
+  }
+
+  async requeueDeadLetters(queue: QueueRef, seqs: number[]): Promise<number> {
+    if ((await this.d.queueId(queue)) === undefined) return 0;
+    return this.d.tx(async (c) => {
+      const locked = await this.d.lockQueues(c, [queue]);
+      const id = locked.values().next().value!.id;
+      // Taken and marked in one statement: a dead letter is requeued once, whoever asks at the same time.
+      const { rows } = await c.query<{ seq: number; messageId: number }>(
+        `UPDATE dead_letters SET state = 'requeued' WHERE queue_id = $1 AND seq = ANY($2::bigint[]) AND state = 'dead'
+         RETURNING seq, message_id AS "messageId"`,
+        [id, seqs],
+      );
+      rows.sort((a, b) => a.seq - b.seq);
+      const now = this.d.options.clock.now();
+      await insertEntries(c, locked, rows.map((r) => ({ queue, messageId: r.messageId, enqueuedAt: now })));
+      await this.d.saveHeads(c, locked);
+      return rows.length;
+    });
+  }
+
+  async discardDeadLetters(queue: QueueRef, seqs: number[]): Promise<number> {
+    const id = await this.d.queueId(queue);
+    if (id === undefined) return 0;
+    return this.d.tx(async (c) => {
+      const r = await c.query("UPDATE dead_letters SET state = 'discarded' WHERE queue_id = $1 AND seq = ANY($2::bigint[]) AND state = 'dead'", [id, seqs]);
+      return r.rowCount ?? 0;
+    });
+  }
+}

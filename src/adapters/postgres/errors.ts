@@ -1,0 +1,34 @@
+import { StoreError } from '../../ports/errors.js';
+
+/**
+ * SQLSTATE classes and codes after which trying again later can succeed, because the server is busy,
+ * restarting, failing over, out of space or unreachable (src/ports/errors.ts). Everything else is a
+ * problem with the statement or the data: permanent for the write that met it.
+ */
+const UNAVAILABLE_CLASSES = ['08', '53', '57', '58'];
+const UNAVAILABLE_CODES = new Set([
+  '40001', // serialization_failure (retried first: see PgDatabase.tx)
+  '40P01', // deadlock_detected (likewise)
+  '25006', // read_only_sql_transaction: connected to a standby during a failover
+  '55P03', // lock_not_available
+  '55000', // object_not_in_prerequisite_state (e.g. a detach still pending)
+]);
+/** Node's socket errors: no server to talk to right now. */
+const UNAVAILABLE_SOCKET = /^(?:ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN)$/;
+/** node-postgres raises these without a code when a connection dies or cannot be had in time. */
+const UNAVAILABLE_MESSAGE = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended|not queryable/i;
+
+/** Errors worth running the whole transaction again for at once, before calling the server unavailable. */
+export const isRetryable = (err: unknown): boolean => {
+  const code = (err as { code?: unknown })?.code;
+  return code === '40001' || code === '40P01';
+};
+
+export function classifyPgError(error: unknown): StoreError {
+  if (error instanceof StoreError) return error;
+  const code = typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : null;
+  const message = error instanceof Error ? error.message : String(error);
+  const unavailable =
+    code !== null ? UNAVAILABLE_CODES.has(code) || UNAVAILABLE_CLASSES.includes(code.slice(0, 2)) || UNAVAILABLE_SOCKET.test(code) : UNAVAILABLE_MESSAGE.test(message);
+  return new StoreError(unavailable ? 'unavailable' : 'permanent', `PostgreSQL: ${message}`, code, { cause: error });
+}

@@ -1,0 +1,151 @@
+import type pg from 'pg';
+import type { MigrationCounts, MigrationRecord } from '../migration.js';
+import { PgDatabase, type PostgresOptions } from './database.js';
+import { dayOf } from './partitions.js';
+import { REGISTRY_CHANNEL } from './schema.js';
+import { takeIds } from './write-batches.js';
+
+const BATCH = 1000;
+
+type Of<T extends MigrationRecord['type']> = Extract<MigrationRecord, { type: T }>;
+
+/**
+ * Writes what `dip migrate export` read from an embedded store into the cluster's PostgreSQL, for
+ * `dip migrate import`. The target must be new: no DIP node may have opened it yet (the first node makes
+ * a data key, and the exported payloads are sealed under the exported ones). Queues keep their positions,
+ * so recipients see no gap and no repeat; unsettled entries keep their transaction IDs.
+ */
+export async function importIntoPostgres(options: PostgresOptions, records: AsyncIterable<MigrationRecord>): Promise<MigrationCounts> {
+  const d = await PgDatabase.open(options);
+  const counts: MigrationCounts = {};
+  const messageIds = new Map<number, number>();
+  const queueIds = new Map<string, number>();
+  try {
+    const [{ n: keys } = { n: 0 }] = await d.query<{ n: number }>('SELECT count(*)::int AS n FROM data_keys');
+    const [{ n: messages } = { n: 0 }] = await d.query<{ n: number }>('SELECT count(*)::int AS n FROM queues WHERE head > 0');
+    if (keys > 0 || messages > 0) throw new Error('the target database is in use (it has data keys or messages): import into a new database, before any DIP node starts on it');
+    let pending: MigrationRecord[] = [];
+    const flush = async () => {
+      const group = pending;
+      pending = [];
+      if (group.length === 0) return;
+      const type = group[0]!.type;
+      counts[type] = (counts[type] ?? 0) + group.length;
+      const days = type === 'senderRef' ? group.map((r) => dayOf((r as Of<'senderRef'>).receivedAt)) : type === 'message' ? group.map((r) => dayOf((r as Of<'message'>).receivedAt)) : [];
+      await d.tx((c) => write(d, c, group, messageIds, queueIds), days);
+    };
+    for await (const r of records) {
+      if (pending.length >= BATCH || (pending.length > 0 && pending[0]!.type !== r.type)) await flush();
+      pending.push(r);
+    }
+    await flush();
+    await d.tx(async (c) => {
+      await c.query("SELECT setval(pg_get_serial_sequence('data_keys', 'id'), greatest((SELECT max(id) FROM data_keys), 1))");
+      await c.query('UPDATE registry_version SET version = version + 1 WHERE id = 1');
+      await c.query('SELECT pg_notify($1, $2)', [REGISTRY_CHANNEL, 'import']);
+    });
+    return counts;
+  } finally {
+    await d.close();
+  }
+}
+
+async function write(d: PgDatabase, c: pg.PoolClient, group: MigrationRecord[], messageIds: Map<number, number>, queueIds: Map<string, number>): Promise<void> {
+  const col = <T extends MigrationRecord, K extends keyof T>(rows: T[], k: K) => rows.map((r) => r[k]);
+  switch (group[0]!.type) {
+    case 'dataKey': {
+      const rows = group as Array<Of<'dataKey'>>;
+      await c.query('INSERT INTO data_keys (id, wrapped, created_at) SELECT * FROM unnest($1::int[], $2::bytea[], $3::bigint[])', [
+        col(rows, 'id'),
+        rows.map((r) => Buffer.from(r.wrapped, 'base64')),
+        col(rows, 'createdAt'),
+      ]);
+      return;
+    }
+    case 'participant': {
+      for (const p of group as Array<Of<'participant'>>) {
+        await c.query(
+          `INSERT INTO participants (dip_id, roles, organisation, certificate_pem, certificate_fingerprint, api_key_hash, created_at, connection_provider,
+                                     previous_certificate_pem, previous_certificate_fingerprint, previous_valid_until)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (dip_id) DO NOTHING`,
+          [p.dipId, p.roles, p.organisation, p.certificatePem, p.certificateFingerprint, p.apiKeyHash, p.createdAt, p.connectionProvider, p.previousCertificatePem, p.previousCertificateFingerprint, p.previousValidUntil],
+        );
+      }
+      return;
+    }
+    case 'webhook': {
+      const rows = group as Array<Of<'webhook'>>;
+      await c.query(
+        'INSERT INTO webhooks (recipient_dip_id, channel, url, max_message_count, max_payload_kb) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[]) ON CONFLICT DO NOTHING',
+        [col(rows, 'recipientDipId'), col(rows, 'channel'), col(rows, 'url'), col(rows, 'maxMessageCount'), col(rows, 'maxPayloadKb')],
+      );
+      return;
+    }
+    case 'mpan': {
+      const rows = group as Array<Of<'mpan'>>;
+      await c.query(
+        'INSERT INTO mpan_appointments (mpan, slot, from_ms, to_ms, dip_id) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[]) ON CONFLICT DO NOTHING',
+        [col(rows, 'mpan'), col(rows, 'slot'), col(rows, 'fromMs'), col(rows, 'toMs'), col(rows, 'dipId')],
+      );
+      return;
+    }
+    case 'senderRef': {
+      const rows = group as Array<Of<'senderRef'>>;
+      await c.query('INSERT INTO sender_refs (day, sender_dip_id, sender_ref) SELECT * FROM unnest($1::int[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING', [
+        rows.map((r) => dayOf(r.receivedAt)),
+        col(rows, 'senderDipId'),
+        col(rows, 'ref'),
+      ]);
+      return;
+    }
+    case 'queue': {
+      for (const q of group as Array<Of<'queue'>>) {
+        const { rows } = await c.query<{ id: number }>(
+          `INSERT INTO queues (recipient_dip_id, channel, head, acked_seq) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (recipient_dip_id, channel) DO UPDATE SET head = excluded.head, acked_seq = excluded.acked_seq RETURNING id`,
+          [q.recipientDipId, q.channel, q.headSeq, q.ackedSeq],
+        );
+        queueIds.set(`${q.recipientDipId}\u0000${q.channel}`, rows[0]!.id);
+      }
+      return;
+    }
+    case 'message': {
+      const rows = group as Array<Of<'message'>>;
+      const ids = await takeIds(c, 'message_ids', col(rows, 'receivedAt'));
+      rows.forEach((r, i) => messageIds.set(r.id, ids[i]!));
+      // Stored bytes as they were (sealed stays sealed): bypass the sealer.
+      await c.query(
+        `INSERT INTO messages (id, batch_id, transaction_id, channel, event_code, sender_dip_id, sender_role, sender_ref, correlation_id, mpan, received_at, replay_of, outbound, sealed)
+         SELECT id, NULL, t, ch, ev, s, sr, ref, corr, mp, at, NULL, o, se
+           FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::bytea[], $12::boolean[])
+             AS x(id, t, ch, ev, s, sr, ref, corr, mp, at, o, se)`,
+        [
+          ids,
+          col(rows, 'transactionId'),
+          col(rows, 'channel'),
+          col(rows, 'eventCode'),
+          col(rows, 'senderDipId'),
+          col(rows, 'senderRole'),
+          col(rows, 'senderRef'),
+          col(rows, 'correlationId'),
+          col(rows, 'mpan'),
+          col(rows, 'receivedAt'),
+          rows.map((r) => Buffer.from(r.outbound, 'base64')),
+          col(rows, 'sealed'),
+        ],
+      );
+      await d.noteChannels(c, [...new Set(col(rows, 'channel'))]);
+      return;
+    }
+    case 'entry': {
+      const rows = group as Array<Of<'entry'>>;
+      await c.query('INSERT INTO queue_entries (queue_id, seq, message_id, enqueued_at) SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::bigint[])', [
+        rows.map((r) => queueIds.get(`${r.recipientDipId}\u0000${r.channel}`)),
+        col(rows, 'seq'),
+        rows.map((r) => messageIds.get(r.messageId)),
+        col(rows, 'enqueuedAt'),
+      ]);
+      return;
+    }
+  }
+}

@@ -1,0 +1,40 @@
+import type { Backend } from '../../ports/backend.js';
+import { PgArchive } from './archive.js';
+import { PgDatabase, type PostgresOptions } from './database.js';
+import { PgDataKeys } from './data-keys.js';
+import { PgDeadLetters } from './dead-letters.js';
+import { PgMessageLog } from './message-log.js';
+import { PgMpanStore } from './mpan.js';
+import { PgRegistry } from './registry.js';
+import { PgRequeueJobs } from './requeue-jobs.js';
+
+export type { PostgresOptions };
+
+/** The PostgreSQL store: every port of the Backend over one database (the cluster's system of record). */
+export interface PostgresBackend extends Backend {
+  readonly archive: PgArchive;
+}
+
+export async function openPostgresBackend(options: PostgresOptions): Promise<PostgresBackend> {
+  const d = await PgDatabase.open(options);
+  const log = new PgMessageLog(d);
+  const registry = new PgRegistry(d);
+  return {
+    kind: 'postgres',
+    log,
+    deadLetters: new PgDeadLetters(d),
+    archive: new PgArchive(d),
+    registry,
+    mpan: new PgMpanStore(d),
+    dataKeys: new PgDataKeys(d),
+    requeueJobs: new PgRequeueJobs(d),
+    health: () => d.health(),
+    onHealthChange: (l) => d.onHealthChange(l),
+    useSealer: (s) => d.useSealer(s),
+    async close() {
+      await registry.close();
+      await log.drain();
+      await d.close();
+    },
+  };
+}

@@ -1,0 +1,244 @@
+import type { AcceptedBatch, AppendOutcome, MessageLog, QueueEntry, QueueRef, QueueState, ReplayCopy, Settlement } from '../../ports/message-log.js';
+import { jobMoved } from '../../ports/errors.js';
+import type { JobProgress } from '../../ports/requeue-jobs.js';
+import { damaged, type PgDatabase } from './database.js';
+import { classifyPgError } from './errors.js';
+import { dayOf, dayStart } from './partitions.js';
+import { daysOfBatches, insertEntries, insertMessages, queuesOfBatches, takeIds, writeBatches } from './write-batches.js';
+
+/**
+ * A sender reference used in the first minutes of a day is also written under the day before: a writer
+ * whose clock still says yesterday (clock skew between nodes, a transaction straddling midnight) then
+ * meets it in yesterday's unique index. Five minutes is far beyond NTP-kept skew and any transaction.
+ */
+const DAY_BOUNDARY_GRACE_MS = 5 * 60_000;
+/** Appends one group carries at most (bounds a transaction's size and lock time). */
+const MAX_GROUP = 256;
+
+interface PendingAppend {
+  batch: AcceptedBatch;
+  resolve(outcome: AppendOutcome): void;
+  reject(error: unknown): void;
+}
+
+const refKey = (sender: string, ref: string): string => `${sender}\u0000${ref}`;
+
+/**
+ * The message log and recipient queues on PostgreSQL. A queue is a (queue, seq) → message index over
+ * one message log, as on SQLite; positions come from the queue's row, locked for the transaction, so
+ * they are consecutive across every node appending at once, and visible all together at COMMIT.
+ *
+ * Appends arriving together share one transaction (group commit): one WAL flush and one lock of each
+ * queue row carry a whole group, instead of one per request. A duplicate sender reference refuses only
+ * its own batch: duplicates are found before anything is written, so no savepoint is needed.
+ */
+export class PgMessageLog implements MessageLog {
+  private pending: PendingAppend[] = [];
+  private scheduled = false;
+  private inFlight = 0;
+  private readonly idle = new Set<() => void>();
+
+  constructor(private readonly d: PgDatabase) {}
+
+  append(batch: AcceptedBatch): Promise<AppendOutcome> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ batch, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Waits for every append in flight (shutdown). */
+  async drain(): Promise<void> {
+    while (this.inFlight > 0 || this.pending.length > 0) await new Promise<void>((r) => this.idle.add(r));
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.pending.length === 0 || this.inFlight >= (this.d.options.concurrentGroups ?? 2)) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      const group = this.pending.splice(0, MAX_GROUP);
+      if (group.length === 0) return;
+      this.inFlight += 1;
+      void this.commit(group).finally(() => {
+        this.inFlight -= 1;
+        if (this.inFlight === 0 && this.pending.length === 0) {
+          for (const r of this.idle) r();
+          this.idle.clear();
+        }
+        this.schedule();
+      });
+      this.schedule();
+    });
+  }
+
+  private async commit(group: PendingAppend[]): Promise<void> {
+    try {
+      const outcomes = await this.writeGroup(group.map((p) => p.batch));
+      group.forEach((p, i) => p.resolve(outcomes[i]!));
+    } catch (error) {
+      const e = classifyPgError(error);
+      if (e.kind === 'permanent' && group.length > 1) {
+        // One batch the server refuses must not fail the others with it: each is tried alone.
+        await Promise.all(group.map((p) => this.writeGroup([p.batch]).then((o) => p.resolve(o[0]!), (e: unknown) => p.reject(e))));
+        return;
+      }
+      for (const p of group) p.reject(e);
+    }
+  }
+
+  private writeGroup(batches: AcceptedBatch[]): Promise<AppendOutcome[]> {
+    const refDays = (b: AcceptedBatch): number[] => {
+      const day = dayOf(b.receivedAt);
+      return b.receivedAt - dayStart(day) < DAY_BOUNDARY_GRACE_MS ? [day, day - 1] : [day];
+    };
+    const days = [...daysOfBatches(batches), ...batches.flatMap(refDays)];
+    return this.d.tx(async (c) => {
+      const refs = batches.flatMap((b) => b.messages.flatMap((m) => (m.senderUniqueReference === null ? [] : [[m.senderDipId, m.senderUniqueReference] as const])));
+      const seen = new Set<string>();
+      if (refs.length > 0) {
+        const { rows } = await c.query<{ s: string; r: string }>(
+          `SELECT sender_dip_id AS s, sender_ref AS r FROM sender_refs
+            WHERE (sender_dip_id, sender_ref) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+          [refs.map(([s]) => s), refs.map(([, r]) => r)],
+        );
+        for (const { s, r } of rows) seen.add(refKey(s, r));
+      }
+      // In arrival order: a reference used by an earlier batch of this group is a duplicate for a later one.
+      const outcomes: AppendOutcome[] = [];
+      const accepted: AcceptedBatch[] = [];
+      const claims: Array<[number, string, string]> = [];
+      for (const b of batches) {
+        const duplicates: string[] = [];
+        const mine: string[] = [];
+        for (const m of b.messages) {
+          if (m.senderUniqueReference === null) continue;
+          const k = refKey(m.senderDipId, m.senderUniqueReference);
+          if (seen.has(k) || mine.includes(k)) duplicates.push(m.senderUniqueReference);
+          else mine.push(k);
+        }
+        if (duplicates.length > 0) {
+          outcomes.push({ ok: false, duplicates });
+          continue;
+        }
+        for (const m of b.messages) {
+          if (m.senderUniqueReference === null) continue;
+          seen.add(refKey(m.senderDipId, m.senderUniqueReference));
+          for (const day of refDays(b)) claims.push([day, m.senderDipId, m.senderUniqueReference]);
+        }
+        accepted.push(b);
+        outcomes.push({ ok: true });
+      }
+      if (claims.length > 0) {
+        const inserted = await c.query(
+          'INSERT INTO sender_refs (day, sender_dip_id, sender_ref) SELECT * FROM unnest($1::int[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING',
+          [claims.map(([d]) => d), claims.map(([, s]) => s), claims.map(([, , r]) => r)],
+        );
+        // Another node committed one of these references after our look: run the group again, and the
+        // look will see it.
+        if (inserted.rowCount !== claims.length) throw Object.assign(new Error('a sender reference was claimed concurrently'), { code: '40001' });
+      }
+      const locked = await this.d.lockQueues(c, queuesOfBatches(accepted));
+      await writeBatches(this.d, c, accepted, locked);
+      await this.d.saveHeads(c, locked);
+      return outcomes;
+    }, days);
+  }
+
+  async readQueue(queue: QueueRef, afterSeq: number, limit: number, maxBytes: number): Promise<QueueEntry[]> {
+    const id = await this.d.queueId(queue);
+    if (id === undefined) return [];
+    const rows = await this.d.query<{ seq: number; messageId: number; enqueuedAt: number | null; transactionId: string | null; receivedAt: number | null; outbound: Buffer | null; sealed: boolean | null }>(
+      `SELECT e.seq, e.message_id AS "messageId", e.enqueued_at AS "enqueuedAt", m.transaction_id AS "transactionId",
+              m.received_at AS "receivedAt", m.outbound, m.sealed
+         FROM queue_entries e LEFT JOIN messages m ON m.id = e.message_id
+        WHERE e.queue_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3`,
+      [id, afterSeq, limit],
+    );
+    let bytes = 0;
+    const out: QueueEntry[] = [];
+    for (const r of rows) {
+      if (r.transactionId === null || r.outbound === null || r.receivedAt === null) {
+        // Purging removes settled entries with their messages, so this is damage: say so rather than skip.
+        throw damaged(`queue ${queue.recipientDipId}/${queue.channel} position ${r.seq} refers to message ${r.messageId}, which is missing`);
+      }
+      const outbound = this.d.reveal(r.outbound, r.sealed === true);
+      bytes += outbound.length + 1;
+      if (out.length > 0 && bytes > maxBytes) break;
+      out.push({ seq: r.seq, messageId: r.messageId, transactionId: r.transactionId, receivedAt: r.enqueuedAt ?? r.receivedAt, outbound });
+    }
+    return out;
+  }
+
+  async queueState(queue: QueueRef): Promise<QueueState> {
+    const rows = await this.d.query<{ head: number; acked: number }>('SELECT head, acked_seq AS acked FROM queues WHERE recipient_dip_id = $1 AND channel = $2', [
+      queue.recipientDipId,
+      queue.channel,
+    ]);
+    return { ackedSeq: rows[0]?.acked ?? 0, headSeq: rows[0]?.head ?? 0 };
+  }
+
+  async pendingQueues(): Promise<QueueRef[]> {
+    const rows = await this.d.query<{ r: string; c: string }>('SELECT recipient_dip_id AS r, channel AS c FROM queues WHERE head > acked_seq ORDER BY id');
+    return rows.map((r) => ({ recipientDipId: r.r, channel: r.c }));
+  }
+
+  async settle(queue: QueueRef, settlement: Settlement): Promise<void> {
+    const notices = settlement.notices && settlement.notices.messages.length > 0 ? [settlement.notices] : [];
+    await this.d.tx(async (c) => {
+      const id = await this.d.queueId(queue, c);
+      if (id === undefined) throw damaged(`no queue for ${queue.recipientDipId} on ${queue.channel}`);
+      // The settled queue is locked with the status queues, in the one order every writer uses.
+      const locked = await this.d.lockQueues(c, [queue, ...queuesOfBatches(notices)]);
+      const now = this.d.options.clock.now();
+      const dead = settlement.deadLetters ?? [];
+      if (dead.length > 0) {
+        await c.query(
+          `INSERT INTO dead_letters (queue_id, seq, message_id, reason, status, detail, at)
+           SELECT $1::int, s, m, r, st, dt, $7::bigint FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::int[], $6::text[]) AS t(s, m, r, st, dt)
+           ON CONFLICT DO NOTHING`,
+          [id, dead.map((x) => x.seq), dead.map((x) => x.messageId), dead.map((x) => x.reason), dead.map((x) => x.status), dead.map((x) => x.detail), now],
+        );
+      }
+      await writeBatches(this.d, c, notices, locked);
+      await this.d.saveHeads(c, locked);
+      await c.query('UPDATE queues SET acked_seq = greatest(acked_seq, $1) WHERE id = $2', [settlement.upTo, id]);
+    }, daysOfBatches(notices));
+  }
+
+  async appendReplayCopies(copies: ReplayCopy[], enqueueFor?: QueueRef, progress?: JobProgress): Promise<void> {
+    await this.d.tx(
+      async (c) => {
+        const { rows: originals } = await c.query<{ id: number; channel: string; eventCode: string; senderDipId: string; senderRole: string; correlationId: string | null; mpan: string | null }>(
+          `SELECT id, channel, event_code AS "eventCode", sender_dip_id AS "senderDipId", sender_role AS "senderRole",
+                  correlation_id AS "correlationId", mpan FROM messages WHERE id = ANY($1::bigint[])`,
+          [[...new Set(copies.map((x) => x.originalId))]],
+        );
+        const byId = new Map(originals.map((o) => [o.id, o]));
+        const ids = await takeIds(c, 'message_ids', copies.map((x) => x.receivedAt));
+        const rows = copies.map((x, i) => {
+          const o = byId.get(x.originalId);
+          if (!o) throw damaged(`replay of unknown message ${x.originalId}`);
+          return { ...o, id: ids[i]!, batchId: null, transactionId: x.transactionId, senderRef: null, receivedAt: x.receivedAt, replayOf: x.originalId, outbound: x.outbound };
+        });
+        await insertMessages(this.d, c, rows);
+        if (enqueueFor) {
+          const locked = await this.d.lockQueues(c, [enqueueFor]);
+          await insertEntries(c, locked, ids.map((messageId) => ({ queue: enqueueFor, messageId, enqueuedAt: null })));
+          await this.d.saveHeads(c, locked);
+        }
+        if (progress) {
+          const updated = await c.query("UPDATE requeue_jobs SET cursor = $1, requeued = requeued + $2, updated_at = $3 WHERE id = $4 AND state = 'running' AND cursor = $5", [
+            progress.cursor,
+            progress.added,
+            progress.at,
+            progress.jobId,
+            progress.from,
+          ]);
+          if (updated.rowCount === 0) throw jobMoved(progress.jobId);
+        }
+      },
+      copies.map((x) => dayOf(x.receivedAt)),
+    );
+  }
+}

@@ -1,0 +1,180 @@
+import pg from 'pg';
+import type { Participant } from '../../domain/participant.js';
+import { registeredParticipant, type ParticipantRow } from '../participant-row.js';
+import type { Cancel } from '../../ports/clock.js';
+import type { RegisteredParticipant, RegistryStore, Webhook } from '../../ports/registry.js';
+import type { PgDatabase } from './database.js';
+import { REGISTRY_CHANNEL } from './schema.js';
+
+
+/** A safety net under LISTEN/NOTIFY: how often the version is compared anyway. */
+const POLL_MS = 5_000;
+/** Wait before listening again after the listening connection dropped. */
+const RELISTEN_MS = 1_000;
+
+/**
+ * Participants and webhooks on PostgreSQL. The change feed is LISTEN/NOTIFY: every change bumps the
+ * version and NOTIFYs in the changing transaction, so the notice goes out exactly when the change
+ * commits, to every node. The listening connection is a session of its own (through a pooler it must be
+ * a session-mode connection); when it drops, watchers are told once (a change may have been missed) and
+ * it listens again. A slow version poll stands behind it in case a notice is lost all the same.
+ */
+export class PgRegistry implements RegistryStore {
+  private readonly watchers = new Set<() => void>();
+  private listener: pg.Client | null = null;
+  private stopPoll: Cancel | null = null;
+  private seen = -1;
+  private closed = false;
+
+  constructor(private readonly d: PgDatabase) {}
+
+  async upsertParticipant(p: Participant, apiKeyHash: string | null): Promise<void> {
+    await this.d.tx(async (c) => {
+      if (apiKeyHash === null) {
+        const exists = await c.query('SELECT 1 FROM participants WHERE dip_id = $1', [p.dipId]);
+        if (!exists.rowCount) throw new Error(`participant ${p.dipId} is new: an API key is required`);
+      }
+      await c.query(
+        `INSERT INTO participants (dip_id, roles, organisation, certificate_pem, certificate_fingerprint, api_key_hash, created_at, connection_provider,
+                                   previous_certificate_pem, previous_certificate_fingerprint, previous_valid_until)
+         VALUES ($1, $2, $3, $4, $5, coalesce($6, ''), $7, $8, $9, $10, $11)
+         ON CONFLICT (dip_id) DO UPDATE SET roles = excluded.roles, organisation = excluded.organisation,
+           connection_provider = excluded.connection_provider,
+           certificate_pem = excluded.certificate_pem, certificate_fingerprint = excluded.certificate_fingerprint,
+           previous_certificate_pem = excluded.previous_certificate_pem,
+           previous_certificate_fingerprint = excluded.previous_certificate_fingerprint,
+           previous_valid_until = excluded.previous_valid_until,
+           api_key_hash = coalesce($6, participants.api_key_hash)`,
+        [
+          p.dipId,
+          p.roles.join(','),
+          p.organisation,
+          p.certificatePem,
+          p.certificateFingerprint,
+          apiKeyHash,
+          p.createdAt,
+          p.connectionProvider,
+          p.previous?.certificatePem ?? null,
+          p.previous?.certificateFingerprint ?? null,
+          p.previous?.validUntil ?? null,
+        ],
+      );
+      await bump(c);
+    });
+    this.changed();
+  }
+
+  async participants(): Promise<RegisteredParticipant[]> {
+    const rows = await this.d.query<ParticipantRow>(
+      `SELECT dip_id AS "dipId", roles, organisation, certificate_pem AS "certificatePem", certificate_fingerprint AS "certificateFingerprint",
+              api_key_hash AS "apiKeyHash", created_at AS "createdAt", connection_provider AS "connectionProvider",
+              previous_certificate_pem AS "previousCertificatePem", previous_certificate_fingerprint AS "previousCertificateFingerprint",
+              previous_valid_until AS "previousValidUntil" FROM participants ORDER BY dip_id`,
+    );
+    return rows.map(registeredParticipant);
+  }
+
+  async putWebhook(w: Webhook): Promise<void> {
+    await this.d.tx(async (c) => {
+      await c.query(
+        `INSERT INTO webhooks (recipient_dip_id, channel, url, max_message_count, max_payload_kb) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (recipient_dip_id, channel) DO UPDATE SET url = excluded.url,
+           max_message_count = excluded.max_message_count, max_payload_kb = excluded.max_payload_kb`,
+        [w.recipientDipId, w.channel, w.url, w.maxMessageCount, w.maxPayloadKb],
+      );
+      await bump(c);
+    });
+    this.changed();
+  }
+
+  async deleteWebhook(recipientDipId: string, channel: string): Promise<boolean> {
+    const removed = await this.d.tx(async (c) => {
+      const r = await c.query('DELETE FROM webhooks WHERE recipient_dip_id = $1 AND channel = $2', [recipientDipId, channel]);
+      if (!r.rowCount) return false;
+      await bump(c);
+      return true;
+    });
+    if (removed) this.changed();
+    return removed;
+  }
+
+  webhooks(): Promise<Webhook[]> {
+    return this.d.query<Webhook>(
+      `SELECT recipient_dip_id AS "recipientDipId", channel, url, max_message_count AS "maxMessageCount", max_payload_kb AS "maxPayloadKb" FROM webhooks`,
+    );
+  }
+
+  async version(): Promise<number> {
+    return (await this.d.query<{ version: number }>('SELECT version FROM registry_version WHERE id = 1'))[0]?.version ?? 0;
+  }
+
+  watch(onChange: () => void): Cancel {
+    this.watchers.add(onChange);
+    if (this.watchers.size === 1) this.startFeed();
+    return () => {
+      this.watchers.delete(onChange);
+      if (this.watchers.size === 0) void this.stopFeed();
+    };
+  }
+
+  /** Stops listening (the backend closes). */
+  close(): Promise<void> {
+    this.closed = true;
+    return this.stopFeed();
+  }
+
+  private startFeed(): void {
+    this.closed = false;
+    void this.listen();
+    this.stopPoll = this.d.options.clock.every(POLL_MS, () => {
+      this.version().then(
+        (v) => {
+          if (this.seen !== -1 && v !== this.seen) this.changed();
+          this.seen = v;
+        },
+        () => {},
+      );
+    });
+  }
+
+  private async stopFeed(): Promise<void> {
+    this.stopPoll?.();
+    this.stopPoll = null;
+    const l = this.listener;
+    this.listener = null;
+    await l?.end().catch(() => {});
+  }
+
+  private async listen(): Promise<void> {
+    if (this.closed || this.watchers.size === 0) return;
+    const client = new pg.Client({ connectionString: this.d.url, application_name: 'opendip-registry-feed' });
+    const again = () => {
+      if (this.listener !== client) return;
+      this.listener = null;
+      client.end().catch(() => {});
+      // A change may have gone by while nobody listened.
+      this.changed();
+      this.d.options.clock.after(RELISTEN_MS, () => void this.listen());
+    };
+    client.on('error', again);
+    client.on('end', again);
+    client.on('notification', () => this.changed());
+    this.listener = client;
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${REGISTRY_CHANNEL}`);
+    } catch {
+      again();
+    }
+  }
+
+  private changed(): void {
+    for (const w of this.watchers) w();
+  }
+}
+
+/** Bumps the version and tells every listener, both at this transaction's COMMIT. */
+async function bump(c: pg.PoolClient): Promise<void> {
+  const { rows } = await c.query<{ version: number }>('UPDATE registry_version SET version = version + 1 WHERE id = 1 RETURNING version');
+  await c.query('SELECT pg_notify($1, $2)', [REGISTRY_CHANNEL, String(rows[0]?.version ?? 0)]);
+}

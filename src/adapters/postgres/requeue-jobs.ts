@@ -1,0 +1,48 @@
+import type { RequeueJob, RequeueJobs } from '../../ports/requeue-jobs.js';
+import type { PgDatabase } from './database.js';
+
+interface JobRow {
+  id: string;
+  recipient: string;
+  channel: string;
+  filter: RequeueJob['filter'];
+  upToSeq: number;
+  cursor: number;
+  requeued: number;
+  state: RequeueJob['state'];
+  error: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+const COLUMNS = `id, recipient_dip_id AS recipient, channel, filter, up_to_seq AS "upToSeq", cursor, requeued, state, error,
+                 created_at AS "createdAt", updated_at AS "updatedAt"`;
+
+const toJob = ({ recipient, channel, ...r }: JobRow): RequeueJob => ({ ...r, queue: { recipientDipId: recipient, channel } });
+
+export class PgRequeueJobs implements RequeueJobs {
+  constructor(private readonly d: PgDatabase) {}
+
+  async createJob(j: RequeueJob): Promise<void> {
+    await this.d.tx((c) =>
+      c.query(
+        `INSERT INTO requeue_jobs (id, recipient_dip_id, channel, filter, up_to_seq, cursor, requeued, state, error, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+        [j.id, j.queue.recipientDipId, j.queue.channel, JSON.stringify(j.filter), j.upToSeq, j.cursor, j.requeued, j.state, j.error, j.createdAt, j.updatedAt],
+      ),
+    );
+  }
+
+  async job(id: string): Promise<RequeueJob | undefined> {
+    const [row] = await this.d.query<JobRow>(`SELECT ${COLUMNS} FROM requeue_jobs WHERE id = $1`, [id]);
+    return row && toJob(row);
+  }
+
+  async openJobs(): Promise<RequeueJob[]> {
+    return (await this.d.query<JobRow>(`SELECT ${COLUMNS} FROM requeue_jobs WHERE state = 'running' ORDER BY created_at`)).map(toJob);
+  }
+
+  async finishJob(id: string, state: 'done' | 'failed', error: string | null, at: number): Promise<void> {
+    await this.d.tx((c) => c.query("UPDATE requeue_jobs SET state = $1, error = $2, updated_at = $3 WHERE id = $4 AND state = 'running'", [state, error, at, id]));
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * The PostgreSQL schema. Statements are idempotent and applied on every open, inside one transaction
+ * guarded by an advisory lock, so several DIP nodes starting at once do not race each other.
+ *
+ * Volume decides the layout (15 billion messages a year kept 28 days): everything that grows with
+ * traffic is partitioned by day, so retention drops a day's partitions instead of deleting rows
+ * (src/adapters/postgres/partitions.ts). Messages and batches are partitioned by their id, whose high
+ * bits are the day (see dayBase), so a lookup by id touches one partition and queue entries, which refer
+ * to a message by id, are partitioned alongside their message.
+ */
+export const SCHEMA = `
+CREATE SEQUENCE IF NOT EXISTS message_ids CACHE 64;
+CREATE SEQUENCE IF NOT EXISTS batch_ids CACHE 64;
+CREATE TABLE IF NOT EXISTS batches (
+  id bigint NOT NULL,
+  channel text NOT NULL,
+  sender_dip_id text NOT NULL,
+  received_at bigint NOT NULL,
+  raw bytea NOT NULL, -- the request body exactly as signed, deflate-raw compressed (sealed when encryption at rest is on)
+  signature text NOT NULL,
+  PRIMARY KEY (id)
+) PARTITION BY RANGE (id);
+CREATE INDEX IF NOT EXISTS batches_age ON batches (channel, received_at);
+CREATE TABLE IF NOT EXISTS messages (
+  id bigint NOT NULL,
+  batch_id bigint,
+  transaction_id text NOT NULL,
+  channel text NOT NULL,
+  event_code text NOT NULL,
+  sender_dip_id text NOT NULL,
+  sender_role text NOT NULL,
+  sender_ref text,
+  correlation_id text,
+  mpan text, -- a keyed hash of the MPAN when encryption at rest is on: searchable, not readable
+  received_at bigint NOT NULL,
+  replay_of bigint,
+  outbound bytea NOT NULL,
+  sealed boolean NOT NULL, -- outbound is AES-256-GCM sealed (else UTF-8 text)
+  PRIMARY KEY (id)
+) PARTITION BY RANGE (id);
+-- Transaction IDs are made unique by the DIP; the index is per day (a global one would need the day in it).
+CREATE INDEX IF NOT EXISTS messages_transaction ON messages (transaction_id);
+CREATE INDEX IF NOT EXISTS messages_channel_age ON messages (channel, received_at);
+CREATE INDEX IF NOT EXISTS messages_batch ON messages (batch_id);
+-- Sender unique references, one row per (sender, reference) per day it was used: the duplicate check of a
+-- batch probes every kept day at once, and the unique index of the day being written serialises two
+-- concurrent writers of the same reference (see message-log.ts for the day boundary).
+CREATE TABLE IF NOT EXISTS sender_refs (
+  day integer NOT NULL,
+  sender_dip_id text NOT NULL,
+  sender_ref text NOT NULL,
+  PRIMARY KEY (sender_dip_id, sender_ref, day)
+) PARTITION BY RANGE (day);
+-- One row per recipient queue: its head (the last position given out) and how far it is settled. Appends
+-- lock the rows they extend, always in id order, so positions are consecutive and writers never deadlock.
+CREATE TABLE IF NOT EXISTS queues (
+  id serial PRIMARY KEY,
+  recipient_dip_id text NOT NULL,
+  channel text NOT NULL,
+  head bigint NOT NULL DEFAULT 0,
+  acked_seq bigint NOT NULL DEFAULT 0,
+  UNIQUE (recipient_dip_id, channel)
+);
+CREATE TABLE IF NOT EXISTS queue_entries (
+  queue_id integer NOT NULL,
+  seq bigint NOT NULL,
+  message_id bigint NOT NULL,
+  -- Set only when a dead letter is requeued: its staleness clock restarts then, not at first receipt.
+  enqueued_at bigint,
+  PRIMARY KEY (queue_id, seq, message_id)
+) PARTITION BY RANGE (message_id);
+CREATE INDEX IF NOT EXISTS queue_entries_message ON queue_entries (message_id);
+CREATE TABLE IF NOT EXISTS archived_channels (channel text PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS delivery_attempts (
+  id bigint GENERATED ALWAYS AS IDENTITY,
+  queue_id integer NOT NULL,
+  first_seq bigint NOT NULL,
+  last_seq bigint NOT NULL,
+  url text NOT NULL,
+  started_at bigint NOT NULL,
+  latency_ms integer NOT NULL,
+  status integer,
+  verdict text NOT NULL,
+  error text
+) PARTITION BY RANGE (started_at);
+CREATE INDEX IF NOT EXISTS delivery_attempts_queue ON delivery_attempts (queue_id, id);
+CREATE TABLE IF NOT EXISTS dead_letters (
+  queue_id integer NOT NULL,
+  seq bigint NOT NULL,
+  message_id bigint NOT NULL,
+  reason text NOT NULL,
+  status integer,
+  detail text NOT NULL,
+  at bigint NOT NULL,
+  state text NOT NULL DEFAULT 'dead',
+  PRIMARY KEY (queue_id, seq)
+);
+CREATE INDEX IF NOT EXISTS dead_letters_message ON dead_letters (message_id);
+CREATE TABLE IF NOT EXISTS participants (
+  dip_id text PRIMARY KEY,
+  roles text NOT NULL,
+  organisation text NOT NULL,
+  certificate_pem text NOT NULL,
+  certificate_fingerprint text NOT NULL,
+  api_key_hash text NOT NULL UNIQUE,
+  created_at bigint NOT NULL,
+  connection_provider text,
+  previous_certificate_pem text,
+  previous_certificate_fingerprint text,
+  previous_valid_until bigint
+);
+CREATE TABLE IF NOT EXISTS webhooks (
+  recipient_dip_id text NOT NULL,
+  channel text NOT NULL,
+  url text NOT NULL,
+  max_message_count integer NOT NULL,
+  max_payload_kb integer NOT NULL,
+  PRIMARY KEY (recipient_dip_id, channel)
+);
+-- Bumped with every participant or webhook change, in the changing transaction, with a NOTIFY.
+CREATE TABLE IF NOT EXISTS registry_version (
+  id integer PRIMARY KEY CHECK (id = 1),
+  version bigint NOT NULL
+);
+INSERT INTO registry_version (id, version) VALUES (1, 0) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS mpan_appointments (
+  mpan text NOT NULL,
+  slot text NOT NULL,
+  from_ms bigint NOT NULL,
+  to_ms bigint,
+  dip_id text NOT NULL,
+  PRIMARY KEY (mpan, slot, from_ms)
+);
+CREATE TABLE IF NOT EXISTS data_keys (
+  id serial PRIMARY KEY,
+  wrapped bytea NOT NULL,
+  created_at bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS requeue_jobs (
+  id text PRIMARY KEY,
+  recipient_dip_id text NOT NULL,
+  channel text NOT NULL,
+  filter jsonb NOT NULL,
+  up_to_seq bigint NOT NULL,
+  cursor bigint NOT NULL,
+  requeued integer NOT NULL DEFAULT 0,
+  state text NOT NULL,
+  error text,
+  created_at bigint NOT NULL,
+  updated_at bigint NOT NULL
+);
+-- A write that tells whether the server takes writes again after it could not (see PgDatabase).
+CREATE TABLE IF NOT EXISTS health_probe (at bigint NOT NULL);
+`;
+
+/** The NOTIFY channel of the registry's change feed. */
+export const REGISTRY_CHANNEL = 'dip_registry';
+
+/** Serialises schema set-up between nodes starting at once (any constant unique to OpenDIP). */
+export const SCHEMA_LOCK = 0x0d1b5c4e;

@@ -1,0 +1,87 @@
+import Database from 'better-sqlite3';
+import type { MigrationCounts, MigrationRecord } from '../migration.js';
+
+/**
+ * Reads what a cluster needs from an embedded store, for `dip migrate export`: data keys, participants,
+ * webhooks, the MPAN lookup, sender references within retention, and the queues in flight (their
+ * positions, and every unsettled entry with its message). The archive of settled messages stays in the
+ * SQLite file (keep it for replays of what came before the move).
+ */
+export function* exportSqlite(file: string, sinceMs: number, counts: MigrationCounts = {}): Generator<MigrationRecord> {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  const count = (t: MigrationRecord['type']) => (counts[t] = (counts[t] ?? 0) + 1);
+  try {
+    for (const r of db.prepare<[], { id: number; wrapped: Buffer; createdAt: number }>('SELECT id, wrapped, created_at AS createdAt FROM data_keys ORDER BY id').iterate()) {
+      count('dataKey');
+      yield { type: 'dataKey', id: r.id, wrapped: r.wrapped.toString('base64'), createdAt: r.createdAt };
+    }
+    for (const r of db
+      .prepare<[], Omit<Extract<MigrationRecord, { type: 'participant' }>, 'type'>>(
+        `SELECT dip_id AS dipId, roles, organisation, certificate_pem AS certificatePem, certificate_fingerprint AS certificateFingerprint,
+                api_key_hash AS apiKeyHash, created_at AS createdAt, connection_provider AS connectionProvider,
+                previous_certificate_pem AS previousCertificatePem, previous_certificate_fingerprint AS previousCertificateFingerprint,
+                previous_valid_until AS previousValidUntil FROM participants ORDER BY dip_id`,
+      )
+      .iterate()) {
+      count('participant');
+      yield { type: 'participant', ...r };
+    }
+    for (const r of db
+      .prepare<[], Omit<Extract<MigrationRecord, { type: 'webhook' }>, 'type'>>(
+        'SELECT recipient_dip_id AS recipientDipId, channel, url, max_message_count AS maxMessageCount, max_payload_kb AS maxPayloadKb FROM webhooks',
+      )
+      .iterate()) {
+      count('webhook');
+      yield { type: 'webhook', ...r };
+    }
+    for (const r of db
+      .prepare<[], Omit<Extract<MigrationRecord, { type: 'mpan' }>, 'type'>>('SELECT mpan, slot, from_ms AS fromMs, to_ms AS toMs, dip_id AS dipId FROM mpan_appointments')
+      .iterate()) {
+      count('mpan');
+      yield { type: 'mpan', ...r };
+    }
+    for (const r of db
+      .prepare<[number], { senderDipId: string; ref: string; receivedAt: number }>(
+        'SELECT sender_dip_id AS senderDipId, sender_ref AS ref, received_at AS receivedAt FROM messages WHERE sender_ref IS NOT NULL AND received_at >= ?',
+      )
+      .iterate(sinceMs)) {
+      count('senderRef');
+      yield { type: 'senderRef', ...r };
+    }
+    const queues = db
+      .prepare<[], { id: number; recipientDipId: string; channel: string; ackedSeq: number; headSeq: number }>(
+        `SELECT q.id, q.recipient_dip_id AS recipientDipId, q.channel, q.acked_seq AS ackedSeq,
+                max(q.acked_seq, coalesce((SELECT max(seq) FROM queue_entries e WHERE e.queue_id = q.id), 0)) AS headSeq FROM queues q`,
+      )
+      .all();
+    const entries = db.prepare<[number, number], { seq: number; messageId: number; enqueuedAt: number | null }>(
+      'SELECT seq, message_id AS messageId, enqueued_at AS enqueuedAt FROM queue_entries WHERE queue_id = ? AND seq > ? ORDER BY seq',
+    );
+    const message = db.prepare<[number], Omit<Extract<MigrationRecord, { type: 'message' }>, 'type' | 'outbound' | 'sealed'> & { outbound: Buffer | string }>(
+      `SELECT id, transaction_id AS transactionId, channel, event_code AS eventCode, sender_dip_id AS senderDipId, sender_role AS senderRole,
+              sender_ref AS senderRef, correlation_id AS correlationId, mpan, received_at AS receivedAt, outbound FROM messages WHERE id = ?`,
+    );
+    const exported = new Set<number>();
+    for (const q of queues) {
+      count('queue');
+      yield { type: 'queue', recipientDipId: q.recipientDipId, channel: q.channel, ackedSeq: q.ackedSeq, headSeq: q.headSeq };
+      // The queue's new messages first, then its positions: the importer writes each kind in bulk.
+      const pending = entries.all(q.id, q.ackedSeq);
+      for (const e of pending) {
+        if (exported.has(e.messageId)) continue;
+        const m = message.get(e.messageId);
+        if (!m) throw new Error(`damaged database: queue ${q.recipientDipId}/${q.channel} position ${e.seq} refers to missing message ${e.messageId}`);
+        exported.add(e.messageId);
+        count('message');
+        const sealed = typeof m.outbound !== 'string';
+        yield { type: 'message', ...m, outbound: (sealed ? (m.outbound as Buffer) : Buffer.from(m.outbound as string, 'utf8')).toString('base64'), sealed };
+      }
+      for (const e of pending) {
+        count('entry');
+        yield { type: 'entry', recipientDipId: q.recipientDipId, channel: q.channel, seq: e.seq, messageId: e.messageId, enqueuedAt: e.enqueuedAt };
+      }
+    }
+  } finally {
+    db.close();
+  }
+}

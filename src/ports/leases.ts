@@ -1,0 +1,34 @@
+import type { QueueRef } from './message-log.js';
+
+/**
+ * Who works which recipient queue. Several DIP nodes share the queues, and each queue must be worked by
+ * exactly one of them at a time (one call in flight per queue keeps its order). A node works a queue
+ * only while it holds the queue's lease; a lease its holder stops renewing (the node died) is taken over
+ * by another node within seconds. The embedded default grants every lease to its single process.
+ */
+export interface QueueLeases {
+  /**
+   * True when leases are shared with other nodes: Delivery then claims queues it does not hold on a short
+   * timer (takeover), and gives up leases of queues it has left idle.
+   */
+  readonly shared: boolean;
+  /** How often to look for queues whose holder has gone (null: never needed). */
+  readonly claimEveryMs: number | null;
+  /** Takes the queue's lease if it is free or its holder let it expire; true when this node holds it now. */
+  acquire(queue: QueueRef): Promise<boolean>;
+  /** Whether this node holds the queue's lease (and may deliver from it) right now. */
+  holds(queue: QueueRef): boolean;
+  /** Gives the lease up (the queue went idle, or the node stops). */
+  release(queue: QueueRef): Promise<void>;
+  /**
+   * Tells whichever node holds the queue that something arrived. Best effort: a lost wake-up only delays
+   * delivery until the holder's next sweep.
+   */
+  wake(queue: QueueRef): void;
+  /** Another node woke a queue (this node may hold it, or take it if it is free). */
+  onWake(listener: (queue: QueueRef) => void): void;
+  /** A lease this node held could not be renewed in time (or was taken over): stop working that queue. */
+  onLost(listener: (queue: QueueRef) => void): void;
+  /** Releases every lease held and stops renewing. */
+  close(): Promise<void>;
+}

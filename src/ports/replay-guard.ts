@@ -1,0 +1,12 @@
+/** The answer of a replay check: a signature is good for one request only. */
+export type ReplayCheck = { replayed: false } | { replayed: true; firstSeenAt: Date };
+
+/**
+ * Remembers every accepted X-DIP-Signature for as long as it could still verify (2 × the clock-skew
+ * limit), across every node: a request replayed to another node behind the same address is refused too.
+ * In memory for one process (src/security/replay-guard.ts); shared through NATS JetStream in a cluster.
+ */
+export interface SignatureReplayGuard {
+  /** Records the signature as used at `nowMs`, unless it was used before: then reports when, and records nothing. */
+  check(signature: string, nowMs: number): ReplayCheck | Promise<ReplayCheck>;
+}

@@ -1,0 +1,117 @@
+/**
+ * The same DIP on the cluster backend: two nodes in this process over one PostgreSQL database and one
+ * NATS server, sharing a data directory (PKI, key-encryption key) as nodes behind one address do.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DipClient } from '../src/client/dip-client.js';
+import { DEFAULTS, type DipConfig } from '../src/config.js';
+import { Signer } from '../src/security/signature.js';
+import { buildIF021 } from '../src/sim/messages.js';
+import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { deleteBuckets, NATS_SERVERS, testPrefix } from './helpers/nats.js';
+import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
+
+type Json = Record<string, any>;
+
+describe('two DIP nodes on PostgreSQL + NATS', () => {
+  let db: TestDatabase;
+  const prefix = testPrefix();
+  const dataDir = mkdtempSync(join(tmpdir(), 'opendip-cluster-'));
+  const nodes: TestDip[] = [];
+  let storage: DipConfig['storage'];
+  let sds: TestParticipant;
+  let sdsOnB: DipClient;
+
+  const startNode = async () => {
+    const node = await startTestDip({ storage, rateLimit: { requestsPerSecond: 1000, burst: 2000 } }, dataDir);
+    nodes.push(node);
+    return node;
+  };
+
+  beforeAll(async () => {
+    db = await createTestDatabase('opendip_cluster');
+    storage = { ...DEFAULTS.storage, kind: 'cluster', postgres: { url: await db.freshSchema(), poolSize: 4 }, nats: { ...DEFAULTS.storage.nats, servers: NATS_SERVERS, prefix, leaseTtlMs: 3000 } };
+    const a = await startNode();
+    await startNode();
+    sds = await a.participant('2000000001', ['SDS']);
+    sdsOnB = client(nodes[1]!, sds);
+  });
+  afterAll(async () => {
+    await sdsOnB?.close();
+    for (const n of nodes.reverse()) await n.close();
+    await db?.drop();
+    await deleteBuckets(prefix);
+  });
+
+  const client = (node: TestDip, p: TestParticipant) =>
+    new DipClient({ baseUrl: node.dip.url, apiKey: p.apiKey, keyPem: p.credentials.keyPem, certPem: p.credentials.certPem, caPem: node.dip.pki.ca.certPem });
+
+  it('reports its storage as the cluster', async () => {
+    expect(nodes.map((n) => [n.dip.backend.kind, n.dip.coordination.kind])).toEqual([
+      ['cluster', 'nats'],
+      ['cluster', 'nats'],
+    ]);
+  });
+
+  it('submissions to either node reach the recipient once each, in one order, positions without gaps', async () => {
+    const sup = await nodes[0]!.participant('1000000001', ['SUP']);
+    const r = await nodes[0]!.receiver();
+    expect((await sup.client.setWebhook('IF-021', sup.dipId, { callbackURL: `${r.url}dip`, maxMessageCount: 5 })).status).toBe(201);
+    const sent: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const item = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: `twonodes${i}` });
+      const answer = await (i % 2 === 0 ? sds.client : sdsOnB).submit('IF-021', [item]);
+      expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+      sent.push(answer.body.messageArray[0]!.transactionID!);
+    }
+    const delivered = () => r.calls.flatMap((c) => c.messages.map((m) => (m as Json).payload.CommonBlock.D0.transactionID as string));
+    await waitFor(() => new Set(delivered()).size === sent.length, 15_000, 'every message at the recipient');
+    // Positions are consecutive; a batch may be sent again after a takeover, but in order and by the same transaction ID.
+    const seqs = r.calls.flatMap((c) => Array.from({ length: c.lastSeq! - c.firstSeq! + 1 }, (_, i) => c.firstSeq! + i));
+    expect([...new Set(seqs)].sort((a, b) => a - b)).toEqual(Array.from({ length: sent.length }, (_, i) => i + 1));
+    expect([...new Set(delivered())]).toEqual(sent);
+  });
+
+  it('refuses a submission whose sender reference the other node accepted', async () => {
+    const item = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: ['1000000001'], uniqueSuffix: 'dupacross' });
+    const first = await sds.client.submit('IF-021', [item]);
+    expect(first.status, JSON.stringify(first.body)).toBe(201);
+    const again = await sdsOnB.submit('IF-021', [item]);
+    expect(again.status).toBe(400);
+    expect(JSON.stringify(again.body)).toMatch(/duplicate|already/i);
+  });
+
+  it('refuses a signed request replayed to the other node', async () => {
+    const lss = await nodes[0]!.participant('5000000003', ['LSS']);
+    const lssOnB = client(nodes[1]!, lss);
+    const path = `/dip-channel/IF-021/pull/${lss.dipId}?maxMessageCount=1`;
+    // Behind one address both nodes see the same Host: the signature verifies at either.
+    const host = new URL(nodes[0]!.dip.url).host;
+    const headers: Record<string, string> = { ...(await new Signer(lss.credentials.keyPem, lss.credentials.certPem).sign('GET', `https://${host}${path}`, '')) };
+    const firstCall = await lss.client.call('GET', path, '', headers);
+    expect(firstCall.status, JSON.stringify(firstCall.body)).toBe(200);
+    const replayed = await lssOnB.call('GET', path, '', { ...headers, host });
+    await lssOnB.close();
+    expect(replayed.status).toBe(401);
+    expect(JSON.stringify(replayed.body)).toMatch(/already used/);
+  });
+
+  it('a node that leaves hands its queues over: the other delivers what arrives after', async () => {
+    // Made through node B: what node A made (clients, receivers) closes with it.
+    const mds = await nodes[1]!.participant('4000000002', ['MDS']);
+    const r = await nodes[1]!.receiver();
+    expect((await mds.client.setWebhook('IF-021', mds.dipId, { callbackURL: `${r.url}dip`, maxMessageCount: 5 })).status).toBe(201);
+    const first = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [mds.dipId], uniqueSuffix: 'handover1' });
+    expect((await sds.client.submit('IF-021', [first])).status).toBe(201);
+    await waitFor(() => r.calls.length > 0, 10_000, 'the first message');
+    // Node A stops (its leases are released), node B goes on alone.
+    const a = nodes.shift()!;
+    await a.close();
+    const second = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [mds.dipId], uniqueSuffix: 'handover2' });
+    expect((await sdsOnB.submit('IF-021', [second])).status).toBe(201);
+    await waitFor(() => r.calls.some((c) => c.firstSeq === 2 || c.lastSeq === 2), 15_000, 'the second message, from the other node');
+  });
+});

@@ -1,0 +1,137 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Clock } from '../../src/ports/clock.js';
+import type { QueueLeases } from '../../src/ports/leases.js';
+import type { RateLimits } from '../../src/ports/rate-limits.js';
+import type { SignatureReplayGuard } from '../../src/ports/replay-guard.js';
+import type { RateLimitSettings } from '../../src/security/rate-limit.js';
+import { FakeClock } from '../helpers/clocks.js';
+import { waitFor } from '../helpers/dip-harness.js';
+
+export interface CoordinationNode {
+  leases: QueueLeases;
+  replayGuard: SignatureReplayGuard;
+  rateLimits: RateLimits;
+  close(): Promise<void>;
+}
+
+export interface CoordinationFactory {
+  /** Nodes of one test share one system when `shared` (the cluster); the embedded default has one node only. */
+  shared: boolean;
+  /** Lease length the factory's nodes use (takeover tests move clocks past it). */
+  leaseTtlMs: number;
+  leaseSkewMs: number;
+  /** A fresh shared system for one test. */
+  system(): Promise<{ node(clock: Clock, rate: RateLimitSettings): Promise<CoordinationNode>; close(): Promise<void> }>;
+}
+
+const q = { recipientDipId: 'SUP0000001', channel: 'IF-021' };
+const rate: RateLimitSettings = { requestsPerSecond: 1, burst: 20 };
+
+/** Queue leases, the signature replay guard and rate limits: what DIP nodes share besides storage. */
+export function coordinationContract(name: string, factory: CoordinationFactory): void {
+  describe(`Coordination contract: ${name}`, () => {
+    const cleanup: Array<() => Promise<void>> = [];
+    afterEach(async () => {
+      for (const c of cleanup.splice(0).reverse()) await c();
+    });
+    const nodes = async (count: number) => {
+      const system = await factory.system();
+      cleanup.push(() => system.close());
+      const out: Array<CoordinationNode & { clock: FakeClock }> = [];
+      for (let i = 0; i < (factory.shared ? count : 1); i++) {
+        const clock = new FakeClock(Date.now());
+        const node = await system.node(clock, rate);
+        cleanup.push(() => node.close());
+        out.push(Object.assign(node, { clock }));
+      }
+      return out;
+    };
+
+    it('a signature is accepted once, whichever node sees it again', async () => {
+      const all = await nodes(2);
+      const t0 = Date.now();
+      expect(await all[0]!.replayGuard.check('sig-1', t0)).toEqual({ replayed: false });
+      const again = await all.at(-1)!.replayGuard.check('sig-1', t0 + 500);
+      expect(again).toEqual({ replayed: true, firstSeenAt: new Date(t0) });
+      expect(await all.at(-1)!.replayGuard.check('sig-2', t0 + 500)).toEqual({ replayed: false });
+    });
+
+    it("a caller's burst is shared by every node: never more than the burst at once, refills with time", async () => {
+      const all = await nodes(2);
+      const t0 = Date.now();
+      let ok = 0;
+      let refused: number | null = null;
+      for (let i = 0; i < 40; i++) {
+        const d = await all[i % all.length]!.rateLimits.take('p:SUP0000001', t0);
+        if (d.ok) ok += 1;
+        else refused ??= d.retryAfterMs;
+      }
+      expect(ok).toBeLessThanOrEqual(rate.burst);
+      // A node may hold back at most a slice (a tenth of the burst) another could have spent.
+      expect(ok).toBeGreaterThanOrEqual(rate.burst - all.length * Math.ceil(rate.burst / 10));
+      expect(refused).toBeGreaterThan(0);
+      expect(refused).toBeLessThanOrEqual(1000);
+      // Another caller has its own bucket; ten seconds later ten more tokens are there.
+      expect((await all[0]!.rateLimits.take('p:MDS0000001', t0)).ok).toBe(true);
+      let later = 0;
+      for (let i = 0; i < 20; i++) if ((await all[i % all.length]!.rateLimits.take('p:SUP0000001', t0 + 10_000)).ok) later += 1;
+      expect(later).toBeGreaterThanOrEqual(10 - all.length * 2);
+      expect(later).toBeLessThanOrEqual(10 + all.length * 2);
+    });
+
+    if (!factory.shared) {
+      it('grants every queue to its one process', async () => {
+        const [a] = await nodes(1);
+        expect(await a!.leases.acquire(q)).toBe(true);
+        expect(a!.leases.holds(q)).toBe(true);
+      });
+      return;
+    }
+
+    it('exactly one of two nodes gets a free lease, and the other can wake it', async () => {
+      const [a, b] = await nodes(2);
+      const got = await Promise.all([a!.leases.acquire(q), b!.leases.acquire(q)]);
+      expect(got.filter(Boolean).length).toBe(1);
+      const [holder, other] = got[0] ? [a!, b!] : [b!, a!];
+      expect(holder.leases.holds(q)).toBe(true);
+      expect(other.leases.holds(q)).toBe(false);
+      const woken: string[] = [];
+      holder.leases.onWake((w) => woken.push(w.recipientDipId));
+      // Core NATS delivers wake-ups at most once, and only once the holder's subscription reached the server.
+      await waitFor(() => {
+        other.leases.wake(q);
+        return woken.length > 0;
+      }, 5_000, 'a wake-up at the holder');
+      expect(woken[0]).toBe('SUP0000001');
+    });
+
+    it('a lease its holder stops renewing is taken over after it expires, and the old holder learns it lost it', async () => {
+      const [a, b] = await nodes(2);
+      expect(await a!.leases.acquire(q)).toBe(true);
+      expect(await b!.leases.acquire(q)).toBe(false);
+      // a's clock stands still (a node that died); b's moves to just before the expiry plus skew: still a's.
+      await b!.clock.advance(factory.leaseTtlMs + factory.leaseSkewMs - 100);
+      expect(await b!.leases.acquire(q)).toBe(false);
+      await b!.clock.advance(200);
+      expect(await b!.leases.acquire(q)).toBe(true);
+      const lost: string[] = [];
+      a!.leases.onLost((l) => lost.push(l.channel));
+      // a wakes up and tries to renew: the lease is b's now.
+      await a!.clock.advance(factory.leaseTtlMs / 3);
+      await waitFor(() => lost.length > 0, 5_000, 'the old holder to learn it lost the lease');
+      expect(a!.leases.holds(q)).toBe(false);
+      expect(b!.leases.holds(q)).toBe(true);
+    });
+
+    it('a released lease is free for another node at once; closing releases every lease', async () => {
+      const [a, b] = await nodes(2);
+      const q2 = { ...q, channel: 'IF-022' };
+      expect(await a!.leases.acquire(q)).toBe(true);
+      expect(await a!.leases.acquire(q2)).toBe(true);
+      await a!.leases.release(q);
+      expect(await b!.leases.acquire(q)).toBe(true);
+      await a!.leases.close();
+      expect(await b!.leases.acquire(q2)).toBe(true);
+    });
+  });
+}

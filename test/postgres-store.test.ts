@@ -1,0 +1,102 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../src/adapters/clock.js';
+import { openPostgresBackend, type PostgresBackend } from '../src/adapters/postgres/index.js';
+import { FileKeyEncryptionKey, Sealer } from '../src/security/at-rest.js';
+import { archiveContract } from './contract/archive.contract.js';
+import { backendContract } from './contract/backend.contract.js';
+import { messageLogContract } from './contract/message-log.contract.js';
+import { batch, mds, message, sup } from './contract/fixtures.js';
+import { waitFor } from './helpers/dip-harness.js';
+import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+backendContract('PostgreSQL', async () => {
+  const url = await db.freshSchema();
+  const open = () => openPostgresBackend({ url, clock: systemClock });
+  return { backend: await open(), reopen: open, serverCommit: true };
+});
+
+const sealed = async () => {
+  const url = await db.freshSchema();
+  const kek = new FileKeyEncryptionKey(join(mkdtempSync(join(tmpdir(), 'opendip-pg-kek-')), 'kek.key'));
+  const open = async () => {
+    const backend = await openPostgresBackend({ url, clock: systemClock });
+    backend.useSealer(await Sealer.open(kek, backend.dataKeys));
+    return backend;
+  };
+  return { backend: await open(), reopen: open, serverCommit: true };
+};
+messageLogContract('PostgreSQL, sealed at rest', sealed);
+archiveContract('PostgreSQL, sealed at rest', sealed);
+
+/** What only a shared server shows: several DIP nodes writing one store at once. */
+describe('PostgreSQL: several nodes on one database', () => {
+  const nodes: PostgresBackend[] = [];
+  afterEach(async () => {
+    for (const n of nodes.splice(0)) await n.close();
+  });
+  const openNodes = async (count: number) => {
+    const url = await db.freshSchema();
+    for (let i = 0; i < count; i++) nodes.push(await openPostgresBackend({ url, clock: systemClock }));
+    return nodes;
+  };
+
+  it('positions stay consecutive per queue when three nodes append at once', async () => {
+    const [a, b, c] = await openNodes(3);
+    const results = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => [a, b, c][i % 3]!.log.append(batch([message(['SUP0000001', 'MDS0000001']), message(['SUP0000001'])]))),
+    );
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect((await a!.log.readQueue(sup, 0, 1000, 1 << 24)).map((e) => e.seq)).toEqual(Array.from({ length: 120 }, (_, i) => i + 1));
+    expect((await b!.log.readQueue(mds, 0, 1000, 1 << 24)).map((e) => e.seq)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+  });
+
+  it('a sender reference submitted to two nodes at once is accepted exactly once', async () => {
+    const [a, b] = await openNodes(2);
+    for (let round = 0; round < 20; round++) {
+      const m = message(['SUP0000001']);
+      const outcomes = await Promise.all([a!.log.append(batch([m])), b!.log.append(batch([{ ...m, transactionId: `${m.transactionId}-b` }]))]);
+      expect(outcomes.filter((o) => o.ok).length, `round ${round}`).toBe(1);
+    }
+    expect((await a!.log.queueState(sup)).headSeq).toBe(20);
+  });
+
+  it("tells one node's registry watchers of another node's change (LISTEN/NOTIFY)", async () => {
+    const [a, b] = await openNodes(2);
+    let told = 0;
+    const stop = b!.registry.watch(() => (told += 1));
+    // The listener connects in the background: change until it hears (each change is a fresh notice).
+    await waitFor(async () => {
+      await a!.registry.putWebhook({ recipientDipId: 'SUP0000001', channel: 'IF-021', url: `https://a/${told}`, maxMessageCount: 1, maxPayloadKb: 1 });
+      return told > 0;
+    }, 10_000, 'a notice from the other node');
+    stop();
+  });
+
+  it('drops whole days past retention, keeping a day a queue still waits on', async () => {
+    const [a] = await openNodes(1);
+    const day = 86_400_000;
+    const old = Date.now() - 40 * day;
+    await a!.log.append(batch([message(['SUP0000001'], { receivedAt: old })]));
+    await a!.log.append(batch([message(['MDS0000001'], { receivedAt: old - day })]));
+    await a!.log.settle(sup, { upTo: 1 });
+    const dropped = await a!.archive.purgeDays(Date.now() - 28 * day);
+    expect(dropped).toBeGreaterThanOrEqual(0);
+    // SUP's day went whole; MDS's is kept: its message is not delivered yet.
+    expect(await a!.archive.findArchived({ ...sup, limit: 10 })).toEqual([]);
+    expect((await a!.archive.findArchived({ ...mds, limit: 10 })).length).toBe(1);
+    // Its sender reference went with its day; positions carry on.
+    await a!.log.append(batch([message(['SUP0000001'])]));
+    expect(await a!.log.queueState(sup)).toEqual({ ackedSeq: 1, headSeq: 2 });
+  });
+});
