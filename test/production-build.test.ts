@@ -106,7 +106,8 @@ describe('production build: npm run build, npm run start:prod, the README walk-t
     expect(files).toContain('dist/cli/main.js');
     expect(files).toContain('dist/catalogue/generated/catalogue-2.1.0.json');
     expect(files).toContain('bin/dip.js');
-    expect(files.filter((f) => !/^(?:dist\/|bin\/dip\.js$|package\.json$|README\.md$|SECURITY\.md$|CHANGELOG\.md$)/.test(f))).toEqual([]);
+    expect(files).toContain('LICENSE'); // Apache-2.0, as package.json says
+    expect(files.filter((f) => !/^(?:dist\/|bin\/dip\.js$|package\.json$|README\.md$|SECURITY\.md$|CHANGELOG\.md$|LICENSE$)/.test(f))).toEqual([]);
     expect(files.some((f) => f.endsWith('.ts'))).toBe(false);
   });
 });
