@@ -1,0 +1,84 @@
+import { createRequire } from 'node:module';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+
+/**
+ * A real browser for the portals' tests: Debian's chromium (installed by .ci/run and the README's setup,
+ * never a browser build downloaded by Playwright) driven by playwright-core, with axe-core injected for
+ * accessibility checks and screenshots written to docs/screenshots/.
+ *
+ * One browser per test file (launch it in beforeAll, close it in afterAll): a launch costs about a
+ * second of CPU on these machines; a context per test keeps cookies apart.
+ */
+
+export const CHROMIUM = process.env.DIP_CHROMIUM ?? '/usr/bin/chromium';
+export const SCREENSHOTS_DIR = resolve(import.meta.dirname, '../../docs/screenshots');
+
+/**
+ * Playwright adds --headless itself and always starts from a fresh, temporary profile (it creates the
+ * --user-data-dir and deletes it on close; it refuses one passed in args). The rest keeps the browser off
+ * the network and quiet: no QUIC, no component or sync traffic, no first-run UI, no GPU process.
+ */
+const FLAGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-dev-shm-usage',
+];
+
+export async function launchBrowser(): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (see the README's setup)`);
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS, timeout: 60_000 });
+}
+
+/**
+ * A context that accepts the DIP's development certificate (the test PKI is made at test time, so no CA
+ * can be preinstalled in the browser) and fails fast: a page that needs long waits is a defect.
+ */
+export async function newContext(browser: Browser): Promise<BrowserContext> {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 860 }, javaScriptEnabled: true });
+  context.setDefaultTimeout(15_000);
+  return context;
+}
+
+const require = createRequire(import.meta.url);
+const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+
+export interface AxeViolation {
+  id: string;
+  impact: 'minor' | 'moderate' | 'serious' | 'critical' | null;
+  help: string;
+  nodes: Array<{ target: string[]; failureSummary?: string }>;
+}
+
+/**
+ * Runs axe-core (WCAG 2.0/2.1 A and AA rules and best practices) on the page as it is and returns the
+ * serious and critical violations. axe is evaluated through the DevTools protocol, which a page's
+ * Content-Security-Policy does not govern: the portals' strict CSP stays on while they are checked.
+ */
+export async function seriousViolations(page: Page): Promise<AxeViolation[]> {
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(async () => {
+    const axe = (globalThis as unknown as { axe: { run(ctx: unknown, opts: unknown): Promise<{ violations: unknown[] }> } }).axe;
+    return axe.run(document, { resultTypes: ['violations'] });
+  });
+  return (result.violations as AxeViolation[]).filter((v) => v.impact === 'serious' || v.impact === 'critical');
+}
+
+/** Human-readable violations for an assertion message. */
+export function describeViolations(violations: AxeViolation[]): string {
+  return violations.map((v) => `${v.impact ?? '?'} ${v.id}: ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`).join('\n');
+}
+
+/** Saves a full-page screenshot as docs/screenshots/<name>.png (linked from the README's Portals section). */
+export async function screenshot(page: Page, name: string): Promise<string> {
+  mkdirSync(SCREENSHOTS_DIR, { recursive: true });
+  const file = join(SCREENSHOTS_DIR, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}
