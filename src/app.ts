@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { pino, type DestinationStream } from 'pino';
 import { openBackend, openCoordination } from './adapters/backend.js';
 import { systemClock } from './adapters/clock.js';
+import { EventLoopGauge } from './adapters/event-loop-gauge.js';
 import { UndiciWebhookTransport } from './adapters/http/webhook-client.js';
 import { buildAdminServer, ensureAdminToken } from './api/admin.js';
 import { buildServer } from './api/server.js';
@@ -13,6 +14,7 @@ import { Lifecycle } from './lifecycle.js';
 import { CatalogueSource } from './pipeline/catalogue-source.js';
 import { ChannelDirectory } from './pipeline/channels.js';
 import { Delivery, type DeadLetterEvent } from './pipeline/delivery.js';
+import { DEFAULT_SHARE, DeliveryShare } from './pipeline/delivery-share.js';
 import { Ingest } from './pipeline/ingest.js';
 import { MpanDirectory } from './pipeline/mpan-directory.js';
 import { mpanFeed } from './pipeline/mpan-feed.js';
@@ -24,6 +26,7 @@ import { returnToSender } from './pipeline/return-to-sender.js';
 import { queuesOf, STATUS_CHANNEL, StatusMessages } from './pipeline/status.js';
 import type { Backend, BackendHealth, Coordination } from './ports/backend.js';
 import type { Clock } from './ports/clock.js';
+import type { LoadGauge } from './ports/load.js';
 import type { Logger } from './ports/logger.js';
 import type { QueueRef } from './ports/message-log.js';
 import { ensureEncryptionKey } from './security/dip-encryption-key.js';
@@ -63,6 +66,8 @@ export interface StartOptions {
    * 503 and reports not ready by then.
    */
   onFatal?: (reason: string) => void;
+  /** How far behind the process runs (the event loop's delay by default; tests inject their own). */
+  load?: LoadGauge;
 }
 
 export const pkiDir = (config: DipConfig): string => join(config.dataDir, 'pki');
@@ -151,7 +156,21 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     key: pki.server.keyPem,
   });
   life.started('webhook transport', () => transport.close());
+  // Measured load: delivery's fair share slows catch-up while the event loop runs late.
+  let load = options.load;
+  if (!load) {
+    const gauge = new EventLoopGauge();
+    gauge.start();
+    life.started('load gauge', () => gauge.stop());
+    load = gauge;
+  }
+  const share = new DeliveryShare(
+    { ...DEFAULT_SHARE, catchUpAfterMs: config.delivery.catchUpAfterMs, catchUpPerSecond: config.delivery.catchUpPerSecond },
+    clock,
+    load,
+  );
   const delivery: Delivery = new Delivery({
+    share,
     backend,
     log: backend.log,
     archive: backend.archive,

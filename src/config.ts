@@ -43,6 +43,10 @@ export interface DipConfig {
     retryCapMs: number;
     defaultMaxMessageCount: number;
     defaultMaxPayloadKb: number;
+    /** A queue whose oldest waiting message is older than this is catching up and shares the catch-up rate (README, Fair delivery). */
+    catchUpAfterMs: number;
+    /** Messages per second all catching-up queues together may be handed while the DIP is not pressed. */
+    catchUpPerSecond: number;
   };
   channels: Record<string, ChannelOverride>;
   /** Limits of the participant-facing HTTPS listener (slow or oversized requests). */
@@ -252,6 +256,8 @@ const schema: JSONSchemaType<DipConfig> = {
         retryCapMs: { type: 'integer', minimum: 1 },
         defaultMaxMessageCount: { type: 'integer', minimum: 1 },
         defaultMaxPayloadKb: { type: 'integer', minimum: 1 },
+        catchUpAfterMs: { type: 'integer', minimum: 0 },
+        catchUpPerSecond: { type: 'number', exclusiveMinimum: 0 },
       },
     },
     channels: {
@@ -305,6 +311,8 @@ export const DEFAULTS: DipConfig = {
     retryCapMs: 15_000,
     defaultMaxMessageCount: 100,
     defaultMaxPayloadKb: 1024,
+    catchUpAfterMs: 2_000,
+    catchUpPerSecond: 5_000,
   },
   channels: {},
   http: {

@@ -2,6 +2,7 @@ import type { Backend, BackendHealth } from '../ports/backend.js';
 import type { Cancel } from '../ports/clock.js';
 import type { QueueLeases } from '../ports/leases.js';
 import type { QueueRef } from '../ports/message-log.js';
+import type { DeliveryShare } from './delivery-share.js';
 import { QueueWorker, type WorkerDeps, type WorkerStatus } from './queue-worker.js';
 
 export type { DeadLetterEvent, DeliverySettings, LocalConsumer } from './queue-worker.js';
@@ -13,6 +14,8 @@ export interface DeliveryDeps extends WorkerDeps {
   onRegistryChange(listener: () => void): void;
   /** Which queues this node may work (all of them in one process; those it holds a lease on in a cluster). */
   leases: QueueLeases;
+  /** Shares delivery capacity between queues (catch-up waits its turn; live traffic goes first). */
+  share?: DeliveryShare;
 }
 
 const key = (q: QueueRef): string => `${q.recipientDipId}\u0000${q.channel}`;
@@ -61,6 +64,7 @@ export class Delivery {
 
   /** Resumes every queue that still holds undelivered entries (after a restart), then sweeps periodically. */
   async start(): Promise<void> {
+    this.deps.share?.start();
     await this.sweep();
     const every = (ms: number, pass: () => Promise<void>, what: string) =>
       this.timers.push(this.deps.clock.every(ms, () => void pass().catch((err: unknown) => this.deps.logger.error({ err }, `${what} failed`))));
@@ -158,6 +162,7 @@ export class Delivery {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.deps.share?.stop();
     for (const cancel of this.timers.splice(0)) cancel();
     for (const cancel of this.idleSince.values()) cancel();
     this.idleSince.clear();

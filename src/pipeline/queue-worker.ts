@@ -1,6 +1,7 @@
 import { classifyStatus, parseRetryAfter, retryDelayMs, type RetryPolicy } from '../domain/retry.js';
 import { formatSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
 import type { Archive } from '../ports/archive.js';
+import type { DeliveryShare } from './delivery-share.js';
 import type { Cancel, Clock } from '../ports/clock.js';
 import type { DeadLetterReason } from '../ports/dead-letters.js';
 import { storeFailureKind } from '../ports/errors.js';
@@ -56,6 +57,8 @@ export interface WorkerDeps {
   halted(queue: QueueRef, error: unknown): void;
   /** The worker has nothing more to do for now (a cluster node may then give the queue's lease up). */
   wentIdle?(worker: QueueWorker): void;
+  /** Shares delivery between queues: a queue catching up waits its turn here (none: no waiting). */
+  share?: Pick<DeliveryShare, 'behind' | 'grant' | 'giveBack' | 'withdraw'>;
 }
 
 /**
@@ -105,11 +108,16 @@ export class QueueWorker {
   /** A settlement decided (a call answered 2xx, a message set aside) but not yet recorded: recorded before anything else. */
   private unrecorded: { settlement: Settlement; events: DeadLetterEvent[] } | null = null;
   private running: Promise<void> | null = null;
+  /** The last read found the oldest waiting message old (DeliveryShare.behind): calls wait their turn. */
+  private catchingUp = false;
+  private readonly key: string;
 
   constructor(
     readonly queue: QueueRef,
     private readonly deps: WorkerDeps,
-  ) {}
+  ) {
+    this.key = `${queue.recipientDipId}\u0000${queue.channel}`;
+  }
 
   get state(): WorkerState {
     return this.current;
@@ -151,6 +159,7 @@ export class QueueWorker {
       this.cancelTimer?.();
       this.cancelTimer = null;
       this.current = 'stopped';
+      this.deps.share?.withdraw(this.key);
     }
     await this.running;
   }
@@ -229,12 +238,29 @@ export class QueueWorker {
       return 'more';
     }
     const hook = this.deps.webhook(this.queue);
+    const share = hook ? this.deps.share : undefined;
     // With no webhook only the oldest entry matters (is it stale?): the backlog is not re-read per kick.
-    const limit = !hook || this.ackedSeq < this.singlesUntil ? 1 : hook.maxMessageCount;
-    const entries = await this.deps.log.readQueue(this.queue, this.ackedSeq, limit, hook ? hook.maxPayloadKb * 1024 : 1 << 22);
-    if (entries.length === 0) return 'drained';
+    let limit = !hook || this.ackedSeq < this.singlesUntil ? 1 : hook.maxMessageCount;
+    // A queue catching up asks for its turn before reading, so it reads only what it may send.
+    let granted = share && this.catchingUp ? await share.grant(this.key, limit) : null;
+    if (granted === 0) return 'more'; // withdrawn: the worker is stopping
+    if (granted !== null) limit = granted;
+    let entries = await this.deps.log.readQueue(this.queue, this.ackedSeq, limit, hook ? hook.maxPayloadKb * 1024 : 1 << 22);
+    if (entries.length === 0) {
+      if (granted !== null) share!.giveBack(granted);
+      this.catchingUp = false;
+      return 'drained';
+    }
+    this.catchingUp = share?.behind(entries[0]!.receivedAt) ?? false;
+    if (granted !== null && granted > entries.length) share!.giveBack(granted - entries.length);
     if (await this.expire(entries)) return 'more';
     if (!hook) return 'drained'; // Messages wait for a webhook, or for the recipient to pull them.
+    if (share && this.catchingUp && granted === null) {
+      // Found behind on this read (the first after an outage): it waits its turn like the rest.
+      granted = await share.grant(this.key, entries.length);
+      if (granted === 0) return 'more';
+      entries = entries.slice(0, granted);
+    }
     const retryIn = await this.deliver(hook, entries);
     if (retryIn === null) return 'more';
     this.wait(retryIn);

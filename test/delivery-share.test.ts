@@ -1,0 +1,238 @@
+import { describe, expect, it } from 'vitest';
+import { DeliveryShare, type DeliveryShareSettings } from '../src/pipeline/delivery-share.js';
+import { QueueWorker, type WorkerDeps } from '../src/pipeline/queue-worker.js';
+import type { QueueEntry, QueueRef, Settlement } from '../src/ports/message-log.js';
+import type { WebhookCall } from '../src/ports/webhook.js';
+import { FakeClock, settle } from './helpers/clocks.js';
+
+/**
+ * Fair delivery: one recipient's backlog shares the delivery capacity instead of taking it. Driven by a fake
+ * clock and a fake load gauge: the rates below are what the share hands out per simulated second, not
+ * timings of this machine.
+ */
+const SETTINGS: DeliveryShareSettings = { catchUpAfterMs: 2_000, catchUpPerSecond: 1_000, minShare: 0.1, pressedAboveMs: 20, adjustEveryMs: 250 };
+
+describe('delivery share (the scheduler)', () => {
+  it('a lone catching-up queue is handed catchUpPerSecond, in turns of at most a quarter second', async () => {
+    const clock = new FakeClock();
+    const share = new DeliveryShare(SETTINGS, clock, null);
+    let handed = 0;
+    const loop = async () => {
+      for (;;) {
+        const n = await share.grant('A', 500);
+        if (n === 0) return;
+        expect(n).toBeLessThanOrEqual(250);
+        handed += n;
+      }
+    };
+    const done = loop();
+    await settle();
+    const atStart = handed; // the full bucket: a quarter second's worth
+    expect(atStart).toBe(250);
+    await clock.advance(10_000);
+    expect(handed - atStart).toBeGreaterThanOrEqual(9_900);
+    expect(handed - atStart).toBeLessThanOrEqual(10_000);
+    share.stop();
+    await done;
+  });
+
+  it('several backlogs drain at the same pace: each turn is an equal part of the bucket, served in turn', async () => {
+    const clock = new FakeClock();
+    const share = new DeliveryShare(SETTINGS, clock, null);
+    const handed: Record<string, number> = { A: 0, B: 0, C: 0 };
+    const loops = Object.keys(handed).map(async (k) => {
+      for (;;) {
+        const n = await share.grant(k, 500);
+        if (n === 0) return;
+        handed[k]! += n;
+      }
+    });
+    await clock.advance(30_000);
+    const total = handed.A! + handed.B! + handed.C!;
+    expect(total).toBeLessThanOrEqual(30_250);
+    for (const k of ['A', 'B', 'C']) expect(Math.abs(handed[k]! - total / 3)).toBeLessThan(200);
+    share.stop();
+    await Promise.all(loops);
+  });
+
+  it('while the event loop runs late the rate halves down to minShare, and climbs back once it is on time', async () => {
+    const clock = new FakeClock();
+    let delay = 100;
+    const share = new DeliveryShare(SETTINGS, clock, { eventLoopDelayMs: () => delay });
+    share.start();
+    await clock.advance(250);
+    expect(share.rate()).toBe(500);
+    await clock.advance(2_000);
+    expect(share.rate()).toBe(100); // never below a tenth: a backlog always drains
+    delay = 5;
+    await clock.advance(250);
+    expect(share.rate()).toBeCloseTo(200);
+    await clock.advance(5_000);
+    expect(share.rate()).toBe(1_000);
+    share.stop();
+  });
+
+  it('a withdrawn queue leaves the line with nothing; asking again replaces its place', async () => {
+    const clock = new FakeClock();
+    const share = new DeliveryShare(SETTINGS, clock, null);
+    expect(await share.grant('A', 250)).toBe(250); // the bucket was full
+    const waiting = share.grant('A', 100);
+    expect(share.waiting()).toBe(1);
+    share.withdraw('A');
+    expect(await waiting).toBe(0);
+    const first = share.grant('B', 100);
+    const second = share.grant('B', 50);
+    expect(await first).toBe(0);
+    await clock.advance(100);
+    expect(await second).toBe(50);
+    share.stop();
+  });
+});
+
+/** Queues of one recipient each over one fake log; a recipient that answers every call 200 at once. */
+class Market {
+  readonly clock = new FakeClock();
+  readonly entries = new Map<string, QueueEntry[]>();
+  readonly acked = new Map<string, number>();
+  /** Per recipient: when (fake clock) each delivered message's call went out, and its seq. */
+  readonly delivered = new Map<string, Array<{ seq: number; at: number; receivedAt: number }>>();
+  readonly share: DeliveryShare;
+  readonly workers = new Map<string, QueueWorker>();
+
+  constructor(settings: DeliveryShareSettings, load: { eventLoopDelayMs(): number } | null = null) {
+    this.share = new DeliveryShare(settings, this.clock, load);
+    this.share.start();
+  }
+
+  private deps(): WorkerDeps {
+    const key = (q: QueueRef) => q.recipientDipId;
+    return {
+      log: {
+        readQueue: async (q, after, limit) => (this.entries.get(key(q)) ?? []).filter((e) => e.seq > after).slice(0, limit),
+        queueState: async (q) => ({ ackedSeq: this.acked.get(key(q)) ?? 0, headSeq: this.entries.get(key(q))?.length ?? 0 }),
+        settle: async (q: QueueRef, s: Settlement) => void this.acked.set(key(q), Math.max(this.acked.get(key(q)) ?? 0, s.upTo)),
+      },
+      archive: { recordAttempt: async () => {} },
+      webhook: (q) => ({ recipientDipId: q.recipientDipId, channel: q.channel, url: `https://recipients.example/${q.recipientDipId}`, maxMessageCount: 500, maxPayloadKb: 1 << 20 }),
+      transport: {
+        post: async (call: WebhookCall) => {
+          const to = new URL(call.url).pathname.slice(1);
+          const list = this.delivered.get(to) ?? [];
+          for (const m of JSON.parse(call.body.toString()) as Array<{ seq: number; receivedAt: number }>) list.push({ seq: m.seq, at: this.clock.now(), receivedAt: m.receivedAt });
+          this.delivered.set(to, list);
+          return { kind: 'answered', status: 200, retryAfter: undefined, body: '', latencyMs: 1 };
+        },
+        close: async () => {},
+      },
+      signer: { sign: async () => ({}) },
+      settings: { timeoutMs: 1000, retry: { baseMs: 100, capMs: 1000 }, sweepIntervalMs: 1000 },
+      clock: this.clock,
+      logger: { info() {}, warn() {}, error() {} },
+      random: () => 1,
+      staleAfterMs: () => 86_400_000,
+      copyFor: (_q, outbound) => outbound,
+      localConsumer: () => undefined,
+      notices: async () => undefined,
+      deadLettered: () => {},
+      storeUnavailable: () => {},
+      halted: () => {},
+      share: this.share,
+    };
+  }
+
+  /** Appends `n` messages for a recipient, received at `receivedAt`, and kicks its worker. */
+  add(recipient: string, n: number, receivedAt = this.clock.now()): void {
+    const list = this.entries.get(recipient) ?? [];
+    for (let i = 0; i < n; i++) {
+      const seq = list.length + 1;
+      list.push({ seq, messageId: seq, transactionId: `${recipient}-${seq}`, receivedAt, outbound: JSON.stringify({ seq, receivedAt }) });
+    }
+    this.entries.set(recipient, list);
+    let w = this.workers.get(recipient);
+    if (!w) {
+      w = new QueueWorker({ recipientDipId: recipient, channel: 'IF-021' }, this.deps());
+      this.workers.set(recipient, w);
+    }
+    w.kick();
+  }
+
+  seqs(recipient: string): number[] {
+    return (this.delivered.get(recipient) ?? []).map((d) => d.seq);
+  }
+
+  async stop(): Promise<void> {
+    this.share.stop();
+    await Promise.all([...this.workers.values()].map((w) => w.stop()));
+  }
+}
+
+describe('fair delivery (queue workers sharing one scheduler)', () => {
+  it('a recovering recipient drains its backlog at the catch-up rate, oldest first, while the others get what arrives at once', async () => {
+    const m = new Market(SETTINGS);
+    // LSS was down for an hour: 20,000 messages wait, received before the outage ended.
+    m.add('LSS', 20_000, m.clock.now() - 3_600_000);
+    // Live traffic: 50 messages every 100 ms to SUP, LDSO and MDS, and to LSS behind its backlog, for 10 s.
+    for (let tick = 0; tick < 100; tick++) {
+      for (const r of ['SUP', 'LDSO', 'MDS', 'LSS']) m.add(r, 50);
+      await settle();
+      await m.clock.advance(100);
+    }
+    for (const r of ['SUP', 'LDSO', 'MDS']) {
+      expect(m.seqs(r)).toEqual(Array.from({ length: 5_000 }, (_, i) => i + 1));
+      // Each message went out at the moment it arrived: the backlog made nobody else wait.
+      expect(Math.max(...m.delivered.get(r)!.map((d) => d.at - d.receivedAt))).toBe(0);
+    }
+    // LSS: ~1,000 msg/s for 10 s (plus the full bucket it started with), in order, none skipped.
+    const lss = m.seqs('LSS');
+    expect(lss.length).toBeGreaterThanOrEqual(10_000);
+    expect(lss.length).toBeLessThanOrEqual(10_250);
+    expect(lss).toEqual(Array.from({ length: lss.length }, (_, i) => i + 1));
+    // What came first once it was back: the oldest message of the backlog.
+    expect(m.delivered.get('LSS')![0]!.receivedAt).toBe(m.clock.now() - 10_000 - 3_600_000);
+    // Once the backlog (20,000 + 5,000 live) is through it is live again: new messages go at once.
+    await m.clock.advance(16_000);
+    expect(m.seqs('LSS')).toHaveLength(25_000);
+    m.add('LSS', 10);
+    await settle();
+    expect(m.seqs('LSS')).toHaveLength(25_010);
+    expect(m.delivered.get('LSS')!.at(-1)!.at).toBe(m.clock.now());
+    await m.stop();
+  });
+
+  it('a requeue of thousands on two queues at once: both drain at half the rate each, live queues untouched', async () => {
+    const m = new Market(SETTINGS);
+    const old = m.clock.now() - 3_600_000;
+    m.add('SUP', 5_000, old);
+    m.add('LDSO', 5_000, old);
+    for (let tick = 0; tick < 40; tick++) {
+      m.add('MDS', 10);
+      await settle();
+      await m.clock.advance(100);
+    }
+    expect(m.seqs('MDS')).toHaveLength(400);
+    expect(Math.max(...m.delivered.get('MDS')!.map((d) => d.at - d.receivedAt))).toBe(0);
+    const sup = m.seqs('SUP').length;
+    const ldso = m.seqs('LDSO').length;
+    // 4 s at 1,000 msg/s shared by two (plus the first bucket): ~2,000 each, within one turn of each other.
+    expect(sup + ldso).toBeGreaterThanOrEqual(4_000);
+    expect(sup + ldso).toBeLessThanOrEqual(4_750);
+    expect(Math.abs(sup - ldso)).toBeLessThanOrEqual(500);
+    await m.stop();
+  });
+
+  it('under measured pressure catch-up slows to minShare, so live traffic keeps the loop', async () => {
+    let delay = 50;
+    const m = new Market(SETTINGS, { eventLoopDelayMs: () => delay });
+    m.add('LSS', 50_000, m.clock.now() - 3_600_000);
+    await m.clock.advance(10_000);
+    const pressed = m.seqs('LSS').length;
+    // Halved each quarter second down to 100 msg/s: about a second's worth at the start, then 100/s.
+    expect(pressed).toBeLessThan(2_500);
+    delay = 1;
+    await m.clock.advance(10_000);
+    const relieved = m.seqs('LSS').length - pressed;
+    expect(relieved).toBeGreaterThan(8_000);
+    expect(m.seqs('LSS')).toEqual(Array.from({ length: m.seqs('LSS').length }, (_, i) => i + 1));
+    await m.stop();
+  });
+});
