@@ -76,6 +76,20 @@ export interface DipConfig {
    */
   applySuggestedSecurityCategories: boolean;
   storage: StorageConfig;
+  /** Pattern B: large publications (README "Large publications (Pattern B)"). */
+  publications: PublicationsConfig;
+}
+
+/** Pattern B publications: limits, retention, who publishes, and the anonymous listener for public ones. */
+export interface PublicationsConfig {
+  /** Largest publication accepted (bytes as uploaded), unless the channel sets its own. */
+  maxBytes: number;
+  /** How long a superseded version stays; the newest version of each type stays however old. */
+  retentionDays: number;
+  /** Per channel: its own limit, retention, and the roles that may publish (default: the channel's sender roles). */
+  channels: Record<string, { maxBytes?: number; retentionDays?: number; publisherRoles?: string[] }>;
+  /** Public publications, listed and downloaded without a client certificate, on a listener of their own. */
+  anonymous: { enabled: boolean; host: string; port: number; rateLimit: { requestsPerSecond: number; burst: number } };
 }
 
 /** Where the DIP keeps what it stores (src/adapters/backend.ts opens it). */
@@ -153,6 +167,11 @@ const ENVIRONMENTS = ['PRD', 'SITB', 'SIT', 'UIT', 'DEV'] as const;
 
 const stringList = { type: 'array', items: { type: 'string' }, nullable: true } as const;
 
+/** A settings object whose keys are all optional and nothing else is allowed. */
+const section = (properties: Record<string, unknown>) => ({ type: 'object', additionalProperties: false, required: [], properties }) as const;
+
+const rateLimitSchema = section({ requestsPerSecond: { type: 'number', minimum: 0 }, burst: { type: 'number', minimum: 1 } });
+
 const schema: JSONSchemaType<DipConfig> = {
   type: 'object',
   additionalProperties: false,
@@ -198,12 +217,7 @@ const schema: JSONSchemaType<DipConfig> = {
         validateAnswer: { type: 'string', enum: ['standard-response', 'text'] },
       },
     },
-    rateLimit: {
-      type: 'object',
-      additionalProperties: false,
-      required: [],
-      properties: { requestsPerSecond: { type: 'number', minimum: 0 }, burst: { type: 'number', minimum: 1 } },
-    },
+    rateLimit: rateLimitSchema,
     revocationPollMs: { type: 'integer', minimum: 10 },
     trustedCaFiles: { type: 'array', items: { type: 'string', minLength: 1 } },
     signingKeyPollMs: { type: 'integer', minimum: 10 },
@@ -246,6 +260,25 @@ const schema: JSONSchemaType<DipConfig> = {
     },
     webhookAllowList: { type: 'array', items: { type: 'string', minLength: 1 } },
     applySuggestedSecurityCategories: { type: 'boolean' },
+    publications: section({
+      maxBytes: { type: 'integer', minimum: 1 },
+      retentionDays: { type: 'number', exclusiveMinimum: 0 },
+      channels: {
+        type: 'object',
+        required: [],
+        additionalProperties: section({
+          maxBytes: { type: 'integer', minimum: 1, nullable: true },
+          retentionDays: { type: 'number', exclusiveMinimum: 0, nullable: true },
+          publisherRoles: stringList,
+        }),
+      },
+      anonymous: section({
+        enabled: { type: 'boolean' },
+        host: { type: 'string' },
+        port: { type: 'integer', minimum: 0, maximum: 65535 },
+        rateLimit: rateLimitSchema,
+      }),
+    }),
     delivery: {
       type: 'object',
       additionalProperties: false,
@@ -336,6 +369,12 @@ export const DEFAULTS: DipConfig = {
   },
   webhookAllowList: [],
   applySuggestedSecurityCategories: false,
+  publications: {
+    maxBytes: 2 * 1024 * 1024 * 1024,
+    retentionDays: 28,
+    channels: {},
+    anonymous: { enabled: false, host: '0.0.0.0', port: 8445, rateLimit: { requestsPerSecond: 20, burst: 40 } },
+  },
 };
 
 const validate = new Ajv({ allErrors: true }).compile(schema);
@@ -376,6 +415,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     rateLimit: { ...DEFAULTS.rateLimit, ...fileConfig.rateLimit, ...overrides.rateLimit },
     storage: mergeStorage(fileConfig.storage, storageFromEnv, overrides.storage, env),
     api: { ...DEFAULTS.api, ...fileConfig.api, ...overrides.api },
+    publications: mergePublications(fileConfig.publications, overrides.publications),
   };
 }
 
@@ -389,6 +429,13 @@ function mergeStorage(...args: [Partial<StorageConfig> | undefined, Partial<Stor
   if (env.DIP_POSTGRES_URL !== undefined && !overrides?.postgres?.url) merged.postgres.url = env.DIP_POSTGRES_URL;
   if (env.DIP_NATS_SERVERS !== undefined && !overrides?.nats?.servers) merged.nats.servers = env.DIP_NATS_SERVERS.split(',').map((x) => x.trim()).filter(Boolean);
   return merged;
+}
+
+function mergePublications(...layers: Array<Partial<PublicationsConfig> | undefined>): PublicationsConfig {
+  const all = [DEFAULTS.publications, ...layers.map((l) => l ?? {})];
+  const anonymous = Object.assign({}, ...all.map((l) => l.anonymous ?? {})) as PublicationsConfig['anonymous'];
+  anonymous.rateLimit = Object.assign({}, ...all.map((l) => l.anonymous?.rateLimit ?? {})) as PublicationsConfig['anonymous']['rateLimit'];
+  return { ...(Object.assign({}, ...all) as PublicationsConfig), channels: Object.assign({}, ...all.map((l) => l.channels ?? {})) as PublicationsConfig['channels'], anonymous };
 }
 
 function parseStorageKind(v: string): StorageConfig['kind'] {

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { DipConfig } from '../config.js';
 import type { Backend, Coordination } from '../ports/backend.js';
+import type { ChunkSealer, PublicationBlobs } from '../ports/publications.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import { FileKeyEncryptionKey, Sealer, type KeyEncryptionKey } from '../security/at-rest.js';
@@ -9,7 +10,10 @@ import { RateLimiter } from '../security/rate-limit.js';
 import { ReplayGuard } from '../security/replay-guard.js';
 import { systemClock } from './clock.js';
 import { SingleProcessLeases } from './embedded/leases.js';
+import { FilePublicationBlobs } from './files/publication-blobs.js';
+import { connectNats, type NatsSettings } from './nats/connection.js';
 import { openNatsCoordination } from './nats/index.js';
+import { JetStreamPublicationBlobs } from './nats/publication-blobs.js';
 import { openPostgresBackend } from './postgres/index.js';
 import { openSqliteBackend } from './sqlite/index.js';
 
@@ -88,19 +92,44 @@ export function embeddedCoordination(config: DipConfig): Coordination {
   };
 }
 
-function openNats(config: DipConfig, clock: Clock, logger?: Logger): Promise<Coordination> {
+function natsSettings(config: DipConfig): NatsSettings {
   const { nats } = config.storage;
   const tls = nats.tls ? Object.fromEntries(Object.entries(nats.tls).filter(([, v]) => v !== null)) : undefined;
-  return openNatsCoordination(
-    {
-      servers: nats.servers,
-      prefix: nats.prefix,
-      replicas: nats.replicas,
-      ...(nats.credsFile ? { credsFile: nats.credsFile } : {}),
-      ...(nats.user !== null ? { user: nats.user, pass: nats.pass ?? undefined } : {}),
-      ...(nats.token !== null ? { token: nats.token } : {}),
-      ...(tls ? { tls } : {}),
-    },
-    { clock, logger, maxClockSkewMs: config.maxClockSkewSeconds * 1000, rateLimit: config.rateLimit, leases: { ttlMs: nats.leaseTtlMs, skewMs: Math.min(1000, nats.leaseTtlMs / 4) } },
-  );
+  return {
+    servers: nats.servers,
+    prefix: nats.prefix,
+    replicas: nats.replicas,
+    ...(nats.credsFile ? { credsFile: nats.credsFile } : {}),
+    ...(nats.user !== null ? { user: nats.user, pass: nats.pass ?? undefined } : {}),
+    ...(nats.token !== null ? { token: nats.token } : {}),
+    ...(tls ? { tls } : {}),
+  };
+}
+
+function openNats(config: DipConfig, clock: Clock, logger?: Logger): Promise<Coordination> {
+  const { nats } = config.storage;
+  return openNatsCoordination(natsSettings(config), {
+    clock,
+    logger,
+    maxClockSkewMs: config.maxClockSkewSeconds * 1000,
+    rateLimit: config.rateLimit,
+    leases: { ttlMs: nats.leaseTtlMs, skewMs: Math.min(1000, nats.leaseTtlMs / 4) },
+  });
+}
+
+/**
+ * Where publication bytes (Pattern B) are kept, sealed by `sealer`: files in `<dataDir>/publications` on
+ * the embedded default; a JetStream Object Store (`<prefix>_publications`, `replicas` copies) in a cluster,
+ * so that every node serves every publication.
+ */
+export async function openPublicationBlobs(config: DipConfig, sealer: ChunkSealer): Promise<PublicationBlobs> {
+  if (config.storage.kind !== 'cluster') return new FilePublicationBlobs(join(config.dataDir, 'publications'), sealer);
+  const settings = { ...natsSettings(config), name: 'opendip-publications' };
+  const nc = await connectNats(settings);
+  try {
+    return await JetStreamPublicationBlobs.open(nc, `${settings.prefix}_publications`, settings.replicas, sealer, () => nc.drain().catch(() => nc.close()));
+  } catch (err) {
+    await nc.close();
+    throw err;
+  }
 }

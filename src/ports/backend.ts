@@ -4,6 +4,7 @@ import type { DeadLetters } from './dead-letters.js';
 import type { QueueLeases } from './leases.js';
 import type { MessageLog } from './message-log.js';
 import type { MpanStore } from './mpan.js';
+import type { PublicationIndex } from './publications.js';
 import type { RateLimits } from './rate-limits.js';
 import type { RegistryStore } from './registry.js';
 import type { SignatureReplayGuard } from './replay-guard.js';
@@ -36,6 +37,8 @@ export interface Backend {
   mpan: MpanStore;
   dataKeys: DataKeyStore;
   requeueJobs: RequeueJobs;
+  /** Pattern B publication metadata (the bytes are in PublicationBlobs). */
+  publications: PublicationIndex;
   /** From now on payloads are sealed on write (set once, before the first write). Reads open either kind. */
   useSealer(sealer: ValueSealer): void;
   health(): BackendHealth;

@@ -126,11 +126,30 @@ export class Sealer {
     return Buffer.concat([header, gcmSeal(this.keys.get(this.current)!, plain, header)]);
   }
 
+  /**
+   * Seals one chunk of a large object (a publication) in the same layout as seal(); `context` (the object,
+   * the chunk's index, whether it is the last) is authenticated with it, so chunks cannot be reordered,
+   * moved to another object, or a stream cut short unnoticed.
+   */
+  sealChunk(plain: Buffer, context: Buffer): Buffer {
+    const header = Buffer.alloc(5);
+    header.writeUInt8(VERSION, 0);
+    header.writeUInt32BE(this.current, 1);
+    return Buffer.concat([header, gcmSeal(this.keys.get(this.current)!, plain, Buffer.concat([header, context]))]);
+  }
+
+  openChunk(sealed: Buffer, context: Buffer): Buffer {
+    return gcmOpen(this.keyOf(sealed), sealed.subarray(5), Buffer.concat([sealed.subarray(0, 5), context]));
+  }
+
+  private keyOf(sealed: Buffer): Buffer {
+    if (sealed.readUInt8(0) !== VERSION) throw new Error('sealed value has an unknown format version');
+    const key = this.keys.get(sealed.readUInt32BE(1));
+    if (!key) throw new Error(`sealed with data key ${sealed.readUInt32BE(1)}, which this DIP does not hold`);
+    return key;
+  }
+
   open(sealed: Buffer): Buffer {
-    const header = sealed.subarray(0, 5);
-    if (header.readUInt8(0) !== VERSION) throw new Error('sealed value has an unknown format version');
-    const key = this.keys.get(header.readUInt32BE(1));
-    if (!key) throw new Error(`sealed with data key ${header.readUInt32BE(1)}, which this DIP does not hold`);
-    return gcmOpen(key, sealed.subarray(5), header);
+    return gcmOpen(this.keyOf(sealed), sealed.subarray(5), sealed.subarray(0, 5));
   }
 }

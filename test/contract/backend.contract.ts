@@ -4,6 +4,7 @@ import { deadLettersContract } from './dead-letters.contract.js';
 import type { BackendFactory } from './fixtures.js';
 import { messageLogContract } from './message-log.contract.js';
 import { mpanContract } from './mpan.contract.js';
+import { publicationIndexContract } from './publications.contract.js';
 import { registryContract } from './registry.contract.js';
 import { requeueJobsContract } from './requeue-jobs.contract.js';
 
@@ -18,4 +19,5 @@ export function backendContract(name: string, open: BackendFactory): void {
   mpanContract(name, open);
   dataKeysContract(name, open);
   requeueJobsContract(name, open);
+  publicationIndexContract(name, open);
 }

@@ -5,6 +5,7 @@ import { PgDataKeys } from './data-keys.js';
 import { PgDeadLetters } from './dead-letters.js';
 import { PgMessageLog } from './message-log.js';
 import { PgMpanStore } from './mpan.js';
+import { PgPublications } from './publications.js';
 import { PgRegistry } from './registry.js';
 import { PgRequeueJobs } from './requeue-jobs.js';
 
@@ -28,6 +29,7 @@ export async function openPostgresBackend(options: PostgresOptions): Promise<Pos
     mpan: new PgMpanStore(d),
     dataKeys: new PgDataKeys(d),
     requeueJobs: new PgRequeueJobs(d),
+    publications: new PgPublications(d),
     health: () => d.health(),
     onHealthChange: (l) => d.onHealthChange(l),
     useSealer: (s) => d.useSealer(s),

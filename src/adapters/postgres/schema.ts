@@ -149,6 +149,33 @@ CREATE TABLE IF NOT EXISTS requeue_jobs (
   created_at bigint NOT NULL,
   updated_at bigint NOT NULL
 );
+-- Pattern B publications (src/ports/publications.ts): metadata here, bytes in the publication blob store.
+CREATE TABLE IF NOT EXISTS publications (
+  id text PRIMARY KEY,
+  channel text NOT NULL,
+  publication_type text NOT NULL,
+  version text NOT NULL,
+  publisher_dip_id text NOT NULL,
+  effective_from text,
+  effective_to text,
+  format text NOT NULL,
+  compression text NOT NULL,
+  file_name text NOT NULL,
+  description text,
+  public boolean NOT NULL,
+  size bigint NOT NULL,
+  sha256 text NOT NULL,
+  published_at bigint NOT NULL,
+  UNIQUE (channel, publication_type, version)
+);
+CREATE INDEX IF NOT EXISTS publications_listing ON publications (channel, publication_type, published_at);
+-- Who publishes a type on a channel: its first publisher; nobody else may add versions to it.
+CREATE TABLE IF NOT EXISTS publication_types (
+  channel text NOT NULL,
+  publication_type text NOT NULL,
+  publisher_dip_id text NOT NULL,
+  PRIMARY KEY (channel, publication_type)
+);
 -- A write that tells whether the server takes writes again after it could not (see PgDatabase).
 CREATE TABLE IF NOT EXISTS health_probe (at bigint NOT NULL);
 `;

@@ -5,6 +5,7 @@ import { SqliteDataKeys } from './data-keys.js';
 import { SqliteDeadLetters } from './dead-letters.js';
 import { SqliteMessageLog } from './message-log.js';
 import { SqliteMpanStore } from './mpan.js';
+import { SqlitePublications } from './publications.js';
 import { SqliteRegistry } from './registry.js';
 import { SqliteRequeueJobs } from './requeue-jobs.js';
 
@@ -30,6 +31,7 @@ export function openSqliteBackend(file: string, options: SqliteOptions): SqliteB
     mpan: new SqliteMpanStore(d),
     dataKeys: new SqliteDataKeys(d),
     requeueJobs: new SqliteRequeueJobs(d),
+    publications: new SqlitePublications(d),
     health: () => d.health(),
     onHealthChange: (l) => d.onHealthChange(l),
     useSealer: (s) => d.useSealer(s),

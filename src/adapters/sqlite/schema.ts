@@ -125,6 +125,33 @@ CREATE TABLE IF NOT EXISTS requeue_jobs (
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL
 );
+-- Pattern B publications (src/ports/publications.ts): metadata here, bytes in the publication blob store.
+CREATE TABLE IF NOT EXISTS publications (
+  id TEXT PRIMARY KEY,
+  channel TEXT NOT NULL,
+  publication_type TEXT NOT NULL,
+  version TEXT NOT NULL,
+  publisher_dip_id TEXT NOT NULL,
+  effective_from TEXT,
+  effective_to TEXT,
+  format TEXT NOT NULL,
+  compression TEXT NOT NULL,
+  file_name TEXT NOT NULL,
+  description TEXT,
+  public INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  sha256 TEXT NOT NULL,
+  published_at INTEGER NOT NULL,
+  UNIQUE (channel, publication_type, version)
+);
+CREATE INDEX IF NOT EXISTS publications_listing ON publications (channel, publication_type, published_at);
+-- Who publishes a type on a channel: its first publisher; nobody else may add versions to it.
+CREATE TABLE IF NOT EXISTS publication_types (
+  channel TEXT NOT NULL,
+  publication_type TEXT NOT NULL,
+  publisher_dip_id TEXT NOT NULL,
+  PRIMARY KEY (channel, publication_type)
+);
 -- A write that tells whether the disk takes writes again after it was full (see SqliteDatabase).
 CREATE TABLE IF NOT EXISTS health_probe (at INTEGER NOT NULL);
 `;

@@ -1,0 +1,53 @@
+import type { InsertOutcome, PublicationIndex, PublicationQuery, PublicationRecord } from '../../ports/publications.js';
+import { PUBLICATION_COLUMNS, PUBLICATION_INSERT_COLUMNS, publicationFilter, publicationRecord, publicationValues, SUPERSEDED, type PublicationRow } from '../publication-row.js';
+import type { PgDatabase } from './database.js';
+
+export class PgPublications implements PublicationIndex {
+  constructor(private readonly d: PgDatabase) {}
+
+  insert(p: PublicationRecord): Promise<InsertOutcome> {
+    return this.d.tx(async (c): Promise<InsertOutcome> => {
+      await c.query('INSERT INTO publication_types (channel, publication_type, publisher_dip_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [p.channel, p.publicationType, p.publisherDipId]);
+      // FOR SHARE: the type's owner cannot change under this insert (it never does, but the row is read in the same step).
+      const owner = await c.query<{ publisher: string }>('SELECT publisher_dip_id AS publisher FROM publication_types WHERE channel = $1 AND publication_type = $2 FOR SHARE', [p.channel, p.publicationType]);
+      const publisher = owner.rows[0]?.publisher;
+      if (publisher !== undefined && publisher !== p.publisherDipId) return { ok: false, reason: 'owned-by-other', owner: publisher };
+      const inserted = await c.query(
+        `INSERT INTO publications (${PUBLICATION_INSERT_COLUMNS}) VALUES (${publicationValues(p, (f) => f).map((_, i) => `$${i + 1}`).join(', ')})
+         ON CONFLICT (channel, publication_type, version) DO NOTHING`,
+        publicationValues(p, (f) => f),
+      );
+      if (inserted.rowCount === 1) return { ok: true };
+      const existing = await c.query<PublicationRow>(`SELECT ${PUBLICATION_COLUMNS} FROM publications WHERE channel = $1 AND publication_type = $2 AND version = $3`, [p.channel, p.publicationType, p.version]);
+      return { ok: false, reason: 'version-exists', existing: publicationRecord(existing.rows[0]!) };
+    });
+  }
+
+  async get(id: string): Promise<PublicationRecord | undefined> {
+    const rows = await this.d.query<PublicationRow>(`SELECT ${PUBLICATION_COLUMNS} FROM publications WHERE id = $1`, [id]);
+    return rows[0] && publicationRecord(rows[0]);
+  }
+
+  async find(q: PublicationQuery): Promise<PublicationRecord[]> {
+    const { where, values } = publicationFilter(q, (i) => `$${i}`, true);
+    const rows = await this.d.query<PublicationRow>(`SELECT ${PUBLICATION_COLUMNS} FROM publications ${where} ORDER BY published_at DESC, id LIMIT $${values.length + 1}`, [...values, q.limit]);
+    return rows.map(publicationRecord);
+  }
+
+  async superseded(channel: string, before: number, limit: number): Promise<PublicationRecord[]> {
+    const rows = await this.d.query<PublicationRow>(`SELECT ${PUBLICATION_COLUMNS} FROM publications WHERE channel = $1 AND published_at < $2 AND ${SUPERSEDED} ORDER BY published_at LIMIT $3`, [
+      channel,
+      before,
+      limit,
+    ]);
+    return rows.map(publicationRecord);
+  }
+
+  async channels(): Promise<string[]> {
+    return (await this.d.query<{ channel: string }>('SELECT DISTINCT channel FROM publications')).map((r) => r.channel);
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.d.tx((c) => c.query('DELETE FROM publications WHERE id = $1', [id]));
+  }
+}

@@ -1,0 +1,79 @@
+import type { Compression, PublicationQuery, PublicationRecord } from '../ports/publications.js';
+
+/** A publication as both SQL stores keep it (columns in snake case, selected under these names). */
+export const PUBLICATION_COLUMNS = `id, channel, publication_type AS "publicationType", version, publisher_dip_id AS "publisherDipId",
+  effective_from AS "effectiveFrom", effective_to AS "effectiveTo", format, compression, file_name AS "fileName", description,
+  public, size, sha256, published_at AS "publishedAt"`;
+
+export interface PublicationRow extends Omit<PublicationRecord, 'public' | 'compression'> {
+  /** 0/1 in SQLite, a boolean in PostgreSQL. */
+  public: number | boolean;
+  compression: string;
+}
+
+export function publicationRecord(r: PublicationRow): PublicationRecord {
+  return { ...r, public: r.public === true || r.public === 1, compression: r.compression as Compression };
+}
+
+/** The columns of an insert, in PUBLICATION_INSERT_COLUMNS order. */
+export const PUBLICATION_INSERT_COLUMNS =
+  'id, channel, publication_type, version, publisher_dip_id, effective_from, effective_to, format, compression, file_name, description, public, size, sha256, published_at';
+
+export function publicationValues(p: PublicationRecord, publicValue: (flag: boolean) => unknown): unknown[] {
+  return [
+    p.id,
+    p.channel,
+    p.publicationType,
+    p.version,
+    p.publisherDipId,
+    p.effectiveFrom,
+    p.effectiveTo,
+    p.format,
+    p.compression,
+    p.fileName,
+    p.description,
+    publicValue(p.public),
+    p.size,
+    p.sha256,
+    p.publishedAt,
+  ];
+}
+
+/**
+ * The WHERE clause of a listing, for either engine: `param(i)` writes the i-th placeholder (`?` or `$i`).
+ * Effective dates are ISO strings, so they compare as text.
+ */
+export function publicationFilter(q: PublicationQuery, param: (i: number) => string, publicTrue: unknown): { where: string; values: unknown[] } {
+  const clauses: string[] = [];
+  const values: unknown[] = [];
+  const add = (sql: (p: string) => string, value: unknown): void => {
+    values.push(value);
+    clauses.push(sql(param(values.length)));
+  };
+  if (q.channel !== undefined) add((p) => `channel = ${p}`, q.channel);
+  if (q.publicationType !== undefined) add((p) => `publication_type = ${p}`, q.publicationType);
+  if (q.version !== undefined) add((p) => `version = ${p}`, q.version);
+  if (q.from !== undefined) add((p) => `published_at >= ${p}`, q.from);
+  if (q.to !== undefined) add((p) => `published_at <= ${p}`, q.to);
+  if (q.effectiveOn !== undefined) {
+    add((p) => `(effective_from IS NULL OR effective_from <= ${p})`, q.effectiveOn);
+    // Compared by date: an effective-to date covers the whole of that day.
+    add((p) => `(effective_to IS NULL OR substr(effective_to, 1, 10) >= substr(${p}, 1, 10))`, q.effectiveOn);
+  }
+  if (q.publicOnly) add((p) => `public = ${p}`, publicTrue);
+  if (q.channels !== undefined) {
+    if (q.channels.length === 0) clauses.push('1 = 0');
+    else {
+      const placeholders = q.channels.map((c) => {
+        values.push(c);
+        return param(values.length);
+      });
+      clauses.push(`channel IN (${placeholders.join(', ')})`);
+    }
+  }
+  return { where: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', values };
+}
+
+/** Superseded: a newer publication of the same type on the same channel exists. */
+export const SUPERSEDED = `EXISTS (SELECT 1 FROM publications n WHERE n.channel = publications.channel
+  AND n.publication_type = publications.publication_type AND n.published_at > publications.published_at)`;

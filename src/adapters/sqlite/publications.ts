@@ -1,0 +1,48 @@
+import type { InsertOutcome, PublicationIndex, PublicationQuery, PublicationRecord } from '../../ports/publications.js';
+import { PUBLICATION_COLUMNS, PUBLICATION_INSERT_COLUMNS, publicationFilter, publicationRecord, publicationValues, SUPERSEDED, type PublicationRow } from '../publication-row.js';
+import type { SqliteDatabase } from './database.js';
+
+export class SqlitePublications implements PublicationIndex {
+  constructor(private readonly d: SqliteDatabase) {}
+
+  insert(p: PublicationRecord): Promise<InsertOutcome> {
+    const db = this.d.db;
+    return this.d.write((): InsertOutcome => {
+      db.prepare('INSERT OR IGNORE INTO publication_types (channel, publication_type, publisher_dip_id) VALUES (?, ?, ?)').run(p.channel, p.publicationType, p.publisherDipId);
+      const owner = db.prepare<[string, string], { publisher: string }>('SELECT publisher_dip_id AS publisher FROM publication_types WHERE channel = ? AND publication_type = ?').get(p.channel, p.publicationType);
+      if (owner && owner.publisher !== p.publisherDipId) return { ok: false, reason: 'owned-by-other', owner: owner.publisher };
+      const existing = db
+        .prepare<[string, string, string], PublicationRow>(`SELECT ${PUBLICATION_COLUMNS} FROM publications WHERE channel = ? AND publication_type = ? AND version = ?`)
+        .get(p.channel, p.publicationType, p.version);
+      if (existing) return { ok: false, reason: 'version-exists', existing: publicationRecord(existing) };
+      db.prepare(`INSERT INTO publications (${PUBLICATION_INSERT_COLUMNS}) VALUES (${new Array(15).fill('?').join(', ')})`).run(...publicationValues(p, (f) => (f ? 1 : 0)));
+      return { ok: true };
+    });
+  }
+
+  async get(id: string): Promise<PublicationRecord | undefined> {
+    const row = this.d.db.prepare<[string], PublicationRow>(`SELECT ${PUBLICATION_COLUMNS} FROM publications WHERE id = ?`).get(id);
+    return row && publicationRecord(row);
+  }
+
+  async find(q: PublicationQuery): Promise<PublicationRecord[]> {
+    const { where, values } = publicationFilter(q, () => '?', 1);
+    const rows = this.d.db.prepare<unknown[], PublicationRow>(`SELECT ${PUBLICATION_COLUMNS} FROM publications ${where} ORDER BY published_at DESC, id LIMIT ?`).all(...values, q.limit);
+    return rows.map(publicationRecord);
+  }
+
+  async superseded(channel: string, before: number, limit: number): Promise<PublicationRecord[]> {
+    const rows = this.d.db
+      .prepare<[string, number, number], PublicationRow>(`SELECT ${PUBLICATION_COLUMNS} FROM publications WHERE channel = ? AND published_at < ? AND ${SUPERSEDED} ORDER BY published_at LIMIT ?`)
+      .all(channel, before, limit);
+    return rows.map(publicationRecord);
+  }
+
+  async channels(): Promise<string[]> {
+    return this.d.db.prepare<[], { channel: string }>('SELECT DISTINCT channel FROM publications').all().map((r) => r.channel);
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.d.write(() => this.d.db.prepare('DELETE FROM publications WHERE id = ?').run(id));
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * Pattern B (spec 5.6): large publications stored once, listed and downloaded many times. Two ports: the
+ * index (metadata, in the backend's database beside everything else it keeps) and the blobs (the bytes:
+ * files on the embedded default, a JetStream Object Store in a cluster). A publication is visible only
+ * once its bytes are durable, checked against the publisher's hash, and its row is committed.
+ */
+
+/** How the stored bytes are compressed; `zlib-base64` is the published REP payload form (base64 of zlib). */
+export const COMPRESSIONS = ['none', 'gzip', 'zlib', 'zlib-base64'] as const;
+export type Compression = (typeof COMPRESSIONS)[number];
+
+/** What the publisher says about a publication (spec 5.6: date/time, version, and the rest a recipient filters by). */
+export interface PublicationMetadata {
+  channel: string;
+  /** The publication's kind within its channel (e.g. "ISD", "DUoS-aggregated"): versions count per type. */
+  publicationType: string;
+  version: string;
+  /** ISO dates (or date-times) the data is effective from / to; null when open. */
+  effectiveFrom: string | null;
+  effectiveTo: string | null;
+  /** What the bytes are once decompressed: csv, jsonl, json, zip, pdf… (lower case). */
+  format: string;
+  compression: Compression;
+  fileName: string;
+  description: string | null;
+  /** Listed and downloadable without a client certificate on the anonymous listener. */
+  public: boolean;
+}
+
+export interface PublicationRecord extends PublicationMetadata {
+  id: string;
+  publisherDipId: string;
+  /** Bytes as stored (compressed, if it is). */
+  size: number;
+  /** Hex SHA-256 of the bytes as stored. */
+  sha256: string;
+  publishedAt: number;
+}
+
+export interface PublicationQuery {
+  channel?: string;
+  publicationType?: string;
+  version?: string;
+  /** publishedAt within [from, to] (ms since the epoch). */
+  from?: number;
+  to?: number;
+  /** Only publications whose effective period covers this ISO date. */
+  effectiveOn?: string;
+  publicOnly?: boolean;
+  /** Channels the caller may see (a participant's receiving and sending channels); absent: any. */
+  channels?: readonly string[];
+  limit: number;
+}
+
+export type InsertOutcome = { ok: true } | { ok: false; reason: 'version-exists'; existing: PublicationRecord } | { ok: false; reason: 'owned-by-other'; owner: string };
+
+/** Publication metadata, in the backend's database (SQLite or PostgreSQL). */
+export interface PublicationIndex {
+  /**
+   * Records a publication, durably, unless (channel, type, version) exists already, or another publisher
+   * published that type on that channel first: a publication is never overwritten, only versioned.
+   */
+  insert(record: PublicationRecord): Promise<InsertOutcome>;
+  get(id: string): Promise<PublicationRecord | undefined>;
+  /** Newest first. */
+  find(query: PublicationQuery): Promise<PublicationRecord[]>;
+  /**
+   * Publications older than `before` in `channel` that a newer version of the same type supersedes: what
+   * retention may remove (the newest version of each type stays, however old).
+   */
+  superseded(channel: string, before: number, limit: number): Promise<PublicationRecord[]>;
+  /** Channels that hold publications, for the retention sweep. */
+  channels(): Promise<string[]>;
+  remove(id: string): Promise<void>;
+}
+
+/** The bytes put would have exceeded the limit: nothing is kept. */
+export class BlobTooLarge extends Error {
+  constructor(readonly limit: number) {
+    super(`the payload is larger than the limit of ${limit} bytes`);
+    this.name = 'BlobTooLarge';
+  }
+}
+
+export interface StoredBlob {
+  size: number;
+  /** Hex SHA-256 of the plain bytes. */
+  sha256: string;
+}
+
+/**
+ * Publication bytes, sealed at rest. put() streams (memory stays flat whatever the size) and resolves
+ * only once the bytes are durable; read() streams the plain bytes of a range, opening only the sealed
+ * chunks the range touches.
+ */
+export interface PublicationBlobs {
+  readonly kind: string;
+  put(id: string, source: AsyncIterable<Uint8Array>, options: { maxBytes: number }): Promise<StoredBlob>;
+  /** Plain bytes `start`…`end` (inclusive) of a blob of `size` bytes; the whole of it without a range. */
+  read(id: string, size: number, range?: { start: number; end: number }): AsyncIterable<Buffer>;
+  /** Removes a blob (absent already: nothing happens). */
+  remove(id: string, size: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Seals the chunks of a stream (src/security/at-rest.ts): `context` binds each to its object and place. */
+export interface ChunkSealer {
+  sealChunk(plain: Buffer, context: Buffer): Buffer;
+  openChunk(sealed: Buffer, context: Buffer): Buffer;
+}

@@ -1,0 +1,184 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BlobTooLarge, type PublicationBlobs, type PublicationRecord } from '../../src/ports/publications.js';
+import { CHUNK_BYTES } from '../../src/security/sealed-stream.js';
+import { useBackend, type BackendFactory } from './fixtures.js';
+
+let n = 0;
+export function publication(over: Partial<PublicationRecord> = {}): PublicationRecord {
+  n += 1;
+  return {
+    id: `pub-${process.pid}-${n}-${randomBytes(3).toString('hex')}`,
+    channel: 'REP-002',
+    publicationType: 'DUoS',
+    version: `v${n}`,
+    publisherDipId: 'ISD0000001',
+    effectiveFrom: '2026-01-01',
+    effectiveTo: '2026-01-31',
+    format: 'csv',
+    compression: 'none',
+    fileName: 'report.csv',
+    description: null,
+    public: false,
+    size: 10,
+    sha256: 'ab'.repeat(32),
+    publishedAt: 1_700_000_000_000 + n * 1000,
+    ...over,
+  };
+}
+
+export function publicationIndexContract(name: string, open: BackendFactory): void {
+  describe(`PublicationIndex contract: ${name}`, () => {
+    const ctx = useBackend(open);
+
+    it('records a publication durably and finds it by channel, type, version and date, newest first', async () => {
+      const type = `T${randomBytes(3).toString('hex')}`;
+      const a = publication({ publicationType: type, publishedAt: 1000 });
+      const b = publication({ publicationType: type, publishedAt: 2000, public: true });
+      expect(await ctx.backend.publications.insert(a)).toEqual({ ok: true });
+      expect(await ctx.backend.publications.insert(b)).toEqual({ ok: true });
+      await ctx.backend.close();
+      const index = (await ctx.reopen()).publications;
+      expect(await index.get(a.id)).toEqual(a);
+      expect((await index.find({ channel: 'REP-002', publicationType: type, limit: 10 })).map((p) => p.id)).toEqual([b.id, a.id]);
+      expect((await index.find({ publicationType: type, version: a.version, limit: 10 })).map((p) => p.id)).toEqual([a.id]);
+      expect((await index.find({ publicationType: type, from: 1500, limit: 10 })).map((p) => p.id)).toEqual([b.id]);
+      expect((await index.find({ publicationType: type, to: 1500, limit: 10 })).map((p) => p.id)).toEqual([a.id]);
+      expect((await index.find({ publicationType: type, publicOnly: true, limit: 10 })).map((p) => p.id)).toEqual([b.id]);
+      expect(await index.find({ publicationType: type, channels: [], limit: 10 })).toEqual([]);
+      expect((await index.find({ publicationType: type, channels: ['IF-047', 'REP-002'], limit: 1 })).map((p) => p.id)).toEqual([b.id]);
+      expect(await index.get('no-such-publication')).toBeUndefined();
+    });
+
+    it('finds by the date a publication is effective on', async () => {
+      const type = `T${randomBytes(3).toString('hex')}`;
+      const jan = publication({ publicationType: type, effectiveFrom: '2026-01-01', effectiveTo: '2026-01-31' });
+      const open = publication({ publicationType: type, effectiveFrom: '2026-02-01', effectiveTo: null });
+      await ctx.backend.publications.insert(jan);
+      await ctx.backend.publications.insert(open);
+      expect((await ctx.backend.publications.find({ publicationType: type, effectiveOn: '2026-01-31', limit: 10 })).map((p) => p.id)).toEqual([jan.id]);
+      expect((await ctx.backend.publications.find({ publicationType: type, effectiveOn: '2027-05-01', limit: 10 })).map((p) => p.id)).toEqual([open.id]);
+    });
+
+    it('never overwrites: the same version is refused, and another publisher may not add versions to a type', async () => {
+      const type = `T${randomBytes(3).toString('hex')}`;
+      const first = publication({ publicationType: type, version: '1.0' });
+      await ctx.backend.publications.insert(first);
+      const again = await ctx.backend.publications.insert(publication({ publicationType: type, version: '1.0' }));
+      expect(again).toMatchObject({ ok: false, reason: 'version-exists', existing: { id: first.id } });
+      const other = await ctx.backend.publications.insert(publication({ publicationType: type, version: '2.0', publisherDipId: 'ISD0000002' }));
+      expect(other).toEqual({ ok: false, reason: 'owned-by-other', owner: 'ISD0000001' });
+      expect(await ctx.backend.publications.insert(publication({ publicationType: type, version: '2.0' }))).toEqual({ ok: true });
+      expect((await ctx.backend.publications.find({ publicationType: type, limit: 10 })).map((p) => p.version).sort()).toEqual(['1.0', '2.0']);
+    });
+
+    it('offers only superseded versions older than the cut-off to retention, and removes them', async () => {
+      const channel = `C${randomBytes(3).toString('hex')}`;
+      const old1 = publication({ channel, publicationType: 'A', publishedAt: 1000 });
+      const old2 = publication({ channel, publicationType: 'A', publishedAt: 2000 });
+      const newest = publication({ channel, publicationType: 'A', publishedAt: 3000 });
+      const alone = publication({ channel, publicationType: 'B', publishedAt: 500 });
+      for (const p of [old1, old2, newest, alone]) await ctx.backend.publications.insert(p);
+      expect((await ctx.backend.publications.superseded(channel, 2500, 10)).map((p) => p.id)).toEqual([old1.id, old2.id]);
+      expect((await ctx.backend.publications.superseded(channel, 1500, 10)).map((p) => p.id)).toEqual([old1.id]);
+      expect(await ctx.backend.publications.channels()).toContain(channel);
+      await ctx.backend.publications.remove(old1.id);
+      expect(await ctx.backend.publications.get(old1.id)).toBeUndefined();
+      expect((await ctx.backend.publications.superseded(channel, 9999, 10)).map((p) => p.id)).toEqual([old2.id]);
+    });
+  });
+}
+
+export interface OpenedBlobs {
+  blobs: PublicationBlobs;
+  /** The same store opened afresh (after close), to prove durability. */
+  reopen(): Promise<PublicationBlobs>;
+  /** Every byte the store keeps for a blob, as stored. */
+  stored(id: string): Promise<Buffer>;
+  cleanup(): Promise<void>;
+}
+
+async function* pieces(data: Buffer, size = 64 * 1024): AsyncGenerator<Buffer> {
+  for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
+}
+
+async function readAll(blobs: PublicationBlobs, id: string, size: number, range?: { start: number; end: number }): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const p of blobs.read(id, size, range)) parts.push(p);
+  return Buffer.concat(parts);
+}
+
+const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+export function publicationBlobsContract(name: string, open: () => Promise<OpenedBlobs>): void {
+  describe(`PublicationBlobs contract: ${name}`, () => {
+    let s: OpenedBlobs;
+    beforeEach(async () => {
+      s = await open();
+    });
+    afterEach(async () => {
+      await s.blobs.close();
+      await s.cleanup();
+    });
+    const id = () => `b-${randomBytes(6).toString('hex')}`;
+
+    it.each([0, 1, CHUNK_BYTES - 1, CHUNK_BYTES, CHUNK_BYTES + 1, 3 * CHUNK_BYTES + 12345])('keeps %i bytes whole, with their size and SHA-256, across a reopen', async (size) => {
+      const data = randomBytes(size);
+      const key = id();
+      expect(await s.blobs.put(key, pieces(data), { maxBytes: 10 * CHUNK_BYTES })).toEqual({ size, sha256: sha256(data) });
+      await s.blobs.close();
+      s.blobs = await s.reopen();
+      expect((await readAll(s.blobs, key, size)).equals(data)).toBe(true);
+    });
+
+    it('reads any range, across chunk boundaries, opening only what it touches', async () => {
+      const size = 2 * CHUNK_BYTES + 777;
+      const data = randomBytes(size);
+      const key = id();
+      await s.blobs.put(key, pieces(data, 100_000), { maxBytes: size });
+      for (const [start, end] of [
+        [0, 0],
+        [CHUNK_BYTES - 1, CHUNK_BYTES],
+        [5, 2 * CHUNK_BYTES + 10],
+        [size - 1, size - 1],
+        [CHUNK_BYTES + 3, size + 500],
+      ] as const) {
+        expect((await readAll(s.blobs, key, size, { start, end })).equals(data.subarray(start, end + 1))).toBe(true);
+      }
+    });
+
+    it('keeps no plain text at rest', async () => {
+      const marker = Buffer.from('GSP_GROUP_PLAIN_TEXT_MARKER,'.repeat(4000));
+      const key = id();
+      await s.blobs.put(key, pieces(marker), { maxBytes: marker.length });
+      const stored = await s.stored(key);
+      expect(stored.length).toBeGreaterThan(marker.length);
+      expect(stored.includes(Buffer.from('GSP_GROUP_PLAIN_TEXT_MARKER'))).toBe(false);
+    });
+
+    it('refuses a payload past the limit and keeps nothing of it', async () => {
+      const key = id();
+      await expect(s.blobs.put(key, pieces(randomBytes(CHUNK_BYTES + 10)), { maxBytes: CHUNK_BYTES })).rejects.toBeInstanceOf(BlobTooLarge);
+      await expect(readAll(s.blobs, key, CHUNK_BYTES)).rejects.toThrow();
+    });
+
+    it('keeps nothing of an upload whose source fails half way', async () => {
+      const key = id();
+      async function* failing(): AsyncGenerator<Buffer> {
+        yield randomBytes(CHUNK_BYTES);
+        yield randomBytes(CHUNK_BYTES);
+        throw new Error('connection reset by the publisher');
+      }
+      await expect(s.blobs.put(key, failing(), { maxBytes: 10 * CHUNK_BYTES })).rejects.toThrow('connection reset');
+      await expect(readAll(s.blobs, key, 2 * CHUNK_BYTES)).rejects.toThrow();
+    });
+
+    it('removes a blob; removing it again changes nothing', async () => {
+      const key = id();
+      await s.blobs.put(key, pieces(randomBytes(1000)), { maxBytes: 1000 });
+      await s.blobs.remove(key, 1000);
+      await expect(readAll(s.blobs, key, 1000)).rejects.toThrow();
+      await s.blobs.remove(key, 1000);
+    });
+  });
+}
