@@ -17,6 +17,7 @@ import { Delivery, type DeadLetterEvent } from './pipeline/delivery.js';
 import { DEFAULT_SHARE, DeliveryShare } from './pipeline/delivery-share.js';
 import { Ingest } from './pipeline/ingest.js';
 import { MpanDirectory } from './pipeline/mpan-directory.js';
+import { OperatorAccounts } from './pipeline/operators.js';
 import { mpanFeed } from './pipeline/mpan-feed.js';
 import { RecipientCopies } from './pipeline/recipient-copy.js';
 import { Registry } from './pipeline/registry.js';
@@ -248,6 +249,9 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const port = typeof address === 'object' && address ? address.port : config.port;
   const admin = buildAdminServer({
     token: ensureAdminToken(config.dataDir),
+    operators: new OperatorAccounts(backend.registry, backend.journal, clock),
+    journal: backend.journal,
+    now: () => clock.now(),
     deadLetters: backend.deadLetters,
     archive: backend.archive,
     mpan,

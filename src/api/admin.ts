@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify';
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Delivery } from '../pipeline/delivery.js';
@@ -11,6 +11,9 @@ import { registerAdminPkiRoutes, type AdminPkiDeps } from './admin-pki.js';
 import type { Archive } from '../ports/archive.js';
 import type { BackendHealth } from '../ports/backend.js';
 import type { DeadLetter, DeadLetters } from '../ports/dead-letters.js';
+import type { OperatorJournal } from '../ports/operator-journal.js';
+import type { OperatorAccounts } from '../pipeline/operators.js';
+import { registerOperatorAuth, registerOperatorRoutes } from './admin-operators.js';
 
 export const adminTokenFile = (dataDir: string): string => join(dataDir, 'admin-token');
 
@@ -24,7 +27,13 @@ export function ensureAdminToken(dataDir: string): string {
 }
 
 export interface AdminDeps {
+  /** The bootstrap (break-glass) token: an admin named `bootstrap`, e.g. to create the first operator account. */
   token: string;
+  operators: OperatorAccounts;
+  journal: OperatorJournal;
+  now(): number;
+  /** Further operator routes (channels, participants, the register feed), registered after authentication. */
+  routes?: Array<(app: FastifyInstance) => void>;
   deadLetters: DeadLetters;
   archive: Pick<Archive, 'attempts'>;
   health(): BackendHealth;
@@ -53,19 +62,16 @@ const queueBody = {
 } as const;
 
 /**
- * The operator's API, apart from the participants' listener: bound to the loopback interface and
- * guarded by a bearer token, so no participant credential can reach it. Dead letters for now.
+ * The operator's API, apart from the participants' listener: bound to the loopback interface; every call
+ * names its operator by a bearer token (src/api/admin-operators.ts), so no participant credential can
+ * reach it and every act is attributable.
  */
 export function buildAdminServer(deps: AdminDeps): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
-  const expected = Buffer.from(deps.token);
-  app.addHook('onRequest', async (req, reply) => {
-    const header = String(req.headers.authorization ?? '');
-    const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      await reply.code(401).send({ error: 'a valid operator token is required (Authorization: Bearer <data/admin-token>)' });
-    }
-  });
+  const auth = { bootstrapToken: deps.token, operators: deps.operators, journal: deps.journal, logger: deps.logger, now: () => deps.now() };
+  registerOperatorAuth(app, auth);
+  registerOperatorRoutes(app, auth);
+  for (const register of deps.routes ?? []) register(app);
 
   app.get<{ Querystring: { recipient?: string; channel?: string; state?: DeadLetter['state']; limit?: number } }>(
     '/admin/dead-letters',

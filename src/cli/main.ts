@@ -23,6 +23,7 @@ import { certificateInfo } from '../security/signature.js';
 import { readTrustedCaFiles } from '../security/trust-store.js';
 import { buildIF021 } from '../sim/messages.js';
 import { adminCall } from './admin-client.js';
+import { registerLifecycleCommands } from './lifecycle-commands.js';
 import { LOAD_HEADER, readLoadFile } from './mpan-load.js';
 import { openProfile, PROFILE_FILES } from './profile.js';
 import { startTopology } from './cluster/topology.js';
@@ -585,6 +586,8 @@ program
     const { runSimulateCommand } = await import('../sim/simulate.js');
     process.exitCode = await runSimulateCommand(o);
   });
+
+registerLifecycleCommands(program);
 
 async function finish(client: { close(): Promise<void> }, status: number, body: unknown): Promise<void> {
   if (body !== null) print(body);

@@ -9,6 +9,7 @@ import type { RateLimits } from './rate-limits.js';
 import type { RegistryStore } from './registry.js';
 import type { SignatureReplayGuard } from './replay-guard.js';
 import type { RequeueJobs } from './requeue-jobs.js';
+import type { OperatorJournal } from './operator-journal.js';
 
 /** Whether the store can take writes now; `fatal` when it never will again in this process. */
 export type BackendHealth =
@@ -39,6 +40,8 @@ export interface Backend {
   requeueJobs: RequeueJobs;
   /** Pattern B publication metadata (the bytes are in PublicationBlobs). */
   publications: PublicationIndex;
+  /** Every administrative act, append-only (who, what, when, before and after). */
+  journal: OperatorJournal;
   /** From now on payloads are sealed on write (set once, before the first write). Reads open either kind. */
   useSealer(sealer: ValueSealer): void;
   health(): BackendHealth;

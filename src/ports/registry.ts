@@ -9,6 +9,32 @@ export interface Webhook {
   maxPayloadKb: number;
 }
 
+/**
+ * A versioned document kept beside the participants (participant profiles, channel settings, operator
+ * accounts, the central register's entries): every put is a new version, older versions stay (history,
+ * roll back), and the registry's change feed covers them, so every node sees a change as it sees a
+ * participant's.
+ */
+export interface StoredRecord {
+  kind: string;
+  key: string;
+  /** 1 for the first version of (kind, key). */
+  version: number;
+  doc: unknown;
+  /** Epoch ms. */
+  at: number;
+  /** Who made this version (an operator's name, `register`, a participant's DIP ID). */
+  by: string;
+}
+
+/** Another writer made a version first: re-read and decide again. */
+export class RecordConflictError extends Error {
+  constructor(readonly kind: string, readonly key: string, readonly expected: number) {
+    super(`${kind} ${key} changed meanwhile (it is no longer at version ${expected}): read it again and retry`);
+    this.name = 'RecordConflictError';
+  }
+}
+
 export interface RegisteredParticipant {
   participant: Participant;
   apiKeyHash: string;
@@ -25,6 +51,17 @@ export interface RegistryStore {
   putWebhook(w: Webhook): Promise<void>;
   deleteWebhook(recipientDipId: string, channel: string): Promise<boolean>;
   webhooks(): Promise<Webhook[]>;
+  /** Removes a participant and its webhooks (offboarding); its messages stay in the archive. False when unknown. */
+  removeParticipant(dipId: string): Promise<boolean>;
+  /**
+   * Adds version `expectedVersion + 1` of a record; refuses with RecordConflictError when the latest
+   * version is not `expectedVersion` (0: the record must not exist yet).
+   */
+  putRecord(record: Omit<StoredRecord, 'version'>, expectedVersion: number): Promise<StoredRecord>;
+  /** The latest version of every record of a kind. */
+  records(kind: string): Promise<StoredRecord[]>;
+  /** Every version of one record, oldest first. */
+  recordHistory(kind: string, key: string): Promise<StoredRecord[]>;
   /** A token that changes whenever anything here changes: a cheap check before a full reload. */
   version(): Promise<number>;
   /**

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { RecordConflictError } from '../../src/ports/registry.js';
 import { useBackend, type BackendFactory } from './fixtures.js';
 
 export function registryContract(name: string, open: BackendFactory): void {
@@ -30,6 +31,53 @@ export function registryContract(name: string, open: BackendFactory): void {
       // Changes made through this store are told at once (others' within the engine's feed delay).
       expect(told).toBeGreaterThan(0);
       stop();
+    });
+
+    it('keeps versioned records: a put on a stale version is refused, history stays, the feed moves', async () => {
+      const store = ctx.backend.registry;
+      let told = 0;
+      const stop = store.watch(() => (told += 1));
+      const v0 = await store.version();
+      const first = await store.putRecord({ kind: 'channel', key: 'IF-021', doc: { state: 'active', settings: { receiverRoles: ['SUP'] } }, at: 1, by: 'operator:alice' }, 0);
+      expect(first.version).toBe(1);
+      await expect(store.putRecord({ kind: 'channel', key: 'IF-021', doc: {}, at: 2, by: 'x' }, 0)).rejects.toBeInstanceOf(RecordConflictError);
+      await store.putRecord({ kind: 'channel', key: 'IF-021', doc: { state: 'paused', settings: {} }, at: 3, by: 'operator:bob' }, 1);
+      await store.putRecord({ kind: 'channel', key: 'IF-019', doc: { state: 'active' }, at: 4, by: 'operator:bob' }, 0);
+      await store.putRecord({ kind: 'profile', key: 'IF-021', doc: 'other kind', at: 5, by: 'register' }, 0);
+      expect(await store.records('channel')).toEqual([
+        { kind: 'channel', key: 'IF-019', version: 1, doc: { state: 'active' }, at: 4, by: 'operator:bob' },
+        { kind: 'channel', key: 'IF-021', version: 2, doc: { state: 'paused', settings: {} }, at: 3, by: 'operator:bob' },
+      ]);
+      expect((await store.recordHistory('channel', 'IF-021')).map((r) => [r.version, r.by])).toEqual([
+        [1, 'operator:alice'],
+        [2, 'operator:bob'],
+      ]);
+      expect(await store.version()).not.toBe(v0);
+      expect(told).toBeGreaterThan(0);
+      stop();
+    });
+
+    it('removes a participant with its webhooks (offboarding)', async () => {
+      const store = ctx.backend.registry;
+      const p = { dipId: 'SUP0000002', roles: ['SUP'], organisation: 'Acme', certificatePem: 'PEM', certificateFingerprint: 'AB', createdAt: 1, connectionProvider: null };
+      await store.upsertParticipant(p, 'hash-2');
+      await store.putWebhook({ recipientDipId: 'SUP0000002', channel: 'IF-021', url: 'https://a', maxMessageCount: 10, maxPayloadKb: 100 });
+      expect(await store.removeParticipant('SUP0000002')).toBe(true);
+      expect(await store.removeParticipant('SUP0000002')).toBe(false);
+      expect(await store.participants()).toEqual([]);
+      expect(await store.webhooks()).toEqual([]);
+    });
+
+    it('journals operator acts append-only, newest first, filtered', async () => {
+      const j = ctx.backend.journal;
+      const a = await j.append({ at: 10, actor: 'operator:alice', action: 'channel.pause', target: 'IF-021', before: { state: 'active' }, after: { state: 'paused' }, status: 200 });
+      const b = await j.append({ at: 11, actor: 'operator:bob', action: 'channel.resume', target: 'IF-021', before: null, after: null, status: null });
+      expect(b).toBeGreaterThan(a);
+      expect((await j.entries({ limit: 10 })).map((e) => e.id)).toEqual([b, a]);
+      expect(await j.entries({ actor: 'operator:alice', limit: 10 })).toEqual([
+        { id: a, at: 10, actor: 'operator:alice', action: 'channel.pause', target: 'IF-021', before: { state: 'active' }, after: { state: 'paused' }, status: 200 },
+      ]);
+      expect((await j.entries({ target: 'IF-021', beforeId: b, limit: 10 })).map((e) => e.id)).toEqual([a]);
     });
   });
 }

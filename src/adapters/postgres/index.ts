@@ -8,6 +8,7 @@ import { PgMpanStore } from './mpan.js';
 import { PgPublications } from './publications.js';
 import { PgRegistry } from './registry.js';
 import { PgRequeueJobs } from './requeue-jobs.js';
+import { PgOperatorJournal } from './operator-journal.js';
 
 export type { PostgresOptions };
 
@@ -30,6 +31,7 @@ export async function openPostgresBackend(options: PostgresOptions): Promise<Pos
     dataKeys: new PgDataKeys(d),
     requeueJobs: new PgRequeueJobs(d),
     publications: new PgPublications(d),
+    journal: new PgOperatorJournal(d),
     health: () => d.health(),
     onHealthChange: (l) => d.onHealthChange(l),
     useSealer: (s) => d.useSealer(s),

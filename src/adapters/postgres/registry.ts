@@ -2,7 +2,7 @@ import pg from 'pg';
 import type { Participant } from '../../domain/participant.js';
 import { registeredParticipant, type ParticipantRow } from '../participant-row.js';
 import type { Cancel } from '../../ports/clock.js';
-import type { RegisteredParticipant, RegistryStore, Webhook } from '../../ports/registry.js';
+import { RecordConflictError, type RegisteredParticipant, type RegistryStore, type StoredRecord, type Webhook } from '../../ports/registry.js';
 import type { PgDatabase } from './database.js';
 import { REGISTRY_CHANNEL } from './schema.js';
 
@@ -96,6 +96,49 @@ export class PgRegistry implements RegistryStore {
     });
     if (removed) this.changed();
     return removed;
+  }
+
+  async removeParticipant(dipId: string): Promise<boolean> {
+    const removed = await this.d.tx(async (c) => {
+      const r = await c.query('DELETE FROM participants WHERE dip_id = $1', [dipId]);
+      await c.query('DELETE FROM webhooks WHERE recipient_dip_id = $1', [dipId]);
+      if (!r.rowCount) return false;
+      await bump(c);
+      return true;
+    });
+    if (removed) this.changed();
+    return removed;
+  }
+
+  async putRecord(record: Omit<StoredRecord, 'version'>, expectedVersion: number): Promise<StoredRecord> {
+    // A conflict leaves the transaction as a value: tx() classifies whatever it throws as a store failure.
+    const stored = await this.d.tx(async (c): Promise<StoredRecord | null> => {
+      const { rows } = await c.query<{ version: number | null }>('SELECT max(version) AS version FROM registry_records WHERE kind = $1 AND key = $2', [record.kind, record.key]);
+      if ((rows[0]?.version ?? 0) !== expectedVersion) return null;
+      const version = expectedVersion + 1;
+      // Two writers that both read the same latest version: the primary key lets one in.
+      const inserted = await c.query(
+        'INSERT INTO registry_records (kind, key, version, doc, at, by) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING',
+        [record.kind, record.key, version, JSON.stringify(record.doc), record.at, record.by],
+      );
+      if (!inserted.rowCount) return null;
+      await bump(c);
+      return { ...record, version };
+    });
+    if (!stored) throw new RecordConflictError(record.kind, record.key, expectedVersion);
+    this.changed();
+    return stored;
+  }
+
+  async records(kind: string): Promise<StoredRecord[]> {
+    return this.d.query<StoredRecord>(
+      `SELECT DISTINCT ON (key) kind, key, version, doc, at, by FROM registry_records WHERE kind = $1 ORDER BY key, version DESC`,
+      [kind],
+    );
+  }
+
+  recordHistory(kind: string, key: string): Promise<StoredRecord[]> {
+    return this.d.query<StoredRecord>('SELECT kind, key, version, doc, at, by FROM registry_records WHERE kind = $1 AND key = $2 ORDER BY version', [kind, key]);
   }
 
   webhooks(): Promise<Webhook[]> {

@@ -176,6 +176,27 @@ CREATE TABLE IF NOT EXISTS publication_types (
   publisher_dip_id text NOT NULL,
   PRIMARY KEY (channel, publication_type)
 );
+-- Versioned documents beside the participants (profiles, channel settings, operators, register entries).
+CREATE TABLE IF NOT EXISTS registry_records (
+  kind text NOT NULL,
+  key text NOT NULL,
+  version integer NOT NULL,
+  doc jsonb NOT NULL,
+  at bigint NOT NULL,
+  by text NOT NULL,
+  PRIMARY KEY (kind, key, version)
+);
+-- Every administrative act, append-only.
+CREATE TABLE IF NOT EXISTS operator_journal (
+  id bigserial PRIMARY KEY,
+  at bigint NOT NULL,
+  actor text NOT NULL,
+  action text NOT NULL,
+  target text NOT NULL,
+  before jsonb,
+  after jsonb,
+  status integer
+);
 -- A write that tells whether the server takes writes again after it could not (see PgDatabase).
 CREATE TABLE IF NOT EXISTS health_probe (at bigint NOT NULL);
 `;

@@ -8,6 +8,7 @@ import { SqliteMpanStore } from './mpan.js';
 import { SqlitePublications } from './publications.js';
 import { SqliteRegistry } from './registry.js';
 import { SqliteRequeueJobs } from './requeue-jobs.js';
+import { SqliteOperatorJournal } from './operator-journal.js';
 
 export type { SqliteOptions };
 
@@ -32,6 +33,7 @@ export function openSqliteBackend(file: string, options: SqliteOptions): SqliteB
     dataKeys: new SqliteDataKeys(d),
     requeueJobs: new SqliteRequeueJobs(d),
     publications: new SqlitePublications(d),
+    journal: new SqliteOperatorJournal(d),
     health: () => d.health(),
     onHealthChange: (l) => d.onHealthChange(l),
     useSealer: (s) => d.useSealer(s),

@@ -1,12 +1,23 @@
 import type { Participant } from '../../domain/participant.js';
 import { registeredParticipant, type ParticipantRow } from '../participant-row.js';
 import type { Cancel } from '../../ports/clock.js';
-import type { RegisteredParticipant, RegistryStore, Webhook } from '../../ports/registry.js';
+import { RecordConflictError, type RegisteredParticipant, type RegistryStore, type StoredRecord, type Webhook } from '../../ports/registry.js';
 import type { SqliteDatabase } from './database.js';
 
 /** How often a running DIP checks whether another process (the CLI) changed the registry. */
 const POLL_MS = 500;
 
+
+interface RecordRow {
+  kind: string;
+  key: string;
+  version: number;
+  doc: string;
+  at: number;
+  by: string;
+}
+
+const fromRow = (r: RecordRow): StoredRecord => ({ ...r, doc: JSON.parse(r.doc) as unknown });
 
 /**
  * Participants and webhooks. The change feed is a version number every change bumps: a watcher checks
@@ -47,6 +58,15 @@ export class SqliteRegistry implements RegistryStore {
            max_message_count = excluded.max_message_count, max_payload_kb = excluded.max_payload_kb`,
       ),
       deleteWebhook: db.prepare('DELETE FROM webhooks WHERE recipient_dip_id = ? AND channel = ?'),
+      deleteParticipant: db.prepare('DELETE FROM participants WHERE dip_id = ?'),
+      deleteWebhooksOf: db.prepare('DELETE FROM webhooks WHERE recipient_dip_id = ?'),
+      latestVersion: db.prepare<[string, string], { version: number }>('SELECT max(version) AS version FROM registry_records WHERE kind = ? AND key = ?'),
+      insertRecord: db.prepare('INSERT INTO registry_records (kind, key, version, doc, at, by) VALUES (?, ?, ?, ?, ?, ?)'),
+      records: db.prepare<[string], RecordRow>(
+        `SELECT r.kind, r.key, r.version, r.doc, r.at, r.by FROM registry_records r
+         WHERE r.kind = ? AND r.version = (SELECT max(version) FROM registry_records l WHERE l.kind = r.kind AND l.key = r.key) ORDER BY r.key`,
+      ),
+      history: db.prepare<[string, string], RecordRow>('SELECT kind, key, version, doc, at, by FROM registry_records WHERE kind = ? AND key = ? ORDER BY version'),
       webhooks: db.prepare<[], Webhook>(
         `SELECT recipient_dip_id AS recipientDipId, channel, url, max_message_count AS maxMessageCount,
                 max_payload_kb AS maxPayloadKb FROM webhooks`,
@@ -96,6 +116,38 @@ export class SqliteRegistry implements RegistryStore {
     });
     if (removed) this.changed();
     return removed;
+  }
+
+  async removeParticipant(dipId: string): Promise<boolean> {
+    const removed = await this.d.write(() => {
+      const gone = this.s.deleteParticipant.run(dipId).changes > 0;
+      this.s.deleteWebhooksOf.run(dipId);
+      if (gone) this.s.bumpVersion.run();
+      return gone;
+    });
+    if (removed) this.changed();
+    return removed;
+  }
+
+  async putRecord(record: Omit<StoredRecord, 'version'>, expectedVersion: number): Promise<StoredRecord> {
+    const stored = await this.d.write(() => {
+      const latest = this.s.latestVersion.get(record.kind, record.key)?.version ?? 0;
+      if (latest !== expectedVersion) throw new RecordConflictError(record.kind, record.key, expectedVersion);
+      const version = latest + 1;
+      this.s.insertRecord.run(record.kind, record.key, version, JSON.stringify(record.doc), record.at, record.by);
+      this.s.bumpVersion.run();
+      return { ...record, version };
+    });
+    this.changed();
+    return stored;
+  }
+
+  async records(kind: string): Promise<StoredRecord[]> {
+    return this.s.records.all(kind).map(fromRow);
+  }
+
+  async recordHistory(kind: string, key: string): Promise<StoredRecord[]> {
+    return this.s.history.all(kind, key).map(fromRow);
   }
 
   async webhooks(): Promise<Webhook[]> {

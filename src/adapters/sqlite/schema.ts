@@ -152,6 +152,28 @@ CREATE TABLE IF NOT EXISTS publication_types (
   publisher_dip_id TEXT NOT NULL,
   PRIMARY KEY (channel, publication_type)
 );
+-- Versioned documents beside the participants (profiles, channel settings, operators, register entries):
+-- every change is a new version; the latest is in force. Changes bump registry_version.
+CREATE TABLE IF NOT EXISTS registry_records (
+  kind TEXT NOT NULL,
+  key TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  doc TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  by TEXT NOT NULL,
+  PRIMARY KEY (kind, key, version)
+) WITHOUT ROWID;
+-- Every administrative act, append-only.
+CREATE TABLE IF NOT EXISTS operator_journal (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  at INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  action TEXT NOT NULL,
+  target TEXT NOT NULL,
+  before TEXT,
+  after TEXT,
+  status INTEGER
+);
 -- A write that tells whether the disk takes writes again after it was full (see SqliteDatabase).
 CREATE TABLE IF NOT EXISTS health_probe (at INTEGER NOT NULL);
 `;

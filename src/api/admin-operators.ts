@@ -1,0 +1,180 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { timingSafeEqual } from 'node:crypto';
+import { OPERATOR_ROLES, operatorMay, type OperatorRole } from '../domain/operators.js';
+import type { Logger } from '../ports/logger.js';
+import type { OperatorJournal } from '../ports/operator-journal.js';
+import type { OperatorAccounts, OperatorIdentity } from '../pipeline/operators.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The operator making an operator-API call (set before any handler runs). */
+    operator: OperatorIdentity | null;
+    /** Set by a handler whose service journalled the act itself (with its before and after). */
+    journaled: boolean;
+  }
+}
+
+export interface OperatorAuthDeps {
+  /** The bootstrap (break-glass) token from the data directory: an admin named `bootstrap`. */
+  bootstrapToken: string;
+  operators: OperatorAccounts;
+  journal: OperatorJournal;
+  logger: Logger;
+  now(): number;
+}
+
+/** The caller of an operator route (the hook ran: a handler never sees an unidentified call). */
+export function operatorOf(req: FastifyRequest): OperatorIdentity {
+  if (!req.operator) throw new Error(`${req.method} ${req.url}: no operator identified`);
+  return req.operator;
+}
+
+/** A service's refusal (OperatorError and its kin) as a JSON answer naming the problem. */
+export function refuse(reply: FastifyReply, e: unknown): FastifyReply {
+  if (e instanceof Error && 'status' in e && typeof e.status === 'number') return reply.code(e.status).send({ error: e.message });
+  throw e;
+}
+
+const sameToken = (given: string, expected: string): boolean => {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+};
+
+/**
+ * Every operator-API call names its operator (Authorization: Bearer <token>): a named account's token, or
+ * the bootstrap token (break-glass, and how the first admin account is made). The operator's role decides
+ * what it may call (src/domain/operators.ts). Every call that changes something is journalled with the
+ * operator's name before the answer goes out: by the service that made the change (with before and after),
+ * else here (the route, its target and the answer's status).
+ */
+export function registerOperatorAuth(app: FastifyInstance, deps: OperatorAuthDeps): void {
+  app.decorateRequest('operator', null);
+  app.decorateRequest('journaled', false);
+  app.addHook('onRequest', async (req, reply) => {
+    const header = String(req.headers.authorization ?? '');
+    const token = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+    let who: OperatorIdentity | undefined;
+    if (token && sameToken(token, deps.bootstrapToken)) who = { name: 'bootstrap', role: 'admin', actor: 'bootstrap' };
+    else if (token) who = await deps.operators.identify(token);
+    if (!who) return reply.code(401).send({ error: "a valid operator token is required (Authorization: Bearer <token>): an operator account's token, or the bootstrap token in <data>/admin-token" });
+    const path = req.url.split('?')[0] ?? '';
+    if (!operatorMay(who.role, req.method, path)) {
+      return reply.code(403).send({ error: `operator ${who.name} (${who.role}) may not ${req.method} ${path}` });
+    }
+    req.operator = who;
+    return undefined;
+  });
+  app.addHook('onSend', async (req, reply, payload) => {
+    if (!req.operator || req.journaled || req.method === 'GET' || req.method === 'HEAD') return payload;
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const params = (req.params ?? {}) as Record<string, unknown>;
+    const target = [params.name, params.id, params.dipId, body.recipientDipId, body.channel].filter((v) => typeof v === 'string').join('/');
+    try {
+      await deps.journal.append({ at: deps.now(), actor: req.operator.actor, action: `${req.method} ${req.routeOptions.url ?? req.url}`, target, before: null, after: null, status: reply.statusCode });
+    } catch (err) {
+      deps.logger.error({ err, operator: req.operator.name, url: req.url }, 'could not journal an operator action');
+    }
+    return payload;
+  });
+}
+
+const roleSchema = { type: 'string', enum: [...OPERATOR_ROLES] } as const;
+const operatorView = {
+  type: 'object',
+  properties: {
+    name: { type: 'string' },
+    role: roleSchema,
+    disabled: { type: 'boolean' },
+    createdAt: { type: 'string' },
+    createdBy: { type: 'string' },
+    version: { type: 'integer' },
+  },
+} as const;
+const journalEntry = {
+  type: 'object',
+  properties: {
+    id: { type: 'integer' },
+    at: { type: 'string' },
+    actor: { type: 'string' },
+    action: { type: 'string' },
+    target: { type: 'string' },
+    before: {},
+    after: {},
+    status: { type: 'integer', nullable: true },
+  },
+} as const;
+
+/** Operator accounts (admins only) and the journal of every administrative act (any operator may read it). */
+export function registerOperatorRoutes(app: FastifyInstance, deps: OperatorAuthDeps): void {
+  app.get('/admin/whoami', { schema: { response: { 200: { type: 'object', properties: { name: { type: 'string' }, role: roleSchema } } } } }, async (req) => {
+    const who = operatorOf(req);
+    return { name: who.name, role: who.role };
+  });
+
+  app.get('/admin/operators', { schema: { response: { 200: { type: 'array', items: operatorView } } } }, async () => deps.operators.list());
+
+  app.post<{ Body: { name: string; role: OperatorRole } }>(
+    '/admin/operators',
+    {
+      schema: {
+        body: { type: 'object', additionalProperties: false, required: ['name', 'role'], properties: { name: { type: 'string', minLength: 1, maxLength: 64 }, role: roleSchema } },
+        response: { 201: { type: 'object', properties: { operator: operatorView, token: { type: 'string' } } } },
+      },
+    },
+    async (req, reply) => {
+      try {
+        const created = await deps.operators.create(req.body.name, req.body.role, operatorOf(req));
+        req.journaled = true;
+        return await reply.code(201).send(created);
+      } catch (e) {
+        return refuse(reply, e);
+      }
+    },
+  );
+
+  app.patch<{ Params: { name: string }; Body: { role?: OperatorRole; disabled?: boolean; newToken?: boolean } }>(
+    '/admin/operators/:name',
+    {
+      schema: {
+        params: { type: 'object', properties: { name: { type: 'string', maxLength: 64 } } },
+        body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { role: roleSchema, disabled: { type: 'boolean' }, newToken: { type: 'boolean' } } },
+        response: { 200: { type: 'object', properties: { operator: operatorView, token: { type: 'string' } } } },
+      },
+    },
+    async (req, reply) => {
+      try {
+        const updated = await deps.operators.update(req.params.name, req.body, operatorOf(req));
+        req.journaled = true;
+        return updated;
+      } catch (e) {
+        return refuse(reply, e);
+      }
+    },
+  );
+
+  app.get<{ Querystring: { actor?: string; action?: string; target?: string; before?: number; limit?: number } }>(
+    '/admin/journal',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            actor: { type: 'string', maxLength: 100 },
+            action: { type: 'string', maxLength: 200 },
+            target: { type: 'string', maxLength: 200 },
+            before: { type: 'integer', minimum: 1 },
+            limit: { type: 'integer', minimum: 1, maximum: 10_000 },
+          },
+        },
+        response: { 200: { type: 'array', items: journalEntry } },
+      },
+    },
+    async (req) => {
+      const q = req.query;
+      const entries = await deps.journal.entries({ actor: q.actor, action: q.action, target: q.target, beforeId: q.before, limit: q.limit ?? 100 });
+      return entries.map((e) => ({ ...e, at: new Date(e.at).toISOString() }));
+    },
+  );
+}
