@@ -16,6 +16,7 @@ import { ChannelDirectory } from './pipeline/channels.js';
 import { Delivery, type DeadLetterEvent } from './pipeline/delivery.js';
 import { DEFAULT_SHARE, DeliveryShare } from './pipeline/delivery-share.js';
 import { Ingest } from './pipeline/ingest.js';
+import { OverloadGuard } from './pipeline/overload.js';
 import { MpanDirectory } from './pipeline/mpan-directory.js';
 import { OperatorAccounts } from './pipeline/operators.js';
 import { mpanFeed } from './pipeline/mpan-feed.js';
@@ -231,6 +232,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const app = buildServer(
     {
       config, logger, ingest, registry, webhooks: backend.registry, delivery, replay, status, queues: backend.log, copies, channel, health, clock, destinations,
+      overload: new OverloadGuard(config.overload, load),
       // A getter: after a rotation GET /certificates/dip serves the signing certificate in force.
       certificates: { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, encryption: encryption.certPem },
     },

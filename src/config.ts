@@ -55,6 +55,8 @@ export interface DipConfig {
   api: ApiChoices;
   /** Fair use per participant (token bucket); requestsPerSecond 0 turns it off. */
   rateLimit: { requestsPerSecond: number; burst: number };
+  /** When the DIP answers submissions 503 with Retry-After because it cannot keep up (README, Fair delivery and overload). */
+  overload: { maxEventLoopDelayMs: number; maxSubmissionsInFlight: number };
   /** How often a running DIP looks for a changed revocation list (`<dataDir>/pki/revoked.json`). */
   revocationPollMs: number;
   /**
@@ -218,6 +220,12 @@ const schema: JSONSchemaType<DipConfig> = {
       },
     },
     rateLimit: rateLimitSchema,
+    overload: {
+      type: 'object',
+      additionalProperties: false,
+      required: [],
+      properties: { maxEventLoopDelayMs: { type: 'number', exclusiveMinimum: 0 }, maxSubmissionsInFlight: { type: 'integer', minimum: 1 } },
+    },
     revocationPollMs: { type: 'integer', minimum: 10 },
     trustedCaFiles: { type: 'array', items: { type: 'string', minLength: 1 } },
     signingKeyPollMs: { type: 'integer', minimum: 10 },
@@ -358,6 +366,7 @@ export const DEFAULTS: DipConfig = {
   },
   api: { emptyReplay: 'bad-request', validateAnswer: 'standard-response' },
   rateLimit: { requestsPerSecond: 200, burst: 400 },
+  overload: { maxEventLoopDelayMs: 500, maxSubmissionsInFlight: 256 },
   revocationPollMs: 2_000,
   trustedCaFiles: [],
   signingKeyPollMs: 5_000,
@@ -413,6 +422,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     channels: { ...fileConfig.channels, ...overrides.channels },
     http: { ...DEFAULTS.http, ...fileConfig.http, ...overrides.http },
     rateLimit: { ...DEFAULTS.rateLimit, ...fileConfig.rateLimit, ...overrides.rateLimit },
+    overload: { ...DEFAULTS.overload, ...fileConfig.overload, ...overrides.overload },
     storage: mergeStorage(fileConfig.storage, storageFromEnv, overrides.storage, env),
     api: { ...DEFAULTS.api, ...fileConfig.api, ...overrides.api },
     publications: mergePublications(fileConfig.publications, overrides.publications),

@@ -58,7 +58,7 @@ describe('delivery share (the scheduler)', () => {
   it('while the event loop runs late the rate halves down to minShare, and climbs back once it is on time', async () => {
     const clock = new FakeClock();
     let delay = 100;
-    const share = new DeliveryShare(SETTINGS, clock, { eventLoopDelayMs: () => delay });
+    const share = new DeliveryShare(SETTINGS, clock, { delayP99Ms: () => delay });
     share.start();
     await clock.advance(250);
     expect(share.rate()).toBe(500);
@@ -99,7 +99,7 @@ class Market {
   readonly share: DeliveryShare;
   readonly workers = new Map<string, QueueWorker>();
 
-  constructor(settings: DeliveryShareSettings, load: { eventLoopDelayMs(): number } | null = null) {
+  constructor(settings: DeliveryShareSettings, load: { delayP99Ms(): number } | null = null) {
     this.share = new DeliveryShare(settings, this.clock, load);
     this.share.start();
   }
@@ -222,7 +222,7 @@ describe('fair delivery (queue workers sharing one scheduler)', () => {
 
   it('under measured pressure catch-up slows to minShare, so live traffic keeps the loop', async () => {
     let delay = 50;
-    const m = new Market(SETTINGS, { eventLoopDelayMs: () => delay });
+    const m = new Market(SETTINGS, { delayP99Ms: () => delay });
     m.add('LSS', 50_000, m.clock.now() - 3_600_000);
     await m.clock.advance(10_000);
     const pressed = m.seqs('LSS').length;

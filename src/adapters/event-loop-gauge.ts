@@ -9,7 +9,9 @@ import type { LoadGauge } from '../ports/load.js';
 export class EventLoopGauge implements LoadGauge {
   private readonly histogram: IntervalHistogram;
   private timer: NodeJS.Timeout | null = null;
-  private lastMs = 0;
+  private lastP99 = 0;
+  private lastMean = 0;
+  private previousMean = 0;
 
   constructor(
     private readonly windowMs = 250,
@@ -31,18 +33,25 @@ export class EventLoopGauge implements LoadGauge {
     this.histogram.disable();
   }
 
-  eventLoopDelayMs(): number {
+  delayP99Ms(): number {
     // Also counts a window still open: a loop stuck since the last roll shows at once, not a window later.
-    return Math.max(this.lastMs, this.current());
+    return Math.max(this.lastP99, this.p99());
   }
 
-  private current(): number {
-    // The histogram records in nanoseconds and includes the sampling resolution itself.
+  /** The lower of the last two windows' means: a single stall (a GC, the machine busy elsewhere) does not count. */
+  delayMeanMs(): number {
+    return Math.min(this.lastMean, this.previousMean);
+  }
+
+  // The histogram records how late each sampling timer fired, in nanoseconds, beyond its resolution.
+  private p99(): number {
     return this.histogram.count === 0 ? 0 : this.histogram.percentile(99) / 1e6;
   }
 
   private roll(): void {
-    this.lastMs = this.current();
+    this.lastP99 = this.p99();
+    this.previousMean = this.lastMean;
+    this.lastMean = this.histogram.count === 0 ? 0 : this.histogram.mean / 1e6;
     this.histogram.reset();
   }
 }

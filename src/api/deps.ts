@@ -2,6 +2,7 @@ import type { DipConfig } from '../config.js';
 import type { Channel } from '../pipeline/channels.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import type { Ingest } from '../pipeline/ingest.js';
+import type { OverloadGuard } from '../pipeline/overload.js';
 import type { RecipientCopies } from '../pipeline/recipient-copy.js';
 import type { Registry } from '../pipeline/registry.js';
 import type { Replay } from '../pipeline/replay.js';
@@ -34,4 +35,6 @@ export interface ApiDeps {
   health(): BackendHealth;
   /** Which callback URLs may be registered (outside DEV: none on internal networks). */
   destinations: Pick<WebhookDestinations, 'checkUrl'>;
+  /** Refuses submissions with 503 while the DIP cannot keep up (none: never). */
+  overload?: OverloadGuard;
 }

@@ -18,6 +18,7 @@ import { registerStatusRoutes } from './routes/status.js';
 import { registerValidateRoutes } from './routes/validate.js';
 import type { ApiDeps } from './deps.js';
 import { registerGuard } from './guard.js';
+import { useOverloadGuard } from './overload.js';
 import { describeBodyErrors } from './schemas.js';
 import { sendStandard, tlsPeer, useSecurityControls } from './request.js';
 
@@ -127,6 +128,8 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     }
   });
 
+  // The DIP's own overload first: the cheapest answer, before the body is read.
+  if (deps.overload) useOverloadGuard(app, deps, deps.overload);
   // Fair use, before the body is read or anything expensive runs.
   const limiter = security.rateLimits ?? new RateLimiter(deps.config.rateLimit);
   if (limiter.enabled) {

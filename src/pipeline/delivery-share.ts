@@ -56,7 +56,7 @@ export class DeliveryShare {
   constructor(
     private readonly settings: DeliveryShareSettings,
     private readonly clock: Clock,
-    private readonly load: LoadGauge | null,
+    private readonly load: Pick<LoadGauge, 'delayP99Ms'> | null,
   ) {
     this.last = clock.now();
     this.tokens = this.capacity();
@@ -68,7 +68,7 @@ export class DeliveryShare {
     const load = this.load;
     this.adjusting = this.clock.every(this.settings.adjustEveryMs, () => {
       this.refill();
-      if (load.eventLoopDelayMs() > this.settings.pressedAboveMs) this.factor = Math.max(this.settings.minShare, this.factor / 2);
+      if (load.delayP99Ms() > this.settings.pressedAboveMs) this.factor = Math.max(this.settings.minShare, this.factor / 2);
       else this.factor = Math.min(1, this.factor + 0.1);
       this.pump();
     });

@@ -1,0 +1,118 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { EventLoopGauge } from '../src/adapters/event-loop-gauge.js';
+import { OverloadGuard } from '../src/pipeline/overload.js';
+import { buildIF021 } from '../src/sim/messages.js';
+import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+
+/**
+ * Graceful overload: a DIP that cannot keep up answers submissions 503 with Retry-After at once, accepts
+ * nothing of them, and takes them when it can again.
+ */
+describe('overload guard', () => {
+  it('refuses while the loop is late on average, with a Retry-After that grows with the delay', () => {
+    let mean = 0;
+    const guard = new OverloadGuard({ maxEventLoopDelayMs: 500, maxSubmissionsInFlight: 10 }, { delayMeanMs: () => mean });
+    expect(guard.admit()).toBeNull();
+    mean = 501;
+    expect(guard.admit()).toMatchObject({ retryAfterSeconds: 2, help: expect.stringContaining('501 ms late, the limit is 500 ms') });
+    mean = 40_000;
+    expect(guard.admit()!.retryAfterSeconds).toBe(30);
+    mean = 10;
+    expect(guard.admit()).toBeNull();
+    expect(guard.stats().refused).toBe(2);
+  });
+
+  it('refuses while the submissions in hand reach the limit; each one counts until it is answered, once', () => {
+    const guard = new OverloadGuard({ maxEventLoopDelayMs: 500, maxSubmissionsInFlight: 2 }, { delayMeanMs: () => 0 });
+    const a = guard.started();
+    const b = guard.started();
+    expect(guard.admit()).toMatchObject({ retryAfterSeconds: 1, help: expect.stringContaining('2 submissions in hand, the limit is 2') });
+    a();
+    a(); // a response closes once; a second call changes nothing
+    expect(guard.stats().submissionsInFlight).toBe(1);
+    expect(guard.admit()).toBeNull();
+    b();
+    expect(guard.stats().submissionsInFlight).toBe(0);
+  });
+});
+
+describe('event-loop gauge (real measurement)', () => {
+  it('a loop kept busy reads late; only lower bounds are asserted (a busy machine only adds delay)', async () => {
+    const gauge = new EventLoopGauge(100, 10);
+    gauge.start();
+    try {
+      // Keeps the loop busy in 40 ms slices for 700 ms: every sampling timer fires up to 40 ms late.
+      const end = Date.now() + 700;
+      while (Date.now() < end) {
+        const slice = Date.now() + 40;
+        while (Date.now() < slice);
+        await new Promise((r) => setImmediate(r));
+      }
+      expect(gauge.delayP99Ms()).toBeGreaterThan(20);
+      expect(gauge.delayMeanMs()).toBeGreaterThan(5);
+    } finally {
+      gauge.stop();
+    }
+  });
+});
+
+describe('a DIP under overload', () => {
+  let t: TestDip | undefined;
+  afterEach(async () => {
+    await t?.close();
+    t = undefined;
+  });
+
+  let n = 0;
+  const batch = (sds: TestParticipant, to: string, count: number) => Array.from({ length: count }, () => buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [to], uniqueSuffix: `o${n++}` }));
+
+  it('answers 503 with Retry-After while measured late, stores nothing of the refused batch, and takes it again afterwards', async () => {
+    let mean = 0;
+    t = await startTestDip({}, undefined, { load: { delayP99Ms: () => mean, delayMeanMs: () => mean } });
+    const sds = await t.participant('2000000001', ['SDS']);
+    const sup = await t.participant('1000000001', ['SUP']);
+    const r = await t.receiver();
+    await sup.client.setWebhook('IF-021', sup.dipId, { callbackURL: r.url, maxMessageCount: 100 });
+    const before = batch(sds, sup.dipId, 3);
+    expect((await sds.client.submit('IF-021', before)).status).toBe(201);
+
+    mean = 900; // the event loop runs 0.9 s late on average: the DIP is behind
+    const refusedBatch = batch(sds, sup.dipId, 5);
+    const refused = await sds.client.submit('IF-021', refusedBatch);
+    expect(refused.status).toBe(503);
+    expect(refused.headers['retry-after']).toBe('2');
+    expect(refused.body.messageArray[0]).toMatchObject({ message: 'MSG1000 - Message Processing Failed', help: expect.stringContaining('overloaded') });
+    // What was accepted before goes on being delivered: overload refuses new work, it drops nothing.
+    await waitFor(() => r.calls.flatMap((c) => c.messages).length === 3, 10_000, 'the accepted messages');
+
+    mean = 0;
+    // Nothing of the refused batch was stored: the same batch, sent again, is accepted (not a duplicate).
+    const again = await sds.client.submit('IF-021', refusedBatch);
+    expect(again.status, JSON.stringify(again.body)).toBe(201);
+    await waitFor(() => r.calls.flatMap((c) => c.messages).length === 8, 10_000, 'the resent batch');
+  });
+
+  it('a loop truly kept busy (real gauge) is refused, and recovers once the work stops', async () => {
+    t = await startTestDip({ overload: { maxEventLoopDelayMs: 15, maxSubmissionsInFlight: 256 } });
+    const sds = await t.participant('2000000001', ['SDS']);
+    await t.participant('1000000001', ['SUP']);
+    // Busy slices of 60 ms on the DIP's own thread (the test shares it) until a submission is refused.
+    let busy = true;
+    const burn = (async () => {
+      while (busy) {
+        const slice = Date.now() + 60;
+        while (Date.now() < slice);
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
+    let status = 0;
+    try {
+      await waitFor(async () => (status = (await sds.client.submit('IF-021', batch(sds, '1000000001', 1))).status) === 503, 20_000, 'a 503 while the loop is busy');
+    } finally {
+      busy = false;
+      await burn;
+    }
+    expect(status).toBe(503);
+    await waitFor(async () => (await sds.client.submit('IF-021', batch(sds, '1000000001', 1))).status === 201, 20_000, 'a 201 once the loop is free');
+  });
+});
