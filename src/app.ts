@@ -3,7 +3,9 @@ import { createPrivateKey } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
 import { join } from 'node:path';
 import { pino, type DestinationStream } from 'pino';
-import { openBackend, openCoordination } from './adapters/backend.js';
+import { openActivityLog, openBackend, openCoordination } from './adapters/backend.js';
+import { ActivityRecorder } from './pipeline/activity-recorder.js';
+import { hostname } from 'node:os';
 import { systemClock } from './adapters/clock.js';
 import { EventLoopGauge } from './adapters/event-loop-gauge.js';
 import { UndiciWebhookTransport } from './adapters/http/webhook-client.js';
@@ -55,6 +57,8 @@ export interface RunningDip {
   /** 'dead-letter' (DeadLetterEvent), 'queue-halted' ({ queue, error }), 'health' (BackendHealth): what alarms subscribe to. */
   events: EventEmitter;
   retention: Retention;
+  /** The API activity log's recorder (null when turned off). */
+  activity: ActivityRecorder | null;
   close(): Promise<void>;
 }
 
@@ -99,6 +103,30 @@ export async function startDip(config: DipConfig, logger: Logger = defaultLogger
     await life.stop();
     throw err;
   }
+}
+
+async function startActivityLog(config: DipConfig, clock: Clock, logger: Logger, life: Lifecycle): Promise<ActivityRecorder | null> {
+  const settings = config.observability.activityLog;
+  if (!settings.enabled) return null;
+  const store = await openActivityLog(config);
+  life.started('activity log store', () => store.close());
+  const recorder = new ActivityRecorder(
+    store,
+    {
+      label: hostname(),
+      flushIntervalMs: settings.flushIntervalMs,
+      maxBatch: 2_000,
+      maxBodyBytes: settings.maxBodyBytes,
+      maxPending: 200_000,
+      retentionMs: settings.retentionDays * 86_400_000,
+      purgeIntervalMs: config.purgeIntervalSeconds * 1000,
+    },
+    clock,
+    logger,
+  );
+  await recorder.start();
+  life.started('activity log', () => recorder.stop());
+  return recorder;
 }
 
 async function wire(config: DipConfig, logger: Logger, clock: Clock, options: StartOptions, life: Lifecycle): Promise<RunningDip> {
@@ -229,12 +257,16 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     );
   }
   const health = () => backend.health();
+  // The API activity log: opened and started before the listeners, stopped after them (every answered
+  // request is written before the store closes).
+  const activity = await startActivityLog(config, clock, logger, life);
   const app = buildServer(
     {
       config, logger, ingest, registry, webhooks: backend.registry, delivery, replay, status, queues: backend.log, copies, channel, health, clock, destinations,
       overload: new OverloadGuard(config.overload, load),
       // A getter: after a rotation GET /certificates/dip serves the signing certificate in force.
       certificates: { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, encryption: encryption.certPem },
+      ...(activity ? { activity } : {}),
     },
     { key: pki.server.keyPem, cert: pki.server.certPem, ca: trust.cas },
     {
@@ -262,6 +294,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     sealer,
     health,
     pki: { config, pkiDir: pkiDir(config), participants: () => registry.participants() },
+    ...(activity ? { activity } : {}),
   });
   await admin.listen({ port: config.adminPort, host: '127.0.0.1' });
   life.started('operator listener', () => admin.close());
@@ -300,6 +333,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   logger.info({ port, adminPort, dataDir: config.dataDir, environment: config.environment, storage: backend.kind, coordination: coordination.kind }, 'OpenDIP listening');
 
   return {
+    activity,
     url: `https://localhost:${port}`,
     port,
     adminPort,

@@ -80,6 +80,8 @@ export interface DipConfig {
   storage: StorageConfig;
   /** Pattern B: large publications (README "Large publications (Pattern B)"). */
   publications: PublicationsConfig;
+  /** Activity log, reports, alarms and metrics (README "Audit, reports, alarms and observability"). */
+  observability: ObservabilityConfig;
 }
 
 /** Pattern B publications: limits, retention, who publishes, and the anonymous listener for public ones. */
@@ -92,6 +94,19 @@ export interface PublicationsConfig {
   channels: Record<string, { maxBytes?: number; retentionDays?: number; publisherRoles?: string[] }>;
   /** Public publications, listed and downloaded without a client certificate, on a listener of their own. */
   anonymous: { enabled: boolean; host: string; port: number; rateLimit: { requestsPerSecond: number; burst: number } };
+}
+
+export interface ObservabilityConfig {
+  activityLog: {
+    /** Record every request to every listener (spec 5.8.1). */
+    enabled: boolean;
+    /** Kept this long, apart from the archive's retention. */
+    retentionDays: number;
+    /** Recorded requests are written in one batch this often (off the request path). */
+    flushIntervalMs: number;
+    /** Longer response bodies are kept as a note of their size only. */
+    maxBodyBytes: number;
+  };
 }
 
 /** Where the DIP keeps what it stores (src/adapters/backend.ts opens it). */
@@ -267,6 +282,24 @@ const schema: JSONSchemaType<DipConfig> = {
       },
     },
     webhookAllowList: { type: 'array', items: { type: 'string', minLength: 1 } },
+    observability: {
+      type: 'object',
+      additionalProperties: false,
+      required: [],
+      properties: {
+        activityLog: {
+          type: 'object',
+          additionalProperties: false,
+          required: [],
+          properties: {
+            enabled: { type: 'boolean' },
+            retentionDays: { type: 'number', exclusiveMinimum: 0 },
+            flushIntervalMs: { type: 'integer', minimum: 1 },
+            maxBodyBytes: { type: 'integer', minimum: 0 },
+          },
+        },
+      },
+    },
     applySuggestedSecurityCategories: { type: 'boolean' },
     publications: section({
       maxBytes: { type: 'integer', minimum: 1 },
@@ -384,6 +417,9 @@ export const DEFAULTS: DipConfig = {
     channels: {},
     anonymous: { enabled: false, host: '0.0.0.0', port: 8445, rateLimit: { requestsPerSecond: 20, burst: 40 } },
   },
+  observability: {
+    activityLog: { enabled: true, retentionDays: 365, flushIntervalMs: 200, maxBodyBytes: 16_384 },
+  },
 };
 
 const validate = new Ajv({ allErrors: true }).compile(schema);
@@ -426,6 +462,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     storage: mergeStorage(fileConfig.storage, storageFromEnv, overrides.storage, env),
     api: { ...DEFAULTS.api, ...fileConfig.api, ...overrides.api },
     publications: mergePublications(fileConfig.publications, overrides.publications),
+    observability: mergeObservability(fileConfig.observability, overrides.observability),
   };
 }
 
@@ -446,6 +483,14 @@ function mergePublications(...layers: Array<Partial<PublicationsConfig> | undefi
   const anonymous = Object.assign({}, ...all.map((l) => l.anonymous ?? {})) as PublicationsConfig['anonymous'];
   anonymous.rateLimit = Object.assign({}, ...all.map((l) => l.anonymous?.rateLimit ?? {})) as PublicationsConfig['anonymous']['rateLimit'];
   return { ...(Object.assign({}, ...all) as PublicationsConfig), channels: Object.assign({}, ...all.map((l) => l.channels ?? {})) as PublicationsConfig['channels'], anonymous };
+}
+
+/** Each block of the observability settings merged on its own: a file setting one value keeps the other defaults. */
+function mergeObservability(...layers: Array<Partial<ObservabilityConfig> | undefined>): ObservabilityConfig {
+  const all = [DEFAULTS.observability, ...layers.map((l) => l ?? {})];
+  return {
+    activityLog: Object.assign({}, ...all.map((l) => l.activityLog ?? {})) as ObservabilityConfig['activityLog'],
+  };
 }
 
 function parseStorageKind(v: string): StorageConfig['kind'] {

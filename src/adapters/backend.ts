@@ -16,8 +16,20 @@ import { openNatsCoordination } from './nats/index.js';
 import { JetStreamPublicationBlobs } from './nats/publication-blobs.js';
 import { openPostgresBackend } from './postgres/index.js';
 import { openSqliteBackend } from './sqlite/index.js';
+import { SqliteActivityLog } from './sqlite/activity-log.js';
+import { PgActivityLog } from './postgres/activity-log.js';
+import type { ActivityLogStore } from '../ports/activity-log.js';
 
 export const databaseFile = (config: DipConfig): string => join(config.dataDir, 'dip.db');
+export const activityLogFile = (config: DipConfig): string => join(config.dataDir, 'activity.db');
+
+/**
+ * The API activity log's store, apart from the message store (its own file, or its own pool on the
+ * cluster's PostgreSQL) so that recording requests never contends with the road's group commits.
+ */
+export async function openActivityLog(config: DipConfig): Promise<ActivityLogStore> {
+  return config.storage.kind === 'cluster' ? PgActivityLog.open(config.storage.postgres.url) : new SqliteActivityLog(activityLogFile(config));
+}
 
 /**
  * The key-encryption key: a key file in the data directory by default. DIP_KMS_MODULE names an ES

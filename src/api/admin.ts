@@ -7,6 +7,8 @@ import type { Logger } from '../ports/logger.js';
 import { SLOTS, type AppointmentChange } from '../domain/mpan-lookup.js';
 import type { MpanDirectory } from '../pipeline/mpan-directory.js';
 import type { Sealer } from '../security/at-rest.js';
+import { registerActivityLog } from './activity.js';
+import type { ActivitySink } from '../pipeline/activity-recorder.js';
 import { registerAdminPkiRoutes, type AdminPkiDeps } from './admin-pki.js';
 import type { Archive } from '../ports/archive.js';
 import type { BackendHealth } from '../ports/backend.js';
@@ -42,6 +44,8 @@ export interface AdminDeps {
   pki: AdminPkiDeps;
   delivery: Pick<Delivery, 'notify' | 'status' | 'resume'>;
   logger: Logger;
+  /** The API activity log (spec 5.8.1); absent when it is turned off. */
+  activity?: ActivitySink;
 }
 
 interface QueueBody {
@@ -68,6 +72,8 @@ const queueBody = {
  */
 export function buildAdminServer(deps: AdminDeps): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
+  // First of all hooks: every call gets its ID and its record, whichever hook answers it.
+  if (deps.activity) registerActivityLog(app, deps.activity, 'operator', (req) => (req.operator ? `operator:${req.operator.name}` : null), () => deps.now());
   const auth = { bootstrapToken: deps.token, operators: deps.operators, journal: deps.journal, logger: deps.logger, now: () => deps.now() };
   registerOperatorAuth(app, auth);
   registerOperatorRoutes(app, auth);

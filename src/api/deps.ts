@@ -1,4 +1,5 @@
 import type { DipConfig } from '../config.js';
+import type { ActivitySink } from '../pipeline/activity-recorder.js';
 import type { Channel } from '../pipeline/channels.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import type { Ingest } from '../pipeline/ingest.js';
@@ -37,4 +38,6 @@ export interface ApiDeps {
   destinations: Pick<WebhookDestinations, 'checkUrl'>;
   /** Refuses submissions with 503 while the DIP cannot keep up (none: never). */
   overload?: OverloadGuard;
+  /** The API activity log (spec 5.8.1); absent when it is turned off. */
+  activity?: ActivitySink;
 }

@@ -17,6 +17,7 @@ import { registerReplayRoutes } from './routes/replay.js';
 import { registerStatusRoutes } from './routes/status.js';
 import { registerValidateRoutes } from './routes/validate.js';
 import type { ApiDeps } from './deps.js';
+import { participantCaller, recordRefusedConnections, registerActivityLog } from './activity.js';
 import { registerGuard } from './guard.js';
 import { useOverloadGuard } from './overload.js';
 import { describeBodyErrors } from './schemas.js';
@@ -116,6 +117,12 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
       }
     },
   });
+
+  if (deps.activity) {
+    // First of all hooks: every request gets its ID and its record, whichever hook answers it.
+    registerActivityLog(app, deps.activity, 'participant', (req) => participantCaller(deps, req), () => deps.clock.now());
+    recordRefusedConnections(app, deps.activity, 'participant', () => deps.clock.now());
+  }
 
   useSecurityControls(deps, { replay: security.replay, revocation: security.revocation });
   security.revocation?.onCrl((crl) => {

@@ -24,6 +24,7 @@ import { readTrustedCaFiles } from '../security/trust-store.js';
 import { buildIF021 } from '../sim/messages.js';
 import { adminCall } from './admin-client.js';
 import { registerLifecycleCommands } from './lifecycle-commands.js';
+import { registerAuditCommands } from './audit.js';
 import { LOAD_HEADER, readLoadFile } from './mpan-load.js';
 import { openProfile, PROFILE_FILES } from './profile.js';
 import { startTopology } from './cluster/topology.js';
@@ -588,6 +589,7 @@ program
   });
 
 registerLifecycleCommands(program);
+registerAuditCommands(program);
 
 async function finish(client: { close(): Promise<void> }, status: number, body: unknown): Promise<void> {
   if (body !== null) print(body);

@@ -1,0 +1,148 @@
+import pg from 'pg';
+import { GENESIS_HASH, type ChainedActivity } from '../../domain/activity.js';
+import { fromActivityRow, fromChainRow, type ActivityRow as Row, type ChainRow } from '../activity-row.js';
+import type { ActivityLogStore, ActivityQuery, ChainInfo } from '../../ports/activity-log.js';
+
+const SCHEMA_LOCK = 0x0d1b5c4f;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS activity_chains (
+  chain text PRIMARY KEY,
+  started_at bigint NOT NULL,
+  head_seq bigint NOT NULL DEFAULT 0,
+  head_hash text NOT NULL,
+  anchor_seq bigint NOT NULL DEFAULT 0,
+  anchor_hash text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS activity_log (
+  chain text NOT NULL,
+  seq bigint NOT NULL,
+  at bigint NOT NULL,
+  request_id text NOT NULL,
+  listener text NOT NULL,
+  caller text,
+  remote text,
+  method text NOT NULL,
+  url text NOT NULL,
+  status integer,
+  duration_ms double precision NOT NULL,
+  response_body text,
+  prev_hash text NOT NULL,
+  hash text NOT NULL,
+  PRIMARY KEY (chain, seq)
+);
+CREATE INDEX IF NOT EXISTS activity_log_at ON activity_log (at, chain, seq);
+CREATE OR REPLACE FUNCTION activity_log_append_only() RETURNS trigger LANGUAGE plpgsql AS
+  $$ BEGIN RAISE EXCEPTION 'the activity log is append-only'; END $$;
+DROP TRIGGER IF EXISTS activity_log_no_update ON activity_log;
+CREATE TRIGGER activity_log_no_update BEFORE UPDATE ON activity_log FOR EACH ROW EXECUTE FUNCTION activity_log_append_only();
+`;
+
+const types = new pg.TypeOverrides();
+types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
+
+/**
+ * The activity log on the cluster's PostgreSQL, over a small pool of its own so that its batches never
+ * queue behind the message log's group commits. Every node appends to its own chain, so no two nodes
+ * ever contend for a chain's head (a shared chain would serialise every node's writes on one row).
+ */
+export class PgActivityLog implements ActivityLogStore {
+  readonly kind = 'postgres';
+
+  private constructor(private readonly pool: pg.Pool) {}
+
+  static async open(url: string): Promise<PgActivityLog> {
+    const pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 5_000, idleTimeoutMillis: 30_000, application_name: 'opendip-activity', types });
+    pool.on('error', () => {});
+    const client = await pool.connect().catch(async (err: unknown) => {
+      await pool.end();
+      throw err;
+    });
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK]);
+      await client.query(SCHEMA);
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      client.release();
+      await pool.end();
+      throw err;
+    }
+    client.release();
+    return new PgActivityLog(pool);
+  }
+
+  async append(records: readonly ChainedActivity[]): Promise<void> {
+    const last = records.at(-1);
+    if (!last) return;
+    const col = <K extends keyof ChainedActivity>(k: K) => records.map((r) => r[k]);
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(
+        `INSERT INTO activity_log (chain, seq, at, request_id, listener, caller, remote, method, url, status, duration_ms, response_body, prev_hash, hash)
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int[], $11::float8[], $12::text[], $13::text[], $14::text[])`,
+        [col('chain'), col('seq'), col('at'), col('requestId'), col('listener'), col('caller'), col('remote'), col('method'), col('url'), col('status'), col('durationMs'), col('responseBody'), col('prevHash'), col('hash')],
+      );
+      await client.query('UPDATE activity_chains SET head_seq = $1, head_hash = $2 WHERE chain = $3', [last.seq, last.hash, last.chain]);
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async openChain(chain: string, at: number): Promise<void> {
+    await this.pool.query('INSERT INTO activity_chains (chain, started_at, head_hash, anchor_hash) VALUES ($1, $2, $3, $3)', [chain, at, GENESIS_HASH]);
+  }
+
+  async chains(): Promise<ChainInfo[]> {
+    const { rows } = await this.pool.query<ChainRow>('SELECT * FROM activity_chains ORDER BY started_at, chain');
+    return rows.map(fromChainRow);
+  }
+
+  async chainRecords(chain: string, afterSeq: number, limit: number): Promise<ChainedActivity[]> {
+    const { rows } = await this.pool.query<Row>('SELECT * FROM activity_log WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3', [chain, afterSeq, limit]);
+    return rows.map(fromActivityRow);
+  }
+
+  async range(q: ActivityQuery): Promise<ChainedActivity[]> {
+    const a = q.after ?? { at: -1, chain: '', seq: 0 };
+    const { rows } = await this.pool.query<Row>(
+      'SELECT * FROM activity_log WHERE at >= $1 AND at < $2 AND (at, chain, seq) > ($3, $4, $5) ORDER BY at, chain, seq LIMIT $6',
+      [q.fromMs, q.toMs, a.at, a.chain, a.seq, q.limit],
+    );
+    return rows.map(fromActivityRow);
+  }
+
+  async purge(beforeMs: number, limit: number): Promise<number> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      // Per chain, everything up to its last doomed record goes, and the anchor moves there in the same step.
+      const { rows } = await client.query<{ chain: string; seq: number; hash: string }>(
+        `SELECT DISTINCT ON (chain) chain, seq, hash FROM (SELECT chain, seq, hash FROM activity_log WHERE at < $1 ORDER BY at, chain, seq LIMIT $2) d ORDER BY chain, seq DESC`,
+        [beforeMs, limit],
+      );
+      let removed = 0;
+      for (const r of rows) {
+        removed += (await client.query('DELETE FROM activity_log WHERE chain = $1 AND seq <= $2', [r.chain, r.seq])).rowCount ?? 0;
+        await client.query('UPDATE activity_chains SET anchor_seq = $1, anchor_hash = $2 WHERE chain = $3 AND anchor_seq < $1', [r.seq, r.hash, r.chain]);
+      }
+      await client.query('COMMIT');
+      return removed;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  close(): Promise<void> {
+    return this.pool.end();
+  }
+}

@@ -1,0 +1,142 @@
+import Database from 'better-sqlite3';
+import { closeSync, fdatasync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { GENESIS_HASH, type ChainedActivity } from '../../domain/activity.js';
+import { fromActivityRow, fromChainRow, type ActivityRow as Row, type ChainRow } from '../activity-row.js';
+import type { ActivityLogStore, ActivityQuery, ChainInfo } from '../../ports/activity-log.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS activity_chains (
+  chain TEXT PRIMARY KEY,
+  started_at INTEGER NOT NULL,
+  head_seq INTEGER NOT NULL DEFAULT 0,
+  head_hash TEXT NOT NULL,
+  anchor_seq INTEGER NOT NULL DEFAULT 0,
+  anchor_hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS activity_log (
+  chain TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  request_id TEXT NOT NULL,
+  listener TEXT NOT NULL,
+  caller TEXT,
+  remote TEXT,
+  method TEXT NOT NULL,
+  url TEXT NOT NULL,
+  status INTEGER,
+  duration_ms REAL NOT NULL,
+  response_body TEXT,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  PRIMARY KEY (chain, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS activity_log_at ON activity_log (at, chain, seq);
+-- Append-only: a record is never changed in place (retention deletes whole records, oldest first).
+CREATE TRIGGER IF NOT EXISTS activity_log_no_update BEFORE UPDATE ON activity_log
+  BEGIN SELECT RAISE(ABORT, 'the activity log is append-only'); END;
+`;
+
+/**
+ * The activity log in a SQLite file of its own beside the message store: its writes never wait for, nor
+ * hold, the message log's write lock, and its retention is its own. Each append is one transaction made
+ * durable by an fdatasync of the WAL on the thread pool (the event loop never waits on the disk).
+ */
+export class SqliteActivityLog implements ActivityLogStore {
+  readonly kind = 'sqlite';
+  private readonly db: Database.Database;
+  private readonly walFd: number | null;
+  private readonly s;
+  private readonly appendTx: (records: readonly ChainedActivity[]) => void;
+
+  constructor(file: string) {
+    // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator's data directory (configuration)
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 10000');
+    this.db.exec(SCHEMA);
+    // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator's data directory (configuration)
+    this.walFd = file === ':memory:' ? null : openSync(`${file}-wal`, 'r');
+    const db = this.db;
+    this.s = {
+      insert: db.prepare(
+        `INSERT INTO activity_log (chain, seq, at, request_id, listener, caller, remote, method, url, status, duration_ms, response_body, prev_hash, hash)
+         VALUES (@chain, @seq, @at, @requestId, @listener, @caller, @remote, @method, @url, @status, @durationMs, @responseBody, @prevHash, @hash)`,
+      ),
+      head: db.prepare<[number, string, string]>('UPDATE activity_chains SET head_seq = ?, head_hash = ? WHERE chain = ?'),
+      open: db.prepare<[string, number, string, string]>('INSERT INTO activity_chains (chain, started_at, head_hash, anchor_hash) VALUES (?, ?, ?, ?)'),
+      chains: db.prepare<[], ChainRow>('SELECT * FROM activity_chains ORDER BY started_at, chain'),
+      chainRecords: db.prepare<[string, number, number], Row>('SELECT * FROM activity_log WHERE chain = ? AND seq > ? ORDER BY seq LIMIT ?'),
+      range: db.prepare<[{ from: number; to: number; at: number; chain: string; seq: number; limit: number }], Row>(
+        `SELECT * FROM activity_log WHERE at >= @from AND at < @to AND (at > @at OR (at = @at AND (chain > @chain OR (chain = @chain AND seq > @seq))))
+          ORDER BY at, chain, seq LIMIT @limit`,
+      ),
+      oldest: db.prepare<[number, number], { chain: string; seq: number; hash: string }>('SELECT chain, seq, hash FROM activity_log WHERE at < ? ORDER BY at, chain, seq LIMIT ?'),
+      remove: db.prepare<[string, number]>('DELETE FROM activity_log WHERE chain = ? AND seq <= ?'),
+      anchor: db.prepare<[number, string, string, number]>('UPDATE activity_chains SET anchor_seq = ?, anchor_hash = ? WHERE chain = ? AND anchor_seq < ?'),
+    };
+    this.appendTx = db.transaction((records: readonly ChainedActivity[]) => {
+      for (const r of records) this.s.insert.run(r);
+      const last = records.at(-1);
+      if (last) this.s.head.run(last.seq, last.hash, last.chain);
+    });
+  }
+
+  async append(records: readonly ChainedActivity[]): Promise<void> {
+    if (records.length === 0) return;
+    this.appendTx(records);
+    await this.sync();
+  }
+
+  async openChain(chain: string, at: number): Promise<void> {
+    this.s.open.run(chain, at, GENESIS_HASH, GENESIS_HASH);
+    await this.sync();
+  }
+
+  chains(): Promise<ChainInfo[]> {
+    return Promise.resolve(
+      this.s.chains.all().map(fromChainRow),
+    );
+  }
+
+  chainRecords(chain: string, afterSeq: number, limit: number): Promise<ChainedActivity[]> {
+    return Promise.resolve(this.s.chainRecords.all(chain, afterSeq, limit).map(fromActivityRow));
+  }
+
+  range(q: ActivityQuery): Promise<ChainedActivity[]> {
+    const a = q.after ?? { at: -1, chain: '', seq: 0 };
+    return Promise.resolve(this.s.range.all({ from: q.fromMs, to: q.toMs, at: a.at, chain: a.chain, seq: a.seq, limit: q.limit }).map(fromActivityRow));
+  }
+
+  purge(beforeMs: number, limit: number): Promise<number> {
+    const doomed = this.s.oldest.all(beforeMs, limit);
+    // Per chain, everything up to its last doomed record goes, and the anchor moves there in the same step.
+    const lastOf = new Map<string, { seq: number; hash: string }>();
+    for (const d of doomed) {
+      const prev = lastOf.get(d.chain);
+      if (!prev || d.seq > prev.seq) lastOf.set(d.chain, { seq: d.seq, hash: d.hash });
+    }
+    let removed = 0;
+    this.db.transaction(() => {
+      for (const [chain, last] of lastOf) {
+        removed += this.s.remove.run(chain, last.seq).changes;
+        this.s.anchor.run(last.seq, last.hash, chain, last.seq);
+      }
+    })();
+    return Promise.resolve(removed);
+  }
+
+  private sync(): Promise<void> {
+    const fd = this.walFd;
+    if (fd === null) return Promise.resolve();
+    return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+  }
+
+  close(): Promise<void> {
+    this.db.close();
+    if (this.walFd !== null) closeSync(this.walFd);
+    return Promise.resolve();
+  }
+}

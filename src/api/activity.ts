@@ -1,0 +1,79 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Socket } from 'node:net';
+import type { ActivitySink } from '../pipeline/activity-recorder.js';
+import type { Registry } from '../pipeline/registry.js';
+import { tlsPeer } from './request.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The unique request ID (also in the `x-request-id` answer header) and the body answered. */
+    activity?: { id: string; at: number; body: string | null };
+  }
+}
+
+export const REQUEST_ID_HEADER = 'x-request-id';
+
+/**
+ * Records every request this listener answers, accepted or refused, in the API activity log (spec
+ * 5.8.1), and gives each a unique ID returned in `x-request-id`. Registered first, so the ID is set
+ * before any other hook can answer (a refused token, a rate limit). Nothing here waits for storage:
+ * the record joins the recorder's next batch.
+ */
+export function registerActivityLog(app: FastifyInstance, sink: ActivitySink, listener: string, callerOf: (req: FastifyRequest, status: number) => string | null, now: () => number): void {
+  app.addHook('onRequest', (req, reply, done) => {
+    const id = randomUUID();
+    req.activity = { id, at: now(), body: null };
+    void reply.header(REQUEST_ID_HEADER, id);
+    done();
+  });
+  app.addHook('onSend', (req, _reply, payload, done) => {
+    if (req.activity) {
+      if (typeof payload === 'string') req.activity.body = payload;
+      else if (Buffer.isBuffer(payload)) req.activity.body = payload.toString('utf8');
+    }
+    done(null, payload);
+  });
+  app.addHook('onResponse', (req, reply, done) => {
+    const a = req.activity;
+    sink.record({
+      requestId: a?.id ?? randomUUID(),
+      at: a?.at ?? now(),
+      listener,
+      caller: callerOf(req, reply.statusCode),
+      remote: req.raw.socket?.remoteAddress ?? null,
+      method: req.method,
+      url: req.url,
+      status: reply.statusCode,
+      durationMs: Math.round(reply.elapsedTime * 1000) / 1000,
+      rawBody: a?.body ?? null,
+    });
+    done();
+  });
+}
+
+/**
+ * Connections refused before HTTP (a failed TLS handshake: no client certificate, one from another CA, a
+ * revoked one) and requests Node's parser refused, recorded as far as the socket tells.
+ */
+export function recordRefusedConnections(app: FastifyInstance, sink: ActivitySink, listener: string, now: () => number): void {
+  const refused = (socket: Socket, method: string, status: number | null, refusal: object) =>
+    sink.record({ requestId: randomUUID(), at: now(), listener, caller: null, remote: socket.remoteAddress ?? null, method, url: '', status, durationMs: 0, rawBody: JSON.stringify(refusal) });
+  app.server.on('tlsClientError', (err: Error & { code?: string }, socket: Socket) => {
+    refused(socket, 'TLS', null, { refused: 'TLS handshake', reason: err.code ?? err.message });
+  });
+  app.server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
+    if (err.code === 'ECONNRESET') return;
+    const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    refused(socket, 'HTTP', status, { refused: 'not valid HTTP', reason: err.code ?? err.message });
+  });
+}
+
+/** The participant a request came from, as far as it went: admitted by the guard, else its API key, else its certificate. */
+export function participantCaller(deps: { registry: Pick<Registry, 'byApiKey'> }, req: FastifyRequest): string | null {
+  if (req.admitted) return req.admitted.caller.dipId;
+  const apiKey = req.headers['x-api-key'];
+  const known = typeof apiKey === 'string' ? deps.registry.byApiKey(apiKey) : undefined;
+  if (known) return known.dipId;
+  return tlsPeer(req.raw.socket)?.ids[0] ?? null;
+}

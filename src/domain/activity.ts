@@ -1,0 +1,120 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * The API activity log (spec 5.8.1): one record per request to any listener, accepted or refused.
+ * Records form hash chains: each carries the hash of the record before it in its chain, so a changed or
+ * deleted record breaks every hash after it. One chain per writer (a DIP process), so several nodes of a
+ * cluster append without coordinating with each other (see docs in README "API activity log").
+ */
+export interface ActivityEntry {
+  /** Unique per request; returned to the caller in the `x-request-id` header. */
+  requestId: string;
+  /** Epoch milliseconds when the request arrived. */
+  at: number;
+  /** Which listener: `participant` (mTLS), `operator`, or another the DIP adds. */
+  listener: string;
+  /** The DIP ID the caller proved (or claimed, when refused), `operator`, or null when unknown. */
+  caller: string | null;
+  /** Client address as the socket saw it. */
+  remote: string | null;
+  method: string;
+  url: string;
+  /** HTTP status answered; null when the connection was refused before HTTP (a failed TLS handshake). */
+  status: number | null;
+  durationMs: number;
+  /** The answer's body with personal data masked (MPANs, names, addresses), or a note when not kept. */
+  responseBody: string | null;
+}
+
+/** An entry as stored: its place in its chain and the hashes that link it. */
+export interface ChainedActivity extends ActivityEntry {
+  chain: string;
+  seq: number;
+  prevHash: string;
+  hash: string;
+}
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** The hash of an entry at its place in the chain: SHA-256 over a fixed-order serialisation. */
+export function activityHash(chain: string, seq: number, prevHash: string, e: ActivityEntry): string {
+  const canonical = JSON.stringify([chain, seq, prevHash, e.requestId, e.at, e.listener, e.caller, e.remote, e.method, e.url, e.status, e.durationMs, e.responseBody]);
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+/** Links entries onto a chain whose last record is (`seq`, `hash`); returns the records and the new head. */
+export function chainEntries(chain: string, head: { seq: number; hash: string }, entries: readonly ActivityEntry[]): { records: ChainedActivity[]; head: { seq: number; hash: string } } {
+  let { seq, hash } = head;
+  const records = entries.map((e) => {
+    seq += 1;
+    const prevHash = hash;
+    hash = activityHash(chain, seq, prevHash, e);
+    return { ...e, chain, seq, prevHash, hash };
+  });
+  return { records, head: { seq, hash } };
+}
+
+/** What a verification found wrong first in a chain. */
+export interface ChainBreak {
+  chain: string;
+  seq: number;
+  reason: string;
+}
+
+/**
+ * Checks a chain's records in order, starting after `anchor` (what retention purged last, or the
+ * genesis). Returns the first bad record, or null when the chain is whole.
+ */
+export class ChainChecker {
+  private expectedSeq: number;
+  private prevHash: string;
+  constructor(
+    readonly chain: string,
+    anchor: { seq: number; hash: string },
+  ) {
+    this.expectedSeq = anchor.seq + 1;
+    this.prevHash = anchor.hash;
+  }
+
+  check(r: ChainedActivity): ChainBreak | null {
+    const at = (reason: string): ChainBreak => ({ chain: this.chain, seq: r.seq, reason });
+    if (r.seq !== this.expectedSeq) return at(r.seq > this.expectedSeq ? `records ${this.expectedSeq}..${r.seq - 1} are missing (deleted)` : `record ${r.seq} appears twice or out of order`);
+    if (r.prevHash !== this.prevHash) return at('its previous-record hash does not match the record before it (that record was changed or deleted)');
+    if (activityHash(r.chain, r.seq, r.prevHash, r) !== r.hash) return at('its contents do not match its hash (the record was changed)');
+    this.expectedSeq += 1;
+    this.prevHash = r.hash;
+    return null;
+  }
+}
+
+// Keys whose values are personal data wherever they appear in an answer: names, addresses, contact details,
+// MPANs; and the business payload of messages a pull or replay returns (the archive holds it, sealed).
+const PII_KEY = /name|address|postcode|mpan|email|phone|contact|dateofbirth|customblock|payload/i;
+// An MPAN core is 13 digits; a longer run of digits is something else (a timestamp, an ID).
+const MPAN_TEXT = /(?<!\d)\d{13}(?!\d)/g;
+const MASK = '[masked]';
+
+function maskValue(value: unknown, personal: boolean): unknown {
+  if (value === null) return value;
+  if (Array.isArray(value)) return value.map((v) => maskValue(v, personal));
+  if (typeof value === 'object') {
+    // Everything under a personal key (an address block) is personal too.
+    return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, maskValue(v, personal || PII_KEY.test(k))]));
+  }
+  if (personal) return MASK;
+  return typeof value === 'string' ? value.replace(MPAN_TEXT, MASK) : value;
+}
+
+/**
+ * A response body as the activity log keeps it: JSON with personal data masked; anything longer than
+ * `maxBytes` is kept as a note of its size only (a pull of a thousand messages is in the archive already).
+ */
+export function maskedBody(body: string | null, maxBytes: number): string | null {
+  if (body === null || body.length === 0) return null;
+  if (body.length > maxBytes) return `[${body.length} bytes, not kept]`;
+  try {
+    return JSON.stringify(maskValue(JSON.parse(body) as unknown, false));
+  } catch {
+    return body.replace(MPAN_TEXT, MASK);
+  }
+}

@@ -1,0 +1,157 @@
+import { randomBytes } from 'node:crypto';
+import { ChainChecker, chainEntries, GENESIS_HASH, maskedBody, type ActivityEntry, type ChainBreak, type ChainedActivity } from '../domain/activity.js';
+import type { ActivityLogStore } from '../ports/activity-log.js';
+import type { Cancel, Clock } from '../ports/clock.js';
+import type { Logger } from '../ports/logger.js';
+
+export interface ActivitySettings {
+  /** A readable name for this writer's chain (the host name); a random suffix makes it unique per process. */
+  label: string;
+  /** How often the batch of recorded requests is written (group-commit style, off the request path). */
+  flushIntervalMs: number;
+  /** Most records written in one transaction. */
+  maxBatch: number;
+  /** Response bodies longer than this are kept as a note of their size only. */
+  maxBodyBytes: number;
+  /** Records waiting beyond this (the store is down for long) are dropped, counted and logged, never blocking a request. */
+  maxPending: number;
+  retentionMs: number;
+  purgeIntervalMs: number;
+}
+
+/** What a request leaves behind as it is answered: the body is masked later, in the batch. */
+export type RequestRecord = Omit<ActivityEntry, 'responseBody'> & { rawBody: string | null };
+
+/** What a listener needs to record its requests: the recorder's one method. */
+export interface ActivitySink {
+  record(r: RequestRecord): void;
+}
+
+/**
+ * Records every request to every listener in the activity log. A request only pushes its record onto an
+ * in-memory batch; a timer masks the bodies, links the batch onto this process's hash chain and writes
+ * it in one transaction, one at a time. A failed write keeps the batch (and the chain's head where it
+ * was) and tries again at the next tick.
+ */
+export class ActivityRecorder implements ActivitySink {
+  readonly chain: string;
+  private pending: RequestRecord[] = [];
+  private head = { seq: 0, hash: GENESIS_HASH };
+  private writing: Promise<void> | null = null;
+  private cancels: Cancel[] = [];
+  private opened = false;
+  /** Records dropped because the store could not keep up for long; also reported by /metrics. */
+  dropped = 0;
+
+  constructor(
+    private readonly store: ActivityLogStore,
+    private readonly settings: ActivitySettings,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+  ) {
+    this.chain = `${settings.label}-${new Date(clock.now()).toISOString().replace(/[-:.]/g, '')}-${randomBytes(3).toString('hex')}`;
+  }
+
+  async start(): Promise<void> {
+    await this.store.openChain(this.chain, this.clock.now());
+    this.opened = true;
+    this.cancels.push(this.clock.every(this.settings.flushIntervalMs, () => void this.flush()));
+    this.cancels.push(this.clock.every(this.settings.purgeIntervalMs, () => void this.purge().catch((err: unknown) => this.logger.error({ err }, 'activity log purge failed'))));
+  }
+
+  record(r: RequestRecord): void {
+    if (this.pending.length >= this.settings.maxPending) {
+      if (this.dropped++ % 1000 === 0) this.logger.error({ dropped: this.dropped }, 'activity log: the store is not keeping up; records are being dropped');
+      return;
+    }
+    this.pending.push(r);
+  }
+
+  /** Writes what is pending (one batch at a time); resolves when this flush's writes are done. */
+  flush(): Promise<void> {
+    this.writing ??= this.writeAll().finally(() => {
+      this.writing = null;
+    });
+    return this.writing;
+  }
+
+  private async writeAll(): Promise<void> {
+    if (!this.opened) return;
+    while (this.pending.length > 0) {
+      const batch = this.pending.slice(0, this.settings.maxBatch);
+      const entries: ActivityEntry[] = batch.map(({ rawBody, ...rest }) => ({ ...rest, responseBody: maskedBody(rawBody, this.settings.maxBodyBytes) }));
+      const { records, head } = chainEntries(this.chain, this.head, entries);
+      try {
+        await this.store.append(records);
+      } catch (err) {
+        this.logger.error({ err, waiting: this.pending.length }, 'activity log write failed; the batch is kept and tried again');
+        return;
+      }
+      this.head = head;
+      this.pending.splice(0, batch.length);
+    }
+  }
+
+  purge(): Promise<number> {
+    return this.store.purge(this.clock.now() - this.settings.retentionMs, 10_000);
+  }
+
+  async stop(): Promise<void> {
+    for (const c of this.cancels) c();
+    await this.flush();
+    await this.flush();
+  }
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  chains: number;
+  records: number;
+  /** The first bad record found, chain by chain in the order they were started. */
+  firstBad: ChainBreak | null;
+}
+
+/** Checks every chain from its anchor to its recorded head; names the first bad record. */
+export async function verifyActivityLog(store: ActivityLogStore, pageSize = 5_000): Promise<VerifyReport> {
+  let records = 0;
+  const chains = await store.chains();
+  for (const c of chains) {
+    const checker = new ChainChecker(c.chain, c.anchor);
+    let after = c.anchor.seq;
+    let last: ChainedActivity | null = null;
+    for (;;) {
+      const page = await store.chainRecords(c.chain, after, pageSize);
+      for (const r of page) {
+        const broken = checker.check(r);
+        if (broken) return { ok: false, chains: chains.length, records, firstBad: broken };
+        records += 1;
+        last = r;
+      }
+      if (page.length < pageSize) break;
+      after = page.at(-1)!.seq;
+    }
+    const endSeq = last?.seq ?? c.anchor.seq;
+    const endHash = last?.hash ?? c.anchor.hash;
+    if (endSeq !== c.head.seq || endHash !== c.head.hash) {
+      return {
+        ok: false,
+        chains: chains.length,
+        records,
+        firstBad: { chain: c.chain, seq: endSeq + 1, reason: `the chain ends at record ${endSeq} but its recorded head is record ${c.head.seq}: records after ${endSeq} were deleted or changed` },
+      };
+    }
+  }
+  return { ok: true, chains: chains.length, records, firstBad: null };
+}
+
+/** Every record received in [fromMs, toMs), oldest first, page by page. */
+export async function* exportActivity(store: ActivityLogStore, fromMs: number, toMs: number, pageSize = 5_000): AsyncGenerator<ChainedActivity> {
+  let after: { at: number; chain: string; seq: number } | undefined;
+  for (;;) {
+    const page = await store.range({ fromMs, toMs, after, limit: pageSize });
+    yield* page;
+    if (page.length < pageSize) return;
+    const last = page.at(-1)!;
+    after = { at: last.at, chain: last.chain, seq: last.seq };
+  }
+}

@@ -1,0 +1,46 @@
+import type { ChainedActivity } from '../domain/activity.js';
+
+export type { ActivityEntry, ChainedActivity } from '../domain/activity.js';
+
+/** A chain's last record as stored (where its writer continues), and where retention cut it. */
+export interface ChainInfo {
+  chain: string;
+  /**
+   * The last record appended, as recorded beside the chain in the same transaction as each append: a
+   * record deleted from the end of the chain is detected against it.
+   */
+  head: { seq: number; hash: string };
+  /** The last record retention deleted (seq 0 and the genesis hash when none was): verification starts after it. */
+  anchor: { seq: number; hash: string };
+}
+
+export interface ActivityQuery {
+  fromMs: number;
+  toMs: number;
+  /** Records after this (at, chain, seq) position, for paging an export. */
+  after?: { at: number; chain: string; seq: number };
+  limit: number;
+}
+
+/**
+ * The API activity log's store: append-only records in hash chains, kept by their own retention apart
+ * from the archive. Written in batches off the request path (src/pipeline/activity-recorder.ts).
+ */
+export interface ActivityLogStore {
+  readonly kind: string;
+  /** Appends records (of one chain, consecutive after its head), all or nothing. */
+  append(records: readonly ChainedActivity[]): Promise<void>;
+  /** Registers a new chain (a writer: every process writes its own) before its first record. */
+  openChain(chain: string, at: number): Promise<void>;
+  chains(): Promise<ChainInfo[]>;
+  /** One chain's records after `afterSeq`, in order, at most `limit` (for verification). */
+  chainRecords(chain: string, afterSeq: number, limit: number): Promise<ChainedActivity[]>;
+  /** Records received in [fromMs, toMs), ordered by (at, chain, seq). */
+  range(query: ActivityQuery): Promise<ChainedActivity[]>;
+  /**
+   * Deletes up to `limit` records received before `beforeMs`, oldest first per chain, moving each chain's
+   * anchor to the last record deleted, so the chain still verifies from where it now starts.
+   */
+  purge(beforeMs: number, limit: number): Promise<number>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,140 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from 'node:tls';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { activityLogFile } from '../src/adapters/backend.js';
+import { PgActivityLog } from '../src/adapters/postgres/activity-log.js';
+import { SqliteActivityLog } from '../src/adapters/sqlite/activity-log.js';
+import { maskedBody } from '../src/domain/activity.js';
+import { verifyActivityLog } from '../src/pipeline/activity-recorder.js';
+import { activityLogContract } from './contract/activity-log.contract.js';
+import { startTestDip, waitFor, type TestDip } from './helpers/dip-harness.js';
+import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
+import { buildIF021 } from '../src/sim/messages.js';
+
+activityLogContract('sqlite', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'opendip-activity-')), 'activity.db');
+  const store = new SqliteActivityLog(file);
+  const raw = new Database(file);
+  raw.exec('DROP TRIGGER activity_log_no_update');
+  return {
+    store,
+    changeBody: async (chain, seq, body) => void raw.prepare('UPDATE activity_log SET response_body = ? WHERE chain = ? AND seq = ?').run(body, chain, seq),
+    deleteRecord: async (chain, seq) => void raw.prepare('DELETE FROM activity_log WHERE chain = ? AND seq = ?').run(chain, seq),
+    close: async () => {
+      raw.close();
+      await store.close();
+    },
+  };
+});
+
+let database: TestDatabase;
+beforeAll(async () => {
+  database = await createTestDatabase('opendip_activity');
+});
+afterAll(async () => {
+  await database?.drop();
+});
+
+activityLogContract('postgres', async () => {
+  const url = await database.freshSchema();
+  const store = await PgActivityLog.open(url);
+  const raw = new pg.Client({ connectionString: url });
+  await raw.connect();
+  await raw.query('ALTER TABLE activity_log DISABLE TRIGGER activity_log_no_update');
+  return {
+    store,
+    changeBody: async (chain, seq, body) => void (await raw.query('UPDATE activity_log SET response_body = $1 WHERE chain = $2 AND seq = $3', [body, chain, seq])),
+    deleteRecord: async (chain, seq) => void (await raw.query('DELETE FROM activity_log WHERE chain = $1 AND seq = $2', [chain, seq])),
+    close: async () => {
+      await raw.end();
+      await store.close();
+    },
+  };
+});
+
+describe('masking personal data in answers', () => {
+  it('masks MPANs anywhere, and names and addresses by key, and keeps the rest', () => {
+    const body = JSON.stringify({ transactionID: 'T1', CustomBlock: { B900: 'x' }, data: { MPANCore: '1200000000009', customerName: 'Ada', supplyAddress: { line1: '1 Road' }, note: 'see 1200000000009', ts: '20261201120000123' } });
+    const masked = JSON.parse(maskedBody(body, 10_000)!) as unknown;
+    expect(masked).toEqual({ transactionID: 'T1', data: { MPANCore: '[masked]', customerName: '[masked]', supplyAddress: { line1: '[masked]' }, note: 'see [masked]', ts: '20261201120000123' }, CustomBlock: { B900: '[masked]' } });
+    expect(maskedBody('x'.repeat(50), 10)).toBe('[50 bytes, not kept]');
+  });
+});
+
+describe('the API activity log of a running DIP', () => {
+  let t: TestDip;
+  beforeAll(async () => {
+    t = await startTestDip({ observability: { activityLog: { enabled: true, retentionDays: 30, flushIntervalMs: 20, maxBodyBytes: 16_384 } } });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  const run = (...args: string[]) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'audit', ...args], { env: { ...process.env, DIP_DATA_DIR: t.config.dataDir } }, (err, stdout, stderr) =>
+        resolve({ code: err ? 1 : 0, stdout, stderr }),
+      );
+    });
+
+  it('records every request to both listeners, accepted or refused, with the ID answered in x-request-id; a tampered log is named by dip audit verify', async () => {
+    const sds = await t.participant('2000000001', ['SDS']);
+    await t.participant('1000000001', ['SUP']);
+    const msg = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: ['1000000001'], mpan: '1200000000009', uniqueSuffix: 'act1' });
+    const accepted = await sds.client.submit('IF-021', [msg]);
+    expect(accepted.status).toBe(201);
+    const refused = await sds.client.submit('IF-021', [{ ...msg, CommonBlock: undefined }]);
+    expect(refused.status).toBe(400);
+    const admin = await fetch(`http://127.0.0.1:${t.dip.adminPort}/admin/queues`, { headers: { authorization: 'Bearer wrong' } });
+    expect(admin.status).toBe(401);
+    const adminId = admin.headers.get('x-request-id');
+    expect(adminId).toMatch(/^[0-9a-f-]{36}$/);
+    // A handshake without a client certificate: refused by TLS before any HTTP.
+    await new Promise<void>((resolve) => {
+      const s = connect({ port: t.dip.port, host: '127.0.0.1', ca: t.dip.pki.ca.certPem, servername: 'localhost' });
+      s.on('error', () => resolve());
+      s.on('close', () => resolve());
+      s.on('secureConnect', () => s.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n'));
+    });
+
+    const store = new SqliteActivityLog(activityLogFile(t.config));
+    try {
+      const all = async () => (await store.range({ fromMs: 0, toMs: Number.MAX_SAFE_INTEGER, limit: 1000 }));
+      await waitFor(async () => (await all()).some((r) => r.method === 'TLS') && (await all()).some((r) => r.requestId === adminId), 10_000, 'activity records');
+      const records = await all();
+      const posts = records.filter((r) => r.method === 'POST' && r.url === '/dip-channel/IF-021');
+      expect(posts.map((r) => [r.listener, r.caller, r.status])).toEqual([['participant', '2000000001', 201], ['participant', '2000000001', 400]]);
+      expect(posts[0]!.responseBody).toContain('"transactionID"');
+      expect(records.find((r) => r.requestId === adminId)).toMatchObject({ listener: 'operator', caller: null, status: 401, url: '/admin/queues' });
+      expect(records.find((r) => r.method === 'TLS')).toMatchObject({ listener: 'participant', status: null });
+      for (const r of records) expect(r.responseBody ?? '').not.toContain('1200000000009');
+      expect(records.every((r) => r.durationMs >= 0)).toBe(true);
+
+      const whole = await run('verify');
+      expect(whole.code, whole.stderr).toBe(0);
+      expect(JSON.parse(whole.stdout)).toMatchObject({ ok: true, firstBad: null });
+
+      // Someone rewrites the 201's answer in the database.
+      const raw = new Database(activityLogFile(t.config));
+      raw.exec('DROP TRIGGER activity_log_no_update');
+      raw.prepare("UPDATE activity_log SET status = 200 WHERE request_id = ?").run(posts[0]!.requestId);
+      raw.close();
+      const tampered = await run('verify');
+      expect(tampered.code).toBe(1);
+      expect(tampered.stderr).toContain(`chain ${posts[0]!.chain}, record ${posts[0]!.seq}: its contents do not match its hash`);
+      expect((await verifyActivityLog(store)).firstBad).toMatchObject({ chain: posts[0]!.chain, seq: posts[0]!.seq });
+
+      const exported = await run('export', '--from', new Date(0).toISOString(), '--to', new Date(Date.now() + 60_000).toISOString());
+      expect(exported.code, exported.stderr).toBe(0);
+      const lines = exported.stdout.trim().split('\n').map((l) => JSON.parse(l) as { requestId: string });
+      expect(lines.map((l) => l.requestId)).toEqual(expect.arrayContaining([posts[0]!.requestId, adminId]));
+    } finally {
+      await store.close();
+    }
+  });
+});

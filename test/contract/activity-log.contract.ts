@@ -1,0 +1,104 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { chainEntries, GENESIS_HASH, type ActivityEntry } from '../../src/domain/activity.js';
+import type { ActivityLogStore } from '../../src/ports/activity-log.js';
+import { exportActivity, verifyActivityLog } from '../../src/pipeline/activity-recorder.js';
+
+/** An engine's store, and what an attacker with write access to its tables could do to it. */
+export interface OpenedActivityLog {
+  store: ActivityLogStore;
+  /** Rewrites one record's response body in place (past the append-only guard). */
+  changeBody(chain: string, seq: number, body: string): Promise<void>;
+  deleteRecord(chain: string, seq: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+const entry = (i: number, at: number): ActivityEntry => ({
+  requestId: `req-${i}`,
+  at,
+  listener: 'participant',
+  caller: '1000000001',
+  remote: '127.0.0.1',
+  method: 'POST',
+  url: `/dip-channel/IF-021?i=${i}`,
+  status: 201,
+  durationMs: 1.5,
+  responseBody: `{"n":${i}}`,
+});
+
+export function activityLogContract(name: string, open: () => Promise<OpenedActivityLog>): void {
+  describe(`ActivityLogStore contract: ${name}`, () => {
+    let ctx: OpenedActivityLog;
+    beforeEach(async () => {
+      ctx = await open();
+    });
+    afterEach(async () => {
+      await ctx.close();
+    });
+
+    /** Appends `n` records to a new chain in batches of 3; returns the chain's records. */
+    const fill = async (chain: string, n: number, at0 = 1000) => {
+      await ctx.store.openChain(chain, at0);
+      let head = { seq: 0, hash: GENESIS_HASH };
+      const all = [];
+      for (let i = 0; i < n; i += 3) {
+        const { records, head: next } = chainEntries(chain, head, Array.from({ length: Math.min(3, n - i) }, (_, k) => entry(i + k + 1, at0 + (i + k) * 10)));
+        await ctx.store.append(records);
+        head = next;
+        all.push(...records);
+      }
+      return all;
+    };
+
+    it('keeps records as appended, per chain, and verifies a whole log', async () => {
+      const a = await fill('node-a', 7);
+      await fill('node-b', 4, 1005);
+      expect(await ctx.store.chainRecords('node-a', 0, 100)).toEqual(a);
+      expect((await ctx.store.chains()).map((c) => [c.chain, c.head.seq])).toEqual([['node-a', 7], ['node-b', 4]]);
+      expect(await verifyActivityLog(ctx.store, 2)).toEqual({ ok: true, chains: 2, records: 11, firstBad: null });
+    });
+
+    it('names the first changed record', async () => {
+      await fill('node-a', 6);
+      await ctx.changeBody('node-a', 4, '{"n":"forged"}');
+      const report = await verifyActivityLog(ctx.store);
+      expect(report.ok).toBe(false);
+      expect(report.firstBad).toMatchObject({ chain: 'node-a', seq: 4, reason: expect.stringContaining('do not match its hash') as unknown });
+    });
+
+    it('names a deletion in the middle and at the end of a chain', async () => {
+      await fill('node-a', 6);
+      await ctx.deleteRecord('node-a', 3);
+      expect((await verifyActivityLog(ctx.store)).firstBad).toMatchObject({ chain: 'node-a', seq: 4, reason: expect.stringContaining('records 3..3 are missing') as unknown });
+      await fill('node-b', 5, 2000);
+      await ctx.deleteRecord('node-a', 2);
+      await ctx.deleteRecord('node-a', 4);
+      await ctx.deleteRecord('node-a', 5);
+      await ctx.deleteRecord('node-a', 6);
+      // Now node-a is records 1 only: a deleted tail is found against the head recorded beside the chain.
+      expect((await verifyActivityLog(ctx.store)).firstBad).toMatchObject({ chain: 'node-a', seq: 2, reason: expect.stringContaining('recorded head is record 6') as unknown });
+    });
+
+    it('refuses to change a record in place', async () => {
+      await fill('node-a', 1);
+      await expect(ctx.store.append(chainEntries('node-a', { seq: 0, hash: GENESIS_HASH }, [entry(9, 5)]).records)).rejects.toThrow();
+    });
+
+    it('purges by its own retention and still verifies from where the chain now starts', async () => {
+      await fill('node-a', 9);
+      expect(await ctx.store.purge(1045, 100)).toBe(5);
+      expect((await ctx.store.chainRecords('node-a', 0, 100)).map((r) => r.seq)).toEqual([6, 7, 8, 9]);
+      expect((await ctx.store.chains())[0]?.anchor.seq).toBe(5);
+      expect(await verifyActivityLog(ctx.store)).toMatchObject({ ok: true, records: 4 });
+      await ctx.store.purge(10_000, 100);
+      expect(await verifyActivityLog(ctx.store)).toMatchObject({ ok: true, records: 0 });
+    });
+
+    it('exports a period in arrival order, page by page', async () => {
+      await fill('node-a', 5, 1000);
+      await fill('node-b', 5, 1000);
+      const seen = [];
+      for await (const r of exportActivity(ctx.store, 1010, 1040, 3)) seen.push(`${r.chain}:${r.seq}`);
+      expect(seen).toEqual(['node-a:2', 'node-b:2', 'node-a:3', 'node-b:3', 'node-a:4', 'node-b:4']);
+    });
+  });
+}
