@@ -11,6 +11,7 @@ import { EventLoopGauge } from './adapters/event-loop-gauge.js';
 import { UndiciWebhookTransport } from './adapters/http/webhook-client.js';
 import { buildAdminServer, ensureAdminToken } from './api/admin.js';
 import { buildServer } from './api/server.js';
+import { operationsOf, type Operation } from './api/operations.js';
 import type { DipConfig } from './config.js';
 import { Lifecycle } from './lifecycle.js';
 import { CatalogueSource } from './pipeline/catalogue-source.js';
@@ -59,6 +60,8 @@ export interface RunningDip {
   retention: Retention;
   /** The API activity log's recorder (null when turned off). */
   activity: ActivityRecorder | null;
+  /** Every operation each listener serves, as registered (the fuzzer of test/fuzz covers them all). */
+  operations: { participant: readonly Operation[]; operator: readonly Operation[] };
   close(): Promise<void>;
 }
 
@@ -344,6 +347,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     delivery,
     events,
     retention,
+    operations: { participant: operationsOf(app), operator: operationsOf(admin) },
     close: () => life.stop(),
   };
 }

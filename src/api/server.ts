@@ -20,6 +20,7 @@ import type { ApiDeps } from './deps.js';
 import { participantCaller, recordRefusedConnections, registerActivityLog } from './activity.js';
 import { registerGuard } from './guard.js';
 import { useOverloadGuard } from './overload.js';
+import { recordOperations } from './operations.js';
 import { describeBodyErrors } from './schemas.js';
 import { sendStandard, tlsPeer, useSecurityControls } from './request.js';
 
@@ -124,6 +125,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     recordRefusedConnections(app, deps.activity, 'participant', () => deps.clock.now());
   }
 
+  recordOperations(app);
   useSecurityControls(deps, { replay: security.replay, revocation: security.revocation });
   security.revocation?.onCrl((crl) => {
     // New connections get the new CRL; established ones are checked per request in authenticate().

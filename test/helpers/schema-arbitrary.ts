@@ -98,6 +98,7 @@ function stringOf(s: JsonSchema): Arb {
   const fits = (v: string) => v.length >= minLength && v.length <= maxLength;
   if (typeof s['pattern'] === 'string') return fc.stringMatching(new RegExp(s['pattern'])).filter(fits);
   if (s['format'] === 'email') return fc.constant('someone@example.com');
+  if (s['format'] === 'uri') return fc.oneof(fc.webUrl({ withQueryParameters: true }), fc.constantFrom('http://127.0.0.1:9/hook', 'https://example.com/dip'));
   if (s['format'] === 'byte') return fc.base64String({ maxLength: 40 });
   if (minLength === 25 && maxLength === 25) return DATE_TIME;
   return fc.string({ unit: 'grapheme-ascii', minLength, maxLength: Math.min(maxLength, minLength + 20) });

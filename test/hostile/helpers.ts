@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { createPrivateKey, webcrypto } from 'node:crypto';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
-import { Agent } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import { expect } from 'vitest';
 import type { KeyAndCert } from '../../src/security/pki.js';
 import { Signer, type DipSignatureHeaders } from '../../src/security/signature.js';
@@ -128,6 +128,11 @@ export async function send(t: TestDip, who: TestParticipant, o: SendOptions): Pr
     body: method === 'HEAD' || (method === 'GET' && o.body === undefined) ? undefined : body,
     ...(o.timeoutMs ? { headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs } : {}),
   });
+  return { ...(await answerOf(res)), signature };
+}
+
+/** An undici answer read whole: status, headers, text and, when the text is JSON, its value. */
+export async function answerOf(res: Dispatcher.ResponseData): Promise<Answer> {
   const text = await res.body.text();
   let json: unknown;
   try {
@@ -135,7 +140,7 @@ export async function send(t: TestDip, who: TestParticipant, o: SendOptions): Pr
   } catch {
     json = undefined;
   }
-  return { status: res.statusCode, headers: res.headers, text, json, signature };
+  return { status: res.statusCode, headers: res.headers, text, json };
 }
 
 export function submit(h: HostileDip, body: string | Buffer, extra: Partial<SendOptions> = {}) {

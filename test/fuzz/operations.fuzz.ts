@@ -1,0 +1,253 @@
+/**
+ * Dynamic testing of every operation the DIP serves (issue 15, item 3; spec 8.6). The operations are
+ * the ones a real DIP's listeners registered (RunningDip.operations, recorded from Fastify's onRoute),
+ * so a route added tomorrow is fuzzed tomorrow with nothing to change here. For each operation,
+ * fast-check generates requests from the route's own schemas (path parameters by name, querystring,
+ * body; a channel's published message schema where the pipeline validates the body), sent over real
+ * mutual TLS by registered participants, correctly signed or not (unsigned, badly signed, stale,
+ * another's key, no or a wrong API key), and to the operator listener with and without its token.
+ *
+ * Properties, for every request:
+ *  - it is answered within FUZZ_ANSWER_MS (5 s: a loaded CI machine), and never with a 5xx;
+ *  - a refusal is a specific 4xx: a StandardResponse whose entries say why (participant listener), or
+ *    `{"error": "<why>"}` (operator listener);
+ *  - a refusal stores and changes nothing: every table row and data-directory file digested before and after;
+ *  - a caller that is not authenticated is refused (4xx), except on the documented public probes;
+ *  - an authenticated participant never reaches another participant's data: a path naming another
+ *    registered participant is refused;
+ * and after every operation both listeners still report healthy and a valid message is still accepted.
+ *
+ * Budget: FUZZ_RUNS requests per operation (default 30). A failure prints the seed;
+ * reproduce with FC_SEED=<seed> npm run test:fuzz (FUZZ_RUNS as in the failing run). The methods a
+ * path does not take (405) get FUZZ_RUNS / 5.
+ */
+import fc from 'fast-check';
+import { Agent, request } from 'undici';
+import { afterAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { STATUS_CODES } from 'node:http';
+import { adminTokenFile } from '../../src/api/admin.js';
+import type { Operation } from '../../src/api/operations.js';
+import { answerOf, send, signerFor, startHostileDip, SDS_ID, SUP_ID, validItem, type Answer, type SendOptions } from '../hostile/helpers.js';
+import { forCaller, requestsFor, type GeneratedRequest, type Known } from './requests.js';
+import { StoreDigest } from './store-digest.js';
+
+const SEED = process.env.FC_SEED ? Number(process.env.FC_SEED) : (Date.now() ^ (Math.random() * 0x7fffffff)) | 0;
+const RUNS = Number(process.env.FUZZ_RUNS ?? 30);
+/** Runs for the methods a path does not take (each answers 405 and nothing else): a smoke test. */
+const RUNS_405 = Math.max(1, Math.round(RUNS / 5));
+const ANSWER_MS = Number(process.env.FUZZ_ANSWER_MS ?? 5_000);
+const OTHER_ID = '1000000002';
+process.stdout.write(`[fuzz] seed ${SEED}, ${RUNS} runs per operation and identity: reproduce with FC_SEED=${SEED} FUZZ_RUNS=${RUNS} npm run test:fuzz\n`);
+
+/** Answer anyone holding a certificate of the environment: liveness and readiness probes for load balancers. */
+const PUBLIC = new Set(['GET /health', 'HEAD /health', 'GET /ready', 'HEAD /ready']);
+/** Name another participant in their path on purpose: its published encryption certificate. */
+const ABOUT_OTHERS = new Set(['GET /certificates/participant/:dipId', 'HEAD /certificates/participant/:dipId']);
+/** Path parameters that name whose data an operation reaches. */
+const OWNER_PARAM = /recipient|participant|dipid|owner/i;
+
+// ---------------------------------------------------------------------------------------------
+// A real DIP: a data service, two suppliers, one archived message; delivery stopped, so only requests write.
+
+const h = await startHostileDip();
+const other = await h.t.participant(OTHER_ID, ['SUP']);
+await h.t.dip.delivery.stop();
+const seeded = await send(h.t, h.sds, { path: '/dip-channel/IF-021', body: JSON.stringify([validItem()]) });
+if (seeded.status !== 201) throw new Error(`the seed message was refused: ${seeded.text}`);
+const known: Known = {
+  dipIds: [SDS_ID, SUP_ID, OTHER_ID],
+  transactionIds: (seeded.json as { messageArray: Array<{ transactionID: string }> }).messageArray.map((e) => e.transactionID),
+  validBatch: () => [validItem()],
+};
+const participants = { sds: h.sds, sup: h.sup, other } as const;
+type Who = keyof typeof participants;
+const adminToken = readFileSync(adminTokenFile(h.t.config.dataDir), 'utf8').trim();
+const adminOrigin = `http://127.0.0.1:${h.t.dip.adminPort}`;
+const adminAgent = new Agent({ keepAliveTimeout: 10_000 });
+const digest = new StoreDigest(h.t.config.dataDir);
+
+const tally = new Map<string, Map<string, number>>();
+let requests = 0;
+const started = Date.now();
+afterAll(async () => {
+  digest.close();
+  await adminAgent.close();
+  await h.close();
+  const lines = [...tally].map(([op, t]) => `  ${op}: ${[...t].map(([k, n]) => `${k}×${n}`).join(', ')}`);
+  process.stdout.write(`[fuzz] ${requests} requests in ${((Date.now() - started) / 1000).toFixed(1)} s, seed ${SEED}\n${lines.join('\n')}\n`);
+});
+
+function count(op: string, what: string): void {
+  const t = tally.get(op) ?? new Map<string, number>();
+  t.set(what, (t.get(what) ?? 0) + 1);
+  tally.set(op, t);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Identities
+
+/** How a participant-listener request is (mis)authenticated. */
+const PARTICIPANT_IDENTITIES = ['signed', 'unsigned', 'no API key', 'wrong API key', 'signed over another body', 'signed by another participant', 'stale signature'] as const;
+type Identity = (typeof PARTICIPANT_IDENTITIES)[number];
+
+function identityOptions(identity: Identity, who: Who): Partial<SendOptions> {
+  switch (identity) {
+    case 'signed':
+      return {};
+    case 'unsigned':
+      return { headers: { 'x-dip-content-hash': undefined, 'x-dip-signature-date': undefined, 'x-dip-signature': undefined, 'x-dip-signature-certificate': undefined } };
+    case 'no API key':
+      return { apiKey: null };
+    case 'wrong API key':
+      return { apiKey: `dip_${'A'.repeat(32)}` };
+    case 'signed over another body':
+      return { signedBody: '[{"tampered":true}]' };
+    case 'signed by another participant':
+      return { signer: signerFor(participants[who === 'sds' ? 'sup' : 'sds']) };
+    case 'stale signature':
+      return { signedAt: new Date(Date.now() - 3_600_000) };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks
+
+interface Entry {
+  message: string;
+  help: string | null;
+}
+
+function expectSpecificStandardResponse(op: string, a: Answer): void {
+  const body = a.json as { messageArray?: Entry[]; timestamp?: string } | undefined;
+  expect(Array.isArray(body?.messageArray) && body.messageArray.length > 0, `${op} ${a.status} is not a StandardResponse: ${a.text.slice(0, 300)}`).toBe(true);
+  expect(body!.timestamp, `${op}: StandardResponse without its timestamp`).toHaveLength(25);
+  const help = body!.messageArray!.map((e) => e.help ?? '').join(' ');
+  expect(help.trim().length, `${op} ${a.status} does not say why: ${a.text.slice(0, 300)}`).toBeGreaterThan(0);
+}
+
+function expectSpecificOperatorError(op: string, a: Answer): void {
+  const error = (a.json as { error?: unknown } | undefined)?.error;
+  // Not a bare reason phrase ("Bad Request"): which field, or what, and why.
+  const specific = typeof error === 'string' && error.trim().length > 0 && error !== STATUS_CODES[a.status];
+  expect(specific, `${op} ${a.status} is not {"error": "<what and why>"}: ${a.text.slice(0, 300)}`).toBe(true);
+}
+
+/** The properties every answer has; `refusalExpected` when the request must not succeed. */
+async function judge(op: Operation, listener: 'participant' | 'operator', a: Answer, before: Map<string, string>, refusalExpected: string | null): Promise<void> {
+  const name = `${op.method} ${op.url}`;
+  count(`${listener} ${name}`, String(a.status));
+  expect(a.status, `${name} answered ${a.status}: ${a.text.slice(0, 400)}`).toBeLessThan(500);
+  if (refusalExpected) expect(a.status, `${name}: ${refusalExpected}, yet it answered ${a.status}: ${a.text.slice(0, 300)}`).toBeGreaterThanOrEqual(400);
+  if (a.status < 400) return;
+  if (op.method !== 'HEAD') {
+    if (listener === 'participant') expectSpecificStandardResponse(name, a);
+    else expectSpecificOperatorError(name, a);
+  }
+  const changed = StoreDigest.changed(before, digest.take());
+  expect(changed, `${name}: a ${a.status} changed ${changed}`).toBe('');
+}
+
+/** Both listeners still say healthy. */
+async function expectHealthy(): Promise<void> {
+  const p = await send(h.t, h.sup, { method: 'GET', path: '/health', timeoutMs: ANSWER_MS });
+  expect(p.status, p.text).toBe(200);
+  const o = await request(`${adminOrigin}/admin/health`, { headers: { authorization: `Bearer ${adminToken}` }, dispatcher: adminAgent, headersTimeout: ANSWER_MS, bodyTimeout: ANSWER_MS });
+  const text = await o.body.text();
+  expect(o.statusCode, text).toBe(200);
+}
+
+/** Each property its own seed derived from SEED (one seed for all would make them draw alike). */
+const params = (name: string, runs: number) => ({ numRuns: runs, seed: seedOf(name), endOnFailure: true });
+function seedOf(name: string): number {
+  let x = SEED;
+  for (const c of name) x = Math.imul(x ^ c.charCodeAt(0), 0x01000193);
+  return x | 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe('every operation of the participant listener', () => {
+  const operations = h.t.dip.operations.participant;
+  it('registers the operations this suite expects at least', () => {
+    const names = new Set(operations.map((o) => `${o.method} ${o.url}`));
+    for (const expected of ['POST /dip-channel/:id', 'POST /dip-channel/:id/pubconfig/:recipientId', 'POST /statusmessage', 'GET /health', 'POST /validate/:id/:event']) expect(names).toContain(expected);
+  });
+
+  for (const op of operations) {
+    const name = `${op.method} ${op.url}`;
+    it(`${name}: answered in time, never 5xx, specific refusals that store nothing, nobody reaches another's data`, async () => {
+      // The listener answers every method a published path does not take with 405 (src/api/server.ts):
+      // those get a smoke budget, the operations themselves the full one.
+      const sample = forCaller(fc.sample(requestsFor(op, known), { numRuns: 1, seed: seedOf(name) })[0]!, SUP_ID);
+      const probe = await send(h.t, h.sup, { method: op.method, path: sample.path, body: sample.body, timeoutMs: ANSWER_MS });
+      const runs = probe.status === 405 ? RUNS_405 : RUNS;
+      const identity = fc.oneof(
+        { weight: 3, arbitrary: fc.constant<Identity>('signed') },
+        { weight: 2, arbitrary: fc.constantFrom<Identity>(...PARTICIPANT_IDENTITIES.filter((i) => i !== 'signed')) },
+      );
+      await fc.assert(
+        fc.asyncProperty(fc.constantFrom<Who>('sds', 'sup', 'other'), identity, requestsFor(op, known), async (who, id, generated: GeneratedRequest) => {
+          requests++;
+          const req = forCaller(generated, participants[who].dipId);
+          const before = digest.take();
+          const a = await send(h.t, participants[who], { method: op.method, path: req.path, body: req.body, timeoutMs: ANSWER_MS, ...identityOptions(id, who) });
+          count(`participant, ${id}`, `${a.status}`);
+          let refusal: string | null = null;
+          if (id !== 'signed' && !PUBLIC.has(name)) refusal = `a request ${id} must be refused`;
+          const owner = Object.entries(req.params).find(([k, v]) => OWNER_PARAM.test(k) && known.dipIds.includes(v) && v !== participants[who].dipId);
+          if (owner && !ABOUT_OTHERS.has(name)) refusal = `${participants[who].dipId} named ${owner[1]} in :${owner[0]}`;
+          await judge(op, 'participant', a, before, refusal);
+        }),
+        params(`participant ${name}`, runs),
+      );
+      await expectHealthy();
+    });
+  }
+
+  it('still accepts a valid message after all that', async () => {
+    const a = await send(h.t, h.sds, { path: '/dip-channel/IF-021', body: JSON.stringify([validItem()]), timeoutMs: ANSWER_MS });
+    expect(a.status, a.text).toBe(201);
+  });
+});
+
+describe('every operation of the operator listener', () => {
+  const operations = h.t.dip.operations.operator;
+  it('registers the operations this suite expects at least', () => {
+    const names = new Set(operations.map((o) => `${o.method} ${o.url}`));
+    for (const expected of ['GET /admin/health', 'POST /admin/dead-letters/requeue', 'POST /admin/mpan/changes']) expect(names).toContain(expected);
+  });
+
+  const TOKENS = ['valid', 'none', 'wrong', 'lower-case scheme'] as const;
+  const authorization = (t: (typeof TOKENS)[number]): string | undefined =>
+    t === 'valid' ? `Bearer ${adminToken}` : t === 'wrong' ? `Bearer ${'x'.repeat(adminToken.length)}` : t === 'lower-case scheme' ? `bearer ${adminToken}` : undefined;
+
+  for (const op of operations) {
+    const name = `${op.method} ${op.url}`;
+    it(`${name}: answered in time, never 5xx, specific refusals that store nothing, the token required`, async () => {
+      const token = fc.oneof({ weight: 3, arbitrary: fc.constant<(typeof TOKENS)[number]>('valid') }, { weight: 1, arbitrary: fc.constantFrom(...TOKENS.filter((t) => t !== 'valid')) });
+      await fc.assert(
+        fc.asyncProperty(token, requestsFor(op, known), async (t, generated) => {
+          requests++;
+          const req = forCaller(generated, SUP_ID);
+          const before = digest.take();
+          const auth = authorization(t);
+          const res = await request(`${adminOrigin}${req.path}`, {
+            method: op.method as 'GET',
+            headers: { ...(auth ? { authorization: auth } : {}), ...(req.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+            body: req.body,
+            dispatcher: adminAgent,
+            headersTimeout: ANSWER_MS,
+            bodyTimeout: ANSWER_MS,
+          });
+          const a = await answerOf(res);
+          count(`operator, token ${t}`, `${a.status}`);
+          await judge(op, 'operator', a, before, t === 'valid' ? null : `a request with token ${t} must be refused`);
+        }),
+        params(`operator ${name}`, RUNS),
+      );
+      await expectHealthy();
+    });
+  }
+});
+
