@@ -8,8 +8,11 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
-/** Written by the DIP's own timers, not by requests (delivery is stopped while fuzzing). */
-const BACKGROUND_TABLES = new Set(['health_probe', 'delivery_attempts']);
+/**
+ * Not what a request stores: written by the DIP's own timers (delivery is stopped while fuzzing), or
+ * the append-only record of every act, refused ones included (a refusal is journalled by design).
+ */
+const BACKGROUND_TABLES = new Set(['health_probe', 'delivery_attempts', 'operator_journal']);
 const DATABASE_FILES = /^dip\.db(?:-wal|-shm|-journal)?$/;
 
 export class StoreDigest {
