@@ -13,7 +13,9 @@ import { join, relative } from 'node:path';
  * the append-only record of every act, refused ones included (a refusal is journalled by design).
  */
 const BACKGROUND_TABLES = new Set(['health_probe', 'delivery_attempts', 'operator_journal']);
-const DATABASE_FILES = /^dip\.db(?:-wal|-shm|-journal)?$/;
+/** SQLite files: the DIP's database is digested by table; the API activity log (activity.db) records every
+ * request, refused ones included, by design. */
+const DATABASE_FILES = /^(?:dip|activity)\.db(?:-wal|-shm|-journal)?$/;
 
 export class StoreDigest {
   private readonly db: Database.Database;
