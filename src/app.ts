@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { pino, type DestinationStream } from 'pino';
 import { openActivityLog, openBackend, openCoordination } from './adapters/backend.js';
 import { ActivityRecorder } from './pipeline/activity-recorder.js';
+import { countedLog, DipMetrics, queueDepths, timedJournal } from './pipeline/metrics.js';
+import { registerMetricsRoute } from './api/metrics.js';
 import { hostname } from 'node:os';
 import { systemClock } from './adapters/clock.js';
 import { EventLoopGauge } from './adapters/event-loop-gauge.js';
@@ -58,6 +60,8 @@ export interface RunningDip {
   /** 'dead-letter' (DeadLetterEvent), 'queue-halted' ({ queue, error }), 'health' (BackendHealth): what alarms subscribe to. */
   events: EventEmitter;
   retention: Retention;
+  /** Prometheus metrics (GET /metrics on the operator listener). */
+  metrics: DipMetrics;
   /** The API activity log's recorder (null when turned off). */
   activity: ActivityRecorder | null;
   /** Every operation each listener serves, as registered (the fuzzer of test/fuzz covers them all). */
@@ -144,6 +148,9 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const coordination = await openCoordination(config, { clock, logger });
   life.started('coordination', () => coordination.close());
   const events = new EventEmitter();
+  const metrics = new DipMetrics(() => queueDepths(backend.log, clock.now()));
+  events.on('health', (h: BackendHealth) => metrics.health(h));
+  events.on('dead-letter', (e: DeadLetterEvent) => metrics.deadLetter(e.queue.channel, e.reason));
   backend.onHealthChange((health: BackendHealth) => {
     events.emit('health', health);
     if (health.state === 'fatal') {
@@ -206,7 +213,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     share,
     backend,
     log: backend.log,
-    archive: backend.archive,
+    archive: timedJournal(backend.archive, metrics),
     webhook: (q: QueueRef) => registry.webhook(q.recipientDipId, q.channel),
     onRegistryChange: (l) => registry.onChange(l),
     leases: coordination.leases,
@@ -244,7 +251,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     { validate: (id, item, opts) => catalogue.current().validate(id, item, opts) },
     channel,
     registry,
-    backend.log,
+    countedLog(backend.log, metrics),
     mpan,
     { dipKey: createPrivateKey(encryption.keyPem), recipientKey: (id) => copies.recipientKey(id) },
     () => new Date(clock.now()),
@@ -270,6 +277,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
       // A getter: after a rotation GET /certificates/dip serves the signing certificate in force.
       certificates: { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, encryption: encryption.certPem },
       ...(activity ? { activity } : {}),
+      metrics,
     },
     { key: pki.server.keyPem, cert: pki.server.certPem, ca: trust.cas },
     {
@@ -298,6 +306,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     health,
     pki: { config, pkiDir: pkiDir(config), participants: () => registry.participants() },
     ...(activity ? { activity } : {}),
+    routes: [(a) => registerMetricsRoute(a, metrics)],
   });
   await admin.listen({ port: config.adminPort, host: '127.0.0.1' });
   life.started('operator listener', () => admin.close());
@@ -337,6 +346,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
 
   return {
     activity,
+    metrics,
     url: `https://localhost:${port}`,
     port,
     adminPort,

@@ -1,5 +1,6 @@
 import type { DipConfig } from '../config.js';
 import type { ActivitySink } from '../pipeline/activity-recorder.js';
+import type { DipMetrics } from '../pipeline/metrics.js';
 import type { Channel } from '../pipeline/channels.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import type { Ingest } from '../pipeline/ingest.js';
@@ -40,4 +41,6 @@ export interface ApiDeps {
   overload?: OverloadGuard;
   /** The API activity log (spec 5.8.1); absent when it is turned off. */
   activity?: ActivitySink;
+  /** Prometheus counters (requests by route and status). */
+  metrics?: DipMetrics;
 }

@@ -17,6 +17,7 @@ import { registerReplayRoutes } from './routes/replay.js';
 import { registerStatusRoutes } from './routes/status.js';
 import { registerValidateRoutes } from './routes/validate.js';
 import type { ApiDeps } from './deps.js';
+import { registerRequestMetrics } from './metrics.js';
 import { participantCaller, recordRefusedConnections, registerActivityLog } from './activity.js';
 import { registerGuard } from './guard.js';
 import { useOverloadGuard } from './overload.js';
@@ -124,6 +125,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     registerActivityLog(app, deps.activity, 'participant', (req) => participantCaller(deps, req), () => deps.clock.now());
     recordRefusedConnections(app, deps.activity, 'participant', () => deps.clock.now());
   }
+  if (deps.metrics) registerRequestMetrics(app, deps.metrics, 'participant');
 
   recordOperations(app);
   useSecurityControls(deps, { replay: security.replay, revocation: security.revocation });
