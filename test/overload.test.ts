@@ -9,21 +9,27 @@ import { startTestDip, waitFor, type TestDip, type TestParticipant } from './hel
  * nothing of them, and takes them when it can again.
  */
 describe('overload guard', () => {
-  it('refuses while the loop is late on average, with a Retry-After that grows with the delay', () => {
+  it('refuses while the loop is late on average with a queue of submissions, with a Retry-After that grows with the delay', () => {
     let mean = 0;
-    const guard = new OverloadGuard({ maxEventLoopDelayMs: 500, maxSubmissionsInFlight: 10 }, { delayMeanMs: () => mean });
+    const guard = new OverloadGuard({ maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 2, maxSubmissionsInFlight: 10 }, { delayMeanMs: () => mean });
     expect(guard.admit()).toBeNull();
     mean = 501;
-    expect(guard.admit()).toMatchObject({ retryAfterSeconds: 2, help: expect.stringContaining('501 ms late, the limit is 500 ms') });
+    // One submission in hand: a machine busy elsewhere, not a queue building up.
+    const first = guard.started();
+    expect(guard.admit()).toBeNull();
+    guard.started();
+    expect(guard.admit()).toMatchObject({ retryAfterSeconds: 2, help: expect.stringContaining('501 ms late with 2 submissions in hand, the limit is 500 ms') });
     mean = 40_000;
     expect(guard.admit()!.retryAfterSeconds).toBe(30);
+    first();
     mean = 10;
+    guard.started();
     expect(guard.admit()).toBeNull();
     expect(guard.stats().refused).toBe(2);
   });
 
   it('refuses while the submissions in hand reach the limit; each one counts until it is answered, once', () => {
-    const guard = new OverloadGuard({ maxEventLoopDelayMs: 500, maxSubmissionsInFlight: 2 }, { delayMeanMs: () => 0 });
+    const guard = new OverloadGuard({ maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 0, maxSubmissionsInFlight: 2 }, { delayMeanMs: () => 0 });
     const a = guard.started();
     const b = guard.started();
     expect(guard.admit()).toMatchObject({ retryAfterSeconds: 1, help: expect.stringContaining('2 submissions in hand, the limit is 2') });
@@ -68,7 +74,7 @@ describe('a DIP under overload', () => {
 
   it('answers 503 with Retry-After while measured late, stores nothing of the refused batch, and takes it again afterwards', async () => {
     let mean = 0;
-    t = await startTestDip({}, undefined, { load: { delayP99Ms: () => mean, delayMeanMs: () => mean } });
+    t = await startTestDip({ overload: { maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 0, maxSubmissionsInFlight: 256 } }, undefined, { load: { delayP99Ms: () => mean, delayMeanMs: () => mean } });
     const sds = await t.participant('2000000001', ['SDS']);
     const sup = await t.participant('1000000001', ['SUP']);
     const r = await t.receiver();
@@ -93,7 +99,7 @@ describe('a DIP under overload', () => {
   });
 
   it('a loop truly kept busy (real gauge) is refused, and recovers once the work stops', async () => {
-    t = await startTestDip({ overload: { maxEventLoopDelayMs: 15, maxSubmissionsInFlight: 256 } });
+    t = await startTestDip({ overload: { maxEventLoopDelayMs: 15, delayCountsFromSubmissions: 0, maxSubmissionsInFlight: 256 } });
     const sds = await t.participant('2000000001', ['SDS']);
     await t.participant('1000000001', ['SUP']);
     // Busy slices of 60 ms on the DIP's own thread (the test shares it) until a submission is refused.

@@ -37,6 +37,8 @@ export interface StartOptions {
   /** Copy this PKI folder (ca/server/signing, from ensurePki) into the data directory, so every DIP of a run shares one CA. */
   pkiFrom?: string;
   startTimeoutMs?: number;
+  /** Start on this existing data directory (a DIP stopped earlier, perhaps with rows loaded meanwhile) instead of a fresh one. */
+  dataDir?: string;
 }
 
 /**
@@ -44,8 +46,8 @@ export interface StartOptions {
  * process with a fresh data directory and a free port, and waits for its "OpenDIP listening" log line.
  */
 export async function startDipProcess(opts: StartOptions): Promise<DipProcess> {
-  const base = mkdtempSync(join(tmpdir(), `opendip-bench-${opts.name}-`));
-  const dataDir = join(base, 'data');
+  const base = opts.dataDir ? dirname(opts.dataDir) : mkdtempSync(join(tmpdir(), `opendip-bench-${opts.name}-`));
+  const dataDir = opts.dataDir ?? join(base, 'data');
   mkdirSync(dataDir, { recursive: true });
   if (opts.configYaml) writeFileSync(join(dataDir, 'dip.config.yaml'), opts.configYaml);
   if (opts.pkiFrom) cpSync(opts.pkiFrom, join(dataDir, 'pki'), { recursive: true });

@@ -1,8 +1,14 @@
 import type { LoadGauge } from '../ports/load.js';
 
 export interface OverloadLimits {
-  /** Submissions are refused while the event loop runs later than this on average over the last window, ms. */
+  /** Submissions are refused while the event loop runs later than this on average over the last windows, ms… */
   maxEventLoopDelayMs: number;
+  /**
+   * …and at least this many submissions are in hand. A late loop with few submissions waiting is a machine
+   * busy with other work, and their senders wait for their answers anyway; a late loop with a queue of
+   * submissions is a DIP falling behind what arrives.
+   */
+  delayCountsFromSubmissions: number;
   /** Submissions are refused while this many are being handled (read, checked, waiting for their commit). */
   maxSubmissionsInFlight: number;
 }
@@ -32,11 +38,11 @@ export class OverloadGuard {
   /** Null when a submission may come in, else why not and when to try again. */
   admit(): Refusal | null {
     const delay = this.load.delayMeanMs();
-    if (delay > this.limits.maxEventLoopDelayMs) {
+    if (delay > this.limits.maxEventLoopDelayMs && this.inFlight >= this.limits.delayCountsFromSubmissions) {
       this.refused += 1;
       // Back in about the time the loop is behind, so a crowd of senders does not all return at once.
       const retryAfterSeconds = Math.min(30, Math.max(1, Math.ceil((2 * delay) / 1000)));
-      return { retryAfterSeconds, help: `the DIP is overloaded (it runs ${Math.round(delay)} ms late, the limit is ${this.limits.maxEventLoopDelayMs} ms); nothing of this batch was accepted: send it again unchanged after ${retryAfterSeconds} s` };
+      return { retryAfterSeconds, help: `the DIP is overloaded (it runs ${Math.round(delay)} ms late with ${this.inFlight} submissions in hand, the limit is ${this.limits.maxEventLoopDelayMs} ms); nothing of this batch was accepted: send it again unchanged after ${retryAfterSeconds} s` };
     }
     if (this.inFlight >= this.limits.maxSubmissionsInFlight) {
       this.refused += 1;
