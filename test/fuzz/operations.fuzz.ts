@@ -52,7 +52,7 @@ const OWNER_PARAM = /recipient|participant|dipid|owner/i;
 
 // Shedding load (503 with Retry-After while the event loop runs late) is tested on its own; on a busy CI
 // machine it would answer the fuzzer's requests for reasons that are not theirs.
-const h = await startHostileDip({ overload: { maxEventLoopDelayMs: 60_000, maxSubmissionsInFlight: 100_000 } });
+const h = await startHostileDip({ overload: { maxEventLoopDelayMs: 60_000, delayCountsFromSubmissions: 100_000, maxSubmissionsInFlight: 100_000 } });
 const other = await h.t.participant(OTHER_ID, ['SUP']);
 await h.t.dip.delivery.stop();
 const seeded = await send(h.t, h.sds, { path: '/dip-channel/IF-021', body: JSON.stringify([validItem()]) });
