@@ -18,6 +18,9 @@ import type { DipConfig } from './config.js';
 import { Lifecycle } from './lifecycle.js';
 import { CatalogueSource } from './pipeline/catalogue-source.js';
 import { ChannelDirectory } from './pipeline/channels.js';
+import { ChannelSettings } from './pipeline/channel-settings.js';
+import { queueRules } from './pipeline/queue-rules.js';
+import { registerChannelAdminRoutes } from './api/admin-channels.js';
 import { Delivery, type DeadLetterEvent } from './pipeline/delivery.js';
 import { DEFAULT_SHARE, DeliveryShare } from './pipeline/delivery-share.js';
 import { Ingest } from './pipeline/ingest.js';
@@ -162,12 +165,30 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
 
   const catalogue = new CatalogueSource(config.dataDir, logger);
   const defaultStaleMs = (config.staleAfterMinutes ?? config.retentionDays * 1440) * 60_000;
-  const channels = new ChannelDirectory(() => catalogue.current(), () => config.channels, defaultStaleMs, config.applySuggestedSecurityCategories);
+  const registry = new Registry(backend.registry, logger, () => clock.now());
+  // Channel settings change while running (operator API): stored versions replace the file's overrides.
+  const channelSettings: ChannelSettings = new ChannelSettings({
+    registry,
+    store: backend.registry,
+    journal: backend.journal,
+    clock,
+    definition: (id) => catalogue.current().channel(id),
+    definitions: () => catalogue.current().channels(),
+    configured: config.channels,
+    channel: (id) => channels.get(id),
+    afterChange: (_id, state) => {
+      if (state === 'active') void delivery.sweep().catch((err: unknown) => logger.error({ err }, 'sweep after a channel resumed failed'));
+    },
+  });
+  const channels = new ChannelDirectory(() => catalogue.current(), () => channelSettings.overrides(), defaultStaleMs, config.applySuggestedSecurityCategories, {
+    availability: (id) => channelSettings.availability(id),
+    subscribers: (id) => registry.subscribers(id),
+  });
+  registry.onChange(() => channels.invalidate());
   for (const [id, o] of Object.entries(config.channels)) {
     if (o.securityPattern === 0) logger.info({ channel: id }, 'securityPattern 0 ("no security action") runs as pattern 1: in API 2.1.0 every request and webhook call is signed');
   }
   const channel = (id: string) => channels.get(id);
-  const registry = new Registry(backend.registry, logger);
   const mpan = new MpanDirectory(backend.mpan);
   // A bulk load or correction from the CLI changes the registry version too: drop what the cache holds.
   registry.onChange(() => mpan.invalidate());
@@ -215,6 +236,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     log: backend.log,
     archive: timedJournal(backend.archive, metrics),
     webhook: (q: QueueRef) => registry.webhook(q.recipientDipId, q.channel),
+    ...queueRules(registry, channel),
     onRegistryChange: (l) => registry.onChange(l),
     leases: coordination.leases,
     transport,
@@ -297,6 +319,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     operators: new OperatorAccounts(backend.registry, backend.journal, clock),
     journal: backend.journal,
     now: () => clock.now(),
+    routes: [(a) => registerChannelAdminRoutes(a, channelSettings)],
     deadLetters: backend.deadLetters,
     archive: backend.archive,
     mpan,
@@ -320,7 +343,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const retention = new Retention(
     backend.archive,
     {
-      archiveRetentionMs: (id) => (config.channels[id]?.archiveRetentionDays ?? config.archiveRetentionDays) * 86_400_000,
+      archiveRetentionMs: (id) => (channelSettings.overrides()[id]?.archiveRetentionDays ?? config.archiveRetentionDays) * 86_400_000,
       attemptsRetentionMs: config.archiveRetentionDays * 86_400_000,
       intervalMs: config.purgeIntervalSeconds * 1000,
       batchSize: 1000,

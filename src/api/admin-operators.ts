@@ -65,8 +65,16 @@ export function registerOperatorAuth(app: FastifyInstance, deps: OperatorAuthDep
     req.operator = who;
     return undefined;
   });
+  // A body or query the route's schema refuses: the field and why, in the API's one error shape.
+  app.setErrorHandler((error: Error & { validation?: unknown; statusCode?: number }, req, reply) => {
+    if (error.validation) return reply.code(400).send({ error: error.message });
+    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    if (status === 500) deps.logger.error({ err: error, url: req.url }, 'operator API request failed');
+    return reply.code(status).send({ error: status === 500 ? 'internal error' : error.message });
+  });
   app.addHook('onSend', async (req, reply, payload) => {
-    if (!req.operator || req.journaled || req.method === 'GET' || req.method === 'HEAD') return payload;
+    // A refused call (4xx, 5xx) changed nothing: it is not an act.
+    if (!req.operator || req.journaled || req.method === 'GET' || req.method === 'HEAD' || reply.statusCode >= 400) return payload;
     const body = (req.body ?? {}) as Record<string, unknown>;
     const params = (req.params ?? {}) as Record<string, unknown>;
     const target = [params.name, params.id, params.dipId, body.recipientDipId, body.channel].filter((v) => typeof v === 'string').join('/');

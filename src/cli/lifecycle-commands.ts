@@ -14,6 +14,69 @@ const query = (o: Record<string, string | number | undefined>): string => {
 /** The dip commands of participant and channel lifecycle, operators and the journal (all need the running DIP). */
 export function registerLifecycleCommands(program: Command): void {
   registerOperatorCommands(program);
+  registerChannelCommands(program);
+}
+
+const list = (v: string): string[] => v.split(',').map((x) => x.trim()).filter(Boolean);
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+/** Channel management while running (spec 5.3). */
+function registerChannelCommands(program: Command): void {
+  const ch = program.command('channel').description('channels while the DIP runs: settings, pause, resume, withdraw, history, roll back (operator)');
+  ch.command('list').action(() => call('GET', '/admin/channels'));
+  ch.command('show').argument('<id>', 'e.g. IF-021').action((id: string) => call('GET', `/admin/channels/${encodeURIComponent(id)}`));
+  ch.command('history').argument('<id>').action((id: string) => call('GET', `/admin/channels/${encodeURIComponent(id)}/history`));
+  ch
+    .command('set')
+    .description("change a channel's overrides (each given replaces the one in force; --reset drops one back to the catalogue's)")
+    .argument('<id>')
+    .option('--sender-roles <roles>', 'comma-separated, e.g. SDS,ADS', list)
+    .option('--receiver-roles <roles>', 'comma-separated', list)
+    .option('--always-roles <roles>', 'receiving roles whose every holder gets every message', list)
+    .option('--always-participants <ids>', 'DIP IDs that get every message', list)
+    .option('--stale-after-minutes <n>', 'dead-letter undelivered messages older than this', Number)
+    .option('--retention-days <n>', "archive retention of this channel's messages", Number)
+    .option('--pattern <n>', 'security pattern 0-3 (spec 5.2.2)', Number)
+    .option('--opt-in', 'participants may opt into the channel themselves')
+    .option('--no-opt-in', 'participants may not opt in')
+    .option('--reset <field>', 'drop an override, e.g. receiverRoles (repeatable)', collect, [])
+    .option('--note <text>', 'why (kept in the history)')
+    .option('--expect-version <n>', 'refuse if another change came after this version', Number)
+    .action((id: string, o: Record<string, unknown> & { reset: string[] }) => {
+      const given = new Map<string, unknown>();
+      const map: Array<[string, string]> = [
+        ['senderRoles', 'senderRoles'],
+        ['receiverRoles', 'receiverRoles'],
+        ['alwaysRoles', 'alwaysRoles'],
+        ['alwaysParticipants', 'alwaysParticipants'],
+        ['staleAfterMinutes', 'staleAfterMinutes'],
+        ['retentionDays', 'archiveRetentionDays'],
+        ['pattern', 'securityPattern'],
+      ];
+      for (const [option, field] of map) if (o[option] !== undefined) given.set(field, o[option]);
+      for (const field of o.reset) given.set(field, null);
+      const settings = Object.fromEntries(given);
+      return call('PATCH', `/admin/channels/${encodeURIComponent(id)}`, {
+        ...(Object.keys(settings).length ? { settings } : {}),
+        ...(o.optIn !== undefined ? { optIn: o.optIn } : {}),
+        ...(o.note !== undefined ? { note: o.note } : {}),
+        ...(o.expectVersion !== undefined ? { expectedVersion: o.expectVersion } : {}),
+      });
+    });
+  for (const verb of ['pause', 'resume', 'withdraw'] as const) {
+    ch
+      .command(verb)
+      .argument('<id>')
+      .option('--note <text>', 'why (kept in the history)')
+      .action((id: string, o: { note?: string }) => call('POST', `/admin/channels/${encodeURIComponent(id)}/${verb}`, o.note ? { note: o.note } : {}));
+  }
+  ch
+    .command('rollback')
+    .description('put an earlier settings version in force again (as a new version)')
+    .argument('<id>')
+    .requiredOption('--to <version>', 'the version to go back to (see history)', Number)
+    .option('--note <text>')
+    .action((id: string, o: { to: number; note?: string }) => call('POST', `/admin/channels/${encodeURIComponent(id)}/rollback`, { version: o.to, ...(o.note ? { note: o.note } : {}) }));
 }
 
 /** Operator accounts and the journal. */

@@ -28,6 +28,23 @@ export interface ChannelOverride {
   securityCategory?: 1 | 2 | 3 | 4;
 }
 
+/**
+ * Whether a channel runs (spec 5.3, 5.13.5): `paused` holds its deliveries and ingest answers 503 (other
+ * channels untouched); `withdrawn` refuses new messages as an unknown channel while what was accepted
+ * still drains.
+ */
+export type ChannelAvailability = 'active' | 'paused' | 'withdrawn';
+
+/** A channel's operator settings as versioned while the DIP runs (the latest version is in force). */
+export interface ChannelSettingsDoc {
+  state: ChannelAvailability;
+  settings: ChannelOverride;
+  /** Participants may opt into the channel themselves (self-service): they then receive every message on it. */
+  optIn: boolean;
+  /** Why the operator made the change (shown in the history). */
+  note: string;
+}
+
 /** A message channel as the routing core sees it (catalogue data plus the operator's overrides). */
 export interface ChannelRouting {
   interfaceId: string;

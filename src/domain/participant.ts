@@ -27,3 +27,19 @@ export interface PreviousCertificate {
 /** DIP IDs are 10 characters (DT-006); roles 3-5 upper-case letters (DT-009). */
 export const DIP_ID_PATTERN = /^[0-9A-Z]{10}$/i;
 export const ROLE_PATTERN = /^[A-Z]{3,5}$/;
+
+/**
+ * What the DIP keeps about a participant beside its registration: the optional roles and channels it
+ * signed up for itself, the API key a rotation replaced (valid until the overlap ends), and, once it is
+ * rescinded, what it was (its history stays for audit after it is offboarded).
+ */
+export interface ParticipantProfile {
+  dipId: string;
+  optionalRoles: string[];
+  /** Channels it opted into (channels whose settings allow opting in): it receives every message there. */
+  channels: string[];
+  previousApiKey: { hash: string; validUntil: number } | null;
+  rescinded: { at: number; by: string; roles: string[]; organisation: string; certificateFingerprint: string } | null;
+}
+
+export const emptyProfile = (dipId: string): ParticipantProfile => ({ dipId, optionalRoles: [], channels: [], previousApiKey: null, rescinded: null });

@@ -1,5 +1,5 @@
 import type { Catalogue, ChannelDefinition } from '../catalogue/catalogue.js';
-import { defaultAlwaysRoles, type ChannelOverride, type ChannelRouting } from '../domain/channel.js';
+import { defaultAlwaysRoles, type ChannelAvailability, type ChannelOverride, type ChannelRouting } from '../domain/channel.js';
 import type { ObfuscationRules } from '../domain/obfuscation.js';
 import type { SecurityCategory } from '../catalogue/security-category.js';
 import type { SecurityPattern } from './patterns.js';
@@ -18,6 +18,8 @@ export interface Channel extends ChannelRouting {
   addressingDatePath: string | undefined;
   /** Spec 5.2.2: 1 (signed) by default, as on the live DIP; 2 and 3 encrypt the CustomBlock (0 runs as 1). */
   securityPattern: SecurityPattern;
+  /** Set by the operator while the DIP runs (src/pipeline/channel-settings.ts); `active` unless changed. */
+  availability: ChannelAvailability;
 }
 
 /** Registration channels whose messages appoint or de-appoint suppliers and service providers. */
@@ -57,6 +59,7 @@ export function channelRouting(def: ChannelDefinition, override: ChannelOverride
     mpanFeed: override?.mpanFeed ?? DEFAULT_MPAN_FEEDS.has(def.interfaceId),
     addressingDatePath: override?.addressingDate ?? DEFAULT_ADDRESSING_DATES[def.interfaceId],
     securityPattern: patternInForce(override, suggestedCategory),
+    availability: 'active',
   };
 }
 
@@ -78,9 +81,16 @@ export function preferredPattern(category: SecurityCategory | undefined): Securi
   return category === undefined || category === 1 ? 1 : 2;
 }
 
+/** What changes while the DIP runs besides the overrides: a channel paused or withdrawn, participants that opted in. */
+export interface ChannelRuntime {
+  availability(id: string): ChannelAvailability;
+  subscribers(id: string): readonly string[];
+}
+
 /**
  * The channels in force: the catalogue's definitions with the operator's overrides, built once per
- * catalogue in force (every request and every delivered copy asks for its channel).
+ * catalogue in force and again after each change of the operator's settings (`invalidate`): every request
+ * and every delivered copy asks for its channel.
  */
 export class ChannelDirectory {
   private builtFrom: Catalogue | null = null;
@@ -92,6 +102,7 @@ export class ChannelDirectory {
     private readonly defaultStaleMs: number,
     /** Opted in: channels without a configured pattern or category take the catalogue's suggested category. */
     private readonly applySuggestedCategories = false,
+    private readonly runtime?: ChannelRuntime,
   ) {}
 
   get(id: string): Channel | undefined {
@@ -103,9 +114,19 @@ export class ChannelDirectory {
     if (!this.channels.has(id)) {
       const def = current.channel(id);
       const suggested = def && this.applySuggestedCategories ? current.suggestedSecurityCategory(def.interfaceId)?.category : undefined;
-      this.channels.set(id, def ? channelRouting(def, this.overrides()[def.interfaceId], this.defaultStaleMs, suggested) : undefined);
+      this.channels.set(id, def ? this.withRuntime(channelRouting(def, this.overrides()[def.interfaceId], this.defaultStaleMs, suggested)) : undefined);
     }
     return this.channels.get(id);
+  }
+
+  private withRuntime(channel: Channel): Channel {
+    if (!this.runtime) return channel;
+    const subscribers = this.runtime.subscribers(channel.interfaceId);
+    return {
+      ...channel,
+      availability: this.runtime.availability(channel.interfaceId),
+      alwaysParticipants: subscribers.length ? [...new Set([...channel.alwaysParticipants, ...subscribers])] : channel.alwaysParticipants,
+    };
   }
 
   /** Drops what was built, e.g. after the operator changed an override. */

@@ -30,6 +30,8 @@ export interface IngestRequest extends CallerEvidence {
 
 /** What a sender is told to wait when the store cannot take writes (the store probes every 2 s). */
 export const STORE_RETRY_AFTER_SECONDS = 5;
+/** Retry-After of a submission to a paused channel: pauses are for maintenance, measured in minutes. */
+export const PAUSED_RETRY_AFTER_SECONDS = 60;
 
 export interface IngestResult {
   status: number;
@@ -200,8 +202,15 @@ export class Ingest {
     if (!auth.ok) return this.whole(now, null, auth.status, MSG.processingFailed, auth.help);
     const caller = auth.participant;
     const channel = this.channels(req.channelId);
-    if (!channel) {
-      return this.whole(now, caller.dipId, 404, MSG.interfaceIdInvalid, `dip-channel '${req.channelId}' is not a channel of this DIP`);
+    if (!channel || channel.availability === 'withdrawn') {
+      const why = channel ? 'was withdrawn by the DIP operator' : 'is not a channel of this DIP';
+      return this.whole(now, caller.dipId, 404, MSG.interfaceIdInvalid, `dip-channel '${req.channelId}' ${why}`);
+    }
+    if (channel.availability === 'paused') {
+      return {
+        ...this.whole(now, caller.dipId, 503, MSG.processingFailed, `${channel.interfaceId} is paused by the DIP operator (maintenance); nothing of this batch was accepted: send it again unchanged once the channel resumes. Other channels are not affected`),
+        retryAfterSeconds: PAUSED_RETRY_AFTER_SECONDS,
+      };
     }
     return { caller, channel };
   }

@@ -55,6 +55,13 @@ export interface WorkerDeps {
   storeUnavailable(worker: QueueWorker): void;
   /** A permanent store error on this queue: it stops until an operator resumes it. */
   halted(queue: QueueRef, error: unknown): void;
+  /** The channel is paused by the operator: nothing is delivered (nor expires) until it resumes. */
+  held?(queue: QueueRef): boolean;
+  /**
+   * Why nothing on this queue can be delivered any more (its recipient was offboarded, or no longer
+   * receives on the channel), or null: such entries are dead-lettered at once and their senders told.
+   */
+  undeliverable?(queue: QueueRef): string | null;
   /** The worker has nothing more to do for now (a cluster node may then give the queue's lease up). */
   wentIdle?(worker: QueueWorker): void;
   /** Shares delivery between queues: a queue catching up waits its turn here (none: no waiting). */
@@ -235,6 +242,14 @@ export class QueueWorker {
       if (entries.length === 0) return 'drained';
       await local(entries);
       await this.record({ upTo: entries.at(-1)!.seq }, []);
+      return 'more';
+    }
+    if (this.deps.held?.(this.queue)) return 'drained'; // a registry change (the resume) kicks it again
+    const undeliverable = this.deps.undeliverable?.(this.queue);
+    if (undeliverable) {
+      const entries = await this.deps.log.readQueue(this.queue, this.ackedSeq, 500, 1 << 24);
+      if (entries.length === 0) return 'drained';
+      await this.setAside(entries.map((e) => this.event(e, 'rejected', null, undeliverable, null)), entries.at(-1)!.seq);
       return 'more';
     }
     const hook = this.deps.webhook(this.queue);

@@ -1,11 +1,26 @@
-import type { Participant } from '../domain/participant.js';
+import type { ChannelSettingsDoc } from '../domain/channel.js';
+import { emptyProfile, type Participant, type ParticipantProfile } from '../domain/participant.js';
 import type { RoutingDirectory } from '../domain/routing.js';
 import type { Cancel } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
-import type { RegistryStore, Webhook } from '../ports/registry.js';
+import type { RegistryStore, StoredRecord, Webhook } from '../ports/registry.js';
 import { hashApiKey } from '../security/api-key.js';
 
 const hookKey = (recipient: string, channel: string): string => `${recipient}\u0000${channel}`;
+
+/** Record kinds the registry view loads with the participants (src/ports/registry.ts StoredRecord). */
+export const PROFILE_RECORD = 'profile';
+export const CHANNEL_RECORD = 'channel';
+
+/** A channel's settings version in force, with who made it and when. */
+export interface ChannelSettingsVersion extends ChannelSettingsDoc {
+  channel: string;
+  version: number;
+  at: number;
+  by: string;
+}
+
+export const channelVersion = (r: StoredRecord): ChannelSettingsVersion => ({ ...(r.doc as ChannelSettingsDoc), channel: r.key, version: r.version, at: r.at, by: r.by });
 
 /**
  * The in-memory view of participants and webhooks the hot path reads. It reloads whenever the store's
@@ -19,6 +34,11 @@ export class Registry implements RoutingDirectory {
   /** Who nominated each DIP Connection Provider (looked up on every request a provider makes). */
   private byProvider = new Map<string, Participant[]>();
   private hooks = new Map<string, Webhook>();
+  private profiles = new Map<string, { profile: ParticipantProfile; version: number }>();
+  /** API keys a rotation replaced, by hash: accepted until their overlap ends. */
+  private byPreviousKeyHash = new Map<string, { dipId: string; validUntil: number }>();
+  private channelVersions = new Map<string, ChannelSettingsVersion>();
+  private subscribersOf = new Map<string, string[]>();
   private version = -1;
   private unwatch: Cancel | null = null;
   private readonly listeners: Array<() => void> = [];
@@ -26,6 +46,7 @@ export class Registry implements RoutingDirectory {
   constructor(
     private readonly store: RegistryStore,
     private readonly logger?: Logger,
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** Loads now, then follows the store's change feed. */
@@ -52,7 +73,12 @@ export class Registry implements RoutingDirectory {
   async refresh(): Promise<void> {
     const version = await this.store.version();
     if (version === this.version) return;
-    const [participants, hooks] = await Promise.all([this.store.participants(), this.store.webhooks()]);
+    const [participants, hooks, profiles, channels] = await Promise.all([
+      this.store.participants(),
+      this.store.webhooks(),
+      this.store.records(PROFILE_RECORD),
+      this.store.records(CHANNEL_RECORD),
+    ]);
     const byDipId = new Map<string, Participant>();
     const byKeyHash = new Map<string, Participant>();
     const byRole = new Map<string, Participant[]>();
@@ -70,6 +96,16 @@ export class Registry implements RoutingDirectory {
     this.byRole = byRole;
     this.byProvider = byProvider;
     this.hooks = new Map(hooks.map((h) => [hookKey(h.recipientDipId, h.channel), h]));
+    this.profiles = new Map(profiles.map((r) => [r.key, { profile: r.doc as ParticipantProfile, version: r.version }]));
+    this.byPreviousKeyHash = new Map();
+    const subscribers = new Map<string, string[]>();
+    for (const { profile } of this.profiles.values()) {
+      if (profile.rescinded || !byDipId.has(profile.dipId)) continue;
+      if (profile.previousApiKey) this.byPreviousKeyHash.set(profile.previousApiKey.hash, { dipId: profile.dipId, validUntil: profile.previousApiKey.validUntil });
+      for (const c of profile.channels) subscribers.set(c, [...(subscribers.get(c) ?? []), profile.dipId]);
+    }
+    this.subscribersOf = subscribers;
+    this.channelVersions = new Map(channels.map((r) => [r.key, channelVersion(r)]));
     this.version = version;
     for (const l of this.listeners) l();
   }
@@ -101,9 +137,37 @@ export class Registry implements RoutingDirectory {
     // Known keys are remembered (until the next reload) so a request costs no hash; unknown ones never are.
     const known = this.byKnownKey.get(apiKey);
     if (known) return known;
-    const found = this.byKeyHash.get(hashApiKey(apiKey));
+    const hash = hashApiKey(apiKey);
+    const found = this.byKeyHash.get(hash);
     if (found) this.byKnownKey.set(apiKey, found);
-    return found;
+    if (found || this.byPreviousKeyHash.size === 0) return found;
+    // A key a rotation replaced works until its overlap ends (never remembered: the end is checked each time).
+    const previous = this.byPreviousKeyHash.get(hash);
+    return previous && this.now() <= previous.validUntil ? this.byDipId.get(previous.dipId) : undefined;
+  }
+
+  /** What the DIP keeps beside the registration (self-service choices, a rotated key, a rescission), and its version. */
+  profile(dipId: string): { profile: ParticipantProfile; version: number } {
+    return this.profiles.get(dipId) ?? { profile: emptyProfile(dipId), version: 0 };
+  }
+
+  /** Rescinded participants are offboarded: what is still queued for them is dead-lettered, never delivered. */
+  rescinded(dipId: string): boolean {
+    return !this.byDipId.has(dipId) && this.profiles.get(dipId)?.profile.rescinded != null;
+  }
+
+  /** The operator's settings version in force for a channel, if it was ever changed while running. */
+  channelSettings(channel: string): ChannelSettingsVersion | undefined {
+    return this.channelVersions.get(channel);
+  }
+
+  allChannelSettings(): ChannelSettingsVersion[] {
+    return [...this.channelVersions.values()];
+  }
+
+  /** Participants that opted into a channel themselves (self-service). */
+  subscribers(channel: string): readonly string[] {
+    return this.subscribersOf.get(channel) ?? [];
   }
 
   holdersOf(role: string): readonly Participant[] {

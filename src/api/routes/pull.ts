@@ -3,6 +3,7 @@ import { MSG } from '../../domain/response-codes.js';
 import { formatSequence, SEQUENCE_HEADER } from '../../domain/sequence.js';
 import type { ApiDeps } from '../deps.js';
 import { recipientScope } from '../guard.js';
+import { PAUSED_RETRY_AFTER_SECONDS } from '../../pipeline/ingest.js';
 import { ACK_SCHEMA } from '../schemas.js';
 import { sendStandard } from '../request.js';
 
@@ -18,6 +19,10 @@ export function registerPullRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.get<Route>('/dip-channel/:id/pull/:recipientId', { config: { access: 'recipient' } }, async (req, reply) => {
     const { caller, channel } = recipientScope(req);
     const queue = { recipientDipId: caller.dipId, channel: channel.interfaceId };
+    if (channel.availability === 'paused') {
+      reply.header('retry-after', String(PAUSED_RETRY_AFTER_SECONDS));
+      return sendStandard(deps, reply, 503, queue.recipientDipId, MSG.processingFailed, `${queue.channel} is paused by the DIP operator (maintenance): its deliveries are held until it resumes`);
+    }
     if (deps.registry.webhook(queue.recipientDipId, queue.channel)) {
       return sendStandard(deps, reply, 409, queue.recipientDipId, MSG.processingFailed, `messages on ${queue.channel} are pushed to your webhook; DELETE the pubconfig to pull instead`);
     }
