@@ -319,7 +319,6 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     operators: new OperatorAccounts(backend.registry, backend.journal, clock),
     journal: backend.journal,
     now: () => clock.now(),
-    routes: [(a) => registerChannelAdminRoutes(a, channelSettings)],
     deadLetters: backend.deadLetters,
     archive: backend.archive,
     mpan,
@@ -329,7 +328,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     health,
     pki: { config, pkiDir: pkiDir(config), participants: () => registry.participants() },
     ...(activity ? { activity } : {}),
-    routes: [(a) => registerMetricsRoute(a, metrics)],
+    routes: [(a) => registerMetricsRoute(a, metrics), (a) => registerChannelAdminRoutes(a, channelSettings)],
   });
   await admin.listen({ port: config.adminPort, host: '127.0.0.1' });
   life.started('operator listener', () => admin.close());
