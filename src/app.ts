@@ -3,7 +3,7 @@ import { createPrivateKey } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
 import { join } from 'node:path';
 import { pino, type DestinationStream } from 'pino';
-import { openActivityLog, openBackend, openCoordination } from './adapters/backend.js';
+import { openActivityLog, openBackend, openCoordination, openPublicationBlobs } from './adapters/backend.js';
 import { ActivityRecorder } from './pipeline/activity-recorder.js';
 import { countedLog, DipMetrics, queueDepths, timedJournal } from './pipeline/metrics.js';
 import { registerMetricsRoute } from './api/metrics.js';
@@ -12,6 +12,7 @@ import { systemClock } from './adapters/clock.js';
 import { EventLoopGauge } from './adapters/event-loop-gauge.js';
 import { UndiciWebhookTransport } from './adapters/http/webhook-client.js';
 import { buildAdminServer, ensureAdminToken } from './api/admin.js';
+import { buildPublicServer } from './api/public-server.js';
 import { buildServer } from './api/server.js';
 import { operationsOf, type Operation } from './api/operations.js';
 import type { DipConfig } from './config.js';
@@ -26,6 +27,7 @@ import { DEFAULT_SHARE, DeliveryShare } from './pipeline/delivery-share.js';
 import { Ingest } from './pipeline/ingest.js';
 import { OverloadGuard } from './pipeline/overload.js';
 import { MpanDirectory } from './pipeline/mpan-directory.js';
+import { Publications } from './pipeline/publications.js';
 import { OperatorAccounts } from './pipeline/operators.js';
 import { mpanFeed } from './pipeline/mpan-feed.js';
 import { RecipientCopies } from './pipeline/recipient-copy.js';
@@ -69,6 +71,10 @@ export interface RunningDip {
   activity: ActivityRecorder | null;
   /** Every operation each listener serves, as registered (the fuzzer of test/fuzz covers them all). */
   operations: { participant: readonly Operation[]; operator: readonly Operation[] };
+  /** Pattern B publications. */
+  publications: Publications;
+  /** The anonymous listener's port (public publications); null when it is not enabled. */
+  publicPort: number | null;
   close(): Promise<void>;
 }
 
@@ -292,15 +298,39 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   // The API activity log: opened and started before the listeners, stopped after them (every answered
   // request is written before the store closes).
   const activity = await startActivityLog(config, clock, logger, life);
-  const app = buildServer(
+  // Pattern B: publication bytes in files (embedded) or a JetStream Object Store (cluster), sealed like the
+  // archive; their metadata in the backend's database. Download URLs are known once the listeners are.
+  const blobs = await openPublicationBlobs(config, sealer);
+  life.started('publication store', () => blobs.close());
+  const baseUrls: { participant: string; public: string | null } = { participant: '', public: null };
+  const pubSettings = config.publications;
+  const publications = new Publications(
+    backend.publications,
+    blobs,
+    backend.log,
+    registry,
     {
-      config, logger, ingest, registry, webhooks: backend.registry, delivery, replay, status, queues: backend.log, copies, channel, health, clock, destinations,
-      overload: new OverloadGuard(config.overload, load),
-      // A getter: after a rotation GET /certificates/dip serves the signing certificate in force.
-      certificates: { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, encryption: encryption.certPem },
-      ...(activity ? { activity } : {}),
-      metrics,
+      maxBytes: (id) => pubSettings.channels[id]?.maxBytes ?? pubSettings.maxBytes,
+      retentionMs: (id) => (pubSettings.channels[id]?.retentionDays ?? pubSettings.retentionDays) * 86_400_000,
+      publisherRoles: (id) => pubSettings.channels[id]?.publisherRoles,
+      participantBaseUrl: () => baseUrls.participant,
+      publicBaseUrl: () => baseUrls.public,
+      environment: config.environment,
+      reachable: (ch, id) => ch.securityPattern !== 2 || copies.recipientKey(id) !== undefined,
     },
+    clock,
+    logger,
+  );
+  const apiDeps = {
+    config, logger, ingest, registry, webhooks: backend.registry, delivery, replay, status, queues: backend.log, copies, channel, health, clock, destinations, publications,
+    overload: new OverloadGuard(config.overload, load),
+    // A getter: after a rotation GET /certificates/dip serves the signing certificate in force.
+    certificates: { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, encryption: encryption.certPem },
+    ...(activity ? { activity } : {}),
+    metrics,
+  };
+  const app = buildServer(
+    apiDeps,
     { key: pki.server.keyPem, cert: pki.server.certPem, ca: trust.cas },
     {
       replay: coordination.replayGuard,
@@ -314,6 +344,18 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   life.started('participant listener', () => app.close());
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
+  const host = config.hostnames[0] ?? 'localhost';
+  baseUrls.participant = config.publicUrl?.replace(/\/$/, '') ?? `https://${host}:${port}`;
+  // Public publications, without a client certificate, on a listener of their own (off by default).
+  let publicPort: number | null = null;
+  if (pubSettings.anonymous.enabled) {
+    const anonymous = buildPublicServer(apiDeps, { key: pki.server.keyPem, cert: pki.server.certPem }, pubSettings.anonymous.rateLimit);
+    await anonymous.listen({ port: pubSettings.anonymous.port, host: pubSettings.anonymous.host });
+    life.started('anonymous listener', () => anonymous.close());
+    const a = anonymous.server.address();
+    publicPort = typeof a === 'object' && a ? a.port : pubSettings.anonymous.port;
+    baseUrls.public = `https://${host}:${publicPort}`;
+  }
   const admin = buildAdminServer({
     token: ensureAdminToken(config.dataDir),
     operators: new OperatorAccounts(backend.registry, backend.journal, clock),
@@ -352,6 +394,14 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   );
   retention.start();
   life.started('retention', () => retention.stop());
+  // Superseded publication versions past their channel's retention, in the background.
+  const purgePublications = (): void => {
+    publications.purge().then(
+      (removed) => removed > 0 && logger.info({ removed }, 'superseded publications past retention removed'),
+      (err: unknown) => logger.error({ err }, 'publication retention failed; it runs again at the next interval'),
+    );
+  };
+  life.started('publication retention', clock.every(config.purgeIntervalSeconds * 1000, purgePublications));
   // Expiring certificates: warned about at start, then once a day.
   const warnExpiring = (): void => {
     try {
@@ -380,6 +430,8 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     events,
     retention,
     operations: { participant: operationsOf(app), operator: operationsOf(admin) },
+    publications,
+    publicPort,
     close: () => life.stop(),
   };
 }

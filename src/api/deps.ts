@@ -5,6 +5,7 @@ import type { Channel } from '../pipeline/channels.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import type { Ingest } from '../pipeline/ingest.js';
 import type { OverloadGuard } from '../pipeline/overload.js';
+import type { Publications } from '../pipeline/publications.js';
 import type { RecipientCopies } from '../pipeline/recipient-copy.js';
 import type { Registry } from '../pipeline/registry.js';
 import type { Replay } from '../pipeline/replay.js';
@@ -43,4 +44,6 @@ export interface ApiDeps {
   activity?: ActivitySink;
   /** Prometheus counters (requests by route and status). */
   metrics?: DipMetrics;
+  /** Pattern B: large publications. */
+  publications: Publications;
 }

@@ -12,6 +12,7 @@ import type { SecurityControls } from '../pipeline/authenticate.js';
 import { registerChannelRoutes } from './routes/channel.js';
 import { registerPubconfigRoutes } from './routes/pubconfig.js';
 import { registerCertificateRoutes } from './routes/certificates.js';
+import { registerPublicationRoutes } from './routes/publications.js';
 import { registerPullRoutes } from './routes/pull.js';
 import { registerReplayRoutes } from './routes/replay.js';
 import { registerStatusRoutes } from './routes/status.js';
@@ -215,6 +216,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   registerStatusRoutes(app, deps);
   registerCertificateRoutes(app, deps);
   registerValidateRoutes(app, deps);
+  registerPublicationRoutes(app, deps);
   answerOtherMethods(app, deps, routes);
   return app;
 }

@@ -1,4 +1,5 @@
-import { Agent, request } from 'undici';
+import { Readable } from 'node:stream';
+import { Agent, request, type Dispatcher } from 'undici';
 import { parseSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
 import type { StandardResponse } from '../domain/standard-response.js';
 import { Signer } from '../security/signature.js';
@@ -104,12 +105,49 @@ export class DipClient {
       dispatcher: this.agent,
       headers: { 'content-type': 'application/json', 'x-api-key': this.opts.apiKey, ...signature, ...headers },
     });
+    return this.answer<T>(res);
+  }
+
+  private async answer<T = StandardResponse>(res: Dispatcher.ResponseData): Promise<DipAnswer<T>> {
     const text = await res.body.text();
-    const answered = Object.fromEntries(Object.entries(res.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : v]));
-    return { status: res.statusCode, body: (text === '' ? null : JSON.parse(text)) as T, headers: answered };
+    return { status: res.statusCode, body: (text === '' ? null : JSON.parse(text)) as T, headers: flatHeaders(res.headers) };
+  }
+
+  /**
+   * Publishes a large payload (Pattern B) from a stream: the signature covers `sha256` (base64 SHA-256 of
+   * the bytes, computed beforehand), and the bytes stream as they are read. `query` carries the metadata
+   * (type, version, format, compression, effectiveFrom, effectiveTo, fileName, description, public).
+   */
+  async publish(channel: string, query: Record<string, string>, body: AsyncIterable<Uint8Array> | Buffer, sha256: string, length?: number): Promise<DipAnswer> {
+    const url = `${this.opts.baseUrl.replace(/\/$/, '')}/dip-channel/${channel}/publications?${new URLSearchParams(query).toString()}`;
+    const signature = await this.signer.signHash('POST', url, sha256, this.opts.now?.());
+    const res = await request(url, {
+      method: 'POST',
+      body: Buffer.isBuffer(body) ? body : Readable.from(body),
+      dispatcher: this.agent,
+      headers: {
+        'content-type': 'application/octet-stream',
+        'x-api-key': this.opts.apiKey,
+        ...(length !== undefined ? { 'content-length': String(length) } : {}),
+        ...signature,
+      },
+    });
+    return this.answer(res);
+  }
+
+  /** A signed GET whose body is streamed to the caller (a publication's content): status, headers and the body stream. */
+  async download(path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | undefined>; body: Readable }> {
+    const url = `${this.opts.baseUrl.replace(/\/$/, '')}${path}`;
+    const signature = await this.signer.sign('GET', url, '', this.opts.now?.());
+    const res = await request(url, { method: 'GET', dispatcher: this.agent, headers: { 'x-api-key': this.opts.apiKey, ...signature, ...headers } });
+    return { status: res.statusCode, headers: flatHeaders(res.headers), body: res.body };
   }
 
   async close(): Promise<void> {
     await this.agent.close();
   }
+}
+
+function flatHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | undefined> {
+  return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : v]));
 }

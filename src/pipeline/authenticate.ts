@@ -35,6 +35,8 @@ export interface CallerEvidence {
   /** URLs a caller may have signed instead by mistake (the Host-header URL behind a proxy): for the doctor only. */
   otherUrls?: readonly string[];
   body: Buffer;
+  /** The body is streamed (a large publication): the signature covers X-DIP-Content-Hash, and the body is checked against it once read. */
+  streamedBody?: boolean;
   headers: Record<string, string | string[] | undefined>;
   controls?: SecurityControls;
 }
@@ -72,7 +74,7 @@ export async function authenticate(registry: Registry, call: CallerEvidence, now
   const tlsRevoked = call.tlsPeer ? revocation?.revoked(call.tlsPeer.fingerprint256) : undefined;
   if (tlsRevoked) return { ok: false, status: 401, help: revokedHelp('the TLS client certificate', tlsRevoked) };
 
-  const verified = verifyDipSignature({ method: call.method, url: call.url, otherUrls: call.otherUrls, body: call.body, headers: call.headers, now, maxSkewMs });
+  const verified = verifyDipSignature({ method: call.method, url: call.url, otherUrls: call.otherUrls, body: call.streamedBody ? null : call.body, headers: call.headers, now, maxSkewMs });
   if (!verified.ok) return { ok: false, status: 401, help: signatureHelp(verified.reason, verified.detail, verified.stringToSign) };
   // From here the signature verifies: a refusal still shows what was verified, for the caller's records.
   const refuse = (check: string, detail: string): Authentication => ({ ok: false, status: 401, help: signatureHelp(check, detail, verified.stringToSign) });

@@ -90,7 +90,12 @@ export interface VerifyInput {
   method: string;
   /** The full URL the client called (scheme, host, port, path[, query]). Case is irrelevant. */
   url: string;
-  body: Buffer;
+  /**
+   * The raw body, whose hash must match X-DIP-Content-Hash; null when the body is streamed (a large
+   * publication): the signature then covers the hash the caller declared, and the caller checks the
+   * body against it once read.
+   */
+  body: Buffer | null;
   headers: Record<string, string | string[] | undefined>;
   now: Date;
   maxSkewMs: number;
@@ -149,7 +154,14 @@ export class Signer {
 
   /** Produce the four DIP signature headers. The RSA operation runs on the libuv thread pool. */
   sign(method: string, url: string, body: Buffer | string, now: Date = new Date()): Promise<DipSignatureHeaders> {
-    const hash = contentHash(body);
+    return this.signHash(method, url, contentHash(body), now);
+  }
+
+  /**
+   * The same headers for a body hashed beforehand (base64 SHA-256): a large publication is hashed while
+   * read from disk and streamed afterwards, never held in memory.
+   */
+  signHash(method: string, url: string, hash: string, now: Date = new Date()): Promise<DipSignatureHeaders> {
     const date = now.toISOString();
     const data = Buffer.from(stringToSign(method, url, date, hash), 'utf8');
     return new Promise((resolve, reject) => {
@@ -419,8 +431,8 @@ export function verifyDipSignature(input: VerifyInput): VerifyResult {
     );
   }
 
-  const actualHash = contentHash(input.body);
-  if (actualHash !== hashHeader) {
+  const actualHash = input.body === null ? hashHeader : contentHash(input.body);
+  if (input.body !== null && actualHash !== hashHeader) {
     // What a signer of this body signs: the string with the body's own hash.
     expected = expectedString(input, date, actualHash);
     return fail(
@@ -502,7 +514,8 @@ function candidates(input: VerifyInput, date: string, hash: string): Candidate[]
   for (const other of input.otherUrls ?? []) {
     add(method, other.toLowerCase(), hash, 'method-or-url', `it was signed for ${other}, but the DIP is called at ${input.url} (its public URL)`);
   }
-  add(method, lower, createHash('sha256').update(input.body).digest('hex'), 'bad-signature', `the content hash was signed in hex: sign the base64 value of ${DIP_HEADER_CONTENT_HASH}`);
+  const hexHash = input.body === null ? Buffer.from(hash, 'base64').toString('hex') : createHash('sha256').update(input.body).digest('hex');
+  add(method, lower, hexHash, 'bad-signature', `the content hash was signed in hex: sign the base64 value of ${DIP_HEADER_CONTENT_HASH}`);
   return out;
 }
 

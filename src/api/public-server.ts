@@ -1,0 +1,72 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import { MSG } from '../domain/response-codes.js';
+import type { RateLimitSettings } from '../security/rate-limit.js';
+import { RateLimiter } from '../security/rate-limit.js';
+import type { ApiDeps } from './deps.js';
+import { describePublication, listQuery, sendPublication, type ContentQuery, type ListQuery } from './publication-download.js';
+import { sendStandard } from './request.js';
+
+/**
+ * The anonymous listener (spec 5.6: "anonymous access to the data store"): HTTPS without a client
+ * certificate, GET only, public publications only, with fair-use limits of its own per client address.
+ * It never sees a participant's API or a restricted publication's bytes.
+ *   GET /publications                                 list (channel, type, version, from, to, effectiveOn, limit)
+ *   GET /publications/{publication-id}                metadata
+ *   GET /publications/{publication-id}/content        download (Range; where, columns, decompress)
+ */
+export function buildPublicServer(deps: ApiDeps, tls: { key: string; cert: string }, rateLimit: RateLimitSettings): FastifyInstance {
+  const limits = deps.config.http;
+  const app = Fastify({
+    https: { key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2', handshakeTimeout: limits.handshakeTimeoutMs, maxHeaderSize: limits.maxHeaderBytes },
+    requestTimeout: limits.requestTimeoutMs,
+    routerOptions: { caseSensitive: false, ignoreTrailingSlash: true, maxParamLength: 100 },
+    logger: false,
+  });
+  const limiter = new RateLimiter(rateLimit);
+  if (limiter.enabled) {
+    app.addHook('onRequest', async (req, reply) => {
+      const decision = limiter.take(`a:${req.raw.socket.remoteAddress ?? ''}`, deps.clock.now());
+      if (decision.ok) return;
+      const seconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
+      reply.header('retry-after', String(seconds));
+      return sendStandard(deps, reply, 429, null, MSG.processingFailed, `too many requests: the anonymous limit is ${rateLimit.requestsPerSecond} requests/s per address (bursts of ${rateLimit.burst}); retry after ${seconds} s`);
+    });
+  }
+  app.setNotFoundHandler((req, reply) => {
+    void sendStandard(deps, reply, 404, null, MSG.interfaceIdInvalid, `no such resource: ${req.method} ${req.url.split('?')[0]} (this listener serves GET /publications)`);
+  });
+  app.setErrorHandler((error: Error & { statusCode?: number }, req, reply) => {
+    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    if (status >= 500) deps.logger.error({ err: error, url: req.url }, 'anonymous request failed');
+    return sendStandard(deps, reply, status, null, status >= 500 ? MSG.processingFailed : MSG.schemaFailure, status >= 500 ? 'internal error' : error.message);
+  });
+
+
+  app.get<{ Querystring: ListQuery & { channel?: string } }>('/publications', async (req, reply) => {
+    const query = listQuery(req.query, { publicOnly: true, ...(req.query.channel !== undefined ? { channel: req.query.channel } : {}) });
+    if ('error' in query) return sendStandard(deps, reply, 400, null, MSG.schemaFailure, query.error);
+    const found = await deps.publications.find(query);
+    return reply.code(200).send({ publications: found.map((p) => describePublication(p, deps.publications.publicUrl(p) ?? '')) });
+  });
+
+  const publicRecord = async (id: string) => {
+    const record = await deps.publications.get(id);
+    if (!record) return { status: 404 as const, help: `no publication ${id}` };
+    // Said plainly: the publication exists but is for its channel's participants, over mutual TLS.
+    if (!record.public) return { status: 403 as const, help: `publication ${id} is not public: its channel's participants download it over the participant listener (mutual TLS)` };
+    return record;
+  };
+
+  app.get<{ Params: { publicationId: string } }>('/publications/:publicationId', async (req, reply) => {
+    const found = await publicRecord(req.params.publicationId);
+    if ('status' in found) return sendStandard(deps, reply, found.status, null, found.status === 403 ? MSG.processingFailed : MSG.interfaceIdInvalid, found.help);
+    return reply.code(200).send(describePublication(found, deps.publications.publicUrl(found) ?? ''));
+  });
+
+  app.get<{ Params: { publicationId: string }; Querystring: ContentQuery }>('/publications/:publicationId/content', async (req, reply) => {
+    const found = await publicRecord(req.params.publicationId);
+    if ('status' in found) return sendStandard(deps, reply, found.status, null, found.status === 403 ? MSG.processingFailed : MSG.interfaceIdInvalid, found.help);
+    return sendPublication(deps, req, reply, found, null);
+  });
+  return app;
+}

@@ -1,0 +1,176 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Readable } from 'node:stream';
+import { createGzip } from 'node:zlib';
+import { MSG } from '../domain/response-codes.js';
+import { dipDateTime } from '../domain/time.js';
+import { decoded, FilterError, filterRows, parseRowFilter, tabularFormat } from '../pipeline/publication-content.js';
+import type { PublicationQuery, PublicationRecord } from '../ports/publications.js';
+import type { ApiDeps } from './deps.js';
+import { sendStandard } from './request.js';
+
+/**
+ * Listing and downloading publications: one module for the participant listener (mutual TLS) and the
+ * anonymous one (public publications only), so both answer alike.
+ */
+
+export interface ListQuery {
+  type?: string;
+  version?: string;
+  from?: string;
+  to?: string;
+  effectiveOn?: string;
+  limit?: string;
+}
+
+export interface ContentQuery {
+  where?: string | string[];
+  columns?: string;
+  decompress?: string;
+}
+
+const MAX_LIST = 1000;
+
+/** A listing's filters from the query string, or why they cannot be read. */
+export function listQuery(q: ListQuery, base: Pick<PublicationQuery, 'channel' | 'publicOnly' | 'channels'>): PublicationQuery | { error: string } {
+  const time = (name: string, v: string | undefined): number | undefined | { error: string } => {
+    if (v === undefined) return undefined;
+    const t = Date.parse(v);
+    return Number.isNaN(t) ? { error: `${name} '${v}' is not a date or date-time (for example 2026-01-31 or 2026-01-31T00:00:00+00:00)` } : t;
+  };
+  const from = time('from', q.from);
+  const to = time('to', q.to);
+  if (typeof from === 'object') return from;
+  if (typeof to === 'object') return to;
+  if (q.effectiveOn !== undefined && !/^\d{4}-\d{2}-\d{2}/.test(q.effectiveOn)) return { error: `effectiveOn '${q.effectiveOn}' is not a date (YYYY-MM-DD)` };
+  const limit = q.limit === undefined ? 100 : Number(q.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST) return { error: `limit must be a whole number from 1 to ${MAX_LIST}` };
+  return {
+    ...base,
+    ...(q.type !== undefined ? { publicationType: q.type } : {}),
+    ...(q.version !== undefined ? { version: q.version } : {}),
+    ...(from !== undefined ? { from } : {}),
+    ...(to !== undefined ? { to } : {}),
+    ...(q.effectiveOn !== undefined ? { effectiveOn: q.effectiveOn } : {}),
+    limit,
+  };
+}
+
+/** A publication as listed: its metadata and where to download it. */
+export function describePublication(p: PublicationRecord, downloadURI: string): Record<string, unknown> {
+  return {
+    publicationID: p.id,
+    channel: p.channel,
+    publicationType: p.publicationType,
+    version: p.version,
+    publisherDIPID: p.publisherDipId,
+    effectiveFrom: p.effectiveFrom,
+    effectiveTo: p.effectiveTo,
+    format: p.format,
+    compression: p.compression,
+    fileName: p.fileName,
+    description: p.description,
+    public: p.public,
+    size: p.size,
+    sha256: p.sha256,
+    publishedAt: dipDateTime(new Date(p.publishedAt)),
+    downloadURI,
+  };
+}
+
+const CONTENT_TYPES: Readonly<Record<string, string>> = {
+  csv: 'text/csv; charset=utf-8',
+  jsonl: 'application/x-ndjson',
+  json: 'application/json',
+  pdf: 'application/pdf',
+  zip: 'application/zip',
+};
+
+function contentType(format: string): string {
+  return CONTENT_TYPES[format.toLowerCase()] ?? 'application/octet-stream';
+}
+
+/** `bytes=a-b`, `bytes=a-`, `bytes=-n` (one range); undefined: no usable Range (the whole file); null: not satisfiable. */
+export function parseRange(header: string | undefined, size: number): { start: number; end: number } | undefined | null {
+  if (header === undefined) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  // Several ranges, or another unit: served whole, as RFC 9110 allows.
+  if (!m || (m[1] === '' && m[2] === '')) return undefined;
+  if (m[1] === '') {
+    const suffix = Number(m[2]);
+    if (suffix === 0 || size === 0) return null;
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (start >= size || start > end) return null;
+  return { start, end };
+}
+
+/**
+ * Sends a publication: whole, or a byte range of it (resumable downloads: Range, If-Range on the ETag,
+ * which is the SHA-256 of the bytes as stored); or, with `decompress=true` or a row filter, its plain
+ * (and filtered) content, streamed and gzip-compressed when the client accepts it.
+ */
+export async function sendPublication(deps: ApiDeps, req: FastifyRequest<{ Querystring: ContentQuery }>, reply: FastifyReply, record: PublicationRecord, caller: string | null): Promise<FastifyReply> {
+  const filter = parseRowFilter(req.query.where, req.query.columns);
+  if (filter && 'error' in filter) return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, filter.error);
+  const decompress = req.query.decompress === 'true';
+  if (req.query.decompress !== undefined && !decompress && req.query.decompress !== 'false') {
+    return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, `decompress must be true or false`);
+  }
+  if (!filter && !decompress) return sendWhole(deps, req, reply, record, caller);
+
+  const tabular = tabularFormat(record.format);
+  if (filter && !tabular) {
+    return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, `rows and columns can be chosen in csv and jsonl publications; ${record.id} is ${record.format}: download it whole`);
+  }
+  const plain = decoded(record.compression, deps.publications.read(record));
+  const body = filter && tabular ? filterRows(tabular, plain, filter) : (plain[Symbol.asyncIterator]() as AsyncIterator<Buffer>);
+  // The first piece is awaited before answering, so a filter that cannot apply (an unknown column) is a
+  // 400 rather than a cut 200.
+  let first: IteratorResult<Buffer>;
+  try {
+    first = await body.next();
+  } catch (err) {
+    plain.destroy();
+    if (err instanceof FilterError) return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, err.message);
+    throw err;
+  }
+  async function* all(): AsyncGenerator<Buffer> {
+    if (first.done) return;
+    yield first.value;
+    for (let next = await body.next(); !next.done; next = await body.next()) yield next.value;
+  }
+  let out: Readable = Readable.from(all(), { objectMode: false });
+  reply.header('content-type', contentType(tabular ?? record.format));
+  reply.header('vary', 'accept-encoding');
+  if (/\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) {
+    out = out.pipe(createGzip());
+    reply.header('content-encoding', 'gzip');
+  }
+  return reply.code(200).send(out);
+}
+
+function sendWhole(deps: ApiDeps, req: FastifyRequest, reply: FastifyReply, record: PublicationRecord, caller: string | null): FastifyReply {
+  const etag = `"${record.sha256}"`;
+  const ifRange = req.headers['if-range'];
+  const rangeHeader = ifRange === undefined || ifRange === etag ? req.headers.range : undefined;
+  const range = parseRange(rangeHeader, record.size);
+  reply.header('accept-ranges', 'bytes');
+  if (range === null) {
+    reply.header('content-range', `bytes */${record.size}`);
+    return sendStandard(deps, reply, 416, caller, MSG.schemaFailure, `Range ${rangeHeader ?? ''} is outside the ${record.size} bytes of publication ${record.id}`);
+  }
+  reply.header('etag', etag);
+  reply.header('repr-digest', `sha-256=:${Buffer.from(record.sha256, 'hex').toString('base64')}:`);
+  reply.header('content-type', contentType(record.compression === 'none' ? record.format : 'bin'));
+  reply.header('content-disposition', `attachment; filename="${record.fileName.replace(/["\\\r\n]/g, '_')}"`);
+  reply.header('x-opendip-compression', record.compression);
+  if (range) {
+    reply.header('content-range', `bytes ${range.start}-${range.end}/${record.size}`);
+    reply.header('content-length', String(range.end - range.start + 1));
+    return reply.code(206).send(Readable.from(deps.publications.read(record, range), { objectMode: false }));
+  }
+  reply.header('content-length', String(record.size));
+  return reply.code(200).send(Readable.from(deps.publications.read(record), { objectMode: false }));
+}

@@ -1,0 +1,183 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Readable } from 'node:stream';
+import type { Participant } from '../../domain/participant.js';
+import { MSG } from '../../domain/response-codes.js';
+import { standardResponse } from '../../domain/standard-response.js';
+import { authenticate } from '../../pipeline/authenticate.js';
+import type { Channel } from '../../pipeline/channels.js';
+import { mayRead } from '../../pipeline/publications.js';
+import { COMPRESSIONS, type Compression, type PublicationMetadata, type PublicationRecord } from '../../ports/publications.js';
+import { DIP_HEADER_CONTENT_HASH } from '../../security/signature.js';
+import type { ApiDeps } from '../deps.js';
+import { admitted } from '../guard.js';
+import { describePublication, listQuery, sendPublication, type ContentQuery, type ListQuery } from '../publication-download.js';
+import { evidence, sendStandard } from '../request.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The route reads its body as a stream (application/octet-stream): nothing buffers it. */
+    streamedBody?: boolean;
+  }
+}
+
+interface PublishQuery {
+  type?: string;
+  version?: string;
+  format?: string;
+  compression?: string;
+  fileName?: string;
+  effectiveFrom?: string;
+  effectiveTo?: string;
+  description?: string;
+  public?: string;
+}
+
+const NAME = /^[\w.+-]+$/;
+const DATE = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?$/;
+
+/** The publisher's metadata from the (signed) query string, or the first thing wrong with it. */
+export function publicationMetadata(channel: string, q: PublishQuery): PublicationMetadata | { error: string } {
+  const required = (name: keyof PublishQuery, max: number): string | { error: string } => {
+    const v = q[name];
+    if (v === undefined || v === '') return { error: `${name} is required (query string)` };
+    if (v.length > max || !NAME.test(v)) return { error: `${name} '${v.slice(0, 60)}' must be 1 to ${max} letters, digits or . _ + -` };
+    return v;
+  };
+  const type = required('type', 50);
+  if (typeof type === 'object') return type;
+  // DI-961 Publication Version ID: at most 10 characters.
+  const version = required('version', 10);
+  if (typeof version === 'object') return version;
+  // DI-968 Distribution Variant Format: at most 10 characters.
+  const format = required('format', 10);
+  if (typeof format === 'object') return format;
+  const compression = (q.compression ?? 'none') as Compression;
+  if (!COMPRESSIONS.includes(compression)) return { error: `compression '${q.compression ?? ''}' is not one of ${COMPRESSIONS.join(', ')}` };
+  for (const name of ['effectiveFrom', 'effectiveTo'] as const) {
+    const v = q[name];
+    if (v !== undefined && !DATE.test(v)) return { error: `${name} '${v.slice(0, 40)}' is not an ISO date or date-time` };
+  }
+  if (q.effectiveFrom && q.effectiveTo && q.effectiveTo.slice(0, 10) < q.effectiveFrom.slice(0, 10)) return { error: `effectiveTo ${q.effectiveTo} is before effectiveFrom ${q.effectiveFrom}` };
+  if (q.description !== undefined && q.description.length > 200) return { error: 'description is longer than 200 characters (DI-960)' };
+  const fileName = q.fileName ?? `${type}-${version}.${format.toLowerCase()}`;
+  if (fileName.length > 200 || !NAME.test(fileName)) return { error: `fileName '${fileName.slice(0, 60)}' must be 1 to 200 letters, digits or . _ + -` };
+  if (q.public !== undefined && q.public !== 'true' && q.public !== 'false') return { error: `public must be true or false` };
+  return {
+    channel,
+    publicationType: type,
+    version,
+    format: format.toLowerCase(),
+    compression,
+    fileName,
+    effectiveFrom: q.effectiveFrom ?? null,
+    effectiveTo: q.effectiveTo ?? null,
+    description: q.description ?? null,
+    public: q.public === 'true',
+  };
+}
+
+/** A refusal sent while the upload is still unread: the connection closes instead of reading gigabytes to throw away. */
+function refuseUnread(deps: ApiDeps, reply: FastifyReply, status: number, caller: string | null, message: Parameters<typeof sendStandard>[4], help: string): FastifyReply {
+  reply.header('connection', 'close');
+  return sendStandard(deps, reply, status, caller, message, help);
+}
+
+/**
+ * Pattern B on the participant listener (an OpenDIP extension in the published style,
+ * docs/api-differences.md):
+ *   POST /dip-channel/{id}/publications?type=…&version=…&format=…  publish (application/octet-stream, streamed)
+ *   GET  /dip-channel/{id}/publications                            list (type, version, from, to, effectiveOn, limit)
+ *   GET  /dip-channel/{id}/publications/{publication-id}           one publication's metadata
+ *   GET  /dip-channel/{id}/publications/{publication-id}/content   download (Range; where, columns, decompress)
+ */
+export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): void {
+  // Only routes that say so take a stream; anywhere else application/octet-stream is refused as before.
+  app.addContentTypeParser('application/octet-stream', (req, payload, done) => {
+    if (req.routeOptions.config.streamedBody) done(null, payload);
+    else done(Object.assign(new Error(`Content-Type 'application/octet-stream' is not accepted: send application/json`), { statusCode: 415 }), undefined);
+  });
+
+  app.post<{ Params: { id: string }; Querystring: PublishQuery }>('/dip-channel/:id/publications', { config: { streamedBody: true } }, async (req, reply) => {
+    const auth = await authenticate(deps.registry, { ...evidence(deps, req), streamedBody: true }, new Date(deps.clock.now()), deps.config.maxClockSkewSeconds * 1000);
+    if (!auth.ok) return refuseUnread(deps, reply, auth.status, null, MSG.processingFailed, auth.help);
+    const caller = auth.participant;
+    const channel = deps.channel(req.params.id);
+    if (!channel) return refuseUnread(deps, reply, 404, caller.dipId, MSG.interfaceIdInvalid, `dip-channel '${req.params.id}' is not a channel of this DIP`);
+    if (!String(req.headers['content-type'] ?? '').startsWith('application/octet-stream')) {
+      return refuseUnread(deps, reply, 415, caller.dipId, MSG.schemaFailure, `a publication is uploaded as Content-Type application/octet-stream (the payload's bytes as they are to be stored)`);
+    }
+    const meta = publicationMetadata(channel.interfaceId, req.query);
+    if ('error' in meta) return refuseUnread(deps, reply, 400, caller.dipId, MSG.schemaFailure, meta.error);
+    const declared = Buffer.from(String(req.headers[DIP_HEADER_CONTENT_HASH] ?? ''), 'base64');
+    if (declared.length !== 32) return refuseUnread(deps, reply, 400, caller.dipId, MSG.schemaFailure, `${DIP_HEADER_CONTENT_HASH} must be the base64 SHA-256 of the payload (32 bytes)`);
+    const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
+    const early = await deps.publications.precheck(caller, channel, meta, length);
+    if (early && !early.ok) return refuseUnread(deps, reply, early.status, caller.dipId, early.status === 403 ? MSG.processingFailed : MSG.schemaFailure, early.help);
+
+    const outcome = await deps.publications.publish(caller, channel, meta, declared.toString('hex'), req.body as Readable);
+    if (!outcome.ok) return refuseUnread(deps, reply, outcome.status, caller.dipId, outcome.status === 403 ? MSG.processingFailed : MSG.schemaFailure, outcome.help);
+    deps.delivery.notify(outcome.queues);
+    const uri = deps.publications.downloadUrl(outcome.record);
+    reply.header('location', uri);
+    reply.header('x-opendip-publication-id', outcome.record.id);
+    const help = `publication ${outcome.record.id} stored (${outcome.record.size} bytes, SHA-256 verified); ${outcome.recipients.length} recipient(s) notified`;
+    return reply.code(201).send({
+      ...standardResponse(new Date(deps.clock.now()), deps.config.dipId, caller.dipId, [{ transactionID: outcome.transactionId, message: MSG.success, help }]),
+      // An extension beside the published StandardResponse: what was stored and where to fetch it.
+      publication: describePublication(outcome.record, uri),
+    });
+  });
+
+  app.get<{ Params: { id: string }; Querystring: ListQuery }>('/dip-channel/:id/publications', { config: { access: 'participant' } }, async (req, reply) => {
+    const scope = readerScope(deps, req, reply);
+    if (!scope) return reply;
+    const query = listQuery(req.query, { channel: scope.channel.interfaceId, publicOnly: !scope.reader });
+    if ('error' in query) return sendStandard(deps, reply, 400, scope.caller.dipId, MSG.schemaFailure, query.error);
+    const found = await deps.publications.find(query);
+    return reply.code(200).send({ publications: found.map((p) => describePublication(p, deps.publications.downloadUrl(p))) });
+  });
+
+  app.get<{ Params: { id: string; publicationId: string } }>('/dip-channel/:id/publications/:publicationId', { config: { access: 'participant' } }, async (req, reply) => {
+    const found = await readable(deps, req, reply);
+    if (!found) return reply;
+    return reply.code(200).send(describePublication(found.record, deps.publications.downloadUrl(found.record)));
+  });
+
+  app.get<{ Params: { id: string; publicationId: string }; Querystring: ContentQuery }>(
+    '/dip-channel/:id/publications/:publicationId/content',
+    { config: { access: 'participant' } },
+    async (req, reply) => {
+      const found = await readable(deps, req, reply);
+      if (!found) return reply;
+      return sendPublication(deps, req, reply, found.record, found.caller.dipId);
+    },
+  );
+}
+
+/** The caller, the URL's channel, and whether the caller may read every publication on it (else only public ones). */
+function readerScope(deps: ApiDeps, req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply): { caller: Participant; channel: Channel; reader: boolean } | null {
+  const { caller } = admitted(req);
+  const channel = deps.channel(req.params.id);
+  if (!channel) {
+    void sendStandard(deps, reply, 404, caller.dipId, MSG.interfaceIdInvalid, `dip-channel '${req.params.id}' is not a channel of this DIP`);
+    return null;
+  }
+  return { caller, channel, reader: mayRead(channel, caller, deps.publications.publisherRoles(channel)) };
+}
+
+/** The publication of the URL, when the caller may read it (a recipient or publisher of its channel, or it is public). */
+async function readable(deps: ApiDeps, req: FastifyRequest<{ Params: { id: string; publicationId: string } }>, reply: FastifyReply): Promise<{ caller: Participant; record: PublicationRecord } | null> {
+  const scope = readerScope(deps, req, reply);
+  if (!scope) return null;
+  const record = await deps.publications.get(req.params.publicationId);
+  if (!record || record.channel !== scope.channel.interfaceId) {
+    void sendStandard(deps, reply, 404, scope.caller.dipId, MSG.interfaceIdInvalid, `no publication ${req.params.publicationId} on ${scope.channel.interfaceId}`);
+    return null;
+  }
+  if (!scope.reader && !record.public) {
+    const roles = [...new Set([...scope.channel.receiverRoles, ...scope.channel.alwaysRoles, ...deps.publications.publisherRoles(scope.channel)])];
+    void sendStandard(deps, reply, 403, scope.caller.dipId, MSG.processingFailed, `${scope.caller.dipId} holds ${scope.caller.roles.join(', ')}; publications on ${scope.channel.interfaceId} are for ${roles.join(', ')}`);
+    return null;
+  }
+  return { caller: scope.caller, record };
+}

@@ -1,0 +1,280 @@
+import { randomUUID } from 'node:crypto';
+import { receivesOn } from '../domain/channel.js';
+import type { Participant } from '../domain/participant.js';
+import { dipDateTime } from '../domain/time.js';
+import { newTransactionId } from '../domain/transaction-id.js';
+import type { Clock } from '../ports/clock.js';
+import type { Logger } from '../ports/logger.js';
+import type { AcceptedBatch, MessageLog, QueueRef } from '../ports/message-log.js';
+import { BlobTooLarge, type PublicationBlobs, type PublicationIndex, type PublicationMetadata, type PublicationQuery, type PublicationRecord } from '../ports/publications.js';
+import type { Channel } from './channels.js';
+import type { Registry } from './registry.js';
+
+/** Per-channel settings (config `publications`). */
+export interface PublicationSettings {
+  maxBytes(channel: string): number;
+  retentionMs(channel: string): number;
+  /** Roles that may publish on the channel; absent: the channel's sender roles. */
+  publisherRoles(channel: string): readonly string[] | undefined;
+  /** The participant listener's base URL (https://host:port), and the anonymous listener's when it is enabled. */
+  participantBaseUrl(): string;
+  publicBaseUrl(): string | null;
+  /** S1.environmentTag of the notices. */
+  environment: string;
+  /** Whether a recipient can be given the channel's copy (on pattern 2: it has a key to encrypt to). */
+  reachable(channel: Channel, dipId: string): boolean;
+}
+
+export type PublishOutcome =
+  | { ok: true; record: PublicationRecord; transactionId: string; recipients: string[]; queues: QueueRef[] }
+  | { ok: false; status: 400 | 403 | 409 | 413; help: string };
+
+/** Who may see a channel's publications: its recipients and its publishers; anyone for public ones. */
+export function mayRead(channel: Channel, caller: Participant, publisherRoles: readonly string[]): boolean {
+  return receivesOn(channel, caller) || caller.roles.some((r) => publisherRoles.includes(r));
+}
+
+/**
+ * Pattern B (spec 5.6): a publisher uploads a large payload once; the DIP keeps it (sealed, durable),
+ * records its metadata, and tells every registered recipient of the channel through the ordinary road
+ * (an IF-047-shaped notice in the channel's queues: webhook or pull, ordered, retried, replayable,
+ * obfuscated and encrypted per the channel), with the URI to download it from.
+ */
+export class Publications {
+  constructor(
+    private readonly index: PublicationIndex,
+    private readonly blobs: PublicationBlobs,
+    private readonly log: Pick<MessageLog, 'append'>,
+    private readonly registry: Pick<Registry, 'participants'>,
+    private readonly settings: PublicationSettings,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+  ) {}
+
+  publisherRoles(channel: Channel): readonly string[] {
+    return this.settings.publisherRoles(channel.interfaceId) ?? channel.senderRoles;
+  }
+
+  maxBytes(channel: string): number {
+    return this.settings.maxBytes(channel);
+  }
+
+  /** Where a participant downloads the publication (mutual TLS). */
+  downloadUrl(record: PublicationRecord): string {
+    return `${this.settings.participantBaseUrl()}/dip-channel/${record.channel}/publications/${record.id}/content`;
+  }
+
+  publicBaseUrl(): string | null {
+    return this.settings.publicBaseUrl();
+  }
+
+  /** Where anyone downloads a public publication (the anonymous listener); null when it is not public or the listener is off. */
+  publicUrl(record: PublicationRecord): string | null {
+    const base = this.settings.publicBaseUrl();
+    return record.public && base !== null ? `${base}/publications/${record.id}/content` : null;
+  }
+
+  /**
+   * What can be refused before a byte is read: the publisher's roles, the channel's pattern, the size it
+   * announces, and a version or type that is not its to add. The insert checks the last two again.
+   */
+  async precheck(caller: Participant, channel: Channel, meta: PublicationMetadata, announcedBytes: number | undefined): Promise<PublishOutcome | null> {
+    const roles = this.publisherRoles(channel);
+    if (!caller.roles.some((r) => roles.includes(r))) {
+      return { ok: false, status: 403, help: `${caller.dipId} holds ${caller.roles.join(', ')}; only ${roles.join(', ') || 'no role'} may publish on ${channel.interfaceId}` };
+    }
+    if (channel.securityPattern === 3) {
+      return { ok: false, status: 400, help: `${channel.interfaceId} is end-to-end encrypted (security pattern 3): the DIP cannot hold a publication it may not read; publish on a pattern 1 or 2 channel` };
+    }
+    const limit = this.settings.maxBytes(channel.interfaceId);
+    if (announcedBytes !== undefined && announcedBytes > limit) return { ok: false, status: 413, help: `Content-Length ${announcedBytes} is larger than the limit of ${limit} bytes on ${channel.interfaceId}` };
+    const [sameVersion] = await this.index.find({ channel: channel.interfaceId, publicationType: meta.publicationType, version: meta.version, limit: 1 });
+    if (sameVersion) return versionExists(sameVersion);
+    const [sameType] = await this.index.find({ channel: channel.interfaceId, publicationType: meta.publicationType, limit: 1 });
+    if (sameType && sameType.publisherDipId !== caller.dipId) return ownedByOther(channel.interfaceId, meta.publicationType, sameType.publisherDipId);
+    return null;
+  }
+
+  /**
+   * Stores the payload (durably, sealed), checks it against the hash the publisher signed, records it and
+   * appends its notice for every recipient, all before answering. Nothing of a refused upload is kept.
+   */
+  async publish(caller: Participant, channel: Channel, meta: PublicationMetadata, signedSha256Hex: string, body: AsyncIterable<Uint8Array>): Promise<PublishOutcome> {
+    const early = await this.precheck(caller, channel, meta, undefined);
+    if (early) return early;
+    const id = randomUUID();
+    const limit = this.settings.maxBytes(channel.interfaceId);
+    let stored;
+    try {
+      stored = await this.blobs.put(id, body, { maxBytes: limit });
+    } catch (err) {
+      if (err instanceof BlobTooLarge) return { ok: false, status: 413, help: `the payload is larger than the limit of ${limit} bytes on ${channel.interfaceId}` };
+      throw err;
+    }
+    if (stored.sha256 !== signedSha256Hex) {
+      await this.blobs.remove(id, stored.size);
+      return {
+        ok: false,
+        status: 400,
+        help: `the payload received (${stored.size} bytes, SHA-256 ${Buffer.from(stored.sha256, 'hex').toString('base64')}) does not match X-DIP-Content-Hash ${Buffer.from(signedSha256Hex, 'hex').toString('base64')}: it was changed or cut short on the way; nothing was kept`,
+      };
+    }
+    const record: PublicationRecord = { ...meta, id, publisherDipId: caller.dipId, size: stored.size, sha256: stored.sha256, publishedAt: this.clock.now() };
+    const inserted = await this.index.insert(record);
+    if (!inserted.ok) {
+      await this.blobs.remove(id, stored.size);
+      return inserted.reason === 'version-exists' ? versionExists(inserted.existing) : ownedByOther(channel.interfaceId, meta.publicationType, inserted.owner);
+    }
+    const recipients = this.recipients(channel, caller);
+    const batch = this.notice(channel, caller, record, recipients);
+    if (recipients.length > 0) {
+      const appended = await this.log.append(batch);
+      if (!appended.ok) throw new Error('a publication notice carries no sender reference and cannot be a duplicate');
+    }
+    this.logger.info({ publication: id, channel: channel.interfaceId, bytes: record.size, recipients: recipients.length }, 'publication stored and its recipients notified');
+    return {
+      ok: true,
+      record,
+      transactionId: batch.messages[0]!.transactionId,
+      recipients,
+      queues: recipients.map((r) => ({ recipientDipId: r, channel: channel.interfaceId })),
+    };
+  }
+
+  find(query: PublicationQuery): Promise<PublicationRecord[]> {
+    return this.index.find(query);
+  }
+
+  get(id: string): Promise<PublicationRecord | undefined> {
+    return this.index.get(id);
+  }
+
+  read(record: PublicationRecord, range?: { start: number; end: number }): AsyncIterable<Buffer> {
+    return this.blobs.read(record.id, record.size, range);
+  }
+
+  /**
+   * Retention (spec 5.6.1: each channel its own): superseded versions older than the channel's retention
+   * are removed, a batch at a time, the record first so that nothing lists a publication whose bytes
+   * are going. The newest version of every type stays.
+   */
+  async purge(batchSize = 100): Promise<number> {
+    let removed = 0;
+    for (const channel of await this.index.channels()) {
+      const before = this.clock.now() - this.settings.retentionMs(channel);
+      for (const p of await this.index.superseded(channel, before, batchSize)) {
+        await this.index.remove(p.id);
+        await this.blobs.remove(p.id, p.size);
+        removed += 1;
+      }
+    }
+    return removed;
+  }
+
+  /** Every participant that receives on the channel, except the publisher itself (on pattern 2, only those the notice can be encrypted to). */
+  private recipients(channel: Channel, publisher: Participant): string[] {
+    return this.registry
+      .participants()
+      .filter((p) => p.dipId !== publisher.dipId && receivesOn(channel, p) && this.settings.reachable(channel, p.dipId))
+      .map((p) => p.dipId)
+      .sort();
+  }
+
+  /**
+   * The notice, in the shape of the published IF-047 (Notification of the Publication of a Downloadable
+   * Asset): P01 the publication, one P02 distribution variant with the download URI; size, SHA-256 and
+   * the rest of the metadata in additionalInformation as JSON. On other channels S0 names that channel
+   * and the event code is [Publication] (docs/api-differences.md).
+   */
+  private notice(channel: Channel, publisher: Participant, record: PublicationRecord, recipients: string[]): AcceptedBatch {
+    const now = new Date(record.publishedAt);
+    const role = publisher.roles.find((r) => this.publisherRoles(channel).includes(r)) ?? publisher.roles[0] ?? '';
+    const transactionId = newTransactionId(channel.interfaceId, publisher.dipId, role, now);
+    const stamp = dipDateTime(now);
+    const publicUri = this.publicUrl(record);
+    const info = {
+      publicationID: record.id,
+      publicationType: record.publicationType,
+      size: record.size,
+      sha256: record.sha256,
+      compression: record.compression,
+      fileName: record.fileName,
+      effectiveFrom: record.effectiveFrom,
+      effectiveTo: record.effectiveTo,
+      public: record.public,
+      ...(publicUri ? { publicURI: publicUri } : {}),
+    };
+    const outbound = {
+      payload: {
+        CommonBlock: {
+          S0: { interfaceID: channel.interfaceId, schemaVersion: '011', eventCode: channel.interfaceId === 'IF-047' ? '[ISD]' : '[Publication]' },
+          S1: {
+            environmentTag: this.settings.environment,
+            subText: null,
+            senderUniqueReference: `PUB-${record.id}`,
+            senderTimestamp: stamp,
+            senderDIPID: publisher.dipId,
+            senderRoleID: role,
+            senderCorrelationID: null,
+            DIPConnectionProviderID: null,
+          },
+          A0: { primaryRecipients: [], secondaryRecipients: [], always: recipients },
+          D0: { transactionID: transactionId, transactionTimestamp: stamp, publicationID: channel.publicationId, initialCorrelationID: null, replayIndicator: false, serviceTicketURL: null },
+        },
+        CustomBlock: {
+          P01: { publicationDescription: clip(record.description ?? record.publicationType, 200), publicationVersionID: clip(record.version, 10), publicationDate: stamp },
+          P02List: [
+            {
+              distributionVariantID: '001',
+              distributionVariantName: clip(record.publicationType, 50),
+              distributionVariantDescription: record.description === null ? null : clip(record.description, 200),
+              distributionVariantVersionID: clip(record.version, 10),
+              distributionVariantPublicationDate: stamp,
+              distributionVariantFormat: clip(record.format.toUpperCase(), 10),
+              distributionDeliveryFormat: record.compression === 'none' ? clip(record.format.toUpperCase(), 10) : clip(record.compression.toUpperCase(), 10),
+              distributionDeliveryURI: this.downloadUrl(record),
+              additionalInformation: JSON.stringify(info),
+            },
+          ],
+        },
+      },
+    };
+    const body = JSON.stringify(outbound);
+    return {
+      channel: channel.interfaceId,
+      senderDipId: publisher.dipId,
+      receivedAt: record.publishedAt,
+      rawRequest: Buffer.from(JSON.stringify({ publication: record })),
+      signatureHeaders: '{}',
+      messages: [
+        {
+          transactionId,
+          channel: channel.interfaceId,
+          eventCode: outbound.payload.CommonBlock.S0.eventCode,
+          senderDipId: publisher.dipId,
+          senderRole: role,
+          senderUniqueReference: null,
+          correlationId: null,
+          mpan: null,
+          receivedAt: record.publishedAt,
+          outbound: body,
+          recipients,
+        },
+      ],
+    };
+  }
+}
+
+const clip = (s: string, n: number): string => (s.length > n ? s.slice(0, n) : s);
+
+function versionExists(existing: PublicationRecord): PublishOutcome {
+  return {
+    ok: false,
+    status: 409,
+    help: `version ${existing.version} of ${existing.publicationType} on ${existing.channel} exists already (publication ${existing.id}, by ${existing.publisherDipId}): publications are never overwritten; publish a new version`,
+  };
+}
+
+function ownedByOther(channel: string, type: string, owner: string): PublishOutcome {
+  return { ok: false, status: 409, help: `${type} on ${channel} is published by ${owner}: another publisher may not add versions to it; choose another publication type` };
+}

@@ -1,0 +1,204 @@
+import { createHash } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync, deflateSync } from 'node:zlib';
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../src/config.js';
+import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+
+const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('base64');
+
+const CSV = ['MPAN,GSPGroupID,Supplier,Volume', '1000000000001,_A,SUP1,1.5', '1000000000002,_B,SUP2,2.5', '1000000000003,_A,SUP3,"3,5"', '1000000000004,_C,SUP1,4.5'].join('\n') + '\n';
+
+describe('Pattern B: publish, notify, list, download, filter, anonymous access', () => {
+  let t: TestDip;
+  let vas: TestParticipant;
+  let vas2: TestParticipant;
+  let sup: TestParticipant;
+  let ldso: TestParticipant;
+  let mds: TestParticipant;
+  let receiver: Awaited<ReturnType<TestDip['receiver']>>;
+  let anonymous: Agent;
+  let publicUrl: string;
+
+  beforeAll(async () => {
+    t = await startTestDip({
+      publications: { ...DEFAULTS.publications, channels: { 'REP-003': { maxBytes: 1000 } }, anonymous: { enabled: true, host: '127.0.0.1', port: 0, rateLimit: { requestsPerSecond: 50, burst: 50 } } },
+    });
+    vas = await t.participant('VAS0000001', ['VAS']);
+    vas2 = await t.participant('VAS0000002', ['VAS']);
+    sup = await t.participant('SUP0000001', ['SUP']);
+    ldso = await t.participant('LDS0000001', ['LDSO']);
+    mds = await t.participant('MDS0000001', ['MDS']);
+    receiver = await t.receiver();
+    expect((await sup.client.setWebhook('REP-002', sup.dipId, { callbackURL: receiver.url })).status).toBe(201);
+    // No client certificate: the anonymous listener trusts nothing of the caller's.
+    anonymous = new Agent({ connect: { ca: t.dip.pki.ca.certPem } });
+    publicUrl = `https://localhost:${t.dip.publicPort}`;
+  });
+  afterAll(async () => {
+    await anonymous.close();
+    await t.close();
+  });
+
+  const publish = (p: TestParticipant, query: Record<string, string>, body: Buffer | string, hash = sha(body), channel = 'REP-002') =>
+    p.client.publish(channel, query, Buffer.from(body), hash);
+
+  it('stores a publication, answers 201 with its ID, and notifies each recipient of the channel with an IF-047-shaped notice', async () => {
+    const answer = await publish(vas, { type: 'DUoS', version: '1', format: 'csv', effectiveFrom: '2026-01-01', effectiveTo: '2026-01-31' }, CSV);
+    expect(answer.status).toBe(201);
+    const body = answer.body as unknown as { messageArray: Array<{ message: string; transactionID: string }>; publication: { publicationID: string; size: number; sha256: string; downloadURI: string } };
+    expect(body.messageArray[0]!.message).toBe('MSG0000 - Success');
+    expect(body.publication.size).toBe(Buffer.byteLength(CSV));
+    expect(body.publication.sha256).toBe(createHash('sha256').update(CSV).digest('hex'));
+    expect(answer.headers.location).toBe(body.publication.downloadURI);
+
+    // Webhook recipient (SUP) and pull recipient (LDSO) both get the notice; the publisher and MDS do not.
+    await waitFor(() => receiver.calls.length > 0, 10_000, 'the webhook notice');
+    const delivered = receiver.calls[0]!.messages as Array<{ payload: { CommonBlock: { D0: { transactionID: string } }; CustomBlock: { P01: { publicationVersionID: string }; P02List: Array<{ distributionDeliveryURI: string; additionalInformation: string }> } } }>;
+    const notice = delivered[0]!.payload;
+    expect(notice.CommonBlock.D0.transactionID).toBe(body.messageArray[0]!.transactionID);
+    expect(notice.CustomBlock.P01.publicationVersionID).toBe('1');
+    expect(notice.CustomBlock.P02List[0]!.distributionDeliveryURI).toBe(body.publication.downloadURI);
+    expect(JSON.parse(notice.CustomBlock.P02List[0]!.additionalInformation)).toMatchObject({ size: Buffer.byteLength(CSV), sha256: body.publication.sha256, effectiveFrom: '2026-01-01' });
+    const pulled = await ldso.client.pull('REP-002', ldso.dipId);
+    expect(pulled.body).toHaveLength(1);
+    expect(pulled.body[0]).toEqual(delivered[0]);
+    expect((await mds.client.pull('REP-002', mds.dipId)).status).toBe(403);
+  });
+
+  it('lists by channel, type, version and date; the metadata says where to download', async () => {
+    await publish(vas, { type: 'DUoS', version: '2', format: 'csv' }, CSV.replace('1.5', '9.9'));
+    const all = await sup.client.call<{ publications: Array<{ version: string; publicationID: string }> }>('GET', '/dip-channel/REP-002/publications?type=DUoS', '');
+    expect(all.status).toBe(200);
+    expect(all.body.publications.map((p) => p.version)).toEqual(['2', '1']);
+    const v1 = await sup.client.call<{ publications: Array<{ version: string; publicationID: string }> }>('GET', '/dip-channel/REP-002/publications?type=DUoS&version=1', '');
+    expect(v1.body.publications.map((p) => p.version)).toEqual(['1']);
+    const future = await sup.client.call<{ publications: unknown[] }>('GET', `/dip-channel/REP-002/publications?from=${encodeURIComponent(new Date(Date.now() + 3_600_000).toISOString())}`, '');
+    expect(future.body.publications).toEqual([]);
+    const one = await sup.client.call<{ version: string }>('GET', `/dip-channel/REP-002/publications/${v1.body.publications[0]!.publicationID}`, '');
+    expect(one.body.version).toBe('1');
+    const bad = await sup.client.call('GET', '/dip-channel/REP-002/publications?from=yesterday', '');
+    expect(bad.status).toBe(400);
+    expect(bad.body.messageArray[0]!.help).toContain("from 'yesterday'");
+  });
+
+  const latest = async (type = 'DUoS'): Promise<string> => {
+    const list = await sup.client.call<{ publications: Array<{ publicationID: string }> }>('GET', `/dip-channel/REP-002/publications?type=${type}&version=1`, '');
+    return list.body.publications[0]!.publicationID;
+  };
+
+  const text = async (r: { body: AsyncIterable<Buffer> }): Promise<Buffer> => {
+    const parts: Buffer[] = [];
+    for await (const p of r.body) parts.push(Buffer.from(p));
+    return Buffer.concat(parts);
+  };
+
+  it('downloads whole files and byte ranges (resumable: Range, If-Range on the ETag)', async () => {
+    const id = await latest();
+    const path = `/dip-channel/REP-002/publications/${id}/content`;
+    const whole = await sup.client.download(path);
+    expect(whole.status).toBe(200);
+    expect(whole.headers['accept-ranges']).toBe('bytes');
+    expect((await text(whole)).toString()).toBe(CSV);
+    const etag = whole.headers.etag!;
+    const part = await sup.client.download(path, { range: 'bytes=10-19', 'if-range': etag });
+    expect(part.status).toBe(206);
+    expect(part.headers['content-range']).toBe(`bytes 10-19/${Buffer.byteLength(CSV)}`);
+    expect((await text(part)).toString()).toBe(CSV.slice(10, 20));
+    const changed = await sup.client.download(path, { range: 'bytes=10-19', 'if-range': '"another"' });
+    expect(changed.status).toBe(200);
+    await text(changed);
+    const outside = await sup.client.download(path, { range: 'bytes=5000-' });
+    expect(outside.status).toBe(416);
+    expect(outside.headers['content-range']).toBe(`bytes */${Buffer.byteLength(CSV)}`);
+    await text(outside);
+  });
+
+  it('filters CSV rows by field values and columns by name, gzip-compressed when asked', async () => {
+    const id = await latest();
+    const path = `/dip-channel/REP-002/publications/${id}/content`;
+    const rows = await sup.client.download(`${path}?where=GSPGroupID:_A&columns=MPAN,Volume`);
+    expect(rows.status).toBe(200);
+    expect((await text(rows)).toString()).toBe('MPAN,Volume\n1000000000001,1.5\n1000000000003,"3,5"\n');
+    const two = await sup.client.download(`${path}?where=GSPGroupID:_A,_C&where=Supplier:SUP1`, { 'accept-encoding': 'gzip' });
+    expect(two.headers['content-encoding']).toBe('gzip');
+    expect(gunzipSync(await text(two)).toString()).toBe('MPAN,GSPGroupID,Supplier,Volume\n1000000000001,_A,SUP1,1.5\n1000000000004,_C,SUP1,4.5\n');
+    const unknown = await sup.client.download(`${path}?columns=Nope`);
+    expect(unknown.status).toBe(400);
+    expect((await text(unknown)).toString()).toContain("no column 'Nope'");
+  });
+
+  it('decompresses the published REP form (base64 of zlib) and filters JSON lines', async () => {
+    const lines = ['{"mpan":"1","gsp":"_A","v":1}', '{"mpan":"2","gsp":"_B","v":2}', '{"mpan":"3","gsp":"_A","v":3}'].join('\n') + '\n';
+    const stored = Buffer.from(deflateSync(lines).toString('base64'));
+    const answer = await publish(vas, { type: 'VolumesJsonl', version: '1', format: 'jsonl', compression: 'zlib-base64' }, stored);
+    expect(answer.status).toBe(201);
+    const id = await latest('VolumesJsonl');
+    const path = `/dip-channel/REP-002/publications/${id}/content`;
+    expect((await text(await sup.client.download(path))).equals(stored)).toBe(true);
+    expect((await text(await sup.client.download(`${path}?decompress=true`))).toString()).toBe(lines);
+    expect((await text(await sup.client.download(`${path}?where=gsp:_A&columns=mpan`))).toString()).toBe('{"mpan":"1"}\n{"mpan":"3"}\n');
+  });
+
+  it('never overwrites: the same version is refused, and another publisher may not add versions to a type', async () => {
+    const again = await publish(vas, { type: 'DUoS', version: '1', format: 'csv' }, 'other bytes');
+    expect(again.status).toBe(409);
+    expect(again.body.messageArray[0]!.help).toContain('never overwritten');
+    const other = await publish(vas2, { type: 'DUoS', version: '3', format: 'csv' }, 'x');
+    expect(other.status).toBe(409);
+    expect(other.body.messageArray[0]!.help).toContain('published by VAS0000001');
+    const list = await sup.client.call<{ publications: Array<{ version: string; publisherDIPID: string }> }>('GET', '/dip-channel/REP-002/publications?type=DUoS', '');
+    expect(list.body.publications.every((p) => p.publisherDIPID === 'VAS0000001')).toBe(true);
+  });
+
+  it('refuses with a clear 4xx: wrong hash, wrong role, too large, wrong content type, missing metadata; nothing is kept', async () => {
+    const stored = () => readdirSync(join(t.config.dataDir, 'publications')).length;
+    const before = stored();
+    const badHash = await publish(vas, { type: 'Bad', version: '1', format: 'csv' }, CSV, sha('something else'));
+    expect(badHash.status).toBe(400);
+    expect(badHash.body.messageArray[0]!.help).toContain('does not match X-DIP-Content-Hash');
+    const role = await publish(sup, { type: 'Bad', version: '1', format: 'csv' }, CSV);
+    expect(role.status).toBe(403);
+    expect(role.body.messageArray[0]!.help).toContain('only VAS may publish on REP-002');
+    const big = await publish(vas, { type: 'Big', version: '1', format: 'csv' }, Buffer.alloc(2000), undefined, 'REP-003');
+    expect(big.status).toBe(413);
+    expect(big.body.messageArray[0]!.help).toContain('limit of 1000 bytes on REP-003');
+    const missing = await publish(vas, { version: '1', format: 'csv' }, CSV);
+    expect(missing.status).toBe(400);
+    expect(missing.body.messageArray[0]!.help).toBe('type is required (query string)');
+    const json = await vas.client.call('POST', '/dip-channel/REP-002/publications?type=J&version=1&format=csv', '{}');
+    expect(json.status).toBe(415);
+    expect(stored()).toBe(before);
+    expect((await sup.client.call<{ publications: unknown[] }>('GET', '/dip-channel/REP-002/publications?type=Bad', '')).body.publications).toEqual([]);
+  });
+
+  it('refuses a participant outside the channel a restricted publication, and lets it see public ones', async () => {
+    const id = await latest();
+    const refused = await mds.client.download(`/dip-channel/REP-002/publications/${id}/content`);
+    expect(refused.status).toBe(403);
+    expect((await text(refused)).toString()).toContain('publications on REP-002 are for');
+    const listed = await mds.client.call<{ publications: unknown[] }>('GET', '/dip-channel/REP-002/publications', '');
+    expect(listed.body.publications).toEqual([]);
+  });
+
+  it('serves public publications to an anonymous client without a certificate, and refuses restricted ones', async () => {
+    const open = await publish(vas, { type: 'OpenData', version: '1', format: 'csv', public: 'true' }, CSV);
+    expect(open.status).toBe(201);
+    const publicId = (open.body as unknown as { publication: { publicationID: string } }).publication.publicationID;
+    const list = await request(`${publicUrl}/publications?channel=REP-002`, { dispatcher: anonymous });
+    const listed = (await list.body.json()) as { publications: Array<{ publicationID: string; downloadURI: string }> };
+    expect(listed.publications.map((p) => p.publicationID)).toEqual([publicId]);
+    expect(listed.publications[0]!.downloadURI).toBe(`https://localhost:${t.dip.publicPort}/publications/${publicId}/content`);
+    const got = await request(`${publicUrl}/publications/${publicId}/content?where=GSPGroupID:_B`, { dispatcher: anonymous });
+    expect(await got.body.text()).toBe('MPAN,GSPGroupID,Supplier,Volume\n1000000000002,_B,SUP2,2.5\n');
+    const restricted = await request(`${publicUrl}/publications/${await latest()}/content`, { dispatcher: anonymous });
+    expect(restricted.statusCode).toBe(403);
+    expect(((await restricted.body.json()) as { messageArray: Array<{ help: string }> }).messageArray[0]!.help).toContain('is not public');
+    // The participant API is not on the anonymous listener.
+    const other = await request(`${publicUrl}/dip-channel/REP-002/publications`, { dispatcher: anonymous });
+    expect(other.statusCode).toBe(404);
+    await other.body.text();
+  });
+});
