@@ -3,7 +3,13 @@ import { createPrivateKey } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
 import { join } from 'node:path';
 import { pino, type DestinationStream } from 'pino';
-import { openActivityLog, openBackend, openCoordination, openPublicationBlobs } from './adapters/backend.js';
+import { openActivityLog, openAlarmSubscriptions, openBackend, openCoordination, openPublicationBlobs } from './adapters/backend.js';
+import { SmtpAlarmChannel } from './adapters/mail/alarm-channel.js';
+import { registerAdminAlarmRoutes } from './api/alarm-routes.js';
+import { Alarms, type ConditionSource } from './pipeline/alarms.js';
+import { certificateAlarms, deadLetterAlarms, queueDepthAlarms, storageAlarms, webhookFailingAlarms } from './pipeline/alarm-sources.js';
+import type { AlarmSubscriptionStore } from './ports/alarms.js';
+import type { FastifyInstance } from 'fastify';
 import { ActivityRecorder } from './pipeline/activity-recorder.js';
 import { countedLog, DipMetrics, queueDepths, timedJournal } from './pipeline/metrics.js';
 import { registerMetricsRoute } from './api/metrics.js';
@@ -65,6 +71,8 @@ export interface RunningDip {
   /** 'dead-letter' (DeadLetterEvent), 'queue-halted' ({ queue, error }), 'health' (BackendHealth): what alarms subscribe to. */
   events: EventEmitter;
   retention: Retention;
+  /** Alarms (null when turned off). */
+  alarms: Alarms | null;
   /** Prometheus metrics (GET /metrics on the operator listener). */
   metrics: DipMetrics;
   /** The API activity log's recorder (null when turned off). */
@@ -143,6 +151,19 @@ async function startActivityLog(config: DipConfig, clock: Clock, logger: Logger,
   await recorder.start();
   life.started('activity log', () => recorder.stop());
   return recorder;
+}
+
+async function startAlarms(config: DipConfig, clock: Clock, logger: Logger, life: Lifecycle, sources: ConditionSource[]): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore } | null> {
+  const settings = config.observability.alarms;
+  if (!settings.enabled) return null;
+  const subscriptions = await openAlarmSubscriptions(config);
+  life.started('alarm subscriptions', () => subscriptions.close());
+  const channel = new SmtpAlarmChannel(settings.smtp);
+  life.started('alarm notices', () => channel.close());
+  const alarms = new Alarms(sources, subscriptions, channel, { evaluateIntervalMs: settings.evaluateIntervalMs, maxNoticesPerHour: settings.maxNoticesPerHour }, clock, logger);
+  alarms.start();
+  life.started('alarms', () => alarms.stop());
+  return { alarms, subscriptions };
 }
 
 async function wire(config: DipConfig, logger: Logger, clock: Clock, options: StartOptions, life: Lifecycle): Promise<RunningDip> {
@@ -321,12 +342,21 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     clock,
     logger,
   );
+  const alarms = await startAlarms(config, clock, logger, life, [
+    deadLetterAlarms(backend.deadLetters, clock),
+    queueDepthAlarms(() => queueDepths(backend.log, clock.now()), config.observability.alarms.queueDepthThreshold, clock),
+    webhookFailingAlarms(() => delivery.status(), config.observability.alarms.webhookFailingMinutes * 60_000, clock),
+    certificateAlarms(() => expiringAll(pkiDir(config), config.trustedCaFiles, registry.participants(), config.observability.alarms.certificateDays), clock),
+    storageAlarms(health, clock),
+  ]);
+  const alarmApi = alarms ? { alarms: alarms.alarms, subscriptions: alarms.subscriptions, checkUrl: (url: string) => destinations.checkUrl(url), now: () => clock.now() } : null;
   const apiDeps = {
     config, logger, ingest, registry, webhooks: backend.registry, delivery, replay, status, queues: backend.log, copies, channel, health, clock, destinations, publications,
     overload: new OverloadGuard(config.overload, load),
     // A getter: after a rotation GET /certificates/dip serves the signing certificate in force.
     certificates: { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, encryption: encryption.certPem },
     ...(activity ? { activity } : {}),
+    ...(alarmApi ? { alarms: alarmApi } : {}),
     metrics,
   };
   const app = buildServer(
@@ -370,7 +400,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     health,
     pki: { config, pkiDir: pkiDir(config), participants: () => registry.participants() },
     ...(activity ? { activity } : {}),
-    routes: [(a) => registerMetricsRoute(a, metrics), (a) => registerChannelAdminRoutes(a, channelSettings)],
+    routes: [(a) => registerMetricsRoute(a, metrics), (a) => registerChannelAdminRoutes(a, channelSettings), ...(alarmApi ? [(a: FastifyInstance) => registerAdminAlarmRoutes(a, alarmApi)] : [])],
   });
   await admin.listen({ port: config.adminPort, host: '127.0.0.1' });
   life.started('operator listener', () => admin.close());
@@ -418,6 +448,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
 
   return {
     activity,
+    alarms: alarms?.alarms ?? null,
     metrics,
     url: `https://localhost:${port}`,
     port,

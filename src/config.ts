@@ -107,6 +107,21 @@ export interface ObservabilityConfig {
     /** Longer response bodies are kept as a note of their size only. */
     maxBodyBytes: number;
   };
+  alarms: {
+    enabled: boolean;
+    /** How often the conditions are evaluated. */
+    evaluateIntervalMs: number;
+    /** A queue holding more messages than this raises `queue-depth`. */
+    queueDepthThreshold: number;
+    /** A webhook failing without a success for this long raises `webhook-failing`. */
+    webhookFailingMinutes: number;
+    /** Certificates expiring within this many days raise `certificate-expiring`. */
+    certificateDays: number;
+    /** Notices per subscription per hour; more are dropped (a flapping condition cannot flood a mailbox). */
+    maxNoticesPerHour: number;
+    /** The SMTP server e-mail notices are sent through (null: e-mail notices cannot be sent). */
+    smtp: { host: string; port: number; secure: boolean; requireTLS: boolean; user: string | null; pass: string | null; from: string } | null;
+  };
 }
 
 /** Where the DIP keeps what it stores (src/adapters/backend.ts opens it). */
@@ -298,6 +313,34 @@ const schema: JSONSchemaType<DipConfig> = {
             maxBodyBytes: { type: 'integer', minimum: 0 },
           },
         },
+        alarms: {
+          type: 'object',
+          additionalProperties: false,
+          required: [],
+          properties: {
+            enabled: { type: 'boolean' },
+            evaluateIntervalMs: { type: 'integer', minimum: 10 },
+            queueDepthThreshold: { type: 'integer', minimum: 0 },
+            webhookFailingMinutes: { type: 'number', minimum: 0 },
+            certificateDays: { type: 'integer', minimum: 0 },
+            maxNoticesPerHour: { type: 'integer', minimum: 1 },
+            smtp: {
+              type: 'object',
+              nullable: true,
+              additionalProperties: false,
+              required: ['host', 'from'],
+              properties: {
+                host: { type: 'string', minLength: 1 },
+                port: { type: 'integer', minimum: 1, maximum: 65535 },
+                secure: { type: 'boolean' },
+                requireTLS: { type: 'boolean' },
+                user: { type: 'string', nullable: true },
+                pass: { type: 'string', nullable: true },
+                from: { type: 'string', minLength: 3 },
+              },
+            },
+          },
+        },
       },
     },
     applySuggestedSecurityCategories: { type: 'boolean' },
@@ -419,6 +462,7 @@ export const DEFAULTS: DipConfig = {
   },
   observability: {
     activityLog: { enabled: true, retentionDays: 365, flushIntervalMs: 200, maxBodyBytes: 16_384 },
+    alarms: { enabled: true, evaluateIntervalMs: 10_000, queueDepthThreshold: 10_000, webhookFailingMinutes: 15, certificateDays: 30, maxNoticesPerHour: 20, smtp: null },
   },
 };
 
@@ -485,11 +529,18 @@ function mergePublications(...layers: Array<Partial<PublicationsConfig> | undefi
   return { ...(Object.assign({}, ...all) as PublicationsConfig), channels: Object.assign({}, ...all.map((l) => l.channels ?? {})) as PublicationsConfig['channels'], anonymous };
 }
 
+/** SMTP defaults: port 587 with STARTTLS required unless told otherwise. */
+function alarmSettings(a: ObservabilityConfig['alarms']): ObservabilityConfig['alarms'] {
+  const given: Partial<NonNullable<ObservabilityConfig['alarms']['smtp']>> | null = a.smtp;
+  return given ? { ...a, smtp: { port: 587, secure: false, requireTLS: true, user: null, pass: null, host: '', from: '', ...given } } : a;
+}
+
 /** Each block of the observability settings merged on its own: a file setting one value keeps the other defaults. */
 function mergeObservability(...layers: Array<Partial<ObservabilityConfig> | undefined>): ObservabilityConfig {
   const all = [DEFAULTS.observability, ...layers.map((l) => l ?? {})];
   return {
     activityLog: Object.assign({}, ...all.map((l) => l.activityLog ?? {})) as ObservabilityConfig['activityLog'],
+    alarms: alarmSettings(Object.assign({}, ...all.map((l) => l.alarms ?? {})) as ObservabilityConfig['alarms']),
   };
 }
 

@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { activityLogFile } from '../src/adapters/backend.js';
+import { DEFAULTS } from '../src/config.js';
 import { PgActivityLog } from '../src/adapters/postgres/activity-log.js';
 import { SqliteActivityLog } from '../src/adapters/sqlite/activity-log.js';
 import { maskedBody } from '../src/domain/activity.js';
@@ -69,7 +70,7 @@ describe('masking personal data in answers', () => {
 describe('the API activity log of a running DIP', () => {
   let t: TestDip;
   beforeAll(async () => {
-    t = await startTestDip({ observability: { activityLog: { enabled: true, retentionDays: 30, flushIntervalMs: 20, maxBodyBytes: 16_384 } } });
+    t = await startTestDip({ observability: { ...DEFAULTS.observability, activityLog: { enabled: true, retentionDays: 30, flushIntervalMs: 20, maxBodyBytes: 16_384 } } });
   });
   afterAll(async () => {
     await t?.close();

@@ -19,9 +19,17 @@ import { openSqliteBackend } from './sqlite/index.js';
 import { SqliteActivityLog } from './sqlite/activity-log.js';
 import { PgActivityLog } from './postgres/activity-log.js';
 import type { ActivityLogStore } from '../ports/activity-log.js';
+import type { AlarmSubscriptionStore } from '../ports/alarms.js';
+import { SqliteAlarmSubscriptions } from './sqlite/alarm-subscriptions.js';
+import { PgAlarmSubscriptions } from './postgres/alarm-subscriptions.js';
 
 export const databaseFile = (config: DipConfig): string => join(config.dataDir, 'dip.db');
 export const activityLogFile = (config: DipConfig): string => join(config.dataDir, 'activity.db');
+
+/** Alarm subscriptions: a small file of their own, or a table on the cluster's PostgreSQL. */
+export async function openAlarmSubscriptions(config: DipConfig): Promise<AlarmSubscriptionStore> {
+  return config.storage.kind === 'cluster' ? PgAlarmSubscriptions.open(config.storage.postgres.url) : new SqliteAlarmSubscriptions(join(config.dataDir, 'alarms.db'));
+}
 
 /**
  * The API activity log's store, apart from the message store (its own file, or its own pool on the

@@ -1,6 +1,7 @@
 import type { DipConfig } from '../config.js';
 import type { ActivitySink } from '../pipeline/activity-recorder.js';
 import type { DipMetrics } from '../pipeline/metrics.js';
+import type { AlarmApiDeps } from './alarm-routes.js';
 import type { Channel } from '../pipeline/channels.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import type { Ingest } from '../pipeline/ingest.js';
@@ -46,4 +47,6 @@ export interface ApiDeps {
   metrics?: DipMetrics;
   /** Pattern B: large publications. */
   publications: Publications;
+  /** Alarms and their subscriptions (absent when alarms are turned off). */
+  alarms?: AlarmApiDeps;
 }

@@ -17,6 +17,7 @@ import { registerPullRoutes } from './routes/pull.js';
 import { registerReplayRoutes } from './routes/replay.js';
 import { registerStatusRoutes } from './routes/status.js';
 import { registerValidateRoutes } from './routes/validate.js';
+import { registerAlarmRoutes } from './routes/alarms.js';
 import type { ApiDeps } from './deps.js';
 import { registerRequestMetrics } from './metrics.js';
 import { participantCaller, recordRefusedConnections, registerActivityLog } from './activity.js';
@@ -217,6 +218,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   registerCertificateRoutes(app, deps);
   registerValidateRoutes(app, deps);
   registerPublicationRoutes(app, deps);
+  if (deps.alarms) registerAlarmRoutes(app, deps, deps.alarms);
   answerOtherMethods(app, deps, routes);
   return app;
 }

@@ -1,0 +1,44 @@
+import pg from 'pg';
+import type { AlarmSubscription, AlarmSubscriptionStore } from '../../ports/alarms.js';
+import { fromSubscriptionRow, type SubscriptionRow } from '../alarm-row.js';
+
+/** Alarm subscriptions on the cluster's PostgreSQL (one connection of their own: they are read rarely). */
+export class PgAlarmSubscriptions implements AlarmSubscriptionStore {
+  private constructor(private readonly pool: pg.Pool) {}
+
+  static async open(url: string): Promise<PgAlarmSubscriptions> {
+    const pool = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: 5_000, idleTimeoutMillis: 30_000, application_name: 'opendip-alarms' });
+    pool.on('error', () => {});
+    try {
+      await pool.query(`CREATE TABLE IF NOT EXISTS alarm_subscriptions (
+        id text PRIMARY KEY, owner text NOT NULL, rules text NOT NULL, email text, webhook_url text, created_at bigint NOT NULL)`);
+    } catch (err) {
+      await pool.end();
+      throw err;
+    }
+    return new PgAlarmSubscriptions(pool);
+  }
+
+  async list(owner?: string): Promise<AlarmSubscription[]> {
+    const { rows } = owner === undefined
+      ? await this.pool.query<SubscriptionRow>('SELECT * FROM alarm_subscriptions ORDER BY created_at, id')
+      : await this.pool.query<SubscriptionRow>('SELECT * FROM alarm_subscriptions WHERE owner = $1 ORDER BY created_at, id', [owner]);
+    return rows.map(fromSubscriptionRow);
+  }
+
+  async put(s: AlarmSubscription): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO alarm_subscriptions (id, owner, rules, email, webhook_url, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (id) DO UPDATE SET rules = EXCLUDED.rules, email = EXCLUDED.email, webhook_url = EXCLUDED.webhook_url`,
+      [s.id, s.owner, JSON.stringify(s.rules), s.email, s.webhookUrl, s.createdAt],
+    );
+  }
+
+  async remove(owner: string, id: string): Promise<boolean> {
+    return ((await this.pool.query('DELETE FROM alarm_subscriptions WHERE owner = $1 AND id = $2', [owner, id])).rowCount ?? 0) > 0;
+  }
+
+  close(): Promise<void> {
+    return this.pool.end();
+  }
+}

@@ -1,0 +1,42 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { AlarmSubscription, AlarmSubscriptionStore } from '../../ports/alarms.js';
+import { fromSubscriptionRow, type SubscriptionRow } from '../alarm-row.js';
+
+/** Alarm subscriptions in a small SQLite file of their own (read once per alarm change, written by the API). */
+export class SqliteAlarmSubscriptions implements AlarmSubscriptionStore {
+  private readonly db: Database.Database;
+
+  constructor(file: string) {
+    // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator's data directory (configuration)
+    mkdirSync(dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.exec(`CREATE TABLE IF NOT EXISTS alarm_subscriptions (
+      id TEXT PRIMARY KEY, owner TEXT NOT NULL, rules TEXT NOT NULL, email TEXT, webhook_url TEXT, created_at INTEGER NOT NULL)`);
+  }
+
+  list(owner?: string): Promise<AlarmSubscription[]> {
+    const rows = owner === undefined
+      ? this.db.prepare<[], SubscriptionRow>('SELECT * FROM alarm_subscriptions ORDER BY created_at, id').all()
+      : this.db.prepare<[string], SubscriptionRow>('SELECT * FROM alarm_subscriptions WHERE owner = ? ORDER BY created_at, id').all(owner);
+    return Promise.resolve(rows.map(fromSubscriptionRow));
+  }
+
+  put(s: AlarmSubscription): Promise<void> {
+    this.db
+      .prepare('INSERT OR REPLACE INTO alarm_subscriptions (id, owner, rules, email, webhook_url, created_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(s.id, s.owner, JSON.stringify(s.rules), s.email, s.webhookUrl, s.createdAt);
+    return Promise.resolve();
+  }
+
+  remove(owner: string, id: string): Promise<boolean> {
+    return Promise.resolve(this.db.prepare('DELETE FROM alarm_subscriptions WHERE owner = ? AND id = ?').run(owner, id).changes > 0);
+  }
+
+  close(): Promise<void> {
+    this.db.close();
+    return Promise.resolve();
+  }
+}

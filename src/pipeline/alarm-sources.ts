@@ -1,0 +1,97 @@
+import type { AlarmCondition } from '../ports/alarms.js';
+import type { BackendHealth } from '../ports/backend.js';
+import type { Clock } from '../ports/clock.js';
+import type { DeadLetters } from '../ports/dead-letters.js';
+import type { ExpiringCertificate } from '../security/expiry.js';
+import type { QueueDepth } from './metrics.js';
+import type { WorkerStatus } from './queue-worker.js';
+import type { ConditionSource } from './alarms.js';
+
+/** A queue with dead letters still dead: resolved once every one is requeued or discarded. */
+export function deadLetterAlarms(deadLetters: Pick<DeadLetters, 'deadLetters'>, clock: Clock): ConditionSource {
+  return async () => {
+    const byQueue = new Map<string, { recipient: string; channel: string; n: number; since: number }>();
+    for (const d of await deadLetters.deadLetters({ state: 'dead', limit: 100_000 })) {
+      const k = `${d.queue.recipientDipId}/${d.queue.channel}`;
+      const q = byQueue.get(k) ?? { recipient: d.queue.recipientDipId, channel: d.queue.channel, n: 0, since: d.at };
+      q.n += 1;
+      q.since = Math.min(q.since, d.at || clock.now());
+      byQueue.set(k, q);
+    }
+    return [...byQueue].map(([k, q]): AlarmCondition => ({
+      key: `dead-letter:${k}`,
+      rule: 'dead-letter',
+      participant: q.recipient,
+      summary: `dead letters in queue ${q.recipient} / ${q.channel} (${q.n} when raised)`,
+      since: q.since,
+    }));
+  };
+}
+
+/** A recipient queue holding more than `threshold` messages. */
+export function queueDepthAlarms(depths: () => Promise<QueueDepth[]>, threshold: number, clock: Clock): ConditionSource {
+  return async () =>
+    (await depths())
+      .filter((d) => d.depth > threshold)
+      .map((d) => ({
+        key: `queue-depth:${d.queue.recipientDipId}/${d.queue.channel}`,
+        rule: 'queue-depth',
+        participant: d.queue.recipientDipId,
+        summary: `queue ${d.queue.recipientDipId} / ${d.queue.channel} holds more than ${threshold} messages`,
+        since: clock.now() - d.oldestAgeMs,
+      }));
+}
+
+/** A recipient's webhook failing without a success for longer than `forMs`. */
+export function webhookFailingAlarms(status: () => WorkerStatus[], forMs: number, clock: Clock): ConditionSource {
+  const failingSince = new Map<string, number>();
+  return () => {
+    const now = clock.now();
+    const seen = new Set<string>();
+    const out: AlarmCondition[] = [];
+    for (const w of status()) {
+      if (w.failures === 0) continue;
+      const k = `${w.queue.recipientDipId}/${w.queue.channel}`;
+      seen.add(k);
+      const since = failingSince.get(k) ?? now;
+      failingSince.set(k, since);
+      if (now - since >= forMs) {
+        out.push({ key: `webhook-failing:${k}`, rule: 'webhook-failing', participant: w.queue.recipientDipId, summary: `the webhook of ${k} has failed for ${Math.round((now - since) / 60_000)} min (${w.lastError ?? 'no answer'})`, since });
+      }
+    }
+    for (const k of [...failingSince.keys()]) if (!seen.has(k)) failingSince.delete(k);
+    return out;
+  };
+}
+
+/** Certificates (participants' and the DIP's own) that expire within the warning period; read from disk at most every `everyMs`. */
+export function certificateAlarms(expiring: () => ExpiringCertificate[], clock: Clock, everyMs = 3_600_000): ConditionSource {
+  let read = { at: -Infinity, certificates: [] as ExpiringCertificate[] };
+  return () => {
+    if (clock.now() - read.at >= everyMs) read = { at: clock.now(), certificates: expiring() };
+    return read.certificates.map((c) => {
+      const participant = /^participant (\S+)/.exec(c.owner)?.[1] ?? null;
+      return {
+        key: `certificate-expiring:${c.fingerprint256}`,
+        rule: 'certificate-expiring',
+        participant,
+        summary: `the certificate of ${c.owner} (serial ${c.serialNumber}) ${c.daysLeft < 0 ? 'has expired' : `expires in ${c.daysLeft} days`} (${c.notAfter})`,
+        since: read.at,
+      };
+    });
+  };
+}
+
+/** The store refusing writes. */
+export function storageAlarms(health: () => BackendHealth, clock: Clock): ConditionSource {
+  let since = 0;
+  return () => {
+    const h = health();
+    if (h.state === 'ok') {
+      since = 0;
+      return [];
+    }
+    since ||= clock.now();
+    return [{ key: 'storage', rule: 'storage', participant: null, summary: `storage ${h.state}: ${h.reason}`, since }];
+  };
+}

@@ -1,0 +1,126 @@
+import { randomUUID } from 'node:crypto';
+import type { AlarmChannel, AlarmCondition, AlarmNotice, AlarmRule, AlarmSubscription, AlarmSubscriptionStore } from '../ports/alarms.js';
+import type { Cancel, Clock } from '../ports/clock.js';
+import type { Logger } from '../ports/logger.js';
+
+/** A source of conditions: each returns those that hold now. */
+export type ConditionSource = () => Promise<AlarmCondition[]> | AlarmCondition[];
+
+export interface AlarmSettings {
+  evaluateIntervalMs: number;
+  /** Notices per subscription per hour beyond which they are dropped (and counted), so a flapping condition cannot flood a mailbox. */
+  maxNoticesPerHour: number;
+}
+
+/** Whether a subscription's owner may see a condition: operators all, a participant only its own. */
+export const maySee = (owner: string, c: AlarmCondition): boolean => owner === 'operator' || c.participant === owner;
+
+/**
+ * Alarms (spec 5.11.4): every interval the sources say which conditions hold; a condition that starts
+ * to hold is raised, one that stops is resolved, and each change is sent to the subscriptions that name
+ * its rule and may see it, by e-mail and webhook. Conditions are derived from state (dead letters still
+ * dead, a queue's depth, a worker's failures, certificates, storage health), so a restart re-raises what
+ * still holds rather than forgetting it.
+ */
+export class Alarms {
+  private active = new Map<string, AlarmCondition>();
+  private cancel: Cancel | null = null;
+  private running: Promise<void> | null = null;
+  private readonly sent = new Map<string, number[]>();
+  /** Notices dropped by the rate limit. */
+  suppressed = 0;
+
+  constructor(
+    private readonly sources: ConditionSource[],
+    private readonly subscriptions: Pick<AlarmSubscriptionStore, 'list'>,
+    private readonly channel: AlarmChannel,
+    private readonly settings: AlarmSettings,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    this.cancel = this.clock.every(this.settings.evaluateIntervalMs, () => void this.evaluate());
+  }
+
+  async stop(): Promise<void> {
+    this.cancel?.();
+    await this.running;
+  }
+
+  /** The alarms raised and not yet resolved that `owner` may see. */
+  current(owner = 'operator'): AlarmCondition[] {
+    return [...this.active.values()].filter((c) => maySee(owner, c));
+  }
+
+  /** One evaluation (overlapping calls share one). */
+  evaluate(): Promise<void> {
+    this.running ??= this.pass().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  private async pass(): Promise<void> {
+    const now = new Map<string, AlarmCondition>();
+    for (const source of this.sources) {
+      try {
+        for (const c of await source()) now.set(c.key, this.active.get(c.key) ?? c);
+      } catch (err) {
+        // A source that cannot answer keeps its alarms as they were rather than resolving them falsely.
+        this.logger.error({ err }, 'an alarm source failed; its alarms are left as they were');
+        return;
+      }
+    }
+    const at = this.clock.now();
+    const notices: AlarmNotice[] = [];
+    for (const [key, c] of now) if (!this.active.has(key)) notices.push({ kind: 'raised', condition: c, at });
+    for (const [key, c] of this.active) if (!now.has(key)) notices.push({ kind: 'resolved', condition: c, at });
+    this.active = now;
+    if (notices.length === 0) return;
+    const subs = await this.subscriptions.list();
+    for (const n of notices) {
+      this.logger.warn({ alarm: n.condition.key, rule: n.condition.rule, kind: n.kind }, `alarm ${n.kind}: ${n.condition.summary}`);
+      for (const s of subs) if (s.rules.includes(n.condition.rule) && maySee(s.owner, n.condition)) await this.send(s, n);
+    }
+  }
+
+  private async send(s: AlarmSubscription, n: AlarmNotice): Promise<void> {
+    const hourAgo = n.at - 3_600_000;
+    const recent = (this.sent.get(s.id) ?? []).filter((t) => t > hourAgo);
+    if (recent.length >= this.settings.maxNoticesPerHour) {
+      this.suppressed += 1;
+      return;
+    }
+    recent.push(n.at);
+    this.sent.set(s.id, recent);
+    const subject = `[DIP alarm ${n.kind.toUpperCase()}] ${n.condition.summary}`;
+    const text = [
+      `Alarm ${n.kind}: ${n.condition.summary}`,
+      `rule: ${n.condition.rule}`,
+      `key: ${n.condition.key}`,
+      `since: ${new Date(n.condition.since).toISOString()}`,
+      n.kind === 'resolved' ? `resolved: ${new Date(n.at).toISOString()}` : '',
+    ].filter(Boolean).join('\n');
+    try {
+      if (s.email) await this.channel.email(s.email, subject, `${text}\n`);
+      if (s.webhookUrl) await this.channel.webhook(s.webhookUrl, n);
+    } catch (err) {
+      this.logger.error({ err, subscription: s.id, alarm: n.condition.key }, 'an alarm notice could not be sent');
+    }
+  }
+}
+
+export interface SubscriptionInput {
+  rules: AlarmRule[];
+  email?: string | null;
+  webhookUrl?: string | null;
+}
+
+/** A new subscription of `owner`'s; at least one way to be told is required. */
+export function newSubscription(owner: string, input: SubscriptionInput, now: number): AlarmSubscription | { error: string } {
+  const email = input.email ?? null;
+  const webhookUrl = input.webhookUrl ?? null;
+  if (email === null && webhookUrl === null) return { error: 'give email, webhookUrl or both: where the notices go' };
+  return { id: randomUUID(), owner, rules: [...new Set(input.rules)], email, webhookUrl, createdAt: now };
+}

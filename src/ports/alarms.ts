@@ -1,0 +1,45 @@
+/** The alarm rules (spec 5.11.4) a subscription may name. */
+export const ALARM_RULES = ['dead-letter', 'queue-depth', 'webhook-failing', 'certificate-expiring', 'storage'] as const;
+export type AlarmRule = (typeof ALARM_RULES)[number];
+
+/** A condition that holds now. `participant` is whom it concerns (null: the DIP itself, operators only). */
+export interface AlarmCondition {
+  /** Stable while the condition holds: the same key raised twice is one alarm. */
+  key: string;
+  rule: AlarmRule;
+  participant: string | null;
+  summary: string;
+  since: number;
+}
+
+export interface AlarmSubscription {
+  id: string;
+  /** `operator` (sees every alarm) or a participant's DIP ID (sees only alarms concerning it). */
+  owner: string;
+  rules: AlarmRule[];
+  email: string | null;
+  webhookUrl: string | null;
+  createdAt: number;
+}
+
+export interface AlarmSubscriptionStore {
+  list(owner?: string): Promise<AlarmSubscription[]>;
+  put(s: AlarmSubscription): Promise<void>;
+  /** Deletes the owner's subscription; false when it has none by that ID. */
+  remove(owner: string, id: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** One notice: an alarm raised or resolved. */
+export interface AlarmNotice {
+  kind: 'raised' | 'resolved';
+  condition: AlarmCondition;
+  at: number;
+}
+
+/** Where notices go: e-mail (SMTP) and webhooks. */
+export interface AlarmChannel {
+  email(to: string, subject: string, text: string): Promise<void>;
+  webhook(url: string, notice: AlarmNotice): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,108 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { SMTPServer } from 'smtp-server';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../src/config.js';
+import { buildIF021 } from '../src/sim/messages.js';
+import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+
+interface Mail {
+  from: string;
+  to: string[];
+  data: string;
+}
+
+/** A real SMTP server on an ephemeral port that keeps every message it is given. */
+async function startSmtp(): Promise<{ port: number; mails: Mail[]; close(): Promise<void> }> {
+  const mails: Mail[] = [];
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        mails.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address), data: Buffer.concat(chunks).toString('utf8') });
+        callback();
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return { port: (server.server.address() as AddressInfo).port, mails, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+describe('alarms (spec 5.11.4)', () => {
+  let t: TestDip;
+  let smtp: Awaited<ReturnType<typeof startSmtp>>;
+  let sds: TestParticipant;
+  let sup: TestParticipant;
+  let answer = 400;
+  let token: string;
+  const admin = (method: string, path: string, body?: unknown) =>
+    fetch(`http://127.0.0.1:${t.dip.adminPort}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+
+  beforeAll(async () => {
+    smtp = await startSmtp();
+    t = await startTestDip({
+      observability: {
+        ...DEFAULTS.observability,
+        alarms: { ...DEFAULTS.observability.alarms, evaluateIntervalMs: 100, smtp: { host: '127.0.0.1', port: smtp.port, secure: false, requireTLS: false, user: null, pass: null, from: 'dip@example.net' } },
+      },
+    });
+    token = readFileSync(join(t.config.dataDir, 'admin-token'), 'utf8').trim();
+    sds = await t.participant('2000000001', ['SDS']);
+    sup = await t.participant('1000000001', ['SUP']);
+    const r = await t.receiver(() => answer);
+    expect((await sup.client.setWebhook('IF-021', sup.dipId, { callbackURL: `${r.url}dip` })).status).toBe(201);
+  });
+  afterAll(async () => {
+    await t?.close();
+    await smtp?.close();
+  });
+
+  it('a dead letter raises an alarm e-mailed over SMTP, and its requeue sends the resolved notice', async () => {
+    const made = await admin('POST', '/admin/alarms/subscriptions', { rules: ['dead-letter'], email: 'ops@example.net' });
+    expect(made.status).toBe(201);
+    // The supplier subscribes on the participant listener too (signed call) and sees only its own.
+    const own = await sup.client.call('POST', '/observability/alarm-subscriptions', JSON.stringify({ rules: ['dead-letter', 'webhook-failing'], email: 'sup@example.net' }));
+    expect(own.status).toBe(201);
+    expect((await sds.client.call('GET', '/observability/alarm-subscriptions', '')).body).toEqual({ subscriptions: [] });
+
+    // The recipient refuses the message (400): it is dead-lettered at once.
+    expect((await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: 'dl1' })])).status).toBe(201);
+    await waitFor(() => smtp.mails.length >= 2, 15_000, 'the alarm e-mails');
+    const raised = smtp.mails.filter((m) => /Subject: \[DIP alarm RAISED\]/.test(m.data));
+    expect(raised.map((m) => m.to[0]).sort()).toEqual(['ops@example.net', 'sup@example.net']);
+    expect(raised[0]!.from).toBe('dip@example.net');
+    expect(raised[0]!.data).toContain('rule: dead-letter');
+    expect(raised[0]!.data).toContain(`key: dead-letter:${sup.dipId}/IF-021`);
+    const current = (await (await admin('GET', '/admin/alarms')).json()) as { alarms: Array<{ key: string }> };
+    expect(current.alarms.map((a) => a.key)).toContain(`dead-letter:${sup.dipId}/IF-021`);
+    expect(((await sup.client.call<unknown>('GET', '/observability/alarms', '')).body as { alarms: Array<{ key: string }> }).alarms.map((a) => a.key)).toContain(`dead-letter:${sup.dipId}/IF-021`);
+    expect(((await sds.client.call<unknown>('GET', '/observability/alarms', '')).body as { alarms: unknown[] }).alarms).toEqual([]);
+
+    // The recipient is fixed; the operator requeues: the condition clears and the resolved notice follows.
+    answer = 200;
+    expect((await admin('POST', '/admin/dead-letters/requeue', { recipientDipId: sup.dipId, channel: 'IF-021' })).status).toBe(200);
+    await waitFor(() => smtp.mails.filter((m) => /Subject: \[DIP alarm RESOLVED\]/.test(m.data)).length >= 2, 15_000, 'the resolved e-mails');
+    const resolved = smtp.mails.filter((m) => /Subject: \[DIP alarm RESOLVED\]/.test(m.data));
+    expect(resolved.map((m) => m.to[0]).sort()).toEqual(['ops@example.net', 'sup@example.net']);
+    expect(resolved[0]!.data).toMatch(/resolved: \d{4}-/);
+    expect(((await (await admin('GET', '/admin/alarms')).json()) as { alarms: unknown[] }).alarms).toEqual([]);
+  });
+
+  it('refuses a subscription with nowhere to send, or an unknown rule, naming why', async () => {
+    const none = await admin('POST', '/admin/alarms/subscriptions', { rules: ['dead-letter'] });
+    expect(none.status).toBe(400);
+    expect(await none.text()).toContain('give email, webhookUrl or both');
+    const bad = await sup.client.call('POST', '/observability/alarm-subscriptions', JSON.stringify({ rules: ['latency-on-mars'], email: 'a@b.c' }));
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.body)).toContain('rules');
+  });
+});
