@@ -50,3 +50,8 @@ export interface ApiDeps {
   /** Alarms and their subscriptions (absent when alarms are turned off). */
   alarms?: AlarmApiDeps;
 }
+
+/** What every route plugin is registered with (`app.register(plugin, { deps })`). */
+export interface RoutePluginOptions {
+  deps: ApiDeps;
+}

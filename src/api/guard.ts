@@ -7,7 +7,7 @@ import { MSG } from '../domain/response-codes.js';
 import { authenticate } from '../pipeline/authenticate.js';
 import type { Channel } from '../pipeline/channels.js';
 import type { ApiDeps } from './deps.js';
-import { compileBodySchema } from './schemas.js';
+import { compileRequestSchema } from './schemas.js';
 import { evidence, sendStandard } from './request.js';
 
 /**
@@ -65,7 +65,7 @@ const keyTrees = new WeakMap<object, KeyNode>();
  */
 export function registerGuard(app: FastifyInstance, deps: ApiDeps): void {
   app.decorateRequest('admitted', null);
-  app.setValidatorCompiler(({ schema }) => compileBodySchema(schema));
+  app.setValidatorCompiler(compileRequestSchema);
   app.addHook('preValidation', async (req, reply) => {
     const access = req.routeOptions.config.access;
     if (!access) return;

@@ -42,6 +42,26 @@ export function compileBodySchema(schema: object): ValidateFunction {
   return v;
 }
 
+const documented = (): boolean => true;
+
+/**
+ * The participant listener's validator compiler. Bodies, query strings and path parameters are checked
+ * against the route's schema. Headers are documentation only: a missing or wrong signature header is
+ * answered 401 by authentication (the published answer), not 400 by validation.
+ */
+export function compileRequestSchema({ schema, httpPart }: { schema: object; httpPart?: string }): ValidateFunction | (() => boolean) {
+  return httpPart === 'headers' ? documented : compileBodySchema(schema);
+}
+
+/**
+ * For routes whose pipeline reads the raw batch itself (POST /dip-channel/{id}, /validate/…): the body
+ * schema documents the channel's published schema, and ingest validates against that same catalogue
+ * schema with the published per-item answers, so Fastify must not validate the raw bytes again.
+ */
+export function compileRawBodyRouteSchema(part: { schema: object; httpPart?: string }): ValidateFunction | (() => boolean) {
+  return part.httpPart === 'body' ? documented : compileRequestSchema(part);
+}
+
 /** Ajv errors on a request body as one help text naming each field and why (at most ten, deepest first). */
 export function describeBodyErrors(errors: readonly ErrorObject[]): string {
   return toIssues(errors, { root: 'the body' })

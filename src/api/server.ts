@@ -1,5 +1,5 @@
 import type { ErrorObject } from 'ajv';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { STATUS_CODES } from 'node:http';
 import type { Server as TlsServer } from 'node:tls';
 import type { Socket } from 'node:net';
@@ -9,18 +9,20 @@ import { exceedsJsonDepth } from '../security/json-depth.js';
 import type { RateLimits } from '../ports/rate-limits.js';
 import { RateLimiter } from '../security/rate-limit.js';
 import type { SecurityControls } from '../pipeline/authenticate.js';
-import { registerChannelRoutes } from './routes/channel.js';
-import { registerPubconfigRoutes } from './routes/pubconfig.js';
-import { registerCertificateRoutes } from './routes/certificates.js';
+import { channelRoutes } from './routes/channel.js';
+import { pubconfigRoutes } from './routes/pubconfig.js';
+import { certificateRoutes } from './routes/certificates.js';
+import { healthRoutes } from './routes/health.js';
+import { pullRoutes } from './routes/pull.js';
+import { replayRoutes } from './routes/replay.js';
+import { statusRoutes } from './routes/status.js';
+import { validateRoutes } from './routes/validate.js';
 import { registerPublicationRoutes } from './routes/publications.js';
-import { registerPullRoutes } from './routes/pull.js';
-import { registerReplayRoutes } from './routes/replay.js';
-import { registerStatusRoutes } from './routes/status.js';
-import { registerValidateRoutes } from './routes/validate.js';
 import { registerAlarmRoutes } from './routes/alarms.js';
 import type { ApiDeps } from './deps.js';
 import { registerRequestMetrics } from './metrics.js';
 import { participantCaller, recordRefusedConnections, registerActivityLog } from './activity.js';
+import { registerParticipantDocs } from './participant-docs.js';
 import { registerGuard } from './guard.js';
 import { useOverloadGuard } from './overload.js';
 import { recordOperations } from './operations.js';
@@ -200,26 +202,23 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     for (const m of [r.method].flat()) methods.add(m);
     routes.set(r.url, methods);
   });
-  // Liveness and readiness tell the truth: not ready while the store refuses writes (a full disk) or for
-  // good (a failed disk sync, after which the process exits). A load balancer takes the node out.
-  const healthAnswer = async (_req: FastifyRequest, reply: FastifyReply) => {
-    const h = deps.health();
-    if (h.state === 'ok') return reply.code(200).send({ status: 'ok' });
-    return reply.code(503).send({ status: h.state, reason: h.reason });
-  };
-  app.get('/health', healthAnswer);
-  app.get('/ready', healthAnswer);
   registerGuard(app, deps);
-  registerChannelRoutes(app, deps);
-  registerPubconfigRoutes(app, deps);
-  registerReplayRoutes(app, deps);
-  registerPullRoutes(app, deps);
-  registerStatusRoutes(app, deps);
-  registerCertificateRoutes(app, deps);
-  registerValidateRoutes(app, deps);
-  registerPublicationRoutes(app, deps);
-  if (deps.alarms) registerAlarmRoutes(app, deps, deps.alarms);
-  answerOtherMethods(app, deps, routes);
+  // Plugins load in order: the OpenAPI document first, so it sees every route registered after it.
+  void app.register(registerParticipantDocs, { deps });
+  const options = { deps };
+  void app.register(healthRoutes, options);
+  void app.register(channelRoutes, options);
+  void app.register(pubconfigRoutes, options);
+  void app.register(replayRoutes, options);
+  void app.register(pullRoutes, options);
+  void app.register(statusRoutes, options);
+  void app.register(certificateRoutes, options);
+  void app.register(validateRoutes, options);
+  void app.register(async (instance) => registerPublicationRoutes(instance, deps));
+  const alarms = deps.alarms;
+  if (alarms) void app.register(async (instance) => registerAlarmRoutes(instance, deps, alarms));
+  // Last, once every route above is known.
+  void app.register(async (instance) => answerOtherMethods(instance, deps, routes));
   return app;
 }
 
@@ -238,6 +237,7 @@ function answerOtherMethods(app: FastifyInstance, deps: ApiDeps, routes: Readonl
     app.route({
       method: others,
       url,
+      schema: { hide: true },
       handler: (req, reply) => {
         reply.header('allow', allow);
         return sendStandard(deps, reply, 405, null, MSG.processingFailed, `${req.method} is not allowed on ${published}; allowed: ${allow}`);

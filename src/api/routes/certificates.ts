@@ -1,22 +1,43 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { MSG } from '../../domain/response-codes.js';
 import { encryptionKeyOf } from '../../security/payload-encryption.js';
-import type { ApiDeps } from '../deps.js';
+import type { RoutePluginOptions } from '../deps.js';
 import { admitted } from '../guard.js';
 import { sendStandard } from '../request.js';
+import { answers, GUARDED, signatureHeaders } from '../route-schemas.js';
 
 /**
  * Certificates a participant needs for encrypted channels (OpenDIP extension): the DIP's own (pattern 2:
  * encrypt to the DIP; verify its signatures) and a recipient's encryption certificate (pattern 3).
  */
-export function registerCertificateRoutes(app: FastifyInstance, deps: ApiDeps): void {
-  app.get('/certificates/dip', { config: { access: 'participant' } }, async () => deps.certificates);
+export const certificateRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { deps }) => {
+  const tags = ['Certificates (OpenDIP)'];
+  const pem = { type: 'string', description: 'PEM' };
+  const dipSchema = {
+    operationId: 'dipCertificates',
+    tags,
+    summary: "The DIP's certificates: its CA, its signing certificate and its encryption certificate",
+    headers: signatureHeaders,
+    response: answers(GUARDED, {
+      200: { type: 'object', description: 'PEM certificates', required: ['ca', 'signing', 'encryption'], properties: { ca: pem, signing: pem, encryption: pem } },
+    }),
+  };
+  // A getter object (the signing certificate in force after a rotation): copied so the serialiser reads plain fields.
+  app.get('/certificates/dip', { config: { access: 'participant' }, schema: dipSchema }, async () => ({ ...deps.certificates }));
 
-  app.get<{ Params: { dipId: string } }>('/certificates/participant/:dipId', { config: { access: 'participant' } }, async (req, reply) => {
+  const participantSchema = {
+    operationId: 'participantEncryptionCertificate',
+    tags,
+    summary: "A recipient's certificate that payloads can be encrypted to (pattern 3)",
+    params: { type: 'object', required: ['dipId'], properties: { dipId: { type: 'string', description: 'DIP participant ID' } } },
+    headers: signatureHeaders,
+    response: answers(GUARDED, { 200: { type: 'object', description: 'The certificate', required: ['dipId', 'encryption'], properties: { dipId: { type: 'string' }, encryption: pem } } }),
+  };
+  app.get<{ Params: { dipId: string } }>('/certificates/participant/:dipId', { config: { access: 'participant' }, schema: participantSchema }, async (req, reply) => {
     const p = deps.registry.participant(req.params.dipId);
     if (!p || !encryptionKeyOf(p.certificatePem)) {
       return sendStandard(deps, reply, 404, admitted(req).caller.dipId, MSG.primaryRecipientInvalid, `${req.params.dipId} has no certificate that payloads can be encrypted to`);
     }
     return { dipId: p.dipId, encryption: p.certificatePem };
   });
-}
+};

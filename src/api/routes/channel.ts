@@ -1,13 +1,35 @@
-import type { FastifyInstance } from 'fastify';
-import type { ApiDeps } from '../deps.js';
+import type { FastifyPluginAsync } from 'fastify';
+import type { RoutePluginOptions } from '../deps.js';
 import { evidence } from '../request.js';
+import { answers, channelParams, envelopeItem, messageBatch, signatureHeaders } from '../route-schemas.js';
+import { compileRawBodyRouteSchema } from '../schemas.js';
+
+/** The published answers of POST /dip-channel/{id} (API 2.1.0), every one a StandardResponse. */
+const PUBLISHED = [201, 207, 400, 401, 403, 404, 405, 406, 408, 413, 429, 500, 502, 503, 504, 505];
 
 /** POST /dip-channel/{id}: submit a batch of messages. */
-export function registerChannelRoutes(app: FastifyInstance, deps: ApiDeps): void {
-  app.post<{ Params: { id: string } }>('/dip-channel/:id', async (req, reply) => {
-    const result = await deps.ingest.handle({ ...evidence(deps, req), channelId: req.params.id });
-    if (result.touched.length > 0) deps.delivery.notify(result.touched);
-    if (result.retryAfterSeconds !== undefined) reply.header('retry-after', String(result.retryAfterSeconds));
-    return reply.code(result.status).send(result.response);
-  });
-}
+export const channelRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { deps }) => {
+  app.post<{ Params: { id: string } }>(
+    '/dip-channel/:id',
+    {
+      validatorCompiler: compileRawBodyRouteSchema,
+      schema: {
+        operationId: 'sendMessage',
+        tags: ['DIP Message Channel'],
+        summary: 'Submit a series of Interface messages',
+        description:
+          "Submits a batch of messages on one channel, accepted or refused as a whole. Each item must match the channel's published schema for its event code (see the data portal at /catalogue and POST /validate/{id}/{event}); the schema below is the part the DIP itself reads of every message.",
+        params: channelParams,
+        headers: signatureHeaders,
+        body: messageBatch(envelopeItem, 'DIPMessageArray: one to the configured maximum of messages'),
+        response: answers(PUBLISHED),
+      },
+    },
+    async (req, reply) => {
+      const result = await deps.ingest.handle({ ...evidence(deps, req), channelId: req.params.id });
+      if (result.touched.length > 0) deps.delivery.notify(result.touched);
+      if (result.retryAfterSeconds !== undefined) reply.header('retry-after', String(result.retryAfterSeconds));
+      return reply.code(result.status).send(result.response);
+    },
+  );
+};

@@ -1,9 +1,10 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { MSG } from '../../domain/response-codes.js';
-import type { ApiDeps } from '../deps.js';
+import type { ApiDeps, RoutePluginOptions } from '../deps.js';
 import { recipientScope } from '../guard.js';
 import { publishedSchema, webhookConfigProblem, type WebhookConfigBody } from '../schemas.js';
 import { sendStandard } from '../request.js';
+import { answers, channelRecipientParams, GUARDED, noBody, signatureHeaders } from '../route-schemas.js';
 
 type Route = { Params: { id: string; recipientId: string }; Body: WebhookConfigBody };
 
@@ -38,16 +39,54 @@ export async function deleteWebhook(deps: ApiDeps, reply: FastifyReply, recipien
   return reply.code(204).send();
 }
 
-/** POST / DELETE /dip-channel/{id}/pubconfig/{recipient-id}: a recipient's webhook for one channel. */
-export function registerPubconfigRoutes(app: FastifyInstance, deps: ApiDeps): void {
-  const url = '/dip-channel/:id/pubconfig/:recipientId';
-  app.post<Route>(url, { config: { access: 'recipient' }, schema: { body: publishedSchema('WebhookConfig') } }, async (req, reply) => {
-    const { caller, channel } = recipientScope(req);
-    return putWebhook(deps, reply, caller.dipId, channel.interfaceId, req.body);
-  });
+/** The webhook as published (WebhookConfig); OpenDIP's own rules on it are in schemas.ts (docs/api-differences.md). */
+export const webhookConfigBody = {
+  ...publishedSchema('WebhookConfig'),
+  description: 'WebhookConfig: callbackURL (required by OpenDIP: https outside DEV, not an internal address), maxMessageCount and maxPayloadSize (KB) per call',
+};
 
-  app.delete<Route>(url, { config: { access: 'recipient' } }, async (req, reply) => {
-    const { caller, channel } = recipientScope(req);
-    return deleteWebhook(deps, reply, caller.dipId, channel.interfaceId);
-  });
-}
+/** POST / DELETE /dip-channel/{id}/pubconfig/{recipient-id}: a recipient's webhook for one channel. */
+export const pubconfigRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { deps }) => {
+  const url = '/dip-channel/:id/pubconfig/:recipientId';
+  const tags = ['DIP Channel Publication Configuration'];
+  app.post<Route>(
+    url,
+    {
+      config: { access: 'recipient' },
+      schema: {
+        operationId: 'configurePublication',
+        tags,
+        summary: 'Configure DIP Channel Publication',
+        description: "Registers (or replaces) the recipient's webhook for the channel: the DIP POSTs what the recipient receives on it there (see the AsyncAPI document at /api/asyncapi.json).",
+        params: channelRecipientParams,
+        headers: signatureHeaders,
+        body: webhookConfigBody,
+        response: answers([201, ...GUARDED]),
+      },
+    },
+    async (req, reply) => {
+      const { caller, channel } = recipientScope(req);
+      return putWebhook(deps, reply, caller.dipId, channel.interfaceId, req.body);
+    },
+  );
+
+  app.delete<Route>(
+    url,
+    {
+      config: { access: 'recipient' },
+      schema: {
+        operationId: 'deletePublication',
+        tags,
+        summary: 'Remove DIP Channel Publication configuration',
+        description: "Removes the recipient's webhook for the channel (204 whether or not one was registered); messages then wait to be pulled or for a new webhook.",
+        params: channelRecipientParams,
+        headers: signatureHeaders,
+        response: answers(GUARDED, { 204: noBody(204) }),
+      },
+    },
+    async (req, reply) => {
+      const { caller, channel } = recipientScope(req);
+      return deleteWebhook(deps, reply, caller.dipId, channel.interfaceId);
+    },
+  );
+};

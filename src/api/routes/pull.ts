@@ -1,11 +1,12 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { MSG } from '../../domain/response-codes.js';
 import { formatSequence, SEQUENCE_HEADER } from '../../domain/sequence.js';
-import type { ApiDeps } from '../deps.js';
+import type { RoutePluginOptions } from '../deps.js';
 import { recipientScope } from '../guard.js';
 import { PAUSED_RETRY_AFTER_SECONDS } from '../../pipeline/ingest.js';
 import { ACK_SCHEMA } from '../schemas.js';
 import { sendStandard } from '../request.js';
+import { answers, channelRecipientParams, egressArray, GUARDED, preSerialised, signatureHeaders } from '../route-schemas.js';
 
 type Route = { Params: { id: string; recipientId: string }; Querystring: { maxMessageCount?: string; maxPayloadSize?: string } };
 
@@ -15,8 +16,26 @@ type Route = { Params: { id: string; recipientId: string }; Querystring: { maxMe
  * (the egress array, positions in X-OpenDIP-Sequence); POST .../ack/{recipient-id} {"sequence": n}
  * moves the durable position. Until acknowledged, the same messages come back: at-least-once.
  */
-export function registerPullRoutes(app: FastifyInstance, deps: ApiDeps): void {
-  app.get<Route>('/dip-channel/:id/pull/:recipientId', { config: { access: 'recipient' } }, async (req, reply) => {
+export const pullRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { deps }) => {
+  const tags = ['Pull consumption (OpenDIP)'];
+  const pullSchema = {
+    operationId: 'pullMessages',
+    tags,
+    summary: 'Read the oldest unacknowledged messages of a channel (OpenDIP)',
+    description: `For a recipient with no webhook on the channel. The same messages come back until acknowledged; ${SEQUENCE_HEADER} gives their positions (first-last), X-OpenDIP-Acknowledged the position acknowledged so far.`,
+    params: channelRecipientParams,
+    headers: signatureHeaders,
+    // Query strings stay strings (no type coercion on this listener); a number that is not one falls back to the default.
+    querystring: {
+      type: 'object',
+      properties: {
+        maxMessageCount: { type: 'string', description: 'At most this many messages (1 to 10,000; default from the configuration)' },
+        maxPayloadSize: { type: 'string', description: 'At most this many KB of messages' },
+      },
+    },
+    response: answers([...GUARDED, 409], { 200: preSerialised(200, egressArray('The messages, oldest first')) }),
+  };
+  app.get<Route>('/dip-channel/:id/pull/:recipientId', { config: { access: 'recipient' }, schema: pullSchema }, async (req, reply) => {
     const { caller, channel } = recipientScope(req);
     const queue = { recipientDipId: caller.dipId, channel: channel.interfaceId };
     if (channel.availability === 'paused') {
@@ -36,7 +55,16 @@ export function registerPullRoutes(app: FastifyInstance, deps: ApiDeps): void {
     return reply.code(200).type('application/json').send(`[${copies.join(',')}]`);
   });
 
-  app.post<Route & { Body: { sequence: number } }>('/dip-channel/:id/ack/:recipientId', { config: { access: 'recipient' }, schema: { body: ACK_SCHEMA } }, async (req, reply) => {
+  const ackSchema = {
+    operationId: 'acknowledgeMessages',
+    tags,
+    summary: 'Acknowledge pulled messages up to a position (OpenDIP)',
+    params: channelRecipientParams,
+    headers: signatureHeaders,
+    body: ACK_SCHEMA,
+    response: answers([200, ...GUARDED]),
+  };
+  app.post<Route & { Body: { sequence: number } }>('/dip-channel/:id/ack/:recipientId', { config: { access: 'recipient' }, schema: ackSchema }, async (req, reply) => {
     const { caller, channel } = recipientScope(req);
     const { sequence } = req.body;
     const queue = { recipientDipId: caller.dipId, channel: channel.interfaceId };
@@ -49,4 +77,4 @@ export function registerPullRoutes(app: FastifyInstance, deps: ApiDeps): void {
     if (sequence > state.ackedSeq) await deps.queues.settle(queue, { upTo: sequence });
     return sendStandard(deps, reply, 200, queue.recipientDipId, MSG.success, `acknowledged up to ${sequence}`);
   });
-}
+};

@@ -1,10 +1,11 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { MSG } from '../../domain/response-codes.js';
 import { continuationToken, readContinuationToken, type ReplayFilter } from '../../pipeline/replay.js';
-import type { ApiDeps } from '../deps.js';
+import type { ApiDeps, RoutePluginOptions } from '../deps.js';
 import { recipientScope } from '../guard.js';
 import { publishedSchema, replayWindow, type MessageRequestBody } from '../schemas.js';
 import { sendStandard } from '../request.js';
+import { answers, channelRecipientParams, egressArray, GUARDED, noBody, preSerialised, signatureHeaders } from '../route-schemas.js';
 
 type Route = { Params: { id: string; recipientId: string }; Body: MessageRequestBody };
 
@@ -17,9 +18,33 @@ export const CONTINUATION_HEADER = 'x-continuation-token';
  * (the design the live DIP's operator drafted for 2.x), which the next request repeats with the same body.
  * A requeue of more than a page answers 202 with a job to follow at …/requeue/{recipient-id}/{job-id}.
  */
-export function registerReplayRoutes(app: FastifyInstance, deps: ApiDeps): void {
-  const schema = { body: publishedSchema('MessageRequest') };
+export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { deps }) => {
+  const body = { ...publishedSchema('MessageRequest'), description: 'MessageRequest: the filters (null for none); transactionIDs optional' };
+  const tags = ['DIP Channel Replay/Requeue'];
+  const schemas = {
+    replay: {
+      operationId: 'replayPublication',
+      summary: 'Replay messages from a DIP Channel Publication',
+      description:
+        'Answers the archived messages the recipient received on the channel that match the filters, a page (1,000) at a time: 200 when that is all, 206 with X-Continuation-Token when more follow (send the same body again with that header). With nothing to replay the answer is the operator\'s choice (config api.emptyReplay: an empty array, 204, or 400).',
+      headers: { ...signatureHeaders, properties: { ...(signatureHeaders['properties'] as object), [CONTINUATION_HEADER]: { type: 'string', description: 'From a 206 answer: the next page of the same request' } } },
+      response: answers(GUARDED, {
+        200: preSerialised(200, egressArray('Replayed Messages')),
+        204: noBody(204),
+        206: preSerialised(206, egressArray('One page of replayed messages; X-Continuation-Token names the next')),
+      }),
+    },
+    requeue: {
+      operationId: 'requeuePublication',
+      summary: 'Requeue messages on DIP Channel webhook',
+      description:
+        "Sends the archived messages that match the filters to the recipient's webhook again. Up to a page: 200 with the count. More: 202 with a job, followed at the Location header (GET …/requeue/{recipient-id}/{job-id}).",
+      headers: signatureHeaders,
+      response: answers([200, 202, ...GUARDED]),
+    },
+  } as const;
   for (const action of ['replay', 'requeue'] as const) {
+    const schema = { tags, params: channelRecipientParams, body, ...schemas[action] };
     app.post<Route>(`/dip-channel/:id/${action}/:recipientId`, { config: { access: 'recipient' }, schema }, async (req, reply) => {
       const { caller, channel } = recipientScope(req);
       const body = req.body;
@@ -49,7 +74,30 @@ export function registerReplayRoutes(app: FastifyInstance, deps: ApiDeps): void 
     });
   }
 
-  app.get<{ Params: { id: string; recipientId: string; jobId: string } }>('/dip-channel/:id/requeue/:recipientId/:jobId', { config: { access: 'recipient' } }, async (req, reply) => {
+  const jobParams = { ...channelRecipientParams, required: ['id', 'recipientId', 'jobId'], properties: { ...(channelRecipientParams['properties'] as object), jobId: { type: 'string', description: 'From the Location of a 202 answer' } } };
+  const jobAnswer = {
+    type: 'object',
+    required: ['jobId', 'state', 'requeued', 'scannedUpTo', 'of', 'error', 'createdAt', 'updatedAt'],
+    properties: {
+      jobId: { type: 'string' },
+      state: { type: 'string', enum: ['running', 'done', 'failed'] },
+      requeued: { type: 'integer', description: 'Messages requeued so far' },
+      scannedUpTo: { type: 'integer', description: 'The archive position the job has worked through' },
+      of: { type: 'integer', description: 'The archive position the job ends at' },
+      error: { type: ['string', 'null'] },
+      createdAt: { type: 'string', format: 'date-time' },
+      updatedAt: { type: 'string', format: 'date-time' },
+    },
+  };
+  const jobSchema = {
+    operationId: 'requeueJobStatus',
+    tags,
+    summary: 'Progress of a requeue job (OpenDIP)',
+    params: jobParams,
+    headers: signatureHeaders,
+    response: answers(GUARDED, { 200: { ...jobAnswer, description: 'The job' } }),
+  };
+  app.get<{ Params: { id: string; recipientId: string; jobId: string } }>('/dip-channel/:id/requeue/:recipientId/:jobId', { config: { access: 'recipient' }, schema: jobSchema }, async (req, reply) => {
     const { caller, channel } = recipientScope(req);
     const job = await deps.replay.job({ recipientDipId: caller.dipId, channel: channel.interfaceId }, req.params.jobId);
     if (!job) return sendStandard(deps, reply, 404, caller.dipId, MSG.processingFailed, `no requeue job ${req.params.jobId} for ${caller.dipId} on ${channel.interfaceId}`);
@@ -64,7 +112,7 @@ export function registerReplayRoutes(app: FastifyInstance, deps: ApiDeps): void 
       updatedAt: new Date(job.updatedAt).toISOString(),
     });
   });
-}
+};
 
 /** The published 200 answer holds at least one message; what answers none is the operator's choice (config api.emptyReplay). */
 function answerNothingToReplay(deps: ApiDeps, reply: FastifyReply, recipientDipId: string, channel: string, body: MessageRequestBody): FastifyReply {

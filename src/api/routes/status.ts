@@ -1,34 +1,82 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { MSG } from '../../domain/response-codes.js';
 import { standardResponse } from '../../domain/standard-response.js';
 import { STATUS_CHANNEL, type StatusEntry } from '../../pipeline/status.js';
-import type { ApiDeps } from '../deps.js';
+import type { RoutePluginOptions } from '../deps.js';
 import { admitted } from '../guard.js';
 import { publishedSchema, type WebhookConfigBody } from '../schemas.js';
 import { sendStandard } from '../request.js';
-import { deleteWebhook, putWebhook } from './pubconfig.js';
+import { answers, GUARDED, noBody, recipientParams, signatureHeaders } from '../route-schemas.js';
+import { deleteWebhook, putWebhook, webhookConfigBody } from './pubconfig.js';
 
 type ConfigRoute = { Params: { recipientId: string }; Body: WebhookConfigBody };
 
 /** The published StandardResponseBodyType's fields: what travels on to the original sender (extra fields do not). */
 const ENTRY_FIELDS = ['transactionID', 'senderUniqueReference', 'correlationID', 'sentTimestamp', 'senderID', 'recipientID', 'DIPConnectionProviderID', 'message', 'help', 'serviceTicketURL'] as const;
 
-/** POST /statusmessage, and a participant's status-message webhook at /statusmessage/config/{recipient-id}. */
-export function registerStatusRoutes(app: FastifyInstance, deps: ApiDeps): void {
-  app.post<{ Body: StatusEntry[] }>('/statusmessage', { config: { access: 'participant' }, schema: { body: publishedSchema('StandardResponseArray') } }, async (req, reply) => {
-    const { caller } = admitted(req);
-    const entries = req.body.map((e) => Object.fromEntries(ENTRY_FIELDS.map((k) => [k, e[k]])) as StatusEntry);
-    const outcome = await deps.status.fromRecipient(caller.dipId, entries, (id) => deps.registry.actingAs(caller, id) !== undefined);
-    if (!outcome.ok) return sendStandard(deps, reply, outcome.status, caller.dipId, outcome.status === 403 ? MSG.senderDipIdInvalid : MSG.routingError, outcome.help);
-    deps.delivery.notify(outcome.queues);
-    const response = standardResponse(new Date(deps.clock.now()), deps.config.dipId, caller.dipId, entries.map((e) => ({ transactionID: e.transactionID, correlationID: e.correlationID, message: MSG.success })));
-    return reply.code(201).send(response);
-  });
+/** The published answers of POST /statusmessage (API 2.1.0). */
+const PUBLISHED = [201, 400, 401, 403, 404, 405, 406, 408, 413, 429, 500, 502, 503, 504, 505];
 
-  const url = '/statusmessage/config/:recipientId';
-  app.post<ConfigRoute>(url, { config: { access: 'self' }, schema: { body: publishedSchema('WebhookConfig') } }, async (req, reply) =>
-    putWebhook(deps, reply, admitted(req).caller.dipId, STATUS_CHANNEL, req.body),
+/** POST /statusmessage, and a participant's status-message webhook at /statusmessage/config/{recipient-id}. */
+export const statusRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { deps }) => {
+  const tags = ['Status Messages'];
+  app.post<{ Body: StatusEntry[] }>(
+    '/statusmessage',
+    {
+      config: { access: 'participant' },
+      schema: {
+        operationId: 'submitStatusMessage',
+        tags,
+        summary: 'Submit a series of status messages',
+        description: "A recipient's asynchronous status or error on messages it received, carried back to their original sender (its status-message webhook, or its pull queue).",
+        headers: signatureHeaders,
+        body: { ...publishedSchema('StandardResponseArray'), description: 'StandardResponseArray: one entry per message the status is about' },
+        response: answers(PUBLISHED),
+      },
+    },
+    async (req, reply) => {
+      const { caller } = admitted(req);
+      const entries = req.body.map((e) => Object.fromEntries(ENTRY_FIELDS.map((k) => [k, e[k]])) as StatusEntry);
+      const outcome = await deps.status.fromRecipient(caller.dipId, entries, (id) => deps.registry.actingAs(caller, id) !== undefined);
+      if (!outcome.ok) return sendStandard(deps, reply, outcome.status, caller.dipId, outcome.status === 403 ? MSG.senderDipIdInvalid : MSG.routingError, outcome.help);
+      deps.delivery.notify(outcome.queues);
+      const response = standardResponse(new Date(deps.clock.now()), deps.config.dipId, caller.dipId, entries.map((e) => ({ transactionID: e.transactionID, correlationID: e.correlationID, message: MSG.success })));
+      return reply.code(201).send(response);
+    },
   );
 
-  app.delete<ConfigRoute>(url, { config: { access: 'self' } }, async (req, reply) => deleteWebhook(deps, reply, admitted(req).caller.dipId, STATUS_CHANNEL));
-}
+  const url = '/statusmessage/config/:recipientId';
+  app.post<ConfigRoute>(
+    url,
+    {
+      config: { access: 'self' },
+      schema: {
+        operationId: 'postStatusMsgWebhook',
+        tags,
+        summary: 'Webhook to pull a series of status messages',
+        description: 'Registers (or replaces) where the DIP POSTs the status messages addressed to the participant.',
+        params: recipientParams,
+        headers: signatureHeaders,
+        body: webhookConfigBody,
+        response: answers([201, ...GUARDED]),
+      },
+    },
+    async (req, reply) => putWebhook(deps, reply, admitted(req).caller.dipId, STATUS_CHANNEL, req.body),
+  );
+
+  app.delete<ConfigRoute>(
+    url,
+    {
+      config: { access: 'self' },
+      schema: {
+        operationId: 'deleteStatusMsgWebhook',
+        tags,
+        summary: 'Delete existing Status Message configuration',
+        params: recipientParams,
+        headers: signatureHeaders,
+        response: answers(GUARDED, { 204: noBody(204) }),
+      },
+    },
+    async (req, reply) => deleteWebhook(deps, reply, admitted(req).caller.dipId, STATUS_CHANNEL),
+  );
+};

@@ -1,0 +1,34 @@
+import fp from 'fastify-plugin';
+import type { RoutePluginOptions } from './deps.js';
+import { registerApiDocs } from './openapi.js';
+
+/** Where the participant listener serves its OpenAPI document (`/json`, `/yaml`) and Swagger UI. */
+export const PARTICIPANT_DOCS = '/api/docs';
+
+/**
+ * The participant listener's API catalogue (spec 5.8): the published API 2.1.0 operations as they are,
+ * and OpenDIP's own beside them, tagged "(OpenDIP)" and listed in docs/api-differences.md.
+ * Wrapped with fastify-plugin: the document generator must hook the listener itself to see the
+ * routes every sibling plugin registers.
+ */
+export const registerParticipantDocs = fp<RoutePluginOptions>(
+  async (app, { deps }) => {
+    await registerApiDocs(app, {
+      prefix: PARTICIPANT_DOCS,
+      title: 'OpenDIP: DIP - Send Messages & Receive Publications',
+      version: '2.1.0',
+      description: [
+        `The participant API of this DIP (${deps.config.environment}, DIP ID ${deps.config.dipId}), wire-compatible with the published DIP API 2.1.0.`,
+        'Every call is made over mutual TLS with a client certificate from the environment, carries the X-API-Key header and is signed (X-DIP-Signature, X-DIP-Signature-Date, X-DIP-Content-Hash, X-DIP-Signature-Certificate).',
+        'Operations tagged (OpenDIP) go beyond the published API: docs/api-differences.md.',
+        'What the DIP sends to webhooks: the AsyncAPI document at /api/asyncapi.json. Every interface, event code and data item: the data portal at /catalogue.',
+      ].join('\n\n'),
+      securitySchemes: {
+        ApiKeyAuth: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+        mutualTLS: { type: 'mutualTLS', description: "A client certificate issued by the environment's CA naming the participant's DIP ID" },
+      },
+      security: [{ ApiKeyAuth: [], mutualTLS: [] }],
+    });
+  },
+  { name: 'participant-docs' },
+);

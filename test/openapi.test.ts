@@ -1,0 +1,151 @@
+/**
+ * The OpenAPI document the participant listener serves (issue 12, item 1): generated from the route
+ * schemas, valid by a real OpenAPI validator, listing the published API 2.1.0 operations as published
+ * (paths, methods, parameters, answers), and telling the truth: answers the DIP gives validate against
+ * the schema the document gives for their status code.
+ */
+import SwaggerParser from '@apidevtools/swagger-parser';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { publishedSchema } from '../src/api/schemas.js';
+import { Catalogue } from '../src/catalogue/catalogue.js';
+import { loadConfig } from '../src/config.js';
+import { agentFor, send, startHostileDip, validItem, type HostileDip } from './hostile/helpers.js';
+import { HAVE_REFERENCE, REFERENCE } from './helpers/reference.js';
+
+type Json = Record<string, any>;
+const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'];
+
+/** Every operation of a document: `METHOD path` → its parameters (`in:name`, headers lower-cased) and answers. */
+function operations(doc: Json, resolveParam: (p: Json) => Json): Map<string, { params: string[]; codes: string[] }> {
+  const out = new Map<string, { params: string[]; codes: string[] }>();
+  for (const [path, item] of Object.entries(doc.paths as Json)) {
+    const shared = (item.parameters ?? []) as Json[];
+    for (const m of METHODS) {
+      const op = item[m] as Json | undefined;
+      if (!op) continue;
+      const params = [...shared, ...((op.parameters ?? []) as Json[])].map(resolveParam).map((p) => `${p.in}:${p.in === 'header' ? String(p.name).toLowerCase() : p.name}`);
+      out.set(`${m.toUpperCase()} ${path}`, { params: [...new Set(params)].sort(), codes: Object.keys(op.responses ?? {}).sort() });
+    }
+  }
+  return out;
+}
+
+describe('the OpenAPI document of the participant listener', () => {
+  let h: HostileDip;
+  let doc: Json;
+  const get = async (path: string) => {
+    const res = await agentFor(h.t, h.sds).request({ origin: h.t.dip.url, path, method: 'GET' });
+    return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
+  };
+  beforeAll(async () => {
+    // This file validates a megabyte document in the DIP's own process: its overload guard must not take
+    // the test's work for the DIP's.
+    h = await startHostileDip({ overload: { ...loadConfig({}).overload, maxEventLoopDelayMs: 60_000 } });
+    const res = await get('/api/docs/json');
+    expect(res.status).toBe(200);
+    doc = JSON.parse(res.text) as Json;
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('is served as JSON and as the same document in YAML', async () => {
+    const yaml = await get('/api/docs/yaml');
+    expect(yaml.status).toBe(200);
+    expect(parse(yaml.text)).toEqual(doc);
+    expect(doc.openapi).toBe('3.1.0');
+  });
+
+  it('is a valid OpenAPI 3.1 document, every $ref resolving (@apidevtools/swagger-parser)', async () => {
+    const api = await SwaggerParser.validate(structuredClone(doc) as never);
+    expect(Object.keys(api.paths ?? {}).length).toBeGreaterThan(100);
+  });
+
+  it.skipIf(!HAVE_REFERENCE)('lists every published API 2.1.0 operation with its published parameters and answers', () => {
+    const published = parse(readFileSync(join(REFERENCE, 'SubmitEvents-unresolved.yaml'), 'utf8')) as Json;
+    const resolve = (d: Json) => (p: Json) => (typeof p.$ref === 'string' ? (d.components.parameters[p.$ref.split('/').pop()!] as Json) : p);
+    const theirs = operations(published, resolve(published));
+    const ours = operations(doc, resolve(doc));
+    expect(theirs.size).toBeGreaterThanOrEqual(8 + 127);
+    // Beyond the published answers: only the ones every guarded call may get, and the documented extensions.
+    const extraCodes = new Set(['202', '204', '206', '400', '401', '403', '404', '405', '408', '409', '413', '429', '500', '503']);
+    // The published validation endpoints list no signature headers, yet are signed like every call (docs/api-differences.md).
+    const signature = ['header:x-dip-content-hash', 'header:x-dip-signature', 'header:x-dip-signature-certificate', 'header:x-dip-signature-date'];
+    const extraParams = (op: string) => (op === 'POST /dip-channel/{id}/replay/{recipient-id}' ? ['header:x-continuation-token'] : op.startsWith('POST /validate/') ? signature : []);
+    for (const [op, t] of theirs) {
+      const o = ours.get(op);
+      expect(o, `${op} is missing`).toBeDefined();
+      expect(o!.params, op).toEqual([...t.params, ...extraParams(op)].sort());
+      for (const code of t.codes) expect(o!.codes, `${op} answers ${code}`).toContain(code);
+      for (const code of o!.codes.filter((c) => !t.codes.includes(c))) expect(extraCodes, `${op}: unexpected answer ${code}`).toContain(code);
+    }
+    // The published security scheme, by its published name.
+    expect(doc.components.securitySchemes.ApiKeyAuth).toEqual(published.components.securitySchemes.ApiKeyAuth);
+  });
+
+  it('documents a validation endpoint for every event code of the bundled catalogue, its body the channel schema the DIP validates with', () => {
+    const catalogue = Catalogue.load();
+    for (const c of catalogue.channels()) {
+      for (const event of c.eventCodes) {
+        const op = doc.paths[`/validate/${c.interfaceId}/${event}`]?.post as Json | undefined;
+        expect(op, `${c.interfaceId} ${event}`).toBeDefined();
+        expect(op!.requestBody.content['application/json'].schema.items).toEqual({ $ref: `#/components/schemas/${c.interfaceId}` });
+      }
+      const { definitions: _d, $schema: _s, ...schema } = catalogue.schema(c.interfaceId)!;
+      const rewritten = JSON.parse(JSON.stringify(schema).replaceAll('"#/definitions/', '"#/components/schemas/'));
+      expect(doc.components.schemas[c.interfaceId], c.interfaceId).toEqual(rewritten);
+    }
+  });
+
+  it('documents the request bodies Fastify validates: the published WebhookConfig and MessageRequest', () => {
+    const body = (path: string) => doc.paths[path].post.requestBody.content['application/json'].schema as Json;
+    for (const [path, name] of [
+      ['/dip-channel/{id}/pubconfig/{recipient-id}', 'WebhookConfig'],
+      ['/dip-channel/{id}/replay/{recipient-id}', 'MessageRequest'],
+    ] as const) {
+      const { definitions: _d, $schema: _s, ...schema } = publishedSchema(name);
+      const { description: _desc, ...documented } = body(path);
+      expect(documented, path).toEqual(JSON.parse(JSON.stringify(schema).replaceAll('"#/definitions/', '"#/components/schemas/')));
+    }
+  });
+
+  it("tells the truth: the DIP's answers validate against the schema documented for their status code", async () => {
+    const ajv = new Ajv2020({ strict: false, allErrors: true });
+    ajv.addSchema({ $id: 'doc', components: doc.components });
+    const check = (path: string, method: string, answer: { status: number; json: unknown }) => {
+      const documented = doc.paths[path][method].responses[String(answer.status)] as Json | undefined;
+      expect(documented, `${method} ${path} answered ${answer.status}, which the document does not list`).toBeDefined();
+      const schema = JSON.parse(JSON.stringify(documented!.content['application/json'].schema).replaceAll('"#/components', '"doc#/components'));
+      const valid = ajv.validate(schema, answer.json);
+      expect(valid, `${method} ${path} ${answer.status}: ${ajv.errorsText()}`).toBe(true);
+    };
+    const ok = await send(h.t, h.sds, { path: '/dip-channel/IF-021', body: JSON.stringify([validItem()]) });
+    expect(ok.status).toBe(201);
+    check('/dip-channel/{id}', 'post', ok);
+    const badBody = await send(h.t, h.sup, { path: `/dip-channel/IF-021/pubconfig/${h.sup.dipId}`, body: '{"callbackURL": 5}' });
+    expect(badBody.status).toBe(400);
+    check('/dip-channel/{id}/pubconfig/{recipient-id}', 'post', badBody);
+    const notSigned = await send(h.t, h.sup, { path: `/dip-channel/IF-021/pubconfig/${h.sup.dipId}`, method: 'DELETE', headers: { 'x-dip-signature': undefined } });
+    expect(notSigned.status).toBe(401);
+    check('/dip-channel/{id}/pubconfig/{recipient-id}', 'delete', notSigned);
+    const certificates = await send(h.t, h.sds, { path: '/certificates/dip', method: 'GET' });
+    expect(certificates.status).toBe(200);
+    check('/certificates/dip', 'get', certificates);
+    const validated = await send(h.t, h.sds, { path: '/validate/IF-021/ActivePower', body: JSON.stringify([validItem()]) });
+    expect(validated.status).toBe(201);
+    check('/validate/IF-021/ActivePower', 'post', validated);
+  });
+
+  it('serves Swagger UI under a Content-Security-Policy', async () => {
+    const page = await get('/api/docs');
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('swagger-ui');
+    const csp = String(page.headers['content-security-policy'] ?? '');
+    expect(csp).toContain("default-src 'self'");
+    expect(csp).not.toContain("'unsafe-eval'");
+  });
+});
