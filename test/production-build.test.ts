@@ -1,10 +1,10 @@
 /**
  * The production build as an operator runs it: `npm run build`, then `npm run start:prod` (plain node
- * on dist/, no tsx), then the README's "Try it: two participants, one message" walk-through with the
- * `dip` command (bin/dip.js, which runs dist/ when it is there), each step a separate CLI process.
+ * on dist/, no tsx), then the README's "Try it: two participants, one message" walk-through: the
+ * commands of its sh block as written there, each in a shell of its own, the listener in the background.
  */
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,13 +20,22 @@ interface Running {
   err: () => string;
 }
 
-function start(args: string[], cwd: string, env: NodeJS.ProcessEnv): Running {
-  const child = spawn(process.execPath, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+/** A command in a terminal of its own (a process group, so that stopping it stops what it started). */
+function start([command, ...args]: string[], cwd: string, env: NodeJS.ProcessEnv): Running {
+  const child = spawn(command!, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   return { child, out: () => out, err: () => err };
+}
+
+/** The commands of the README's "Try it: two participants, one message" block, comments and blank lines left out. */
+function readmeWalkthrough(): string[] {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const block = /### Try it: two participants, one message[\s\S]*?```sh\n([\s\S]*?)```/.exec(readme);
+  if (!block) throw new Error('README.md has no "Try it: two participants, one message" sh block');
+  return block[1]!.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
 }
 
 describe('production build: npm run build, npm run start:prod, the README walk-through', () => {
@@ -39,65 +48,59 @@ describe('production build: npm run build, npm run start:prod, the README walk-t
     expect(build.status, `${build.stdout}\n${build.stderr}`).toBe(0);
   }, 180_000);
   afterAll(() => {
-    for (const r of running) r.child.kill('SIGKILL');
+    for (const r of running) if (r.child.pid && r.child.exitCode === null) process.kill(-r.child.pid, 'SIGKILL');
     rmSync(work, { recursive: true, force: true });
   });
 
-  /** `dip …` as a participant types it in its own terminal (`npm link` puts bin/dip.js on the PATH). */
-  const dip = (...args: string[]): Promise<{ stdout: string; stderr: string }> =>
-    new Promise((done, fail) => {
-      execFile(process.execPath, [join(root, pkg.bin['dip']!), ...args], { cwd: work, env }, (error, stdout, stderr) => {
-        if (error) fail(new Error(`dip ${args.join(' ')}: ${error.message}\n${stderr}`));
-        else done({ stdout, stderr });
-      });
-    });
-
-  it('serves from dist/ on plain node, and two participants exchange one message as the README shows', async () => {
+  it("the README's walk-through, its own commands, against `npm run start:prod`", async () => {
     expect(pkg.scripts['start:prod']).toBe('node dist/cli/main.js serve');
-    // DIP_PORT=0: the OS picks the port, which the DIP prints; the CLI is then pointed at it as DIP_PORT.
-    const serverEnv = { ...process.env, DIP_DATA_DIR: join(work, 'data'), DIP_PORT: '0', DIP_HOST: '127.0.0.1', DIP_ADMIN_PORT: '0', DIP_LOG_LEVEL: 'warn' };
-    const server = start([join(root, 'dist/cli/main.js'), 'serve'], work, serverEnv);
+    // The commands run "from this folder": a folder of the project's own (package.json, sources and
+    // node_modules linked), so ./sds, ./sup, if021.json and ./data land there and not in the checkout.
+    for (const entry of ['package.json', 'node_modules', 'src', 'bin', 'dist', 'tsconfig.json']) symlinkSync(join(root, entry), join(work, entry));
+    // The README's defaults, changed only where a shared machine needs it: ports the OS picks (the DIP
+    // prints its port; the CLI follows DIP_PORT) and the listener's port in place of 9000.
+    const serverEnv = { ...process.env, DIP_PORT: '0', DIP_HOST: '127.0.0.1', DIP_ADMIN_PORT: '0', DIP_LOG_LEVEL: 'warn' };
+    const server = start(['npm', 'run', 'start:prod'], work, serverEnv);
     running.push(server);
     await waitFor(() => /listening on https:\/\/localhost:\d+/.test(server.err()) || server.child.exitCode !== null, 30_000, 'the DIP to start');
     expect(server.child.exitCode, server.err()).toBeNull();
     const port = /listening on https:\/\/localhost:(\d+)/.exec(server.err())![1]!;
     env = { ...serverEnv, DIP_PORT: port };
+    const listenPort = String(await freePort());
 
-    // A data service (sender) and a supplier (recipient): a key and certificate each, then registration.
-    await dip('pki', 'issue', '--dip-id', '2000000001', '--out', './sds');
-    await dip('participant', 'add', '--dip-id', '2000000001', '--role', 'SDS', '--cert', './sds/cert.pem', '--save', './sds');
-    await dip('pki', 'issue', '--dip-id', '1000000001', '--out', './sup');
-    const added = await dip('participant', 'add', '--dip-id', '1000000001', '--role', 'SUP', '--cert', './sup/cert.pem', '--save', './sup');
-    expect(added.stdout + added.stderr).toMatch(/dip_[\w-]{32}/); // the API key, shown once
+    const commands = readmeWalkthrough().map((c) => c.replaceAll('9000', listenPort));
+    expect(commands.length).toBeGreaterThanOrEqual(8);
+    let listener: Running | undefined;
+    let sent = '';
+    for (const command of commands) {
+      if (/ listen /.test(command)) {
+        // Its own terminal: it runs on while the next commands are typed.
+        listener = start(['bash', '-c', `exec ${command}`], work, env);
+        running.push(listener);
+        await waitFor(() => listener!.err().includes('listening on') || listener!.out().includes('listening on') || listener!.child.exitCode !== null, 60_000, 'dip listen');
+        expect(listener.child.exitCode, listener.err()).toBeNull();
+        continue;
+      }
+      const r = spawnSync('bash', ['-c', command], { cwd: work, env, encoding: 'utf8', timeout: 120_000 });
+      expect(r.status, `${command}\n${r.stdout}\n${r.stderr}`).toBe(0);
+      if (/ send /.test(command)) sent = r.stdout;
+    }
 
-    // The supplier's webhook receiver (a third terminal).
-    const listenPort = await freePort();
-    const listener = start([join(root, pkg.bin['dip']!), 'listen', '--port', String(listenPort)], work, env);
-    running.push(listener);
-    await waitFor(() => listener.err().includes('listening on') || listener.child.exitCode !== null, 30_000, 'dip listen');
-    expect(listener.child.exitCode, listener.err()).toBeNull();
-
-    const hook = await dip('webhook', 'set', '--as', './sup', '--channel', 'IF-021', '--url', `http://127.0.0.1:${listenPort}/dip`);
-    expect(hook.stdout).toMatch(/MSG0000 - Success/);
-
-    const example = await dip('example', 'IF-021', '--sender', '2000000001', '--to', '1000000001');
-    writeFileSync(join(work, 'if021.json'), example.stdout);
-    const sent = await dip('send', '--as', './sds', '--channel', 'IF-021', 'if021.json');
-    const transactionId = /"transactionID":\s*"([^"]+)"/.exec(sent.stdout)?.[1];
-    // Exit 0 (the helper fails on any other) means the DIP answered 2xx; the body is the 201 StandardResponse.
-    expect(sent.stdout, sent.stdout).toMatch(/MSG0000 - Success/);
-    expect(transactionId, sent.stdout).toMatch(/^T-IF-021-2000000001-SDS-/);
-
-    // The listener prints the delivered message with D0 filled and the DIP's signature verified.
-    await waitFor(() => listener.out().includes(transactionId!), 20_000, 'the delivery to the listener');
-    const delivered = JSON.parse(listener.out().trim().split(/\n(?=\{)/)[0]!) as {
+    // `send` prints the 201 StandardResponse with the new transaction ID; the listener prints the
+    // delivered message with D0 filled in and "signature": "verified".
+    expect(sent).toMatch(/MSG0000 - Success/);
+    const transactionId = /"transactionID":\s*"([^"]+)"/.exec(sent)?.[1];
+    expect(transactionId, sent).toMatch(/^T-IF-021-2000000001-SDS-/);
+    await waitFor(() => listener!.out().includes(transactionId!), 20_000, 'the delivery to the listener');
+    const printed = listener!.out().slice(listener!.out().indexOf('{'));
+    const delivered = JSON.parse(printed.trim().split(/\n(?=\{)/)[0]!) as {
       signature: unknown;
       message: { payload: { CommonBlock: { D0: Record<string, unknown> } } };
     };
     expect(delivered.signature).toBe('verified');
     expect(delivered.message.payload.CommonBlock.D0).toMatchObject({ transactionID: transactionId, publicationID: 'PUB-021', replayIndicator: false });
     expect(server.child.exitCode).toBeNull();
-  }, 120_000);
+  }, 300_000);
 
   it('packs only the build, the dip command and the documents', () => {
     const pack = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' });
