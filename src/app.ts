@@ -78,7 +78,7 @@ export interface RunningDip {
   /** The API activity log's recorder (null when turned off). */
   activity: ActivityRecorder | null;
   /** Every operation each listener serves, as registered (the fuzzer of test/fuzz covers them all). */
-  operations: { participant: readonly Operation[]; operator: readonly Operation[] };
+  operations: { participant: readonly Operation[]; operator: readonly Operation[]; anonymous: readonly Operation[] };
   /** Pattern B publications. */
   publications: Publications;
   /** The anonymous listener's port (public publications); null when it is not enabled. */
@@ -378,10 +378,12 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   baseUrls.participant = config.publicUrl?.replace(/\/$/, '') ?? `https://${host}:${port}`;
   // Public publications, without a client certificate, on a listener of their own (off by default).
   let publicPort: number | null = null;
+  let anonymousOperations: readonly Operation[] = [];
   if (pubSettings.anonymous.enabled) {
     const anonymous = buildPublicServer(apiDeps, { key: pki.server.keyPem, cert: pki.server.certPem }, pubSettings.anonymous.rateLimit);
     await anonymous.listen({ port: pubSettings.anonymous.port, host: pubSettings.anonymous.host });
     life.started('anonymous listener', () => anonymous.close());
+    anonymousOperations = operationsOf(anonymous);
     const a = anonymous.server.address();
     publicPort = typeof a === 'object' && a ? a.port : pubSettings.anonymous.port;
     baseUrls.public = `https://${host}:${publicPort}`;
@@ -460,7 +462,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     delivery,
     events,
     retention,
-    operations: { participant: operationsOf(app), operator: operationsOf(admin) },
+    operations: { participant: operationsOf(app), operator: operationsOf(admin), anonymous: anonymousOperations },
     publications,
     publicPort,
     close: () => life.stop(),

@@ -1,7 +1,8 @@
 /**
  * The operator API refuses in one shape, {"error": "<what and why>"}: found by the operation fuzzer
  * (test/fuzz), which got Fastify's {statusCode, code, error: "Bad Request", message} from a body that
- * is not JSON, a body or query its schema refuses, and a path parameter of the wrong form.
+ * is not JSON, a body or query its schema refuses, a path parameter of the wrong form, and ("Unsupported
+ * Media Type" alone) a Content-Type other than JSON.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,7 +24,7 @@ describe('operator API refusals', () => {
   const call = async (method: 'GET' | 'POST', path: string, body?: string, auth = true) => {
     const res = await request(`http://127.0.0.1:${t.dip.adminPort}${path}`, {
       method,
-      headers: { ...(auth ? { authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: { ...(auth ? { authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { 'content-type': body === 'x' ? 'application/xml' : 'application/json' }) },
       body,
     });
     return { status: res.statusCode, body: (await res.body.json()) as Record<string, unknown> };
@@ -36,7 +37,8 @@ describe('operator API refusals', () => {
     ['a query its schema refuses', 'GET', '/admin/attempts?channel=IF-021', undefined, 400, /querystring must have required property 'recipient'/],
     ['a path parameter of the wrong form', 'GET', '/admin/mpan/12', undefined, 400, /params\/mpan must match pattern/],
     ['an operation that does not exist', 'GET', '/admin/nothing', undefined, 404, /no such operation: GET \/admin\/nothing/],
-  ] as const)('%s: %i {"error": why}', async (_what, method, path, body, status, why) => {
+    ['a body that is not JSON by its Content-Type', 'POST', '/admin/dead-letters/discard', 'x', 415, /Content-Type 'application\/xml' is not accepted: send application\/json/],
+  ] as const)('%s: {"error": why}', async (_what, method, path, body, status, why) => {
     const a = await call(method, path, body);
     expect(a.status).toBe(status);
     expect(Object.keys(a.body)).toEqual(['error']);

@@ -66,11 +66,15 @@ export function registerOperatorAuth(app: FastifyInstance, deps: OperatorAuthDep
     return undefined;
   });
   // A body or query the route's schema refuses: the field and why, in the API's one error shape.
-  app.setErrorHandler((error: Error & { validation?: unknown; statusCode?: number }, req, reply) => {
+  // Every refusal {"error": "<what and why>"}: never Fastify's bare reason phrase ("Unsupported Media Type").
+  app.setErrorHandler((error: Error & { validation?: unknown; statusCode?: number; code?: string }, req, reply) => {
     if (error.validation) return reply.code(400).send({ error: error.message });
     const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
     if (status === 500) deps.logger.error({ err: error, url: req.url }, 'operator API request failed');
-    return reply.code(status).send({ error: status === 500 ? 'internal error' : error.message });
+    let message = error.message;
+    if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY') message = 'the body is not valid JSON (keys __proto__ and constructor.prototype are refused too)';
+    if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') message = `Content-Type '${String(req.headers['content-type'] ?? '')}' is not accepted: send application/json`;
+    return reply.code(status).send({ error: status === 500 ? 'internal error' : message });
   });
   app.addHook('onSend', async (req, reply, payload) => {
     // A refused call (4xx, 5xx) changed nothing: it is not an act.

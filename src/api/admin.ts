@@ -1,4 +1,4 @@
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -76,15 +76,7 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
   // First of all hooks: every call gets its ID and its record, whichever hook answers it.
   if (deps.activity) registerActivityLog(app, deps.activity, 'operator', (req) => (req.operator ? `operator:${req.operator.name}` : null), () => deps.now());
   recordOperations(app);
-  // Every refusal in one documented shape, {"error": "<what and why>"} (Fastify's own would be
-  // {statusCode, code, error: "Bad Request", message}); a failure of ours is logged, not shown.
-  app.setErrorHandler((error: FastifyError, req, reply) => {
-    const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
-    if (status === 500) deps.logger.error({ err: error, url: req.url.split('?')[0] }, 'operator request failed');
-    let message = error.message;
-    if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY') message = 'the body is not valid JSON (keys __proto__ and constructor.prototype are refused too)';
-    return reply.code(status).send({ error: status === 500 ? 'internal error: see the DIP log' : message });
-  });
+  // Refusals are {"error": "<what and why>"} (the error handler is in admin-operators.ts), unknown paths too.
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no such operation: ${req.method} ${req.url.split('?')[0] ?? ''}` }));
   const auth = { bootstrapToken: deps.token, operators: deps.operators, journal: deps.journal, logger: deps.logger, now: () => deps.now() };
   registerOperatorAuth(app, auth);

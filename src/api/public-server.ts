@@ -4,6 +4,7 @@ import type { RateLimitSettings } from '../security/rate-limit.js';
 import { RateLimiter } from '../security/rate-limit.js';
 import type { ApiDeps } from './deps.js';
 import { describePublication, listQuery, sendPublication, type ContentQuery, type ListQuery } from './publication-download.js';
+import { recordOperations } from './operations.js';
 import { sendStandard } from './request.js';
 
 /**
@@ -22,6 +23,7 @@ export function buildPublicServer(deps: ApiDeps, tls: { key: string; cert: strin
     routerOptions: { caseSensitive: false, ignoreTrailingSlash: true, maxParamLength: 100 },
     logger: false,
   });
+  recordOperations(app);
   const limiter = new RateLimiter(rateLimit);
   if (limiter.enabled) {
     app.addHook('onRequest', async (req, reply) => {

@@ -17,7 +17,7 @@
  *    registered participant is refused;
  * and after every operation both listeners still report healthy and a valid message is still accepted.
  *
- * Budget: FUZZ_RUNS requests per operation (default 30). A failure prints the seed;
+ * Budget: FUZZ_RUNS requests per operation (default 20). A failure prints the seed;
  * reproduce with FC_SEED=<seed> npm run test:fuzz (FUZZ_RUNS as in the failing run). The methods a
  * path does not take (405) get FUZZ_RUNS / 5.
  */
@@ -28,12 +28,13 @@ import { readFileSync } from 'node:fs';
 import { STATUS_CODES } from 'node:http';
 import { adminTokenFile } from '../../src/api/admin.js';
 import type { Operation } from '../../src/api/operations.js';
+import type { DipConfig } from '../../src/config.js';
 import { answerOf, send, signerFor, startHostileDip, SDS_ID, SUP_ID, validItem, type Answer, type SendOptions } from '../hostile/helpers.js';
 import { forCaller, requestsFor, type GeneratedRequest, type Known } from './requests.js';
 import { StoreDigest } from './store-digest.js';
 
 const SEED = process.env.FC_SEED ? Number(process.env.FC_SEED) : (Date.now() ^ (Math.random() * 0x7fffffff)) | 0;
-const RUNS = Number(process.env.FUZZ_RUNS ?? 30);
+const RUNS = Number(process.env.FUZZ_RUNS ?? 20);
 /** Runs for the methods a path does not take (each answers 405 and nothing else): a smoke test. */
 const RUNS_405 = Math.max(1, Math.round(RUNS / 5));
 const ANSWER_MS = Number(process.env.FUZZ_ANSWER_MS ?? 5_000);
@@ -52,7 +53,11 @@ const OWNER_PARAM = /recipient|participant|dipid|owner/i;
 
 // Shedding load (503 with Retry-After while the event loop runs late) is tested on its own; on a busy CI
 // machine it would answer the fuzzer's requests for reasons that are not theirs.
-const h = await startHostileDip({ overload: { maxEventLoopDelayMs: 60_000, delayCountsFromSubmissions: 100_000, maxSubmissionsInFlight: 100_000 } });
+const h = await startHostileDip({
+  overload: { maxEventLoopDelayMs: 60_000, delayCountsFromSubmissions: 100_000, maxSubmissionsInFlight: 100_000 },
+  // The anonymous listener (public publications) too, without its fair-use limit.
+  publications: { anonymous: { enabled: true, host: '127.0.0.1', port: 0, rateLimit: { requestsPerSecond: 0, burst: 1 } } } as DipConfig['publications'],
+});
 const other = await h.t.participant(OTHER_ID, ['SUP']);
 await h.t.dip.delivery.stop();
 const seeded = await send(h.t, h.sds, { path: '/dip-channel/IF-021', body: JSON.stringify([validItem()]) });
@@ -193,7 +198,8 @@ describe('every operation of the participant listener', () => {
           requests++;
           const req = forCaller(generated, participants[who].dipId);
           const before = digest.take();
-          const a = await send(h.t, participants[who], { method: op.method, path: req.path, body: req.body, timeoutMs: ANSWER_MS, ...identityOptions(id, who) });
+          const options = identityOptions(id, who);
+          const a = await send(h.t, participants[who], { method: op.method, path: req.path, body: req.body, timeoutMs: ANSWER_MS, ...options, headers: { ...options.headers, ...(req.contentType ? { 'content-type': req.contentType } : {}) } });
           count(`participant, ${id}`, `${a.status}`);
           let refusal: string | null = null;
           if (id !== 'signed' && !PUBLIC.has(name)) refusal = `a request ${id} must be refused`;
@@ -236,7 +242,7 @@ describe('every operation of the operator listener', () => {
           const auth = authorization(t);
           const res = await request(`${adminOrigin}${req.path}`, {
             method: op.method as 'GET',
-            headers: { ...(auth ? { authorization: auth } : {}), ...(req.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+            headers: { ...(auth ? { authorization: auth } : {}), ...(req.contentType ? { 'content-type': req.contentType } : {}) },
             body: req.body,
             dispatcher: adminAgent,
             headersTimeout: ANSWER_MS,
@@ -253,3 +259,37 @@ describe('every operation of the operator listener', () => {
   }
 });
 
+describe('every operation of the anonymous listener (public publications)', () => {
+  const operations = h.t.dip.operations.anonymous;
+  const anonymous = new Agent({ connect: { ca: h.t.dip.pki.ca.certPem }, keepAliveTimeout: 10_000 });
+  afterAll(() => anonymous.close());
+  it('is enabled and registers GET /publications at least', () => {
+    expect(operations.map((o) => `${o.method} ${o.url}`)).toContain('GET /publications');
+  });
+
+  for (const op of operations) {
+    const name = `${op.method} ${op.url}`;
+    it(`${name}: answered in time without a client certificate, never 5xx, specific refusals that store nothing`, async () => {
+      await fc.assert(
+        fc.asyncProperty(requestsFor(op, known), async (generated) => {
+          requests++;
+          const req = forCaller(generated, SUP_ID);
+          const before = digest.take();
+          const res = await request(`https://localhost:${h.t.dip.publicPort}${req.path}`, {
+            method: op.method as 'GET',
+            headers: req.contentType ? { 'content-type': req.contentType } : {},
+            body: req.body,
+            dispatcher: anonymous,
+            headersTimeout: ANSWER_MS,
+            bodyTimeout: ANSWER_MS,
+          });
+          const a = await answerOf(res);
+          count('anonymous', `${a.status}`);
+          await judge(op, 'participant', a, before, null);
+        }),
+        params(`anonymous ${name}`, RUNS),
+      );
+      await expectHealthy();
+    });
+  }
+});

@@ -28,7 +28,14 @@ export interface GeneratedRequest {
   body: string | Buffer | undefined;
   /** What the body was made from, for the tally and the counterexample. */
   bodyKind: string;
+  /** Content-Type of the body: mostly JSON, sometimes a stream (publications) or something else. */
+  contentType: string | undefined;
 }
+
+const contentTypes = fc.oneof(
+  { weight: 6, arbitrary: fc.constant('application/json') },
+  { weight: 1, arbitrary: fc.constantFrom('application/octet-stream', 'text/plain', 'application/json; charset=latin1', 'multipart/form-data; boundary=x') },
+);
 
 /** Stands for the calling participant's own DIP ID in a generated path (resolved by `forCaller`). */
 export const SELF = 'SELF-DIPID';
@@ -139,11 +146,12 @@ export function requestsFor(op: Operation, known: Known): fc.Arbitrary<Generated
   const names = [...op.url.matchAll(PARAM)].map((m) => m[1]!);
   const params = fc.record(Object.fromEntries(names.map((n) => [n, paramArbitrary(n, known)])));
   return params.chain((p) =>
-    fc.record({ query: queryArbitrary(op), body: bodyArbitrary(op, p, known) }).map(({ query, body }) => ({
+    fc.record({ query: queryArbitrary(op), body: bodyArbitrary(op, p, known), contentType: contentTypes }).map(({ query, body, contentType }) => ({
       path: op.url.replace(PARAM, (_m, n: string) => encodeURIComponent(p[n] ?? '')) + query,
       params: p,
       body: body.body,
       bodyKind: body.kind,
+      contentType: body.body === undefined ? undefined : contentType,
     })),
   );
 }
