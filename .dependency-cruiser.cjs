@@ -8,6 +8,7 @@
  *   pipeline    ingest → route → deliver, replay, status, lifecycle: knows ports, never adapters
  *   adapters    SQLite, PostgreSQL, NATS, HTTP, mail: implement ports
  *   api         HTTP listeners and routes
+ *   portal      the user and operator portals (server-rendered pages): pipeline and security, never api or adapters
  *   app.ts      the composition root: the only place adapters meet the pipeline (with cli and sim)
  *   cli, sim    commands and tools on top
  *   client      a participant's client: domain and security only, so it stays usable on its own
@@ -41,7 +42,8 @@ module.exports = {
     layer('security', '^src/security/', ['pipeline', 'adapters', 'api', 'cli', 'sim', 'client', 'app\\.ts', 'config\\.ts']),
     layer('pipeline', '^src/pipeline/', ['adapters', 'api', 'cli', 'sim', 'client', 'app\\.ts', 'config\\.ts']),
     layer('adapters', '^src/adapters/', ['pipeline', 'api', 'cli', 'sim', 'app\\.ts']),
-    layer('api', '^src/api/', ['adapters', 'cli', 'sim', 'app\\.ts']),
+    layer('api', '^src/api/', ['adapters', 'portal', 'cli', 'sim', 'app\\.ts']),
+    layer('portal', '^src/portal/', ['adapters', 'api', 'cli', 'sim', 'client', 'app\\.ts']),
     layer('client', '^src/client/', ['pipeline', 'adapters', 'api', 'cli', 'sim', 'app\\.ts', 'config\\.ts']),
     {
       name: 'no-circular',

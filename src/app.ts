@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { createPrivateKey } from 'node:crypto';
+import { createPrivateKey, randomBytes } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
 import { join } from 'node:path';
 import { pino, type DestinationStream } from 'pino';
@@ -21,6 +21,8 @@ import { buildAdminServer, ensureAdminToken } from './api/admin.js';
 import { buildPublicServer } from './api/public-server.js';
 import { buildServer } from './api/server.js';
 import { operationsOf, type Operation } from './api/operations.js';
+import { ACTING_OPERATOR_HEADER } from './api/admin-operators.js';
+import { buildPortalServer } from './portal/server.js';
 import type { DipConfig } from './config.js';
 import { Lifecycle } from './lifecycle.js';
 import { CatalogueSource } from './pipeline/catalogue-source.js';
@@ -37,7 +39,9 @@ import { Publications } from './pipeline/publications.js';
 import { OperatorAccounts } from './pipeline/operators.js';
 import { mpanFeed } from './pipeline/mpan-feed.js';
 import { RecipientCopies } from './pipeline/recipient-copy.js';
+import { PortalAccountService } from './pipeline/portal-accounts.js';
 import { Registry } from './pipeline/registry.js';
+import { webhookConfigDeps } from './pipeline/webhook-config.js';
 import { Replay } from './pipeline/replay.js';
 import { Retention } from './pipeline/retention.js';
 import { returnToSender } from './pipeline/return-to-sender.js';
@@ -49,8 +53,9 @@ import type { Logger } from './ports/logger.js';
 import type { QueueRef } from './ports/message-log.js';
 import { ensureEncryptionKey } from './security/dip-encryption-key.js';
 import { expiringAll } from './security/expiry.js';
-import { ensurePki, type PkiMaterial } from './security/pki.js';
+import { ensurePki, issueParticipantCertificate, readCertificateAuthority, type PkiMaterial } from './security/pki.js';
 import { RevocationWatcher } from './security/revocation.js';
+import { SessionSigner } from './security/portal-session.js';
 import { SigningKeyWatcher } from './security/signing-key.js';
 import { clientTrustStore } from './security/trust-store.js';
 import { WebhookDestinations } from './security/webhook-destinations.js';
@@ -64,6 +69,8 @@ export interface RunningDip {
   /** The DIP's signing key in force. */
   signing: SigningKeyWatcher;
   adminPort: number;
+  /** The user portal (/portal) and the operator portal (/operator). */
+  portalUrl: string;
   backend: Backend;
   /** Queue leases, replay guard and rate limits (shared with the other nodes in a cluster). */
   coordination: Coordination;
@@ -388,11 +395,17 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     publicPort = typeof a === 'object' && a ? a.port : pubSettings.anonymous.port;
     baseUrls.public = `https://${host}:${publicPort}`;
   }
+  const portalAccounts = new PortalAccountService(backend.portalAccounts, sealer, clock, `OpenDIP ${config.environment}`, (id) => registry.participant(id) !== undefined);
+  const adminToken = ensureAdminToken(config.dataDir);
+  // The portals' in-process calls to the operator API, as the operator signed in (never on a network).
+  const inProcessKey = randomBytes(32).toString('base64url');
   const admin = buildAdminServer({
-    token: ensureAdminToken(config.dataDir),
     operators: new OperatorAccounts(backend.registry, backend.journal, clock),
     journal: backend.journal,
     now: () => clock.now(),
+    token: adminToken,
+    portalAccounts,
+    inProcessKey,
     deadLetters: backend.deadLetters,
     archive: backend.archive,
     mpan,
@@ -408,6 +421,40 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   life.started('operator listener', () => admin.close());
   const adminAddress = admin.server.address();
   const adminPort = typeof adminAddress === 'object' && adminAddress ? adminAddress.port : config.adminPort;
+  const portal = buildPortalServer(
+    {
+      config,
+      logger,
+      clock,
+      accounts: portalAccounts,
+      sessions: SessionSigner.fromFile(join(config.dataDir, 'portal-session.key')),
+      registry,
+      channel,
+      channels,
+      webhooks: webhookConfigDeps(config, { registry, webhooks: backend.registry, delivery, destinations }),
+      replay,
+      archive: backend.archive,
+      deadLetters: backend.deadLetters,
+      log: backend.log,
+      copies,
+      delivery,
+      certificates: { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, encryption: encryption.certPem },
+      operatorApi: async (operator, method, url, payload) => {
+        const headers = { authorization: `Bearer ${inProcessKey}`, [ACTING_OPERATOR_HEADER]: operator };
+        const answer = await admin.inject({ method, url, payload: payload as Record<string, unknown> | undefined, headers });
+        return { statusCode: answer.statusCode, body: answer.body };
+      },
+      issueCertificate: async (csrPem, dipId, organisation) => {
+        const ca = await readCertificateAuthority(pkiDir(config));
+        return (await issueParticipantCertificate(ca, { organisation, dipIds: [dipId], environment: config.environment, validDays: 365, csrPem })).certPem;
+      },
+    },
+    { key: pki.server.keyPem, cert: pki.server.certPem },
+  );
+  await portal.listen({ port: config.portalPort, host: config.host });
+  life.started('portal listener', () => portal.close());
+  const portalAddress = portal.server.address();
+  const portalPort = typeof portalAddress === 'object' && portalAddress ? portalAddress.port : config.portalPort;
   // Stopped before the listeners and the store (registered after them): no call is left half made.
   await delivery.start();
   life.started('delivery', () => delivery.stop());
@@ -446,7 +493,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   };
   warnExpiring();
   life.started('expiry warnings', clock.every(86_400_000, warnExpiring));
-  logger.info({ port, adminPort, dataDir: config.dataDir, environment: config.environment, storage: backend.kind, coordination: coordination.kind }, 'OpenDIP listening');
+  logger.info({ port, adminPort, portalPort, dataDir: config.dataDir, environment: config.environment, storage: backend.kind, coordination: coordination.kind }, 'OpenDIP listening');
 
   return {
     activity,
@@ -455,6 +502,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     url: `https://localhost:${port}`,
     port,
     adminPort,
+    portalUrl: `https://localhost:${portalPort}`,
     pki,
     signing,
     backend,

@@ -32,6 +32,11 @@ export interface DipConfig {
   purgeIntervalSeconds: number;
   /** The operator's API (dead letters, …), on the loopback interface only; 0 picks a free port. */
   adminPort: number;
+  /**
+   * The portals' HTTPS listener (user portal /portal, operator portal /operator) on `host`; 0 picks a free
+   * port. Unset, 8445, or a free port when `port` is 0 (a DIP on free ports never takes a fixed one).
+   */
+  portalPort: number;
   maxClockSkewSeconds: number;
   bodyLimitBytes: number;
   maxBatchMessages: number;
@@ -223,6 +228,7 @@ const schema: JSONSchemaType<DipConfig> = {
     archiveRetentionDays: { type: 'number', exclusiveMinimum: 0 },
     purgeIntervalSeconds: { type: 'number', exclusiveMinimum: 0 },
     adminPort: { type: 'integer', minimum: 0, maximum: 65535 },
+    portalPort: { type: 'integer', minimum: 0, maximum: 65535 },
     maxClockSkewSeconds: { type: 'number', minimum: 1 },
     bodyLimitBytes: { type: 'integer', minimum: 1024 },
     maxBatchMessages: { type: 'integer', minimum: 1 },
@@ -418,6 +424,7 @@ export const DEFAULTS: DipConfig = {
   archiveRetentionDays: 28,
   purgeIntervalSeconds: 600,
   adminPort: 8444,
+  portalPort: 8445,
   maxClockSkewSeconds: 300,
   bodyLimitBytes: 10 * 1024 * 1024,
   maxBatchMessages: 1000,
@@ -490,13 +497,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (env.DIP_PUBLIC_URL !== undefined) fromEnv.publicUrl = env.DIP_PUBLIC_URL;
   if (env.DIP_RETENTION_DAYS !== undefined) fromEnv.retentionDays = Number(env.DIP_RETENTION_DAYS);
   if (env.DIP_ADMIN_PORT !== undefined) fromEnv.adminPort = parsePort('DIP_ADMIN_PORT', env.DIP_ADMIN_PORT);
+  if (env.DIP_PORTAL_PORT !== undefined) fromEnv.portalPort = parsePort('DIP_PORTAL_PORT', env.DIP_PORTAL_PORT);
   const storageFromEnv: Partial<StorageConfig> = {};
   if (env.DIP_STORAGE !== undefined) storageFromEnv.kind = parseStorageKind(env.DIP_STORAGE);
+  const port = overrides.port ?? fromEnv.port ?? fileConfig.port ?? DEFAULTS.port;
   return {
     ...DEFAULTS,
     ...fileConfig,
     ...fromEnv,
     ...overrides,
+    portalPort: overrides.portalPort ?? fromEnv.portalPort ?? fileConfig.portalPort ?? (port === 0 ? 0 : DEFAULTS.portalPort),
     dataDir,
     delivery: { ...DEFAULTS.delivery, ...fileConfig.delivery, ...overrides.delivery },
     channels: { ...fileConfig.channels, ...overrides.channels },

@@ -60,7 +60,7 @@ export async function startDipProcess(opts: StartOptions): Promise<DipProcess> {
   args.push('src/cli/main.ts', 'serve');
   const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
-    env: { ...process.env, DIP_DATA_DIR: dataDir, DIP_PORT: String(port), DIP_ADMIN_PORT: String(adminPort), DIP_HOST: '127.0.0.1', DIP_LOG_LEVEL: 'info' },
+    env: { ...process.env, DIP_DATA_DIR: dataDir, DIP_PORT: String(port), DIP_ADMIN_PORT: String(adminPort), DIP_PORTAL_PORT: '0', DIP_HOST: '127.0.0.1', DIP_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   trackChild(child);

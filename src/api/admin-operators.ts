@@ -21,7 +21,15 @@ export interface OperatorAuthDeps {
   journal: OperatorJournal;
   logger: Logger;
   now(): number;
+  /**
+   * The portals in this process, acting for the operator signed in to them (src/portal): this key, never
+   * sent over a network (a random value per process, used by in-process calls only), with the operator's
+   * name in ACTING_OPERATOR_HEADER. The call then runs as that operator, with its role, journalled as it.
+   */
+  inProcessKey?: string;
 }
+
+export const ACTING_OPERATOR_HEADER = 'x-opendip-acting-operator';
 
 /** The caller of an operator route (the hook ran: a handler never sees an unidentified call). */
 export function operatorOf(req: FastifyRequest): OperatorIdentity {
@@ -56,7 +64,11 @@ export function registerOperatorAuth(app: FastifyInstance, deps: OperatorAuthDep
     const token = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
     let who: OperatorIdentity | undefined;
     if (token && sameToken(token, deps.bootstrapToken)) who = { name: 'bootstrap', role: 'admin', actor: 'bootstrap' };
-    else if (token) who = await deps.operators.identify(token);
+    else if (token && deps.inProcessKey && sameToken(token, deps.inProcessKey)) {
+      const acting = req.headers[ACTING_OPERATOR_HEADER];
+      const found = (await deps.operators.list()).find((o) => o.name === acting && !o.disabled);
+      if (found) who = { name: found.name, role: found.role, actor: `operator:${found.name}` };
+    } else if (token) who = await deps.operators.identify(token);
     if (!who) return reply.code(401).send({ error: "a valid operator token is required (Authorization: Bearer <token>): an operator account's token, or the bootstrap token in <data>/admin-token" });
     const path = req.url.split('?')[0] ?? '';
     if (!operatorMay(who.role, req.method, path)) {

@@ -11,6 +11,8 @@ import { registerActivityLog } from './activity.js';
 import type { ActivitySink } from '../pipeline/activity-recorder.js';
 import { registerAdminPkiRoutes, type AdminPkiDeps } from './admin-pki.js';
 import { recordOperations } from './operations.js';
+import { registerAdminPortalRoutes } from './admin-portal.js';
+import type { PortalAccountService } from '../pipeline/portal-accounts.js';
 import type { Archive } from '../ports/archive.js';
 import type { BackendHealth } from '../ports/backend.js';
 import type { DeadLetter, DeadLetters } from '../ports/dead-letters.js';
@@ -43,6 +45,10 @@ export interface AdminDeps {
   mpan: Pick<MpanDirectory, 'history' | 'apply'>;
   sealer: Pick<Sealer, 'rotate'>;
   pki: AdminPkiDeps;
+  /** Portal accounts: a participant's users, and operators' portal sign-in. */
+  portalAccounts: PortalAccountService;
+  /** The key the portals in this process call the operator API with (see OperatorAuthDeps.inProcessKey). */
+  inProcessKey?: string;
   delivery: Pick<Delivery, 'notify' | 'status' | 'resume'>;
   logger: Logger;
   /** The API activity log (spec 5.8.1); absent when it is turned off. */
@@ -78,7 +84,7 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
   recordOperations(app);
   // Refusals are {"error": "<what and why>"} (the error handler is in admin-operators.ts), unknown paths too.
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no such operation: ${req.method} ${req.url.split('?')[0] ?? ''}` }));
-  const auth = { bootstrapToken: deps.token, operators: deps.operators, journal: deps.journal, logger: deps.logger, now: () => deps.now() };
+  const auth = { bootstrapToken: deps.token, operators: deps.operators, journal: deps.journal, logger: deps.logger, now: () => deps.now(), inProcessKey: deps.inProcessKey };
   registerOperatorAuth(app, auth);
   registerOperatorRoutes(app, auth);
   for (const register of deps.routes ?? []) register(app);
@@ -118,6 +124,7 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
     return { discarded };
   });
   registerAdminPkiRoutes(app, deps.pki);
+  registerAdminPortalRoutes(app, deps.portalAccounts, deps.operators);
 
   // Health of the store, and of every queue this process delivers: paused (store full), halted
   // (a permanent storage error on that queue), backing off from a failing recipient.

@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { buildKeyTree, normaliseKeys, type KeyNode, type NormaliseProblem } from '../catalogue/key-case.js';
 import type { JsonSchema } from '../catalogue/types.js';
-import { receivesOn } from '../domain/channel.js';
 import type { Participant } from '../domain/participant.js';
 import { MSG } from '../domain/response-codes.js';
+import { authorise, type Access, type Scope } from '../pipeline/access.js';
 import { authenticate } from '../pipeline/authenticate.js';
 import type { Channel } from '../pipeline/channels.js';
 import type { ApiDeps } from './deps.js';
@@ -11,21 +11,13 @@ import { compileRequestSchema } from './schemas.js';
 import { evidence, sendStandard } from './request.js';
 
 /**
- * Who may call a route:
- *  - 'participant': any registered participant (API key, mTLS certificate and signature agreeing);
- *  - 'self': the participant named by `:recipientId`, or its DIP Connection Provider;
- *  - 'recipient': that, and it receives on channel `:id` (a receiving or always-routed role, or named
- *    to always receive).
- * Whatever IDs a caller puts in a URL, it only ever reaches its own queues and configuration.
+ * Who may call a route (src/pipeline/access.ts: the one rule the portal applies too), once the API key,
+ * mTLS certificate and signature agree on the caller. Whatever IDs a caller puts in a URL, it only ever
+ * reaches its own queues and configuration.
  */
-export type Access = 'participant' | 'self' | 'recipient';
+export type { Access };
 
-export interface Admitted {
-  /** The participant the call acts as (the caller, or the participant it connects for). */
-  caller: Participant;
-  /** The channel of the URL, for 'recipient' routes. */
-  channel: Channel | null;
-}
+export type Admitted = Scope;
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -103,24 +95,11 @@ async function admit(deps: ApiDeps, req: FastifyRequest, reply: FastifyReply, ac
     void sendStandard(deps, reply, auth.status, null, MSG.processingFailed, auth.help);
     return null;
   }
-  if (access === 'participant') return { caller: auth.participant, channel: null };
   const params = req.params as { id?: string; recipientId?: string };
-  const recipientId = params.recipientId ?? '';
-  const caller = deps.registry.actingAs(auth.participant, recipientId);
-  if (!caller) {
-    void sendStandard(deps, reply, 403, auth.participant.dipId, MSG.processingFailed, `recipient-id ${recipientId} is not the caller ${auth.participant.dipId}`);
+  const scope = authorise(deps.registry, (id) => deps.channel(id), auth.participant, access, { recipientId: params.recipientId, channelId: params.id });
+  if (!scope.ok) {
+    void sendStandard(deps, reply, scope.status, scope.callerDipId, scope.message, scope.help);
     return null;
   }
-  if (access === 'self') return { caller, channel: null };
-  const channel = deps.channel(params.id ?? '');
-  if (!channel) {
-    void sendStandard(deps, reply, 404, caller.dipId, MSG.interfaceIdInvalid, `dip-channel '${params.id ?? ''}' is not a channel of this DIP`);
-    return null;
-  }
-  if (!receivesOn(channel, caller)) {
-    const help = `${caller.dipId} holds ${caller.roles.join(', ')}; only ${channel.receiverRoles.join(', ')} receive on ${channel.interfaceId}`;
-    void sendStandard(deps, reply, 403, caller.dipId, MSG.processingFailed, help);
-    return null;
-  }
-  return { caller, channel };
+  return { caller: scope.caller, channel: scope.channel };
 }

@@ -72,31 +72,8 @@ export function describeBodyErrors(errors: readonly ErrorObject[]): string {
 // ---------------------------------------------------------------------------------------------------
 // OpenDIP's rules beyond the published schemas (docs/api-differences.md)
 
-/** Published WebhookConfig: callbackURL, maxMessageCount, maxPayloadSize (KB); every field optional. */
-export interface WebhookConfigBody {
-  callbackURL?: string;
-  maxMessageCount?: number;
-  maxPayloadSize?: number;
-}
-
-const WEBHOOK_LIMITS = { maxMessageCount: 10_000, maxPayloadKb: 1_048_576, maxUrlLength: 2048 } as const;
-
-/** What the DIP needs of a webhook beyond the published schema, or why it cannot use this one. */
-export function webhookConfigProblem(body: WebhookConfigBody, environment: string): string | null {
-  const url = body.callbackURL;
-  if (url === undefined) return 'callbackURL is required: the DIP needs an address to deliver to';
-  if (!/^https?:\/\//i.test(url)) return `callbackURL must be an http(s) URL, not '${url.slice(0, 80)}'`;
-  if (url.length > WEBHOOK_LIMITS.maxUrlLength) return `callbackURL must be at most ${WEBHOOK_LIMITS.maxUrlLength} characters long`;
-  // Outside DEV, settlement data only leaves the DIP over TLS.
-  if (environment !== 'DEV' && !/^https:/i.test(url)) return `callbackURL must be https in the ${environment} environment (plain http is for DEV only)`;
-  const count = body.maxMessageCount;
-  if (count !== undefined && (count < 1 || count > WEBHOOK_LIMITS.maxMessageCount)) {
-    return `maxMessageCount must be from 1 to ${WEBHOOK_LIMITS.maxMessageCount} (messages per webhook call)`;
-  }
-  const size = body.maxPayloadSize;
-  if (size !== undefined && (size < 1 || size > WEBHOOK_LIMITS.maxPayloadKb)) return `maxPayloadSize must be from 1 to ${WEBHOOK_LIMITS.maxPayloadKb} (KB per webhook call)`;
-  return null;
-}
+// WebhookConfig's rules live with the operation they guard (the portal applies them too).
+export { webhookConfigProblem, type WebhookConfigBody } from '../pipeline/webhook-config.js';
 
 /** Published MessageRequest (replay / requeue filters): the five named fields are required, and may be null. */
 export interface MessageRequestBody {

@@ -129,6 +129,14 @@ export class ChannelDirectory {
     };
   }
 
+  /** Every channel of the catalogue in force, in the catalogue's order. */
+  all(): Channel[] {
+    return this.catalogue()
+      .channels()
+      .map((d) => this.get(d.interfaceId))
+      .filter((c): c is Channel => c !== undefined);
+  }
+
   /** Drops what was built, e.g. after the operator changed an override. */
   invalidate(): void {
     this.channels.clear();

@@ -8,6 +8,7 @@ import type { PublicationIndex } from './publications.js';
 import type { RateLimits } from './rate-limits.js';
 import type { RegistryStore } from './registry.js';
 import type { SignatureReplayGuard } from './replay-guard.js';
+import type { PortalAccounts } from './portal-accounts.js';
 import type { RequeueJobs } from './requeue-jobs.js';
 import type { OperatorJournal } from './operator-journal.js';
 
@@ -42,6 +43,7 @@ export interface Backend {
   publications: PublicationIndex;
   /** Every administrative act, append-only (who, what, when, before and after). */
   journal: OperatorJournal;
+  portalAccounts: PortalAccounts;
   /** From now on payloads are sealed on write (set once, before the first write). Reads open either kind. */
   useSealer(sealer: ValueSealer): void;
   health(): BackendHealth;

@@ -5,6 +5,7 @@ import type { BackendFactory } from './fixtures.js';
 import { messageLogContract } from './message-log.contract.js';
 import { mpanContract } from './mpan.contract.js';
 import { publicationIndexContract } from './publications.contract.js';
+import { portalAccountsContract } from './portal-accounts.contract.js';
 import { registryContract } from './registry.contract.js';
 import { requeueJobsContract } from './requeue-jobs.contract.js';
 
@@ -20,4 +21,5 @@ export function backendContract(name: string, open: BackendFactory): void {
   dataKeysContract(name, open);
   requeueJobsContract(name, open);
   publicationIndexContract(name, open);
+  portalAccountsContract(name, open);
 }

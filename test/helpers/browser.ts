@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
@@ -13,7 +14,11 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
  */
 
 export const CHROMIUM = process.env.DIP_CHROMIUM ?? '/usr/bin/chromium';
-export const SCREENSHOTS_DIR = resolve(import.meta.dirname, '../../docs/screenshots');
+/**
+ * Where screenshots go: docs/screenshots/ (committed, linked from the README) when DIP_SCREENSHOTS=docs,
+ * else a temporary folder, so an ordinary test run leaves the working tree as it was.
+ */
+export const SCREENSHOTS_DIR = process.env.DIP_SCREENSHOTS === 'docs' ? resolve(import.meta.dirname, '../../docs/screenshots') : join(tmpdir(), 'opendip-screenshots');
 
 /**
  * Playwright adds --headless itself and always starts from a fresh, temporary profile (it creates the
@@ -75,7 +80,7 @@ export function describeViolations(violations: AxeViolation[]): string {
   return violations.map((v) => `${v.impact ?? '?'} ${v.id}: ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`).join('\n');
 }
 
-/** Saves a full-page screenshot as docs/screenshots/<name>.png (linked from the README's Portals section). */
+/** Saves a full-page screenshot as <SCREENSHOTS_DIR>/<name>.png (docs/screenshots/: linked from the README's Portals section). */
 export async function screenshot(page: Page, name: string): Promise<string> {
   mkdirSync(SCREENSHOTS_DIR, { recursive: true });
   const file = join(SCREENSHOTS_DIR, `${name}.png`);

@@ -23,7 +23,7 @@ export async function freePort(): Promise<number> {
 /** The DIP as users run it (`dip serve`), in its own process so that it can be killed with SIGKILL. */
 export async function startDipProcess(dataDir: string, port: number, env: Record<string, string> = {}): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve'], {
-    env: { ...process.env, DIP_DATA_DIR: dataDir, DIP_PORT: String(port), DIP_HOST: '127.0.0.1', DIP_ADMIN_PORT: '0', DIP_LOG_LEVEL: 'warn', ...env },
+    env: { ...process.env, DIP_DATA_DIR: dataDir, DIP_PORT: String(port), DIP_HOST: '127.0.0.1', DIP_ADMIN_PORT: '0', DIP_PORTAL_PORT: '0', DIP_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';

@@ -6,6 +6,7 @@ import { PgDeadLetters } from './dead-letters.js';
 import { PgMessageLog } from './message-log.js';
 import { PgMpanStore } from './mpan.js';
 import { PgPublications } from './publications.js';
+import { PgPortalAccounts } from './portal-accounts.js';
 import { PgRegistry } from './registry.js';
 import { PgRequeueJobs } from './requeue-jobs.js';
 import { PgOperatorJournal } from './operator-journal.js';
@@ -32,6 +33,7 @@ export async function openPostgresBackend(options: PostgresOptions): Promise<Pos
     requeueJobs: new PgRequeueJobs(d),
     publications: new PgPublications(d),
     journal: new PgOperatorJournal(d),
+    portalAccounts: new PgPortalAccounts(d),
     health: () => d.health(),
     onHealthChange: (l) => d.onHealthChange(l),
     useSealer: (s) => d.useSealer(s),

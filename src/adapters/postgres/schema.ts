@@ -197,6 +197,14 @@ CREATE TABLE IF NOT EXISTS operator_journal (
   after jsonb,
   status integer
 );
+-- Portal users and operators (src/ports/portal-accounts.ts): hashes and sealed secrets only.
+CREATE TABLE IF NOT EXISTS portal_accounts (
+  username text PRIMARY KEY,
+  participant_dip_id text,
+  record jsonb NOT NULL,
+  created_at bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS portal_accounts_participant ON portal_accounts (participant_dip_id);
 -- A write that tells whether the server takes writes again after it could not (see PgDatabase).
 CREATE TABLE IF NOT EXISTS health_probe (at bigint NOT NULL);
 `;

@@ -6,6 +6,7 @@ import { SqliteDeadLetters } from './dead-letters.js';
 import { SqliteMessageLog } from './message-log.js';
 import { SqliteMpanStore } from './mpan.js';
 import { SqlitePublications } from './publications.js';
+import { SqlitePortalAccounts } from './portal-accounts.js';
 import { SqliteRegistry } from './registry.js';
 import { SqliteRequeueJobs } from './requeue-jobs.js';
 import { SqliteOperatorJournal } from './operator-journal.js';
@@ -34,6 +35,7 @@ export function openSqliteBackend(file: string, options: SqliteOptions): SqliteB
     requeueJobs: new SqliteRequeueJobs(d),
     publications: new SqlitePublications(d),
     journal: new SqliteOperatorJournal(d),
+    portalAccounts: new SqlitePortalAccounts(d),
     health: () => d.health(),
     onHealthChange: (l) => d.onHealthChange(l),
     useSealer: (s) => d.useSealer(s),

@@ -174,6 +174,14 @@ CREATE TABLE IF NOT EXISTS operator_journal (
   after TEXT,
   status INTEGER
 );
+-- Portal users and operators (src/ports/portal-accounts.ts): hashes and sealed secrets only.
+CREATE TABLE IF NOT EXISTS portal_accounts (
+  username TEXT PRIMARY KEY,
+  participant_dip_id TEXT,
+  record TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS portal_accounts_participant ON portal_accounts (participant_dip_id);
 -- A write that tells whether the disk takes writes again after it was full (see SqliteDatabase).
 CREATE TABLE IF NOT EXISTS health_probe (at INTEGER NOT NULL);
 `;

@@ -2,7 +2,8 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { MSG } from '../../domain/response-codes.js';
 import type { ApiDeps, RoutePluginOptions } from '../deps.js';
 import { recipientScope } from '../guard.js';
-import { publishedSchema, webhookConfigProblem, type WebhookConfigBody } from '../schemas.js';
+import { configureWebhook, removeWebhook, webhookConfigDeps, type WebhookConfigBody } from '../../pipeline/webhook-config.js';
+import { publishedSchema } from '../schemas.js';
 import { sendStandard } from '../request.js';
 import { answers, channelRecipientParams, GUARDED, noBody, signatureHeaders } from '../route-schemas.js';
 
@@ -13,20 +14,8 @@ type Route = { Params: { id: string; recipientId: string }; Body: WebhookConfigB
  * answers 201 or a 400 naming the field. Shared by pubconfig and status config.
  */
 export async function putWebhook(deps: ApiDeps, reply: FastifyReply, recipientDipId: string, channel: string, body: WebhookConfigBody): Promise<FastifyReply> {
-  const problem = webhookConfigProblem(body, deps.config.environment);
-  if (problem || body.callbackURL === undefined) return sendStandard(deps, reply, 400, recipientDipId, MSG.schemaFailure, problem);
-  const internal = await deps.destinations.checkUrl(body.callbackURL);
-  if (internal) return sendStandard(deps, reply, 400, recipientDipId, MSG.schemaFailure, `callbackURL: ${internal}`);
-  await deps.webhooks.putWebhook({
-    recipientDipId,
-    channel,
-    url: body.callbackURL,
-    maxMessageCount: Math.floor(body.maxMessageCount ?? deps.config.delivery.defaultMaxMessageCount),
-    maxPayloadKb: Math.floor(body.maxPayloadSize ?? deps.config.delivery.defaultMaxPayloadKb),
-  });
-  await deps.registry.refresh();
-  deps.delivery.notify([{ recipientDipId, channel }]);
-  return sendStandard(deps, reply, 201, recipientDipId, MSG.success, `webhook for ${channel} set to ${body.callbackURL}`);
+  const outcome = await configureWebhook(webhookConfigDeps(deps.config, deps), recipientDipId, channel, body);
+  return sendStandard(deps, reply, outcome.ok ? 201 : 400, recipientDipId, outcome.ok ? MSG.success : MSG.schemaFailure, outcome.help);
 }
 
 /**
@@ -34,8 +23,7 @@ export async function putWebhook(deps: ApiDeps, reply: FastifyReply, recipientDi
  * registered: deleting is idempotent, and the recipient ends up with none either way.
  */
 export async function deleteWebhook(deps: ApiDeps, reply: FastifyReply, recipientDipId: string, channel: string): Promise<FastifyReply> {
-  await deps.webhooks.deleteWebhook(recipientDipId, channel);
-  await deps.registry.refresh();
+  await removeWebhook(webhookConfigDeps(deps.config, deps), recipientDipId, channel);
   return reply.code(204).send();
 }
 

@@ -135,7 +135,7 @@ export async function startTopology(o: TopologyOptions): Promise<Topology> {
       const adminPort = ports[2 * i + 1]!;
       const process_ = new ManagedProcess(name, process.execPath, SERVE, {
         cwd: REPO_ROOT,
-        env: { ...process.env, DIP_DATA_DIR: dataDir, DIP_PORT: String(port), DIP_ADMIN_PORT: String(adminPort), DIP_CONFIG: join(dataDir, 'dip.config.yaml') },
+        env: { ...process.env, DIP_DATA_DIR: dataDir, DIP_PORT: String(port), DIP_ADMIN_PORT: String(adminPort), DIP_PORTAL_PORT: '0', DIP_CONFIG: join(dataDir, 'dip.config.yaml') },
         logFile: join(o.dir, `${name}.log`),
       });
       return { name, port, adminPort, process: process_, start: () => process_.start({ line: /"OpenDIP listening"/, timeoutMs: 120_000 }) };

@@ -1,0 +1,31 @@
+import type { PortalAccount, PortalAccounts } from '../../ports/portal-accounts.js';
+import type { PgDatabase } from './database.js';
+
+/** One row per account; the record is jsonb (it holds only hashes and sealed secrets). */
+export class PgPortalAccounts implements PortalAccounts {
+  constructor(private readonly d: PgDatabase) {}
+
+  async createAccount(a: PortalAccount): Promise<boolean> {
+    const r = await this.d.tx((c) =>
+      c.query('INSERT INTO portal_accounts (username, participant_dip_id, record, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (username) DO NOTHING', [a.username, a.participantDipId, JSON.stringify(a), a.createdAt]),
+    );
+    return r.rowCount === 1;
+  }
+
+  async account(username: string): Promise<PortalAccount | undefined> {
+    const [row] = await this.d.query<{ record: PortalAccount }>('SELECT record FROM portal_accounts WHERE username = $1', [username]);
+    return row?.record;
+  }
+
+  async accounts(participantDipId: string | null): Promise<PortalAccount[]> {
+    const rows =
+      participantDipId === null
+        ? await this.d.query<{ record: PortalAccount }>('SELECT record FROM portal_accounts WHERE participant_dip_id IS NULL ORDER BY created_at, username')
+        : await this.d.query<{ record: PortalAccount }>('SELECT record FROM portal_accounts WHERE participant_dip_id = $1 ORDER BY created_at, username', [participantDipId]);
+    return rows.map((r) => r.record);
+  }
+
+  async updateAccount(a: PortalAccount): Promise<void> {
+    await this.d.tx((c) => c.query('UPDATE portal_accounts SET record = $1 WHERE username = $2', [JSON.stringify(a), a.username]));
+  }
+}

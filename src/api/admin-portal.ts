@@ -1,0 +1,81 @@
+import type { FastifyInstance } from 'fastify';
+import type { OperatorAccounts } from '../pipeline/operators.js';
+import type { PortalAccountService } from '../pipeline/portal-accounts.js';
+import type { PortalAccount } from '../ports/portal-accounts.js';
+import { operatorOf } from './admin-operators.js';
+
+/** What an account looks like to tooling: never its hashes or sealed secret. */
+const publicView = (a: PortalAccount) => ({
+  username: a.username,
+  participantDipId: a.participantDipId,
+  admin: a.admin,
+  displayName: a.displayName,
+  disabled: a.disabled,
+  createdAt: new Date(a.createdAt).toISOString(),
+  createdBy: a.createdBy,
+});
+
+/**
+ * Portal accounts on the operator API (the operator portal calls these too, as the operator signed in):
+ * a participant's users (its first administrator, who then creates the rest in the user portal), and the
+ * portal sign-in (password + TOTP) of an existing operator account, which only an admin gives. The answer
+ * to a creation carries the password and TOTP secret, once.
+ */
+export function registerAdminPortalRoutes(app: FastifyInstance, accounts: PortalAccountService, operators: Pick<OperatorAccounts, 'list'>): void {
+  app.post<{ Body: { username: string; displayName: string; participantDipId?: string | null; admin?: boolean } }>(
+    '/admin/portal/accounts',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['username', 'displayName'],
+          properties: {
+            username: { type: 'string', minLength: 1, maxLength: 64 },
+            displayName: { type: 'string', minLength: 1, maxLength: 100 },
+            participantDipId: { type: ['string', 'null'], maxLength: 20 },
+            admin: { type: 'boolean' },
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const who = operatorOf(req);
+      const participantDipId = req.body.participantDipId ?? null;
+      if (participantDipId === null) {
+        if (who.role !== 'admin') return reply.code(403).send({ error: `operator ${who.name} (${who.role}) may not give operators portal sign-in: admins only` });
+        const operator = (await operators.list()).find((o) => o.name === req.body.username);
+        if (!operator) return reply.code(400).send({ error: `username: no operator account '${req.body.username}': create it first (POST /admin/operators), then its portal sign-in` });
+      }
+      const made = await accounts.create({
+        username: req.body.username,
+        displayName: req.body.displayName,
+        participantDipId,
+        admin: participantDipId === null ? true : (req.body.admin ?? false),
+        createdBy: who.actor,
+      });
+      if ('problem' in made) return reply.code(400).send({ error: made.problem });
+      return reply.code(201).send({ ...publicView(made.account), password: made.password, totpSecret: made.totpSecret, totpUri: made.totpUri });
+    },
+  );
+
+  app.get<{ Querystring: { participant?: string } }>(
+    '/admin/portal/accounts',
+    { schema: { querystring: { type: 'object', properties: { participant: { type: 'string', maxLength: 20 } } } } },
+    async (req) => (await accounts.accounts(req.query.participant ?? null)).map(publicView),
+  );
+
+  app.post<{ Params: { username: string }; Body: { disabled: boolean } }>(
+    '/admin/portal/accounts/:username/disabled',
+    { schema: { body: { type: 'object', additionalProperties: false, required: ['disabled'], properties: { disabled: { type: 'boolean' } } } } },
+    async (req, reply) => {
+      const who = operatorOf(req);
+      const target = await accounts.account(req.params.username);
+      if (!target) return reply.code(404).send({ error: `no portal account '${req.params.username}'` });
+      if (target.participantDipId === null && who.role !== 'admin') return reply.code(403).send({ error: `operator ${who.name} (${who.role}) may not change operators' portal sign-in: admins only` });
+      if (target.username === who.name) return reply.code(400).send({ error: 'you cannot disable your own portal sign-in' });
+      await accounts.setDisabled(target.username, req.body.disabled);
+      return publicView({ ...target, disabled: req.body.disabled });
+    },
+  );
+}

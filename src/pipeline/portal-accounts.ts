@@ -1,0 +1,136 @@
+import type { Clock } from '../ports/clock.js';
+import type { PortalAccount, PortalAccounts } from '../ports/portal-accounts.js';
+import type { ValueSealer } from '../ports/backend.js';
+import { acceptTotp, hashPassword, newPassword, newTotpSecret, passwordProblem, totpUri, verifyPassword } from '../security/portal-credentials.js';
+import type { SessionClaims } from '../security/portal-session.js';
+
+export const USERNAME_PATTERN = /^[a-z0-9][a-z0-9._-]{2,63}$/;
+
+/** Failed sign-ins an account takes within the window before it is locked for the rest of the window. */
+const MAX_FAILURES = 5;
+const FAILURE_WINDOW_MS = 15 * 60_000;
+
+export interface NewAccount {
+  username: string;
+  displayName: string;
+  participantDipId: string | null;
+  admin: boolean;
+  createdBy: string;
+}
+
+/** What the administrator is shown once, to hand to the new user: nothing of it is kept in the clear. */
+export interface Enrolment {
+  account: PortalAccount;
+  password: string;
+  totpSecret: string;
+  totpUri: string;
+}
+
+export type SignIn = { ok: true; account: PortalAccount } | { ok: false; problem: string };
+
+/**
+ * The portals' accounts: created by an administrator (a participant's for its users, an operator for
+ * operators and participants' first administrators), signed in with password + TOTP, signed out
+ * everywhere by raising the session epoch.
+ */
+export class PortalAccountService {
+  private readonly failures = new Map<string, number[]>();
+
+  constructor(
+    private readonly store: PortalAccounts,
+    private readonly sealer: Pick<ValueSealer, 'seal' | 'open'>,
+    private readonly clock: Clock,
+    private readonly issuer: string,
+    private readonly participantExists: (dipId: string) => boolean,
+  ) {}
+
+  async create(req: NewAccount): Promise<Enrolment | { problem: string }> {
+    const username = req.username.trim().toLowerCase();
+    if (!USERNAME_PATTERN.test(username)) return { problem: `username '${req.username.slice(0, 64)}' must be 3 to 64 lower-case letters, digits, '.', '_' or '-'` };
+    const displayName = req.displayName.trim();
+    if (displayName.length === 0 || displayName.length > 100) return { problem: 'name must be 1 to 100 characters' };
+    if (req.participantDipId !== null && !this.participantExists(req.participantDipId)) return { problem: `${req.participantDipId} is not a registered participant` };
+    const password = newPassword();
+    const totpSecret = newTotpSecret();
+    const sealed = this.sealer.seal(totpSecret);
+    const account: PortalAccount = {
+      username,
+      participantDipId: req.participantDipId,
+      admin: req.admin,
+      displayName,
+      passwordHash: await hashPassword(password),
+      totpSecretSealed: Buffer.isBuffer(sealed) ? sealed.toString('base64') : `plain:${sealed}`,
+      lastTotpStep: 0,
+      sessionEpoch: 0,
+      disabled: false,
+      createdAt: this.clock.now(),
+      createdBy: req.createdBy,
+    };
+    if (!(await this.store.createAccount(account))) return { problem: `username '${username}' is taken` };
+    return { account, password, totpSecret, totpUri: totpUri(totpSecret, username, this.issuer) };
+  }
+
+  /**
+   * Password and TOTP code, both right, for an enabled account, not locked by recent failures. The answer
+   * to any failure is the same, so it does not tell which part was wrong or whether the account exists.
+   */
+  async signIn(usernameGiven: string, password: string, code: string): Promise<SignIn> {
+    const username = usernameGiven.trim().toLowerCase();
+    const now = this.clock.now();
+    const refused: SignIn = { ok: false, problem: 'the username, password or code is wrong' };
+    const recent = (this.failures.get(username) ?? []).filter((t) => t > now - FAILURE_WINDOW_MS);
+    if (recent.length >= MAX_FAILURES) return { ok: false, problem: `too many failed sign-ins: try again after ${new Date(recent[0]! + FAILURE_WINDOW_MS).toISOString()}` };
+    const account = USERNAME_PATTERN.test(username) ? await this.store.account(username) : undefined;
+    const passwordOk = account ? await verifyPassword(password, account.passwordHash) : false;
+    const step = account && passwordOk ? acceptTotp(this.totpSecret(account), code.trim(), now, account.lastTotpStep) : null;
+    if (!account || account.disabled || step === null) {
+      this.failures.set(username, [...recent, now]);
+      return refused;
+    }
+    this.failures.delete(username);
+    const updated = { ...account, lastTotpStep: step };
+    await this.store.updateAccount(updated);
+    return { ok: true, account: updated };
+  }
+
+  /** The account a session belongs to, while the session's epoch is current and the account enabled. */
+  async fromSession(claims: SessionClaims): Promise<PortalAccount | undefined> {
+    const account = await this.store.account(claims.username);
+    return account && !account.disabled && account.sessionEpoch === claims.epoch ? account : undefined;
+  }
+
+  /** Ends every session of the account. */
+  async signOutEverywhere(username: string): Promise<void> {
+    const account = await this.store.account(username);
+    if (account) await this.store.updateAccount({ ...account, sessionEpoch: account.sessionEpoch + 1 });
+  }
+
+  async setDisabled(username: string, disabled: boolean): Promise<boolean> {
+    const account = await this.store.account(username);
+    if (!account) return false;
+    await this.store.updateAccount({ ...account, disabled, sessionEpoch: account.sessionEpoch + 1 });
+    return true;
+  }
+
+  async changePassword(username: string, current: string, next: string): Promise<string | null> {
+    const account = await this.store.account(username);
+    if (!account || !(await verifyPassword(current, account.passwordHash))) return 'the current password is wrong';
+    const problem = passwordProblem(next);
+    if (problem) return problem;
+    await this.store.updateAccount({ ...account, passwordHash: await hashPassword(next) });
+    return null;
+  }
+
+  account(username: string): Promise<PortalAccount | undefined> {
+    return this.store.account(username);
+  }
+
+  accounts(participantDipId: string | null): Promise<PortalAccount[]> {
+    return this.store.accounts(participantDipId);
+  }
+
+  private totpSecret(account: PortalAccount): string {
+    const s = account.totpSecretSealed;
+    return s.startsWith('plain:') ? s.slice(6) : this.sealer.open(Buffer.from(s, 'base64')).toString('utf8');
+  }
+}

@@ -1,0 +1,81 @@
+import type { Delivery } from './delivery.js';
+import type { Registry } from './registry.js';
+import type { RegistryStore } from '../ports/registry.js';
+import type { WebhookDestinations } from '../security/webhook-destinations.js';
+
+/** Published WebhookConfig: callbackURL, maxMessageCount, maxPayloadSize (KB); every field optional. */
+export interface WebhookConfigBody {
+  callbackURL?: string;
+  maxMessageCount?: number;
+  maxPayloadSize?: number;
+}
+
+const WEBHOOK_LIMITS = { maxMessageCount: 10_000, maxPayloadKb: 1_048_576, maxUrlLength: 2048 } as const;
+
+/** What the DIP needs of a webhook beyond the published schema, or why it cannot use this one. */
+export function webhookConfigProblem(body: WebhookConfigBody, environment: string): string | null {
+  const url = body.callbackURL;
+  if (url === undefined) return 'callbackURL is required: the DIP needs an address to deliver to';
+  if (!/^https?:\/\//i.test(url)) return `callbackURL must be an http(s) URL, not '${url.slice(0, 80)}'`;
+  if (url.length > WEBHOOK_LIMITS.maxUrlLength) return `callbackURL must be at most ${WEBHOOK_LIMITS.maxUrlLength} characters long`;
+  // Outside DEV, settlement data only leaves the DIP over TLS.
+  if (environment !== 'DEV' && !/^https:/i.test(url)) return `callbackURL must be https in the ${environment} environment (plain http is for DEV only)`;
+  const count = body.maxMessageCount;
+  if (count !== undefined && (count < 1 || count > WEBHOOK_LIMITS.maxMessageCount)) {
+    return `maxMessageCount must be from 1 to ${WEBHOOK_LIMITS.maxMessageCount} (messages per webhook call)`;
+  }
+  const size = body.maxPayloadSize;
+  if (size !== undefined && (size < 1 || size > WEBHOOK_LIMITS.maxPayloadKb)) return `maxPayloadSize must be from 1 to ${WEBHOOK_LIMITS.maxPayloadKb} (KB per webhook call)`;
+  return null;
+}
+
+export interface WebhookConfigDeps {
+  environment: string;
+  defaults: { maxMessageCount: number; maxPayloadKb: number };
+  registry: Pick<Registry, 'refresh'>;
+  webhooks: Pick<RegistryStore, 'putWebhook' | 'deleteWebhook'>;
+  delivery: Pick<Delivery, 'notify'>;
+  destinations: Pick<WebhookDestinations, 'checkUrl'>;
+}
+
+export type WebhookConfigOutcome = { ok: true; help: string } | { ok: false; help: string };
+
+/**
+ * Registers a recipient's webhook for one of its queues (a channel's, or its status messages'): the
+ * OpenDIP rules, the destination check (no internal networks outside DEV), then stored and delivery
+ * woken. The participant API (pubconfig, status config) and the user portal both call this.
+ */
+export async function configureWebhook(deps: WebhookConfigDeps, recipientDipId: string, channel: string, body: WebhookConfigBody): Promise<WebhookConfigOutcome> {
+  const problem = webhookConfigProblem(body, deps.environment);
+  if (problem || body.callbackURL === undefined) return { ok: false, help: problem ?? 'callbackURL is required' };
+  const internal = await deps.destinations.checkUrl(body.callbackURL);
+  if (internal) return { ok: false, help: `callbackURL: ${internal}` };
+  await deps.webhooks.putWebhook({
+    recipientDipId,
+    channel,
+    url: body.callbackURL,
+    maxMessageCount: Math.floor(body.maxMessageCount ?? deps.defaults.maxMessageCount),
+    maxPayloadKb: Math.floor(body.maxPayloadSize ?? deps.defaults.maxPayloadKb),
+  });
+  await deps.registry.refresh();
+  deps.delivery.notify([{ recipientDipId, channel }]);
+  return { ok: true, help: `webhook for ${channel} set to ${body.callbackURL}` };
+}
+
+/** Removes the recipient's webhook for a queue (idempotent: none registered is the same end state). */
+export async function removeWebhook(deps: WebhookConfigDeps, recipientDipId: string, channel: string): Promise<void> {
+  await deps.webhooks.deleteWebhook(recipientDipId, channel);
+  await deps.registry.refresh();
+}
+
+/** The WebhookConfigDeps of a DIP's configuration and services. */
+export function webhookConfigDeps(
+  config: { environment: string; delivery: { defaultMaxMessageCount: number; defaultMaxPayloadKb: number } },
+  services: Omit<WebhookConfigDeps, 'environment' | 'defaults'>,
+): WebhookConfigDeps {
+  return {
+    environment: config.environment,
+    defaults: { maxMessageCount: config.delivery.defaultMaxMessageCount, maxPayloadKb: config.delivery.defaultMaxPayloadKb },
+    ...services,
+  };
+}

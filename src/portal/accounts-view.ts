@@ -1,0 +1,30 @@
+import type { PortalAccount } from '../ports/portal-accounts.js';
+import { html, isoOrDash, type Html } from './html.js';
+import { csrfField, type Signed } from './session.js';
+
+/** Account tables and forms shared by the user portal (a participant's users) and the operator portal. */
+
+export function userRows(accounts: PortalAccount[], manage: { action: string; csrf: Signed; self: string } | null): Html[] {
+  return accounts.map(
+    (a) => html`<tr><td>${a.username}</td><td>${a.displayName}</td><td>${a.admin ? 'yes' : 'no'}</td><td>${isoOrDash(a.createdAt)} by ${a.createdBy}</td><td>${a.disabled ? html`<span class="badge bad">disabled</span>` : html`<span class="badge ok">active</span>`}</td>
+<td>${manage && a.username !== manage.self ? html`<form method="post" action="${manage.action}" class="inline">${csrfField(manage.csrf)}<input type="hidden" name="username" value="${a.username}"><input type="hidden" name="disable" value="${a.disabled ? 'no' : 'yes'}"><button type="submit" class="${a.disabled ? 'secondary' : 'danger'}">${a.disabled ? 'Enable' : 'Disable'}<span class="skip"> ${a.username}</span></button></form>` : ''}</td></tr>`,
+  );
+}
+
+export function newUserForm(action: string, signed: Signed, offerAdmin: boolean, legend = 'New user'): Html {
+  return html`<form method="post" action="${action}">${csrfField(signed)}<fieldset><legend>${legend}</legend>
+<label for="new-username">Username</label><input type="text" id="new-username" name="username" required pattern="[a-z0-9][a-z0-9._\\-]{2,63}" autocomplete="off">
+<label for="new-name">Name</label><input type="text" id="new-name" name="displayName" required maxlength="100" autocomplete="off">
+${offerAdmin ? html`<p><input type="checkbox" id="new-admin" name="admin" value="yes"> <label for="new-admin" class="inline-label">Administrator (creates and disables users)</label></p>` : ''}
+<button type="submit">Create user</button></fieldset></form>`;
+}
+
+/** Shown once to the administrator who created the account; only hashes and sealed secrets are kept. */
+export function enrolmentPanel(e: { username: string; displayName: string; password: string; totpSecret: string; totpUri: string }): Html {
+  return html`<section class="enrolment" aria-labelledby="enrolment-title"><h2 id="enrolment-title">Hand these to ${e.displayName}</h2>
+<p>Shown once: the DIP keeps only a hash of the password and the TOTP secret sealed.</p>
+<dl class="facts"><dt>Username</dt><dd><code id="enrolled-username">${e.username}</code></dd>
+<dt>Password</dt><dd><code id="enrolled-password">${e.password}</code></dd>
+<dt>TOTP secret</dt><dd><code id="enrolled-totp">${e.totpSecret}</code> (add it to an authenticator app)</dd>
+<dt>TOTP URI</dt><dd><code>${e.totpUri}</code></dd></dl></section>`;
+}

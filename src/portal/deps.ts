@@ -1,0 +1,51 @@
+import type { DipConfig } from '../config.js';
+import type { Channel, ChannelDirectory } from '../pipeline/channels.js';
+import type { Delivery } from '../pipeline/delivery.js';
+import type { PortalAccountService } from '../pipeline/portal-accounts.js';
+import type { RecipientCopies } from '../pipeline/recipient-copy.js';
+import type { Registry } from '../pipeline/registry.js';
+import type { Replay } from '../pipeline/replay.js';
+import type { WebhookConfigDeps } from '../pipeline/webhook-config.js';
+import type { Archive } from '../ports/archive.js';
+import type { Clock } from '../ports/clock.js';
+import type { DeadLetters } from '../ports/dead-letters.js';
+import type { Logger } from '../ports/logger.js';
+import type { MessageLog } from '../ports/message-log.js';
+import type { SessionSigner } from '../security/portal-session.js';
+
+/** An answer of the operator API, called in-process. */
+export interface OperatorApiAnswer {
+  statusCode: number;
+  body: string;
+}
+
+/** What the portals need; wired once in app.ts. */
+export interface PortalDeps {
+  config: DipConfig;
+  logger: Logger;
+  clock: Clock;
+  accounts: PortalAccountService;
+  sessions: SessionSigner;
+  registry: Registry;
+  channel(id: string): Channel | undefined;
+  channels: Pick<ChannelDirectory, 'all'>;
+  /** The participant API's webhook operation, with the same dependencies. */
+  webhooks: WebhookConfigDeps;
+  replay: Pick<Replay, 'replay' | 'requeue'>;
+  archive: Pick<Archive, 'findArchived' | 'attempts' | 'archivedChannels'>;
+  deadLetters: Pick<DeadLetters, 'deadLetters'>;
+  log: Pick<MessageLog, 'append'>;
+  /** What the recipient may see of a message (obfuscation by role, encryption for it), as its webhook got it. */
+  copies: Pick<RecipientCopies, 'copyFor'>;
+  delivery: Pick<Delivery, 'notify'>;
+  /** The DIP's public certificates (downloads). */
+  certificates: { ca: string; signing: string; encryption: string };
+  /**
+   * The operator API itself, called in-process (Fastify inject) as the named operator: every operator
+   * action in the portal is carried out, authorised (the operator's role) and journalled by exactly the
+   * code tooling uses.
+   */
+  operatorApi(operator: string, method: 'GET' | 'POST', url: string, payload?: unknown): Promise<OperatorApiAnswer>;
+  /** A certificate for the participant's own DIP ID from its CSR (the function `dip pki issue --csr` and the operator API call). */
+  issueCertificate(csrPem: string, dipId: string, organisation: string): Promise<string>;
+}

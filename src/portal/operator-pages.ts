@@ -1,0 +1,268 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { DeadLetter } from '../ports/dead-letters.js';
+import type { ExpiringCertificate } from '../security/expiry.js';
+import type { RevocationEntry } from '../security/revocation.js';
+import { certificateInfo } from '../security/signature.js';
+import type { WorkerStatus } from '../pipeline/queue-worker.js';
+import type { BackendHealth } from '../ports/backend.js';
+import { enrolmentPanel, newUserForm, userRows } from './accounts-view.js';
+import type { PortalDeps } from './deps.js';
+import { codeBlock, html, isoOrDash, table, type Html } from './html.js';
+import { csrfField, field, fields, guarded, refuse, render, type Realm, type Signed } from './session.js';
+
+export const OPERATOR_REALM: Realm = {
+  kind: 'operator',
+  cookie: '__Host-dip-operator',
+  base: '/operator',
+  title: 'OpenDIP operator portal',
+  nav: [
+    { href: '/operator/', label: 'Health' },
+    { href: '/operator/participants', label: 'Participants' },
+    { href: '/operator/channels', label: 'Channels' },
+    { href: '/operator/dead-letters', label: 'Dead letters' },
+    { href: '/operator/certificates', label: 'Certificates' },
+    { href: '/operator/operators', label: 'Operators' },
+    { href: '/operator/journal', label: 'Journal' },
+  ],
+};
+
+const O = OPERATOR_REALM;
+
+type Req = FastifyRequest<{ Querystring: Record<string, string | undefined>; Params: Record<string, string> }>;
+type Flash = { kind: 'ok' | 'error'; text: string } | null;
+/** The operator API's answer to a new portal account: the account, its password and TOTP secret (once). */
+type Enrolled = { username: string; displayName: string; password: string; totpSecret: string; totpUri: string };
+
+interface Ctx {
+  req: Req;
+  reply: FastifyReply;
+  signed: Signed;
+}
+
+/**
+ * The operator portal. Every read and action that the operator API offers goes through it (in-process,
+ * PortalDeps.operatorApi), so the portal does exactly what `dip dead-letters …`, `dip pki …` and tooling
+ * do, checked by the same schemas; the portal only adds the operator's own sign-in.
+ */
+export function registerOperatorPortal(app: FastifyInstance, deps: PortalDeps): void {
+  const page = (path: string, method: 'GET' | 'POST', handler: (c: Ctx) => Promise<FastifyReply>) => {
+    app.route({ method, url: `/operator${path}`, handler: guarded(deps, O, async (req, reply, signed) => handler({ req: req as Req, reply, signed })) });
+  };
+  page('/', 'GET', async (c) => healthPage(deps, c));
+  page('/participants', 'GET', async (c) => participantsPage(deps, c));
+  page('/participants/:dipId', 'GET', async (c) => participantPage(deps, c, null, 200));
+  page('/participants/:dipId/users', 'POST', async (c) => createParticipantUser(deps, c));
+  page('/participants/:dipId/users/disable', 'POST', async (c) => disableAccount(deps, c, c.req.params.dipId ?? ''));
+  page('/channels', 'GET', async (c) => channelsPage(deps, c));
+  page('/dead-letters', 'GET', async (c) => deadLettersPage(deps, c, null, 200));
+  page('/dead-letters', 'POST', async (c) => deadLetterAction(deps, c));
+  page('/certificates', 'GET', async (c) => certificatesPage(deps, c, null, null, 200));
+  page('/certificates/issue', 'POST', async (c) => issueCertificate(deps, c));
+  page('/certificates/revoke', 'POST', async (c) => revokeCertificate(deps, c));
+  page('/operators', 'GET', async (c) => operatorsPage(deps, c, null, null, 200));
+  page('/operators', 'POST', async (c) => createOperator(deps, c));
+  page('/operators/disable', 'POST', async (c) => disableAccount(deps, c, null));
+  page('/journal', 'GET', async (c) => journalPage(deps, c));
+}
+
+/** Calls the operator API and reads its JSON answer. */
+async function api<T>(deps: PortalDeps, c: Ctx, method: 'GET' | 'POST', url: string, payload?: unknown): Promise<{ status: number; body: T }> {
+  const answer = await deps.operatorApi(c.signed.account.username, method, url, payload);
+  return { status: answer.statusCode, body: JSON.parse(answer.body) as T };
+}
+
+function problemOf(body: unknown): string {
+  const b = body as { error?: string; message?: string };
+  return b.error ?? b.message ?? 'refused';
+}
+
+async function healthPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const health = await api<{ storage: BackendHealth }>(deps, c, 'GET', '/admin/health');
+  const queues = await api<WorkerStatus[]>(deps, c, 'GET', '/admin/queues');
+  const storage = health.body.storage;
+  const rows = queues.body
+    .slice()
+    .sort((a, b) => b.failures - a.failures)
+    .slice(0, 200)
+    .map((q) => html`<tr><td>${q.queue.recipientDipId}</td><td>${q.queue.channel}</td><td><span class="badge ${q.state === 'halted' || q.failures > 0 ? 'bad' : q.state === 'idle' ? 'ok' : 'warn'}">${q.state}</span></td><td class="num">${q.ackedSeq}</td><td class="num">${q.failures}</td><td>${q.lastError ?? ''}</td><td>${isoOrDash(q.retryAt)}</td></tr>`);
+  const body = html`<h2>Storage</h2><p><span class="badge ${storage.state === 'ok' ? 'ok' : 'bad'}">${storage.state}</span> ${storage.state === 'ok' ? 'takes writes' : storage.reason}</p>
+<h2>Delivery queues on this node</h2>
+${table('Queues this node delivers, failing first', ['Recipient', 'Channel', 'State', 'Delivered up to', 'Failures', 'Last error', 'Next try'], rows, 'No queue is being delivered by this node.')}`;
+  return render(c.reply, 200, O, c.req, c.signed, 'Health', body);
+}
+
+async function participantsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const now = deps.clock.now();
+  const rows = deps.registry
+    .participants()
+    .sort((a, b) => a.dipId.localeCompare(b.dipId))
+    .map((p) => {
+      const notAfter = certificateInfo(p.certificatePem).notAfter.getTime();
+      const days = Math.floor((notAfter - now) / 86_400_000);
+      return html`<tr><td><a href="/operator/participants/${p.dipId}">${p.dipId}</a></td><td>${p.organisation}</td><td>${p.roles.join(', ')}</td><td>${p.connectionProvider ?? ''}</td><td><span class="badge ${days < 0 ? 'bad' : days < 30 ? 'warn' : 'ok'}">${days < 0 ? 'expired' : `${days} days`}</span></td></tr>`;
+    });
+  const body = html`${table('Registered participants', ['DIP ID', 'Organisation', 'Roles', 'Connection provider', 'Certificate'], rows, 'No participant is registered: dip participant add.')}`;
+  return render(c.reply, 200, O, c.req, c.signed, 'Participants', body);
+}
+
+async function participantPage(deps: PortalDeps, c: Ctx, extra: Html | null, status: number, flash: Flash = null): Promise<FastifyReply> {
+  const dipId = c.req.params.dipId ?? '';
+  const p = deps.registry.participant(dipId);
+  if (!p) return refuse(c.reply, O, c.req, c.signed, 404, `${dipId} is not a registered participant`);
+  const users = await deps.accounts.accounts(dipId);
+  const agents = deps.registry.participants().filter((x) => x.connectionProvider === dipId);
+  const body = html`<dl class="facts"><dt>Organisation</dt><dd>${p.organisation}</dd><dt>Roles</dt><dd>${p.roles.join(', ')}</dd><dt>Connection provider</dt><dd>${p.connectionProvider ?? 'none'}</dd><dt>Connects for</dt><dd>${agents.map((a) => a.dipId).join(', ') || 'no other participant'}</dd><dt>Registered</dt><dd>${isoOrDash(p.createdAt)}</dd></dl>
+${extra}
+<h2>Portal users</h2>
+${table(`Portal users of ${dipId}`, ['Username', 'Name', 'Administrator', 'Created', 'State', ''], userRows(users, { action: `/operator/participants/${dipId}/users/disable`, csrf: c.signed, self: '' }), 'No portal user yet: create its first administrator below.')}
+${newUserForm(`/operator/participants/${dipId}/users`, c.signed, true, `New portal user for ${dipId}`)}`;
+  return render(c.reply, status, O, c.req, c.signed, `Participant ${dipId}`, body, flash);
+}
+
+async function createParticipantUser(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const dipId = c.req.params.dipId ?? '';
+  const made = await api<Enrolled>(deps, c, 'POST', '/admin/portal/accounts', { username: field(c.req.body, 'username'), displayName: field(c.req.body, 'displayName'), participantDipId: dipId, admin: field(c.req.body, 'admin') === 'yes' });
+  if (made.status !== 201) return participantPage(deps, c, null, made.status, { kind: 'error', text: problemOf(made.body) });
+  return participantPage(deps, c, enrolmentPanel(made.body), 200, { kind: 'ok', text: `user ${made.body.username} created for ${dipId}` });
+}
+
+/** Disables or enables an account of the participant (or an operator, for null). */
+async function disableAccount(deps: PortalDeps, c: Ctx, participantDipId: string | null): Promise<FastifyReply> {
+  const username = field(c.req.body, 'username');
+  const target = await deps.accounts.account(username);
+  const back = (flash: Flash, status: number) => (participantDipId === null ? operatorsPage(deps, c, null, flash, status) : participantPage(deps, c, null, status, flash));
+  if (!target || target.participantDipId !== participantDipId) return back({ kind: 'error', text: `no such account '${username}' here` }, 404);
+  const disable = field(c.req.body, 'disable') !== 'no';
+  const changed = await api(deps, c, 'POST', `/admin/portal/accounts/${encodeURIComponent(target.username)}/disabled`, { disabled: disable });
+  if (changed.status !== 200) return back({ kind: 'error', text: problemOf(changed.body) }, changed.status);
+  return back({ kind: 'ok', text: `${target.username} ${disable ? 'disabled: signed out everywhere' : 'enabled'}` }, 200);
+}
+
+async function channelsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const rows = deps.channels.all().map(
+    (ch) => html`<tr><td>${ch.interfaceId}</td><td>${ch.definition.name}</td><td>${ch.publicationId}</td><td>${ch.definition.schemaVersions.join(', ')}</td><td>${ch.senderRoles.join(', ')}</td><td>${ch.receiverRoles.join(', ')}</td><td>${[...ch.alwaysRoles, ...ch.alwaysParticipants].join(', ')}</td><td class="num">${ch.securityPattern}</td></tr>`,
+  );
+  return render(c.reply, 200, O, c.req, c.signed, 'Channels', table('Channels of the catalogue in force, with the configuration applied', ['Channel', 'Name', 'Publication', 'Schema versions', 'Senders', 'Receivers', 'Always', 'Pattern'], rows));
+}
+
+async function deadLettersPage(deps: PortalDeps, c: Ctx, flash: Flash, status: number): Promise<FastifyReply> {
+  const recipient = c.req.query.recipient ?? (c.req.method === 'POST' ? field(c.req.body, 'recipient') : '');
+  const channel = c.req.query.channel ?? (c.req.method === 'POST' ? field(c.req.body, 'channel') : '');
+  const state = c.req.query.state ?? 'dead';
+  const qs = new URLSearchParams({ state: ['dead', 'requeued', 'discarded'].includes(state) ? state : 'dead', limit: '500' });
+  if (recipient) qs.set('recipient', recipient);
+  if (channel) qs.set('channel', channel);
+  const listed = await api<DeadLetter[]>(deps, c, 'GET', `/admin/dead-letters?${qs.toString()}`);
+  const letters = listed.status === 200 ? listed.body : [];
+  const groups = new Map<string, DeadLetter[]>();
+  for (const d of letters) {
+    const key = `${d.queue.recipientDipId}\u0000${d.queue.channel}`;
+    groups.set(key, [...(groups.get(key) ?? []), d]);
+  }
+  const sections = [...groups.values()].map((ds) => {
+    const q = ds[0]!.queue;
+    const id = `${q.recipientDipId}-${q.channel}`;
+    return html`<form method="post" action="/operator/dead-letters">${csrfField(c.signed)}<input type="hidden" name="recipientDipId" value="${q.recipientDipId}"><input type="hidden" name="queueChannel" value="${q.channel}">
+<table><caption>${q.recipientDipId} on ${q.channel}: ${ds.length} ${state}</caption><thead><tr><th scope="col">Select</th><th scope="col">Position</th><th scope="col">Transaction</th><th scope="col">Sender</th><th scope="col">Why</th><th scope="col">When</th></tr></thead><tbody>
+${ds.map((d) => html`<tr><td><input type="checkbox" name="seq" value="${d.seq}" id="dl-${id}-${d.seq}" aria-label="Select position ${d.seq} (${d.transactionId})"${state === 'dead' ? '' : html` disabled`}></td><td class="num">${d.seq}</td><td><code>${d.transactionId}</code></td><td>${d.senderDipId}</td><td>${d.reason}${d.status === null ? '' : ` ${d.status}`}: ${d.detail}</td><td>${isoOrDash(d.at)}</td></tr>`)}
+</tbody></table>
+${state === 'dead' ? html`<button type="submit" name="action" value="requeue">Requeue selected<span class="skip"> for ${q.recipientDipId} on ${q.channel}</span></button> <button type="submit" name="action" value="requeue-all" class="secondary">Requeue all<span class="skip"> for ${q.recipientDipId} on ${q.channel}</span></button> <button type="submit" name="action" value="discard" class="danger">Discard selected<span class="skip"> for ${q.recipientDipId} on ${q.channel}</span></button>` : ''}</form>`;
+  });
+  const body = html`<form method="get" action="/operator/dead-letters"><fieldset><legend>Filter</legend>
+<label for="recipient">Recipient DIP ID</label><input type="text" id="recipient" name="recipient" value="${recipient}">
+<label for="channel">Channel</label><input type="text" id="channel" name="channel" value="${channel}">
+<label for="state">State</label><select id="state" name="state">${['dead', 'requeued', 'discarded'].map((s) => html`<option value="${s}"${s === state ? html` selected` : ''}>${s}</option>`)}</select>
+<div><button type="submit">Show</button></div></fieldset></form>
+${listed.status === 200 ? '' : html`<p class="flash error" role="alert">${problemOf(listed.body)}</p>`}
+${sections.length ? sections : html`<p>No ${state} letter${recipient || channel ? ' matches' : ''}.</p>`}`;
+  return render(c.reply, status, O, c.req, c.signed, 'Dead letters', body, flash);
+}
+
+async function deadLetterAction(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const recipientDipId = field(c.req.body, 'recipientDipId');
+  const channel = field(c.req.body, 'queueChannel');
+  const action = field(c.req.body, 'action');
+  const seqs = fields(c.req.body, 'seq').map(Number);
+  if (action !== 'requeue-all' && seqs.length === 0) return deadLettersPage(deps, c, { kind: 'error', text: 'select at least one dead letter' }, 400);
+  const body = { recipientDipId, channel, ...(action === 'requeue-all' ? {} : { seqs }) };
+  const url = action === 'discard' ? '/admin/dead-letters/discard' : '/admin/dead-letters/requeue';
+  const answer = await api<{ requeued?: number; discarded?: number }>(deps, c, 'POST', url, body);
+  if (answer.status !== 200) return deadLettersPage(deps, c, { kind: 'error', text: problemOf(answer.body) }, answer.status);
+  deps.logger.info({ by: c.signed.account.username, queue: { recipientDipId, channel }, action, ...answer.body }, 'operator portal: dead letters');
+  const text = action === 'discard' ? `${answer.body.discarded ?? 0} dead letter(s) discarded` : `${answer.body.requeued ?? 0} dead letter(s) requeued at the tail of ${recipientDipId}'s ${channel} queue`;
+  return deadLettersPage(deps, c, { kind: 'ok', text }, 200);
+}
+
+async function certificatesPage(deps: PortalDeps, c: Ctx, issued: Html | null, flash: Flash, status: number): Promise<FastifyReply> {
+  const days = Math.min(3650, Math.max(1, Number(c.req.query.days ?? 30) || 30));
+  const expiring = await api<ExpiringCertificate[]>(deps, c, 'GET', `/admin/pki/expiring?days=${days}`);
+  const revoked = await api<RevocationEntry[]>(deps, c, 'GET', '/admin/pki/revoked');
+  const expRows = (expiring.status === 200 ? expiring.body : []).map((e) => html`<tr><td>${e.owner}</td><td>${e.subject}</td><td><code>${e.serialNumber}</code></td><td>${e.notAfter}</td><td><span class="badge ${e.daysLeft < 0 ? 'bad' : 'warn'}">${e.daysLeft < 0 ? 'expired' : `${e.daysLeft} days`}</span></td></tr>`);
+  const revRows = (revoked.status === 200 ? revoked.body : []).map((r) => html`<tr><td><code>${r.serialNumber}</code></td><td>${r.revokedAt}</td><td>${r.reason}</td></tr>`);
+  const body = html`<form method="get" action="/operator/certificates"><label for="days">Expiring within (days)</label><input type="number" id="days" name="days" min="1" max="3650" value="${days}"> <button type="submit">Show</button></form>
+${table(`Certificates expiring within ${days} days`, ['Owner', 'Subject', 'Serial', 'Not after', 'Left'], expRows, `No certificate expires within ${days} days.`)}
+${table('Revoked certificates', ['Serial', 'Revoked at', 'Reason'], revRows, 'No certificate is revoked.')}
+<h2>Issue a certificate from a CSR</h2>
+<form method="post" action="/operator/certificates/issue">${csrfField(c.signed)}
+<label for="issue-dipids">DIP IDs (comma-separated)</label><input type="text" id="issue-dipids" name="dipIds" required>
+<label for="issue-csr">Certificate signing request (PEM)</label><textarea id="issue-csr" name="csr" required></textarea>
+<label for="issue-days">Valid for (days)</label><input type="number" id="issue-days" name="validDays" min="1" max="825" value="365">
+<button type="submit">Issue</button></form>
+${issued}
+<h2>Revoke a certificate</h2>
+<form method="post" action="/operator/certificates/revoke">${csrfField(c.signed)}
+<label for="revoke-cert">Certificate (PEM)</label><textarea id="revoke-cert" name="certificate" required></textarea>
+<label for="revoke-reason">Reason</label><select id="revoke-reason" name="reason">${['keyCompromise', 'superseded', 'cessationOfOperation', 'affiliationChanged', 'unspecified'].map((r) => html`<option value="${r}">${r}</option>`)}</select>
+<button type="submit" class="danger">Revoke</button></form>`;
+  return render(c.reply, status, O, c.req, c.signed, 'Certificates', body, flash);
+}
+
+async function issueCertificate(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const dipIds = field(c.req.body, 'dipIds').split(',').map((s) => s.trim()).filter(Boolean);
+  const answer = await api<{ certificate?: string }>(deps, c, 'POST', '/admin/pki/issue', { csr: field(c.req.body, 'csr'), dipIds, validDays: Number(field(c.req.body, 'validDays')) || 365 });
+  if (answer.status !== 200 || !answer.body.certificate) return certificatesPage(deps, c, null, { kind: 'error', text: `not issued: ${problemOf(answer.body)}` }, 400);
+  deps.logger.info({ by: c.signed.account.username, dipIds }, 'operator portal: certificate issued');
+  return certificatesPage(deps, c, html`<h3>Issued</h3>${codeBlock('Issued certificate (PEM)', answer.body.certificate)}`, { kind: 'ok', text: `certificate issued for ${dipIds.join(', ')}` }, 200);
+}
+
+async function revokeCertificate(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const answer = await api<{ serialNumber?: string; alreadyRevoked?: boolean }>(deps, c, 'POST', '/admin/pki/revoke', { certificate: field(c.req.body, 'certificate'), reason: field(c.req.body, 'reason') || undefined });
+  if (answer.status !== 200) return certificatesPage(deps, c, null, { kind: 'error', text: `not revoked: ${problemOf(answer.body)}` }, 400);
+  deps.logger.info({ by: c.signed.account.username, serial: answer.body.serialNumber }, 'operator portal: certificate revoked');
+  return certificatesPage(deps, c, null, { kind: 'ok', text: `certificate ${answer.body.serialNumber ?? ''} ${answer.body.alreadyRevoked ? 'was already revoked' : 'revoked: refused from the next request'}` }, 200);
+}
+
+async function operatorsPage(deps: PortalDeps, c: Ctx, extra: Html | null, flash: Flash, status: number): Promise<FastifyReply> {
+  const operators = await deps.accounts.accounts(null);
+  const body = html`${extra}${table('Operator accounts', ['Username', 'Name', 'Administrator', 'Created', 'State', ''], userRows(operators, { action: '/operator/operators/disable', csrf: c.signed, self: c.signed.account.username }))}
+${newUserForm('/operator/operators', c.signed, false, 'New operator')}`;
+  return render(c.reply, status, O, c.req, c.signed, 'Operators', body, flash);
+}
+
+async function createOperator(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const made = await api<Enrolled>(deps, c, 'POST', '/admin/portal/accounts', { username: field(c.req.body, 'username'), displayName: field(c.req.body, 'displayName'), participantDipId: null });
+  if (made.status !== 201) return operatorsPage(deps, c, null, { kind: 'error', text: problemOf(made.body) }, made.status);
+  return operatorsPage(deps, c, enrolmentPanel(made.body), { kind: 'ok', text: `portal sign-in for operator ${made.body.username} created` }, 200);
+}
+
+interface JournalEntry {
+  id: number;
+  at: string;
+  actor: string;
+  action: string;
+  target: string;
+  status: number | null;
+}
+
+/** The record of operator actions (GET /admin/journal): who did what to what, newest first. */
+async function journalPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const actor = c.req.query.actor ?? '';
+  const qs = new URLSearchParams({ limit: '200' });
+  if (actor) qs.set('actor', actor);
+  const listed = await api<JournalEntry[]>(deps, c, 'GET', `/admin/journal?${qs.toString()}`);
+  const rows = (listed.status === 200 ? listed.body : []).map((e) => html`<tr><td>${e.at}</td><td>${e.actor}</td><td><code>${e.action}</code></td><td>${e.target}</td><td class="num">${e.status ?? ''}</td></tr>`);
+  const body = html`<form method="get" action="/operator/journal"><label for="actor">Actor (e.g. operator:alice)</label><input type="text" id="actor" name="actor" value="${actor}"> <button type="submit">Show</button></form>
+${listed.status === 200 ? '' : html`<p class="flash error" role="alert">${problemOf(listed.body)}</p>`}
+${table('Operator actions, newest first (the last 200)', ['When', 'Actor', 'Action', 'Target', 'Answer'], rows, 'No operator action recorded.')}`;
+  return render(c.reply, 200, O, c.req, c.signed, 'Journal', body);
+}

@@ -1,0 +1,104 @@
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { PORTAL_CSS } from './assets.js';
+import type { PortalDeps } from './deps.js';
+import { html } from './html.js';
+import { registerOperatorPortal, OPERATOR_REALM } from './operator-pages.js';
+import { field, refuse, render, sameOrigin, SESSION_MS, setSessionCookie, signedIn, signInPage, type Form, type Realm } from './session.js';
+import { registerUserPortal, USER_REALM } from './user-pages.js';
+
+/**
+ * Pages carry no script and load nothing from elsewhere: the style sheet is the only other resource. So
+ * the policy can forbid everything else, which makes an injected script or a framed page inert.
+ */
+export const CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+const SECURITY_HEADERS: Record<string, string> = {
+  'content-security-policy': CONTENT_SECURITY_POLICY,
+  'strict-transport-security': 'max-age=31536000',
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  // same-origin, not no-referrer: with no-referrer the browser sends "Origin: null" on form posts, and the
+  // origin check needs the real one; other sites still get no referrer.
+  'referrer-policy': 'same-origin',
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-resource-policy': 'same-origin',
+  'permissions-policy': 'camera=(), microphone=(), geolocation=(), payment=()',
+};
+
+/**
+ * The user portal (/portal, participants' users) and the operator portal (/operator), on their own HTTPS
+ * listener. Not on the participant listener: that one demands a client certificate at the handshake,
+ * which people in browsers do not have, and loosening it to "optional" would weaken the participant API
+ * for everyone. Not on the operator API's listener: that one is bound to the loopback interface. The
+ * portal listener uses the DIP's TLS server certificate and accepts no other credential than a session
+ * cookie from a password + TOTP sign-in.
+ */
+export function buildPortalServer(deps: PortalDeps, tls: { key: string; cert: string }): FastifyInstance {
+  const app = Fastify({
+    https: { key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2' },
+    logger: false,
+    bodyLimit: 256 * 1024,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+  });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
+    // A null-prototype object: a field named __proto__ is just a field.
+    const form = Object.create(null) as Form;
+    const params = new URLSearchParams(body as string);
+    for (const k of new Set(params.keys())) {
+      const all = params.getAll(k);
+      Object.defineProperty(form, k, { value: all.length === 1 ? all[0] : all, enumerable: true });
+    }
+    done(null, form);
+  });
+  app.addHook('onSend', async (_req, reply, payload) => {
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) reply.header(k, v);
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+    return payload;
+  });
+  app.setErrorHandler((error: Error & { statusCode?: number }, req, reply) => {
+    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    if (status >= 500) deps.logger.error({ err: error, url: req.url.split('?')[0] }, 'portal request failed');
+    const realm = req.url.startsWith(OPERATOR_REALM.base) ? OPERATOR_REALM : USER_REALM;
+    return refuse(reply, realm, req, undefined, status, status >= 500 ? 'something went wrong on the DIP: the operator has the details in the log' : error.message);
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const realm = req.url.startsWith(OPERATOR_REALM.base) ? OPERATOR_REALM : USER_REALM;
+    return refuse(reply, realm, req, undefined, 404, `there is no page ${req.url.split('?')[0]}`);
+  });
+
+  app.get('/assets/portal.css', async (_req, reply) => reply.header('cache-control', 'public, max-age=3600').type('text/css; charset=utf-8').send(PORTAL_CSS));
+  app.get('/', async (_req, reply) => reply.redirect('/portal/', 303));
+  for (const realm of [USER_REALM, OPERATOR_REALM]) registerSignIn(app, deps, realm);
+  registerUserPortal(app, deps);
+  registerOperatorPortal(app, deps);
+  return app;
+}
+
+function registerSignIn(app: FastifyInstance, deps: PortalDeps, realm: Realm): void {
+  app.get(`${realm.base}/sign-in`, async (req, reply) => {
+    if (await signedIn(deps, req, realm)) return reply.redirect(`${realm.base}/`, 303);
+    return render(reply, 200, realm, req, undefined, 'Sign in', signInPage(realm));
+  });
+  app.post(`${realm.base}/sign-in`, async (req: FastifyRequest, reply: FastifyReply) => {
+    if (!sameOrigin(req)) return refuse(reply, realm, req, undefined, 403, 'the sign-in form was not sent from this portal');
+    const result = await deps.accounts.signIn(field(req.body, 'username'), field(req.body, 'password'), field(req.body, 'code'));
+    const wrongRealm = result.ok && (realm.kind === 'operator') !== (result.account.participantDipId === null);
+    // An operator signs in to the portal only while its operator account (and so its role) is in force.
+    const noOperator = result.ok && !wrongRealm && realm.kind === 'operator' && (await deps.operatorApi(result.account.username, 'GET', '/admin/whoami')).statusCode !== 200;
+    if (!result.ok || wrongRealm || noOperator) {
+      const problem = !result.ok ? result.problem : noOperator ? `${result.account.username} has no enabled operator account` : 'the username, password or code is wrong';
+      return render(reply, 401, realm, req, undefined, 'Sign in', signInPage(realm), { kind: 'error', text: problem });
+    }
+    const { token } = deps.sessions.issue({ username: result.account.username, epoch: result.account.sessionEpoch, expiresAt: deps.clock.now() + SESSION_MS });
+    setSessionCookie(reply, realm, token, SESSION_MS / 1000);
+    deps.logger.info({ username: result.account.username, portal: realm.kind }, 'portal sign-in');
+    return reply.redirect(`${realm.base}/`, 303);
+  });
+  app.post(`${realm.base}/sign-out`, async (req, reply) => {
+    const signed = await signedIn(deps, req, realm);
+    if (signed && sameOrigin(req) && field(req.body, '_csrf') === signed.claims.csrf) await deps.accounts.signOutEverywhere(signed.account.username);
+    setSessionCookie(reply, realm, '', 0);
+    return render(reply, 200, realm, req, undefined, 'Signed out', html`<p>You are signed out. <a href="${realm.base}/sign-in">Sign in again</a></p>`);
+  });
+}

@@ -1,0 +1,121 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { PortalAccount } from '../ports/portal-accounts.js';
+import { csrfMatches, type SessionClaims } from '../security/portal-session.js';
+import type { PortalDeps } from './deps.js';
+import { html, page, type Html, type Nav } from './html.js';
+
+/** The two portals: each its own cookie, sign-in and accounts (participants' users, or operators). */
+export interface Realm {
+  kind: 'user' | 'operator';
+  cookie: string;
+  base: string;
+  title: string;
+  nav: Nav[];
+}
+
+/** A session lasts a working day; sign-out ends it (and every other session of the account) at once. */
+export const SESSION_MS = 8 * 3_600_000;
+
+export type Form = Record<string, string | string[] | undefined>;
+
+export interface Signed {
+  account: PortalAccount;
+  claims: SessionClaims;
+}
+
+/** A form field as one string ('' when absent; the first when given several times). */
+export function field(form: unknown, name: string): string {
+  const v = (form as Form | undefined)?.[name];
+  return (Array.isArray(v) ? v[0] : v) ?? '';
+}
+
+/** A form field given any number of times (checkboxes). */
+export function fields(form: unknown, name: string): string[] {
+  const v = (form as Form | undefined)?.[name];
+  return v === undefined ? [] : Array.isArray(v) ? v : [v];
+}
+
+function cookieValue(req: FastifyRequest, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const [k, ...v] = part.trim().split('=');
+    if (k === name) return v.join('=');
+  }
+  return undefined;
+}
+
+/**
+ * `__Host-` cookies are only accepted over HTTPS, for the whole site and never a wider domain; HttpOnly
+ * keeps them from scripts; SameSite=Strict keeps them off requests started by other sites.
+ */
+export function setSessionCookie(reply: FastifyReply, realm: Realm, token: string, maxAgeS: number): void {
+  reply.header('set-cookie', `${realm.cookie}=${token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=${maxAgeS}`);
+}
+
+export async function signedIn(deps: PortalDeps, req: FastifyRequest, realm: Realm): Promise<Signed | undefined> {
+  const claims = deps.sessions.read(cookieValue(req, realm.cookie), deps.clock.now());
+  if (!claims) return undefined;
+  const account = await deps.accounts.fromSession(claims);
+  if (!account || (realm.kind === 'operator') !== (account.participantDipId === null)) return undefined;
+  return { account, claims };
+}
+
+/** A POST from a page of this site: the browser's Origin, when it sends one, must be this portal's. */
+export function sameOrigin(req: FastifyRequest): boolean {
+  const origin = req.headers.origin;
+  return origin === undefined || origin === `https://${req.headers.host ?? ''}`;
+}
+
+export function render(reply: FastifyReply, status: number, realm: Realm, req: FastifyRequest, signed: Signed | undefined, title: string, body: Html, flash?: { kind: 'ok' | 'error'; text: string | Html } | null): FastifyReply {
+  return reply
+    .code(status)
+    .type('text/html; charset=utf-8')
+    .send(
+      page({
+        title,
+        portal: realm.title,
+        nav: signed ? realm.nav : [],
+        path: req.url,
+        user: signed ? { name: `${signed.account.displayName}${signed.account.participantDipId ? ` (${signed.account.participantDipId})` : ''}`, signOutAction: `${realm.base}/sign-out`, csrf: signed.claims.csrf } : undefined,
+        flash,
+        body,
+      }),
+    );
+}
+
+export function refuse(reply: FastifyReply, realm: Realm, req: FastifyRequest, signed: Signed | undefined, status: number, help: string): FastifyReply {
+  const title = status === 404 ? 'Not found' : status === 403 ? 'Not allowed' : 'Cannot do that';
+  return render(reply, status, realm, req, signed, title, html`<p><a href="${realm.base}/">Back to the start page</a></p>`, { kind: 'error', text: help });
+}
+
+/**
+ * Wraps a page handler: a signed-in account of the realm is required (else to the sign-in page), and
+ * every POST must carry the session's CSRF token and come from this origin.
+ */
+export function guarded<T>(deps: PortalDeps, realm: Realm, handler: (req: FastifyRequest, reply: FastifyReply, signed: Signed) => Promise<T>) {
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<T | FastifyReply> => {
+    const signed = await signedIn(deps, req, realm);
+    if (!signed) {
+      if (req.method === 'GET') return reply.redirect(`${realm.base}/sign-in`, 303);
+      return refuse(reply, realm, req, undefined, 401, 'your session has ended: sign in again');
+    }
+    if (req.method === 'POST' && (!sameOrigin(req) || !csrfMatches(signed.claims.csrf, field(req.body, '_csrf')))) {
+      return refuse(reply, realm, req, signed, 403, 'the form was not sent from this portal page (CSRF check failed): reload the page and try again');
+    }
+    return handler(req, reply, signed);
+  };
+}
+
+/** The hidden CSRF field every form carries. */
+export function csrfField(signed: Signed): Html {
+  return html`<input type="hidden" name="_csrf" value="${signed.claims.csrf}">`;
+}
+
+/** Sign-in and sign-out for a realm. */
+export function signInPage(realm: Realm): Html {
+  return html`<form method="post" action="${realm.base}/sign-in" class="signin">
+<label for="username">Username</label><input type="text" id="username" name="username" autocomplete="username" required>
+<label for="password">Password</label><input type="password" id="password" name="password" autocomplete="current-password" required>
+<label for="code">Code from your authenticator app</label><input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required>
+<button type="submit">Sign in</button>
+</form>`;
+}

@@ -1,0 +1,521 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { receivesOn } from '../domain/channel.js';
+import type { Participant } from '../domain/participant.js';
+import { authorise, type Access, type Scope } from '../pipeline/access.js';
+import type { Channel } from '../pipeline/channels.js';
+import { STATUS_CHANNEL } from '../pipeline/status.js';
+import { sendTestMessage } from '../pipeline/test-message.js';
+import { configureWebhook, removeWebhook } from '../pipeline/webhook-config.js';
+import type { ArchivedMessage, DeliveryAttempt } from '../ports/archive.js';
+import type { QueueRef } from '../ports/message-log.js';
+import type { ReplayFilter } from '../ports/requeue-jobs.js';
+import { certificateInfo } from '../security/signature.js';
+import type { PortalDeps } from './deps.js';
+import { barChart, codeBlock, html, isoOrDash, table, when, type Html } from './html.js';
+import { enrolmentPanel, newUserForm, userRows } from './accounts-view.js';
+import { csrfField, field, guarded, refuse, render, type Realm, type Signed } from './session.js';
+
+export const USER_REALM: Realm = {
+  kind: 'user',
+  cookie: '__Host-dip-portal',
+  base: '/portal',
+  title: 'OpenDIP participant portal',
+  nav: [
+    { href: '/portal/', label: 'Overview' },
+    { href: '/portal/webhooks', label: 'Webhooks' },
+    { href: '/portal/messages', label: 'Messages' },
+    { href: '/portal/replay', label: 'Replay' },
+    { href: '/portal/status-messages', label: 'Status messages' },
+    { href: '/portal/certificates', label: 'Certificates' },
+    { href: '/portal/reports', label: 'Reports' },
+    { href: '/portal/users', label: 'Users' },
+  ],
+};
+
+const R = USER_REALM;
+const DAY_MS = 86_400_000;
+/** Rows a search shows at most (per channel and in all). */
+const SEARCH_LIMIT = 50;
+
+type Req = FastifyRequest<{ Querystring: Record<string, string | undefined>; Params: Record<string, string> }>;
+
+interface Ctx {
+  req: Req;
+  reply: FastifyReply;
+  signed: Signed;
+  /** The participant the user belongs to. */
+  own: Participant;
+}
+
+/** A value from the query string (GET) or the form (POST). */
+function param(req: Req, name: string): string {
+  return req.method === 'POST' ? field(req.body, name) : (req.query[name] ?? '');
+}
+
+/**
+ * The same rule as the participant API (src/pipeline/access.ts), applied to the user's participant as the
+ * authenticated caller: `as` plays the URL's recipient-id (a DIP Connection Provider acting for a
+ * participant that nominated it), `channel` the URL's channel. A refusal is answered with the API's help.
+ */
+function scope(deps: PortalDeps, c: Ctx, access: Access, channelId?: string): Scope | FastifyReply {
+  const as = param(c.req, 'as') || c.own.dipId;
+  const decided = authorise(deps.registry, (id) => deps.channel(id), c.own, access, { recipientId: as, channelId });
+  if (!decided.ok) return refuse(c.reply, R, c.req, c.signed, decided.status, decided.help);
+  return { caller: decided.caller, channel: decided.channel };
+}
+
+const isReply = (v: unknown): v is FastifyReply => typeof v === 'object' && v !== null && 'sent' in v && 'code' in v;
+
+/** Keeps "acting as" across links when the user works for a participant that nominated theirs. */
+function asQuery(own: Participant, caller: Participant, sep: '?' | '&' = '?'): string {
+  return caller.dipId === own.dipId ? '' : `${sep}as=${encodeURIComponent(caller.dipId)}`;
+}
+function asField(own: Participant, caller: Participant): Html | null {
+  return when(caller.dipId !== own.dipId, () => html`<input type="hidden" name="as" value="${caller.dipId}">`);
+}
+
+function receivingChannels(deps: PortalDeps, p: Participant): Channel[] {
+  return deps.channels.all().filter((ch) => receivesOn(ch, p));
+}
+
+function verdictBadge(a: Pick<DeliveryAttempt, 'verdict' | 'status'>): Html {
+  const kind = a.verdict === 'delivered' ? 'ok' : a.verdict === 'retry' ? 'warn' : 'bad';
+  return html`<span class="badge ${kind}">${a.verdict}${a.status === null ? '' : ` ${a.status}`}</span>`;
+}
+
+function journeyLink(own: Participant, caller: Participant, m: Pick<ArchivedMessage, 'channel' | 'transactionId'>): string {
+  return `/portal/messages/${encodeURIComponent(m.channel)}/${encodeURIComponent(m.transactionId)}${asQuery(own, caller)}`;
+}
+
+/** Registers the user portal's pages. Each handler authorises through `scope` before reading anything. */
+export function registerUserPortal(app: FastifyInstance, deps: PortalDeps): void {
+  const page = (path: string, method: 'GET' | 'POST', handler: (c: Ctx) => Promise<FastifyReply>) => {
+    app.route({
+      method,
+      url: `/portal${path}`,
+      handler: guarded(deps, R, async (req, reply, signed) => {
+        const own = signed.account.participantDipId ? deps.registry.participant(signed.account.participantDipId) : undefined;
+        if (!own) return refuse(reply, R, req, signed, 403, `${signed.account.participantDipId ?? 'this account'} is no longer a registered participant`);
+        return handler({ req: req as Req, reply, signed, own });
+      }),
+    });
+  };
+
+  page('/', 'GET', async (c) => overview(deps, c));
+  page('/webhooks', 'GET', async (c) => webhooksPage(deps, c, null, 200));
+  page('/webhooks', 'POST', async (c) => setWebhook(deps, c));
+  page('/webhooks/remove', 'POST', async (c) => dropWebhook(deps, c));
+  page('/webhooks/test', 'POST', async (c) => testMessage(deps, c));
+  page('/webhooks/attempts', 'GET', async (c) => attemptsPage(deps, c));
+  page('/messages', 'GET', async (c) => searchPage(deps, c));
+  page('/messages/:channel/:transactionId', 'GET', async (c) => journeyPage(deps, c, null));
+  page('/messages/:channel/:transactionId/requeue', 'POST', async (c) => replayOne(deps, c, 'requeue'));
+  page('/messages/:channel/:transactionId/replay', 'POST', async (c) => replayOne(deps, c, 'replay'));
+  page('/replay', 'GET', async (c) => replayForm(deps, c, null, 200));
+  page('/replay', 'POST', async (c) => replayWindow(deps, c));
+  page('/status-messages', 'GET', async (c) => statusMessages(deps, c));
+  page('/certificates', 'GET', async (c) => certificatesPage(deps, c, null));
+  page('/certificates/request', 'POST', async (c) => certificateRequest(deps, c));
+  page('/certificates/:name', 'GET', async (c) => certificateDownload(deps, c));
+  page('/reports', 'GET', async (c) => reportsPage(deps, c));
+  page('/users', 'GET', async (c) => usersPage(deps, c, null, 200));
+  page('/users', 'POST', async (c) => createUser(deps, c));
+  page('/users/disable', 'POST', async (c) => disableUser(deps, c));
+}
+
+async function overview(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const s = scope(deps, c, 'self');
+  if (isReply(s)) return s;
+  const p = s.caller;
+  const identities = deps.registry.identitiesOf(p);
+  const rows = deps.channels
+    .all()
+    .map((ch) => ({ ch, sends: identities.some((i) => i.roles.some((r) => ch.senderRoles.includes(r))), receives: receivesOn(ch, p) }))
+    .filter((r) => r.sends || r.receives)
+    .map((r) => html`<tr><td>${r.ch.interfaceId}</td><td>${r.ch.definition.name}</td><td>${r.sends ? 'yes' : ''}</td><td>${r.receives ? 'yes' : ''}</td></tr>`);
+  const agents = deps.registry.participants().filter((x) => x.connectionProvider === p.dipId);
+  const body = html`<dl class="facts">
+<dt>DIP ID</dt><dd>${p.dipId}</dd>
+<dt>Organisation</dt><dd>${p.organisation}</dd>
+<dt>Roles</dt><dd>${p.roles.join(', ')}</dd>
+<dt>DIP Connection Provider</dt><dd>${p.connectionProvider ?? 'none: connects itself'}</dd>
+<dt>Connects for</dt><dd>${agents.length ? agents.map((a, i) => html`${i ? ', ' : ''}<a href="/portal/?as=${a.dipId}">${a.dipId}</a> (${a.roles.join(', ')})`) : 'no other participant'}</dd>
+</dl>
+<h2>Channels</h2>
+${table('Channels this participant sends or receives on', ['Channel', 'Name', 'Sends', 'Receives'], rows, 'No channel: the roles held send and receive on none.')}`;
+  return render(c.reply, 200, R, c.req, c.signed, p.dipId === c.own.dipId ? 'Overview' : `Overview: acting for ${p.dipId}`, body);
+}
+
+async function webhooksPage(deps: PortalDeps, c: Ctx, flash: { kind: 'ok' | 'error'; text: string | Html } | null, status: number): Promise<FastifyReply> {
+  const s = scope(deps, c, 'self');
+  if (isReply(s)) return s;
+  const p = s.caller;
+  const channels = receivingChannels(deps, p);
+  const queues = [...channels.map((ch) => ch.interfaceId), STATUS_CHANNEL];
+  const rows: Html[] = [];
+  for (const id of queues) {
+    const hook = deps.registry.webhook(p.dipId, id);
+    if (!hook) continue;
+    const [last] = await deps.archive.attempts({ recipientDipId: p.dipId, channel: id }, 1);
+    rows.push(html`<tr><td>${id === STATUS_CHANNEL ? 'Status messages' : id}</td><td><code>${hook.url}</code></td><td class="num">${hook.maxMessageCount}</td>
+<td>${last ? html`${verdictBadge(last)} <span class="muted">${isoOrDash(last.startedAt)}</span>` : html`<span class="muted">no call yet</span>`} <a href="/portal/webhooks/attempts?channel=${id}${asQuery(c.own, p, '&')}">attempts<span class="skip"> for ${id}</span></a></td>
+<td>${when(id !== STATUS_CHANNEL, () => html`<form method="post" action="/portal/webhooks/test" class="inline">${csrfField(c.signed)}${asField(c.own, p)}<input type="hidden" name="channel" value="${id}"><button type="submit" class="secondary">Send a test message<span class="skip"> on ${id}</span></button></form>`)}
+<form method="post" action="/portal/webhooks/remove" class="inline">${csrfField(c.signed)}${asField(c.own, p)}<input type="hidden" name="channel" value="${id}"><button type="submit" class="danger">Remove<span class="skip"> the webhook for ${id}</span></button></form></td></tr>`);
+  }
+  const body = html`${table('Registered webhooks', ['Channel', 'Callback URL', 'Messages per call', 'Last call', 'Actions'], rows, 'No webhook registered: messages wait to be pulled (or for a webhook).')}
+<h2>Register or change a webhook</h2>
+<form method="post" action="/portal/webhooks">${csrfField(c.signed)}${asField(c.own, p)}
+<label for="channel">Channel</label>
+<select id="channel" name="channel" required>${channels.map((ch) => html`<option value="${ch.interfaceId}">${ch.interfaceId} ${ch.definition.name}</option>`)}<option value="${STATUS_CHANNEL}">Status messages (returned to sender)</option></select>
+<label for="callbackURL">Callback URL</label>
+<input type="url" id="callbackURL" name="callbackURL" required placeholder="https://dip.example.com/webhook">
+<label for="maxMessageCount">Messages per call (optional)</label>
+<input type="number" id="maxMessageCount" name="maxMessageCount" min="1" max="10000">
+<div><button type="submit">Save webhook</button></div>
+</form>`;
+  return render(c.reply, status, R, c.req, c.signed, 'Webhooks', body, flash);
+}
+
+/** The queue a webhook form names: a receiving channel ('recipient', as the pubconfig route), or status messages ('self'). */
+function webhookScope(deps: PortalDeps, c: Ctx): { caller: Participant; queue: string } | FastifyReply {
+  const channelId = field(c.req.body, 'channel');
+  if (channelId.toUpperCase() === STATUS_CHANNEL) {
+    const s = scope(deps, c, 'self');
+    return isReply(s) ? s : { caller: s.caller, queue: STATUS_CHANNEL };
+  }
+  const s = scope(deps, c, 'recipient', channelId);
+  return isReply(s) ? s : { caller: s.caller, queue: s.channel!.interfaceId };
+}
+
+async function setWebhook(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const w = webhookScope(deps, c);
+  if (isReply(w)) return w;
+  const count = field(c.req.body, 'maxMessageCount');
+  const body = { callbackURL: field(c.req.body, 'callbackURL'), ...(count ? { maxMessageCount: Number(count) } : {}) };
+  if (count && !Number.isInteger(body.maxMessageCount)) return webhooksPage(deps, c, { kind: 'error', text: 'maxMessageCount must be a whole number' }, 400);
+  const outcome = await configureWebhook(deps.webhooks, w.caller.dipId, w.queue, body);
+  deps.logger.info({ username: c.signed.account.username, recipient: w.caller.dipId, channel: w.queue, ok: outcome.ok }, 'portal: webhook set');
+  return webhooksPage(deps, c, { kind: outcome.ok ? 'ok' : 'error', text: outcome.help }, outcome.ok ? 200 : 400);
+}
+
+async function dropWebhook(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const w = webhookScope(deps, c);
+  if (isReply(w)) return w;
+  await removeWebhook(deps.webhooks, w.caller.dipId, w.queue);
+  deps.logger.info({ username: c.signed.account.username, recipient: w.caller.dipId, channel: w.queue }, 'portal: webhook removed');
+  return webhooksPage(deps, c, { kind: 'ok', text: `webhook for ${w.queue} removed: its messages wait to be pulled` }, 200);
+}
+
+async function testMessage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const s = scope(deps, c, 'recipient', field(c.req.body, 'channel'));
+  if (isReply(s)) return s;
+  const { transactionId } = await sendTestMessage(
+    { log: deps.log, notify: (q) => deps.delivery.notify(q), clock: deps.clock, dipId: deps.config.dipId, environment: deps.config.environment },
+    s.caller.dipId,
+    s.channel!,
+    c.signed.account.username,
+  );
+  const link = journeyLink(c.own, s.caller, { channel: s.channel!.interfaceId, transactionId });
+  return webhooksPage(deps, c, { kind: 'ok', text: html`Test message <a href="${link}">${transactionId}</a> queued for ${s.channel!.interfaceId}: follow its journey.` }, 200);
+}
+
+async function attemptsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const channelId = param(c.req, 'channel');
+  const s = channelId.toUpperCase() === STATUS_CHANNEL ? scope(deps, c, 'self') : scope(deps, c, 'recipient', channelId);
+  if (isReply(s)) return s;
+  const queue = s.channel?.interfaceId ?? STATUS_CHANNEL;
+  const attempts = await deps.archive.attempts({ recipientDipId: s.caller.dipId, channel: queue }, 50);
+  const rows = attempts.map((a) => html`<tr><td>${isoOrDash(a.startedAt)}</td><td>${verdictBadge(a)}</td><td class="num">${a.firstSeq}–${a.lastSeq}</td><td class="num">${a.latencyMs} ms</td><td><code>${a.url}</code></td><td>${a.error ?? ''}</td></tr>`);
+  return render(c.reply, 200, R, c.req, c.signed, `Webhook calls: ${queue}`, table(`The last ${attempts.length} webhook calls for ${queue}, newest first`, ['Started', 'Answer', 'Positions', 'Took', 'URL', 'Error'], rows, 'No webhook call yet.'));
+}
+
+function parseLocalTime(v: string): number | null {
+  if (!v) return null;
+  const ms = Date.parse(/z|[+-]\d\d:\d\d$/i.test(v) ? v : `${v}Z`);
+  return Number.isNaN(ms) ? null : ms;
+}
+
+async function searchPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const s = scope(deps, c, 'self');
+  if (isReply(s)) return s;
+  const p = s.caller;
+  const channelId = param(c.req, 'channel');
+  let channels: Channel[];
+  if (channelId) {
+    const one = scope(deps, c, 'recipient', channelId);
+    if (isReply(one)) return one;
+    channels = [one.channel!];
+  } else {
+    const archived = new Set(await deps.archive.archivedChannels());
+    channels = receivingChannels(deps, p).filter((ch) => archived.has(ch.interfaceId));
+  }
+  const tx = param(c.req, 'transactionId').trim();
+  const eventCode = param(c.req, 'eventCode').trim();
+  const from = parseLocalTime(param(c.req, 'from'));
+  const to = parseLocalTime(param(c.req, 'to'));
+  const found: ArchivedMessage[] = [];
+  for (const ch of channels) {
+    const window = from === null && to === null && !tx ? { fromMs: deps.clock.now() - DAY_MS } : { fromMs: from ?? undefined, toMs: to ?? undefined };
+    found.push(...(await deps.archive.findArchived({ recipientDipId: p.dipId, channel: ch.interfaceId, ...window, eventCode: eventCode || undefined, transactionIds: tx ? [tx] : undefined, limit: SEARCH_LIMIT })));
+  }
+  found.sort((a, b) => b.receivedAt - a.receivedAt);
+  const shown = found.slice(0, SEARCH_LIMIT);
+  const rows = shown.map((m) => html`<tr><td>${isoOrDash(m.receivedAt)}</td><td>${m.channel}</td><td>${m.eventCode}</td><td>${m.senderDipId} (${m.senderRole})</td><td><a href="${journeyLink(c.own, p, m)}">${m.transactionId}</a></td></tr>`);
+  const body = html`<form method="get" action="/portal/messages" class="search">${asField(c.own, p)}
+<fieldset><legend>Find messages received</legend>
+<label for="transactionId">Transaction ID</label><input type="text" id="transactionId" name="transactionId" value="${tx}">
+<label for="channel">Channel</label><select id="channel" name="channel"><option value="">Every channel</option>${receivingChannels(deps, p).map((ch) => html`<option value="${ch.interfaceId}"${ch.interfaceId === channelId ? html` selected` : ''}>${ch.interfaceId}</option>`)}</select>
+<label for="eventCode">Event code</label><input type="text" id="eventCode" name="eventCode" value="${eventCode}">
+<label for="from">Received from (UTC)</label><input type="datetime-local" id="from" name="from" value="${param(c.req, 'from')}">
+<label for="to">Received up to (UTC)</label><input type="datetime-local" id="to" name="to" value="${param(c.req, 'to')}">
+<div><button type="submit">Search</button></div></fieldset></form>
+<p class="muted">Without a transaction ID or dates, the last 24 hours are searched. At most ${SEARCH_LIMIT} messages are shown.</p>
+${table(`${shown.length} message(s) found`, ['Received', 'Channel', 'Event', 'Sender', 'Transaction'], rows, 'No message matches.')}`;
+  return render(c.reply, 200, R, c.req, c.signed, 'Messages', body);
+}
+
+/** The recipient's own archived message named by the URL, after the same check as the replay route. */
+async function ownMessage(deps: PortalDeps, c: Ctx): Promise<{ scope: Scope; queue: QueueRef; message: ArchivedMessage } | FastifyReply> {
+  const s = scope(deps, c, 'recipient', c.req.params.channel);
+  if (isReply(s)) return s;
+  const queue = { recipientDipId: s.caller.dipId, channel: s.channel!.interfaceId };
+  const tx = c.req.params.transactionId ?? '';
+  const [message] = await deps.archive.findArchived({ ...queue, transactionIds: [tx], limit: 1 });
+  // The same answer whether the transaction does not exist or was addressed to someone else.
+  if (!message) return refuse(c.reply, R, c.req, c.signed, 404, `no message ${tx} addressed to ${queue.recipientDipId} on ${queue.channel}`);
+  return { scope: s, queue, message };
+}
+
+async function journeyPage(deps: PortalDeps, c: Ctx, flash: { kind: 'ok' | 'error'; text: string | Html } | null, extra: Html | null = null): Promise<FastifyReply> {
+  const found = await ownMessage(deps, c);
+  if (isReply(found)) return found;
+  const { queue, message: m, scope: s } = found;
+  const attempts = (await deps.archive.attempts(queue, 500)).filter((a) => a.firstSeq <= m.seq && m.seq <= a.lastSeq).reverse();
+  const dead = (await deps.deadLetters.deadLetters({ ...queue, limit: 1000 })).filter((d) => d.seq === m.seq);
+  const steps: Array<{ at: number; text: Html }> = [
+    { at: m.receivedAt, text: html`<strong>Accepted</strong> from ${m.senderDipId} (${m.senderRole}) on ${m.channel}, event ${m.eventCode}; queued for ${queue.recipientDipId} at position ${m.seq}` },
+    ...attempts.map((a) => ({ at: a.startedAt, text: html`<strong>Webhook call</strong> ${verdictBadge(a)} to <code>${a.url}</code> in ${a.latencyMs} ms${a.error ? html`: ${a.error}` : ''}` })),
+    ...dead.map((d) => ({ at: d.at, text: html`<strong>Dead-lettered</strong> (${d.reason}${d.status === null ? '' : ` ${d.status}`}): ${d.detail}; now <span class="badge ${d.state === 'dead' ? 'bad' : 'ok'}">${d.state}</span>` })),
+  ].sort((a, b) => a.at - b.at);
+  const delivered = attempts.some((a) => a.verdict === 'delivered');
+  const copy = await deps.copies.copyFor(queue, m.outbound);
+  const pretty = (() => {
+    try {
+      return JSON.stringify(JSON.parse(copy), null, 2);
+    } catch {
+      return copy;
+    }
+  })();
+  const action = (what: 'requeue' | 'replay', label: string, cls: string) =>
+    html`<form method="post" action="/portal/messages/${encodeURIComponent(m.channel)}/${encodeURIComponent(m.transactionId)}/${what}" class="inline">${csrfField(c.signed)}${asField(c.own, s.caller)}<button type="submit" class="${cls}">${label}</button></form>`;
+  const body = html`<dl class="facts"><dt>Transaction</dt><dd><code>${m.transactionId}</code></dd><dt>Channel</dt><dd>${m.channel}</dd><dt>Sender</dt><dd>${m.senderDipId} (${m.senderRole})</dd><dt>Recipient</dt><dd>${queue.recipientDipId}</dd><dt>Correlation</dt><dd>${m.correlationId ?? '—'}</dd><dt>Status</dt><dd>${delivered ? html`<span class="badge ok">delivered</span>` : dead.some((d) => d.state === 'dead') ? html`<span class="badge bad">dead letter</span>` : html`<span class="badge warn">waiting</span>`}</dd></dl>
+<h2>Journey</h2>
+<ol class="timeline">${steps.map((st) => html`<li><time datetime="${new Date(st.at).toISOString()}">${isoOrDash(st.at)}</time> ${st.text}</li>`)}</ol>
+<h2>Replay</h2>
+<p>${action('requeue', 'Requeue to my webhook', '')} ${action('replay', 'Replay here (show the re-issued copy)', 'secondary')}</p>
+${extra}
+<h2>Message as delivered to ${queue.recipientDipId}</h2>
+${codeBlock(`Message as delivered to ${queue.recipientDipId}`, pretty)}`;
+  return render(c.reply, 200, R, c.req, c.signed, `Journey of ${m.transactionId}`, body, flash);
+}
+
+const text = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+const ALL_TIME = { fromMs: 0, toMs: Number.MAX_SAFE_INTEGER };
+
+async function replayOne(deps: PortalDeps, c: Ctx, action: 'replay' | 'requeue'): Promise<FastifyReply> {
+  const found = await ownMessage(deps, c);
+  if (isReply(found)) return found;
+  const filter: ReplayFilter = { ...ALL_TIME, eventCode: null, mpan: null, transactionIds: [found.message.transactionId] };
+  const outcome = await runReplay(deps, c, found.queue, filter, action);
+  return journeyPage(deps, c, outcome.flash, outcome.copies);
+}
+
+/** Replay or requeue through the same Replay service the API's replay and requeue routes call. */
+async function runReplay(deps: PortalDeps, c: Ctx, queue: QueueRef, filter: ReplayFilter, action: 'replay' | 'requeue'): Promise<{ flash: { kind: 'ok' | 'error'; text: string }; copies: Html | null }> {
+  deps.logger.info({ username: c.signed.account.username, queue, action }, 'portal: replay');
+  if (action === 'requeue') {
+    const r = await deps.replay.requeue(queue, filter);
+    const text = 'requeued' in r ? `${r.requeued} message(s) requeued to the webhook under new R- transaction IDs` : `more than a page matches: requeue job ${r.job.id} works through them behind your live traffic`;
+    return { flash: { kind: 'ok', text }, copies: null };
+  }
+  const pageOf = await deps.replay.replay(queue, filter);
+  if (pageOf.copies.length === 0) return { flash: { kind: 'error', text: 'nothing to replay: no archived message matches' }, copies: null };
+  const shown = pageOf.copies.slice(0, 5).map((t) => JSON.stringify(JSON.parse(t), null, 2));
+  return {
+    flash: { kind: 'ok', text: `${pageOf.copies.length} message(s) replayed${pageOf.next === null ? '' : ' (the first page; narrow the window for the rest)'}` },
+    copies: html`<h2>Replayed copies${pageOf.copies.length > 5 ? ' (the first five)' : ''}</h2>${shown.map((t, i) => codeBlock(`Replayed copy ${i + 1}`, t))}`,
+  };
+}
+
+async function replayForm(deps: PortalDeps, c: Ctx, flash: { kind: 'ok' | 'error'; text: string } | null, status: number, copies: Html | null = null): Promise<FastifyReply> {
+  const s = scope(deps, c, 'self');
+  if (isReply(s)) return s;
+  const body = html`<form method="post" action="/portal/replay">${csrfField(c.signed)}${asField(c.own, s.caller)}
+<fieldset><legend>Messages to replay or requeue</legend>
+<label for="channel">Channel</label><select id="channel" name="channel" required>${receivingChannels(deps, s.caller).map((ch) => html`<option value="${ch.interfaceId}">${ch.interfaceId} ${ch.definition.name}</option>`)}</select>
+<label for="from">Received from (UTC)</label><input type="datetime-local" id="from" name="from" required>
+<label for="to">Received up to (UTC)</label><input type="datetime-local" id="to" name="to" required>
+<label for="eventCode">Event code (optional)</label><input type="text" id="eventCode" name="eventCode">
+<label for="mpan">MPAN (optional)</label><input type="text" id="mpan" name="mpan" inputmode="numeric" pattern="[0-9]{13}">
+</fieldset>
+<fieldset><legend>Action</legend>
+<input type="radio" id="requeue" name="action" value="requeue" checked> <label for="requeue" class="inline-label">Requeue: send them to my webhook again</label>
+<input type="radio" id="replay" name="action" value="replay"> <label for="replay" class="inline-label">Replay: show them here</label>
+</fieldset>
+<button type="submit">Go</button></form>${copies}`;
+  return render(c.reply, status, R, c.req, c.signed, 'Replay and requeue', body, flash);
+}
+
+async function replayWindow(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const s = scope(deps, c, 'recipient', field(c.req.body, 'channel'));
+  if (isReply(s)) return s;
+  const from = parseLocalTime(field(c.req.body, 'from'));
+  const to = parseLocalTime(field(c.req.body, 'to'));
+  if (from === null || to === null) return replayForm(deps, c, { kind: 'error', text: 'from and to must be date-times' }, 400);
+  if (from > to) return replayForm(deps, c, { kind: 'error', text: 'from is after to' }, 400);
+  const mpan = field(c.req.body, 'mpan').trim();
+  if (mpan && !/^\d{13}$/.test(mpan)) return replayForm(deps, c, { kind: 'error', text: 'an MPAN is 13 digits' }, 400);
+  const filter: ReplayFilter = { fromMs: from, toMs: to, eventCode: field(c.req.body, 'eventCode').trim() || null, mpan: mpan || null, transactionIds: null };
+  const action = field(c.req.body, 'action') === 'replay' ? 'replay' : 'requeue';
+  const outcome = await runReplay(deps, c, { recipientDipId: s.caller.dipId, channel: s.channel!.interfaceId }, filter, action);
+  return replayForm(deps, c, outcome.flash, outcome.flash.kind === 'ok' ? 200 : 400, outcome.copies);
+}
+
+async function statusMessages(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const s = scope(deps, c, 'self');
+  if (isReply(s)) return s;
+  const found = await deps.archive.findArchived({ recipientDipId: s.caller.dipId, channel: STATUS_CHANNEL, fromMs: deps.clock.now() - 14 * DAY_MS, limit: 200 });
+  const rows = found.reverse().map((m) => {
+    let entry: Record<string, unknown> = {};
+    try {
+      entry = JSON.parse(m.outbound) as Record<string, unknown>;
+    } catch {
+      // An unreadable entry still shows when it came.
+    }
+    const about = typeof entry.transactionID === 'string' ? entry.transactionID : '';
+    return html`<tr><td>${isoOrDash(m.receivedAt)}</td><td>${m.senderDipId}</td><td><code>${about}</code></td><td>${text(entry.message)}</td><td>${text(entry.help)}</td></tr>`;
+  });
+  return render(c.reply, 200, R, c.req, c.signed, 'Status messages', table('Status messages about messages sent, the last 14 days, newest first', ['Received', 'From', 'About transaction', 'Message', 'Help'], rows, 'No status message in the last 14 days.'));
+}
+
+const DIP_CERTIFICATES = ['dip-ca', 'dip-signing', 'dip-encryption'] as const;
+
+async function certificatesPage(deps: PortalDeps, c: Ctx, issued: Html | null, flash: { kind: 'ok' | 'error'; text: string } | null = null, status = 200): Promise<FastifyReply> {
+  const s = scope(deps, c, 'self');
+  if (isReply(s)) return s;
+  const p = s.caller;
+  const info = certificateInfo(p.certificatePem);
+  const daysLeft = Math.floor((info.notAfter.getTime() - deps.clock.now()) / DAY_MS);
+  const body = html`<h2>Registered certificate</h2>
+<dl class="facts"><dt>Subject</dt><dd>${info.subject}</dd><dt>Issuer</dt><dd>${info.issuer}</dd><dt>Serial</dt><dd><code>${info.serialNumber}</code></dd><dt>SHA-256</dt><dd><code>${info.fingerprint256}</code></dd>
+<dt>Valid</dt><dd>${isoOrDash(info.notBefore.getTime())} to ${isoOrDash(info.notAfter.getTime())} <span class="badge ${daysLeft < 0 ? 'bad' : daysLeft < 30 ? 'warn' : 'ok'}">${daysLeft < 0 ? 'expired' : `${daysLeft} days left`}</span></dd>
+${when(p.previous, () => html`<dt>Previous certificate</dt><dd>still signs until ${isoOrDash(p.previous!.validUntil)}</dd>`)}</dl>
+<p><a href="/portal/certificates/participant${asQuery(c.own, p)}" download>Download the registered certificate (PEM)</a></p>
+<h2>The DIP's certificates</h2>
+<ul><li><a href="/portal/certificates/dip-ca" download>Environment CA</a> (verify the DIP's TLS and signatures)</li><li><a href="/portal/certificates/dip-signing" download>DIP signing certificate</a></li><li><a href="/portal/certificates/dip-encryption" download>DIP encryption certificate</a> (security pattern 2)</li></ul>
+${when(c.signed.account.admin && p.dipId === c.own.dipId, () => html`<h2>Request a certificate</h2>
+<form method="post" action="/portal/certificates/request">${csrfField(c.signed)}
+<label for="csr">Certificate signing request (PEM): your key stays with you</label>
+<textarea id="csr" name="csr" required placeholder="-----BEGIN CERTIFICATE REQUEST-----"></textarea>
+<button type="submit">Issue a certificate for ${p.dipId}</button></form>
+<p class="muted">The certificate is issued for ${p.dipId} by the environment's CA. It becomes the registered one when the DIP's operator registers it (dip participant rotate-cert), with an overlap for moving over.</p>`)}
+${issued}`;
+  return render(c.reply, status, R, c.req, c.signed, 'Certificates', body, flash);
+}
+
+async function certificateRequest(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  if (!c.signed.account.admin) return refuse(c.reply, R, c.req, c.signed, 403, `only ${c.own.dipId}'s administrators request certificates`);
+  // The participant's own DIP ID, never one from the form or the CSR: the operator API issues it.
+  let certificate: string;
+  try {
+    certificate = await deps.issueCertificate(field(c.req.body, 'csr'), c.own.dipId, c.own.organisation);
+  } catch (e) {
+    return certificatesPage(deps, c, null, { kind: 'error', text: `the CSR was refused: ${(e as Error).message}` }, 400);
+  }
+  deps.logger.info({ username: c.signed.account.username, dipId: c.own.dipId }, 'portal: certificate issued from a CSR');
+  return certificatesPage(deps, c, html`<h2>Issued certificate</h2>${codeBlock('Issued certificate (PEM)', certificate)}`, { kind: 'ok', text: 'certificate issued: copy it from below' });
+}
+
+async function certificateDownload(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const name = c.req.params.name ?? '';
+  let pem: string;
+  if (name === 'participant') {
+    const s = scope(deps, c, 'self');
+    if (isReply(s)) return s;
+    pem = s.caller.certificatePem;
+  } else if ((DIP_CERTIFICATES as readonly string[]).includes(name)) {
+    pem = name === 'dip-ca' ? deps.certificates.ca : name === 'dip-signing' ? deps.certificates.signing : deps.certificates.encryption;
+  } else {
+    return refuse(c.reply, R, c.req, c.signed, 404, `no certificate '${name}'`);
+  }
+  return c.reply.header('content-disposition', `attachment; filename="${name}.pem"`).type('application/x-pem-file').send(pem);
+}
+
+async function reportsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const s = scope(deps, c, 'self');
+  if (isReply(s)) return s;
+  const p = s.caller;
+  const now = deps.clock.now();
+  const archived = new Set(await deps.archive.archivedChannels());
+  const received: Array<{ label: string; value: number }> = [];
+  for (const ch of receivingChannels(deps, p).filter((x) => archived.has(x.interfaceId))) {
+    const n = (await deps.archive.findArchived({ recipientDipId: p.dipId, channel: ch.interfaceId, fromMs: now - 7 * DAY_MS, limit: 1000 })).length;
+    if (n > 0) received.push({ label: ch.interfaceId, value: n });
+  }
+  const verdicts = { delivered: 0, retry: 0, rejected: 0 };
+  const latencies: number[] = [];
+  for (const ch of [...receivingChannels(deps, p).map((x) => x.interfaceId), STATUS_CHANNEL]) {
+    if (!deps.registry.webhook(p.dipId, ch)) continue;
+    for (const a of await deps.archive.attempts({ recipientDipId: p.dipId, channel: ch }, 200)) {
+      if (a.startedAt < now - 7 * DAY_MS) continue;
+      verdicts[a.verdict] += 1;
+      if (a.verdict === 'delivered') latencies.push(a.latencyMs);
+    }
+  }
+  latencies.sort((a, b) => a - b);
+  const pct = (q: number) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]! : 0);
+  const body = html`<p class="muted">The last 7 days, from the archive and the delivery journal (at most 1,000 messages per channel and the last 200 webhook calls per queue are counted).</p>
+${received.length ? barChart('Messages received per channel', received) : html`<p>No message received in the last 7 days.</p>`}
+${barChart('Webhook calls by answer', [
+  { label: 'delivered', value: verdicts.delivered, kind: 'ok' },
+  { label: 'retried', value: verdicts.retry, kind: 'warn' },
+  { label: 'rejected', value: verdicts.rejected, kind: 'bad' },
+])}
+<h2>Webhook latency</h2>
+<dl class="facts"><dt>Median</dt><dd>${pct(0.5)} ms</dd><dt>95th percentile</dt><dd>${pct(0.95)} ms</dd><dt>Calls</dt><dd>${latencies.length}</dd></dl>`;
+  return render(c.reply, 200, R, c.req, c.signed, 'Reports', body);
+}
+
+async function usersPage(deps: PortalDeps, c: Ctx, extra: Html | null, status: number, flash: { kind: 'ok' | 'error'; text: string } | null = null): Promise<FastifyReply> {
+  const accounts = await deps.accounts.accounts(c.own.dipId);
+  const admin = c.signed.account.admin;
+  const body = html`${extra}${table(`Users of ${c.own.dipId}`, ['Username', 'Name', 'Administrator', 'Created', 'State', ''], userRows(accounts, admin ? { action: '/portal/users/disable', csrf: c.signed, self: c.signed.account.username } : null))}
+${admin ? newUserForm('/portal/users', c.signed, true) : html`<p class="muted">Only ${c.own.dipId}'s administrators create and disable users.</p>`}`;
+  return render(c.reply, status, R, c.req, c.signed, 'Users', body, flash);
+}
+
+async function createUser(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  if (!c.signed.account.admin) return refuse(c.reply, R, c.req, c.signed, 403, `only ${c.own.dipId}'s administrators create users`);
+  const made = await deps.accounts.create({
+    username: field(c.req.body, 'username'),
+    displayName: field(c.req.body, 'displayName'),
+    participantDipId: c.own.dipId,
+    admin: field(c.req.body, 'admin') === 'yes',
+    createdBy: c.signed.account.username,
+  });
+  if ('problem' in made) return usersPage(deps, c, null, 400, { kind: 'error', text: made.problem });
+  deps.logger.info({ username: made.account.username, by: c.signed.account.username, participant: c.own.dipId }, 'portal: user created');
+  return usersPage(deps, c, enrolmentPanel({ ...made, ...made.account }), 200, { kind: 'ok', text: `user ${made.account.username} created` });
+}
+
+async function disableUser(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  if (!c.signed.account.admin) return refuse(c.reply, R, c.req, c.signed, 403, `only ${c.own.dipId}'s administrators disable users`);
+  const username = field(c.req.body, 'username');
+  const target = await deps.accounts.account(username);
+  // Another participant's user is answered as if it did not exist.
+  if (!target || target.participantDipId !== c.own.dipId) return usersPage(deps, c, null, 404, { kind: 'error', text: `${c.own.dipId} has no user '${username}'` });
+  const disable = field(c.req.body, 'disable') !== 'no';
+  await deps.accounts.setDisabled(target.username, disable);
+  return usersPage(deps, c, null, 200, { kind: 'ok', text: `user ${target.username} ${disable ? 'disabled: signed out everywhere' : 'enabled'}` });
+}

@@ -1,0 +1,35 @@
+/**
+ * Accounts of the people who use the portals: a participant's users (created by its administrator) and
+ * the DIP's operators. Only hashes and sealed secrets are kept: the password as a scrypt hash, the TOTP
+ * secret sealed by the at-rest sealer.
+ */
+export interface PortalAccount {
+  /** Unique across the DIP (sign-in name). */
+  username: string;
+  /** The participant the user acts for; null for an operator of the DIP. */
+  participantDipId: string | null;
+  /** May create and disable the participant's users (an operator: the operator portal's user management). */
+  admin: boolean;
+  displayName: string;
+  /** scrypt$N$r$p$salt$hash (src/security/password.ts). */
+  passwordHash: string;
+  /** The TOTP secret (base32), sealed at rest (base64 of the sealed bytes). */
+  totpSecretSealed: string;
+  /** The last TOTP time step accepted: a code is good for one sign-in only. */
+  lastTotpStep: number;
+  /** Raised by sign-out and by disabling: every session issued under an older value is refused. */
+  sessionEpoch: number;
+  disabled: boolean;
+  createdAt: number;
+  createdBy: string;
+}
+
+export interface PortalAccounts {
+  /** Adds an account; false when the username is taken (nothing changed). */
+  createAccount(account: PortalAccount): Promise<boolean>;
+  account(username: string): Promise<PortalAccount | undefined>;
+  /** A participant's users (a DIP ID), the operators (null), oldest first. */
+  accounts(participantDipId: string | null): Promise<PortalAccount[]>;
+  /** Replaces an existing account's record (same username). */
+  updateAccount(account: PortalAccount): Promise<void>;
+}

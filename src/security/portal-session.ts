@@ -1,0 +1,60 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+
+/** What a portal session cookie carries: who, which epoch of their sessions, until when, and its CSRF token. */
+export interface SessionClaims {
+  username: string;
+  epoch: number;
+  expiresAt: number;
+  csrf: string;
+}
+
+/**
+ * Portal sessions as signed tokens (HMAC-SHA256 over the claims), so every node of a cluster that shares
+ * the data directory's key accepts them without a session table. Revocation is by epoch: sign-out and
+ * disabling raise the account's epoch, and a token from an older epoch is refused.
+ */
+export class SessionSigner {
+  constructor(private readonly key: Buffer) {}
+
+  /** The key in `file`, made on first use (readable by the DIP's account only). */
+  static fromFile(file: string): SessionSigner {
+    if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('base64url'), { mode: 0o600, flag: 'wx' });
+    return new SessionSigner(Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url'));
+  }
+
+  issue(claims: Omit<SessionClaims, 'csrf'>): { token: string; claims: SessionClaims } {
+    const full: SessionClaims = { ...claims, csrf: randomBytes(18).toString('base64url') };
+    const body = Buffer.from(JSON.stringify(full)).toString('base64url');
+    return { token: `${body}.${this.mac(body)}`, claims: full };
+  }
+
+  /** The claims of a token this signer issued and that has not expired; undefined otherwise. */
+  read(token: string | undefined, nowMs: number): SessionClaims | undefined {
+    if (!token || token.length > 2048) return undefined;
+    const [body, mac] = token.split('.');
+    if (!body || !mac) return undefined;
+    const expected = Buffer.from(this.mac(body));
+    const given = Buffer.from(mac);
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
+    let claims: SessionClaims;
+    try {
+      claims = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as SessionClaims;
+    } catch {
+      return undefined;
+    }
+    return typeof claims.expiresAt === 'number' && claims.expiresAt > nowMs ? claims : undefined;
+  }
+
+  private mac(body: string): string {
+    return createHmac('sha256', this.key).update(body).digest('base64url');
+  }
+}
+
+/** A submitted CSRF token equals the session's (constant time). */
+export function csrfMatches(expected: string, given: unknown): boolean {
+  if (typeof given !== 'string') return false;
+  const a = Buffer.from(expected);
+  const b = Buffer.from(given);
+  return a.length === b.length && timingSafeEqual(a, b);
+}

@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import type { PortalAccount } from '../../src/ports/portal-accounts.js';
+import { useBackend, type BackendFactory } from './fixtures.js';
+
+const account = (username: string, participantDipId: string | null, createdAt: number): PortalAccount => ({
+  username,
+  participantDipId,
+  admin: participantDipId === null,
+  displayName: username,
+  passwordHash: 'scrypt$16384$8$1$c2FsdA$aGFzaA',
+  totpSecretSealed: 'c2VhbGVk',
+  lastTotpStep: 0,
+  sessionEpoch: 0,
+  disabled: false,
+  createdAt,
+  createdBy: 'test',
+});
+
+export function portalAccountsContract(name: string, open: BackendFactory): void {
+  describe(`PortalAccounts contract: ${name}`, () => {
+    const ctx = useBackend(open);
+
+    it('creates an account once, finds it by name and by participant, and keeps updates across a reopen', async () => {
+      const store = ctx.backend.portalAccounts;
+      expect(await store.createAccount(account('alice', 'SUP0000001', 2))).toBe(true);
+      expect(await store.createAccount(account('bob', 'SUP0000001', 1))).toBe(true);
+      expect(await store.createAccount(account('op', null, 3))).toBe(true);
+      // A taken name is refused and the first account stays as it was.
+      expect(await store.createAccount({ ...account('alice', 'LDSO000001', 4), displayName: 'other' })).toBe(false);
+      expect((await store.account('alice'))?.participantDipId).toBe('SUP0000001');
+      expect(await store.account('nobody')).toBeUndefined();
+      expect((await store.accounts('SUP0000001')).map((a) => a.username)).toEqual(['bob', 'alice']);
+      expect((await store.accounts(null)).map((a) => a.username)).toEqual(['op']);
+      expect(await store.accounts('LDSO000001')).toEqual([]);
+      await store.updateAccount({ ...account('alice', 'SUP0000001', 2), lastTotpStep: 99, sessionEpoch: 3 });
+      const reopened = await ctx.reopen();
+      expect(await reopened.portalAccounts.account('alice')).toEqual({ ...account('alice', 'SUP0000001', 2), lastTotpStep: 99, sessionEpoch: 3 });
+    });
+  });
+}

@@ -1,0 +1,269 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildIF021 } from '../src/sim/messages.js';
+import { totpCode } from '../src/security/portal-credentials.js';
+import { describeViolations, launchBrowser, newContext, screenshot, seriousViolations } from './helpers/browser.js';
+import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import type { ReceivedCall } from '../src/client/webhook-receiver.js';
+
+/**
+ * The portals in a real browser (Debian's chromium through playwright-core) against a real DIP over real
+ * HTTPS: a participant user signs in with TOTP, registers a webhook, sends a test message, finds it,
+ * opens its journey and replays it; another participant's user sees none of it, whatever URL or form it
+ * sends; an operator requeues a dead letter. Every page is checked with axe-core and photographed into
+ * docs/screenshots/. One browser for the file, one context (cookie jar) per person.
+ */
+
+interface Enrolled {
+  username: string;
+  password: string;
+  totpSecret: string;
+}
+
+type Msg = { payload: { CommonBlock: { D0: { transactionID: string; replayIndicator: boolean } }; CustomBlock?: Record<string, unknown> }; originalTransactionID?: string };
+
+const messagesOf = (calls: ReceivedCall[]) => calls.flatMap((c) => c.messages as Msg[]);
+
+describe('portals in a browser', () => {
+  let td: TestDip;
+  let browser: Browser;
+  let sds: TestParticipant;
+  let sup: TestParticipant;
+  let other: TestParticipant;
+  let adminUrl: string;
+  let token: string;
+  let operator: Enrolled;
+  let supAdmin: Enrolled | undefined;
+  let sentToSup: string;
+  const contexts: BrowserContext[] = [];
+  /** The time step a TOTP code was last used for, per user: each sign-in needs a fresh code. */
+  const lastStep = new Map<string, number>();
+
+  async function adminApi<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+    const res = await fetch(`${adminUrl}${path}`, { method, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+    return { status: res.status, body: (await res.json()) as T };
+  }
+
+  /** A code for a time step not used before by this user (a code is good for one sign-in). */
+  function freshCode(who: Enrolled): string {
+    const step = Math.max(Math.floor(Date.now() / 30_000), (lastStep.get(who.username) ?? 0) + 1);
+    lastStep.set(who.username, step);
+    return totpCode(who.totpSecret, step * 30_000 + 1000);
+  }
+
+  async function person(): Promise<Page> {
+    const context = await newContext(browser);
+    contexts.push(context);
+    return context.newPage();
+  }
+
+  async function signIn(page: Page, base: string, who: Enrolled): Promise<void> {
+    await page.goto(`${td.dip.portalUrl}${base}/`);
+    await expect.poll(() => page.url()).toContain(`${base}/sign-in`);
+    await page.getByLabel('Username').fill(who.username);
+    await page.getByLabel('Password').fill(who.password);
+    await page.getByLabel('Code from your authenticator app').fill(freshCode(who));
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(`**${base}/`);
+  }
+
+  /** Every main page: no serious or critical accessibility violation, and a screenshot for the README. */
+  async function checkPage(page: Page, name: string): Promise<void> {
+    const violations = await seriousViolations(page);
+    expect(violations, describeViolations(violations)).toEqual([]);
+    await screenshot(page, name);
+  }
+
+  beforeAll(async () => {
+    td = await startTestDip();
+    sds = await td.participant('2000000001', ['SDS']);
+    sup = await td.participant('1000000001', ['SUP']);
+    other = await td.participant('1000000002', ['SUP']);
+    adminUrl = `http://127.0.0.1:${td.dip.adminPort}`;
+    token = readFileSync(join(td.config.dataDir, 'admin-token'), 'utf8').trim();
+    // An operator account (its role decides what it may do), then its portal sign-in.
+    expect((await adminApi('POST', '/admin/operators', { name: 'ops.alice', role: 'admin' })).status).toBe(201);
+    const made = await adminApi<Enrolled>('POST', '/admin/portal/accounts', { username: 'ops.alice', displayName: 'Alice (operator)' });
+    expect(made.status).toBe(201);
+    operator = made.body;
+    browser = await launchBrowser();
+  });
+
+  afterAll(async () => {
+    for (const c of contexts) await c.close();
+    await browser?.close();
+    await td?.close();
+  });
+
+  it('an operator signs in with TOTP and creates the first administrator of a participant', async () => {
+    const page = await person();
+    // A wrong code is refused, with no hint of which part was wrong.
+    await page.goto(`${td.dip.portalUrl}/operator/sign-in`);
+    await page.getByLabel('Username').fill(operator.username);
+    await page.getByLabel('Password').fill(operator.password);
+    await page.getByLabel('Code from your authenticator app').fill('000000');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('the username, password or code is wrong');
+    await checkPage(page, 'operator-sign-in');
+
+    await signIn(page, '/operator', operator);
+    await checkPage(page, 'operator-health');
+    await page.getByRole('link', { name: 'Participants' }).click();
+    await checkPage(page, 'operator-participants');
+    await page.getByRole('link', { name: sup.dipId }).click();
+    await page.getByLabel('Username').fill('sup.admin');
+    await page.getByLabel('Name', { exact: true }).fill('Sam Supplier');
+    await page.getByLabel('Administrator (creates and disables users)').check();
+    await page.getByRole('button', { name: 'Create user' }).click();
+    await expect.poll(() => page.getByRole('status').textContent()).toContain('user sup.admin created for 1000000001');
+    supAdmin = {
+      username: (await page.locator('#enrolled-username').textContent())!,
+      password: (await page.locator('#enrolled-password').textContent())!,
+      totpSecret: (await page.locator('#enrolled-totp').textContent())!,
+    };
+    await checkPage(page, 'operator-participant');
+    for (const [link, name] of [['Channels', 'operator-channels'], ['Certificates', 'operator-certificates'], ['Operators', 'operator-operators']] as const) {
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: link }).click();
+      await checkPage(page, name);
+    }
+  });
+
+  it('a participant user signs in with TOTP, registers a webhook, sends a test message, finds it, opens its journey and replays it', async () => {
+    expect(supAdmin).toBeDefined();
+    const receiver = await td.receiver();
+    const page = await person();
+    await signIn(page, '/portal', supAdmin!);
+    expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Overview');
+    await checkPage(page, 'portal-overview');
+
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Webhooks' }).click();
+    await page.getByLabel('Channel').selectOption('IF-021');
+    await page.getByLabel('Callback URL').fill(receiver.url);
+    await page.getByRole('button', { name: 'Save webhook' }).click();
+    await expect.poll(() => page.getByRole('status').textContent()).toContain(`webhook for IF-021 set to ${receiver.url}`);
+    expect(td.dip.backend && (await td.dip.backend.registry.webhooks()).find((w) => w.recipientDipId === sup.dipId)?.url).toBe(receiver.url);
+
+    await page.getByRole('button', { name: 'Send a test message on IF-021' }).click();
+    const queued = page.getByRole('status');
+    await expect.poll(() => queued.textContent()).toContain('queued for IF-021');
+    const transactionId = (await queued.getByRole('link').textContent())!;
+    expect(transactionId).toMatch(/^T-IF-021-/);
+    await waitFor(() => messagesOf(receiver.calls).some((m) => m.payload.CommonBlock.D0.transactionID === transactionId), 15_000, 'the test message at the webhook');
+    expect(receiver.calls.every((c) => c.signature.ok)).toBe(true);
+    await page.reload();
+    await expect.poll(() => page.getByText('no call yet').count()).toBe(0);
+    await checkPage(page, 'portal-webhooks');
+
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Messages', exact: true }).click();
+    await page.getByLabel('Transaction ID').fill(transactionId);
+    await page.getByRole('button', { name: 'Search' }).click();
+    await expect.poll(() => page.getByRole('table').textContent()).toContain(transactionId);
+    await checkPage(page, 'portal-messages');
+
+    await page.getByRole('link', { name: transactionId }).click();
+    expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe(`Journey of ${transactionId}`);
+    const timeline = page.locator('ol.timeline');
+    await expect.poll(() => timeline.textContent()).toContain('Accepted from 0000000000 (DIP)');
+    expect(await timeline.textContent()).toContain('delivered 200');
+    await checkPage(page, 'portal-journey');
+
+    await page.getByRole('button', { name: 'Requeue to my webhook' }).click();
+    await expect.poll(() => page.getByRole('status').textContent()).toContain('1 message(s) requeued');
+    await waitFor(() => messagesOf(receiver.calls).some((m) => m.originalTransactionID === transactionId), 15_000, 'the requeued copy at the webhook');
+    const copy = messagesOf(receiver.calls).find((m) => m.originalTransactionID === transactionId)!;
+    expect(copy.payload.CommonBlock.D0.replayIndicator).toBe(true);
+    expect(copy.payload.CommonBlock.D0.transactionID).toMatch(/^R-IF-021-/);
+
+    await page.getByRole('button', { name: 'Replay here (show the re-issued copy)' }).click();
+    await expect.poll(() => page.getByRole('status').textContent()).toContain('1 message(s) replayed');
+    expect(await page.locator('pre').first().textContent()).toContain(`"originalTransactionID": "${transactionId}"`);
+    await checkPage(page, 'portal-replayed');
+
+    for (const [link, name] of [['Replay', 'portal-replay'], ['Status messages', 'portal-status-messages'], ['Certificates', 'portal-certificates'], ['Reports', 'portal-reports'], ['Users', 'portal-users']] as const) {
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: link, exact: true }).click();
+      await checkPage(page, name);
+      // Reports: the test message and its requeued copy, delivered, drawn as charts with their numbers.
+      if (link === 'Reports') expect(await page.getByRole('img', { name: /Webhook calls by answer: delivered [1-9]/ }).count()).toBe(1);
+    }
+  });
+
+  it("a user of one participant never sees another participant's messages, by URL, form or request", async () => {
+    // A real message from the data service to 1000000001 only.
+    const answer = await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: 'iso' })]);
+    expect(answer.status).toBe(201);
+    sentToSup = answer.body.messageArray[0]!.transactionID!;
+    const made = await adminApi<Enrolled>('POST', '/admin/portal/accounts', { username: 'other.user', displayName: 'Olga Other', participantDipId: other.dipId });
+    expect(made.status).toBe(201);
+    const page = await person();
+    await signIn(page, '/portal', made.body);
+    const base = td.dip.portalUrl;
+
+    // Search finds nothing of 1000000001's, even by its transaction ID.
+    await page.goto(`${base}/portal/messages?transactionId=${sentToSup}&channel=IF-021`);
+    expect(await page.getByText('No message matches.').count()).toBe(1);
+    // The journey URL of 1000000001's message: answered as if it did not exist.
+    const journey = await page.goto(`${base}/portal/messages/IF-021/${sentToSup}`);
+    expect(journey?.status()).toBe(404);
+    expect(await page.content()).not.toContain(sup.dipId);
+    // Acting as 1000000001 by editing the URL: the participant API's own refusal.
+    const asOther = await page.goto(`${base}/portal/messages/IF-021/${sentToSup}?as=${sup.dipId}`);
+    expect(asOther?.status()).toBe(403);
+    expect(await page.getByRole('alert').textContent()).toContain(`recipient-id ${sup.dipId} is not the caller ${other.dipId}`);
+    expect((await page.goto(`${base}/portal/webhooks?as=${sup.dipId}`))?.status()).toBe(403);
+    expect((await page.goto(`${base}/portal/certificates/participant?as=${sup.dipId}`))?.status()).toBe(403);
+
+    // Forms posted by hand with the user's own session and CSRF token.
+    await page.goto(`${base}/portal/webhooks`);
+    const csrf = (await page.locator('input[name=_csrf]').first().getAttribute('value'))!;
+    const post = (path: string, form: Record<string, string>) => page.request.post(`${base}${path}`, { form: { _csrf: csrf, ...form }, headers: { origin: base } });
+    expect((await post(`/portal/messages/IF-021/${sentToSup}/replay`, {})).status()).toBe(404);
+    expect((await post(`/portal/messages/IF-021/${sentToSup}/requeue`, { as: sup.dipId })).status()).toBe(403);
+    expect((await post('/portal/webhooks', { channel: 'IF-021', callbackURL: 'http://127.0.0.1:9/x', as: sup.dipId })).status()).toBe(403);
+    expect((await post('/portal/users/disable', { username: 'sup.admin' })).status()).toBe(403);
+    const hooks = await td.dip.backend.registry.webhooks();
+    expect(hooks.filter((w) => w.recipientDipId === sup.dipId).map((w) => w.url)).not.toContain('http://127.0.0.1:9/x');
+    // Without the CSRF token, or from another origin, nothing is done.
+    expect((await page.request.post(`${base}/portal/webhooks/test`, { form: { channel: 'IF-021' }, headers: { origin: base } })).status()).toBe(403);
+    expect((await page.request.post(`${base}/portal/webhooks/test`, { form: { _csrf: csrf, channel: 'IF-021' }, headers: { origin: 'https://evil.example' } })).status()).toBe(403);
+    // The participant user's session does not open the operator portal.
+    await page.goto(`${base}/operator/`);
+    expect(page.url()).toContain('/operator/sign-in');
+    // Every answer carries the strict policy.
+    const res = await page.request.get(`${base}/portal/`);
+    expect(res.headers()['content-security-policy']).toContain("default-src 'none'");
+  });
+
+  it('an operator requeues a dead letter from the dead-letter page', async () => {
+    let answer = 400;
+    const receiver = await td.receiver(() => answer);
+    await other.client.setWebhook('IF-021', other.dipId, { callbackURL: receiver.url });
+    const sent = await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [other.dipId], uniqueSuffix: 'dead' })]);
+    expect(sent.status).toBe(201);
+    const tx = sent.body.messageArray[0]!.transactionID!;
+    // The recipient refuses it with a final 400: dead-lettered at once.
+    await waitFor(async () => (await adminApi<Array<{ transactionId: string }>>('GET', `/admin/dead-letters?recipient=${other.dipId}`)).body.some((d) => d.transactionId === tx), 15_000, 'the dead letter');
+    answer = 200;
+    const delivered = () => messagesOf(receiver.calls).filter((m) => m.payload.CommonBlock.D0.transactionID === tx).length;
+    const before = delivered();
+
+    const page = await person();
+    await signIn(page, '/operator', operator);
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Dead letters' }).click();
+    await page.getByLabel('Recipient DIP ID').fill(other.dipId);
+    await page.getByRole('button', { name: 'Show' }).click();
+    await page.getByRole('checkbox', { name: new RegExp(tx) }).check();
+    await checkPage(page, 'operator-dead-letters');
+    await page.getByRole('button', { name: `Requeue selected for ${other.dipId} on IF-021` }).click();
+    await expect.poll(() => page.getByRole('status').textContent()).toContain(`1 dead letter(s) requeued at the tail of ${other.dipId}'s IF-021 queue`);
+    await waitFor(() => delivered() > before, 15_000, 'the requeued dead letter delivered');
+    expect((await adminApi<unknown[]>('GET', `/admin/dead-letters?recipient=${other.dipId}`)).body).toEqual([]);
+    // The operator API ran it as the signed-in operator: the journal names her.
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Journal' }).click();
+    expect(await page.getByRole('table').textContent()).toContain('operator:ops.alice');
+    const journal = await adminApi<Array<{ actor: string; action: string; target: string }>>('GET', '/admin/journal?actor=operator:ops.alice');
+    expect(journal.body.some((e) => e.action === 'POST /admin/dead-letters/requeue' && e.target.includes(other.dipId))).toBe(true);
+    await checkPage(page, 'operator-journal');
+  });
+});
