@@ -1,0 +1,109 @@
+/**
+ * The data portal (spec 5.9, issue 12 item 2) over the participant listener's mutual TLS: every interface
+ * and event code with its fields, data items, roles and flows; the data dictionary; search; the JSON API
+ * behind the pages; and pages under a Content-Security-Policy that allows no script at all.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Catalogue } from '../src/catalogue/catalogue.js';
+import { BUSINESS_FLOWS } from '../src/catalogue/business-flows.js';
+import { agentFor, startHostileDip, type HostileDip } from './hostile/helpers.js';
+
+type Json = Record<string, any>;
+
+describe('the data portal', () => {
+  let h: HostileDip;
+  const get = async (path: string) => {
+    const res = await agentFor(h.t, h.sds).request({ origin: h.t.dip.url, path, method: 'GET' });
+    const text = await res.body.text();
+    return { status: res.statusCode, headers: res.headers, text, json: () => JSON.parse(text) as unknown };
+  };
+  beforeAll(async () => {
+    h = await startHostileDip();
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('lists every interface of the catalogue, as HTML under a script-free CSP and as JSON', async () => {
+    const catalogue = Catalogue.load();
+    const index = await get('/catalogue');
+    expect(index.status).toBe(200);
+    expect(index.headers['content-type']).toContain('text/html');
+    const csp = String(index.headers['content-security-policy']);
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).not.toMatch(/script-src/);
+    expect(index.text).not.toContain('<script');
+    expect(index.text).toContain('<html lang="en">');
+    for (const c of catalogue.channels()) expect(index.text).toContain(`/catalogue/interfaces/${c.interfaceId}"`);
+    const api = (await get('/catalogue/api/interfaces')).json() as Json[];
+    expect(api.map((c) => c.interfaceId).sort()).toEqual(catalogue.channels().map((c) => c.interfaceId).sort());
+    const css = await get('/catalogue/style.css');
+    expect(css.status).toBe(200);
+    expect(css.headers['content-type']).toContain('text/css');
+  });
+
+  it('shows each interface: event codes, blocks, fields with their data items, types and patterns, roles and flows', async () => {
+    const page = await get('/catalogue/interfaces/if-021');
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('IF-021: UTC Settlement Period Consumption Data');
+    expect(page.text).toContain('Event code [ActivePower]');
+    expect(page.text).toContain('POST /validate/IF-021/ActivePower');
+    expect(page.text).toContain('<code class="req">senderUniqueReference</code>');
+    expect(page.text).toMatch(/pattern \^S-/); // the sender unique reference's published pattern
+    expect(page.text).toContain('href="/catalogue/flows#settlement-consumption"');
+    const v = (await get('/catalogue/api/interfaces/IF-021')).json() as Json;
+    expect(v.senderRoles.length).toBeGreaterThan(0);
+    expect(v.receiverRoles.length).toBeGreaterThan(0);
+    const s1 = (v.events[0].blocks as Json[]).find((b) => b.block === 'S1')!;
+    expect(s1).toMatchObject({ part: 'CommonBlock', required: true });
+    expect((s1.fields as Json[]).find((f) => f.name === 'senderUniqueReference')).toMatchObject({ required: true, definition: 'DT-995-SenderUniqueReference', type: 'string' });
+    const custom = (v.events[0].blocks as Json[]).filter((b) => b.part === 'CustomBlock');
+    expect(custom.length).toBeGreaterThan(0);
+    // Every field's data item or type is in the dictionary, and every interface page renders.
+    const dictionary = new Set(((await get('/catalogue/api/data-items')).json() as Json[]).map((d) => d.code));
+    const walk = (fields: Json[]): Json[] => fields.flatMap((f) => [f, ...walk(f.fields ?? [])]);
+    for (const c of Catalogue.load().channels()) {
+      const view = (await get(`/catalogue/api/interfaces/${c.interfaceId}`)).json() as Json;
+      expect(view.events.map((e: Json) => e.eventCode)).toEqual(c.eventCodes);
+      for (const f of walk((view.events as Json[]).flatMap((e) => (e.blocks as Json[]).flatMap((b) => b.fields as Json[])))) {
+        if (f.definition) expect(dictionary, `${c.interfaceId} ${f.name}`).toContain(/^(D[IT]-\d+[A-Z]?)/.exec(f.definition)![1]);
+      }
+      expect((await get(`/catalogue/interfaces/${c.interfaceId}`)).status).toBe(200);
+    }
+    expect((await get('/catalogue/interfaces/IF-999')).status).toBe(404);
+    expect((await get('/catalogue/api/interfaces/IF-999')).status).toBe(404);
+  });
+
+  it('has the data dictionary with each data item’s type and constraints, and the interfaces using it', async () => {
+    const page = await get('/catalogue/data-items');
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('id="DI-015"');
+    const items = (await get('/catalogue/api/data-items')).json() as Json[];
+    expect(items.find((d) => d.code === 'DI-015')).toMatchObject({ kind: 'data item', title: 'Connection Type Indicator', constraints: [expect.stringContaining('exactly 1 characters'), expect.stringContaining('"W"')] });
+    expect(items.find((d) => d.code === 'DT-002')!.interfaces).toContain('IF-021');
+  });
+
+  it('links interfaces in business flows', async () => {
+    const page = await get('/catalogue/flows');
+    expect(page.status).toBe(200);
+    const flows = (await get('/catalogue/api/flows')).json() as Json[];
+    expect(flows).toHaveLength(BUSINESS_FLOWS.length);
+    const ids = new Set(Catalogue.load().channels().map((c) => c.interfaceId));
+    for (const f of flows) for (const s of f.steps) expect(ids, `${f.id}: ${s.interfaceId}`).toContain(s.interfaceId);
+    expect(page.text).toContain('href="/catalogue/interfaces/IF-031"');
+  });
+
+  it('searches interfaces, event codes, roles, fields and data items; every word must match', async () => {
+    const byEvent = (await get('/catalogue/api/search?q=activepower')).json() as Json;
+    expect(byEvent.interfaces.map((c: Json) => c.interfaceId)).toContain('IF-021');
+    const byItem = (await get('/catalogue/api/search?q=connection%20type')).json() as Json;
+    expect(byItem.dataItems.map((d: Json) => d.code)).toContain('DI-015');
+    const none = (await get('/catalogue/api/search?q=activepower%20zzzz')).json() as Json;
+    expect(none.interfaces).toEqual([]);
+    const html = await get('/catalogue?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E');
+    expect(html.status).toBe(200);
+    expect(html.text).not.toContain('<script>');
+    expect(html.text).toContain('&#60;script&#62;');
+    expect(html.text).toContain('0 interface(s)');
+  });
+});
