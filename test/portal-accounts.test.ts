@@ -1,0 +1,76 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openSqliteBackend, type SqliteBackend } from '../src/adapters/sqlite/index.js';
+import { PortalAccountService } from '../src/pipeline/portal-accounts.js';
+import { totpCode } from '../src/security/portal-credentials.js';
+import { SessionSigner } from '../src/security/portal-session.js';
+import { FakeClock } from './helpers/clocks.js';
+
+/** Portal sign-in rules, on a real SQLite store with the clock moved by the test. */
+describe('portal accounts', () => {
+  let backend: SqliteBackend;
+  let clock: FakeClock;
+  let accounts: PortalAccountService;
+  // A sealer that visibly changes the secret, so a test would see it stored in the clear.
+  const sealer = { seal: (p: Buffer | string) => Buffer.from(`sealed:${String(p)}`), open: (s: Buffer) => Buffer.from(s.toString().slice(7)) };
+
+  beforeEach(() => {
+    clock = new FakeClock(Date.UTC(2026, 5, 1, 12, 0, 0));
+    backend = openSqliteBackend(join(mkdtempSync(join(tmpdir(), 'opendip-portal-')), 'dip.db'), { clock });
+    accounts = new PortalAccountService(backend.portalAccounts, sealer, clock, 'OpenDIP DEV', (id) => id === '1000000001');
+  });
+  afterEach(async () => backend.close());
+
+  it('needs password and a fresh TOTP code; a code is good once; five failures lock the account', async () => {
+    const made = await accounts.create({ username: 'Sam.Admin', displayName: 'Sam', participantDipId: '1000000001', admin: true, createdBy: 'test' });
+    if ('problem' in made) throw new Error(made.problem);
+    expect(made.account.username).toBe('sam.admin');
+    const stored = await backend.portalAccounts.account('sam.admin');
+    expect(JSON.stringify(stored)).not.toContain(made.password);
+    expect(JSON.stringify(stored)).not.toContain(made.totpSecret);
+
+    const code = totpCode(made.totpSecret, clock.now());
+    expect((await accounts.signIn('sam.admin', 'wrong password!', code)).ok).toBe(false);
+    expect((await accounts.signIn('sam.admin', made.password, code)).ok).toBe(true);
+    // The same code again (a replayed sign-in) is refused.
+    expect(await accounts.signIn('sam.admin', made.password, code)).toEqual({ ok: false, problem: 'the username, password or code is wrong' });
+    // A code from two periods ago is refused; the next period's is accepted.
+    expect((await accounts.signIn('sam.admin', made.password, totpCode(made.totpSecret, clock.now() - 65_000))).ok).toBe(false);
+    await clock.advance(30_000);
+    expect((await accounts.signIn('sam.admin', made.password, totpCode(made.totpSecret, clock.now()))).ok).toBe(true);
+
+    for (let i = 0; i < 5; i++) await accounts.signIn('sam.admin', 'wrong password!', '000000');
+    await clock.advance(30_000);
+    const locked = await accounts.signIn('sam.admin', made.password, totpCode(made.totpSecret, clock.now()));
+    expect(locked.ok).toBe(false);
+    expect(!locked.ok && locked.problem).toContain('too many failed sign-ins');
+    await clock.advance(15 * 60_000);
+    expect((await accounts.signIn('sam.admin', made.password, totpCode(made.totpSecret, clock.now()))).ok).toBe(true);
+  });
+
+  it('refuses a taken name, an unknown participant and a bad name; sign-out and disabling end sessions', async () => {
+    expect(await accounts.create({ username: 'x', displayName: 'X', participantDipId: '1000000001', admin: false, createdBy: 't' })).toMatchObject({ problem: expect.stringContaining('3 to 64') });
+    expect(await accounts.create({ username: 'nobody', displayName: 'N', participantDipId: '9999999999', admin: false, createdBy: 't' })).toEqual({ problem: '9999999999 is not a registered participant' });
+    const made = await accounts.create({ username: 'olga', displayName: 'Olga', participantDipId: '1000000001', admin: false, createdBy: 't' });
+    expect(await accounts.create({ username: 'OLGA', displayName: 'Other', participantDipId: null, admin: true, createdBy: 't' })).toEqual({ problem: "username 'olga' is taken" });
+    if ('problem' in made) throw new Error(made.problem);
+
+    const signer = new SessionSigner(Buffer.alloc(32, 7));
+    const { token, claims } = signer.issue({ username: 'olga', epoch: 0, expiresAt: clock.now() + 1000 });
+    expect(signer.read(token, clock.now())).toEqual(claims);
+    expect(signer.read(`${token.slice(0, -2)}xx`, clock.now())).toBeUndefined();
+    expect(signer.read(token, clock.now() + 1000)).toBeUndefined();
+    expect(new SessionSigner(Buffer.alloc(32, 8)).read(token, clock.now())).toBeUndefined();
+
+    expect(await accounts.fromSession(claims)).toBeDefined();
+    await accounts.signOutEverywhere('olga');
+    expect(await accounts.fromSession(claims)).toBeUndefined();
+    const again = signer.issue({ username: 'olga', epoch: 1, expiresAt: clock.now() + 1000 }).claims;
+    expect(await accounts.fromSession(again)).toBeDefined();
+    await accounts.setDisabled('olga', true);
+    expect(await accounts.fromSession({ ...again, epoch: 2 })).toBeUndefined();
+    expect((await accounts.signIn('olga', made.password, totpCode(made.totpSecret, clock.now()))).ok).toBe(false);
+  });
+});
