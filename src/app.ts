@@ -29,6 +29,9 @@ import { CatalogueSource } from './pipeline/catalogue-source.js';
 import { ChannelDirectory } from './pipeline/channels.js';
 import { ChannelSettings } from './pipeline/channel-settings.js';
 import { queueRules } from './pipeline/queue-rules.js';
+import { ParticipantLifecycle } from './pipeline/participant-lifecycle.js';
+import { SelfService } from './pipeline/self-service.js';
+import { registerRegisterRoutes } from './api/admin-register.js';
 import { registerChannelAdminRoutes } from './api/admin-channels.js';
 import { Delivery, type DeadLetterEvent } from './pipeline/delivery.js';
 import { DEFAULT_SHARE, DeliveryShare } from './pipeline/delivery-share.js';
@@ -54,7 +57,7 @@ import type { QueueRef } from './ports/message-log.js';
 import { ensureEncryptionKey } from './security/dip-encryption-key.js';
 import { expiringAll } from './security/expiry.js';
 import { ensurePki, issueParticipantCertificate, readCertificateAuthority, type PkiMaterial } from './security/pki.js';
-import { RevocationWatcher } from './security/revocation.js';
+import { revokeCertificate, RevocationWatcher } from './security/revocation.js';
 import { SessionSigner } from './security/portal-session.js';
 import { SigningKeyWatcher } from './security/signing-key.js';
 import { clientTrustStore } from './security/trust-store.js';
@@ -323,6 +326,36 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     );
   }
   const health = () => backend.health();
+  // The central register feed, offboarding and self-service (README "Participants without outage").
+  const lifecycle = new ParticipantLifecycle({
+    registry,
+    store: backend.registry,
+    journal: backend.journal,
+    clock,
+    logger,
+    revoke: async (pem, reason) => {
+      try {
+        await revokeCertificate(pkiDir(config), pem, reason);
+        return true;
+      } catch (err) {
+        logger.warn({ err }, 'an offboarded participant\'s certificate could not be revoked here (not from this environment\'s CA): it is refused per request');
+        return false;
+      }
+    },
+    afterChange: () => void delivery.sweep().catch((err: unknown) => logger.error({ err }, 'sweep after a registration change failed')),
+  });
+  const selfService = new SelfService({
+    registry,
+    lifecycle,
+    store: backend.registry,
+    journal: backend.journal,
+    now: () => clock.now(),
+    optionalRoles: () => lifecycle.optionalRoles(),
+    optInChannels: () => channelSettings.list().filter((c) => c.optIn && c.state !== 'withdrawn').map((c) => c.channel),
+    issueCertificate: async (csrPem, dipId, organisation) =>
+      (await issueParticipantCertificate(await readCertificateAuthority(pkiDir(config)), { organisation, dipIds: [dipId], environment: config.environment, validDays: 365, csrPem })).certPem,
+    trustedCaPems: () => trust.cas,
+  });
   // The API activity log: opened and started before the listeners, stopped after them (every answered
   // request is written before the store closes).
   const activity = await startActivityLog(config, clock, logger, life);
@@ -358,7 +391,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   ]);
   const alarmApi = alarms ? { alarms: alarms.alarms, subscriptions: alarms.subscriptions, checkUrl: (url: string) => destinations.checkUrl(url), now: () => clock.now() } : null;
   const apiDeps = {
-    config, logger, ingest, registry, webhooks: backend.registry, delivery, replay, status, queues: backend.log, copies, channel, health, clock, destinations, publications,
+    config, logger, ingest, registry, selfService, webhooks: backend.registry, delivery, replay, status, queues: backend.log, copies, channel, health, clock, destinations, publications,
     overload: new OverloadGuard(config.overload, load),
     // A getter: after a rotation GET /certificates/dip serves the signing certificate in force.
     certificates: { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, encryption: encryption.certPem },
@@ -415,7 +448,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     health,
     pki: { config, pkiDir: pkiDir(config), participants: () => registry.participants() },
     ...(activity ? { activity } : {}),
-    routes: [(a) => registerMetricsRoute(a, metrics), (a) => registerChannelAdminRoutes(a, channelSettings), ...(alarmApi ? [(a: FastifyInstance) => registerAdminAlarmRoutes(a, alarmApi)] : [])],
+    routes: [(a) => registerMetricsRoute(a, metrics), (a) => registerChannelAdminRoutes(a, channelSettings), (a) => registerRegisterRoutes(a, lifecycle), ...(alarmApi ? [(a: FastifyInstance) => registerAdminAlarmRoutes(a, alarmApi)] : [])],
   });
   await admin.listen({ port: config.adminPort, host: '127.0.0.1' });
   life.started('operator listener', () => admin.close());
@@ -458,6 +491,9 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   // Stopped before the listeners and the store (registered after them): no call is left half made.
   await delivery.start();
   life.started('delivery', () => delivery.stop());
+  lifecycle.start();
+  registry.onChange(() => lifecycle.kick());
+  life.started('register', () => lifecycle.stop());
   await replay.start();
   life.started('requeue jobs', () => replay.stop());
   const retention = new Retention(

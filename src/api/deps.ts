@@ -10,6 +10,7 @@ import type { Publications } from '../pipeline/publications.js';
 import type { RecipientCopies } from '../pipeline/recipient-copy.js';
 import type { Registry } from '../pipeline/registry.js';
 import type { Replay } from '../pipeline/replay.js';
+import type { SelfService } from '../pipeline/self-service.js';
 import type { StatusMessages } from '../pipeline/status.js';
 import type { BackendHealth } from '../ports/backend.js';
 import type { Clock } from '../ports/clock.js';
@@ -20,6 +21,8 @@ import type { WebhookDestinations } from '../security/webhook-destinations.js';
 
 /** What the HTTP routes need; wired once in app.ts. */
 export interface ApiDeps {
+  /** Participant self-service (roles, channels, connection provider, API key, certificate); absent: no /participants routes. */
+  selfService?: SelfService;
   config: DipConfig;
   logger: Logger;
   ingest: Ingest;

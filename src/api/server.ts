@@ -19,6 +19,7 @@ import { statusRoutes } from './routes/status.js';
 import { validateRoutes } from './routes/validate.js';
 import { registerPublicationRoutes } from './routes/publications.js';
 import { registerAlarmRoutes } from './routes/alarms.js';
+import { registerParticipantRoutes } from './routes/participants.js';
 import type { ApiDeps } from './deps.js';
 import { registerRequestMetrics } from './metrics.js';
 import { participantCaller, recordRefusedConnections, registerActivityLog } from './activity.js';
@@ -219,6 +220,8 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   void app.register(async (instance) => registerPublicationRoutes(instance, deps));
   const alarms = deps.alarms;
   if (alarms) void app.register(async (instance) => registerAlarmRoutes(instance, deps, alarms));
+  const self = deps.selfService;
+  if (self) void app.register(async (instance) => registerParticipantRoutes(instance, deps, self));
   // Last, once every route above is known.
   void app.register(async (instance) => answerOtherMethods(instance, deps, routes));
   return app;

@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { loadConfig } from '../config.js';
 import { adminCall } from './admin-client.js';
 
@@ -15,6 +17,43 @@ const query = (o: Record<string, string | number | undefined>): string => {
 export function registerLifecycleCommands(program: Command): void {
   registerOperatorCommands(program);
   registerChannelCommands(program);
+  registerRegisterCommands(program);
+}
+
+/** The central register feed and offboarding. */
+function registerRegisterCommands(program: Command): void {
+  const reg = program.command('register').description('the central register feed (spec 5.7.1; operator)');
+  reg
+    .command('import')
+    .argument('<file>', 'a JSON array of marketParticipantDetail (ISDPublication company details)')
+    .option('--snapshot', 'the file is the whole register: DIP IDs it does not list are ended now')
+    .action(async (file: string, o: { snapshot?: boolean }) => {
+      const feed = JSON.parse(await readFile(file, 'utf8')) as unknown;
+      await call('POST', '/admin/register/apply', { feed, source: `file:${basename(file)}`.replace(/[^\w.:/@-]/g, '_'), snapshot: o.snapshot ?? false });
+    });
+  reg
+    .command('pull')
+    .description("fetch the feed from the register's endpoint (the DIP makes the call) and apply it")
+    .requiredOption('--url <url>', 'e.g. https://register.example/companyDetails')
+    .option('--header <header>', 'the endpoint\'s credentials, e.g. "Authorization: Bearer …" (repeatable)', collect, [])
+    .option('--snapshot', 'the feed is the whole register')
+    .action((o: { url: string; header: string[]; snapshot?: boolean }) => {
+      const headers = Object.fromEntries(o.header.map((h) => [h.slice(0, h.indexOf(':')).trim().toLowerCase(), h.slice(h.indexOf(':') + 1).trim()]));
+      return call('POST', '/admin/register/pull', { url: o.url, headers, snapshot: o.snapshot ?? false });
+    });
+  reg.command('list').action(() => call('GET', '/admin/register'));
+  program
+    .command('offboard')
+    .description('offboard a participant by hand: certificates revoked, API key and webhooks removed, queues dead-lettered, history kept')
+    .argument('<dipId>')
+    .option('--reason <text>')
+    .action((dipId: string, o: { reason?: string }) => call('POST', `/admin/participants/${encodeURIComponent(dipId)}/offboard`, o.reason ? { reason: o.reason } : {}));
+  const roles = program.command('optional-roles').description('roles participants may sign up for themselves');
+  roles.command('show').action(() => call('GET', '/admin/optional-roles'));
+  roles
+    .command('set')
+    .argument('<roles>', 'comma-separated, e.g. OBS,TPS (empty: none)')
+    .action((r: string) => call('PUT', '/admin/optional-roles', { roles: list(r) }));
 }
 
 const list = (v: string): string[] => v.split(',').map((x) => x.trim()).filter(Boolean);

@@ -1,0 +1,107 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { MSG } from '../../domain/response-codes.js';
+import type { Participant } from '../../domain/participant.js';
+import type { SelfService } from '../../pipeline/self-service.js';
+import type { ApiDeps } from '../deps.js';
+import { admitted } from '../guard.js';
+import { sendStandard } from '../request.js';
+
+const stringList = { type: 'array', items: { type: 'string' } } as const;
+const selfView = {
+  type: 'object',
+  properties: {
+    dipId: { type: 'string' },
+    organisation: { type: 'string' },
+    roles: stringList,
+    registerRoles: { type: 'array', nullable: true, items: { type: 'string' } },
+    optionalRoles: stringList,
+    availableOptionalRoles: stringList,
+    channels: stringList,
+    optInChannels: stringList,
+    connectionProvider: { type: 'string', nullable: true },
+    certificateFingerprint: { type: 'string' },
+    previousCertificateValidUntil: { type: 'string', nullable: true },
+    previousApiKeyValidUntil: { type: 'string', nullable: true },
+  },
+} as const;
+
+type Self = { Params: { recipientId: string; role?: string; channel?: string } };
+
+/**
+ * Participant self-service (OpenDIP extension; the portals sit on it), signed like every call:
+ *   GET    /participants/{id}                         what the DIP holds about it
+ *   PUT    /participants/{id}/roles/{role}            sign up for an optional role; DELETE leaves it
+ *   PUT    /participants/{id}/channels/{channel}      opt into a channel that allows it; DELETE leaves
+ *   PUT    /participants/{id}/connection-provider     {"dipId": …} nominate a DIP Connection Provider; DELETE withdraws
+ *   POST   /participants/{id}/api-key                 {"overlapHours": 24} a new API key; the old one works until the overlap ends
+ *   POST   /participants/{id}/certificate             {"csr": PEM, "overlapDays": 7} a certificate from the environment's CA
+ * A connection provider may read and change roles and channels for a participant that nominated it; the
+ * nomination, the API key and the certificate are the participant's own business.
+ */
+export function registerParticipantRoutes(app: FastifyInstance, deps: ApiDeps, self: SelfService): void {
+  const own = (req: FastifyRequest, reply: FastifyReply): Participant | null => {
+    const { caller } = admitted(req);
+    const key = req.headers['x-api-key'];
+    if (typeof key === 'string' && deps.registry.byApiKey(key)?.dipId === caller.dipId) return caller;
+    void sendStandard(deps, reply, 403, caller.dipId, MSG.processingFailed, `only ${caller.dipId} itself may change its connection provider, API key or certificate, not its connection provider`);
+    return null;
+  };
+  const answer = async <T>(req: FastifyRequest, reply: FastifyReply, run: () => Promise<T>): Promise<T | FastifyReply> => {
+    try {
+      return await run();
+    } catch (e) {
+      const status = typeof (e as { status?: unknown }).status === 'number' ? (e as { status: number }).status : 500;
+      if (status === 500) throw e;
+      return sendStandard(deps, reply, status, admitted(req).caller.dipId, status === 400 ? MSG.schemaFailure : MSG.processingFailed, (e as Error).message);
+    }
+  };
+  const base = '/participants/:recipientId';
+  const config = { access: 'self' as const };
+
+  app.get<Self>(base, { config, schema: { response: { 200: selfView } } }, async (req) => self.view(admitted(req).caller));
+  app.put<Self>(`${base}/roles/:role`, { config, schema: { response: { 200: selfView } } }, async (req, reply) => answer(req, reply, () => self.joinRole(admitted(req).caller, req.params.role ?? '')));
+  app.delete<Self>(`${base}/roles/:role`, { config, schema: { response: { 200: selfView } } }, async (req, reply) => answer(req, reply, () => self.leaveRole(admitted(req).caller, req.params.role ?? '')));
+  app.put<Self>(`${base}/channels/:channel`, { config, schema: { response: { 200: selfView } } }, async (req, reply) => answer(req, reply, () => self.joinChannel(admitted(req).caller, (req.params.channel ?? '').toUpperCase())));
+  app.delete<Self>(`${base}/channels/:channel`, { config, schema: { response: { 200: selfView } } }, async (req, reply) => answer(req, reply, () => self.leaveChannel(admitted(req).caller, (req.params.channel ?? '').toUpperCase())));
+
+  app.put<Self & { Body: { dipId: string } }>(
+    `${base}/connection-provider`,
+    { config, schema: { body: { type: 'object', additionalProperties: false, required: ['dipId'], properties: { dipId: { type: 'string', maxLength: 10 } } }, response: { 200: selfView } } },
+    async (req, reply) => {
+      const p = own(req, reply);
+      return p ? answer(req, reply, () => self.nominate(p, req.body.dipId)) : reply;
+    },
+  );
+  app.delete<Self>(`${base}/connection-provider`, { config, schema: { response: { 200: selfView } } }, async (req, reply) => {
+    const p = own(req, reply);
+    return p ? answer(req, reply, () => self.nominate(p, null)) : reply;
+  });
+  app.post<Self & { Body: { overlapHours?: number } }>(
+    `${base}/api-key`,
+    {
+      config,
+      schema: {
+        body: { type: 'object', additionalProperties: false, properties: { overlapHours: { type: 'number', minimum: 0, maximum: 2160 } } },
+        response: { 200: { type: 'object', properties: { apiKey: { type: 'string' }, previousValidUntil: { type: 'string', nullable: true } } } },
+      },
+    },
+    async (req, reply) => {
+      const p = own(req, reply);
+      return p ? answer(req, reply, () => self.rotateApiKey(p, (req.body.overlapHours ?? 24) * 3_600_000)) : reply;
+    },
+  );
+  app.post<Self & { Body: { csr: string; overlapDays?: number } }>(
+    `${base}/certificate`,
+    {
+      config,
+      schema: {
+        body: { type: 'object', additionalProperties: false, required: ['csr'], properties: { csr: { type: 'string', minLength: 1, maxLength: 20_000 }, overlapDays: { type: 'number', minimum: 0, maximum: 90 } } },
+        response: { 200: { type: 'object', properties: { certificate: { type: 'string' }, fingerprint: { type: 'string' }, previousValidUntil: { type: 'string', nullable: true } } } },
+      },
+    },
+    async (req, reply) => {
+      const p = own(req, reply);
+      return p ? answer(req, reply, () => self.newCertificate(p, req.body.csr, (req.body.overlapDays ?? 7) * 86_400_000)) : reply;
+    },
+  );
+}

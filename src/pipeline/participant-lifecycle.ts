@@ -1,0 +1,244 @@
+import { emptyProfile, ROLE_PATTERN, type Participant, type ParticipantProfile } from '../domain/participant.js';
+import { parseRegisterFeed, rescindedAt, rolesAt, sameEntry, type RegisterEntry } from '../domain/register.js';
+import type { Cancel, Clock } from '../ports/clock.js';
+import type { Logger } from '../ports/logger.js';
+import type { OperatorJournal } from '../ports/operator-journal.js';
+import { RecordConflictError, type RegistryStore } from '../ports/registry.js';
+import { PROFILE_RECORD, type Registry } from './registry.js';
+
+export const REGISTER_RECORD = 'register';
+const POLICY_RECORD = 'policy';
+const OPTIONAL_ROLES = 'optional-roles';
+
+export interface LifecycleDeps {
+  registry: Registry;
+  store: Pick<RegistryStore, 'records' | 'recordHistory' | 'putRecord' | 'upsertParticipant' | 'removeParticipant' | 'webhooks'>;
+  journal: OperatorJournal;
+  clock: Clock;
+  logger: Logger;
+  /**
+   * Revokes a certificate of the environment's CA (the TLS listener then refuses it at the handshake);
+   * resolves false when the certificate is not the CA's (it is refused per request only: the participant is gone).
+   */
+  revoke(certificatePem: string, reason: string): Promise<boolean>;
+  /** After a participant's registration changed: its queues may now be undeliverable (dead-lettered). */
+  afterChange(): void;
+}
+
+export interface ApplyResult {
+  participants: number;
+  changed: string[];
+  unchanged: number;
+  withoutDipId: number;
+  rolesChanged: Array<{ dipId: string; granted: string[]; revoked: string[] }>;
+  rescinded: string[];
+}
+
+/** Refusals of self-service and offboarding, with the status the API answers. */
+export class LifecycleError extends Error {
+  constructor(
+    readonly status: 400 | 403 | 404 | 409,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A participant's life after onboarding, without an outage: the central register's feed (roles granted
+ * and revoked with their effective dates, participants rescinded and offboarded), and what a participant
+ * changes itself. Everything is a registry record or registration change, so every node follows it from
+ * the change feed; every change is journalled with who made it (`register:<source>`, an operator, or the
+ * participant).
+ */
+export class ParticipantLifecycle {
+  private timer: Cancel | null = null;
+  /** Passes and feeds run one at a time, in order: a feed's own pass names the feed as the actor. */
+  private chain: Promise<unknown> = Promise.resolve();
+  private kickQueued = false;
+
+  constructor(private readonly deps: LifecycleDeps) {}
+
+  /**
+   * Re-derives roles from the register now and every minute (effective dates pass, a participant onboarded
+   * by the CLI after its register entry arrived), and after every registry change.
+   */
+  start(intervalMs = 60_000): void {
+    this.timer = this.deps.clock.every(intervalMs, () => this.kick());
+    this.kick();
+  }
+
+  /** Re-derives roles from the register soon (one pass at a time; a pass already waiting covers this one). */
+  kick(): void {
+    if (this.kickQueued) return;
+    this.kickQueued = true;
+    void this.exclusive(() => {
+      this.kickQueued = false;
+      return this.reconcile('register:effective-dates');
+    }).catch((err: unknown) => this.deps.logger.error({ err }, 'could not apply the register to the participants'));
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  stop(): void {
+    this.timer?.();
+  }
+
+  async entries(): Promise<RegisterEntry[]> {
+    return (await this.deps.store.records(REGISTER_RECORD)).map((r) => r.doc as RegisterEntry);
+  }
+
+  /**
+   * Applies a feed idempotently: each DIP ID's entry is replaced by the feed's when it differs (a new
+   * version, journalled), then roles and rescissions follow from the entries. With `snapshot` the feed is
+   * the whole register: a DIP ID it no longer lists has its rows ended now (and is rescinded).
+   */
+  apply(feed: unknown, source: string, snapshot = false): Promise<ApplyResult> {
+    const parsed = parseRegisterFeed(feed); // refused before anything is queued
+    return this.exclusive(() => this.applyNow(parsed, source, snapshot));
+  }
+
+  private async applyNow({ entries, withoutDipId }: ReturnType<typeof parseRegisterFeed>, source: string, snapshot: boolean): Promise<ApplyResult> {
+    const now = this.deps.clock.now();
+    const actor = `register:${source}`;
+    const current = new Map((await this.deps.store.records(REGISTER_RECORD)).map((r) => [r.key, r]));
+    if (snapshot) {
+      const listed = new Set(entries.map((e) => e.dipId));
+      for (const [dipId, r] of current) {
+        if (listed.has(dipId)) continue;
+        const doc = r.doc as RegisterEntry;
+        entries.push({ ...doc, rows: doc.rows.map((row) => ({ ...row, to: row.to === null || row.to > now ? now : row.to })) });
+      }
+    }
+    const changed: string[] = [];
+    for (const entry of entries) {
+      const was = current.get(entry.dipId);
+      if (was && sameEntry(was.doc as RegisterEntry, entry)) continue;
+      await this.deps.store.putRecord({ kind: REGISTER_RECORD, key: entry.dipId, doc: entry, at: now, by: actor }, was?.version ?? 0);
+      await this.deps.journal.append({ at: now, actor, action: 'register.update', target: entry.dipId, before: was?.doc ?? null, after: entry, status: null });
+      changed.push(entry.dipId);
+    }
+    const applied = await this.reconcile(actor);
+    return { participants: entries.length, changed, unchanged: entries.length - changed.length, withoutDipId, ...applied };
+  }
+
+  /** Brings every registered participant's roles in line with the register at this moment; offboards the rescinded. */
+  private async reconcile(actor: string): Promise<Pick<ApplyResult, 'rolesChanged' | 'rescinded'>> {
+    await this.deps.registry.refresh();
+    const now = this.deps.clock.now();
+    const rolesChanged: ApplyResult['rolesChanged'] = [];
+    const rescinded: string[] = [];
+    for (const entry of await this.entries()) {
+      const p = this.deps.registry.participant(entry.dipId);
+      if (!p) continue; // not onboarded yet (no certificate): its roles apply when it is
+      if (rescindedAt(entry, now)) {
+        await this.offboardNow(entry.dipId, actor, 'rescinded from the central register');
+        rescinded.push(entry.dipId);
+        continue;
+      }
+      const { profile } = this.deps.registry.profile(entry.dipId);
+      const roles = [...new Set([...rolesAt(entry, now), ...profile.optionalRoles])].sort();
+      const granted = roles.filter((r) => !p.roles.includes(r));
+      const revoked = p.roles.filter((r) => !roles.includes(r));
+      if (granted.length === 0 && revoked.length === 0) continue;
+      await this.setRoles(p, roles, actor, 'participant.roles');
+      rolesChanged.push({ dipId: p.dipId, granted, revoked });
+    }
+    if (rolesChanged.length || rescinded.length) this.deps.afterChange();
+    return { rolesChanged, rescinded };
+  }
+
+  /**
+   * Offboards a participant: its certificates revoked (refused at the TLS handshake), its registration and
+   * API key removed, its webhooks removed, what is queued for it dead-lettered (senders told); its profile
+   * keeps what it was, and the archive keeps its messages.
+   */
+  offboard(dipId: string, actor: string, reason: string): Promise<void> {
+    return this.exclusive(() => this.offboardNow(dipId, actor, reason));
+  }
+
+  private async offboardNow(dipId: string, actor: string, reason: string): Promise<void> {
+    await this.deps.registry.refresh();
+    const p = this.deps.registry.participant(dipId);
+    if (!p) throw new LifecycleError(404, `${dipId} is not a registered participant`);
+    const webhooks = (await this.deps.store.webhooks()).filter((w) => w.recipientDipId === dipId).map((w) => w.channel);
+    const certificates = [p.certificatePem, ...(p.previous ? [p.previous.certificatePem] : [])];
+    const revoked: boolean[] = [];
+    for (const pem of certificates) revoked.push(await this.deps.revoke(pem, 'cessationOfOperation'));
+    const at = this.deps.clock.now();
+    await this.updateProfile(dipId, actor, (profile) => ({
+      ...profile,
+      previousApiKey: null,
+      rescinded: { at, by: actor, roles: p.roles, organisation: p.organisation, certificateFingerprint: p.certificateFingerprint },
+    }));
+    await this.deps.store.removeParticipant(dipId);
+    await this.deps.journal.append({
+      at,
+      actor,
+      action: 'participant.offboard',
+      target: dipId,
+      before: { roles: p.roles, organisation: p.organisation, certificateFingerprint: p.certificateFingerprint, webhooks },
+      after: { reason, certificatesRevoked: revoked.filter(Boolean).length, certificatesNotFromThisCa: revoked.filter((r) => !r).length, webhooksRemoved: webhooks.length },
+      status: null,
+    });
+    await this.deps.registry.refresh();
+    this.deps.afterChange();
+  }
+
+  /** Changes a participant's roles (never its API key), journalled with the roles granted and revoked. */
+  async setRoles(p: Participant, roles: string[], actor: string, action: string): Promise<void> {
+    await this.deps.store.upsertParticipant({ ...p, roles }, null);
+    await this.deps.journal.append({
+      at: this.deps.clock.now(),
+      actor,
+      action,
+      target: p.dipId,
+      before: { roles: p.roles },
+      after: { roles, granted: roles.filter((r) => !p.roles.includes(r)), revoked: p.roles.filter((r) => !roles.includes(r)) },
+      status: null,
+    });
+    await this.deps.registry.refresh();
+  }
+
+  /** Changes a profile against the version read, again on a conflict (another node changed it meanwhile). */
+  async updateProfile(dipId: string, actor: string, change: (p: ParticipantProfile) => ParticipantProfile): Promise<ParticipantProfile> {
+    for (let attempt = 0; ; attempt++) {
+      const records = await this.deps.store.records(PROFILE_RECORD);
+      const current = records.find((r) => r.key === dipId);
+      const next = change((current?.doc as ParticipantProfile | undefined) ?? emptyProfile(dipId));
+      try {
+        await this.deps.store.putRecord({ kind: PROFILE_RECORD, key: dipId, doc: next, at: this.deps.clock.now(), by: actor }, current?.version ?? 0);
+        await this.deps.registry.refresh();
+        return next;
+      } catch (e) {
+        if (!(e instanceof RecordConflictError) || attempt >= 4) throw e;
+      }
+    }
+  }
+
+  /** Roles participants may sign up for themselves (spec 5.7.1 "optional roles"), set by the operator. */
+  async optionalRoles(): Promise<string[]> {
+    const r = (await this.deps.store.records(POLICY_RECORD)).find((x) => x.key === OPTIONAL_ROLES);
+    return (r?.doc as { roles?: string[] } | undefined)?.roles ?? [];
+  }
+
+  async setOptionalRoles(roles: string[], actor: string): Promise<string[]> {
+    const bad = roles.find((r) => !ROLE_PATTERN.test(r));
+    if (bad !== undefined) throw new LifecycleError(400, `roles: '${bad}' is not a role (3 to 5 capital letters)`);
+    const current = (await this.deps.store.records(POLICY_RECORD)).find((x) => x.key === OPTIONAL_ROLES);
+    const next = [...new Set(roles)].sort();
+    await this.deps.store.putRecord({ kind: POLICY_RECORD, key: OPTIONAL_ROLES, doc: { roles: next }, at: this.deps.clock.now(), by: actor }, current?.version ?? 0);
+    await this.deps.journal.append({ at: this.deps.clock.now(), actor, action: 'policy.optional-roles', target: '', before: current?.doc ?? null, after: { roles: next }, status: null });
+    return next;
+  }
+
+  /** The register's roles for a participant now (null when the register does not list it). */
+  async registerRoles(dipId: string): Promise<string[] | null> {
+    const entry = (await this.entries()).find((e) => e.dipId === dipId);
+    return entry ? rolesAt(entry, this.deps.clock.now()) : null;
+  }
+}

@@ -1,0 +1,160 @@
+import { DIP_ID_PATTERN, type Participant, type ParticipantProfile } from '../domain/participant.js';
+import type { OperatorJournal } from '../ports/operator-journal.js';
+import type { RegistryStore } from '../ports/registry.js';
+import { hashApiKey, newApiKey } from '../security/api-key.js';
+import { LifecycleError, type ParticipantLifecycle } from './participant-lifecycle.js';
+import { rotateParticipantCertificate } from './participants.js';
+import type { Registry } from './registry.js';
+
+/** What a participant sees of itself (GET /participants/{id}). */
+export interface SelfView {
+  dipId: string;
+  organisation: string;
+  roles: string[];
+  /** Roles the central register gives it now (null when the register does not list it). */
+  registerRoles: string[] | null;
+  optionalRoles: string[];
+  /** Roles it may sign up for itself. */
+  availableOptionalRoles: string[];
+  channels: string[];
+  /** Channels it may opt into. */
+  optInChannels: string[];
+  connectionProvider: string | null;
+  certificateFingerprint: string;
+  previousCertificateValidUntil: string | null;
+  previousApiKeyValidUntil: string | null;
+}
+
+export interface SelfServiceDeps {
+  registry: Registry;
+  lifecycle: ParticipantLifecycle;
+  store: Pick<RegistryStore, 'participants' | 'upsertParticipant' | 'records' | 'putRecord'>;
+  journal: OperatorJournal;
+  now(): number;
+  /** Roles participants may sign up for themselves (set by the operator). */
+  optionalRoles(): Promise<string[]>;
+  /** Channels whose settings allow opting in. */
+  optInChannels(): string[];
+  /** Issues a certificate from the environment's CA for a CSR, bound to the DIP ID. */
+  issueCertificate(csrPem: string, dipId: string, organisation: string): Promise<string>;
+  trustedCaPems(): string[];
+}
+
+const iso = (ms: number | undefined | null): string | null => (ms === undefined || ms === null ? null : new Date(ms).toISOString());
+const MAX_OVERLAP_MS = 90 * 86_400_000;
+
+/**
+ * Participant self-service (the portals sit on it): optional roles and channels, DIP Connection Provider
+ * nominations, API key rotation with an overlap, a new certificate from a CSR. A role change never issues
+ * a new API key. Every change is journalled as `participant:<DIP ID>`.
+ */
+export class SelfService {
+  constructor(private readonly deps: SelfServiceDeps) {}
+
+  async view(p: Participant): Promise<SelfView> {
+    const { profile } = this.deps.registry.profile(p.dipId);
+    return {
+      dipId: p.dipId,
+      organisation: p.organisation,
+      roles: p.roles,
+      registerRoles: await this.deps.lifecycle.registerRoles(p.dipId),
+      optionalRoles: profile.optionalRoles,
+      availableOptionalRoles: await this.deps.optionalRoles(),
+      channels: profile.channels,
+      optInChannels: this.deps.optInChannels(),
+      connectionProvider: p.connectionProvider,
+      certificateFingerprint: p.certificateFingerprint,
+      previousCertificateValidUntil: iso(p.previous?.validUntil),
+      previousApiKeyValidUntil: iso(profile.previousApiKey?.validUntil),
+    };
+  }
+
+  async joinRole(p: Participant, role: string): Promise<SelfView> {
+    if (!(await this.deps.optionalRoles()).includes(role)) throw new LifecycleError(403, `${role} is not an optional role participants may sign up for (${(await this.deps.optionalRoles()).join(', ') || 'none'})`);
+    if (p.roles.includes(role)) throw new LifecycleError(409, `${p.dipId} already holds ${role}`);
+    await this.profile(p, 'participant.role.join', role, (pr) => ({ ...pr, optionalRoles: [...new Set([...pr.optionalRoles, role])].sort() }));
+    await this.deps.lifecycle.setRoles(this.current(p), [...p.roles, role].sort(), this.actor(p), 'participant.roles');
+    return this.view(this.current(p));
+  }
+
+  async leaveRole(p: Participant, role: string): Promise<SelfView> {
+    const { profile } = this.deps.registry.profile(p.dipId);
+    if (!profile.optionalRoles.includes(role)) throw new LifecycleError(403, `${role} is not an optional role ${p.dipId} signed up for: roles from the central register change only there`);
+    await this.profile(p, 'participant.role.leave', role, (pr) => ({ ...pr, optionalRoles: pr.optionalRoles.filter((r) => r !== role) }));
+    const fromRegister = (await this.deps.lifecycle.registerRoles(p.dipId)) ?? [];
+    if (!fromRegister.includes(role)) await this.deps.lifecycle.setRoles(this.current(p), p.roles.filter((r) => r !== role), this.actor(p), 'participant.roles');
+    return this.view(this.current(p));
+  }
+
+  async joinChannel(p: Participant, channel: string): Promise<SelfView> {
+    if (!this.deps.optInChannels().includes(channel)) throw new LifecycleError(403, `${channel} does not take participants opting in (the operator allows it per channel)`);
+    await this.profile(p, 'participant.channel.join', channel, (pr) => ({ ...pr, channels: [...new Set([...pr.channels, channel])].sort() }));
+    return this.view(this.current(p));
+  }
+
+  async leaveChannel(p: Participant, channel: string): Promise<SelfView> {
+    if (!this.deps.registry.profile(p.dipId).profile.channels.includes(channel)) throw new LifecycleError(404, `${p.dipId} has not opted into ${channel}`);
+    await this.profile(p, 'participant.channel.leave', channel, (pr) => ({ ...pr, channels: pr.channels.filter((c) => c !== channel) }));
+    return this.view(this.current(p));
+  }
+
+  /** Nominates a DIP Connection Provider (a registered participant) to connect for it; null withdraws the nomination. */
+  async nominate(p: Participant, provider: string | null): Promise<SelfView> {
+    if (provider !== null) {
+      if (!DIP_ID_PATTERN.test(provider)) throw new LifecycleError(400, `connectionProvider '${provider}': a DIP ID (10 letters or digits)`);
+      if (provider === p.dipId) throw new LifecycleError(400, 'a participant cannot be its own connection provider');
+      if (!this.deps.registry.participant(provider)) throw new LifecycleError(404, `connectionProvider ${provider} is not a registered participant`);
+    }
+    await this.deps.store.upsertParticipant({ ...p, connectionProvider: provider }, null);
+    await this.journal(p, provider ? 'participant.connection-provider.nominate' : 'participant.connection-provider.withdraw', { connectionProvider: p.connectionProvider }, { connectionProvider: provider });
+    await this.deps.registry.refresh();
+    return this.view(this.current(p));
+  }
+
+  /** A new API key (shown once); the one it replaces keeps working until the overlap ends. */
+  async rotateApiKey(p: Participant, overlapMs: number): Promise<{ apiKey: string; previousValidUntil: string | null }> {
+    if (!(overlapMs >= 0 && overlapMs <= MAX_OVERLAP_MS)) throw new LifecycleError(400, `overlapHours: 0 to ${MAX_OVERLAP_MS / 3_600_000}`);
+    const currentHash = (await this.deps.store.participants()).find((r) => r.participant.dipId === p.dipId)?.apiKeyHash;
+    if (!currentHash) throw new LifecycleError(404, `${p.dipId} is not registered`);
+    const validUntil = this.deps.now() + overlapMs;
+    await this.profile(p, 'participant.api-key.rotate', p.dipId, (pr) => ({ ...pr, previousApiKey: overlapMs > 0 ? { hash: currentHash, validUntil } : null }));
+    const apiKey = newApiKey();
+    await this.deps.store.upsertParticipant(p, hashApiKey(apiKey));
+    await this.deps.registry.refresh();
+    return { apiKey, previousValidUntil: overlapMs > 0 ? new Date(validUntil).toISOString() : null };
+  }
+
+  /** A certificate for the participant's CSR from the environment's CA, registered with an overlap for the one it replaces. */
+  async newCertificate(p: Participant, csrPem: string, overlapMs: number): Promise<{ certificate: string; fingerprint: string; previousValidUntil: string | null }> {
+    let certificate: string;
+    try {
+      certificate = await this.deps.issueCertificate(csrPem, p.dipId, p.organisation);
+    } catch (e) {
+      throw new LifecycleError(400, `csr: ${(e as Error).message}`);
+    }
+    const rotated = await rotateParticipantCertificate(this.deps.store, { dipId: p.dipId, certificatePem: certificate, overlapMs, trustedCaPems: this.deps.trustedCaPems(), now: new Date(this.deps.now()) });
+    await this.journal(p, 'participant.certificate.rotate', { certificateFingerprint: p.certificateFingerprint }, { certificateFingerprint: rotated.certificateFingerprint, previousValidUntil: iso(rotated.previous?.validUntil) });
+    await this.deps.registry.refresh();
+    return { certificate, fingerprint: rotated.certificateFingerprint, previousValidUntil: iso(rotated.previous?.validUntil) };
+  }
+
+  private actor(p: Participant): string {
+    return `participant:${p.dipId}`;
+  }
+
+  private current(p: Participant): Participant {
+    return this.deps.registry.participant(p.dipId) ?? p;
+  }
+
+  private async profile(p: Participant, action: string, target: string, change: (pr: ParticipantProfile) => ParticipantProfile): Promise<void> {
+    const before = this.deps.registry.profile(p.dipId).profile;
+    const after = await this.deps.lifecycle.updateProfile(p.dipId, this.actor(p), change);
+    const { previousApiKey: _b, ...shownBefore } = before;
+    const { previousApiKey: _a, ...shownAfter } = after;
+    await this.deps.journal.append({ at: this.deps.now(), actor: this.actor(p), action, target: target === p.dipId ? p.dipId : `${p.dipId}/${target}`, before: shownBefore, after: shownAfter, status: null });
+  }
+
+  private async journal(p: Participant, action: string, before: unknown, after: unknown): Promise<void> {
+    await this.deps.journal.append({ at: this.deps.now(), actor: this.actor(p), action, target: p.dipId, before, after, status: null });
+  }
+}
