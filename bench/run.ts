@@ -1,6 +1,6 @@
 /**
  * OpenDIP benchmarks: `npm run bench` (full, ~10 min) or `npm run bench -- --quick` (~2 min).
- *   --only raw,ingest,latency,ramp,drain,profile   run a subset
+ *   --only raw,ingest,latency,ramp,drain,profile,publications   run a subset (publications: bench/publications.ts)
  *   --keep                                         keep the DIPs' temporary data directories and logs
  *   --drain-rate N                                 the drain phase's live rate (default 1,000 msg/s)
  *   --backend sqlite,cluster                       storage of the DIP under test: the embedded SQLite file
@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util';
 import { stringify as stringifyYaml } from 'yaml';
 import { ensurePki, issueServerCertificate, type KeyAndCert } from '../src/security/pki.js';
 import { formatSummary, summariseProfile, type ProfileSummary } from './cpuprofile-summary.js';
+import { publicationsBench, publicationsTable } from './publications.js';
 import { REPO_ROOT, startDipProcess, type DipProcess } from './lib/dip-process.js';
 import { closedLoop, MessageFactory, openLoop, prepareAll, SenderPool, type OpenLoopRun, type Prepared } from './lib/load.js';
 import { issueMarketIdentities, onboardMarket, PRIMARY, RECIPIENTS, registerWebhooks, SENDER, type Identity, type Market } from './lib/market.js';
@@ -30,7 +31,7 @@ import { fsyncProbe, rsaRates, sqliteInsertRate, startEchoServer, type EchoResul
 import { Receivers, type ReceiverProgress } from './lib/receivers.js';
 import { cpuBetween, cpuSnapshot, fmt, machineInfo, percentile, round, sleep, table, wallNow, type CpuUse } from './lib/util.js';
 
-const BENCHES = ['raw', 'ingest', 'latency', 'ramp', 'drain', 'profile'] as const;
+const BENCHES = ['raw', 'ingest', 'latency', 'ramp', 'drain', 'profile', 'publications'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 const { values: flags } = parseArgs({
@@ -1021,6 +1022,12 @@ async function main(): Promise<void> {
   try {
     let raw: RawResults | undefined;
     if (selected.has('raw')) results.raw = raw = await rawBench();
+    // Pattern B: upload and download throughput against the disk's raw sequential speed (embedded storage).
+    if (selected.has('publications')) {
+      const throughput = await publicationsBench(QUICK ? [100] : [100, 1024], log);
+      results.publications = throughput;
+      writeFileSync(join(RESULTS_DIR, 'publications.md'), `${publicationsTable(throughput)}\n`);
+    }
     const perBackend: Record<string, Record<string, unknown>> = {};
     const allPoints: LatencyPoint[] = [];
     for (const b of BACKENDS) {
