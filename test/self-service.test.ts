@@ -1,0 +1,99 @@
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import { webcrypto } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DipClient } from '../src/client/dip-client.js';
+import { buildIF021 } from '../src/sim/messages.js';
+import { adminApi } from './helpers/admin.js';
+import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+
+type Json = Record<string, any>;
+
+describe('participant self-service', () => {
+  let t: TestDip;
+  let admin: ReturnType<typeof adminApi>;
+  let sds: TestParticipant;
+  let sup: TestParticipant;
+  let ldso: TestParticipant;
+  let cp: TestParticipant;
+  const call = async (p: TestParticipant | DipClient, method: string, path: string, body?: unknown) => {
+    const client = p instanceof DipClient ? p : p.client;
+    const a = await client.call<Json>(method, path, body === undefined ? '' : JSON.stringify(body), body === undefined ? {} : { 'content-type': 'application/json' });
+    return a;
+  };
+
+  beforeAll(async () => {
+    t = await startTestDip();
+    admin = adminApi(t);
+    sds = await t.participant('2000000001', ['SDS']);
+    sup = await t.participant('1000000001', ['SUP']);
+    ldso = await t.participant('3000000001', ['LDSO']);
+    cp = await t.participant('9000000001', ['DCP']);
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('signs up for an optional role and an opt-in channel, and leaves them; the API key stays', async () => {
+    expect((await call(ldso, 'PUT', `/participants/${ldso.dipId}/roles/MDS`)).status).toBe(403); // not optional yet
+    expect((await admin('PUT', '/admin/optional-roles', { roles: ['MDS'] })).status).toBe(200);
+    const joined = await call(ldso, 'PUT', `/participants/${ldso.dipId}/roles/MDS`);
+    expect(joined.status, JSON.stringify(joined.body)).toBe(200);
+    expect(joined.body).toMatchObject({ roles: ['LDSO', 'MDS'], optionalRoles: ['MDS'], availableOptionalRoles: ['MDS'] });
+    expect((await call(ldso, 'DELETE', `/participants/${ldso.dipId}/roles/LDSO`)).status).toBe(403); // not its to leave
+    expect((await call(ldso, 'DELETE', `/participants/${ldso.dipId}/roles/MDS`)).body.roles).toEqual(['LDSO']);
+
+    // Opting into IF-021 (once the operator allows it) brings every message on it.
+    expect((await call(ldso, 'PUT', `/participants/${ldso.dipId}/channels/IF-021`)).status).toBe(403);
+    await admin('PATCH', '/admin/channels/IF-021', { optIn: true });
+    expect((await call(ldso, 'PUT', `/participants/${ldso.dipId}/channels/IF-021`)).body.channels).toEqual(['IF-021']);
+    const received = await t.receiver();
+    expect((await ldso.client.setWebhook('IF-021', ldso.dipId, { callbackURL: received.url })).status).toBe(201);
+    expect((await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: 'ss1' })])).status).toBe(201);
+    await waitFor(() => received.calls.length === 1, 5000, 'the opted-in copy');
+    expect((await call(ldso, 'DELETE', `/participants/${ldso.dipId}/channels/IF-021`)).body.channels).toEqual([]);
+    // The same client, the same API key all along; every change journalled as the participant.
+    const journal = (await admin('GET', `/admin/journal?actor=participant:${ldso.dipId}`)).body as Json[];
+    expect(journal.map((e) => e.action)).toContain('participant.channel.join');
+  });
+
+  it('nominates and withdraws a connection provider; a provider cannot nominate for it', async () => {
+    const nominated = await call(sup, 'PUT', `/participants/${sup.dipId}/connection-provider`, { dipId: cp.dipId });
+    expect(nominated.body).toMatchObject({ connectionProvider: cp.dipId });
+    expect((await call(cp, 'GET', `/participants/${sup.dipId}`)).status).toBe(200);
+    expect((await call(cp, 'DELETE', `/participants/${sup.dipId}/connection-provider`)).status).toBe(403);
+    expect((await call(sup, 'PUT', `/participants/${sup.dipId}/connection-provider`, { dipId: '9999999999' })).status).toBe(404);
+    expect((await call(sup, 'DELETE', `/participants/${sup.dipId}/connection-provider`)).body.connectionProvider).toBeNull();
+  });
+
+  it('rotates its API key with an overlap, and gets a certificate for its CSR', async () => {
+    const rotated = await call(sup, 'POST', `/participants/${sup.dipId}/api-key`, { overlapHours: 1 });
+    expect(rotated.status).toBe(200);
+    expect(rotated.body.apiKey).toMatch(/^dip_/);
+    // The old key works during the overlap, the new one too.
+    expect((await call(sup, 'GET', `/participants/${sup.dipId}`)).status).toBe(200);
+    const withNew = new DipClient({ baseUrl: t.dip.url, apiKey: rotated.body.apiKey, keyPem: sup.credentials.keyPem, certPem: sup.credentials.certPem, caPem: t.dip.pki.ca.certPem });
+    try {
+      expect((await call(withNew, 'GET', `/participants/${sup.dipId}`)).body.previousApiKeyValidUntil).toBeTruthy();
+      // No overlap: the key it replaces stops at once.
+      const again = await call(withNew, 'POST', `/participants/${sup.dipId}/api-key`, { overlapHours: 0 });
+      expect((await call(withNew, 'GET', `/participants/${sup.dipId}`)).status).toBe(401);
+      expect(again.body.previousValidUntil).toBeNull();
+    } finally {
+      await withNew.close();
+    }
+
+    x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+    const alg = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 };
+    const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
+    const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=anything', keys, signingAlgorithm: alg });
+    const issued = await call(sds, 'POST', `/participants/${sds.dipId}/certificate`, { csr: csr.toString('pem'), overlapDays: 7 });
+    expect(issued.status, JSON.stringify(issued.body)).toBe(200);
+    expect(issued.body.certificate).toMatch(/BEGIN CERTIFICATE/);
+    expect(new x509.X509Certificate(issued.body.certificate).subjectName.toString()).not.toBe('CN=anything'); // bound to its DIP ID by the DIP
+    expect(issued.body.previousValidUntil).toBeTruthy();
+    // The old certificate still signs during the overlap.
+    expect((await call(sds, 'GET', `/participants/${sds.dipId}`)).body.certificateFingerprint).toBe(issued.body.fingerprint);
+    expect((await call(sds, 'POST', `/participants/${sds.dipId}/certificate`, { csr: 'garbage' })).status).toBe(400);
+  });
+});
