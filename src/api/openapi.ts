@@ -153,7 +153,7 @@ function toComponents(node: JsonObj, into: JsonObj): JsonObj {
 const listed = new WeakMap<object, { into: JsonObj; names: ReadonlyMap<string, string> }>();
 
 /** Moves `definitions` of a self-contained draft-07 schema into components/schemas, rewriting its `#/definitions/` references. */
-function hoistDefinitions(schema: JsonObj, into: JsonObj): JsonObj {
+export function hoistDefinitions(schema: JsonObj, into: JsonObj): JsonObj {
   const { definitions, $schema: _dialect, ...rest } = schema;
   if (!isObj(definitions)) return rest;
   const known = listed.get(definitions);

@@ -25,6 +25,7 @@ import { registerRequestMetrics } from './metrics.js';
 import { participantCaller, recordRefusedConnections, registerActivityLog } from './activity.js';
 import { registerParticipantDocs } from './participant-docs.js';
 import { dataPortalRoutes } from './data-portal.js';
+import { asyncApiRoutes } from './asyncapi.js';
 import { registerGuard } from './guard.js';
 import { useOverloadGuard } from './overload.js';
 import { recordOperations } from './operations.js';
@@ -217,6 +218,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   void app.register(certificateRoutes, options);
   void app.register(validateRoutes, options);
   void app.register(dataPortalRoutes, options);
+  void app.register(asyncApiRoutes, options);
   void app.register(async (instance) => registerPublicationRoutes(instance, deps));
   const alarms = deps.alarms;
   if (alarms) void app.register(async (instance) => registerAlarmRoutes(instance, deps, alarms));
