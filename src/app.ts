@@ -163,12 +163,12 @@ async function startActivityLog(config: DipConfig, clock: Clock, logger: Logger,
   return recorder;
 }
 
-async function startAlarms(config: DipConfig, clock: Clock, logger: Logger, life: Lifecycle, sources: ConditionSource[]): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore } | null> {
+async function startAlarms(config: DipConfig, clock: Clock, logger: Logger, life: Lifecycle, sources: ConditionSource[], destinations: WebhookDestinations): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore } | null> {
   const settings = config.observability.alarms;
   if (!settings.enabled) return null;
   const subscriptions = await openAlarmSubscriptions(config);
   life.started('alarm subscriptions', () => subscriptions.close());
-  const channel = new SmtpAlarmChannel(settings.smtp);
+  const channel = new SmtpAlarmChannel(settings.smtp, destinations);
   life.started('alarm notices', () => channel.close());
   const alarms = new Alarms(sources, subscriptions, channel, { evaluateIntervalMs: settings.evaluateIntervalMs, maxNoticesPerHour: settings.maxNoticesPerHour }, clock, logger);
   alarms.start();
@@ -388,7 +388,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     webhookFailingAlarms(() => delivery.status(), config.observability.alarms.webhookFailingMinutes * 60_000, clock),
     certificateAlarms(() => expiringAll(pkiDir(config), config.trustedCaFiles, registry.participants(), config.observability.alarms.certificateDays), clock),
     storageAlarms(health, clock),
-  ]);
+  ], destinations);
   const alarmApi = alarms ? { alarms: alarms.alarms, subscriptions: alarms.subscriptions, checkUrl: (url: string) => destinations.checkUrl(url), now: () => clock.now() } : null;
   const apiDeps = {
     config, logger, ingest, registry, selfService, webhooks: backend.registry, delivery, replay, status, queues: backend.log, copies, channel, health, clock, destinations, publications,

@@ -155,3 +155,26 @@ export function requestsFor(op: Operation, known: Known): fc.Arbitrary<Generated
     })),
   );
 }
+
+const channelSet = new Set(channelIds.map((c) => c.toUpperCase()));
+const eventsOf = new Map(catalogue.channels().map((c) => [c.interfaceId.toUpperCase(), new Set(c.eventCodes)]));
+
+/**
+ * Operations grouped where they differ only in literal channel and event segments: a listener may
+ * register /validate/IF-021/ActivePower and 126 others beside /validate/:id/:event, and each family is
+ * fuzzed with one budget (each request picks a member) instead of 127.
+ */
+export function families(ops: readonly Operation[]): Map<string, Operation[]> {
+  const out = new Map<string, Operation[]>();
+  for (const op of ops) {
+    const segments = op.url.split('/');
+    const shape = segments.map((seg, i) => {
+      if (channelSet.has(seg.toUpperCase())) return ':id';
+      const before = segments[i - 1]?.toUpperCase() ?? '';
+      return eventsOf.get(before)?.has(seg) ? ':event' : seg;
+    });
+    const key = `${op.method} ${shape.join('/')}`;
+    out.set(key, [...(out.get(key) ?? []), op]);
+  }
+  return out;
+}

@@ -13,34 +13,44 @@ import { join, relative } from 'node:path';
  * the append-only record of every act, refused ones included (a refusal is journalled by design).
  */
 const BACKGROUND_TABLES = new Set(['health_probe', 'delivery_attempts', 'operator_journal']);
-/** SQLite files: the DIP's database is digested by table; the API activity log (activity.db) records every
+/** SQLite files are digested by table, not by bytes; the API activity log (activity.db) records every
  * request, refused ones included, by design. */
-const DATABASE_FILES = /^(?:dip|activity)\.db(?:-wal|-shm|-journal)?$/;
+const SQLITE_FILE = /\.db(?:-wal|-shm|-journal)?$/;
+const JOURNAL_DATABASES = new Set(['activity.db']);
 
 export class StoreDigest {
-  private readonly db: Database.Database;
-  private readonly tables: string[];
+  private readonly databases = new Map<string, Database.Database>();
 
-  constructor(private readonly dataDir: string) {
-    this.db = new Database(join(dataDir, 'dip.db'), { readonly: true, fileMustExist: true });
-    this.tables = (this.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as Array<{ name: string }>)
-      .map((r) => r.name)
-      .filter((n) => !BACKGROUND_TABLES.has(n));
-  }
+  constructor(private readonly dataDir: string) {}
 
   /** The digest, and which table or file holds what (to say what changed). */
   take(): Map<string, string> {
     const parts = new Map<string, string>();
-    for (const t of this.tables) {
-      const hash = createHash('sha256');
-      for (const row of this.db.prepare(`SELECT * FROM "${t}"`).raw().iterate() as Iterable<unknown[]>) {
-        for (const v of row) hash.update(Buffer.isBuffer(v) ? v : String(v)).update('\u0000');
-        hash.update('\n');
+    for (const name of readdirSync(this.dataDir).filter((n) => n.endsWith('.db') && !JOURNAL_DATABASES.has(n)).sort()) {
+      const db = this.open(name);
+      const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as Array<{ name: string }>)
+        .map((r) => r.name)
+        .filter((n) => !BACKGROUND_TABLES.has(n));
+      for (const t of tables) {
+        const hash = createHash('sha256');
+        for (const row of db.prepare(`SELECT * FROM "${t}"`).raw().iterate() as Iterable<unknown[]>) {
+          for (const v of row) hash.update(Buffer.isBuffer(v) ? v : String(v)).update('\u0000');
+          hash.update('\n');
+        }
+        parts.set(`table ${name}/${t}`, hash.digest('hex'));
       }
-      parts.set(`table ${t}`, hash.digest('hex'));
     }
     for (const file of this.files(this.dataDir)) parts.set(`file ${relative(this.dataDir, file)}`, createHash('sha256').update(readFileSync(file)).digest('hex'));
     return parts;
+  }
+
+  private open(name: string): Database.Database {
+    let db = this.databases.get(name);
+    if (!db) {
+      db = new Database(join(this.dataDir, name), { readonly: true, fileMustExist: true });
+      this.databases.set(name, db);
+    }
+    return db;
   }
 
   /** What differs between two digests ('' when nothing does). */
@@ -50,7 +60,7 @@ export class StoreDigest {
   }
 
   close(): void {
-    this.db.close();
+    for (const db of this.databases.values()) db.close();
   }
 
   private files(dir: string): string[] {
@@ -58,7 +68,7 @@ export class StoreDigest {
     for (const name of readdirSync(dir)) {
       const p = join(dir, name);
       if (statSync(p).isDirectory()) out.push(...this.files(p));
-      else if (!(dir === this.dataDir && DATABASE_FILES.test(name))) out.push(p);
+      else if (!SQLITE_FILE.test(name)) out.push(p);
     }
     return out;
   }

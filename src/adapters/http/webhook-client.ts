@@ -29,6 +29,29 @@ async function readCapped(body: AsyncIterable<Buffer>, max: number): Promise<str
 }
 
 /**
+ * An undici agent whose every new connection obeys the destination rules: an IP literal is judged
+ * before connecting, a name after it resolves (so a name rebound to an internal address is refused).
+ * Every outbound call to a URL a participant or operator gave goes through one (webhooks, alarm webhooks).
+ */
+export function destinationCheckedAgent(opts: WebhookClientOptions & { keepAliveTimeout?: number; keepAliveMaxTimeout?: number } = {}): Agent {
+  const destinations = opts.destinations;
+  const connector = buildConnector({ ca: opts.ca, cert: opts.cert, key: opts.key, ...(destinations ? { lookup: destinations.lookup } : {}) });
+  return new Agent({
+    connections: opts.connectionsPerOrigin ?? 4,
+    keepAliveTimeout: opts.keepAliveTimeout ?? 30_000,
+    keepAliveMaxTimeout: opts.keepAliveMaxTimeout ?? 300_000,
+    connect: destinations
+      ? (options, callback) => {
+          // Node skips the lookup for an IP literal: judge it here, before any packet leaves.
+          const refused = destinations.checkHost(options.hostname);
+          if (refused !== null) return callback(new DestinationRefusedError(refused), null);
+          return connector(options, callback);
+        }
+      : connector,
+  });
+}
+
+/**
  * Webhook calls over undici with kept-alive connections: a TLS handshake costs far more than a call,
  * so each recipient origin keeps a small pool open.
  */
@@ -36,21 +59,7 @@ export class UndiciWebhookTransport implements WebhookTransport {
   private readonly agent: Agent;
 
   constructor(opts: WebhookClientOptions = {}) {
-    const destinations = opts.destinations;
-    const connector = buildConnector({ ca: opts.ca, cert: opts.cert, key: opts.key, ...(destinations ? { lookup: destinations.lookup } : {}) });
-    this.agent = new Agent({
-      connections: opts.connectionsPerOrigin ?? 4,
-      keepAliveTimeout: 30_000,
-      keepAliveMaxTimeout: 300_000,
-      connect: destinations
-        ? (options, callback) => {
-            // Node skips the lookup for an IP literal: judge it here, before any packet leaves.
-            const refused = destinations.checkHost(options.hostname);
-            if (refused !== null) return callback(new DestinationRefusedError(refused), null);
-            return connector(options, callback);
-          }
-        : connector,
-    });
+    this.agent = destinationCheckedAgent(opts);
   }
 
   async post(call: WebhookCall): Promise<WebhookOutcome> {

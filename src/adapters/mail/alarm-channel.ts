@@ -1,6 +1,8 @@
 import nodemailer from 'nodemailer';
-import { request } from 'undici';
+import { request, type Agent } from 'undici';
 import type { AlarmChannel, AlarmNotice } from '../../ports/alarms.js';
+import type { WebhookDestinations } from '../../security/webhook-destinations.js';
+import { destinationCheckedAgent } from '../http/webhook-client.js';
 
 export interface SmtpSettings {
   host: string;
@@ -20,8 +22,14 @@ export interface SmtpSettings {
  */
 export class SmtpAlarmChannel implements AlarmChannel {
   private readonly transport: nodemailer.Transporter | null;
+  /** Alarm webhooks obey the message webhooks' destination rules on every connection (SSRF, DNS rebinding). */
+  private readonly agent: Agent;
 
-  constructor(private readonly smtp: SmtpSettings | null) {
+  constructor(
+    private readonly smtp: SmtpSettings | null,
+    destinations?: Pick<WebhookDestinations, 'checkHost' | 'lookup'>,
+  ) {
+    this.agent = destinationCheckedAgent({ ...(destinations ? { destinations } : {}), connectionsPerOrigin: 1, keepAliveTimeout: 5_000 });
     this.transport = smtp
       ? nodemailer.createTransport({
           host: smtp.host,
@@ -39,13 +47,13 @@ export class SmtpAlarmChannel implements AlarmChannel {
   }
 
   async webhook(url: string, notice: AlarmNotice): Promise<void> {
-    const res = await request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(notice), headersTimeout: 10_000, bodyTimeout: 10_000 });
+    const res = await request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(notice), headersTimeout: 10_000, bodyTimeout: 10_000, dispatcher: this.agent });
     await res.body.dump();
     if (res.statusCode >= 300) throw new Error(`alarm webhook ${url} answered ${res.statusCode}`);
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.transport?.close();
-    return Promise.resolve();
+    await this.agent.close();
   }
 }
