@@ -1,7 +1,10 @@
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { Catalogue } from '../catalogue/catalogue.js';
 import { DataPortal, splitDefinitionName, type FieldView, type InterfaceView } from '../catalogue/data-portal.js';
+import { MSG } from '../domain/response-codes.js';
 import type { RoutePluginOptions } from './deps.js';
+import { sendStandard } from './request.js';
+import { answers } from './route-schemas.js';
 
 /**
  * The data portal (spec 5.9) at /catalogue: every interface and event code with its blocks and fields in
@@ -121,11 +124,10 @@ const flow = {
     steps: { type: 'array', items: { type: 'object', required: ['interfaceId', 'what'], properties: { interfaceId: { type: 'string' }, what: { type: 'string' } } } },
   },
 };
-const notFound = { type: 'object', required: ['error'], properties: { error: { type: 'string' } } };
 const tags = ['Data portal (OpenDIP)'];
 const open = { security: [] };
 
-export const dataPortalRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app) => {
+export const dataPortalRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { deps }) => {
   const portal = new DataPortal(Catalogue.load());
   const hidden = { hide: true };
 
@@ -191,12 +193,13 @@ export const dataPortalRoutes: FastifyPluginAsync<RoutePluginOptions> = async (a
         operationId: 'portalInterface',
         summary: 'One interface: its event codes, blocks and fields (logical view), roles and flows',
         params: { type: 'object', required: ['id'], properties: { id: { type: 'string' } } },
-        response: { 200: { type: 'object', additionalProperties: true, description: 'The interface (InterfaceView)' }, 404: { ...notFound, description: 'No such interface' } },
+        response: { 200: { type: 'object', additionalProperties: true, description: 'The interface (InterfaceView)' }, ...answers([404]) },
       },
     },
     async (req, reply) => {
       const v = portal.interface(req.params.id);
-      if (!v) return reply.code(404).send({ error: `${req.params.id} is not an interface of this DIP` });
+      // A refusal on the participant listener is the published StandardResponse, like every other one.
+      if (!v) return sendStandard(deps, reply, 404, null, MSG.interfaceIdInvalid, `${req.params.id} is not an interface of this DIP`);
       return v;
     },
   );
