@@ -3,6 +3,8 @@
  *   --only raw,ingest,latency,ramp,drain,profile,publications   run a subset (publications: bench/publications.ts)
  *   --keep                                         keep the DIPs' temporary data directories and logs
  *   --drain-rate N                                 the drain phase's live rate (default 1,000 msg/s)
+ *   --observability on|off                         the API activity log and alarms on (default) or off, to
+ *                                                  show what they cost (README "Audit, reports, alarms …")
  *   --backend sqlite,cluster                       storage of the DIP under test: the embedded SQLite file
  *                                                  (default), the cluster backend (PostgreSQL + NATS
  *                                                  JetStream: the services on 5432 and 4222), or both in
@@ -41,10 +43,14 @@ const { values: flags } = parseArgs({
     keep: { type: 'boolean', default: false },
     backend: { type: 'string', default: 'sqlite' },
     'drain-rate': { type: 'string' },
+    observability: { type: 'string', default: 'on' },
   },
   strict: true,
 });
 const QUICK = flags.quick === true;
+if (flags.observability !== 'on' && flags.observability !== 'off') throw new Error(`--observability: '${flags.observability ?? ''}' is not on or off`);
+/** Settings that turn the activity log and alarms off, for the on/off comparison. */
+const OBSERVABILITY_OFF = flags.observability === 'off' ? { observability: { activityLog: { enabled: false }, alarms: { enabled: false } } } : {};
 const BACKENDS = (flags.backend ?? 'sqlite').split(',').map((b) => {
   const name = b.trim();
   if (name !== 'sqlite' && name !== 'cluster') throw new Error(`--backend: unknown backend '${b}' (sqlite, cluster)`);
@@ -130,7 +136,7 @@ async function receivers(f: Fixture): Promise<Receivers> {
 
 async function startDip(f: Fixture, name: string, cpuProfileDir?: string): Promise<{ dip: DipProcess; market: Market }> {
   log(`starting DIP '${name}'${cpuProfileDir ? ' with --cpu-prof' : ''}`);
-  let configYaml: string | undefined;
+  let configYaml: string | undefined = flags.observability === 'off' ? stringifyYaml(OBSERVABILITY_OFF) : undefined;
   let drop: (() => Promise<void>) | undefined;
   if (backend === 'cluster') {
     // A database and a NATS prefix of its own: every DIP of the run starts empty, as on SQLite.
@@ -138,6 +144,7 @@ async function startDip(f: Fixture, name: string, cpuProfileDir?: string): Promi
     drop = () => db.drop();
     configYaml = stringifyYaml({
       storage: { kind: 'cluster', postgres: { url: db.url, poolSize: 10 }, nats: { servers: BENCH_NATS_SERVERS, replicas: 1, prefix: `bench${Date.now().toString(36)}` } },
+      ...OBSERVABILITY_OFF,
     });
   }
   const dip = await startDipProcess({ name: `${name}-${backend}`, pkiFrom: f.pkiDir, cpuProfileDir, configYaml });

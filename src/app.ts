@@ -6,6 +6,8 @@ import { pino, type DestinationStream } from 'pino';
 import { openActivityLog, openAlarmSubscriptions, openBackend, openCoordination, openPublicationBlobs } from './adapters/backend.js';
 import { SmtpAlarmChannel } from './adapters/mail/alarm-channel.js';
 import { registerAdminAlarmRoutes } from './api/alarm-routes.js';
+import { registerReportRoutes } from './api/report-routes.js';
+import { Reports } from './pipeline/reports.js';
 import { Alarms, type ConditionSource } from './pipeline/alarms.js';
 import { certificateAlarms, deadLetterAlarms, queueDepthAlarms, storageAlarms, webhookFailingAlarms } from './pipeline/alarm-sources.js';
 import type { AlarmSubscriptionStore } from './ports/alarms.js';
@@ -390,6 +392,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     storageAlarms(health, clock),
   ], destinations);
   const alarmApi = alarms ? { alarms: alarms.alarms, subscriptions: alarms.subscriptions, checkUrl: (url: string) => destinations.checkUrl(url), now: () => clock.now() } : null;
+  const reports = new Reports(backend.traces, mpan, () => clock.now());
   const apiDeps = {
     config, logger, ingest, registry, selfService, webhooks: backend.registry, delivery, replay, status, queues: backend.log, copies, channel, health, clock, destinations, publications,
     overload: new OverloadGuard(config.overload, load),
@@ -397,6 +400,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     certificates: { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, encryption: encryption.certPem },
     ...(activity ? { activity } : {}),
     ...(alarmApi ? { alarms: alarmApi } : {}),
+    reports,
     metrics,
   };
   const app = buildServer(
@@ -448,7 +452,9 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     health,
     pki: { config, pkiDir: pkiDir(config), participants: () => registry.participants() },
     ...(activity ? { activity } : {}),
-    routes: [(a) => registerMetricsRoute(a, metrics), (a) => registerChannelAdminRoutes(a, channelSettings), (a) => registerRegisterRoutes(a, lifecycle), ...(alarmApi ? [(a: FastifyInstance) => registerAdminAlarmRoutes(a, alarmApi)] : [])],
+    routes: [
+      (a) => registerReportRoutes(a, reports, { prefix: '/admin/reports', viewer: () => ({ kind: 'operator' }), fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => clock.now() }),
+      (a) => registerMetricsRoute(a, metrics), (a) => registerChannelAdminRoutes(a, channelSettings), (a) => registerRegisterRoutes(a, lifecycle), ...(alarmApi ? [(a: FastifyInstance) => registerAdminAlarmRoutes(a, alarmApi)] : [])],
   });
   await admin.listen({ port: config.adminPort, host: '127.0.0.1' });
   life.started('operator listener', () => admin.close());

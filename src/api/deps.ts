@@ -2,6 +2,7 @@ import type { DipConfig } from '../config.js';
 import type { ActivitySink } from '../pipeline/activity-recorder.js';
 import type { DipMetrics } from '../pipeline/metrics.js';
 import type { AlarmApiDeps } from './alarm-routes.js';
+import type { Reports } from '../pipeline/reports.js';
 import type { Channel } from '../pipeline/channels.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import type { Ingest } from '../pipeline/ingest.js';
@@ -52,6 +53,8 @@ export interface ApiDeps {
   publications: Publications;
   /** Alarms and their subscriptions (absent when alarms are turned off). */
   alarms?: AlarmApiDeps;
+  /** Reports, traces and journeys (spec 5.11). */
+  reports?: Reports;
 }
 
 /** What every route plugin is registered with (`app.register(plugin, { deps })`). */

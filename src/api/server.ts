@@ -20,6 +20,8 @@ import { validateRoutes } from './routes/validate.js';
 import { registerPublicationRoutes } from './routes/publications.js';
 import { registerAlarmRoutes } from './routes/alarms.js';
 import { registerParticipantRoutes } from './routes/participants.js';
+import { registerReportRoutes } from './report-routes.js';
+import { admitted } from './guard.js';
 import type { ApiDeps } from './deps.js';
 import { registerRequestMetrics } from './metrics.js';
 import { participantCaller, recordRefusedConnections, registerActivityLog } from './activity.js';
@@ -224,6 +226,18 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   if (alarms) void app.register(async (instance) => registerAlarmRoutes(instance, deps, alarms));
   const self = deps.selfService;
   if (self) void app.register(async (instance) => registerParticipantRoutes(instance, deps, self));
+  const reports = deps.reports;
+  if (reports) {
+    void app.register(async (instance) =>
+      registerReportRoutes(instance, reports, {
+        prefix: '/observability/reports',
+        config: { access: 'participant' },
+        viewer: (req) => ({ kind: 'participant', dipId: admitted(req).caller.dipId }),
+        fail: (reply, req, status, help) => sendStandard(deps, reply, status, req.admitted?.caller.dipId ?? null, status === 403 ? MSG.processingFailed : MSG.schemaFailure, help),
+        now: () => deps.clock.now(),
+      }),
+    );
+  }
   // Last, once every route above is known.
   void app.register(async (instance) => answerOtherMethods(instance, deps, routes));
   return app;

@@ -5,6 +5,8 @@ import { InvalidArgumentError } from 'commander';
 import { openActivityLog } from '../adapters/backend.js';
 import { loadConfig } from '../config.js';
 import { exportActivity, verifyActivityLog } from '../pipeline/activity-recorder.js';
+import { toCsv } from '../pipeline/reports.js';
+import { adminCall } from './admin-client.js';
 
 const instant = (v: string): number => {
   const ms = Date.parse(v);
@@ -54,5 +56,40 @@ export function registerAuditCommands(program: Command): void {
         if (o.out) await new Promise((resolve) => out.end(resolve));
       }
       process.stderr.write(`${n} records\n`);
+    });
+
+  program
+    .command('report')
+    .description('reports, traces and journeys from the running DIP (operator; spec 5.11): throughput, latency, sender-audit, processes, trace, mpan, journey')
+    .argument('<kind>', 'throughput | latency | sender-audit | processes | trace | mpan | journey')
+    .argument('[id]', 'the MPAN (mpan) or transaction ID (journey)')
+    .option('--from <when>', 'start, ISO 8601 (default: a day before --to)')
+    .option('--to <when>', 'end, ISO 8601 (default: now)')
+    .option('--granularity <g>', 'minute | hour | day | month', 'hour')
+    .option('--channel <id>')
+    .option('--sender <dipId>')
+    .option('--recipient <dipId>')
+    .option('--transaction <id>', 'trace: a transaction ID')
+    .option('--correlation <id>', 'trace: a workflow correlation ID')
+    .option('--csv', 'print CSV instead of JSON')
+    .action(async (kind: string, id: string | undefined, o: Record<string, string | boolean | undefined>) => {
+      const kinds = ['throughput', 'latency', 'sender-audit', 'processes', 'trace', 'mpan', 'journey'];
+      if (!kinds.includes(kind)) throw new InvalidArgumentError(`unknown report '${kind}' (one of ${kinds.join(', ')})`);
+      if ((kind === 'mpan' || kind === 'journey') && !id) throw new InvalidArgumentError(`${kind} needs the ${kind === 'mpan' ? 'MPAN' : 'transaction ID'}`);
+      const query = new URLSearchParams();
+      const set = (k: string, v: string | boolean | undefined) => {
+        if (typeof v === 'string') query.set(k, v);
+      };
+      set('from', o.from);
+      set('to', o.to);
+      set('granularity', o.granularity);
+      set('channel', o.channel);
+      set('sender', o.sender);
+      set('recipient', o.recipient);
+      set('transactionId', o.transaction);
+      set('correlationId', o.correlation);
+      const path = kind === 'mpan' || kind === 'journey' ? `${kind}/${encodeURIComponent(id ?? '')}` : kind;
+      const answer = (await adminCall(loadConfig(), 'GET', `/admin/reports/${path}?${query.toString()}`)) as { rows: Array<Record<string, unknown>> };
+      process.stdout.write(o.csv ? toCsv(answer.rows) : `${JSON.stringify(answer, null, 2)}\n`);
     });
 }

@@ -10,6 +10,7 @@ import type { RegistryStore } from './registry.js';
 import type { SignatureReplayGuard } from './replay-guard.js';
 import type { PortalAccounts } from './portal-accounts.js';
 import type { RequeueJobs } from './requeue-jobs.js';
+import type { MessageTraces } from './traces.js';
 import type { OperatorJournal } from './operator-journal.js';
 
 /** Whether the store can take writes now; `fatal` when it never will again in this process. */
@@ -39,6 +40,8 @@ export interface Backend {
   mpan: MpanStore;
   dataKeys: DataKeyStore;
   requeueJobs: RequeueJobs;
+  /** Messages with their copies, attempts and dead letters (reports, traces, journeys). */
+  traces: MessageTraces;
   /** Pattern B publication metadata (the bytes are in PublicationBlobs). */
   publications: PublicationIndex;
   /** Every administrative act, append-only (who, what, when, before and after). */

@@ -1,3 +1,4 @@
+import { PgTraces } from './traces.js';
 import type { Backend } from '../../ports/backend.js';
 import { PgArchive } from './archive.js';
 import { PgDatabase, type PostgresOptions } from './database.js';
@@ -30,6 +31,7 @@ export async function openPostgresBackend(options: PostgresOptions): Promise<Pos
     registry,
     mpan: new PgMpanStore(d),
     dataKeys: new PgDataKeys(d),
+    traces: new PgTraces(d),
     requeueJobs: new PgRequeueJobs(d),
     publications: new PgPublications(d),
     journal: new PgOperatorJournal(d),

@@ -1,3 +1,4 @@
+import { SqliteTraces } from './traces.js';
 import type { Backend } from '../../ports/backend.js';
 import { SqliteArchive } from './archive.js';
 import { SqliteDatabase, type SqliteOptions } from './database.js';
@@ -32,6 +33,7 @@ export function openSqliteBackend(file: string, options: SqliteOptions): SqliteB
     registry: new SqliteRegistry(d),
     mpan: new SqliteMpanStore(d),
     dataKeys: new SqliteDataKeys(d),
+    traces: new SqliteTraces(d),
     requeueJobs: new SqliteRequeueJobs(d),
     publications: new SqlitePublications(d),
     journal: new SqliteOperatorJournal(d),

@@ -1,0 +1,67 @@
+import type { MessageTraces, TracedMessage, TraceQuery } from '../../ports/traces.js';
+import { foldTraces, routingOf, type AttemptRow, type CopyRow, type MessageRow } from '../trace-rows.js';
+import type { SqliteDatabase, Stored } from './database.js';
+
+/** Traces over the archive and delivery journal as the embedded store keeps them. */
+export class SqliteTraces implements MessageTraces {
+  constructor(private readonly d: SqliteDatabase) {}
+
+  trace(q: TraceQuery): Promise<TracedMessage[]> {
+    const where = ['m.received_at >= @from', 'm.received_at < @to'];
+    const named = new Map<string, string | number>([['from', q.fromMs], ['to', q.toMs], ['limit', q.limit]]);
+    const eq = (col: string, name: string, v: string | undefined) => {
+      if (v === undefined) return;
+      where.push(`${col} = @${name}`);
+      named.set(name, v);
+    };
+    eq('m.channel', 'channel', q.channel);
+    eq('m.sender_dip_id', 'sender', q.sender);
+    eq('m.transaction_id', 'tx', q.transactionId);
+    eq('m.correlation_id', 'corr', q.correlationId);
+    eq('m.mpan', 'mpan', q.mpan === undefined ? undefined : this.d.sealer.index(q.mpan));
+    if (q.recipient !== undefined) {
+      where.push('EXISTS (SELECT 1 FROM queue_entries e JOIN queues qq ON qq.id = e.queue_id WHERE e.message_id = m.id AND qq.recipient_dip_id = @recipient)');
+      named.set('recipient', q.recipient);
+    }
+    const p = Object.fromEntries(named);
+    const db = this.d.db;
+    const messages = db
+      .prepare<[Record<string, string | number>], MessageRow & { outbound: Stored }>(
+        `SELECT m.id, m.transaction_id, m.channel, m.event_code, m.sender_dip_id, m.sender_role, m.sender_ref, m.correlation_id, m.received_at,
+                o.transaction_id AS replay_of_tx, ${q.withRouting ? 'm.outbound' : 'NULL AS outbound'}
+           FROM messages m LEFT JOIN messages o ON o.id = m.replay_of
+          WHERE ${where.join(' AND ')} ORDER BY m.received_at, m.id LIMIT @limit`,
+      )
+      .all(p);
+    if (messages.length === 0) return Promise.resolve([]);
+    const ids = JSON.stringify(messages.map((m) => m.id));
+    const copies = db
+      .prepare<[string], CopyRow>(
+        `SELECT e.message_id, e.queue_id, q.recipient_dip_id, e.seq, q.acked_seq,
+                dl.reason AS dl_reason, dl.status AS dl_status, dl.detail AS dl_detail, dl.at AS dl_at, dl.state AS dl_state
+           FROM queue_entries e JOIN queues q ON q.id = e.queue_id LEFT JOIN dead_letters dl ON dl.queue_id = e.queue_id AND dl.seq = e.seq
+          WHERE e.message_id IN (SELECT value FROM json_each(?))`,
+      )
+      .all(ids);
+    const attempts = copies.length === 0 ? [] : db
+      .prepare<[string], AttemptRow>(
+        `SELECT a.queue_id, a.first_seq, a.last_seq, a.started_at, a.latency_ms, a.status, a.verdict, a.error
+           FROM delivery_attempts a JOIN json_each(?) c ON a.queue_id = json_extract(c.value, '$[0]') AND a.first_seq <= json_extract(c.value, '$[1]') AND a.last_seq >= json_extract(c.value, '$[1]')`,
+      )
+      .all(JSON.stringify(copies.map((c) => [c.queue_id, c.seq])));
+    const traced = foldTraces(messages, copies, dedupe(attempts));
+    if (q.withRouting) traced.forEach((t, i) => (t.routing = routingOf(this.d.reveal(messages[i]!.outbound))));
+    return Promise.resolve(traced);
+  }
+}
+
+/** An attempt covering several copies is found once per copy. */
+function dedupe(attempts: AttemptRow[]): AttemptRow[] {
+  const seen = new Set<string>();
+  return attempts.filter((a) => {
+    const k = `${a.queue_id}:${a.first_seq}:${a.started_at}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}

@@ -1,0 +1,84 @@
+import type { TracedDelivery, TracedMessage } from '../ports/traces.js';
+
+/** Rows both SQL engines answer, folded into traced messages the same way. */
+export interface MessageRow {
+  id: number;
+  transaction_id: string;
+  channel: string;
+  event_code: string;
+  sender_dip_id: string;
+  sender_role: string;
+  sender_ref: string | null;
+  correlation_id: string | null;
+  received_at: number;
+  replay_of_tx: string | null;
+}
+
+export interface CopyRow {
+  message_id: number;
+  queue_id: number;
+  recipient_dip_id: string;
+  seq: number;
+  acked_seq: number;
+  dl_reason: string | null;
+  dl_status: number | null;
+  dl_detail: string | null;
+  dl_at: number | null;
+  dl_state: string | null;
+}
+
+export interface AttemptRow {
+  queue_id: number;
+  first_seq: number;
+  last_seq: number;
+  started_at: number;
+  latency_ms: number;
+  status: number | null;
+  verdict: string;
+  error: string | null;
+}
+
+export function foldTraces(messages: MessageRow[], copies: CopyRow[], attempts: AttemptRow[]): TracedMessage[] {
+  const byQueue = new Map<number, AttemptRow[]>();
+  for (const a of attempts) byQueue.set(Number(a.queue_id), [...(byQueue.get(Number(a.queue_id)) ?? []), a]);
+  const copiesOf = new Map<number, TracedDelivery[]>();
+  for (const c of copies) {
+    const mine = (byQueue.get(Number(c.queue_id)) ?? [])
+      .filter((a) => Number(a.first_seq) <= Number(c.seq) && Number(a.last_seq) >= Number(c.seq))
+      .sort((x, y) => Number(x.started_at) - Number(y.started_at));
+    const delivered = mine.find((a) => a.verdict === 'delivered');
+    const state: TracedDelivery['state'] = c.dl_state ? (c.dl_state as TracedDelivery['state']) : Number(c.acked_seq) >= Number(c.seq) ? 'delivered' : 'pending';
+    const d: TracedDelivery = {
+      recipient: c.recipient_dip_id,
+      seq: Number(c.seq),
+      state: c.dl_state === 'requeued' && Number(c.acked_seq) >= Number(c.seq) && delivered ? 'delivered' : state,
+      deliveredAt: delivered ? Number(delivered.started_at) + Number(delivered.latency_ms) : null,
+      firstAttemptAt: mine[0] ? Number(mine[0].started_at) : null,
+      attempts: mine.map((a) => ({ startedAt: Number(a.started_at), latencyMs: Number(a.latency_ms), status: a.status, verdict: a.verdict, error: a.error })),
+      deadLetter: c.dl_reason === null ? null : { reason: c.dl_reason, status: c.dl_status, detail: c.dl_detail ?? '', at: Number(c.dl_at) },
+    };
+    copiesOf.set(Number(c.message_id), [...(copiesOf.get(Number(c.message_id)) ?? []), d]);
+  }
+  return messages.map((m) => ({
+    transactionId: m.transaction_id,
+    channel: m.channel,
+    eventCode: m.event_code,
+    sender: m.sender_dip_id,
+    senderRole: m.sender_role,
+    senderUniqueReference: m.sender_ref,
+    correlationId: m.correlation_id,
+    receivedAt: Number(m.received_at),
+    replayOf: m.replay_of_tx,
+    deliveries: copiesOf.get(Number(m.id)) ?? [],
+  }));
+}
+
+/** Whom routing chose, from the outbound copy's A0 block. */
+export function routingOf(outbound: string): TracedMessage['routing'] {
+  try {
+    const a0 = (JSON.parse(outbound) as { payload?: { CommonBlock?: { A0?: { primaryRecipients?: string[]; secondaryRecipients?: string[]; always?: string[] } } } }).payload?.CommonBlock?.A0;
+    return a0 ? { primary: a0.primaryRecipients ?? [], secondary: a0.secondaryRecipients ?? [], always: a0.always ?? [] } : null;
+  } catch {
+    return null;
+  }
+}

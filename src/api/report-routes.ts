@@ -1,0 +1,94 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { GRANULARITIES, toCsv, type Granularity, type Outcome, type ReportFilter, type Reports, type Viewer } from '../pipeline/reports.js';
+
+interface ReportQuery {
+  from?: string;
+  to?: string;
+  granularity?: Granularity;
+  channel?: string;
+  sender?: string;
+  recipient?: string;
+  format?: 'json' | 'csv';
+  transactionId?: string;
+  correlationId?: string;
+  stuckAfterMinutes?: number;
+}
+
+const querySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    from: { type: 'string', maxLength: 40 },
+    to: { type: 'string', maxLength: 40 },
+    granularity: { type: 'string', enum: [...GRANULARITIES] },
+    channel: { type: 'string', maxLength: 20 },
+    sender: { type: 'string', maxLength: 20 },
+    recipient: { type: 'string', maxLength: 20 },
+    format: { type: 'string', enum: ['json', 'csv'] },
+    transactionId: { type: 'string', maxLength: 100 },
+    correlationId: { type: 'string', maxLength: 100 },
+    stuckAfterMinutes: { type: 'number', minimum: 0 },
+  },
+} as const;
+
+/** How a listener names its viewer and answers a refusal (the participant listener: a StandardResponse). */
+export interface ReportRouteOptions {
+  prefix: string;
+  viewer(req: FastifyRequest): Viewer;
+  fail(reply: FastifyReply, req: FastifyRequest, status: number, help: string): FastifyReply;
+  /** The participant listener's routes are signed calls (the guard's access). */
+  config?: { access: 'participant' };
+  now(): number;
+}
+
+const DAY = 86_400_000;
+
+/**
+ * The reports API (spec 5.11), the same on both listeners: JSON or CSV (`format=csv`), for any period
+ * (`from`/`to`, ISO 8601; default the last day) and granularity, filtered by channel, sender, recipient.
+ */
+export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: ReportRouteOptions): void {
+  const route = { schema: { querystring: querySchema }, ...(o.config ? { config: o.config } : {}) };
+  const filterOf = (q: ReportQuery): ReportFilter | string => {
+    const toMs = q.to ? Date.parse(q.to) : o.now();
+    const fromMs = q.from ? Date.parse(q.from) : toMs - DAY;
+    if (Number.isNaN(fromMs) || Number.isNaN(toMs)) return `from and to must be ISO 8601 dates or date-times (got from=${q.from ?? ''}, to=${q.to ?? ''})`;
+    if (!(fromMs < toMs)) return `from (${q.from ?? ''}) must be before to (${q.to ?? ''})`;
+    return { fromMs, toMs, granularity: q.granularity ?? 'hour', channel: q.channel, sender: q.sender, recipient: q.recipient };
+  };
+  const answer = (reply: FastifyReply, q: ReportQuery, name: string, rows: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}) =>
+    q.format === 'csv' ? reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}.csv"`).send(toCsv(rows)) : reply.send({ ...extra, rows });
+  const withFilter = (name: string, make: (viewer: Viewer, f: ReportFilter, q: ReportQuery) => Promise<Array<Record<string, unknown>>>) =>
+    app.get<{ Querystring: ReportQuery }>(`${o.prefix}/${name}`, route, async (req, reply) => {
+      const f = filterOf(req.query);
+      if (typeof f === 'string') return o.fail(reply, req, 400, f);
+      return answer(reply, req.query, name, await make(o.viewer(req), f, req.query), { from: new Date(f.fromMs).toISOString(), to: new Date(f.toMs).toISOString(), granularity: f.granularity });
+    });
+  const outcome = <T>(req: FastifyRequest, reply: FastifyReply, q: ReportQuery, name: string, r: Outcome<T>, rows: (v: T) => Array<Record<string, unknown>>) =>
+    r.ok ? answer(reply, q, name, rows(r.value)) : o.fail(reply, req, r.status, r.help);
+
+  withFilter('throughput', (v, f) => reports.throughput(v, f));
+  withFilter('latency', (v, f) => reports.latency(v, f));
+  withFilter('sender-audit', (v, f) => reports.senderAudit(v, f));
+  withFilter('processes', async (v, f, q) => reports.processes(v, f, (q.stuckAfterMinutes ?? 60) * 60_000) as unknown as Promise<Array<Record<string, unknown>>>);
+  app.get<{ Querystring: ReportQuery }>(`${o.prefix}/trace`, route, async (req, reply) => {
+    const { transactionId, correlationId } = req.query;
+    if (!transactionId && !correlationId) return o.fail(reply, req, 400, 'name a transactionId or a correlationId');
+    const f = filterOf({ from: req.query.from ?? new Date(0).toISOString(), to: req.query.to });
+    if (typeof f === 'string') return o.fail(reply, req, 400, f);
+    const rows = await reports.trace(o.viewer(req), { transactionId, correlationId }, f.fromMs, f.toMs);
+    return answer(reply, req.query, 'trace', rows as unknown as Array<Record<string, unknown>>);
+  });
+  app.get<{ Params: { mpan: string }; Querystring: ReportQuery }>(
+    `${o.prefix}/mpan/:mpan`,
+    { ...route, schema: { ...route.schema, params: { type: 'object', properties: { mpan: { type: 'string', pattern: '^\\d{13}$' } } } } },
+    async (req, reply) => {
+      const f = filterOf(req.query);
+      if (typeof f === 'string') return o.fail(reply, req, 400, f);
+      return outcome(req, reply, req.query, 'mpan-trace', await reports.mpanTrace(o.viewer(req), req.params.mpan, f.fromMs, f.toMs), (v) => v as unknown as Array<Record<string, unknown>>);
+    },
+  );
+  app.get<{ Params: { transactionId: string }; Querystring: ReportQuery }>(`${o.prefix}/journey/:transactionId`, route, async (req, reply) =>
+    outcome(req, reply, req.query, 'journey', await reports.journey(o.viewer(req), req.params.transactionId), (v) => v.events as unknown as Array<Record<string, unknown>>),
+  );
+}

@@ -1,0 +1,263 @@
+import type { MpanDirectory } from './mpan-directory.js';
+import type { MessageTraces, TracedMessage, TraceQuery } from '../ports/traces.js';
+
+export const GRANULARITIES = ['minute', 'hour', 'day', 'month'] as const;
+export type Granularity = (typeof GRANULARITIES)[number];
+
+/** Who asks: the operator sees everything; a participant its own messages and the MPANs it was responsible for. */
+export type Viewer = { kind: 'operator' } | { kind: 'participant'; dipId: string };
+
+export interface ReportFilter {
+  fromMs: number;
+  toMs: number;
+  granularity: Granularity;
+  channel?: string;
+  sender?: string;
+  recipient?: string;
+}
+
+/** At most this many messages go into one report (a longer period: ask for it in parts). */
+export const REPORT_MESSAGE_LIMIT = 200_000;
+
+export type Outcome<T> = { ok: true; value: T } | { ok: false; status: 400 | 403 | 404; help: string };
+
+/** The start of the bucket `ms` falls in (UTC). */
+export function bucketStart(ms: number, g: Granularity): number {
+  const d = new Date(ms);
+  if (g === 'minute') return ms - (ms % 60_000);
+  if (g === 'hour') return ms - (ms % 3_600_000);
+  if (g === 'day') return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+}
+
+export interface LatencyStats {
+  count: number;
+  minMs: number | null;
+  avgMs: number | null;
+  maxMs: number | null;
+  p50Ms: number | null;
+  p90Ms: number | null;
+  p99Ms: number | null;
+}
+
+export function latencyStats(values: number[]): LatencyStats {
+  if (values.length === 0) return { count: 0, minMs: null, avgMs: null, maxMs: null, p50Ms: null, p90Ms: null, p99Ms: null };
+  const v = [...values].sort((a, b) => a - b);
+  const at = (q: number) => v[Math.min(v.length - 1, Math.ceil(q * v.length) - 1)]!;
+  return { count: v.length, minMs: v[0]!, avgMs: Math.round((v.reduce((s, x) => s + x, 0) / v.length) * 10) / 10, maxMs: v.at(-1)!, p50Ms: at(0.5), p90Ms: at(0.9), p99Ms: at(0.99) };
+}
+
+/** A business process the DIP can follow by correlation ID: its stages in order and where it ends. */
+interface ProcessDefinition {
+  name: string;
+  stages: string[];
+  /** A process is complete once a message of one of these channel[:event] has been seen. */
+  ends: string[];
+}
+
+export const PROCESSES: ProcessDefinition[] = [
+  {
+    // Appointment of a service provider (spec 3.4.1, BP02; part of a change of supplier): IF-031 → … → IF-036 / IF-037.
+    name: 'data service appointment',
+    stages: ['IF-031', 'IF-032', 'IF-033', 'IF-034', 'IF-035', 'IF-036', 'IF-037'],
+    ends: ['IF-035:DSAppRejected', 'IF-036', 'IF-037'],
+  },
+];
+
+export interface ProcessStatus {
+  correlationId: string;
+  process: string;
+  startedAt: number;
+  lastAt: number;
+  /** Channels seen, in the process's order, each with its messages. */
+  stages: Array<{ channel: string; eventCode: string; transactionId: string; sender: string; receivedAt: number; deliveries: Array<{ recipient: string; state: string }> }>;
+  /** The last stage reached. */
+  current: string;
+  state: 'complete' | 'in-progress' | 'stuck';
+  /** Why it is stuck (a dead letter, or nothing for longer than the threshold). */
+  reason: string | null;
+}
+
+/**
+ * Reports, traces and journeys (spec 5.11.1–5.11.3, figure 15), computed from the archive and the delivery
+ * journal as they stand (src/ports/traces.ts): nothing extra is written on the road. Every answer is cut to
+ * what the viewer may see.
+ */
+export class Reports {
+  constructor(
+    private readonly traces: MessageTraces,
+    private readonly mpan: Pick<MpanDirectory, 'history'>,
+    private readonly now: () => number,
+  ) {}
+
+  /** Messages in the filter that the viewer may see; a participant's view of others' copies is cut to its own. */
+  private async visible(viewer: Viewer, query: Omit<TraceQuery, 'limit'> & { limit?: number }): Promise<TracedMessage[]> {
+    const all = await this.traces.trace({ limit: REPORT_MESSAGE_LIMIT, ...query });
+    if (viewer.kind === 'operator') return all;
+    const me = viewer.dipId;
+    return all
+      .filter((m) => m.sender === me || m.deliveries.some((d) => d.recipient === me))
+      .map((m) => (m.sender === me ? m : { ...m, deliveries: m.deliveries.filter((d) => d.recipient === me), routing: undefined }));
+  }
+
+  private filtered(viewer: Viewer, f: ReportFilter) {
+    return this.visible(viewer, { fromMs: f.fromMs, toMs: f.toMs, channel: f.channel, sender: f.sender, recipient: f.recipient });
+  }
+
+  /** Messages in, copies delivered out, and errors (copies dead-lettered), per bucket. */
+  async throughput(viewer: Viewer, f: ReportFilter) {
+    const buckets = new Map<number, { in: number; out: number; errors: number; pending: number }>();
+    const b = (ms: number) => {
+      const k = bucketStart(ms, f.granularity);
+      let x = buckets.get(k);
+      if (!x) buckets.set(k, (x = { in: 0, out: 0, errors: 0, pending: 0 }));
+      return x;
+    };
+    for (const m of await this.filtered(viewer, f)) {
+      b(m.receivedAt).in += 1;
+      for (const d of m.deliveries) {
+        if (d.state === 'delivered') b(d.deliveredAt ?? m.receivedAt).out += 1;
+        else if (d.state === 'pending') b(m.receivedAt).pending += 1;
+        else b(d.deadLetter?.at ?? m.receivedAt).errors += 1;
+      }
+    }
+    return [...buckets].sort(([a], [c]) => a - c).map(([start, x]) => ({ bucket: new Date(start).toISOString(), ...x }));
+  }
+
+  /** End-to-end latency (receipt to delivered) and the DIP's own processing time (receipt to first call), per bucket. */
+  async latency(viewer: Viewer, f: ReportFilter) {
+    const buckets = new Map<number, { e2e: number[]; internal: number[] }>();
+    for (const m of await this.filtered(viewer, f)) {
+      const k = bucketStart(m.receivedAt, f.granularity);
+      let x = buckets.get(k);
+      if (!x) buckets.set(k, (x = { e2e: [], internal: [] }));
+      for (const d of m.deliveries) {
+        if (d.deliveredAt !== null) x.e2e.push(d.deliveredAt - m.receivedAt);
+        if (d.firstAttemptAt !== null) x.internal.push(Math.max(0, d.firstAttemptAt - m.receivedAt));
+      }
+    }
+    return [...buckets].sort(([a], [c]) => a - c).map(([start, x]) => ({ bucket: new Date(start).toISOString(), endToEnd: latencyStats(x.e2e), dipProcessing: latencyStats(x.internal) }));
+  }
+
+  /** Per message the sender sent: when it reached the DIP, and per recipient whether and when it was received. */
+  async senderAudit(viewer: Viewer, f: ReportFilter) {
+    const sender = viewer.kind === 'participant' ? viewer.dipId : f.sender;
+    return (await this.visible(viewer, { fromMs: f.fromMs, toMs: f.toMs, channel: f.channel, sender, recipient: f.recipient })).map((m) => ({
+      transactionId: m.transactionId,
+      senderUniqueReference: m.senderUniqueReference,
+      channel: m.channel,
+      sender: m.sender,
+      atDip: new Date(m.receivedAt).toISOString(),
+      recipients: m.deliveries.map((d) => ({ recipient: d.recipient, state: d.state, receivedAt: d.deliveredAt === null ? null : new Date(d.deliveredAt).toISOString() })),
+    }));
+  }
+
+  /** Every message of a transaction or a workflow (correlation ID), across channels. */
+  trace(viewer: Viewer, by: { transactionId?: string; correlationId?: string }, fromMs: number, toMs: number): Promise<TracedMessage[]> {
+    return this.visible(viewer, { fromMs, toMs, ...by });
+  }
+
+  /** The detailed journey of one transaction: every event in time order. */
+  async journey(viewer: Viewer, transactionId: string): Promise<Outcome<{ transactionId: string; events: JourneyEvent[] }>> {
+    const [m] = await this.visible(viewer, { fromMs: 0, toMs: Number.MAX_SAFE_INTEGER, transactionId, withRouting: viewer.kind === 'operator' || undefined });
+    if (!m) return { ok: false, status: 404, help: `no transaction ${transactionId} that you may see` };
+    return { ok: true, value: { transactionId, events: journeyOf(m) } };
+  }
+
+  /**
+   * Messages about one MPAN over a period, across channels. A participant sees them only for the times it
+   * was appointed to the MPAN (any slot), as the lookup's history says; never appointed: refused.
+   */
+  async mpanTrace(viewer: Viewer, mpan: string, fromMs: number, toMs: number): Promise<Outcome<TracedMessage[]>> {
+    const messages = await this.visible({ kind: 'operator' }, { fromMs, toMs, mpan });
+    if (viewer.kind === 'operator') return { ok: true, value: messages };
+    const windows = (await this.mpan.history(mpan)).filter((a) => a.dipId === viewer.dipId);
+    if (windows.length === 0) return { ok: false, status: 403, help: `${viewer.dipId} has never been responsible for MPAN ${mpan}: its trace is not yours to see` };
+    const inWindow = (ms: number) => windows.some((w) => w.fromMs <= ms && (w.toMs === null || ms <= w.toMs));
+    return { ok: true, value: messages.filter((m) => inWindow(m.receivedAt)) };
+  }
+
+  /** Business processes (figure 15) linked by correlation ID: where each stands and which are stuck. */
+  async processes(viewer: Viewer, f: ReportFilter, stuckAfterMs: number): Promise<ProcessStatus[]> {
+    const byCorrelation = new Map<string, TracedMessage[]>();
+    for (const m of await this.filtered(viewer, f)) {
+      if (!m.correlationId) continue;
+      byCorrelation.set(m.correlationId, [...(byCorrelation.get(m.correlationId) ?? []), m]);
+    }
+    const now = this.now();
+    const out: ProcessStatus[] = [];
+    for (const [correlationId, msgs] of byCorrelation) {
+      const def = PROCESSES.find((p) => msgs.some((m) => m.channel === p.stages[0])) ?? PROCESSES.find((p) => msgs.some((m) => p.stages.includes(m.channel)));
+      const order = (c: string) => (def ? def.stages.indexOf(c) : -1);
+      const sorted = [...msgs].sort((a, b) => order(a.channel) - order(b.channel) || a.receivedAt - b.receivedAt);
+      const last = sorted.at(-1)!;
+      const lastAt = Math.max(...msgs.map((m) => m.receivedAt));
+      // Event codes are archived as published, in brackets ([DSAppRejected]).
+      const complete = def !== undefined && msgs.some((m) => def.ends.includes(m.channel) || def.ends.includes(`${m.channel}:${m.eventCode.replace(/^\[|\]$/g, '')}`));
+      const dead = msgs.find((m) => m.deliveries.some((d) => d.state === 'dead'));
+      const reason = complete ? null : dead ? `${dead.channel} ${dead.transactionId} is dead-lettered` : now - lastAt > stuckAfterMs ? `nothing since ${new Date(lastAt).toISOString()} (${Math.round((now - lastAt) / 60_000)} min)` : null;
+      out.push({
+        correlationId,
+        process: def?.name ?? 'unknown',
+        startedAt: Math.min(...msgs.map((m) => m.receivedAt)),
+        lastAt,
+        stages: sorted.map((m) => ({ channel: m.channel, eventCode: m.eventCode, transactionId: m.transactionId, sender: m.sender, receivedAt: m.receivedAt, deliveries: m.deliveries.map((d) => ({ recipient: d.recipient, state: d.state })) })),
+        current: last.channel,
+        state: complete ? 'complete' : reason ? 'stuck' : 'in-progress',
+        reason,
+      });
+    }
+    return out.sort((a, b) => a.startedAt - b.startedAt);
+  }
+}
+
+export interface JourneyEvent {
+  at: string;
+  event: 'received' | 'validated' | 'archived' | 'routed' | 'attempt' | 'delivered' | 'rejected' | 'dead-lettered' | 'requeued' | 'discarded' | 'replayed';
+  recipient?: string;
+  detail: string;
+}
+
+/** A message's timeline, from what the archive and delivery journal hold. */
+export function journeyOf(m: TracedMessage): JourneyEvent[] {
+  const at = (ms: number) => new Date(ms).toISOString();
+  const ev: Array<JourneyEvent & { ms: number }> = [];
+  const push = (ms: number, e: Omit<JourneyEvent, 'at'>) => ev.push({ ms, at: at(ms), ...e });
+  push(m.receivedAt, { event: 'received', detail: `${m.channel} ${m.eventCode} from ${m.sender} (${m.senderRole})${m.senderUniqueReference ? `, reference ${m.senderUniqueReference}` : ''}` });
+  if (m.replayOf) push(m.receivedAt, { event: 'replayed', detail: `a replayed or requeued copy of ${m.replayOf}` });
+  else push(m.receivedAt, { event: 'validated', detail: 'header and payload schema, signature, sender and duplicate checks passed (accepted 201)' });
+  push(m.receivedAt, { event: 'archived', detail: 'written durably with the raw signed request before the 201' });
+  const r = m.routing;
+  const why = (id: string) => (r ? (r.primary.includes(id) ? 'primary (addressed by the sender)' : r.secondary.includes(id) ? 'MPAN lookup (secondary)' : r.always.includes(id) ? 'always' : 'routed') : 'routed');
+  for (const d of m.deliveries) {
+    push(m.receivedAt, { event: 'routed', recipient: d.recipient, detail: `to ${d.recipient}: ${why(d.recipient)}, queue position ${d.seq}` });
+    for (const a of d.attempts) push(a.startedAt, { event: 'attempt', recipient: d.recipient, detail: `webhook call: ${a.status ?? 'no answer'} (${a.verdict}) in ${a.latencyMs} ms${a.error ? `: ${a.error}` : ''}` });
+    if (d.state === 'delivered' && d.deliveredAt !== null) push(d.deliveredAt, { event: 'delivered', recipient: d.recipient, detail: `delivered to ${d.recipient}` });
+    if (d.deadLetter) {
+      if (d.deadLetter.reason === 'rejected') push(d.deadLetter.at, { event: 'rejected', recipient: d.recipient, detail: `refused by ${d.recipient} (${d.deadLetter.status ?? ''}): ${d.deadLetter.detail}; a status message goes back to the sender` });
+      push(d.deadLetter.at, { event: 'dead-lettered', recipient: d.recipient, detail: `${d.deadLetter.reason}: ${d.deadLetter.detail}` });
+      if (d.state === 'requeued' || d.state === 'discarded') push(d.deadLetter.at, { event: d.state, recipient: d.recipient, detail: `the operator ${d.state} the dead letter` });
+    }
+  }
+  return ev.sort((a, b) => a.ms - b.ms).map(({ ms: _ms, ...e }) => e);
+}
+
+/** Rows as CSV (RFC 4180): nested values as JSON in their cell. */
+export function toCsv(rows: Array<Record<string, unknown>>): string {
+  const flat = rows.map((r) => flatten(r));
+  const cols = [...new Set(flat.flatMap((r) => Object.keys(r)))];
+  const cell = (v: unknown) => {
+    const s = v === null || v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v);
+    return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  };
+  return [cols.join(','), ...flat.map((r) => cols.map((c) => cell(r[c])).join(','))].join('\r\n') + '\r\n';
+}
+
+function flatten(row: Record<string, unknown>, prefix = ''): Record<string, unknown> {
+  const out = new Map<string, unknown>();
+  for (const [k, v] of Object.entries(row)) {
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) for (const [k2, v2] of Object.entries(flatten(v as Record<string, unknown>, `${prefix}${k}.`))) out.set(k2, v2);
+    else out.set(`${prefix}${k}`, v);
+  }
+  return Object.fromEntries(out);
+}

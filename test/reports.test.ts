@@ -1,0 +1,128 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ProcessStatus } from '../src/pipeline/reports.js';
+import { runSimulation } from '../src/sim/simulate.js';
+import { buildIF021 } from '../src/sim/messages.js';
+import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { startSharedPkiDip } from './helpers/shared-pki.js';
+
+const operator = (t: TestDip) => {
+  const token = readFileSync(join(t.config.dataDir, 'admin-token'), 'utf8').trim();
+  return async <T>(path: string, method = 'GET', body?: unknown): Promise<{ status: number; body: T; text: string; type: string | null }> => {
+    const res = await fetch(`http://127.0.0.1:${t.dip.adminPort}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    return { status: res.status, text, type: res.headers.get('content-type'), body: (res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : null) as T };
+  };
+};
+
+describe('reports, traces and journeys (spec 5.11)', () => {
+  let t: TestDip;
+  let sds: TestParticipant;
+  let supA: TestParticipant;
+  let supB: TestParticipant;
+  const mpan = '1200000000009';
+  const other = '1300000000001';
+  let txA: string;
+
+  beforeAll(async () => {
+    t = await startTestDip();
+    sds = await t.participant('2000000001', ['SDS']);
+    supA = await t.participant('1000000001', ['SUP']);
+    supB = await t.participant('1000000002', ['SUP']);
+    for (const p of [supA, supB]) {
+      const r = await t.receiver();
+      expect((await p.client.setWebhook('IF-021', p.dipId, { callbackURL: `${r.url}dip` })).status).toBe(201);
+    }
+    const admin = operator(t);
+    const changes = [
+      { mpan, slot: 'SUP', dipId: supA.dipId, effectiveFrom: '2020-01-01T00:00:00Z' },
+      { mpan: other, slot: 'SUP', dipId: supB.dipId, effectiveFrom: '2020-01-01T00:00:00Z' },
+    ];
+    expect((await admin('/admin/mpan/changes', 'POST', changes)).status).toBe(200);
+    const a = await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', mpan, uniqueSuffix: 'rA' })]);
+    const b = await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', mpan: other, uniqueSuffix: 'rB' })]);
+    expect([a.status, b.status]).toEqual([201, 201]);
+    txA = a.body.messageArray[0]!.transactionID!;
+    await waitFor(async () => {
+      const j = await admin<{ rows: Array<{ event: string }> }>(`/admin/reports/journey/${txA}`);
+      return j.status === 200 && j.body.rows.some((e) => e.event === 'delivered');
+    }, 10_000, 'the delivery journalled');
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it("refuses a supplier's MPAN trace of another supplier's MPAN, and answers its own", async () => {
+    const refused = await supA.client.call<unknown>('GET', `/observability/reports/mpan/${other}?from=2020-01-01T00:00:00Z`, '');
+    expect(refused.status).toBe(403);
+    expect(JSON.stringify(refused.body)).toContain(`${supA.dipId} has never been responsible for MPAN ${other}`);
+    const own = await supA.client.call<{ rows: Array<{ transactionId: string; deliveries: Array<{ recipient: string }> }> }>('GET', `/observability/reports/mpan/${mpan}?from=2020-01-01T00:00:00Z`, '');
+    expect(own.status).toBe(200);
+    expect(own.body.rows.map((r) => r.transactionId)).toEqual([txA]);
+    // Its own copy only: not other recipients' deliveries.
+    expect(own.body.rows[0]!.deliveries.map((d) => d.recipient)).toEqual([supA.dipId]);
+    const all = await operator(t)<{ rows: unknown[] }>(`/admin/reports/mpan/${other}?from=2020-01-01T00:00:00Z`);
+    expect(all.body.rows).toHaveLength(1);
+  });
+
+  it('shows the journey of a transaction: received, validated, archived, routed by the MPAN lookup, the call, delivered', async () => {
+    const j = await operator(t)<{ rows: Array<{ event: string; recipient?: string; detail: string }> }>(`/admin/reports/journey/${txA}`);
+    expect(j.body.rows.map((e) => e.event).slice(0, 3)).toEqual(['received', 'validated', 'archived']);
+    expect(j.body.rows.find((e) => e.event === 'routed' && e.recipient === supA.dipId)?.detail).toContain('MPAN lookup (secondary)');
+    expect(j.body.rows.find((e) => e.event === 'attempt' && e.recipient === supA.dipId)?.detail).toMatch(/webhook call: 200 \(delivered\) in \d+ ms/);
+    expect(j.body.rows.some((e) => e.event === 'delivered' && e.recipient === supA.dipId)).toBe(true);
+    // Supplier B did not receive it: no journey for it.
+    expect((await supB.client.call('GET', `/observability/reports/journey/${txA}`, '')).status).toBe(404);
+  });
+
+  it('reports throughput and latency as JSON and CSV, and the sender audit', async () => {
+    const admin = operator(t);
+    const tp = await admin<{ granularity: string; rows: Array<{ bucket: string; in: number; out: number; errors: number }> }>('/admin/reports/throughput?granularity=day&channel=IF-021');
+    expect(tp.body.granularity).toBe('day');
+    expect(tp.body.rows.reduce((s, r) => s + r.in, 0)).toBe(2);
+    expect(tp.body.rows.reduce((s, r) => s + r.out, 0)).toBeGreaterThanOrEqual(2);
+    const csv = await admin('/admin/reports/latency?granularity=minute&format=csv');
+    expect(csv.type).toContain('text/csv');
+    const [header, first] = csv.text.trim().split('\r\n');
+    expect(header).toBe('bucket,endToEnd.count,endToEnd.minMs,endToEnd.avgMs,endToEnd.maxMs,endToEnd.p50Ms,endToEnd.p90Ms,endToEnd.p99Ms,dipProcessing.count,dipProcessing.minMs,dipProcessing.avgMs,dipProcessing.maxMs,dipProcessing.p50Ms,dipProcessing.p90Ms,dipProcessing.p99Ms');
+    expect(first).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:00\.000Z,\d+,/);
+    const audit = await sds.client.call<{ rows: Array<{ transactionId: string; recipients: Array<{ state: string }> }> }>('GET', '/observability/reports/sender-audit', '');
+    expect(audit.body.rows.map((r) => r.transactionId)).toContain(txA);
+    // A supplier's own sender audit holds nothing it did not send.
+    expect((await supA.client.call<{ rows: unknown[] }>('GET', '/observability/reports/sender-audit', '')).body.rows).toEqual([]);
+    expect((await admin('/admin/reports/throughput?from=yesterday')).status).toBe(400);
+  });
+});
+
+describe('business-process tracking of a dip simulate run', () => {
+  it('links each appointment workflow (IF-031 → … → IF-036/IF-037) by correlation ID as one process with its stages', async () => {
+    const t = await startSharedPkiDip();
+    try {
+      const token = readFileSync(join(t.config.dataDir, 'admin-token'), 'utf8').trim();
+      const r = await runSimulation({
+        url: t.dip.url, caPem: t.dip.pki.ca.certPem, dataDir: t.config.dataDir, admin: { url: `http://127.0.0.1:${t.dip.adminPort}`, token },
+        graceMs: 300, deliveryTimeoutMs: 15_000, idleTimeoutMs: 1500,
+        suppliers: 2, mpans: 3, days: 2, switchPercent: 0, appointPercent: 100, seed: 'reports-processes',
+      });
+      expect(r.appointments.requested).toBe(3);
+      const res = await fetch(`http://127.0.0.1:${t.dip.adminPort}/admin/reports/processes?from=2020-01-01T00:00:00Z&to=2100-01-01T00:00:00Z`, { headers: { authorization: `Bearer ${token}` } });
+      const processes = ((await res.json()) as { rows: ProcessStatus[] }).rows.filter((p) => p.process === 'data service appointment');
+      expect(processes).toHaveLength(3);
+      for (const p of processes) {
+        const channels = p.stages.map((s) => s.channel);
+        expect(channels.slice(0, 5)).toEqual(['IF-031', 'IF-032', 'IF-033', 'IF-034', 'IF-035']);
+        expect(p.state, JSON.stringify(p.stages.map((s) => `${s.channel}:${s.eventCode}`))).toBe('complete');
+        expect(new Set(p.stages.map((s) => s.transactionId)).size).toBe(p.stages.length);
+      }
+      expect(processes.filter((p) => p.current === 'IF-037')).toHaveLength(r.appointments.accepted);
+      expect(processes.filter((p) => p.current === 'IF-035')).toHaveLength(r.appointments.rejected);
+    } finally {
+      await t.close();
+    }
+  });
+});
