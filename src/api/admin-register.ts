@@ -72,6 +72,8 @@ export function registerRegisterRoutes(app: FastifyInstance, lifecycle: Particip
     },
     async (req, reply) => {
       let feed: unknown;
+      // The schema only checks the scheme: a URL that does not parse is the caller's mistake, not a fault.
+      if (!URL.canParse(req.body.url)) return reply.code(400).send({ error: `body/url: ${JSON.stringify(req.body.url)} is not a URL` });
       const source = `pull:${new URL(req.body.url).host}`;
       try {
         const res = await request(req.body.url, { headers: req.body.headers ?? {}, headersTimeout: PULL_TIMEOUT_MS, bodyTimeout: PULL_TIMEOUT_MS });

@@ -160,7 +160,10 @@ async function judge(op: Operation, listener: 'participant' | 'operator', a: Ans
   if (refusalExpected) expect(a.status, `${name}: ${refusalExpected}, yet it answered ${a.status}: ${a.text.slice(0, 300)}`).toBeGreaterThanOrEqual(400);
   if (a.status < 400) return;
   if (op.method !== 'HEAD') {
-    if (listener === 'participant') expectSpecificStandardResponse(name, a);
+    // The data portal's pages are for browsers: their refusals are HTML pages saying what was not found.
+    const page = isPublic(op) && String(a.headers['content-type'] ?? '').startsWith('text/html');
+    if (listener === 'participant' && page) expect(a.text, `${name} ${a.status}: an empty page`).toMatch(/<title>[^<]+<\/title>/);
+    else if (listener === 'participant') expectSpecificStandardResponse(name, a);
     else expectSpecificOperatorError(name, a);
   }
   const changed = StoreDigest.changed(before, digest.take());
