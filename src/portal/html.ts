@@ -41,6 +41,9 @@ export interface Nav {
   label: string;
 }
 
+/** A message above a page's content: what was done, or why not. */
+export type Flash = { kind: 'ok' | 'error'; text: string | Html } | null;
+
 export interface PageOptions {
   title: string;
   /** The portal's name in the header. */
@@ -50,7 +53,7 @@ export interface PageOptions {
   path: string;
   /** Who is signed in, with a sign-out form; absent on sign-in pages. */
   user?: { name: string; signOutAction: string; csrf: string };
-  flash?: { kind: 'ok' | 'error'; text: string | Html } | null;
+  flash?: Flash;
   body: Html;
 }
 
@@ -72,11 +75,20 @@ export function page(o: PageOptions): string {
 </header>
 <main id="main">
 <h1>${o.title}</h1>
-${when(o.flash, () => html`<p class="flash ${o.flash!.kind}" role="${o.flash!.kind === 'error' ? 'alert' : 'status'}">${o.flash!.text}</p>`)}
+${when(o.flash, () => flashLine(o.flash!))}
 ${o.body}
 </main>
 </body>
 </html>`.text}`;
+}
+
+function flashLine(f: NonNullable<Flash>): Html {
+  return html`<p class="flash ${f.kind}" role="${f.kind === 'error' ? 'alert' : 'status'}">${f.text}</p>`;
+}
+
+/** A refusal shown inside a page (an API call that answered an error), announced to screen readers. */
+export function alertLine(text: string | Html): Html {
+  return flashLine({ kind: 'error', text });
 }
 
 /** A table with a caption; rows already rendered. */
@@ -110,4 +122,77 @@ ${bars.map((b, i) => {
 /** Long text (a message, a certificate): scrollable, so focusable and named for keyboard and screen-reader users. */
 export function codeBlock(label: string, text: string): Html {
   return html`<pre tabindex="0" role="region" aria-label="${label}">${text}</pre>`;
+}
+
+export type BadgeKind = 'ok' | 'warn' | 'bad';
+
+export function badge(kind: BadgeKind, text: string): Html {
+  return html`<span class="badge ${kind}">${text}</span>`;
+}
+
+/** How long a certificate has left, coloured: expired, under 30 days, or fine. */
+export function daysLeftBadge(notAfterMs: number, now: number): Html {
+  const days = Math.floor((notAfterMs - now) / 86_400_000);
+  return days < 0 ? badge('bad', 'expired') : badge(days < 30 ? 'warn' : 'ok', `${days} days left`);
+}
+
+/** A definition list of facts (label, value). */
+export function facts(rows: ReadonlyArray<readonly [string, Part]>): Html {
+  return html`<dl class="facts">${rows.map(([k, v]) => html`<dt>${k}</dt><dd>${v}</dd>`)}</dl>`;
+}
+
+type AttrValue = string | number | boolean | null | undefined;
+
+/** HTML attributes, escaped: `true` writes the bare name, false/null/undefined leave it out. */
+function attributes(a: Readonly<Record<string, AttrValue>>): Html {
+  return new Html(
+    Object.entries(a)
+      .filter(([, v]) => v !== false && v !== null && v !== undefined)
+      .map(([k, v]) => (v === true ? ` ${k}` : ` ${k}="${escapeHtml(String(v))}"`))
+      .join(''),
+  );
+}
+
+export function hidden(name: string, value: string): Html {
+  return html`<input type="hidden" name="${name}" value="${value}">`;
+}
+
+/**
+ * A labelled input. `id` is also its name unless `name` is given; other attributes (type, value, required,
+ * pattern, min…) as they are written in HTML.
+ */
+export function input(id: string, label: string, a: Readonly<Record<string, AttrValue>> = {}): Html {
+  return html`<label for="${id}">${label}</label><input${attributes({ type: 'text', id, name: id, ...a })}>`;
+}
+
+export function textarea(id: string, label: string, a: Readonly<Record<string, AttrValue>> = {}): Html {
+  return html`<label for="${id}">${label}</label><textarea${attributes({ id, name: id, ...a })}></textarea>`;
+}
+
+export interface Option {
+  value: string;
+  label: string;
+}
+
+export function select(id: string, label: string, options: readonly Option[], selected = '', a: Readonly<Record<string, AttrValue>> = {}): Html {
+  return html`<label for="${id}">${label}</label><select${attributes({ id, name: id, ...a })}>${options.map((o) => html`<option value="${o.value}"${attributes({ selected: o.value === selected })}>${o.label}</option>`)}</select>`;
+}
+
+/** A checkbox or radio button with its label after it. */
+export function choice(type: 'checkbox' | 'radio', id: string, name: string, value: string, label: string, checked = false): Html {
+  return html`<input${attributes({ type, id, name, value, checked })}> <label for="${id}" class="inline-label">${label}</label>`;
+}
+
+/**
+ * A one-button form that posts an action: the CSRF token, the hidden fields, and a button whose
+ * accessible name adds `about` (hidden from sight) so that a row's buttons differ for screen readers.
+ */
+export function actionButton(o: { action: string; csrf: string; fields?: Readonly<Record<string, string>>; label: string; about?: string; kind?: 'secondary' | 'danger' }): Html {
+  const fields = Object.entries(o.fields ?? {}).map(([k, v]) => hidden(k, v));
+  return html`<form method="post" action="${o.action}" class="inline">${hidden('_csrf', o.csrf)}${fields}<button type="submit"${attributes({ class: o.kind })}>${o.label}${when(o.about, () => html`<span class="skip"> ${o.about}</span>`)}</button></form>`;
+}
+
+/** A GET form that filters the page it is on. */
+export function filterForm(action: string, legend: string, controls: Html, button = 'Show'): Html {
+  return html`<form method="get" action="${action}"><fieldset><legend>${legend}</legend>${controls}<div><button type="submit">${button}</button></div></fieldset></form>`;
 }

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { DeadLetter } from '../ports/dead-letters.js';
 import type { ExpiringCertificate } from '../security/expiry.js';
 import type { RevocationEntry } from '../security/revocation.js';
@@ -7,8 +7,8 @@ import type { WorkerStatus } from '../pipeline/queue-worker.js';
 import type { BackendHealth } from '../ports/backend.js';
 import { enrolmentPanel, newUserForm, userRows } from './accounts-view.js';
 import type { PortalDeps } from './deps.js';
-import { codeBlock, html, isoOrDash, table, type Html } from './html.js';
-import { csrfField, field, fields, guarded, refuse, render, type Realm, type Signed } from './session.js';
+import { alertLine, badge, codeBlock, daysLeftBadge, facts, filterForm, hidden, html, input, isoOrDash, select, table, textarea, type Flash, type Html } from './html.js';
+import { csrfField, field, fields, pageRoutes, refuse, render, type PortalReq, type Realm, type Signed } from './session.js';
 
 export const OPERATOR_REALM: Realm = {
   kind: 'operator',
@@ -28,13 +28,11 @@ export const OPERATOR_REALM: Realm = {
 
 const O = OPERATOR_REALM;
 
-type Req = FastifyRequest<{ Querystring: Record<string, string | undefined>; Params: Record<string, string> }>;
-type Flash = { kind: 'ok' | 'error'; text: string } | null;
 /** The operator API's answer to a new portal account: the account, its password and TOTP secret (once). */
 type Enrolled = { username: string; displayName: string; password: string; totpSecret: string; totpUri: string };
 
 interface Ctx {
-  req: Req;
+  req: PortalReq;
   reply: FastifyReply;
   signed: Signed;
 }
@@ -45,9 +43,7 @@ interface Ctx {
  * do, checked by the same schemas; the portal only adds the operator's own sign-in.
  */
 export function registerOperatorPortal(app: FastifyInstance, deps: PortalDeps): void {
-  const page = (path: string, method: 'GET' | 'POST', handler: (c: Ctx) => Promise<FastifyReply>) => {
-    app.route({ method, url: `/operator${path}`, handler: guarded(deps, O, async (req, reply, signed) => handler({ req: req as Req, reply, signed })) });
-  };
+  const page = pageRoutes<Ctx>(app, deps, O, (req, reply, signed) => ({ req, reply, signed }));
   page('/', 'GET', async (c) => healthPage(deps, c));
   page('/participants', 'GET', async (c) => participantsPage(deps, c));
   page('/participants/:dipId', 'GET', async (c) => participantPage(deps, c, null, 200));
@@ -84,8 +80,8 @@ async function healthPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
     .slice()
     .sort((a, b) => b.failures - a.failures)
     .slice(0, 200)
-    .map((q) => html`<tr><td>${q.queue.recipientDipId}</td><td>${q.queue.channel}</td><td><span class="badge ${q.state === 'halted' || q.failures > 0 ? 'bad' : q.state === 'idle' ? 'ok' : 'warn'}">${q.state}</span></td><td class="num">${q.ackedSeq}</td><td class="num">${q.failures}</td><td>${q.lastError ?? ''}</td><td>${isoOrDash(q.retryAt)}</td></tr>`);
-  const body = html`<h2>Storage</h2><p><span class="badge ${storage.state === 'ok' ? 'ok' : 'bad'}">${storage.state}</span> ${storage.state === 'ok' ? 'takes writes' : storage.reason}</p>
+    .map((q) => html`<tr><td>${q.queue.recipientDipId}</td><td>${q.queue.channel}</td><td>${badge(q.state === 'halted' || q.failures > 0 ? 'bad' : q.state === 'idle' ? 'ok' : 'warn', q.state)}</td><td class="num">${q.ackedSeq}</td><td class="num">${q.failures}</td><td>${q.lastError ?? ''}</td><td>${isoOrDash(q.retryAt)}</td></tr>`);
+  const body = html`<h2>Storage</h2><p>${badge(storage.state === 'ok' ? 'ok' : 'bad', storage.state)} ${storage.state === 'ok' ? 'takes writes' : storage.reason}</p>
 <h2>Delivery queues on this node</h2>
 ${table('Queues this node delivers, failing first', ['Recipient', 'Channel', 'State', 'Delivered up to', 'Failures', 'Last error', 'Next try'], rows, 'No queue is being delivered by this node.')}`;
   return render(c.reply, 200, O, c.req, c.signed, 'Health', body);
@@ -96,11 +92,7 @@ async function participantsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply>
   const rows = deps.registry
     .participants()
     .sort((a, b) => a.dipId.localeCompare(b.dipId))
-    .map((p) => {
-      const notAfter = certificateInfo(p.certificatePem).notAfter.getTime();
-      const days = Math.floor((notAfter - now) / 86_400_000);
-      return html`<tr><td><a href="/operator/participants/${p.dipId}">${p.dipId}</a></td><td>${p.organisation}</td><td>${p.roles.join(', ')}</td><td>${p.connectionProvider ?? ''}</td><td><span class="badge ${days < 0 ? 'bad' : days < 30 ? 'warn' : 'ok'}">${days < 0 ? 'expired' : `${days} days`}</span></td></tr>`;
-    });
+    .map((p) => html`<tr><td><a href="/operator/participants/${p.dipId}">${p.dipId}</a></td><td>${p.organisation}</td><td>${p.roles.join(', ')}</td><td>${p.connectionProvider ?? ''}</td><td>${daysLeftBadge(certificateInfo(p.certificatePem).notAfter.getTime(), now)}</td></tr>`);
   const body = html`${table('Registered participants', ['DIP ID', 'Organisation', 'Roles', 'Connection provider', 'Certificate'], rows, 'No participant is registered: dip participant add.')}`;
   return render(c.reply, 200, O, c.req, c.signed, 'Participants', body);
 }
@@ -111,7 +103,13 @@ async function participantPage(deps: PortalDeps, c: Ctx, extra: Html | null, sta
   if (!p) return refuse(c.reply, O, c.req, c.signed, 404, `${dipId} is not a registered participant`);
   const users = await deps.accounts.accounts(dipId);
   const agents = deps.registry.participants().filter((x) => x.connectionProvider === dipId);
-  const body = html`<dl class="facts"><dt>Organisation</dt><dd>${p.organisation}</dd><dt>Roles</dt><dd>${p.roles.join(', ')}</dd><dt>Connection provider</dt><dd>${p.connectionProvider ?? 'none'}</dd><dt>Connects for</dt><dd>${agents.map((a) => a.dipId).join(', ') || 'no other participant'}</dd><dt>Registered</dt><dd>${isoOrDash(p.createdAt)}</dd></dl>
+  const body = html`${facts([
+    ['Organisation', p.organisation],
+    ['Roles', p.roles.join(', ')],
+    ['Connection provider', p.connectionProvider ?? 'none'],
+    ['Connects for', agents.map((a) => a.dipId).join(', ') || 'no other participant'],
+    ['Registered', isoOrDash(p.createdAt)],
+  ])}
 ${extra}
 <h2>Portal users</h2>
 ${table(`Portal users of ${dipId}`, ['Username', 'Name', 'Administrator', 'Created', 'State', ''], userRows(users, { action: `/operator/participants/${dipId}/users/disable`, csrf: c.signed, self: '' }), 'No portal user yet: create its first administrator below.')}
@@ -162,18 +160,16 @@ async function deadLettersPage(deps: PortalDeps, c: Ctx, flash: Flash, status: n
   const sections = [...groups.values()].map((ds) => {
     const q = ds[0]!.queue;
     const id = `${q.recipientDipId}-${q.channel}`;
-    return html`<form method="post" action="/operator/dead-letters">${csrfField(c.signed)}<input type="hidden" name="recipientDipId" value="${q.recipientDipId}"><input type="hidden" name="queueChannel" value="${q.channel}">
+    return html`<form method="post" action="/operator/dead-letters">${csrfField(c.signed)}${hidden('recipientDipId', q.recipientDipId)}${hidden('queueChannel', q.channel)}
 <table><caption>${q.recipientDipId} on ${q.channel}: ${ds.length} ${state}</caption><thead><tr><th scope="col">Select</th><th scope="col">Position</th><th scope="col">Transaction</th><th scope="col">Sender</th><th scope="col">Why</th><th scope="col">When</th></tr></thead><tbody>
 ${ds.map((d) => html`<tr><td><input type="checkbox" name="seq" value="${d.seq}" id="dl-${id}-${d.seq}" aria-label="Select position ${d.seq} (${d.transactionId})"${state === 'dead' ? '' : html` disabled`}></td><td class="num">${d.seq}</td><td><code>${d.transactionId}</code></td><td>${d.senderDipId}</td><td>${d.reason}${d.status === null ? '' : ` ${d.status}`}: ${d.detail}</td><td>${isoOrDash(d.at)}</td></tr>`)}
 </tbody></table>
 ${state === 'dead' ? html`<button type="submit" name="action" value="requeue">Requeue selected<span class="skip"> for ${q.recipientDipId} on ${q.channel}</span></button> <button type="submit" name="action" value="requeue-all" class="secondary">Requeue all<span class="skip"> for ${q.recipientDipId} on ${q.channel}</span></button> <button type="submit" name="action" value="discard" class="danger">Discard selected<span class="skip"> for ${q.recipientDipId} on ${q.channel}</span></button>` : ''}</form>`;
   });
-  const body = html`<form method="get" action="/operator/dead-letters"><fieldset><legend>Filter</legend>
-<label for="recipient">Recipient DIP ID</label><input type="text" id="recipient" name="recipient" value="${recipient}">
-<label for="channel">Channel</label><input type="text" id="channel" name="channel" value="${channel}">
-<label for="state">State</label><select id="state" name="state">${['dead', 'requeued', 'discarded'].map((s) => html`<option value="${s}"${s === state ? html` selected` : ''}>${s}</option>`)}</select>
-<div><button type="submit">Show</button></div></fieldset></form>
-${listed.status === 200 ? '' : html`<p class="flash error" role="alert">${problemOf(listed.body)}</p>`}
+  const body = html`${filterForm('/operator/dead-letters', 'Filter', html`${input('recipient', 'Recipient DIP ID', { value: recipient })}
+${input('channel', 'Channel', { value: channel })}
+${select('state', 'State', ['dead', 'requeued', 'discarded'].map((s) => ({ value: s, label: s })), state)}`)}
+${listed.status === 200 ? '' : alertLine(problemOf(listed.body))}
 ${sections.length ? sections : html`<p>No ${state} letter${recipient || channel ? ' matches' : ''}.</p>`}`;
   return render(c.reply, status, O, c.req, c.signed, 'Dead letters', body, flash);
 }
@@ -197,22 +193,22 @@ async function certificatesPage(deps: PortalDeps, c: Ctx, issued: Html | null, f
   const days = Math.min(3650, Math.max(1, Number(c.req.query.days ?? 30) || 30));
   const expiring = await api<ExpiringCertificate[]>(deps, c, 'GET', `/admin/pki/expiring?days=${days}`);
   const revoked = await api<RevocationEntry[]>(deps, c, 'GET', '/admin/pki/revoked');
-  const expRows = (expiring.status === 200 ? expiring.body : []).map((e) => html`<tr><td>${e.owner}</td><td>${e.subject}</td><td><code>${e.serialNumber}</code></td><td>${e.notAfter}</td><td><span class="badge ${e.daysLeft < 0 ? 'bad' : 'warn'}">${e.daysLeft < 0 ? 'expired' : `${e.daysLeft} days`}</span></td></tr>`);
+  const expRows = (expiring.status === 200 ? expiring.body : []).map((e) => html`<tr><td>${e.owner}</td><td>${e.subject}</td><td><code>${e.serialNumber}</code></td><td>${e.notAfter}</td><td>${badge(e.daysLeft < 0 ? 'bad' : 'warn', e.daysLeft < 0 ? 'expired' : `${e.daysLeft} days left`)}</td></tr>`);
   const revRows = (revoked.status === 200 ? revoked.body : []).map((r) => html`<tr><td><code>${r.serialNumber}</code></td><td>${r.revokedAt}</td><td>${r.reason}</td></tr>`);
-  const body = html`<form method="get" action="/operator/certificates"><label for="days">Expiring within (days)</label><input type="number" id="days" name="days" min="1" max="3650" value="${days}"> <button type="submit">Show</button></form>
+  const body = html`${filterForm('/operator/certificates', 'Expiring certificates', input('days', 'Expiring within (days)', { type: 'number', min: 1, max: 3650, value: days }))}
 ${table(`Certificates expiring within ${days} days`, ['Owner', 'Subject', 'Serial', 'Not after', 'Left'], expRows, `No certificate expires within ${days} days.`)}
 ${table('Revoked certificates', ['Serial', 'Revoked at', 'Reason'], revRows, 'No certificate is revoked.')}
 <h2>Issue a certificate from a CSR</h2>
 <form method="post" action="/operator/certificates/issue">${csrfField(c.signed)}
-<label for="issue-dipids">DIP IDs (comma-separated)</label><input type="text" id="issue-dipids" name="dipIds" required>
-<label for="issue-csr">Certificate signing request (PEM)</label><textarea id="issue-csr" name="csr" required></textarea>
-<label for="issue-days">Valid for (days)</label><input type="number" id="issue-days" name="validDays" min="1" max="825" value="365">
+${input('issue-dipids', 'DIP IDs (comma-separated)', { name: 'dipIds', required: true })}
+${textarea('issue-csr', 'Certificate signing request (PEM)', { name: 'csr', required: true })}
+${input('issue-days', 'Valid for (days)', { type: 'number', name: 'validDays', min: 1, max: 825, value: 365 })}
 <button type="submit">Issue</button></form>
 ${issued}
 <h2>Revoke a certificate</h2>
 <form method="post" action="/operator/certificates/revoke">${csrfField(c.signed)}
-<label for="revoke-cert">Certificate (PEM)</label><textarea id="revoke-cert" name="certificate" required></textarea>
-<label for="revoke-reason">Reason</label><select id="revoke-reason" name="reason">${['keyCompromise', 'superseded', 'cessationOfOperation', 'affiliationChanged', 'unspecified'].map((r) => html`<option value="${r}">${r}</option>`)}</select>
+${textarea('revoke-cert', 'Certificate (PEM)', { name: 'certificate', required: true })}
+${select('revoke-reason', 'Reason', ['keyCompromise', 'superseded', 'cessationOfOperation', 'affiliationChanged', 'unspecified'].map((r) => ({ value: r, label: r })), '', { name: 'reason' })}
 <button type="submit" class="danger">Revoke</button></form>`;
   return render(c.reply, status, O, c.req, c.signed, 'Certificates', body, flash);
 }
@@ -261,8 +257,8 @@ async function journalPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   if (actor) qs.set('actor', actor);
   const listed = await api<JournalEntry[]>(deps, c, 'GET', `/admin/journal?${qs.toString()}`);
   const rows = (listed.status === 200 ? listed.body : []).map((e) => html`<tr><td>${e.at}</td><td>${e.actor}</td><td><code>${e.action}</code></td><td>${e.target}</td><td class="num">${e.status ?? ''}</td></tr>`);
-  const body = html`<form method="get" action="/operator/journal"><label for="actor">Actor (e.g. operator:alice)</label><input type="text" id="actor" name="actor" value="${actor}"> <button type="submit">Show</button></form>
-${listed.status === 200 ? '' : html`<p class="flash error" role="alert">${problemOf(listed.body)}</p>`}
+  const body = html`${filterForm('/operator/journal', 'Filter', input('actor', 'Actor (e.g. operator:alice)', { value: actor }))}
+${listed.status === 200 ? '' : alertLine(problemOf(listed.body))}
 ${table('Operator actions, newest first (the last 200)', ['When', 'Actor', 'Action', 'Target', 'Answer'], rows, 'No operator action recorded.')}`;
   return render(c.reply, 200, O, c.req, c.signed, 'Journal', body);
 }

@@ -1,8 +1,8 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { PortalAccount } from '../ports/portal-accounts.js';
 import { csrfMatches, type SessionClaims } from '../security/portal-session.js';
 import type { PortalDeps } from './deps.js';
-import { html, page, type Html, type Nav } from './html.js';
+import { hidden, html, page, type Flash, type Html, type Nav } from './html.js';
 
 /** The two portals: each its own cookie, sign-in and accounts (participants' users, or operators). */
 export interface Realm {
@@ -65,7 +65,7 @@ export function sameOrigin(req: FastifyRequest): boolean {
   return origin === undefined || origin === `https://${req.headers.host ?? ''}`;
 }
 
-export function render(reply: FastifyReply, status: number, realm: Realm, req: FastifyRequest, signed: Signed | undefined, title: string, body: Html, flash?: { kind: 'ok' | 'error'; text: string | Html } | null): FastifyReply {
+export function render(reply: FastifyReply, status: number, realm: Realm, req: FastifyRequest, signed: Signed | undefined, title: string, body: Html, flash?: Flash): FastifyReply {
   return reply
     .code(status)
     .type('text/html; charset=utf-8')
@@ -107,7 +107,30 @@ export function guarded<T>(deps: PortalDeps, realm: Realm, handler: (req: Fastif
 
 /** The hidden CSRF field every form carries. */
 export function csrfField(signed: Signed): Html {
-  return html`<input type="hidden" name="_csrf" value="${signed.claims.csrf}">`;
+  return hidden('_csrf', signed.claims.csrf);
+}
+
+/** A page request: the query string and the URL's parameters as strings. */
+export type PortalReq = FastifyRequest<{ Querystring: Record<string, string | undefined>; Params: Record<string, string> }>;
+
+/** A handler's answer when it has already answered (a refusal), as opposed to a value to go on with. */
+export const isReply = (v: unknown): v is FastifyReply => typeof v === 'object' && v !== null && 'sent' in v && 'code' in v;
+
+/**
+ * The route registrar for one realm's pages: each is `guarded`, then `context` makes the handler's context
+ * from the signed-in account (or refuses).
+ */
+export function pageRoutes<C>(app: FastifyInstance, deps: PortalDeps, realm: Realm, context: (req: PortalReq, reply: FastifyReply, signed: Signed) => C | FastifyReply) {
+  return (path: string, method: 'GET' | 'POST', handler: (c: C) => Promise<FastifyReply>): void => {
+    app.route({
+      method,
+      url: `${realm.base}${path}`,
+      handler: guarded(deps, realm, async (req, reply, signed) => {
+        const c = context(req as PortalReq, reply, signed);
+        return isReply(c) ? c : handler(c);
+      }),
+    });
+  };
 }
 
 /** Sign-in and sign-out for a realm. */

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { receivesOn } from '../domain/channel.js';
 import type { Participant } from '../domain/participant.js';
 import { authorise, type Access, type Scope } from '../pipeline/access.js';
@@ -11,9 +11,9 @@ import type { QueueRef } from '../ports/message-log.js';
 import type { ReplayFilter } from '../ports/requeue-jobs.js';
 import { certificateInfo } from '../security/signature.js';
 import type { PortalDeps } from './deps.js';
-import { barChart, codeBlock, html, isoOrDash, table, when, type Html } from './html.js';
+import { actionButton, badge, barChart, choice, codeBlock, daysLeftBadge, facts, hidden, html, input, isoOrDash, select, table, textarea, when, type Flash, type Html } from './html.js';
 import { enrolmentPanel, newUserForm, userRows } from './accounts-view.js';
-import { csrfField, field, guarded, refuse, render, type Realm, type Signed } from './session.js';
+import { csrfField, field, isReply, pageRoutes, refuse, render, type PortalReq, type Realm, type Signed } from './session.js';
 
 export const USER_REALM: Realm = {
   kind: 'user',
@@ -37,10 +37,8 @@ const DAY_MS = 86_400_000;
 /** Rows a search shows at most (per channel and in all). */
 const SEARCH_LIMIT = 50;
 
-type Req = FastifyRequest<{ Querystring: Record<string, string | undefined>; Params: Record<string, string> }>;
-
 interface Ctx {
-  req: Req;
+  req: PortalReq;
   reply: FastifyReply;
   signed: Signed;
   /** The participant the user belongs to. */
@@ -48,7 +46,7 @@ interface Ctx {
 }
 
 /** A value from the query string (GET) or the form (POST). */
-function param(req: Req, name: string): string {
+function param(req: PortalReq, name: string): string {
   return req.method === 'POST' ? field(req.body, name) : (req.query[name] ?? '');
 }
 
@@ -64,23 +62,26 @@ function scope(deps: PortalDeps, c: Ctx, access: Access, channelId?: string): Sc
   return { caller: decided.caller, channel: decided.channel };
 }
 
-const isReply = (v: unknown): v is FastifyReply => typeof v === 'object' && v !== null && 'sent' in v && 'code' in v;
-
 /** Keeps "acting as" across links when the user works for a participant that nominated theirs. */
 function asQuery(own: Participant, caller: Participant, sep: '?' | '&' = '?'): string {
   return caller.dipId === own.dipId ? '' : `${sep}as=${encodeURIComponent(caller.dipId)}`;
 }
+function asFields(own: Participant, caller: Participant): Record<string, string> {
+  return caller.dipId === own.dipId ? {} : { as: caller.dipId };
+}
 function asField(own: Participant, caller: Participant): Html | null {
-  return when(caller.dipId !== own.dipId, () => html`<input type="hidden" name="as" value="${caller.dipId}">`);
+  return when(caller.dipId !== own.dipId, () => hidden('as', caller.dipId));
 }
 
 function receivingChannels(deps: PortalDeps, p: Participant): Channel[] {
   return deps.channels.all().filter((ch) => receivesOn(ch, p));
 }
 
+const channelOptions = (channels: readonly Channel[]) => channels.map((ch) => ({ value: ch.interfaceId, label: `${ch.interfaceId} ${ch.definition.name}` }));
+
 function verdictBadge(a: Pick<DeliveryAttempt, 'verdict' | 'status'>): Html {
   const kind = a.verdict === 'delivered' ? 'ok' : a.verdict === 'retry' ? 'warn' : 'bad';
-  return html`<span class="badge ${kind}">${a.verdict}${a.status === null ? '' : ` ${a.status}`}</span>`;
+  return badge(kind, `${a.verdict}${a.status === null ? '' : ` ${a.status}`}`);
 }
 
 function journeyLink(own: Participant, caller: Participant, m: Pick<ArchivedMessage, 'channel' | 'transactionId'>): string {
@@ -89,17 +90,11 @@ function journeyLink(own: Participant, caller: Participant, m: Pick<ArchivedMess
 
 /** Registers the user portal's pages. Each handler authorises through `scope` before reading anything. */
 export function registerUserPortal(app: FastifyInstance, deps: PortalDeps): void {
-  const page = (path: string, method: 'GET' | 'POST', handler: (c: Ctx) => Promise<FastifyReply>) => {
-    app.route({
-      method,
-      url: `/portal${path}`,
-      handler: guarded(deps, R, async (req, reply, signed) => {
-        const own = signed.account.participantDipId ? deps.registry.participant(signed.account.participantDipId) : undefined;
-        if (!own) return refuse(reply, R, req, signed, 403, `${signed.account.participantDipId ?? 'this account'} is no longer a registered participant`);
-        return handler({ req: req as Req, reply, signed, own });
-      }),
-    });
-  };
+  const page = pageRoutes<Ctx>(app, deps, R, (req, reply, signed) => {
+    const own = signed.account.participantDipId ? deps.registry.participant(signed.account.participantDipId) : undefined;
+    if (!own) return refuse(reply, R, req, signed, 403, `${signed.account.participantDipId ?? 'this account'} is no longer a registered participant`);
+    return { req, reply, signed, own };
+  });
 
   page('/', 'GET', async (c) => overview(deps, c));
   page('/webhooks', 'GET', async (c) => webhooksPage(deps, c, null, 200));
@@ -134,19 +129,19 @@ async function overview(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
     .filter((r) => r.sends || r.receives)
     .map((r) => html`<tr><td>${r.ch.interfaceId}</td><td>${r.ch.definition.name}</td><td>${r.sends ? 'yes' : ''}</td><td>${r.receives ? 'yes' : ''}</td></tr>`);
   const agents = deps.registry.participants().filter((x) => x.connectionProvider === p.dipId);
-  const body = html`<dl class="facts">
-<dt>DIP ID</dt><dd>${p.dipId}</dd>
-<dt>Organisation</dt><dd>${p.organisation}</dd>
-<dt>Roles</dt><dd>${p.roles.join(', ')}</dd>
-<dt>DIP Connection Provider</dt><dd>${p.connectionProvider ?? 'none: connects itself'}</dd>
-<dt>Connects for</dt><dd>${agents.length ? agents.map((a, i) => html`${i ? ', ' : ''}<a href="/portal/?as=${a.dipId}">${a.dipId}</a> (${a.roles.join(', ')})`) : 'no other participant'}</dd>
-</dl>
+  const body = html`${facts([
+    ['DIP ID', p.dipId],
+    ['Organisation', p.organisation],
+    ['Roles', p.roles.join(', ')],
+    ['DIP Connection Provider', p.connectionProvider ?? 'none: connects itself'],
+    ['Connects for', agents.length ? agents.map((a, i) => html`${i ? ', ' : ''}<a href="/portal/?as=${a.dipId}">${a.dipId}</a> (${a.roles.join(', ')})`) : 'no other participant'],
+  ])}
 <h2>Channels</h2>
 ${table('Channels this participant sends or receives on', ['Channel', 'Name', 'Sends', 'Receives'], rows, 'No channel: the roles held send and receive on none.')}`;
   return render(c.reply, 200, R, c.req, c.signed, p.dipId === c.own.dipId ? 'Overview' : `Overview: acting for ${p.dipId}`, body);
 }
 
-async function webhooksPage(deps: PortalDeps, c: Ctx, flash: { kind: 'ok' | 'error'; text: string | Html } | null, status: number): Promise<FastifyReply> {
+async function webhooksPage(deps: PortalDeps, c: Ctx, flash: Flash, status: number): Promise<FastifyReply> {
   const s = scope(deps, c, 'self');
   if (isReply(s)) return s;
   const p = s.caller;
@@ -159,18 +154,15 @@ async function webhooksPage(deps: PortalDeps, c: Ctx, flash: { kind: 'ok' | 'err
     const [last] = await deps.archive.attempts({ recipientDipId: p.dipId, channel: id }, 1);
     rows.push(html`<tr><td>${id === STATUS_CHANNEL ? 'Status messages' : id}</td><td><code>${hook.url}</code></td><td class="num">${hook.maxMessageCount}</td>
 <td>${last ? html`${verdictBadge(last)} <span class="muted">${isoOrDash(last.startedAt)}</span>` : html`<span class="muted">no call yet</span>`} <a href="/portal/webhooks/attempts?channel=${id}${asQuery(c.own, p, '&')}">attempts<span class="skip"> for ${id}</span></a></td>
-<td>${when(id !== STATUS_CHANNEL, () => html`<form method="post" action="/portal/webhooks/test" class="inline">${csrfField(c.signed)}${asField(c.own, p)}<input type="hidden" name="channel" value="${id}"><button type="submit" class="secondary">Send a test message<span class="skip"> on ${id}</span></button></form>`)}
-<form method="post" action="/portal/webhooks/remove" class="inline">${csrfField(c.signed)}${asField(c.own, p)}<input type="hidden" name="channel" value="${id}"><button type="submit" class="danger">Remove<span class="skip"> the webhook for ${id}</span></button></form></td></tr>`);
+<td>${when(id !== STATUS_CHANNEL, () => actionButton({ action: '/portal/webhooks/test', csrf: c.signed.claims.csrf, fields: { ...asFields(c.own, p), channel: id }, label: 'Send a test message', about: `on ${id}`, kind: 'secondary' }))}
+${actionButton({ action: '/portal/webhooks/remove', csrf: c.signed.claims.csrf, fields: { ...asFields(c.own, p), channel: id }, label: 'Remove', about: `the webhook for ${id}`, kind: 'danger' })}</td></tr>`);
   }
   const body = html`${table('Registered webhooks', ['Channel', 'Callback URL', 'Messages per call', 'Last call', 'Actions'], rows, 'No webhook registered: messages wait to be pulled (or for a webhook).')}
 <h2>Register or change a webhook</h2>
 <form method="post" action="/portal/webhooks">${csrfField(c.signed)}${asField(c.own, p)}
-<label for="channel">Channel</label>
-<select id="channel" name="channel" required>${channels.map((ch) => html`<option value="${ch.interfaceId}">${ch.interfaceId} ${ch.definition.name}</option>`)}<option value="${STATUS_CHANNEL}">Status messages (returned to sender)</option></select>
-<label for="callbackURL">Callback URL</label>
-<input type="url" id="callbackURL" name="callbackURL" required placeholder="https://dip.example.com/webhook">
-<label for="maxMessageCount">Messages per call (optional)</label>
-<input type="number" id="maxMessageCount" name="maxMessageCount" min="1" max="10000">
+${select('channel', 'Channel', [...channelOptions(channels), { value: STATUS_CHANNEL, label: 'Status messages (returned to sender)' }], '', { required: true })}
+${input('callbackURL', 'Callback URL', { type: 'url', required: true, placeholder: 'https://dip.example.com/webhook' })}
+${input('maxMessageCount', 'Messages per call (optional)', { type: 'number', min: 1, max: 10000 })}
 <div><button type="submit">Save webhook</button></div>
 </form>`;
   return render(c.reply, status, R, c.req, c.signed, 'Webhooks', body, flash);
@@ -263,11 +255,11 @@ async function searchPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const rows = shown.map((m) => html`<tr><td>${isoOrDash(m.receivedAt)}</td><td>${m.channel}</td><td>${m.eventCode}</td><td>${m.senderDipId} (${m.senderRole})</td><td><a href="${journeyLink(c.own, p, m)}">${m.transactionId}</a></td></tr>`);
   const body = html`<form method="get" action="/portal/messages" class="search">${asField(c.own, p)}
 <fieldset><legend>Find messages received</legend>
-<label for="transactionId">Transaction ID</label><input type="text" id="transactionId" name="transactionId" value="${tx}">
-<label for="channel">Channel</label><select id="channel" name="channel"><option value="">Every channel</option>${receivingChannels(deps, p).map((ch) => html`<option value="${ch.interfaceId}"${ch.interfaceId === channelId ? html` selected` : ''}>${ch.interfaceId}</option>`)}</select>
-<label for="eventCode">Event code</label><input type="text" id="eventCode" name="eventCode" value="${eventCode}">
-<label for="from">Received from (UTC)</label><input type="datetime-local" id="from" name="from" value="${param(c.req, 'from')}">
-<label for="to">Received up to (UTC)</label><input type="datetime-local" id="to" name="to" value="${param(c.req, 'to')}">
+${input('transactionId', 'Transaction ID', { value: tx })}
+${select('channel', 'Channel', [{ value: '', label: 'Every channel' }, ...receivingChannels(deps, p).map((ch) => ({ value: ch.interfaceId, label: ch.interfaceId }))], channelId)}
+${input('eventCode', 'Event code', { value: eventCode })}
+${input('from', 'Received from (UTC)', { type: 'datetime-local', value: param(c.req, 'from') })}
+${input('to', 'Received up to (UTC)', { type: 'datetime-local', value: param(c.req, 'to') })}
 <div><button type="submit">Search</button></div></fieldset></form>
 <p class="muted">Without a transaction ID or dates, the last 24 hours are searched. At most ${SEARCH_LIMIT} messages are shown.</p>
 ${table(`${shown.length} message(s) found`, ['Received', 'Channel', 'Event', 'Sender', 'Transaction'], rows, 'No message matches.')}`;
@@ -286,7 +278,7 @@ async function ownMessage(deps: PortalDeps, c: Ctx): Promise<{ scope: Scope; que
   return { scope: s, queue, message };
 }
 
-async function journeyPage(deps: PortalDeps, c: Ctx, flash: { kind: 'ok' | 'error'; text: string | Html } | null, extra: Html | null = null): Promise<FastifyReply> {
+async function journeyPage(deps: PortalDeps, c: Ctx, flash: Flash, extra: Html | null = null): Promise<FastifyReply> {
   const found = await ownMessage(deps, c);
   if (isReply(found)) return found;
   const { queue, message: m, scope: s } = found;
@@ -295,7 +287,7 @@ async function journeyPage(deps: PortalDeps, c: Ctx, flash: { kind: 'ok' | 'erro
   const steps: Array<{ at: number; text: Html }> = [
     { at: m.receivedAt, text: html`<strong>Accepted</strong> from ${m.senderDipId} (${m.senderRole}) on ${m.channel}, event ${m.eventCode}; queued for ${queue.recipientDipId} at position ${m.seq}` },
     ...attempts.map((a) => ({ at: a.startedAt, text: html`<strong>Webhook call</strong> ${verdictBadge(a)} to <code>${a.url}</code> in ${a.latencyMs} ms${a.error ? html`: ${a.error}` : ''}` })),
-    ...dead.map((d) => ({ at: d.at, text: html`<strong>Dead-lettered</strong> (${d.reason}${d.status === null ? '' : ` ${d.status}`}): ${d.detail}; now <span class="badge ${d.state === 'dead' ? 'bad' : 'ok'}">${d.state}</span>` })),
+    ...dead.map((d) => ({ at: d.at, text: html`<strong>Dead-lettered</strong> (${d.reason}${d.status === null ? '' : ` ${d.status}`}): ${d.detail}; now ${badge(d.state === 'dead' ? 'bad' : 'ok', d.state)}` })),
   ].sort((a, b) => a.at - b.at);
   const delivered = attempts.some((a) => a.verdict === 'delivered');
   const copy = await deps.copies.copyFor(queue, m.outbound);
@@ -306,13 +298,20 @@ async function journeyPage(deps: PortalDeps, c: Ctx, flash: { kind: 'ok' | 'erro
       return copy;
     }
   })();
-  const action = (what: 'requeue' | 'replay', label: string, cls: string) =>
-    html`<form method="post" action="/portal/messages/${encodeURIComponent(m.channel)}/${encodeURIComponent(m.transactionId)}/${what}" class="inline">${csrfField(c.signed)}${asField(c.own, s.caller)}<button type="submit" class="${cls}">${label}</button></form>`;
-  const body = html`<dl class="facts"><dt>Transaction</dt><dd><code>${m.transactionId}</code></dd><dt>Channel</dt><dd>${m.channel}</dd><dt>Sender</dt><dd>${m.senderDipId} (${m.senderRole})</dd><dt>Recipient</dt><dd>${queue.recipientDipId}</dd><dt>Correlation</dt><dd>${m.correlationId ?? '—'}</dd><dt>Status</dt><dd>${delivered ? html`<span class="badge ok">delivered</span>` : dead.some((d) => d.state === 'dead') ? html`<span class="badge bad">dead letter</span>` : html`<span class="badge warn">waiting</span>`}</dd></dl>
+  const action = (what: 'requeue' | 'replay', label: string, kind?: 'secondary') =>
+    actionButton({ action: `/portal/messages/${encodeURIComponent(m.channel)}/${encodeURIComponent(m.transactionId)}/${what}`, csrf: c.signed.claims.csrf, fields: asFields(c.own, s.caller), label, kind });
+  const body = html`${facts([
+    ['Transaction', html`<code>${m.transactionId}</code>`],
+    ['Channel', m.channel],
+    ['Sender', `${m.senderDipId} (${m.senderRole})`],
+    ['Recipient', queue.recipientDipId],
+    ['Correlation', m.correlationId ?? '—'],
+    ['Status', delivered ? badge('ok', 'delivered') : dead.some((d) => d.state === 'dead') ? badge('bad', 'dead letter') : badge('warn', 'waiting')],
+  ])}
 <h2>Journey</h2>
 <ol class="timeline">${steps.map((st) => html`<li><time datetime="${new Date(st.at).toISOString()}">${isoOrDash(st.at)}</time> ${st.text}</li>`)}</ol>
 <h2>Replay</h2>
-<p>${action('requeue', 'Requeue to my webhook', '')} ${action('replay', 'Replay here (show the re-issued copy)', 'secondary')}</p>
+<p>${action('requeue', 'Requeue to my webhook')} ${action('replay', 'Replay here (show the re-issued copy)', 'secondary')}</p>
 ${extra}
 <h2>Message as delivered to ${queue.recipientDipId}</h2>
 ${codeBlock(`Message as delivered to ${queue.recipientDipId}`, pretty)}`;
@@ -348,20 +347,20 @@ async function runReplay(deps: PortalDeps, c: Ctx, queue: QueueRef, filter: Repl
   };
 }
 
-async function replayForm(deps: PortalDeps, c: Ctx, flash: { kind: 'ok' | 'error'; text: string } | null, status: number, copies: Html | null = null): Promise<FastifyReply> {
+async function replayForm(deps: PortalDeps, c: Ctx, flash: Flash, status: number, copies: Html | null = null): Promise<FastifyReply> {
   const s = scope(deps, c, 'self');
   if (isReply(s)) return s;
   const body = html`<form method="post" action="/portal/replay">${csrfField(c.signed)}${asField(c.own, s.caller)}
 <fieldset><legend>Messages to replay or requeue</legend>
-<label for="channel">Channel</label><select id="channel" name="channel" required>${receivingChannels(deps, s.caller).map((ch) => html`<option value="${ch.interfaceId}">${ch.interfaceId} ${ch.definition.name}</option>`)}</select>
-<label for="from">Received from (UTC)</label><input type="datetime-local" id="from" name="from" required>
-<label for="to">Received up to (UTC)</label><input type="datetime-local" id="to" name="to" required>
-<label for="eventCode">Event code (optional)</label><input type="text" id="eventCode" name="eventCode">
-<label for="mpan">MPAN (optional)</label><input type="text" id="mpan" name="mpan" inputmode="numeric" pattern="[0-9]{13}">
+${select('channel', 'Channel', channelOptions(receivingChannels(deps, s.caller)), '', { required: true })}
+${input('from', 'Received from (UTC)', { type: 'datetime-local', required: true })}
+${input('to', 'Received up to (UTC)', { type: 'datetime-local', required: true })}
+${input('eventCode', 'Event code (optional)')}
+${input('mpan', 'MPAN (optional)', { inputmode: 'numeric', pattern: '[0-9]{13}' })}
 </fieldset>
 <fieldset><legend>Action</legend>
-<input type="radio" id="requeue" name="action" value="requeue" checked> <label for="requeue" class="inline-label">Requeue: send them to my webhook again</label>
-<input type="radio" id="replay" name="action" value="replay"> <label for="replay" class="inline-label">Replay: show them here</label>
+${choice('radio', 'requeue', 'action', 'requeue', 'Requeue: send them to my webhook again', true)}
+${choice('radio', 'replay', 'action', 'replay', 'Replay: show them here')}
 </fieldset>
 <button type="submit">Go</button></form>${copies}`;
   return render(c.reply, status, R, c.req, c.signed, 'Replay and requeue', body, flash);
@@ -401,23 +400,26 @@ async function statusMessages(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
 
 const DIP_CERTIFICATES = ['dip-ca', 'dip-signing', 'dip-encryption'] as const;
 
-async function certificatesPage(deps: PortalDeps, c: Ctx, issued: Html | null, flash: { kind: 'ok' | 'error'; text: string } | null = null, status = 200): Promise<FastifyReply> {
+async function certificatesPage(deps: PortalDeps, c: Ctx, issued: Html | null, flash: Flash = null, status = 200): Promise<FastifyReply> {
   const s = scope(deps, c, 'self');
   if (isReply(s)) return s;
   const p = s.caller;
   const info = certificateInfo(p.certificatePem);
-  const daysLeft = Math.floor((info.notAfter.getTime() - deps.clock.now()) / DAY_MS);
   const body = html`<h2>Registered certificate</h2>
-<dl class="facts"><dt>Subject</dt><dd>${info.subject}</dd><dt>Issuer</dt><dd>${info.issuer}</dd><dt>Serial</dt><dd><code>${info.serialNumber}</code></dd><dt>SHA-256</dt><dd><code>${info.fingerprint256}</code></dd>
-<dt>Valid</dt><dd>${isoOrDash(info.notBefore.getTime())} to ${isoOrDash(info.notAfter.getTime())} <span class="badge ${daysLeft < 0 ? 'bad' : daysLeft < 30 ? 'warn' : 'ok'}">${daysLeft < 0 ? 'expired' : `${daysLeft} days left`}</span></dd>
-${when(p.previous, () => html`<dt>Previous certificate</dt><dd>still signs until ${isoOrDash(p.previous!.validUntil)}</dd>`)}</dl>
+${facts([
+  ['Subject', info.subject],
+  ['Issuer', info.issuer],
+  ['Serial', html`<code>${info.serialNumber}</code>`],
+  ['SHA-256', html`<code>${info.fingerprint256}</code>`],
+  ['Valid', html`${isoOrDash(info.notBefore.getTime())} to ${isoOrDash(info.notAfter.getTime())} ${daysLeftBadge(info.notAfter.getTime(), deps.clock.now())}`],
+  ...(p.previous ? [['Previous certificate', `still signs until ${isoOrDash(p.previous.validUntil)}`] as const] : []),
+])}
 <p><a href="/portal/certificates/participant${asQuery(c.own, p)}" download>Download the registered certificate (PEM)</a></p>
 <h2>The DIP's certificates</h2>
 <ul><li><a href="/portal/certificates/dip-ca" download>Environment CA</a> (verify the DIP's TLS and signatures)</li><li><a href="/portal/certificates/dip-signing" download>DIP signing certificate</a></li><li><a href="/portal/certificates/dip-encryption" download>DIP encryption certificate</a> (security pattern 2)</li></ul>
 ${when(c.signed.account.admin && p.dipId === c.own.dipId, () => html`<h2>Request a certificate</h2>
 <form method="post" action="/portal/certificates/request">${csrfField(c.signed)}
-<label for="csr">Certificate signing request (PEM): your key stays with you</label>
-<textarea id="csr" name="csr" required placeholder="-----BEGIN CERTIFICATE REQUEST-----"></textarea>
+${textarea('csr', 'Certificate signing request (PEM): your key stays with you', { required: true, placeholder: '-----BEGIN CERTIFICATE REQUEST-----' })}
 <button type="submit">Issue a certificate for ${p.dipId}</button></form>
 <p class="muted">The certificate is issued for ${p.dipId} by the environment's CA. It becomes the registered one when the DIP's operator registers it (dip participant rotate-cert), with an overlap for moving over.</p>`)}
 ${issued}`;
@@ -483,11 +485,11 @@ ${barChart('Webhook calls by answer', [
   { label: 'rejected', value: verdicts.rejected, kind: 'bad' },
 ])}
 <h2>Webhook latency</h2>
-<dl class="facts"><dt>Median</dt><dd>${pct(0.5)} ms</dd><dt>95th percentile</dt><dd>${pct(0.95)} ms</dd><dt>Calls</dt><dd>${latencies.length}</dd></dl>`;
+${facts([['Median', `${pct(0.5)} ms`], ['95th percentile', `${pct(0.95)} ms`], ['Calls', latencies.length]])}`;
   return render(c.reply, 200, R, c.req, c.signed, 'Reports', body);
 }
 
-async function usersPage(deps: PortalDeps, c: Ctx, extra: Html | null, status: number, flash: { kind: 'ok' | 'error'; text: string } | null = null): Promise<FastifyReply> {
+async function usersPage(deps: PortalDeps, c: Ctx, extra: Html | null, status: number, flash: Flash = null): Promise<FastifyReply> {
   const accounts = await deps.accounts.accounts(c.own.dipId);
   const admin = c.signed.account.admin;
   const body = html`${extra}${table(`Users of ${c.own.dipId}`, ['Username', 'Name', 'Administrator', 'Created', 'State', ''], userRows(accounts, admin ? { action: '/portal/users/disable', csrf: c.signed, self: c.signed.account.username } : null))}
