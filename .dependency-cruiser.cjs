@@ -10,6 +10,7 @@
  *   api         HTTP listeners and routes
  *   portal      the user and operator portals (server-rendered pages): pipeline and security, never api or adapters
  *   app.ts      the composition root: the only place adapters meet the pipeline (with cli and sim)
+ *   assemble    one module per subsystem's wiring, used by app.ts only (the composition root, split up)
  *   cli, sim    commands and tools on top
  *   client      a participant's client: domain and security only, so it stays usable on its own
  * Arrows point inward; nothing imports api, cli or app except the layers above them.
@@ -38,13 +39,13 @@ module.exports = {
       from: { path: '^src/ports/' },
       to: { path: '^src/', pathNot: '^src/(domain|ports)/' },
     },
-    layer('catalogue', '^src/catalogue/', ['pipeline', 'adapters', 'api', 'cli', 'sim', 'client', 'app\\.ts', 'config\\.ts']),
-    layer('security', '^src/security/', ['pipeline', 'adapters', 'api', 'cli', 'sim', 'client', 'app\\.ts', 'config\\.ts']),
-    layer('pipeline', '^src/pipeline/', ['adapters', 'api', 'cli', 'sim', 'client', 'app\\.ts', 'config\\.ts']),
-    layer('adapters', '^src/adapters/', ['pipeline', 'api', 'cli', 'sim', 'app\\.ts']),
-    layer('api', '^src/api/', ['adapters', 'portal', 'cli', 'sim', 'app\\.ts']),
-    layer('portal', '^src/portal/', ['adapters', 'api', 'cli', 'sim', 'client', 'app\\.ts']),
-    layer('client', '^src/client/', ['pipeline', 'adapters', 'api', 'cli', 'sim', 'app\\.ts', 'config\\.ts']),
+    layer('catalogue', '^src/catalogue/', ['pipeline', 'adapters', 'api', 'cli', 'sim', 'client', 'assemble', 'app\\.ts', 'config\\.ts']),
+    layer('security', '^src/security/', ['pipeline', 'adapters', 'api', 'cli', 'sim', 'client', 'assemble', 'app\\.ts', 'config\\.ts']),
+    layer('pipeline', '^src/pipeline/', ['adapters', 'api', 'cli', 'sim', 'client', 'assemble', 'app\\.ts', 'config\\.ts']),
+    layer('adapters', '^src/adapters/', ['pipeline', 'api', 'cli', 'sim', 'assemble', 'app\\.ts']),
+    layer('api', '^src/api/', ['adapters', 'portal', 'cli', 'sim', 'assemble', 'app\\.ts']),
+    layer('portal', '^src/portal/', ['adapters', 'api', 'cli', 'sim', 'client', 'assemble', 'app\\.ts']),
+    layer('client', '^src/client/', ['pipeline', 'adapters', 'api', 'cli', 'sim', 'assemble', 'app\\.ts', 'config\\.ts']),
     {
       name: 'no-circular',
       severity: 'error',

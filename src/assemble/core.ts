@@ -1,0 +1,78 @@
+import type { DipConfig } from '../config.js';
+import type { Lifecycle } from '../lifecycle.js';
+import { CatalogueSource } from '../pipeline/catalogue-source.js';
+import { ChannelSettings } from '../pipeline/channel-settings.js';
+import { ChannelDirectory } from '../pipeline/channels.js';
+import { MpanDirectory } from '../pipeline/mpan-directory.js';
+import { RecipientCopies } from '../pipeline/recipient-copy.js';
+import { Registry } from '../pipeline/registry.js';
+import { STATUS_CHANNEL, StatusMessages } from '../pipeline/status.js';
+import type { Backend } from '../ports/backend.js';
+import type { Clock } from '../ports/clock.js';
+import type { Logger } from '../ports/logger.js';
+import { ensureEncryptionKey } from '../security/dip-encryption-key.js';
+import type { PkiMaterial } from '../security/pki.js';
+import { SigningKeyWatcher } from '../security/signing-key.js';
+
+/**
+ * What every part of the message road reads: the catalogue, the registry, the channels as configured
+ * and as changed while running, the MPAN directory, status messages, and the DIP's own keys.
+ */
+export async function startCore(
+  config: DipConfig,
+  pkiDir: string,
+  pki: PkiMaterial,
+  backend: Backend,
+  clock: Clock,
+  logger: Logger,
+  life: Lifecycle,
+  /** A channel resumed: its queues are swept again (delivery is wired after the core). */
+  channelResumed: () => void,
+) {
+  const catalogue = new CatalogueSource(config.dataDir, logger);
+  const defaultStaleMs = (config.staleAfterMinutes ?? config.retentionDays * 1440) * 60_000;
+  const registry = new Registry(backend.registry, logger, () => clock.now());
+  // Channel settings change while running (operator API): stored versions replace the file's overrides.
+  const channelSettings: ChannelSettings = new ChannelSettings({
+    registry,
+    store: backend.registry,
+    journal: backend.journal,
+    clock,
+    definition: (id) => catalogue.current().channel(id),
+    definitions: () => catalogue.current().channels(),
+    configured: config.channels,
+    channel: (id) => channels.get(id),
+    afterChange: (_id, state) => {
+      if (state === 'active') channelResumed();
+    },
+  });
+  const channels = new ChannelDirectory(() => catalogue.current(), () => channelSettings.overrides(), defaultStaleMs, config.applySuggestedSecurityCategories, {
+    availability: (id) => channelSettings.availability(id),
+    subscribers: (id) => registry.subscribers(id),
+  });
+  registry.onChange(() => channels.invalidate());
+  for (const [id, o] of Object.entries(config.channels)) {
+    if (o.securityPattern === 0) logger.info({ channel: id }, 'securityPattern 0 ("no security action") runs as pattern 1: in API 2.1.0 every request and webhook call is signed');
+  }
+  const channel = (id: string) => channels.get(id);
+  const mpan = new MpanDirectory(backend.mpan);
+  // A bulk load or correction from the CLI changes the registry version too: drop what the cache holds.
+  registry.onChange(() => mpan.invalidate());
+  const status = new StatusMessages(backend.log, backend.archive, config.dipId, clock);
+  // Security patterns 2 and 3: the DIP's encryption key (inbound); recipients' keys come from their certificates.
+  const encryption = await ensureEncryptionKey(pkiDir, pki.ca);
+  const copies = new RecipientCopies((id) => (id === STATUS_CHANNEL ? undefined : channel(id)), registry);
+  await registry.start();
+  life.started('registry', () => registry.stop());
+  catalogue.start(2000);
+  life.started('catalogue', () => catalogue.stop());
+  if (config.warmCatalogue) catalogue.warm();
+
+  // The signing key in force: `dip pki rotate-signing` replaces it while the DIP runs.
+  const signing = new SigningKeyWatcher(pkiDir, pki.ca, pki.signing, logger);
+  signing.start(config.signingKeyPollMs);
+  life.started('signing key watcher', () => signing.stop());
+  return { catalogue, defaultStaleMs, registry, channelSettings, channels, channel, mpan, status, encryption, copies, signing };
+}
+
+export type Core = Awaited<ReturnType<typeof startCore>>;

@@ -1,0 +1,42 @@
+import type { DipConfig } from '../config.js';
+import type { Lifecycle } from '../lifecycle.js';
+import type { ChannelSettings } from '../pipeline/channel-settings.js';
+import type { Registry } from '../pipeline/registry.js';
+import { Retention } from '../pipeline/retention.js';
+import type { Backend } from '../ports/backend.js';
+import type { Clock } from '../ports/clock.js';
+import type { Logger } from '../ports/logger.js';
+import { expiringAll } from '../security/expiry.js';
+
+/** Archive retention: archived messages past their channel's retention and old delivery attempts, in batches. */
+export function startRetention(config: DipConfig, backend: Backend, channelSettings: ChannelSettings, clock: Clock, logger: Logger, life: Lifecycle): Retention {
+  const retention = new Retention(
+    backend.archive,
+    {
+      archiveRetentionMs: (id) => (channelSettings.overrides()[id]?.archiveRetentionDays ?? config.archiveRetentionDays) * 86_400_000,
+      attemptsRetentionMs: config.archiveRetentionDays * 86_400_000,
+      intervalMs: config.purgeIntervalSeconds * 1000,
+      batchSize: 1000,
+    },
+    clock,
+    logger,
+  );
+  retention.start();
+  life.started('retention', () => retention.stop());
+  return retention;
+}
+
+/** Expiring certificates: warned about at start, then once a day. */
+export function startExpiryWarnings(config: DipConfig, pkiDir: string, registry: Registry, clock: Clock, logger: Logger, life: Lifecycle): void {
+  const warnExpiring = (): void => {
+    try {
+      for (const c of expiringAll(pkiDir, config.trustedCaFiles, registry.participants())) {
+        logger.warn({ certificate: c }, c.daysLeft < 0 ? `certificate of ${c.owner} has expired` : `certificate of ${c.owner} expires in ${c.daysLeft} days`);
+      }
+    } catch (err) {
+      logger.error({ err }, 'could not check certificates for expiry');
+    }
+  };
+  warnExpiring();
+  life.started('expiry warnings', clock.every(86_400_000, warnExpiring));
+}

@@ -1,0 +1,80 @@
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { buildAdminServer, ensureAdminToken, type AdminDeps } from '../api/admin.js';
+import { ACTING_OPERATOR_HEADER } from '../api/admin-operators.js';
+import type { ApiDeps } from '../api/deps.js';
+import { operationsOf, type Operation } from '../api/operations.js';
+import { buildPublicServer } from '../api/public-server.js';
+import { buildServer, type ServerSecurity } from '../api/server.js';
+import type { DipConfig } from '../config.js';
+import type { Lifecycle } from '../lifecycle.js';
+import { buildPortalServer } from '../portal/server.js';
+import type { PortalDeps } from '../portal/deps.js';
+import type { PkiMaterial } from '../security/pki.js';
+import { SessionSigner } from '../security/portal-session.js';
+import type { RevocationWatcher } from '../security/revocation.js';
+import type { TrustStore } from '../security/trust-store.js';
+
+/** Listens, registers the close, and answers the port bound (the configured one, or the one chosen for port 0). */
+async function listen(server: FastifyInstance, name: string, port: number, host: string, life: Lifecycle): Promise<number> {
+  await server.listen({ port, host });
+  life.started(name, () => server.close());
+  const address = server.server.address();
+  return typeof address === 'object' && address ? address.port : port;
+}
+
+/** The participants' mutual-TLS listener. */
+export async function startParticipantListener(
+  config: DipConfig,
+  deps: ApiDeps,
+  pki: PkiMaterial,
+  trust: TrustStore,
+  security: Pick<ServerSecurity, 'replay' | 'rateLimits'>,
+  revocation: RevocationWatcher,
+  life: Lifecycle,
+): Promise<{ port: number; operations: readonly Operation[] }> {
+  const app = buildServer(
+    deps,
+    { key: pki.server.keyPem, cert: pki.server.certPem, ca: trust.cas },
+    {
+      ...security,
+      // With a CRL installed OpenSSL wants one from every issuer in a client's chain: only the built-in
+      // CA's own trust store can take it (the CRL is signed by that CA).
+      revocation: trust.builtIn ? revocation : { revoked: (fingerprint256: string) => revocation.revoked(fingerprint256), crlPem: () => undefined, onCrl: () => {} },
+    },
+  );
+  const port = await listen(app, 'participant listener', config.port, config.host, life);
+  return { port, operations: operationsOf(app) };
+}
+
+/** Public publications, without a client certificate, on a listener of their own (off by default: null). */
+export async function startAnonymousListener(config: DipConfig, deps: ApiDeps, pki: PkiMaterial, life: Lifecycle): Promise<{ port: number; operations: readonly Operation[] } | null> {
+  const settings = config.publications.anonymous;
+  if (!settings.enabled) return null;
+  const anonymous = buildPublicServer(deps, { key: pki.server.keyPem, cert: pki.server.certPem }, settings.rateLimit);
+  const port = await listen(anonymous, 'anonymous listener', settings.port, settings.host, life);
+  return { port, operations: operationsOf(anonymous) };
+}
+
+/** What the portals call the operator API with, in-process (never on a network). */
+export type OperatorApi = PortalDeps['operatorApi'];
+
+/** The operator API on the loopback interface, and the in-process door the portals use to call it as the operator signed in. */
+export async function startOperatorListener(config: DipConfig, deps: Omit<AdminDeps, 'token' | 'inProcessKey'>, life: Lifecycle): Promise<{ port: number; operations: readonly Operation[]; operatorApi: OperatorApi }> {
+  const inProcessKey = randomBytes(32).toString('base64url');
+  const admin = buildAdminServer({ ...deps, token: ensureAdminToken(config.dataDir), inProcessKey });
+  const port = await listen(admin, 'operator listener', config.adminPort, '127.0.0.1', life);
+  const operatorApi: OperatorApi = async (operator, method, url, payload) => {
+    const headers = { authorization: `Bearer ${inProcessKey}`, [ACTING_OPERATOR_HEADER]: operator };
+    const answer = await admin.inject({ method, url, payload: payload as Record<string, unknown> | undefined, headers });
+    return { statusCode: answer.statusCode, body: answer.body };
+  };
+  return { port, operations: operationsOf(admin), operatorApi };
+}
+
+/** The user portal (/portal) and the operator portal (/operator). */
+export async function startPortalListener(config: DipConfig, deps: Omit<PortalDeps, 'sessions'>, pki: PkiMaterial, life: Lifecycle): Promise<number> {
+  const portal = buildPortalServer({ ...deps, sessions: SessionSigner.fromFile(join(config.dataDir, 'portal-session.key')) }, { key: pki.server.keyPem, cert: pki.server.certPem });
+  return listen(portal, 'portal listener', config.portalPort, config.host, life);
+}

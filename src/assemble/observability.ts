@@ -1,0 +1,81 @@
+import { hostname } from 'node:os';
+import { openActivityLog, openAlarmSubscriptions } from '../adapters/backend.js';
+import { SmtpAlarmChannel } from '../adapters/mail/alarm-channel.js';
+import type { DipConfig } from '../config.js';
+import type { Lifecycle } from '../lifecycle.js';
+import { ActivityRecorder } from '../pipeline/activity-recorder.js';
+import { certificateAlarms, deadLetterAlarms, queueDepthAlarms, storageAlarms, webhookFailingAlarms } from '../pipeline/alarm-sources.js';
+import { Alarms } from '../pipeline/alarms.js';
+import type { Delivery } from '../pipeline/delivery.js';
+import { queueDepths } from '../pipeline/metrics.js';
+import type { Registry } from '../pipeline/registry.js';
+import type { AlarmSubscriptionStore } from '../ports/alarms.js';
+import type { Backend } from '../ports/backend.js';
+import type { Clock } from '../ports/clock.js';
+import type { Logger } from '../ports/logger.js';
+import { expiringAll } from '../security/expiry.js';
+import type { WebhookDestinations } from '../security/webhook-destinations.js';
+
+/**
+ * The API activity log: opened and started before the listeners, stopped after them (every answered
+ * request is written before the store closes). Null when turned off.
+ */
+export async function startActivityLog(config: DipConfig, clock: Clock, logger: Logger, life: Lifecycle): Promise<ActivityRecorder | null> {
+  const settings = config.observability.activityLog;
+  if (!settings.enabled) return null;
+  const store = await openActivityLog(config);
+  life.started('activity log store', () => store.close());
+  const recorder = new ActivityRecorder(
+    store,
+    {
+      label: hostname(),
+      flushIntervalMs: settings.flushIntervalMs,
+      maxBatch: 2_000,
+      maxBodyBytes: settings.maxBodyBytes,
+      maxPending: 200_000,
+      retentionMs: settings.retentionDays * 86_400_000,
+      purgeIntervalMs: config.purgeIntervalSeconds * 1000,
+    },
+    clock,
+    logger,
+  );
+  await recorder.start();
+  life.started('activity log', () => recorder.stop());
+  return recorder;
+}
+
+export interface AlarmParts {
+  config: DipConfig;
+  pkiDir: string;
+  backend: Backend;
+  registry: Registry;
+  delivery: Delivery;
+  destinations: WebhookDestinations;
+  clock: Clock;
+  logger: Logger;
+  life: Lifecycle;
+}
+
+/**
+ * Alarms on dead letters, queue depth, failing webhooks, expiring certificates and storage, noticed by
+ * e-mail and webhook. Null when turned off.
+ */
+export async function startAlarms({ config, pkiDir, backend, registry, delivery, destinations, clock, logger, life }: AlarmParts): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore } | null> {
+  const settings = config.observability.alarms;
+  if (!settings.enabled) return null;
+  const sources = [
+    deadLetterAlarms(backend.deadLetters, clock),
+    queueDepthAlarms(() => queueDepths(backend.log, clock.now()), settings.queueDepthThreshold, clock),
+    webhookFailingAlarms(() => delivery.status(), settings.webhookFailingMinutes * 60_000, clock),
+    certificateAlarms(() => expiringAll(pkiDir, config.trustedCaFiles, registry.participants(), settings.certificateDays), clock),
+    storageAlarms(() => backend.health(), clock),
+  ];
+  const subscriptions = await openAlarmSubscriptions(config);
+  life.started('alarm subscriptions', () => subscriptions.close());
+  const channel = new SmtpAlarmChannel(settings.smtp, destinations);
+  life.started('alarm notices', () => channel.close());
+  const alarms = new Alarms(sources, subscriptions, channel, { evaluateIntervalMs: settings.evaluateIntervalMs, maxNoticesPerHour: settings.maxNoticesPerHour }, clock, logger);
+  alarms.start();
+  life.started('alarms', () => alarms.stop());
+  return { alarms, subscriptions };
+}

@@ -1,0 +1,79 @@
+import type { DipConfig } from '../config.js';
+import type { Lifecycle } from '../lifecycle.js';
+import type { ChannelSettings } from '../pipeline/channel-settings.js';
+import { ParticipantLifecycle } from '../pipeline/participant-lifecycle.js';
+import type { Registry } from '../pipeline/registry.js';
+import { SelfService } from '../pipeline/self-service.js';
+import type { Backend } from '../ports/backend.js';
+import type { Clock } from '../ports/clock.js';
+import type { Logger } from '../ports/logger.js';
+import { issueParticipantCertificate, readCertificateAuthority, type PkiMaterial } from '../security/pki.js';
+import { revokeCertificate, RevocationWatcher } from '../security/revocation.js';
+import type { TrustStore } from '../security/trust-store.js';
+
+export interface ParticipantParts {
+  config: DipConfig;
+  pkiDir: string;
+  pki: PkiMaterial;
+  trust: TrustStore;
+  backend: Backend;
+  registry: Registry;
+  channelSettings: ChannelSettings;
+  clock: Clock;
+  logger: Logger;
+  life: Lifecycle;
+  /** A registration changed: queues are swept again (delivery may now reach, or no longer reach, them). */
+  registrationChanged: () => void;
+}
+
+/**
+ * Who may connect and what participants change themselves: certificate revocation, the central register
+ * feed and offboarding, and self-service (README "Participants without outage"). The register feed starts
+ * with delivery (`lifecycle.start()`), once the listeners are up.
+ */
+export async function assembleParticipants({ config, pkiDir, pki, trust, backend, registry, channelSettings, clock, logger, life, registrationChanged }: ParticipantParts) {
+  const revocation = await RevocationWatcher.open(pkiDir, pki.ca, logger);
+  revocation.start(config.revocationPollMs);
+  life.started('revocation watcher', () => revocation.stop());
+  if (!trust.builtIn) {
+    logger.info(
+      { trustedCaFiles: config.trustedCaFiles, cas: trust.cas.length },
+      'client certificates are verified against trustedCaFiles; revoked certificates are refused per request (the CRL of the built-in CA is not installed in the listener)',
+    );
+  }
+  const lifecycle = new ParticipantLifecycle({
+    registry,
+    store: backend.registry,
+    journal: backend.journal,
+    clock,
+    logger,
+    revoke: async (pem, reason) => {
+      try {
+        await revokeCertificate(pkiDir, pem, reason);
+        return true;
+      } catch (err) {
+        logger.warn({ err }, 'an offboarded participant\'s certificate could not be revoked here (not from this environment\'s CA): it is refused per request');
+        return false;
+      }
+    },
+    afterChange: registrationChanged,
+  });
+  const selfService = new SelfService({
+    registry,
+    lifecycle,
+    store: backend.registry,
+    journal: backend.journal,
+    now: () => clock.now(),
+    optionalRoles: () => lifecycle.optionalRoles(),
+    optInChannels: () => channelSettings.list().filter((c) => c.optIn && c.state !== 'withdrawn').map((c) => c.channel),
+    issueCertificate: (csrPem, dipId, organisation) => issueCertificate(pkiDir, config, csrPem, dipId, organisation),
+    trustedCaPems: () => trust.cas,
+  });
+  return { revocation, lifecycle, selfService };
+}
+
+/** A participant certificate for a CSR, from this environment's CA (self-service and the user portal). */
+export async function issueCertificate(pkiDir: string, config: DipConfig, csrPem: string, dipId: string, organisation: string): Promise<string> {
+  const ca = await readCertificateAuthority(pkiDir);
+  return (await issueParticipantCertificate(ca, { organisation, dipIds: [dipId], environment: config.environment, validDays: 365, csrPem })).certPem;
+}

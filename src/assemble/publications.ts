@@ -1,0 +1,56 @@
+import { openPublicationBlobs } from '../adapters/backend.js';
+import type { DipConfig } from '../config.js';
+import type { Lifecycle } from '../lifecycle.js';
+import { Publications } from '../pipeline/publications.js';
+import type { RecipientCopies } from '../pipeline/recipient-copy.js';
+import type { Registry } from '../pipeline/registry.js';
+import type { Backend } from '../ports/backend.js';
+import type { Clock } from '../ports/clock.js';
+import type { Logger } from '../ports/logger.js';
+import type { Sealer } from '../security/at-rest.js';
+
+/** Where download links point: known once the listeners are (set by whoever starts them). */
+export interface PublicationBaseUrls {
+  participant: string;
+  public: string | null;
+}
+
+/**
+ * Pattern B: publication bytes in files (embedded) or a JetStream Object Store (cluster), sealed like the
+ * archive; their metadata in the backend's database.
+ */
+export async function openPublications(config: DipConfig, backend: Backend, sealer: Sealer, registry: Registry, copies: RecipientCopies, clock: Clock, logger: Logger, life: Lifecycle) {
+  const blobs = await openPublicationBlobs(config, sealer);
+  life.started('publication store', () => blobs.close());
+  const baseUrls: PublicationBaseUrls = { participant: '', public: null };
+  const settings = config.publications;
+  const publications = new Publications(
+    backend.publications,
+    blobs,
+    backend.log,
+    registry,
+    {
+      maxBytes: (id) => settings.channels[id]?.maxBytes ?? settings.maxBytes,
+      retentionMs: (id) => (settings.channels[id]?.retentionDays ?? settings.retentionDays) * 86_400_000,
+      publisherRoles: (id) => settings.channels[id]?.publisherRoles,
+      participantBaseUrl: () => baseUrls.participant,
+      publicBaseUrl: () => baseUrls.public,
+      environment: config.environment,
+      reachable: (ch, id) => ch.securityPattern !== 2 || copies.recipientKey(id) !== undefined,
+    },
+    clock,
+    logger,
+  );
+  return { publications, baseUrls };
+}
+
+/** Superseded publication versions past their channel's retention, removed in the background. */
+export function schedulePublicationRetention(publications: Publications, intervalMs: number, clock: Clock, logger: Logger, life: Lifecycle): void {
+  const purge = (): void => {
+    publications.purge().then(
+      (removed) => removed > 0 && logger.info({ removed }, 'superseded publications past retention removed'),
+      (err: unknown) => logger.error({ err }, 'publication retention failed; it runs again at the next interval'),
+    );
+  };
+  life.started('publication retention', clock.every(intervalMs, purge));
+}

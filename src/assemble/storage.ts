@@ -1,0 +1,46 @@
+import { EventEmitter } from 'node:events';
+import { openBackend, openCoordination } from '../adapters/backend.js';
+import type { DipConfig } from '../config.js';
+import type { Lifecycle } from '../lifecycle.js';
+import type { DeadLetterEvent } from '../pipeline/delivery.js';
+import { DipMetrics, queueDepths } from '../pipeline/metrics.js';
+import type { Backend, BackendHealth, Coordination } from '../ports/backend.js';
+import type { Clock } from '../ports/clock.js';
+import type { Logger } from '../ports/logger.js';
+import type { Sealer } from '../security/at-rest.js';
+
+export interface Storage {
+  backend: Backend;
+  /** The at-rest sealer in force (publication bytes and portal secrets are sealed with it too). */
+  sealer: Sealer;
+  coordination: Coordination;
+  /** 'dead-letter', 'queue-halted', 'health': what alarms and metrics subscribe to. */
+  events: EventEmitter;
+  metrics: DipMetrics;
+}
+
+/**
+ * The message store and what nodes share, with the events and metrics that watch them. A storage
+ * failure for good is reported to `onFatal` (`dip serve` exits so that its supervisor restarts it).
+ */
+export async function openStorage(config: DipConfig, clock: Clock, logger: Logger, life: Lifecycle, onFatal?: (reason: string) => void): Promise<Storage> {
+  const { backend, sealer } = await openBackend(config, { clock });
+  life.started('storage', () => backend.close());
+  // Queue leases, replay guard, rate limits: shared through NATS in a cluster, in memory otherwise.
+  // Stopped after delivery (registered before it), so every lease is released once its worker stopped.
+  const coordination = await openCoordination(config, { clock, logger });
+  life.started('coordination', () => coordination.close());
+  const events = new EventEmitter();
+  const metrics = new DipMetrics(() => queueDepths(backend.log, clock.now()));
+  events.on('health', (h: BackendHealth) => metrics.health(h));
+  events.on('dead-letter', (e: DeadLetterEvent) => metrics.deadLetter(e.queue.channel, e.reason));
+  backend.onHealthChange((health: BackendHealth) => {
+    events.emit('health', health);
+    if (health.state === 'fatal') {
+      logger.error({ reason: health.reason }, 'storage failed for good: refusing writes and reporting not ready');
+      onFatal?.(health.reason);
+    } else if (health.state === 'unavailable') logger.error({ reason: health.reason, code: health.code }, 'storage cannot take writes: ingest answers 503 and delivery pauses until it can');
+    else logger.info({}, 'storage takes writes again');
+  });
+  return { backend, sealer, coordination, events, metrics };
+}
