@@ -16,17 +16,19 @@ import { DipClient } from '../src/client/dip-client.js';
 import { issueParticipantCertificate, rotateSigningCertificate } from '../src/security/pki.js';
 import { certificateInfo } from '../src/security/signature.js';
 import { buildIF021 } from '../src/sim/messages.js';
+import { ShiftableClock } from './helpers/clocks.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
 type Json = Record<string, any>;
 const ref = (m: unknown) => (m as Json).payload.CommonBlock.S1.senderUniqueReference as string;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("a participant's certificate rotates with an overlap", () => {
   let t: TestDip;
   let sds: TestParticipant;
+  // The overlap ends by moving the DIP's clock (and its participants' with it), not by waiting for it.
+  const clock = new ShiftableClock();
   beforeAll(async () => {
-    t = await startTestDip();
+    t = await startTestDip({}, undefined, { clock });
     sds = await t.participant('2000000001', ['SDS']);
     await t.participant('1000000001', ['SUP']);
   });
@@ -40,7 +42,7 @@ describe("a participant's certificate rotates with an overlap", () => {
   it('accepts the old and the new certificate during the overlap (same API key), and only the new one after it', async () => {
     const renewed = await issueParticipantCertificate(t.dip.pki.ca, { organisation: 'Org 2000000001', dipIds: ['2000000001'], environment: 'DEV', validDays: 30 });
     // The same API key throughout: a rotation changes the certificate only.
-    const newClient = new DipClient({ baseUrl: t.dip.url, apiKey: sds.apiKey, keyPem: renewed.keyPem, certPem: renewed.certPem, caPem: t.dip.pki.ca.certPem });
+    const newClient = new DipClient({ baseUrl: t.dip.url, apiKey: sds.apiKey, keyPem: renewed.keyPem, certPem: renewed.certPem, caPem: t.dip.pki.ca.certPem, now: () => new Date(clock.now()) });
     try {
       // Before the rotation the new certificate is not registered: the DIP says so.
       const early = await submit(newClient);
@@ -48,7 +50,7 @@ describe("a participant's certificate rotates with an overlap", () => {
       expect(JSON.stringify(early.body)).toMatch(/is not the certificate registered for 2000000001/);
 
       const overlapMs = 3_000;
-      const rotated = await rotateParticipantCertificate(t.dip.backend.registry, { dipId: sds.dipId, certificatePem: renewed.certPem, overlapMs, trustedCaPems: [t.dip.pki.ca.certPem] });
+      const rotated = await rotateParticipantCertificate(t.dip.backend.registry, { dipId: sds.dipId, certificatePem: renewed.certPem, overlapMs, trustedCaPems: [t.dip.pki.ca.certPem], now: new Date(clock.now()) });
       expect(rotated.certificateFingerprint).toBe(certificateInfo(renewed.certPem).fingerprint256);
       expect(rotated.previous?.certificateFingerprint).toBe(certificateInfo(sds.credentials.certPem).fingerprint256);
 
@@ -56,10 +58,10 @@ describe("a participant's certificate rotates with an overlap", () => {
       expect((await submit(newClient)).status).toBe(201);
       expect((await submit(sds.client)).status).toBe(201);
       expect((await submit(newClient)).status).toBe(201);
-      expect(Date.now()).toBeLessThan(rotated.previous!.validUntil);
+      expect(clock.now()).toBeLessThan(rotated.previous!.validUntil);
 
       // After the overlap: the old certificate is refused, naming why and what to use instead.
-      await sleep(rotated.previous!.validUntil - Date.now() + 50);
+      clock.jump(rotated.previous!.validUntil - clock.now() + 1);
       const late = await submit(sds.client);
       expect(late.status).toBe(401);
       const help = JSON.stringify(late.body);
@@ -123,12 +125,12 @@ describe("the DIP's own signing key rotates without an outage", () => {
     // A steady stream of messages; the rotation happens in the middle of it.
     const sent: string[] = [];
     let rotation: Promise<unknown> | undefined;
+    // The stream goes on while the new files are written and picked up (the watcher polls every 50 ms).
     for (let i = 0; i < 30; i++) {
       if (i === 10) rotation = rotateSigningCertificate(pkiDir(t.config), { environment: 'DEV' });
       const m = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: `sk${i}` });
       expect((await sds.client.submit('IF-021', [m])).status).toBe(201);
       sent.push(ref(m));
-      await sleep(20);
     }
     await rotation;
     await waitFor(() => t.dip.signing.current().certificate.serialNumber !== oldCert.serialNumber, 5_000, 'the DIP to pick up the new signing key');
@@ -167,7 +169,8 @@ describe("the DIP's own signing key rotates without an outage", () => {
     // A participant certificate is not the DIP's key: the key file does not match it.
     const stray = await issueParticipantCertificate(t.dip.pki.ca, { organisation: 'X', dipIds: ['2000000009'], environment: 'DEV', validDays: 5 });
     await writeFile(join(pkiDir(t.config), 'dip-signing.cert.pem'), stray.certPem);
-    await sleep(300);
+    // What the watcher's next poll does, done now: it looks at the changed files and keeps the key in force.
+    t.dip.signing.reload();
     expect(t.dip.signing.current().certificate.serialNumber).toBe(before);
     // The next proper rotation is picked up.
     await rotateSigningCertificate(pkiDir(t.config), { environment: 'DEV' });

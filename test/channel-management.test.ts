@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildIF031DataServiceRequest } from '../src/sim/appointment.js';
 import { buildIF021, mpanCore } from '../src/sim/messages.js';
 import { adminApi } from './helpers/admin.js';
-import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { queueIdle, startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
 type Json = Record<string, any>;
 
@@ -114,8 +114,10 @@ describe('channel management while running (spec 5.3)', () => {
 
     const paused = await carol('POST', '/admin/channels/IF-021/pause', { note: 'maintenance' });
     expect(paused.body).toMatchObject({ state: 'paused' });
-    // A call already in flight when the pause applied may still finish (refused): then nothing more.
-    await new Promise((r) => setTimeout(r, 300));
+    // A call already in flight when the pause applied may still finish (refused); the worker's next look
+    // finds the channel held and it goes idle with no retry scheduled: only a resume kicks it again.
+    const heldIdle = () => queueIdle(t.dip, { recipientDipId: sup.dipId, channel: 'IF-021' });
+    await waitFor(heldIdle, 10_000, 'the paused queue to go idle');
     const attemptsWhenPaused = attempts;
     accept = true;
     const refused = await sds.client.submit('IF-021', [if021(sup.dipId)]);
@@ -127,8 +129,9 @@ describe('channel management while running (spec 5.3)', () => {
     expect((await sup2.client.submit('IF-031', [if031()])).status).toBe(201);
     const regsBefore = messagesAt(toRegs).length;
     await waitFor(() => messagesAt(toRegs).length === regsBefore + 1, 10_000, 'IF-031 while IF-021 is paused');
-    // Several retry intervals (capped at 500 ms here) pass without a call on the paused channel.
-    await new Promise((r) => setTimeout(r, 1500));
+    // A sweep (what the retry timer and the periodic sweep do) looks at the queue again: still no call.
+    await t.dip.delivery.sweep();
+    await waitFor(heldIdle, 10_000, 'the paused queue to stay idle after a sweep');
     expect(attempts).toBe(attemptsWhenPaused);
     expect(messagesAt(slow)).toEqual([]);
 

@@ -7,8 +7,9 @@ import { DipClient } from '../src/client/dip-client.js';
 import { hiddenPaths, obfuscate } from '../src/domain/obfuscation.js';
 import { dipDateTime, yyyymmdd } from '../src/domain/time.js';
 import type { DeadLetterEvent } from '../src/pipeline/delivery.js';
+import { STATUS_CHANNEL } from '../src/pipeline/status.js';
 import { buildIF021, type IF021Item } from '../src/sim/messages.js';
-import { waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { queueSettled, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 import { startSharedPkiDip, type SharedPkiDip } from './helpers/shared-pki.js';
 
 type Json = Record<string, any>;
@@ -345,7 +346,11 @@ describe('dead letters, return to sender and requeue after recovery (spec 5.5.8,
     expect(supRx.calls).toHaveLength(0);
 
     await waitFor(() => delivered(statusRx).length >= 5, 5000, 'five status messages at the sender');
-    await new Promise((r) => setTimeout(r, 300)); // and no more than five
+    // And no more than five: each notice is appended with its dead letter, all five are (the events fired),
+    // and the sender's status queue is settled with five entries in it.
+    const statusQueue = { recipientDipId: SDS, channel: STATUS_CHANNEL };
+    await waitFor(() => queueSettled(t.dip, statusQueue), 5000, 'the status queue settled');
+    expect((await t.dip.backend.log.queueState(statusQueue)).headSeq).toBe(5);
     const statuses = delivered(statusRx);
     expect(statuses).toHaveLength(5);
     expect(statusRx.calls.every((c) => c.signature.ok)).toBe(true);
@@ -576,8 +581,11 @@ describe('a recipient reporting a problem later, with POST /statusmessage (spec 
     // A batch with one bad entry is refused whole.
     const before = delivered(statusRx).length;
     expect((await sup.client.statusMessage([entry(), entry({ senderID: MDS })])).status).toBe(403);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(delivered(statusRx)).toHaveLength(before);
+    // A valid status after it goes down the same queue; the queue keeps order, so had anything of the
+    // refused batch been kept it would arrive first.
+    expect((await sup.client.statusMessage([entry({ message: 'MSG0000 - after the refused batch' })])).status).toBe(201);
+    await waitFor(() => delivered(statusRx).length > before, 5000, 'the status sent after the refused batch');
+    expect(delivered(statusRx).slice(before).map((m) => m.message)).toEqual(['MSG0000 - after the refused batch']);
   });
 });
 

@@ -12,7 +12,7 @@ import type { StandardResponse } from '../src/domain/standard-response.js';
 import { issueParticipantCertificate, type KeyAndCert } from '../src/security/pki.js';
 import { contentHash, Signer } from '../src/security/signature.js';
 import { buildIF021, type IF021Item } from '../src/sim/messages.js';
-import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { queueSettled, startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
 type Json = Record<string, any>;
 interface Answer {
@@ -595,7 +595,8 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
       const answer = await refused(() => sds.client.submit('IF-021', [fresh, a]), 400, MSG.processingFailed, /item 1 failed/);
       expect(answer.messageArray.map((e) => e.message)).toEqual([MSG.processingFailed, MSG.duplicateReference]);
 
-      await new Promise((r) => setTimeout(r, 300));
+      // Everything SUP's queue holds is delivered: had the refused batch kept anything, it would be there.
+      await waitFor(() => queueSettled(t.dip, { recipientDipId: sup.dipId, channel: 'IF-021' }), 5000, "SUP's queue settled");
       expect(delivered(sup.dipId).filter((k) => k === key)).toHaveLength(1);
       expect(delivered(sup.dipId)).not.toContain(`${sds.dipId}|${refOf(fresh)}`);
     });
@@ -663,7 +664,8 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
   describe('afterwards', () => {
     it('the recipients received exactly the accepted messages, each once, and nothing refused', async () => {
       await waitFor(() => delivered(sup.dipId).length >= accepted.length && delivered(mds.dipId).length >= accepted.length, 5000, 'all accepted messages');
-      await new Promise((r) => setTimeout(r, 200)); // anything stray would arrive now
+      // Both queues settled: everything they hold has been called, so anything stray would be among the calls.
+      for (const id of [sup.dipId, mds.dipId]) await waitFor(() => queueSettled(t.dip, { recipientDipId: id, channel: 'IF-021' }), 5000, `${id}'s queue settled`);
       for (const id of [sup.dipId, mds.dipId]) expect([...delivered(id)].sort()).toEqual([...accepted].sort());
       const c = db.counts();
       expect(c.messages).toBe(accepted.length);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildIF021 } from '../src/sim/messages.js';
-import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { queueIdle, startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
 type Json = Record<string, any>;
 
@@ -144,7 +144,12 @@ describe('the message road: IF-021 from a data service to SUP, LDSO, MDS and LSS
     const before = lss.r.calls.length;
     const item = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', uniqueSuffix: 'waiting1' });
     expect((await sds.client.submit('IF-021', [item])).status).toBe(201);
-    await new Promise((r) => setTimeout(r, 300));
+    // Queued for LSS, and its worker idle with no webhook to call: it waits there until one is registered.
+    const lssQueue = { recipientDipId: lss.p.dipId, channel: 'IF-021' };
+    await waitFor(async () => {
+      const state = await t.dip.backend.log.queueState(lssQueue);
+      return state.headSeq > state.ackedSeq && queueIdle(t.dip, lssQueue);
+    }, 5000, 'the message queued for LSS with no webhook');
     expect(lss.r.calls.length).toBe(before);
     expect((await lss.p.client.setWebhook('IF-021', lss.p.dipId, { callbackURL: `${lss.r.url}again` })).status).toBe(201);
     await waitFor(() => lss.r.calls.length > before, 5000, 'the waiting message after re-registering');

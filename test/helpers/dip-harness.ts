@@ -7,6 +7,7 @@ import { DipClient } from '../../src/client/dip-client.js';
 import { startWebhookReceiver, type ReceivedCall, type WebhookReceiver } from '../../src/client/webhook-receiver.js';
 import { loadConfig, type DipConfig } from '../../src/config.js';
 import type { Logger } from '../../src/ports/logger.js';
+import type { QueueRef } from '../../src/ports/message-log.js';
 import { issueParticipantCertificate, type KeyAndCert } from '../../src/security/pki.js';
 
 export const quietLogger: Logger = { info() {}, warn() {}, error() {} };
@@ -70,4 +71,22 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/**
+ * The queue's worker has nothing in hand and nothing scheduled: it is idle with no retry pending, so no
+ * call leaves for this queue until something kicks it (an append, a sweep, a new webhook, a resume).
+ */
+export function queueIdle(dip: RunningDip, queue: QueueRef): boolean {
+  const worker = dip.delivery.status().find((s) => s.queue.recipientDipId === queue.recipientDipId && s.queue.channel === queue.channel);
+  return worker !== undefined && worker.state === 'idle' && worker.retryAt === null;
+}
+
+/**
+ * Everything appended to the queue so far is settled (delivered, or set aside) and its worker is idle:
+ * what a test waits for before it asserts that nothing more arrived, instead of sleeping.
+ */
+export async function queueSettled(dip: RunningDip, queue: QueueRef): Promise<boolean> {
+  const state = await dip.backend.log.queueState(queue);
+  return state.ackedSeq === state.headSeq && queueIdle(dip, queue);
 }
