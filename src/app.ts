@@ -12,7 +12,7 @@ import { startCore } from './assemble/core.js';
 import { startExpiryWarnings, startRetention } from './assemble/housekeeping.js';
 import { startAnonymousListener, startOperatorListener, startParticipantListener, startPortalListener } from './assemble/listeners.js';
 import { assembleMessageRoad } from './assemble/message-road.js';
-import { startActivityLog, startAlarms } from './assemble/observability.js';
+import { startActivityLog, startAlarms, startTracing } from './assemble/observability.js';
 import { assembleParticipants, issueCertificate } from './assemble/participants.js';
 import { openPublications, schedulePublicationRetention } from './assemble/publications.js';
 import { openStorage } from './assemble/storage.js';
@@ -129,7 +129,8 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const sweep = (why: string) => (): void => void delivery.sweep().catch((err: unknown) => logger.error({ err }, `sweep after ${why} failed`));
   const core = await startCore(config, pkiDirectory, pki, backend, clock, logger, life, sweep('a channel resumed'));
   const { registry, channelSettings, channels, channel, mpan, status, encryption, copies, signing } = core;
-  const { destinations, load, delivery, ingest, replay } = assembleMessageRoad({ config, pki, backend, coordination, core, events, metrics, clock, logger, life, lookup: options.lookup, load: options.load });
+  const tracer = await startTracing(config, life);
+  const { destinations, load, delivery, ingest, replay } = assembleMessageRoad({ config, pki, backend, coordination, core, events, metrics, clock, logger, life, lookup: options.lookup, load: options.load, tracer });
   const { revocation, lifecycle, selfService } = await assembleParticipants({
     config, pkiDir: pkiDirectory, pki, trust, backend, registry, channelSettings, clock, logger, life, registrationChanged: sweep('a registration change'),
   });

@@ -127,6 +127,15 @@ export interface ObservabilityConfig {
     /** The SMTP server e-mail notices are sent through (null: e-mail notices cannot be sent). */
     smtp: { host: string; port: number; secure: boolean; requireTLS: boolean; user: string | null; pass: string | null; from: string } | null;
   };
+  /** OpenTelemetry traces of each message from its POST to each delivery (README "OpenTelemetry traces"). */
+  tracing: {
+    /** `none` (the default): nothing is traced and nothing is created on the road for it. */
+    exporter: 'otlp-http' | 'console' | 'none';
+    /** The collector's OTLP/HTTP traces URL (…/v1/traces); null: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else http://localhost:4318/v1/traces. */
+    endpoint: string | null;
+    /** `service.name` of the spans. */
+    serviceName: string;
+  };
 }
 
 /** Where the DIP keeps what it stores (src/adapters/backend.ts opens it). */
@@ -347,6 +356,16 @@ const schema: JSONSchemaType<DipConfig> = {
             },
           },
         },
+        tracing: {
+          type: 'object',
+          additionalProperties: false,
+          required: [],
+          properties: {
+            exporter: { type: 'string', enum: ['otlp-http', 'console', 'none'] },
+            endpoint: { type: 'string', nullable: true, pattern: '^https?://' },
+            serviceName: { type: 'string', minLength: 1 },
+          },
+        },
       },
     },
     applySuggestedSecurityCategories: { type: 'boolean' },
@@ -470,6 +489,7 @@ export const DEFAULTS: DipConfig = {
   observability: {
     activityLog: { enabled: true, retentionDays: 365, flushIntervalMs: 200, maxBodyBytes: 16_384 },
     alarms: { enabled: true, evaluateIntervalMs: 10_000, queueDepthThreshold: 10_000, webhookFailingMinutes: 15, certificateDays: 30, maxNoticesPerHour: 20, smtp: null },
+    tracing: { exporter: 'none', endpoint: null, serviceName: 'opendip' },
   },
 };
 
@@ -551,6 +571,7 @@ function mergeObservability(...layers: Array<Partial<ObservabilityConfig> | unde
   return {
     activityLog: Object.assign({}, ...all.map((l) => l.activityLog ?? {})) as ObservabilityConfig['activityLog'],
     alarms: alarmSettings(Object.assign({}, ...all.map((l) => l.alarms ?? {})) as ObservabilityConfig['alarms']),
+    tracing: Object.assign({}, ...all.map((l) => l.tracing ?? {})) as ObservabilityConfig['tracing'],
   };
 }
 

@@ -20,6 +20,7 @@ import type { Clock } from '../ports/clock.js';
 import type { LoadGauge } from '../ports/load.js';
 import type { Logger } from '../ports/logger.js';
 import type { QueueRef } from '../ports/message-log.js';
+import type { MessageTracer } from '../ports/tracing.js';
 import type { PkiMaterial } from '../security/pki.js';
 import { WebhookDestinations } from '../security/webhook-destinations.js';
 import type { Core } from './core.js';
@@ -39,13 +40,15 @@ export interface MessageRoadParts {
   lookup?: LookupFunction;
   /** How far behind the process runs (the event loop's delay by default). */
   load?: LoadGauge;
+  /** OpenTelemetry, when turned on. */
+  tracer: MessageTracer | null;
 }
 
 /**
  * Ingest → route → append, delivery to webhooks and the replay/requeue jobs, wired but not started:
  * delivery and the jobs start once the listeners are up.
  */
-export function assembleMessageRoad({ config, pki, backend, coordination, core, events, metrics, clock, logger, life, lookup, load: givenLoad }: MessageRoadParts) {
+export function assembleMessageRoad({ config, pki, backend, coordination, core, events, metrics, clock, logger, life, lookup, load: givenLoad, tracer }: MessageRoadParts) {
   const { registry, channel, copies, mpan, status, signing, catalogue, encryption, defaultStaleMs } = core;
   // Outside DEV no webhook may point the DIP at internal networks, checked at registration and per connection.
   const destinations = new WebhookDestinations({ enforce: config.environment !== 'DEV', allowList: config.webhookAllowList, lookup });
@@ -73,6 +76,7 @@ export function assembleMessageRoad({ config, pki, backend, coordination, core, 
   );
   const delivery: Delivery = new Delivery({
     share,
+    ...(tracer ? { tracer } : {}),
     backend,
     log: backend.log,
     archive: timedJournal(backend.archive, metrics),
@@ -118,6 +122,7 @@ export function assembleMessageRoad({ config, pki, backend, coordination, core, 
     mpan,
     { dipKey: createPrivateKey(encryption.keyPem), recipientKey: (id) => copies.recipientKey(id) },
     () => new Date(clock.now()),
+    tracer ?? undefined,
   );
   const replay = new Replay(backend.log, backend.archive, copies, clock, backend.requeueJobs, (q) => delivery.notify([q]), logger);
   return { destinations, load, delivery, ingest, replay };

@@ -13,8 +13,22 @@ import type { AlarmSubscriptionStore } from '../ports/alarms.js';
 import type { Backend } from '../ports/backend.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
+import type { MessageTracer } from '../ports/tracing.js';
 import { expiringAll } from '../security/expiry.js';
 import type { WebhookDestinations } from '../security/webhook-destinations.js';
+
+/**
+ * OpenTelemetry (README "OpenTelemetry traces"): the SDK is loaded only when configured. Started before
+ * delivery and the listeners, so it stops after them and its last spans are flushed. Null when off.
+ */
+export async function startTracing(config: DipConfig, life: Lifecycle): Promise<MessageTracer | null> {
+  const settings = config.observability.tracing;
+  if (settings.exporter === 'none') return null;
+  const { OtelMessageTracer } = await import('../adapters/otel-tracer.js');
+  const tracer = new OtelMessageTracer(settings);
+  life.started('tracing', () => tracer.shutdown());
+  return tracer;
+}
 
 /**
  * The API activity log: opened and started before the listeners, stopped after them (every answered

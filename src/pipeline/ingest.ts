@@ -16,6 +16,7 @@ import { authenticate, type CallerEvidence } from './authenticate.js';
 import type { Channel } from './channels.js';
 import type { MpanDirectory } from './mpan-directory.js';
 import type { Registry } from './registry.js';
+import type { MessageTracer } from '../ports/tracing.js';
 
 export interface IngestSettings {
   dipId: string;
@@ -26,6 +27,15 @@ export interface IngestSettings {
 
 export interface IngestRequest extends CallerEvidence {
   channelId: string;
+  /** How long ago the request arrived (ms): the receive phase of its trace, read only when tracing is on. */
+  receivedMsAgo?: number;
+}
+
+/** When each phase of one traced POST ended (tracer time), filled in as it goes. */
+interface IngestMarks {
+  authenticatedAt: number | null;
+  validatedAt: number | null;
+  committedAt: number | null;
 }
 
 /** What a sender is told to wait when the store cannot take writes (the store probes every 2 s). */
@@ -82,13 +92,42 @@ export class Ingest {
     private readonly mpan: Pick<MpanDirectory, 'history'>,
     private readonly encryption: PayloadKeys,
     private readonly clock: () => Date = () => new Date(),
+    /** OpenTelemetry (off by default: then absent, and nothing is measured or created for it). */
+    private readonly tracer?: MessageTracer,
   ) {}
 
+  /** Whether submissions are traced (the route then tells how long ago the request arrived). */
+  get traced(): boolean {
+    return this.tracer !== undefined;
+  }
+
   async handle(req: IngestRequest): Promise<IngestResult> {
+    const tracer = this.tracer;
+    if (!tracer) return this.submit(req, null);
+    const handledAt = tracer.now();
+    const marks: IngestMarks = { authenticatedAt: null, validatedAt: null, committedAt: null };
+    const result = await this.submit(req, marks);
+    const refused = result.status === 201 ? undefined : result.response.messageArray.find((e) => e.message !== MSG.success);
+    tracer.ingested({
+      channel: req.channelId,
+      sender: result.response.messageArray[0]?.recipientID ?? null,
+      status: result.status,
+      refusal: refused ? refused.message.slice(0, 7) : null,
+      transactionIds: result.status === 201 ? result.response.messageArray.flatMap((e) => (e.transactionID ? [e.transactionID] : [])) : [],
+      receivedAt: handledAt - (req.receivedMsAgo ?? 0),
+      handledAt,
+      ...marks,
+      answeredAt: tracer.now(),
+    });
+    return result;
+  }
+
+  private async submit(req: IngestRequest, marks: IngestMarks | null): Promise<IngestResult> {
     const now = this.clock();
     const opened = await this.open(req, now);
     if (!('caller' in opened)) return opened;
     const { caller, channel } = opened;
+    if (marks) marks.authenticatedAt = this.tracer!.now();
     const identities = this.registry.identitiesOf(caller);
     if (!identities.some((p) => p.roles.some((r) => channel.senderRoles.includes(r)))) {
       return this.whole(
@@ -120,6 +159,7 @@ export class Ingest {
     if (failed) return this.refuse(now, caller.dipId, states, failed);
 
     const accepted = states.map((s) => s.accepted!);
+    if (marks) marks.validatedAt = this.tracer!.now();
     let outcome;
     try {
       outcome = await this.log.append({
@@ -135,6 +175,7 @@ export class Ingest {
       if (storeFailureKind(err) === 'unavailable' || storeFailureKind(err) === 'fatal') return this.unavailable(now, caller.dipId, err as StoreError);
       throw err;
     }
+    if (marks) marks.committedAt = this.tracer!.now();
     if (!outcome.ok) {
       const dup = new Set(outcome.duplicates);
       for (const s of states) {

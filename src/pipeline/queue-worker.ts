@@ -9,6 +9,7 @@ import type { Logger } from '../ports/logger.js';
 import type { AcceptedBatch, DeadLetterRecord, MessageLog, QueueEntry, QueueRef, Settlement } from '../ports/message-log.js';
 import type { Webhook } from '../ports/registry.js';
 import type { OutboundSigner, WebhookTransport } from '../ports/webhook.js';
+import type { MessageTracer } from '../ports/tracing.js';
 
 export interface DeliverySettings {
   timeoutMs: number;
@@ -66,6 +67,8 @@ export interface WorkerDeps {
   wentIdle?(worker: QueueWorker): void;
   /** Shares delivery between queues: a queue catching up waits its turn here (none: no waiting). */
   share?: Pick<DeliveryShare, 'behind' | 'grant' | 'giveBack' | 'withdraw'>;
+  /** OpenTelemetry: told of every webhook call (absent when tracing is off). */
+  tracer?: MessageTracer;
 }
 
 /**
@@ -300,10 +303,16 @@ export class QueueWorker {
     headers['content-type'] = 'application/json';
     headers[SEQUENCE_HEADER] = formatSequence(first, last);
     const startedAt = this.deps.clock.now();
+    const tracedFrom = this.deps.tracer?.now();
     const outcome = await this.deps.transport.post({ url: hook.url, body, headers, timeoutMs: this.deps.settings.timeoutMs });
     const status = outcome.kind === 'answered' ? outcome.status : null;
     const verdict = status === null ? 'retry' : classifyStatus(status);
     const error = outcome.kind === 'failed' ? outcome.error : null;
+    if (tracedFrom !== undefined) {
+      const q = this.queue;
+      // failures counts the calls that failed since the last success: all offered the oldest entry of this one.
+      this.deps.tracer!.attempted({ channel: q.channel, recipient: q.recipientDipId, transactionIds: entries.map((e) => e.transactionId), attempt: this.failures + 1, status, verdict, startedAt: tracedFrom, endedAt: this.deps.tracer!.now() });
+    }
     this.deps.archive
       .recordAttempt({ queue: this.queue, firstSeq: first, lastSeq: last, url: hook.url, startedAt, latencyMs: outcome.latencyMs, status, verdict, error })
       .catch((err: unknown) => this.deps.logger.error({ err }, 'could not record a delivery attempt'));

@@ -26,7 +26,8 @@ export const channelRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app,
       },
     },
     async (req, reply) => {
-      const result = await deps.ingest.handle({ ...evidence(deps, req), channelId: req.params.id });
+      // reply.elapsedTime: since the request arrived (its receive phase), read only for a trace.
+      const result = await deps.ingest.handle({ ...evidence(deps, req), channelId: req.params.id, ...(deps.ingest.traced ? { receivedMsAgo: reply.elapsedTime } : {}) });
       if (result.touched.length > 0) deps.delivery.notify(result.touched);
       if (result.retryAfterSeconds !== undefined) reply.header('retry-after', String(result.retryAfterSeconds));
       return reply.code(result.status).send(result.response);
