@@ -5,6 +5,8 @@ import { systemClock } from './adapters/clock.js';
 import { registerAdminAlarmRoutes } from './api/alarm-routes.js';
 import { registerChannelAdminRoutes } from './api/admin-channels.js';
 import { registerRegisterRoutes } from './api/admin-register.js';
+import { registerMaintenanceAdminRoutes } from './api/admin-maintenance.js';
+import { assembleMaintenance } from './assemble/maintenance.js';
 import { registerMetricsRoute } from './api/metrics.js';
 import type { Operation } from './api/operations.js';
 import { registerReportRoutes } from './api/report-routes.js';
@@ -140,6 +142,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const alarms = await startAlarms({ config, pkiDir: pkiDirectory, backend, registry, delivery, destinations, clock, logger, life });
   const alarmApi = alarms ? { alarms: alarms.alarms, subscriptions: alarms.subscriptions, checkUrl: (url: string) => destinations.checkUrl(url), now: () => clock.now() } : null;
   const reports = new Reports(backend.traces, mpan, () => clock.now());
+  const maintenance = assembleMaintenance(backend, registry, channels, alarms, clock, logger);
   // A getter: after a rotation GET /certificates/dip serves the signing certificate in force.
   const certificates = { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, encryption: encryption.certPem };
 
@@ -150,6 +153,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     ...(activity ? { activity } : {}),
     ...(alarmApi ? { alarms: alarmApi } : {}),
     reports,
+    maintenance,
     metrics,
   };
   const participant = await startParticipantListener(config, apiDeps, pki, trust, { replay: coordination.replayGuard, rateLimits: coordination.rateLimits }, revocation, life);
@@ -174,12 +178,12 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     ...(activity ? { activity } : {}),
     routes: [
       (a) => registerReportRoutes(a, reports, { prefix: '/admin/reports', viewer: () => ({ kind: 'operator' }), fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => clock.now() }),
-      (a) => registerMetricsRoute(a, metrics), (a) => registerChannelAdminRoutes(a, channelSettings), (a) => registerRegisterRoutes(a, lifecycle), ...(alarmApi ? [(a: FastifyInstance) => registerAdminAlarmRoutes(a, alarmApi)] : [])],
+      (a) => registerMetricsRoute(a, metrics), (a) => registerChannelAdminRoutes(a, channelSettings), (a) => registerRegisterRoutes(a, lifecycle), (a) => registerMaintenanceAdminRoutes(a, maintenance), ...(alarmApi ? [(a: FastifyInstance) => registerAdminAlarmRoutes(a, alarmApi)] : [])],
   }, life);
   const portalPort = await startPortalListener(config, {
     config, logger, clock, accounts: portalAccounts, registry, channel, channels,
     webhooks: webhookConfigDeps(config, { registry, webhooks: backend.registry, delivery, destinations }),
-    replay, archive: backend.archive, deadLetters: backend.deadLetters, log: backend.log, copies, delivery, certificates,
+    replay, archive: backend.archive, deadLetters: backend.deadLetters, log: backend.log, copies, delivery, maintenance, certificates,
     operatorApi: operator.operatorApi,
     issueCertificate: (csrPem, dipId, organisation) => issueCertificate(pkiDirectory, config, csrPem, dipId, organisation),
   }, pki, life);

@@ -135,6 +135,13 @@ describe('the OpenAPI document of the participant listener', () => {
     const certificates = await send(h.t, h.sds, { path: '/certificates/dip', method: 'GET' });
     expect(certificates.status).toBe(200);
     check('/certificates/dip', 'get', certificates);
+    // Maintenance notices (OpenDIP extension): the answer and a refused filter, as documented.
+    const notices = await send(h.t, h.sds, { path: '/maintenance/notices', method: 'GET' });
+    expect(notices.status).toBe(200);
+    check('/maintenance/notices', 'get', notices);
+    const badFilter = await send(h.t, h.sds, { path: '/maintenance/notices?channel=nonsense', method: 'GET' });
+    expect(badFilter.status).toBe(400);
+    check('/maintenance/notices', 'get', badFilter);
     const validated = await send(h.t, h.sds, { path: '/validate/IF-021/ActivePower', body: JSON.stringify([validItem()]) });
     expect(validated.status).toBe(201);
     check('/validate/IF-021/ActivePower', 'post', validated);

@@ -266,4 +266,32 @@ describe('portals in a browser', () => {
     expect(journal.body.some((e) => e.action === 'POST /admin/dead-letters/requeue' && e.target.includes(other.dipId))).toBe(true);
     await checkPage(page, 'operator-journal');
   });
+
+  it("an operator publishes a maintenance notice in the operator portal; a participant's user sees it in the user portal", async () => {
+    expect(supAdmin).toBeDefined();
+    const op = await person();
+    await signIn(op, '/operator', operator);
+    await op.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Maintenance' }).click();
+    const start = new Date(Date.now() + 86_400_000).toISOString().slice(0, 16);
+    const end = new Date(Date.now() + 90_000_000).toISOString().slice(0, 16);
+    await op.getByLabel('Start (UTC)').fill(start);
+    await op.getByLabel('End (UTC)').fill(end);
+    await op.getByLabel('Channels (comma-separated; empty: the whole DIP)').fill('IF-021');
+    await op.getByLabel('What participants are told').fill('IF-021 storage upgrade: deliveries held for up to 30 minutes.');
+    await op.getByRole('button', { name: 'Publish and notify' }).click();
+    await expect.poll(() => op.getByRole('status').textContent()).toContain('published; subscribers are notified');
+    expect(await op.getByRole('table').textContent()).toContain('IF-021 storage upgrade');
+    await checkPage(op, 'operator-maintenance');
+    // Published as the signed-in operator, with the notice in the journal.
+    const journal = await adminApi<Array<{ action: string; actor: string }>>('GET', '/admin/journal?action=maintenance.publish');
+    expect(journal.body.map((e) => e.actor)).toContain('operator:ops.alice');
+
+    const user = await person();
+    await signIn(user, '/portal', supAdmin!);
+    await user.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Maintenance' }).click();
+    const listed = await user.getByRole('table').textContent();
+    expect(listed).toContain('IF-021 storage upgrade: deliveries held for up to 30 minutes.');
+    expect(listed).toContain(`${start}:00.000Z`);
+    await checkPage(user, 'portal-maintenance');
+  });
 });

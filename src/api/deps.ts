@@ -7,6 +7,7 @@ import type { Channel } from '../pipeline/channels.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import type { Ingest } from '../pipeline/ingest.js';
 import type { OverloadGuard } from '../pipeline/overload.js';
+import type { Maintenance } from '../pipeline/maintenance.js';
 import type { Publications } from '../pipeline/publications.js';
 import type { RecipientCopies } from '../pipeline/recipient-copy.js';
 import type { Registry } from '../pipeline/registry.js';
@@ -53,6 +54,8 @@ export interface ApiDeps {
   publications: Publications;
   /** Alarms and their subscriptions (absent when alarms are turned off). */
   alarms?: AlarmApiDeps;
+  /** Maintenance notices (spec 5.13.5); absent: no /maintenance route. */
+  maintenance?: Pick<Maintenance, 'current'>;
   /** Reports, traces and journeys (spec 5.11). */
   reports?: Reports;
 }

@@ -17,6 +17,7 @@ import { pullRoutes } from './routes/pull.js';
 import { replayRoutes } from './routes/replay.js';
 import { statusRoutes } from './routes/status.js';
 import { validateRoutes } from './routes/validate.js';
+import { maintenanceRoutes } from './routes/maintenance.js';
 import { registerPublicationRoutes } from './routes/publications.js';
 import { registerAlarmRoutes } from './routes/alarms.js';
 import { registerParticipantRoutes } from './routes/participants.js';
@@ -218,6 +219,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   void app.register(pullRoutes, options);
   void app.register(statusRoutes, options);
   void app.register(certificateRoutes, options);
+  void app.register(maintenanceRoutes, options);
   void app.register(validateRoutes, options);
   void app.register(dataPortalRoutes, options);
   void app.register(asyncApiRoutes, options);

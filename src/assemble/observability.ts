@@ -9,7 +9,7 @@ import { Alarms } from '../pipeline/alarms.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import { queueDepths } from '../pipeline/metrics.js';
 import type { Registry } from '../pipeline/registry.js';
-import type { AlarmSubscriptionStore } from '../ports/alarms.js';
+import type { AlarmChannel, AlarmSubscriptionStore } from '../ports/alarms.js';
 import type { Backend } from '../ports/backend.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
@@ -74,7 +74,7 @@ export interface AlarmParts {
  * Alarms on dead letters, queue depth, failing webhooks, expiring certificates and storage, noticed by
  * e-mail and webhook. Null when turned off.
  */
-export async function startAlarms({ config, pkiDir, backend, registry, delivery, destinations, clock, logger, life }: AlarmParts): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore } | null> {
+export async function startAlarms({ config, pkiDir, backend, registry, delivery, destinations, clock, logger, life }: AlarmParts): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore; channel: AlarmChannel } | null> {
   const settings = config.observability.alarms;
   if (!settings.enabled) return null;
   const sources = [
@@ -91,5 +91,5 @@ export async function startAlarms({ config, pkiDir, backend, registry, delivery,
   const alarms = new Alarms(sources, subscriptions, channel, { evaluateIntervalMs: settings.evaluateIntervalMs, maxNoticesPerHour: settings.maxNoticesPerHour }, clock, logger);
   alarms.start();
   life.started('alarms', () => alarms.stop());
-  return { alarms, subscriptions };
+  return { alarms, subscriptions, channel };
 }

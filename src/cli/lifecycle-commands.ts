@@ -18,6 +18,41 @@ export function registerLifecycleCommands(program: Command): void {
   registerOperatorCommands(program);
   registerChannelCommands(program);
   registerRegisterCommands(program);
+  registerMaintenanceCommands(program);
+}
+
+/** Maintenance notices (spec 5.13.5). */
+function registerMaintenanceCommands(program: Command): void {
+  const m = program.command('maintenance').description('maintenance notices: participants see them on the API and are told by e-mail and webhook (operator)');
+  m.command('list').description('every notice, newest first (withdrawn and past ones too)').action(() => call('GET', '/admin/maintenance'));
+  m.command('show').argument('<id>', 'e.g. MN-1').description("a notice's versions, oldest first").action((id: string) => call('GET', `/admin/maintenance/${encodeURIComponent(id)}`));
+  m
+    .command('publish')
+    .requiredOption('--start <time>', 'ISO-8601 with a zone, e.g. 2026-12-05T02:00:00Z')
+    .requiredOption('--end <time>', 'ISO-8601 with a zone')
+    .requiredOption('--text <text>', 'what is maintained and what participants should expect')
+    .option('--channels <ids>', 'comma-separated, e.g. IF-021,IF-022 (default: the whole DIP)', list)
+    .action((o: { start: string; end: string; text: string; channels?: string[] }) => call('POST', '/admin/maintenance', { start: o.start, end: o.end, text: o.text, ...(o.channels ? { channels: o.channels } : {}) }));
+  m
+    .command('amend')
+    .description('change a notice (each option given replaces what is in force); subscribers are told again')
+    .argument('<id>')
+    .option('--start <time>')
+    .option('--end <time>')
+    .option('--text <text>')
+    .option('--channels <ids>', 'comma-separated', list)
+    .option('--whole-dip', 'the notice covers the whole DIP again')
+    .option('--expect-version <n>', 'refuse if another change came after this version', Number)
+    .action((id: string, o: { start?: string; end?: string; text?: string; channels?: string[]; wholeDip?: boolean; expectVersion?: number }) =>
+      call('PATCH', `/admin/maintenance/${encodeURIComponent(id)}`, {
+        ...(o.start ? { start: o.start } : {}),
+        ...(o.end ? { end: o.end } : {}),
+        ...(o.text ? { text: o.text } : {}),
+        ...(o.wholeDip ? { channels: null } : o.channels ? { channels: o.channels } : {}),
+        ...(o.expectVersion !== undefined ? { expectedVersion: o.expectVersion } : {}),
+      }),
+    );
+  m.command('withdraw').argument('<id>').description('the maintenance will not take place; subscribers are told').action((id: string) => call('POST', `/admin/maintenance/${encodeURIComponent(id)}/withdraw`, {}));
 }
 
 /** The central register feed and offboarding. */

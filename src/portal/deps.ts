@@ -1,6 +1,7 @@
 import type { DipConfig } from '../config.js';
 import type { Channel, ChannelDirectory } from '../pipeline/channels.js';
 import type { Delivery } from '../pipeline/delivery.js';
+import type { Maintenance } from '../pipeline/maintenance.js';
 import type { PortalAccountService } from '../pipeline/portal-accounts.js';
 import type { RecipientCopies } from '../pipeline/recipient-copy.js';
 import type { Registry } from '../pipeline/registry.js';
@@ -38,6 +39,8 @@ export interface PortalDeps {
   /** What the recipient may see of a message (obfuscation by role, encryption for it), as its webhook got it. */
   copies: Pick<RecipientCopies, 'copyFor'>;
   delivery: Pick<Delivery, 'notify'>;
+  /** Maintenance notices published and not yet over (the participant API's GET /maintenance/notices). */
+  maintenance: Pick<Maintenance, 'current'>;
   /** The DIP's public certificates (downloads). */
   certificates: { ca: string; signing: string; encryption: string };
   /**

@@ -6,6 +6,8 @@ import { certificateInfo } from '../security/signature.js';
 import type { WorkerStatus } from '../pipeline/queue-worker.js';
 import type { BackendHealth } from '../ports/backend.js';
 import { enrolmentPanel, newUserForm, userRows } from './accounts-view.js';
+import { noticeTable, publishForm, utcFromForm } from './maintenance-pages.js';
+import type { PublicNotice } from '../domain/maintenance.js';
 import type { PortalDeps } from './deps.js';
 import { alertLine, badge, codeBlock, daysLeftBadge, facts, filterForm, hidden, html, input, isoOrDash, select, table, textarea, type Flash, type Html } from './html.js';
 import { csrfField, field, fields, pageRoutes, refuse, render, type PortalReq, type Realm, type Signed } from './session.js';
@@ -19,6 +21,7 @@ export const OPERATOR_REALM: Realm = {
     { href: '/operator/', label: 'Health' },
     { href: '/operator/participants', label: 'Participants' },
     { href: '/operator/channels', label: 'Channels' },
+    { href: '/operator/maintenance', label: 'Maintenance' },
     { href: '/operator/dead-letters', label: 'Dead letters' },
     { href: '/operator/certificates', label: 'Certificates' },
     { href: '/operator/operators', label: 'Operators' },
@@ -59,6 +62,9 @@ export function registerOperatorPortal(app: FastifyInstance, deps: PortalDeps): 
   page('/operators', 'POST', async (c) => createOperator(deps, c));
   page('/operators/disable', 'POST', async (c) => disableAccount(deps, c, null));
   page('/journal', 'GET', async (c) => journalPage(deps, c));
+  page('/maintenance', 'GET', async (c) => maintenancePage(deps, c, null, 200));
+  page('/maintenance', 'POST', async (c) => publishNotice(deps, c));
+  page('/maintenance/withdraw', 'POST', async (c) => withdrawNotice(deps, c));
 }
 
 /** Calls the operator API and reads its JSON answer. */
@@ -261,4 +267,27 @@ async function journalPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
 ${listed.status === 200 ? '' : alertLine(problemOf(listed.body))}
 ${table('Operator actions, newest first (the last 200)', ['When', 'Actor', 'Action', 'Target', 'Answer'], rows, 'No operator action recorded.')}`;
   return render(c.reply, 200, O, c.req, c.signed, 'Journal', body);
+}
+
+/** Maintenance notices (spec 5.13.5): every notice, and the form to publish one (the operator API's /admin/maintenance). */
+async function maintenancePage(deps: PortalDeps, c: Ctx, flash: Flash, status: number): Promise<FastifyReply> {
+  const listed = await api<PublicNotice[]>(deps, c, 'GET', '/admin/maintenance');
+  const body = html`${publishForm('/operator/maintenance', c.signed)}
+${noticeTable('Every notice, newest first', listed.status === 200 ? listed.body : [], { action: '/operator/maintenance/withdraw', signed: c.signed })}`;
+  return render(c.reply, status, O, c.req, c.signed, 'Maintenance', body, flash);
+}
+
+async function publishNotice(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const b = c.req.body;
+  const channels = field(b, 'channels').split(',').map((x) => x.trim()).filter(Boolean);
+  const made = await api<PublicNotice>(deps, c, 'POST', '/admin/maintenance', { start: utcFromForm(field(b, 'start')), end: utcFromForm(field(b, 'end')), text: field(b, 'text'), ...(channels.length ? { channels } : {}) });
+  if (made.status !== 201) return maintenancePage(deps, c, { kind: 'error', text: problemOf(made.body) }, made.status);
+  return maintenancePage(deps, c, { kind: 'ok', text: `${made.body.id} published; subscribers are notified by e-mail and webhook` }, 200);
+}
+
+async function withdrawNotice(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const id = field(c.req.body, 'id');
+  const done = await api<PublicNotice>(deps, c, 'POST', `/admin/maintenance/${encodeURIComponent(id)}/withdraw`, {});
+  if (done.status !== 200) return maintenancePage(deps, c, { kind: 'error', text: problemOf(done.body) }, done.status);
+  return maintenancePage(deps, c, { kind: 'ok', text: `${id} withdrawn; subscribers are notified` }, 200);
 }

@@ -13,6 +13,8 @@ import { certificateInfo } from '../security/signature.js';
 import type { PortalDeps } from './deps.js';
 import { actionButton, badge, barChart, choice, codeBlock, daysLeftBadge, facts, hidden, html, input, isoOrDash, select, table, textarea, when, type Flash, type Html } from './html.js';
 import { enrolmentPanel, newUserForm, userRows } from './accounts-view.js';
+import { noticeTable } from './maintenance-pages.js';
+import { publicNotice } from '../domain/maintenance.js';
 import { csrfField, field, isReply, pageRoutes, refuse, render, type PortalReq, type Realm, type Signed } from './session.js';
 
 export const USER_REALM: Realm = {
@@ -28,6 +30,7 @@ export const USER_REALM: Realm = {
     { href: '/portal/status-messages', label: 'Status messages' },
     { href: '/portal/certificates', label: 'Certificates' },
     { href: '/portal/reports', label: 'Reports' },
+    { href: '/portal/maintenance', label: 'Maintenance' },
     { href: '/portal/users', label: 'Users' },
   ],
 };
@@ -113,6 +116,7 @@ export function registerUserPortal(app: FastifyInstance, deps: PortalDeps): void
   page('/certificates/request', 'POST', async (c) => certificateRequest(deps, c));
   page('/certificates/:name', 'GET', async (c) => certificateDownload(deps, c));
   page('/reports', 'GET', async (c) => reportsPage(deps, c));
+  page('/maintenance', 'GET', async (c) => render(c.reply, 200, R, c.req, c.signed, 'Maintenance', noticeTable('Maintenance announced and not yet over, soonest first', (await deps.maintenance.current()).map(publicNotice))));
   page('/users', 'GET', async (c) => usersPage(deps, c, null, 200));
   page('/users', 'POST', async (c) => createUser(deps, c));
   page('/users/disable', 'POST', async (c) => disableUser(deps, c));

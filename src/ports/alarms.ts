@@ -1,5 +1,8 @@
+import type { PublicNotice } from '../domain/maintenance.js';
+
 /** The alarm rules (spec 5.11.4) a subscription may name. */
-export const ALARM_RULES = ['dead-letter', 'queue-depth', 'webhook-failing', 'certificate-expiring', 'storage'] as const;
+/** `maintenance` is not a condition: a subscription naming it is told of maintenance notices (src/pipeline/maintenance.ts). */
+export const ALARM_RULES = ['dead-letter', 'queue-depth', 'webhook-failing', 'certificate-expiring', 'storage', 'maintenance'] as const;
 export type AlarmRule = (typeof ALARM_RULES)[number];
 
 /** A condition that holds now. `participant` is whom it concerns (null: the DIP itself, operators only). */
@@ -37,9 +40,17 @@ export interface AlarmNotice {
   at: number;
 }
 
+/** A maintenance notice published, amended or withdrawn, as a webhook receives it. */
+export interface MaintenanceEvent {
+  type: 'maintenance';
+  kind: 'published' | 'amended' | 'withdrawn';
+  notice: PublicNotice;
+  at: number;
+}
+
 /** Where notices go: e-mail (SMTP) and webhooks. */
 export interface AlarmChannel {
   email(to: string, subject: string, text: string): Promise<void>;
-  webhook(url: string, notice: AlarmNotice): Promise<void>;
+  webhook(url: string, notice: AlarmNotice | MaintenanceEvent): Promise<void>;
   close(): Promise<void>;
 }

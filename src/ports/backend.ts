@@ -12,6 +12,7 @@ import type { PortalAccounts } from './portal-accounts.js';
 import type { RequeueJobs } from './requeue-jobs.js';
 import type { MessageTraces } from './traces.js';
 import type { OperatorJournal } from './operator-journal.js';
+import type { MaintenanceNotices } from './maintenance.js';
 
 /** Whether the store can take writes now; `fatal` when it never will again in this process. */
 export type BackendHealth =
@@ -47,6 +48,8 @@ export interface Backend {
   /** Every administrative act, append-only (who, what, when, before and after). */
   journal: OperatorJournal;
   portalAccounts: PortalAccounts;
+  /** Maintenance notices (spec 5.13.5), versioned. */
+  maintenance: MaintenanceNotices;
   /** From now on payloads are sealed on write (set once, before the first write). Reads open either kind. */
   useSealer(sealer: ValueSealer): void;
   health(): BackendHealth;

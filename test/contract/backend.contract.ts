@@ -2,6 +2,7 @@ import { archiveContract } from './archive.contract.js';
 import { dataKeysContract } from './data-keys.contract.js';
 import { deadLettersContract } from './dead-letters.contract.js';
 import type { BackendFactory } from './fixtures.js';
+import { maintenanceContract } from './maintenance.contract.js';
 import { messageLogContract } from './message-log.contract.js';
 import { mpanContract } from './mpan.contract.js';
 import { publicationIndexContract } from './publications.contract.js';
@@ -22,4 +23,5 @@ export function backendContract(name: string, open: BackendFactory): void {
   requeueJobsContract(name, open);
   publicationIndexContract(name, open);
   portalAccountsContract(name, open);
+  maintenanceContract(name, open);
 }

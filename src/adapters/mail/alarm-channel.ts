@@ -1,6 +1,6 @@
 import nodemailer from 'nodemailer';
 import { request, type Agent } from 'undici';
-import type { AlarmChannel, AlarmNotice } from '../../ports/alarms.js';
+import type { AlarmChannel, AlarmNotice, MaintenanceEvent } from '../../ports/alarms.js';
 import type { WebhookDestinations } from '../../security/webhook-destinations.js';
 import { destinationCheckedAgent } from '../http/webhook-client.js';
 
@@ -17,7 +17,7 @@ export interface SmtpSettings {
 }
 
 /**
- * Alarm notices by e-mail over SMTP (nodemailer) and by webhook (a JSON POST). Without SMTP settings
+ * Alarm and maintenance notices by e-mail over SMTP (nodemailer) and by webhook (a JSON POST). Without SMTP settings
  * e-mail subscriptions are refused at sending time with the reason logged.
  */
 export class SmtpAlarmChannel implements AlarmChannel {
@@ -46,10 +46,10 @@ export class SmtpAlarmChannel implements AlarmChannel {
     await this.transport.sendMail({ from: this.smtp.from, to, subject, text });
   }
 
-  async webhook(url: string, notice: AlarmNotice): Promise<void> {
+  async webhook(url: string, notice: AlarmNotice | MaintenanceEvent): Promise<void> {
     const res = await request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(notice), headersTimeout: 10_000, bodyTimeout: 10_000, dispatcher: this.agent });
     await res.body.dump();
-    if (res.statusCode >= 300) throw new Error(`alarm webhook ${url} answered ${res.statusCode}`);
+    if (res.statusCode >= 300) throw new Error(`webhook ${url} answered ${res.statusCode}`);
   }
 
   async close(): Promise<void> {

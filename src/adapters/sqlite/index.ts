@@ -11,6 +11,7 @@ import { SqlitePortalAccounts } from './portal-accounts.js';
 import { SqliteRegistry } from './registry.js';
 import { SqliteRequeueJobs } from './requeue-jobs.js';
 import { SqliteOperatorJournal } from './operator-journal.js';
+import { RecordMaintenanceNotices } from '../maintenance-records.js';
 
 export type { SqliteOptions };
 
@@ -24,13 +25,14 @@ export interface SqliteBackend extends Backend {
 
 export function openSqliteBackend(file: string, options: SqliteOptions): SqliteBackend {
   const d = new SqliteDatabase(file, options);
+  const registry = new SqliteRegistry(d);
   return {
     kind: 'sqlite',
     file,
     log: new SqliteMessageLog(d),
     deadLetters: new SqliteDeadLetters(d),
     archive: new SqliteArchive(d),
-    registry: new SqliteRegistry(d),
+    registry,
     mpan: new SqliteMpanStore(d),
     dataKeys: new SqliteDataKeys(d),
     traces: new SqliteTraces(d),
@@ -38,6 +40,7 @@ export function openSqliteBackend(file: string, options: SqliteOptions): SqliteB
     publications: new SqlitePublications(d),
     journal: new SqliteOperatorJournal(d),
     portalAccounts: new SqlitePortalAccounts(d),
+    maintenance: new RecordMaintenanceNotices(registry),
     health: () => d.health(),
     onHealthChange: (l) => d.onHealthChange(l),
     useSealer: (s) => d.useSealer(s),

@@ -1,0 +1,161 @@
+import { checkMaintenance, concerns, inForceOrAhead, publicNotice, scopeText, type MaintenanceInput, type MaintenanceNotice } from '../domain/maintenance.js';
+import type { AlarmChannel, AlarmSubscription, MaintenanceEvent } from '../ports/alarms.js';
+import type { Clock } from '../ports/clock.js';
+import type { Logger } from '../ports/logger.js';
+import type { MaintenanceNotices } from '../ports/maintenance.js';
+import type { OperatorJournal } from '../ports/operator-journal.js';
+import { RecordConflictError } from '../ports/registry.js';
+
+/** A refused act: the status the operator API answers, and what is wrong. */
+export class MaintenanceError extends Error {
+  constructor(
+    readonly status: 400 | 404 | 409,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** An amendment: each field given replaces the one in force (`channels: null` or `[]`: the whole DIP). */
+export interface MaintenanceChange extends Partial<MaintenanceInput> {
+  /** The version the change was made against; refused with 409 when another change came first. */
+  expectedVersion?: number;
+}
+
+/** Where participants hear of notices: the subscriptions that name `maintenance`, and how to reach them. */
+export interface MaintenanceAnnouncements {
+  subscriptions(): Promise<AlarmSubscription[]>;
+  channel: Pick<AlarmChannel, 'email' | 'webhook'>;
+}
+
+export interface MaintenanceDeps {
+  store: MaintenanceNotices;
+  journal: OperatorJournal;
+  clock: Clock;
+  logger: Logger;
+  knownChannel(id: string): boolean;
+  /** The channels a participant sends or receives on now (a channel-scoped notice is sent only to their users). */
+  channelsOf(dipId: string): ReadonlySet<string>;
+  /** Absent when alarms (and so their subscriptions) are turned off: notices are then only on the API. */
+  announce?: MaintenanceAnnouncements;
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+/**
+ * Maintenance notices (spec 5.13.5): the operator publishes, amends and withdraws them; each act is a new
+ * version of the notice, journalled with who made it and the notice before and after, then announced by
+ * e-mail and webhook to the subscriptions that asked for maintenance notices (a participant's only when
+ * the notice concerns a channel it uses, or the whole DIP). The node that takes the act announces it, so a
+ * cluster tells everyone once.
+ */
+export class Maintenance {
+  constructor(private readonly deps: MaintenanceDeps) {}
+
+  /** Every notice (past and withdrawn too), newest publication first: the operator's view. */
+  async all(): Promise<MaintenanceNotice[]> {
+    return (await this.deps.store.list()).reverse();
+  }
+
+  /** Published notices not yet over, soonest first: what participants are shown. */
+  async current(): Promise<MaintenanceNotice[]> {
+    const now = this.deps.clock.now();
+    return (await this.deps.store.list()).filter((n) => inForceOrAhead(n, now)).sort((a, b) => a.start - b.start || a.id.localeCompare(b.id));
+  }
+
+  async history(id: string): Promise<MaintenanceNotice[]> {
+    const versions = await this.deps.store.history(id);
+    if (versions.length === 0) throw new MaintenanceError(404, `no maintenance notice ${id}`);
+    return versions;
+  }
+
+  async publish(input: MaintenanceInput, actor: string): Promise<MaintenanceNotice> {
+    const now = this.deps.clock.now();
+    const checked = checkMaintenance(input, now, (c) => this.deps.knownChannel(c));
+    if (!checked.ok) throw new MaintenanceError(400, checked.errors.join('; '));
+    // IDs count up; two nodes publishing at once collide on the ID and the later one takes the next.
+    for (let attempt = 0; ; attempt += 1) {
+      const id = `MN-${(await this.deps.store.list()).length + 1}`;
+      const notice: MaintenanceNotice = { id, version: 1, ...checked.value, state: 'published', publishedAt: now, publishedBy: actor, changedAt: now, changedBy: actor };
+      try {
+        await this.deps.store.put(notice);
+        return await this.done('maintenance.publish', null, notice);
+      } catch (e) {
+        if (!(e instanceof RecordConflictError) || attempt >= 5) throw e;
+      }
+    }
+  }
+
+  async amend(id: string, change: MaintenanceChange, actor: string): Promise<MaintenanceNotice> {
+    const before = await this.latest(id, change.expectedVersion);
+    if (before.state === 'withdrawn') throw new MaintenanceError(409, `${id} was withdrawn: publish a new notice`);
+    const now = this.deps.clock.now();
+    const given: MaintenanceInput = {
+      start: change.start ?? iso(before.start),
+      end: change.end ?? iso(before.end),
+      text: change.text ?? before.text,
+      channels: change.channels !== undefined ? change.channels : before.scope.kind === 'dip' ? null : before.scope.channels,
+    };
+    const checked = checkMaintenance(given, now, (c) => this.deps.knownChannel(c));
+    if (!checked.ok) throw new MaintenanceError(400, checked.errors.join('; '));
+    return this.write('maintenance.amend', before, { ...before, ...checked.value, version: before.version + 1, changedAt: now, changedBy: actor });
+  }
+
+  async withdraw(id: string, actor: string, expectedVersion?: number): Promise<MaintenanceNotice> {
+    const before = await this.latest(id, expectedVersion);
+    if (before.state === 'withdrawn') throw new MaintenanceError(409, `${id} is already withdrawn`);
+    return this.write('maintenance.withdraw', before, { ...before, state: 'withdrawn', version: before.version + 1, changedAt: this.deps.clock.now(), changedBy: actor });
+  }
+
+  private async latest(id: string, expectedVersion: number | undefined): Promise<MaintenanceNotice> {
+    const versions = await this.history(id);
+    const latest = versions[versions.length - 1]!;
+    if (expectedVersion !== undefined && expectedVersion !== latest.version) {
+      throw new MaintenanceError(409, `${id} is at version ${latest.version}, not ${expectedVersion}: read it again and decide`);
+    }
+    return latest;
+  }
+
+  private async write(action: string, before: MaintenanceNotice, after: MaintenanceNotice): Promise<MaintenanceNotice> {
+    try {
+      await this.deps.store.put(after);
+    } catch (e) {
+      if (e instanceof RecordConflictError) throw new MaintenanceError(409, e.message);
+      throw e;
+    }
+    return this.done(action, before, after);
+  }
+
+  private async done(action: string, before: MaintenanceNotice | null, after: MaintenanceNotice): Promise<MaintenanceNotice> {
+    await this.deps.journal.append({ at: after.changedAt, actor: after.changedBy, action, target: after.id, before, after, status: null });
+    // Told after the act is stored and journalled; a failed announcement is logged, never undoes the act.
+    await this.announce(action === 'maintenance.publish' ? 'published' : action === 'maintenance.amend' ? 'amended' : 'withdrawn', after, before);
+    return after;
+  }
+
+  private async announce(kind: MaintenanceEvent['kind'], notice: MaintenanceNotice, before: MaintenanceNotice | null): Promise<void> {
+    const a = this.deps.announce;
+    if (!a) return;
+    const event: MaintenanceEvent = { type: 'maintenance', kind, notice: publicNotice(notice), at: notice.changedAt };
+    const subject = `[DIP maintenance ${kind.toUpperCase()}] ${iso(notice.start)} to ${iso(notice.end)}: ${scopeText(notice.scope)}`;
+    const lines = [
+      `Maintenance notice ${notice.id} ${kind} (version ${notice.version}).`,
+      `window: ${iso(notice.start)} to ${iso(notice.end)} (UTC)`,
+      `scope: ${scopeText(notice.scope)}`,
+      ...(before && kind === 'amended' && (before.start !== notice.start || before.end !== notice.end) ? [`was: ${iso(before.start)} to ${iso(before.end)}`] : []),
+      ...(kind === 'withdrawn' ? ['This maintenance will not take place as announced.'] : []),
+      '',
+      notice.text,
+    ];
+    for (const s of await a.subscriptions()) {
+      if (!s.rules.includes('maintenance')) continue;
+      if (s.owner !== 'operator' && !concerns(notice, this.deps.channelsOf(s.owner))) continue;
+      try {
+        if (s.email) await a.channel.email(s.email, subject, `${lines.join('\n')}\n`);
+        if (s.webhookUrl) await a.channel.webhook(s.webhookUrl, event);
+      } catch (err) {
+        this.deps.logger.error({ err, subscription: s.id, notice: notice.id }, 'a maintenance notice could not be sent');
+      }
+    }
+  }
+}

@@ -1,0 +1,28 @@
+import type { PublicNotice } from '../domain/maintenance.js';
+import { html, table, type Html } from './html.js';
+import { csrfField, type Signed } from './session.js';
+
+/** What a notice covers, as a page shows it. */
+const covers = (n: PublicNotice): string => (n.scope === 'dip' ? 'The whole DIP' : n.channels.join(', '));
+
+/** Notices as a table; `withdraw` adds a withdraw button per published notice (operator portal). */
+export function noticeTable(caption: string, notices: PublicNotice[], withdraw?: { action: string; signed: Signed }): Html {
+  const rows = notices.map(
+    (n) => html`<tr><td>${n.id}</td><td>${n.start}</td><td>${n.end}</td><td>${covers(n)}</td><td>${n.text}</td><td>${n.state} (v${String(n.version)})</td>${withdraw ? html`<td>${n.state === 'published' ? html`<form method="post" action="${withdraw.action}" class="inline">${csrfField(withdraw.signed)}<input type="hidden" name="id" value="${n.id}"><button type="submit" class="danger">Withdraw<span class="skip"> ${n.id}</span></button></form>` : ''}</td>` : ''}</tr>`,
+  );
+  const headings = ['Notice', 'Start (UTC)', 'End (UTC)', 'Covers', 'Text', 'State', ...(withdraw ? [''] : [])];
+  return table(caption, headings, rows, 'No maintenance announced.');
+}
+
+/** The operator's form to publish a notice (POST /admin/maintenance through the operator API). */
+export function publishForm(action: string, signed: Signed): Html {
+  return html`<form method="post" action="${action}">${csrfField(signed)}<fieldset><legend>Publish a maintenance notice</legend>
+<label for="mn-start">Start (UTC)</label><input type="datetime-local" id="mn-start" name="start" required>
+<label for="mn-end">End (UTC)</label><input type="datetime-local" id="mn-end" name="end" required>
+<label for="mn-channels">Channels (comma-separated; empty: the whole DIP)</label><input type="text" id="mn-channels" name="channels" placeholder="IF-021, IF-022" autocomplete="off">
+<label for="mn-text">What participants are told</label><textarea id="mn-text" name="text" required maxlength="4000" rows="4"></textarea>
+<button type="submit">Publish and notify</button></fieldset></form>`;
+}
+
+/** A browser's datetime-local value (no zone) read as UTC, as the form's labels say; anything else as given. */
+export const utcFromForm = (v: string): string => (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2})?$/.test(v) ? `${v}Z` : v);
