@@ -100,18 +100,37 @@ describe('reports, traces and journeys (spec 5.11)', () => {
 });
 
 describe('business-process tracking of a dip simulate run', () => {
-  it('links each appointment workflow (IF-031 → … → IF-036/IF-037) by correlation ID as one process with its stages', async () => {
+  it('links each change of supplier (IF-001 → IF-002 → IF-036) and each appointment workflow (IF-031 → … → IF-036/IF-037) by correlation ID as one process with its stages', async () => {
     const t = await startSharedPkiDip();
     try {
       const token = readFileSync(join(t.config.dataDir, 'admin-token'), 'utf8').trim();
       const r = await runSimulation({
         url: t.dip.url, caPem: t.dip.pki.ca.certPem, dataDir: t.config.dataDir, admin: { url: `http://127.0.0.1:${t.dip.adminPort}`, token },
         graceMs: 300, deliveryTimeoutMs: 15_000, idleTimeoutMs: 1500,
-        suppliers: 2, mpans: 3, days: 2, switchPercent: 0, appointPercent: 100, seed: 'reports-processes',
+        suppliers: 2, mpans: 5, days: 2, switchPercent: 40, appointPercent: 100, seed: 'reports-processes',
       });
+      expect(r.mismatches).toEqual([]);
+      expect(r.switched).toBe(2);
       expect(r.appointments.requested).toBe(3);
       const res = await fetch(`http://127.0.0.1:${t.dip.adminPort}/admin/reports/processes?from=2020-01-01T00:00:00Z&to=2100-01-01T00:00:00Z`, { headers: { authorization: `Bearer ${token}` } });
-      const processes = ((await res.json()) as { rows: ProcessStatus[] }).rows.filter((p) => p.process === 'data service appointment');
+      const rows = ((await res.json()) as { rows: ProcessStatus[] }).rows;
+      // Nothing the simulator sent under a correlation ID is left outside a tracked flow.
+      expect(rows.filter((p) => p.flow === null)).toEqual([]);
+
+      const switches = rows.filter((p) => p.flow === 'change-of-supplier');
+      expect(switches).toHaveLength(r.switched);
+      for (const p of switches) {
+        expect(p.process).toBe('Change of supplier');
+        expect(p.correlationId).toMatch(/^COS-/);
+        expect(p.stages.map((s) => `${s.channel} ${s.eventCode}`)).toEqual(['IF-001 [ChangeOfSupplier]', 'IF-002 [GainMPANInfo]', 'IF-036 [DSAppActive]']);
+        expect(new Set(p.stages.map((s) => s.transactionId)).size).toBe(3);
+        // Each stage with its copies, every one delivered (IF-001: both suppliers, the distributor, MDS).
+        expect(p.stages[0]!.deliveries.length).toBeGreaterThanOrEqual(4);
+        for (const s of p.stages) expect(s.deliveries.every((d) => d.state === 'delivered'), `${s.channel} ${JSON.stringify(s.deliveries)}`).toBe(true);
+        expect(p).toMatchObject({ current: 'IF-036', state: 'complete', reason: null });
+      }
+
+      const processes = rows.filter((p) => p.flow === 'service-appointment');
       expect(processes).toHaveLength(3);
       for (const p of processes) {
         const channels = p.stages.map((s) => s.channel);

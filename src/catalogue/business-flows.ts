@@ -8,18 +8,28 @@ export interface BusinessFlow {
   id: string;
   name: string;
   description: string;
+  /** In the order the process runs them. */
   steps: Array<{ interfaceId: string; what: string }>;
+  /**
+   * Flows whose messages share one correlation ID (spec 5.5.5, figure 15) are tracked as processes by
+   * the business-process report (src/pipeline/reports.ts): one is complete once a message on one of
+   * `ends` (`IF-036`, or `IF-035:DSAppRejected` for one event code) has been seen.
+   */
+  tracked?: { ends: string[] };
 }
 
 export const BUSINESS_FLOWS: readonly BusinessFlow[] = [
   {
     id: 'change-of-supplier',
     name: 'Change of supplier',
-    description: 'Registration tells the parties of a new registration or a change of supplier, then updates the gaining supplier.',
+    description:
+      "Registration tells the parties of a new registration or a change of supplier, updates the gaining supplier, and notifies the appointment of the gaining supplier's data service (figure 15, acquisition). Registration carries one correlation ID of its own through the three.",
     steps: [
       { interfaceId: 'IF-001', what: 'Registration notifies the suppliers, metering and data services and the LDSO' },
       { interfaceId: 'IF-002', what: 'Registration sends the gaining supplier the MPAN information' },
+      { interfaceId: 'IF-036', what: "Registration notifies the appointment of the gaining supplier's data service" },
     ],
+    tracked: { ends: ['IF-036'] },
   },
   {
     id: 'service-appointment',
@@ -34,6 +44,8 @@ export const BUSINESS_FLOWS: readonly BusinessFlow[] = [
       { interfaceId: 'IF-036', what: 'Registration notifies the appointment and its supporting information' },
       { interfaceId: 'IF-037', what: 'Registration notifies the de-appointment of the previous service' },
     ],
+    // Refused by the service provider (IF-035 rejected), or appointed (IF-036) and the previous one de-appointed (IF-037).
+    tracked: { ends: ['IF-035:DSAppRejected', 'IF-036', 'IF-037'] },
   },
   {
     id: 'meter-technical-details',

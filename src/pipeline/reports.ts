@@ -1,3 +1,4 @@
+import { BUSINESS_FLOWS } from '../catalogue/business-flows.js';
 import type { MpanDirectory } from './mpan-directory.js';
 import type { MessageTraces, TracedMessage, TraceQuery } from '../ports/traces.js';
 
@@ -47,25 +48,22 @@ export function latencyStats(values: number[]): LatencyStats {
   return { count: v.length, minMs: v[0]!, avgMs: Math.round((v.reduce((s, x) => s + x, 0) / v.length) * 10) / 10, maxMs: v.at(-1)!, p50Ms: at(0.5), p90Ms: at(0.9), p99Ms: at(0.99) };
 }
 
-/** A business process the DIP can follow by correlation ID: its stages in order and where it ends. */
+/** A business process the DIP follows by correlation ID: a tracked flow of the catalogue's table. */
 interface ProcessDefinition {
+  id: string;
   name: string;
   stages: string[];
-  /** A process is complete once a message of one of these channel[:event] has been seen. */
+  /** Complete once a message of one of these channel[:event] has been seen. */
   ends: string[];
 }
 
-export const PROCESSES: ProcessDefinition[] = [
-  {
-    // Appointment of a service provider (spec 3.4.1, BP02; part of a change of supplier): IF-031 → … → IF-036 / IF-037.
-    name: 'data service appointment',
-    stages: ['IF-031', 'IF-032', 'IF-033', 'IF-034', 'IF-035', 'IF-036', 'IF-037'],
-    ends: ['IF-035:DSAppRejected', 'IF-036', 'IF-037'],
-  },
-];
+/** The tracked flows of src/catalogue/business-flows.ts: the one table of processes and their stages. */
+export const PROCESSES: readonly ProcessDefinition[] = BUSINESS_FLOWS.flatMap((f) => (f.tracked ? [{ id: f.id, name: f.name, stages: f.steps.map((s) => s.interfaceId), ends: f.tracked.ends }] : []));
 
 export interface ProcessStatus {
   correlationId: string;
+  /** The flow's ID in the catalogue's table (`change-of-supplier`), null when no tracked flow has these channels. */
+  flow: string | null;
   process: string;
   startedAt: number;
   lastAt: number;
@@ -182,34 +180,44 @@ export class Reports {
     const byCorrelation = new Map<string, TracedMessage[]>();
     for (const m of await this.filtered(viewer, f)) {
       if (!m.correlationId) continue;
-      byCorrelation.set(m.correlationId, [...(byCorrelation.get(m.correlationId) ?? []), m]);
+      const group = byCorrelation.get(m.correlationId);
+      if (group) group.push(m);
+      else byCorrelation.set(m.correlationId, [m]);
     }
     const now = this.now();
-    const out: ProcessStatus[] = [];
-    for (const [correlationId, msgs] of byCorrelation) {
-      const def = PROCESSES.find((p) => msgs.some((m) => m.channel === p.stages[0])) ?? PROCESSES.find((p) => msgs.some((m) => p.stages.includes(m.channel)));
-      const order = (c: string) => (def ? def.stages.indexOf(c) : -1);
-      const sorted = [...msgs].sort((a, b) => order(a.channel) - order(b.channel) || a.receivedAt - b.receivedAt);
-      const last = sorted.at(-1)!;
-      const lastAt = Math.max(...msgs.map((m) => m.receivedAt));
-      // Event codes are archived as published, in brackets ([DSAppRejected]).
-      const complete = def !== undefined && msgs.some((m) => def.ends.includes(m.channel) || def.ends.includes(`${m.channel}:${m.eventCode.replace(/^\[|\]$/g, '')}`));
-      const dead = msgs.find((m) => m.deliveries.some((d) => d.state === 'dead'));
-      const reason = complete ? null : dead ? `${dead.channel} ${dead.transactionId} is dead-lettered` : now - lastAt > stuckAfterMs ? `nothing since ${new Date(lastAt).toISOString()} (${Math.round((now - lastAt) / 60_000)} min)` : null;
-      out.push({
-        correlationId,
-        process: def?.name ?? 'unknown',
-        startedAt: Math.min(...msgs.map((m) => m.receivedAt)),
-        lastAt,
-        stages: sorted.map((m) => ({ channel: m.channel, eventCode: m.eventCode, transactionId: m.transactionId, sender: m.sender, receivedAt: m.receivedAt, deliveries: m.deliveries.map((d) => ({ recipient: d.recipient, state: d.state })) })),
-        current: last.channel,
-        state: complete ? 'complete' : reason ? 'stuck' : 'in-progress',
-        reason,
-      });
-    }
-    return out.sort((a, b) => a.startedAt - b.startedAt);
+    return [...byCorrelation].map(([correlationId, msgs]) => trackProcess(correlationId, msgs, now, stuckAfterMs)).sort((a, b) => a.startedAt - b.startedAt);
   }
 }
+
+/**
+ * Where one process stands, from its messages (one correlation ID): the tracked flow they belong to (the
+ * one they start, else the one holding their channels), its stages in the flow's order, and its state:
+ * complete once an end is seen; else stuck when a message of it is dead-lettered or nothing has happened
+ * for `stuckAfterMs`; else in progress.
+ */
+export function trackProcess(correlationId: string, msgs: readonly TracedMessage[], now: number, stuckAfterMs: number): ProcessStatus {
+  const def = PROCESSES.find((p) => msgs.some((m) => m.channel === p.stages[0])) ?? PROCESSES.find((p) => msgs.some((m) => p.stages.includes(m.channel)));
+  const order = (c: string) => (def ? def.stages.indexOf(c) : -1);
+  const sorted = [...msgs].sort((a, b) => order(a.channel) - order(b.channel) || a.receivedAt - b.receivedAt);
+  const last = sorted.at(-1)!;
+  const lastAt = Math.max(...msgs.map((m) => m.receivedAt));
+  // Event codes are archived as published, in brackets ([DSAppRejected]).
+  const complete = def !== undefined && msgs.some((m) => def.ends.includes(m.channel) || def.ends.includes(`${m.channel}:${m.eventCode.replace(/^\[|\]$/g, '')}`));
+  const dead = msgs.find((m) => m.deliveries.some((d) => d.state === 'dead'));
+  const reason = complete ? null : dead ? `${dead.channel} ${dead.transactionId} is dead-lettered` : now - lastAt > stuckAfterMs ? `nothing since ${new Date(lastAt).toISOString()} (${Math.round((now - lastAt) / 60_000)} min)` : null;
+  return {
+    correlationId,
+    flow: def?.id ?? null,
+    process: def?.name ?? 'unknown',
+    startedAt: Math.min(...msgs.map((m) => m.receivedAt)),
+    lastAt,
+    stages: sorted.map((m) => ({ channel: m.channel, eventCode: m.eventCode, transactionId: m.transactionId, sender: m.sender, receivedAt: m.receivedAt, deliveries: m.deliveries.map((d) => ({ recipient: d.recipient, state: d.state })) })),
+    current: last.channel,
+    state: complete ? 'complete' : reason ? 'stuck' : 'in-progress',
+    reason,
+  };
+}
+
 
 export interface JourneyEvent {
   at: string;

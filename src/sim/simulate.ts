@@ -436,19 +436,23 @@ export async function runSimulation(o: SimulateOptions): Promise<SimulationRepor
     // ---- 3. Change of supplier
     if (switching.length > 0) {
       t = Date.now();
+      // Registration carries one correlation ID of its own through each switch's IF-001, IF-002 and IF-036
+      // (S1.senderCorrelationID), so the DIP's business-process report links them as one process.
+      const switchIds = new Map(switching.map((x) => [x.core, `COS-${suffix('w')}`]));
+      const ofSwitch = (core: string): SentMessage['workflow'] => ({ starter: false, correlationId: switchIds.get(core)! });
       const cos = switching.map((x) => {
         const incoming = x.changeOfSupplier!.incomingSupplier;
         const outgoing = m.holder(x.core, 'SUP', effectiveFrom - 1)!;
-        return registration('IF-001', x.core, [incoming], (c) => buildIF001ChangeOfSupplier({ ...c, incomingSupplierDipId: incoming, outgoingSupplierDipId: outgoing, effectiveFrom: new Date(effectiveFrom) }), `IF-001 ChangeOfSupplier ${x.core} ${outgoing}→${incoming}`);
+        return registration('IF-001', x.core, [incoming], (c) => buildIF001ChangeOfSupplier({ ...c, incomingSupplierDipId: incoming, outgoingSupplierDipId: outgoing, effectiveFrom: new Date(effectiveFrom) }), `IF-001 ChangeOfSupplier ${x.core} ${outgoing}→${incoming}`, undefined, ofSwitch(x.core));
       });
       const r1 = await send('IF-001', cos);
       const learnt = switching.filter((x) => accepted(cos.find((c) => c.meta.mpan === x.core)!.meta.ref));
       await awaitLookup(learnt.map((x) => ({ mpan: x.core, slot: 'SUP', dipId: x.changeOfSupplier!.incomingSupplier, fromMs: effectiveFrom })));
       for (const x of learnt) m.appoint(x.core, 'SUP', x.changeOfSupplier!.incomingSupplier, effectiveFrom);
-      const gain = switching.map((x) => registration('IF-002', x.core, [x.changeOfSupplier!.incomingSupplier], (c) => buildIF002GainMpanInfo(c), `IF-002 GainMPANInfo ${x.core}`));
+      const gain = switching.map((x) => registration('IF-002', x.core, [x.changeOfSupplier!.incomingSupplier], (c) => buildIF002GainMpanInfo(c), `IF-002 GainMPANInfo ${x.core}`, undefined, ofSwitch(x.core)));
       const r2 = await send('IF-002', gain);
       const app = switching.map((x) =>
-        registration('IF-036', x.core, [x.changeOfSupplier!.newDataService], (c) => buildIF036DataServiceActive({ ...c, supplierDipId: x.changeOfSupplier!.incomingSupplier, dataServiceDipId: x.changeOfSupplier!.newDataService, effectiveFrom: new Date(effectiveFrom) }), `IF-036 DSAppActive ${x.core} ${x.changeOfSupplier!.newDataService}`),
+        registration('IF-036', x.core, [x.changeOfSupplier!.newDataService], (c) => buildIF036DataServiceActive({ ...c, supplierDipId: x.changeOfSupplier!.incomingSupplier, dataServiceDipId: x.changeOfSupplier!.newDataService, effectiveFrom: new Date(effectiveFrom) }), `IF-036 DSAppActive ${x.core} ${x.changeOfSupplier!.newDataService}`, undefined, ofSwitch(x.core)),
       );
       const r3 = await send('IF-036', app);
       const appointed = switching.filter((x) => accepted(app.find((c) => c.meta.mpan === x.core)!.meta.ref));
