@@ -3,7 +3,11 @@
  * project's own code, and self time grouped by where the code lives (project, a package, node internals,
  * native, GC, idle).
  *
- *   npx tsx bench/cpuprofile-summary.ts <file.cpuprofile> [--top 25]
+ *   npx tsx bench/cpuprofile-summary.ts <file.cpuprofile> [--top 25] [--through <regex>]
+ *
+ * `--through` adds the share of the busy (not idle) time whose stack passes through a frame of a file
+ * whose URL matches the pattern: what a subsystem costs the thread, its callees included, e.g.
+ * `--through 'activity|alarm'` for the API activity log and alarms (BENCHMARKS.md, issue 11).
  *
  * V8 samples the main thread on a wall-clock timer, so a synchronous system call (SQLite's fsync on
  * COMMIT) counts as time in the JavaScript frame that made it. Work on libuv's thread pool (async RSA
@@ -51,6 +55,8 @@ export interface ProfileSummary {
   topInclusiveProject: FunctionTime[];
   byCategory: Array<{ category: string; ms: number; percent: number }>;
   window: boolean;
+  /** With `through`: the share of busy time spent inside frames of files matching it (callees included). */
+  through: { pattern: string; percentOfBusy: number } | null;
 }
 
 function shortUrl(url: string): string {
@@ -87,7 +93,7 @@ function category(f: CallFrame): string {
  * `window` (optional) keeps only samples taken between two CLOCK_MONOTONIC instants in microseconds, e.g.
  * process.hrtime.bigint() / 1000n read in any process of the same host: V8 stamps samples with that clock.
  */
-export function summariseProfile(file: string, top = 25, window?: { fromUs: number; toUs: number }): ProfileSummary {
+export function summariseProfile(file: string, top = 25, window?: { fromUs: number; toUs: number }, through?: RegExp): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map<number, ProfileNode>();
   const parent = new Map<number, number>();
@@ -141,6 +147,7 @@ export function summariseProfile(file: string, top = 25, window?: { fromUs: numb
   const frames = new Map<string, CallFrame>();
   let total = 0;
   let idle = 0;
+  let inside = 0;
   // timeDeltas[i] is the time since the previous sample; charge the interval after a sample to it.
   let at = profile.startTime;
   for (let i = 0; i < profile.samples.length; i++) {
@@ -159,14 +166,17 @@ export function summariseProfile(file: string, top = 25, window?: { fromUs: numb
     const c = category(f);
     cats.set(c, (cats.get(c) ?? 0) + dt);
     const seen = new Set<string>();
+    let passes = false;
     for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
       const cf = byId.get(cur)!.callFrame;
+      if (through && f.functionName !== '(idle)' && through.test(cf.url)) passes = true;
       const ck = key(cur);
       if (seen.has(ck)) continue;
       seen.add(ck);
       frames.set(ck, cf);
       inclusive.set(ck, (inclusive.get(ck) ?? 0) + dt);
     }
+    if (passes) inside += dt;
   }
   const row = (k: string, ms: number): FunctionTime => {
     const [name = '', where = ''] = k.split('\u0000');
@@ -187,12 +197,14 @@ export function summariseProfile(file: string, top = 25, window?: { fromUs: numb
     topInclusiveProject,
     byCategory,
     window: window !== undefined,
+    through: through ? { pattern: through.source, percentOfBusy: Number(((100 * inside) / Math.max(1e-9, total - idle)).toFixed(2)) } : null,
   };
 }
 
 export function formatSummary(s: ProfileSummary, top = 25): string {
   const lines: string[] = [];
   lines.push(`profile ${s.file}${s.window ? ' (measured window only)' : ''}: ${(s.durationMs / 1000).toFixed(1)} s of main-thread samples, ${s.busyPercent}% not idle`);
+  if (s.through) lines.push(`${s.through.percentOfBusy}% of the busy time passes through files matching /${s.through.pattern}/`);
   lines.push('', 'top functions by self time:');
   for (const f of s.topSelf.slice(0, top)) lines.push(`  ${f.percent.toFixed(1).padStart(5)}%  ${String(f.ms).padStart(6)} ms  ${f.name}  ${f.where}`);
   lines.push('', 'self time by origin:');
@@ -205,10 +217,12 @@ export function formatSummary(s: ProfileSummary, top = 25): string {
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   const file = process.argv[2];
   if (!file) {
-    process.stderr.write('usage: tsx bench/cpuprofile-summary.ts <file.cpuprofile> [--top N]\n');
+    process.stderr.write('usage: tsx bench/cpuprofile-summary.ts <file.cpuprofile> [--top N] [--through <regex>]\n');
     process.exit(2);
   }
   const i = process.argv.indexOf('--top');
   const top = i > 0 ? Number(process.argv[i + 1] ?? 25) : 25;
-  process.stdout.write(`${formatSummary(summariseProfile(file, top), top)}\n`);
+  const t = process.argv.indexOf('--through');
+  const through = t > 0 ? new RegExp(process.argv[t + 1] ?? '') : undefined;
+  process.stdout.write(`${formatSummary(summariseProfile(file, top, undefined, through), top)}\n`);
 }
