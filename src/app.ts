@@ -137,7 +137,8 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     config, pkiDir: pkiDirectory, pki, trust, backend, registry, channelSettings, clock, logger, life, registrationChanged: sweep('a registration change'),
   });
   const health = () => backend.health();
-  const activity = await startActivityLog(config, clock, logger, life);
+  const activityLog = await startActivityLog(config, clock, logger, life);
+  const activity = activityLog?.recorder ?? null;
   const { publications, baseUrls } = await openPublications(config, backend, sealer, registry, copies, clock, logger, life);
   const alarms = await startAlarms({ config, pkiDir: pkiDirectory, backend, registry, delivery, destinations, clock, logger, life });
   const alarmApi = alarms ? { alarms: alarms.alarms, subscriptions: alarms.subscriptions, checkUrl: (url: string) => destinations.checkUrl(url), now: () => clock.now() } : null;
@@ -184,6 +185,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     config, logger, clock, accounts: portalAccounts, registry, channel, channels,
     webhooks: webhookConfigDeps(config, { registry, webhooks: backend.registry, delivery, destinations }),
     replay, archive: backend.archive, deadLetters: backend.deadLetters, log: backend.log, copies, delivery, maintenance, certificates,
+    alarms: alarmApi, publications, activityLog: activityLog?.store ?? null, reports,
     operatorApi: operator.operatorApi,
     issueCertificate: (csrPem, dipId, organisation) => issueCertificate(pkiDirectory, config, csrPem, dipId, organisation),
   }, pki, life);

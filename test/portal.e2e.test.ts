@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -32,6 +33,11 @@ describe('portals in a browser', () => {
   let sds: TestParticipant;
   let sup: TestParticipant;
   let other: TestParticipant;
+  let vas: TestParticipant;
+  /** A Pattern B publication on REP-002 (LDSO and SUP receive it; SDS does not). */
+  let publicationId: string;
+  /** The alarm subscription 1000000001's user made in the portal. */
+  let supSubscription: string;
   let adminUrl: string;
   let token: string;
   let operator: Enrolled;
@@ -81,6 +87,11 @@ describe('portals in a browser', () => {
     sds = await td.participant('2000000001', ['SDS']);
     sup = await td.participant('1000000001', ['SUP']);
     other = await td.participant('1000000002', ['SUP']);
+    vas = await td.participant('3000000001', ['VAS']);
+    const csv = 'mpan,rate\n1234567890123,1.5\n';
+    const published = await vas.client.publish('REP-002', { type: 'DUoS', version: '1', format: 'csv' }, Buffer.from(csv), createHash('sha256').update(csv).digest('base64'));
+    expect(published.status).toBe(201);
+    publicationId = (published.body as unknown as { publication: { publicationID: string } }).publication.publicationID;
     adminUrl = `http://127.0.0.1:${td.dip.adminPort}`;
     token = readFileSync(join(td.config.dataDir, 'admin-token'), 'utf8').trim();
     // An operator account (its role decides what it may do), then its portal sign-in.
@@ -185,8 +196,67 @@ describe('portals in a browser', () => {
       await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: link, exact: true }).click();
       await checkPage(page, name);
       // Reports: the test message and its requeued copy, delivered, drawn as charts with their numbers.
-      if (link === 'Reports') expect(await page.getByRole('img', { name: /Webhook calls by answer: delivered [1-9]/ }).count()).toBe(1);
+      if (link === 'Reports') {
+        expect(await page.getByRole('img', { name: /Webhook calls by answer: delivered [1-9]/ }).count()).toBe(1);
+        // Throughput over time from the reports API, cut to 1000000001: the test message and its copies.
+        expect(await page.getByRole('img', { name: /^Throughput, .*Messages in: total [1-9]/ }).count()).toBe(1);
+        expect(await page.getByRole('img', { name: /^End-to-end latency/ }).count()).toBe(1);
+        await page.getByLabel('Period').selectOption('week');
+        await page.getByRole('button', { name: 'Show' }).click();
+        await expect.poll(() => page.url()).toContain('period=week');
+        expect(await page.getByRole('img', { name: /^Throughput, .*Copies delivered: total [1-9]/ }).count()).toBe(1);
+      }
     }
+  });
+
+  it('a participant user subscribes to alarms, downloads a publication and reads its own API activity', async () => {
+    const page = await person();
+    await signIn(page, '/portal', supAdmin!);
+    const nav = (name: string) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true }).click();
+
+    await nav('Alarms');
+    // Neither an email nor a webhook: the API's own refusal, shown on the page.
+    await page.getByRole('button', { name: 'Subscribe' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('give email, webhookUrl or both');
+    await page.getByLabel('Email address').fill('ops@supplier.example');
+    await page.getByLabel('Queue depth: messages for us are piling up').uncheck();
+    await page.getByRole('button', { name: 'Subscribe' }).click();
+    await expect.poll(() => page.getByRole('status').textContent()).toContain('subscribed to dead-letter, webhook-failing, certificate-expiring, maintenance');
+    await checkPage(page, 'portal-alarms');
+    // The participant API sees the same subscription (one store, one owner).
+    const listed = await sup.client.call<{ subscriptions: Array<{ id: string; email: string; rules: string[] }> }>('GET', '/observability/alarm-subscriptions', '');
+    expect(listed.body.subscriptions.map((x) => [x.email, x.rules.length])).toEqual([['ops@supplier.example', 4]]);
+    supSubscription = listed.body.subscriptions[0]!.id;
+
+    await nav('Publications');
+    const link = page.getByRole('link', { name: /DUoS-1\.csv/ });
+    expect(await link.count()).toBe(1);
+    await checkPage(page, 'portal-publications');
+    const file = await page.request.get(`${td.dip.portalUrl}${(await link.getAttribute('href'))!}`);
+    expect(file.status()).toBe(200);
+    expect(file.headers()['content-disposition']).toBe('attachment; filename="DUoS-1.csv"');
+    expect(await file.text()).toBe('mpan,rate\n1234567890123,1.5\n');
+
+    // The signed API call above is in 1000000001's activity log (written in batches: reload until it is).
+    await nav('API activity');
+    await expect
+      .poll(async () => {
+        await page.reload();
+        return page.getByRole('table').textContent();
+      })
+      .toContain('/observability/alarm-subscriptions');
+    expect(await page.getByRole('table').textContent()).not.toContain('/dip-channel/REP-002/publications');
+    await checkPage(page, 'portal-activity');
+
+    // Unsubscribing removes it for the API too.
+    await nav('Alarms');
+    await page.getByRole('button', { name: /^Unsubscribe from dead-letter/ }).click();
+    await expect.poll(() => page.getByRole('status').textContent()).toContain('unsubscribed');
+    expect((await sup.client.call<{ subscriptions: unknown[] }>('GET', '/observability/alarm-subscriptions', '')).body.subscriptions).toEqual([]);
+    // Subscribed again, for the next test to try to reach from another participant.
+    await page.getByLabel('Email address').fill('ops@supplier.example');
+    await page.getByRole('button', { name: 'Subscribe' }).click();
+    supSubscription = (await sup.client.call<{ subscriptions: Array<{ id: string }> }>('GET', '/observability/alarm-subscriptions', '')).body.subscriptions[0]!.id;
   });
 
   it("a user of one participant never sees another participant's messages, by URL, form or request", async () => {
@@ -227,6 +297,24 @@ describe('portals in a browser', () => {
     // Without the CSRF token, or from another origin, nothing is done.
     expect((await page.request.post(`${base}/portal/webhooks/test`, { form: { channel: 'IF-021' }, headers: { origin: base } })).status()).toBe(403);
     expect((await page.request.post(`${base}/portal/webhooks/test`, { form: { _csrf: csrf, channel: 'IF-021' }, headers: { origin: 'https://evil.example' } })).status()).toBe(403);
+    // Alarm subscriptions, API activity: only the user's own participant's, whatever the URL or form says.
+    await page.goto(`${base}/portal/alarms?as=${sup.dipId}&owner=${sup.dipId}`);
+    expect(await page.content()).not.toContain('ops@supplier.example');
+    expect((await post('/portal/alarms/remove', { id: supSubscription, as: sup.dipId, owner: sup.dipId })).status()).toBe(404);
+    expect((await sup.client.call<{ subscriptions: Array<{ id: string }> }>('GET', '/observability/alarm-subscriptions', '')).body.subscriptions.map((x) => x.id)).toEqual([supSubscription]);
+    await page.goto(`${base}/portal/activity?as=${sup.dipId}&caller=${sup.dipId}&days=7`);
+    expect(await page.content()).not.toContain('/observability/alarm-subscriptions');
+    // A publication on a channel the participant neither receives nor publishes on: not listed, not downloadable.
+    const sdsUser = await adminApi<Enrolled>('POST', '/admin/portal/accounts', { username: 'sds.user', displayName: 'Dana Data', participantDipId: sds.dipId });
+    const sdsPage = await person();
+    await signIn(sdsPage, '/portal', sdsUser.body);
+    await sdsPage.goto(`${base}/portal/publications`);
+    expect(await sdsPage.getByText('No publication to download.').count()).toBe(1);
+    const refused = await sdsPage.goto(`${base}/portal/publications/REP-002/${publicationId}`);
+    expect(refused?.status()).toBe(403);
+    expect(await sdsPage.getByRole('alert').textContent()).toContain(`publications on REP-002 are for`);
+    expect((await sdsPage.goto(`${base}/portal/publications/IF-021/${publicationId}`))?.status()).toBe(404);
+
     // The participant user's session does not open the operator portal.
     await page.goto(`${base}/operator/`);
     expect(page.url()).toContain('/operator/sign-in');
@@ -265,6 +353,14 @@ describe('portals in a browser', () => {
     const journal = await adminApi<Array<{ actor: string; action: string; target: string }>>('GET', '/admin/journal?actor=operator:ops.alice');
     expect(journal.body.some((e) => e.action === 'POST /admin/dead-letters/requeue' && e.target.includes(other.dipId))).toBe(true);
     await checkPage(page, 'operator-journal');
+    // Reports across every participant: the messages of the tests above, from the operator reports API.
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Reports' }).click();
+    expect(await page.getByRole('img', { name: /^Throughput, .*Messages in: total [2-9]/ }).count()).toBe(1);
+    await page.getByLabel('Recipient DIP ID (optional)').fill(other.dipId);
+    await page.getByRole('button', { name: 'Show' }).click();
+    await expect.poll(() => page.url()).toContain(`recipient=${other.dipId}`);
+    expect(await page.getByRole('img', { name: /^Throughput, .*Errors \(dead letters\): total [1-9]/ }).count()).toBe(1);
+    await checkPage(page, 'operator-reports');
   });
 
   it("an operator publishes a maintenance notice in the operator portal; a participant's user sees it in the user portal", async () => {

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { ALARM_RULES, type AlarmSubscriptionStore } from '../ports/alarms.js';
-import { newSubscription, type Alarms, type SubscriptionInput } from '../pipeline/alarms.js';
+import type { AlarmSubscriptionStore } from '../ports/alarms.js';
+import { createSubscription, subscriptionBody, type Alarms, type SubscriptionInput } from '../pipeline/alarms.js';
 
 /** What the alarm routes of either listener need. */
 export interface AlarmApiDeps {
@@ -11,31 +11,12 @@ export interface AlarmApiDeps {
   now(): number;
 }
 
-export const subscriptionBody = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['rules'],
-  properties: {
-    rules: { type: 'array', minItems: 1, maxItems: ALARM_RULES.length, items: { type: 'string', enum: [...ALARM_RULES] } },
-    email: { type: 'string', nullable: true, minLength: 3, maxLength: 254, pattern: '^[^@\\s]+@[^@\\s]+$' },
-    webhookUrl: { type: 'string', nullable: true, maxLength: 2048, pattern: '^https?://' },
-  },
-} as const;
-
-/**
- * Creating a subscription, the same for an operator and a participant: where the notices go is checked
- * (a webhook URL must pass the destination rules), then stored under its owner. Answers the JSON the
- * routes send, or an error with its status.
- */
+/** The routes' answer to a new subscription: 201 with it, or a 400 saying what is wrong. */
 export async function subscribe(deps: AlarmApiDeps, owner: string, input: SubscriptionInput, reply: FastifyReply, fail: (status: number, help: string) => FastifyReply): Promise<FastifyReply> {
-  const made = newSubscription(owner, input, deps.now());
-  if ('error' in made) return fail(400, made.error);
-  if (made.webhookUrl) {
-    const refused = await deps.checkUrl(made.webhookUrl);
-    if (refused !== null) return fail(400, `webhookUrl: ${refused}`);
-  }
-  await deps.subscriptions.put(made);
-  return reply.code(201).send(made);
+  // The operator's route also takes `owner`: only the subscription's own fields are checked here.
+  const fields = { rules: input.rules, ...(input.email !== undefined ? { email: input.email } : {}), ...(input.webhookUrl !== undefined ? { webhookUrl: input.webhookUrl } : {}) };
+  const made = await createSubscription(deps, owner, fields);
+  return made.ok ? reply.code(201).send(made.subscription) : fail(400, made.help);
 }
 
 /** The operator's alarm routes: every alarm, and the operator's own subscriptions (owner `operator`). */

@@ -10,6 +10,7 @@ import type { Delivery } from '../pipeline/delivery.js';
 import { queueDepths } from '../pipeline/metrics.js';
 import type { Registry } from '../pipeline/registry.js';
 import type { AlarmChannel, AlarmSubscriptionStore } from '../ports/alarms.js';
+import type { ActivityLogStore } from '../ports/activity-log.js';
 import type { Backend } from '../ports/backend.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
@@ -34,7 +35,7 @@ export async function startTracing(config: DipConfig, life: Lifecycle): Promise<
  * The API activity log: opened and started before the listeners, stopped after them (every answered
  * request is written before the store closes). Null when turned off.
  */
-export async function startActivityLog(config: DipConfig, clock: Clock, logger: Logger, life: Lifecycle): Promise<ActivityRecorder | null> {
+export async function startActivityLog(config: DipConfig, clock: Clock, logger: Logger, life: Lifecycle): Promise<{ recorder: ActivityRecorder; store: ActivityLogStore } | null> {
   const settings = config.observability.activityLog;
   if (!settings.enabled) return null;
   const store = await openActivityLog(config);
@@ -55,7 +56,7 @@ export async function startActivityLog(config: DipConfig, clock: Clock, logger: 
   );
   await recorder.start();
   life.started('activity log', () => recorder.stop());
-  return recorder;
+  return { recorder, store };
 }
 
 export interface AlarmParts {

@@ -1,5 +1,6 @@
+import { Ajv } from 'ajv';
 import { randomUUID } from 'node:crypto';
-import type { AlarmChannel, AlarmCondition, AlarmNotice, AlarmRule, AlarmSubscription, AlarmSubscriptionStore } from '../ports/alarms.js';
+import { ALARM_RULES, type AlarmChannel, type AlarmCondition, type AlarmNotice, type AlarmRule, type AlarmSubscription, type AlarmSubscriptionStore } from '../ports/alarms.js';
 import type { Cancel, Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 
@@ -124,3 +125,46 @@ export function newSubscription(owner: string, input: SubscriptionInput, now: nu
   if (email === null && webhookUrl === null) return { error: 'give email, webhookUrl or both: where the notices go' };
   return { id: randomUUID(), owner, rules: [...new Set(input.rules)], email, webhookUrl, createdAt: now };
 }
+
+/** A subscription's body, as the alarm routes take it (their JSON schema) and the portal's form is checked. */
+export const subscriptionBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['rules'],
+  properties: {
+    rules: { type: 'array', minItems: 1, maxItems: ALARM_RULES.length, items: { type: 'string', enum: [...ALARM_RULES] } },
+    email: { type: 'string', nullable: true, minLength: 3, maxLength: 254, pattern: '^[^@\\s]+@[^@\\s]+$' },
+    webhookUrl: { type: 'string', nullable: true, maxLength: 2048, pattern: '^https?://' },
+  },
+} as const;
+
+/** What creating a subscription needs: where it is kept, the webhook destination rules, the time. */
+export interface SubscriptionDeps {
+  subscriptions: Pick<AlarmSubscriptionStore, 'put'>;
+  /** Refuses webhook URLs on internal networks (outside DEV), as for message webhooks. */
+  checkUrl(url: string): Promise<string | null>;
+  now(): number;
+}
+
+const checkBody = new Ajv({ allErrors: false, strict: false }).compile<SubscriptionInput>(subscriptionBody);
+
+/**
+ * Creating a subscription, the same for an operator, a participant and a participant's user in the portal:
+ * the body is checked against the routes' schema (a form has not been through Fastify's), where the notices
+ * go is checked (a webhook URL must pass the destination rules), then it is stored under its owner.
+ */
+export async function createSubscription(deps: SubscriptionDeps, owner: string, input: unknown): Promise<{ ok: true; subscription: AlarmSubscription } | { ok: false; help: string }> {
+  if (!checkBody(input)) {
+    const e = checkBody.errors?.[0];
+    return { ok: false, help: e ? `${e.instancePath.replace(/^\//, '').replace(/\//g, '.') || 'body'} ${e.message ?? 'is not valid'}${e.params && 'allowedValues' in e.params ? `: ${(e.params.allowedValues as string[]).join(', ')}` : ''}` : 'the subscription is not valid' };
+  }
+  const made = newSubscription(owner, input, deps.now());
+  if ('error' in made) return { ok: false, help: made.error };
+  if (made.webhookUrl) {
+    const refused = await deps.checkUrl(made.webhookUrl);
+    if (refused !== null) return { ok: false, help: `webhookUrl: ${refused}` };
+  }
+  await deps.subscriptions.put(made);
+  return { ok: true, subscription: made };
+}
+

@@ -35,6 +35,18 @@ export function mayRead(channel: Channel, caller: Participant, publisherRoles: r
 }
 
 /**
+ * Why the caller may not download a publication named on a channel, or null when it may: the API's
+ * answer (404 when there is no such publication on that channel, 403 when it is neither public nor for a
+ * recipient or publisher of the channel), for the participant listener and the user portal alike.
+ */
+export function downloadRefusal(channel: Channel, caller: Participant, id: string, record: PublicationRecord | undefined, publisherRoles: readonly string[]): { status: 403 | 404; help: string } | null {
+  if (!record || record.channel !== channel.interfaceId) return { status: 404, help: `no publication ${id} on ${channel.interfaceId}` };
+  if (record.public || mayRead(channel, caller, publisherRoles)) return null;
+  const roles = [...new Set([...channel.receiverRoles, ...channel.alwaysRoles, ...publisherRoles])];
+  return { status: 403, help: `${caller.dipId} holds ${caller.roles.join(', ')}; publications on ${channel.interfaceId} are for ${roles.join(', ')}` };
+}
+
+/**
  * Pattern B (spec 5.6): a publisher uploads a large payload once; the DIP keeps it (sealed, durable),
  * records its metadata, and tells every registered recipient of the channel through the ordinary road
  * (an IF-047-shaped notice in the channel's queues: webhook or pull, ordered, retried, replayable,

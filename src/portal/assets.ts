@@ -50,6 +50,14 @@ figure.chart{margin:1em 0}
 figure.chart figcaption{font-weight:600}
 svg .bar.ok{fill:#1e7b34}svg .bar.warn{fill:#8a6d00}svg .bar.bad{fill:#a4262c}
 svg text{font-size:13px;fill:#1b1b1b}
+svg .axis{stroke:#595959;stroke-width:1}
+svg .line{fill:none;stroke-width:2}
+svg .line.ok{stroke:#1e7b34}svg .line.warn{stroke:#8a6d00}svg .line.bad{stroke:#a4262c}svg .line.info{stroke:#0b4f9c}
+svg .dot.ok{fill:#1e7b34}svg .dot.warn{fill:#8a6d00}svg .dot.bad{fill:#a4262c}svg .dot.info{fill:#0b4f9c}
+ul.legend{list-style:none;display:flex;gap:1.2em;padding:0;margin:.2em 0}
+.swatch{display:inline-block;width:1.4em;height:.5em;margin-right:.4em;vertical-align:middle}
+.swatch.ok{background:#1e7b34}.swatch.warn{background:#8a6d00}.swatch.bad{background:#a4262c}.swatch.info{background:#0b4f9c}
+details summary{cursor:pointer;color:#0b4f9c}
 dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1em}
 dl.facts dt{font-weight:600}
 dl.facts dd{margin:0}

@@ -2,7 +2,12 @@ import type { DipConfig } from '../config.js';
 import type { Channel, ChannelDirectory } from '../pipeline/channels.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import type { Maintenance } from '../pipeline/maintenance.js';
+import type { Alarms, SubscriptionDeps } from '../pipeline/alarms.js';
 import type { PortalAccountService } from '../pipeline/portal-accounts.js';
+import type { Publications } from '../pipeline/publications.js';
+import type { Reports } from '../pipeline/reports.js';
+import type { ActivityLogStore } from '../ports/activity-log.js';
+import type { AlarmSubscriptionStore } from '../ports/alarms.js';
 import type { RecipientCopies } from '../pipeline/recipient-copy.js';
 import type { Registry } from '../pipeline/registry.js';
 import type { Replay } from '../pipeline/replay.js';
@@ -49,6 +54,14 @@ export interface PortalDeps {
    * code tooling uses.
    */
   operatorApi(operator: string, method: 'GET' | 'POST', url: string, payload?: unknown): Promise<OperatorApiAnswer>;
+  /** Alarm subscriptions, created and checked as the alarm routes do (null when alarms are turned off). */
+  alarms: (SubscriptionDeps & { alarms: Pick<Alarms, 'current'>; subscriptions: Pick<AlarmSubscriptionStore, 'list' | 'put' | 'remove'> }) | null;
+  /** Pattern B: publications a participant may list and download (the API's own rule, pipeline/publications.ts). */
+  publications: Pick<Publications, 'find' | 'get' | 'read' | 'publisherRoles'>;
+  /** The API activity log, for a participant's own requests (null when it is turned off). */
+  activityLog: Pick<ActivityLogStore, 'byCaller'> | null;
+  /** Reports (spec 5.11), cut to what the viewer may see as the reports API does. */
+  reports: Pick<Reports, 'throughput' | 'latency'>;
   /** A certificate for the participant's own DIP ID from its CSR (the function `dip pki issue --csr` and the operator API call). */
   issueCertificate(csrPem: string, dipId: string, organisation: string): Promise<string>;
 }

@@ -196,3 +196,48 @@ export function actionButton(o: { action: string; csrf: string; fields?: Readonl
 export function filterForm(action: string, legend: string, controls: Html, button = 'Show'): Html {
   return html`<form method="get" action="${action}"><fieldset><legend>${legend}</legend>${controls}<div><button type="submit">${button}</button></div></fieldset></form>`;
 }
+
+export interface Series {
+  name: string;
+  kind: BadgeKind | 'info';
+  /** One value per label; null where there is nothing to draw (no delivery in that hour, say). */
+  values: ReadonlyArray<number | null>;
+}
+
+/**
+ * A line chart over time as inline SVG (no script, CSP-safe): one line per series with a dot per point,
+ * the y axis from 0 to the largest value. The figure's name summarises each series for screen readers,
+ * and the numbers follow in a table inside <details> (opened without script) for anyone who wants them.
+ */
+export function timeChart(title: string, labels: readonly string[], series: readonly Series[], unit: string): Html {
+  const width = 760;
+  const height = 240;
+  const left = 64;
+  const bottom = 28;
+  const top = 10;
+  const plotW = width - left - 12;
+  const plotH = height - top - bottom;
+  const all = series.flatMap((s) => s.values.filter((v): v is number => v !== null));
+  const max = Math.max(1, ...all);
+  const x = (i: number) => left + (labels.length <= 1 ? plotW / 2 : (plotW * i) / (labels.length - 1));
+  const y = (v: number) => top + plotH - (plotH * v) / max;
+  const fmt = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
+  const summary = series
+    .map((s) => {
+      const vs = s.values.filter((v): v is number => v !== null);
+      return `${s.name}: ${vs.length ? `total ${fmt(vs.reduce((a, b) => a + b, 0))}, highest ${fmt(Math.max(...vs))} ${unit}` : 'no data'}`;
+    })
+    .join('; ');
+  const ticks = labels.length ? [...new Set([0, Math.floor((labels.length - 1) / 2), labels.length - 1])] : [];
+  const points = (s: Series) => s.values.map((v, i) => (v === null ? null : { cx: x(i), cy: y(v) })).filter((p): p is { cx: number; cy: number } => p !== null);
+  return html`<figure class="chart"><figcaption>${title}</figcaption>
+<svg role="img" aria-label="${`${title}, ${labels[0] ?? ''} to ${labels.at(-1) ?? ''}: ${summary}`}" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}">
+<line x1="${left}" y1="${top + plotH}" x2="${width - 12}" y2="${top + plotH}" class="axis"></line><line x1="${left}" y1="${top}" x2="${left}" y2="${top + plotH}" class="axis"></line>
+<text x="${left - 6}" y="${top + 10}" class="tick" text-anchor="end">${fmt(max)}</text><text x="${left - 6}" y="${top + plotH}" class="tick" text-anchor="end">0</text>
+${ticks.map((i) => html`<text x="${x(i)}" y="${height - 8}" class="tick" text-anchor="${i === 0 && labels.length > 1 ? 'start' : i === labels.length - 1 && labels.length > 1 ? 'end' : 'middle'}">${labels[i]}</text>`)}
+${series.map((s) => html`<polyline class="line ${s.kind}" points="${points(s).map((p) => `${p.cx.toFixed(1)},${p.cy.toFixed(1)}`).join(' ')}"></polyline>${points(s).map((p) => html`<circle class="dot ${s.kind}" cx="${p.cx.toFixed(1)}" cy="${p.cy.toFixed(1)}" r="3"></circle>`)}`)}
+</svg>
+<ul class="legend">${series.map((s) => html`<li><span class="swatch ${s.kind}"></span>${s.name}</li>`)}</ul>
+<details><summary>${title}: the numbers</summary>${table(`${title} (${unit})`, ['Period', ...series.map((s) => s.name)], labels.map((l, i) => html`<tr><td>${l}</td>${series.map((s) => html`<td class="num">${s.values[i] === null || s.values[i] === undefined ? '—' : fmt(s.values[i])}</td>`)}</tr>`))}</details>
+</figure>`;
+}

@@ -9,6 +9,7 @@ import { enrolmentPanel, newUserForm, userRows } from './accounts-view.js';
 import { noticeTable, publishForm, utcFromForm } from './maintenance-pages.js';
 import type { PublicNotice } from '../domain/maintenance.js';
 import type { PortalDeps } from './deps.js';
+import { periodForm, reportCharts, reportPeriod, type LatencyRow, type ThroughputRow } from './reports-view.js';
 import { alertLine, badge, codeBlock, daysLeftBadge, facts, filterForm, hidden, html, input, isoOrDash, select, table, textarea, type Flash, type Html } from './html.js';
 import { csrfField, field, fields, pageRoutes, refuse, render, type PortalReq, type Realm, type Signed } from './session.js';
 
@@ -21,6 +22,7 @@ export const OPERATOR_REALM: Realm = {
     { href: '/operator/', label: 'Health' },
     { href: '/operator/participants', label: 'Participants' },
     { href: '/operator/channels', label: 'Channels' },
+    { href: '/operator/reports', label: 'Reports' },
     { href: '/operator/maintenance', label: 'Maintenance' },
     { href: '/operator/dead-letters', label: 'Dead letters' },
     { href: '/operator/certificates', label: 'Certificates' },
@@ -53,6 +55,7 @@ export function registerOperatorPortal(app: FastifyInstance, deps: PortalDeps): 
   page('/participants/:dipId/users', 'POST', async (c) => createParticipantUser(deps, c));
   page('/participants/:dipId/users/disable', 'POST', async (c) => disableAccount(deps, c, c.req.params.dipId ?? ''));
   page('/channels', 'GET', async (c) => channelsPage(deps, c));
+  page('/reports', 'GET', async (c) => reportsPage(deps, c));
   page('/dead-letters', 'GET', async (c) => deadLettersPage(deps, c, null, 200));
   page('/dead-letters', 'POST', async (c) => deadLetterAction(deps, c));
   page('/certificates', 'GET', async (c) => certificatesPage(deps, c, null, null, 200));
@@ -147,6 +150,23 @@ async function channelsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
     (ch) => html`<tr><td>${ch.interfaceId}</td><td>${ch.definition.name}</td><td>${ch.publicationId}</td><td>${ch.definition.schemaVersions.join(', ')}</td><td>${ch.senderRoles.join(', ')}</td><td>${ch.receiverRoles.join(', ')}</td><td>${[...ch.alwaysRoles, ...ch.alwaysParticipants].join(', ')}</td><td class="num">${ch.securityPattern}</td></tr>`,
   );
   return render(c.reply, 200, O, c.req, c.signed, 'Channels', table('Channels of the catalogue in force, with the configuration applied', ['Channel', 'Name', 'Publication', 'Schema versions', 'Senders', 'Receivers', 'Always', 'Pattern'], rows));
+}
+
+/** Reports across every participant (or one channel, sender or recipient), from the operator reports API. */
+async function reportsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const period = reportPeriod(c.req.query.period, deps.clock.now());
+  const qs = new URLSearchParams({ from: new Date(period.fromMs).toISOString(), to: new Date(period.toMs).toISOString(), granularity: period.granularity });
+  const narrow = { channel: c.req.query.channel ?? '', sender: c.req.query.sender ?? '', recipient: c.req.query.recipient ?? '' };
+  for (const [k, v] of Object.entries(narrow)) if (v) qs.set(k, v);
+  const [throughput, latency] = await Promise.all([
+    api<{ rows: ThroughputRow[] }>(deps, c, 'GET', `/admin/reports/throughput?${qs.toString()}`),
+    api<{ rows: LatencyRow[] }>(deps, c, 'GET', `/admin/reports/latency?${qs.toString()}`),
+  ]);
+  const failed = [throughput, latency].find((a) => a.status !== 200);
+  const body = html`${periodForm('/operator/reports', period, html`${input('channel', 'Channel (optional)', { value: narrow.channel })}${input('sender', 'Sender DIP ID (optional)', { value: narrow.sender })}${input('recipient', 'Recipient DIP ID (optional)', { value: narrow.recipient })}`)}
+<p class="muted">${period.label}, across ${narrow.channel || narrow.sender || narrow.recipient ? 'the messages that match' : 'every participant'}: GET /admin/reports/… gives the same as JSON or CSV.</p>
+${failed ? alertLine(problemOf(failed.body)) : reportCharts(period, throughput.body.rows, latency.body.rows)}`;
+  return render(c.reply, failed ? failed.status : 200, O, c.req, c.signed, 'Reports', body);
 }
 
 async function deadLettersPage(deps: PortalDeps, c: Ctx, flash: Flash, status: number): Promise<FastifyReply> {

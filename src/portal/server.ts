@@ -4,7 +4,8 @@ import type { PortalDeps } from './deps.js';
 import { html } from './html.js';
 import { registerOperatorPortal, OPERATOR_REALM } from './operator-pages.js';
 import { field, refuse, render, sameOrigin, SESSION_MS, setSessionCookie, signedIn, signInPage, type Form, type Realm } from './session.js';
-import { registerUserPortal, USER_REALM } from './user-pages.js';
+import { registerUserPortal } from './user-pages.js';
+import { USER_REALM } from './user-realm.js';
 
 /**
  * Pages carry no script and load nothing from elsewhere: the style sheet is the only other resource. So

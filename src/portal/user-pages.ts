@@ -11,47 +11,20 @@ import type { QueueRef } from '../ports/message-log.js';
 import type { ReplayFilter } from '../ports/requeue-jobs.js';
 import { certificateInfo } from '../security/signature.js';
 import type { PortalDeps } from './deps.js';
-import { actionButton, badge, barChart, choice, codeBlock, daysLeftBadge, facts, hidden, html, input, isoOrDash, select, table, textarea, when, type Flash, type Html } from './html.js';
+import { actionButton, badge, choice, codeBlock, daysLeftBadge, facts, hidden, html, input, isoOrDash, select, table, textarea, when, type Flash, type Html } from './html.js';
 import { enrolmentPanel, newUserForm, userRows } from './accounts-view.js';
 import { noticeTable } from './maintenance-pages.js';
 import { publicNotice } from '../domain/maintenance.js';
-import { csrfField, field, isReply, pageRoutes, refuse, render, type PortalReq, type Realm, type Signed } from './session.js';
-
-export const USER_REALM: Realm = {
-  kind: 'user',
-  cookie: '__Host-dip-portal',
-  base: '/portal',
-  title: 'OpenDIP participant portal',
-  nav: [
-    { href: '/portal/', label: 'Overview' },
-    { href: '/portal/webhooks', label: 'Webhooks' },
-    { href: '/portal/messages', label: 'Messages' },
-    { href: '/portal/replay', label: 'Replay' },
-    { href: '/portal/status-messages', label: 'Status messages' },
-    { href: '/portal/certificates', label: 'Certificates' },
-    { href: '/portal/reports', label: 'Reports' },
-    { href: '/portal/maintenance', label: 'Maintenance' },
-    { href: '/portal/users', label: 'Users' },
-  ],
-};
+import { csrfField, field, isReply, pageRoutes, refuse, render } from './session.js';
+import { param, USER_REALM, type UserCtx } from './user-realm.js';
+import { registerUserSelfPages } from './user-self-pages.js';
 
 const R = USER_REALM;
 const DAY_MS = 86_400_000;
 /** Rows a search shows at most (per channel and in all). */
 const SEARCH_LIMIT = 50;
 
-interface Ctx {
-  req: PortalReq;
-  reply: FastifyReply;
-  signed: Signed;
-  /** The participant the user belongs to. */
-  own: Participant;
-}
-
-/** A value from the query string (GET) or the form (POST). */
-function param(req: PortalReq, name: string): string {
-  return req.method === 'POST' ? field(req.body, name) : (req.query[name] ?? '');
-}
+type Ctx = UserCtx;
 
 /**
  * The same rule as the participant API (src/pipeline/access.ts), applied to the user's participant as the
@@ -115,8 +88,8 @@ export function registerUserPortal(app: FastifyInstance, deps: PortalDeps): void
   page('/certificates', 'GET', async (c) => certificatesPage(deps, c, null));
   page('/certificates/request', 'POST', async (c) => certificateRequest(deps, c));
   page('/certificates/:name', 'GET', async (c) => certificateDownload(deps, c));
-  page('/reports', 'GET', async (c) => reportsPage(deps, c));
   page('/maintenance', 'GET', async (c) => render(c.reply, 200, R, c.req, c.signed, 'Maintenance', noticeTable('Maintenance announced and not yet over, soonest first', (await deps.maintenance.current()).map(publicNotice))));
+  registerUserSelfPages(page, deps);
   page('/users', 'GET', async (c) => usersPage(deps, c, null, 200));
   page('/users', 'POST', async (c) => createUser(deps, c));
   page('/users/disable', 'POST', async (c) => disableUser(deps, c));
@@ -456,41 +429,6 @@ async function certificateDownload(deps: PortalDeps, c: Ctx): Promise<FastifyRep
     return refuse(c.reply, R, c.req, c.signed, 404, `no certificate '${name}'`);
   }
   return c.reply.header('content-disposition', `attachment; filename="${name}.pem"`).type('application/x-pem-file').send(pem);
-}
-
-async function reportsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
-  const s = scope(deps, c, 'self');
-  if (isReply(s)) return s;
-  const p = s.caller;
-  const now = deps.clock.now();
-  const archived = new Set(await deps.archive.archivedChannels());
-  const received: Array<{ label: string; value: number }> = [];
-  for (const ch of receivingChannels(deps, p).filter((x) => archived.has(x.interfaceId))) {
-    const n = (await deps.archive.findArchived({ recipientDipId: p.dipId, channel: ch.interfaceId, fromMs: now - 7 * DAY_MS, limit: 1000 })).length;
-    if (n > 0) received.push({ label: ch.interfaceId, value: n });
-  }
-  const verdicts = { delivered: 0, retry: 0, rejected: 0 };
-  const latencies: number[] = [];
-  for (const ch of [...receivingChannels(deps, p).map((x) => x.interfaceId), STATUS_CHANNEL]) {
-    if (!deps.registry.webhook(p.dipId, ch)) continue;
-    for (const a of await deps.archive.attempts({ recipientDipId: p.dipId, channel: ch }, 200)) {
-      if (a.startedAt < now - 7 * DAY_MS) continue;
-      verdicts[a.verdict] += 1;
-      if (a.verdict === 'delivered') latencies.push(a.latencyMs);
-    }
-  }
-  latencies.sort((a, b) => a - b);
-  const pct = (q: number) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]! : 0);
-  const body = html`<p class="muted">The last 7 days, from the archive and the delivery journal (at most 1,000 messages per channel and the last 200 webhook calls per queue are counted).</p>
-${received.length ? barChart('Messages received per channel', received) : html`<p>No message received in the last 7 days.</p>`}
-${barChart('Webhook calls by answer', [
-  { label: 'delivered', value: verdicts.delivered, kind: 'ok' },
-  { label: 'retried', value: verdicts.retry, kind: 'warn' },
-  { label: 'rejected', value: verdicts.rejected, kind: 'bad' },
-])}
-<h2>Webhook latency</h2>
-${facts([['Median', `${pct(0.5)} ms`], ['95th percentile', `${pct(0.95)} ms`], ['Calls', latencies.length]])}`;
-  return render(c.reply, 200, R, c.req, c.signed, 'Reports', body);
 }
 
 async function usersPage(deps: PortalDeps, c: Ctx, extra: Html | null, status: number, flash: Flash = null): Promise<FastifyReply> {

@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS activity_log (
   PRIMARY KEY (chain, seq)
 );
 CREATE INDEX IF NOT EXISTS activity_log_at ON activity_log (at, chain, seq);
+CREATE INDEX IF NOT EXISTS activity_log_caller ON activity_log (caller, at);
 CREATE OR REPLACE FUNCTION activity_log_append_only() RETURNS trigger LANGUAGE plpgsql AS
   $$ BEGIN RAISE EXCEPTION 'the activity log is append-only'; END $$;
 DROP TRIGGER IF EXISTS activity_log_no_update ON activity_log;
@@ -115,6 +116,11 @@ export class PgActivityLog implements ActivityLogStore {
       'SELECT * FROM activity_log WHERE at >= $1 AND at < $2 AND (at, chain, seq) > ($3, $4, $5) ORDER BY at, chain, seq LIMIT $6',
       [q.fromMs, q.toMs, a.at, a.chain, a.seq, q.limit],
     );
+    return rows.map(fromActivityRow);
+  }
+
+  async byCaller(caller: string, fromMs: number, toMs: number, limit: number): Promise<ChainedActivity[]> {
+    const { rows } = await this.pool.query<Row>('SELECT * FROM activity_log WHERE caller = $1 AND at >= $2 AND at < $3 ORDER BY at DESC, chain DESC, seq DESC LIMIT $4', [caller, fromMs, toMs, limit]);
     return rows.map(fromActivityRow);
   }
 

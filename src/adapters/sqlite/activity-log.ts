@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS activity_log (
   PRIMARY KEY (chain, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS activity_log_at ON activity_log (at, chain, seq);
+CREATE INDEX IF NOT EXISTS activity_log_caller ON activity_log (caller, at);
 -- Append-only: a record is never changed in place (retention deletes whole records, oldest first).
 CREATE TRIGGER IF NOT EXISTS activity_log_no_update BEFORE UPDATE ON activity_log
   BEGIN SELECT RAISE(ABORT, 'the activity log is append-only'); END;
@@ -73,6 +74,7 @@ export class SqliteActivityLog implements ActivityLogStore {
         `SELECT * FROM activity_log WHERE at >= @from AND at < @to AND (at > @at OR (at = @at AND (chain > @chain OR (chain = @chain AND seq > @seq))))
           ORDER BY at, chain, seq LIMIT @limit`,
       ),
+      byCaller: db.prepare<[string, number, number, number], Row>('SELECT * FROM activity_log WHERE caller = ? AND at >= ? AND at < ? ORDER BY at DESC, chain DESC, seq DESC LIMIT ?'),
       oldest: db.prepare<[number, number], { chain: string; seq: number; hash: string }>('SELECT chain, seq, hash FROM activity_log WHERE at < ? ORDER BY at, chain, seq LIMIT ?'),
       remove: db.prepare<[string, number]>('DELETE FROM activity_log WHERE chain = ? AND seq <= ?'),
       anchor: db.prepare<[number, string, string, number]>('UPDATE activity_chains SET anchor_seq = ?, anchor_hash = ? WHERE chain = ? AND anchor_seq < ?'),
@@ -108,6 +110,10 @@ export class SqliteActivityLog implements ActivityLogStore {
   range(q: ActivityQuery): Promise<ChainedActivity[]> {
     const a = q.after ?? { at: -1, chain: '', seq: 0 };
     return Promise.resolve(this.s.range.all({ from: q.fromMs, to: q.toMs, at: a.at, chain: a.chain, seq: a.seq, limit: q.limit }).map(fromActivityRow));
+  }
+
+  byCaller(caller: string, fromMs: number, toMs: number, limit: number): Promise<ChainedActivity[]> {
+    return Promise.resolve(this.s.byCaller.all(caller, fromMs, toMs, limit).map(fromActivityRow));
   }
 
   purge(beforeMs: number, limit: number): Promise<number> {

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { MSG } from '../../domain/response-codes.js';
-import type { SubscriptionInput } from '../../pipeline/alarms.js';
-import { subscribe, subscriptionBody, type AlarmApiDeps } from '../alarm-routes.js';
+import { subscriptionBody, type SubscriptionInput } from '../../pipeline/alarms.js';
+import { subscribe, type AlarmApiDeps } from '../alarm-routes.js';
 import type { ApiDeps } from '../deps.js';
 import { admitted } from '../guard.js';
 import { sendStandard } from '../request.js';

@@ -5,7 +5,7 @@ import { MSG } from '../../domain/response-codes.js';
 import { standardResponse } from '../../domain/standard-response.js';
 import { authenticate } from '../../pipeline/authenticate.js';
 import type { Channel } from '../../pipeline/channels.js';
-import { mayRead } from '../../pipeline/publications.js';
+import { downloadRefusal, mayRead } from '../../pipeline/publications.js';
 import { COMPRESSIONS, type Compression, type PublicationMetadata, type PublicationRecord } from '../../ports/publications.js';
 import { DIP_HEADER_CONTENT_HASH } from '../../security/signature.js';
 import type { ApiDeps } from '../deps.js';
@@ -170,13 +170,9 @@ async function readable(deps: ApiDeps, req: FastifyRequest<{ Params: { id: strin
   const scope = readerScope(deps, req, reply);
   if (!scope) return null;
   const record = await deps.publications.get(req.params.publicationId);
-  if (!record || record.channel !== scope.channel.interfaceId) {
-    void sendStandard(deps, reply, 404, scope.caller.dipId, MSG.interfaceIdInvalid, `no publication ${req.params.publicationId} on ${scope.channel.interfaceId}`);
-    return null;
-  }
-  if (!scope.reader && !record.public) {
-    const roles = [...new Set([...scope.channel.receiverRoles, ...scope.channel.alwaysRoles, ...deps.publications.publisherRoles(scope.channel)])];
-    void sendStandard(deps, reply, 403, scope.caller.dipId, MSG.processingFailed, `${scope.caller.dipId} holds ${scope.caller.roles.join(', ')}; publications on ${scope.channel.interfaceId} are for ${roles.join(', ')}`);
+  const refused = downloadRefusal(scope.channel, scope.caller, req.params.publicationId, record, deps.publications.publisherRoles(scope.channel));
+  if (refused || !record) {
+    void sendStandard(deps, reply, refused?.status ?? 404, scope.caller.dipId, refused?.status === 403 ? MSG.processingFailed : MSG.interfaceIdInvalid, refused?.help ?? '');
     return null;
   }
   return { caller: scope.caller, record };

@@ -1,0 +1,81 @@
+import { bucketStart, type Granularity, type LatencyStats } from '../pipeline/reports.js';
+import { html, select, timeChart, type Html } from './html.js';
+
+/**
+ * The reports' charts, the same in both portals: throughput (messages in, copies delivered, errors) and
+ * latency (end to end, median and 90th percentile) over a period, from the reports API's rows (the user
+ * portal's cut to the participant, the operator portal's across all participants).
+ */
+
+export interface ThroughputRow {
+  bucket: string;
+  in: number;
+  out: number;
+  errors: number;
+  pending: number;
+}
+
+export interface LatencyRow {
+  bucket: string;
+  endToEnd: LatencyStats;
+  dipProcessing: LatencyStats;
+}
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+const PERIODS = {
+  day: { ms: DAY, granularity: 'hour', label: 'The last 24 hours, per hour' },
+  week: { ms: 7 * DAY, granularity: 'day', label: 'The last 7 days, per day' },
+  month: { ms: 30 * DAY, granularity: 'day', label: 'The last 30 days, per day' },
+} as const satisfies Record<string, { ms: number; granularity: Granularity; label: string }>;
+
+export type PeriodName = keyof typeof PERIODS;
+
+export interface Period {
+  name: PeriodName;
+  fromMs: number;
+  toMs: number;
+  granularity: Granularity;
+  label: string;
+}
+
+/** The period a `period` query parameter names (the last day when absent or unknown). */
+export function reportPeriod(name: string | undefined, now: number): Period {
+  const key: PeriodName = name === 'week' || name === 'month' ? name : 'day';
+  const p = PERIODS[key];
+  return { name: key, fromMs: now - p.ms, toMs: now, granularity: p.granularity, label: p.label };
+}
+
+/** Every bucket of the period, so that quiet hours show as zero rather than vanish from the axis. */
+function buckets(p: Period): number[] {
+  const step = p.granularity === 'hour' ? HOUR : DAY;
+  const out: number[] = [];
+  for (let t = bucketStart(p.fromMs, p.granularity); t < p.toMs; t += step) out.push(t);
+  return out;
+}
+
+const label = (t: number, g: Granularity) => (g === 'hour' ? new Date(t).toISOString().slice(5, 13).replace('T', ' ') + ':00' : new Date(t).toISOString().slice(0, 10));
+
+export function periodForm(action: string, p: Period, extra: Html | null = null): Html {
+  return html`<form method="get" action="${action}" class="search">${extra}${select('period', 'Period', Object.entries(PERIODS).map(([value, v]) => ({ value, label: v.label })), p.name)} <button type="submit">Show</button></form>`;
+}
+
+export function reportCharts(p: Period, throughput: readonly ThroughputRow[], latency: readonly LatencyRow[]): Html {
+  const ts = buckets(p);
+  const labels = ts.map((t) => label(t, p.granularity));
+  const byBucket = <T extends { bucket: string }>(rows: readonly T[]) => new Map(rows.map((r) => [bucketStart(Date.parse(r.bucket), p.granularity), r]));
+  const tp = byBucket(throughput);
+  const lat = byBucket(latency);
+  const count = (f: (r: ThroughputRow) => number) => ts.map((t) => { const r = tp.get(t); return r ? f(r) : 0; });
+  const ms = (f: (s: LatencyStats) => number | null) => ts.map((t) => { const r = lat.get(t); return r ? f(r.endToEnd) : null; });
+  return html`${timeChart('Throughput', labels, [
+    { name: 'Messages in', kind: 'info', values: count((r) => r.in) },
+    { name: 'Copies delivered', kind: 'ok', values: count((r) => r.out) },
+    { name: 'Errors (dead letters)', kind: 'bad', values: count((r) => r.errors) },
+  ], 'messages')}
+${timeChart('End-to-end latency (received by the DIP to delivered)', labels, [
+  { name: 'Median', kind: 'ok', values: ms((s) => s.p50Ms) },
+  { name: '90th percentile', kind: 'warn', values: ms((s) => s.p90Ms) },
+], 'ms')}`;
+}

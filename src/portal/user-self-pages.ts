@@ -1,0 +1,163 @@
+import type { FastifyReply } from 'fastify';
+import { Readable } from 'node:stream';
+import { receivesOn } from '../domain/channel.js';
+import { createSubscription } from '../pipeline/alarms.js';
+import { downloadRefusal, mayRead } from '../pipeline/publications.js';
+import { STATUS_CHANNEL } from '../pipeline/status.js';
+import { ALARM_RULES, type AlarmRule } from '../ports/alarms.js';
+import type { PublicationRecord } from '../ports/publications.js';
+import type { PortalDeps } from './deps.js';
+import { actionButton, badge, barChart, choice, html, input, isoOrDash, table, type Flash } from './html.js';
+import { periodForm, reportCharts, reportPeriod } from './reports-view.js';
+import { csrfField, fields, field, refuse, render } from './session.js';
+import { USER_REALM as R, type UserCtx as Ctx } from './user-realm.js';
+
+/**
+ * The user portal's pages about the participant itself: reports, its API activity, its alarm
+ * subscriptions and the Pattern B publications it may download. Each is the participant API's answer to
+ * the participant as the caller (the user's own participant, never one named in the URL or form): the
+ * same functions the routes call, with the same owner and the same refusals.
+ */
+
+type Registrar = (path: string, method: 'GET' | 'POST', handler: (c: Ctx) => Promise<FastifyReply>) => void;
+
+const DAY_MS = 86_400_000;
+/** The most rows the activity and publication pages show. */
+const ROWS = 200;
+
+const RULES: Record<AlarmRule, string> = {
+  'dead-letter': 'Dead letters: a message to us could not be delivered',
+  'queue-depth': 'Queue depth: messages for us are piling up',
+  'webhook-failing': 'Webhook failing: our webhook keeps refusing or not answering',
+  'certificate-expiring': 'Certificate expiring: our registered certificate is close to expiry',
+  // Never concerns a participant (operators only): not offered.
+  storage: 'Storage: the DIP cannot take writes',
+  maintenance: 'Maintenance: a window is announced, changed or withdrawn',
+};
+
+export function registerUserSelfPages(page: Registrar, deps: PortalDeps): void {
+  page('/reports', 'GET', async (c) => reportsPage(deps, c));
+  page('/activity', 'GET', async (c) => activityPage(deps, c));
+  page('/alarms', 'GET', async (c) => alarmsPage(deps, c, null, 200));
+  page('/alarms', 'POST', async (c) => subscribe(deps, c));
+  page('/alarms/remove', 'POST', async (c) => unsubscribe(deps, c));
+  page('/publications', 'GET', async (c) => publicationsPage(deps, c));
+  page('/publications/:channel/:id', 'GET', async (c) => download(deps, c));
+}
+
+async function reportsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const p = c.own;
+  const period = reportPeriod(c.req.query.period, deps.clock.now());
+  // The reports API's own computation, for the participant as viewer: its messages and its copies only.
+  const viewer = { kind: 'participant', dipId: p.dipId } as const;
+  const filter = { fromMs: period.fromMs, toMs: period.toMs, granularity: period.granularity };
+  const [throughput, latency] = await Promise.all([deps.reports.throughput(viewer, filter), deps.reports.latency(viewer, filter)]);
+  const verdicts = { delivered: 0, retry: 0, rejected: 0 };
+  for (const ch of [...deps.channels.all().filter((x) => receivesOn(x, p)).map((x) => x.interfaceId), STATUS_CHANNEL]) {
+    if (!deps.registry.webhook(p.dipId, ch)) continue;
+    for (const a of await deps.archive.attempts({ recipientDipId: p.dipId, channel: ch }, 200)) if (a.startedAt >= period.fromMs) verdicts[a.verdict] += 1;
+  }
+  const body = html`${periodForm('/portal/reports', period)}
+<p class="muted">${period.label}: messages ${p.dipId} sent or received, from the archive and the delivery journal (the reports API, /observability/reports, gives the same as JSON or CSV).</p>
+${reportCharts(period, throughput, latency)}
+${barChart('Webhook calls by answer', [
+  { label: 'delivered', value: verdicts.delivered, kind: 'ok' },
+  { label: 'retried', value: verdicts.retry, kind: 'warn' },
+  { label: 'rejected', value: verdicts.rejected, kind: 'bad' },
+])}`;
+  return render(c.reply, 200, R, c.req, c.signed, 'Reports', body);
+}
+
+async function activityPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  if (!deps.activityLog) return render(c.reply, 200, R, c.req, c.signed, 'API activity', html`<p>The API activity log is turned off on this DIP.</p>`);
+  const now = deps.clock.now();
+  const days = c.req.query.days === '1' ? 1 : 7;
+  // Only records whose caller is the user's own participant: the store is asked for nothing else.
+  const records = await deps.activityLog.byCaller(c.own.dipId, now - days * DAY_MS, now + 1, ROWS);
+  const rows = records.map(
+    (r) => html`<tr><td>${isoOrDash(r.at)}</td><td>${r.method}</td><td><code>${r.url}</code></td><td>${r.status === null ? badge('bad', 'refused') : badge(r.status < 300 ? 'ok' : r.status < 500 ? 'warn' : 'bad', String(r.status))}</td><td class="num">${r.durationMs} ms</td><td><code>${r.requestId}</code></td></tr>`,
+  );
+  const body = html`<form method="get" action="/portal/activity" class="search"><fieldset><legend>Period</legend>${choice('radio', 'days-1', 'days', '1', 'The last 24 hours', days === 1)} ${choice('radio', 'days-7', 'days', '7', 'The last 7 days', days === 7)} <button type="submit">Show</button></fieldset></form>
+<p class="muted">Every request ${c.own.dipId}'s systems made to the DIP's participant API, accepted or refused, as the DIP's activity log recorded it (the request ID is the one answered in <code>x-request-id</code>). At most ${ROWS}, newest first.</p>
+${table(`Requests from ${c.own.dipId}`, ['When', 'Method', 'URL', 'Answer', 'Took', 'Request ID'], rows, `No request from ${c.own.dipId} in this period.`)}`;
+  return render(c.reply, 200, R, c.req, c.signed, 'API activity', body);
+}
+
+async function alarmsPage(deps: PortalDeps, c: Ctx, flash: Flash, status: number): Promise<FastifyReply> {
+  if (!deps.alarms) return render(c.reply, 200, R, c.req, c.signed, 'Alarms', html`<p>Alarms are turned off on this DIP.</p>`, flash);
+  const owner = c.own.dipId;
+  const now = deps.alarms.alarms.current(owner);
+  const subs = await deps.alarms.subscriptions.list(owner);
+  const current = now.map((a) => html`<tr><td>${badge('bad', a.rule)}</td><td>${a.summary}</td><td>${isoOrDash(a.since)}</td></tr>`);
+  const rows = subs.map(
+    (s) => html`<tr><td>${s.rules.join(', ')}</td><td>${s.email ?? '—'}</td><td>${s.webhookUrl ? html`<code>${s.webhookUrl}</code>` : '—'}</td><td>${isoOrDash(s.createdAt)}</td><td>${actionButton({ action: '/portal/alarms/remove', csrf: c.signed.claims.csrf, fields: { id: s.id }, label: 'Unsubscribe', about: `from ${s.rules.join(', ')} (${s.email ?? s.webhookUrl ?? ''})`, kind: 'danger' })}</td></tr>`,
+  );
+  const body = html`<h2>Alarms now</h2>
+${table(`Alarms that concern ${owner} now`, ['Rule', 'What', 'Since'], current, `No alarm concerns ${owner} now.`)}
+<h2>Subscriptions</h2>
+${table(`${owner}'s alarm subscriptions`, ['Rules', 'Email', 'Webhook', 'Created', ''], rows, 'No subscription: alarms are shown here but nobody is told.')}
+<form method="post" action="/portal/alarms">${csrfField(c.signed)}
+<fieldset><legend>Tell us when</legend>${ALARM_RULES.filter((r) => r !== 'storage').map((r) => html`<div>${choice('checkbox', `rule-${r}`, 'rule', r, RULES[r], true)}</div>`)}</fieldset>
+<fieldset><legend>Where to send the notices (one or both)</legend>
+${input('email', 'Email address', { type: 'email', autocomplete: 'email', maxlength: 254 })}
+${input('webhookUrl', 'Webhook URL (receives a signed JSON notice)', { type: 'url', maxlength: 2048, placeholder: 'https://ops.example.com/dip-alarms' })}
+</fieldset>
+<button type="submit">Subscribe</button></form>`;
+  return render(c.reply, status, R, c.req, c.signed, 'Alarms', body, flash);
+}
+
+async function subscribe(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  if (!deps.alarms) return refuse(c.reply, R, c.req, c.signed, 404, 'alarms are turned off on this DIP');
+  const email = field(c.req.body, 'email').trim();
+  const webhookUrl = field(c.req.body, 'webhookUrl').trim();
+  // The form as the API's JSON body; checked by the same schema and rules as POST /observability/alarm-subscriptions.
+  const made = await createSubscription(deps.alarms, c.own.dipId, { rules: fields(c.req.body, 'rule'), ...(email ? { email } : {}), ...(webhookUrl ? { webhookUrl } : {}) });
+  if (!made.ok) return alarmsPage(deps, c, { kind: 'error', text: `not subscribed: ${made.help}` }, 400);
+  deps.logger.info({ username: c.signed.account.username, owner: c.own.dipId, id: made.subscription.id }, 'portal: alarm subscription created');
+  return alarmsPage(deps, c, { kind: 'ok', text: `subscribed to ${made.subscription.rules.join(', ')}` }, 200);
+}
+
+async function unsubscribe(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  if (!deps.alarms) return refuse(c.reply, R, c.req, c.signed, 404, 'alarms are turned off on this DIP');
+  const id = field(c.req.body, 'id');
+  // Removed only when the owner is the user's participant: another's subscription is answered as unknown.
+  if (!(await deps.alarms.subscriptions.remove(c.own.dipId, id))) return alarmsPage(deps, c, { kind: 'error', text: `${c.own.dipId} has no alarm subscription ${id}` }, 404);
+  deps.logger.info({ username: c.signed.account.username, owner: c.own.dipId, id }, 'portal: alarm subscription removed');
+  return alarmsPage(deps, c, { kind: 'ok', text: 'unsubscribed' }, 200);
+}
+
+const bytes = (n: number) => (n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : n < 1024 ** 3 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${(n / 1024 ** 3).toFixed(2)} GiB`);
+
+async function publicationsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const p = c.own;
+  // The channels whose every publication the participant may read (the API's mayRead), and public ones elsewhere.
+  const readable = deps.channels.all().filter((ch) => mayRead(ch, p, deps.publications.publisherRoles(ch))).map((ch) => ch.interfaceId);
+  const found = new Map<string, PublicationRecord>();
+  for (const r of readable.length ? await deps.publications.find({ channels: readable, limit: ROWS }) : []) found.set(r.id, r);
+  for (const r of await deps.publications.find({ publicOnly: true, limit: ROWS })) found.set(r.id, r);
+  const list = [...found.values()].sort((a, b) => b.publishedAt - a.publishedAt).slice(0, ROWS);
+  const rows = list.map(
+    (r) => html`<tr><td>${r.channel}</td><td>${r.publicationType}</td><td>${r.version}</td><td>${r.publisherDipId}</td><td>${isoOrDash(r.publishedAt)}</td><td>${r.effectiveFrom ?? '—'} to ${r.effectiveTo ?? '—'}</td><td class="num">${bytes(r.size)}</td><td>${r.public ? badge('ok', 'public') : ''}</td>
+<td><a href="/portal/publications/${encodeURIComponent(r.channel)}/${encodeURIComponent(r.id)}" download>${r.fileName}<span class="skip"> (${r.format}${r.compression === 'none' ? '' : `, ${r.compression}`})</span></a></td></tr>`,
+  );
+  const body = html`<p class="muted">Pattern B publications ${p.dipId} may download: every one on the channels it receives or publishes on, and the public ones. The newest ${ROWS}. Systems fetch them with <code>GET /dip-channel/{channel}/publications/{id}/content</code> (resumable, with row filters).</p>
+${table('Publications', ['Channel', 'Type', 'Version', 'Publisher', 'Published', 'Effective', 'Size', '', 'Download'], rows, 'No publication to download.')}
+${readable.length ? '' : html`<p class="muted">${p.dipId} (${p.roles.join(', ')}) receives or publishes on no channel: only public publications are listed.</p>`}`;
+  return render(c.reply, 200, R, c.req, c.signed, 'Publications', body);
+}
+
+async function download(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const channel = deps.channel(c.req.params.channel ?? '');
+  if (!channel) return refuse(c.reply, R, c.req, c.signed, 404, `'${c.req.params.channel ?? ''}' is not a channel of this DIP`);
+  const id = c.req.params.id ?? '';
+  const record = await deps.publications.get(id);
+  const refused = downloadRefusal(channel, c.own, id, record, deps.publications.publisherRoles(channel));
+  if (refused || !record) return refuse(c.reply, R, c.req, c.signed, refused?.status ?? 404, refused?.help ?? `no publication ${id}`);
+  deps.logger.info({ username: c.signed.account.username, participant: c.own.dipId, publication: record.id }, 'portal: publication downloaded');
+  return c.reply
+    .header('content-disposition', `attachment; filename="${record.fileName.replace(/["\\\r\n]/g, '_')}"`)
+    .header('content-length', String(record.size))
+    .header('x-opendip-compression', record.compression)
+    .type('application/octet-stream')
+    .send(Readable.from(deps.publications.read(record), { objectMode: false }));
+}
