@@ -95,6 +95,11 @@ export interface PublicationsConfig {
   maxBytes: number;
   /** How long a superseded version stays; the newest version of each type stays however old. */
   retentionDays: number;
+  /**
+   * Bytes with no committed record (an upload abandoned half way, a crash between the bytes and the
+   * record) are removed once last written this long ago, at start and every purge interval.
+   */
+  orphanGraceMinutes: number;
   /** Per channel: its own limit, retention, and the roles that may publish (default: the channel's sender roles). */
   channels: Record<string, { maxBytes?: number; retentionDays?: number; publisherRoles?: string[] }>;
   /** Public publications, listed and downloaded without a client certificate, on a listener of their own. */
@@ -372,6 +377,7 @@ const schema: JSONSchemaType<DipConfig> = {
     publications: section({
       maxBytes: { type: 'integer', minimum: 1 },
       retentionDays: { type: 'number', exclusiveMinimum: 0 },
+      orphanGraceMinutes: { type: 'number', exclusiveMinimum: 0 },
       channels: {
         type: 'object',
         required: [],
@@ -483,6 +489,7 @@ export const DEFAULTS: DipConfig = {
   publications: {
     maxBytes: 2 * 1024 * 1024 * 1024,
     retentionDays: 28,
+    orphanGraceMinutes: 60,
     channels: {},
     anonymous: { enabled: false, host: '0.0.0.0', port: 8445, rateLimit: { requestsPerSecond: 20, burst: 40 } },
   },

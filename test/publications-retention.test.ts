@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../src/config.js';
 import { ShiftableClock } from './helpers/clocks.js';
-import { startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
 // Issue 13 item 4: superseded versions are kept for the channel's retention period, then purged with
 // their bytes; the newest version of a type stays whatever its age.
@@ -49,5 +49,15 @@ describe('publication retention and versions', () => {
     expect(await t.dip.publications.get(v2)).toBeDefined();
     expect(blobs()).toHaveLength(1);
     expect(await t.dip.publications.purge()).toBe(0);
+  });
+
+  it('removes bytes no committed record points to on the retention schedule, once older than the grace period', async () => {
+    const kept = blobs();
+    // What a crash between storing the bytes and committing the record leaves.
+    const orphan = join(t.config.dataDir, 'publications', `${randomUUID()}.blob`);
+    writeFileSync(orphan, 'sealed bytes whose record was never committed');
+    clock.jump((DEFAULTS.publications.orphanGraceMinutes + 1) * 60_000 + DEFAULTS.purgeIntervalSeconds * 1000);
+    await waitFor(() => !existsSync(orphan), 10_000, 'the orphan to be swept');
+    expect(blobs()).toEqual(kept);
   });
 });

@@ -32,6 +32,7 @@ export async function openPublications(config: DipConfig, backend: Backend, seal
     {
       maxBytes: (id) => settings.channels[id]?.maxBytes ?? settings.maxBytes,
       retentionMs: (id) => (settings.channels[id]?.retentionDays ?? settings.retentionDays) * 86_400_000,
+      orphanGraceMs: settings.orphanGraceMinutes * 60_000,
       publisherRoles: (id) => settings.channels[id]?.publisherRoles,
       participantBaseUrl: () => baseUrls.participant,
       publicBaseUrl: () => baseUrls.public,
@@ -44,13 +45,22 @@ export async function openPublications(config: DipConfig, backend: Backend, seal
   return { publications, baseUrls };
 }
 
-/** Superseded publication versions past their channel's retention, removed in the background. */
+/**
+ * In the background: superseded publication versions past their channel's retention, and bytes no
+ * committed record points to (swept at start too: a crash is the likeliest cause of them).
+ */
 export function schedulePublicationRetention(publications: Publications, intervalMs: number, clock: Clock, logger: Logger, life: Lifecycle): void {
-  const purge = (): void => {
-    publications.purge().then(
-      (removed) => removed > 0 && logger.info({ removed }, 'superseded publications past retention removed'),
-      (err: unknown) => logger.error({ err }, 'publication retention failed; it runs again at the next interval'),
+  const pass = (what: string, task: () => Promise<number>, done: string) => (): void => {
+    task().then(
+      (removed) => removed > 0 && logger.info({ removed }, done),
+      (err: unknown) => logger.error({ err }, `${what} failed; it runs again at the next interval`),
     );
   };
-  life.started('publication retention', clock.every(intervalMs, purge));
+  const sweepOrphans = pass('the sweep for publication bytes with no record', () => publications.sweepOrphans(), 'publication bytes with no committed record removed');
+  const purge = pass('publication retention', () => publications.purge(), 'superseded publications past retention removed');
+  sweepOrphans();
+  life.started('publication retention', clock.every(intervalMs, () => {
+    purge();
+    sweepOrphans();
+  }));
 }

@@ -14,6 +14,11 @@ import type { Registry } from './registry.js';
 export interface PublicationSettings {
   maxBytes(channel: string): number;
   retentionMs(channel: string): number;
+  /**
+   * How long bytes with no committed record are left alone before the sweep removes them: longer than an
+   * upload may go without a byte (an upload under way keeps writing) and than a commit takes.
+   */
+  orphanGraceMs: number;
   /** Roles that may publish on the channel; absent: the channel's sender roles. */
   publisherRoles(channel: string): readonly string[] | undefined;
   /** The participant listener's base URL (https://host:port), and the anonymous listener's when it is enabled. */
@@ -179,6 +184,23 @@ export class Publications {
         await this.blobs.remove(p.id, p.size);
         removed += 1;
       }
+    }
+    return removed;
+  }
+
+  /**
+   * Removes bytes no committed record points to, last written longer ago than the grace period: what an
+   * upload abandoned half way, or a crash between storing the bytes and committing the record, left
+   * behind (a refused upload removes its own bytes; these had no chance to). Returns how many IDs.
+   */
+  async sweepOrphans(): Promise<number> {
+    const cutoff = this.clock.now() - this.settings.orphanGraceMs;
+    let removed = 0;
+    for await (const blob of this.blobs.list()) {
+      if (blob.writtenAt > cutoff || (await this.index.get(blob.id))) continue;
+      await this.blobs.discard(blob.id);
+      this.logger.warn({ publication: blob.id, writtenAt: new Date(blob.writtenAt).toISOString() }, 'publication bytes with no committed record removed');
+      removed += 1;
     }
     return removed;
   }

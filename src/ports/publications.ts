@@ -88,6 +88,13 @@ export interface StoredBlob {
   sha256: string;
 }
 
+/** Bytes a store holds under one ID, whole or partial (an upload under way, or one a crash cut short). */
+export interface StoredBlobEntry {
+  id: string;
+  /** When bytes were last written under this ID, by the store's own clock (ms since the epoch). */
+  writtenAt: number;
+}
+
 /**
  * Publication bytes, sealed at rest. put() streams (memory stays flat whatever the size) and resolves
  * only once the bytes are durable; read() streams the plain bytes of a range, opening only the sealed
@@ -100,6 +107,13 @@ export interface PublicationBlobs {
   read(id: string, size: number, range?: { start: number; end: number }): AsyncIterable<Buffer>;
   /** Removes a blob (absent already: nothing happens). */
   remove(id: string, size: number): Promise<void>;
+  /**
+   * Every ID the store holds bytes for, whole or partial: with the index, what finds bytes no committed
+   * record points to (an upload abandoned, or a crash between the bytes and the record).
+   */
+  list(): AsyncIterable<StoredBlobEntry>;
+  /** Removes whatever is stored under the ID, whole or partial, without knowing its size. */
+  discard(id: string): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -95,6 +95,8 @@ export interface OpenedBlobs {
   reopen(): Promise<PublicationBlobs>;
   /** Every byte the store keeps for a blob, as stored. */
   stored(id: string): Promise<Buffer>;
+  /** Leaves bytes under the ID as a crash half way through an upload does (no whole blob). */
+  strand(id: string): Promise<void>;
   cleanup(): Promise<void>;
 }
 
@@ -171,6 +173,31 @@ export function publicationBlobsContract(name: string, open: () => Promise<Opene
       }
       await expect(s.blobs.put(key, failing(), { maxBytes: 10 * CHUNK_BYTES })).rejects.toThrow('connection reset');
       await expect(readAll(s.blobs, key, 2 * CHUNK_BYTES)).rejects.toThrow();
+    });
+
+    it('lists every ID it holds bytes for, whole or partial, with when they were written, and discards either', async () => {
+      const whole = id();
+      const partial = id();
+      const before = Date.now();
+      await s.blobs.put(whole, pieces(randomBytes(CHUNK_BYTES + 10)), { maxBytes: 2 * CHUNK_BYTES });
+      await s.strand(partial);
+      const after = Date.now();
+      const listed = new Map<string, number>();
+      for await (const e of s.blobs.list()) listed.set(e.id, e.writtenAt);
+      expect([...listed.keys()].sort()).toEqual([whole, partial].sort());
+      // The store's own clock (a JetStream server on this machine, or the filesystem): within a second of ours.
+      for (const writtenAt of listed.values()) {
+        expect(writtenAt).toBeGreaterThanOrEqual(before - 1000);
+        expect(writtenAt).toBeLessThanOrEqual(after + 1000);
+      }
+      await s.blobs.discard(partial);
+      await s.blobs.discard(whole);
+      await s.blobs.discard(whole); // absent already: nothing happens
+      expect((await s.stored(partial)).length).toBe(0);
+      expect((await s.stored(whole)).length).toBe(0);
+      const left: string[] = [];
+      for await (const e of s.blobs.list()) left.push(e.id);
+      expect(left).toEqual([]);
     });
 
     it('removes a blob; removing it again changes nothing', async () => {

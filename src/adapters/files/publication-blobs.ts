@@ -1,7 +1,7 @@
 import { mkdirSync, readdirSync, unlinkSync } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
+import { open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ChunkSealer, PublicationBlobs, StoredBlob } from '../../ports/publications.js';
+import type { ChunkSealer, PublicationBlobs, StoredBlob, StoredBlobEntry } from '../../ports/publications.js';
 import { openRange, SEALED_CHUNK_BYTES, sealChunks } from '../../security/sealed-stream.js';
 
 /** Publication IDs are the DIP's own (UUIDs); anything else never reaches the filesystem. */
@@ -71,14 +71,38 @@ export class FilePublicationBlobs implements PublicationBlobs {
   }
 
   async remove(id: string): Promise<void> {
-    // eslint-disable-next-line security/detect-non-literal-fs-filename -- a path checked by pathOf
-    await unlink(pathOf(this.dir, id, '.blob')).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
-    });
+    await this.unlinkIfThere(pathOf(this.dir, id, '.blob'));
+    await this.syncDirectory();
+  }
+
+  /** `<id>.blob` and `<id>.part` files; the newest write of the two counts. */
+  async *list(): AsyncIterable<StoredBlobEntry> {
+    const seen = new Map<string, number>();
+    // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator's data directory
+    for (const name of await readdir(this.dir)) {
+      const match = /^(.+)\.(?:blob|part)$/.exec(name);
+      if (!match || !SAFE_ID.test(match[1]!)) continue;
+      // eslint-disable-next-line security/detect-non-literal-fs-filename -- a name listed in the directory
+      const info = await stat(join(this.dir, name)).catch(() => null); // removed since the listing
+      if (info) seen.set(match[1]!, Math.max(seen.get(match[1]!) ?? 0, info.mtimeMs));
+    }
+    for (const [id, writtenAt] of seen) yield { id, writtenAt };
+  }
+
+  async discard(id: string): Promise<void> {
+    await this.unlinkIfThere(pathOf(this.dir, id, '.part'));
+    await this.unlinkIfThere(pathOf(this.dir, id, '.blob'));
     await this.syncDirectory();
   }
 
   async close(): Promise<void> {}
+
+  private async unlinkIfThere(path: string): Promise<void> {
+    // eslint-disable-next-line security/detect-non-literal-fs-filename -- paths made by pathOf
+    await unlink(path).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+  }
 
   /** A rename or unlink is durable only once the directory holding it is synced. */
   private async syncDirectory(): Promise<void> {

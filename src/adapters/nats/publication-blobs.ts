@@ -1,6 +1,6 @@
 import { Objm, StorageType, type ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { ChunkSealer, PublicationBlobs, StoredBlob } from '../../ports/publications.js';
+import type { ChunkSealer, PublicationBlobs, StoredBlob, StoredBlobEntry } from '../../ports/publications.js';
 import { chunkCount, openRange, sealChunks } from '../../security/sealed-stream.js';
 
 /** Sealed chunks written to JetStream at once per upload: enough to keep a quorum busy, bounded memory. */
@@ -62,8 +62,35 @@ export class JetStreamPublicationBlobs implements PublicationBlobs {
     await this.removeChunks(id, chunkCount(size));
   }
 
+  /** Chunk objects grouped by publication ID; the newest chunk's time counts (JetStream's own clock). */
+  async *list(): AsyncIterable<StoredBlobEntry> {
+    for (const [id, chunks] of await this.chunksById()) yield { id, writtenAt: Math.max(...chunks.map((c) => c.writtenAt)) };
+  }
+
+  /** Every chunk stored under the ID, whatever gaps a crash left between them. */
+  async discard(id: string): Promise<void> {
+    for (const chunk of (await this.chunksById()).get(id) ?? []) {
+      await this.store.delete(chunk.name).catch((err: Error) => {
+        if (!/not found/i.test(err.message)) throw err;
+      });
+    }
+  }
+
   close(): Promise<void> {
     return this.release();
+  }
+
+  private async chunksById(): Promise<Map<string, Array<{ name: string; writtenAt: number }>>> {
+    const byId = new Map<string, Array<{ name: string; writtenAt: number }>>();
+    for (const info of await this.store.list()) {
+      const slash = info.name.lastIndexOf('/');
+      if (info.deleted || slash <= 0) continue;
+      const id = info.name.slice(0, slash);
+      const chunks = byId.get(id) ?? [];
+      chunks.push({ name: info.name, writtenAt: Date.parse(info.mtime) });
+      byId.set(id, chunks);
+    }
+    return byId;
   }
 
   private async removeChunks(id: string, count: number): Promise<void> {
