@@ -2,12 +2,13 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino, type DestinationStream } from 'pino';
 import { systemClock } from './adapters/clock.js';
-import { registerAdminAlarmRoutes } from './api/alarm-routes.js';
-import { registerChannelAdminRoutes } from './api/admin-channels.js';
-import { registerRegisterRoutes } from './api/admin-register.js';
-import { registerMaintenanceAdminRoutes } from './api/admin-maintenance.js';
+import { adminAlarmRoutes } from './api/alarm-routes.js';
+import { answers as adminAnswers } from './api/admin-schemas.js';
+import { channelAdminRoutes } from './api/admin-channels.js';
+import { registerRoutes } from './api/admin-register.js';
+import { metricsRoutes } from './api/metrics.js';
+import { maintenanceAdminRoutes } from './api/admin-maintenance.js';
 import { assembleMaintenance } from './assemble/maintenance.js';
-import { registerMetricsRoute } from './api/metrics.js';
 import type { Operation } from './api/operations.js';
 import { registerReportRoutes } from './api/report-routes.js';
 import { startCore } from './assemble/core.js';
@@ -178,8 +179,13 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     pki: { config, pkiDir: pkiDirectory, participants: () => registry.participants() },
     ...(activity ? { activity } : {}),
     routes: [
-      (a) => registerReportRoutes(a, reports, { prefix: '/admin/reports', viewer: () => ({ kind: 'operator' }), fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => clock.now() }),
-      (a) => registerMetricsRoute(a, metrics), (a) => registerChannelAdminRoutes(a, channelSettings), (a) => registerRegisterRoutes(a, lifecycle), (a) => registerMaintenanceAdminRoutes(a, maintenance), ...(alarmApi ? [(a: FastifyInstance) => registerAdminAlarmRoutes(a, alarmApi)] : [])],
+      async (a) => registerReportRoutes(a, reports, { prefix: '/admin/reports', answers: adminAnswers, viewer: () => ({ kind: 'operator' }), fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => clock.now() }),
+      async (a) => metricsRoutes(a, { metrics }),
+      async (a) => channelAdminRoutes(a, { channels: channelSettings }),
+      async (a) => registerRoutes(a, { lifecycle }),
+      async (a) => maintenanceAdminRoutes(a, { maintenance }),
+      ...(alarmApi ? [async (a: FastifyInstance) => adminAlarmRoutes(a, alarmApi)] : []),
+    ],
   }, life);
   const portalPort = await startPortalListener(config, {
     config, logger, clock, accounts: portalAccounts, registry, channel, channels,

@@ -1,9 +1,10 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import type { ChannelAvailability } from '../domain/channel.js';
 import type { ChannelChange, ChannelSettings } from '../pipeline/channel-settings.js';
 import { operatorOf, refuse } from './admin-operators.js';
+import { answers, epochMs, isoTime } from './admin-schemas.js';
 
-const roles = { type: 'array', nullable: true, maxItems: 100, items: { type: 'string', maxLength: 5 } } as const;
+const roles = { type: ['array', 'null'], maxItems: 100, items: { type: 'string', maxLength: 5 } } as const;
 /** ChannelOverride (src/domain/channel.ts), every field optional and nullable (null: back to the catalogue's). */
 const settingsSchema = {
   type: 'object',
@@ -12,15 +13,15 @@ const settingsSchema = {
     senderRoles: roles,
     receiverRoles: roles,
     alwaysRoles: roles,
-    alwaysParticipants: { type: 'array', nullable: true, maxItems: 1000, items: { type: 'string', maxLength: 10 } },
-    workflowStarter: { type: 'boolean', nullable: true },
-    staleAfterMinutes: { type: 'number', nullable: true },
-    archiveRetentionDays: { type: 'integer', nullable: true },
-    obfuscation: { type: 'object', nullable: true, additionalProperties: { type: 'array', maxItems: 100, items: { type: 'string', maxLength: 500 } } },
-    mpanFeed: { type: 'boolean', nullable: true },
-    addressingDate: { type: 'string', nullable: true, maxLength: 500 },
-    securityPattern: { type: 'integer', nullable: true, enum: [0, 1, 2, 3, null] },
-    securityCategory: { type: 'integer', nullable: true, enum: [1, 2, 3, 4, null] },
+    alwaysParticipants: { type: ['array', 'null'], maxItems: 1000, items: { type: 'string', maxLength: 10 } },
+    workflowStarter: { type: ['boolean', 'null'] },
+    staleAfterMinutes: { type: ['number', 'null'] },
+    archiveRetentionDays: { type: ['integer', 'null'] },
+    obfuscation: { type: ['object', 'null'], additionalProperties: { type: 'array', maxItems: 100, items: { type: 'string', maxLength: 500 } } },
+    mpanFeed: { type: ['boolean', 'null'] },
+    addressingDate: { type: ['string', 'null'], maxLength: 500 },
+    securityPattern: { type: ['integer', 'null'], enum: [0, 1, 2, 3, null] },
+    securityCategory: { type: ['integer', 'null'], enum: [1, 2, 3, 4, null] },
   },
 } as const;
 const stringList = { type: 'array', items: { type: 'string' } } as const;
@@ -33,8 +34,8 @@ const channelView = {
     state: { type: 'string', enum: ['active', 'paused', 'withdrawn'] },
     optIn: { type: 'boolean' },
     note: { type: 'string' },
-    changedAt: { type: 'string', nullable: true },
-    changedBy: { type: 'string', nullable: true },
+    changedAt: { type: ['string', 'null'] },
+    changedBy: { type: ['string', 'null'] },
     settings: { type: 'object', additionalProperties: true },
     inForce: {
       type: 'object',
@@ -49,7 +50,23 @@ const channelView = {
     },
   },
 } as const;
-const params = { type: 'object', properties: { id: { type: 'string', maxLength: 20 } } } as const;
+const params = { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 20, description: 'Channel (interface) ID, e.g. IF-021' } } } as const;
+/** One version of a channel's settings, as kept (every change makes a new one). */
+const settingsVersion = {
+  type: 'object',
+  required: ['channel', 'version', 'state', 'settings', 'optIn', 'note', 'at', 'by', 'changedAt'],
+  properties: {
+    channel: { type: 'string' },
+    version: { type: 'integer' },
+    state: { type: 'string', enum: ['active', 'paused', 'withdrawn'] },
+    settings: { type: 'object', additionalProperties: true, description: 'The overrides in this version (ChannelOverride)' },
+    optIn: { type: 'boolean' },
+    note: { type: 'string' },
+    at: epochMs,
+    by: { type: 'string' },
+    changedAt: isoTime,
+  },
+} as const;
 const stateBody = {
   type: 'object',
   additionalProperties: false,
@@ -62,16 +79,18 @@ type Id = { Params: { id: string } };
  * Channel management on the operator API (spec 5.3): list and show channels with their settings version
  * and the routing in force, change overrides, pause, resume, withdraw, show history, roll back.
  */
-export function registerChannelAdminRoutes(app: FastifyInstance, channels: ChannelSettings): void {
-  app.get('/admin/channels', { schema: { response: { 200: { type: 'array', items: channelView } } } }, async () => channels.list());
-  app.get<Id>('/admin/channels/:id', { schema: { params, response: { 200: channelView } } }, async (req, reply) => {
+export const channelAdminRoutes: FastifyPluginAsync<{ channels: ChannelSettings }> = async (app, { channels }) => {
+  const tags = ['Channels'];
+  const view = (description: string) => ({ ...channelView, description });
+  app.get('/admin/channels', { schema: { tags, summary: 'Every channel: its settings version and the routing in force', response: answers({ 200: { type: 'array', items: channelView, description: 'The channels' } }) } }, async () => channels.list());
+  app.get<Id>('/admin/channels/:id', { schema: { tags, summary: 'One channel', params, response: answers({ 200: view('The channel') }, [404]) } }, async (req, reply) => {
     try {
       return channels.show(req.params.id);
     } catch (e) {
       return refuse(reply, e);
     }
   });
-  app.get<Id>('/admin/channels/:id/history', { schema: { params } }, async (req, reply) => {
+  app.get<Id>('/admin/channels/:id/history', { schema: { tags, summary: "Every version of a channel's settings, oldest first", params, response: answers({ 200: { type: 'array', items: settingsVersion, description: 'The versions' } }, [404]) } }, async (req, reply) => {
     try {
       return await channels.history(req.params.id);
     } catch (e) {
@@ -82,6 +101,8 @@ export function registerChannelAdminRoutes(app: FastifyInstance, channels: Chann
     '/admin/channels/:id',
     {
       schema: {
+        tags,
+        summary: "Change a channel's overrides (null: back to the catalogue's) or opt-in",
         params,
         body: {
           type: 'object',
@@ -89,7 +110,7 @@ export function registerChannelAdminRoutes(app: FastifyInstance, channels: Chann
           minProperties: 1,
           properties: { settings: settingsSchema, optIn: { type: 'boolean' }, note: { type: 'string', maxLength: 1000 }, expectedVersion: { type: 'integer', minimum: 0 } },
         },
-        response: { 200: channelView },
+        response: answers({ 200: view('The channel as changed') }, [404, 409]),
       },
     },
     async (req, reply) => {
@@ -111,7 +132,7 @@ export function registerChannelAdminRoutes(app: FastifyInstance, channels: Chann
     app.post<Id & { Body: { note?: string; expectedVersion?: number } }>(
       `/admin/channels/:id/${verb}`,
       {
-        schema: { params, body: stateBody, response: { 200: channelView } },
+        schema: { tags, summary: `${verb[0]!.toUpperCase()}${verb.slice(1)} the channel (state ${state})`, params, body: stateBody, response: answers({ 200: view('The channel as changed') }, [404, 409]) },
         // The body is optional (a bare POST pauses): no body is an empty one.
         preValidation: async (req) => {
           req.body ??= {};
@@ -132,9 +153,11 @@ export function registerChannelAdminRoutes(app: FastifyInstance, channels: Chann
     '/admin/channels/:id/rollback',
     {
       schema: {
+        tags,
+        summary: "Roll the channel's settings back to an earlier version (as a new version)",
         params,
         body: { type: 'object', additionalProperties: false, required: ['version'], properties: { version: { type: 'integer', minimum: 1 }, note: { type: 'string', maxLength: 1000 } } },
-        response: { 200: channelView },
+        response: answers({ 200: view('The channel as changed') }, [404, 409]),
       },
     },
     async (req, reply) => {
@@ -147,4 +170,4 @@ export function registerChannelAdminRoutes(app: FastifyInstance, channels: Chann
       }
     },
   );
-}
+};

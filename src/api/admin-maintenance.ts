@@ -1,19 +1,21 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { MAX_TEXT, publicNotice } from '../domain/maintenance.js';
 import type { Maintenance, MaintenanceChange } from '../pipeline/maintenance.js';
 import type { MaintenanceInput } from '../domain/maintenance.js';
 import { operatorOf, refuse } from './admin-operators.js';
 import { noticeSchema } from './routes/maintenance.js';
+import { answers } from './admin-schemas.js';
 
 const when = { type: 'string', minLength: 1, maxLength: 40, description: 'ISO-8601 with a zone, e.g. 2026-12-05T02:00:00Z' } as const;
 const fields = {
   start: when,
   end: when,
   text: { type: 'string', minLength: 1, maxLength: MAX_TEXT },
-  channels: { type: 'array', nullable: true, maxItems: 500, items: { type: 'string', minLength: 1, maxLength: 20 }, description: 'absent, null or empty: the whole DIP' },
+  channels: { type: ['array', 'null'], maxItems: 500, items: { type: 'string', minLength: 1, maxLength: 20 }, description: 'absent, null or empty: the whole DIP' },
 } as const;
-const params = { type: 'object', properties: { id: { type: 'string', maxLength: 40 } } } as const;
-const one = { 200: noticeSchema } as const;
+const params = { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 40, description: 'e.g. MN-3' } } } as const;
+const one = answers({ 200: { ...noticeSchema, description: 'The notice as it is now' } }, [404, 409]);
+const tags = ['Maintenance notices'];
 
 type Id = { Params: { id: string } };
 
@@ -21,9 +23,9 @@ type Id = { Params: { id: string } };
  * Maintenance notices on the operator API (spec 5.13.5): list (every notice, newest first), publish,
  * amend, withdraw, and show a notice's versions. The service journals each act with before and after.
  */
-export function registerMaintenanceAdminRoutes(app: FastifyInstance, maintenance: Maintenance): void {
-  app.get('/admin/maintenance', { schema: { response: { 200: { type: 'array', items: noticeSchema } } } }, async () => (await maintenance.all()).map(publicNotice));
-  app.get<Id>('/admin/maintenance/:id', { schema: { params, response: { 200: { type: 'array', items: noticeSchema } } } }, async (req, reply) => {
+export const maintenanceAdminRoutes: FastifyPluginAsync<{ maintenance: Maintenance }> = async (app, { maintenance }) => {
+  app.get('/admin/maintenance', { schema: { tags, summary: 'Every notice, newest first, withdrawn ones too', response: answers({ 200: { type: 'array', items: noticeSchema, description: 'The notices' } }) } }, async () => (await maintenance.all()).map(publicNotice));
+  app.get<Id>('/admin/maintenance/:id', { schema: { tags, summary: "A notice's versions, oldest first", params, response: answers({ 200: { type: 'array', items: noticeSchema, description: 'Its versions' } }, [404]) } }, async (req, reply) => {
     try {
       return (await maintenance.history(req.params.id)).map(publicNotice);
     } catch (e) {
@@ -32,7 +34,7 @@ export function registerMaintenanceAdminRoutes(app: FastifyInstance, maintenance
   });
   app.post<{ Body: MaintenanceInput }>(
     '/admin/maintenance',
-    { schema: { body: { type: 'object', additionalProperties: false, required: ['start', 'end', 'text'], properties: fields }, response: { 201: noticeSchema } } },
+    { schema: { tags, summary: 'Publish a maintenance window for the whole DIP or named channels', body: { type: 'object', additionalProperties: false, required: ['start', 'end', 'text'], properties: fields }, response: answers({ 201: { ...noticeSchema, description: 'Published' } }) } },
     async (req, reply) => {
       try {
         const made = await maintenance.publish(req.body, operatorOf(req).actor);
@@ -47,6 +49,8 @@ export function registerMaintenanceAdminRoutes(app: FastifyInstance, maintenance
     '/admin/maintenance/:id',
     {
       schema: {
+        tags,
+        summary: 'Amend a notice (a new version; participants see the change)',
         params,
         body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { ...fields, expectedVersion: { type: 'integer', minimum: 1 } } },
         response: one,
@@ -65,7 +69,7 @@ export function registerMaintenanceAdminRoutes(app: FastifyInstance, maintenance
   app.post<Id & { Body: { expectedVersion?: number } }>(
     '/admin/maintenance/:id/withdraw',
     {
-      schema: { params, body: { type: 'object', additionalProperties: false, properties: { expectedVersion: { type: 'integer', minimum: 1 } } }, response: one },
+      schema: { tags, summary: 'Withdraw a notice', params, body: { type: 'object', additionalProperties: false, properties: { expectedVersion: { type: 'integer', minimum: 1 } } }, response: one },
       // A bare POST withdraws: no body is an empty one.
       preValidation: async (req) => {
         req.body ??= {};
@@ -81,4 +85,4 @@ export function registerMaintenanceAdminRoutes(app: FastifyInstance, maintenance
       }
     },
   );
-}
+};

@@ -1,9 +1,10 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
 import { OPERATOR_ROLES, operatorMay, type OperatorRole } from '../domain/operators.js';
 import type { Logger } from '../ports/logger.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { OperatorAccounts, OperatorIdentity } from '../pipeline/operators.js';
+import { answers, isoTime, isOperatorDocs } from './admin-schemas.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -60,6 +61,8 @@ export function registerOperatorAuth(app: FastifyInstance, deps: OperatorAuthDep
   app.decorateRequest('operator', null);
   app.decorateRequest('journaled', false);
   app.addHook('onRequest', async (req, reply) => {
+    // The API's reference (the OpenAPI document, Swagger UI) is public on this loopback listener: src/api/admin-docs.ts.
+    if ((req.method === 'GET' || req.method === 'HEAD') && isOperatorDocs(req.url.split('?')[0] ?? '')) return undefined;
     const header = String(req.headers.authorization ?? '');
     const token = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
     let who: OperatorIdentity | undefined;
@@ -106,44 +109,51 @@ export function registerOperatorAuth(app: FastifyInstance, deps: OperatorAuthDep
 const roleSchema = { type: 'string', enum: [...OPERATOR_ROLES] } as const;
 const operatorView = {
   type: 'object',
+  required: ['name', 'role', 'disabled', 'createdAt', 'createdBy', 'version'],
   properties: {
     name: { type: 'string' },
     role: roleSchema,
     disabled: { type: 'boolean' },
-    createdAt: { type: 'string' },
+    createdAt: isoTime,
     createdBy: { type: 'string' },
-    version: { type: 'integer' },
+    version: { type: 'integer', description: 'The account record\'s version: each change makes a new one' },
   },
 } as const;
 const journalEntry = {
   type: 'object',
+  required: ['id', 'at', 'actor', 'action', 'target', 'before', 'after', 'status'],
   properties: {
     id: { type: 'integer' },
-    at: { type: 'string' },
-    actor: { type: 'string' },
-    action: { type: 'string' },
-    target: { type: 'string' },
-    before: {},
-    after: {},
-    status: { type: 'integer', nullable: true },
+    at: isoTime,
+    actor: { type: 'string', description: '`operator:<name>`, `register:<source>`, `participant:<DIP ID>` or `bootstrap`' },
+    action: { type: 'string', description: 'e.g. `channel.pause`, `POST /admin/dead-letters/requeue`' },
+    target: { type: 'string', description: 'What it acted on; empty when nothing in particular' },
+    before: { description: 'The state before the act, where the service recorded it' },
+    after: { description: 'The state after the act, where the service recorded it' },
+    status: { type: ['integer', 'null'], description: 'The HTTP status the act was answered with (null for acts outside a request)' },
   },
 } as const;
+const withToken = (description: string, required: boolean) =>
+  ({ type: 'object', required: required ? ['operator', 'token'] : ['operator'], properties: { operator: operatorView, token: { type: 'string', description: 'The operator\'s token: shown this once, only its hash is kept' } }, description }) as const;
 
 /** Operator accounts (admins only) and the journal of every administrative act (any operator may read it). */
-export function registerOperatorRoutes(app: FastifyInstance, deps: OperatorAuthDeps): void {
-  app.get('/admin/whoami', { schema: { response: { 200: { type: 'object', properties: { name: { type: 'string' }, role: roleSchema } } } } }, async (req) => {
+export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, deps) => {
+  const tags = ['Operators'];
+  app.get('/admin/whoami', { schema: { tags, summary: 'The operator making the call, and its role', response: answers({ 200: { type: 'object', required: ['name', 'role'], properties: { name: { type: 'string' }, role: roleSchema }, description: 'The caller' } }) } }, async (req) => {
     const who = operatorOf(req);
     return { name: who.name, role: who.role };
   });
 
-  app.get('/admin/operators', { schema: { response: { 200: { type: 'array', items: operatorView } } } }, async () => deps.operators.list());
+  app.get('/admin/operators', { schema: { tags, summary: 'Operator accounts (admins)', response: answers({ 200: { type: 'array', items: operatorView, description: 'Every account' } }) } }, async () => deps.operators.list());
 
   app.post<{ Body: { name: string; role: OperatorRole } }>(
     '/admin/operators',
     {
       schema: {
+        tags,
+        summary: 'Create an operator account (admins): its token is in the answer, once',
         body: { type: 'object', additionalProperties: false, required: ['name', 'role'], properties: { name: { type: 'string', minLength: 1, maxLength: 64 }, role: roleSchema } },
-        response: { 201: { type: 'object', properties: { operator: operatorView, token: { type: 'string' } } } },
+        response: answers({ 201: withToken('Created', true) }, [409]),
       },
     },
     async (req, reply) => {
@@ -161,9 +171,11 @@ export function registerOperatorRoutes(app: FastifyInstance, deps: OperatorAuthD
     '/admin/operators/:name',
     {
       schema: {
-        params: { type: 'object', properties: { name: { type: 'string', maxLength: 64 } } },
+        tags,
+        summary: "Change an operator's role, disable or enable it, or give it a new token (admins)",
+        params: { type: 'object', required: ['name'], properties: { name: { type: 'string', maxLength: 64 } } },
         body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { role: roleSchema, disabled: { type: 'boolean' }, newToken: { type: 'boolean' } } },
-        response: { 200: { type: 'object', properties: { operator: operatorView, token: { type: 'string' } } } },
+        response: answers({ 200: withToken('Changed; the new token when newToken was asked for', false) }, [404, 409]),
       },
     },
     async (req, reply) => {
@@ -181,6 +193,8 @@ export function registerOperatorRoutes(app: FastifyInstance, deps: OperatorAuthD
     '/admin/journal',
     {
       schema: {
+        tags: ['Journal'],
+        summary: 'The record of operator actions, newest first',
         querystring: {
           type: 'object',
           additionalProperties: false,
@@ -188,11 +202,11 @@ export function registerOperatorRoutes(app: FastifyInstance, deps: OperatorAuthD
             actor: { type: 'string', maxLength: 100 },
             action: { type: 'string', maxLength: 200 },
             target: { type: 'string', maxLength: 200 },
-            before: { type: 'integer', minimum: 1 },
-            limit: { type: 'integer', minimum: 1, maximum: 10_000 },
+            before: { type: 'integer', minimum: 1, description: 'Entries with a smaller ID than this (the next page)' },
+            limit: { type: 'integer', minimum: 1, maximum: 10_000, default: 100 },
           },
         },
-        response: { 200: { type: 'array', items: journalEntry } },
+        response: answers({ 200: { type: 'array', items: journalEntry, description: 'The entries' } }),
       },
     },
     async (req) => {
@@ -201,4 +215,4 @@ export function registerOperatorRoutes(app: FastifyInstance, deps: OperatorAuthD
       return entries.map((e) => ({ ...e, at: new Date(e.at).toISOString() }));
     },
   );
-}
+};

@@ -1,9 +1,36 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import type { Participant } from '../domain/participant.js';
 import type { DipConfig } from '../config.js';
 import { EXPIRY_WARNING_DAYS, expiringAll } from '../security/expiry.js';
 import { issueParticipantCertificate, readCertificateAuthority } from '../security/pki.js';
 import { readRevocationList, revokeCertificate } from '../security/revocation.js';
+import { answers, isoTime } from './admin-schemas.js';
+
+const revocationEntry = {
+  type: 'object',
+  required: ['serialNumber', 'fingerprint256', 'subject', 'dipIds', 'reason', 'revokedAt'],
+  properties: {
+    serialNumber: { type: 'string', description: 'Upper-case hex, no colons' },
+    fingerprint256: { type: 'string', description: 'SHA-256 of the DER certificate, upper-case hex, no colons' },
+    subject: { type: 'string' },
+    dipIds: { type: 'array', items: { type: 'string' } },
+    reason: { type: 'string', description: 'An RFC 5280 reason name (it goes into the CRL) or free text' },
+    revokedAt: isoTime,
+  },
+} as const;
+
+const expiring = {
+  type: 'object',
+  required: ['owner', 'subject', 'serialNumber', 'fingerprint256', 'notAfter', 'daysLeft'],
+  properties: {
+    owner: { type: 'string', description: 'A participant\'s DIP ID, or which of the DIP\'s own certificates' },
+    subject: { type: 'string' },
+    serialNumber: { type: 'string' },
+    fingerprint256: { type: 'string' },
+    notAfter: isoTime,
+    daysLeft: { type: 'integer', description: 'Whole days left, rounded down; negative once expired' },
+  },
+} as const;
 
 export interface AdminPkiDeps {
   config: DipConfig;
@@ -15,11 +42,15 @@ export interface AdminPkiDeps {
  * The certificate lifecycle on the operator API, for tooling that should not shell into the host: the
  * same operations as `dip pki issue --csr`, `revoke`, `revoked` and `expiring`.
  */
-export function registerAdminPkiRoutes(app: FastifyInstance, deps: AdminPkiDeps): void {
+export const adminPkiRoutes: FastifyPluginAsync<AdminPkiDeps> = async (app, deps) => {
+  const tags = ['Security'];
   app.post<{ Body: { csr: string; dipIds: string[]; organisation?: string; validDays?: number } }>(
     '/admin/pki/issue',
     {
       schema: {
+        tags,
+        summary: "A participant's certificate from its CSR (admins), as dip pki issue --csr",
+        response: answers({ 200: { type: 'object', required: ['certificate'], properties: { certificate: { type: 'string', description: 'PEM' } }, description: 'Issued' } }),
         body: {
           type: 'object',
           additionalProperties: false,
@@ -54,6 +85,9 @@ export function registerAdminPkiRoutes(app: FastifyInstance, deps: AdminPkiDeps)
     '/admin/pki/revoke',
     {
       schema: {
+        tags,
+        summary: 'Revoke a certificate (admins): a running DIP refuses it from the next handshake',
+        response: answers({ 200: { ...revocationEntry, required: [...revocationEntry.required, 'alreadyRevoked'], properties: { ...revocationEntry.properties, alreadyRevoked: { type: 'boolean', description: 'It was on the list already: nothing changed' } }, description: 'Revoked' } }),
         body: {
           type: 'object',
           additionalProperties: false,
@@ -72,12 +106,23 @@ export function registerAdminPkiRoutes(app: FastifyInstance, deps: AdminPkiDeps)
     },
   );
 
-  app.get('/admin/pki/revoked', async () => (await readRevocationList(deps.pkiDir)).entries);
+  app.get(
+    '/admin/pki/revoked',
+    { schema: { tags, summary: 'Revoked certificates', response: answers({ 200: { type: 'array', items: revocationEntry, description: 'The revocation list' } }) } },
+    async () => (await readRevocationList(deps.pkiDir)).entries,
+  );
 
   app.get<{ Querystring: { days?: number } }>(
     '/admin/pki/expiring',
-    { schema: { querystring: { type: 'object', properties: { days: { type: 'integer', minimum: 1, maximum: 3650 } } } } },
+    {
+      schema: {
+        tags,
+        summary: "Participants' and the DIP's own certificates that expire within `days`",
+        querystring: { type: 'object', properties: { days: { type: 'integer', minimum: 1, maximum: 3650, default: EXPIRY_WARNING_DAYS } } },
+        response: answers({ 200: { type: 'array', items: expiring, description: 'Soonest first' } }),
+      },
+    },
     async (req) =>
       expiringAll(deps.pkiDir, deps.config.trustedCaFiles, deps.participants(), req.query.days ?? EXPIRY_WARNING_DAYS),
   );
-}
+};

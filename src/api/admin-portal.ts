@@ -1,8 +1,39 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import type { OperatorAccounts } from '../pipeline/operators.js';
 import type { PortalAccountService } from '../pipeline/portal-accounts.js';
 import type { PortalAccount } from '../ports/portal-accounts.js';
 import { operatorOf } from './admin-operators.js';
+import { answers, isoTime } from './admin-schemas.js';
+
+const accountView = {
+  type: 'object',
+  required: ['username', 'participantDipId', 'admin', 'displayName', 'disabled', 'createdAt', 'createdBy'],
+  properties: {
+    username: { type: 'string' },
+    participantDipId: { type: ['string', 'null'], description: "The participant whose user it is; null: an operator's portal sign-in" },
+    admin: { type: 'boolean', description: "The participant's administrator (creates its other users)" },
+    displayName: { type: 'string' },
+    disabled: { type: 'boolean' },
+    createdAt: isoTime,
+    createdBy: { type: 'string' },
+  },
+} as const;
+
+const enrolled = {
+  ...accountView,
+  required: [...accountView.required, 'password', 'totpSecret', 'totpUri'],
+  properties: {
+    ...accountView.properties,
+    password: { type: 'string', description: 'The first password: shown this once' },
+    totpSecret: { type: 'string', description: 'The TOTP secret (base32): shown this once' },
+    totpUri: { type: 'string', description: 'otpauth:// URI of the same secret, for an authenticator app' },
+  },
+} as const;
+
+export interface AdminPortalOptions {
+  accounts: PortalAccountService;
+  operators: Pick<OperatorAccounts, 'list'>;
+}
 
 /** What an account looks like to tooling: never its hashes or sealed secret. */
 const publicView = (a: PortalAccount) => ({
@@ -21,11 +52,15 @@ const publicView = (a: PortalAccount) => ({
  * portal sign-in (password + TOTP) of an existing operator account, which only an admin gives. The answer
  * to a creation carries the password and TOTP secret, once.
  */
-export function registerAdminPortalRoutes(app: FastifyInstance, accounts: PortalAccountService, operators: Pick<OperatorAccounts, 'list'>): void {
+export const adminPortalRoutes: FastifyPluginAsync<AdminPortalOptions> = async (app, { accounts, operators }) => {
+  const tags = ['Portal accounts'];
   app.post<{ Body: { username: string; displayName: string; participantDipId?: string | null; admin?: boolean } }>(
     '/admin/portal/accounts',
     {
       schema: {
+        tags,
+        summary: "A participant's portal user, or an operator's portal sign-in (admins): password and TOTP secret in the answer, once",
+        response: answers({ 201: { ...enrolled, description: 'Created' } }),
         body: {
           type: 'object',
           additionalProperties: false,
@@ -61,13 +96,28 @@ export function registerAdminPortalRoutes(app: FastifyInstance, accounts: Portal
 
   app.get<{ Querystring: { participant?: string } }>(
     '/admin/portal/accounts',
-    { schema: { querystring: { type: 'object', properties: { participant: { type: 'string', maxLength: 20 } } } } },
+    {
+      schema: {
+        tags,
+        summary: "Portal accounts: a participant's users, or (without participant) the operators' sign-ins",
+        querystring: { type: 'object', properties: { participant: { type: 'string', maxLength: 20 } } },
+        response: answers({ 200: { type: 'array', items: accountView, description: 'The accounts' } }),
+      },
+    },
     async (req) => (await accounts.accounts(req.query.participant ?? null)).map(publicView),
   );
 
   app.post<{ Params: { username: string }; Body: { disabled: boolean } }>(
     '/admin/portal/accounts/:username/disabled',
-    { schema: { body: { type: 'object', additionalProperties: false, required: ['disabled'], properties: { disabled: { type: 'boolean' } } } } },
+    {
+      schema: {
+        tags,
+        summary: 'Disable a portal account (signed out everywhere) or enable it again',
+        params: { type: 'object', required: ['username'], properties: { username: { type: 'string', minLength: 1, maxLength: 64 } } },
+        body: { type: 'object', additionalProperties: false, required: ['disabled'], properties: { disabled: { type: 'boolean' } } },
+        response: answers({ 200: { ...accountView, description: 'The account as it is now' } }, [404]),
+      },
+    },
     async (req, reply) => {
       const who = operatorOf(req);
       const target = await accounts.account(req.params.username);
@@ -78,4 +128,4 @@ export function registerAdminPortalRoutes(app: FastifyInstance, accounts: Portal
       return publicView({ ...target, disabled: req.body.disabled });
     },
   );
-}
+};

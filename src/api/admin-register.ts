@@ -1,10 +1,13 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { request } from 'undici';
 import type { ParticipantLifecycle } from '../pipeline/participant-lifecycle.js';
 import { operatorOf, refuse } from './admin-operators.js';
+import { answers, epochMs } from './admin-schemas.js';
 
 const applyResult = {
   type: 'object',
+  description: 'What the feed changed (nothing, when it was refused)',
+  required: ['participants', 'changed', 'unchanged', 'withoutDipId', 'rolesChanged', 'rescinded'],
   properties: {
     participants: { type: 'integer' },
     changed: { type: 'array', items: { type: 'string' } },
@@ -17,6 +20,24 @@ const applyResult = {
     rescinded: { type: 'array', items: { type: 'string' } },
   },
 } as const;
+const registerEntry = {
+  type: 'object',
+  required: ['dipId', 'companyRegNumber', 'companyName', 'rows'],
+  properties: {
+    dipId: { type: 'string' },
+    companyRegNumber: { type: 'string' },
+    companyName: { type: ['string', 'null'] },
+    rows: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['mpid', 'marketRole', 'role', 'from', 'to'],
+        properties: { mpid: { type: 'string' }, marketRole: { type: ['string', 'null'] }, role: { type: 'string' }, from: epochMs, to: { type: ['integer', 'null'], description: 'Until when (epoch ms); null: open-ended' } },
+      },
+    },
+  },
+} as const;
+const rolesAnswer = (description: string) => ({ type: 'object', required: ['roles'], properties: { roles: { type: 'array', items: { type: 'string' } } }, description }) as const;
 const PULL_TIMEOUT_MS = 30_000;
 const MAX_FEED_BYTES = 64 * 1024 * 1024;
 
@@ -25,20 +46,23 @@ const MAX_FEED_BYTES = 64 * 1024 * 1024;
  * import), pull one from the register's HTTP endpoint with its own credentials, list what the DIP holds;
  * offboard a participant by hand; the roles participants may sign up for.
  */
-export function registerRegisterRoutes(app: FastifyInstance, lifecycle: ParticipantLifecycle): void {
-  app.get('/admin/register', async () => lifecycle.entries());
+export const registerRoutes: FastifyPluginAsync<{ lifecycle: ParticipantLifecycle }> = async (app, { lifecycle }) => {
+  const tags = ['Register and participants'];
+  app.get('/admin/register', { schema: { tags, summary: 'The register entries the DIP holds', response: answers({ 200: { type: 'array', items: registerEntry, description: 'The entries' } }) } }, async () => lifecycle.entries());
 
   app.post<{ Body: { feed: unknown; source?: string; snapshot?: boolean } }>(
     '/admin/register/apply',
     {
       schema: {
+        tags,
+        summary: 'Apply a register feed given in the body (a file import), idempotently',
         body: {
           type: 'object',
           additionalProperties: false,
           required: ['feed'],
           properties: { feed: {}, source: { type: 'string', maxLength: 200, pattern: '^[\\w.:/@-]+$' }, snapshot: { type: 'boolean' } },
         },
-        response: { 200: applyResult },
+        response: answers({ 200: applyResult }, [409]),
       },
     },
     async (req, reply) => {
@@ -56,6 +80,8 @@ export function registerRegisterRoutes(app: FastifyInstance, lifecycle: Particip
     '/admin/register/pull',
     {
       schema: {
+        tags,
+        summary: "Pull the register feed from the register's endpoint, with its own credentials, and apply it",
         body: {
           type: 'object',
           additionalProperties: false,
@@ -67,7 +93,7 @@ export function registerRegisterRoutes(app: FastifyInstance, lifecycle: Particip
             snapshot: { type: 'boolean' },
           },
         },
-        response: { 200: applyResult },
+        response: answers({ 200: applyResult }, [409, 502]),
       },
     },
     async (req, reply) => {
@@ -97,7 +123,13 @@ export function registerRegisterRoutes(app: FastifyInstance, lifecycle: Particip
   app.post<{ Params: { dipId: string }; Body: { reason?: string } }>(
     '/admin/participants/:dipId/offboard',
     {
-      schema: { params: { type: 'object', properties: { dipId: { type: 'string', maxLength: 10 } } }, body: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: 500 } } } },
+      schema: {
+        tags,
+        summary: 'Offboard a participant by hand: certificates revoked, registration, API key and webhooks removed, history kept',
+        params: { type: 'object', required: ['dipId'], properties: { dipId: { type: 'string', maxLength: 10 } } },
+        body: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: 500 } } },
+        response: answers({ 200: { type: 'object', required: ['offboarded'], properties: { offboarded: { type: 'string' } }, description: 'Offboarded' } }, [404, 409]),
+      },
       preValidation: async (req) => {
         req.body ??= {};
       },
@@ -113,10 +145,17 @@ export function registerRegisterRoutes(app: FastifyInstance, lifecycle: Particip
     },
   );
 
-  app.get('/admin/optional-roles', async () => ({ roles: await lifecycle.optionalRoles() }));
+  app.get('/admin/optional-roles', { schema: { tags, summary: 'The roles participants may sign up for themselves', response: answers({ 200: rolesAnswer('The optional roles') }) } }, async () => ({ roles: await lifecycle.optionalRoles() }));
   app.put<{ Body: { roles: string[] } }>(
     '/admin/optional-roles',
-    { schema: { body: { type: 'object', additionalProperties: false, required: ['roles'], properties: { roles: { type: 'array', maxItems: 100, items: { type: 'string', maxLength: 5 } } } } } },
+    {
+      schema: {
+        tags,
+        summary: 'Set the roles participants may sign up for themselves',
+        body: { type: 'object', additionalProperties: false, required: ['roles'], properties: { roles: { type: 'array', maxItems: 100, items: { type: 'string', maxLength: 5 } } } },
+        response: answers({ 200: rolesAnswer('The optional roles now') }),
+      },
+    },
     async (req, reply) => {
       try {
         const roles = await lifecycle.setOptionalRoles(req.body.roles, operatorOf(req).actor);
@@ -127,4 +166,4 @@ export function registerRegisterRoutes(app: FastifyInstance, lifecycle: Particip
       }
     },
   );
-}
+};

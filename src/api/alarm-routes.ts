@@ -1,6 +1,7 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { AlarmSubscriptionStore } from '../ports/alarms.js';
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import { ALARM_RULES, type AlarmSubscriptionStore } from '../ports/alarms.js';
 import { createSubscription, subscriptionBody, type Alarms, type SubscriptionInput } from '../pipeline/alarms.js';
+import { answers, empty, epochMs } from './admin-schemas.js';
 
 /** What the alarm routes of either listener need. */
 export interface AlarmApiDeps {
@@ -19,19 +20,63 @@ export async function subscribe(deps: AlarmApiDeps, owner: string, input: Subscr
   return made.ok ? reply.code(201).send(made.subscription) : fail(400, made.help);
 }
 
+const alarm = {
+  type: 'object',
+  required: ['key', 'rule', 'participant', 'summary', 'since'],
+  properties: {
+    key: { type: 'string', description: 'Stable while the condition holds' },
+    rule: { type: 'string', enum: [...ALARM_RULES] },
+    participant: { type: ['string', 'null'], description: 'Whom it concerns; null: the DIP itself' },
+    summary: { type: 'string' },
+    since: epochMs,
+  },
+} as const;
+const subscription = {
+  type: 'object',
+  required: ['id', 'owner', 'rules', 'email', 'webhookUrl', 'createdAt'],
+  properties: {
+    id: { type: 'string' },
+    owner: { type: 'string', description: '`operator` or a participant\'s DIP ID' },
+    rules: subscriptionBody.properties.rules,
+    email: { type: ['string', 'null'] },
+    webhookUrl: { type: ['string', 'null'] },
+    createdAt: epochMs,
+  },
+} as const;
+
 /** The operator's alarm routes: every alarm, and the operator's own subscriptions (owner `operator`). */
-export function registerAdminAlarmRoutes(app: FastifyInstance, deps: AlarmApiDeps): void {
-  app.get('/admin/alarms', async () => ({ alarms: deps.alarms.current('operator') }));
-  app.get('/admin/alarms/subscriptions', async () => ({ subscriptions: await deps.subscriptions.list() }));
+export const adminAlarmRoutes: FastifyPluginAsync<AlarmApiDeps> = async (app, deps) => {
+  const tags = ['Alarms'];
+  app.get(
+    '/admin/alarms',
+    { schema: { tags, summary: 'Every alarm that holds now', response: answers({ 200: { type: 'object', required: ['alarms'], properties: { alarms: { type: 'array', items: alarm } }, description: 'The alarms' } }) } },
+    async () => ({ alarms: deps.alarms.current('operator') }),
+  );
+  app.get(
+    '/admin/alarms/subscriptions',
+    { schema: { tags, summary: "Every alarm subscription, operators' and participants'", response: answers({ 200: { type: 'object', required: ['subscriptions'], properties: { subscriptions: { type: 'array', items: subscription } }, description: 'The subscriptions' } }) } },
+    async () => ({ subscriptions: await deps.subscriptions.list() }),
+  );
   app.post<{ Body: SubscriptionInput & { owner?: string } }>(
     '/admin/alarms/subscriptions',
-    { schema: { body: { ...subscriptionBody, properties: { ...subscriptionBody.properties, owner: { type: 'string', minLength: 1, maxLength: 20 } } } } },
+    {
+      schema: {
+        tags,
+        summary: 'Subscribe to alarms by e-mail or webhook (owner: `operator` unless a DIP ID is given)',
+        body: { ...subscriptionBody, properties: { ...subscriptionBody.properties, owner: { type: 'string', minLength: 1, maxLength: 20 } } },
+        response: answers({ 201: { ...subscription, description: 'Subscribed' } }),
+      },
+    },
     async (req, reply) => subscribe(deps, req.body.owner ?? 'operator', req.body, reply, (status, error) => reply.code(status).send({ error })),
   );
-  app.delete<{ Params: { id: string } }>('/admin/alarms/subscriptions/:id', async (req, reply) => {
-    const all = await deps.subscriptions.list();
-    const found = all.find((s) => s.id === req.params.id);
-    if (!found || !(await deps.subscriptions.remove(found.owner, found.id))) return reply.code(404).send({ error: `no subscription ${req.params.id}` });
-    return reply.code(204).send();
-  });
-}
+  app.delete<{ Params: { id: string } }>(
+    '/admin/alarms/subscriptions/:id',
+    { schema: { tags, summary: 'Remove a subscription', params: { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 100 } } }, response: answers({ 204: empty('Removed') }, [404]) } },
+    async (req, reply) => {
+      const all = await deps.subscriptions.list();
+      const found = all.find((s) => s.id === req.params.id);
+      if (!found || !(await deps.subscriptions.remove(found.owner, found.id))) return reply.code(404).send({ error: `no subscription ${req.params.id}` });
+      return reply.code(204).send();
+    },
+  );
+};

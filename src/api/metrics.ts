@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { DipMetrics } from '../pipeline/metrics.js';
 
 /** Counts every answer of a listener by route pattern (never the raw URL: IDs would explode the label set). */
@@ -10,6 +10,16 @@ export function registerRequestMetrics(app: FastifyInstance, metrics: DipMetrics
 }
 
 /** GET /metrics on the operator listener: the Prometheus text format (scrape with the operator's bearer token). */
-export function registerMetricsRoute(app: FastifyInstance, metrics: DipMetrics): void {
-  app.get('/metrics', async (_req, reply) => reply.header('content-type', metrics.contentType).send(await metrics.text()));
-}
+export const metricsRoutes: FastifyPluginAsync<{ metrics: DipMetrics }> = async (app, { metrics }) => {
+  app.get(
+    '/metrics',
+    {
+      schema: {
+        tags: ['Metrics'],
+        summary: 'Prometheus metrics of this node (text exposition format)',
+        response: { 200: { description: 'The metrics', content: { 'text/plain': { schema: { type: 'string' } } } } },
+      },
+    },
+    async (_req, reply) => reply.header('content-type', metrics.contentType).send(await metrics.text()),
+  );
+};

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { JsonSchema } from '../catalogue/types.js';
 import { GRANULARITIES, toCsv, type Granularity, type Outcome, type ReportFilter, type Reports, type Viewer } from '../pipeline/reports.js';
 
 interface ReportQuery {
@@ -36,6 +37,8 @@ export interface ReportRouteOptions {
   prefix: string;
   viewer(req: FastifyRequest): Viewer;
   fail(reply: FastifyReply, req: FastifyRequest, status: number, help: string): FastifyReply;
+  /** The listener's answers: `ok` as given, and its refusals (a StandardResponse, or {error}) for the codes given. */
+  answers(ok: Record<number, JsonSchema>, refusals: readonly number[]): Record<number, object>;
   /** The participant listener's routes are signed calls (the guard's access). */
   config?: { access: 'participant' };
   now(): number;
@@ -43,12 +46,39 @@ export interface ReportRouteOptions {
 
 const DAY = 86_400_000;
 
+/** A report's rows: their columns depend on the report (docs/reports.md); `format=csv` gives the same rows as CSV. */
+const rows: JsonSchema = { type: 'array', items: { type: 'object', additionalProperties: true } };
+const periodReport: JsonSchema = {
+  type: 'object',
+  required: ['from', 'to', 'granularity', 'rows'],
+  properties: { from: { type: 'string', format: 'date-time' }, to: { type: 'string', format: 'date-time' }, granularity: { type: 'string', enum: [...GRANULARITIES] }, rows },
+};
+const rowsOnly: JsonSchema = { type: 'object', required: ['rows'], properties: { rows } };
+/** JSON, or with `format=csv` the rows as CSV (an attachment). */
+const jsonOrCsv = (schema: JsonSchema, description: string): JsonSchema => ({
+  description,
+  content: { 'application/json': { schema }, 'text/csv': { schema: { type: 'string', description: 'The rows as CSV, a header line first' } } },
+});
+const SUMMARY: Readonly<Record<string, string>> = {
+  throughput: 'Messages in, out and refused per period',
+  latency: 'End-to-end and DIP-processing latency per period (min, avg, max, p50, p90, p99)',
+  'sender-audit': 'What each sender sent, per period',
+  processes: 'Business processes (the appointment workflow IF-031..IF-037) by correlation ID, with stuck detection',
+  trace: 'The messages of a transaction ID or correlation ID',
+  'mpan-trace': 'The messages about an MPAN',
+  journey: 'The journey of one transaction: received, validated, archived, routed, attempts, delivered, …',
+};
+
 /**
  * The reports API (spec 5.11), the same on both listeners: JSON or CSV (`format=csv`), for any period
  * (`from`/`to`, ISO 8601; default the last day) and granularity, filtered by channel, sender, recipient.
  */
 export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: ReportRouteOptions): void {
-  const route = { schema: { querystring: querySchema }, ...(o.config ? { config: o.config } : {}) };
+  const tags = ['Reports (OpenDIP)'];
+  const route = (name: string, ok: JsonSchema, refusals: readonly number[], params?: JsonSchema) => ({
+    schema: { tags, summary: SUMMARY[name], querystring: querySchema, ...(params ? { params } : {}), response: o.answers({ 200: jsonOrCsv(ok, 'The report') }, refusals) },
+    ...(o.config ? { config: o.config } : {}),
+  });
   const filterOf = (q: ReportQuery): ReportFilter | string => {
     const toMs = q.to ? Date.parse(q.to) : o.now();
     const fromMs = q.from ? Date.parse(q.from) : toMs - DAY;
@@ -59,7 +89,7 @@ export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: 
   const answer = (reply: FastifyReply, q: ReportQuery, name: string, rows: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}) =>
     q.format === 'csv' ? reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}.csv"`).send(toCsv(rows)) : reply.send({ ...extra, rows });
   const withFilter = (name: string, make: (viewer: Viewer, f: ReportFilter, q: ReportQuery) => Promise<Array<Record<string, unknown>>>) =>
-    app.get<{ Querystring: ReportQuery }>(`${o.prefix}/${name}`, route, async (req, reply) => {
+    app.get<{ Querystring: ReportQuery }>(`${o.prefix}/${name}`, route(name, periodReport, [400]), async (req, reply) => {
       const f = filterOf(req.query);
       if (typeof f === 'string') return o.fail(reply, req, 400, f);
       return answer(reply, req.query, name, await make(o.viewer(req), f, req.query), { from: new Date(f.fromMs).toISOString(), to: new Date(f.toMs).toISOString(), granularity: f.granularity });
@@ -71,7 +101,7 @@ export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: 
   withFilter('latency', (v, f) => reports.latency(v, f));
   withFilter('sender-audit', (v, f) => reports.senderAudit(v, f));
   withFilter('processes', async (v, f, q) => reports.processes(v, f, (q.stuckAfterMinutes ?? 60) * 60_000) as unknown as Promise<Array<Record<string, unknown>>>);
-  app.get<{ Querystring: ReportQuery }>(`${o.prefix}/trace`, route, async (req, reply) => {
+  app.get<{ Querystring: ReportQuery }>(`${o.prefix}/trace`, route('trace', rowsOnly, [400]), async (req, reply) => {
     const { transactionId, correlationId } = req.query;
     if (!transactionId && !correlationId) return o.fail(reply, req, 400, 'name a transactionId or a correlationId');
     const f = filterOf({ from: req.query.from ?? new Date(0).toISOString(), to: req.query.to });
@@ -81,14 +111,15 @@ export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: 
   });
   app.get<{ Params: { mpan: string }; Querystring: ReportQuery }>(
     `${o.prefix}/mpan/:mpan`,
-    { ...route, schema: { ...route.schema, params: { type: 'object', properties: { mpan: { type: 'string', pattern: '^\\d{13}$' } } } } },
+    route('mpan-trace', rowsOnly, [400, 403], { type: 'object', required: ['mpan'], properties: { mpan: { type: 'string', pattern: '^\\d{13}$' } } }),
     async (req, reply) => {
       const f = filterOf(req.query);
       if (typeof f === 'string') return o.fail(reply, req, 400, f);
       return outcome(req, reply, req.query, 'mpan-trace', await reports.mpanTrace(o.viewer(req), req.params.mpan, f.fromMs, f.toMs), (v) => v as unknown as Array<Record<string, unknown>>);
     },
   );
-  app.get<{ Params: { transactionId: string }; Querystring: ReportQuery }>(`${o.prefix}/journey/:transactionId`, route, async (req, reply) =>
+  const transaction: JsonSchema = { type: 'object', required: ['transactionId'], properties: { transactionId: { type: 'string', maxLength: 200 } } };
+  app.get<{ Params: { transactionId: string }; Querystring: ReportQuery }>(`${o.prefix}/journey/:transactionId`, route('journey', rowsOnly, [400, 403, 404], transaction), async (req, reply) =>
     outcome(req, reply, req.query, 'journey', await reports.journey(o.viewer(req), req.params.transactionId), (v) => v.events as unknown as Array<Record<string, unknown>>),
   );
 }

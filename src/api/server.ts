@@ -33,6 +33,7 @@ import { registerGuard } from './guard.js';
 import { useOverloadGuard } from './overload.js';
 import { recordOperations } from './operations.js';
 import { describeBodyErrors } from './schemas.js';
+import { answers, GUARDED } from './route-schemas.js';
 import { sendStandard, tlsPeer, useSecurityControls } from './request.js';
 
 /** Longest path segment (channel ID, DIP ID) the router accepts. */
@@ -234,6 +235,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
       registerReportRoutes(instance, reports, {
         prefix: '/observability/reports',
         config: { access: 'participant' },
+        answers: (ok, refusals) => answers([...GUARDED, ...refusals], ok),
         viewer: (req) => ({ kind: 'participant', dipId: admitted(req).caller.dipId }),
         fail: (reply, req, status, help) => sendStandard(deps, reply, status, req.admitted?.caller.dipId ?? null, status === 403 ? MSG.processingFailed : MSG.schemaFailure, help),
         now: () => deps.clock.now(),

@@ -133,8 +133,8 @@ export const subscriptionBody = {
   required: ['rules'],
   properties: {
     rules: { type: 'array', minItems: 1, maxItems: ALARM_RULES.length, items: { type: 'string', enum: [...ALARM_RULES] } },
-    email: { type: 'string', nullable: true, minLength: 3, maxLength: 254, pattern: '^[^@\\s]+@[^@\\s]+$' },
-    webhookUrl: { type: 'string', nullable: true, maxLength: 2048, pattern: '^https?://' },
+    email: { type: ['string', 'null'], minLength: 3, maxLength: 254, pattern: '^[^@\\s]+@[^@\\s]+$' },
+    webhookUrl: { type: ['string', 'null'], maxLength: 2048, pattern: '^https?://' },
   },
 } as const;
 

@@ -12,7 +12,7 @@
  *  - a refusal is a specific 4xx: a StandardResponse whose entries say why (participant listener), or
  *    `{"error": "<why>"}` (operator listener);
  *  - a refusal stores and changes nothing: every table row and data-directory file digested before and after;
- *  - a caller that is not authenticated is refused (4xx), except on the documented public probes;
+ *  - a caller that is not authenticated is refused (4xx), except on the documented public probes and API references;
  *  - an authenticated participant never reaches another participant's data: a path naming another
  *    registered participant is refused;
  * and after every operation both listeners still report healthy and a valid message is still accepted.
@@ -28,6 +28,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { STATUS_CODES } from 'node:http';
 import { adminTokenFile } from '../../src/api/admin.js';
+import { isOperatorDocs } from '../../src/api/admin-schemas.js';
 import type { Operation } from '../../src/api/operations.js';
 import type { DipConfig } from '../../src/config.js';
 import { answerOf, send, signerFor, startHostileDip, SDS_ID, SUP_ID, validItem, type Answer, type SendOptions } from '../hostile/helpers.js';
@@ -49,6 +50,8 @@ process.stdout.write(`[fuzz] seed ${SEED}, ${RUNS} runs per operation and identi
 const PUBLIC = new Set(['GET /health', 'HEAD /health', 'GET /ready', 'HEAD /ready']);
 /** The API's documentation (OpenAPI, Swagger UI, AsyncAPI) and the data portal: public within the environment (spec 5.9). */
 const PUBLIC_PREFIXES = ['/api/docs', '/api/asyncapi.json', '/catalogue'];
+/** The operator API's reference (OpenAPI document, Swagger UI): public on that loopback listener (src/api/admin-docs.ts). */
+const isOperatorPublic = (op: Operation): boolean => (op.method === 'GET' || op.method === 'HEAD') && isOperatorDocs(op.url);
 const isPublic = (op: Operation): boolean => PUBLIC.has(`${op.method} ${op.url}`) || PUBLIC_PREFIXES.some((p) => op.url === p || op.url.startsWith(`${p}/`));
 /**
  * Operations that fetch from another server answer 502 Bad Gateway when that server fails or cannot be
@@ -271,7 +274,7 @@ describe('every operation of the operator listener', () => {
           });
           const a = await answerOf(res);
           count(`operator, token ${t}`, `${a.status}`);
-          await judge(op, 'operator', a, before, t === 'valid' ? null : `a request with token ${t} must be refused`);
+          await judge(op, 'operator', a, before, t === 'valid' || isOperatorPublic(op) ? null : `a request with token ${t} must be refused`);
         }),
         params(`operator ${name}`, RUNS),
       );

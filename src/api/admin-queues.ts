@@ -1,0 +1,102 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { Delivery } from '../pipeline/delivery.js';
+import type { Archive } from '../ports/archive.js';
+import type { BackendHealth } from '../ports/backend.js';
+import type { Logger } from '../ports/logger.js';
+import { queueBody, type QueueBody } from './admin-dead-letters.js';
+import { answers, epochMs, queueRef } from './admin-schemas.js';
+
+export interface QueueRouteOptions {
+  health(): BackendHealth;
+  delivery: Pick<Delivery, 'status' | 'resume'>;
+  archive: Pick<Archive, 'attempts'>;
+  logger: Logger;
+}
+
+const workerStatus = {
+  type: 'object',
+  required: ['queue', 'state', 'ackedSeq', 'failures', 'lastError', 'retryAt'],
+  properties: {
+    queue: queueRef,
+    state: { type: 'string', enum: ['idle', 'working', 'backoff', 'paused', 'halted', 'stopped'] },
+    ackedSeq: { type: 'integer', description: 'Delivered up to this position' },
+    failures: { type: 'integer', description: 'Consecutive failed calls since the last success' },
+    lastError: { type: ['string', 'null'] },
+    retryAt: { type: ['integer', 'null'], description: 'When the next attempt is due (backoff), epoch ms' },
+  },
+} as const;
+
+const health = {
+  type: 'object',
+  required: ['storage', 'queues'],
+  properties: {
+    storage: {
+      type: 'object',
+      required: ['state'],
+      properties: {
+        state: { type: 'string', enum: ['ok', 'unavailable', 'fatal'] },
+        reason: { type: 'string', description: 'Why the store takes no writes' },
+        code: { type: ['string', 'null'] },
+      },
+    },
+    queues: { type: 'array', items: workerStatus, description: 'The queues this process delivers that are not idle' },
+  },
+} as const;
+
+const attempt = {
+  type: 'object',
+  required: ['queue', 'firstSeq', 'lastSeq', 'url', 'startedAt', 'latencyMs', 'status', 'verdict', 'error'],
+  properties: {
+    queue: queueRef,
+    firstSeq: { type: 'integer' },
+    lastSeq: { type: 'integer' },
+    url: { type: 'string' },
+    startedAt: epochMs,
+    latencyMs: { type: 'number' },
+    status: { type: ['integer', 'null'] },
+    verdict: { type: 'string', enum: ['delivered', 'retry', 'rejected'] },
+    error: { type: ['string', 'null'] },
+  },
+} as const;
+
+/**
+ * Health of the store and of every queue this process delivers (paused: store full; halted: a permanent
+ * storage error on that queue; backing off from a failing recipient), resuming a halted queue, and the
+ * delivery audit trail of one queue.
+ */
+export const queueRoutes: FastifyPluginAsync<QueueRouteOptions> = async (app, deps) => {
+  const tags = ['Queues and health'];
+  app.get('/admin/health', { schema: { tags, summary: 'Health of the store and of the queues that are not idle', response: answers({ 200: { ...health, description: 'The store takes writes' }, 503: { ...health, description: 'The store takes no writes' } }) } }, async (_req, reply) => {
+    const h = deps.health();
+    return reply.code(h.state === 'ok' ? 200 : 503).send({ storage: h, queues: deps.delivery.status().filter((q) => q.state !== 'idle') });
+  });
+  app.get('/admin/queues', { schema: { tags, summary: 'Every queue this process delivers', response: answers({ 200: { type: 'array', items: workerStatus, description: 'The queues' } }) } }, async () => deps.delivery.status());
+  app.post<{ Body: QueueBody }>(
+    '/admin/queues/resume',
+    { schema: { tags, summary: 'Resume a queue halted by a permanent storage error (after repair)', body: queueBody, response: answers({ 200: { type: 'object', required: ['resumed'], properties: { resumed: { type: 'boolean', const: true } }, description: 'Resumed' } }, [409]) } },
+    async (req, reply) => {
+      const queue = { recipientDipId: req.body.recipientDipId, channel: req.body.channel };
+      if (!deps.delivery.resume(queue)) return reply.code(409).send({ error: `queue ${queue.recipientDipId}/${queue.channel} is not halted` });
+      deps.logger.info({ queue }, 'operator resumed a halted queue');
+      return { resumed: true as const };
+    },
+  );
+
+  // The delivery audit trail of one queue: every webhook call, its answer and how long it took.
+  app.get<{ Querystring: { recipient: string; channel: string; limit?: number } }>(
+    '/admin/attempts',
+    {
+      schema: {
+        tags,
+        summary: "A queue's webhook calls, newest first: answer and latency",
+        querystring: {
+          type: 'object',
+          required: ['recipient', 'channel'],
+          properties: { recipient: { type: 'string' }, channel: { type: 'string' }, limit: { type: 'integer', minimum: 1, maximum: 10_000, default: 100 } },
+        },
+        response: answers({ 200: { type: 'array', items: attempt, description: 'The attempts' } }),
+      },
+    },
+    async (req) => deps.archive.attempts({ recipientDipId: req.query.recipient, channel: req.query.channel }, req.query.limit ?? 100),
+  );
+};

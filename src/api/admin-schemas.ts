@@ -1,0 +1,77 @@
+import type { FastifyInstance } from 'fastify';
+import { COMPONENT_MARK } from './openapi.js';
+
+/**
+ * The pieces every operator-API route's `schema` is built from. As on the participant listener
+ * (route-schemas.ts), a route's schema is at once its validation, its serialisation (an answer with a
+ * schema goes through fast-json-stringify: a field not listed is not sent) and its part of the operator
+ * API's OpenAPI document: one declaration, so the three cannot drift.
+ */
+
+/** A route's JSON Schema as written here (`as const` literals: read-only arrays). */
+export type Schema = object;
+
+/** What each refusal means on the operator listener. */
+const REFUSAL: Readonly<Record<number, string>> = {
+  400: 'Bad Request: the body, query or path the schema refuses (the field and why), or a value the operation cannot use',
+  401: 'No valid operator token (Authorization: Bearer <token>)',
+  403: "The operator's role does not allow this call",
+  404: 'No such resource',
+  409: 'Conflict: the resource is not in a state that allows this (or a newer version exists)',
+  500: 'Internal error (the details are in the DIP log)',
+  502: 'The upstream server failed or could not be reached: nothing applied',
+};
+
+/** The operator API's one refusal shape: `{"error": "<what and why>"}`. */
+export function refusal(code: number): Schema {
+  const description = REFUSAL[code];
+  if (!description) throw new Error(`no meaning recorded for an operator-API refusal ${code}`);
+  return {
+    type: 'object',
+    required: ['error'],
+    properties: { error: { type: 'string', description: 'What was refused and why' } },
+    description,
+    [COMPONENT_MARK]: 'OperatorError',
+  };
+}
+
+/** An answer with no body. */
+export const empty = (description: string): Schema => ({ type: 'null', description });
+
+/** `ok` answers, then a refusal for each of `codes`. */
+export function answers(ok: Record<number, Schema>, codes: readonly number[] = []): Record<number, Schema> {
+  return { ...ok, ...Object.fromEntries(codes.map((c) => [c, refusal(c)])) };
+}
+
+/** JSON Schema for an ISO 8601 date-time string as the operator API sends it. */
+export const isoTime = { type: 'string', format: 'date-time' } as const;
+/** An epoch-milliseconds timestamp as stored (dead letters, queues, attempts). */
+export const epochMs = { type: 'integer', description: 'Milliseconds since the Unix epoch' } as const;
+export const queueRef = {
+  type: 'object',
+  required: ['recipientDipId', 'channel'],
+  properties: { recipientDipId: { type: 'string' }, channel: { type: 'string' } },
+} as const;
+
+/** The path prefix of the operator API's documentation (`/json`, `/yaml` and Swagger UI). */
+export const OPERATOR_DOCS = '/admin/api/docs';
+export const isOperatorDocs = (path: string): boolean => path === OPERATOR_DOCS || path.startsWith(`${OPERATOR_DOCS}/`);
+
+type RouteSchema = { hide?: boolean; body?: unknown; querystring?: unknown; params?: unknown; response?: Record<string, unknown> };
+
+/**
+ * The answers the listener itself gives to any route, added to each route's schema where it does not
+ * say them already: 401 and 403 from the operator authentication hook (src/api/admin-operators.ts), 400
+ * from schema validation where the route takes input, 500 from the error handler. Registered on the
+ * listener before its routes, so every route's documentation says them.
+ */
+export function documentListenerAnswers(app: FastifyInstance): void {
+  app.addHook('onRoute', (route) => {
+    const schema = route.schema as RouteSchema | undefined;
+    if (!schema || schema.hide || isOperatorDocs(route.url)) return;
+    const input = schema.body !== undefined || schema.querystring !== undefined || schema.params !== undefined;
+    const response = { ...(schema.response ?? {}) };
+    for (const code of [...(input ? [400] : []), 401, 403, 500]) response[code] ??= refusal(code);
+    schema.response = response;
+  });
+}
