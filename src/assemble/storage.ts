@@ -34,6 +34,7 @@ export async function openStorage(config: DipConfig, clock: Clock, logger: Logge
   const metrics = new DipMetrics(() => queueDepths(backend.log, clock.now()));
   events.on('health', (h: BackendHealth) => metrics.health(h));
   events.on('dead-letter', (e: DeadLetterEvent) => metrics.deadLetter(e.queue.channel, e.reason));
+  backend.onGroupCommit((g) => metrics.groupCommit(g));
   backend.onHealthChange((health: BackendHealth) => {
     events.emit('health', health);
     if (health.state === 'fatal') {

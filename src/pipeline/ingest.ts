@@ -38,6 +38,13 @@ interface IngestMarks {
   committedAt: number | null;
 }
 
+/** The MSG code a refused submission was answered with (`MSG1001`), null when it was accepted. */
+export function refusalCode(result: IngestResult): string | null {
+  if (result.status === 201) return null;
+  const refused = result.response.messageArray.find((e) => e.message !== MSG.success) ?? result.response.messageArray[0];
+  return refused ? refused.message.slice(0, 7) : `HTTP ${result.status}`;
+}
+
 /** What a sender is told to wait when the store cannot take writes (the store probes every 2 s). */
 export const STORE_RETRY_AFTER_SECONDS = 5;
 /** Retry-After of a submission to a paused channel: pauses are for maintenance, measured in minutes. */
@@ -107,12 +114,11 @@ export class Ingest {
     const handledAt = tracer.now();
     const marks: IngestMarks = { authenticatedAt: null, validatedAt: null, committedAt: null };
     const result = await this.submit(req, marks);
-    const refused = result.status === 201 ? undefined : result.response.messageArray.find((e) => e.message !== MSG.success);
     tracer.ingested({
       channel: req.channelId,
       sender: result.response.messageArray[0]?.recipientID ?? null,
       status: result.status,
-      refusal: refused ? refused.message.slice(0, 7) : null,
+      refusal: refusalCode(result),
       transactionIds: result.status === 201 ? result.response.messageArray.flatMap((e) => (e.transactionID ? [e.transactionID] : [])) : [],
       receivedAt: handledAt - (req.receivedMsAgo ?? 0),
       handledAt,

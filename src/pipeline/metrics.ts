@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { DeliveryAttempt } from '../ports/archive.js';
-import type { BackendHealth } from '../ports/backend.js';
+import type { BackendHealth, CommitGroup } from '../ports/backend.js';
 import type { MessageLog, QueueRef } from '../ports/message-log.js';
 
 /** A queue's backlog as a scrape sees it. */
@@ -39,6 +39,10 @@ export class DipMetrics {
   private readonly deadLetters: Counter<'channel' | 'reason'>;
   private readonly storageErrors: Counter<'state'>;
   private readonly storageOk: Gauge;
+  private readonly refusals: Counter<'channel' | 'code'>;
+  private readonly ingestLatency: Histogram;
+  private readonly groupWrites: Histogram;
+  private readonly groupSeconds: Histogram;
 
   constructor(depths: () => Promise<QueueDepth[]>) {
     const registers = [this.registry];
@@ -56,6 +60,23 @@ export class DipMetrics {
     this.storageErrors = new Counter({ name: 'dip_storage_errors_total', help: 'Times the store stopped taking writes (unavailable) or failed for good (fatal)', labelNames: ['state'], registers });
     this.storageOk = new Gauge({ name: 'dip_storage_ok', help: '1 while the store takes writes', registers });
     this.storageOk.set(1);
+    // Both states exported from the start at 0: increase() then sees the first failure (a series that
+    // appears with its first increment has no earlier sample to count it from).
+    for (const state of ['unavailable', 'fatal']) this.storageErrors.inc({ state }, 0);
+    this.refusals = new Counter({ name: 'dip_refusals_total', help: 'Submissions refused (POST /dip-channel), by channel (unknown for one that is not) and MSG code', labelNames: ['channel', 'code'], registers });
+    this.ingestLatency = new Histogram({
+      name: 'dip_ingest_latency_seconds',
+      help: 'Time from the arrival of an accepted submission to its 201 (durable by then)',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.groupWrites = new Histogram({ name: 'dip_group_commit_writes', help: 'Writes made durable together by one group commit', buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], registers });
+    this.groupSeconds = new Histogram({
+      name: 'dip_group_commit_seconds',
+      help: "Time from a group commit's transaction start until it is durable (SQLite: commit and fdatasync; PostgreSQL: the COMMIT)",
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers,
+    });
     // Both gauges are filled from one read of the log per scrape.
     let pending: Promise<QueueDepth[]> | null = null;
     const once = () => {
@@ -92,6 +113,17 @@ export class DipMetrics {
 
   ingest(channel: string, messages: number): void {
     this.ingested.inc({ channel }, messages);
+  }
+
+  /** A submission answered: its time to a 201, or its refusal by MSG code. */
+  submission(channel: string, refusal: string | null, seconds: number): void {
+    if (refusal === null) this.ingestLatency.observe(seconds);
+    else this.refusals.inc({ channel, code: refusal });
+  }
+
+  groupCommit(g: CommitGroup): void {
+    this.groupWrites.observe(g.writes);
+    this.groupSeconds.observe(g.durableMs / 1000);
   }
 
   attempt(a: Pick<DeliveryAttempt, 'verdict' | 'latencyMs'>): void {

@@ -55,7 +55,15 @@ export interface Backend {
   health(): BackendHealth;
   /** Called whenever health() changes. */
   onHealthChange(listener: (health: BackendHealth) => void): void;
+  /** Called for each group of writes made durable together (group commit): how many, and how long it took (metrics). */
+  onGroupCommit(listener: (group: CommitGroup) => void): void;
   close(): Promise<void>;
+}
+
+/** One group commit: its writes (SQLite: every write of one event-loop turn; PostgreSQL: appended batches) and the time from its transaction's start until durable. */
+export interface CommitGroup {
+  writes: number;
+  durableMs: number;
 }
 
 /**

@@ -45,6 +45,17 @@ export function messageLogContract(name: string, open: BackendFactory): void {
       });
     });
 
+    it('reports each group commit: appends arriving together are made durable in one group (metrics)', async () => {
+      const groups: Array<{ writes: number; durableMs: number }> = [];
+      ctx.backend.onGroupCommit((g) => groups.push(g));
+      const results = await Promise.all(Array.from({ length: 20 }, () => ctx.backend.log.append(batch([message(['SUP0000001'])]))));
+      expect(results.every((r) => r.ok)).toBe(true);
+      // Every append is in a reported group, and submitted in one turn they share at least one group.
+      expect(groups.reduce((s, g) => s + g.writes, 0)).toBeGreaterThanOrEqual(20);
+      expect(Math.max(...groups.map((g) => g.writes))).toBeGreaterThan(1);
+      for (const g of groups) expect(g.durableMs).toBeGreaterThanOrEqual(0);
+    });
+
     it('concurrent appends each get their own contiguous sequence numbers', async () => {
       const log = ctx.backend.log;
       const results = await Promise.all(Array.from({ length: 50 }, () => log.append(batch([message(['SUP0000001']), message(['SUP0000001'])]))));

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { BackendHealth, ValueSealer } from '../../ports/backend.js';
+import type { BackendHealth, CommitGroup, ValueSealer } from '../../ports/backend.js';
 import type { Cancel, Clock } from '../../ports/clock.js';
 import { StoreError } from '../../ports/errors.js';
 import type { QueueRef } from '../../ports/message-log.js';
@@ -51,6 +51,7 @@ export class PgDatabase {
   private readonly knownChannels = new Set<string>();
   private state: BackendHealth = { state: 'ok' };
   private readonly healthListeners: Array<(h: BackendHealth) => void> = [];
+  private readonly groupListeners: Array<(g: CommitGroup) => void> = [];
   private probe: Cancel | null = null;
   private closed = false;
 
@@ -249,6 +250,15 @@ export class PgDatabase {
 
   onHealthChange(listener: (h: BackendHealth) => void): void {
     this.healthListeners.push(listener);
+  }
+
+  onGroupCommit(listener: (g: CommitGroup) => void): void {
+    this.groupListeners.push(listener);
+  }
+
+  /** A group of appends committed (message log): metrics. */
+  groupCommitted(group: CommitGroup): void {
+    for (const l of this.groupListeners) l(group);
   }
 
   private outcome(error: StoreError | null): void {

@@ -40,6 +40,7 @@ export async function openPostgresBackend(options: PostgresOptions): Promise<Pos
     maintenance: new RecordMaintenanceNotices(registry),
     health: () => d.health(),
     onHealthChange: (l) => d.onHealthChange(l),
+    onGroupCommit: (l) => d.onGroupCommit(l),
     useSealer: (s) => d.useSealer(s),
     async close() {
       await registry.close();

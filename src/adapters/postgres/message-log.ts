@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { AcceptedBatch, AppendOutcome, MessageLog, QueueEntry, QueueRef, QueueState, ReplayCopy, Settlement } from '../../ports/message-log.js';
 import { jobMoved } from '../../ports/errors.js';
 import type { JobProgress } from '../../ports/requeue-jobs.js';
@@ -74,7 +75,9 @@ export class PgMessageLog implements MessageLog {
 
   private async commit(group: PendingAppend[]): Promise<void> {
     try {
+      const startedAt = performance.now();
       const outcomes = await this.writeGroup(group.map((p) => p.batch));
+      this.d.groupCommitted({ writes: group.length, durableMs: performance.now() - startedAt });
       group.forEach((p, i) => p.resolve(outcomes[i]!));
     } catch (error) {
       const e = classifyPgError(error);

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { closeSync, fdatasync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { BackendHealth, ValueSealer } from '../../ports/backend.js';
+import type { BackendHealth, CommitGroup, ValueSealer } from '../../ports/backend.js';
 import type { Clock, Cancel } from '../../ports/clock.js';
 import { StoreError } from '../../ports/errors.js';
 import type { QueueEntry } from '../../ports/message-log.js';
@@ -65,6 +65,7 @@ export class SqliteDatabase {
   private readonly groupQueues = new Map<number, Set<number>>();
   private state: BackendHealth = { state: 'ok' };
   private readonly healthListeners: Array<(h: BackendHealth) => void> = [];
+  private readonly groupListeners: Array<(g: CommitGroup) => void> = [];
   private probe: Cancel | null = null;
   readonly s;
 
@@ -102,6 +103,9 @@ export class SqliteDatabase {
       },
       durability,
       (error) => this.outcome(error),
+      (writes, durableMs) => {
+        for (const l of this.groupListeners) l({ writes, durableMs });
+      },
     );
     const db = this.db;
     this.s = {
@@ -234,6 +238,10 @@ export class SqliteDatabase {
 
   onHealthChange(listener: (h: BackendHealth) => void): void {
     this.healthListeners.push(listener);
+  }
+
+  onGroupCommit(listener: (g: CommitGroup) => void): void {
+    this.groupListeners.push(listener);
   }
 
   private outcome(error: StoreError | null): void {

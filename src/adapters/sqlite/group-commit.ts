@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { performance } from 'node:perf_hooks';
 import { StoreError } from '../../ports/errors.js';
 
 interface Pending {
@@ -58,6 +59,8 @@ export class GroupCommit {
     private readonly durability?: Durability,
     /** Told of every commit outcome, so the store can report its health. */
     private readonly onOutcome: (error: StoreError | null) => void = () => {},
+    /** Told of every group made durable: its writes and the milliseconds from its transaction's start (metrics). */
+    private readonly onDurable: (writes: number, ms: number) => void = () => {},
   ) {
     const one = db.transaction((op: () => unknown) => op());
     this.runAll = db.transaction((ops: Pending[]) =>
@@ -104,6 +107,7 @@ export class GroupCommit {
     this.pending = [];
     const group = this.nextGroup++;
     this.current = group;
+    const startedAt = performance.now();
     let results;
     try {
       results = this.runAll(ops);
@@ -126,6 +130,7 @@ export class GroupCommit {
       const errors = results.map((r) => (r.ok ? null : r.error instanceof StoreError ? r.error : isEngineError(r.error) ? classifySqliteError(r.error) : r.error));
       // A single write can meet a full disk inside its savepoint while the group still commits.
       this.onOutcome(fatal ?? errors.find((e): e is StoreError => e instanceof StoreError && e.kind === 'unavailable') ?? null);
+      if (!fatal) this.onDurable(ops.length, performance.now() - startedAt);
       results.forEach((r, i) => {
         const p = ops[i]!;
         if (fatal) p.reject(fatal);

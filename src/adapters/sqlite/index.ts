@@ -43,6 +43,7 @@ export function openSqliteBackend(file: string, options: SqliteOptions): SqliteB
     maintenance: new RecordMaintenanceNotices(registry),
     health: () => d.health(),
     onHealthChange: (l) => d.onHealthChange(l),
+    onGroupCommit: (l) => d.onGroupCommit(l),
     useSealer: (s) => d.useSealer(s),
     setSizeLimit: (bytes) => d.setSizeLimit(bytes),
     close: () => d.close(),

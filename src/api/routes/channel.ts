@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { RoutePluginOptions } from '../deps.js';
+import { refusalCode } from '../../pipeline/ingest.js';
 import { evidence } from '../request.js';
 import { answers, channelParams, envelopeItem, messageBatch, signatureHeaders } from '../route-schemas.js';
 import { compileRawBodyRouteSchema } from '../schemas.js';
@@ -29,6 +30,8 @@ export const channelRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app,
       // reply.elapsedTime: since the request arrived (its receive phase), read only for a trace.
       const result = await deps.ingest.handle({ ...evidence(deps, req), channelId: req.params.id, ...(deps.ingest.traced ? { receivedMsAgo: reply.elapsedTime } : {}) });
       if (result.touched.length > 0) deps.delivery.notify(result.touched);
+      // A channel that does not exist is counted as 'unknown': a label per made-up ID would grow without end.
+      deps.metrics?.submission(deps.channel(req.params.id) ? req.params.id : 'unknown', refusalCode(result), reply.elapsedTime / 1000);
       if (result.retryAfterSeconds !== undefined) reply.header('retry-after', String(result.retryAfterSeconds));
       return reply.code(result.status).send(result.response);
     },
