@@ -204,8 +204,13 @@ export interface HttpLimits {
   handshakeTimeoutMs: number;
   /** All request headers must arrive within this after the connection's request starts (slowloris). */
   headersTimeoutMs: number;
-  /** The whole request, body included, must arrive within this. */
+  /** The whole request, body included, must arrive within this (publication uploads excepted: see below). */
   requestTimeoutMs: number;
+  /**
+   * A publication upload (Pattern B, possibly gigabytes over a slow link) is not bounded as a whole: it is
+   * cut off when no byte has arrived for this long.
+   */
+  uploadIdleTimeoutMs: number;
   /** How often the server looks for connections past those timeouts. */
   connectionsCheckingIntervalMs: number;
   /** Largest header block accepted (bytes); more is answered 431. */
@@ -255,6 +260,7 @@ const schema: JSONSchemaType<DipConfig> = {
         handshakeTimeoutMs: { type: 'integer', minimum: 100 },
         headersTimeoutMs: { type: 'integer', minimum: 100 },
         requestTimeoutMs: { type: 'integer', minimum: 100 },
+        uploadIdleTimeoutMs: { type: 'integer', minimum: 100 },
         connectionsCheckingIntervalMs: { type: 'integer', minimum: 10 },
         maxHeaderBytes: { type: 'integer', minimum: 1024 },
         maxJsonDepth: { type: 'integer', minimum: 4 },
@@ -468,6 +474,7 @@ export const DEFAULTS: DipConfig = {
     handshakeTimeoutMs: 10_000,
     headersTimeoutMs: 20_000,
     requestTimeoutMs: 120_000,
+    uploadIdleTimeoutMs: 60_000,
     connectionsCheckingIntervalMs: 1_000,
     maxHeaderBytes: 16_384,
     maxJsonDepth: 64,

@@ -35,6 +35,7 @@ import { recordOperations } from './operations.js';
 import { describeBodyErrors } from './schemas.js';
 import { answers, GUARDED } from './route-schemas.js';
 import { sendStandard, tlsPeer, useSecurityControls } from './request.js';
+import { useRequestDeadlines } from './request-deadlines.js';
 
 /** Longest path segment (channel ID, DIP ID) the router accepts. */
 const MAX_PARAM_LENGTH = 200;
@@ -67,7 +68,7 @@ export interface ServerSecurity extends SecurityControls {
  */
 export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSecurity = {}): FastifyInstance {
   const limits = deps.config.http;
-  const requestTimeout = limits.requestTimeoutMs;
+  const headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
   const secureContext = (crl: string | undefined) => ({
     key: tls.key,
     cert: tls.cert,
@@ -75,19 +76,30 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     minVersion: 'TLSv1.2' as const,
     ...(crl ? { crl } : {}),
   });
+  /** Answers on the socket itself (Fastify has no request to answer yet, or has lost it), then closes it. */
+  const answerAndClose = (socket: Socket, status: number, help: string): void => {
+    if (socket.writable) {
+      const body = JSON.stringify(standardResponse(new Date(deps.clock.now()), deps.config.dipId, null, [{ message: status === 408 ? MSG.processingFailed : MSG.schemaFailure, help }]));
+      socket.write(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy();
+  };
   const app = Fastify({
     https: {
       ...secureContext(security.revocation?.crlPem()),
       requestCert: true,
       rejectUnauthorized: true,
-      // Slow clients: a TLS handshake, a header block and a whole request each have a deadline.
+      // Slow clients: a TLS handshake and a header block each have a deadline here; bodies have theirs
+      // in useRequestDeadlines (a publication upload may take as long as it keeps bytes coming).
       handshakeTimeout: limits.handshakeTimeoutMs,
-      headersTimeout: Math.min(limits.headersTimeoutMs, requestTimeout),
-      requestTimeout,
+      headersTimeout,
+      requestTimeout: 0,
       connectionsCheckingInterval: limits.connectionsCheckingIntervalMs,
       maxHeaderSize: limits.maxHeaderBytes,
     },
-    requestTimeout, // Fastify sets server.requestTimeout from its own option (default 0: none)
+    requestTimeout: 0, // Fastify sets server.requestTimeout from its own option
     bodyLimit: deps.config.bodyLimitBytes,
     routerOptions: { caseSensitive: false, ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
     keepAliveTimeout: 75_000,
@@ -100,18 +112,12 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
       let help = `the request is not valid HTTP/1.1 (${err.code ?? err.message})`;
       if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
         status = 408;
-        help = `the request did not arrive in time: headers within ${Math.min(limits.headersTimeoutMs, requestTimeout)} ms, the whole request within ${requestTimeout} ms`;
+        help = `the request did not arrive in time: headers within ${headersTimeout} ms`;
       } else if (err.code === 'HPE_HEADER_OVERFLOW') {
         status = 431;
         help = `the request headers are larger than the limit of ${limits.maxHeaderBytes} bytes`;
       }
-      if (socket.writable) {
-        const body = JSON.stringify(standardResponse(new Date(), deps.config.dipId, null, [{ message: status === 408 ? MSG.processingFailed : MSG.schemaFailure, help }]));
-        socket.write(
-          `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-        );
-      }
-      socket.destroy();
+      answerAndClose(socket, status, help);
     },
     // Errors Fastify raises while routing, before any handler runs (a path segment longer than
     // maxParamLength, a malformed percent-encoding), would otherwise be answered in Fastify's own
@@ -137,6 +143,8 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     recordRefusedConnections(app, deps.activity, 'participant', () => deps.clock.now());
   }
   if (deps.metrics) registerRequestMetrics(app, deps.metrics, 'participant');
+  // The body's deadline starts as soon as the headers are in, before any hook that may wait.
+  useRequestDeadlines(app, limits, deps.clock, (socket, help) => answerAndClose(socket, 408, help));
 
   recordOperations(app);
   useSecurityControls(deps, { replay: security.replay, revocation: security.revocation });

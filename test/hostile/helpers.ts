@@ -36,6 +36,7 @@ export async function startHostileDip(overrides: Partial<DipConfig> = {}): Promi
       handshakeTimeoutMs: 1_000,
       headersTimeoutMs: 1_000,
       requestTimeoutMs: 2_000,
+      uploadIdleTimeoutMs: 2_000,
       connectionsCheckingIntervalMs: 100,
       maxHeaderBytes: 16_384,
       maxJsonDepth: 64,
