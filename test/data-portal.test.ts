@@ -74,6 +74,31 @@ describe('the data portal', () => {
     expect((await get('/catalogue/api/interfaces/IF-999')).status).toBe(404);
   });
 
+  it('shows an example message per interface and event code, and the DIP\'s own validator accepts every one', async () => {
+    const catalogue = Catalogue.load();
+    let examples = 0;
+    for (const c of catalogue.channels()) {
+      const view = (await get(`/catalogue/api/interfaces/${c.interfaceId}`)).json() as Json;
+      for (const e of view.events as Json[]) {
+        const result = catalogue.validate(c.interfaceId, e.example);
+        expect(result.ok ? [] : result.errors, `${c.interfaceId} [${e.eventCode}]`).toEqual([]);
+        expect(result.ok && result.eventCode, `${c.interfaceId} [${e.eventCode}]`).toBe(e.eventCode);
+        examples += 1;
+      }
+    }
+    expect(examples).toBe(catalogue.channels().reduce((n, c) => n + c.eventCodes.length, 0));
+    // On the page, escaped, under its event code; and over the wire the validation endpoint says 201.
+    const page = await get('/catalogue/interfaces/IF-021');
+    expect(page.text).toContain('<h3 id="example-ReactivePower">Example message</h3>');
+    expect(page.text).toContain('&#34;eventCode&#34;: &#34;[ReactivePower]&#34;');
+    const view = (await get('/catalogue/api/interfaces/IF-021')).json() as Json;
+    const example = structuredClone(view.events[0].example) as Json;
+    // As the data service that sends IF-021 would send it: its own DIP ID and role in S1.
+    Object.assign(example.payload.CommonBlock.S1, { senderDIPID: h.sds.dipId, senderRoleID: 'SDS', DIPConnectionProviderID: null });
+    const answer = await h.sds.client.call('POST', `/validate/IF-021/${view.events[0].eventCode}`, JSON.stringify([example]));
+    expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+  });
+
   it('has the data dictionary with each data item’s type and constraints, and the interfaces using it', async () => {
     const page = await get('/catalogue/data-items');
     expect(page.status).toBe(200);

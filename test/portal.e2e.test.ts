@@ -323,6 +323,41 @@ describe('portals in a browser', () => {
     expect(res.headers()['content-security-policy']).toContain("default-src 'none'");
   });
 
+  it('the data portal in a browser: searchable, an example message per event code, accessible and usable from the keyboard', async () => {
+    // The data portal is on the participant listener: the browser presents the participant's certificate.
+    const context = await newContext(browser, { origin: td.dip.url, certPem: sds.credentials.certPem, keyPem: sds.credentials.keyPem });
+    contexts.push(context);
+    const page = await context.newPage();
+    await page.goto(`${td.dip.url}/catalogue`);
+    await checkPage(page, 'data-portal-interfaces');
+    // Keyboard only: the skip link first, then the search field, a query, Enter.
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.url()).toContain('#main');
+    await page.getByLabel('Search interfaces, event codes, roles, fields and data items').focus();
+    await page.keyboard.type('reactivepower');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.getByRole('status').textContent()).toMatch(/^[1-9] interface\(s\) and 0 data item\(s\) match “reactivepower”/);
+    expect(await page.getByRole('link', { name: 'IF-021', exact: true }).count()).toBe(1);
+    await checkPage(page, 'data-portal-search');
+    // Tab through the page to the interface's link and follow it with Enter.
+    let tabs = 0;
+    while ((await page.evaluate(() => document.activeElement?.textContent)) !== 'IF-021' && tabs++ < 40) await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter');
+    await page.waitForURL('**/catalogue/interfaces/IF-021');
+    await checkPage(page, 'data-portal-interface');
+    // The example is a focusable region (scrollable from the keyboard) holding the message to send.
+    const example = page.getByRole('region', { name: 'Example message' }).last();
+    await example.focus();
+    expect(await page.evaluate(() => document.activeElement?.tagName)).toBe('PRE');
+    expect(JSON.parse((await example.textContent())!)[0].payload.CommonBlock.S0).toEqual({ interfaceID: 'IF-021', schemaVersion: expect.any(String), eventCode: '[ReactivePower]' });
+    for (const [link, name] of [['Data dictionary', 'data-portal-dictionary'], ['Business flows', 'data-portal-flows']] as const) {
+      await page.getByRole('navigation', { name: 'Data portal' }).getByRole('link', { name: link }).click();
+      await checkPage(page, name);
+    }
+  });
+
   it('an operator requeues a dead letter from the dead-letter page', async () => {
     let answer = 400;
     const receiver = await td.receiver(() => answer);

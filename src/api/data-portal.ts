@@ -24,7 +24,9 @@ table{border-collapse:collapse;width:100%;margin:1rem 0}th,td{border:1px solid #
 th{background:#eef2f7}code{font-size:.9em;word-break:break-all}.req{font-weight:600}
 label{display:block;font-weight:600}input[type=search]{font-size:1rem;padding:.4rem;width:min(30rem,100%)}
 button{font-size:1rem;padding:.4rem 1rem;background:#1d4f91;color:#fff;border:0;border-radius:3px}
-ol.flow li{margin:.3rem 0}.muted{color:#4a4a4a}`;
+ol.flow li{margin:.3rem 0}.muted{color:#4a4a4a}
+pre{background:#f4f4f4;padding:.8rem;overflow:auto;max-height:30rem;font-size:.85em}pre:focus{outline:3px solid #f9a825}
+.skip{position:absolute;left:-999px;top:0;background:#fff;padding:.5rem}.skip:focus{left:.5rem}`;
 
 const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const link = (href: string, text: string) => `<a href="${esc(href)}">${esc(text)}</a>`;
@@ -34,7 +36,7 @@ function page(title: string, body: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${esc(title)} · DIP data portal</title><link rel="stylesheet" href="/catalogue/style.css"></head>
-<body><header><p><strong>DIP data portal</strong></p><nav aria-label="Data portal"><ul>
+<body><a class="skip" href="#main">Skip to content</a><header><p><strong>DIP data portal</strong></p><nav aria-label="Data portal"><ul>
 <li>${link('/catalogue', 'Interfaces')}</li><li>${link('/catalogue/data-items', 'Data dictionary')}</li><li>${link('/catalogue/flows', 'Business flows')}</li><li>${link('/api/docs', 'API catalogue (OpenAPI)')}</li>
 </ul></nav></header>
 <main id="main"><h1>${esc(title)}</h1>
@@ -70,7 +72,10 @@ ${e.blocks
 <thead><tr><th scope="col">Field (JSON key)</th><th scope="col">Data item / type</th><th scope="col">Type</th><th scope="col">Constraints</th></tr></thead>
 <tbody>${fieldRows(b.fields, '') || '<tr><td colspan="4">No fields</td></tr>'}</tbody></table>`,
   )
-  .join('\n')}</section>`,
+  .join('\n')}
+<h3 id="example-${esc(e.eventCode)}">Example message</h3>
+<p>A message of ${esc(v.interfaceId)} [${esc(e.eventCode)}] with every field filled in (illustrative values, accepted by this DIP's validator), as the body of <code>POST /validate/${esc(v.interfaceId)}/${esc(e.eventCode)}</code> or of a submission:</p>
+<pre tabindex="0" role="region" aria-labelledby="example-${esc(e.eventCode)}">${esc(JSON.stringify([e.example], null, 2))}</pre></section>`,
     )
     .join('\n');
   return page(

@@ -1,5 +1,6 @@
 import type { Catalogue } from './catalogue.js';
 import { BUSINESS_FLOWS, type BusinessFlow } from './business-flows.js';
+import { exampleMessage } from './examples.js';
 import type { ChannelDefinition, JsonSchema, JsonValue } from './types.js';
 
 /**
@@ -30,6 +31,8 @@ export interface BlockView {
 export interface EventView {
   eventCode: string;
   blocks: BlockView[];
+  /** A message of this event code with every field filled, which the DIP's validator accepts (src/catalogue/examples.ts). */
+  example: JsonValue;
 }
 
 export interface InterfaceView extends ChannelDefinition {
@@ -94,7 +97,7 @@ export class DataPortal {
       const definitions = isSchema(schema['definitions']) ? schema['definitions'] : {};
       view = {
         ...def,
-        events: def.eventCodes.map((eventCode) => ({ eventCode, blocks: blocksOf(schema, eventCode, definitions) })),
+        events: def.eventCodes.map((eventCode) => ({ eventCode, blocks: blocksOf(schema, eventCode, definitions), example: exampleMessage(schema, eventCode) })),
         flows: BUSINESS_FLOWS.filter((f) => f.steps.some((s) => s.interfaceId === def.interfaceId)).map((f) => f.id),
       };
       this.views.set(def.interfaceId, view);

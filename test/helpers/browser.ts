@@ -45,8 +45,14 @@ export async function launchBrowser(): Promise<Browser> {
  * A context that accepts the DIP's development certificate (the test PKI is made at test time, so no CA
  * can be preinstalled in the browser) and fails fast: a page that needs long waits is a defect.
  */
-export async function newContext(browser: Browser): Promise<BrowserContext> {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 860 }, javaScriptEnabled: true });
+export async function newContext(browser: Browser, clientCertificate?: { origin: string; certPem: string; keyPem: string }): Promise<BrowserContext> {
+  const context = await browser.newContext({
+    ignoreHTTPSErrors: true,
+    viewport: { width: 1280, height: 860 },
+    javaScriptEnabled: true,
+    // The participant listener (the data portal) asks for a client certificate at the handshake.
+    ...(clientCertificate ? { clientCertificates: [{ origin: clientCertificate.origin, cert: Buffer.from(clientCertificate.certPem), key: Buffer.from(clientCertificate.keyPem) }] } : {}),
+  });
   context.setDefaultTimeout(15_000);
   return context;
 }
