@@ -86,6 +86,8 @@ export interface StartOptions {
   onFatal?: (reason: string) => void;
   /** How far behind the process runs (the event loop's delay by default; tests inject their own). */
   load?: LoadGauge;
+  /** Between two catalogue validators compiled at start (`warmCatalogue`); tests hold it to see the node not ready. */
+  warmPause?: () => Promise<void>;
 }
 
 export const pkiDir = (config: DipConfig): string => join(config.dataDir, 'pki');
@@ -130,7 +132,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const { backend, sealer, coordination, events, metrics } = await openStorage(config, clock, logger, life, options.onFatal);
   // Delivery is assembled after what it reads; these run only once everything has started.
   const sweep = (why: string) => (): void => void delivery.sweep().catch((err: unknown) => logger.error({ err }, `sweep after ${why} failed`));
-  const core = await startCore(config, pkiDirectory, pki, backend, clock, logger, life, sweep('a channel resumed'));
+  const core = await startCore(config, pkiDirectory, pki, backend, clock, logger, life, sweep('a channel resumed'), options.warmPause);
   const { registry, channelSettings, channels, channel, mpan, status, encryption, copies, signing } = core;
   const tracer = await startTracing(config, life);
   const { destinations, load, delivery, ingest, replay } = assembleMessageRoad({ config, pki, backend, coordination, core, events, metrics, clock, logger, life, lookup: options.lookup, load: options.load, tracer });
@@ -150,6 +152,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
 
   const apiDeps = {
     config, logger, ingest, registry, selfService, webhooks: backend.registry, delivery, replay, status, queues: backend.log, copies, channel, health, clock, destinations, publications,
+    notReady: () => core.catalogue.notReady(),
     overload: new OverloadGuard(config.overload, load),
     certificates,
     ...(activity ? { activity } : {}),
@@ -176,6 +179,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     logger,
     sealer,
     health,
+    notReady: () => core.catalogue.notReady(),
     pki: { config, pkiDir: pkiDirectory, participants: () => registry.participants() },
     ...(activity ? { activity } : {}),
     routes: [

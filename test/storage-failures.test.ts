@@ -74,6 +74,10 @@ describe('storage failures are classified, reported and recovered from', () => {
       const health = await sds.client.call('GET', '/health', '');
       expect(health.status).toBe(503);
       expect(health.body).toMatchObject({ status: 'unavailable' });
+      // Not ready either: a load balancer sends this node nothing while its store refuses writes.
+      const ready = await sds.client.call('GET', '/ready', '');
+      expect(ready.status).toBe(503);
+      expect(ready.body).toMatchObject({ status: 'unavailable', reason: expect.stringMatching(/SQLITE_FULL|full/i) });
       // Nothing of the refused batch is stored: the sender may send exactly the same again later.
       const again = items(0);
       expect(again).toEqual([]);

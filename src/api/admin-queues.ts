@@ -8,6 +8,8 @@ import { answers, epochMs, queueRef } from './admin-schemas.js';
 
 export interface QueueRouteOptions {
   health(): BackendHealth;
+  /** What is still loading (the catalogue after a start), or null. */
+  notReady(): string | null;
   delivery: Pick<Delivery, 'status' | 'resume'>;
   archive: Pick<Archive, 'attempts'>;
   logger: Logger;
@@ -28,8 +30,9 @@ const workerStatus = {
 
 const health = {
   type: 'object',
-  required: ['storage', 'queues'],
+  required: ['storage', 'loading', 'queues'],
   properties: {
+    loading: { type: ['string', 'null'], description: 'What is still loading after a start (the catalogue validators): the node takes no messages until it is null' },
     storage: {
       type: 'object',
       required: ['state'],
@@ -66,9 +69,10 @@ const attempt = {
  */
 export const queueRoutes: FastifyPluginAsync<QueueRouteOptions> = async (app, deps) => {
   const tags = ['Queues and health'];
-  app.get('/admin/health', { schema: { tags, summary: 'Health of the store and of the queues that are not idle', response: answers({ 200: { ...health, description: 'The store takes writes' }, 503: { ...health, description: 'The store takes no writes' } }) } }, async (_req, reply) => {
+  app.get('/admin/health', { schema: { tags, summary: 'Health of the store and of the queues that are not idle', response: answers({ 200: { ...health, description: 'The store takes writes and the node is ready' }, 503: { ...health, description: 'The store takes no writes, or the node is still loading' } }) } }, async (_req, reply) => {
     const h = deps.health();
-    return reply.code(h.state === 'ok' ? 200 : 503).send({ storage: h, queues: deps.delivery.status().filter((q) => q.state !== 'idle') });
+    const loading = deps.notReady();
+    return reply.code(h.state === 'ok' && loading === null ? 200 : 503).send({ storage: h, loading, queues: deps.delivery.status().filter((q) => q.state !== 'idle') });
   });
   app.get('/admin/queues', { schema: { tags, summary: 'Every queue this process delivers', response: answers({ 200: { type: 'array', items: workerStatus, description: 'The queues' } }) } }, async () => deps.delivery.status());
   app.post<{ Body: QueueBody }>(

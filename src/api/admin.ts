@@ -47,6 +47,8 @@ export interface AdminDeps {
   deadLetters: DeadLetters;
   archive: Pick<Archive, 'attempts'>;
   health(): BackendHealth;
+  /** What is still loading after a start (GET /admin/health), or null. */
+  notReady?(): string | null;
   mpan: Pick<MpanDirectory, 'history' | 'apply'>;
   sealer: Pick<Sealer, 'rotate'>;
   pki: AdminPkiDeps;
@@ -79,7 +81,7 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
   void app.register(registerOperatorDocs, { environment: deps.pki.config.environment, dipId: deps.pki.config.dipId });
   void app.register(operatorRoutes, auth);
   void app.register(deadLetterRoutes, { deadLetters: deps.deadLetters, delivery: deps.delivery, logger: deps.logger });
-  void app.register(queueRoutes, { health: () => deps.health(), delivery: deps.delivery, archive: deps.archive, logger: deps.logger });
+  void app.register(queueRoutes, { health: () => deps.health(), notReady: () => deps.notReady?.() ?? null, delivery: deps.delivery, archive: deps.archive, logger: deps.logger });
   void app.register(keyRoutes, { sealer: deps.sealer, logger: deps.logger });
   void app.register(mpanRoutes, { mpan: deps.mpan, logger: deps.logger, now: () => deps.now() });
   void app.register(adminPkiRoutes, deps.pki);

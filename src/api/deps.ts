@@ -42,6 +42,8 @@ export interface ApiDeps {
   clock: Clock;
   /** Whether the store takes writes (GET /health, /ready). */
   health(): BackendHealth;
+  /** Why the node should not take messages yet besides the store (the catalogue loading), or null (GET /ready). */
+  notReady?(): string | null;
   /** Which callback URLs may be registered (outside DEV: none on internal networks). */
   destinations: Pick<WebhookDestinations, 'checkUrl'>;
   /** Refuses submissions with 503 while the DIP cannot keep up (none: never). */

@@ -28,6 +28,8 @@ export async function startCore(
   life: Lifecycle,
   /** A channel resumed: its queues are swept again (delivery is wired after the core). */
   channelResumed: () => void,
+  /** Between two validators compiled at start (tests hold it to see the node not ready). */
+  warmPause?: () => Promise<void>,
 ) {
   const catalogue = new CatalogueSource(config.dataDir, logger);
   const defaultStaleMs = (config.staleAfterMinutes ?? config.retentionDays * 1440) * 60_000;
@@ -66,7 +68,8 @@ export async function startCore(
   life.started('registry', () => registry.stop());
   catalogue.start(2000);
   life.started('catalogue', () => catalogue.stop());
-  if (config.warmCatalogue) catalogue.warm();
+  // Compiled while the rest starts and after the listeners are up: /ready answers 503 until it is done.
+  if (config.warmCatalogue) void catalogue.warm(warmPause).catch((err: unknown) => logger.error({ err }, 'compiling the catalogue validators failed; they compile on first use'));
 
   // The signing key in force: `dip pki rotate-signing` replaces it while the DIP runs.
   const signing = new SigningKeyWatcher(pkiDir, pki.ca, pki.signing, logger);

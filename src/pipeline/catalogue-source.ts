@@ -14,6 +14,9 @@ export class CatalogueSource {
   private catalogue: Catalogue;
   private mtimeMs = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** While the validators compile: how far along (the node is not ready meanwhile). */
+  private warming: { done: number; total: number } | null = null;
+  private stopped = false;
 
   constructor(
     private readonly dataDir: string,
@@ -32,12 +35,36 @@ export class CatalogueSource {
     this.timer.unref();
   }
 
-  /** Compiles every channel's validator now (tens of ms each), so that no first message waits for it. */
-  warm(): void {
-    for (const c of this.catalogue.channels()) this.catalogue.validate(c.interfaceId, {});
+  /**
+   * Compiles every channel's validator (tens of ms each), so that no first message waits for it: one
+   * channel at a time, the event loop free in between (`pause`), so the listeners answer meanwhile and
+   * /ready says the catalogue is still loading until the last one is compiled.
+   */
+  async warm(pause: () => Promise<void> = () => new Promise((resolve) => setImmediate(resolve))): Promise<void> {
+    const catalogue = this.catalogue;
+    const channels = catalogue.channels();
+    const progress = { done: 0, total: channels.length };
+    this.warming = progress;
+    try {
+      for (const c of channels) {
+        if (this.stopped) return;
+        catalogue.validate(c.interfaceId, {});
+        progress.done += 1;
+        await pause();
+      }
+    } finally {
+      if (this.warming === progress) this.warming = null;
+    }
+  }
+
+  /** Why this node should not take messages yet (the catalogue still loading), or null when it may. */
+  notReady(): string | null {
+    const w = this.warming;
+    return w ? `the interface catalogue is loading: ${w.done} of ${w.total} channels' validators compiled` : null;
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
   }
 

@@ -82,7 +82,7 @@ function problemOf(body: unknown): string {
 }
 
 async function healthPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
-  const health = await api<{ storage: BackendHealth }>(deps, c, 'GET', '/admin/health');
+  const health = await api<{ storage: BackendHealth; loading: string | null }>(deps, c, 'GET', '/admin/health');
   const queues = await api<WorkerStatus[]>(deps, c, 'GET', '/admin/queues');
   const storage = health.body.storage;
   const rows = queues.body
@@ -90,7 +90,9 @@ async function healthPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
     .sort((a, b) => b.failures - a.failures)
     .slice(0, 200)
     .map((q) => html`<tr><td>${q.queue.recipientDipId}</td><td>${q.queue.channel}</td><td>${badge(q.state === 'halted' || q.failures > 0 ? 'bad' : q.state === 'idle' ? 'ok' : 'warn', q.state)}</td><td class="num">${q.ackedSeq}</td><td class="num">${q.failures}</td><td>${q.lastError ?? ''}</td><td>${isoOrDash(q.retryAt)}</td></tr>`);
+  const loading = health.body.loading;
   const body = html`<h2>Storage</h2><p>${badge(storage.state === 'ok' ? 'ok' : 'bad', storage.state)} ${storage.state === 'ok' ? 'takes writes' : storage.reason}</p>
+${loading ? html`<p>${badge('warn', 'not ready')} ${loading}</p>` : ''}
 <h2>Delivery queues on this node</h2>
 ${table('Queues this node delivers, failing first', ['Recipient', 'Channel', 'State', 'Delivered up to', 'Failures', 'Last error', 'Next try'], rows, 'No queue is being delivered by this node.')}`;
   return render(c.reply, 200, O, c.req, c.signed, 'Health', body);

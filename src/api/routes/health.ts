@@ -5,30 +5,37 @@ const healthAnswer = {
   type: 'object',
   required: ['status'],
   properties: {
-    status: { type: 'string', enum: ['ok', 'unavailable', 'fatal'] },
-    reason: { type: 'string', description: 'Why the store takes no writes' },
+    status: { type: 'string', enum: ['ok', 'unavailable', 'fatal', 'loading'] },
+    reason: { type: 'string', description: 'Why the store takes no writes, or what is still loading' },
   },
 };
 
 /**
- * GET /health and /ready (OpenDIP): liveness and readiness tell the truth: not ready while the store
- * refuses writes (a full disk) or for good (a failed disk sync, after which the process exits). A load
- * balancer takes the node out.
+ * GET /health and /ready (OpenDIP) tell the truth. Neither is 200 while the store refuses writes (a full
+ * disk) or for good (a failed disk sync, after which the process exits). /ready is also 503 while the node
+ * is still starting (the catalogue's validators compiling): a load balancer sends it nothing until it is
+ * ready, and takes it out when the store stops.
  */
 export const healthRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { deps }) => {
-  const answer = async (_req: FastifyRequest, reply: FastifyReply) => {
+  const answer = (ready: boolean) => async (_req: FastifyRequest, reply: FastifyReply) => {
     const h = deps.health();
-    if (h.state === 'ok') return reply.code(200).send({ status: 'ok' });
-    return reply.code(503).send({ status: h.state, reason: h.reason });
+    if (h.state !== 'ok') return reply.code(503).send({ status: h.state, reason: h.reason });
+    const loading = ready ? (deps.notReady?.() ?? null) : null;
+    if (loading !== null) return reply.code(503).send({ status: 'loading', reason: loading });
+    return reply.code(200).send({ status: 'ok' });
   };
   for (const url of ['/health', '/ready']) {
+    const ready = url === '/ready';
     const schema = {
-      operationId: url === '/health' ? 'health' : 'ready',
+      operationId: ready ? 'ready' : 'health',
       tags: ['Health (OpenDIP)'],
-      summary: url === '/health' ? 'Liveness' : 'Readiness: whether this node takes messages',
+      summary: ready ? 'Readiness: whether this node takes messages' : 'Liveness',
       security: [],
-      response: { 200: { ...healthAnswer, description: 'Takes writes' }, 503: { ...healthAnswer, description: 'The store takes no writes' } },
+      response: {
+        200: { ...healthAnswer, description: ready ? 'Takes messages' : 'Takes writes' },
+        503: { ...healthAnswer, description: ready ? 'The store takes no writes, or the node is still loading' : 'The store takes no writes' },
+      },
     };
-    app.get(url, { schema }, answer);
+    app.get(url, { schema }, answer(ready));
   }
 };
