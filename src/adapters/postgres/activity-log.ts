@@ -2,6 +2,7 @@ import pg from 'pg';
 import { GENESIS_HASH, type ChainedActivity } from '../../domain/activity.js';
 import { fromActivityRow, fromChainRow, type ActivityRow as Row, type ChainRow } from '../activity-row.js';
 import type { ActivityLogStore, ActivityQuery, ChainInfo } from '../../ports/activity-log.js';
+import { applySchema } from './schema.js';
 
 const SCHEMA_LOCK = 0x0d1b5c4f;
 
@@ -60,12 +61,8 @@ export class PgActivityLog implements ActivityLogStore {
       throw err;
     });
     try {
-      await client.query('BEGIN');
-      await client.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK]);
-      await client.query(SCHEMA);
-      await client.query('COMMIT');
+      await applySchema(client, SCHEMA_LOCK, SCHEMA);
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
       client.release();
       await pool.end();
       throw err;

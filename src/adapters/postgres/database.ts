@@ -5,7 +5,7 @@ import { StoreError } from '../../ports/errors.js';
 import type { QueueRef } from '../../ports/message-log.js';
 import { classifyPgError, isRetryable } from './errors.js';
 import { createDays, dayOf } from './partitions.js';
-import { SCHEMA, SCHEMA_LOCK } from './schema.js';
+import { applySchema, SCHEMA, SCHEMA_LOCK } from './schema.js';
 
 export interface PostgresOptions {
   /** postgres://user:password@host:port/database (TLS and the rest as node-postgres reads them from the URL). */
@@ -77,13 +77,7 @@ export class PgDatabase {
     try {
       const client = await d.pool.connect();
       try {
-        await client.query('BEGIN');
-        await client.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK]);
-        await client.query(SCHEMA);
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw err;
+        await applySchema(client, SCHEMA_LOCK, SCHEMA);
       } finally {
         client.release();
       }

@@ -1,3 +1,5 @@
+import type pg from 'pg';
+
 /**
  * The PostgreSQL schema. Statements are idempotent and applied on every open, inside one transaction
  * guarded by an advisory lock, so several DIP nodes starting at once do not race each other.
@@ -214,3 +216,20 @@ export const REGISTRY_CHANNEL = 'dip_registry';
 
 /** Serialises schema set-up between nodes starting at once (any constant unique to OpenDIP). */
 export const SCHEMA_LOCK = 0x0d1b5c4e;
+
+/**
+ * Applies idempotent schema statements in one transaction under the advisory lock `lock`: nodes starting
+ * at once take turns (CREATE … IF NOT EXISTS alone still races on PostgreSQL's catalogue). The caller
+ * keeps and releases the client.
+ */
+export async function applySchema(client: Pick<pg.PoolClient, 'query'>, lock: number, statements: string): Promise<void> {
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock($1)', [lock]);
+    await client.query(statements);
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
+}
