@@ -190,7 +190,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
       async (a) => maintenanceAdminRoutes(a, { maintenance }),
       ...(alarmApi ? [async (a: FastifyInstance) => adminAlarmRoutes(a, alarmApi)] : []),
     ],
-  }, life);
+  }, clock, life);
   const portalPort = await startPortalListener(config, {
     config, logger, clock, accounts: portalAccounts, registry, channel, channels,
     webhooks: webhookConfigDeps(config, { registry, webhooks: backend.registry, delivery, destinations }),

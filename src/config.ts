@@ -87,6 +87,32 @@ export interface DipConfig {
   publications: PublicationsConfig;
   /** Activity log, reports, alarms and metrics (README "Audit, reports, alarms and observability"). */
   observability: ObservabilityConfig;
+  /** Operator sign-in (README "Operator accounts"). */
+  operators: OperatorsConfig;
+  /** The central register feed (README "Participants without outage: the central register feed"). */
+  register: RegisterConfig;
+}
+
+export interface OperatorsConfig {
+  /**
+   * Keep the bootstrap token (`<dataDir>/admin-token`) working after the first admin account exists, as a
+   * break-glass credential. Off: once an admin account exists the token is refused for everything.
+   */
+  bootstrapBreakGlass: boolean;
+  /** How long a bearer token from POST /admin/session (`dip login`) is good for. */
+  sessionMinutes: number;
+}
+
+export interface RegisterConfig {
+  /** Pull the feed from the register's endpoint on a schedule (null: only on demand). */
+  pull: { url: string; intervalMinutes: number; headers: Record<string, string>; snapshot: boolean } | null;
+  /**
+   * Register endpoints the pull may reach on internal networks (loopback, private ranges): IP addresses,
+   * CIDR ranges, host names, `*.domain`. Others on internal networks are refused, in every environment.
+   */
+  allowList: string[];
+  /** A feed larger than this is refused as it streams in (nothing applied). */
+  maxFeedMb: number;
 }
 
 /** Pattern B publications: limits, retention, who publishes, and the anonymous listener for public ones. */
@@ -380,6 +406,26 @@ const schema: JSONSchemaType<DipConfig> = {
       },
     },
     applySuggestedSecurityCategories: { type: 'boolean' },
+    operators: section({
+      bootstrapBreakGlass: { type: 'boolean' },
+      sessionMinutes: { type: 'integer', minimum: 1, maximum: 1440 },
+    }),
+    register: section({
+      pull: {
+        type: 'object',
+        nullable: true,
+        additionalProperties: false,
+        required: ['url', 'intervalMinutes'],
+        properties: {
+          url: { type: 'string', pattern: '^https?://' },
+          intervalMinutes: { type: 'number', minimum: 1 },
+          headers: { type: 'object', required: [], additionalProperties: { type: 'string' } },
+          snapshot: { type: 'boolean' },
+        },
+      },
+      allowList: { type: 'array', items: { type: 'string', minLength: 1 } },
+      maxFeedMb: { type: 'number', exclusiveMinimum: 0 },
+    }),
     publications: section({
       maxBytes: { type: 'integer', minimum: 1 },
       retentionDays: { type: 'number', exclusiveMinimum: 0 },
@@ -493,6 +539,8 @@ export const DEFAULTS: DipConfig = {
   },
   webhookAllowList: [],
   applySuggestedSecurityCategories: false,
+  operators: { bootstrapBreakGlass: false, sessionMinutes: 60 },
+  register: { pull: null, allowList: [], maxFeedMb: 64 },
   publications: {
     maxBytes: 2 * 1024 * 1024 * 1024,
     retentionDays: 28,
@@ -551,6 +599,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     api: { ...DEFAULTS.api, ...fileConfig.api, ...overrides.api },
     publications: mergePublications(fileConfig.publications, overrides.publications),
     observability: mergeObservability(fileConfig.observability, overrides.observability),
+    operators: { ...DEFAULTS.operators, ...fileConfig.operators, ...overrides.operators },
+    register: mergeRegister(fileConfig.register, overrides.register),
   };
 }
 
@@ -571,6 +621,14 @@ function mergePublications(...layers: Array<Partial<PublicationsConfig> | undefi
   const anonymous = Object.assign({}, ...all.map((l) => l.anonymous ?? {})) as PublicationsConfig['anonymous'];
   anonymous.rateLimit = Object.assign({}, ...all.map((l) => l.anonymous?.rateLimit ?? {})) as PublicationsConfig['anonymous']['rateLimit'];
   return { ...(Object.assign({}, ...all) as PublicationsConfig), channels: Object.assign({}, ...all.map((l) => l.channels ?? {})) as PublicationsConfig['channels'], anonymous };
+}
+
+/** The register's settings; a scheduled pull sends no headers and applies changes (not a snapshot) unless told. */
+function mergeRegister(...layers: Array<Partial<RegisterConfig> | undefined>): RegisterConfig {
+  const merged = Object.assign({}, DEFAULTS.register, ...layers.map((l) => l ?? {})) as RegisterConfig;
+  // The file may leave headers and snapshot out (the schema requires only url and intervalMinutes).
+  const pull = merged.pull as (Partial<NonNullable<RegisterConfig['pull']>> & Pick<NonNullable<RegisterConfig['pull']>, 'url' | 'intervalMinutes'>) | null;
+  return pull ? { ...merged, pull: { ...pull, headers: pull.headers ?? {}, snapshot: pull.snapshot ?? false } } : merged;
 }
 
 /** SMTP defaults: port 587 with STARTTLS required unless told otherwise. */

@@ -48,6 +48,6 @@ describe('operator API refusals', () => {
   it('asks for the token before saying whether an operation exists', async () => {
     const a = await call('GET', '/admin/nothing', undefined, false);
     expect(a.status).toBe(401);
-    expect(a.body['error']).toMatch(/operator token is required/);
+    expect(a.body['error']).toMatch(/operator credential is required/);
   });
 });

@@ -25,7 +25,7 @@ describe('channel management while running (spec 5.3)', () => {
 
   beforeAll(async () => {
     t = await startTestDip();
-    const created = await adminApi(t)('POST', '/admin/operators', { name: 'carol', role: 'operator' });
+    const created = await adminApi(t)('POST', '/admin/operators', { name: 'carol', role: 'operator', automation: true });
     carol = adminApi(t, created.body.token);
     sds = await t.participant('2000000001', ['SDS']);
     sup = await t.participant('1000000001', ['SUP']);

@@ -148,7 +148,7 @@ describe('maintenance notices (spec 5.13.5)', () => {
     expect(((await admin('GET', '/admin/maintenance')).body as unknown[]).length).toBe(before);
     expect((await admin('POST', '/admin/maintenance/MN-404/withdraw')).status).toBe(404);
     // A viewer may read notices but not publish them.
-    const viewer = await admin('POST', '/admin/operators', { name: 'vera', role: 'viewer' });
+    const viewer = await admin('POST', '/admin/operators', { name: 'vera', role: 'viewer', automation: true });
     const asViewer = adminApi(t, (viewer.body as { token: string }).token);
     expect((await asViewer('GET', '/admin/maintenance')).status).toBe(200);
     expect((await asViewer('POST', '/admin/maintenance', { start: at(now + hour), end: at(now + 2 * hour), text: 'x' })).status).toBe(403);

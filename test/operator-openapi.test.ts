@@ -14,6 +14,7 @@ import { parse } from 'yaml';
 import { OPERATOR_DOCS } from '../src/api/admin-schemas.js';
 import { adminApi, type AdminAnswer } from './helpers/admin.js';
 import { startTestDip, type TestDip } from './helpers/dip-harness.js';
+import { totpCode } from '../src/security/portal-credentials.js';
 
 type Json = Record<string, any>;
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
@@ -89,10 +90,17 @@ describe('the OpenAPI document of the operator listener', () => {
     };
     // Something in every list: a participant, a dead letter's worth of state, an operator, a subscription.
     const sup = await t.participant('1000000001', ['SUP']);
-    const created = await admin('POST', '/admin/operators', { name: 'alice', role: 'viewer' });
+    const created = await admin('POST', '/admin/operators', { name: 'alice', role: 'viewer', automation: true });
     expect(created.status).toBe(201);
     check('post', '/admin/operators', created);
     check('post', '/admin/operators', await admin('POST', '/admin/operators', { name: 'alice', role: 'viewer' }));
+    // A person: the answer carries the sign-in credential; signing in and out as documented.
+    const person = await admin('POST', '/admin/operators', { name: 'vera', role: 'viewer' });
+    check('post', '/admin/operators', person);
+    check('post', '/admin/session', await admin('POST', '/admin/session', { name: 'vera', password: 'not hers', code: '000000' }));
+    const session = await admin('POST', '/admin/session', { name: 'vera', password: person.body.password, code: totpCode(person.body.totpSecret, Date.now()) });
+    check('post', '/admin/session', session);
+    check('delete', '/admin/session', await adminApi(t, session.body.token)('DELETE', '/admin/session'));
     const renewed = await admin('PATCH', '/admin/operators/alice', { newToken: true });
     check('patch', '/admin/operators/{name}', renewed);
     const viewerToken = renewed.body.token as string;

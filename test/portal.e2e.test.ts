@@ -94,11 +94,15 @@ describe('portals in a browser', () => {
     publicationId = (published.body as unknown as { publication: { publicationID: string } }).publication.publicationID;
     adminUrl = `http://127.0.0.1:${td.dip.adminPort}`;
     token = readFileSync(join(td.config.dataDir, 'admin-token'), 'utf8').trim();
-    // An operator account (its role decides what it may do), then its portal sign-in.
-    expect((await adminApi('POST', '/admin/operators', { name: 'ops.alice', role: 'admin' })).status).toBe(201);
-    const made = await adminApi<Enrolled>('POST', '/admin/portal/accounts', { username: 'ops.alice', displayName: 'Alice (operator)' });
+    // The test calls the operator API as an automation operator: made first, as the bootstrap token is
+    // refused once the first admin account exists.
+    const reader = await adminApi<{ token: string }>('POST', '/admin/operators', { name: 'e2e.tooling', role: 'operator', automation: true });
+    expect(reader.status).toBe(201);
+    // An operator account (its role decides what it may do), with its sign-in (password and TOTP secret).
+    const made = await adminApi<Omit<Enrolled, 'username'>>('POST', '/admin/operators', { name: 'ops.alice', role: 'admin', displayName: 'Alice (operator)' });
     expect(made.status).toBe(201);
-    operator = made.body;
+    operator = { username: 'ops.alice', ...made.body };
+    token = reader.body.token;
     browser = await launchBrowser();
   });
 

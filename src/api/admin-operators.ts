@@ -4,7 +4,9 @@ import { OPERATOR_ROLES, operatorMay, type OperatorRole } from '../domain/operat
 import type { Logger } from '../ports/logger.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { OperatorAccounts, OperatorIdentity } from '../pipeline/operators.js';
-import { answers, isoTime, isOperatorDocs } from './admin-schemas.js';
+import { answers, empty, isoTime, isOperatorDocs } from './admin-schemas.js';
+import { OperatorSessions } from '../pipeline/operator-sessions.js';
+import type { PortalAccountService } from '../pipeline/portal-accounts.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -16,8 +18,16 @@ declare module 'fastify' {
 }
 
 export interface OperatorAuthDeps {
-  /** The bootstrap (break-glass) token from the data directory: an admin named `bootstrap`. */
+  /**
+   * The bootstrap token from the data directory: an admin named `bootstrap` while no admin account exists
+   * (to make the first one), afterwards only when `bootstrapBreakGlass` is set.
+   */
   bootstrapToken: string;
+  bootstrapBreakGlass: boolean;
+  /** People's sign-in (POST /admin/session) and the bearer tokens it gives. */
+  sessions: OperatorSessions;
+  /** Where a person's password and TOTP credential is kept (the same the operator portal signs in with). */
+  credentials: Pick<PortalAccountService, 'create' | 'account'>;
   operators: OperatorAccounts;
   journal: OperatorJournal;
   logger: Logger;
@@ -31,6 +41,8 @@ export interface OperatorAuthDeps {
 }
 
 export const ACTING_OPERATOR_HEADER = 'x-opendip-acting-operator';
+/** Where people sign in to the operator API. */
+export const SIGN_IN_PATH = '/admin/session';
 
 /** The caller of an operator route (the hook ran: a handler never sees an unidentified call). */
 export function operatorOf(req: FastifyRequest): OperatorIdentity {
@@ -63,16 +75,26 @@ export function registerOperatorAuth(app: FastifyInstance, deps: OperatorAuthDep
   app.addHook('onRequest', async (req, reply) => {
     // The API's reference (the OpenAPI document, Swagger UI) is public on this loopback listener: src/api/admin-docs.ts.
     if ((req.method === 'GET' || req.method === 'HEAD') && isOperatorDocs(req.url.split('?')[0] ?? '')) return undefined;
+    // Signing in is the one call made before there is a token.
+    if (req.method === 'POST' && req.url.split('?')[0] === SIGN_IN_PATH) return undefined;
     const header = String(req.headers.authorization ?? '');
     const token = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
     let who: OperatorIdentity | undefined;
-    if (token && sameToken(token, deps.bootstrapToken)) who = { name: 'bootstrap', role: 'admin', actor: 'bootstrap' };
-    else if (token && deps.inProcessKey && sameToken(token, deps.inProcessKey)) {
+    if (token && sameToken(token, deps.bootstrapToken)) {
+      // The bootstrap token makes the first admin account; once one exists it is refused (README "Operator accounts").
+      if (!deps.bootstrapBreakGlass && (await deps.operators.adminExists())) {
+        return reply.code(401).send({ error: `the bootstrap token only creates the first admin account, and an admin account exists: sign in as an operator (dip login, POST ${SIGN_IN_PATH} with name, password and TOTP code) or use an automation account's token` });
+      }
+      who = { name: 'bootstrap', role: 'admin', actor: 'bootstrap' };
+    } else if (token && deps.inProcessKey && sameToken(token, deps.inProcessKey)) {
       const acting = req.headers[ACTING_OPERATOR_HEADER];
       const found = (await deps.operators.list()).find((o) => o.name === acting && !o.disabled);
       if (found) who = { name: found.name, role: found.role, actor: `operator:${found.name}` };
+    } else if (token && OperatorSessions.isSessionToken(token)) {
+      who = await deps.sessions.identify(token);
+      if (!who) return reply.code(401).send({ error: `this session has ended (expired, signed out, or the account disabled): sign in again (dip login, POST ${SIGN_IN_PATH})` });
     } else if (token) who = await deps.operators.identify(token);
-    if (!who) return reply.code(401).send({ error: "a valid operator token is required (Authorization: Bearer <token>): an operator account's token, or the bootstrap token in <data>/admin-token" });
+    if (!who) return reply.code(401).send({ error: `a valid operator credential is required (Authorization: Bearer <token>): a session token from POST ${SIGN_IN_PATH} (dip login), an automation account's token, or, before the first admin account exists, the bootstrap token in <data>/admin-token` });
     const path = req.url.split('?')[0] ?? '';
     if (!operatorMay(who.role, req.method, path)) {
       return reply.code(403).send({ error: `operator ${who.name} (${who.role}) may not ${req.method} ${path}` });
@@ -113,6 +135,7 @@ const operatorView = {
   properties: {
     name: { type: 'string' },
     role: roleSchema,
+    automation: { type: 'boolean' },
     disabled: { type: 'boolean' },
     createdAt: isoTime,
     createdBy: { type: 'string' },
@@ -133,6 +156,19 @@ const journalEntry = {
     status: { type: ['integer', 'null'], description: 'The HTTP status the act was answered with (null for acts outside a request)' },
   },
 } as const;
+/** A new account: a person's sign-in credential, or an automation account's token; each shown this once. */
+const created = {
+  type: 'object',
+  required: ['operator'],
+  properties: {
+    operator: operatorView,
+    token: { type: 'string', description: "An automation account's token: only its hash is kept" },
+    password: { type: 'string', description: "A person's password for signing in" },
+    totpSecret: { type: 'string', description: "A person's TOTP secret (base32) for their authenticator app" },
+    totpUri: { type: 'string', description: 'The same as an otpauth:// URI' },
+  },
+  description: 'Created',
+} as const;
 const withToken = (description: string, required: boolean) =>
   ({ type: 'object', required: required ? ['operator', 'token'] : ['operator'], properties: { operator: operatorView, token: { type: 'string', description: 'The operator\'s token: shown this once, only its hash is kept' } }, description }) as const;
 
@@ -146,26 +182,88 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
 
   app.get('/admin/operators', { schema: { tags, summary: 'Operator accounts (admins)', response: answers({ 200: { type: 'array', items: operatorView, description: 'Every account' } }) } }, async () => deps.operators.list());
 
-  app.post<{ Body: { name: string; role: OperatorRole } }>(
+  app.post<{ Body: { name: string; role: OperatorRole; automation?: boolean; displayName?: string } }>(
     '/admin/operators',
     {
       schema: {
         tags,
-        summary: 'Create an operator account (admins): its token is in the answer, once',
-        body: { type: 'object', additionalProperties: false, required: ['name', 'role'], properties: { name: { type: 'string', minLength: 1, maxLength: 64 }, role: roleSchema } },
-        response: answers({ 201: withToken('Created', true) }, [409]),
+        summary: "Create an operator account (admins): a person's answer carries their password and TOTP secret, an automation account's its token, once",
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['name', 'role'],
+          properties: {
+            name: { type: 'string', minLength: 1, maxLength: 64 },
+            role: roleSchema,
+            automation: { type: 'boolean', description: 'An account for a script: a long-lived token instead of a password and TOTP; viewer or operator only' },
+            displayName: { type: 'string', minLength: 1, maxLength: 100, description: "The person's full name" },
+          },
+        },
+        response: answers({ 201: created }, [409]),
       },
     },
     async (req, reply) => {
+      const { name, role } = req.body;
+      const automation = req.body.automation ?? false;
       try {
-        const created = await deps.operators.create(req.body.name, req.body.role, operatorOf(req));
+        // A person's sign-in credential is made with the account: checked first, so neither is made alone.
+        await deps.operators.check(name, role, automation);
+        if (!automation && (await deps.credentials.account(name))) return await reply.code(409).send({ error: `name: '${name}' is already a portal sign-in name; choose another` });
+        const created = await deps.operators.create(name, role, operatorOf(req), automation);
         req.journaled = true;
-        return await reply.code(201).send(created);
+        if (automation) return await reply.code(201).send(created);
+        const enrolled = await deps.credentials.create({ username: name, displayName: req.body.displayName ?? name, participantDipId: null, admin: true, createdBy: operatorOf(req).actor });
+        if ('problem' in enrolled) throw new Error(`the sign-in credential of ${name} was not made: ${enrolled.problem}`);
+        return await reply.code(201).send({ operator: created.operator, password: enrolled.password, totpSecret: enrolled.totpSecret, totpUri: enrolled.totpUri });
       } catch (e) {
         return refuse(reply, e);
       }
     },
   );
+
+  // People sign in with name, password and TOTP code; the answer is a short-lived bearer token.
+  app.post<{ Body: { name: string; password: string; code: string } }>(
+    SIGN_IN_PATH,
+    {
+      schema: {
+        tags,
+        summary: "Sign in (people): name, password and TOTP code for a bearer token good for operators.sessionMinutes (60); no token needed",
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['name', 'password', 'code'],
+          properties: { name: { type: 'string', minLength: 1, maxLength: 64 }, password: { type: 'string', minLength: 1, maxLength: 200 }, code: { type: 'string', minLength: 1, maxLength: 12 } },
+        },
+        response: answers(
+          {
+            200: {
+              type: 'object',
+              required: ['token', 'expiresAt', 'operator'],
+              description: 'Signed in',
+              properties: {
+                token: { type: 'string', description: 'A bearer token for the operator API (Authorization: Bearer …)' },
+                expiresAt: isoTime,
+                operator: { type: 'object', required: ['name', 'role'], properties: { name: { type: 'string' }, role: roleSchema } },
+              },
+            },
+          },
+          [401],
+        ),
+      },
+    },
+    async (req, reply) => {
+      const answer = await deps.sessions.signIn(req.body.name, req.body.password, req.body.code);
+      if (!answer.ok) return reply.code(401).send({ error: answer.problem });
+      return answer.session;
+    },
+  );
+  app.delete(SIGN_IN_PATH, { schema: { tags, summary: "Sign out: ends every session of the caller's account (the portal's too)", response: answers({ 204: empty('Signed out') }, [400]) } }, async (req, reply) => {
+    const who = operatorOf(req);
+    if (who.actor === 'bootstrap') return reply.code(400).send({ error: 'the bootstrap token has no session to end' });
+    await deps.sessions.signOut(who);
+    req.journaled = true;
+    return reply.code(204).send();
+  });
 
   app.patch<{ Params: { name: string }; Body: { role?: OperatorRole; disabled?: boolean; newToken?: boolean } }>(
     '/admin/operators/:name',

@@ -24,6 +24,7 @@ import { keyRoutes } from './admin-keys.js';
 import { mpanRoutes } from './admin-mpan.js';
 import { queueRoutes } from './admin-queues.js';
 import { documentListenerAnswers } from './admin-schemas.js';
+import type { OperatorSessions } from '../pipeline/operator-sessions.js';
 
 export const adminTokenFile = (dataDir: string): string => join(dataDir, 'admin-token');
 
@@ -37,9 +38,13 @@ export function ensureAdminToken(dataDir: string): string {
 }
 
 export interface AdminDeps {
-  /** The bootstrap (break-glass) token: an admin named `bootstrap`, e.g. to create the first operator account. */
+  /** The bootstrap token: an admin named `bootstrap` until the first admin account exists (src/api/admin-operators.ts). */
   token: string;
+  /** The bootstrap token keeps working after that (a documented break-glass setting, off by default). */
+  bootstrapBreakGlass: boolean;
   operators: OperatorAccounts;
+  /** People's sign-in to the operator API. */
+  sessions: OperatorSessions;
   journal: OperatorJournal;
   now(): number;
   /** Further operator route plugins (channels, the register feed, reports, …), registered after authentication and the document. */
@@ -74,7 +79,17 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
   recordOperations(app);
   // Refusals are {"error": "<what and why>"} (the error handler is in admin-operators.ts), unknown paths too.
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no such operation: ${req.method} ${req.url.split('?')[0] ?? ''}` }));
-  const auth = { bootstrapToken: deps.token, operators: deps.operators, journal: deps.journal, logger: deps.logger, now: () => deps.now(), inProcessKey: deps.inProcessKey };
+  const auth = {
+    bootstrapToken: deps.token,
+    bootstrapBreakGlass: deps.bootstrapBreakGlass,
+    sessions: deps.sessions,
+    credentials: deps.portalAccounts,
+    operators: deps.operators,
+    journal: deps.journal,
+    logger: deps.logger,
+    now: () => deps.now(),
+    inProcessKey: deps.inProcessKey,
+  };
   registerOperatorAuth(app, auth);
   documentListenerAnswers(app);
   // Plugins load in order: the OpenAPI document first, so it sees every route registered after it.

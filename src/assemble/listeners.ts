@@ -13,6 +13,8 @@ import { buildPortalServer } from '../portal/server.js';
 import type { PortalDeps } from '../portal/deps.js';
 import type { PkiMaterial } from '../security/pki.js';
 import { SessionSigner } from '../security/portal-session.js';
+import { OperatorSessions } from '../pipeline/operator-sessions.js';
+import type { Clock } from '../ports/clock.js';
 import type { RevocationWatcher } from '../security/revocation.js';
 import type { TrustStore } from '../security/trust-store.js';
 
@@ -61,9 +63,12 @@ export async function startAnonymousListener(config: DipConfig, deps: ApiDeps, p
 export type OperatorApi = PortalDeps['operatorApi'];
 
 /** The operator API on the loopback interface, and the in-process door the portals use to call it as the operator signed in. */
-export async function startOperatorListener(config: DipConfig, deps: Omit<AdminDeps, 'token' | 'inProcessKey'>, life: Lifecycle): Promise<{ port: number; operations: readonly Operation[]; operatorApi: OperatorApi }> {
+export async function startOperatorListener(config: DipConfig, deps: Omit<AdminDeps, 'token' | 'inProcessKey' | 'sessions' | 'bootstrapBreakGlass'>, clock: Clock, life: Lifecycle): Promise<{ port: number; operations: readonly Operation[]; operatorApi: OperatorApi }> {
   const inProcessKey = randomBytes(32).toString('base64url');
-  const admin = buildAdminServer({ ...deps, token: ensureAdminToken(config.dataDir), inProcessKey });
+  // Its own signing key: a portal cookie is not an API token, nor the other way round.
+  const signer = SessionSigner.fromFile(join(config.dataDir, 'operator-session.key'));
+  const sessions = new OperatorSessions({ operators: deps.operators, accounts: deps.portalAccounts, signer, journal: deps.journal, clock, sessionMs: config.operators.sessionMinutes * 60_000 });
+  const admin = buildAdminServer({ ...deps, token: ensureAdminToken(config.dataDir), bootstrapBreakGlass: config.operators.bootstrapBreakGlass, sessions, inProcessKey });
   const port = await listen(admin, 'operator listener', config.adminPort, '127.0.0.1', life);
   const operatorApi: OperatorApi = async (operator, method, url, payload) => {
     const headers = { authorization: `Bearer ${inProcessKey}`, [ACTING_OPERATOR_HEADER]: operator };

@@ -1,31 +1,82 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { request } from 'undici';
 import { adminTokenFile } from '../api/admin.js';
 import type { DipConfig } from '../config.js';
 
+/** What `dip login` keeps: the session token and when it ends. */
+interface StoredSession {
+  token: string;
+  expiresAt: string;
+  name: string;
+}
+
 /**
- * The operator's credential: DIP_OPERATOR_TOKEN (a named operator account's token, so the journal names
- * the person), else the bootstrap token from the data directory (break-glass; journalled as `bootstrap`).
+ * Where `dip login` keeps the operator's session for the DIP on this admin port: $DIP_OPERATOR_SESSION,
+ * else ~/.config/opendip/operator-session-<adminPort>.json (mode 0600: it is a bearer token).
+ */
+export function sessionFile(config: DipConfig): string {
+  return process.env.DIP_OPERATOR_SESSION?.trim() || join(process.env.XDG_CONFIG_HOME?.trim() || join(homedir(), '.config'), 'opendip', `operator-session-${config.adminPort}.json`);
+}
+
+export function saveSession(config: DipConfig, session: StoredSession): string {
+  const file = sessionFile(config);
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  writeFileSync(file, `${JSON.stringify(session)}\n`, { mode: 0o600 });
+  return file;
+}
+
+export function forgetSession(config: DipConfig): void {
+  rmSync(sessionFile(config), { force: true });
+}
+
+function storedSession(config: DipConfig): StoredSession | undefined {
+  const file = sessionFile(config);
+  if (!existsSync(file)) return undefined;
+  const s = JSON.parse(readFileSync(file, 'utf8')) as StoredSession;
+  if (Date.parse(s.expiresAt) <= Date.now()) throw new Error(`the session of ${s.name} ended at ${s.expiresAt}: sign in again with dip login`);
+  return s;
+}
+
+/**
+ * The operator's credential, in this order: DIP_OPERATOR_TOKEN (an automation account's token), the
+ * session `dip login` stored, else the bootstrap token from the data directory (which the DIP accepts only
+ * until the first admin account exists).
  */
 function operatorToken(config: DipConfig): string {
   const named = process.env.DIP_OPERATOR_TOKEN?.trim();
   if (named) return named;
+  const session = storedSession(config);
+  if (session) return session.token;
   try {
     return readFileSync(adminTokenFile(config.dataDir), 'utf8').trim();
   } catch {
-    throw new Error(`no operator token: set DIP_OPERATOR_TOKEN, or start the DIP (dip serve) with this DIP_DATA_DIR so that ${adminTokenFile(config.dataDir)} exists`);
+    throw new Error(`no operator credential: dip login, or set DIP_OPERATOR_TOKEN (an automation account), or start the DIP (dip serve) with this DIP_DATA_DIR so that ${adminTokenFile(config.dataDir)} exists`);
   }
 }
 
-/** Calls the operator's API of the DIP running on this machine. */
-export async function adminCall(config: DipConfig, method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<unknown> {
-  const token = operatorToken(config);
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** Calls the operator's API of the DIP running on this machine; `token` null: no credential (signing in). */
+async function call(config: DipConfig, method: Method, path: string, body: unknown, token: string | null): Promise<unknown> {
   const res = await request(`http://127.0.0.1:${config.adminPort}${path}`, {
     method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.body.text();
   if (res.statusCode >= 300) throw new Error(`admin API answered ${res.statusCode}: ${text}`);
   return text === '' ? null : (JSON.parse(text) as unknown);
+}
+
+/** Calls the operator's API as the operator (see operatorToken). */
+export function adminCall(config: DipConfig, method: Method, path: string, body?: unknown): Promise<unknown> {
+  return call(config, method, path, body, operatorToken(config));
+}
+
+/** POST /admin/session: name, password and TOTP code for a session token, stored for the commands that follow. */
+export async function login(config: DipConfig, name: string, password: string, code: string): Promise<{ file: string; expiresAt: string }> {
+  const answer = (await call(config, 'POST', '/admin/session', { name, password, code }, null)) as { token: string; expiresAt: string };
+  return { file: saveSession(config, { token: answer.token, expiresAt: answer.expiresAt, name }), expiresAt: answer.expiresAt };
 }

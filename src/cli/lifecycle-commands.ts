@@ -2,7 +2,9 @@ import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { loadConfig } from '../config.js';
-import { adminCall } from './admin-client.js';
+import { adminCall, forgetSession, login, sessionFile } from './admin-client.js';
+import { createInterface } from 'node:readline';
+import { Writable } from 'node:stream';
 
 const print = (v: unknown): void => {
   process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
@@ -153,17 +155,74 @@ function registerChannelCommands(program: Command): void {
     .action((id: string, o: { to: number; note?: string }) => call('POST', `/admin/channels/${encodeURIComponent(id)}/rollback`, { version: o.to, ...(o.note ? { note: o.note } : {}) }));
 }
 
+/**
+ * The answers `dip login` asks for. On a terminal each is asked for, the password without echo; otherwise
+ * they are read as lines from standard input (password, then code), so scripts and tests can pipe them.
+ */
+async function ask(questions: Array<{ prompt: string; secret: boolean }>): Promise<string[]> {
+  const answers: string[] = [];
+  if (!process.stdin.isTTY) {
+    const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+    for (const q of questions) {
+      const next = await lines.next();
+      if (next.done) throw new Error(`standard input ended before the ${q.prompt.replace(/: $/, '').toLowerCase()}`);
+      answers.push(String(next.value));
+    }
+    return answers;
+  }
+  for (const q of questions) {
+    let muted = false;
+    const output = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        if (!muted) process.stderr.write(chunk);
+        done();
+      },
+    });
+    const rl = createInterface({ input: process.stdin, output, terminal: true });
+    const answer = new Promise<string>((resolve) => rl.question(q.prompt, resolve));
+    muted = q.secret;
+    answers.push(await answer);
+    rl.close();
+    if (q.secret) process.stderr.write('\n');
+  }
+  return answers;
+}
+
 /** Operator accounts and the journal. */
 function registerOperatorCommands(program: Command): void {
-  const op = program.command('operator').description('operator accounts (admin; needs the running DIP). Authenticate with DIP_OPERATOR_TOKEN, else the bootstrap token');
+  program
+    .command('login')
+    .description('sign in as an operator (name, password, TOTP code): the session token is kept for the dip commands that follow, until it expires')
+    .requiredOption('--name <name>', 'your operator account')
+    .option('--code <code>', 'the code from your authenticator app (asked for when not given)')
+    .action(async (o: { name: string; code?: string }) => {
+      const config = loadConfig();
+      const [password = '', code = o.code ?? ''] = await ask([{ prompt: 'Password: ', secret: true }, ...(o.code ? [] : [{ prompt: 'Code from your authenticator app: ', secret: false }])]);
+      const session = await login(config, o.name, password, o.code ?? code);
+      process.stdout.write(`signed in as ${o.name} until ${session.expiresAt} (session kept in ${session.file})\n`);
+    });
+  program
+    .command('logout')
+    .description('end your operator sessions (API and portal) and forget the kept token')
+    .action(async () => {
+      const config = loadConfig();
+      await adminCall(config, 'DELETE', '/admin/session');
+      forgetSession(config);
+      process.stdout.write(`signed out; ${sessionFile(config)} removed\n`);
+    });
+  const op = program.command('operator').description('operator accounts (admin; needs the running DIP). Sign in first with dip login (or DIP_OPERATOR_TOKEN for an automation account; the bootstrap token only until the first admin account exists)');
   op.command('list').action(() => call('GET', '/admin/operators'));
   op.command('whoami').action(() => call('GET', '/admin/whoami'));
   op
     .command('add')
-    .description('create a named operator account and print its token (shown once)')
-    .requiredOption('--name <name>', 'the person, e.g. alice')
-    .requiredOption('--role <role>', 'viewer, operator or admin')
-    .action((o: { name: string; role: string }) => call('POST', '/admin/operators', { name: o.name, role: o.role }));
+    .description("create an operator account: a person's prints their password and TOTP secret, an automation account's its token (shown once)")
+    .requiredOption('--name <name>', 'the person (their sign-in name, e.g. alice) or the automation (e.g. monitoring)')
+    .requiredOption('--role <role>', 'viewer, operator or admin (admin: people only)')
+    .option('--display-name <name>', "the person's full name")
+    .option('--automation', 'an account for a script: a long-lived token instead of a password and TOTP; viewer or operator only')
+    .action((o: { name: string; role: string; displayName?: string; automation?: boolean }) =>
+      call('POST', '/admin/operators', { name: o.name, role: o.role, ...(o.displayName ? { displayName: o.displayName } : {}), ...(o.automation ? { automation: true } : {}) }),
+    );
   op
     .command('set')
     .description("change an operator's role, disable or enable the account, or issue a new token (the old one stops at once)")
@@ -171,7 +230,7 @@ function registerOperatorCommands(program: Command): void {
     .option('--role <role>', 'viewer, operator or admin')
     .option('--disable', 'the account can no longer call')
     .option('--enable', 'the account can call again')
-    .option('--new-token', 'issue a new token (printed once)')
+    .option('--new-token', 'issue an automation account a new token (printed once)')
     .action((name: string, o: { role?: string; disable?: boolean; enable?: boolean; newToken?: boolean }) =>
       call('PATCH', `/admin/operators/${encodeURIComponent(name)}`, {
         ...(o.role ? { role: o.role } : {}),

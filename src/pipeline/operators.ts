@@ -3,14 +3,23 @@ import { OPERATOR_NAME_PATTERN, OPERATOR_ROLES, type OperatorRole } from '../dom
 import type { Clock } from '../ports/clock.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { RegistryStore, StoredRecord } from '../ports/registry.js';
+import { USERNAME_PATTERN } from './portal-accounts.js';
 
 const KIND = 'operator';
 
-/** An operator account as stored: the token only as its SHA-256 (a random 256-bit token needs no slow hash). */
+/**
+ * An operator account as stored. A person signs in with a password and a TOTP code (the credential is
+ * kept with the portal accounts) and gets short-lived bearer tokens; an automation account (a script,
+ * monitoring) has a long-lived token instead, kept only as its SHA-256 (a random 256-bit token needs no
+ * slow hash), and may never be an admin.
+ */
 export interface OperatorAccount {
   name: string;
   role: OperatorRole;
-  tokenHash: string;
+  /** True for automation accounts; absent on accounts made before people signed in (treated as people). */
+  automation?: boolean;
+  /** The automation account's token hash; null for a person. */
+  tokenHash: string | null;
   disabled: boolean;
   createdAt: number;
   createdBy: string;
@@ -20,6 +29,7 @@ export interface OperatorAccount {
 export interface OperatorView {
   name: string;
   role: OperatorRole;
+  automation: boolean;
   disabled: boolean;
   createdAt: string;
   createdBy: string;
@@ -34,11 +44,15 @@ export interface OperatorIdentity {
   actor: string;
 }
 
+/** A person's account name is their sign-in name (the portal's username rule, src/pipeline/portal-accounts.ts). */
+const PERSON_NAME_PATTERN = USERNAME_PATTERN;
+const identity = (a: OperatorAccount): OperatorIdentity => ({ name: a.name, role: a.role, actor: `operator:${a.name}` });
+
 export const hashToken = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex');
 const newToken = (): string => `dipop_${randomBytes(32).toString('base64url')}`;
 const view = (r: StoredRecord): OperatorView => {
   const a = r.doc as OperatorAccount;
-  return { name: a.name, role: a.role, disabled: a.disabled, createdAt: new Date(a.createdAt).toISOString(), createdBy: a.createdBy, version: r.version };
+  return { name: a.name, role: a.role, automation: a.automation === true, disabled: a.disabled, createdAt: new Date(a.createdAt).toISOString(), createdBy: a.createdBy, version: r.version };
 };
 
 export class OperatorError extends Error {
@@ -65,31 +79,54 @@ export class OperatorAccounts {
     return (await this.store.records(KIND)).map(view);
   }
 
-  /** The caller behind a bearer token, if it is an enabled operator's. */
+  /** The automation account behind a long-lived bearer token, if enabled. People's accounts have no such token. */
   async identify(token: string): Promise<OperatorIdentity | undefined> {
     const hash = hashToken(token);
-    const found = (await this.store.records(KIND)).map((r) => r.doc as OperatorAccount).find((a) => a.tokenHash === hash && !a.disabled);
-    return found ? { name: found.name, role: found.role, actor: `operator:${found.name}` } : undefined;
+    const found = (await this.store.records(KIND)).map((r) => r.doc as OperatorAccount).find((a) => a.automation === true && a.tokenHash === hash && !a.disabled);
+    return found ? identity(found) : undefined;
   }
 
-  /** Creates an account and returns its token (shown once). */
-  async create(name: string, role: OperatorRole, by: OperatorIdentity): Promise<{ operator: OperatorView; token: string }> {
+  /** An enabled person's account by name (a sign-in or a session names it). */
+  async person(name: string): Promise<OperatorIdentity | undefined> {
+    const found = (await this.store.records(KIND)).map((r) => r.doc as OperatorAccount).find((a) => a.name === name && a.automation !== true && !a.disabled);
+    return found ? identity(found) : undefined;
+  }
+
+  /** Whether any admin account exists (enabled or not): from then on the bootstrap token is refused. */
+  async adminExists(): Promise<boolean> {
+    return (await this.store.records(KIND)).some((r) => (r.doc as OperatorAccount).role === 'admin');
+  }
+
+  /**
+   * Checks a new account before anything is stored (a person's sign-in credential is made beside it, so
+   * both are refused together): the name, the role, and that an automation account is not an admin.
+   */
+  async check(name: string, role: OperatorRole, automation: boolean): Promise<void> {
     if (!OPERATOR_NAME_PATTERN.test(name)) throw new OperatorError(400, `name '${name}': 1 to 64 letters, digits, '.', '-' or '_', starting with a letter or digit`);
+    if (!automation && !PERSON_NAME_PATTERN.test(name)) throw new OperatorError(400, `name '${name}': a person's account name is their sign-in name: 3 to 64 lower-case letters, digits, '.', '_' or '-'`);
     if (!OPERATOR_ROLES.includes(role)) throw new OperatorError(400, `role '${String(role)}': one of ${OPERATOR_ROLES.join(', ')}`);
+    if (automation && role === 'admin') throw new OperatorError(400, "role 'admin': automation accounts may be viewer or operator; admins are people who sign in");
     if ((await this.store.records(KIND)).some((r) => r.key === name)) throw new OperatorError(409, `operator ${name} exists: change it with PATCH /admin/operators/${name}`);
-    const token = newToken();
-    const account: OperatorAccount = { name, role, tokenHash: hashToken(token), disabled: false, createdAt: this.clock.now(), createdBy: by.actor };
+  }
+
+  /** Creates an account; an automation account's token is returned (shown once). */
+  async create(name: string, role: OperatorRole, by: OperatorIdentity, automation = false): Promise<{ operator: OperatorView; token?: string }> {
+    await this.check(name, role, automation);
+    const token = automation ? newToken() : undefined;
+    const account: OperatorAccount = { name, role, automation, tokenHash: token ? hashToken(token) : null, disabled: false, createdAt: this.clock.now(), createdBy: by.actor };
     const stored = await this.store.putRecord({ kind: KIND, key: name, doc: account, at: this.clock.now(), by: by.actor }, 0);
     await this.record(by, 'operator.create', name, null, view(stored));
-    return { operator: view(stored), token };
+    return { operator: view(stored), ...(token ? { token } : {}) };
   }
 
-  /** Changes an account's role, disables or enables it, or issues it a new token (the old one stops at once). */
+  /** Changes an account's role, disables or enables it, or issues an automation account a new token (the old one stops at once). */
   async update(name: string, change: { role?: OperatorRole; disabled?: boolean; newToken?: boolean }, by: OperatorIdentity): Promise<{ operator: OperatorView; token?: string }> {
     const current = (await this.store.records(KIND)).find((r) => r.key === name);
     if (!current) throw new OperatorError(404, `no operator ${name}`);
     if (change.role !== undefined && !OPERATOR_ROLES.includes(change.role)) throw new OperatorError(400, `role '${String(change.role)}': one of ${OPERATOR_ROLES.join(', ')}`);
     const before = current.doc as OperatorAccount;
+    if (change.newToken && before.automation !== true) throw new OperatorError(400, `newToken: ${name} is a person, who signs in with a password and a TOTP code (POST /admin/session); only automation accounts have tokens`);
+    if (change.role === 'admin' && before.automation === true) throw new OperatorError(400, "role 'admin': automation accounts may be viewer or operator; admins are people who sign in");
     const token = change.newToken ? newToken() : undefined;
     const next: OperatorAccount = {
       ...before,

@@ -70,6 +70,9 @@ const OWNER_PARAM = /recipient|participant|dipid|owner/i;
 // machine it would answer the fuzzer's requests for reasons that are not theirs.
 const h = await startHostileDip({
   overload: { maxEventLoopDelayMs: 60_000, delayCountsFromSubmissions: 100_000, maxSubmissionsInFlight: 100_000 },
+  // The fuzzer's operator credential is the bootstrap token, as break-glass: fuzzed calls create admin
+  // accounts and disable accounts, and the fuzzer must go on calling whatever they did.
+  operators: { bootstrapBreakGlass: true, sessionMinutes: 60 },
   // The anonymous listener (public publications) too, without its fair-use limit.
   publications: { anonymous: { enabled: true, host: '127.0.0.1', port: 0, rateLimit: { requestsPerSecond: 0, burst: 1 } } } as DipConfig['publications'],
 });

@@ -1,0 +1,71 @@
+import type { OperatorRole } from '../domain/operators.js';
+import type { Clock } from '../ports/clock.js';
+import type { OperatorJournal } from '../ports/operator-journal.js';
+import type { SessionSigner } from '../security/portal-session.js';
+import type { OperatorAccounts, OperatorIdentity } from './operators.js';
+import type { PortalAccountService } from './portal-accounts.js';
+
+/** Bearer tokens from a sign-in start with this, so the operator API tells them from automation tokens at a glance. */
+const PREFIX = 'dipsess_';
+
+export interface OperatorSession {
+  token: string;
+  expiresAt: string;
+  operator: { name: string; role: OperatorRole };
+}
+
+export type SessionAnswer = { ok: true; session: OperatorSession } | { ok: false; problem: string };
+
+/**
+ * Operators who are people sign in to the operator API (and `dip login`) with their name, password and
+ * TOTP code: the same credential and the same checks as the operator portal (src/pipeline/portal-accounts.ts:
+ * scrypt, a code good once, five failures lock the name for 15 minutes). The answer is a bearer token
+ * signed with a key of its own in the data directory (so every node sharing it accepts the token, and a
+ * portal cookie is no API token), good for `sessionMs`. Signing out, disabling the account or its portal
+ * sign-in ends every session at once (the credential's epoch).
+ */
+export class OperatorSessions {
+  constructor(
+    private readonly deps: {
+      operators: Pick<OperatorAccounts, 'person'>;
+      accounts: Pick<PortalAccountService, 'signIn' | 'fromSession' | 'signOutEverywhere'>;
+      signer: Pick<SessionSigner, 'issue' | 'read'>;
+      journal: OperatorJournal;
+      clock: Clock;
+      sessionMs: number;
+    },
+  ) {}
+
+  static isSessionToken(token: string): boolean {
+    return token.startsWith(PREFIX);
+  }
+
+  async signIn(name: string, password: string, code: string): Promise<SessionAnswer> {
+    const refused: SessionAnswer = { ok: false, problem: 'the name, password or code is wrong' };
+    const signed = await this.deps.accounts.signIn(name, password, code);
+    if (!signed.ok) return signed.problem.startsWith('too many') ? signed : refused;
+    // The credential must be an operator's (not a participant's user), of an enabled operator account.
+    const who = signed.account.participantDipId === null ? await this.deps.operators.person(signed.account.username) : undefined;
+    if (!who) return refused;
+    const expiresAt = this.deps.clock.now() + this.deps.sessionMs;
+    const { token } = this.deps.signer.issue({ username: who.name, epoch: signed.account.sessionEpoch, expiresAt });
+    await this.deps.journal.append({ at: this.deps.clock.now(), actor: who.actor, action: 'operator.sign-in', target: who.name, before: null, after: { expiresAt: new Date(expiresAt).toISOString() }, status: null });
+    return { ok: true, session: { token: `${PREFIX}${token}`, expiresAt: new Date(expiresAt).toISOString(), operator: { name: who.name, role: who.role } } };
+  }
+
+  /** The operator behind a session token that is signed, unexpired, of the credential's current epoch, and of an enabled account. */
+  async identify(bearer: string): Promise<OperatorIdentity | undefined> {
+    if (!bearer.startsWith(PREFIX)) return undefined;
+    const claims = this.deps.signer.read(bearer.slice(PREFIX.length), this.deps.clock.now());
+    if (!claims) return undefined;
+    const account = await this.deps.accounts.fromSession(claims);
+    if (!account || account.participantDipId !== null) return undefined;
+    return this.deps.operators.person(account.username);
+  }
+
+  /** Ends every session of the operator (the API's and the portal's). */
+  async signOut(who: OperatorIdentity): Promise<void> {
+    await this.deps.accounts.signOutEverywhere(who.name);
+    await this.deps.journal.append({ at: this.deps.clock.now(), actor: who.actor, action: 'operator.sign-out', target: who.name, before: null, after: null, status: null });
+  }
+}
