@@ -1,9 +1,9 @@
 import Database from 'better-sqlite3';
-import { closeSync, fdatasync, mkdirSync, openSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, fdatasync } from 'node:fs';
 import { GENESIS_HASH, type ChainedActivity } from '../../domain/activity.js';
 import { fromActivityRow, fromChainRow, type ActivityRow as Row, type ChainRow } from '../activity-row.js';
 import type { ActivityLogStore, ActivityQuery, ChainInfo } from '../../ports/activity-log.js';
+import { openWalFile } from './wal-file.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS activity_chains (
@@ -51,15 +51,7 @@ export class SqliteActivityLog implements ActivityLogStore {
   private readonly appendTx: (records: readonly ChainedActivity[]) => void;
 
   constructor(file: string) {
-    // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator's data directory (configuration)
-    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('busy_timeout = 10000');
-    this.db.exec(SCHEMA);
-    // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator's data directory (configuration)
-    this.walFd = file === ':memory:' ? null : openSync(`${file}-wal`, 'r');
+    ({ db: this.db, walFd: this.walFd } = openWalFile(file, SCHEMA));
     const db = this.db;
     this.s = {
       insert: db.prepare(

@@ -1,12 +1,12 @@
 import Database from 'better-sqlite3';
-import { closeSync, fdatasync, mkdirSync, openSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, fdatasync } from 'node:fs';
 import type { BackendHealth, CommitGroup, ValueSealer } from '../../ports/backend.js';
 import type { Clock, Cancel } from '../../ports/clock.js';
 import { StoreError } from '../../ports/errors.js';
 import type { QueueEntry } from '../../ports/message-log.js';
 import { GroupCommit, type Durability } from './group-commit.js';
 import { migrate, SCHEMA } from './schema.js';
+import { openWalFile } from './wal-file.js';
 
 /** A stored payload: sealed (BLOB) when written with encryption at rest, text when written without. */
 export type Stored = string | Buffer;
@@ -73,20 +73,10 @@ export class SqliteDatabase {
     readonly file: string,
     readonly options: SqliteOptions,
   ) {
-    // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator's database path (configuration)
-    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    // NORMAL: COMMIT writes the WAL but does not fsync it on the event loop; GroupCommit then syncs the
-    // WAL file on the thread pool before it acknowledges anything (checkpoints still sync as ever).
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('busy_timeout = 10000');
-    this.db.exec(SCHEMA);
+    // GroupCommit syncs the WAL on the thread pool before it acknowledges anything (checkpoints still
+    // sync as ever).
+    ({ db: this.db, walFd: this.walFd } = openWalFile(file, SCHEMA));
     migrate(this.db);
-    // SQLite deletes the -wal file only when its last connection closes: this one stays open for the
-    // store's lifetime, so the descriptor keeps naming the live WAL.
-    // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator's database path (configuration)
-    this.walFd = file === ':memory:' ? null : openSync(`${file}-wal`, 'r');
     const walFd = this.walFd;
     const durability: Durability | undefined = options.durability ?? (walFd === null ? undefined : (done) => fdatasync(walFd, (err) => done(err)));
     this.writes = new GroupCommit(

@@ -1,0 +1,23 @@
+import Database from 'better-sqlite3';
+import { mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+/**
+ * A SQLite file in WAL mode whose writer makes its own commits durable: `synchronous = NORMAL`, so a
+ * COMMIT writes the WAL without syncing it on the event loop, and the caller syncs the WAL (`walFd`, with
+ * fdatasync off the event loop) before it acknowledges anything. The folder is made when new and the
+ * schema applied. SQLite deletes the -wal file only when its last connection closes: this one stays open
+ * for the store's lifetime, so the descriptor keeps naming the live WAL (null in memory).
+ */
+export function openWalFile(file: string, schema: string): { db: Database.Database; walFd: number | null } {
+  // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator's data directory (configuration)
+  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 10000');
+  db.exec(schema);
+  // eslint-disable-next-line security/detect-non-literal-fs-filename -- the WAL beside that file
+  const walFd = file === ':memory:' ? null : openSync(`${file}-wal`, 'r');
+  return { db, walFd };
+}
