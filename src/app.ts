@@ -11,6 +11,7 @@ import { maintenanceAdminRoutes } from './api/admin-maintenance.js';
 import { assembleMaintenance } from './assemble/maintenance.js';
 import type { Operation } from './api/operations.js';
 import { registerReportRoutes } from './api/report-routes.js';
+import { activityRoutes } from './api/admin-activity.js';
 import { startCore } from './assemble/core.js';
 import { startExpiryWarnings, startRetention } from './assemble/housekeeping.js';
 import { startAnonymousListener, startOperatorListener, startParticipantListener, startPortalListener } from './assemble/listeners.js';
@@ -189,6 +190,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
       async (a) => registerRoutes(a, { lifecycle }),
       async (a) => maintenanceAdminRoutes(a, { maintenance }),
       ...(alarmApi ? [async (a: FastifyInstance) => adminAlarmRoutes(a, alarmApi)] : []),
+      ...(activityLog ? [async (a: FastifyInstance) => activityRoutes(a, { store: activityLog.store, now: () => clock.now() })] : []),
     ],
   }, clock, life);
   const portalPort = await startPortalListener(config, {

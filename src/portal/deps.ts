@@ -59,7 +59,7 @@ export interface PortalDeps {
   /** Pattern B: publications a participant may list and download (the API's own rule, pipeline/publications.ts). */
   publications: Pick<Publications, 'find' | 'get' | 'read' | 'publisherRoles'>;
   /** The API activity log, for a participant's own requests (null when it is turned off). */
-  activityLog: Pick<ActivityLogStore, 'byCaller'> | null;
+  activityLog: Pick<ActivityLogStore, 'recent'> | null;
   /** Reports (spec 5.11), cut to what the viewer may see as the reports API does. */
   reports: Pick<Reports, 'throughput' | 'latency'>;
   /** A certificate for the participant's own DIP ID from its CSR (the function `dip pki issue --csr` and the operator API call). */

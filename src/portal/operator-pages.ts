@@ -8,6 +8,7 @@ import type { BackendHealth } from '../ports/backend.js';
 import { enrolmentPanel, newUserForm, userRows } from './accounts-view.js';
 import { noticeTable, publishForm, utcFromForm } from './maintenance-pages.js';
 import type { PublicNotice } from '../domain/maintenance.js';
+import { activityTable, type ActivityRow } from './activity-view.js';
 import type { PortalDeps } from './deps.js';
 import { periodForm, reportCharts, reportPeriod, type LatencyRow, type ThroughputRow } from './reports-view.js';
 import { alertLine, badge, codeBlock, daysLeftBadge, facts, filterForm, hidden, html, input, isoOrDash, select, table, textarea, type Flash, type Html } from './html.js';
@@ -28,6 +29,7 @@ export const OPERATOR_REALM: Realm = {
     { href: '/operator/certificates', label: 'Certificates' },
     { href: '/operator/operators', label: 'Operators' },
     { href: '/operator/journal', label: 'Journal' },
+    { href: '/operator/activity', label: 'API activity' },
   ],
 };
 
@@ -56,6 +58,7 @@ export function registerOperatorPortal(app: FastifyInstance, deps: PortalDeps): 
   page('/participants/:dipId/users/disable', 'POST', async (c) => disableAccount(deps, c, c.req.params.dipId ?? ''));
   page('/channels', 'GET', async (c) => channelsPage(deps, c));
   page('/reports', 'GET', async (c) => reportsPage(deps, c));
+  page('/activity', 'GET', async (c) => activityPage(deps, c));
   page('/dead-letters', 'GET', async (c) => deadLettersPage(deps, c, null, 200));
   page('/dead-letters', 'POST', async (c) => deadLetterAction(deps, c));
   page('/certificates', 'GET', async (c) => certificatesPage(deps, c, null, null, 200));
@@ -169,6 +172,23 @@ async function reportsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
 <p class="muted">${period.label}, across ${narrow.channel || narrow.sender || narrow.recipient ? 'the messages that match' : 'every participant'}: GET /admin/reports/… gives the same as JSON or CSV.</p>
 ${failed ? alertLine(problemOf(failed.body)) : reportCharts(period, throughput.body.rows, latency.body.rows)}`;
   return render(c.reply, failed ? failed.status : 200, O, c.req, c.signed, 'Reports', body);
+}
+
+/** The API activity log of every listener (GET /admin/activity), newest first, optionally one caller's. */
+async function activityPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const caller = (c.req.query.caller ?? '').trim();
+  const hours = c.req.query.hours === '24' ? 24 : 1;
+  const now = deps.clock.now();
+  const qs = new URLSearchParams({ from: new Date(now - hours * 3_600_000).toISOString(), to: new Date(now + 1).toISOString(), limit: '300' });
+  if (caller) qs.set('caller', caller);
+  const listed = await api<Array<Omit<ActivityRow, 'at'> & { at: string }>>(deps, c, 'GET', `/admin/activity?${qs.toString()}`);
+  const records = listed.status === 200 ? listed.body.map((r) => ({ ...r, at: Date.parse(r.at) })) : [];
+  const body = html`${filterForm('/operator/activity', 'Filter', html`${input('caller', 'Caller (a DIP ID, or operator:name)', { value: caller })}
+${select('hours', 'Period', [{ value: '1', label: 'The last hour' }, { value: '24', label: 'The last 24 hours' }], String(hours))}`)}
+${listed.status === 200 ? '' : listed.status === 404 ? alertLine('the API activity log is turned off on this DIP') : alertLine(problemOf(listed.body))}
+<p class="muted">Every request to every listener, accepted or refused, newest first (at most 300). A whole period for an auditor: <code>dip audit export</code>; its integrity: <code>dip audit verify</code>.</p>
+${activityTable(caller ? `Requests from ${caller}` : 'Requests', records, true, 'No request in this period.')}`;
+  return render(c.reply, 200, O, c.req, c.signed, 'API activity', body);
 }
 
 async function deadLettersPage(deps: PortalDeps, c: Ctx, flash: Flash, status: number): Promise<FastifyReply> {

@@ -6,6 +6,7 @@ import { downloadRefusal, mayRead } from '../pipeline/publications.js';
 import { STATUS_CHANNEL } from '../pipeline/status.js';
 import { ALARM_RULES, type AlarmRule } from '../ports/alarms.js';
 import type { PublicationRecord } from '../ports/publications.js';
+import { activityTable } from './activity-view.js';
 import type { PortalDeps } from './deps.js';
 import { actionButton, badge, barChart, choice, html, input, isoOrDash, table, type Flash } from './html.js';
 import { periodForm, reportCharts, reportPeriod } from './reports-view.js';
@@ -73,13 +74,10 @@ async function activityPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const now = deps.clock.now();
   const days = c.req.query.days === '1' ? 1 : 7;
   // Only records whose caller is the user's own participant: the store is asked for nothing else.
-  const records = await deps.activityLog.byCaller(c.own.dipId, now - days * DAY_MS, now + 1, ROWS);
-  const rows = records.map(
-    (r) => html`<tr><td>${isoOrDash(r.at)}</td><td>${r.method}</td><td><code>${r.url}</code></td><td>${r.status === null ? badge('bad', 'refused') : badge(r.status < 300 ? 'ok' : r.status < 500 ? 'warn' : 'bad', String(r.status))}</td><td class="num">${r.durationMs} ms</td><td><code>${r.requestId}</code></td></tr>`,
-  );
+  const records = await deps.activityLog.recent(now - days * DAY_MS, now + 1, ROWS, c.own.dipId);
   const body = html`<form method="get" action="/portal/activity" class="search"><fieldset><legend>Period</legend>${choice('radio', 'days-1', 'days', '1', 'The last 24 hours', days === 1)} ${choice('radio', 'days-7', 'days', '7', 'The last 7 days', days === 7)} <button type="submit">Show</button></fieldset></form>
 <p class="muted">Every request ${c.own.dipId}'s systems made to the DIP's participant API, accepted or refused, as the DIP's activity log recorded it (the request ID is the one answered in <code>x-request-id</code>). At most ${ROWS}, newest first.</p>
-${table(`Requests from ${c.own.dipId}`, ['When', 'Method', 'URL', 'Answer', 'Took', 'Request ID'], rows, `No request from ${c.own.dipId} in this period.`)}`;
+${activityTable(`Requests from ${c.own.dipId}`, records, false, `No request from ${c.own.dipId} in this period.`)}`;
   return render(c.reply, 200, R, c.req, c.signed, 'API activity', body);
 }
 

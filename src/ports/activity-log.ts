@@ -38,10 +38,10 @@ export interface ActivityLogStore {
   /** Records received in [fromMs, toMs), ordered by (at, chain, seq). */
   range(query: ActivityQuery): Promise<ChainedActivity[]>;
   /**
-   * One caller's records received in [fromMs, toMs), newest first, at most `limit`: what a participant's
-   * users see of their own requests in the portal (indexed by caller, so other callers' traffic is not read).
+   * Records received in [fromMs, toMs), newest first, at most `limit`; with `caller`, only that caller's
+   * (indexed by caller: a participant's users see their own requests and no other caller's is read).
    */
-  byCaller(caller: string, fromMs: number, toMs: number, limit: number): Promise<ChainedActivity[]>;
+  recent(fromMs: number, toMs: number, limit: number, caller?: string): Promise<ChainedActivity[]>;
   /**
    * Deletes up to `limit` records received before `beforeMs`, oldest first per chain, moving each chain's
    * anchor to the last record deleted, so the chain still verifies from where it now starts.

@@ -101,16 +101,18 @@ export function activityLogContract(name: string, open: () => Promise<OpenedActi
       expect(seen).toEqual(['node-a:2', 'node-b:2', 'node-a:3', 'node-b:3', 'node-a:4', 'node-b:4']);
     });
 
-    it("lists one caller's records in a period, newest first, and no other caller's", async () => {
+    it("lists the records of a period newest first, and one caller's alone", async () => {
       await fill('node-a', 5, 1000);
       await ctx.store.openChain('node-b', 1000);
       const others = chainEntries('node-b', { seq: 0, hash: GENESIS_HASH }, [1, 2, 3].map((i) => ({ ...entry(i, 1000 + i * 10), caller: i === 2 ? null : '1000000002' })));
       await ctx.store.append(others.records);
-      const mine = await ctx.store.byCaller('1000000001', 1010, 1040, 10);
+      const mine = await ctx.store.recent(1010, 1040, 10, '1000000001');
       expect(mine.map((r) => `${r.chain}:${r.seq}`)).toEqual(['node-a:4', 'node-a:3', 'node-a:2']);
-      expect((await ctx.store.byCaller('1000000001', 0, 10_000, 2)).map((r) => r.seq)).toEqual([5, 4]);
-      expect((await ctx.store.byCaller('1000000002', 0, 10_000, 10)).map((r) => r.seq)).toEqual([3, 1]);
-      expect(await ctx.store.byCaller('9999999999', 0, 10_000, 10)).toEqual([]);
+      expect((await ctx.store.recent(0, 10_000, 2, '1000000001')).map((r) => r.seq)).toEqual([5, 4]);
+      expect((await ctx.store.recent(0, 10_000, 10, '1000000002')).map((r) => r.seq)).toEqual([3, 1]);
+      expect(await ctx.store.recent(0, 10_000, 10, '9999999999')).toEqual([]);
+      // Without a caller: everyone's, newest first.
+      expect((await ctx.store.recent(1015, 1035, 10)).map((r) => `${r.chain}:${r.seq}`)).toEqual(['node-b:3', 'node-a:4', 'node-b:2', 'node-a:3']);
     });
   });
 }

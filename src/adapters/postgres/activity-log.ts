@@ -116,8 +116,11 @@ export class PgActivityLog implements ActivityLogStore {
     return rows.map(fromActivityRow);
   }
 
-  async byCaller(caller: string, fromMs: number, toMs: number, limit: number): Promise<ChainedActivity[]> {
-    const { rows } = await this.pool.query<Row>('SELECT * FROM activity_log WHERE caller = $1 AND at >= $2 AND at < $3 ORDER BY at DESC, chain DESC, seq DESC LIMIT $4', [caller, fromMs, toMs, limit]);
+  async recent(fromMs: number, toMs: number, limit: number, caller?: string): Promise<ChainedActivity[]> {
+    const { rows } =
+      caller === undefined
+        ? await this.pool.query<Row>('SELECT * FROM activity_log WHERE at >= $1 AND at < $2 ORDER BY at DESC, chain DESC, seq DESC LIMIT $3', [fromMs, toMs, limit])
+        : await this.pool.query<Row>('SELECT * FROM activity_log WHERE caller = $1 AND at >= $2 AND at < $3 ORDER BY at DESC, chain DESC, seq DESC LIMIT $4', [caller, fromMs, toMs, limit]);
     return rows.map(fromActivityRow);
   }
 

@@ -67,6 +67,7 @@ export class SqliteActivityLog implements ActivityLogStore {
           ORDER BY at, chain, seq LIMIT @limit`,
       ),
       byCaller: db.prepare<[string, number, number, number], Row>('SELECT * FROM activity_log WHERE caller = ? AND at >= ? AND at < ? ORDER BY at DESC, chain DESC, seq DESC LIMIT ?'),
+      recent: db.prepare<[number, number, number], Row>('SELECT * FROM activity_log WHERE at >= ? AND at < ? ORDER BY at DESC, chain DESC, seq DESC LIMIT ?'),
       oldest: db.prepare<[number, number], { chain: string; seq: number; hash: string }>('SELECT chain, seq, hash FROM activity_log WHERE at < ? ORDER BY at, chain, seq LIMIT ?'),
       remove: db.prepare<[string, number]>('DELETE FROM activity_log WHERE chain = ? AND seq <= ?'),
       anchor: db.prepare<[number, string, string, number]>('UPDATE activity_chains SET anchor_seq = ?, anchor_hash = ? WHERE chain = ? AND anchor_seq < ?'),
@@ -104,8 +105,9 @@ export class SqliteActivityLog implements ActivityLogStore {
     return Promise.resolve(this.s.range.all({ from: q.fromMs, to: q.toMs, at: a.at, chain: a.chain, seq: a.seq, limit: q.limit }).map(fromActivityRow));
   }
 
-  byCaller(caller: string, fromMs: number, toMs: number, limit: number): Promise<ChainedActivity[]> {
-    return Promise.resolve(this.s.byCaller.all(caller, fromMs, toMs, limit).map(fromActivityRow));
+  recent(fromMs: number, toMs: number, limit: number, caller?: string): Promise<ChainedActivity[]> {
+    const rows = caller === undefined ? this.s.recent.all(fromMs, toMs, limit) : this.s.byCaller.all(caller, fromMs, toMs, limit);
+    return Promise.resolve(rows.map(fromActivityRow));
   }
 
   purge(beforeMs: number, limit: number): Promise<number> {

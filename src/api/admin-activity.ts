@@ -1,0 +1,63 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { ActivityLogStore } from '../ports/activity-log.js';
+import { answers } from './admin-schemas.js';
+
+export interface ActivityRouteOptions {
+  store: Pick<ActivityLogStore, 'recent'>;
+  now(): number;
+}
+
+const record = {
+  type: 'object',
+  required: ['requestId', 'at', 'listener', 'caller', 'remote', 'method', 'url', 'status', 'durationMs', 'responseBody', 'chain', 'seq'],
+  properties: {
+    requestId: { type: 'string', description: 'The ID answered in x-request-id' },
+    at: { type: 'string', format: 'date-time' },
+    listener: { type: 'string', description: '`participant`, `operator`, …' },
+    caller: { type: ['string', 'null'], description: 'The DIP ID or `operator:<name>` the request came from, when known' },
+    remote: { type: ['string', 'null'] },
+    method: { type: 'string' },
+    url: { type: 'string' },
+    status: { type: ['integer', 'null'], description: 'Null: refused before HTTP (a failed TLS handshake)' },
+    durationMs: { type: 'number' },
+    responseBody: { type: ['string', 'null'], description: 'The answer, personal data masked' },
+    chain: { type: 'string' },
+    seq: { type: 'integer' },
+  },
+} as const;
+
+const HOUR = 3_600_000;
+
+/**
+ * The API activity log (spec 5.8.1) for operators: the requests of a period, newest first, every caller's
+ * or one caller's. A whole period in arrival order, for auditors, is `dip audit export`.
+ */
+export const activityRoutes: FastifyPluginAsync<ActivityRouteOptions> = async (app, o) => {
+  app.get<{ Querystring: { from?: string; to?: string; caller?: string; limit?: number } }>(
+    '/admin/activity',
+    {
+      schema: {
+        tags: ['Activity log'],
+        summary: 'Requests to every listener, newest first (default: the last hour)',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            from: { type: 'string', format: 'date-time', description: 'From (inclusive); default an hour before `to`' },
+            to: { type: 'string', format: 'date-time', description: 'Up to (exclusive); default now' },
+            caller: { type: 'string', maxLength: 100, description: 'Only this caller: a DIP ID or operator:<name>' },
+            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 200 },
+          },
+        },
+        response: answers({ 200: { type: 'array', items: record, description: 'The records, newest first' } }, [400]),
+      },
+    },
+    async (req, reply) => {
+      const toMs = req.query.to ? Date.parse(req.query.to) : o.now();
+      const fromMs = req.query.from ? Date.parse(req.query.from) : toMs - HOUR;
+      if (!(fromMs < toMs)) return reply.code(400).send({ error: `from (${req.query.from ?? ''}) must be before to (${req.query.to ?? ''})` });
+      const records = await o.store.recent(fromMs, toMs, req.query.limit ?? 200, req.query.caller);
+      return records.map((r) => ({ ...r, prevHash: undefined, hash: undefined, at: new Date(r.at).toISOString() }));
+    },
+  );
+};
