@@ -10,7 +10,8 @@
  *   api         HTTP listeners and routes
  *   portal      the user and operator portals (server-rendered pages): pipeline and security, never api or adapters
  *   app.ts      the composition root: the only place adapters meet the pipeline (with cli and sim)
- *   assemble    one module per subsystem's wiring, used by app.ts only (the composition root, split up)
+ *   assemble    one module per subsystem's wiring, used by app.ts (the composition root, split up) and by
+ *               src/topology/delivery-process.ts (a delivery process's own composition root)
  *   cli, sim    commands and tools on top
  *   client      a participant's client: domain and security only, so it stays usable on its own
  * Arrows point inward; nothing imports api, cli or app except the layers above them.

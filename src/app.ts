@@ -24,7 +24,7 @@ import type { DipConfig } from './config.js';
 import { Lifecycle } from './lifecycle.js';
 import type { ActivityRecorder } from './pipeline/activity-recorder.js';
 import type { Alarms } from './pipeline/alarms.js';
-import type { Delivery } from './pipeline/delivery.js';
+import type { DeliveryControl, DeliveryProcesses } from './topology/delivery-processes.js';
 import type { DipMetrics } from './pipeline/metrics.js';
 import { OperatorAccounts } from './pipeline/operators.js';
 import { OverloadGuard } from './pipeline/overload.js';
@@ -56,7 +56,9 @@ export interface RunningDip {
   backend: Backend;
   /** Queue leases, replay guard and rate limits (shared with the other nodes in a cluster). */
   coordination: Coordination;
-  delivery: Delivery;
+  delivery: DeliveryControl;
+  /** The delivery processes (workers > 1 on the embedded store), or null when this process delivers everything. */
+  processes: DeliveryProcesses | null;
   /** 'dead-letter' (DeadLetterEvent), 'queue-halted' ({ queue, error }), 'health' (BackendHealth): what alarms subscribe to. */
   events: EventEmitter;
   retention: Retention;
@@ -136,7 +138,9 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const core = await startCore(config, pkiDirectory, pki, backend, clock, logger, life, sweep('a channel resumed'), options.warmPause);
   const { registry, channelSettings, channels, channel, mpan, status, encryption, copies, signing } = core;
   const tracer = await startTracing(config, life);
-  const { destinations, load, delivery, ingest, replay } = assembleMessageRoad({ config, pki, backend, coordination, core, events, metrics, clock, logger, life, lookup: options.lookup, load: options.load, tracer });
+  const { destinations, load, delivery, processes, ingest, replay } = assembleMessageRoad({
+    config, pki, backend, coordination, core, events, metrics, clock, logger, life, lookup: options.lookup, load: options.load, tracer, injectedClock: options.clock !== undefined,
+  });
   const { revocation, lifecycle, selfService } = await assembleParticipants({
     config, pkiDir: pkiDirectory, pki, trust, backend, registry, channelSettings, clock, logger, life, registrationChanged: sweep('a registration change'),
   });
@@ -177,6 +181,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     archive: backend.archive,
     mpan,
     delivery,
+    ...(processes ? { processes: () => processes.processes() } : {}),
     logger,
     sealer,
     health,
@@ -229,6 +234,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     backend,
     coordination,
     delivery,
+    processes,
     events,
     retention,
     operations: { participant: participant.operations, operator: operator.operations, anonymous: anonymous?.operations ?? [] },

@@ -42,6 +42,13 @@ export interface DipConfig {
   maxBatchMessages: number;
   /** Compile every channel's validator before listening (a few seconds), so no first message waits for it. */
   warmCatalogue: boolean;
+  /**
+   * Processes of the embedded (SQLite) DIP: 1 runs everything in one process; N > 1 runs ingest, storage
+   * and the MPAN feed in the main process and delivery in N - 1 delivery processes (README "Every core").
+   * Null: the cores present for `dip serve`, 1 for a DIP embedded with startDip. Ignored by the cluster
+   * backend, which scales by nodes.
+   */
+  workers: number | null;
   delivery: {
     timeoutMs: number;
     retryBaseMs: number;
@@ -278,6 +285,7 @@ const schema: JSONSchemaType<DipConfig> = {
     bodyLimitBytes: { type: 'integer', minimum: 1024 },
     maxBatchMessages: { type: 'integer', minimum: 1 },
     warmCatalogue: { type: 'boolean' },
+    workers: { type: 'integer', minimum: 1, maximum: 64, nullable: true },
     http: {
       type: 'object',
       additionalProperties: false,
@@ -506,6 +514,7 @@ export const DEFAULTS: DipConfig = {
   bodyLimitBytes: 10 * 1024 * 1024,
   maxBatchMessages: 1000,
   warmCatalogue: true,
+  workers: null,
   delivery: {
     timeoutMs: 10_000,
     retryBaseMs: 500,
@@ -580,6 +589,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (env.DIP_RETENTION_DAYS !== undefined) fromEnv.retentionDays = Number(env.DIP_RETENTION_DAYS);
   if (env.DIP_ADMIN_PORT !== undefined) fromEnv.adminPort = parsePort('DIP_ADMIN_PORT', env.DIP_ADMIN_PORT);
   if (env.DIP_PORTAL_PORT !== undefined) fromEnv.portalPort = parsePort('DIP_PORTAL_PORT', env.DIP_PORTAL_PORT);
+  if (env.DIP_WORKERS !== undefined) fromEnv.workers = parseWorkers(env.DIP_WORKERS);
   const storageFromEnv: Partial<StorageConfig> = {};
   if (env.DIP_STORAGE !== undefined) storageFromEnv.kind = parseStorageKind(env.DIP_STORAGE);
   const port = overrides.port ?? fromEnv.port ?? fileConfig.port ?? DEFAULTS.port;
@@ -645,6 +655,12 @@ function mergeObservability(...layers: Array<Partial<ObservabilityConfig> | unde
     alarms: alarmSettings(Object.assign({}, ...all.map((l) => l.alarms ?? {})) as ObservabilityConfig['alarms']),
     tracing: Object.assign({}, ...all.map((l) => l.tracing ?? {})) as ObservabilityConfig['tracing'],
   };
+}
+
+function parseWorkers(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`DIP_WORKERS '${v}' is not a whole number from 1 to 64`);
+  return n;
 }
 
 function parseStorageKind(v: string): StorageConfig['kind'] {

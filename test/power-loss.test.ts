@@ -120,6 +120,10 @@ class Scenario {
       POWERLOSS_LOG: this.shimLog,
       // libuv may submit file I/O through io_uring, which no LD_PRELOAD library sees: keep it on syscalls.
       UV_USE_IO_URING: '0',
+      // One process: the shim's stand-in for the page cache lives in the memory of the process it is loaded
+      // into, whereas the kernel's is shared, so a delivery process reading the same file would see a disk
+      // no real machine shows. Delivery processes after a crash are covered by test/crash-recovery.test.ts.
+      DIP_WORKERS: '1',
       ...options,
     });
   }

@@ -7,6 +7,10 @@ import { FileKeyEncryptionKey, Sealer } from '../src/security/at-rest.js';
 import { archiveContract } from './contract/archive.contract.js';
 import { backendContract, type SyncGate } from './contract/backend.contract.js';
 import { messageLogContract } from './contract/message-log.contract.js';
+import { batch, message, sup } from './contract/fixtures.js';
+import { waitFor } from './helpers/dip-harness.js';
+import { DurableReads } from '../src/topology/durable-reads.js';
+import { describe, expect, it } from 'vitest';
 
 /** A sync the test can hold: groups commit, but nothing is acknowledged or readable until released. */
 function gatedSync(): { gate: SyncGate; durability: (done: (e: Error | null) => void) => void } {
@@ -46,3 +50,65 @@ const sealed = async () => {
 };
 messageLogContract('SQLite, sealed at rest', sealed);
 archiveContract('SQLite, sealed at rest', sealed);
+
+/**
+ * Delivery processes (workers > 1) read the file over a connection of their own, which also shows what the
+ * main process committed but has not yet synced: DurableReads stops them at the position the main process
+ * reports durable.
+ */
+describe('a delivery process reads only what the main process made durable', () => {
+  it('stops at the durable position while a later group waits for its sync, and reads on once it is synced', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'opendip-reader-')), 'dip.db');
+    const { gate, durability } = gatedSync();
+    const writer = openSqliteBackend(file, { clock: systemClock, durability });
+    const reader = openSqliteBackend(file, { clock: systemClock });
+    try {
+      const first = message(['SUP0000001']);
+      await writer.log.append(batch([first]));
+      expect(writer.durableHead(sup)).toBe(1);
+      const settled: number[] = [];
+      const reads = new DurableReads(reader.log, {
+        cap: async (q) => writer.durableHead(q),
+        settle: async (q, s) => {
+          settled.push(s.upTo);
+          await writer.log.settle(q, s);
+        },
+      });
+
+      gate.hold();
+      const second = message(['SUP0000001']);
+      let acknowledged = false;
+      const appended = writer.log.append(batch([second])).then(() => (acknowledged = true));
+      // The group commits on the next turn; its sync is held.
+      await waitFor(async () => (await reader.log.readQueue(sup, 0, 10, 1 << 20)).length === 2, 5_000, 'the second group committed');
+      expect(acknowledged).toBe(false);
+      expect(writer.durableHead(sup)).toBe(1);
+      // A plain read of the other connection would hand out the unsynced entry; the delivery process's does not.
+      expect((await reads.readQueue(sup, 0, 10, 1 << 20)).map((e) => e.transactionId)).toEqual([first.transactionId]);
+      expect(await reads.readQueue(sup, 1, 10, 1 << 20)).toEqual([]);
+
+      gate.release();
+      await appended;
+      expect(writer.durableHead(sup)).toBe(2);
+      expect((await reads.readQueue(sup, 1, 10, 1 << 20)).map((e) => e.transactionId)).toEqual([second.transactionId]);
+      // Settlements go to the writer, and the reader sees them.
+      await reads.settle(sup, { upTo: 2 });
+      expect(settled).toEqual([2]);
+      expect((await reads.queueState(sup)).ackedSeq).toBe(2);
+      expect(await reads.pendingQueues()).toEqual([]);
+    } finally {
+      gate.release();
+      await reader.close();
+      await writer.close();
+    }
+  });
+
+  it('reports 0 for a queue that does not exist yet', async () => {
+    const writer = openSqliteBackend(join(mkdtempSync(join(tmpdir(), 'opendip-reader-')), 'dip.db'), { clock: systemClock });
+    try {
+      expect(writer.durableHead(sup)).toBe(0);
+    } finally {
+      await writer.close();
+    }
+  });
+});

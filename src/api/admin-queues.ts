@@ -11,6 +11,8 @@ export interface QueueRouteOptions {
   /** What is still loading (the catalogue after a start), or null. */
   notReady(): string | null;
   delivery: Pick<Delivery, 'status' | 'resume'>;
+  /** The delivery processes (workers > 1), as GET /admin/health reports them; absent in one process. */
+  processes?: () => ReadonlyArray<{ index: number; pid: number | null; state: string; restarts: number; startedAt: number | null }>;
   archive: Pick<Archive, 'attempts'>;
   logger: Logger;
 }
@@ -42,7 +44,22 @@ const health = {
         code: { type: ['string', 'null'] },
       },
     },
-    queues: { type: 'array', items: workerStatus, description: 'The queues this process delivers that are not idle' },
+    queues: { type: 'array', items: workerStatus, description: 'The queues that are not idle: this process\'s and its delivery processes\' (reported each second)' },
+    processes: {
+      type: 'array',
+      description: 'The delivery processes (workers > 1; absent in one process). One restarting delays delivery, not acceptance: the status stays 200',
+      items: {
+        type: 'object',
+        required: ['index', 'pid', 'state', 'restarts', 'startedAt'],
+        properties: {
+          index: { type: 'integer' },
+          pid: { type: ['integer', 'null'] },
+          state: { type: 'string', enum: ['starting', 'running', 'restarting', 'stopped'] },
+          restarts: { type: 'integer', description: 'Times it was restarted after it died' },
+          startedAt: { type: ['integer', 'null'], description: 'epoch ms' },
+        },
+      },
+    },
   },
 } as const;
 
@@ -72,7 +89,8 @@ export const queueRoutes: FastifyPluginAsync<QueueRouteOptions> = async (app, de
   app.get('/admin/health', { schema: { tags, summary: 'Health of the store and of the queues that are not idle', response: answers({ 200: { ...health, description: 'The store takes writes and the node is ready' }, 503: { ...health, description: 'The store takes no writes, or the node is still loading' } }) } }, async (_req, reply) => {
     const h = deps.health();
     const loading = deps.notReady();
-    return reply.code(h.state === 'ok' && loading === null ? 200 : 503).send({ storage: h, loading, queues: deps.delivery.status().filter((q) => q.state !== 'idle') });
+    const processes = deps.processes ? { processes: deps.processes() } : {};
+    return reply.code(h.state === 'ok' && loading === null ? 200 : 503).send({ storage: h, loading, queues: deps.delivery.status().filter((q) => q.state !== 'idle'), ...processes });
   });
   app.get('/admin/queues', { schema: { tags, summary: 'Every queue this process delivers', response: answers({ 200: { type: 'array', items: workerStatus, description: 'The queues' } }) } }, async () => deps.delivery.status());
   app.post<{ Body: QueueBody }>(

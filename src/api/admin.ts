@@ -22,7 +22,7 @@ import { deadLetterRoutes } from './admin-dead-letters.js';
 import { registerOperatorDocs } from './admin-docs.js';
 import { keyRoutes } from './admin-keys.js';
 import { mpanRoutes } from './admin-mpan.js';
-import { queueRoutes } from './admin-queues.js';
+import { queueRoutes, type QueueRouteOptions } from './admin-queues.js';
 import { documentListenerAnswers } from './admin-schemas.js';
 import type { OperatorSessions } from '../pipeline/operator-sessions.js';
 
@@ -62,6 +62,8 @@ export interface AdminDeps {
   /** The key the portals in this process call the operator API with (see OperatorAuthDeps.inProcessKey). */
   inProcessKey?: string;
   delivery: Pick<Delivery, 'notify' | 'status' | 'resume'>;
+  /** The delivery processes (workers > 1), as GET /admin/health reports them; absent in one process. */
+  processes?: QueueRouteOptions['processes'];
   logger: Logger;
   /** The API activity log (spec 5.8.1); absent when it is turned off. */
   activity?: ActivitySink;
@@ -96,7 +98,14 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
   void app.register(registerOperatorDocs, { environment: deps.pki.config.environment, dipId: deps.pki.config.dipId });
   void app.register(operatorRoutes, auth);
   void app.register(deadLetterRoutes, { deadLetters: deps.deadLetters, delivery: deps.delivery, logger: deps.logger });
-  void app.register(queueRoutes, { health: () => deps.health(), notReady: () => deps.notReady?.() ?? null, delivery: deps.delivery, archive: deps.archive, logger: deps.logger });
+  void app.register(queueRoutes, {
+    health: () => deps.health(),
+    notReady: () => deps.notReady?.() ?? null,
+    delivery: deps.delivery,
+    ...(deps.processes ? { processes: deps.processes } : {}),
+    archive: deps.archive,
+    logger: deps.logger,
+  });
   void app.register(keyRoutes, { sealer: deps.sealer, logger: deps.logger });
   void app.register(mpanRoutes, { mpan: deps.mpan, logger: deps.logger, now: () => deps.now() });
   void app.register(adminPkiRoutes, deps.pki);

@@ -64,7 +64,7 @@ export interface AlarmParts {
   pkiDir: string;
   backend: Backend;
   registry: Registry;
-  delivery: Delivery;
+  delivery: Pick<Delivery, 'status'>;
   destinations: WebhookDestinations;
   clock: Clock;
   logger: Logger;

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { chmodSync, createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -62,7 +63,9 @@ program
   .command('serve')
   .description('run the DIP (HTTPS with mutual TLS on DIP_PORT, default 8443; data under DIP_DATA_DIR, default ./data)')
   .action(async () => {
-    const config = loadConfig();
+    const loaded = loadConfig();
+    // `dip serve` uses every core unless told otherwise (README "Every core"); startDip alone stays in one process.
+    const config = { ...loaded, workers: loaded.workers ?? availableParallelism() };
     let running: { close(): Promise<void> } | undefined;
     const dip = await startDip(config, undefined, {
       // A failed disk sync: stop taking traffic and exit, so the supervisor restarts the DIP and recovery

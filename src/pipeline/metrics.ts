@@ -107,6 +107,30 @@ export class DipMetrics {
     });
   }
 
+  /** Delivery processes by state (workers > 1), and how often each was restarted, read at every scrape. */
+  watchProcesses(views: () => ReadonlyArray<{ index: number; state: string; restarts: number }>): void {
+    new Gauge({
+      name: 'dip_delivery_processes',
+      help: 'Delivery processes (workers > 1) by state: running, starting, restarting, stopped',
+      labelNames: ['state'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const state of ['running', 'starting', 'restarting', 'stopped']) this.set({ state }, views().filter((v) => v.state === state).length);
+      },
+    });
+    new Gauge({
+      name: 'dip_delivery_process_restarts',
+      help: 'Times each delivery process was restarted after it died',
+      labelNames: ['process'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const v of views()) this.set({ process: String(v.index) }, v.restarts);
+      },
+    });
+  }
+
   request(listener: string, method: string, route: string, status: number): void {
     this.requests.inc({ listener, method, route, status: String(status) });
   }

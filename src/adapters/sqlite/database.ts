@@ -175,6 +175,12 @@ export class SqliteDatabase {
     return Math.min(...marks.values()) - 1;
   }
 
+  /** The queue's highest position a reader in another process may be given: committed and durable (0 for no queue). */
+  durableHead(recipient: string, channel: string): number {
+    const q = this.queueRow(recipient, channel, false);
+    return q ? Math.min(q.head, this.visibleHead(q.id)) : 0;
+  }
+
   private groupSettled(group: number): void {
     for (const id of this.groupQueues.get(group) ?? []) {
       const marks = this.unsynced.get(id);

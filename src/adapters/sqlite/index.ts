@@ -1,5 +1,6 @@
 import { SqliteTraces } from './traces.js';
 import type { Backend } from '../../ports/backend.js';
+import type { QueueRef } from '../../ports/message-log.js';
 import { SqliteArchive } from './archive.js';
 import { SqliteDatabase, type SqliteOptions } from './database.js';
 import { SqliteDataKeys } from './data-keys.js';
@@ -21,6 +22,8 @@ export interface SqliteBackend extends Backend {
   readonly file: string;
   /** Caps the database's size: past it writes fail as on a full disk (an operator's guard, and tests' full disk). */
   setSizeLimit(bytes: number | null): void;
+  /** The queue's highest durable position, for delivery processes reading the file over their own connection. */
+  durableHead(queue: QueueRef): number;
 }
 
 export function openSqliteBackend(file: string, options: SqliteOptions): SqliteBackend {
@@ -46,6 +49,7 @@ export function openSqliteBackend(file: string, options: SqliteOptions): SqliteB
     onGroupCommit: (l) => d.onGroupCommit(l),
     useSealer: (s) => d.useSealer(s),
     setSizeLimit: (bytes) => d.setSizeLimit(bytes),
+    durableHead: (q) => d.durableHead(q.recipientDipId, q.channel),
     close: () => d.close(),
   };
 }

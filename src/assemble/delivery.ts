@@ -1,0 +1,83 @@
+import type { LookupFunction } from 'node:net';
+import { rootCertificates } from 'node:tls';
+import { UndiciWebhookTransport } from '../adapters/http/webhook-client.js';
+import type { DipConfig } from '../config.js';
+import { DEFAULT_SHARE, DeliveryShare } from '../pipeline/delivery-share.js';
+import { Delivery, type DeliveryDeps } from '../pipeline/delivery.js';
+import { queueRules } from '../pipeline/queue-rules.js';
+import { returnToSender } from '../pipeline/return-to-sender.js';
+import { STATUS_CHANNEL } from '../pipeline/status.js';
+import type { Clock } from '../ports/clock.js';
+import type { LoadGauge } from '../ports/load.js';
+import type { Logger } from '../ports/logger.js';
+import type { QueueRef } from '../ports/message-log.js';
+import type { MessageTracer } from '../ports/tracing.js';
+import type { PkiMaterial } from '../security/pki.js';
+import { WebhookDestinations } from '../security/webhook-destinations.js';
+import type { Core } from './core.js';
+
+/**
+ * Delivery as the main process (src/assemble/message-road.ts) and a delivery process
+ * (src/topology/delivery-process.ts) build it alike; each passes what differs (DeliveryPlacement).
+ */
+
+/** The HTTPS client that calls recipients' webhooks, and the destination rules it enforces per connection. */
+export function webhookTransport(config: DipConfig, pki: PkiMaterial, lookup?: LookupFunction): { transport: UndiciWebhookTransport; destinations: WebhookDestinations } {
+  // Outside DEV no webhook may point the DIP at internal networks, checked at registration and per connection.
+  const destinations = new WebhookDestinations({ enforce: config.environment !== 'DEV', allowList: config.webhookAllowList, lookup });
+  const transport = new UndiciWebhookTransport({
+    destinations,
+    // Recipients may use commercial certificates or the environment's own CA; the DIP's server
+    // certificate doubles as its client certificate for recipients that ask for mutual TLS.
+    ca: [...rootCertificates, pki.ca.certPem],
+    cert: pki.server.certPem,
+    key: pki.server.keyPem,
+  });
+  return { transport, destinations };
+}
+
+export interface DeliveryWiring {
+  config: DipConfig;
+  core: Pick<Core, 'registry' | 'channel' | 'copies' | 'status' | 'signing' | 'defaultStaleMs'>;
+  transport: UndiciWebhookTransport;
+  /** Measured load: delivery's fair share slows catch-up while this process's event loop runs late. */
+  load: LoadGauge;
+  tracer: MessageTracer | null;
+  clock: Clock;
+  logger: Logger;
+}
+
+/** Where the log is read and settled, which queues this process holds, what a dead letter or a halt sets off. */
+export type DeliveryPlacement = Pick<DeliveryDeps, 'backend' | 'log' | 'archive' | 'leases' | 'localConsumer' | 'deadLettered' | 'halted'>;
+
+export function buildDelivery(w: DeliveryWiring, placement: DeliveryPlacement): Delivery {
+  const { config, clock } = w;
+  const { registry, channel, copies, status, signing, defaultStaleMs } = w.core;
+  const share = new DeliveryShare(
+    { ...DEFAULT_SHARE, catchUpAfterMs: config.delivery.catchUpAfterMs, catchUpPerSecond: config.delivery.catchUpPerSecond },
+    clock,
+    w.load,
+  );
+  return new Delivery({
+    ...placement,
+    share,
+    ...(w.tracer ? { tracer: w.tracer } : {}),
+    webhook: (q: QueueRef) => registry.webhook(q.recipientDipId, q.channel),
+    ...queueRules(registry, channel),
+    onRegistryChange: (l) => registry.onChange(l),
+    transport: w.transport,
+    signer: { sign: async (method, url, body) => ({ ...(await signing.current().sign(method, url, body)) }) },
+    settings: {
+      timeoutMs: config.delivery.timeoutMs,
+      retry: { baseMs: config.delivery.retryBaseMs, capMs: config.delivery.retryCapMs },
+      sweepIntervalMs: config.sweepIntervalSeconds * 1000,
+    },
+    clock,
+    random: Math.random,
+    logger: w.logger,
+    staleAfterMs: (id) => (id === STATUS_CHANNEL ? config.retentionDays * 86_400_000 : (channel(id)?.staleAfterMs ?? defaultStaleMs)),
+    copyFor: (queue, outbound) => copies.copyFor(queue, outbound),
+    notices: returnToSender(status),
+    storeUnavailable: () => {},
+  });
+}

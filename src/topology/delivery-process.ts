@@ -1,0 +1,184 @@
+/**
+ * A delivery process of the embedded DIP (`workers` > 1), forked by the main process
+ * (src/topology/delivery-processes.ts). It works its share of the recipient queues: reads entries and
+ * messages from the SQLite file on a connection of its own, calls webhooks, and sends every write to the
+ * main process over IPC. It never writes the database itself, and reads a queue only up to the position
+ * the main process last reported durable. When the main process goes away (killed or stopped) this
+ * process exits at once: whatever it handed out and had not settled is handed out again after restart,
+ * at the same queue position, as after a crash of the single process.
+ */
+import { keyEncryptionKey, openBackend } from '../adapters/backend.js';
+import { systemClock } from '../adapters/clock.js';
+import { EventLoopGauge } from '../adapters/event-loop-gauge.js';
+import { defaultLogger, pkiDir } from '../app.js';
+import { startCore } from '../assemble/core.js';
+import { buildDelivery, webhookTransport } from '../assemble/delivery.js';
+import { startTracing } from '../assemble/observability.js';
+import type { DipConfig } from '../config.js';
+import { Lifecycle } from '../lifecycle.js';
+import { MPAN_LOOKUP_RECIPIENT } from '../pipeline/mpan-feed.js';
+import { queuesOf } from '../pipeline/status.js';
+import type { BackendHealth, ValueSealer } from '../ports/backend.js';
+import type { Logger } from '../ports/logger.js';
+import { Sealer } from '../security/at-rest.js';
+import { ensurePki } from '../security/pki.js';
+import { DurableReads } from './durable-reads.js';
+import { DeliveryProcessLeases } from './leases.js';
+import { fromWire, ownerOf, type Call, type FromWorker, type ToWorker } from './protocol.js';
+
+const send = (m: FromWorker): void => {
+  if (process.connected) process.send!(m);
+};
+
+/** Calls into the main process, answered once what they wrote is durable. */
+class MainProcess {
+  private next = 1;
+  private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+
+  call<T>(c: Call): Promise<T> {
+    const id = this.next++;
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      send({ t: 'call', id, ...c });
+    });
+  }
+
+  answered(m: Extract<ToWorker, { t: 'reply' }>): void {
+    const w = this.waiting.get(m.id);
+    this.waiting.delete(m.id);
+    if (!w) return;
+    if (m.ok) w.resolve(m.value);
+    else w.reject(fromWire(m.error));
+  }
+}
+
+/**
+ * The at-rest sealer, reloaded when a message was sealed under a data key this process has not loaded
+ * (the operator rotated keys in the main process after this one started): the read fails once, the
+ * worker retries after its pause, and by then the new key is here.
+ */
+function reloadingSealer(config: DipConfig, first: Sealer, dataKeys: Parameters<typeof Sealer.open>[1], log: (err: unknown) => void): ValueSealer {
+  let current = first;
+  let reloading: Promise<void> | null = null;
+  return {
+    seal: (plain) => current.seal(plain),
+    index: (value) => current.index(value),
+    open: (sealed) => {
+      try {
+        return current.open(sealed);
+      } catch (err) {
+        reloading ??= keyEncryptionKey(config)
+          .then((kek) => Sealer.open(kek, dataKeys))
+          .then((s) => void (current = s), log)
+          .finally(() => (reloading = null));
+        throw err;
+      }
+    },
+  };
+}
+
+async function run(init: Extract<ToWorker, { t: 'init' }>): Promise<void> {
+  const { index, count } = init;
+  // The main process compiled the validators it needs; delivery compiles none.
+  const config: DipConfig = { ...init.config, warmCatalogue: false };
+  const clock = systemClock;
+  const base = defaultLogger();
+  const label = { process: `delivery-${index}` };
+  const logger: Logger = {
+    info: (o, m) => base.info({ ...label, ...o }, m),
+    warn: (o, m) => base.warn({ ...label, ...o }, m),
+    error: (o, m) => base.error({ ...label, ...o }, m),
+  };
+  const life = new Lifecycle(logger);
+  const pki = await ensurePki(pkiDir(config), { environment: config.environment, hostnames: config.hostnames, ipAddresses: config.ipAddresses });
+  const { backend, sealer } = await openBackend(config, { clock });
+  life.started('storage (reads)', () => backend.close());
+  backend.useSealer(reloadingSealer(config, sealer, backend.dataKeys, (err) => logger.error({ err }, 'could not reload the data keys')));
+  // The same registry, catalogue, channels and signing key as the main process, from the same file and folders.
+  const core = await startCore(config, pkiDir(config), pki, backend, clock, logger, life, () => {});
+  const tracer = await startTracing(config, life);
+  const { transport } = webhookTransport(config, pki);
+  life.started('webhook transport', () => transport.close());
+  const gauge = new EventLoopGauge();
+  gauge.start();
+  life.started('load gauge', () => gauge.stop());
+
+  const main = new MainProcess();
+  const reads = new DurableReads(backend.log, {
+    cap: (queue) => main.call<number>({ op: 'cap', queue }),
+    settle: (queue, settlement) => main.call<void>({ op: 'settle', queue, settlement }),
+  });
+  const leases = new DeliveryProcessLeases((q) => q.recipientDipId !== MPAN_LOOKUP_RECIPIENT && ownerOf(q, count) === index);
+  let health: BackendHealth = init.health;
+  const healthListeners: Array<(h: BackendHealth) => void> = [];
+  const delivery = buildDelivery(
+    { config, core, transport, load: gauge, tracer, clock, logger },
+    {
+      backend: { health: () => health, onHealthChange: (l) => void healthListeners.push(l), log: reads },
+      log: reads,
+      archive: { recordAttempt: (attempt) => main.call<void>({ op: 'attempt', attempt }) },
+      leases,
+      localConsumer: () => undefined,
+      // The status notices are already durable (they were written with the settlement): the main process
+      // wakes their queues, which may belong to another delivery process.
+      deadLettered: (events, notices) => send({ t: 'dead-lettered', events, queues: notices ? queuesOf(notices) : [] }),
+      halted: (queue, error) => send({ t: 'halted', queue, error: error instanceof Error ? error.message : String(error) }),
+    },
+  );
+
+  let stopping = false;
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    clearInterval(reporting);
+    // Calls in flight finish and their settlements go through the main process first.
+    await delivery.stop();
+    await life.stop();
+    process.exit(0);
+  };
+  process.on('message', (m: ToWorker) => {
+    switch (m.t) {
+      case 'reply':
+        main.answered(m);
+        return;
+      case 'wake':
+        reads.learn(m.queue, m.cap);
+        leases.woken(m.queue);
+        return;
+      case 'health':
+        health = m.health;
+        for (const l of healthListeners) l(health);
+        return;
+      case 'sweep':
+        delivery.sweep().catch((err: unknown) => logger.error({ err }, 'sweep failed'));
+        return;
+      case 'resume':
+        delivery.resume(m.queue);
+        return;
+      case 'stop':
+        void stop();
+        return;
+      case 'init':
+        return;
+    }
+  });
+  await delivery.start();
+  const report = (): void => send({ t: 'status', workers: delivery.status() });
+  const reporting = setInterval(report, 1000);
+  send({ t: 'ready' });
+  report();
+}
+
+// The main process is gone (killed, or stopped without asking): stop at once, whatever is in flight.
+process.on('disconnect', () => process.exit(0));
+// Its lifetime is the main process's: a Ctrl-C to the terminal's process group reaches both, and the main
+// process stops this one in order (its settlements still go through) rather than have it die mid-call.
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => {});
+process.once('message', (m: ToWorker) => {
+  if (m.t !== 'init') return;
+  run(m).catch((err: unknown) => {
+    process.stderr.write(`delivery process ${m.index} failed to start: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  });
+});

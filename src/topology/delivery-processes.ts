@@ -1,0 +1,299 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { DipConfig } from '../config.js';
+import type { Delivery, DeadLetterEvent } from '../pipeline/delivery.js';
+import type { WorkerStatus } from '../pipeline/queue-worker.js';
+import type { DeliveryAttempt } from '../ports/archive.js';
+import type { Backend, BackendHealth } from '../ports/backend.js';
+import type { Logger } from '../ports/logger.js';
+import type { QueueRef, Settlement } from '../ports/message-log.js';
+import { MainProcessLeases } from './leases.js';
+import { ownerOf, toWire, type Call, type FromWorker, type ToWorker } from './protocol.js';
+
+/** What the API, the portals and the alarms ask of delivery, whichever processes run it. */
+export type DeliveryControl = Pick<Delivery, 'notify' | 'sweep' | 'resume' | 'status' | 'start' | 'stop'>;
+
+/** One delivery process as the operator sees it (GET /admin/health, /admin/processes, metrics). */
+export interface ProcessView {
+  index: number;
+  pid: number | null;
+  state: 'starting' | 'running' | 'restarting' | 'stopped';
+  /** Times it was restarted after it died. */
+  restarts: number;
+  startedAt: number | null;
+}
+
+/** The main process's side of the writes and events a delivery process sends it. */
+export interface MainSide {
+  config: DipConfig;
+  logger: Logger;
+  now(): number;
+  /** The queue's highest durable position (src/adapters/sqlite: committed and synced). */
+  durableHead(queue: QueueRef): number;
+  settle(queue: QueueRef, settlement: Settlement): Promise<void>;
+  recordAttempt(attempt: DeliveryAttempt): Promise<void>;
+  deadLettered(events: DeadLetterEvent[], queues: QueueRef[]): void;
+  halted(queue: QueueRef, error: string): void;
+  health(): BackendHealth;
+}
+
+/** How long a delivery process may take to start (it compiles nothing, but reads the registry and catalogue). */
+const START_TIMEOUT_MS = 60_000;
+/** How long a stopping delivery process may take to finish its calls in flight before it is killed. */
+const STOP_TIMEOUT_MS = 20_000;
+const RESTART_FIRST_MS = 250;
+const RESTART_MAX_MS = 10_000;
+
+interface Slot {
+  view: ProcessView;
+  child: ChildProcess | null;
+  statuses: WorkerStatus[];
+  backoffMs: number;
+  timer: NodeJS.Timeout | null;
+}
+
+/** The delivery process's entry module, as source (tsx) or as built JavaScript (dist/). */
+function entryModule(): { path: string; execArgv: string[] } {
+  const fromSource = import.meta.url.endsWith('.ts');
+  const path = fileURLToPath(new URL(fromSource ? './delivery-process.ts' : './delivery-process.js', import.meta.url));
+  const execArgv = [...process.execArgv];
+  if (fromSource && !execArgv.some((a) => a.includes('tsx'))) execArgv.push('--import', 'tsx');
+  return { path, execArgv };
+}
+
+/**
+ * The delivery processes of an embedded DIP (`workers` > 1): forked at start, each working its share of
+ * the recipient queues (src/topology/leases.ts), and restarted when one dies. The main process stays
+ * the only writer of the SQLite file: a delivery process reads queues and messages itself (its own
+ * connection, over the WAL) but only up to the positions the main process reported durable, and sends
+ * every write (settling a queue, a dead letter with its status notices, a delivery attempt) here, where
+ * it goes through the one group commit and is answered once it is durable. So per-queue order, "nothing
+ * handed out before its sync", and every dead letter's atomic settlement hold as in one process.
+ */
+export class DeliveryProcesses {
+  private readonly slots: Slot[];
+  private stopping = false;
+  private readonly entry = entryModule();
+
+  constructor(
+    readonly count: number,
+    private readonly main: MainSide,
+  ) {
+    this.slots = Array.from({ length: count }, (_, index) => ({
+      view: { index, pid: null, state: 'starting', restarts: 0, startedAt: null },
+      child: null,
+      statuses: [],
+      backoffMs: RESTART_FIRST_MS,
+      timer: null,
+    }));
+  }
+
+  /** Leases for the main process's own Delivery: it holds the queues `local` names, and wakes the owner of any other. */
+  leases(local: (queue: QueueRef) => boolean): MainProcessLeases {
+    return new MainProcessLeases(local, (q) => this.wake(q));
+  }
+
+  /** Starts every delivery process and waits until each has resumed its queues. */
+  async start(): Promise<void> {
+    await Promise.all(this.slots.map((s) => this.spawn(s)));
+  }
+
+  /**
+   * The Delivery the rest of the DIP talks to: the main process's own for its queues, the delivery
+   * processes for the rest. `started` is this.start(), begun early: start() resolves once they run too.
+   */
+  control(local: Delivery, started: Promise<void>): DeliveryControl {
+    // Held as a value until start() asks: a failure before then is not an unhandled rejection.
+    const outcome = started.then(
+      () => null,
+      (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+    );
+    return {
+      start: async () => {
+        await local.start();
+        const failed = await outcome;
+        if (failed) throw failed;
+      },
+      notify: (queues) => local.notify(queues),
+      sweep: async () => {
+        this.broadcast({ t: 'sweep' });
+        await local.sweep();
+      },
+      resume: (queue) => {
+        if (local.resume(queue)) return true;
+        const slot = this.slots[ownerOf(queue, this.count)]!;
+        const halted = slot.statuses.some((w) => w.queue.recipientDipId === queue.recipientDipId && w.queue.channel === queue.channel && w.state === 'halted');
+        if (halted) this.send(slot, { t: 'resume', queue });
+        return halted;
+      },
+      // Each delivery process reports its workers every second: this view is at most that old.
+      status: () => [...local.status(), ...this.slots.flatMap((s) => s.statuses)],
+      stop: async () => {
+        await this.stop();
+        await local.stop();
+      },
+    };
+  }
+
+  processes(): ProcessView[] {
+    return this.slots.map((s) => ({ ...s.view }));
+  }
+
+  /** The store's health changed: delivery processes pause or resume their workers as the main process's would. */
+  health(health: BackendHealth): void {
+    this.broadcast({ t: 'health', health });
+  }
+
+  /** Something arrived for a queue: its delivery process may read it up to the position durable now. */
+  private wake(queue: QueueRef): void {
+    const slot = this.slots[ownerOf(queue, this.count)]!;
+    // A process that is down finds the queue with its start-up sweep.
+    if (slot.view.state === 'running') this.send(slot, { t: 'wake', queue, cap: this.main.durableHead(queue) });
+  }
+
+  private broadcast(m: ToWorker): void {
+    for (const s of this.slots) if (s.view.state === 'running') this.send(s, m);
+  }
+
+  private send(slot: Slot, m: ToWorker): void {
+    const child = slot.child;
+    if (!child?.connected) return;
+    // A process that died meanwhile cannot take it (the error is ignored): it restarts and sweeps.
+    child.send(m, () => {});
+  }
+
+  private spawn(slot: Slot): Promise<void> {
+    const child = fork(this.entry.path, [], { execArgv: this.entry.execArgv, serialization: 'advanced', stdio: 'inherit' });
+    slot.child = child;
+    slot.view.pid = child.pid ?? null;
+    slot.view.state = 'starting';
+    slot.statuses = [];
+    const ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`delivery process ${slot.view.index} did not start within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
+      child.on('message', (m: FromWorker) => {
+        if (m.t === 'ready') {
+          clearTimeout(timer);
+          slot.view.state = 'running';
+          slot.view.startedAt = this.main.now();
+          resolve();
+          return;
+        }
+        this.handle(slot, child, m);
+      });
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        if (slot.view.state === 'starting') reject(new Error(`delivery process ${slot.view.index} exited while starting (code ${code}, signal ${signal})`));
+        this.exited(slot, child, code, signal);
+      });
+    });
+    this.send(slot, { t: 'init', index: slot.view.index, count: this.count, config: this.main.config, health: this.main.health() });
+    return ready;
+  }
+
+  private handle(slot: Slot, child: ChildProcess, m: FromWorker): void {
+    switch (m.t) {
+      case 'call':
+        this.call(m).then(
+          (value) => child.connected && child.send({ t: 'reply', id: m.id, ok: true, value } satisfies ToWorker),
+          (error: unknown) => child.connected && child.send({ t: 'reply', id: m.id, ok: false, error: toWire(error) } satisfies ToWorker),
+        );
+        return;
+      case 'dead-lettered':
+        this.main.deadLettered(m.events, m.queues);
+        return;
+      case 'halted':
+        this.main.halted(m.queue, m.error);
+        return;
+      case 'status':
+        slot.statuses = m.workers;
+        return;
+    }
+  }
+
+  private async call(c: Call): Promise<unknown> {
+    switch (c.op) {
+      case 'settle':
+        return this.main.settle(c.queue, c.settlement);
+      case 'attempt':
+        return this.main.recordAttempt(c.attempt);
+      case 'cap':
+        return this.main.durableHead(c.queue);
+    }
+  }
+
+  private exited(slot: Slot, child: ChildProcess, code: number | null, signal: string | null): void {
+    if (slot.child !== child) return;
+    slot.child = null;
+    slot.statuses = [];
+    if (this.stopping) {
+      slot.view.state = 'stopped';
+      return;
+    }
+    const wasUp = slot.view.startedAt !== null && this.main.now() - slot.view.startedAt > 30_000;
+    if (wasUp) slot.backoffMs = RESTART_FIRST_MS;
+    slot.view.state = 'restarting';
+    slot.view.pid = null;
+    this.main.logger.error({ process: slot.view.index, code, signal, restartInMs: slot.backoffMs }, 'a delivery process died: restarting it (its queues resume from their settled positions)');
+    slot.timer = setTimeout(() => {
+      slot.timer = null;
+      slot.view.restarts += 1;
+      this.spawn(slot).catch((err: unknown) => this.main.logger.error({ err, process: slot.view.index }, 'a delivery process failed to start'));
+    }, slot.backoffMs);
+    slot.backoffMs = Math.min(RESTART_MAX_MS, slot.backoffMs * 2);
+  }
+
+  /** Asks every delivery process to finish its calls in flight (their settlements still come here) and waits for it to exit. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await Promise.all(
+      this.slots.map(async (slot) => {
+        if (slot.timer) clearTimeout(slot.timer);
+        const child = slot.child;
+        if (!child || child.exitCode !== null || child.signalCode !== null) {
+          slot.view.state = 'stopped';
+          return;
+        }
+        const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+        this.send(slot, { t: 'stop' });
+        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+        await gone;
+        clearTimeout(timer);
+      }),
+    );
+  }
+}
+
+/** A backend whose writes are made durable in this process and can say how far each queue is (the embedded SQLite one). */
+type LocalWriter = Backend & { durableHead(queue: QueueRef): number };
+const isLocalWriter = (b: Backend): b is LocalWriter => b.kind === 'sqlite' && typeof (b as Partial<LocalWriter>).durableHead === 'function';
+
+/**
+ * The delivery processes `config.workers` asks for (workers - 1 of them), or null for one process: when
+ * workers is 1 or unset, on the cluster backend (which scales by nodes, not processes), and never with an
+ * injected clock (a test's fake time cannot cross into another process).
+ */
+export function deliveryProcesses(
+  config: DipConfig,
+  backend: Backend,
+  main: Pick<MainSide, 'logger' | 'now' | 'halted'> & {
+    journal: { recordAttempt(a: DeliveryAttempt): Promise<void> };
+    deadLettered(events: DeadLetterEvent[], queues: QueueRef[]): void;
+    injectedClock: boolean;
+  },
+): DeliveryProcesses | null {
+  const workers = config.workers ?? 1;
+  if (workers <= 1 || config.storage.kind !== 'sqlite') return null;
+  if (main.injectedClock) throw new Error(`workers: ${workers} runs delivery in other processes, which cannot share an injected clock: use workers: 1`);
+  if (!isLocalWriter(backend)) throw new Error('delivery processes need the embedded SQLite store');
+  return new DeliveryProcesses(workers - 1, {
+    config,
+    logger: main.logger,
+    now: main.now,
+    durableHead: (q) => backend.durableHead(q),
+    settle: (q, s) => backend.log.settle(q, s),
+    recordAttempt: (a) => main.journal.recordAttempt(a),
+    deadLettered: (events, queues) => main.deadLettered(events, queues),
+    halted: (queue, error) => main.halted(queue, error),
+    health: () => backend.health(),
+  });
+}

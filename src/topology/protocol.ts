@@ -1,0 +1,69 @@
+import type { DipConfig } from '../config.js';
+import type { DeliveryAttempt } from '../ports/archive.js';
+import type { BackendHealth } from '../ports/backend.js';
+import { StoreError, type StoreFailureKind } from '../ports/errors.js';
+import type { QueueRef, Settlement } from '../ports/message-log.js';
+import type { DeadLetterEvent } from '../pipeline/delivery.js';
+import type { WorkerStatus } from '../pipeline/queue-worker.js';
+
+/**
+ * The messages between the main process (the one writer of the SQLite file: ingest, group commit, the
+ * MPAN feed) and its delivery processes, over the fork's IPC channel with the `advanced` (structured
+ * clone) serialisation, so that Buffers inside a settlement's status notices arrive as Buffers.
+ */
+
+/** Main → delivery process. */
+export type ToWorker =
+  | { t: 'init'; index: number; count: number; config: DipConfig; health: BackendHealth }
+  /** Something was appended to `queue`; every position up to `cap` is durable and may be handed out. */
+  | { t: 'wake'; queue: QueueRef; cap: number }
+  | { t: 'reply'; id: number; ok: true; value: unknown }
+  | { t: 'reply'; id: number; ok: false; error: WireError }
+  | { t: 'health'; health: BackendHealth }
+  | { t: 'sweep' }
+  | { t: 'resume'; queue: QueueRef }
+  | { t: 'stop' };
+
+/** What a delivery process asks the writer to do (answered by a `reply` with the same id). */
+export type Call =
+  | { op: 'settle'; queue: QueueRef; settlement: Settlement }
+  | { op: 'attempt'; attempt: DeliveryAttempt }
+  /** The highest durable position of the queue now (nothing above it may be read). */
+  | { op: 'cap'; queue: QueueRef };
+
+/** Delivery process → main. */
+export type FromWorker =
+  | { t: 'ready' }
+  | ({ t: 'call'; id: number } & Call)
+  | { t: 'dead-lettered'; events: DeadLetterEvent[]; queues: QueueRef[] }
+  | { t: 'halted'; queue: QueueRef; error: string }
+  | { t: 'status'; workers: WorkerStatus[] };
+
+/** An error as it crosses the channel: a StoreError keeps its kind, so delivery pauses or halts as it would in one process. */
+export interface WireError {
+  message: string;
+  kind: StoreFailureKind | null;
+  code: string | null;
+}
+
+export function toWire(error: unknown): WireError {
+  if (error instanceof StoreError) return { message: error.message, kind: error.kind, code: error.code };
+  return { message: error instanceof Error ? error.message : String(error), kind: null, code: null };
+}
+
+export function fromWire(e: WireError): Error {
+  return e.kind ? new StoreError(e.kind, e.message, e.code) : new Error(e.message);
+}
+
+const queueKey = (q: QueueRef): string => `${q.recipientDipId}\u0000${q.channel}`;
+
+/** Which delivery process (0 … count-1) works a queue: a stable hash of recipient and channel (FNV-1a). */
+export function ownerOf(q: QueueRef, count: number): number {
+  let h = 0x811c9dc5;
+  const k = queueKey(q);
+  for (let i = 0; i < k.length; i++) {
+    h ^= k.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % count;
+}
