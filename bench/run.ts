@@ -1,6 +1,13 @@
 /**
  * OpenDIP benchmarks: `npm run bench` (full, ~10 min) or `npm run bench -- --quick` (~2 min).
- *   --only raw,ingest,latency,ramp,drain,profile,publications   run a subset (publications: bench/publications.ts)
+ *   --only raw,ingest,latency,ramp,drain,profile,publications,day   run a subset (publications: bench/publications.ts;
+ *                                                  day only when named, see below)
+ *   --workers N                                    DIP_WORKERS of every DIP of the run (default: the cores present)
+ *   --day-messages N                               the day's size (default 3,200,000: a tenth of the national 32 M)
+ *   --day-batch N / --day-concurrency N            messages per request (100) and requests in flight (16)
+ *   --day-lead N                                   the generator waits while the slowest recipient is N
+ *                                                  messages behind what was accepted (2,000: its queues stay
+ *                                                  live, younger than delivery.catchUpAfterMs)
  *   --keep                                         keep the DIPs' temporary data directories and logs
  *   --drain-rate N                                 the drain phase's live rate (default 1,000 msg/s)
  *   --observability on|off                         the API activity log and alarms on (default) or off, to
@@ -16,7 +23,7 @@
  * process competes for the same cores, so CPU use of each is recorded per phase. See BENCHMARKS.md.
  */
 import { execSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -33,7 +40,7 @@ import { fsyncProbe, rsaRates, sqliteInsertRate, startEchoServer, type EchoResul
 import { Receivers, type ReceiverProgress } from './lib/receivers.js';
 import { cpuBetween, cpuSnapshot, fmt, machineInfo, percentile, round, sleep, table, wallNow, type CpuUse } from './lib/util.js';
 
-const BENCHES = ['raw', 'ingest', 'latency', 'ramp', 'drain', 'profile', 'publications'] as const;
+const BENCHES = ['raw', 'ingest', 'latency', 'ramp', 'drain', 'profile', 'publications', 'day'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 const { values: flags } = parseArgs({
@@ -44,6 +51,11 @@ const { values: flags } = parseArgs({
     backend: { type: 'string', default: 'sqlite' },
     'drain-rate': { type: 'string' },
     observability: { type: 'string', default: 'on' },
+    workers: { type: 'string' },
+    'day-messages': { type: 'string' },
+    'day-batch': { type: 'string' },
+    'day-concurrency': { type: 'string' },
+    'day-lead': { type: 'string' },
   },
   strict: true,
 });
@@ -68,8 +80,24 @@ const selected = new Set<BenchName>(
         if (!BENCHES.includes(name)) throw new Error(`--only: unknown benchmark '${s}' (one of ${BENCHES.join(', ')})`);
         return name;
       })
-    : BENCHES,
+    : BENCHES.filter((b) => b !== 'day'),
 );
+const positive = (name: string, v: string | undefined, fallback: number): number => {
+  if (v === undefined) return fallback;
+  const n = Number(v.replace(/_/g, ''));
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: '${v}' is not a whole number above 0`);
+  return n;
+};
+/** `DIP_WORKERS` for every DIP of the run (unset: `dip serve`'s default, the cores present). */
+if (flags.workers !== undefined) positive('workers', flags.workers, 1);
+/** The day bench (--only day): not part of the default set, it runs for an hour at the default size. */
+const DAY = {
+  messages: positive('day-messages', flags['day-messages'], 3_200_000),
+  batch: positive('day-batch', flags['day-batch'], 100),
+  concurrency: positive('day-concurrency', flags['day-concurrency'], 16),
+  maxLead: positive('day-lead', flags['day-lead'], 2_000),
+  workers: flags.workers,
+};
 
 const S = QUICK
   ? {
@@ -147,7 +175,7 @@ async function startDip(f: Fixture, name: string, cpuProfileDir?: string): Promi
       ...OBSERVABILITY_OFF,
     });
   }
-  const dip = await startDipProcess({ name: `${name}-${backend}`, pkiFrom: f.pkiDir, cpuProfileDir, configYaml });
+  const dip = await startDipProcess({ name: `${name}-${backend}`, pkiFrom: f.pkiDir, cpuProfileDir, configYaml, env: flags.workers ? { DIP_WORKERS: flags.workers } : {} });
   if (drop) dropDatabase.set(dip, drop);
   f.dips.push(dip);
   const market = await onboardMarket(dip, f.identities);
@@ -393,7 +421,7 @@ interface LatencyStats {
   mean: number;
 }
 
-function latencyStats(run: OpenLoopRun, recv: Float64Array, select: (i: number) => boolean, recipients: number[]): LatencyStats {
+function latencyStats(run: Pick<OpenLoopRun, 'sent' | 'status' | 'postStart'>, recv: Float64Array, select: (i: number) => boolean, recipients: number[]): LatencyStats {
   const lat: number[] = [];
   let undelivered = 0;
   let sum = 0;
@@ -900,6 +928,210 @@ async function profileBench(f: Fixture): Promise<ProfileResult> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// (e) A compressed national day: --only day [--day-messages N] (default 3,200,000: one tenth of 32 M).
+
+interface DayResult {
+  workers: string;
+  messages: number;
+  accepted: number;
+  /** Messages refused for good (not 503/429, which are sent again as an adapter would). */
+  refused: number;
+  /** Requests answered 503/429 and sent again, by status. */
+  retried: Record<string, number>;
+  batch: number;
+  concurrency: number;
+  /** The generator held back while the slowest recipient was this many messages behind what was accepted. */
+  maxLead: number;
+  seconds: number;
+  acceptedPerSecond: number;
+  deliveriesPerSecond: number;
+  /** From the last 201 to the last delivery. */
+  tailSeconds: number;
+  /** The day (32 M IF-021, 4 recipients each) at this rate, hours. */
+  nationalDayHours: number;
+  dipCpuUsPerMessage: number;
+  cpu: CpuUse;
+  latency: LatencyStats;
+  /** Per recipient: delivered once each, at queue positions 1…accepted with no gap, in acceptance order. */
+  check: { undelivered: number; duplicateDeliveries: number; positionsNotContiguous: number; repeatsAtAnotherPosition: number; orderViolations: number; strays: number; badSignatures: number; ok: boolean };
+  loadBefore: string;
+  loadAfter: string;
+  errors: string[];
+}
+
+const loadAverage = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+/**
+ * Per recipient, in queue order: positions 1…n with no gap, and no message handed out ahead of one that
+ * was acknowledged (201) before its own POST started (a sender's later batch never overtakes its earlier
+ * one). O(n log n): walking positions downwards, the earliest acknowledgement among the later positions
+ * must come after this message's POST started.
+ */
+function orderCheck(accepted: number[], seq: Int32Array, r: number, postStart: Float64Array, answeredAt: Float64Array): { gaps: number; violations: number } {
+  const byPos = accepted.map((i) => ({ i, pos: seq[i * RECIPIENT_COUNT + r]! })).filter((x) => x.pos > 0).sort((a, b) => a.pos - b.pos);
+  let gaps = 0;
+  byPos.forEach((x, k) => {
+    if (x.pos !== k + 1) gaps++;
+  });
+  let violations = 0;
+  let earliestLaterAnswer = Number.POSITIVE_INFINITY;
+  for (let k = byPos.length - 1; k >= 0; k--) {
+    const i = byPos[k]!.i;
+    if (earliestLaterAnswer < postStart[i]!) violations++;
+    earliestLaterAnswer = Math.min(earliestLaterAnswer, answeredAt[i]!);
+  }
+  return { gaps, violations };
+}
+
+async function dayBench(f: Fixture): Promise<DayResult> {
+  const messages = DAY.messages;
+  const rx = await receivers(f);
+  const { dip, market } = await startDip(f, 'day');
+  try {
+    await registerWebhooks(dip, market, rx.urls, 500);
+    const pool = new SenderPool(dip.url, market.senders, dip.ca.certPem, 2, PRIMARY);
+    const phase = ++f.phase;
+    await rx.phase(phase, messages);
+    const postStart = new Float64Array(messages).fill(Number.NaN);
+    const answeredAt = new Float64Array(messages).fill(Number.NaN);
+    const status = new Uint16Array(messages);
+    const retried: Record<string, number> = {};
+    const errors: string[] = [];
+    let next = 0;
+    let accepted = 0;
+    let refused = 0;
+    let slowest = 0;
+    let lastAccept = 0;
+    let sending = true;
+    const loadBefore = loadAverage();
+    log(`day: ${fmt(messages)} IF-021 × ${RECIPIENT_COUNT} recipients, batch ${DAY.batch}, ${DAY.concurrency} in flight, lead ≤ ${fmt(DAY.maxLead)}; load ${loadBefore}`);
+    // The slowest recipient's progress, for the lead limit and the log.
+    const watch = (async () => {
+      let lastLog = wallNow();
+      while (sending) {
+        await sleep(200);
+        slowest = Math.min(...(await rx.progress(phase)).delivered);
+        if (wallNow() - lastLog > 15_000) {
+          lastLog = wallNow();
+          log(`day: ${fmt(accepted)} accepted, slowest recipient at ${fmt(slowest)}`);
+        }
+      }
+    })();
+    const c0 = cpuSnapshot(dip.pid, rx.pid);
+    const t0 = wallNow();
+    await Promise.all(
+      Array.from({ length: DAY.concurrency }, async () => {
+        while (next < messages) {
+          const first = next;
+          const count = Math.min(DAY.batch, messages - first);
+          next += count;
+          while (accepted - slowest > DAY.maxLead) await sleep(5);
+          for (;;) {
+            // Signed for each try: a refused request's signature is spent (replay guard).
+            const p = await pool.prepare(phase, first, count);
+            const start = wallNow();
+            const a = await pool.post(p);
+            if (a.status === 503 || a.status === 429) {
+              retried[a.status] = (retried[a.status] ?? 0) + 1;
+              await sleep(200);
+              continue;
+            }
+            postStart.fill(start, first, first + count);
+            answeredAt.fill(wallNow(), first, first + count);
+            status.fill(a.status, first, first + count);
+            if (a.status === 201) {
+              accepted += count;
+              lastAccept = wallNow();
+            } else {
+              refused += count;
+              if (errors.length < 5) errors.push(`${a.status}: ${a.text.slice(0, 300)}`);
+            }
+            break;
+          }
+        }
+      }),
+    );
+    const settled = await rx.waitFor(phase, (p) => p.delivered.every((d) => d >= accepted), Math.max(120_000, DAY.maxLead * 10));
+    const end = wallNow();
+    const c1 = cpuSnapshot(dip.pid, rx.pid);
+    sending = false;
+    await watch;
+    await pool.close();
+    const { recv, seq, seqMismatches } = await rx.collectWithPositions(phase);
+    let lastDelivery = 0;
+    for (const t of recv) if (!Number.isNaN(t) && t > lastDelivery) lastDelivery = t;
+    const latency = latencyStats({ sent: messages, status, postStart }, recv, () => true, [0, 1, 2, 3]);
+    const acceptedIdx: number[] = [];
+    for (let i = 0; i < messages; i++) if (status[i] === 201) acceptedIdx.push(i);
+    let gaps = 0;
+    let violations = 0;
+    for (let r = 0; r < RECIPIENT_COUNT; r++) {
+      const o = orderCheck(acceptedIdx, seq, r, postStart, answeredAt);
+      gaps += o.gaps;
+      violations += o.violations;
+    }
+    const p = settled.progress;
+    const seconds = (end - t0) / 1000;
+    const check = {
+      undelivered: latency.undelivered,
+      duplicateDeliveries: p.duplicates,
+      positionsNotContiguous: gaps,
+      repeatsAtAnotherPosition: seqMismatches,
+      orderViolations: violations,
+      strays: p.strays,
+      badSignatures: p.badSignatures,
+      ok: false,
+    };
+    // Repeats at the same position are allowed (a call retried); anything else is a defect.
+    check.ok = settled.ok && check.undelivered === 0 && gaps === 0 && seqMismatches === 0 && violations === 0 && check.badSignatures === 0;
+    const acceptedPerSecond = accepted / seconds;
+    return {
+      workers: DAY.workers ?? 'default (cores present)',
+      messages,
+      accepted,
+      refused,
+      retried,
+      batch: DAY.batch,
+      concurrency: DAY.concurrency,
+      maxLead: DAY.maxLead,
+      seconds: round(seconds, 1),
+      acceptedPerSecond: round(acceptedPerSecond, 0),
+      deliveriesPerSecond: round((accepted * RECIPIENT_COUNT) / seconds, 0),
+      tailSeconds: round((lastDelivery - lastAccept) / 1000, 1),
+      nationalDayHours: round(32_000_000 / acceptedPerSecond / 3600, 2),
+      dipCpuUsPerMessage: round(((c1.dip - c0.dip) * 1e6) / Math.max(1, accepted), 0),
+      cpu: cpuBetween(c0, c1),
+      latency,
+      check,
+      loadBefore,
+      loadAfter: loadAverage(),
+      errors,
+    };
+  } finally {
+    await stopDip(f, dip);
+  }
+}
+
+const dayHeaders = ['workers', 'messages', 'accepted', 'seconds', 'accepted msg/s', 'deliveries/s', 'DIP CPU µs/msg (all processes)', 'DIP cores', 'gen cores', 'recv cores', 'others cores', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'every delivery checked', 'load before / after'];
+const dayRow = (d: DayResult) => [
+  d.workers, d.messages, d.accepted, d.seconds, d.acceptedPerSecond, d.deliveriesPerSecond, d.dipCpuUsPerMessage, d.cpu.dipCores, d.cpu.generatorCores, d.cpu.receiverCores, d.cpu.otherCores,
+  d.latency.p50, d.latency.p90, d.latency.p99, d.latency.max, d.check.ok ? 'ok' : `FAILED ${JSON.stringify(d.check)}`, `${d.loadBefore} / ${d.loadAfter}`,
+];
+
+function dayRatios(raw: RawResults | undefined, day: DayResult): Record<string, { value: number; of: string }> {
+  const out: Record<string, { value: number; of: string }> = {};
+  const r = (value: number, of: string) => ({ value: round(value, 3), of });
+  out.dayVsTarget = r(day.acceptedPerSecond / 10_000, 'day: accepted msg/s ÷ the issue target 10,000 msg/s');
+  out.dayCpuVsTarget = r(day.dipCpuUsPerMessage / 150, 'day: DIP CPU µs per message (all processes) ÷ the issue target 150 µs');
+  const s100 = raw?.sqlite.find((s) => s.rowBytes > 1100 && s.rowsPerTransaction === 100);
+  if (s100) out.dayVsSqliteRows = r(day.acceptedPerSecond / s100.rowsPerSecond, 'day: accepted msg/s ÷ SQLite rows/s in 100-row transactions (IF-021-size rows)');
+  const echo = raw?.echo[1];
+  if (echo) out.dayRequestsVsEcho = r(day.acceptedPerSecond / day.batch / echo.requestsPerSecond, `day: requests/s (batch ${day.batch}) ÷ bare mTLS echo requests/s`);
+  if (raw) out.dayCallsVsRsa = r(day.deliveriesPerSecond / 500 / raw.rsa.asyncSignsPerSecond, 'day: webhook calls/s at ≤ 500 messages per call (a lower bound) ÷ RSA-2048 signs/s');
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
 
 function ratios(raw: RawResults | undefined, ingest: IngestResult[] | undefined, ramp: RampResult | undefined, latency: LoadResult[] | undefined, profile: ProfileResult | undefined): Record<string, { value: number; of: string }> {
   const out: Record<string, { value: number; of: string }> = {};
@@ -979,6 +1211,11 @@ function markdownReport(results: Record<string, unknown>): string {
       if (profile.light.summary) md.push('```', formatSummary(profile.light.summary, 12), '```', '');
     }
   }
+  const day = results.day as DayResult | undefined;
+  if (day) {
+    md.push(`### (e) A compressed national day: ${fmt(day.messages)} IF-021 × 4 recipients, closed loop (batch ${day.batch}, ${day.concurrency} in flight, lead ≤ ${fmt(day.maxLead)})`, '', table(dayHeaders, [dayRow(day)]), '');
+    md.push(`At this rate the national day (32 M) takes **${fmt(day.nationalDayHours)} h**; the delivery tail after the last 201: ${fmt(day.tailSeconds)} s. Refused for good: ${fmt(day.refused)}; sent again after 503/429: ${JSON.stringify(day.retried)}. Check: ${JSON.stringify(day.check)}.`, '');
+  }
   if (ratio && Object.keys(ratio).length) {
     md.push('### Ratios to the raw limits', '', table(['ratio', 'value'], Object.values(ratio).map((x) => [x.of, x.value.toFixed(3)])), '');
   }
@@ -1028,7 +1265,8 @@ async function main(): Promise<void> {
   const f = await fixture();
   try {
     let raw: RawResults | undefined;
-    if (selected.has('raw')) results.raw = raw = await rawBench();
+    // The day's ratios are to the same run's raw limits: measured for it even when not asked for.
+    if (selected.has('raw') || selected.has('day')) results.raw = raw = await rawBench();
     // Pattern B: upload and download throughput against the disk's raw sequential speed (embedded storage).
     if (selected.has('publications')) {
       const throughput = await publicationsBench(QUICK ? [100] : [100, 1024], log);
@@ -1060,7 +1298,12 @@ async function main(): Promise<void> {
         fanout = undefined;
       }
       if (selected.has('profile')) r.profile = profile = await profileBench(f);
-      r.ratios = ratios(raw, ingest, ramp, latency, profile);
+      let day: DayResult | undefined;
+      if (selected.has('day')) {
+        r.day = day = await dayBench(f);
+        emit('day', { ...day }, table(dayHeaders, [dayRow(day)]));
+      }
+      r.ratios = { ...ratios(raw, ingest, ramp, latency, profile), ...(day ? dayRatios(raw, day) : {}) };
       if (Object.keys(r.ratios as object).length) {
         emit('ratios', r.ratios as Record<string, unknown>, table(['ratio', 'value'], Object.values(r.ratios as Record<string, { value: number; of: string }>).map((x) => [x.of, x.value.toFixed(3)])));
       }

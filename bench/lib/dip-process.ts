@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { KeyAndCert } from '../../src/security/pki.js';
-import { freePorts, procCpuSeconds, trackChild } from './util.js';
+import { freePorts, processTreeCpuSeconds, trackChild } from './util.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -16,6 +16,7 @@ export interface DipProcess {
   pid: number;
   dataDir: string;
   ca: KeyAndCert;
+  /** CPU seconds so far of the DIP's processes (the main one and its delivery processes). */
   cpuSeconds(): number;
   /**
    * Waits until the DIP's CPU use settles (it logs "listening" before it has compiled every channel's
@@ -37,6 +38,8 @@ export interface StartOptions {
   /** Copy this PKI folder (ca/server/signing, from ensurePki) into the data directory, so every DIP of a run shares one CA. */
   pkiFrom?: string;
   startTimeoutMs?: number;
+  /** More environment for `dip serve` (e.g. DIP_WORKERS). */
+  env?: Record<string, string>;
   /** Start on this existing data directory (a DIP stopped earlier, perhaps with rows loaded meanwhile) instead of a fresh one. */
   dataDir?: string;
 }
@@ -60,7 +63,7 @@ export async function startDipProcess(opts: StartOptions): Promise<DipProcess> {
   args.push('src/cli/main.ts', 'serve');
   const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
-    env: { ...process.env, DIP_DATA_DIR: dataDir, DIP_PORT: String(port), DIP_ADMIN_PORT: String(adminPort), DIP_PORTAL_PORT: '0', DIP_HOST: '127.0.0.1', DIP_LOG_LEVEL: 'info' },
+    env: { ...process.env, DIP_DATA_DIR: dataDir, DIP_PORT: String(port), DIP_ADMIN_PORT: String(adminPort), DIP_PORTAL_PORT: '0', DIP_HOST: '127.0.0.1', DIP_LOG_LEVEL: 'info', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   trackChild(child);
@@ -100,14 +103,14 @@ export async function startDipProcess(opts: StartOptions): Promise<DipProcess> {
     pid,
     dataDir,
     ca,
-    cpuSeconds: () => procCpuSeconds(pid),
+    cpuSeconds: () => processTreeCpuSeconds(pid),
     async waitIdle(o = {}) {
       const started = Date.now();
       let quiet = 0;
-      let last = procCpuSeconds(pid);
+      let last = processTreeCpuSeconds(pid);
       while (Date.now() - started < (o.timeoutMs ?? 60_000)) {
         await new Promise((r) => setTimeout(r, 500));
-        const now = procCpuSeconds(pid);
+        const now = processTreeCpuSeconds(pid);
         quiet = (now - last) / 0.5 < (o.cores ?? 0.1) ? quiet + 1 : 0;
         last = now;
         if (quiet >= (o.samples ?? 2)) return { waitedMs: Date.now() - started, idle: true };

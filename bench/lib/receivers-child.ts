@@ -13,6 +13,10 @@ interface PhaseState {
   recipients: number;
   /** Receive time (epoch ms, sub-ms resolution) of message i at recipient r: recv[i * recipients + r]; NaN until it arrives. */
   recv: Float64Array;
+  /** Queue position (X-OpenDIP-Sequence) message i first arrived at, per recipient, same layout; 0 until it arrives. */
+  seq: Int32Array;
+  /** Repeats that came at another position than the first sighting (a defect: positions are fixed). */
+  seqMismatches: number;
   size: number;
   delivered: number[];
   duplicates: number;
@@ -35,7 +39,8 @@ function record(r: number, call: ReceivedCall): void {
   calls[r] = (calls[r] ?? 0) + 1;
   maxBatch = Math.max(maxBatch, call.messages.length);
   messagesSeen[r] = (messagesSeen[r] ?? 0) + call.messages.length;
-  for (const m of call.messages) {
+  for (const [k, m] of call.messages.entries()) {
+    const position = call.firstSeq === null ? 0 : call.firstSeq + k;
     const ref = (m as { payload?: { CommonBlock?: { S1?: { senderUniqueReference?: unknown } } } }).payload?.CommonBlock?.S1?.senderUniqueReference;
     const match = typeof ref === 'string' ? SUFFIX.exec(ref) : null;
     const phase = match ? phases.get(Number(match[1])) : undefined;
@@ -47,9 +52,11 @@ function record(r: number, call: ReceivedCall): void {
     const slot = index * phase.recipients + r;
     if (Number.isNaN(phase.recv[slot]!)) {
       phase.recv[slot] = t;
+      phase.seq[slot] = position;
       phase.delivered[r] = (phase.delivered[r] ?? 0) + 1;
     } else {
       phase.duplicates++;
+      if (phase.seq[slot] !== position) phase.seqMismatches++;
     }
   }
 }
@@ -92,6 +99,8 @@ async function handle(msg: ChildRequest): Promise<void> {
         recipients: receivers.length,
         size: msg.size,
         recv: new Float64Array(msg.size * receivers.length).fill(Number.NaN),
+        seq: new Int32Array(msg.size * receivers.length),
+        seqMismatches: 0,
         delivered: receivers.map(() => 0),
         duplicates: 0,
       });
@@ -119,7 +128,7 @@ async function handle(msg: ChildRequest): Promise<void> {
     case 'collect': {
       const p = phases.get(msg.phase);
       phases.delete(msg.phase);
-      reply({ type: 'collected', id: msg.id, recv: p?.recv ?? new Float64Array(0) });
+      reply({ type: 'collected', id: msg.id, recv: p?.recv ?? new Float64Array(0), seq: p?.seq ?? new Int32Array(0), seqMismatches: p?.seqMismatches ?? 0 });
       return;
     }
     case 'stop':

@@ -28,7 +28,7 @@ export type ChildReply =
   | { type: 'ok'; id: number }
   | { type: 'started'; id: number; urls: string[] }
   | { type: 'progress'; id: number; progress: ReceiverProgress }
-  | { type: 'collected'; id: number; recv: Float64Array }
+  | { type: 'collected'; id: number; recv: Float64Array; seq: Int32Array; seqMismatches: number }
   | { type: 'error'; id: number; message: string };
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -92,9 +92,14 @@ export class Receivers {
   }
 
   async collect(phase: number): Promise<Float64Array> {
+    return (await this.collectWithPositions(phase)).recv;
+  }
+
+  /** Receive times and the queue position each message first came at (index * recipients + recipient), and repeats at another position. */
+  async collectWithPositions(phase: number): Promise<{ recv: Float64Array; seq: Int32Array; seqMismatches: number }> {
     const r = await this.ask({ type: 'collect', phase });
     if (r.type !== 'collected') throw new Error('unexpected reply');
-    return r.recv;
+    return { recv: r.recv, seq: r.seq, seqMismatches: r.seqMismatches };
   }
 
   /** Polls until `check` holds or the timeout passes; returns the last progress and whether it held. */

@@ -1,5 +1,5 @@
 import { execSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, totalmem } from 'node:os';
 
@@ -30,16 +30,48 @@ try {
   // Linux uses 100 almost everywhere.
 }
 
-/** CPU seconds (user + system, all threads) a process has used so far, from /proc/<pid>/stat. */
-export function procCpuSeconds(pid: number): number {
+/** The fields of /proc/<pid>/stat after "(comm)" (the command name may hold spaces), or null when it is gone. */
+function statFields(pid: number): string[] | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after "(comm)": state is field 3, utime field 14, stime field 15.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(rest[11]) + Number(rest[12])) / clockTicks;
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
-    return Number.NaN;
+    return null;
   }
+}
+
+/** CPU seconds (user + system, all threads) a process has used so far, from /proc/<pid>/stat. */
+export function procCpuSeconds(pid: number): number {
+  // state is field 3, utime field 14, stime field 15: indices 11 and 12 after "(comm)".
+  const f = statFields(pid);
+  return f ? (Number(f[11]) + Number(f[12])) / clockTicks : Number.NaN;
+}
+
+/**
+ * CPU seconds of a process and all its descendants so far: the DIP's main process with its delivery
+ * processes (README "Every core") and any helper it started. Children that exited and were reaped count
+ * through cutime/cstime (fields 16, 17), so a delivery process restarted during a phase is not lost.
+ */
+export function processTreeCpuSeconds(pid: number): number {
+  const own = statFields(pid);
+  if (!own) return Number.NaN;
+  const parentOf = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const f = statFields(Number(entry));
+    if (f) parentOf.set(Number(entry), Number(f[1]));
+  }
+  const inTree = (p: number): boolean => {
+    for (let q = parentOf.get(p); q !== undefined && q > 1; q = parentOf.get(q)) if (q === pid) return true;
+    return false;
+  };
+  let total = (Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14])) / clockTicks;
+  for (const child of parentOf.keys()) {
+    if (!inTree(child)) continue;
+    const f = statFields(child);
+    if (f) total += (Number(f[11]) + Number(f[12])) / clockTicks;
+  }
+  return total;
 }
 
 /** Whole-machine CPU seconds busy / stolen so far (from /proc/stat), to tell our load from neighbours'. */
@@ -126,7 +158,8 @@ export function cpuSnapshot(dipPid: number | undefined, receiversPid: number | u
   const u = process.cpuUsage();
   return {
     at: wallNow(),
-    dip: dipPid ? procCpuSeconds(dipPid) : Number.NaN,
+    // Every process of the DIP: with workers > 1 its delivery processes too.
+    dip: dipPid ? processTreeCpuSeconds(dipPid) : Number.NaN,
     receivers: receiversPid ? procCpuSeconds(receiversPid) : Number.NaN,
     generator: (u.user + u.system) / 1e6,
     machine: machineCpu(),
