@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -26,7 +26,14 @@ describe.each([
 
   it('delivers every message that got a 201 to every recipient, once per transaction ID and in order', async () => {
     const port = await freePort();
-    const env = { DIP_WORKERS: workers };
+    const adminPort = await freePort();
+    const env = { DIP_WORKERS: workers, DIP_ADMIN_PORT: String(adminPort) };
+    /** GET /admin/health on the operator listener, with the bootstrap token the DIP wrote. */
+    const health = async () => {
+      const token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+      const res = await fetch(`http://127.0.0.1:${adminPort}/admin/health`, { headers: { authorization: `Bearer ${token}` } });
+      return { status: res.status, body: (await res.json()) as { processes?: Array<{ pid: number | null; state: string; restarts: number }> } };
+    };
     child = await startDipProcess(dataDir, port, env);
     // Onboard as the operator does: straight into the DIP's database, from another process.
     const { ca, participants } = await onboardDirect(dataDir, [
@@ -72,6 +79,11 @@ describe.each([
       process.kill(old!, 'SIGKILL');
       const atKill = accepted.length;
       await waitFor(() => deliveryPids(child!.pid!).some((p) => p !== old), 60_000, 'a new delivery process');
+      // The operator sees it: restarted once, running again under its new pid; the store (and so the status) fine throughout.
+      await waitFor(async () => (await health()).body.processes?.[0]?.state === 'running', 60_000, 'the delivery process reported running');
+      const h = await health();
+      expect(h.status).toBe(200);
+      expect(h.body.processes).toEqual([expect.objectContaining({ restarts: 1, state: 'running', pid: deliveryPids(child.pid!)[0] })]);
       await waitFor(() => accepted.length >= atKill + 150, 60_000, '150 more accepted messages');
     }
     const before = deliveryPids(child.pid!);
