@@ -141,8 +141,8 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const { destinations, load, delivery, processes, ingest, replay } = assembleMessageRoad({
     config, pki, backend, coordination, core, events, metrics, clock, logger, life, lookup: options.lookup, load: options.load, tracer, injectedClock: options.clock !== undefined,
   });
-  const { revocation, lifecycle, selfService } = await assembleParticipants({
-    config, pkiDir: pkiDirectory, pki, trust, backend, registry, channelSettings, clock, logger, life, registrationChanged: sweep('a registration change'),
+  const { revocation, lifecycle, selfService, registerPull } = await assembleParticipants({
+    config, pkiDir: pkiDirectory, pki, trust, backend, registry, channelSettings, clock, logger, life, registrationChanged: sweep('a registration change'), lookup: options.lookup,
   });
   const health = () => backend.health();
   const activityLog = await startActivityLog(config, clock, logger, life);
@@ -192,7 +192,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
       async (a) => registerReportRoutes(a, reports, { prefix: '/admin/reports', answers: adminAnswers, viewer: () => ({ kind: 'operator' }), fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => clock.now() }),
       async (a) => metricsRoutes(a, { metrics }),
       async (a) => channelAdminRoutes(a, { channels: channelSettings }),
-      async (a) => registerRoutes(a, { lifecycle }),
+      async (a) => registerRoutes(a, { lifecycle, pull: registerPull }),
       async (a) => maintenanceAdminRoutes(a, { maintenance }),
       ...(alarmApi ? [async (a: FastifyInstance) => adminAlarmRoutes(a, alarmApi)] : []),
       ...(activityLog ? [async (a: FastifyInstance) => activityRoutes(a, { store: activityLog.store, now: () => clock.now() })] : []),
@@ -213,6 +213,9 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   lifecycle.start();
   registry.onChange(() => lifecycle.kick());
   life.started('register', () => lifecycle.stop());
+  // The scheduled pull from the register's endpoint (config register.pull); stopped before the listeners and the store.
+  if (config.register.pull) registerPull.start(config.register.pull, config.register.pull.intervalMinutes);
+  life.started('register pull', () => registerPull.stop());
   await replay.start();
   life.started('requeue jobs', () => replay.stop());
   const retention = startRetention(config, backend, channelSettings, clock, logger, life);

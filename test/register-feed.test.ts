@@ -30,7 +30,8 @@ describe('central register feed (spec 5.7.1)', () => {
   const hourAgo = Date.now() - 3_600_000;
 
   beforeAll(async () => {
-    t = await startTestDip({ revocationPollMs: 50 });
+    // The register's endpoint in this test is on loopback: listed, as an operator would list a private link.
+    t = await startTestDip({ revocationPollMs: 50, register: { pull: null, allowList: ['127.0.0.1'], maxFeedMb: 64 } });
     admin = adminApi(t);
     sds = await t.participant('2000000001', ['SDS']);
     // Onboarded as a data service; the register will make it a supplier too.

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { request } from 'undici';
 import type { ParticipantLifecycle } from '../pipeline/participant-lifecycle.js';
+import type { RegisterPull } from '../pipeline/register-pull.js';
+import { RegisterFetchError } from '../ports/register-source.js';
 import { operatorOf, refuse } from './admin-operators.js';
 import { answers, epochMs } from './admin-schemas.js';
 
@@ -38,15 +39,13 @@ const registerEntry = {
   },
 } as const;
 const rolesAnswer = (description: string) => ({ type: 'object', required: ['roles'], properties: { roles: { type: 'array', items: { type: 'string' } } }, description }) as const;
-const PULL_TIMEOUT_MS = 30_000;
-const MAX_FEED_BYTES = 64 * 1024 * 1024;
 
 /**
  * The central register feed on the operator API (spec 5.7.1): apply a feed given in the body (a file
  * import), pull one from the register's HTTP endpoint with its own credentials, list what the DIP holds;
  * offboard a participant by hand; the roles participants may sign up for.
  */
-export const registerRoutes: FastifyPluginAsync<{ lifecycle: ParticipantLifecycle }> = async (app, { lifecycle }) => {
+export const registerRoutes: FastifyPluginAsync<{ lifecycle: ParticipantLifecycle; pull: RegisterPull }> = async (app, { lifecycle, pull }) => {
   const tags = ['Register and participants'];
   app.get('/admin/register', { schema: { tags, summary: 'The register entries the DIP holds', response: answers({ 200: { type: 'array', items: registerEntry, description: 'The entries' } }) } }, async () => lifecycle.entries());
 
@@ -93,28 +92,19 @@ export const registerRoutes: FastifyPluginAsync<{ lifecycle: ParticipantLifecycl
             snapshot: { type: 'boolean' },
           },
         },
-        response: answers({ 200: applyResult }, [409, 502]),
+        response: answers({ 200: applyResult }, [400, 409, 502]),
       },
     },
     async (req, reply) => {
-      let feed: unknown;
       // The schema only checks the scheme: a URL that does not parse is the caller's mistake, not a fault.
       if (!URL.canParse(req.body.url)) return reply.code(400).send({ error: `body/url: ${JSON.stringify(req.body.url)} is not a URL` });
-      const source = `pull:${new URL(req.body.url).host}`;
       try {
-        const res = await request(req.body.url, { headers: req.body.headers ?? {}, headersTimeout: PULL_TIMEOUT_MS, bodyTimeout: PULL_TIMEOUT_MS });
-        const text = await res.body.text();
-        if (res.statusCode !== 200) return await reply.code(502).send({ error: `${req.body.url} answered ${res.statusCode}: nothing applied` });
-        if (text.length > MAX_FEED_BYTES) return await reply.code(502).send({ error: `the feed is larger than ${MAX_FEED_BYTES} bytes: nothing applied` });
-        feed = JSON.parse(text);
-      } catch (e) {
-        return reply.code(502).send({ error: `could not read the register feed from ${req.body.url}: ${(e as Error).message}; nothing applied` });
-      }
-      try {
-        const result = await lifecycle.apply(feed, source, req.body.snapshot ?? false);
+        const result = await pull.pull({ url: req.body.url, headers: req.body.headers ?? {}, snapshot: req.body.snapshot ?? false }, operatorOf(req).actor);
         req.journaled = true;
         return result;
       } catch (e) {
+        // A destination the DIP may not call is the caller's to fix (400); a failing or oversized feed is upstream's (502).
+        if (e instanceof RegisterFetchError) return reply.code(e.problem === 'refused' ? 400 : 502).send({ error: e.problem === 'refused' ? `body/${e.message}` : e.message });
         return refuse(reply, e);
       }
     },

@@ -4,6 +4,10 @@ import type { ChannelSettings } from '../pipeline/channel-settings.js';
 import { ParticipantLifecycle } from '../pipeline/participant-lifecycle.js';
 import type { Registry } from '../pipeline/registry.js';
 import { SelfService } from '../pipeline/self-service.js';
+import { RegisterPull } from '../pipeline/register-pull.js';
+import { HttpRegisterSource } from '../adapters/http/register-client.js';
+import { WebhookDestinations } from '../security/webhook-destinations.js';
+import type { LookupFunction } from 'node:net';
 import type { Backend } from '../ports/backend.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
@@ -24,6 +28,8 @@ export interface ParticipantParts {
   life: Lifecycle;
   /** A registration changed: queues are swept again (delivery may now reach, or no longer reach, them). */
   registrationChanged: () => void;
+  /** Name resolution for the register endpoint's destination checks (dns.lookup by default). */
+  lookup?: LookupFunction;
 }
 
 /**
@@ -31,7 +37,7 @@ export interface ParticipantParts {
  * feed and offboarding, and self-service (README "Participants without outage"). The register feed starts
  * with delivery (`lifecycle.start()`), once the listeners are up.
  */
-export async function assembleParticipants({ config, pkiDir, pki, trust, backend, registry, channelSettings, clock, logger, life, registrationChanged }: ParticipantParts) {
+export async function assembleParticipants({ config, pkiDir, pki, trust, backend, registry, channelSettings, clock, logger, life, registrationChanged, lookup }: ParticipantParts) {
   const revocation = await RevocationWatcher.open(pkiDir, pki.ca, logger);
   revocation.start(config.revocationPollMs);
   life.started('revocation watcher', () => revocation.stop());
@@ -69,7 +75,10 @@ export async function assembleParticipants({ config, pkiDir, pki, trust, backend
     issueCertificate: (csrPem, dipId, organisation) => issueCertificate(pkiDir, config, csrPem, dipId, organisation),
     trustedCaPems: () => trust.cas,
   });
-  return { revocation, lifecycle, selfService };
+  // The register's endpoint is the operator's, yet never on internal networks unless listed (SSRF), in every environment.
+  const registerDestinations = new WebhookDestinations({ enforce: true, allowList: config.register.allowList, lookup });
+  const registerPull = new RegisterPull({ source: new HttpRegisterSource(registerDestinations, config.register.maxFeedMb * 1_048_576), lifecycle, journal: backend.journal, clock, logger });
+  return { revocation, lifecycle, selfService, registerPull };
 }
 
 /** A participant certificate for a CSR, from this environment's CA (self-service and the user portal). */
