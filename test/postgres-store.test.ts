@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../src/adapters/clock.js';
 import { openPostgresBackend, type PostgresBackend } from '../src/adapters/postgres/index.js';
 import { FileKeyEncryptionKey, Sealer } from '../src/security/at-rest.js';
+import { tracesContract } from './contract/traces.contract.js';
 import { archiveContract } from './contract/archive.contract.js';
 import { backendContract } from './contract/backend.contract.js';
 import { messageLogContract } from './contract/message-log.contract.js';
@@ -38,6 +39,7 @@ const sealed = async () => {
 };
 messageLogContract('PostgreSQL, sealed at rest', sealed);
 archiveContract('PostgreSQL, sealed at rest', sealed);
+tracesContract('PostgreSQL, sealed at rest', sealed);
 
 /** What only a shared server shows: several DIP nodes writing one store at once. */
 describe('PostgreSQL: several nodes on one database', () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { systemClock } from '../src/adapters/clock.js';
 import { openSqliteBackend } from '../src/adapters/sqlite/index.js';
 import { FileKeyEncryptionKey, Sealer } from '../src/security/at-rest.js';
+import { tracesContract } from './contract/traces.contract.js';
 import { archiveContract } from './contract/archive.contract.js';
 import { backendContract, type SyncGate } from './contract/backend.contract.js';
 import { messageLogContract } from './contract/message-log.contract.js';
@@ -50,6 +51,8 @@ const sealed = async () => {
 };
 messageLogContract('SQLite, sealed at rest', sealed);
 archiveContract('SQLite, sealed at rest', sealed);
+// Traces read the MPAN index and the outbound copy (routing): sealed, they go through the sealer.
+tracesContract('SQLite, sealed at rest', sealed);
 
 /**
  * Delivery processes (workers > 1) read the file over a connection of their own, which also shows what the

@@ -2,9 +2,8 @@ import pg from 'pg';
 import { GENESIS_HASH, type ChainedActivity } from '../../domain/activity.js';
 import { fromActivityRow, fromChainRow, type ActivityRow as Row, type ChainRow } from '../activity-row.js';
 import type { ActivityLogStore, ActivityQuery, ChainInfo } from '../../ports/activity-log.js';
-import { applySchema } from './schema.js';
+import { applySchema, inTransaction, LOCKS } from './schema.js';
 
-const SCHEMA_LOCK = 0x0d1b5c4f;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS activity_chains (
@@ -56,18 +55,12 @@ export class PgActivityLog implements ActivityLogStore {
   static async open(url: string): Promise<PgActivityLog> {
     const pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 5_000, idleTimeoutMillis: 30_000, application_name: 'opendip-activity', types });
     pool.on('error', () => {});
-    const client = await pool.connect().catch(async (err: unknown) => {
-      await pool.end();
-      throw err;
-    });
     try {
-      await applySchema(client, SCHEMA_LOCK, SCHEMA);
+      await applySchema(pool, LOCKS.activitySchema, SCHEMA);
     } catch (err) {
-      client.release();
       await pool.end();
       throw err;
     }
-    client.release();
     return new PgActivityLog(pool);
   }
 
@@ -75,22 +68,14 @@ export class PgActivityLog implements ActivityLogStore {
     const last = records.at(-1);
     if (!last) return;
     const col = <K extends keyof ChainedActivity>(k: K) => records.map((r) => r[k]);
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    await inTransaction(this.pool, async (client) => {
       await client.query(
         `INSERT INTO activity_log (chain, seq, at, request_id, listener, caller, remote, method, url, status, duration_ms, response_body, prev_hash, hash)
          SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int[], $11::float8[], $12::text[], $13::text[], $14::text[])`,
         [col('chain'), col('seq'), col('at'), col('requestId'), col('listener'), col('caller'), col('remote'), col('method'), col('url'), col('status'), col('durationMs'), col('responseBody'), col('prevHash'), col('hash')],
       );
       await client.query('UPDATE activity_chains SET head_seq = $1, head_hash = $2 WHERE chain = $3', [last.seq, last.hash, last.chain]);
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async openChain(chain: string, at: number): Promise<void> {
@@ -124,10 +109,8 @@ export class PgActivityLog implements ActivityLogStore {
     return rows.map(fromActivityRow);
   }
 
-  async purge(beforeMs: number, limit: number): Promise<number> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+  purge(beforeMs: number, limit: number): Promise<number> {
+    return inTransaction(this.pool, async (client) => {
       // Per chain, everything up to its last doomed record goes, and the anchor moves there in the same step.
       const { rows } = await client.query<{ chain: string; seq: number; hash: string }>(
         `SELECT DISTINCT ON (chain) chain, seq, hash FROM (SELECT chain, seq, hash FROM activity_log WHERE at < $1 ORDER BY at, chain, seq LIMIT $2) d ORDER BY chain, seq DESC`,
@@ -138,14 +121,8 @@ export class PgActivityLog implements ActivityLogStore {
         removed += (await client.query('DELETE FROM activity_log WHERE chain = $1 AND seq <= $2', [r.chain, r.seq])).rowCount ?? 0;
         await client.query('UPDATE activity_chains SET anchor_seq = $1, anchor_hash = $2 WHERE chain = $3 AND anchor_seq < $1', [r.seq, r.hash, r.chain]);
       }
-      await client.query('COMMIT');
       return removed;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   close(): Promise<void> {

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { AlarmSubscription, AlarmSubscriptionStore } from '../../ports/alarms.js';
 import { fromSubscriptionRow, type SubscriptionRow } from '../alarm-row.js';
+import { applySchema, LOCKS } from './schema.js';
 
 /** Alarm subscriptions on the cluster's PostgreSQL (one connection of their own: they are read rarely). */
 export class PgAlarmSubscriptions implements AlarmSubscriptionStore {
@@ -10,8 +11,12 @@ export class PgAlarmSubscriptions implements AlarmSubscriptionStore {
     const pool = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: 5_000, idleTimeoutMillis: 30_000, application_name: 'opendip-alarms' });
     pool.on('error', () => {});
     try {
-      await pool.query(`CREATE TABLE IF NOT EXISTS alarm_subscriptions (
-        id text PRIMARY KEY, owner text NOT NULL, rules text NOT NULL, email text, webhook_url text, created_at bigint NOT NULL)`);
+      await applySchema(
+        pool,
+        LOCKS.alarmSchema,
+        `CREATE TABLE IF NOT EXISTS alarm_subscriptions (
+           id text PRIMARY KEY, owner text NOT NULL, rules text NOT NULL, email text, webhook_url text, created_at bigint NOT NULL)`,
+      );
     } catch (err) {
       await pool.end();
       throw err;

@@ -5,7 +5,7 @@ import { StoreError } from '../../ports/errors.js';
 import type { QueueRef } from '../../ports/message-log.js';
 import { classifyPgError, isRetryable } from './errors.js';
 import { createDays, dayOf } from './partitions.js';
-import { applySchema, SCHEMA, SCHEMA_LOCK } from './schema.js';
+import { applySchema, LOCKS, SCHEMA } from './schema.js';
 
 export interface PostgresOptions {
   /** postgres://user:password@host:port/database (TLS and the rest as node-postgres reads them from the URL). */
@@ -75,12 +75,7 @@ export class PgDatabase {
   static async open(options: PostgresOptions): Promise<PgDatabase> {
     const d = new PgDatabase(options);
     try {
-      const client = await d.pool.connect();
-      try {
-        await applySchema(client, SCHEMA_LOCK, SCHEMA);
-      } finally {
-        client.release();
-      }
+      await applySchema(d.pool, LOCKS.schema, SCHEMA);
       const today = dayOf(options.clock.now());
       await d.ensureDays([today - 1, today, today + 1, today + 2]);
     } catch (err) {

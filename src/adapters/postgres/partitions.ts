@@ -1,4 +1,5 @@
 import type { PoolClient } from 'pg';
+import { LOCKS } from './schema.js';
 
 /**
  * Day partitions. Everything that grows with traffic is split by day so that retention detaches and drops
@@ -36,15 +37,13 @@ export const ARCHIVE_TABLES = ['queue_entries', 'messages', 'batches', 'sender_r
 const suffix = (day: number): string => new Date(dayStart(day)).toISOString().slice(0, 10).replaceAll('-', '');
 export const partitionName = (table: string, day: number): string => `${table}_d${suffix(day)}`;
 
-/** Serialises partition changes between nodes (creating the same partition twice at once fails). */
-const PARTITION_LOCK = 0x0d1b5c4f;
 
 /** Creates the day's partitions in every table that lacks them (idempotent; safe from several nodes at once). */
 export async function createDays(client: PoolClient, days: Iterable<number>): Promise<void> {
   await client.query('BEGIN');
   try {
     await client.query("SET LOCAL lock_timeout = '10s'");
-    await client.query('SELECT pg_advisory_xact_lock($1)', [PARTITION_LOCK]);
+    await client.query('SELECT pg_advisory_xact_lock($1)', [LOCKS.partitions]);
     for (const day of days) {
       for (const [table, bounds] of Object.entries(TABLES)) {
         const [from, to] = bounds(day);

@@ -214,22 +214,50 @@ CREATE TABLE IF NOT EXISTS health_probe (at bigint NOT NULL);
 /** The NOTIFY channel of the registry's change feed. */
 export const REGISTRY_CHANNEL = 'dip_registry';
 
-/** Serialises schema set-up between nodes starting at once (any constant unique to OpenDIP). */
-export const SCHEMA_LOCK = 0x0d1b5c4e;
+/**
+ * Every advisory lock key OpenDIP takes on PostgreSQL, in one place so no two uses collide (the activity
+ * log's schema and partition changes once shared 0x0d1b5c4f by accident). Any constants unique to OpenDIP.
+ */
+export const LOCKS = {
+  /** Set-up of the message store's schema between nodes starting at once. */
+  schema: 0x0d1b5c4e,
+  /** Partition changes (creating the same partition twice at once fails). */
+  partitions: 0x0d1b5c4f,
+  /** Set-up of the alarm subscriptions' table. */
+  alarmSchema: 0x0d1b5c50,
+  /** Set-up of the activity log's schema (its own, so it never waits for the message store's). */
+  activitySchema: 0x0d1b5c51,
+} as const;
 
 /**
- * Applies idempotent schema statements in one transaction under the advisory lock `lock`: nodes starting
- * at once take turns (CREATE … IF NOT EXISTS alone still races on PostgreSQL's catalogue). The caller
- * keeps and releases the client.
+ * Applies idempotent DDL in one transaction under an advisory lock: PostgreSQL's CREATE … IF NOT EXISTS
+ * is not safe when two sessions run it at once (both may pass the check; one fails on the catalogue's
+ * unique index), which is what several nodes starting together do. Each store has its own lock, so they
+ * never wait for each other's set-up.
  */
-export async function applySchema(client: Pick<pg.PoolClient, 'query'>, lock: number, statements: string): Promise<void> {
+export function applySchema(pool: pg.Pool, lock: number, ddl: string): Promise<void> {
+  return inTransaction(pool, async (client) => {
+    await client.query('SELECT pg_advisory_xact_lock($1)', [lock]);
+    await client.query(ddl);
+  });
+}
+
+/**
+ * Runs `fn` in one transaction on a connection of the pool: committed when it returns, rolled back when
+ * it throws. For the small stores with pools of their own; the message store's transactions
+ * (PgDatabase.transaction) also retry and report the store's health.
+ */
+export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
   try {
     await client.query('BEGIN');
-    await client.query('SELECT pg_advisory_xact_lock($1)', [lock]);
-    await client.query(statements);
+    const result = await fn(client);
     await client.query('COMMIT');
+    return result;
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
     throw err;
+  } finally {
+    client.release();
   }
 }

@@ -26,7 +26,11 @@ export class SqliteAlarmSubscriptions implements AlarmSubscriptionStore {
 
   put(s: AlarmSubscription): Promise<void> {
     this.db
-      .prepare('INSERT OR REPLACE INTO alarm_subscriptions (id, owner, rules, email, webhook_url, created_at) VALUES (?, ?, ?, ?, ?, ?)')
+      // An existing ID keeps its owner and creation time (as on PostgreSQL): a put never moves a subscription to another owner.
+      .prepare(
+        `INSERT INTO alarm_subscriptions (id, owner, rules, email, webhook_url, created_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET rules = excluded.rules, email = excluded.email, webhook_url = excluded.webhook_url`,
+      )
       .run(s.id, s.owner, JSON.stringify(s.rules), s.email, s.webhookUrl, s.createdAt);
     return Promise.resolve();
   }
