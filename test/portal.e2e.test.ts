@@ -143,6 +143,14 @@ describe('portals in a browser', () => {
       await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: link }).click();
       await checkPage(page, name);
     }
+    // A channel's settings versions, from the channel management API: paused and resumed by another operator.
+    expect((await adminApi('POST', '/admin/channels/IF-047/pause', { note: 'portal test' })).status).toBe(200);
+    expect((await adminApi('POST', '/admin/channels/IF-047/resume', {})).status).toBe(200);
+    await page.goto(`${td.dip.portalUrl}/operator/channels`);
+    await page.getByRole('link', { name: 'IF-047', exact: true }).click();
+    const versions = await page.getByRole('table').textContent();
+    expect(versions).toMatch(/2\s*active.*1\s*paused.*portal test/s);
+    await checkPage(page, 'operator-channel');
   });
 
   it('a participant user signs in with TOTP, registers a webhook, sends a test message, finds it, opens its journey and replays it', async () => {

@@ -57,6 +57,7 @@ export function registerOperatorPortal(app: FastifyInstance, deps: PortalDeps): 
   page('/participants/:dipId/users', 'POST', async (c) => createParticipantUser(deps, c));
   page('/participants/:dipId/users/disable', 'POST', async (c) => disableAccount(deps, c, c.req.params.dipId ?? ''));
   page('/channels', 'GET', async (c) => channelsPage(deps, c));
+  page('/channels/:id', 'GET', async (c) => channelPage(deps, c));
   page('/reports', 'GET', async (c) => reportsPage(deps, c));
   page('/activity', 'GET', async (c) => activityPage(deps, c));
   page('/dead-letters', 'GET', async (c) => deadLettersPage(deps, c, null, 200));
@@ -151,10 +152,25 @@ async function disableAccount(deps: PortalDeps, c: Ctx, participantDipId: string
 }
 
 async function channelsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
-  const rows = deps.channels.all().map(
-    (ch) => html`<tr><td>${ch.interfaceId}</td><td>${ch.definition.name}</td><td>${ch.publicationId}</td><td>${ch.definition.schemaVersions.join(', ')}</td><td>${ch.senderRoles.join(', ')}</td><td>${ch.receiverRoles.join(', ')}</td><td>${[...ch.alwaysRoles, ...ch.alwaysParticipants].join(', ')}</td><td class="num">${ch.securityPattern}</td></tr>`,
-  );
-  return render(c.reply, 200, O, c.req, c.signed, 'Channels', table('Channels of the catalogue in force, with the configuration applied', ['Channel', 'Name', 'Publication', 'Schema versions', 'Senders', 'Receivers', 'Always', 'Pattern'], rows));
+  // The settings' version and state from the channel management API; the routing in force from the directory.
+  const listed = await api<Array<{ channel: string; version: number; state: string }>>(deps, c, 'GET', '/admin/channels');
+  const settings = new Map((listed.status === 200 ? listed.body : []).map((v) => [v.channel, v]));
+  const rows = deps.channels.all().map((ch) => {
+    const v = settings.get(ch.interfaceId);
+    return html`<tr><td><a href="/operator/channels/${encodeURIComponent(ch.interfaceId)}">${ch.interfaceId}</a></td><td>${ch.definition.name}</td><td>${ch.publicationId}</td><td>${ch.definition.schemaVersions.join(', ')}</td><td>${v ? badge(v.state === 'active' ? 'ok' : v.state === 'paused' ? 'warn' : 'bad', v.state) : ''}</td><td class="num">${v?.version ?? 0}</td><td>${ch.senderRoles.join(', ')}</td><td>${ch.receiverRoles.join(', ')}</td><td>${[...ch.alwaysRoles, ...ch.alwaysParticipants].join(', ')}</td><td class="num">${ch.securityPattern}</td></tr>`;
+  });
+  return render(c.reply, 200, O, c.req, c.signed, 'Channels', table('Channels of the catalogue in force, with the configuration applied', ['Channel', 'Name', 'Publication', 'Schema versions', 'State', 'Settings version', 'Senders', 'Receivers', 'Always', 'Pattern'], rows));
+}
+
+/** One channel's settings versions, newest first (GET /admin/channels/{id}/history): who changed what, when, why. */
+async function channelPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const id = c.req.params.id ?? '';
+  const history = await api<Array<{ version: number; state: string; settings: Record<string, unknown>; optIn: boolean; note: string; by: string; changedAt: string }>>(deps, c, 'GET', `/admin/channels/${encodeURIComponent(id)}/history`);
+  if (history.status !== 200) return refuse(c.reply, O, c.req, c.signed, history.status, problemOf(history.body));
+  const rows = [...history.body].reverse().map((v) => html`<tr><td class="num">${v.version}</td><td>${v.state}${v.optIn ? ' (opt-in)' : ''}</td><td>${v.changedAt}</td><td>${v.by}</td><td>${v.note}</td><td><code>${JSON.stringify(v.settings)}</code></td></tr>`);
+  const body = html`<p class="muted">Every change to the channel's settings makes a new version; <code>dip channel rollback</code> (or POST /admin/channels/{id}/rollback) restores one.</p>
+${table(`Settings versions of ${id}, newest first`, ['Version', 'State', 'When', 'By', 'Note', 'Overrides'], rows, `${id} has the catalogue's settings: never changed.`)}`;
+  return render(c.reply, 200, O, c.req, c.signed, `Channel ${id}`, body);
 }
 
 /** Reports across every participant (or one channel, sender or recipient), from the operator reports API. */
