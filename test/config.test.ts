@@ -25,6 +25,14 @@ describe('configuration', () => {
     expect(loadConfig({ DIP_DATA_DIR: d, DIP_PORT: '8000' }).port).toBe(8000);
   });
 
+  it('takes the number of processes from the file or DIP_WORKERS (unset: decided by dip serve), and refuses nonsense', () => {
+    expect(loadConfig({ DIP_DATA_DIR: dirWith('') }).workers).toBeNull();
+    expect(loadConfig({ DIP_DATA_DIR: dirWith('workers: 3') }).workers).toBe(3);
+    expect(loadConfig({ DIP_DATA_DIR: dirWith('workers: 3'), DIP_WORKERS: '1' }).workers).toBe(1);
+    expect(() => loadConfig({ DIP_DATA_DIR: dirWith(''), DIP_WORKERS: 'all' })).toThrow(/DIP_WORKERS 'all' is not a whole number from 1 to 64/);
+    expect(() => loadConfig({ DIP_DATA_DIR: dirWith('workers: 0') })).toThrow(/workers/);
+  });
+
   it('reads webhook destinations and named always participants from the file', () => {
     const c = loadConfig({ DIP_DATA_DIR: dirWith(['webhookAllowList: [10.20.0.0/16, partner.example]', 'channels:', '  IF-021:', '    alwaysParticipants: ["9000000001"]'].join('\n')) });
     expect(c.webhookAllowList).toEqual(['10.20.0.0/16', 'partner.example']);
