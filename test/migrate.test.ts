@@ -29,7 +29,7 @@ describe('dip migrate: SQLite to the cluster', () => {
     await deleteBuckets(prefix);
   });
 
-  it('carries participants, webhooks, the MPAN lookup, sender references and queues in flight', async () => {
+  it('carries participants, webhooks, the MPAN lookup, sender references, queues in flight, registry record versions, the operator journal and portal accounts', async () => {
     // The embedded DIP: the recipient is down (503), so three messages wait in its queue.
     let up = false;
     const embedded = await startTestDip();
@@ -48,13 +48,22 @@ describe('dip migrate: SQLite to the cluster', () => {
     const queue = { recipientDipId: sup.dipId, channel: 'IF-021' };
     await waitFor(async () => (await embedded.dip.backend.archive.attempts(queue, 1)).length > 0, 10_000, 'a refused delivery attempt');
     expect(r.calls).toEqual([]);
+    // Administrative state: a versioned record with its history, an operator act, a portal account.
+    const backend = embedded.dip.backend;
+    await backend.registry.putRecord({ kind: 'migration-test', key: 'IF-021', doc: { paused: true }, at: 1, by: 'alice' }, 0);
+    await backend.registry.putRecord({ kind: 'migration-test', key: 'IF-021', doc: { paused: false }, at: 2, by: 'bob' }, 1);
+    const actId = await backend.journal.append({ at: 3, actor: 'operator:alice', action: 'PATCH /admin/channels/:id', target: 'IF-021', before: { paused: true }, after: { paused: false }, status: 200 });
+    const account = { username: 'sup-admin', participantDipId: sup.dipId, admin: true, displayName: 'Supplier admin', passwordHash: 'scrypt$16384$8$1$c2FsdA$aGFzaA', totpSecretSealed: 'c2VhbGVk', lastTotpStep: 0, sessionEpoch: 0, disabled: false, createdAt: 4, createdBy: 'operator:alice' };
+    expect(await backend.portalAccounts.createAccount(account)).toBe(true);
     const dataDir = embedded.config.dataDir;
     const file = databaseFile(embedded.config);
     await embedded.dip.close();
 
     const counts: Record<string, number> = {};
     const records = [...exportSqlite(file, 0, counts)];
-    expect(counts).toMatchObject({ participant: 2, webhook: 1, mpan: 1, senderRef: 3, message: 3, entry: 3 });
+    expect(counts).toMatchObject({ participant: 2, webhook: 1, mpan: 1, senderRef: 3, message: 3, entry: 3, portalAccount: 1 });
+    expect(counts.registryRecord).toBeGreaterThanOrEqual(2);
+    expect(counts.journal).toBeGreaterThanOrEqual(1);
     expect(counts.dataKey).toBeGreaterThan(0);
     // Sealed at rest: no payload travels in the clear.
     const exportText = JSON.stringify(records);
@@ -66,7 +75,7 @@ describe('dip migrate: SQLite to the cluster', () => {
       yield* records;
     }
     const imported = await importIntoPostgres({ url, clock: systemClock }, stream());
-    expect(imported).toMatchObject({ participant: 2, message: 3, entry: 3 });
+    expect(imported).toMatchObject({ participant: 2, message: 3, entry: 3, portalAccount: 1, registryRecord: counts.registryRecord, journal: counts.journal });
 
     // A cluster node on the same data directory: the same PKI and key-encryption key.
     up = true;
@@ -82,6 +91,13 @@ describe('dip migrate: SQLite to the cluster', () => {
       expect(again.status).toBe(400);
       expect(JSON.stringify(again.body)).toContain('MSG1006');
       expect((await cluster.dip.backend.mpan.mpanHistory('1200000000009')).map((a) => a.dipId)).toEqual([sup.dipId]);
+      // Every version of a record, the journal with its IDs (and new acts after them), the portal account.
+      const history = await cluster.dip.backend.registry.recordHistory('migration-test', 'IF-021');
+      expect(history.map((h) => [h.version, h.doc, h.by])).toEqual([[1, { paused: true }, 'alice'], [2, { paused: false }, 'bob']]);
+      const [act] = await cluster.dip.backend.journal.entries({ actor: 'operator:alice', limit: 1 });
+      expect(act).toMatchObject({ id: actId, action: 'PATCH /admin/channels/:id', before: { paused: true }, after: { paused: false }, status: 200 });
+      expect(await cluster.dip.backend.journal.append({ at: 5, actor: 'operator:bob', action: 'x', target: 'y', before: null, after: null, status: 200 })).toBeGreaterThan(actId);
+      expect(await cluster.dip.backend.portalAccounts.account('sup-admin')).toEqual(account);
     } finally {
       await cluster.close();
     }

@@ -33,7 +33,16 @@ export type MigrationRecord =
       sealed: boolean;
     }
   /** An unsettled queue position (its message is exported before it). */
-  | { type: 'entry'; recipientDipId: string; channel: string; seq: number; messageId: number; enqueuedAt: number | null };
+  | { type: 'entry'; recipientDipId: string; channel: string; seq: number; messageId: number; enqueuedAt: number | null }
+  /**
+   * One version of a versioned registry record (channel settings, operator accounts, register entries,
+   * maintenance notices…): every version travels, so history and rollback survive the move.
+   */
+  | { type: 'registryRecord'; kind: string; key: string; version: number; doc: unknown; at: number; by: string }
+  /** One act of the operator journal (append-only: carried in order, with its original ID). */
+  | { type: 'journal'; id: number; at: number; actor: string; action: string; target: string; before: unknown; after: unknown; status: number | null }
+  /** A portal user or operator sign-in: hashes and sealed secrets only, as stored. */
+  | { type: 'portalAccount'; username: string; participantDipId: string | null; record: unknown; createdAt: number };
 
 /** How many records of each kind an export or import carried. */
 export type MigrationCounts = Partial<Record<MigrationRecord['type'], number>>;

@@ -41,6 +41,7 @@ export async function importIntoPostgres(options: PostgresOptions, records: Asyn
     await flush();
     await d.tx(async (c) => {
       await c.query("SELECT setval(pg_get_serial_sequence('data_keys', 'id'), greatest((SELECT max(id) FROM data_keys), 1))");
+      await c.query("SELECT setval(pg_get_serial_sequence('operator_journal', 'id'), greatest((SELECT max(id) FROM operator_journal), 1))");
       await c.query('UPDATE registry_version SET version = version + 1 WHERE id = 1');
       await c.query('SELECT pg_notify($1, $2)', [REGISTRY_CHANNEL, 'import']);
     });
@@ -145,6 +146,32 @@ async function write(d: PgDatabase, c: pg.PoolClient, group: MigrationRecord[], 
         rows.map((r) => messageIds.get(r.messageId)),
         col(rows, 'enqueuedAt'),
       ]);
+      return;
+    }
+    case 'registryRecord': {
+      const rows = group as Array<Of<'registryRecord'>>;
+      await c.query(
+        'INSERT INTO registry_records (kind, key, version, doc, at, by) SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::jsonb[], $5::bigint[], $6::text[]) ON CONFLICT DO NOTHING',
+        [col(rows, 'kind'), col(rows, 'key'), col(rows, 'version'), rows.map((r) => JSON.stringify(r.doc)), col(rows, 'at'), col(rows, 'by')],
+      );
+      return;
+    }
+    case 'journal': {
+      const rows = group as Array<Of<'journal'>>;
+      const asJson = (v: unknown) => JSON.stringify(v ?? null);
+      await c.query(
+        `INSERT INTO operator_journal (id, at, actor, action, target, before, after, status)
+         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[], $8::int[]) ON CONFLICT DO NOTHING`,
+        [col(rows, 'id'), col(rows, 'at'), col(rows, 'actor'), col(rows, 'action'), col(rows, 'target'), rows.map((r) => asJson(r.before)), rows.map((r) => asJson(r.after)), col(rows, 'status')],
+      );
+      return;
+    }
+    case 'portalAccount': {
+      const rows = group as Array<Of<'portalAccount'>>;
+      await c.query(
+        'INSERT INTO portal_accounts (username, participant_dip_id, record, created_at) SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::bigint[]) ON CONFLICT DO NOTHING',
+        [col(rows, 'username'), col(rows, 'participantDipId'), rows.map((r) => JSON.stringify(r.record)), col(rows, 'createdAt')],
+      );
       return;
     }
   }

@@ -3,9 +3,10 @@ import type { MigrationCounts, MigrationRecord } from '../migration.js';
 
 /**
  * Reads what a cluster needs from an embedded store, for `dip migrate export`: data keys, participants,
- * webhooks, the MPAN lookup, sender references within retention, and the queues in flight (their
- * positions, and every unsettled entry with its message). The archive of settled messages stays in the
- * SQLite file (keep it for replays of what came before the move).
+ * webhooks, the MPAN lookup, sender references within retention, the queues in flight (their positions,
+ * and every unsettled entry with its message), every version of the registry's records (channel settings,
+ * operator accounts, register entries, maintenance notices), the operator journal and the portal accounts.
+ * The archive of settled messages stays in the SQLite file (keep it for replays of what came before the move).
  */
 export function* exportSqlite(file: string, sinceMs: number, counts: MigrationCounts = {}): Generator<MigrationRecord> {
   const db = new Database(file, { readonly: true, fileMustExist: true });
@@ -80,6 +81,29 @@ export function* exportSqlite(file: string, sinceMs: number, counts: MigrationCo
         count('entry');
         yield { type: 'entry', recipientDipId: q.recipientDipId, channel: q.channel, seq: e.seq, messageId: e.messageId, enqueuedAt: e.enqueuedAt };
       }
+    }
+    for (const r of db
+      .prepare<[], { kind: string; key: string; version: number; doc: string; at: number; by: string }>('SELECT kind, key, version, doc, at, by FROM registry_records ORDER BY kind, key, version')
+      .iterate()) {
+      count('registryRecord');
+      yield { type: 'registryRecord', ...r, doc: JSON.parse(r.doc) as unknown };
+    }
+    const json = (text: string | null): unknown => (text === null ? null : (JSON.parse(text) as unknown));
+    for (const r of db
+      .prepare<[], { id: number; at: number; actor: string; action: string; target: string; before: string | null; after: string | null; status: number | null }>(
+        'SELECT id, at, actor, action, target, before, after, status FROM operator_journal ORDER BY id',
+      )
+      .iterate()) {
+      count('journal');
+      yield { type: 'journal', ...r, before: json(r.before), after: json(r.after) };
+    }
+    for (const r of db
+      .prepare<[], { username: string; participantDipId: string | null; record: string; createdAt: number }>(
+        'SELECT username, participant_dip_id AS participantDipId, record, created_at AS createdAt FROM portal_accounts ORDER BY username',
+      )
+      .iterate()) {
+      count('portalAccount');
+      yield { type: 'portalAccount', ...r, record: JSON.parse(r.record) as unknown };
     }
   } finally {
     db.close();
