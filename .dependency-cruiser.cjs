@@ -14,6 +14,7 @@
  *               src/topology/delivery-process.ts (a delivery process's own composition root)
  *   cli, sim    commands and tools on top
  *   client      a participant's client: domain and security only, so it stays usable on its own
+ *   openapi-client  the typed API clients generated from the listeners' OpenAPI documents: nothing of ours
  * Arrows point inward; nothing imports api, cli or app except the layers above them.
  */
 const layer = (name, path, mayNotImport) => ({

@@ -8,7 +8,7 @@ import noDynamicKeyWrite from './eslint-rules/no-dynamic-key-write.js';
 
 export default tseslint.config(
   {
-    ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'bench/results/**', 'data/**', 'sbom/**'],
+    ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'bench/results/**', 'data/**', 'sbom/**', 'src/openapi-client/generated/**'],
   },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,

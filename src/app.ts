@@ -43,6 +43,12 @@ import { ensurePki, type PkiMaterial } from './security/pki.js';
 import type { SigningKeyWatcher } from './security/signing-key.js';
 import { clientTrustStore } from './security/trust-store.js';
 
+/** The OpenAPI documents of the listeners that serve one. */
+export interface ApiDocuments {
+  participant: object;
+  operator: object;
+}
+
 export interface RunningDip {
   url: string;
   port: number;
@@ -70,6 +76,8 @@ export interface RunningDip {
   activity: ActivityRecorder | null;
   /** Every operation each listener serves, as registered (the fuzzer of test/fuzz covers them all). */
   operations: { participant: readonly Operation[]; operator: readonly Operation[]; anonymous: readonly Operation[] };
+  /** Each listener's OpenAPI document as it serves it (what `npm run api:generate` makes the typed clients from). */
+  apiDocuments: { [K in keyof ApiDocuments]: () => ApiDocuments[K] };
   /** Pattern B publications. */
   publications: Publications;
   /** The anonymous listener's port (public publications); null when it is not enabled. */
@@ -241,6 +249,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     events,
     retention,
     operations: { participant: participant.operations, operator: operator.operations, anonymous: anonymous?.operations ?? [] },
+    apiDocuments: { participant: participant.document, operator: operator.document },
     publications,
     publicPort: anonymous?.port ?? null,
     close: () => life.stop(),

@@ -48,11 +48,26 @@ const DAY = 86_400_000;
 
 /** A report's rows: their columns depend on the report (docs/reports.md); `format=csv` gives the same rows as CSV. */
 const rows: JsonSchema = { type: 'array', items: { type: 'object', additionalProperties: true } };
-const periodReport: JsonSchema = {
+const count = { type: 'integer' };
+const ms = { type: ['number', 'null'], description: 'Milliseconds; null without messages' };
+const stats: JsonSchema = { type: 'object', required: ['count', 'minMs', 'avgMs', 'maxMs', 'p50Ms', 'p90Ms', 'p99Ms'], properties: { count, minMs: ms, avgMs: ms, maxMs: ms, p50Ms: ms, p90Ms: ms, p99Ms: ms } };
+const bucket = { type: 'string', format: 'date-time', description: 'Start of the period the row counts' };
+/** The rows the portals chart: each column listed (further columns, if any, pass through). */
+const ROWS: Readonly<Record<string, JsonSchema>> = {
+  throughput: {
+    type: 'array',
+    items: { type: 'object', additionalProperties: true, required: ['bucket', 'in', 'out', 'errors', 'pending'], properties: { bucket, in: count, out: count, errors: count, pending: count } },
+  },
+  latency: {
+    type: 'array',
+    items: { type: 'object', additionalProperties: true, required: ['bucket', 'endToEnd', 'dipProcessing'], properties: { bucket, endToEnd: stats, dipProcessing: stats } },
+  },
+};
+const periodReport = (name: string): JsonSchema => ({
   type: 'object',
   required: ['from', 'to', 'granularity', 'rows'],
-  properties: { from: { type: 'string', format: 'date-time' }, to: { type: 'string', format: 'date-time' }, granularity: { type: 'string', enum: [...GRANULARITIES] }, rows },
-};
+  properties: { from: { type: 'string', format: 'date-time' }, to: { type: 'string', format: 'date-time' }, granularity: { type: 'string', enum: [...GRANULARITIES] }, rows: ROWS[name] ?? rows },
+});
 const rowsOnly: JsonSchema = { type: 'object', required: ['rows'], properties: { rows } };
 /** JSON, or with `format=csv` the rows as CSV (an attachment). */
 const jsonOrCsv = (schema: JsonSchema, description: string): JsonSchema => ({
@@ -89,7 +104,7 @@ export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: 
   const answer = (reply: FastifyReply, q: ReportQuery, name: string, rows: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}) =>
     q.format === 'csv' ? reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}.csv"`).send(toCsv(rows)) : reply.send({ ...extra, rows });
   const withFilter = (name: string, make: (viewer: Viewer, f: ReportFilter, q: ReportQuery) => Promise<Array<Record<string, unknown>>>) =>
-    app.get<{ Querystring: ReportQuery }>(`${o.prefix}/${name}`, route(name, periodReport, [400]), async (req, reply) => {
+    app.get<{ Querystring: ReportQuery }>(`${o.prefix}/${name}`, route(name, periodReport(name), [400]), async (req, reply) => {
       const f = filterOf(req.query);
       if (typeof f === 'string') return o.fail(reply, req, 400, f);
       return answer(reply, req.query, name, await make(o.viewer(req), f, req.query), { from: new Date(f.fromMs).toISOString(), to: new Date(f.toMs).toISOString(), granularity: f.granularity });

@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildAdminServer, ensureAdminToken, type AdminDeps } from '../api/admin.js';
 import { ACTING_OPERATOR_HEADER } from '../api/admin-operators.js';
+import { inProcessTransport } from '../api/in-process.js';
+import { operatorApi as operatorApiClient } from '../openapi-client/index.js';
 import type { ApiDeps } from '../api/deps.js';
 import { operationsOf, type Operation } from '../api/operations.js';
 import { buildPublicServer } from '../api/public-server.js';
@@ -35,7 +37,7 @@ export async function startParticipantListener(
   security: Pick<ServerSecurity, 'replay' | 'rateLimits'>,
   revocation: RevocationWatcher,
   life: Lifecycle,
-): Promise<{ port: number; operations: readonly Operation[] }> {
+): Promise<{ port: number; operations: readonly Operation[]; document: () => object }> {
   const app = buildServer(
     deps,
     { key: pki.server.keyPem, cert: pki.server.certPem, ca: trust.cas },
@@ -47,7 +49,7 @@ export async function startParticipantListener(
     },
   );
   const port = await listen(app, 'participant listener', config.port, config.host, life);
-  return { port, operations: operationsOf(app) };
+  return { port, operations: operationsOf(app), document: () => app.swagger() };
 }
 
 /** Public publications, without a client certificate, on a listener of their own (off by default: null). */
@@ -63,19 +65,15 @@ export async function startAnonymousListener(config: DipConfig, deps: ApiDeps, p
 export type OperatorApi = PortalDeps['operatorApi'];
 
 /** The operator API on the loopback interface, and the in-process door the portals use to call it as the operator signed in. */
-export async function startOperatorListener(config: DipConfig, deps: Omit<AdminDeps, 'token' | 'inProcessKey' | 'sessions' | 'bootstrapBreakGlass'>, clock: Clock, life: Lifecycle): Promise<{ port: number; operations: readonly Operation[]; operatorApi: OperatorApi }> {
+export async function startOperatorListener(config: DipConfig, deps: Omit<AdminDeps, 'token' | 'inProcessKey' | 'sessions' | 'bootstrapBreakGlass'>, clock: Clock, life: Lifecycle): Promise<{ port: number; operations: readonly Operation[]; operatorApi: OperatorApi; document: () => object }> {
   const inProcessKey = randomBytes(32).toString('base64url');
   // Its own signing key: a portal cookie is not an API token, nor the other way round.
   const signer = SessionSigner.fromFile(join(config.dataDir, 'operator-session.key'));
   const sessions = new OperatorSessions({ operators: deps.operators, accounts: deps.portalAccounts, signer, journal: deps.journal, clock, sessionMs: config.operators.sessionMinutes * 60_000 });
   const admin = buildAdminServer({ ...deps, token: ensureAdminToken(config.dataDir), bootstrapBreakGlass: config.operators.bootstrapBreakGlass, sessions, inProcessKey });
   const port = await listen(admin, 'operator listener', config.adminPort, '127.0.0.1', life);
-  const operatorApi: OperatorApi = async (operator, method, url, payload) => {
-    const headers = { authorization: `Bearer ${inProcessKey}`, [ACTING_OPERATOR_HEADER]: operator };
-    const answer = await admin.inject({ method, url, payload: payload as Record<string, unknown> | undefined, headers });
-    return { statusCode: answer.statusCode, body: answer.body };
-  };
-  return { port, operations: operationsOf(admin), operatorApi };
+  const operatorApi: OperatorApi = (operator) => operatorApiClient(inProcessTransport(admin, { authorization: `Bearer ${inProcessKey}`, [ACTING_OPERATOR_HEADER]: operator }));
+  return { port, operations: operationsOf(admin), operatorApi, document: () => admin.swagger() };
 }
 
 /** The user portal (/portal) and the operator portal (/operator). */

@@ -108,6 +108,19 @@ export class DipClient {
     return this.answer<T>(res);
   }
 
+  /**
+   * A fetch-shaped transport that sends each request signed as this participant, over its mutual-TLS
+   * connection: the typed participant client (src/openapi-client, participantApi) runs over it.
+   */
+  transport(): (request: Request) => Promise<Response> {
+    return async (request) => {
+      const url = new URL(request.url);
+      const answer = await this.call<unknown>(request.method, `${url.pathname}${url.search}`, request.body ? await request.text() : '');
+      const type = answer.headers['content-type'];
+      return new Response(answer.body === null ? null : JSON.stringify(answer.body), { status: answer.status, headers: type ? { 'content-type': type } : {} });
+    };
+  }
+
   private async answer<T = StandardResponse>(res: Dispatcher.ResponseData): Promise<DipAnswer<T>> {
     const text = await res.body.text();
     return { status: res.statusCode, body: (text === '' ? null : JSON.parse(text)) as T, headers: flatHeaders(res.headers) };

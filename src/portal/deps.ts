@@ -1,3 +1,4 @@
+import type { OperatorApi } from '../openapi-client/index.js';
 import type { DipConfig } from '../config.js';
 import type { Channel, ChannelDirectory } from '../pipeline/channels.js';
 import type { Delivery } from '../pipeline/delivery.js';
@@ -18,12 +19,6 @@ import type { DeadLetters } from '../ports/dead-letters.js';
 import type { Logger } from '../ports/logger.js';
 import type { MessageLog } from '../ports/message-log.js';
 import type { SessionSigner } from '../security/portal-session.js';
-
-/** An answer of the operator API, called in-process. */
-export interface OperatorApiAnswer {
-  statusCode: number;
-  body: string;
-}
 
 /** What the portals need; wired once in app.ts. */
 export interface PortalDeps {
@@ -51,9 +46,10 @@ export interface PortalDeps {
   /**
    * The operator API itself, called in-process (Fastify inject) as the named operator: every operator
    * action in the portal is carried out, authorised (the operator's role) and journalled by exactly the
-   * code tooling uses.
+   * code tooling uses. A typed client (src/openapi-client): its types are generated from the operator API's
+   * OpenAPI document, so a route's schema change breaks the portal's build, not its pages.
    */
-  operatorApi(operator: string, method: 'GET' | 'POST', url: string, payload?: unknown): Promise<OperatorApiAnswer>;
+  operatorApi(operator: string): OperatorApi;
   /** Alarm subscriptions, created and checked as the alarm routes do (null when alarms are turned off). */
   alarms: (SubscriptionDeps & { alarms: Pick<Alarms, 'current'>; subscriptions: Pick<AlarmSubscriptionStore, 'list' | 'put' | 'remove'> }) | null;
   /** Pattern B: publications a participant may list and download (the API's own rule, pipeline/publications.ts). */

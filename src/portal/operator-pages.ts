@@ -1,16 +1,11 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { DeadLetter } from '../ports/dead-letters.js';
-import type { ExpiringCertificate } from '../security/expiry.js';
-import type { RevocationEntry } from '../security/revocation.js';
+import type { OperatorApi } from '../openapi-client/index.js';
 import { certificateInfo } from '../security/signature.js';
-import type { WorkerStatus } from '../pipeline/queue-worker.js';
-import type { BackendHealth } from '../ports/backend.js';
 import { enrolmentPanel, newUserForm, userRows } from './accounts-view.js';
 import { noticeTable, publishForm, utcFromForm } from './maintenance-pages.js';
-import type { PublicNotice } from '../domain/maintenance.js';
-import { activityTable, type ActivityRow } from './activity-view.js';
+import { activityTable } from './activity-view.js';
 import type { PortalDeps } from './deps.js';
-import { periodForm, reportCharts, reportPeriod, type LatencyRow, type ThroughputRow } from './reports-view.js';
+import { periodForm, reportCharts, reportPeriod } from './reports-view.js';
 import { alertLine, badge, codeBlock, daysLeftBadge, facts, filterForm, hidden, html, input, isoOrDash, select, table, textarea, type Flash, type Html } from './html.js';
 import { csrfField, field, fields, pageRoutes, refuse, render, type PortalReq, type Realm, type Signed } from './session.js';
 
@@ -34,9 +29,6 @@ export const OPERATOR_REALM: Realm = {
 };
 
 const O = OPERATOR_REALM;
-
-/** The operator API's answer to a new portal account: the account, its password and TOTP secret (once). */
-type Enrolled = { username: string; displayName: string; password: string; totpSecret: string; totpUri: string };
 
 interface Ctx {
   req: PortalReq;
@@ -74,28 +66,27 @@ export function registerOperatorPortal(app: FastifyInstance, deps: PortalDeps): 
   page('/maintenance/withdraw', 'POST', async (c) => withdrawNotice(deps, c));
 }
 
-/** Calls the operator API and reads its JSON answer. */
-async function api<T>(deps: PortalDeps, c: Ctx, method: 'GET' | 'POST', url: string, payload?: unknown): Promise<{ status: number; body: T }> {
-  const answer = await deps.operatorApi(c.signed.account.username, method, url, payload);
-  return { status: answer.statusCode, body: JSON.parse(answer.body) as T };
-}
+/** The operator API as the operator signed in: a typed client (src/openapi-client), called in-process. */
+const api = (deps: PortalDeps, c: Ctx): OperatorApi => deps.operatorApi(c.signed.account.username);
 
-function problemOf(body: unknown): string {
-  const b = body as { error?: string; message?: string };
-  return b.error ?? b.message ?? 'refused';
+/** What a refused call says: the operator API's {"error": "<what and why>"}. */
+function problemOf(error: unknown): string {
+  return typeof error === 'object' && error !== null && 'error' in error && typeof error.error === 'string' ? error.error : 'refused';
 }
 
 async function healthPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
-  const health = await api<{ storage: BackendHealth; loading: string | null }>(deps, c, 'GET', '/admin/health');
-  const queues = await api<WorkerStatus[]>(deps, c, 'GET', '/admin/queues');
-  const storage = health.body.storage;
-  const rows = queues.body
+  const health = await api(deps, c).GET('/admin/health');
+  const queues = await api(deps, c).GET('/admin/queues');
+  // 503 (the store takes no writes) answers the same health document.
+  const answer = health.data ?? health.error;
+  const storage = 'storage' in answer ? answer.storage : { state: 'unavailable' as const, reason: problemOf(answer) };
+  const rows = (queues.data ?? [])
     .slice()
     .sort((a, b) => b.failures - a.failures)
     .slice(0, 200)
     .map((q) => html`<tr><td>${q.queue.recipientDipId}</td><td>${q.queue.channel}</td><td>${badge(q.state === 'halted' || q.failures > 0 ? 'bad' : q.state === 'idle' ? 'ok' : 'warn', q.state)}</td><td class="num">${q.ackedSeq}</td><td class="num">${q.failures}</td><td>${q.lastError ?? ''}</td><td>${isoOrDash(q.retryAt)}</td></tr>`);
-  const loading = health.body.loading;
-  const body = html`<h2>Storage</h2><p>${badge(storage.state === 'ok' ? 'ok' : 'bad', storage.state)} ${storage.state === 'ok' ? 'takes writes' : storage.reason}</p>
+  const loading = 'loading' in answer ? answer.loading : null;
+  const body = html`<h2>Storage</h2><p>${badge(storage.state === 'ok' ? 'ok' : 'bad', storage.state)} ${storage.state === 'ok' ? 'takes writes' : (storage.reason ?? '')}</p>
 ${loading ? html`<p>${badge('warn', 'not ready')} ${loading}</p>` : ''}
 <h2>Delivery queues on this node</h2>
 ${table('Queues this node delivers, failing first', ['Recipient', 'Channel', 'State', 'Delivered up to', 'Failures', 'Last error', 'Next try'], rows, 'No queue is being delivered by this node.')}`;
@@ -134,9 +125,9 @@ ${newUserForm(`/operator/participants/${dipId}/users`, c.signed, true, `New port
 
 async function createParticipantUser(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const dipId = c.req.params.dipId ?? '';
-  const made = await api<Enrolled>(deps, c, 'POST', '/admin/portal/accounts', { username: field(c.req.body, 'username'), displayName: field(c.req.body, 'displayName'), participantDipId: dipId, admin: field(c.req.body, 'admin') === 'yes' });
-  if (made.status !== 201) return participantPage(deps, c, null, made.status, { kind: 'error', text: problemOf(made.body) });
-  return participantPage(deps, c, enrolmentPanel(made.body), 200, { kind: 'ok', text: `user ${made.body.username} created for ${dipId}` });
+  const made = await api(deps, c).POST('/admin/portal/accounts', { body: { username: field(c.req.body, 'username'), displayName: field(c.req.body, 'displayName'), participantDipId: dipId, admin: field(c.req.body, 'admin') === 'yes' } });
+  if (!made.data) return participantPage(deps, c, null, made.response.status, { kind: 'error', text: problemOf(made.error) });
+  return participantPage(deps, c, enrolmentPanel(made.data), 200, { kind: 'ok', text: `user ${made.data.username} created for ${dipId}` });
 }
 
 /** Disables or enables an account of the participant (or an operator, for null). */
@@ -146,18 +137,18 @@ async function disableAccount(deps: PortalDeps, c: Ctx, participantDipId: string
   const back = (flash: Flash, status: number) => (participantDipId === null ? operatorsPage(deps, c, null, flash, status) : participantPage(deps, c, null, status, flash));
   if (!target || target.participantDipId !== participantDipId) return back({ kind: 'error', text: `no such account '${username}' here` }, 404);
   const disable = field(c.req.body, 'disable') !== 'no';
-  const changed = await api(deps, c, 'POST', `/admin/portal/accounts/${encodeURIComponent(target.username)}/disabled`, { disabled: disable });
-  if (changed.status !== 200) return back({ kind: 'error', text: problemOf(changed.body) }, changed.status);
+  const changed = await api(deps, c).POST('/admin/portal/accounts/{username}/disabled', { params: { path: { username: target.username } }, body: { disabled: disable } });
+  if (!changed.data) return back({ kind: 'error', text: problemOf(changed.error) }, changed.response.status);
   return back({ kind: 'ok', text: `${target.username} ${disable ? 'disabled: signed out everywhere' : 'enabled'}` }, 200);
 }
 
 async function channelsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   // The settings' version and state from the channel management API; the routing in force from the directory.
-  const listed = await api<Array<{ channel: string; version: number; state: string }>>(deps, c, 'GET', '/admin/channels');
-  const settings = new Map((listed.status === 200 ? listed.body : []).map((v) => [v.channel, v]));
+  const listed = await api(deps, c).GET('/admin/channels');
+  const settings = new Map((listed.data ?? []).map((v) => [v.channel, v]));
   const rows = deps.channels.all().map((ch) => {
     const v = settings.get(ch.interfaceId);
-    return html`<tr><td><a href="/operator/channels/${encodeURIComponent(ch.interfaceId)}">${ch.interfaceId}</a></td><td>${ch.definition.name}</td><td>${ch.publicationId}</td><td>${ch.definition.schemaVersions.join(', ')}</td><td>${v ? badge(v.state === 'active' ? 'ok' : v.state === 'paused' ? 'warn' : 'bad', v.state) : ''}</td><td class="num">${v?.version ?? 0}</td><td>${ch.senderRoles.join(', ')}</td><td>${ch.receiverRoles.join(', ')}</td><td>${[...ch.alwaysRoles, ...ch.alwaysParticipants].join(', ')}</td><td class="num">${ch.securityPattern}</td></tr>`;
+    return html`<tr><td><a href="/operator/channels/${encodeURIComponent(ch.interfaceId)}">${ch.interfaceId}</a></td><td>${ch.definition.name}</td><td>${ch.publicationId}</td><td>${ch.definition.schemaVersions.join(', ')}</td><td>${v?.state ? badge(v.state === 'active' ? 'ok' : v.state === 'paused' ? 'warn' : 'bad', v.state) : ''}</td><td class="num">${v?.version ?? 0}</td><td>${ch.senderRoles.join(', ')}</td><td>${ch.receiverRoles.join(', ')}</td><td>${[...ch.alwaysRoles, ...ch.alwaysParticipants].join(', ')}</td><td class="num">${ch.securityPattern}</td></tr>`;
   });
   return render(c.reply, 200, O, c.req, c.signed, 'Channels', table('Channels of the catalogue in force, with the configuration applied', ['Channel', 'Name', 'Publication', 'Schema versions', 'State', 'Settings version', 'Senders', 'Receivers', 'Always', 'Pattern'], rows));
 }
@@ -165,9 +156,9 @@ async function channelsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
 /** One channel's settings versions, newest first (GET /admin/channels/{id}/history): who changed what, when, why. */
 async function channelPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const id = c.req.params.id ?? '';
-  const history = await api<Array<{ version: number; state: string; settings: Record<string, unknown>; optIn: boolean; note: string; by: string; changedAt: string }>>(deps, c, 'GET', `/admin/channels/${encodeURIComponent(id)}/history`);
-  if (history.status !== 200) return refuse(c.reply, O, c.req, c.signed, history.status, problemOf(history.body));
-  const rows = [...history.body].reverse().map((v) => html`<tr><td class="num">${v.version}</td><td>${v.state}${v.optIn ? ' (opt-in)' : ''}</td><td>${v.changedAt}</td><td>${v.by}</td><td>${v.note}</td><td><code>${JSON.stringify(v.settings)}</code></td></tr>`);
+  const history = await api(deps, c).GET('/admin/channels/{id}/history', { params: { path: { id } } });
+  if (!history.data) return refuse(c.reply, O, c.req, c.signed, history.response.status, problemOf(history.error));
+  const rows = [...history.data].reverse().map((v) => html`<tr><td class="num">${v.version}</td><td>${v.state}${v.optIn ? ' (opt-in)' : ''}</td><td>${v.changedAt}</td><td>${v.by}</td><td>${v.note}</td><td><code>${JSON.stringify(v.settings)}</code></td></tr>`);
   const body = html`<p class="muted">Every change to the channel's settings makes a new version; <code>dip channel rollback</code> (or POST /admin/channels/{id}/rollback) restores one.</p>
 ${table(`Settings versions of ${id}, newest first`, ['Version', 'State', 'When', 'By', 'Note', 'Overrides'], rows, `${id} has the catalogue's settings: never changed.`)}`;
   return render(c.reply, 200, O, c.req, c.signed, `Channel ${id}`, body);
@@ -176,18 +167,18 @@ ${table(`Settings versions of ${id}, newest first`, ['Version', 'State', 'When',
 /** Reports across every participant (or one channel, sender or recipient), from the operator reports API. */
 async function reportsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const period = reportPeriod(c.req.query.period, deps.clock.now());
-  const qs = new URLSearchParams({ from: new Date(period.fromMs).toISOString(), to: new Date(period.toMs).toISOString(), granularity: period.granularity });
   const narrow = { channel: c.req.query.channel ?? '', sender: c.req.query.sender ?? '', recipient: c.req.query.recipient ?? '' };
-  for (const [k, v] of Object.entries(narrow)) if (v) qs.set(k, v);
-  const [throughput, latency] = await Promise.all([
-    api<{ rows: ThroughputRow[] }>(deps, c, 'GET', `/admin/reports/throughput?${qs.toString()}`),
-    api<{ rows: LatencyRow[] }>(deps, c, 'GET', `/admin/reports/latency?${qs.toString()}`),
-  ]);
-  const failed = [throughput, latency].find((a) => a.status !== 200);
+  const query = {
+    from: new Date(period.fromMs).toISOString(),
+    to: new Date(period.toMs).toISOString(),
+    granularity: period.granularity,
+    ...Object.fromEntries(Object.entries(narrow).filter(([, v]) => v !== '')),
+  };
+  const [throughput, latency] = await Promise.all([api(deps, c).GET('/admin/reports/throughput', { params: { query } }), api(deps, c).GET('/admin/reports/latency', { params: { query } })]);
   const body = html`${periodForm('/operator/reports', period, html`${input('channel', 'Channel (optional)', { value: narrow.channel })}${input('sender', 'Sender DIP ID (optional)', { value: narrow.sender })}${input('recipient', 'Recipient DIP ID (optional)', { value: narrow.recipient })}`)}
 <p class="muted">${period.label}, across ${narrow.channel || narrow.sender || narrow.recipient ? 'the messages that match' : 'every participant'}: GET /admin/reports/… gives the same as JSON or CSV.</p>
-${failed ? alertLine(problemOf(failed.body)) : reportCharts(period, throughput.body.rows, latency.body.rows)}`;
-  return render(c.reply, failed ? failed.status : 200, O, c.req, c.signed, 'Reports', body);
+${throughput.data && latency.data ? reportCharts(period, throughput.data.rows, latency.data.rows) : alertLine(problemOf(throughput.error ?? latency.error))}`;
+  return render(c.reply, throughput.data ? latency.response.status : throughput.response.status, O, c.req, c.signed, 'Reports', body);
 }
 
 /** The API activity log of every listener (GET /admin/activity), newest first, optionally one caller's. */
@@ -195,13 +186,12 @@ async function activityPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const caller = (c.req.query.caller ?? '').trim();
   const hours = c.req.query.hours === '24' ? 24 : 1;
   const now = deps.clock.now();
-  const qs = new URLSearchParams({ from: new Date(now - hours * 3_600_000).toISOString(), to: new Date(now + 1).toISOString(), limit: '300' });
-  if (caller) qs.set('caller', caller);
-  const listed = await api<Array<Omit<ActivityRow, 'at'> & { at: string }>>(deps, c, 'GET', `/admin/activity?${qs.toString()}`);
-  const records = listed.status === 200 ? listed.body.map((r) => ({ ...r, at: Date.parse(r.at) })) : [];
+  const query = { from: new Date(now - hours * 3_600_000).toISOString(), to: new Date(now + 1).toISOString(), limit: 300, ...(caller ? { caller } : {}) };
+  const listed = await api(deps, c).GET('/admin/activity', { params: { query } });
+  const records = (listed.data ?? []).map((r) => ({ ...r, at: Date.parse(r.at) }));
   const body = html`${filterForm('/operator/activity', 'Filter', html`${input('caller', 'Caller (a DIP ID, or operator:name)', { value: caller })}
 ${select('hours', 'Period', [{ value: '1', label: 'The last hour' }, { value: '24', label: 'The last 24 hours' }], String(hours))}`)}
-${listed.status === 200 ? '' : listed.status === 404 ? alertLine('the API activity log is turned off on this DIP') : alertLine(problemOf(listed.body))}
+${listed.data ? '' : listed.response.status === 404 ? alertLine('the API activity log is turned off on this DIP') : alertLine(problemOf(listed.error))}
 <p class="muted">Every request to every listener, accepted or refused, newest first (at most 300). A whole period for an auditor: <code>dip audit export</code>; its integrity: <code>dip audit verify</code>.</p>
 ${activityTable(caller ? `Requests from ${caller}` : 'Requests', records, true, 'No request in this period.')}`;
   return render(c.reply, 200, O, c.req, c.signed, 'API activity', body);
@@ -211,12 +201,12 @@ async function deadLettersPage(deps: PortalDeps, c: Ctx, flash: Flash, status: n
   const recipient = c.req.query.recipient ?? (c.req.method === 'POST' ? field(c.req.body, 'recipient') : '');
   const channel = c.req.query.channel ?? (c.req.method === 'POST' ? field(c.req.body, 'channel') : '');
   const state = c.req.query.state ?? 'dead';
-  const qs = new URLSearchParams({ state: ['dead', 'requeued', 'discarded'].includes(state) ? state : 'dead', limit: '500' });
-  if (recipient) qs.set('recipient', recipient);
-  if (channel) qs.set('channel', channel);
-  const listed = await api<DeadLetter[]>(deps, c, 'GET', `/admin/dead-letters?${qs.toString()}`);
-  const letters = listed.status === 200 ? listed.body : [];
-  const groups = new Map<string, DeadLetter[]>();
+  const states = ['dead', 'requeued', 'discarded'] as const;
+  const listed = await api(deps, c).GET('/admin/dead-letters', {
+    params: { query: { state: states.find((s) => s === state) ?? 'dead', limit: 500, ...(recipient ? { recipient } : {}), ...(channel ? { channel } : {}) } },
+  });
+  const letters = listed.data ?? [];
+  const groups = new Map<string, typeof letters>();
   for (const d of letters) {
     const key = `${d.queue.recipientDipId}\u0000${d.queue.channel}`;
     groups.set(key, [...(groups.get(key) ?? []), d]);
@@ -233,7 +223,7 @@ ${state === 'dead' ? html`<button type="submit" name="action" value="requeue">Re
   const body = html`${filterForm('/operator/dead-letters', 'Filter', html`${input('recipient', 'Recipient DIP ID', { value: recipient })}
 ${input('channel', 'Channel', { value: channel })}
 ${select('state', 'State', ['dead', 'requeued', 'discarded'].map((s) => ({ value: s, label: s })), state)}`)}
-${listed.status === 200 ? '' : alertLine(problemOf(listed.body))}
+${listed.data ? '' : alertLine(problemOf(listed.error))}
 ${sections.length ? sections : html`<p>No ${state} letter${recipient || channel ? ' matches' : ''}.</p>`}`;
   return render(c.reply, status, O, c.req, c.signed, 'Dead letters', body, flash);
 }
@@ -245,20 +235,19 @@ async function deadLetterAction(deps: PortalDeps, c: Ctx): Promise<FastifyReply>
   const seqs = fields(c.req.body, 'seq').map(Number);
   if (action !== 'requeue-all' && seqs.length === 0) return deadLettersPage(deps, c, { kind: 'error', text: 'select at least one dead letter' }, 400);
   const body = { recipientDipId, channel, ...(action === 'requeue-all' ? {} : { seqs }) };
-  const url = action === 'discard' ? '/admin/dead-letters/discard' : '/admin/dead-letters/requeue';
-  const answer = await api<{ requeued?: number; discarded?: number }>(deps, c, 'POST', url, body);
-  if (answer.status !== 200) return deadLettersPage(deps, c, { kind: 'error', text: problemOf(answer.body) }, answer.status);
-  deps.logger.info({ by: c.signed.account.username, queue: { recipientDipId, channel }, action, ...answer.body }, 'operator portal: dead letters');
-  const text = action === 'discard' ? `${answer.body.discarded ?? 0} dead letter(s) discarded` : `${answer.body.requeued ?? 0} dead letter(s) requeued at the tail of ${recipientDipId}'s ${channel} queue`;
+  const answer = action === 'discard' ? await api(deps, c).POST('/admin/dead-letters/discard', { body }) : await api(deps, c).POST('/admin/dead-letters/requeue', { body });
+  if (!answer.data) return deadLettersPage(deps, c, { kind: 'error', text: problemOf(answer.error) }, answer.response.status);
+  deps.logger.info({ by: c.signed.account.username, queue: { recipientDipId, channel }, action, ...answer.data }, 'operator portal: dead letters');
+  const text = 'discarded' in answer.data ? `${answer.data.discarded} dead letter(s) discarded` : `${answer.data.requeued} dead letter(s) requeued at the tail of ${recipientDipId}'s ${channel} queue`;
   return deadLettersPage(deps, c, { kind: 'ok', text }, 200);
 }
 
 async function certificatesPage(deps: PortalDeps, c: Ctx, issued: Html | null, flash: Flash, status: number): Promise<FastifyReply> {
   const days = Math.min(3650, Math.max(1, Number(c.req.query.days ?? 30) || 30));
-  const expiring = await api<ExpiringCertificate[]>(deps, c, 'GET', `/admin/pki/expiring?days=${days}`);
-  const revoked = await api<RevocationEntry[]>(deps, c, 'GET', '/admin/pki/revoked');
-  const expRows = (expiring.status === 200 ? expiring.body : []).map((e) => html`<tr><td>${e.owner}</td><td>${e.subject}</td><td><code>${e.serialNumber}</code></td><td>${e.notAfter}</td><td>${badge(e.daysLeft < 0 ? 'bad' : 'warn', e.daysLeft < 0 ? 'expired' : `${e.daysLeft} days left`)}</td></tr>`);
-  const revRows = (revoked.status === 200 ? revoked.body : []).map((r) => html`<tr><td><code>${r.serialNumber}</code></td><td>${r.revokedAt}</td><td>${r.reason}</td></tr>`);
+  const expiring = await api(deps, c).GET('/admin/pki/expiring', { params: { query: { days } } });
+  const revoked = await api(deps, c).GET('/admin/pki/revoked');
+  const expRows = (expiring.data ?? []).map((e) => html`<tr><td>${e.owner}</td><td>${e.subject}</td><td><code>${e.serialNumber}</code></td><td>${e.notAfter}</td><td>${badge(e.daysLeft < 0 ? 'bad' : 'warn', e.daysLeft < 0 ? 'expired' : `${e.daysLeft} days left`)}</td></tr>`);
+  const revRows = (revoked.data ?? []).map((r) => html`<tr><td><code>${r.serialNumber}</code></td><td>${r.revokedAt}</td><td>${r.reason}</td></tr>`);
   const body = html`${filterForm('/operator/certificates', 'Expiring certificates', input('days', 'Expiring within (days)', { type: 'number', min: 1, max: 3650, value: days }))}
 ${table(`Certificates expiring within ${days} days`, ['Owner', 'Subject', 'Serial', 'Not after', 'Left'], expRows, `No certificate expires within ${days} days.`)}
 ${table('Revoked certificates', ['Serial', 'Revoked at', 'Reason'], revRows, 'No certificate is revoked.')}
@@ -279,17 +268,18 @@ ${select('revoke-reason', 'Reason', ['keyCompromise', 'superseded', 'cessationOf
 
 async function issueCertificate(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const dipIds = field(c.req.body, 'dipIds').split(',').map((s) => s.trim()).filter(Boolean);
-  const answer = await api<{ certificate?: string }>(deps, c, 'POST', '/admin/pki/issue', { csr: field(c.req.body, 'csr'), dipIds, validDays: Number(field(c.req.body, 'validDays')) || 365 });
-  if (answer.status !== 200 || !answer.body.certificate) return certificatesPage(deps, c, null, { kind: 'error', text: `not issued: ${problemOf(answer.body)}` }, 400);
+  const answer = await api(deps, c).POST('/admin/pki/issue', { body: { csr: field(c.req.body, 'csr'), dipIds, validDays: Number(field(c.req.body, 'validDays')) || 365 } });
+  if (!answer.data) return certificatesPage(deps, c, null, { kind: 'error', text: `not issued: ${problemOf(answer.error)}` }, 400);
   deps.logger.info({ by: c.signed.account.username, dipIds }, 'operator portal: certificate issued');
-  return certificatesPage(deps, c, html`<h3>Issued</h3>${codeBlock('Issued certificate (PEM)', answer.body.certificate)}`, { kind: 'ok', text: `certificate issued for ${dipIds.join(', ')}` }, 200);
+  return certificatesPage(deps, c, html`<h3>Issued</h3>${codeBlock('Issued certificate (PEM)', answer.data.certificate)}`, { kind: 'ok', text: `certificate issued for ${dipIds.join(', ')}` }, 200);
 }
 
 async function revokeCertificate(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
-  const answer = await api<{ serialNumber?: string; alreadyRevoked?: boolean }>(deps, c, 'POST', '/admin/pki/revoke', { certificate: field(c.req.body, 'certificate'), reason: field(c.req.body, 'reason') || undefined });
-  if (answer.status !== 200) return certificatesPage(deps, c, null, { kind: 'error', text: `not revoked: ${problemOf(answer.body)}` }, 400);
-  deps.logger.info({ by: c.signed.account.username, serial: answer.body.serialNumber }, 'operator portal: certificate revoked');
-  return certificatesPage(deps, c, null, { kind: 'ok', text: `certificate ${answer.body.serialNumber ?? ''} ${answer.body.alreadyRevoked ? 'was already revoked' : 'revoked: refused from the next request'}` }, 200);
+  const reason = field(c.req.body, 'reason');
+  const answer = await api(deps, c).POST('/admin/pki/revoke', { body: { certificate: field(c.req.body, 'certificate'), ...(reason ? { reason } : {}) } });
+  if (!answer.data) return certificatesPage(deps, c, null, { kind: 'error', text: `not revoked: ${problemOf(answer.error)}` }, 400);
+  deps.logger.info({ by: c.signed.account.username, serial: answer.data.serialNumber }, 'operator portal: certificate revoked');
+  return certificatesPage(deps, c, null, { kind: 'ok', text: `certificate ${answer.data.serialNumber} ${answer.data.alreadyRevoked ? 'was already revoked' : 'revoked: refused from the next request'}` }, 200);
 }
 
 async function operatorsPage(deps: PortalDeps, c: Ctx, extra: Html | null, flash: Flash, status: number): Promise<FastifyReply> {
@@ -300,52 +290,41 @@ ${newUserForm('/operator/operators', c.signed, false, 'New operator')}`;
 }
 
 async function createOperator(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
-  const made = await api<Enrolled>(deps, c, 'POST', '/admin/portal/accounts', { username: field(c.req.body, 'username'), displayName: field(c.req.body, 'displayName'), participantDipId: null });
-  if (made.status !== 201) return operatorsPage(deps, c, null, { kind: 'error', text: problemOf(made.body) }, made.status);
-  return operatorsPage(deps, c, enrolmentPanel(made.body), { kind: 'ok', text: `portal sign-in for operator ${made.body.username} created` }, 200);
-}
-
-interface JournalEntry {
-  id: number;
-  at: string;
-  actor: string;
-  action: string;
-  target: string;
-  status: number | null;
+  const made = await api(deps, c).POST('/admin/portal/accounts', { body: { username: field(c.req.body, 'username'), displayName: field(c.req.body, 'displayName'), participantDipId: null } });
+  if (!made.data) return operatorsPage(deps, c, null, { kind: 'error', text: problemOf(made.error) }, made.response.status);
+  return operatorsPage(deps, c, enrolmentPanel(made.data), { kind: 'ok', text: `portal sign-in for operator ${made.data.username} created` }, 200);
 }
 
 /** The record of operator actions (GET /admin/journal): who did what to what, newest first. */
 async function journalPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const actor = c.req.query.actor ?? '';
-  const qs = new URLSearchParams({ limit: '200' });
-  if (actor) qs.set('actor', actor);
-  const listed = await api<JournalEntry[]>(deps, c, 'GET', `/admin/journal?${qs.toString()}`);
-  const rows = (listed.status === 200 ? listed.body : []).map((e) => html`<tr><td>${e.at}</td><td>${e.actor}</td><td><code>${e.action}</code></td><td>${e.target}</td><td class="num">${e.status ?? ''}</td></tr>`);
+  const listed = await api(deps, c).GET('/admin/journal', { params: { query: { limit: 200, ...(actor ? { actor } : {}) } } });
+  const rows = (listed.data ?? []).map((e) => html`<tr><td>${e.at}</td><td>${e.actor}</td><td><code>${e.action}</code></td><td>${e.target}</td><td class="num">${e.status ?? ''}</td></tr>`);
   const body = html`${filterForm('/operator/journal', 'Filter', input('actor', 'Actor (e.g. operator:alice)', { value: actor }))}
-${listed.status === 200 ? '' : alertLine(problemOf(listed.body))}
+${listed.data ? '' : alertLine(problemOf(listed.error))}
 ${table('Operator actions, newest first (the last 200)', ['When', 'Actor', 'Action', 'Target', 'Answer'], rows, 'No operator action recorded.')}`;
   return render(c.reply, 200, O, c.req, c.signed, 'Journal', body);
 }
 
 /** Maintenance notices (spec 5.13.5): every notice, and the form to publish one (the operator API's /admin/maintenance). */
 async function maintenancePage(deps: PortalDeps, c: Ctx, flash: Flash, status: number): Promise<FastifyReply> {
-  const listed = await api<PublicNotice[]>(deps, c, 'GET', '/admin/maintenance');
+  const listed = await api(deps, c).GET('/admin/maintenance');
   const body = html`${publishForm('/operator/maintenance', c.signed)}
-${noticeTable('Every notice, newest first', listed.status === 200 ? listed.body : [], { action: '/operator/maintenance/withdraw', signed: c.signed })}`;
+${noticeTable('Every notice, newest first', listed.data ?? [], { action: '/operator/maintenance/withdraw', signed: c.signed })}`;
   return render(c.reply, status, O, c.req, c.signed, 'Maintenance', body, flash);
 }
 
 async function publishNotice(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const b = c.req.body;
   const channels = field(b, 'channels').split(',').map((x) => x.trim()).filter(Boolean);
-  const made = await api<PublicNotice>(deps, c, 'POST', '/admin/maintenance', { start: utcFromForm(field(b, 'start')), end: utcFromForm(field(b, 'end')), text: field(b, 'text'), ...(channels.length ? { channels } : {}) });
-  if (made.status !== 201) return maintenancePage(deps, c, { kind: 'error', text: problemOf(made.body) }, made.status);
-  return maintenancePage(deps, c, { kind: 'ok', text: `${made.body.id} published; subscribers are notified by e-mail and webhook` }, 200);
+  const made = await api(deps, c).POST('/admin/maintenance', { body: { start: utcFromForm(field(b, 'start')), end: utcFromForm(field(b, 'end')), text: field(b, 'text'), ...(channels.length ? { channels } : {}) } });
+  if (!made.data) return maintenancePage(deps, c, { kind: 'error', text: problemOf(made.error) }, made.response.status);
+  return maintenancePage(deps, c, { kind: 'ok', text: `${made.data.id} published; subscribers are notified by e-mail and webhook` }, 200);
 }
 
 async function withdrawNotice(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const id = field(c.req.body, 'id');
-  const done = await api<PublicNotice>(deps, c, 'POST', `/admin/maintenance/${encodeURIComponent(id)}/withdraw`, {});
-  if (done.status !== 200) return maintenancePage(deps, c, { kind: 'error', text: problemOf(done.body) }, done.status);
+  const done = await api(deps, c).POST('/admin/maintenance/{id}/withdraw', { params: { path: { id } }, body: {} });
+  if (!done.data) return maintenancePage(deps, c, { kind: 'error', text: problemOf(done.error) }, done.response.status);
   return maintenancePage(deps, c, { kind: 'ok', text: `${id} withdrawn; subscribers are notified` }, 200);
 }

@@ -86,7 +86,7 @@ function registerSignIn(app: FastifyInstance, deps: PortalDeps, realm: Realm): v
     const result = await deps.accounts.signIn(field(req.body, 'username'), field(req.body, 'password'), field(req.body, 'code'));
     const wrongRealm = result.ok && (realm.kind === 'operator') !== (result.account.participantDipId === null);
     // An operator signs in to the portal only while its operator account (and so its role) is in force.
-    const noOperator = result.ok && !wrongRealm && realm.kind === 'operator' && (await deps.operatorApi(result.account.username, 'GET', '/admin/whoami')).statusCode !== 200;
+    const noOperator = result.ok && !wrongRealm && realm.kind === 'operator' && !(await deps.operatorApi(result.account.username).GET('/admin/whoami')).data;
     if (!result.ok || wrongRealm || noOperator) {
       const problem = !result.ok ? result.problem : noOperator ? `${result.account.username} has no enabled operator account` : 'the username, password or code is wrong';
       return render(reply, 401, realm, req, undefined, 'Sign in', signInPage(realm), { kind: 'error', text: problem });
