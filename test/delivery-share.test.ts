@@ -7,15 +7,15 @@ import { FakeClock, settle } from './helpers/clocks.js';
 
 /**
  * Fair delivery: one recipient's backlog shares the delivery capacity instead of taking it. Driven by a fake
- * clock and a fake load gauge: the rates below are what the share hands out per simulated second, not
- * timings of this machine.
+ * clock, and live traffic made late by handing in messages received earlier: the rates below are what
+ * the share hands out per simulated second, not timings of this machine.
  */
-const SETTINGS: DeliveryShareSettings = { catchUpAfterMs: 2_000, catchUpPerSecond: 1_000, minShare: 0.1, pressedAboveMs: 20, adjustEveryMs: 250 };
+const SETTINGS: DeliveryShareSettings = { catchUpAfterMs: 2_000, catchUpPerSecond: 1_000, minShare: 0.1, liveLateAfterMs: 50, adjustEveryMs: 250 };
 
 describe('delivery share (the scheduler)', () => {
   it('a lone catching-up queue is handed catchUpPerSecond, in turns of at most a quarter second', async () => {
     const clock = new FakeClock();
-    const share = new DeliveryShare(SETTINGS, clock, null);
+    const share = new DeliveryShare(SETTINGS, clock);
     let handed = 0;
     const loop = async () => {
       for (;;) {
@@ -38,7 +38,7 @@ describe('delivery share (the scheduler)', () => {
 
   it('several backlogs drain at the same pace: each turn is an equal part of the bucket, served in turn', async () => {
     const clock = new FakeClock();
-    const share = new DeliveryShare(SETTINGS, clock, null);
+    const share = new DeliveryShare(SETTINGS, clock);
     const handed: Record<string, number> = { A: 0, B: 0, C: 0 };
     const loops = Object.keys(handed).map(async (k) => {
       for (;;) {
@@ -55,26 +55,43 @@ describe('delivery share (the scheduler)', () => {
     await Promise.all(loops);
   });
 
-  it('while the event loop runs late the rate halves down to minShare, and climbs back once it is on time', async () => {
+  it('while over a tenth of the live calls are late the rate halves down to minShare, and climbs back once they are on time', async () => {
     const clock = new FakeClock();
-    let delay = 100;
-    const share = new DeliveryShare(SETTINGS, clock, { delayP99Ms: () => delay });
+    const share = new DeliveryShare(SETTINGS, clock);
     share.start();
-    await clock.advance(250);
+    // Each quarter second: 20 live calls, `late` of them later than 50 ms.
+    const window = async (late: number) => {
+      for (let i = 0; i < 20; i++) share.live(i < late ? 51 : 50);
+      await clock.advance(250);
+    };
+    await window(3); // 15 %: their p90 is late
     expect(share.rate()).toBe(500);
-    await clock.advance(2_000);
+    for (let i = 0; i < 8; i++) await window(20);
     expect(share.rate()).toBe(100); // never below a tenth: a backlog always drains
-    delay = 5;
-    await clock.advance(250);
+    await window(2); // 10 %, at the limit (50 ms is not late): on time
     expect(share.rate()).toBeCloseTo(200);
-    await clock.advance(5_000);
+    for (let i = 0; i < 20; i++) await window(0);
     expect(share.rate()).toBe(1_000);
+    share.stop();
+  });
+
+  it('a window without live calls has nobody to protect: the rate climbs, however busy the process is', async () => {
+    const clock = new FakeClock();
+    const share = new DeliveryShare(SETTINGS, clock);
+    share.start();
+    for (let i = 0; i < 4; i++) {
+      for (let j = 0; j < 10; j++) share.live(500);
+      await clock.advance(250);
+    }
+    expect(share.rate()).toBe(100);
+    await clock.advance(2_250);
+    expect(share.rate()).toBeCloseTo(1_000);
     share.stop();
   });
 
   it('a withdrawn queue leaves the line with nothing; asking again replaces its place', async () => {
     const clock = new FakeClock();
-    const share = new DeliveryShare(SETTINGS, clock, null);
+    const share = new DeliveryShare(SETTINGS, clock);
     expect(await share.grant('A', 250)).toBe(250); // the bucket was full
     const waiting = share.grant('A', 100);
     expect(share.waiting()).toBe(1);
@@ -99,8 +116,8 @@ class Market {
   readonly share: DeliveryShare;
   readonly workers = new Map<string, QueueWorker>();
 
-  constructor(settings: DeliveryShareSettings, load: { delayP99Ms(): number } | null = null) {
-    this.share = new DeliveryShare(settings, this.clock, load);
+  constructor(settings: DeliveryShareSettings) {
+    this.share = new DeliveryShare(settings, this.clock);
     this.share.start();
   }
 
@@ -220,19 +237,44 @@ describe('fair delivery (queue workers sharing one scheduler)', () => {
     await m.stop();
   });
 
-  it('under measured pressure catch-up slows to minShare, so live traffic keeps the loop', async () => {
-    let delay = 50;
-    const m = new Market(SETTINGS, { delayP99Ms: () => delay });
+  it('while live calls run late catch-up slows to minShare, and takes the full rate again once they are on time', async () => {
+    const m = new Market(SETTINGS);
     m.add('LSS', 50_000, m.clock.now() - 3_600_000);
-    await m.clock.advance(10_000);
+    // MDS is live, but each message reaches its worker 80 ms after it was received (the DIP is busy).
+    const tick = async (lateMs: number) => {
+      m.add('MDS', 5, m.clock.now() - lateMs);
+      await settle();
+      await m.clock.advance(50);
+    };
+    for (let i = 0; i < 200; i++) await tick(80);
     const pressed = m.seqs('LSS').length;
     // Halved each quarter second down to 100 msg/s: about a second's worth at the start, then 100/s.
     expect(pressed).toBeLessThan(2_500);
-    delay = 1;
-    await m.clock.advance(10_000);
+    for (let i = 0; i < 200; i++) await tick(0);
     const relieved = m.seqs('LSS').length - pressed;
     expect(relieved).toBeGreaterThan(8_000);
     expect(m.seqs('LSS')).toEqual(Array.from({ length: m.seqs('LSS').length }, (_, i) => i + 1));
+    expect(m.seqs('MDS')).toHaveLength(2_000);
+    await m.stop();
+  });
+
+  it('queues that all fell behind together are not held to the floor: nobody is live, so they share the full rate and come back', async () => {
+    const m = new Market(SETTINGS);
+    const recipients = ['SUP', 'LDSO', 'MDS', 'LSS'];
+    // Every queue is 3 s behind (the DIP was stalled), and 100 msg/s more keep arriving for each.
+    for (const r of recipients) m.add(r, 300, m.clock.now() - 3_000);
+    for (let t = 0; t < 150; t++) {
+      for (const r of recipients) m.add(r, 10);
+      await settle();
+      await m.clock.advance(100);
+    }
+    // 1,200 behind and 6,000 arrived: at the full 1,000 msg/s shared they are back within ~2 s (at the
+    // floor, 100 msg/s for 400 msg/s of arrivals, they would fall further behind for ever).
+    for (const r of recipients) {
+      expect(m.seqs(r)).toEqual(Array.from({ length: 1_800 }, (_, i) => i + 1));
+      const lastSecond = m.delivered.get(r)!.filter((d) => d.at >= m.clock.now() - 1_000);
+      expect(Math.max(...lastSecond.map((d) => d.at - d.receivedAt))).toBe(0);
+    }
     await m.stop();
   });
 });

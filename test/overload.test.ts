@@ -54,7 +54,6 @@ describe('event-loop gauge (real measurement)', () => {
         while (Date.now() < slice);
         await new Promise((r) => setImmediate(r));
       }
-      expect(gauge.delayP99Ms()).toBeGreaterThan(20);
       expect(gauge.delayMeanMs()).toBeGreaterThan(5);
     } finally {
       gauge.stop();
@@ -74,7 +73,7 @@ describe('a DIP under overload', () => {
 
   it('answers 503 with Retry-After while measured late, stores nothing of the refused batch, and takes it again afterwards', async () => {
     let mean = 0;
-    t = await startTestDip({ overload: { maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 0, maxSubmissionsInFlight: 256 } }, undefined, { load: { delayP99Ms: () => mean, delayMeanMs: () => mean } });
+    t = await startTestDip({ overload: { maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 0, maxSubmissionsInFlight: 256 } }, undefined, { load: { delayMeanMs: () => mean } });
     const sds = await t.participant('2000000001', ['SDS']);
     const sup = await t.participant('1000000001', ['SUP']);
     const r = await t.receiver();

@@ -8,7 +8,6 @@ import { queueRules } from '../pipeline/queue-rules.js';
 import { returnToSender } from '../pipeline/return-to-sender.js';
 import { STATUS_CHANNEL } from '../pipeline/status.js';
 import type { Clock } from '../ports/clock.js';
-import type { LoadGauge } from '../ports/load.js';
 import type { Logger } from '../ports/logger.js';
 import type { QueueRef } from '../ports/message-log.js';
 import type { MessageTracer } from '../ports/tracing.js';
@@ -40,8 +39,6 @@ export interface DeliveryWiring {
   config: DipConfig;
   core: Pick<Core, 'registry' | 'channel' | 'copies' | 'status' | 'signing' | 'defaultStaleMs'>;
   transport: UndiciWebhookTransport;
-  /** Measured load: delivery's fair share slows catch-up while this process's event loop runs late. */
-  load: LoadGauge;
   tracer: MessageTracer | null;
   clock: Clock;
   logger: Logger;
@@ -53,11 +50,7 @@ export type DeliveryPlacement = Pick<DeliveryDeps, 'backend' | 'log' | 'archive'
 export function buildDelivery(w: DeliveryWiring, placement: DeliveryPlacement): Delivery {
   const { config, clock } = w;
   const { registry, channel, copies, status, signing, defaultStaleMs } = w.core;
-  const share = new DeliveryShare(
-    { ...DEFAULT_SHARE, catchUpAfterMs: config.delivery.catchUpAfterMs, catchUpPerSecond: config.delivery.catchUpPerSecond },
-    clock,
-    w.load,
-  );
+  const share = new DeliveryShare({ ...DEFAULT_SHARE, catchUpAfterMs: config.delivery.catchUpAfterMs, catchUpPerSecond: config.delivery.catchUpPerSecond }, clock);
   return new Delivery({
     ...placement,
     share,

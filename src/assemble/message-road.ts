@@ -50,7 +50,7 @@ export function assembleMessageRoad({ config, pki, backend, coordination, core, 
   const { registry, channel, copies, mpan, catalogue, encryption } = core;
   const { transport, destinations } = webhookTransport(config, pki, lookup);
   life.started('webhook transport', () => transport.close());
-  // Measured load: delivery's fair share slows catch-up while the event loop runs late.
+  // Measured load: the overload guard refuses submissions while the event loop runs late.
   let load = givenLoad;
   if (!load) {
     const gauge = new EventLoopGauge();
@@ -71,7 +71,7 @@ export function assembleMessageRoad({ config, pki, backend, coordination, core, 
   const processes = deliveryProcesses(config, backend, { logger, now: () => clock.now(), journal, deadLettered, halted, injectedClock });
   const localConsumer = mpanFeed(mpan);
   const local = buildDelivery(
-    { config, core, transport, load, tracer, clock, logger },
+    { config, core, transport, tracer, clock, logger },
     {
       backend,
       log: backend.log,

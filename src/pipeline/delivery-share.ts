@@ -1,16 +1,15 @@
 import type { Cancel, Clock } from '../ports/clock.js';
-import type { LoadGauge } from '../ports/load.js';
 
 export interface DeliveryShareSettings {
   /** A queue whose oldest waiting message is older than this is catching up (after an outage, a requeue). */
   catchUpAfterMs: number;
-  /** Messages per second that all catching-up queues together may be handed, when the DIP is not pressed. */
+  /** Messages per second that all catching-up queues together may be handed, while live traffic is on time. */
   catchUpPerSecond: number;
-  /** The least fraction of catchUpPerSecond kept while the DIP is pressed, so every backlog still drains. */
+  /** The least fraction of catchUpPerSecond kept while live traffic runs late, so every backlog still drains. */
   minShare: number;
-  /** The DIP counts as pressed while its event loop runs later than this (LoadGauge). */
-  pressedAboveMs: number;
-  /** How often the share looks at the load and adjusts the catch-up rate. */
+  /** A live call whose oldest message waited longer than this is late; the share yields while over a tenth are. */
+  liveLateAfterMs: number;
+  /** How often the share looks at the live calls and adjusts the catch-up rate. */
   adjustEveryMs: number;
 }
 
@@ -18,7 +17,7 @@ export const DEFAULT_SHARE: DeliveryShareSettings = {
   catchUpAfterMs: 2_000,
   catchUpPerSecond: 5_000,
   minShare: 0.1,
-  pressedAboveMs: 20,
+  liveLateAfterMs: 50,
   adjustEveryMs: 250,
 };
 
@@ -38,12 +37,22 @@ const BUCKET_SECONDS = 0.25;
  * out now. Queues that are catching up (a recipient back after an outage, a requeue of thousands) draw
  * messages from one token bucket refilled at the catch-up rate, served in turn (each queue waits at most
  * once in the line, so several backlogs drain at the same pace), each turn at most an equal part of the
- * bucket. The rate adapts to measured load (additive increase, multiplicative decrease): while the event
- * loop runs late the rate halves, down to minShare of catchUpPerSecond, and it climbs back by a tenth each
- * adjustment once the loop is on time. So a recovering recipient drains at catchUpPerSecond on an idle DIP,
- * never below minShare of it, and gives way to live traffic in between. Within a queue the order never
- * changes: a recovering recipient gets its oldest message first, and what arrived during the outage
- * before what arrives now.
+ * bucket.
+ *
+ * The rate follows what it protects: the live queues report each call's lateness (how long its oldest
+ * message waited), and while more than a tenth of a window's live calls are later than liveLateAfterMs
+ * (their p90) the rate halves, down to minShare of catchUpPerSecond; once they are on time it climbs back
+ * by a tenth each adjustment (additive increase, multiplicative decrease). It used to follow the event
+ * loop's p99 delay instead, which misfired: in a busy delivery process one 500-message call or a GC
+ * pause is over 20 ms in nearly every window, so catch-up sat at its floor with live traffic on time,
+ * and live queues that fell two seconds behind joined the line and were held to that floor too (the
+ * bench drain phase: backlog drained at the live rate, the others' p99 15 s). A window without live
+ * calls has nobody to protect: the rate climbs.
+ *
+ * So a recovering recipient drains at catchUpPerSecond while the others' deliveries are on time, never
+ * below minShare of it, and gives way to live traffic in between. Within a queue the order never changes:
+ * a recovering recipient gets its oldest message first, and what arrived during the outage before what
+ * arrives now.
  */
 export class DeliveryShare {
   private tokens: number;
@@ -52,26 +61,35 @@ export class DeliveryShare {
   private readonly line: Waiter[] = [];
   private timer: Cancel | null = null;
   private adjusting: Cancel | null = null;
+  /** This window's live calls, and how many of them were late. */
+  private liveCalls = 0;
+  private lateCalls = 0;
 
   constructor(
     private readonly settings: DeliveryShareSettings,
     private readonly clock: Clock,
-    private readonly load: Pick<LoadGauge, 'delayP99Ms'> | null,
   ) {
     this.last = clock.now();
     this.tokens = this.capacity();
   }
 
-  /** Starts adjusting the rate to the measured load (without a gauge the rate stays at catchUpPerSecond). */
+  /** Starts adjusting the rate to the live calls' lateness (until then it stays at catchUpPerSecond). */
   start(): void {
-    if (!this.load || this.adjusting) return;
-    const load = this.load;
+    if (this.adjusting) return;
     this.adjusting = this.clock.every(this.settings.adjustEveryMs, () => {
       this.refill();
-      if (load.delayP99Ms() > this.settings.pressedAboveMs) this.factor = Math.max(this.settings.minShare, this.factor / 2);
+      if (this.lateCalls * 10 > this.liveCalls) this.factor = Math.max(this.settings.minShare, this.factor / 2);
       else this.factor = Math.min(1, this.factor + 0.1);
+      this.liveCalls = 0;
+      this.lateCalls = 0;
       this.pump();
     });
+  }
+
+  /** A live queue (not catching up) makes a call whose oldest message has waited `lateMs`. */
+  live(lateMs: number): void {
+    this.liveCalls += 1;
+    if (lateMs > this.settings.liveLateAfterMs) this.lateCalls += 1;
   }
 
   stop(): void {

@@ -66,7 +66,7 @@ export interface WorkerDeps {
   /** The worker has nothing more to do for now (a cluster node may then give the queue's lease up). */
   wentIdle?(worker: QueueWorker): void;
   /** Shares delivery between queues: a queue catching up waits its turn here (none: no waiting). */
-  share?: Pick<DeliveryShare, 'behind' | 'grant' | 'giveBack' | 'withdraw'>;
+  share?: Pick<DeliveryShare, 'behind' | 'grant' | 'giveBack' | 'withdraw' | 'live'>;
   /** OpenTelemetry: told of every webhook call (absent when tracing is off). */
   tracer?: MessageTracer;
 }
@@ -279,6 +279,8 @@ export class QueueWorker {
       if (granted === 0) return 'more';
       entries = entries.slice(0, granted);
     }
+    // A live call tells the share how late live traffic runs: catch-up yields while it is late.
+    if (share && !this.catchingUp) share.live(this.deps.clock.now() - entries[0]!.receivedAt);
     const retryIn = await this.deliver(hook, entries);
     if (retryIn === null) return 'more';
     this.wait(retryIn);

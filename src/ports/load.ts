@@ -1,10 +1,8 @@
 /**
- * How far behind this process runs, measured rather than guessed: delivery's fair share slows catch-up
- * while the process is pressed, and ingest answers 503 with Retry-After when it is overloaded.
+ * How far behind this process runs, measured rather than guessed: ingest answers 503 with Retry-After
+ * when it is overloaded. (Delivery's fair share follows the lateness of live calls instead.)
  */
 export interface LoadGauge {
-  /** How late the event loop ran what was due, ms: the 99th percentile of recent samples (quick to rise). */
-  delayP99Ms(): number;
   /** The mean lateness over the last whole measuring windows, ms: high only while the loop is behind throughout. */
   delayMeanMs(): number;
 }

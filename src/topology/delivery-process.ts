@@ -9,7 +9,6 @@
  */
 import { keyEncryptionKey, openBackend } from '../adapters/backend.js';
 import { systemClock } from '../adapters/clock.js';
-import { EventLoopGauge } from '../adapters/event-loop-gauge.js';
 import { defaultLogger, pkiDir } from '../app.js';
 import { startCore } from '../assemble/core.js';
 import { buildDelivery, webhookTransport } from '../assemble/delivery.js';
@@ -99,9 +98,6 @@ async function run(init: Extract<ToWorker, { t: 'init' }>): Promise<void> {
   const tracer = await startTracing(config, life);
   const { transport } = webhookTransport(config, pki);
   life.started('webhook transport', () => transport.close());
-  const gauge = new EventLoopGauge();
-  gauge.start();
-  life.started('load gauge', () => gauge.stop());
 
   const main = new MainProcess();
   const reads = new DurableReads(backend.log, {
@@ -112,7 +108,7 @@ async function run(init: Extract<ToWorker, { t: 'init' }>): Promise<void> {
   let health: BackendHealth = init.health;
   const healthListeners: Array<(h: BackendHealth) => void> = [];
   const delivery = buildDelivery(
-    { config, core, transport, load: gauge, tracer, clock, logger },
+    { config, core, transport, tracer, clock, logger },
     {
       backend: { health: () => health, onHealthChange: (l) => void healthListeners.push(l), log: reads },
       log: reads,
