@@ -1,3 +1,4 @@
+import { createSecureContext } from 'node:tls';
 import { Agent, buildConnector, request } from 'undici';
 import type { WebhookCall, WebhookOutcome, WebhookTransport } from '../../ports/webhook.js';
 import { DestinationRefusedError, type WebhookDestinations } from '../../security/webhook-destinations.js';
@@ -35,7 +36,10 @@ async function readCapped(body: AsyncIterable<Buffer>, max: number): Promise<str
  */
 export function destinationCheckedAgent(opts: WebhookClientOptions & { keepAliveTimeout?: number; keepAliveMaxTimeout?: number } = {}): Agent {
   const destinations = opts.destinations;
-  const connector = buildConnector({ ca: opts.ca, cert: opts.cert, key: opts.key, ...(destinations ? { lookup: destinations.lookup } : {}) });
+  // One TLS context for every connection: given ca/cert/key, tls.connect would build a context per
+  // connection, parsing every trusted root (~140 with the system's) each time (~3 ms of CPU per connect).
+  const tls = opts.ca || opts.cert || opts.key ? { secureContext: createSecureContext({ ca: opts.ca, cert: opts.cert, key: opts.key }) } : {};
+  const connector = buildConnector({ ...tls, ...(destinations ? { lookup: destinations.lookup } : {}) });
   return new Agent({
     connections: opts.connectionsPerOrigin ?? 4,
     keepAliveTimeout: opts.keepAliveTimeout ?? 30_000,

@@ -1,0 +1,83 @@
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UndiciWebhookTransport } from '../src/adapters/http/webhook-client.js';
+import { createCertificateAuthority, issueServerCertificate, type KeyAndCert } from '../src/security/pki.js';
+
+/**
+ * The webhook transport builds its TLS context once and shares it between connections: every
+ * connection must still trust exactly the CAs it was given and present the DIP's client certificate.
+ */
+describe('UndiciWebhookTransport TLS', () => {
+  let ca: KeyAndCert;
+  let otherCa: KeyAndCert;
+  let client: KeyAndCert;
+  let server: Server;
+  let url: string;
+  /** The client certificate's CN (or why it was refused) as each connection presented it. */
+  const peers: string[] = [];
+
+  beforeAll(async () => {
+    [ca, otherCa] = await Promise.all([
+      createCertificateAuthority({ commonName: 'test CA', environment: 'TEST', validDays: 2 }),
+      createCertificateAuthority({ commonName: 'other CA', environment: 'TEST', validDays: 2 }),
+    ]);
+    const [serverTls, clientTls] = await Promise.all([
+      issueServerCertificate(ca, { hostnames: ['localhost'], ipAddresses: ['127.0.0.1'], validDays: 2 }),
+      issueServerCertificate(ca, { hostnames: ['dip.test'], ipAddresses: [], validDays: 2, commonName: 'the DIP' }),
+    ]);
+    client = clientTls;
+    server = createServer({ key: serverTls.keyPem, cert: serverTls.certPem, ca: [ca.certPem], requestCert: true, rejectUnauthorized: false }, (req, res) => {
+      const socket = req.socket as TLSSocket;
+      req.resume();
+      req.on('end', () => {
+        const cn = socket.getPeerCertificate().subject?.CN;
+        const who = socket.authorized ? `authorized:${[cn ?? ''].flat().join(',')}` : `refused:${String(socket.authorizationError)}`;
+        peers.push(who);
+        // Closing the connection after each answer makes every call a new connection (a new handshake).
+        res.writeHead(200, { connection: 'close' }).end(who);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+  });
+
+  afterAll(async () => {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  const call = (t: UndiciWebhookTransport) => t.post({ url, body: Buffer.from('[]'), headers: { 'content-type': 'application/json' }, timeoutMs: 10_000 });
+
+  it('presents the client certificate on every new connection and trusts the given CA', async () => {
+    const t = new UndiciWebhookTransport({ ca: [ca.certPem], cert: client.certPem, key: client.keyPem });
+    try {
+      const outcomes = [await call(t), await call(t), await call(t)];
+      expect(outcomes.map((o) => (o.kind === 'answered' ? `${o.status} ${o.body}` : o.error))).toEqual(Array(3).fill('200 authorized:the DIP'));
+    } finally {
+      await t.close();
+    }
+    expect(peers.slice(-3)).toEqual(Array(3).fill('authorized:the DIP'));
+  });
+
+  it('refuses a server whose certificate another CA issued', async () => {
+    const t = new UndiciWebhookTransport({ ca: [otherCa.certPem], cert: client.certPem, key: client.keyPem });
+    try {
+      const outcome = await call(t);
+      expect(outcome.kind).toBe('failed');
+      expect(outcome.kind === 'failed' ? outcome.error : '').toMatch(/certificate/i);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('calls without a client certificate when it has none', async () => {
+    const t = new UndiciWebhookTransport({ ca: [ca.certPem] });
+    try {
+      const outcome = await call(t);
+      expect(outcome.kind === 'answered' ? outcome.body : outcome.error).toMatch(/^refused:/);
+    } finally {
+      await t.close();
+    }
+  });
+});
