@@ -2,6 +2,7 @@ import type { Backend, BackendHealth } from '../ports/backend.js';
 import type { Cancel } from '../ports/clock.js';
 import type { QueueLeases } from '../ports/leases.js';
 import type { QueueRef } from '../ports/message-log.js';
+import { EncodedCopies } from './delivery-body.js';
 import type { DeliveryShare } from './delivery-share.js';
 import { QueueWorker, type WorkerDeps, type WorkerStatus } from './queue-worker.js';
 
@@ -44,6 +45,7 @@ export class Delivery {
   constructor(private readonly deps: DeliveryDeps) {
     const workerDeps: WorkerDeps = {
       ...deps,
+      encoded: deps.encoded ?? new EncodedCopies(),
       storeUnavailable: (w) => {
         this.paused.add(w);
         // The store may have recovered between the failure and now.

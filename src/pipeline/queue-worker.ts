@@ -1,6 +1,7 @@
 import { classifyStatus, parseRetryAfter, retryDelayMs, type RetryPolicy } from '../domain/retry.js';
 import { formatSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
 import type { Archive } from '../ports/archive.js';
+import { batchBody, type EncodedCopies } from './delivery-body.js';
 import type { DeliveryShare } from './delivery-share.js';
 import type { Cancel, Clock } from '../ports/clock.js';
 import type { DeadLetterReason } from '../ports/dead-letters.js';
@@ -46,6 +47,8 @@ export interface WorkerDeps {
   staleAfterMs(channel: string): number;
   /** The copy a recipient gets (obfuscated, encrypted for it). */
   copyFor(queue: QueueRef, outbound: string): string | Promise<string>;
+  /** Copies' bytes shared between the recipients of a message (none: each call encodes its own). */
+  encoded?: Pick<EncodedCopies, 'bytes'>;
   /** In-process consumers (the MPAN lookup's feed) take their queue's entries instead of a webhook. */
   localConsumer(queue: QueueRef): LocalConsumer | undefined;
   /** The status messages that tell the senders of these dead letters, appended in the same settlement. */
@@ -300,7 +303,8 @@ export class QueueWorker {
     const first = entries[0]!.seq;
     const last = entries[entries.length - 1]!.seq;
     // Encoded once: the same bytes are hashed for the signature and sent.
-    const body = Buffer.from(`[${prepared.copies.join(',')}]`, 'utf8');
+    const encoded = this.deps.encoded;
+    const body = batchBody(prepared.copies.map((copy, i) => (encoded ? encoded.bytes(entries[i]!.messageId, copy) : Buffer.from(copy, 'utf8'))));
     const headers = await this.deps.signer.sign('POST', hook.url, body);
     headers['content-type'] = 'application/json';
     headers[SEQUENCE_HEADER] = formatSequence(first, last);
