@@ -3,6 +3,7 @@
  *   --only raw,ingest,latency,ramp,drain,profile,publications,day   run a subset (publications: bench/publications.ts;
  *                                                  day only when named, see below)
  *   --workers N                                    DIP_WORKERS of every DIP of the run (default: the cores present)
+ *   --ingest-threads N                             DIP_INGEST_THREADS of every DIP of the run (default: dip serve's)
  *   --day-messages N                               the day's size (default 3,200,000: a tenth of the national 32 M)
  *   --day-batch N / --day-concurrency N            messages per request (100) and requests in flight (16)
  *   --day-lead N                                   the generator waits while the slowest recipient is N
@@ -52,6 +53,7 @@ const { values: flags } = parseArgs({
     'drain-rate': { type: 'string' },
     observability: { type: 'string', default: 'on' },
     workers: { type: 'string' },
+    'ingest-threads': { type: 'string' },
     'day-messages': { type: 'string' },
     'day-batch': { type: 'string' },
     'day-concurrency': { type: 'string' },
@@ -90,6 +92,13 @@ const positive = (name: string, v: string | undefined, fallback: number): number
 };
 /** `DIP_WORKERS` for every DIP of the run (unset: `dip serve`'s default, the cores present). */
 if (flags.workers !== undefined) positive('workers', flags.workers, 1);
+/** `DIP_INGEST_THREADS` for every DIP of the run (unset: `dip serve`'s default, a thread per core beyond the first). */
+if (flags['ingest-threads'] !== undefined && !/^\d+$/.test(flags['ingest-threads'])) throw new Error(`--ingest-threads: '${flags['ingest-threads']}' is not a whole number`);
+/** The topology environment of every DIP of the run. */
+const TOPOLOGY_ENV: Record<string, string> = {
+  ...(flags.workers ? { DIP_WORKERS: flags.workers } : {}),
+  ...(flags['ingest-threads'] !== undefined ? { DIP_INGEST_THREADS: flags['ingest-threads'] } : {}),
+};
 /** The day bench (--only day): not part of the default set, it runs for an hour at the default size. */
 const DAY = {
   messages: positive('day-messages', flags['day-messages'], 3_200_000),
@@ -175,7 +184,7 @@ async function startDip(f: Fixture, name: string, cpuProfileDir?: string): Promi
       ...OBSERVABILITY_OFF,
     });
   }
-  const dip = await startDipProcess({ name: `${name}-${backend}`, pkiFrom: f.pkiDir, cpuProfileDir, configYaml, env: flags.workers ? { DIP_WORKERS: flags.workers } : {} });
+  const dip = await startDipProcess({ name: `${name}-${backend}`, pkiFrom: f.pkiDir, cpuProfileDir, configYaml, env: TOPOLOGY_ENV });
   if (drop) dropDatabase.set(dip, drop);
   f.dips.push(dip);
   const market = await onboardMarket(dip, f.identities);

@@ -25,6 +25,7 @@ import { Lifecycle } from './lifecycle.js';
 import type { ActivityRecorder } from './pipeline/activity-recorder.js';
 import type { Alarms } from './pipeline/alarms.js';
 import type { DeliveryControl, DeliveryProcesses } from './topology/delivery-processes.js';
+import type { IngestThreads } from './topology/ingest-threads.js';
 import type { DipMetrics } from './pipeline/metrics.js';
 import { OperatorAccounts } from './pipeline/operators.js';
 import { OverloadGuard } from './pipeline/overload.js';
@@ -65,6 +66,8 @@ export interface RunningDip {
   delivery: DeliveryControl;
   /** The delivery processes (workers > 1 on the embedded store), or null when this process delivers everything. */
   processes: DeliveryProcesses | null;
+  /** The ingest threads (ingestThreads > 0 on the embedded store), or null when the listeners' thread runs ingest. */
+  ingestThreads: IngestThreads | null;
   /** 'dead-letter' (DeadLetterEvent), 'queue-halted' ({ queue, error }), 'health' (BackendHealth): what alarms subscribe to. */
   events: EventEmitter;
   retention: Retention;
@@ -146,7 +149,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const core = await startCore(config, pkiDirectory, pki, backend, clock, logger, life, sweep('a channel resumed'), options.warmPause);
   const { registry, channelSettings, channels, channel, mpan, status, encryption, copies, signing } = core;
   const tracer = await startTracing(config, life);
-  const { destinations, load, delivery, processes, ingest, replay } = assembleMessageRoad({
+  const { destinations, load, delivery, processes, ingest, threads, replay } = assembleMessageRoad({
     config, pki, backend, coordination, core, events, metrics, clock, logger, life, lookup: options.lookup, load: options.load, tracer, injectedClock: options.clock !== undefined,
   });
   const { revocation, lifecycle, selfService, registerPull } = await assembleParticipants({
@@ -190,6 +193,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     mpan,
     delivery,
     ...(processes ? { processes: () => processes.processes() } : {}),
+    ...(threads ? { ingestThreads: () => threads.threads() } : {}),
     logger,
     sealer,
     health,
@@ -246,6 +250,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     coordination,
     delivery,
     processes,
+    ingestThreads: threads,
     events,
     retention,
     operations: { participant: participant.operations, operator: operator.operations, anonymous: anonymous?.operations ?? [] },

@@ -49,6 +49,13 @@ export interface DipConfig {
    * backend, which scales by nodes.
    */
   workers: number | null;
+  /**
+   * Threads that run POST /dip-channel/{id}'s pipeline (signature check, parse, validation, routing,
+   * serialising and sealing) beside the listeners' thread, which keeps TLS, HTTP and the one group commit
+   * (README "Every core"). 0 runs it on the listeners' thread. Null: chosen for `dip serve` from the
+   * cores present (see src/cli/main.ts), 0 for a DIP embedded with startDip.
+   */
+  ingestThreads: number | null;
   delivery: {
     timeoutMs: number;
     retryBaseMs: number;
@@ -286,6 +293,7 @@ const schema: JSONSchemaType<DipConfig> = {
     maxBatchMessages: { type: 'integer', minimum: 1 },
     warmCatalogue: { type: 'boolean' },
     workers: { type: 'integer', minimum: 1, maximum: 64, nullable: true },
+    ingestThreads: { type: 'integer', minimum: 0, maximum: 64, nullable: true },
     http: {
       type: 'object',
       additionalProperties: false,
@@ -515,6 +523,7 @@ export const DEFAULTS: DipConfig = {
   maxBatchMessages: 1000,
   warmCatalogue: true,
   workers: null,
+  ingestThreads: null,
   delivery: {
     timeoutMs: 10_000,
     retryBaseMs: 500,
@@ -589,7 +598,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (env.DIP_RETENTION_DAYS !== undefined) fromEnv.retentionDays = Number(env.DIP_RETENTION_DAYS);
   if (env.DIP_ADMIN_PORT !== undefined) fromEnv.adminPort = parsePort('DIP_ADMIN_PORT', env.DIP_ADMIN_PORT);
   if (env.DIP_PORTAL_PORT !== undefined) fromEnv.portalPort = parsePort('DIP_PORTAL_PORT', env.DIP_PORTAL_PORT);
-  if (env.DIP_WORKERS !== undefined) fromEnv.workers = parseWorkers(env.DIP_WORKERS);
+  if (env.DIP_WORKERS !== undefined) fromEnv.workers = parseCount('DIP_WORKERS', env.DIP_WORKERS, 1);
+  if (env.DIP_INGEST_THREADS !== undefined) fromEnv.ingestThreads = parseCount('DIP_INGEST_THREADS', env.DIP_INGEST_THREADS, 0);
   const storageFromEnv: Partial<StorageConfig> = {};
   if (env.DIP_STORAGE !== undefined) storageFromEnv.kind = parseStorageKind(env.DIP_STORAGE);
   const port = overrides.port ?? fromEnv.port ?? fileConfig.port ?? DEFAULTS.port;
@@ -657,9 +667,9 @@ function mergeObservability(...layers: Array<Partial<ObservabilityConfig> | unde
   };
 }
 
-function parseWorkers(v: string): number {
+function parseCount(name: string, v: string, min: number): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`DIP_WORKERS '${v}' is not a whole number from 1 to 64`);
+  if (!Number.isInteger(n) || n < min || n > 64) throw new Error(`${name} '${v}' is not a whole number from ${min} to 64`);
   return n;
 }
 

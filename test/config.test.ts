@@ -33,6 +33,14 @@ describe('configuration', () => {
     expect(() => loadConfig({ DIP_DATA_DIR: dirWith('workers: 0') })).toThrow(/workers/);
   });
 
+  it('takes the number of ingest threads from the file or DIP_INGEST_THREADS (0 allowed: ingest on the listeners\' thread)', () => {
+    expect(loadConfig({ DIP_DATA_DIR: dirWith('') }).ingestThreads).toBeNull();
+    expect(loadConfig({ DIP_DATA_DIR: dirWith('ingestThreads: 2') }).ingestThreads).toBe(2);
+    expect(loadConfig({ DIP_DATA_DIR: dirWith('ingestThreads: 2'), DIP_INGEST_THREADS: '0' }).ingestThreads).toBe(0);
+    expect(() => loadConfig({ DIP_DATA_DIR: dirWith(''), DIP_INGEST_THREADS: '-1' })).toThrow(/DIP_INGEST_THREADS '-1' is not a whole number from 0 to 64/);
+    expect(() => loadConfig({ DIP_DATA_DIR: dirWith('ingestThreads: 65') })).toThrow(/ingestThreads/);
+  });
+
   it('reads webhook destinations and named always participants from the file', () => {
     const c = loadConfig({ DIP_DATA_DIR: dirWith(['webhookAllowList: [10.20.0.0/16, partner.example]', 'channels:', '  IF-021:', '    alwaysParticipants: ["9000000001"]'].join('\n')) });
     expect(c.webhookAllowList).toEqual(['10.20.0.0/16', 'partner.example']);

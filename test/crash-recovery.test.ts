@@ -9,13 +9,15 @@ import { waitFor } from './helpers/dip-harness.js';
 import { alive, deliveryPids, clientOf, expectDeliveredOnceInOrder, freePort, onboardDirect, startDipProcess, transactionIdOf } from './helpers/dip-process.js';
 
 /**
- * One process (DIP_WORKERS=1), and the default topology of a 2-core machine (the main process and one
- * delivery process, README "Every core"), where each of the two processes is killed in turn.
+ * One process on one thread (DIP_WORKERS=1, DIP_INGEST_THREADS=0), and the default topology of a 2-core
+ * machine (the main process with one ingest thread, and one delivery process, README "Every core"),
+ * where the delivery process is killed, then the main process with its thread while the thread is
+ * taking submissions.
  */
 describe.each([
-  { workers: '1', killDeliveryProcess: false },
-  { workers: '2', killDeliveryProcess: true },
-])('kill -9 while messages stream in (DIP_WORKERS=$workers)', ({ workers, killDeliveryProcess }) => {
+  { workers: '1', threads: '0', killDeliveryProcess: false },
+  { workers: '2', threads: '1', killDeliveryProcess: true },
+])('kill -9 while messages stream in (DIP_WORKERS=$workers, DIP_INGEST_THREADS=$threads)', ({ workers, threads, killDeliveryProcess }) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'opendip-crash-'));
   let child: ChildProcess | undefined;
   const closers: Array<() => Promise<void>> = [];
@@ -27,12 +29,15 @@ describe.each([
   it('delivers every message that got a 201 to every recipient, once per transaction ID and in order', async () => {
     const port = await freePort();
     const adminPort = await freePort();
-    const env = { DIP_WORKERS: workers, DIP_ADMIN_PORT: String(adminPort) };
+    const env = { DIP_WORKERS: workers, DIP_INGEST_THREADS: threads, DIP_ADMIN_PORT: String(adminPort) };
     /** GET /admin/health on the operator listener, with the bootstrap token the DIP wrote. */
     const health = async () => {
       const token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
       const res = await fetch(`http://127.0.0.1:${adminPort}/admin/health`, { headers: { authorization: `Bearer ${token}` } });
-      return { status: res.status, body: (await res.json()) as { processes?: Array<{ pid: number | null; state: string; restarts: number }> } };
+      return {
+        status: res.status,
+        body: (await res.json()) as { processes?: Array<{ pid: number | null; state: string; restarts: number }>; ingestThreads?: Array<{ state: string; handled: number }> },
+      };
     };
     child = await startDipProcess(dataDir, port, env);
     // Onboard as the operator does: straight into the DIP's database, from another process.
@@ -53,6 +58,9 @@ describe.each([
       closers.push(() => r.close());
       expect((await clientFor(id).setWebhook('IF-021', id, { callbackURL: r.url, maxMessageCount: 20 })).status).toBe(201);
     }
+
+    // The ingest thread takes submissions once it has compiled the validators: the stream starts then.
+    if (threads !== '0') await waitFor(async () => (await health()).body.ingestThreads?.every((t) => t.state === 'ready') === true, 180_000, 'the ingest thread ready');
 
     // Stream batches of 10 from one sender, one request at a time, and kill the server mid-stream.
     const sender = clientFor('2000000001');
@@ -86,6 +94,8 @@ describe.each([
       expect(h.body.processes).toEqual([expect.objectContaining({ restarts: 1, state: 'running', pid: deliveryPids(child.pid!)[0] })]);
       await waitFor(() => accepted.length >= atKill + 150, 60_000, '150 more accepted messages');
     }
+    // The thread was taking the submissions when the process died (with one request at a time, all of them).
+    if (threads !== '0') expect((await health()).body.ingestThreads?.[0]?.handled).toBeGreaterThan(0);
     const before = deliveryPids(child.pid!);
     child.kill('SIGKILL');
     await stream;

@@ -13,6 +13,8 @@ export interface QueueRouteOptions {
   delivery: Pick<Delivery, 'status' | 'resume'>;
   /** The delivery processes (workers > 1), as GET /admin/health reports them; absent in one process. */
   processes?: () => ReadonlyArray<{ index: number; pid: number | null; state: string; restarts: number; startedAt: number | null }>;
+  /** The ingest threads (ingestThreads > 0), as GET /admin/health reports them; absent without. */
+  ingestThreads?: () => ReadonlyArray<{ index: number; state: string; restarts: number; inHand: number; handled: number }>;
   archive: Pick<Archive, 'attempts'>;
   logger: Logger;
 }
@@ -60,6 +62,21 @@ const health = {
         },
       },
     },
+    ingestThreads: {
+      type: 'array',
+      description: 'The ingest threads (ingestThreads > 0; absent without). While none is ready the listeners\' thread runs ingest itself: the status stays 200',
+      items: {
+        type: 'object',
+        required: ['index', 'state', 'restarts', 'inHand', 'handled'],
+        properties: {
+          index: { type: 'integer' },
+          state: { type: 'string', enum: ['starting', 'ready', 'restarting', 'stopped'] },
+          restarts: { type: 'integer', description: 'Times it was restarted after it died' },
+          inHand: { type: 'integer', description: 'Submissions it holds now' },
+          handled: { type: 'integer', description: 'Submissions it answered since it (re)started' },
+        },
+      },
+    },
   },
 } as const;
 
@@ -90,7 +107,8 @@ export const queueRoutes: FastifyPluginAsync<QueueRouteOptions> = async (app, de
     const h = deps.health();
     const loading = deps.notReady();
     const processes = deps.processes ? { processes: deps.processes() } : {};
-    return reply.code(h.state === 'ok' && loading === null ? 200 : 503).send({ storage: h, loading, queues: deps.delivery.status().filter((q) => q.state !== 'idle'), ...processes });
+    const threads = deps.ingestThreads ? { ingestThreads: deps.ingestThreads() } : {};
+    return reply.code(h.state === 'ok' && loading === null ? 200 : 503).send({ storage: h, loading, queues: deps.delivery.status().filter((q) => q.state !== 'idle'), ...processes, ...threads });
   });
   app.get('/admin/queues', { schema: { tags, summary: 'Every queue this process delivers', response: answers({ 200: { type: 'array', items: workerStatus, description: 'The queues' } }) } }, async () => deps.delivery.status());
   app.post<{ Body: QueueBody }>(

@@ -64,6 +64,8 @@ export interface AdminDeps {
   delivery: Pick<Delivery, 'notify' | 'status' | 'resume'>;
   /** The delivery processes (workers > 1), as GET /admin/health reports them; absent in one process. */
   processes?: QueueRouteOptions['processes'];
+  /** The ingest threads (ingestThreads > 0), as GET /admin/health reports them; absent without. */
+  ingestThreads?: QueueRouteOptions['ingestThreads'];
   logger: Logger;
   /** The API activity log (spec 5.8.1); absent when it is turned off. */
   activity?: ActivitySink;
@@ -103,6 +105,7 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
     notReady: () => deps.notReady?.() ?? null,
     delivery: deps.delivery,
     ...(deps.processes ? { processes: deps.processes } : {}),
+    ...(deps.ingestThreads ? { ingestThreads: deps.ingestThreads } : {}),
     archive: deps.archive,
     logger: deps.logger,
   });

@@ -27,7 +27,8 @@ export interface ApiDeps {
   selfService?: SelfService;
   config: DipConfig;
   logger: Logger;
-  ingest: Ingest;
+  /** The submission pipeline: on this thread, or handed to the ingest threads (src/topology/ingest-threads.ts). */
+  ingest: Pick<Ingest, 'handle' | 'validate' | 'traced'>;
   registry: Registry;
   webhooks: Pick<RegistryStore, 'putWebhook' | 'deleteWebhook'>;
   delivery: Pick<Delivery, 'notify'>;

@@ -1,11 +1,9 @@
-import { createPrivateKey } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type { LookupFunction } from 'node:net';
 import { EventLoopGauge } from '../adapters/event-loop-gauge.js';
 import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
 import type { DeadLetterEvent } from '../pipeline/delivery.js';
-import { Ingest } from '../pipeline/ingest.js';
 import { countedLog, timedJournal, type DipMetrics } from '../pipeline/metrics.js';
 import { mpanFeed } from '../pipeline/mpan-feed.js';
 import { Replay } from '../pipeline/replay.js';
@@ -18,8 +16,10 @@ import type { QueueRef } from '../ports/message-log.js';
 import type { MessageTracer } from '../ports/tracing.js';
 import type { PkiMaterial } from '../security/pki.js';
 import { deliveryProcesses, type DeliveryControl } from '../topology/delivery-processes.js';
+import { ingestThreads } from '../topology/ingest-threads.js';
 import type { Core } from './core.js';
 import { buildDelivery, webhookTransport } from './delivery.js';
+import { buildIngest } from './ingest.js';
 
 export interface MessageRoadParts {
   config: DipConfig;
@@ -47,7 +47,7 @@ export interface MessageRoadParts {
  * delivery and the jobs start once the listeners are up.
  */
 export function assembleMessageRoad({ config, pki, backend, coordination, core, events, metrics, clock, logger, life, lookup, load: givenLoad, tracer, injectedClock }: MessageRoadParts) {
-  const { registry, channel, copies, mpan, catalogue, encryption } = core;
+  const { registry, copies, mpan } = core;
   const { transport, destinations } = webhookTransport(config, pki, lookup);
   life.started('webhook transport', () => transport.close());
   // Measured load: the overload guard refuses submissions while the event loop runs late.
@@ -91,22 +91,27 @@ export function assembleMessageRoad({ config, pki, backend, coordination, core, 
     delivery = processes.control(local, processes.start());
     life.started('delivery processes', () => processes.stop());
   }
-  const ingest = new Ingest(
+  const appendLog = countedLog(backend.log, metrics);
+  const onThisThread = buildIngest(config, core, appendLog, clock, tracer);
+  // ingestThreads > 0 (README "Every core"): the pipeline runs in threads; this one keeps the one writer.
+  const threads = ingestThreads(
+    config,
     {
-      dipId: config.dipId,
-      environment: config.environment,
-      maxClockSkewMs: config.maxClockSkewSeconds * 1000,
-      maxBatchMessages: config.maxBatchMessages,
+      config,
+      logger,
+      now: () => clock.now(),
+      append: (batch) => appendLog.append(batch),
+      replay: coordination.replayGuard,
+      registryVersion: () => registry.loadedVersion,
     },
-    { validate: (id, item, opts) => catalogue.current().validate(id, item, opts) },
-    channel,
-    registry,
-    countedLog(backend.log, metrics),
-    mpan,
-    { dipKey: createPrivateKey(encryption.keyPem), recipientKey: (id) => copies.recipientKey(id) },
-    () => new Date(clock.now()),
-    tracer ?? undefined,
+    onThisThread,
+    injectedClock,
   );
+  if (threads) {
+    threads.start();
+    life.started('ingest threads', () => threads.stop());
+  }
+  const ingest = threads ?? onThisThread;
   const replay = new Replay(backend.log, backend.archive, copies, clock, backend.requeueJobs, (q) => delivery.notify([q]), logger);
-  return { destinations, load, delivery, processes, ingest, replay };
+  return { destinations, load, delivery, processes, ingest, threads, replay };
 }

@@ -31,6 +31,7 @@ import { openProfile, PROFILE_FILES } from './profile.js';
 import { startTopology } from './cluster/topology.js';
 import type { Readable } from 'node:stream';
 import { request } from 'undici';
+import { defaultIngestThreads } from '../topology/ingest-threads.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 const positiveInt = (v: string): number => {
@@ -65,7 +66,7 @@ program
   .action(async () => {
     const loaded = loadConfig();
     // `dip serve` uses every core unless told otherwise (README "Every core"); startDip alone stays in one process.
-    const config = { ...loaded, workers: loaded.workers ?? availableParallelism() };
+    const config = { ...loaded, workers: loaded.workers ?? availableParallelism(), ingestThreads: loaded.ingestThreads ?? defaultIngestThreads(availableParallelism()) };
     let running: { close(): Promise<void> } | undefined;
     const dip = await startDip(config, undefined, {
       // A failed disk sync: stop taking traffic and exit, so the supervisor restarts the DIP and recovery

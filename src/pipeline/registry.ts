@@ -69,6 +69,20 @@ export class Registry implements RoutingDirectory {
     this.listeners.push(listener);
   }
 
+  /** The change-feed version this view was loaded at (-1 before the first load). */
+  get loadedVersion(): number {
+    return this.version;
+  }
+
+  /**
+   * Reloads unless this view is already at `version` or newer: an ingest thread catching up with the main
+   * thread's view before a request, so an operator's change (a paused channel, a new key) applies to the
+   * next request whichever thread handles it.
+   */
+  async catchUp(version: number): Promise<void> {
+    if (this.version < version) await this.refresh();
+  }
+
   /** Reloads if anything changed since the last load (a cheap version check otherwise). */
   async refresh(): Promise<void> {
     const version = await this.store.version();

@@ -18,38 +18,15 @@ import { Lifecycle } from '../lifecycle.js';
 import { MPAN_LOOKUP_RECIPIENT } from '../pipeline/mpan-feed.js';
 import { queuesOf } from '../pipeline/status.js';
 import type { BackendHealth, ValueSealer } from '../ports/backend.js';
-import type { Logger } from '../ports/logger.js';
 import { Sealer } from '../security/at-rest.js';
 import { ensurePki } from '../security/pki.js';
 import { DurableReads } from './durable-reads.js';
 import { DeliveryProcessLeases } from './leases.js';
-import { fromWire, ownerOf, type Call, type FromWorker, type ToWorker } from './protocol.js';
+import { labelled, ownerOf, PendingCalls, type Call, type FromWorker, type ToWorker } from './protocol.js';
 
 const send = (m: FromWorker): void => {
   if (process.connected) process.send!(m);
 };
-
-/** Calls into the main process, answered once what they wrote is durable. */
-class MainProcess {
-  private next = 1;
-  private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-
-  call<T>(c: Call): Promise<T> {
-    const id = this.next++;
-    return new Promise<T>((resolve, reject) => {
-      this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      send({ t: 'call', id, ...c });
-    });
-  }
-
-  answered(m: Extract<ToWorker, { t: 'reply' }>): void {
-    const w = this.waiting.get(m.id);
-    this.waiting.delete(m.id);
-    if (!w) return;
-    if (m.ok) w.resolve(m.value);
-    else w.reject(fromWire(m.error));
-  }
-}
 
 /**
  * The at-rest sealer, reloaded when a message was sealed under a data key this process has not loaded
@@ -81,13 +58,7 @@ async function run(init: Extract<ToWorker, { t: 'init' }>): Promise<void> {
   // The main process compiled the validators it needs; delivery compiles none.
   const config: DipConfig = { ...init.config, warmCatalogue: false };
   const clock = systemClock;
-  const base = defaultLogger();
-  const label = { process: `delivery-${index}` };
-  const logger: Logger = {
-    info: (o, m) => base.info({ ...label, ...o }, m),
-    warn: (o, m) => base.warn({ ...label, ...o }, m),
-    error: (o, m) => base.error({ ...label, ...o }, m),
-  };
+  const logger = labelled(defaultLogger(), { process: `delivery-${index}` });
   const life = new Lifecycle(logger);
   const pki = await ensurePki(pkiDir(config), { environment: config.environment, hostnames: config.hostnames, ipAddresses: config.ipAddresses });
   const { backend, sealer } = await openBackend(config, { clock });
@@ -99,10 +70,11 @@ async function run(init: Extract<ToWorker, { t: 'init' }>): Promise<void> {
   const { transport } = webhookTransport(config, pki);
   life.started('webhook transport', () => transport.close());
 
-  const main = new MainProcess();
+  const main = new PendingCalls();
+  const call = <T>(c: Call): Promise<T> => main.call<T>((id) => send({ t: 'call', id, ...c }));
   const reads = new DurableReads(backend.log, {
-    cap: (queue) => main.call<number>({ op: 'cap', queue }),
-    settle: (queue, settlement) => main.call<void>({ op: 'settle', queue, settlement }),
+    cap: (queue) => call<number>({ op: 'cap', queue }),
+    settle: (queue, settlement) => call<void>({ op: 'settle', queue, settlement }),
   });
   const leases = new DeliveryProcessLeases((q) => q.recipientDipId !== MPAN_LOOKUP_RECIPIENT && ownerOf(q, count) === index);
   let health: BackendHealth = init.health;
@@ -112,7 +84,7 @@ async function run(init: Extract<ToWorker, { t: 'init' }>): Promise<void> {
     {
       backend: { health: () => health, onHealthChange: (l) => void healthListeners.push(l), log: reads },
       log: reads,
-      archive: { recordAttempt: (attempt) => main.call<void>({ op: 'attempt', attempt }) },
+      archive: { recordAttempt: (attempt) => call<void>({ op: 'attempt', attempt }) },
       leases,
       localConsumer: () => undefined,
       // The status notices are already durable (they were written with the settlement): the main process

@@ -5,6 +5,7 @@ import { StoreError, type StoreFailureKind } from '../ports/errors.js';
 import type { QueueRef, Settlement } from '../ports/message-log.js';
 import type { DeadLetterEvent } from '../pipeline/delivery.js';
 import type { WorkerStatus } from '../pipeline/queue-worker.js';
+import type { Logger } from '../ports/logger.js';
 
 /**
  * The messages between the main process (the one writer of the SQLite file: ingest, group commit, the
@@ -66,4 +67,42 @@ export function ownerOf(q: QueueRef, count: number): number {
     h = Math.imul(h, 0x01000193);
   }
   return (h >>> 0) % count;
+}
+
+/** The answer to one call across a process or thread boundary. */
+export type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: WireError };
+
+/**
+ * Calls from a delivery process or an ingest thread into the main one, each answered by a reply with the
+ * same id (the main side answers once what the call wrote is durable).
+ */
+export class PendingCalls {
+  private next = 1;
+  private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+
+  /** Sends a call under a fresh id; settles with its reply. */
+  call<T>(send: (id: number) => void): Promise<T> {
+    const id = this.next++;
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      send(id);
+    });
+  }
+
+  answered(m: Reply): void {
+    const w = this.waiting.get(m.id);
+    this.waiting.delete(m.id);
+    if (!w) return;
+    if (m.ok) w.resolve(m.value);
+    else w.reject(fromWire(m.error));
+  }
+}
+
+/** A logger whose every line names the process or thread it came from. */
+export function labelled(base: Logger, label: Record<string, string>): Logger {
+  return {
+    info: (o, m) => base.info({ ...label, ...o }, m),
+    warn: (o, m) => base.warn({ ...label, ...o }, m),
+    error: (o, m) => base.error({ ...label, ...o }, m),
+  };
 }

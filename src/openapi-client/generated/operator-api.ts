@@ -1687,6 +1687,18 @@ export interface paths {
                     };
                     content: {
                         "application/json": {
+                            /** @description The ingest threads (ingestThreads > 0; absent without). While none is ready the listeners' thread runs ingest itself: the status stays 200 */
+                            ingestThreads?: {
+                                /** @description Submissions it answered since it (re)started */
+                                handled: number;
+                                index: number;
+                                /** @description Submissions it holds now */
+                                inHand: number;
+                                /** @description Times it was restarted after it died */
+                                restarts: number;
+                                /** @enum {string} */
+                                state: "starting" | "ready" | "restarting" | "stopped";
+                            }[];
                             /** @description What is still loading after a start (the catalogue validators): the node takes no messages until it is null */
                             loading: string | null;
                             /** @description The delivery processes (workers > 1; absent in one process). One restarting delays delivery, not acceptance: the status stays 200 */
@@ -1760,6 +1772,18 @@ export interface paths {
                     };
                     content: {
                         "application/json": {
+                            /** @description The ingest threads (ingestThreads > 0; absent without). While none is ready the listeners' thread runs ingest itself: the status stays 200 */
+                            ingestThreads?: {
+                                /** @description Submissions it answered since it (re)started */
+                                handled: number;
+                                index: number;
+                                /** @description Submissions it holds now */
+                                inHand: number;
+                                /** @description Times it was restarted after it died */
+                                restarts: number;
+                                /** @enum {string} */
+                                state: "starting" | "ready" | "restarting" | "stopped";
+                            }[];
                             /** @description What is still loading after a start (the catalogue validators): the node takes no messages until it is null */
                             loading: string | null;
                             /** @description The delivery processes (workers > 1; absent in one process). One restarting delays delivery, not acceptance: the status stays 200 */

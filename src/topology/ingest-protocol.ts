@@ -1,0 +1,41 @@
+import type { DipConfig } from '../config.js';
+import type { IngestRequest, IngestResult } from '../pipeline/ingest.js';
+import type { AcceptedBatch, AppendOutcome } from '../ports/message-log.js';
+import type { ReplayCheck } from '../ports/replay-guard.js';
+import type { WireError } from './protocol.js';
+
+/**
+ * The messages between the main thread (the listeners and the one writer) and its ingest threads, over
+ * worker_threads' structured clone: Buffers arrive as Uint8Arrays (the thread wraps them again), strings
+ * and plain objects as they are. A request crosses once each way; what a thread needs of the writer
+ * (the append, the replay guard) is a call answered by a reply with the same id.
+ */
+
+/** What of a submission crosses to a thread: the caller's evidence without the main thread's controls. */
+export type WireIngestRequest = Omit<IngestRequest, 'controls'>;
+
+/** Main → thread. */
+export type ToIngestThread =
+  | { t: 'init'; index: number; config: DipConfig }
+  /** A submission; `registryVersion` is the main thread's registry view, which the thread catches up to first. */
+  | { t: 'ingest'; id: number; req: WireIngestRequest; registryVersion: number }
+  | { t: 'reply'; id: number; ok: true; value: unknown }
+  | { t: 'reply'; id: number; ok: false; error: WireError };
+
+/** What a thread asks of the writer (answered by a `reply` with the same id). */
+export type IngestCall =
+  | { op: 'append'; batch: AcceptedBatch }
+  | { op: 'replay'; signature: string; nowMs: number };
+
+/** The answer each call gets. */
+export interface IngestCallResult {
+  append: AppendOutcome;
+  replay: ReplayCheck;
+}
+
+/** Thread → main. */
+export type FromIngestThread =
+  | { t: 'ready' }
+  | { t: 'result'; id: number; ok: true; result: IngestResult }
+  | { t: 'result'; id: number; ok: false; error: WireError }
+  | ({ t: 'call'; id: number } & IngestCall);

@@ -1,0 +1,87 @@
+/**
+ * An ingest thread of the DIP (`ingestThreads` > 0), started by the main thread
+ * (src/topology/ingest-threads.ts). It runs POST /dip-channel/{id}'s pipeline for the requests the main
+ * thread hands it: authenticate (signature, API key, certificate binding, revocation), parse, validate,
+ * route, stamp the wrapper, serialise the outbound copies, seal them. The two things that must have one
+ * place stay in the main thread and are calls: the append (the one group commit, which refuses
+ * duplicates and answers once the batch is durable) and the replay guard. It reads the registry, the
+ * channel settings and the MPAN lookup from the store over its own connection, and never writes.
+ */
+import { parentPort } from 'node:worker_threads';
+import { openBackend } from '../adapters/backend.js';
+import { systemClock } from '../adapters/clock.js';
+import { defaultLogger, pkiDir } from '../app.js';
+import { startCore } from '../assemble/core.js';
+import { buildIngest } from '../assemble/ingest.js';
+import { startTracing } from '../assemble/observability.js';
+import { Lifecycle } from '../lifecycle.js';
+import type { AcceptedBatch, AppendOutcome } from '../ports/message-log.js';
+import { ensurePki } from '../security/pki.js';
+import { RevocationWatcher } from '../security/revocation.js';
+import type { FromIngestThread, IngestCall, IngestCallResult, ToIngestThread } from './ingest-protocol.js';
+import { labelled, PendingCalls, toWire } from './protocol.js';
+
+const port = parentPort;
+if (!port) throw new Error('src/topology/ingest-thread.ts runs as a worker thread');
+
+const send = (m: FromIngestThread): void => port.postMessage(m);
+
+async function run(init: Extract<ToIngestThread, { t: 'init' }>): Promise<void> {
+  // Warmed below, awaited: this thread takes requests only once every validator is compiled.
+  const config = { ...init.config, warmCatalogue: false };
+  const clock = systemClock;
+  const logger = labelled(defaultLogger(), { thread: `ingest-${init.index}` });
+  const life = new Lifecycle(logger);
+  const pki = await ensurePki(pkiDir(config), { environment: config.environment, hostnames: config.hostnames, ipAddresses: config.ipAddresses });
+  const { backend } = await openBackend(config, { clock });
+  life.started('storage (reads)', () => backend.close());
+  // The same registry, catalogue (its validators compiled here too), channels and keys as the main thread.
+  const core = await startCore(config, pkiDir(config), pki, backend, clock, logger, life, () => {});
+  const tracer = await startTracing(config, life);
+  const revocation = await RevocationWatcher.open(pkiDir(config), pki.ca, logger);
+  revocation.start(config.revocationPollMs);
+  life.started('revocation watcher', () => revocation.stop());
+
+  // The writer and the replay guard are the main thread's: calls, each answered by a reply.
+  const main = new PendingCalls();
+  const call = <K extends IngestCall['op']>(c: Extract<IngestCall, { op: K }>): Promise<IngestCallResult[K]> => main.call((id) => send({ t: 'call', id, ...c }));
+  const log = { append: (batch: AcceptedBatch): Promise<AppendOutcome> => call<'append'>({ op: 'append', batch }) };
+  const ingest = buildIngest(config, core, log, clock, tracer);
+  const controls = {
+    replay: { check: (signature: string, nowMs: number) => call<'replay'>({ op: 'replay', signature, nowMs }) },
+    revocation,
+  };
+
+  port!.on('message', (m: ToIngestThread) => {
+    switch (m.t) {
+      case 'reply':
+        main.answered(m);
+        return;
+      case 'ingest': {
+        // Structured clone turns the body into a Uint8Array over the same bytes: a Buffer again, no copy.
+        const body = Buffer.from(m.req.body.buffer, m.req.body.byteOffset, m.req.body.byteLength);
+        core.registry
+          .catchUp(m.registryVersion)
+          .then(() => ingest.handle({ ...m.req, body, controls }))
+          .then(
+          (result) => send({ t: 'result', id: m.id, ok: true, result }),
+          (err: unknown) => send({ t: 'result', id: m.id, ok: false, error: toWire(err) }),
+        );
+        return;
+      }
+      case 'init':
+        return;
+    }
+  });
+  // Compiled before this thread takes requests: until then the main thread answers them itself.
+  if (init.config.warmCatalogue) await core.catalogue.warm();
+  send({ t: 'ready' });
+}
+
+port.once('message', (m: ToIngestThread) => {
+  if (m.t !== 'init') return;
+  run(m).catch((err: unknown) => {
+    process.stderr.write(`ingest thread ${m.index} failed to start: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  });
+});

@@ -1,0 +1,249 @@
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { DipConfig } from '../config.js';
+import { MSG } from '../domain/response-codes.js';
+import { standardResponse } from '../domain/standard-response.js';
+import { STORE_RETRY_AFTER_SECONDS, type Ingest, type IngestRequest, type IngestResult } from '../pipeline/ingest.js';
+import type { Logger } from '../ports/logger.js';
+import type { AcceptedBatch, AppendOutcome } from '../ports/message-log.js';
+import type { SignatureReplayGuard } from '../ports/replay-guard.js';
+import type { FromIngestThread, IngestCall, ToIngestThread } from './ingest-protocol.js';
+import { fromWire, toWire } from './protocol.js';
+
+/** What POST /dip-channel/{id} needs of ingest, whichever thread runs it. */
+export type IngestHandler = Pick<Ingest, 'handle' | 'validate' | 'traced'>;
+
+/** The main thread's side of what an ingest thread asks: the one writer and the replay guard. */
+export interface WriterSide {
+  config: DipConfig;
+  logger: Logger;
+  now(): number;
+  append(batch: AcceptedBatch): Promise<AppendOutcome>;
+  replay: SignatureReplayGuard;
+  /** The version of the main thread's registry view: a thread catches up to it before each request. */
+  registryVersion(): number;
+}
+
+/** One ingest thread as the operator sees it (GET /admin/health). */
+export interface ThreadView {
+  index: number;
+  state: 'starting' | 'ready' | 'restarting' | 'stopped';
+  /** Times it was restarted after it died. */
+  restarts: number;
+  /** Submissions it holds now. */
+  inHand: number;
+  /** Submissions it answered since it (re)started. */
+  handled: number;
+}
+
+const RESTART_FIRST_MS = 250;
+const RESTART_MAX_MS = 10_000;
+
+interface Slot {
+  view: ThreadView;
+  worker: Worker | null;
+  /** Submissions handed to this thread, by id, answered when it posts their result. */
+  pending: Map<number, { resolve: (r: IngestResult) => void; reject: (e: Error) => void }>;
+  backoffMs: number;
+  timer: NodeJS.Timeout | null;
+}
+
+/**
+ * How to start a thread: the built module (dist/) as it is; from source (tsx), a two-line bootstrap that
+ * registers tsx's loader in the new thread first (a worker thread does not inherit the loader that
+ * `--import tsx` registered in the main thread).
+ */
+function entryModule(): URL {
+  if (!import.meta.url.endsWith('.ts')) return new URL('./ingest-thread.js', import.meta.url);
+  // tsx's package exports './esm/api' (import) as this file.
+  const tsx = pathToFileURL(join(dirname(createRequire(import.meta.url).resolve('tsx/package.json')), 'dist/esm/api/index.mjs')).href;
+  const entry = new URL('./ingest-thread.ts', import.meta.url).href;
+  return new URL(`data:text/javascript,${encodeURIComponent(`import { register } from ${JSON.stringify(tsx)};\nregister();\nawait import(${JSON.stringify(entry)});`)}`);
+}
+
+/**
+ * The ingest threads (`ingestThreads` > 0): each runs POST /dip-channel/{id}'s pipeline — signature
+ * check, parse, validation, routing, stamping, serialising and sealing the copies — for the requests
+ * this thread hands it, so the listeners' thread keeps only TLS, HTTP and the one group commit. A
+ * submission goes to the ready thread holding the fewest; while none is ready (starting, or restarting
+ * after one died) this thread runs it itself, so a request is never left waiting on a thread. What a
+ * thread asks of this one: the append, through the same group commit as every other write (so the 201
+ * still follows durability, and duplicates are refused in one place), and the replay guard.
+ */
+export class IngestThreads implements IngestHandler {
+  private readonly slots: Slot[];
+  private readonly entry = entryModule();
+  private stopping = false;
+  private nextId = 1;
+
+  constructor(
+    count: number,
+    private readonly writer: WriterSide,
+    /** This thread's own pipeline: used while no thread is ready. */
+    private readonly local: IngestHandler,
+  ) {
+    this.slots = Array.from({ length: count }, (_, index) => ({
+      view: { index, state: 'starting', restarts: 0, inHand: 0, handled: 0 },
+      worker: null,
+      pending: new Map(),
+      backoffMs: RESTART_FIRST_MS,
+      timer: null,
+    }));
+  }
+
+  get traced(): boolean {
+    return this.local.traced;
+  }
+
+  /** POST /validate (for debugging, nothing stored): on this thread. */
+  validate(req: Parameters<Ingest['validate']>[0]): Promise<IngestResult> {
+    return this.local.validate(req);
+  }
+
+  start(): void {
+    for (const slot of this.slots) this.spawn(slot);
+  }
+
+  threads(): ThreadView[] {
+    return this.slots.map((s) => ({ ...s.view, inHand: s.pending.size }));
+  }
+
+  handle(req: IngestRequest): Promise<IngestResult> {
+    const slot = this.pick();
+    if (!slot) return this.local.handle(req);
+    const id = this.nextId++;
+    const { controls: _controls, ...wire } = req;
+    return new Promise<IngestResult>((resolve, reject) => {
+      slot.pending.set(id, { resolve, reject });
+      this.post(slot, { t: 'ingest', id, req: wire, registryVersion: this.writer.registryVersion() });
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await Promise.all(
+      this.slots.map(async (slot) => {
+        if (slot.timer) clearTimeout(slot.timer);
+        // The listeners closed first: what a thread still holds is answered before it is ended.
+        await Promise.allSettled([...slot.pending.keys()].map((id) => new Promise<void>((done) => this.whenAnswered(slot, id, done))));
+        slot.view.state = 'stopped';
+        await slot.worker?.terminate();
+        slot.worker = null;
+      }),
+    );
+  }
+
+  private whenAnswered(slot: Slot, id: number, done: () => void): void {
+    const p = slot.pending.get(id);
+    if (!p) return done();
+    slot.pending.set(id, {
+      resolve: (r) => (p.resolve(r), done()),
+      reject: (e) => (p.reject(e), done()),
+    });
+  }
+
+  /** The ready thread holding the fewest submissions (ties: the first), or none. */
+  private pick(): Slot | undefined {
+    let best: Slot | undefined;
+    for (const s of this.slots) {
+      if (s.view.state !== 'ready' || !s.worker) continue;
+      if (!best || s.pending.size < best.pending.size) best = s;
+    }
+    return best;
+  }
+
+  private post(slot: Slot, m: ToIngestThread): void {
+    slot.worker?.postMessage(m);
+  }
+
+  private spawn(slot: Slot): void {
+    if (this.stopping) return;
+    slot.timer = null;
+    slot.view.state = slot.view.restarts === 0 ? 'starting' : 'restarting';
+    slot.view.handled = 0;
+    const worker = new Worker(this.entry);
+    slot.worker = worker;
+    worker.on('message', (m: FromIngestThread) => this.received(slot, m));
+    worker.on('error', (err) => this.writer.logger.error({ err, thread: slot.view.index }, 'ingest thread failed'));
+    worker.on('exit', (code) => this.exited(slot, worker, code));
+    worker.postMessage({ t: 'init', index: slot.view.index, config: this.writer.config } satisfies ToIngestThread);
+  }
+
+  private received(slot: Slot, m: FromIngestThread): void {
+    switch (m.t) {
+      case 'ready':
+        slot.view.state = 'ready';
+        slot.backoffMs = RESTART_FIRST_MS;
+        this.writer.logger.info({ thread: slot.view.index }, 'ingest thread ready');
+        return;
+      case 'result': {
+        const p = slot.pending.get(m.id);
+        slot.pending.delete(m.id);
+        if (!p) return;
+        slot.view.handled += 1;
+        if (m.ok) p.resolve(m.result);
+        else p.reject(fromWire(m.error));
+        return;
+      }
+      case 'call':
+        this.answer(m).then(
+          (value) => this.post(slot, { t: 'reply', id: m.id, ok: true, value }),
+          (err: unknown) => this.post(slot, { t: 'reply', id: m.id, ok: false, error: toWire(err) }),
+        );
+        return;
+    }
+  }
+
+  private async answer(call: IngestCall): Promise<unknown> {
+    switch (call.op) {
+      case 'append':
+        // Structured clone delivers the raw request as a Uint8Array: the store binds Buffers.
+        return this.writer.append({ ...call.batch, rawRequest: asBuffer(call.batch.rawRequest) });
+      case 'replay':
+        return this.writer.replay.check(call.signature, call.nowMs);
+    }
+  }
+
+  private exited(slot: Slot, worker: Worker, code: number): void {
+    if (slot.worker !== worker) return;
+    slot.worker = null;
+    // Its requests get a clear "send it again": the batch may or may not have been appended (a sender
+    // who sends it again unchanged is told it is a duplicate if it was), and nothing else was lost.
+    const held = [...slot.pending.values()];
+    slot.pending.clear();
+    for (const p of held) p.resolve(this.unavailable());
+    if (this.stopping) return;
+    slot.view.restarts += 1;
+    slot.view.state = 'restarting';
+    this.writer.logger.error({ thread: slot.view.index, code, restartInMs: slot.backoffMs }, 'ingest thread exited; restarting it (its requests were answered 503)');
+    slot.timer = setTimeout(() => this.spawn(slot), slot.backoffMs);
+    slot.timer.unref();
+    slot.backoffMs = Math.min(slot.backoffMs * 2, RESTART_MAX_MS);
+  }
+
+  private unavailable(): IngestResult {
+    const help = 'the DIP thread handling this batch stopped before answering; send it again unchanged after the Retry-After interval (if it was stored, the answer says it is a duplicate)';
+    const response = standardResponse(new Date(this.writer.now()), this.writer.config.dipId, null, [{ message: MSG.processingFailed, help }]);
+    return { status: 503, response, retryAfterSeconds: STORE_RETRY_AFTER_SECONDS, touched: [] };
+  }
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** The ingest threads the configuration asks for, or null to run ingest on the listeners' thread. */
+export function ingestThreads(config: DipConfig, writer: WriterSide, local: IngestHandler, injectedClock: boolean): IngestThreads | null {
+  const count = config.ingestThreads ?? 0;
+  // The cluster backend scales by nodes; its threads would each open PostgreSQL and NATS (not built).
+  if (count <= 0 || config.storage.kind !== 'sqlite') return null;
+  if (injectedClock) throw new Error(`ingestThreads: ${count} runs ingest in threads, which cannot share an injected clock: use ingestThreads: 0`);
+  return new IngestThreads(count, writer, local);
+}
+
+/** `dip serve`'s choice when the configuration leaves it open: a thread for each core beyond the first. */
+export function defaultIngestThreads(cores: number): number {
+  return Math.max(0, cores - 1);
+}
