@@ -124,12 +124,17 @@ class Scenario {
       // into, whereas the kernel's is shared, so a delivery process reading the same file would see a disk
       // no real machine shows. Delivery processes after a crash are covered by test/crash-recovery.test.ts.
       DIP_WORKERS: '1',
+      // Ingest on the listeners' thread: an ingest thread only reads (through the same shim, in the same
+      // process), but compiling its validators beside the main thread's at every start of this test's
+      // several starts costs more than its time budget on a loaded machine. Threads across a kill -9 are
+      // covered by test/crash-recovery.test.ts.
+      DIP_INGEST_THREADS: '0',
       ...options,
     });
   }
 
   async restartWithoutShim(): Promise<void> {
-    this.child = await startDipProcess(this.dataDir, this.port);
+    this.child = await startDipProcess(this.dataDir, this.port, { DIP_INGEST_THREADS: '0' });
   }
 
   client(dipId: string): DipClient {
