@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Catalogue, importCatalogue, type ValidationResult } from '../src/catalogue/catalogue.js';
 import { buildCatalogue, serialiseCatalogue } from '../src/catalogue/spec-import.js';
@@ -132,6 +133,27 @@ describe('IF-021 validation', () => {
     const r2 = catalogue.validate('IF-021', mixed);
     expect(r2.ok).toBe(true);
     if (r2.ok) expect(r2.message).toEqual(exact);
+  });
+
+  it('returns an exact message itself, and any mix of cases (at any key, in any position) in the spec case and order', () => {
+    const exact = item();
+    const r = catalogue.validate('IF-021', exact);
+    expect(r.ok && r.message).toBe(exact); // nothing to rewrite: not even a copy
+    const text = JSON.stringify(exact);
+    const keys = [...text.matchAll(/"[a-z0-9]+":/gi)].length;
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom('keep', 'lower', 'upper'), { minLength: keys, maxLength: keys }), (cases) => {
+        let k = 0;
+        const scrambled = text.replace(/"([a-z0-9]+)":/gi, (_m, key: string) => {
+          const c = cases[k++];
+          return `"${c === 'lower' ? key.toLowerCase() : c === 'upper' ? key.toUpperCase() : key}":`;
+        });
+        const v = catalogue.validate('IF-021', JSON.parse(scrambled));
+        expect(v.ok).toBe(true);
+        if (v.ok) expect(JSON.stringify(v.message)).toBe(text);
+      }),
+      { numRuns: 200 },
+    );
   });
 
   it('rejects a field given twice in different cases', () => {

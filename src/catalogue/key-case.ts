@@ -108,34 +108,69 @@ function walk(value: unknown, node: KeyNode, problems: NormaliseProblem[], trail
     return out ?? value;
   }
   if (node.exact.size === 0) return value;
-  const obj = value as Record<string, unknown>;
-  const keys = Object.keys(obj);
-  let out: Record<string, unknown> | null = null;
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i] as string;
+  return walkObject(value as Record<string, unknown>, node, problems, trail);
+}
+
+/**
+ * The common case, a message already in the spec's case, allocates nothing: for-in reads the keys
+ * without building an array (and `obj[key]` inside it is served from V8's enum cache), and a copy
+ * starts only at the first key that changes. Own keys come first in for-in, in Object.keys order, so
+ * `index` is the key's position in Object.keys(obj).
+ */
+function walkObject(obj: Record<string, unknown>, node: KeyNode, problems: NormaliseProblem[], trail: Array<string | number>): Record<string, unknown> {
+  let index = 0;
+  for (const key in obj) {
     const v = obj[key];
-    let name = key;
-    let child = node.exact.get(key);
+    const child = node.exact.get(key);
     if (child === undefined) {
       const hit = node.lower.get(key.toLowerCase());
-      if (hit) {
-        name = hit.name;
-        child = hit.node;
-      }
+      if (hit) return rewrite(obj, node, problems, trail, index, hit.name, descend(v, hit.name, hit.node, problems, trail));
+    } else {
+      const nv = descend(v, key, child, problems, trail);
+      if (nv !== v) return rewrite(obj, node, problems, trail, index, key, nv);
     }
-    let nv = v;
-    if (child !== undefined && typeof v === 'object' && v !== null) {
-      trail.push(name);
-      nv = walk(v, child, problems, trail);
-      trail.pop();
-    }
-    if (out === null && (name !== key || nv !== v)) out = copyFirst(obj, keys, i);
-    if (out !== null) {
-      if (Object.prototype.hasOwnProperty.call(out, name)) problems.push({ path: pathOf([...trail, name]), key, name });
-      else setOwn(out, name, nv);
-    }
+    index++;
   }
-  return out ?? obj;
+  return obj;
+}
+
+function descend(v: unknown, name: string, child: KeyNode, problems: NormaliseProblem[], trail: Array<string | number>): unknown {
+  if (typeof v !== 'object' || v === null) return v;
+  trail.push(name);
+  const nv = walk(v, child, problems, trail);
+  trail.pop();
+  return nv;
+}
+
+/** A copy of `obj` whose key number `at` becomes `name` → `value`, and the rest normalised after it. */
+function rewrite(
+  obj: Record<string, unknown>,
+  node: KeyNode,
+  problems: NormaliseProblem[],
+  trail: Array<string | number>,
+  at: number,
+  name: string,
+  value: unknown,
+): Record<string, unknown> {
+  const keys = Object.keys(obj);
+  const out = copyFirst(obj, keys, at);
+  place(out, keys[at] as string, name, value, problems, trail);
+  for (let i = at + 1; i < keys.length; i++) {
+    const key = keys[i] as string;
+    const v = obj[key];
+    const child = node.exact.get(key);
+    const hit = child === undefined ? node.lower.get(key.toLowerCase()) : undefined;
+    if (child !== undefined) place(out, key, key, descend(v, key, child, problems, trail), problems, trail);
+    else if (hit) place(out, key, hit.name, descend(v, hit.name, hit.node, problems, trail), problems, trail);
+    else place(out, key, key, v, problems, trail);
+  }
+  return out;
+}
+
+/** Two keys that normalise to the same name are a problem: the first one sent is kept. */
+function place(out: Record<string, unknown>, key: string, name: string, value: unknown, problems: NormaliseProblem[], trail: Array<string | number>): void {
+  if (Object.prototype.hasOwnProperty.call(out, name)) problems.push({ path: pathOf([...trail, name]), key, name });
+  else setOwn(out, name, value);
 }
 
 function pathOf(trail: Array<string | number>): string {

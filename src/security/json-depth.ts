@@ -6,23 +6,30 @@
  *
  * Works on UTF-8 bytes: multi-byte sequences never contain ASCII bytes, so brackets and quotes are
  * recognised exactly. Malformed JSON is left to the parser; this only counts.
+ *
+ * It runs on every JSON body (a batch of 100 IF-021 is ~450 kB), so the loop is shaped for speed:
+ * strings (most of the bytes) are skipped by an inner loop that looks only for the closing quote and
+ * backslashes, and outside strings one OR folds `[`/`{` (0x5b/0x7b) and `]`/`}` (0x5d/0x7d) together.
  */
-export function exceedsJsonDepth(body: Buffer, maxDepth: number): boolean {
+export function exceedsJsonDepth(body: Uint8Array, maxDepth: number): boolean {
   const n = body.length;
   if (n <= maxDepth) return false; // too short to open maxDepth + 1 brackets
   let depth = 0;
-  let inString = false;
   for (let i = 0; i < n; i++) {
-    const c = body[i];
-    if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped byte
-      else if (c === 0x22) inString = false;
+    const c = body[i]!;
+    if (c === 0x22) {
+      // A string: on to its closing quote, stepping over each escaped byte.
+      for (i++; i < n; i++) {
+        const s = body[i]!;
+        if (s === 0x22) break;
+        if (s === 0x5c) i++;
+      }
       continue;
     }
-    if (c === 0x22) inString = true;
-    else if (c === 0x5b || c === 0x7b) {
+    const folded = c | 0x20; // only 0x5b and 0x7b fold to 0x7b, only 0x5d and 0x7d to 0x7d
+    if (folded === 0x7b) {
       if (++depth > maxDepth) return true;
-    } else if (c === 0x5d || c === 0x7d) depth--;
+    } else if (folded === 0x7d) depth--;
   }
   return false;
 }

@@ -1,0 +1,63 @@
+/**
+ * Micro-benchmark of the pure per-message work of accepting a batch (no TLS, no signature, no SQLite):
+ * the depth check, the parse, case-folding + validation, and the stamped outbound copy, on a real
+ * IF-021 batch as the load generator sends it. For instruction counts rather than wall time (the
+ * machine is shared): run it under callgrind at two iteration counts and subtract, e.g.
+ *   npx esbuild bench/hotpath.ts --bundle --platform=node --format=esm --packages=external --outfile=/tmp/hotpath.mjs
+ *   valgrind --tool=callgrind --callgrind-out-file=/dev/null node /tmp/hotpath.mjs stamp 20 2>&1 | grep refs
+ * (and again with 40): the difference is the cost of 20 batches of 100.
+ * Usage: npx tsx bench/hotpath.ts [depth|parse|validate|stamp|all] [batches] [batchSize]
+ */
+import { Catalogue } from '../src/catalogue/catalogue.js';
+import { readHeader, stampWrapper, type DipMessage } from '../src/domain/message.js';
+import { exceedsJsonDepth } from '../src/security/json-depth.js';
+import { MessageFactory } from './lib/load.js';
+
+const [stage = 'all', batchesArg = '200', sizeArg = '100'] = process.argv.slice(2);
+const batches = Number(batchesArg);
+const size = Number(sizeArg);
+const factory = new MessageFactory('0123456789', ['abcdef0123', 'abcdef0124']);
+const body = Buffer.from(factory.body(0, 0, size));
+const catalogue = Catalogue.load();
+const parsed = JSON.parse(body.toString('utf8')) as unknown[];
+const messages = parsed.map((item) => {
+  const v = catalogue.validate('IF-021', item);
+  if (!v.ok) throw new Error(JSON.stringify(v.errors));
+  return v.message as DipMessage;
+});
+
+let sink = 0;
+function depth(): void {
+  if (exceedsJsonDepth(body, 64)) sink++;
+}
+function parse(): void {
+  sink += (JSON.parse(body.toString('utf8')) as unknown[]).length;
+}
+function validate(): void {
+  for (const item of parsed) if (catalogue.validate('IF-021', item).ok) sink++;
+}
+function stamp(): void {
+  for (const m of messages) {
+    const h = readHeader(m);
+    const out = stampWrapper(m, {
+      transactionId: `T-IF-021-${h.senderDipId}-SDS-20261201-0123456789ABCDEF`,
+      transactionTimestamp: '2026-12-01T11:00:00.000Z',
+      publicationId: 'PUB-021',
+      initialCorrelationId: null,
+      replayIndicator: false,
+      primaryRecipients: h.primaryRecipients,
+      secondaryRecipients: [],
+      alwaysRecipients: [],
+    });
+    sink += JSON.stringify(out).length;
+  }
+}
+const stages: Record<string, () => void> = { depth, parse, validate, stamp };
+const run = stage === 'all' ? Object.values(stages) : [stages[stage]!];
+if (!run[0]) throw new Error(`unknown stage ${stage}`);
+for (let i = 0; i < 20; i++) for (const f of run) f(); // warm up (JIT)
+const t0 = process.cpuUsage();
+for (let i = 0; i < batches; i++) for (const f of run) f();
+const t = process.cpuUsage(t0);
+const us = (t.user + t.system) / (batches * size);
+console.log(`${stage}: ${us.toFixed(2)} µs CPU per message (${batches} batches of ${size}, ${body.length} bytes each) [${sink}]`);
