@@ -5,7 +5,14 @@ import type { Server as TlsServer } from 'node:tls';
 import type { Socket } from 'node:net';
 import { MSG } from '../domain/response-codes.js';
 import { standardResponse } from '../domain/standard-response.js';
-import { exceedsJsonDepth } from '../security/json-depth.js';
+import { exceedsJsonDepth, jsonTooDeep } from '../security/json-depth.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The route's pipeline checks the JSON body's depth before it parses it (POST /dip-channel/{id}, /validate). */
+    jsonDepthCheckedByPipeline?: true;
+  }
+}
 import type { RateLimits } from '../ports/rate-limits.js';
 import { RateLimiter } from '../security/rate-limit.js';
 import type { SecurityControls } from '../pipeline/authenticate.js';
@@ -187,10 +194,11 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
 
   // The signature covers the exact bytes received, so bodies stay raw; the pipeline parses them once.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(['application/json'], { parseAs: 'buffer' }, (_req, body, done) => {
+  app.addContentTypeParser(['application/json'], { parseAs: 'buffer' }, (req, body, done) => {
     const buf = body as Buffer;
-    if (exceedsJsonDepth(buf, limits.maxJsonDepth)) {
-      done(Object.assign(new Error(`the JSON body nests arrays and objects deeper than the limit of ${limits.maxJsonDepth} levels`), { statusCode: 400 }), undefined);
+    // A route whose pipeline checks the depth itself (on an ingest thread) is not checked twice.
+    if (req.routeOptions.config.jsonDepthCheckedByPipeline !== true && exceedsJsonDepth(buf, limits.maxJsonDepth)) {
+      done(Object.assign(new Error(jsonTooDeep(limits.maxJsonDepth)), { statusCode: 400 }), undefined);
       return;
     }
     done(null, buf);

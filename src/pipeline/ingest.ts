@@ -17,12 +17,15 @@ import type { Channel } from './channels.js';
 import type { MpanDirectory } from './mpan-directory.js';
 import type { Registry } from './registry.js';
 import type { MessageTracer } from '../ports/tracing.js';
+import { exceedsJsonDepth, jsonTooDeep } from '../security/json-depth.js';
 
 export interface IngestSettings {
   dipId: string;
   environment: string;
   maxClockSkewMs: number;
   maxBatchMessages: number;
+  /** Deepest nesting of arrays and objects accepted (checked before parsing; the listener leaves it to this pipeline). */
+  maxJsonDepth: number;
 }
 
 export interface IngestRequest extends CallerEvidence {
@@ -145,7 +148,7 @@ export class Ingest {
       );
     }
 
-    const items = parseBatch(req.body, this.settings.maxBatchMessages);
+    const items = parseBatch(req.body, this.settings);
     if (!Array.isArray(items)) return this.whole(now, caller.dipId, items.status, MSG.schemaFailure, items.help);
 
     const prepared = await this.prepare(channel, items);
@@ -226,7 +229,7 @@ export class Ingest {
       const help = `${channel.interfaceId} has no event code '${req.eventCode}': /validate/${channel.interfaceId}/{${channel.definition.eventCodes.join('|')}}`;
       return this.whole(now, caller.dipId, 404, MSG.interfaceIdInvalid, help);
     }
-    const items = parseBatch(req.body, this.settings.maxBatchMessages);
+    const items = parseBatch(req.body, this.settings);
     if (!Array.isArray(items)) return this.whole(now, caller.dipId, items.status, MSG.schemaFailure, items.help);
     const prepared = await this.prepare(channel, items);
     const entries: EntryFields[] = prepared.map((p, index) => {
@@ -416,7 +419,10 @@ export class Ingest {
   }
 }
 
-function parseBatch(body: Buffer, max: number): unknown[] | { status: number; help: string } {
+function parseBatch(body: Buffer, limits: Pick<IngestSettings, 'maxBatchMessages' | 'maxJsonDepth'>): unknown[] | { status: number; help: string } {
+  // Before parsing, and here rather than in the listener, so that it runs on an ingest thread.
+  if (exceedsJsonDepth(body, limits.maxJsonDepth)) return { status: 400, help: jsonTooDeep(limits.maxJsonDepth) };
+  const max = limits.maxBatchMessages;
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));

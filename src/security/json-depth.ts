@@ -33,3 +33,8 @@ export function exceedsJsonDepth(body: Uint8Array, maxDepth: number): boolean {
   }
   return false;
 }
+
+/** The answer to a body nested deeper than the limit (the listener's and the ingest pipeline's). */
+export function jsonTooDeep(maxDepth: number): string {
+  return `the JSON body nests arrays and objects deeper than the limit of ${maxDepth} levels`;
+}

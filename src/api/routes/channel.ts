@@ -13,6 +13,8 @@ export const channelRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app,
   app.post<{ Params: { id: string } }>(
     '/dip-channel/:id',
     {
+      // The pipeline checks the body's depth before it parses it (on an ingest thread when there are some).
+      config: { jsonDepthCheckedByPipeline: true },
       validatorCompiler: compileRawBodyRouteSchema,
       schema: {
         operationId: 'sendMessage',
