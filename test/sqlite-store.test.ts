@@ -8,7 +8,7 @@ import { tracesContract } from './contract/traces.contract.js';
 import { archiveContract } from './contract/archive.contract.js';
 import { backendContract, type SyncGate } from './contract/backend.contract.js';
 import { messageLogContract } from './contract/message-log.contract.js';
-import { batch, message, sup } from './contract/fixtures.js';
+import { batch, mds, message, sup } from './contract/fixtures.js';
 import { waitFor } from './helpers/dip-harness.js';
 import { DurableReads } from '../src/topology/durable-reads.js';
 import { describe, expect, it } from 'vitest';
@@ -101,6 +101,32 @@ describe('a delivery process reads only what the main process made durable', () 
       expect(await reads.pendingQueues()).toEqual([]);
     } finally {
       gate.release();
+      await reader.close();
+      await writer.close();
+    }
+  });
+
+  it('opens each message once for all its recipients, not once per recipient', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'opendip-reader-'));
+    const file = join(dir, 'dip.db');
+    const kek = new FileKeyEncryptionKey(join(dir, 'kek.key'));
+    const writer = openSqliteBackend(file, { clock: systemClock });
+    const reader = openSqliteBackend(file, { clock: systemClock });
+    try {
+      writer.useSealer(await Sealer.open(kek, writer.dataKeys));
+      const sealer = await Sealer.open(kek, reader.dataKeys);
+      let opened = 0;
+      reader.useSealer({ seal: (v) => sealer.seal(v), index: (v) => sealer.index(v), open: (v) => (opened++, sealer.open(v)) });
+      const sent = [message(['SUP0000001', 'MDS0000001']), message(['SUP0000001', 'MDS0000001'])];
+      await writer.log.append(batch(sent));
+      const ids = sent.map((m) => m.transactionId);
+      expect((await reader.log.readQueue(sup, 0, 10, 1 << 20)).map((e) => e.transactionId)).toEqual(ids);
+      expect(opened).toBe(2);
+      const second = await reader.log.readQueue(mds, 0, 10, 1 << 20);
+      expect(second.map((e) => e.transactionId)).toEqual(ids);
+      expect(second.map((e) => e.outbound)).toEqual(sent.map((m) => m.outbound));
+      expect(opened).toBe(2);
+    } finally {
       await reader.close();
       await writer.close();
     }

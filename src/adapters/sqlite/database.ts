@@ -194,7 +194,12 @@ export class SqliteDatabase {
     this.onSuccess(() => this.keep(id, message));
   }
 
-  private keep(id: number, message: RecentMessage): void {
+  /**
+   * Keeps a message for the next recipients' reads: one appended here (after its write succeeds), or one
+   * read from disk (committed, so no rollback can take it back; a delivery process, which appends nothing,
+   * then reads and opens each message once rather than once per recipient).
+   */
+  keep(id: number, message: RecentMessage): void {
     if (this.recent.size >= RECENT_MESSAGES) this.recent.delete(this.recent.keys().next().value!);
     this.recent.set(id, message);
   }

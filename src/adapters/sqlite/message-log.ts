@@ -119,7 +119,10 @@ export class SqliteMessageLog implements MessageLog {
 
   private load(id: number): RecentMessage | undefined {
     const row = this.s.messageById.get(id);
-    return row && { transactionId: row.transactionId, receivedAt: row.receivedAt, outbound: this.d.reveal(row.outbound) };
+    if (!row) return undefined;
+    const message = { transactionId: row.transactionId, receivedAt: row.receivedAt, outbound: this.d.reveal(row.outbound) };
+    this.d.keep(id, message);
+    return message;
   }
 
   async queueState(queue: QueueRef): Promise<QueueState> {
