@@ -38,13 +38,35 @@ class FakeLog {
     return { ackedSeq: this.acked, headSeq: this.entries.length };
   }
 
+  /** While true, each settle waits until release() (a slow group commit); how many were ever in flight at once. */
+  hold = false;
+  private held: Array<{ resolve(): void; reject(e: Error): void }> = [];
+  private inFlight = 0;
+  maxInFlight = 0;
+
   async settle(_q: QueueRef, s: Settlement): Promise<void> {
-    const fail = this.settleFails.shift();
-    if (fail) throw fail;
-    this.settlements.push(s);
-    this.acked = Math.max(this.acked, s.upTo);
+    this.inFlight += 1;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    try {
+      if (this.hold) await new Promise<void>((resolve, reject) => this.held.push({ resolve, reject }));
+      const fail = this.settleFails.shift();
+      if (fail) throw fail;
+      this.settlements.push(s);
+      this.acked = Math.max(this.acked, s.upTo);
+    } finally {
+      this.inFlight -= 1;
+    }
+  }
+
+  /** Lets the oldest held settle finish, or fail with `error`. */
+  release(error?: Error): void {
+    const h = this.held.shift()!;
+    if (error) h.reject(error);
+    else h.resolve();
   }
 }
+
+const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 function harness(answers: Array<number | 'down'>, options: { hook?: boolean; staleAfterMs?: number } = {}) {
   const clock = new FakeClock();
@@ -82,6 +104,16 @@ function harness(answers: Array<number | 'down'>, options: { hook?: boolean; sta
   const worker = new QueueWorker(queue, deps);
   const sent = () => calls.map((c) => (JSON.parse(c.body.toString()) as Array<{ seq: number }>).map((m) => m.seq));
   return { clock, log, worker, calls, attempts, deadLettered, paused, halted, sent };
+}
+
+/** `n` messages waiting, a worker kicked, and every settle held until released (a slow group commit). */
+async function slowCommits(n: number, answers: Array<number | 'down'> = []): Promise<ReturnType<typeof harness>> {
+  const h = harness(answers);
+  h.log.add(n, h.clock.now());
+  h.log.hold = true;
+  h.worker.kick();
+  await settle(10);
+  return h;
 }
 
 describe('queue worker', () => {
@@ -172,6 +204,56 @@ describe('queue worker', () => {
     expect(h.worker.state).toBe('idle');
     expect(h.sent()).toEqual([[1, 2], [3]]); // 1-2 not repeated
     expect(h.log.settlements.map((s) => s.upTo)).toEqual([2, 3]);
+  });
+
+  it('a delivered call is settled while the next call goes out: one settlement at a time, in order', async () => {
+    const h = await slowCommits(25);
+    // 1-10 answered; its settlement is still being recorded, and 11-20 is already out.
+    expect(h.sent()).toEqual([range(1, 10), range(11, 20)]);
+    expect(h.log.acked).toBe(0);
+    // 11-20 answered too, but its settlement waits for 1-10's: no third call until one lands.
+    await settle(10);
+    expect(h.calls).toHaveLength(2);
+    h.log.release();
+    await settle(10);
+    expect(h.log.settlements.map((x) => x.upTo)).toEqual([10]);
+    expect(h.sent()).toEqual([range(1, 10), range(11, 20), range(21, 25)]);
+    h.log.release();
+    await settle(10);
+    h.log.release();
+    await settle(10);
+    expect(h.worker.state).toBe('idle'); // idle only once the last settlement is durable
+    expect(h.log.settlements.map((x) => x.upTo)).toEqual([10, 20, 25]);
+    expect(h.log.maxInFlight).toBe(1);
+  });
+
+  it('a settlement that fails while the next call is out: paused; on resume it is recorded and the next call goes again at the same positions', async () => {
+    const h = await slowCommits(15);
+    expect(h.sent()).toEqual([range(1, 10), range(11, 15)]);
+    h.log.release(new StoreError('unavailable', 'disk full', 'SQLITE_FULL'));
+    await settle(10);
+    expect(h.worker.state).toBe('paused');
+    expect(h.log.acked).toBe(0);
+    h.log.hold = false;
+    h.worker.resume();
+    await settle(10);
+    expect(h.worker.state).toBe('idle');
+    // 1-10 was answered: recorded, not sent again. 11-15 was answered but never recorded: sent again, same positions.
+    expect(h.sent()).toEqual([range(1, 10), range(11, 15), range(11, 15)]);
+    expect(h.calls.map((c) => c.headers['x-opendip-sequence'])).toEqual(['1-10', '11-15', '11-15']);
+    expect(h.log.settlements.map((x) => x.upTo)).toEqual([10, 15]);
+  });
+
+  it('a failed call after a delivered one: the settlement lands first, then the failure counts from zero', async () => {
+    const h = await slowCommits(15, [200, 503]);
+    expect(h.worker.state).toBe('working'); // the 503 waits for 1-10's settlement before backing off
+    h.log.release();
+    await settle(10);
+    expect(h.worker.state).toBe('backoff');
+    expect(h.worker.status().failures).toBe(1);
+    expect(h.worker.status().lastError).toBe('HTTP 503');
+    expect(h.clock.pending()).toEqual([100]); // the first failure's wait
+    expect(h.log.settlements.map((x) => x.upTo)).toEqual([10]);
   });
 
   it('working → halted: a permanent store error stops the queue and tells the operator; resume goes on', async () => {

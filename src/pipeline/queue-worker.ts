@@ -120,6 +120,15 @@ export class QueueWorker {
   private singlesUntil = 0;
   /** A settlement decided (a call answered 2xx, a message set aside) but not yet recorded: recorded before anything else. */
   private unrecorded: { settlement: Settlement; events: DeadLetterEvent[] } | null = null;
+  /**
+   * A delivered call's settlement, still being recorded while the next call goes out (at most one: each
+   * settlement waits for the one before). In a delivery process a settlement is an IPC round trip to the
+   * main process's group commit, which under load took longer than the call itself (bench drain phase:
+   * 250-1,400 ms per call), so a queue spent most of its time waiting on it.
+   */
+  private settling: Promise<void> | null = null;
+  /** The last position a recipient answered 2xx for in this run: ahead of ackedSeq while its settlement is recorded. */
+  private deliveredUpTo = 0;
   private running: Promise<void> | null = null;
   /** The last read found the oldest waiting message old (DeliveryShare.behind): calls wait their turn. */
   private catchingUp = false;
@@ -198,7 +207,22 @@ export class QueueWorker {
     });
   }
 
+  /** Where the next read starts: past what was delivered, even if its settlement is not yet durable. */
+  private position(): number {
+    return Math.max(this.ackedSeq, this.deliveredUpTo);
+  }
+
+  /** Waits for the settlement being recorded (if any); throws what recording it threw. */
+  private async settled(): Promise<void> {
+    const pending = this.settling;
+    this.settling = null;
+    await pending;
+  }
+
   private async run(): Promise<void> {
+    // A run that ended on a failed settlement left deliveredUpTo ahead of what is durable: what was
+    // delivered past it goes again (same positions: a recipient sees a repeat, never a gap).
+    this.deliveredUpTo = 0;
     try {
       if (this.unrecorded) {
         const { settlement, events } = this.unrecorded;
@@ -209,9 +233,15 @@ export class QueueWorker {
       while (this.dirty) {
         this.dirty = false;
         for (;;) {
-          if (this.current === 'stopped') return;
+          if (this.current === 'stopped') {
+            await this.settled();
+            return;
+          }
           const next = await this.step();
-          if (next === 'drained') break;
+          if (next === 'drained') {
+            await this.settled();
+            break;
+          }
           if (next === 'wait') return;
         }
       }
@@ -220,6 +250,8 @@ export class QueueWorker {
         this.deps.wentIdle?.(this);
       }
     } catch (error) {
+      // A settlement still being recorded lands (or fails: it stays unrecorded) before the worker changes state.
+      await this.settled().catch(() => {});
       if (this.current === 'stopped') return;
       const kind = storeFailureKind(error);
       if (kind === 'unavailable' || kind === 'fatal') {
@@ -244,7 +276,7 @@ export class QueueWorker {
   private async step(): Promise<'more' | 'drained' | 'wait'> {
     const local = this.deps.localConsumer(this.queue);
     if (local) {
-      const entries = await this.deps.log.readQueue(this.queue, this.ackedSeq, 500, 1 << 24);
+      const entries = await this.deps.log.readQueue(this.queue, this.position(), 500, 1 << 24);
       if (entries.length === 0) return 'drained';
       await local(entries);
       await this.record({ upTo: entries.at(-1)!.seq }, []);
@@ -253,7 +285,7 @@ export class QueueWorker {
     if (this.deps.held?.(this.queue)) return 'drained'; // a registry change (the resume) kicks it again
     const undeliverable = this.deps.undeliverable?.(this.queue);
     if (undeliverable) {
-      const entries = await this.deps.log.readQueue(this.queue, this.ackedSeq, 500, 1 << 24);
+      const entries = await this.deps.log.readQueue(this.queue, this.position(), 500, 1 << 24);
       if (entries.length === 0) return 'drained';
       await this.setAside(entries.map((e) => this.event(e, 'rejected', null, undeliverable, null)), entries.at(-1)!.seq);
       return 'more';
@@ -261,12 +293,12 @@ export class QueueWorker {
     const hook = this.deps.webhook(this.queue);
     const share = hook ? this.deps.share : undefined;
     // With no webhook only the oldest entry matters (is it stale?): the backlog is not re-read per kick.
-    let limit = !hook || this.ackedSeq < this.singlesUntil ? 1 : hook.maxMessageCount;
+    let limit = !hook || this.position() < this.singlesUntil ? 1 : hook.maxMessageCount;
     // A queue catching up asks for its turn before reading, so it reads only what it may send.
     let granted = share && this.catchingUp ? await share.grant(this.key, limit) : null;
     if (granted === 0) return 'more'; // withdrawn: the worker is stopping
     if (granted !== null) limit = granted;
-    let entries = await this.deps.log.readQueue(this.queue, this.ackedSeq, limit, hook ? hook.maxPayloadKb * 1024 : 1 << 22);
+    let entries = await this.deps.log.readQueue(this.queue, this.position(), limit, hook ? hook.maxPayloadKb * 1024 : 1 << 22);
     if (entries.length === 0) {
       if (granted !== null) share!.giveBack(granted);
       this.catchingUp = false;
@@ -286,6 +318,7 @@ export class QueueWorker {
     if (share && !this.catchingUp) share.live(this.deps.clock.now() - entries[0]!.receivedAt);
     const retryIn = await this.deliver(hook, entries);
     if (retryIn === null) return 'more';
+    await this.settled();
     this.wait(retryIn);
     return 'wait';
   }
@@ -324,9 +357,20 @@ export class QueueWorker {
       .catch((err: unknown) => this.deps.logger.error({ err }, 'could not record a delivery attempt'));
 
     if (verdict === 'delivered') {
-      await this.record({ upTo: last }, []);
+      this.failures = 0;
+      this.lastError = null;
+      this.deliveredUpTo = last;
+      // The settlement before lands first: at most one delivered call is ever unrecorded.
+      await this.settled();
+      // Recorded while the next call is read, made and sent: FIFO holds (that call carries later
+      // positions), and a crash before this is durable sends both again at the same positions.
+      const recording = this.record({ upTo: last }, []);
+      recording.catch(() => {}); // awaited (and its failure handled) by settled(); not an unhandled rejection meanwhile
+      this.settling = recording;
       return null;
     }
+    // A failed call is counted after the settlement before it lands (which resets the count).
+    await this.settled();
     if (verdict === 'retry') {
       this.failures += 1;
       this.failingUrl = hook.url;
@@ -388,6 +432,8 @@ export class QueueWorker {
 
   /** Records a settlement; if the store cannot take it, it is kept and recorded first when the worker resumes. */
   private async record(settlement: Settlement, events: DeadLetterEvent[]): Promise<void> {
+    // Settlements go one at a time, in order: the one being recorded lands first.
+    await this.settled();
     this.unrecorded = { settlement, events };
     await this.deps.log.settle(this.queue, settlement);
     this.unrecorded = null;
