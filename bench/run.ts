@@ -193,6 +193,18 @@ async function startDip(f: Fixture, name: string, cpuProfileDir?: string): Promi
   return { dip, market };
 }
 
+/**
+ * The DIP's other threads that worked during the window (its ingest threads; tsx's module-loader
+ * threads are idle then and left out), each summarised as for the main thread.
+ */
+function busyThreads(dip: DipProcess, window: { fromUs: number; toUs: number }, top: number): string[] {
+  return dip
+    .threadProfiles()
+    .map((file) => summariseProfile(file, top, window))
+    .filter((s) => s.busyPercent >= 5)
+    .map((s) => `thread ${/\.(\d+)\.\d+\.cpuprofile$/.exec(s.file)?.[1] ?? '?'} ===\n${formatSummary(s, top)}`);
+}
+
 async function stopDip(f: Fixture, dip: DipProcess): Promise<string | undefined> {
   const profile = await dip.stop();
   if (!flags.keep) dip.cleanup();
@@ -412,6 +424,8 @@ async function ingestBench(f: Fixture): Promise<IngestBenchResult> {
     const text = profiles.map((p) => `=== ingest, batch ${p.batch} ===\n${formatSummary(p.summary, 15)}`).join('\n\n');
     writeFileSync(join(RESULTS_DIR, 'profile-ingest-summary.txt'), `${text}\n`);
     log('ingest: main-thread profiles per batch size in bench/results/profile-ingest-summary.txt');
+    const threads = windows.flatMap(({ batch, window }) => busyThreads(dip, window, 15).map((t) => `=== ingest, batch ${batch}, ${t}`));
+    if (threads.length) writeFileSync(join(RESULTS_DIR, 'profile-ingest-threads-summary.txt'), `${threads.join('\n\n')}\n`);
   }
   return { runs, profiles };
 }
@@ -909,6 +923,8 @@ async function profileBench(f: Fixture): Promise<ProfileResult> {
   const summary = profileFile ? summariseProfile(profileFile, 25, window) : null;
   const text = summary ? formatSummary(summary, 20) : 'no profile was written';
   if (summary) writeFileSync(join(RESULTS_DIR, 'profile-summary.txt'), `${text}\n`);
+  const threads = busyThreads(dip, window, 20);
+  if (threads.length) writeFileSync(join(RESULTS_DIR, 'profile-threads-summary.txt'), `${threads.map((t) => `=== ${t}`).join('\n\n')}\n`);
   const lightSummary = profileFile && lightLoad ? summariseProfile(profileFile, 25, lightWindow) : null;
   const light = lightLoad ? { load: lightLoad, summary: lightSummary } : null;
   if (lightSummary) writeFileSync(join(RESULTS_DIR, 'profile-light-summary.txt'), `${formatSummary(lightSummary, 20)}\n`);

@@ -25,6 +25,8 @@ export interface DipProcess {
   waitIdle(opts?: { cores?: number; samples?: number; timeoutMs?: number }): Promise<{ waitedMs: number; idle: boolean }>;
   /** SIGTERM, wait for a clean exit (the CPU profile is written then); returns the .cpuprofile path if any. */
   stop(): Promise<string | undefined>;
+  /** After stop: the .cpuprofile of every other thread of the DIP's main process (ingest threads, tsx's loader). */
+  threadProfiles(): string[];
   /** Removes the data directory (after stop). */
   cleanup(): void;
 }
@@ -96,6 +98,7 @@ export async function startDipProcess(opts: StartOptions): Promise<DipProcess> {
   const ca = { keyPem: readFileSync(join(pkiDir, 'ca.key.pem'), 'utf8'), certPem: readFileSync(join(pkiDir, 'ca.cert.pem'), 'utf8') };
   const pid = child.pid!;
   let stopped = false;
+  let others: string[] = [];
   return {
     name: opts.name,
     url: `https://127.0.0.1:${port}`,
@@ -138,8 +141,10 @@ export async function startDipProcess(opts: StartOptions): Promise<DipProcess> {
       // One file per thread (tsx's module loader runs in a worker): the main thread's has thread id 0.
       const fresh = list(opts.cpuProfileDir).filter((f) => f.endsWith('.cpuprofile') && !before.has(f));
       const main = fresh.find((f) => f.includes(`.${pid}.0.`)) ?? fresh[0];
+      others = fresh.filter((f) => f !== main && f.includes(`.${pid}.`)).map((f) => join(opts.cpuProfileDir!, f));
       return main ? join(opts.cpuProfileDir, main) : undefined;
     },
+    threadProfiles: () => others,
     cleanup() {
       rmSync(base, { recursive: true, force: true });
     },
