@@ -5,6 +5,9 @@
  * to two threads at once is accepted once; a signature replayed to another thread is refused; an
  * operator's change applies to the very next request whichever thread takes it.
  */
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Signer } from '../src/security/signature.js';
 import { buildIF021 } from '../src/sim/messages.js';
@@ -80,6 +83,54 @@ describe('ingest threads', () => {
     for (const r of again) {
       expect(r.status).toBe(401);
       expect(JSON.stringify(r.body)).toMatch(/already used/);
+    }
+  });
+
+  it('answers 503 with Retry-After for what a dying thread held, carries on without it, and restarts it', async () => {
+    const threads = t.dip.ingestThreads!;
+    const slots = (threads as unknown as { slots: Array<{ worker: Worker | null }> }).slots;
+    // A large batch, so that the thread is still validating it when it is ended.
+    const batch = Array.from({ length: 1000 }, () => if021(sds));
+    const answer = sds.client.submit('IF-021', batch);
+    await waitFor(() => threads.threads().some((v) => v.inHand === 1), 10_000, 'the batch in a thread');
+    const dying = threads.threads().find((v) => v.inHand === 1)!.index;
+    await slots[dying]!.worker!.terminate();
+    const refused = await answer;
+    expect(refused.status).toBe(503);
+    expect(refused.headers['retry-after']).toBe('5');
+    expect(refused.body.messageArray[0]!.help).toMatch(/send it again unchanged/);
+    // Meanwhile the other thread (or the listeners' thread) takes submissions.
+    expect((await sds.client.submit('IF-021', [if021(sds)])).status).toBe(201);
+    await waitFor(() => threads.threads()[dying]!.state === 'ready', 60_000, 'the thread restarted');
+    expect(threads.threads()[dying]!.restarts).toBe(1);
+    // Sent again unchanged, the batch is accepted once: whole now, or refused as duplicates had it been stored.
+    const again = await sds.client.submit('IF-021', batch);
+    expect([201, 400]).toContain(again.status);
+    if (again.status === 400) expect(again.body.messageArray[0]!.message).toMatch(/^MSG1006/);
+    const refs = new Set(batch.map((m) => refOf(m)));
+    await waitFor(() => delivered().filter((m) => refs.has(refOf(m))).length === 1000, 30_000, 'the batch delivered');
+  });
+
+  it('seals what a thread appends under the data key in force, also right after a rotation', async () => {
+    const db = new Database(join(t.config.dataDir, 'dip.db'), { readonly: true });
+    const keyOf = (ref: string): number => {
+      const row = db.prepare('SELECT outbound, (SELECT raw FROM batches WHERE id = batch_id) AS raw FROM messages WHERE sender_ref = ?').get(ref) as { outbound: Buffer; raw: Buffer };
+      // Sealed layout: version (1 byte), data key id (4 bytes), IV, tag, ciphertext.
+      expect(row.raw.readUInt32BE(1)).toBe(row.outbound.readUInt32BE(1));
+      return row.outbound.readUInt32BE(1);
+    };
+    try {
+      const before = if021(sds);
+      expect((await sds.client.submit('IF-021', [before])).status).toBe(201);
+      const rotated = await adminApi(t)('POST', '/admin/keys/rotate');
+      expect(rotated.status).toBe(200);
+      const after = [if021(sds), if021(sds2)];
+      const answers = await Promise.all([sds.client.submit('IF-021', [after[0]!]), sds2.client.submit('IF-021', [after[1]!])]);
+      expect(answers.map((a) => a.status)).toEqual([201, 201]);
+      expect(keyOf(refOf(before))).toBeLessThan(rotated.body.dataKeyId);
+      for (const m of after) expect(keyOf(refOf(m))).toBe(rotated.body.dataKeyId);
+    } finally {
+      db.close();
     }
   });
 
