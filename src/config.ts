@@ -56,6 +56,12 @@ export interface DipConfig {
    * cores present (see src/cli/main.ts), 0 for a DIP embedded with startDip.
    */
   ingestThreads: number | null;
+  /**
+   * workers > 1: how often each delivery process itself looks for a changed registry, catalogue or signing
+   * key. The main process tells them of every change it sees (its own, and the CLI's, which its faster
+   * polls find) at once: this only backs that up, so it can be slow and cost nothing while idle.
+   */
+  workerPollMs: number;
   delivery: {
     timeoutMs: number;
     retryBaseMs: number;
@@ -294,6 +300,7 @@ const schema: JSONSchemaType<DipConfig> = {
     warmCatalogue: { type: 'boolean' },
     workers: { type: 'integer', minimum: 1, maximum: 64, nullable: true },
     ingestThreads: { type: 'integer', minimum: 0, maximum: 64, nullable: true },
+    workerPollMs: { type: 'integer', minimum: 10 },
     http: {
       type: 'object',
       additionalProperties: false,
@@ -524,6 +531,7 @@ export const DEFAULTS: DipConfig = {
   warmCatalogue: true,
   workers: null,
   ingestThreads: null,
+  workerPollMs: 30_000,
   delivery: {
     timeoutMs: 10_000,
     retryBaseMs: 500,

@@ -70,8 +70,12 @@ describe('a delivery process reads only what the main process made durable', () 
       await writer.log.append(batch([first]));
       expect(writer.durableHead(sup)).toBe(1);
       const settled: number[] = [];
+      let asked = 0;
       const reads = new DurableReads(reader.log, {
-        cap: async (q) => writer.durableHead(q),
+        cap: async (q) => {
+          asked += 1;
+          return writer.durableHead(q);
+        },
         settle: async (q, s) => {
           settled.push(s.upTo);
           await writer.log.settle(q, s);
@@ -88,16 +92,29 @@ describe('a delivery process reads only what the main process made durable', () 
       expect(writer.durableHead(sup)).toBe(1);
       // A plain read of the other connection would hand out the unsynced entry; the delivery process's does not.
       expect((await reads.readQueue(sup, 0, 10, 1 << 20)).map((e) => e.transactionId)).toEqual([first.transactionId]);
+      expect(asked).toBe(1); // the first read of the queue asks
       expect(await reads.readQueue(sup, 1, 10, 1 << 20)).toEqual([]);
+      expect(asked).toBe(1); // drained to what it was told: it waits for a wake-up instead of asking again
 
       gate.release();
       await appended;
       expect(writer.durableHead(sup)).toBe(2);
+      expect(await reads.readQueue(sup, 1, 10, 1 << 20)).toEqual([]);
+      // The main process's wake-up after the sync carries the new durable position.
+      reads.learn(sup, writer.durableHead(sup));
       expect((await reads.readQueue(sup, 1, 10, 1 << 20)).map((e) => e.transactionId)).toEqual([second.transactionId]);
+      expect(asked).toBe(1);
+      // A wake-up lost (the process was starting): the sweep finds the queue pending, and its next drained read asks.
+      const third = message(['SUP0000001']);
+      await writer.log.append(batch([third]));
+      expect(await reads.readQueue(sup, 2, 10, 1 << 20)).toEqual([]);
+      expect(await reads.pendingQueues()).toEqual([sup]);
+      expect((await reads.readQueue(sup, 2, 10, 1 << 20)).map((e) => e.transactionId)).toEqual([third.transactionId]);
+      expect(asked).toBe(2);
       // Settlements go to the writer, and the reader sees them.
-      await reads.settle(sup, { upTo: 2 });
-      expect(settled).toEqual([2]);
-      expect((await reads.queueState(sup)).ackedSeq).toBe(2);
+      await reads.settle(sup, { upTo: 3 });
+      expect(settled).toEqual([3]);
+      expect((await reads.queueState(sup)).ackedSeq).toBe(3);
       expect(await reads.pendingQueues()).toEqual([]);
     } finally {
       gate.release();

@@ -14,6 +14,13 @@ import { ensureEncryptionKey } from '../security/dip-encryption-key.js';
 import type { PkiMaterial } from '../security/pki.js';
 import { SigningKeyWatcher } from '../security/signing-key.js';
 
+/** Intervals of startCore's change polls; registryMs undefined: the store's own (SQLite: 500 ms). */
+export interface CorePolls {
+  registryMs: number | undefined;
+  catalogueMs: number;
+  signingKeyMs: number;
+}
+
 /**
  * What every part of the message road reads: the catalogue, the registry, the channels as configured
  * and as changed while running, the MPAN directory, status messages, and the DIP's own keys.
@@ -30,6 +37,11 @@ export async function startCore(
   channelResumed: () => void,
   /** Between two validators compiled at start (tests hold it to see the node not ready). */
   warmPause?: () => Promise<void>,
+  /**
+   * How often the registry (SQLite: its version), the imported catalogue and the signing key are checked
+   * for changes. A delivery process checks rarely: the main process tells it of each change (src/topology/shared-state.ts).
+   */
+  polls: CorePolls = { registryMs: undefined, catalogueMs: 2000, signingKeyMs: config.signingKeyPollMs },
 ) {
   const catalogue = new CatalogueSource(config.dataDir, logger);
   const defaultStaleMs = (config.staleAfterMinutes ?? config.retentionDays * 1440) * 60_000;
@@ -64,16 +76,16 @@ export async function startCore(
   // Security patterns 2 and 3: the DIP's encryption key (inbound); recipients' keys come from their certificates.
   const encryption = await ensureEncryptionKey(pkiDir, pki.ca);
   const copies = new RecipientCopies((id) => (id === STATUS_CHANNEL ? undefined : channel(id)), registry);
-  await registry.start();
+  await registry.start(polls.registryMs);
   life.started('registry', () => registry.stop());
-  catalogue.start(2000);
+  catalogue.start(polls.catalogueMs);
   life.started('catalogue', () => catalogue.stop());
   // Compiled while the rest starts and after the listeners are up: /ready answers 503 until it is done.
   if (config.warmCatalogue) void catalogue.warm(warmPause).catch((err: unknown) => logger.error({ err }, 'compiling the catalogue validators failed; they compile on first use'));
 
   // The signing key in force: `dip pki rotate-signing` replaces it while the DIP runs.
   const signing = new SigningKeyWatcher(pkiDir, pki.ca, pki.signing, logger);
-  signing.start(config.signingKeyPollMs);
+  signing.start(polls.signingKeyMs);
   life.started('signing key watcher', () => signing.stop());
   return { catalogue, defaultStaleMs, registry, channelSettings, channels, channel, mpan, status, encryption, copies, signing };
 }

@@ -68,7 +68,7 @@ export function assembleMessageRoad({ config, pki, backend, coordination, core, 
     events.emit('queue-halted', { queue, error });
   };
   // workers > 1 (README "Every core"): delivery runs in processes of its own; this one keeps every write.
-  const processes = deliveryProcesses(config, backend, { logger, now: () => clock.now(), journal, deadLettered, halted, injectedClock });
+  const processes = deliveryProcesses(config, backend, { logger, now: () => clock.now(), shared: core, journal, deadLettered, halted, injectedClock });
   const localConsumer = mpanFeed(mpan);
   const local = buildDelivery(
     { config, core, transport, tracer, clock, logger },

@@ -17,6 +17,7 @@ export class CatalogueSource {
   /** While the validators compile: how far along (the node is not ready meanwhile). */
   private warming: { done: number; total: number } | null = null;
   private stopped = false;
+  private readonly listeners: Array<() => void> = [];
 
   constructor(
     private readonly dataDir: string,
@@ -68,7 +69,13 @@ export class CatalogueSource {
     if (this.timer) clearInterval(this.timer);
   }
 
-  private reload(): void {
+  /** Called after a newer import was loaded (delivery processes are told to load it too). */
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Loads the imported file if it changed since the last look (one stat otherwise). */
+  reload(): void {
     const file = importedCatalogueFile(this.dataDir);
     let mtimeMs: number;
     try {
@@ -84,6 +91,8 @@ export class CatalogueSource {
       this.logger.info({ file, version: this.catalogue.version }, 'interface catalogue loaded');
     } catch (err) {
       this.logger.error({ file, err }, 'imported catalogue is unreadable; keeping the one in force');
+      return;
     }
+    for (const l of this.listeners) l();
   }
 }

@@ -26,6 +26,38 @@ export async function queueDepths(log: Pick<MessageLog, 'pendingQueues' | 'queue
   return out;
 }
 
+/** CPU and memory of one process of the DIP, as `dip_process_*` exports them. */
+export interface ProcessUsage {
+  cpuUserSeconds: number;
+  cpuSystemSeconds: number;
+  residentBytes: number;
+  heapUsedBytes: number;
+  heapTotalBytes: number;
+}
+
+/** This process's usage now (a delivery process sends it with its status each second). */
+export function processUsage(): ProcessUsage {
+  const cpu = process.cpuUsage();
+  const mem = process.memoryUsage();
+  return { cpuUserSeconds: cpu.user / 1e6, cpuSystemSeconds: cpu.system / 1e6, residentBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal };
+}
+
+/** The `process` label of the main process's series; a delivery process's is `delivery-<n>`. */
+export const MAIN_PROCESS = 'main';
+
+/**
+ * The `dip_process_*` families that cover every process of the DIP, each series labelled by `process`
+ * (prom-client's defaults would cover only the one that answers the scrape, so they are replaced).
+ */
+const PER_PROCESS: ReadonlyArray<{ name: string; help: string; counter: boolean; of: (u: ProcessUsage) => number }> = [
+  { name: 'dip_process_process_cpu_user_seconds_total', help: 'User CPU time spent, in seconds, by process', counter: true, of: (u) => u.cpuUserSeconds },
+  { name: 'dip_process_process_cpu_system_seconds_total', help: 'System CPU time spent, in seconds, by process', counter: true, of: (u) => u.cpuSystemSeconds },
+  { name: 'dip_process_process_cpu_seconds_total', help: 'User and system CPU time spent, in seconds, by process', counter: true, of: (u) => u.cpuUserSeconds + u.cpuSystemSeconds },
+  { name: 'dip_process_process_resident_memory_bytes', help: 'Resident memory size in bytes, by process', counter: false, of: (u) => u.residentBytes },
+  { name: 'dip_process_nodejs_heap_size_used_bytes', help: 'JavaScript heap in use, in bytes, by process', counter: false, of: (u) => u.heapUsedBytes },
+  { name: 'dip_process_nodejs_heap_size_total_bytes', help: 'JavaScript heap size, in bytes, by process', counter: false, of: (u) => u.heapTotalBytes },
+];
+
 /**
  * The DIP's Prometheus metrics (prom-client). The road is never slowed by them: counters are bumped
  * where an event happens anyway, and queue depths are read from the log only when Prometheus scrapes.
@@ -43,10 +75,13 @@ export class DipMetrics {
   private readonly ingestLatency: Histogram;
   private readonly groupWrites: Histogram;
   private readonly groupSeconds: Histogram;
+  /** The delivery processes' last reported usage (workers > 1), by `process` label. */
+  private others: () => ReadonlyArray<{ name: string; usage: ProcessUsage | null }> = () => [];
 
   constructor(depths: () => Promise<QueueDepth[]>) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'dip_process_' });
+    this.perProcess();
     this.requests = new Counter({ name: 'dip_http_requests_total', help: 'Requests answered, by listener, method, route and HTTP status', labelNames: ['listener', 'method', 'route', 'status'], registers });
     this.ingested = new Counter({ name: 'dip_ingested_messages_total', help: 'Messages accepted (201) by channel', labelNames: ['channel'], registers });
     this.attempts = new Counter({ name: 'dip_delivery_attempts_total', help: 'Webhook calls by outcome (delivered, retry, rejected)', labelNames: ['verdict'], registers });
@@ -107,8 +142,31 @@ export class DipMetrics {
     });
   }
 
+  private perProcess(): void {
+    // This process now; the others as of their last status (each second), none while one (re)starts.
+    const all = (): Array<{ name: string; usage: ProcessUsage }> => [
+      { name: MAIN_PROCESS, usage: processUsage() },
+      ...this.others().flatMap((o) => (o.usage ? [{ name: o.name, usage: o.usage }] : [])),
+    ];
+    for (const f of PER_PROCESS) {
+      this.registry.removeSingleMetric(f.name);
+      const collect = function (this: Counter<'process'> | Gauge<'process'>): void {
+        // Absolute values (a restarted process starts again from 0, which Prometheus reads as a counter reset).
+        this.reset();
+        for (const p of all()) {
+          if (this instanceof Counter) this.inc({ process: p.name }, f.of(p.usage));
+          else this.set({ process: p.name }, f.of(p.usage));
+        }
+      };
+      const options = { name: f.name, help: f.help, labelNames: ['process'] as const, registers: [this.registry], collect };
+      if (f.counter) new Counter(options);
+      else new Gauge(options);
+    }
+  }
+
   /** Delivery processes by state (workers > 1), and how often each was restarted, read at every scrape. */
-  watchProcesses(views: () => ReadonlyArray<{ index: number; state: string; restarts: number }>): void {
+  watchProcesses(views: () => ReadonlyArray<{ index: number; name: string; state: string; restarts: number; usage: ProcessUsage | null }>): void {
+    this.others = views;
     new Gauge({
       name: 'dip_delivery_processes',
       help: 'Delivery processes (workers > 1) by state: running, starting, restarting, stopped',
@@ -126,7 +184,7 @@ export class DipMetrics {
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const v of views()) this.set({ process: String(v.index) }, v.restarts);
+        for (const v of views()) this.set({ process: v.name }, v.restarts);
       },
     });
   }

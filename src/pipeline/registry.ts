@@ -49,15 +49,15 @@ export class Registry implements RoutingDirectory {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Loads now, then follows the store's change feed. */
-  async start(): Promise<void> {
+  /** Loads now, then follows the store's change feed (on SQLite a version check every `pollMs`, else its default). */
+  async start(pollMs?: number): Promise<void> {
     await this.refresh();
     this.unwatch = this.store.watch(() => {
       this.refresh().catch((err: unknown) => {
         // The previous view stays in force; the next change (or request for an unknown key) tries again.
         this.logger?.error({ err }, 'could not reload the participant registry');
       });
-    });
+    }, pollMs);
   }
 
   stop(): void {

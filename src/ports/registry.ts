@@ -66,7 +66,8 @@ export interface RegistryStore {
   version(): Promise<number>;
   /**
    * Calls `onChange` (at least once) after any participant or webhook changes, here or elsewhere. How soon
-   * depends on the engine (a cheap version check on SQLite, LISTEN/NOTIFY on PostgreSQL).
+   * depends on the engine (a cheap version check on SQLite every `pollMs`, LISTEN/NOTIFY on PostgreSQL,
+   * which ignores it).
    */
-  watch(onChange: () => void): Cancel;
+  watch(onChange: () => void, pollMs?: number): Cancel;
 }

@@ -18,6 +18,7 @@ export class SigningKeyWatcher {
   private certPem: string;
   private changeKey = '';
   private timer: NodeJS.Timeout | undefined;
+  private readonly listeners: Array<() => void> = [];
 
   constructor(
     private readonly pkiDir: string,
@@ -49,6 +50,11 @@ export class SigningKeyWatcher {
     if (this.timer) clearInterval(this.timer);
   }
 
+  /** Called after the key in force was replaced (delivery processes are told to switch too). */
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
   /** Switches to the pair on disk if the certificate file changed and the pair is usable. */
   reload(): void {
     const key = this.fileKey();
@@ -77,6 +83,7 @@ export class SigningKeyWatcher {
       { previousSerial: previous.serialNumber, serial: next.certificate.serialNumber, notAfter: next.certificate.notAfter.toISOString() },
       'DIP signing key rotated: webhook calls are signed with the new key from now on',
     );
+    for (const l of this.listeners) l();
   }
 
   /** Changes with every replacement: rename gives a new inode even within one mtime tick. */

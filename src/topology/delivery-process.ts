@@ -15,6 +15,7 @@ import { buildDelivery, webhookTransport } from '../assemble/delivery.js';
 import { startTracing } from '../assemble/observability.js';
 import type { DipConfig } from '../config.js';
 import { Lifecycle } from '../lifecycle.js';
+import { processUsage } from '../pipeline/metrics.js';
 import { MPAN_LOOKUP_RECIPIENT } from '../pipeline/mpan-feed.js';
 import { queuesOf } from '../pipeline/status.js';
 import type { BackendHealth, ValueSealer } from '../ports/backend.js';
@@ -22,7 +23,8 @@ import { Sealer } from '../security/at-rest.js';
 import { ensurePki } from '../security/pki.js';
 import { DurableReads } from './durable-reads.js';
 import { DeliveryProcessLeases } from './leases.js';
-import { labelled, ownerOf, PendingCalls, type Call, type FromWorker, type ToWorker } from './protocol.js';
+import { labelled, ownerOf, PendingCalls, processName, type Call, type FromWorker, type ToWorker } from './protocol.js';
+import { refreshSharedState } from './shared-state.js';
 
 const send = (m: FromWorker): void => {
   if (process.connected) process.send!(m);
@@ -58,14 +60,16 @@ async function run(init: Extract<ToWorker, { t: 'init' }>): Promise<void> {
   // The main process compiled the validators it needs; delivery compiles none.
   const config: DipConfig = { ...init.config, warmCatalogue: false };
   const clock = systemClock;
-  const logger = labelled(defaultLogger(), { process: `delivery-${index}` });
+  const logger = labelled(defaultLogger(), { process: processName(index) });
   const life = new Lifecycle(logger);
   const pki = await ensurePki(pkiDir(config), { environment: config.environment, hostnames: config.hostnames, ipAddresses: config.ipAddresses });
   const { backend, sealer } = await openBackend(config, { clock });
   life.started('storage (reads)', () => backend.close());
   backend.useSealer(reloadingSealer(config, sealer, backend.dataKeys, (err) => logger.error({ err }, 'could not reload the data keys')));
-  // The same registry, catalogue, channels and signing key as the main process, from the same file and folders.
-  const core = await startCore(config, pkiDir(config), pki, backend, clock, logger, life, () => {});
+  // The same registry, catalogue, channels and signing key as the main process, from the same file and
+  // folders. The main process pushes a 'refresh' when any changes; this process's own polls only back that up.
+  const slow = config.workerPollMs;
+  const core = await startCore(config, pkiDir(config), pki, backend, clock, logger, life, () => {}, undefined, { registryMs: slow, catalogueMs: slow, signingKeyMs: slow });
   const tracer = await startTracing(config, life);
   const { transport } = webhookTransport(config, pki);
   life.started('webhook transport', () => transport.close());
@@ -110,8 +114,13 @@ async function run(init: Extract<ToWorker, { t: 'init' }>): Promise<void> {
         main.answered(m);
         return;
       case 'wake':
-        reads.learn(m.queue, m.cap);
-        leases.woken(m.queue);
+        for (const { queue, cap } of m.queues) {
+          reads.learn(queue, cap);
+          leases.woken(queue);
+        }
+        return;
+      case 'refresh':
+        refreshSharedState(core).catch((err: unknown) => logger.error({ err }, 'could not re-read the registry, catalogue or signing key'));
         return;
       case 'health':
         health = m.health;
@@ -131,7 +140,7 @@ async function run(init: Extract<ToWorker, { t: 'init' }>): Promise<void> {
     }
   });
   await delivery.start();
-  const report = (): void => send({ t: 'status', workers: delivery.status() });
+  const report = (): void => send({ t: 'status', workers: delivery.status(), usage: processUsage() });
   const reporting = setInterval(report, 1000);
   send({ t: 'ready' });
   report();

@@ -2,13 +2,15 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { DipConfig } from '../config.js';
 import type { Delivery, DeadLetterEvent } from '../pipeline/delivery.js';
+import type { ProcessUsage } from '../pipeline/metrics.js';
 import type { WorkerStatus } from '../pipeline/queue-worker.js';
 import type { DeliveryAttempt } from '../ports/archive.js';
 import type { Backend, BackendHealth } from '../ports/backend.js';
 import type { Logger } from '../ports/logger.js';
 import type { QueueRef, Settlement } from '../ports/message-log.js';
 import { MainProcessLeases } from './leases.js';
-import { ownerOf, toWire, type Call, type FromWorker, type ToWorker } from './protocol.js';
+import { ownerOf, processName, queueKey, toWire, type Call, type FromWorker, type ToWorker } from './protocol.js';
+import { pushSharedChanges, type SharedState } from './shared-state.js';
 
 /** What the API, the portals and the alarms ask of delivery, whichever processes run it. */
 export type DeliveryControl = Pick<Delivery, 'notify' | 'sweep' | 'resume' | 'status' | 'start' | 'stop'>;
@@ -16,11 +18,15 @@ export type DeliveryControl = Pick<Delivery, 'notify' | 'sweep' | 'resume' | 'st
 /** One delivery process as the operator sees it (GET /admin/health, /admin/processes, metrics). */
 export interface ProcessView {
   index: number;
+  /** delivery-1, delivery-2, … as logs and metrics label it. */
+  name: string;
   pid: number | null;
   state: 'starting' | 'running' | 'restarting' | 'stopped';
   /** Times it was restarted after it died. */
   restarts: number;
   startedAt: number | null;
+  /** CPU and memory as of its last status (each second); null until the first. */
+  usage: ProcessUsage | null;
 }
 
 /** The main process's side of the writes and events a delivery process sends it. */
@@ -50,6 +56,8 @@ interface Slot {
   statuses: WorkerStatus[];
   backoffMs: number;
   timer: NodeJS.Timeout | null;
+  /** Queues woken in this turn of the event loop, sent together at its end (each with the durable position then). */
+  woken: Map<string, QueueRef>;
 }
 
 /** The delivery process's entry module, as source (tsx) or as built JavaScript (dist/). */
@@ -80,11 +88,12 @@ export class DeliveryProcesses {
     private readonly main: MainSide,
   ) {
     this.slots = Array.from({ length: count }, (_, index) => ({
-      view: { index, pid: null, state: 'starting', restarts: 0, startedAt: null },
+      view: { index, name: processName(index), pid: null, state: 'starting', restarts: 0, startedAt: null, usage: null },
       child: null,
       statuses: [],
       backoffMs: RESTART_FIRST_MS,
       timer: null,
+      woken: new Map(),
     }));
   }
 
@@ -139,16 +148,33 @@ export class DeliveryProcesses {
     return this.slots.map((s) => ({ ...s.view }));
   }
 
+  /** The main process's registry, catalogue or signing key changed: each delivery process re-reads its own at once. */
+  refresh(): void {
+    for (const s of this.slots) this.send(s, { t: 'refresh' });
+  }
+
   /** The store's health changed: delivery processes pause or resume their workers as the main process's would. */
   health(health: BackendHealth): void {
     this.broadcast({ t: 'health', health });
   }
 
-  /** Something arrived for a queue: its delivery process may read it up to the position durable now. */
+  /**
+   * Something arrived for a queue: its delivery process may read it up to the position durable when the
+   * wake goes out, at the end of this turn of the event loop (every commit of the turn in one message).
+   * A process that is starting gets it too (its start-up sweep may have read the queue's position
+   * before this append); one that is down finds the queue with that sweep.
+   */
   private wake(queue: QueueRef): void {
     const slot = this.slots[ownerOf(queue, this.count)]!;
-    // A process that is down finds the queue with its start-up sweep.
-    if (slot.view.state === 'running') this.send(slot, { t: 'wake', queue, cap: this.main.durableHead(queue) });
+    if (!slot.child?.connected) return;
+    if (slot.woken.size === 0) setImmediate(() => this.flushWakes(slot));
+    slot.woken.set(queueKey(queue), queue);
+  }
+
+  private flushWakes(slot: Slot): void {
+    const queues = [...slot.woken.values()].map((queue) => ({ queue, cap: this.main.durableHead(queue) }));
+    slot.woken.clear();
+    this.send(slot, { t: 'wake', queues });
   }
 
   private broadcast(m: ToWorker): void {
@@ -168,6 +194,7 @@ export class DeliveryProcesses {
     slot.view.pid = child.pid ?? null;
     slot.view.state = 'starting';
     slot.statuses = [];
+    slot.view.usage = null;
     const ready = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`delivery process ${slot.view.index} did not start within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
       child.on('message', (m: FromWorker) => {
@@ -175,6 +202,8 @@ export class DeliveryProcesses {
           clearTimeout(timer);
           slot.view.state = 'running';
           slot.view.startedAt = this.main.now();
+          // A change made while it read the registry and catalogue at start, pushed before it listened, is not lost.
+          this.send(slot, { t: 'refresh' });
           resolve();
           return;
         }
@@ -206,6 +235,7 @@ export class DeliveryProcesses {
         return;
       case 'status':
         slot.statuses = m.workers;
+        slot.view.usage = m.usage;
         return;
     }
   }
@@ -225,6 +255,8 @@ export class DeliveryProcesses {
     if (slot.child !== child) return;
     slot.child = null;
     slot.statuses = [];
+    slot.view.usage = null;
+    slot.woken.clear();
     if (this.stopping) {
       slot.view.state = 'stopped';
       return;
@@ -276,6 +308,8 @@ export function deliveryProcesses(
   config: DipConfig,
   backend: Backend,
   main: Pick<MainSide, 'logger' | 'now' | 'halted'> & {
+    /** What the delivery processes read too: each change here is pushed to them. */
+    shared: SharedState;
     journal: { recordAttempt(a: DeliveryAttempt): Promise<void> };
     deadLettered(events: DeadLetterEvent[], queues: QueueRef[]): void;
     injectedClock: boolean;
@@ -285,7 +319,7 @@ export function deliveryProcesses(
   if (workers <= 1 || config.storage.kind !== 'sqlite') return null;
   if (main.injectedClock) throw new Error(`workers: ${workers} runs delivery in other processes, which cannot share an injected clock: use workers: 1`);
   if (!isLocalWriter(backend)) throw new Error('delivery processes need the embedded SQLite store');
-  return new DeliveryProcesses(workers - 1, {
+  const processes = new DeliveryProcesses(workers - 1, {
     config,
     logger: main.logger,
     now: main.now,
@@ -296,4 +330,6 @@ export function deliveryProcesses(
     halted: (queue, error) => main.halted(queue, error),
     health: () => backend.health(),
   });
+  pushSharedChanges(main.shared, () => processes.refresh());
+  return processes;
 }

@@ -13,11 +13,19 @@ export interface WriterCalls {
 /**
  * The log as a delivery process sees it: its own connection reads the file, which also shows what the
  * main process committed but has not yet synced; so reads stop at the durable position the main process
- * last reported (each wake-up carries one; a queue that looks drained asks for the current one), and
- * settlements go to the main process, the only writer.
+ * last reported, and settlements go to the main process, the only writer.
+ *
+ * Each wake-up carries the queue's durable position, and the main process wakes a queue after every
+ * append that became durable: so a queue drained up to its last reported position waits for the next
+ * wake-up rather than asking (a round trip through the busiest event loop per drained batch). It asks
+ * only when it may have missed one: the first read of a queue in this process, and each queue a sweep
+ * finds pending (at start, periodically, after a resume), so nothing waits on a lost wake-up longer
+ * than a sweep.
  */
 export class DurableReads implements Pick<MessageLog, 'readQueue' | 'queueState' | 'pendingQueues' | 'settle'> {
   private readonly caps = new Map<string, number>();
+  /** Queues whose next drained read asks the main process for their position. */
+  private readonly unsure = new Set<string>();
 
   constructor(
     private readonly local: Pick<MessageLog, 'readQueue' | 'queueState' | 'pendingQueues'>,
@@ -30,8 +38,11 @@ export class DurableReads implements Pick<MessageLog, 'readQueue' | 'queueState'
   }
 
   async readQueue(q: QueueRef, afterSeq: number, limit: number, maxBytes: number): Promise<QueueEntry[]> {
-    let cap = this.caps.get(key(q)) ?? 0;
+    const k = key(q);
+    let cap = this.caps.get(k) ?? 0;
     if (cap <= afterSeq) {
+      if (this.caps.has(k) && !this.unsure.has(k)) return [];
+      this.unsure.delete(k);
       this.learn(q, await this.writer.cap(q));
       cap = this.caps.get(key(q)) ?? 0;
       if (cap <= afterSeq) return [];
@@ -46,8 +57,10 @@ export class DurableReads implements Pick<MessageLog, 'readQueue' | 'queueState'
     return this.local.queueState(q);
   }
 
-  pendingQueues(): ReturnType<MessageLog['pendingQueues']> {
-    return this.local.pendingQueues();
+  async pendingQueues(): ReturnType<MessageLog['pendingQueues']> {
+    const pending = await this.local.pendingQueues();
+    for (const q of pending) this.unsure.add(key(q));
+    return pending;
   }
 
   settle(queue: QueueRef, settlement: Settlement): Promise<void> {

@@ -4,6 +4,7 @@ import type { BackendHealth } from '../ports/backend.js';
 import { StoreError, type StoreFailureKind } from '../ports/errors.js';
 import type { QueueRef, Settlement } from '../ports/message-log.js';
 import type { DeadLetterEvent } from '../pipeline/delivery.js';
+import type { ProcessUsage } from '../pipeline/metrics.js';
 import type { WorkerStatus } from '../pipeline/queue-worker.js';
 import type { Logger } from '../ports/logger.js';
 
@@ -16,8 +17,13 @@ import type { Logger } from '../ports/logger.js';
 /** Main → delivery process. */
 export type ToWorker =
   | { t: 'init'; index: number; count: number; config: DipConfig; health: BackendHealth }
-  /** Something was appended to `queue`; every position up to `cap` is durable and may be handed out. */
-  | { t: 'wake'; queue: QueueRef; cap: number }
+  /**
+   * Something was appended to each queue; every position up to its `cap` is durable and may be handed
+   * out. One message per turn of the main process's event loop, however many commits woke a queue in it.
+   */
+  | { t: 'wake'; queues: Array<{ queue: QueueRef; cap: number }> }
+  /** The registry, catalogue or signing key changed in the main process: re-read them (src/topology/shared-state.ts). */
+  | { t: 'refresh' }
   | { t: 'reply'; id: number; ok: true; value: unknown }
   | { t: 'reply'; id: number; ok: false; error: WireError }
   | { t: 'health'; health: BackendHealth }
@@ -38,7 +44,8 @@ export type FromWorker =
   | ({ t: 'call'; id: number } & Call)
   | { t: 'dead-lettered'; events: DeadLetterEvent[]; queues: QueueRef[] }
   | { t: 'halted'; queue: QueueRef; error: string }
-  | { t: 'status'; workers: WorkerStatus[] };
+  /** Each second: its queue workers, and its CPU and memory for `dip_process_*{process="delivery-<n>"}`. */
+  | { t: 'status'; workers: WorkerStatus[]; usage: ProcessUsage };
 
 /** An error as it crosses the channel: a StoreError keeps its kind, so delivery pauses or halts as it would in one process. */
 export interface WireError {
@@ -56,7 +63,10 @@ export function fromWire(e: WireError): Error {
   return e.kind ? new StoreError(e.kind, e.message, e.code) : new Error(e.message);
 }
 
-const queueKey = (q: QueueRef): string => `${q.recipientDipId}\u0000${q.channel}`;
+/** How logs and metrics name delivery process `index` (0-based): delivery-1, delivery-2, … (the main process is `main`). */
+export const processName = (index: number): string => `delivery-${index + 1}`;
+
+export const queueKey = (q: QueueRef): string => `${q.recipientDipId}\u0000${q.channel}`;
 
 /** Which delivery process (0 … count-1) works a queue: a stable hash of recipient and channel (FNV-1a). */
 export function ownerOf(q: QueueRef, count: number): number {

@@ -4,7 +4,7 @@ import type { Cancel } from '../../ports/clock.js';
 import { RecordConflictError, type RegisteredParticipant, type RegistryStore, type StoredRecord, type Webhook } from '../../ports/registry.js';
 import type { SqliteDatabase } from './database.js';
 
-/** How often a running DIP checks whether another process (the CLI) changed the registry. */
+/** How often a running DIP checks whether another process (the CLI) changed the registry, unless told otherwise. */
 const POLL_MS = 500;
 
 
@@ -158,10 +158,10 @@ export class SqliteRegistry implements RegistryStore {
     return this.s.version.get()?.version ?? 0;
   }
 
-  watch(onChange: () => void): Cancel {
+  watch(onChange: () => void, pollMs = POLL_MS): Cancel {
     this.watchers.add(onChange);
     let seen = this.s.version.get()?.version ?? 0;
-    const stop = this.d.options.clock.every(POLL_MS, () => {
+    const stop = this.d.options.clock.every(pollMs, () => {
       const version = this.s.version.get()?.version ?? 0;
       if (version === seen) return;
       seen = version;

@@ -1,0 +1,104 @@
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import parsePrometheusTextFormat, { type PrometheusFamily } from 'parse-prometheus-text-format';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startWebhookReceiver, type ReceivedCall } from '../src/client/webhook-receiver.js';
+import { buildIF021 } from '../src/sim/messages.js';
+import { waitFor } from './helpers/dip-harness.js';
+import { clientOf, deliveryPids, freePort, killDipProcess, onboardDirect, startDipProcess, transactionIdOf, type OnboardedParticipant } from './helpers/dip-process.js';
+import type { KeyAndCert } from '../src/security/pki.js';
+
+/**
+ * `dip serve` with DIP_WORKERS=2: the main process and one delivery process, which works every recipient
+ * queue. The delivery process's own polls of the registry are set to an hour, so whatever it learns in
+ * this test it learned from the main process's push (src/topology/shared-state.ts).
+ */
+describe('delivery processes (DIP_WORKERS=2)', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'opendip-procs-'));
+  let child: ChildProcess | undefined;
+  let adminPort = 0;
+  let port = 0;
+  let ca: KeyAndCert;
+  let participants: Map<string, OnboardedParticipant>;
+  const closers: Array<() => Promise<void>> = [];
+
+  beforeAll(async () => {
+    writeFileSync(join(dataDir, 'dip.config.yaml'), 'workerPollMs: 3600000\n');
+    port = await freePort();
+    adminPort = await freePort();
+    child = await startDipProcess(dataDir, port, { DIP_WORKERS: '2', DIP_ADMIN_PORT: String(adminPort) });
+    expect(deliveryPids(child.pid!)).toHaveLength(1);
+    // Onboarded from another process, as the CLI does: the main process's watcher sees it and tells the delivery process.
+    ({ ca, participants } = await onboardDirect(dataDir, [
+      { dipId: '2000000001', role: 'SDS' },
+      { dipId: '1000000001', role: 'SUP' },
+    ]));
+  }, 120_000);
+  afterAll(async () => {
+    if (child) await killDipProcess(child);
+    for (const c of closers) await c();
+  });
+
+  const clientFor = (id: string) => {
+    const client = clientOf(participants.get(id)!, ca, port);
+    closers.push(() => client.close());
+    return client;
+  };
+  const receiver = async () => {
+    const calls: ReceivedCall[] = [];
+    const r = await startWebhookReceiver({ trustedCas: [ca.certPem], onCall: (c) => calls.push(c) });
+    closers.push(() => r.close());
+    const seen = () => calls.flatMap((c) => c.messages.map(transactionIdOf));
+    return { url: r.url, seen };
+  };
+
+  it('uses a webhook registered through the API at once, not at its next poll', async () => {
+    const sender = clientFor('2000000001');
+    const supplier = clientFor('1000000001');
+    const submit = async (tag: string): Promise<string> => {
+      const answer = await sender.submit('IF-021', [buildIF021({ senderDipId: '2000000001', senderRole: 'SDS', primaryRecipients: ['1000000001'], uniqueSuffix: tag })]);
+      expect(answer.status).toBe(201);
+      return answer.body.messageArray[0]!.transactionID!;
+    };
+    const first = await receiver();
+    const second = await receiver();
+
+    expect((await supplier.setWebhook('IF-021', '1000000001', { callbackURL: first.url })).status).toBe(201);
+    const a = await submit('p1');
+    await waitFor(() => first.seen().includes(a), 60_000, 'the first message at the first webhook');
+
+    // Moved: the very next message goes to the new URL (with the old view it would go to the first receiver).
+    expect((await supplier.setWebhook('IF-021', '1000000001', { callbackURL: second.url })).status).toBe(201);
+    const b = await submit('p2');
+    await waitFor(() => second.seen().includes(b), 60_000, 'the second message at the second webhook');
+    expect(first.seen()).toEqual([a]);
+  }, 180_000);
+
+  it("exports every process's CPU and memory, the delivery process's as process=\"delivery-1\"", async () => {
+    const token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+    const scrape = async (): Promise<PrometheusFamily[]> => {
+      const res = await fetch(`http://127.0.0.1:${adminPort}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+      expect(res.status).toBe(200);
+      return parsePrometheusTextFormat(await res.text());
+    };
+    const value = (all: PrometheusFamily[], name: string, process: string): number | undefined => {
+      const m = all.find((f) => f.name === name)?.metrics.find((s) => s.labels?.process === process);
+      return m ? Number(m.value) : undefined;
+    };
+    let all: PrometheusFamily[] = [];
+    // The delivery process reports its usage with its status, each second.
+    await waitFor(async () => value((all = await scrape()), 'dip_process_process_cpu_seconds_total', 'delivery-1') !== undefined, 30_000, 'the delivery process usage');
+    expect(all.find((f) => f.name === 'dip_process_process_cpu_seconds_total')?.type).toBe('COUNTER');
+    for (const process of ['main', 'delivery-1']) {
+      expect(value(all, 'dip_process_process_cpu_seconds_total', process), process).toBeGreaterThan(0);
+      expect(value(all, 'dip_process_process_cpu_user_seconds_total', process), process).toBeGreaterThan(0);
+      expect(value(all, 'dip_process_process_resident_memory_bytes', process), process).toBeGreaterThan(10 * 1024 * 1024);
+      expect(value(all, 'dip_process_nodejs_heap_size_used_bytes', process), process).toBeGreaterThan(0);
+    }
+    // Two processes' figures, not one figure twice: the main process compiled the validators, the delivery process none.
+    expect(value(all, 'dip_process_process_cpu_seconds_total', 'main')).not.toBe(value(all, 'dip_process_process_cpu_seconds_total', 'delivery-1'));
+    expect(value(all, 'dip_delivery_process_restarts', 'delivery-1')).toBe(0);
+  }, 60_000);
+});
