@@ -1,4 +1,5 @@
 import { mkdtempSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { systemClock } from '../src/adapters/clock.js';
@@ -144,6 +145,30 @@ describe('a delivery process reads only what the main process made durable', () 
       expect(second.map((e) => e.outbound)).toEqual(sent.map((m) => m.outbound));
       expect(opened).toBe(2);
     } finally {
+      await reader.close();
+      await writer.close();
+    }
+  });
+
+  it('a kept message whose id a new message took after a purge is not handed out for the new one', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'opendip-reader-')), 'dip.db');
+    const writer = openSqliteBackend(file, { clock: systemClock });
+    const reader = openSqliteBackend(file, { clock: systemClock });
+    const raw = new Database(file);
+    try {
+      const old = message(['SUP0000001'], { outbound: '{"old":true}' });
+      await writer.log.append(batch([old]));
+      expect((await reader.log.readQueue(sup, 0, 10, 1 << 20)).map((e) => e.outbound)).toEqual([old.outbound]);
+      // Purged (as retention does, with its queue entries): the largest rowid is free again.
+      await writer.log.settle(sup, { upTo: 1 });
+      raw.exec('DELETE FROM queue_entries; DELETE FROM messages;');
+      const next = message(['SUP0000001'], { outbound: '{"new":true}' });
+      await writer.log.append(batch([next]));
+      const read = await reader.log.readQueue(sup, 1, 10, 1 << 20);
+      expect(read.map((e) => [e.transactionId, e.outbound])).toEqual([[next.transactionId, next.outbound]]);
+      expect(read[0]!.messageId).toBe(1); // the id was reused: the test exercises what it means to
+    } finally {
+      raw.close();
       await reader.close();
       await writer.close();
     }

@@ -22,8 +22,11 @@ export class SqliteMessageLog implements MessageLog {
            correlation_id, mpan, received_at, replay_of, outbound) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       insertEntry: db.prepare('INSERT INTO queue_entries (queue_id, seq, message_id) VALUES (?, ?, ?)'),
-      readEntries: db.prepare<[number, number, number], { seq: number; messageId: number; enqueuedAt: number | null }>(
-        'SELECT seq, message_id AS messageId, enqueued_at AS enqueuedAt FROM queue_entries WHERE queue_id = ? AND seq > ? ORDER BY seq LIMIT ?',
+      // The transaction ID (stored before the outbound copy: no overflow page is read) tells whether a
+      // cached message is still the one under that id (see readQueue).
+      readEntries: db.prepare<[number, number, number], { seq: number; messageId: number; enqueuedAt: number | null; transactionId: string | null }>(
+        `SELECT e.seq, e.message_id AS messageId, e.enqueued_at AS enqueuedAt, m.transaction_id AS transactionId
+           FROM queue_entries e LEFT JOIN messages m ON m.id = e.message_id WHERE e.queue_id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?`,
       ),
       messageById: db.prepare<[number], { transactionId: string; receivedAt: number; outbound: Stored }>(
         'SELECT transaction_id AS transactionId, received_at AS receivedAt, outbound FROM messages WHERE id = ?',
@@ -105,7 +108,10 @@ export class SqliteMessageLog implements MessageLog {
     const visible = this.d.visibleHead(q.id);
     for (const e of this.s.readEntries.all(q.id, afterSeq, limit)) {
       if (e.seq > visible) break; // committed, but its disk sync has not reported yet
-      const message = this.d.recent.get(e.messageId) ?? this.load(e.messageId);
+      const cached = this.d.recent.get(e.messageId);
+      // A message kept from a read (a delivery process appends nothing, so nothing overwrites it) may outlive
+      // its row: purged, its id can be given to a new message (SQLite reuses the largest rowid once deleted).
+      const message = cached && cached.transactionId === e.transactionId ? cached : this.load(e.messageId);
       // Purging removes settled entries with their messages, so this means a damaged database: say so
       // (the queue stops and an operator is alerted) rather than skip a message silently.
       if (!message) throw damaged(`queue ${queue.recipientDipId}/${queue.channel} position ${e.seq} refers to message ${e.messageId}, which is missing`);
