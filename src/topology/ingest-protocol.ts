@@ -20,7 +20,9 @@ export type ToIngestThread =
   /** A submission; `registryVersion` is the main thread's registry view, which the thread catches up to first. */
   | { t: 'ingest'; id: number; req: WireIngestRequest; registryVersion: number }
   | { t: 'reply'; id: number; ok: true; value: unknown }
-  | { t: 'reply'; id: number; ok: false; error: WireError };
+  | { t: 'reply'; id: number; ok: false; error: WireError }
+  /** The registry, the catalogue or the signing key changed in the main thread: re-read them (src/topology/shared-state.ts). */
+  | { t: 'refresh' };
 
 /** What a thread asks of the writer (answered by a `reply` with the same id). */
 export type IngestCall =

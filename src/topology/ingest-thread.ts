@@ -20,6 +20,7 @@ import { ensurePki } from '../security/pki.js';
 import { RevocationWatcher } from '../security/revocation.js';
 import type { FromIngestThread, IngestCall, IngestCallResult, ToIngestThread } from './ingest-protocol.js';
 import { labelled, PendingCalls, toWire } from './protocol.js';
+import { refreshSharedState } from './shared-state.js';
 
 const port = parentPort;
 if (!port) throw new Error('src/topology/ingest-thread.ts runs as a worker thread');
@@ -36,7 +37,10 @@ async function run(init: Extract<ToIngestThread, { t: 'init' }>): Promise<void> 
   const { backend } = await openBackend(config, { clock });
   life.started('storage (reads)', () => backend.close());
   // The same registry, catalogue (its validators compiled here too), channels and keys as the main thread.
-  const core = await startCore(config, pkiDir(config), pki, backend, clock, logger, life, () => {});
+  // The main thread pushes a 'refresh' when any changes (and each request carries its registry version);
+  // this thread's own polls only back that up.
+  const slow = config.workerPollMs;
+  const core = await startCore(config, pkiDir(config), pki, backend, clock, logger, life, () => {}, undefined, { registryMs: slow, catalogueMs: slow, signingKeyMs: slow });
   const tracer = await startTracing(config, life);
   const revocation = await RevocationWatcher.open(pkiDir(config), pki.ca, logger);
   revocation.start(config.revocationPollMs);
@@ -56,6 +60,9 @@ async function run(init: Extract<ToIngestThread, { t: 'init' }>): Promise<void> 
     switch (m.t) {
       case 'reply':
         main.answered(m);
+        return;
+      case 'refresh':
+        refreshSharedState(core).catch((err: unknown) => logger.error({ err }, 'could not re-read the registry, catalogue or signing key'));
         return;
       case 'ingest': {
         // Structured clone turns the body into a Uint8Array over the same bytes: a Buffer again, no copy.

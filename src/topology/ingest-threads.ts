@@ -11,6 +11,7 @@ import type { AcceptedBatch, AppendOutcome } from '../ports/message-log.js';
 import type { SignatureReplayGuard } from '../ports/replay-guard.js';
 import type { FromIngestThread, IngestCall, ToIngestThread } from './ingest-protocol.js';
 import { fromWire, toWire } from './protocol.js';
+import { pushSharedChanges, type SharedState } from './shared-state.js';
 
 /** What POST /dip-channel/{id} needs of ingest, whichever thread runs it. */
 export type IngestHandler = Pick<Ingest, 'handle' | 'validate' | 'traced'>;
@@ -22,6 +23,8 @@ export interface WriterSide {
   now(): number;
   append(batch: AcceptedBatch): Promise<AppendOutcome>;
   replay: SignatureReplayGuard;
+  /** What the threads read too: a change here is pushed to them. */
+  shared: SharedState;
   /** The version of the main thread's registry view: a thread catches up to it before each request. */
   registryVersion(): number;
 }
@@ -104,6 +107,9 @@ export class IngestThreads implements IngestHandler {
 
   start(): void {
     for (const slot of this.slots) this.spawn(slot);
+    pushSharedChanges(this.writer.shared, () => {
+      for (const slot of this.slots) this.post(slot, { t: 'refresh' });
+    });
   }
 
   threads(): ThreadView[] {
@@ -174,6 +180,8 @@ export class IngestThreads implements IngestHandler {
   private received(slot: Slot, m: FromIngestThread): void {
     switch (m.t) {
       case 'ready':
+        // Anything changed while it started is read again before it takes requests.
+        this.post(slot, { t: 'refresh' });
         slot.view.state = 'ready';
         slot.backoffMs = RESTART_FIRST_MS;
         this.writer.logger.info({ thread: slot.view.index }, 'ingest thread ready');
