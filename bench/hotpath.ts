@@ -3,12 +3,14 @@
  * the depth check, the parse, case-folding + validation, and the stamped outbound copy, on a real
  * IF-021 batch as the load generator sends it. For instruction counts rather than wall time (the
  * machine is shared): run it under callgrind at two iteration counts and subtract, e.g.
- *   npx esbuild bench/hotpath.ts --bundle --platform=node --format=esm --packages=external --outfile=/tmp/hotpath.mjs
- *   valgrind --tool=callgrind --callgrind-out-file=/dev/null node /tmp/hotpath.mjs stamp 20 2>&1 | grep refs
- * (and again with 40): the difference is the cost of 20 batches of 100.
- * Usage: npx tsx bench/hotpath.ts [depth|parse|validate|stamp|all] [batches] [batchSize]
+ *   valgrind --tool=callgrind --callgrind-out-file=/dev/null node --single-threaded --import tsx bench/hotpath.ts depth 100
+ * (and again with 200): the difference of the two "I refs", divided by 100 × 100, is the instructions per
+ * message (--single-threaded keeps the JIT and GC threads' work out of the way; ~1 min a run).
+ * Usage: npx tsx bench/hotpath.ts [depth|parse|walk|validate|stamp|all] [batches] [batchSize]
  */
 import { Catalogue } from '../src/catalogue/catalogue.js';
+import { buildKeyTree, normaliseKeys } from '../src/catalogue/key-case.js';
+import type { JsonSchema } from '../src/catalogue/types.js';
 import { readHeader, stampWrapper, type DipMessage } from '../src/domain/message.js';
 import { exceedsJsonDepth } from '../src/security/json-depth.js';
 import { MessageFactory } from './lib/load.js';
@@ -36,6 +38,11 @@ function parse(): void {
 function validate(): void {
   for (const item of parsed) if (catalogue.validate('IF-021', item).ok) sink++;
 }
+const keys = buildKeyTree(catalogue.schema('IF-021') as JsonSchema);
+/** Case-folding alone (part of validate). */
+function walk(): void {
+  for (const item of parsed) if (normaliseKeys(item, keys, []) === item) sink++;
+}
 function stamp(): void {
   for (const m of messages) {
     const h = readHeader(m);
@@ -52,7 +59,7 @@ function stamp(): void {
     sink += JSON.stringify(out).length;
   }
 }
-const stages: Record<string, () => void> = { depth, parse, validate, stamp };
+const stages: Record<string, () => void> = { depth, parse, walk, validate, stamp };
 const run = stage === 'all' ? Object.values(stages) : [stages[stage]!];
 if (!run[0]) throw new Error(`unknown stage ${stage}`);
 for (let i = 0; i < 20; i++) for (const f of run) f(); // warm up (JIT)
