@@ -365,7 +365,7 @@ describe('power loss (unsynced writes dropped) while messages stream in', () => 
     await run.onboard();
     // No webhooks: nothing writes to the database unless this test sends a batch, so the log below
     // tells exactly which acknowledged batch no sync ever covered.
-    await run.startUnderShim(shim.path, { POWERLOSS_DROP_POOL_WAL_SYNCS: '1' });
+    await run.startUnderShim(shim.path, { POWERLOSS_DROP_STORE_WAL_SYNCS: '1' });
     const stream = run.stream();
     await waitFor(() => stream.accepted() >= 100, 20_000, '100 accepted messages');
     await stream.stop();

@@ -1,10 +1,12 @@
-import { mkdtempSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import { mkdtempSync } from 'node:fs';
+import { inflateRawSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { systemClock } from '../src/adapters/clock.js';
 import { openSqliteBackend } from '../src/adapters/sqlite/index.js';
 import { FileKeyEncryptionKey, Sealer } from '../src/security/at-rest.js';
+import { sealBatch } from '../src/security/seal-batch.js';
 import { tracesContract } from './contract/traces.contract.js';
 import { archiveContract } from './contract/archive.contract.js';
 import { backendContract, type SyncGate } from './contract/backend.contract.js';
@@ -180,6 +182,65 @@ describe('a delivery process reads only what the main process made durable', () 
       expect(writer.durableHead(sup)).toBe(0);
     } finally {
       await writer.close();
+    }
+  });
+});
+
+describe('a batch sealed beforehand (on an ingest worker thread)', () => {
+  it('is stored exactly as the store would have sealed it, after crossing a structured clone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'opendip-presealed-'));
+    const file = join(dir, 'dip.db');
+    const kek = new FileKeyEncryptionKey(join(dir, 'kek.key'));
+    const open = async () => {
+      const backend = openSqliteBackend(file, { clock: systemClock });
+      const sealer = await Sealer.open(kek, backend.dataKeys);
+      backend.useSealer(sealer);
+      return { backend, sealer };
+    };
+    let { backend, sealer } = await open();
+    const raw = (tag: string) => Buffer.from(JSON.stringify([{ tag, body: 'x'.repeat(500) }]));
+    const presealed = { ...batch([message(['SUP0000001'], { mpan: '1111111111111' }), message(['SUP0000001'], { mpan: null })]), rawRequest: raw('pre') };
+    const plain = { ...batch([message(['SUP0000001'], { mpan: '1111111111111' })]), rawRequest: raw('plain') };
+    // What postMessage does to it: Buffers arrive as plain Uint8Arrays.
+    const crossed = structuredClone(sealBatch(presealed, sealer));
+    expect(crossed.sealed!.raw).not.toBeInstanceOf(Buffer);
+    expect(await backend.log.append(crossed)).toEqual({ ok: true });
+    expect(await backend.log.append(plain)).toEqual({ ok: true });
+    await backend.close();
+
+    // Reopened, nothing comes from the recent-message cache: every value goes through the sealer.
+    ({ backend, sealer } = await open());
+    try {
+      const all = [...presealed.messages, ...plain.messages];
+      expect((await backend.log.readQueue(sup, 0, 10, 1 << 20)).map((e) => e.outbound)).toEqual(all.map((m) => m.outbound));
+      const q = { recipientDipId: 'SUP0000001', channel: 'IF-021', limit: 10 };
+      expect((await backend.archive.findArchived({ ...q, mpan: '1111111111111' })).map((m) => m.transactionId)).toEqual([presealed.messages[0]!.transactionId, plain.messages[0]!.transactionId]);
+      const db = new Database(file, { readonly: true });
+      try {
+        const stored = db.prepare<[], { raw: Buffer }>('SELECT raw FROM batches ORDER BY id').all();
+        expect(stored.map((r) => inflateRawSync(sealer.open(r.raw)).toString())).toEqual([presealed.rawRequest.toString(), plain.rawRequest.toString()]);
+        // Sealed at rest either way: no plaintext outbound copy or MPAN on disk.
+        const rows = db.prepare<[], { outbound: unknown; mpan: string | null }>('SELECT outbound, mpan FROM messages ORDER BY id').all();
+        expect(rows.every((r) => Buffer.isBuffer(r.outbound))).toBe(true);
+        expect(rows.map((r) => r.mpan)).toEqual([sealer.index('1111111111111'), null, sealer.index('1111111111111')]);
+      } finally {
+        db.close();
+      }
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it('is refused whole when it carries fewer sealed copies than messages', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'opendip-presealed-'));
+    const backend = openSqliteBackend(join(dir, 'dip.db'), { clock: systemClock });
+    try {
+      const b = batch([message(['SUP0000001']), message(['SUP0000001'])]);
+      const short = { ...b, sealed: { ...sealBatch(b, { seal: (v) => v, open: (v) => v, index: (v) => v }).sealed!, outbound: [b.messages[0]!.outbound] } };
+      await expect(backend.log.append(short)).rejects.toThrow(/2 messages carries 1 sealed copies/);
+      expect((await backend.log.queueState(sup)).headSeq).toBe(0);
+    } finally {
+      await backend.close();
     }
   });
 });

@@ -29,6 +29,25 @@ export interface AcceptedBatch {
   rawRequest: Buffer;
   signatureHeaders: string;
   messages: AcceptedMessage[];
+  /**
+   * The batch's stored forms, made beforehand (src/security/seal-batch.ts) by whoever holds the same
+   * sealer, possibly on another thread: the store then writes them as they are instead of compressing
+   * and sealing inside its write. Absent, the store makes them itself.
+   */
+  sealed?: SealedBatch;
+}
+
+/**
+ * What the store archives of a batch, exactly as it writes it. Plain data (Buffers and strings), so a
+ * batch sealed on a worker thread crosses postMessage whole.
+ */
+export interface SealedBatch {
+  /** The raw request, deflated then sealed. */
+  raw: Buffer | string;
+  /** Per message, in order: the outbound copy sealed (a string when nothing seals at rest). */
+  outbound: Array<Buffer | string>;
+  /** Per message, in order: the MPAN as the archive index keeps it (a keyed hash when sealing), or null. */
+  mpan: Array<string | null>;
 }
 
 export type AppendOutcome = { ok: true } | { ok: false; duplicates: string[] };

@@ -30,9 +30,9 @@
  *   POWERLOSS_PREFIX          path prefix of the watched files (nothing is watched without it)
  *   POWERLOSS_LOG             file to append one line per sync of a watched file: "sync <path>" when
  *                             honoured, "drop <path>" when dropped (see below)
- *   POWERLOSS_DROP_POOL_WAL_SYNCS=1   negative control: drop every sync of a -wal file issued from a
- *                             thread other than the main one (the store's group-commit fdatasync runs
- *                             on libuv's pool), while SQLite's own syncs (checkpoints, on the main
+ *   POWERLOSS_DROP_STORE_WAL_SYNCS=1  negative control: drop every fdatasync of a -wal file: the store's
+ *                             group-commit sync (fs.fdatasync, on libuv's pool), while SQLite's own
+ *                             syncs (checkpoints, with fsync, on the writer's or the checkpoint
  *                             thread) are honoured. The store is unchanged; only its disk lies to it.
  *   POWERLOSS_WRITEBACK_PERCENT=N     each written page also reaches the real file at once (without a
  *                             sync) with this probability: the kernel may write back any part of the
@@ -86,7 +86,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *prefix;
 static size_t prefix_len;
 static int log_fd = -1;
-static int drop_pool_wal_syncs;
+static int drop_store_wal_syncs;
 static unsigned writeback_percent;
 static uint64_t rng = 1;
 
@@ -139,8 +139,8 @@ __attribute__((constructor)) static void init(void) {
   if (prefix_len == 0) prefix = NULL;
   const char *log = getenv("POWERLOSS_LOG");
   if (log && *log) log_fd = get_open()(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  const char *d = getenv("POWERLOSS_DROP_POOL_WAL_SYNCS");
-  drop_pool_wal_syncs = d && strcmp(d, "1") == 0;
+  const char *d = getenv("POWERLOSS_DROP_STORE_WAL_SYNCS");
+  drop_store_wal_syncs = d && strcmp(d, "1") == 0;
   const char *p = getenv("POWERLOSS_WRITEBACK_PERCENT");
   writeback_percent = p ? (unsigned)atoi(p) : 0;
   const char *s = getenv("POWERLOSS_SEED");
@@ -609,19 +609,15 @@ int __lxstat(int ver, const char *path, struct stat *st) { (void)ver; return lst
 
 /* ---- syncs: the only way buffered writes reach the real file ---- */
 
-static int is_main_thread(void) {
-  return (pid_t)syscall(SYS_gettid) == getpid();
-}
-
 static int still_watched(const watched *w) {
   for (watched *v = all; v; v = v->next)
     if (v == w) return 1;
   return 0;
 }
 
-static int sync_watched(watched *w, int (*real)(int)) {
+static int sync_watched(watched *w, int (*real)(int), int is_fdatasync) {
   pthread_mutex_lock(&lock);
-  if (drop_pool_wal_syncs && w->is_wal && !is_main_thread()) {
+  if (drop_store_wal_syncs && w->is_wal && is_fdatasync) {
     note("drop", w);
     pthread_mutex_unlock(&lock);
     return 0;
@@ -640,11 +636,11 @@ static int sync_watched(watched *w, int (*real)(int)) {
 
 int fsync(int fd) {
   watched *w = tracked(fd);
-  return w ? sync_watched(w, get_fsync()) : get_fsync()(fd);
+  return w ? sync_watched(w, get_fsync(), 0) : get_fsync()(fd);
 }
 int fdatasync(int fd) {
   watched *w = tracked(fd);
-  return w ? sync_watched(w, get_fdatasync()) : get_fdatasync()(fd);
+  return w ? sync_watched(w, get_fdatasync(), 1) : get_fdatasync()(fd);
 }
 
 /* sync_file_range promises no durability (no metadata, no device flush): it leaves the buffer alone. */

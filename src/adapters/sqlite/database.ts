@@ -4,6 +4,7 @@ import type { BackendHealth, CommitGroup, ValueSealer } from '../../ports/backen
 import type { Clock, Cancel } from '../../ports/clock.js';
 import { StoreError } from '../../ports/errors.js';
 import type { QueueEntry } from '../../ports/message-log.js';
+import { Checkpointer } from './checkpointer.js';
 import { GroupCommit, type Durability } from './group-commit.js';
 import { migrate, SCHEMA } from './schema.js';
 import { openWalFile } from './wal-file.js';
@@ -67,6 +68,8 @@ export class SqliteDatabase {
   private readonly healthListeners: Array<(h: BackendHealth) => void> = [];
   private readonly groupListeners: Array<(g: CommitGroup) => void> = [];
   private probe: Cancel | null = null;
+  /** Started with the first write: a process that only reads the file (a delivery process) has none. */
+  private checkpointer: Checkpointer | null = null;
   readonly s;
 
   constructor(
@@ -94,6 +97,7 @@ export class SqliteDatabase {
       durability,
       (error) => this.outcome(error),
       (writes, durableMs) => {
+        this.checkpointer?.committed();
         for (const l of this.groupListeners) l({ writes, durableMs });
       },
     );
@@ -190,8 +194,11 @@ export class SqliteDatabase {
     this.groupQueues.delete(group);
   }
 
-  remember(id: number, message: RecentMessage): void {
-    this.onSuccess(() => this.keep(id, message));
+  /** Keeps a write's appended messages for delivery, once the write has succeeded. */
+  remember(messages: Array<[number, RecentMessage]>): void {
+    this.onSuccess(() => {
+      for (const [id, message] of messages) this.keep(id, message);
+    });
   }
 
   /**
@@ -211,6 +218,7 @@ export class SqliteDatabase {
    * reuses a rolled-back rowid for the next insert).
    */
   write<T>(op: () => T): Promise<T> {
+    if (!this.checkpointer && this.walFd !== null) this.checkpointer = new Checkpointer(this.file, this.db, (until) => this.writes.hold(until));
     return this.writes.submit(() => {
       const outer = this.staged;
       const staged: Array<() => void> = [];
@@ -286,6 +294,7 @@ export class SqliteDatabase {
   async close(): Promise<void> {
     this.stopProbing();
     await this.writes.drain();
+    await this.checkpointer?.close();
     this.db.close();
     if (this.walFd !== null) closeSync(this.walFd);
   }

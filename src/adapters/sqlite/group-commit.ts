@@ -50,6 +50,8 @@ export class GroupCommit {
   private failed: Error | null = null;
   private inFlight = new Set<Promise<void>>();
   private nextGroup = 1;
+  /** While set, no group starts: writes queue until it settles (see hold). */
+  private held: Promise<void> | null = null;
   /** The group whose transaction is running now (0 between groups): writes tag what they add with it. */
   current = 0;
 
@@ -93,8 +95,27 @@ export class GroupCommit {
     });
   }
 
+  /**
+   * Starts no group until `until` settles (the checkpoint thread asks for this so that the WAL can start
+   * over): writes submitted meanwhile wait and then commit together. The event loop is not blocked.
+   */
+  hold(until: Promise<unknown>): void {
+    const gate: Promise<void> = until.then(
+      () => this.release(gate),
+      () => this.release(gate),
+    );
+    this.held = gate;
+  }
+
+  private release(gate: Promise<void>): void {
+    if (this.held !== gate) return;
+    this.held = null;
+    this.flush();
+  }
+
   /** Runs what is pending and waits until every group is durable (shutdown). */
   async drain(): Promise<void> {
+    while (this.held) await this.held;
     this.flush();
     await Promise.all([...this.inFlight]);
   }
@@ -102,6 +123,7 @@ export class GroupCommit {
   /** Runs everything pending now. */
   flush(): void {
     this.scheduled = false;
+    if (this.held) return; // the hold's release runs them
     const ops = this.pending;
     if (ops.length === 0) return;
     this.pending = [];

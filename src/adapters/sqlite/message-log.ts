@@ -1,4 +1,5 @@
-import { deflateRawSync } from 'node:zlib';
+import type Database from 'better-sqlite3';
+import { sealParts } from '../../security/seal-batch.js';
 import type { AcceptedBatch, AppendOutcome, MessageLog, QueueEntry, QueueRef, QueueState, ReplayCopy, Settlement } from '../../ports/message-log.js';
 import { jobMoved } from '../../ports/errors.js';
 import type { JobProgress } from '../../ports/requeue-jobs.js';
@@ -11,9 +12,12 @@ import { damaged, type PendingHead, type RecentMessage, type SqliteDatabase, typ
  */
 export class SqliteMessageLog implements MessageLog {
   private readonly s;
+  /** Writes a batch in a savepoint of its own, so a duplicate reference undoes what it had written. */
+  private readonly tryWriteBatch: Database.Transaction<(batch: AcceptedBatch) => void>;
 
   constructor(private readonly d: SqliteDatabase) {
     const db = d.db;
+    this.tryWriteBatch = db.transaction((batch: AcceptedBatch) => this.writeBatch(batch));
     this.s = {
       refSeen: db.prepare<[string, string], { n: number }>('SELECT 1 AS n FROM messages WHERE sender_dip_id = ? AND sender_ref = ?'),
       insertBatch: db.prepare('INSERT INTO batches (channel, sender_dip_id, received_at, raw, signature) VALUES (?, ?, ?, ?, ?)'),
@@ -50,32 +54,36 @@ export class SqliteMessageLog implements MessageLog {
 
   async append(batch: AcceptedBatch): Promise<AppendOutcome> {
     return this.d.write((): AppendOutcome => {
-      const duplicates = batch.messages
-        .map((m) => (m.senderUniqueReference !== null && this.s.refSeen.get(m.senderDipId, m.senderUniqueReference) !== undefined ? m.senderUniqueReference : null))
-        .filter((r): r is string => r !== null);
-      if (duplicates.length > 0) return { ok: false as const, duplicates };
-      this.writeBatch(batch);
-      return { ok: true as const };
+      // The unique index on (sender, reference) is the duplicate check: looking each reference up first
+      // cost one more index search per message on every batch, for the rare batch that repeats one.
+      try {
+        this.tryWriteBatch(batch);
+        return { ok: true as const };
+      } catch (error) {
+        if ((error as { code?: unknown }).code !== 'SQLITE_CONSTRAINT_UNIQUE') throw error;
+        // Rolled back to before the batch: name every reference stored before (the sender is told which).
+        const duplicates = batch.messages
+          .map((m) => (m.senderUniqueReference !== null && this.s.refSeen.get(m.senderDipId, m.senderUniqueReference) !== undefined ? m.senderUniqueReference : null))
+          .filter((r): r is string => r !== null);
+        // None stored before: the batch repeats a reference (or a transaction ID) within itself.
+        if (duplicates.length === 0) throw error;
+        return { ok: false as const, duplicates };
+      }
     });
   }
 
   /** Writes a batch and its queue entries inside the caller's write. */
   private writeBatch(batch: AcceptedBatch): void {
     const heads = new Map<string, PendingHead>();
-    const { sealer } = this.d;
-    const batchId = this.s.insertBatch.run(
-      batch.channel,
-      batch.senderDipId,
-      batch.receivedAt,
-      // The raw request is kept for non-repudiation and rarely read: deflated, it costs a fraction of
-      // the disk bandwidth (JSON batches shrink 5-50x at level 1 for well under 1 ms per 100 messages).
-      sealer.seal(deflateRawSync(batch.rawRequest, { level: 1 })),
-      batch.signatureHeaders,
-    ).lastInsertRowid;
+    const sealed = batch.sealed ?? sealParts(batch, this.d.sealer);
+    if (sealed.outbound.length !== batch.messages.length || sealed.mpan.length !== batch.messages.length) {
+      throw new Error(`a presealed batch of ${batch.messages.length} messages carries ${sealed.outbound.length} sealed copies and ${sealed.mpan.length} indexed MPANs`);
+    }
+    const batchId = this.s.insertBatch.run(batch.channel, batch.senderDipId, batch.receivedAt, sealed.raw, batch.signatureHeaders).lastInsertRowid;
     // Heads reach the shared cache only once the whole batch is written: a failure part way through rolls
     // back its savepoint and must leave the cached heads untouched.
     const appended: Array<[number, RecentMessage]> = [];
-    for (const m of batch.messages) {
+    for (const [i, m] of batch.messages.entries()) {
       const messageId = this.s.insertMessage.run(
         batchId,
         m.transactionId,
@@ -85,10 +93,10 @@ export class SqliteMessageLog implements MessageLog {
         m.senderRole,
         m.senderUniqueReference,
         m.correlationId,
-        m.mpan === null ? null : sealer.index(m.mpan),
+        sealed.mpan[i],
         m.receivedAt,
         null,
-        sealer.seal(m.outbound),
+        sealed.outbound[i],
       ).lastInsertRowid;
       for (const recipient of m.recipients) {
         const q = this.d.nextSeq(heads, recipient, m.channel);
@@ -97,7 +105,7 @@ export class SqliteMessageLog implements MessageLog {
       appended.push([Number(messageId), { transactionId: m.transactionId, receivedAt: m.receivedAt, outbound: m.outbound }]);
     }
     this.d.publishHeads(heads);
-    for (const [id, message] of appended) this.d.remember(id, message);
+    this.d.remember(appended);
   }
 
   async readQueue(queue: QueueRef, afterSeq: number, limit: number, maxBytes: number): Promise<QueueEntry[]> {
