@@ -76,8 +76,8 @@ export class SqliteDatabase {
     readonly file: string,
     readonly options: SqliteOptions,
   ) {
-    // GroupCommit syncs the WAL on the thread pool before it acknowledges anything (checkpoints still
-    // sync as ever).
+    // GroupCommit syncs the WAL on the thread pool before it acknowledges anything; checkpoints (and their
+    // own syncs) run on the Checkpointer's thread once this process writes.
     ({ db: this.db, walFd: this.walFd } = openWalFile(file, SCHEMA));
     migrate(this.db);
     const walFd = this.walFd;
