@@ -151,6 +151,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const tracer = await startTracing(config, life);
   const { destinations, load, delivery, processes, ingest, threads, replay } = assembleMessageRoad({
     config, pki, backend, coordination, core, events, metrics, clock, logger, life, lookup: options.lookup, load: options.load, tracer, injectedClock: options.clock !== undefined,
+    sealKeyId: () => sealer.currentKeyId,
   });
   const { revocation, lifecycle, selfService, registerPull } = await assembleParticipants({
     config, pkiDir: pkiDirectory, pki, trust, backend, registry, channelSettings, clock, logger, life, registrationChanged: sweep('a registration change'), lookup: options.lookup,

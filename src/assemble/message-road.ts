@@ -40,13 +40,15 @@ export interface MessageRoadParts {
   tracer: MessageTracer | null;
   /** A test's fake time: it cannot cross into delivery processes. */
   injectedClock: boolean;
+  /** The at-rest data key in force (ingest threads seal under it). */
+  sealKeyId: () => number;
 }
 
 /**
  * Ingest → route → append, delivery to webhooks and the replay/requeue jobs, wired but not started:
  * delivery and the jobs start once the listeners are up.
  */
-export function assembleMessageRoad({ config, pki, backend, coordination, core, events, metrics, clock, logger, life, lookup, load: givenLoad, tracer, injectedClock }: MessageRoadParts) {
+export function assembleMessageRoad({ config, pki, backend, coordination, core, events, metrics, clock, logger, life, lookup, load: givenLoad, tracer, injectedClock, sealKeyId }: MessageRoadParts) {
   const { registry, copies, mpan } = core;
   const { transport, destinations } = webhookTransport(config, pki, lookup);
   life.started('webhook transport', () => transport.close());
@@ -104,6 +106,7 @@ export function assembleMessageRoad({ config, pki, backend, coordination, core, 
       replay: coordination.replayGuard,
       shared: core,
       registryVersion: () => registry.loadedVersion,
+      sealKeyId: () => sealKeyId(),
     },
     onThisThread,
     injectedClock,

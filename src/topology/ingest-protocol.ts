@@ -17,8 +17,12 @@ export type WireIngestRequest = Omit<IngestRequest, 'controls'>;
 /** Main → thread. */
 export type ToIngestThread =
   | { t: 'init'; index: number; config: DipConfig }
-  /** A submission; `registryVersion` is the main thread's registry view, which the thread catches up to first. */
-  | { t: 'ingest'; id: number; req: WireIngestRequest; registryVersion: number }
+  /**
+   * A submission. `registryVersion` is the main thread's registry view, which the thread catches up to
+   * first; `sealKeyId` the at-rest data key in force, which the thread loads first if an operator
+   * rotated it since (so nothing is sealed under a retired key).
+   */
+  | { t: 'ingest'; id: number; req: WireIngestRequest; registryVersion: number; sealKeyId: number }
   | { t: 'reply'; id: number; ok: true; value: unknown }
   | { t: 'reply'; id: number; ok: false; error: WireError }
   /** The registry, the catalogue or the signing key changed in the main thread: re-read them (src/topology/shared-state.ts). */

@@ -8,7 +8,7 @@
  * channel settings and the MPAN lookup from the store over its own connection, and never writes.
  */
 import { parentPort } from 'node:worker_threads';
-import { openBackend } from '../adapters/backend.js';
+import { keyEncryptionKey, openBackend } from '../adapters/backend.js';
 import { systemClock } from '../adapters/clock.js';
 import { defaultLogger, pkiDir } from '../app.js';
 import { startCore } from '../assemble/core.js';
@@ -17,7 +17,9 @@ import { startTracing } from '../assemble/observability.js';
 import { Lifecycle } from '../lifecycle.js';
 import type { AcceptedBatch, AppendOutcome } from '../ports/message-log.js';
 import { ensurePki } from '../security/pki.js';
+import { Sealer } from '../security/at-rest.js';
 import { RevocationWatcher } from '../security/revocation.js';
+import { sealBatch } from '../security/seal-batch.js';
 import type { FromIngestThread, IngestCall, IngestCallResult, ToIngestThread } from './ingest-protocol.js';
 import { labelled, PendingCalls, toWire } from './protocol.js';
 import { refreshSharedState } from './shared-state.js';
@@ -34,7 +36,9 @@ async function run(init: Extract<ToIngestThread, { t: 'init' }>): Promise<void> 
   const logger = labelled(defaultLogger(), { thread: `ingest-${init.index}` });
   const life = new Lifecycle(logger);
   const pki = await ensurePki(pkiDir(config), { environment: config.environment, hostnames: config.hostnames, ipAddresses: config.ipAddresses });
-  const { backend } = await openBackend(config, { clock });
+  const opened = await openBackend(config, { clock });
+  const { backend } = opened;
+  let sealer = opened.sealer;
   life.started('storage (reads)', () => backend.close());
   // The same registry, catalogue (its validators compiled here too), channels and keys as the main thread.
   // The main thread pushes a 'refresh' when any changes (and each request carries its registry version);
@@ -49,7 +53,18 @@ async function run(init: Extract<ToIngestThread, { t: 'init' }>): Promise<void> 
   // The writer and the replay guard are the main thread's: calls, each answered by a reply.
   const main = new PendingCalls();
   const call = <K extends IngestCall['op']>(c: Extract<IngestCall, { op: K }>): Promise<IngestCallResult[K]> => main.call((id) => send({ t: 'call', id, ...c }));
-  const log = { append: (batch: AcceptedBatch): Promise<AppendOutcome> => call<'append'>({ op: 'append', batch }) };
+  // Deflating and sealing what is archived is done here too: the writer only writes.
+  const log = { append: (batch: AcceptedBatch): Promise<AppendOutcome> => call<'append'>({ op: 'append', batch: sealBatch(batch, sealer) }) };
+  let reloading: Promise<void> | null = null;
+  /** The operator rotated the data key in the main thread: load the key ring again before sealing. */
+  const keyInForce = async (id: number): Promise<void> => {
+    if (sealer.currentKeyId >= id) return;
+    reloading ??= keyEncryptionKey(config)
+      .then((kek) => Sealer.open(kek, backend.dataKeys))
+      .then((s) => void (sealer = s))
+      .finally(() => (reloading = null));
+    await reloading;
+  };
   const ingest = buildIngest(config, core, log, clock, tracer);
   const controls = {
     replay: { check: (signature: string, nowMs: number) => call<'replay'>({ op: 'replay', signature, nowMs }) },
@@ -67,8 +82,7 @@ async function run(init: Extract<ToIngestThread, { t: 'init' }>): Promise<void> 
       case 'ingest': {
         // Structured clone turns the body into a Uint8Array over the same bytes: a Buffer again, no copy.
         const body = Buffer.from(m.req.body.buffer, m.req.body.byteOffset, m.req.body.byteLength);
-        core.registry
-          .catchUp(m.registryVersion)
+        Promise.all([core.registry.catchUp(m.registryVersion), keyInForce(m.sealKeyId)])
           .then(() => ingest.handle({ ...m.req, body, controls }))
           .then(
           (result) => send({ t: 'result', id: m.id, ok: true, result }),

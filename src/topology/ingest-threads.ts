@@ -27,6 +27,8 @@ export interface WriterSide {
   shared: SharedState;
   /** The version of the main thread's registry view: a thread catches up to it before each request. */
   registryVersion(): number;
+  /** The at-rest data key in force: a thread seals the copies it appends under it. */
+  sealKeyId(): number;
 }
 
 /** One ingest thread as the operator sees it (GET /admin/health). */
@@ -123,7 +125,7 @@ export class IngestThreads implements IngestHandler {
     const { controls: _controls, ...wire } = req;
     return new Promise<IngestResult>((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
-      this.post(slot, { t: 'ingest', id, req: wire, registryVersion: this.writer.registryVersion() });
+      this.post(slot, { t: 'ingest', id, req: wire, registryVersion: this.writer.registryVersion(), sealKeyId: this.writer.sealKeyId() });
     });
   }
 
@@ -206,9 +208,12 @@ export class IngestThreads implements IngestHandler {
 
   private async answer(call: IngestCall): Promise<unknown> {
     switch (call.op) {
-      case 'append':
-        // Structured clone delivers the raw request as a Uint8Array: the store binds Buffers.
-        return this.writer.append({ ...call.batch, rawRequest: asBuffer(call.batch.rawRequest) });
+      case 'append': {
+        // Structured clone delivers Buffers as Uint8Arrays: the store binds Buffers.
+        const { batch } = call;
+        const sealed = batch.sealed && { ...batch.sealed, raw: asBuffer(batch.sealed.raw), outbound: batch.sealed.outbound.map(asBuffer) };
+        return this.writer.append({ ...batch, rawRequest: asBuffer(batch.rawRequest), ...(sealed ? { sealed } : {}) });
+      }
       case 'replay':
         return this.writer.replay.check(call.signature, call.nowMs);
     }
@@ -238,7 +243,8 @@ export class IngestThreads implements IngestHandler {
   }
 }
 
-function asBuffer(bytes: Uint8Array): Buffer {
+function asBuffer<T>(bytes: Uint8Array | T): Buffer | T {
+  if (!(bytes instanceof Uint8Array)) return bytes;
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
