@@ -39,8 +39,11 @@ export class EventLoopGauge implements LoadGauge {
   }
 
   private roll(): void {
+    // A window without a sample says nothing: the loop was blocked past the window, and this timer ran
+    // before the sampler's. Reading it as 0 would call the most overloaded loop idle.
+    if (this.histogram.count === 0) return;
     this.previousMean = this.lastMean;
-    this.lastMean = this.histogram.count === 0 ? 0 : this.histogram.mean / 1e6;
+    this.lastMean = this.histogram.mean / 1e6;
     this.histogram.reset();
   }
 }
