@@ -109,6 +109,19 @@ export async function startDipProcess(opts: StartOptions): Promise<DipProcess> {
     cpuSeconds: () => processTreeCpuSeconds(pid),
     async waitIdle(o = {}) {
       const started = Date.now();
+      // First ready: the catalogue's validators compiled (GET /admin/health 200, not 'loading') and every
+      // ingest thread ready (each compiles its own), so no measurement starts while they still compile.
+      const ready = async (): Promise<boolean> => {
+        try {
+          const token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+          const res = await fetch(`http://127.0.0.1:${adminPort}/admin/health`, { headers: { authorization: `Bearer ${token}` } });
+          const body = (await res.json()) as { ingestThreads?: Array<{ state: string }> };
+          return res.status === 200 && (body.ingestThreads ?? []).every((t) => t.state === 'ready');
+        } catch {
+          return false;
+        }
+      };
+      while (!(await ready()) && Date.now() - started < (o.timeoutMs ?? 60_000) * 3) await new Promise((r) => setTimeout(r, 500));
       let quiet = 0;
       let last = processTreeCpuSeconds(pid);
       while (Date.now() - started < (o.timeoutMs ?? 60_000)) {
