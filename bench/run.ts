@@ -4,6 +4,7 @@
  *                                                  day only when named, see below)
  *   --workers N                                    DIP_WORKERS of every DIP of the run (default: the cores present)
  *   --ingest-threads N                             DIP_INGEST_THREADS of every DIP of the run (default: dip serve's)
+ *   --rates 2000,2500,3000                         the latency phase's offered loads (msg/s) instead of 500,1000,2000,5000
  *   --day-messages N                               the day's size (default 3,200,000: a tenth of the national 32 M)
  *   --day-batch N / --day-concurrency N            messages per request (100) and requests in flight (16)
  *   --day-lead N                                   the generator waits while the slowest recipient is N
@@ -51,6 +52,7 @@ const { values: flags } = parseArgs({
     keep: { type: 'boolean', default: false },
     backend: { type: 'string', default: 'sqlite' },
     'drain-rate': { type: 'string' },
+    rates: { type: 'string' },
     observability: { type: 'string', default: 'on' },
     workers: { type: 'string' },
     'ingest-threads': { type: 'string' },
@@ -125,6 +127,8 @@ const S = QUICK
       drainRate: 1000, drainOutageMs: 60_000, drainMaxMs: 150_000,
       profileMs: 10_000, profileLightMs: 6000,
     };
+/** --rates 2000,2500,3000: the offered loads of the latency phase instead of its default levels. */
+if (flags.rates !== undefined) S.latencyRates = flags.rates.split(',').map((r) => positive('rates', r.trim(), 1));
 const TICK_MS = 5;
 const MAX_PER_REQUEST = 10;
 const RECIPIENT_COUNT = RECIPIENTS.length;
