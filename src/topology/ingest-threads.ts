@@ -43,6 +43,8 @@ export interface ThreadView {
   handled: number;
 }
 
+/** How long a stopping thread may take to answer what it holds before it is ended. */
+const STOP_TIMEOUT_MS = 20_000;
 const RESTART_FIRST_MS = 250;
 const RESTART_MAX_MS = 10_000;
 
@@ -134,8 +136,12 @@ export class IngestThreads implements IngestHandler {
     await Promise.all(
       this.slots.map(async (slot) => {
         if (slot.timer) clearTimeout(slot.timer);
-        // The listeners closed first: what a thread still holds is answered before it is ended.
-        await Promise.allSettled([...slot.pending.keys()].map((id) => new Promise<void>((done) => this.whenAnswered(slot, id, done))));
+        // The listeners closed first: what a thread still holds is answered before it is ended (or, past
+        // STOP_TIMEOUT_MS, answered 503 as it ends).
+        const answered = Promise.allSettled([...slot.pending.keys()].map((id) => new Promise<void>((done) => this.whenAnswered(slot, id, done))));
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([answered, new Promise<void>((r) => (timer = setTimeout(r, STOP_TIMEOUT_MS)))]);
+        clearTimeout(timer);
         slot.view.state = 'stopped';
         await slot.worker?.terminate();
         slot.worker = null;
