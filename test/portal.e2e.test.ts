@@ -53,9 +53,15 @@ describe('portals in a browser', () => {
   }
 
   /** A code for a time step not used before by this user (a code is good for one sign-in). */
-  function freshCode(who: Enrolled): string {
+  /**
+   * A code the DIP has not seen for this user: each TOTP step signs in once, and the DIP accepts one step
+   * ahead of its clock at most. A third sign-in within one 30 s step waits for the next step to begin
+   * (the wall clock is the DIP's here), rather than send a code two steps ahead, which is refused.
+   */
+  async function freshCode(who: Enrolled): Promise<string> {
     const step = Math.max(Math.floor(Date.now() / 30_000), (lastStep.get(who.username) ?? 0) + 1);
     lastStep.set(who.username, step);
+    await waitFor(() => Math.floor(Date.now() / 30_000) >= step - 1, 31_000, 'the next TOTP step');
     return totpCode(who.totpSecret, step * 30_000 + 1000);
   }
 
@@ -70,7 +76,7 @@ describe('portals in a browser', () => {
     await expect.poll(() => page.url()).toContain(`${base}/sign-in`);
     await page.getByLabel('Username').fill(who.username);
     await page.getByLabel('Password').fill(who.password);
-    await page.getByLabel('Code from your authenticator app').fill(freshCode(who));
+    await page.getByLabel('Code from your authenticator app').fill(await freshCode(who));
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.waitForURL(`**${base}/`);
   }
