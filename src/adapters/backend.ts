@@ -62,6 +62,14 @@ export interface OpenOptions {
 }
 
 /**
+ * The at-rest sealer over the stored data keys, unwrapped with the configured key-encryption key: at open,
+ * and again in a delivery process or an ingest thread once the operator rotated the keys elsewhere.
+ */
+export async function openSealer(config: DipConfig, dataKeys: Backend['dataKeys']): Promise<Sealer> {
+  return Sealer.open(await keyEncryptionKey(config), dataKeys);
+}
+
+/**
  * The one place that picks the storage engine from configuration (the way Svix's queue module does):
  * the embedded SQLite file by default; with `storage.kind: cluster`, PostgreSQL as the system of record
  * and NATS JetStream for what several DIP nodes share. Whatever the engine, payloads are sealed at rest
@@ -72,7 +80,7 @@ export async function openBackend(config: DipConfig, options: OpenOptions = {}):
   const clock = options.clock ?? systemClock;
   const backend = config.storage.kind === 'cluster' ? await openPostgres(config, clock) : openEmbedded(config, clock);
   try {
-    const sealer = await Sealer.open(await keyEncryptionKey(config), backend.dataKeys);
+    const sealer = await openSealer(config, backend.dataKeys);
     backend.useSealer(sealer);
     return { backend, sealer };
   } catch (err) {

@@ -7,7 +7,7 @@
  * process exits at once: whatever it handed out and had not settled is handed out again after restart,
  * at the same queue position, as after a crash of the single process.
  */
-import { keyEncryptionKey, openBackend } from '../adapters/backend.js';
+import { openBackend, openSealer } from '../adapters/backend.js';
 import { systemClock } from '../adapters/clock.js';
 import { defaultLogger, pkiDir } from '../app.js';
 import { startCore } from '../assemble/core.js';
@@ -45,8 +45,7 @@ function reloadingSealer(config: DipConfig, first: Sealer, dataKeys: Parameters<
       try {
         return current.open(sealed);
       } catch (err) {
-        reloading ??= keyEncryptionKey(config)
-          .then((kek) => Sealer.open(kek, dataKeys))
+        reloading ??= openSealer(config, dataKeys)
           .then((s) => void (current = s), log)
           .finally(() => (reloading = null));
         throw err;

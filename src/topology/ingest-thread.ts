@@ -8,7 +8,7 @@
  * channel settings and the MPAN lookup from the store over its own connection, and never writes.
  */
 import { parentPort } from 'node:worker_threads';
-import { keyEncryptionKey, openBackend } from '../adapters/backend.js';
+import { openBackend, openSealer } from '../adapters/backend.js';
 import { systemClock } from '../adapters/clock.js';
 import { defaultLogger, pkiDir } from '../app.js';
 import { startCore } from '../assemble/core.js';
@@ -17,7 +17,6 @@ import { startTracing } from '../assemble/observability.js';
 import { Lifecycle } from '../lifecycle.js';
 import type { AcceptedBatch, AppendOutcome } from '../ports/message-log.js';
 import { ensurePki } from '../security/pki.js';
-import { Sealer } from '../security/at-rest.js';
 import { RevocationWatcher } from '../security/revocation.js';
 import { sealBatch } from '../security/seal-batch.js';
 import type { FromIngestThread, IngestCall, IngestCallResult, ToIngestThread } from './ingest-protocol.js';
@@ -59,8 +58,7 @@ async function run(init: Extract<ToIngestThread, { t: 'init' }>): Promise<void> 
   /** The operator rotated the data key in the main thread: load the key ring again before sealing. */
   const keyInForce = async (id: number): Promise<void> => {
     if (sealer.currentKeyId >= id) return;
-    reloading ??= keyEncryptionKey(config)
-      .then((kek) => Sealer.open(kek, backend.dataKeys))
+    reloading ??= openSealer(config, backend.dataKeys)
       .then((s) => void (sealer = s))
       .finally(() => (reloading = null));
     await reloading;

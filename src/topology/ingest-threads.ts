@@ -49,7 +49,8 @@ const RESTART_FIRST_MS = 250;
 const RESTART_MAX_MS = 10_000;
 
 interface Slot {
-  view: ThreadView;
+  /** What the operator sees, but for `inHand`, which is `pending.size`. */
+  view: Omit<ThreadView, 'inHand'>;
   worker: Worker | null;
   /** Submissions handed to this thread, by id, answered when it posts their result. */
   pending: Map<number, { resolve: (r: IngestResult) => void; reject: (e: Error) => void }>;
@@ -92,7 +93,7 @@ export class IngestThreads implements IngestHandler {
     private readonly local: IngestHandler,
   ) {
     this.slots = Array.from({ length: count }, (_, index) => ({
-      view: { index, state: 'starting', restarts: 0, inHand: 0, handled: 0 },
+      view: { index, state: 'starting', restarts: 0, handled: 0 },
       worker: null,
       pending: new Map(),
       backoffMs: RESTART_FIRST_MS,
