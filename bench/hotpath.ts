@@ -6,11 +6,13 @@
  *   valgrind --tool=callgrind --callgrind-out-file=/dev/null node --single-threaded --import tsx bench/hotpath.ts depth 100
  * (and again with 200): the difference of the two "I refs", divided by 100 × 100, is the instructions per
  * message (--single-threaded keeps the JIT and GC threads' work out of the way; ~1 min a run).
- * Usage: npx tsx bench/hotpath.ts [depth|parse|walk|validate|stamp|all] [batches] [batchSize]
+ * `splice` is `stamp` with the sender's CustomBlock text reused (src/domain/canonical-json.ts), the scan included.
+ * Usage: npx tsx bench/hotpath.ts [depth|parse|walk|validate|stamp|splice|all] [batches] [batchSize]
  */
 import { Catalogue } from '../src/catalogue/catalogue.js';
 import { buildKeyTree, normaliseKeys } from '../src/catalogue/key-case.js';
 import type { JsonSchema } from '../src/catalogue/types.js';
+import { canonicalCustomBlocks, stringifyWithCustomBlock } from '../src/domain/canonical-json.js';
 import { readHeader, stampWrapper, type DipMessage } from '../src/domain/message.js';
 import { exceedsJsonDepth } from '../src/security/json-depth.js';
 import { MessageFactory } from './lib/load.js';
@@ -43,10 +45,9 @@ const keys = buildKeyTree(catalogue.schema('IF-021') as JsonSchema);
 function walk(): void {
   for (const item of parsed) if (normaliseKeys(item, keys, []) === item) sink++;
 }
-function stamp(): void {
-  for (const m of messages) {
-    const h = readHeader(m);
-    const out = stampWrapper(m, {
+function stamped(m: DipMessage): DipMessage {
+  const h = readHeader(m);
+  return stampWrapper(m, {
       transactionId: `T-IF-021-${h.senderDipId}-SDS-20261201-0123456789ABCDEF`,
       transactionTimestamp: '2026-12-01T11:00:00.000Z',
       publicationId: 'PUB-021',
@@ -55,11 +56,28 @@ function stamp(): void {
       primaryRecipients: h.primaryRecipients,
       secondaryRecipients: [],
       alwaysRecipients: [],
-    });
-    sink += JSON.stringify(out).length;
-  }
+  });
 }
-const stages: Record<string, () => void> = { depth, parse, walk, validate, stamp };
+function stamp(): void {
+  for (const m of messages) sink += JSON.stringify(stamped(m)).length;
+}
+function splice(): void {
+  const spans = canonicalCustomBlocks(body);
+  messages.forEach((m, i) => {
+    const span = spans[i];
+    const out = stamped(m);
+    sink += (span ? stringifyWithCustomBlock(out, body.toString('utf8', span.start, span.end)) : JSON.stringify(out)).length;
+  });
+}
+{
+  const spans = canonicalCustomBlocks(body);
+  if (spans.some((s) => s === null)) throw new Error('splice: the load generator\'s CustomBlocks should all be canonical');
+  messages.forEach((m, i) => {
+    const out = stamped(m);
+    if (stringifyWithCustomBlock(out, body.toString('utf8', spans[i]!.start, spans[i]!.end)) !== JSON.stringify(out)) throw new Error('splice differs from stringify');
+  });
+}
+const stages: Record<string, () => void> = { depth, parse, walk, validate, stamp, splice };
 const run = stage === 'all' ? Object.values(stages) : [stages[stage]!];
 if (!run[0]) throw new Error(`unknown stage ${stage}`);
 for (let i = 0; i < 20; i++) for (const f of run) f(); // warm up (JIT)

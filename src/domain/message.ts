@@ -1,3 +1,5 @@
+import { stringifyWithCustomBlock } from './canonical-json.js';
+
 /**
  * The parts of a validated DIP message that the DIP itself reads. Everything else is the sender's
  * business and travels untouched. Field names here are the spec's exact case: the catalogue's validator
@@ -107,4 +109,12 @@ export function stampWrapper(message: DipMessage, w: TransactionWrapper): DipMes
   // The CustomBlock (or, on encrypted channels, its ciphertext) travels untouched after the CommonBlock.
   const { CommonBlock: _commonBlock, ...afterCommonBlock } = message.payload;
   return { payload: { CommonBlock: commonBlock, ...afterCommonBlock } };
+}
+
+/**
+ * The outbound copy as text: JSON.stringify(outbound), or the same bytes with the sender's own text of
+ * the CustomBlock spliced in when it is canonical for that block (src/domain/canonical-json.ts).
+ */
+export function serialiseOutbound(outbound: DipMessage, customBlock: string | null): string {
+  return customBlock === null ? JSON.stringify(outbound) : stringifyWithCustomBlock(outbound, customBlock);
 }

@@ -1,7 +1,8 @@
 import type { Catalogue, ValidationIssue } from '../catalogue/catalogue.js';
 import { ENCRYPTED_BLOCKS, openPattern2, splitPattern3, type Prepared } from './patterns.js';
 import type { KeyObject } from 'node:crypto';
-import { readHeader, stampWrapper, type DipMessage, type MessageHeader } from '../domain/message.js';
+import { canonicalCustomBlocks, type Span } from '../domain/canonical-json.js';
+import { readHeader, serialiseOutbound, stampWrapper, type DipMessage, type MessageHeader } from '../domain/message.js';
 import type { Participant } from '../domain/participant.js';
 import { MSG, type MsgText } from '../domain/response-codes.js';
 import { addressingDate, secondaryRecipients, type Appointment } from '../domain/mpan-lookup.js';
@@ -73,8 +74,11 @@ interface ItemState {
   ref: string | null;
   connectionProvider: string | null;
   refusal: Refusal | null;
-  /** The validated message (spec case) and its header, until it is routed. */
-  validated: { message: DipMessage; header: MessageHeader } | null;
+  /**
+   * The validated message (spec case) and its header, until it is routed; `customBlock`, the sender's
+   * own text of its CustomBlock when that is what JSON.stringify would write for it (else null).
+   */
+  validated: { message: DipMessage; header: MessageHeader; customBlock: string | null } | null;
   accepted: AcceptedMessage | null;
 }
 
@@ -152,8 +156,10 @@ export class Ingest {
     if (!Array.isArray(items)) return this.whole(now, caller.dipId, items.status, MSG.schemaFailure, items.help);
 
     const prepared = await this.prepare(channel, items);
+    // Encrypted channels rewrite the payload before validation: nothing of the sender's text to reuse.
+    const spans = channel.securityPattern === 1 ? canonicalCustomBlocks(req.body) : [];
     const states = prepared.map((p, index) => {
-      if (p.ok) return this.check(channel, caller, p.item, index, now, p.copies);
+      if (p.ok) return this.check(channel, caller, p.item, index, now, p.copies, sendersText(req.body, items[index], p.item, spans[index]));
       const refused = itemState(bestEffortReference(items[index]));
       refused.refusal = { status: 400, code: MSG.schemaFailure, help: `item ${index}: ${p.help}` };
       return refused;
@@ -272,7 +278,15 @@ export class Ingest {
     return items.map((item) => ({ ok: true, item, copies: null }));
   }
 
-  private check(channel: Channel, caller: Participant, item: unknown, index: number, now: Date, copies: Record<string, string> | null): ItemState {
+  private check(
+    channel: Channel,
+    caller: Participant,
+    item: unknown,
+    index: number,
+    now: Date,
+    copies: Record<string, string> | null,
+    customBlock: { value: unknown; text: string } | null,
+  ): ItemState {
     const state = itemState(null);
     const validated = this.catalogue.validate(channel.interfaceId, item, { encryptedPayload: copies !== null });
     if (!validated.ok) {
@@ -286,7 +300,8 @@ export class Ingest {
     state.ref = h.senderUniqueReference;
     state.connectionProvider = h.connectionProviderId;
     state.refusal = this.checkHeader(channel, caller, h, now, index);
-    if (!state.refusal) state.validated = { message, header: h };
+    // Case-folding copies what it rewrites: the same object means the sender's text still describes it.
+    if (!state.refusal) state.validated = { message, header: h, customBlock: customBlock !== null && message.payload.CustomBlock === customBlock.value ? customBlock.text : null };
     return state;
   }
 
@@ -303,7 +318,7 @@ export class Ingest {
 
   private routeItem(channel: Channel, state: ItemState, index: number, now: Date, stamp: string, histories: Map<string, readonly Appointment[]>): void {
     if (!state.validated) return;
-    const { message, header: h } = state.validated;
+    const { message, header: h, customBlock } = state.validated;
     const history = h.mpan === null ? undefined : histories.get(h.mpan);
     const secondary = history
       ? secondaryRecipients(channel.receiverRoles, history, addressingDate(message, channel.addressingDatePath, now.getTime()), (id) => this.registry.participant(id)?.roles)
@@ -341,7 +356,7 @@ export class Ingest {
       correlationId,
       mpan: h.mpan,
       receivedAt: now.getTime(),
-      outbound: JSON.stringify(outbound),
+      outbound: serialiseOutbound(outbound, customBlock),
       // On a pattern 3 channel the DIP cannot read the payload, so it cannot feed the lookup either.
       recipients: channel.mpanFeed && channel.securityPattern !== 3 ? [...decision.recipients, MPAN_LOOKUP_RECIPIENT] : decision.recipients,
     };
@@ -433,6 +448,17 @@ function parseBatch(body: Buffer, limits: Pick<IngestSettings, 'maxBatchMessages
   if (parsed.length === 0) return { status: 400, help: 'the body is an empty array: send at least one message' };
   if (parsed.length > max) return { status: 413, help: `the batch holds ${parsed.length} messages; the limit is ${max}` };
   return parsed as unknown[];
+}
+
+/**
+ * The sender's text of an item's payload.CustomBlock, and the parsed value it stands for, when the scan
+ * found it canonical and the item reached validation as parsed (not rewritten by a security pattern).
+ */
+function sendersText(body: Buffer, parsed: unknown, prepared: unknown, span: Span | null | undefined): { value: unknown; text: string } | null {
+  if (!span || prepared !== parsed) return null;
+  // The span exists only where the item is an object whose exact keys payload and CustomBlock are given once.
+  const value = (parsed as { payload: { CustomBlock: unknown } }).payload.CustomBlock;
+  return { value, text: body.toString('utf8', span.start, span.end) };
 }
 
 /** The first few validation issues, for a help text (which is limited to 500 characters). */
