@@ -28,9 +28,13 @@ export type ToIngestThread =
   /** The registry, the catalogue or the signing key changed in the main thread: re-read them (src/topology/shared-state.ts). */
   | { t: 'refresh' };
 
-/** What a thread asks of the writer (answered by a `reply` with the same id). */
+/**
+ * What a thread asks of the writer (answered by a `reply` with the same id). An append names the
+ * submission it is for and carries the batch without its raw request: the main thread still holds those
+ * bytes (it handed them over), and the store writes only their sealed form, so they need not cross back.
+ */
 export type IngestCall =
-  | { op: 'append'; batch: AcceptedBatch }
+  | { op: 'append'; request: number; batch: Omit<AcceptedBatch, 'rawRequest'> & Required<Pick<AcceptedBatch, 'sealed'>> }
   | { op: 'replay'; signature: string; nowMs: number };
 
 /** The answer each call gets. */

@@ -18,7 +18,7 @@ import { Lifecycle } from '../lifecycle.js';
 import type { AcceptedBatch, AppendOutcome } from '../ports/message-log.js';
 import { ensurePki } from '../security/pki.js';
 import { RevocationWatcher } from '../security/revocation.js';
-import { sealBatch } from '../security/seal-batch.js';
+import { sealParts } from '../security/seal-batch.js';
 import type { FromIngestThread, IngestCall, IngestCallResult, ToIngestThread } from './ingest-protocol.js';
 import { labelled, PendingCalls, toWire } from './protocol.js';
 import { refreshSharedState } from './shared-state.js';
@@ -52,8 +52,17 @@ async function run(init: Extract<ToIngestThread, { t: 'init' }>): Promise<void> 
   // The writer and the replay guard are the main thread's: calls, each answered by a reply.
   const main = new PendingCalls();
   const call = <K extends IngestCall['op']>(c: Extract<IngestCall, { op: K }>): Promise<IngestCallResult[K]> => main.call((id) => send({ t: 'call', id, ...c }));
+  /** Each submission in hand by its body (what the pipeline appends as the raw request), for its id. */
+  const requestOf = new WeakMap<Buffer, number>();
   // Deflating and sealing what is archived is done here too: the writer only writes.
-  const log = { append: (batch: AcceptedBatch): Promise<AppendOutcome> => call<'append'>({ op: 'append', batch: sealBatch(batch, sealer) }) };
+  const log = {
+    append: (batch: AcceptedBatch): Promise<AppendOutcome> => {
+      const request = requestOf.get(batch.rawRequest);
+      if (request === undefined) throw new Error('ingest thread: an append for no submission in hand');
+      const { rawRequest: _stillInTheMainThread, ...rest } = batch;
+      return call<'append'>({ op: 'append', request, batch: { ...rest, sealed: sealParts(batch, sealer) } });
+    },
+  };
   let reloading: Promise<void> | null = null;
   /** The operator rotated the data key in the main thread: load the key ring again before sealing. */
   const keyInForce = async (id: number): Promise<void> => {
@@ -80,6 +89,7 @@ async function run(init: Extract<ToIngestThread, { t: 'init' }>): Promise<void> 
       case 'ingest': {
         // Structured clone turns the body into a Uint8Array over the same bytes: a Buffer again, no copy.
         const body = Buffer.from(m.req.body.buffer, m.req.body.byteOffset, m.req.body.byteLength);
+        requestOf.set(body, m.id);
         Promise.all([core.registry.catchUp(m.registryVersion), keyInForce(m.sealKeyId)])
           .then(() => ingest.handle({ ...m.req, body, controls }))
           .then(

@@ -52,8 +52,8 @@ interface Slot {
   /** What the operator sees, but for `inHand`, which is `pending.size`. */
   view: Omit<ThreadView, 'inHand'>;
   worker: Worker | null;
-  /** Submissions handed to this thread, by id, answered when it posts their result. */
-  pending: Map<number, { resolve: (r: IngestResult) => void; reject: (e: Error) => void }>;
+  /** Submissions handed to this thread, by id, answered when it posts their result; `body` for its append. */
+  pending: Map<number, { body: Buffer; resolve: (r: IngestResult) => void; reject: (e: Error) => void }>;
   backoffMs: number;
   timer: NodeJS.Timeout | null;
 }
@@ -127,7 +127,7 @@ export class IngestThreads implements IngestHandler {
     const id = this.nextId++;
     const { controls: _controls, ...wire } = req;
     return new Promise<IngestResult>((resolve, reject) => {
-      slot.pending.set(id, { resolve, reject });
+      slot.pending.set(id, { body: req.body, resolve, reject });
       this.post(slot, { t: 'ingest', id, req: wire, registryVersion: this.writer.registryVersion(), sealKeyId: this.writer.sealKeyId() });
     });
   }
@@ -154,6 +154,7 @@ export class IngestThreads implements IngestHandler {
     const p = slot.pending.get(id);
     if (!p) return done();
     slot.pending.set(id, {
+      body: p.body,
       resolve: (r) => (p.resolve(r), done()),
       reject: (e) => (p.reject(e), done()),
     });
@@ -205,7 +206,7 @@ export class IngestThreads implements IngestHandler {
         return;
       }
       case 'call':
-        this.answer(m).then(
+        this.answer(slot, m).then(
           (value) => this.post(slot, { t: 'reply', id: m.id, ok: true, value }),
           (err: unknown) => this.post(slot, { t: 'reply', id: m.id, ok: false, error: toWire(err) }),
         );
@@ -213,13 +214,15 @@ export class IngestThreads implements IngestHandler {
     }
   }
 
-  private async answer(call: IngestCall): Promise<unknown> {
+  private async answer(slot: Slot, call: IngestCall): Promise<unknown> {
     switch (call.op) {
       case 'append': {
+        const request = slot.pending.get(call.request);
+        if (!request) throw new Error(`ingest thread ${slot.view.index} appends for submission ${call.request}, which it does not hold`);
         // Structured clone delivers Buffers as Uint8Arrays: the store binds Buffers.
         const { batch } = call;
-        const sealed = batch.sealed && { ...batch.sealed, raw: asBuffer(batch.sealed.raw), outbound: batch.sealed.outbound.map(asBuffer) };
-        return this.writer.append({ ...batch, rawRequest: asBuffer(batch.rawRequest), ...(sealed ? { sealed } : {}) });
+        const sealed = { ...batch.sealed, raw: asBuffer(batch.sealed.raw), outbound: batch.sealed.outbound.map(asBuffer) };
+        return this.writer.append({ ...batch, rawRequest: request.body, sealed });
       }
       case 'replay':
         return this.writer.replay.check(call.signature, call.nowMs);
