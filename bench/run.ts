@@ -446,14 +446,19 @@ interface LatencyStats {
   p99: number;
   max: number;
   mean: number;
+  /** in→201 of the accepted requests (the accept path's share of the latency), p50 and p90. */
+  acceptP50: number;
+  acceptP90: number;
 }
 
-function latencyStats(run: Pick<OpenLoopRun, 'sent' | 'status' | 'postStart'>, recv: Float64Array, select: (i: number) => boolean, recipients: number[]): LatencyStats {
+function latencyStats(run: Pick<OpenLoopRun, 'sent' | 'status' | 'postStart' | 'answeredAt'>, recv: Float64Array, select: (i: number) => boolean, recipients: number[]): LatencyStats {
   const lat: number[] = [];
+  const accept: number[] = [];
   let undelivered = 0;
   let sum = 0;
   for (let i = 0; i < run.sent; i++) {
     if (run.status[i] !== 201 || !select(i)) continue;
+    accept.push(run.answeredAt[i]! - run.postStart[i]!);
     for (const r of recipients) {
       const t = recv[i * RECIPIENT_COUNT + r]!;
       if (Number.isNaN(t)) undelivered++;
@@ -465,6 +470,7 @@ function latencyStats(run: Pick<OpenLoopRun, 'sent' | 'status' | 'postStart'>, r
     }
   }
   const sorted = Float64Array.from(lat).sort();
+  const acceptSorted = Float64Array.from(accept).sort();
   // Undelivered pairs count as infinitely late, so they push the upper percentiles up rather than vanish.
   const all = new Float64Array(sorted.length + undelivered);
   all.set(sorted);
@@ -478,6 +484,8 @@ function latencyStats(run: Pick<OpenLoopRun, 'sent' | 'status' | 'postStart'>, r
     p99: round(percentile(all, 99), 1),
     max: round(undelivered > 0 ? Number.POSITIVE_INFINITY : (sorted[sorted.length - 1] ?? Number.NaN), 1),
     mean: round(sorted.length ? sum / sorted.length : Number.NaN, 1),
+    acceptP50: round(percentile(acceptSorted, 50), 1),
+    acceptP90: round(percentile(acceptSorted, 90), 1),
   };
 }
 
@@ -1089,7 +1097,7 @@ async function dayBench(f: Fixture): Promise<DayResult> {
     const { recv, seq, seqMismatches } = await rx.collectWithPositions(phase);
     let lastDelivery = 0;
     for (const t of recv) if (!Number.isNaN(t) && t > lastDelivery) lastDelivery = t;
-    const latency = latencyStats({ sent: messages, status, postStart }, recv, () => true, [0, 1, 2, 3]);
+    const latency = latencyStats({ sent: messages, status, postStart, answeredAt }, recv, () => true, [0, 1, 2, 3]);
     const acceptedIdx: number[] = [];
     for (let i = 0; i < messages; i++) if (status[i] === 201) acceptedIdx.push(i);
     let gaps = 0;

@@ -3,11 +3,10 @@ import type { LookupFunction } from 'node:net';
 import { EventLoopGauge } from '../adapters/event-loop-gauge.js';
 import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
-import type { DeadLetterEvent } from '../pipeline/delivery.js';
 import { countedLog, timedJournal, type DipMetrics } from '../pipeline/metrics.js';
 import { mpanFeed } from '../pipeline/mpan-feed.js';
 import { Replay } from '../pipeline/replay.js';
-import { queuesOf } from '../pipeline/status.js';
+import { queuesOf, wakingLog, type DeadLetterEvent } from '../pipeline/delivery.js';
 import type { Backend, BackendHealth, Coordination } from '../ports/backend.js';
 import type { Clock } from '../ports/clock.js';
 import type { LoadGauge } from '../ports/load.js';
@@ -93,7 +92,7 @@ export function assembleMessageRoad({ config, pki, backend, coordination, core, 
     delivery = processes.control(local, processes.start());
     life.started('delivery processes', () => processes.stop());
   }
-  const appendLog = countedLog(backend.log, metrics);
+  const appendLog = wakingLog(countedLog(backend.log, metrics), (queues) => delivery.notify(queues));
   const onThisThread = buildIngest(config, core, appendLog, clock, tracer);
   // ingestThreads > 0 (README "Every core"): the pipeline runs in threads; this one keeps the one writer.
   const threads = ingestThreads(

@@ -1,7 +1,7 @@
 import type { Backend, BackendHealth } from '../ports/backend.js';
 import type { Cancel } from '../ports/clock.js';
 import type { QueueLeases } from '../ports/leases.js';
-import type { QueueRef } from '../ports/message-log.js';
+import type { AcceptedBatch, AppendOutcome, MessageLog, QueueRef } from '../ports/message-log.js';
 import { EncodedCopies } from './delivery-body.js';
 import type { DeliveryShare } from './delivery-share.js';
 import { QueueWorker, type WorkerDeps, type WorkerStatus } from './queue-worker.js';
@@ -20,6 +20,29 @@ export interface DeliveryDeps extends WorkerDeps {
 }
 
 const key = (q: QueueRef): string => `${q.recipientDipId}\u0000${q.channel}`;
+
+/** The queues a batch lands in: one per recipient and channel of its messages (a status batch: the senders' status queues). */
+export function queuesOf(batch: AcceptedBatch): QueueRef[] {
+  const queues = new Map<string, QueueRef>();
+  for (const m of batch.messages) for (const to of m.recipients) queues.set(key({ recipientDipId: to, channel: m.channel }), { recipientDipId: to, channel: m.channel });
+  return [...queues.values()];
+}
+
+/**
+ * The log as ingest appends to it: an accepted batch wakes its queues as soon as it is durable, on the
+ * writer's thread. Woken from ingest's answer instead, a batch appended for an ingest thread waited for
+ * that answer to cross back through the thread's event loop, busy with the next requests, before delivery
+ * could see it.
+ */
+export function wakingLog(log: Pick<MessageLog, 'append'>, wake: (queues: QueueRef[]) => void): Pick<MessageLog, 'append'> {
+  return {
+    append: async (batch: AcceptedBatch): Promise<AppendOutcome> => {
+      const outcome = await log.append(batch);
+      if (outcome.ok) wake(queuesOf(batch));
+      return outcome;
+    },
+  };
+}
 
 /** A queue left idle this long gives its lease up (cluster): renewals then cost only for queues at work. */
 export const IDLE_RELEASE_MS = 30_000;

@@ -11,7 +11,7 @@ import { standardResponse, type EntryFields, type StandardResponse } from '../do
 import { dipDateTime } from '../domain/time.js';
 import { newCorrelationId, newTransactionId } from '../domain/transaction-id.js';
 import { storeFailureKind, StoreError } from '../ports/errors.js';
-import type { AcceptedMessage, MessageLog, QueueRef } from '../ports/message-log.js';
+import type { AcceptedMessage, MessageLog } from '../ports/message-log.js';
 import { MPAN_LOOKUP_RECIPIENT } from './mpan-feed.js';
 import { authenticate, type CallerEvidence } from './authenticate.js';
 import type { Channel } from './channels.js';
@@ -59,8 +59,6 @@ export interface IngestResult {
   response: StandardResponse;
   /** Set with 503 and 429: how long the sender should wait (the Retry-After header). */
   retryAfterSeconds?: number;
-  /** Queues that received entries (empty unless accepted): the delivery side is told to look. */
-  touched: QueueRef[];
 }
 
 interface Refusal {
@@ -201,10 +199,6 @@ export class Ingest {
       return this.refuse(now, caller.dipId, states, states.find((s) => s.refusal !== null)!);
     }
 
-    const touched = new Map<string, QueueRef>();
-    for (const m of accepted) {
-      for (const r of m.recipients) touched.set(r, { recipientDipId: r, channel: m.channel });
-    }
     const response = standardResponse(
       now,
       this.settings.dipId,
@@ -217,7 +211,7 @@ export class Ingest {
         message: MSG.success,
       })),
     );
-    return { status: 201, response, touched: [...touched.values()] };
+    return { status: 201, response };
   }
 
   /**
@@ -249,7 +243,7 @@ export class Ingest {
       return { senderUniqueReference: ref, message: MSG.success, help: `valid ${channel.interfaceId} [${event}] (schema ${validated.schemaVersion}); not stored or routed` };
     });
     const refused = entries.some((e) => e.message !== MSG.success);
-    return { status: refused ? 400 : 201, response: standardResponse(now, this.settings.dipId, caller.dipId, entries), touched: [] };
+    return { status: refused ? 400 : 201, response: standardResponse(now, this.settings.dipId, caller.dipId, entries) };
   }
 
   /** What submission and validation share: an authenticated caller and a known channel. */
@@ -418,7 +412,7 @@ export class Ingest {
       message: s.refusal?.code ?? MSG.processingFailed,
       help: s.refusal?.help ?? `not accepted: the batch is refused whole because item ${failedIndex} failed`,
     }));
-    return { status: failed.refusal!.status, response: standardResponse(now, this.settings.dipId, callerId, entries), touched: [] };
+    return { status: failed.refusal!.status, response: standardResponse(now, this.settings.dipId, callerId, entries) };
   }
 
   private unavailable(now: Date, callerId: string, err: StoreError): IngestResult {
@@ -430,7 +424,7 @@ export class Ingest {
   }
 
   private whole(now: Date, callerId: string | null, status: number, code: MsgText, help: string): IngestResult {
-    return { status, response: standardResponse(now, this.settings.dipId, callerId, [{ message: code, help }]), touched: [] };
+    return { status, response: standardResponse(now, this.settings.dipId, callerId, [{ message: code, help }]) };
   }
 }
 

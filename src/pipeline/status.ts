@@ -5,6 +5,7 @@ import { newTransactionId } from '../domain/transaction-id.js';
 import type { Archive } from '../ports/archive.js';
 import type { Clock } from '../ports/clock.js';
 import type { AcceptedBatch, AcceptedMessage, MessageLog, QueueRef } from '../ports/message-log.js';
+import { queuesOf } from './delivery.js';
 
 /**
  * Status messages ("Return to Sender", spec 5.5.9 and 5.5.13 D/E) travel on their own queue per
@@ -108,9 +109,4 @@ export class StatusMessages {
     const body = Buffer.from(JSON.stringify(routed.map((r) => r.entry)));
     return { channel: STATUS_CHANNEL, senderDipId: from, receivedAt: now.getTime(), rawRequest: body, signatureHeaders: '{}', messages };
   }
-}
-
-/** The status queues a batch of status messages lands in. */
-export function queuesOf(batch: AcceptedBatch): QueueRef[] {
-  return [...new Set(batch.messages.flatMap((m) => m.recipients))].map((to) => ({ recipientDipId: to, channel: STATUS_CHANNEL }));
 }

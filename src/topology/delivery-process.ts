@@ -17,7 +17,7 @@ import type { DipConfig } from '../config.js';
 import { Lifecycle } from '../lifecycle.js';
 import { processUsage } from '../pipeline/metrics.js';
 import { MPAN_LOOKUP_RECIPIENT } from '../pipeline/mpan-feed.js';
-import { queuesOf } from '../pipeline/status.js';
+import { queuesOf } from '../pipeline/delivery.js';
 import type { BackendHealth, ValueSealer } from '../ports/backend.js';
 import { Sealer } from '../security/at-rest.js';
 import { ensurePki } from '../security/pki.js';

@@ -249,7 +249,7 @@ export class IngestThreads implements IngestHandler {
   private unavailable(): IngestResult {
     const help = 'the DIP thread handling this batch stopped before answering; send it again unchanged after the Retry-After interval (if it was stored, the answer says it is a duplicate)';
     const response = standardResponse(new Date(this.writer.now()), this.writer.config.dipId, null, [{ message: MSG.processingFailed, help }]);
-    return { status: 503, response, retryAfterSeconds: STORE_RETRY_AFTER_SECONDS, touched: [] };
+    return { status: 503, response, retryAfterSeconds: STORE_RETRY_AFTER_SECONDS };
   }
 }
 

@@ -31,7 +31,6 @@ export const channelRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app,
     async (req, reply) => {
       // reply.elapsedTime: since the request arrived (its receive phase), read only for a trace.
       const result = await deps.ingest.handle({ ...evidence(deps, req), channelId: req.params.id, ...(deps.ingest.traced ? { receivedMsAgo: reply.elapsedTime } : {}) });
-      if (result.touched.length > 0) deps.delivery.notify(result.touched);
       // A channel that does not exist is counted as 'unknown': a label per made-up ID would grow without end.
       deps.metrics?.submission(deps.channel(req.params.id) ? req.params.id : 'unknown', refusalCode(result), reply.elapsedTime / 1000);
       if (result.retryAfterSeconds !== undefined) reply.header('retry-after', String(result.retryAfterSeconds));
