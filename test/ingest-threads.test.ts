@@ -86,6 +86,22 @@ describe('ingest threads', () => {
     }
   });
 
+  it('refuses a replayed request as a replay even when its batch is refused too (the check a thread makes after its answer)', async () => {
+    // An environment this DIP is not: refused 400 after authentication, so nothing is appended.
+    const item = if021(sds) as Json;
+    item.payload.CommonBlock.S1.environmentTag = 'PRD';
+    const body = JSON.stringify([item]);
+    const path = '/dip-channel/IF-021';
+    const headers: Record<string, string> = { ...(await new Signer(sds.credentials.keyPem, sds.credentials.certPem).sign('POST', `${t.dip.url}${path}`, body)) };
+    const first = await sds.client.call('POST', path, body, headers);
+    expect(first.status, JSON.stringify(first.body)).toBe(400);
+    const again = await Promise.all([1, 2, 3].map(() => sds.client.call('POST', path, body, headers)));
+    for (const r of again) {
+      expect(r.status).toBe(401);
+      expect(JSON.stringify(r.body)).toMatch(/already used/);
+    }
+  });
+
   it('answers 503 with Retry-After for what a dying thread held, carries on without it, and restarts it', async () => {
     const threads = t.dip.ingestThreads!;
     const slots = (threads as unknown as { slots: Array<{ worker: Worker | null }> }).slots;

@@ -4,7 +4,7 @@
  * thread hands it: authenticate (signature, API key, certificate binding, revocation), parse, validate,
  * route, stamp the wrapper, serialise the outbound copies, seal them. The two things that must have one
  * place stay in the main thread and are calls: the append (the one group commit, which refuses
- * duplicates and answers once the batch is durable) and the replay guard. It reads the registry, the
+ * duplicates and answers once the batch is durable) and the replay guard, asked with the append. It reads the registry, the
  * channel settings and the MPAN lookup from the store over its own connection, and never writes.
  */
 import { parentPort } from 'node:worker_threads';
@@ -19,9 +19,26 @@ import type { AcceptedBatch, AppendOutcome } from '../ports/message-log.js';
 import { ensurePki } from '../security/pki.js';
 import { RevocationWatcher } from '../security/revocation.js';
 import { sealParts } from '../security/seal-batch.js';
-import type { FromIngestThread, IngestCall, IngestCallResult, ToIngestThread } from './ingest-protocol.js';
+import type { IngestRequest, IngestResult } from '../pipeline/ingest.js';
+import type { ReplayCheck, SignatureReplayGuard } from '../ports/replay-guard.js';
+import type { DeferredReplayCheck, FromIngestThread, IngestCall, IngestCallResult, ToIngestThread } from './ingest-protocol.js';
 import { labelled, PendingCalls, toWire } from './protocol.js';
 import { refreshSharedState } from './shared-state.js';
+
+/** A submission this thread holds: its id, and the replay check its authentication asked for. */
+interface InHand {
+  id: number;
+  replay: DeferredReplayCheck | null;
+  /** Whether the check went to the main thread (with the append). */
+  replayAsked: boolean;
+}
+
+/** The main thread refused an append because the request's signature was used before. */
+class Replayed extends Error {
+  constructor(readonly seen: Extract<ReplayCheck, { replayed: true }>) {
+    super('the request was replayed');
+  }
+}
 
 const port = parentPort;
 if (!port) throw new Error('src/topology/ingest-thread.ts runs as a worker thread');
@@ -52,15 +69,18 @@ async function run(init: Extract<ToIngestThread, { t: 'init' }>): Promise<void> 
   // The writer and the replay guard are the main thread's: calls, each answered by a reply.
   const main = new PendingCalls();
   const call = <K extends IngestCall['op']>(c: Extract<IngestCall, { op: K }>): Promise<IngestCallResult[K]> => main.call((id) => send({ t: 'call', id, ...c }));
-  /** Each submission in hand by its body (what the pipeline appends as the raw request), for its id. */
-  const requestOf = new WeakMap<Buffer, number>();
+  /** Each submission in hand by its body (what the pipeline appends as the raw request). */
+  const inHand = new WeakMap<Buffer, InHand>();
   // Deflating and sealing what is archived is done here too: the writer only writes.
   const log = {
-    append: (batch: AcceptedBatch): Promise<AppendOutcome> => {
-      const request = requestOf.get(batch.rawRequest);
-      if (request === undefined) throw new Error('ingest thread: an append for no submission in hand');
+    append: async (batch: AcceptedBatch): Promise<AppendOutcome> => {
+      const request = inHand.get(batch.rawRequest);
+      if (!request) throw new Error('ingest thread: an append for no submission in hand');
       const { rawRequest: _stillInTheMainThread, ...rest } = batch;
-      return call<'append'>({ op: 'append', request, batch: { ...rest, sealed: sealParts(batch, sealer) } });
+      request.replayAsked = true;
+      const outcome = await call<'append'>({ op: 'append', request: request.id, batch: { ...rest, sealed: sealParts(batch, sealer) }, replay: request.replay });
+      if ('replayed' in outcome) throw new Replayed(outcome);
+      return outcome;
     },
   };
   let reloading: Promise<void> | null = null;
@@ -73,9 +93,34 @@ async function run(init: Extract<ToIngestThread, { t: 'init' }>): Promise<void> 
     await reloading;
   };
   const ingest = buildIngest(config, core, log, clock, tracer);
-  const controls = {
-    replay: { check: (signature: string, nowMs: number) => call<'replay'>({ op: 'replay', signature, nowMs }) },
-    revocation,
+
+  /**
+   * One submission through the pipeline. Its authentication's replay check is not a call of its own: the
+   * guard here only notes the signature, which the append carries (one hop less per accepted batch).
+   * A submission answered without an append (refused, or failed) makes the check afterwards, so the
+   * guard records exactly what it would have; and a replayed request, found either way, gets the answer
+   * authentication gives one (the pipeline again, told so), whatever else was wrong with it.
+   */
+  const handle = async (req: IngestRequest, request: InHand): Promise<IngestResult> => {
+    const noting: SignatureReplayGuard = {
+      check: (signature, nowMs) => {
+        request.replay = { signature, nowMs };
+        return { replayed: false };
+      },
+    };
+    const asReplayed = (seen: ReplayCheck): Promise<IngestResult> => ingest.handle({ ...req, controls: { replay: { check: () => seen }, revocation } });
+    const checkedAfter = async (): Promise<ReplayCheck> => (request.replay && !request.replayAsked ? call<'replay'>({ op: 'replay', ...request.replay }) : { replayed: false });
+    let result: IngestResult;
+    try {
+      result = await ingest.handle({ ...req, controls: { replay: noting, revocation } });
+    } catch (err) {
+      if (err instanceof Replayed) return asReplayed(err.seen);
+      const seen = await checkedAfter();
+      if (seen.replayed) return asReplayed(seen);
+      throw err;
+    }
+    const seen = await checkedAfter();
+    return seen.replayed ? asReplayed(seen) : result;
   };
 
   port!.on('message', (m: ToIngestThread) => {
@@ -89,9 +134,10 @@ async function run(init: Extract<ToIngestThread, { t: 'init' }>): Promise<void> 
       case 'ingest': {
         // Structured clone turns the body into a Uint8Array over the same bytes: a Buffer again, no copy.
         const body = Buffer.from(m.req.body.buffer, m.req.body.byteOffset, m.req.body.byteLength);
-        requestOf.set(body, m.id);
+        const request: InHand = { id: m.id, replay: null, replayAsked: false };
+        inHand.set(body, request);
         Promise.all([core.registry.catchUp(m.registryVersion), keyInForce(m.sealKeyId)])
-          .then(() => ingest.handle({ ...m.req, body, controls }))
+          .then(() => handle({ ...m.req, body }, request))
           .then(
           (result) => send({ t: 'result', id: m.id, ok: true, result }),
           (err: unknown) => send({ t: 'result', id: m.id, ok: false, error: toWire(err) }),

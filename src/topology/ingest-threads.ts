@@ -221,6 +221,11 @@ export class IngestThreads implements IngestHandler {
         if (!request) throw new Error(`ingest thread ${slot.view.index} appends for submission ${call.request}, which it does not hold`);
         // Structured clone delivers Buffers as Uint8Arrays: the store binds Buffers.
         const { batch } = call;
+        // The replay guard first, as authentication would have asked it: a replayed request appends nothing.
+        if (call.replay) {
+          const seen = await this.writer.replay.check(call.replay.signature, call.replay.nowMs);
+          if (seen.replayed) return seen;
+        }
         const sealed = { ...batch.sealed, raw: asBuffer(batch.sealed.raw), outbound: batch.sealed.outbound.map(asBuffer) };
         return this.writer.append({ ...batch, rawRequest: request.body, sealed });
       }
