@@ -116,6 +116,24 @@ async function slowCommits(n: number, answers: Array<number | 'down'> = []): Pro
   return h;
 }
 
+/**
+ * `n` messages out in calls of 10 while the first settlement is held; it fails (disk full): paused, nothing
+ * recorded. Then the store recovers, the worker resumes and finishes.
+ */
+async function firstSettlementFails(n: number): Promise<ReturnType<typeof harness>> {
+  const h = await slowCommits(n);
+  expect(h.sent().flat()).toEqual(range(1, n)); // every call went out while the first settlement was held
+  h.log.release(new StoreError('unavailable', 'disk full', 'SQLITE_FULL'));
+  await settle(10);
+  expect(h.worker.state).toBe('paused');
+  expect(h.log.acked).toBe(0);
+  h.log.hold = false;
+  h.worker.resume();
+  await settle(20);
+  expect(h.worker.state).toBe('idle');
+  return h;
+}
+
 describe('queue worker', () => {
   it('idle → working → idle: delivers everything in one call and settles it', async () => {
     const h = harness([200]);
@@ -206,42 +224,39 @@ describe('queue worker', () => {
     expect(h.log.settlements.map((s) => s.upTo)).toEqual([2, 3]);
   });
 
-  it('a delivered call is settled while the next call goes out: one settlement at a time, in order', async () => {
-    const h = await slowCommits(25);
-    // 1-10 answered; its settlement is still being recorded, and 11-20 is already out.
-    expect(h.sent()).toEqual([range(1, 10), range(11, 20)]);
+  it('calls never wait for a settlement: those answered while one is recorded are recorded together after it, one at a time, in order', async () => {
+    const h = await slowCommits(35);
+    // 1-10 answered; its settlement is still being recorded, and the calls after it went out meanwhile.
+    expect(h.sent()).toEqual([range(1, 10), range(11, 20), range(21, 30), range(31, 35)]);
     expect(h.log.acked).toBe(0);
-    // 11-20 answered too, but its settlement waits for 1-10's: no third call until one lands.
-    await settle(10);
-    expect(h.calls).toHaveLength(2);
+    expect(h.worker.state).toBe('working'); // not idle while anything answered is not yet durable
     h.log.release();
     await settle(10);
+    // 11-35 in one settlement (positions are cumulative), started only once 1-10's landed.
     expect(h.log.settlements.map((x) => x.upTo)).toEqual([10]);
-    expect(h.sent()).toEqual([range(1, 10), range(11, 20), range(21, 25)]);
-    h.log.release();
-    await settle(10);
+    expect(h.worker.state).toBe('working');
     h.log.release();
     await settle(10);
     expect(h.worker.state).toBe('idle'); // idle only once the last settlement is durable
-    expect(h.log.settlements.map((x) => x.upTo)).toEqual([10, 20, 25]);
+    expect(h.log.settlements.map((x) => x.upTo)).toEqual([10, 35]);
     expect(h.log.maxInFlight).toBe(1);
+    expect(h.calls).toHaveLength(4); // nothing sent twice
   });
 
   it('a settlement that fails while the next call is out: paused; on resume it is recorded and the next call goes again at the same positions', async () => {
-    const h = await slowCommits(15);
-    expect(h.sent()).toEqual([range(1, 10), range(11, 15)]);
-    h.log.release(new StoreError('unavailable', 'disk full', 'SQLITE_FULL'));
-    await settle(10);
-    expect(h.worker.state).toBe('paused');
-    expect(h.log.acked).toBe(0);
-    h.log.hold = false;
-    h.worker.resume();
-    await settle(10);
-    expect(h.worker.state).toBe('idle');
+    const h = await firstSettlementFails(15);
     // 1-10 was answered: recorded, not sent again. 11-15 was answered but never recorded: sent again, same positions.
     expect(h.sent()).toEqual([range(1, 10), range(11, 15), range(11, 15)]);
     expect(h.calls.map((c) => c.headers['x-opendip-sequence'])).toEqual(['1-10', '11-15', '11-15']);
     expect(h.log.settlements.map((x) => x.upTo)).toEqual([10, 15]);
+  });
+
+  it('a settlement that fails while later calls were answered: paused; on resume those calls go again at the same positions, nothing skipped', async () => {
+    const h = await firstSettlementFails(35);
+    expect(h.log.acked).toBe(35);
+    expect(h.log.settlements[0]!.upTo).toBe(10); // the failed one, recorded first on resume
+    // 1-10 not sent again; 11-35 were answered but never recorded: sent again, in order, from 11.
+    expect(h.sent().slice(4).flat()).toEqual(range(11, 35));
   });
 
   it('a failed call after a delivered one: the settlement lands first, then the failure counts from zero', async () => {

@@ -121,12 +121,18 @@ export class QueueWorker {
   /** A settlement decided (a call answered 2xx, a message set aside) but not yet recorded: recorded before anything else. */
   private unrecorded: { settlement: Settlement; events: DeadLetterEvent[] } | null = null;
   /**
-   * A delivered call's settlement, still being recorded while the next call goes out (at most one: each
-   * settlement waits for the one before). In a delivery process a settlement is an IPC round trip to the
-   * main process's group commit, which under load took longer than the call itself (bench drain phase:
-   * 250-1,400 ms per call), so a queue spent most of its time waiting on it.
+   * Delivered calls' settlements, being recorded while the next calls go out. In a delivery process a
+   * settlement is an IPC round trip to the main process's group commit, which under load took longer than
+   * the call itself (bench drain phase: 250-1,400 ms per call), so a queue spent most of its time waiting
+   * on it. One settlement is in flight at a time; the calls answered meanwhile are recorded together right
+   * after it (a settlement is cumulative: its position covers every call before), so no call waits for a
+   * recording. Resolves once the last of them is durable.
    */
   private settling: Promise<void> | null = null;
+  /** True while `settling` still takes calls to record after the one in flight. */
+  private recording = false;
+  /** The last position answered 2xx while a settlement was in flight: recorded once that one lands. */
+  private toRecord = 0;
   /** The last position a recipient answered 2xx for in this run: ahead of ackedSeq while its settlement is recorded. */
   private deliveredUpTo = 0;
   private running: Promise<void> | null = null;
@@ -223,6 +229,7 @@ export class QueueWorker {
     // A run that ended on a failed settlement left deliveredUpTo ahead of what is durable: what was
     // delivered past it goes again (same positions: a recipient sees a repeat, never a gap).
     this.deliveredUpTo = 0;
+    this.toRecord = 0;
     try {
       if (this.unrecorded) {
         const { settlement, events } = this.unrecorded;
@@ -360,13 +367,13 @@ export class QueueWorker {
       this.failures = 0;
       this.lastError = null;
       this.deliveredUpTo = last;
-      // The settlement before lands first: at most one delivered call is ever unrecorded.
-      await this.settled();
-      // Recorded while the next call is read, made and sent: FIFO holds (that call carries later
-      // positions), and a crash before this is durable sends both again at the same positions.
-      const recording = this.record({ upTo: last }, []);
-      recording.catch(() => {}); // awaited (and its failure handled) by settled(); not an unhandled rejection meanwhile
-      this.settling = recording;
+      // Recorded while the next calls are read, made and sent: FIFO holds (they carry later positions),
+      // and a crash before it is durable sends them all again at the same positions (repeats, no gap).
+      if (this.recording) this.toRecord = last;
+      else {
+        await this.settled(); // a recording that failed stops here
+        this.settling = this.recordDelivered(last);
+      }
       return null;
     }
     // A failed call is counted after the settlement before it lands (which resets the count).
@@ -430,10 +437,31 @@ export class QueueWorker {
     await this.record({ upTo, deadLetters, ...(notices ? { notices } : {}) }, events);
   }
 
+  /** Records delivered positions from `upTo` on, and any answered while each is recorded, one settlement at a time. */
+  private recordDelivered(upTo: number): Promise<void> {
+    this.recording = true;
+    const done = (async () => {
+      try {
+        for (let next = upTo; next > 0; next = this.toRecord) {
+          this.toRecord = 0;
+          await this.recordNow({ upTo: next }, []);
+        }
+      } finally {
+        this.recording = false;
+      }
+    })();
+    done.catch(() => {}); // awaited (and its failure handled) by settled(); not an unhandled rejection meanwhile
+    return done;
+  }
+
   /** Records a settlement; if the store cannot take it, it is kept and recorded first when the worker resumes. */
   private async record(settlement: Settlement, events: DeadLetterEvent[]): Promise<void> {
-    // Settlements go one at a time, in order: the one being recorded lands first.
+    // Settlements go one at a time, in order: the ones being recorded land first.
     await this.settled();
+    await this.recordNow(settlement, events);
+  }
+
+  private async recordNow(settlement: Settlement, events: DeadLetterEvent[]): Promise<void> {
     this.unrecorded = { settlement, events };
     await this.deps.log.settle(this.queue, settlement);
     this.unrecorded = null;
