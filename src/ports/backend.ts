@@ -20,9 +20,17 @@ export type BackendHealth =
   | { state: 'unavailable'; reason: string; code: string | null }
   | { state: 'fatal'; reason: string };
 
+export interface SealOptions {
+  compress?: boolean;
+}
+
 /** How payloads are written at rest (src/security/at-rest.ts's Sealer); adapters call it, never bypass it. */
 export interface ValueSealer {
-  seal(plain: Buffer | string): Buffer | string;
+  /**
+   * `compress` deflates the value before sealing (an outbound copy: JSON, 3-5x smaller); open() undoes
+   * it, so readers never ask. A sealer that does not seal (a test store's) stores the value as it is.
+   */
+  seal(plain: Buffer | string, options?: SealOptions): Buffer | string;
   open(sealed: Buffer): Buffer;
   /** What is stored in place of a searchable personal value (the MPAN): equal inputs, equal outputs. */
   index(value: string): string;

@@ -39,7 +39,7 @@ function reloadingSealer(config: DipConfig, first: Sealer, dataKeys: Parameters<
   let current = first;
   let reloading: Promise<void> | null = null;
   return {
-    seal: (plain) => current.seal(plain),
+    seal: (plain, options) => current.seal(plain, options),
     index: (value) => current.index(value),
     open: (sealed) => {
       try {

@@ -93,9 +93,9 @@ export class PgDatabase {
     this.sealer = sealer;
   }
 
-  /** A payload as stored: sealed bytes when encryption at rest is on, else UTF-8. */
+  /** An outbound copy as stored: compressed and sealed when encryption at rest is on, else UTF-8. */
   sealText(plain: string): { bytes: Buffer; sealed: boolean } {
-    const v = this.sealer.seal(plain);
+    const v = this.sealer.seal(plain, { compress: true });
     return typeof v === 'string' ? { bytes: Buffer.from(v, 'utf8'), sealed: false } : { bytes: v, sealed: this.sealer !== PLAIN };
   }
 

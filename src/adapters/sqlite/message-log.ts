@@ -178,7 +178,7 @@ export class SqliteMessageLog implements MessageLog {
           original.mpan,
           c.receivedAt,
           c.originalId,
-          this.d.sealer.seal(c.outbound),
+          this.d.sealer.seal(c.outbound, { compress: true }),
         ).lastInsertRowid;
         if (enqueueFor) {
           const q = this.d.nextSeq(heads, enqueueFor.recipientDipId, enqueueFor.channel);
