@@ -82,7 +82,7 @@ describe('encryption at rest', () => {
     await backend.close();
   });
 
-  it('compresses an outbound copy before sealing it: a fifth of the bytes, the same text back, the format byte authenticated', async () => {
+  it('compresses an outbound copy before sealing it: under a third of the bytes, the same text back, the format byte authenticated', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'opendip-keys-'));
     const backend = openSqliteBackend(join(dir, 'dip.db'), { clock: systemClock });
     const sealer = await Sealer.open(new FileKeyEncryptionKey(join(dir, 'kek.key')), backend.dataKeys);
@@ -90,7 +90,7 @@ describe('encryption at rest', () => {
     const plain = sealer.seal(copy);
     const compressed = sealer.seal(copy, { compress: true });
     expect(plain.length).toBeGreaterThan(copy.length);
-    expect(compressed.length).toBeLessThan(copy.length / 2);
+    expect(compressed.length).toBeLessThan(copy.length / 2.5);
     expect(sealer.open(compressed).toString('utf8')).toBe(copy);
     // Values sealed before compression existed (format 1) still open as they are.
     expect(sealer.open(plain).toString('utf8')).toBe(copy);

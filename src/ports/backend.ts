@@ -27,7 +27,7 @@ export interface SealOptions {
 /** How payloads are written at rest (src/security/at-rest.ts's Sealer); adapters call it, never bypass it. */
 export interface ValueSealer {
   /**
-   * `compress` deflates the value before sealing (an outbound copy: JSON, 3-5x smaller); open() undoes
+   * `compress` compresses the value before sealing (an outbound copy: JSON, 3-4x smaller); open() undoes
    * it, so readers never ask. A sealer that does not seal (a test store's) stores the value as it is.
    */
   seal(plain: Buffer | string, options?: SealOptions): Buffer | string;

@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { compressSync, uncompressSync } from 'lz4-napi';
 import type { SealOptions } from '../ports/backend.js';
 import type { DataKeyStore } from '../ports/data-keys.js';
 
@@ -21,13 +21,16 @@ const GCM_IV = 12;
 const GCM_TAG = 16;
 const VERSION = 1;
 /**
- * The same layout, the plaintext deflated (raw, level 1) before sealing: an outbound copy of an IF-021
- * (4.5 kB of JSON) is stored in about 0.9 kB, for ~27 us of CPU on an ingest thread and ~10 us to open.
+ * The same layout, the plaintext compressed with LZ4 before sealing (lz4-napi's block format: the
+ * plaintext's length as 4 bytes little-endian, then one LZ4 block). An outbound copy of an IF-021
+ * (4.5 kB of JSON) is stored in about 1.3 kB for ~7 us of CPU and opened for ~4; deflate at level 1 made
+ * it 0.9 kB but cost ~30 and ~10 us, which the ingest benchmark showed as 10 % of the throughput on two
+ * cores (BENCHMARKS.md). The smaller plaintext also makes the AES-GCM and the SQLite write cheaper.
  * The format byte is authenticated with the rest of the header, so it cannot be flipped. Compressing
  * before encrypting leaks only the length of one message's own compressed text, to someone who can read
- * the database's file sizes; no value an attacker chooses shares a compression window with a secret.
+ * the database's files; no value an attacker chooses shares a compression window with a secret.
  */
-const DEFLATED = 2;
+const COMPRESSED = 2;
 
 // IVs are drawn from the CSPRNG in blocks (one system call per 1,024 values, on the hot path); every
 // IV is still random and used once, since a block is never refilled in place.
@@ -132,9 +135,9 @@ export class Sealer {
   seal(plain: Buffer | string, options?: SealOptions): Buffer {
     const compress = options?.compress === true;
     const header = Buffer.alloc(5);
-    header.writeUInt8(compress ? DEFLATED : VERSION, 0);
+    header.writeUInt8(compress ? COMPRESSED : VERSION, 0);
     header.writeUInt32BE(this.current, 1);
-    return Buffer.concat([header, gcmSeal(this.keys.get(this.current)!, compress ? deflateRawSync(plain, { level: 1 }) : plain, header)]);
+    return Buffer.concat([header, gcmSeal(this.keys.get(this.current)!, compress ? compressSync(plain) : plain, header)]);
   }
 
   /**
@@ -156,7 +159,7 @@ export class Sealer {
 
   private keyOf(sealed: Buffer): Buffer {
     const version = sealed.readUInt8(0);
-    if (version !== VERSION && version !== DEFLATED) throw new Error('sealed value has an unknown format version');
+    if (version !== VERSION && version !== COMPRESSED) throw new Error('sealed value has an unknown format version');
     const key = this.keys.get(sealed.readUInt32BE(1));
     if (!key) throw new Error(`sealed with data key ${sealed.readUInt32BE(1)}, which this DIP does not hold`);
     return key;
@@ -164,6 +167,6 @@ export class Sealer {
 
   open(sealed: Buffer): Buffer {
     const plain = gcmOpen(this.keyOf(sealed), sealed.subarray(5), sealed.subarray(0, 5));
-    return sealed.readUInt8(0) === DEFLATED ? inflateRawSync(plain) : plain;
+    return sealed.readUInt8(0) === COMPRESSED ? uncompressSync(plain) : plain;
   }
 }
