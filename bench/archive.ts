@@ -1,5 +1,5 @@
 /**
- * Does the cost per message stay flat as the archive grows? `npx tsx bench/archive.ts [--sizes 0,500000,2000000] [--seconds 8]`
+ * Does the cost per message stay flat as the archive grows? `npx tsx bench/archive.ts [--sizes 0,500000,2000000] [--seconds 8] [--profile]`
  *
  * For each archive size a DIP of its own (as `dip serve` runs it) gets a template of real traffic through
  * the API (10,000 IF-021 from 16 senders to 4 recipients each: accepted, sealed, queued), is stopped, and
@@ -11,12 +11,13 @@
  * the disk bytes per archived message. Results: bench/results/archive.json and archive.md.
  */
 import Database from 'better-sqlite3';
-import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdtempSync, openSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { stringify as stringifyYaml } from 'yaml';
 import { ensurePki, issueServerCertificate } from '../src/security/pki.js';
+import { formatSummary, summariseProfile } from './cpuprofile-summary.js';
 import { REPO_ROOT, startDipProcess, type DipProcess } from './lib/dip-process.js';
 import { closedLoop, prepareAll, SenderPool } from './lib/load.js';
 import { issueMarketIdentities, onboardMarket, PRIMARY, registerWebhooks, type Market } from './lib/market.js';
@@ -27,6 +28,9 @@ const { values: flags } = parseArgs({
   options: {
     sizes: { type: 'string', default: '0,500000,2000000' },
     seconds: { type: 'string', default: '8' },
+    // V8 profiles of the measured DIP's threads during the ingest window, summarised per size into
+    // bench/results/archive-profile-<size>.txt: where the cost per message goes as the archive grows.
+    profile: { type: 'boolean', default: false },
   },
 });
 const SIZES = flags.sizes.split(',').map(Number);
@@ -81,7 +85,23 @@ function preload(dataDir: string, archived: number): number {
   db.exec('UPDATE queues SET acked_seq = (SELECT coalesce(max(seq), 0) FROM queue_entries WHERE queue_id = queues.id)');
   db.pragma('wal_checkpoint(TRUNCATE)');
   db.close();
+  // Written without syncs: the kernel may still hold gigabytes to write back, which the measured DIP's
+  // own syncs would then wait behind. An archive that grew over days is on disk; so is this one now.
+  const fd = openSync(join(dataDir, 'dip.db'), 'r+');
+  fsyncSync(fd);
+  closeSync(fd);
   return (wallNow() - started) / 1000;
+}
+
+const monoUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
+/** The ingest window of each thread that worked in it (the main thread, the ingest threads). */
+function writeProfileSummary(size: number, files: string[], window: { fromUs: number; toUs: number }): void {
+  const parts = files
+    .map((file) => summariseProfile(file, 25, window))
+    .filter((s) => s.busyPercent >= 5)
+    .map((s) => `=== ${s.file}\n${formatSummary(s, 25)}`);
+  writeFileSync(join(RESULTS_DIR, `archive-profile-${size}.txt`), `${parts.join('\n\n')}\n`);
 }
 
 const dbBytes = (dataDir: string): number =>
@@ -105,7 +125,7 @@ async function measure(size: number, pkiDir: string, identities: Awaited<ReturnT
   log(`  preloading to ${size.toLocaleString('en')} archived messages`);
   const preloadSeconds = preload(dip.dataDir, size);
   const dataDir = dip.dataDir;
-  dip = await startDipProcess({ name: `archive-${size}`, dataDir });
+  dip = await startDipProcess({ name: `archive-${size}`, dataDir, ...(flags.profile ? { cpuProfileDir: join(dirname(dataDir), 'profiles') } : {}) });
   await dip.waitIdle();
   pool = new SenderPool(dip.url, market.senders, dip.ca.certPem, 1, PRIMARY);
 
@@ -115,7 +135,9 @@ async function measure(size: number, pkiDir: string, identities: Awaited<ReturnT
   const supply = await prepareAll(pool, phase, Array.from({ length: Math.ceil((SECONDS * 8000) / perRequest) }, (_, i) => ({ first: i * perRequest, count: perRequest })));
   let k = 0;
   const cpu0 = dip.cpuSeconds();
+  const window = { fromUs: monoUs(), toUs: 0 };
   const ingest = await closedLoop(pool, async () => supply[k++], 16, SECONDS * 1000);
+  window.toUs = monoUs();
   const cpu1 = dip.cpuSeconds();
   const accepted = ingest.accepted;
   const latencies = ingest.requestLatencyMs.sort((a, b) => a - b);
@@ -130,7 +152,8 @@ async function measure(size: number, pkiDir: string, identities: Awaited<ReturnT
   const c1 = dip.cpuSeconds();
   if (!done.ok) log(`  delivery did not finish: ${JSON.stringify(done.progress.delivered)}`);
   await pool.close();
-  await dip.stop();
+  const mainProfile = await dip.stop();
+  if (mainProfile) writeProfileSummary(size, [mainProfile, ...dip.threadProfiles()], window);
   const bytes = dbBytes(dataDir);
   const total = Math.max(size, TEMPLATE) + accepted;
   dip.cleanup();
