@@ -24,7 +24,7 @@ const VERSION = 1;
  * The same layout, the plaintext compressed with LZ4 before sealing (lz4-napi's block format: the
  * plaintext's length as 4 bytes little-endian, then one LZ4 block). An outbound copy of an IF-021
  * (4.5 kB of JSON) is stored in about 1.3 kB for ~7 us of CPU and opened for ~4; deflate at level 1 made
- * it 0.9 kB but cost ~30 and ~10 us, which the ingest benchmark showed as 10 % of the throughput on two
+ * it 0.9 kB but cost ~30 and ~10 us, which the ingest benchmark showed as 13 % of the throughput on two
  * cores (BENCHMARKS.md). The smaller plaintext also makes the AES-GCM and the SQLite write cheaper.
  * The format byte is authenticated with the rest of the header, so it cannot be flipped. Compressing
  * before encrypting leaks only the length of one message's own compressed text, to someone who can read
