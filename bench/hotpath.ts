@@ -7,8 +7,12 @@
  * (and again with 200): the difference of the two "I refs", divided by 100 × 100, is the instructions per
  * message (--single-threaded keeps the JIT and GC threads' work out of the way; ~1 min a run).
  * `splice` is `stamp` with the sender's CustomBlock text reused (src/domain/canonical-json.ts), the scan included.
- * Usage: npx tsx bench/hotpath.ts [depth|parse|walk|validate|stamp|splice|all] [batches] [batchSize]
+ * `raw` compresses the batch's raw request as the sealer does (LZ4), `deflate` as it was compressed before
+ * (deflate-raw, level 1); both print the compressed bytes per message.
+ * Usage: npx tsx bench/hotpath.ts [depth|parse|walk|validate|stamp|splice|raw|deflate|all] [batches] [batchSize]
  */
+import { deflateRawSync } from 'node:zlib';
+import { compressSync } from 'lz4-napi';
 import { Catalogue } from '../src/catalogue/catalogue.js';
 import { buildKeyTree, normaliseKeys } from '../src/catalogue/key-case.js';
 import type { JsonSchema } from '../src/catalogue/types.js';
@@ -77,7 +81,13 @@ function splice(): void {
     if (stringifyWithCustomBlock(out, body.toString('utf8', spans[i]!.start, spans[i]!.end)) !== JSON.stringify(out)) throw new Error('splice differs from stringify');
   });
 }
-const stages: Record<string, () => void> = { depth, parse, walk, validate, stamp, splice };
+function raw(): void {
+  sink += compressSync(body).length;
+}
+function deflate(): void {
+  sink += deflateRawSync(body, { level: 1 }).length;
+}
+const stages: Record<string, () => void> = { depth, parse, walk, validate, stamp, splice, raw, deflate };
 const run = stage === 'all' ? Object.values(stages) : [stages[stage]!];
 if (!run[0]) throw new Error(`unknown stage ${stage}`);
 for (let i = 0; i < 20; i++) for (const f of run) f(); // warm up (JIT)
@@ -86,3 +96,4 @@ for (let i = 0; i < batches; i++) for (const f of run) f();
 const t = process.cpuUsage(t0);
 const us = (t.user + t.system) / (batches * size);
 console.log(`${stage}: ${us.toFixed(2)} µs CPU per message (${batches} batches of ${size}, ${body.length} bytes each) [${sink}]`);
+if (stage === 'raw' || stage === 'deflate') console.log(`${stage}: ${((stage === 'raw' ? compressSync(body) : deflateRawSync(body, { level: 1 })).length / size).toFixed(0)} bytes per message compressed`);

@@ -40,12 +40,16 @@ describe('encryption at rest', () => {
     }
     // The same check finds plaintext when there is some: the sender reference is stored in the clear.
     expect(bytes.includes(Buffer.from(item.payload.CommonBlock.S1.senderUniqueReference))).toBe(true);
-    // The archived copy was compressed before sealing (format 2): well under its text's length.
+    // The archived copy and the raw request were compressed before sealing (format 2): well under their
+    // texts' lengths.
     const db = new Database(join(t.config.dataDir, 'dip.db'), { readonly: true });
     const stored = db.prepare('SELECT outbound FROM messages').all() as Array<{ outbound: Buffer }>;
+    const raw = db.prepare('SELECT raw FROM batches').all() as Array<{ raw: Buffer }>;
     db.close();
     expect(stored.map((r) => r.outbound[0])).toEqual([2]);
     expect(stored[0]!.outbound.length).toBeLessThan(JSON.stringify(item).length / 2);
+    expect(raw.map((r) => r.raw[0])).toEqual([2]);
+    expect(raw[0]!.raw.length).toBeLessThan(JSON.stringify([item]).length / 2);
 
     const from = new Date(Date.now() - 3600_000).toISOString().slice(0, 19) + '+00:00';
     const to = new Date(Date.now() + 3600_000).toISOString().slice(0, 19) + '+00:00';

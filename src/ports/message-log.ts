@@ -42,7 +42,7 @@ export interface AcceptedBatch {
  * batch sealed on a worker thread crosses postMessage whole.
  */
 export interface SealedBatch {
-  /** The raw request, deflated then sealed. */
+  /** The raw request, compressed and sealed (the sealer's `compress`: open() gives back its bytes as signed). */
   raw: Buffer | string;
   /** Per message, in order: the outbound copy sealed (a string when nothing seals at rest). */
   outbound: Array<Buffer | string>;

@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS batches (
   channel text NOT NULL,
   sender_dip_id text NOT NULL,
   received_at bigint NOT NULL,
-  raw bytea NOT NULL, -- the request body exactly as signed, deflate-raw compressed (sealed when encryption at rest is on)
+  raw bytea NOT NULL, -- the request body exactly as signed, compressed and sealed (at-rest format 2; format 1 rows hold it deflate-raw compressed)
   signature text NOT NULL,
   PRIMARY KEY (id)
 ) PARTITION BY RANGE (id);

@@ -1,4 +1,3 @@
-import { deflateRawSync } from 'node:zlib';
 import type pg from 'pg';
 import type { AcceptedBatch, QueueRef } from '../../ports/message-log.js';
 import { queueKey, type LockedQueue, type PgDatabase } from './database.js';
@@ -102,9 +101,9 @@ export async function writeBatches(d: PgDatabase, c: pg.PoolClient, batches: Acc
       batches.map((b) => b.channel),
       batches.map((b) => b.senderDipId),
       batches.map((b) => b.receivedAt),
-      // Kept for non-repudiation and rarely read: deflated (JSON batches shrink 5-50x at level 1).
+      // Kept for non-repudiation and rarely read: compressed and sealed as src/security/seal-batch.ts does.
       batches.map((b) => {
-        const v = d.sealer.seal(deflateRawSync(b.rawRequest, { level: 1 }));
+        const v = d.sealer.seal(b.rawRequest, { compress: true });
         return typeof v === 'string' ? Buffer.from(v) : v;
       }),
       batches.map((b) => b.signatureHeaders),

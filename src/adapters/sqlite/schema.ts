@@ -7,7 +7,7 @@ CREATE TABLE IF NOT EXISTS batches (
   channel TEXT NOT NULL,
   sender_dip_id TEXT NOT NULL,
   received_at INTEGER NOT NULL,
-  raw BLOB NOT NULL, -- the request body exactly as signed, deflate-raw compressed
+  raw BLOB NOT NULL, -- the request body exactly as signed, compressed and sealed (at-rest format 2; format 1 rows hold it deflate-raw compressed)
   signature TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS messages (
