@@ -17,7 +17,7 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { stringify as stringifyYaml } from 'yaml';
 import { ensurePki, issueServerCertificate } from '../src/security/pki.js';
-import { formatSummary, summariseProfile } from './cpuprofile-summary.js';
+import { busyProfiles, monoUs } from './cpuprofile-summary.js';
 import { REPO_ROOT, startDipProcess, type DipProcess } from './lib/dip-process.js';
 import { closedLoop, prepareAll, SenderPool } from './lib/load.js';
 import { issueMarketIdentities, onboardMarket, PRIMARY, registerWebhooks, type Market } from './lib/market.js';
@@ -93,14 +93,9 @@ function preload(dataDir: string, archived: number): number {
   return (wallNow() - started) / 1000;
 }
 
-const monoUs = (): number => Number(process.hrtime.bigint() / 1000n);
-
 /** The ingest window of each thread that worked in it (the main thread, the ingest threads). */
 function writeProfileSummary(size: number, files: string[], window: { fromUs: number; toUs: number }): void {
-  const parts = files
-    .map((file) => summariseProfile(file, 25, window))
-    .filter((s) => s.busyPercent >= 5)
-    .map((s) => `=== ${s.file}\n${formatSummary(s, 25)}`);
+  const parts = busyProfiles(files, window, 25).map((p) => `=== ${p.file}\n${p.text}`);
   writeFileSync(join(RESULTS_DIR, `archive-profile-${size}.txt`), `${parts.join('\n\n')}\n`);
 }
 

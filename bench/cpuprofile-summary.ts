@@ -214,6 +214,20 @@ export function formatSummary(s: ProfileSummary, top = 25): string {
   return lines.join('\n');
 }
 
+/** The clock V8 stamps profile samples with (the monotonic clock, in microseconds): windows are read on it. */
+export const monoUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
+/**
+ * The profiled threads that worked in the window (at least 5 % busy: tsx's module-loader threads are idle
+ * then and left out), each summarised; `thread` is the thread id in the profile's file name.
+ */
+export function busyProfiles(files: string[], window: { fromUs: number; toUs: number }, top: number): Array<{ thread: string; file: string; text: string }> {
+  return files
+    .map((file) => summariseProfile(file, top, window))
+    .filter((s) => s.busyPercent >= 5)
+    .map((s) => ({ thread: /\.(\d+)\.\d+\.cpuprofile$/.exec(s.file)?.[1] ?? '?', file: s.file, text: formatSummary(s, top) }));
+}
+
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   const file = process.argv[2];
   if (!file) {

@@ -31,7 +31,7 @@ import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { stringify as stringifyYaml } from 'yaml';
 import { ensurePki, issueServerCertificate, type KeyAndCert } from '../src/security/pki.js';
-import { formatSummary, summariseProfile, type ProfileSummary } from './cpuprofile-summary.js';
+import { busyProfiles, formatSummary, monoUs, summariseProfile, type ProfileSummary } from './cpuprofile-summary.js';
 import { publicationsBench, publicationsTable } from './publications.js';
 import { REPO_ROOT, startDipProcess, type DipProcess } from './lib/dip-process.js';
 import { closedLoop, MessageFactory, openLoop, prepareAll, SenderPool, type OpenLoopRun, type Prepared } from './lib/load.js';
@@ -138,7 +138,6 @@ const SETTLE_MS = 30_000;
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
 const PROFILE_DIR = join(RESULTS_DIR, 'profiles');
 /** CLOCK_MONOTONIC in µs: the clock V8 stamps CPU-profile samples with, in every process of the host. */
-const monoUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
 function emit(bench: string, summary: Record<string, unknown>, readable: string): void {
   process.stdout.write(`${JSON.stringify({ bench, ...summary })}\n${readable}\n\n`);
@@ -197,16 +196,9 @@ async function startDip(f: Fixture, name: string, cpuProfileDir?: string): Promi
   return { dip, market };
 }
 
-/**
- * The DIP's other threads that worked during the window (its ingest threads; tsx's module-loader
- * threads are idle then and left out), each summarised as for the main thread.
- */
+/** The DIP's other threads (its ingest threads) that worked during the window, each summarised as for the main thread. */
 function busyThreads(dip: DipProcess, window: { fromUs: number; toUs: number }, top: number): string[] {
-  return dip
-    .threadProfiles()
-    .map((file) => summariseProfile(file, top, window))
-    .filter((s) => s.busyPercent >= 5)
-    .map((s) => `thread ${/\.(\d+)\.\d+\.cpuprofile$/.exec(s.file)?.[1] ?? '?'} ===\n${formatSummary(s, top)}`);
+  return busyProfiles(dip.threadProfiles(), window, top).map((p) => `thread ${p.thread} ===\n${p.text}`);
 }
 
 async function stopDip(f: Fixture, dip: DipProcess): Promise<string | undefined> {
