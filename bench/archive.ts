@@ -11,7 +11,7 @@
  * the disk bytes per archived message. Results: bench/results/archive.json and archive.md.
  */
 import Database from 'better-sqlite3';
-import { closeSync, fsyncSync, mkdtempSync, openSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -22,7 +22,7 @@ import { REPO_ROOT, startDipProcess, type DipProcess } from './lib/dip-process.j
 import { closedLoop, prepareAll, SenderPool } from './lib/load.js';
 import { issueMarketIdentities, onboardMarket, PRIMARY, registerWebhooks, type Market } from './lib/market.js';
 import { Receivers } from './lib/receivers.js';
-import { round, table, wallNow } from './lib/util.js';
+import { round, sqliteFileBytes, table, wallNow } from './lib/util.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -99,11 +99,6 @@ function writeProfileSummary(size: number, files: string[], window: { fromUs: nu
   writeFileSync(join(RESULTS_DIR, `archive-profile-${size}.txt`), `${parts.join('\n\n')}\n`);
 }
 
-const dbBytes = (dataDir: string): number =>
-  readdirSync(dataDir)
-    .filter((f) => f.startsWith('dip.db'))
-    .reduce((sum, f) => sum + statSync(join(dataDir, f)).size, 0);
-
 async function measure(size: number, pkiDir: string, identities: Awaited<ReturnType<typeof issueMarketIdentities>>, receivers: Receivers, phaseBase: number): Promise<SizeResult> {
   const loadBefore = loadavg()[0]!;
   log(`archive of ${size.toLocaleString('en')}: template of ${TEMPLATE} messages through the API`);
@@ -149,7 +144,7 @@ async function measure(size: number, pkiDir: string, identities: Awaited<ReturnT
   await pool.close();
   const mainProfile = await dip.stop();
   if (mainProfile) writeProfileSummary(size, [mainProfile, ...dip.threadProfiles()], window);
-  const bytes = dbBytes(dataDir);
+  const bytes = sqliteFileBytes(dataDir);
   const total = Math.max(size, TEMPLATE) + accepted;
   dip.cleanup();
   return {

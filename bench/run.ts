@@ -37,10 +37,10 @@ import { REPO_ROOT, startDipProcess, type DipProcess } from './lib/dip-process.j
 import { closedLoop, MessageFactory, openLoop, prepareAll, SenderPool, type OpenLoopRun, type Prepared } from './lib/load.js';
 import { issueMarketIdentities, onboardMarket, PRIMARY, RECIPIENTS, registerWebhooks, SENDER, type Identity, type Market } from './lib/market.js';
 import { latencySvg, type LatencyPoint } from './lib/plot.js';
-import { BENCH_NATS_SERVERS, benchDatabase, jetstreamRate, pgInsertRate, type JetStreamResult, type PgInsertResult } from './lib/raw-cluster.js';
+import { BENCH_NATS_SERVERS, benchDatabase, jetstreamRate, pgInsertRate, type BenchDatabase, type JetStreamResult, type PgInsertResult } from './lib/raw-cluster.js';
 import { fsyncProbe, rsaRates, sqliteInsertRate, startEchoServer, type EchoResult, type RsaResult, type SqliteResult } from './lib/raw-limits.js';
 import { Receivers, type ReceiverProgress } from './lib/receivers.js';
-import { cpuBetween, cpuSnapshot, fmt, machineInfo, percentile, round, sleep, table, wallNow, type CpuUse } from './lib/util.js';
+import { cpuBetween, cpuSnapshot, fmt, machineInfo, percentile, round, sleep, sqliteFileBytes, table, wallNow, type CpuUse } from './lib/util.js';
 
 const BENCHES = ['raw', 'ingest', 'latency', 'ramp', 'drain', 'profile', 'publications', 'day'] as const;
 type BenchName = (typeof BENCHES)[number];
@@ -76,7 +76,13 @@ type BackendName = (typeof BACKENDS)[number];
 /** The backend the phases now running measure. */
 let backend: BackendName = BACKENDS[0]!;
 /** Databases made for cluster DIPs, dropped when the DIP stops. */
-const dropDatabase = new Map<DipProcess, () => Promise<void>>();
+const clusterDatabase = new Map<DipProcess, BenchDatabase>();
+
+/** What the DIP keeps on disk: its SQLite files, or its PostgreSQL database (JetStream's few streams left out). */
+async function storedBytes(dip: DipProcess): Promise<number> {
+  const db = clusterDatabase.get(dip);
+  return db ? db.size() : sqliteFileBytes(dip.dataDir);
+}
 const selected = new Set<BenchName>(
   flags.only
     ? flags.only.split(',').map((s) => {
@@ -177,18 +183,17 @@ async function receivers(f: Fixture): Promise<Receivers> {
 async function startDip(f: Fixture, name: string, cpuProfileDir?: string): Promise<{ dip: DipProcess; market: Market }> {
   log(`starting DIP '${name}'${cpuProfileDir ? ' with --cpu-prof' : ''}`);
   let configYaml: string | undefined = flags.observability === 'off' ? stringifyYaml(OBSERVABILITY_OFF) : undefined;
-  let drop: (() => Promise<void>) | undefined;
+  let db: BenchDatabase | undefined;
   if (backend === 'cluster') {
     // A database and a NATS prefix of its own: every DIP of the run starts empty, as on SQLite.
-    const db = await benchDatabase('opendip_bench');
-    drop = () => db.drop();
+    db = await benchDatabase('opendip_bench');
     configYaml = stringifyYaml({
       storage: { kind: 'cluster', postgres: { url: db.url, poolSize: 10 }, nats: { servers: BENCH_NATS_SERVERS, replicas: 1, prefix: `bench${Date.now().toString(36)}` } },
       ...OBSERVABILITY_OFF,
     });
   }
   const dip = await startDipProcess({ name: `${name}-${backend}`, pkiFrom: f.pkiDir, cpuProfileDir, configYaml, env: TOPOLOGY_ENV });
-  if (drop) dropDatabase.set(dip, drop);
+  if (db) clusterDatabase.set(dip, db);
   f.dips.push(dip);
   const market = await onboardMarket(dip, f.identities);
   const settled = await dip.waitIdle();
@@ -204,8 +209,8 @@ function busyThreads(dip: DipProcess, window: { fromUs: number; toUs: number }, 
 async function stopDip(f: Fixture, dip: DipProcess): Promise<string | undefined> {
   const profile = await dip.stop();
   if (!flags.keep) dip.cleanup();
-  await dropDatabase.get(dip)?.();
-  dropDatabase.delete(dip);
+  await clusterDatabase.get(dip)?.drop();
+  clusterDatabase.delete(dip);
   f.dips = f.dips.filter((d) => d !== dip);
   return profile;
 }
@@ -979,6 +984,8 @@ interface DayResult {
   /** The day (32 M IF-021, 4 recipients each) at this rate, hours. */
   nationalDayHours: number;
   dipCpuUsPerMessage: number;
+  /** What the day added to the DIP's storage (SQLite files or PostgreSQL database), per accepted message. */
+  storedBytesPerMessage: number;
   cpu: CpuUse;
   latency: LatencyStats;
   /** Per recipient: delivered once each, at queue positions 1…accepted with no gap, in acceptance order. */
@@ -1033,6 +1040,7 @@ async function dayBench(f: Fixture): Promise<DayResult> {
     let lastAccept = 0;
     let sending = true;
     const loadBefore = loadAverage();
+    const bytesBefore = await storedBytes(dip);
     log(`day: ${fmt(messages)} IF-021 × ${RECIPIENT_COUNT} recipients, batch ${DAY.batch}, ${DAY.concurrency} in flight, lead ≤ ${fmt(DAY.maxLead)}; load ${loadBefore}`);
     // The slowest recipient's progress, for the lead limit and the log.
     const watch = (async () => {
@@ -1114,6 +1122,7 @@ async function dayBench(f: Fixture): Promise<DayResult> {
     // Repeats at the same position are allowed (a call retried); anything else is a defect.
     check.ok = settled.ok && check.undelivered === 0 && gaps === 0 && seqMismatches === 0 && violations === 0 && check.badSignatures === 0;
     const acceptedPerSecond = accepted / seconds;
+    const storedBytesPerMessage = round(((await storedBytes(dip)) - bytesBefore) / Math.max(1, accepted), 0);
     return {
       workers: DAY.workers ?? 'default (cores present)',
       messages,
@@ -1129,6 +1138,7 @@ async function dayBench(f: Fixture): Promise<DayResult> {
       tailSeconds: round((lastDelivery - lastAccept) / 1000, 1),
       nationalDayHours: round(32_000_000 / acceptedPerSecond / 3600, 2),
       dipCpuUsPerMessage: round(((c1.dip - c0.dip) * 1e6) / Math.max(1, accepted), 0),
+      storedBytesPerMessage,
       cpu: cpuBetween(c0, c1),
       latency,
       check,
@@ -1141,9 +1151,9 @@ async function dayBench(f: Fixture): Promise<DayResult> {
   }
 }
 
-const dayHeaders = ['workers', 'messages', 'accepted', 'seconds', 'accepted msg/s', 'deliveries/s', 'DIP CPU µs/msg (all processes)', 'DIP cores', 'gen cores', 'recv cores', 'others cores', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'every delivery checked', 'load before / after'];
+const dayHeaders = ['workers', 'messages', 'accepted', 'seconds', 'accepted msg/s', 'deliveries/s', 'DIP CPU µs/msg (all processes)', 'stored bytes/msg', 'DIP cores', 'gen cores', 'recv cores', 'others cores', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'every delivery checked', 'load before / after'];
 const dayRow = (d: DayResult) => [
-  d.workers, d.messages, d.accepted, d.seconds, d.acceptedPerSecond, d.deliveriesPerSecond, d.dipCpuUsPerMessage, d.cpu.dipCores, d.cpu.generatorCores, d.cpu.receiverCores, d.cpu.otherCores,
+  d.workers, d.messages, d.accepted, d.seconds, d.acceptedPerSecond, d.deliveriesPerSecond, d.dipCpuUsPerMessage, d.storedBytesPerMessage, d.cpu.dipCores, d.cpu.generatorCores, d.cpu.receiverCores, d.cpu.otherCores,
   d.latency.p50, d.latency.p90, d.latency.p99, d.latency.max, d.check.ok ? 'ok' : `FAILED ${JSON.stringify(d.check)}`, `${d.loadBefore} / ${d.loadAfter}`,
 ];
 

@@ -17,8 +17,15 @@ export interface PgInsertResult {
   commitsPerSecond: number;
 }
 
-/** A database of its own for one benchmark step (dropped by the returned function). */
-export async function benchDatabase(prefix: string): Promise<{ url: string; drop(): Promise<void> }> {
+export interface BenchDatabase {
+  url: string;
+  /** What PostgreSQL keeps of it on disk (pg_database_size: tables, indexes, TOAST). */
+  size(): Promise<number>;
+  drop(): Promise<void>;
+}
+
+/** A database of its own for one benchmark step (dropped by `drop`). */
+export async function benchDatabase(prefix: string): Promise<BenchDatabase> {
   const name = `${prefix}_${randomBytes(5).toString('hex')}`;
   const admin = new pg.Client({ connectionString: BENCH_POSTGRES_URL });
   await admin.connect();
@@ -28,6 +35,16 @@ export async function benchDatabase(prefix: string): Promise<{ url: string; drop
   u.pathname = `/${name}`;
   return {
     url: u.toString(),
+    async size() {
+      const c = new pg.Client({ connectionString: u.toString() });
+      await c.connect();
+      try {
+        const r = await c.query<{ bytes: string }>('SELECT pg_database_size(current_database()) AS bytes');
+        return Number(r.rows[0]!.bytes);
+      } finally {
+        await c.end();
+      }
+    },
     async drop() {
       const c = new pg.Client({ connectionString: BENCH_POSTGRES_URL });
       await c.connect();

@@ -1,7 +1,8 @@
 import { execSync, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -211,4 +212,11 @@ export function trackChild(child: ChildProcess): void {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
   });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+}
+
+/** What an embedded DIP keeps on disk: its SQLite file with the write-ahead log and shared-memory index. */
+export function sqliteFileBytes(dataDir: string): number {
+  return readdirSync(dataDir)
+    .filter((f) => f.startsWith('dip.db'))
+    .reduce((sum, f) => sum + statSync(join(dataDir, f)).size, 0);
 }
