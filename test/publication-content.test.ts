@@ -102,6 +102,26 @@ describe('publication content: CSV records, filters and decompression', () => {
     expect(parseRowFilter(undefined, undefined)).toBeNull();
   });
 
+  it('filters JSON lines cut anywhere (LF or CRLF, a BOM), and refuses a line past 1 MiB or one that is not an object', async () => {
+    const jsonl = async (pieces: Buffer[], where: string | undefined, columns?: string): Promise<string> => {
+      const filter = parseRowFilter(where, columns);
+      if (!filter || 'error' in filter) throw new Error('bad filter');
+      const out: Buffer[] = [];
+      for await (const b of filterRows('jsonl', Readable.from(pieces), filter)) out.push(b);
+      return Buffer.concat(out).toString();
+    };
+    const bytes = Buffer.from('\uFEFF{"id":1,"g":"_A"}\r\n\n{"id":2,"g":"_B","n":{"x":1}}\n{"id":3,"g":"_A","__proto__":"p"}');
+    const whole = await jsonl([bytes], 'g:_A');
+    expect(whole).toBe('{"id":1,"g":"_A"}\n{"id":3,"g":"_A","__proto__":"p"}\n');
+    for (let cut = 1; cut < bytes.length; cut++) expect(await jsonl([bytes.subarray(0, cut), bytes.subarray(cut)], 'g:_A')).toBe(whole);
+    expect(await jsonl([bytes], 'n:{"x":1}', 'id,__proto__')).toBe('{"id":2}\n');
+    expect(await jsonl([bytes], undefined, 'id,__proto__')).toBe('{"id":1}\n{"id":2}\n{"id":3,"__proto__":"p"}\n');
+    const endless = Array.from({ length: 40 }, () => Buffer.from(' '.repeat(30_000)));
+    await expect(jsonl([Buffer.from('{"g":"_A"}\n{"g":'), ...endless], 'g:_A')).rejects.toThrow(/line 2 of the JSON lines is longer than 1048576 characters/);
+    await expect(jsonl([Buffer.from('{"g":"_A"}\n[1]\n')], 'g:_A')).rejects.toThrow(/line 2 is not a JSON object/);
+    await expect(jsonl([Buffer.from('{"g":"_A"}\n\n{"g"\n')], 'g:_A')).rejects.toThrow(/line 3 is not JSON/);
+  });
+
   it('decompresses gzip, zlib and base64 of zlib (the published REP form) across chunk boundaries', async () => {
     const plain = Buffer.from('{"a":1}\n'.repeat(1000));
     const b64 = Buffer.from(deflateSync(plain).toString('base64').replace(/(.{76})/g, '$1\n'));

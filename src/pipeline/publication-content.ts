@@ -1,4 +1,3 @@
-import { createInterface } from 'node:readline';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { createGunzip, createInflate } from 'node:zlib';
 import { parse as parseSync } from 'csv-parse/sync';
@@ -89,10 +88,27 @@ function parsedFields(record: string, n: number): string[] {
 }
 
 /**
- * A record longer than this is refused: the longest settlement rows are under a kilobyte, and what makes a
- * record this long is a quote that is never closed, which would otherwise hold the rest of the file.
+ * A record (a CSV record, a JSON line) longer than this is refused: the longest settlement rows are under
+ * a kilobyte, and what makes a record this long is a CSV quote that is never closed or a file without
+ * line breaks, which would otherwise be held whole.
  */
 const MAX_RECORD_CHARS = 1024 * 1024;
+
+/** The input as text, piece by piece: UTF-8 decoded across the pieces' boundaries, a leading BOM dropped. */
+async function* textPieces(input: AsyncIterable<Buffer>): AsyncGenerator<string> {
+  const decoder = new StringDecoder('utf8');
+  let first = true;
+  for await (const chunk of input) {
+    let text = decoder.write(chunk);
+    if (first && text.length > 0) {
+      if (text.startsWith('\uFEFF')) text = text.slice(1);
+      first = false;
+    }
+    yield text;
+  }
+  const tail = decoder.end();
+  if (tail !== '') yield tail;
+}
 
 /** The header's columns the filter reads: where each condition looks, and what each output row keeps. */
 interface CsvPlan {
@@ -129,7 +145,6 @@ function csvPlan(header: string[], filter: RowFilter): CsvPlan {
  * 8 s on the shared 2-core machine).
  */
 async function* filterCsv(input: AsyncIterable<Buffer>, filter: RowFilter): AsyncGenerator<Buffer> {
-  const decoder = new StringDecoder('utf8');
   let plan: CsvPlan | null = null;
   // Where each field starts, up to plan.last + 1: reused for every record.
   let starts = new Int32Array(1);
@@ -168,13 +183,8 @@ async function* filterCsv(input: AsyncIterable<Buffer>, filter: RowFilter): Asyn
   };
 
   let rest = '';
-  let first = true;
-  for await (const chunk of input) {
-    let text = rest + decoder.write(chunk);
-    if (first && text.length > 0) {
-      if (text.startsWith('\uFEFF')) text = text.slice(1);
-      first = false;
-    }
+  for await (const piece of textPieces(input)) {
+    const text = rest + piece;
     let start = 0;
     let odd = false;
     let special = false;
@@ -205,19 +215,23 @@ async function* filterCsv(input: AsyncIterable<Buffer>, filter: RowFilter): Asyn
       out = '';
     }
   }
-  const last = rest + decoder.end();
-  const lastEnd = last.endsWith('\r') ? last.length - 1 : last.length;
-  if (last.trim() !== '') take(last, 0, lastEnd, !/["\r]/.test(last.slice(0, lastEnd)));
+  const lastEnd = rest.endsWith('\r') ? rest.length - 1 : rest.length;
+  if (rest.trim() !== '') take(rest, 0, lastEnd, !/["\r]/.test(rest.slice(0, lastEnd)));
   if (out.length > 0) yield Buffer.from(out);
 }
 
-/** The lines of a JSON-lines publication that the filter keeps; fields compare as text (top level). */
-async function* filterJsonLines(input: Readable, filter: RowFilter): AsyncGenerator<Buffer> {
-  let piece = '';
+/**
+ * The lines of a JSON-lines publication that the filter keeps; fields compare as text (top level). Lines
+ * end at LF or CRLF and are cut in each piece's text as it comes, like CSV records; one longer than
+ * MAX_RECORD_CHARS is refused rather than held whole (a file without newlines would otherwise be read
+ * into one string).
+ */
+async function* filterJsonLines(input: AsyncIterable<Buffer>, filter: RowFilter): AsyncGenerator<Buffer> {
+  let out = '';
   let line = 0;
-  for await (const text of createInterface({ input, crlfDelay: Infinity })) {
+  const take = (text: string): void => {
     line += 1;
-    if (text.trim() === '') continue;
+    if (text.trim() === '') return;
     let row: unknown;
     try {
       row = JSON.parse(text);
@@ -230,14 +244,26 @@ async function* filterJsonLines(input: Readable, filter: RowFilter): AsyncGenera
       const v = fields.get(f);
       return v === undefined || v === null ? undefined : typeof v === 'string' ? v : JSON.stringify(v);
     };
-    if (!matches(text_, filter)) continue;
-    piece += `${filter.columns ? JSON.stringify(Object.fromEntries(filter.columns.filter((c) => fields.has(c)).map((c) => [c, fields.get(c)]))) : text}\n`;
-    if (piece.length >= PIECE) {
-      yield Buffer.from(piece);
-      piece = '';
+    if (!matches(text_, filter)) return;
+    out += `${filter.columns ? JSON.stringify(Object.fromEntries(filter.columns.filter((c) => fields.has(c)).map((c) => [c, fields.get(c)]))) : text}\n`;
+  };
+  let rest = '';
+  for await (const piece of textPieces(input)) {
+    const text = rest + piece;
+    let start = 0;
+    for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', nl + 1)) {
+      take(text.slice(start, nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl));
+      start = nl + 1;
+    }
+    rest = text.slice(start);
+    if (rest.length > MAX_RECORD_CHARS) throw new FilterError(`line ${line + 1} of the JSON lines is longer than ${MAX_RECORD_CHARS} characters`);
+    if (out.length >= PIECE) {
+      yield Buffer.from(out);
+      out = '';
     }
   }
-  if (piece.length > 0) yield Buffer.from(piece);
+  if (rest !== '') take(rest.endsWith('\r') ? rest.slice(0, -1) : rest);
+  if (out.length > 0) yield Buffer.from(out);
 }
 
 export function filterRows(format: TabularFormat, input: Readable, filter: RowFilter): AsyncGenerator<Buffer> {
