@@ -1,11 +1,12 @@
 import Database from 'better-sqlite3';
 import { mkdtempSync } from 'node:fs';
+import { deflateRawSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { systemClock } from '../src/adapters/clock.js';
 import { openSqliteBackend } from '../src/adapters/sqlite/index.js';
 import { FileKeyEncryptionKey, Sealer } from '../src/security/at-rest.js';
-import { sealBatch } from '../src/security/seal-batch.js';
+import { openReceivedRequest, sealBatch } from '../src/security/seal-batch.js';
 import { tracesContract } from './contract/traces.contract.js';
 import { archiveContract } from './contract/archive.contract.js';
 import { backendContract, type SyncGate } from './contract/backend.contract.js';
@@ -186,6 +187,23 @@ describe('a delivery process reads only what the main process made durable', () 
 });
 
 describe('a batch sealed beforehand (on an ingest worker thread)', () => {
+  it('opens raw requests sealed either way: format 1 deflated by the writer (until 2026-12-01), format 2 compressed by the sealer', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'opendip-raw-formats-'));
+    const backend = openSqliteBackend(join(dir, 'dip.db'), { clock: systemClock });
+    try {
+      const sealer = await Sealer.open(new FileKeyEncryptionKey(join(dir, 'kek.key')), backend.dataKeys);
+      const body = Buffer.from(JSON.stringify([{ payload: 'x'.repeat(2000) }]));
+      const row = { channel: 'IF-021', senderDipId: 'SDS0000001', receivedAt: 1, signature: '{}' };
+      const format1 = sealer.seal(deflateRawSync(body, { level: 1 }));
+      const format2 = sealer.seal(body, { compress: true });
+      expect([format1[0], format2[0]]).toEqual([1, 2]);
+      expect(openReceivedRequest({ ...row, raw: format1 }, sealer).body.equals(body)).toBe(true);
+      expect(openReceivedRequest({ ...row, raw: format2 }, sealer).body.equals(body)).toBe(true);
+    } finally {
+      await backend.close();
+    }
+  });
+
   it('is stored exactly as the store would have sealed it, after crossing a structured clone', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'opendip-presealed-'));
     const file = join(dir, 'dip.db');

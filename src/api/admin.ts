@@ -22,6 +22,7 @@ import { deadLetterRoutes } from './admin-dead-letters.js';
 import { registerOperatorDocs } from './admin-docs.js';
 import { keyRoutes } from './admin-keys.js';
 import { mpanRoutes } from './admin-mpan.js';
+import { evidenceRoutes } from './admin-evidence.js';
 import { queueRoutes, type QueueRouteOptions } from './admin-queues.js';
 import { documentListenerAnswers } from './admin-schemas.js';
 import type { OperatorSessions } from '../pipeline/operator-sessions.js';
@@ -50,7 +51,9 @@ export interface AdminDeps {
   /** Further operator route plugins (channels, the register feed, reports, …), registered after authentication and the document. */
   routes?: FastifyPluginAsync[];
   deadLetters: DeadLetters;
-  archive: Pick<Archive, 'attempts'>;
+  archive: Pick<Archive, 'attempts' | 'receivedRequest'>;
+  /** The clock skew a signature date was allowed at receipt: evidence is checked again with it. */
+  signatureSkewMs: number;
   health(): BackendHealth;
   /** What is still loading after a start (GET /admin/health), or null. */
   notReady?(): string | null;
@@ -111,6 +114,7 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
   });
   void app.register(keyRoutes, { sealer: deps.sealer, logger: deps.logger });
   void app.register(mpanRoutes, { mpan: deps.mpan, logger: deps.logger, now: () => deps.now() });
+  void app.register(evidenceRoutes, { archive: deps.archive, signatureSkewMs: deps.signatureSkewMs });
   void app.register(adminPkiRoutes, deps.pki);
   void app.register(adminPortalRoutes, { accounts: deps.portalAccounts, operators: deps.operators });
   for (const routes of deps.routes ?? []) void app.register(routes);

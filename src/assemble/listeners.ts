@@ -65,12 +65,19 @@ export async function startAnonymousListener(config: DipConfig, deps: ApiDeps, p
 export type OperatorApi = PortalDeps['operatorApi'];
 
 /** The operator API on the loopback interface, and the in-process door the portals use to call it as the operator signed in. */
-export async function startOperatorListener(config: DipConfig, deps: Omit<AdminDeps, 'token' | 'inProcessKey' | 'sessions' | 'bootstrapBreakGlass'>, clock: Clock, life: Lifecycle): Promise<{ port: number; operations: readonly Operation[]; operatorApi: OperatorApi; document: () => object }> {
+export async function startOperatorListener(config: DipConfig, deps: Omit<AdminDeps, 'token' | 'inProcessKey' | 'sessions' | 'bootstrapBreakGlass' | 'signatureSkewMs'>, clock: Clock, life: Lifecycle): Promise<{ port: number; operations: readonly Operation[]; operatorApi: OperatorApi; document: () => object }> {
   const inProcessKey = randomBytes(32).toString('base64url');
   // Its own signing key: a portal cookie is not an API token, nor the other way round.
   const signer = SessionSigner.fromFile(join(config.dataDir, 'operator-session.key'));
   const sessions = new OperatorSessions({ operators: deps.operators, accounts: deps.portalAccounts, signer, journal: deps.journal, clock, sessionMs: config.operators.sessionMinutes * 60_000 });
-  const admin = buildAdminServer({ ...deps, token: ensureAdminToken(config.dataDir), bootstrapBreakGlass: config.operators.bootstrapBreakGlass, sessions, inProcessKey });
+  const admin = buildAdminServer({
+    ...deps,
+    token: ensureAdminToken(config.dataDir),
+    bootstrapBreakGlass: config.operators.bootstrapBreakGlass,
+    sessions,
+    inProcessKey,
+    signatureSkewMs: config.maxClockSkewSeconds * 1000,
+  });
   const port = await listen(admin, 'operator listener', config.adminPort, '127.0.0.1', life);
   const operatorApi: OperatorApi = (operator) => operatorApiClient(inProcessTransport(admin, { authorization: `Bearer ${inProcessKey}`, [ACTING_OPERATOR_HEADER]: operator }));
   return { port, operations: operationsOf(admin), operatorApi, document: () => admin.swagger() };

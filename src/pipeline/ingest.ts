@@ -180,7 +180,8 @@ export class Ingest {
         senderDipId: caller.dipId,
         receivedAt: now.getTime(),
         rawRequest: req.body,
-        signatureHeaders: JSON.stringify(signatureHeaders(req.headers)),
+        // With the URL it was verified against, the archived request can be verified again (src/pipeline/evidence.ts).
+        signatureHeaders: JSON.stringify({ url: req.url, headers: signatureHeaders(req.headers) }),
         messages: accepted,
       });
     } catch (err) {

@@ -38,6 +38,23 @@ export interface TransactionParties {
   correlationId: string | null;
 }
 
+/**
+ * The request a transaction arrived in, as its sender sent it: the evidence against repudiation (spec
+ * 5.2.2). The body is the whole batch the transaction was part of, byte for byte as signed.
+ */
+export interface ReceivedRequest {
+  channel: string;
+  senderDipId: string;
+  receivedAt: number;
+  body: Buffer;
+  /**
+   * What the DIP stored of the signature: the X-DIP-* headers as received and the URL they were verified
+   * against (null for requests stored before the URL was kept). Empty headers: the DIP made the request
+   * itself (a status message, a publication notice), nobody signed it.
+   */
+  signature: { url: string | null; headers: Record<string, string | string[]> };
+}
+
 export interface DeliveryAttempt {
   queue: QueueRef;
   firstSeq: number;
@@ -62,6 +79,8 @@ export interface Archive {
   findArchived(query: ArchiveQuery): Promise<ArchivedMessage[]>;
   /** Who sent a transaction and who it was addressed to: for routing status messages back. */
   transactionParties(transactionId: string): Promise<TransactionParties | undefined>;
+  /** The request the transaction arrived in (src/pipeline/evidence.ts), or undefined when it is not archived. */
+  receivedRequest(transactionId: string): Promise<ReceivedRequest | undefined>;
   recordAttempt(attempt: DeliveryAttempt): Promise<void>;
   /** The queue's delivery attempts, newest first. */
   attempts(queue: QueueRef, limit: number): Promise<DeliveryAttempt[]>;

@@ -27,6 +27,10 @@ export interface AcceptedBatch {
   senderDipId: string;
   receivedAt: number;
   rawRequest: Buffer;
+  /**
+   * JSON of the signature as received: `{ url, headers }` (the URL verified against, the X-DIP-* headers);
+   * `{}` for a request the DIP made itself. Read back by src/security/seal-batch.ts's openReceivedRequest.
+   */
   signatureHeaders: string;
   messages: AcceptedMessage[];
   /**

@@ -32,6 +32,12 @@ const VERSION = 1;
  */
 const COMPRESSED = 2;
 
+/** Which layout a stored value was sealed in (null: not a sealed value, e.g. a store that does not seal). */
+export function sealedFormat(value: Buffer): 'plain' | 'compressed' | null {
+  if (value.length < 5 + GCM_IV + GCM_TAG) return null;
+  return value[0] === VERSION ? 'plain' : value[0] === COMPRESSED ? 'compressed' : null;
+}
+
 // IVs are drawn from the CSPRNG in blocks (one system call per 1,024 values, on the hot path); every
 // IV is still random and used once, since a block is never refilled in place.
 let ivPool = Buffer.alloc(0);

@@ -1,5 +1,8 @@
+import { inflateRawSync } from 'node:zlib';
+import type { ReceivedRequest } from '../ports/archive.js';
 import type { ValueSealer } from '../ports/backend.js';
 import type { AcceptedBatch, SealedBatch } from '../ports/message-log.js';
+import { sealedFormat } from './at-rest.js';
 
 /**
  * The stored forms of a batch: its raw request and each outbound copy compressed and sealed, each MPAN
@@ -21,4 +24,28 @@ export function sealParts(batch: AcceptedBatch, sealer: ValueSealer): SealedBatc
 /** The batch with its stored forms attached (see AcceptedBatch.sealed); the store writes them as they are. */
 export function sealBatch(batch: AcceptedBatch, sealer: ValueSealer): AcceptedBatch {
   return { ...batch, sealed: sealParts(batch, sealer) };
+}
+
+/** What a batch row holds of its request: see sealParts (raw) and AcceptedBatch.signatureHeaders. */
+export interface StoredRequest {
+  channel: string;
+  senderDipId: string;
+  receivedAt: number;
+  raw: Buffer | string;
+  signature: string;
+}
+
+/**
+ * The request as its sender sent it, from its stored form. Raw requests sealed in format 1 (before
+ * 2026-12-01) were deflated by the writer before sealing; format 2 ones the sealer compressed itself.
+ * The signature column held the X-DIP-* headers alone before it held `{ url, headers }`.
+ */
+export function openReceivedRequest(row: StoredRequest, sealer: ValueSealer): ReceivedRequest {
+  const stored = typeof row.raw === 'string' ? Buffer.from(row.raw) : row.raw;
+  const opened = sealer.open(stored);
+  const body = sealedFormat(stored) === 'plain' ? inflateRawSync(opened) : opened;
+  const parsed = JSON.parse(row.signature) as { url?: unknown; headers?: unknown } & Record<string, string | string[]>;
+  const kept = typeof parsed.url === 'string' && typeof parsed.headers === 'object' && parsed.headers !== null;
+  const signature = kept ? { url: parsed.url as string, headers: parsed.headers as Record<string, string | string[]> } : { url: null, headers: parsed };
+  return { channel: row.channel, senderDipId: row.senderDipId, receivedAt: row.receivedAt, body, signature };
 }

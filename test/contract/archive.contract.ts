@@ -52,6 +52,29 @@ export function archiveContract(name: string, open: BackendFactory): void {
       expect(await archive.transactionParties('T-unknown')).toBeUndefined();
     });
 
+    it('gives back the request a transaction arrived in, byte for byte, with its signature as stored', async () => {
+      const { log, archive } = ctx.backend;
+      const a = message(['SUP0000001']);
+      const b = message(['SUP0000001']);
+      const rawRequest = Buffer.from(JSON.stringify([{ a: 'é'.repeat(300) }, { b: 1 }]));
+      const signature = { url: 'https://dip.example/dip-channel/IF-021', headers: { 'x-dip-signature': 'c2ln', 'x-dip-signature-date': '2026-12-01T00:00:00Z' } };
+      const signed = { ...batch([a, b]), rawRequest, signatureHeaders: JSON.stringify(signature) };
+      await log.append(signed);
+      for (const m of [a, b]) {
+        const r = await archive.receivedRequest(m.transactionId);
+        expect(r?.body.equals(rawRequest)).toBe(true);
+        expect(r).toMatchObject({ channel: 'IF-021', senderDipId: 'SDS0000001', receivedAt: signed.receivedAt, signature });
+      }
+      // What the DIP makes itself carries no signature; a row from before the URL was kept, headers alone.
+      const own = message(['SUP0000001']);
+      await log.append(batch([own]));
+      expect((await archive.receivedRequest(own.transactionId))?.signature).toEqual({ url: null, headers: {} });
+      const older = message(['SUP0000001']);
+      await log.append({ ...batch([older]), signatureHeaders: JSON.stringify(signature.headers) });
+      expect((await archive.receivedRequest(older.transactionId))?.signature).toEqual({ url: null, headers: signature.headers });
+      expect(await archive.receivedRequest('T-unknown')).toBeUndefined();
+    });
+
     it('purges settled messages past retention, keeping what a queue still waits for', async () => {
       const { log, archive } = ctx.backend;
       const old = Date.now() - 10_000;

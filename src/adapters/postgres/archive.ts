@@ -1,5 +1,6 @@
-import type { Archive, ArchivedMessage, ArchiveQuery, DeliveryAttempt, TransactionParties } from '../../ports/archive.js';
+import type { Archive, ArchivedMessage, ArchiveQuery, DeliveryAttempt, ReceivedRequest, TransactionParties } from '../../ports/archive.js';
 import type { QueueRef } from '../../ports/message-log.js';
+import { openReceivedRequest, type StoredRequest } from '../../security/seal-batch.js';
 import { damaged, type PgDatabase } from './database.js';
 import { ARCHIVE_TABLES, dayBase, dayOf, dayStart, daysOf, dropDay, partitionName } from './partitions.js';
 
@@ -58,6 +59,15 @@ export class PgArchive implements Archive {
     );
     const { id: _, ...parties } = m;
     return { ...parties, recipients: recipients.map((r) => r.r) };
+  }
+
+  async receivedRequest(transactionId: string): Promise<ReceivedRequest | undefined> {
+    const [row] = await this.d.query<StoredRequest>(
+      `SELECT b.channel, b.sender_dip_id AS "senderDipId", b.received_at AS "receivedAt", b.raw, b.signature
+         FROM messages m JOIN batches b ON b.id = m.batch_id WHERE m.transaction_id = $1 LIMIT 1`,
+      [transactionId],
+    );
+    return row ? openReceivedRequest(row, this.d.sealer) : undefined;
   }
 
   async recordAttempt(a: DeliveryAttempt): Promise<void> {

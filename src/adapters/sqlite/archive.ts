@@ -1,5 +1,6 @@
-import type { Archive, ArchivedMessage, ArchiveQuery, DeliveryAttempt, TransactionParties } from '../../ports/archive.js';
+import type { Archive, ArchivedMessage, ArchiveQuery, DeliveryAttempt, ReceivedRequest, TransactionParties } from '../../ports/archive.js';
 import type { QueueRef } from '../../ports/message-log.js';
+import { openReceivedRequest, type StoredRequest } from '../../security/seal-batch.js';
 import { damaged, type SqliteDatabase, type Stored } from './database.js';
 
 export class SqliteArchive implements Archive {
@@ -19,6 +20,10 @@ export class SqliteArchive implements Archive {
       transaction: db.prepare<[string], { id: number; senderDipId: string; channel: string; senderUniqueReference: string | null; correlationId: string | null }>(
         `SELECT id, sender_dip_id AS senderDipId, channel, sender_ref AS senderUniqueReference, correlation_id AS correlationId
            FROM messages WHERE transaction_id = ?`,
+      ),
+      request: db.prepare<[string], StoredRequest>(
+        `SELECT b.channel AS channel, b.sender_dip_id AS senderDipId, b.received_at AS receivedAt, b.raw AS raw, b.signature AS signature
+           FROM messages m JOIN batches b ON b.id = m.batch_id WHERE m.transaction_id = ?`,
       ),
       recipientsOf: db.prepare<[number], { recipient: string }>(
         'SELECT DISTINCT q.recipient_dip_id AS recipient FROM queue_entries e JOIN queues q ON q.id = e.queue_id WHERE e.message_id = ?',
@@ -79,6 +84,11 @@ export class SqliteArchive implements Archive {
       senderUniqueReference: m.senderUniqueReference,
       correlationId: m.correlationId,
     };
+  }
+
+  async receivedRequest(transactionId: string): Promise<ReceivedRequest | undefined> {
+    const row = this.s.request.get(transactionId);
+    return row ? openReceivedRequest(row, this.d.sealer) : undefined;
   }
 
   recordAttempt(a: DeliveryAttempt): Promise<void> {
