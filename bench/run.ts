@@ -143,7 +143,6 @@ const SETTLE_MS = 30_000;
 
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
 const PROFILE_DIR = join(RESULTS_DIR, 'profiles');
-/** CLOCK_MONOTONIC in µs: the clock V8 stamps CPU-profile samples with, in every process of the host. */
 
 function emit(bench: string, summary: Record<string, unknown>, readable: string): void {
   process.stdout.write(`${JSON.stringify({ bench, ...summary })}\n${readable}\n\n`);

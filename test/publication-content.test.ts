@@ -18,8 +18,8 @@ async function run(pieces: Buffer[], where: string | string[] | undefined, colum
 
 /**
  * What the filter means, written the slow, obvious way over the whole text: records end at newlines
- * outside quotes, lose one trailing carriage return, are split on commas (csv-parse when quoted), and the
- * kept rows are written by csv-stringify, as wide as the header or as the columns asked for.
+ * outside quotes, lose one trailing carriage return, are split on commas (csv-parse when quoted, every row
+ * it reads), and the kept rows are written by csv-stringify, as wide as the header or as the columns asked for.
  */
 function model(text: string, where: string | undefined, columns: string | undefined): string {
   const records: string[][] = [];
@@ -28,8 +28,8 @@ function model(text: string, where: string | undefined, columns: string | undefi
   const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
   const cut = (end: number): void => {
     const line = body.slice(start, end).replace(/\r$/, '');
-    const quoted: string[][] = line.includes('"') ? parse(line, { relax_column_count: true, relax_quotes: true }) : [line.split(',')];
-    records.push(quoted[0] ?? []);
+    const rows: string[][] = line.includes('"') ? parse(line, { relax_column_count: true, relax_quotes: true }) : [line.split(',')];
+    records.push(...(rows.length > 0 ? rows : [[]]));
   };
   for (let i = 0; i < body.length; i++) {
     if (body[i] === '"') odd = !odd;
@@ -98,6 +98,11 @@ describe('publication content: CSV records, filters and decompression', () => {
     const unclosed = [Buffer.from('id,group\n1,"_A\n'), ...Array.from({ length: 40 }, () => Buffer.from('2,_B\n'.repeat(10_000)))];
     await expect(run(unclosed, 'group:_A')).rejects.toThrow(/record 2 of the CSV .* is longer than 1048576 characters: a quote in it is not closed/);
     await expect(run([Buffer.from('id,group\n1,_A\n2,"_A')], 'group:_A')).rejects.toThrow(/record 3 of the CSV .* cannot be read: Quote Not Closed/);
+    // A column named twice is refused when the filter names it; without columns, each is kept in its place.
+    await expect(run([Buffer.from('a,a,b\nx,y,z\n')], 'b:z', 'a')).rejects.toThrow(/names 'a' more than once/);
+    expect(await run([Buffer.from('a,a,b\nx,y,z\nx,y,z,w\n')], 'b:z')).toBe('a,a,b\nx,y,z\nx,y,z\n');
+    // A quote inside an unquoted field: the rows after it are still read, each on its own.
+    expect(await run([Buffer.from('id,group\n1,5" pipe\n2,_A\n3,_A\n')], 'group:_A')).toBe('id,group\n2,_A\n3,_A\n');
     expect(parseRowFilter('nocolon', undefined)).toEqual({ error: expect.stringContaining('field:value') });
     expect(parseRowFilter(undefined, undefined)).toBeNull();
   });

@@ -214,7 +214,10 @@ export function trackChild(child: ChildProcess): void {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 }
 
-/** What an embedded DIP keeps on disk: its SQLite file with the write-ahead log and shared-memory index. */
+/**
+ * What an embedded DIP keeps on disk: its SQLite file with the write-ahead log and shared-memory index
+ * (the log is kept under 16 MB between checkpoints: at 200,000 messages, up to 80 bytes a message of it).
+ */
 export function sqliteFileBytes(dataDir: string): number {
   return readdirSync(dataDir)
     .filter((f) => f.startsWith('dip.db'))

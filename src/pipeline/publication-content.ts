@@ -74,23 +74,26 @@ function matches(get: (field: string) => string | undefined, filter: RowFilter):
 }
 
 /**
- * The fields of a record (without its line ending) that is not read in place: split on commas when it has
- * no quotes (a carriage return inside it is a character of its field), else parsed by csv-parse.
+ * The rows of a record (without its line ending) that is not read in place: split on commas when it has
+ * no quotes (a carriage return inside it is a character of its field), else parsed by csv-parse. That can
+ * be several rows: a quote inside an unquoted field (`5" pipe`) leaves the quotes unbalanced, so the
+ * cutting joins the lines after it into one record, and csv-parse (relaxed) reads them apart again.
  */
-function parsedFields(record: string, n: number): string[] {
-  if (!record.includes('"')) return record.split(',');
+function parsedRows(record: string, n: number): string[][] {
+  if (!record.includes('"')) return [record.split(',')];
   try {
     const rows: string[][] = parseSync(record, { relax_column_count: true, relax_quotes: true });
-    return rows[0] ?? [];
+    return rows.length > 0 ? rows : [[]];
   } catch (e) {
     throw new FilterError(`record ${n} of the CSV (counting the header as 1) cannot be read: ${(e as Error).message}`);
   }
 }
 
 /**
- * A record (a CSV record, a JSON line) longer than this is refused: the longest settlement rows are under
- * a kilobyte, and what makes a record this long is a CSV quote that is never closed or a file without
- * line breaks, which would otherwise be held whole.
+ * A record (a CSV record, a JSON line) longer than about this is refused: the longest settlement rows are
+ * under a kilobyte, and what makes a record this long is a CSV quote that is never closed or a file without
+ * line breaks, which would otherwise be held whole. Checked on what is left at the end of each piece, so a
+ * record up to this plus one piece (1 MiB) can still pass.
  */
 const MAX_RECORD_CHARS = 1024 * 1024;
 
@@ -123,10 +126,13 @@ interface CsvPlan {
 
 function csvPlan(header: string[], filter: RowFilter): CsvPlan {
   const position = new Map(header.map((name, i) => [name, i]));
-  const unknown = [...filter.where.map((w) => w.field), ...(filter.columns ?? [])].filter((f) => !position.has(f));
+  const named = [...filter.where.map((w) => w.field), ...(filter.columns ?? [])];
+  const unknown = named.filter((f) => !position.has(f));
   if (unknown.length > 0) throw new FilterError(`the CSV header has no column ${unknown.map((u) => `'${u}'`).join(', ')}; it has ${header.join(', ')}`);
+  const twice = [...new Set(named.filter((f) => header.indexOf(f) !== header.lastIndexOf(f)))];
+  if (twice.length > 0) throw new FilterError(`the CSV header names ${twice.map((u) => `'${u}'`).join(', ')} more than once: which column is meant is not clear`);
   const where = filter.where.map((w) => ({ at: position.get(w.field)!, values: w.values }));
-  const keep = (filter.columns ?? header).map((c) => position.get(c)!);
+  const keep = filter.columns === null ? header.map((_, i) => i) : filter.columns.map((c) => position.get(c)!);
   return { where, keep, whole: filter.columns === null, last: Math.max(0, ...where.map((w) => w.at), ...keep) };
 }
 
@@ -154,17 +160,17 @@ async function* filterCsv(input: AsyncIterable<Buffer>, filter: RowFilter): Asyn
   /** One whole record, text[start, end) without its line ending; `plain`: no quote and no carriage return inside. */
   const take = (text: string, start: number, end: number, plain: boolean): void => {
     records += 1;
-    if (plan === null) {
-      const header = plain ? text.slice(start, end).split(',') : parsedFields(text.slice(start, end), records);
-      plan = csvPlan(header, filter);
-      starts = new Int32Array(plan.last + 2);
-      out += stringify([plan.keep.map((i) => header[i] ?? '')]);
-      return;
-    }
-    if (!plain) {
-      const record = parsedFields(text.slice(start, end), records);
-      if (!plan.where.every((w) => w.values.has(record[w.at] ?? '\u0000'))) return;
-      out += stringify([plan.keep.map((i) => record[i] ?? '')]);
+    if (plan === null || !plain) {
+      const rows = plain ? [text.slice(start, end).split(',')] : parsedRows(text.slice(start, end), records);
+      records += rows.length - 1;
+      for (const row of rows) {
+        if (plan === null) {
+          plan = csvPlan(row, filter);
+          starts = new Int32Array(plan.last + 2);
+        } else if (!plan.where.every((w) => w.values.has(row[w.at] ?? '\u0000'))) continue;
+        const p: CsvPlan = plan;
+        out += stringify([p.keep.map((i) => row[i] ?? '')]);
+      }
       return;
     }
     // Fields 0..found start at starts[i]; field i ends at the next field's start - 1, the last at `end`.
@@ -209,7 +215,7 @@ async function* filterCsv(input: AsyncIterable<Buffer>, filter: RowFilter): Asyn
       special = false;
     }
     rest = text.slice(start);
-    if (rest.length > MAX_RECORD_CHARS) throw new FilterError(`record ${records + 1} of the CSV (counting the header as 1) is longer than ${MAX_RECORD_CHARS} characters: a quote in it is not closed`);
+    if (rest.length > MAX_RECORD_CHARS) throw new FilterError(`record ${records + 1} of the CSV (counting the header as 1) is longer than ${MAX_RECORD_CHARS} characters: a quote in it is not closed, or the file has no line breaks (LF) after it`);
     if (out.length >= PIECE) {
       yield Buffer.from(out);
       out = '';
