@@ -1663,6 +1663,129 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/evidence/{transactionId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The signed request a transaction arrived in, and its signature checked again */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    transactionId: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The request as signed, and the DIP’s check of its signature */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            channel: string;
+                            /** Format: date-time */
+                            receivedAt: string;
+                            request: {
+                                /** @description The whole request body (the batch the transaction was part of) as received, base64 */
+                                body: string;
+                                /** @description SHA-256 of the body, base64: what X-DIP-Content-Hash should carry */
+                                bodySha256: string;
+                                /** @description The X-DIP-* headers as received (empty: the DIP made the request itself) */
+                                headers: {
+                                    [key: string]: string | string[];
+                                };
+                                /** @enum {string} */
+                                method: "POST";
+                                /** @description The URL the signature was verified against at receipt (null: archived before it was kept) */
+                                url: string | null;
+                            };
+                            /** @description The DIP ID the request was accepted from */
+                            sender: string;
+                            transactionId: string;
+                            /** @description The signature checked again now, against the time of receipt */
+                            verification: {
+                                detail?: string;
+                                /** @description valid: the signing certificate names the sender’s DIP ID */
+                                namesSender?: boolean;
+                                /** @description invalid: which check failed */
+                                reason?: string;
+                                /** @enum {string} */
+                                result: "valid" | "invalid" | "unsigned";
+                                signedBy?: {
+                                    dipIds: string[];
+                                    fingerprint256: string;
+                                    /** Format: date-time */
+                                    notAfter: string;
+                                    subject: string;
+                                };
+                                /** @description METHOD;url;date;content hash: what the signature covers */
+                                stringToSign?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Bad Request: the body, query or path the schema refuses (the field and why), or a value the operation cannot use */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No valid operator token (Authorization: Bearer <token>) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The operator's role does not allow this call */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No such resource */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Internal error (the details are in the DIP log) */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/health": {
         parameters: {
             query?: never;
