@@ -168,8 +168,8 @@ async function* filterCsv(input: AsyncIterable<Buffer>, filter: RowFilter): Asyn
           plan = csvPlan(row, filter);
           starts = new Int32Array(plan.last + 2);
         } else if (!plan.where.every((w) => w.values.has(row[w.at] ?? '\u0000'))) continue;
-        const p: CsvPlan = plan;
-        out += stringify([p.keep.map((i) => row[i] ?? '')]);
+        const { keep } = plan;
+        out += stringify([keep.map((i) => row[i] ?? '')]);
       }
       return;
     }

@@ -11,14 +11,20 @@ import { sealedFormat } from './at-rest.js';
  */
 export function sealParts(batch: AcceptedBatch, sealer: ValueSealer): SealedBatch {
   return {
-    // The raw request is kept for non-repudiation and rarely read. LZ4 (in the sealer, as for the copies)
-    // stores an IF-021 batch in 440-530 bytes a message; deflate at level 1 made it 290-360 but cost
-    // 10-16 us a message against 3-4 (`npx tsx bench/hotpath.ts raw|deflate 2000 10`).
-    raw: sealer.seal(batch.rawRequest, { compress: true }),
+    raw: sealRawRequest(batch.rawRequest, sealer),
     // The outbound copies are read back for delivery, replay and reports: each is compressed on its own.
     outbound: batch.messages.map((m) => sealer.seal(m.outbound, { compress: true })),
     mpan: batch.messages.map((m) => (m.mpan === null ? null : sealer.index(m.mpan))),
   };
+}
+
+/**
+ * The raw request as stored, kept for non-repudiation and rarely read (openReceivedRequest reads it back).
+ * LZ4 (in the sealer, as for the copies) stores an IF-021 batch in 440-530 bytes a message; deflate at
+ * level 1 made it 290-360 but cost 10-16 us a message against 3-4 (`npx tsx bench/hotpath.ts raw|deflate 2000 10`).
+ */
+export function sealRawRequest(raw: Buffer, sealer: ValueSealer): Buffer | string {
+  return sealer.seal(raw, { compress: true });
 }
 
 /** The batch with its stored forms attached (see AcceptedBatch.sealed); the store writes them as they are. */

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { AcceptedBatch, QueueRef } from '../../ports/message-log.js';
+import { sealRawRequest } from '../../security/seal-batch.js';
 import { queueKey, type LockedQueue, type PgDatabase } from './database.js';
 import { dayOf, idFor } from './partitions.js';
 
@@ -101,9 +102,8 @@ export async function writeBatches(d: PgDatabase, c: pg.PoolClient, batches: Acc
       batches.map((b) => b.channel),
       batches.map((b) => b.senderDipId),
       batches.map((b) => b.receivedAt),
-      // Kept for non-repudiation and rarely read: compressed and sealed as src/security/seal-batch.ts does.
       batches.map((b) => {
-        const v = d.sealer.seal(b.rawRequest, { compress: true });
+        const v = sealRawRequest(b.rawRequest, d.sealer);
         return typeof v === 'string' ? Buffer.from(v) : v;
       }),
       batches.map((b) => b.signatureHeaders),
