@@ -92,6 +92,13 @@ describe('operator accounts', () => {
     expect((await bob('POST', '/admin/dead-letters/requeue', { recipientDipId: '1000000001', channel: 'IF-021' })).status).toBe(200);
     expect((await bob('GET', '/admin/operators')).status).toBe(403);
     expect((await bob('POST', '/admin/keys/rotate')).status).toBe(403);
+    // Message contents (personal data) are kept from viewers: an operator is told the transaction is unknown, a viewer why not.
+    const evidence = '/admin/evidence/T-IF-021-0000000000-SDS-20260101-0000000000000000';
+    expect((await bob('GET', evidence)).status).toBe(404);
+    const contents = await vera('GET', evidence);
+    expect(contents.status).toBe(403);
+    expect(contents.body.error).toContain('message contents (personal data) are for the operator and admin roles');
+    expect((await vera('POST', '/admin/dead-letters/requeue', { recipientDipId: '1000000001', channel: 'IF-021' })).body.error).toContain('a viewer changes nothing');
     expect((await adminApi(t, 'dipop_not-a-token')('GET', '/admin/whoami')).status).toBe(401);
     expect((await adminApi(t, `${session.token.slice(0, -3)}xyz`)('GET', '/admin/whoami')).status).toBe(401);
 

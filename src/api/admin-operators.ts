@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
-import { OPERATOR_ROLES, operatorMay, type OperatorRole } from '../domain/operators.js';
+import { OPERATOR_ROLES, operatorRefusal, type OperatorRole } from '../domain/operators.js';
 import type { Logger } from '../ports/logger.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { OperatorAccounts, OperatorIdentity } from '../pipeline/operators.js';
@@ -96,8 +96,9 @@ export function registerOperatorAuth(app: FastifyInstance, deps: OperatorAuthDep
     } else if (token) who = await deps.operators.identify(token);
     if (!who) return reply.code(401).send({ error: `a valid operator credential is required (Authorization: Bearer <token>): a session token from POST ${SIGN_IN_PATH} (dip login), an automation account's token, or, before the first admin account exists, the bootstrap token in <data>/admin-token` });
     const path = req.url.split('?')[0] ?? '';
-    if (!operatorMay(who.role, req.method, path)) {
-      return reply.code(403).send({ error: `operator ${who.name} (${who.role}) may not ${req.method} ${path}` });
+    const refusal = operatorRefusal(who.role, req.method, path);
+    if (refusal) {
+      return reply.code(403).send({ error: `operator ${who.name} (${who.role}) may not ${req.method} ${path}: ${refusal}` });
     }
     req.operator = who;
     return undefined;

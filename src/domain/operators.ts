@@ -1,6 +1,6 @@
 /**
  * Operators are people (spec 8.3): each has a name, a credential of their own and one role.
- *  - viewer: reads everything on the operator API, changes nothing;
+ *  - viewer: reads the operator API (but for message contents), changes nothing: monitoring, a service desk;
  *  - operator: runs the DIP (dead letters, queues, channels, participants, the register feed, MPAN lookup);
  *  - admin: also manages operator accounts and security (PKI, data keys): the security officer.
  */
@@ -13,12 +13,21 @@ export const OPERATOR_NAME_PATTERN = /^[a-z0-9][\w.-]{0,63}$/i;
 /** Paths only an admin may change (and, for operator accounts, read). */
 const SECURITY_PATHS = ['/admin/operators', '/admin/pki', '/admin/keys'];
 
-/** Whether an operator in `role` may make this call (method and path, without the query). */
-export function operatorMay(role: OperatorRole, method: string, path: string): boolean {
-  if (role === 'admin') return true;
-  const security = SECURITY_PATHS.some((p) => path === p || path.startsWith(`${p}/`));
-  if (security && path.startsWith('/admin/operators')) return false;
-  const reads = method === 'GET' || method === 'HEAD';
-  if (reads) return true;
-  return role === 'operator' && !security;
+/**
+ * Reads that answer with what participants sent (personal data: an MPAN's half-hourly consumption), which
+ * the least privilege keeps from viewers, often automation accounts that feed a dashboard.
+ */
+const CONTENT_PATHS = ['/admin/evidence'];
+
+const under = (paths: readonly string[], path: string): boolean => paths.some((p) => path === p || path.startsWith(`${p}/`));
+
+/** Why an operator in `role` may not make this call (method and path, without the query), or null if it may. */
+export function operatorRefusal(role: OperatorRole, method: string, path: string): string | null {
+  if (role === 'admin') return null;
+  if (under(['/admin/operators'], path)) return 'only an admin manages operator accounts';
+  if (method === 'GET' || method === 'HEAD') {
+    return role === 'viewer' && under(CONTENT_PATHS, path) ? 'message contents (personal data) are for the operator and admin roles' : null;
+  }
+  if (under(SECURITY_PATHS, path)) return 'only an admin changes security (PKI, data keys)';
+  return role === 'viewer' ? 'a viewer changes nothing' : null;
 }
