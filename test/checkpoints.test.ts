@@ -34,6 +34,17 @@ describe('WAL checkpoints off the event loop', () => {
     }
   }, 60_000);
 
+  it('closes in a process that has nothing else to keep it running', async () => {
+    // The checkpoint thread is unref'd: close() once waited for its exit with nothing holding the event
+    // loop open, and a script awaiting dip.close() ended with code 13 (npm run api:generate).
+    const file = join(mkdtempSync(join(tmpdir(), 'opendip-ckpt-')), 'dip.db');
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/checkpoint-writer.ts', file, '3'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+    expect({ code, out }).toEqual({ code: 0, out: 'ack 1\nack 2\nack 3\nclosed\n' });
+  }, 60_000);
+
   it('loses nothing acknowledged when the writer is killed (-9) while a checkpoint runs', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'opendip-ckpt-')), 'dip.db');
     const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/checkpoint-writer.ts', file], { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -1,6 +1,7 @@
 /**
  * A writer for test/checkpoints.test.ts: appends batches of large messages to the store at argv[2] as fast
- * as they are acknowledged, printing `ack <n>` once batch n is durable, until it is killed.
+ * as they are acknowledged, printing `ack <n>` once batch n is durable, until it is killed; or, given a
+ * count in argv[3], that many batches, then closes the store and prints `closed`.
  */
 import { systemClock } from '../../src/adapters/clock.js';
 import { openSqliteBackend } from '../../src/adapters/sqlite/index.js';
@@ -8,7 +9,8 @@ import type { AcceptedMessage } from '../../src/ports/message-log.js';
 
 const backend = openSqliteBackend(process.argv[2]!, { clock: systemClock });
 const body = 'x'.repeat(16_000);
-for (let n = 1; ; n++) {
+const batches = process.argv[3] === undefined ? Infinity : Number(process.argv[3]);
+for (let n = 1; n <= batches; n++) {
   const messages = Array.from({ length: 10 }, (_, i): AcceptedMessage => ({
     transactionId: `T-IF-021-SDS0000001-SDS-20260101-${String(n * 10 + i).padStart(16, '0')}`,
     channel: 'IF-021',
@@ -26,3 +28,5 @@ for (let n = 1; ; n++) {
   if (!outcome.ok) throw new Error(`batch ${n} refused`);
   process.stdout.write(`ack ${n}\n`);
 }
+await backend.close();
+process.stdout.write('closed\n');

@@ -140,6 +140,9 @@ parentPort.on('message', (m) => {
 
   /** Waits for a checkpoint in progress and closes the thread's connection. */
   async close(): Promise<void> {
+    // The thread is unref'd so it never holds a running process open; but close waits on its messages and
+    // its exit, which alone would let the event loop empty first (a script's await then never settles).
+    this.worker.ref();
     await this.inFlight?.catch(() => undefined);
     closeSync(this.shmFd);
     if (this.failed) {
