@@ -18,8 +18,11 @@ export interface RetryPolicy {
 }
 
 /**
- * Capped exponential backoff with full jitter: the wait before attempt n+1 is uniform in
- * [0, min(cap, base * 2^n)], so recipients coming back after an outage are not hit in lockstep.
+ * Capped exponential backoff with jitter: the wait before attempt n+1 is uniform in [c/2, c], where
+ * c = min(cap, base * 2^n), and never under the base. Half of it is random, so recipients coming back
+ * after an outage are not hit in lockstep; half is fixed, so the waits grow with each failure (with
+ * "full" jitter, uniform in [0, c], every few attempts fell back to the base at random, which a
+ * recipient's operator reads as no backoff at all).
  * A Retry-After from the recipient (429/503) is honoured as a floor, still within the cap.
  */
 export function retryDelayMs(
@@ -29,11 +32,11 @@ export function retryDelayMs(
   retryAfterMs?: number,
 ): number {
   const ceiling = Math.min(policy.capMs, policy.baseMs * 2 ** Math.min(failedAttempts, 30));
-  const jittered = Math.floor(random * ceiling);
+  const jittered = Math.max(Math.min(policy.baseMs, ceiling), Math.floor(ceiling / 2 + (random * ceiling) / 2));
   if (retryAfterMs !== undefined && Number.isFinite(retryAfterMs) && retryAfterMs > 0) {
     return Math.min(policy.capMs, Math.max(jittered, retryAfterMs));
   }
-  return Math.max(jittered, Math.min(policy.baseMs, ceiling));
+  return jittered;
 }
 
 /** Parses an HTTP Retry-After header (seconds or HTTP date) to milliseconds from now. */

@@ -1,0 +1,40 @@
+/** The webhook retry schedule (src/domain/retry.ts): what a recipient's operator sees between attempts. */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { classifyStatus, parseRetryAfter, retryDelayMs } from '../src/domain/retry.js';
+
+const policy = { baseMs: 500, capMs: 60_000 };
+
+describe('retry schedule', () => {
+  it('waits between half and all of min(cap, base × 2^n), never under the base nor over the cap', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 60 }), fc.double({ min: 0, max: 1, noNaN: true }), (n, r) => {
+        const ceiling = Math.min(policy.capMs, policy.baseMs * 2 ** n);
+        const wait = retryDelayMs(policy, n, r);
+        expect(wait).toBeGreaterThanOrEqual(Math.max(policy.baseMs, ceiling / 2) - 1);
+        expect(wait).toBeLessThanOrEqual(ceiling);
+      }),
+    );
+  });
+
+  it('grows with each failure whatever the draws, up to the cap: the least wait after n failures is at least the most after n-2', () => {
+    // Consecutive attempts may overlap (that is the jitter), but the backoff never falls back to the base.
+    for (let n = 2; n < 8; n++) expect(retryDelayMs(policy, n, 0)).toBeGreaterThanOrEqual(retryDelayMs(policy, n - 2, 1));
+    expect([0, 1, 2, 3, 4, 5, 6, 7].map((n) => retryDelayMs(policy, n, 0))).toEqual([500, 500, 1000, 2000, 4000, 8000, 16000, 30000]);
+  });
+
+  it("honours a recipient's Retry-After as a floor, within the cap", () => {
+    expect(retryDelayMs(policy, 0, 0, 10_000)).toBe(10_000);
+    expect(retryDelayMs(policy, 0, 0, 3_600_000)).toBe(60_000);
+    expect(retryDelayMs(policy, 6, 1, 1_000)).toBe(32_000);
+    expect(parseRetryAfter('7', 0)).toBe(7_000);
+    expect(parseRetryAfter(new Date(90_000).toUTCString(), 30_000)).toBe(60_000);
+    expect(parseRetryAfter('soon', 0)).toBeUndefined();
+  });
+
+  it('retries 408, 429 and 5xx but 505; takes 2xx as delivered and every other answer as a refusal', () => {
+    expect([200, 204, 408, 429, 500, 503, 507, 505, 400, 404, 302].map(classifyStatus)).toEqual([
+      'delivered', 'delivered', 'retry', 'retry', 'retry', 'retry', 'retry', 'rejected', 'rejected', 'rejected', 'rejected',
+    ]);
+  });
+});
