@@ -655,6 +655,17 @@ describe('pull consumption (spec 5.4) and idempotent read', () => {
     expect((await sup.client.call('POST', `/dip-channel/IF-021/ack/${SUP}`, '{"sequence":"3"}')).status).toBe(400);
     expect((await sup.client.ack('IF-021', SUP, 2)).status).toBe(200); // acknowledging the same position again is harmless
 
+    // A count or size that is not a whole number in range is refused, naming it (not bent into one).
+    for (const [query, why] of [
+      ['maxMessageCount=0', "maxMessageCount (query string) must be a whole number from 1 to 10,000, not '0'"],
+      ['maxMessageCount=abc', "maxMessageCount (query string) must be a whole number from 1 to 10,000, not 'abc'"],
+      ['maxMessageCount=2.5', "maxMessageCount (query string) must be a whole number from 1 to 10,000, not '2.5'"],
+      ['maxPayloadSize=-1', "maxPayloadSize (query string) must be a whole number from 1 to 1,048,576, not '-1'"],
+    ]) {
+      const answer = await sup.client.call('GET', `/dip-channel/IF-021/pull/${SUP}?${query}`, '');
+      expect([answer.status, answer.body.messageArray[0]!.help], query).toEqual([400, why]);
+    }
+
     // A recipient with an empty queue pulls nothing; acknowledging position 0 is a harmless no-op.
     const nothing = await ldso.client.pull('IF-021', LDSO);
     expect([nothing.status, nothing.body, nothing.headers['x-opendip-acknowledged']]).toEqual([200, [], '0']);

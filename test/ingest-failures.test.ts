@@ -11,6 +11,7 @@ import { MSG, type MsgText } from '../src/domain/response-codes.js';
 import type { StandardResponse } from '../src/domain/standard-response.js';
 import { issueParticipantCertificate, type KeyAndCert } from '../src/security/pki.js';
 import { contentHash, Signer } from '../src/security/signature.js';
+import { gzipSync } from 'node:zlib';
 import { buildIF021, type IF021Item } from '../src/sim/messages.js';
 import { queueSettled, startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
@@ -51,8 +52,8 @@ class RawCaller {
     signer?: KeyAndCert | null;
     signedAt?: Date;
     /** The bytes that are signed; default: `body`. */
-    signedBody?: string;
-    body: string;
+    signedBody?: string | Buffer;
+    body: string | Buffer;
     path?: string;
     contentType?: string;
     /** Applied after signing: replace a header, or remove it with null. */
@@ -367,7 +368,7 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
     });
   });
 
-  describe('the body as a whole → 400 MSG1001 (415 for a wrong content type)', () => {
+  describe('the body as a whole → 400 MSG1001', () => {
     it('not JSON', async () => {
       await refused(() => sds.client.submit('IF-021', '[{"payload": '), 400, MSG.schemaFailure, /the body is not valid JSON/);
     });
@@ -384,11 +385,23 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
       await refused(() => sds.client.submit('IF-021', '[42]'), 400, MSG.schemaFailure, /item 0: .*payload is required|item 0: the message must be of type object/);
     });
 
+    it('bytes that are not UTF-8, which decoding would have changed into U+FFFD after the sender signed them', async () => {
+      const text = JSON.stringify([item()]);
+      const at = text.indexOf('"', text.indexOf('senderUniqueReference') + 25);
+      const body = Buffer.concat([Buffer.from(text.slice(0, at)), Buffer.from([0xff, 0xfe]), Buffer.from(text.slice(at))]);
+      await refused(() => raw.send({ tls: sds, body }), 400, MSG.schemaFailure, /the body is not UTF-8 text/, null);
+    });
+
+    it('a compressed body (Content-Encoding), which the DIP does not decode', async () => {
+      const body = gzipSync(JSON.stringify([item()]));
+      await refused(() => raw.send({ tls: sds, body, headers: { 'content-encoding': 'gzip' } }), 400, MSG.schemaFailure, /Content-Encoding 'gzip' is not accepted: send the body uncompressed/, null);
+    });
+
     it('a content type other than application/json', async () => {
       for (const type of ['text/plain', 'application/xml', '']) {
         const answer = await refused(
           () => raw.send({ tls: sds, body: JSON.stringify([item()]), contentType: type, headers: type === '' ? { 'content-type': null } : {} }),
-          415,
+          400, // the published operation lists no 415
           MSG.schemaFailure,
           new RegExp(`Content-Type '${type.replace('/', '\\/')}' is not accepted: send application/json`),
           null,
@@ -447,8 +460,10 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
         const m = clone(item()) as Json;
         spoil(m);
         const answer = await refused(() => sds.client.submit('IF-021', [m]), 400, MSG.schemaFailure, help);
-        // The sender's reference is echoed back when it can be read, so the sender knows which item failed.
-        expect(answer.messageArray[0]!.senderUniqueReference).toBe(m.payload.CommonBlock.S1.senderUniqueReference);
+        // The sender's reference is echoed back when it can be read, so the sender knows which item failed;
+        // one not in its published form is not (the answer's schema, DT-995N, would not allow it).
+        const ref = m.payload.CommonBlock.S1.senderUniqueReference as string;
+        expect(answer.messageArray[0]!.senderUniqueReference).toBe(name.startsWith('senderUniqueReference') ? null : ref);
       });
     }
   });

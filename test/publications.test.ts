@@ -169,7 +169,7 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     expect(missing.status).toBe(400);
     expect(missing.body.messageArray[0]!.help).toBe('type is required (query string)');
     const json = await vas.client.call('POST', '/dip-channel/REP-002/publications?type=J&version=1&format=csv', '{}');
-    expect(json.status).toBe(415);
+    expect(json.status).toBe(400);
     expect(stored()).toBe(before);
     expect((await sup.client.call<{ publications: unknown[] }>('GET', '/dip-channel/REP-002/publications?type=Bad', '')).body.publications).toEqual([]);
   });

@@ -1,6 +1,7 @@
 import type { ErrorObject } from 'ajv';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { STATUS_CODES } from 'node:http';
+import { isUtf8 } from 'node:buffer';
 import type { Server as TlsServer } from 'node:tls';
 import type { Socket } from 'node:net';
 import { MSG } from '../domain/response-codes.js';
@@ -196,6 +197,16 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(['application/json'], { parseAs: 'buffer' }, (req, body, done) => {
     const buf = body as Buffer;
+    const coding = String(req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+    if (coding !== 'identity') {
+      done(Object.assign(new Error(`Content-Encoding '${coding.slice(0, 40)}' is not accepted: send the body uncompressed (the signature covers its bytes as sent)`), { statusCode: 400 }), undefined);
+      return;
+    }
+    // Decoding would replace a bad byte with U+FFFD: a payload changed after its sender signed it.
+    if (!isUtf8(buf)) {
+      done(Object.assign(new Error('the body is not UTF-8 text (JSON is exchanged in UTF-8, RFC 8259 8.1): a byte sequence in it is not valid UTF-8'), { statusCode: 400 }), undefined);
+      return;
+    }
     // A route whose pipeline checks the depth itself (on an ingest thread) is not checked twice.
     if (req.routeOptions.config.jsonDepthCheckedByPipeline !== true && exceedsJsonDepth(buf, limits.maxJsonDepth)) {
       done(Object.assign(new Error(jsonTooDeep(limits.maxJsonDepth)), { statusCode: 400 }), undefined);
@@ -208,7 +219,8 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     const caller = req.admitted?.caller.dipId ?? null;
     // The route's body schema (the published one) refused the body: each field named, and why.
     if (error.validation) return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, describeBodyErrors(error.validation));
-    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
+    // A Content-Type other than JSON is 400 here: the published API lists no 415 for its operations.
+    const status = error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 400 : error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
     let help = error.message;
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') help = `the body is larger than the limit of ${deps.config.bodyLimitBytes} bytes`;
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') help = `Content-Type '${req.headers['content-type'] ?? ''}' is not accepted: send application/json`;

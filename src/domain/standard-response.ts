@@ -37,12 +37,18 @@ export interface EntryFields {
   help?: string | null;
 }
 
+/** DT-995N, the published form of a sender unique reference (up to 200 characters). */
+const SENDER_REFERENCE = /^S-(?:(?:IF|REP)-)?\d{3,4}-[0-9a-fA-F]{10}-[A-Z]{3,5}-\d{8}-[a-zA-Z0-9]+$/;
+
+/** A refused item's reference is echoed only in its published form: anything else would break the answer's schema. */
+const echoable = (ref: string | null | undefined): string | null => (ref && ref.length <= 200 && SENDER_REFERENCE.test(ref) ? ref : null);
+
 export function standardResponse(now: Date, dipId: string, recipientId: string | null, entries: EntryFields[]): StandardResponse {
   const ts = dipDateTime(now);
   return {
     messageArray: entries.map((e) => ({
       transactionID: e.transactionID ?? null,
-      senderUniqueReference: e.senderUniqueReference ?? null,
+      senderUniqueReference: echoable(e.senderUniqueReference),
       correlationID: e.correlationID ?? null,
       sentTimestamp: ts,
       senderID: dipId,

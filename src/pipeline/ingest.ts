@@ -480,7 +480,7 @@ function bestEffortReference(item: unknown): string | null {
     return k === undefined ? undefined : (o as Record<string, unknown>)[k];
   };
   const ref = get(get(get(get(item, 'payload'), 'commonblock'), 's1'), 'senderuniquereference');
-  return typeof ref === 'string' ? ref.slice(0, 100) : null;
+  return typeof ref === 'string' ? ref : null;
 }
 
 const isDipHeader = (name: string): name is `x-dip-${string}` => name.startsWith('x-dip-');

@@ -16,13 +16,16 @@ const WEBHOOK_LIMITS = { maxMessageCount: 10_000, maxPayloadKb: 1_048_576, maxUr
 export function webhookConfigProblem(body: WebhookConfigBody, environment: string): string | null {
   const url = body.callbackURL;
   if (url === undefined) return 'callbackURL is required: the DIP needs an address to deliver to';
-  if (!/^https?:\/\//i.test(url)) return `callbackURL must be an http(s) URL, not '${url.slice(0, 80)}'`;
+  if (!/^https?:\/\//i.test(url)) return `callbackURL must be an http(s) URL, not '${url.slice(0, 80).replace(/\/\/[^/?#]*@/, '//…@')}'`;
   if (url.length > WEBHOOK_LIMITS.maxUrlLength) return `callbackURL must be at most ${WEBHOOK_LIMITS.maxUrlLength} characters long`;
+  // A password in the URL would be stored, shown to operators and echoed in answers: the DIP proves
+  // itself to the endpoint with its TLS client certificate and its signature instead.
+  if (/^https?:\/\/[^/?#]*@/i.test(url)) return 'callbackURL must not carry a user name or password: the DIP authenticates with its TLS client certificate and signs every call';
   // Outside DEV, settlement data only leaves the DIP over TLS.
   if (environment !== 'DEV' && !/^https:/i.test(url)) return `callbackURL must be https in the ${environment} environment (plain http is for DEV only)`;
   const count = body.maxMessageCount;
-  if (count !== undefined && (count < 1 || count > WEBHOOK_LIMITS.maxMessageCount)) {
-    return `maxMessageCount must be from 1 to ${WEBHOOK_LIMITS.maxMessageCount} (messages per webhook call)`;
+  if (count !== undefined && (!Number.isInteger(count) || count < 1 || count > WEBHOOK_LIMITS.maxMessageCount)) {
+    return `maxMessageCount must be a whole number from 1 to ${WEBHOOK_LIMITS.maxMessageCount} (messages per webhook call), not ${count}`;
   }
   const size = body.maxPayloadSize;
   if (size !== undefined && (size < 1 || size > WEBHOOK_LIMITS.maxPayloadKb)) return `maxPayloadSize must be from 1 to ${WEBHOOK_LIMITS.maxPayloadKb} (KB per webhook call)`;
@@ -54,7 +57,7 @@ export async function configureWebhook(deps: WebhookConfigDeps, recipientDipId: 
     recipientDipId,
     channel,
     url: body.callbackURL,
-    maxMessageCount: Math.floor(body.maxMessageCount ?? deps.defaults.maxMessageCount),
+    maxMessageCount: body.maxMessageCount ?? deps.defaults.maxMessageCount,
     maxPayloadKb: Math.floor(body.maxPayloadSize ?? deps.defaults.maxPayloadKb),
   });
   await deps.registry.refresh();

@@ -94,7 +94,7 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
   // Only routes that say so take a stream; anywhere else application/octet-stream is refused as before.
   app.addContentTypeParser('application/octet-stream', (req, payload, done) => {
     if (req.routeOptions.config.streamedBody) done(null, payload);
-    else done(Object.assign(new Error(`Content-Type 'application/octet-stream' is not accepted: send application/json`), { statusCode: 415 }), undefined);
+    else done(Object.assign(new Error(`Content-Type 'application/octet-stream' is not accepted: send application/json`), { statusCode: 400 }), undefined);
   });
 
   app.post<{ Params: { id: string }; Querystring: PublishQuery }>('/dip-channel/:id/publications', { config: { streamedBody: true } }, async (req, reply) => {
@@ -104,7 +104,7 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     const channel = deps.channel(req.params.id);
     if (!channel) return refuseUnread(deps, reply, 404, caller.dipId, MSG.interfaceIdInvalid, `dip-channel '${req.params.id}' is not a channel of this DIP`);
     if (!String(req.headers['content-type'] ?? '').startsWith('application/octet-stream')) {
-      return refuseUnread(deps, reply, 415, caller.dipId, MSG.schemaFailure, `a publication is uploaded as Content-Type application/octet-stream (the payload's bytes as they are to be stored)`);
+      return refuseUnread(deps, reply, 400, caller.dipId, MSG.schemaFailure, `a publication is uploaded as Content-Type application/octet-stream (the payload's bytes as they are to be stored)`);
     }
     const meta = publicationMetadata(channel.interfaceId, req.query);
     if ('error' in meta) return refuseUnread(deps, reply, 400, caller.dipId, MSG.schemaFailure, meta.error);

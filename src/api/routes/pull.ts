@@ -25,12 +25,12 @@ export const pullRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { 
     description: `For a recipient with no webhook on the channel. The same messages come back until acknowledged; ${SEQUENCE_HEADER} gives their positions (first-last), X-OpenDIP-Acknowledged the position acknowledged so far.`,
     params: channelRecipientParams,
     headers: signatureHeaders,
-    // Query strings stay strings (no type coercion on this listener); a number that is not one falls back to the default.
+    // Query strings stay strings (no type coercion on this listener): wholeParam reads them.
     querystring: {
       type: 'object',
       properties: {
         maxMessageCount: { type: 'string', description: 'At most this many messages (1 to 10,000; default from the configuration)' },
-        maxPayloadSize: { type: 'string', description: 'At most this many KB of messages' },
+        maxPayloadSize: { type: 'string', description: 'At most this many KB of messages (1 to 1,048,576; default from the configuration; at least one message is given)' },
       },
     },
     response: answers([...GUARDED, 409], { 200: preSerialised(200, egressArray('The messages, oldest first')) }),
@@ -45,8 +45,10 @@ export const pullRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { 
     if (deps.registry.webhook(queue.recipientDipId, queue.channel)) {
       return sendStandard(deps, reply, 409, queue.recipientDipId, MSG.processingFailed, `messages on ${queue.channel} are pushed to your webhook; DELETE the pubconfig to pull instead`);
     }
-    const max = Math.min(Math.max(Number(req.query.maxMessageCount ?? deps.config.delivery.defaultMaxMessageCount) || 1, 1), 10_000);
-    const maxKb = Math.max(Number(req.query.maxPayloadSize ?? deps.config.delivery.defaultMaxPayloadKb) || 1, 1);
+    const max = wholeParam(req.query.maxMessageCount, deps.config.delivery.defaultMaxMessageCount, 10_000);
+    const maxKb = wholeParam(req.query.maxPayloadSize, deps.config.delivery.defaultMaxPayloadKb, 1_048_576);
+    if (typeof max === 'string') return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, `maxMessageCount (query string) ${max}`);
+    if (typeof maxKb === 'string') return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, `maxPayloadSize (query string) ${maxKb}`);
     const { ackedSeq } = await deps.queues.queueState(queue);
     const entries = await deps.queues.readQueue(queue, ackedSeq, max, maxKb * 1024);
     if (entries.length > 0) reply.header(SEQUENCE_HEADER, formatSequence(entries[0]!.seq, entries.at(-1)!.seq));
@@ -78,3 +80,10 @@ export const pullRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { 
     return sendStandard(deps, reply, 200, queue.recipientDipId, MSG.success, `acknowledged up to ${sequence}`);
   });
 };
+
+/** A whole-number query parameter from 1 to `most` (absent: the default), or why the value is not one. */
+function wholeParam(value: string | undefined, fallback: number, most: number): number | string {
+  if (value === undefined) return fallback;
+  const n = /^\d{1,10}$/.test(value) ? Number(value) : NaN;
+  return n >= 1 && n <= most ? n : `must be a whole number from 1 to ${most.toLocaleString('en-GB')}, not '${value.slice(0, 40)}'`;
+}
