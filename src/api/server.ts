@@ -106,6 +106,8 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
       requestTimeout: 0,
       connectionsCheckingInterval: limits.connectionsCheckingIntervalMs,
       maxHeaderSize: limits.maxHeaderBytes,
+      // Answered by the DIP (a StandardResponse naming the header), not by Node with an empty body.
+      requireHostHeader: false,
     },
     requestTimeout: 0, // Fastify sets server.requestTimeout from its own option
     bodyLimit: deps.config.bodyLimitBytes,
@@ -121,6 +123,9 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
       if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
         status = 408;
         help = `the request did not arrive in time: headers within ${headersTimeout} ms`;
+      } else if (err.code === 'HPE_INVALID_VERSION') {
+        status = 505;
+        help = 'the HTTP version is not supported: send HTTP/1.1';
       } else if (err.code === 'HPE_HEADER_OVERFLOW') {
         status = 431;
         help = `the request headers are larger than the limit of ${limits.maxHeaderBytes} bytes`;
@@ -166,6 +171,13 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     }
   });
 
+  // What Node's parser lets through but the DIP cannot serve: another major HTTP version in HTTP/1
+  // framing (the published API lists 505), or no Host, which the signed URL is rebuilt from.
+  app.addHook('onRequest', (req, reply, done) => {
+    if (req.raw.httpVersionMajor !== 1) void sendStandard(deps, reply, 505, null, MSG.schemaFailure, `HTTP/${req.raw.httpVersion} is not supported: send HTTP/1.1`);
+    else if (!req.headers.host && req.raw.httpVersionMinor >= 1) void sendStandard(deps, reply, 400, null, MSG.schemaFailure, 'the Host header is required (HTTP/1.1): the signed URL is rebuilt from it');
+    else done();
+  });
   // The DIP's own overload first: the cheapest answer, before the body is read.
   if (deps.overload) useOverloadGuard(app, deps, deps.overload);
   // Fair use, before the body is read or anything expensive runs.

@@ -77,6 +77,9 @@ describe('malformed, smuggled and oversized HTTP', () => {
     ['an invalid method token', 400, async () => head(['P@ST /dip-channel/IF-021 HTTP/1.1', 'Host: localhost', 'Connection: close'])],
     ['an HTTP/2 preface on the HTTP/1.1 listener', 400, async () => 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'],
     ['HTTP/1.0 without a Host header', 200, async () => 'GET /health HTTP/1.0\r\n\r\n'],
+    ['HTTP/1.1 without a Host header', 400, async () => 'GET /health HTTP/1.1\r\nConnection: close\r\n\r\n'],
+    ['a request line claiming HTTP/2.0 in HTTP/1 framing', 505, async () => head(['GET /health HTTP/2.0', 'Host: localhost', 'Connection: close'])],
+    ['an HTTP version that does not exist (HTTP/3.1)', 505, async () => head(['GET /health HTTP/3.1', 'Host: localhost', 'Connection: close'])],
     ['an absolute-form target naming another host', 200, async () => head(['GET https://evil.example/health HTTP/1.1', 'Host: evil.example', 'Connection: close'])],
   ];
 
