@@ -397,6 +397,17 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
       await refused(() => raw.send({ tls: sds, body, headers: { 'content-encoding': 'gzip' } }), 400, MSG.schemaFailure, /Content-Encoding 'gzip' is not accepted: send the body uncompressed/, null);
     });
 
+    it('an Accept that excludes JSON → 406, as published; one that allows it, however written, is served', async () => {
+      for (const accept of ['application/xml', 'text/html, application/json;q=0']) {
+        await refused(() => raw.send({ tls: sds, body: JSON.stringify([item()]), headers: { accept } }), 406, MSG.processingFailed, /excludes application\/json/, null);
+      }
+      for (const accept of ['application/json, text/plain, */*', '*/*', 'application/*;q=0.5']) {
+        const answer = await raw.send({ tls: sds, body: JSON.stringify([item()]), headers: { accept } });
+        expect(answer.status, accept).toBe(201);
+        accepted.push(`${sds.dipId}|${answer.body.messageArray[0]!.senderUniqueReference}`);
+      }
+    });
+
     it('a content type other than application/json', async () => {
       for (const type of ['text/plain', 'application/xml', '']) {
         const answer = await refused(

@@ -2,6 +2,7 @@ import type { ErrorObject } from 'ajv';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { STATUS_CODES } from 'node:http';
 import { isUtf8 } from 'node:buffer';
+import Negotiator from 'negotiator';
 import type { Server as TlsServer } from 'node:tls';
 import type { Socket } from 'node:net';
 import { MSG } from '../domain/response-codes.js';
@@ -173,10 +174,13 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
 
   // What Node's parser lets through but the DIP cannot serve: another major HTTP version in HTTP/1
   // framing (the published API lists 505), or no Host, which the signed URL is rebuilt from.
+  // An Accept that excludes JSON on an operation that only answers JSON is 406, as published.
   app.addHook('onRequest', (req, reply, done) => {
     if (req.raw.httpVersionMajor !== 1) void sendStandard(deps, reply, 505, null, MSG.schemaFailure, `HTTP/${req.raw.httpVersion} is not supported: send HTTP/1.1`);
     else if (!req.headers.host && req.raw.httpVersionMinor >= 1) void sendStandard(deps, reply, 400, null, MSG.schemaFailure, 'the Host header is required (HTTP/1.1): the signed URL is rebuilt from it');
-    else done();
+    else if (req.headers.accept !== undefined && answersJsonOnly(req.routeOptions.url) && !new Negotiator(req.raw).mediaType(['application/json'])) {
+      void sendStandard(deps, reply, 406, null, MSG.processingFailed, `Accept '${req.headers.accept.slice(0, 100)}' excludes application/json, the only type this operation answers in`);
+    } else done();
   });
   // The DIP's own overload first: the cheapest answer, before the body is read.
   if (deps.overload) useOverloadGuard(app, deps, deps.overload);
@@ -309,4 +313,10 @@ function answerOtherMethods(app: FastifyInstance, deps: ApiDeps, routes: Readonl
       },
     });
   }
+}
+
+/** The published operations (and pull/ack beside them), which answer only in JSON; publications and documents answer in others. */
+function answersJsonOnly(route: string | undefined): boolean {
+  if (route === undefined) return false;
+  return route.startsWith('/statusmessage') || (route.startsWith('/dip-channel/') && !route.includes('/publications'));
 }
