@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildIF031DataServiceRequest } from '../src/sim/appointment.js';
 import { buildIF021, mpanCore } from '../src/sim/messages.js';
+import { Signer } from '../src/security/signature.js';
 import { adminApi } from './helpers/admin.js';
 import { queueIdle, startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
@@ -125,6 +126,12 @@ describe('channel management while running (spec 5.3)', () => {
     expect(refused.headers['retry-after']).toBe('60');
     expect(refused.body.messageArray[0]!.message).toMatch(/^MSG1000/);
     expect(refused.body.messageArray[0]!.help).toMatch(/paused/);
+    // "Send it again unchanged": the same signed request (same date, so the same X-DIP-Signature) is
+    // refused as paused again, not as a replay; its signature was released with the 503.
+    const unchanged = JSON.stringify([if021(sup.dipId)]);
+    const signed = await new Signer(sds.credentials.keyPem, sds.credentials.certPem).sign('POST', `${t.dip.url}/dip-channel/IF-021`, unchanged);
+    const sendUnchanged = () => sds.client.call('POST', '/dip-channel/IF-021', unchanged, { ...signed });
+    for (let i = 0; i < 2; i++) expect((await sendUnchanged()).body.messageArray[0]!.help).toMatch(/is paused/);
     // Another channel is not touched.
     expect((await sup2.client.submit('IF-031', [if031()])).status).toBe(201);
     const regsBefore = messagesAt(toRegs).length;
@@ -138,6 +145,10 @@ describe('channel management while running (spec 5.3)', () => {
     expect((await carol('POST', '/admin/channels/IF-021/pause')).status).toBe(409);
     expect((await carol('POST', '/admin/channels/IF-021/resume')).body).toMatchObject({ state: 'active' });
     await waitFor(() => messagesAt(slow).length === 1, 10_000, 'the held message after the resume');
+    // Once it resumes, the request sent unchanged is taken, once; a third copy is a replay.
+    expect((await sendUnchanged()).status).toBe(201);
+    const replayed = await sendUnchanged();
+    expect([replayed.status, replayed.body.messageArray[0]!.help]).toEqual([401, expect.stringContaining('the request was replayed')]);
 
     // Withdrawn: refused as an unknown channel.
     await carol('POST', '/admin/channels/IF-021/withdraw', { note: 'end of trial' });

@@ -17,7 +17,7 @@ export interface TlsPeer {
  */
 export interface SecurityControls {
   /** Refuses an X-DIP-Signature seen before within the skew window. */
-  replay?: SignatureReplayGuard;
+  replay?: Pick<SignatureReplayGuard, 'check'>;
   /** Refuses revoked certificates (TLS client certificate and signing certificate). */
   revocation?: { revoked(fingerprint256: string): RevocationEntry | undefined };
 }

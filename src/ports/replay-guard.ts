@@ -9,4 +9,9 @@ export type ReplayCheck = { replayed: false } | { replayed: true; firstSeenAt: D
 export interface SignatureReplayGuard {
   /** Records the signature as used at `nowMs`, unless it was used before: then reports when, and records nothing. */
   check(signature: string, nowMs: number): ReplayCheck | Promise<ReplayCheck>;
+  /**
+   * Forgets the signature again: its request was answered with a failure the sender is told to retry
+   * (408, 429, 5xx: nothing was stored), so the same signed request may come again within its window.
+   */
+  release(signature: string): void | Promise<void>;
 }

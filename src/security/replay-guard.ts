@@ -67,6 +67,15 @@ export class ReplayGuard implements SignatureReplayGuard {
     return { replayed: false };
   }
 
+  /**
+   * Forgets `signature`. Its digest stays in its bucket's list, so that bucket's eviction may drop the
+   * signature early should it be used again later: no earlier than 2 × skew after its first use, when it
+   * can no longer verify anyway.
+   */
+  release(signature: string): void {
+    this.seen.delete(signatureDigest(signature));
+  }
+
   /** Signatures currently remembered. */
   get size(): number {
     return this.seen.size;

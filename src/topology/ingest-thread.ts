@@ -102,7 +102,7 @@ async function run(init: Extract<ToIngestThread, { t: 'init' }>): Promise<void> 
    * authentication gives one (the pipeline again, told so), whatever else was wrong with it.
    */
   const handle = async (req: IngestRequest, request: InHand): Promise<IngestResult> => {
-    const noting: SignatureReplayGuard = {
+    const noting: Pick<SignatureReplayGuard, 'check'> = {
       check: (signature, nowMs) => {
         request.replay = { signature, nowMs };
         return { replayed: false };

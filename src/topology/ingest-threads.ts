@@ -4,17 +4,40 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { DipConfig } from '../config.js';
 import { MSG } from '../domain/response-codes.js';
+import { classifyStatus } from '../domain/retry.js';
 import { standardResponse } from '../domain/standard-response.js';
 import { STORE_RETRY_AFTER_SECONDS, type Ingest, type IngestRequest, type IngestResult } from '../pipeline/ingest.js';
 import type { Logger } from '../ports/logger.js';
 import type { AcceptedBatch, AppendOutcome } from '../ports/message-log.js';
 import type { SignatureReplayGuard } from '../ports/replay-guard.js';
+import { DIP_HEADER_SIGNATURE } from '../security/signature.js';
 import type { FromIngestThread, IngestCall, ToIngestThread } from './ingest-protocol.js';
 import { fromWire, toWire } from './protocol.js';
 import { pushSharedChanges, type SharedState } from './shared-state.js';
 
 /** What POST /dip-channel/{id} needs of ingest, whichever thread runs it. */
 export type IngestHandler = Pick<Ingest, 'handle' | 'validate' | 'traced'>;
+
+/**
+ * A submission answered with a failure its sender is told to retry (408, 429, 5xx but 505: the store
+ * could not take it, the channel is paused) stored nothing, so its signature is released: the same
+ * signed request, sent again after Retry-After, is taken instead of refused as a replay. Whichever
+ * thread ran it, the guard that recorded the signature is this thread's.
+ */
+export function releasingRetriedSignatures(handler: IngestHandler, guard: Pick<SignatureReplayGuard, 'release'>): IngestHandler {
+  return {
+    handle: async (req) => {
+      const result = await handler.handle(req);
+      const signature = req.headers[DIP_HEADER_SIGNATURE];
+      if (classifyStatus(result.status) === 'retry' && typeof signature === 'string') await guard.release(signature.trim());
+      return result;
+    },
+    validate: (req) => handler.validate(req),
+    get traced() {
+      return handler.traced;
+    },
+  };
+}
 
 /** The main thread's side of what an ingest thread asks: the one writer and the replay guard. */
 export interface WriterSide {

@@ -56,6 +56,18 @@ export function coordinationContract(name: string, factory: CoordinationFactory)
       expect(await all.at(-1)!.replayGuard.check('sig-2', t0 + 500)).toEqual({ replayed: false });
     });
 
+    it('a released signature (its request was told to retry) is accepted again, once, whichever node sees it', async () => {
+      const all = await nodes(2);
+      const t0 = Date.now();
+      expect(await all[0]!.replayGuard.check('sig-r', t0)).toEqual({ replayed: false });
+      await all[0]!.replayGuard.release('sig-r');
+      expect(await all.at(-1)!.replayGuard.check('sig-r', t0 + 1_000)).toEqual({ replayed: false });
+      expect(await all[0]!.replayGuard.check('sig-r', t0 + 2_000)).toEqual({ replayed: true, firstSeenAt: new Date(t0 + 1_000) });
+      // Releasing one never seen is harmless.
+      await all[0]!.replayGuard.release('sig-never');
+      expect(await all[0]!.replayGuard.check('sig-never', t0)).toEqual({ replayed: false });
+    });
+
     it("a caller's burst is shared by every node: never more than the burst at once, refills with time", async () => {
       const all = await nodes(2);
       const t0 = Date.now();

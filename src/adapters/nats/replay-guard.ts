@@ -38,4 +38,11 @@ export class NatsReplayGuard implements SignatureReplayGuard {
       return this.local.check(signature, nowMs);
     }
   }
+
+  async release(signature: string): Promise<void> {
+    this.local.release(signature);
+    // A delete marker: the next create of the key succeeds. Should NATS be unreachable the signature stays
+    // used until it expires, and the sender signs its retry afresh, as it may always do.
+    await this.kv.delete(signatureDigest(signature)).catch((err: unknown) => this.logger?.warn({ err }, 'shared replay guard unreachable: a signature could not be released'));
+  }
 }
