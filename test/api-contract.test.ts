@@ -207,7 +207,9 @@ describe('request bodies over HTTPS', () => {
       [{ callbackURL: 'not a uri' }, 'callbackURL must be a valid uri'],
       [{}, 'callbackURL is required'],
       [{ callbackURL: 'ftp://example.com/hook' }, 'must be an http(s) URL'],
+      // secretlint-disable-next-line -- a made-up credential: the refusal of one is what is tested
       [{ callbackURL: 'https://user:secret@example.com/hook' }, 'callbackURL must not carry a user name or password'],
+      // secretlint-disable-next-line -- likewise
       [{ callbackURL: 'ftp://user:secret@example.com/hook' }, "must be an http(s) URL, not 'ftp://…@example.com/hook'"],
       [{ callbackURL: 'https://example.com/hook', maxMessageCount: 0 }, 'maxMessageCount must be a whole number from 1 to 10000'],
       [{ callbackURL: 'https://example.com/hook', maxMessageCount: 2.5 }, 'maxMessageCount must be a whole number from 1 to 10000 (messages per webhook call), not 2.5'],
