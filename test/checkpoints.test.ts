@@ -48,7 +48,8 @@ describe('WAL checkpoints off the event loop', () => {
   it('loses nothing acknowledged when the writer is killed (-9) while a checkpoint runs', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'opendip-ckpt-')), 'dip.db');
     const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/checkpoint-writer.ts', file], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    // 'close', not 'exit': every line the writer printed has been read by then, so `acked` is its last.
+    const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
     let acked = 0;
     createInterface({ input: child.stdout }).on('line', (line) => {
       if (line.startsWith('ack ')) acked = Number(line.slice(4));
@@ -63,7 +64,8 @@ describe('WAL checkpoints off the event loop', () => {
       const deadline = Date.now() + 60_000;
       let shm: string | null = null;
       while (Date.now() < deadline && child.exitCode === null) {
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        // Every millisecond: a checkpoint of a thousand frames and its two fsyncs takes several.
+        await new Promise<void>((resolve) => setTimeout(resolve, 1));
         if (acked < 200) continue;
         shm ??= lockId(`${file}-shm`);
         if (checkpointLockHeld(shm, child.pid!)) {
@@ -111,10 +113,10 @@ describe('WAL checkpoints off the event loop', () => {
 
 /** How /proc/locks names a file: major:minor:inode of its device, in hexadecimal (major and minor) and decimal. */
 function lockId(path: string): string {
-  const { dev, ino } = statSync(path);
+  const { dev, ino } = statSync(path, { bigint: true });
   // Linux's dev_t: the major number is bits 8-19 (and 32-43), the minor bits 0-7 (and 20-31).
-  const major = ((dev >> 8) & 0xfff) | (Math.floor(dev / 2 ** 32) & ~0xfff);
-  const minor = (dev & 0xff) | ((dev >> 12) & ~0xff);
+  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
+  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
   return `${major.toString(16).padStart(2, '0')}:${minor.toString(16).padStart(2, '0')}:${ino}`;
 }
 

@@ -401,7 +401,7 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
       for (const accept of ['application/xml', 'text/html, application/json;q=0']) {
         await refused(() => raw.send({ tls: sds, body: JSON.stringify([item()]), headers: { accept } }), 406, MSG.processingFailed, /excludes application\/json/, null);
       }
-      for (const accept of ['application/json, text/plain, */*', '*/*', 'application/*;q=0.5']) {
+      for (const accept of ['application/json, text/plain, */*', '*/*', 'application/*;q=0.5', 'application/json; charset=utf-8', 'application/json;charset=UTF-8', 'application/json;version=2', 'text/html, application/json;q=0.1', '']) {
         const answer = await raw.send({ tls: sds, body: JSON.stringify([item()]), headers: { accept } });
         expect(answer.status, accept).toBe(201);
         accepted.push(`${sds.dipId}|${answer.body.messageArray[0]!.senderUniqueReference}`);

@@ -99,6 +99,11 @@ describe('operator accounts', () => {
     expect(contents.status).toBe(403);
     expect(contents.body.error).toContain('message contents (personal data) are for the operator and admin roles');
     expect((await vera('POST', '/admin/dead-letters/requeue', { recipientDipId: '1000000001', channel: 'IF-021' })).body.error).toContain('a viewer changes nothing');
+    // The rules hold for the route the router runs, however its path is spelled (percent-encoded letters).
+    expect((await vera('GET', '/admin/%65vidence/T-IF-021-0000000000-SDS-20260101-0000000000000000')).status).toBe(403);
+    expect((await bob('GET', '/admin/%6Fperators')).status).toBe(403);
+    expect((await bob('POST', '/admin/%6Fperators', { name: 'mallory', role: 'admin' })).status).toBe(403);
+    expect((await bob('POST', '/admin/%6beys/rotate')).status).toBe(403);
     expect((await adminApi(t, 'dipop_not-a-token')('GET', '/admin/whoami')).status).toBe(401);
     expect((await adminApi(t, `${session.token.slice(0, -3)}xyz`)('GET', '/admin/whoami')).status).toBe(401);
 

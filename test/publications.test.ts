@@ -170,6 +170,8 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     expect(missing.body.messageArray[0]!.help).toBe('type is required (query string)');
     const json = await vas.client.call('POST', '/dip-channel/REP-002/publications?type=J&version=1&format=csv', '{}');
     expect(json.status).toBe(400);
+    const gzipped = await vas.client.call('POST', '/dip-channel/REP-002/publications?type=Z&version=1&format=csv', CSV, { 'content-type': 'application/octet-stream', 'content-encoding': 'gzip' });
+    expect([gzipped.status, gzipped.body.messageArray[0]!.help]).toEqual([400, expect.stringContaining("Content-Encoding 'gzip' is not accepted")]);
     expect(stored()).toBe(before);
     expect((await sup.client.call<{ publications: unknown[] }>('GET', '/dip-channel/REP-002/publications?type=Bad', '')).body.publications).toEqual([]);
   });

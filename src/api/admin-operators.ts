@@ -74,9 +74,12 @@ export function registerOperatorAuth(app: FastifyInstance, deps: OperatorAuthDep
   app.decorateRequest('journaled', false);
   app.addHook('onRequest', async (req, reply) => {
     // The API's reference (the OpenAPI document, Swagger UI) is public on this loopback listener: src/api/admin-docs.ts.
-    if ((req.method === 'GET' || req.method === 'HEAD') && isOperatorDocs(req.url.split('?')[0] ?? '')) return undefined;
+    // Every decision here is on the route the router matched, which it found in the decoded path, never
+    // on the raw URL (/admin/%65vidence runs the evidence route); with no route matched only the 404 runs.
+    const route = req.routeOptions.url;
+    if ((req.method === 'GET' || req.method === 'HEAD') && route !== undefined && isOperatorDocs(route)) return undefined;
     // Signing in is the one call made before there is a token.
-    if (req.method === 'POST' && req.url.split('?')[0] === SIGN_IN_PATH) return undefined;
+    if (req.method === 'POST' && route === SIGN_IN_PATH) return undefined;
     const header = String(req.headers.authorization ?? '');
     const token = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
     let who: OperatorIdentity | undefined;
@@ -96,7 +99,7 @@ export function registerOperatorAuth(app: FastifyInstance, deps: OperatorAuthDep
     } else if (token) who = await deps.operators.identify(token);
     if (!who) return reply.code(401).send({ error: `a valid operator credential is required (Authorization: Bearer <token>): a session token from POST ${SIGN_IN_PATH} (dip login), an automation account's token, or, before the first admin account exists, the bootstrap token in <data>/admin-token` });
     const path = req.url.split('?')[0] ?? '';
-    const refusal = operatorRefusal(who.role, req.method, path);
+    const refusal = operatorRefusal(who.role, req.method, route ?? path);
     if (refusal) {
       return reply.code(403).send({ error: `operator ${who.name} (${who.role}) may not ${req.method} ${path}: ${refusal}` });
     }

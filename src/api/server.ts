@@ -178,8 +178,8 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   app.addHook('onRequest', (req, reply, done) => {
     if (req.raw.httpVersionMajor !== 1) void sendStandard(deps, reply, 505, null, MSG.schemaFailure, `HTTP/${req.raw.httpVersion} is not supported: send HTTP/1.1`);
     else if (!req.headers.host && req.raw.httpVersionMinor >= 1) void sendStandard(deps, reply, 400, null, MSG.schemaFailure, 'the Host header is required (HTTP/1.1): the signed URL is rebuilt from it');
-    else if (req.headers.accept !== undefined && answersJsonOnly(req.routeOptions.url) && !new Negotiator(req.raw).mediaType(['application/json'])) {
-      void sendStandard(deps, reply, 406, null, MSG.processingFailed, `Accept '${req.headers.accept.slice(0, 100)}' excludes application/json, the only type this operation answers in`);
+    else if (excludesJson(req.headers.accept) && answersJsonOnly(req.routeOptions.url)) {
+      void sendStandard(deps, reply, 406, null, MSG.processingFailed, `Accept '${String(req.headers.accept).slice(0, 100)}' excludes application/json, the only type this operation answers in`);
     } else done();
   });
   // The DIP's own overload first: the cheapest answer, before the body is read.
@@ -318,5 +318,26 @@ function answerOtherMethods(app: FastifyInstance, deps: ApiDeps, routes: Readonl
 /** The published operations (and pull/ack beside them), which answer only in JSON; publications and documents answer in others. */
 function answersJsonOnly(route: string | undefined): boolean {
   if (route === undefined) return false;
-  return route.startsWith('/statusmessage') || (route.startsWith('/dip-channel/') && !route.includes('/publications'));
+  return route.startsWith('/statusmessage') || route.startsWith('/validate/') || (route.startsWith('/dip-channel/') && !route.includes('/publications'));
+}
+
+/** The Accept values clients send most, answered without parsing (axios, fetch, curl, most SDKs). */
+const TAKES_JSON = new Set(['*/*', 'application/json', 'application/json, text/plain, */*', 'application/json; charset=utf-8']);
+
+/**
+ * Whether an Accept header leaves out JSON (absent or empty: anything goes). Parameters other than q
+ * are dropped first: negotiator matches `application/json; charset=utf-8` (or `;version=2`) only to an
+ * offer with the same parameters, and JSON in any of them is what the DIP answers.
+ */
+function excludesJson(accept: string | undefined): boolean {
+  if (accept === undefined || accept.trim() === '' || TAKES_JSON.has(accept)) return false;
+  const ranges = accept
+    .split(',')
+    .map((range) => {
+      const [type, ...params] = range.split(';');
+      const q = params.find((p) => /^\s*q\s*=/i.test(p));
+      return q === undefined ? type : `${type};${q}`;
+    })
+    .join(',');
+  return new Negotiator({ headers: { accept: ranges } }).mediaType(['application/json']) === undefined;
 }

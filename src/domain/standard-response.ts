@@ -1,4 +1,4 @@
-import type { MsgText } from './response-codes.js';
+import { MSG, type MsgText } from './response-codes.js';
 import { dipDateTime } from './time.js';
 
 /** One entry of the published StandardResponse.messageArray: every field present, null when unknown. */
@@ -48,7 +48,8 @@ export function standardResponse(now: Date, dipId: string, recipientId: string |
   return {
     messageArray: entries.map((e) => ({
       transactionID: e.transactionID ?? null,
-      senderUniqueReference: echoable(e.senderUniqueReference),
+      // An accepted item's reference passed the schema already.
+      senderUniqueReference: e.message === MSG.success ? (e.senderUniqueReference ?? null) : echoable(e.senderUniqueReference),
       correlationID: e.correlationID ?? null,
       sentTimestamp: ts,
       senderID: dipId,

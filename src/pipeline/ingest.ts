@@ -59,6 +59,11 @@ export interface IngestResult {
   response: StandardResponse;
   /** Set with 503 and 429: how long the sender should wait (the Retry-After header). */
   retryAfterSeconds?: number;
+  /**
+   * Nothing was stored and the sender is told to send the request again unchanged (a paused channel, a
+   * store that cannot take writes): its signature is released, so the very same request is taken then.
+   */
+  releaseSignature?: true;
 }
 
 interface Refusal {
@@ -261,6 +266,7 @@ export class Ingest {
       return {
         ...this.whole(now, caller.dipId, 503, MSG.processingFailed, `${channel.interfaceId} is paused by the DIP operator (maintenance); nothing of this batch was accepted: send it again unchanged once the channel resumes. Other channels are not affected`),
         retryAfterSeconds: PAUSED_RETRY_AFTER_SECONDS,
+        releaseSignature: true,
       };
     }
     return { caller, channel };
@@ -421,6 +427,7 @@ export class Ingest {
     return {
       ...this.whole(now, callerId, 503, MSG.processingFailed, `${why}; nothing of this batch was accepted: send it again unchanged after the Retry-After interval`),
       retryAfterSeconds: STORE_RETRY_AFTER_SECONDS,
+      releaseSignature: true,
     };
   }
 

@@ -12,15 +12,25 @@ export interface WebhookConfigBody {
 
 const WEBHOOK_LIMITS = { maxMessageCount: 10_000, maxPayloadKb: 1_048_576, maxUrlLength: 2048 } as const;
 
+/** Whether the URL, read as the WHATWG parser reads it (https:///user:pw@host has a user too), names a user or password. */
+function carriesCredentials(url: string): boolean {
+  try {
+    const parsed = new URL(url);
+    return parsed.username !== '' || parsed.password !== '';
+  } catch {
+    return /@/.test(url.split(/[?#]/, 1)[0] ?? '');
+  }
+}
+
 /** What the DIP needs of a webhook beyond the published schema, or why it cannot use this one. */
 export function webhookConfigProblem(body: WebhookConfigBody, environment: string): string | null {
   const url = body.callbackURL;
   if (url === undefined) return 'callbackURL is required: the DIP needs an address to deliver to';
-  if (!/^https?:\/\//i.test(url)) return `callbackURL must be an http(s) URL, not '${url.slice(0, 80).replace(/\/\/[^/?#]*@/, '//…@')}'`;
+  if (!/^https?:\/\//i.test(url)) return carriesCredentials(url) ? 'callbackURL must be an http(s) URL (and carry no user name or password)' : `callbackURL must be an http(s) URL, not '${url.slice(0, 80)}'`;
   if (url.length > WEBHOOK_LIMITS.maxUrlLength) return `callbackURL must be at most ${WEBHOOK_LIMITS.maxUrlLength} characters long`;
   // A password in the URL would be stored, shown to operators and echoed in answers: the DIP proves
   // itself to the endpoint with its TLS client certificate and its signature instead.
-  if (/^https?:\/\/[^/?#]*@/i.test(url)) return 'callbackURL must not carry a user name or password: the DIP authenticates with its TLS client certificate and signs every call';
+  if (carriesCredentials(url)) return 'callbackURL must not carry a user name or password: the DIP authenticates with its TLS client certificate and signs every call';
   // Outside DEV, settlement data only leaves the DIP over TLS.
   if (environment !== 'DEV' && !/^https:/i.test(url)) return `callbackURL must be https in the ${environment} environment (plain http is for DEV only)`;
   const count = body.maxMessageCount;

@@ -10,8 +10,10 @@ export interface SignatureReplayGuard {
   /** Records the signature as used at `nowMs`, unless it was used before: then reports when, and records nothing. */
   check(signature: string, nowMs: number): ReplayCheck | Promise<ReplayCheck>;
   /**
-   * Forgets the signature again: its request was answered with a failure the sender is told to retry
-   * (408, 429, 5xx: nothing was stored), so the same signed request may come again within its window.
+   * Forgets the signature again: its request stored nothing and the sender was told to send it again
+   * unchanged (a paused channel, a store that cannot take writes), so the same signed request may come
+   * again within its window. Should a released request have been stored after all, its re-send is
+   * refused as a duplicate sender reference: that check, not this guard, is what keeps a batch single.
    */
   release(signature: string): void | Promise<void>;
 }

@@ -4,7 +4,6 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { DipConfig } from '../config.js';
 import { MSG } from '../domain/response-codes.js';
-import { classifyStatus } from '../domain/retry.js';
 import { standardResponse } from '../domain/standard-response.js';
 import { STORE_RETRY_AFTER_SECONDS, type Ingest, type IngestRequest, type IngestResult } from '../pipeline/ingest.js';
 import type { Logger } from '../ports/logger.js';
@@ -19,20 +18,24 @@ import { pushSharedChanges, type SharedState } from './shared-state.js';
 export type IngestHandler = Pick<Ingest, 'handle' | 'validate' | 'traced'>;
 
 /**
- * A submission answered with a failure its sender is told to retry (408, 429, 5xx but 505: the store
- * could not take it, the channel is paused) stored nothing, so its signature is released: the same
- * signed request, sent again after Retry-After, is taken instead of refused as a replay. Whichever
- * thread ran it, the guard that recorded the signature is this thread's.
+ * A submission the pipeline answered "nothing stored, send it again unchanged" (IngestResult
+ * releaseSignature: a paused channel, a store that cannot take writes) frees its signature, so the
+ * same signed request, sent again after Retry-After, is taken instead of refused as a replay. Whichever
+ * thread ran it, the guard that recorded the signature is this thread's. Not for a request an ingest
+ * thread held when it died: that one may have been stored (a re-send is then refused as a duplicate
+ * reference, which stays the safety net for every release). The sender is not kept waiting for it.
  */
-export function releasingRetriedSignatures(handler: IngestHandler, guard: Pick<SignatureReplayGuard, 'release'>): IngestHandler {
+export function releasingSignatures(handler: IngestHandler, guard: Pick<SignatureReplayGuard, 'release'>, logger: Logger): IngestHandler {
+  const released = (req: IngestRequest, result: IngestResult): IngestResult => {
+    const signature = req.headers[DIP_HEADER_SIGNATURE];
+    if (result.releaseSignature && typeof signature === 'string') {
+      Promise.resolve(guard.release(signature.trim())).catch((err: unknown) => logger.warn({ err }, 'a signature could not be released'));
+    }
+    return result;
+  };
   return {
-    handle: async (req) => {
-      const result = await handler.handle(req);
-      const signature = req.headers[DIP_HEADER_SIGNATURE];
-      if (classifyStatus(result.status) === 'retry' && typeof signature === 'string') await guard.release(signature.trim());
-      return result;
-    },
-    validate: (req) => handler.validate(req),
+    handle: async (req) => released(req, await handler.handle(req)),
+    validate: async (req) => released(req, await handler.validate(req)),
     get traced() {
       return handler.traced;
     },

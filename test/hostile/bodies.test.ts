@@ -39,7 +39,7 @@ describe('malformed JSON', () => {
     ['trailing garbage after a valid batch', () => `${valid()}garbage`, /not valid JSON/],
     ['two arrays back to back', () => `${valid()}${valid()}`, /not valid JSON/],
     ['a byte-order mark', () => `\uFEFF${valid()}`, /not valid JSON/],
-    ['invalid UTF-8 bytes', () => Buffer.from([0x5b, 0x22, 0xff, 0xfe, 0xc0, 0x22, 0x5d]), /item 0/],
+    ['invalid UTF-8 bytes', () => Buffer.from([0x5b, 0x22, 0xff, 0xfe, 0xc0, 0x22, 0x5d]), /the body is not UTF-8 text/],
     ['a lone surrogate escape', () => '["\\ud800"]', /item 0/],
     ['a raw control character inside a string', () => '["a\u0001b"]', /not valid JSON/],
     ['a number too large for a double', () => '[1e999999]', /item 0/],
@@ -172,15 +172,15 @@ describe('deeply nested bodies', () => {
 
 describe('content types', () => {
   const refused: Array<[string, number, string | undefined]> = [
-    ['text/plain', 415, 'text/plain'],
-    ['no Content-Type at all', 415, undefined],
-    ['application/x-www-form-urlencoded', 415, 'application/x-www-form-urlencoded'],
-    ['multipart/form-data', 415, 'multipart/form-data; boundary=xyz'],
-    ['application/xml', 415, 'application/xml'],
-    ['application/jsonp (a prefix of the real type)', 415, 'application/jsonp'],
-    ['application/json-patch+json', 415, 'application/json-patch+json'],
-    ['a list of types', 415, 'application/json, text/html'],
-    ['an empty Content-Type', 415, ''],
+    ['text/plain', 400, 'text/plain'],
+    ['no Content-Type at all', 400, undefined],
+    ['application/x-www-form-urlencoded', 400, 'application/x-www-form-urlencoded'],
+    ['multipart/form-data', 400, 'multipart/form-data; boundary=xyz'],
+    ['application/xml', 400, 'application/xml'],
+    ['application/jsonp (a prefix of the real type)', 400, 'application/jsonp'],
+    ['application/json-patch+json', 400, 'application/json-patch+json'],
+    ['a list of types', 400, 'application/json, text/html'],
+    ['an empty Content-Type', 400, ''],
   ];
 
   let before = 0;
@@ -190,7 +190,7 @@ describe('content types', () => {
 
   it.each(refused)('refuses %s with %i', async (_name, status, type) => {
     const a = await submit(h, JSON.stringify([validItem()]), { headers: { 'content-type': type } });
-    expectRefusal(a, status, status === 415 ? /is not accepted: send application\/json/ : undefined);
+    expectRefusal(a, status, /is not accepted: send application\/json/);
   });
 
   it('refuses a UTF-16 body labelled application/json; charset=utf-16le with 400', async () => {

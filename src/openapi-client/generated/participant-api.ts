@@ -8346,7 +8346,7 @@ export interface operations {
             query?: {
                 /** @description At most this many messages (1 to 10,000; default from the configuration) */
                 maxMessageCount?: string;
-                /** @description At most this many KB of messages */
+                /** @description At most this many KB of messages (1 to 1,048,576; default from the configuration; at least one message is given) */
                 maxPayloadSize?: string;
             };
             header: {
