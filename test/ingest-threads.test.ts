@@ -157,8 +157,16 @@ describe('ingest threads', () => {
     const during = await Promise.all([sds.client.submit('IF-021', [if021(sds)]), sds2.client.submit('IF-021', [if021(sds2)])]);
     expect(during.map((r) => r.status)).toEqual([503, 503]);
     expect(during[0].body.messageArray[0]!.help).toMatch(/paused/);
+    // The same signed request, sent unchanged as the 503 says: the signature a thread recorded late (with
+    // its refusal) was released on this thread, so it is taken once the channel resumes, and once only.
+    const unchanged = JSON.stringify([if021(sds)]);
+    const signed = await new Signer(sds.credentials.keyPem, sds.credentials.certPem).sign('POST', `${t.dip.url}/dip-channel/IF-021`, unchanged);
+    const sendUnchanged = () => sds.client.call('POST', '/dip-channel/IF-021', unchanged, { ...signed });
+    expect((await sendUnchanged()).status).toBe(503);
     expect((await olly('POST', '/admin/channels/IF-021/resume', {})).status).toBe(200);
     const after = await Promise.all([sds.client.submit('IF-021', [if021(sds)]), sds2.client.submit('IF-021', [if021(sds2)])]);
     expect(after.map((r) => r.status)).toEqual([201, 201]);
+    expect((await sendUnchanged()).status).toBe(201);
+    expect((await sendUnchanged()).status).toBe(401);
   });
 });
