@@ -13,6 +13,7 @@ import { SqliteActivityLog } from '../src/adapters/sqlite/activity-log.js';
 import { maskedBody } from '../src/domain/activity.js';
 import { verifyActivityLog } from '../src/pipeline/activity-recorder.js';
 import { activityLogContract } from './contract/activity-log.contract.js';
+import { adminApi } from './helpers/admin.js';
 import { startTestDip, waitFor, type TestDip } from './helpers/dip-harness.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
 import { buildIF021 } from '../src/sim/messages.js';
@@ -64,6 +65,10 @@ describe('masking personal data in answers', () => {
     const masked = JSON.parse(maskedBody(body, 10_000)!) as unknown;
     expect(masked).toEqual({ transactionID: 'T1', data: { MPANCore: '[masked]', customerName: '[masked]', supplyAddress: { line1: '[masked]' }, note: 'see [masked]', ts: '20261201120000123' }, CustomBlock: { B900: '[masked]' } });
     expect(maskedBody('x'.repeat(50), 10)).toBe('[50 bytes, not kept]');
+    // Credentials, by key, whatever their case.
+    expect(JSON.parse(maskedBody(JSON.stringify({ token: 'dipsess_x', password: 'p', totpSecret: 's', totpUri: 'otpauth://totp/a', apiKey: 'dip_k', operator: { role: 'admin' } }), 10_000)!)).toEqual({
+      token: '[masked]', password: '[masked]', totpSecret: '[masked]', totpUri: '[masked]', apiKey: '[masked]', operator: { role: 'admin' },
+    });
   });
 });
 
@@ -93,6 +98,18 @@ describe('the API activity log of a running DIP', () => {
     expect(refused.status).toBe(400);
     const admin = await fetch(`http://127.0.0.1:${t.dip.adminPort}/admin/queues`, { headers: { authorization: 'Bearer wrong' } });
     expect(admin.status).toBe(401);
+    // Credentials answered to one caller are not kept for the log's readers: a new account's token and
+    // password, a participant's new API key.
+    const bootstrap = adminApi(t);
+    const robot = await bootstrap('POST', '/admin/operators', { name: 'robot', role: 'viewer', automation: true });
+    const person = await bootstrap('POST', '/admin/operators', { name: 'pat', role: 'operator' });
+    const newKey = await sds.client.call<{ apiKey: string }>('POST', `/participants/${sds.dipId}/api-key`, '{}');
+    expect([robot.status, person.status, newKey.status]).toEqual([201, 201, 200]);
+    const secrets = [robot.body.token as string, person.body.password as string, person.body.totpSecret as string, newKey.body.apiKey];
+    const credentialsId = newKey.headers['x-request-id'];
+    // Nor message contents an operator read: the evidence of a transaction (its whole signed request).
+    const evidence = await bootstrap('GET', `/admin/evidence/${accepted.body.messageArray[0]!.transactionID}`);
+    expect(evidence.status).toBe(200);
     const adminId = admin.headers.get('x-request-id');
     expect(adminId).toMatch(/^[0-9a-f-]{36}$/);
     // A handshake without a client certificate: refused by TLS before any HTTP.
@@ -106,8 +123,12 @@ describe('the API activity log of a running DIP', () => {
     const store = new SqliteActivityLog(activityLogFile(t.config));
     try {
       const all = async () => (await store.range({ fromMs: 0, toMs: Number.MAX_SAFE_INTEGER, limit: 1000 }));
-      await waitFor(async () => (await all()).some((r) => r.method === 'TLS') && (await all()).some((r) => r.requestId === adminId), 10_000, 'activity records');
+      await waitFor(async () => (await all()).some((r) => r.method === 'TLS') && (await all()).some((r) => r.requestId === adminId || r.requestId === credentialsId), 10_000, 'activity records');
+      await waitFor(async () => (await all()).some((r) => r.requestId === credentialsId) && (await all()).some((r) => r.url.startsWith('/admin/evidence/')), 10_000, 'the API key and evidence records');
       const records = await all();
+      for (const secret of secrets) expect(JSON.stringify(records)).not.toContain(secret);
+      expect(records.find((r) => r.requestId === credentialsId)!.responseBody).toContain('"apiKey":"[masked]"');
+      expect(records.find((r) => r.url.startsWith('/admin/evidence/'))!.responseBody).toBe('[message contents, not kept]');
       const posts = records.filter((r) => r.method === 'POST' && r.url === '/dip-channel/IF-021');
       expect(posts.map((r) => [r.listener, r.caller, r.status])).toEqual([['participant', '2000000001', 201], ['participant', '2000000001', 400]]);
       expect(posts[0]!.responseBody).toContain('"transactionID"');

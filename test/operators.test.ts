@@ -97,7 +97,10 @@ describe('operator accounts', () => {
     expect((await bob('GET', evidence)).status).toBe(404);
     const contents = await vera('GET', evidence);
     expect(contents.status).toBe(403);
-    expect(contents.body.error).toContain('message contents (personal data) are for the operator and admin roles');
+    // So is the API activity log: every caller's requests and (masked) answers.
+    expect((await vera('GET', '/admin/activity')).status).toBe(403);
+    expect((await bob('GET', '/admin/activity')).status).toBe(200);
+    expect(contents.body.error).toContain('message contents (personal data) and the API activity log are for the operator and admin roles');
     expect((await vera('POST', '/admin/dead-letters/requeue', { recipientDipId: '1000000001', channel: 'IF-021' })).body.error).toContain('a viewer changes nothing');
     // The rules hold for the route the router runs, however its path is spelled (percent-encoded letters).
     expect((await vera('GET', '/admin/%65vidence/T-IF-021-0000000000-SDS-20260101-0000000000000000')).status).toBe(403);

@@ -6,6 +6,10 @@ import type { Registry } from '../pipeline/registry.js';
 import { tlsPeer } from './request.js';
 
 declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** false: the activity log notes the answer's size only (it carries message contents: evidence, a publication's bytes). */
+    keepAnswer?: false;
+  }
   interface FastifyRequest {
     /** The unique request ID (also in the `x-request-id` answer header) and the body answered. */
     activity?: { id: string; at: number; body: string | null };
@@ -29,7 +33,8 @@ export function registerActivityLog(app: FastifyInstance, sink: ActivitySink, li
   });
   app.addHook('onSend', (req, _reply, payload, done) => {
     if (req.activity) {
-      if (typeof payload === 'string') req.activity.body = payload;
+      if (req.routeOptions.config.keepAnswer === false) req.activity.body = '[message contents, not kept]';
+      else if (typeof payload === 'string') req.activity.body = payload;
       else if (Buffer.isBuffer(payload)) req.activity.body = payload.toString('utf8');
     }
     done(null, payload);

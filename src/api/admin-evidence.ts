@@ -60,6 +60,7 @@ export const evidenceRoutes: FastifyPluginAsync<EvidenceRouteOptions> = async (a
   app.get<{ Params: { transactionId: string } }>(
     '/admin/evidence/:transactionId',
     {
+      config: { keepAnswer: false },
       schema: {
         tags: ['Audit'],
         summary: 'The signed request a transaction arrived in, and its signature checked again',

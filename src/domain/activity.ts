@@ -89,7 +89,9 @@ export class ChainChecker {
 
 // Keys whose values are personal data wherever they appear in an answer: names, addresses, contact details,
 // MPANs; and the business payload of messages a pull or replay returns (the archive holds it, sealed).
-const PII_KEY = /name|address|postcode|mpan|email|phone|contact|dateofbirth|customblock|payload/i;
+// Credentials too (a session token, a new account's password and TOTP secret, an API key): the log is
+// read by others than the caller they were answered to, so keeping one would hand it on.
+const PII_KEY = /name|address|postcode|mpan|email|phone|contact|dateofbirth|customblock|payload|token|password|secret|totp|otpauth|apikey|privatekey/i;
 // An MPAN core is 13 digits; a longer run of digits is something else (a timestamp, an ID).
 const MPAN_TEXT = /(?<!\d)\d{13}(?!\d)/g;
 const MASK = '[masked]';

@@ -1,6 +1,6 @@
 /**
  * Operators are people (spec 8.3): each has a name, a credential of their own and one role.
- *  - viewer: reads the operator API (but for message contents), changes nothing: monitoring, a service desk;
+ *  - viewer: reads the operator API (but for message contents and the activity log), changes nothing: monitoring;
  *  - operator: runs the DIP (dead letters, queues, channels, participants, the register feed, MPAN lookup);
  *  - admin: also manages operator accounts and security (PKI, data keys): the security officer.
  */
@@ -14,10 +14,11 @@ export const OPERATOR_NAME_PATTERN = /^[a-z0-9][\w.-]{0,63}$/i;
 const SECURITY_PATHS = ['/admin/operators', '/admin/pki', '/admin/keys'];
 
 /**
- * Reads that answer with what participants sent (personal data: an MPAN's half-hourly consumption), which
- * the least privilege keeps from viewers, often automation accounts that feed a dashboard.
+ * Reads that answer with what participants sent (personal data: an MPAN's half-hourly consumption), or
+ * with what others were answered (the API activity log, masked, but a whole record of everyone's calls),
+ * which the least privilege keeps from viewers, often automation accounts that feed a dashboard.
  */
-const CONTENT_PATHS = ['/admin/evidence'];
+const CONTENT_PATHS = ['/admin/evidence', '/admin/activity'];
 
 const under = (paths: readonly string[], path: string): boolean => paths.some((p) => path === p || path.startsWith(`${p}/`));
 
@@ -26,7 +27,7 @@ export function operatorRefusal(role: OperatorRole, method: string, path: string
   if (role === 'admin') return null;
   if (under(['/admin/operators'], path)) return 'only an admin manages operator accounts';
   if (method === 'GET' || method === 'HEAD') {
-    return role === 'viewer' && under(CONTENT_PATHS, path) ? 'message contents (personal data) are for the operator and admin roles' : null;
+    return role === 'viewer' && under(CONTENT_PATHS, path) ? 'message contents (personal data) and the API activity log are for the operator and admin roles' : null;
   }
   if (under(SECURITY_PATHS, path)) return 'only an admin changes security (PKI, data keys)';
   return role === 'viewer' ? 'a viewer changes nothing' : null;

@@ -150,7 +150,7 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
 
   app.get<{ Params: { id: string; publicationId: string }; Querystring: ContentQuery }>(
     '/dip-channel/:id/publications/:publicationId/content',
-    { config: { access: 'participant' } },
+    { config: { access: 'participant', keepAnswer: false } },
     async (req, reply) => {
       const found = await readable(deps, req, reply);
       if (!found) return reply;
