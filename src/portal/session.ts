@@ -56,6 +56,9 @@ export async function signedIn(deps: PortalDeps, req: FastifyRequest, realm: Rea
   if (!claims) return undefined;
   const account = await deps.accounts.fromSession(claims);
   if (!account || (realm.kind === 'operator') !== (account.participantDipId === null)) return undefined;
+  // An operator's portal session lasts only while its operator account is in force: disabled, it ends at
+  // once (some pages read stores directly, not through the operator API that would refuse it).
+  if (realm.kind === 'operator' && !(await deps.operatorApi(account.username).GET('/admin/whoami')).data) return undefined;
   return { account, claims };
 }
 
