@@ -94,7 +94,7 @@ export interface ChannelRuntime {
  */
 export class ChannelDirectory {
   private builtFrom: Catalogue | null = null;
-  private readonly channels = new Map<string, Channel | undefined>();
+  private readonly channels = new Map<string, Channel>();
 
   constructor(
     private readonly catalogue: () => Catalogue,
@@ -111,12 +111,15 @@ export class ChannelDirectory {
       this.builtFrom = current;
       this.channels.clear();
     }
-    if (!this.channels.has(id)) {
-      const def = current.channel(id);
-      const suggested = def && this.applySuggestedCategories ? current.suggestedSecurityCategory(def.interfaceId)?.category : undefined;
-      this.channels.set(id, def ? this.withRuntime(channelRouting(def, this.overrides()[def.interfaceId], this.defaultStaleMs, suggested)) : undefined);
-    }
-    return this.channels.get(id);
+    const known = this.channels.get(id);
+    if (known) return known;
+    // An ID that names no channel is not kept: callers choose IDs, and each kept miss would be memory they own.
+    const def = current.channel(id);
+    if (!def) return undefined;
+    const suggested = this.applySuggestedCategories ? current.suggestedSecurityCategory(def.interfaceId)?.category : undefined;
+    const channel = this.withRuntime(channelRouting(def, this.overrides()[def.interfaceId], this.defaultStaleMs, suggested));
+    this.channels.set(id, channel);
+    return channel;
   }
 
   private withRuntime(channel: Channel): Channel {
