@@ -10,7 +10,9 @@ import { activityLogFile } from '../src/adapters/backend.js';
 import { DEFAULTS } from '../src/config.js';
 import { PgActivityLog } from '../src/adapters/postgres/activity-log.js';
 import { SqliteActivityLog } from '../src/adapters/sqlite/activity-log.js';
-import { maskedBody } from '../src/domain/activity.js';
+import Fastify from 'fastify';
+import { activityRoutes } from '../src/api/admin-activity.js';
+import { GENESIS_HASH, maskedBody, type ChainedActivity } from '../src/domain/activity.js';
 import { verifyActivityLog } from '../src/pipeline/activity-recorder.js';
 import { activityLogContract } from './contract/activity-log.contract.js';
 import { adminApi } from './helpers/admin.js';
@@ -72,6 +74,20 @@ describe('masking personal data in answers', () => {
   });
 });
 
+describe('reading the activity log (GET /admin/activity)', () => {
+  it('masks a record again as it answers: one stored before credentials were masked gives none away', async () => {
+    const stored: ChainedActivity = {
+      requestId: 'r1', at: Date.UTC(2026, 0, 1), listener: 'operator', caller: 'operator:alice', remote: '127.0.0.1', method: 'POST', url: '/admin/session', status: 201, durationMs: 3,
+      responseBody: JSON.stringify({ token: 'dipsess_old', operator: { name: 'alice', role: 'admin' } }), chain: 'c', seq: 1, prevHash: GENESIS_HASH, hash: 'h',
+    };
+    const app = Fastify();
+    await app.register(activityRoutes, { store: { recent: async () => [stored] }, now: () => Date.UTC(2026, 0, 1, 0, 30) });
+    const answer = (await app.inject({ method: 'GET', url: '/admin/activity' })).json<Array<{ responseBody: string }>>();
+    expect(JSON.parse(answer[0]!.responseBody)).toEqual({ token: '[masked]', operator: { name: '[masked]', role: 'admin' } });
+    await app.close();
+  });
+});
+
 describe('the API activity log of a running DIP', () => {
   let t: TestDip;
   beforeAll(async () => {
@@ -128,7 +144,7 @@ describe('the API activity log of a running DIP', () => {
       const records = await all();
       for (const secret of secrets) expect(JSON.stringify(records)).not.toContain(secret);
       expect(records.find((r) => r.requestId === credentialsId)!.responseBody).toContain('"apiKey":"[masked]"');
-      expect(records.find((r) => r.url.startsWith('/admin/evidence/'))!.responseBody).toBe('[message contents, not kept]');
+      expect(records.find((r) => r.url.startsWith('/admin/evidence/'))!.responseBody).toBe('[answer not kept]');
       const posts = records.filter((r) => r.method === 'POST' && r.url === '/dip-channel/IF-021');
       expect(posts.map((r) => [r.listener, r.caller, r.status])).toEqual([['participant', '2000000001', 201], ['participant', '2000000001', 400]]);
       expect(posts[0]!.responseBody).toContain('"transactionID"');

@@ -132,6 +132,9 @@ describe('operator accounts', () => {
     const ended = await vera('GET', '/admin/queues');
     expect(ended.status).toBe(401);
     expect(ended.body.error).toContain('this session has ended');
+    // Ended, not suspended: enabled again, her old session stays ended (she signs in afresh).
+    expect((await alice('PATCH', '/admin/operators/vera', { disabled: false })).status).toBe(200);
+    expect((await vera('GET', '/admin/queues')).status).toBe(401);
     const monitoring = adminApi(t, auto.body.token);
     expect((await monitoring('GET', '/admin/whoami')).body).toEqual({ name: 'monitoring', role: 'viewer' });
     const renewed = await alice('PATCH', '/admin/operators/monitoring', { newToken: true });

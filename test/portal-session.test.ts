@@ -3,6 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import type { PortalDeps } from '../src/portal/deps.js';
 import { OPERATOR_REALM } from '../src/portal/operator-pages.js';
+import { firstQueryValues } from '../src/portal/server.js';
 import { signedIn } from '../src/portal/session.js';
 import { SessionSigner } from '../src/security/portal-session.js';
 import { FakeClock } from './helpers/clocks.js';
@@ -25,5 +26,13 @@ describe('an operator portal session', () => {
     expect((await signedIn(deps, req, OPERATOR_REALM))?.account.username).toBe('olga');
     inForce = false;
     expect(await signedIn(deps, req, OPERATOR_REALM)).toBeUndefined();
+  });
+});
+
+describe("the portals' query strings", () => {
+  it('give one value per name, the first, decoded; __proto__ is a plain parameter', () => {
+    const q = firstQueryValues('caller=a&caller=b&hours=24&note=x%20y&__proto__=p');
+    expect({ ...q }).toEqual({ caller: 'a', hours: '24', note: 'x y', ['__proto__']: 'p' });
+    expect(Object.getPrototypeOf(q)).toBeNull();
   });
 });

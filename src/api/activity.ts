@@ -7,7 +7,7 @@ import { tlsPeer } from './request.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** false: the activity log notes the answer's size only (it carries message contents: evidence, a publication's bytes). */
+    /** false: the activity log keeps a note, not the answer (message contents: evidence, a publication's bytes; the log itself). */
     keepAnswer?: false;
   }
   interface FastifyRequest {
@@ -33,7 +33,7 @@ export function registerActivityLog(app: FastifyInstance, sink: ActivitySink, li
   });
   app.addHook('onSend', (req, _reply, payload, done) => {
     if (req.activity) {
-      if (req.routeOptions.config.keepAnswer === false) req.activity.body = '[message contents, not kept]';
+      if (req.routeOptions.config.keepAnswer === false) req.activity.body = '[answer not kept]';
       else if (typeof payload === 'string') req.activity.body = payload;
       else if (Buffer.isBuffer(payload)) req.activity.body = payload.toString('utf8');
     }

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
+import { maskedBody } from '../domain/activity.js';
 import type { ActivityLogStore } from '../ports/activity-log.js';
 import { answers } from './admin-schemas.js';
 
@@ -36,6 +37,8 @@ export const activityRoutes: FastifyPluginAsync<ActivityRouteOptions> = async (a
   app.get<{ Querystring: { from?: string; to?: string; caller?: string; limit?: number } }>(
     '/admin/activity',
     {
+      // Reading the log is logged, but not what it answered: that would copy every record into a new one.
+      config: { keepAnswer: false },
       schema: {
         tags: ['Activity log'],
         summary: 'Requests to every listener, newest first (default: the last hour)',
@@ -57,7 +60,9 @@ export const activityRoutes: FastifyPluginAsync<ActivityRouteOptions> = async (a
       const fromMs = req.query.from ? Date.parse(req.query.from) : toMs - HOUR;
       if (!(fromMs < toMs)) return reply.code(400).send({ error: `from (${req.query.from ?? ''}) must be before to (${req.query.to ?? ''})` });
       const records = await o.store.recent(fromMs, toMs, req.query.limit ?? 200, req.query.caller);
-      return records.map((r) => ({ ...r, prevHash: undefined, hash: undefined, at: new Date(r.at).toISOString() }));
+      // Masked again as read: records written before credentials were masked still hold them (the stored
+      // rows and their hash chain stay as they are; `dip audit export` gives them whole to the host).
+      return records.map((r) => ({ ...r, responseBody: maskedBody(r.responseBody, Number.MAX_SAFE_INTEGER), prevHash: undefined, hash: undefined, at: new Date(r.at).toISOString() }));
     },
   );
 };

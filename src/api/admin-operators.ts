@@ -283,6 +283,7 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
     async (req, reply) => {
       try {
         const updated = await deps.operators.update(req.params.name, req.body, operatorOf(req));
+        if (req.body.disabled === true) await deps.sessions.endAll(req.params.name);
         req.journaled = true;
         return updated;
       } catch (e) {

@@ -111,14 +111,16 @@ export class ChannelDirectory {
       this.builtFrom = current;
       this.channels.clear();
     }
-    const known = this.channels.get(id);
+    // Channel IDs are matched whatever their case: one entry per channel, not per spelling.
+    const key = id.toUpperCase();
+    const known = this.channels.get(key);
     if (known) return known;
     // An ID that names no channel is not kept: callers choose IDs, and each kept miss would be memory they own.
     const def = current.channel(id);
     if (!def) return undefined;
     const suggested = this.applySuggestedCategories ? current.suggestedSecurityCategory(def.interfaceId)?.category : undefined;
     const channel = this.withRuntime(channelRouting(def, this.overrides()[def.interfaceId], this.defaultStaleMs, suggested));
-    this.channels.set(id, channel);
+    this.channels.set(key, channel);
     return channel;
   }
 

@@ -63,9 +63,14 @@ export class OperatorSessions {
     return this.deps.operators.person(account.username);
   }
 
+  /** Ends every session of an operator account, as disabling it does: enabled again, it signs in afresh. */
+  async endAll(name: string): Promise<void> {
+    await this.deps.accounts.signOutEverywhere(name);
+  }
+
   /** Ends every session of the operator (the API's and the portal's). */
   async signOut(who: OperatorIdentity): Promise<void> {
-    await this.deps.accounts.signOutEverywhere(who.name);
+    await this.endAll(who.name);
     await this.deps.journal.append({ at: this.deps.clock.now(), actor: who.actor, action: 'operator.sign-out', target: who.name, before: null, after: null, status: null });
   }
 }

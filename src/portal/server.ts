@@ -34,12 +34,27 @@ const SECURITY_HEADERS: Record<string, string> = {
  * portal listener uses the DIP's TLS server certificate and accepts no other credential than a session
  * cookie from a password + TOTP sign-in.
  */
+/**
+ * The portals' query strings: one value per name, the first (a parameter given twice would reach the
+ * pages as an array, and a page that trims it failed with a 500). Null prototype, so a parameter named
+ * __proto__ is just a parameter.
+ */
+export function firstQueryValues(query: string): Record<string, string> {
+  const out = Object.create(null) as Record<string, string>;
+  for (const [k, v] of new URLSearchParams(query)) if (!(k in out)) Object.defineProperty(out, k, { value: v, enumerable: true });
+  return out;
+}
+
 export function buildPortalServer(deps: PortalDeps, tls: { key: string; cert: string }): FastifyInstance {
   const app = Fastify({
     https: { key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2' },
     logger: false,
     bodyLimit: 256 * 1024,
-    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    routerOptions: {
+      ignoreTrailingSlash: true,
+      maxParamLength: 200,
+      querystringParser: firstQueryValues,
+    },
   });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {

@@ -34,8 +34,5 @@ export interface UserCtx {
 
 /** A value from the query string (GET) or the form (POST). */
 export function param(req: PortalReq, name: string): string {
-  if (req.method === 'POST') return field(req.body, name);
-  // A parameter given twice arrives as an array (the query parser's doing, whatever the type says): the first counts.
-  const value: unknown = req.query[name];
-  return Array.isArray(value) ? String(value[0] ?? '') : typeof value === 'string' ? value : '';
+  return req.method === 'POST' ? field(req.body, name) : (req.query[name] ?? '');
 }
