@@ -105,6 +105,23 @@ describe('scheduled register pull (config register.pull) on a fake clock', () =>
     expect(pulled.status).toBe(502);
     expect(pulled.body.error).toBe('the feed is larger than 0.001 MB (register.maxFeedMb): nothing applied');
   });
+  it('keeps no secret of the URL: a key in its query is shown as …, a user and password are refused before any call', async () => {
+    register.serve({ status: 500, body: 'down' });
+    // secretlint-disable-next-line -- a made-up key in a test URL
+    const keyed = `${register.url}?code=query-key-123&region=gb`;
+    const pulled = await admin('POST', '/admin/register/pull', { url: keyed, headers: { authorization: 'Bearer register-secret' } });
+    expect([pulled.status, pulled.body.error]).toEqual([502, `${register.url}?code=…&region=… answered 500: nothing applied`]);
+    expect((await runs()).at(-1)!.after).toMatchObject({ url: `${register.url}?code=…&region=…` });
+
+    const calls = register.calls();
+    // secretlint-disable-next-line -- a made-up password in a test URL
+    const withUser = register.url.replace('http://', 'http://feed:url-password@');
+    const refused = await admin('POST', '/admin/register/pull', { url: withUser, headers: { authorization: 'Bearer register-secret' } });
+    expect([refused.status, refused.body.error]).toEqual([400, expect.stringMatching(/^body\/url must not carry a user name or password/)]);
+    expect(register.calls()).toBe(calls);
+    const journal = JSON.stringify((await admin('GET', '/admin/journal')).body);
+    expect([journal.includes('query-key-123'), journal.includes('url-password')]).toEqual([false, false]);
+  });
 });
 
 describe('register pull destinations', () => {

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ParticipantLifecycle } from '../pipeline/participant-lifecycle.js';
 import type { RegisterPull } from '../pipeline/register-pull.js';
 import { RegisterFetchError } from '../ports/register-source.js';
+import { carriesCredentials, shownUrl } from '../domain/url-secrets.js';
 import { operatorOf, refuse } from './admin-operators.js';
 import { answers, epochMs } from './admin-schemas.js';
 
@@ -97,7 +98,9 @@ export const registerRoutes: FastifyPluginAsync<{ lifecycle: ParticipantLifecycl
     },
     async (req, reply) => {
       // The schema only checks the scheme: a URL that does not parse is the caller's mistake, not a fault.
-      if (!URL.canParse(req.body.url)) return reply.code(400).send({ error: `body/url: ${JSON.stringify(req.body.url)} is not a URL` });
+      if (!URL.canParse(req.body.url)) return reply.code(400).send({ error: `body/url: ${JSON.stringify(shownUrl(req.body.url))} is not a URL` });
+      // A user and password in the URL would be kept wherever the URL is shown; body/headers carry credentials instead.
+      if (carriesCredentials(req.body.url)) return reply.code(400).send({ error: "body/url must not carry a user name or password: give the endpoint's credentials in body/headers (sent, never kept)" });
       try {
         const result = await pull.pull({ url: req.body.url, headers: req.body.headers ?? {}, snapshot: req.body.snapshot ?? false }, operatorOf(req).actor);
         req.journaled = true;

@@ -74,3 +74,12 @@ export function evidence(deps: ApiDeps, req: FastifyRequest): CallerEvidence {
     controls: controlsOf.get(deps),
   };
 }
+
+/**
+ * Why a body sent with a Content-Encoding other than identity is refused, or null when it has none. The DIP
+ * never decodes one: a signature covers the bytes as sent, and a publication is stored as uploaded.
+ */
+export function unacceptedContentEncoding(req: FastifyRequest, instead: string): string | null {
+  const coding = String(req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+  return coding === 'identity' ? null : `Content-Encoding '${coding.slice(0, 40)}' is not accepted: ${instead}`;
+}

@@ -43,7 +43,7 @@ import { useOverloadGuard } from './overload.js';
 import { recordOperations } from './operations.js';
 import { describeBodyErrors } from './schemas.js';
 import { answers, GUARDED } from './route-schemas.js';
-import { sendStandard, tlsPeer, useSecurityControls } from './request.js';
+import { sendStandard, tlsPeer, unacceptedContentEncoding, useSecurityControls } from './request.js';
 import { useRequestDeadlines } from './request-deadlines.js';
 
 /** Longest path segment (channel ID, DIP ID) the router accepts. */
@@ -213,9 +213,9 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(['application/json'], { parseAs: 'buffer' }, (req, body, done) => {
     const buf = body as Buffer;
-    const coding = String(req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
-    if (coding !== 'identity') {
-      done(Object.assign(new Error(`Content-Encoding '${coding.slice(0, 40)}' is not accepted: send the body uncompressed (the signature covers its bytes as sent)`), { statusCode: 400 }), undefined);
+    const encoded = unacceptedContentEncoding(req, 'send the body uncompressed (the signature covers its bytes as sent)');
+    if (encoded !== null) {
+      done(Object.assign(new Error(encoded), { statusCode: 400 }), undefined);
       return;
     }
     // Decoding would replace a bad byte with U+FFFD: a payload changed after its sender signed it.

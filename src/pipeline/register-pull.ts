@@ -2,6 +2,7 @@ import type { Cancel, Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
 import { RegisterFetchError, type RegisterSource } from '../ports/register-source.js';
+import { shownUrl } from '../domain/url-secrets.js';
 import type { ApplyResult, ParticipantLifecycle } from './participant-lifecycle.js';
 
 export interface PullSettings {
@@ -34,15 +35,15 @@ export class RegisterPull {
 
   /** One pull: RegisterFetchError when the feed could not be had (nothing applied), LifecycleError when it is refused. */
   async pull(settings: PullSettings, actor: string): Promise<ApplyResult> {
-    const host = URL.canParse(settings.url) ? new URL(settings.url).host : settings.url;
+    const host = URL.canParse(settings.url) ? new URL(settings.url).host : shownUrl(settings.url);
     const journal = (after: unknown) => this.deps.journal.append({ at: this.deps.clock.now(), actor, action: 'register.pull', target: host, before: null, after, status: null });
     try {
       const feed = await this.deps.source.fetch(settings.url, settings.headers);
       const result = await this.deps.lifecycle.apply(feed, `pull:${host}`, settings.snapshot);
-      await journal({ url: settings.url, snapshot: settings.snapshot, participants: result.participants, changed: result.changed, rescinded: result.rescinded });
+      await journal({ url: shownUrl(settings.url), snapshot: settings.snapshot, participants: result.participants, changed: result.changed, rescinded: result.rescinded });
       return result;
     } catch (e) {
-      await journal({ url: settings.url, snapshot: settings.snapshot, failed: (e as Error).message });
+      await journal({ url: shownUrl(settings.url), snapshot: settings.snapshot, failed: (e as Error).message });
       throw e;
     }
   }
@@ -53,8 +54,8 @@ export class RegisterPull {
       if (this.running) return;
       this.running = this.pull(settings, 'register:schedule')
         .then(
-          (r) => this.deps.logger.info({ url: settings.url, changed: r.changed.length, rescinded: r.rescinded.length }, 'scheduled register pull applied'),
-          (err: unknown) => this.deps.logger.error({ err: err instanceof RegisterFetchError ? err.message : err, url: settings.url }, 'scheduled register pull failed; it runs again at the next interval'),
+          (r) => this.deps.logger.info({ url: shownUrl(settings.url), changed: r.changed.length, rescinded: r.rescinded.length }, 'scheduled register pull applied'),
+          (err: unknown) => this.deps.logger.error({ err: err instanceof RegisterFetchError ? err.message : err, url: shownUrl(settings.url) }, 'scheduled register pull failed; it runs again at the next interval'),
         )
         .finally(() => {
           this.running = null;

@@ -2,6 +2,7 @@ import type { Delivery } from './delivery.js';
 import type { Registry } from './registry.js';
 import type { RegistryStore } from '../ports/registry.js';
 import type { WebhookDestinations } from '../security/webhook-destinations.js';
+import { carriesCredentials } from '../domain/url-secrets.js';
 
 /** Published WebhookConfig: callbackURL, maxMessageCount, maxPayloadSize (KB); every field optional. */
 export interface WebhookConfigBody {
@@ -11,16 +12,6 @@ export interface WebhookConfigBody {
 }
 
 const WEBHOOK_LIMITS = { maxMessageCount: 10_000, maxPayloadKb: 1_048_576, maxUrlLength: 2048 } as const;
-
-/** Whether the URL, read as the WHATWG parser reads it (https:///user:pw@host has a user too), names a user or password. */
-function carriesCredentials(url: string): boolean {
-  try {
-    const parsed = new URL(url);
-    return parsed.username !== '' || parsed.password !== '';
-  } catch {
-    return /@/.test(url.split(/[?#]/, 1)[0] ?? '');
-  }
-}
 
 /** What the DIP needs of a webhook beyond the published schema, or why it cannot use this one. */
 export function webhookConfigProblem(body: WebhookConfigBody, environment: string): string | null {

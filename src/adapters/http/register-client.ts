@@ -2,6 +2,7 @@ import { errors, request, type Agent } from 'undici';
 import { RegisterFetchError, type RegisterSource } from '../../ports/register-source.js';
 import { DestinationRefusedError, type WebhookDestinations } from '../../security/webhook-destinations.js';
 import { destinationCheckedAgent } from './webhook-client.js';
+import { shownUrl } from '../../domain/url-secrets.js';
 
 const TIMEOUT_MS = 30_000;
 
@@ -41,12 +42,14 @@ export class HttpRegisterSource implements RegisterSource {
     const refused = await this.destinations.checkUrl(url);
     if (refused !== null) throw new RegisterFetchError('refused', `url: ${refused} (register.allowList lists the exceptions)`);
     const tooLarge = () => new RegisterFetchError('too-large', `the feed is larger than ${this.maxBytes / 1_048_576} MB (register.maxFeedMb): nothing applied`);
+    // Error texts reach the operator's answer, the journal and the logs: they name the URL in its shown form.
+    const shown = shownUrl(url);
     let text: string;
     try {
       const res = await request(url, { headers: { ...headers }, headersTimeout: TIMEOUT_MS, bodyTimeout: TIMEOUT_MS, dispatcher: this.agent });
       if (res.statusCode !== 200) {
         await res.body.dump();
-        throw new RegisterFetchError('upstream', `${url} answered ${res.statusCode}: nothing applied`);
+        throw new RegisterFetchError('upstream', `${shown} answered ${res.statusCode}: nothing applied`);
       }
       const declared = Number(res.headers['content-length']);
       if (Number.isFinite(declared) && declared > this.maxBytes) {
@@ -58,12 +61,12 @@ export class HttpRegisterSource implements RegisterSource {
       if (e instanceof RegisterFetchError) throw e;
       if (e instanceof DestinationRefusedError) throw new RegisterFetchError('refused', `url: ${e.message} (register.allowList lists the exceptions)`);
       const cause = e instanceof errors.UndiciError ? `${e.code}: ${e.message}` : (e as Error).message;
-      throw new RegisterFetchError('upstream', `could not read the register feed from ${url}: ${cause}; nothing applied`, { cause: e });
+      throw new RegisterFetchError('upstream', `could not read the register feed from ${shown}: ${cause}; nothing applied`, { cause: e });
     }
     try {
       return JSON.parse(text) as unknown;
     } catch {
-      throw new RegisterFetchError('upstream', `${url} did not answer JSON: nothing applied`);
+      throw new RegisterFetchError('upstream', `${shown} did not answer JSON: nothing applied`);
     }
   }
 

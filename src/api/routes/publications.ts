@@ -11,7 +11,7 @@ import { DIP_HEADER_CONTENT_HASH } from '../../security/signature.js';
 import type { ApiDeps } from '../deps.js';
 import { admitted } from '../guard.js';
 import { describePublication, listQuery, sendPublication, type ContentQuery, type ListQuery } from '../publication-download.js';
-import { evidence, sendStandard } from '../request.js';
+import { evidence, sendStandard, unacceptedContentEncoding } from '../request.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -106,11 +106,8 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     if (!String(req.headers['content-type'] ?? '').startsWith('application/octet-stream')) {
       return refuseUnread(deps, reply, 400, caller.dipId, MSG.schemaFailure, `a publication is uploaded as Content-Type application/octet-stream (the payload's bytes as they are to be stored)`);
     }
-    const coding = String(req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
-    if (coding !== 'identity') {
-      // The DIP does not decode it: the compressed bytes would be stored and served as the publication.
-      return refuseUnread(deps, reply, 400, caller.dipId, MSG.schemaFailure, `Content-Encoding '${coding.slice(0, 40)}' is not accepted: upload the payload's bytes as they are to be stored`);
-    }
+    const encoded = unacceptedContentEncoding(req, "upload the payload's bytes as they are to be stored");
+    if (encoded !== null) return refuseUnread(deps, reply, 400, caller.dipId, MSG.schemaFailure, encoded);
     const meta = publicationMetadata(channel.interfaceId, req.query);
     if ('error' in meta) return refuseUnread(deps, reply, 400, caller.dipId, MSG.schemaFailure, meta.error);
     const declared = Buffer.from(String(req.headers[DIP_HEADER_CONTENT_HASH] ?? ''), 'base64');
