@@ -1,6 +1,6 @@
 import type { ErrorObject } from 'ajv';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { isUtf8 } from 'node:buffer';
 import Negotiator from 'negotiator';
 import type { Server as TlsServer } from 'node:tls';
@@ -85,10 +85,13 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     minVersion: 'TLSv1.2' as const,
     ...(crl ? { crl } : {}),
   });
+  /** A StandardResponse for an answer Fastify does not give (it has no request, or Node answers first). */
+  const refusalBody = (status: number, help: string): string =>
+    JSON.stringify(standardResponse(new Date(deps.clock.now()), deps.config.dipId, null, [{ message: status === 408 ? MSG.processingFailed : MSG.schemaFailure, help }]));
   /** Answers on the socket itself (Fastify has no request to answer yet, or has lost it), then closes it. */
   const answerAndClose = (socket: Socket, status: number, help: string): void => {
     if (socket.writable) {
-      const body = JSON.stringify(standardResponse(new Date(deps.clock.now()), deps.config.dipId, null, [{ message: status === 408 ? MSG.processingFailed : MSG.schemaFailure, help }]));
+      const body = refusalBody(status, help);
       socket.write(
         `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
       );
@@ -149,6 +152,12 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
         void sendStandard(deps, reply, 500, null, MSG.processingFailed, 'internal error');
       }
     },
+  });
+
+  // Node answers an Expect it does not know with an empty 417 unless the server listens for it.
+  app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    const body = refusalBody(417, `Expect '${String(req.headers.expect).slice(0, 60)}' cannot be met: only 100-continue is understood`);
+    res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
   });
 
   if (deps.activity) {

@@ -80,6 +80,7 @@ describe('malformed, smuggled and oversized HTTP', () => {
     ['HTTP/1.1 without a Host header', 400, async () => 'GET /health HTTP/1.1\r\nConnection: close\r\n\r\n'],
     ['a request line claiming HTTP/2.0 in HTTP/1 framing', 505, async () => head(['GET /health HTTP/2.0', 'Host: localhost', 'Connection: close'])],
     ['an HTTP version that does not exist (HTTP/3.1)', 505, async () => head(['GET /health HTTP/3.1', 'Host: localhost', 'Connection: close'])],
+    ['an Expect other than 100-continue', 417, async () => head([...base, 'Expect: 200-ok', 'Content-Length: 2'], '[]')],
     ['an absolute-form target naming another host', 200, async () => head(['GET https://evil.example/health HTTP/1.1', 'Host: evil.example', 'Connection: close'])],
   ];
 
