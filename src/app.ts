@@ -66,7 +66,7 @@ export interface RunningDip {
   delivery: DeliveryControl;
   /** The delivery processes (workers > 1 on the embedded store), or null when this process delivers everything. */
   processes: DeliveryProcesses | null;
-  /** The ingest threads (ingestThreads > 0 on the embedded store), or null when the listeners' thread runs ingest. */
+  /** The ingest threads (ingestThreads > 0), or null when the listeners' thread runs ingest. */
   ingestThreads: IngestThreads | null;
   /** 'dead-letter' (DeadLetterEvent), 'queue-halted' ({ queue, error }), 'health' (BackendHealth): what alarms subscribe to. */
   events: EventEmitter;

@@ -1,6 +1,7 @@
 /**
  * The same DIP on the cluster backend: two nodes in this process over one PostgreSQL database and one
- * NATS server, sharing a data directory (PKI, key-encryption key) as nodes behind one address do.
+ * NATS server, sharing a data directory (PKI, key-encryption key) as nodes behind one address do. The
+ * first runs ingest in a worker thread (it seals what it appends there), the second on its own thread.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,8 +26,9 @@ describe('two DIP nodes on PostgreSQL + NATS', () => {
   let sds: TestParticipant;
   let sdsOnB: DipClient;
 
-  const startNode = async () => {
-    const node = await startTestDip({ storage, rateLimit: { requestsPerSecond: 1000, burst: 2000 } }, dataDir);
+  // The first node runs ingest in a thread of its own (README "Every core"), the second on its listeners' thread.
+  const startNode = async (ingestThreads = 0) => {
+    const node = await startTestDip({ storage, ingestThreads, rateLimit: { requestsPerSecond: 1000, burst: 2000 } }, dataDir);
     nodes.push(node);
     return node;
   };
@@ -34,8 +36,9 @@ describe('two DIP nodes on PostgreSQL + NATS', () => {
   beforeAll(async () => {
     db = await createTestDatabase('opendip_cluster');
     storage = { ...DEFAULTS.storage, kind: 'cluster', postgres: { url: await db.freshSchema(), poolSize: 4 }, nats: { ...DEFAULTS.storage.nats, servers: NATS_SERVERS, prefix, leaseTtlMs: 3000 } };
-    const a = await startNode();
+    const a = await startNode(1);
     await startNode();
+    await waitFor(() => a.dip.ingestThreads?.threads().every((th) => th.state === 'ready') === true, 60_000, "node A's ingest thread ready");
     sds = await a.participant('2000000001', ['SDS']);
     sdsOnB = client(nodes[1]!, sds);
   });
@@ -73,6 +76,8 @@ describe('two DIP nodes on PostgreSQL + NATS', () => {
     const seqs = r.calls.flatMap((c) => Array.from({ length: c.lastSeq! - c.firstSeq! + 1 }, (_, i) => c.firstSeq! + i));
     expect([...new Set(seqs)].sort((a, b) => a - b)).toEqual(Array.from({ length: sent.length }, (_, i) => i + 1));
     expect([...new Set(delivered())]).toEqual(sent);
+    // Node A's half went through its ingest thread: sealed there, written by its one writer.
+    expect(nodes[0]!.dip.ingestThreads!.threads()[0]!.handled).toBeGreaterThanOrEqual(sent.length / 2);
   });
 
   it('refuses a submission whose sender reference the other node accepted', async () => {

@@ -8,6 +8,7 @@
  * channel settings and the MPAN lookup from the store over its own connection, and never writes.
  */
 import { parentPort } from 'node:worker_threads';
+import type { DipConfig } from '../config.js';
 import { openBackend, openSealer } from '../adapters/backend.js';
 import { systemClock } from '../adapters/clock.js';
 import { defaultLogger, pkiDir } from '../app.js';
@@ -45,9 +46,18 @@ if (!port) throw new Error('src/topology/ingest-thread.ts runs as a worker threa
 
 const send = (m: FromIngestThread): void => port.postMessage(m);
 
+/** A thread's PostgreSQL pool: it reads the registry, channel settings, MPAN lookup and data keys, and writes nothing. */
+const READ_POOL = 3;
+function withReadPool(config: DipConfig): DipConfig {
+  const { postgres } = config.storage;
+  return { ...config, storage: { ...config.storage, postgres: { ...postgres, poolSize: Math.min(postgres.poolSize, READ_POOL) } } };
+}
+
 async function run(init: Extract<ToIngestThread, { t: 'init' }>): Promise<void> {
-  // Warmed below, awaited: this thread takes requests only once every validator is compiled.
-  const config = { ...init.config, warmCatalogue: false };
+  // Warmed below, awaited: this thread takes requests only once every validator is compiled. On the
+  // cluster backend it opens PostgreSQL only (never NATS: the replay guard is the main thread's), to read,
+  // so a few connections do: each thread's pool counts against the server's max_connections.
+  const config = withReadPool({ ...init.config, warmCatalogue: false });
   const clock = systemClock;
   const logger = labelled(defaultLogger(), { thread: `ingest-${init.index}` });
   const life = new Lifecycle(logger);

@@ -292,8 +292,7 @@ function asBuffer<T>(bytes: Uint8Array | T): Buffer | T {
 /** The ingest threads the configuration asks for, or null to run ingest on the listeners' thread. */
 export function ingestThreads(config: DipConfig, writer: WriterSide, local: IngestHandler, injectedClock: boolean): IngestThreads | null {
   const count = config.ingestThreads ?? 0;
-  // The cluster backend scales by nodes; its threads would each open PostgreSQL and NATS (not built).
-  if (count <= 0 || config.storage.kind !== 'sqlite') return null;
+  if (count <= 0) return null;
   if (injectedClock) throw new Error(`ingestThreads: ${count} runs ingest in threads, which cannot share an injected clock: use ingestThreads: 0`);
   return new IngestThreads(count, writer, local);
 }

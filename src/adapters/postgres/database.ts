@@ -33,6 +33,11 @@ export interface LockedQueue {
   lockedHead: number;
 }
 
+/** A sealer's output as a bytea column keeps it, and whether it is sealed (a sealer gives text back when nothing seals at rest). */
+export function storedForm(v: Buffer | string): { bytes: Buffer; sealed: boolean } {
+  return typeof v === 'string' ? { bytes: Buffer.from(v, 'utf8'), sealed: false } : { bytes: v, sealed: true };
+}
+
 /**
  * The PostgreSQL side of the cluster backend: one pool, and what every port's module shares over it —
  * transactions with retry and error classification, day partitions made on demand, queue rows locked in
@@ -95,8 +100,7 @@ export class PgDatabase {
 
   /** An outbound copy as stored: compressed and sealed when encryption at rest is on, else UTF-8. */
   sealText(plain: string): { bytes: Buffer; sealed: boolean } {
-    const v = this.sealer.seal(plain, { compress: true });
-    return typeof v === 'string' ? { bytes: Buffer.from(v, 'utf8'), sealed: false } : { bytes: v, sealed: this.sealer !== PLAIN };
+    return storedForm(this.sealer.seal(plain, { compress: true }));
   }
 
   reveal(bytes: Buffer, sealed: boolean): string {

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { AcceptedBatch, QueueRef } from '../../ports/message-log.js';
 import { sealRawRequest } from '../../security/seal-batch.js';
-import { queueKey, type LockedQueue, type PgDatabase } from './database.js';
+import { queueKey, storedForm, type LockedQueue, type PgDatabase } from './database.js';
 import { dayOf, idFor } from './partitions.js';
 
 /** One message row as inserted (new messages, and replay copies of archived ones). */
@@ -20,6 +20,8 @@ export interface MessageRow {
   receivedAt: number;
   replayOf: number | null;
   outbound: string;
+  /** The outbound copy as stored, when it was sealed beforehand (AcceptedBatch.sealed, on an ingest thread). */
+  stored?: Buffer | string;
 }
 
 /** `n` fresh ids in the day of each time, from a sequence (one round trip for all). */
@@ -31,7 +33,7 @@ export async function takeIds(c: pg.PoolClient, sequence: 'message_ids' | 'batch
 
 export async function insertMessages(d: PgDatabase, c: pg.PoolClient, rows: MessageRow[]): Promise<void> {
   if (rows.length === 0) return;
-  const sealed = rows.map((r) => d.sealText(r.outbound));
+  const sealed = rows.map((r) => (r.stored === undefined ? d.sealText(r.outbound) : storedForm(r.stored)));
   await c.query(
     `INSERT INTO messages (id, batch_id, transaction_id, channel, event_code, sender_dip_id, sender_role, sender_ref,
                            correlation_id, mpan, received_at, replay_of, outbound, sealed)
@@ -93,7 +95,8 @@ export function daysOfBatches(batches: AcceptedBatch[]): number[] {
 export async function writeBatches(d: PgDatabase, c: pg.PoolClient, batches: AcceptedBatch[], locked: Map<string, LockedQueue>): Promise<void> {
   if (batches.length === 0) return;
   const batchIds = await takeIds(c, 'batch_ids', batches.map((b) => b.receivedAt));
-  const messages = batches.flatMap((b, i) => b.messages.map((m) => ({ m, batchId: batchIds[i]! })));
+  // A batch sealed beforehand brings each copy's stored form and MPAN index; the others are sealed here.
+  const messages = batches.flatMap((b, i) => b.messages.map((m, j) => ({ m, batchId: batchIds[i]!, sealed: b.sealed ? { outbound: b.sealed.outbound[j]!, mpan: b.sealed.mpan[j] ?? null } : undefined })));
   const messageIds = await takeIds(c, 'message_ids', messages.map(({ m }) => m.receivedAt));
   await c.query(
     'INSERT INTO batches (id, channel, sender_dip_id, received_at, raw, signature) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bytea[], $6::text[])',
@@ -102,17 +105,14 @@ export async function writeBatches(d: PgDatabase, c: pg.PoolClient, batches: Acc
       batches.map((b) => b.channel),
       batches.map((b) => b.senderDipId),
       batches.map((b) => b.receivedAt),
-      batches.map((b) => {
-        const v = sealRawRequest(b.rawRequest, d.sealer);
-        return typeof v === 'string' ? Buffer.from(v) : v;
-      }),
+      batches.map((b) => storedForm(b.sealed?.raw ?? sealRawRequest(b.rawRequest, d.sealer)).bytes),
       batches.map((b) => b.signatureHeaders),
     ],
   );
   await insertMessages(
     d,
     c,
-    messages.map(({ m, batchId }, i) => ({
+    messages.map(({ m, batchId, sealed }, i) => ({
       id: messageIds[i]!,
       batchId,
       transactionId: m.transactionId,
@@ -122,10 +122,11 @@ export async function writeBatches(d: PgDatabase, c: pg.PoolClient, batches: Acc
       senderRole: m.senderRole,
       senderRef: m.senderUniqueReference,
       correlationId: m.correlationId,
-      mpan: m.mpan === null ? null : d.sealer.index(m.mpan),
+      mpan: sealed ? sealed.mpan : m.mpan === null ? null : d.sealer.index(m.mpan),
       receivedAt: m.receivedAt,
       replayOf: null,
       outbound: m.outbound,
+      ...(sealed ? { stored: sealed.outbound } : {}),
     })),
   );
   await insertEntries(
