@@ -50,6 +50,38 @@ describe('portal accounts', () => {
     expect((await accounts.signIn('sam.admin', made.password, totpCode(made.totpSecret, clock.now()))).ok).toBe(true);
   });
 
+  it('counts guesses sent at once one by one, takes a code once however many carry it, and refuses a burst past the few waiting', async () => {
+    const made = await accounts.create({ username: 'rita', displayName: 'Rita', participantDipId: '1000000001', admin: false, createdBy: 'test' });
+    if ('problem' in made) throw new Error(made.problem);
+    const code = totpCode(made.totpSecret, clock.now());
+    // Five sign-ins at once with the right password and code: one session, not five.
+    const together = await Promise.all(Array.from({ length: 5 }, () => accounts.signIn('rita', made.password, code)));
+    expect(together.filter((r) => r.ok)).toHaveLength(1);
+
+    // The four that lost the race failed like any replayed code: four failures against the account.
+    const tom = await accounts.create({ username: 'tom', displayName: 'Tom', participantDipId: '1000000001', admin: false, createdBy: 'test' });
+    if ('problem' in tom) throw new Error(tom.problem);
+    // Twelve wrong guesses at once: four wait their turn and are checked, each counted; the other eight
+    // are refused before any check. One more failure makes five, and the right code is then refused.
+    await clock.advance(30_000);
+    const guesses = await Promise.all(Array.from({ length: 12 }, (_, i) => accounts.signIn('tom', tom.password, String(100000 + i))));
+    const problems = guesses.map((g) => (g.ok ? 'ok' : g.problem));
+    expect(problems.filter((p) => p === 'the username, password or code is wrong')).toHaveLength(4);
+    expect(problems.filter((p) => p.startsWith('a sign-in with this username is already being checked'))).toHaveLength(8);
+    expect((await accounts.signIn('tom', tom.password, '999999')).ok).toBe(false);
+    const locked = await accounts.signIn('tom', tom.password, totpCode(tom.totpSecret, clock.now()));
+    expect(!locked.ok && locked.problem).toContain('too many failed sign-ins');
+  });
+
+  it('answers a name that is no account as it answers a wrong password, locking it alike, and keeps nothing for a name no account can have', async () => {
+    for (let i = 0; i < 5; i++) expect(await accounts.signIn('nobody.here', 'some password', '123456')).toEqual({ ok: false, problem: 'the username, password or code is wrong' });
+    const sixth = await accounts.signIn('nobody.here', 'some password', '123456');
+    expect(!sixth.ok && sixth.problem).toContain('too many failed sign-ins');
+    // Not a possible name (too long): refused without a record, so junk names are no memory to fill.
+    const junk = `a${'x'.repeat(100)}`;
+    for (let i = 0; i < 6; i++) expect(await accounts.signIn(junk, 'p', '1')).toEqual({ ok: false, problem: 'the username, password or code is wrong' });
+  });
+
   it('refuses a taken name, an unknown participant and a bad name; sign-out and disabling end sessions', async () => {
     expect(await accounts.create({ username: 'x', displayName: 'X', participantDipId: '1000000001', admin: false, createdBy: 't' })).toMatchObject({ problem: expect.stringContaining('3 to 64') });
     expect(await accounts.create({ username: 'nobody', displayName: 'N', participantDipId: '9999999999', admin: false, createdBy: 't' })).toEqual({ problem: '9999999999 is not a registered participant' });

@@ -9,6 +9,13 @@ export const USERNAME_PATTERN = /^[a-z0-9][a-z0-9._-]{2,63}$/;
 /** Failed sign-ins an account takes within the window before it is locked for the rest of the window. */
 const MAX_FAILURES = 5;
 const FAILURE_WINDOW_MS = 15 * 60_000;
+/**
+ * Sign-ins to one name are checked one at a time, so each guess sees the failures before it and a code
+ * is used once; beyond this many waiting, more are refused at once (a burst is not a queue to grow).
+ */
+const MAX_WAITING = 4;
+/** Names that are no account keep their failures too (the answers must not differ), the most recent this many. */
+const MAX_UNKNOWN_NAMES = 10_000;
 
 export interface NewAccount {
   username: string;
@@ -34,7 +41,14 @@ export type SignIn = { ok: true; account: PortalAccount } | { ok: false; problem
  * everywhere by raising the session epoch.
  */
 export class PortalAccountService {
+  /** Recent failed sign-ins by account name: as many entries as there are accounts at most. */
   private readonly failures = new Map<string, number[]>();
+  /** The same for names that are no account, bounded: the oldest name is forgotten first. */
+  private readonly unknownFailures = new Map<string, number[]>();
+  /** Each name's sign-ins in progress: the last one's end, and how many wait. */
+  private readonly lines = new Map<string, { tail: Promise<unknown>; waiting: number }>();
+  /** A hash checked when the name is no account, so that a wrong name takes as long as a wrong password. */
+  private dummyHash: Promise<string> | null = null;
 
   constructor(
     private readonly store: PortalAccounts,
@@ -72,25 +86,55 @@ export class PortalAccountService {
 
   /**
    * Password and TOTP code, both right, for an enabled account, not locked by recent failures. The answer
-   * to any failure is the same, so it does not tell which part was wrong or whether the account exists.
+   * to any failure is the same, and takes as long, so it does not tell which part was wrong or whether
+   * the account exists. Sign-ins to one name run one at a time (see MAX_WAITING).
    */
   async signIn(usernameGiven: string, password: string, code: string): Promise<SignIn> {
     const username = usernameGiven.trim().toLowerCase();
-    const now = this.clock.now();
     const refused: SignIn = { ok: false, problem: 'the username, password or code is wrong' };
-    const recent = (this.failures.get(username) ?? []).filter((t) => t > now - FAILURE_WINDOW_MS);
-    if (recent.length >= MAX_FAILURES) return { ok: false, problem: `too many failed sign-ins: try again after ${new Date(recent[0]! + FAILURE_WINDOW_MS).toISOString()}` };
-    const account = USERNAME_PATTERN.test(username) ? await this.store.account(username) : undefined;
-    const passwordOk = account ? await verifyPassword(password, account.passwordHash) : false;
-    const step = account && passwordOk ? acceptTotp(this.totpSecret(account), code.trim(), now, account.lastTotpStep) : null;
-    if (!account || account.disabled || step === null) {
-      this.failures.set(username, [...recent, now]);
-      return refused;
+    // No account can have such a name: nothing to look up, nothing to remember (an attacker's junk names
+    // would otherwise be memory to grow).
+    if (!USERNAME_PATTERN.test(username)) return refused;
+    const busy: SignIn = { ok: false, problem: 'a sign-in with this username is already being checked: try again in a moment' };
+    return this.oneAtATime(username, busy, async () => {
+      const now = this.clock.now();
+      const account = await this.store.account(username);
+      const failures = account ? this.failures : this.unknownFailures;
+      const recent = (failures.get(username) ?? []).filter((t) => t > now - FAILURE_WINDOW_MS);
+      if (recent.length >= MAX_FAILURES) return { ok: false, problem: `too many failed sign-ins: try again after ${new Date(recent[0]! + FAILURE_WINDOW_MS).toISOString()}` };
+      const passwordOk = await verifyPassword(password, account ? account.passwordHash : await this.hashOfNoAccount());
+      const step = account && passwordOk ? acceptTotp(this.totpSecret(account), code.trim(), now, account.lastTotpStep) : null;
+      if (!account || account.disabled || step === null) {
+        failures.delete(username);
+        failures.set(username, [...recent, now]);
+        if (this.unknownFailures.size > MAX_UNKNOWN_NAMES) this.unknownFailures.delete(this.unknownFailures.keys().next().value!);
+        return refused;
+      }
+      this.failures.delete(username);
+      const updated = { ...account, lastTotpStep: step };
+      await this.store.updateAccount(updated);
+      return { ok: true, account: updated };
+    });
+  }
+
+  private async oneAtATime<T>(name: string, busy: T, run: () => Promise<T>): Promise<T> {
+    const line = this.lines.get(name) ?? { tail: Promise.resolve(), waiting: 0 };
+    if (line.waiting >= MAX_WAITING) return busy;
+    line.waiting += 1;
+    this.lines.set(name, line);
+    const mine = line.tail.then(run);
+    line.tail = mine.catch(() => undefined);
+    try {
+      return await mine;
+    } finally {
+      line.waiting -= 1;
+      if (line.waiting === 0) this.lines.delete(name);
     }
-    this.failures.delete(username);
-    const updated = { ...account, lastTotpStep: step };
-    await this.store.updateAccount(updated);
-    return { ok: true, account: updated };
+  }
+
+  private hashOfNoAccount(): Promise<string> {
+    this.dummyHash ??= hashPassword(newPassword());
+    return this.dummyHash;
   }
 
   /** The account a session belongs to, while the session's epoch is current and the account enabled. */

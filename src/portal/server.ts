@@ -13,6 +13,9 @@ import { USER_REALM } from './user-realm.js';
  */
 export const CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/** The most fields a form body may have: the portals' largest form has a few dozen (checkbox lists). */
+const MAX_FORM_FIELDS = 1000;
+
 const SECURITY_HEADERS: Record<string, string> = {
   'content-security-policy': CONTENT_SECURITY_POLICY,
   'strict-transport-security': 'max-age=31536000',
@@ -55,16 +58,33 @@ export function buildPortalServer(deps: PortalDeps, tls: { key: string; cert: st
       maxParamLength: 200,
       querystringParser: firstQueryValues,
     },
+    // An address Fastify cannot route (a malformed percent-encoding, an over-long segment) gets a page
+    // too, with the pages' headers, instead of Fastify's JSON echoing the address.
+    frameworkErrors: (error, req, reply) => {
+      for (const [k, v] of Object.entries(SECURITY_HEADERS)) reply.header(k, v);
+      reply.header('cache-control', 'no-store');
+      const realm = req.url.startsWith(OPERATOR_REALM.base) ? OPERATOR_REALM : USER_REALM;
+      void refuse(reply, realm, req, undefined, error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 404 : 400, 'the address is not one of the portal\'s pages (it could not be read)');
+    },
   });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
+    // One pass, and no more fields than a form of the portals has: parsed before any session or CSRF
+    // check, so a body of thousands of fields must cost no more than reading it.
+    const values = new Map<string, string[]>();
+    let fields = 0;
+    for (const [k, v] of new URLSearchParams(body as string)) {
+      if ((fields += 1) > MAX_FORM_FIELDS) {
+        done(Object.assign(new Error(`a form has at most ${MAX_FORM_FIELDS} fields`), { statusCode: 413 }), undefined);
+        return;
+      }
+      const all = values.get(k);
+      if (all) all.push(v);
+      else values.set(k, [v]);
+    }
     // A null-prototype object: a field named __proto__ is just a field.
     const form = Object.create(null) as Form;
-    const params = new URLSearchParams(body as string);
-    for (const k of new Set(params.keys())) {
-      const all = params.getAll(k);
-      Object.defineProperty(form, k, { value: all.length === 1 ? all[0] : all, enumerable: true });
-    }
+    for (const [k, all] of values) Object.defineProperty(form, k, { value: all.length === 1 ? all[0] : all, enumerable: true });
     done(null, form);
   });
   app.addHook('onSend', async (_req, reply, payload) => {
@@ -113,7 +133,9 @@ function registerSignIn(app: FastifyInstance, deps: PortalDeps, realm: Realm): v
   });
   app.post(`${realm.base}/sign-out`, async (req, reply) => {
     const signed = await signedIn(deps, req, realm);
-    if (signed && sameOrigin(req) && field(req.body, '_csrf') === signed.claims.csrf) await deps.accounts.signOutEverywhere(signed.account.username);
+    // Only this portal's own form signs out: another site's POST would otherwise drop the cookie.
+    if (signed && !(sameOrigin(req) && field(req.body, '_csrf') === signed.claims.csrf)) return refuse(reply, realm, req, undefined, 403, 'the sign-out form was not sent from this portal');
+    if (signed) await deps.accounts.signOutEverywhere(signed.account.username);
     setSessionCookie(reply, realm, '', 0);
     return render(reply, 200, realm, req, undefined, 'Signed out', html`<p>You are signed out. <a href="${realm.base}/sign-in">Sign in again</a></p>`);
   });

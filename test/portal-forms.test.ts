@@ -1,0 +1,71 @@
+/**
+ * What the portals do with requests before anyone is signed in, over real HTTPS (no browser needed):
+ * form bodies are read in one pass with a bound on their fields, an address Fastify cannot route gets
+ * a page with the pages' headers, and only the portal's own form signs a person out.
+ */
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { totpCode } from '../src/security/portal-credentials.js';
+import { CONTENT_SECURITY_POLICY } from '../src/portal/server.js';
+import { adminApi } from './helpers/admin.js';
+import { startTestDip, type TestDip } from './helpers/dip-harness.js';
+
+describe('portal requests', () => {
+  let t: TestDip;
+  let agent: Agent;
+  let origin: string;
+
+  const send = async (method: 'GET' | 'POST', path: string, options: { form?: string; cookie?: string; origin?: string } = {}) => {
+    const res = await request(`${origin}${path}`, {
+      method,
+      dispatcher: agent,
+      headers: {
+        ...(options.form === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded', origin: options.origin ?? origin }),
+        ...(options.cookie ? { cookie: options.cookie } : {}),
+      },
+      body: options.form,
+    });
+    return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
+  };
+
+  beforeAll(async () => {
+    t = await startTestDip();
+    origin = t.dip.portalUrl;
+    agent = new Agent({ connect: { ca: t.dip.pki.ca.certPem } });
+  });
+  afterAll(async () => {
+    await agent?.close();
+    await t?.close();
+  });
+
+  it('reads a form of many fields in one pass and refuses one of more than 1,000 (413), before any check', async () => {
+    const fields = (n: number) => Array.from({ length: n }, (_, i) => `f${i}=x`).join('&');
+    const many = await send('POST', '/portal/sign-in', { form: `username=nobody.here&password=p&code=1&${fields(900)}` });
+    expect(many.status).toBe(401);
+    const tooMany = await send('POST', '/portal/sign-in', { form: `username=nobody.here&password=p&code=1&${fields(20_000)}` });
+    expect(tooMany.status).toBe(413);
+    expect(tooMany.text).toContain('a form has at most 1000 fields');
+  });
+
+  it('answers an address it cannot read with a page carrying the pages\' headers, not the address echoed as JSON', async () => {
+    const bad = await send('GET', '/portal/%');
+    expect(bad.status).toBe(400);
+    expect(String(bad.headers['content-type'])).toMatch(/^text\/html/);
+    expect(bad.headers['content-security-policy']).toBe(CONTENT_SECURITY_POLICY);
+    expect(bad.headers['cache-control']).toBe('no-store');
+    expect(bad.text).not.toContain('FST_ERR');
+  });
+
+  it("signs out only from the portal's own form: another site's POST is refused and the session kept", async () => {
+    const made = (await adminApi(t)('POST', '/admin/operators', { name: 'ops.olga', role: 'admin', displayName: 'Olga' })).body as { password: string; totpSecret: string };
+    const signIn = await send('POST', '/operator/sign-in', { form: new URLSearchParams({ username: 'ops.olga', password: made.password, code: totpCode(made.totpSecret, Date.now()) }).toString() });
+    expect(signIn.status).toBe(303);
+    const cookie = String(signIn.headers['set-cookie']).split(';')[0]!;
+    expect((await send('GET', '/operator/', { cookie })).status).toBe(200);
+
+    const forged = await send('POST', '/operator/sign-out', { cookie, form: '', origin: 'https://attacker.example' });
+    expect(forged.status).toBe(403);
+    expect(forged.headers['set-cookie']).toBeUndefined();
+    expect((await send('GET', '/operator/', { cookie })).status).toBe(200);
+  });
+});
