@@ -572,7 +572,7 @@ export const DEFAULTS: DipConfig = {
     retentionDays: 28,
     orphanGraceMinutes: 60,
     channels: {},
-    anonymous: { enabled: false, host: '0.0.0.0', port: 8445, rateLimit: { requestsPerSecond: 20, burst: 40 } },
+    anonymous: { enabled: false, host: '0.0.0.0', port: 8446, rateLimit: { requestsPerSecond: 20, burst: 40 } },
   },
   observability: {
     activityLog: { enabled: true, retentionDays: 365, flushIntervalMs: 200, maxBodyBytes: 16_384 },
@@ -611,7 +611,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const storageFromEnv: Partial<StorageConfig> = {};
   if (env.DIP_STORAGE !== undefined) storageFromEnv.kind = parseStorageKind(env.DIP_STORAGE);
   const port = overrides.port ?? fromEnv.port ?? fileConfig.port ?? DEFAULTS.port;
-  return {
+  return distinctPorts({
     ...DEFAULTS,
     ...fileConfig,
     ...fromEnv,
@@ -625,11 +625,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     overload: { ...DEFAULTS.overload, ...fileConfig.overload, ...overrides.overload },
     storage: mergeStorage(fileConfig.storage, storageFromEnv, overrides.storage, env),
     api: { ...DEFAULTS.api, ...fileConfig.api, ...overrides.api },
-    publications: mergePublications(fileConfig.publications, overrides.publications),
+    publications: mergePublications(port, fileConfig.publications, overrides.publications),
     observability: mergeObservability(fileConfig.observability, overrides.observability),
     operators: { ...DEFAULTS.operators, ...fileConfig.operators, ...overrides.operators },
     register: mergeRegister(fileConfig.register, overrides.register),
-  };
+  });
+}
+
+/** Two listeners on one port: the second would stop the start with EADDRINUSE, naming neither setting. */
+function distinctPorts(config: DipConfig): DipConfig {
+  const listeners: Array<[string, number]> = [
+    ['port', config.port],
+    ['adminPort', config.adminPort],
+    ['portalPort', config.portalPort],
+    ...(config.publications.anonymous.enabled ? ([['publications.anonymous.port', config.publications.anonymous.port]] as Array<[string, number]>) : []),
+  ];
+  for (const [i, [name, p]] of listeners.entries()) {
+    const other = listeners.slice(0, i).find(([, q]) => q === p && p !== 0);
+    if (other) throw new Error(`configuration: ${name} and ${other[0]} are both ${p}: each listener needs a port of its own`);
+  }
+  return config;
 }
 
 /** Storage settings: defaults, file, environment, overrides; the connection strings also from DIP_POSTGRES_URL / DIP_NATS_SERVERS. */
@@ -644,8 +659,10 @@ function mergeStorage(...args: [Partial<StorageConfig> | undefined, Partial<Stor
   return merged;
 }
 
-function mergePublications(...layers: Array<Partial<PublicationsConfig> | undefined>): PublicationsConfig {
-  const all = [DEFAULTS.publications, ...layers.map((l) => l ?? {})];
+/** Publication settings; the anonymous listener takes a free port, like the others, when `port` is 0 and it names none. */
+function mergePublications(port: number, ...layers: Array<Partial<PublicationsConfig> | undefined>): PublicationsConfig {
+  const freePort: Array<Partial<PublicationsConfig>> = port === 0 ? [{ anonymous: { ...DEFAULTS.publications.anonymous, port: 0 } }] : [];
+  const all: Array<Partial<PublicationsConfig>> = [DEFAULTS.publications, ...freePort, ...layers.map((l) => l ?? {})];
   const anonymous = Object.assign({}, ...all.map((l) => l.anonymous ?? {})) as PublicationsConfig['anonymous'];
   anonymous.rateLimit = Object.assign({}, ...all.map((l) => l.anonymous?.rateLimit ?? {})) as PublicationsConfig['anonymous']['rateLimit'];
   return { ...(Object.assign({}, ...all) as PublicationsConfig), channels: Object.assign({}, ...all.map((l) => l.channels ?? {})) as PublicationsConfig['channels'], anonymous };

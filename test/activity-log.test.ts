@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
+import { Agent, request } from 'undici';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +13,7 @@ import { PgActivityLog } from '../src/adapters/postgres/activity-log.js';
 import { SqliteActivityLog } from '../src/adapters/sqlite/activity-log.js';
 import Fastify from 'fastify';
 import { activityRoutes } from '../src/api/admin-activity.js';
-import { GENESIS_HASH, maskedBody, type ChainedActivity } from '../src/domain/activity.js';
+import { GENESIS_HASH, maskedBody, maskedUrl, type ChainedActivity } from '../src/domain/activity.js';
 import { verifyActivityLog } from '../src/pipeline/activity-recorder.js';
 import { activityLogContract } from './contract/activity-log.contract.js';
 import { adminApi } from './helpers/admin.js';
@@ -67,6 +68,11 @@ describe('masking personal data in answers', () => {
     const masked = JSON.parse(maskedBody(body, 10_000)!) as unknown;
     expect(masked).toEqual({ transactionID: 'T1', data: { MPANCore: '[masked]', customerName: '[masked]', supplyAddress: { line1: '[masked]' }, note: 'see [masked]', ts: '20261201120000123' }, CustomBlock: { B900: '[masked]' } });
     expect(maskedBody('x'.repeat(50), 10)).toBe('[50 bytes, not kept]');
+    // In a request's path and query too: MPANs anywhere, a parameter with a personal name whole.
+    expect(maskedUrl('/observability/reports/mpan/1200000000009?from=20261201120000123')).toBe('/observability/reports/mpan/[masked]?from=20261201120000123');
+    expect(maskedUrl('/dip-channel/REP-003/publications/p1/content?where=MPAN:1200000000009&columns=rate&postcode=SW1A%201AA')).toBe(
+      '/dip-channel/REP-003/publications/p1/content?where=MPAN:[masked]&columns=rate&postcode=[masked]',
+    );
     // Credentials, by key, whatever their case.
     expect(JSON.parse(maskedBody(JSON.stringify({ token: 'dipsess_x', password: 'p', totpSecret: 's', totpUri: 'otpauth://totp/a', apiKey: 'dip_k', operator: { role: 'admin' } }), 10_000)!)).toEqual({
       token: '[masked]', password: '[masked]', totpSecret: '[masked]', totpUri: '[masked]', apiKey: '[masked]', operator: { role: 'admin' },
@@ -120,6 +126,8 @@ describe('the API activity log of a running DIP', () => {
     const robot = await bootstrap('POST', '/admin/operators', { name: 'robot', role: 'viewer', automation: true });
     const person = await bootstrap('POST', '/admin/operators', { name: 'pat', role: 'operator' });
     const newKey = await sds.client.call<{ apiKey: string }>('POST', `/participants/${sds.dipId}/api-key`, '{}');
+    // An MPAN in a path is personal data too: an operator's lookup of one.
+    expect((await bootstrap('GET', '/admin/mpan/1200000000009')).status).toBe(200);
     expect([robot.status, person.status, newKey.status]).toEqual([201, 201, 200]);
     const secrets = [robot.body.token as string, person.body.password as string, person.body.totpSecret as string, newKey.body.apiKey];
     const credentialsId = newKey.headers['x-request-id'];
@@ -142,7 +150,8 @@ describe('the API activity log of a running DIP', () => {
       await waitFor(async () => (await all()).some((r) => r.method === 'TLS') && (await all()).some((r) => r.requestId === adminId || r.requestId === credentialsId), 10_000, 'activity records');
       await waitFor(async () => (await all()).some((r) => r.requestId === credentialsId) && (await all()).some((r) => r.url.startsWith('/admin/evidence/')), 10_000, 'the API key and evidence records');
       const records = await all();
-      for (const secret of secrets) expect(JSON.stringify(records)).not.toContain(secret);
+      for (const secret of [...secrets, '1200000000009']) expect(JSON.stringify(records)).not.toContain(secret);
+      expect(records.map((r) => r.url)).toContain('/admin/mpan/[masked]');
       expect(records.find((r) => r.requestId === credentialsId)!.responseBody).toContain('"apiKey":"[masked]"');
       expect(records.find((r) => r.url.startsWith('/admin/evidence/'))!.responseBody).toBe('[answer not kept]');
       const posts = records.filter((r) => r.method === 'POST' && r.url === '/dip-channel/IF-021');
@@ -171,6 +180,35 @@ describe('the API activity log of a running DIP', () => {
       expect(exported.code, exported.stderr).toBe(0);
       const lines = exported.stdout.trim().split('\n').map((l) => JSON.parse(l) as { requestId: string });
       expect(lines.map((l) => l.requestId)).toEqual(expect.arrayContaining([posts[0]!.requestId, adminId]));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("records the portals' requests too, each from the person its cookie or sign-in names, keeping no page", async () => {
+    const agent = new Agent({ connect: { ca: t.dip.pki.ca.certPem } });
+    try {
+      const page = await request(`${t.dip.portalUrl}/portal/sign-in`, { dispatcher: agent });
+      await page.body.dump();
+      const tried = await request(`${t.dip.portalUrl}/portal/sign-in`, {
+        method: 'POST',
+        dispatcher: agent,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'username=Someone.Else&password=wrong-password&code=123456',
+      });
+      await tried.body.dump();
+      expect([page.statusCode, tried.statusCode]).toEqual([200, 401]);
+    } finally {
+      await agent.close();
+    }
+    const store = new SqliteActivityLog(activityLogFile(t.config));
+    try {
+      const portal = async () => (await store.range({ fromMs: 0, toMs: Number.MAX_SAFE_INTEGER, limit: 1000 })).filter((r) => r.listener === 'portal');
+      await waitFor(async () => (await portal()).length >= 2, 10_000, 'the portal records');
+      expect((await portal()).map((r) => [r.method, r.url, r.caller, r.status, r.responseBody])).toEqual([
+        ['GET', '/portal/sign-in', null, 200, '[answer not kept]'],
+        ['POST', '/portal/sign-in', 'user:someone.else', 401, '[answer not kept]'],
+      ]);
     } finally {
       await store.close();
     }

@@ -49,6 +49,17 @@ describe('configuration', () => {
     expect(() => loadConfig({ DIP_DATA_DIR: dirWith('webhookAllowList: [""]') })).toThrow(/webhookAllowList/);
   });
 
+  it('gives every listener a port of its own: the anonymous one too, enabled with its defaults; two on one port are refused by name', () => {
+    const anonymous = loadConfig({ DIP_DATA_DIR: dirWith('publications:\n  anonymous:\n    enabled: true') });
+    expect(new Set([anonymous.port, anonymous.adminPort, anonymous.portalPort, anonymous.publications.anonymous.port]).size).toBe(4);
+    // port 0 (free ports, as tests and tools start a DIP): the anonymous listener takes a free one too.
+    expect(loadConfig({ DIP_DATA_DIR: dirWith('port: 0\npublications:\n  anonymous:\n    enabled: true') }).publications.anonymous.port).toBe(0);
+    expect(() => loadConfig({ DIP_DATA_DIR: dirWith('publications:\n  anonymous:\n    enabled: true\n    port: 8443') })).toThrow(
+      'configuration: publications.anonymous.port and port are both 8443: each listener needs a port of its own',
+    );
+    expect(() => loadConfig({ DIP_DATA_DIR: dirWith(''), DIP_PORTAL_PORT: '8444' })).toThrow(/portalPort and adminPort are both 8444/);
+  });
+
   it('refuses what it does not know, or cannot use, with the reason', () => {
     expect(() => loadConfig({ DIP_DATA_DIR: dirWith('prot: 1') })).toThrow(/must NOT have additional properties/);
     expect(() => loadConfig({ DIP_DATA_DIR: dirWith('channels:\n  IF-021:\n    securityPattern: 7') })).toThrow(/securityPattern/);

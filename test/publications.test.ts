@@ -5,6 +5,8 @@ import { gunzipSync, deflateSync } from 'node:zlib';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../src/config.js';
+import { activityLogFile } from '../src/adapters/backend.js';
+import { SqliteActivityLog } from '../src/adapters/sqlite/activity-log.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('base64');
@@ -202,5 +204,20 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     const other = await request(`${publicUrl}/dip-channel/REP-002/publications`, { dispatcher: anonymous });
     expect(other.statusCode).toBe(404);
     await other.body.text();
+    // Each is in the API activity log, the caller unknown, the download's bytes not kept.
+    const store = new SqliteActivityLog(activityLogFile(t.config));
+    try {
+      const records = async () => (await store.range({ fromMs: 0, toMs: Number.MAX_SAFE_INTEGER, limit: 10_000 })).filter((r) => r.listener === 'anonymous');
+      await waitFor(async () => (await records()).length >= 4, 10_000, "the anonymous listener's records");
+      expect((await records()).map((r) => [r.caller, r.status, r.url.split('?')[0]!.replace(/^\/publications\/[^/]+/, '/publications/{id}')])).toEqual([
+        [null, 200, '/publications'],
+        [null, 200, '/publications/{id}/content'],
+        [null, 403, '/publications/{id}/content'],
+        [null, 404, '/dip-channel/REP-002/publications'],
+      ]);
+      expect((await records())[1]!.responseBody).toBe('[answer not kept]');
+    } finally {
+      await store.close();
+    }
   });
 });

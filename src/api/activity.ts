@@ -24,7 +24,15 @@ export const REQUEST_ID_HEADER = 'x-request-id';
  * before any other hook can answer (a refused token, a rate limit). Nothing here waits for storage:
  * the record joins the recorder's next batch.
  */
-export function registerActivityLog(app: FastifyInstance, sink: ActivitySink, listener: string, callerOf: (req: FastifyRequest, status: number) => string | null, now: () => number): void {
+export function registerActivityLog(
+  app: FastifyInstance,
+  sink: ActivitySink,
+  listener: string,
+  callerOf: (req: FastifyRequest, status: number) => string | null,
+  now: () => number,
+  /** false: no answer of this listener is kept (the portals' pages show personal data in HTML, which masking by key cannot read). */
+  keepAnswers = true,
+): void {
   app.addHook('onRequest', (req, reply, done) => {
     const id = randomUUID();
     req.activity = { id, at: now(), body: null };
@@ -33,7 +41,7 @@ export function registerActivityLog(app: FastifyInstance, sink: ActivitySink, li
   });
   app.addHook('onSend', (req, _reply, payload, done) => {
     if (req.activity) {
-      if (req.routeOptions.config.keepAnswer === false) req.activity.body = '[answer not kept]';
+      if (!keepAnswers || req.routeOptions.config.keepAnswer === false) req.activity.body = '[answer not kept]';
       else if (typeof payload === 'string') req.activity.body = payload;
       else if (Buffer.isBuffer(payload)) req.activity.body = payload.toString('utf8');
     }

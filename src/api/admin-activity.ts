@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { maskedBody } from '../domain/activity.js';
+import { maskedBody, maskedUrl } from '../domain/activity.js';
 import type { ActivityLogStore } from '../ports/activity-log.js';
 import { answers } from './admin-schemas.js';
 
@@ -62,7 +62,7 @@ export const activityRoutes: FastifyPluginAsync<ActivityRouteOptions> = async (a
       const records = await o.store.recent(fromMs, toMs, req.query.limit ?? 200, req.query.caller);
       // Masked again as read: records written before credentials were masked still hold them (the stored
       // rows and their hash chain stay as they are; `dip audit export` gives them whole to the host).
-      return records.map((r) => ({ ...r, responseBody: maskedBody(r.responseBody, Number.MAX_SAFE_INTEGER), prevHash: undefined, hash: undefined, at: new Date(r.at).toISOString() }));
+      return records.map((r) => ({ ...r, url: maskedUrl(r.url), responseBody: maskedBody(r.responseBody, Number.MAX_SAFE_INTEGER), prevHash: undefined, hash: undefined, at: new Date(r.at).toISOString() }));
     },
   );
 };

@@ -5,6 +5,7 @@ import { RateLimiter } from '../security/rate-limit.js';
 import type { ApiDeps } from './deps.js';
 import { describePublication, listQuery, sendPublication, type ContentQuery, type ListQuery } from './publication-download.js';
 import { recordOperations } from './operations.js';
+import { registerActivityLog } from './activity.js';
 import { sendStandard } from './request.js';
 
 /**
@@ -23,6 +24,8 @@ export function buildPublicServer(deps: ApiDeps, tls: { key: string; cert: strin
     routerOptions: { caseSensitive: false, ignoreTrailingSlash: true, maxParamLength: 100 },
     logger: false,
   });
+  // Every request is recorded (spec 5.8.1), the caller unknown: the client's address is the record's `remote`.
+  if (deps.activity) registerActivityLog(app, deps.activity, 'anonymous', () => null, () => deps.clock.now());
   recordOperations(app);
   const limiter = new RateLimiter(rateLimit);
   if (limiter.enabled) {
@@ -65,7 +68,7 @@ export function buildPublicServer(deps: ApiDeps, tls: { key: string; cert: strin
     return reply.code(200).send(describePublication(found, deps.publications.publicUrl(found) ?? ''));
   });
 
-  app.get<{ Params: { publicationId: string }; Querystring: ContentQuery }>('/publications/:publicationId/content', async (req, reply) => {
+  app.get<{ Params: { publicationId: string }; Querystring: ContentQuery }>('/publications/:publicationId/content', { config: { keepAnswer: false } }, async (req, reply) => {
     const found = await publicRecord(req.params.publicationId);
     if ('status' in found) return sendStandard(deps, reply, found.status, null, found.status === 403 ? MSG.processingFailed : MSG.interfaceIdInvalid, found.help);
     return sendPublication(deps, req, reply, found, null);

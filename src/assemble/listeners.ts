@@ -4,6 +4,8 @@ import type { FastifyInstance } from 'fastify';
 import { buildAdminServer, ensureAdminToken, type AdminDeps } from '../api/admin.js';
 import { ACTING_OPERATOR_HEADER } from '../api/admin-operators.js';
 import { inProcessTransport } from '../api/in-process.js';
+import { registerActivityLog } from '../api/activity.js';
+import type { ActivitySink } from '../pipeline/activity-recorder.js';
 import { operatorApi as operatorApiClient } from '../openapi-client/index.js';
 import type { ApiDeps } from '../api/deps.js';
 import { operationsOf, type Operation } from '../api/operations.js';
@@ -84,7 +86,9 @@ export async function startOperatorListener(config: DipConfig, deps: Omit<AdminD
 }
 
 /** The user portal (/portal) and the operator portal (/operator). */
-export async function startPortalListener(config: DipConfig, deps: Omit<PortalDeps, 'sessions'>, pki: PkiMaterial, life: Lifecycle): Promise<number> {
-  const portal = buildPortalServer({ ...deps, sessions: SessionSigner.fromFile(join(config.dataDir, 'portal-session.key')) }, { key: pki.server.keyPem, cert: pki.server.certPem });
+export async function startPortalListener(config: DipConfig, deps: Omit<PortalDeps, 'sessions' | 'recordActivity'>, activity: ActivitySink | null, pki: PkiMaterial, life: Lifecycle): Promise<number> {
+  // Pages are HTML with personal data that masking by key cannot read: the log keeps that they were answered.
+  const recordActivity: PortalDeps['recordActivity'] = activity ? (app, callerOf) => registerActivityLog(app, activity, 'portal', callerOf, () => deps.clock.now(), false) : null;
+  const portal = buildPortalServer({ ...deps, recordActivity, sessions: SessionSigner.fromFile(join(config.dataDir, 'portal-session.key')) }, { key: pki.server.keyPem, cert: pki.server.certPem });
   return listen(portal, 'portal listener', config.portalPort, config.host, life);
 }

@@ -108,6 +108,25 @@ function maskValue(value: unknown, personal: boolean): unknown {
 }
 
 /**
+ * A request's path and query as the activity log keeps it: MPANs masked wherever they are
+ * (`/reports/mpan/…`, `where=MPAN:…`), and the whole value of a query parameter whose name is personal.
+ */
+export function maskedUrl(url: string): string {
+  const at = url.indexOf('?');
+  const path = (at < 0 ? url : url.slice(0, at)).replace(MPAN_TEXT, MASK);
+  if (at < 0) return path;
+  const query = url
+    .slice(at + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      const name = eq < 0 ? pair : pair.slice(0, eq);
+      return eq >= 0 && PII_KEY.test(name) ? `${name}=${MASK}` : pair.replace(MPAN_TEXT, MASK);
+    });
+  return `${path}?${query.join('&')}`;
+}
+
+/**
  * A response body as the activity log keeps it: JSON with personal data masked; anything longer than
  * `maxBytes` is kept as a note of its size only (a pull of a thousand messages is in the archive already).
  */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { ChainChecker, chainEntries, GENESIS_HASH, maskedBody, type ActivityEntry, type ChainBreak, type ChainedActivity } from '../domain/activity.js';
+import { ChainChecker, chainEntries, GENESIS_HASH, maskedBody, maskedUrl, type ActivityEntry, type ChainBreak, type ChainedActivity } from '../domain/activity.js';
 import type { ActivityLogStore } from '../ports/activity-log.js';
 import type { Cancel, Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
@@ -79,7 +79,7 @@ export class ActivityRecorder implements ActivitySink {
     if (!this.opened) return;
     while (this.pending.length > 0) {
       const batch = this.pending.slice(0, this.settings.maxBatch);
-      const entries: ActivityEntry[] = batch.map(({ rawBody, ...rest }) => ({ ...rest, responseBody: maskedBody(rawBody, this.settings.maxBodyBytes) }));
+      const entries: ActivityEntry[] = batch.map(({ rawBody, url, ...rest }) => ({ ...rest, url: maskedUrl(url), responseBody: maskedBody(rawBody, this.settings.maxBodyBytes) }));
       const { records, head } = chainEntries(this.chain, this.head, entries);
       try {
         await this.store.append(records);

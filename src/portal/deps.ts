@@ -8,6 +8,7 @@ import type { PortalAccountService } from '../pipeline/portal-accounts.js';
 import type { Publications } from '../pipeline/publications.js';
 import type { Reports } from '../pipeline/reports.js';
 import type { ActivityLogStore } from '../ports/activity-log.js';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AlarmSubscriptionStore } from '../ports/alarms.js';
 import type { RecipientCopies } from '../pipeline/recipient-copy.js';
 import type { Registry } from '../pipeline/registry.js';
@@ -54,6 +55,11 @@ export interface PortalDeps {
   alarms: (SubscriptionDeps & { alarms: Pick<Alarms, 'current'>; subscriptions: Pick<AlarmSubscriptionStore, 'list' | 'put' | 'remove'> }) | null;
   /** Pattern B: publications a participant may list and download (the API's own rule, pipeline/publications.ts). */
   publications: Pick<Publications, 'find' | 'get' | 'read' | 'publisherRoles'>;
+  /**
+   * Records every request of the portals' listener in the API activity log, each from the caller named
+   * (the API's own hooks, wired in src/assemble/listeners.ts); null when the log is turned off.
+   */
+  recordActivity: ((app: FastifyInstance, callerOf: (req: FastifyRequest) => string | null) => void) | null;
   /** The API activity log, for a participant's own requests (null when it is turned off). */
   activityLog: Pick<ActivityLogStore, 'recent'> | null;
   /** Reports (spec 5.11), cut to what the viewer may see as the reports API does. */

@@ -3,9 +3,12 @@ import { PORTAL_CSS } from './assets.js';
 import type { PortalDeps } from './deps.js';
 import { html } from './html.js';
 import { registerOperatorPortal, OPERATOR_REALM } from './operator-pages.js';
-import { field, refuse, render, sameOrigin, SESSION_MS, setSessionCookie, signedIn, signInPage, type Form, type Realm } from './session.js';
+import { field, namedCaller, refuse, render, sameOrigin, SESSION_MS, setSessionCookie, signedIn, signInPage, type Form, type Realm } from './session.js';
 import { registerUserPortal } from './user-pages.js';
 import { USER_REALM } from './user-realm.js';
+
+/** The portal a path belongs to. */
+const realmOf = (url: string): Realm => (url.startsWith(OPERATOR_REALM.base) ? OPERATOR_REALM : USER_REALM);
 
 /**
  * Pages carry no script and load nothing from elsewhere: the style sheet is the only other resource. So
@@ -63,10 +66,13 @@ export function buildPortalServer(deps: PortalDeps, tls: { key: string; cert: st
     frameworkErrors: (error, req, reply) => {
       for (const [k, v] of Object.entries(SECURITY_HEADERS)) reply.header(k, v);
       reply.header('cache-control', 'no-store');
-      const realm = req.url.startsWith(OPERATOR_REALM.base) ? OPERATOR_REALM : USER_REALM;
+      const realm = realmOf(req.url);
       void refuse(reply, realm, req, undefined, error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 404 : 400, 'the address is not one of the portal\'s pages (it could not be read)');
     },
   });
+  // Every request, signed in or not, in the API activity log (spec 5.8.1) with the person it is from;
+  // pages are not kept (HTML with personal data), only that they were answered.
+  deps.recordActivity?.(app, (req) => namedCaller(deps, req, realmOf(req.url)));
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
     // One pass, and no more fields than a form of the portals has: parsed before any session or CSRF
@@ -95,11 +101,11 @@ export function buildPortalServer(deps: PortalDeps, tls: { key: string; cert: st
   app.setErrorHandler((error: Error & { statusCode?: number }, req, reply) => {
     const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
     if (status >= 500) deps.logger.error({ err: error, url: req.url.split('?')[0] }, 'portal request failed');
-    const realm = req.url.startsWith(OPERATOR_REALM.base) ? OPERATOR_REALM : USER_REALM;
+    const realm = realmOf(req.url);
     return refuse(reply, realm, req, undefined, status, status >= 500 ? 'something went wrong on the DIP: the operator has the details in the log' : error.message);
   });
   app.setNotFoundHandler((req, reply) => {
-    const realm = req.url.startsWith(OPERATOR_REALM.base) ? OPERATOR_REALM : USER_REALM;
+    const realm = realmOf(req.url);
     return refuse(reply, realm, req, undefined, 404, `there is no page ${req.url.split('?')[0]}`);
   });
 

@@ -51,6 +51,16 @@ export function setSessionCookie(reply: FastifyReply, realm: Realm, token: strin
   reply.header('set-cookie', `${realm.cookie}=${token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=${maxAgeS}`);
 }
 
+/**
+ * Who a request is from, for the activity log, without reading the store: the name its session cookie
+ * carries, or on a sign-in the name it tries (its answer, 303 or 401, says whether it got in).
+ */
+export function namedCaller(deps: Pick<PortalDeps, 'sessions' | 'clock'>, req: FastifyRequest, realm: Realm): string | null {
+  const tried = req.method === 'POST' && req.url.split('?')[0] === `${realm.base}/sign-in` ? field(req.body, 'username').trim().toLowerCase().slice(0, 64) : '';
+  const name = tried || deps.sessions.read(cookieValue(req, realm.cookie), deps.clock.now())?.username;
+  return name ? `${realm.kind}:${name}` : null;
+}
+
 export async function signedIn(deps: PortalDeps, req: FastifyRequest, realm: Realm): Promise<Signed | undefined> {
   const claims = deps.sessions.read(cookieValue(req, realm.cookie), deps.clock.now());
   if (!claims) return undefined;
