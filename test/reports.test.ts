@@ -82,10 +82,11 @@ describe('reports, traces and journeys (spec 5.11)', () => {
 
   it('reports throughput and latency as JSON and CSV, and the sender audit', async () => {
     const admin = operator(t);
-    const tp = await admin<{ granularity: string; rows: Array<{ bucket: string; in: number; out: number; errors: number }> }>('/admin/reports/throughput?granularity=day&channel=IF-021');
+    const tp = await admin<{ granularity: string; rows: Array<{ bucket: string; in: number; out: number; errors: number; pending: number }> }>('/admin/reports/throughput?granularity=day&channel=IF-021');
     expect(tp.body.granularity).toBe('day');
     expect(tp.body.rows.reduce((s, r) => s + r.in, 0)).toBe(2);
-    expect(tp.body.rows.reduce((s, r) => s + r.out, 0)).toBeGreaterThanOrEqual(2);
+    // Two copies, one to each supplier (B's may still be on its way: out or pending).
+    expect(tp.body.rows.reduce((s, r) => s + r.out + r.pending, 0)).toBe(2);
     const csv = await admin('/admin/reports/latency?granularity=minute&format=csv');
     expect(csv.type).toContain('text/csv');
     const [header, first] = csv.text.trim().split('\r\n');
@@ -96,6 +97,18 @@ describe('reports, traces and journeys (spec 5.11)', () => {
     // A supplier's own sender audit holds nothing it did not send.
     expect((await supA.client.call<{ rows: unknown[] }>('GET', '/observability/reports/sender-audit', '')).body.rows).toEqual([]);
     expect((await admin('/admin/reports/throughput?from=yesterday')).status).toBe(400);
+
+    // By recipient (spec 5.11.1, "outgoing volumes by individual recipient"): that recipient's copies only.
+    type Rows = { rows: Array<{ in: number; out: number; errors: number; pending: number }> };
+    const sum = (r: Rows) => r.rows.reduce((a, x) => ({ in: a.in + x.in, copies: a.copies + x.out + x.errors + x.pending }), { in: 0, copies: 0 });
+    expect(sum((await admin<Rows>(`/admin/reports/throughput?granularity=day&channel=IF-021&recipient=${supA.dipId}`)).body)).toEqual({ in: 1, copies: 1 });
+
+    // A replay the supplier asks for is not a message the sender sent again, nor the sender's to see.
+    const replayed = await supA.client.replay('IF-021', supA.dipId, { transactionIDs: [txA] });
+    expect(replayed.status).toBe(200);
+    expect(sum((await admin<Rows>('/admin/reports/throughput?granularity=day&channel=IF-021')).body).in).toBe(2);
+    const after = await sds.client.call<{ rows: Array<{ transactionId: string }> }>('GET', '/observability/reports/sender-audit', '');
+    expect(after.body.rows.map((r) => r.transactionId.slice(0, 2))).toEqual(['T-', 'T-']);
   });
 });
 

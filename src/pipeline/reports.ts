@@ -88,18 +88,29 @@ export class Reports {
     private readonly now: () => number,
   ) {}
 
-  /** Messages in the filter that the viewer may see; a participant's view of others' copies is cut to its own. */
+  /**
+   * Messages in the filter that the viewer may see; a participant's view of others' copies is cut to its
+   * own. A replayed or requeued copy was asked for by its recipient, not sent by the original's sender:
+   * the sender does not see it (it would tell the sender what the recipient replayed).
+   */
   private async visible(viewer: Viewer, query: Omit<TraceQuery, 'limit'> & { limit?: number }): Promise<TracedMessage[]> {
     const all = await this.traces.trace({ limit: REPORT_MESSAGE_LIMIT, ...query });
     if (viewer.kind === 'operator') return all;
     const me = viewer.dipId;
+    const mine = (m: TracedMessage) => m.sender === me && m.replayOf === null;
     return all
-      .filter((m) => m.sender === me || m.deliveries.some((d) => d.recipient === me))
-      .map((m) => (m.sender === me ? m : { ...m, deliveries: m.deliveries.filter((d) => d.recipient === me), routing: undefined }));
+      .filter((m) => mine(m) || m.deliveries.some((d) => d.recipient === me))
+      .map((m) => (mine(m) ? m : { ...m, deliveries: m.deliveries.filter((d) => d.recipient === me), routing: undefined }));
   }
 
-  private filtered(viewer: Viewer, f: ReportFilter) {
-    return this.visible(viewer, { fromMs: f.fromMs, toMs: f.toMs, channel: f.channel, sender: f.sender, recipient: f.recipient });
+  /**
+   * The messages a report counts: originals only (a replay or requeue is not a message sent again), and with
+   * a recipient named, only that recipient's copies ("outgoing volumes by individual recipient", spec 5.11.1).
+   */
+  private async filtered(viewer: Viewer, f: ReportFilter): Promise<TracedMessage[]> {
+    const visible = await this.visible(viewer, { fromMs: f.fromMs, toMs: f.toMs, channel: f.channel, sender: f.sender, recipient: f.recipient });
+    const originals = visible.filter((m) => m.replayOf === null);
+    return f.recipient === undefined ? originals : originals.map((m) => ({ ...m, deliveries: m.deliveries.filter((d) => d.recipient === f.recipient) }));
   }
 
   /** Messages in, copies delivered out, and errors (copies dead-lettered), per bucket. */
@@ -140,7 +151,7 @@ export class Reports {
   /** Per message the sender sent: when it reached the DIP, and per recipient whether and when it was received. */
   async senderAudit(viewer: Viewer, f: ReportFilter) {
     const sender = viewer.kind === 'participant' ? viewer.dipId : f.sender;
-    return (await this.visible(viewer, { fromMs: f.fromMs, toMs: f.toMs, channel: f.channel, sender, recipient: f.recipient })).map((m) => ({
+    return (await this.filtered(viewer, { ...f, sender })).map((m) => ({
       transactionId: m.transactionId,
       senderUniqueReference: m.senderUniqueReference,
       channel: m.channel,
