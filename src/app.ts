@@ -168,7 +168,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const certificates = { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, encryption: encryption.certPem };
 
   const apiDeps = {
-    config, logger, ingest, registry, selfService, webhooks: backend.registry, delivery, replay, status, queues: backend.log, copies, channel, health, clock, destinations, publications,
+    config, logger, ingest, registry, selfService, webhooks: backend.registry, delivery, replay, status, queues: backend.log, journal: backend.archive, copies, channel, health, clock, destinations, publications,
     notReady: () => core.catalogue.notReady(),
     overload: new OverloadGuard(config.overload, load),
     certificates,

@@ -641,6 +641,10 @@ describe('pull consumption (spec 5.4) and idempotent read', () => {
     expect([next.firstSeq, next.lastSeq]).toEqual([3, 5]);
     expect(next.headers['x-opendip-acknowledged']).toBe('2');
     expect(next.body.map(txOf)).toEqual(sent.slice(2));
+    // What is acknowledged is delivered, as reports and journeys tell it (the recipient read it); the rest is not yet.
+    const journey = async (tx: string) => (await sup.client.call<{ rows: Array<{ event: string; detail: string }> }>('GET', `/observability/reports/journey/${tx}`, '')).body.rows;
+    expect((await journey(sent[1]!)).filter((e) => ['attempt', 'delivered'].includes(e.event)).map((e) => e.detail)).toEqual([`pulled and acknowledged by ${SUP}`, `delivered to ${SUP}`]);
+    expect((await journey(sent[2]!)).map((e) => e.event)).not.toContain('delivered');
 
     for (const bad of [6, 1]) {
       const answer = await sup.client.ack('IF-021', SUP, bad);

@@ -1,3 +1,4 @@
+import { PULL_ACKNOWLEDGED } from '../ports/archive.js';
 import type { TracedDelivery, TracedMessage } from '../ports/traces.js';
 
 /** Rows both SQL engines answer, folded into traced messages the same way. */
@@ -31,6 +32,7 @@ export interface AttemptRow {
   queue_id: number;
   first_seq: number;
   last_seq: number;
+  url: string;
   started_at: number;
   latency_ms: number;
   status: number | null;
@@ -54,7 +56,7 @@ export function foldTraces(messages: MessageRow[], copies: CopyRow[], attempts: 
       state: c.dl_state === 'requeued' && Number(c.acked_seq) >= Number(c.seq) && delivered ? 'delivered' : state,
       deliveredAt: delivered ? Number(delivered.started_at) + Number(delivered.latency_ms) : null,
       firstAttemptAt: mine[0] ? Number(mine[0].started_at) : null,
-      attempts: mine.map((a) => ({ startedAt: Number(a.started_at), latencyMs: Number(a.latency_ms), status: a.status, verdict: a.verdict, error: a.error })),
+      attempts: mine.map((a) => ({ startedAt: Number(a.started_at), latencyMs: Number(a.latency_ms), status: a.status, verdict: a.verdict, error: a.error, pulled: a.url === PULL_ACKNOWLEDGED })),
       deadLetter: c.dl_reason === null ? null : { reason: c.dl_reason, status: c.dl_status, detail: c.dl_detail ?? '', at: Number(c.dl_at) },
     };
     copiesOf.set(Number(c.message_id), [...(copiesOf.get(Number(c.message_id)) ?? []), d]);

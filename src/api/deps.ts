@@ -1,3 +1,4 @@
+import type { Archive } from '../ports/archive.js';
 import type { DipConfig } from '../config.js';
 import type { ActivitySink } from '../pipeline/activity-recorder.js';
 import type { DipMetrics } from '../pipeline/metrics.js';
@@ -35,6 +36,8 @@ export interface ApiDeps {
   replay: Replay;
   status: StatusMessages;
   queues: Pick<MessageLog, 'queueState' | 'readQueue' | 'settle'>;
+  /** The delivery journal: a pull's acknowledgement is recorded as its delivery (reports, journeys). */
+  journal: Pick<Archive, 'recordAttempt'>;
   /** The copy a recipient gets (obfuscation by role, encryption for it). */
   copies: Pick<RecipientCopies, 'copyFor'>;
   /** The DIP's public certificates: its CA, its signing certificate, and its encryption certificate (pattern 2). */

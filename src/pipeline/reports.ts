@@ -250,7 +250,10 @@ export function journeyOf(m: TracedMessage): JourneyEvent[] {
   const why = (id: string) => (r ? (r.primary.includes(id) ? 'primary (addressed by the sender)' : r.secondary.includes(id) ? 'MPAN lookup (secondary)' : r.always.includes(id) ? 'always' : 'routed') : 'routed');
   for (const d of m.deliveries) {
     push(m.receivedAt, { event: 'routed', recipient: d.recipient, detail: `to ${d.recipient}: ${why(d.recipient)}, queue position ${d.seq}` });
-    for (const a of d.attempts) push(a.startedAt, { event: 'attempt', recipient: d.recipient, detail: `webhook call: ${a.status ?? 'no answer'} (${a.verdict}) in ${a.latencyMs} ms${a.error ? `: ${a.error}` : ''}` });
+    for (const a of d.attempts) {
+      if (a.pulled) push(a.startedAt, { event: 'attempt', recipient: d.recipient, detail: `pulled and acknowledged by ${d.recipient}` });
+      else push(a.startedAt, { event: 'attempt', recipient: d.recipient, detail: `webhook call: ${a.status ?? 'no answer'} (${a.verdict}) in ${a.latencyMs} ms${a.error ? `: ${a.error}` : ''}` });
+    }
     if (d.state === 'delivered' && d.deliveredAt !== null) push(d.deliveredAt, { event: 'delivered', recipient: d.recipient, detail: `delivered to ${d.recipient}` });
     if (d.deadLetter) {
       if (d.deadLetter.reason === 'rejected') push(d.deadLetter.at, { event: 'rejected', recipient: d.recipient, detail: `refused by ${d.recipient} (${d.deadLetter.status ?? ''}): ${d.deadLetter.detail}; a status message goes back to the sender` });

@@ -55,6 +55,9 @@ export interface ReceivedRequest {
   signature: { url: string | null; headers: Record<string, string | string[]> };
 }
 
+/** What a delivery attempt's `url` holds when the recipient pulled and acknowledged the messages (no call was made). */
+export const PULL_ACKNOWLEDGED = 'pull';
+
 export interface DeliveryAttempt {
   queue: QueueRef;
   firstSeq: number;

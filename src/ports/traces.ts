@@ -8,7 +8,8 @@ export interface TracedDelivery {
   deliveredAt: number | null;
   /** When the first call carrying it started: the DIP's own processing time ends here. */
   firstAttemptAt: number | null;
-  attempts: Array<{ startedAt: number; latencyMs: number; status: number | null; verdict: string; error: string | null }>;
+  /** Webhook calls, and a pull's acknowledgement (`pulled`: the recipient read them; no call was made). */
+  attempts: Array<{ startedAt: number; latencyMs: number; status: number | null; verdict: string; error: string | null; pulled: boolean }>;
   deadLetter: { reason: string; status: number | null; detail: string; at: number } | null;
 }
 

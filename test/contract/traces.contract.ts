@@ -1,3 +1,4 @@
+import { PULL_ACKNOWLEDGED } from '../../src/ports/archive.js';
 import { describe, expect, it } from 'vitest';
 import type { TraceQuery } from '../../src/ports/traces.js';
 import { batch, mds, message, sup, useBackend, type BackendFactory } from './fixtures.js';
@@ -40,8 +41,8 @@ export function tracesContract(name: string, open: BackendFactory): void {
       const of = (r: string) => m!.deliveries.find((d) => d.recipient === r)!;
       expect(of('SUP0000001')).toMatchObject({ state: 'delivered', deliveredAt: T0 + 1012, firstAttemptAt: T0 + 100, deadLetter: null });
       expect(of('SUP0000001').attempts).toEqual([
-        { startedAt: T0 + 100, latencyMs: 7, status: 503, verdict: 'retry', error: null },
-        { startedAt: T0 + 1000, latencyMs: 12, status: 200, verdict: 'delivered', error: null },
+        { startedAt: T0 + 100, latencyMs: 7, status: 503, verdict: 'retry', error: null, pulled: false },
+        { startedAt: T0 + 1000, latencyMs: 12, status: 200, verdict: 'delivered', error: null, pulled: false },
       ]);
       expect(of('MDS0000001')).toMatchObject({ state: 'dead', deliveredAt: null, firstAttemptAt: T0 + 200, deadLetter: { reason: 'rejected', status: 400, detail: 'MDS0000001 refused the message: HTTP 400' } });
       expect(of('MDS0000001').deadLetter!.at).toEqual(expect.any(Number));
@@ -50,6 +51,16 @@ export function tracesContract(name: string, open: BackendFactory): void {
       expect(await ctx.backend.deadLetters.requeueDeadLetters(mds, [1])).toBe(1);
       const [after] = await traces.trace(all());
       expect(after!.deliveries.find((d) => d.recipient === 'MDS0000001' && d.seq === 1)!.state).toBe('requeued');
+    });
+
+    it("takes a pull's acknowledgement as its copies' delivery, marked as pulled", async () => {
+      const { log, archive, traces } = ctx.backend;
+      const a = message(['SUP0000001'], { receivedAt: T0 });
+      await log.append(batch([a]));
+      await log.settle(sup, { upTo: 1 });
+      await archive.recordAttempt({ queue: sup, firstSeq: 1, lastSeq: 1, url: PULL_ACKNOWLEDGED, startedAt: T0 + 400, latencyMs: 0, status: null, verdict: 'delivered', error: null });
+      const [m] = await traces.trace(all());
+      expect(m!.deliveries[0]).toMatchObject({ state: 'delivered', deliveredAt: T0 + 400, attempts: [{ startedAt: T0 + 400, latencyMs: 0, status: null, verdict: 'delivered', error: null, pulled: true }] });
     });
 
     it('filters by period, channel, sender, recipient, transaction, correlation and MPAN, oldest first, up to the limit', async () => {

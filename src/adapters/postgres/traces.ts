@@ -40,7 +40,7 @@ export class PgTraces implements MessageTraces {
       [messages.map((m) => m.id)],
     );
     const { rows: attempts } = copies.length === 0 ? { rows: [] as AttemptRow[] } : await this.d.pool.query<AttemptRow>(
-      `SELECT DISTINCT a.queue_id, a.first_seq, a.last_seq, a.started_at, a.latency_ms, a.status, a.verdict, a.error
+      `SELECT DISTINCT a.queue_id, a.first_seq, a.last_seq, a.url, a.started_at, a.latency_ms, a.status, a.verdict, a.error
          FROM delivery_attempts a JOIN unnest($1::int[], $2::bigint[]) AS c(queue_id, seq) ON a.queue_id = c.queue_id AND a.first_seq <= c.seq AND a.last_seq >= c.seq
         WHERE a.started_at >= $3`,
       [copies.map((c) => c.queue_id), copies.map((c) => c.seq), q.fromMs],

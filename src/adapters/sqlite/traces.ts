@@ -45,7 +45,7 @@ export class SqliteTraces implements MessageTraces {
       .all(ids);
     const attempts = copies.length === 0 ? [] : db
       .prepare<[string], AttemptRow>(
-        `SELECT a.queue_id, a.first_seq, a.last_seq, a.started_at, a.latency_ms, a.status, a.verdict, a.error
+        `SELECT a.queue_id, a.first_seq, a.last_seq, a.url, a.started_at, a.latency_ms, a.status, a.verdict, a.error
            FROM delivery_attempts a JOIN json_each(?) c ON a.queue_id = json_extract(c.value, '$[0]') AND a.first_seq <= json_extract(c.value, '$[1]') AND a.last_seq >= json_extract(c.value, '$[1]')`,
       )
       .all(JSON.stringify(copies.map((c) => [c.queue_id, c.seq])));

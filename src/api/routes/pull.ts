@@ -1,3 +1,4 @@
+import { PULL_ACKNOWLEDGED } from '../../ports/archive.js';
 import type { FastifyPluginAsync } from 'fastify';
 import { MSG } from '../../domain/response-codes.js';
 import { formatSequence, SEQUENCE_HEADER } from '../../domain/sequence.js';
@@ -76,7 +77,13 @@ export const pullRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { 
     }
     // Acknowledging the current position again changes nothing (and a recipient that never had a
     // message has no queue to write to: the store would refuse it).
-    if (sequence > state.ackedSeq) await deps.queues.settle(queue, { upTo: sequence });
+    if (sequence > state.ackedSeq) {
+      await deps.queues.settle(queue, { upTo: sequence });
+      // The recipient has read them: their delivery, as reports and journeys count it (spec 5.11.1,
+      // latency "to the time the recipient reads the message").
+      const now = deps.clock.now();
+      await deps.journal.recordAttempt({ queue, firstSeq: state.ackedSeq + 1, lastSeq: sequence, url: PULL_ACKNOWLEDGED, startedAt: now, latencyMs: 0, status: null, verdict: 'delivered', error: null });
+    }
     return sendStandard(deps, reply, 200, queue.recipientDipId, MSG.success, `acknowledged up to ${sequence}`);
   });
 };
