@@ -48,4 +48,24 @@ describe('archive retention', () => {
     t = await startTestDip({}, dataDir);
     expect(await t.dip.backend.log.queueState({ recipientDipId: sup.dipId, channel: 'IF-021' })).toEqual({ ackedSeq: 4, headSeq: 4 });
   });
+
+  it("keeps the delivery journal as long as the longest kept channel: a journey stays whole while its message is archived", async () => {
+    await t?.close();
+    const clock = new ShiftableClock();
+    t = await startTestDip({ archiveRetentionDays: 1, purgeIntervalSeconds: 86_400 * 7, channels: { 'IF-021': { archiveRetentionDays: 5 } } }, undefined, { clock });
+    const sds = await t.participant('2000000001', ['SDS']);
+    const sup = await t.participant('1000000001', ['SUP']);
+    const r = await t.receiver();
+    await sup.client.setWebhook('IF-021', sup.dipId, { callbackURL: r.url });
+    expect((await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: 'kept' })])).status).toBe(201);
+    await waitFor(async () => (await t!.dip.backend.log.queueState({ recipientDipId: sup.dipId, channel: 'IF-021' })).ackedSeq === 1, 5000, 'the delivery to be recorded');
+    const db = new Database(join(t.config.dataDir, 'dip.db'), { readonly: true });
+    const count = (table: string) => (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+    clock.jump(2 * 86_400_000);
+    expect(await t.dip.retention.runOnce()).toBe(0);
+    expect([count('messages'), count('delivery_attempts')]).toEqual([1, 1]);
+    clock.jump(4 * 86_400_000);
+    expect(await t.dip.retention.runOnce()).toBe(1);
+    expect([count('messages'), count('delivery_attempts')]).toEqual([0, 0]);
+  });
 });

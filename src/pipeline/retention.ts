@@ -59,7 +59,9 @@ export class Retention {
         await new Promise((r) => setImmediate(r));
       }
     }
-    while ((await this.archive.purgeAttempts(now - this.settings.attemptsRetentionMs, this.settings.batchSize)) === this.settings.batchSize) {
+    // The delivery journal is the audit of every channel's messages: kept as long as the longest kept channel.
+    const attemptsKeptMs = Math.max(this.settings.attemptsRetentionMs, ...channels.map((c) => this.settings.archiveRetentionMs(c)));
+    while ((await this.archive.purgeAttempts(now - attemptsKeptMs, this.settings.batchSize)) === this.settings.batchSize) {
       await new Promise((r) => setImmediate(r));
     }
     if (total > 0) this.logger.info({ purged: total }, 'archive purged past retention');
