@@ -717,3 +717,36 @@ describe('pull consumption (spec 5.4) and idempotent read', () => {
     expect(new Set(bySeq.values()).size).toBe(7);
   });
 });
+
+describe('status messages pulled by a sender with no status-message webhook (spec 5.5.8)', () => {
+  let t: SharedPkiDip;
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('pulls them from /statusmessage/pull until acknowledged; only the participant itself; 409 once it has a webhook', async () => {
+    t = await startSharedPkiDip();
+    const sds = await t.join(SDS, ['SDS']);
+    const sup = await t.join(SUP, ['SUP']);
+    const supRx = await withWebhook(t, sup);
+    const sent = item([SUP]);
+    const transactionId = (await submitOk(sds, [sent]))[0]!.transactionID!;
+    await waitFor(() => delivered(supRx).length > 0, 5000, 'the message at SUP');
+    const status = { transactionID: transactionId, senderUniqueReference: sent.payload.CommonBlock.S1.senderUniqueReference, correlationID: null, sentTimestamp: dipDateTime(new Date()), senderID: SUP, recipientID: null, DIPConnectionProviderID: null, message: 'RCP1061 - MPAN Invalid or Unknown', help: 'not ours', serviceTicketURL: null };
+    expect((await sup.client.statusMessage([status])).status).toBe(201);
+
+    const pull = () => sds.client.call<Json[]>('GET', `/statusmessage/pull/${SDS}`, '');
+    await waitFor(async () => (await pull()).body.length === 1, 5000, 'the status message in the pull queue');
+    const first = await pull();
+    expect(first.headers['x-opendip-sequence']).toBe('1-1');
+    expect(first.body).toEqual([{ ...status, recipientID: SDS }]);
+    // Another participant may not read it.
+    expect((await sup.client.call('GET', `/statusmessage/pull/${SDS}`, '')).status).toBe(403);
+    expect((await sds.client.call('POST', `/statusmessage/ack/${SDS}`, '{"sequence":1}')).status).toBe(200);
+    expect((await pull()).body).toEqual([]);
+    // With a status-message webhook, they are pushed there instead.
+    await withStatusWebhook(t, sds);
+    const pushed = await pull();
+    expect([pushed.status, (pushed.body as unknown as { messageArray: Array<{ help: string }> }).messageArray[0]!.help]).toEqual([409, expect.stringContaining('pushed to your status-message webhook')]);
+  });
+});

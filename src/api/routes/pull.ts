@@ -1,13 +1,15 @@
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { PULL_ACKNOWLEDGED } from '../../ports/archive.js';
-import type { FastifyPluginAsync } from 'fastify';
+import type { QueueRef } from '../../ports/message-log.js';
+import { STATUS_CHANNEL } from '../../pipeline/status.js';
 import { MSG } from '../../domain/response-codes.js';
 import { formatSequence, SEQUENCE_HEADER } from '../../domain/sequence.js';
-import type { RoutePluginOptions } from '../deps.js';
-import { recipientScope } from '../guard.js';
+import type { ApiDeps, RoutePluginOptions } from '../deps.js';
+import { admitted, recipientScope } from '../guard.js';
 import { PAUSED_RETRY_AFTER_SECONDS } from '../../pipeline/ingest.js';
 import { ACK_SCHEMA } from '../schemas.js';
 import { sendStandard } from '../request.js';
-import { answers, channelRecipientParams, egressArray, GUARDED, preSerialised, signatureHeaders } from '../route-schemas.js';
+import { answers, channelRecipientParams, egressArray, GUARDED, preSerialised, recipientParams, signatureHeaders } from '../route-schemas.js';
 
 type Route = { Params: { id: string; recipientId: string }; Querystring: { maxMessageCount?: string; maxPayloadSize?: string } };
 
@@ -15,7 +17,8 @@ type Route = { Params: { id: string; recipientId: string }; Querystring: { maxMe
  * Pull consumption (spec 5.4), an OpenDIP extension in the published style, for a recipient with no
  * webhook on the channel: GET .../pull/{recipient-id} returns the oldest unacknowledged messages
  * (the egress array, positions in X-OpenDIP-Sequence); POST .../ack/{recipient-id} {"sequence": n}
- * moves the durable position. Until acknowledged, the same messages come back: at-least-once.
+ * moves the durable position. Until acknowledged, the same messages come back: at-least-once. The
+ * status messages addressed to a participant are pulled the same way, at /statusmessage/pull and /ack.
  */
 export const pullRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { deps }) => {
   const tags = ['Pull consumption (OpenDIP)'];
@@ -38,24 +41,11 @@ export const pullRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { 
   };
   app.get<Route>('/dip-channel/:id/pull/:recipientId', { config: { access: 'recipient' }, schema: pullSchema }, async (req, reply) => {
     const { caller, channel } = recipientScope(req);
-    const queue = { recipientDipId: caller.dipId, channel: channel.interfaceId };
     if (channel.availability === 'paused') {
       reply.header('retry-after', String(PAUSED_RETRY_AFTER_SECONDS));
-      return sendStandard(deps, reply, 503, queue.recipientDipId, MSG.processingFailed, `${queue.channel} is paused by the DIP operator (maintenance): its deliveries are held until it resumes`);
+      return sendStandard(deps, reply, 503, caller.dipId, MSG.processingFailed, `${channel.interfaceId} is paused by the DIP operator (maintenance): its deliveries are held until it resumes`);
     }
-    if (deps.registry.webhook(queue.recipientDipId, queue.channel)) {
-      return sendStandard(deps, reply, 409, queue.recipientDipId, MSG.processingFailed, `messages on ${queue.channel} are pushed to your webhook; DELETE the pubconfig to pull instead`);
-    }
-    const max = wholeParam(req.query.maxMessageCount, deps.config.delivery.defaultMaxMessageCount, 10_000);
-    const maxKb = wholeParam(req.query.maxPayloadSize, deps.config.delivery.defaultMaxPayloadKb, 1_048_576);
-    if (typeof max === 'string') return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, `maxMessageCount (query string) ${max}`);
-    if (typeof maxKb === 'string') return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, `maxPayloadSize (query string) ${maxKb}`);
-    const { ackedSeq } = await deps.queues.queueState(queue);
-    const entries = await deps.queues.readQueue(queue, ackedSeq, max, maxKb * 1024);
-    if (entries.length > 0) reply.header(SEQUENCE_HEADER, formatSequence(entries[0]!.seq, entries.at(-1)!.seq));
-    reply.header('x-opendip-acknowledged', String(ackedSeq));
-    const copies = await Promise.all(entries.map((e) => deps.copies.copyFor(queue, e.outbound)));
-    return reply.code(200).type('application/json').send(`[${copies.join(',')}]`);
+    return pull(deps, req, reply, { recipientDipId: caller.dipId, channel: channel.interfaceId });
   });
 
   const ackSchema = {
@@ -69,24 +59,57 @@ export const pullRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { 
   };
   app.post<Route & { Body: { sequence: number } }>('/dip-channel/:id/ack/:recipientId', { config: { access: 'recipient' }, schema: ackSchema }, async (req, reply) => {
     const { caller, channel } = recipientScope(req);
-    const { sequence } = req.body;
-    const queue = { recipientDipId: caller.dipId, channel: channel.interfaceId };
-    const state = await deps.queues.queueState(queue);
-    if (sequence < state.ackedSeq || sequence > state.headSeq) {
-      return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, `sequence must be a whole number from ${state.ackedSeq} (acknowledged) to ${state.headSeq} (newest)`);
-    }
-    // Acknowledging the current position again changes nothing (and a recipient that never had a
-    // message has no queue to write to: the store would refuse it).
-    if (sequence > state.ackedSeq) {
-      await deps.queues.settle(queue, { upTo: sequence });
-      // The recipient has read them: their delivery, as reports and journeys count it (spec 5.11.1,
-      // latency "to the time the recipient reads the message").
-      const now = deps.clock.now();
-      await deps.journal.recordAttempt({ queue, firstSeq: state.ackedSeq + 1, lastSeq: sequence, url: PULL_ACKNOWLEDGED, startedAt: now, latencyMs: 0, status: null, verdict: 'delivered', error: null });
-    }
-    return sendStandard(deps, reply, 200, queue.recipientDipId, MSG.success, `acknowledged up to ${sequence}`);
+    return acknowledge(deps, reply, { recipientDipId: caller.dipId, channel: channel.interfaceId }, req.body.sequence);
   });
+
+  // Status messages (spec 5.5.8: dead letters reported back to their sender) for a sender with no
+  // status-message webhook: the same pull and acknowledgement on the participant's STATUS queue.
+  const statusTags = ['Status Messages'];
+  app.get<Route>(
+    '/statusmessage/pull/:recipientId',
+    { config: { access: 'self' }, schema: { ...pullSchema, operationId: 'pullStatusMessages', tags: statusTags, summary: 'Read the oldest unacknowledged status messages (OpenDIP)', description: `For a participant with no status-message webhook (POST /statusmessage/config). The same messages come back until acknowledged; ${SEQUENCE_HEADER} gives their positions.`, params: recipientParams } },
+    async (req, reply) => pull(deps, req, reply, { recipientDipId: admitted(req).caller.dipId, channel: STATUS_CHANNEL }),
+  );
+  app.post<Route & { Body: { sequence: number } }>(
+    '/statusmessage/ack/:recipientId',
+    { config: { access: 'self' }, schema: { ...ackSchema, operationId: 'acknowledgeStatusMessages', tags: statusTags, summary: 'Acknowledge pulled status messages up to a position (OpenDIP)', params: recipientParams } },
+    async (req, reply) => acknowledge(deps, reply, { recipientDipId: admitted(req).caller.dipId, channel: STATUS_CHANNEL }, req.body.sequence),
+  );
 };
+
+/** The oldest unacknowledged messages of a queue, unless its recipient has a webhook for them. */
+async function pull(deps: ApiDeps, req: FastifyRequest<Route>, reply: FastifyReply, queue: QueueRef): Promise<FastifyReply> {
+  if (deps.registry.webhook(queue.recipientDipId, queue.channel)) {
+    const where = queue.channel === STATUS_CHANNEL ? 'your status-message webhook; DELETE /statusmessage/config' : 'your webhook; DELETE the pubconfig';
+    return sendStandard(deps, reply, 409, queue.recipientDipId, MSG.processingFailed, `messages on ${queue.channel} are pushed to ${where} to pull instead`);
+  }
+  const max = wholeParam(req.query.maxMessageCount, deps.config.delivery.defaultMaxMessageCount, 10_000);
+  const maxKb = wholeParam(req.query.maxPayloadSize, deps.config.delivery.defaultMaxPayloadKb, 1_048_576);
+  if (typeof max === 'string') return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, `maxMessageCount (query string) ${max}`);
+  if (typeof maxKb === 'string') return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, `maxPayloadSize (query string) ${maxKb}`);
+  const { ackedSeq } = await deps.queues.queueState(queue);
+  const entries = await deps.queues.readQueue(queue, ackedSeq, max, maxKb * 1024);
+  if (entries.length > 0) reply.header(SEQUENCE_HEADER, formatSequence(entries[0]!.seq, entries.at(-1)!.seq));
+  reply.header('x-opendip-acknowledged', String(ackedSeq));
+  const copies = await Promise.all(entries.map((e) => deps.copies.copyFor(queue, e.outbound)));
+  return reply.code(200).type('application/json').send(`[${copies.join(',')}]`);
+}
+
+/** Moves a queue's durable position to `sequence`; what it passes is delivered, as reports and journeys count it. */
+async function acknowledge(deps: ApiDeps, reply: FastifyReply, queue: QueueRef, sequence: number): Promise<FastifyReply> {
+  const state = await deps.queues.queueState(queue);
+  if (sequence < state.ackedSeq || sequence > state.headSeq) {
+    return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, `sequence must be a whole number from ${state.ackedSeq} (acknowledged) to ${state.headSeq} (newest)`);
+  }
+  // Acknowledging the current position again changes nothing (and a recipient that never had a
+  // message has no queue to write to: the store would refuse it).
+  if (sequence > state.ackedSeq) {
+    await deps.queues.settle(queue, { upTo: sequence });
+    // The recipient has read them: their delivery (spec 5.11.1, latency "to the time the recipient reads the message").
+    await deps.journal.recordAttempt({ queue, firstSeq: state.ackedSeq + 1, lastSeq: sequence, url: PULL_ACKNOWLEDGED, startedAt: deps.clock.now(), latencyMs: 0, status: null, verdict: 'delivered', error: null });
+  }
+  return sendStandard(deps, reply, 200, queue.recipientDipId, MSG.success, `acknowledged up to ${sequence}`);
+}
 
 /** A whole-number query parameter from 1 to `most` (absent: the default), or why the value is not one. */
 function wholeParam(value: string | undefined, fallback: number, most: number): number | string {

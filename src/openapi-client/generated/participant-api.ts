@@ -2058,6 +2058,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/statusmessage/ack/{recipient-id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Acknowledge pulled status messages up to a position (OpenDIP) */
+        post: operations["acknowledgeStatusMessages"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/statusmessage/config/{recipient-id}": {
         parameters: {
             query?: never;
@@ -2074,6 +2091,26 @@ export interface paths {
         post: operations["postStatusMsgWebhook"];
         /** Delete existing Status Message configuration */
         delete: operations["deleteStatusMsgWebhook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/statusmessage/pull/{recipient-id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read the oldest unacknowledged status messages (OpenDIP)
+         * @description For a participant with no status-message webhook (POST /statusmessage/config). The same messages come back until acknowledged; x-opendip-sequence gives their positions.
+         */
+        get: operations["pullStatusMessages"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -9329,6 +9366,134 @@ export interface operations {
             };
         };
     };
+    acknowledgeStatusMessages: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description base64 SHA-256 of the raw body bytes */
+                "X-DIP-Content-Hash": string;
+                /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature over METHOD;url-lower-cased;date;content-hash */
+                "X-DIP-Signature": string;
+                /** @description base64 of the signer's certificate in PEM; it must be the mutual-TLS client certificate's participant */
+                "X-DIP-Signature-Certificate": string;
+                /** @description UTC ISO-8601 with milliseconds, e.g. 2025-06-27T14:29:09.061Z; bounded clock skew */
+                "X-DIP-Signature-Date": string;
+            };
+            path: {
+                /** @description The caller's own DIP participant ID (DT-006), or the participant it connects for */
+                "recipient-id": string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    sequence: number;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Bad Request: the help text names the field and why */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Unauthorised Error: API key, client certificate or signature missing or not agreeing */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Forbidden: the caller may not act for this participant, role or channel */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Not found: no such channel or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Method Not Allowed (Allow names the methods the path takes) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Request Timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Too Many Requests (Retry-After says when to try again) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+        };
+    };
     postStatusMsgWebhook: {
         parameters: {
             query?: never;
@@ -9536,6 +9701,148 @@ export interface operations {
             };
             /** @description Request Timeout */
             408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Too Many Requests (Retry-After says when to try again) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+        };
+    };
+    pullStatusMessages: {
+        parameters: {
+            query?: {
+                /** @description At most this many messages (1 to 10,000; default from the configuration) */
+                maxMessageCount?: string;
+                /** @description At most this many KB of messages (1 to 1,048,576; default from the configuration; at least one message is given) */
+                maxPayloadSize?: string;
+            };
+            header: {
+                /** @description base64 SHA-256 of the raw body bytes */
+                "X-DIP-Content-Hash": string;
+                /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature over METHOD;url-lower-cased;date;content-hash */
+                "X-DIP-Signature": string;
+                /** @description base64 of the signer's certificate in PEM; it must be the mutual-TLS client certificate's participant */
+                "X-DIP-Signature-Certificate": string;
+                /** @description UTC ISO-8601 with milliseconds, e.g. 2025-06-27T14:29:09.061Z; bounded clock skew */
+                "X-DIP-Signature-Date": string;
+            };
+            path: {
+                /** @description The caller's own DIP participant ID (DT-006), or the participant it connects for */
+                "recipient-id": string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. The messages, oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        payload: {
+                            /** @description S0, S1, A0, D0 and the channel's other common blocks */
+                            CommonBlock: Record<string, never>;
+                            CustomBlock: Record<string, never>;
+                        };
+                    }[];
+                };
+            };
+            /** @description Bad Request: the help text names the field and why */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Unauthorised Error: API key, client certificate or signature missing or not agreeing */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Forbidden: the caller may not act for this participant, role or channel */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Not found: no such channel or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Method Not Allowed (Allow names the methods the path takes) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Request Timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
