@@ -169,6 +169,8 @@ export interface ObservabilityConfig {
     evaluateIntervalMs: number;
     /** A queue holding more messages than this raises `queue-depth`. */
     queueDepthThreshold: number;
+    /** A queue whose oldest undelivered message has waited longer than this raises `queue-age`. */
+    queueAgeMinutes: number;
     /** A webhook failing without a success for this long raises `webhook-failing`. */
     webhookFailingMinutes: number;
     /** Certificates expiring within this many days raise `certificate-expiring`. */
@@ -396,6 +398,7 @@ const schema: JSONSchemaType<DipConfig> = {
             enabled: { type: 'boolean' },
             evaluateIntervalMs: { type: 'integer', minimum: 10 },
             queueDepthThreshold: { type: 'integer', minimum: 0 },
+            queueAgeMinutes: { type: 'number', exclusiveMinimum: 0 },
             webhookFailingMinutes: { type: 'number', minimum: 0 },
             certificateDays: { type: 'integer', minimum: 0 },
             maxNoticesPerHour: { type: 'integer', minimum: 1 },
@@ -576,7 +579,7 @@ export const DEFAULTS: DipConfig = {
   },
   observability: {
     activityLog: { enabled: true, retentionDays: 365, flushIntervalMs: 200, maxBodyBytes: 16_384 },
-    alarms: { enabled: true, evaluateIntervalMs: 10_000, queueDepthThreshold: 10_000, webhookFailingMinutes: 15, certificateDays: 30, maxNoticesPerHour: 20, smtp: null },
+    alarms: { enabled: true, evaluateIntervalMs: 10_000, queueDepthThreshold: 10_000, queueAgeMinutes: 60, webhookFailingMinutes: 15, certificateDays: 30, maxNoticesPerHour: 20, smtp: null },
     tracing: { exporter: 'none', endpoint: null, serviceName: 'opendip' },
   },
 };

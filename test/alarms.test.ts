@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { queueAlarms } from '../src/pipeline/alarm-sources.js';
+import { FakeClock } from './helpers/clocks.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../src/config.js';
 import { buildIF021 } from '../src/sim/messages.js';
@@ -77,5 +79,24 @@ describe('alarms (spec 5.11.4)', () => {
     const bad = await sup.client.call('POST', '/observability/alarm-subscriptions', JSON.stringify({ rules: ['latency-on-mars'], email: 'a@b.c' }));
     expect(bad.status).toBe(400);
     expect(JSON.stringify(bad.body)).toContain('rules');
+  });
+});
+
+describe('queue alarms, from one reading of the queues', () => {
+  it('raises queue-depth past the depth threshold and queue-age past the age threshold (a pull recipient that stopped pulling too)', async () => {
+    const clock = new FakeClock(Date.UTC(2026, 5, 1, 12, 0, 0));
+    const queue = (recipientDipId: string) => ({ recipientDipId, channel: 'IF-021' });
+    const depths = [
+      { queue: queue('1000000001'), depth: 3, oldestAgeMs: 61 * 60_000 },
+      { queue: queue('1000000002'), depth: 20_000, oldestAgeMs: 5_000 },
+      { queue: queue('1000000003'), depth: 0, oldestAgeMs: 0 },
+      { queue: queue('1000000004'), depth: 1, oldestAgeMs: 59 * 60_000 },
+    ];
+    const conditions = await queueAlarms(async () => depths, 10_000, 60 * 60_000, clock)();
+    expect(conditions.map((c) => [c.key, c.participant, c.since])).toEqual([
+      ['queue-age:1000000001/IF-021', '1000000001', clock.now() - 60_000],
+      ['queue-depth:1000000002/IF-021', '1000000002', clock.now() - 5_000],
+    ]);
+    expect(conditions[0]!.summary).toBe('messages for 1000000001 / IF-021 have waited more than 60 min undelivered');
   });
 });

@@ -4,7 +4,7 @@ import { SmtpAlarmChannel } from '../adapters/mail/alarm-channel.js';
 import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
 import { ActivityRecorder } from '../pipeline/activity-recorder.js';
-import { certificateAlarms, deadLetterAlarms, queueDepthAlarms, storageAlarms, webhookFailingAlarms } from '../pipeline/alarm-sources.js';
+import { certificateAlarms, deadLetterAlarms, queueAlarms, storageAlarms, webhookFailingAlarms } from '../pipeline/alarm-sources.js';
 import { Alarms } from '../pipeline/alarms.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import { queueDepths } from '../pipeline/metrics.js';
@@ -80,7 +80,7 @@ export async function startAlarms({ config, pkiDir, backend, registry, delivery,
   if (!settings.enabled) return null;
   const sources = [
     deadLetterAlarms(backend.deadLetters, clock),
-    queueDepthAlarms(() => queueDepths(backend.log, clock.now()), settings.queueDepthThreshold, clock),
+    queueAlarms(() => queueDepths(backend.log, clock.now()), settings.queueDepthThreshold, settings.queueAgeMinutes * 60_000, clock),
     webhookFailingAlarms(() => delivery.status(), settings.webhookFailingMinutes * 60_000, clock),
     certificateAlarms(() => expiringAll(pkiDir, config.trustedCaFiles, registry.participants(), settings.certificateDays), clock),
     storageAlarms(() => backend.health(), clock),

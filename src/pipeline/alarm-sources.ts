@@ -28,18 +28,24 @@ export function deadLetterAlarms(deadLetters: Pick<DeadLetters, 'deadLetters'>, 
   };
 }
 
-/** A recipient queue holding more than `threshold` messages. */
-export function queueDepthAlarms(depths: () => Promise<QueueDepth[]>, threshold: number, clock: Clock): ConditionSource {
-  return async () =>
-    (await depths())
-      .filter((d) => d.depth > threshold)
-      .map((d) => ({
-        key: `queue-depth:${d.queue.recipientDipId}/${d.queue.channel}`,
-        rule: 'queue-depth',
-        participant: d.queue.recipientDipId,
-        summary: `queue ${d.queue.recipientDipId} / ${d.queue.channel} holds more than ${threshold} messages`,
-        since: clock.now() - d.oldestAgeMs,
-      }));
+/**
+ * From one reading of the queues: a recipient queue holding more than `depthThreshold` messages
+ * (`queue-depth`), and one whose oldest undelivered message has waited longer than `ageThresholdMs`
+ * (`queue-age`: the latency threshold of spec 5.11.4, whether the recipient takes webhooks or pulls).
+ */
+export function queueAlarms(depths: () => Promise<QueueDepth[]>, depthThreshold: number, ageThresholdMs: number, clock: Clock): ConditionSource {
+  return async () => {
+    const out: AlarmCondition[] = [];
+    for (const d of await depths()) {
+      const q = `${d.queue.recipientDipId}/${d.queue.channel}`;
+      const since = clock.now() - d.oldestAgeMs;
+      if (d.depth > depthThreshold) out.push({ key: `queue-depth:${q}`, rule: 'queue-depth', participant: d.queue.recipientDipId, summary: `queue ${d.queue.recipientDipId} / ${d.queue.channel} holds more than ${depthThreshold} messages`, since });
+      if (d.depth > 0 && d.oldestAgeMs > ageThresholdMs) {
+        out.push({ key: `queue-age:${q}`, rule: 'queue-age', participant: d.queue.recipientDipId, summary: `messages for ${d.queue.recipientDipId} / ${d.queue.channel} have waited more than ${Math.round(ageThresholdMs / 60_000)} min undelivered`, since: since + ageThresholdMs });
+      }
+    }
+    return out;
+  };
 }
 
 /** A recipient's webhook failing without a success for longer than `forMs`. */

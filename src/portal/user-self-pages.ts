@@ -29,6 +29,7 @@ const ROWS = 200;
 const RULES: Record<AlarmRule, string> = {
   'dead-letter': 'Dead letters: a message to us could not be delivered',
   'queue-depth': 'Queue depth: messages for us are piling up',
+  'queue-age': 'Queue age: messages for us have waited too long undelivered',
   'webhook-failing': 'Webhook failing: our webhook keeps refusing or not answering',
   'certificate-expiring': 'Certificate expiring: our registered certificate is close to expiry',
   // Never concerns a participant (operators only): not offered.

@@ -133,7 +133,7 @@ export interface paths {
                                 /** @description Whom it concerns; null: the DIP itself */
                                 participant: string | null;
                                 /** @enum {string} */
-                                rule: "dead-letter" | "queue-depth" | "webhook-failing" | "certificate-expiring" | "storage" | "maintenance";
+                                rule: "dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "maintenance";
                                 /** @description Milliseconds since the Unix epoch */
                                 since: number;
                                 summary: string;
@@ -209,7 +209,7 @@ export interface paths {
                                 id: string;
                                 /** @description `operator` or a participant's DIP ID */
                                 owner: string;
-                                rules: ("dead-letter" | "queue-depth" | "webhook-failing" | "certificate-expiring" | "storage" | "maintenance")[];
+                                rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "maintenance")[];
                                 webhookUrl: string | null;
                             }[];
                         };
@@ -258,7 +258,7 @@ export interface paths {
                     "application/json": {
                         email?: string | null;
                         owner?: string;
-                        rules: ("dead-letter" | "queue-depth" | "webhook-failing" | "certificate-expiring" | "storage" | "maintenance")[];
+                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "maintenance")[];
                         webhookUrl?: string | null;
                     };
                 };
@@ -277,7 +277,7 @@ export interface paths {
                             id: string;
                             /** @description `operator` or a participant's DIP ID */
                             owner: string;
-                            rules: ("dead-letter" | "queue-depth" | "webhook-failing" | "certificate-expiring" | "storage" | "maintenance")[];
+                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "maintenance")[];
                             webhookUrl: string | null;
                         };
                     };

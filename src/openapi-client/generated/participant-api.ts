@@ -458,7 +458,7 @@ export interface paths {
                 content: {
                     "application/json": {
                         email?: string | null;
-                        rules: ("dead-letter" | "queue-depth" | "webhook-failing" | "certificate-expiring" | "storage" | "maintenance")[];
+                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "maintenance")[];
                         webhookUrl?: string | null;
                     };
                 };
