@@ -82,6 +82,18 @@ describe('portal accounts', () => {
     for (let i = 0; i < 6; i++) expect(await accounts.signIn(junk, 'p', '1')).toEqual({ ok: false, problem: 'the username, password or code is wrong' });
   });
 
+  it('changes a password only with the current one, under the sign-in lockout, ending every session', async () => {
+    const made = await accounts.create({ username: 'uma', displayName: 'Uma', participantDipId: '1000000001', admin: false, createdBy: 'test' });
+    if ('problem' in made) throw new Error(made.problem);
+    for (let i = 0; i < 5; i++) expect(await accounts.changePassword('uma', 'a wrong guess!', 'new password 123')).toBe('the current password is wrong');
+    expect(await accounts.changePassword('uma', made.password, 'new password 123')).toMatch(/^too many failed attempts/);
+    await clock.advance(15 * 60_000);
+    expect(await accounts.changePassword('uma', made.password, made.password)).toBe('the new password must differ from the current one');
+    expect(await accounts.changePassword('uma', made.password, 'new password 123')).toBeNull();
+    expect((await accounts.account('uma'))!.sessionEpoch).toBe(1);
+    expect((await accounts.signIn('uma', 'new password 123', totpCode(made.totpSecret, clock.now()))).ok).toBe(true);
+  });
+
   it('refuses a taken name, an unknown participant and a bad name; sign-out and disabling end sessions', async () => {
     expect(await accounts.create({ username: 'x', displayName: 'X', participantDipId: '1000000001', admin: false, createdBy: 't' })).toMatchObject({ problem: expect.stringContaining('3 to 64') });
     expect(await accounts.create({ username: 'nobody', displayName: 'N', participantDipId: '9999999999', admin: false, createdBy: 't' })).toEqual({ problem: '9999999999 is not a registered participant' });

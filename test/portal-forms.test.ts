@@ -56,7 +56,7 @@ describe('portal requests', () => {
     expect(bad.text).not.toContain('FST_ERR');
   });
 
-  it("signs out only from the portal's own form: another site's POST is refused and the session kept", async () => {
+  it("signs out only from the portal's own form, and lets a person change the password the administrator chose", async () => {
     const made = (await adminApi(t)('POST', '/admin/operators', { name: 'ops.olga', role: 'admin', displayName: 'Olga' })).body as { password: string; totpSecret: string };
     const signIn = await send('POST', '/operator/sign-in', { form: new URLSearchParams({ username: 'ops.olga', password: made.password, code: totpCode(made.totpSecret, Date.now()) }).toString() });
     expect(signIn.status).toBe(303);
@@ -67,5 +67,21 @@ describe('portal requests', () => {
     expect(forged.status).toBe(403);
     expect(forged.headers['set-cookie']).toBeUndefined();
     expect((await send('GET', '/operator/', { cookie })).status).toBe(200);
+
+    // Her own password: the administrator who made the account knew the first one.
+    const page = await send('GET', '/operator/account', { cookie });
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(page.text)![1]!;
+    const change = (current: string, next: string, repeat = next) => send('POST', '/operator/account', { cookie, form: new URLSearchParams({ _csrf: csrf, current, next, repeat }).toString() });
+    expect((await change('not her password', 'a new long passphrase')).text).toContain('the current password is wrong');
+    expect((await change(made.password, 'a new long passphrase', 'another one entirely')).text).toContain('the two new passwords differ');
+    expect((await change(made.password, 'short')).text).toContain('at least 12 characters');
+    const changed = await change(made.password, 'a new long passphrase');
+    expect(changed.status).toBe(200);
+    expect(String(changed.headers['set-cookie'])).toContain('Max-Age=0');
+    // Every session has ended; the old password no longer signs in, the new one does.
+    expect((await send('GET', '/operator/', { cookie })).status).toBe(303);
+    const nextCode = totpCode(made.totpSecret, Date.now() + 30_000);
+    expect((await send('POST', '/operator/sign-in', { form: new URLSearchParams({ username: 'ops.olga', password: made.password, code: nextCode }).toString() })).status).toBe(401);
+    expect((await send('POST', '/operator/sign-in', { form: new URLSearchParams({ username: 'ops.olga', password: 'a new long passphrase', code: nextCode }).toString() })).status).toBe(303);
   });
 });

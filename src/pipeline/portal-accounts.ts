@@ -156,13 +156,27 @@ export class PortalAccountService {
     return true;
   }
 
+  /**
+   * The account's own password change (its administrator chose the first): the current password is
+   * checked under the same one-at-a-time rule and lockout as a sign-in, so a session left open is no
+   * way to guess it. Every session ends (the administrator who knew the first password may have one).
+   */
   async changePassword(username: string, current: string, next: string): Promise<string | null> {
-    const account = await this.store.account(username);
-    if (!account || !(await verifyPassword(current, account.passwordHash))) return 'the current password is wrong';
     const problem = passwordProblem(next);
     if (problem) return problem;
-    await this.store.updateAccount({ ...account, passwordHash: await hashPassword(next) });
-    return null;
+    if (next === current) return 'the new password must differ from the current one';
+    return this.oneAtATime(username, 'a password change for this account is already being checked: try again in a moment', async () => {
+      const now = this.clock.now();
+      const recent = (this.failures.get(username) ?? []).filter((t) => t > now - FAILURE_WINDOW_MS);
+      if (recent.length >= MAX_FAILURES) return `too many failed attempts: try again after ${new Date(recent[0]! + FAILURE_WINDOW_MS).toISOString()}`;
+      const account = await this.store.account(username);
+      if (!account || account.disabled || !(await verifyPassword(current, account.passwordHash))) {
+        this.failures.set(username, [...recent, now]);
+        return 'the current password is wrong';
+      }
+      await this.store.updateAccount({ ...account, passwordHash: await hashPassword(next), sessionEpoch: account.sessionEpoch + 1 });
+      return null;
+    });
   }
 
   account(username: string): Promise<PortalAccount | undefined> {

@@ -52,7 +52,7 @@ export interface PageOptions {
   /** The current path, to mark the current page in the navigation. */
   path: string;
   /** Who is signed in, with a sign-out form; absent on sign-in pages. */
-  user?: { name: string; signOutAction: string; csrf: string };
+  user?: { name: string; signOutAction: string; accountHref: string; csrf: string };
   flash?: Flash;
   body: Html;
 }
@@ -71,7 +71,7 @@ export function page(o: PageOptions): string {
 <header class="top">
   <span class="brand">${o.portal}</span>
   ${when(o.nav.length > 0, () => html`<nav aria-label="Main"><ul>${o.nav.map((n) => html`<li><a href="${n.href}"${current(n.href) ? new Html(' aria-current="page"') : ''}>${n.label}</a></li>`)}</ul></nav>`)}
-  ${when(o.user, () => html`<form method="post" action="${o.user!.signOutAction}" class="signout"><span>${o.user!.name}</span> <input type="hidden" name="_csrf" value="${o.user!.csrf}"><button type="submit">Sign out</button></form>`)}
+  ${when(o.user, () => html`<form method="post" action="${o.user!.signOutAction}" class="signout"><a href="${o.user!.accountHref}">${o.user!.name}</a> <input type="hidden" name="_csrf" value="${o.user!.csrf}"><button type="submit">Sign out</button></form>`)}
 </header>
 <main id="main">
 <h1>${o.title}</h1>

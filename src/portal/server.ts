@@ -3,7 +3,7 @@ import { PORTAL_CSS } from './assets.js';
 import type { PortalDeps } from './deps.js';
 import { html } from './html.js';
 import { registerOperatorPortal, OPERATOR_REALM } from './operator-pages.js';
-import { field, namedCaller, refuse, render, sameOrigin, SESSION_MS, setSessionCookie, signedIn, signInPage, type Form, type Realm } from './session.js';
+import { accountPage, field, guarded, namedCaller, refuse, render, sameOrigin, SESSION_MS, setSessionCookie, signedIn, signInPage, type Form, type Realm } from './session.js';
 import { registerUserPortal } from './user-pages.js';
 import { USER_REALM } from './user-realm.js';
 
@@ -137,6 +137,18 @@ function registerSignIn(app: FastifyInstance, deps: PortalDeps, realm: Realm): v
     deps.logger.info({ username: result.account.username, portal: realm.kind }, 'portal sign-in');
     return reply.redirect(`${realm.base}/`, 303);
   });
+  app.get(`${realm.base}/account`, guarded(deps, realm, async (req, reply, signed) => render(reply, 200, realm, req, signed, 'Your account', accountPage(realm, signed))));
+  app.post(
+    `${realm.base}/account`,
+    guarded(deps, realm, async (req, reply, signed) => {
+      const next = field(req.body, 'next');
+      const problem = next !== field(req.body, 'repeat') ? 'the two new passwords differ' : await deps.accounts.changePassword(signed.account.username, field(req.body, 'current'), next);
+      if (problem) return render(reply, 400, realm, req, signed, 'Your account', accountPage(realm, signed), { kind: 'error', text: problem });
+      deps.logger.info({ username: signed.account.username, portal: realm.kind }, 'portal password changed');
+      setSessionCookie(reply, realm, '', 0);
+      return render(reply, 200, realm, req, undefined, 'Password changed', html`<p>Your password is changed and every session of yours has ended. <a href="${realm.base}/sign-in">Sign in again</a></p>`, { kind: 'ok', text: 'password changed' });
+    }),
+  );
   app.post(`${realm.base}/sign-out`, async (req, reply) => {
     const signed = await signedIn(deps, req, realm);
     // Only this portal's own form signs out: another site's POST would otherwise drop the cookie.

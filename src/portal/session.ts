@@ -88,7 +88,7 @@ export function render(reply: FastifyReply, status: number, realm: Realm, req: F
         portal: realm.title,
         nav: signed ? realm.nav : [],
         path: req.url,
-        user: signed ? { name: `${signed.account.displayName}${signed.account.participantDipId ? ` (${signed.account.participantDipId})` : ''}`, signOutAction: `${realm.base}/sign-out`, csrf: signed.claims.csrf } : undefined,
+        user: signed ? { name: `${signed.account.displayName}${signed.account.participantDipId ? ` (${signed.account.participantDipId})` : ''}`, signOutAction: `${realm.base}/sign-out`, accountHref: `${realm.base}/account`, csrf: signed.claims.csrf } : undefined,
         flash,
         body,
       }),
@@ -147,6 +147,17 @@ export function pageRoutes<C>(app: FastifyInstance, deps: PortalDeps, realm: Rea
 }
 
 /** Sign-in and sign-out for a realm. */
+/** A signed-in person's own account: the password change form (the administrator chose the first password). */
+export function accountPage(realm: Realm, signed: Signed): Html {
+  return html`<p>Signed in as <strong>${signed.account.username}</strong>. Your administrator chose your first password and saw it: change it, and only you will know it. Changing it signs you out everywhere.</p>
+<form method="post" action="${realm.base}/account" class="signin">${csrfField(signed)}
+<label for="current">Current password</label><input type="password" id="current" name="current" autocomplete="current-password" required>
+<label for="next">New password (12 characters or more)</label><input type="password" id="next" name="next" autocomplete="new-password" minlength="12" maxlength="200" required>
+<label for="repeat">New password again</label><input type="password" id="repeat" name="repeat" autocomplete="new-password" minlength="12" maxlength="200" required>
+<button type="submit">Change password</button>
+</form>`;
+}
+
 export function signInPage(realm: Realm): Html {
   return html`<form method="post" action="${realm.base}/sign-in" class="signin">
 <label for="username">Username</label><input type="text" id="username" name="username" autocomplete="username" required>
