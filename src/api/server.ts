@@ -6,6 +6,8 @@ import Negotiator from 'negotiator';
 import type { Server as TlsServer } from 'node:tls';
 import type { Socket } from 'node:net';
 import { MSG } from '../domain/response-codes.js';
+import { STORE_RETRY_AFTER_SECONDS } from '../pipeline/ingest.js';
+import { storeFailureKind } from '../ports/errors.js';
 import { standardResponse } from '../domain/standard-response.js';
 import { exceedsJsonDepth, jsonTooDeep } from '../security/json-depth.js';
 
@@ -244,6 +246,11 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     const caller = req.admitted?.caller.dipId ?? null;
     // The route's body schema (the published one) refused the body: each field named, and why.
     if (error.validation) return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, describeBodyErrors(error.validation));
+    // The store cannot be reached (a database restarting, failing over): the caller's to try again, not a fault.
+    if (storeFailureKind(error) === 'unavailable') {
+      reply.header('retry-after', String(STORE_RETRY_AFTER_SECONDS));
+      return sendStandard(deps, reply, 503, caller, MSG.processingFailed, `the DIP cannot reach its store right now (${error.code ?? 'storage unavailable'}): send the request again unchanged after the Retry-After interval`);
+    }
     // A Content-Type other than JSON is 400 here: the published API lists no 415 for its operations.
     const status = error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 400 : error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
     let help = error.message;

@@ -142,7 +142,17 @@ export class Ingest {
     const now = this.clock();
     const opened = await this.open(req, now);
     if (!('caller' in opened)) return opened;
-    const { caller, channel } = opened;
+    try {
+      return await this.accept(req, marks, now, opened.caller, opened.channel);
+    } catch (err) {
+      // The store could not be read (the MPAN lookup, the registry) or written: nothing of the batch was
+      // stored, and the sender may send it again, unchanged, once the store recovers.
+      if (storeFailureKind(err) === 'unavailable' || storeFailureKind(err) === 'fatal') return this.unavailable(now, opened.caller.dipId, err as StoreError);
+      throw err;
+    }
+  }
+
+  private async accept(req: IngestRequest, marks: IngestMarks | null, now: Date, caller: Participant, channel: Channel): Promise<IngestResult> {
     if (marks) marks.authenticatedAt = this.tracer!.now();
     const identities = this.registry.identitiesOf(caller);
     if (!identities.some((p) => p.roles.some((r) => channel.senderRoles.includes(r)))) {
@@ -178,22 +188,15 @@ export class Ingest {
 
     const accepted = states.map((s) => s.accepted!);
     if (marks) marks.validatedAt = this.tracer!.now();
-    let outcome;
-    try {
-      outcome = await this.log.append({
-        channel: channel.interfaceId,
-        senderDipId: caller.dipId,
-        receivedAt: now.getTime(),
-        rawRequest: req.body,
-        // With the URL it was verified against, the archived request can be verified again (src/pipeline/evidence.ts).
-        signatureHeaders: JSON.stringify({ url: req.url, headers: signatureHeaders(req.headers) }),
-        messages: accepted,
-      });
-    } catch (err) {
-      // Nothing of the batch was stored: the sender may send it again, unchanged, once the store recovers.
-      if (storeFailureKind(err) === 'unavailable' || storeFailureKind(err) === 'fatal') return this.unavailable(now, caller.dipId, err as StoreError);
-      throw err;
-    }
+    const outcome = await this.log.append({
+      channel: channel.interfaceId,
+      senderDipId: caller.dipId,
+      receivedAt: now.getTime(),
+      rawRequest: req.body,
+      // With the URL it was verified against, the archived request can be verified again (src/pipeline/evidence.ts).
+      signatureHeaders: JSON.stringify({ url: req.url, headers: signatureHeaders(req.headers) }),
+      messages: accepted,
+    });
     if (marks) marks.committedAt = this.tracer!.now();
     if (!outcome.ok) {
       const dup = new Set(outcome.duplicates);

@@ -1,4 +1,5 @@
-import pg from 'pg';
+import type pg from 'pg';
+import { openPool } from './pool.js';
 import { GENESIS_HASH, type ChainedActivity } from '../../domain/activity.js';
 import { fromActivityRow, fromChainRow, type ActivityRow as Row, type ChainRow } from '../activity-row.js';
 import type { ActivityLogStore, ActivityQuery, ChainInfo } from '../../ports/activity-log.js';
@@ -39,8 +40,6 @@ DROP TRIGGER IF EXISTS activity_log_no_update ON activity_log;
 CREATE TRIGGER activity_log_no_update BEFORE UPDATE ON activity_log FOR EACH ROW EXECUTE FUNCTION activity_log_append_only();
 `;
 
-const types = new pg.TypeOverrides();
-types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
 
 /**
  * The activity log on the cluster's PostgreSQL, over a small pool of its own so that its batches never
@@ -53,8 +52,7 @@ export class PgActivityLog implements ActivityLogStore {
   private constructor(private readonly pool: pg.Pool) {}
 
   static async open(url: string): Promise<PgActivityLog> {
-    const pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 5_000, idleTimeoutMillis: 30_000, application_name: 'opendip-activity', types });
-    pool.on('error', () => {});
+    const pool = openPool({ url, max: 2, applicationName: 'opendip-activity' });
     try {
       await applySchema(pool, LOCKS.activitySchema, SCHEMA);
     } catch (err) {

@@ -1,4 +1,5 @@
-import pg from 'pg';
+import type pg from 'pg';
+import { openPool } from './pool.js';
 import type { AlarmSubscription, AlarmSubscriptionStore } from '../../ports/alarms.js';
 import { fromSubscriptionRow, type SubscriptionRow } from '../alarm-row.js';
 import { applySchema, LOCKS } from './schema.js';
@@ -8,8 +9,7 @@ export class PgAlarmSubscriptions implements AlarmSubscriptionStore {
   private constructor(private readonly pool: pg.Pool) {}
 
   static async open(url: string): Promise<PgAlarmSubscriptions> {
-    const pool = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: 5_000, idleTimeoutMillis: 30_000, application_name: 'opendip-alarms' });
-    pool.on('error', () => {});
+    const pool = openPool({ url, max: 1, applicationName: 'opendip-alarms' });
     try {
       await applySchema(
         pool,

@@ -1,4 +1,5 @@
-import pg from 'pg';
+import type pg from 'pg';
+import { openPool } from './pool.js';
 import type { BackendHealth, CommitGroup, ValueSealer } from '../../ports/backend.js';
 import type { Cancel, Clock } from '../../ports/clock.js';
 import { StoreError } from '../../ports/errors.js';
@@ -19,9 +20,6 @@ export interface PostgresOptions {
 
 const PLAIN: ValueSealer = { seal: (plain) => plain, open: (sealed) => sealed, index: (value) => value };
 
-/** bigint columns hold epoch milliseconds, positions and ids, all below 2^53: read them as numbers. */
-const types = new pg.TypeOverrides();
-types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
 
 export const queueKey = (q: QueueRef): string => `${q.recipientDipId}\u0000${q.channel}`;
 
@@ -61,20 +59,9 @@ export class PgDatabase {
   private closed = false;
 
   private constructor(readonly options: PostgresOptions) {
-    this.pool = new pg.Pool({
-      connectionString: options.url,
-      max: options.poolSize ?? 10,
-      connectionTimeoutMillis: 5_000,
-      idleTimeoutMillis: 30_000,
-      // A statement that waits this long is given up (a stuck lock, a failing-over server): the write is
-      // answered 503 and tried again by its sender, instead of holding a request for ever.
-      statement_timeout: 30_000,
-      application_name: 'opendip',
-      types,
-    });
-    // An idle connection the server closed (a restart, a failover) must not crash the process: the pool
-    // drops it and the next query opens a new one.
-    this.pool.on('error', () => {});
+    // A statement that waits 30 s is given up (a stuck lock, a failing-over server): the write is answered
+    // 503 and tried again by its sender, instead of holding a request for ever. See openPool for the rest.
+    this.pool = openPool({ url: options.url, max: options.poolSize ?? 10, applicationName: 'opendip', statementTimeoutMs: 30_000 });
   }
 
   static async open(options: PostgresOptions): Promise<PgDatabase> {

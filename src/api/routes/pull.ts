@@ -98,7 +98,9 @@ async function pull(deps: ApiDeps, req: FastifyRequest<Route>, reply: FastifyRep
 /** Moves a queue's durable position to `sequence`; what it passes is delivered, as reports and journeys count it. */
 async function acknowledge(deps: ApiDeps, reply: FastifyReply, queue: QueueRef, sequence: number): Promise<FastifyReply> {
   const state = await deps.queues.queueState(queue);
-  if (sequence < state.ackedSeq || sequence > state.headSeq) {
+  // Another puller of the queue (on another node, say) acknowledged further: nothing to do, not an error.
+  if (sequence < state.ackedSeq) return sendStandard(deps, reply, 200, queue.recipientDipId, MSG.success, `already acknowledged up to ${state.ackedSeq}: nothing changed`);
+  if (sequence > state.headSeq) {
     return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, `sequence must be a whole number from ${state.ackedSeq} (acknowledged) to ${state.headSeq} (newest)`);
   }
   // Acknowledging the current position again changes nothing (and a recipient that never had a

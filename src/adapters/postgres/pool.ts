@@ -1,0 +1,41 @@
+import pg from 'pg';
+
+/**
+ * A connection pool to the cluster's PostgreSQL, as every store of a node opens one. What a server
+ * restart, a failover or a killed session does to a connection must not take the node down, and what a
+ * node frozen mid-transaction holds must not stop the other nodes:
+ *  - every connection gets an 'error' listener for its whole life: pg emits a checked-out connection's
+ *    failure on the connection (the pool only listens while it is idle), and with no listener Node ends
+ *    the process; the query in flight fails with it, and that failure is answered (503, retried);
+ *  - a session idle inside a transaction for `IDLE_IN_TRANSACTION_MS` is ended by the server, which
+ *    releases its row locks (a node paused or cut off while holding a queue's lock would otherwise hold
+ *    every other node's writes to that queue until it came back);
+ *  - TCP keepalive, so a connection to a server that vanished is found dead without waiting for the
+ *    kernel's two hours.
+ */
+export const IDLE_IN_TRANSACTION_MS = 10_000;
+
+/** bigint columns hold epoch milliseconds, positions and ids, all below 2^53: read them as numbers. */
+const types = new pg.TypeOverrides();
+types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
+
+export function openPool(options: { url: string; max: number; applicationName: string; statementTimeoutMs?: number }): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.max,
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_MS,
+    ...(options.statementTimeoutMs === undefined ? {} : { statement_timeout: options.statementTimeoutMs }),
+    application_name: options.applicationName,
+    types,
+  });
+  // An idle connection the server closed: the pool drops it and the next query opens a new one.
+  pool.on('error', () => {});
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
+  return pool;
+}
