@@ -35,6 +35,8 @@ export class TcpBalancer {
   private next = 0;
   private probing: NodeJS.Timeout | null = null;
   private readonly sockets = new Set<Socket>();
+  /** The clients each backend carries now: ended when it is taken out, so they reconnect to a ready node. */
+  private readonly carried = new Map<Backend, Set<Socket>>();
 
   constructor(
     readonly backends: Backend[],
@@ -66,6 +68,11 @@ export class TcpBalancer {
       this.backends.map(async (b) => {
         const ok = await this.options.probe(b).catch(() => false);
         if (ok !== b.healthy && b.healthy !== null) this.options.log(`${b.name} ${ok ? 'is ready: back in' : 'is not ready: taken out'}`);
+        // Kept-alive clients of a node taken out (paused, its storage gone) would wait on it for as long
+        // as it stays so: their connections end, and their next request goes to a ready node (a request
+        // in flight is answered by a reset, and sent again: de-duplication keeps it once). HAProxy's
+        // `on-marked-down shutdown-sessions` does the same.
+        if (!ok && b.healthy) for (const s of this.carried.get(b) ?? []) s.destroy();
         b.healthy = ok;
       }),
     );
@@ -100,6 +107,10 @@ export class TcpBalancer {
         upstream.on('error', () => client.destroy());
         client.on('close', () => upstream.destroy());
         upstream.on('close', () => client.destroy());
+        const carried = this.carried.get(b) ?? new Set<Socket>();
+        this.carried.set(b, carried);
+        carried.add(client);
+        client.once('close', () => carried.delete(client));
         client.pipe(upstream);
         upstream.pipe(client);
         client.resume();
