@@ -2,6 +2,7 @@ import type { KV } from '@nats-io/kv';
 import type { Logger } from '../../ports/logger.js';
 import type { RateDecision, RateLimits } from '../../ports/rate-limits.js';
 import type { RateLimitSettings } from '../../security/rate-limit.js';
+import { Unreachable } from './unreachable.js';
 
 /** The shared bucket of one caller, as kept in the KV entry. */
 interface Shared {
@@ -29,6 +30,7 @@ export class NatsRateLimits implements RateLimits {
   private readonly burst: number;
   private readonly slice: number;
   private readonly local = new Map<string, number>();
+  private readonly down = new Unreachable();
 
   constructor(
     private readonly kv: KV,
@@ -48,6 +50,7 @@ export class NatsRateLimits implements RateLimits {
       this.local.set(key, mine - 1);
       return { ok: true, remaining: Math.floor(mine - 1) };
     }
+    if (this.down.skipping(nowMs)) return { ok: true, remaining: 0 };
     // Caller keys hold ':' and certificate fingerprints: base64url is a valid KV key whatever they hold.
     const k = Buffer.from(key, 'utf8').toString('base64url');
     try {
@@ -70,7 +73,8 @@ export class NatsRateLimits implements RateLimits {
       }
       this.logger?.warn({ key }, 'shared rate limit contended: request let through');
     } catch (err) {
-      this.logger?.warn({ err }, 'shared rate limits unreachable: request let through');
+      this.down.failed(nowMs);
+      this.logger?.warn({ err }, 'shared rate limits unreachable: requests let through (for the next 5 s without asking)');
     }
     return { ok: true, remaining: 0 };
   }
