@@ -187,6 +187,30 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     expect(listed.body.publications).toEqual([]);
   });
 
+  it('tells, lists and serves a publication whose publisher named its recipients to those alone', async () => {
+    const sup2 = await t.participant('SUP0000002', ['SUP']);
+    const before = receiver.calls.length;
+    const named = await publish(vas, { type: 'SupplierReport', version: '1', format: 'csv', recipients: sup.dipId }, CSV);
+    expect(named.status).toBe(201);
+    const id = (named.body as unknown as { publication: { publicationID: string; recipients: string[] } }).publication.publicationID;
+    expect((named.body as unknown as { publication: { recipients: string[] } }).publication.recipients).toEqual([sup.dipId]);
+    expect(named.body.messageArray[0]!.help).toContain('1 recipient(s) notified');
+    await waitFor(() => receiver.calls.length > before, 10_000, "the named supplier's notice");
+    // The other supplier: not told, not listed, refused.
+    const url = `/dip-channel/REP-002/publications/${id}/content`;
+    expect((await sup.client.download(url)).status).toBe(200);
+    const refused = await sup2.client.download(url);
+    expect([refused.status, (await text(refused)).toString()]).toEqual([403, expect.stringContaining(`is for the recipients its publisher named, and ${sup2.dipId} is not one of them`)]);
+    const listed = await sup2.client.call<{ publications: Array<{ publicationID: string }> }>('GET', '/dip-channel/REP-002/publications', '');
+    expect(listed.body.publications.map((p) => p.publicationID)).not.toContain(id);
+    expect((await sup2.client.pull('REP-002', sup2.dipId)).body).toEqual([]);
+    // A recipient that does not receive on the channel, or a public publication with named recipients: refused.
+    const wrong = await publish(vas, { type: 'SupplierReport', version: '2', format: 'csv', recipients: mds.dipId }, CSV);
+    expect([wrong.status, wrong.body.messageArray[0]!.help]).toEqual([400, `recipients: ${mds.dipId} is not a participant that receives on REP-002`]);
+    const both = await publish(vas, { type: 'SupplierReport', version: '3', format: 'csv', recipients: sup.dipId, public: 'true' }, CSV);
+    expect([both.status, both.body.messageArray[0]!.help]).toEqual([400, 'a public publication is for everyone: it cannot also name its recipients']);
+  });
+
   it('serves public publications to an anonymous client without a certificate, and refuses restricted ones', async () => {
     const open = await publish(vas, { type: 'OpenData', version: '1', format: 'csv', public: 'true' }, CSV);
     expect(open.status).toBe(201);

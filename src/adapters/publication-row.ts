@@ -3,21 +3,23 @@ import type { Compression, PublicationQuery, PublicationRecord } from '../ports/
 /** A publication as both SQL stores keep it (columns in snake case, selected under these names). */
 export const PUBLICATION_COLUMNS = `id, channel, publication_type AS "publicationType", version, publisher_dip_id AS "publisherDipId",
   effective_from AS "effectiveFrom", effective_to AS "effectiveTo", format, compression, file_name AS "fileName", description,
-  public, size, sha256, published_at AS "publishedAt"`;
+  public, size, sha256, published_at AS "publishedAt", recipients`;
 
-export interface PublicationRow extends Omit<PublicationRecord, 'public' | 'compression'> {
+export interface PublicationRow extends Omit<PublicationRecord, 'public' | 'compression' | 'recipients'> {
   /** 0/1 in SQLite, a boolean in PostgreSQL. */
   public: number | boolean;
   compression: string;
+  /** A JSON array of DIP IDs, or null. */
+  recipients: string | null;
 }
 
 export function publicationRecord(r: PublicationRow): PublicationRecord {
-  return { ...r, public: r.public === true || r.public === 1, compression: r.compression as Compression };
+  return { ...r, public: r.public === true || r.public === 1, compression: r.compression as Compression, recipients: r.recipients === null ? null : (JSON.parse(r.recipients) as string[]) };
 }
 
 /** The columns of an insert, in PUBLICATION_INSERT_COLUMNS order. */
 export const PUBLICATION_INSERT_COLUMNS =
-  'id, channel, publication_type, version, publisher_dip_id, effective_from, effective_to, format, compression, file_name, description, public, size, sha256, published_at';
+  'id, channel, publication_type, version, publisher_dip_id, effective_from, effective_to, format, compression, file_name, description, public, size, sha256, published_at, recipients';
 
 export function publicationValues(p: PublicationRecord, publicValue: (flag: boolean) => unknown): unknown[] {
   return [
@@ -36,6 +38,7 @@ export function publicationValues(p: PublicationRecord, publicValue: (flag: bool
     p.size,
     p.sha256,
     p.publishedAt,
+    p.recipients === null ? null : JSON.stringify(p.recipients),
   ];
 }
 

@@ -70,6 +70,7 @@ export function describePublication(p: PublicationRecord, downloadURI: string): 
     fileName: p.fileName,
     description: p.description,
     public: p.public,
+    recipients: p.recipients,
     size: p.size,
     sha256: p.sha256,
     publishedAt: dipDateTime(new Date(p.publishedAt)),

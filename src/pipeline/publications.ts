@@ -39,6 +39,11 @@ export function mayRead(channel: Channel, caller: Participant, publisherRoles: r
   return receivesOn(channel, caller) || caller.roles.some((r) => publisherRoles.includes(r));
 }
 
+/** Whether a publication is for the caller: one for every recipient of its channel, or one naming the caller (or published by it). */
+export function namesCaller(record: PublicationRecord, caller: Participant): boolean {
+  return record.recipients === null || record.publisherDipId === caller.dipId || record.recipients.includes(caller.dipId);
+}
+
 /**
  * Why the caller may not download a publication named on a channel, or null when it may: the API's
  * answer (404 when there is no such publication on that channel, 403 when it is neither public nor for a
@@ -46,6 +51,7 @@ export function mayRead(channel: Channel, caller: Participant, publisherRoles: r
  */
 export function downloadRefusal(channel: Channel, caller: Participant, id: string, record: PublicationRecord | undefined, publisherRoles: readonly string[]): { status: 403 | 404; help: string } | null {
   if (!record || record.channel !== channel.interfaceId) return { status: 404, help: `no publication ${id} on ${channel.interfaceId}` };
+  if (!namesCaller(record, caller)) return { status: 403, help: `publication ${id} is for the recipients its publisher named, and ${caller.dipId} is not one of them` };
   if (record.public || mayRead(channel, caller, publisherRoles)) return null;
   const roles = [...new Set([...channel.receiverRoles, ...channel.alwaysRoles, ...publisherRoles])];
   return { status: 403, help: `${caller.dipId} holds ${caller.roles.join(', ')}; publications on ${channel.interfaceId} are for ${roles.join(', ')}` };
@@ -103,6 +109,10 @@ export class Publications {
     if (channel.securityPattern === 3) {
       return { ok: false, status: 400, help: `${channel.interfaceId} is end-to-end encrypted (security pattern 3): the DIP cannot hold a publication it may not read; publish on a pattern 1 or 2 channel` };
     }
+    for (const id of meta.recipients ?? []) {
+      const named = this.registry.participants().find((p) => p.dipId === id);
+      if (!named || !receivesOn(channel, named)) return { ok: false, status: 400, help: `recipients: ${id} is not a participant that receives on ${channel.interfaceId}` };
+    }
     const limit = this.settings.maxBytes(channel.interfaceId);
     if (announcedBytes !== undefined && announcedBytes > limit) return { ok: false, status: 413, help: `Content-Length ${announcedBytes} is larger than the limit of ${limit} bytes on ${channel.interfaceId}` };
     const [sameVersion] = await this.index.find({ channel: channel.interfaceId, publicationType: meta.publicationType, version: meta.version, limit: 1 });
@@ -142,7 +152,7 @@ export class Publications {
       await this.blobs.remove(id, stored.size);
       return inserted.reason === 'version-exists' ? versionExists(inserted.existing) : ownedByOther(channel.interfaceId, meta.publicationType, inserted.owner);
     }
-    const recipients = this.recipients(channel, caller);
+    const recipients = this.recipients(channel, caller, meta.recipients);
     const batch = this.notice(channel, caller, record, recipients);
     if (recipients.length > 0) {
       const appended = await this.log.append(batch);
@@ -205,11 +215,16 @@ export class Publications {
     return removed;
   }
 
-  /** Every participant that receives on the channel, except the publisher itself (on pattern 2, only those the notice can be encrypted to). */
-  private recipients(channel: Channel, publisher: Participant): string[] {
+  /**
+   * Every participant that receives on the channel (or, when the publisher named some, those and the
+   * holders of the channel's always-routed roles), except the publisher itself (on pattern 2, only those
+   * the notice can be encrypted to).
+   */
+  private recipients(channel: Channel, publisher: Participant, named: readonly string[] | null): string[] {
+    const chosen = (p: Participant) => named === null || named.includes(p.dipId) || p.roles.some((r) => channel.alwaysRoles.includes(r));
     return this.registry
       .participants()
-      .filter((p) => p.dipId !== publisher.dipId && receivesOn(channel, p) && this.settings.reachable(channel, p.dipId))
+      .filter((p) => p.dipId !== publisher.dipId && receivesOn(channel, p) && chosen(p) && this.settings.reachable(channel, p.dipId))
       .map((p) => p.dipId)
       .sort();
   }

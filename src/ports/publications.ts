@@ -25,6 +25,11 @@ export interface PublicationMetadata {
   description: string | null;
   /** Listed and downloadable without a client certificate on the anonymous listener. */
   public: boolean;
+  /**
+   * The recipients the publisher named (a report for one supplier), who alone are notified and may list
+   * and download it besides the publisher; null: every recipient of the channel.
+   */
+  recipients: string[] | null;
 }
 
 export interface PublicationRecord extends PublicationMetadata {

@@ -20,6 +20,7 @@ export function publication(over: Partial<PublicationRecord> = {}): PublicationR
     fileName: 'report.csv',
     description: null,
     public: false,
+    recipients: null,
     size: 10,
     sha256: 'ab'.repeat(32),
     publishedAt: 1_700_000_000_000 + n * 1000,

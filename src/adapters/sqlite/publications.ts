@@ -15,7 +15,10 @@ export class SqlitePublications implements PublicationIndex {
         .prepare<[string, string, string], PublicationRow>(`SELECT ${PUBLICATION_COLUMNS} FROM publications WHERE channel = ? AND publication_type = ? AND version = ?`)
         .get(p.channel, p.publicationType, p.version);
       if (existing) return { ok: false, reason: 'version-exists', existing: publicationRecord(existing) };
-      db.prepare(`INSERT INTO publications (${PUBLICATION_INSERT_COLUMNS}) VALUES (${new Array(15).fill('?').join(', ')})`).run(...publicationValues(p, (f) => (f ? 1 : 0)));
+      {
+        const values = publicationValues(p, (f) => (f ? 1 : 0));
+        db.prepare(`INSERT INTO publications (${PUBLICATION_INSERT_COLUMNS}) VALUES (${values.map(() => '?').join(', ')})`).run(...values);
+      }
       return { ok: true };
     });
   }

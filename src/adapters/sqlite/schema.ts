@@ -142,6 +142,7 @@ CREATE TABLE IF NOT EXISTS publications (
   size INTEGER NOT NULL,
   sha256 TEXT NOT NULL,
   published_at INTEGER NOT NULL,
+  recipients TEXT, -- JSON array of the DIP IDs the publisher named; NULL: every recipient of the channel
   UNIQUE (channel, publication_type, version)
 );
 CREATE INDEX IF NOT EXISTS publications_listing ON publications (channel, publication_type, published_at);
@@ -196,4 +197,6 @@ export function migrate(db: Database.Database): void {
   for (const [name, type] of [['previous_certificate_pem', 'TEXT'], ['previous_certificate_fingerprint', 'TEXT'], ['previous_valid_until', 'INTEGER']] as const) {
     if (!participantColumns.some((c) => c.name === name)) db.exec(`ALTER TABLE participants ADD COLUMN ${name} ${type}`);
   }
+  // Publications for named recipients (2026-12-02).
+  if (!db.prepare<[], { name: string }>('PRAGMA table_info(publications)').all().some((c) => c.name === 'recipients')) db.exec('ALTER TABLE publications ADD COLUMN recipients TEXT');
 }

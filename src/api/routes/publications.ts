@@ -5,7 +5,7 @@ import { MSG } from '../../domain/response-codes.js';
 import { standardResponse } from '../../domain/standard-response.js';
 import { authenticate } from '../../pipeline/authenticate.js';
 import type { Channel } from '../../pipeline/channels.js';
-import { downloadRefusal, mayRead } from '../../pipeline/publications.js';
+import { downloadRefusal, mayRead, namesCaller } from '../../pipeline/publications.js';
 import { COMPRESSIONS, type Compression, type PublicationMetadata, type PublicationRecord } from '../../ports/publications.js';
 import { DIP_HEADER_CONTENT_HASH } from '../../security/signature.js';
 import type { ApiDeps } from '../deps.js';
@@ -30,6 +30,7 @@ interface PublishQuery {
   effectiveTo?: string;
   description?: string;
   public?: string;
+  recipients?: string;
 }
 
 const NAME = /^[\w.+-]+$/;
@@ -62,6 +63,11 @@ export function publicationMetadata(channel: string, q: PublishQuery): Publicati
   const fileName = q.fileName ?? `${type}-${version}.${format.toLowerCase()}`;
   if (fileName.length > 200 || !NAME.test(fileName)) return { error: `fileName '${fileName.slice(0, 60)}' must be 1 to 200 letters, digits or . _ + -` };
   if (q.public !== undefined && q.public !== 'true' && q.public !== 'false') return { error: `public must be true or false` };
+  const recipients = q.recipients === undefined ? null : [...new Set(q.recipients.split(','))];
+  if (recipients && (recipients.length > 100 || recipients.some((id) => !/^[0-9A-Za-z]{10}$/.test(id)))) {
+    return { error: `recipients '${(q.recipients ?? '').slice(0, 60)}' must be 1 to 100 DIP IDs (10 characters each), separated by commas` };
+  }
+  if (recipients && q.public === 'true') return { error: 'a public publication is for everyone: it cannot also name its recipients' };
   return {
     channel,
     publicationType: type,
@@ -73,6 +79,7 @@ export function publicationMetadata(channel: string, q: PublishQuery): Publicati
     effectiveTo: q.effectiveTo ?? null,
     description: q.description ?? null,
     public: q.public === 'true',
+    recipients,
   };
 }
 
@@ -135,7 +142,7 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     if (!scope) return reply;
     const query = listQuery(req.query, { channel: scope.channel.interfaceId, publicOnly: !scope.reader });
     if ('error' in query) return sendStandard(deps, reply, 400, scope.caller.dipId, MSG.schemaFailure, query.error);
-    const found = await deps.publications.find(query);
+    const found = (await deps.publications.find(query)).filter((p) => namesCaller(p, scope.caller));
     return reply.code(200).send({ publications: found.map((p) => describePublication(p, deps.publications.downloadUrl(p))) });
   });
 
