@@ -64,7 +64,7 @@ export function publicationMetadata(channel: string, q: PublishQuery): Publicati
   if (fileName.length > 200 || !NAME.test(fileName)) return { error: `fileName '${fileName.slice(0, 60)}' must be 1 to 200 letters, digits or . _ + -` };
   if (q.public !== undefined && q.public !== 'true' && q.public !== 'false') return { error: `public must be true or false` };
   const recipients = q.recipients === undefined ? null : [...new Set(q.recipients.split(','))];
-  if (recipients && (recipients.length > 100 || recipients.some((id) => !/^[0-9A-Za-z]{10}$/.test(id)))) {
+  if (recipients && (recipients.length > 100 || recipients.some((id) => !/^[0-9a-z]{10}$/i.test(id)))) {
     return { error: `recipients '${(q.recipients ?? '').slice(0, 60)}' must be 1 to 100 DIP IDs (10 characters each), separated by commas` };
   }
   if (recipients && q.public === 'true') return { error: 'a public publication is for everyone: it cannot also name its recipients' };
