@@ -637,14 +637,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
 
 /** Two listeners on one port: the second would stop the start with EADDRINUSE, naming neither setting. */
 function distinctPorts(config: DipConfig): DipConfig {
-  const listeners: Array<[string, number]> = [
-    ['port', config.port],
-    ['adminPort', config.adminPort],
-    ['portalPort', config.portalPort],
-    ...(config.publications.anonymous.enabled ? ([['publications.anonymous.port', config.publications.anonymous.port]] as Array<[string, number]>) : []),
+  const listeners: Array<[string, number, string]> = [
+    ['port', config.port, config.host],
+    ['adminPort', config.adminPort, '127.0.0.1'],
+    ['portalPort', config.portalPort, config.host],
+    ...(config.publications.anonymous.enabled ? ([['publications.anonymous.port', config.publications.anonymous.port, config.publications.anonymous.host]] as Array<[string, number, string]>) : []),
   ];
-  for (const [i, [name, p]] of listeners.entries()) {
-    const other = listeners.slice(0, i).find(([, q]) => q === p && p !== 0);
+  // On one port, two addresses clash when they are the same or either is every address of the host.
+  const wildcard = (h: string) => h === '0.0.0.0' || h === '::' || h === '';
+  for (const [i, [name, p, host]] of listeners.entries()) {
+    const other = listeners.slice(0, i).find(([, q, h]) => q === p && p !== 0 && (h === host || wildcard(h) || wildcard(host)));
     if (other) throw new Error(`configuration: ${name} and ${other[0]} are both ${p}: each listener needs a port of its own`);
   }
   return config;

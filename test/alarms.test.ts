@@ -91,6 +91,8 @@ describe('queue alarms, from one reading of the queues', () => {
       { queue: queue('1000000002'), depth: 20_000, oldestAgeMs: 5_000 },
       { queue: queue('1000000003'), depth: 0, oldestAgeMs: 0 },
       { queue: queue('1000000004'), depth: 1, oldestAgeMs: 59 * 60_000 },
+      // A sender's status messages wait for it to pull them: not a latency alarm.
+      { queue: { recipientDipId: '2000000001', channel: 'STATUS' }, depth: 2, oldestAgeMs: 120 * 60_000 },
     ];
     const conditions = await queueAlarms(async () => depths, 10_000, 60 * 60_000, clock)();
     expect(conditions.map((c) => [c.key, c.participant, c.since])).toEqual([

@@ -1,3 +1,4 @@
+import { Signer } from '../src/security/signature.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,6 +91,24 @@ describe('storage failures are classified, reported and recovered from', () => {
       expect(before).toBe(1);
       expect((await sds.client.submit('IF-021', items(200))).status).toBe(201);
       expect((await backend.log.queueState(queue)).headSeq).toBe(201);
+    });
+
+    it('answers any other signed call the store fails with 503 and Retry-After, and frees its signature for the same request sent again', async () => {
+      const log = t.dip.backend.log;
+      const settle = log.settle.bind(log);
+      // The store refuses the next write once, as a database restarting would.
+      log.settle = async () => {
+        log.settle = settle;
+        throw new StoreError('unavailable', 'the database system is shutting down', '57P03');
+      };
+      const body = JSON.stringify({ sequence: 1 });
+      const signed = await new Signer(sup.credentials.keyPem, sup.credentials.certPem).sign('POST', `${t.dip.url}/dip-channel/IF-021/ack/${sup.dipId}`, body);
+      const ack = () => sup.client.call('POST', `/dip-channel/IF-021/ack/${sup.dipId}`, body, { ...signed });
+      const refused = await ack();
+      expect([refused.status, refused.headers['retry-after'], refused.body.messageArray[0]!.help]).toEqual([503, '5', expect.stringContaining('(57P03): send the request again unchanged')]);
+      // "Unchanged": the same signature is taken now, once.
+      expect((await ack()).status).toBe(200);
+      expect((await ack()).status).toBe(401);
     });
   });
 });

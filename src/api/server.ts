@@ -8,6 +8,8 @@ import type { Socket } from 'node:net';
 import { MSG } from '../domain/response-codes.js';
 import { STORE_RETRY_AFTER_SECONDS } from '../pipeline/ingest.js';
 import { storeFailureKind } from '../ports/errors.js';
+import type { SignatureReplayGuard } from '../ports/replay-guard.js';
+import { DIP_HEADER_SIGNATURE } from '../security/signature.js';
 import { standardResponse } from '../domain/standard-response.js';
 import { exceedsJsonDepth, jsonTooDeep } from '../security/json-depth.js';
 
@@ -63,6 +65,8 @@ export interface TlsMaterial {
 
 /** Security state shared with the rest of the DIP (src/app.ts builds it). */
 export interface ServerSecurity extends SecurityControls {
+  /** The replay guard; a request answered "send it again unchanged" frees its signature with `release`. */
+  replay?: Pick<SignatureReplayGuard, 'check' | 'release'>;
   /** Revocation list in force; its CRL is installed in the TLS listener, and replaced whenever it changes. */
   revocation?: SecurityControls['revocation'] & {
     crlPem(): string | undefined;
@@ -248,6 +252,9 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     if (error.validation) return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, describeBodyErrors(error.validation));
     // The store cannot be reached (a database restarting, failing over): the caller's to try again, not a fault.
     if (storeFailureKind(error) === 'unavailable') {
+      // "Send it again unchanged": the same signature must then be taken, not refused as a replay.
+      const signature = req.headers[DIP_HEADER_SIGNATURE];
+      if (typeof signature === 'string') void Promise.resolve(security.replay?.release(signature.trim())).catch((err: unknown) => deps.logger.warn({ err }, 'a signature could not be released'));
       reply.header('retry-after', String(STORE_RETRY_AFTER_SECONDS));
       return sendStandard(deps, reply, 503, caller, MSG.processingFailed, `the DIP cannot reach its store right now (${error.code ?? 'storage unavailable'}): send the request again unchanged after the Retry-After interval`);
     }

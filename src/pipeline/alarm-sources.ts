@@ -4,6 +4,7 @@ import type { Clock } from '../ports/clock.js';
 import type { DeadLetters } from '../ports/dead-letters.js';
 import type { ExpiringCertificate } from '../security/expiry.js';
 import type { QueueDepth } from './metrics.js';
+import { STATUS_CHANNEL } from './status.js';
 import type { WorkerStatus } from './queue-worker.js';
 import type { ConditionSource } from './alarms.js';
 
@@ -40,7 +41,8 @@ export function queueAlarms(depths: () => Promise<QueueDepth[]>, depthThreshold:
       const q = `${d.queue.recipientDipId}/${d.queue.channel}`;
       const since = clock.now() - d.oldestAgeMs;
       if (d.depth > depthThreshold) out.push({ key: `queue-depth:${q}`, rule: 'queue-depth', participant: d.queue.recipientDipId, summary: `queue ${d.queue.recipientDipId} / ${d.queue.channel} holds more than ${depthThreshold} messages`, since });
-      if (d.depth > 0 && d.oldestAgeMs > ageThresholdMs) {
+      // A sender's status messages wait in its STATUS queue until it pulls them or they go stale: no alarm.
+      if (d.depth > 0 && d.oldestAgeMs > ageThresholdMs && d.queue.channel !== STATUS_CHANNEL) {
         out.push({ key: `queue-age:${q}`, rule: 'queue-age', participant: d.queue.recipientDipId, summary: `messages for ${d.queue.recipientDipId} / ${d.queue.channel} have waited more than ${Math.round(ageThresholdMs / 60_000)} min undelivered`, since: since + ageThresholdMs });
       }
     }

@@ -117,9 +117,9 @@ export class PortalAccountService {
     });
   }
 
-  private async oneAtATime<T>(name: string, busy: T, run: () => Promise<T>): Promise<T> {
+  private async oneAtATime<T>(name: string, busy: T, run: () => Promise<T>, mostWaiting = MAX_WAITING): Promise<T> {
     const line = this.lines.get(name) ?? { tail: Promise.resolve(), waiting: 0 };
-    if (line.waiting >= MAX_WAITING) return busy;
+    if (line.waiting >= mostWaiting) return busy;
     line.waiting += 1;
     this.lines.set(name, line);
     const mine = line.tail.then(run);
@@ -143,17 +143,36 @@ export class PortalAccountService {
     return account && !account.disabled && account.sessionEpoch === claims.epoch ? account : undefined;
   }
 
-  /** Ends every session of the account. */
+  /**
+   * Ends every session of the account. In line with the name's sign-ins and password changes (never
+   * refused for waiting ones): each writes the whole record it read, so one running beside this would
+   * put the old session epoch back.
+   */
   async signOutEverywhere(username: string): Promise<void> {
-    const account = await this.store.account(username);
-    if (account) await this.store.updateAccount({ ...account, sessionEpoch: account.sessionEpoch + 1 });
+    await this.oneAtATime(
+      username,
+      undefined,
+      async () => {
+        const account = await this.store.account(username);
+        if (account) await this.store.updateAccount({ ...account, sessionEpoch: account.sessionEpoch + 1 });
+      },
+      Number.POSITIVE_INFINITY,
+    );
   }
 
+  /** Disables or enables the account, ending its sessions; in line with its sign-ins, as signOutEverywhere. */
   async setDisabled(username: string, disabled: boolean): Promise<boolean> {
-    const account = await this.store.account(username);
-    if (!account) return false;
-    await this.store.updateAccount({ ...account, disabled, sessionEpoch: account.sessionEpoch + 1 });
-    return true;
+    return this.oneAtATime(
+      username,
+      false,
+      async () => {
+        const account = await this.store.account(username);
+        if (!account) return false;
+        await this.store.updateAccount({ ...account, disabled, sessionEpoch: account.sessionEpoch + 1 });
+        return true;
+      },
+      Number.POSITIVE_INFINITY,
+    );
   }
 
   /**

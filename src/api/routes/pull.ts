@@ -106,9 +106,11 @@ async function acknowledge(deps: ApiDeps, reply: FastifyReply, queue: QueueRef, 
   // Acknowledging the current position again changes nothing (and a recipient that never had a
   // message has no queue to write to: the store would refuse it).
   if (sequence > state.ackedSeq) {
-    await deps.queues.settle(queue, { upTo: sequence });
-    // The recipient has read them: their delivery (spec 5.11.1, latency "to the time the recipient reads the message").
+    // The recipient has read them: their delivery (spec 5.11.1, latency "to the time the recipient reads
+    // the message"), journalled before the position moves. The other order could lose it: a journal write
+    // failing after the settle is answered 503, and the ack sent again finds nothing left to acknowledge.
     await deps.journal.recordAttempt({ queue, firstSeq: state.ackedSeq + 1, lastSeq: sequence, url: PULL_ACKNOWLEDGED, startedAt: deps.clock.now(), latencyMs: 0, status: null, verdict: 'delivered', error: null });
+    await deps.queues.settle(queue, { upTo: sequence });
   }
   return sendStandard(deps, reply, 200, queue.recipientDipId, MSG.success, `acknowledged up to ${sequence}`);
 }
