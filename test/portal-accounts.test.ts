@@ -57,6 +57,12 @@ describe('portal accounts', () => {
     // Five sign-ins at once with the right password and code: one session, not five.
     const together = await Promise.all(Array.from({ length: 5 }, () => accounts.signIn('rita', made.password, code)));
     expect(together.filter((r) => r.ok)).toHaveLength(1);
+    // Two nodes over one store (each its own service): the next code at both at once also signs in once.
+    const otherNode = new PortalAccountService(backend.portalAccounts, sealer, clock, 'OpenDIP DEV', (id) => id === '1000000001');
+    await clock.advance(30_000);
+    const next = totpCode(made.totpSecret, clock.now());
+    const bothNodes = await Promise.all([accounts.signIn('rita', made.password, next), otherNode.signIn('rita', made.password, next)]);
+    expect(bothNodes.filter((r) => r.ok)).toHaveLength(1);
 
     // The four that lost the race failed like any replayed code: four failures against the account.
     const tom = await accounts.create({ username: 'tom', displayName: 'Tom', participantDipId: '1000000001', admin: false, createdBy: 'test' });

@@ -32,4 +32,9 @@ export interface PortalAccounts {
   accounts(participantDipId: string | null): Promise<PortalAccount[]>;
   /** Replaces an existing account's record (same username). */
   updateAccount(account: PortalAccount): Promise<void>;
+  /**
+   * Records that a TOTP code of `step` signed in, only if no code of that step or a later one did: one
+   * conditional write, so a code is good once across every node sharing the store. False: it was used.
+   */
+  claimTotpStep(username: string, step: number): Promise<boolean>;
 }

@@ -36,5 +36,15 @@ export function portalAccountsContract(name: string, open: BackendFactory): void
       const reopened = await ctx.reopen();
       expect(await reopened.portalAccounts.account('alice')).toEqual({ ...account('alice', 'SUP0000001', 2), lastTotpStep: 99, sessionEpoch: 3 });
     });
+
+    it('claims a TOTP step once: the same or an earlier step again is refused, a later one taken', async () => {
+      const store = ctx.backend.portalAccounts;
+      await store.createAccount(account('carol', 'SUP0000001', 1));
+      const claims = [];
+      for (const step of [5, 5, 4, 6]) claims.push(await store.claimTotpStep('carol', step));
+      expect(claims).toEqual([true, false, false, true]);
+      expect((await store.account('carol'))?.lastTotpStep).toBe(6);
+      expect(await store.claimTotpStep('nobody', 7)).toBe(false);
+    });
   });
 }
