@@ -35,15 +35,18 @@ describe('a PostgreSQL connection lost mid-transaction', () => {
     const onUncaught = (err: unknown) => crashes.push(err);
     process.on('uncaughtException', onUncaught);
     try {
+      // The transaction waits on a lock the test holds (no clock involved) until the server ends its session.
+      await admin.query('SELECT pg_advisory_lock(4242)');
       const killed = store.tx(async (c) => {
         const { rows } = await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-        // Ended by the server while this transaction waits on it.
+        const waiting = c.query('SELECT pg_advisory_lock(4242)');
         await admin.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid]);
-        await c.query('SELECT pg_sleep(5)');
+        await waiting;
       });
       const failure = await killed.then(() => null, (e: unknown) => e);
       expect(failure).toBeInstanceOf(StoreError);
       expect((failure as StoreError).kind).toBe('unavailable');
+      await admin.query('SELECT pg_advisory_unlock(4242)');
       // Give a stray 'error' event its turn: with no listener it would end the process here.
       await new Promise((r) => setImmediate(r));
       expect(crashes).toEqual([]);

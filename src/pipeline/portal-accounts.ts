@@ -17,6 +17,12 @@ const MAX_WAITING = 4;
 /** Names that are no account keep their failures too (the answers must not differ), the most recent this many. */
 const MAX_UNKNOWN_NAMES = 10_000;
 
+/** A name's failures still inside the window, and when its lock ends (ISO) if they are enough to lock it. */
+function recentFailures(failures: ReadonlyMap<string, number[]>, username: string, now: number): { recent: number[]; lockedUntil: string | null } {
+  const recent = (failures.get(username) ?? []).filter((t) => t > now - FAILURE_WINDOW_MS);
+  return { recent, lockedUntil: recent.length >= MAX_FAILURES ? new Date(recent[0]! + FAILURE_WINDOW_MS).toISOString() : null };
+}
+
 export interface NewAccount {
   username: string;
   displayName: string;
@@ -100,8 +106,8 @@ export class PortalAccountService {
       const now = this.clock.now();
       const account = await this.store.account(username);
       const failures = account ? this.failures : this.unknownFailures;
-      const recent = (failures.get(username) ?? []).filter((t) => t > now - FAILURE_WINDOW_MS);
-      if (recent.length >= MAX_FAILURES) return { ok: false, problem: `too many failed sign-ins: try again after ${new Date(recent[0]! + FAILURE_WINDOW_MS).toISOString()}` };
+      const { recent, lockedUntil } = recentFailures(failures, username, now);
+      if (lockedUntil) return { ok: false, problem: `too many failed sign-ins: try again after ${lockedUntil}` };
       const passwordOk = await verifyPassword(password, account ? account.passwordHash : await this.hashOfNoAccount());
       const step = account && passwordOk ? acceptTotp(this.totpSecret(account), code.trim(), now, account.lastTotpStep) : null;
       if (!account || account.disabled || step === null) {
@@ -190,8 +196,8 @@ export class PortalAccountService {
     if (next === current) return 'the new password must differ from the current one';
     return this.oneAtATime(username, 'a password change for this account is already being checked: try again in a moment', async () => {
       const now = this.clock.now();
-      const recent = (this.failures.get(username) ?? []).filter((t) => t > now - FAILURE_WINDOW_MS);
-      if (recent.length >= MAX_FAILURES) return `too many failed attempts: try again after ${new Date(recent[0]! + FAILURE_WINDOW_MS).toISOString()}`;
+      const { recent, lockedUntil } = recentFailures(this.failures, username, now);
+      if (lockedUntil) return `too many failed attempts: try again after ${lockedUntil}`;
       const account = await this.store.account(username);
       if (!account || account.disabled || !(await verifyPassword(current, account.passwordHash))) {
         this.failures.set(username, [...recent, now]);
