@@ -98,7 +98,11 @@ describe('the OpenAPI document of the operator listener', () => {
     const person = await admin('POST', '/admin/operators', { name: 'vera', role: 'viewer' });
     check('post', '/admin/operators', person);
     check('post', '/admin/session', await admin('POST', '/admin/session', { name: 'vera', password: 'not hers', code: '000000' }));
-    const session = await admin('POST', '/admin/session', { name: 'vera', password: person.body.password, code: totpCode(person.body.totpSecret, Date.now()) });
+    const firstCode = totpCode(person.body.totpSecret, Date.now());
+    const mustChoose = await admin('POST', '/admin/session', { name: 'vera', password: person.body.password, code: firstCode });
+    expect(mustChoose.status).toBe(403);
+    check('post', '/admin/session', mustChoose);
+    const session = await admin('POST', '/admin/session', { name: 'vera', password: person.body.password, code: firstCode, newPassword: 'vera chose this one' });
     check('post', '/admin/session', session);
     check('delete', '/admin/session', await adminApi(t, session.body.token)('DELETE', '/admin/session'));
     const renewed = await admin('PATCH', '/admin/operators/alice', { newToken: true });

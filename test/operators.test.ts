@@ -11,6 +11,8 @@ import { ShiftableClock } from './helpers/clocks.js';
 interface Person {
   password: string;
   totpSecret: string;
+  /** Set once the person has chosen their own password (at their first sign-in). */
+  chosen?: boolean;
 }
 
 describe('operator accounts', () => {
@@ -24,9 +26,12 @@ describe('operator accounts', () => {
     clock.jump(30_000);
     return totpCode(who.totpSecret, clock.now());
   };
+  /** Signs in; the first time, choosing the person's own password (their creator chose the first). */
   const signIn = async (name: string, who: Person) => {
-    const answer = await adminApi(t, 'none')('POST', '/admin/session', { name, password: who.password, code: code(who) });
+    const newPassword = who.chosen ? undefined : `${who.password}-mine`;
+    const answer = await adminApi(t, 'none')('POST', '/admin/session', { name, password: who.password, code: code(who), ...(newPassword ? { newPassword } : {}) });
     expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+    if (newPassword) Object.assign(who, { password: newPassword, chosen: true });
     return answer.body as { token: string; expiresAt: string; operator: { name: string; role: string } };
   };
 
@@ -64,6 +69,21 @@ describe('operator accounts', () => {
     expect(wrong.status).toBe(401);
     expect(wrong.body.error).toBe('the name, password or code is wrong');
     expect((await adminApi(t, 'none')('POST', '/admin/session', { name: 'alice', password: 'not her password', code: code(alicePerson) })).status).toBe(401);
+    // The password the bootstrap caller saw signs in only by being replaced: 403 without a new one (the
+    // code is not used up), then the same code with a new password signs in.
+    const firstPassword = alicePerson.password;
+    const firstCode = code(alicePerson);
+    const mustChoose = await adminApi(t, 'none')('POST', '/admin/session', { name: 'alice', password: firstPassword, code: firstCode });
+    expect(mustChoose.status).toBe(403);
+    expect(mustChoose.body).toEqual({ error: expect.stringContaining('choose your own'), passwordChangeRequired: true });
+    const same = await adminApi(t, 'none')('POST', '/admin/session', { name: 'alice', password: firstPassword, code: firstCode, newPassword: firstPassword });
+    expect(same.status).toBe(403);
+    expect(same.body.error).toBe('the new password must differ from the current one');
+    const chosen = await adminApi(t, 'none')('POST', '/admin/session', { name: 'alice', password: firstPassword, code: firstCode, newPassword: 'alice chose this one' });
+    expect(chosen.status, JSON.stringify(chosen.body)).toBe(200);
+    Object.assign(alicePerson, { password: 'alice chose this one', chosen: true });
+    // The first password is no key any more.
+    expect((await adminApi(t, 'none')('POST', '/admin/session', { name: 'alice', password: firstPassword, code: code(alicePerson), newPassword: 'the creator tries' })).status).toBe(401);
     const session = await signIn('alice', alicePerson);
     expect(session.token).toMatch(/^dipsess_/);
     expect(Date.parse(session.expiresAt) - clock.now()).toBeGreaterThan(59 * 60_000);
@@ -120,7 +140,10 @@ describe('operator accounts', () => {
       ['bootstrap', 'alice'],
       ['bootstrap', 'monitoring'],
     ]);
-    expect((await alice('GET', '/admin/journal?action=operator.sign-in&target=alice')).body).toHaveLength(1);
+    // Her two sign-ins, the first with the password she chose (the journal says so, not what it is).
+    const signIns = (await alice('GET', '/admin/journal?action=operator.sign-in&target=alice')).body as Array<{ after: Record<string, unknown> }>;
+    expect(signIns.map((e) => e.after.passwordChanged ?? false)).toEqual([false, true]);
+    expect(JSON.stringify(signIns)).not.toContain('alice chose this one');
     // Refused calls change nothing and are not acts: vera's refused requeue is not in the journal.
     expect((await alice('GET', '/admin/journal?actor=operator:vera&action=POST%20%2Fadmin%2Fdead-letters%2Frequeue')).body).toEqual([]);
 
@@ -169,9 +192,14 @@ describe('operator accounts', () => {
         child.stdin?.end(input);
       });
     // The DIP runs on a clock moved ahead of the wall clock: the code is for the DIP's time.
-    const loggedIn = await dip(['login', '--name', 'carla'], `${carla.password}\n${code(carla)}\n`);
+    // Her first sign-in must choose her own password, and the CLI says how.
+    const first = await dip(['login', '--name', 'carla'], `${carla.password}\n${code(carla)}\n`);
+    expect(first.code).toBe(1);
+    expect(first.stderr).toContain('dip login --name carla --new-password');
+    const loggedIn = await dip(['login', '--name', 'carla', '--new-password'], `${carla.password}\n${code(carla)}\ncarla's own password\n`);
     expect(loggedIn.stderr).toBe('');
     expect(loggedIn.stdout).toContain('signed in as carla until');
+    expect(loggedIn.stdout).toContain('with your new password');
     expect(statSync(session).mode & 0o777).toBe(0o600);
     const who = await dip(['operator', 'whoami']);
     expect(JSON.parse(who.stdout)).toEqual({ name: 'carla', role: 'operator' });

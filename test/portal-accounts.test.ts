@@ -23,9 +23,38 @@ describe('portal accounts', () => {
   });
   afterEach(async () => backend.close());
 
+  /** The tests of other rules start from an account whose person has chosen their password (the first test covers that step). */
+  async function enrol(req: Parameters<PortalAccountService['create']>[0]) {
+    const enrolled = await accounts.create(req);
+    if ('problem' in enrolled) throw new Error(enrolled.problem);
+    await backend.portalAccounts.updateAccount({ ...enrolled.account, mustChangePassword: false });
+    return enrolled;
+  }
+
+  it("signs in the first time only by choosing a password of the person's own, which ends the sessions the first one could open", async () => {
+    const enrolled = await accounts.create({ username: 'nina', displayName: 'Nina', participantDipId: '1000000001', admin: false, createdBy: 'an admin' });
+    if ('problem' in enrolled) throw new Error(enrolled.problem);
+    const code = totpCode(enrolled.totpSecret, clock.now());
+    const asked = await accounts.signIn('nina', enrolled.password, code);
+    expect(asked).toEqual({ ok: false, problem: expect.stringContaining('choose your own'), choosePassword: true });
+    // Wrong credentials are still only wrong: nothing tells that a new password would be wanted.
+    expect(await accounts.signIn('nina', 'not the password', code, { newPassword: 'a password of her own' })).toEqual({ ok: false, problem: 'the username, password or code is wrong' });
+    expect(await accounts.signIn('nina', enrolled.password, code, { newPassword: 'too short' })).toMatchObject({ ok: false, choosePassword: true, problem: expect.stringContaining('at least 12') });
+    // The same code (not used up by those answers) with a password of her own signs in, in a new session epoch.
+    const signed = await accounts.signIn('nina', enrolled.password, code, { newPassword: 'a password of her own' });
+    expect(signed).toMatchObject({ ok: true, account: { mustChangePassword: false, sessionEpoch: 1 } });
+    await clock.advance(30_000);
+    expect((await accounts.signIn('nina', enrolled.password, totpCode(enrolled.totpSecret, clock.now()))).ok).toBe(false);
+    await clock.advance(30_000);
+    expect((await accounts.signIn('nina', 'a password of her own', totpCode(enrolled.totpSecret, clock.now()))).ok).toBe(true);
+    // A participant's user is no operator: the operator realm refuses her as a wrong sign-in.
+    await clock.advance(30_000);
+    expect(await accounts.signIn('nina', 'a password of her own', totpCode(enrolled.totpSecret, clock.now()), { realm: 'operator' })).toEqual({ ok: false, problem: 'the username, password or code is wrong' });
+    expect((await accounts.signIn('nina', 'a password of her own', totpCode(enrolled.totpSecret, clock.now()), { realm: 'user' })).ok).toBe(true);
+  });
+
   it('needs password and a fresh TOTP code; a code is good once; five failures lock the account', async () => {
-    const made = await accounts.create({ username: 'Sam.Admin', displayName: 'Sam', participantDipId: '1000000001', admin: true, createdBy: 'test' });
-    if ('problem' in made) throw new Error(made.problem);
+    const made = await enrol({ username: 'Sam.Admin', displayName: 'Sam', participantDipId: '1000000001', admin: true, createdBy: 'test' });
     expect(made.account.username).toBe('sam.admin');
     const stored = await backend.portalAccounts.account('sam.admin');
     expect(JSON.stringify(stored)).not.toContain(made.password);
@@ -51,8 +80,7 @@ describe('portal accounts', () => {
   });
 
   it('counts guesses sent at once one by one, takes a code once however many carry it, and refuses a burst past the few waiting', async () => {
-    const made = await accounts.create({ username: 'rita', displayName: 'Rita', participantDipId: '1000000001', admin: false, createdBy: 'test' });
-    if ('problem' in made) throw new Error(made.problem);
+    const made = await enrol({ username: 'rita', displayName: 'Rita', participantDipId: '1000000001', admin: false, createdBy: 'test' });
     const code = totpCode(made.totpSecret, clock.now());
     // Five sign-ins at once with the right password and code: one session, not five.
     const together = await Promise.all(Array.from({ length: 5 }, () => accounts.signIn('rita', made.password, code)));
@@ -65,8 +93,7 @@ describe('portal accounts', () => {
     expect(bothNodes.filter((r) => r.ok)).toHaveLength(1);
 
     // The four that lost the race failed like any replayed code: four failures against the account.
-    const tom = await accounts.create({ username: 'tom', displayName: 'Tom', participantDipId: '1000000001', admin: false, createdBy: 'test' });
-    if ('problem' in tom) throw new Error(tom.problem);
+    const tom = await enrol({ username: 'tom', displayName: 'Tom', participantDipId: '1000000001', admin: false, createdBy: 'test' });
     // Twelve wrong guesses at once: four wait their turn and are checked, each counted; the other eight
     // are refused before any check. One more failure makes five, and the right code is then refused.
     await clock.advance(30_000);
@@ -89,8 +116,7 @@ describe('portal accounts', () => {
   });
 
   it('changes a password only with the current one, under the sign-in lockout, ending every session', async () => {
-    const made = await accounts.create({ username: 'uma', displayName: 'Uma', participantDipId: '1000000001', admin: false, createdBy: 'test' });
-    if ('problem' in made) throw new Error(made.problem);
+    const made = await enrol({ username: 'uma', displayName: 'Uma', participantDipId: '1000000001', admin: false, createdBy: 'test' });
     for (let i = 0; i < 5; i++) expect(await accounts.changePassword('uma', 'a wrong guess!', 'new password 123')).toBe('the current password is wrong');
     expect(await accounts.changePassword('uma', made.password, 'new password 123')).toMatch(/^too many failed attempts/);
     await clock.advance(15 * 60_000);

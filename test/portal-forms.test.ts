@@ -56,10 +56,22 @@ describe('portal requests', () => {
     expect(bad.text).not.toContain('FST_ERR');
   });
 
-  it("signs out only from the portal's own form, and lets a person change the password the administrator chose", async () => {
+  it("makes a person choose their own password at the first sign-in, signs out only from the portal's own form, and changes a password on the account page", async () => {
     const made = (await adminApi(t)('POST', '/admin/operators', { name: 'ops.olga', role: 'admin', displayName: 'Olga' })).body as { password: string; totpSecret: string };
-    const signIn = await send('POST', '/operator/sign-in', { form: new URLSearchParams({ username: 'ops.olga', password: made.password, code: totpCode(made.totpSecret, Date.now()) }).toString() });
+    const firstCode = totpCode(made.totpSecret, Date.now());
+    const form = (fields: Record<string, string>) => ({ form: new URLSearchParams({ username: 'ops.olga', password: made.password, code: firstCode, ...fields }).toString() });
+    // The password the administrator saw opens no session: the answer is the form to choose one.
+    const asked = await send('POST', '/operator/sign-in', form({}));
+    expect(asked.status).toBe(200);
+    expect(asked.headers['set-cookie']).toBeUndefined();
+    expect(asked.text).toContain('Choose your own to sign in');
+    expect(asked.text).not.toContain(made.password);
+    expect((await send('POST', '/operator/sign-in', form({ next: 'olga chose this', repeat: 'olga chose that' }))).text).toContain('the two new passwords differ');
+    expect((await send('POST', '/operator/sign-in', form({ next: 'short', repeat: 'short' }))).text).toContain('at least 12 characters');
+    // The code was not used up by those answers: it signs in with her own password.
+    const signIn = await send('POST', '/operator/sign-in', form({ next: 'olga chose this', repeat: 'olga chose this' }));
     expect(signIn.status).toBe(303);
+    made.password = 'olga chose this';
     const cookie = String(signIn.headers['set-cookie']).split(';')[0]!;
     expect((await send('GET', '/operator/', { cookie })).status).toBe(200);
 

@@ -167,7 +167,7 @@ const created = {
   properties: {
     operator: operatorView,
     token: { type: 'string', description: "An automation account's token: only its hash is kept" },
-    password: { type: 'string', description: "A person's password for signing in" },
+    password: { type: 'string', description: "A person's first password: its first sign-in must replace it (newPassword), so the admin who saw it cannot sign in with it" },
     totpSecret: { type: 'string', description: "A person's TOTP secret (base32) for their authenticator app" },
     totpUri: { type: 'string', description: 'The same as an otpauth:// URI' },
   },
@@ -226,17 +226,28 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
   );
 
   // People sign in with name, password and TOTP code; the answer is a short-lived bearer token.
-  app.post<{ Body: { name: string; password: string; code: string } }>(
+  app.post<{ Body: { name: string; password: string; code: string; newPassword?: string } }>(
     SIGN_IN_PATH,
     {
       schema: {
         tags,
-        summary: "Sign in (people): name, password and TOTP code for a bearer token good for operators.sessionMinutes (60); no token needed",
+        summary: "Sign in (people): name, password and TOTP code for a bearer token good for operators.sessionMinutes (60); no token needed. An account's first sign-in must choose its own password (newPassword)",
         body: {
           type: 'object',
           additionalProperties: false,
           required: ['name', 'password', 'code'],
-          properties: { name: { type: 'string', minLength: 1, maxLength: 64 }, password: { type: 'string', minLength: 1, maxLength: 200 }, code: { type: 'string', minLength: 1, maxLength: 12 } },
+          properties: {
+            name: { type: 'string', minLength: 1, maxLength: 64 },
+            password: { type: 'string', minLength: 1, maxLength: 200 },
+            code: { type: 'string', minLength: 1, maxLength: 12 },
+            newPassword: {
+              type: 'string',
+              minLength: 12,
+              maxLength: 200,
+              description:
+                "Replaces the password as the sign-in succeeds, ending every other session. Required while the password is still the one the account's creator chose (the answer is then 403 with passwordChangeRequired, and the code is not used up)",
+            },
+          },
         },
         response: answers(
           {
@@ -250,14 +261,20 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
                 operator: { type: 'object', required: ['name', 'role'], properties: { name: { type: 'string' }, role: roleSchema } },
               },
             },
+            403: {
+              type: 'object',
+              required: ['error', 'passwordChangeRequired'],
+              description: "The name, password and code are right, but the account signs in only with a password of its own: its creator chose this one, or newPassword was not acceptable. Send the sign-in again with newPassword (dip login asks for one)",
+              properties: { error: { type: 'string' }, passwordChangeRequired: { type: 'boolean', enum: [true] } },
+            },
           },
           [401],
         ),
       },
     },
     async (req, reply) => {
-      const answer = await deps.sessions.signIn(req.body.name, req.body.password, req.body.code);
-      if (!answer.ok) return reply.code(401).send({ error: answer.problem });
+      const answer = await deps.sessions.signIn(req.body.name, req.body.password, req.body.code, req.body.newPassword);
+      if (!answer.ok) return answer.choosePassword ? reply.code(403).send({ error: answer.problem, passwordChangeRequired: true }) : reply.code(401).send({ error: answer.problem });
       return answer.session;
     },
   );

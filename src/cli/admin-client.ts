@@ -75,8 +75,11 @@ export function adminCall(config: DipConfig, method: Method, path: string, body?
   return call(config, method, path, body, operatorToken(config));
 }
 
-/** POST /admin/session: name, password and TOTP code for a session token, stored for the commands that follow. */
-export async function login(config: DipConfig, name: string, password: string, code: string): Promise<{ file: string; expiresAt: string }> {
-  const answer = (await call(config, 'POST', '/admin/session', { name, password, code }, null)) as { token: string; expiresAt: string };
+/**
+ * POST /admin/session: name, password and TOTP code (and a new password, which replaces the current one)
+ * for a session token, stored for the commands that follow.
+ */
+export async function login(config: DipConfig, name: string, password: string, code: string, newPassword?: string): Promise<{ file: string; expiresAt: string }> {
+  const answer = (await call(config, 'POST', '/admin/session', { name, password, code, ...(newPassword === undefined ? {} : { newPassword }) }, null)) as { token: string; expiresAt: string };
   return { file: saveSession(config, { token: answer.token, expiresAt: answer.expiresAt, name }), expiresAt: answer.expiresAt };
 }

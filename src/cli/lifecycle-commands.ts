@@ -157,7 +157,8 @@ function registerChannelCommands(program: Command): void {
 
 /**
  * The answers `dip login` asks for. On a terminal each is asked for, the password without echo; otherwise
- * they are read as lines from standard input (password, then code), so scripts and tests can pipe them.
+ * they are read as lines from standard input (password, then code, then any new password), so scripts and
+ * tests can pipe them.
  */
 async function ask(questions: Array<{ prompt: string; secret: boolean }>): Promise<string[]> {
   const answers: string[] = [];
@@ -195,11 +196,22 @@ function registerOperatorCommands(program: Command): void {
     .description('sign in as an operator (name, password, TOTP code): the session token is kept for the dip commands that follow, until it expires')
     .requiredOption('--name <name>', 'your operator account')
     .option('--code <code>', 'the code from your authenticator app (asked for when not given)')
-    .action(async (o: { name: string; code?: string }) => {
+    .option('--new-password', 'choose a new password as you sign in (required at your first sign-in: your administrator chose the first one); asked for twice on a terminal, read as the line after the code otherwise')
+    .action(async (o: { name: string; code?: string; newPassword?: boolean }) => {
       const config = loadConfig();
-      const [password = '', code = o.code ?? ''] = await ask([{ prompt: 'Password: ', secret: true }, ...(o.code ? [] : [{ prompt: 'Code from your authenticator app: ', secret: false }])]);
-      const session = await login(config, o.name, password, o.code ?? code);
-      process.stdout.write(`signed in as ${o.name} until ${session.expiresAt} (session kept in ${session.file})\n`);
+      const [password = '', code = o.code ?? '', ...chosen] = await ask([
+        { prompt: 'Password: ', secret: true },
+        ...(o.code ? [] : [{ prompt: 'Code from your authenticator app: ', secret: false }]),
+        ...(o.newPassword ? [{ prompt: 'New password (12 characters or more): ', secret: true }, ...(process.stdin.isTTY ? [{ prompt: 'New password again: ', secret: true }] : [])] : []),
+      ]);
+      if (chosen.length === 2 && chosen[0] !== chosen[1]) throw new Error('the two new passwords differ: nothing changed');
+      const session = await login(config, o.name, password, o.code ?? code, o.newPassword ? chosen[0] : undefined).catch((err: unknown) => {
+        if (err instanceof Error && err.message.includes('"passwordChangeRequired"')) {
+          throw new Error(`${err.message}\nchoose your own password: dip login --name ${o.name} --new-password`);
+        }
+        throw err;
+      });
+      process.stdout.write(`signed in as ${o.name} until ${session.expiresAt}${o.newPassword ? ', with your new password' : ''} (session kept in ${session.file})\n`);
     });
   program
     .command('logout')

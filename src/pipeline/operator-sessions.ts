@@ -14,7 +14,8 @@ export interface OperatorSession {
   operator: { name: string; role: OperatorRole };
 }
 
-export type SessionAnswer = { ok: true; session: OperatorSession } | { ok: false; problem: string };
+/** `choosePassword`: right credentials, but the account signs in only with a password of its own (newPassword). */
+export type SessionAnswer = { ok: true; session: OperatorSession } | { ok: false; problem: string; choosePassword?: true };
 
 /**
  * Operators who are people sign in to the operator API (and `dip login`) with their name, password and
@@ -40,16 +41,16 @@ export class OperatorSessions {
     return token.startsWith(PREFIX);
   }
 
-  async signIn(name: string, password: string, code: string): Promise<SessionAnswer> {
+  async signIn(name: string, password: string, code: string, newPassword?: string): Promise<SessionAnswer> {
     const refused: SessionAnswer = { ok: false, problem: 'the name, password or code is wrong' };
-    const signed = await this.deps.accounts.signIn(name, password, code);
-    if (!signed.ok) return signed.problem.startsWith('too many') ? signed : refused;
+    const signed = await this.deps.accounts.signIn(name, password, code, { realm: 'operator', ...(newPassword === undefined ? {} : { newPassword }) });
+    if (!signed.ok) return signed.problem.startsWith('too many') || signed.choosePassword ? signed : refused;
     // The credential must be an operator's (not a participant's user), of an enabled operator account.
     const who = signed.account.participantDipId === null ? await this.deps.operators.person(signed.account.username) : undefined;
     if (!who) return refused;
     const expiresAt = this.deps.clock.now() + this.deps.sessionMs;
     const { token } = this.deps.signer.issue({ username: who.name, epoch: signed.account.sessionEpoch, expiresAt });
-    await this.deps.journal.append({ at: this.deps.clock.now(), actor: who.actor, action: 'operator.sign-in', target: who.name, before: null, after: { expiresAt: new Date(expiresAt).toISOString() }, status: null });
+    await this.deps.journal.append({ at: this.deps.clock.now(), actor: who.actor, action: 'operator.sign-in', target: who.name, before: null, after: { expiresAt: new Date(expiresAt).toISOString(), ...(newPassword === undefined ? {} : { passwordChanged: true }) }, status: null });
     return { ok: true, session: { token: `${PREFIX}${token}`, expiresAt: new Date(expiresAt).toISOString(), operator: { name: who.name, role: who.role } } };
   }
 

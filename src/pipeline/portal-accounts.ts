@@ -39,7 +39,8 @@ export interface Enrolment {
   totpUri: string;
 }
 
-export type SignIn = { ok: true; account: PortalAccount } | { ok: false; problem: string };
+/** `choosePassword`: the password and code were right, but the account must choose its own password to sign in. */
+export type SignIn = { ok: true; account: PortalAccount } | { ok: false; problem: string; choosePassword?: true };
 
 /**
  * The portals' accounts: created by an administrator (a participant's for its users, an operator for
@@ -83,6 +84,7 @@ export class PortalAccountService {
       lastTotpStep: 0,
       sessionEpoch: 0,
       disabled: false,
+      mustChangePassword: true,
       createdAt: this.clock.now(),
       createdBy: req.createdBy,
     };
@@ -94,8 +96,15 @@ export class PortalAccountService {
    * Password and TOTP code, both right, for an enabled account, not locked by recent failures. The answer
    * to any failure is the same, and takes as long, so it does not tell which part was wrong or whether
    * the account exists. Sign-ins to one name run one at a time (see MAX_WAITING).
+   *
+   * `realm`: the account must be a participant's user ('user') or an operator ('operator'); the other
+   * kind is refused as a wrong sign-in. `newPassword` replaces the password as the sign-in succeeds
+   * (every other session ends). An account whose password its administrator chose must give one: until
+   * then the answer is `choosePassword`, and the code is not used up (the person types it again with the
+   * new password).
    */
-  async signIn(usernameGiven: string, password: string, code: string): Promise<SignIn> {
+  async signIn(usernameGiven: string, password: string, code: string, options: { realm?: 'user' | 'operator'; newPassword?: string } = {}): Promise<SignIn> {
+    const { realm, newPassword } = options;
     const username = usernameGiven.trim().toLowerCase();
     const refused: SignIn = { ok: false, problem: 'the username, password or code is wrong' };
     // No account can have such a name: nothing to look up, nothing to remember (an attacker's junk names
@@ -110,12 +119,18 @@ export class PortalAccountService {
       if (lockedUntil) return { ok: false, problem: `too many failed sign-ins: try again after ${lockedUntil}` };
       const passwordOk = await verifyPassword(password, account ? account.passwordHash : await this.hashOfNoAccount());
       const step = account && passwordOk ? acceptTotp(this.totpSecret(account), code.trim(), now, account.lastTotpStep) : null;
-      if (!account || account.disabled || step === null) {
+      const otherRealm = account !== undefined && realm !== undefined && (realm === 'operator') !== (account.participantDipId === null);
+      if (!account || account.disabled || step === null || otherRealm) {
         failures.delete(username);
         failures.set(username, [...recent, now]);
         if (this.unknownFailures.size > MAX_UNKNOWN_NAMES) this.unknownFailures.delete(this.unknownFailures.keys().next().value!);
         return refused;
       }
+      if (newPassword === undefined && account.mustChangePassword === true) {
+        return { ok: false, problem: 'your administrator chose this password and saw it: choose your own to sign in', choosePassword: true };
+      }
+      const problem = newPassword === undefined ? null : (passwordProblem(newPassword) ?? (newPassword === password ? 'the new password must differ from the current one' : null));
+      if (problem) return { ok: false, problem, choosePassword: true };
       // The code's step is claimed in the store, so it is good once on every node sharing it (this
       // node's line of sign-ins only holds back the ones sent here).
       if (!(await this.store.claimTotpStep(username, step))) {
@@ -123,7 +138,11 @@ export class PortalAccountService {
         return refused;
       }
       this.failures.delete(username);
-      return { ok: true, account: { ...account, lastTotpStep: step } };
+      if (newPassword === undefined) return { ok: true, account: { ...account, lastTotpStep: step } };
+      // Every session issued before ends (the administrator who knew the first password may hold one).
+      const changed: PortalAccount = { ...account, lastTotpStep: step, passwordHash: await hashPassword(newPassword), mustChangePassword: false, sessionEpoch: account.sessionEpoch + 1 };
+      await this.store.updateAccount(changed);
+      return { ok: true, account: changed };
     });
   }
 
@@ -203,7 +222,7 @@ export class PortalAccountService {
         this.failures.set(username, [...recent, now]);
         return 'the current password is wrong';
       }
-      await this.store.updateAccount({ ...account, passwordHash: await hashPassword(next), sessionEpoch: account.sessionEpoch + 1 });
+      await this.store.updateAccount({ ...account, passwordHash: await hashPassword(next), mustChangePassword: false, sessionEpoch: account.sessionEpoch + 1 });
       return null;
     });
   }

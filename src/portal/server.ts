@@ -3,7 +3,7 @@ import { PORTAL_CSS } from './assets.js';
 import type { PortalDeps } from './deps.js';
 import { html } from './html.js';
 import { registerOperatorPortal, OPERATOR_REALM } from './operator-pages.js';
-import { accountPage, field, guarded, namedCaller, refuse, render, sameOrigin, SESSION_MS, setSessionCookie, signedIn, signInPage, type Form, type Realm } from './session.js';
+import { accountPage, choosePasswordPage, field, guarded, namedCaller, refuse, render, sameOrigin, SESSION_MS, setSessionCookie, signedIn, signInPage, type Form, type Realm } from './session.js';
 import { registerUserPortal } from './user-pages.js';
 import { USER_REALM } from './user-realm.js';
 
@@ -124,12 +124,18 @@ function registerSignIn(app: FastifyInstance, deps: PortalDeps, realm: Realm): v
   });
   app.post(`${realm.base}/sign-in`, async (req: FastifyRequest, reply: FastifyReply) => {
     if (!sameOrigin(req)) return refuse(reply, realm, req, undefined, 403, 'the sign-in form was not sent from this portal');
-    const result = await deps.accounts.signIn(field(req.body, 'username'), field(req.body, 'password'), field(req.body, 'code'));
-    const wrongRealm = result.ok && (realm.kind === 'operator') !== (result.account.participantDipId === null);
+    const username = field(req.body, 'username');
+    // The form that chooses a password (choosePasswordPage) also sends it twice.
+    const next = field(req.body, 'next');
+    if (next !== '' && next !== field(req.body, 'repeat')) return render(reply, 400, realm, req, undefined, 'Choose your password', choosePasswordPage(realm, username), { kind: 'error', text: 'the two new passwords differ' });
+    const result = await deps.accounts.signIn(username, field(req.body, 'password'), field(req.body, 'code'), { realm: realm.kind, ...(next === '' ? {} : { newPassword: next }) });
+    if (!result.ok && result.choosePassword) {
+      return render(reply, next === '' ? 200 : 400, realm, req, undefined, 'Choose your password', choosePasswordPage(realm, username), { kind: 'error', text: result.problem });
+    }
     // An operator signs in to the portal only while its operator account (and so its role) is in force.
-    const noOperator = result.ok && !wrongRealm && realm.kind === 'operator' && !(await deps.operatorApi(result.account.username).GET('/admin/whoami')).data;
-    if (!result.ok || wrongRealm || noOperator) {
-      const problem = !result.ok ? result.problem : noOperator ? `${result.account.username} has no enabled operator account` : 'the username, password or code is wrong';
+    const noOperator = result.ok && realm.kind === 'operator' && !(await deps.operatorApi(result.account.username).GET('/admin/whoami')).data;
+    if (!result.ok || noOperator) {
+      const problem = !result.ok ? result.problem : `${result.account.username} has no enabled operator account`;
       return render(reply, 401, realm, req, undefined, 'Sign in', signInPage(realm), { kind: 'error', text: problem });
     }
     const { token } = deps.sessions.issue({ username: result.account.username, epoch: result.account.sessionEpoch, expiresAt: deps.clock.now() + SESSION_MS });

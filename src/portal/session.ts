@@ -149,12 +149,28 @@ export function pageRoutes<C>(app: FastifyInstance, deps: PortalDeps, realm: Rea
 /** Sign-in and sign-out for a realm. */
 /** A signed-in person's own account: the password change form (the administrator chose the first password). */
 export function accountPage(realm: Realm, signed: Signed): Html {
-  return html`<p>Signed in as <strong>${signed.account.username}</strong>. Your administrator chose your first password and saw it: change it, and only you will know it. Changing it signs you out everywhere.</p>
+  return html`<p>Signed in as <strong>${signed.account.username}</strong>. Changing your password signs you out everywhere.</p>
 <form method="post" action="${realm.base}/account" class="signin">${csrfField(signed)}
 <label for="current">Current password</label><input type="password" id="current" name="current" autocomplete="current-password" required>
 <label for="next">New password (12 characters or more)</label><input type="password" id="next" name="next" autocomplete="new-password" minlength="12" maxlength="200" required>
 <label for="repeat">New password again</label><input type="password" id="repeat" name="repeat" autocomplete="new-password" minlength="12" maxlength="200" required>
 <button type="submit">Change password</button>
+</form>`;
+}
+
+/**
+ * The first sign-in of an account whose password its administrator chose: the sign-in again, with a new
+ * password (the code typed before was not used up). Nothing typed before is put back in the page.
+ */
+export function choosePasswordPage(realm: Realm, username: string): Html {
+  return html`<p>Your administrator chose your first password and saw it. Choose your own to sign in: only you will know it.</p>
+<form method="post" action="${realm.base}/sign-in" class="signin">
+<label for="username">Username</label><input type="text" id="username" name="username" autocomplete="username" value="${username.slice(0, 64)}" required>
+<label for="password">Current password</label><input type="password" id="password" name="password" autocomplete="current-password" required>
+<label for="code">Code from your authenticator app</label><input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required>
+<label for="next">New password (12 characters or more)</label><input type="password" id="next" name="next" autocomplete="new-password" minlength="12" maxlength="200" required>
+<label for="repeat">New password again</label><input type="password" id="repeat" name="repeat" autocomplete="new-password" minlength="12" maxlength="200" required>
+<button type="submit">Choose password and sign in</button>
 </form>`;
 }
 

@@ -20,6 +20,11 @@ export interface PortalAccount {
   /** Raised by sign-out and by disabling: every session issued under an older value is refused. */
   sessionEpoch: number;
   disabled: boolean;
+  /**
+   * The password is still the one its administrator chose and saw: the account signs in only by choosing
+   * its own (absent on records made before this rule, which count as chosen).
+   */
+  mustChangePassword?: boolean;
   createdAt: number;
   createdBy: string;
 }

@@ -2960,7 +2960,7 @@ export interface paths {
                                 /** @description The account record's version: each change makes a new one */
                                 version: number;
                             };
-                            /** @description A person's password for signing in */
+                            /** @description A person's first password: its first sign-in must replace it (newPassword), so the admin who saw it cannot sign in with it */
                             password?: string;
                             /** @description An automation account's token: only its hash is kept */
                             token?: string;
@@ -5135,7 +5135,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Sign in (people): name, password and TOTP code for a bearer token good for operators.sessionMinutes (60); no token needed */
+        /** Sign in (people): name, password and TOTP code for a bearer token good for operators.sessionMinutes (60); no token needed. An account's first sign-in must choose its own password (newPassword) */
         post: {
             parameters: {
                 query?: never;
@@ -5148,6 +5148,8 @@ export interface paths {
                     "application/json": {
                         code: string;
                         name: string;
+                        /** @description Replaces the password as the sign-in succeeds, ending every other session. Required while the password is still the one the account's creator chose (the answer is then 403 with passwordChangeRequired, and the code is not used up) */
+                        newPassword?: string;
                         password: string;
                     };
                 };
@@ -5190,13 +5192,17 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The operator's role does not allow this call */
+                /** @description The name, password and code are right, but the account signs in only with a password of its own: its creator chose this one, or newPassword was not acceptable. Send the sign-in again with newPassword (dip login asks for one) */
                 403: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["OperatorError"];
+                        "application/json": {
+                            error: string;
+                            /** @enum {boolean} */
+                            passwordChangeRequired: true;
+                        };
                     };
                 };
                 /** @description Internal error (the details are in the DIP log) */
