@@ -106,6 +106,21 @@ describe('portal accounts', () => {
     expect(!locked.ok && locked.problem).toContain('too many failed sign-ins');
   });
 
+  it('counts an account\'s failures on every node sharing the store: three at one and two at another lock it at both', async () => {
+    const made = await enrol({ username: 'vic', displayName: 'Vic', participantDipId: '1000000001', admin: false, createdBy: 'test' });
+    const otherNode = new PortalAccountService(backend.portalAccounts, sealer, clock, 'OpenDIP DEV', (id) => id === '1000000001');
+    for (let i = 0; i < 3; i++) expect((await accounts.signIn('vic', 'wrong password!', '000000')).ok).toBe(false);
+    for (let i = 0; i < 2; i++) expect((await otherNode.signIn('vic', 'wrong password!', '000000')).ok).toBe(false);
+    for (const node of [accounts, otherNode]) {
+      const locked = await node.signIn('vic', made.password, totpCode(made.totpSecret, clock.now()));
+      expect(!locked.ok && locked.problem).toContain('too many failed sign-ins');
+    }
+    // The lock ends with the window; a success clears the count everywhere.
+    await clock.advance(15 * 60_000);
+    expect((await otherNode.signIn('vic', made.password, totpCode(made.totpSecret, clock.now()))).ok).toBe(true);
+    expect((await backend.portalAccounts.account('vic'))!.failedSignIns).toEqual([]);
+  });
+
   it('answers a name that is no account as it answers a wrong password, locking it alike, and keeps nothing for a name no account can have', async () => {
     for (let i = 0; i < 5; i++) expect(await accounts.signIn('nobody.here', 'some password', '123456')).toEqual({ ok: false, problem: 'the username, password or code is wrong' });
     const sixth = await accounts.signIn('nobody.here', 'some password', '123456');

@@ -18,8 +18,8 @@ const MAX_WAITING = 4;
 const MAX_UNKNOWN_NAMES = 10_000;
 
 /** A name's failures still inside the window, and when its lock ends (ISO) if they are enough to lock it. */
-function recentFailures(failures: ReadonlyMap<string, number[]>, username: string, now: number): { recent: number[]; lockedUntil: string | null } {
-  const recent = (failures.get(username) ?? []).filter((t) => t > now - FAILURE_WINDOW_MS);
+function recentFailures(failures: readonly number[] | undefined, now: number): { recent: number[]; lockedUntil: string | null } {
+  const recent = (failures ?? []).filter((t) => t > now - FAILURE_WINDOW_MS);
   return { recent, lockedUntil: recent.length >= MAX_FAILURES ? new Date(recent[0]! + FAILURE_WINDOW_MS).toISOString() : null };
 }
 
@@ -48,9 +48,10 @@ export type SignIn = { ok: true; account: PortalAccount } | { ok: false; problem
  * everywhere by raising the session epoch.
  */
 export class PortalAccountService {
-  /** Recent failed sign-ins by account name: as many entries as there are accounts at most. */
-  private readonly failures = new Map<string, number[]>();
-  /** The same for names that are no account, bounded: the oldest name is forgotten first. */
+  /**
+   * Recent failed sign-ins of names that are no account, bounded: the oldest name is forgotten first.
+   * An account's own are kept in its record (PortalAccount.failedSignIns), so every node counts them.
+   */
   private readonly unknownFailures = new Map<string, number[]>();
   /** Each name's sign-ins in progress: the last one's end, and how many wait. */
   private readonly lines = new Map<string, { tail: Promise<unknown>; waiting: number }>();
@@ -114,16 +115,13 @@ export class PortalAccountService {
     return this.oneAtATime(username, busy, async () => {
       const now = this.clock.now();
       const account = await this.store.account(username);
-      const failures = account ? this.failures : this.unknownFailures;
-      const { recent, lockedUntil } = recentFailures(failures, username, now);
+      const { recent, lockedUntil } = recentFailures(account ? account.failedSignIns : this.unknownFailures.get(username), now);
       if (lockedUntil) return { ok: false, problem: `too many failed sign-ins: try again after ${lockedUntil}` };
       const passwordOk = await verifyPassword(password, account ? account.passwordHash : await this.hashOfNoAccount());
       const step = account && passwordOk ? acceptTotp(this.totpSecret(account), code.trim(), now, account.lastTotpStep) : null;
       const otherRealm = account !== undefined && realm !== undefined && (realm === 'operator') !== (account.participantDipId === null);
       if (!account || account.disabled || step === null || otherRealm) {
-        failures.delete(username);
-        failures.set(username, [...recent, now]);
-        if (this.unknownFailures.size > MAX_UNKNOWN_NAMES) this.unknownFailures.delete(this.unknownFailures.keys().next().value!);
+        await this.failed(username, account, recent, now);
         return refused;
       }
       if (newPassword === undefined && account.mustChangePassword === true) {
@@ -134,16 +132,26 @@ export class PortalAccountService {
       // The code's step is claimed in the store, so it is good once on every node sharing it (this
       // node's line of sign-ins only holds back the ones sent here).
       if (!(await this.store.claimTotpStep(username, step))) {
-        failures.set(username, [...recent, now]);
+        await this.failed(username, account, recent, now);
         return refused;
       }
-      this.failures.delete(username);
-      if (newPassword === undefined) return { ok: true, account: { ...account, lastTotpStep: step } };
+      if (newPassword === undefined) {
+        if (account.failedSignIns?.length) await this.store.setFailedSignIns(username, []);
+        return { ok: true, account: { ...account, lastTotpStep: step, failedSignIns: [] } };
+      }
       // Every session issued before ends (the administrator who knew the first password may hold one).
-      const changed: PortalAccount = { ...account, lastTotpStep: step, passwordHash: await hashPassword(newPassword), mustChangePassword: false, sessionEpoch: account.sessionEpoch + 1 };
+      const changed: PortalAccount = { ...account, lastTotpStep: step, failedSignIns: [], passwordHash: await hashPassword(newPassword), mustChangePassword: false, sessionEpoch: account.sessionEpoch + 1 };
       await this.store.updateAccount(changed);
       return { ok: true, account: changed };
     });
+  }
+
+  /** Counts a failed attempt: in the account's record (seen by every node), or for a name that is no account, here. */
+  private async failed(username: string, account: PortalAccount | undefined, recent: readonly number[], now: number): Promise<void> {
+    if (account) return this.store.setFailedSignIns(username, [...recent, now]);
+    this.unknownFailures.delete(username);
+    this.unknownFailures.set(username, [...recent, now]);
+    if (this.unknownFailures.size > MAX_UNKNOWN_NAMES) this.unknownFailures.delete(this.unknownFailures.keys().next().value!);
   }
 
   private async oneAtATime<T>(name: string, busy: T, run: () => Promise<T>, mostWaiting = MAX_WAITING): Promise<T> {
@@ -215,14 +223,14 @@ export class PortalAccountService {
     if (next === current) return 'the new password must differ from the current one';
     return this.oneAtATime(username, 'a password change for this account is already being checked: try again in a moment', async () => {
       const now = this.clock.now();
-      const { recent, lockedUntil } = recentFailures(this.failures, username, now);
-      if (lockedUntil) return `too many failed attempts: try again after ${lockedUntil}`;
       const account = await this.store.account(username);
+      const { recent, lockedUntil } = recentFailures(account?.failedSignIns, now);
+      if (lockedUntil) return `too many failed attempts: try again after ${lockedUntil}`;
       if (!account || account.disabled || !(await verifyPassword(current, account.passwordHash))) {
-        this.failures.set(username, [...recent, now]);
+        if (account) await this.failed(username, account, recent, now);
         return 'the current password is wrong';
       }
-      await this.store.updateAccount({ ...account, passwordHash: await hashPassword(next), mustChangePassword: false, sessionEpoch: account.sessionEpoch + 1 });
+      await this.store.updateAccount({ ...account, passwordHash: await hashPassword(next), mustChangePassword: false, failedSignIns: [], sessionEpoch: account.sessionEpoch + 1 });
       return null;
     });
   }

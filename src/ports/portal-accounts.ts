@@ -25,6 +25,11 @@ export interface PortalAccount {
    * its own (absent on records made before this rule, which count as chosen).
    */
   mustChangePassword?: boolean;
+  /**
+   * When recent sign-ins failed (epoch ms, oldest first; only those inside the lockout window are
+   * kept): in the record, so every node sharing the store counts the same failures.
+   */
+  failedSignIns?: number[];
   createdAt: number;
   createdBy: string;
 }
@@ -42,4 +47,6 @@ export interface PortalAccounts {
    * conditional write, so a code is good once across every node sharing the store. False: it was used.
    */
   claimTotpStep(username: string, step: number): Promise<boolean>;
+  /** Sets the account's recent failed sign-ins, and nothing else of its record (so it undoes no disable beside it). */
+  setFailedSignIns(username: string, failures: readonly number[]): Promise<void>;
 }

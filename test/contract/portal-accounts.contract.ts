@@ -46,5 +46,18 @@ export function portalAccountsContract(name: string, open: BackendFactory): void
       expect((await store.account('carol'))?.lastTotpStep).toBe(6);
       expect(await store.claimTotpStep('nobody', 7)).toBe(false);
     });
+
+    it("sets an account's failed sign-ins and nothing else of its record", async () => {
+      const store = ctx.backend.portalAccounts;
+      await store.createAccount(account('dora', 'SUP0000001', 1));
+      // Another node disabled her after this one read the record: setting the failures keeps the disable.
+      await store.updateAccount({ ...account('dora', 'SUP0000001', 1), disabled: true, sessionEpoch: 1 });
+      await store.setFailedSignIns('dora', [1_000, 2_000]);
+      expect(await store.account('dora')).toEqual({ ...account('dora', 'SUP0000001', 1), disabled: true, sessionEpoch: 1, failedSignIns: [1_000, 2_000] });
+      await store.setFailedSignIns('dora', []);
+      expect((await store.account('dora'))?.failedSignIns).toEqual([]);
+      await store.setFailedSignIns('nobody', [1]);
+      expect(await store.account('nobody')).toBeUndefined();
+    });
   });
 }

@@ -29,6 +29,10 @@ export class PgPortalAccounts implements PortalAccounts {
     await this.d.tx((c) => c.query('UPDATE portal_accounts SET record = $1 WHERE username = $2', [JSON.stringify(a), a.username]));
   }
 
+  async setFailedSignIns(username: string, failures: readonly number[]): Promise<void> {
+    await this.d.tx((c) => c.query("UPDATE portal_accounts SET record = jsonb_set(record, '{failedSignIns}', $1::jsonb) WHERE username = $2", [JSON.stringify(failures), username]));
+  }
+
   async claimTotpStep(username: string, step: number): Promise<boolean> {
     const { rowCount } = await this.d.tx((c) =>
       c.query("UPDATE portal_accounts SET record = jsonb_set(record, '{lastTotpStep}', to_jsonb($1::bigint)) WHERE username = $2 AND (record->>'lastTotpStep')::bigint < $1", [step, username]),

@@ -13,6 +13,7 @@ export class SqlitePortalAccounts implements PortalAccounts {
       ofParticipant: db.prepare<[string], { record: string }>('SELECT record FROM portal_accounts WHERE participant_dip_id = ? ORDER BY created_at, username'),
       operators: db.prepare<[], { record: string }>('SELECT record FROM portal_accounts WHERE participant_dip_id IS NULL ORDER BY created_at, username'),
       update: db.prepare('UPDATE portal_accounts SET record = ? WHERE username = ?'),
+      failures: db.prepare("UPDATE portal_accounts SET record = json_set(record, '$.failedSignIns', json(?)) WHERE username = ?"),
       claimStep: db.prepare("UPDATE portal_accounts SET record = json_set(record, '$.lastTotpStep', ?) WHERE username = ? AND json_extract(record, '$.lastTotpStep') < ?"),
     };
   }
@@ -33,6 +34,10 @@ export class SqlitePortalAccounts implements PortalAccounts {
 
   async updateAccount(a: PortalAccount): Promise<void> {
     await this.d.write(() => this.s.update.run(JSON.stringify(a), a.username));
+  }
+
+  async setFailedSignIns(username: string, failures: readonly number[]): Promise<void> {
+    await this.d.write(() => this.s.failures.run(JSON.stringify(failures), username));
   }
 
   async claimTotpStep(username: string, step: number): Promise<boolean> {
