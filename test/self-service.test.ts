@@ -62,6 +62,21 @@ describe('participant self-service', () => {
     expect(nominated.body).toMatchObject({ connectionProvider: cp.dipId });
     expect((await call(cp, 'GET', `/participants/${sup.dipId}`)).status).toBe(200);
     expect((await call(cp, 'DELETE', `/participants/${sup.dipId}/connection-provider`)).status).toBe(403);
+    // What the provider does for the supplier is journalled and logged as the provider's act (the target names the supplier).
+    expect((await call(cp, 'PUT', `/participants/${sup.dipId}/channels/IF-021`)).body.channels).toEqual(['IF-021']);
+    expect((await call(cp, 'DELETE', `/participants/${sup.dipId}/channels/IF-021`)).body.channels).toEqual([]);
+    const acts = (await admin('GET', `/admin/journal?target=${sup.dipId}/IF-021`)).body as Json[];
+    expect(acts.map((e) => [e.actor, e.action])).toEqual([
+      [`participant:${cp.dipId}`, 'participant.channel.leave'],
+      [`participant:${cp.dipId}`, 'participant.channel.join'],
+    ]);
+    const logged = async () => ((await admin('GET', `/admin/activity?caller=${cp.dipId}`)).body as { records?: Json[] } & Json[]);
+    const urls = async () => {
+      const body = await logged();
+      return (Array.isArray(body) ? body : (body.records ?? [])).map((r: Json) => `${r.method} ${r.url} ${r.status}`);
+    };
+    await waitFor(async () => (await urls()).includes(`DELETE /participants/${sup.dipId}/connection-provider 403`), 10_000, "the provider's requests in the activity log");
+    expect(await urls()).toContain(`PUT /participants/${sup.dipId}/channels/IF-021 200`);
     expect((await call(sup, 'PUT', `/participants/${sup.dipId}/connection-provider`, { dipId: '9999999999' })).status).toBe(404);
     expect((await call(sup, 'DELETE', `/participants/${sup.dipId}/connection-provider`)).body.connectionProvider).toBeNull();
   });

@@ -82,9 +82,12 @@ export function recordRefusedConnections(app: FastifyInstance, sink: ActivitySin
   });
 }
 
-/** The participant a request came from, as far as it went: admitted by the guard, else its API key, else its certificate. */
+/**
+ * The participant a request came from, as far as it went: admitted by the guard (the one that proved the
+ * call: a DIP Connection Provider, not the participant it acted for), else its API key, else its certificate.
+ */
 export function participantCaller(deps: { registry: Pick<Registry, 'byApiKey'> }, req: FastifyRequest): string | null {
-  if (req.admitted) return req.admitted.caller.dipId;
+  if (req.admitted) return req.admitted.authenticated.dipId;
   const apiKey = req.headers['x-api-key'];
   const known = typeof apiKey === 'string' ? deps.registry.byApiKey(apiKey) : undefined;
   if (known) return known.dipId;

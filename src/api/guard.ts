@@ -101,5 +101,5 @@ async function admit(deps: ApiDeps, req: FastifyRequest, reply: FastifyReply, ac
     void sendStandard(deps, reply, scope.status, scope.callerDipId, scope.message, scope.help);
     return null;
   }
-  return { caller: scope.caller, channel: scope.channel };
+  return { caller: scope.caller, channel: scope.channel, authenticated: scope.authenticated };
 }

@@ -21,6 +21,8 @@ export interface Scope {
   caller: Participant;
   /** The channel named, for 'recipient' access. */
   channel: Channel | null;
+  /** Who proved the call: the caller itself, or the DIP Connection Provider acting for it (logged and journalled as the one who acted). */
+  authenticated: Participant;
 }
 
 export type Authorisation = ({ ok: true } & Scope) | { ok: false; status: 403 | 404; callerDipId: string; message: MsgText; help: string };
@@ -32,13 +34,13 @@ export function authorise(
   access: Access,
   target: { recipientId?: string; channelId?: string },
 ): Authorisation {
-  if (access === 'participant') return { ok: true, caller: authenticated, channel: null };
+  if (access === 'participant') return { ok: true, caller: authenticated, channel: null, authenticated };
   const recipientId = target.recipientId ?? '';
   const caller = registry.actingAs(authenticated, recipientId);
   if (!caller) {
     return { ok: false, status: 403, callerDipId: authenticated.dipId, message: MSG.processingFailed, help: `recipient-id ${recipientId} is not the caller ${authenticated.dipId}` };
   }
-  if (access === 'self') return { ok: true, caller, channel: null };
+  if (access === 'self') return { ok: true, caller, channel: null, authenticated };
   const channel = channelOf(target.channelId ?? '');
   if (!channel) {
     return { ok: false, status: 404, callerDipId: caller.dipId, message: MSG.interfaceIdInvalid, help: `dip-channel '${target.channelId ?? ''}' is not a channel of this DIP` };
@@ -47,5 +49,5 @@ export function authorise(
     const help = `${caller.dipId} holds ${caller.roles.join(', ')}; only ${channel.receiverRoles.join(', ')} receive on ${channel.interfaceId}`;
     return { ok: false, status: 403, callerDipId: caller.dipId, message: MSG.processingFailed, help };
   }
-  return { ok: true, caller, channel };
+  return { ok: true, caller, channel, authenticated };
 }

@@ -69,32 +69,32 @@ export class SelfService {
     };
   }
 
-  async joinRole(p: Participant, role: string): Promise<SelfView> {
+  async joinRole(p: Participant, role: string, by: Participant = p): Promise<SelfView> {
     if (!(await this.deps.optionalRoles()).includes(role)) throw new LifecycleError(403, `${role} is not an optional role participants may sign up for (${(await this.deps.optionalRoles()).join(', ') || 'none'})`);
     if (p.roles.includes(role)) throw new LifecycleError(409, `${p.dipId} already holds ${role}`);
-    await this.profile(p, 'participant.role.join', role, (pr) => ({ ...pr, optionalRoles: [...new Set([...pr.optionalRoles, role])].sort() }));
-    await this.deps.lifecycle.setRoles(this.current(p), [...p.roles, role].sort(), this.actor(p), 'participant.roles');
+    await this.profile(p, by, 'participant.role.join', role, (pr) => ({ ...pr, optionalRoles: [...new Set([...pr.optionalRoles, role])].sort() }));
+    await this.deps.lifecycle.setRoles(this.current(p), [...p.roles, role].sort(), this.actor(by), 'participant.roles');
     return this.view(this.current(p));
   }
 
-  async leaveRole(p: Participant, role: string): Promise<SelfView> {
+  async leaveRole(p: Participant, role: string, by: Participant = p): Promise<SelfView> {
     const { profile } = this.deps.registry.profile(p.dipId);
     if (!profile.optionalRoles.includes(role)) throw new LifecycleError(403, `${role} is not an optional role ${p.dipId} signed up for: roles from the central register change only there`);
-    await this.profile(p, 'participant.role.leave', role, (pr) => ({ ...pr, optionalRoles: pr.optionalRoles.filter((r) => r !== role) }));
+    await this.profile(p, by, 'participant.role.leave', role, (pr) => ({ ...pr, optionalRoles: pr.optionalRoles.filter((r) => r !== role) }));
     const fromRegister = (await this.deps.lifecycle.registerRoles(p.dipId)) ?? [];
-    if (!fromRegister.includes(role)) await this.deps.lifecycle.setRoles(this.current(p), p.roles.filter((r) => r !== role), this.actor(p), 'participant.roles');
+    if (!fromRegister.includes(role)) await this.deps.lifecycle.setRoles(this.current(p), p.roles.filter((r) => r !== role), this.actor(by), 'participant.roles');
     return this.view(this.current(p));
   }
 
-  async joinChannel(p: Participant, channel: string): Promise<SelfView> {
+  async joinChannel(p: Participant, channel: string, by: Participant = p): Promise<SelfView> {
     if (!this.deps.optInChannels().includes(channel)) throw new LifecycleError(403, `${channel} does not take participants opting in (the operator allows it per channel)`);
-    await this.profile(p, 'participant.channel.join', channel, (pr) => ({ ...pr, channels: [...new Set([...pr.channels, channel])].sort() }));
+    await this.profile(p, by, 'participant.channel.join', channel, (pr) => ({ ...pr, channels: [...new Set([...pr.channels, channel])].sort() }));
     return this.view(this.current(p));
   }
 
-  async leaveChannel(p: Participant, channel: string): Promise<SelfView> {
+  async leaveChannel(p: Participant, channel: string, by: Participant = p): Promise<SelfView> {
     if (!this.deps.registry.profile(p.dipId).profile.channels.includes(channel)) throw new LifecycleError(404, `${p.dipId} has not opted into ${channel}`);
-    await this.profile(p, 'participant.channel.leave', channel, (pr) => ({ ...pr, channels: pr.channels.filter((c) => c !== channel) }));
+    await this.profile(p, by, 'participant.channel.leave', channel, (pr) => ({ ...pr, channels: pr.channels.filter((c) => c !== channel) }));
     return this.view(this.current(p));
   }
 
@@ -117,7 +117,7 @@ export class SelfService {
     const currentHash = (await this.deps.store.participants()).find((r) => r.participant.dipId === p.dipId)?.apiKeyHash;
     if (!currentHash) throw new LifecycleError(404, `${p.dipId} is not registered`);
     const validUntil = this.deps.now() + overlapMs;
-    await this.profile(p, 'participant.api-key.rotate', p.dipId, (pr) => ({ ...pr, previousApiKey: overlapMs > 0 ? { hash: currentHash, validUntil } : null }));
+    await this.profile(p, p, 'participant.api-key.rotate', p.dipId, (pr) => ({ ...pr, previousApiKey: overlapMs > 0 ? { hash: currentHash, validUntil } : null }));
     const apiKey = newApiKey();
     await this.deps.store.upsertParticipant(p, hashApiKey(apiKey));
     await this.deps.registry.refresh();
@@ -138,20 +138,21 @@ export class SelfService {
     return { certificate, fingerprint: rotated.certificateFingerprint, previousValidUntil: iso(rotated.previous?.validUntil) };
   }
 
-  private actor(p: Participant): string {
-    return `participant:${p.dipId}`;
+  /** Who acted: the participant, or the DIP Connection Provider that called for it (the target names the participant). */
+  private actor(by: Participant): string {
+    return `participant:${by.dipId}`;
   }
 
   private current(p: Participant): Participant {
     return this.deps.registry.participant(p.dipId) ?? p;
   }
 
-  private async profile(p: Participant, action: string, target: string, change: (pr: ParticipantProfile) => ParticipantProfile): Promise<void> {
+  private async profile(p: Participant, by: Participant, action: string, target: string, change: (pr: ParticipantProfile) => ParticipantProfile): Promise<void> {
     const before = this.deps.registry.profile(p.dipId).profile;
-    const after = await this.deps.lifecycle.updateProfile(p.dipId, this.actor(p), change);
+    const after = await this.deps.lifecycle.updateProfile(p.dipId, this.actor(by), change);
     const { previousApiKey: _b, ...shownBefore } = before;
     const { previousApiKey: _a, ...shownAfter } = after;
-    await this.deps.journal.append({ at: this.deps.now(), actor: this.actor(p), action, target: target === p.dipId ? p.dipId : `${p.dipId}/${target}`, before: shownBefore, after: shownAfter, status: null });
+    await this.deps.journal.append({ at: this.deps.now(), actor: this.actor(by), action, target: target === p.dipId ? p.dipId : `${p.dipId}/${target}`, before: shownBefore, after: shownAfter, status: null });
   }
 
   private async journal(p: Participant, action: string, before: unknown, after: unknown): Promise<void> {

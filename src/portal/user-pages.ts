@@ -35,7 +35,7 @@ function scope(deps: PortalDeps, c: Ctx, access: Access, channelId?: string): Sc
   const as = param(c.req, 'as') || c.own.dipId;
   const decided = authorise(deps.registry, (id) => deps.channel(id), c.own, access, { recipientId: as, channelId });
   if (!decided.ok) return refuse(c.reply, R, c.req, c.signed, decided.status, decided.help);
-  return { caller: decided.caller, channel: decided.channel };
+  return { caller: decided.caller, channel: decided.channel, authenticated: decided.authenticated };
 }
 
 /** Keeps "acting as" across links when the user works for a participant that nominated theirs. */

@@ -59,10 +59,10 @@ export function registerParticipantRoutes(app: FastifyInstance, deps: ApiDeps, s
   const config = { access: 'self' as const };
 
   app.get<Self>(base, { config, schema: { response: { 200: selfView } } }, async (req) => self.view(admitted(req).caller));
-  app.put<Self>(`${base}/roles/:role`, { config, schema: { response: { 200: selfView } } }, async (req, reply) => answer(req, reply, () => self.joinRole(admitted(req).caller, req.params.role ?? '')));
-  app.delete<Self>(`${base}/roles/:role`, { config, schema: { response: { 200: selfView } } }, async (req, reply) => answer(req, reply, () => self.leaveRole(admitted(req).caller, req.params.role ?? '')));
-  app.put<Self>(`${base}/channels/:channel`, { config, schema: { response: { 200: selfView } } }, async (req, reply) => answer(req, reply, () => self.joinChannel(admitted(req).caller, (req.params.channel ?? '').toUpperCase())));
-  app.delete<Self>(`${base}/channels/:channel`, { config, schema: { response: { 200: selfView } } }, async (req, reply) => answer(req, reply, () => self.leaveChannel(admitted(req).caller, (req.params.channel ?? '').toUpperCase())));
+  app.put<Self>(`${base}/roles/:role`, { config, schema: { response: { 200: selfView } } }, async (req, reply) => answer(req, reply, () => self.joinRole(admitted(req).caller, req.params.role ?? '', admitted(req).authenticated)));
+  app.delete<Self>(`${base}/roles/:role`, { config, schema: { response: { 200: selfView } } }, async (req, reply) => answer(req, reply, () => self.leaveRole(admitted(req).caller, req.params.role ?? '', admitted(req).authenticated)));
+  app.put<Self>(`${base}/channels/:channel`, { config, schema: { response: { 200: selfView } } }, async (req, reply) => answer(req, reply, () => self.joinChannel(admitted(req).caller, (req.params.channel ?? '').toUpperCase(), admitted(req).authenticated)));
+  app.delete<Self>(`${base}/channels/:channel`, { config, schema: { response: { 200: selfView } } }, async (req, reply) => answer(req, reply, () => self.leaveChannel(admitted(req).caller, (req.params.channel ?? '').toUpperCase(), admitted(req).authenticated)));
 
   app.put<Self & { Body: { dipId: string } }>(
     `${base}/connection-provider`,
