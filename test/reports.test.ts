@@ -110,6 +110,22 @@ describe('reports, traces and journeys (spec 5.11)', () => {
     const after = await sds.client.call<{ rows: Array<{ transactionId: string }> }>('GET', '/observability/reports/sender-audit', '');
     expect(after.body.rows.map((r) => r.transactionId.slice(0, 2))).toEqual(['T-', 'T-']);
   });
+
+  it("shows an appointed participant only its own part of its MPAN's trace: not others' copies, not messages it had no part in", async () => {
+    // The data service also sends about supA's MPAN to supB (primary); the lookup adds supA.
+    const toB = await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', mpan, primaryRecipients: [supB.dipId], uniqueSuffix: 'rC' })]);
+    expect(toB.status).toBe(201);
+    const txC = toB.body.messageArray[0]!.transactionID!;
+    // A participant with no part in the MPAN's messages, appointed to it later as its distributor.
+    const ldso = await t.participant('6000000009', ['LDSO']);
+    expect((await operator(t)('/admin/mpan/changes', 'POST', [{ mpan, slot: 'LDSO', dipId: ldso.dipId, effectiveFrom: '2020-01-01T00:00:00Z' }])).status).toBe(200);
+    const asA = await supA.client.call<{ rows: Array<{ transactionId: string; deliveries: Array<{ recipient: string }> }> }>('GET', `/observability/reports/mpan/${mpan}?from=2020-01-01T00:00:00Z`, '');
+    expect(asA.body.rows.find((r) => r.transactionId === txC)?.deliveries.map((d) => d.recipient)).toEqual([supA.dipId]);
+    const asLdso = await ldso.client.call<{ rows: unknown[] }>('GET', `/observability/reports/mpan/${mpan}?from=2020-01-01T00:00:00Z`, '');
+    expect([asLdso.status, asLdso.body.rows]).toEqual([200, []]);
+    const everything = await operator(t)<{ rows: Array<{ transactionId: string; deliveries: unknown[] }> }>(`/admin/reports/mpan/${mpan}?from=2020-01-01T00:00:00Z`);
+    expect(everything.body.rows.find((r) => r.transactionId === txC)?.deliveries).toHaveLength(2);
+  });
 });
 
 describe('business-process tracking of a dip simulate run', () => {

@@ -175,10 +175,13 @@ export class Reports {
 
   /**
    * Messages about one MPAN over a period, across channels. A participant sees them only for the times it
-   * was appointed to the MPAN (any slot), as the lookup's history says; never appointed: refused.
+   * was appointed to the MPAN (any slot), as the lookup's history says (never appointed: refused), and of
+   * those only what every report shows it: the messages it sent or received, of others' copies its own.
+   * Being appointed is no view of what others exchanged about the MPAN (a distributor is appointed to every
+   * MPAN of its area for all time).
    */
   async mpanTrace(viewer: Viewer, mpan: string, fromMs: number, toMs: number): Promise<Outcome<TracedMessage[]>> {
-    const messages = await this.visible({ kind: 'operator' }, { fromMs, toMs, mpan });
+    const messages = await this.visible(viewer, { fromMs, toMs, mpan });
     if (viewer.kind === 'operator') return { ok: true, value: messages };
     const windows = (await this.mpan.history(mpan)).filter((a) => a.dipId === viewer.dipId);
     if (windows.length === 0) return { ok: false, status: 403, help: `${viewer.dipId} has never been responsible for MPAN ${mpan}: its trace is not yours to see` };
