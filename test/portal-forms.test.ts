@@ -56,6 +56,20 @@ describe('portal requests', () => {
     expect(bad.text).not.toContain('FST_ERR');
   });
 
+  it('shows the operator accounts to admins only, as the operator API does', async () => {
+    // Made while no admin exists (the bootstrap token still works): a viewer, signed in with a password of her own.
+    const made = (await adminApi(t)('POST', '/admin/operators', { name: 'vera.viewer', role: 'viewer', displayName: 'Vera' })).body as { password: string; totpSecret: string };
+    const form = new URLSearchParams({ username: 'vera.viewer', password: made.password, code: totpCode(made.totpSecret, Date.now()), next: 'vera chose this', repeat: 'vera chose this' });
+    const signIn = await send('POST', '/operator/sign-in', { form: form.toString() });
+    expect(signIn.status).toBe(303);
+    const cookie = String(signIn.headers['set-cookie']).split(';')[0]!;
+    expect((await send('GET', '/operator/', { cookie })).status).toBe(200);
+    const operators = await send('GET', '/operator/operators', { cookie });
+    expect(operators.status).toBe(403);
+    expect(operators.text).toContain('only an admin');
+    expect(operators.text).not.toContain('vera.viewer</td>');
+  });
+
   it("makes a person choose their own password at the first sign-in, signs out only from the portal's own form, and changes a password on the account page", async () => {
     const made = (await adminApi(t)('POST', '/admin/operators', { name: 'ops.olga', role: 'admin', displayName: 'Olga' })).body as { password: string; totpSecret: string };
     const firstCode = totpCode(made.totpSecret, Date.now());

@@ -283,6 +283,9 @@ async function revokeCertificate(deps: PortalDeps, c: Ctx): Promise<FastifyReply
 }
 
 async function operatorsPage(deps: PortalDeps, c: Ctx, extra: Html | null, flash: Flash, status: number): Promise<FastifyReply> {
+  // Who the operators are is the operator API's to tell, to admins only: asked first, as the operator signed in.
+  const allowed = await api(deps, c).GET('/admin/operators');
+  if (!allowed.data) return refuse(c.reply, O, c.req, c.signed, allowed.response.status, problemOf(allowed.error));
   const operators = await deps.accounts.accounts(null);
   const body = html`${extra}${table('Operator accounts', ['Username', 'Name', 'Administrator', 'Created', 'State', ''], userRows(operators, { action: '/operator/operators/disable', csrf: c.signed, self: c.signed.account.username }))}
 ${newUserForm('/operator/operators', c.signed, false, 'New operator')}`;
