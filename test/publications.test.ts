@@ -203,6 +203,10 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     expect([refused.status, (await text(refused)).toString()]).toEqual([403, expect.stringContaining(`is for the recipients its publisher named, and ${sup2.dipId} is not one of them`)]);
     const listed = await sup2.client.call<{ publications: Array<{ publicationID: string }> }>('GET', '/dip-channel/REP-002/publications', '');
     expect(listed.body.publications.map((p) => p.publicationID)).not.toContain(id);
+    // Left out by the query, not after it: the newest publication it may see still fills a page of one.
+    const newest = await sup2.client.call<{ publications: Array<{ publicationID: string }> }>('GET', '/dip-channel/REP-002/publications?limit=1', '');
+    expect(newest.body.publications.map((p) => p.publicationID)).toEqual([listed.body.publications[0]!.publicationID]);
+    expect((await sup.client.call<{ publications: Array<{ publicationID: string }> }>('GET', '/dip-channel/REP-002/publications?limit=1', '')).body.publications.map((p) => p.publicationID)).toEqual([id]);
     expect((await sup2.client.pull('REP-002', sup2.dipId)).body).toEqual([]);
     // A recipient that does not receive on the channel, or a public publication with named recipients: refused.
     const wrong = await publish(vas, { type: 'SupplierReport', version: '2', format: 'csv', recipients: mds.dipId }, CSV);

@@ -74,6 +74,11 @@ export function publicationFilter(q: PublicationQuery, param: (i: number) => str
       clauses.push(`channel IN (${placeholders.join(', ')})`);
     }
   }
+  if (q.namedFor !== undefined) {
+    // recipients is a JSON array of DIP IDs: the ID in quotes is an element, never part of one.
+    values.push(q.namedFor, `%${JSON.stringify(q.namedFor).replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    clauses.push(`(recipients IS NULL OR publisher_dip_id = ${param(values.length - 1)} OR recipients LIKE ${param(values.length)} ESCAPE '\\')`);
+  }
   return { where: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', values };
 }
 

@@ -31,7 +31,7 @@ export interface ContentQuery {
 const MAX_LIST = 1000;
 
 /** A listing's filters from the query string, or why they cannot be read. */
-export function listQuery(q: ListQuery, base: Pick<PublicationQuery, 'channel' | 'publicOnly' | 'channels'>): PublicationQuery | { error: string } {
+export function listQuery(q: ListQuery, base: Pick<PublicationQuery, 'channel' | 'publicOnly' | 'channels' | 'namedFor'>): PublicationQuery | { error: string } {
   const time = (name: string, v: string | undefined): number | undefined | { error: string } => {
     if (v === undefined) return undefined;
     const t = Date.parse(v);

@@ -216,12 +216,12 @@ export class Publications {
   }
 
   /**
-   * Every participant that receives on the channel (or, when the publisher named some, those and the
-   * holders of the channel's always-routed roles), except the publisher itself (on pattern 2, only those
-   * the notice can be encrypted to).
+   * Every participant that receives on the channel (or, when the publisher named some, only those: a
+   * holder of an always-routed role could not download it, so is not told of it either), except the
+   * publisher itself (on pattern 2, only those the notice can be encrypted to).
    */
   private recipients(channel: Channel, publisher: Participant, named: readonly string[] | null): string[] {
-    const chosen = (p: Participant) => named === null || named.includes(p.dipId) || p.roles.some((r) => channel.alwaysRoles.includes(r));
+    const chosen = (p: Participant) => named === null || named.includes(p.dipId);
     return this.registry
       .participants()
       .filter((p) => p.dipId !== publisher.dipId && receivesOn(channel, p) && chosen(p) && this.settings.reachable(channel, p.dipId))

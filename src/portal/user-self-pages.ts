@@ -2,7 +2,7 @@ import type { FastifyReply } from 'fastify';
 import { Readable } from 'node:stream';
 import { receivesOn } from '../domain/channel.js';
 import { createSubscription } from '../pipeline/alarms.js';
-import { downloadRefusal, mayRead, namesCaller } from '../pipeline/publications.js';
+import { downloadRefusal, mayRead } from '../pipeline/publications.js';
 import { STATUS_CHANNEL } from '../pipeline/status.js';
 import { ALARM_RULES, type AlarmRule } from '../ports/alarms.js';
 import type { PublicationRecord } from '../ports/publications.js';
@@ -132,9 +132,9 @@ async function publicationsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply>
   // The channels whose every publication the participant may read (the API's mayRead), and public ones elsewhere.
   const readable = deps.channels.all().filter((ch) => mayRead(ch, p, deps.publications.publisherRoles(ch))).map((ch) => ch.interfaceId);
   const found = new Map<string, PublicationRecord>();
-  for (const r of readable.length ? await deps.publications.find({ channels: readable, limit: ROWS }) : []) found.set(r.id, r);
+  for (const r of readable.length ? await deps.publications.find({ channels: readable, namedFor: p.dipId, limit: ROWS }) : []) found.set(r.id, r);
   for (const r of await deps.publications.find({ publicOnly: true, limit: ROWS })) found.set(r.id, r);
-  const list = [...found.values()].filter((r) => namesCaller(r, p)).sort((a, b) => b.publishedAt - a.publishedAt).slice(0, ROWS);
+  const list = [...found.values()].sort((a, b) => b.publishedAt - a.publishedAt).slice(0, ROWS);
   const rows = list.map(
     (r) => html`<tr><td>${r.channel}</td><td>${r.publicationType}</td><td>${r.version}</td><td>${r.publisherDipId}</td><td>${isoOrDash(r.publishedAt)}</td><td>${r.effectiveFrom ?? '—'} to ${r.effectiveTo ?? '—'}</td><td class="num">${bytes(r.size)}</td><td>${r.public ? badge('ok', 'public') : ''}</td>
 <td><a href="/portal/publications/${encodeURIComponent(r.channel)}/${encodeURIComponent(r.id)}" download>${r.fileName}<span class="skip"> (${r.format}${r.compression === 'none' ? '' : `, ${r.compression}`})</span></a></td></tr>`,

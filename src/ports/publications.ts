@@ -54,6 +54,8 @@ export interface PublicationQuery {
   publicOnly?: boolean;
   /** Channels the caller may see (a participant's receiving and sending channels); absent: any. */
   channels?: readonly string[];
+  /** Only publications for this participant: for every recipient of the channel, naming it, or published by it (namesCaller). */
+  namedFor?: string;
   limit: number;
 }
 

@@ -61,6 +61,22 @@ export function publicationIndexContract(name: string, open: BackendFactory): vo
       expect((await ctx.backend.publications.find({ publicationType: type, effectiveOn: '2027-05-01', limit: 10 })).map((p) => p.id)).toEqual([open.id]);
     });
 
+    it('finds for one participant only what is for every recipient, names it, or was published by it', async () => {
+      const type = `T${randomBytes(3).toString('hex')}`;
+      const all = publication({ publicationType: type, publishedAt: 1000 });
+      const forOne = publication({ publicationType: type, publishedAt: 2000, recipients: ['SUP0000001', 'SUP0000011'] });
+      const forOther = publication({ publicationType: type, publishedAt: 3000, recipients: ['SUP00000011'] });
+      for (const p of [all, forOne, forOther]) await ctx.backend.publications.insert(p);
+      const ids = async (namedFor: string, limit = 10) => (await ctx.backend.publications.find({ publicationType: type, namedFor, limit })).map((p) => p.id);
+      expect(await ids('SUP0000001')).toEqual([forOne.id, all.id]);
+      // An ID that is part of another (SUP0000001 in SUP00000011) is not named by it; a LIKE wildcard is a plain character.
+      expect(await ids('SUP0000011')).toEqual([forOne.id, all.id]);
+      expect(await ids('SUP000000_1')).toEqual([all.id]);
+      expect(await ids('SUP0000002', 1)).toEqual([all.id]);
+      // The publisher sees its own.
+      expect(await ids('ISD0000001')).toEqual([forOther.id, forOne.id, all.id]);
+    });
+
     it('never overwrites: the same version is refused, and another publisher may not add versions to a type', async () => {
       const type = `T${randomBytes(3).toString('hex')}`;
       const first = publication({ publicationType: type, version: '1.0' });

@@ -5,7 +5,7 @@ import { MSG } from '../../domain/response-codes.js';
 import { standardResponse } from '../../domain/standard-response.js';
 import { authenticate } from '../../pipeline/authenticate.js';
 import type { Channel } from '../../pipeline/channels.js';
-import { downloadRefusal, mayRead, namesCaller } from '../../pipeline/publications.js';
+import { downloadRefusal, mayRead } from '../../pipeline/publications.js';
 import { COMPRESSIONS, type Compression, type PublicationMetadata, type PublicationRecord } from '../../ports/publications.js';
 import { DIP_HEADER_CONTENT_HASH } from '../../security/signature.js';
 import type { ApiDeps } from '../deps.js';
@@ -140,9 +140,10 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
   app.get<{ Params: { id: string }; Querystring: ListQuery }>('/dip-channel/:id/publications', { config: { access: 'participant' } }, async (req, reply) => {
     const scope = readerScope(deps, req, reply);
     if (!scope) return reply;
-    const query = listQuery(req.query, { channel: scope.channel.interfaceId, publicOnly: !scope.reader });
+    // Restricted publications are left out by the query itself, so they never crowd the caller's out of the limit.
+    const query = listQuery(req.query, { channel: scope.channel.interfaceId, publicOnly: !scope.reader, namedFor: scope.caller.dipId });
     if ('error' in query) return sendStandard(deps, reply, 400, scope.caller.dipId, MSG.schemaFailure, query.error);
-    const found = (await deps.publications.find(query)).filter((p) => namesCaller(p, scope.caller));
+    const found = await deps.publications.find(query);
     return reply.code(200).send({ publications: found.map((p) => describePublication(p, deps.publications.downloadUrl(p))) });
   });
 
