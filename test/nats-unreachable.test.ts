@@ -1,42 +1,58 @@
 /**
  * While NATS cannot answer (JetStream without its quorum), the shared replay guard and rate limits take
- * their fallbacks at once for 5 s after a failure instead of waiting out the client's timeout on every
- * request (a fault campaign saw each submission take 5 s). A stand-in KV that fails counts the calls.
+ * their fallbacks at once for 5 s after a failure instead of waiting out the request timeout on every
+ * request (a fault campaign saw each submission take 5 s, then 5–10 s). A stand-in KV fails after the
+ * wait a silent NATS costs, moving the clock on as the wait would; it counts the calls.
  */
 import type { KV } from '@nats-io/kv';
 import { describe, expect, it } from 'vitest';
 import { NatsRateLimits } from '../src/adapters/nats/rate-limits.js';
 import { NatsReplayGuard } from '../src/adapters/nats/replay-guard.js';
+import { Unreachable } from '../src/adapters/nats/unreachable.js';
+import { FakeClock } from './helpers/clocks.js';
 
-function failingKv(): { kv: KV; calls: () => number } {
+const TIMEOUT_MS = 1_000;
+
+function silentKv(clock: FakeClock): { kv: KV; calls: () => number } {
   let calls = 0;
   const fail = async (): Promise<never> => {
     calls += 1;
+    await clock.advance(TIMEOUT_MS);
     throw new Error('TimeoutError: timeout');
   };
   return { kv: { create: fail, get: fail, update: fail, delete: fail } as unknown as KV, calls: () => calls };
 }
 
 describe('the shared stores while NATS does not answer', () => {
-  it('the replay guard asks NATS once, then checks this node only for 5 s, still refusing a replay to it', async () => {
-    const { kv, calls } = failingKv();
-    const guard = new NatsReplayGuard(kv, 600_000);
-    const t0 = 1_000_000;
-    expect(await guard.check('sig-1', t0)).toEqual({ replayed: false });
-    expect(await guard.check('sig-2', t0 + 1_000)).toEqual({ replayed: false });
-    expect((await guard.check('sig-1', t0 + 2_000)).replayed).toBe(true);
+  it('the replay guard asks NATS once, then checks this node only for 5 s after the failure, still refusing a replay to it', async () => {
+    const clock = new FakeClock(1_000_000);
+    const { kv, calls } = silentKv(clock);
+    const guard = new NatsReplayGuard(kv, 600_000, new Unreachable(() => clock.now()));
+    expect(await guard.check('sig-1', clock.now())).toEqual({ replayed: false });
+    // 4.9 s after the failure (5.9 s after the request that met it began): still not asked.
+    await clock.advance(4_900);
+    expect(await guard.check('sig-2', clock.now())).toEqual({ replayed: false });
+    expect((await guard.check('sig-1', clock.now())).replayed).toBe(true);
     expect(calls()).toBe(1);
-    await guard.check('sig-3', t0 + 5_001);
+    await clock.advance(101);
+    await guard.check('sig-3', clock.now());
     expect(calls()).toBe(2);
   });
 
-  it('the rate limits let requests through without asking for 5 s after a failure', async () => {
-    const { kv, calls } = failingKv();
-    const limits = new NatsRateLimits(kv, { requestsPerSecond: 10, burst: 10 });
-    const t0 = 1_000_000;
-    for (let i = 0; i < 20; i++) expect((await limits.take('p:1', t0 + i)).ok).toBe(true);
+  it('the rate limits let requests through without asking for 5 s after a failure, and the replay guard, sharing the memory, does not ask either', async () => {
+    const clock = new FakeClock(1_000_000);
+    const { kv, calls } = silentKv(clock);
+    const down = new Unreachable(() => clock.now());
+    const limits = new NatsRateLimits(kv, { requestsPerSecond: 10, burst: 10 }, down);
+    const guard = new NatsReplayGuard(kv, 600_000, down);
+    for (let i = 0; i < 20; i++) {
+      expect((await limits.take('p:1', clock.now())).ok).toBe(true);
+      expect((await guard.check(`sig-${i}`, clock.now())).replayed).toBe(false);
+      await clock.advance(200);
+    }
     expect(calls()).toBe(1);
-    await limits.take('p:1', t0 + 6_000);
+    await clock.advance(2_000);
+    await limits.take('p:1', clock.now());
     expect(calls()).toBe(2);
   });
 });

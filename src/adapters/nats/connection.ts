@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvOptions } from '@nats-io/kv';
 
 /** How the DIP reaches its NATS cluster (storage.nats in the configuration). */
@@ -33,7 +34,13 @@ export async function connectNats(s: NatsSettings): Promise<NatsConnection> {
   });
 }
 
-/** Opens the bucket, creating it with these settings when it does not exist yet. */
-export async function openBucket(nc: NatsConnection, name: string, options: Partial<KvOptions>): Promise<KV> {
-  return new Kvm(nc).create(name, options);
+/**
+ * Opens the bucket, creating it with these settings when it does not exist yet. `requestTimeoutMs`: the
+ * handle's calls give up after this long instead of the connection's default (for buckets a request
+ * waits on, which have a fallback: a JetStream without its quorum must not hold every request for the
+ * default's seconds). Created with the default, since creating a replicated stream may take longer.
+ */
+export async function openBucket(nc: NatsConnection, name: string, options: Partial<KvOptions>, requestTimeoutMs?: number): Promise<KV> {
+  const kv = await new Kvm(nc).create(name, options);
+  return requestTimeoutMs === undefined ? kv : new Kvm(jetstream(nc, { timeout: requestTimeoutMs })).open(name);
 }

@@ -7,6 +7,13 @@ import { connectNats, openBucket, type NatsSettings } from './connection.js';
 import { DEFAULT_LEASES, NatsQueueLeases, type LeaseSettings } from './leases.js';
 import { NatsRateLimits } from './rate-limits.js';
 import { NatsReplayGuard } from './replay-guard.js';
+import { Unreachable } from './unreachable.js';
+
+/**
+ * How long a request waits on the shared replay guard or rate limits before taking their fallback:
+ * JetStream answers these in milliseconds when it has its quorum (the default, 5 s, held every request).
+ */
+const REQUEST_PATH_TIMEOUT_MS = 1_000;
 
 export type { NatsSettings, LeaseSettings };
 
@@ -33,20 +40,22 @@ export async function openNatsCoordination(settings: NatsSettings, options: Nats
     const leaseSettings = options.leases ?? DEFAULT_LEASES;
     const common = { history: 1, replicas: settings.replicas };
     const leasesKv = await openBucket(nc, `${settings.prefix}_leases`, { ...common, ttl: 10 * leaseSettings.ttlMs, description: 'OpenDIP: which node works which recipient queue' });
-    const signaturesKv = await openBucket(nc, `${settings.prefix}_signatures`, {
-      ...common,
-      ttl: 2 * options.maxClockSkewMs,
-      description: 'OpenDIP: X-DIP-Signature digests accepted, kept as long as they could verify',
-    });
+    const signaturesKv = await openBucket(
+      nc,
+      `${settings.prefix}_signatures`,
+      { ...common, ttl: 2 * options.maxClockSkewMs, description: 'OpenDIP: X-DIP-Signature digests accepted, kept as long as they could verify' },
+      REQUEST_PATH_TIMEOUT_MS,
+    );
     const refillMs = options.rateLimit.requestsPerSecond > 0 ? (options.rateLimit.burst / options.rateLimit.requestsPerSecond) * 1000 : 0;
-    const ratesKv = await openBucket(nc, `${settings.prefix}_rates`, { ...common, ttl: Math.max(60_000, 2 * refillMs), description: 'OpenDIP: fair-use token buckets' });
+    const ratesKv = await openBucket(nc, `${settings.prefix}_rates`, { ...common, ttl: Math.max(60_000, 2 * refillMs), description: 'OpenDIP: fair-use token buckets' }, REQUEST_PATH_TIMEOUT_MS);
+    const down = new Unreachable(() => options.clock.now());
     const leases = new NatsQueueLeases(nc, leasesKv, settings.prefix, options.clock, leaseSettings, options.logger);
     return {
       kind: 'nats',
       connection: nc,
       leases,
-      replayGuard: new NatsReplayGuard(signaturesKv, 2 * options.maxClockSkewMs, options.logger),
-      rateLimits: new NatsRateLimits(ratesKv, options.rateLimit, options.logger),
+      replayGuard: new NatsReplayGuard(signaturesKv, 2 * options.maxClockSkewMs, down, options.logger),
+      rateLimits: new NatsRateLimits(ratesKv, options.rateLimit, down, options.logger),
       async close() {
         await leases.close();
         await nc.drain().catch(() => nc.close());

@@ -2,7 +2,7 @@ import type { KV } from '@nats-io/kv';
 import type { Logger } from '../../ports/logger.js';
 import type { RateDecision, RateLimits } from '../../ports/rate-limits.js';
 import type { RateLimitSettings } from '../../security/rate-limit.js';
-import { Unreachable } from './unreachable.js';
+import type { Unreachable } from './unreachable.js';
 
 /** The shared bucket of one caller, as kept in the KV entry. */
 interface Shared {
@@ -30,11 +30,11 @@ export class NatsRateLimits implements RateLimits {
   private readonly burst: number;
   private readonly slice: number;
   private readonly local = new Map<string, number>();
-  private readonly down = new Unreachable();
 
   constructor(
     private readonly kv: KV,
     settings: RateLimitSettings,
+    private readonly down: Unreachable,
     private readonly logger?: Logger,
   ) {
     this.perMs = settings.requestsPerSecond / 1000;
@@ -50,7 +50,7 @@ export class NatsRateLimits implements RateLimits {
       this.local.set(key, mine - 1);
       return { ok: true, remaining: Math.floor(mine - 1) };
     }
-    if (this.down.skipping(nowMs)) return { ok: true, remaining: 0 };
+    if (this.down.skipping) return { ok: true, remaining: 0 };
     // Caller keys hold ':' and certificate fingerprints: base64url is a valid KV key whatever they hold.
     const k = Buffer.from(key, 'utf8').toString('base64url');
     try {
@@ -73,7 +73,7 @@ export class NatsRateLimits implements RateLimits {
       }
       this.logger?.warn({ key }, 'shared rate limit contended: request let through');
     } catch (err) {
-      this.down.failed(nowMs);
+      this.down.failed();
       this.logger?.warn({ err }, 'shared rate limits unreachable: requests let through (for the next 5 s without asking)');
     }
     return { ok: true, remaining: 0 };

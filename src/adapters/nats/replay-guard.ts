@@ -2,7 +2,7 @@ import type { KV } from '@nats-io/kv';
 import type { Logger } from '../../ports/logger.js';
 import type { ReplayCheck, SignatureReplayGuard } from '../../ports/replay-guard.js';
 import { ReplayGuard, signatureDigest } from '../../security/replay-guard.js';
-import { Unreachable } from './unreachable.js';
+import type { Unreachable } from './unreachable.js';
 
 /**
  * The signature replay guard shared by every node: a KV bucket whose entries expire (the bucket's max
@@ -16,18 +16,18 @@ import { Unreachable } from './unreachable.js';
  */
 export class NatsReplayGuard implements SignatureReplayGuard {
   private readonly local: ReplayGuard;
-  private readonly down = new Unreachable();
 
   constructor(
     private readonly kv: KV,
     retainMs: number,
+    private readonly down: Unreachable,
     private readonly logger?: Logger,
   ) {
     this.local = new ReplayGuard(retainMs);
   }
 
   async check(signature: string, nowMs: number): Promise<ReplayCheck> {
-    if (this.down.skipping(nowMs)) return this.local.check(signature, nowMs);
+    if (this.down.skipping) return this.local.check(signature, nowMs);
     const digest = signatureDigest(signature);
     try {
       await this.kv.create(digest, String(nowMs));
@@ -37,7 +37,7 @@ export class NatsReplayGuard implements SignatureReplayGuard {
         const first = await this.kv.get(digest).catch(() => null);
         return { replayed: true, firstSeenAt: new Date(first ? Number(first.string()) : nowMs) };
       }
-      this.down.failed(nowMs);
+      this.down.failed();
       this.logger?.warn({ err }, 'shared replay guard unreachable: checking against this node only (for the next 5 s without asking it)');
       return this.local.check(signature, nowMs);
     }

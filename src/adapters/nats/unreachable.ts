@@ -1,19 +1,25 @@
 /**
  * A node's memory that the shared store (NATS) did not answer: for `forMs` after a failure it is not
  * asked again, so while JetStream has lost its quorum each request takes the fallback at once instead of
- * waiting out the client's request timeout (5 s a submission, seen by a fault campaign); the first request
- * after the window asks again.
+ * waiting out the request timeout (a fault campaign saw each submission take 5 s, then 5–10 s when the
+ * window was counted from the request's start and so had run out by the time the timeout ended it). One
+ * per NATS connection, shared by the replay guard and the rate limits: a request that found NATS silent
+ * for one does not wait on it again for the other. The first request after the window asks again.
  */
 export class Unreachable {
   private until = 0;
 
-  constructor(private readonly forMs = 5_000) {}
+  constructor(
+    private readonly now: () => number,
+    private readonly forMs = 5_000,
+  ) {}
 
-  skipping(nowMs: number): boolean {
-    return nowMs < this.until;
+  get skipping(): boolean {
+    return this.now() < this.until;
   }
 
-  failed(nowMs: number): void {
-    this.until = nowMs + this.forMs;
+  /** Called when a call has failed: the window starts now, after the wait, not when the call began. */
+  failed(): void {
+    this.until = this.now() + this.forMs;
   }
 }
