@@ -56,6 +56,24 @@ describe('a PostgreSQL connection lost mid-transaction', () => {
     }
   });
 
+  it('gives up a query left unanswered (a partition that drops packets) as unavailable, and drops its connection at once', async () => {
+    // A query the server holds (on a lock the test owns) stands for one whose answer never comes: the
+    // client's read timeout, shortened here, is real time, the one wait this adapter has.
+    const impatient = await PgDatabase.open({ url: store.options.url, clock: systemClock, poolSize: 1, queryTimeoutMs: 300 });
+    try {
+      await admin.query('SELECT pg_advisory_lock(4243)');
+      const held = await impatient.tx((c) => c.query('SELECT pg_advisory_lock(4243)')).then(() => null, (e: unknown) => e);
+      expect(held).toBeInstanceOf(StoreError);
+      expect([(held as StoreError).kind, (held as StoreError).message]).toEqual(['unavailable', 'PostgreSQL: Query read timeout']);
+      // The pool's one connection was dropped, not handed out again behind the query still waiting (with
+      // the lock still held, a reused connection would time out again).
+      expect(await impatient.tx(async (c) => (await c.query<{ one: number }>('SELECT 1 AS one')).rows[0]!.one)).toBe(1);
+    } finally {
+      await admin.query('SELECT pg_advisory_unlock(4243)');
+      await impatient.close();
+    }
+  });
+
   it('has the server end a session idle inside a transaction', async () => {
     const setting = await store.tx(async (c) => (await c.query<{ idle_in_transaction_session_timeout: string }>('SHOW idle_in_transaction_session_timeout')).rows[0]!.idle_in_transaction_session_timeout);
     expect(setting).toBe(`${IDLE_IN_TRANSACTION_MS / 1000}s`);

@@ -4,7 +4,7 @@ import type { BackendHealth, CommitGroup, ValueSealer } from '../../ports/backen
 import type { Cancel, Clock } from '../../ports/clock.js';
 import { StoreError } from '../../ports/errors.js';
 import type { QueueRef } from '../../ports/message-log.js';
-import { classifyPgError, isRetryable } from './errors.js';
+import { classifyPgError, isReadTimeout, isRetryable } from './errors.js';
 import { createDays, dayOf } from './partitions.js';
 import { applySchema, LOCKS, SCHEMA } from './schema.js';
 
@@ -16,6 +16,8 @@ export interface PostgresOptions {
   poolSize?: number;
   /** Append groups committing at once (default 2): the next group forms while one commits. */
   concurrentGroups?: number;
+  /** How long a query may go unanswered before the client gives it up (default QUERY_TIMEOUT_MS; tests shorten it). */
+  queryTimeoutMs?: number;
 }
 
 const PLAIN: ValueSealer = { seal: (plain) => plain, open: (sealed) => sealed, index: (value) => value };
@@ -61,7 +63,7 @@ export class PgDatabase {
   private constructor(readonly options: PostgresOptions) {
     // A statement that waits 30 s is given up (a stuck lock, a failing-over server): the write is answered
     // 503 and tried again by its sender, instead of holding a request for ever. See openPool for the rest.
-    this.pool = openPool({ url: options.url, max: options.poolSize ?? 10, applicationName: 'opendip', statementTimeoutMs: 30_000 });
+    this.pool = openPool({ url: options.url, max: options.poolSize ?? 10, applicationName: 'opendip', statementTimeoutMs: 30_000, ...(options.queryTimeoutMs === undefined ? {} : { queryTimeoutMs: options.queryTimeoutMs }) });
   }
 
   static async open(options: PostgresOptions): Promise<PgDatabase> {
@@ -126,11 +128,14 @@ export class PgDatabase {
         return result;
       } catch (err) {
         if (client) {
-          // A connection that failed mid-transaction is not handed out again.
-          const broken = await client.query('ROLLBACK').then(
-            () => false,
-            () => true,
-          );
+          // A connection that failed mid-transaction is not handed out again; one whose query went
+          // unanswered is dropped at once (a ROLLBACK would wait behind that query for as long again).
+          const broken =
+            isReadTimeout(err) ||
+            (await client.query('ROLLBACK').then(
+              () => false,
+              () => true,
+            ));
           client.release(broken ? (err as Error) : undefined);
         }
         this.knownChannels.clear();

@@ -16,7 +16,10 @@ const UNAVAILABLE_CODES = new Set([
 /** Node's socket errors: no server to talk to right now. */
 const UNAVAILABLE_SOCKET = /^(?:ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN)$/;
 /** node-postgres raises these without a code when a connection dies or cannot be had in time. */
-const UNAVAILABLE_MESSAGE = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended|not queryable/i;
+const UNAVAILABLE_MESSAGE = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended|not queryable|Query read timeout/i;
+
+/** node-postgres gave up waiting for a query's answer (QUERY_TIMEOUT_MS): the connection is of no more use. */
+export const isReadTimeout = (err: unknown): boolean => err instanceof Error && err.message === 'Query read timeout';
 
 /** Errors worth running the whole transaction again for at once, before calling the server unavailable. */
 export const isRetryable = (err: unknown): boolean => {

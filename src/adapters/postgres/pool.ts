@@ -11,15 +11,20 @@ import pg from 'pg';
  *    releases its row locks (a node paused or cut off while holding a queue's lock would otherwise hold
  *    every other node's writes to that queue until it came back);
  *  - TCP keepalive, so a connection to a server that vanished is found dead without waiting for the
- *    kernel's two hours.
+ *    kernel's two hours;
+ *  - a query not answered within `QUERY_TIMEOUT_MS` fails on the client (a network partition that drops
+ *    packets leaves a query unanswered, and the server's statement_timeout never hears of it: a fault
+ *    campaign saw a request held 100 s and every connection of the pool stuck after the path was back).
+ *    Longer than the server's statement timeout, so a slow statement is cancelled by the server first.
  */
 export const IDLE_IN_TRANSACTION_MS = 10_000;
+export const QUERY_TIMEOUT_MS = 35_000;
 
 /** bigint columns hold epoch milliseconds, positions and ids, all below 2^53: read them as numbers. */
 const types = new pg.TypeOverrides();
 types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
 
-export function openPool(options: { url: string; max: number; applicationName: string; statementTimeoutMs?: number }): pg.Pool {
+export function openPool(options: { url: string; max: number; applicationName: string; statementTimeoutMs?: number; queryTimeoutMs?: number }): pg.Pool {
   const pool = new pg.Pool({
     connectionString: options.url,
     max: options.max,
@@ -28,6 +33,7 @@ export function openPool(options: { url: string; max: number; applicationName: s
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
     idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_MS,
+    query_timeout: options.queryTimeoutMs ?? QUERY_TIMEOUT_MS,
     ...(options.statementTimeoutMs === undefined ? {} : { statement_timeout: options.statementTimeoutMs }),
     application_name: options.applicationName,
     types,
