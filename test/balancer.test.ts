@@ -24,6 +24,7 @@ describe('the TCP balancer of dip cluster', () => {
   let servers: Server[] = [];
   let balancer: TcpBalancer;
   let port: number;
+  let probes = 0;
 
   beforeAll(async () => {
     const [a, b] = await Promise.all([namedServer('a'), namedServer('b')]);
@@ -32,7 +33,11 @@ describe('the TCP balancer of dip cluster', () => {
       { name: 'a', host: '127.0.0.1', port: a.port, healthy: null },
       { name: 'b', host: '127.0.0.1', port: b.port, healthy: null },
     ];
-    balancer = new TcpBalancer(backends, { host: '127.0.0.1', port: 0, probe: async (x) => ready.get(x.name) ?? false, probeEveryMs: 50, connectTimeoutMs: 1000, log: () => {} });
+    const probe = async (x: Backend) => {
+      probes += 1;
+      return ready.get(x.name) ?? false;
+    };
+    balancer = new TcpBalancer(backends, { host: '127.0.0.1', port: 0, probe, probeEveryMs: 50, connectTimeoutMs: 1000, log: () => {} });
     port = await balancer.start();
   });
   afterAll(async () => {
@@ -72,5 +77,21 @@ describe('the TCP balancer of dip cluster', () => {
     }
     first.socket.destroy();
     second.socket.destroy();
+  });
+
+  it('keeps the connections when every node is taken out at once (a store restart): there is nowhere better to send them', async () => {
+    ready.set('a', true);
+    const probed = probes;
+    await waitFor(() => probes >= probed + 4, 5000, 'two probe rounds with both nodes ready');
+    const client = await open();
+    await client.ask();
+    ready.set('a', false);
+    ready.set('b', false);
+    const before = probes;
+    await waitFor(() => probes >= before + 6, 5000, 'three probe rounds with no node ready');
+    expect(client.closed()).toBe(false);
+    ready.set('a', true);
+    ready.set('b', true);
+    client.socket.destroy();
   });
 });

@@ -4,6 +4,7 @@ import { QueueWorker, type WorkerDeps } from '../src/pipeline/queue-worker.js';
 import type { QueueEntry, QueueRef, Settlement } from '../src/ports/message-log.js';
 import type { WebhookCall } from '../src/ports/webhook.js';
 import { FakeClock, settle } from './helpers/clocks.js';
+import { workerDeps } from './helpers/worker-deps.js';
 
 /**
  * Fair delivery: one recipient's backlog shares the delivery capacity instead of taking it. Driven by a fake
@@ -123,14 +124,12 @@ class Market {
 
   private deps(): WorkerDeps {
     const key = (q: QueueRef) => q.recipientDipId;
-    return {
+    return workerDeps(this.clock, {
       log: {
         readQueue: async (q, after, limit) => (this.entries.get(key(q)) ?? []).filter((e) => e.seq > after).slice(0, limit),
         queueState: async (q) => ({ ackedSeq: this.acked.get(key(q)) ?? 0, headSeq: this.entries.get(key(q))?.length ?? 0 }),
         settle: async (q: QueueRef, s: Settlement) => void this.acked.set(key(q), Math.max(this.acked.get(key(q)) ?? 0, s.upTo)),
       },
-      archive: { recordAttempt: async () => {} },
-      webhook: (q) => ({ recipientDipId: q.recipientDipId, channel: q.channel, url: `https://recipients.example/${q.recipientDipId}`, maxMessageCount: 500, maxPayloadKb: 1 << 20 }),
       transport: {
         post: async (call: WebhookCall) => {
           const to = new URL(call.url).pathname.slice(1);
@@ -141,20 +140,8 @@ class Market {
         },
         close: async () => {},
       },
-      signer: { sign: async () => ({}) },
-      settings: { timeoutMs: 1000, retry: { baseMs: 100, capMs: 1000 }, sweepIntervalMs: 1000 },
-      clock: this.clock,
-      logger: { info() {}, warn() {}, error() {} },
-      random: () => 1,
-      staleAfterMs: () => 86_400_000,
-      copyFor: (_q, outbound) => outbound,
-      localConsumer: () => undefined,
-      notices: async () => undefined,
-      deadLettered: () => {},
-      storeUnavailable: () => {},
-      halted: () => {},
       share: this.share,
-    };
+    });
   }
 
   /** Appends `n` messages for a recipient, received at `receivedAt`, and kicks its worker. */

@@ -46,6 +46,13 @@ export function wakingLog(log: Pick<MessageLog, 'append'>, wake: (queues: QueueR
 
 /** A queue left idle this long gives its lease up (cluster): renewals then cost only for queues at work. */
 export const IDLE_RELEASE_MS = 30_000;
+/**
+ * In a cluster, a queue paused because this node cannot reach the store gives its lease up after this
+ * long, so a node that can reach it takes the queue over: a node cut off from PostgreSQL but not from NATS
+ * renewed its leases throughout, and its recipients got nothing for the whole partition (a fault campaign
+ * saw 60 s and 160 s). Long enough that a store restart seen by every node (a second or so) moves no queue.
+ */
+export const PAUSED_RELEASE_MS = 5_000;
 
 /**
  * Delivery: one QueueWorker per recipient queue, started when something arrives and after a restart;
@@ -73,6 +80,7 @@ export class Delivery {
         this.paused.add(w);
         // The store may have recovered between the failure and now.
         if (this.deps.backend.health().state === 'ok') this.resumePaused();
+        else this.releaseIfStillPaused(w);
       },
       wentIdle: (w) => this.wentIdle(w),
     };
@@ -127,6 +135,8 @@ export class Delivery {
       this.worker(q).kick();
       return;
     }
+    // A node that cannot reach the store takes no queue (it would only pause it): one that can will.
+    if (this.deps.leases.shared && this.deps.backend.health().state !== 'ok') return;
     this.deps.leases.acquire(q).then(
       async (ok) => {
         if (this.stopped) return;
@@ -170,6 +180,20 @@ export class Delivery {
         void w.stop().then(() => this.deps.leases.release(w.queue));
       }),
     );
+  }
+
+  /** In a cluster, a queue still paused for the store after PAUSED_RELEASE_MS is left to a node that can reach it. */
+  private releaseIfStillPaused(w: QueueWorker): void {
+    if (!this.deps.leases.shared || this.stopped) return;
+    this.deps.clock.after(PAUSED_RELEASE_MS, () => {
+      const k = key(w.queue);
+      if (this.stopped || !this.paused.has(w) || this.workers.get(k) !== w || this.deps.backend.health().state === 'ok') return;
+      this.paused.delete(w);
+      this.workers.delete(k);
+      this.deps.logger.warn({ queue: w.queue }, 'the store is unreachable from this node: its lease is given up for a node that can reach it');
+      // Whatever was handed out and not settled is handed out again by the next holder, as after a crash.
+      void w.stop().then(() => this.deps.leases.release(w.queue));
+    });
   }
 
   /** An operator resumes a queue halted by a permanent store error (after repairing the cause). */

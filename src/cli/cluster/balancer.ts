@@ -64,18 +64,20 @@ export class TcpBalancer {
   }
 
   private async probeAll(): Promise<void> {
-    await Promise.all(
-      this.backends.map(async (b) => {
-        const ok = await this.options.probe(b).catch(() => false);
-        if (ok !== b.healthy && b.healthy !== null) this.options.log(`${b.name} ${ok ? 'is ready: back in' : 'is not ready: taken out'}`);
-        // Kept-alive clients of a node taken out (paused, its storage gone) would wait on it for as long
-        // as it stays so: their connections end, and their next request goes to a ready node (a request
-        // in flight is answered by a reset, and sent again: de-duplication keeps it once). HAProxy's
-        // `on-marked-down shutdown-sessions` does the same.
-        if (!ok && b.healthy) for (const s of this.carried.get(b) ?? []) s.destroy();
-        b.healthy = ok;
-      }),
-    );
+    const results = await Promise.all(this.backends.map((b) => this.options.probe(b).catch(() => false)));
+    // With no node ready (a store restart every node waits on), ending connections moves nobody anywhere
+    // better and only resets the requests in flight, whose senders then never learn their answers.
+    const anyReady = results.some((ok) => ok);
+    this.backends.forEach((b, i) => {
+      const ok = results[i]!;
+      if (ok !== b.healthy && b.healthy !== null) this.options.log(`${b.name} ${ok ? 'is ready: back in' : 'is not ready: taken out'}`);
+      // Kept-alive clients of a node taken out (paused, its storage gone) would wait on it for as long
+      // as it stays so: their connections end, and their next request goes to a ready node (a request
+      // in flight is answered by a reset, and sent again: de-duplication keeps it once). HAProxy's
+      // `on-marked-down shutdown-sessions` does the same.
+      if (!ok && b.healthy && anyReady) for (const s of this.carried.get(b) ?? []) s.destroy();
+      b.healthy = ok;
+    });
   }
 
   /** Ready backends first (round-robin), then the rest: a node that listens answers even when it cannot serve. */
