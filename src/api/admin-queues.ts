@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
+import { shownUrl } from '../domain/url-secrets.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import type { Archive } from '../ports/archive.js';
 import type { BackendHealth } from '../ports/backend.js';
@@ -137,6 +138,7 @@ export const queueRoutes: FastifyPluginAsync<QueueRouteOptions> = async (app, de
         response: answers({ 200: { type: 'array', items: attempt, description: 'The attempts' } }),
       },
     },
-    async (req) => deps.archive.attempts({ recipientDipId: req.query.recipient, channel: req.query.channel }, req.query.limit ?? 100),
+    // Shown without query values: calls recorded before the URL was stored so may carry a key in it.
+    async (req) => (await deps.archive.attempts({ recipientDipId: req.query.recipient, channel: req.query.channel }, req.query.limit ?? 100)).map((a) => ({ ...a, url: shownUrl(a.url) })),
   );
 };

@@ -1,4 +1,5 @@
 import { classifyStatus, parseRetryAfter, retryDelayMs, type RetryPolicy } from '../domain/retry.js';
+import { shownUrl } from '../domain/url-secrets.js';
 import { formatSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
 import type { Archive } from '../ports/archive.js';
 import { batchBody, type EncodedCopies } from './delivery-body.js';
@@ -360,7 +361,7 @@ export class QueueWorker {
       this.deps.tracer!.attempted({ channel: q.channel, recipient: q.recipientDipId, transactionIds: entries.map((e) => e.transactionId), attempt: this.failures + 1, status, verdict, startedAt: tracedFrom, endedAt: this.deps.tracer!.now() });
     }
     this.deps.archive
-      .recordAttempt({ queue: this.queue, firstSeq: first, lastSeq: last, url: hook.url, startedAt, latencyMs: outcome.latencyMs, status, verdict, error })
+      .recordAttempt({ queue: this.queue, firstSeq: first, lastSeq: last, url: shownUrl(hook.url), startedAt, latencyMs: outcome.latencyMs, status, verdict, error })
       .catch((err: unknown) => this.deps.logger.error({ err }, 'could not record a delivery attempt'));
 
     if (verdict === 'delivered') {

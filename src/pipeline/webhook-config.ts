@@ -2,7 +2,7 @@ import type { Delivery } from './delivery.js';
 import type { Registry } from './registry.js';
 import type { RegistryStore } from '../ports/registry.js';
 import type { WebhookDestinations } from '../security/webhook-destinations.js';
-import { carriesCredentials } from '../domain/url-secrets.js';
+import { carriesCredentials, shownUrl } from '../domain/url-secrets.js';
 
 /** Published WebhookConfig: callbackURL, maxMessageCount, maxPayloadSize (KB); every field optional. */
 export interface WebhookConfigBody {
@@ -63,7 +63,8 @@ export async function configureWebhook(deps: WebhookConfigDeps, recipientDipId: 
   });
   await deps.registry.refresh();
   deps.delivery.notify([{ recipientDipId, channel }]);
-  return { ok: true, help: `webhook for ${channel} set to ${body.callbackURL}` };
+  // The answer is kept in the activity log, which operators read: a key in the URL's query is not repeated.
+  return { ok: true, help: `webhook for ${channel} set to ${shownUrl(body.callbackURL)}` };
 }
 
 /** Removes the recipient's webhook for a queue (idempotent: none registered is the same end state). */
