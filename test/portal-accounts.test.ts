@@ -118,13 +118,17 @@ describe('portal accounts', () => {
     // The lock ends with the window; a success clears the count everywhere.
     await clock.advance(15 * 60_000);
     expect((await otherNode.signIn('vic', made.password, totpCode(made.totpSecret, clock.now()))).ok).toBe(true);
-    expect((await backend.portalAccounts.account('vic'))!.failedSignIns).toEqual([]);
+    expect(await backend.portalAccounts.signInFailures('vic')).toEqual([]);
   });
 
-  it('answers a name that is no account as it answers a wrong password, locking it alike, and keeps nothing for a name no account can have', async () => {
+  it('answers a name that is no account as it answers a wrong password, locking it alike on every node, and keeps nothing for a name no account can have', async () => {
     for (let i = 0; i < 5; i++) expect(await accounts.signIn('nobody.here', 'some password', '123456')).toEqual({ ok: false, problem: 'the username, password or code is wrong' });
     const sixth = await accounts.signIn('nobody.here', 'some password', '123456');
     expect(!sixth.ok && sixth.problem).toContain('too many failed sign-ins');
+    // Another node over the same store answers the same: a node of its own would tell the name from an account's.
+    const otherNode = new PortalAccountService(backend.portalAccounts, sealer, clock, 'OpenDIP DEV', (id) => id === '1000000001');
+    const elsewhere = await otherNode.signIn('nobody.here', 'some password', '123456');
+    expect(!elsewhere.ok && elsewhere.problem).toContain('too many failed sign-ins');
     // Not a possible name (too long): refused without a record, so junk names are no memory to fill.
     const junk = `a${'x'.repeat(100)}`;
     for (let i = 0; i < 6; i++) expect(await accounts.signIn(junk, 'p', '1')).toEqual({ ok: false, problem: 'the username, password or code is wrong' });

@@ -14,8 +14,6 @@ const FAILURE_WINDOW_MS = 15 * 60_000;
  * is used once; beyond this many waiting, more are refused at once (a burst is not a queue to grow).
  */
 const MAX_WAITING = 4;
-/** Names that are no account keep their failures too (the answers must not differ), the most recent this many. */
-const MAX_UNKNOWN_NAMES = 10_000;
 
 /** A name's failures still inside the window, and when its lock ends (ISO) if they are enough to lock it. */
 function recentFailures(failures: readonly number[] | undefined, now: number): { recent: number[]; lockedUntil: string | null } {
@@ -48,11 +46,6 @@ export type SignIn = { ok: true; account: PortalAccount } | { ok: false; problem
  * everywhere by raising the session epoch.
  */
 export class PortalAccountService {
-  /**
-   * Recent failed sign-ins of names that are no account, bounded: the oldest name is forgotten first.
-   * An account's own are kept in its record (PortalAccount.failedSignIns), so every node counts them.
-   */
-  private readonly unknownFailures = new Map<string, number[]>();
   /** Each name's sign-ins in progress: the last one's end, and how many wait. */
   private readonly lines = new Map<string, { tail: Promise<unknown>; waiting: number }>();
   /** A hash checked when the name is no account, so that a wrong name takes as long as a wrong password. */
@@ -114,14 +107,16 @@ export class PortalAccountService {
     const busy: SignIn = { ok: false, problem: 'a sign-in with this username is already being checked: try again in a moment' };
     return this.oneAtATime(username, busy, async () => {
       const now = this.clock.now();
-      const account = await this.store.account(username);
-      const { recent, lockedUntil } = recentFailures(account ? account.failedSignIns : this.unknownFailures.get(username), now);
+      // Failures are kept by name, account or not, in the store: every node counts the same, and a name
+      // that is no account locks as an account does (the answers must not tell them apart).
+      const [account, failures] = await Promise.all([this.store.account(username), this.store.signInFailures(username)]);
+      const { recent, lockedUntil } = recentFailures(failures, now);
       if (lockedUntil) return { ok: false, problem: `too many failed sign-ins: try again after ${lockedUntil}` };
       const passwordOk = await verifyPassword(password, account ? account.passwordHash : await this.hashOfNoAccount());
       const step = account && passwordOk ? acceptTotp(this.totpSecret(account), code.trim(), now, account.lastTotpStep) : null;
       const otherRealm = account !== undefined && realm !== undefined && (realm === 'operator') !== (account.participantDipId === null);
       if (!account || account.disabled || step === null || otherRealm) {
-        await this.failed(username, account, recent, now);
+        await this.failed(username, recent, now);
         return refused;
       }
       if (newPassword === undefined && account.mustChangePassword === true) {
@@ -132,26 +127,24 @@ export class PortalAccountService {
       // The code's step is claimed in the store, so it is good once on every node sharing it (this
       // node's line of sign-ins only holds back the ones sent here).
       if (!(await this.store.claimTotpStep(username, step))) {
-        await this.failed(username, account, recent, now);
+        await this.failed(username, recent, now);
         return refused;
       }
-      if (newPassword === undefined) {
-        if (account.failedSignIns?.length) await this.store.setFailedSignIns(username, []);
-        return { ok: true, account: { ...account, lastTotpStep: step, failedSignIns: [] } };
-      }
+      if (failures.length > 0) await this.store.setSignInFailures(username, [], now - FAILURE_WINDOW_MS);
+      if (newPassword === undefined) return { ok: true, account: { ...account, lastTotpStep: step } };
       // Every session issued before ends (the administrator who knew the first password may hold one).
-      const changed: PortalAccount = { ...account, lastTotpStep: step, failedSignIns: [], passwordHash: await hashPassword(newPassword), mustChangePassword: false, sessionEpoch: account.sessionEpoch + 1 };
+      const changed: PortalAccount = { ...account, lastTotpStep: step, passwordHash: await hashPassword(newPassword), mustChangePassword: false, sessionEpoch: account.sessionEpoch + 1 };
       await this.store.updateAccount(changed);
       return { ok: true, account: changed };
     });
   }
 
-  /** Counts a failed attempt: in the account's record (seen by every node), or for a name that is no account, here. */
-  private async failed(username: string, account: PortalAccount | undefined, recent: readonly number[], now: number): Promise<void> {
-    if (account) return this.store.setFailedSignIns(username, [...recent, now]);
-    this.unknownFailures.delete(username);
-    this.unknownFailures.set(username, [...recent, now]);
-    if (this.unknownFailures.size > MAX_UNKNOWN_NAMES) this.unknownFailures.delete(this.unknownFailures.keys().next().value!);
+  /**
+   * Counts a failed attempt in the store, by name. Names of no account cost a row each only for the
+   * lockout window (each row also cost its sender a password check); older rows go with every write.
+   */
+  private failed(username: string, recent: readonly number[], now: number): Promise<void> {
+    return this.store.setSignInFailures(username, [...recent, now], now - FAILURE_WINDOW_MS);
   }
 
   private async oneAtATime<T>(name: string, busy: T, run: () => Promise<T>, mostWaiting = MAX_WAITING): Promise<T> {
@@ -223,14 +216,15 @@ export class PortalAccountService {
     if (next === current) return 'the new password must differ from the current one';
     return this.oneAtATime(username, 'a password change for this account is already being checked: try again in a moment', async () => {
       const now = this.clock.now();
-      const account = await this.store.account(username);
-      const { recent, lockedUntil } = recentFailures(account?.failedSignIns, now);
+      const [account, failures] = await Promise.all([this.store.account(username), this.store.signInFailures(username)]);
+      const { recent, lockedUntil } = recentFailures(failures, now);
       if (lockedUntil) return `too many failed attempts: try again after ${lockedUntil}`;
       if (!account || account.disabled || !(await verifyPassword(current, account.passwordHash))) {
-        if (account) await this.failed(username, account, recent, now);
+        await this.failed(username, recent, now);
         return 'the current password is wrong';
       }
-      await this.store.updateAccount({ ...account, passwordHash: await hashPassword(next), mustChangePassword: false, failedSignIns: [], sessionEpoch: account.sessionEpoch + 1 });
+      if (failures.length > 0) await this.store.setSignInFailures(username, [], now - FAILURE_WINDOW_MS);
+      await this.store.updateAccount({ ...account, passwordHash: await hashPassword(next), mustChangePassword: false, sessionEpoch: account.sessionEpoch + 1 });
       return null;
     });
   }

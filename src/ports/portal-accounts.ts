@@ -25,11 +25,6 @@ export interface PortalAccount {
    * its own (absent on records made before this rule, which count as chosen).
    */
   mustChangePassword?: boolean;
-  /**
-   * When recent sign-ins failed (epoch ms, oldest first; only those inside the lockout window are
-   * kept): in the record, so every node sharing the store counts the same failures.
-   */
-  failedSignIns?: number[];
   createdAt: number;
   createdBy: string;
 }
@@ -47,6 +42,12 @@ export interface PortalAccounts {
    * conditional write, so a code is good once across every node sharing the store. False: it was used.
    */
   claimTotpStep(username: string, step: number): Promise<boolean>;
-  /** Sets the account's recent failed sign-ins, and nothing else of its record (so it undoes no disable beside it). */
-  setFailedSignIns(username: string, failures: readonly number[]): Promise<void>;
+  /**
+   * A name's recent failed sign-ins (epoch ms, oldest first), whether or not an account has the name: kept
+   * in the store, so every node sharing it counts the same, and alike for every name, so the count tells
+   * nobody which names are accounts.
+   */
+  signInFailures(name: string): Promise<number[]>;
+  /** Sets them (none: forgets the name), and forgets every name whose last failure is older than `forgetBefore`. */
+  setSignInFailures(name: string, failures: readonly number[], forgetBefore: number): Promise<void>;
 }

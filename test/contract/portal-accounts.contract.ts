@@ -47,17 +47,23 @@ export function portalAccountsContract(name: string, open: BackendFactory): void
       expect(await store.claimTotpStep('nobody', 7)).toBe(false);
     });
 
-    it("sets an account's failed sign-ins and nothing else of its record", async () => {
+    it('keeps failed sign-ins by name, account or not, across a reopen, and forgets names whose failures are old', async () => {
       const store = ctx.backend.portalAccounts;
       await store.createAccount(account('dora', 'SUP0000001', 1));
-      // Another node disabled her after this one read the record: setting the failures keeps the disable.
-      await store.updateAccount({ ...account('dora', 'SUP0000001', 1), disabled: true, sessionEpoch: 1 });
-      await store.setFailedSignIns('dora', [1_000, 2_000]);
-      expect(await store.account('dora')).toEqual({ ...account('dora', 'SUP0000001', 1), disabled: true, sessionEpoch: 1, failedSignIns: [1_000, 2_000] });
-      await store.setFailedSignIns('dora', []);
-      expect((await store.account('dora'))?.failedSignIns).toEqual([]);
-      await store.setFailedSignIns('nobody', [1]);
-      expect(await store.account('nobody')).toBeUndefined();
+      expect(await store.signInFailures('dora')).toEqual([]);
+      await store.setSignInFailures('dora', [1_000, 2_000], 0);
+      await store.setSignInFailures('no.such.name', [1_500], 0);
+      // The account's record is not touched.
+      expect(await store.account('dora')).toEqual(account('dora', 'SUP0000001', 1));
+      const reopened = await ctx.reopen();
+      expect(await reopened.portalAccounts.signInFailures('dora')).toEqual([1_000, 2_000]);
+      expect(await reopened.portalAccounts.signInFailures('no.such.name')).toEqual([1_500]);
+      // A write forgets every name whose last failure is older than its cut-off; none forgets the name.
+      await reopened.portalAccounts.setSignInFailures('other', [3_000], 1_600);
+      expect(await reopened.portalAccounts.signInFailures('no.such.name')).toEqual([]);
+      expect(await reopened.portalAccounts.signInFailures('dora')).toEqual([1_000, 2_000]);
+      await reopened.portalAccounts.setSignInFailures('dora', [], 0);
+      expect(await reopened.portalAccounts.signInFailures('dora')).toEqual([]);
     });
   });
 }

@@ -29,8 +29,21 @@ export class PgPortalAccounts implements PortalAccounts {
     await this.d.tx((c) => c.query('UPDATE portal_accounts SET record = $1 WHERE username = $2', [JSON.stringify(a), a.username]));
   }
 
-  async setFailedSignIns(username: string, failures: readonly number[]): Promise<void> {
-    await this.d.tx((c) => c.query("UPDATE portal_accounts SET record = jsonb_set(record, '{failedSignIns}', $1::jsonb) WHERE username = $2", [JSON.stringify(failures), username]));
+  async signInFailures(name: string): Promise<number[]> {
+    const [row] = await this.d.query<{ failures: string }>('SELECT failures FROM portal_sign_in_failures WHERE name = $1', [name]);
+    return row ? (JSON.parse(row.failures) as number[]) : [];
+  }
+
+  async setSignInFailures(name: string, failures: readonly number[], forgetBefore: number): Promise<void> {
+    await this.d.tx(async (c) => {
+      if (failures.length === 0) await c.query('DELETE FROM portal_sign_in_failures WHERE name = $1', [name]);
+      else
+        await c.query(
+          'INSERT INTO portal_sign_in_failures (name, failures, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET failures = excluded.failures, updated_at = excluded.updated_at',
+          [name, JSON.stringify(failures), failures[failures.length - 1]!],
+        );
+      await c.query('DELETE FROM portal_sign_in_failures WHERE updated_at < $1', [forgetBefore]);
+    });
   }
 
   async claimTotpStep(username: string, step: number): Promise<boolean> {

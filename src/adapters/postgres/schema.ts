@@ -209,6 +209,13 @@ CREATE TABLE IF NOT EXISTS portal_accounts (
   created_at bigint NOT NULL
 );
 CREATE INDEX IF NOT EXISTS portal_accounts_participant ON portal_accounts (participant_dip_id);
+-- Recent failed sign-ins by name, account or not (a JSON array of epoch ms); rows older than the window are purged.
+CREATE TABLE IF NOT EXISTS portal_sign_in_failures (
+  name text PRIMARY KEY,
+  failures text NOT NULL,
+  updated_at bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS portal_sign_in_failures_updated ON portal_sign_in_failures (updated_at);
 -- A write that tells whether the server takes writes again after it could not (see PgDatabase).
 CREATE TABLE IF NOT EXISTS health_probe (at bigint NOT NULL);
 `;

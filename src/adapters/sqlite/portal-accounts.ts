@@ -13,7 +13,10 @@ export class SqlitePortalAccounts implements PortalAccounts {
       ofParticipant: db.prepare<[string], { record: string }>('SELECT record FROM portal_accounts WHERE participant_dip_id = ? ORDER BY created_at, username'),
       operators: db.prepare<[], { record: string }>('SELECT record FROM portal_accounts WHERE participant_dip_id IS NULL ORDER BY created_at, username'),
       update: db.prepare('UPDATE portal_accounts SET record = ? WHERE username = ?'),
-      failures: db.prepare("UPDATE portal_accounts SET record = json_set(record, '$.failedSignIns', json(?)) WHERE username = ?"),
+      failures: db.prepare<[string], { failures: string }>('SELECT failures FROM portal_sign_in_failures WHERE name = ?'),
+      setFailures: db.prepare('INSERT INTO portal_sign_in_failures (name, failures, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET failures = excluded.failures, updated_at = excluded.updated_at'),
+      forgetFailures: db.prepare('DELETE FROM portal_sign_in_failures WHERE name = ?'),
+      forgetOldFailures: db.prepare('DELETE FROM portal_sign_in_failures WHERE updated_at < ?'),
       claimStep: db.prepare("UPDATE portal_accounts SET record = json_set(record, '$.lastTotpStep', ?) WHERE username = ? AND json_extract(record, '$.lastTotpStep') < ?"),
     };
   }
@@ -36,8 +39,17 @@ export class SqlitePortalAccounts implements PortalAccounts {
     await this.d.write(() => this.s.update.run(JSON.stringify(a), a.username));
   }
 
-  async setFailedSignIns(username: string, failures: readonly number[]): Promise<void> {
-    await this.d.write(() => this.s.failures.run(JSON.stringify(failures), username));
+  async signInFailures(name: string): Promise<number[]> {
+    const row = this.s.failures.get(name);
+    return row ? (JSON.parse(row.failures) as number[]) : [];
+  }
+
+  async setSignInFailures(name: string, failures: readonly number[], forgetBefore: number): Promise<void> {
+    await this.d.write(() => {
+      if (failures.length === 0) this.s.forgetFailures.run(name);
+      else this.s.setFailures.run(name, JSON.stringify(failures), failures[failures.length - 1]!);
+      this.s.forgetOldFailures.run(forgetBefore);
+    });
   }
 
   async claimTotpStep(username: string, step: number): Promise<boolean> {
