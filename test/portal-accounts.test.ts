@@ -27,7 +27,8 @@ describe('portal accounts', () => {
   async function enrol(req: Parameters<PortalAccountService['create']>[0]) {
     const enrolled = await accounts.create(req);
     if ('problem' in enrolled) throw new Error(enrolled.problem);
-    await backend.portalAccounts.updateAccount({ ...enrolled.account, mustChangePassword: false });
+    // The test's stand-in for the person's first sign-in: the password stays the one the test knows.
+    await backend.portalAccounts.changeAccount(enrolled.account.username, { mustChangePassword: false });
     return enrolled;
   }
 
@@ -38,10 +39,10 @@ describe('portal accounts', () => {
     const asked = await accounts.signIn('nina', enrolled.password, code);
     expect(asked).toEqual({ ok: false, problem: expect.stringContaining('choose your own'), choosePassword: true });
     // Wrong credentials are still only wrong: nothing tells that a new password would be wanted.
-    expect(await accounts.signIn('nina', 'not the password', code, { newPassword: 'a password of her own' })).toEqual({ ok: false, problem: 'the username, password or code is wrong' });
-    expect(await accounts.signIn('nina', enrolled.password, code, { newPassword: 'too short' })).toMatchObject({ ok: false, choosePassword: true, problem: expect.stringContaining('at least 12') });
+    expect(await accounts.signIn('nina', 'not the password', code, { chosenPassword: 'a password of her own' })).toEqual({ ok: false, problem: 'the username, password or code is wrong' });
+    expect(await accounts.signIn('nina', enrolled.password, code, { chosenPassword: 'too short' })).toMatchObject({ ok: false, choosePassword: true, problem: expect.stringContaining('at least 12') });
     // The same code (not used up by those answers) with a password of her own signs in, in a new session epoch.
-    const signed = await accounts.signIn('nina', enrolled.password, code, { newPassword: 'a password of her own' });
+    const signed = await accounts.signIn('nina', enrolled.password, code, { chosenPassword: 'a password of her own' });
     expect(signed).toMatchObject({ ok: true, account: { mustChangePassword: false, sessionEpoch: 1 } });
     await clock.advance(30_000);
     expect((await accounts.signIn('nina', enrolled.password, totpCode(enrolled.totpSecret, clock.now()))).ok).toBe(false);
@@ -118,7 +119,34 @@ describe('portal accounts', () => {
     // The lock ends with the window; a success clears the count everywhere.
     await clock.advance(15 * 60_000);
     expect((await otherNode.signIn('vic', made.password, totpCode(made.totpSecret, clock.now()))).ok).toBe(true);
-    expect(await backend.portalAccounts.signInFailures('vic')).toEqual([]);
+  });
+
+  it('counts guesses sent at once to several nodes, each recorded before it is checked: five checked in all, the rest locked', async () => {
+    const made = await enrol({ username: 'wes', displayName: 'Wes', participantDipId: '1000000001', admin: false, createdBy: 'test' });
+    const nodes = [accounts, ...[1, 2].map(() => new PortalAccountService(backend.portalAccounts, sealer, clock, 'OpenDIP DEV', (id) => id === '1000000001'))];
+    const guesses = await Promise.all(Array.from({ length: 12 }, (_, i) => nodes[i % 3]!.signIn('wes', 'wrong password!', String(100000 + i))));
+    const problems = guesses.map((g) => (g.ok ? 'ok' : g.problem));
+    expect(problems.filter((p) => p === 'the username, password or code is wrong')).toHaveLength(5);
+    expect(problems.filter((p) => p.startsWith('too many failed sign-ins'))).toHaveLength(7);
+    const locked = await nodes[2]!.signIn('wes', made.password, totpCode(made.totpSecret, clock.now()));
+    expect(!locked.ok && locked.problem).toContain('too many failed sign-ins');
+  });
+
+  it('a first sign-in on one node does not undo a disable made on another meanwhile', async () => {
+    const enrolled = await accounts.create({ username: 'xena', displayName: 'Xena', participantDipId: '1000000001', admin: false, createdBy: 'an admin' });
+    if ('problem' in enrolled) throw new Error(enrolled.problem);
+    const otherNode = new PortalAccountService(backend.portalAccounts, sealer, clock, 'OpenDIP DEV', (id) => id === '1000000001');
+    // This node's store: the administrator disables Xena on the other node just as her code is claimed here.
+    const store = backend.portalAccounts;
+    const racing = Object.create(store) as typeof store;
+    racing.claimTotpStep = async (name, step) => {
+      await otherNode.setDisabled('xena', true);
+      return store.claimTotpStep(name, step);
+    };
+    const here = new PortalAccountService(racing, sealer, clock, 'OpenDIP DEV', (id) => id === '1000000001');
+    const signed = await here.signIn('xena', enrolled.password, totpCode(enrolled.totpSecret, clock.now()), { chosenPassword: 'xena chose this one' });
+    expect(signed.ok).toBe(false);
+    expect(await backend.portalAccounts.account('xena')).toMatchObject({ disabled: true, mustChangePassword: true });
   });
 
   it('answers a name that is no account as it answers a wrong password, locking it alike on every node, and keeps nothing for a name no account can have', async () => {
@@ -141,7 +169,8 @@ describe('portal accounts', () => {
     await clock.advance(15 * 60_000);
     expect(await accounts.changePassword('uma', made.password, made.password)).toBe('the new password must differ from the current one');
     expect(await accounts.changePassword('uma', made.password, 'new password 123')).toBeNull();
-    expect((await accounts.account('uma'))!.sessionEpoch).toBe(1);
+    // Enrolled at epoch 1 (the stand-in first sign-in); the change ends every session.
+    expect((await accounts.account('uma'))!.sessionEpoch).toBe(2);
     expect((await accounts.signIn('uma', 'new password 123', totpCode(made.totpSecret, clock.now()))).ok).toBe(true);
   });
 

@@ -3,6 +3,7 @@ import type { Clock } from '../ports/clock.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { SessionSigner } from '../security/portal-session.js';
 import type { OperatorAccounts, OperatorIdentity } from './operators.js';
+import type { PortalAccount } from '../ports/portal-accounts.js';
 import type { PortalAccountService } from './portal-accounts.js';
 
 /** Bearer tokens from a sign-in start with this, so the operator API tells them from automation tokens at a glance. */
@@ -43,10 +44,12 @@ export class OperatorSessions {
 
   async signIn(name: string, password: string, code: string, newPassword?: string): Promise<SessionAnswer> {
     const refused: SessionAnswer = { ok: false, problem: 'the name, password or code is wrong' };
-    const signed = await this.deps.accounts.signIn(name, password, code, { realm: 'operator', ...(newPassword === undefined ? {} : { newPassword }) });
+    // The credential must be an operator's (not a participant's user), of an enabled operator account:
+    // checked before the sign-in changes anything (a new password, the other sessions ended).
+    const eligible = async (a: PortalAccount) => (await this.deps.operators.person(a.username)) !== undefined;
+    const signed = await this.deps.accounts.signIn(name, password, code, { realm: 'operator', eligible, ...(newPassword === undefined ? {} : { chosenPassword: newPassword }) });
     if (!signed.ok) return signed.problem.startsWith('too many') || signed.choosePassword ? signed : refused;
-    // The credential must be an operator's (not a participant's user), of an enabled operator account.
-    const who = signed.account.participantDipId === null ? await this.deps.operators.person(signed.account.username) : undefined;
+    const who = await this.deps.operators.person(signed.account.username);
     if (!who) return refused;
     const expiresAt = this.deps.clock.now() + this.deps.sessionMs;
     const { token } = this.deps.signer.issue({ username: who.name, epoch: signed.account.sessionEpoch, expiresAt });

@@ -15,11 +15,6 @@ const FAILURE_WINDOW_MS = 15 * 60_000;
  */
 const MAX_WAITING = 4;
 
-/** A name's failures still inside the window, and when its lock ends (ISO) if they are enough to lock it. */
-function recentFailures(failures: readonly number[] | undefined, now: number): { recent: number[]; lockedUntil: string | null } {
-  const recent = (failures ?? []).filter((t) => t > now - FAILURE_WINDOW_MS);
-  return { recent, lockedUntil: recent.length >= MAX_FAILURES ? new Date(recent[0]! + FAILURE_WINDOW_MS).toISOString() : null };
-}
 
 export interface NewAccount {
   username: string;
@@ -89,67 +84,76 @@ export class PortalAccountService {
   /**
    * Password and TOTP code, both right, for an enabled account, not locked by recent failures. The answer
    * to any failure is the same, and takes as long, so it does not tell which part was wrong or whether
-   * the account exists. Sign-ins to one name run one at a time (see MAX_WAITING).
+   * the account exists. Sign-ins to one name run one at a time on a node (see MAX_WAITING); every
+   * attempt is recorded in the store before it is checked, so attempts on several nodes at once are
+   * all counted and at most MAX_FAILURES are checked in a window, cluster-wide.
    *
-   * `realm`: the account must be a participant's user ('user') or an operator ('operator'); the other
-   * kind is refused as a wrong sign-in. `newPassword` replaces the password as the sign-in succeeds
+   * `realm`: the account must be a participant's user ('user') or an operator ('operator'); `eligible`,
+   * a further check of the account (an operator account in force). Either failing is a wrong sign-in,
+   * decided before anything changes. `chosenPassword` replaces the password as the sign-in succeeds
    * (every other session ends). An account whose password its administrator chose must give one: until
    * then the answer is `choosePassword`, and the code is not used up (the person types it again with the
    * new password).
    */
-  async signIn(usernameGiven: string, password: string, code: string, options: { realm?: 'user' | 'operator'; newPassword?: string } = {}): Promise<SignIn> {
-    const { realm, newPassword } = options;
+  async signIn(
+    usernameGiven: string,
+    password: string,
+    code: string,
+    options: { realm?: 'user' | 'operator'; eligible?: (account: PortalAccount) => Promise<boolean>; chosenPassword?: string } = {},
+  ): Promise<SignIn> {
+    const { realm, eligible, chosenPassword } = options;
     const username = usernameGiven.trim().toLowerCase();
     const refused: SignIn = { ok: false, problem: 'the username, password or code is wrong' };
     // No account can have such a name: nothing to look up, nothing to remember (an attacker's junk names
-    // would otherwise be memory to grow).
+    // would otherwise be rows to grow).
     if (!USERNAME_PATTERN.test(username)) return refused;
     const busy: SignIn = { ok: false, problem: 'a sign-in with this username is already being checked: try again in a moment' };
     return this.oneAtATime(username, busy, async () => {
       const now = this.clock.now();
-      // Failures are kept by name, account or not, in the store: every node counts the same, and a name
-      // that is no account locks as an account does (the answers must not tell them apart).
-      const [account, failures] = await Promise.all([this.store.account(username), this.store.signInFailures(username)]);
-      const { recent, lockedUntil } = recentFailures(failures, now);
-      if (lockedUntil) return { ok: false, problem: `too many failed sign-ins: try again after ${lockedUntil}` };
+      const attempt = await this.attempt(username, now);
+      if (!attempt.ok) return { ok: false, problem: `too many failed sign-ins: try again after ${attempt.lockedUntil}` };
+      const account = await this.store.account(username);
       const passwordOk = await verifyPassword(password, account ? account.passwordHash : await this.hashOfNoAccount());
       const step = account && passwordOk ? acceptTotp(this.totpSecret(account), code.trim(), now, account.lastTotpStep) : null;
       const otherRealm = account !== undefined && realm !== undefined && (realm === 'operator') !== (account.participantDipId === null);
-      if (!account || account.disabled || step === null || otherRealm) {
-        await this.failed(username, recent, now);
-        return refused;
-      }
-      if (newPassword === undefined && account.mustChangePassword === true) {
+      // A failure keeps its recorded attempt: that is the count.
+      if (!account || account.disabled || step === null || otherRealm || (eligible && !(await eligible(account)))) return refused;
+      if (chosenPassword === undefined && account.mustChangePassword === true) {
+        await this.store.forgetSignInAttempt(attempt.id);
         return { ok: false, problem: 'your administrator chose this password and saw it: choose your own to sign in', choosePassword: true };
       }
-      const problem = newPassword === undefined ? null : (passwordProblem(newPassword) ?? (newPassword === password ? 'the new password must differ from the current one' : null));
-      if (problem) return { ok: false, problem, choosePassword: true };
+      const problem = chosenPassword === undefined ? null : (passwordProblem(chosenPassword) ?? (chosenPassword === password ? 'the new password must differ from the current one' : null));
+      if (problem) {
+        await this.store.forgetSignInAttempt(attempt.id);
+        return { ok: false, problem, choosePassword: true };
+      }
       // The code's step is claimed in the store, so it is good once on every node sharing it (this
       // node's line of sign-ins only holds back the ones sent here).
-      if (!(await this.store.claimTotpStep(username, step))) {
-        await this.failed(username, recent, now);
-        return refused;
-      }
-      if (failures.length > 0) await this.store.setSignInFailures(username, [], now - FAILURE_WINDOW_MS);
-      if (newPassword === undefined) return { ok: true, account: { ...account, lastTotpStep: step } };
-      // Every session issued before ends (the administrator who knew the first password may hold one).
-      const changed: PortalAccount = { ...account, lastTotpStep: step, passwordHash: await hashPassword(newPassword), mustChangePassword: false, sessionEpoch: account.sessionEpoch + 1 };
-      await this.store.updateAccount(changed);
-      return { ok: true, account: changed };
+      if (!(await this.store.claimTotpStep(username, step))) return refused;
+      await this.store.clearSignInAttempts(username);
+      if (chosenPassword === undefined) return { ok: true, account: { ...account, lastTotpStep: step } };
+      // Every session issued before ends (the administrator who knew the first password may hold one);
+      // only while nobody has disabled the account or ended its sessions since it was read.
+      const changed = await this.store.changeAccount(username, { passwordHash: await hashPassword(chosenPassword), mustChangePassword: false }, { epoch: account.sessionEpoch, enabled: true });
+      return changed ? { ok: true, account: changed } : refused;
     });
   }
 
   /**
-   * Counts a failed attempt in the store, by name. Names of no account cost a row each only for the
-   * lockout window (each row also cost its sender a password check); older rows go with every write.
+   * Records an attempt of the name before it is checked: refused (and forgotten: a refusal is not a
+   * failure) when MAX_FAILURES attempts are already in the window. Names of no account cost a row each
+   * only for the window (each row also cost its sender a password check).
    */
-  private failed(username: string, recent: readonly number[], now: number): Promise<void> {
-    return this.store.setSignInFailures(username, [...recent, now], now - FAILURE_WINDOW_MS);
+  private async attempt(username: string, now: number): Promise<{ ok: true; id: number } | { ok: false; lockedUntil: string }> {
+    const { id, attempts } = await this.store.recordSignInAttempt(username, now, now - FAILURE_WINDOW_MS + 1);
+    if (attempts.length <= MAX_FAILURES) return { ok: true, id };
+    await this.store.forgetSignInAttempt(id);
+    return { ok: false, lockedUntil: new Date(attempts[0]! + FAILURE_WINDOW_MS).toISOString() };
   }
 
-  private async oneAtATime<T>(name: string, busy: T, run: () => Promise<T>, mostWaiting = MAX_WAITING): Promise<T> {
+  private async oneAtATime<T>(name: string, busy: T, run: () => Promise<T>): Promise<T> {
     const line = this.lines.get(name) ?? { tail: Promise.resolve(), waiting: 0 };
-    if (line.waiting >= mostWaiting) return busy;
+    if (line.waiting >= MAX_WAITING) return busy;
     line.waiting += 1;
     this.lines.set(name, line);
     const mine = line.tail.then(run);
@@ -173,59 +177,33 @@ export class PortalAccountService {
     return account && !account.disabled && account.sessionEpoch === claims.epoch ? account : undefined;
   }
 
-  /**
-   * Ends every session of the account. In line with the name's sign-ins and password changes (never
-   * refused for waiting ones): each writes the whole record it read, so one running beside this would
-   * put the old session epoch back.
-   */
+  /** Ends every session of the account (one conditional write: nothing running beside it can undo it). */
   async signOutEverywhere(username: string): Promise<void> {
-    await this.oneAtATime(
-      username,
-      undefined,
-      async () => {
-        const account = await this.store.account(username);
-        if (account) await this.store.updateAccount({ ...account, sessionEpoch: account.sessionEpoch + 1 });
-      },
-      Number.POSITIVE_INFINITY,
-    );
+    await this.store.changeAccount(username, {});
   }
 
-  /** Disables or enables the account, ending its sessions; in line with its sign-ins, as signOutEverywhere. */
+  /** Disables or enables the account, ending its sessions. */
   async setDisabled(username: string, disabled: boolean): Promise<boolean> {
-    return this.oneAtATime(
-      username,
-      false,
-      async () => {
-        const account = await this.store.account(username);
-        if (!account) return false;
-        await this.store.updateAccount({ ...account, disabled, sessionEpoch: account.sessionEpoch + 1 });
-        return true;
-      },
-      Number.POSITIVE_INFINITY,
-    );
+    return (await this.store.changeAccount(username, { disabled })) !== undefined;
   }
 
   /**
    * The account's own password change (its administrator chose the first): the current password is
    * checked under the same one-at-a-time rule and lockout as a sign-in, so a session left open is no
-   * way to guess it. Every session ends (the administrator who knew the first password may have one).
+   * way to guess it. Every session ends.
    */
   async changePassword(username: string, current: string, next: string): Promise<string | null> {
     const problem = passwordProblem(next);
     if (problem) return problem;
     if (next === current) return 'the new password must differ from the current one';
     return this.oneAtATime(username, 'a password change for this account is already being checked: try again in a moment', async () => {
-      const now = this.clock.now();
-      const [account, failures] = await Promise.all([this.store.account(username), this.store.signInFailures(username)]);
-      const { recent, lockedUntil } = recentFailures(failures, now);
-      if (lockedUntil) return `too many failed attempts: try again after ${lockedUntil}`;
-      if (!account || account.disabled || !(await verifyPassword(current, account.passwordHash))) {
-        await this.failed(username, recent, now);
-        return 'the current password is wrong';
-      }
-      if (failures.length > 0) await this.store.setSignInFailures(username, [], now - FAILURE_WINDOW_MS);
-      await this.store.updateAccount({ ...account, passwordHash: await hashPassword(next), mustChangePassword: false, sessionEpoch: account.sessionEpoch + 1 });
-      return null;
+      const attempt = await this.attempt(username, this.clock.now());
+      if (!attempt.ok) return `too many failed attempts: try again after ${attempt.lockedUntil}`;
+      const account = await this.store.account(username);
+      if (!account || account.disabled || !(await verifyPassword(current, account.passwordHash))) return 'the current password is wrong';
+      await this.store.clearSignInAttempts(username);
+      const changed = await this.store.changeAccount(username, { passwordHash: await hashPassword(next), mustChangePassword: false }, { epoch: account.sessionEpoch, enabled: true });
+      return changed ? null : 'the account was changed meanwhile (disabled, or signed out everywhere): sign in again';
     });
   }
 

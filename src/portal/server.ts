@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { PORTAL_CSS } from './assets.js';
 import type { PortalDeps } from './deps.js';
+import type { PortalAccount } from '../ports/portal-accounts.js';
 import { html } from './html.js';
 import { registerOperatorPortal, OPERATOR_REALM } from './operator-pages.js';
 import { accountPage, choosePasswordPage, field, guarded, namedCaller, refuse, render, sameOrigin, SESSION_MS, setSessionCookie, signedIn, signInPage, type Form, type Realm } from './session.js';
@@ -128,16 +129,15 @@ function registerSignIn(app: FastifyInstance, deps: PortalDeps, realm: Realm): v
     // The form that chooses a password (choosePasswordPage) also sends it twice.
     const next = field(req.body, 'next');
     if (next !== '' && next !== field(req.body, 'repeat')) return render(reply, 400, realm, req, undefined, 'Choose your password', choosePasswordPage(realm, username), { kind: 'error', text: 'the two new passwords differ' });
-    const result = await deps.accounts.signIn(username, field(req.body, 'password'), field(req.body, 'code'), { realm: realm.kind, ...(next === '' ? {} : { newPassword: next }) });
+    // An operator signs in to the portal only while its operator account (and so its role) is in force:
+    // checked before the sign-in changes anything.
+    const eligible = realm.kind === 'operator' ? async (a: PortalAccount) => (await deps.operatorApi(a.username).GET('/admin/whoami')).data !== undefined : undefined;
+    const result = await deps.accounts.signIn(username, field(req.body, 'password'), field(req.body, 'code'), { realm: realm.kind, ...(eligible ? { eligible } : {}), ...(next === '' ? {} : { chosenPassword: next }) });
     if (!result.ok && result.choosePassword) {
       return render(reply, next === '' ? 200 : 400, realm, req, undefined, 'Choose your password', choosePasswordPage(realm, username), { kind: 'error', text: result.problem });
     }
-    // An operator signs in to the portal only while its operator account (and so its role) is in force.
-    const noOperator = result.ok && realm.kind === 'operator' && !(await deps.operatorApi(result.account.username).GET('/admin/whoami')).data;
-    if (!result.ok || noOperator) {
-      const problem = !result.ok ? result.problem : `${result.account.username} has no enabled operator account`;
-      return render(reply, 401, realm, req, undefined, 'Sign in', signInPage(realm), { kind: 'error', text: problem });
-    }
+    if (!result.ok) return render(reply, 401, realm, req, undefined, 'Sign in', signInPage(realm), { kind: 'error', text: result.problem });
+    if (next !== '') deps.logger.info({ username: result.account.username, portal: realm.kind }, 'portal: first password chosen (or changed) at sign-in');
     const { token } = deps.sessions.issue({ username: result.account.username, epoch: result.account.sessionEpoch, expiresAt: deps.clock.now() + SESSION_MS });
     setSessionCookie(reply, realm, token, SESSION_MS / 1000);
     deps.logger.info({ username: result.account.username, portal: realm.kind }, 'portal sign-in');

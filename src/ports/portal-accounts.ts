@@ -29,25 +29,37 @@ export interface PortalAccount {
   createdBy: string;
 }
 
+/** What a change to an account may set; every change also ends the account's sessions (its epoch goes up by one). */
+export type AccountChange = Partial<Pick<PortalAccount, 'passwordHash' | 'mustChangePassword' | 'disabled'>>;
+
 export interface PortalAccounts {
   /** Adds an account; false when the username is taken (nothing changed). */
   createAccount(account: PortalAccount): Promise<boolean>;
   account(username: string): Promise<PortalAccount | undefined>;
   /** A participant's users (a DIP ID), the operators (null), oldest first. */
   accounts(participantDipId: string | null): Promise<PortalAccount[]>;
-  /** Replaces an existing account's record (same username). */
-  updateAccount(account: PortalAccount): Promise<void>;
+  /**
+   * Sets the fields of `change` and raises the session epoch by one in a single conditional write that
+   * touches nothing else of the record, so changes made on several nodes at once never undo each other
+   * (a password change on one node cannot put back an account another disabled). `when`: only while the
+   * epoch is still `epoch` and, with `enabled`, the account is enabled. The record as changed; undefined
+   * when there is no such account or a condition failed.
+   */
+  changeAccount(username: string, change: AccountChange, when?: { epoch?: number; enabled?: boolean }): Promise<PortalAccount | undefined>;
   /**
    * Records that a TOTP code of `step` signed in, only if no code of that step or a later one did: one
    * conditional write, so a code is good once across every node sharing the store. False: it was used.
    */
   claimTotpStep(username: string, step: number): Promise<boolean>;
   /**
-   * A name's recent failed sign-ins (epoch ms, oldest first), whether or not an account has the name: kept
-   * in the store, so every node sharing it counts the same, and alike for every name, so the count tells
-   * nobody which names are accounts.
+   * Records a sign-in attempt of `name` (an account's or not: they are counted alike, so no count tells
+   * them apart) at `at`, forgetting every attempt older than `since`; answers the row's id and the name's
+   * attempts since `since`, oldest first, this one included. One row per attempt, so attempts counted at
+   * once on several nodes are all counted.
    */
-  signInFailures(name: string): Promise<number[]>;
-  /** Sets them (none: forgets the name), and forgets every name whose last failure is older than `forgetBefore`. */
-  setSignInFailures(name: string, failures: readonly number[], forgetBefore: number): Promise<void>;
+  recordSignInAttempt(name: string, at: number, since: number): Promise<{ id: number; attempts: number[] }>;
+  /** Forgets one attempt (refused before any check, or not a failure). */
+  forgetSignInAttempt(id: number): Promise<void>;
+  /** Forgets every attempt of the name (it signed in). */
+  clearSignInAttempts(name: string): Promise<void>;
 }

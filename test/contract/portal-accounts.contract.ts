@@ -32,9 +32,10 @@ export function portalAccountsContract(name: string, open: BackendFactory): void
       expect((await store.accounts('SUP0000001')).map((a) => a.username)).toEqual(['bob', 'alice']);
       expect((await store.accounts(null)).map((a) => a.username)).toEqual(['op']);
       expect(await store.accounts('LDSO000001')).toEqual([]);
-      await store.updateAccount({ ...account('alice', 'SUP0000001', 2), lastTotpStep: 99, sessionEpoch: 3 });
+      expect(await store.claimTotpStep('alice', 99)).toBe(true);
+      expect(await store.changeAccount('alice', { disabled: true })).toEqual({ ...account('alice', 'SUP0000001', 2), lastTotpStep: 99, disabled: true, sessionEpoch: 1 });
       const reopened = await ctx.reopen();
-      expect(await reopened.portalAccounts.account('alice')).toEqual({ ...account('alice', 'SUP0000001', 2), lastTotpStep: 99, sessionEpoch: 3 });
+      expect(await reopened.portalAccounts.account('alice')).toEqual({ ...account('alice', 'SUP0000001', 2), lastTotpStep: 99, disabled: true, sessionEpoch: 1 });
     });
 
     it('claims a TOTP step once: the same or an earlier step again is refused, a later one taken', async () => {
@@ -47,23 +48,42 @@ export function portalAccountsContract(name: string, open: BackendFactory): void
       expect(await store.claimTotpStep('nobody', 7)).toBe(false);
     });
 
-    it('keeps failed sign-ins by name, account or not, across a reopen, and forgets names whose failures are old', async () => {
+    it('changes only the fields asked, raising the epoch from the stored one, and only while the conditions hold', async () => {
       const store = ctx.backend.portalAccounts;
       await store.createAccount(account('dora', 'SUP0000001', 1));
-      expect(await store.signInFailures('dora')).toEqual([]);
-      await store.setSignInFailures('dora', [1_000, 2_000], 0);
-      await store.setSignInFailures('no.such.name', [1_500], 0);
-      // The account's record is not touched.
-      expect(await store.account('dora')).toEqual(account('dora', 'SUP0000001', 1));
+      // A password change prepared against epoch 0 after another node disabled the account (epoch 1): refused, the disable kept.
+      expect((await store.changeAccount('dora', { disabled: true }))?.sessionEpoch).toBe(1);
+      expect(await store.changeAccount('dora', { passwordHash: 'new', mustChangePassword: false }, { epoch: 0 })).toBeUndefined();
+      expect(await store.changeAccount('dora', { passwordHash: 'new' }, { epoch: 1, enabled: true })).toBeUndefined();
+      expect(await store.account('dora')).toEqual({ ...account('dora', 'SUP0000001', 1), disabled: true, sessionEpoch: 1 });
+      expect(await store.changeAccount('dora', { disabled: false })).toMatchObject({ disabled: false, sessionEpoch: 2 });
+      // A TOTP step claimed meanwhile is not put back by a change.
+      expect(await store.claimTotpStep('dora', 7)).toBe(true);
+      expect(await store.changeAccount('dora', { passwordHash: 'new', mustChangePassword: false }, { epoch: 2, enabled: true })).toEqual({
+        ...account('dora', 'SUP0000001', 1),
+        passwordHash: 'new',
+        mustChangePassword: false,
+        lastTotpStep: 7,
+        sessionEpoch: 3,
+      });
+      expect(await store.changeAccount('nobody', {})).toBeUndefined();
+    });
+
+    it('records sign-in attempts by name, account or not, one row each, forgetting those before the window', async () => {
+      const store = ctx.backend.portalAccounts;
+      const first = await store.recordSignInAttempt('no.such.name', 1_000, 0);
+      expect(first.attempts).toEqual([1_000]);
+      // Recorded at once (as on several nodes): each sees the others, none is lost.
+      const together = await Promise.all([2_000, 2_000, 2_001].map((at) => store.recordSignInAttempt('no.such.name', at, 0)));
+      expect(Math.max(...together.map((t) => t.attempts.length))).toBe(4);
+      await store.forgetSignInAttempt(first.id);
       const reopened = await ctx.reopen();
-      expect(await reopened.portalAccounts.signInFailures('dora')).toEqual([1_000, 2_000]);
-      expect(await reopened.portalAccounts.signInFailures('no.such.name')).toEqual([1_500]);
-      // A write forgets every name whose last failure is older than its cut-off; none forgets the name.
-      await reopened.portalAccounts.setSignInFailures('other', [3_000], 1_600);
-      expect(await reopened.portalAccounts.signInFailures('no.such.name')).toEqual([]);
-      expect(await reopened.portalAccounts.signInFailures('dora')).toEqual([1_000, 2_000]);
-      await reopened.portalAccounts.setSignInFailures('dora', [], 0);
-      expect(await reopened.portalAccounts.signInFailures('dora')).toEqual([]);
+      expect((await reopened.portalAccounts.recordSignInAttempt('no.such.name', 3_000, 0)).attempts).toEqual([2_000, 2_000, 2_001, 3_000]);
+      // Those before the window are forgotten, for every name.
+      expect((await reopened.portalAccounts.recordSignInAttempt('other', 4_000, 2_001)).attempts).toEqual([4_000]);
+      expect((await reopened.portalAccounts.recordSignInAttempt('no.such.name', 4_000, 2_001)).attempts).toEqual([2_001, 3_000, 4_000]);
+      await reopened.portalAccounts.clearSignInAttempts('no.such.name');
+      expect((await reopened.portalAccounts.recordSignInAttempt('no.such.name', 5_000, 0)).attempts).toEqual([5_000]);
     });
   });
 }

@@ -1,4 +1,4 @@
-import type { PortalAccount, PortalAccounts } from '../../ports/portal-accounts.js';
+import type { AccountChange, PortalAccount, PortalAccounts } from '../../ports/portal-accounts.js';
 import type { PgDatabase } from './database.js';
 
 /** One row per account; the record is jsonb (it holds only hashes and sealed secrets). */
@@ -25,25 +25,16 @@ export class PgPortalAccounts implements PortalAccounts {
     return rows.map((r) => r.record);
   }
 
-  async updateAccount(a: PortalAccount): Promise<void> {
-    await this.d.tx((c) => c.query('UPDATE portal_accounts SET record = $1 WHERE username = $2', [JSON.stringify(a), a.username]));
-  }
-
-  async signInFailures(name: string): Promise<number[]> {
-    const [row] = await this.d.query<{ failures: string }>('SELECT failures FROM portal_sign_in_failures WHERE name = $1', [name]);
-    return row ? (JSON.parse(row.failures) as number[]) : [];
-  }
-
-  async setSignInFailures(name: string, failures: readonly number[], forgetBefore: number): Promise<void> {
-    await this.d.tx(async (c) => {
-      if (failures.length === 0) await c.query('DELETE FROM portal_sign_in_failures WHERE name = $1', [name]);
-      else
-        await c.query(
-          'INSERT INTO portal_sign_in_failures (name, failures, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET failures = excluded.failures, updated_at = excluded.updated_at',
-          [name, JSON.stringify(failures), failures[failures.length - 1]!],
-        );
-      await c.query('DELETE FROM portal_sign_in_failures WHERE updated_at < $1', [forgetBefore]);
-    });
+  async changeAccount(username: string, change: AccountChange, when: { epoch?: number; enabled?: boolean } = {}): Promise<PortalAccount | undefined> {
+    // || merges the change's fields in; the epoch is raised from the stored one, not from a copy read earlier.
+    const { rows } = await this.d.tx((c) =>
+      c.query<{ record: PortalAccount }>(
+        `UPDATE portal_accounts SET record = (record || $1::jsonb) || jsonb_build_object('sessionEpoch', (record->>'sessionEpoch')::bigint + 1)
+         WHERE username = $2 AND ($3::bigint IS NULL OR (record->>'sessionEpoch')::bigint = $3) AND (NOT $4::boolean OR NOT (record->>'disabled')::boolean) RETURNING record`,
+        [JSON.stringify(change), username, when.epoch ?? null, when.enabled === true],
+      ),
+    );
+    return rows[0]?.record;
   }
 
   async claimTotpStep(username: string, step: number): Promise<boolean> {
@@ -51,5 +42,24 @@ export class PgPortalAccounts implements PortalAccounts {
       c.query("UPDATE portal_accounts SET record = jsonb_set(record, '{lastTotpStep}', to_jsonb($1::bigint)) WHERE username = $2 AND (record->>'lastTotpStep')::bigint < $1", [step, username]),
     );
     return rowCount === 1;
+  }
+
+  async recordSignInAttempt(name: string, at: number, since: number): Promise<{ id: number; attempts: number[] }> {
+    return this.d.tx(async (c) => {
+      // One name's attempts are recorded one at a time across every node, so each counts all before it.
+      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`opendip.sign-in:${name}`]);
+      await c.query('DELETE FROM portal_sign_in_attempts WHERE at < $1', [since]);
+      const { rows } = await c.query<{ id: number }>('INSERT INTO portal_sign_in_attempts (name, at) VALUES ($1, $2) RETURNING id', [name, at]);
+      const seen = await c.query<{ at: number }>('SELECT at FROM portal_sign_in_attempts WHERE name = $1 AND at >= $2 ORDER BY at, id', [name, since]);
+      return { id: rows[0]!.id, attempts: seen.rows.map((r) => r.at) };
+    });
+  }
+
+  async forgetSignInAttempt(id: number): Promise<void> {
+    await this.d.tx((c) => c.query('DELETE FROM portal_sign_in_attempts WHERE id = $1', [id]));
+  }
+
+  async clearSignInAttempts(name: string): Promise<void> {
+    await this.d.tx((c) => c.query('DELETE FROM portal_sign_in_attempts WHERE name = $1', [name]));
   }
 }

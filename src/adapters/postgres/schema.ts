@@ -209,13 +209,15 @@ CREATE TABLE IF NOT EXISTS portal_accounts (
   created_at bigint NOT NULL
 );
 CREATE INDEX IF NOT EXISTS portal_accounts_participant ON portal_accounts (participant_dip_id);
--- Recent failed sign-ins by name, account or not (a JSON array of epoch ms); rows older than the window are purged.
-CREATE TABLE IF NOT EXISTS portal_sign_in_failures (
-  name text PRIMARY KEY,
-  failures text NOT NULL,
-  updated_at bigint NOT NULL
+-- Sign-in attempts by name, account or not, each a row (so nodes counting at once lose none); kept
+-- for the lockout window: a failure stays, a refusal before any check and a success are forgotten.
+CREATE TABLE IF NOT EXISTS portal_sign_in_attempts (
+  id bigserial PRIMARY KEY,
+  name text NOT NULL,
+  at bigint NOT NULL
 );
-CREATE INDEX IF NOT EXISTS portal_sign_in_failures_updated ON portal_sign_in_failures (updated_at);
+CREATE INDEX IF NOT EXISTS portal_sign_in_attempts_name ON portal_sign_in_attempts (name, at);
+CREATE INDEX IF NOT EXISTS portal_sign_in_attempts_at ON portal_sign_in_attempts (at);
 -- A write that tells whether the server takes writes again after it could not (see PgDatabase).
 CREATE TABLE IF NOT EXISTS health_probe (at bigint NOT NULL);
 `;

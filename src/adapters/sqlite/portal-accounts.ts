@@ -1,4 +1,4 @@
-import type { PortalAccount, PortalAccounts } from '../../ports/portal-accounts.js';
+import type { AccountChange, PortalAccount, PortalAccounts } from '../../ports/portal-accounts.js';
 import type { SqliteDatabase } from './database.js';
 
 /** One row per account; the record is JSON (it holds only hashes and sealed secrets). */
@@ -12,12 +12,17 @@ export class SqlitePortalAccounts implements PortalAccounts {
       byName: db.prepare<[string], { record: string }>('SELECT record FROM portal_accounts WHERE username = ?'),
       ofParticipant: db.prepare<[string], { record: string }>('SELECT record FROM portal_accounts WHERE participant_dip_id = ? ORDER BY created_at, username'),
       operators: db.prepare<[], { record: string }>('SELECT record FROM portal_accounts WHERE participant_dip_id IS NULL ORDER BY created_at, username'),
-      update: db.prepare('UPDATE portal_accounts SET record = ? WHERE username = ?'),
-      failures: db.prepare<[string], { failures: string }>('SELECT failures FROM portal_sign_in_failures WHERE name = ?'),
-      setFailures: db.prepare('INSERT INTO portal_sign_in_failures (name, failures, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET failures = excluded.failures, updated_at = excluded.updated_at'),
-      forgetFailures: db.prepare('DELETE FROM portal_sign_in_failures WHERE name = ?'),
-      forgetOldFailures: db.prepare('DELETE FROM portal_sign_in_failures WHERE updated_at < ?'),
+      // json_patch merges the change's fields in; the epoch is raised from the stored one, not from a copy read earlier.
+      change: db.prepare<[{ change: string; username: string; epoch: number | null; enabled: number }], { record: string }>(
+        `UPDATE portal_accounts SET record = json_set(json_patch(record, @change), '$.sessionEpoch', json_extract(record, '$.sessionEpoch') + 1)
+         WHERE username = @username AND (@epoch IS NULL OR json_extract(record, '$.sessionEpoch') = @epoch) AND (@enabled = 0 OR json_extract(record, '$.disabled') = 0) RETURNING record`,
+      ),
       claimStep: db.prepare("UPDATE portal_accounts SET record = json_set(record, '$.lastTotpStep', ?) WHERE username = ? AND json_extract(record, '$.lastTotpStep') < ?"),
+      attempt: db.prepare<[string, number], { id: number }>('INSERT INTO portal_sign_in_attempts (name, at) VALUES (?, ?) RETURNING id'),
+      attempts: db.prepare<[string, number], { at: number }>('SELECT at FROM portal_sign_in_attempts WHERE name = ? AND at >= ? ORDER BY at, id'),
+      forgetOld: db.prepare('DELETE FROM portal_sign_in_attempts WHERE at < ?'),
+      forget: db.prepare('DELETE FROM portal_sign_in_attempts WHERE id = ?'),
+      clear: db.prepare('DELETE FROM portal_sign_in_attempts WHERE name = ?'),
     };
   }
 
@@ -35,24 +40,29 @@ export class SqlitePortalAccounts implements PortalAccounts {
     return rows.map((r) => JSON.parse(r.record) as PortalAccount);
   }
 
-  async updateAccount(a: PortalAccount): Promise<void> {
-    await this.d.write(() => this.s.update.run(JSON.stringify(a), a.username));
-  }
-
-  async signInFailures(name: string): Promise<number[]> {
-    const row = this.s.failures.get(name);
-    return row ? (JSON.parse(row.failures) as number[]) : [];
-  }
-
-  async setSignInFailures(name: string, failures: readonly number[], forgetBefore: number): Promise<void> {
-    await this.d.write(() => {
-      if (failures.length === 0) this.s.forgetFailures.run(name);
-      else this.s.setFailures.run(name, JSON.stringify(failures), failures[failures.length - 1]!);
-      this.s.forgetOldFailures.run(forgetBefore);
-    });
+  async changeAccount(username: string, change: AccountChange, when: { epoch?: number; enabled?: boolean } = {}): Promise<PortalAccount | undefined> {
+    const epoch = when.epoch ?? null;
+    const row = await this.d.write(() => this.s.change.get({ change: JSON.stringify(change), username, epoch, enabled: when.enabled ? 1 : 0 }));
+    return row && (JSON.parse(row.record) as PortalAccount);
   }
 
   async claimTotpStep(username: string, step: number): Promise<boolean> {
     return this.d.write(() => this.s.claimStep.run(step, username, step).changes === 1);
+  }
+
+  async recordSignInAttempt(name: string, at: number, since: number): Promise<{ id: number; attempts: number[] }> {
+    return this.d.write(() => {
+      this.s.forgetOld.run(since);
+      const { id } = this.s.attempt.get(name, at)!;
+      return { id, attempts: this.s.attempts.all(name, since).map((r) => r.at) };
+    });
+  }
+
+  async forgetSignInAttempt(id: number): Promise<void> {
+    await this.d.write(() => this.s.forget.run(id));
+  }
+
+  async clearSignInAttempts(name: string): Promise<void> {
+    await this.d.write(() => this.s.clear.run(name));
   }
 }

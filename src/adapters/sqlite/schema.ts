@@ -183,13 +183,15 @@ CREATE TABLE IF NOT EXISTS portal_accounts (
   created_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS portal_accounts_participant ON portal_accounts (participant_dip_id);
--- Recent failed sign-ins by name, account or not (a JSON array of epoch ms); rows older than the window are purged.
-CREATE TABLE IF NOT EXISTS portal_sign_in_failures (
-  name TEXT PRIMARY KEY,
-  failures TEXT NOT NULL,
-  updated_at INTEGER NOT NULL
+-- Sign-in attempts by name, account or not, each a row (so nodes counting at once lose none); kept
+-- for the lockout window: a failure stays, a refusal before any check and a success are forgotten.
+CREATE TABLE IF NOT EXISTS portal_sign_in_attempts (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL,
+  at INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS portal_sign_in_failures_updated ON portal_sign_in_failures (updated_at);
+CREATE INDEX IF NOT EXISTS portal_sign_in_attempts_name ON portal_sign_in_attempts (name, at);
+CREATE INDEX IF NOT EXISTS portal_sign_in_attempts_at ON portal_sign_in_attempts (at);
 -- A write that tells whether the disk takes writes again after it was full (see SqliteDatabase).
 CREATE TABLE IF NOT EXISTS health_probe (at INTEGER NOT NULL);
 `;
