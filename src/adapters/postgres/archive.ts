@@ -3,6 +3,7 @@ import type { QueueRef } from '../../ports/message-log.js';
 import { openReceivedRequest, type StoredRequest } from '../../security/seal-batch.js';
 import { damaged, type PgDatabase } from './database.js';
 import { ARCHIVE_TABLES, dayBase, dayOf, dayStart, daysOf, dropDay, partitionName } from './partitions.js';
+import { withConnection } from './pool.js';
 
 /**
  * The archive and delivery journal on PostgreSQL: replay, audit and report queries, and retention. Whole
@@ -128,9 +129,8 @@ export class PgArchive implements Archive {
    * (the planner's row estimate: counting would read the day).
    */
   async purgeDays(beforeMs: number): Promise<number> {
-    const client = await this.d.pool.connect();
     let dropped = 0;
-    try {
+    await withConnection(this.d.pool, async (client) => {
       for (const day of await daysOf(client, 'messages')) {
         if (dayStart(day + 1) > beforeMs) break;
         const waiting = await client.query(
@@ -145,23 +145,18 @@ export class PgArchive implements Archive {
         this.d.forgetDay(day);
         dropped += estimate.rows[0]?.n ?? 0;
       }
-    } finally {
-      client.release();
-    }
+    });
     return dropped;
   }
 
   async purgeAttempts(beforeMs: number, limit: number): Promise<number> {
-    const client = await this.d.pool.connect();
-    try {
+    await withConnection(this.d.pool, async (client) => {
       for (const day of await daysOf(client, 'delivery_attempts')) {
         if (dayStart(day + 1) > beforeMs) break;
         await dropDay(client, ['delivery_attempts'], day);
         this.d.forgetDay(day);
       }
-    } finally {
-      client.release();
-    }
+    });
     return this.d.tx(async (c) => {
       const r = await c.query('DELETE FROM delivery_attempts WHERE id IN (SELECT id FROM delivery_attempts WHERE started_at < $1 LIMIT $2)', [beforeMs, limit]);
       return r.rowCount ?? 0;

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { openPool } from './pool.js';
+import { openPool, withConnection } from './pool.js';
 import type { BackendHealth, CommitGroup, ValueSealer } from '../../ports/backend.js';
 import type { Cancel, Clock } from '../../ports/clock.js';
 import { StoreError } from '../../ports/errors.js';
@@ -63,7 +63,7 @@ export class PgDatabase {
   private constructor(readonly options: PostgresOptions) {
     // A statement that waits 30 s is given up (a stuck lock, a failing-over server): the write is answered
     // 503 and tried again by its sender, instead of holding a request for ever. See openPool for the rest.
-    this.pool = openPool({ url: options.url, max: options.poolSize ?? 10, applicationName: 'opendip', statementTimeoutMs: 30_000, ...(options.queryTimeoutMs === undefined ? {} : { queryTimeoutMs: options.queryTimeoutMs }) });
+    this.pool = openPool({ url: options.url, max: options.poolSize ?? 10, applicationName: 'opendip', ...(options.queryTimeoutMs === undefined ? {} : { queryTimeoutMs: options.queryTimeoutMs }) });
   }
 
   static async open(options: PostgresOptions): Promise<PgDatabase> {
@@ -151,12 +151,7 @@ export class PgDatabase {
   async ensureDays(days: Iterable<number>): Promise<void> {
     const missing = [...new Set(days)].filter((d) => !this.knownDays.has(d));
     if (missing.length === 0) return;
-    const client = await this.pool.connect();
-    try {
-      await createDays(client, missing);
-    } finally {
-      client.release();
-    }
+    await withConnection(this.pool, (client) => createDays(client, missing));
     for (const d of missing) this.knownDays.add(d);
   }
 

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { isReadTimeout } from './errors.js';
 
 /**
  * A connection pool to the cluster's PostgreSQL, as every store of a node opens one. What a server
@@ -18,6 +19,7 @@ import pg from 'pg';
  *    Longer than the server's statement timeout, so a slow statement is cancelled by the server first.
  */
 export const IDLE_IN_TRANSACTION_MS = 10_000;
+export const STATEMENT_TIMEOUT_MS = 30_000;
 export const QUERY_TIMEOUT_MS = 35_000;
 
 /** bigint columns hold epoch milliseconds, positions and ids, all below 2^53: read them as numbers. */
@@ -34,7 +36,9 @@ export function openPool(options: { url: string; max: number; applicationName: s
     keepAliveInitialDelayMillis: 10_000,
     idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_MS,
     query_timeout: options.queryTimeoutMs ?? QUERY_TIMEOUT_MS,
-    ...(options.statementTimeoutMs === undefined ? {} : { statement_timeout: options.statementTimeoutMs }),
+    // A statement that runs this long is given up by the server (a stuck lock, a failing-over server): the
+    // write is answered 503 and tried again, instead of holding a request for ever.
+    statement_timeout: options.statementTimeoutMs ?? STATEMENT_TIMEOUT_MS,
     application_name: options.applicationName,
     types,
   });
@@ -44,4 +48,21 @@ export function openPool(options: { url: string; max: number; applicationName: s
     client.on('error', () => {});
   });
   return pool;
+}
+
+/**
+ * Runs `fn` on a connection of the pool and gives it back; a connection whose query went unanswered
+ * (QUERY_TIMEOUT_MS), or that `fn` marks broken, is dropped rather than handed out again behind it.
+ */
+export async function withConnection<T>(pool: pg.Pool, fn: (client: pg.PoolClient, markBroken: (err: Error) => void) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    return await fn(client, (err) => (broken = err));
+  } catch (err) {
+    if (isReadTimeout(err)) broken = err as Error;
+    throw err;
+  } finally {
+    client.release(broken);
+  }
 }

@@ -1,4 +1,6 @@
 import type pg from 'pg';
+import { isReadTimeout } from './errors.js';
+import { withConnection } from './pool.js';
 
 /**
  * The PostgreSQL schema. Statements are idempotent and applied on every open, inside one transaction
@@ -259,16 +261,16 @@ export function applySchema(pool: pg.Pool, lock: number, ddl: string): Promise<v
  * (PgDatabase.transaction) also retry and report the store's health.
  */
 export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const result = await fn(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+  return withConnection(pool, async (client, markBroken) => {
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      // A query left unanswered: a ROLLBACK would only wait behind it (the connection is dropped).
+      if (!isReadTimeout(err)) await client.query('ROLLBACK').catch(markBroken);
+      throw err;
+    }
+  });
 }

@@ -74,8 +74,9 @@ export class TcpBalancer {
       // Kept-alive clients of a node taken out (paused, its storage gone) would wait on it for as long
       // as it stays so: their connections end, and their next request goes to a ready node (a request
       // in flight is answered by a reset, and sent again: de-duplication keeps it once). HAProxy's
-      // `on-marked-down shutdown-sessions` does the same.
-      if (!ok && b.healthy && anyReady) for (const s of this.carried.get(b) ?? []) s.destroy();
+      // `on-marked-down shutdown-sessions` does the same. Done in every round a node is ready, so clients
+      // kept on a node while no node was ready move once one is.
+      if (!ok && anyReady) for (const s of this.carried.get(b) ?? []) s.destroy();
       b.healthy = ok;
     });
   }
