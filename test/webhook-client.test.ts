@@ -1,3 +1,4 @@
+import { createServer as createHttpServer, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -76,6 +77,86 @@ describe('UndiciWebhookTransport TLS', () => {
     try {
       const outcome = await call(t);
       expect(outcome.kind === 'answered' ? outcome.body : outcome.error).toMatch(/^refused:/);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+/**
+ * What a recipient's answer can do to its own calls and to other recipients' (found by a robustness
+ * probe): a body that trickles for ever, or goes on for gigabytes, ends with the call's timeout or the
+ * answer cap; a webhook that never answers holds up no other webhook on the same host and port.
+ */
+describe('UndiciWebhookTransport and recipients that misbehave', () => {
+  let server: HttpServer;
+  let base: string;
+  const open = new Set<ServerResponse>();
+
+  beforeAll(async () => {
+    server = createHttpServer((req, res) => {
+      req.resume();
+      open.add(res);
+      res.on('close', () => open.delete(res));
+      if (req.url === '/trickle') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        // One byte now and then, for ever: the answer never ends.
+        const drip = setInterval(() => res.write('.'), 50);
+        res.on('close', () => clearInterval(drip));
+      } else if (req.url === '/huge') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        const chunk = Buffer.alloc(64 * 1024, 'x');
+        const more = (): void => {
+          while (res.write(chunk));
+          res.once('drain', more);
+        };
+        more();
+      } else if (req.url !== '/silent') {
+        res.writeHead(200).end('ok');
+      }
+      // '/silent' never answers.
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    for (const res of open) res.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  const post = (t: UndiciWebhookTransport, path: string, timeoutMs: number) => t.post({ url: `${base}${path}`, body: Buffer.from('[]'), headers: { 'content-type': 'application/json' }, timeoutMs });
+
+  it('ends a call whose answer body trickles on with its timeout, as answered with its status', async () => {
+    const t = new UndiciWebhookTransport();
+    try {
+      const outcome = await post(t, '/trickle', 300);
+      expect(outcome).toMatchObject({ kind: 'answered', status: 200 });
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('reads at most the answer cap of an endless body, and stops there', async () => {
+    const t = new UndiciWebhookTransport();
+    try {
+      const outcome = await post(t, '/huge', 60_000);
+      expect(outcome.kind === 'answered' ? [outcome.status, outcome.body.length] : outcome.error).toEqual([200, 64 * 1024]);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('keeps a webhook that never answers from holding up another on the same host and port', async () => {
+    const t = new UndiciWebhookTransport();
+    try {
+      // More calls than an origin's pool has connections, all waiting on the silent webhook.
+      let settled = 0;
+      const stuck = Array.from({ length: 6 }, () => post(t, '/silent', 5_000).finally(() => (settled += 1)));
+      const other = await post(t, '/other-recipient', 5_000);
+      expect(other).toMatchObject({ kind: 'answered', status: 200, body: 'ok' });
+      expect(settled).toBe(0);
+      for (const res of open) res.destroy();
+      await Promise.all(stuck);
     } finally {
       await t.close();
     }

@@ -18,15 +18,41 @@ export interface WebhookClientOptions {
 }
 
 const MAX_ANSWER_BYTES = 64 * 1024;
+/** A recipient's pools unused this long are closed (their connections are long gone by then). */
+const IDLE_POOL_MS = 10 * 60_000;
 
-async function readCapped(body: AsyncIterable<Buffer>, max: number): Promise<string> {
+/**
+ * The answer's body, at most `max` bytes of it, by `deadline`: the status is the answer, the body only
+ * relayed, so a body that goes on (2 GB) or trickles (a byte every few seconds, for ever) is cut off and
+ * its connection dropped instead of holding the recipient's queue with the call never ending. `done`:
+ * read to its end (the connection may be reused).
+ */
+async function readCapped(body: AsyncIterable<Buffer> & { destroy(): void }, max: number, deadline: number): Promise<{ text: string; done: boolean }> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of body) {
-    if (size < max) chunks.push(chunk.subarray(0, max - size));
-    size += chunk.length;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), Math.max(0, deadline - performance.now()))));
+  const iterator = body[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      const reading = iterator.next();
+      // Cut off while a read waits, that read fails with the destroyed body: nobody waits on it any more.
+      reading.catch(() => {});
+      const next = await Promise.race([reading, late]);
+      if (next === 'late' || next.done) {
+        if (next === 'late') body.destroy();
+        return { text: Buffer.concat(chunks).toString('utf8'), done: next !== 'late' };
+      }
+      chunks.push(next.value.subarray(0, max - size));
+      size += next.value.length;
+      if (size >= max) {
+        body.destroy();
+        return { text: Buffer.concat(chunks).toString('utf8'), done: false };
+      }
+    }
+  } finally {
+    clearTimeout(timer);
   }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /**
@@ -34,57 +60,69 @@ async function readCapped(body: AsyncIterable<Buffer>, max: number): Promise<str
  * before connecting, a name after it resolves (so a name rebound to an internal address is refused).
  * Every outbound call to a URL a participant or operator gave goes through one (webhooks, alarm webhooks).
  */
-export function destinationCheckedAgent(opts: WebhookClientOptions & { keepAliveTimeout?: number; keepAliveMaxTimeout?: number } = {}): Agent {
+export function destinationCheckedAgent(opts: WebhookClientOptions & { keepAliveTimeout?: number; keepAliveMaxTimeout?: number } = {}, connect = checkedConnector(opts)): Agent {
+  return new Agent({
+    connections: opts.connectionsPerOrigin ?? 4,
+    keepAliveTimeout: opts.keepAliveTimeout ?? 30_000,
+    keepAliveMaxTimeout: opts.keepAliveMaxTimeout ?? 300_000,
+    connect,
+  });
+}
+
+/** How such an agent connects; made once and shared by every agent of a transport. */
+function checkedConnector(opts: WebhookClientOptions): buildConnector.connector {
   const destinations = opts.destinations;
   // One TLS context for every connection: given ca/cert/key, tls.connect would build a context per
   // connection, parsing every trusted root (~140 with the system's) each time (~3 ms of CPU per connect).
   const tls = opts.ca || opts.cert || opts.key ? { secureContext: createSecureContext({ ca: opts.ca, cert: opts.cert, key: opts.key }) } : {};
   const connector = buildConnector({ ...tls, ...(destinations ? { lookup: destinations.lookup } : {}) });
-  return new Agent({
-    connections: opts.connectionsPerOrigin ?? 4,
-    keepAliveTimeout: opts.keepAliveTimeout ?? 30_000,
-    keepAliveMaxTimeout: opts.keepAliveMaxTimeout ?? 300_000,
-    connect: destinations
-      ? (options, callback) => {
-          // Node skips the lookup for an IP literal: judge it here, before any packet leaves.
-          const refused = destinations.checkHost(options.hostname);
-          if (refused !== null) return callback(new DestinationRefusedError(refused), null);
-          return connector(options, callback);
-        }
-      : connector,
-  });
+  if (!destinations) return connector;
+  return (options, callback) => {
+    // Node skips the lookup for an IP literal: judge it here, before any packet leaves.
+    const refused = destinations.checkHost(options.hostname);
+    if (refused !== null) return callback(new DestinationRefusedError(refused), null);
+    return connector(options, callback);
+  };
 }
 
 /**
  * Webhook calls over undici with kept-alive connections: a TLS handshake costs far more than a call,
- * so each recipient origin keeps a small pool open.
+ * so each webhook URL keeps a small pool open. A pool per URL, not per origin: recipients whose webhooks
+ * share a host and port (a connection provider's, one service's) would otherwise share its connections,
+ * and one that never answers would hold up the others (a robustness probe saw 10 s added to every good
+ * recipient's deliveries, and four stuck calls stop them all).
  */
 export class UndiciWebhookTransport implements WebhookTransport {
-  private readonly agent: Agent;
+  private readonly agents = new Map<string, { agent: Agent; usedAt: number }>();
+  private readonly connect: buildConnector.connector;
+  private calls = 0;
 
-  constructor(opts: WebhookClientOptions = {}) {
-    this.agent = destinationCheckedAgent(opts);
+  constructor(private readonly opts: WebhookClientOptions = {}) {
+    this.connect = checkedConnector(opts);
   }
 
   async post(call: WebhookCall): Promise<WebhookOutcome> {
     const started = performance.now();
+    // The whole call, answer body included, ends by its timeout.
+    const deadline = started + call.timeoutMs;
     try {
       const res = await request(call.url, {
         method: 'POST',
         body: call.body,
         headers: call.headers,
-        dispatcher: this.agent,
+        dispatcher: this.agentFor(call.url),
         headersTimeout: call.timeoutMs,
         bodyTimeout: call.timeoutMs,
       });
-      // Read whole (for the connection to be reused), kept only in part: it is relayed, never trusted.
-      const body = await readCapped(res.body, MAX_ANSWER_BYTES);
+      // Read to its end when short and prompt (for the connection to be reused), kept only in part: it
+      // is relayed, never trusted. The status decides, whatever the body does.
+      const { text } = await readCapped(res.body, MAX_ANSWER_BYTES, deadline);
       const retryAfter = res.headers['retry-after'];
       return {
         kind: 'answered',
         status: res.statusCode,
         retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
-        body,
+        body: text,
         latencyMs: performance.now() - started,
       };
     } catch (e) {
@@ -93,7 +131,24 @@ export class UndiciWebhookTransport implements WebhookTransport {
     }
   }
 
+  private agentFor(url: string): Agent {
+    const now = performance.now();
+    if (++this.calls % 1000 === 0) {
+      for (const [key, pool] of this.agents) {
+        if (now - pool.usedAt > IDLE_POOL_MS) {
+          this.agents.delete(key);
+          void pool.agent.close();
+        }
+      }
+    }
+    let pool = this.agents.get(url);
+    if (!pool) this.agents.set(url, (pool = { agent: destinationCheckedAgent(this.opts, this.connect), usedAt: now }));
+    pool.usedAt = now;
+    return pool.agent;
+  }
+
   async close(): Promise<void> {
-    await this.agent.close();
+    await Promise.all([...this.agents.values()].map((p) => p.agent.close()));
+    this.agents.clear();
   }
 }
