@@ -1,13 +1,14 @@
 /**
- * In a cluster, a node that cannot reach the store (a partition between it and PostgreSQL, NATS still
- * reachable) gives up the leases of the queues it had to pause, so a node that can reach the store takes
- * them over; a store restart every node sees (shorter than PAUSED_RELEASE_MS) moves no queue. Found by a
- * fault campaign: the cut-off node kept renewing, and its recipients got nothing for the whole partition.
+ * In a cluster, a node whose store stays unavailable (a partition between it and PostgreSQL, NATS still
+ * reachable) gives up every queue it holds after PAUSED_RELEASE_MS, without waiting for a store call that
+ * may never be answered, and claims none while unhealthy, so a node that can reach the store takes them
+ * over; a store restart every node sees (shorter than that) moves no queue. Found by fault campaigns:
+ * the cut-off node kept renewing, and its recipients got nothing for the whole partition; then, with the
+ * release counted from the worker's own failure, for the 35 s a query went unanswered.
  */
 import { describe, expect, it } from 'vitest';
 import { Delivery, PAUSED_RELEASE_MS } from '../src/pipeline/delivery.js';
 import type { BackendHealth } from '../src/ports/backend.js';
-import { StoreError } from '../src/ports/errors.js';
 import type { QueueLeases } from '../src/ports/leases.js';
 import type { QueueRef } from '../src/ports/message-log.js';
 import { FakeClock } from './helpers/clocks.js';
@@ -17,12 +18,12 @@ const queue: QueueRef = { recipientDipId: '1000000001', channel: 'IF-021' };
 const settle = async () => {
   for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
 };
+const down: BackendHealth = { state: 'unavailable', reason: 'PostgreSQL: Connection terminated', code: 'ECONNRESET' };
 
 function node() {
   const clock = new FakeClock(1_000_000);
   let health: BackendHealth = { state: 'ok' };
   const healthListeners: Array<(h: BackendHealth) => void> = [];
-  let reachable = true;
   const held = new Set<string>();
   const released: QueueRef[] = [];
   const acquired: QueueRef[] = [];
@@ -44,18 +45,14 @@ function node() {
     onLost: () => {},
     close: async () => {},
   };
-  const unreachable = () => new StoreError('unavailable', 'PostgreSQL: Connection terminated', 'ECONNRESET');
-  // The worker surroundings, without a delivery share (Delivery takes the full scheduler, not a worker's view of it).
+  // One message waits; reading its queue's state never answers once the node is cut off (a partition
+  // that drops packets: the query waits for its timeout, far longer than the test).
+  let cut = false;
+  const never = new Promise<never>(() => {});
   const { share: _noShare, ...worker } = workerDeps(clock, {
     log: {
-      readQueue: async () => {
-        if (!reachable) throw unreachable();
-        return [];
-      },
-      queueState: async () => {
-        if (!reachable) throw unreachable();
-        return { ackedSeq: 0, headSeq: 1 };
-      },
+      readQueue: async () => (cut ? never : []),
+      queueState: async () => (cut ? never : { ackedSeq: 0, headSeq: 0 }),
       settle: async () => {},
     },
     transport: { post: async () => ({ kind: 'answered', status: 200, retryAfter: undefined, body: '', latencyMs: 1 }), close: async () => {} },
@@ -70,19 +67,19 @@ function node() {
     health = h;
     for (const l of healthListeners) l(h);
   };
-  return { clock, delivery, released, acquired, cutOff: (cut: boolean) => void (reachable = !cut), setHealth };
+  return { clock, delivery, released, acquired, cutOff: () => void (cut = true), setHealth };
 }
 
 describe('delivery leases while this node cannot reach the store', () => {
-  it('gives up a paused queue for another node after PAUSED_RELEASE_MS, and claims none while unhealthy', async () => {
+  it('gives up every queue held PAUSED_RELEASE_MS after the store became unavailable, without waiting for a call that hangs, and claims none while unhealthy', async () => {
     const n = node();
     n.delivery.notify([queue]);
     await settle();
     expect(n.acquired).toHaveLength(1);
-    n.cutOff(true);
-    n.setHealth({ state: 'unavailable', reason: 'PostgreSQL unreachable', code: null });
-    n.delivery.notify([queue]); // held: the worker runs, meets the store failure and pauses
+    n.cutOff();
+    n.delivery.notify([queue]); // the worker's next read hangs: it never fails, so it never pauses
     await settle();
+    n.setHealth(down); // what the node's other store calls found
     await n.clock.advance(PAUSED_RELEASE_MS - 1);
     await settle();
     expect(n.released).toEqual([]);
@@ -93,24 +90,25 @@ describe('delivery leases while this node cannot reach the store', () => {
     n.delivery.notify([queue]);
     await settle();
     expect(n.acquired).toHaveLength(1);
-    await n.delivery.stop();
+    void n.delivery.stop();
   });
 
-  it('keeps the queue through a store outage shorter than PAUSED_RELEASE_MS', async () => {
+  it('keeps its queues through a store outage shorter than PAUSED_RELEASE_MS, and counts a new outage afresh', async () => {
     const n = node();
     n.delivery.notify([queue]);
     await settle();
-    n.cutOff(true);
-    n.setHealth({ state: 'unavailable', reason: 'restarting', code: null });
-    n.delivery.notify([queue]);
-    await settle();
-    await n.clock.advance(1_000);
-    n.cutOff(false);
+    n.setHealth(down);
+    await n.clock.advance(PAUSED_RELEASE_MS - 1_000);
     n.setHealth({ state: 'ok' });
-    await settle();
-    await n.clock.advance(PAUSED_RELEASE_MS);
+    await n.clock.advance(500);
+    n.setHealth(down);
+    // 5.5 s after the first outage began, 1 s into the second: nothing given up.
+    await n.clock.advance(1_000);
     await settle();
     expect(n.released).toEqual([]);
+    await n.clock.advance(PAUSED_RELEASE_MS - 1_000);
+    await settle();
+    expect(n.released).toEqual([queue]);
     await n.delivery.stop();
   });
 });

@@ -10,6 +10,7 @@ import { StoreError } from '../src/ports/errors.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { batch, message } from './contract/fixtures.js';
 import { ShiftableClock } from './helpers/clocks.js';
+import { adminApi } from './helpers/admin.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
 describe('storage failures are classified, reported and recovered from', () => {
@@ -109,6 +110,18 @@ describe('storage failures are classified, reported and recovered from', () => {
       // "Unchanged": the same signature is taken now, once.
       expect((await ack()).status).toBe(200);
       expect((await ack()).status).toBe(401);
+    });
+
+    it('answers an operator call the store fails with 503 and Retry-After, not an internal error', async () => {
+      const archive = t.dip.backend.archive;
+      const attempts = archive.attempts.bind(archive);
+      archive.attempts = async () => {
+        archive.attempts = attempts;
+        throw new StoreError('unavailable', 'PostgreSQL: Query read timeout', null);
+      };
+      const refused = await adminApi(t)('GET', `/admin/attempts?recipient=${sup.dipId}&channel=IF-021`);
+      expect([refused.status, refused.headers?.['retry-after'], refused.body.error]).toEqual([503, '5', expect.stringContaining('the store is unavailable from this node')]);
+      expect((await adminApi(t)('GET', `/admin/attempts?recipient=${sup.dipId}&channel=IF-021`)).status).toBe(200);
     });
   });
 });

@@ -2,6 +2,8 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import { timingSafeEqual } from 'node:crypto';
 import { OPERATOR_ROLES, operatorRefusal, type OperatorRole } from '../domain/operators.js';
 import type { Logger } from '../ports/logger.js';
+import { storeFailureKind } from '../ports/errors.js';
+import { STORE_RETRY_AFTER_SECONDS } from '../pipeline/ingest.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { OperatorAccounts, OperatorIdentity } from '../pipeline/operators.js';
 import { answers, empty, isoTime, isOperatorDocs } from './admin-schemas.js';
@@ -110,6 +112,16 @@ export function registerOperatorAuth(app: FastifyInstance, deps: OperatorAuthDep
   // Every refusal {"error": "<what and why>"}: never Fastify's bare reason phrase ("Unsupported Media Type").
   app.setErrorHandler((error: Error & { validation?: unknown; statusCode?: number; code?: string }, req, reply) => {
     if (error.validation) return reply.code(400).send({ error: error.message });
+    // The store cannot be reached (the operator check asks it too): say so, rather than an internal error.
+    // Sent as is: a route whose own 503 is another document (/admin/health) has none to give here.
+    if (storeFailureKind(error) === 'unavailable') {
+      return reply
+        .code(503)
+        .header('retry-after', String(STORE_RETRY_AFTER_SECONDS))
+        .type('application/json')
+        .serializer(JSON.stringify)
+        .send({ error: `the store is unavailable from this node (${error.code ?? 'storage unavailable'}): nothing was done; try again after the Retry-After interval` });
+    }
     const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
     if (status === 500) deps.logger.error({ err: error, url: req.url }, 'operator API request failed');
     let message = error.message;

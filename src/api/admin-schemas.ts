@@ -20,6 +20,7 @@ const REFUSAL: Readonly<Record<number, string>> = {
   409: 'Conflict: the resource is not in a state that allows this (or a newer version exists)',
   500: 'Internal error (the details are in the DIP log)',
   502: 'The upstream server failed or could not be reached: nothing applied',
+  503: "The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After",
 };
 
 /** The operator API's one refusal shape: `{"error": "<what and why>"}`. */
@@ -71,7 +72,7 @@ export function documentListenerAnswers(app: FastifyInstance): void {
     if (!schema || schema.hide || isOperatorDocs(route.url)) return;
     const input = schema.body !== undefined || schema.querystring !== undefined || schema.params !== undefined;
     const response = { ...(schema.response ?? {}) };
-    for (const code of [...(input ? [400] : []), 401, 403, 500]) response[code] ??= refusal(code);
+    for (const code of [...(input ? [400] : []), 401, 403, 500, 503]) response[code] ??= refusal(code);
     schema.response = response;
   });
 }

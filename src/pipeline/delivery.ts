@@ -47,10 +47,12 @@ export function wakingLog(log: Pick<MessageLog, 'append'>, wake: (queues: QueueR
 /** A queue left idle this long gives its lease up (cluster): renewals then cost only for queues at work. */
 export const IDLE_RELEASE_MS = 30_000;
 /**
- * In a cluster, a queue paused because this node cannot reach the store gives its lease up after this
- * long, so a node that can reach it takes the queue over: a node cut off from PostgreSQL but not from NATS
- * renewed its leases throughout, and its recipients got nothing for the whole partition (a fault campaign
- * saw 60 s and 160 s). Long enough that a store restart seen by every node (a second or so) moves no queue.
+ * In a cluster, a node whose store has been unavailable this long gives up every queue it holds, so a
+ * node that can reach the store takes them over: a node cut off from PostgreSQL but not from NATS renewed
+ * its leases throughout, and its recipients got nothing for the whole partition (a fault campaign saw 60 s
+ * and 160 s). Counted from the store's health, not from a worker's own failure, which a query left
+ * unanswered reports only at its 35 s timeout (the second campaign: 41 s). Long enough that a store
+ * restart seen by every node (a second or so) moves no queue.
  */
 export const PAUSED_RELEASE_MS = 5_000;
 
@@ -70,6 +72,8 @@ export class Delivery {
   private readonly timers: Cancel[] = [];
   private readonly paused = new Set<QueueWorker>();
   private readonly idleSince = new Map<string, Cancel>();
+  /** The timer that gives every queue up while the store stays unavailable (cluster only). */
+  private givingUp: Cancel | null = null;
   private readonly workerDeps: WorkerDeps;
 
   constructor(private readonly deps: DeliveryDeps) {
@@ -80,7 +84,6 @@ export class Delivery {
         this.paused.add(w);
         // The store may have recovered between the failure and now.
         if (this.deps.backend.health().state === 'ok') this.resumePaused();
-        else this.releaseIfStillPaused(w);
       },
       wentIdle: (w) => this.wentIdle(w),
     };
@@ -89,7 +92,11 @@ export class Delivery {
       for (const w of this.workers.values()) if (deps.leases.holds(w.queue)) w.webhookMayHaveChanged();
     });
     deps.backend.onHealthChange((h: BackendHealth) => {
-      if (h.state === 'ok') this.resumePaused();
+      if (h.state === 'ok') {
+        this.givingUp?.();
+        this.givingUp = null;
+        this.resumePaused();
+      } else this.giveUpLater();
     });
     deps.leases.onWake((q) => this.claim(q, false));
     deps.leases.onLost((q) => this.lost(q));
@@ -176,24 +183,36 @@ export class Delivery {
       this.deps.clock.after(IDLE_RELEASE_MS, () => {
         this.idleSince.delete(k);
         if (w.state !== 'idle' || this.workers.get(k) !== w) return;
-        this.workers.delete(k);
-        void w.stop().then(() => this.deps.leases.release(w.queue));
+        this.giveUp(w, true);
       }),
     );
   }
 
-  /** In a cluster, a queue still paused for the store after PAUSED_RELEASE_MS is left to a node that can reach it. */
-  private releaseIfStillPaused(w: QueueWorker): void {
-    if (!this.deps.leases.shared || this.stopped) return;
-    this.deps.clock.after(PAUSED_RELEASE_MS, () => {
-      const k = key(w.queue);
-      if (this.stopped || !this.paused.has(w) || this.workers.get(k) !== w || this.deps.backend.health().state === 'ok') return;
-      this.paused.delete(w);
-      this.workers.delete(k);
-      this.deps.logger.warn({ queue: w.queue }, 'the store is unreachable from this node: its lease is given up for a node that can reach it');
-      // Whatever was handed out and not settled is handed out again by the next holder, as after a crash.
-      void w.stop().then(() => this.deps.leases.release(w.queue));
+  /** In a cluster, while the store stays unavailable for PAUSED_RELEASE_MS, every queue held is left to a node that can reach it. */
+  private giveUpLater(): void {
+    if (!this.deps.leases.shared || this.stopped || this.givingUp) return;
+    this.givingUp = this.deps.clock.after(PAUSED_RELEASE_MS, () => {
+      this.givingUp = null;
+      if (this.stopped || this.deps.backend.health().state === 'ok') return;
+      const held = [...this.workers.values()].filter((w) => this.deps.leases.holds(w.queue));
+      if (held.length > 0) this.deps.logger.warn({ queues: held.length }, 'the store is unreachable from this node: its queues are given up for nodes that can reach it');
+      for (const w of held) this.giveUp(w, false);
     });
+  }
+
+  /**
+   * Stops working the queue and gives its lease up. `afterStop`: once its call and settlement are done
+   * (an idle queue); else at once, not waiting for a store call that may never be answered: whatever was
+   * handed out and not settled is handed out again by the next holder, as after a crash.
+   */
+  private giveUp(w: QueueWorker, afterStop: boolean): void {
+    const k = key(w.queue);
+    this.idleSince.get(k)?.();
+    this.idleSince.delete(k);
+    this.paused.delete(w);
+    if (this.workers.get(k) === w) this.workers.delete(k);
+    const stopped = w.stop().catch((err: unknown) => this.deps.logger.error({ err, queue: w.queue }, 'a queue worker did not stop cleanly'));
+    void (afterStop ? stopped : Promise.resolve()).then(() => this.deps.leases.release(w.queue));
   }
 
   /** An operator resumes a queue halted by a permanent store error (after repairing the cause). */
@@ -212,6 +231,7 @@ export class Delivery {
   async stop(): Promise<void> {
     this.stopped = true;
     this.deps.share?.stop();
+    this.givingUp?.();
     for (const cancel of this.timers.splice(0)) cancel();
     for (const cancel of this.idleSince.values()) cancel();
     this.idleSince.clear();

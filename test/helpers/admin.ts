@@ -5,6 +5,7 @@ import type { TestDip } from './dip-harness.js';
 
 export interface AdminAnswer {
   status: number;
+  headers?: Record<string, string | string[] | undefined>;
   body: any;
 }
 
@@ -18,6 +19,6 @@ export function adminApi(t: TestDip, token?: string): (method: string, path: str
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.body.text();
-    return { status: res.statusCode, body: text ? (JSON.parse(text) as unknown) : null };
+    return { status: res.statusCode, headers: res.headers, body: text ? (JSON.parse(text) as unknown) : null };
   };
 }

@@ -93,6 +93,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
             };
         };
         put?: never;
@@ -168,6 +177,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
             };
         };
         put?: never;
@@ -235,6 +253,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -318,6 +345,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -393,6 +429,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -488,6 +533,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
             };
         };
         put?: never;
@@ -565,6 +619,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -670,6 +733,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -807,6 +879,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
             };
         };
         trace?: never;
@@ -894,6 +975,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1024,6 +1114,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -1138,6 +1237,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1266,6 +1374,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -1387,6 +1504,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -1487,6 +1613,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
             };
         };
         put?: never;
@@ -1572,6 +1707,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -1648,6 +1792,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1769,6 +1922,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2041,6 +2203,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
             };
         };
         put?: never;
@@ -2101,6 +2272,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2192,6 +2372,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2292,6 +2481,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2404,6 +2602,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2537,6 +2744,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
             };
         };
         trace?: never;
@@ -2662,6 +2878,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -2736,6 +2961,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2844,6 +3078,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -2909,6 +3152,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3009,6 +3261,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3136,6 +3397,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
             };
         };
         trace?: never;
@@ -3188,6 +3458,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3253,6 +3532,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3361,6 +3649,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -3436,6 +3733,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3522,6 +3828,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3621,6 +3936,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -3686,6 +4010,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3778,6 +4111,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
             };
         };
         put?: never;
@@ -3855,6 +4197,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3962,6 +4313,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -4030,6 +4390,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4132,6 +4501,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -4199,6 +4577,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4301,6 +4688,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4419,6 +4815,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -4509,6 +4914,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4646,6 +5060,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
             };
         };
         put?: never;
@@ -4729,6 +5152,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4830,6 +5262,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
             };
         };
         put?: never;
@@ -4917,6 +5358,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -5028,6 +5478,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
             };
         };
         put?: never;
@@ -5109,6 +5568,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -5214,6 +5682,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
             };
         };
         /** Sign out: ends every session of the caller's account (the portal's too) */
@@ -5262,6 +5739,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -5333,6 +5819,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
             };
         };
         put?: never;
@@ -5389,6 +5884,15 @@ export interface paths {
                 };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
