@@ -9,36 +9,66 @@ import { startTestDip, waitFor, type TestDip, type TestParticipant } from './hel
  * nothing of them, and takes them when it can again.
  */
 describe('overload guard', () => {
+  const limits = { maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 2, maxSubmissionsInFlight: 10, maxBytesInFlight: 1_000_000 };
+  /** A submission admitted whose body has arrived. */
+  const inHand = (guard: OverloadGuard, bytes = 1_000) => {
+    const ticket = guard.started();
+    ticket.arrived(bytes);
+    return ticket;
+  };
+
   it('refuses while the loop is late on average with a queue of submissions, with a Retry-After that grows with the delay', () => {
     let mean = 0;
-    const guard = new OverloadGuard({ maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 2, maxSubmissionsInFlight: 10 }, { delayMeanMs: () => mean });
+    const guard = new OverloadGuard(limits, { delayMeanMs: () => mean });
     expect(guard.admit()).toBeNull();
     mean = 501;
     // One submission in hand: a machine busy elsewhere, not a queue building up.
-    const first = guard.started();
+    const first = inHand(guard);
     expect(guard.admit()).toBeNull();
-    guard.started();
+    inHand(guard);
     expect(guard.admit()).toMatchObject({ retryAfterSeconds: 2, help: expect.stringContaining('501 ms late with 2 submissions in hand, the limit is 500 ms') });
     mean = 40_000;
     expect(guard.admit()!.retryAfterSeconds).toBe(30);
-    first();
+    first.done();
     mean = 10;
-    guard.started();
+    inHand(guard);
     expect(guard.admit()).toBeNull();
     expect(guard.stats().refused).toBe(2);
   });
 
-  it('refuses while the submissions in hand reach the limit; each one counts until it is answered, once', () => {
-    const guard = new OverloadGuard({ maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 0, maxSubmissionsInFlight: 2 }, { delayMeanMs: () => 0 });
-    const a = guard.started();
-    const b = guard.started();
+  it('refuses while the submissions in hand reach the limit; each one counts from its arrival until it is answered, once', () => {
+    const guard = new OverloadGuard({ ...limits, delayCountsFromSubmissions: 0, maxSubmissionsInFlight: 2 }, { delayMeanMs: () => 0 });
+    const a = inHand(guard);
+    const b = inHand(guard);
     expect(guard.admit()).toMatchObject({ retryAfterSeconds: 1, help: expect.stringContaining('2 submissions in hand, the limit is 2') });
-    a();
-    a(); // a response closes once; a second call changes nothing
+    a.done();
+    a.done(); // a response closes once; a second call changes nothing
     expect(guard.stats().submissionsInFlight).toBe(1);
     expect(guard.admit()).toBeNull();
-    b();
-    expect(guard.stats().submissionsInFlight).toBe(0);
+    b.done();
+    expect(guard.stats()).toMatchObject({ submissionsInFlight: 0, bytesInFlight: 0 });
+  });
+
+  it('counts no submission whose body is still arriving: slow senders take nobody else\'s place', () => {
+    const guard = new OverloadGuard({ ...limits, maxSubmissionsInFlight: 2, maxBytesInFlight: 1_000 }, { delayMeanMs: () => 0 });
+    const uploading = Array.from({ length: 300 }, () => guard.started());
+    expect(guard.admit(999)).toBeNull();
+    // Closed before its body arrived: nothing to take back.
+    uploading[0]!.done();
+    expect(guard.stats()).toMatchObject({ submissionsInFlight: 0, bytesInFlight: 0 });
+  });
+
+  it('refuses a submission that would take the bytes in hand past the limit, but always takes one alone', () => {
+    const guard = new OverloadGuard({ ...limits, maxBytesInFlight: 1_000_000 }, { delayMeanMs: () => 0 });
+    // One batch larger than the limit, with nothing in hand: taken.
+    expect(guard.admit(4_500_000)).toBeNull();
+    const big = inHand(guard, 4_500_000);
+    expect(guard.admit(450)).toMatchObject({ retryAfterSeconds: 1, help: expect.stringContaining('4.3 MiB of submissions in hand, the limit is 1.0 MiB') });
+    big.done();
+    const most = inHand(guard, 900_000);
+    expect(guard.admit(99_999)).toBeNull();
+    expect(guard.admit(100_001)).not.toBeNull();
+    most.done();
   });
 });
 
@@ -73,7 +103,7 @@ describe('a DIP under overload', () => {
 
   it('answers 503 with Retry-After while measured late, stores nothing of the refused batch, and takes it again afterwards', async () => {
     let mean = 0;
-    t = await startTestDip({ overload: { maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 0, maxSubmissionsInFlight: 256 } }, undefined, { load: { delayMeanMs: () => mean } });
+    t = await startTestDip({ overload: { maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 0, maxSubmissionsInFlight: 256, maxBytesInFlight: 32 << 20 } }, undefined, { load: { delayMeanMs: () => mean } });
     const sds = await t.participant('2000000001', ['SDS']);
     const sup = await t.participant('1000000001', ['SUP']);
     const r = await t.receiver();
@@ -97,8 +127,33 @@ describe('a DIP under overload', () => {
     await waitFor(() => r.calls.flatMap((c) => c.messages).length === 8, 10_000, 'the resent batch');
   });
 
+  it('counts a submission as in hand from its arrival to its answer, by its bytes: the next is refused while one waits for its commit', async () => {
+    t = await startTestDip({ overload: { maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 100, maxSubmissionsInFlight: 256, maxBytesInFlight: 1_000 } });
+    const sds = await t.participant('2000000001', ['SDS']);
+    const sup = await t.participant('1000000001', ['SUP']);
+    // The store holds the first batch's commit until the test lets it go.
+    const log = t.dip.backend.log;
+    const append = log.append.bind(log);
+    let release = (): void => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let waiting = false;
+    log.append = async (b) => {
+      log.append = append;
+      waiting = true;
+      await held;
+      return append(b);
+    };
+    const first = sds.client.submit('IF-021', batch(sds, sup.dipId, 1));
+    await waitFor(() => waiting, 10_000, 'the first batch in hand');
+    const second = await sds.client.submit('IF-021', batch(sds, sup.dipId, 1));
+    expect([second.status, second.body.messageArray[0]!.help]).toEqual([503, expect.stringMatching(/MiB of submissions in hand, the limit is 0\.0 MiB/)]);
+    release();
+    expect((await first).status).toBe(201);
+    expect((await sds.client.submit('IF-021', batch(sds, sup.dipId, 1))).status).toBe(201);
+  });
+
   it('a loop truly kept busy (real gauge) is refused, and recovers once the work stops', async () => {
-    t = await startTestDip({ overload: { maxEventLoopDelayMs: 15, delayCountsFromSubmissions: 0, maxSubmissionsInFlight: 256 } });
+    t = await startTestDip({ overload: { maxEventLoopDelayMs: 15, delayCountsFromSubmissions: 0, maxSubmissionsInFlight: 256, maxBytesInFlight: 32 << 20 } });
     const sds = await t.participant('2000000001', ['SDS']);
     await t.participant('1000000001', ['SUP']);
     // Busy slices of 60 ms on the DIP's own thread (the test shares it) until a submission is refused.

@@ -1,21 +1,35 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { MSG } from '../domain/response-codes.js';
-import type { OverloadGuard } from '../pipeline/overload.js';
+import type { Admitted, OverloadGuard } from '../pipeline/overload.js';
 import type { ApiDeps } from './deps.js';
 import { sendStandard } from './request.js';
 
-/** Submissions (POST /dip-channel/{id}) are refused with 503 and Retry-After while the DIP is overloaded. */
+const admitted = new WeakMap<FastifyRequest, Admitted>();
+const isSubmission = (req: FastifyRequest): boolean => req.method === 'POST' && req.routeOptions.url === '/dip-channel/:id';
+
+/**
+ * Submissions (POST /dip-channel/{id}) are refused with 503 and Retry-After while the DIP is overloaded:
+ * judged before the body is read (by its Content-Length), counted as work in hand once it has arrived.
+ */
 export function useOverloadGuard(app: FastifyInstance, deps: ApiDeps, guard: OverloadGuard): void {
   app.addHook('onRequest', async (req, reply) => {
-    if (req.method !== 'POST' || req.routeOptions.url !== '/dip-channel/:id') return;
-    const refusal = guard.admit();
+    if (!isSubmission(req)) return;
+    const declared = Number(req.headers['content-length'] ?? 0);
+    const refusal = guard.admit(Number.isFinite(declared) ? declared : 0);
     if (!refusal) {
+      const ticket = guard.started();
+      admitted.set(req, ticket);
       // 'close' comes once per response, also when the sender hangs up first.
-      reply.raw.once('close', guard.started());
+      reply.raw.once('close', () => ticket.done());
       return;
     }
     // Connection: close would make every refused sender pay a new TLS handshake: the connection stays.
     reply.header('retry-after', String(refusal.retryAfterSeconds));
     return sendStandard(deps, reply, 503, null, MSG.processingFailed, refusal.help);
+  });
+  // The body has arrived whole (parsed as the raw batch): from now on it is work in hand.
+  app.addHook('preValidation', async (req) => {
+    if (!isSubmission(req)) return;
+    admitted.get(req)?.arrived(Buffer.isBuffer(req.body) ? req.body.length : Number(req.headers['content-length'] ?? 0) || 0);
   });
 }

@@ -9,8 +9,22 @@ export interface OverloadLimits {
    * submissions is a DIP falling behind what arrives.
    */
   delayCountsFromSubmissions: number;
-  /** Submissions are refused while this many are being handled (read, checked, waiting for their commit). */
+  /** Submissions are refused while this many are in hand (read whole, being checked, waiting for their commit). */
   maxSubmissionsInFlight: number;
+  /**
+   * …or while their bodies add up to this many bytes, what a new one would bring counted in (its
+   * Content-Length): the work in hand, so a crowd of 1,000-message batches cannot queue minutes of it
+   * behind the 201s. One submission alone is always taken, whatever its size.
+   */
+  maxBytesInFlight: number;
+}
+
+/** One admitted submission: counted once its body has arrived, until it is answered. */
+export interface Admitted {
+  /** Its body is read whole (`bytes` long): from now on it is work in hand. */
+  arrived(bytes: number): void;
+  /** Answered, or its connection closed; once is enough. */
+  done(): void;
 }
 
 export interface Refusal {
@@ -22,12 +36,16 @@ export interface Refusal {
  * Graceful overload: when the DIP cannot keep up it says so at once, before a submission's body is read,
  * instead of letting every answer (and every delivery, which shares the process) grow late without bound.
  * Two measurements decide: how late the event loop runs (everything the process does waits on it), and how
- * many submissions are in hand (read, being checked, or waiting for the group commit to make them durable:
- * the writer's backlog). A refused submission is not read at all, so nothing of it was accepted and the
- * sender sends it again unchanged after Retry-After; a submission admitted is handled to the end as usual.
+ * much work is in hand: submissions read whole, being checked, or waiting for the group commit to make them
+ * durable (the writer's backlog), counted and by their bytes. A submission still arriving is not work in
+ * hand: a sender trickling its bodies (a robustness probe held 256 of them open for 120 s) took every
+ * slot while both cores idled, and every other sender was refused as "overloaded". A refused submission is
+ * not read at all, so nothing of it was accepted and the sender sends it again unchanged after
+ * Retry-After; a submission admitted is handled to the end as usual.
  */
 export class OverloadGuard {
   private inFlight = 0;
+  private bytesInFlight = 0;
   private refused = 0;
 
   constructor(
@@ -35,8 +53,8 @@ export class OverloadGuard {
     private readonly load: Pick<LoadGauge, 'delayMeanMs'>,
   ) {}
 
-  /** Null when a submission may come in, else why not and when to try again. */
-  admit(): Refusal | null {
+  /** Null when a submission of `declaredBytes` (its Content-Length; 0 when not given) may come in, else why not and when to try again. */
+  admit(declaredBytes = 0): Refusal | null {
     const delay = this.load.delayMeanMs();
     if (delay > this.limits.maxEventLoopDelayMs && this.inFlight >= this.limits.delayCountsFromSubmissions) {
       this.refused += 1;
@@ -48,22 +66,37 @@ export class OverloadGuard {
       this.refused += 1;
       return { retryAfterSeconds: 1, help: `the DIP is overloaded (${this.inFlight} submissions in hand, the limit is ${this.limits.maxSubmissionsInFlight}); nothing of this batch was accepted: send it again unchanged after 1 s` };
     }
+    if (this.bytesInFlight > 0 && this.bytesInFlight + declaredBytes > this.limits.maxBytesInFlight) {
+      this.refused += 1;
+      const mb = (n: number) => `${(n / 1_048_576).toFixed(1)} MiB`;
+      return { retryAfterSeconds: 1, help: `the DIP is overloaded (${mb(this.bytesInFlight)} of submissions in hand, the limit is ${mb(this.limits.maxBytesInFlight)}); nothing of this batch was accepted: send it again unchanged after 1 s` };
+    }
     return null;
   }
 
-  /** A submission was admitted; `done` must be called once it is answered (or its connection closed). */
-  started(): () => void {
-    this.inFlight += 1;
+  /** A submission was admitted: it counts from when its body has arrived until it is answered. */
+  started(): Admitted {
+    let bytes = -1;
     let open = true;
-    return () => {
-      if (!open) return;
-      open = false;
-      this.inFlight -= 1;
+    return {
+      arrived: (n) => {
+        if (!open || bytes >= 0) return;
+        bytes = n;
+        this.inFlight += 1;
+        this.bytesInFlight += n;
+      },
+      done: () => {
+        if (!open) return;
+        open = false;
+        if (bytes < 0) return;
+        this.inFlight -= 1;
+        this.bytesInFlight -= bytes;
+      },
     };
   }
 
   /** For metrics and the operator: how loaded the DIP is now and how often it refused. */
-  stats(): { eventLoopDelayMs: number; submissionsInFlight: number; refused: number } {
-    return { eventLoopDelayMs: this.load.delayMeanMs(), submissionsInFlight: this.inFlight, refused: this.refused };
+  stats(): { eventLoopDelayMs: number; submissionsInFlight: number; bytesInFlight: number; refused: number } {
+    return { eventLoopDelayMs: this.load.delayMeanMs(), submissionsInFlight: this.inFlight, bytesInFlight: this.bytesInFlight, refused: this.refused };
   }
 }
