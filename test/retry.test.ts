@@ -32,9 +32,8 @@ describe('retry schedule', () => {
     expect(parseRetryAfter('soon', 0)).toBeUndefined();
   });
 
-  it('retries 408, 429 and 5xx but 505; takes 2xx as delivered and every other answer as a refusal', () => {
-    expect([200, 204, 408, 429, 500, 503, 507, 505, 400, 404, 302].map(classifyStatus)).toEqual([
-      'delivered', 'delivered', 'retry', 'retry', 'retry', 'retry', 'retry', 'rejected', 'rejected', 'rejected', 'rejected',
-    ]);
+  it('takes 2xx as delivered, the published "no retry" answers as final, and retries every other (published or not)', () => {
+    expect([200, 204, 408, 429, 500, 503, 507, 302, 307, 409, 422].map(classifyStatus)).toEqual(Array(2).fill('delivered').concat(Array(9).fill('retry')));
+    expect([400, 401, 403, 404, 405, 406, 413, 505].map(classifyStatus)).toEqual(Array(8).fill('rejected'));
   });
 });

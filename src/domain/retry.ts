@@ -1,15 +1,18 @@
 /** What a webhook's answer means for the message it carried (published DIP API callback rules). */
 export type DeliveryVerdict = 'delivered' | 'retry' | 'rejected';
 
-const RETRY_STATUSES = new Set([408, 429, 500, 502, 503, 504]);
+/**
+ * The answers the published callback marks "no retry": a verdict on the message (or, for 505, on the
+ * call as made). Every other answer outside 2xx is retried until the channel's staleness limit: the
+ * published 408, 429 and 5xx, and what it does not name (a redirect during a recipient's maintenance,
+ * 409, 422 …), which is no published verdict and must not set a message aside after one call.
+ * Redirects are not followed: the destination checks judge the URL the recipient registered.
+ */
+const FINAL_STATUSES = new Set([400, 401, 403, 404, 405, 406, 413, 505]);
 
 export function classifyStatus(status: number): DeliveryVerdict {
   if (status >= 200 && status < 300) return 'delivered';
-  if (RETRY_STATUSES.has(status)) return 'retry';
-  // Other 5xx (e.g. 501, 507) are server trouble, not a verdict on the message: retry them too.
-  // 505 (HTTP version) is published as "no retry": the endpoint will never accept the call as made.
-  if (status >= 500 && status !== 505) return 'retry';
-  return 'rejected';
+  return FINAL_STATUSES.has(status) ? 'rejected' : 'retry';
 }
 
 export interface RetryPolicy {
