@@ -68,6 +68,15 @@ describe('portal requests', () => {
     expect(operators.status).toBe(403);
     expect(operators.text).toContain('only an admin');
     expect(operators.text).not.toContain('vera.viewer</td>');
+    // Nor may she learn by disabling which names are accounts: her role is refused first, whatever the name.
+    const csrf = /name="_csrf" value="([^"]+)"/.exec((await send('GET', '/operator/', { cookie })).text)![1]!;
+    await t.participant('1000000001', ['SUP']);
+    for (const path of ['/operator/operators/disable', '/operator/participants/1000000001/users/disable']) {
+      for (const username of ['vera.viewer', 'no.such.person']) {
+        const tried = await send('POST', path, { cookie, form: new URLSearchParams({ _csrf: csrf, username }).toString() });
+        expect([path, tried.status, tried.text.includes('no such account')]).toEqual([path, 403, false]);
+      }
+    }
   });
 
   it("makes a person choose their own password at the first sign-in, signs out only from the portal's own form, and changes a password on the account page", async () => {

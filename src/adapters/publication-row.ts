@@ -46,7 +46,12 @@ export function publicationValues(p: PublicationRecord, publicValue: (flag: bool
  * The WHERE clause of a listing, for either engine: `param(i)` writes the i-th placeholder (`?` or `$i`).
  * Effective dates are ISO strings, so they compare as text.
  */
-export function publicationFilter(q: PublicationQuery, param: (i: number) => string, publicTrue: unknown): { where: string; values: unknown[] } {
+/**
+ * The WHERE clause of a publication query, in the engine's dialect: `param` writes the i-th placeholder,
+ * `names` the test that the JSON array in `recipients` holds the placeholder's value as an element
+ * (exactly: never a part of one, never another case of it).
+ */
+export function publicationFilter(q: PublicationQuery, param: (i: number) => string, publicTrue: unknown, names: (p: string) => string): { where: string; values: unknown[] } {
   const clauses: string[] = [];
   const values: unknown[] = [];
   const add = (sql: (p: string) => string, value: unknown): void => {
@@ -75,9 +80,8 @@ export function publicationFilter(q: PublicationQuery, param: (i: number) => str
     }
   }
   if (q.namedFor !== undefined) {
-    // recipients is a JSON array of DIP IDs: the ID in quotes is an element, never part of one.
-    values.push(q.namedFor, `%${JSON.stringify(q.namedFor).replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
-    clauses.push(`(recipients IS NULL OR publisher_dip_id = ${param(values.length - 1)} OR recipients LIKE ${param(values.length)} ESCAPE '\\')`);
+    values.push(q.namedFor, q.namedFor);
+    clauses.push(`(recipients IS NULL OR publisher_dip_id = ${param(values.length - 1)} OR ${names(param(values.length))})`);
   }
   return { where: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', values };
 }

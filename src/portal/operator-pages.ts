@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { operatorRefusal } from '../domain/operators.js';
 import type { OperatorApi } from '../openapi-client/index.js';
 import { certificateInfo } from '../security/signature.js';
 import { enrolmentPanel, newUserForm, userRows } from './accounts-view.js';
@@ -133,8 +134,12 @@ async function createParticipantUser(deps: PortalDeps, c: Ctx): Promise<FastifyR
 /** Disables or enables an account of the participant (or an operator, for null). */
 async function disableAccount(deps: PortalDeps, c: Ctx, participantDipId: string | null): Promise<FastifyReply> {
   const username = field(c.req.body, 'username');
-  const target = await deps.accounts.account(username);
   const back = (flash: Flash, status: number) => (participantDipId === null ? operatorsPage(deps, c, null, flash, status) : participantPage(deps, c, null, status, flash));
+  // The operator's role first, as the API would: whether a name is an account is no answer for a role that may not change it.
+  const me = (await api(deps, c).GET('/admin/whoami')).data;
+  const refusal = me ? operatorRefusal(me.role, 'POST', '/admin/portal/accounts/{username}/disabled') : 'no operator account in force';
+  if (refusal) return back({ kind: 'error', text: refusal }, 403);
+  const target = await deps.accounts.account(username);
   if (!target || target.participantDipId !== participantDipId) return back({ kind: 'error', text: `no such account '${username}' here` }, 404);
   const disable = field(c.req.body, 'disable') !== 'no';
   const changed = await api(deps, c).POST('/admin/portal/accounts/{username}/disabled', { params: { path: { username: target.username } }, body: { disabled: disable } });

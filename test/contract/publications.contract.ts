@@ -69,8 +69,9 @@ export function publicationIndexContract(name: string, open: BackendFactory): vo
       for (const p of [all, forOne, forOther]) await ctx.backend.publications.insert(p);
       const ids = async (namedFor: string, limit = 10) => (await ctx.backend.publications.find({ publicationType: type, namedFor, limit })).map((p) => p.id);
       expect(await ids('SUP0000001')).toEqual([forOne.id, all.id]);
-      // An ID that is part of another (SUP0000001 in SUP00000011) is not named by it; a LIKE wildcard is a plain character.
+      // An ID that is part of another (SUP0000001 in SUP00000011) is not named by it, nor one in another case; a LIKE wildcard is a plain character.
       expect(await ids('SUP0000011')).toEqual([forOne.id, all.id]);
+      expect(await ids('sup0000001')).toEqual([all.id]);
       expect(await ids('SUP000000_1')).toEqual([all.id]);
       expect(await ids('SUP0000002', 1)).toEqual([all.id]);
       // The publisher sees its own.

@@ -29,7 +29,7 @@ export class PgPublications implements PublicationIndex {
   }
 
   async find(q: PublicationQuery): Promise<PublicationRecord[]> {
-    const { where, values } = publicationFilter(q, (i) => `$${i}`, true);
+    const { where, values } = publicationFilter(q, (i) => `$${i}`, true, (p) => `recipients::jsonb ? ${p}`);
     const rows = await this.d.query<PublicationRow>(`SELECT ${PUBLICATION_COLUMNS} FROM publications ${where} ORDER BY published_at DESC, id LIMIT $${values.length + 1}`, [...values, q.limit]);
     return rows.map(publicationRecord);
   }

@@ -29,7 +29,7 @@ export class SqlitePublications implements PublicationIndex {
   }
 
   async find(q: PublicationQuery): Promise<PublicationRecord[]> {
-    const { where, values } = publicationFilter(q, () => '?', 1);
+    const { where, values } = publicationFilter(q, () => '?', 1, (p) => `EXISTS (SELECT 1 FROM json_each(recipients) WHERE value = ${p})`);
     const rows = this.d.db.prepare<unknown[], PublicationRow>(`SELECT ${PUBLICATION_COLUMNS} FROM publications ${where} ORDER BY published_at DESC, id LIMIT ?`).all(...values, q.limit);
     return rows.map(publicationRecord);
   }
