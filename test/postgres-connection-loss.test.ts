@@ -74,6 +74,18 @@ describe('a PostgreSQL connection lost mid-transaction', () => {
     }
   });
 
+  it('forgets the queue rows a failed transaction made: the next one makes them again instead of missing them', async () => {
+    // Found by a fault campaign: two nodes making the same new queue deadlocked, the retry took the
+    // rolled-back row for made, and the submission got 500 "queue … was not locked before appending to it".
+    const queue = { recipientDipId: '1000000099', channel: 'IF-021' };
+    const failed = await store.tx(async (c) => {
+      await store.lockQueues(c, [queue]);
+      throw new Error('the transaction fails after making the queue row');
+    }).then(() => null, (e: unknown) => e);
+    expect(failed).toBeInstanceOf(StoreError);
+    expect((await store.tx((c) => store.lockQueues(c, [queue]))).size).toBe(1);
+  });
+
   it('has the server end a session idle inside a transaction', async () => {
     const setting = await store.tx(async (c) => (await c.query<{ idle_in_transaction_session_timeout: string }>('SHOW idle_in_transaction_session_timeout')).rows[0]!.idle_in_transaction_session_timeout);
     expect(setting).toBe(`${IDLE_IN_TRANSACTION_MS / 1000}s`);

@@ -51,6 +51,7 @@ export class PgDatabase {
   readonly pool: pg.Pool;
   sealer: ValueSealer = PLAIN;
   private readonly knownDays = new Set<number>();
+  /** Queue rows known to exist, by key (cleared when a transaction fails: the rows it inserted are gone with it). */
   private readonly queueIds = new Map<string, number>();
   /** Channels known to be in archived_channels (cleared when a transaction fails: its insert may be gone). */
   private readonly knownChannels = new Set<string>();
@@ -138,7 +139,9 @@ export class PgDatabase {
             ));
           client.release(broken ? (err as Error) : undefined);
         }
+        // What the transaction inserted is gone with it: the queue rows and channels it may have made.
         this.knownChannels.clear();
+        this.queueIds.clear();
         if (isRetryable(err) && attempt < 5) continue;
         const e = classifyPgError(err);
         this.outcome(e);
