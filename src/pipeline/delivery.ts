@@ -212,7 +212,8 @@ export class Delivery {
     this.paused.delete(w);
     if (this.workers.get(k) === w) this.workers.delete(k);
     const stopped = w.stop().catch((err: unknown) => this.deps.logger.error({ err, queue: w.queue }, 'a queue worker did not stop cleanly'));
-    void (afterStop ? stopped : Promise.resolve()).then(() => this.deps.leases.release(w.queue));
+    // Given up for the store (not idle): the other nodes are told to take it now.
+    void (afterStop ? stopped : Promise.resolve()).then(() => this.deps.leases.release(w.queue, { handOver: !afterStop }));
   }
 
   /** An operator resumes a queue halted by a permanent store error (after repairing the cause). */

@@ -18,8 +18,12 @@ export interface QueueLeases {
   acquire(queue: QueueRef): Promise<boolean>;
   /** Whether this node holds the queue's lease (and may deliver from it) right now. */
   holds(queue: QueueRef): boolean;
-  /** Gives the lease up (the queue went idle, or the node stops). */
-  release(queue: QueueRef): Promise<void>;
+  /**
+   * Gives the lease up (the queue went idle, or the node stops). `handOver`: the queue still has work this
+   * node cannot do (its store is out of reach): every other node is told at once, and takes it if it can,
+   * instead of waiting to see the lease expire.
+   */
+  release(queue: QueueRef, options?: { handOver?: boolean }): Promise<void>;
   /**
    * Tells whichever node holds the queue that something arrived. Best effort: a lost wake-up only delays
    * delivery until the holder's next sweep.

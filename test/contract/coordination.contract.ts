@@ -135,6 +135,19 @@ export function coordinationContract(name: string, factory: CoordinationFactory)
       expect(b!.leases.holds(q)).toBe(true);
     });
 
+    it('a lease handed over (its holder cannot reach the store) is taken by another node at once, though that node had seen it held', async () => {
+      const [a, b] = await nodes(2);
+      const woken: string[] = [];
+      b!.leases.onWake((w) => woken.push(w.channel));
+      expect(await a!.leases.acquire(q)).toBe(true);
+      // b has seen it held (and would not ask again until the lease's end); its bucket request also means
+      // the server has b's subscriptions, sent before it.
+      expect(await b!.leases.acquire(q)).toBe(false);
+      await a!.leases.release(q, { handOver: true });
+      await waitFor(() => woken.length > 0, 5_000, 'the other node told of the hand-over');
+      expect(await b!.leases.acquire(q)).toBe(true);
+    });
+
     it('a released lease is free for another node at once; closing releases every lease', async () => {
       const [a, b] = await nodes(2);
       const q2 = { ...q, channel: 'IF-022' };

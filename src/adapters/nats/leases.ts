@@ -66,6 +66,8 @@ export class NatsQueueLeases implements QueueLeases {
   private readonly wakeListeners: Array<(q: QueueRef) => void> = [];
   private readonly lostListeners: Array<(q: QueueRef) => void> = [];
   private readonly stopRenewing: Cancel;
+  /** Queues another node handed over: every node hears of them (the holder's own wake subject has no other listener). */
+  private readonly handOvers: Subscription;
   private renewing: Promise<void> | null = null;
   private closed = false;
 
@@ -78,6 +80,15 @@ export class NatsQueueLeases implements QueueLeases {
     private readonly logger?: Logger,
   ) {
     this.claimEveryMs = Math.max(250, Math.floor(settings.ttlMs / 2));
+    this.handOvers = nc.subscribe(`${prefix}.handover`, {
+      callback: (_err, msg) => {
+        const queue = handedOver(msg.string());
+        if (!queue) return;
+        // Seen held by the node that let it go: look at the bucket again now, not when that lease would have ended.
+        this.others.delete(queueToken(queue));
+        for (const l of this.wakeListeners) l(queue);
+      },
+    });
     this.stopRenewing = clock.every(Math.max(100, Math.floor(settings.ttlMs / 3)), () => {
       this.renewing ??= this.renewAll().finally(() => {
         this.renewing = null;
@@ -122,7 +133,7 @@ export class NatsQueueLeases implements QueueLeases {
     }
   }
 
-  async release(queue: QueueRef): Promise<void> {
+  async release(queue: QueueRef, options: { handOver?: boolean } = {}): Promise<void> {
     const key = queueToken(queue);
     const h = this.held.get(key);
     if (!h) return;
@@ -132,6 +143,13 @@ export class NatsQueueLeases implements QueueLeases {
       await this.kv.delete(key, { previousSeq: h.revision });
     } catch {
       // Already taken over, or NATS is away: the lease expires by itself.
+    }
+    if (options.handOver && !this.closed) {
+      try {
+        this.nc.publish(`${this.prefix}.handover`, JSON.stringify({ recipientDipId: queue.recipientDipId, channel: queue.channel }));
+      } catch {
+        // Best effort: the others' claim passes find the queue once its lease has expired in their eyes.
+      }
     }
   }
 
@@ -155,6 +173,7 @@ export class NatsQueueLeases implements QueueLeases {
   async close(): Promise<void> {
     this.closed = true;
     this.stopRenewing();
+    this.handOvers.unsubscribe();
     await this.renewing;
     await Promise.all([...this.held.values()].map((h) => this.release(h.queue)));
   }
@@ -215,4 +234,14 @@ export class NatsQueueLeases implements QueueLeases {
 function isConflict(err: unknown): boolean {
   const message = err instanceof Error ? err.message : String(err);
   return /wrong last sequence|key exists|10071/.test(message) || (err as { api_error?: { err_code?: number } })?.api_error?.err_code === 10071;
+}
+
+/** The queue a hand-over names, or undefined for anything else on the subject. */
+function handedOver(text: string): QueueRef | undefined {
+  try {
+    const v = JSON.parse(text) as Partial<QueueRef>;
+    return typeof v.recipientDipId === 'string' && typeof v.channel === 'string' ? { recipientDipId: v.recipientDipId, channel: v.channel } : undefined;
+  } catch {
+    return undefined;
+  }
 }
