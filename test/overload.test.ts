@@ -1,8 +1,10 @@
+import * as tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EventLoopGauge } from '../src/adapters/event-loop-gauge.js';
 import { OverloadGuard } from '../src/pipeline/overload.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { rawSignedRequest, tlsOf } from './hostile/helpers.js';
 
 /**
  * Graceful overload: a DIP that cannot keep up answers submissions 503 with Retry-After at once, accepts
@@ -55,6 +57,19 @@ describe('overload guard', () => {
     expect(guard.admit(999)).toBeNull();
     // Closed before its body arrived: nothing to take back.
     uploading[0]!.done();
+    expect(guard.stats()).toMatchObject({ submissionsInFlight: 0, bytesInFlight: 0 });
+  });
+
+  it('judges a submission again as its body arrives: of uploads that began together, those past the limit are refused then, not counted', () => {
+    const guard = new OverloadGuard({ ...limits, maxBytesInFlight: 1_000_000 }, { delayMeanMs: () => 0 });
+    // Five 450 kB uploads begin with nothing in hand: each is admitted at its headers.
+    const uploads = Array.from({ length: 5 }, () => (guard.admit(450_000) ? null : guard.started()));
+    expect(uploads.every((u) => u !== null)).toBe(true);
+    const arrivals = uploads.map((u) => u!.arrived(450_000));
+    expect(arrivals.filter((r) => r === null)).toHaveLength(2);
+    expect(arrivals.slice(2).every((r) => r?.help.includes('MiB of submissions in hand'))).toBe(true);
+    expect(guard.stats()).toMatchObject({ submissionsInFlight: 2, bytesInFlight: 900_000 });
+    for (const u of uploads) u!.done();
     expect(guard.stats()).toMatchObject({ submissionsInFlight: 0, bytesInFlight: 0 });
   });
 
@@ -150,6 +165,44 @@ describe('a DIP under overload', () => {
     release();
     expect((await first).status).toBe(201);
     expect((await sds.client.submit('IF-021', batch(sds, sup.dipId, 1))).status).toBe(201);
+  });
+
+  it('judges an upload again when its body has arrived: admitted with nothing in hand, it is refused 503 if another batch came in meanwhile', async () => {
+    t = await startTestDip({ overload: { maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 100, maxSubmissionsInFlight: 256, maxBytesInFlight: 1_000 } });
+    const sds = await t.participant('2000000001', ['SDS']);
+    const sup = await t.participant('1000000001', ['SUP']);
+    // A: its head and most of its body sent first, with nothing in hand (admitted), the rest held back.
+    const raw = await rawSignedRequest(t, sds, { path: '/dip-channel/IF-021', body: JSON.stringify(batch(sds, sup.dipId, 3)), extraHeaderLines: ['Expect: 100-continue'] });
+    const socket = tls.connect({ host: '127.0.0.1', port: t.dip.port, servername: 'localhost', ca: t.dip.pki.ca.certPem, ...tlsOf(sds) });
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString()));
+    await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
+    const head = raw.indexOf('\r\n\r\n') + 4;
+    socket.write(raw.slice(0, head));
+    // The DIP has read A's head (and so judged it) once it says to go on.
+    await waitFor(() => answer.includes('100 Continue'), 10_000, 'the 100 Continue');
+    socket.write(raw.slice(head, raw.length - 1));
+    // B arrives whole and waits at its commit: it is in hand.
+    const log = t.dip.backend.log;
+    const append = log.append.bind(log);
+    let release = (): void => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let waiting = false;
+    log.append = async (b) => {
+      log.append = append;
+      waiting = true;
+      await held;
+      return append(b);
+    };
+    const b = sds.client.submit('IF-021', batch(sds, sup.dipId, 3));
+    await waitFor(() => waiting, 10_000, 'B in hand');
+    // A's last byte: it has arrived, and no longer fits.
+    socket.write(raw.slice(raw.length - 1));
+    await waitFor(() => /HTTP\/1\.1 503/.test(answer), 10_000, "A's answer");
+    expect(answer).toContain('MiB of submissions in hand');
+    socket.destroy();
+    release();
+    expect((await b).status).toBe(201);
   });
 
   it('a loop truly kept busy (real gauge) is refused, and recovers once the work stops', async () => {

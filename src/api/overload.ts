@@ -27,9 +27,13 @@ export function useOverloadGuard(app: FastifyInstance, deps: ApiDeps, guard: Ove
     reply.header('retry-after', String(refusal.retryAfterSeconds));
     return sendStandard(deps, reply, 503, null, MSG.processingFailed, refusal.help);
   });
-  // The body has arrived whole (parsed as the raw batch): from now on it is work in hand.
-  app.addHook('preValidation', async (req) => {
+  // The body has arrived whole (parsed as the raw batch): from now on it is work in hand, if it still
+  // fits (uploads that began together were each judged against what was in hand when they began).
+  app.addHook('preValidation', async (req, reply) => {
     if (!isSubmission(req)) return;
-    admitted.get(req)?.arrived(Buffer.isBuffer(req.body) ? req.body.length : Number(req.headers['content-length'] ?? 0) || 0);
+    const refusal = admitted.get(req)?.arrived(Buffer.isBuffer(req.body) ? req.body.length : Number(req.headers['content-length'] ?? 0) || 0);
+    if (!refusal) return;
+    reply.header('retry-after', String(refusal.retryAfterSeconds));
+    return sendStandard(deps, reply, 503, null, MSG.processingFailed, refusal.help);
   });
 }

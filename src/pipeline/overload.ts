@@ -21,8 +21,12 @@ export interface OverloadLimits {
 
 /** One admitted submission: counted once its body has arrived, until it is answered. */
 export interface Admitted {
-  /** Its body is read whole (`bytes` long): from now on it is work in hand. */
-  arrived(bytes: number): void;
+  /**
+   * Its body is read whole (`bytes` long): from now on it is work in hand, unless the work in hand has
+   * meanwhile reached the limits (uploads that all began before any arrived were each admitted against
+   * what was in hand then): then why not, and it is not counted.
+   */
+  arrived(bytes: number): Refusal | null;
   /** Answered, or its connection closed; once is enough. */
   done(): void;
 }
@@ -62,11 +66,16 @@ export class OverloadGuard {
       const retryAfterSeconds = Math.min(30, Math.max(1, Math.ceil((2 * delay) / 1000)));
       return { retryAfterSeconds, help: `the DIP is overloaded (it runs ${Math.round(delay)} ms late with ${this.inFlight} submissions in hand, the limit is ${this.limits.maxEventLoopDelayMs} ms); nothing of this batch was accepted: send it again unchanged after ${retryAfterSeconds} s` };
     }
+    return this.inHand(declaredBytes);
+  }
+
+  /** Whether a submission of `bytes` more fits in what is in hand (checked at its headers and again at its arrival). */
+  private inHand(bytes: number): Refusal | null {
     if (this.inFlight >= this.limits.maxSubmissionsInFlight) {
       this.refused += 1;
       return { retryAfterSeconds: 1, help: `the DIP is overloaded (${this.inFlight} submissions in hand, the limit is ${this.limits.maxSubmissionsInFlight}); nothing of this batch was accepted: send it again unchanged after 1 s` };
     }
-    if (this.bytesInFlight > 0 && this.bytesInFlight + declaredBytes > this.limits.maxBytesInFlight) {
+    if (this.bytesInFlight > 0 && this.bytesInFlight + bytes > this.limits.maxBytesInFlight) {
       this.refused += 1;
       const mb = (n: number) => `${(n / 1_048_576).toFixed(1)} MiB`;
       return { retryAfterSeconds: 1, help: `the DIP is overloaded (${mb(this.bytesInFlight)} of submissions in hand, the limit is ${mb(this.limits.maxBytesInFlight)}); nothing of this batch was accepted: send it again unchanged after 1 s` };
@@ -80,10 +89,16 @@ export class OverloadGuard {
     let open = true;
     return {
       arrived: (n) => {
-        if (!open || bytes >= 0) return;
+        if (!open || bytes >= 0) return null;
+        const refusal = this.inHand(n);
+        if (refusal) {
+          open = false;
+          return refusal;
+        }
         bytes = n;
         this.inFlight += 1;
         this.bytesInFlight += n;
+        return null;
       },
       done: () => {
         if (!open) return;
