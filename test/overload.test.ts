@@ -113,6 +113,22 @@ describe('a DIP under overload', () => {
     t = undefined;
   });
 
+  /** The store holds the next batch's commit until `release`: that batch stays in hand. */
+  const holdNextAppend = (dip: TestDip): { inHand: () => boolean; release: () => void } => {
+    const log = dip.dip.backend.log;
+    const append = log.append.bind(log);
+    let release = (): void => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let waiting = false;
+    log.append = async (b) => {
+      log.append = append;
+      waiting = true;
+      await held;
+      return append(b);
+    };
+    return { inHand: () => waiting, release: () => release() };
+  };
+
   let n = 0;
   const batch = (sds: TestParticipant, to: string, count: number) => Array.from({ length: count }, () => buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [to], uniqueSuffix: `o${n++}` }));
 
@@ -147,19 +163,9 @@ describe('a DIP under overload', () => {
     const sds = await t.participant('2000000001', ['SDS']);
     const sup = await t.participant('1000000001', ['SUP']);
     // The store holds the first batch's commit until the test lets it go.
-    const log = t.dip.backend.log;
-    const append = log.append.bind(log);
-    let release = (): void => {};
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let waiting = false;
-    log.append = async (b) => {
-      log.append = append;
-      waiting = true;
-      await held;
-      return append(b);
-    };
+    const { inHand, release } = holdNextAppend(t);
     const first = sds.client.submit('IF-021', batch(sds, sup.dipId, 1));
-    await waitFor(() => waiting, 10_000, 'the first batch in hand');
+    await waitFor(inHand, 10_000, 'the first batch in hand');
     const second = await sds.client.submit('IF-021', batch(sds, sup.dipId, 1));
     expect([second.status, second.body.messageArray[0]!.help]).toEqual([503, expect.stringMatching(/MiB of submissions in hand, the limit is 0\.0 MiB/)]);
     release();
@@ -183,19 +189,9 @@ describe('a DIP under overload', () => {
     await waitFor(() => answer.includes('100 Continue'), 10_000, 'the 100 Continue');
     socket.write(raw.slice(head, raw.length - 1));
     // B arrives whole and waits at its commit: it is in hand.
-    const log = t.dip.backend.log;
-    const append = log.append.bind(log);
-    let release = (): void => {};
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let waiting = false;
-    log.append = async (b) => {
-      log.append = append;
-      waiting = true;
-      await held;
-      return append(b);
-    };
+    const { inHand, release } = holdNextAppend(t);
     const b = sds.client.submit('IF-021', batch(sds, sup.dipId, 3));
-    await waitFor(() => waiting, 10_000, 'B in hand');
+    await waitFor(inHand, 10_000, 'B in hand');
     // A's last byte: it has arrived, and no longer fits.
     socket.write(raw.slice(raw.length - 1));
     await waitFor(() => /HTTP\/1\.1 503/.test(answer), 10_000, "A's answer");
