@@ -48,6 +48,7 @@ function node() {
   // One message waits; reading its queue's state never answers once the node is cut off (a partition
   // that drops packets: the query waits for its timeout, far longer than the test).
   let cut = false;
+  const pending: QueueRef[] = [];
   const never = new Promise<never>(() => {});
   const { share: _noShare, ...worker } = workerDeps(clock, {
     log: {
@@ -59,7 +60,7 @@ function node() {
   });
   const delivery = new Delivery({
     ...worker,
-    backend: { health: () => health, onHealthChange: (l) => void healthListeners.push(l), log: { pendingQueues: async () => [] } },
+    backend: { health: () => health, onHealthChange: (l) => void healthListeners.push(l), log: { pendingQueues: async () => pending } },
     onRegistryChange: () => {},
     leases,
   });
@@ -67,7 +68,7 @@ function node() {
     health = h;
     for (const l of healthListeners) l(h);
   };
-  return { clock, delivery, released, acquired, cutOff: () => void (cut = true), setHealth };
+  return { clock, delivery, released, acquired, pending, cutOff: () => void (cut = true), setHealth };
 }
 
 describe('delivery leases while this node cannot reach the store', () => {
@@ -110,5 +111,16 @@ describe('delivery leases while this node cannot reach the store', () => {
     await settle();
     expect(n.released).toEqual([queue]);
     await n.delivery.stop();
+  });
+
+  it('starts no worker once stopped, whatever asks for a sweep (a registry change while shutting down)', async () => {
+    const n = node();
+    n.delivery.notify([queue]); // held, worked, then idle
+    await settle();
+    await n.delivery.stop();
+    n.pending.push(queue);
+    await n.delivery.sweep();
+    await settle();
+    expect(n.delivery.status().map((w) => w.state)).toEqual(['stopped']);
   });
 });

@@ -115,7 +115,10 @@ export class Delivery {
 
   /** Looks at every queue holding undelivered entries: delivers what it can, dead-letters what is stale. */
   async sweep(): Promise<void> {
+    // Stopped (shutting down): a sweep asked for by a registry change starts no worker.
+    if (this.stopped) return;
     for (const q of await this.deps.backend.log.pendingQueues()) {
+      if (this.stopped) return;
       if (this.deps.leases.holds(q)) this.worker(q).kick();
       else this.claim(q, false);
     }
