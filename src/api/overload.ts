@@ -1,6 +1,6 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { MSG } from '../domain/response-codes.js';
-import type { Admitted, OverloadGuard } from '../pipeline/overload.js';
+import type { Admitted, OverloadGuard, Refusal } from '../pipeline/overload.js';
 import type { ApiDeps } from './deps.js';
 import { sendStandard } from './request.js';
 
@@ -12,6 +12,11 @@ const isSubmission = (req: FastifyRequest): boolean => req.method === 'POST' && 
  * judged before the body is read (by its Content-Length), counted as work in hand once it has arrived.
  */
 export function useOverloadGuard(app: FastifyInstance, deps: ApiDeps, guard: OverloadGuard): void {
+  // Connection: close would make every refused sender pay a new TLS handshake: the connection stays.
+  const refuse = (reply: FastifyReply, refusal: Refusal) => {
+    reply.header('retry-after', String(refusal.retryAfterSeconds));
+    return sendStandard(deps, reply, 503, null, MSG.processingFailed, refusal.help);
+  };
   app.addHook('onRequest', async (req, reply) => {
     if (!isSubmission(req)) return;
     const declared = Number(req.headers['content-length'] ?? 0);
@@ -23,9 +28,7 @@ export function useOverloadGuard(app: FastifyInstance, deps: ApiDeps, guard: Ove
       reply.raw.once('close', () => ticket.done());
       return;
     }
-    // Connection: close would make every refused sender pay a new TLS handshake: the connection stays.
-    reply.header('retry-after', String(refusal.retryAfterSeconds));
-    return sendStandard(deps, reply, 503, null, MSG.processingFailed, refusal.help);
+    return refuse(reply, refusal);
   });
   // The body has arrived whole (parsed as the raw batch): from now on it is work in hand, if it still
   // fits (uploads that began together were each judged against what was in hand when they began).
@@ -33,7 +36,6 @@ export function useOverloadGuard(app: FastifyInstance, deps: ApiDeps, guard: Ove
     if (!isSubmission(req)) return;
     const refusal = admitted.get(req)?.arrived(Buffer.isBuffer(req.body) ? req.body.length : Number(req.headers['content-length'] ?? 0) || 0);
     if (!refusal) return;
-    reply.header('retry-after', String(refusal.retryAfterSeconds));
-    return sendStandard(deps, reply, 503, null, MSG.processingFailed, refusal.help);
+    return refuse(reply, refusal);
   });
 }
