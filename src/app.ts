@@ -167,10 +167,12 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   // A getter: after a rotation GET /certificates/dip serves the signing certificate in force.
   const certificates = { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, encryption: encryption.certPem };
 
+  const overload = new OverloadGuard(config.overload, load, config.bodyLimitBytes);
+  metrics.watchOverload(() => overload.stats());
   const apiDeps = {
     config, logger, ingest, registry, selfService, webhooks: backend.registry, delivery, replay, status, queues: backend.log, journal: backend.archive, copies, channel, health, clock, destinations, publications,
     notReady: () => core.catalogue.notReady(),
-    overload: new OverloadGuard(config.overload, load),
+    overload,
     certificates,
     ...(activity ? { activity } : {}),
     ...(alarmApi ? { alarms: alarmApi } : {}),

@@ -81,7 +81,7 @@ export interface DipConfig {
   /** Fair use per participant (token bucket); requestsPerSecond 0 turns it off. */
   rateLimit: { requestsPerSecond: number; burst: number };
   /** When the DIP answers submissions 503 with Retry-After because it cannot keep up (README, Fair delivery and overload). */
-  overload: { maxEventLoopDelayMs: number; delayCountsFromSubmissions: number; maxSubmissionsInFlight: number; maxBytesInFlight: number };
+  overload: { maxEventLoopDelayMs: number; delayCountsFromSubmissions: number; maxSubmissionsInFlight: number; maxBytesInFlight: number; maxBytesArriving: number; maxBytesArrivingPerSender: number };
   /** How often a running DIP looks for a changed revocation list (`<dataDir>/pki/revoked.json`). */
   revocationPollMs: number;
   /**
@@ -336,6 +336,8 @@ const schema: JSONSchemaType<DipConfig> = {
         delayCountsFromSubmissions: { type: 'integer', minimum: 0 },
         maxSubmissionsInFlight: { type: 'integer', minimum: 1 },
         maxBytesInFlight: { type: 'integer', minimum: 1 },
+        maxBytesArriving: { type: 'integer', minimum: 1 },
+        maxBytesArrivingPerSender: { type: 'integer', minimum: 1 },
       },
     },
     revocationPollMs: { type: 'integer', minimum: 10 },
@@ -562,7 +564,7 @@ export const DEFAULTS: DipConfig = {
   api: { emptyReplay: 'bad-request', validateAnswer: 'standard-response' },
   rateLimit: { requestsPerSecond: 200, burst: 400 },
   // 32 MiB of submissions in hand: about 7,000 IF-021, two seconds of work at this machine's rate.
-  overload: { maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 32, maxSubmissionsInFlight: 256, maxBytesInFlight: 32 * 1024 * 1024 },
+  overload: { maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 32, maxSubmissionsInFlight: 256, maxBytesInFlight: 32 * 1024 * 1024, maxBytesArriving: 128 * 1024 * 1024, maxBytesArrivingPerSender: 32 * 1024 * 1024 },
   revocationPollMs: 2_000,
   trustedCaFiles: [],
   signingKeyPollMs: 5_000,

@@ -1,7 +1,7 @@
 import * as tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EventLoopGauge } from '../src/adapters/event-loop-gauge.js';
-import { OverloadGuard } from '../src/pipeline/overload.js';
+import { isRefusal, OverloadGuard, type Admitted, type Refusal } from '../src/pipeline/overload.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 import { rawSignedRequest, tlsOf } from './hostile/helpers.js';
@@ -11,30 +11,44 @@ import { rawSignedRequest, tlsOf } from './hostile/helpers.js';
  * nothing of them, and takes them when it can again.
  */
 describe('overload guard', () => {
-  const limits = { maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 2, maxSubmissionsInFlight: 10, maxBytesInFlight: 1_000_000 };
+  const limits = { maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 2, maxSubmissionsInFlight: 10, maxBytesInFlight: 1_000_000, maxBytesArriving: 1 << 30, maxBytesArrivingPerSender: 1 << 30 };
+  const from = (declaredBytes: number | null = 1_000, sender = 'a') => ({ declaredBytes, sender });
+  /** Admitted at its headers (else the test fails), its body not yet arrived. */
+  const admitted = (guard: OverloadGuard, arriving = from()): Admitted => {
+    const verdict = guard.admit(arriving);
+    if (isRefusal(verdict)) throw new Error(`refused: ${verdict.help}`);
+    return verdict;
+  };
   /** A submission admitted whose body has arrived. */
   const inHand = (guard: OverloadGuard, bytes = 1_000) => {
-    const ticket = guard.started();
-    ticket.arrived(bytes);
+    const ticket = admitted(guard, from(bytes));
+    expect(ticket.arrived(bytes)).toBeNull();
     return ticket;
+  };
+  /** Why a submission would be refused now, or null (and then it is let go again unanswered). */
+  const refusal = (guard: OverloadGuard, arriving = from()): Refusal | null => {
+    const verdict = guard.admit(arriving);
+    if (isRefusal(verdict)) return verdict;
+    verdict.done();
+    return null;
   };
 
   it('refuses while the loop is late on average with a queue of submissions, with a Retry-After that grows with the delay', () => {
     let mean = 0;
     const guard = new OverloadGuard(limits, { delayMeanMs: () => mean });
-    expect(guard.admit()).toBeNull();
+    expect(refusal(guard)).toBeNull();
     mean = 501;
     // One submission in hand: a machine busy elsewhere, not a queue building up.
     const first = inHand(guard);
-    expect(guard.admit()).toBeNull();
+    expect(refusal(guard)).toBeNull();
     inHand(guard);
-    expect(guard.admit()).toMatchObject({ retryAfterSeconds: 2, help: expect.stringContaining('501 ms late with 2 submissions in hand, the limit is 500 ms') });
+    expect(refusal(guard)).toMatchObject({ retryAfterSeconds: 2, help: expect.stringContaining('501 ms late with 2 submissions in hand, the limit is 500 ms') });
     mean = 40_000;
-    expect(guard.admit()!.retryAfterSeconds).toBe(30);
+    expect(refusal(guard)!.retryAfterSeconds).toBe(30);
     first.done();
     mean = 10;
     inHand(guard);
-    expect(guard.admit()).toBeNull();
+    expect(refusal(guard)).toBeNull();
     expect(guard.stats().refused).toBe(2);
   });
 
@@ -42,47 +56,80 @@ describe('overload guard', () => {
     const guard = new OverloadGuard({ ...limits, delayCountsFromSubmissions: 0, maxSubmissionsInFlight: 2 }, { delayMeanMs: () => 0 });
     const a = inHand(guard);
     const b = inHand(guard);
-    expect(guard.admit()).toMatchObject({ retryAfterSeconds: 1, help: expect.stringContaining('2 submissions in hand, the limit is 2') });
+    expect(refusal(guard)).toMatchObject({ retryAfterSeconds: 1, help: expect.stringContaining('2 submissions in hand, the limit is 2') });
     a.done();
     a.done(); // a response closes once; a second call changes nothing
     expect(guard.stats().submissionsInFlight).toBe(1);
-    expect(guard.admit()).toBeNull();
+    expect(refusal(guard)).toBeNull();
     b.done();
-    expect(guard.stats()).toMatchObject({ submissionsInFlight: 0, bytesInFlight: 0 });
+    expect(guard.stats()).toMatchObject({ submissionsInFlight: 0, bytesInFlight: 0, bytesArriving: 0 });
   });
 
-  it('counts no submission whose body is still arriving: slow senders take nobody else\'s place', () => {
+  it('counts no submission whose body is still arriving as work in hand: slow senders take nobody else\'s place', () => {
     const guard = new OverloadGuard({ ...limits, maxSubmissionsInFlight: 2, maxBytesInFlight: 1_000 }, { delayMeanMs: () => 0 });
-    const uploading = Array.from({ length: 300 }, () => guard.started());
-    expect(guard.admit(999)).toBeNull();
-    // Closed before its body arrived: nothing to take back.
+    const uploading = Array.from({ length: 300 }, () => admitted(guard, from(100, 'trickler')));
+    expect(refusal(guard, from(999, 'other'))).toBeNull();
+    // Closed before its body arrived: nothing in hand to take back, its arriving bytes are.
     uploading[0]!.done();
-    expect(guard.stats()).toMatchObject({ submissionsInFlight: 0, bytesInFlight: 0 });
+    expect(guard.stats()).toMatchObject({ submissionsInFlight: 0, bytesInFlight: 0, bytesArriving: 29_900 });
+    for (const u of uploading) u.done();
+    expect(guard.stats().bytesArriving).toBe(0);
+  });
+
+  it('bounds the bytes still arriving per sender and in all, by what each upload declared (the body limit when it declared none); one upload alone is always taken', () => {
+    const guard = new OverloadGuard({ ...limits, maxBytesArriving: 10_000, maxBytesArrivingPerSender: 4_000 }, { delayMeanMs: () => 0 }, 3_000);
+    // Larger than a sender's share, alone: taken.
+    const huge = admitted(guard, from(50_000, 'a'));
+    expect(refusal(guard, from(1, 'a'))).toMatchObject({ retryAfterSeconds: 1, help: expect.stringContaining('of your submissions are still arriving, the limit per sender is') });
+    // Another sender is judged against everything arriving: 50 kB past the 10 kB of all.
+    expect(refusal(guard, from(1, 'b'))).toMatchObject({ help: expect.stringContaining('of submissions are still arriving, the limit is') });
+    // Its body arrives: no longer arriving, in hand instead (and alone there, so taken).
+    expect(huge.arrived(50_000)).toBeNull();
+    expect(guard.stats()).toMatchObject({ bytesArriving: 0, bytesInFlight: 50_000 });
+    huge.done();
+    // Per sender: b fills its share, c still comes in; chunked uploads count as the body limit (3 kB).
+    const b1 = admitted(guard, from(2_500, 'b'));
+    expect(refusal(guard, from(1_501, 'b'))).not.toBeNull();
+    const b2 = admitted(guard, from(1_500, 'b'));
+    const c1 = admitted(guard, from(null, 'c'));
+    expect(guard.stats().bytesArriving).toBe(7_000);
+    expect(refusal(guard, from(null, 'c'))).not.toBeNull(); // 3 kB + 3 kB > c's 4 kB
+    expect(refusal(guard, from(3_000, 'd'))).toBeNull(); // 10 kB of all: fits exactly
+    expect(refusal(guard, from(3_001, 'd'))).not.toBeNull();
+    // A closed upload gives its share back, once.
+    b1.done();
+    b1.done();
+    expect(guard.stats().bytesArriving).toBe(4_500);
+    expect(refusal(guard, from(2_500, 'b'))).toBeNull();
+    // What arrives is judged by its real size; its declared reservation is released either way.
+    expect(c1.arrived(700)).toBeNull();
+    expect(guard.stats()).toMatchObject({ bytesArriving: 1_500, bytesInFlight: 700 });
+    b2.done();
+    c1.done();
+    expect(guard.stats()).toMatchObject({ bytesArriving: 0, bytesInFlight: 0, submissionsInFlight: 0 });
   });
 
   it('judges a submission again as its body arrives: of uploads that began together, those past the limit are refused then, not counted', () => {
     const guard = new OverloadGuard({ ...limits, maxBytesInFlight: 1_000_000 }, { delayMeanMs: () => 0 });
     // Five 450 kB uploads begin with nothing in hand: each is admitted at its headers.
-    const uploads = Array.from({ length: 5 }, () => (guard.admit(450_000) ? null : guard.started()));
-    expect(uploads.every((u) => u !== null)).toBe(true);
-    const arrivals = uploads.map((u) => u!.arrived(450_000));
+    const uploads = Array.from({ length: 5 }, () => admitted(guard, from(450_000)));
+    const arrivals = uploads.map((u) => u.arrived(450_000));
     expect(arrivals.filter((r) => r === null)).toHaveLength(2);
     expect(arrivals.slice(2).every((r) => r?.help.includes('MiB of submissions in hand'))).toBe(true);
-    expect(guard.stats()).toMatchObject({ submissionsInFlight: 2, bytesInFlight: 900_000 });
-    for (const u of uploads) u!.done();
+    expect(guard.stats()).toMatchObject({ submissionsInFlight: 2, bytesInFlight: 900_000, bytesArriving: 0 });
+    for (const u of uploads) u.done();
     expect(guard.stats()).toMatchObject({ submissionsInFlight: 0, bytesInFlight: 0 });
   });
 
   it('refuses a submission that would take the bytes in hand past the limit, but always takes one alone', () => {
     const guard = new OverloadGuard({ ...limits, maxBytesInFlight: 1_000_000 }, { delayMeanMs: () => 0 });
     // One batch larger than the limit, with nothing in hand: taken.
-    expect(guard.admit(4_500_000)).toBeNull();
     const big = inHand(guard, 4_500_000);
-    expect(guard.admit(450)).toMatchObject({ retryAfterSeconds: 1, help: expect.stringContaining('4.3 MiB of submissions in hand, the limit is 1.0 MiB') });
+    expect(refusal(guard, from(450))).toMatchObject({ retryAfterSeconds: 1, help: expect.stringContaining('4.3 MiB of submissions in hand, the limit is 1.0 MiB') });
     big.done();
     const most = inHand(guard, 900_000);
-    expect(guard.admit(99_999)).toBeNull();
-    expect(guard.admit(100_001)).not.toBeNull();
+    expect(refusal(guard, from(99_999))).toBeNull();
+    expect(refusal(guard, from(100_001))).not.toBeNull();
     most.done();
   });
 });
@@ -134,7 +181,7 @@ describe('a DIP under overload', () => {
 
   it('answers 503 with Retry-After while measured late, stores nothing of the refused batch, and takes it again afterwards', async () => {
     let mean = 0;
-    t = await startTestDip({ overload: { maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 0, maxSubmissionsInFlight: 256, maxBytesInFlight: 32 << 20 } }, undefined, { load: { delayMeanMs: () => mean } });
+    t = await startTestDip({ overload: { maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 0, maxSubmissionsInFlight: 256, maxBytesInFlight: 32 << 20, maxBytesArriving: 128 << 20, maxBytesArrivingPerSender: 32 << 20 } }, undefined, { load: { delayMeanMs: () => mean } });
     const sds = await t.participant('2000000001', ['SDS']);
     const sup = await t.participant('1000000001', ['SUP']);
     const r = await t.receiver();
@@ -159,7 +206,7 @@ describe('a DIP under overload', () => {
   });
 
   it('counts a submission as in hand from its arrival to its answer, by its bytes: the next is refused while one waits for its commit', async () => {
-    t = await startTestDip({ overload: { maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 100, maxSubmissionsInFlight: 256, maxBytesInFlight: 1_000 } });
+    t = await startTestDip({ overload: { maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 100, maxSubmissionsInFlight: 256, maxBytesInFlight: 1_000, maxBytesArriving: 128 << 20, maxBytesArrivingPerSender: 32 << 20 } });
     const sds = await t.participant('2000000001', ['SDS']);
     const sup = await t.participant('1000000001', ['SUP']);
     // The store holds the first batch's commit until the test lets it go.
@@ -174,7 +221,7 @@ describe('a DIP under overload', () => {
   });
 
   it('judges an upload again when its body has arrived: admitted with nothing in hand, it is refused 503 if another batch came in meanwhile', async () => {
-    t = await startTestDip({ overload: { maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 100, maxSubmissionsInFlight: 256, maxBytesInFlight: 1_000 } });
+    t = await startTestDip({ overload: { maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 100, maxSubmissionsInFlight: 256, maxBytesInFlight: 1_000, maxBytesArriving: 128 << 20, maxBytesArrivingPerSender: 32 << 20 } });
     const sds = await t.participant('2000000001', ['SDS']);
     const sup = await t.participant('1000000001', ['SUP']);
     // A: its head and most of its body sent first, with nothing in hand (admitted), the rest held back.
@@ -201,8 +248,37 @@ describe('a DIP under overload', () => {
     expect((await b).status).toBe(201);
   });
 
+  it('bounds what is still arriving per sender: one participant holding large uploads open is refused at its next headers, another participant is not', async () => {
+    t = await startTestDip({ overload: { maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 100, maxSubmissionsInFlight: 256, maxBytesInFlight: 32 << 20, maxBytesArriving: 128 << 20, maxBytesArrivingPerSender: 1 << 20 } });
+    const sds = await t.participant('2000000001', ['SDS']);
+    const other = await t.participant('2000000002', ['SDS']);
+    const sup = await t.participant('1000000001', ['SUP']);
+    // As an operator's Prometheus reads it.
+    const arriving = async () => (await t!.dip.metrics.registry.getSingleMetric('dip_overload_bytes_arriving')!.get()).values[0]?.value;
+    // The first sender declares 1,048,000 bytes (just under its 1 MiB share) and sends its head and a few bytes: admitted, still arriving.
+    const socket = tls.connect({ host: '127.0.0.1', port: t.dip.port, servername: 'localhost', ca: t.dip.pki.ca.certPem, ...tlsOf(sds) });
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString()));
+    await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
+    socket.write(`POST /dip-channel/IF-021 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1048000\r\n\r\n[`);
+    await waitFor(async () => (await arriving()) === 1_048_000, 10_000, 'the upload counted as arriving');
+    // Its next submission (4.5 kB) would take it past its 1 MiB share: refused before its body is read.
+    try {
+      const refused = await sds.client.submit('IF-021', batch(sds, sup.dipId, 1));
+      expect([refused.status, refused.headers['retry-after'], refused.body.messageArray[0]!.help]).toEqual([503, '1', expect.stringContaining('of your submissions are still arriving, the limit per sender is 1.0 MiB')]);
+      // Another participant is not held by it.
+      expect((await other.client.submit('IF-021', batch(other, sup.dipId, 1))).status).toBe(201);
+    } finally {
+      // Hung up: its share is given back, and its next submission is taken.
+      socket.destroy();
+    }
+    await waitFor(async () => (await arriving()) === 0, 10_000, 'the share given back');
+    expect(answer).toBe('');
+    expect((await sds.client.submit('IF-021', batch(sds, sup.dipId, 1))).status).toBe(201);
+  });
+
   it('a loop truly kept busy (real gauge) is refused, and recovers once the work stops', async () => {
-    t = await startTestDip({ overload: { maxEventLoopDelayMs: 15, delayCountsFromSubmissions: 0, maxSubmissionsInFlight: 256, maxBytesInFlight: 32 << 20 } });
+    t = await startTestDip({ overload: { maxEventLoopDelayMs: 15, delayCountsFromSubmissions: 0, maxSubmissionsInFlight: 256, maxBytesInFlight: 32 << 20, maxBytesArriving: 128 << 20, maxBytesArrivingPerSender: 32 << 20 } });
     const sds = await t.participant('2000000001', ['SDS']);
     await t.participant('1000000001', ['SUP']);
     // Busy slices of 60 ms on the DIP's own thread (the test shares it) until a submission is refused.

@@ -101,7 +101,7 @@ class Scenario {
   async onboard(): Promise<void> {
     // resubmitAll() sends every acknowledged batch at once, a burst a DIP rightly sheds with 503 when it is
     // behind (README, overload); this test is about durability, so the DIP takes the whole burst.
-    writeFileSync(join(this.dataDir, 'dip.config.yaml'), 'overload:\n  delayCountsFromSubmissions: 100000\n  maxSubmissionsInFlight: 100000\n  maxBytesInFlight: 1099511627776\n');
+    writeFileSync(join(this.dataDir, 'dip.config.yaml'), 'overload:\n  delayCountsFromSubmissions: 100000\n  maxSubmissionsInFlight: 100000\n  maxBytesInFlight: 1099511627776\n  maxBytesArriving: 1099511627776\n  maxBytesArrivingPerSender: 1099511627776\n');
     const onboarded = await onboardDirect(this.dataDir, [
       ...SENDERS.map((dipId) => ({ dipId, role: 'SDS' })),
       ...SUPPLIERS.map((dipId) => ({ dipId, role: 'SUP' })),

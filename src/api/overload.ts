@@ -1,11 +1,19 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { MSG } from '../domain/response-codes.js';
-import type { Admitted, OverloadGuard, Refusal } from '../pipeline/overload.js';
+import { isRefusal, type Admitted, type OverloadGuard, type Refusal } from '../pipeline/overload.js';
 import type { ApiDeps } from './deps.js';
-import { sendStandard } from './request.js';
+import { sendStandard, tlsPeer } from './request.js';
 
 const admitted = new WeakMap<FastifyRequest, Admitted>();
 const isSubmission = (req: FastifyRequest): boolean => req.method === 'POST' && req.routeOptions.url === '/dip-channel/:id';
+
+/** A Content-Length as the guard takes it: null when absent or not a number (Fastify refuses those later). */
+function declared(req: FastifyRequest): number | null {
+  const header = req.headers['content-length'];
+  if (header === undefined) return null;
+  const n = Number(header);
+  return Number.isFinite(n) && n >= 0 ? n : null;
+}
 
 /**
  * Submissions (POST /dip-channel/{id}) are refused with 503 and Retry-After while the DIP is overloaded:
@@ -19,22 +27,19 @@ export function useOverloadGuard(app: FastifyInstance, deps: ApiDeps, guard: Ove
   };
   app.addHook('onRequest', async (req, reply) => {
     if (!isSubmission(req)) return;
-    const declared = Number(req.headers['content-length'] ?? 0);
-    const refusal = guard.admit(Number.isFinite(declared) ? declared : 0);
-    if (!refusal) {
-      const ticket = guard.started();
-      admitted.set(req, ticket);
-      // 'close' comes once per response, also when the sender hangs up first.
-      reply.raw.once('close', () => ticket.done());
-      return;
-    }
-    return refuse(reply, refusal);
+    // The sender is its client certificate (the channel in the path is not yet proven: anyone could name another's).
+    const sender = tlsPeer(req.raw.socket)?.peer?.fingerprint256 ?? req.raw.socket.remoteAddress ?? '';
+    const verdict = guard.admit({ declaredBytes: declared(req), sender });
+    if (isRefusal(verdict)) return refuse(reply, verdict);
+    admitted.set(req, verdict);
+    // 'close' comes once per response, also when the sender hangs up first.
+    reply.raw.once('close', () => verdict.done());
   });
   // The body has arrived whole (parsed as the raw batch): from now on it is work in hand, if it still
   // fits (uploads that began together were each judged against what was in hand when they began).
   app.addHook('preValidation', async (req, reply) => {
     if (!isSubmission(req)) return;
-    const refusal = admitted.get(req)?.arrived(Buffer.isBuffer(req.body) ? req.body.length : Number(req.headers['content-length'] ?? 0) || 0);
+    const refusal = admitted.get(req)?.arrived(Buffer.isBuffer(req.body) ? req.body.length : (declared(req) ?? 0));
     if (!refusal) return;
     return refuse(reply, refusal);
   });

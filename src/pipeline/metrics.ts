@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { DeliveryAttempt } from '../ports/archive.js';
 import type { BackendHealth, CommitGroup } from '../ports/backend.js';
 import type { MessageLog, QueueRef } from '../ports/message-log.js';
+import type { OverloadStats } from './overload.js';
 
 /** A queue's backlog as a scrape sees it. */
 export interface QueueDepth {
@@ -185,6 +186,29 @@ export class DipMetrics {
       collect() {
         this.reset();
         for (const v of views()) this.set({ process: v.name }, v.restarts);
+      },
+    });
+  }
+
+  /** The overload guard's state (README, Overload), read at every scrape: how close submissions are to a 503. */
+  watchOverload(stats: () => OverloadStats): void {
+    const registers = [this.registry];
+    const gauges: Array<[string, string, (s: OverloadStats) => number]> = [
+      ['dip_overload_submissions_in_hand', 'Submissions read whole and not yet answered (overload.maxSubmissionsInFlight)', (s) => s.submissionsInFlight],
+      ['dip_overload_bytes_in_hand', 'Bytes of those submissions (overload.maxBytesInFlight)', (s) => s.bytesInFlight],
+      ['dip_overload_bytes_arriving', 'Bytes declared by submissions whose body is still arriving (overload.maxBytesArriving)', (s) => s.bytesArriving],
+      ['dip_overload_event_loop_delay_seconds', 'Mean event-loop delay the guard judges by (overload.maxEventLoopDelayMs)', (s) => s.eventLoopDelayMs / 1000],
+    ];
+    for (const [name, help, of] of gauges) {
+      new Gauge({ name, help, registers, collect() { this.set(of(stats())); } });
+    }
+    new Counter({
+      name: 'dip_overload_refused_total',
+      help: 'Submissions answered 503 because the DIP was overloaded',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(stats().refused);
       },
     });
   }
