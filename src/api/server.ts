@@ -140,6 +140,21 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
         status = 431;
         help = `the request headers are larger than the limit of ${limits.maxHeaderBytes} bytes`;
       }
+      // The bytes may follow a request that was whole (its body read complete: a body longer than its
+      // Content-Length runs on into what the parser takes for the next request): that request is answered
+      // first (it may be a 201, durable by then; without it the sender would resend and meet MSG1006).
+      // Node sends it with Connection: close and ends the connection; the refusal goes out if still open.
+      const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+      if (inFlight && !inFlight.writableFinished && inFlight.req.complete) {
+        let answered = false;
+        const after = () => {
+          if (answered) return;
+          answered = true;
+          answerAndClose(socket, status, help);
+        };
+        inFlight.once('finish', after).once('close', after);
+        return;
+      }
       answerAndClose(socket, status, help);
     },
     // Errors Fastify raises while routing, before any handler runs (a path segment longer than

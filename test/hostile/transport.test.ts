@@ -7,7 +7,7 @@ import * as x509 from '@peculiar/x509';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCertificateAuthority, type KeyAndCert } from '../../src/security/pki.js';
-import { expectStillServing, forgeCertificate, rawSignedRequest, rawTls, startHostileDip, tlsOf, type HostileDip } from './helpers.js';
+import { expectStillServing, forgeCertificate, rawSignedRequest, rawTls, startHostileDip, tlsOf, validItem, type HostileDip } from './helpers.js';
 
 let h: HostileDip;
 beforeAll(async () => {
@@ -94,6 +94,18 @@ describe('malformed, smuggled and oversized HTTP', () => {
       expect(json.messageArray[0]!.help).toBeTruthy();
       if (expected === 431) expect(json.messageArray[0]!.help).toContain('16384 bytes');
     }
+  });
+
+  it('answers a whole request before closing on the bytes after its body that are not HTTP (a Content-Length shorter than what was sent)', async () => {
+    const body = JSON.stringify([validItem()]);
+    const raw = await rawSignedRequest(h.t, h.sds, { path: '/dip-channel/IF-021', body });
+    // The sender's own bug: its body runs on past the Content-Length it declared.
+    const r = await rawTls(h.t, { ...tlsOf(h.sds), write: `${raw}, "left over"]` });
+    // The request as declared was whole: it is answered (201, durable), and the connection is closed after
+    // it, with Connection: close (the leftover is no request: nothing more is parsed). It was a 400 alone.
+    expect(r.text.match(/HTTP\/1\.1 \d{3}/g), r.text.slice(0, 300)).toEqual(['HTTP/1.1 201']);
+    expect(r.text).toMatch(/\r\nConnection: close\r\n/i);
+    expect(r.closedByServer).toBe(true);
   });
 
   it('answers a signed request whose path tries CRLF injection without reflecting it into a header', async () => {
