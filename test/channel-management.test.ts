@@ -127,7 +127,7 @@ describe('channel management while running (spec 5.3)', () => {
     expect(refused.body.messageArray[0]!.message).toMatch(/^MSG1000/);
     expect(refused.body.messageArray[0]!.help).toMatch(/paused/);
     // "Send it again unchanged": the same signed request (same date, so the same X-DIP-Signature) is
-    // refused as paused again, not as a replay; its signature was released with the 503.
+    // refused as paused again.
     const unchanged = JSON.stringify([if021(sup.dipId)]);
     const signed = await new Signer(sds.credentials.keyPem, sds.credentials.certPem).sign('POST', `${t.dip.url}/dip-channel/IF-021`, unchanged);
     const sendUnchanged = () => sds.client.call('POST', '/dip-channel/IF-021', unchanged, { ...signed });
@@ -145,10 +145,10 @@ describe('channel management while running (spec 5.3)', () => {
     expect((await carol('POST', '/admin/channels/IF-021/pause')).status).toBe(409);
     expect((await carol('POST', '/admin/channels/IF-021/resume')).body).toMatchObject({ state: 'active' });
     await waitFor(() => messagesAt(slow).length === 1, 10_000, 'the held message after the resume');
-    // Once it resumes, the request sent unchanged is taken, once; a third copy is a replay.
+    // Once it resumes, the request sent unchanged is taken, once; a third copy is a duplicate.
     expect((await sendUnchanged()).status).toBe(201);
-    const replayed = await sendUnchanged();
-    expect([replayed.status, replayed.body.messageArray[0]!.help]).toEqual([401, expect.stringContaining('the request was replayed')]);
+    const repeated = await sendUnchanged();
+    expect([repeated.status, repeated.body.messageArray[0]!.message]).toEqual([400, expect.stringMatching(/^MSG1006/)]);
 
     // Withdrawn: refused as an unknown channel.
     await carol('POST', '/admin/channels/IF-021/withdraw', { note: 'end of trial' });

@@ -15,7 +15,7 @@ import type { QueueRef } from '../ports/message-log.js';
 import type { MessageTracer } from '../ports/tracing.js';
 import type { PkiMaterial } from '../security/pki.js';
 import { deliveryProcesses, type DeliveryControl } from '../topology/delivery-processes.js';
-import { ingestThreads, releasingSignatures } from '../topology/ingest-threads.js';
+import { ingestThreads } from '../topology/ingest-threads.js';
 import type { Core } from './core.js';
 import { buildDelivery, webhookTransport } from './delivery.js';
 import { buildIngest } from './ingest.js';
@@ -102,7 +102,6 @@ export function assembleMessageRoad({ config, pki, backend, coordination, core, 
       logger,
       now: () => clock.now(),
       append: (batch) => appendLog.append(batch),
-      replay: coordination.replayGuard,
       shared: core,
       registryVersion: () => registry.loadedVersion,
       sealKeyId: () => sealKeyId(),
@@ -114,7 +113,7 @@ export function assembleMessageRoad({ config, pki, backend, coordination, core, 
     threads.start();
     life.started('ingest threads', () => threads.stop());
   }
-  const ingest = releasingSignatures(threads ?? onThisThread, coordination.replayGuard, logger);
+  const ingest = threads ?? onThisThread;
   const replay = new Replay(backend.log, backend.archive, copies, clock, backend.requeueJobs, (q) => delivery.notify([q]), logger);
   return { destinations, load, delivery, processes, ingest, threads, replay };
 }

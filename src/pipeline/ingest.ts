@@ -59,11 +59,6 @@ export interface IngestResult {
   response: StandardResponse;
   /** Set with 503 and 429: how long the sender should wait (the Retry-After header). */
   retryAfterSeconds?: number;
-  /**
-   * Nothing was stored and the sender is told to send the request again unchanged (a paused channel, a
-   * store that cannot take writes): its signature is released, so the very same request is taken then.
-   */
-  releaseSignature?: true;
 }
 
 interface Refusal {
@@ -257,7 +252,11 @@ export class Ingest {
 
   /** What submission and validation share: an authenticated caller and a known channel. */
   private async open(req: IngestRequest, now: Date): Promise<{ caller: Participant; channel: Channel } | IngestResult> {
-    const auth = await authenticate(this.registry, req, now, this.settings.maxClockSkewMs);
+    // No replay guard here: a submission is idempotent by its sender unique references (required on every
+    // item), so the very same signed request sent again (a retry after a lost answer) is answered for what
+    // it carries: MSG1006 for each message stored before, or taken if it was not. Refused as a replay
+    // (401), its sender could not tell whether the first one was accepted. Validation stores nothing.
+    const auth = await authenticate(this.registry, { ...req, controls: req.controls?.revocation ? { revocation: req.controls.revocation } : {} }, now, this.settings.maxClockSkewMs);
     if (!auth.ok) return this.whole(now, null, auth.status, MSG.processingFailed, auth.help);
     const caller = auth.participant;
     const channel = this.channels(req.channelId);
@@ -269,7 +268,6 @@ export class Ingest {
       return {
         ...this.whole(now, caller.dipId, 503, MSG.processingFailed, `${channel.interfaceId} is paused by the DIP operator (maintenance); nothing of this batch was accepted: send it again unchanged once the channel resumes. Other channels are not affected`),
         retryAfterSeconds: PAUSED_RETRY_AFTER_SECONDS,
-        releaseSignature: true,
       };
     }
     return { caller, channel };
@@ -430,7 +428,6 @@ export class Ingest {
     return {
       ...this.whole(now, callerId, 503, MSG.processingFailed, `${why}; nothing of this batch was accepted: send it again unchanged after the Retry-After interval`),
       retryAfterSeconds: STORE_RETRY_AFTER_SECONDS,
-      releaseSignature: true,
     };
   }
 

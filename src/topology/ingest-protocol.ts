@@ -1,14 +1,13 @@
 import type { DipConfig } from '../config.js';
 import type { IngestRequest, IngestResult } from '../pipeline/ingest.js';
 import type { AcceptedBatch, AppendOutcome } from '../ports/message-log.js';
-import type { ReplayCheck } from '../ports/replay-guard.js';
 import type { WireError } from './protocol.js';
 
 /**
  * The messages between the main thread (the listeners and the one writer) and its ingest threads, over
  * worker_threads' structured clone: Buffers arrive as Uint8Arrays (the thread wraps them again), strings
  * and plain objects as they are. A request crosses once each way; what a thread needs of the writer
- * (the append with the replay check, or the replay check alone) is a call answered by a reply with the same id.
+ * (the append) is a call answered by a reply with the same id.
  */
 
 /** What of a submission crosses to a thread: the caller's evidence without the main thread's controls. */
@@ -28,27 +27,16 @@ export type ToIngestThread =
   /** The registry, the catalogue or the signing key changed in the main thread: re-read them (src/topology/shared-state.ts). */
   | { t: 'refresh' };
 
-/** The replay check a thread's authentication asked for (see `IngestCall`). */
-export interface DeferredReplayCheck {
-  signature: string;
-  nowMs: number;
-}
-
 /**
  * What a thread asks of the writer (answered by a `reply` with the same id). An append names the
  * submission it is for and carries the batch without its raw request: the main thread still holds those
  * bytes (it handed them over), and the store writes only their sealed form, so they need not cross back.
- * It also carries the submission's replay check, made first (one call instead of two for an accepted
- * batch); `replay` alone is for a submission answered without an append.
  */
-export type IngestCall =
-  | { op: 'append'; request: number; batch: Omit<AcceptedBatch, 'rawRequest'> & Required<Pick<AcceptedBatch, 'sealed'>>; replay: DeferredReplayCheck | null }
-  | ({ op: 'replay' } & DeferredReplayCheck);
+export type IngestCall = { op: 'append'; request: number; batch: Omit<AcceptedBatch, 'rawRequest'> & Required<Pick<AcceptedBatch, 'sealed'>> };
 
-/** The answer each call gets: an append whose signature was used before is not made, and says so. */
+/** The answer each call gets. */
 export interface IngestCallResult {
-  append: AppendOutcome | Extract<ReplayCheck, { replayed: true }>;
-  replay: ReplayCheck;
+  append: AppendOutcome;
 }
 
 /** Thread → main. */

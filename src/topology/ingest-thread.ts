@@ -2,10 +2,10 @@
  * An ingest thread of the DIP (`ingestThreads` > 0), started by the main thread
  * (src/topology/ingest-threads.ts). It runs POST /dip-channel/{id}'s pipeline for the requests the main
  * thread hands it: authenticate (signature, API key, certificate binding, revocation), parse, validate,
- * route, stamp the wrapper, serialise the outbound copies, seal them. The two things that must have one
- * place stay in the main thread and are calls: the append (the one group commit, which refuses
- * duplicates and answers once the batch is durable) and the replay guard, asked with the append. It reads the registry, the
- * channel settings and the MPAN lookup from the store over its own connection, and never writes.
+ * route, stamp the wrapper, serialise the outbound copies, seal them. What must have one place stays in
+ * the main thread and is a call: the append (the one group commit, which refuses duplicates and answers
+ * once the batch is durable). It reads the registry, the channel settings and the MPAN lookup from the
+ * store over its own connection, and never writes.
  */
 import { parentPort } from 'node:worker_threads';
 import type { DipConfig } from '../config.js';
@@ -20,26 +20,9 @@ import type { AcceptedBatch, AppendOutcome } from '../ports/message-log.js';
 import { ensurePki } from '../security/pki.js';
 import { RevocationWatcher } from '../security/revocation.js';
 import { sealParts } from '../security/seal-batch.js';
-import type { IngestRequest, IngestResult } from '../pipeline/ingest.js';
-import type { ReplayCheck, SignatureReplayGuard } from '../ports/replay-guard.js';
-import type { DeferredReplayCheck, FromIngestThread, IngestCall, IngestCallResult, ToIngestThread } from './ingest-protocol.js';
+import type { FromIngestThread, IngestCall, IngestCallResult, ToIngestThread } from './ingest-protocol.js';
 import { labelled, PendingCalls, toWire } from './protocol.js';
 import { refreshSharedState } from './shared-state.js';
-
-/** A submission this thread holds: its id, and the replay check its authentication asked for. */
-interface InHand {
-  id: number;
-  replay: DeferredReplayCheck | null;
-  /** Whether the check went to the main thread (with the append). */
-  replayAsked: boolean;
-}
-
-/** The main thread refused an append because the request's signature was used before. */
-class Replayed extends Error {
-  constructor(readonly seen: Extract<ReplayCheck, { replayed: true }>) {
-    super('the request was replayed');
-  }
-}
 
 const port = parentPort;
 if (!port) throw new Error('src/topology/ingest-thread.ts runs as a worker thread');
@@ -76,21 +59,18 @@ async function run(init: Extract<ToIngestThread, { t: 'init' }>): Promise<void> 
   revocation.start(config.revocationPollMs);
   life.started('revocation watcher', () => revocation.stop());
 
-  // The writer and the replay guard are the main thread's: calls, each answered by a reply.
+  // The writer is the main thread's: a call, answered by a reply.
   const main = new PendingCalls();
   const call = <K extends IngestCall['op']>(c: Extract<IngestCall, { op: K }>): Promise<IngestCallResult[K]> => main.call((id) => send({ t: 'call', id, ...c }));
-  /** Each submission in hand by its body (what the pipeline appends as the raw request). */
-  const inHand = new WeakMap<Buffer, InHand>();
+  /** Each submission in hand (its id) by its body (what the pipeline appends as the raw request). */
+  const inHand = new WeakMap<Buffer, number>();
   // Deflating and sealing what is archived is done here too: the writer only writes.
   const log = {
     append: async (batch: AcceptedBatch): Promise<AppendOutcome> => {
       const request = inHand.get(batch.rawRequest);
-      if (!request) throw new Error('ingest thread: an append for no submission in hand');
+      if (request === undefined) throw new Error('ingest thread: an append for no submission in hand');
       const { rawRequest: _stillInTheMainThread, ...rest } = batch;
-      request.replayAsked = true;
-      const outcome = await call<'append'>({ op: 'append', request: request.id, batch: { ...rest, sealed: sealParts(batch, sealer) }, replay: request.replay });
-      if ('replayed' in outcome) throw new Replayed(outcome);
-      return outcome;
+      return call<'append'>({ op: 'append', request, batch: { ...rest, sealed: sealParts(batch, sealer) } });
     },
   };
   let reloading: Promise<void> | null = null;
@@ -104,35 +84,6 @@ async function run(init: Extract<ToIngestThread, { t: 'init' }>): Promise<void> 
   };
   const ingest = buildIngest(config, core, log, clock, tracer);
 
-  /**
-   * One submission through the pipeline. Its authentication's replay check is not a call of its own: the
-   * guard here only notes the signature, which the append carries (one hop less per accepted batch).
-   * A submission answered without an append (refused, or failed) makes the check afterwards, so the
-   * guard records exactly what it would have; and a replayed request, found either way, gets the answer
-   * authentication gives one (the pipeline again, told so), whatever else was wrong with it.
-   */
-  const handle = async (req: IngestRequest, request: InHand): Promise<IngestResult> => {
-    const noting: Pick<SignatureReplayGuard, 'check'> = {
-      check: (signature, nowMs) => {
-        request.replay = { signature, nowMs };
-        return { replayed: false };
-      },
-    };
-    const asReplayed = (seen: ReplayCheck): Promise<IngestResult> => ingest.handle({ ...req, controls: { replay: { check: () => seen }, revocation } });
-    const checkedAfter = async (): Promise<ReplayCheck> => (request.replay && !request.replayAsked ? call<'replay'>({ op: 'replay', ...request.replay }) : { replayed: false });
-    let result: IngestResult;
-    try {
-      result = await ingest.handle({ ...req, controls: { replay: noting, revocation } });
-    } catch (err) {
-      if (err instanceof Replayed) return asReplayed(err.seen);
-      const seen = await checkedAfter();
-      if (seen.replayed) return asReplayed(seen);
-      throw err;
-    }
-    const seen = await checkedAfter();
-    return seen.replayed ? asReplayed(seen) : result;
-  };
-
   port!.on('message', (m: ToIngestThread) => {
     switch (m.t) {
       case 'reply':
@@ -144,10 +95,9 @@ async function run(init: Extract<ToIngestThread, { t: 'init' }>): Promise<void> 
       case 'ingest': {
         // Structured clone turns the body into a Uint8Array over the same bytes: a Buffer again, no copy.
         const body = Buffer.from(m.req.body.buffer, m.req.body.byteOffset, m.req.body.byteLength);
-        const request: InHand = { id: m.id, replay: null, replayAsked: false };
-        inHand.set(body, request);
+        inHand.set(body, m.id);
         Promise.all([core.registry.catchUp(m.registryVersion), keyInForce(m.sealKeyId)])
-          .then(() => handle({ ...m.req, body }, request))
+          .then(() => ingest.handle({ ...m.req, body, controls: { revocation } }))
           .then(
           (result) => send({ t: 'result', id: m.id, ok: true, result }),
           (err: unknown) => send({ t: 'result', id: m.id, ok: false, error: toWire(err) }),

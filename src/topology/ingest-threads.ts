@@ -8,8 +8,6 @@ import { standardResponse } from '../domain/standard-response.js';
 import { STORE_RETRY_AFTER_SECONDS, type Ingest, type IngestRequest, type IngestResult } from '../pipeline/ingest.js';
 import type { Logger } from '../ports/logger.js';
 import type { AcceptedBatch, AppendOutcome } from '../ports/message-log.js';
-import type { SignatureReplayGuard } from '../ports/replay-guard.js';
-import { DIP_HEADER_SIGNATURE } from '../security/signature.js';
 import type { FromIngestThread, IngestCall, ToIngestThread } from './ingest-protocol.js';
 import { fromWire, toWire } from './protocol.js';
 import { pushSharedChanges, type SharedState } from './shared-state.js';
@@ -17,38 +15,12 @@ import { pushSharedChanges, type SharedState } from './shared-state.js';
 /** What POST /dip-channel/{id} needs of ingest, whichever thread runs it. */
 export type IngestHandler = Pick<Ingest, 'handle' | 'validate' | 'traced'>;
 
-/**
- * A submission the pipeline answered "nothing stored, send it again unchanged" (IngestResult
- * releaseSignature: a paused channel, a store that cannot take writes) frees its signature, so the
- * same signed request, sent again after Retry-After, is taken instead of refused as a replay. Whichever
- * thread ran it, the guard that recorded the signature is this thread's. Not for a request an ingest
- * thread held when it died: that one may have been stored (a re-send is then refused as a duplicate
- * reference, which stays the safety net for every release). The sender is not kept waiting for it.
- */
-export function releasingSignatures(handler: IngestHandler, guard: Pick<SignatureReplayGuard, 'release'>, logger: Logger): IngestHandler {
-  const released = (req: IngestRequest, result: IngestResult): IngestResult => {
-    const signature = req.headers[DIP_HEADER_SIGNATURE];
-    if (result.releaseSignature && typeof signature === 'string') {
-      Promise.resolve(guard.release(signature.trim())).catch((err: unknown) => logger.warn({ err }, 'a signature could not be released'));
-    }
-    return result;
-  };
-  return {
-    handle: async (req) => released(req, await handler.handle(req)),
-    validate: async (req) => released(req, await handler.validate(req)),
-    get traced() {
-      return handler.traced;
-    },
-  };
-}
-
-/** The main thread's side of what an ingest thread asks: the one writer and the replay guard. */
+/** The main thread's side of what an ingest thread asks: the one writer. */
 export interface WriterSide {
   config: DipConfig;
   logger: Logger;
   now(): number;
   append(batch: AcceptedBatch): Promise<AppendOutcome>;
-  replay: SignatureReplayGuard;
   /** What the threads read too: a change here is pushed to them. */
   shared: SharedState;
   /** The version of the main thread's registry view: a thread catches up to it before each request. */
@@ -104,7 +76,7 @@ function entryModule(): URL {
  * submission goes to the ready thread holding the fewest; while none is ready (starting, or restarting
  * after one died) this thread runs it itself, so a request is never left waiting on a thread. What a
  * thread asks of this one: the append, through the same group commit as every other write (so the 201
- * still follows durability, and duplicates are refused in one place), and the replay guard.
+ * still follows durability, and duplicates are refused in one place).
  */
 export class IngestThreads implements IngestHandler {
   private readonly slots: Slot[];
@@ -241,23 +213,12 @@ export class IngestThreads implements IngestHandler {
   }
 
   private async answer(slot: Slot, call: IngestCall): Promise<unknown> {
-    switch (call.op) {
-      case 'append': {
-        const request = slot.pending.get(call.request);
-        if (!request) throw new Error(`ingest thread ${slot.view.index} appends for submission ${call.request}, which it does not hold`);
-        // Structured clone delivers Buffers as Uint8Arrays: the store binds Buffers.
-        const { batch } = call;
-        // The replay guard first, as authentication would have asked it: a replayed request appends nothing.
-        if (call.replay) {
-          const seen = await this.writer.replay.check(call.replay.signature, call.replay.nowMs);
-          if (seen.replayed) return seen;
-        }
-        const sealed = { ...batch.sealed, raw: asBuffer(batch.sealed.raw), outbound: batch.sealed.outbound.map(asBuffer) };
-        return this.writer.append({ ...batch, rawRequest: request.body, sealed });
-      }
-      case 'replay':
-        return this.writer.replay.check(call.signature, call.nowMs);
-    }
+    const request = slot.pending.get(call.request);
+    if (!request) throw new Error(`ingest thread ${slot.view.index} appends for submission ${call.request}, which it does not hold`);
+    // Structured clone delivers Buffers as Uint8Arrays: the store binds Buffers.
+    const { batch } = call;
+    const sealed = { ...batch.sealed, raw: asBuffer(batch.sealed.raw), outbound: batch.sealed.outbound.map(asBuffer) };
+    return this.writer.append({ ...batch, rawRequest: request.body, sealed });
   }
 
   private exited(slot: Slot, worker: Worker, code: number): void {

@@ -104,15 +104,16 @@ describe('replayed signatures', () => {
     before = messageCount(h.t);
   });
 
-  it('refuses the same signed request a second time (401, replayed), on the same connection', async () => {
+  it('answers the same signed submission a second time for what it carries (400 MSG1006: already stored), on the same connection', async () => {
     const b = body();
     const first = await submit(h, b);
     expect(first.status).toBe(201);
     const again = await submit(h, b, { signature: first.signature });
-    expectRefusal(again, 401, /already used at .*replayed/);
+    expectRefusal(again, 400, /already accepted/);
+    expect((again.json as { messageArray: Array<{ message: string }> }).messageArray[0]!.message).toBe('MSG1006 - Sender Unique Reference Duplicated');
   });
 
-  it('refuses it from a fresh connection too', async () => {
+  it('and from a fresh connection too', async () => {
     const b = body();
     const first = await submit(h, b);
     expect(first.status).toBe(201);
@@ -121,17 +122,19 @@ describe('replayed signatures', () => {
     try {
       const res = await fresh.request({ origin: h.t.dip.url, path: '/dip-channel/IF-021', method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': h.sds.apiKey, ...first.signature }, body: b });
       const text = await res.body.text();
-      expectRefusal({ status: res.statusCode, json: JSON.parse(text), text }, 401, /replayed/);
+      expectRefusal({ status: res.statusCode, json: JSON.parse(text), text }, 400, /already accepted/);
     } finally {
       await fresh.close();
     }
   });
 
-  it('refuses a replay of a request that was refused for its content (the signature was still spent)', async () => {
+  it('answers a repeat of a submission refused for its content with the same refusal', async () => {
     const first = await submit(h, '[{"payload":{}}]');
     expect(first.status).toBe(400);
     const again = await submit(h, '[{"payload":{}}]', { signature: first.signature });
-    expectRefusal(again, 401, /replayed/);
+    const answers = (a: { json: unknown }) => (a.json as { messageArray: Array<{ message: string; help: string }> }).messageArray.map((e) => [e.message, e.help]);
+    expect(again.status).toBe(400);
+    expect(answers(again)).toEqual(answers(first));
   });
 
   it('refuses a replayed webhook registration', async () => {
