@@ -1,5 +1,6 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { replayCorrelationId } from '../src/pipeline/replay.js';
 import { decryptWith, encryptTo } from '../src/security/payload-encryption.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
@@ -35,12 +36,14 @@ async function replayOne(p: TestParticipant): Promise<Json> {
   return copies[0]!;
 }
 
-/** The copy without what a replay legitimately changes (its own transaction wrapper, and the original's ID beside it). */
+/** The copy without what a replay legitimately changes (its own transaction wrapper, and the original's beside it). */
 function withoutWrapper(m: Json): Json {
   const c = structuredClone(m);
   delete c.originalTransactionID;
+  delete c.originalTransactionWrapper;
   delete c.payload.CommonBlock.D0.transactionID;
   delete c.payload.CommonBlock.D0.transactionTimestamp;
+  delete c.payload.CommonBlock.D0.initialCorrelationID;
   delete c.payload.CommonBlock.D0.replayIndicator;
   return c;
 }
@@ -57,12 +60,17 @@ describe('replay returns the recipient its own copy', () => {
 
     it('hides from each replayed copy what that role may not see, exactly as delivered', async () => {
       const item = buildIF021({ senderDipId: ctx.sds.dipId, senderRole: 'SDS', primaryRecipients: ctx.recipients.map((x) => x.p.dipId), uniqueSuffix: 'obf' });
+      item.payload.CommonBlock.S1.senderCorrelationID = 'CI-20261202-obf';
       expect((await ctx.sds.client.submit('IF-021', [item])).status).toBe(201);
       for (const { p, r } of ctx.recipients) {
         await waitFor(() => r.calls.length === 1, 5000, `delivery to ${p.dipId}`);
         const delivered = r.calls[0]!.messages[0] as Json;
         const replayed = await replayOne(p);
         expect(withoutWrapper(replayed)).toEqual(withoutWrapper(delivered));
+        // Spec 5.5.11: a new wrapper whose correlation ID carries the reply prefix, and the original wrapper too.
+        expect(delivered.payload.CommonBlock.D0.initialCorrelationID).toBe('CI-20261202-obf');
+        expect(replayed.payload.CommonBlock.D0.initialCorrelationID).toBe('R-CI-20261202-obf');
+        expect(replayed.originalTransactionWrapper).toEqual(delivered.payload.CommonBlock.D0);
         expect(replayed.originalTransactionID).toBe(delivered.payload.CommonBlock.D0.transactionID);
       }
       const sup = await replayOne(ctx.recipients[0]!.p);
@@ -132,5 +140,15 @@ describe('replay returns the recipient its own copy', () => {
         expect(withoutWrapper(replayed)).toEqual(withoutWrapper(r.calls[0]!.messages[0] as Json));
       }
     });
+  });
+});
+
+describe('a replayed copy\'s correlation ID', () => {
+  it('is the original\'s with the reply prefix, cut to the published 60 characters; none stays none', () => {
+    expect(replayCorrelationId('CI-1')).toBe('R-CI-1');
+    expect(replayCorrelationId('x'.repeat(60))).toBe(`R-${'x'.repeat(58)}`);
+    expect(replayCorrelationId(null)).toBeNull();
+    expect(replayCorrelationId(undefined)).toBeNull();
+    expect(replayCorrelationId('')).toBeNull();
   });
 });

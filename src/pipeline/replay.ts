@@ -23,6 +23,21 @@ export const REQUEUE_PACE = 1000;
 
 /** The item-level field (beside `payload`) that names the transaction a replayed copy re-issues. */
 export const ORIGINAL_TRANSACTION_FIELD = 'originalTransactionID';
+/** The item-level field (beside `payload`) that carries the original message's transaction wrapper (D0), as it was. */
+export const ORIGINAL_WRAPPER_FIELD = 'originalTransactionWrapper';
+/** What marks a replayed copy's IDs (spec 5.5.11: "a Transaction ID and Correlation ID (with a reply prefix)"). */
+export const REPLAY_PREFIX = 'R-';
+/** DT-011N-CorrelationID's maxLength. */
+const CORRELATION_ID_MAX = 60;
+
+/**
+ * A replayed copy's correlation ID: the original's with the reply prefix (cut to the published length,
+ * the original wrapper beside it keeps the whole), or null when the original had none.
+ */
+export function replayCorrelationId(original: unknown): string | null {
+  if (typeof original !== 'string' || original.length === 0) return null;
+  return `${REPLAY_PREFIX}${original}`.slice(0, CORRELATION_ID_MAX);
+}
 
 /** An opaque position in a replay, bound to its filter: the next page continues exactly where this one ended. */
 export function continuationToken(filter: ReplayFilter, afterSeq: number): string {
@@ -49,8 +64,9 @@ export interface ReplayPage {
 
 /**
  * Replay and requeue (spec 5.5.11): archived messages addressed to the recipient, each re-issued under a
- * new transaction wrapper (new 'R-' transaction ID, replayIndicator true, the original transaction ID in
- * `originalTransactionID` beside the payload) and archived as a copy. A requeue also appends the copies
+ * new transaction wrapper (new 'R-' transaction ID, the correlation ID with the 'R-' prefix,
+ * replayIndicator true; beside the payload, the original wrapper whole in `originalTransactionWrapper` and
+ * its transaction ID in `originalTransactionID`) and archived as a copy. A requeue also appends the copies
  * to the recipient's queue; one larger than a page runs as a background job that paces itself behind
  * the recipient's live traffic.
  */
@@ -183,13 +199,20 @@ export class Replay {
     const now = new Date(this.clock.now());
     return found.map((m) => {
       const message = JSON.parse(m.outbound) as DipMessage & Record<string, unknown>;
-      const d0 = message.payload.CommonBlock.D0 ?? {};
-      d0.transactionID = newTransactionId(m.channel, m.senderDipId, m.senderRole, now, true);
-      d0.transactionTimestamp = dipDateTime(now);
-      d0.replayIndicator = true;
+      const original = message.payload.CommonBlock.D0 ?? {};
+      // "Identified as replayed, and hence downstream processes are not triggered" (spec 5.5.11): both
+      // IDs carry the prefix; "the initial message transaction wrapper will also be sent".
+      const d0 = {
+        ...original,
+        transactionID: newTransactionId(m.channel, m.senderDipId, m.senderRole, now, true),
+        transactionTimestamp: dipDateTime(now),
+        initialCorrelationID: replayCorrelationId(original.initialCorrelationID),
+        replayIndicator: true,
+      };
       message.payload.CommonBlock.D0 = d0;
-      // D0 admits no further fields (the published schema), the item does: the original ID goes there.
+      // D0 admits no further fields (the published schema), the item does: the original goes there.
       message[ORIGINAL_TRANSACTION_FIELD] = m.transactionId;
+      message[ORIGINAL_WRAPPER_FIELD] = original;
       return { originalId: m.id, transactionId: String(d0.transactionID), receivedAt: now.getTime(), outbound: JSON.stringify(message) };
     });
   }
