@@ -564,7 +564,7 @@ export const DEFAULTS: DipConfig = {
   api: { emptyReplay: 'bad-request', validateAnswer: 'standard-response' },
   rateLimit: { requestsPerSecond: 200, burst: 400 },
   // 32 MiB of submissions in hand: about 7,000 IF-021, two seconds of work at this machine's rate.
-  overload: { maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 32, maxSubmissionsInFlight: 256, maxBytesInFlight: 32 * 1024 * 1024, maxBytesArriving: 128 * 1024 * 1024, maxBytesArrivingPerSender: 32 * 1024 * 1024 },
+  overload: { maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 32, maxSubmissionsInFlight: 256, maxBytesInFlight: 32 * 1024 * 1024, maxBytesArriving: 128 * 1024 * 1024, maxBytesArrivingPerSender: 64 * 1024 * 1024 },
   revocationPollMs: 2_000,
   trustedCaFiles: [],
   signingKeyPollMs: 5_000,

@@ -268,6 +268,16 @@ describe('a DIP under overload', () => {
       expect([refused.status, refused.headers['retry-after'], refused.body.messageArray[0]!.help]).toEqual([503, '1', expect.stringContaining('of your submissions are still arriving, the limit per sender is 1.0 MiB')]);
       // Another participant is not held by it.
       expect((await other.client.submit('IF-021', batch(other, sup.dipId, 1))).status).toBe(201);
+      // A sender asking first (Expect: 100-continue) is refused before it sends a byte of its body.
+      const asking = tls.connect({ host: '127.0.0.1', port: t.dip.port, servername: 'localhost', ca: t.dip.pki.ca.certPem, ...tlsOf(sds) });
+      let heard = '';
+      asking.on('data', (d: Buffer) => (heard += d.toString()));
+      await new Promise<void>((resolve) => asking.once('secureConnect', () => resolve()));
+      asking.write(`POST /dip-channel/IF-021 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 4500\r\nExpect: 100-continue\r\n\r\n`);
+      await waitFor(() => heard.includes('\r\n\r\n{'), 10_000, 'the answer to the head');
+      asking.destroy();
+      expect(heard).toMatch(/^HTTP\/1\.1 503 /);
+      expect(heard).not.toContain('100 Continue');
     } finally {
       // Hung up: its share is given back, and its next submission is taken.
       socket.destroy();

@@ -180,6 +180,13 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     const body = refusalBody(417, `Expect '${String(req.headers.expect).slice(0, 60)}' cannot be met: only 100-continue is understood`);
     res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
   });
+  // Expect: 100-continue is answered when the body is about to be read, not as the headers arrive (Node's
+  // default): a submission refused at its headers (overload, rate limit, authentication of a streamed
+  // upload) is refused before its sender sends a byte of the body, instead of after reading and dropping it.
+  app.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => app.server.emit('request', req, res));
+  app.addHook('preParsing', async (req, reply) => {
+    if (String(req.headers.expect).toLowerCase() === '100-continue' && !reply.raw.headersSent) reply.raw.writeContinue();
+  });
 
   if (deps.activity) {
     // First of all hooks: every request gets its ID and its record, whichever hook answers it.
