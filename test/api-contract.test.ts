@@ -200,6 +200,20 @@ describe('request bodies over HTTPS', () => {
     expect([twice.status, twice.body.messageArray[0]!.help]).toEqual([400, expect.stringContaining('callbackURL is given twice')]);
   });
 
+  it('takes a webhook configuration nested under config, where the published callback expression reads it ({$request.body#/config.callbackURL})', async () => {
+    const path = `/dip-channel/IF-021/pubconfig/${sup.dipId}`;
+    const nested = await sup.client.call('POST', path, JSON.stringify({ Config: { callbackurl: 'https://example.com/nested', maxMessageCount: 7 } }));
+    expect([nested.status, nested.body.messageArray[0]!.help]).toEqual([201, 'webhook for IF-021 set to https://example.com/nested']);
+    const stored = (await t.dip.backend.registry.webhooks()).find((w) => w.recipientDipId === sup.dipId && w.channel === 'IF-021');
+    expect(stored).toMatchObject({ url: 'https://example.com/nested', maxMessageCount: 7 });
+    // Checked like the flat form, field by field.
+    const bad = await sup.client.call('POST', path, JSON.stringify({ config: { callbackURL: 'https://example.com/x', maxMessageCount: '7' } }));
+    expect([bad.status, bad.body.messageArray[0]!.help]).toEqual([400, expect.stringContaining('config.maxMessageCount must be of type number')]);
+    // The flat form wins when both are given.
+    const both = await sup.client.call('POST', path, JSON.stringify({ callbackURL: 'https://example.com/flat', config: { callbackURL: 'https://example.com/nested' } }));
+    expect(both.body.messageArray[0]!.help).toBe('webhook for IF-021 set to https://example.com/flat');
+  });
+
   it('a webhook configuration the published schema refuses is refused naming the field; one it accepts but the DIP cannot use is refused saying why', async () => {
     const call = (body: object) => sup.client.call('POST', `/dip-channel/IF-021/pubconfig/${sup.dipId}`, JSON.stringify(body));
     const cases: Array<[object, string]> = [

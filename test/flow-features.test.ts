@@ -524,7 +524,7 @@ describe('a recipient reporting a problem later, with POST /statusmessage (spec 
     const sentEntry = entry();
     const answer = await sup.client.statusMessage([sentEntry]);
     expect(answer.status, JSON.stringify(answer.body)).toBe(201);
-    expect(answer.body.messageArray[0]).toMatchObject({ transactionID: transactionId, message: 'MSG0000 - Success', recipientID: SUP });
+    expect(answer.body.messageArray[0]).toMatchObject({ transactionID: transactionId, senderUniqueReference: ref, message: 'MSG0000 - Success', recipientID: SUP });
     await waitFor(() => delivered(statusRx).length > 0, 5000, 'the status at the sender');
     expect(statusRx.calls[0]!.signature.ok).toBe(true);
     expect(delivered(statusRx)).toEqual([{ ...sentEntry, recipientID: SDS }]);

@@ -7,14 +7,20 @@ import { publishedSchema } from '../schemas.js';
 import { sendStandard } from '../request.js';
 import { answers, channelRecipientParams, GUARDED, noBody, signatureHeaders } from '../route-schemas.js';
 
-type Route = { Params: { id: string; recipientId: string }; Body: WebhookConfigBody };
+/** WebhookConfig, flat or nested under `config` (see webhookConfigBody). */
+export type WebhookConfigRequest = WebhookConfigBody & { config?: WebhookConfigBody };
+type Route = { Params: { id: string; recipientId: string }; Body: WebhookConfigRequest };
 
 /**
  * Registers a published WebhookConfig for the recipient's queue (a channel's, or its status messages');
  * answers 201 or a 400 naming the field. Shared by pubconfig and status config.
  */
-export async function putWebhook(deps: ApiDeps, reply: FastifyReply, recipientDipId: string, channel: string, body: WebhookConfigBody): Promise<FastifyReply> {
-  const outcome = await configureWebhook(webhookConfigDeps(deps.config, deps), recipientDipId, channel, body);
+export async function putWebhook(deps: ApiDeps, reply: FastifyReply, recipientDipId: string, channel: string, body: WebhookConfigRequest): Promise<FastifyReply> {
+  // The nested form the published callback expression names ({$request.body#/config.callbackURL}, from
+  // before DIN-464 flattened the schema), when the flat one is not used.
+  const { config, ...flat } = body;
+  const given = flat.callbackURL === undefined && config !== undefined ? config : flat;
+  const outcome = await configureWebhook(webhookConfigDeps(deps.config, deps), recipientDipId, channel, given);
   return sendStandard(deps, reply, outcome.ok ? 201 : 400, recipientDipId, outcome.ok ? MSG.success : MSG.schemaFailure, outcome.help);
 }
 
@@ -27,9 +33,21 @@ export async function deleteWebhook(deps: ApiDeps, reply: FastifyReply, recipien
   return reply.code(204).send();
 }
 
-/** The webhook as published (WebhookConfig); OpenDIP's own rules on it are in schemas.ts (docs/api-differences.md). */
+/**
+ * The webhook as published (WebhookConfig); OpenDIP's own rules on it are in schemas.ts (docs/api-differences.md).
+ * Also taken nested under `config`, where the published callback expression looks for the URL.
+ */
+const publishedWebhookConfig = publishedSchema('WebhookConfig');
 export const webhookConfigBody = {
-  ...publishedSchema('WebhookConfig'),
+  ...publishedWebhookConfig,
+  properties: {
+    ...(publishedWebhookConfig.properties as Record<string, unknown>),
+    config: {
+      type: 'object',
+      properties: publishedWebhookConfig.properties,
+      description: "The same fields nested (OpenDIP): the published callback expression reads {$request.body#/config.callbackURL}. Used when callbackURL is not given at the top",
+    },
+  },
   description: 'WebhookConfig: callbackURL (required by OpenDIP: https outside DEV, not an internal address), maxMessageCount and maxPayloadSize (KB) per call',
 };
 

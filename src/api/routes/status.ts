@@ -4,12 +4,12 @@ import { standardResponse } from '../../domain/standard-response.js';
 import { STATUS_CHANNEL, type StatusEntry } from '../../pipeline/status.js';
 import type { RoutePluginOptions } from '../deps.js';
 import { admitted } from '../guard.js';
-import { publishedSchema, type WebhookConfigBody } from '../schemas.js';
+import { publishedSchema } from '../schemas.js';
 import { sendStandard } from '../request.js';
 import { answers, GUARDED, noBody, recipientParams, signatureHeaders } from '../route-schemas.js';
-import { deleteWebhook, putWebhook, webhookConfigBody } from './pubconfig.js';
+import { deleteWebhook, putWebhook, webhookConfigBody, type WebhookConfigRequest } from './pubconfig.js';
 
-type ConfigRoute = { Params: { recipientId: string }; Body: WebhookConfigBody };
+type ConfigRoute = { Params: { recipientId: string }; Body: WebhookConfigRequest };
 
 /** The published StandardResponseBodyType's fields: what travels on to the original sender (extra fields do not). */
 const ENTRY_FIELDS = ['transactionID', 'senderUniqueReference', 'correlationID', 'sentTimestamp', 'senderID', 'recipientID', 'DIPConnectionProviderID', 'message', 'help', 'serviceTicketURL'] as const;
@@ -40,7 +40,7 @@ export const statusRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
       const outcome = await deps.status.fromRecipient(caller.dipId, entries, (id) => deps.registry.actingAs(caller, id) !== undefined);
       if (!outcome.ok) return sendStandard(deps, reply, outcome.status, caller.dipId, outcome.status === 403 ? MSG.senderDipIdInvalid : MSG.routingError, outcome.help);
       deps.delivery.notify(outcome.queues);
-      const response = standardResponse(new Date(deps.clock.now()), deps.config.dipId, caller.dipId, entries.map((e) => ({ transactionID: e.transactionID, correlationID: e.correlationID, message: MSG.success })));
+      const response = standardResponse(new Date(deps.clock.now()), deps.config.dipId, caller.dipId, entries.map((e) => ({ transactionID: e.transactionID, senderUniqueReference: e.senderUniqueReference, correlationID: e.correlationID, message: MSG.success })));
       return reply.code(201).send(response);
     },
   );

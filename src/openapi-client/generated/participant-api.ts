@@ -8149,6 +8149,13 @@ export interface operations {
                 "application/json": {
                     /** Format: uri */
                     callbackURL?: string;
+                    /** @description The same fields nested (OpenDIP): the published callback expression reads {$request.body#/config.callbackURL}. Used when callbackURL is not given at the top */
+                    config?: {
+                        /** Format: uri */
+                        callbackURL?: string;
+                        maxMessageCount?: number;
+                        maxPayloadSize?: number;
+                    };
                     maxMessageCount?: number;
                     maxPayloadSize?: number;
                 };
@@ -9519,6 +9526,13 @@ export interface operations {
                 "application/json": {
                     /** Format: uri */
                     callbackURL?: string;
+                    /** @description The same fields nested (OpenDIP): the published callback expression reads {$request.body#/config.callbackURL}. Used when callbackURL is not given at the top */
+                    config?: {
+                        /** Format: uri */
+                        callbackURL?: string;
+                        maxMessageCount?: number;
+                        maxPayloadSize?: number;
+                    };
                     maxMessageCount?: number;
                     maxPayloadSize?: number;
                 };
