@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import { PgActivityLog } from '../src/adapters/postgres/activity-log.js';
 import { SqliteActivityLog } from '../src/adapters/sqlite/activity-log.js';
 import Fastify from 'fastify';
 import { activityRoutes } from '../src/api/admin-activity.js';
-import { GENESIS_HASH, maskedBody, maskedUrl, type ChainedActivity } from '../src/domain/activity.js';
+import { activityHash, GENESIS_HASH, maskedBody, maskedUrl, type ActivityEntry, type ChainedActivity } from '../src/domain/activity.js';
 import { verifyActivityLog } from '../src/pipeline/activity-recorder.js';
 import { activityLogContract } from './contract/activity-log.contract.js';
 import { adminApi } from './helpers/admin.js';
@@ -77,6 +78,16 @@ describe('masking personal data in answers', () => {
     expect(JSON.parse(maskedBody(JSON.stringify({ token: 'dipsess_x', password: 'p', totpSecret: 's', totpUri: 'otpauth://totp/a', apiKey: 'dip_k', operator: { role: 'admin' } }), 10_000)!)).toEqual({
       token: '[masked]', password: '[masked]', totpSecret: '[masked]', totpUri: '[masked]', apiKey: '[masked]', operator: { role: 'admin' },
     });
+  });
+});
+
+describe('the hash of a record', () => {
+  it('covers whom a DIP Connection Provider acted for, and is what it was for a record without it (written before it was kept)', () => {
+    const e: ActivityEntry = { requestId: 'r1', at: 1, listener: 'participant', caller: 'CP', remote: null, method: 'GET', url: '/x', status: 200, durationMs: 1, responseBody: null };
+    const before = createHash('sha256').update(JSON.stringify(['c', 1, GENESIS_HASH, e.requestId, e.at, e.listener, e.caller, e.remote, e.method, e.url, e.status, e.durationMs, e.responseBody])).digest('hex');
+    expect(activityHash('c', 1, GENESIS_HASH, e)).toBe(before);
+    expect(activityHash('c', 1, GENESIS_HASH, { ...e, actingFor: null })).toBe(before);
+    expect(activityHash('c', 1, GENESIS_HASH, { ...e, actingFor: 'SUP' })).not.toBe(before);
   });
 });
 

@@ -73,6 +73,9 @@ describe('participant self-service', () => {
     const urls = async () => ((await admin('GET', `/admin/activity?caller=${cp.dipId}`)).body as Json[]).map((r) => `${r.method} ${r.url} ${r.status}`);
     await waitFor(async () => (await urls()).includes(`DELETE /participants/${sup.dipId}/connection-provider 403`), 10_000, "the provider's requests in the activity log");
     expect(await urls()).toContain(`PUT /participants/${sup.dipId}/channels/IF-021 200`);
+    // The supplier's own activity shows what its provider did for it, named as the provider's.
+    const forSup = ((await admin('GET', `/admin/activity?caller=${sup.dipId}`)).body as Json[]).filter((r) => r.caller === cp.dipId).map((r) => `${r.method} ${r.url} ${r.status} for ${r.actingFor}`);
+    expect(forSup).toContain(`PUT /participants/${sup.dipId}/channels/IF-021 200 for ${sup.dipId}`);
     expect((await call(sup, 'PUT', `/participants/${sup.dipId}/connection-provider`, { dipId: '9999999999' })).status).toBe(404);
     expect((await call(sup, 'DELETE', `/participants/${sup.dipId}/connection-provider`)).body.connectionProvider).toBeNull();
   });

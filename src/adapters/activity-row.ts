@@ -8,6 +8,7 @@ export interface ActivityRow {
   request_id: string;
   listener: string;
   caller: string | null;
+  acting_for: string | null;
   remote: string | null;
   method: string;
   url: string;
@@ -25,6 +26,8 @@ export const fromActivityRow = (r: ActivityRow): ChainedActivity => ({
   requestId: r.request_id,
   listener: r.listener,
   caller: r.caller,
+  // Set only when the caller acted for another, as the record was appended (see activityHash).
+  ...(r.acting_for !== null ? { actingFor: r.acting_for } : {}),
   remote: r.remote,
   method: r.method,
   url: r.url,

@@ -18,6 +18,12 @@ declare module 'fastify' {
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 
+/** Who made a request, and for whom when that was someone else (a DIP Connection Provider's call). */
+export interface RequestParty {
+  caller: string | null;
+  actingFor: string | null;
+}
+
 /**
  * Records every request this listener answers, accepted or refused, in the API activity log (spec
  * 5.8.1), and gives each a unique ID returned in `x-request-id`. Registered first, so the ID is set
@@ -28,7 +34,7 @@ export function registerActivityLog(
   app: FastifyInstance,
   sink: ActivitySink,
   listener: string,
-  callerOf: (req: FastifyRequest, status: number) => string | null,
+  callerOf: (req: FastifyRequest, status: number) => string | null | RequestParty,
   now: () => number,
   /** false: no answer of this listener is kept (the portals' pages show personal data in HTML, which masking by key cannot read). */
   keepAnswers = true,
@@ -49,11 +55,14 @@ export function registerActivityLog(
   });
   app.addHook('onResponse', (req, reply, done) => {
     const a = req.activity;
+    const who = callerOf(req, reply.statusCode);
+    const party = typeof who === 'object' && who !== null ? who : { caller: who, actingFor: null };
     sink.record({
       requestId: a?.id ?? randomUUID(),
       at: a?.at ?? now(),
       listener,
-      caller: callerOf(req, reply.statusCode),
+      caller: party.caller,
+      actingFor: party.actingFor,
       remote: req.raw.socket?.remoteAddress ?? null,
       method: req.method,
       url: req.url,
@@ -84,10 +93,17 @@ export function recordRefusedConnections(app: FastifyInstance, sink: ActivitySin
 
 /**
  * The participant a request came from, as far as it went: admitted by the guard (the one that proved the
- * call: a DIP Connection Provider, not the participant it acted for), else its API key, else its certificate.
+ * call: a DIP Connection Provider, with the participant it acted for), else its API key, else its certificate.
  */
-export function participantCaller(deps: { registry: Pick<Registry, 'byApiKey'> }, req: FastifyRequest): string | null {
-  if (req.admitted) return req.admitted.authenticated.dipId;
+export function participantCaller(deps: { registry: Pick<Registry, 'byApiKey'> }, req: FastifyRequest): RequestParty {
+  if (req.admitted) {
+    const { authenticated, caller } = req.admitted;
+    return { caller: authenticated.dipId, actingFor: caller.dipId === authenticated.dipId ? null : caller.dipId };
+  }
+  return { caller: presentedCaller(deps, req), actingFor: null };
+}
+
+function presentedCaller(deps: { registry: Pick<Registry, 'byApiKey'> }, req: FastifyRequest): string | null {
   const apiKey = req.headers['x-api-key'];
   const known = typeof apiKey === 'string' ? deps.registry.byApiKey(apiKey) : undefined;
   if (known) return known.dipId;

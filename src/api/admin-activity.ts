@@ -16,6 +16,7 @@ const record = {
     at: { type: 'string', format: 'date-time' },
     listener: { type: 'string', description: '`participant`, `operator`, …' },
     caller: { type: ['string', 'null'], description: 'The DIP ID or `operator:<name>` the request came from, when known' },
+    actingFor: { type: ['string', 'null'], description: 'The participant a DIP Connection Provider (the caller) called for; null when the caller acted for itself' },
     remote: { type: ['string', 'null'] },
     method: { type: 'string' },
     url: { type: 'string' },
@@ -48,7 +49,7 @@ export const activityRoutes: FastifyPluginAsync<ActivityRouteOptions> = async (a
           properties: {
             from: { type: 'string', format: 'date-time', description: 'From (inclusive); default an hour before `to`' },
             to: { type: 'string', format: 'date-time', description: 'Up to (exclusive); default now' },
-            caller: { type: 'string', maxLength: 100, description: 'Only this caller: a DIP ID or operator:<name>' },
+            caller: { type: 'string', maxLength: 100, description: 'Only this caller: a DIP ID (its own requests and those its DIP Connection Provider made for it) or operator:<name>' },
             limit: { type: 'integer', minimum: 1, maximum: 1000, default: 200 },
           },
         },
@@ -62,7 +63,7 @@ export const activityRoutes: FastifyPluginAsync<ActivityRouteOptions> = async (a
       const records = await o.store.recent(fromMs, toMs, req.query.limit ?? 200, req.query.caller);
       // Masked again as read: records written before credentials were masked still hold them (the stored
       // rows and their hash chain stay as they are; `dip audit export` gives them whole to the host).
-      return records.map((r) => ({ ...r, url: maskedUrl(r.url), responseBody: maskedBody(r.responseBody, Number.MAX_SAFE_INTEGER), prevHash: undefined, hash: undefined, at: new Date(r.at).toISOString() }));
+      return records.map((r) => ({ ...r, actingFor: r.actingFor ?? null, url: maskedUrl(r.url), responseBody: maskedBody(r.responseBody, Number.MAX_SAFE_INTEGER), prevHash: undefined, hash: undefined, at: new Date(r.at).toISOString() }));
     },
   );
 };

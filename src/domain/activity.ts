@@ -15,6 +15,11 @@ export interface ActivityEntry {
   listener: string;
   /** The DIP ID the caller proved (or claimed, when refused), `operator`, or null when unknown. */
   caller: string | null;
+  /**
+   * The participant a DIP Connection Provider called for (the caller is then the provider), or null when
+   * the caller acted for itself. Absent in records written before it was kept.
+   */
+  actingFor?: string | null;
   /** Client address as the socket saw it. */
   remote: string | null;
   method: string;
@@ -38,7 +43,8 @@ export const GENESIS_HASH = '0'.repeat(64);
 
 /** The hash of an entry at its place in the chain: SHA-256 over a fixed-order serialisation. */
 export function activityHash(chain: string, seq: number, prevHash: string, e: ActivityEntry): string {
-  const canonical = JSON.stringify([chain, seq, prevHash, e.requestId, e.at, e.listener, e.caller, e.remote, e.method, e.url, e.status, e.durationMs, e.responseBody]);
+  // actingFor joins the hashed fields only when set: records written before it existed keep their hashes.
+  const canonical = JSON.stringify([chain, seq, prevHash, e.requestId, e.at, e.listener, e.caller, e.remote, e.method, e.url, e.status, e.durationMs, e.responseBody, ...(e.actingFor ? [e.actingFor] : [])]);
   return createHash('sha256').update(canonical).digest('hex');
 }
 

@@ -198,7 +198,7 @@ async function activityPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
 ${select('hours', 'Period', [{ value: '1', label: 'The last hour' }, { value: '24', label: 'The last 24 hours' }], String(hours))}`)}
 ${listed.data ? '' : listed.response.status === 404 ? alertLine('the API activity log is turned off on this DIP') : alertLine(problemOf(listed.error))}
 <p class="muted">Every request to every listener, accepted or refused, newest first (at most 300). A whole period for an auditor: <code>dip audit export</code>; its integrity: <code>dip audit verify</code>.</p>
-${activityTable(caller ? `Requests from ${caller}` : 'Requests', records, true, 'No request in this period.')}`;
+${activityTable(caller ? `Requests from ${caller}` : 'Requests', records, null, 'No request in this period.')}`;
   return render(c.reply, 200, O, c.req, c.signed, 'API activity', body);
 }
 

@@ -74,11 +74,12 @@ async function activityPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   if (!deps.activityLog) return render(c.reply, 200, R, c.req, c.signed, 'API activity', html`<p>The API activity log is turned off on this DIP.</p>`);
   const now = deps.clock.now();
   const days = c.req.query.days === '1' ? 1 : 7;
-  // Only records whose caller is the user's own participant: the store is asked for nothing else.
+  // Only records made as the user's own participant (by it, or by its DIP Connection Provider for it) or
+  // by it for a participant it connects: the store is asked for nothing else.
   const records = await deps.activityLog.recent(now - days * DAY_MS, now + 1, ROWS, c.own.dipId);
   const body = html`<form method="get" action="/portal/activity" class="search"><fieldset><legend>Period</legend>${choice('radio', 'days-1', 'days', '1', 'The last 24 hours', days === 1)} ${choice('radio', 'days-7', 'days', '7', 'The last 7 days', days === 7)} <button type="submit">Show</button></fieldset></form>
-<p class="muted">Every request ${c.own.dipId}'s systems made to the DIP's participant API, accepted or refused, as the DIP's activity log recorded it (the request ID is the one answered in <code>x-request-id</code>). At most ${ROWS}, newest first.</p>
-${activityTable(`Requests from ${c.own.dipId}`, records, false, `No request from ${c.own.dipId} in this period.`)}`;
+<p class="muted">Every request ${c.own.dipId}'s systems made to the DIP's participant API, and every request its DIP Connection Provider made for it, accepted or refused, as the DIP's activity log recorded it (the request ID is the one answered in <code>x-request-id</code>). At most ${ROWS}, newest first.</p>
+${activityTable(`Requests from ${c.own.dipId}`, records, c.own.dipId, `No request from ${c.own.dipId} in this period.`)}`;
   return render(c.reply, 200, R, c.req, c.signed, 'API activity', body);
 }
 

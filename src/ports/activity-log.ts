@@ -39,7 +39,8 @@ export interface ActivityLogStore {
   range(query: ActivityQuery): Promise<ChainedActivity[]>;
   /**
    * Records received in [fromMs, toMs), newest first, at most `limit`; with `caller`, only that caller's
-   * (indexed by caller: a participant's users see their own requests and no other caller's is read).
+   * and those its DIP Connection Provider made for it (indexed by caller and by acting-for: a
+   * participant's users see the requests made as it, and no other's is read).
    */
   recent(fromMs: number, toMs: number, limit: number, caller?: string): Promise<ChainedActivity[]>;
   /**

@@ -49,6 +49,19 @@ export function activityLogContract(name: string, open: () => Promise<OpenedActi
       return all;
     };
 
+    it("answers a participant's records: made by it, and made for it by its DIP Connection Provider, newest first; both verify", async () => {
+      await ctx.store.openChain('node-p', 1000);
+      const made = (i: number, caller: string, actingFor: string | null): ActivityEntry => ({ ...entry(i, 1000 + i), caller, ...(actingFor ? { actingFor } : {}) });
+      const { records } = chainEntries('node-p', { seq: 0, hash: GENESIS_HASH }, [made(1, 'SUP', null), made(2, 'CP', 'SUP'), made(3, 'CP', null), made(4, 'CP', 'OTHER'), made(5, 'OTHER', null)]);
+      await ctx.store.append(records);
+      const ids = async (who: string, limit = 10) => (await ctx.store.recent(0, 10_000, limit, who)).map((r) => [r.requestId, r.caller, r.actingFor ?? null]);
+      expect(await ids('SUP')).toEqual([['req-2', 'CP', 'SUP'], ['req-1', 'SUP', null]]);
+      expect(await ids('CP')).toEqual([['req-4', 'CP', 'OTHER'], ['req-3', 'CP', null], ['req-2', 'CP', 'SUP']]);
+      expect(await ids('OTHER', 1)).toEqual([['req-5', 'OTHER', null]]);
+      expect(await ctx.store.chainRecords('node-p', 0, 10)).toEqual(records);
+      expect((await verifyActivityLog(ctx.store)).ok).toBe(true);
+    });
+
     it('keeps records as appended, per chain, and verifies a whole log', async () => {
       const a = await fill('node-a', 7);
       await fill('node-b', 4, 1005);

@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS activity_log (
   request_id text NOT NULL,
   listener text NOT NULL,
   caller text,
+  acting_for text,
   remote text,
   method text NOT NULL,
   url text NOT NULL,
@@ -34,6 +35,8 @@ CREATE TABLE IF NOT EXISTS activity_log (
 );
 CREATE INDEX IF NOT EXISTS activity_log_at ON activity_log (at, chain, seq);
 CREATE INDEX IF NOT EXISTS activity_log_caller ON activity_log (caller, at);
+ALTER TABLE activity_log ADD COLUMN IF NOT EXISTS acting_for text;
+CREATE INDEX IF NOT EXISTS activity_log_acting_for ON activity_log (acting_for, at) WHERE acting_for IS NOT NULL;
 CREATE OR REPLACE FUNCTION activity_log_append_only() RETURNS trigger LANGUAGE plpgsql AS
   $$ BEGIN RAISE EXCEPTION 'the activity log is append-only'; END $$;
 DROP TRIGGER IF EXISTS activity_log_no_update ON activity_log;
@@ -68,9 +71,9 @@ export class PgActivityLog implements ActivityLogStore {
     const col = <K extends keyof ChainedActivity>(k: K) => records.map((r) => r[k]);
     await inTransaction(this.pool, async (client) => {
       await client.query(
-        `INSERT INTO activity_log (chain, seq, at, request_id, listener, caller, remote, method, url, status, duration_ms, response_body, prev_hash, hash)
-         SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int[], $11::float8[], $12::text[], $13::text[], $14::text[])`,
-        [col('chain'), col('seq'), col('at'), col('requestId'), col('listener'), col('caller'), col('remote'), col('method'), col('url'), col('status'), col('durationMs'), col('responseBody'), col('prevHash'), col('hash')],
+        `INSERT INTO activity_log (chain, seq, at, request_id, listener, caller, acting_for, remote, method, url, status, duration_ms, response_body, prev_hash, hash)
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int[], $12::float8[], $13::text[], $14::text[], $15::text[])`,
+        [col('chain'), col('seq'), col('at'), col('requestId'), col('listener'), col('caller'), records.map((r) => r.actingFor ?? null), col('remote'), col('method'), col('url'), col('status'), col('durationMs'), col('responseBody'), col('prevHash'), col('hash')],
       );
       await client.query('UPDATE activity_chains SET head_seq = $1, head_hash = $2 WHERE chain = $3', [last.seq, last.hash, last.chain]);
     });
@@ -103,7 +106,7 @@ export class PgActivityLog implements ActivityLogStore {
     const { rows } =
       caller === undefined
         ? await this.pool.query<Row>('SELECT * FROM activity_log WHERE at >= $1 AND at < $2 ORDER BY at DESC, chain DESC, seq DESC LIMIT $3', [fromMs, toMs, limit])
-        : await this.pool.query<Row>('SELECT * FROM activity_log WHERE caller = $1 AND at >= $2 AND at < $3 ORDER BY at DESC, chain DESC, seq DESC LIMIT $4', [caller, fromMs, toMs, limit]);
+        : await this.pool.query<Row>('SELECT * FROM activity_log WHERE (caller = $1 OR acting_for = $1) AND at >= $2 AND at < $3 ORDER BY at DESC, chain DESC, seq DESC LIMIT $4', [caller, fromMs, toMs, limit]);
     return rows.map(fromActivityRow);
   }
 

@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS activity_log (
   request_id TEXT NOT NULL,
   listener TEXT NOT NULL,
   caller TEXT,
+  acting_for TEXT,
   remote TEXT,
   method TEXT NOT NULL,
   url TEXT NOT NULL,
@@ -53,10 +54,13 @@ export class SqliteActivityLog implements ActivityLogStore {
   constructor(file: string) {
     ({ db: this.db, walFd: this.walFd } = openWalFile(file, SCHEMA));
     const db = this.db;
+    // Logs made before acting_for was kept (an ALTER is not an UPDATE: the append-only trigger allows it).
+    if (!db.prepare<[], { name: string }>('PRAGMA table_info(activity_log)').all().some((c) => c.name === 'acting_for')) db.exec('ALTER TABLE activity_log ADD COLUMN acting_for TEXT');
+    db.exec('CREATE INDEX IF NOT EXISTS activity_log_acting_for ON activity_log (acting_for, at) WHERE acting_for IS NOT NULL');
     this.s = {
       insert: db.prepare(
-        `INSERT INTO activity_log (chain, seq, at, request_id, listener, caller, remote, method, url, status, duration_ms, response_body, prev_hash, hash)
-         VALUES (@chain, @seq, @at, @requestId, @listener, @caller, @remote, @method, @url, @status, @durationMs, @responseBody, @prevHash, @hash)`,
+        `INSERT INTO activity_log (chain, seq, at, request_id, listener, caller, acting_for, remote, method, url, status, duration_ms, response_body, prev_hash, hash)
+         VALUES (@chain, @seq, @at, @requestId, @listener, @caller, @actingFor, @remote, @method, @url, @status, @durationMs, @responseBody, @prevHash, @hash)`,
       ),
       head: db.prepare<[number, string, string]>('UPDATE activity_chains SET head_seq = ?, head_hash = ? WHERE chain = ?'),
       open: db.prepare<[string, number, string, string]>('INSERT INTO activity_chains (chain, started_at, head_hash, anchor_hash) VALUES (?, ?, ?, ?)'),
@@ -66,14 +70,18 @@ export class SqliteActivityLog implements ActivityLogStore {
         `SELECT * FROM activity_log WHERE at >= @from AND at < @to AND (at > @at OR (at = @at AND (chain > @chain OR (chain = @chain AND seq > @seq))))
           ORDER BY at, chain, seq LIMIT @limit`,
       ),
-      byCaller: db.prepare<[string, number, number, number], Row>('SELECT * FROM activity_log WHERE caller = ? AND at >= ? AND at < ? ORDER BY at DESC, chain DESC, seq DESC LIMIT ?'),
+      // Both indexes answer it (SQLite's OR of two index searches).
+      byCaller: db.prepare<[{ caller: string; from: number; to: number; limit: number }], Row>(
+        `SELECT * FROM activity_log WHERE (caller = @caller AND at >= @from AND at < @to) OR (acting_for = @caller AND at >= @from AND at < @to)
+          ORDER BY at DESC, chain DESC, seq DESC LIMIT @limit`,
+      ),
       recent: db.prepare<[number, number, number], Row>('SELECT * FROM activity_log WHERE at >= ? AND at < ? ORDER BY at DESC, chain DESC, seq DESC LIMIT ?'),
       oldest: db.prepare<[number, number], { chain: string; seq: number; hash: string }>('SELECT chain, seq, hash FROM activity_log WHERE at < ? ORDER BY at, chain, seq LIMIT ?'),
       remove: db.prepare<[string, number]>('DELETE FROM activity_log WHERE chain = ? AND seq <= ?'),
       anchor: db.prepare<[number, string, string, number]>('UPDATE activity_chains SET anchor_seq = ?, anchor_hash = ? WHERE chain = ? AND anchor_seq < ?'),
     };
     this.appendTx = db.transaction((records: readonly ChainedActivity[]) => {
-      for (const r of records) this.s.insert.run(r);
+      for (const r of records) this.s.insert.run({ ...r, actingFor: r.actingFor ?? null });
       const last = records.at(-1);
       if (last) this.s.head.run(last.seq, last.hash, last.chain);
     });
@@ -106,7 +114,7 @@ export class SqliteActivityLog implements ActivityLogStore {
   }
 
   recent(fromMs: number, toMs: number, limit: number, caller?: string): Promise<ChainedActivity[]> {
-    const rows = caller === undefined ? this.s.recent.all(fromMs, toMs, limit) : this.s.byCaller.all(caller, fromMs, toMs, limit);
+    const rows = caller === undefined ? this.s.recent.all(fromMs, toMs, limit) : this.s.byCaller.all({ caller, from: fromMs, to: toMs, limit });
     return Promise.resolve(rows.map(fromActivityRow));
   }
 

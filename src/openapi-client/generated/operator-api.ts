@@ -15,7 +15,7 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    /** @description Only this caller: a DIP ID or operator:<name> */
+                    /** @description Only this caller: a DIP ID (its own requests and those its DIP Connection Provider made for it) or operator:<name> */
                     caller?: string;
                     /** @description From (inclusive); default an hour before `to` */
                     from?: string;
@@ -36,6 +36,8 @@ export interface paths {
                     };
                     content: {
                         "application/json": {
+                            /** @description The participant a DIP Connection Provider (the caller) called for; null when the caller acted for itself */
+                            actingFor?: string | null;
                             /** Format: date-time */
                             at: string;
                             /** @description The DIP ID or `operator:<name>` the request came from, when known */
