@@ -209,6 +209,10 @@ describe('request bodies over HTTPS', () => {
     // Checked like the flat form, field by field.
     const bad = await sup.client.call('POST', path, JSON.stringify({ config: { callbackURL: 'https://example.com/x', maxMessageCount: '7' } }));
     expect([bad.status, bad.body.messageArray[0]!.help]).toEqual([400, expect.stringContaining('config.maxMessageCount must be of type number')]);
+    // A flat field beside the nested form is taken too, over its nested twin.
+    const mixed = await sup.client.call('POST', path, JSON.stringify({ maxMessageCount: 3, config: { callbackURL: 'https://example.com/mixed', maxMessageCount: 9 } }));
+    expect(mixed.status).toBe(201);
+    expect((await t.dip.backend.registry.webhooks()).find((w) => w.recipientDipId === sup.dipId && w.channel === 'IF-021')).toMatchObject({ url: 'https://example.com/mixed', maxMessageCount: 3 });
     // The flat form wins when both are given.
     const both = await sup.client.call('POST', path, JSON.stringify({ callbackURL: 'https://example.com/flat', config: { callbackURL: 'https://example.com/nested' } }));
     expect(both.body.messageArray[0]!.help).toBe('webhook for IF-021 set to https://example.com/flat');

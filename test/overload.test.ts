@@ -77,16 +77,17 @@ describe('overload guard', () => {
   });
 
   it('bounds the bytes still arriving per sender and in all, by what each upload declared (the body limit when it declared none); one upload alone is always taken', () => {
-    const guard = new OverloadGuard({ ...limits, maxBytesArriving: 10_000, maxBytesArrivingPerSender: 4_000 }, { delayMeanMs: () => 0 }, 3_000);
-    // Larger than a sender's share, alone: taken.
-    const huge = admitted(guard, from(50_000, 'a'));
-    expect(refusal(guard, from(1, 'a'))).toMatchObject({ retryAfterSeconds: 1, help: expect.stringContaining('of your submissions are still arriving, the limit per sender is') });
+    // A body limit (50 kB) above the shares: one upload larger than a sender's share, alone, is taken.
+    const roomy = new OverloadGuard({ ...limits, maxBytesArriving: 10_000, maxBytesArrivingPerSender: 4_000 }, { delayMeanMs: () => 0 }, 50_000);
+    const huge = admitted(roomy, from(50_000, 'a'));
+    expect(refusal(roomy, from(1, 'a'))).toMatchObject({ retryAfterSeconds: 1, help: expect.stringContaining('of your submissions are still arriving, the limit per sender is') });
     // Another sender is judged against everything arriving: 50 kB past the 10 kB of all.
-    expect(refusal(guard, from(1, 'b'))).toMatchObject({ help: expect.stringContaining('of submissions are still arriving, the limit is') });
+    expect(refusal(roomy, from(1, 'b'))).toMatchObject({ help: expect.stringContaining('of submissions are still arriving, the limit is') });
     // Its body arrives: no longer arriving, in hand instead (and alone there, so taken).
     expect(huge.arrived(50_000)).toBeNull();
-    expect(guard.stats()).toMatchObject({ bytesArriving: 0, bytesInFlight: 50_000 });
+    expect(roomy.stats()).toMatchObject({ bytesArriving: 0, bytesInFlight: 50_000 });
     huge.done();
+    const guard = new OverloadGuard({ ...limits, maxBytesArriving: 10_000, maxBytesArrivingPerSender: 4_000 }, { delayMeanMs: () => 0 }, 3_000);
     // Per sender: b fills its share, c still comes in; chunked uploads count as the body limit (3 kB).
     const b1 = admitted(guard, from(2_500, 'b'));
     expect(refusal(guard, from(1_501, 'b'))).not.toBeNull();
@@ -94,8 +95,13 @@ describe('overload guard', () => {
     const c1 = admitted(guard, from(null, 'c'));
     expect(guard.stats().bytesArriving).toBe(7_000);
     expect(refusal(guard, from(null, 'c'))).not.toBeNull(); // 3 kB + 3 kB > c's 4 kB
-    expect(refusal(guard, from(3_000, 'd'))).toBeNull(); // 10 kB of all: fits exactly
-    expect(refusal(guard, from(3_001, 'd'))).not.toBeNull();
+    const d1 = admitted(guard, from(3_000, 'd')); // 10 kB of all: fits exactly
+    expect(refusal(guard, from(1, 'e'))).toMatchObject({ help: expect.stringContaining('of submissions are still arriving, the limit is') });
+    d1.done();
+    // A Content-Length past the body limit (3 kB here) is never read (413): it counts as the limit.
+    const huge2 = admitted(guard, from(1e15, 'e'));
+    expect(guard.stats().bytesArriving).toBe(10_000);
+    huge2.done();
     // A closed upload gives its share back, once.
     b1.done();
     b1.done();
@@ -225,7 +231,8 @@ describe('a DIP under overload', () => {
     const sds = await t.participant('2000000001', ['SDS']);
     const sup = await t.participant('1000000001', ['SUP']);
     // A: its head and most of its body sent first, with nothing in hand (admitted), the rest held back.
-    const raw = await rawSignedRequest(t, sds, { path: '/dip-channel/IF-021', body: JSON.stringify(batch(sds, sup.dipId, 3)), extraHeaderLines: ['Expect: 100-continue'] });
+    // Spelled as Node's parser takes it, not only as the RFC writes it.
+    const raw = await rawSignedRequest(t, sds, { path: '/dip-channel/IF-021', body: JSON.stringify(batch(sds, sup.dipId, 3)), extraHeaderLines: ['Expect: 100-Continue'] });
     const socket = tls.connect({ host: '127.0.0.1', port: t.dip.port, servername: 'localhost', ca: t.dip.pki.ca.certPem, ...tlsOf(sds) });
     let answer = '';
     socket.on('data', (d: Buffer) => (answer += d.toString()));
@@ -285,6 +292,24 @@ describe('a DIP under overload', () => {
     await waitFor(async () => (await arriving()) === 0, 10_000, 'the share given back');
     expect(answer).toBe('');
     expect((await sds.client.submit('IF-021', batch(sds, sup.dipId, 1))).status).toBe(201);
+  });
+
+  it('gives back what a pipelined upload reserved when its connection ends before its turn (its answer never comes, nor its close)', async () => {
+    t = await startTestDip();
+    const sds = await t.participant('2000000001', ['SDS']);
+    const sup = await t.participant('1000000001', ['SUP']);
+    const arriving = async () => (await t!.dip.metrics.registry.getSingleMetric('dip_overload_bytes_arriving')!.get()).values[0]?.value;
+    const { inHand, release } = holdNextAppend(t);
+    const socket = tls.connect({ host: '127.0.0.1', port: t.dip.port, servername: 'localhost', ca: t.dip.pki.ca.certPem, ...tlsOf(sds) });
+    await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
+    // A whole submission (held at its commit), then on the same connection the head of another.
+    socket.write(await rawSignedRequest(t, sds, { path: '/dip-channel/IF-021', body: JSON.stringify(batch(sds, sup.dipId, 1)), connection: 'keep-alive' }));
+    await waitFor(inHand, 10_000, 'the first submission at its commit');
+    socket.write('POST /dip-channel/IF-021 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n[');
+    await waitFor(async () => (await arriving()) === 5000, 10_000, 'the pipelined upload counted as arriving');
+    socket.destroy();
+    await waitFor(async () => (await arriving()) === 0, 10_000, 'its reservation given back');
+    release();
   });
 
   it('a loop truly kept busy (real gauge) is refused, and recovers once the work stops', async () => {

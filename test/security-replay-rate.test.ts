@@ -147,4 +147,18 @@ describe('fair use over HTTPS: 429 with Retry-After, per participant', () => {
     expect(statuses.slice(0, 5)).toEqual([401, 401, 401, 401, 401]);
     expect(statuses).toContain(429);
   });
+
+  it("counts another participant's API key against the certificate that brings it, not against that participant", async () => {
+    const third = await t.participant('2000000003', ['SDS']);
+    clock.jump(5200); // sds has a token again
+    const statuses: number[] = [];
+    for (let i = 0; i < 20 && !statuses.includes(429); i++) {
+      const a = await third.client.call('POST', '/dip-channel/IF-021', '[]', { 'x-api-key': sds.apiKey });
+      statuses.push(a.status);
+    }
+    expect(statuses[0]).toBe(403); // the certificate is not sds's
+    expect(statuses).toContain(429);
+    // sds's own token is still there.
+    expect((await sds.client.submit('IF-021', [item(sds.dipId, 'rlmine')])).status).toBe(201);
+  });
 });

@@ -20,7 +20,8 @@ function declared(req: FastifyRequest): number | null {
  * judged before the body is read (by its Content-Length), counted as work in hand once it has arrived.
  */
 export function useOverloadGuard(app: FastifyInstance, deps: ApiDeps, guard: OverloadGuard): void {
-  // Connection: close would make every refused sender pay a new TLS handshake: the connection stays.
+  // Connection: close would make every refused sender pay a new TLS handshake: the connection stays
+  // (but for a sender that asked Expect: 100-continue and was refused before it: Node closes that one).
   const refuse = (reply: FastifyReply, refusal: Refusal) => {
     reply.header('retry-after', String(refusal.retryAfterSeconds));
     return sendStandard(deps, reply, 503, null, MSG.processingFailed, refusal.help);
@@ -32,8 +33,16 @@ export function useOverloadGuard(app: FastifyInstance, deps: ApiDeps, guard: Ove
     const verdict = guard.admit({ declaredBytes: declared(req), sender });
     if (isRefusal(verdict)) return refuse(reply, verdict);
     admitted.set(req, verdict);
-    // 'close' comes once per response, also when the sender hangs up first.
-    reply.raw.once('close', () => verdict.done());
+    // 'close' comes once per response, also when the sender hangs up first; but a pipelined request's
+    // response, queued behind an earlier one, never gets the socket, nor a 'close', if the connection ends
+    // first: the socket's own 'close' ends it then (else its reservation would be kept for good).
+    const socket = req.raw.socket;
+    const end = (): void => {
+      socket.removeListener('close', end);
+      verdict.done();
+    };
+    reply.raw.once('close', end);
+    socket.once('close', end);
   });
   // The body has arrived whole (parsed as the raw batch): from now on it is work in hand, if it still
   // fits (uploads that began together were each judged against what was in hand when they began).

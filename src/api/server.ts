@@ -94,6 +94,8 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   /** A StandardResponse for an answer Fastify does not give (it has no request, or Node answers first). */
   const refusalBody = (status: number, help: string): string =>
     JSON.stringify(standardResponse(new Date(deps.clock.now()), deps.config.dipId, null, [{ message: status === 408 ? MSG.processingFailed : MSG.schemaFailure, help }]));
+  /** Connections whose bad bytes are answered after the request before them (clientErrorHandler). */
+  const answeringFirst = new WeakSet<Socket>();
   /** Answers on the socket itself (Fastify has no request to answer yet, or has lost it), then closes it. */
   const answerAndClose = (socket: Socket, status: number, help: string): void => {
     if (socket.writable) {
@@ -142,10 +144,14 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
       }
       // The bytes may follow a request that was whole (its body read complete: a body longer than its
       // Content-Length runs on into what the parser takes for the next request): that request is answered
-      // first (it may be a 201, durable by then; without it the sender would resend and meet MSG1006).
-      // Node sends it with Connection: close and ends the connection; the refusal goes out if still open.
+      // first (it may be a 201, durable by then; without it the sender would resend and meet MSG1006), then
+      // the refusal, if the connection is still open (Node closes it after an answer with Connection: close).
+      // The parser stays in error and raises this again for every further chunk: read nothing more meanwhile.
+      if (answeringFirst.has(socket)) return;
       const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
       if (inFlight && !inFlight.writableFinished && inFlight.req.complete) {
+        answeringFirst.add(socket);
+        socket.pause();
         let answered = false;
         const after = () => {
           if (answered) return;
@@ -181,11 +187,16 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
   });
   // Expect: 100-continue is answered when the body is about to be read, not as the headers arrive (Node's
-  // default): a submission refused at its headers (overload, rate limit, authentication of a streamed
-  // upload) is refused before its sender sends a byte of the body, instead of after reading and dropping it.
-  app.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => app.server.emit('request', req, res));
+  // default): a submission refused by a hook before that (overload, rate limit) is refused before its
+  // sender sends a byte of the body, instead of after reading and dropping it. Node decides which requests
+  // expect it (HTTP/1.1, its own parsing of the header): those it hands to checkContinue.
+  const expectsContinue = new WeakSet<IncomingMessage>();
+  app.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    expectsContinue.add(req);
+    app.server.emit('request', req, res);
+  });
   app.addHook('preParsing', async (req, reply) => {
-    if (String(req.headers.expect).toLowerCase() === '100-continue' && !reply.raw.headersSent) reply.raw.writeContinue();
+    if (expectsContinue.has(req.raw) && !reply.raw.headersSent) reply.raw.writeContinue();
   });
 
   if (deps.activity) {
@@ -226,9 +237,12 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   if (limiter.enabled) {
     app.addHook('onRequest', async (req, reply) => {
       const apiKey = req.headers['x-api-key'];
-      const participant = typeof apiKey === 'string' ? deps.registry.byApiKey(apiKey) : undefined;
-      // An unknown key counts against the TLS client certificate that brought it.
+      const keyOf = typeof apiKey === 'string' ? deps.registry.byApiKey(apiKey) : undefined;
+      // An unknown key, or another participant's (its certificate names someone else: authentication will
+      // refuse it), counts against the TLS client certificate that brought it: sending a participant's
+      // key, which is no secret from its partners' logs, must not spend that participant's allowance.
       const peer = tlsPeer(req.raw.socket);
+      const participant = keyOf && (!peer || peer.ids.includes(keyOf.dipId)) ? keyOf : undefined;
       const key = participant ? `p:${participant.dipId}` : peer ? `c:${peer.peer?.fingerprint256 ?? ''}` : `a:${req.raw.socket.remoteAddress ?? ''}`;
       const decision = await limiter.take(key, deps.clock.now());
       if (decision.ok) return;

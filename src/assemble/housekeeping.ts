@@ -13,7 +13,9 @@ export function startRetention(config: DipConfig, backend: Backend, channelSetti
   const retention = new Retention(
     backend.archive,
     {
-      archiveRetentionMs: (id) => (channelSettings.overrides()[id]?.archiveRetentionDays ?? config.archiveRetentionDays) * 86_400_000,
+      // Never shorter than a signature stays valid (2 × the clock skew): a submission is idempotent by its
+      // sender references only while they are kept (README, Signatures and replays).
+      archiveRetentionMs: (id) => Math.max((channelSettings.overrides()[id]?.archiveRetentionDays ?? config.archiveRetentionDays) * 86_400_000, 2 * config.maxClockSkewSeconds * 1000),
       attemptsRetentionMs: config.archiveRetentionDays * 86_400_000,
       intervalMs: config.purgeIntervalSeconds * 1000,
       batchSize: 1000,

@@ -84,11 +84,14 @@ export class OverloadGuard {
   private bytesArriving = 0;
   private readonly arrivingBySender = new Map<string, number>();
 
-  /** `undeclaredBodyBytes`: what an upload without a Content-Length may grow to (the body limit). */
+  /**
+   * `maxBodyBytes`: the body limit. An upload is counted as arriving by its Content-Length up to it (a
+   * larger one is refused 413 unread), and as it when it declared none.
+   */
   constructor(
     private readonly limits: OverloadLimits,
     private readonly load: Pick<LoadGauge, 'delayMeanMs'>,
-    private readonly undeclaredBodyBytes = limits.maxBytesArrivingPerSender,
+    private readonly maxBodyBytes = limits.maxBytesArrivingPerSender,
   ) {}
 
   /**
@@ -111,7 +114,7 @@ export class OverloadGuard {
       const retryAfterSeconds = Math.min(30, Math.max(1, Math.ceil((2 * delay) / 1000)));
       return { retryAfterSeconds, help: `the DIP is overloaded (it runs ${Math.round(delay)} ms late with ${this.inFlight} submissions in hand, the limit is ${this.limits.maxEventLoopDelayMs} ms); nothing of this batch was accepted: send it again unchanged after ${retryAfterSeconds} s` };
     }
-    const reserve = declaredBytes ?? this.undeclaredBodyBytes;
+    const reserve = this.reserved(declaredBytes);
     const mine = this.arrivingBySender.get(sender) ?? 0;
     if (mine > 0 && mine + reserve > this.limits.maxBytesArrivingPerSender) {
       return { retryAfterSeconds: 1, help: `the DIP is overloaded (${mib(mine)} of your submissions are still arriving, the limit per sender is ${mib(this.limits.maxBytesArrivingPerSender)}); nothing of this batch was accepted: send it again unchanged after 1 s` };
@@ -119,7 +122,12 @@ export class OverloadGuard {
     if (this.bytesArriving > 0 && this.bytesArriving + reserve > this.limits.maxBytesArriving) {
       return { retryAfterSeconds: 1, help: `the DIP is overloaded (${mib(this.bytesArriving)} of submissions are still arriving, the limit is ${mib(this.limits.maxBytesArriving)}); nothing of this batch was accepted: send it again unchanged after 1 s` };
     }
-    return this.inHand(declaredBytes ?? 0);
+    return this.inHand(Math.min(declaredBytes ?? 0, this.maxBodyBytes));
+  }
+
+  /** What an upload is counted as while it arrives: a Content-Length beyond the body limit will never be read. */
+  private reserved(declaredBytes: number | null): number {
+    return Math.min(declaredBytes ?? this.maxBodyBytes, this.maxBodyBytes);
   }
 
   /** Whether a submission of `bytes` more fits in what is in hand (checked at its headers and again at its arrival). */
@@ -138,7 +146,7 @@ export class OverloadGuard {
    * size as in hand until it is answered.
    */
   private started({ declaredBytes, sender }: Arriving): Admitted {
-    let reserved = declaredBytes ?? this.undeclaredBodyBytes;
+    let reserved = this.reserved(declaredBytes);
     this.bytesArriving += reserved;
     this.arrivingBySender.set(sender, (this.arrivingBySender.get(sender) ?? 0) + reserved);
     const settle = () => {

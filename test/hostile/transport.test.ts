@@ -100,12 +100,18 @@ describe('malformed, smuggled and oversized HTTP', () => {
     const body = JSON.stringify([validItem()]);
     const raw = await rawSignedRequest(h.t, h.sds, { path: '/dip-channel/IF-021', body });
     // The sender's own bug: its body runs on past the Content-Length it declared.
-    const r = await rawTls(h.t, { ...tlsOf(h.sds), write: `${raw}, "left over"]` });
+    const r = await rawTls(h.t, { ...tlsOf(h.sds), write: `${raw}, "left over"]`, timeoutMs: 15_000 });
     // The request as declared was whole: it is answered (201, durable), and the connection is closed after
     // it, with Connection: close (the leftover is no request: nothing more is parsed). It was a 400 alone.
     expect(r.text.match(/HTTP\/1\.1 \d{3}/g), r.text.slice(0, 300)).toEqual(['HTTP/1.1 201']);
     expect(r.text).toMatch(/\r\nConnection: close\r\n/i);
     expect(r.closedByServer).toBe(true);
+    // Kept alive, the connection is still open after the answer: the leftover is refused then, once,
+    // however many more bytes follow while the first is being answered.
+    const kept = await rawSignedRequest(h.t, h.sds, { path: '/dip-channel/IF-021', body: JSON.stringify([validItem()]), connection: 'keep-alive' });
+    const k = await rawTls(h.t, { ...tlsOf(h.sds), write: `${kept}, "left over"]`, dribble: Array.from({ length: 30 }, () => 'junk'), dribbleMs: 5, timeoutMs: 15_000 });
+    expect(k.text.match(/HTTP\/1\.1 \d{3}/g), k.text.slice(0, 300)).toEqual(['HTTP/1.1 201', 'HTTP/1.1 400']);
+    expect(k.closedByServer).toBe(true);
   });
 
   it('answers a signed request whose path tries CRLF injection without reflecting it into a header', async () => {

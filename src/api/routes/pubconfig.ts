@@ -18,8 +18,9 @@ type Route = { Params: { id: string; recipientId: string }; Body: WebhookConfigR
 export async function putWebhook(deps: ApiDeps, reply: FastifyReply, recipientDipId: string, channel: string, body: WebhookConfigRequest): Promise<FastifyReply> {
   // The nested form the published callback expression names ({$request.body#/config.callbackURL}, from
   // before DIN-464 flattened the schema), when the flat one is not used.
+  // Fields given flat as well are taken over the nested ones.
   const { config, ...flat } = body;
-  const given = flat.callbackURL === undefined && config !== undefined ? config : flat;
+  const given = flat.callbackURL === undefined && config !== undefined ? { ...config, ...flat } : flat;
   const outcome = await configureWebhook(webhookConfigDeps(deps.config, deps), recipientDipId, channel, given);
   return sendStandard(deps, reply, outcome.ok ? 201 : 400, recipientDipId, outcome.ok ? MSG.success : MSG.schemaFailure, outcome.help);
 }
