@@ -39,7 +39,7 @@ export function asyncApiDocument(catalogue: Catalogue, dipId: string, environmen
       summary: `Messages of ${c.interfaceId} (${c.publicationId}) for a recipient holding ${c.receiverRoles.join(', ') || 'a role the operator named'}; event codes ${c.eventCodes.map((e) => `[${e}]`).join(', ')}.`,
       contentType: 'application/json',
       headers,
-      payload: { type: 'array', minItems: 1, description: 'DIPMessageEgressArray: up to the webhook maxMessageCount messages, D0 filled in by the DIP', items: { $ref: `#/components/schemas/${c.interfaceId}` } },
+      payload: { type: 'array', minItems: 1, description: 'DIPMessageEgressArray: up to the webhook maxMessageCount messages, D0 filled in by the DIP. A replayed or requeued message (D0.replayIndicator true, transaction ID R-…) also carries, beside payload, originalTransactionID and originalTransactionWrapper (the original D0, spec 5.5.11)', items: { $ref: `#/components/schemas/${c.interfaceId}` } },
     });
     setOwn(channels, c.interfaceId, {
       address: null,
