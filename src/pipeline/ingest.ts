@@ -78,10 +78,12 @@ interface ItemState {
    */
   validated: { message: DipMessage; header: MessageHeader; customBlock: string | null } | null;
   accepted: AcceptedMessage | null;
+  /** Refused as a duplicate: the transaction ID its reference was accepted under before, when known. */
+  original: string | null;
 }
 
 function itemState(ref: string | null): ItemState {
-  return { ref, connectionProvider: null, refusal: null, validated: null, accepted: null };
+  return { ref, connectionProvider: null, refusal: null, validated: null, accepted: null, original: null };
 }
 
 /** The keys encrypted channels need: the DIP's own (pattern 2 inbound) and each recipient's public key. */
@@ -197,7 +199,10 @@ export class Ingest {
       const dup = new Set(outcome.duplicates);
       for (const s of states) {
         if (s.ref !== null && dup.has(s.ref)) {
-          s.refusal = { status: 400, code: MSG.duplicateReference, help: `S1.senderUniqueReference ${s.ref} was already accepted from ${caller.dipId}` };
+          // The original's transaction ID, answered with the refusal: a sender resending after a lost 201 learns it.
+          s.original = outcome.originals?.[s.ref] ?? null;
+          const as = s.original ? `, as transaction ${s.original}` : '';
+          s.refusal = { status: 400, code: MSG.duplicateReference, help: `S1.senderUniqueReference ${s.ref} was already accepted from ${caller.dipId}${as}` };
         }
       }
       return this.refuse(now, caller.dipId, states, states.find((s) => s.refusal !== null)!);
@@ -415,6 +420,7 @@ export class Ingest {
   private refuse(now: Date, callerId: string, states: ItemState[], failed: ItemState): IngestResult {
     const failedIndex = states.indexOf(failed);
     const entries: EntryFields[] = states.map((s) => ({
+      ...(s.original ? { transactionID: s.original } : {}),
       senderUniqueReference: s.ref,
       DIPConnectionProviderID: s.connectionProvider,
       message: s.refusal?.code ?? MSG.processingFailed,

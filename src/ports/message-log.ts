@@ -54,7 +54,12 @@ export interface SealedBatch {
   mpan: Array<string | null>;
 }
 
-export type AppendOutcome = { ok: true } | { ok: false; duplicates: string[] };
+/**
+ * Accepted (durable), or refused whole for the sender references it repeats. `originals`: for those
+ * stored before, the transaction ID each was accepted under (a sender retrying after a lost 201 learns
+ * it); none for a reference repeated within the batch itself, or stored without one (an import).
+ */
+export type AppendOutcome = { ok: true } | { ok: false; duplicates: string[]; originals?: Record<string, string> };
 
 export interface QueueEntry {
   seq: number;

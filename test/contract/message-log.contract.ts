@@ -21,13 +21,13 @@ export function messageLogContract(name: string, open: BackendFactory): void {
       expect(await log.queueState(sup)).toEqual({ ackedSeq: 0, headSeq: 2 });
     });
 
-    it('refuses a whole batch when any sender unique reference was seen before, storing nothing', async () => {
+    it('refuses a whole batch when any sender unique reference was seen before, storing nothing, and names what each was stored as', async () => {
       const log = ctx.backend.log;
       const first = message(['SUP0000001']);
       await log.append(batch([first]));
       const fresh = message(['SUP0000001']);
       const repeat = message(['SUP0000001'], { senderUniqueReference: first.senderUniqueReference });
-      expect(await log.append(batch([fresh, repeat]))).toEqual({ ok: false, duplicates: [first.senderUniqueReference] });
+      expect(await log.append(batch([fresh, repeat]))).toEqual({ ok: false, duplicates: [first.senderUniqueReference], originals: { [first.senderUniqueReference!]: first.transactionId } });
       expect((await log.readQueue(sup, 0, 10, 1 << 20)).length).toBe(1);
       // The same reference from another sender is a different message.
       const other = message(['SUP0000001'], { senderDipId: 'SDS0000002', senderUniqueReference: first.senderUniqueReference });
@@ -42,6 +42,7 @@ export function messageLogContract(name: string, open: BackendFactory): void {
       expect(await log.append(batch([message(['SUP0000001'], { senderUniqueReference: first.senderUniqueReference })]))).toEqual({
         ok: false,
         duplicates: [first.senderUniqueReference],
+        originals: { [first.senderUniqueReference!]: first.transactionId },
       });
     });
 

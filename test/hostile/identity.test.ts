@@ -148,10 +148,14 @@ describe('replayed signatures', () => {
 
   it('a re-signed resend of an accepted message is a duplicate (400 MSG1006), not a replay', async () => {
     const b = body();
-    expect((await submit(h, b)).status).toBe(201);
+    const accepted = await submit(h, b);
+    expect(accepted.status).toBe(201);
     const resent = await submit(h, b);
     expectRefusal(resent, 400, /already accepted/);
-    expect((resent.json as { messageArray: Array<{ message: string }> }).messageArray[0]!.message).toBe('MSG1006 - Sender Unique Reference Duplicated');
+    type Entries = { messageArray: Array<{ message: string; transactionID: string | null }> };
+    expect((resent.json as Entries).messageArray[0]!.message).toBe('MSG1006 - Sender Unique Reference Duplicated');
+    // With the transaction ID it was accepted under: a sender that lost the 201 learns it here.
+    expect((resent.json as Entries).messageArray[0]!.transactionID).toBe((accepted.json as Entries).messageArray[0]!.transactionID);
   });
 
   it('stored each accepted message once, and still accepts a valid message (201)', async () => {

@@ -99,43 +99,53 @@ export class PgMessageLog implements MessageLog {
     return this.d.tx(async (c) => {
       const refs = batches.flatMap((b) => b.messages.flatMap((m) => (m.senderUniqueReference === null ? [] : [[m.senderDipId, m.senderUniqueReference] as const])));
       const seen = new Set<string>();
+      /** What each reference stored before was accepted as (by refKey). */
+      const storedAs = new Map<string, string>();
       if (refs.length > 0) {
-        const { rows } = await c.query<{ s: string; r: string }>(
-          `SELECT sender_dip_id AS s, sender_ref AS r FROM sender_refs
+        const { rows } = await c.query<{ s: string; r: string; t: string | null }>(
+          `SELECT sender_dip_id AS s, sender_ref AS r, transaction_id AS t FROM sender_refs
             WHERE (sender_dip_id, sender_ref) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
           [refs.map(([s]) => s), refs.map(([, r]) => r)],
         );
-        for (const { s, r } of rows) seen.add(refKey(s, r));
+        for (const { s, r, t } of rows) {
+          seen.add(refKey(s, r));
+          if (t !== null) storedAs.set(refKey(s, r), t);
+        }
       }
       // In arrival order: a reference used by an earlier batch of this group is a duplicate for a later one.
       const outcomes: AppendOutcome[] = [];
       const accepted: AcceptedBatch[] = [];
-      const claims: Array<[number, string, string]> = [];
+      const claims: Array<[number, string, string, string]> = [];
       for (const b of batches) {
         const duplicates: string[] = [];
+        const originals: Record<string, string> = {};
         const mine: string[] = [];
         for (const m of b.messages) {
           if (m.senderUniqueReference === null) continue;
           const k = refKey(m.senderDipId, m.senderUniqueReference);
-          if (seen.has(k) || mine.includes(k)) duplicates.push(m.senderUniqueReference);
-          else mine.push(k);
+          if (seen.has(k) || mine.includes(k)) {
+            duplicates.push(m.senderUniqueReference);
+            const original = storedAs.get(k);
+            if (original !== undefined) originals[m.senderUniqueReference] = original;
+          } else mine.push(k);
         }
         if (duplicates.length > 0) {
-          outcomes.push({ ok: false, duplicates });
+          outcomes.push({ ok: false, duplicates, originals });
           continue;
         }
         for (const m of b.messages) {
           if (m.senderUniqueReference === null) continue;
           seen.add(refKey(m.senderDipId, m.senderUniqueReference));
-          for (const day of refDays(b)) claims.push([day, m.senderDipId, m.senderUniqueReference]);
+          storedAs.set(refKey(m.senderDipId, m.senderUniqueReference), m.transactionId);
+          for (const day of refDays(b)) claims.push([day, m.senderDipId, m.senderUniqueReference, m.transactionId]);
         }
         accepted.push(b);
         outcomes.push({ ok: true });
       }
       if (claims.length > 0) {
         const inserted = await c.query(
-          'INSERT INTO sender_refs (day, sender_dip_id, sender_ref) SELECT * FROM unnest($1::int[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING',
-          [claims.map(([d]) => d), claims.map(([, s]) => s), claims.map(([, , r]) => r)],
+          'INSERT INTO sender_refs (day, sender_dip_id, sender_ref, transaction_id) SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING',
+          [claims.map(([d]) => d), claims.map(([, s]) => s), claims.map(([, , r]) => r), claims.map(([, , , t]) => t)],
         );
         // Another node committed one of these references after our look: run the group again, and the
         // look will see it.

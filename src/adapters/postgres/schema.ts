@@ -175,6 +175,8 @@ CREATE TABLE IF NOT EXISTS publications (
 CREATE INDEX IF NOT EXISTS publications_listing ON publications (channel, publication_type, published_at);
 -- The DIP IDs the publisher named (a JSON array); NULL: every recipient of the channel. Added 2026-12-02.
 ALTER TABLE publications ADD COLUMN IF NOT EXISTS recipients text;
+-- The transaction ID a reference was accepted under: a duplicate's refusal names it (older rows have none).
+ALTER TABLE sender_refs ADD COLUMN IF NOT EXISTS transaction_id text;
 -- Who publishes a type on a channel: its first publisher; nobody else may add versions to it.
 CREATE TABLE IF NOT EXISTS publication_types (
   channel text NOT NULL,

@@ -19,7 +19,7 @@ export class SqliteMessageLog implements MessageLog {
     const db = d.db;
     this.tryWriteBatch = db.transaction((batch: AcceptedBatch) => this.writeBatch(batch));
     this.s = {
-      refSeen: db.prepare<[string, string], { n: number }>('SELECT 1 AS n FROM messages WHERE sender_dip_id = ? AND sender_ref = ?'),
+      refSeen: db.prepare<[string, string], { transactionId: string }>('SELECT transaction_id AS transactionId FROM messages WHERE sender_dip_id = ? AND sender_ref = ?'),
       insertBatch: db.prepare('INSERT INTO batches (channel, sender_dip_id, received_at, raw, signature) VALUES (?, ?, ?, ?, ?)'),
       insertMessage: db.prepare(
         `INSERT INTO messages (batch_id, transaction_id, channel, event_code, sender_dip_id, sender_role, sender_ref,
@@ -61,13 +61,16 @@ export class SqliteMessageLog implements MessageLog {
         return { ok: true as const };
       } catch (error) {
         if ((error as { code?: unknown }).code !== 'SQLITE_CONSTRAINT_UNIQUE') throw error;
-        // Rolled back to before the batch: name every reference stored before (the sender is told which).
-        const duplicates = batch.messages
-          .map((m) => (m.senderUniqueReference !== null && this.s.refSeen.get(m.senderDipId, m.senderUniqueReference) !== undefined ? m.senderUniqueReference : null))
-          .filter((r): r is string => r !== null);
+        // Rolled back to before the batch: name every reference stored before, and what it was stored as.
+        const originals: Record<string, string> = {};
+        for (const m of batch.messages) {
+          const stored = m.senderUniqueReference === null ? undefined : this.s.refSeen.get(m.senderDipId, m.senderUniqueReference);
+          if (stored) originals[m.senderUniqueReference!] = stored.transactionId;
+        }
+        const duplicates = Object.keys(originals);
         // None stored before: the batch repeats a reference (or a transaction ID) within itself.
         if (duplicates.length === 0) throw error;
-        return { ok: false as const, duplicates };
+        return { ok: false as const, duplicates, originals };
       }
     });
   }
