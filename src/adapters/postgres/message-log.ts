@@ -118,7 +118,7 @@ export class PgMessageLog implements MessageLog {
       const claims: Array<[number, string, string, string]> = [];
       for (const b of batches) {
         const duplicates: string[] = [];
-        const originals: Record<string, string> = {};
+        const originals: Array<[string, string]> = [];
         const mine: string[] = [];
         for (const m of b.messages) {
           if (m.senderUniqueReference === null) continue;
@@ -126,11 +126,11 @@ export class PgMessageLog implements MessageLog {
           if (seen.has(k) || mine.includes(k)) {
             duplicates.push(m.senderUniqueReference);
             const original = storedAs.get(k);
-            if (original !== undefined) originals[m.senderUniqueReference] = original;
+            if (original !== undefined) originals.push([m.senderUniqueReference, original]);
           } else mine.push(k);
         }
         if (duplicates.length > 0) {
-          outcomes.push({ ok: false, duplicates, originals });
+          outcomes.push({ ok: false, duplicates, originals: Object.fromEntries(originals) });
           continue;
         }
         for (const m of b.messages) {

@@ -62,15 +62,13 @@ export class SqliteMessageLog implements MessageLog {
       } catch (error) {
         if ((error as { code?: unknown }).code !== 'SQLITE_CONSTRAINT_UNIQUE') throw error;
         // Rolled back to before the batch: name every reference stored before, and what it was stored as.
-        const originals: Record<string, string> = {};
-        for (const m of batch.messages) {
+        const found = batch.messages.flatMap((m) => {
           const stored = m.senderUniqueReference === null ? undefined : this.s.refSeen.get(m.senderDipId, m.senderUniqueReference);
-          if (stored) originals[m.senderUniqueReference!] = stored.transactionId;
-        }
-        const duplicates = Object.keys(originals);
+          return stored ? [[m.senderUniqueReference!, stored.transactionId] as const] : [];
+        });
         // None stored before: the batch repeats a reference (or a transaction ID) within itself.
-        if (duplicates.length === 0) throw error;
-        return { ok: false as const, duplicates, originals };
+        if (found.length === 0) throw error;
+        return { ok: false as const, duplicates: found.map(([ref]) => ref), originals: Object.fromEntries(found) };
       }
     });
   }
