@@ -15,10 +15,12 @@ import { SqliteActivityLog } from '../src/adapters/sqlite/activity-log.js';
 import Fastify from 'fastify';
 import { activityRoutes } from '../src/api/admin-activity.js';
 import { activityHash, GENESIS_HASH, maskedBody, maskedUrl, type ActivityEntry, type ChainedActivity } from '../src/domain/activity.js';
-import { verifyActivityLog } from '../src/pipeline/activity-recorder.js';
+import { ActivityRecorder, verifyActivityLog } from '../src/pipeline/activity-recorder.js';
+import { systemClock } from '../src/adapters/clock.js';
+import type { ActivityLogStore } from '../src/ports/activity-log.js';
 import { activityLogContract } from './contract/activity-log.contract.js';
 import { adminApi } from './helpers/admin.js';
-import { startTestDip, waitFor, type TestDip } from './helpers/dip-harness.js';
+import { quietLogger, startTestDip, waitFor, type TestDip } from './helpers/dip-harness.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
 import { buildIF021 } from '../src/sim/messages.js';
 
@@ -78,6 +80,37 @@ describe('masking personal data in answers', () => {
     expect(JSON.parse(maskedBody(JSON.stringify({ token: 'dipsess_x', password: 'p', totpSecret: 's', totpUri: 'otpauth://totp/a', apiKey: 'dip_k', operator: { role: 'admin' } }), 10_000)!)).toEqual({
       token: '[masked]', password: '[masked]', totpSecret: '[masked]', totpUri: '[masked]', apiKey: '[masked]', operator: { role: 'admin' },
     });
+  });
+});
+
+describe('the activity recorder', () => {
+  it('moves on when a write committed but its answer was lost (it was retried as a duplicate for ever)', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'opendip-activity-')), 'activity.db');
+    const real = new SqliteActivityLog(file);
+    let cut = true;
+    // Commits, then loses the answer once: what a connection cut after COMMIT looks like to the writer.
+    const store: ActivityLogStore = Object.assign(Object.create(real) as ActivityLogStore, {
+      append: async (records: readonly ChainedActivity[]) => {
+        await real.append(records);
+        if (cut) {
+          cut = false;
+          throw new Error('Connection terminated unexpectedly');
+        }
+      },
+    });
+    const settings = { label: 'test', flushIntervalMs: 3_600_000, maxBatch: 10, maxBodyBytes: 1000, maxPending: 1000, retentionMs: 86_400_000, purgeIntervalMs: 3_600_000 };
+    const recorder = new ActivityRecorder(store, settings, systemClock, quietLogger);
+    await recorder.start();
+    const record = (i: number) => recorder.record({ requestId: `r${i}`, at: i, listener: 'participant', caller: 'A', remote: null, method: 'GET', url: '/x', status: 200, durationMs: 1, rawBody: null });
+    record(1);
+    record(2);
+    await recorder.flush();
+    record(3);
+    await recorder.flush();
+    await recorder.stop();
+    expect((await real.chainRecords(recorder.chain, 0, 10)).map((r) => r.requestId)).toEqual(['r1', 'r2', 'r3']);
+    expect(await verifyActivityLog(real)).toMatchObject({ ok: true, records: 3 });
+    await real.close();
   });
 });
 

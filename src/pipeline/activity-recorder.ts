@@ -84,11 +84,26 @@ export class ActivityRecorder implements ActivitySink {
       try {
         await this.store.append(records);
       } catch (err) {
-        this.logger.error({ err, waiting: this.pending.length }, 'activity log write failed; the batch is kept and tried again');
-        return;
+        // The commit may have gone through with its answer lost (a connection cut after COMMIT): tried
+        // again, the same records would be refused as duplicates for ever. The chain's head, stored in the
+        // same transaction, tells.
+        if (!(await this.headIs(head))) {
+          this.logger.error({ err, waiting: this.pending.length }, 'activity log write failed; the batch is kept and tried again');
+          return;
+        }
       }
       this.head = head;
       this.pending.splice(0, batch.length);
+    }
+  }
+
+  /** Whether the store's head of this chain is `head` (false when the store cannot say). */
+  private async headIs(head: { seq: number; hash: string }): Promise<boolean> {
+    try {
+      const stored = (await this.store.chains()).find((c) => c.chain === this.chain);
+      return stored !== undefined && stored.head.seq === head.seq && stored.head.hash === head.hash;
+    } catch {
+      return false;
     }
   }
 
