@@ -19,7 +19,7 @@ export interface OverloadLimits {
   maxBytesInFlight: number;
   /**
    * Bodies still arriving are held in memory too: their Content-Length adds up to at most this many bytes
-   * across all senders (a submission without one counts as `undeclaredBodyBytes`). A sender past it is
+   * across all senders (a submission without one counts as the body limit). A sender past it is
    * refused at its headers, before a byte of its body is kept.
    */
   maxBytesArriving: number;

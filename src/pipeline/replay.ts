@@ -26,7 +26,7 @@ export const ORIGINAL_TRANSACTION_FIELD = 'originalTransactionID';
 /** The item-level field (beside `payload`) that carries the original message's transaction wrapper (D0), as it was. */
 export const ORIGINAL_WRAPPER_FIELD = 'originalTransactionWrapper';
 /** What marks a replayed copy's IDs (spec 5.5.11: "a Transaction ID and Correlation ID (with a reply prefix)"). */
-export const REPLAY_PREFIX = 'R-';
+const REPLAY_PREFIX = 'R-';
 /** DT-011N-CorrelationID's maxLength. */
 const CORRELATION_ID_MAX = 60;
 
