@@ -4,13 +4,47 @@
  * that transaction as "unavailable", and the next one runs on a new connection; the process carries on.
  * Before, pg emitted the failure on the checked-out connection with no listener, and Node ended the
  * process. And a session idle inside a transaction is ended by the server after IDLE_IN_TRANSACTION_MS,
- * so a node frozen while it holds a queue's row lock does not hold the other nodes' writes.
+ * so a node frozen while it holds a queue's row lock does not hold the other nodes' writes; the ones it
+ * left queued for that lock give up after a lock timeout rather than take it in turn.
  */
+
+/**
+ * A TCP path to PostgreSQL that can go silent, as a partition that drops packets: nothing is forwarded
+ * either way and nothing is closed, so the server sends its answers into a void and waits for the next
+ * statement. `cut()` ends every connection through it (cleanup).
+ */
+async function pausablePath(target: URL): Promise<{ url: string; silence(): void; cut(): void; close(): Promise<void> }> {
+  const pairs: Array<[Socket, Socket]> = [];
+  let silent = false;
+  const server: Server = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    pairs.push([client, upstream]);
+    client.on('data', (d) => silent || upstream.write(d));
+    upstream.on('data', (d) => silent || client.write(d));
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = new URL(target);
+  url.hostname = '127.0.0.1';
+  url.port = String((server.address() as { port: number }).port);
+  return {
+    url: url.toString(),
+    silence: () => (silent = true),
+    cut: () => pairs.forEach(([a, b]) => (a.destroy(), b.destroy())),
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+import { createServer, connect, type Server, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../src/adapters/clock.js';
 import { PgDatabase } from '../src/adapters/postgres/database.js';
-import { IDLE_IN_TRANSACTION_MS } from '../src/adapters/postgres/pool.js';
+import { IDLE_IN_TRANSACTION_MS, LOCK_TIMEOUT_MS } from '../src/adapters/postgres/pool.js';
 import { StoreError } from '../src/ports/errors.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
 
@@ -84,6 +118,95 @@ describe('a PostgreSQL connection lost mid-transaction', () => {
     }).then(() => null, (e: unknown) => e);
     expect(failed).toBeInstanceOf(StoreError);
     expect((await store.tx((c) => store.lockQueues(c, [queue]))).size).toBe(1);
+  });
+
+  const sessionsWaitingForLocks = async () =>
+    Number((await admin.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0]!.n);
+
+  it('makes a queue row once when two transactions of this process want it at once: the second waits and locks it', async () => {
+    // Found by a fault campaign on a fresh cluster's first burst: the first transaction's row was taken
+    // for made before it committed, the second skipped the insert (which would have waited), did not see
+    // the row, and failed "queue … was not locked before appending to it".
+    const queue = { recipientDipId: '1000000098', channel: 'IF-021' };
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let madeIt!: () => void;
+    const made = new Promise<void>((r) => (madeIt = r));
+    const first = store.tx(async (c) => {
+      await store.lockQueues(c, [queue]);
+      madeIt();
+      await gate;
+    });
+    await made;
+    const second = store.tx(async (c) => (await store.lockQueues(c, [queue])).size);
+    // The first commits only once the second has finished (missing the row) or waits for it on the server.
+    let settled = false;
+    void second.finally(() => (settled = true));
+    while (!settled && (await sessionsWaitingForLocks()) < 1) await new Promise((r) => setImmediate(r));
+    release();
+    await first;
+    expect(await second).toBe(1);
+  });
+
+  it('gives up a lock held elsewhere after the lock-wait budget, as unavailable, without calling the store unavailable', async () => {
+    const waiting = await PgDatabase.open({ url: store.options.url, clock: systemClock, poolSize: 1, idleInTransactionMs: 400, lockTimeoutMs: 100 });
+    try {
+      await admin.query('SELECT pg_advisory_lock(4244)');
+      const failed = await waiting.tx((c) => c.query('SELECT pg_advisory_xact_lock(4244)')).then(() => null, (e: unknown) => e);
+      expect(failed).toBeInstanceOf(StoreError);
+      expect([(failed as StoreError).kind, (failed as StoreError).code]).toEqual(['unavailable', '55P03']);
+      expect(waiting.health().state).toBe('ok');
+    } finally {
+      await admin.query('SELECT pg_advisory_unlock(4244)');
+      await waiting.close();
+    }
+  });
+
+  it("frees a queue a cut-off node held about one idle timeout after the cut, not one per transaction it left queued for the lock", async () => {
+    // A campaign (3 nodes, one node's PostgreSQL traffic paused) saw writes to a queue stop 20–30 s: the
+    // cut-off node's transactions queued for the queue's lock took it in turn, each idle 10 s before the
+    // server ended it. Here: idle timeout 3 s, 3 transactions queued behind the holder. Without a lock
+    // timeout the healthy node waits about 4 × 3 s; with one, about 3 s.
+    const idleInTransactionMs = 3_000;
+    const options = { clock: systemClock, poolSize: 5, idleInTransactionMs, lockTimeoutMs: 500 };
+    const path = await pausablePath(new URL(store.options.url));
+    const cutOff = await PgDatabase.open({ url: path.url, ...options, queryTimeoutMs: 60_000 });
+    const healthy = await PgDatabase.open({ url: store.options.url, ...options });
+    const queue = { recipientDipId: '1000000097', channel: 'IF-021' };
+    const stuck: Array<Promise<unknown>> = [];
+    // Each of the cut-off node's transactions, once it has the lock, waits for an answer that never comes
+    // (until the cleanup gives it up, so its pool can close).
+    let giveUp!: (err: Error) => void;
+    const never = new Promise<void>((_, reject) => (giveUp = reject));
+    never.catch(() => {});
+    try {
+      await healthy.tx((c) => healthy.lockQueues(c, [queue]));
+      let holding!: () => void;
+      const held = new Promise<void>((r) => (holding = r));
+      stuck.push(cutOff.tx(async (c) => (await cutOff.lockQueues(c, [queue]), holding(), never)).catch((e: unknown) => e));
+      await held;
+      for (let i = 0; i < 3; i++) stuck.push(cutOff.tx(async (c) => (await cutOff.lockQueues(c, [queue]), never)).catch((e: unknown) => e));
+      while ((await sessionsWaitingForLocks()) < 3) await new Promise((r) => setImmediate(r));
+      path.silence();
+      const cutAt = Date.now();
+      const locked = await healthy.tx(async (c) => (await healthy.lockQueues(c, [queue])).size);
+      const waitedMs = Date.now() - cutAt;
+      process.stderr.write(`the healthy node locked the queue ${waitedMs} ms after the cut\n`);
+      expect(locked).toBe(1);
+      expect(waitedMs).toBeLessThan(2 * idleInTransactionMs);
+      expect(healthy.health().state).toBe('ok');
+    } finally {
+      giveUp(new Error('the test is over'));
+      path.cut();
+      await Promise.all(stuck);
+      await Promise.all([cutOff.close().catch(() => {}), healthy.close(), path.close()]);
+    }
+  }, 30_000);
+
+  it('gives each transaction a lock timeout shorter than the idle timeout', async () => {
+    const setting = await store.tx(async (c) => (await c.query<{ lock_timeout: string }>('SHOW lock_timeout')).rows[0]!.lock_timeout);
+    expect(setting).toBe(`${LOCK_TIMEOUT_MS / 1000}s`);
+    expect(LOCK_TIMEOUT_MS).toBeLessThan(IDLE_IN_TRANSACTION_MS);
   });
 
   it('has the server end a session idle inside a transaction', async () => {

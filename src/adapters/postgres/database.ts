@@ -1,10 +1,10 @@
 import type pg from 'pg';
-import { openPool, withConnection } from './pool.js';
+import { IDLE_IN_TRANSACTION_MS, LOCK_TIMEOUT_MS, openPool, withConnection } from './pool.js';
 import type { BackendHealth, CommitGroup, ValueSealer } from '../../ports/backend.js';
 import type { Cancel, Clock } from '../../ports/clock.js';
 import { StoreError } from '../../ports/errors.js';
 import type { QueueRef } from '../../ports/message-log.js';
-import { classifyPgError, isReadTimeout, isRetryable } from './errors.js';
+import { classifyPgError, isLockTimeout, isReadTimeout, isRetryable } from './errors.js';
 import { createDays, dayOf } from './partitions.js';
 import { applySchema, LOCKS, SCHEMA } from './schema.js';
 
@@ -18,6 +18,10 @@ export interface PostgresOptions {
   concurrentGroups?: number;
   /** How long a query may go unanswered before the client gives it up (default QUERY_TIMEOUT_MS; tests shorten it). */
   queryTimeoutMs?: number;
+  /** The server's idle_in_transaction_session_timeout (default IDLE_IN_TRANSACTION_MS; tests shorten it). */
+  idleInTransactionMs?: number;
+  /** How long a transaction's statement waits for a lock (default LOCK_TIMEOUT_MS; tests shorten it). */
+  lockTimeoutMs?: number;
 }
 
 const PLAIN: ValueSealer = { seal: (plain) => plain, open: (sealed) => sealed, index: (value) => value };
@@ -51,20 +55,45 @@ export class PgDatabase {
   readonly pool: pg.Pool;
   sealer: ValueSealer = PLAIN;
   private readonly knownDays = new Set<number>();
-  /** Queue rows known to exist, by key (cleared when a transaction fails: the rows it inserted are gone with it). */
+  /**
+   * Queue rows known to exist, by key. A row a transaction inserts is known only once it commits: known
+   * before, another transaction of this process would skip the insert (which waits for the first to end)
+   * and, not seeing the uncommitted row, leave that queue unlocked (a campaign's "queue … was not locked
+   * before appending to it"); and a rollback would leave a row known that does not exist.
+   */
   private readonly queueIds = new Map<string, number>();
-  /** Channels known to be in archived_channels (cleared when a transaction fails: its insert may be gone). */
+  /** Channels known to be in archived_channels (likewise, known once the insert committed). */
   private readonly knownChannels = new Set<string>();
+  /** What each open transaction learns that holds only if it commits, by its connection. */
+  private readonly onCommit = new WeakMap<pg.PoolClient, Array<() => void>>();
   private state: BackendHealth = { state: 'ok' };
   private readonly healthListeners: Array<(h: BackendHealth) => void> = [];
   private readonly groupListeners: Array<(g: CommitGroup) => void> = [];
   private probe: Cancel | null = null;
+  /** BEGIN with this transaction's lock timeout (one round trip). */
+  private readonly begin: string;
+  /**
+   * How long tx keeps running a transaction again after lock timeouts: a lock held by a session the server
+   * ends for idling (a node cut off, frozen) is free again by then. Past it the write fails as unavailable
+   * (503, tried again by its sender) without calling this store unavailable: the wait was another's.
+   */
+  private readonly lockWaitBudgetMs: number;
   private closed = false;
 
   private constructor(readonly options: PostgresOptions) {
     // A statement that waits 30 s is given up (a stuck lock, a failing-over server): the write is answered
     // 503 and tried again by its sender, instead of holding a request for ever. See openPool for the rest.
-    this.pool = openPool({ url: options.url, max: options.poolSize ?? 10, applicationName: 'opendip', ...(options.queryTimeoutMs === undefined ? {} : { queryTimeoutMs: options.queryTimeoutMs }) });
+    this.pool = openPool({
+      url: options.url,
+      max: options.poolSize ?? 10,
+      applicationName: 'opendip',
+      ...(options.queryTimeoutMs === undefined ? {} : { queryTimeoutMs: options.queryTimeoutMs }),
+      ...(options.idleInTransactionMs === undefined ? {} : { idleInTransactionMs: options.idleInTransactionMs }),
+    });
+    // Only inside tx: a node starting while another applies the schema waits for that advisory lock as
+    // long as it takes, and the partition and retention statements set their own.
+    this.begin = `BEGIN; SET LOCAL lock_timeout = ${Math.max(1, Math.round(options.lockTimeoutMs ?? LOCK_TIMEOUT_MS))}`;
+    this.lockWaitBudgetMs = (options.idleInTransactionMs ?? IDLE_IN_TRANSACTION_MS) + 2 * (options.lockTimeoutMs ?? LOCK_TIMEOUT_MS);
   }
 
   static async open(options: PostgresOptions): Promise<PgDatabase> {
@@ -116,15 +145,20 @@ export class PgDatabase {
    */
   async tx<T>(fn: (c: pg.PoolClient) => Promise<T>, days: Iterable<number> = []): Promise<T> {
     if (this.closed) throw new StoreError('unavailable', 'the store is closing', 'CLOSED');
+    const started = this.options.clock.now();
     for (let attempt = 1; ; attempt++) {
       let client: pg.PoolClient | undefined;
       try {
         await this.ensureDays(days);
         client = await this.pool.connect();
-        await client.query('BEGIN');
+        const committed: Array<() => void> = [];
+        this.onCommit.set(client, committed);
+        await client.query(this.begin);
         const result = await fn(client);
         await client.query('COMMIT');
+        this.onCommit.delete(client);
         client.release();
+        for (const learnt of committed) learnt();
         this.outcome(null);
         return result;
       } catch (err) {
@@ -137,12 +171,11 @@ export class PgDatabase {
               () => false,
               () => true,
             ));
+          this.onCommit.delete(client);
           client.release(broken ? (err as Error) : undefined);
         }
-        // What the transaction inserted is gone with it: the queue rows and channels it may have made.
-        this.knownChannels.clear();
-        this.queueIds.clear();
         if (isRetryable(err) && attempt < 5) continue;
+        if (isLockTimeout(err) && this.options.clock.now() - started < this.lockWaitBudgetMs) continue;
         const e = classifyPgError(err);
         this.outcome(e);
         throw e;
@@ -177,12 +210,16 @@ export class PgDatabase {
     const sorted = [...unique.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     const recipients = sorted.map(([, r]) => r.recipientDipId);
     const channels = sorted.map(([, r]) => r.channel);
+    // Rows this transaction makes: the others were committed before (the insert waits for a concurrent one).
+    const made = new Set<string>();
     if (sorted.some(([k]) => !this.queueIds.has(k))) {
-      await c.query(
+      const { rows } = await c.query<{ recipient: string; channel: string }>(
         `INSERT INTO queues (recipient_dip_id, channel)
-         SELECT r, ch FROM unnest($1::text[], $2::text[]) AS t(r, ch) ORDER BY r, ch ON CONFLICT DO NOTHING`,
+         SELECT r, ch FROM unnest($1::text[], $2::text[]) AS t(r, ch) ORDER BY r, ch ON CONFLICT DO NOTHING
+         RETURNING recipient_dip_id AS recipient, channel`,
         [recipients, channels],
       );
+      for (const r of rows) made.add(queueKey({ recipientDipId: r.recipient, channel: r.channel }));
     }
     const { rows } = await c.query<{ id: number; recipient: string; channel: string; head: number }>(
       `SELECT id, recipient_dip_id AS recipient, channel, head FROM queues
@@ -191,7 +228,8 @@ export class PgDatabase {
     );
     for (const r of rows) {
       const k = queueKey({ recipientDipId: r.recipient, channel: r.channel });
-      this.queueIds.set(k, r.id);
+      if (made.has(k)) this.afterCommit(c, () => this.queueIds.set(k, r.id));
+      else this.queueIds.set(k, r.id);
       out.set(k, { id: r.id, head: r.head, lockedHead: r.head });
     }
     return out;
@@ -211,8 +249,17 @@ export class PgDatabase {
   async noteChannels(c: pg.PoolClient, channels: string[]): Promise<void> {
     const fresh = channels.filter((ch) => !this.knownChannels.has(ch));
     if (fresh.length === 0) return;
-    await c.query('INSERT INTO archived_channels (channel) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING', [fresh]);
-    for (const ch of fresh) this.knownChannels.add(ch);
+    const { rows } = await c.query<{ channel: string }>('INSERT INTO archived_channels (channel) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING channel', [fresh]);
+    const made = new Set(rows.map((r) => r.channel));
+    for (const ch of fresh) {
+      if (made.has(ch)) this.afterCommit(c, () => this.knownChannels.add(ch));
+      else this.knownChannels.add(ch);
+    }
+  }
+
+  /** Runs `learnt` once the transaction on `c` has committed (never, when it fails). */
+  private afterCommit(c: pg.PoolClient, learnt: () => void): void {
+    this.onCommit.get(c)?.push(learnt);
   }
 
   /** The queue's id, if it exists (ids never change: cached). */
@@ -223,7 +270,11 @@ export class PgDatabase {
     const text = 'SELECT id FROM queues WHERE recipient_dip_id = $1 AND channel = $2';
     const rows = c ? (await c.query<{ id: number }>(text, [q.recipientDipId, q.channel])).rows : await this.query<{ id: number }>(text, [q.recipientDipId, q.channel]);
     const id = rows[0]?.id;
-    if (id !== undefined) this.queueIds.set(k, id);
+    // Inside a transaction the row may be its own, not yet committed.
+    if (id !== undefined) {
+      if (c) this.afterCommit(c, () => this.queueIds.set(k, id));
+      else this.queueIds.set(k, id);
+    }
     return id;
   }
 
@@ -246,6 +297,7 @@ export class PgDatabase {
 
   private outcome(error: StoreError | null): void {
     if (error !== null && error.kind !== 'unavailable') return; // a permanent error concerns one write, not the store
+    if (error !== null && isLockTimeout(error.cause)) return; // another session's lock: this store still takes writes
     const next: BackendHealth = error === null ? { state: 'ok' } : { state: 'unavailable', reason: error.message, code: error.code };
     if (next.state === this.state.state) return;
     this.state = next;

@@ -21,6 +21,9 @@ const UNAVAILABLE_MESSAGE = /Connection terminated|connection timeout|timeout ex
 /** node-postgres gave up waiting for a query's answer (QUERY_TIMEOUT_MS): the connection is of no more use. */
 export const isReadTimeout = (err: unknown): boolean => err instanceof Error && err.message === 'Query read timeout';
 
+/** A statement gave up waiting for a lock (lock_timeout): another session holds it, the server is fine. */
+export const isLockTimeout = (err: unknown): boolean => (err as { code?: unknown })?.code === '55P03';
+
 /** Errors worth running the whole transaction again for at once, before calling the server unavailable. */
 export const isRetryable = (err: unknown): boolean => {
   const code = (err as { code?: unknown })?.code;
