@@ -20,27 +20,40 @@ const settle = async () => {
 };
 const down: BackendHealth = { state: 'unavailable', reason: 'PostgreSQL: Connection terminated', code: 'ECONNRESET' };
 
-function node() {
+/**
+ * One node's Delivery over fake leases. `share`: the node's fair share of queues (surplus is what it holds
+ * beyond it), with a claim pass every second; `releasing`: what a release waits for (NATS's answer).
+ */
+function node(options: { share?: number; releasing?: Promise<void> } = {}) {
   const clock = new FakeClock(1_000_000);
   let health: BackendHealth = { state: 'ok' };
   const healthListeners: Array<(h: BackendHealth) => void> = [];
   const held = new Set<string>();
   const released: QueueRef[] = [];
+  const releaseOptions: Array<{ handOver?: boolean; balance?: boolean } | undefined> = [];
   const acquired: QueueRef[] = [];
+  const woken: QueueRef[] = [];
+  /** Queues this node gave away for balance: like the NATS adapter, it does not take them back for a while. */
+  const givenAway = new Set<string>();
   const leases: QueueLeases = {
     shared: true,
-    claimEveryMs: null,
+    claimEveryMs: options.share === undefined ? null : 1_000,
     acquire: async (q) => {
       acquired.push(q);
+      if (givenAway.has(q.recipientDipId)) return false;
       held.add(q.recipientDipId);
       return true;
     },
     holds: (q) => held.has(q.recipientDipId),
-    release: async (q) => {
+    release: async (q, how) => {
+      await options.releasing;
       held.delete(q.recipientDipId);
       released.push(q);
+      releaseOptions.push(how);
+      if (how?.balance) givenAway.add(q.recipientDipId);
     },
-    wake: () => {},
+    surplus: () => Math.max(0, held.size - (options.share ?? Infinity)),
+    wake: (q) => void woken.push(q),
     onWake: () => {},
     onLost: () => {},
     close: async () => {},
@@ -68,7 +81,7 @@ function node() {
     health = h;
     for (const l of healthListeners) l(h);
   };
-  return { clock, delivery, released, acquired, pending, cutOff: () => void (cut = true), setHealth };
+  return { clock, delivery, released, releaseOptions, acquired, woken, pending, cutOff: () => void (cut = true), setHealth };
 }
 
 describe('delivery leases while this node cannot reach the store', () => {
@@ -122,5 +135,48 @@ describe('delivery leases while this node cannot reach the store', () => {
     await n.delivery.sweep();
     await settle();
     expect(n.delivery.status().map((w) => w.state)).toEqual(['stopped']);
+  });
+});
+
+describe('delivery leases shared out between nodes', () => {
+  it('hands over the queues it holds beyond its share on a claim pass, and only those', async () => {
+    const n = node({ share: 1 });
+    const other = { ...queue, recipientDipId: '1000000002' };
+    await n.delivery.start();
+    n.delivery.notify([queue, other]); // both claimed here (this node saw their messages first), then idle
+    await settle();
+    expect(n.acquired).toHaveLength(2);
+    await n.clock.advance(1_000);
+    await settle();
+    expect(n.released).toHaveLength(1);
+    expect(n.releaseOptions).toEqual([{ handOver: true, balance: true }]);
+    // At its share now: the next passes move nothing more.
+    await n.clock.advance(3_000);
+    await settle();
+    expect(n.released).toHaveLength(1);
+    await n.delivery.stop();
+  });
+
+  it('starts no worker for a queue whose lease it is giving up, and wakes the new holder once it is gone', async () => {
+    let released!: () => void;
+    const n = node({ share: 0, releasing: new Promise<void>((r) => (released = r)) });
+    await n.delivery.start();
+    n.delivery.notify([queue]);
+    await settle();
+    await n.clock.advance(1_000); // the claim pass: over its share, the queue is being handed over
+    await settle();
+    expect(n.delivery.status()).toEqual([]);
+    // A message arrives before NATS answered the release: still "held", but not worked here.
+    n.delivery.notify([queue]);
+    await settle();
+    expect(n.delivery.status()).toEqual([]);
+    expect(n.woken).toEqual([]);
+    released();
+    await settle();
+    // Given away (not taken back), so the node that took it is woken.
+    expect(n.released).toEqual([queue]);
+    expect(n.woken).toEqual([queue]);
+    expect(n.delivery.status()).toEqual([]);
+    await n.delivery.stop();
   });
 });

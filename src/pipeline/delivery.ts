@@ -72,6 +72,12 @@ export class Delivery {
   private readonly timers: Cancel[] = [];
   private readonly paused = new Set<QueueWorker>();
   private readonly idleSince = new Map<string, Cancel>();
+  /**
+   * Queues being given up: their worker is stopping and their lease not yet released. What arrives
+   * meanwhile starts no worker here (it would run beside the next holder's); it is claimed, or its new
+   * holder woken, once the lease is gone.
+   */
+  private readonly leaving = new Map<string, { arrived: boolean }>();
   /** The timer that gives every queue up while the store stays unavailable (cluster only). */
   private givingUp: Cancel | null = null;
   private readonly workerDeps: WorkerDeps;
@@ -119,28 +125,55 @@ export class Delivery {
     if (this.stopped) return;
     for (const q of await this.deps.backend.log.pendingQueues()) {
       if (this.stopped) return;
-      if (this.deps.leases.holds(q)) this.worker(q).kick();
+      if (this.holding(q)) this.worker(q).kick();
       else this.claim(q, false);
     }
   }
 
-  /** Claims queues with undelivered entries that no live node holds (their holder died). */
+  /** Claims queues with undelivered entries that no live node holds (their holder died); then evens out. */
   private async claimPass(): Promise<void> {
-    for (const q of await this.deps.backend.log.pendingQueues()) if (!this.deps.leases.holds(q)) this.claim(q, false);
+    for (const q of await this.deps.backend.log.pendingQueues()) if (!this.holding(q)) this.claim(q, false);
+    this.balance();
+  }
+
+  /**
+   * Hands over the queues this node holds beyond its share (QueueLeases.surplus), idle ones first, each
+   * once its call and settlement are done: a queue is claimed by whichever node sees its message first,
+   * and a fault campaign found every queue on one node, so that one node's fault stopped every recipient.
+   * Queues backing off, paused or halted stay: moving them would restart their retries elsewhere.
+   */
+  private balance(): void {
+    const surplus = this.deps.leases.surplus();
+    if (surplus <= 0 || this.stopped || this.deps.backend.health().state !== 'ok') return;
+    const movable = [...this.workers.values()].filter((w) => (w.state === 'idle' || w.state === 'working') && this.holding(w.queue));
+    movable.sort((a, b) => Number(b.state === 'idle') - Number(a.state === 'idle'));
+    const moving = movable.slice(0, surplus);
+    if (moving.length > 0) this.deps.logger.info({ queues: moving.length, surplus }, 'this node holds more than its share of the queues: handing some over');
+    for (const w of moving) this.giveUp(w, 'balance');
   }
 
   /** Something arrived for these queues (an append, a requeue): the node that holds each works it. */
   notify(queues: Iterable<QueueRef>): void {
     if (this.stopped) return;
     for (const q of queues) {
-      if (this.deps.leases.holds(q)) this.worker(q).kick();
+      if (this.holding(q)) this.worker(q).kick();
       else this.claim(q, true);
     }
+  }
+
+  /** Whether this node works the queue now: it holds the lease and is not giving it up. */
+  private holding(q: QueueRef): boolean {
+    return this.deps.leases.holds(q) && !this.leaving.has(key(q));
   }
 
   /** Takes the queue's lease if it is free and works it; else, when asked, tells its holder. */
   private claim(q: QueueRef, wakeHolder: boolean): void {
     if (this.stopped) return;
+    const leaving = this.leaving.get(key(q));
+    if (leaving) {
+      leaving.arrived = true;
+      return;
+    }
     if (this.deps.leases.holds(q)) {
       this.worker(q).kick();
       return;
@@ -160,7 +193,7 @@ export class Delivery {
           await old.stop();
           if (this.workers.get(key(q)) === old) this.workers.delete(key(q));
         }
-        if (!this.stopped && this.deps.leases.holds(q)) this.worker(q).kick();
+        if (!this.stopped && this.holding(q)) this.worker(q).kick();
       },
       (err: unknown) => this.deps.logger.error({ err, queue: q }, 'could not claim a queue'),
     );
@@ -186,7 +219,7 @@ export class Delivery {
       this.deps.clock.after(IDLE_RELEASE_MS, () => {
         this.idleSince.delete(k);
         if (w.state !== 'idle' || this.workers.get(k) !== w) return;
-        this.giveUp(w, true);
+        this.giveUp(w, 'idle');
       }),
     );
   }
@@ -199,24 +232,32 @@ export class Delivery {
       if (this.stopped || this.deps.backend.health().state === 'ok') return;
       const held = [...this.workers.values()].filter((w) => this.deps.leases.holds(w.queue));
       if (held.length > 0) this.deps.logger.warn({ queues: held.length }, 'the store is unreachable from this node: its queues are given up for nodes that can reach it');
-      for (const w of held) this.giveUp(w, false);
+      for (const w of held) this.giveUp(w, 'unreachable');
     });
   }
 
   /**
-   * Stops working the queue and gives its lease up. `afterStop`: once its call and settlement are done
-   * (an idle queue); else at once, not waiting for a store call that may never be answered: whatever was
-   * handed out and not settled is handed out again by the next holder, as after a crash.
+   * Stops working the queue and gives its lease up. Idle, or for balance: once its call and settlement
+   * are done. For a store out of reach: at once, not waiting for a store call that may never be answered
+   * (whatever was handed out and not settled is handed out again by the next holder, as after a crash).
+   * The other nodes are told to take it now unless it went idle (the next arrival claims it).
    */
-  private giveUp(w: QueueWorker, afterStop: boolean): void {
+  private giveUp(w: QueueWorker, why: 'idle' | 'unreachable' | 'balance'): void {
     const k = key(w.queue);
     this.idleSince.get(k)?.();
     this.idleSince.delete(k);
     this.paused.delete(w);
     if (this.workers.get(k) === w) this.workers.delete(k);
     const stopped = w.stop().catch((err: unknown) => this.deps.logger.error({ err, queue: w.queue }, 'a queue worker did not stop cleanly'));
-    // Given up for the store (not idle): the other nodes are told to take it now.
-    void (afterStop ? stopped : Promise.resolve()).then(() => this.deps.leases.release(w.queue, { handOver: !afterStop }));
+    const leaving = { arrived: false };
+    this.leaving.set(k, leaving);
+    void (why === 'unreachable' ? Promise.resolve() : stopped)
+      .then(() => this.deps.leases.release(w.queue, { handOver: why !== 'idle', balance: why === 'balance' }))
+      .finally(() => {
+        if (this.leaving.get(k) === leaving) this.leaving.delete(k);
+        // Something arrived while the lease was going: claim it again (idle), or wake its new holder.
+        if (leaving.arrived) this.claim(w.queue, true);
+      });
   }
 
   /** An operator resumes a queue halted by a permanent store error (after repairing the cause). */

@@ -20,10 +20,18 @@ export interface QueueLeases {
   holds(queue: QueueRef): boolean;
   /**
    * Gives the lease up (the queue went idle, or the node stops). `handOver`: the queue still has work this
-   * node cannot do (its store is out of reach): every other node is told at once, and takes it if it can,
-   * instead of waiting to see the lease expire.
+   * node cannot do (its store is out of reach) or should not (`balance`): every other node is told at
+   * once, and takes it if it can, instead of waiting to see the lease expire. `balance`: given up because
+   * this node holds more than its share; only a node holding fewer leases than this one has left takes it
+   * at once, and this node does not take it back for a while (else a claim pass anywhere finds it).
    */
-  release(queue: QueueRef, options?: { handOver?: boolean }): Promise<void>;
+  release(queue: QueueRef, options?: { handOver?: boolean; balance?: boolean }): Promise<void>;
+  /**
+   * How many of the queues this node holds are beyond its fair share of the queues held by the nodes it
+   * hears from (the total over the nodes, rounded up): Delivery hands that many over, so one node's fault
+   * touches a share of the recipients and every node's delivery capacity is used. 0 when not shared.
+   */
+  surplus(): number;
   /**
    * Tells whichever node holds the queue that something arrived. Best effort: a lost wake-up only delays
    * delivery until the holder's next sweep.

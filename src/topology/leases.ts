@@ -17,6 +17,10 @@ abstract class FixedLeases implements QueueLeases {
     return this.holds(queue);
   }
   async release(): Promise<void> {}
+  /** Fixed by hash for the processes' lifetime: nothing to even out. */
+  surplus(): number {
+    return 0;
+  }
   abstract wake(queue: QueueRef): void;
   onWake(_listener: (queue: QueueRef) => void): void {}
   onLost(): void {}

@@ -148,6 +148,40 @@ export function coordinationContract(name: string, factory: CoordinationFactory)
       expect(await b!.leases.acquire(q)).toBe(true);
     });
 
+    it('a node holding more than its share says how many, and a queue it gives away for balance goes to a node under its share, not back', async () => {
+      const [a, b] = await nodes(2);
+      const queues = ['IF-021', 'IF-022', 'IF-023', 'IF-024'].map((channel) => ({ ...q, channel }));
+      for (const x of queues) expect(await a!.leases.acquire(x)).toBe(true);
+      const woken: string[] = [];
+      b!.leases.onWake((w) => woken.push(w.channel));
+      // Each node says at every renewal how many it holds; until b is heard, a is alone and at its share.
+      expect(a!.leases.surplus()).toBe(0);
+      await b!.clock.advance(factory.leaseTtlMs / 3);
+      await waitFor(() => a!.leases.surplus() === 2, 5_000, 'a to hear b');
+      expect(b!.leases.surplus()).toBe(0);
+      await a!.leases.release(queues[0]!, { handOver: true, balance: true });
+      await waitFor(() => woken.length > 0, 5_000, 'b told of the hand-over');
+      expect(woken).toEqual(['IF-021']);
+      // Free, but not for the node that gave it away.
+      expect(await a!.leases.acquire(queues[0]!)).toBe(false);
+      expect(await b!.leases.acquire(queues[0]!)).toBe(true);
+    });
+
+    it('a balance hand-over is left alone by a node holding as many as the giver has left', async () => {
+      const [a, b] = await nodes(2);
+      const mine = ['IF-021', 'IF-022', 'IF-023'].map((channel) => ({ ...q, channel }));
+      const theirs = ['IF-024', 'IF-025'].map((channel) => ({ ...q, channel }));
+      for (const x of mine) expect(await a!.leases.acquire(x)).toBe(true);
+      for (const x of theirs) expect(await b!.leases.acquire(x)).toBe(true);
+      const woken: string[] = [];
+      b!.leases.onWake((w) => woken.push(w.channel));
+      await a!.leases.release(mine[0]!, { handOver: true, balance: true }); // a keeps 2, b holds 2: not for b
+      await a!.leases.release(mine[1]!, { handOver: true }); // a hand-over for the store: for anyone
+      // One publisher, one subscriber: core NATS keeps their order, so the first was heard and passed over.
+      await waitFor(() => woken.length > 0, 5_000, 'b told of the second hand-over');
+      expect(woken).toEqual(['IF-022']);
+    });
+
     it('a released lease is free for another node at once; closing releases every lease', async () => {
       const [a, b] = await nodes(2);
       const q2 = { ...q, channel: 'IF-022' };

@@ -11,6 +11,9 @@ export class SingleProcessLeases implements QueueLeases {
     return true;
   }
   async release(): Promise<void> {}
+  surplus(): number {
+    return 0;
+  }
   /** The holder is this process, which was told already (Delivery kicks what it holds). */
   wake(): void {}
   onWake(): void {}

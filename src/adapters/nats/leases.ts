@@ -68,6 +68,11 @@ export class NatsQueueLeases implements QueueLeases {
   private readonly stopRenewing: Cancel;
   /** Queues another node handed over: every node hears of them (the holder's own wake subject has no other listener). */
   private readonly handOvers: Subscription;
+  /** The other nodes heard from (each says how many leases it holds at every renewal), and until when they count. */
+  private readonly peers = new Map<string, { held: number; until: number }>();
+  private readonly roll: Subscription;
+  /** Claims under way: counted with the leases held when deciding whether a balance hand-over is for this node. */
+  private acquiring = 0;
   private renewing: Promise<void> | null = null;
   private closed = false;
 
@@ -82,18 +87,53 @@ export class NatsQueueLeases implements QueueLeases {
     this.claimEveryMs = Math.max(250, Math.floor(settings.ttlMs / 2));
     this.handOvers = nc.subscribe(`${prefix}.handover`, {
       callback: (_err, msg) => {
-        const queue = handedOver(msg.string());
-        if (!queue) return;
+        const handOver = handedOver(msg.string());
+        if (!handOver || handOver.node === this.node) return;
+        // A balance hand-over is for a node holding fewer than the giver has left (a claim pass takes it otherwise).
+        if (handOver.balance && this.held.size + this.acquiring >= handOver.giverHolds) return;
         // Seen held by the node that let it go: look at the bucket again now, not when that lease would have ended.
-        this.others.delete(queueToken(queue));
-        for (const l of this.wakeListeners) l(queue);
+        this.others.delete(queueToken(handOver.queue));
+        for (const l of this.wakeListeners) l(handOver.queue);
+      },
+    });
+    this.roll = nc.subscribe(`${prefix}.nodes`, {
+      callback: (_err, msg) => {
+        const heard = rollCall(msg.string());
+        if (!heard || heard.node === this.node) return;
+        if (heard.leaving) this.peers.delete(heard.node);
+        else this.peers.set(heard.node, { held: heard.held, until: this.clock.now() + this.settings.ttlMs });
       },
     });
     this.stopRenewing = clock.every(Math.max(100, Math.floor(settings.ttlMs / 3)), () => {
+      this.announce(false);
       this.renewing ??= this.renewAll().finally(() => {
         this.renewing = null;
       });
     });
+  }
+
+  surplus(): number {
+    return Math.max(0, this.held.size - this.share());
+  }
+
+  /** This node's fair share: the leases held by the nodes heard from within a lease's length, over those nodes, rounded up. */
+  private share(): number {
+    const now = this.clock.now();
+    let total = this.held.size;
+    for (const [node, p] of this.peers) {
+      if (p.until <= now) this.peers.delete(node);
+      else total += p.held;
+    }
+    return Math.ceil(total / (this.peers.size + 1));
+  }
+
+  /** Tells the other nodes this one is here and how many leases it holds (or that it is leaving). */
+  private announce(leaving: boolean): void {
+    try {
+      this.nc.publish(`${this.prefix}.nodes`, JSON.stringify({ node: this.node, held: leaving ? 0 : this.held.size, leaving }));
+    } catch {
+      // Best effort: the others stop counting this node a lease's length after they last heard it.
+    }
   }
 
   holds(queue: QueueRef): boolean {
@@ -109,6 +149,7 @@ export class NatsQueueLeases implements QueueLeases {
     if (stale) this.lost(key, stale, 'expired before it could be renewed');
     const now = this.clock.now();
     if ((this.others.get(key) ?? 0) > now) return false;
+    this.acquiring += 1;
     try {
       const entry = await this.kv.get(key);
       const value = entry && !isDeleted(entry.operation) ? decode(entry.value) : undefined;
@@ -130,14 +171,18 @@ export class NatsQueueLeases implements QueueLeases {
       if (!isConflict(err)) this.logger?.warn({ err, queue }, 'could not claim a queue lease');
       this.others.set(key, now + Math.min(1_000, this.settings.ttlMs / 4));
       return false;
+    } finally {
+      this.acquiring -= 1;
     }
   }
 
-  async release(queue: QueueRef, options: { handOver?: boolean } = {}): Promise<void> {
+  async release(queue: QueueRef, options: { handOver?: boolean; balance?: boolean } = {}): Promise<void> {
     const key = queueToken(queue);
     const h = this.held.get(key);
     if (!h) return;
     this.drop(key, h);
+    // Not taken back by this node's next claim pass: it is for the others (two lease lengths).
+    if (options.balance) this.others.set(key, this.clock.now() + 2 * this.settings.ttlMs);
     try {
       // Only our own revision: a lease someone took over meanwhile is theirs to keep.
       await this.kv.delete(key, { previousSeq: h.revision });
@@ -146,7 +191,10 @@ export class NatsQueueLeases implements QueueLeases {
     }
     if (options.handOver && !this.closed) {
       try {
-        this.nc.publish(`${this.prefix}.handover`, JSON.stringify({ recipientDipId: queue.recipientDipId, channel: queue.channel }));
+        const balance = options.balance === true;
+        // How many the giver still holds: a node takes a balance hand-over only while it holds fewer, so a
+        // burst of them spreads over the nodes rather than all going to the quickest.
+        this.nc.publish(`${this.prefix}.handover`, JSON.stringify({ recipientDipId: queue.recipientDipId, channel: queue.channel, node: this.node, balance, giverHolds: this.held.size }));
       } catch {
         // Best effort: the others' claim passes find the queue once its lease has expired in their eyes.
       }
@@ -173,7 +221,9 @@ export class NatsQueueLeases implements QueueLeases {
   async close(): Promise<void> {
     this.closed = true;
     this.stopRenewing();
+    this.announce(true);
     this.handOvers.unsubscribe();
+    this.roll.unsubscribe();
     await this.renewing;
     await Promise.all([...this.held.values()].map((h) => this.release(h.queue)));
   }
@@ -236,11 +286,28 @@ function isConflict(err: unknown): boolean {
   return /wrong last sequence|key exists|10071/.test(message) || (err as { api_error?: { err_code?: number } })?.api_error?.err_code === 10071;
 }
 
-/** The queue a hand-over names, or undefined for anything else on the subject. */
-function handedOver(text: string): QueueRef | undefined {
+/** The queue a hand-over names, who let it go, why, and how many leases it still holds; undefined for anything else on the subject. */
+function handedOver(text: string): { queue: QueueRef; node: string | undefined; balance: boolean; giverHolds: number } | undefined {
   try {
-    const v = JSON.parse(text) as Partial<QueueRef>;
-    return typeof v.recipientDipId === 'string' && typeof v.channel === 'string' ? { recipientDipId: v.recipientDipId, channel: v.channel } : undefined;
+    const v = JSON.parse(text) as Partial<QueueRef> & { node?: unknown; balance?: unknown; giverHolds?: unknown };
+    if (typeof v.recipientDipId !== 'string' || typeof v.channel !== 'string') return undefined;
+    return {
+      queue: { recipientDipId: v.recipientDipId, channel: v.channel },
+      node: typeof v.node === 'string' ? v.node : undefined,
+      balance: v.balance === true,
+      giverHolds: typeof v.giverHolds === 'number' ? v.giverHolds : Number.POSITIVE_INFINITY,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** A node's roll call: who, how many leases it holds, whether it is leaving; undefined for anything else. */
+function rollCall(text: string): { node: string; held: number; leaving: boolean } | undefined {
+  try {
+    const v = JSON.parse(text) as { node?: unknown; held?: unknown; leaving?: unknown };
+    if (typeof v.node !== 'string' || typeof v.held !== 'number' || !Number.isInteger(v.held) || v.held < 0) return undefined;
+    return { node: v.node, held: v.held, leaving: v.leaving === true };
   } catch {
     return undefined;
   }
