@@ -73,6 +73,8 @@ export class NatsQueueLeases implements QueueLeases {
   private readonly roll: Subscription;
   /** Claims under way: counted with the leases held when deciding whether a balance hand-over is for this node. */
   private acquiring = 0;
+  /** When this node last gave a lease away for balance. */
+  private balancedAt = Number.NEGATIVE_INFINITY;
   private renewing: Promise<void> | null = null;
   private closed = false;
 
@@ -113,6 +115,9 @@ export class NatsQueueLeases implements QueueLeases {
   }
 
   surplus(): number {
+    // After giving leases away, wait a lease's length (three roll calls) before judging again: until the
+    // takers have said what they took, their counts are old, and a second judgement would give away more.
+    if (this.clock.now() < this.balancedAt + this.settings.ttlMs) return 0;
     return Math.max(0, this.held.size - this.share());
   }
 
@@ -182,7 +187,10 @@ export class NatsQueueLeases implements QueueLeases {
     if (!h) return;
     this.drop(key, h);
     // Not taken back by this node's next claim pass: it is for the others (two lease lengths).
-    if (options.balance) this.others.set(key, this.clock.now() + 2 * this.settings.ttlMs);
+    if (options.balance) {
+      this.others.set(key, this.clock.now() + 2 * this.settings.ttlMs);
+      this.balancedAt = this.clock.now();
+    }
     try {
       // Only our own revision: a lease someone took over meanwhile is theirs to keep.
       await this.kv.delete(key, { previousSeq: h.revision });
