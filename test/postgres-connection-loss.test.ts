@@ -46,6 +46,7 @@ import { systemClock } from '../src/adapters/clock.js';
 import { PgDatabase } from '../src/adapters/postgres/database.js';
 import { IDLE_IN_TRANSACTION_MS, LOCK_TIMEOUT_MS } from '../src/adapters/postgres/pool.js';
 import { StoreError } from '../src/ports/errors.js';
+import { pausableProxy } from './helpers/pausable-proxy.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
 
 describe('a PostgreSQL connection lost mid-transaction', () => {
@@ -202,6 +203,34 @@ describe('a PostgreSQL connection lost mid-transaction', () => {
       await Promise.all([cutOff.close().catch(() => {}), healthy.close(), path.close()]);
     }
   }, 30_000);
+
+  it('fails a transaction the server ended for idling as unavailable once the path heals, not as permanent', async () => {
+    // Found by the fault harness's cut-off scenario: across a partition that drops packets, TCP delivers
+    // the server's "terminating connection due to idle-in-transaction timeout" (SQLSTATE 25P03) after the
+    // heal, as the answer to the statement sent meanwhile. It was taken for a problem with the statement
+    // (permanent): the submission was answered 500, and a delivery worker halts its queue on one.
+    const path = await pausableProxy(new URL(store.options.url));
+    const node = await PgDatabase.open({ url: path.url, clock: systemClock, poolSize: 1, idleInTransactionMs: 500 });
+    try {
+      const failure = await node
+        .tx(async (c) => {
+          await c.query('SELECT 1');
+          path.silence();
+          const answer = c.query('SELECT 2');
+          await new Promise((r) => setTimeout(r, 1_500)); // the server ends the session 500 ms into this
+          path.resume();
+          await answer;
+        })
+        .then(() => null, (e: unknown) => e);
+      expect(failure).toBeInstanceOf(StoreError);
+      expect([(failure as StoreError).kind, (failure as StoreError).code]).toEqual(['unavailable', '25P03']);
+      expect(await node.tx(async (c) => (await c.query<{ one: number }>('SELECT 1 AS one')).rows[0]!.one)).toBe(1);
+      expect(node.health().state).toBe('ok');
+    } finally {
+      await node.close();
+      await path.close();
+    }
+  });
 
   it('gives each transaction a lock timeout shorter than the idle timeout', async () => {
     const setting = await store.tx(async (c) => (await c.query<{ lock_timeout: string }>('SHOW lock_timeout')).rows[0]!.lock_timeout);

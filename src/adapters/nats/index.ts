@@ -50,6 +50,8 @@ export async function openNatsCoordination(settings: NatsSettings, options: Nats
     const ratesKv = await openBucket(nc, `${settings.prefix}_rates`, { ...common, ttl: Math.max(60_000, 2 * refillMs), description: 'OpenDIP: fair-use token buckets' }, REQUEST_PATH_TIMEOUT_MS);
     const down = new Unreachable(() => options.clock.now());
     const leases = new NatsQueueLeases(nc, leasesKv, settings.prefix, options.clock, leaseSettings, options.logger);
+    // The bucket names holders by this id: the operator (and the failover tests) tell the nodes apart by it.
+    options.logger?.info({ leaseHolder: leases.node, bucket: `${settings.prefix}_leases` }, 'queue leases: this node holds them under its id');
     return {
       kind: 'nats',
       connection: nc,

@@ -12,6 +12,9 @@ const UNAVAILABLE_CODES = new Set([
   '25006', // read_only_sql_transaction: connected to a standby during a failover
   '55P03', // lock_not_available
   '55000', // object_not_in_prerequisite_state (e.g. a detach still pending)
+  // idle_in_transaction_session_timeout: the server ended a session it saw idle in a transaction (the
+  // node was frozen, or cut off and the answer arrives once the path heals). Rolled back: try again.
+  '25P03',
 ]);
 /** Node's socket errors: no server to talk to right now. */
 const UNAVAILABLE_SOCKET = /^(?:ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN)$/;

@@ -30,6 +30,11 @@ export interface TopologyOptions {
   dipNodes: number;
   /** Merged into every node's dip.config.yaml (environment, channels, intervals…). */
   dipConfig?: Record<string, unknown>;
+  /**
+   * The database URL of each DIP node, by index, where it differs from `postgresUrl` (DIP_POSTGRES_URL of
+   * that process): the failover tests put a proxy they can pause between one node and PostgreSQL.
+   */
+  nodePostgresUrls?: Array<string | undefined>;
   log(message: string): void;
 }
 
@@ -133,9 +138,10 @@ export async function startTopology(o: TopologyOptions): Promise<Topology> {
       const name = `dip-${i + 1}`;
       const port = ports[2 * i]!;
       const adminPort = ports[2 * i + 1]!;
+      const postgresUrl = o.nodePostgresUrls?.[i];
       const process_ = new ManagedProcess(name, process.execPath, SERVE, {
         cwd: REPO_ROOT,
-        env: { ...process.env, DIP_DATA_DIR: dataDir, DIP_PORT: String(port), DIP_ADMIN_PORT: String(adminPort), DIP_PORTAL_PORT: '0', DIP_CONFIG: join(dataDir, 'dip.config.yaml') },
+        env: { ...process.env, DIP_DATA_DIR: dataDir, DIP_PORT: String(port), DIP_ADMIN_PORT: String(adminPort), DIP_PORTAL_PORT: '0', DIP_CONFIG: join(dataDir, 'dip.config.yaml'), ...(postgresUrl ? { DIP_POSTGRES_URL: postgresUrl } : {}) },
         logFile: join(o.dir, `${name}.log`),
       });
       return { name, port, adminPort, process: process_, start: () => process_.start({ line: /"OpenDIP listening"/, timeoutMs: 120_000 }) };
