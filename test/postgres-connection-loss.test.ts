@@ -8,38 +8,6 @@
  * left queued for that lock give up after a lock timeout rather than take it in turn.
  */
 
-/**
- * A TCP path to PostgreSQL that can go silent, as a partition that drops packets: nothing is forwarded
- * either way and nothing is closed, so the server sends its answers into a void and waits for the next
- * statement. `cut()` ends every connection through it (cleanup).
- */
-async function pausablePath(target: URL): Promise<{ url: string; silence(): void; cut(): void; close(): Promise<void> }> {
-  const pairs: Array<[Socket, Socket]> = [];
-  let silent = false;
-  const server: Server = createServer((client) => {
-    const upstream = connect(Number(target.port), target.hostname);
-    pairs.push([client, upstream]);
-    client.on('data', (d) => silent || upstream.write(d));
-    upstream.on('data', (d) => silent || client.write(d));
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', end).on('close', end);
-    upstream.on('error', end).on('close', end);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = new URL(target);
-  url.hostname = '127.0.0.1';
-  url.port = String((server.address() as { port: number }).port);
-  return {
-    url: url.toString(),
-    silence: () => (silent = true),
-    cut: () => pairs.forEach(([a, b]) => (a.destroy(), b.destroy())),
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  };
-}
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../src/adapters/clock.js';
@@ -170,7 +138,7 @@ describe('a PostgreSQL connection lost mid-transaction', () => {
     // timeout the healthy node waits about 4 × 3 s; with one, about 3 s.
     const idleInTransactionMs = 3_000;
     const options = { clock: systemClock, poolSize: 5, idleInTransactionMs, lockTimeoutMs: 500 };
-    const path = await pausablePath(new URL(store.options.url));
+    const path = await pausableProxy(new URL(store.options.url));
     const cutOff = await PgDatabase.open({ url: path.url, ...options, queryTimeoutMs: 60_000 });
     const healthy = await PgDatabase.open({ url: store.options.url, ...options });
     const queue = { recipientDipId: '1000000097', channel: 'IF-021' };
@@ -198,9 +166,9 @@ describe('a PostgreSQL connection lost mid-transaction', () => {
       expect(healthy.health().state).toBe('ok');
     } finally {
       giveUp(new Error('the test is over'));
-      path.cut();
+      await path.close(); // ends every connection through it: the cut-off node's transactions fail
       await Promise.all(stuck);
-      await Promise.all([cutOff.close().catch(() => {}), healthy.close(), path.close()]);
+      await Promise.all([cutOff.close().catch(() => {}), healthy.close()]);
     }
   }, 30_000);
 
