@@ -52,6 +52,8 @@ import { useRequestDeadlines } from './request-deadlines.js';
 
 /** Longest path segment (channel ID, DIP ID) the router accepts. */
 const MAX_PARAM_LENGTH = 200;
+/** How long a connection refused by the DIP itself is read and drained before it is closed (answerAndClose). */
+const LINGER_MS = 2_000;
 
 export interface TlsMaterial {
   key: string;
@@ -96,15 +98,32 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     JSON.stringify(standardResponse(new Date(deps.clock.now()), deps.config.dipId, null, [{ message: status === 408 ? MSG.processingFailed : MSG.schemaFailure, help }]));
   /** Connections whose bad bytes are answered after the request before them (clientErrorHandler). */
   const answeringFirst = new WeakSet<Socket>();
-  /** Answers on the socket itself (Fastify has no request to answer yet, or has lost it), then closes it. */
-  const answerAndClose = (socket: Socket, status: number, help: string): void => {
+  /** Connections answered and closing: what still arrives is read and dropped (answerAndClose). */
+  const closing = new WeakSet<Socket>();
+  /**
+   * Answers on the socket itself (Fastify has no request to answer yet, or has lost it), then closes it.
+   * `linger` (bytes that are not HTTP, from a sender that may still be sending): half-closed at once,
+   * destroyed LINGER_MS later, reading and dropping what the sender still sends in between (the parser
+   * raises an error for each chunk: clientErrorHandler ignores them). Destroyed at once with bytes unread,
+   * the socket would send a reset, and a reset makes the sender's kernel throw away what it had received
+   * and not yet read: the answers (under load, a test's client lost a 201 and this refusal both). Apache's
+   * lingering close, for the same reason. A deadline missed (handshake, headers) closes at once.
+   */
+  const answerAndClose = (socket: Socket, status: number, help: string, linger: boolean): void => {
+    closing.add(socket);
     if (socket.writable) {
       const body = refusalBody(status, help);
       socket.write(
         `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
       );
     }
-    socket.destroy();
+    if (!linger) {
+      socket.destroy();
+      return;
+    }
+    socket.end();
+    socket.resume();
+    setTimeout(() => socket.destroy(), LINGER_MS).unref();
   };
   const app = Fastify({
     https: {
@@ -129,7 +148,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     // Errors Node's HTTP parser raises before Fastify sees a request: answered in the StandardResponse
     // shape too, then the connection is closed.
     clientErrorHandler: (err: Error & { code?: string }, socket: Socket) => {
-      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      if (err.code === 'ECONNRESET' || socket.destroyed || closing.has(socket)) return;
       let status = 400;
       let help = `the request is not valid HTTP/1.1 (${err.code ?? err.message})`;
       if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
@@ -156,12 +175,12 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
         const after = () => {
           if (answered) return;
           answered = true;
-          answerAndClose(socket, status, help);
+          answerAndClose(socket, status, help, true);
         };
         inFlight.once('finish', after).once('close', after);
         return;
       }
-      answerAndClose(socket, status, help);
+      answerAndClose(socket, status, help, err.code?.startsWith('HPE_') === true);
     },
     // Errors Fastify raises while routing, before any handler runs (a path segment longer than
     // maxParamLength, a malformed percent-encoding), would otherwise be answered in Fastify's own
@@ -206,7 +225,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   }
   if (deps.metrics) registerRequestMetrics(app, deps.metrics, 'participant');
   // The body's deadline starts as soon as the headers are in, before any hook that may wait.
-  useRequestDeadlines(app, limits, deps.clock, (socket, help) => answerAndClose(socket, 408, help));
+  useRequestDeadlines(app, limits, deps.clock, (socket, help) => answerAndClose(socket, 408, help, false));
 
   recordOperations(app);
   useSecurityControls(deps, { replay: security.replay, revocation: security.revocation });
