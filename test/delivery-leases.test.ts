@@ -30,6 +30,9 @@ function node(options: { share?: number; releasing?: Promise<void> } = {}) {
   const healthListeners: Array<(h: BackendHealth) => void> = [];
   const held = new Set<string>();
   const released: QueueRef[] = [];
+  /** Releases asked for, before NATS answered. */
+  const releasing: QueueRef[] = [];
+  const taking: boolean[] = [];
   const releaseOptions: Array<{ handOver?: boolean; balance?: boolean } | undefined> = [];
   const acquired: QueueRef[] = [];
   const woken: QueueRef[] = [];
@@ -46,6 +49,7 @@ function node(options: { share?: number; releasing?: Promise<void> } = {}) {
     },
     holds: (q) => held.has(q.recipientDipId),
     release: async (q, how) => {
+      releasing.push(q);
       await options.releasing;
       held.delete(q.recipientDipId);
       released.push(q);
@@ -53,6 +57,7 @@ function node(options: { share?: number; releasing?: Promise<void> } = {}) {
       if (how?.balance) givenAway.add(q.recipientDipId);
     },
     surplus: () => Math.max(0, held.size - (options.share ?? Infinity)),
+    willTake: (t) => void taking.push(t),
     wake: (q) => void woken.push(q),
     onWake: () => {},
     onLost: () => {},
@@ -81,7 +86,7 @@ function node(options: { share?: number; releasing?: Promise<void> } = {}) {
     health = h;
     for (const l of healthListeners) l(h);
   };
-  return { clock, delivery, released, releaseOptions, acquired, woken, pending, cutOff: () => void (cut = true), setHealth };
+  return { clock, delivery, released, releasing, releaseOptions, acquired, woken, taking, pending, cutOff: () => void (cut = true), setHealth };
 }
 
 describe('delivery leases while this node cannot reach the store', () => {
@@ -100,6 +105,8 @@ describe('delivery leases while this node cannot reach the store', () => {
     await n.clock.advance(1);
     await settle();
     expect(n.released).toEqual([queue]);
+    // The other nodes are told it takes no queues (they leave it out of their shares).
+    expect(n.taking).toEqual([false]);
     // Woken again while still cut off: it does not take the queue back.
     n.delivery.notify([queue]);
     await settle();
@@ -154,6 +161,26 @@ describe('delivery leases shared out between nodes', () => {
     await n.clock.advance(3_000);
     await settle();
     expect(n.released).toHaveLength(1);
+    await n.delivery.stop();
+  });
+
+  it('counts the queues it is still handing over: a slow release does not make it give more away', async () => {
+    let released!: () => void;
+    const n = node({ share: 1, releasing: new Promise<void>((r) => (released = r)) });
+    const queues = ['1000000002', '1000000003', '1000000004'].map((recipientDipId) => ({ ...queue, recipientDipId }));
+    await n.delivery.start();
+    n.delivery.notify(queues);
+    await settle();
+    await n.clock.advance(1_000);
+    await settle();
+    expect(n.releasing).toHaveLength(2);
+    // NATS has not answered: the leases still count as held, but two are already going.
+    await n.clock.advance(1_000);
+    await settle();
+    expect(n.releasing).toHaveLength(2);
+    released();
+    await settle();
+    expect(n.released).toHaveLength(2);
     await n.delivery.stop();
   });
 

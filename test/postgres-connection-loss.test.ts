@@ -111,7 +111,11 @@ describe('a PostgreSQL connection lost mid-transaction', () => {
     // The first commits only once the second has finished (missing the row) or waits for it on the server.
     let settled = false;
     void second.finally(() => (settled = true));
-    while (!settled && (await sessionsWaitingForLocks()) < 1) await new Promise((r) => setImmediate(r));
+    const lookingUntil = Date.now() + 10_000;
+    while (!settled && (await sessionsWaitingForLocks()) < 1) {
+      if (Date.now() > lookingUntil) throw new Error('the second transaction neither finished nor waited for a lock');
+      await new Promise((r) => setImmediate(r));
+    }
     release();
     await first;
     expect(await second).toBe(1);
@@ -155,7 +159,11 @@ describe('a PostgreSQL connection lost mid-transaction', () => {
       stuck.push(cutOff.tx(async (c) => (await cutOff.lockQueues(c, [queue]), holding(), never)).catch((e: unknown) => e));
       await held;
       for (let i = 0; i < 3; i++) stuck.push(cutOff.tx(async (c) => (await cutOff.lockQueues(c, [queue]), never)).catch((e: unknown) => e));
-      while ((await sessionsWaitingForLocks()) < 3) await new Promise((r) => setImmediate(r));
+      const lookingUntil = Date.now() + 10_000;
+      while ((await sessionsWaitingForLocks()) < 3) {
+        if (Date.now() > lookingUntil) throw new Error('the cut-off node\'s transactions never queued for the lock');
+        await new Promise((r) => setImmediate(r));
+      }
       path.silence();
       const cutAt = Date.now();
       const locked = await healthy.tx(async (c) => (await healthy.lockQueues(c, [queue])).size);

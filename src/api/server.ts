@@ -54,6 +54,8 @@ import { useRequestDeadlines } from './request-deadlines.js';
 const MAX_PARAM_LENGTH = 200;
 /** How long a connection refused by the DIP itself is read and drained before it is closed (answerAndClose). */
 const LINGER_MS = 2_000;
+/** At most this many connections linger at once; beyond, a refused connection is closed at once (a flood of junk holds no more). */
+const MAX_LINGERING = 256;
 
 export interface TlsMaterial {
   key: string;
@@ -100,6 +102,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   const answeringFirst = new WeakSet<Socket>();
   /** Connections answered and closing: what still arrives is read and dropped (answerAndClose). */
   const closing = new WeakSet<Socket>();
+  let lingering = 0;
   /**
    * Answers on the socket itself (Fastify has no request to answer yet, or has lost it), then closes it.
    * `linger` (bytes that are not HTTP, from a sender that may still be sending): half-closed at once,
@@ -117,10 +120,14 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
         `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
       );
     }
-    if (!linger) {
+    if (!linger || lingering >= MAX_LINGERING) {
       socket.destroy();
       return;
     }
+    lingering += 1;
+    socket.once('close', () => (lingering -= 1));
+    // The sender closed its side: nothing more to drain.
+    socket.once('end', () => socket.destroy());
     socket.end();
     socket.resume();
     setTimeout(() => socket.destroy(), LINGER_MS).unref();

@@ -56,6 +56,15 @@ export const IDLE_RELEASE_MS = 30_000;
  */
 export const PAUSED_RELEASE_MS = 5_000;
 
+/** A queue whose lease this node is giving up (see Delivery.giveUp). */
+interface Leaving {
+  why: 'idle' | 'unreachable' | 'balance';
+  /** Something arrived for it meanwhile: claimed, or its new holder woken, once it is gone. */
+  arrived: boolean;
+  /** Its lease released and its worker stopped. */
+  gone: Promise<void>;
+}
+
 /**
  * Delivery: one QueueWorker per recipient queue, started when something arrives and after a restart;
  * a periodic sweep catches what no event announced (stale messages in queues nobody delivers). While the
@@ -77,7 +86,7 @@ export class Delivery {
    * meanwhile starts no worker here (it would run beside the next holder's); it is claimed, or its new
    * holder woken, once the lease is gone.
    */
-  private readonly leaving = new Map<string, { arrived: boolean }>();
+  private readonly leaving = new Map<string, Leaving>();
   /** The timer that gives every queue up while the store stays unavailable (cluster only). */
   private givingUp: Cancel | null = null;
   private readonly workerDeps: WorkerDeps;
@@ -98,6 +107,7 @@ export class Delivery {
       for (const w of this.workers.values()) if (deps.leases.holds(w.queue)) w.webhookMayHaveChanged();
     });
     deps.backend.onHealthChange((h: BackendHealth) => {
+      if (!this.stopped) deps.leases.willTake(h.state === 'ok');
       if (h.state === 'ok') {
         this.givingUp?.();
         this.givingUp = null;
@@ -143,7 +153,10 @@ export class Delivery {
    * Queues backing off, paused or halted stay: moving them would restart their retries elsewhere.
    */
   private balance(): void {
-    const surplus = this.deps.leases.surplus();
+    // Those already going count: a call can take the webhook timeout to end before its lease is released,
+    // and claim passes come more often than that.
+    const going = [...this.leaving.values()].filter((l) => l.why === 'balance').length;
+    const surplus = this.deps.leases.surplus() - going;
     if (surplus <= 0 || this.stopped || this.deps.backend.health().state !== 'ok') return;
     const movable = [...this.workers.values()].filter((w) => (w.state === 'idle' || w.state === 'working') && this.holding(w.queue));
     movable.sort((a, b) => Number(b.state === 'idle') - Number(a.state === 'idle'));
@@ -249,15 +262,17 @@ export class Delivery {
     this.paused.delete(w);
     if (this.workers.get(k) === w) this.workers.delete(k);
     const stopped = w.stop().catch((err: unknown) => this.deps.logger.error({ err, queue: w.queue }, 'a queue worker did not stop cleanly'));
-    const leaving = { arrived: false };
+    const released = (why === 'unreachable' ? Promise.resolve() : stopped).then(() => this.deps.leases.release(w.queue, { handOver: why !== 'idle', balance: why === 'balance' }));
+    // Gone once its lease is released and its worker has stopped (given up for the store, the lease goes
+    // first, and the worker may still wait for a store call): no second worker here before both.
+    const gone = Promise.all([released, stopped]).then(() => {});
+    const leaving: Leaving = { why, arrived: false, gone };
     this.leaving.set(k, leaving);
-    void (why === 'unreachable' ? Promise.resolve() : stopped)
-      .then(() => this.deps.leases.release(w.queue, { handOver: why !== 'idle', balance: why === 'balance' }))
-      .finally(() => {
-        if (this.leaving.get(k) === leaving) this.leaving.delete(k);
-        // Something arrived while the lease was going: claim it again (idle), or wake its new holder.
-        if (leaving.arrived) this.claim(w.queue, true);
-      });
+    void gone.finally(() => {
+      if (this.leaving.get(k) === leaving) this.leaving.delete(k);
+      // Something arrived while the lease was going: claim it again (idle), or wake its new holder.
+      if (leaving.arrived) this.claim(w.queue, true);
+    });
   }
 
   /** An operator resumes a queue halted by a permanent store error (after repairing the cause). */
@@ -275,12 +290,17 @@ export class Delivery {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.deps.leases.willTake(false);
     this.deps.share?.stop();
     this.givingUp?.();
     for (const cancel of this.timers.splice(0)) cancel();
     for (const cancel of this.idleSince.values()) cancel();
     this.idleSince.clear();
-    await Promise.all([...this.workers.values()].map((w) => w.stop()));
+    // Queues being handed over finish their call first too: the leases are released after this (when the
+    // node closes them), and another node may start on a queue at once. Those given up for the store had
+    // their lease released first already (their worker may wait for a store call that never answers).
+    const handingOver = [...this.leaving.values()].filter((l) => l.why !== 'unreachable').map((l) => l.gone.catch(() => {}));
+    await Promise.all([...[...this.workers.values()].map((w) => w.stop()), ...handingOver]);
   }
 
   private worker(q: QueueRef): QueueWorker {

@@ -33,6 +33,11 @@ export interface QueueLeases {
    */
   surplus(): number;
   /**
+   * Whether this node takes queues now (false while its store is out of reach, and once it stops): a
+   * node that takes none is left out of the others' shares, else they would hand it queues it refuses.
+   */
+  willTake(taking: boolean): void;
+  /**
    * Tells whichever node holds the queue that something arrived. Best effort: a lost wake-up only delays
    * delivery until the holder's next sweep.
    */

@@ -21,6 +21,7 @@ abstract class FixedLeases implements QueueLeases {
   surplus(): number {
     return 0;
   }
+  willTake(): void {}
   abstract wake(queue: QueueRef): void;
   onWake(_listener: (queue: QueueRef) => void): void {}
   onLost(): void {}

@@ -38,8 +38,11 @@ export function coordinationContract(name: string, factory: CoordinationFactory)
       const system = await factory.system();
       cleanup.push(() => system.close());
       const out: Array<CoordinationNode & { clock: FakeClock }> = [];
+      // One start for every node's clock: started apart, a node made later would be ahead by the time it
+      // took to make the first (over 100 ms on a loaded machine), and take a lease over before its expiry.
+      const start = Date.now();
       for (let i = 0; i < (factory.shared ? count : 1); i++) {
-        const clock = new FakeClock(Date.now());
+        const clock = new FakeClock(start);
         const node = await system.node(clock, rate);
         cleanup.push(() => node.close());
         out.push(Object.assign(node, { clock }));
@@ -167,6 +170,17 @@ export function coordinationContract(name: string, factory: CoordinationFactory)
       // Free, but not for the node that gave it away.
       expect(await a!.leases.acquire(queues[0]!)).toBe(false);
       expect(await b!.leases.acquire(queues[0]!)).toBe(true);
+    });
+
+    it('a node that takes no queues (its store out of reach) is left out of the shares', async () => {
+      const [a, b] = await nodes(2);
+      for (const channel of ['IF-021', 'IF-022']) expect(await a!.leases.acquire({ ...q, channel })).toBe(true);
+      await b!.clock.advance(factory.leaseTtlMs / 3);
+      await waitFor(() => a!.leases.surplus() === 1, 5_000, 'a to hear b');
+      b!.leases.willTake(false);
+      await waitFor(() => a!.leases.surplus() === 0, 5_000, 'a to leave b out');
+      b!.leases.willTake(true);
+      await waitFor(() => a!.leases.surplus() === 1, 5_000, 'a to count b again');
     });
 
     it('a balance hand-over is left alone by a node holding as many as the giver has left', async () => {

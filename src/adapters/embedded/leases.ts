@@ -14,6 +14,7 @@ export class SingleProcessLeases implements QueueLeases {
   surplus(): number {
     return 0;
   }
+  willTake(): void {}
   /** The holder is this process, which was told already (Delivery kicks what it holds). */
   wake(): void {}
   onWake(): void {}

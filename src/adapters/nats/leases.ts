@@ -75,6 +75,8 @@ export class NatsQueueLeases implements QueueLeases {
   private acquiring = 0;
   /** When this node last gave a lease away for balance. */
   private balancedAt = Number.NEGATIVE_INFINITY;
+  /** Whether this node takes queues now (willTake). */
+  private taking = true;
   private renewing: Promise<void> | null = null;
   private closed = false;
 
@@ -102,7 +104,8 @@ export class NatsQueueLeases implements QueueLeases {
       callback: (_err, msg) => {
         const heard = rollCall(msg.string());
         if (!heard || heard.node === this.node) return;
-        if (heard.leaving) this.peers.delete(heard.node);
+        // A node that takes no queues (its store out of reach, stopping) has no share.
+        if (heard.leaving || !heard.taking) this.peers.delete(heard.node);
         else this.peers.set(heard.node, { held: heard.held, until: this.clock.now() + this.settings.ttlMs });
       },
     });
@@ -132,10 +135,16 @@ export class NatsQueueLeases implements QueueLeases {
     return Math.ceil(total / (this.peers.size + 1));
   }
 
-  /** Tells the other nodes this one is here and how many leases it holds (or that it is leaving). */
+  willTake(taking: boolean): void {
+    if (taking === this.taking) return;
+    this.taking = taking;
+    this.announce(false);
+  }
+
+  /** Tells the other nodes this one is here, how many leases it holds and whether it takes more (or that it is leaving). */
   private announce(leaving: boolean): void {
     try {
-      this.nc.publish(`${this.prefix}.nodes`, JSON.stringify({ node: this.node, held: leaving ? 0 : this.held.size, leaving }));
+      this.nc.publish(`${this.prefix}.nodes`, JSON.stringify({ node: this.node, held: leaving ? 0 : this.held.size, taking: this.taking, leaving }));
     } catch {
       // Best effort: the others stop counting this node a lease's length after they last heard it.
     }
@@ -310,12 +319,12 @@ function handedOver(text: string): { queue: QueueRef; node: string | undefined; 
   }
 }
 
-/** A node's roll call: who, how many leases it holds, whether it is leaving; undefined for anything else. */
-function rollCall(text: string): { node: string; held: number; leaving: boolean } | undefined {
+/** A node's roll call: who, how many leases it holds, whether it takes more, whether it is leaving; undefined for anything else. */
+function rollCall(text: string): { node: string; held: number; taking: boolean; leaving: boolean } | undefined {
   try {
-    const v = JSON.parse(text) as { node?: unknown; held?: unknown; leaving?: unknown };
+    const v = JSON.parse(text) as { node?: unknown; held?: unknown; taking?: unknown; leaving?: unknown };
     if (typeof v.node !== 'string' || typeof v.held !== 'number' || !Number.isInteger(v.held) || v.held < 0) return undefined;
-    return { node: v.node, held: v.held, leaving: v.leaving === true };
+    return { node: v.node, held: v.held, taking: v.taking !== false, leaving: v.leaving === true };
   } catch {
     return undefined;
   }
