@@ -9,8 +9,12 @@
  * `splice` is `stamp` with the sender's CustomBlock text reused (src/domain/canonical-json.ts), the scan included.
  * `raw` compresses the batch's raw request as the sealer does (LZ4), `deflate` as it was compressed before
  * (deflate-raw, level 1); both print the compressed bytes per message.
- * Usage: npx tsx bench/hotpath.ts [depth|parse|walk|validate|stamp|splice|raw|deflate|all] [batches] [batchSize]
+ * `whole` is the depth check and the parse of the body as one string (parseBatch until 2026-12-02), `items`
+ * the scan that also finds the array's items and parses each on its own (parseBatch since).
+ * `crossKeep` / `crossSealed`: an append's messages crossing from an ingest thread, kept or not (see cross()).
+ * Usage: npx tsx bench/hotpath.ts [depth|parse|whole|items|acceptWhole|acceptItems|crossKeep|crossSealed|walk|validate|stamp|splice|raw|deflate|all] [batches] [batchSize]
  */
+import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import { deflateRawSync } from 'node:zlib';
 import { compressSync } from 'lz4-napi';
 import { Catalogue } from '../src/catalogue/catalogue.js';
@@ -18,7 +22,7 @@ import { buildKeyTree, normaliseKeys } from '../src/catalogue/key-case.js';
 import type { JsonSchema } from '../src/catalogue/types.js';
 import { canonicalCustomBlocks, stringifyWithCustomBlock } from '../src/domain/canonical-json.js';
 import { readHeader, stampWrapper, type DipMessage } from '../src/domain/message.js';
-import { exceedsJsonDepth } from '../src/security/json-depth.js';
+import { exceedsJsonDepth, scanJsonBatch } from '../src/security/json-depth.js';
 import { MessageFactory } from './lib/load.js';
 
 const [stage = 'all', batchesArg = '200', sizeArg = '100'] = process.argv.slice(2);
@@ -41,6 +45,57 @@ function depth(): void {
 function parse(): void {
   sink += (JSON.parse(body.toString('utf8')) as unknown[]).length;
 }
+/** What parseBatch did before: the depth check, then the body decoded as one string and parsed. */
+function whole(): void {
+  if (exceedsJsonDepth(body, 64)) sink++;
+  sink += (JSON.parse(body.toString('utf8')) as unknown[]).length;
+}
+/** What it does now: the same pass finds the items, each decoded and parsed on its own. */
+function items(): void {
+  const scan = scanJsonBatch(body, 64);
+  for (const s of scan.items!) sink += JSON.parse(body.toString('utf8', s.start, s.end)) === null ? 0 : 1;
+}
+/**
+ * whole or items, then what the pipeline does next with the parsed batch while it is alive (validation,
+ * the stamped copy): the young generation's collections then find the batch's objects live, as on an
+ * ingest thread, so a change in what parsing allocates shows in them.
+ */
+function onward(items: unknown[]): void {
+  for (const item of items) {
+    const v = catalogue.validate('IF-021', item);
+    if (v.ok) sink += JSON.stringify(stamped(v.message as DipMessage)).length;
+  }
+}
+function acceptWhole(): void {
+  if (exceedsJsonDepth(body, 64)) sink++;
+  onward(JSON.parse(body.toString('utf8')) as unknown[]);
+}
+function acceptItems(): void {
+  onward(scanJsonBatch(body, 64).items!.map((s) => JSON.parse(body.toString('utf8', s.start, s.end)) as unknown));
+}
+/**
+ * The main thread's side of an ingest thread's append: the batch's messages crossing a MessagePort by
+ * structured clone (with 1.3 kB standing for each sealed copy), then kept in a 10,000-message cache as
+ * the SQLite store's remember() kept them (`crossKeep`, before 2026-12-02 whatever the topology), or
+ * crossing without their outbound copies and not kept (`crossSealed`, with delivery processes since).
+ */
+const port = new MessageChannel();
+const kept = new Map<number, { transactionId: string; outbound: string }>();
+let keptId = 0;
+const copies = messages.map((m) => JSON.stringify(stamped(m)));
+function cross(withCopies: boolean): void {
+  const wire = copies.map((outbound, i) => ({ transactionId: `T-${keptId}-${i}`, senderUniqueReference: `r${keptId}-${i}`, recipients: ['a', 'b', 'c', 'd'], ...(withCopies ? { outbound: `${outbound} ` } : {}) }));
+  port.port1.postMessage({ messages: wire, sealed: copies.map(() => new Uint8Array(1300)) });
+  const got = receiveMessageOnPort(port.port2)!.message as { messages: Array<{ transactionId: string; outbound?: string }> };
+  for (const m of got.messages) {
+    keptId += 1;
+    if (m.outbound === undefined) continue;
+    if (kept.size >= 10_000) kept.delete(kept.keys().next().value!);
+    kept.set(keptId, { transactionId: m.transactionId, outbound: m.outbound });
+  }
+}
+const crossKeep = (): void => cross(true);
+const crossSealed = (): void => cross(false);
 function validate(): void {
   for (const item of parsed) if (catalogue.validate('IF-021', item).ok) sink++;
 }
@@ -87,7 +142,7 @@ function raw(): void {
 function deflate(): void {
   sink += deflateRawSync(body, { level: 1 }).length;
 }
-const stages: Record<string, () => void> = { depth, parse, walk, validate, stamp, splice, raw, deflate };
+const stages: Record<string, () => void> = { depth, parse, whole, items, acceptWhole, acceptItems, crossKeep, crossSealed, walk, validate, stamp, splice, raw, deflate };
 const run = stage === 'all' ? Object.values(stages) : [stages[stage]!];
 if (!run[0]) throw new Error(`unknown stage ${stage}`);
 for (let i = 0; i < 20; i++) for (const f of run) f(); // warm up (JIT)

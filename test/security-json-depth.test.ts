@@ -1,7 +1,7 @@
 /** The pre-parse nesting guard (src/security/json-depth.ts). */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { exceedsJsonDepth } from '../src/security/json-depth.js';
+import { exceedsJsonDepth, scanJsonBatch } from '../src/security/json-depth.js';
 
 /** Reference: the depth of a parsed value (arrays and objects count one level each). */
 function depthOf(v: unknown): number {
@@ -39,5 +39,63 @@ describe('exceedsJsonDepth', () => {
     const started = performance.now();
     expect(exceedsJsonDepth(big, 64)).toBe(false);
     expect(performance.now() - started).toBeLessThan(1000);
+  });
+});
+
+describe('scanJsonBatch', () => {
+  const b = (s: string) => Buffer.from(s, 'utf8');
+  /** What a caller gets from the spans: each item parsed on its own, or null when one does not parse. */
+  const itemsOf = (buf: Buffer): unknown[] | null => {
+    const { items } = scanJsonBatch(buf, 64);
+    if (!items) return null;
+    try {
+      return items.map((s) => JSON.parse(buf.toString('utf8', s.start, s.end)) as unknown);
+    } catch {
+      return null;
+    }
+  };
+
+  it('finds the items of a top-level array, not commas inside strings or nested values', () => {
+    expect(itemsOf(b(' [1, "a,]", {"b": [2, 3]}, [4,5] ]\n'))).toEqual([1, 'a,]', { b: [2, 3] }, [4, 5]]);
+    const tricky = ['\\', '\\",', 'é€😀,', ']'];
+    expect(itemsOf(b(JSON.stringify(tricky)))).toEqual(tricky);
+  });
+
+  it('leaves to the whole-body parse what is not a framed array with items', () => {
+    for (const text of ['{"a": [1, 2]}', '1', '[]', '[ ]', '[1, 2] x', '[1, 2}', '[1, 2', '[1, 2], [3]', '["abc', '\ufeff[1]', '']) {
+      expect(scanJsonBatch(b(text), 64).items, text).toBeNull();
+    }
+    // Framed, but an item is malformed: it does not parse on its own, and the caller parses the whole.
+    for (const text of ['[1,]', '[,1]', '[1 2]', '[{"a":1], 2}', '[{"a": [1}], 2]']) expect(itemsOf(b(text)), text).toBeNull();
+  });
+
+  it('agrees with exceedsJsonDepth, and its items with JSON.parse of the whole, for any JSON', () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 6 }), fc.integer({ min: 0, max: 8 }), fc.constantFrom(undefined, 1, '\t', ' \r\n'), (v, max, space) => {
+        const text = b(JSON.stringify(v, null, space));
+        const scan = scanJsonBatch(text, max);
+        expect(scan.tooDeep).toBe(exceedsJsonDepth(text, max));
+        if (!scan.tooDeep && Array.isArray(v) && v.length > 0) expect(itemsOf(text)).toEqual(JSON.parse(text.toString('utf8')));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('never yields items for a text that JSON.parse refuses or reads otherwise (mutated batches)', () => {
+    const arrays = fc.array(fc.jsonValue({ maxDepth: 3 }), { minLength: 1, maxLength: 5 }).map((a) => JSON.stringify(a));
+    const edits = fc.array(fc.tuple(fc.nat(), fc.constantFrom('', ',', '[', ']', '{', '}', '"', '\\', ' ', 'x', '1')), { minLength: 1, maxLength: 3 });
+    fc.assert(
+      fc.property(arrays, edits, (text, changes) => {
+        let t = text;
+        for (const [at, ch] of changes) {
+          const i = at % (t.length + 1);
+          t = `${t.slice(0, i)}${ch}${t.slice(i + (ch === '' ? 1 : 0))}`;
+        }
+        const items = itemsOf(b(t));
+        if (items === null) return;
+        expect(items).toEqual(JSON.parse(t));
+      }),
+      { numRuns: 3000 },
+    );
   });
 });

@@ -248,6 +248,22 @@ describe('a batch sealed beforehand (on an ingest worker thread)', () => {
     }
   });
 
+  it('with delivery in other processes, is read back from the file: the copies it crossed without are not kept', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'opendip-elsewhere-'));
+    const backend = openSqliteBackend(join(dir, 'dip.db'), { clock: systemClock });
+    try {
+      backend.useSealer(await Sealer.open(new FileKeyEncryptionKey(join(dir, 'kek.key')), backend.dataKeys));
+      backend.deliveredElsewhere();
+      const b = { ...batch([message(['SUP0000001']), message(['SUP0000001'])]), rawRequest: Buffer.from('[]') };
+      const presealed = sealBatch(b, await Sealer.open(new FileKeyEncryptionKey(join(dir, 'kek.key')), backend.dataKeys));
+      // As src/topology/ingest-threads.ts hands it to a store that keeps no copies: only the sealed forms hold them.
+      expect(await backend.log.append({ ...presealed, messages: presealed.messages.map((m) => ({ ...m, outbound: '' })) })).toEqual({ ok: true });
+      expect((await backend.log.readQueue(sup, 0, 10, 1 << 20)).map((e) => e.outbound)).toEqual(b.messages.map((m) => m.outbound));
+    } finally {
+      await backend.close();
+    }
+  });
+
   it('is refused whole when it carries fewer sealed copies than messages', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'opendip-presealed-'));
     const backend = openSqliteBackend(join(dir, 'dip.db'), { clock: systemClock });

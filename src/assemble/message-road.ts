@@ -105,6 +105,8 @@ export function assembleMessageRoad({ config, pki, backend, coordination, core, 
       shared: core,
       registryVersion: () => registry.loadedVersion,
       sealKeyId: () => sealKeyId(),
+      // With delivery processes the store keeps no appended copies (they read the file), so none cross.
+      keepsCopies: processes === null,
     },
     onThisThread,
     injectedClock,

@@ -18,7 +18,7 @@ import type { Channel } from './channels.js';
 import type { MpanDirectory } from './mpan-directory.js';
 import type { Registry } from './registry.js';
 import type { MessageTracer } from '../ports/tracing.js';
-import { exceedsJsonDepth, jsonTooDeep } from '../security/json-depth.js';
+import { jsonTooDeep, scanJsonBatch, type ItemSpan } from '../security/json-depth.js';
 
 export interface IngestSettings {
   dipId: string;
@@ -444,11 +444,12 @@ export class Ingest {
 
 function parseBatch(body: Buffer, limits: Pick<IngestSettings, 'maxBatchMessages' | 'maxJsonDepth'>): unknown[] | { status: number; help: string } {
   // Before parsing, and here rather than in the listener, so that it runs on an ingest thread.
-  if (exceedsJsonDepth(body, limits.maxJsonDepth)) return { status: 400, help: jsonTooDeep(limits.maxJsonDepth) };
+  const scan = scanJsonBatch(body, limits.maxJsonDepth);
+  if (scan.tooDeep) return { status: 400, help: jsonTooDeep(limits.maxJsonDepth) };
   const max = limits.maxBatchMessages;
   let parsed: unknown;
   try {
-    parsed = JSON.parse(body.toString('utf8'));
+    parsed = (scan.items && parseItems(body, scan.items)) ?? JSON.parse(body.toString('utf8'));
   } catch (e) {
     return { status: 400, help: `the body is not valid JSON: ${(e as Error).message}` };
   }
@@ -456,6 +457,22 @@ function parseBatch(body: Buffer, limits: Pick<IngestSettings, 'maxBatchMessages
   if (parsed.length === 0) return { status: 400, help: 'the body is an empty array: send at least one message' };
   if (parsed.length > max) return { status: 413, help: `the batch holds ${parsed.length} messages; the limit is ${max}` };
   return parsed as unknown[];
+}
+
+/**
+ * A top-level array parsed item by item from the spans the scan found: the same values as JSON.parse of
+ * the whole body (each item's text is parsed whole, and the scan checked the brackets and commas between
+ * them), without decoding the body into one large string (see scanJsonBatch). Null when an item does not
+ * parse: the whole body is parsed then, so a malformed batch is refused with JSON.parse's own message.
+ */
+function parseItems(body: Buffer, spans: ItemSpan[]): unknown[] | null {
+  const items: unknown[] = [];
+  try {
+    for (const s of spans) items.push(JSON.parse(body.toString('utf8', s.start, s.end)));
+  } catch {
+    return null;
+  }
+  return items;
 }
 
 /**

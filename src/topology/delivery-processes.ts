@@ -296,8 +296,9 @@ export class DeliveryProcesses {
 }
 
 /** A backend whose writes are made durable in this process and can say how far each queue is (the embedded SQLite one). */
-type LocalWriter = Backend & { durableHead(queue: QueueRef): number };
-const isLocalWriter = (b: Backend): b is LocalWriter => b.kind === 'sqlite' && typeof (b as Partial<LocalWriter>).durableHead === 'function';
+type LocalWriter = Backend & { durableHead(queue: QueueRef): number; deliveredElsewhere(): void };
+const isLocalWriter = (b: Backend): b is LocalWriter =>
+  b.kind === 'sqlite' && typeof (b as Partial<LocalWriter>).durableHead === 'function' && typeof (b as Partial<LocalWriter>).deliveredElsewhere === 'function';
 
 /**
  * The delivery processes `config.workers` asks for (workers - 1 of them), or null for one process: when
@@ -331,5 +332,7 @@ export function deliveryProcesses(
     health: () => backend.health(),
   });
   pushSharedChanges(main.shared, () => processes.refresh());
+  // The processes read what they deliver from the file: this one no longer keeps appended copies for them.
+  backend.deliveredElsewhere();
   return processes;
 }

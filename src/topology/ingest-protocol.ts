@@ -1,6 +1,6 @@
 import type { DipConfig } from '../config.js';
 import type { IngestRequest, IngestResult } from '../pipeline/ingest.js';
-import type { AcceptedBatch, AppendOutcome } from '../ports/message-log.js';
+import type { AcceptedBatch, AcceptedMessage, AppendOutcome } from '../ports/message-log.js';
 import type { WireError } from './protocol.js';
 
 /**
@@ -15,7 +15,12 @@ export type WireIngestRequest = Omit<IngestRequest, 'controls'>;
 
 /** Main → thread. */
 export type ToIngestThread =
-  | { t: 'init'; index: number; config: DipConfig }
+  /**
+   * `copies`: whether the writer keeps each appended message's outbound copy for delivery in its own
+   * process (WriterSide.keepsCopies). When it does not, an append leaves the copies out: the store writes
+   * only their sealed forms, which the append carries anyway.
+   */
+  | { t: 'init'; index: number; config: DipConfig; copies: boolean }
   /**
    * A submission. `registryVersion` is the main thread's registry view, which the thread catches up to
    * first; `sealKeyId` the at-rest data key in force, which the thread loads first if an operator
@@ -32,7 +37,18 @@ export type ToIngestThread =
  * submission it is for and carries the batch without its raw request: the main thread still holds those
  * bytes (it handed them over), and the store writes only their sealed form, so they need not cross back.
  */
-export type IngestCall = { op: 'append'; request: number; batch: Omit<AcceptedBatch, 'rawRequest'> & Required<Pick<AcceptedBatch, 'sealed'>> };
+export type IngestCall = {
+  op: 'append';
+  request: number;
+  batch: Omit<AcceptedBatch, 'rawRequest' | 'messages'> & Required<Pick<AcceptedBatch, 'sealed'>> & { messages: WireMessage[] };
+};
+
+/**
+ * An accepted message as an append carries it: without its outbound copy when the writer keeps none
+ * (`copies: false` at init). A copy is 4.5 kB of JSON for an IF-021; each crossed by structured clone
+ * and was then garbage on the main thread.
+ */
+export type WireMessage = Omit<AcceptedMessage, 'outbound'> & { outbound?: string };
 
 /** The answer each call gets. */
 export interface IngestCallResult {

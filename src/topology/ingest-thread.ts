@@ -70,7 +70,9 @@ async function run(init: Extract<ToIngestThread, { t: 'init' }>): Promise<void> 
       const request = inHand.get(batch.rawRequest);
       if (request === undefined) throw new Error('ingest thread: an append for no submission in hand');
       const { rawRequest: _stillInTheMainThread, ...rest } = batch;
-      return call<'append'>({ op: 'append', request, batch: { ...rest, sealed: sealParts(batch, sealer) } });
+      const sealed = sealParts(batch, sealer);
+      const messages = init.copies ? rest.messages : rest.messages.map(({ outbound: _sealedAbove, ...m }) => m);
+      return call<'append'>({ op: 'append', request, batch: { ...rest, messages, sealed } });
     },
   };
   let reloading: Promise<void> | null = null;

@@ -7,8 +7,8 @@ import { MSG } from '../domain/response-codes.js';
 import { standardResponse } from '../domain/standard-response.js';
 import { STORE_RETRY_AFTER_SECONDS, type Ingest, type IngestRequest, type IngestResult } from '../pipeline/ingest.js';
 import type { Logger } from '../ports/logger.js';
-import type { AcceptedBatch, AppendOutcome } from '../ports/message-log.js';
-import type { FromIngestThread, IngestCall, ToIngestThread } from './ingest-protocol.js';
+import type { AcceptedBatch, AcceptedMessage, AppendOutcome } from '../ports/message-log.js';
+import type { FromIngestThread, IngestCall, ToIngestThread, WireMessage } from './ingest-protocol.js';
 import { fromWire, toWire } from './protocol.js';
 import { pushSharedChanges, type SharedState } from './shared-state.js';
 
@@ -27,6 +27,11 @@ export interface WriterSide {
   registryVersion(): number;
   /** The at-rest data key in force: a thread seals the copies it appends under it. */
   sealKeyId(): number;
+  /**
+   * Whether the store keeps appended messages' outbound copies for delivery in this process (no delivery
+   * processes). When not, the threads leave the copies out of their appends (they cross sealed).
+   */
+  keepsCopies: boolean;
 }
 
 /** One ingest thread as the operator sees it (GET /admin/health). */
@@ -182,7 +187,7 @@ export class IngestThreads implements IngestHandler {
     worker.on('message', (m: FromIngestThread) => this.received(slot, m));
     worker.on('error', (err) => this.writer.logger.error({ err, thread: slot.view.index }, 'ingest thread failed'));
     worker.on('exit', (code) => this.exited(slot, worker, code));
-    worker.postMessage({ t: 'init', index: slot.view.index, config: this.writer.config } satisfies ToIngestThread);
+    worker.postMessage({ t: 'init', index: slot.view.index, config: this.writer.config, copies: this.writer.keepsCopies } satisfies ToIngestThread);
   }
 
   private received(slot: Slot, m: FromIngestThread): void {
@@ -218,7 +223,7 @@ export class IngestThreads implements IngestHandler {
     // Structured clone delivers Buffers as Uint8Arrays: the store binds Buffers.
     const { batch } = call;
     const sealed = { ...batch.sealed, raw: asBuffer(batch.sealed.raw), outbound: batch.sealed.outbound.map(asBuffer) };
-    return this.writer.append({ ...batch, rawRequest: request.body, sealed });
+    return this.writer.append({ ...batch, messages: storable(batch.messages, this.writer.keepsCopies), rawRequest: request.body, sealed });
   }
 
   private exited(slot: Slot, worker: Worker, code: number): void {
@@ -243,6 +248,18 @@ export class IngestThreads implements IngestHandler {
     const response = standardResponse(new Date(this.writer.now()), this.writer.config.dipId, null, [{ message: MSG.processingFailed, help }]);
     return { status: 503, response, retryAfterSeconds: STORE_RETRY_AFTER_SECONDS };
   }
+}
+
+const hasCopy = (m: WireMessage): m is AcceptedMessage => m.outbound !== undefined;
+
+/**
+ * An append's messages as the store takes them. Without copies when the store keeps none: it writes the
+ * sealed forms, and the empty text stands for a copy nothing reads (the store's remember() is off).
+ */
+function storable(messages: WireMessage[], keepsCopies: boolean): AcceptedMessage[] {
+  if (!keepsCopies) return messages.map((m) => ({ ...m, outbound: '' }));
+  if (!messages.every(hasCopy)) throw new Error('an ingest thread appended without the outbound copies this writer keeps');
+  return messages;
 }
 
 function asBuffer<T>(bytes: Uint8Array | T): Buffer | T {

@@ -24,6 +24,11 @@ export interface SqliteBackend extends Backend {
   setSizeLimit(bytes: number | null): void;
   /** The queue's highest durable position, for delivery processes reading the file over their own connection. */
   durableHead(queue: QueueRef): number;
+  /**
+   * Delivery runs in other processes, which read messages from the file: stop keeping each appended
+   * message's outbound copy in this process for delivery (src/adapters/sqlite/database.ts, keepsAppended).
+   */
+  deliveredElsewhere(): void;
 }
 
 export function openSqliteBackend(file: string, options: SqliteOptions): SqliteBackend {
@@ -50,6 +55,7 @@ export function openSqliteBackend(file: string, options: SqliteOptions): SqliteB
     useSealer: (s) => d.useSealer(s),
     setSizeLimit: (bytes) => d.setSizeLimit(bytes),
     durableHead: (q) => d.durableHead(q.recipientDipId, q.channel),
+    deliveredElsewhere: () => d.deliveredElsewhere(),
     close: () => d.close(),
   };
 }
