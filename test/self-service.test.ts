@@ -71,8 +71,12 @@ describe('participant self-service', () => {
       [`participant:${cp.dipId}`, 'participant.channel.join'],
     ]);
     const urls = async () => ((await admin('GET', `/admin/activity?caller=${cp.dipId}`)).body as Json[]).map((r) => `${r.method} ${r.url} ${r.status}`);
-    await waitFor(async () => (await urls()).includes(`DELETE /participants/${sup.dipId}/connection-provider 403`), 10_000, "the provider's requests in the activity log");
-    expect(await urls()).toContain(`PUT /participants/${sup.dipId}/channels/IF-021 200`);
+    // Records are written after their answers, in the background: wait for the last of those looked for.
+    const expected = [`DELETE /participants/${sup.dipId}/connection-provider 403`, `PUT /participants/${sup.dipId}/channels/IF-021 200`];
+    await waitFor(async () => {
+      const seen = await urls();
+      return expected.every((u) => seen.includes(u));
+    }, 10_000, "the provider's requests in the activity log");
     // The supplier's own activity shows what its provider did for it, named as the provider's.
     const forSup = ((await admin('GET', `/admin/activity?caller=${sup.dipId}`)).body as Json[]).filter((r) => r.caller === cp.dipId).map((r) => `${r.method} ${r.url} ${r.status} for ${r.actingFor}`);
     expect(forSup).toContain(`PUT /participants/${sup.dipId}/channels/IF-021 200 for ${sup.dipId}`);
