@@ -11,6 +11,27 @@ function depthOf(v: unknown): number {
   return d + 1;
 }
 
+/**
+ * Reference for any text, JSON or not: the deepest nesting of brackets outside strings, read character by
+ * character with an explicit in-string state (the scanner under test skips strings in an inner loop).
+ */
+function naiveExceeds(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  let escaped = false;
+  for (const ch of text) {
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (ch === '\\') escaped = true;
+      else if (ch === '"') inString = false;
+    } else if (ch === '"') inString = true;
+    else if (ch === '[' || ch === '{') {
+      if (++depth > max) return true;
+    } else if (ch === ']' || ch === '}') depth--;
+  }
+  return false;
+}
+
 describe('exceedsJsonDepth', () => {
   const b = (s: string) => Buffer.from(s, 'utf8');
 
@@ -65,6 +86,9 @@ describe('scanJsonBatch', () => {
     for (const text of ['{"a": [1, 2]}', '1', '[]', '[ ]', '[1, 2] x', '[1, 2}', '[1, 2', '[1, 2], [3]', '["abc', '\ufeff[1]', '']) {
       expect(scanJsonBatch(b(text), 64).items, text).toBeNull();
     }
+    // What follows a closed array still counts towards the depth, from where the array closed.
+    expect(scanJsonBatch(b('[1] [[[[2]]]]'), 3).tooDeep).toBe(true);
+    expect(scanJsonBatch(b('[1]} [[[2]]]'), 3).tooDeep).toBe(false);
     // Framed, but an item is malformed: it does not parse on its own, and the caller parses the whole.
     for (const text of ['[1,]', '[,1]', '[1 2]', '[{"a":1], 2}', '[{"a": [1}], 2]']) expect(itemsOf(b(text)), text).toBeNull();
   });
@@ -74,6 +98,7 @@ describe('scanJsonBatch', () => {
       fc.property(fc.jsonValue({ maxDepth: 6 }), fc.integer({ min: 0, max: 8 }), fc.constantFrom(undefined, 1, '\t', ' \r\n'), (v, max, space) => {
         const text = b(JSON.stringify(v, null, space));
         const scan = scanJsonBatch(text, max);
+        expect(scan.tooDeep).toBe(depthOf(v) > max);
         expect(scan.tooDeep).toBe(exceedsJsonDepth(text, max));
         if (!scan.tooDeep && Array.isArray(v) && v.length > 0) expect(itemsOf(text)).toEqual(JSON.parse(text.toString('utf8')));
       }),
@@ -90,6 +115,10 @@ describe('scanJsonBatch', () => {
         for (const [at, ch] of changes) {
           const i = at % (t.length + 1);
           t = `${t.slice(0, i)}${ch}${t.slice(i + (ch === '' ? 1 : 0))}`;
+        }
+        for (const max of [0, 1, 2, 3]) {
+          expect(scanJsonBatch(b(t), max).tooDeep, `${t} @${max}`).toBe(naiveExceeds(t, max));
+          expect(exceedsJsonDepth(b(t), max), `${t} @${max}`).toBe(naiveExceeds(t, max));
         }
         const items = itemsOf(b(t));
         if (items === null) return;

@@ -12,26 +12,8 @@
  * backslashes, and outside strings one OR folds `[`/`{` (0x5b/0x7b) and `]`/`}` (0x5d/0x7d) together.
  */
 export function exceedsJsonDepth(body: Uint8Array, maxDepth: number): boolean {
-  const n = body.length;
-  if (n <= maxDepth) return false; // too short to open maxDepth + 1 brackets
-  let depth = 0;
-  for (let i = 0; i < n; i++) {
-    const c = body[i]!;
-    if (c === 0x22) {
-      // A string: on to its closing quote, stepping over each escaped byte.
-      for (i++; i < n; i++) {
-        const s = body[i]!;
-        if (s === 0x22) break;
-        if (s === 0x5c) i++;
-      }
-      continue;
-    }
-    const folded = c | 0x20; // only 0x5b and 0x7b fold to 0x7b, only 0x5d and 0x7d to 0x7d
-    if (folded === 0x7b) {
-      if (++depth > maxDepth) return true;
-    } else if (folded === 0x7d) depth--;
-  }
-  return false;
+  if (body.length <= maxDepth) return false; // too short to open maxDepth + 1 brackets
+  return walk(body, 0, maxDepth, null) === TOO_DEEP;
 }
 
 /** Where one item of a top-level JSON array lies in the bytes: [start, end). */
@@ -59,12 +41,38 @@ export function scanJsonBatch(body: Uint8Array, maxDepth: number): { tooDeep: bo
   // Not an array: only the depth is needed (exceedsJsonDepth's own shortcut for short bodies applies).
   if (i >= n || body[i] !== 0x5b) return { tooDeep: exceedsJsonDepth(body, maxDepth), items: null };
   const items: ItemSpan[] = [];
-  let framed = false;
-  let start = i + 1;
+  const close = walk(body, i, maxDepth, items);
+  if (close === TOO_DEEP) return { tooDeep: true, items: null };
+  // Never back to depth 0 (unterminated): the walk has seen every byte, none too deep.
+  if (close === n) return { tooDeep: false, items: null };
+  // The top-level array's end: a `]` followed by whitespace only (a `}` here is malformed).
+  let framed = body[close] === 0x5d;
+  let after = close + 1;
+  while (after < n && isJsonSpace(body[after]!)) after++;
+  if (after < n) framed = false;
+  // Anything after the close is counted on from depth 0, where the walk stopped: no byte is read twice.
+  if (!framed) return { tooDeep: walk(body, close + 1, maxDepth, null) === TOO_DEEP, items: null };
+  // `[ ]`: no item, and the single empty span is not one.
+  if (items.length === 1 && isBlank(body, items[0]!)) return { tooDeep: false, items: null };
+  return { tooDeep: false, items };
+}
+
+const TOO_DEEP = -1;
+
+/**
+ * The one pass both share, from `from` at depth 0. Without `items` it counts to the end of the body;
+ * with them (`from` at a top-level `[`) it also records the spans between the depth-1 commas and stops at
+ * the bracket that brings the depth back to 0, returning its index. TOO_DEEP as soon as the depth passes
+ * maxDepth; the body's length when it ends first.
+ */
+function walk(body: Uint8Array, from: number, maxDepth: number, items: ItemSpan[] | null): number {
+  const n = body.length;
   let depth = 0;
-  for (; i < n; i++) {
+  let start = from + 1;
+  for (let i = from; i < n; i++) {
     const c = body[i]!;
     if (c === 0x22) {
+      // A string: on to its closing quote, stepping over each escaped byte.
       for (i++; i < n; i++) {
         const s = body[i]!;
         if (s === 0x22) break;
@@ -73,28 +81,21 @@ export function scanJsonBatch(body: Uint8Array, maxDepth: number): { tooDeep: bo
       continue;
     }
     if (c === 0x2c) {
-      if (depth === 1) {
+      if (depth === 1 && items !== null) {
         items.push({ start, end: i });
         start = i + 1;
       }
       continue;
     }
-    const folded = c | 0x20;
+    const folded = c | 0x20; // only 0x5b and 0x7b fold to 0x7b, only 0x5d and 0x7d to 0x7d
     if (folded === 0x7b) {
-      if (++depth > maxDepth) return { tooDeep: true, items: null };
-    } else if (folded === 0x7d && --depth === 0) {
-      // The top-level array's end: a `]` followed by whitespace only (a `}` here is malformed).
-      framed = c === 0x5d;
+      if (++depth > maxDepth) return TOO_DEEP;
+    } else if (folded === 0x7d && --depth === 0 && items !== null) {
       items.push({ start, end: i });
-      for (i++; i < n && isJsonSpace(body[i]!); i++);
-      if (i < n) framed = false;
-      break;
+      return i;
     }
   }
-  if (!framed) return { tooDeep: exceedsJsonDepth(body, maxDepth), items: null };
-  // `[ ]`: no item, and the single empty span is not one.
-  if (items.length === 1 && isBlank(body, items[0]!)) return { tooDeep: false, items: null };
-  return { tooDeep: false, items };
+  return n;
 }
 
 /** JSON's whitespace: space, tab, line feed, carriage return (what JSON.parse skips). */
