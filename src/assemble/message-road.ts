@@ -3,6 +3,7 @@ import type { LookupFunction } from 'node:net';
 import { EventLoopGauge } from '../adapters/event-loop-gauge.js';
 import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
+import { keptJournal } from '../pipeline/attempt-journal.js';
 import { countedLog, timedJournal, type DipMetrics } from '../pipeline/metrics.js';
 import { mpanFeed } from '../pipeline/mpan-feed.js';
 import { Replay } from '../pipeline/replay.js';
@@ -59,7 +60,10 @@ export function assembleMessageRoad({ config, pki, backend, coordination, core, 
     life.started('load gauge', () => gauge.stop());
     load = gauge;
   }
-  const journal = timedJournal(backend.archive, metrics);
+  // Registered before the delivery processes: stopped after them, so their last calls' records reach it.
+  const journal = keptJournal(timedJournal(backend.archive, metrics), clock, logger);
+  life.started('delivery journal', () => journal.stop());
+  metrics.watchJournal(() => journal.pending());
   const deadLettered = (deadLetters: DeadLetterEvent[], queues: QueueRef[]): void => {
     for (const e of deadLetters) events.emit('dead-letter', e);
     if (queues.length > 0) delivery.notify(queues);

@@ -190,6 +190,18 @@ export class DipMetrics {
     });
   }
 
+  /** Delivery attempt records held while the store is out of reach (pipeline/attempt-journal.ts), read at every scrape. */
+  watchJournal(held: () => number): void {
+    new Gauge({
+      name: 'dip_delivery_attempts_held',
+      help: 'Delivery attempt records the store has not taken yet (it was out of reach); written in order once it answers',
+      registers: [this.registry],
+      collect() {
+        this.set(held());
+      },
+    });
+  }
+
   /** The overload guard's state (README, Overload), read at every scrape: how close submissions are to a 503. */
   watchOverload(stats: () => OverloadStats): void {
     const registers = [this.registry];

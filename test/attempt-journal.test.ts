@@ -1,0 +1,124 @@
+/** The delivery journal keeps what the store refused while out of reach (src/pipeline/attempt-journal.ts). */
+import { describe, expect, it } from 'vitest';
+import { keptJournal } from '../src/pipeline/attempt-journal.js';
+import type { DeliveryAttempt } from '../src/ports/archive.js';
+import { StoreError } from '../src/ports/errors.js';
+import { FakeClock } from './helpers/clocks.js';
+
+const attempt = (seq: number): DeliveryAttempt => ({
+  queue: { recipientDipId: 'abcdef0123', channel: 'IF-021' },
+  firstSeq: seq,
+  lastSeq: seq,
+  url: 'https://receiver.example/hook',
+  startedAt: Date.UTC(2026, 0, 1) + seq,
+  latencyMs: 3,
+  status: 200,
+  verdict: 'delivered',
+  error: null,
+});
+
+/** A store that refuses while `state` says so, and records what it takes. */
+function store() {
+  const written: number[] = [];
+  const s = {
+    state: 'up' as 'up' | 'unavailable' | 'permanent',
+    tries: 0,
+    written,
+    recordAttempt(a: DeliveryAttempt): Promise<void> {
+      s.tries += 1;
+      if (s.state === 'unavailable') return Promise.reject(new StoreError('unavailable', 'connection refused', 'ECONNREFUSED'));
+      if (s.state === 'permanent') return Promise.reject(new StoreError('permanent', 'no queue', null));
+      written.push(a.firstSeq);
+      return Promise.resolve();
+    },
+  };
+  return s;
+}
+
+function logs() {
+  const errors: Array<{ fields: object; msg: string }> = [];
+  return { errors, logger: { info() {}, warn() {}, error: (fields: object, msg: string) => errors.push({ fields, msg }) } };
+}
+
+describe('keptJournal', () => {
+  it('holds the records refused while the store is out of reach and writes them in order once it answers', async () => {
+    const clock = new FakeClock();
+    const db = store();
+    const { logger } = logs();
+    const journal = keptJournal(db, clock, logger, { retryMs: 1_000, maxRetryMs: 4_000 });
+    await journal.recordAttempt(attempt(1));
+    db.state = 'unavailable';
+    await journal.recordAttempt(attempt(2));
+    await journal.recordAttempt(attempt(3)); // behind 2: not tried before it
+    expect(journal.pending()).toBe(2);
+    expect(db.tries).toBe(2);
+    // Still out of reach: each try costs one refused write, and the waits double up to the cap.
+    await clock.advance(1_000);
+    expect(db.tries).toBe(3);
+    expect(clock.pending()).toEqual([2_000]);
+    await clock.advance(2_000);
+    await clock.advance(4_000);
+    expect(clock.pending()).toEqual([4_000]);
+    db.state = 'up';
+    await journal.recordAttempt(attempt(4)); // the store is back, but 2 and 3 come first
+    expect(db.written).toEqual([1]);
+    await clock.advance(4_000);
+    expect(db.written).toEqual([1, 2, 3, 4]);
+    expect(journal.pending()).toBe(0);
+    expect(clock.pending()).toEqual([]);
+    // The next record goes straight through, and the next outage starts again at the first wait.
+    await journal.recordAttempt(attempt(5));
+    db.state = 'unavailable';
+    await journal.recordAttempt(attempt(6));
+    expect(clock.pending()).toEqual([1_000]);
+  });
+
+  it('drops and logs a record the store refuses for good, without holding back the ones after it', async () => {
+    const clock = new FakeClock();
+    const db = store();
+    const { logger, errors } = logs();
+    const journal = keptJournal(db, clock, logger);
+    db.state = 'permanent';
+    await journal.recordAttempt(attempt(1));
+    db.state = 'up';
+    await journal.recordAttempt(attempt(2));
+    expect(db.written).toEqual([2]);
+    expect(journal.pending()).toBe(0);
+    expect(errors.map((e) => e.msg)).toEqual(['could not record a delivery attempt']);
+  });
+
+  it('holds at most maxPending, giving up the oldest and saying how many', async () => {
+    const clock = new FakeClock();
+    const db = store();
+    const { logger, errors } = logs();
+    const journal = keptJournal(db, clock, logger, { maxPending: 3, retryMs: 1_000 });
+    db.state = 'unavailable';
+    for (let seq = 1; seq <= 5; seq++) await journal.recordAttempt(attempt(seq));
+    expect(journal.pending()).toBe(3);
+    db.state = 'up';
+    await clock.advance(1_000);
+    expect(db.written).toEqual([3, 4, 5]);
+    expect(errors).toEqual([{ fields: { given: 2 }, msg: expect.stringContaining('given up') }]);
+  });
+
+  it('tries once more when stopped, and logs what it could still not write', async () => {
+    const clock = new FakeClock();
+    const db = store();
+    const { logger, errors } = logs();
+    const journal = keptJournal(db, clock, logger);
+    db.state = 'unavailable';
+    await journal.recordAttempt(attempt(1));
+    await journal.recordAttempt(attempt(2));
+    await journal.stop();
+    expect(errors).toEqual([{ fields: { notWritten: 2 }, msg: expect.stringContaining('not taken') }]);
+    expect(clock.pending()).toEqual([]);
+
+    const db2 = store();
+    const again = keptJournal(db2, clock, logger);
+    db2.state = 'unavailable';
+    await again.recordAttempt(attempt(7));
+    db2.state = 'up';
+    await again.stop();
+    expect(db2.written).toEqual([7]);
+  });
+});
