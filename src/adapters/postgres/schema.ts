@@ -1,10 +1,12 @@
+import { createHash } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import type pg from 'pg';
-import { isReadTimeout } from './errors.js';
+import { isLockTimeout, isReadTimeout } from './errors.js';
 import { withConnection } from './pool.js';
 
 /**
- * The PostgreSQL schema. Statements are idempotent and applied on every open, inside one transaction
- * guarded by an advisory lock, so several DIP nodes starting at once do not race each other.
+ * The PostgreSQL schema. Statements are idempotent and applied when they change (applySchema), inside
+ * one transaction guarded by an advisory lock, so several DIP nodes starting at once do not race each other.
  *
  * Volume decides the layout (15 billion messages a year kept 28 days): everything that grows with
  * traffic is partitioned by day, so retention drops a day's partitions instead of deleting rows
@@ -244,18 +246,73 @@ export const LOCKS = {
   activitySchema: 0x0d1b5c51,
 } as const;
 
+/** How long one try at applying a changed schema waits for a table's lock, and how many tries it makes. */
+export const SCHEMA_LOCK = { timeoutMs: 2_000, tries: 15 } as const;
+
 /**
- * Applies idempotent DDL in one transaction under an advisory lock: PostgreSQL's CREATE … IF NOT EXISTS
- * is not safe when two sessions run it at once (both may pass the check; one fails on the catalogue's
- * unique index), which is what several nodes starting together do. Each store has its own lock, so they
- * never wait for each other's set-up.
+ * Applies idempotent DDL, once per version of it: the DDL's digest is kept in `schema_applied`, and a node
+ * that finds its own digest there touches nothing else.
+ *
+ * Why the digest: PostgreSQL takes a table's lock before it looks whether the object exists, so `CREATE
+ * INDEX IF NOT EXISTS` waits for a ShareLock and `ALTER TABLE … ADD COLUMN IF NOT EXISTS` for an
+ * AccessExclusiveLock even when there is nothing to do; and every writer that comes after queues behind
+ * that waiting request. A node (re)starting in a live cluster stalled every node's ingest for as long as
+ * the oldest open transaction on those tables lasted (up to the idle-in-transaction timeout for a node
+ * cut off mid-transaction).
+ *
+ * A changed schema (an upgrade) is applied in one transaction under an advisory lock (CREATE … IF NOT
+ * EXISTS is not safe when two sessions run it at once: both may pass the check and one then fails on the
+ * catalogue's unique index, which is what several nodes starting together do). Each try gives up a
+ * table's lock after SCHEMA_LOCK.timeoutMs so the writers queued behind it go on, and tries again after
+ * a pause. Each store has its own advisory lock, so they never wait for each other's set-up.
  */
-export function applySchema(pool: pg.Pool, lock: number, ddl: string): Promise<void> {
-  return inTransaction(pool, async (client) => {
-    await client.query('SELECT pg_advisory_xact_lock($1)', [lock]);
-    await client.query(ddl);
-  });
+export async function applySchema(pool: pg.Pool, lock: number, ddl: string, options: { timeoutMs: number; tries: number } = SCHEMA_LOCK): Promise<void> {
+  const digest = createHash('sha256').update(ddl).digest('hex');
+  if ((await appliedDigest(pool, lock)) === digest) return;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await inTransaction(pool, async (client) => {
+        await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(options.timeoutMs))}`);
+        await client.query('SELECT pg_advisory_xact_lock($1)', [lock]);
+        await client.query(SCHEMA_APPLIED);
+        // Another node may have applied it while this one waited for the advisory lock.
+        const { rows } = await client.query<{ digest: string }>('SELECT digest FROM schema_applied WHERE lock_key = $1', [lock]);
+        if (rows[0]?.digest === digest) return;
+        await client.query(ddl);
+        await client.query(
+          `INSERT INTO schema_applied (lock_key, digest) VALUES ($1, $2)
+           ON CONFLICT (lock_key) DO UPDATE SET digest = EXCLUDED.digest, applied_at = now()`,
+          [lock, digest],
+        );
+      });
+      return;
+    } catch (err) {
+      if (!isLockTimeout(err) || attempt >= options.tries) throw err;
+      // Long enough for the writers that queued behind the lock request to go through.
+      await delay(options.timeoutMs / 2);
+    }
+  }
 }
+
+/** One row per store's schema (by its advisory lock key): the digest of the DDL last applied. */
+const SCHEMA_APPLIED = `CREATE TABLE IF NOT EXISTS schema_applied (
+  lock_key bigint PRIMARY KEY,
+  digest text NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT now()
+)`;
+
+/** The digest recorded for a store's schema, read without taking any lock; undefined before the first. */
+async function appliedDigest(pool: pg.Pool, lock: number): Promise<string | undefined> {
+  try {
+    const { rows } = await pool.query<{ digest: string }>('SELECT digest FROM schema_applied WHERE lock_key = $1', [lock]);
+    return rows[0]?.digest;
+  } catch (err) {
+    if ((err as { code?: unknown })?.code === UNDEFINED_TABLE) return undefined;
+    throw err;
+  }
+}
+
+const UNDEFINED_TABLE = '42P01';
 
 /**
  * Runs `fn` in one transaction on a connection of the pool: committed when it returns, rolled back when

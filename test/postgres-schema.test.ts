@@ -1,0 +1,98 @@
+/**
+ * Applying the PostgreSQL schema (src/adapters/postgres/schema.ts, applySchema): a node opening a store whose
+ * schema is in place takes no table lock, so it never queues the other nodes' writers behind a lock request
+ * (PostgreSQL locks a table for CREATE INDEX / ALTER TABLE … IF NOT EXISTS before it looks); a changed
+ * schema is applied, and gives a table's lock up after a timeout, trying again, rather than hold writers.
+ */
+
+import pg from 'pg';
+import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from 'vitest';
+import { systemClock } from '../src/adapters/clock.js';
+import { PgDatabase } from '../src/adapters/postgres/database.js';
+import { applySchema, LOCKS, SCHEMA } from '../src/adapters/postgres/schema.js';
+import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
+
+describe('the PostgreSQL schema', () => {
+  let db: TestDatabase;
+  let url: string;
+  let store: PgDatabase;
+  /** A writer of another node, in the middle of its transaction. */
+  let writer: pg.Client;
+  let admin: pg.Client;
+  beforeAll(async () => {
+    db = await createTestDatabase('opendip_schema');
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+  beforeEach(async () => {
+    url = await db.freshSchema();
+    store = await PgDatabase.open({ url, clock: systemClock, poolSize: 2 });
+    writer = new pg.Client({ connectionString: url });
+    admin = new pg.Client({ connectionString: url });
+    await Promise.all([writer.connect(), admin.connect()]);
+  });
+  afterEach(async () => {
+    await writer.query('ROLLBACK').catch(() => {});
+    await Promise.all([writer.end(), admin.end()]);
+    await store.close();
+  });
+
+  /** Writers mid-transaction on the tables ingest writes (what each holds while it appends). */
+  const holdWriterLocks = async (): Promise<void> => {
+    await writer.query('BEGIN');
+    for (const table of ['messages', 'batches', 'queue_entries', 'sender_refs', 'delivery_attempts']) await writer.query(`LOCK TABLE ${table} IN ROW EXCLUSIVE MODE`);
+  };
+
+  /** Lock requests of this database's sessions that wait (PostgreSQL's own view, no timing involved). */
+  const waiting = async (): Promise<number> =>
+    (await admin.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE NOT l.granted AND a.datname = current_database()')).rows[0]!.n;
+
+  /** Settles `p`, failing as soon as any session of this database waits for a lock before it does. */
+  const withoutWaiting = async <T>(p: Promise<T>): Promise<T> => {
+    let settled = false;
+    const result = p.finally(() => (settled = true));
+    while (!settled) {
+      expect(await waiting(), 'a session waited for a lock').toBe(0);
+      await new Promise((r) => setImmediate(r));
+    }
+    return result;
+  };
+
+  it('opens a store whose schema is in place without taking a table lock', async () => {
+    await holdWriterLocks();
+    const second = await withoutWaiting(PgDatabase.open({ url, clock: systemClock, poolSize: 1 }));
+    await second.close();
+  });
+
+  it('applies a changed schema (an upgrade): what the new version adds is made', async () => {
+    await admin.query("UPDATE schema_applied SET digest = 'an older version' WHERE lock_key = $1", [LOCKS.schema]);
+    await admin.query('DROP INDEX messages_batch');
+    const upgraded = await PgDatabase.open({ url, clock: systemClock, poolSize: 1 });
+    await upgraded.close();
+    expect((await admin.query("SELECT to_regclass('messages_batch') AS i")).rows[0].i).toBe('messages_batch');
+    expect((await admin.query<{ digest: string }>('SELECT digest FROM schema_applied WHERE lock_key = $1', [LOCKS.schema])).rows[0]!.digest).not.toBe('an older version');
+    // And the version is now in place: the next opening takes no lock.
+    await holdWriterLocks();
+    await (await withoutWaiting(PgDatabase.open({ url, clock: systemClock, poolSize: 1 }))).close();
+  });
+
+  it('gives a table lock up after its timeout while writers hold the tables, and tries again until they let go', async () => {
+    await admin.query("UPDATE schema_applied SET digest = 'an older version' WHERE lock_key = $1", [LOCKS.schema]);
+    await holdWriterLocks();
+    const pool = new pg.Pool({ connectionString: url, max: 1 });
+    try {
+      // One try: refused with PostgreSQL's lock timeout instead of waiting for as long as the writer takes.
+      const once = await applySchema(pool, LOCKS.schema, SCHEMA, { timeoutMs: 50, tries: 1 }).then(() => null, (e: unknown) => e);
+      expect((once as { code?: string }).code).toBe('55P03');
+      // Many tries: it waits (a lock request shows), and is applied once the writer commits.
+      const applying = applySchema(pool, LOCKS.schema, SCHEMA, { timeoutMs: 50, tries: 1_000 });
+      while ((await waiting()) === 0) await new Promise((r) => setImmediate(r));
+      await writer.query('COMMIT');
+      await applying;
+      expect((await admin.query<{ digest: string }>('SELECT digest FROM schema_applied WHERE lock_key = $1', [LOCKS.schema])).rows[0]!.digest).not.toBe('an older version');
+    } finally {
+      await pool.end();
+    }
+  });
+});
