@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { keptJournal } from '../src/pipeline/attempt-journal.js';
 import type { DeliveryAttempt } from '../src/ports/archive.js';
 import { StoreError } from '../src/ports/errors.js';
-import { FakeClock } from './helpers/clocks.js';
+import { FakeClock, settle } from './helpers/clocks.js';
 
 const attempt = (seq: number): DeliveryAttempt => ({
   queue: { recipientDipId: 'abcdef0123', channel: 'IF-021' },
@@ -120,5 +120,91 @@ describe('keptJournal', () => {
     db2.state = 'up';
     await again.stop();
     expect(db2.written).toEqual([7]);
+  });
+});
+
+/** A store whose every write waits until the test answers it: writes are in flight while records arrive. */
+function gatedStore() {
+  const calls: Array<{ a: DeliveryAttempt; take: () => void; refuse: () => void }> = [];
+  const written: number[] = [];
+  return {
+    calls,
+    written,
+    recordAttempt(a: DeliveryAttempt): Promise<void> {
+      return new Promise<void>((resolve, reject) => {
+        calls.push({
+          a,
+          take: () => {
+            written.push(a.firstSeq);
+            resolve();
+          },
+          refuse: () => reject(new StoreError('unavailable', 'the store is closing', 'CLOSED')),
+        });
+      });
+    },
+  };
+}
+
+describe('keptJournal with writes in flight', () => {
+  it('never gives up the record being written when new ones arrive at the bound', async () => {
+    const clock = new FakeClock();
+    const db = gatedStore();
+    const { logger, errors } = logs();
+    const journal = keptJournal(db, clock, logger, { maxPending: 3, retryMs: 1_000 });
+    for (let seq = 1; seq <= 3; seq++) {
+      const w = journal.recordAttempt(attempt(seq));
+      await settle();
+      db.calls.at(-1)?.refuse();
+      await w;
+    }
+    expect(journal.pending()).toBe(3);
+    await clock.advance(1_000); // the flush is writing 1
+    expect(db.calls.at(-1)!.a.firstSeq).toBe(1);
+    await journal.recordAttempt(attempt(4)); // arrives while 1 is in flight: 2, 3, 4 held, none given up
+    for (let i = 0; i < 4; i++) {
+      db.calls.at(-1)!.take();
+      await settle();
+    }
+    expect(db.written).toEqual([1, 2, 3, 4]);
+    expect(errors).toEqual([]);
+  });
+
+  it('waits on stop for the writes under way, and logs what the closing store then refused', async () => {
+    const clock = new FakeClock();
+    const db = gatedStore();
+    const { logger, errors } = logs();
+    const journal = keptJournal(db, clock, logger);
+    const w = journal.recordAttempt(attempt(1));
+    let stopped = false;
+    const stopping = journal.stop().then(() => (stopped = true));
+    await settle();
+    expect(stopped).toBe(false); // the write of 1 is still under way
+    db.calls[0]!.refuse(); // the store closes under it
+    await settle();
+    db.calls[1]!.refuse(); // the last try
+    await stopping;
+    await w;
+    expect(errors).toEqual([{ fields: { notWritten: 1 }, msg: expect.stringContaining('not taken') }]);
+    // Refused after the stop: logged, not held where nothing would write it.
+    const late = journal.recordAttempt(attempt(2));
+    await settle();
+    db.calls[2]!.refuse();
+    await late;
+    expect(journal.pending()).toBe(0);
+    expect(errors.map((e) => e.msg)).toContain('delivery attempt record not written: the store refused it while stopping');
+  });
+
+  it('gives up on stop after stopWithinMs when the store leaves a write unanswered', async () => {
+    const clock = new FakeClock();
+    const db = gatedStore();
+    const { logger } = logs();
+    const journal = keptJournal(db, clock, logger, { stopWithinMs: 5_000 });
+    void journal.recordAttempt(attempt(1)); // never answered
+    let stopped = false;
+    const stopping = journal.stop().then(() => (stopped = true));
+    await clock.advance(4_999);
+    expect(stopped).toBe(false);
+    await clock.advance(1);
+    await stopping;
   });
 });

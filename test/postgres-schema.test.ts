@@ -77,6 +77,23 @@ describe('the PostgreSQL schema', () => {
     await (await withoutWaiting(PgDatabase.open({ url, clock: systemClock, poolSize: 1 }))).close();
   });
 
+  it('puts the registry version row back on open (the digest does not watch rows)', async () => {
+    await admin.query('DELETE FROM registry_version');
+    await (await PgDatabase.open({ url, clock: systemClock, poolSize: 1 })).close();
+    expect((await admin.query('SELECT id, version FROM registry_version')).rows).toEqual([{ id: 1, version: '0' }]);
+  });
+
+  it('makes the tables in a schema of their own when the search_path goes on to another deployment', async () => {
+    // `url`'s schema holds a deployment; a second one in `staging` with search_path=staging,<that schema>.
+    const first = new URL(url).searchParams.get('options')!.replace('-c search_path=', '');
+    await admin.query('CREATE SCHEMA staging');
+    const staging = new URL(url);
+    staging.searchParams.set('options', `-c search_path=staging,${first}`);
+    await (await PgDatabase.open({ url: staging.toString(), clock: systemClock, poolSize: 1 })).close();
+    const made = await admin.query<{ t: string | null }>("SELECT to_regclass('staging.messages')::text AS t");
+    expect(made.rows[0]!.t).toBe('staging.messages');
+  });
+
   it('gives a table lock up after its timeout while writers hold the tables, and tries again until they let go', async () => {
     await admin.query("UPDATE schema_applied SET digest = 'an older version' WHERE lock_key = $1", [LOCKS.schema]);
     await holdWriterLocks();
@@ -86,8 +103,12 @@ describe('the PostgreSQL schema', () => {
       const once = await applySchema(pool, LOCKS.schema, SCHEMA, { timeoutMs: 50, tries: 1 }).then(() => null, (e: unknown) => e);
       expect((once as { code?: string }).code).toBe('55P03');
       // Many tries: it waits (a lock request shows), and is applied once the writer commits.
-      const applying = applySchema(pool, LOCKS.schema, SCHEMA, { timeoutMs: 50, tries: 1_000 });
-      while ((await waiting()) === 0) await new Promise((r) => setImmediate(r));
+      let failed: unknown = null;
+      const applying = applySchema(pool, LOCKS.schema, SCHEMA, { timeoutMs: 50, tries: 1_000 }).catch((e: unknown) => {
+        failed = e;
+      });
+      while (failed === null && (await waiting()) === 0) await new Promise((r) => setImmediate(r));
+      expect(failed).toBeNull();
       await writer.query('COMMIT');
       await applying;
       expect((await admin.query<{ digest: string }>('SELECT digest FROM schema_applied WHERE lock_key = $1', [LOCKS.schema])).rows[0]!.digest).not.toBe('an older version');

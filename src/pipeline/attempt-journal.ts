@@ -11,12 +11,17 @@ export interface KeptJournalOptions {
   /** The first wait before writing held records again; doubled after each failed try, up to maxRetryMs. */
   retryMs?: number;
   maxRetryMs?: number;
+  /** How long stop() goes on writing what it holds before it gives the rest up (and logs how many). */
+  stopWithinMs?: number;
 }
 
 export interface KeptJournal extends Journal {
   /** Records waiting for the store (for metrics and tests). */
   pending(): number;
-  /** Tries once more to write what it holds, then stops; records still held are logged as not written. */
+  /**
+   * Waits for the writes under way, tries once more to write what it holds (for at most stopWithinMs),
+   * then stops: what is still held, and what is refused from then on, is logged as not written.
+   */
   stop(): Promise<void>;
 }
 
@@ -30,19 +35,31 @@ export interface KeptJournal extends Journal {
  * an operator looks first. Only `unavailable` refusals are kept: a `permanent` one would fail the same way
  * forever and is logged and dropped, as before. Held records live in memory: a crash while the store is
  * out of reach loses them (the deliveries themselves are unaffected: their positions are in the queues).
+ * Order: held records are written oldest first and new ones queue behind them; but records written at
+ * the moment the store comes back may land before one held a moment earlier, so readers order by each
+ * record's `startedAt`, not by when it was stored.
  */
 export function keptJournal(journal: Journal, clock: Clock, logger: Logger, options: KeptJournalOptions = {}): KeptJournal {
   const maxPending = options.maxPending ?? 10_000;
   const firstWait = options.retryMs ?? 1_000;
   const maxWait = options.maxRetryMs ?? 15_000;
+  const stopWithin = options.stopWithinMs ?? 5_000;
   const held: DeliveryAttempt[] = [];
+  /** Writes under way that did not pass through `held` (stop waits for them). */
+  const writing = new Set<Promise<void>>();
   let wait = firstWait;
   let timer: Cancel | null = null;
-  let flushing = false;
+  let flushing: Promise<void> | null = null;
   let given = 0;
   let stopped = false;
+  /** Set when stop's time is up: a flush under way ends after the record it is writing. */
+  let late = false;
 
   const hold = (a: DeliveryAttempt): void => {
+    if (stopped) {
+      logger.error({ queue: a.queue, firstSeq: a.firstSeq, lastSeq: a.lastSeq }, 'delivery attempt record not written: the store refused it while stopping');
+      return;
+    }
     held.push(a);
     if (held.length > maxPending) {
       held.shift();
@@ -51,7 +68,7 @@ export function keptJournal(journal: Journal, clock: Clock, logger: Logger, opti
     schedule();
   };
   const schedule = (): void => {
-    if (timer !== null || flushing || stopped) return;
+    if (timer !== null || flushing !== null || stopped) return;
     timer = clock.after(wait, () => {
       timer = null;
       void flush();
@@ -67,49 +84,80 @@ export function keptJournal(journal: Journal, clock: Clock, logger: Logger, opti
     return false;
   };
   /** Writes the held records oldest first; stops at the first the store refuses for now. */
-  const flush = async (): Promise<void> => {
-    flushing = true;
-    try {
-      if (given > 0) {
-        logger.error({ given }, 'delivery attempt records given up: the store was out of reach longer than the journal holds');
-        given = 0;
-      }
-      while (held.length > 0 && !stopped) {
-        const a = held[0]!;
-        try {
-          await journal.recordAttempt(a);
-        } catch (err) {
-          if (refused(a, err)) {
-            wait = Math.min(maxWait, wait * 2);
-            return;
+  const flush = (): Promise<void> => {
+    flushing ??= (async () => {
+      try {
+        if (given > 0) {
+          logger.error({ given }, 'delivery attempt records given up: the store was out of reach longer than the journal holds');
+          given = 0;
+        }
+        while (held.length > 0 && !late) {
+          // Off the list while it is written: a record held meanwhile may push the oldest out, never this one.
+          const a = held.shift()!;
+          try {
+            await journal.recordAttempt(a);
+          } catch (err) {
+            if (refused(a, err)) {
+              held.unshift(a);
+              wait = Math.min(maxWait, wait * 2);
+              return;
+            }
           }
         }
-        held.shift();
+        wait = firstWait;
+      } finally {
+        flushing = null;
+        if (held.length > 0) schedule();
       }
-      wait = firstWait;
-    } finally {
-      flushing = false;
-      if (held.length > 0) schedule();
+    })();
+    return flushing;
+  };
+  const direct = async (a: DeliveryAttempt): Promise<void> => {
+    try {
+      await journal.recordAttempt(a);
+    } catch (err) {
+      if (refused(a, err)) hold(a);
     }
   };
 
   return {
-    async recordAttempt(a) {
+    recordAttempt(a) {
       // Behind held records: written after them, so the journal keeps the calls' order.
-      if (held.length > 0 || flushing) return hold(a);
-      try {
-        await journal.recordAttempt(a);
-      } catch (err) {
-        if (refused(a, err)) hold(a);
+      if (held.length > 0 || flushing !== null) {
+        hold(a);
+        return Promise.resolve();
       }
+      const w = direct(a);
+      writing.add(w);
+      void w.finally(() => writing.delete(w));
+      return w;
     },
     pending: () => held.length,
     async stop() {
       cancel();
-      if (held.length > 0 && !flushing) await flush();
+      // A write the store leaves unanswered (up to its query timeout) must not hold the shutdown either.
+      let deadline: Cancel = () => {};
+      const timeUp = new Promise<void>((resolve) => {
+        deadline = clock.after(stopWithin, () => {
+          late = true;
+          resolve();
+        });
+      });
+      const lastTry = async (): Promise<void> => {
+        await Promise.all([...writing]);
+        await flushing;
+        if (held.length > 0) await flush();
+      };
+      try {
+        await Promise.race([lastTry(), timeUp]);
+      } finally {
+        deadline();
+      }
       stopped = true;
       cancel();
       if (held.length > 0 || given > 0) logger.error({ notWritten: held.length + given }, 'stopping with delivery attempt records the store has not taken');
+      held.length = 0;
+      given = 0;
     },
   };
 }

@@ -6,7 +6,7 @@ import { StoreError } from '../../ports/errors.js';
 import type { QueueRef } from '../../ports/message-log.js';
 import { classifyPgError, isLockTimeout, isReadTimeout, isRetryable } from './errors.js';
 import { createDays, dayOf } from './partitions.js';
-import { applySchema, LOCKS, SCHEMA } from './schema.js';
+import { applySchema, LOCKS, SCHEMA, SEED } from './schema.js';
 
 export interface PostgresOptions {
   /** postgres://user:password@host:port/database (TLS and the rest as node-postgres reads them from the URL). */
@@ -90,8 +90,8 @@ export class PgDatabase {
       ...(options.queryTimeoutMs === undefined ? {} : { queryTimeoutMs: options.queryTimeoutMs }),
       ...(options.idleInTransactionMs === undefined ? {} : { idleInTransactionMs: options.idleInTransactionMs }),
     });
-    // Only inside tx: a node starting while another applies the schema waits for that advisory lock as
-    // long as it takes, and the partition and retention statements set their own.
+    // Only inside tx: applying a changed schema sets its own (applySchema), and so do the partition and
+    // retention statements.
     this.begin = `BEGIN; SET LOCAL lock_timeout = ${Math.max(1, Math.round(options.lockTimeoutMs ?? LOCK_TIMEOUT_MS))}`;
     this.lockWaitBudgetMs = (options.idleInTransactionMs ?? IDLE_IN_TRANSACTION_MS) + 2 * (options.lockTimeoutMs ?? LOCK_TIMEOUT_MS);
   }
@@ -100,6 +100,7 @@ export class PgDatabase {
     const d = new PgDatabase(options);
     try {
       await applySchema(d.pool, LOCKS.schema, SCHEMA);
+      await d.pool.query(SEED);
       const today = dayOf(options.clock.now());
       await d.ensureDays([today - 1, today, today + 1, today + 2]);
     } catch (err) {

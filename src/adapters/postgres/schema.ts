@@ -128,7 +128,6 @@ CREATE TABLE IF NOT EXISTS registry_version (
   id integer PRIMARY KEY CHECK (id = 1),
   version bigint NOT NULL
 );
-INSERT INTO registry_version (id, version) VALUES (1, 0) ON CONFLICT DO NOTHING;
 CREATE TABLE IF NOT EXISTS mpan_appointments (
   mpan text NOT NULL,
   slot text NOT NULL,
@@ -247,6 +246,12 @@ export const LOCKS = {
 } as const;
 
 /** How long one try at applying a changed schema waits for a table's lock, and how many tries it makes. */
+/**
+ * Rows the store cannot work without, put back on every open (the schema's digest does not watch them):
+ * without its one row the registry version never moves. A row lock at most: writers never wait for it.
+ */
+export const SEED = 'INSERT INTO registry_version (id, version) VALUES (1, 0) ON CONFLICT DO NOTHING';
+
 export const SCHEMA_LOCK = { timeoutMs: 2_000, tries: 15 } as const;
 
 /**
@@ -272,16 +277,17 @@ export async function applySchema(pool: pg.Pool, lock: number, ddl: string, opti
   for (let attempt = 1; ; attempt++) {
     try {
       await inTransaction(pool, async (client) => {
-        await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(options.timeoutMs))}`);
+        // As long as it takes: another node applying the same version holds it only while it does.
         await client.query('SELECT pg_advisory_xact_lock($1)', [lock]);
+        await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(options.timeoutMs))}`);
         await client.query(SCHEMA_APPLIED);
         // Another node may have applied it while this one waited for the advisory lock.
-        const { rows } = await client.query<{ digest: string }>('SELECT digest FROM schema_applied WHERE lock_key = $1', [lock]);
+        const { rows } = await client.query<{ digest: string }>(APPLIED_DIGEST, [lock]);
         if (rows[0]?.digest === digest) return;
         await client.query(ddl);
         await client.query(
-          `INSERT INTO schema_applied (lock_key, digest) VALUES ($1, $2)
-           ON CONFLICT (lock_key) DO UPDATE SET digest = EXCLUDED.digest, applied_at = now()`,
+          `INSERT INTO schema_applied (schema_name, lock_key, digest) VALUES (current_schema(), $1, $2)
+           ON CONFLICT (schema_name, lock_key) DO UPDATE SET digest = EXCLUDED.digest, applied_at = now()`,
           [lock, digest],
         );
       });
@@ -294,17 +300,26 @@ export async function applySchema(pool: pg.Pool, lock: number, ddl: string, opti
   }
 }
 
-/** One row per store's schema (by its advisory lock key): the digest of the DDL last applied. */
+/**
+ * One row per store's schema (by its advisory lock key) in each PostgreSQL schema the DIP's tables are
+ * made in: the digest of the DDL last applied there. Keyed by the schema's name because an unqualified
+ * name is looked up along the search_path: a deployment in `staging` with `search_path=staging,public`
+ * must not take the row of the one in `public` for its own (its tables are made in `staging`).
+ */
 const SCHEMA_APPLIED = `CREATE TABLE IF NOT EXISTS schema_applied (
-  lock_key bigint PRIMARY KEY,
+  schema_name text NOT NULL,
+  lock_key bigint NOT NULL,
   digest text NOT NULL,
-  applied_at timestamptz NOT NULL DEFAULT now()
+  applied_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (schema_name, lock_key)
 )`;
+
+const APPLIED_DIGEST = 'SELECT digest FROM schema_applied WHERE schema_name = current_schema() AND lock_key = $1';
 
 /** The digest recorded for a store's schema, read without taking any lock; undefined before the first. */
 async function appliedDigest(pool: pg.Pool, lock: number): Promise<string | undefined> {
   try {
-    const { rows } = await pool.query<{ digest: string }>('SELECT digest FROM schema_applied WHERE lock_key = $1', [lock]);
+    const { rows } = await pool.query<{ digest: string }>(APPLIED_DIGEST, [lock]);
     return rows[0]?.digest;
   } catch (err) {
     if ((err as { code?: unknown })?.code === UNDEFINED_TABLE) return undefined;
