@@ -36,8 +36,8 @@ export interface KeptJournal extends Journal {
  * forever and is logged and dropped, as before. Held records live in memory: a crash while the store is
  * out of reach loses them (the deliveries themselves are unaffected: their positions are in the queues).
  * Order: held records are written oldest first and new ones queue behind them; but records written at
- * the moment the store comes back may land before one held a moment earlier, so readers order by each
- * record's `startedAt`, not by when it was stored.
+ * the moment the store comes back may be stored before one held a moment earlier (the journal's listing,
+ * newest stored first, then shows them so); each record carries `startedAt`, when its call was made.
  */
 export function keptJournal(journal: Journal, clock: Clock, logger: Logger, options: KeptJournalOptions = {}): KeptJournal {
   const maxPending = options.maxPending ?? 10_000;
