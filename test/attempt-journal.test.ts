@@ -207,4 +207,24 @@ describe('keptJournal with writes in flight', () => {
     await clock.advance(1);
     await stopping;
   });
+
+  it('logs a held record whose retry the store answers only after stop gave up on it', async () => {
+    const clock = new FakeClock();
+    const db = gatedStore();
+    const { logger, errors } = logs();
+    const journal = keptJournal(db, clock, logger, { retryMs: 1_000, stopWithinMs: 5_000 });
+    const first = journal.recordAttempt(attempt(1));
+    await settle();
+    db.calls[0]!.refuse();
+    await first;
+    await clock.advance(1_000); // the retry of 1 is under way, unanswered
+    expect(db.calls).toHaveLength(2);
+    const stopping = journal.stop();
+    await clock.advance(5_000);
+    await stopping;
+    db.calls[1]!.refuse();
+    await settle();
+    expect(journal.pending()).toBe(0);
+    expect(errors.map((e) => e.msg)).toEqual(['delivery attempt record not written: the store refused it while stopping']);
+  });
 });

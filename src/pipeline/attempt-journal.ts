@@ -55,11 +55,10 @@ export function keptJournal(journal: Journal, clock: Clock, logger: Logger, opti
   /** Set when stop's time is up: a flush under way ends after the record it is writing. */
   let late = false;
 
+  const notWritten = (a: DeliveryAttempt): void =>
+    logger.error({ queue: a.queue, firstSeq: a.firstSeq, lastSeq: a.lastSeq }, 'delivery attempt record not written: the store refused it while stopping');
   const hold = (a: DeliveryAttempt): void => {
-    if (stopped) {
-      logger.error({ queue: a.queue, firstSeq: a.firstSeq, lastSeq: a.lastSeq }, 'delivery attempt record not written: the store refused it while stopping');
-      return;
-    }
+    if (stopped) return notWritten(a);
     held.push(a);
     if (held.length > maxPending) {
       held.shift();
@@ -98,6 +97,8 @@ export function keptJournal(journal: Journal, clock: Clock, logger: Logger, opti
             await journal.recordAttempt(a);
           } catch (err) {
             if (refused(a, err)) {
+              // Refused after stop gave up waiting for it: nothing would write it any more.
+              if (stopped) return notWritten(a);
               held.unshift(a);
               wait = Math.min(maxWait, wait * 2);
               return;
