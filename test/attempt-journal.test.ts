@@ -191,7 +191,7 @@ describe('keptJournal with writes in flight', () => {
     db.calls[2]!.refuse();
     await late;
     expect(journal.pending()).toBe(0);
-    expect(errors.map((e) => e.msg)).toContain('delivery attempt record not written: the store refused it while stopping');
+    expect(errors.map((e) => e.msg)).toContain('delivery attempt record not written: the store refused it after the journal stopped');
   });
 
   it('gives up on stop after stopWithinMs when the store leaves a write unanswered', async () => {
@@ -208,7 +208,8 @@ describe('keptJournal with writes in flight', () => {
     await stopping;
   });
 
-  it('logs a held record whose retry the store answers only after stop gave up on it', async () => {
+  /** Record 1 refused, held, its retry under way and unanswered when stop() gives up waiting (5 s). */
+  const stoppedWithRetryUnderWay = async () => {
     const clock = new FakeClock();
     const db = gatedStore();
     const { logger, errors } = logs();
@@ -217,14 +218,29 @@ describe('keptJournal with writes in flight', () => {
     await settle();
     db.calls[0]!.refuse();
     await first;
-    await clock.advance(1_000); // the retry of 1 is under way, unanswered
+    await clock.advance(1_000);
     expect(db.calls).toHaveLength(2);
     const stopping = journal.stop();
     await clock.advance(5_000);
     await stopping;
+    return { db, errors, journal };
+  };
+
+  it('tries a record that arrives after stop on its own, even while a flush stop gave up on is still under way', async () => {
+    const { db, journal } = await stoppedWithRetryUnderWay();
+    const late = journal.recordAttempt(attempt(2)); // a worker given up without waiting ends its call
+    await settle();
+    expect(db.calls.map((c) => c.a.firstSeq)).toEqual([1, 1, 2]);
+    db.calls[2]!.take();
+    await late;
+    expect(db.written).toEqual([2]);
+  });
+
+  it('logs a held record whose retry the store answers only after stop gave up on it', async () => {
+    const { db, errors, journal } = await stoppedWithRetryUnderWay();
     db.calls[1]!.refuse();
     await settle();
     expect(journal.pending()).toBe(0);
-    expect(errors.map((e) => e.msg)).toEqual(['delivery attempt record not written: the store refused it while stopping']);
+    expect(errors.map((e) => e.msg)).toEqual(['delivery attempt record not written: the store refused it after the journal stopped']);
   });
 });

@@ -66,12 +66,12 @@ describe('the PostgreSQL schema', () => {
   });
 
   it('applies a changed schema (an upgrade): what the new version adds is made', async () => {
-    await admin.query("UPDATE schema_applied SET digest = 'an older version' WHERE lock_key = $1", [LOCKS.schema]);
+    await admin.query("UPDATE dip_schema_digests SET digest = 'an older version' WHERE lock_key = $1", [LOCKS.schema]);
     await admin.query('DROP INDEX messages_batch');
     const upgraded = await PgDatabase.open({ url, clock: systemClock, poolSize: 1 });
     await upgraded.close();
     expect((await admin.query("SELECT to_regclass('messages_batch') AS i")).rows[0].i).toBe('messages_batch');
-    expect((await admin.query<{ digest: string }>('SELECT digest FROM schema_applied WHERE lock_key = $1', [LOCKS.schema])).rows[0]!.digest).not.toBe('an older version');
+    expect((await admin.query<{ digest: string }>('SELECT digest FROM dip_schema_digests WHERE lock_key = $1', [LOCKS.schema])).rows[0]!.digest).not.toBe('an older version');
     // And the version is now in place: the next opening takes no lock.
     await holdWriterLocks();
     await (await withoutWaiting(PgDatabase.open({ url, clock: systemClock, poolSize: 1 }))).close();
@@ -95,7 +95,7 @@ describe('the PostgreSQL schema', () => {
   });
 
   it('gives a table lock up after its timeout while writers hold the tables, and tries again until they let go', async () => {
-    await admin.query("UPDATE schema_applied SET digest = 'an older version' WHERE lock_key = $1", [LOCKS.schema]);
+    await admin.query("UPDATE dip_schema_digests SET digest = 'an older version' WHERE lock_key = $1", [LOCKS.schema]);
     await holdWriterLocks();
     const pool = new pg.Pool({ connectionString: url, max: 1 });
     try {
@@ -111,7 +111,7 @@ describe('the PostgreSQL schema', () => {
       expect(failed).toBeNull();
       await writer.query('COMMIT');
       await applying;
-      expect((await admin.query<{ digest: string }>('SELECT digest FROM schema_applied WHERE lock_key = $1', [LOCKS.schema])).rows[0]!.digest).not.toBe('an older version');
+      expect((await admin.query<{ digest: string }>('SELECT digest FROM dip_schema_digests WHERE lock_key = $1', [LOCKS.schema])).rows[0]!.digest).not.toBe('an older version');
     } finally {
       await pool.end();
     }

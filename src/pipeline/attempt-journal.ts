@@ -54,9 +54,11 @@ export function keptJournal(journal: Journal, clock: Clock, logger: Logger, opti
   let stopped = false;
   /** Set when stop's time is up: a flush under way ends after the record it is writing. */
   let late = false;
+  /** A held record is being written (off the list meanwhile, still counted as held). */
+  let writingHeld = false;
 
   const notWritten = (a: DeliveryAttempt): void =>
-    logger.error({ queue: a.queue, firstSeq: a.firstSeq, lastSeq: a.lastSeq }, 'delivery attempt record not written: the store refused it while stopping');
+    logger.error({ queue: a.queue, firstSeq: a.firstSeq, lastSeq: a.lastSeq }, 'delivery attempt record not written: the store refused it after the journal stopped');
   const hold = (a: DeliveryAttempt): void => {
     if (stopped) return notWritten(a);
     held.push(a);
@@ -93,6 +95,7 @@ export function keptJournal(journal: Journal, clock: Clock, logger: Logger, opti
         while (held.length > 0 && !late) {
           // Off the list while it is written: a record held meanwhile may push the oldest out, never this one.
           const a = held.shift()!;
+          writingHeld = true;
           try {
             await journal.recordAttempt(a);
           } catch (err) {
@@ -100,9 +103,15 @@ export function keptJournal(journal: Journal, clock: Clock, logger: Logger, opti
               // Refused after stop gave up waiting for it: nothing would write it any more.
               if (stopped) return notWritten(a);
               held.unshift(a);
+              if (held.length > maxPending) {
+                held.shift(); // the oldest is given up, as in hold()
+                given += 1;
+              }
               wait = Math.min(maxWait, wait * 2);
               return;
             }
+          } finally {
+            writingHeld = false;
           }
         }
         wait = firstWait;
@@ -123,8 +132,9 @@ export function keptJournal(journal: Journal, clock: Clock, logger: Logger, opti
 
   return {
     recordAttempt(a) {
-      // Behind held records: written after them, so the journal keeps the calls' order.
-      if (held.length > 0 || flushing !== null) {
+      // Behind held records: written after them, so the journal keeps the calls' order. Once stopped
+      // (a worker given up without waiting can still end a call), each is tried once, on its own.
+      if (!stopped && (held.length > 0 || flushing !== null)) {
         hold(a);
         return Promise.resolve();
       }
@@ -133,7 +143,7 @@ export function keptJournal(journal: Journal, clock: Clock, logger: Logger, opti
       void w.finally(() => writing.delete(w));
       return w;
     },
-    pending: () => held.length,
+    pending: () => held.length + (writingHeld ? 1 : 0),
     async stop() {
       cancel();
       // A write the store leaves unanswered (up to its query timeout) must not hold the shutdown either.

@@ -248,14 +248,17 @@ export const LOCKS = {
 /** How long one try at applying a changed schema waits for a table's lock, and how many tries it makes. */
 /**
  * Rows the store cannot work without, put back on every open (the schema's digest does not watch them):
- * without its one row the registry version never moves. A row lock at most: writers never wait for it.
+ * without its one row the registry version never moves. Inserted only when no committed row is there, so
+ * opening never waits behind a transaction that is changing it (ON CONFLICT alone would).
  */
-export const SEED = 'INSERT INTO registry_version (id, version) VALUES (1, 0) ON CONFLICT DO NOTHING';
+export const SEED = `INSERT INTO registry_version (id, version)
+  SELECT 1, 0 WHERE NOT EXISTS (SELECT 1 FROM registry_version WHERE id = 1)
+  ON CONFLICT DO NOTHING`;
 
 export const SCHEMA_LOCK = { timeoutMs: 2_000, tries: 15 } as const;
 
 /**
- * Applies idempotent DDL, once per version of it: the DDL's digest is kept in `schema_applied`, and a node
+ * Applies idempotent DDL, once per version of it: the DDL's digest is kept in `dip_schema_digests`, and a node
  * that finds its own digest there touches nothing else.
  *
  * Why the digest: PostgreSQL takes a table's lock before it looks whether the object exists, so `CREATE
@@ -286,7 +289,7 @@ export async function applySchema(pool: pg.Pool, lock: number, ddl: string, opti
         if (rows[0]?.digest === digest) return;
         await client.query(ddl);
         await client.query(
-          `INSERT INTO schema_applied (schema_name, lock_key, digest) VALUES (current_schema(), $1, $2)
+          `INSERT INTO dip_schema_digests (schema_name, lock_key, digest) VALUES (current_schema(), $1, $2)
            ON CONFLICT (schema_name, lock_key) DO UPDATE SET digest = EXCLUDED.digest, applied_at = now()`,
           [lock, digest],
         );
@@ -306,7 +309,7 @@ export async function applySchema(pool: pg.Pool, lock: number, ddl: string, opti
  * name is looked up along the search_path: a deployment in `staging` with `search_path=staging,public`
  * must not take the row of the one in `public` for its own (its tables are made in `staging`).
  */
-const SCHEMA_APPLIED = `CREATE TABLE IF NOT EXISTS schema_applied (
+const SCHEMA_APPLIED = `CREATE TABLE IF NOT EXISTS dip_schema_digests (
   schema_name text NOT NULL,
   lock_key bigint NOT NULL,
   digest text NOT NULL,
@@ -314,7 +317,7 @@ const SCHEMA_APPLIED = `CREATE TABLE IF NOT EXISTS schema_applied (
   PRIMARY KEY (schema_name, lock_key)
 )`;
 
-const APPLIED_DIGEST = 'SELECT digest FROM schema_applied WHERE schema_name = current_schema() AND lock_key = $1';
+const APPLIED_DIGEST = 'SELECT digest FROM dip_schema_digests WHERE schema_name = current_schema() AND lock_key = $1';
 
 /** The digest recorded for a store's schema, read without taking any lock; undefined before the first. */
 async function appliedDigest(pool: pg.Pool, lock: number): Promise<string | undefined> {
