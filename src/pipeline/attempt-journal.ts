@@ -57,8 +57,10 @@ export function keptJournal(journal: Journal, clock: Clock, logger: Logger, opti
   /** A held record is being written (off the list meanwhile, still counted as held). */
   let writingHeld = false;
 
+  /** What a log line says of the record it concerns. */
+  const which = (a: DeliveryAttempt) => ({ queue: a.queue, firstSeq: a.firstSeq, lastSeq: a.lastSeq });
   const notWritten = (a: DeliveryAttempt): void =>
-    logger.error({ queue: a.queue, firstSeq: a.firstSeq, lastSeq: a.lastSeq }, 'delivery attempt record not written: the store refused it after the journal stopped');
+    logger.error(which(a), 'delivery attempt record not written: the store refused it after the journal stopped');
   const hold = (a: DeliveryAttempt): void => {
     if (stopped) return notWritten(a);
     held.push(a);
@@ -81,7 +83,7 @@ export function keptJournal(journal: Journal, clock: Clock, logger: Logger, opti
   };
   const refused = (a: DeliveryAttempt, err: unknown): boolean => {
     if (storeFailureKind(err) === 'unavailable') return true;
-    logger.error({ err, queue: a.queue, firstSeq: a.firstSeq, lastSeq: a.lastSeq }, 'could not record a delivery attempt');
+    logger.error({ err, ...which(a) }, 'could not record a delivery attempt');
     return false;
   };
   /** Writes the held records oldest first; stops at the first the store refuses for now. */

@@ -245,7 +245,6 @@ export const LOCKS = {
   activitySchema: 0x0d1b5c51,
 } as const;
 
-/** How long one try at applying a changed schema waits for a table's lock, and how many tries it makes. */
 /**
  * Rows the store cannot work without, put back on every open (the schema's digest does not watch them):
  * without its one row the registry version never moves. Inserted only when no committed row is there, so
@@ -255,6 +254,7 @@ export const SEED = `INSERT INTO registry_version (id, version)
   SELECT 1, 0 WHERE NOT EXISTS (SELECT 1 FROM registry_version WHERE id = 1)
   ON CONFLICT DO NOTHING`;
 
+/** How long one try at applying a changed schema waits for a table's lock, and how many tries it makes. */
 export const SCHEMA_LOCK = { timeoutMs: 2_000, tries: 15 } as const;
 
 /**
