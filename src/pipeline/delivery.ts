@@ -169,9 +169,25 @@ export class Delivery {
   notify(queues: Iterable<QueueRef>): void {
     if (this.stopped) return;
     for (const q of queues) {
+      if (!this.actsOnArrival(q)) continue;
       if (this.holding(q)) this.worker(q).kick();
       else this.claim(q, true);
     }
+  }
+
+  /**
+   * Whether an arrival gives the queue's worker anything to do now: a webhook to call, an in-process
+   * consumer, messages to set aside. A queue its recipient pulls has nothing until the recipient pulls;
+   * whether its oldest entry went stale is the sweep's to find. Waking it read the store (and, with
+   * delivery processes, crossed to another process) once per accepted batch for nothing: about a tenth
+   * of the main thread's time per single-message request when recipients pull (BENCHMARKS.md).
+   * In a cluster every arrival still wakes: a webhook just set on another node may not have reached this
+   * node's registry yet, and a skipped wake would wait for the holder's sweep. In one machine the
+   * registry consulted here is the one a webhook is written to (configureWebhook refreshes it first).
+   */
+  private actsOnArrival(q: QueueRef): boolean {
+    if (this.deps.leases.shared) return true;
+    return this.deps.webhook(q) !== undefined || this.deps.localConsumer(q) !== undefined || (this.deps.undeliverable?.(q) ?? null) !== null;
   }
 
   /** Whether this node works the queue now: it holds the lease and is not giving it up. */
