@@ -37,7 +37,7 @@ function dip(leases: QueueLeases) {
   // Each queue holds one message, received at the start; nothing is ever settled past it except by a set-aside.
   const settled = new Map<string, number>();
   const queued = [pushed, pulled, mpanFeed, offboarded];
-  const worker = workerDeps(clock, {
+  const { share: _noShare, ...worker } = workerDeps(clock, {
     log: {
       readQueue: async (q, after) => {
         reads.push(name(q));
