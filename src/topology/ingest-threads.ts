@@ -75,6 +75,17 @@ function entryModule(): URL {
 }
 
 /**
+ * The young generation an ingest thread may grow to (V8's default is 48 MB on 64-bit: 16 MB semi-spaces).
+ * A thread turns each batch into short-lived garbage several times its size (the parsed items, the stamped
+ * copies, their serialised and compressed forms): at batch 100 its profile was about 30 % garbage
+ * collection, mostly scavenges of a young generation that filled every few batches. With 192 MB, four
+ * alternated pairs of `npm run bench -- --only ingest` (2026-12-03, BENCHMARKS.md) accepted 23 % more at
+ * batch 10 and 20 % more at batch 100, with 16 % less CPU a message at batch 100; a quiet thread uses far
+ * less (V8 grows the semi-spaces only as survival asks).
+ */
+export const INGEST_YOUNG_GENERATION_MB = 192;
+
+/**
  * The ingest threads (`ingestThreads` > 0): each runs POST /dip-channel/{id}'s pipeline — signature
  * check, parse, validation, routing, stamping, serialising and sealing the copies — for the requests
  * this thread hands it, so the listeners' thread keeps only TLS, HTTP and the one group commit. A
@@ -182,7 +193,7 @@ export class IngestThreads implements IngestHandler {
     slot.timer = null;
     slot.view.state = slot.view.restarts === 0 ? 'starting' : 'restarting';
     slot.view.handled = 0;
-    const worker = new Worker(this.entry);
+    const worker = new Worker(this.entry, { resourceLimits: { maxYoungGenerationSizeMb: INGEST_YOUNG_GENERATION_MB } });
     slot.worker = worker;
     worker.on('message', (m: FromIngestThread) => this.received(slot, m));
     worker.on('error', (err) => this.writer.logger.error({ err, thread: slot.view.index }, 'ingest thread failed'));
