@@ -33,8 +33,11 @@ export interface KeptJournal extends Journal {
  * delivery; before this, a record refused while the store was out of reach (a PostgreSQL failover, a
  * node cut off from it, a full disk) was logged and lost, and the audit trail showed a gap exactly where
  * an operator looks first. Only `unavailable` refusals are kept: a `permanent` one would fail the same way
- * forever and is logged and dropped, as before. Held records live in memory: a crash while the store is
- * out of reach loses them (the deliveries themselves are unaffected: their positions are in the queues).
+ * forever and is logged and dropped, as before. An `unavailable` refusal may come after the store took
+ * the write (the connection went with its answer): the record is written again, and the store keeps one
+ * record per attempt ID (DeliveryAttempt.attemptId), so it is not stored twice. Held records live in
+ * memory: a crash while the store is out of reach loses them (the deliveries themselves are unaffected:
+ * their positions are in the queues).
  * Order: held records are written oldest first and new ones queue behind them; but records written at
  * the moment the store comes back may be stored before one held a moment earlier (the journal's listing,
  * newest stored first, then shows them so); each record carries `startedAt`, when its call was made.
@@ -58,7 +61,7 @@ export function keptJournal(journal: Journal, clock: Clock, logger: Logger, opti
   let writingHeld = false;
 
   /** What a log line says of the record it concerns. */
-  const which = (a: DeliveryAttempt) => ({ queue: a.queue, firstSeq: a.firstSeq, lastSeq: a.lastSeq });
+  const which = (a: DeliveryAttempt) => ({ attemptId: a.attemptId, queue: a.queue, firstSeq: a.firstSeq, lastSeq: a.lastSeq });
   const notWritten = (a: DeliveryAttempt): void =>
     logger.error(which(a), 'delivery attempt record not written: the store refused it after the journal stopped');
   const hold = (a: DeliveryAttempt): void => {
