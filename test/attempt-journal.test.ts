@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { systemClock } from '../src/adapters/clock.js';
 import { openSqliteBackend } from '../src/adapters/sqlite/index.js';
 import { newAttemptId } from '../src/domain/attempt-id.js';
-import { keptJournal } from '../src/pipeline/attempt-journal.js';
+import { deliveryJournal, keptJournal } from '../src/pipeline/attempt-journal.js';
+import { DipMetrics } from '../src/pipeline/metrics.js';
 import type { DeliveryAttempt } from '../src/ports/archive.js';
 import { StoreError } from '../src/ports/errors.js';
 import { batch, message, sup } from './contract/fixtures.js';
@@ -287,5 +288,30 @@ describe('keptJournal over a real store whose answer is lost after it took the w
     } finally {
       await backend.close();
     }
+  });
+});
+
+describe('deliveryJournal', () => {
+  const delivered = async (metrics: DipMetrics): Promise<string | undefined> => /^dip_delivery_attempts_total\{verdict="delivered"\} (\d+)$/m.exec(await metrics.text())?.[1];
+
+  it('counts a call once in the metrics, however many times its record is tried before the store takes it', async () => {
+    const clock = new FakeClock();
+    const db = store();
+    const { logger } = logs();
+    const metrics = new DipMetrics(async () => []);
+    const journal = deliveryJournal(db, metrics, clock, logger, { retryMs: 1_000 });
+    db.state = 'unavailable';
+    await journal.recordAttempt(attempt(1));
+    await clock.advance(1_000); // refused again
+    db.state = 'up';
+    await clock.advance(2_000);
+    expect(db.tries).toBe(3);
+    expect(db.written).toEqual([1]);
+    expect(await delivered(metrics)).toBe('1');
+    // What it holds is the kept journal's: pending and stop pass through.
+    expect(journal.pending()).toBe(0);
+    await journal.recordAttempt(attempt(2));
+    expect(await delivered(metrics)).toBe('2');
+    await journal.stop();
   });
 });

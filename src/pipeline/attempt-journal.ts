@@ -2,6 +2,7 @@ import type { DeliveryAttempt } from '../ports/archive.js';
 import type { Cancel, Clock } from '../ports/clock.js';
 import { storeFailureKind } from '../ports/errors.js';
 import type { Logger } from '../ports/logger.js';
+import type { DipMetrics } from './metrics.js';
 
 type Journal = { recordAttempt(a: DeliveryAttempt): Promise<void> };
 
@@ -174,6 +175,27 @@ export function keptJournal(journal: Journal, clock: Clock, logger: Logger, opti
       if (held.length > 0 || given > 0) logger.error({ notWritten: held.length + given }, 'stopping with delivery attempt records the store has not taken');
       held.length = 0;
       given = 0;
+    },
+  };
+}
+
+/**
+ * The delivery journal as a node runs it: each webhook call is counted in the metrics (by outcome, and its
+ * latency) when its record is handed in, right after the call, by the queue worker or a delivery process;
+ * then the record is kept (keptJournal) until the store takes it.
+ *
+ * Why the count is taken here and not where the record is written: a held record is written again, maybe
+ * several times, and so is one whose write went through but whose answer was lost; counted per write,
+ * such a call was counted once per try, and dip_delivery_attempts_total over-reported exactly during the
+ * outages an operator reads it for. A pull's acknowledgement does not come this way (it is no call).
+ */
+export function deliveryJournal(store: Journal, metrics: Pick<DipMetrics, 'attempt'>, clock: Clock, logger: Logger, options: KeptJournalOptions = {}): KeptJournal {
+  const kept = keptJournal(store, clock, logger, options);
+  return {
+    ...kept,
+    recordAttempt(a) {
+      metrics.attempt(a);
+      return kept.recordAttempt(a);
     },
   };
 }
