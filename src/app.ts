@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino, type DestinationStream } from 'pino';
@@ -170,7 +171,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const overload = new OverloadGuard(config.overload, load, config.bodyLimitBytes);
   metrics.watchOverload(() => overload.stats());
   const apiDeps = {
-    config, logger, ingest, registry, selfService, webhooks: backend.registry, delivery, replay, status, queues: backend.log, journal: backend.archive, copies, channel, health, clock, destinations, publications,
+    config, logger, ingest, registry, selfService, webhooks: backend.registry, delivery, replay, status, queues: backend.log, journal: backend.archive, randomBytes, copies, channel, health, clock, destinations, publications,
     notReady: () => core.catalogue.notReady(),
     overload,
     certificates,

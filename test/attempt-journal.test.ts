@@ -1,11 +1,20 @@
 /** The delivery journal keeps what the store refused while out of reach (src/pipeline/attempt-journal.ts). */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { keptJournal } from '../src/pipeline/attempt-journal.js';
+import { systemClock } from '../src/adapters/clock.js';
+import { openSqliteBackend } from '../src/adapters/sqlite/index.js';
+import { newAttemptId } from '../src/domain/attempt-id.js';
+import { deliveryJournal, keptJournal } from '../src/pipeline/attempt-journal.js';
+import { DipMetrics } from '../src/pipeline/metrics.js';
 import type { DeliveryAttempt } from '../src/ports/archive.js';
 import { StoreError } from '../src/ports/errors.js';
+import { batch, message, sup } from './contract/fixtures.js';
 import { FakeClock, settle } from './helpers/clocks.js';
 
 const attempt = (seq: number): DeliveryAttempt => ({
+  attemptId: newAttemptId(Date.UTC(2026, 0, 1) + seq, (n) => new Uint8Array(n).fill(seq)),
   queue: { recipientDipId: 'abcdef0123', channel: 'IF-021' },
   firstSeq: seq,
   lastSeq: seq,
@@ -242,5 +251,67 @@ describe('keptJournal with writes in flight', () => {
     await settle();
     expect(journal.pending()).toBe(0);
     expect(errors.map((e) => e.msg)).toEqual(['delivery attempt record not written: the store refused it after the journal stopped']);
+  });
+});
+
+describe('keptJournal over a real store whose answer is lost after it took the write', () => {
+  it('writes the record again, and the store keeps it once', async () => {
+    const backend = openSqliteBackend(join(mkdtempSync(join(tmpdir(), 'opendip-journal-')), 'dip.db'), { clock: systemClock });
+    try {
+      await backend.log.append(batch([message(['SUP0000001'])]));
+      let lost = 0;
+      /** The store's answer to the latest write (real I/O: the fake clock does not wait for it). */
+      let answered: Promise<void> = Promise.resolve();
+      // Committed, then the answer lost (a connection cut just after COMMIT): the journal sees `unavailable`.
+      const ambiguous = {
+        recordAttempt(a: DeliveryAttempt): Promise<void> {
+          const write = backend.archive.recordAttempt(a).then(() => {
+            if (lost++ === 0) throw new StoreError('unavailable', 'Connection terminated unexpectedly', null);
+          });
+          answered = write.catch(() => {});
+          return write;
+        },
+      };
+      const clock = new FakeClock();
+      const { logger, errors } = logs();
+      const journal = keptJournal(ambiguous, clock, logger, { retryMs: 1_000 });
+      const record = { ...attempt(1), queue: sup };
+      await journal.recordAttempt(record);
+      expect(journal.pending()).toBe(1); // held: as far as the journal knows, it was not written
+      await clock.advance(1_000);
+      await answered;
+      await settle();
+      expect(lost).toBe(2); // written again
+      expect(journal.pending()).toBe(0);
+      expect((await backend.archive.attempts(sup, 10)).map((a) => [a.attemptId, a.firstSeq])).toEqual([[record.attemptId, 1]]);
+      expect(errors).toEqual([]);
+    } finally {
+      await backend.close();
+    }
+  });
+});
+
+describe('deliveryJournal', () => {
+  const delivered = async (metrics: DipMetrics): Promise<string | undefined> => /^dip_delivery_attempts_total\{verdict="delivered"\} (\d+)$/m.exec(await metrics.text())?.[1];
+
+  it('counts a call once in the metrics, however many times its record is tried before the store takes it', async () => {
+    const clock = new FakeClock();
+    const db = store();
+    const { logger } = logs();
+    const metrics = new DipMetrics(async () => []);
+    const journal = deliveryJournal(db, metrics, clock, logger, { retryMs: 1_000 });
+    db.state = 'unavailable';
+    await journal.recordAttempt(attempt(1));
+    await clock.advance(1_000); // refused again
+    db.state = 'up';
+    await clock.advance(2_000);
+    expect(db.tries).toBe(3);
+    expect(db.written).toEqual([1]);
+    expect(await delivered(metrics)).toBe('1');
+    // What it holds is the kept journal's: pending and stop pass through.
+    expect(journal.pending()).toBe(0);
+    await journal.recordAttempt(attempt(2));
+    expect(await delivered(metrics)).toBe('2');
+    await journal.stop();
   });
 });

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DipClient } from '../src/client/dip-client.js';
+import { attemptIdTime } from '../src/domain/attempt-id.js';
 import { hiddenPaths, obfuscate } from '../src/domain/obfuscation.js';
 import { dipDateTime, yyyymmdd } from '../src/domain/time.js';
 import type { DeadLetterEvent } from '../src/pipeline/delivery.js';
@@ -645,6 +646,10 @@ describe('pull consumption (spec 5.4) and idempotent read', () => {
     const journey = async (tx: string) => (await sup.client.call<{ rows: Array<{ event: string; detail: string }> }>('GET', `/observability/reports/journey/${tx}`, '')).body.rows;
     expect((await journey(sent[1]!)).filter((e) => ['attempt', 'delivered'].includes(e.event)).map((e) => e.detail)).toEqual([`pulled and acknowledged by ${SUP}`, `delivered to ${SUP}`]);
     expect((await journey(sent[2]!)).map((e) => e.event)).not.toContain('delivered');
+    // The acknowledgement is journalled under an ID of its own, made when it was received.
+    const [acked] = await t.dip.backend.archive.attempts({ recipientDipId: SUP, channel: 'IF-021' }, 10);
+    expect([acked?.url, acked?.firstSeq, acked?.lastSeq]).toEqual(['pull', 1, 2]);
+    expect(attemptIdTime(acked!.attemptId!)).toBe(acked!.startedAt);
 
     const beyond = await sup.client.ack('IF-021', SUP, 6);
     expect([beyond.status, beyond.body.messageArray[0]!.help]).toEqual([400, 'sequence must be a whole number from 2 (acknowledged) to 5 (newest)']);

@@ -77,6 +77,31 @@ describe('the PostgreSQL schema', () => {
     await (await withoutWaiting(PgDatabase.open({ url, clock: systemClock, poolSize: 1 }))).close();
   });
 
+  it('gives a journal made before attempt IDs (2026-12-03) the column and a unique index on every day', async () => {
+    // What an older version left: the journal without the column or its index, and a record of today in it.
+    await admin.query("UPDATE dip_schema_digests SET digest = 'an older version' WHERE lock_key = $1", [LOCKS.schema]);
+    await admin.query('DROP INDEX delivery_attempts_attempt_id');
+    await admin.query('ALTER TABLE delivery_attempts DROP COLUMN attempt_id');
+    const insert = `INSERT INTO delivery_attempts (attempt_id, queue_id, first_seq, last_seq, url, started_at, latency_ms, status, verdict, error)
+      VALUES ($1, 1, 1, 1, 'https://x', $2, 3, 200, 'delivered', NULL) ON CONFLICT (attempt_id, started_at) DO NOTHING`;
+    const now = Date.now();
+    await admin.query(`INSERT INTO delivery_attempts (queue_id, first_seq, last_seq, url, started_at, latency_ms, status, verdict, error) VALUES (1, 1, 1, 'https://x', $1, 3, 503, 'retry', NULL)`, [now]);
+    await (await PgDatabase.open({ url, clock: systemClock, poolSize: 1 })).close();
+    // Each day's partition has its part of the index (the ON CONFLICT's arbiter, whatever day a record falls on).
+    const days = await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'delivery_attempts'");
+    const indexed = await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'delivery_attempts_attempt_id'");
+    expect(days.rows[0]!.n).toBeGreaterThan(0);
+    expect(indexed.rows[0]!.n).toBe(days.rows[0]!.n);
+    const id = '017f22e2-79b0-7cc3-98c4-dc0c0c07398f';
+    await admin.query(insert, [id, now]);
+    await admin.query(insert, [id, now]);
+    const rows = await admin.query<{ attempt_id: string | null; verdict: string }>('SELECT attempt_id, verdict FROM delivery_attempts ORDER BY id');
+    expect(rows.rows).toEqual([
+      { attempt_id: null, verdict: 'retry' },
+      { attempt_id: id, verdict: 'delivered' },
+    ]);
+  });
+
   it('puts the registry version row back on open (the digest does not watch rows)', async () => {
     await admin.query('DELETE FROM registry_version');
     await (await PgDatabase.open({ url, clock: systemClock, poolSize: 1 })).close();

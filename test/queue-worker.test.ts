@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { ATTEMPT_ID, attemptIdTime } from '../src/domain/attempt-id.js';
 import type { DeliveryAttempt } from '../src/ports/archive.js';
 import { StoreError } from '../src/ports/errors.js';
 import type { QueueEntry, QueueRef, Settlement } from '../src/ports/message-log.js';
@@ -93,6 +95,7 @@ function harness(answers: Array<number | 'down'>, options: { hook?: boolean; sta
     clock,
     logger: { info() {}, warn() {}, error() {} },
     random: () => 1, // the longest wait the schedule allows: deterministic
+    randomBytes,
     staleAfterMs: () => options.staleAfterMs ?? 86_400_000,
     copyFor: (_q, outbound) => outbound,
     localConsumer: () => undefined,
@@ -165,6 +168,9 @@ describe('queue worker', () => {
     // Each retry carries what waits from the first unsettled position on, in order: 3 never goes before 1 and 2.
     expect(h.sent()).toEqual([[1, 2], [1, 2, 3], [1, 2, 3]]);
     expect(h.attempts.map((a) => a.verdict)).toEqual(['retry', 'retry', 'delivered']);
+    // Each call is an attempt of its own, its ID made when it started (a retried call is not the same attempt).
+    expect(h.attempts.every((a) => ATTEMPT_ID.test(a.attemptId) && attemptIdTime(a.attemptId) === a.startedAt)).toBe(true);
+    expect(new Set(h.attempts.map((a) => a.attemptId)).size).toBe(3);
   });
 
   it('a refused batch is resent singly; only the refused message is set aside, with its notice, in one settlement', async () => {

@@ -11,7 +11,7 @@ import { tracesContract } from './contract/traces.contract.js';
 import { archiveContract } from './contract/archive.contract.js';
 import { backendContract, type SyncGate } from './contract/backend.contract.js';
 import { messageLogContract } from './contract/message-log.contract.js';
-import { batch, mds, message, sup } from './contract/fixtures.js';
+import { attemptId, batch, mds, message, sup } from './contract/fixtures.js';
 import { waitFor } from './helpers/dip-harness.js';
 import { DurableReads } from '../src/topology/durable-reads.js';
 import { describe, expect, it } from 'vitest';
@@ -275,5 +275,36 @@ describe('a batch sealed beforehand (on an ingest worker thread)', () => {
     } finally {
       await backend.close();
     }
+  });
+});
+
+describe('a database made before attempt IDs (2026-12-03)', () => {
+  it('gets the column and its unique index on open (migrate): old records read back without an ID, new ones are stored once', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'opendip-attempt-ids-')), 'dip.db');
+    const first = openSqliteBackend(file, { clock: systemClock });
+    await first.log.append(batch([message(['SUP0000001'])]));
+    await first.close();
+    // What an older version left: the journal without the column or its index, and a record in it.
+    const raw = new Database(file);
+    raw.exec('DROP INDEX delivery_attempts_attempt_id; ALTER TABLE delivery_attempts DROP COLUMN attempt_id');
+    expect(raw.prepare<[], { name: string }>('PRAGMA table_info(delivery_attempts)').all().map((c) => c.name)).not.toContain('attempt_id');
+    raw.prepare(`INSERT INTO delivery_attempts (queue_id, first_seq, last_seq, url, started_at, latency_ms, status, verdict, error)
+      VALUES ((SELECT id FROM queues), 1, 1, 'https://x', 1, 3, 503, 'retry', NULL)`).run();
+    raw.close();
+
+    const backend = openSqliteBackend(file, { clock: systemClock });
+    try {
+      const record = { attemptId: attemptId(), queue: sup, firstSeq: 1, lastSeq: 1, url: 'https://x', startedAt: 2, latencyMs: 3, status: 200, verdict: 'delivered' as const, error: null };
+      await backend.archive.recordAttempt(record);
+      await backend.archive.recordAttempt(record);
+      expect((await backend.archive.attempts(sup, 10)).map((a) => [a.attemptId, a.verdict])).toEqual([
+        [record.attemptId, 'delivered'],
+        [null, 'retry'],
+      ]);
+    } finally {
+      await backend.close();
+    }
+    // Opening again finds it all in place (migrate is idempotent).
+    await openSqliteBackend(file, { clock: systemClock }).close();
   });
 });

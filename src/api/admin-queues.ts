@@ -83,8 +83,13 @@ const health = {
 
 const attempt = {
   type: 'object',
-  required: ['queue', 'firstSeq', 'lastSeq', 'url', 'startedAt', 'latencyMs', 'status', 'verdict', 'error'],
+  required: ['attemptId', 'queue', 'firstSeq', 'lastSeq', 'url', 'startedAt', 'latencyMs', 'status', 'verdict', 'error'],
   properties: {
+    attemptId: {
+      type: ['string', 'null'],
+      format: 'uuid',
+      description: 'The attempt\'s ID, a UUIDv7 given when the call was made (or the pull acknowledged): a record written twice is stored once. Null for attempts recorded before 2026-12-03',
+    },
     queue: queueRef,
     firstSeq: { type: 'integer' },
     lastSeq: { type: 'integer' },

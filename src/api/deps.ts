@@ -1,3 +1,4 @@
+import type { RandomBytes } from '../domain/attempt-id.js';
 import type { Archive } from '../ports/archive.js';
 import type { DipConfig } from '../config.js';
 import type { ActivitySink } from '../pipeline/activity-recorder.js';
@@ -38,6 +39,8 @@ export interface ApiDeps {
   queues: Pick<MessageLog, 'queueState' | 'readQueue' | 'settle'>;
   /** The delivery journal: a pull's acknowledgement is recorded as its delivery (reports, journeys). */
   journal: Pick<Archive, 'recordAttempt'>;
+  /** Cryptographic randomness for the attempt ID a pull's acknowledgement is journalled under (src/domain/attempt-id.ts). */
+  randomBytes: RandomBytes;
   /** The copy a recipient gets (obfuscation by role, encryption for it). */
   copies: Pick<RecipientCopies, 'copyFor'>;
   /** The DIP's public certificates: its CA, its signing certificate, and its encryption certificate (pattern 2). */

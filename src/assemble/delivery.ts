@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { LookupFunction } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import { UndiciWebhookTransport } from '../adapters/http/webhook-client.js';
@@ -67,6 +68,7 @@ export function buildDelivery(w: DeliveryWiring, placement: DeliveryPlacement): 
     },
     clock,
     random: Math.random,
+    randomBytes,
     logger: w.logger,
     staleAfterMs: (id) => (id === STATUS_CHANNEL ? config.retentionDays * 86_400_000 : (channel(id)?.staleAfterMs ?? defaultStaleMs)),
     copyFor: (queue, outbound) => copies.copyFor(queue, outbound),

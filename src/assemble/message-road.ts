@@ -3,8 +3,8 @@ import type { LookupFunction } from 'node:net';
 import { EventLoopGauge } from '../adapters/event-loop-gauge.js';
 import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
-import { keptJournal } from '../pipeline/attempt-journal.js';
-import { countedLog, timedJournal, type DipMetrics } from '../pipeline/metrics.js';
+import { deliveryJournal } from '../pipeline/attempt-journal.js';
+import { countedLog, type DipMetrics } from '../pipeline/metrics.js';
 import { mpanFeed } from '../pipeline/mpan-feed.js';
 import { Replay } from '../pipeline/replay.js';
 import { queuesOf, wakingLog, type DeadLetterEvent } from '../pipeline/delivery.js';
@@ -61,7 +61,7 @@ export function assembleMessageRoad({ config, pki, backend, coordination, core, 
     load = gauge;
   }
   // Registered before the delivery processes: stopped after them, so their last calls' records reach it.
-  const journal = keptJournal(timedJournal(backend.archive, metrics), clock, logger);
+  const journal = deliveryJournal(backend.archive, metrics, clock, logger);
   life.started('delivery journal', () => journal.stop());
   metrics.watchJournal(() => journal.pending());
   const deadLettered = (deadLetters: DeadLetterEvent[], queues: QueueRef[]): void => {

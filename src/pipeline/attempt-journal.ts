@@ -2,6 +2,7 @@ import type { DeliveryAttempt } from '../ports/archive.js';
 import type { Cancel, Clock } from '../ports/clock.js';
 import { storeFailureKind } from '../ports/errors.js';
 import type { Logger } from '../ports/logger.js';
+import type { DipMetrics } from './metrics.js';
 
 type Journal = { recordAttempt(a: DeliveryAttempt): Promise<void> };
 
@@ -33,8 +34,11 @@ export interface KeptJournal extends Journal {
  * delivery; before this, a record refused while the store was out of reach (a PostgreSQL failover, a
  * node cut off from it, a full disk) was logged and lost, and the audit trail showed a gap exactly where
  * an operator looks first. Only `unavailable` refusals are kept: a `permanent` one would fail the same way
- * forever and is logged and dropped, as before. Held records live in memory: a crash while the store is
- * out of reach loses them (the deliveries themselves are unaffected: their positions are in the queues).
+ * forever and is logged and dropped, as before. An `unavailable` refusal may come after the store took
+ * the write (the connection went with its answer): the record is written again, and the store keeps one
+ * record per attempt ID (DeliveryAttempt.attemptId), so it is not stored twice. Held records live in
+ * memory: a crash while the store is out of reach loses them (the deliveries themselves are unaffected:
+ * their positions are in the queues).
  * Order: held records are written oldest first and new ones queue behind them; but records written at
  * the moment the store comes back may be stored before one held a moment earlier (the journal's listing,
  * newest stored first, then shows them so); each record carries `startedAt`, when its call was made.
@@ -58,7 +62,7 @@ export function keptJournal(journal: Journal, clock: Clock, logger: Logger, opti
   let writingHeld = false;
 
   /** What a log line says of the record it concerns. */
-  const which = (a: DeliveryAttempt) => ({ queue: a.queue, firstSeq: a.firstSeq, lastSeq: a.lastSeq });
+  const which = (a: DeliveryAttempt) => ({ attemptId: a.attemptId, queue: a.queue, firstSeq: a.firstSeq, lastSeq: a.lastSeq });
   const notWritten = (a: DeliveryAttempt): void =>
     logger.error(which(a), 'delivery attempt record not written: the store refused it after the journal stopped');
   const hold = (a: DeliveryAttempt): void => {
@@ -171,6 +175,27 @@ export function keptJournal(journal: Journal, clock: Clock, logger: Logger, opti
       if (held.length > 0 || given > 0) logger.error({ notWritten: held.length + given }, 'stopping with delivery attempt records the store has not taken');
       held.length = 0;
       given = 0;
+    },
+  };
+}
+
+/**
+ * The delivery journal as a node runs it: each webhook call is counted in the metrics (by outcome, and its
+ * latency) when its record is handed in, right after the call, by the queue worker or a delivery process;
+ * then the record is kept (keptJournal) until the store takes it.
+ *
+ * Why the count is taken here and not where the record is written: a held record is written again, maybe
+ * several times, and so is one whose write went through but whose answer was lost; counted per write,
+ * such a call was counted once per try, and dip_delivery_attempts_total over-reported exactly during the
+ * outages an operator reads it for. A pull's acknowledgement does not come this way (it is no call).
+ */
+export function deliveryJournal(store: Journal, metrics: Pick<DipMetrics, 'attempt'>, clock: Clock, logger: Logger, options: KeptJournalOptions = {}): KeptJournal {
+  const kept = keptJournal(store, clock, logger, options);
+  return {
+    ...kept,
+    recordAttempt(a) {
+      metrics.attempt(a);
+      return kept.recordAttempt(a);
     },
   };
 }

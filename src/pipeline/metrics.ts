@@ -277,13 +277,3 @@ export function countedLog<L extends Pick<MessageLog, 'append'>>(log: L, metrics
   };
   return counted;
 }
-
-/** The delivery journal, observing every webhook call it records. */
-export function timedJournal<A extends { recordAttempt(a: DeliveryAttempt): Promise<void> }>(archive: A, metrics: DipMetrics): A {
-  const timed = Object.create(archive) as A;
-  timed.recordAttempt = (a) => {
-    metrics.attempt(a);
-    return archive.recordAttempt(a);
-  };
-  return timed;
-}

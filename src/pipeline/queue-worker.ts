@@ -1,3 +1,4 @@
+import { newAttemptId, type RandomBytes } from '../domain/attempt-id.js';
 import { classifyStatus, parseRetryAfter, retryDelayMs, type RetryPolicy } from '../domain/retry.js';
 import { shownUrl } from '../domain/url-secrets.js';
 import { formatSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
@@ -44,6 +45,8 @@ export interface WorkerDeps {
   clock: Clock;
   logger: Logger;
   random: () => number;
+  /** Cryptographic randomness for the attempt IDs (a UUIDv7 per call, src/domain/attempt-id.ts). */
+  randomBytes: RandomBytes;
   /** How long a message on this channel may wait undelivered before it is dead-lettered as stale. */
   staleAfterMs(channel: string): number;
   /** The copy a recipient gets (obfuscated, encrypted for it). */
@@ -350,6 +353,8 @@ export class QueueWorker {
     headers['content-type'] = 'application/json';
     headers[SEQUENCE_HEADER] = formatSequence(first, last);
     const startedAt = this.deps.clock.now();
+    // Given now, with the call: however often its record is written (src/pipeline/attempt-journal.ts), it is one attempt.
+    const attemptId = newAttemptId(startedAt, this.deps.randomBytes);
     const tracedFrom = this.deps.tracer?.now();
     const outcome = await this.deps.transport.post({ url: hook.url, body, headers, timeoutMs: this.deps.settings.timeoutMs });
     const status = outcome.kind === 'answered' ? outcome.status : null;
@@ -361,7 +366,7 @@ export class QueueWorker {
       this.deps.tracer!.attempted({ channel: q.channel, recipient: q.recipientDipId, transactionIds: entries.map((e) => e.transactionId), attempt: this.failures + 1, status, verdict, startedAt: tracedFrom, endedAt: this.deps.tracer!.now() });
     }
     this.deps.archive
-      .recordAttempt({ queue: this.queue, firstSeq: first, lastSeq: last, url: shownUrl(hook.url), startedAt, latencyMs: outcome.latencyMs, status, verdict, error })
+      .recordAttempt({ attemptId, queue: this.queue, firstSeq: first, lastSeq: last, url: shownUrl(hook.url), startedAt, latencyMs: outcome.latencyMs, status, verdict, error })
       .catch((err: unknown) => this.deps.logger.error({ err }, 'could not record a delivery attempt'));
 
     if (verdict === 'delivered') {

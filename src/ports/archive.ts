@@ -59,6 +59,12 @@ export interface ReceivedRequest {
 export const PULL_ACKNOWLEDGED = 'pull';
 
 export interface DeliveryAttempt {
+  /**
+   * Given when the attempt is made (src/domain/attempt-id.ts), so that every write of its record carries
+   * it: the store keeps one record per ID, and a record written again (a retry after a write whose answer
+   * was lost) is not stored twice.
+   */
+  attemptId: string;
   queue: QueueRef;
   firstSeq: number;
   lastSeq: number;
@@ -69,6 +75,9 @@ export interface DeliveryAttempt {
   verdict: 'delivered' | 'retry' | 'rejected';
   error: string | null;
 }
+
+/** A delivery attempt as the journal gives it back: records written before attempt IDs (2026-12-03) have none. */
+export type RecordedAttempt = Omit<DeliveryAttempt, 'attemptId'> & { attemptId: string | null };
 
 /**
  * The archive and the delivery journal: what replay, audit and reports query, and what retention purges.
@@ -84,9 +93,10 @@ export interface Archive {
   transactionParties(transactionId: string): Promise<TransactionParties | undefined>;
   /** The request the transaction arrived in (src/pipeline/evidence.ts), or undefined when it is not archived. */
   receivedRequest(transactionId: string): Promise<ReceivedRequest | undefined>;
+  /** Writes the attempt's record; a record whose attemptId is already stored is left as it is (not an error). */
   recordAttempt(attempt: DeliveryAttempt): Promise<void>;
   /** The queue's delivery attempts, newest first. */
-  attempts(queue: QueueRef, limit: number): Promise<DeliveryAttempt[]>;
+  attempts(queue: QueueRef, limit: number): Promise<RecordedAttempt[]>;
   /** Channels that have anything archived. */
   archivedChannels(): Promise<string[]>;
   /**

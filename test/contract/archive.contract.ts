@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { batch, message, sup, useBackend, type BackendFactory } from './fixtures.js';
+import { ATTEMPT_ID } from '../../src/domain/attempt-id.js';
+import { attemptId, batch, message, sup, useBackend, type BackendFactory } from './fixtures.js';
 
 /** Archive and delivery journal: replay queries, parties, attempts, purging. */
 export function archiveContract(name: string, open: BackendFactory): void {
@@ -34,9 +35,31 @@ export function archiveContract(name: string, open: BackendFactory): void {
       const { log, archive } = ctx.backend;
       await log.append(batch([message(['SUP0000001'])]));
       const base = { queue: sup, firstSeq: 1, lastSeq: 1, url: 'https://x', startedAt: Date.now(), latencyMs: 3, error: null };
-      await archive.recordAttempt({ ...base, status: 503, verdict: 'retry' });
-      await archive.recordAttempt({ ...base, status: 200, verdict: 'delivered' });
-      expect((await archive.attempts(sup, 10)).map((a) => a.verdict)).toEqual(['delivered', 'retry']);
+      const ids = [attemptId(), attemptId()];
+      await archive.recordAttempt({ ...base, attemptId: ids[0]!, status: 503, verdict: 'retry' });
+      await archive.recordAttempt({ ...base, attemptId: ids[1]!, status: 200, verdict: 'delivered' });
+      const read = await archive.attempts(sup, 10);
+      expect(read.map((a) => [a.attemptId, a.verdict])).toEqual([
+        [ids[1], 'delivered'],
+        [ids[0], 'retry'],
+      ]);
+      expect(read.every((a) => ATTEMPT_ID.test(a.attemptId ?? ''))).toBe(true);
+    });
+
+    it('stores a record written again under the same attempt ID once (a retry after a write whose answer was lost)', async () => {
+      const { log, archive } = ctx.backend;
+      await log.append(batch([message(['SUP0000001'])]));
+      const startedAt = Date.now();
+      const record = { attemptId: attemptId(startedAt), queue: sup, firstSeq: 1, lastSeq: 1, url: 'https://x', startedAt, latencyMs: 3, status: 503, verdict: 'retry' as const, error: null };
+      await archive.recordAttempt(record);
+      await archive.recordAttempt(record);
+      // The first write stands: a second one under the same ID changes nothing, even where it differs.
+      await archive.recordAttempt({ ...record, status: 200, verdict: 'delivered' });
+      expect((await archive.attempts(sup, 10)).map((a) => [a.attemptId, a.status])).toEqual([[record.attemptId, 503]]);
+      // Another attempt that looks the same in every other field (two calls in one millisecond) is a record of its own.
+      const other = { ...record, attemptId: attemptId(startedAt) };
+      await archive.recordAttempt(other);
+      expect((await archive.attempts(sup, 10)).map((a) => a.attemptId)).toEqual([other.attemptId, record.attemptId]);
     });
 
     it('tells who sent a transaction and to whom, for status messages', async () => {

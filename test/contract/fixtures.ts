@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { newAttemptId } from '../../src/domain/attempt-id.js';
 import { afterEach, beforeEach } from 'vitest';
 import type { Backend } from '../../src/ports/backend.js';
 import type { AcceptedBatch, AcceptedMessage } from '../../src/ports/message-log.js';
@@ -65,6 +67,9 @@ export function message(recipients: string[], over: Partial<AcceptedMessage> = {
 export function batch(messages: AcceptedMessage[]): AcceptedBatch {
   return { channel: 'IF-021', senderDipId: 'SDS0000001', receivedAt: Date.now(), rawRequest: Buffer.from('[]'), signatureHeaders: '{}', messages };
 }
+
+/** A fresh delivery attempt ID, as a webhook call or a pull's acknowledgement is given one. */
+export const attemptId = (atMs: number = Date.now()): string => newAttemptId(atMs, randomBytes);
 
 export const sup = { recipientDipId: 'SUP0000001', channel: 'IF-021' };
 export const mds = { recipientDipId: 'MDS0000001', channel: 'IF-021' };

@@ -1,7 +1,7 @@
 import { PULL_ACKNOWLEDGED } from '../../src/ports/archive.js';
 import { describe, expect, it } from 'vitest';
 import type { TraceQuery } from '../../src/ports/traces.js';
-import { batch, mds, message, sup, useBackend, type BackendFactory } from './fixtures.js';
+import { attemptId, batch, mds, message, sup, useBackend, type BackendFactory } from './fixtures.js';
 
 /**
  * MessageTraces: messages with their copies, attempts and dead letters, read from what the archive and
@@ -29,11 +29,11 @@ export function tracesContract(name: string, open: BackendFactory): void {
 
       // SUP: a failed call, then a delivered one; MDS: refused (a dead letter).
       const base = { queue: sup, firstSeq: 1, lastSeq: 1, url: 'https://sup.example/dip', error: null };
-      await archive.recordAttempt({ ...base, startedAt: T0 + 100, latencyMs: 7, status: 503, verdict: 'retry' });
-      await archive.recordAttempt({ ...base, startedAt: T0 + 1000, latencyMs: 12, status: 200, verdict: 'delivered' });
+      await archive.recordAttempt({ attemptId: attemptId(), ...base, startedAt: T0 + 100, latencyMs: 7, status: 503, verdict: 'retry' });
+      await archive.recordAttempt({ attemptId: attemptId(), ...base, startedAt: T0 + 1000, latencyMs: 12, status: 200, verdict: 'delivered' });
       await log.settle(sup, { upTo: 1 });
       const [entry] = await log.readQueue(mds, 0, 1, 1 << 20);
-      await archive.recordAttempt({ ...base, queue: mds, startedAt: T0 + 200, latencyMs: 5, status: 400, verdict: 'rejected' });
+      await archive.recordAttempt({ attemptId: attemptId(), ...base, queue: mds, startedAt: T0 + 200, latencyMs: 5, status: 400, verdict: 'rejected' });
       await log.settle(mds, { upTo: 1, deadLetters: [{ seq: 1, messageId: entry!.messageId, reason: 'rejected', status: 400, detail: 'MDS0000001 refused the message: HTTP 400' }] });
 
       const [m] = await traces.trace(all({ withRouting: true }));
@@ -58,7 +58,7 @@ export function tracesContract(name: string, open: BackendFactory): void {
       const a = message(['SUP0000001'], { receivedAt: T0 });
       await log.append(batch([a]));
       await log.settle(sup, { upTo: 1 });
-      await archive.recordAttempt({ queue: sup, firstSeq: 1, lastSeq: 1, url: PULL_ACKNOWLEDGED, startedAt: T0 + 400, latencyMs: 0, status: null, verdict: 'delivered', error: null });
+      await archive.recordAttempt({ attemptId: attemptId(), queue: sup, firstSeq: 1, lastSeq: 1, url: PULL_ACKNOWLEDGED, startedAt: T0 + 400, latencyMs: 0, status: null, verdict: 'delivered', error: null });
       const [m] = await traces.trace(all());
       expect(m!.deliveries[0]).toMatchObject({ state: 'delivered', deliveredAt: T0 + 400, attempts: [{ startedAt: T0 + 400, latencyMs: 0, status: null, verdict: 'delivered', error: null, pulled: true }] });
     });
@@ -90,7 +90,7 @@ export function tracesContract(name: string, open: BackendFactory): void {
       const { log, archive, traces } = ctx.backend;
       const [a, b] = [message(['SUP0000001'], { receivedAt: T0 }), message(['SUP0000001'], { receivedAt: T0 + 1 })];
       await log.append(batch([a, b]));
-      await archive.recordAttempt({ queue: sup, firstSeq: 1, lastSeq: 2, url: 'https://sup.example/dip', startedAt: T0 + 50, latencyMs: 4, status: 200, verdict: 'delivered', error: null });
+      await archive.recordAttempt({ attemptId: attemptId(), queue: sup, firstSeq: 1, lastSeq: 2, url: 'https://sup.example/dip', startedAt: T0 + 50, latencyMs: 4, status: 200, verdict: 'delivered', error: null });
       await log.settle(sup, { upTo: 2 });
       const traced = await traces.trace(all());
       expect(traced.map((m) => [m.deliveries[0]!.seq, m.deliveries[0]!.state, m.deliveries[0]!.deliveredAt, m.deliveries[0]!.attempts.length])).toEqual([

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { WorkerDeps } from '../../src/pipeline/queue-worker.js';
 import type { Clock } from '../../src/ports/clock.js';
 
@@ -14,6 +15,7 @@ export function workerDeps(clock: Clock, own: Pick<WorkerDeps, 'log' | 'transpor
     clock,
     logger: { info() {}, warn() {}, error() {} },
     random: () => 1,
+    randomBytes,
     staleAfterMs: () => 86_400_000,
     copyFor: (_q, outbound) => outbound,
     localConsumer: () => undefined,

@@ -1,4 +1,4 @@
-import type { Archive, ArchivedMessage, ArchiveQuery, DeliveryAttempt, ReceivedRequest, TransactionParties } from '../../ports/archive.js';
+import type { Archive, ArchivedMessage, ArchiveQuery, DeliveryAttempt, ReceivedRequest, RecordedAttempt, TransactionParties } from '../../ports/archive.js';
 import type { QueueRef } from '../../ports/message-log.js';
 import { openReceivedRequest, type StoredRequest } from '../../security/seal-batch.js';
 import { damaged, type PgDatabase } from './database.js';
@@ -77,19 +77,21 @@ export class PgArchive implements Archive {
     await this.d.tx(
       (c) =>
         c.query(
-          `INSERT INTO delivery_attempts (queue_id, first_seq, last_seq, url, started_at, latency_ms, status, verdict, error)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-          [id, a.firstSeq, a.lastSeq, a.url, a.startedAt, Math.round(a.latencyMs), a.status, a.verdict, a.error],
+          // A record already stored under its attempt ID is a retry of a write that went through: kept as it is.
+          `INSERT INTO delivery_attempts (attempt_id, queue_id, first_seq, last_seq, url, started_at, latency_ms, status, verdict, error)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+           ON CONFLICT (attempt_id, started_at) DO NOTHING`,
+          [a.attemptId, id, a.firstSeq, a.lastSeq, a.url, a.startedAt, Math.round(a.latencyMs), a.status, a.verdict, a.error],
         ),
       [dayOf(a.startedAt)],
     );
   }
 
-  async attempts(queue: QueueRef, limit: number): Promise<DeliveryAttempt[]> {
+  async attempts(queue: QueueRef, limit: number): Promise<RecordedAttempt[]> {
     const id = await this.d.queueId(queue);
     if (id === undefined) return [];
-    const rows = await this.d.query<Omit<DeliveryAttempt, 'queue'>>(
-      `SELECT first_seq AS "firstSeq", last_seq AS "lastSeq", url, started_at AS "startedAt", latency_ms AS "latencyMs", status, verdict, error
+    const rows = await this.d.query<Omit<RecordedAttempt, 'queue'>>(
+      `SELECT attempt_id AS "attemptId", first_seq AS "firstSeq", last_seq AS "lastSeq", url, started_at AS "startedAt", latency_ms AS "latencyMs", status, verdict, error
          FROM delivery_attempts WHERE queue_id = $1 ORDER BY id DESC LIMIT $2`,
       [id, limit],
     );

@@ -90,6 +90,13 @@ CREATE TABLE IF NOT EXISTS delivery_attempts (
   error text
 ) PARTITION BY RANGE (started_at);
 CREATE INDEX IF NOT EXISTS delivery_attempts_queue ON delivery_attempts (queue_id, id);
+-- A UUIDv7 given when the attempt was made (NULL in rows written before 2026-12-03): a record written twice
+-- (a retry after a write whose answer was lost) is stored once. A unique index of a partitioned table must
+-- hold the partition key; every write of one attempt carries the same started_at, so it is as unique as
+-- the ID alone. Added 2026-12-03 (on an existing database the index is built on every day's partition:
+-- docs/cluster.md, "Upgrading").
+ALTER TABLE delivery_attempts ADD COLUMN IF NOT EXISTS attempt_id uuid;
+CREATE UNIQUE INDEX IF NOT EXISTS delivery_attempts_attempt_id ON delivery_attempts (attempt_id, started_at);
 CREATE TABLE IF NOT EXISTS dead_letters (
   queue_id integer NOT NULL,
   seq bigint NOT NULL,

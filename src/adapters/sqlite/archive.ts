@@ -1,4 +1,4 @@
-import type { Archive, ArchivedMessage, ArchiveQuery, DeliveryAttempt, ReceivedRequest, TransactionParties } from '../../ports/archive.js';
+import type { Archive, ArchivedMessage, ArchiveQuery, DeliveryAttempt, ReceivedRequest, RecordedAttempt, TransactionParties } from '../../ports/archive.js';
 import type { QueueRef } from '../../ports/message-log.js';
 import { openReceivedRequest, type StoredRequest } from '../../security/seal-batch.js';
 import { damaged, type SqliteDatabase, type Stored } from './database.js';
@@ -10,11 +10,13 @@ export class SqliteArchive implements Archive {
     const db = d.db;
     this.s = {
       insertAttempt: db.prepare(
-        `INSERT INTO delivery_attempts (queue_id, first_seq, last_seq, url, started_at, latency_ms, status, verdict, error)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        // A record already stored under its attempt ID is a retry of a write that went through: kept as it is.
+        `INSERT INTO delivery_attempts (attempt_id, queue_id, first_seq, last_seq, url, started_at, latency_ms, status, verdict, error)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (attempt_id) WHERE attempt_id IS NOT NULL DO NOTHING`,
       ),
-      attempts: db.prepare<[number, number], Omit<DeliveryAttempt, 'queue'>>(
-        `SELECT first_seq AS firstSeq, last_seq AS lastSeq, url, started_at AS startedAt, latency_ms AS latencyMs, status, verdict, error
+      attempts: db.prepare<[number, number], Omit<RecordedAttempt, 'queue'>>(
+        `SELECT attempt_id AS attemptId, first_seq AS firstSeq, last_seq AS lastSeq, url, started_at AS startedAt, latency_ms AS latencyMs, status, verdict, error
            FROM delivery_attempts WHERE queue_id = ? ORDER BY id DESC LIMIT ?`,
       ),
       transaction: db.prepare<[string], { id: number; senderDipId: string; channel: string; senderUniqueReference: string | null; correlationId: string | null }>(
@@ -95,11 +97,11 @@ export class SqliteArchive implements Archive {
     return this.d.write(() => {
       const q = this.d.queueRow(a.queue.recipientDipId, a.queue.channel, false);
       if (!q) throw damaged(`no queue for ${a.queue.recipientDipId} on ${a.queue.channel}`);
-      this.s.insertAttempt.run(q.id, a.firstSeq, a.lastSeq, a.url, a.startedAt, Math.round(a.latencyMs), a.status, a.verdict, a.error);
+      this.s.insertAttempt.run(a.attemptId, q.id, a.firstSeq, a.lastSeq, a.url, a.startedAt, Math.round(a.latencyMs), a.status, a.verdict, a.error);
     });
   }
 
-  async attempts(queue: QueueRef, limit: number): Promise<DeliveryAttempt[]> {
+  async attempts(queue: QueueRef, limit: number): Promise<RecordedAttempt[]> {
     const q = this.d.queueRow(queue.recipientDipId, queue.channel, false);
     if (!q) return [];
     return this.s.attempts.all(q.id, limit).map((r) => ({ ...r, queue }));

@@ -56,7 +56,9 @@ CREATE TABLE IF NOT EXISTS delivery_attempts (
   latency_ms INTEGER NOT NULL,
   status INTEGER,
   verdict TEXT NOT NULL,
-  error TEXT
+  error TEXT,
+  -- A UUIDv7 given when the attempt was made (NULL in rows written before 2026-12-03); unique (migrate()).
+  attempt_id TEXT
 );
 CREATE INDEX IF NOT EXISTS delivery_attempts_queue ON delivery_attempts (queue_id, id);
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -208,4 +210,9 @@ export function migrate(db: Database.Database): void {
   }
   // Publications for named recipients (2026-12-02).
   if (!db.prepare<[], { name: string }>('PRAGMA table_info(publications)').all().some((c) => c.name === 'recipients')) db.exec('ALTER TABLE publications ADD COLUMN recipients TEXT');
+  // Attempt IDs (2026-12-03): a journal record written twice (a retry after a write whose answer was lost)
+  // is stored once. Here and not in SCHEMA: on an older file the index must come after the column. Partial:
+  // the rows written before have no ID and stay out of it (the upsert names the index by its WHERE clause).
+  if (!db.prepare<[], { name: string }>('PRAGMA table_info(delivery_attempts)').all().some((c) => c.name === 'attempt_id')) db.exec('ALTER TABLE delivery_attempts ADD COLUMN attempt_id TEXT');
+  db.exec('CREATE UNIQUE INDEX IF NOT EXISTS delivery_attempts_attempt_id ON delivery_attempts (attempt_id) WHERE attempt_id IS NOT NULL');
 }

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { PULL_ACKNOWLEDGED } from '../../ports/archive.js';
 import type { QueueRef } from '../../ports/message-log.js';
 import { STATUS_CHANNEL } from '../../pipeline/status.js';
+import { newAttemptId } from '../../domain/attempt-id.js';
 import { MSG } from '../../domain/response-codes.js';
 import { formatSequence, SEQUENCE_HEADER } from '../../domain/sequence.js';
 import type { ApiDeps, RoutePluginOptions } from '../deps.js';
@@ -109,7 +110,10 @@ async function acknowledge(deps: ApiDeps, reply: FastifyReply, queue: QueueRef, 
     // The recipient has read them: their delivery (spec 5.11.1, latency "to the time the recipient reads
     // the message"), journalled before the position moves. The other order could lose it: a journal write
     // failing after the settle is answered 503, and the ack sent again finds nothing left to acknowledge.
-    await deps.journal.recordAttempt({ queue, firstSeq: state.ackedSeq + 1, lastSeq: sequence, url: PULL_ACKNOWLEDGED, startedAt: deps.clock.now(), latencyMs: 0, status: null, verdict: 'delivered', error: null });
+    // An ack sent again after a 503 is a new attempt with an ID of its own: when the first one's record
+    // went through (a lost answer, or the settle failed), the journal holds the range twice.
+    const startedAt = deps.clock.now();
+    await deps.journal.recordAttempt({ attemptId: newAttemptId(startedAt, deps.randomBytes), queue, firstSeq: state.ackedSeq + 1, lastSeq: sequence, url: PULL_ACKNOWLEDGED, startedAt, latencyMs: 0, status: null, verdict: 'delivered', error: null });
     await deps.queues.settle(queue, { upTo: sequence });
   }
   return sendStandard(deps, reply, 200, queue.recipientDipId, MSG.success, `acknowledged up to ${sequence}`);

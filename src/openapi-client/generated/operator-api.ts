@@ -482,6 +482,11 @@ export interface paths {
                     };
                     content: {
                         "application/json": {
+                            /**
+                             * Format: uuid
+                             * @description The attempt's ID, a UUIDv7 given when the call was made (or the pull acknowledged): a record written twice is stored once. Null for attempts recorded before 2026-12-03
+                             */
+                            attemptId: string | null;
                             error: string | null;
                             firstSeq: number;
                             lastSeq: number;
