@@ -9,6 +9,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../src/adapters/clock.js';
 import { PgDatabase } from '../src/adapters/postgres/database.js';
+import { openPool } from '../src/adapters/postgres/pool.js';
 import { applySchema, LOCKS, SCHEMA } from '../src/adapters/postgres/schema.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
 
@@ -100,6 +101,21 @@ describe('the PostgreSQL schema', () => {
       { attempt_id: null, verdict: 'retry' },
       { attempt_id: id, verdict: 'delivered' },
     ]);
+  });
+
+  it('applies an upgrade that takes longer than the statement and read timeouts ingest runs under (an index over a large journal)', async () => {
+    await admin.query("UPDATE dip_schema_digests SET digest = 'an older version' WHERE lock_key = $1", [LOCKS.schema]);
+    const pool = openPool({ url, max: 1, applicationName: 'schema-test', statementTimeoutMs: 200, queryTimeoutMs: 300 });
+    try {
+      // The stand-in for a long index build: the same DDL, then half a second of work in its transaction.
+      await applySchema(pool, LOCKS.schema, `${SCHEMA};\nSELECT pg_sleep(0.5);`);
+      expect((await admin.query<{ digest: string }>('SELECT digest FROM dip_schema_digests WHERE lock_key = $1', [LOCKS.schema])).rows[0]!.digest).not.toBe('an older version');
+      // What ingest runs afterwards is still held to the pool's timeouts (SET LOCAL ended with the upgrade).
+      const slow = await pool.query('SELECT pg_sleep(0.25)').then(() => null, (e: unknown) => e);
+      expect((slow as { code?: string }).code).toBe('57014');
+    } finally {
+      await pool.end();
+    }
   });
 
   it('puts the registry version row back on open (the digest does not watch rows)', async () => {

@@ -263,6 +263,12 @@ export const SEED = `INSERT INTO registry_version (id, version)
 
 /** How long one try at applying a changed schema waits for a table's lock, and how many tries it makes. */
 export const SCHEMA_LOCK = { timeoutMs: 2_000, tries: 15 } as const;
+/**
+ * How long the DDL of an upgrade may take to be answered (the client's own read timeout; the server's
+ * statement timeout is lifted for it): index builds take minutes on the largest stores, and a server that
+ * stopped answering still shows within this.
+ */
+export const SCHEMA_BUILD_TIMEOUT_MS = 60 * 60_000;
 
 /**
  * Applies idempotent DDL, once per version of it: the DDL's digest is kept in `dip_schema_digests`, and a node
@@ -294,7 +300,13 @@ export async function applySchema(pool: pg.Pool, lock: number, ddl: string, opti
         // Another node may have applied it while this one waited for the advisory lock.
         const { rows } = await client.query<{ digest: string }>(APPLIED_DIGEST, [lock]);
         if (rows[0]?.digest === digest) return;
-        await client.query(ddl);
+        // An upgrade may build an index over a table as large as the archive keeps (the journal's attempt
+        // ID index: about 1.3 s a million rows, docs/cluster.md "Upgrading"). Under the pool's statement
+        // and read timeouts, meant for ingest's writes, a large store failed every open, on every restart.
+        await client.query('SET LOCAL statement_timeout = 0');
+        // node-postgres reads a query's own query_timeout (its types do not declare it).
+        const build: pg.QueryConfig & { query_timeout: number } = { text: ddl, query_timeout: SCHEMA_BUILD_TIMEOUT_MS };
+        await client.query(build);
         await client.query(
           `INSERT INTO dip_schema_digests (schema_name, lock_key, digest) VALUES (current_schema(), $1, $2)
            ON CONFLICT (schema_name, lock_key) DO UPDATE SET digest = EXCLUDED.digest, applied_at = now()`,
