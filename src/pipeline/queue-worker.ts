@@ -1,3 +1,4 @@
+import { requestedUrl } from '../domain/callback-url.js';
 import { classifyStatus, parseRetryAfter, retryDelayMs, type RetryPolicy } from '../domain/retry.js';
 import { shownUrl } from '../domain/url-secrets.js';
 import { formatSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
@@ -10,7 +11,7 @@ import { storeFailureKind } from '../ports/errors.js';
 import type { Logger } from '../ports/logger.js';
 import type { AcceptedBatch, DeadLetterRecord, MessageLog, QueueEntry, QueueRef, Settlement } from '../ports/message-log.js';
 import type { Webhook } from '../ports/registry.js';
-import type { OutboundSigner, WebhookTransport } from '../ports/webhook.js';
+import type { OutboundSigner, WebhookOutcome, WebhookTransport } from '../ports/webhook.js';
 import type { MessageTracer } from '../ports/tracing.js';
 
 export interface DeliverySettings {
@@ -346,12 +347,8 @@ export class QueueWorker {
     // Encoded once: the same bytes are hashed for the signature and sent.
     const encoded = this.deps.encoded;
     const body = batchBody(prepared.copies.map((copy, i) => (encoded ? encoded.bytes(entries[i]!.messageId, copy) : Buffer.from(copy, 'utf8'))));
-    const headers = await this.deps.signer.sign('POST', hook.url, body);
-    headers['content-type'] = 'application/json';
-    headers[SEQUENCE_HEADER] = formatSequence(first, last);
-    const startedAt = this.deps.clock.now();
-    const tracedFrom = this.deps.tracer?.now();
-    const outcome = await this.deps.transport.post({ url: hook.url, body, headers, timeoutMs: this.deps.settings.timeoutMs });
+    const outcome = await this.call(hook.url, body, formatSequence(first, last));
+    const { startedAt, tracedFrom } = outcome;
     const status = outcome.kind === 'answered' ? outcome.status : null;
     const verdict = status === null ? 'retry' : classifyStatus(status);
     const error = outcome.kind === 'failed' ? outcome.error : null;
@@ -396,6 +393,29 @@ export class QueueWorker {
     const answer = outcome.kind === 'answered' ? outcome.body : null;
     await this.setAside([this.event(entries[0]!, 'rejected', status, `${this.queue.recipientDipId} refused the message: HTTP ${status}`, answer)], last);
     return null;
+  }
+
+  /**
+   * Signs and sends one call. The URL signed and the URL requested are one string, requestedUrl(): the
+   * recipient verifies the signature against the URL it received, which is the client's serialisation
+   * of the callback URL, not the text registered (`https://Sup.example:443/dip` is requested, and must
+   * be signed, as `https://sup.example/dip`).
+   */
+  private async call(callbackUrl: string, body: Buffer, sequence: string): Promise<WebhookOutcome & { startedAt: number; tracedFrom: number | undefined }> {
+    const url = requestedUrl(callbackUrl);
+    if (url === null) {
+      // Registered before such URLs were refused: no call can be made, and none is signed. Retried (the
+      // recipient may register a new URL) until the channel's staleness limit sets the messages aside.
+      const error = `the callbackURL ${shownUrl(callbackUrl)} is not a URL that can be called: register a new one`;
+      return { kind: 'failed', error, latencyMs: 0, startedAt: this.deps.clock.now(), tracedFrom: this.deps.tracer?.now() };
+    }
+    const headers = await this.deps.signer.sign('POST', url, body);
+    headers['content-type'] = 'application/json';
+    headers[SEQUENCE_HEADER] = sequence;
+    const startedAt = this.deps.clock.now();
+    const tracedFrom = this.deps.tracer?.now();
+    const outcome = await this.deps.transport.post({ url, body, headers, timeoutMs: this.deps.settings.timeoutMs });
+    return { ...outcome, startedAt, tracedFrom };
   }
 
   /** Each entry's copy for this recipient, stopping at the first that cannot be made. */
