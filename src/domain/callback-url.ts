@@ -1,5 +1,5 @@
 /**
- * A recipient's callback URL as the DIP calls it.
+ * A recipient's callback URL as the DIP calls it, and why one cannot be called.
  *
  * The DIP signs every webhook call over `METHOD;full URL lower-cased;date;hash`, and the recipient
  * rebuilds that URL from the request it received: its scheme, its `Host` header and its request target.
@@ -23,4 +23,34 @@ export function requestedUrl(url: string): string | null {
   }
   // Not `href`: it keeps an empty query's `?`, a fragment and credentials, none of which is sent.
   return `${parsed.origin}${parsed.pathname}${parsed.search}`;
+}
+
+/** A tab, a line break or another control character: the WHATWG parser drops some silently, so the URL called would not be the one given. */
+// eslint-disable-next-line no-control-regex -- control characters are what this looks for
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/**
+ * Why the DIP could not call this http(s) URL as written, or null. Only what the URL itself says (the
+ * scheme, credentials and the environment's TLS rule are the caller's): each answer names the field,
+ * the problem and what to send instead, for a participant reading a 400.
+ */
+export function callbackUrlShapeProblem(url: string): string | null {
+  if (CONTROL.test(url)) return 'callbackURL must not contain tabs, line breaks or other control characters: the URL parser drops some of them silently, so the DIP would call another URL than the one registered';
+  if (url.trim() !== url) return 'callbackURL must not begin or end with spaces';
+  if (url.includes('\\')) return "callbackURL must not contain a backslash: URL parsers read it as '/', so the DIP would call another path than the one registered";
+  const authority = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(url)?.[1];
+  // `https:///x` has no host: the WHATWG parser then takes `x` for the host and calls https://x/.
+  const host = authority?.slice(authority.lastIndexOf('@') + 1).replace(/:\d*$/, '');
+  if (!host) return "callbackURL names no host: write it as https://host[:port]/path";
+  if (url.includes('#')) return 'callbackURL must not carry a fragment (#…): a fragment is never sent to the server, so the call could not reach what it names';
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    const port = /:(\d*)$/.exec(authority ?? '')?.[1];
+    if (port !== undefined && (port === '' || Number(port) > 65_535)) return `callbackURL port '${port}' is not a port: give a number from 1 to 65535, or none for the scheme's default`;
+    return `callbackURL host '${host.slice(0, 80)}' is neither a host name nor an IP address`;
+  }
+  if (parsed.port === '0') return 'callbackURL port 0 cannot be called: give a number from 1 to 65535, or none for the scheme\'s default';
+  return null;
 }
