@@ -1,4 +1,5 @@
 import { requestedUrl } from '../domain/callback-url.js';
+import { refusedInMultiStatus } from '../domain/recipient-answer.js';
 import { classifyStatus, parseRetryAfter, retryDelayMs, type RetryPolicy } from '../domain/retry.js';
 import { shownUrl } from '../domain/url-secrets.js';
 import { formatSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
@@ -361,6 +362,27 @@ export class QueueWorker {
       .recordAttempt({ queue: this.queue, firstSeq: first, lastSeq: last, url: shownUrl(hook.url), startedAt, latencyMs: outcome.latencyMs, status, verdict, error })
       .catch((err: unknown) => this.deps.logger.error({ err }, 'could not record a delivery attempt'));
 
+    if (verdict === 'delivered' && status === 207 && outcome.kind === 'answered') {
+      const refused = refusedInMultiStatus(outcome.body, entries.map((e) => e.transactionId));
+      if (refused === null) {
+        // It cannot say which failed: the call was answered 2xx, so all are taken (sending them again
+        // would repeat those the recipient created).
+        this.deps.logger.warn({ queue: this.queue, first, last }, 'the recipient answered 207 without a messageArray naming the messages: all taken as delivered');
+      } else if (refused.size > 0) {
+        // Spec 5.5.9: the format issues a recipient finds are relayed back to the sender. A message the
+        // 207 names with a failure code is refused like one answered 400 (no retry): set aside, its entry
+        // returned to its sender; the rest are delivered. One settlement moves past the whole call.
+        this.deliveredUpTo = last;
+        const events = entries.flatMap((e) => {
+          const entry = refused.get(e.transactionId);
+          if (!entry) return [];
+          const detail = `${this.queue.recipientDipId} refused the message in a 207 answer (${entry.message})`;
+          return [this.event(e, 'rejected', status, detail, JSON.stringify({ messageArray: [entry] }))];
+        });
+        await this.setAside(events, last);
+        return null;
+      }
+    }
     if (verdict === 'delivered') {
       this.failures = 0;
       this.lastError = null;
