@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { callbackUrlShapeProblem } from '../src/domain/callback-url.js';
 import { webhookConfigProblem } from '../src/pipeline/webhook-config.js';
-import { startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { dipWithSupplier } from './helpers/dip-harness.js';
 
 /**
  * A callback URL the DIP could not call is refused when it is configured (400, MSG1001, the field and the
@@ -54,15 +54,8 @@ describe('callbackURL: what the DIP cannot call is refused at configuration', ()
   });
 
   describe('over the participant API', () => {
-    let t: TestDip;
-    let sup: TestParticipant;
-    beforeAll(async () => {
-      t = await startTestDip();
-      sup = await t.participant('1000000001', ['SUP']);
-    });
-    afterAll(async () => t?.close());
-
-    const stored = async (channel: string) => (await t.dip.backend.registry.webhooks()).find((w) => w.recipientDipId === sup.dipId && w.channel === channel);
+    const dip = dipWithSupplier();
+    const stored = async (channel: string) => (await dip.t.dip.backend.registry.webhooks()).find((w) => w.recipientDipId === dip.sup.dipId && w.channel === channel);
 
     // Each passes the published schema (format uri), so only the DIP's own rules can refuse it.
     const cases: Array<[string, string, RegExp]> = [
@@ -76,7 +69,7 @@ describe('callbackURL: what the DIP cannot call is refused at configuration', ()
         ['http://sup.example/hook#part', /fragment/],
         ['http://1.2.3.4.5/hook', /neither a host name nor an IP address/],
       ] as const) {
-        const answer = await sup.client.call('POST', path, JSON.stringify({ callbackURL: url }));
+        const answer = await dip.sup.client.call('POST', path, JSON.stringify({ callbackURL: url }));
         expect(answer.status, url).toBe(400);
         expect(answer.body.messageArray[0], url).toMatchObject({ message: 'MSG1001 - Schema Failure', help: expect.stringMatching(reason) });
       }
@@ -84,7 +77,7 @@ describe('callbackURL: what the DIP cannot call is refused at configuration', ()
     });
 
     it('an awkward but callable URL is accepted', async () => {
-      const answer = await sup.client.call('POST', `/dip-channel/IF-021/pubconfig/1000000001`, JSON.stringify({ callbackURL: 'http://SUP.example:80/hook?' }));
+      const answer = await dip.sup.client.call('POST', `/dip-channel/IF-021/pubconfig/1000000001`, JSON.stringify({ callbackURL: 'http://SUP.example:80/hook?' }));
       expect(answer.status).toBe(201);
       expect(await stored('IF-021')).toMatchObject({ url: 'http://SUP.example:80/hook?' });
     });
