@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
+import { requestedUrl } from '../domain/callback-url.js';
 import { parseSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
 import type { StandardResponse } from '../domain/standard-response.js';
 import { Signer } from '../security/signature.js';
@@ -95,9 +96,20 @@ export class DipClient {
     return this.call('POST', `/dip-channel/${channel}/ack/${recipientId}`, JSON.stringify({ sequence }));
   }
 
+  /**
+   * The URL requested for a path, as undici sends it (requestedUrl()): the signature must cover that
+   * string, since the DIP rebuilds it from the Host header and request target it receives (a base URL
+   * with `:443`, or a path with a space or an empty `?`, is not sent as written).
+   */
+  private target(path: string): string {
+    const written = `${this.opts.baseUrl.replace(/\/$/, '')}${path}`;
+    // Unparseable: undici refuses it too, with its own error; nothing is sent.
+    return requestedUrl(written) ?? written;
+  }
+
   /** Sends a signed call; `headers` may override or add headers (tests use it to forge requests). */
   async call<T = StandardResponse>(method: string, path: string, body: string, headers: Record<string, string> = {}): Promise<DipAnswer<T>> {
-    const url = `${this.opts.baseUrl.replace(/\/$/, '')}${path}`;
+    const url = this.target(path);
     const signature = await this.signer.sign(method, url, body, this.opts.now?.());
     const res = await request(url, {
       method: method as 'POST' | 'GET' | 'DELETE',
@@ -132,7 +144,7 @@ export class DipClient {
    * (type, version, format, compression, effectiveFrom, effectiveTo, fileName, description, public).
    */
   async publish(channel: string, query: Record<string, string>, body: AsyncIterable<Uint8Array> | Buffer, sha256: string, length?: number): Promise<DipAnswer> {
-    const url = `${this.opts.baseUrl.replace(/\/$/, '')}/dip-channel/${channel}/publications?${new URLSearchParams(query).toString()}`;
+    const url = this.target(`/dip-channel/${channel}/publications?${new URLSearchParams(query).toString()}`);
     const signature = await this.signer.signHash('POST', url, sha256, this.opts.now?.());
     const res = await request(url, {
       method: 'POST',
@@ -150,7 +162,7 @@ export class DipClient {
 
   /** A signed GET whose body is streamed to the caller (a publication's content): status, headers and the body stream. */
   async download(path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | undefined>; body: Readable }> {
-    const url = `${this.opts.baseUrl.replace(/\/$/, '')}${path}`;
+    const url = this.target(path);
     const signature = await this.signer.sign('GET', url, '', this.opts.now?.());
     const res = await request(url, { method: 'GET', dispatcher: this.agent, headers: { 'x-api-key': this.opts.apiKey, ...signature, ...headers } });
     return { status: res.statusCode, headers: flatHeaders(res.headers), body: res.body };

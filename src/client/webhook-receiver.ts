@@ -46,7 +46,8 @@ export async function startWebhookReceiver(opts: ReceiverOptions): Promise<Webho
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
-      // The DIP signs the callback URL as registered; the Host header carries its host and port.
+      // The DIP signs the URL it requests (the callback URL as an HTTP client serialises it): the Host
+      // header and the request target as received rebuild it.
       const url = `${opts.publicUrl?.replace(/\/$/, '') ?? `${scheme}://${req.headers.host ?? ''}`}${req.url ?? ''}`;
       let signature = verifyDipSignature({ method: req.method ?? 'POST', url, body, headers: req.headers, now: new Date(), maxSkewMs: opts.maxSkewMs ?? 300_000 });
       if (signature.ok) {

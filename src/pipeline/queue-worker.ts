@@ -1,4 +1,6 @@
 import { newAttemptId, type RandomBytes } from '../domain/attempt-id.js';
+import { requestedUrl } from '../domain/callback-url.js';
+import { refusedInMultiStatus } from '../domain/recipient-answer.js';
 import { classifyStatus, parseRetryAfter, retryDelayMs, type RetryPolicy } from '../domain/retry.js';
 import { shownUrl } from '../domain/url-secrets.js';
 import { formatSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
@@ -11,7 +13,7 @@ import { storeFailureKind } from '../ports/errors.js';
 import type { Logger } from '../ports/logger.js';
 import type { AcceptedBatch, DeadLetterRecord, MessageLog, QueueEntry, QueueRef, Settlement } from '../ports/message-log.js';
 import type { Webhook } from '../ports/registry.js';
-import type { OutboundSigner, WebhookTransport } from '../ports/webhook.js';
+import type { OutboundSigner, WebhookOutcome, WebhookTransport } from '../ports/webhook.js';
 import type { MessageTracer } from '../ports/tracing.js';
 
 export interface DeliverySettings {
@@ -349,14 +351,10 @@ export class QueueWorker {
     // Encoded once: the same bytes are hashed for the signature and sent.
     const encoded = this.deps.encoded;
     const body = batchBody(prepared.copies.map((copy, i) => (encoded ? encoded.bytes(entries[i]!.messageId, copy) : Buffer.from(copy, 'utf8'))));
-    const headers = await this.deps.signer.sign('POST', hook.url, body);
-    headers['content-type'] = 'application/json';
-    headers[SEQUENCE_HEADER] = formatSequence(first, last);
-    const startedAt = this.deps.clock.now();
-    // Given now, with the call: however often its record is written (src/pipeline/attempt-journal.ts), it is one attempt.
+    const outcome = await this.call(hook.url, body, formatSequence(first, last));
+    const { startedAt, tracedFrom } = outcome;
+    // Given with the call (stamped with its start): however often its record is written (src/pipeline/attempt-journal.ts), it is one attempt.
     const attemptId = newAttemptId(startedAt, this.deps.randomBytes);
-    const tracedFrom = this.deps.tracer?.now();
-    const outcome = await this.deps.transport.post({ url: hook.url, body, headers, timeoutMs: this.deps.settings.timeoutMs });
     const status = outcome.kind === 'answered' ? outcome.status : null;
     const verdict = status === null ? 'retry' : classifyStatus(status);
     const error = outcome.kind === 'failed' ? outcome.error : null;
@@ -369,6 +367,27 @@ export class QueueWorker {
       .recordAttempt({ attemptId, queue: this.queue, firstSeq: first, lastSeq: last, url: shownUrl(hook.url), startedAt, latencyMs: outcome.latencyMs, status, verdict, error })
       .catch((err: unknown) => this.deps.logger.error({ err }, 'could not record a delivery attempt'));
 
+    if (verdict === 'delivered' && status === 207 && outcome.kind === 'answered') {
+      const refused = refusedInMultiStatus(outcome.body, entries.map((e) => e.transactionId));
+      if (refused === null) {
+        // It cannot say which failed: the call was answered 2xx, so all are taken (sending them again
+        // would repeat those the recipient created).
+        this.deps.logger.warn({ queue: this.queue, first, last }, 'the recipient answered 207 without a messageArray naming the messages: all taken as delivered');
+      } else if (refused.size > 0) {
+        // Spec 5.5.9: the format issues a recipient finds are relayed back to the sender. A message the
+        // 207 names with a failure code is refused like one answered 400 (no retry): set aside, its entry
+        // returned to its sender; the rest are delivered. One settlement moves past the whole call.
+        this.deliveredUpTo = last;
+        const events = entries.flatMap((e) => {
+          const entry = refused.get(e.transactionId);
+          if (!entry) return [];
+          const detail = `${this.queue.recipientDipId} refused the message in a 207 answer (${entry.message})`;
+          return [this.event(e, 'rejected', status, detail, JSON.stringify({ messageArray: [entry] }))];
+        });
+        await this.setAside(events, last);
+        return null;
+      }
+    }
     if (verdict === 'delivered') {
       this.failures = 0;
       this.lastError = null;
@@ -401,6 +420,29 @@ export class QueueWorker {
     const answer = outcome.kind === 'answered' ? outcome.body : null;
     await this.setAside([this.event(entries[0]!, 'rejected', status, `${this.queue.recipientDipId} refused the message: HTTP ${status}`, answer)], last);
     return null;
+  }
+
+  /**
+   * Signs and sends one call. The URL signed and the URL requested are one string, requestedUrl(): the
+   * recipient verifies the signature against the URL it received, which is the client's serialisation
+   * of the callback URL, not the text registered (`https://Sup.example:443/dip` is requested, and must
+   * be signed, as `https://sup.example/dip`).
+   */
+  private async call(callbackUrl: string, body: Buffer, sequence: string): Promise<WebhookOutcome & { startedAt: number; tracedFrom: number | undefined }> {
+    const url = requestedUrl(callbackUrl);
+    if (url === null) {
+      // Registered before such URLs were refused: no call can be made, and none is signed. Retried (the
+      // recipient may register a new URL) until the channel's staleness limit sets the messages aside.
+      const error = `the callbackURL ${shownUrl(callbackUrl)} is not a URL that can be called: register a new one`;
+      return { kind: 'failed', error, latencyMs: 0, startedAt: this.deps.clock.now(), tracedFrom: this.deps.tracer?.now() };
+    }
+    const headers = await this.deps.signer.sign('POST', url, body);
+    headers['content-type'] = 'application/json';
+    headers[SEQUENCE_HEADER] = sequence;
+    const startedAt = this.deps.clock.now();
+    const tracedFrom = this.deps.tracer?.now();
+    const outcome = await this.deps.transport.post({ url, body, headers, timeoutMs: this.deps.settings.timeoutMs });
+    return { ...outcome, startedAt, tracedFrom };
   }
 
   /** Each entry's copy for this recipient, stopping at the first that cannot be made. */

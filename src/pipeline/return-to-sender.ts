@@ -1,3 +1,4 @@
+import { answerEntries } from '../domain/recipient-answer.js';
 import { MSG } from '../domain/response-codes.js';
 import type { AcceptedBatch } from '../ports/message-log.js';
 import type { DeadLetterEvent } from './queue-worker.js';
@@ -23,12 +24,6 @@ export function returnToSender(status: Pick<StatusMessages, 'fromDip'>): (events
 
 /** The first entry of a StandardResponse a recipient answered with, if that is what it sent. */
 export function recipientVerdict(answer: string): { message: string; help: string | null } | undefined {
-  try {
-    const parsed = JSON.parse(answer) as { messageArray?: Array<{ message?: unknown; help?: unknown }> };
-    const first = parsed.messageArray?.find((e) => typeof e.message === 'string' && /^[A-Z]{2,3}\d{4} - /.test(e.message));
-    if (!first) return undefined;
-    return { message: String(first.message).slice(0, 200), help: typeof first.help === 'string' ? first.help.slice(0, 400) : null };
-  } catch {
-    return undefined;
-  }
+  const first = answerEntries(answer)?.[0];
+  return first ? { message: first.message, help: first.help } : undefined;
 }

@@ -2,6 +2,7 @@ import type { Delivery } from './delivery.js';
 import type { Registry } from './registry.js';
 import type { RegistryStore } from '../ports/registry.js';
 import type { WebhookDestinations } from '../security/webhook-destinations.js';
+import { callbackUrlShapeProblem } from '../domain/callback-url.js';
 import { carriesCredentials, shownUrl } from '../domain/url-secrets.js';
 
 /** Published WebhookConfig: callbackURL, maxMessageCount, maxPayloadSize (KB); every field optional. */
@@ -24,6 +25,9 @@ export function webhookConfigProblem(body: WebhookConfigBody, environment: strin
   if (carriesCredentials(url)) return 'callbackURL must not carry a user name or password: the DIP authenticates with its TLS client certificate and signs every call';
   // Outside DEV, settlement data only leaves the DIP over TLS.
   if (environment !== 'DEV' && !/^https:/i.test(url)) return `callbackURL must be https in the ${environment} environment (plain http is for DEV only)`;
+  // Refused now, with the reason, rather than accepted and every message to it dead-lettered later.
+  const shape = callbackUrlShapeProblem(url);
+  if (shape) return shape;
   const count = body.maxMessageCount;
   if (count !== undefined && (!Number.isInteger(count) || count < 1 || count > WEBHOOK_LIMITS.maxMessageCount)) {
     return `maxMessageCount must be a whole number from 1 to ${WEBHOOK_LIMITS.maxMessageCount} (messages per webhook call), not ${count}`;

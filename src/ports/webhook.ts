@@ -1,5 +1,9 @@
 /** One HTTP POST of a delivery batch to a recipient's callback URL. */
 export interface WebhookCall {
+  /**
+   * The URL requested, already in the form the HTTP client sends it (requestedUrl() of the callback URL):
+   * the signature in `headers` covers this very string, so the transport must request it unchanged.
+   */
   url: string;
   body: Buffer;
   headers: Record<string, string>;

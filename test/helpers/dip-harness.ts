@@ -1,4 +1,5 @@
 import { mkdtempSync } from 'node:fs';
+import { afterAll, beforeAll } from 'vitest';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { onboardParticipant } from '../../src/pipeline/participants.js';
@@ -89,4 +90,18 @@ export function queueIdle(dip: RunningDip, queue: QueueRef): boolean {
 export async function queueSettled(dip: RunningDip, queue: QueueRef): Promise<boolean> {
   const state = await dip.backend.log.queueState(queue);
   return state.ackedSeq === state.headSeq && queueIdle(dip, queue);
+}
+
+/**
+ * A test DIP with one supplier (1000000001), started before the calling describe's tests and closed
+ * after them: `dip.t` and `dip.sup` are there once they run.
+ */
+export function dipWithSupplier(): { t: TestDip; sup: TestParticipant } {
+  const dip = {} as { t: TestDip; sup: TestParticipant };
+  beforeAll(async () => {
+    dip.t = await startTestDip();
+    dip.sup = await dip.t.participant('1000000001', ['SUP']);
+  });
+  afterAll(async () => dip.t?.close());
+  return dip;
 }

@@ -94,12 +94,17 @@ function checkedConnector(opts: WebhookClientOptions): buildConnector.connector 
  */
 export class UndiciWebhookTransport implements WebhookTransport {
   private readonly agents = new Map<string, { agent: Agent; usedAt: number }>();
-  private readonly connect: buildConnector.connector;
   private calls = 0;
 
-  constructor(private readonly opts: WebhookClientOptions = {}) {
-    this.connect = checkedConnector(opts);
-  }
+  /**
+   * `connect` opens the connections (by default: the TLS context of `opts`, destination-checked). Only
+   * where a connection goes is replaced by it, never what is requested: a test reaches a receiver on a
+   * local port for `https://sup.example:443/…` with one, and the request line and Host header stay undici's.
+   */
+  constructor(
+    private readonly opts: WebhookClientOptions = {},
+    private readonly connect: buildConnector.connector = checkedConnector(opts),
+  ) {}
 
   async post(call: WebhookCall): Promise<WebhookOutcome> {
     const started = performance.now();

@@ -49,7 +49,7 @@ export const webhookConfigBody = {
       description: "The same fields nested (OpenDIP): the published callback expression reads {$request.body#/config.callbackURL}. Used when callbackURL is not given at the top",
     },
   },
-  description: 'WebhookConfig: callbackURL (required by OpenDIP: https outside DEV, not an internal address), maxMessageCount and maxPayloadSize (KB) per call',
+  description: 'WebhookConfig: callbackURL (required by OpenDIP: https outside DEV, not an internal address, a URL the DIP can call: a host, a port from 1 to 65535, no user or password, no fragment, no control characters or backslashes), maxMessageCount and maxPayloadSize (KB) per call',
 };
 
 /** POST / DELETE /dip-channel/{id}/pubconfig/{recipient-id}: a recipient's webhook for one channel. */

@@ -8143,7 +8143,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description WebhookConfig: callbackURL (required by OpenDIP: https outside DEV, not an internal address), maxMessageCount and maxPayloadSize (KB) per call */
+        /** @description WebhookConfig: callbackURL (required by OpenDIP: https outside DEV, not an internal address, a URL the DIP can call: a host, a port from 1 to 65535, no user or password, no fragment, no control characters or backslashes), maxMessageCount and maxPayloadSize (KB) per call */
         requestBody: {
             content: {
                 "application/json": {
@@ -9520,7 +9520,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description WebhookConfig: callbackURL (required by OpenDIP: https outside DEV, not an internal address), maxMessageCount and maxPayloadSize (KB) per call */
+        /** @description WebhookConfig: callbackURL (required by OpenDIP: https outside DEV, not an internal address, a URL the DIP can call: a host, a port from 1 to 65535, no user or password, no fragment, no control characters or backslashes), maxMessageCount and maxPayloadSize (KB) per call */
         requestBody: {
             content: {
                 "application/json": {

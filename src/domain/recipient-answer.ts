@@ -1,0 +1,65 @@
+/**
+ * What a recipient's webhook answered, read as the published callback defines it: a StandardResponse
+ * whose `messageArray` has an entry per message, with its `transactionID` and a `message` such as
+ * `MSG0000 - Success` or `RCP1021 - Msg Mandatory Data Item Missing`. Only relayed or acted on, never
+ * trusted: whatever does not read as that shape is ignored.
+ */
+
+export interface AnswerEntry {
+  transactionId: string | null;
+  /** `CODE - text`, at most 200 characters. */
+  message: string;
+  help: string | null;
+}
+
+/** A response code and its text (`MSG1001 - Schema Failure`). */
+const CODED = /^[A-Z]{2,3}\d{4} - /;
+/** The codes that say the message was taken: the DIP's own and the recipient-side one (DI-999). */
+const SUCCESS = /^(?:MSG0000|RCP0000)\b/;
+
+/** A field of a JSON object read whatever the case of its name (ingress does not enforce the case of field names). */
+function field(o: Record<string, unknown>, name: string): unknown {
+  if (name in o) return o[name];
+  const lower = name.toLowerCase();
+  const key = Object.keys(o).find((k) => k.toLowerCase() === lower);
+  return key === undefined ? undefined : o[key];
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The entries of a StandardResponse that carry a coded message, in order; null when the answer is not one. */
+export function answerEntries(answer: string): AnswerEntry[] | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(answer);
+  } catch {
+    return null;
+  }
+  const array = isObject(parsed) ? field(parsed, 'messageArray') : undefined;
+  if (!Array.isArray(array)) return null;
+  const entries: AnswerEntry[] = [];
+  for (const e of array) {
+    if (!isObject(e)) continue;
+    const message = field(e, 'message');
+    if (typeof message !== 'string' || !CODED.test(message)) continue;
+    const id = field(e, 'transactionID');
+    const help = field(e, 'help');
+    entries.push({ transactionId: typeof id === 'string' ? id : null, message: message.slice(0, 200), help: typeof help === 'string' ? help.slice(0, 400) : null });
+  }
+  return entries;
+}
+
+/**
+ * The messages a 207 (Some Messages Created) answer says were not taken: those of `transactionIds` whose
+ * entry carries a code other than success, with that entry. Messages it does not name, or names with a
+ * success code, were taken. Null when the answer is no StandardResponse naming any of the messages: it
+ * cannot say which failed.
+ */
+export function refusedInMultiStatus(answer: string, transactionIds: readonly string[]): Map<string, AnswerEntry> | null {
+  const sent = new Set(transactionIds);
+  const named = (answerEntries(answer) ?? []).filter((e) => e.transactionId !== null && sent.has(e.transactionId));
+  if (named.length === 0) return null;
+  const refused = new Map<string, AnswerEntry>();
+  for (const e of named) if (!SUCCESS.test(e.message) && !refused.has(e.transactionId!)) refused.set(e.transactionId!, e);
+  return refused;
+}

@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest';
+import { refusedInMultiStatus } from '../src/domain/recipient-answer.js';
+import { QueueWorker, type DeadLetterEvent } from '../src/pipeline/queue-worker.js';
+import { returnToSender } from '../src/pipeline/return-to-sender.js';
+import type { QueueEntry, Settlement } from '../src/ports/message-log.js';
+import type { WebhookCall } from '../src/ports/webhook.js';
+import { FakeClock, settle } from './helpers/clocks.js';
+import { workerDeps } from './helpers/worker-deps.js';
+
+/**
+ * A recipient's webhook answering 207 (Some Messages Created, published callback) with a failure code
+ * for some messages: those are refused like a 400 (not retried), set aside and relayed to their senders
+ * (spec 5.5.9); the rest are delivered, in one settlement past the call.
+ */
+const queue = { recipientDipId: 'SUP0000001', channel: 'IF-021' };
+
+function harness(answers: Array<{ status: number; body: string }>) {
+  const clock = new FakeClock();
+  const entries: QueueEntry[] = [1, 2, 3].map((seq) => ({ seq, messageId: seq, transactionId: `T-${seq}`, receivedAt: clock.now(), outbound: JSON.stringify({ seq }) }));
+  let acked = 0;
+  const settlements: Settlement[] = [];
+  const calls: WebhookCall[] = [];
+  const deadLettered: DeadLetterEvent[] = [];
+  const relayed: Array<{ transactionId: string; message: string; help: string }> = [];
+  const notices = returnToSender({
+    fromDip: async (items) => {
+      relayed.push(...items.map((i) => ({ transactionId: i.transactionId, message: i.message, help: i.help })));
+      return undefined;
+    },
+  });
+  const worker = new QueueWorker(
+    queue,
+    workerDeps(clock, {
+      log: {
+        readQueue: async (_q, after, limit) => entries.filter((e) => e.seq > after).slice(0, limit),
+        queueState: async () => ({ ackedSeq: acked, headSeq: entries.length }),
+        settle: async (_q, s) => {
+          settlements.push(s);
+          acked = Math.max(acked, s.upTo);
+        },
+      },
+      transport: {
+        post: async (call) => {
+          calls.push(call);
+          const a = answers.shift() ?? { status: 201, body: '' };
+          return { kind: 'answered', status: a.status, retryAfter: undefined, body: a.body, latencyMs: 1 };
+        },
+        close: async () => {},
+      },
+      notices,
+      deadLettered: (events) => void deadLettered.push(...events),
+    }),
+  );
+  return { clock, worker, settlements, calls, deadLettered, relayed };
+}
+
+const answer = (...entries: Array<[string, string, string?]>) =>
+  JSON.stringify({ messageArray: entries.map(([transactionID, message, help]) => ({ transactionID, message, help: help ?? null })), timestamp: '2026-01-01T00:00:00+00:00' });
+
+describe('a webhook answering 207 with per-message failures', () => {
+  it('sets aside the messages it names with a failure code and returns them to their senders; delivers the rest, without retrying', async () => {
+    const h = harness([{ status: 207, body: answer(['T-1', 'RCP0000 - Message Success'], ['T-2', 'RCP1021 - Msg Mandatory Data Item Missing', 'DI-063 missing']) }]);
+    h.worker.kick();
+    await settle(20);
+    expect(h.calls).toHaveLength(1);
+    // One settlement past the call: T-2 set aside, T-1 (success) and T-3 (not named) delivered.
+    expect(h.settlements).toEqual([{ upTo: 3, deadLetters: [{ seq: 2, messageId: 2, reason: 'rejected', status: 207, detail: 'SUP0000001 refused the message in a 207 answer (RCP1021 - Msg Mandatory Data Item Missing)' }] }]);
+    expect(h.deadLettered.map((e) => e.entry.transactionId)).toEqual(['T-2']);
+    // The sender is told with the recipient's own code and help.
+    expect(h.relayed).toEqual([{ transactionId: 'T-2', message: 'RCP1021 - Msg Mandatory Data Item Missing', help: 'SUP0000001 refused the message in a 207 answer (RCP1021 - Msg Mandatory Data Item Missing): DI-063 missing' }]);
+    expect(h.worker.status()).toMatchObject({ state: 'idle', failures: 0, ackedSeq: 3 });
+    // Not retried: nothing more is sent, however long one waits.
+    await h.clock.advance(60_000);
+    expect(h.calls).toHaveLength(1);
+    await h.worker.stop();
+  });
+
+  it('a 207 whose entries are all successes delivers all', async () => {
+    const h = harness([{ status: 207, body: answer(['T-1', 'MSG0000 - Success'], ['T-2', 'RCP0000 - Message Success'], ['T-3', 'MSG0000 - Success']) }]);
+    h.worker.kick();
+    await settle(20);
+    expect(h.settlements).toEqual([{ upTo: 3 }]);
+    expect(h.deadLettered).toEqual([]);
+    await h.worker.stop();
+  });
+
+  it('a 207 that names none of the messages cannot say which failed: all are taken as delivered (not sent again)', async () => {
+    for (const body of ['', 'not json', answer(['T-99', 'RCP1001 - Schema Failure']), JSON.stringify({ messageArray: 'no' })]) {
+      const h = harness([{ status: 207, body }]);
+      h.worker.kick();
+      await settle(20);
+      expect(h.settlements, body).toEqual([{ upTo: 3 }]);
+      expect(h.calls, body).toHaveLength(1);
+      await h.worker.stop();
+    }
+  });
+
+  it('reads the answer as ingress does: field names in any case; the first failure named wins', () => {
+    const body = JSON.stringify({ MessageArray: [{ TRANSACTIONID: 'T-1', Message: 'RCP1001 - Schema Failure', help: 'x' }, { transactionID: 'T-1', message: 'RCP1022 - Msg Contains Invalid Value for Value Restricted Field' }, { transactionID: 'T-2', message: 'not coded' }] });
+    const refused = refusedInMultiStatus(body, ['T-1', 'T-2']);
+    expect([...(refused ?? new Map()).entries()]).toEqual([['T-1', { transactionId: 'T-1', message: 'RCP1001 - Schema Failure', help: 'x' }]]);
+  });
+});
