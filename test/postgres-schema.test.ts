@@ -118,6 +118,24 @@ describe('the PostgreSQL schema', () => {
     }
   });
 
+  it('a node that opens while another applies a long upgrade waits for it instead of failing its open', async () => {
+    await admin.query("UPDATE dip_schema_digests SET digest = 'an older version' WHERE lock_key = $1", [LOCKS.schema]);
+    const pools = [1, 2].map((n) => openPool({ url, max: 1, applicationName: `node-${n}`, statementTimeoutMs: 200, queryTimeoutMs: 300 }));
+    try {
+      const slow = `${SCHEMA};\nSELECT pg_sleep(1);`;
+      const first = applySchema(pools[0]!, LOCKS.schema, slow);
+      // The second asks once the first holds the advisory lock (PostgreSQL's own view, no timing involved).
+      const holding = async () =>
+        (await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")).rows[0]!.n;
+      while ((await holding()) === 0) await new Promise((r) => setImmediate(r));
+      const second = applySchema(pools[1]!, LOCKS.schema, slow).then(() => 'applied', (e: Error & { code?: string }) => `${e.code ?? ''} ${e.message}`);
+      await first;
+      expect(await second).toBe('applied');
+    } finally {
+      await Promise.all(pools.map((p) => p.end()));
+    }
+  });
+
   it('puts the registry version row back on open (the digest does not watch rows)', async () => {
     await admin.query('DELETE FROM registry_version');
     await (await PgDatabase.open({ url, clock: systemClock, poolSize: 1 })).close();

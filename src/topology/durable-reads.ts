@@ -16,11 +16,12 @@ export interface WriterCalls {
  * last reported, and settlements go to the main process, the only writer.
  *
  * Each wake-up carries the queue's durable position, and the main process wakes a queue after every
- * append that became durable: so a queue drained up to its last reported position waits for the next
- * wake-up rather than asking (a round trip through the busiest event loop per drained batch). It asks
- * only when it may have missed one: the first read of a queue in this process, and each queue a sweep
- * finds pending (at start, periodically, after a resume), so nothing waits on a lost wake-up longer
- * than a sweep.
+ * append that became durable, unless its recipient pulls (no webhook: nothing here to call; see
+ * Delivery.actsOnArrival), and again when a webhook is set for it: so a queue drained up to its last
+ * reported position waits for the next wake-up rather than asking (a round trip through the busiest event
+ * loop per drained batch). It asks only when it may have missed one: the first read of a queue in this
+ * process, and each queue a sweep finds pending (at start, periodically, after a resume), so nothing
+ * waits on a lost wake-up longer than a sweep.
  */
 export class DurableReads implements Pick<MessageLog, 'readQueue' | 'queueState' | 'pendingQueues' | 'settle'> {
   private readonly caps = new Map<string, number>();

@@ -81,7 +81,8 @@ function entryModule(): URL {
  * collection, mostly scavenges of a young generation that filled every few batches. With 192 MB, four
  * alternated pairs of `npm run bench -- --only ingest` (2026-12-03, BENCHMARKS.md) accepted 23 % more at
  * batch 10 and 20 % more at batch 100, with 16 % less CPU a message at batch 100; a quiet thread uses far
- * less (V8 grows the semi-spaces only as survival asks).
+ * less until its first burst (V8 grows the semi-spaces as survival asks, and an idle thread keeps them:
+ * about 100 MB more resident per thread after a burst).
  */
 export const INGEST_YOUNG_GENERATION_MB = 192;
 

@@ -293,20 +293,22 @@ export async function applySchema(pool: pg.Pool, lock: number, ddl: string, opti
   for (let attempt = 1; ; attempt++) {
     try {
       await inTransaction(pool, async (client) => {
+        // An upgrade may build an index over a table as large as the archive keeps (the journal's attempt
+        // ID index: about 1.3 s a million rows, docs/cluster.md "Upgrading"). Under the pool's statement
+        // and read timeouts, meant for ingest's writes, a large store failed every open, on every restart;
+        // and a node waiting below for another node's upgrade failed its open with it. node-postgres reads
+        // a query's own query_timeout (its types do not declare it).
+        await client.query('SET LOCAL statement_timeout = 0');
+        // Without values a query goes as a simple query, which may hold many statements (the DDL does).
+        const unhurried = (text: string, values?: unknown[]): pg.QueryConfig & { query_timeout: number } => ({ text, ...(values ? { values } : {}), query_timeout: SCHEMA_BUILD_TIMEOUT_MS });
         // As long as it takes: another node applying the same version holds it only while it does.
-        await client.query('SELECT pg_advisory_xact_lock($1)', [lock]);
+        await client.query(unhurried('SELECT pg_advisory_xact_lock($1)', [lock]));
         await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(options.timeoutMs))}`);
         await client.query(SCHEMA_APPLIED);
         // Another node may have applied it while this one waited for the advisory lock.
         const { rows } = await client.query<{ digest: string }>(APPLIED_DIGEST, [lock]);
         if (rows[0]?.digest === digest) return;
-        // An upgrade may build an index over a table as large as the archive keeps (the journal's attempt
-        // ID index: about 1.3 s a million rows, docs/cluster.md "Upgrading"). Under the pool's statement
-        // and read timeouts, meant for ingest's writes, a large store failed every open, on every restart.
-        await client.query('SET LOCAL statement_timeout = 0');
-        // node-postgres reads a query's own query_timeout (its types do not declare it).
-        const build: pg.QueryConfig & { query_timeout: number } = { text: ddl, query_timeout: SCHEMA_BUILD_TIMEOUT_MS };
-        await client.query(build);
+        await client.query(unhurried(ddl));
         await client.query(
           `INSERT INTO dip_schema_digests (schema_name, lock_key, digest) VALUES (current_schema(), $1, $2)
            ON CONFLICT (schema_name, lock_key) DO UPDATE SET digest = EXCLUDED.digest, applied_at = now()`,
