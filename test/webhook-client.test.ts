@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UndiciWebhookTransport } from '../src/adapters/http/webhook-client.js';
+import { refusedInMultiStatus } from '../src/domain/recipient-answer.js';
+import { answerBytes } from '../src/pipeline/queue-worker.js';
 import { createCertificateAuthority, issueServerCertificate, type KeyAndCert } from '../src/security/pki.js';
 
 /**
@@ -111,6 +113,10 @@ describe('UndiciWebhookTransport and recipients that misbehave', () => {
           res.once('drain', more);
         };
         more();
+      } else if (req.url === '/multi-status') {
+        // A 207 naming 300 messages, the last refused: about 290 bytes an entry, 87 kB in all.
+        const entries = Array.from({ length: 300 }, (_, i) => ({ transactionID: `T-${i}`, message: i === 299 ? 'RCP1001 - Schema Failure' : 'RCP0000 - Message Success', help: 'x'.repeat(220) }));
+        res.writeHead(207, { 'content-type': 'application/json' }).end(JSON.stringify({ messageArray: entries }));
       } else if (req.url !== '/silent') {
         res.writeHead(200).end('ok');
       }
@@ -141,6 +147,20 @@ describe('UndiciWebhookTransport and recipients that misbehave', () => {
     try {
       const outcome = await post(t, '/huge', 60_000);
       expect(outcome.kind === 'answered' ? [outcome.status, outcome.body.length] : outcome.error).toEqual([200, 64 * 1024]);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('reads a 207 naming every message of a large call whole when asked for its size, and says when it cut one off', async () => {
+    const t = new UndiciWebhookTransport();
+    try {
+      const call = { url: `${base}/multi-status`, body: Buffer.from('[]'), headers: {}, timeoutMs: 60_000 };
+      const whole = await t.post({ ...call, maxAnswerBytes: answerBytes(300) });
+      expect(whole.kind === 'answered' && { truncated: whole.truncated, refused: [...(refusedInMultiStatus(whole.body, Array.from({ length: 300 }, (_, i) => `T-${i}`)) ?? new Map()).keys()] }).toEqual({ truncated: undefined, refused: ['T-299'] });
+      // At the default cap the answer is cut off, and the outcome says so.
+      const cut = await t.post(call);
+      expect(cut.kind === 'answered' && [cut.body.length, cut.truncated]).toEqual([64 * 1024, true]);
     } finally {
       await t.close();
     }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { refusedInMultiStatus } from '../src/domain/recipient-answer.js';
-import { QueueWorker, type DeadLetterEvent } from '../src/pipeline/queue-worker.js';
+import { answerBytes, QueueWorker, type DeadLetterEvent } from '../src/pipeline/queue-worker.js';
 import { returnToSender } from '../src/pipeline/return-to-sender.js';
 import type { QueueEntry, Settlement } from '../src/ports/message-log.js';
 import type { WebhookCall } from '../src/ports/webhook.js';
@@ -14,7 +14,7 @@ import { workerDeps } from './helpers/worker-deps.js';
  */
 const queue = { recipientDipId: 'SUP0000001', channel: 'IF-021' };
 
-function harness(answers: Array<{ status: number; body: string }>) {
+function harness(answers: Array<{ status: number; body: string; truncated?: true }>) {
   const clock = new FakeClock();
   const entries: QueueEntry[] = [1, 2, 3].map((seq) => ({ seq, messageId: seq, transactionId: `T-${seq}`, receivedAt: clock.now(), outbound: JSON.stringify({ seq }) }));
   let acked = 0;
@@ -22,6 +22,7 @@ function harness(answers: Array<{ status: number; body: string }>) {
   const calls: WebhookCall[] = [];
   const deadLettered: DeadLetterEvent[] = [];
   const relayed: Array<{ transactionId: string; message: string; help: string }> = [];
+  const errors: string[] = [];
   const notices = returnToSender({
     fromDip: async (items) => {
       relayed.push(...items.map((i) => ({ transactionId: i.transactionId, message: i.message, help: i.help })));
@@ -43,15 +44,16 @@ function harness(answers: Array<{ status: number; body: string }>) {
         post: async (call) => {
           calls.push(call);
           const a = answers.shift() ?? { status: 201, body: '' };
-          return { kind: 'answered', status: a.status, retryAfter: undefined, body: a.body, latencyMs: 1 };
+          return { kind: 'answered', status: a.status, retryAfter: undefined, body: a.body, ...(a.truncated ? { truncated: a.truncated } : {}), latencyMs: 1 };
         },
         close: async () => {},
       },
       notices,
       deadLettered: (events) => void deadLettered.push(...events),
+      logger: { info() {}, warn() {}, error: (_o: unknown, msg: string) => void errors.push(msg) },
     }),
   );
-  return { clock, worker, settlements, calls, deadLettered, relayed };
+  return { clock, worker, settlements, calls, deadLettered, relayed, errors };
 }
 
 const answer = (...entries: Array<[string, string, string?]>) =>
@@ -95,9 +97,24 @@ describe('a webhook answering 207 with per-message failures', () => {
     }
   });
 
+  it('asks the transport for as much of the answer as an entry per message needs, and says loudly when it was cut off', async () => {
+    expect([answerBytes(3), answerBytes(300), answerBytes(10_000), answerBytes(100_000)]).toEqual([64 << 10, 300 << 10, 10_000 << 10, 16 << 20]);
+    const h = harness([{ status: 207, body: answer(['T-1', 'RCP1001 - Schema Failure']).slice(0, 40), truncated: true }]);
+    h.worker.kick();
+    await settle(20);
+    expect(h.calls[0]!.maxAnswerBytes).toBe(answerBytes(3));
+    // Its refusals cannot be read: taken as delivered (a 2xx), and an error is logged for the operator.
+    expect(h.settlements).toEqual([{ upTo: 3 }]);
+    expect(h.errors).toEqual([expect.stringContaining('207 with a body too long')]);
+    await h.worker.stop();
+  });
+
   it('reads the answer as ingress does: field names in any case; the first failure named wins', () => {
     const body = JSON.stringify({ MessageArray: [{ TRANSACTIONID: 'T-1', Message: 'RCP1001 - Schema Failure', help: 'x' }, { transactionID: 'T-1', message: 'RCP1022 - Msg Contains Invalid Value for Value Restricted Field' }, { transactionID: 'T-2', message: 'not coded' }] });
     const refused = refusedInMultiStatus(body, ['T-1', 'T-2']);
     expect([...(refused ?? new Map()).entries()]).toEqual([['T-1', { transactionId: 'T-1', message: 'RCP1001 - Schema Failure', help: 'x' }]]);
+    // Transaction IDs whatever their case: refused under the ID that was sent.
+    const folded = refusedInMultiStatus(JSON.stringify({ messageArray: [{ transactionID: 't-if-021-abc', message: 'RCP1001 - Schema Failure' }] }), ['T-IF-021-ABC']);
+    expect([...(folded ?? new Map()).keys()]).toEqual(['T-IF-021-ABC']);
   });
 });

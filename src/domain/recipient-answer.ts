@@ -56,10 +56,14 @@ export function answerEntries(answer: string): AnswerEntry[] | null {
  * cannot say which failed.
  */
 export function refusedInMultiStatus(answer: string, transactionIds: readonly string[]): Map<string, AnswerEntry> | null {
-  const sent = new Set(transactionIds);
-  const named = (answerEntries(answer) ?? []).filter((e) => e.transactionId !== null && sent.has(e.transactionId));
+  // Matched whatever the case: the DIP's IDs are upper-case, and a recipient that folds them still names them.
+  const sent = new Map(transactionIds.map((id) => [id.toUpperCase(), id]));
+  const named = (answerEntries(answer) ?? []).flatMap((e) => {
+    const id = e.transactionId === null ? undefined : sent.get(e.transactionId.toUpperCase());
+    return id === undefined ? [] : [{ id, entry: e }];
+  });
   if (named.length === 0) return null;
   const refused = new Map<string, AnswerEntry>();
-  for (const e of named) if (!SUCCESS.test(e.message) && !refused.has(e.transactionId!)) refused.set(e.transactionId!, e);
+  for (const { id, entry } of named) if (!SUCCESS.test(entry.message) && !refused.has(id)) refused.set(id, entry);
   return refused;
 }

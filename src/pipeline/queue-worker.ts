@@ -24,6 +24,15 @@ export interface DeliverySettings {
 }
 
 /** A message set aside, with what a refusing recipient answered (relayed to the sender). */
+/**
+ * How much of a recipient's answer is read: a 207 (Some Messages Created) has an entry per message of
+ * the call (the published example's is about 290 bytes), so 64 KiB held the refusals of only about 220;
+ * a recipient may ask for 10,000 a call. 1 KiB a message, at least 64 KiB, at most 16 MiB.
+ */
+export function answerBytes(messages: number): number {
+  return Math.min(16 << 20, Math.max(64 << 10, messages * 1024));
+}
+
 export interface DeadLetterEvent {
   queue: QueueRef;
   entry: QueueEntry;
@@ -351,7 +360,7 @@ export class QueueWorker {
     // Encoded once: the same bytes are hashed for the signature and sent.
     const encoded = this.deps.encoded;
     const body = batchBody(prepared.copies.map((copy, i) => (encoded ? encoded.bytes(entries[i]!.messageId, copy) : Buffer.from(copy, 'utf8'))));
-    const outcome = await this.call(hook.url, body, formatSequence(first, last));
+    const outcome = await this.call(hook.url, body, formatSequence(first, last), entries.length);
     const { startedAt, tracedFrom } = outcome;
     // Given with the call (stamped with its start): however often its record is written (src/pipeline/attempt-journal.ts), it is one attempt.
     const attemptId = newAttemptId(startedAt, this.deps.randomBytes);
@@ -369,7 +378,11 @@ export class QueueWorker {
 
     if (verdict === 'delivered' && status === 207 && outcome.kind === 'answered') {
       const refused = refusedInMultiStatus(outcome.body, entries.map((e) => e.transactionId));
-      if (refused === null) {
+      if (outcome.truncated) {
+        // Kept up to answerBytes(entries.length), ample for an entry per message: a recipient that answers
+        // more is misbehaving, and its refusals cannot be read. Said loudly: senders are not told of them.
+        this.deps.logger.error({ queue: this.queue, first, last, kept: outcome.body.length }, 'the recipient answered 207 with a body too long (or too slow) to read: its refusals could not be read, all taken as delivered');
+      } else if (refused === null) {
         // It cannot say which failed: the call was answered 2xx, so all are taken (sending them again
         // would repeat those the recipient created).
         this.deps.logger.warn({ queue: this.queue, first, last }, 'the recipient answered 207 without a messageArray naming the messages: all taken as delivered');
@@ -428,7 +441,7 @@ export class QueueWorker {
    * of the callback URL, not the text registered (`https://Sup.example:443/dip` is requested, and must
    * be signed, as `https://sup.example/dip`).
    */
-  private async call(callbackUrl: string, body: Buffer, sequence: string): Promise<WebhookOutcome & { startedAt: number; tracedFrom: number | undefined }> {
+  private async call(callbackUrl: string, body: Buffer, sequence: string, messages: number): Promise<WebhookOutcome & { startedAt: number; tracedFrom: number | undefined }> {
     const url = requestedUrl(callbackUrl);
     if (url === null) {
       // Registered before such URLs were refused: no call can be made, and none is signed. Retried (the
@@ -441,7 +454,7 @@ export class QueueWorker {
     headers[SEQUENCE_HEADER] = sequence;
     const startedAt = this.deps.clock.now();
     const tracedFrom = this.deps.tracer?.now();
-    const outcome = await this.deps.transport.post({ url, body, headers, timeoutMs: this.deps.settings.timeoutMs });
+    const outcome = await this.deps.transport.post({ url, body, headers, timeoutMs: this.deps.settings.timeoutMs, maxAnswerBytes: answerBytes(messages) });
     return { ...outcome, startedAt, tracedFrom };
   }
 

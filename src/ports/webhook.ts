@@ -8,6 +8,8 @@ export interface WebhookCall {
   body: Buffer;
   headers: Record<string, string>;
   timeoutMs: number;
+  /** How much of the answer's body is kept (default 64 KiB): a 207 names each message of the call. */
+  maxAnswerBytes?: number;
 }
 
 export type WebhookOutcome =
@@ -17,6 +19,8 @@ export type WebhookOutcome =
       retryAfter: string | undefined;
       /** The start of the answer's body: a refusing recipient's StandardResponse is relayed to the sender. */
       body: string;
+      /** The body went on past maxAnswerBytes or the call's deadline: `body` is only its start. */
+      truncated?: boolean;
       latencyMs: number;
     }
   /** No HTTP answer: connection refused or reset, TLS failure, timeout. Always retried. */

@@ -121,13 +121,14 @@ export class UndiciWebhookTransport implements WebhookTransport {
       });
       // Read to its end when short and prompt (for the connection to be reused), kept only in part: it
       // is relayed, never trusted. The status decides, whatever the body does.
-      const { text } = await readCapped(res.body, MAX_ANSWER_BYTES, deadline);
+      const { text, done } = await readCapped(res.body, call.maxAnswerBytes ?? MAX_ANSWER_BYTES, deadline);
       const retryAfter = res.headers['retry-after'];
       return {
         kind: 'answered',
         status: res.statusCode,
         retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
         body: text,
+        ...(done ? {} : { truncated: true }),
         latencyMs: performance.now() - started,
       };
     } catch (e) {

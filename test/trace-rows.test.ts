@@ -1,0 +1,27 @@
+/**
+ * How a traced message's copies read their journal (src/adapters/trace-rows.ts): a call answered 2xx
+ * delivered a copy unless that copy was set aside (a 207 naming it with a failure code: the whole call is
+ * journalled "delivered", the refused copy dead-lettered), and a requeued copy is delivered by a call since.
+ */
+import { describe, expect, it } from 'vitest';
+import { foldTraces, type AttemptRow, type CopyRow, type MessageRow } from '../src/adapters/trace-rows.js';
+
+const message: MessageRow = { id: 7, transaction_id: 'T-1', channel: 'IF-021', event_code: 'E', sender_dip_id: '2000000001', sender_role: 'HHDC', sender_ref: null, correlation_id: null, received_at: 1_000, replay_of_tx: null };
+const copy = (seq: number, dl: Partial<CopyRow> = {}): CopyRow => ({ message_id: 7, queue_id: seq, recipient_dip_id: `100000000${seq}`, seq, acked_seq: seq, dl_reason: null, dl_status: null, dl_detail: null, dl_at: null, dl_state: null, ...dl });
+const call = (queue: number, seq: number, startedAt: number, status: number): AttemptRow => ({ queue_id: queue, first_seq: seq, last_seq: seq, url: 'https://r.example/', started_at: startedAt, latency_ms: 5, status, verdict: 'delivered', error: null });
+
+describe('traced deliveries', () => {
+  it('a copy refused in a 207 is not delivered though its call was; one requeued is, by the call after', () => {
+    const refused = { dl_reason: 'rejected', dl_status: 207, dl_detail: 'refused in a 207', dl_at: 2_010 };
+    const [traced] = foldTraces(
+      [message],
+      [copy(1), copy(2, { ...refused, dl_state: 'dead' }), copy(3, { ...refused, dl_state: 'requeued' })],
+      [call(1, 1, 2_000, 201), call(2, 2, 2_000, 207), call(3, 3, 2_000, 207), call(3, 3, 5_000, 201)],
+    );
+    expect(traced!.deliveries.map((d) => [d.recipient, d.state, d.deliveredAt])).toEqual([
+      ['1000000001', 'delivered', 2_005],
+      ['1000000002', 'dead', null],
+      ['1000000003', 'delivered', 5_005],
+    ]);
+  });
+});
