@@ -252,7 +252,7 @@ function registerOperatorCommands(program: Command): void {
   op.command('whoami').action(() => call('GET', '/admin/whoami'));
   op
     .command('add')
-    .description("create an operator account: a person's prints their password and TOTP secret, an automation account's its token (shown once)")
+    .description("create an operator account: a person's prints their first password (they set up their TOTP at their first dip login or portal sign-in), an automation account's its token (shown once)")
     .requiredOption('--name <name>', 'the person (their sign-in name, e.g. alice) or the automation (e.g. monitoring)')
     .requiredOption('--role <role>', 'viewer, operator or admin (admin: people only)')
     .option('--display-name <name>', "the person's full name")
