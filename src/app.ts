@@ -186,7 +186,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   baseUrls.participant = config.publicUrl?.replace(/\/$/, '') ?? `https://${host}:${participant.port}`;
   const anonymous = await startAnonymousListener(config, apiDeps, pki, life);
   if (anonymous) baseUrls.public = `https://${host}:${anonymous.port}`;
-  const portalAccounts = new PortalAccountService(backend.portalAccounts, sealer, clock, `OpenDIP ${config.environment}`, (id) => registry.participant(id) !== undefined);
+  const portalAccounts = new PortalAccountService(backend.portalAccounts, sealer, clock, `OpenDIP ${config.environment}`, (id) => registry.participant(id) !== undefined, backend.journal);
   const operator = await startOperatorListener(config, {
     operators: new OperatorAccounts(backend.registry, backend.journal, clock),
     journal: backend.journal,

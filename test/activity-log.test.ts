@@ -173,7 +173,11 @@ describe('the API activity log of a running DIP', () => {
     // An MPAN in a path is personal data too: an operator's lookup of one.
     expect((await bootstrap('GET', '/admin/mpan/1200000000009')).status).toBe(200);
     expect([robot.status, person.status, newKey.status]).toEqual([201, 201, 200]);
-    const secrets = [robot.body.token as string, person.body.password as string, person.body.totpSecret as string, newKey.body.apiKey];
+    // The person's first sign-in is answered with the TOTP secret to set up and the enrolment token.
+    const enrolment = await adminApi(t, 'none')('POST', '/admin/session', { name: 'pat', password: person.body.password });
+    expect(enrolment.status).toBe(403);
+    const offer = enrolment.body.totpEnrolment as { token: string; secret: string };
+    const secrets = [robot.body.token as string, person.body.password as string, offer.token, offer.secret, newKey.body.apiKey];
     const credentialsId = newKey.headers['x-request-id'];
     // Nor message contents an operator read: the evidence of a transaction (its whole signed request).
     const evidence = await bootstrap('GET', `/admin/evidence/${accepted.body.messageArray[0]!.transactionID}`);

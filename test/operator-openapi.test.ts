@@ -98,12 +98,22 @@ describe('the OpenAPI document of the operator listener', () => {
     const person = await admin('POST', '/admin/operators', { name: 'vera', role: 'viewer' });
     check('post', '/admin/operators', person);
     check('post', '/admin/session', await admin('POST', '/admin/session', { name: 'vera', password: 'not hers', code: '000000' }));
-    const firstCode = totpCode(person.body.totpSecret, Date.now());
-    const mustChoose = await admin('POST', '/admin/session', { name: 'vera', password: person.body.password, code: firstCode });
+    // Her first sign-in: the password alone starts her TOTP enrolment (403), a second start meanwhile is 409.
+    const enrolment = await admin('POST', '/admin/session', { name: 'vera', password: person.body.password });
+    expect(enrolment.status).toBe(403);
+    check('post', '/admin/session', enrolment);
+    const competing = await admin('POST', '/admin/session', { name: 'vera', password: person.body.password });
+    expect(competing.status).toBe(409);
+    check('post', '/admin/session', competing);
+    const offer = enrolment.body.totpEnrolment as { token: string; secret: string };
+    const firstCode = totpCode(offer.secret, Date.now());
+    check('post', '/admin/session/enrolment', await admin('POST', '/admin/session/enrolment', { token: offer.token, code: firstCode === '000000' ? '111111' : '000000', newPassword: 'vera chose this one' }));
+    const mustChoose = await admin('POST', '/admin/session/enrolment', { token: offer.token, code: firstCode });
     expect(mustChoose.status).toBe(403);
-    check('post', '/admin/session', mustChoose);
-    const session = await admin('POST', '/admin/session', { name: 'vera', password: person.body.password, code: firstCode, newPassword: 'vera chose this one' });
-    check('post', '/admin/session', session);
+    check('post', '/admin/session/enrolment', mustChoose);
+    const session = await admin('POST', '/admin/session/enrolment', { token: offer.token, code: firstCode, newPassword: 'vera chose this one' });
+    expect(session.status).toBe(200);
+    check('post', '/admin/session/enrolment', session);
     check('delete', '/admin/session', await adminApi(t, session.body.token)('DELETE', '/admin/session'));
     const renewed = await admin('PATCH', '/admin/operators/alice', { newToken: true });
     check('patch', '/admin/operators/{name}', renewed);

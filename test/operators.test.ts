@@ -10,9 +10,16 @@ import { ShiftableClock } from './helpers/clocks.js';
 
 interface Person {
   password: string;
-  totpSecret: string;
-  /** Set once the person has chosen their own password (at their first sign-in). */
-  chosen?: boolean;
+  /** Set up at the person's first sign-in (the account is made without one). */
+  totpSecret?: string;
+}
+
+interface Offer {
+  token: string;
+  secret: string;
+  otpauthUri: string;
+  expiresAt: string;
+  newPasswordRequired: boolean;
 }
 
 describe('operator accounts', () => {
@@ -24,14 +31,27 @@ describe('operator accounts', () => {
   /** Each sign-in needs a code of a time step not used before: the clock moves a step on for the next. */
   const code = (who: Person): string => {
     clock.jump(30_000);
-    return totpCode(who.totpSecret, clock.now());
+    return totpCode(who.totpSecret!, clock.now());
   };
-  /** Signs in; the first time, choosing the person's own password (their creator chose the first). */
+  /**
+   * Signs in; the first time, setting up the person's TOTP (the password alone is answered with an
+   * enrolment) and choosing their own password (their creator chose the first).
+   */
   const signIn = async (name: string, who: Person) => {
-    const newPassword = who.chosen ? undefined : `${who.password}-mine`;
-    const answer = await adminApi(t, 'none')('POST', '/admin/session', { name, password: who.password, code: code(who), ...(newPassword ? { newPassword } : {}) });
+    const anyone = adminApi(t, 'none');
+    if (who.totpSecret === undefined) {
+      const started = await anyone('POST', '/admin/session', { name, password: who.password });
+      expect(started.status, JSON.stringify(started.body)).toBe(403);
+      const offer = started.body.totpEnrolment as Offer;
+      who.totpSecret = offer.secret;
+      const newPassword = `${who.password}-mine`;
+      const answer = await anyone('POST', '/admin/session/enrolment', { token: offer.token, code: code(who), newPassword });
+      expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+      who.password = newPassword;
+      return answer.body as { token: string; expiresAt: string; operator: { name: string; role: string } };
+    }
+    const answer = await anyone('POST', '/admin/session', { name, password: who.password, code: code(who) });
     expect(answer.status, JSON.stringify(answer.body)).toBe(200);
-    if (newPassword) Object.assign(who, { password: newPassword, chosen: true });
     return answer.body as { token: string; expiresAt: string; operator: { name: string; role: string } };
   };
 
@@ -52,10 +72,10 @@ describe('operator accounts', () => {
     expect((await bootstrap('GET', '/admin/whoami')).status).toBe(200);
     const created = await bootstrap('POST', '/admin/operators', { name: 'alice', role: 'admin', displayName: 'Alice Admin' });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
-    // A person gets a password and a TOTP secret (once), never a long-lived token.
-    expect(created.body).toMatchObject({ operator: { name: 'alice', role: 'admin', automation: false }, totpUri: expect.stringMatching(/^otpauth:\/\/totp\//) });
-    expect(created.body.token).toBeUndefined();
-    alicePerson = created.body as Person;
+    // A person gets a first password (once), never a long-lived token, and no TOTP secret: that is set
+    // up by the person at their first sign-in, so it never passes through whoever made the account.
+    expect(created.body).toEqual({ operator: expect.objectContaining({ name: 'alice', role: 'admin', automation: false }), password: expect.any(String) });
+    alicePerson = { password: created.body.password as string };
 
     // From now on the bootstrap token is refused for everything, with what to do instead.
     const refused = await bootstrap('GET', '/admin/whoami');
@@ -64,26 +84,51 @@ describe('operator accounts', () => {
     expect(refused.body.error).toContain('dip login');
     expect((await bootstrap('POST', '/admin/operators', { name: 'mallory', role: 'admin' })).status).toBe(401);
 
-    // Sign-in: a wrong code or password is refused alike; the right ones give a bearer token.
-    const wrong = await adminApi(t, 'none')('POST', '/admin/session', { name: 'alice', password: alicePerson.password, code: '000000' });
+    // Sign-in: a wrong password is refused as ever (nothing tells that the account has no factor yet).
+    const anyone = adminApi(t, 'none');
+    const wrong = await anyone('POST', '/admin/session', { name: 'alice', password: 'not her password', code: '000000' });
     expect(wrong.status).toBe(401);
     expect(wrong.body.error).toBe('the name, password or code is wrong');
-    expect((await adminApi(t, 'none')('POST', '/admin/session', { name: 'alice', password: 'not her password', code: code(alicePerson) })).status).toBe(401);
-    // The password the bootstrap caller saw signs in only by being replaced: 403 without a new one (the
-    // code is not used up), then the same code with a new password signs in.
+    // The right password starts her TOTP enrolment instead of a session (a code sent is not looked at):
+    // a new secret, and a token good for 10 minutes that confirms it with a code.
     const firstPassword = alicePerson.password;
+    const started = await anyone('POST', '/admin/session', { name: 'alice', password: firstPassword, code: '123456' });
+    expect(started.status, JSON.stringify(started.body)).toBe(403);
+    const offer = started.body.totpEnrolment as Offer;
+    expect(offer).toEqual({
+      token: expect.stringMatching(/^dipenrol_[\w-]{43}$/),
+      secret: expect.stringMatching(/^[A-Z2-7]{32}$/),
+      otpauthUri: `otpauth://totp/OpenDIP%20${t.config.environment}:alice?issuer=OpenDIP%20${t.config.environment}&secret=${offer.secret}&algorithm=SHA1&digits=6&period=30`,
+      expiresAt: expect.any(String),
+      newPasswordRequired: true,
+    });
+    // Ten minutes (the DIP's clock here runs with the wall clock's, shifted).
+    expect(Date.parse(offer.expiresAt) - clock.now()).toBeGreaterThan(9 * 60_000);
+    expect(Date.parse(offer.expiresAt) - clock.now()).toBeLessThanOrEqual(10 * 60_000);
+    // Someone else with her password, meanwhile: refused, given no secret, and hers is not replaced.
+    const competing = await anyone('POST', '/admin/session', { name: 'alice', password: firstPassword });
+    expect(competing.status).toBe(409);
+    expect(competing.body).toEqual({ error: expect.stringContaining(`already under way until ${offer.expiresAt}`) });
+    alicePerson.totpSecret = offer.secret;
     const firstCode = code(alicePerson);
-    const mustChoose = await adminApi(t, 'none')('POST', '/admin/session', { name: 'alice', password: firstPassword, code: firstCode });
+    // The code confirms the secret only with a password of her own (the code is not used up meanwhile).
+    const mustChoose = await anyone('POST', '/admin/session/enrolment', { token: offer.token, code: firstCode });
     expect(mustChoose.status).toBe(403);
     expect(mustChoose.body).toEqual({ error: expect.stringContaining('choose your own'), passwordChangeRequired: true });
-    const same = await adminApi(t, 'none')('POST', '/admin/session', { name: 'alice', password: firstPassword, code: firstCode, newPassword: firstPassword });
+    const same = await anyone('POST', '/admin/session/enrolment', { token: offer.token, code: firstCode, newPassword: firstPassword });
     expect(same.status).toBe(403);
     expect(same.body.error).toBe('the new password must differ from the current one');
-    const chosen = await adminApi(t, 'none')('POST', '/admin/session', { name: 'alice', password: firstPassword, code: firstCode, newPassword: 'alice chose this one' });
-    expect(chosen.status, JSON.stringify(chosen.body)).toBe(200);
-    Object.assign(alicePerson, { password: 'alice chose this one', chosen: true });
+    expect((await anyone('POST', '/admin/session/enrolment', { token: `${offer.token.slice(0, -2)}xx`, code: firstCode, newPassword: 'alice chose this one' })).status).toBe(401);
+    const enrolled = await anyone('POST', '/admin/session/enrolment', { token: offer.token, code: firstCode, newPassword: 'alice chose this one' });
+    expect(enrolled.status, JSON.stringify(enrolled.body)).toBe(200);
+    expect(enrolled.body).toMatchObject({ token: expect.stringMatching(/^dipsess_/), operator: { name: 'alice', role: 'admin' } });
+    expect((await adminApi(t, enrolled.body.token)('GET', '/admin/whoami')).body).toEqual({ name: 'alice', role: 'admin' });
+    alicePerson.password = 'alice chose this one';
+    // The token is good once, and her factor is in force: no new enrolment, and no sign-in without a code.
+    expect((await anyone('POST', '/admin/session/enrolment', { token: offer.token, code: firstCode, newPassword: 'alice chose again' })).status).toBe(401);
+    expect((await anyone('POST', '/admin/session', { name: 'alice', password: alicePerson.password })).status).toBe(401);
     // The first password is no key any more.
-    expect((await adminApi(t, 'none')('POST', '/admin/session', { name: 'alice', password: firstPassword, code: code(alicePerson), newPassword: 'the creator tries' })).status).toBe(401);
+    expect((await anyone('POST', '/admin/session', { name: 'alice', password: firstPassword, code: code(alicePerson), newPassword: 'the creator tries' })).status).toBe(401);
     const session = await signIn('alice', alicePerson);
     expect(session.token).toMatch(/^dipsess_/);
     expect(Date.parse(session.expiresAt) - clock.now()).toBeGreaterThan(59 * 60_000);
@@ -140,10 +185,18 @@ describe('operator accounts', () => {
       ['bootstrap', 'alice'],
       ['bootstrap', 'monitoring'],
     ]);
-    // Her two sign-ins, the first with the password she chose (the journal says so, not what it is).
+    // Her two sign-ins, the first (her enrolment's) with the password she chose (the journal says so, not what it is).
     const signIns = (await alice('GET', '/admin/journal?action=operator.sign-in&target=alice')).body as Array<{ after: Record<string, unknown> }>;
     expect(signIns.map((e) => e.after.passwordChanged ?? false)).toEqual([false, true]);
     expect(JSON.stringify(signIns)).not.toContain('alice chose this one');
+    // Each step of her enrolment, the competing start included, and nothing of the secret or token.
+    const enrolment = ((await alice('GET', '/admin/journal?target=alice')).body as Array<{ actor: string; action: string }>).filter((e) => e.action.startsWith('totp-enrolment.'));
+    expect(enrolment.map((e) => [e.actor, e.action])).toEqual([
+      ['operator:alice', 'totp-enrolment.complete'],
+      ['operator:alice', 'totp-enrolment.refused'],
+      ['operator:alice', 'totp-enrolment.start'],
+    ]);
+    expect(JSON.stringify(enrolment)).not.toMatch(new RegExp(`${offer.secret}|${offer.token}`));
     // Refused calls change nothing and are not acts: vera's refused requeue is not in the journal.
     expect((await alice('GET', '/admin/journal?actor=operator:vera&action=POST%20%2Fadmin%2Fdead-letters%2Frequeue')).body).toEqual([]);
 
@@ -184,22 +237,32 @@ describe('operator accounts', () => {
     expect(made.status).toBe(201);
     const carla = made.body as Person;
     const session = join(mkdtempSync(join(tmpdir(), 'opendip-login-')), 'session.json');
-    const dip = (args: string[], input = '') =>
+    /** Runs dip with `input` on its standard input; `then`, given the output so far, may answer once more (and ends the input). */
+    const dip = (args: string[], input = '', then?: (stdout: string) => string | undefined) =>
       new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
         const child = execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { env: { ...process.env, DIP_DATA_DIR: t.config.dataDir, DIP_ADMIN_PORT: String(t.dip.adminPort), DIP_OPERATOR_SESSION: session } }, (err, stdout, stderr) =>
           resolve({ code: err ? 1 : 0, stdout, stderr }),
         );
-        child.stdin?.end(input);
+        if (!then) return void child.stdin?.end(input);
+        child.stdin?.write(input);
+        let seen = '';
+        child.stdout?.on('data', (chunk: Buffer) => {
+          seen += chunk.toString();
+          const more = then(seen);
+          if (more !== undefined && child.stdin?.writable) child.stdin.end(more);
+        });
       });
-    // The DIP runs on a clock moved ahead of the wall clock: the code is for the DIP's time.
-    // Her first sign-in must choose her own password, and the CLI says how.
-    const first = await dip(['login', '--name', 'carla'], `${carla.password}\n${code(carla)}\n`);
-    expect(first.code).toBe(1);
-    expect(first.stderr).toContain('dip login --name carla --new-password');
-    const loggedIn = await dip(['login', '--name', 'carla', '--new-password'], `${carla.password}\n${code(carla)}\ncarla's own password\n`);
+    // Her first sign-in: the password (and no code) is answered with her TOTP secret to set up; the code
+    // from it (for the DIP's clock, moved ahead of the wall clock) and a password of her own sign her in.
+    let secret = '';
+    const loggedIn = await dip(['login', '--name', 'carla'], `${carla.password}\n\n`, (stdout) => {
+      secret = /secret: ([A-Z2-7]+)\n/.exec(stdout)?.[1] ?? '';
+      return secret ? `${code({ ...carla, totpSecret: secret })}\ncarla's own password\n` : undefined;
+    });
     expect(loggedIn.stderr).toBe('');
+    expect(loggedIn.stdout).toContain(`otpauth URI: otpauth://totp/`);
     expect(loggedIn.stdout).toContain('signed in as carla until');
-    expect(loggedIn.stdout).toContain('with your new password');
+    expect(loggedIn.stdout).toContain('your authenticator set up, with your new password');
     expect(statSync(session).mode & 0o777).toBe(0o600);
     const who = await dip(['operator', 'whoami']);
     expect(JSON.parse(who.stdout)).toEqual({ name: 'carla', role: 'operator' });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +8,7 @@ import { PortalAccountService } from '../src/pipeline/portal-accounts.js';
 import { totpCode } from '../src/security/portal-credentials.js';
 import { SessionSigner } from '../src/security/portal-session.js';
 import { FakeClock } from './helpers/clocks.js';
+import type { JournalEntry } from '../src/ports/operator-journal.js';
 
 /** Portal sign-in rules, on a real SQLite store with the clock moved by the test. */
 describe('portal accounts', () => {
@@ -196,5 +198,91 @@ describe('portal accounts', () => {
     await accounts.setDisabled('olga', true);
     expect(await accounts.fromSession({ ...again, epoch: 2 })).toBeUndefined();
     expect((await accounts.signIn('olga', made.password, totpCode(made.totpSecret, clock.now()))).ok).toBe(false);
+  });
+
+  describe('TOTP enrolment at the first sign-in (accounts made without a second factor)', () => {
+    let journal: Array<Omit<JournalEntry, 'id'>>;
+    let enrolling: PortalAccountService;
+    const sha256 = (t: string) => createHash('sha256').update(t).digest('hex');
+    const offerOf = (answer: Awaited<ReturnType<PortalAccountService['signIn']>>) => {
+      if (answer.ok || !answer.enrol) throw new Error(`no enrolment offered: ${JSON.stringify(answer)}`);
+      return answer.enrol;
+    };
+    beforeEach(() => {
+      journal = [];
+      enrolling = new PortalAccountService(backend.portalAccounts, sealer, clock, 'OpenDIP DEV', () => false, { append: async (e) => journal.push(e) });
+    });
+    async function operator(username: string) {
+      const made = await enrolling.createEnrollingAtFirstSignIn({ username, displayName: username, participantDipId: null, admin: true, createdBy: 'operator:alice' });
+      if ('problem' in made) throw new Error(made.problem);
+      return made;
+    }
+
+    it('offers a secret for the right password only, keeps one enrolment at a time, and puts the secret in force with a current code and a chosen password', async () => {
+      const made = await operator('olive');
+      expect(made).not.toHaveProperty('totpSecret');
+      expect((await backend.portalAccounts.account('olive'))?.totpSecretSealed).toBeNull();
+      // A wrong password is a wrong sign-in like any other: nothing says the account has no factor.
+      expect(await enrolling.signIn('olive', 'not the password', '')).toEqual({ ok: false, problem: 'the username, password or code is wrong' });
+      const offer = offerOf(await enrolling.signIn('olive', made.password, ''));
+      expect(offer).toMatchObject({ token: expect.stringMatching(/^dipenrol_[\w-]{43}$/), secret: expect.stringMatching(/^[A-Z2-7]{32}$/), expiresAt: clock.now() + 10 * 60_000, choosePassword: true });
+      expect(offer.uri).toBe(`otpauth://totp/OpenDIP%20DEV:olive?issuer=OpenDIP%20DEV&secret=${offer.secret}&algorithm=SHA1&digits=6&period=30`);
+      // The store holds the token's hash and the secret sealed, neither in the clear.
+      const pending = await backend.portalAccounts.totpEnrolment(sha256(offer.token));
+      expect(pending).toMatchObject({ username: 'olive', secretSealed: expect.not.stringContaining(offer.secret) });
+      expect(JSON.stringify(pending)).not.toContain(offer.token);
+
+      // Another sign-in with the password while it is pending (someone else knows it?) gets no secret, and the first stays.
+      const second = await enrolling.signIn('olive', made.password, '');
+      expect(second).toEqual({ ok: false, problem: expect.stringContaining('already under way until'), enrolmentPending: true });
+      expect(await backend.portalAccounts.totpEnrolment(sha256(offer.token))).toEqual(pending);
+
+      const code = totpCode(offer.secret, clock.now());
+      // Her own password first (the code is not used up), not the one her administrator saw.
+      expect(await enrolling.confirmEnrolment(offer.token, code)).toMatchObject({ ok: false, choosePassword: true, problem: expect.stringContaining('choose your own') });
+      expect(await enrolling.confirmEnrolment(offer.token, code, { chosenPassword: made.password })).toMatchObject({ ok: false, choosePassword: true, problem: 'the new password must differ from the current one' });
+      // An enrolment is no way into the other realm.
+      expect(await enrolling.confirmEnrolment(offer.token, code, { realm: 'user', chosenPassword: 'olive chose this one' })).toMatchObject({ ok: false, problem: expect.stringContaining('the code is wrong') });
+      const done = await enrolling.confirmEnrolment(offer.token, code, { realm: 'operator', chosenPassword: 'olive chose this one' });
+      expect(done).toMatchObject({ ok: true, account: { username: 'olive', mustChangePassword: false, sessionEpoch: 1, lastTotpStep: Math.floor(clock.now() / 30_000) } });
+      // Good once; the code that confirmed it does not sign in again; the next one does, with her password.
+      expect((await enrolling.confirmEnrolment(offer.token, code, { chosenPassword: 'olive chose this one' })).ok).toBe(false);
+      expect((await enrolling.signIn('olive', 'olive chose this one', code)).ok).toBe(false);
+      await clock.advance(30_000);
+      expect((await enrolling.signIn('olive', made.password, totpCode(offer.secret, clock.now()))).ok).toBe(false);
+      expect((await enrolling.signIn('olive', 'olive chose this one', totpCode(offer.secret, clock.now()))).ok).toBe(true);
+      expect(journal.map((e) => [e.actor, e.action, e.target])).toEqual([
+        ['operator:olive', 'totp-enrolment.start', 'olive'],
+        ['operator:olive', 'totp-enrolment.refused', 'olive'],
+        ['operator:olive', 'totp-enrolment.complete', 'olive'],
+      ]);
+      expect(JSON.stringify(journal)).not.toMatch(new RegExp(`${offer.secret}|${offer.token}|olive chose`));
+    });
+
+    it('counts a wrong code as a failed sign-in of the name (five lock it, for the password too), and ends an enrolment at its expiry', async () => {
+      const made = await operator('otto');
+      const offer = offerOf(await enrolling.signIn('otto', made.password, ''));
+      const right = totpCode(offer.secret, clock.now());
+      const wrong = right === '000000' ? '111111' : '000000';
+      for (let i = 0; i < 5; i++) expect(await enrolling.confirmEnrolment(offer.token, wrong, { chosenPassword: 'otto chose this one' })).toMatchObject({ ok: false, problem: expect.stringContaining('the code is wrong') });
+      expect(await enrolling.confirmEnrolment(offer.token, right, { chosenPassword: 'otto chose this one' })).toMatchObject({ ok: false, problem: expect.stringContaining('too many failed sign-ins') });
+      expect(await enrolling.signIn('otto', made.password, '')).toMatchObject({ ok: false, problem: expect.stringContaining('too many failed sign-ins') });
+      expect(journal.filter((e) => e.action === 'totp-enrolment.wrong-code')).toHaveLength(5);
+      // The lock is over after 15 minutes, and so is the enrolment (10): its token is refused, a new sign-in offers a new secret.
+      await clock.advance(15 * 60_000);
+      expect((await enrolling.confirmEnrolment(offer.token, totpCode(offer.secret, clock.now()), { chosenPassword: 'otto chose this one' })).ok).toBe(false);
+      const again = offerOf(await enrolling.signIn('otto', made.password, ''));
+      expect(again.secret).not.toBe(offer.secret);
+      expect((await enrolling.confirmEnrolment(again.token, totpCode(again.secret, clock.now()), { chosenPassword: 'otto chose this one' })).ok).toBe(true);
+    });
+
+    it('refuses to complete an enrolment of an account disabled (or signed out everywhere) since it began', async () => {
+      const made = await operator('opal');
+      const offer = offerOf(await enrolling.signIn('opal', made.password, ''));
+      await enrolling.setDisabled('opal', true);
+      await enrolling.setDisabled('opal', false);
+      expect((await enrolling.confirmEnrolment(offer.token, totpCode(offer.secret, clock.now()), { chosenPassword: 'opal chose this one' })).ok).toBe(false);
+      expect((await backend.portalAccounts.account('opal'))?.totpSecretSealed).toBeNull();
+    });
   });
 });

@@ -28,6 +28,15 @@ describe('portal requests', () => {
     return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
   };
 
+  /** An operator's first sign-in: the password alone is answered with the page that sets up their TOTP. */
+  const startEnrolment = async (username: string, password: string) => {
+    const page = await send('POST', '/operator/sign-in', { form: new URLSearchParams({ username, password, code: '' }).toString() });
+    expect(page.status, page.text).toBe(200);
+    expect(page.headers['set-cookie']).toBeUndefined();
+    return { page, secret: /id="totp-secret">([A-Z2-7]+)</.exec(page.text)![1]!, token: /name="token" value="([^"]+)"/.exec(page.text)![1]! };
+  };
+  const confirm = (token: string, fields: Record<string, string>) => send('POST', '/operator/sign-in/enrolment', { form: new URLSearchParams({ token, choose: 'yes', ...fields }).toString() });
+
   beforeAll(async () => {
     t = await startTestDip();
     origin = t.dip.portalUrl;
@@ -58,9 +67,9 @@ describe('portal requests', () => {
 
   it('shows the operator accounts to admins only, as the operator API does', async () => {
     // Made while no admin exists (the bootstrap token still works): a viewer, signed in with a password of her own.
-    const made = (await adminApi(t)('POST', '/admin/operators', { name: 'vera.viewer', role: 'viewer', displayName: 'Vera' })).body as { password: string; totpSecret: string };
-    const form = new URLSearchParams({ username: 'vera.viewer', password: made.password, code: totpCode(made.totpSecret, Date.now()), next: 'vera chose this', repeat: 'vera chose this' });
-    const signIn = await send('POST', '/operator/sign-in', { form: form.toString() });
+    const made = (await adminApi(t)('POST', '/admin/operators', { name: 'vera.viewer', role: 'viewer', displayName: 'Vera' })).body as { password: string };
+    const { secret, token } = await startEnrolment('vera.viewer', made.password);
+    const signIn = await confirm(token, { code: totpCode(secret, Date.now()), next: 'vera chose this', repeat: 'vera chose this' });
     expect(signIn.status).toBe(303);
     const cookie = String(signIn.headers['set-cookie']).split(';')[0]!;
     expect((await send('GET', '/operator/', { cookie })).status).toBe(200);
@@ -79,20 +88,29 @@ describe('portal requests', () => {
     }
   });
 
-  it("makes a person choose their own password at the first sign-in, signs out only from the portal's own form, and changes a password on the account page", async () => {
-    const made = (await adminApi(t)('POST', '/admin/operators', { name: 'ops.olga', role: 'admin', displayName: 'Olga' })).body as { password: string; totpSecret: string };
-    const firstCode = totpCode(made.totpSecret, Date.now());
-    const form = (fields: Record<string, string>) => ({ form: new URLSearchParams({ username: 'ops.olga', password: made.password, code: firstCode, ...fields }).toString() });
-    // The password the administrator saw opens no session: the answer is the form to choose one.
-    const asked = await send('POST', '/operator/sign-in', form({}));
-    expect(asked.status).toBe(200);
-    expect(asked.headers['set-cookie']).toBeUndefined();
-    expect(asked.text).toContain('Choose your own to sign in');
-    expect(asked.text).not.toContain(made.password);
-    expect((await send('POST', '/operator/sign-in', form({ next: 'olga chose this', repeat: 'olga chose that' }))).text).toContain('the two new passwords differ');
-    expect((await send('POST', '/operator/sign-in', form({ next: 'short', repeat: 'short' }))).text).toContain('at least 12 characters');
+  it("sets up an operator's TOTP and their own password at the first sign-in, signs out only from the portal's own form, and changes a password on the account page", async () => {
+    const made = (await adminApi(t)('POST', '/admin/operators', { name: 'ops.olga', role: 'admin', displayName: 'Olga' })).body as { password: string };
+    // The password the administrator saw opens no session: the answer is the secret to add to an app,
+    // with the form that confirms it (the enrolment token in a hidden field, a password of her own).
+    const { page: offered, secret, token } = await startEnrolment('ops.olga', made.password);
+    expect(offered.text).toContain('Set up your authenticator');
+    expect(offered.text).toContain(`href="otpauth://totp/`);
+    expect(offered.text).not.toContain(made.password);
+    // Another sign-in with her password meanwhile gets the sign-in page again (409), and no secret.
+    const competing = await send('POST', '/operator/sign-in', { form: new URLSearchParams({ username: 'ops.olga', password: made.password, code: '' }).toString() });
+    expect(competing.status).toBe(409);
+    expect(competing.text).toContain('already under way');
+    expect(competing.text).not.toContain(secret);
+    const firstCode = totpCode(secret, Date.now());
+    expect((await confirm(token, { code: firstCode, next: 'olga chose this', repeat: 'olga chose that' })).text).toContain('the two new passwords differ');
+    expect((await confirm(token, { code: firstCode, next: 'short', repeat: 'short' })).text).toContain('at least 12 characters');
+    const wrong = await confirm(token, { code: firstCode === '000000' ? '111111' : '000000', next: 'olga chose this', repeat: 'olga chose this' });
+    expect(wrong.status).toBe(401);
+    // The form comes back (without the secret: it is shown once) to try again.
+    expect(wrong.text).toContain(`name="token" value="${token}"`);
+    expect(wrong.text).not.toContain(secret);
     // The code was not used up by those answers: it signs in with her own password.
-    const signIn = await send('POST', '/operator/sign-in', form({ next: 'olga chose this', repeat: 'olga chose this' }));
+    const signIn = await confirm(token, { code: firstCode, next: 'olga chose this', repeat: 'olga chose this' });
     expect(signIn.status).toBe(303);
     made.password = 'olga chose this';
     const cookie = String(signIn.headers['set-cookie']).split(';')[0]!;
@@ -115,7 +133,7 @@ describe('portal requests', () => {
     expect(String(changed.headers['set-cookie'])).toContain('Max-Age=0');
     // Every session has ended; the old password no longer signs in, the new one does.
     expect((await send('GET', '/operator/', { cookie })).status).toBe(303);
-    const nextCode = totpCode(made.totpSecret, Date.now() + 30_000);
+    const nextCode = totpCode(secret, Date.now() + 30_000);
     expect((await send('POST', '/operator/sign-in', { form: new URLSearchParams({ username: 'ops.olga', password: made.password, code: nextCode }).toString() })).status).toBe(401);
     expect((await send('POST', '/operator/sign-in', { form: new URLSearchParams({ username: 'ops.olga', password: 'a new long passphrase', code: nextCode }).toString() })).status).toBe(303);
   });

@@ -7,7 +7,7 @@ import { STORE_RETRY_AFTER_SECONDS } from '../pipeline/ingest.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { OperatorAccounts, OperatorIdentity } from '../pipeline/operators.js';
 import { answers, empty, isoTime, isOperatorDocs } from './admin-schemas.js';
-import { OperatorSessions } from '../pipeline/operator-sessions.js';
+import { OperatorSessions, type OperatorSession, type SessionAnswer } from '../pipeline/operator-sessions.js';
 import type { PortalAccountService } from '../pipeline/portal-accounts.js';
 
 declare module 'fastify' {
@@ -29,7 +29,7 @@ export interface OperatorAuthDeps {
   /** People's sign-in (POST /admin/session) and the bearer tokens it gives. */
   sessions: OperatorSessions;
   /** Where a person's password and TOTP credential is kept (the same the operator portal signs in with). */
-  credentials: Pick<PortalAccountService, 'create' | 'account'>;
+  credentials: Pick<PortalAccountService, 'createEnrollingAtFirstSignIn' | 'account'>;
   operators: OperatorAccounts;
   journal: OperatorJournal;
   logger: Logger;
@@ -45,6 +45,8 @@ export interface OperatorAuthDeps {
 export const ACTING_OPERATOR_HEADER = 'x-opendip-acting-operator';
 /** Where people sign in to the operator API. */
 export const SIGN_IN_PATH = '/admin/session';
+/** Where a first sign-in finishes: the TOTP enrolment it started, confirmed with a code. */
+export const ENROLMENT_PATH = '/admin/session/enrolment';
 
 /** The caller of an operator route (the hook ran: a handler never sees an unidentified call). */
 export function operatorOf(req: FastifyRequest): OperatorIdentity {
@@ -80,8 +82,8 @@ export function registerOperatorAuth(app: FastifyInstance, deps: OperatorAuthDep
     // on the raw URL (/admin/%65vidence runs the evidence route); with no route matched only the 404 runs.
     const route = req.routeOptions.url;
     if ((req.method === 'GET' || req.method === 'HEAD') && route !== undefined && isOperatorDocs(route)) return undefined;
-    // Signing in is the one call made before there is a token.
-    if (req.method === 'POST' && route === SIGN_IN_PATH) return undefined;
+    // Signing in (and finishing a first sign-in) are the calls made before there is a token.
+    if (req.method === 'POST' && (route === SIGN_IN_PATH || route === ENROLMENT_PATH)) return undefined;
     const header = String(req.headers.authorization ?? '');
     const token = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
     let who: OperatorIdentity | undefined;
@@ -172,21 +174,52 @@ const journalEntry = {
     status: { type: ['integer', 'null'], description: 'The HTTP status the act was answered with (null for acts outside a request)' },
   },
 } as const;
-/** A new account: a person's sign-in credential, or an automation account's token; each shown this once. */
+/**
+ * A new account: a person's first password, or an automation account's token; each shown this once. No
+ * TOTP secret: the person sets theirs up at their first sign-in, so it never passes through the creator.
+ */
 const created = {
   type: 'object',
   required: ['operator'],
   properties: {
     operator: operatorView,
     token: { type: 'string', description: "An automation account's token: only its hash is kept" },
-    password: { type: 'string', description: "A person's first password: its first sign-in must replace it (newPassword), so the admin who saw it cannot sign in with it" },
-    totpSecret: { type: 'string', description: "A person's TOTP secret (base32) for their authenticator app" },
-    totpUri: { type: 'string', description: 'The same as an otpauth:// URI' },
+    password: {
+      type: 'string',
+      description: `A person's first password: its first sign-in (POST ${SIGN_IN_PATH}) sets up their TOTP and must replace it (newPassword), so the admin who saw it cannot sign in with it`,
+    },
   },
   description: 'Created',
 } as const;
+/** A session, as a sign-in gives it. */
+const signedIn = {
+  type: 'object',
+  required: ['token', 'expiresAt', 'operator'],
+  description: 'Signed in',
+  properties: {
+    token: { type: 'string', description: 'A bearer token for the operator API (Authorization: Bearer …)' },
+    expiresAt: isoTime,
+    operator: { type: 'object', required: ['name', 'role'], properties: { name: { type: 'string' }, role: roleSchema } },
+  },
+} as const;
+const passwordChangeRequired = { type: 'boolean', enum: [true] } as const;
+/** A TOTP code as typed (checked by the sign-in, which answers a malformed one as a wrong one). */
+const totpCodeField = { type: 'string', minLength: 1, maxLength: 12 } as const;
+const newPasswordField = (description: string) => ({ type: 'string', minLength: 12, maxLength: 200, description }) as const;
 const withToken = (description: string, required: boolean) =>
   ({ type: 'object', required: required ? ['operator', 'token'] : ['operator'], properties: { operator: operatorView, token: { type: 'string', description: 'The operator\'s token: shown this once, only its hash is kept' } }, description }) as const;
+
+/** A sign-in step's answer: the session, or what the person must do next (403, 409), or a refusal (401). */
+function sessionAnswer(reply: FastifyReply, answer: SessionAnswer): FastifyReply | OperatorSession {
+  if (answer.ok) return answer.session;
+  if (answer.enrol) {
+    const e = answer.enrol;
+    return reply.code(403).send({ error: answer.problem, totpEnrolment: { token: e.token, secret: e.secret, otpauthUri: e.uri, expiresAt: new Date(e.expiresAt).toISOString(), newPasswordRequired: e.choosePassword } });
+  }
+  if (answer.enrolmentPending) return reply.code(409).send({ error: answer.problem });
+  if (answer.choosePassword) return reply.code(403).send({ error: answer.problem, passwordChangeRequired: true });
+  return reply.code(401).send({ error: answer.problem });
+}
 
 /** Operator accounts (admins only) and the journal of every administrative act (any operator may read it). */
 export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, deps) => {
@@ -203,7 +236,7 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
     {
       schema: {
         tags,
-        summary: "Create an operator account (admins): a person's answer carries their password and TOTP secret, an automation account's its token, once",
+        summary: "Create an operator account (admins): a person's answer carries their first password (they set up their TOTP at their first sign-in), an automation account's its token, once",
         body: {
           type: 'object',
           additionalProperties: false,
@@ -228,9 +261,9 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
         const created = await deps.operators.create(name, role, operatorOf(req), automation);
         req.journaled = true;
         if (automation) return await reply.code(201).send(created);
-        const enrolled = await deps.credentials.create({ username: name, displayName: req.body.displayName ?? name, participantDipId: null, admin: true, createdBy: operatorOf(req).actor });
+        const enrolled = await deps.credentials.createEnrollingAtFirstSignIn({ username: name, displayName: req.body.displayName ?? name, participantDipId: null, admin: true, createdBy: operatorOf(req).actor });
         if ('problem' in enrolled) throw new Error(`the sign-in credential of ${name} was not made: ${enrolled.problem}`);
-        return await reply.code(201).send({ operator: created.operator, password: enrolled.password, totpSecret: enrolled.totpSecret, totpUri: enrolled.totpUri });
+        return await reply.code(201).send({ operator: created.operator, password: enrolled.password });
       } catch (e) {
         return refuse(reply, e);
       }
@@ -238,57 +271,92 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
   );
 
   // People sign in with name, password and TOTP code; the answer is a short-lived bearer token.
-  app.post<{ Body: { name: string; password: string; code: string; newPassword?: string } }>(
+  app.post<{ Body: { name: string; password: string; code?: string; newPassword?: string } }>(
     SIGN_IN_PATH,
     {
       schema: {
         tags,
-        summary: "Sign in (people): name, password and TOTP code for a bearer token good for operators.sessionMinutes (60); no token needed. An account's first sign-in must choose its own password (newPassword)",
+        summary: `Sign in (people): name, password and TOTP code for a bearer token good for operators.sessionMinutes (60); no token needed. At an account's first sign-in the password alone starts the TOTP enrolment (403 with totpEnrolment; finish at ${ENROLMENT_PATH}), and the account chooses its own password (newPassword)`,
         body: {
           type: 'object',
           additionalProperties: false,
-          required: ['name', 'password', 'code'],
+          required: ['name', 'password'],
           properties: {
             name: { type: 'string', minLength: 1, maxLength: 64 },
             password: { type: 'string', minLength: 1, maxLength: 200 },
-            code: { type: 'string', minLength: 1, maxLength: 12 },
-            newPassword: {
-              type: 'string',
-              minLength: 12,
-              maxLength: 200,
-              description:
-                "Replaces the password as the sign-in succeeds, ending every other session. Required while the password is still the one the account's creator chose (the answer is then 403 with passwordChangeRequired, and the code is not used up)",
-            },
+            code: { ...totpCodeField, description: 'The current code of your authenticator app; not needed (and not looked at) before your TOTP is set up' },
+            newPassword: newPasswordField(
+              "Replaces the password as the sign-in succeeds, ending every other session. Required while the password is still the one the account's creator chose (the answer is then 403 with passwordChangeRequired, and the code is not used up)",
+            ),
           },
         },
         response: answers(
           {
-            200: {
-              type: 'object',
-              required: ['token', 'expiresAt', 'operator'],
-              description: 'Signed in',
-              properties: {
-                token: { type: 'string', description: 'A bearer token for the operator API (Authorization: Bearer …)' },
-                expiresAt: isoTime,
-                operator: { type: 'object', required: ['name', 'role'], properties: { name: { type: 'string' }, role: roleSchema } },
-              },
-            },
+            200: signedIn,
             403: {
               type: 'object',
-              required: ['error', 'passwordChangeRequired'],
-              description: "The name, password and code are right, but the account signs in only with a password of its own: its creator chose this one, or newPassword was not acceptable. Send the sign-in again with newPassword (dip login asks for one)",
-              properties: { error: { type: 'string' }, passwordChangeRequired: { type: 'boolean', enum: [true] } },
+              required: ['error'],
+              description: `The name and password (and code) are right, but no session yet. passwordChangeRequired: the account signs in only with a password of its own (its creator chose this one, or newPassword was not acceptable): send the sign-in again with newPassword (dip login asks for one). totpEnrolment: the account has no second factor yet: add the secret to an authenticator app and send the token and a current code to ${ENROLMENT_PATH} before expiresAt`,
+              properties: {
+                error: { type: 'string' },
+                passwordChangeRequired,
+                totpEnrolment: {
+                  type: 'object',
+                  required: ['token', 'secret', 'otpauthUri', 'expiresAt', 'newPasswordRequired'],
+                  properties: {
+                    token: { type: 'string', description: `Sent back to ${ENROLMENT_PATH}; good once, until expiresAt (the DIP keeps only its SHA-256)` },
+                    secret: { type: 'string', description: 'The new TOTP secret (base32), for an app that takes it typed in' },
+                    otpauthUri: { type: 'string', description: 'The same secret as an otpauth:// URI' },
+                    expiresAt: isoTime,
+                    newPasswordRequired: { type: 'boolean', description: "The confirmation must carry newPassword: the account's creator chose the password in force" },
+                  },
+                },
+              },
+            },
+            409: {
+              type: 'object',
+              required: ['error'],
+              description: 'The password is right and the account has no second factor, but an enrolment of it is already under way (started by another sign-in with this password): it is not replaced. Finish that one, or sign in again after it ends',
+              properties: { error: { type: 'string' } },
             },
           },
           [401],
         ),
       },
     },
-    async (req, reply) => {
-      const answer = await deps.sessions.signIn(req.body.name, req.body.password, req.body.code, req.body.newPassword);
-      if (!answer.ok) return answer.choosePassword ? reply.code(403).send({ error: answer.problem, passwordChangeRequired: true }) : reply.code(401).send({ error: answer.problem });
-      return answer.session;
+    async (req, reply) => sessionAnswer(reply, await deps.sessions.signIn(req.body.name, req.body.password, req.body.code ?? '', req.body.newPassword)),
+  );
+  app.post<{ Body: { token: string; code: string; newPassword?: string } }>(
+    ENROLMENT_PATH,
+    {
+      schema: {
+        tags,
+        summary: `Finish a first sign-in (people): the totpEnrolment token from ${SIGN_IN_PATH} and a current code of its secret put the TOTP in force and answer a session, as a sign-in does; no token needed. A wrong code counts as a failed sign-in of the account`,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['token', 'code'],
+          properties: {
+            token: { type: 'string', minLength: 1, maxLength: 100 },
+            code: totpCodeField,
+            newPassword: newPasswordField('Your own password, replacing the one your creator chose: required when the enrolment said newPasswordRequired'),
+          },
+        },
+        response: answers(
+          {
+            200: signedIn,
+            403: {
+              type: 'object',
+              required: ['error', 'passwordChangeRequired'],
+              description: 'The code is right, but newPassword is missing or not acceptable: send it again with one (the code is not used up, the enrolment stays)',
+              properties: { error: { type: 'string' }, passwordChangeRequired },
+            },
+          },
+          [401],
+        ),
+      },
     },
+    async (req, reply) => sessionAnswer(reply, await deps.sessions.confirmEnrolment(req.body.token, req.body.code, req.body.newPassword)),
   );
   app.delete(SIGN_IN_PATH, { schema: { tags, summary: "Sign out: ends every session of the caller's account (the portal's too)", response: answers({ 204: empty('Signed out') }, [400]) } }, async (req, reply) => {
     const who = operatorOf(req);

@@ -58,16 +58,24 @@ function operatorToken(config: DipConfig): string {
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
-/** Calls the operator's API of the DIP running on this machine; `token` null: no credential (signing in). */
-async function call(config: DipConfig, method: Method, path: string, body: unknown, token: string | null): Promise<unknown> {
+/** Sends a call to the operator's API of the DIP running on this machine; `token` null: no credential (signing in). */
+async function send(config: DipConfig, method: Method, path: string, body: unknown, token: string | null): Promise<{ status: number; text: string }> {
   const res = await request(`http://127.0.0.1:${config.adminPort}${path}`, {
     method,
     headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  const text = await res.body.text();
-  if (res.statusCode >= 300) throw new Error(`admin API answered ${res.statusCode}: ${text}`);
-  return text === '' ? null : (JSON.parse(text) as unknown);
+  return { status: res.statusCode, text: await res.body.text() };
+}
+
+/** The answer's body, or the refusal as an error carrying it. */
+function answerOf(res: { status: number; text: string }): unknown {
+  if (res.status >= 300) throw new Error(`admin API answered ${res.status}: ${res.text}`);
+  return res.text === '' ? null : (JSON.parse(res.text) as unknown);
+}
+
+async function call(config: DipConfig, method: Method, path: string, body: unknown, token: string | null): Promise<unknown> {
+  return answerOf(await send(config, method, path, body, token));
 }
 
 /** Calls the operator's API as the operator (see operatorToken). */
@@ -75,11 +83,46 @@ export function adminCall(config: DipConfig, method: Method, path: string, body?
   return call(config, method, path, body, operatorToken(config));
 }
 
+/** The TOTP enrolment a first sign-in is answered with (POST /admin/session, 403 totpEnrolment). */
+export interface TotpEnrolmentOffer {
+  token: string;
+  secret: string;
+  otpauthUri: string;
+  expiresAt: string;
+  newPasswordRequired: boolean;
+}
+
+/** What the person answers an enrolment with: a code of the new secret, and their own password where one is required. */
+export interface EnrolmentAnswer {
+  code: string;
+  newPassword?: string;
+}
+
+function enrolmentOffer(text: string): TotpEnrolmentOffer | undefined {
+  const body = JSON.parse(text) as { totpEnrolment?: Partial<TotpEnrolmentOffer> } | null;
+  const e = body?.totpEnrolment;
+  if (!e || typeof e.token !== 'string' || typeof e.secret !== 'string' || typeof e.otpauthUri !== 'string' || typeof e.expiresAt !== 'string') return undefined;
+  return { token: e.token, secret: e.secret, otpauthUri: e.otpauthUri, expiresAt: e.expiresAt, newPasswordRequired: e.newPasswordRequired === true };
+}
+
 /**
  * POST /admin/session: name, password and TOTP code (and a new password, which replaces the current one)
- * for a session token, stored for the commands that follow.
+ * for a session token, stored for the commands that follow. An account without a second factor is
+ * answered with a TOTP enrolment instead: `enrol` shows it and gets the code (and password) that
+ * POST /admin/session/enrolment confirms it with, which signs in.
  */
-export async function login(config: DipConfig, name: string, password: string, code: string, newPassword?: string): Promise<{ file: string; expiresAt: string }> {
-  const answer = (await call(config, 'POST', '/admin/session', { name, password, code, ...(newPassword === undefined ? {} : { newPassword }) }, null)) as { token: string; expiresAt: string };
-  return { file: saveSession(config, { token: answer.token, expiresAt: answer.expiresAt, name }), expiresAt: answer.expiresAt };
+export async function login(
+  config: DipConfig,
+  sign: { name: string; password: string; code: string; newPassword?: string },
+  enrol: (offer: TotpEnrolmentOffer) => Promise<EnrolmentAnswer>,
+): Promise<{ file: string; expiresAt: string; enrolled: boolean }> {
+  const { name, password, code, newPassword } = sign;
+  let res = await send(config, 'POST', '/admin/session', { name, password, ...(code === '' ? {} : { code }), ...(newPassword === undefined ? {} : { newPassword }) }, null);
+  const offer = res.status === 403 ? enrolmentOffer(res.text) : undefined;
+  if (offer) {
+    const answer = await enrol(offer);
+    res = await send(config, 'POST', '/admin/session/enrolment', { token: offer.token, code: answer.code, ...(answer.newPassword === undefined ? {} : { newPassword: answer.newPassword }) }, null);
+  }
+  const session = answerOf(res) as { token: string; expiresAt: string };
+  return { file: saveSession(config, { token: session.token, expiresAt: session.expiresAt, name }), expiresAt: session.expiresAt, enrolled: offer !== undefined };
 }

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { loadConfig } from '../config.js';
-import { adminCall, forgetSession, login, sessionFile } from './admin-client.js';
+import { adminCall, forgetSession, login, sessionFile, type EnrolmentAnswer, type TotpEnrolmentOffer } from './admin-client.js';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 
@@ -160,10 +160,15 @@ function registerChannelCommands(program: Command): void {
  * they are read as lines from standard input (password, then code, then any new password), so scripts and
  * tests can pipe them.
  */
+let stdinLines: AsyncIterator<string> | undefined;
+
 async function ask(questions: Array<{ prompt: string; secret: boolean }>): Promise<string[]> {
   const answers: string[] = [];
   if (!process.stdin.isTTY) {
-    const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+    // One reader for the process: a sign-in asks twice (the enrolment's code comes after its secret is
+    // shown), and a second reader would miss lines the first had already taken in.
+    stdinLines ??= createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+    const lines = stdinLines;
     for (const q of questions) {
       const next = await lines.next();
       if (next.done) throw new Error(`standard input ended before the ${q.prompt.replace(/: $/, '').toLowerCase()}`);
@@ -189,11 +194,19 @@ async function ask(questions: Array<{ prompt: string; secret: boolean }>): Promi
   return answers;
 }
 
+/** The new password, asked for twice on a terminal (read once from a pipe). */
+const newPasswordQuestions = () => [{ prompt: 'New password (12 characters or more): ', secret: true }, ...(process.stdin.isTTY ? [{ prompt: 'New password again: ', secret: true }] : [])];
+
+function samePasswordTwice(answers: string[]): string {
+  if (answers.length === 2 && answers[0] !== answers[1]) throw new Error('the two new passwords differ: nothing changed');
+  return answers[0] ?? '';
+}
+
 /** Operator accounts and the journal. */
 function registerOperatorCommands(program: Command): void {
   program
     .command('login')
-    .description('sign in as an operator (name, password, TOTP code): the session token is kept for the dip commands that follow, until it expires')
+    .description('sign in as an operator (name, password, TOTP code): the session token is kept for the dip commands that follow, until it expires. At your first sign-in leave the code empty: your TOTP secret is shown, to add to your authenticator app, and a code from it finishes the sign-in')
     .requiredOption('--name <name>', 'your operator account')
     .option('--code <code>', 'the code from your authenticator app (asked for when not given)')
     .option('--new-password', 'choose a new password as you sign in (required at your first sign-in: your administrator chose the first one); asked for twice on a terminal, read as the line after the code otherwise')
@@ -201,17 +214,29 @@ function registerOperatorCommands(program: Command): void {
       const config = loadConfig();
       const [password = '', code = o.code ?? '', ...chosen] = await ask([
         { prompt: 'Password: ', secret: true },
-        ...(o.code ? [] : [{ prompt: 'Code from your authenticator app: ', secret: false }]),
-        ...(o.newPassword ? [{ prompt: 'New password (12 characters or more): ', secret: true }, ...(process.stdin.isTTY ? [{ prompt: 'New password again: ', secret: true }] : [])] : []),
+        ...(o.code ? [] : [{ prompt: 'Code from your authenticator app (empty at your first sign-in): ', secret: false }]),
+        ...(o.newPassword ? newPasswordQuestions() : []),
       ]);
-      if (chosen.length === 2 && chosen[0] !== chosen[1]) throw new Error('the two new passwords differ: nothing changed');
-      const session = await login(config, o.name, password, o.code ?? code, o.newPassword ? chosen[0] : undefined).catch((err: unknown) => {
+      const own = o.newPassword ? samePasswordTwice(chosen) : undefined;
+      let passwordChosen = own !== undefined;
+      const enrol = async (offer: TotpEnrolmentOffer): Promise<EnrolmentAnswer> => {
+        process.stdout.write(
+          `Your account has no second factor yet. Add this secret to your authenticator app by ${offer.expiresAt}, then type the code it shows:\n  secret: ${offer.secret}\n  otpauth URI: ${offer.otpauthUri}\n`,
+        );
+        // A password of your own goes with the confirmation when your administrator chose the one in force.
+        const asking = offer.newPasswordRequired && own === undefined;
+        const [enrolCode = '', ...mine] = await ask([{ prompt: 'Code from your authenticator app: ', secret: false }, ...(asking ? newPasswordQuestions() : [])]);
+        const newPassword = asking ? samePasswordTwice(mine) : own;
+        passwordChosen = newPassword !== undefined;
+        return { code: enrolCode, ...(newPassword === undefined ? {} : { newPassword }) };
+      };
+      const session = await login(config, { name: o.name, password, code, ...(own === undefined ? {} : { newPassword: own }) }, enrol).catch((err: unknown) => {
         if (err instanceof Error && err.message.includes('"passwordChangeRequired"')) {
           throw new Error(`${err.message}\nchoose your own password: dip login --name ${o.name} --new-password`);
         }
         throw err;
       });
-      process.stdout.write(`signed in as ${o.name} until ${session.expiresAt}${o.newPassword ? ', with your new password' : ''} (session kept in ${session.file})\n`);
+      process.stdout.write(`signed in as ${o.name} until ${session.expiresAt}${session.enrolled ? ', your authenticator set up' : ''}${passwordChosen ? ', with your new password' : ''} (session kept in ${session.file})\n`);
     });
   program
     .command('logout')
@@ -227,7 +252,7 @@ function registerOperatorCommands(program: Command): void {
   op.command('whoami').action(() => call('GET', '/admin/whoami'));
   op
     .command('add')
-    .description("create an operator account: a person's prints their password and TOTP secret, an automation account's its token (shown once)")
+    .description("create an operator account: a person's prints their first password (they set up their TOTP at their first dip login or portal sign-in), an automation account's its token (shown once)")
     .requiredOption('--name <name>', 'the person (their sign-in name, e.g. alice) or the automation (e.g. monitoring)')
     .requiredOption('--role <role>', 'viewer, operator or admin (admin: people only)')
     .option('--display-name <name>', "the person's full name")

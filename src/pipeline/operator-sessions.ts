@@ -4,7 +4,7 @@ import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { SessionSigner } from '../security/portal-session.js';
 import type { OperatorAccounts, OperatorIdentity } from './operators.js';
 import type { PortalAccount } from '../ports/portal-accounts.js';
-import type { PortalAccountService } from './portal-accounts.js';
+import type { PortalAccountService, SignIn } from './portal-accounts.js';
 
 /** Bearer tokens from a sign-in start with this, so the operator API tells them from automation tokens at a glance. */
 const PREFIX = 'dipsess_';
@@ -15,12 +15,16 @@ export interface OperatorSession {
   operator: { name: string; role: OperatorRole };
 }
 
-/** `choosePassword`: right credentials, but the account signs in only with a password of its own (newPassword). */
-export type SessionAnswer = { ok: true; session: OperatorSession } | { ok: false; problem: string; choosePassword?: true };
+/**
+ * `choosePassword`: right credentials, but the account signs in only with a password of its own
+ * (newPassword). `enrol`: the right password of an account without a second factor: a TOTP enrolment
+ * (confirmEnrolment finishes the sign-in); `enrolmentPending`: one is already under way.
+ */
+export type SessionAnswer = { ok: true; session: OperatorSession } | Extract<SignIn, { ok: false }>;
 
 /**
  * Operators who are people sign in to the operator API (and `dip login`) with their name, password and
- * TOTP code: the same credential and the same checks as the operator portal (src/pipeline/portal-accounts.ts:
+ * TOTP code (at the first sign-in, the TOTP is set up first: confirmEnrolment): the same credential and the same checks as the operator portal (src/pipeline/portal-accounts.ts:
  * scrypt, a code good once, five failures lock the name for 15 minutes). The answer is a bearer token
  * signed with a key of its own in the data directory (so every node sharing it accepts the token, and a
  * portal cookie is no API token), good for `sessionMs`. Signing out, disabling the account or its portal
@@ -30,7 +34,7 @@ export class OperatorSessions {
   constructor(
     private readonly deps: {
       operators: Pick<OperatorAccounts, 'person'>;
-      accounts: Pick<PortalAccountService, 'signIn' | 'fromSession' | 'signOutEverywhere'>;
+      accounts: Pick<PortalAccountService, 'signIn' | 'confirmEnrolment' | 'fromSession' | 'signOutEverywhere'>;
       signer: Pick<SessionSigner, 'issue' | 'read'>;
       journal: OperatorJournal;
       clock: Clock;
@@ -43,12 +47,27 @@ export class OperatorSessions {
   }
 
   async signIn(name: string, password: string, code: string, newPassword?: string): Promise<SessionAnswer> {
-    const refused: SessionAnswer = { ok: false, problem: 'the name, password or code is wrong' };
+    return this.session(newPassword, 'the name, password or code is wrong', (eligible) => this.deps.accounts.signIn(name, password, code, { realm: 'operator', eligible, ...(newPassword === undefined ? {} : { chosenPassword: newPassword }) }));
+  }
+
+  /**
+   * The second step of an operator's first sign-in (signIn answered `enrol`): the enrolment token and a
+   * current code of the new secret (and, where the account's creator chose the password, a new one) put
+   * the second factor in force, and the answer is a session as a sign-in's is.
+   */
+  async confirmEnrolment(token: string, code: string, newPassword?: string): Promise<SessionAnswer> {
+    return this.session(newPassword, 'the code is wrong, or the enrolment has ended: sign in again with your password to start another', (eligible) => this.deps.accounts.confirmEnrolment(token, code, { realm: 'operator', eligible, ...(newPassword === undefined ? {} : { chosenPassword: newPassword }) }));
+  }
+
+  /** Runs a sign-in step for an operator account in force, and issues the session (journalled) when it signs in. */
+  private async session(newPassword: string | undefined, refusal: string, step: (eligible: (a: PortalAccount) => Promise<boolean>) => Promise<SignIn>): Promise<SessionAnswer> {
+    const refused: SessionAnswer = { ok: false, problem: refusal };
     // The credential must be an operator's (not a participant's user), of an enabled operator account:
     // checked before the sign-in changes anything (a new password, the other sessions ended).
     const eligible = async (a: PortalAccount) => (await this.deps.operators.person(a.username)) !== undefined;
-    const signed = await this.deps.accounts.signIn(name, password, code, { realm: 'operator', eligible, ...(newPassword === undefined ? {} : { chosenPassword: newPassword }) });
-    if (!signed.ok) return signed.problem.startsWith('too many') || signed.choosePassword ? signed : refused;
+    const signed = await step(eligible);
+    // What the person can act on is passed on (a lock, a password to choose, an enrolment); the rest is one refusal.
+    if (!signed.ok) return signed.problem.startsWith('too many') || signed.choosePassword || signed.enrol || signed.enrolmentPending ? signed : refused;
     const who = await this.deps.operators.person(signed.account.username);
     if (!who) return refused;
     const expiresAt = this.deps.clock.now() + this.deps.sessionMs;

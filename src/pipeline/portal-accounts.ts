@@ -1,4 +1,6 @@
+import { createHash, randomBytes } from 'node:crypto';
 import type { Clock } from '../ports/clock.js';
+import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { PortalAccount, PortalAccounts } from '../ports/portal-accounts.js';
 import type { ValueSealer } from '../ports/backend.js';
 import { acceptTotp, hashPassword, newPassword, newTotpSecret, passwordProblem, totpUri, verifyPassword } from '../security/portal-credentials.js';
@@ -14,7 +16,12 @@ const FAILURE_WINDOW_MS = 15 * 60_000;
  * is used once; beyond this many waiting, more are refused at once (a burst is not a queue to grow).
  */
 const MAX_WAITING = 4;
-
+/**
+ * How long a TOTP enrolment started at a first sign-in waits for its confirming code: long enough to add
+ * the secret to an app, short enough that a token left in a browser's history or a terminal's scrollback
+ * is soon worth nothing.
+ */
+export const ENROLMENT_MS = 10 * 60_000;
 
 export interface NewAccount {
   username: string;
@@ -25,15 +32,53 @@ export interface NewAccount {
 }
 
 /** What the administrator is shown once, to hand to the new user: nothing of it is kept in the clear. */
-export interface Enrolment {
+export interface FirstPassword {
   account: PortalAccount;
   password: string;
+}
+
+/** The same with the TOTP secret, for an account made with its second factor. */
+export interface Enrolment extends FirstPassword {
   totpSecret: string;
   totpUri: string;
 }
 
-/** `choosePassword`: the password and code were right, but the account must choose its own password to sign in. */
-export type SignIn = { ok: true; account: PortalAccount } | { ok: false; problem: string; choosePassword?: true };
+/**
+ * A TOTP enrolment offered to a person who signed in with the right password and has no second factor:
+ * the secret to add to their app, and the token that, sent back with a current code of it before
+ * `expiresAt`, puts it in force (confirmEnrolment). Shown once; the DIP keeps the token's hash only.
+ */
+export interface EnrolmentOffer {
+  token: string;
+  secret: string;
+  uri: string;
+  expiresAt: number;
+  /** The confirmation must also choose the person's own password (their administrator chose this one). */
+  choosePassword: boolean;
+}
+
+/**
+ * `choosePassword`: the password and code were right, but the account must choose its own password to
+ * sign in. `enrol`: the password was right and the account has no second factor yet: it is set up first.
+ * `enrolmentPending`: the same, but an enrolment is already under way (someone else may hold the password).
+ */
+export type SignIn =
+  | { ok: true; account: PortalAccount }
+  | { ok: false; problem: string; choosePassword?: true; enrol?: EnrolmentOffer; enrolmentPending?: true };
+
+/** SHA-256 (hex) of an enrolment token: a random 256-bit value needs no slow hash. */
+const tokenHash = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex');
+const ENROLMENT_TOKEN_PREFIX = 'dipenrol_';
+
+/** The journal's actor for an account acting on itself. */
+const actorOf = (a: PortalAccount): string => (a.participantDipId === null ? `operator:${a.username}` : `user:${a.participantDipId}:${a.username}`);
+
+/** What the two sign-in steps are given beside the credential (see signIn). */
+export interface SignInOptions {
+  realm?: 'user' | 'operator';
+  eligible?: (account: PortalAccount) => Promise<boolean>;
+  chosenPassword?: string;
+}
 
 /**
  * The portals' accounts: created by an administrator (a participant's for its users, an operator for
@@ -52,24 +97,39 @@ export class PortalAccountService {
     private readonly clock: Clock,
     private readonly issuer: string,
     private readonly participantExists: (dipId: string) => boolean,
+    /** Where each step of a TOTP enrolment is recorded, as the operator API records sign-ins (null: not recorded, for tests of other things). */
+    private readonly journal: Pick<OperatorJournal, 'append'> | null = null,
   ) {}
 
+  /** An account with its TOTP secret, to hand over with the password (participants' users). */
   async create(req: NewAccount): Promise<Enrolment | { problem: string }> {
+    const totpSecret = newTotpSecret();
+    const made = await this.make(req, totpSecret);
+    return 'problem' in made ? made : { ...made, totpSecret, totpUri: totpUri(totpSecret, made.account.username, this.issuer) };
+  }
+
+  /**
+   * An account without a second factor: its person sets up their TOTP at their first sign-in (signIn
+   * answers `enrol`), so no secret passes through whoever made the account. Operators' accounts are made so.
+   */
+  async createEnrollingAtFirstSignIn(req: NewAccount): Promise<FirstPassword | { problem: string }> {
+    return this.make(req, null);
+  }
+
+  private async make(req: NewAccount, totpSecret: string | null): Promise<FirstPassword | { problem: string }> {
     const username = req.username.trim().toLowerCase();
     if (!USERNAME_PATTERN.test(username)) return { problem: `username '${req.username.slice(0, 64)}' must be 3 to 64 lower-case letters, digits, '.', '_' or '-'` };
     const displayName = req.displayName.trim();
     if (displayName.length === 0 || displayName.length > 100) return { problem: 'name must be 1 to 100 characters' };
     if (req.participantDipId !== null && !this.participantExists(req.participantDipId)) return { problem: `${req.participantDipId} is not a registered participant` };
     const password = newPassword();
-    const totpSecret = newTotpSecret();
-    const sealed = this.sealer.seal(totpSecret);
     const account: PortalAccount = {
       username,
       participantDipId: req.participantDipId,
       admin: req.admin,
       displayName,
       passwordHash: await hashPassword(password),
-      totpSecretSealed: Buffer.isBuffer(sealed) ? sealed.toString('base64') : `plain:${sealed}`,
+      totpSecretSealed: totpSecret === null ? null : this.sealed(totpSecret),
       lastTotpStep: 0,
       sessionEpoch: 0,
       disabled: false,
@@ -78,7 +138,7 @@ export class PortalAccountService {
       createdBy: req.createdBy,
     };
     if (!(await this.store.createAccount(account))) return { problem: `username '${username}' is taken` };
-    return { account, password, totpSecret, totpUri: totpUri(totpSecret, username, this.issuer) };
+    return { account, password };
   }
 
   /**
@@ -95,13 +155,8 @@ export class PortalAccountService {
    * then the answer is `choosePassword`, and the code is not used up (the person types it again with the
    * new password).
    */
-  async signIn(
-    usernameGiven: string,
-    password: string,
-    code: string,
-    options: { realm?: 'user' | 'operator'; eligible?: (account: PortalAccount) => Promise<boolean>; chosenPassword?: string } = {},
-  ): Promise<SignIn> {
-    const { realm, eligible, chosenPassword } = options;
+  async signIn(usernameGiven: string, password: string, code: string, options: SignInOptions = {}): Promise<SignIn> {
+    const { chosenPassword } = options;
     const username = usernameGiven.trim().toLowerCase();
     const refused: SignIn = { ok: false, problem: 'the username, password or code is wrong' };
     // No account can have such a name: nothing to look up, nothing to remember (an attacker's junk names
@@ -114,15 +169,17 @@ export class PortalAccountService {
       if (!attempt.ok) return { ok: false, problem: `too many failed sign-ins: try again after ${attempt.lockedUntil}` };
       const account = await this.store.account(username);
       const passwordOk = await verifyPassword(password, account ? account.passwordHash : await this.hashOfNoAccount());
-      const step = account && passwordOk ? acceptTotp(this.totpSecret(account), code.trim(), now, account.lastTotpStep) : null;
-      const otherRealm = account !== undefined && realm !== undefined && (realm === 'operator') !== (account.participantDipId === null);
       // A failure keeps its recorded attempt: that is the count.
-      if (!account || account.disabled || step === null || otherRealm || (eligible && !(await eligible(account)))) return refused;
-      if (chosenPassword === undefined && account.mustChangePassword === true) {
+      if (!account || !passwordOk || !(await this.acceptable(account, options))) return refused;
+      const factor = this.totpSecret(account);
+      if (factor === null) {
+        // The right password of an account without a second factor: not a failure, and no session yet.
         await this.store.forgetSignInAttempt(attempt.id);
-        return { ok: false, problem: 'your administrator chose this password and saw it: choose your own to sign in', choosePassword: true };
+        return this.startEnrolment(account, now);
       }
-      const problem = chosenPassword === undefined ? null : (passwordProblem(chosenPassword) ?? (chosenPassword === password ? 'the new password must differ from the current one' : null));
+      const step = acceptTotp(factor, code.trim(), now, account.lastTotpStep);
+      if (step === null) return refused;
+      const problem = await this.choiceProblem(account, chosenPassword, password);
       if (problem) {
         await this.store.forgetSignInAttempt(attempt.id);
         return { ok: false, problem, choosePassword: true };
@@ -137,6 +194,92 @@ export class PortalAccountService {
       const changed = await this.store.changeAccount(username, { passwordHash: await hashPassword(chosenPassword), mustChangePassword: false }, { epoch: account.sessionEpoch, enabled: true });
       return changed ? { ok: true, account: changed } : refused;
     });
+  }
+
+  /**
+   * The second step of a first sign-in (signIn answered `enrol`): the enrolment's token and a current
+   * code of its secret put the secret in force and sign in, as signIn does (a session may be issued on
+   * this answer). Checked as a sign-in is, under the name's lockout: a wrong code is a failed sign-in of
+   * the name (five in the window lock it), so the offer is no way round the limit on guessing codes. An
+   * account whose administrator chose its password must choose its own here (`choosePassword` until it
+   * does; the code is not used up). The enrolment is good once, until it expires, and only while the
+   * account is as it was when the enrolment began (not disabled or signed out everywhere since).
+   */
+  async confirmEnrolment(token: string, code: string, options: SignInOptions = {}): Promise<SignIn> {
+    const refused: SignIn = { ok: false, problem: 'the code is wrong, or the enrolment has ended: sign in again with your password to start another' };
+    const hash = tokenHash(token);
+    const pending = await this.store.totpEnrolment(hash);
+    // A token that is no enrolment has no name to count against; 256 random bits are not guessed.
+    if (!pending || pending.expiresAt <= this.clock.now()) return refused;
+    const busy: SignIn = { ok: false, problem: 'a sign-in with this username is already being checked: try again in a moment' };
+    return this.oneAtATime(pending.username, busy, async () => {
+      const now = this.clock.now();
+      const attempt = await this.attempt(pending.username, now);
+      if (!attempt.ok) return { ok: false, problem: `too many failed sign-ins: try again after ${attempt.lockedUntil}` };
+      const account = await this.store.account(pending.username);
+      if (!account || account.totpSecretSealed !== null || !(await this.acceptable(account, options))) return refused;
+      const step = acceptTotp(this.open(pending.secretSealed), code.trim(), now, account.lastTotpStep);
+      if (step === null) {
+        await this.audit(account, 'totp-enrolment.wrong-code', null, now);
+        return refused;
+      }
+      const { chosenPassword } = options;
+      const problem = await this.choiceProblem(account, chosenPassword, null);
+      if (problem) {
+        await this.store.forgetSignInAttempt(attempt.id);
+        return { ok: false, problem, choosePassword: true };
+      }
+      const activated = await this.store.completeTotpEnrolment(hash, now, { secretSealed: pending.secretSealed, step, ...(chosenPassword === undefined ? {} : { passwordHash: await hashPassword(chosenPassword) }) });
+      if (!activated) return refused;
+      await this.store.clearSignInAttempts(pending.username);
+      await this.audit(account, 'totp-enrolment.complete', { passwordChanged: chosenPassword !== undefined }, now);
+      return { ok: true, account: activated };
+    });
+  }
+
+  /**
+   * Offers a new secret, unless an enrolment of the account is under way: that one is left alone (not
+   * replaced), so whoever else knows the password cannot swap the secret under a person adding it to their
+   * app; the refusal is journalled, as it means two parties are signing in with one password.
+   */
+  private async startEnrolment(account: PortalAccount, now: number): Promise<SignIn> {
+    const token = `${ENROLMENT_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
+    const secret = newTotpSecret();
+    const wanted = { username: account.username, tokenHash: tokenHash(token), secretSealed: this.sealed(secret), epoch: account.sessionEpoch, startedAt: now, expiresAt: now + ENROLMENT_MS };
+    const pending = await this.store.startTotpEnrolment(wanted);
+    const until = new Date(pending.expiresAt).toISOString();
+    if (pending.tokenHash !== wanted.tokenHash) {
+      await this.audit(account, 'totp-enrolment.refused', { pendingUntil: until }, now);
+      return { ok: false, problem: `an authenticator enrolment for this account is already under way until ${until}: finish it there, or sign in again after it ends`, enrolmentPending: true };
+    }
+    await this.audit(account, 'totp-enrolment.start', { expiresAt: until }, now);
+    return {
+      ok: false,
+      problem: 'add this secret to your authenticator app, then send a code from it to finish signing in',
+      enrol: { token, secret, uri: totpUri(secret, account.username, this.issuer), expiresAt: pending.expiresAt, choosePassword: account.mustChangePassword === true },
+    };
+  }
+
+  /** The account may sign in here: enabled, of the realm asked for, and eligible (an operator account in force). */
+  private async acceptable(account: PortalAccount, { realm, eligible }: SignInOptions): Promise<boolean> {
+    const otherRealm = realm !== undefined && (realm === 'operator') !== (account.participantDipId === null);
+    return !account.disabled && !otherRealm && (!eligible || (await eligible(account)));
+  }
+
+  /**
+   * Why the sign-in cannot go on as it is: the account must choose its own password and gave none, or
+   * gave one not acceptable (too short, or the current one; `current` when known, else checked against the hash).
+   */
+  private async choiceProblem(account: PortalAccount, chosen: string | undefined, current: string | null): Promise<string | null> {
+    if (chosen === undefined) return account.mustChangePassword === true ? 'your administrator chose this password and saw it: choose your own to sign in' : null;
+    const problem = passwordProblem(chosen);
+    if (problem) return problem;
+    const same = current === null ? await verifyPassword(chosen, account.passwordHash) : chosen === current;
+    return same ? 'the new password must differ from the current one' : null;
+  }
+
+  private async audit(account: PortalAccount, action: string, after: unknown, at: number): Promise<void> {
+    await this.journal?.append({ at, actor: actorOf(account), action, target: account.username, before: null, after, status: null });
   }
 
   /**
@@ -215,8 +358,17 @@ export class PortalAccountService {
     return this.store.accounts(participantDipId);
   }
 
-  private totpSecret(account: PortalAccount): string {
-    const s = account.totpSecretSealed;
+  /** The account's TOTP secret; null when it has none yet (it enrols at its next sign-in). */
+  private totpSecret(account: PortalAccount): string | null {
+    return account.totpSecretSealed === null ? null : this.open(account.totpSecretSealed);
+  }
+
+  private sealed(secret: string): string {
+    const sealed = this.sealer.seal(secret);
+    return Buffer.isBuffer(sealed) ? sealed.toString('base64') : `plain:${sealed}`;
+  }
+
+  private open(s: string): string {
     return s.startsWith('plain:') ? s.slice(6) : this.sealer.open(Buffer.from(s, 'base64')).toString('utf8');
   }
 }

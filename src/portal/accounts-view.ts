@@ -19,12 +19,17 @@ ${offerAdmin ? html`<p><input type="checkbox" id="new-admin" name="admin" value=
 <button type="submit">Create user</button></fieldset></form>`;
 }
 
-/** Shown once to the administrator who created the account; only hashes and sealed secrets are kept. */
-export function enrolmentPanel(e: { username: string; displayName: string; password: string; totpSecret: string; totpUri: string }): Html {
+/**
+ * Shown once to the administrator who created the account; only hashes and sealed secrets are kept. An
+ * account made without a TOTP secret (an operator's) sets one up at its first sign-in: the panel says so.
+ */
+export function enrolmentPanel(e: { username: string; displayName: string; password: string; totpSecret?: string; totpUri?: string }): Html {
   return html`<section class="enrolment" aria-labelledby="enrolment-title"><h2 id="enrolment-title">Hand these to ${e.displayName}</h2>
-<p>Shown once: the DIP keeps only a hash of the password and the TOTP secret sealed.</p>
+<p>Shown once: the DIP keeps only a hash of the password${e.totpSecret ? ' and the TOTP secret sealed' : ''}.</p>
 <dl class="facts"><dt>Username</dt><dd><code id="enrolled-username">${e.username}</code></dd>
 <dt>Password</dt><dd><code id="enrolled-password">${e.password}</code></dd>
-<dt>TOTP secret</dt><dd><code id="enrolled-totp">${e.totpSecret}</code> (add it to an authenticator app)</dd>
-<dt>TOTP URI</dt><dd><code>${e.totpUri}</code></dd></dl></section>`;
+${e.totpSecret && e.totpUri
+  ? html`<dt>TOTP secret</dt><dd><code id="enrolled-totp">${e.totpSecret}</code> (add it to an authenticator app)</dd>
+<dt>TOTP URI</dt><dd><code>${e.totpUri}</code></dd>`
+  : html`<dt>Authenticator</dt><dd id="enrolled-totp-later">set up by ${e.displayName} at their first sign-in</dd>`}</dl></section>`;
 }

@@ -4,7 +4,8 @@ import type { PortalDeps } from './deps.js';
 import type { PortalAccount } from '../ports/portal-accounts.js';
 import { html } from './html.js';
 import { registerOperatorPortal, OPERATOR_REALM } from './operator-pages.js';
-import { accountPage, choosePasswordPage, field, guarded, namedCaller, refuse, render, sameOrigin, SESSION_MS, setSessionCookie, signedIn, signInPage, type Form, type Realm } from './session.js';
+import { accountPage, choosePasswordPage, enrolmentAction, enrolmentPage, field, guarded, namedCaller, refuse, render, sameOrigin, SESSION_MS, setSessionCookie, signedIn, signInPage, type Form, type Realm } from './session.js';
+import type { SignIn } from '../pipeline/portal-accounts.js';
 import { registerUserPortal } from './user-pages.js';
 import { USER_REALM } from './user-realm.js';
 
@@ -118,6 +119,25 @@ export function buildPortalServer(deps: PortalDeps, tls: { key: string; cert: st
   return app;
 }
 
+/**
+ * What a sign-in step checks beside the credential: the realm's accounts only, and an operator only while
+ * its operator account (and so its role) is in force, checked before the sign-in changes anything.
+ */
+function signInChecks(deps: PortalDeps, realm: Realm): { realm: Realm['kind']; eligible?: (a: PortalAccount) => Promise<boolean> } {
+  if (realm.kind !== 'operator') return { realm: realm.kind };
+  return { realm: realm.kind, eligible: async (a) => (await deps.operatorApi(a.username).GET('/admin/whoami')).data !== undefined };
+}
+
+/** A sign-in step's answer: refused (the sign-in page again), or a session cookie and the realm's start page. */
+function startSession(deps: PortalDeps, realm: Realm, req: FastifyRequest, reply: FastifyReply, result: SignIn, chosePassword: boolean): FastifyReply {
+  if (!result.ok) return render(reply, 401, realm, req, undefined, 'Sign in', signInPage(realm), { kind: 'error', text: result.problem });
+  if (chosePassword) deps.logger.info({ username: result.account.username, portal: realm.kind }, 'portal: first password chosen (or changed) at sign-in');
+  const { token } = deps.sessions.issue({ username: result.account.username, epoch: result.account.sessionEpoch, expiresAt: deps.clock.now() + SESSION_MS });
+  setSessionCookie(reply, realm, token, SESSION_MS / 1000);
+  deps.logger.info({ username: result.account.username, portal: realm.kind }, 'portal sign-in');
+  return reply.redirect(`${realm.base}/`, 303);
+}
+
 function registerSignIn(app: FastifyInstance, deps: PortalDeps, realm: Realm): void {
   app.get(`${realm.base}/sign-in`, async (req, reply) => {
     if (await signedIn(deps, req, realm)) return reply.redirect(`${realm.base}/`, 303);
@@ -129,19 +149,28 @@ function registerSignIn(app: FastifyInstance, deps: PortalDeps, realm: Realm): v
     // The form that chooses a password (choosePasswordPage) also sends it twice.
     const next = field(req.body, 'next');
     if (next !== '' && next !== field(req.body, 'repeat')) return render(reply, 400, realm, req, undefined, 'Choose your password', choosePasswordPage(realm, username), { kind: 'error', text: 'the two new passwords differ' });
-    // An operator signs in to the portal only while its operator account (and so its role) is in force:
-    // checked before the sign-in changes anything.
-    const eligible = realm.kind === 'operator' ? async (a: PortalAccount) => (await deps.operatorApi(a.username).GET('/admin/whoami')).data !== undefined : undefined;
-    const result = await deps.accounts.signIn(username, field(req.body, 'password'), field(req.body, 'code'), { realm: realm.kind, ...(eligible ? { eligible } : {}), ...(next === '' ? {} : { chosenPassword: next }) });
+    const result = await deps.accounts.signIn(username, field(req.body, 'password'), field(req.body, 'code'), { ...signInChecks(deps, realm), ...(next === '' ? {} : { chosenPassword: next }) });
+    if (!result.ok && result.enrol) {
+      const e = result.enrol;
+      return render(reply, 200, realm, req, undefined, 'Set up your authenticator', enrolmentPage(realm, { token: e.token, choosePassword: e.choosePassword }, e));
+    }
+    if (!result.ok && result.enrolmentPending) return render(reply, 409, realm, req, undefined, 'Sign in', signInPage(realm), { kind: 'error', text: result.problem });
     if (!result.ok && result.choosePassword) {
       return render(reply, next === '' ? 200 : 400, realm, req, undefined, 'Choose your password', choosePasswordPage(realm, username), { kind: 'error', text: result.problem });
     }
-    if (!result.ok) return render(reply, 401, realm, req, undefined, 'Sign in', signInPage(realm), { kind: 'error', text: result.problem });
-    if (next !== '') deps.logger.info({ username: result.account.username, portal: realm.kind }, 'portal: first password chosen (or changed) at sign-in');
-    const { token } = deps.sessions.issue({ username: result.account.username, epoch: result.account.sessionEpoch, expiresAt: deps.clock.now() + SESSION_MS });
-    setSessionCookie(reply, realm, token, SESSION_MS / 1000);
-    deps.logger.info({ username: result.account.username, portal: realm.kind }, 'portal sign-in');
-    return reply.redirect(`${realm.base}/`, 303);
+    return startSession(deps, realm, req, reply, result, next !== '');
+  });
+  // The second step of a first sign-in: the enrolment token (hidden field) and a code of the new secret.
+  app.post(enrolmentAction(realm), async (req: FastifyRequest, reply: FastifyReply) => {
+    if (!sameOrigin(req)) return refuse(reply, realm, req, undefined, 403, 'the sign-in form was not sent from this portal');
+    const next = field(req.body, 'next');
+    // `choose` only redraws the form after a refusal; whether a new password is required is the DIP's to decide.
+    const again = (status: number, text: string) =>
+      render(reply, status, realm, req, undefined, 'Set up your authenticator', enrolmentPage(realm, { token: field(req.body, 'token'), choosePassword: field(req.body, 'choose') === 'yes' }, null), { kind: 'error', text });
+    if (next !== field(req.body, 'repeat')) return again(400, 'the two new passwords differ');
+    const result = await deps.accounts.confirmEnrolment(field(req.body, 'token'), field(req.body, 'code'), { ...signInChecks(deps, realm), ...(next === '' ? {} : { chosenPassword: next }) });
+    if (!result.ok) return again(result.choosePassword ? 400 : 401, result.problem);
+    return startSession(deps, realm, req, reply, result, next !== '');
   });
   app.get(`${realm.base}/account`, guarded(deps, realm, async (req, reply, signed) => render(reply, 200, realm, req, signed, 'Your account', accountPage(realm, signed))));
   app.post(

@@ -174,11 +174,45 @@ export function choosePasswordPage(realm: Realm, username: string): Html {
 </form>`;
 }
 
+/**
+ * An operator's first sign-in has no code yet (the password alone starts setting up the authenticator),
+ * so the operator portal's code field is not required; a participant's user has one from the start.
+ */
 export function signInPage(realm: Realm): Html {
+  const enrolling = realm.kind === 'operator';
   return html`<form method="post" action="${realm.base}/sign-in" class="signin">
 <label for="username">Username</label><input type="text" id="username" name="username" autocomplete="username" required>
 <label for="password">Password</label><input type="password" id="password" name="password" autocomplete="current-password" required>
-<label for="code">Code from your authenticator app</label><input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required>
+<label for="code">Code from your authenticator app</label><input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" ${enrolling ? html`aria-describedby="code-hint"` : html`required`}>
+${enrolling ? html`<p class="muted" id="code-hint">Signing in for the first time? Leave the code empty: you set up your authenticator app next.</p>` : ''}
 <button type="submit">Sign in</button>
+</form>`;
+}
+
+/** Where a first sign-in's TOTP enrolment is confirmed. */
+export const enrolmentAction = (realm: Realm): string => `${realm.base}/sign-in/enrolment`;
+
+/**
+ * The second step of a first sign-in: the new secret to add to an authenticator app (shown this once,
+ * as text and as an otpauth:// link an app on the same device opens), and the form that confirms it with
+ * a code (the enrolment token in a hidden field) and, where the administrator chose the password, a new
+ * one. `offer` null: the form again after a refusal, without the secret (the DIP does not show it twice).
+ */
+export function enrolmentPage(realm: Realm, form: { token: string; choosePassword: boolean }, offer: { secret: string; uri: string; expiresAt: number } | null): Html {
+  const shown = offer
+    ? html`<p>Your account has no second factor yet. Add this secret to your authenticator app (open the link on the device that has the app, or type the secret in), then type the code the app shows. It is shown this once.</p>
+<dl class="facts"><dt>Secret</dt><dd><code id="totp-secret">${offer.secret}</code></dd>
+<dt>Link for the app</dt><dd><a id="totp-uri" href="${offer.uri}">${offer.uri}</a></dd>
+<dt>Set up by</dt><dd>${new Date(offer.expiresAt).toISOString()}</dd></dl>`
+    : html`<p>Type the code your authenticator app shows for the secret shown before, by the time shown with it. Lost it? Sign in again after then to be given a new one.</p>`;
+  return html`${shown}
+<form method="post" action="${enrolmentAction(realm)}" class="signin">${hidden('token', form.token)}${hidden('choose', form.choosePassword ? 'yes' : 'no')}
+<label for="code">Code from your authenticator app</label><input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required>
+${form.choosePassword
+  ? html`<p>Your administrator chose your first password and saw it. Choose your own: only you will know it.</p>
+<label for="next">New password (12 characters or more)</label><input type="password" id="next" name="next" autocomplete="new-password" minlength="12" maxlength="200" required>
+<label for="repeat">New password again</label><input type="password" id="repeat" name="repeat" autocomplete="new-password" minlength="12" maxlength="200" required>`
+  : ''}
+<button type="submit">Confirm and sign in</button>
 </form>`;
 }

@@ -13,8 +13,12 @@ export interface PortalAccount {
   displayName: string;
   /** scrypt$N$r$p$salt$hash (src/security/password.ts). */
   passwordHash: string;
-  /** The TOTP secret (base32), sealed at rest (base64 of the sealed bytes). */
-  totpSecretSealed: string;
+  /**
+   * The TOTP secret (base32), sealed at rest (base64 of the sealed bytes). Null: no second factor yet: the
+   * person enrols one at their first sign-in (PendingTotpEnrolment), so no secret travels from whoever
+   * created the account to its owner.
+   */
+  totpSecretSealed: string | null;
   /** The last TOTP time step accepted: a code is good for one sign-in only. */
   lastTotpStep: number;
   /** Raised by sign-out and by disabling: every session issued under an older value is refused. */
@@ -31,6 +35,30 @@ export interface PortalAccount {
 
 /** What a change to an account may set; every change also ends the account's sessions (its epoch goes up by one). */
 export type AccountChange = Partial<Pick<PortalAccount, 'passwordHash' | 'mustChangePassword' | 'disabled'>>;
+
+/**
+ * An account's second factor being set up: started by a sign-in with the right password of an account
+ * without one, in force once the person sends a code of this secret with the token before `expiresAt`.
+ * One per account. The token is a random 256-bit value held only by the person: kept as its SHA-256.
+ */
+export interface PendingTotpEnrolment {
+  username: string;
+  /** SHA-256 (hex) of the enrolment token. */
+  tokenHash: string;
+  /** The new TOTP secret, sealed as PortalAccount.totpSecretSealed is. */
+  secretSealed: string;
+  /** The account's session epoch when it started: any change of the account since (disabled, signed out, new password) voids it. */
+  epoch: number;
+  startedAt: number;
+  expiresAt: number;
+}
+
+/** What completing an enrolment writes beside the secret: the step of the code that confirmed it, and a password the person chose. */
+export interface TotpActivation {
+  secretSealed: string;
+  step: number;
+  passwordHash?: string;
+}
 
 export interface PortalAccounts {
   /** Adds an account; false when the username is taken (nothing changed). */
@@ -51,6 +79,23 @@ export interface PortalAccounts {
    * conditional write, so a code is good once across every node sharing the store. False: it was used.
    */
   claimTotpStep(username: string, step: number): Promise<boolean>;
+  /**
+   * Stores `e` as the account's pending enrolment unless one is pending already (one whose expiresAt is
+   * after e.startedAt): one conditional write, so two sign-ins at once on two nodes cannot both start one
+   * and neither can replace a secret someone is adding to their app. Expired enrolments of every account
+   * are forgotten. Answers the enrolment pending afterwards: `e` if it was stored, else the one in its way.
+   */
+  startTotpEnrolment(e: PendingTotpEnrolment): Promise<PendingTotpEnrolment>;
+  /** The pending enrolment with this token hash, expired or not (the caller decides). */
+  totpEnrolment(tokenHash: string): Promise<PendingTotpEnrolment | undefined>;
+  /**
+   * Completes an enrolment, in one transaction: removes the pending enrolment of `tokenHash` if it is
+   * still unexpired at `now`, and puts its secret in force on the account (with `activation`'s step and
+   * any new password, mustChangePassword cleared, the session epoch raised by one), only while the account
+   * is enabled, has no second factor, and its epoch is still the enrolment's. The account as changed;
+   * undefined (and nothing changed) when any of that fails.
+   */
+  completeTotpEnrolment(tokenHash: string, now: number, activation: TotpActivation): Promise<PortalAccount | undefined>;
   /**
    * Records a sign-in attempt of `name` (an account's or not: they are counted alike, so no count tells
    * them apart) at `at`, forgetting every attempt older than `since`; answers the row's id and the name's

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { PortalAccount } from '../../src/ports/portal-accounts.js';
+import type { PendingTotpEnrolment, PortalAccount } from '../../src/ports/portal-accounts.js';
 import { useBackend, type BackendFactory } from './fixtures.js';
 
 const account = (username: string, participantDipId: string | null, createdAt: number): PortalAccount => ({
@@ -14,6 +14,15 @@ const account = (username: string, participantDipId: string | null, createdAt: n
   disabled: false,
   createdAt,
   createdBy: 'test',
+});
+
+const enrolment = (username: string, tokenHash: string, startedAt: number, epoch = 0): PendingTotpEnrolment => ({
+  username,
+  tokenHash,
+  secretSealed: `sealed-${tokenHash}`,
+  epoch,
+  startedAt,
+  expiresAt: startedAt + 600_000,
 });
 
 export function portalAccountsContract(name: string, open: BackendFactory): void {
@@ -84,6 +93,59 @@ export function portalAccountsContract(name: string, open: BackendFactory): void
       expect((await reopened.portalAccounts.recordSignInAttempt('no.such.name', 4_000, 2_001)).attempts).toEqual([2_001, 3_000, 4_000]);
       await reopened.portalAccounts.clearSignInAttempts('no.such.name');
       expect((await reopened.portalAccounts.recordSignInAttempt('no.such.name', 5_000, 0)).attempts).toEqual([5_000]);
+    });
+
+    it('keeps one pending TOTP enrolment per account: a second start while it is pending is answered with the first, an expired one is replaced', async () => {
+      const store = ctx.backend.portalAccounts;
+      await store.createAccount({ ...account('erin', null, 1), totpSecretSealed: null });
+      const first = enrolment('erin', 'hash-1', 1_000);
+      expect(await store.startTotpEnrolment(first)).toEqual(first);
+      // Started at once (as on two nodes): exactly one is stored, and both are told which.
+      const racing = await Promise.all([enrolment('erin', 'hash-2', 2_000), enrolment('erin', 'hash-3', 2_000)].map((e) => store.startTotpEnrolment(e)));
+      expect(racing).toEqual([first, first]);
+      expect(await store.totpEnrolment('hash-1')).toEqual(first);
+      expect(await store.totpEnrolment('hash-2')).toBeUndefined();
+      const reopened = await ctx.reopen();
+      expect(await reopened.portalAccounts.totpEnrolment('hash-1')).toEqual(first);
+      // Once it has expired, a new start replaces it (and expired ones of other accounts are forgotten too).
+      await reopened.portalAccounts.createAccount({ ...account('fay', null, 1), totpSecretSealed: null });
+      await reopened.portalAccounts.startTotpEnrolment(enrolment('fay', 'hash-fay', 1_000));
+      const later = enrolment('erin', 'hash-4', first.expiresAt);
+      expect(await reopened.portalAccounts.startTotpEnrolment(later)).toEqual(later);
+      expect(await reopened.portalAccounts.totpEnrolment('hash-1')).toBeUndefined();
+      expect(await reopened.portalAccounts.totpEnrolment('hash-fay')).toBeUndefined();
+    });
+
+    it('completes an enrolment once, unexpired, only for an enabled account without a factor whose epoch has not moved', async () => {
+      const store = ctx.backend.portalAccounts;
+      const bare = { ...account('gil', null, 1), totpSecretSealed: null, mustChangePassword: true };
+      await store.createAccount(bare);
+      await store.startTotpEnrolment(enrolment('gil', 'hash-gil', 1_000));
+      // Expired (at its expiry, not only after), or an unknown token: nothing changes.
+      expect(await store.completeTotpEnrolment('hash-gil', 601_000, { secretSealed: 'x', step: 9 })).toBeUndefined();
+      expect(await store.completeTotpEnrolment('hash-other', 2_000, { secretSealed: 'x', step: 9 })).toBeUndefined();
+      // The account changed since the start (disabled, signed out): refused, the enrolment left to expire.
+      await store.changeAccount('gil', { disabled: true });
+      expect(await store.completeTotpEnrolment('hash-gil', 2_000, { secretSealed: 'x', step: 9 })).toBeUndefined();
+      await store.changeAccount('gil', { disabled: false });
+      expect(await store.completeTotpEnrolment('hash-gil', 2_000, { secretSealed: 'x', step: 9 })).toBeUndefined();
+      expect(await store.account('gil')).toEqual({ ...bare, sessionEpoch: 2 });
+
+      await store.createAccount({ ...bare, username: 'hal' });
+      await store.startTotpEnrolment(enrolment('hal', 'hash-hal', 1_000));
+      const done = { ...bare, username: 'hal', totpSecretSealed: 'sealed-hash-hal', lastTotpStep: 9, passwordHash: 'chosen', mustChangePassword: false, sessionEpoch: 1 };
+      expect(await store.completeTotpEnrolment('hash-hal', 600_999, { secretSealed: 'sealed-hash-hal', step: 9, passwordHash: 'chosen' })).toEqual(done);
+      expect(await store.totpEnrolment('hash-hal')).toBeUndefined();
+      // Good once; and an account that has a factor takes no other through a new enrolment.
+      expect(await store.completeTotpEnrolment('hash-hal', 2_000, { secretSealed: 'again', step: 10 })).toBeUndefined();
+      await store.startTotpEnrolment(enrolment('hal', 'hash-hal-2', 2_000, 1));
+      expect(await store.completeTotpEnrolment('hash-hal-2', 3_000, { secretSealed: 'again', step: 10 })).toBeUndefined();
+      const reopened = await ctx.reopen();
+      expect(await reopened.portalAccounts.account('hal')).toEqual(done);
+      // Without a new password the one in force stays (and must still be changed).
+      await reopened.portalAccounts.createAccount({ ...bare, username: 'ida' });
+      await reopened.portalAccounts.startTotpEnrolment(enrolment('ida', 'hash-ida', 1_000));
+      expect(await reopened.portalAccounts.completeTotpEnrolment('hash-ida', 2_000, { secretSealed: 's', step: 3 })).toEqual({ ...bare, username: 'ida', totpSecretSealed: 's', lastTotpStep: 3, sessionEpoch: 1 });
     });
   });
 }

@@ -1,4 +1,5 @@
-import type { AccountChange, PortalAccount, PortalAccounts } from '../../ports/portal-accounts.js';
+import type { AccountChange, PendingTotpEnrolment, PortalAccount, PortalAccounts, TotpActivation } from '../../ports/portal-accounts.js';
+import { activationChange, type EnrolmentRow, enrolmentOf } from '../portal-enrolment-row.js';
 import type { PgDatabase } from './database.js';
 
 /** One row per account; the record is jsonb (it holds only hashes and sealed secrets). */
@@ -42,6 +43,43 @@ export class PgPortalAccounts implements PortalAccounts {
       c.query("UPDATE portal_accounts SET record = jsonb_set(record, '{lastTotpStep}', to_jsonb($1::bigint)) WHERE username = $2 AND (record->>'lastTotpStep')::bigint < $1", [step, username]),
     );
     return rowCount === 1;
+  }
+
+  async startTotpEnrolment(e: PendingTotpEnrolment): Promise<PendingTotpEnrolment> {
+    return this.d.tx(async (c) => {
+      // Two starts at once: the second's insert waits for the first's row and then does nothing, and its
+      // SELECT (a statement of its own, READ COMMITTED) reads the first's.
+      await c.query('DELETE FROM portal_totp_enrolments WHERE expires_at <= $1', [e.startedAt]);
+      await c.query(
+        'INSERT INTO portal_totp_enrolments (username, token_hash, secret_sealed, epoch, started_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (username) DO NOTHING',
+        [e.username, e.tokenHash, e.secretSealed, e.epoch, e.startedAt, e.expiresAt],
+      );
+      const { rows } = await c.query<EnrolmentRow>('SELECT * FROM portal_totp_enrolments WHERE username = $1', [e.username]);
+      return enrolmentOf(rows[0]!);
+    });
+  }
+
+  async totpEnrolment(tokenHash: string): Promise<PendingTotpEnrolment | undefined> {
+    const [row] = await this.d.query<EnrolmentRow>('SELECT * FROM portal_totp_enrolments WHERE token_hash = $1', [tokenHash]);
+    return row && enrolmentOf(row);
+  }
+
+  async completeTotpEnrolment(tokenHash: string, now: number, activation: TotpActivation): Promise<PortalAccount | undefined> {
+    return this.d.tx(async (c) => {
+      // Locked, so a second completion with the same token waits and then finds it gone.
+      const { rows: pending } = await c.query<EnrolmentRow>('SELECT * FROM portal_totp_enrolments WHERE token_hash = $1 AND expires_at > $2 FOR UPDATE', [tokenHash, now]);
+      const e = pending[0];
+      if (!e) return undefined;
+      // Only an enabled account still without a second factor, of the epoch the enrolment began under.
+      const { rows } = await c.query<{ record: PortalAccount }>(
+        `UPDATE portal_accounts SET record = (record || $1::jsonb) || jsonb_build_object('sessionEpoch', (record->>'sessionEpoch')::bigint + 1)
+         WHERE username = $2 AND record->'totpSecretSealed' = 'null'::jsonb AND NOT (record->>'disabled')::boolean AND (record->>'sessionEpoch')::bigint = $3 RETURNING record`,
+        [JSON.stringify(activationChange(activation)), e.username, e.epoch],
+      );
+      if (!rows[0]) return undefined;
+      await c.query('DELETE FROM portal_totp_enrolments WHERE token_hash = $1', [tokenHash]);
+      return rows[0].record;
+    });
   }
 
   async recordSignInAttempt(name: string, at: number, since: number): Promise<{ id: number; attempts: number[] }> {

@@ -230,6 +230,16 @@ CREATE TABLE IF NOT EXISTS portal_sign_in_attempts (
 );
 CREATE INDEX IF NOT EXISTS portal_sign_in_attempts_name ON portal_sign_in_attempts (name, at);
 CREATE INDEX IF NOT EXISTS portal_sign_in_attempts_at ON portal_sign_in_attempts (at);
+-- Second factors being set up at a first sign-in (src/ports/portal-accounts.ts, PendingTotpEnrolment): at
+-- most one per account, kept until completed or expired; the token only as its SHA-256, the secret sealed.
+CREATE TABLE IF NOT EXISTS portal_totp_enrolments (
+  username text PRIMARY KEY,
+  token_hash text NOT NULL UNIQUE,
+  secret_sealed text NOT NULL,
+  epoch bigint NOT NULL,
+  started_at bigint NOT NULL,
+  expires_at bigint NOT NULL
+);
 -- A write that tells whether the server takes writes again after it could not (see PgDatabase).
 CREATE TABLE IF NOT EXISTS health_probe (at bigint NOT NULL);
 `;

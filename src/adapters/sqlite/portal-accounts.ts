@@ -1,4 +1,5 @@
-import type { AccountChange, PortalAccount, PortalAccounts } from '../../ports/portal-accounts.js';
+import type { AccountChange, PendingTotpEnrolment, PortalAccount, PortalAccounts, TotpActivation } from '../../ports/portal-accounts.js';
+import { activationChange, type EnrolmentRow, enrolmentOf } from '../portal-enrolment-row.js';
 import type { SqliteDatabase } from './database.js';
 
 /** One row per account; the record is JSON (it holds only hashes and sealed secrets). */
@@ -18,6 +19,18 @@ export class SqlitePortalAccounts implements PortalAccounts {
          WHERE username = @username AND (@epoch IS NULL OR json_extract(record, '$.sessionEpoch') = @epoch) AND (@enabled = 0 OR json_extract(record, '$.disabled') = 0) RETURNING record`,
       ),
       claimStep: db.prepare("UPDATE portal_accounts SET record = json_set(record, '$.lastTotpStep', ?) WHERE username = ? AND json_extract(record, '$.lastTotpStep') < ?"),
+      forgetExpiredEnrolments: db.prepare('DELETE FROM portal_totp_enrolments WHERE expires_at <= ?'),
+      startEnrolment: db.prepare<[string, string, string, number, number, number]>(
+        'INSERT INTO portal_totp_enrolments (username, token_hash, secret_sealed, epoch, started_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (username) DO NOTHING',
+      ),
+      enrolmentOf: db.prepare<[string], EnrolmentRow>('SELECT * FROM portal_totp_enrolments WHERE username = ?'),
+      enrolmentByToken: db.prepare<[string], EnrolmentRow>('SELECT * FROM portal_totp_enrolments WHERE token_hash = ?'),
+      forgetEnrolment: db.prepare('DELETE FROM portal_totp_enrolments WHERE token_hash = ?'),
+      // Only an enabled account still without a second factor, of the epoch the enrolment began under.
+      activate: db.prepare<[{ change: string; username: string; epoch: number }], { record: string }>(
+        `UPDATE portal_accounts SET record = json_set(json_patch(record, @change), '$.sessionEpoch', json_extract(record, '$.sessionEpoch') + 1)
+         WHERE username = @username AND json_type(record, '$.totpSecretSealed') = 'null' AND json_extract(record, '$.disabled') = 0 AND json_extract(record, '$.sessionEpoch') = @epoch RETURNING record`,
+      ),
       attempt: db.prepare<[string, number], { id: number }>('INSERT INTO portal_sign_in_attempts (name, at) VALUES (?, ?) RETURNING id'),
       attempts: db.prepare<[string, number], { at: number }>('SELECT at FROM portal_sign_in_attempts WHERE name = ? AND at >= ? ORDER BY at, id'),
       forgetOld: db.prepare('DELETE FROM portal_sign_in_attempts WHERE at < ?'),
@@ -48,6 +61,30 @@ export class SqlitePortalAccounts implements PortalAccounts {
 
   async claimTotpStep(username: string, step: number): Promise<boolean> {
     return this.d.write(() => this.s.claimStep.run(step, username, step).changes === 1);
+  }
+
+  async startTotpEnrolment(e: PendingTotpEnrolment): Promise<PendingTotpEnrolment> {
+    return this.d.write(() => {
+      this.s.forgetExpiredEnrolments.run(e.startedAt);
+      this.s.startEnrolment.run(e.username, e.tokenHash, e.secretSealed, e.epoch, e.startedAt, e.expiresAt);
+      return enrolmentOf(this.s.enrolmentOf.get(e.username)!);
+    });
+  }
+
+  async totpEnrolment(tokenHash: string): Promise<PendingTotpEnrolment | undefined> {
+    const row = this.s.enrolmentByToken.get(tokenHash);
+    return row && enrolmentOf(row);
+  }
+
+  async completeTotpEnrolment(tokenHash: string, now: number, activation: TotpActivation): Promise<PortalAccount | undefined> {
+    return this.d.write(() => {
+      const pending = this.s.enrolmentByToken.get(tokenHash);
+      if (!pending || pending.expires_at <= now) return undefined;
+      const row = this.s.activate.get({ change: JSON.stringify(activationChange(activation)), username: pending.username, epoch: pending.epoch });
+      if (!row) return undefined;
+      this.s.forgetEnrolment.run(tokenHash);
+      return JSON.parse(row.record) as PortalAccount;
+    });
   }
 
   async recordSignInAttempt(name: string, at: number, since: number): Promise<{ id: number; attempts: number[] }> {

@@ -194,6 +194,16 @@ CREATE TABLE IF NOT EXISTS portal_sign_in_attempts (
 );
 CREATE INDEX IF NOT EXISTS portal_sign_in_attempts_name ON portal_sign_in_attempts (name, at);
 CREATE INDEX IF NOT EXISTS portal_sign_in_attempts_at ON portal_sign_in_attempts (at);
+-- Second factors being set up at a first sign-in (src/ports/portal-accounts.ts, PendingTotpEnrolment): at
+-- most one per account, kept until completed or expired; the token only as its SHA-256, the secret sealed.
+CREATE TABLE IF NOT EXISTS portal_totp_enrolments (
+  username TEXT PRIMARY KEY,
+  token_hash TEXT NOT NULL UNIQUE,
+  secret_sealed TEXT NOT NULL,
+  epoch INTEGER NOT NULL,
+  started_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
 -- A write that tells whether the disk takes writes again after it was full (see SqliteDatabase).
 CREATE TABLE IF NOT EXISTS health_probe (at INTEGER NOT NULL);
 `;

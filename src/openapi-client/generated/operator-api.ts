@@ -3178,7 +3178,7 @@ export interface paths {
             };
         };
         put?: never;
-        /** Create an operator account (admins): a person's answer carries their password and TOTP secret, an automation account's its token, once */
+        /** Create an operator account (admins): a person's answer carries their first password (they set up their TOTP at their first sign-in), an automation account's its token, once */
         post: {
             parameters: {
                 query?: never;
@@ -3219,14 +3219,10 @@ export interface paths {
                                 /** @description The account record's version: each change makes a new one */
                                 version: number;
                             };
-                            /** @description A person's first password: its first sign-in must replace it (newPassword), so the admin who saw it cannot sign in with it */
+                            /** @description A person's first password: its first sign-in (POST /admin/session) sets up their TOTP and must replace it (newPassword), so the admin who saw it cannot sign in with it */
                             password?: string;
                             /** @description An automation account's token: only its hash is kept */
                             token?: string;
-                            /** @description A person's TOTP secret (base32) for their authenticator app */
-                            totpSecret?: string;
-                            /** @description The same as an otpauth:// URI */
-                            totpUri?: string;
                         };
                     };
                 };
@@ -4130,7 +4126,7 @@ export interface paths {
             };
         };
         put?: never;
-        /** A participant's portal user, or an operator's portal sign-in (admins): password and TOTP secret in the answer, once */
+        /** A participant's portal user, or an operator's portal sign-in (admins): the first password in the answer, once, and a user's TOTP secret (an operator sets up theirs at their first sign-in) */
         post: {
             parameters: {
                 query?: never;
@@ -4167,10 +4163,10 @@ export interface paths {
                             participantDipId: string | null;
                             /** @description The first password: shown this once */
                             password: string;
-                            /** @description The TOTP secret (base32): shown this once */
-                            totpSecret: string;
+                            /** @description A participant's user's TOTP secret (base32): shown this once. Absent for an operator, who sets up their TOTP at their first sign-in */
+                            totpSecret?: string;
                             /** @description otpauth:// URI of the same secret, for an authenticator app */
-                            totpUri: string;
+                            totpUri?: string;
                             username: string;
                         };
                     };
@@ -5610,7 +5606,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Sign in (people): name, password and TOTP code for a bearer token good for operators.sessionMinutes (60); no token needed. An account's first sign-in must choose its own password (newPassword) */
+        /** Sign in (people): name, password and TOTP code for a bearer token good for operators.sessionMinutes (60); no token needed. At an account's first sign-in the password alone starts the TOTP enrolment (403 with totpEnrolment; finish at /admin/session/enrolment), and the account chooses its own password (newPassword) */
         post: {
             parameters: {
                 query?: never;
@@ -5621,7 +5617,8 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
-                        code: string;
+                        /** @description The current code of your authenticator app; not needed (and not looked at) before your TOTP is set up */
+                        code?: string;
                         name: string;
                         /** @description Replaces the password as the sign-in succeeds, ending every other session. Required while the password is still the one the account's creator chose (the answer is then 403 with passwordChangeRequired, and the code is not used up) */
                         newPassword?: string;
@@ -5667,7 +5664,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The name, password and code are right, but the account signs in only with a password of its own: its creator chose this one, or newPassword was not acceptable. Send the sign-in again with newPassword (dip login asks for one) */
+                /** @description The name and password (and code) are right, but no session yet. passwordChangeRequired: the account signs in only with a password of its own (its creator chose this one, or newPassword was not acceptable): send the sign-in again with newPassword (dip login asks for one). totpEnrolment: the account has no second factor yet: add the secret to an authenticator app and send the token and a current code to /admin/session/enrolment before expiresAt */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -5676,7 +5673,30 @@ export interface paths {
                         "application/json": {
                             error: string;
                             /** @enum {boolean} */
-                            passwordChangeRequired: true;
+                            passwordChangeRequired?: true;
+                            totpEnrolment?: {
+                                /** Format: date-time */
+                                expiresAt: string;
+                                /** @description The confirmation must carry newPassword: the account's creator chose the password in force */
+                                newPasswordRequired: boolean;
+                                /** @description The same secret as an otpauth:// URI */
+                                otpauthUri: string;
+                                /** @description The new TOTP secret (base32), for an app that takes it typed in */
+                                secret: string;
+                                /** @description Sent back to /admin/session/enrolment; good once, until expiresAt (the DIP keeps only its SHA-256) */
+                                token: string;
+                            };
+                        };
+                    };
+                };
+                /** @description The password is right and the account has no second factor, but an enrolment of it is already under way (started by another sign-in with this password): it is not replaced. Finish that one, or sign in again after it ends */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: string;
                         };
                     };
                 };
@@ -5764,6 +5784,110 @@ export interface paths {
                 };
             };
         };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/session/enrolment": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Finish a first sign-in (people): the totpEnrolment token from /admin/session and a current code of its secret put the TOTP in force and answer a session, as a sign-in does; no token needed. A wrong code counts as a failed sign-in of the account */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        code: string;
+                        /** @description Your own password, replacing the one your creator chose: required when the enrolment said newPasswordRequired */
+                        newPassword?: string;
+                        token: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Signed in */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** Format: date-time */
+                            expiresAt: string;
+                            operator: {
+                                name: string;
+                                /** @enum {string} */
+                                role: "viewer" | "operator" | "admin";
+                            };
+                            /** @description A bearer token for the operator API (Authorization: Bearer …) */
+                            token: string;
+                        };
+                    };
+                };
+                /** @description Bad Request: the body, query or path the schema refuses (the field and why), or a value the operation cannot use */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No valid operator token (Authorization: Bearer <token>) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The code is right, but newPassword is missing or not acceptable: send it again with one (the code is not used up, the enrolment stays) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: string;
+                            /** @enum {boolean} */
+                            passwordChangeRequired: true;
+                        };
+                    };
+                };
+                /** @description Internal error (the details are in the DIP log) */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+            };
+        };
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
