@@ -183,7 +183,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   };
   const participant = await startParticipantListener(config, apiDeps, pki, trust, { replay: coordination.replayGuard, rateLimits: coordination.rateLimits }, revocation, life);
   const host = config.hostnames[0] ?? 'localhost';
-  baseUrls.participant = config.publicUrl?.replace(/\/$/, '') ?? `https://${host}:${participant.port}`;
+  baseUrls.participant = config.publicUrl ?? `https://${host}:${participant.port}`;
   const anonymous = await startAnonymousListener(config, apiDeps, pki, life);
   if (anonymous) baseUrls.public = `https://${host}:${anonymous.port}`;
   const portalAccounts = new PortalAccountService(backend.portalAccounts, sealer, clock, `OpenDIP ${config.environment}`, (id) => registry.participant(id) !== undefined, backend.journal);

@@ -2,6 +2,7 @@ import { Ajv, type JSONSchemaType } from 'ajv';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { requestedBaseUrl } from './domain/callback-url.js';
 import type { ChannelOverride } from './domain/channel.js';
 
 export type { ChannelOverride };
@@ -18,7 +19,11 @@ export interface DipConfig {
    * ('00000000000'), which set here reproduces (docs/api-differences.md).
    */
   dipId: string;
-  /** Set when the DIP sits behind a proxy: the URL participants call, used to check their signatures. */
+  /**
+   * Set when the DIP sits behind a proxy: the URL participants call, used to check their signatures.
+   * Held as requests to it are signed (requestedBaseUrl(): host lower-cased, no default port, no trailing
+   * '/'), whatever form it was written in.
+   */
   publicUrl: string | null;
   /** Host names and IP addresses the development server certificate covers. */
   hostnames: string[];
@@ -286,7 +291,8 @@ const schema: JSONSchemaType<DipConfig> = {
     port: { type: 'integer', minimum: 0, maximum: 65535 },
     environment: { type: 'string', enum: [...ENVIRONMENTS] },
     dipId: { type: 'string', minLength: 10, maxLength: 11 },
-    publicUrl: { type: 'string', nullable: true, pattern: '^https://' },
+    // Any case: the scheme, like the host, is lower-cased by normalPublicUrl().
+    publicUrl: { type: 'string', nullable: true, pattern: '^[Hh][Tt][Tt][Pp][Ss]://' },
     hostnames: { type: 'array', items: { type: 'string' } },
     ipAddresses: { type: 'array', items: { type: 'string' } },
     retentionDays: { type: 'number', exclusiveMinimum: 0 },
@@ -622,6 +628,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const storageFromEnv: Partial<StorageConfig> = {};
   if (env.DIP_STORAGE !== undefined) storageFromEnv.kind = parseStorageKind(env.DIP_STORAGE);
   const port = overrides.port ?? fromEnv.port ?? fileConfig.port ?? DEFAULTS.port;
+  const publicUrl = overrides.publicUrl !== undefined ? overrides.publicUrl : fromEnv.publicUrl !== undefined ? fromEnv.publicUrl : (fileConfig.publicUrl ?? DEFAULTS.publicUrl);
   return distinctPorts({
     ...DEFAULTS,
     ...fileConfig,
@@ -629,6 +636,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     ...overrides,
     portalPort: overrides.portalPort ?? fromEnv.portalPort ?? fileConfig.portalPort ?? (port === 0 ? 0 : DEFAULTS.portalPort),
     dataDir,
+    publicUrl: publicUrl === null ? null : normalPublicUrl(publicUrl),
     delivery: { ...DEFAULTS.delivery, ...fileConfig.delivery, ...overrides.delivery },
     channels: { ...fileConfig.channels, ...overrides.channels },
     http: { ...DEFAULTS.http, ...fileConfig.http, ...overrides.http },
@@ -641,6 +649,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     operators: { ...DEFAULTS.operators, ...fileConfig.operators, ...overrides.operators },
     register: mergeRegister(fileConfig.register, overrides.register),
   });
+}
+
+/**
+ * The public URL as clients sign requests to it. They sign the URL their HTTP client requests (the
+ * WHATWG serialisation: `https://DIP.example:443/` is requested as `https://dip.example/…`), and the
+ * DIP rebuilds it as this plus the request target: held as written, a default port or a path's escaping
+ * would make every signature fail (401).
+ */
+function normalPublicUrl(url: string): string {
+  const base = requestedBaseUrl(url);
+  if (base === null || !base.startsWith('https://')) throw new Error(`configuration: publicUrl '${url}' is not an https://host[:port][/path] URL (no user, query or fragment)`);
+  return base;
 }
 
 /** Two listeners on one port: the second would stop the start with EADDRINUSE, naming neither setting. */

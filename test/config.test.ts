@@ -25,6 +25,21 @@ describe('configuration', () => {
     expect(loadConfig({ DIP_DATA_DIR: d, DIP_PORT: '8000' }).port).toBe(8000);
   });
 
+  it('holds publicUrl as clients request it (host lower-cased, no default port, no trailing slash), and refuses one no request could reach', () => {
+    const d = dirWith('');
+    const publicUrl = (v: string) => loadConfig({ DIP_DATA_DIR: d, DIP_PUBLIC_URL: v }).publicUrl;
+    expect(publicUrl('https://DIP.Example:443/')).toBe('https://dip.example');
+    expect(publicUrl('https://dip.example')).toBe('https://dip.example');
+    expect(publicUrl('https://dip.example:8443/base/')).toBe('https://dip.example:8443/base');
+    expect(publicUrl('https://dip.example/a/./b/../in box')).toBe('https://dip.example/a/in%20box');
+    expect(loadConfig({ DIP_DATA_DIR: dirWith('publicUrl: HTTPS://Dip.Example:443/') }).publicUrl).toBe('https://dip.example');
+    expect(loadConfig({ DIP_DATA_DIR: d }, { publicUrl: 'https://dip.example:443/' }).publicUrl).toBe('https://dip.example');
+    expect(loadConfig({ DIP_DATA_DIR: d }).publicUrl).toBeNull();
+    for (const bad of ['https://dip.example/?x=1', 'https://dip.example/#top', 'https://u:p@dip.example/', 'https://dip.example:99999/', 'http://dip.example/']) {
+      expect(() => publicUrl(bad), bad).toThrow(/publicUrl .* is not an https:\/\/host\[:port\]\[\/path\] URL/);
+    }
+  });
+
   it('takes the number of processes from the file or DIP_WORKERS (unset: decided by dip serve), and refuses nonsense', () => {
     expect(loadConfig({ DIP_DATA_DIR: dirWith('') }).workers).toBeNull();
     expect(loadConfig({ DIP_DATA_DIR: dirWith('workers: 3') }).workers).toBe(3);

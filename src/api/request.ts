@@ -66,7 +66,8 @@ export function evidence(deps: ApiDeps, req: FastifyRequest): CallerEvidence {
     tlsDipIds: identity?.ids ?? null,
     tlsPeer: identity?.peer ?? null,
     method: req.method,
-    url: deps.config.publicUrl ? `${deps.config.publicUrl.replace(/\/$/, '')}${req.raw.url ?? ''}` : hostUrl,
+    // publicUrl is held as clients request it, without a trailing '/' (loadConfig): the request target follows it.
+    url: deps.config.publicUrl ? `${deps.config.publicUrl}${req.raw.url ?? ''}` : hostUrl,
     // Behind a proxy a caller may sign the address it reached the proxy by; the doctor says so.
     otherUrls: deps.config.publicUrl ? [hostUrl] : [],
     body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),

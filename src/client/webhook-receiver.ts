@@ -1,6 +1,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { requestedBaseUrl } from '../domain/callback-url.js';
 import { parseSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
 import { verifyChain, verifyDipSignature, type VerifyResult } from '../security/signature.js';
 
@@ -40,6 +41,10 @@ export interface WebhookReceiver {
  * to the DIP's CA, then hands the messages over. What `dip listen` runs, and what the tests use.
  */
 export async function startWebhookReceiver(opts: ReceiverOptions): Promise<WebhookReceiver> {
+  // The DIP signs the URL it requests (requestedUrl() of the callback URL): a public URL written
+  // `https://Sup.example:443/` is requested, so signed, as `https://sup.example`, and is compared so.
+  const publicUrl = opts.publicUrl === undefined ? undefined : requestedBaseUrl(opts.publicUrl);
+  if (publicUrl === null) throw new Error(`publicUrl '${opts.publicUrl}' is not an http(s)://host[:port][/path] URL (no user, query or fragment)`);
   const trustedFingerprints = new Map<string, boolean>();
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
@@ -48,7 +53,7 @@ export async function startWebhookReceiver(opts: ReceiverOptions): Promise<Webho
       const body = Buffer.concat(chunks);
       // The DIP signs the URL it requests (the callback URL as an HTTP client serialises it): the Host
       // header and the request target as received rebuild it.
-      const url = `${opts.publicUrl?.replace(/\/$/, '') ?? `${scheme}://${req.headers.host ?? ''}`}${req.url ?? ''}`;
+      const url = `${publicUrl ?? `${scheme}://${req.headers.host ?? ''}`}${req.url ?? ''}`;
       let signature = verifyDipSignature({ method: req.method ?? 'POST', url, body, headers: req.headers, now: new Date(), maxSkewMs: opts.maxSkewMs ?? 300_000 });
       if (signature.ok) {
         const fp = signature.certificate.fingerprint256;
@@ -90,7 +95,7 @@ export async function startWebhookReceiver(opts: ReceiverOptions): Promise<Webho
   const port = (server.address() as AddressInfo).port;
   const ownUrl = `${scheme}://${opts.host === '0.0.0.0' || !opts.host ? '127.0.0.1' : opts.host}:${port}`;
   return {
-    url: `${opts.publicUrl?.replace(/\/$/, '') ?? ownUrl}/`,
+    url: `${publicUrl ?? ownUrl}/`,
     server,
     close: () =>
       new Promise<void>((resolve) => {

@@ -15,14 +15,31 @@
  * cannot differ. Null when the URL does not parse (one registered before such URLs were refused).
  */
 export function requestedUrl(url: string): string | null {
-  let parsed: URL;
+  const parsed = parse(url);
+  if (parsed === null) return null;
+  // Not `href`: it keeps an empty query's `?`, a fragment and credentials, none of which is sent.
+  return `${parsed.origin}${parsed.pathname}${parsed.search}`;
+}
+
+/**
+ * A base URL (the DIP's `publicUrl`, a receiver's) in the form requests to it are signed over: what
+ * requestedUrl() gives for it, without a trailing '/', so `${base}${request target}` is the URL a client
+ * requests (`https://DIP.example:443/` is requested as `https://dip.example/…`). Null when it does not
+ * parse or carries what no request sends (a user and password, a query, a fragment).
+ */
+export function requestedBaseUrl(url: string): string | null {
+  const parsed = parse(url);
+  if (parsed === null || parsed.origin === 'null' || parsed.username !== '' || parsed.password !== '' || url.includes('?') || url.includes('#')) return null;
+  return `${parsed.origin}${parsed.pathname.replace(/\/$/, '')}`;
+}
+
+/** The URL as the WHATWG parser reads it, or null (URL.parse is Node 22's; Node 20 is supported). */
+function parse(url: string): URL | null {
   try {
-    parsed = new URL(url);
+    return new URL(url);
   } catch {
     return null;
   }
-  // Not `href`: it keeps an empty query's `?`, a fragment and credentials, none of which is sent.
-  return `${parsed.origin}${parsed.pathname}${parsed.search}`;
 }
 
 /** A tab, a line break or another control character: the WHATWG parser drops some silently, so the URL called would not be the one given. */
