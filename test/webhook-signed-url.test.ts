@@ -1,15 +1,16 @@
 import { createHash, verify, X509Certificate } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { buildConnector } from 'undici';
+import type { LookupAddress } from 'node:dns';
+import type { AddressInfo, LookupFunction } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UndiciWebhookTransport } from '../src/adapters/http/webhook-client.js';
+import { UndiciWebhookTransport, type ConnectionRoute } from '../src/adapters/http/webhook-client.js';
 import { requestedUrl } from '../src/domain/callback-url.js';
 import { QueueWorker } from '../src/pipeline/queue-worker.js';
 import type { QueueEntry, QueueRef, Settlement } from '../src/ports/message-log.js';
 import { createCertificateAuthority, issueServerCertificate, issueSigningCertificate, type KeyAndCert } from '../src/security/pki.js';
 import { Signer } from '../src/security/signature.js';
+import { WebhookDestinations } from '../src/security/webhook-destinations.js';
 import { FakeClock } from './helpers/clocks.js';
 import { workerDeps } from './helpers/worker-deps.js';
 
@@ -82,14 +83,10 @@ describe('webhook calls are signed over the URL actually requested', () => {
 
   /** Delivers one message to `callbackUrl` through a queue worker; what the receiver saw and what the worker settled. */
   async function deliver(callbackUrl: string): Promise<{ received: Received | undefined; settlement: Settlement | string; requested: string }> {
-    const base = buildConnector({ ca: [ca.certPem] });
     const requested: string[] = [];
     // Only where the connection goes changes: the TLS server name stays the URL's host.
-    const toLocal: buildConnector.connector = (options, callback) => {
-      const port = options.protocol === 'https:' ? ports.https : ports.http;
-      return base({ ...options, hostname: '127.0.0.1', port: String(port) }, callback);
-    };
-    const transport = new UndiciWebhookTransport({}, toLocal);
+    const toLocal: ConnectionRoute = ({ protocol }) => ({ hostname: '127.0.0.1', port: String(protocol === 'https:' ? ports.https : ports.http) });
+    const transport = new UndiciWebhookTransport({ ca: [ca.certPem] }, toLocal);
     const queue: QueueRef = { recipientDipId: 'SUP0000001', channel: 'IF-021' };
     const clock = new FakeClock();
     // Fresh (received now): a stale one would be set aside without a call.
@@ -151,6 +148,34 @@ describe('webhook calls are signed over the URL actually requested', () => {
     expect(requested).toBe(onTheWire);
     expect(requestedUrl(callbackUrl)).toBe(onTheWire);
     expect(settlement).toEqual({ upTo: 1 });
+  });
+
+  /**
+   * A route only moves where a connection goes: the destination rules still judge the host requested,
+   * so a transport built with one cannot reach what the rules refuse (here the route leads to the local
+   * receiver, which would answer: a refusal can only come from the rules).
+   */
+  it('a transport with a route still applies the destination rules to the host requested', async () => {
+    const resolved: string[] = [];
+    const dns = ((hostname: string, _options: unknown, callback: (err: NodeJS.ErrnoException | null, a: LookupAddress[]) => void) => {
+      resolved.push(hostname);
+      callback(null, [{ address: hostname === 'sup.example' ? '93.184.215.14' : '10.0.0.7', family: 4 }]);
+    }) as LookupFunction;
+    const destinations = new WebhookDestinations({ enforce: true, lookup: dns });
+    const toLocal: ConnectionRoute = () => ({ hostname: '127.0.0.1', port: String(ports.https) });
+    const transport = new UndiciWebhookTransport({ ca: [ca.certPem], destinations }, toLocal);
+    const post = (url: string) => transport.post({ url, body: Buffer.from('[]'), headers: {}, timeoutMs: 5_000 });
+    try {
+      // An address literal is judged as written, before connecting.
+      expect(await post('https://127.0.0.1/hook')).toMatchObject({ kind: 'failed', error: expect.stringMatching(/^EDESTINATIONREFUSED: 127\.0\.0\.1 is a loopback address/) });
+      // A name is resolved through the rules although the connection goes elsewhere.
+      expect(await post('https://inside.example/hook')).toMatchObject({ kind: 'failed', error: expect.stringMatching(/^EDESTINATIONREFUSED: inside\.example resolved to 10\.0\.0\.7, a private address/) });
+      // A public name passes and is routed: the receiver answers (401: this call is not signed).
+      expect(await post('https://sup.example/hook')).toMatchObject({ kind: 'answered', status: 401 });
+      expect(resolved).toEqual(['inside.example', 'sup.example']);
+    } finally {
+      await transport.close();
+    }
   });
 
   it('a stored callback URL that does not parse is never called nor signed: the call fails and is retried', async () => {

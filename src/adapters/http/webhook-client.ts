@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { Agent, buildConnector, request } from 'undici';
 import type { WebhookCall, WebhookOutcome, WebhookTransport } from '../../ports/webhook.js';
@@ -16,6 +17,13 @@ export interface WebhookClientOptions {
    */
   destinations?: Pick<WebhookDestinations, 'checkHost' | 'lookup'>;
 }
+
+/**
+ * Where a connection for a requested host and port goes instead (tests reach a local receiver for
+ * `https://sup.example:443/…` with one). Only the address connected to changes: the destination rules
+ * are applied to the host requested, and the TLS name, request line and Host header stay the URL's.
+ */
+export type ConnectionRoute = (requested: { protocol: string; hostname: string; port: string }) => { hostname: string; port: string };
 
 const MAX_ANSWER_BYTES = 64 * 1024;
 /** A recipient's pools unused this long are closed (their connections are long gone by then). */
@@ -60,7 +68,7 @@ async function readCapped(body: AsyncIterable<Buffer> & { destroy(): void }, max
  * before connecting, a name after it resolves (so a name rebound to an internal address is refused).
  * Every outbound call to a URL a participant or operator gave goes through one (webhooks, alarm webhooks).
  */
-export function destinationCheckedAgent(opts: WebhookClientOptions & { keepAliveTimeout?: number; keepAliveMaxTimeout?: number } = {}, connect = checkedConnector(opts)): Agent {
+export function destinationCheckedAgent(opts: WebhookClientOptions & { keepAliveTimeout?: number; keepAliveMaxTimeout?: number } = {}, connect = checkedConnector(opts, undefined)): Agent {
   return new Agent({
     connections: opts.connectionsPerOrigin ?? 4,
     keepAliveTimeout: opts.keepAliveTimeout ?? 30_000,
@@ -69,20 +77,37 @@ export function destinationCheckedAgent(opts: WebhookClientOptions & { keepAlive
   });
 }
 
-/** How such an agent connects; made once and shared by every agent of a transport. */
-function checkedConnector(opts: WebhookClientOptions): buildConnector.connector {
+/**
+ * How such an agent connects; made once and shared by every agent of a transport. The destination
+ * rules are part of it whatever `route` does: a route moves where the connection goes, after the host
+ * requested has passed them, so no caller can hand in a connector that skips them.
+ */
+function checkedConnector(opts: WebhookClientOptions, route: ConnectionRoute | undefined): buildConnector.connector {
   const destinations = opts.destinations;
   // One TLS context for every connection: given ca/cert/key, tls.connect would build a context per
   // connection, parsing every trusted root (~140 with the system's) each time (~3 ms of CPU per connect).
   const tls = opts.ca || opts.cert || opts.key ? { secureContext: createSecureContext({ ca: opts.ca, cert: opts.cert, key: opts.key }) } : {};
   const connector = buildConnector({ ...tls, ...(destinations ? { lookup: destinations.lookup } : {}) });
-  if (!destinations) return connector;
+  const go: buildConnector.connector = route
+    ? (options, callback) => connector({ ...options, ...route({ protocol: options.protocol, hostname: options.hostname, port: options.port }) }, callback)
+    : connector;
+  if (!destinations) return go;
   return (options, callback) => {
     // Node skips the lookup for an IP literal: judge it here, before any packet leaves.
     const refused = destinations.checkHost(options.hostname);
     if (refused !== null) return callback(new DestinationRefusedError(refused), null);
-    return connector(options, callback);
+    if (!route || isIP(unbracketed(options.hostname)) !== 0) return go(options, callback);
+    // Routed elsewhere, the connection does not resolve the name requested: resolve it through the
+    // rules here, so a name on an internal network is refused as it would be unrouted.
+    destinations.lookup(options.hostname, { all: true }, (err) => {
+      if (err) callback(err, null);
+      else go(options, callback);
+    });
   };
+}
+
+function unbracketed(host: string): string {
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
 }
 
 /**
@@ -96,15 +121,19 @@ export class UndiciWebhookTransport implements WebhookTransport {
   private readonly agents = new Map<string, { agent: Agent; usedAt: number }>();
   private calls = 0;
 
+  private readonly connect: buildConnector.connector;
+
   /**
-   * `connect` opens the connections (by default: the TLS context of `opts`, destination-checked). Only
-   * where a connection goes is replaced by it, never what is requested: a test reaches a receiver on a
-   * local port for `https://sup.example:443/…` with one, and the request line and Host header stay undici's.
+   * `route` changes only where a connection goes (a test reaches a receiver on a local port for
+   * `https://sup.example:443/…`): the connections are still the TLS context of `opts` and its
+   * destination rules, applied to the host requested, and the request line and Host header stay undici's.
    */
   constructor(
     private readonly opts: WebhookClientOptions = {},
-    private readonly connect: buildConnector.connector = checkedConnector(opts),
-  ) {}
+    route?: ConnectionRoute,
+  ) {
+    this.connect = checkedConnector(opts, route);
+  }
 
   async post(call: WebhookCall): Promise<WebhookOutcome> {
     const started = performance.now();
