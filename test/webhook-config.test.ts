@@ -21,7 +21,10 @@ describe('callbackURL: what the DIP cannot call is refused at configuration', ()
     ['https://sup.example/hook#', /callbackURL must not carry a fragment/],
     ['https://sup.example/ho\tok', /callbackURL must not contain tabs, line breaks or other control characters/],
     ['https://sup.example/hook\n', /callbackURL must not contain tabs, line breaks/],
-    ['https://sup.example\\hook', /callbackURL must not contain a backslash/],
+    ['https://sup.example\\hook', /callbackURL must not contain a backslash before its query/],
+    ['https://sup.example/a\\b?x=1', /callbackURL must not contain a backslash before its query/],
+    [`https://${'a'.repeat(64)}.example/hook`, /callbackURL host label 'a{20}…' is 64 characters long: a DNS label has at most 63/],
+    [`https://${Array.from({ length: 5 }, () => 'b'.repeat(50)).join('.')}.example/hook`, /callbackURL host is 262 characters long: a DNS name has at most 253/],
     ['https://sup.example/hook ', /callbackURL must not begin or end with spaces/],
   ];
   it.each(refused)('%j is refused', (url, why) => {
@@ -40,6 +43,12 @@ describe('callbackURL: what the DIP cannot call is refused at configuration', ()
     'https://[2001:db8::1]:8443/hook',
     'https://süp.example/hook',
     'https://sup.example.:8443/a/./b/../c',
+    // In the query a backslash is sent as written (test/webhook-signed-url.test.ts verifies its signature).
+    'https://sup.example/hook?a=b\\c',
+    // At the limits: a 63-character label, a 253-character name (with or without its final dot).
+    `https://${'a'.repeat(63)}.example/hook`,
+    `https://${Array.from({ length: 4 }, () => 'c'.repeat(62)).join('.')}.e/hook`,
+    `https://${Array.from({ length: 4 }, () => 'c'.repeat(62)).join('.')}.e./hook`,
   ];
   it.each(accepted)('%j is accepted', (url) => {
     expect(callbackUrlShapeProblem(url)).toBeNull();

@@ -53,6 +53,8 @@ describe('internal addresses (the rules, without the allow-list)', () => {
     ['fd12:3456::1', /unique-local/],
     ['fe80::1', /link-local address \(fe80/],
     ['ff02::1', /multicast/],
+    ['::127.0.0.1', /deprecated IPv4-compatible IPv6 address \(::\/96/],
+    ['::8.8.8.8', /deprecated IPv4-compatible IPv6 address/],
     ['::ffff:127.0.0.1', /IPv4-mapped IPv6 form of 127\.0\.0\.1, a loopback/],
     ['::ffff:a9fe:a9fe', /IPv4-mapped IPv6 form of 169\.254\.169\.254/],
     ['64:ff9b::a00:1', /NAT64 IPv6 form of 10\.0\.0\.1/],
@@ -154,6 +156,7 @@ describe('webhook destinations on a SIT DIP (registration and delivery)', () => 
     ['https://[fd00::5]/hook', /unique-local/],
     ['https://[fe80::5]/hook', /link-local address \(fe80/],
     ['https://[::ffff:10.0.0.5]/hook', /IPv4-mapped IPv6 form of 10\.0\.0\.5/],
+    ['https://[::127.0.0.1]/hook', /::7f00:1 is a deprecated IPv4-compatible IPv6 address/],
     ['https://224.0.0.1/hook', /multicast/],
     ['https://office.test/hook', /office\.test resolves to 192\.168\.10\.20, a private address/],
   ])('pubconfig refuses %s', async (url, why) => {

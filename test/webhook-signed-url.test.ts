@@ -139,6 +139,7 @@ describe('webhook calls are signed over the URL actually requested', () => {
     ['a fragment (never sent)', 'https://sup.example/hook#part', 'https://sup.example/hook'],
     ['a non-default port, kept', 'https://sup.example:8443/hook', 'https://sup.example:8443/hook'],
     ['an internationalised host name (punycode on the wire)', 'https://süp.example/hook', 'https://xn--sp-xka.example/hook'],
+    ['a backslash in the query (sent as written)', 'https://sup.example/hook?a=b\\c', 'https://sup.example/hook?a=b\\c'],
   ];
 
   it.each(cases)('%s: the receiver verifies the signature', async (_what, callbackUrl, onTheWire) => {

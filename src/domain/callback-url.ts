@@ -54,7 +54,8 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
 export function callbackUrlShapeProblem(url: string): string | null {
   if (CONTROL.test(url)) return 'callbackURL must not contain tabs, line breaks or other control characters: the URL parser drops some of them silently, so the DIP would call another URL than the one registered';
   if (url.trim() !== url) return 'callbackURL must not begin or end with spaces';
-  if (url.includes('\\')) return "callbackURL must not contain a backslash: URL parsers read it as '/', so the DIP would call another path than the one registered";
+  // Before the query only: there the parser reads it as '/'. In the query it is sent as written, and signed so.
+  if ((url.split('?', 1)[0] ?? '').includes('\\')) return "callbackURL must not contain a backslash before its query: URL parsers read it as '/', so the DIP would call another path than the one registered";
   const authority = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(url)?.[1];
   // `https:///x` has no host: the WHATWG parser then takes `x` for the host and calls https://x/.
   const host = authority?.slice(authority.lastIndexOf('@') + 1).replace(/:\d*$/, '');
@@ -69,5 +70,18 @@ export function callbackUrlShapeProblem(url: string): string | null {
     return `callbackURL host '${host.slice(0, 80)}' is neither a host name nor an IP address`;
   }
   if (parsed.port === '0') return 'callbackURL port 0 cannot be called: give a number from 1 to 65535, or none for the scheme\'s default';
+  return hostNameProblem(parsed.hostname);
+}
+
+/**
+ * DNS limits (RFC 1035 2.3.4) the URL parser does not apply: a name with a label over 63 octets or over
+ * 253 in all (as sent, in punycode, without a final dot) resolves nowhere, so every call would fail.
+ */
+function hostNameProblem(hostname: string): string | null {
+  if (hostname.startsWith('[')) return null; // an IPv6 literal
+  const name = hostname.replace(/\.$/, '');
+  const long = name.split('.').find((label) => label.length > 63);
+  if (long !== undefined) return `callbackURL host label '${long.slice(0, 20)}…' is ${long.length} characters long: a DNS label has at most 63, so the name cannot resolve`;
+  if (name.length > 253) return `callbackURL host is ${name.length} characters long: a DNS name has at most 253, so it cannot resolve`;
   return null;
 }

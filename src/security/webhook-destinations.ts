@@ -42,6 +42,9 @@ const RULES: Record<Family, readonly Rule[]> = {
   ipv6: [
     { cidr: '::/128', why: 'unspecified address (::)' },
     { cidr: '::1/128', why: 'loopback address (::1)' },
+    // After :: and ::1, which keep their own names. Deprecated (RFC 4291 2.5.5.1) and routed nowhere
+    // public; `[::127.0.0.1]` is the form that reads as loopback.
+    { cidr: '::/96', why: 'deprecated IPv4-compatible IPv6 address (::/96, RFC 4291)' },
     { cidr: '64:ff9b:1::/48', why: 'local-use NAT64 address (64:ff9b:1::/48)' },
     { cidr: '100::/64', why: 'discard-only address (100::/64)' },
     { cidr: '2001::/32', why: 'Teredo tunnel address (2001::/32)' },
