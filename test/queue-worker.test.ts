@@ -70,7 +70,7 @@ class FakeLog {
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-function harness(answers: Array<number | 'down'>, options: { hook?: boolean; staleAfterMs?: number } = {}) {
+function harness(answers: Array<number | 'down'>, options: { hook?: boolean; staleAfterMs?: number; url?: string } = {}) {
   const clock = new FakeClock();
   const log = new FakeLog();
   const calls: WebhookCall[] = [];
@@ -81,7 +81,7 @@ function harness(answers: Array<number | 'down'>, options: { hook?: boolean; sta
   const deps: WorkerDeps = {
     log,
     archive: { recordAttempt: async (a) => void attempts.push(a) },
-    webhook: () => (options.hook === false ? undefined : HOOK),
+    webhook: () => (options.hook === false ? undefined : { ...HOOK, url: options.url ?? HOOK.url }),
     transport: {
       post: async (call): Promise<WebhookOutcome> => {
         calls.push(call);
@@ -171,6 +171,16 @@ describe('queue worker', () => {
     // Each call is an attempt of its own, its ID made when it started (a retried call is not the same attempt).
     expect(h.attempts.every((a) => ATTEMPT_ID.test(a.attemptId) && attemptIdTime(a.attemptId) === a.startedAt)).toBe(true);
     expect(new Set(h.attempts.map((a) => a.attemptId)).size).toBe(3);
+  });
+
+  it('journals each call at the URL requested (and signed), query values masked, not as the callback URL was registered', async () => {
+    const h = harness([200], { url: 'https://Sup.Example:443/in box/./hook?api+key=s3cret&sig=a%2Fb&flag' });
+    h.log.add(1, h.clock.now());
+    h.worker.kick();
+    await settle(20);
+    expect(h.calls.map((c) => c.url)).toEqual(['https://sup.example/in%20box/hook?api+key=s3cret&sig=a%2Fb&flag']);
+    // The names and separators byte for byte as requested ('api+key', not 'api%20key'); only the values hidden.
+    expect(h.attempts.map((a) => a.url)).toEqual(['https://sup.example/in%20box/hook?api+key=…&sig=…&flag']);
   });
 
   it('a refused batch is resent singly; only the refused message is set aside, with its notice, in one settlement', async () => {

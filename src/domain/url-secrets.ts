@@ -14,7 +14,12 @@ export function carriesCredentials(url: string): boolean {
   }
 }
 
-/** The URL without user, password or fragment, each query value replaced by '…' (the names stay, to tell calls apart). */
+/**
+ * The URL without user, password or fragment, each query value replaced by '…' (the names stay, to tell
+ * calls apart). Otherwise as an HTTP client requests it: host, path and the query's names and separators
+ * as the URL parser serialises them (`?api+key=…&flag`, not re-encoded), so a journalled call can be
+ * matched with what its recipient received and signed.
+ */
 export function shownUrl(url: string): string {
   let parsed: URL;
   try {
@@ -23,7 +28,8 @@ export function shownUrl(url: string): string {
     // Not a URL: show no more than the part before any query, without what could be a user and password.
     return (url.split(/[?#]/, 1)[0] ?? '').replace(/^([^:/]*:\/*)[^/@]*@/, '$1').slice(0, 200);
   }
-  const names = [...parsed.searchParams.keys()];
-  const query = names.length === 0 ? '' : `?${names.map((n) => `${encodeURIComponent(n)}=…`).join('&')}`;
+  // Split as sent, not through searchParams: that decodes names ('+' becomes a space), and re-encoding
+  // them gives another string than was requested. A part without '=' has no value to hide.
+  const query = parsed.search === '' ? '' : `?${parsed.search.slice(1).split('&').map((part) => (part.includes('=') ? `${part.slice(0, part.indexOf('='))}=…` : part)).join('&')}`;
   return `${parsed.protocol}//${parsed.host}${parsed.pathname}${query}`;
 }

@@ -373,7 +373,7 @@ export class QueueWorker {
       this.deps.tracer!.attempted({ channel: q.channel, recipient: q.recipientDipId, transactionIds: entries.map((e) => e.transactionId), attempt: this.failures + 1, status, verdict, startedAt: tracedFrom, endedAt: this.deps.tracer!.now() });
     }
     this.deps.archive
-      .recordAttempt({ attemptId, queue: this.queue, firstSeq: first, lastSeq: last, url: shownUrl(hook.url), startedAt, latencyMs: outcome.latencyMs, status, verdict, error })
+      .recordAttempt({ attemptId, queue: this.queue, firstSeq: first, lastSeq: last, url: outcome.shownUrl, startedAt, latencyMs: outcome.latencyMs, status, verdict, error })
       .catch((err: unknown) => this.deps.logger.error({ err }, 'could not record a delivery attempt'));
 
     if (verdict === 'delivered' && status === 207 && outcome.kind === 'answered') {
@@ -441,13 +441,14 @@ export class QueueWorker {
    * of the callback URL, not the text registered (`https://Sup.example:443/dip` is requested, and must
    * be signed, as `https://sup.example/dip`).
    */
-  private async call(callbackUrl: string, body: Buffer, sequence: string, messages: number): Promise<WebhookOutcome & { startedAt: number; tracedFrom: number | undefined }> {
+  private async call(callbackUrl: string, body: Buffer, sequence: string, messages: number): Promise<WebhookOutcome & { startedAt: number; tracedFrom: number | undefined; shownUrl: string }> {
     const url = requestedUrl(callbackUrl);
     if (url === null) {
       // Registered before such URLs were refused: no call can be made, and none is signed. Retried (the
       // recipient may register a new URL) until the channel's staleness limit sets the messages aside.
-      const error = `the callbackURL ${shownUrl(callbackUrl)} is not a URL that can be called: register a new one`;
-      return { kind: 'failed', error, latencyMs: 0, startedAt: this.deps.clock.now(), tracedFrom: this.deps.tracer?.now() };
+      const shown = shownUrl(callbackUrl);
+      const error = `the callbackURL ${shown} is not a URL that can be called: register a new one`;
+      return { kind: 'failed', error, latencyMs: 0, startedAt: this.deps.clock.now(), tracedFrom: this.deps.tracer?.now(), shownUrl: shown };
     }
     const headers = await this.deps.signer.sign('POST', url, body);
     headers['content-type'] = 'application/json';
@@ -455,7 +456,8 @@ export class QueueWorker {
     const startedAt = this.deps.clock.now();
     const tracedFrom = this.deps.tracer?.now();
     const outcome = await this.deps.transport.post({ url, body, headers, timeoutMs: this.deps.settings.timeoutMs, maxAnswerBytes: answerBytes(messages) });
-    return { ...outcome, startedAt, tracedFrom };
+    // Journalled as requested (and signed), secrets masked: a disputed signature can be rebuilt from it.
+    return { ...outcome, startedAt, tracedFrom, shownUrl: shownUrl(url) };
   }
 
   /** Each entry's copy for this recipient, stopping at the first that cannot be made. */
