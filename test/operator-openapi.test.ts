@@ -122,6 +122,8 @@ describe('the OpenAPI document of the operator listener', () => {
     check('post', '/admin/keys/rotate', await viewer('POST', '/admin/keys/rotate'));
     const portal = await admin('POST', '/admin/portal/accounts', { username: 'sup-admin', displayName: 'Supplier admin', participantDipId: sup.dipId, admin: true });
     check('post', '/admin/portal/accounts', portal);
+    // A first password (and a participant user's TOTP secret): kept by no cache.
+    expect(portal.headers?.['cache-control']).toBe('no-store');
     check('post', '/admin/portal/accounts/{username}/disabled', await admin('POST', '/admin/portal/accounts/sup-admin/disabled', { disabled: true }));
     check('post', '/admin/portal/accounts/{username}/disabled', await admin('POST', '/admin/portal/accounts/nobody/disabled', { disabled: true }));
     check('post', '/admin/alarms/subscriptions', await admin('POST', '/admin/alarms/subscriptions', { rules: ['dead-letter'], email: 'ops@example.org' }));

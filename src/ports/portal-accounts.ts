@@ -82,10 +82,15 @@ export interface PortalAccounts {
   /**
    * Stores `e` as the account's pending enrolment unless one is pending already (one whose expiresAt is
    * after e.startedAt): one conditional write, so two sign-ins at once on two nodes cannot both start one
-   * and neither can replace a secret someone is adding to their app. Expired enrolments of every account
-   * are forgotten. Answers the enrolment pending afterwards: `e` if it was stored, else the one in its way.
+   * and neither can replace a secret someone is adding to their app. Forgotten first, in the same
+   * transaction: expired enrolments of every account, and the account's pending one if it was started
+   * under another session epoch than the account's stored one (the account was disabled, signed out
+   * everywhere or otherwise changed since: that enrolment can never complete, so it must not block a new
+   * one until it expires). Answers the enrolment pending afterwards: `e` if it was stored, else the one in
+   * its way; undefined when the one in its way was completed (or removed) between the two (PostgreSQL's
+   * READ COMMITTED statements see each other's commits): the caller starts nothing.
    */
-  startTotpEnrolment(e: PendingTotpEnrolment): Promise<PendingTotpEnrolment>;
+  startTotpEnrolment(e: PendingTotpEnrolment): Promise<PendingTotpEnrolment | undefined>;
   /** The pending enrolment with this token hash, expired or not (the caller decides). */
   totpEnrolment(tokenHash: string): Promise<PendingTotpEnrolment | undefined>;
   /**

@@ -20,6 +20,10 @@ export class SqlitePortalAccounts implements PortalAccounts {
       ),
       claimStep: db.prepare("UPDATE portal_accounts SET record = json_set(record, '$.lastTotpStep', ?) WHERE username = ? AND json_extract(record, '$.lastTotpStep') < ?"),
       forgetExpiredEnrolments: db.prepare('DELETE FROM portal_totp_enrolments WHERE expires_at <= ?'),
+      // The account's enrolment begun under an older epoch can never complete (see completeTotpEnrolment).
+      forgetVoidEnrolment: db.prepare<[string, string]>(
+        "DELETE FROM portal_totp_enrolments WHERE username = ? AND epoch IS NOT (SELECT json_extract(record, '$.sessionEpoch') FROM portal_accounts WHERE username = ?)",
+      ),
       startEnrolment: db.prepare<[string, string, string, number, number, number]>(
         'INSERT INTO portal_totp_enrolments (username, token_hash, secret_sealed, epoch, started_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (username) DO NOTHING',
       ),
@@ -63,9 +67,10 @@ export class SqlitePortalAccounts implements PortalAccounts {
     return this.d.write(() => this.s.claimStep.run(step, username, step).changes === 1);
   }
 
-  async startTotpEnrolment(e: PendingTotpEnrolment): Promise<PendingTotpEnrolment> {
+  async startTotpEnrolment(e: PendingTotpEnrolment): Promise<PendingTotpEnrolment | undefined> {
     return this.d.write(() => {
       this.s.forgetExpiredEnrolments.run(e.startedAt);
+      this.s.forgetVoidEnrolment.run(e.username, e.username);
       this.s.startEnrolment.run(e.username, e.tokenHash, e.secretSealed, e.epoch, e.startedAt, e.expiresAt);
       return enrolmentOf(this.s.enrolmentOf.get(e.username)!);
     });

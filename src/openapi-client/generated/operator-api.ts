@@ -5617,7 +5617,7 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
-                        /** @description The current code of your authenticator app; not needed (and not looked at) before your TOTP is set up */
+                        /** @description The current code of your authenticator app; not needed (and not looked at) before your TOTP is set up: leave it out, or empty */
                         code?: string;
                         name: string;
                         /** @description Replaces the password as the sign-in succeeds, ending every other session. Required while the password is still the one the account's creator chose (the answer is then 403 with passwordChangeRequired, and the code is not used up) */
@@ -5689,7 +5689,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description The password is right and the account has no second factor, but an enrolment of it is already under way (started by another sign-in with this password): it is not replaced. Finish that one, or sign in again after it ends */
+                /** @description The password is right and the account has no second factor, but an enrolment of it is already under way (started by another sign-in with this password): it is not replaced. Finish that one, or sign in again after pendingUntil */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -5697,6 +5697,11 @@ export interface paths {
                     content: {
                         "application/json": {
                             error: string;
+                            /**
+                             * Format: date-time
+                             * @description When the enrolment under way ends, if not finished: a sign-in after then starts a new one
+                             */
+                            pendingUntil?: string;
                         };
                     };
                 };
