@@ -115,6 +115,10 @@ describe('the OpenAPI document of the operator listener', () => {
     expect(session.status).toBe(200);
     check('post', '/admin/session/enrolment', session);
     check('delete', '/admin/session', await adminApi(t, session.body.token)('DELETE', '/admin/session'));
+    // Her lost factor reset (200 with a new first password), an automation account's refused (409), no account (404).
+    const reset = await admin('POST', '/admin/operators/vera/totp-reset');
+    expect(reset.status).toBe(200);
+    for (const answer of [reset, await admin('POST', '/admin/operators/alice/totp-reset'), await admin('POST', '/admin/operators/nobody/totp-reset')]) check('post', '/admin/operators/{name}/totp-reset', answer);
     const renewed = await admin('PATCH', '/admin/operators/alice', { newToken: true });
     check('patch', '/admin/operators/{name}', renewed);
     const viewerToken = renewed.body.token as string;

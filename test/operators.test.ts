@@ -291,6 +291,45 @@ describe('operator accounts', () => {
     expect(after.code).toBe(1);
     expect(after.stderr).toContain('the bootstrap token only creates the first admin account');
   });
+
+  it('an admin resets the TOTP of a person who lost it: sessions end, a pending enrolment is dropped, a new first password (once, not cached) leads to a new enrolment; journalled', async () => {
+    const admin = adminApi(t, (await signIn('alice', alicePerson)).token);
+    const anyone = adminApi(t, 'none');
+    const erik: Person = { password: (await admin('POST', '/admin/operators', { name: 'erik', role: 'viewer' })).body.password as string };
+    const erikSession = adminApi(t, (await signIn('erik', erik)).token);
+    const lostSecret = erik.totpSecret!;
+    // Only an admin may reset a factor.
+    expect((await erikSession('POST', '/admin/operators/alice/totp-reset')).status).toBe(403);
+    const reset = await admin('POST', '/admin/operators/erik/totp-reset');
+    expect(reset.status, JSON.stringify(reset.body)).toBe(200);
+    expect(reset.body).toEqual({ operator: 'erik', password: expect.any(String) });
+    expect(reset.headers?.['cache-control']).toBe('no-store');
+    // His sessions ended; neither his password nor the lost secret signs in any more.
+    expect((await erikSession('GET', '/admin/whoami')).status).toBe(401);
+    expect((await anyone('POST', '/admin/session', { name: 'erik', password: erik.password, code: code({ ...erik, totpSecret: lostSecret }) })).status).toBe(401);
+    // The new first password starts a new enrolment, with a new secret and his own password to choose.
+    const again: Person = { password: reset.body.password as string };
+    const started = await anyone('POST', '/admin/session', { name: 'erik', password: again.password });
+    expect(started.status).toBe(403);
+    expect(started.body.totpEnrolment).toMatchObject({ newPasswordRequired: true, secret: expect.not.stringMatching(lostSecret) });
+    // A reset while an enrolment is under way drops it: its token is void, and a sign-in starts another at once (no 409).
+    const pendingToken = (started.body.totpEnrolment as Offer).token;
+    const second = await admin('POST', '/admin/operators/erik/totp-reset');
+    const pendingSecret = (started.body.totpEnrolment as Offer).secret;
+    expect((await anyone('POST', '/admin/session/enrolment', { token: pendingToken, code: code({ ...erik, totpSecret: pendingSecret }), newPassword: 'erik chose this one' })).status).toBe(401);
+    const fresh: Person = { password: second.body.password as string };
+    expect((await signIn('erik', fresh)).operator).toEqual({ name: 'erik', role: 'viewer' });
+    expect(fresh.totpSecret).not.toBe(pendingSecret);
+    // An automation account has no TOTP; a name of no account is 404.
+    expect((await admin('POST', '/admin/operators/monitoring/totp-reset')).status).toBe(409);
+    expect((await admin('POST', '/admin/operators/nobody/totp-reset')).status).toBe(404);
+    const journal = (await admin('GET', '/admin/journal?action=operator.totp-reset')).body as Array<{ actor: string; target: string; after: unknown }>;
+    expect(journal.map((e) => [e.actor, e.target])).toEqual([
+      ['operator:alice', 'erik'],
+      ['operator:alice', 'erik'],
+    ]);
+    expect(JSON.stringify(journal)).not.toContain(reset.body.password as string);
+  });
 });
 
 describe('the bootstrap token as break-glass (operators.bootstrapBreakGlass: true)', () => {

@@ -29,7 +29,7 @@ export interface OperatorAuthDeps {
   /** People's sign-in (POST /admin/session) and the bearer tokens it gives. */
   sessions: OperatorSessions;
   /** Where a person's password and TOTP credential is kept (the same the operator portal signs in with). */
-  credentials: Pick<PortalAccountService, 'createEnrollingAtFirstSignIn' | 'account'>;
+  credentials: Pick<PortalAccountService, 'createEnrollingAtFirstSignIn' | 'account' | 'resetTotpFactor'>;
   operators: OperatorAccounts;
   journal: OperatorJournal;
   logger: Logger;
@@ -399,6 +399,49 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
       } catch (e) {
         return refuse(reply, e);
       }
+    },
+  );
+
+  // A person who lost their authenticator: an admin takes the factor away, and the next sign-in enrols anew.
+  app.post<{ Params: { name: string } }>(
+    '/admin/operators/:name/totp-reset',
+    {
+      schema: {
+        tags,
+        summary:
+          "Reset a person's lost TOTP factor (admins): the secret is cleared, every session of the account ends, any enrolment under way is dropped, and a new first password is answered once; the next sign-in sets up a new TOTP and must choose the person's own password. Journalled (operator.totp-reset)",
+        params: { type: 'object', required: ['name'], properties: { name: { type: 'string', maxLength: 64 } } },
+        response: answers(
+          {
+            200: {
+              type: 'object',
+              required: ['operator', 'password'],
+              description: 'Reset',
+              properties: {
+                operator: { type: 'string' },
+                password: { type: 'string', description: `The account's new first password, shown this once: its next sign-in (POST ${SIGN_IN_PATH}) sets up a new TOTP and replaces it` },
+              },
+            },
+          },
+          [404, 409],
+        ),
+      },
+    },
+    async (req, reply) => {
+      const { name } = req.params;
+      const found = (await deps.operators.list()).find((o) => o.name === name);
+      if (!found) return reply.code(404).send({ error: `no operator account named '${name}'` });
+      if (found.automation === true) return reply.code(409).send({ error: `${name} is an automation account: it has a token, not a TOTP (PATCH /admin/operators/${name} with newToken)` });
+      const reset = await deps.credentials.resetTotpFactor(name);
+      if (!reset) return reply.code(404).send({ error: `operator ${name} has no sign-in credential` });
+      req.journaled = true;
+      try {
+        await deps.journal.append({ at: deps.now(), actor: operatorOf(req).actor, action: 'operator.totp-reset', target: name, before: null, after: { sessionsEnded: true, mustChangePassword: true }, status: 200 });
+      } catch (err) {
+        // The reset is done: its password is still answered (else the account is left with one nobody knows), the lost entry logged.
+        deps.logger.error({ err, operator: operatorOf(req).name, target: name }, 'could not journal a TOTP reset');
+      }
+      return { operator: name, password: reset.password };
     },
   );
 

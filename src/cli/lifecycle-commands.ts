@@ -284,6 +284,11 @@ function registerOperatorCommands(program: Command): void {
         ...(o.newToken ? { newToken: true } : {}),
       }),
     );
+  op
+    .command('reset-totp')
+    .description("reset the TOTP of a person who lost their authenticator (admin): their sessions end, and the new first password printed (once) signs in to set up a new TOTP and choose their own password")
+    .argument('<name>')
+    .action((name: string) => call('POST', `/admin/operators/${encodeURIComponent(name)}/totp-reset`));
   program
     .command('journal')
     .description('every administrative act: who, what, on what, when, before and after (newest first)')

@@ -353,6 +353,19 @@ export class PortalAccountService {
     });
   }
 
+  /**
+   * Takes away the second factor of an account whose owner lost it (their administrator's act): a new
+   * first password (shown once, to be replaced at the next sign-in), every session ended, any pending
+   * enrolment dropped; the next sign-in enrols a new secret as a first sign-in does. A password, not the
+   * old one kept: whoever reset the factor must not be the only one who can sign in, and the person's own
+   * password may be what was lost with the phone. Undefined: no such account.
+   */
+  async resetTotpFactor(username: string): Promise<FirstPassword | undefined> {
+    const password = newPassword();
+    const account = await this.store.resetTotpFactor(username, await hashPassword(password));
+    return account && { account, password };
+  }
+
   account(username: string): Promise<PortalAccount | undefined> {
     return this.store.account(username);
   }

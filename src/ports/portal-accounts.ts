@@ -102,6 +102,14 @@ export interface PortalAccounts {
    */
   completeTotpEnrolment(tokenHash: string, now: number, activation: TotpActivation): Promise<PortalAccount | undefined>;
   /**
+   * Takes the account's second factor away (a person who lost theirs), in one transaction: the TOTP secret
+   * cleared (null: the next sign-in enrols a new one), `passwordHash` in force and to be changed at that
+   * sign-in (mustChangePassword), the session epoch raised by one (every session ends), and the account's
+   * pending enrolment removed (its secret is not the one to take over). The account as changed; undefined
+   * (nothing changed) when there is none.
+   */
+  resetTotpFactor(username: string, passwordHash: string): Promise<PortalAccount | undefined>;
+  /**
    * Records a sign-in attempt of `name` (an account's or not: they are counted alike, so no count tells
    * them apart) at `at`, forgetting every attempt older than `since`; answers the row's id and the name's
    * attempts since `since`, oldest first, this one included. One row per attempt, so attempts counted at

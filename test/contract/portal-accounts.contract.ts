@@ -137,6 +137,20 @@ export function portalAccountsContract(name: string, open: BackendFactory): void
       expect(await store.completeTotpEnrolment('hash-jo-2', 4_000, { secretSealed: 's', step: 1 })).toEqual(expect.objectContaining({ totpSecretSealed: 's', sessionEpoch: 3 }));
     });
 
+    it('resets a second factor: secret cleared, the given password to be changed, sessions ended, the pending enrolment gone; nothing for no account', async () => {
+      const store = ctx.backend.portalAccounts;
+      const mia = { ...account('mia', null, 1), lastTotpStep: 7, sessionEpoch: 3 };
+      await store.createAccount(mia);
+      await store.createAccount({ ...account('ned', null, 1), totpSecretSealed: null });
+      await store.startTotpEnrolment(enrolment('ned', 'hash-ned', 1_000));
+      const reset = { ...mia, totpSecretSealed: null, passwordHash: 'fresh', mustChangePassword: true, sessionEpoch: 4 };
+      expect(await store.resetTotpFactor('mia', 'fresh')).toEqual(reset);
+      expect(await store.resetTotpFactor('ned', 'fresh-ned')).toMatchObject({ totpSecretSealed: null, sessionEpoch: 1 });
+      expect(await store.totpEnrolment('hash-ned')).toBeUndefined();
+      expect(await store.resetTotpFactor('nobody', 'x')).toBeUndefined();
+      expect(await (await ctx.reopen()).portalAccounts.account('mia')).toEqual(reset);
+    });
+
     it('completes an enrolment once, unexpired, only for an enabled account without a factor whose epoch has not moved', async () => {
       const store = ctx.backend.portalAccounts;
       const bare = { ...account('gil', null, 1), totpSecretSealed: null, mustChangePassword: true };

@@ -90,6 +90,20 @@ export class PgPortalAccounts implements PortalAccounts {
     });
   }
 
+  async resetTotpFactor(username: string, passwordHash: string): Promise<PortalAccount | undefined> {
+    return this.d.tx(async (c) => {
+      // || keeps a null it is given (unlike a merge patch): the secret is stored as null, not dropped.
+      const { rows } = await c.query<{ record: PortalAccount }>(
+        `UPDATE portal_accounts SET record = (record || $1::jsonb) || jsonb_build_object('sessionEpoch', (record->>'sessionEpoch')::bigint + 1)
+         WHERE username = $2 RETURNING record`,
+        [JSON.stringify({ totpSecretSealed: null, passwordHash, mustChangePassword: true }), username],
+      );
+      if (!rows[0]) return undefined;
+      await c.query('DELETE FROM portal_totp_enrolments WHERE username = $1', [username]);
+      return rows[0].record;
+    });
+  }
+
   async recordSignInAttempt(name: string, at: number, since: number): Promise<{ id: number; attempts: number[] }> {
     return this.d.tx(async (c) => {
       // One name's attempts are recorded one at a time across every node, so each counts all before it.

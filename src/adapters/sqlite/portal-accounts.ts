@@ -35,6 +35,12 @@ export class SqlitePortalAccounts implements PortalAccounts {
         `UPDATE portal_accounts SET record = json_set(json_patch(record, @change), '$.sessionEpoch', json_extract(record, '$.sessionEpoch') + 1)
          WHERE username = @username AND json_type(record, '$.totpSecretSealed') = 'null' AND json_extract(record, '$.disabled') = 0 AND json_extract(record, '$.sessionEpoch') = @epoch RETURNING record`,
       ),
+      // json_set, not json_patch: a merge patch would remove a field set to null rather than store the null.
+      resetFactor: db.prepare<[{ username: string; passwordHash: string }], { record: string }>(
+        `UPDATE portal_accounts SET record = json_set(record, '$.totpSecretSealed', json('null'), '$.passwordHash', @passwordHash, '$.mustChangePassword', json('true'), '$.sessionEpoch', json_extract(record, '$.sessionEpoch') + 1)
+         WHERE username = @username RETURNING record`,
+      ),
+      forgetEnrolmentOf: db.prepare<[string]>('DELETE FROM portal_totp_enrolments WHERE username = ?'),
       attempt: db.prepare<[string, number], { id: number }>('INSERT INTO portal_sign_in_attempts (name, at) VALUES (?, ?) RETURNING id'),
       attempts: db.prepare<[string, number], { at: number }>('SELECT at FROM portal_sign_in_attempts WHERE name = ? AND at >= ? ORDER BY at, id'),
       forgetOld: db.prepare('DELETE FROM portal_sign_in_attempts WHERE at < ?'),
@@ -88,6 +94,15 @@ export class SqlitePortalAccounts implements PortalAccounts {
       const row = this.s.activate.get({ change: JSON.stringify(activationChange(activation)), username: pending.username, epoch: pending.epoch });
       if (!row) return undefined;
       this.s.forgetEnrolment.run(tokenHash);
+      return JSON.parse(row.record) as PortalAccount;
+    });
+  }
+
+  async resetTotpFactor(username: string, passwordHash: string): Promise<PortalAccount | undefined> {
+    return this.d.write(() => {
+      const row = this.s.resetFactor.get({ username, passwordHash });
+      if (!row) return undefined;
+      this.s.forgetEnrolmentOf.run(username);
       return JSON.parse(row.record) as PortalAccount;
     });
   }
