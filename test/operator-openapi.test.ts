@@ -115,6 +115,10 @@ describe('the OpenAPI document of the operator listener', () => {
     expect(session.status).toBe(200);
     check('post', '/admin/session/enrolment', session);
     check('delete', '/admin/session', await adminApi(t, session.body.token)('DELETE', '/admin/session'));
+    // Her lost factor reset (200 with a new first password), an automation account's refused (409), no account (404).
+    const reset = await admin('POST', '/admin/operators/vera/totp-reset');
+    expect(reset.status).toBe(200);
+    for (const answer of [reset, await admin('POST', '/admin/operators/alice/totp-reset'), await admin('POST', '/admin/operators/nobody/totp-reset')]) check('post', '/admin/operators/{name}/totp-reset', answer);
     const renewed = await admin('PATCH', '/admin/operators/alice', { newToken: true });
     check('patch', '/admin/operators/{name}', renewed);
     const viewerToken = renewed.body.token as string;
@@ -122,6 +126,8 @@ describe('the OpenAPI document of the operator listener', () => {
     check('post', '/admin/keys/rotate', await viewer('POST', '/admin/keys/rotate'));
     const portal = await admin('POST', '/admin/portal/accounts', { username: 'sup-admin', displayName: 'Supplier admin', participantDipId: sup.dipId, admin: true });
     check('post', '/admin/portal/accounts', portal);
+    // A first password (and a participant user's TOTP secret): kept by no cache.
+    expect(portal.headers?.['cache-control']).toBe('no-store');
     check('post', '/admin/portal/accounts/{username}/disabled', await admin('POST', '/admin/portal/accounts/sup-admin/disabled', { disabled: true }));
     check('post', '/admin/portal/accounts/{username}/disabled', await admin('POST', '/admin/portal/accounts/nobody/disabled', { disabled: true }));
     check('post', '/admin/alarms/subscriptions', await admin('POST', '/admin/alarms/subscriptions', { rules: ['dead-letter'], email: 'ops@example.org' }));

@@ -76,6 +76,8 @@ describe('operator accounts', () => {
     // up by the person at their first sign-in, so it never passes through whoever made the account.
     expect(created.body).toEqual({ operator: expect.objectContaining({ name: 'alice', role: 'admin', automation: false }), password: expect.any(String) });
     alicePerson = { password: created.body.password as string };
+    // Every answer of the operator API is kept by no cache: these carry a password, a TOTP secret, tokens.
+    expect(created.headers?.['cache-control']).toBe('no-store');
 
     // From now on the bootstrap token is refused for everything, with what to do instead.
     const refused = await bootstrap('GET', '/admin/whoami');
@@ -94,6 +96,7 @@ describe('operator accounts', () => {
     const firstPassword = alicePerson.password;
     const started = await anyone('POST', '/admin/session', { name: 'alice', password: firstPassword, code: '123456' });
     expect(started.status, JSON.stringify(started.body)).toBe(403);
+    expect(started.headers?.['cache-control']).toBe('no-store');
     const offer = started.body.totpEnrolment as Offer;
     expect(offer).toEqual({
       token: expect.stringMatching(/^dipenrol_[\w-]{43}$/),
@@ -105,10 +108,11 @@ describe('operator accounts', () => {
     // Ten minutes (the DIP's clock here runs with the wall clock's, shifted).
     expect(Date.parse(offer.expiresAt) - clock.now()).toBeGreaterThan(9 * 60_000);
     expect(Date.parse(offer.expiresAt) - clock.now()).toBeLessThanOrEqual(10 * 60_000);
-    // Someone else with her password, meanwhile: refused, given no secret, and hers is not replaced.
-    const competing = await anyone('POST', '/admin/session', { name: 'alice', password: firstPassword });
-    expect(competing.status).toBe(409);
-    expect(competing.body).toEqual({ error: expect.stringContaining(`already under way until ${offer.expiresAt}`) });
+    // Someone else with her password, meanwhile: refused, given no secret, and hers is not replaced. (An
+    // empty code is no code, as the operator portal's form sends it: no 400.)
+    const competing = await anyone('POST', '/admin/session', { name: 'alice', password: firstPassword, code: '' });
+    expect(competing.status, JSON.stringify(competing.body)).toBe(409);
+    expect(competing.body).toEqual({ error: expect.stringContaining(`already under way until ${offer.expiresAt}`), pendingUntil: offer.expiresAt });
     alicePerson.totpSecret = offer.secret;
     const firstCode = code(alicePerson);
     // The code confirms the secret only with a password of her own (the code is not used up meanwhile).
@@ -121,6 +125,7 @@ describe('operator accounts', () => {
     expect((await anyone('POST', '/admin/session/enrolment', { token: `${offer.token.slice(0, -2)}xx`, code: firstCode, newPassword: 'alice chose this one' })).status).toBe(401);
     const enrolled = await anyone('POST', '/admin/session/enrolment', { token: offer.token, code: firstCode, newPassword: 'alice chose this one' });
     expect(enrolled.status, JSON.stringify(enrolled.body)).toBe(200);
+    expect(enrolled.headers?.['cache-control']).toBe('no-store');
     expect(enrolled.body).toMatchObject({ token: expect.stringMatching(/^dipsess_/), operator: { name: 'alice', role: 'admin' } });
     expect((await adminApi(t, enrolled.body.token)('GET', '/admin/whoami')).body).toEqual({ name: 'alice', role: 'admin' });
     alicePerson.password = 'alice chose this one';
@@ -254,12 +259,20 @@ describe('operator accounts', () => {
       });
     // Her first sign-in: the password (and no code) is answered with her TOTP secret to set up; the code
     // from it (for the DIP's clock, moved ahead of the wall clock) and a password of her own sign her in.
+    // Her mistakes on the way are asked again, with the same enrolment (a new sign-in would be 409 until
+    // it expires): a wrong code, a password too short (refused before it is sent), the password her
+    // administrator chose (refused by the DIP, the code not used up); then the code and her own.
     let secret = '';
     const loggedIn = await dip(['login', '--name', 'carla'], `${carla.password}\n\n`, (stdout) => {
       secret = /secret: ([A-Z2-7]+)\n/.exec(stdout)?.[1] ?? '';
-      return secret ? `${code({ ...carla, totpSecret: secret })}\ncarla's own password\n` : undefined;
+      if (!secret) return undefined;
+      const right = code({ ...carla, totpSecret: secret });
+      return `${right === '000000' ? '111111' : '000000'}\nshort\n${carla.password}\n${right}\n${right}\ncarla's own password\n`;
     });
-    expect(loggedIn.stderr).toBe('');
+    expect(loggedIn.stderr).toContain('the password must be at least 12 characters long: type it again');
+    expect(loggedIn.stderr).toContain('the code is wrong');
+    expect(loggedIn.stderr).toContain('the new password must differ from the current one\ntry again');
+    expect(loggedIn.stdout.match(/secret: /g)).toHaveLength(1);
     expect(loggedIn.stdout).toContain(`otpauth URI: otpauth://totp/`);
     expect(loggedIn.stdout).toContain('signed in as carla until');
     expect(loggedIn.stdout).toContain('your authenticator set up, with your new password');
@@ -267,10 +280,55 @@ describe('operator accounts', () => {
     const who = await dip(['operator', 'whoami']);
     expect(JSON.parse(who.stdout)).toEqual({ name: 'carla', role: 'operator' });
     expect((await dip(['logout'])).code).toBe(0);
+    // Someone whose enrolment is under way (started elsewhere) is told until when, not only refused.
+    const dora = (await admin('POST', '/admin/operators', { name: 'dora', role: 'viewer' })).body as Person;
+    const pending = (await adminApi(t, 'none')('POST', '/admin/session', { name: 'dora', password: dora.password })).body.totpEnrolment as Offer;
+    const blocked = await dip(['login', '--name', 'dora'], `${dora.password}\n\n`);
+    expect(blocked.code).toBe(1);
+    expect(blocked.stderr).toContain(`run dip login again after ${pending.expiresAt}`);
     // Without a session the CLI falls back to the bootstrap token, which is refused now.
     const after = await dip(['operator', 'whoami']);
     expect(after.code).toBe(1);
     expect(after.stderr).toContain('the bootstrap token only creates the first admin account');
+  });
+
+  it('an admin resets the TOTP of a person who lost it: sessions end, a pending enrolment is dropped, a new first password (once, not cached) leads to a new enrolment; journalled', async () => {
+    const admin = adminApi(t, (await signIn('alice', alicePerson)).token);
+    const anyone = adminApi(t, 'none');
+    const erik: Person = { password: (await admin('POST', '/admin/operators', { name: 'erik', role: 'viewer' })).body.password as string };
+    const erikSession = adminApi(t, (await signIn('erik', erik)).token);
+    const lostSecret = erik.totpSecret!;
+    // Only an admin may reset a factor.
+    expect((await erikSession('POST', '/admin/operators/alice/totp-reset')).status).toBe(403);
+    const reset = await admin('POST', '/admin/operators/erik/totp-reset');
+    expect(reset.status, JSON.stringify(reset.body)).toBe(200);
+    expect(reset.body).toEqual({ operator: 'erik', password: expect.any(String) });
+    expect(reset.headers?.['cache-control']).toBe('no-store');
+    // His sessions ended; neither his password nor the lost secret signs in any more.
+    expect((await erikSession('GET', '/admin/whoami')).status).toBe(401);
+    expect((await anyone('POST', '/admin/session', { name: 'erik', password: erik.password, code: code({ ...erik, totpSecret: lostSecret }) })).status).toBe(401);
+    // The new first password starts a new enrolment, with a new secret and his own password to choose.
+    const again: Person = { password: reset.body.password as string };
+    const started = await anyone('POST', '/admin/session', { name: 'erik', password: again.password });
+    expect(started.status).toBe(403);
+    expect(started.body.totpEnrolment).toMatchObject({ newPasswordRequired: true, secret: expect.not.stringMatching(lostSecret) });
+    // A reset while an enrolment is under way drops it: its token is void, and a sign-in starts another at once (no 409).
+    const pendingToken = (started.body.totpEnrolment as Offer).token;
+    const second = await admin('POST', '/admin/operators/erik/totp-reset');
+    const pendingSecret = (started.body.totpEnrolment as Offer).secret;
+    expect((await anyone('POST', '/admin/session/enrolment', { token: pendingToken, code: code({ ...erik, totpSecret: pendingSecret }), newPassword: 'erik chose this one' })).status).toBe(401);
+    const fresh: Person = { password: second.body.password as string };
+    expect((await signIn('erik', fresh)).operator).toEqual({ name: 'erik', role: 'viewer' });
+    expect(fresh.totpSecret).not.toBe(pendingSecret);
+    // An automation account has no TOTP; a name of no account is 404.
+    expect((await admin('POST', '/admin/operators/monitoring/totp-reset')).status).toBe(409);
+    expect((await admin('POST', '/admin/operators/nobody/totp-reset')).status).toBe(404);
+    const journal = (await admin('GET', '/admin/journal?action=operator.totp-reset')).body as Array<{ actor: string; target: string; after: unknown }>;
+    expect(journal.map((e) => [e.actor, e.target])).toEqual([
+      ['operator:alice', 'erik'],
+      ['operator:alice', 'erik'],
+    ]);
+    expect(JSON.stringify(journal)).not.toContain(reset.body.password as string);
   });
 });
 

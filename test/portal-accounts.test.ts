@@ -234,7 +234,7 @@ describe('portal accounts', () => {
 
       // Another sign-in with the password while it is pending (someone else knows it?) gets no secret, and the first stays.
       const second = await enrolling.signIn('olive', made.password, '');
-      expect(second).toEqual({ ok: false, problem: expect.stringContaining('already under way until'), enrolmentPending: true });
+      expect(second).toEqual({ ok: false, problem: expect.stringContaining('already under way until'), enrolmentPending: { until: offer.expiresAt } });
       expect(await backend.portalAccounts.totpEnrolment(sha256(offer.token))).toEqual(pending);
 
       const code = totpCode(offer.secret, clock.now());
@@ -276,13 +276,20 @@ describe('portal accounts', () => {
       expect((await enrolling.confirmEnrolment(again.token, totpCode(again.secret, clock.now()), { chosenPassword: 'otto chose this one' })).ok).toBe(true);
     });
 
-    it('refuses to complete an enrolment of an account disabled (or signed out everywhere) since it began', async () => {
+    it('refuses to complete an enrolment of an account disabled (or signed out everywhere) since it began, and lets a new sign-in start another at once', async () => {
       const made = await operator('opal');
       const offer = offerOf(await enrolling.signIn('opal', made.password, ''));
       await enrolling.setDisabled('opal', true);
       await enrolling.setDisabled('opal', false);
       expect((await enrolling.confirmEnrolment(offer.token, totpCode(offer.secret, clock.now()), { chosenPassword: 'opal chose this one' })).ok).toBe(false);
       expect((await backend.portalAccounts.account('opal'))?.totpSecretSealed).toBeNull();
+      // The void enrolment does not hold the account up until it expires: a minute on, a new one.
+      await clock.advance(60_000);
+      const again = offerOf(await enrolling.signIn('opal', made.password, ''));
+      await enrolling.signOutEverywhere('opal');
+      const third = offerOf(await enrolling.signIn('opal', made.password, ''));
+      expect((await enrolling.confirmEnrolment(again.token, totpCode(again.secret, clock.now()), { chosenPassword: 'opal chose this one' })).ok).toBe(false);
+      expect((await enrolling.confirmEnrolment(third.token, totpCode(third.secret, clock.now()), { chosenPassword: 'opal chose this one' })).ok).toBe(true);
     });
   });
 });

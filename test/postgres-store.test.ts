@@ -1,6 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../src/adapters/clock.js';
+import pg from 'pg';
 import { openPostgresBackend, type PostgresBackend } from '../src/adapters/postgres/index.js';
+import { PgDatabase } from '../src/adapters/postgres/database.js';
+import { PgPortalAccounts } from '../src/adapters/postgres/portal-accounts.js';
 import { FileKeyEncryptionKey, Sealer } from '../src/security/at-rest.js';
 import { tracesContract } from './contract/traces.contract.js';
 import { archiveContract } from './contract/archive.contract.js';
@@ -52,6 +55,36 @@ describe('PostgreSQL: several nodes on one database', () => {
     for (let i = 0; i < count; i++) nodes.push(await openPostgresBackend({ url, clock: systemClock }));
     return nodes;
   };
+
+  it('a start of an enrolment that gives way to one completed on another node before it reads it back starts nothing, and does not fail', async () => {
+    const url = await db.freshSchema();
+    const other = await openPostgresBackend({ url, clock: systemClock });
+    nodes.push(other);
+    const d = await PgDatabase.open({ url, clock: systemClock });
+    try {
+      const bare = { username: 'lee', participantDipId: null, admin: true, displayName: 'lee', passwordHash: 'h', totpSecretSealed: null, lastTotpStep: 0, sessionEpoch: 0, disabled: false, createdAt: 1, createdBy: 'test' };
+      await other.portalAccounts.createAccount(bare);
+      const now = Date.now();
+      await other.portalAccounts.startTotpEnrolment({ username: 'lee', tokenHash: 'first', secretSealed: 's', epoch: 0, startedAt: now, expiresAt: now + 600_000 });
+      // The other node's completion commits exactly between this start's INSERT (which gave way to the
+      // pending row) and its SELECT: the window two statements of READ COMMITTED leave open.
+      const tx = d.tx.bind(d);
+      d.tx = async <T,>(fn: (c: pg.PoolClient) => Promise<T>, days?: Iterable<number>): Promise<T> =>
+        tx(async (c) => {
+          const query = c.query.bind(c) as (text: string, values?: unknown[]) => Promise<pg.QueryResult>;
+          const between = async (text: string, values?: unknown[]): Promise<pg.QueryResult> => {
+            const result = await query(text, values);
+            if (text.startsWith('INSERT INTO portal_totp_enrolments')) expect(await other.portalAccounts.completeTotpEnrolment('first', now + 1, { secretSealed: 's', step: 1 })).toBeDefined();
+            return result;
+          };
+          return fn(Object.assign(Object.create(c) as pg.PoolClient, { query: between }));
+        }, days);
+      expect(await new PgPortalAccounts(d).startTotpEnrolment({ username: 'lee', tokenHash: 'second', secretSealed: 't', epoch: 0, startedAt: now + 2, expiresAt: now + 600_002 })).toBeUndefined();
+      expect(await other.portalAccounts.totpEnrolment('second')).toBeUndefined();
+    } finally {
+      await d.close();
+    }
+  });
 
   it('positions stay consecutive per queue when three nodes append at once', async () => {
     const [a, b, c] = await openNodes(3);

@@ -29,7 +29,7 @@ export interface OperatorAuthDeps {
   /** People's sign-in (POST /admin/session) and the bearer tokens it gives. */
   sessions: OperatorSessions;
   /** Where a person's password and TOTP credential is kept (the same the operator portal signs in with). */
-  credentials: Pick<PortalAccountService, 'createEnrollingAtFirstSignIn' | 'account'>;
+  credentials: Pick<PortalAccountService, 'createEnrollingAtFirstSignIn' | 'account' | 'resetTotpFactor'>;
   operators: OperatorAccounts;
   journal: OperatorJournal;
   logger: Logger;
@@ -131,6 +131,14 @@ export function registerOperatorAuth(app: FastifyInstance, deps: OperatorAuthDep
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') message = `Content-Type '${String(req.headers['content-type'] ?? '')}' is not accepted: send application/json`;
     return reply.code(status).send({ error: status === 500 ? 'internal error' : message });
   });
+  app.addHook('onSend', async (_req, reply, payload) => {
+    // Answers of this listener carry secrets (a session token, a TOTP secret and enrolment token, a first
+    // password, an automation token) and operational data: no cache (a proxy, the browser of the Swagger
+    // UI) keeps a copy. One hook for every answer, so a new route that answers a secret cannot forget it;
+    // one that means to be cached sets its own header.
+    if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store');
+    return payload;
+  });
   app.addHook('onSend', async (req, reply, payload) => {
     // A refused call (4xx, 5xx) changed nothing: it is not an act.
     if (!req.operator || req.journaled || req.method === 'GET' || req.method === 'HEAD' || reply.statusCode >= 400) return payload;
@@ -205,6 +213,11 @@ const signedIn = {
 const passwordChangeRequired = { type: 'boolean', enum: [true] } as const;
 /** A TOTP code as typed (checked by the sign-in, which answers a malformed one as a wrong one). */
 const totpCodeField = { type: 'string', minLength: 1, maxLength: 12 } as const;
+/**
+ * The sign-in's code: empty is no code, as absent is (the operator portal's form sends its empty field, and
+ * a first sign-in has no code yet), so both clients are answered alike.
+ */
+const signInCodeField = { type: 'string', maxLength: 12 } as const;
 const newPasswordField = (description: string) => ({ type: 'string', minLength: 12, maxLength: 200, description }) as const;
 const withToken = (description: string, required: boolean) =>
   ({ type: 'object', required: required ? ['operator', 'token'] : ['operator'], properties: { operator: operatorView, token: { type: 'string', description: 'The operator\'s token: shown this once, only its hash is kept' } }, description }) as const;
@@ -216,7 +229,7 @@ function sessionAnswer(reply: FastifyReply, answer: SessionAnswer): FastifyReply
     const e = answer.enrol;
     return reply.code(403).send({ error: answer.problem, totpEnrolment: { token: e.token, secret: e.secret, otpauthUri: e.uri, expiresAt: new Date(e.expiresAt).toISOString(), newPasswordRequired: e.choosePassword } });
   }
-  if (answer.enrolmentPending) return reply.code(409).send({ error: answer.problem });
+  if (answer.enrolmentPending) return reply.code(409).send({ error: answer.problem, pendingUntil: new Date(answer.enrolmentPending.until).toISOString() });
   if (answer.choosePassword) return reply.code(403).send({ error: answer.problem, passwordChangeRequired: true });
   return reply.code(401).send({ error: answer.problem });
 }
@@ -284,7 +297,7 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
           properties: {
             name: { type: 'string', minLength: 1, maxLength: 64 },
             password: { type: 'string', minLength: 1, maxLength: 200 },
-            code: { ...totpCodeField, description: 'The current code of your authenticator app; not needed (and not looked at) before your TOTP is set up' },
+            code: { ...signInCodeField, description: 'The current code of your authenticator app; not needed (and not looked at) before your TOTP is set up: leave it out, or empty' },
             newPassword: newPasswordField(
               "Replaces the password as the sign-in succeeds, ending every other session. Required while the password is still the one the account's creator chose (the answer is then 403 with passwordChangeRequired, and the code is not used up)",
             ),
@@ -316,8 +329,8 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
             409: {
               type: 'object',
               required: ['error'],
-              description: 'The password is right and the account has no second factor, but an enrolment of it is already under way (started by another sign-in with this password): it is not replaced. Finish that one, or sign in again after it ends',
-              properties: { error: { type: 'string' } },
+              description: 'The password is right and the account has no second factor, but an enrolment of it is already under way (started by another sign-in with this password): it is not replaced. Finish that one, or sign in again after pendingUntil',
+              properties: { error: { type: 'string' }, pendingUntil: { ...isoTime, description: 'When the enrolment under way ends, if not finished: a sign-in after then starts a new one' } },
             },
           },
           [401],
@@ -386,6 +399,49 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
       } catch (e) {
         return refuse(reply, e);
       }
+    },
+  );
+
+  // A person who lost their authenticator: an admin takes the factor away, and the next sign-in enrols anew.
+  app.post<{ Params: { name: string } }>(
+    '/admin/operators/:name/totp-reset',
+    {
+      schema: {
+        tags,
+        summary:
+          "Reset a person's lost TOTP factor (admins): the secret is cleared, every session of the account ends, any enrolment under way is dropped, and a new first password is answered once; the next sign-in sets up a new TOTP and must choose the person's own password. Journalled (operator.totp-reset)",
+        params: { type: 'object', required: ['name'], properties: { name: { type: 'string', maxLength: 64 } } },
+        response: answers(
+          {
+            200: {
+              type: 'object',
+              required: ['operator', 'password'],
+              description: 'Reset',
+              properties: {
+                operator: { type: 'string' },
+                password: { type: 'string', description: `The account's new first password, shown this once: its next sign-in (POST ${SIGN_IN_PATH}) sets up a new TOTP and replaces it` },
+              },
+            },
+          },
+          [404, 409],
+        ),
+      },
+    },
+    async (req, reply) => {
+      const { name } = req.params;
+      const found = (await deps.operators.list()).find((o) => o.name === name);
+      if (!found) return reply.code(404).send({ error: `no operator account named '${name}'` });
+      if (found.automation === true) return reply.code(409).send({ error: `${name} is an automation account: it has a token, not a TOTP (PATCH /admin/operators/${name} with newToken)` });
+      const reset = await deps.credentials.resetTotpFactor(name);
+      if (!reset) return reply.code(404).send({ error: `operator ${name} has no sign-in credential` });
+      req.journaled = true;
+      try {
+        await deps.journal.append({ at: deps.now(), actor: operatorOf(req).actor, action: 'operator.totp-reset', target: name, before: null, after: { sessionsEnded: true, mustChangePassword: true }, status: 200 });
+      } catch (err) {
+        // The reset is done: its password is still answered (else the account is left with one nobody knows), the lost entry logged.
+        deps.logger.error({ err, operator: operatorOf(req).name, target: name }, 'could not journal a TOTP reset');
+      }
+      return { operator: name, password: reset.password };
     },
   );
 

@@ -98,6 +98,22 @@ export interface EnrolmentAnswer {
   newPassword?: string;
 }
 
+/**
+ * Why an enrolment's answer was refused, so the person is asked again with the same token (a new sign-in
+ * would find the enrolment under way, 409, until it expires): what the DIP said, and whether the password
+ * must be chosen again (it was not acceptable) or only the code typed again.
+ */
+export interface EnrolmentRefusal {
+  error: string;
+  passwordAgain: boolean;
+}
+
+/**
+ * Shows the enrolment and answers it (`refusal` undefined: the first time), and again after each refusal
+ * of the answer, with the same token.
+ */
+export type EnrolmentPrompt = (offer: TotpEnrolmentOffer, refusal?: EnrolmentRefusal) => Promise<EnrolmentAnswer>;
+
 function enrolmentOffer(text: string): TotpEnrolmentOffer | undefined {
   const body = JSON.parse(text) as { totpEnrolment?: Partial<TotpEnrolmentOffer> } | null;
   const e = body?.totpEnrolment;
@@ -105,23 +121,60 @@ function enrolmentOffer(text: string): TotpEnrolmentOffer | undefined {
   return { token: e.token, secret: e.secret, otpauthUri: e.otpauthUri, expiresAt: e.expiresAt, newPasswordRequired: e.newPasswordRequired === true };
 }
 
+/** A refusal's body as the operator API sends it ({"error": …} and what goes with it), or its text. */
+function refusalOf(text: string): { error: string; passwordChangeRequired: boolean; pendingUntil?: string } {
+  try {
+    const body = JSON.parse(text) as { error?: unknown; passwordChangeRequired?: unknown; pendingUntil?: unknown } | null;
+    return {
+      error: typeof body?.error === 'string' ? body.error : text,
+      passwordChangeRequired: body?.passwordChangeRequired === true,
+      ...(typeof body?.pendingUntil === 'string' ? { pendingUntil: body.pendingUntil } : {}),
+    };
+  } catch {
+    return { error: text, passwordChangeRequired: false };
+  }
+}
+
 /**
  * POST /admin/session: name, password and TOTP code (and a new password, which replaces the current one)
  * for a session token, stored for the commands that follow. An account without a second factor is
  * answered with a TOTP enrolment instead: `enrol` shows it and gets the code (and password) that
- * POST /admin/session/enrolment confirms it with, which signs in.
+ * POST /admin/session/enrolment confirms it with, which signs in. A wrong code or a password the DIP does
+ * not take is asked for again with the same token, until the enrolment expires (by `now`, the caller's
+ * clock) or the name is locked (five failures): the enrolment stays pending on the DIP whatever happens
+ * here, so giving up its token would leave the person refused (409) until it expires.
  */
 export async function login(
   config: DipConfig,
   sign: { name: string; password: string; code: string; newPassword?: string },
-  enrol: (offer: TotpEnrolmentOffer) => Promise<EnrolmentAnswer>,
+  enrol: EnrolmentPrompt,
+  now: () => number = Date.now,
 ): Promise<{ file: string; expiresAt: string; enrolled: boolean }> {
   const { name, password, code, newPassword } = sign;
   let res = await send(config, 'POST', '/admin/session', { name, password, ...(code === '' ? {} : { code }), ...(newPassword === undefined ? {} : { newPassword }) }, null);
+  if (res.status === 409) {
+    const { error, pendingUntil } = refusalOf(res.text);
+    throw new Error(
+      `${error}\nan earlier first sign-in of ${name} (dip login, or the operator portal) is still setting up an authenticator: finish it there, or run dip login again after ${pendingUntil ?? 'it ends (10 minutes from its start)'}`,
+    );
+  }
+  if (res.status === 403 && refusalOf(res.text).passwordChangeRequired) {
+    // Signing in (the account has its factor): nothing is pending, so signing in again is the way on.
+    throw new Error(`admin API answered 403: ${res.text}\nchoose your own password: dip login --name ${name} --new-password`);
+  }
   const offer = res.status === 403 ? enrolmentOffer(res.text) : undefined;
   if (offer) {
-    const answer = await enrol(offer);
-    res = await send(config, 'POST', '/admin/session/enrolment', { token: offer.token, code: answer.code, ...(answer.newPassword === undefined ? {} : { newPassword: answer.newPassword }) }, null);
+    let refusal: EnrolmentRefusal | undefined;
+    for (;;) {
+      const answer = await enrol(offer, refusal);
+      res = await send(config, 'POST', '/admin/session/enrolment', { token: offer.token, code: answer.code, ...(answer.newPassword === undefined ? {} : { newPassword: answer.newPassword }) }, null);
+      if (res.status < 300 || ![400, 401, 403].includes(res.status)) break;
+      const { error, passwordChangeRequired } = refusalOf(res.text);
+      if (error.startsWith('too many')) throw new Error(`${error}\nthe authenticator was not set up; sign in again after then (dip login) to be given a new secret`);
+      if (now() >= Date.parse(offer.expiresAt)) throw new Error(`${error}\nthe authenticator enrolment ended at ${offer.expiresAt}: sign in again (dip login) to be given a new secret`);
+      // A 400 names the field it refused (body/newPassword …); a 403 is the password choice refused.
+      refusal = { error, passwordAgain: passwordChangeRequired || error.includes('newPassword') };
+    }
   }
   const session = answerOf(res) as { token: string; expiresAt: string };
   return { file: saveSession(config, { token: session.token, expiresAt: session.expiresAt, name }), expiresAt: session.expiresAt, enrolled: offer !== undefined };

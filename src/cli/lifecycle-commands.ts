@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { loadConfig } from '../config.js';
-import { adminCall, forgetSession, login, sessionFile, type EnrolmentAnswer, type TotpEnrolmentOffer } from './admin-client.js';
+import { adminCall, forgetSession, login, sessionFile, type EnrolmentAnswer, type EnrolmentRefusal, type TotpEnrolmentOffer } from './admin-client.js';
+import { passwordProblem } from '../security/portal-credentials.js';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 
@@ -197,9 +198,19 @@ async function ask(questions: Array<{ prompt: string; secret: boolean }>): Promi
 /** The new password, asked for twice on a terminal (read once from a pipe). */
 const newPasswordQuestions = () => [{ prompt: 'New password (12 characters or more): ', secret: true }, ...(process.stdin.isTTY ? [{ prompt: 'New password again: ', secret: true }] : [])];
 
-function samePasswordTwice(answers: string[]): string {
-  if (answers.length === 2 && answers[0] !== answers[1]) throw new Error('the two new passwords differ: nothing changed');
-  return answers[0] ?? '';
+/**
+ * A new password, checked here before it is sent (the DIP's own rule, and the same twice), and asked for
+ * again until it passes: a refusal by the DIP would cost a round trip, and at a first sign-in a mistake
+ * must not end the enrolment. From a pipe, until its lines run out.
+ */
+async function chooseNewPassword(): Promise<string> {
+  for (;;) {
+    const answers = await ask(newPasswordQuestions());
+    const chosen = answers[0] ?? '';
+    const problem = answers.length === 2 && answers[0] !== answers[1] ? 'the two new passwords differ' : passwordProblem(chosen);
+    if (!problem) return chosen;
+    process.stderr.write(`${problem}: type it again\n`);
+  }
 }
 
 /** Operator accounts and the journal. */
@@ -212,30 +223,28 @@ function registerOperatorCommands(program: Command): void {
     .option('--new-password', 'choose a new password as you sign in (required at your first sign-in: your administrator chose the first one); asked for twice on a terminal, read as the line after the code otherwise')
     .action(async (o: { name: string; code?: string; newPassword?: boolean }) => {
       const config = loadConfig();
-      const [password = '', code = o.code ?? '', ...chosen] = await ask([
-        { prompt: 'Password: ', secret: true },
-        ...(o.code ? [] : [{ prompt: 'Code from your authenticator app (empty at your first sign-in): ', secret: false }]),
-        ...(o.newPassword ? newPasswordQuestions() : []),
-      ]);
-      const own = o.newPassword ? samePasswordTwice(chosen) : undefined;
-      let passwordChosen = own !== undefined;
-      const enrol = async (offer: TotpEnrolmentOffer): Promise<EnrolmentAnswer> => {
-        process.stdout.write(
-          `Your account has no second factor yet. Add this secret to your authenticator app by ${offer.expiresAt}, then type the code it shows:\n  secret: ${offer.secret}\n  otpauth URI: ${offer.otpauthUri}\n`,
-        );
-        // A password of your own goes with the confirmation when your administrator chose the one in force.
-        const asking = offer.newPasswordRequired && own === undefined;
-        const [enrolCode = '', ...mine] = await ask([{ prompt: 'Code from your authenticator app: ', secret: false }, ...(asking ? newPasswordQuestions() : [])]);
-        const newPassword = asking ? samePasswordTwice(mine) : own;
-        passwordChosen = newPassword !== undefined;
-        return { code: enrolCode, ...(newPassword === undefined ? {} : { newPassword }) };
-      };
-      const session = await login(config, { name: o.name, password, code, ...(own === undefined ? {} : { newPassword: own }) }, enrol).catch((err: unknown) => {
-        if (err instanceof Error && err.message.includes('"passwordChangeRequired"')) {
-          throw new Error(`${err.message}\nchoose your own password: dip login --name ${o.name} --new-password`);
+      const [password = '', code = o.code ?? ''] = await ask([{ prompt: 'Password: ', secret: true }, ...(o.code ? [] : [{ prompt: 'Code from your authenticator app (empty at your first sign-in): ', secret: false }])]);
+      const own = o.newPassword ? await chooseNewPassword() : undefined;
+      // The password this enrolment's answers carry: chosen once, asked for again only when the DIP refused it.
+      let mine = own;
+      const enrol = async (offer: TotpEnrolmentOffer, refusal?: EnrolmentRefusal): Promise<EnrolmentAnswer> => {
+        if (refusal) {
+          process.stderr.write(`${refusal.error}\ntry again (the same secret, until ${offer.expiresAt})\n`);
+          if (refusal.passwordAgain) mine = undefined;
+        } else {
+          process.stdout.write(
+            `Your account has no second factor yet. Add this secret to your authenticator app by ${offer.expiresAt}, then type the code it shows:\n  secret: ${offer.secret}\n  otpauth URI: ${offer.otpauthUri}\n`,
+          );
         }
-        throw err;
-      });
+        let enrolCode = '';
+        // An empty line is no code: asked again rather than sent as a wrong one (which counts as a failure).
+        while (enrolCode === '') [enrolCode = ''] = (await ask([{ prompt: 'Code from your authenticator app: ', secret: false }])).map((c) => c.trim());
+        // A password of your own goes with the confirmation when your administrator chose the one in force.
+        if ((offer.newPasswordRequired || refusal?.passwordAgain === true) && mine === undefined) mine = await chooseNewPassword();
+        return { code: enrolCode, ...(mine === undefined ? {} : { newPassword: mine }) };
+      };
+      const session = await login(config, { name: o.name, password, code, ...(own === undefined ? {} : { newPassword: own }) }, enrol);
+      const passwordChosen = mine !== undefined;
       process.stdout.write(`signed in as ${o.name} until ${session.expiresAt}${session.enrolled ? ', your authenticator set up' : ''}${passwordChosen ? ', with your new password' : ''} (session kept in ${session.file})\n`);
     });
   program
@@ -275,6 +284,11 @@ function registerOperatorCommands(program: Command): void {
         ...(o.newToken ? { newToken: true } : {}),
       }),
     );
+  op
+    .command('reset-totp')
+    .description("reset the TOTP of a person who lost their authenticator (admin): their sessions end, and the new first password printed (once) signs in to set up a new TOTP and choose their own password")
+    .argument('<name>')
+    .action((name: string) => call('POST', `/admin/operators/${encodeURIComponent(name)}/totp-reset`));
   program
     .command('journal')
     .description('every administrative act: who, what, on what, when, before and after (newest first)')

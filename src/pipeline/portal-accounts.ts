@@ -60,11 +60,11 @@ export interface EnrolmentOffer {
 /**
  * `choosePassword`: the password and code were right, but the account must choose its own password to
  * sign in. `enrol`: the password was right and the account has no second factor yet: it is set up first.
- * `enrolmentPending`: the same, but an enrolment is already under way (someone else may hold the password).
+ * `enrolmentPending`: the same, but an enrolment is already under way until `until` (someone else may hold the password).
  */
 export type SignIn =
   | { ok: true; account: PortalAccount }
-  | { ok: false; problem: string; choosePassword?: true; enrol?: EnrolmentOffer; enrolmentPending?: true };
+  | { ok: false; problem: string; choosePassword?: true; enrol?: EnrolmentOffer; enrolmentPending?: { until: number } };
 
 /** SHA-256 (hex) of an enrolment token: a random 256-bit value needs no slow hash. */
 const tokenHash = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex');
@@ -247,10 +247,13 @@ export class PortalAccountService {
     const secret = newTotpSecret();
     const wanted = { username: account.username, tokenHash: tokenHash(token), secretSealed: this.sealed(secret), epoch: account.sessionEpoch, startedAt: now, expiresAt: now + ENROLMENT_MS };
     const pending = await this.store.startTotpEnrolment(wanted);
+    // The enrolment in the way was finished between the store's two looks: the account has a factor now,
+    // so a new enrolment would be pointless; the person signs in again (with a code, this time).
+    if (!pending) return { ok: false, problem: 'an authenticator enrolment for this account was finished just now: sign in again with a code from it', enrolmentPending: { until: now } };
     const until = new Date(pending.expiresAt).toISOString();
     if (pending.tokenHash !== wanted.tokenHash) {
       await this.audit(account, 'totp-enrolment.refused', { pendingUntil: until }, now);
-      return { ok: false, problem: `an authenticator enrolment for this account is already under way until ${until}: finish it there, or sign in again after it ends`, enrolmentPending: true };
+      return { ok: false, problem: `an authenticator enrolment for this account is already under way until ${until}: finish it there, or sign in again after it ends`, enrolmentPending: { until: pending.expiresAt } };
     }
     await this.audit(account, 'totp-enrolment.start', { expiresAt: until }, now);
     return {
@@ -348,6 +351,19 @@ export class PortalAccountService {
       const changed = await this.store.changeAccount(username, { passwordHash: await hashPassword(next), mustChangePassword: false }, { epoch: account.sessionEpoch, enabled: true });
       return changed ? null : 'the account was changed meanwhile (disabled, or signed out everywhere): sign in again';
     });
+  }
+
+  /**
+   * Takes away the second factor of an account whose owner lost it (their administrator's act): a new
+   * first password (shown once, to be replaced at the next sign-in), every session ended, any pending
+   * enrolment dropped; the next sign-in enrols a new secret as a first sign-in does. A password, not the
+   * old one kept: whoever reset the factor must not be the only one who can sign in, and the person's own
+   * password may be what was lost with the phone. Undefined: no such account.
+   */
+  async resetTotpFactor(username: string): Promise<FirstPassword | undefined> {
+    const password = newPassword();
+    const account = await this.store.resetTotpFactor(username, await hashPassword(password));
+    return account && { account, password };
   }
 
   account(username: string): Promise<PortalAccount | undefined> {

@@ -82,10 +82,15 @@ export interface PortalAccounts {
   /**
    * Stores `e` as the account's pending enrolment unless one is pending already (one whose expiresAt is
    * after e.startedAt): one conditional write, so two sign-ins at once on two nodes cannot both start one
-   * and neither can replace a secret someone is adding to their app. Expired enrolments of every account
-   * are forgotten. Answers the enrolment pending afterwards: `e` if it was stored, else the one in its way.
+   * and neither can replace a secret someone is adding to their app. Forgotten first, in the same
+   * transaction: expired enrolments of every account, and the account's pending one if it was started
+   * under another session epoch than the account's stored one (the account was disabled, signed out
+   * everywhere or otherwise changed since: that enrolment can never complete, so it must not block a new
+   * one until it expires). Answers the enrolment pending afterwards: `e` if it was stored, else the one in
+   * its way; undefined when the one in its way was completed (or removed) between the two (PostgreSQL's
+   * READ COMMITTED statements see each other's commits): the caller starts nothing.
    */
-  startTotpEnrolment(e: PendingTotpEnrolment): Promise<PendingTotpEnrolment>;
+  startTotpEnrolment(e: PendingTotpEnrolment): Promise<PendingTotpEnrolment | undefined>;
   /** The pending enrolment with this token hash, expired or not (the caller decides). */
   totpEnrolment(tokenHash: string): Promise<PendingTotpEnrolment | undefined>;
   /**
@@ -96,6 +101,14 @@ export interface PortalAccounts {
    * undefined (and nothing changed) when any of that fails.
    */
   completeTotpEnrolment(tokenHash: string, now: number, activation: TotpActivation): Promise<PortalAccount | undefined>;
+  /**
+   * Takes the account's second factor away (a person who lost theirs), in one transaction: the TOTP secret
+   * cleared (null: the next sign-in enrols a new one), `passwordHash` in force and to be changed at that
+   * sign-in (mustChangePassword), the session epoch raised by one (every session ends), and the account's
+   * pending enrolment removed (its secret is not the one to take over). The account as changed; undefined
+   * (nothing changed) when there is none.
+   */
+  resetTotpFactor(username: string, passwordHash: string): Promise<PortalAccount | undefined>;
   /**
    * Records a sign-in attempt of `name` (an account's or not: they are counted alike, so no count tells
    * them apart) at `at`, forgetting every attempt older than `since`; answers the row's id and the name's

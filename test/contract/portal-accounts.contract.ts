@@ -116,6 +116,41 @@ export function portalAccountsContract(name: string, open: BackendFactory): void
       expect(await reopened.portalAccounts.totpEnrolment('hash-fay')).toBeUndefined();
     });
 
+    it('forgets, as a start of the account, its pending enrolment begun under another epoch (it can never complete), and only that', async () => {
+      const store = ctx.backend.portalAccounts;
+      await store.createAccount({ ...account('jo', null, 1), totpSecretSealed: null });
+      await store.createAccount({ ...account('kit', null, 1), totpSecretSealed: null });
+      const old = enrolment('jo', 'hash-jo-1', 1_000);
+      await store.startTotpEnrolment(old);
+      await store.startTotpEnrolment(enrolment('kit', 'hash-kit', 1_000));
+      // Disabled and enabled again (or signed out everywhere): the account's epoch moved on, the old
+      // enrolment is void, and a start well before its expiry is not blocked by it.
+      await store.changeAccount('jo', { disabled: true });
+      await store.changeAccount('jo', { disabled: false });
+      const fresh = enrolment('jo', 'hash-jo-2', 2_000, 2);
+      expect(await store.startTotpEnrolment(fresh)).toEqual(fresh);
+      expect(await store.totpEnrolment('hash-jo-1')).toBeUndefined();
+      // Another account's enrolment of its own epoch stays; and one of the current epoch is not given up
+      // to a start that read the account before it changed (an older epoch).
+      expect(await store.totpEnrolment('hash-kit')).toEqual(enrolment('kit', 'hash-kit', 1_000));
+      expect(await store.startTotpEnrolment(enrolment('jo', 'hash-jo-3', 3_000, 1))).toEqual(fresh);
+      expect(await store.completeTotpEnrolment('hash-jo-2', 4_000, { secretSealed: 's', step: 1 })).toEqual(expect.objectContaining({ totpSecretSealed: 's', sessionEpoch: 3 }));
+    });
+
+    it('resets a second factor: secret cleared, the given password to be changed, sessions ended, the pending enrolment gone; nothing for no account', async () => {
+      const store = ctx.backend.portalAccounts;
+      const mia = { ...account('mia', null, 1), lastTotpStep: 7, sessionEpoch: 3 };
+      await store.createAccount(mia);
+      await store.createAccount({ ...account('ned', null, 1), totpSecretSealed: null });
+      await store.startTotpEnrolment(enrolment('ned', 'hash-ned', 1_000));
+      const reset = { ...mia, totpSecretSealed: null, passwordHash: 'fresh', mustChangePassword: true, sessionEpoch: 4 };
+      expect(await store.resetTotpFactor('mia', 'fresh')).toEqual(reset);
+      expect(await store.resetTotpFactor('ned', 'fresh-ned')).toMatchObject({ totpSecretSealed: null, sessionEpoch: 1 });
+      expect(await store.totpEnrolment('hash-ned')).toBeUndefined();
+      expect(await store.resetTotpFactor('nobody', 'x')).toBeUndefined();
+      expect(await (await ctx.reopen()).portalAccounts.account('mia')).toEqual(reset);
+    });
+
     it('completes an enrolment once, unexpired, only for an enabled account without a factor whose epoch has not moved', async () => {
       const store = ctx.backend.portalAccounts;
       const bare = { ...account('gil', null, 1), totpSecretSealed: null, mustChangePassword: true };

@@ -45,17 +45,25 @@ export class PgPortalAccounts implements PortalAccounts {
     return rowCount === 1;
   }
 
-  async startTotpEnrolment(e: PendingTotpEnrolment): Promise<PendingTotpEnrolment> {
+  async startTotpEnrolment(e: PendingTotpEnrolment): Promise<PendingTotpEnrolment | undefined> {
     return this.d.tx(async (c) => {
       // Two starts at once: the second's insert waits for the first's row and then does nothing, and its
       // SELECT (a statement of its own, READ COMMITTED) reads the first's.
       await c.query('DELETE FROM portal_totp_enrolments WHERE expires_at <= $1', [e.startedAt]);
+      // The account's enrolment begun under an older epoch can never complete (see completeTotpEnrolment).
+      await c.query(
+        `DELETE FROM portal_totp_enrolments e WHERE e.username = $1
+         AND e.epoch IS DISTINCT FROM (SELECT (a.record->>'sessionEpoch')::bigint FROM portal_accounts a WHERE a.username = e.username)`,
+        [e.username],
+      );
       await c.query(
         'INSERT INTO portal_totp_enrolments (username, token_hash, secret_sealed, epoch, started_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (username) DO NOTHING',
         [e.username, e.tokenHash, e.secretSealed, e.epoch, e.startedAt, e.expiresAt],
       );
       const { rows } = await c.query<EnrolmentRow>('SELECT * FROM portal_totp_enrolments WHERE username = $1', [e.username]);
-      return enrolmentOf(rows[0]!);
+      // Empty: the row the insert gave way to was completed (deleted) by a commit between the two statements.
+      const row = rows[0];
+      return row && enrolmentOf(row);
     });
   }
 
@@ -78,6 +86,20 @@ export class PgPortalAccounts implements PortalAccounts {
       );
       if (!rows[0]) return undefined;
       await c.query('DELETE FROM portal_totp_enrolments WHERE token_hash = $1', [tokenHash]);
+      return rows[0].record;
+    });
+  }
+
+  async resetTotpFactor(username: string, passwordHash: string): Promise<PortalAccount | undefined> {
+    return this.d.tx(async (c) => {
+      // || keeps a null it is given (unlike a merge patch): the secret is stored as null, not dropped.
+      const { rows } = await c.query<{ record: PortalAccount }>(
+        `UPDATE portal_accounts SET record = (record || $1::jsonb) || jsonb_build_object('sessionEpoch', (record->>'sessionEpoch')::bigint + 1)
+         WHERE username = $2 RETURNING record`,
+        [JSON.stringify({ totpSecretSealed: null, passwordHash, mustChangePassword: true }), username],
+      );
+      if (!rows[0]) return undefined;
+      await c.query('DELETE FROM portal_totp_enrolments WHERE username = $1', [username]);
       return rows[0].record;
     });
   }

@@ -20,6 +20,10 @@ export class SqlitePortalAccounts implements PortalAccounts {
       ),
       claimStep: db.prepare("UPDATE portal_accounts SET record = json_set(record, '$.lastTotpStep', ?) WHERE username = ? AND json_extract(record, '$.lastTotpStep') < ?"),
       forgetExpiredEnrolments: db.prepare('DELETE FROM portal_totp_enrolments WHERE expires_at <= ?'),
+      // The account's enrolment begun under an older epoch can never complete (see completeTotpEnrolment).
+      forgetVoidEnrolment: db.prepare<[string, string]>(
+        "DELETE FROM portal_totp_enrolments WHERE username = ? AND epoch IS NOT (SELECT json_extract(record, '$.sessionEpoch') FROM portal_accounts WHERE username = ?)",
+      ),
       startEnrolment: db.prepare<[string, string, string, number, number, number]>(
         'INSERT INTO portal_totp_enrolments (username, token_hash, secret_sealed, epoch, started_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (username) DO NOTHING',
       ),
@@ -31,6 +35,12 @@ export class SqlitePortalAccounts implements PortalAccounts {
         `UPDATE portal_accounts SET record = json_set(json_patch(record, @change), '$.sessionEpoch', json_extract(record, '$.sessionEpoch') + 1)
          WHERE username = @username AND json_type(record, '$.totpSecretSealed') = 'null' AND json_extract(record, '$.disabled') = 0 AND json_extract(record, '$.sessionEpoch') = @epoch RETURNING record`,
       ),
+      // json_set, not json_patch: a merge patch would remove a field set to null rather than store the null.
+      resetFactor: db.prepare<[{ username: string; passwordHash: string }], { record: string }>(
+        `UPDATE portal_accounts SET record = json_set(record, '$.totpSecretSealed', json('null'), '$.passwordHash', @passwordHash, '$.mustChangePassword', json('true'), '$.sessionEpoch', json_extract(record, '$.sessionEpoch') + 1)
+         WHERE username = @username RETURNING record`,
+      ),
+      forgetEnrolmentOf: db.prepare<[string]>('DELETE FROM portal_totp_enrolments WHERE username = ?'),
       attempt: db.prepare<[string, number], { id: number }>('INSERT INTO portal_sign_in_attempts (name, at) VALUES (?, ?) RETURNING id'),
       attempts: db.prepare<[string, number], { at: number }>('SELECT at FROM portal_sign_in_attempts WHERE name = ? AND at >= ? ORDER BY at, id'),
       forgetOld: db.prepare('DELETE FROM portal_sign_in_attempts WHERE at < ?'),
@@ -63,9 +73,10 @@ export class SqlitePortalAccounts implements PortalAccounts {
     return this.d.write(() => this.s.claimStep.run(step, username, step).changes === 1);
   }
 
-  async startTotpEnrolment(e: PendingTotpEnrolment): Promise<PendingTotpEnrolment> {
+  async startTotpEnrolment(e: PendingTotpEnrolment): Promise<PendingTotpEnrolment | undefined> {
     return this.d.write(() => {
       this.s.forgetExpiredEnrolments.run(e.startedAt);
+      this.s.forgetVoidEnrolment.run(e.username, e.username);
       this.s.startEnrolment.run(e.username, e.tokenHash, e.secretSealed, e.epoch, e.startedAt, e.expiresAt);
       return enrolmentOf(this.s.enrolmentOf.get(e.username)!);
     });
@@ -83,6 +94,15 @@ export class SqlitePortalAccounts implements PortalAccounts {
       const row = this.s.activate.get({ change: JSON.stringify(activationChange(activation)), username: pending.username, epoch: pending.epoch });
       if (!row) return undefined;
       this.s.forgetEnrolment.run(tokenHash);
+      return JSON.parse(row.record) as PortalAccount;
+    });
+  }
+
+  async resetTotpFactor(username: string, passwordHash: string): Promise<PortalAccount | undefined> {
+    return this.d.write(() => {
+      const row = this.s.resetFactor.get({ username, passwordHash });
+      if (!row) return undefined;
+      this.s.forgetEnrolmentOf.run(username);
       return JSON.parse(row.record) as PortalAccount;
     });
   }
