@@ -619,7 +619,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (env.DIP_PORT !== undefined) fromEnv.port = parsePort('DIP_PORT', env.DIP_PORT);
   if (env.DIP_HOST !== undefined) fromEnv.host = env.DIP_HOST;
   if (env.DIP_ENV !== undefined) fromEnv.environment = parseEnvironment(env.DIP_ENV);
-  if (env.DIP_PUBLIC_URL !== undefined) fromEnv.publicUrl = env.DIP_PUBLIC_URL;
+  // Empty (what a deployment template leaves when it sets nothing) is unset, as it was before publicUrl was checked at start.
+  if (env.DIP_PUBLIC_URL !== undefined) fromEnv.publicUrl = env.DIP_PUBLIC_URL.trim() === '' ? null : env.DIP_PUBLIC_URL;
   if (env.DIP_RETENTION_DAYS !== undefined) fromEnv.retentionDays = Number(env.DIP_RETENTION_DAYS);
   if (env.DIP_ADMIN_PORT !== undefined) fromEnv.adminPort = parsePort('DIP_ADMIN_PORT', env.DIP_ADMIN_PORT);
   if (env.DIP_PORTAL_PORT !== undefined) fromEnv.portalPort = parsePort('DIP_PORTAL_PORT', env.DIP_PORTAL_PORT);

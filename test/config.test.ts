@@ -35,6 +35,8 @@ describe('configuration', () => {
     expect(loadConfig({ DIP_DATA_DIR: dirWith('publicUrl: HTTPS://Dip.Example:443/') }).publicUrl).toBe('https://dip.example');
     expect(loadConfig({ DIP_DATA_DIR: d }, { publicUrl: 'https://dip.example:443/' }).publicUrl).toBe('https://dip.example');
     expect(loadConfig({ DIP_DATA_DIR: d }).publicUrl).toBeNull();
+    // Empty, as a deployment template leaves it: unset (the Host header's URL), not a refusal at start.
+    expect(loadConfig({ DIP_DATA_DIR: dirWith('publicUrl: https://from.file'), DIP_PUBLIC_URL: ' ' }).publicUrl).toBeNull();
     for (const bad of ['https://dip.example/?x=1', 'https://dip.example/#top', 'https://u:p@dip.example/', 'https://dip.example:99999/', 'http://dip.example/']) {
       expect(() => publicUrl(bad), bad).toThrow(/publicUrl .* is not an https:\/\/host\[:port\]\[\/path\] URL/);
     }

@@ -323,6 +323,9 @@ describe('operator accounts', () => {
     // An automation account has no TOTP; a name of no account is 404.
     expect((await admin('POST', '/admin/operators/monitoring/totp-reset')).status).toBe(409);
     expect((await admin('POST', '/admin/operators/nobody/totp-reset')).status).toBe(404);
+    // Nor one's own: a stolen session would make the account its own for good.
+    const own = await admin('POST', '/admin/operators/alice/totp-reset');
+    expect([own.status, own.body]).toEqual([409, { error: expect.stringContaining('cannot reset their own factor') }]);
     const journal = (await admin('GET', '/admin/journal?action=operator.totp-reset')).body as Array<{ actor: string; target: string; after: unknown }>;
     expect(journal.map((e) => [e.actor, e.target])).toEqual([
       ['operator:alice', 'erik'],

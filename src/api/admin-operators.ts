@@ -432,6 +432,9 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
       const found = (await deps.operators.list()).find((o) => o.name === name);
       if (!found) return reply.code(404).send({ error: `no operator account named '${name}'` });
       if (found.automation === true) return reply.code(409).send({ error: `${name} is an automation account: it has a token, not a TOTP (PATCH /admin/operators/${name} with newToken)` });
+      // Whoever is signed in still holds a factor, so resetting one's own serves nobody but a stolen session,
+      // which would become the account for good. The bootstrap token under break-glass acts as 'bootstrap'.
+      if (operatorOf(req).actor === `operator:${name}`) return reply.code(409).send({ error: `an operator cannot reset their own factor: ask another admin (or use the bootstrap token under break-glass)` });
       const reset = await deps.credentials.resetTotpFactor(name);
       if (!reset) return reply.code(404).send({ error: `operator ${name} has no sign-in credential` });
       req.journaled = true;

@@ -148,6 +148,11 @@ export function portalAccountsContract(name: string, open: BackendFactory): void
       expect(await store.resetTotpFactor('ned', 'fresh-ned')).toMatchObject({ totpSecretSealed: null, sessionEpoch: 1 });
       expect(await store.totpEnrolment('hash-ned')).toBeUndefined();
       expect(await store.resetTotpFactor('nobody', 'x')).toBeUndefined();
+      // Only an operator's account: a participant's user of the name is left as it is (its factor is its participant's business).
+      const pia = account('pia', '1000000001', 1);
+      await store.createAccount(pia);
+      expect(await store.resetTotpFactor('pia', 'x')).toBeUndefined();
+      expect(await store.account('pia')).toEqual(pia);
       expect(await (await ctx.reopen()).portalAccounts.account('mia')).toEqual(reset);
     });
 

@@ -95,7 +95,7 @@ export class PgPortalAccounts implements PortalAccounts {
       // || keeps a null it is given (unlike a merge patch): the secret is stored as null, not dropped.
       const { rows } = await c.query<{ record: PortalAccount }>(
         `UPDATE portal_accounts SET record = (record || $1::jsonb) || jsonb_build_object('sessionEpoch', (record->>'sessionEpoch')::bigint + 1)
-         WHERE username = $2 RETURNING record`,
+         WHERE username = $2 AND participant_dip_id IS NULL RETURNING record`,
         [JSON.stringify({ totpSecretSealed: null, passwordHash, mustChangePassword: true }), username],
       );
       if (!rows[0]) return undefined;

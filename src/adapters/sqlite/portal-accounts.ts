@@ -38,7 +38,7 @@ export class SqlitePortalAccounts implements PortalAccounts {
       // json_set, not json_patch: a merge patch would remove a field set to null rather than store the null.
       resetFactor: db.prepare<[{ username: string; passwordHash: string }], { record: string }>(
         `UPDATE portal_accounts SET record = json_set(record, '$.totpSecretSealed', json('null'), '$.passwordHash', @passwordHash, '$.mustChangePassword', json('true'), '$.sessionEpoch', json_extract(record, '$.sessionEpoch') + 1)
-         WHERE username = @username RETURNING record`,
+         WHERE username = @username AND participant_dip_id IS NULL RETURNING record`,
       ),
       forgetEnrolmentOf: db.prepare<[string]>('DELETE FROM portal_totp_enrolments WHERE username = ?'),
       attempt: db.prepare<[string, number], { id: number }>('INSERT INTO portal_sign_in_attempts (name, at) VALUES (?, ?) RETURNING id'),
