@@ -6,7 +6,9 @@
  */
 import type { LookupFunction } from 'node:net';
 import { createServer, type Server } from 'node:http';
+import { buildConnector, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { destinationCheckedAgent } from '../src/adapters/http/webhook-client.js';
 import { SmtpAlarmChannel } from '../src/adapters/mail/alarm-channel.js';
 import type { AlarmNotice } from '../src/ports/alarms.js';
 import { WebhookDestinations } from '../src/security/webhook-destinations.js';
@@ -53,6 +55,19 @@ describe('alarm webhooks and internal networks', () => {
       expect(received).toEqual(['/literal', '/rebound']);
     } finally {
       await channel.close();
+    }
+  });
+
+  it('the destination-checked agent takes no connector of its caller, which would replace the checks', async () => {
+    // Once exported with a second parameter, a connector that connects anywhere: the rules were gone.
+    const anywhere = buildConnector({});
+    // @ts-expect-error a replacement connector is no longer accepted
+    const agent = destinationCheckedAgent({ destinations: new WebhookDestinations({ enforce: true, lookup: rebound }) }, anywhere);
+    try {
+      await expect(request(`http://127.0.0.1:${port}/bypass`, { method: 'POST', body: '{}', dispatcher: agent })).rejects.toMatchObject({ code: 'EDESTINATIONREFUSED' });
+      expect(received).not.toContain('/bypass');
+    } finally {
+      await agent.close();
     }
   });
 });

@@ -7,6 +7,10 @@ import { UndiciWebhookTransport } from '../src/adapters/http/webhook-client.js';
 import { refusedInMultiStatus } from '../src/domain/recipient-answer.js';
 import { answerBytes } from '../src/pipeline/queue-worker.js';
 import { createCertificateAuthority, issueServerCertificate, type KeyAndCert } from '../src/security/pki.js';
+import { WebhookDestinations } from '../src/security/webhook-destinations.js';
+
+/** The rules as DEV has them (not enforced): these recipients listen on loopback. */
+const devDestinations = new WebhookDestinations({ enforce: false });
 
 /**
  * The webhook transport builds its TLS context once and shares it between connections: every
@@ -53,7 +57,7 @@ describe('UndiciWebhookTransport TLS', () => {
   const call = (t: UndiciWebhookTransport) => t.post({ url, body: Buffer.from('[]'), headers: { 'content-type': 'application/json' }, timeoutMs: 10_000 });
 
   it('presents the client certificate on every new connection and trusts the given CA', async () => {
-    const t = new UndiciWebhookTransport({ ca: [ca.certPem], cert: client.certPem, key: client.keyPem });
+    const t = new UndiciWebhookTransport({ destinations: devDestinations, ca: [ca.certPem], cert: client.certPem, key: client.keyPem });
     try {
       const outcomes = [await call(t), await call(t), await call(t)];
       expect(outcomes.map((o) => (o.kind === 'answered' ? `${o.status} ${o.body}` : o.error))).toEqual(Array(3).fill('200 authorized:the DIP'));
@@ -64,7 +68,7 @@ describe('UndiciWebhookTransport TLS', () => {
   });
 
   it('refuses a server whose certificate another CA issued', async () => {
-    const t = new UndiciWebhookTransport({ ca: [otherCa.certPem], cert: client.certPem, key: client.keyPem });
+    const t = new UndiciWebhookTransport({ destinations: devDestinations, ca: [otherCa.certPem], cert: client.certPem, key: client.keyPem });
     try {
       const outcome = await call(t);
       expect(outcome.kind).toBe('failed');
@@ -75,7 +79,7 @@ describe('UndiciWebhookTransport TLS', () => {
   });
 
   it('calls without a client certificate when it has none', async () => {
-    const t = new UndiciWebhookTransport({ ca: [ca.certPem] });
+    const t = new UndiciWebhookTransport({ destinations: devDestinations, ca: [ca.certPem] });
     try {
       const outcome = await call(t);
       expect(outcome.kind === 'answered' ? outcome.body : outcome.error).toMatch(/^refused:/);
@@ -133,7 +137,7 @@ describe('UndiciWebhookTransport and recipients that misbehave', () => {
   const post = (t: UndiciWebhookTransport, path: string, timeoutMs: number) => t.post({ url: `${base}${path}`, body: Buffer.from('[]'), headers: { 'content-type': 'application/json' }, timeoutMs });
 
   it('ends a call whose answer body trickles on with its timeout, as answered with its status', async () => {
-    const t = new UndiciWebhookTransport();
+    const t = new UndiciWebhookTransport({ destinations: devDestinations });
     try {
       const outcome = await post(t, '/trickle', 300);
       expect(outcome).toMatchObject({ kind: 'answered', status: 200 });
@@ -143,7 +147,7 @@ describe('UndiciWebhookTransport and recipients that misbehave', () => {
   });
 
   it('reads at most the answer cap of an endless body, and stops there', async () => {
-    const t = new UndiciWebhookTransport();
+    const t = new UndiciWebhookTransport({ destinations: devDestinations });
     try {
       const outcome = await post(t, '/huge', 60_000);
       expect(outcome.kind === 'answered' ? [outcome.status, outcome.body.length] : outcome.error).toEqual([200, 64 * 1024]);
@@ -153,7 +157,7 @@ describe('UndiciWebhookTransport and recipients that misbehave', () => {
   });
 
   it('reads a 207 naming every message of a large call whole when asked for its size, and says when it cut one off', async () => {
-    const t = new UndiciWebhookTransport();
+    const t = new UndiciWebhookTransport({ destinations: devDestinations });
     try {
       const call = { url: `${base}/multi-status`, body: Buffer.from('[]'), headers: {}, timeoutMs: 60_000 };
       const whole = await t.post({ ...call, maxAnswerBytes: answerBytes(300) });
@@ -167,7 +171,7 @@ describe('UndiciWebhookTransport and recipients that misbehave', () => {
   });
 
   it('keeps a webhook that never answers from holding up another on the same host and port', async () => {
-    const t = new UndiciWebhookTransport();
+    const t = new UndiciWebhookTransport({ destinations: devDestinations });
     try {
       // More calls than an origin's pool has connections, all waiting on the silent webhook.
       let settled = 0;

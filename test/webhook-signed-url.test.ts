@@ -86,7 +86,10 @@ describe('webhook calls are signed over the URL actually requested', () => {
     const requested: string[] = [];
     // Only where the connection goes changes: the TLS server name stays the URL's host.
     const toLocal: ConnectionRoute = ({ protocol }) => ({ hostname: '127.0.0.1', port: String(protocol === 'https:' ? ports.https : ports.http) });
-    const transport = new UndiciWebhookTransport({ ca: [ca.certPem] }, toLocal);
+    // The rules as DEV has them (not enforced); the test's names do not exist, so they resolve to a
+    // public address here (the route connects to the local receiver whatever they resolve to).
+    const publicDns = ((_hostname: string, _options: unknown, callback: (err: null, a: LookupAddress[]) => void) => callback(null, [{ address: '93.184.215.14', family: 4 }])) as LookupFunction;
+    const transport = new UndiciWebhookTransport({ ca: [ca.certPem], destinations: new WebhookDestinations({ enforce: false, lookup: publicDns }) }, toLocal);
     const queue: QueueRef = { recipientDipId: 'SUP0000001', channel: 'IF-021' };
     const clock = new FakeClock();
     // Fresh (received now): a stale one would be set aside without a call.

@@ -14,8 +14,10 @@ export interface WebhookClientOptions {
   /**
    * Which destinations may be called (outside DEV: no internal networks). Checked on every new
    * connection: an IP literal before connecting, a name after it resolves (so rebinding cannot slip by).
+   * Required, so that no client can be built without rules by leaving them out: DEV and tests pass a
+   * WebhookDestinations that does not enforce them.
    */
-  destinations?: Pick<WebhookDestinations, 'checkHost' | 'lookup'>;
+  destinations: Pick<WebhookDestinations, 'checkHost' | 'lookup'>;
 }
 
 /**
@@ -63,12 +65,20 @@ async function readCapped(body: AsyncIterable<Buffer> & { destroy(): void }, max
   }
 }
 
+type AgentOptions = WebhookClientOptions & { keepAliveTimeout?: number; keepAliveMaxTimeout?: number };
+
 /**
  * An undici agent whose every new connection obeys the destination rules: an IP literal is judged
  * before connecting, a name after it resolves (so a name rebound to an internal address is refused).
- * Every outbound call to a URL a participant or operator gave goes through one (webhooks, alarm webhooks).
+ * Every outbound call to a URL a participant or operator gave goes through one (webhooks, alarm webhooks,
+ * the register feed). It takes no connector of the caller's: one handed in would replace the checks.
  */
-export function destinationCheckedAgent(opts: WebhookClientOptions & { keepAliveTimeout?: number; keepAliveMaxTimeout?: number } = {}, connect = checkedConnector(opts, undefined)): Agent {
+export function destinationCheckedAgent(opts: AgentOptions): Agent {
+  return agentOver(opts, checkedConnector(opts, undefined));
+}
+
+/** The agent over a connector made by checkedConnector (the transport shares one between its agents). */
+function agentOver(opts: AgentOptions, connect: buildConnector.connector): Agent {
   return new Agent({
     connections: opts.connectionsPerOrigin ?? 4,
     keepAliveTimeout: opts.keepAliveTimeout ?? 30_000,
@@ -87,11 +97,10 @@ function checkedConnector(opts: WebhookClientOptions, route: ConnectionRoute | u
   // One TLS context for every connection: given ca/cert/key, tls.connect would build a context per
   // connection, parsing every trusted root (~140 with the system's) each time (~3 ms of CPU per connect).
   const tls = opts.ca || opts.cert || opts.key ? { secureContext: createSecureContext({ ca: opts.ca, cert: opts.cert, key: opts.key }) } : {};
-  const connector = buildConnector({ ...tls, ...(destinations ? { lookup: destinations.lookup } : {}) });
+  const connector = buildConnector({ ...tls, lookup: destinations.lookup });
   const go: buildConnector.connector = route
     ? (options, callback) => connector({ ...options, ...route({ protocol: options.protocol, hostname: options.hostname, port: options.port }) }, callback)
     : connector;
-  if (!destinations) return go;
   return (options, callback) => {
     // Node skips the lookup for an IP literal: judge it here, before any packet leaves.
     const refused = destinations.checkHost(options.hostname);
@@ -129,7 +138,7 @@ export class UndiciWebhookTransport implements WebhookTransport {
    * destination rules, applied to the host requested, and the request line and Host header stay undici's.
    */
   constructor(
-    private readonly opts: WebhookClientOptions = {},
+    private readonly opts: WebhookClientOptions,
     route?: ConnectionRoute,
   ) {
     this.connect = checkedConnector(opts, route);
@@ -177,7 +186,7 @@ export class UndiciWebhookTransport implements WebhookTransport {
       }
     }
     let pool = this.agents.get(url);
-    if (!pool) this.agents.set(url, (pool = { agent: destinationCheckedAgent(this.opts, this.connect), usedAt: now }));
+    if (!pool) this.agents.set(url, (pool = { agent: agentOver(this.opts, this.connect), usedAt: now }));
     pool.usedAt = now;
     return pool.agent;
   }

@@ -27,9 +27,10 @@ export class SmtpAlarmChannel implements AlarmChannel {
 
   constructor(
     private readonly smtp: SmtpSettings | null,
-    destinations?: Pick<WebhookDestinations, 'checkHost' | 'lookup'>,
+    /** Required: DEV passes rules that are not enforced, so no channel is ever built without them. */
+    destinations: Pick<WebhookDestinations, 'checkHost' | 'lookup'>,
   ) {
-    this.agent = destinationCheckedAgent({ ...(destinations ? { destinations } : {}), connectionsPerOrigin: 1, keepAliveTimeout: 5_000 });
+    this.agent = destinationCheckedAgent({ destinations, connectionsPerOrigin: 1, keepAliveTimeout: 5_000 });
     this.transport = smtp
       ? nodemailer.createTransport({
           host: smtp.host,
