@@ -180,7 +180,17 @@ describe('queue worker', () => {
     await settle(20);
     expect(h.calls.map((c) => c.url)).toEqual(['https://sup.example/in%20box/hook?api+key=s3cret&sig=a%2Fb&flag']);
     // The names and separators byte for byte as requested ('api+key', not 'api%20key'); only the values hidden.
-    expect(h.attempts.map((a) => a.url)).toEqual(['https://sup.example/in%20box/hook?api+key=…&sig=…&flag']);
+    expect(h.attempts.map((a) => a.url)).toEqual(['https://sup.example/in%20box/hook?api+key=…&sig=…&…']);
+  });
+
+  it('journals a bare query token (no "=") masked whole, keeping the separators: such a token is often the secret', async () => {
+    const h = harness([200], { url: 'https://sup.example/hook?s3cr3tToken&&v=2&' });
+    h.log.add(1, h.clock.now());
+    h.worker.kick();
+    await settle(20);
+    expect(h.calls.map((c) => c.url)).toEqual(['https://sup.example/hook?s3cr3tToken&&v=2&']);
+    expect(h.attempts.map((a) => a.url)).toEqual(['https://sup.example/hook?…&&v=…&']);
+    expect(JSON.stringify(h.attempts)).not.toContain('s3cr3t');
   });
 
   it('a refused batch is resent singly; only the refused message is set aside, with its notice, in one settlement', async () => {

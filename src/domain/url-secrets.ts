@@ -15,8 +15,19 @@ export function carriesCredentials(url: string): boolean {
 }
 
 /**
+ * One part of a query (between '&'s) with its value hidden: `name=…`. A part without '=' is hidden whole:
+ * a bare token (`?s3cr3tToken`) is often the secret itself, and a flag's name tells little. An empty part
+ * stays empty, so the separators show as they were sent.
+ */
+function maskedPart(part: string): string {
+  const eq = part.indexOf('=');
+  if (eq >= 0) return `${part.slice(0, eq)}=…`;
+  return part === '' ? '' : '…';
+}
+
+/**
  * The URL without user, password or fragment, each query value replaced by '…' (the names stay, to tell
- * calls apart). Otherwise as an HTTP client requests it: host, path and the query's names and separators
+ * calls apart; a part without '=' is replaced whole). Otherwise as an HTTP client requests it: host, path and the query's names and separators
  * as the URL parser serialises them (`?api+key=…&flag`, not re-encoded), so a journalled call can be
  * matched with what its recipient received and signed.
  */
@@ -29,7 +40,7 @@ export function shownUrl(url: string): string {
     return (url.split(/[?#]/, 1)[0] ?? '').replace(/^([^:/]*:\/*)[^/@]*@/, '$1').slice(0, 200);
   }
   // Split as sent, not through searchParams: that decodes names ('+' becomes a space), and re-encoding
-  // them gives another string than was requested. A part without '=' has no value to hide.
-  const query = parsed.search === '' ? '' : `?${parsed.search.slice(1).split('&').map((part) => (part.includes('=') ? `${part.slice(0, part.indexOf('='))}=…` : part)).join('&')}`;
+  // them gives another string than was requested.
+  const query = parsed.search === '' ? '' : `?${parsed.search.slice(1).split('&').map(maskedPart).join('&')}`;
   return `${parsed.protocol}//${parsed.host}${parsed.pathname}${query}`;
 }
