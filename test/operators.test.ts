@@ -1,8 +1,12 @@
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { login } from '../src/cli/admin-client.js';
+import { ENROLMENT_JUST_FINISHED } from '../src/pipeline/portal-accounts.js';
 import { totpCode } from '../src/security/portal-credentials.js';
 import { startTestDip, type TestDip } from './helpers/dip-harness.js';
 import { adminApi } from './helpers/admin.js';
@@ -332,6 +336,50 @@ describe('operator accounts', () => {
       ['operator:alice', 'erik'],
     ]);
     expect(JSON.stringify(journal)).not.toContain(reset.body.password as string);
+  });
+
+  it('dip login stops when the enrolment ends on the DIP mid-way (reset), instead of asking for codes until it expires', async () => {
+    const admin = adminApi(t, (await signIn('alice', alicePerson)).token);
+    const fay = (await admin('POST', '/admin/operators', { name: 'fay', role: 'viewer' })).body as Person;
+    const session = join(mkdtempSync(join(tmpdir(), 'opendip-login-')), 'session.json');
+    let secret = '';
+    const ran = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      const child = execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'login', '--name', 'fay'], { env: { ...process.env, DIP_DATA_DIR: t.config.dataDir, DIP_ADMIN_PORT: String(t.dip.adminPort), DIP_OPERATOR_SESSION: session } }, (err, stdout, stderr) =>
+        resolve({ code: err ? 1 : 0, stdout, stderr }),
+      );
+      child.stdin?.write(`${fay.password}\n\n`);
+      let seen = '';
+      child.stdout?.on('data', (chunk: Buffer) => {
+        seen += chunk.toString();
+        if (secret !== '') return;
+        secret = /secret: ([A-Z2-7]+)\n/.exec(seen)?.[1] ?? '';
+        if (!secret) return;
+        // Her factor is reset while she adds the secret to her app: the enrolment shown is void. Her right
+        // code and password are typed twice, as a CLI that asked again would read them.
+        const right = code({ ...fay, totpSecret: secret });
+        void admin('POST', '/admin/operators/fay/totp-reset').then(() => child.stdin?.end(`${right}\nfay's own password\nfay's own password\n`.repeat(2)));
+      });
+    });
+    expect(ran.code).toBe(1);
+    expect(ran.stderr).toContain('the authenticator enrolment has ended');
+    expect(ran.stderr).toContain('the authenticator was not set up: sign in again (dip login) to be given a new secret');
+    // Not asked again for a code after the DIP said the enrolment had ended.
+    expect(ran.stderr).not.toContain('try again (the same secret');
+  });
+
+  it('dip login says a factor set up meanwhile is to be used (409 "finished just now"), not to wait until the DIP\'s now', async () => {
+    const now = new Date(clock.now()).toISOString();
+    // The start/complete race cannot be timed from outside: a stand-in admin listener answers as the DIP does then.
+    const stand = createServer((_req, res) => res.writeHead(409, { 'content-type': 'application/json' }).end(JSON.stringify({ error: `${ENROLMENT_JUST_FINISHED}: sign in again with a code from it`, pendingUntil: now })));
+    await new Promise<void>((r) => stand.listen(0, '127.0.0.1', r));
+    try {
+      const config = { ...t.config, adminPort: (stand.address() as AddressInfo).port };
+      const refused = login(config, { name: 'gus', password: 'whatever it is', code: '' }, () => Promise.reject(new Error('no enrolment is offered')));
+      await expect(refused).rejects.toThrow(/was set up by another sign-in a moment ago: sign in with a code from it \(dip login --name gus\)/);
+      await expect(refused).rejects.not.toThrow(/still setting up|run dip login again after/);
+    } finally {
+      await new Promise((r) => stand.close(r));
+    }
   });
 });
 

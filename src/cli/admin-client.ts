@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { request } from 'undici';
 import { adminTokenFile } from '../api/admin.js';
 import type { DipConfig } from '../config.js';
+import { ENROLMENT_ENDED, ENROLMENT_JUST_FINISHED } from '../pipeline/portal-accounts.js';
 
 /** What `dip login` keeps: the session token and when it ends. */
 interface StoredSession {
@@ -154,6 +155,11 @@ export async function login(
   let res = await send(config, 'POST', '/admin/session', { name, password, ...(code === '' ? {} : { code }), ...(newPassword === undefined ? {} : { newPassword }) }, null);
   if (res.status === 409) {
     const { error, pendingUntil } = refusalOf(res.text);
+    // The enrolment in the way was finished between the DIP's two looks (pendingUntil is then its now):
+    // the authenticator is set up, so waiting is no answer; signing in with a code from it is.
+    if (error.startsWith(ENROLMENT_JUST_FINISHED)) {
+      throw new Error(`${error}\nthe authenticator of ${name} was set up by another sign-in a moment ago: sign in with a code from it (dip login --name ${name})`);
+    }
     throw new Error(
       `${error}\nan earlier first sign-in of ${name} (dip login, or the operator portal) is still setting up an authenticator: finish it there, or run dip login again after ${pendingUntil ?? 'it ends (10 minutes from its start)'}`,
     );
@@ -171,6 +177,8 @@ export async function login(
       if (res.status < 300 || ![400, 401, 403].includes(res.status)) break;
       const { error, passwordChangeRequired } = refusalOf(res.text);
       if (error.startsWith('too many')) throw new Error(`${error}\nthe authenticator was not set up; sign in again after then (dip login) to be given a new secret`);
+      // Reset, disabled or otherwise ended on the DIP before its local expiry: no code can finish it.
+      if (res.status === 401 && error.startsWith(ENROLMENT_ENDED)) throw new Error(`${error}\nthe authenticator was not set up: sign in again (dip login) to be given a new secret`);
       if (now() >= Date.parse(offer.expiresAt)) throw new Error(`${error}\nthe authenticator enrolment ended at ${offer.expiresAt}: sign in again (dip login) to be given a new secret`);
       // A 400 names the field it refused (body/newPassword …); a 403 is the password choice refused.
       refusal = { error, passwordAgain: passwordChangeRequired || error.includes('newPassword') };

@@ -56,7 +56,7 @@ export class OperatorSessions {
    * the second factor in force, and the answer is a session as a sign-in's is.
    */
   async confirmEnrolment(token: string, code: string, newPassword?: string): Promise<SessionAnswer> {
-    return this.session(newPassword, 'the code is wrong, or the enrolment has ended: sign in again with your password to start another', (eligible) => this.deps.accounts.confirmEnrolment(token, code, { realm: 'operator', eligible, ...(newPassword === undefined ? {} : { chosenPassword: newPassword }) }));
+    return this.session(newPassword, 'the code is wrong: send a current code of the new secret', (eligible) => this.deps.accounts.confirmEnrolment(token, code, { realm: 'operator', eligible, ...(newPassword === undefined ? {} : { chosenPassword: newPassword }) }));
   }
 
   /** Runs a sign-in step for an operator account in force, and issues the session (journalled) when it signs in. */
@@ -67,7 +67,7 @@ export class OperatorSessions {
     const eligible = async (a: PortalAccount) => (await this.deps.operators.person(a.username)) !== undefined;
     const signed = await step(eligible);
     // What the person can act on is passed on (a lock, a password to choose, an enrolment); the rest is one refusal.
-    if (!signed.ok) return signed.problem.startsWith('too many') || signed.choosePassword || signed.enrol || signed.enrolmentPending ? signed : refused;
+    if (!signed.ok) return signed.problem.startsWith('too many') || signed.choosePassword || signed.enrol || signed.enrolmentPending || signed.enrolmentEnded ? signed : refused;
     const who = await this.deps.operators.person(signed.account.username);
     if (!who) return refused;
     const expiresAt = this.deps.clock.now() + this.deps.sessionMs;

@@ -64,7 +64,15 @@ export interface EnrolmentOffer {
  */
 export type SignIn =
   | { ok: true; account: PortalAccount }
-  | { ok: false; problem: string; choosePassword?: true; enrol?: EnrolmentOffer; enrolmentPending?: { until: number } };
+  | { ok: false; problem: string; choosePassword?: true; enrol?: EnrolmentOffer; enrolmentPending?: { until: number }; enrolmentEnded?: true };
+
+/**
+ * How an answer to an enrolment that no longer holds begins (expired, reset, finished, the account
+ * disabled or signed out everywhere since): a client asking for codes stops on it, as no code can do.
+ */
+export const ENROLMENT_ENDED = 'the authenticator enrolment has ended';
+/** How the 409 begins when the enrolment in the way was finished meanwhile: no wait helps, a code does. */
+export const ENROLMENT_JUST_FINISHED = 'an authenticator enrolment for this account was finished just now';
 
 /** SHA-256 (hex) of an enrolment token: a random 256-bit value needs no slow hash. */
 const tokenHash = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex');
@@ -206,22 +214,25 @@ export class PortalAccountService {
    * account is as it was when the enrolment began (not disabled or signed out everywhere since).
    */
   async confirmEnrolment(token: string, code: string, options: SignInOptions = {}): Promise<SignIn> {
-    const refused: SignIn = { ok: false, problem: 'the code is wrong, or the enrolment has ended: sign in again with your password to start another' };
+    const wrongCode: SignIn = { ok: false, problem: 'the code is wrong: send a current code of the new secret' };
+    // Told apart from a wrong code, so that the person is not asked for codes no code can answer: only
+    // whoever holds the token (256 random bits, not guessed) learns that it has ended.
+    const ended: SignIn = { ok: false, problem: `${ENROLMENT_ENDED} (it expired, was reset or finished, or the account changed): sign in again with your password to start another`, enrolmentEnded: true };
     const hash = tokenHash(token);
     const pending = await this.store.totpEnrolment(hash);
-    // A token that is no enrolment has no name to count against; 256 random bits are not guessed.
-    if (!pending || pending.expiresAt <= this.clock.now()) return refused;
+    // A token that is no enrolment has no name to count against.
+    if (!pending || pending.expiresAt <= this.clock.now()) return ended;
     const busy: SignIn = { ok: false, problem: 'a sign-in with this username is already being checked: try again in a moment' };
     return this.oneAtATime(pending.username, busy, async () => {
       const now = this.clock.now();
       const attempt = await this.attempt(pending.username, now);
       if (!attempt.ok) return { ok: false, problem: `too many failed sign-ins: try again after ${attempt.lockedUntil}` };
       const account = await this.store.account(pending.username);
-      if (!account || account.totpSecretSealed !== null || !(await this.acceptable(account, options))) return refused;
+      if (!account || account.totpSecretSealed !== null || !(await this.acceptable(account, options))) return ended;
       const step = acceptTotp(this.open(pending.secretSealed), code.trim(), now, account.lastTotpStep);
       if (step === null) {
         await this.audit(account, 'totp-enrolment.wrong-code', null, now);
-        return refused;
+        return wrongCode;
       }
       const { chosenPassword } = options;
       const problem = await this.choiceProblem(account, chosenPassword, null);
@@ -230,7 +241,7 @@ export class PortalAccountService {
         return { ok: false, problem, choosePassword: true };
       }
       const activated = await this.store.completeTotpEnrolment(hash, now, { secretSealed: pending.secretSealed, step, ...(chosenPassword === undefined ? {} : { passwordHash: await hashPassword(chosenPassword) }) });
-      if (!activated) return refused;
+      if (!activated) return ended;
       await this.store.clearSignInAttempts(pending.username);
       await this.audit(account, 'totp-enrolment.complete', { passwordChanged: chosenPassword !== undefined }, now);
       return { ok: true, account: activated };
@@ -249,7 +260,7 @@ export class PortalAccountService {
     const pending = await this.store.startTotpEnrolment(wanted);
     // The enrolment in the way was finished between the store's two looks: the account has a factor now,
     // so a new enrolment would be pointless; the person signs in again (with a code, this time).
-    if (!pending) return { ok: false, problem: 'an authenticator enrolment for this account was finished just now: sign in again with a code from it', enrolmentPending: { until: now } };
+    if (!pending) return { ok: false, problem: `${ENROLMENT_JUST_FINISHED}: sign in again with a code from it`, enrolmentPending: { until: now } };
     const until = new Date(pending.expiresAt).toISOString();
     if (pending.tokenHash !== wanted.tokenHash) {
       await this.audit(account, 'totp-enrolment.refused', { pendingUntil: until }, now);
