@@ -304,6 +304,9 @@ describe('operator accounts', () => {
     const lostSecret = erik.totpSecret!;
     // Only an admin may reset a factor.
     expect((await erikSession('POST', '/admin/operators/alice/totp-reset')).status).toBe(403);
+    // Trying without his authenticator, he locked his name (five failures in 15 minutes).
+    for (let i = 0; i < 5; i++) expect((await anyone('POST', '/admin/session', { name: 'erik', password: erik.password, code: '000000' })).status).toBe(401);
+    expect((await anyone('POST', '/admin/session', { name: 'erik', password: erik.password, code: '000000' })).body).toMatchObject({ error: expect.stringContaining('too many failed sign-ins') });
     const reset = await admin('POST', '/admin/operators/erik/totp-reset');
     expect(reset.status, JSON.stringify(reset.body)).toBe(200);
     expect(reset.body).toEqual({ operator: 'erik', password: expect.any(String) });
@@ -311,7 +314,7 @@ describe('operator accounts', () => {
     // His sessions ended; neither his password nor the lost secret signs in any more.
     expect((await erikSession('GET', '/admin/whoami')).status).toBe(401);
     expect((await anyone('POST', '/admin/session', { name: 'erik', password: erik.password, code: code({ ...erik, totpSecret: lostSecret }) })).status).toBe(401);
-    // The new first password starts a new enrolment, with a new secret and his own password to choose.
+    // The new first password starts a new enrolment at once (the reset forgot his failures), with a new secret and his own password to choose.
     const again: Person = { password: reset.body.password as string };
     const started = await anyone('POST', '/admin/session', { name: 'erik', password: again.password });
     expect(started.status).toBe(403);
@@ -330,10 +333,11 @@ describe('operator accounts', () => {
     // Nor one's own: a stolen session would make the account its own for good.
     const own = await admin('POST', '/admin/operators/alice/totp-reset');
     expect([own.status, own.body]).toEqual([409, { error: expect.stringContaining('cannot reset their own factor') }]);
-    const journal = (await admin('GET', '/admin/journal?action=operator.totp-reset')).body as Array<{ actor: string; target: string; after: unknown }>;
-    expect(journal.map((e) => [e.actor, e.target])).toEqual([
-      ['operator:alice', 'erik'],
-      ['operator:alice', 'erik'],
+    const journal = (await admin('GET', '/admin/journal?action=operator.totp-reset')).body as Array<{ actor: string; target: string; before: unknown; after: unknown }>;
+    // Newest first: the second reset found an enrolment under way and no factor; the first, his factor.
+    expect(journal.map((e) => [e.actor, e.target, e.before])).toEqual([
+      ['operator:alice', 'erik', { hadFactor: false, pendingEnrolment: true }],
+      ['operator:alice', 'erik', { hadFactor: true, pendingEnrolment: false }],
     ]);
     expect(JSON.stringify(journal)).not.toContain(reset.body.password as string);
   });

@@ -409,7 +409,7 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
       schema: {
         tags,
         summary:
-          "Reset a person's lost TOTP factor (admins): the secret is cleared, every session of the account ends, any enrolment under way is dropped, and a new first password is answered once; the next sign-in sets up a new TOTP and must choose the person's own password. Journalled (operator.totp-reset)",
+          "Reset a person's lost TOTP factor (admins): the secret is cleared, every session of the account ends, any enrolment under way is dropped, the name's failed sign-ins are forgotten (a locked-out person can use the new password at once), and a new first password is answered once; the next sign-in sets up a new TOTP and must choose the person's own password. Journalled (operator.totp-reset)",
         params: { type: 'object', required: ['name'], properties: { name: { type: 'string', maxLength: 64 } } },
         response: answers(
           {
@@ -439,7 +439,7 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
       if (!reset) return reply.code(404).send({ error: `operator ${name} has no sign-in credential` });
       req.journaled = true;
       try {
-        await deps.journal.append({ at: deps.now(), actor: operatorOf(req).actor, action: 'operator.totp-reset', target: name, before: null, after: { sessionsEnded: true, mustChangePassword: true }, status: 200 });
+        await deps.journal.append({ at: deps.now(), actor: operatorOf(req).actor, action: 'operator.totp-reset', target: name, before: { hadFactor: reset.hadFactor, pendingEnrolment: reset.pendingEnrolment }, after: { sessionsEnded: true, mustChangePassword: true, failedSignInsCleared: true }, status: 200 });
       } catch (err) {
         // The reset is done: its password is still answered (else the account is left with one nobody knows), the lost entry logged.
         deps.logger.error({ err, operator: operatorOf(req).name, target: name }, 'could not journal a TOTP reset');

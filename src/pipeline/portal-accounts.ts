@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Clock } from '../ports/clock.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
-import type { PortalAccount, PortalAccounts } from '../ports/portal-accounts.js';
+import type { PortalAccount, PortalAccounts, TotpReset } from '../ports/portal-accounts.js';
 import type { ValueSealer } from '../ports/backend.js';
 import { acceptTotp, hashPassword, newPassword, newTotpSecret, passwordProblem, totpUri, verifyPassword } from '../security/portal-credentials.js';
 import type { SessionClaims } from '../security/portal-session.js';
@@ -369,12 +369,13 @@ export class PortalAccountService {
    * first password (shown once, to be replaced at the next sign-in), every session ended, any pending
    * enrolment dropped; the next sign-in enrols a new secret as a first sign-in does. A password, not the
    * old one kept: whoever reset the factor must not be the only one who can sign in, and the person's own
-   * password may be what was lost with the phone. Undefined: no such account.
+   * password may be what was lost with the phone. The name's failed sign-ins are forgotten in the same
+   * step, so a person locked out can use the new password at once. Undefined: no such account.
    */
-  async resetTotpFactor(username: string): Promise<FirstPassword | undefined> {
+  async resetTotpFactor(username: string): Promise<(FirstPassword & Omit<TotpReset, 'account'>) | undefined> {
     const password = newPassword();
-    const account = await this.store.resetTotpFactor(username, await hashPassword(password));
-    return account && { account, password };
+    const reset = await this.store.resetTotpFactor(username, await hashPassword(password));
+    return reset && { account: reset.account, password, hadFactor: reset.hadFactor, pendingEnrolment: reset.pendingEnrolment };
   }
 
   account(username: string): Promise<PortalAccount | undefined> {

@@ -36,6 +36,15 @@ export interface PortalAccount {
 /** What a change to an account may set; every change also ends the account's sessions (its epoch goes up by one). */
 export type AccountChange = Partial<Pick<PortalAccount, 'passwordHash' | 'mustChangePassword' | 'disabled'>>;
 
+/** An account whose second factor was reset, and what it had before the reset. */
+export interface TotpReset {
+  account: PortalAccount;
+  /** It had a TOTP secret in force. */
+  hadFactor: boolean;
+  /** An enrolment of it was under way (now dropped). */
+  pendingEnrolment: boolean;
+}
+
 /**
  * An account's second factor being set up: started by a sign-in with the right password of an account
  * without one, in force once the person sends a code of this secret with the token before `expiresAt`.
@@ -105,10 +114,12 @@ export interface PortalAccounts {
    * Takes the account's second factor away (a person who lost theirs), in one transaction: the TOTP secret
    * cleared (null: the next sign-in enrols a new one), `passwordHash` in force and to be changed at that
    * sign-in (mustChangePassword), the session epoch raised by one (every session ends), and the account's
-   * pending enrolment removed (its secret is not the one to take over). The account as changed; undefined
-   * (nothing changed) when there is none.
+   * pending enrolment removed (its secret is not the one to take over), and the name's failed sign-in
+   * attempts forgotten (else a person locked out could not use the new first password until the lockout
+   * ends). The account as changed and what it had before (for the journal); undefined (nothing changed)
+   * when there is none.
    */
-  resetTotpFactor(username: string, passwordHash: string): Promise<PortalAccount | undefined>;
+  resetTotpFactor(username: string, passwordHash: string): Promise<TotpReset | undefined>;
   /**
    * Records a sign-in attempt of `name` (an account's or not: they are counted alike, so no count tells
    * them apart) at `at`, forgetting every attempt older than `since`; answers the row's id and the name's

@@ -143,16 +143,21 @@ export function portalAccountsContract(name: string, open: BackendFactory): void
       await store.createAccount(mia);
       await store.createAccount({ ...account('ned', null, 1), totpSecretSealed: null });
       await store.startTotpEnrolment(enrolment('ned', 'hash-ned', 1_000));
+      // Mia is locked out (five failed sign-ins): the reset forgets them, so her new password works at once.
+      for (const at of [100, 101, 102, 103, 104]) await store.recordSignInAttempt('mia', at, 0);
       const reset = { ...mia, totpSecretSealed: null, passwordHash: 'fresh', mustChangePassword: true, sessionEpoch: 4 };
-      expect(await store.resetTotpFactor('mia', 'fresh')).toEqual(reset);
-      expect(await store.resetTotpFactor('ned', 'fresh-ned')).toMatchObject({ totpSecretSealed: null, sessionEpoch: 1 });
+      expect(await store.resetTotpFactor('mia', 'fresh')).toEqual({ account: reset, hadFactor: true, pendingEnrolment: false });
+      expect((await store.recordSignInAttempt('mia', 200, 0)).attempts).toEqual([200]);
+      expect(await store.resetTotpFactor('ned', 'fresh-ned')).toMatchObject({ account: { totpSecretSealed: null, sessionEpoch: 1 }, hadFactor: false, pendingEnrolment: true });
       expect(await store.totpEnrolment('hash-ned')).toBeUndefined();
       expect(await store.resetTotpFactor('nobody', 'x')).toBeUndefined();
       // Only an operator's account: a participant's user of the name is left as it is (its factor is its participant's business).
       const pia = account('pia', '1000000001', 1);
       await store.createAccount(pia);
+      await store.recordSignInAttempt('pia', 300, 0);
       expect(await store.resetTotpFactor('pia', 'x')).toBeUndefined();
       expect(await store.account('pia')).toEqual(pia);
+      expect((await store.recordSignInAttempt('pia', 301, 0)).attempts).toEqual([300, 301]);
       expect(await (await ctx.reopen()).portalAccounts.account('mia')).toEqual(reset);
     });
 

@@ -1,4 +1,4 @@
-import type { AccountChange, PendingTotpEnrolment, PortalAccount, PortalAccounts, TotpActivation } from '../../ports/portal-accounts.js';
+import type { AccountChange, PendingTotpEnrolment, PortalAccount, PortalAccounts, TotpActivation, TotpReset } from '../../ports/portal-accounts.js';
 import { activationChange, type EnrolmentRow, enrolmentOf } from '../portal-enrolment-row.js';
 import type { PgDatabase } from './database.js';
 
@@ -90,8 +90,11 @@ export class PgPortalAccounts implements PortalAccounts {
     });
   }
 
-  async resetTotpFactor(username: string, passwordHash: string): Promise<PortalAccount | undefined> {
+  async resetTotpFactor(username: string, passwordHash: string): Promise<TotpReset | undefined> {
     return this.d.tx(async (c) => {
+      // Read and locked in the same transaction as the change, so what the journal says it had is what was reset.
+      const before = await c.query<{ record: PortalAccount }>('SELECT record FROM portal_accounts WHERE username = $1 AND participant_dip_id IS NULL FOR UPDATE', [username]);
+      if (!before.rows[0]) return undefined;
       // || keeps a null it is given (unlike a merge patch): the secret is stored as null, not dropped.
       const { rows } = await c.query<{ record: PortalAccount }>(
         `UPDATE portal_accounts SET record = (record || $1::jsonb) || jsonb_build_object('sessionEpoch', (record->>'sessionEpoch')::bigint + 1)
@@ -99,8 +102,9 @@ export class PgPortalAccounts implements PortalAccounts {
         [JSON.stringify({ totpSecretSealed: null, passwordHash, mustChangePassword: true }), username],
       );
       if (!rows[0]) return undefined;
-      await c.query('DELETE FROM portal_totp_enrolments WHERE username = $1', [username]);
-      return rows[0].record;
+      const dropped = await c.query('DELETE FROM portal_totp_enrolments WHERE username = $1', [username]);
+      await c.query('DELETE FROM portal_sign_in_attempts WHERE name = $1', [username]);
+      return { account: rows[0].record, hadFactor: before.rows[0].record.totpSecretSealed !== null, pendingEnrolment: (dropped.rowCount ?? 0) > 0 };
     });
   }
 

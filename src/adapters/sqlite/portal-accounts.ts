@@ -1,4 +1,4 @@
-import type { AccountChange, PendingTotpEnrolment, PortalAccount, PortalAccounts, TotpActivation } from '../../ports/portal-accounts.js';
+import type { AccountChange, PendingTotpEnrolment, PortalAccount, PortalAccounts, TotpActivation, TotpReset } from '../../ports/portal-accounts.js';
 import { activationChange, type EnrolmentRow, enrolmentOf } from '../portal-enrolment-row.js';
 import type { SqliteDatabase } from './database.js';
 
@@ -40,6 +40,7 @@ export class SqlitePortalAccounts implements PortalAccounts {
         `UPDATE portal_accounts SET record = json_set(record, '$.totpSecretSealed', json('null'), '$.passwordHash', @passwordHash, '$.mustChangePassword', json('true'), '$.sessionEpoch', json_extract(record, '$.sessionEpoch') + 1)
          WHERE username = @username AND participant_dip_id IS NULL RETURNING record`,
       ),
+      operatorAccount: db.prepare<[string], { record: string }>('SELECT record FROM portal_accounts WHERE username = ? AND participant_dip_id IS NULL'),
       forgetEnrolmentOf: db.prepare<[string]>('DELETE FROM portal_totp_enrolments WHERE username = ?'),
       attempt: db.prepare<[string, number], { id: number }>('INSERT INTO portal_sign_in_attempts (name, at) VALUES (?, ?) RETURNING id'),
       attempts: db.prepare<[string, number], { at: number }>('SELECT at FROM portal_sign_in_attempts WHERE name = ? AND at >= ? ORDER BY at, id'),
@@ -98,12 +99,15 @@ export class SqlitePortalAccounts implements PortalAccounts {
     });
   }
 
-  async resetTotpFactor(username: string, passwordHash: string): Promise<PortalAccount | undefined> {
+  async resetTotpFactor(username: string, passwordHash: string): Promise<TotpReset | undefined> {
     return this.d.write(() => {
+      // Read in the same transaction as the change, so what the journal says it had is what was reset.
+      const before = this.s.operatorAccount.get(username);
       const row = this.s.resetFactor.get({ username, passwordHash });
-      if (!row) return undefined;
-      this.s.forgetEnrolmentOf.run(username);
-      return JSON.parse(row.record) as PortalAccount;
+      if (!before || !row) return undefined;
+      const pendingEnrolment = this.s.forgetEnrolmentOf.run(username).changes > 0;
+      this.s.clear.run(username);
+      return { account: JSON.parse(row.record) as PortalAccount, hadFactor: (JSON.parse(before.record) as PortalAccount).totpSecretSealed !== null, pendingEnrolment };
     });
   }
 

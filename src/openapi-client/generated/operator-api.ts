@@ -3422,7 +3422,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Reset a person's lost TOTP factor (admins): the secret is cleared, every session of the account ends, any enrolment under way is dropped, and a new first password is answered once; the next sign-in sets up a new TOTP and must choose the person's own password. Journalled (operator.totp-reset) */
+        /** Reset a person's lost TOTP factor (admins): the secret is cleared, every session of the account ends, any enrolment under way is dropped, the name's failed sign-ins are forgotten (a locked-out person can use the new password at once), and a new first password is answered once; the next sign-in sets up a new TOTP and must choose the person's own password. Journalled (operator.totp-reset) */
         post: {
             parameters: {
                 query?: never;
