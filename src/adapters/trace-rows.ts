@@ -1,5 +1,6 @@
 import { PULL_ACKNOWLEDGED } from '../ports/archive.js';
 import type { TracedDelivery, TracedMessage } from '../ports/traces.js';
+import { deliveringCall } from '../domain/delivered-by.js';
 
 /** Rows both SQL engines answer, folded into traced messages the same way. */
 export interface MessageRow {
@@ -48,9 +49,10 @@ export function foldTraces(messages: MessageRow[], copies: CopyRow[], attempts: 
     const mine = (byQueue.get(Number(c.queue_id)) ?? [])
       .filter((a) => Number(a.first_seq) <= Number(c.seq) && Number(a.last_seq) >= Number(c.seq))
       .sort((x, y) => Number(x.started_at) - Number(y.started_at));
-    // A call answered 2xx delivered the copy unless it was set aside (a 207 naming it with a failure code,
-    // src/pipeline/queue-worker.ts): a dead letter is not delivered, a requeued one by a call since.
-    const delivered = c.dl_state === 'dead' ? undefined : mine.find((a) => a.verdict === 'delivered' && (c.dl_at === null || Number(a.started_at) >= Number(c.dl_at)));
+    const delivered = deliveringCall(
+      mine.map((a) => ({ ...a, startedAt: Number(a.started_at) })),
+      c.dl_state === null || c.dl_at === null ? null : { state: c.dl_state, at: Number(c.dl_at) },
+    );
     const state: TracedDelivery['state'] = c.dl_state ? (c.dl_state as TracedDelivery['state']) : Number(c.acked_seq) >= Number(c.seq) ? 'delivered' : 'pending';
     const d: TracedDelivery = {
       recipient: c.recipient_dip_id,

@@ -18,6 +18,7 @@ import { publicNotice } from '../domain/maintenance.js';
 import { csrfField, field, isReply, pageRoutes, refuse, render } from './session.js';
 import { param, USER_REALM, type UserCtx } from './user-realm.js';
 import { registerUserSelfPages } from './user-self-pages.js';
+import { deliveringCall } from '../domain/delivered-by.js';
 
 const R = USER_REALM;
 const DAY_MS = 86_400_000;
@@ -266,10 +267,8 @@ async function journeyPage(deps: PortalDeps, c: Ctx, flash: Flash, extra: Html |
     ...attempts.map((a) => ({ at: a.startedAt, text: html`<strong>Webhook call</strong> ${verdictBadge(a)} to <code>${a.url}</code> in ${a.latencyMs} ms${a.error ? html`: ${a.error}` : ''}` })),
     ...dead.map((d) => ({ at: d.at, text: html`<strong>Dead-lettered</strong> (${d.reason}${d.status === null ? '' : ` ${d.status}`}): ${d.detail}; now ${badge(d.state === 'dead' ? 'bad' : 'ok', d.state)}` })),
   ].sort((a, b) => a.at - b.at);
-  // A call answered 2xx delivered it unless it was set aside (a 207 naming it with a failure code): a dead
-  // letter is not delivered, a requeued one by a call made since.
-  const setAsideAt = Math.max(-Infinity, ...dead.map((d) => d.at));
-  const delivered = !dead.some((d) => d.state === 'dead') && attempts.some((a) => a.verdict === 'delivered' && a.startedAt >= setAsideAt);
+  // attempts is newest first; a copy has at most one dead letter (one per queue position).
+  const delivered = deliveringCall([...attempts].reverse(), dead[0] ?? null) !== undefined;
   const copy = await deps.copies.copyFor(queue, m.outbound);
   const pretty = (() => {
     try {
