@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { channelRouting } from '../src/pipeline/channels.js';
 import { Catalogue } from '../src/catalogue/catalogue.js';
 import { buildIF021 } from '../src/sim/messages.js';
-import { startTestDip, type TestDip } from './helpers/dip-harness.js';
+import { startTestDip, waitFor, type TestDip } from './helpers/dip-harness.js';
 
 describe('certificate lifecycle on the operator API', () => {
   let t: TestDip;
@@ -75,12 +75,11 @@ describe('delivery audit trail on the operator API', () => {
       expect(JSON.stringify(set.body)).not.toContain('not-for-viewers');
       expect((await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId] })])).status).toBe(201);
       let attempts: Array<{ verdict: string; status: number; firstSeq: number; latencyMs: number }> = [];
-      const deadline = Date.now() + 5000;
-      while (attempts.length === 0 && Date.now() < deadline) {
+      await waitFor(async () => {
         const res = await request(`http://127.0.0.1:${t.dip.adminPort}/admin/attempts?recipient=${sup.dipId}&channel=IF-021`, { headers: { authorization: `Bearer ${token}` } });
         attempts = (await res.body.json()) as typeof attempts;
-        if (attempts.length === 0) await new Promise((res2) => setTimeout(res2, 50));
-      }
+        return attempts.length > 0;
+      }, 10_000, 'the delivery attempt to be recorded');
       expect(attempts).toHaveLength(1);
       expect(attempts[0]).toMatchObject({ verdict: 'delivered', status: 200, firstSeq: 1, url: `${r.url}?token=…` });
       expect(attempts[0]!.latencyMs).toBeGreaterThanOrEqual(0);

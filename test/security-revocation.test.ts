@@ -18,7 +18,7 @@ import { createCertificateAuthority, ensurePki, issueParticipantCertificate, typ
 import { crlFile, readRevocationList, revocationListFile, revokeCertificate, RevocationWatcher } from '../src/security/revocation.js';
 import { certificateInfo } from '../src/security/signature.js';
 import { buildIF021 } from '../src/sim/messages.js';
-import { quietLogger, startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { quietLogger, startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
 const hasOpenssl = (() => {
   try {
@@ -141,12 +141,12 @@ describe('a running DIP honours a revocation without a restart', () => {
 
     // The connection that was already open: refused by authenticate(), naming the revocation, as soon
     // as the watcher (polling every 50 ms here) has read the new list.
+    let tries = 0;
     let answer = await sds.client.submit('IF-021', [item(sds.dipId, 'rv2')]);
-    for (let i = 0; answer.status !== 401 && i < 40; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      answer = await sds.client.submit('IF-021', [item(sds.dipId, `rv2x${i}`)]);
-    }
-    expect(answer.status).toBe(401);
+    await waitFor(async () => {
+      if (answer.status !== 401) answer = await sds.client.submit('IF-021', [item(sds.dipId, `rv2x${tries++}`)]);
+      return answer.status === 401;
+    }, 10_000, 'the revocation to be read');
     expect(JSON.stringify(answer.body)).toMatch(/TLS client certificate \(serial [0-9A-F]+\) was revoked at .* \(keyCompromise\)/);
 
     // A new connection with the revoked certificate: refused during the TLS handshake.
@@ -236,12 +236,12 @@ describe('a running DIP honours a revocation without a restart', () => {
     try {
       expect((await post('sg1')).status).toBe(201);
       await revokeCertificate(pkiDir(t.config), p.credentials.certPem, 'superseded');
+      let tries = 0;
       let answer = await post('sg2');
-      for (let i = 0; answer.status !== 401 && i < 40; i++) {
-        await new Promise((r) => setTimeout(r, 50));
-        answer = await post(`sg2x${i}`);
-      }
-      expect(answer.status).toBe(401);
+      await waitFor(async () => {
+        if (answer.status !== 401) answer = await post(`sg2x${tries++}`);
+        return answer.status === 401;
+      }, 10_000, 'the revocation to be read');
       expect(answer.text).toMatch(/signing certificate \(serial [0-9A-F]+\) was revoked at .* \(superseded\)/);
     } finally {
       await agent.close();

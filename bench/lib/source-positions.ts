@@ -159,5 +159,4 @@ export function sourceFor(url: string, named: NamedPosition[]): SourceFile | und
       },
     };
   }
-  return undefined;
 }

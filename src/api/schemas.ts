@@ -72,9 +72,6 @@ export function describeBodyErrors(errors: readonly ErrorObject[]): string {
 // ---------------------------------------------------------------------------------------------------
 // OpenDIP's rules beyond the published schemas (docs/api-differences.md)
 
-// WebhookConfig's rules live with the operation they guard (the portal applies them too).
-export { webhookConfigProblem, type WebhookConfigBody } from '../pipeline/webhook-config.js';
-
 /** Published MessageRequest (replay / requeue filters): the five named fields are required, and may be null. */
 export interface MessageRequestBody {
   datetimeFrom: string | null;

@@ -14,12 +14,6 @@ export interface M16Row {
   datetimeTo: string | null;
 }
 
-export interface MarketParticipantDetail {
-  companyRegNumber: string;
-  companyName: string | null;
-  companyDetails: M16Row[];
-}
-
 /** One DIP ID's entry as the DIP keeps it (a registry record of kind `register`, versioned). */
 export interface RegisterEntry {
   dipId: string;
@@ -94,12 +88,6 @@ export function rolesAt(entry: RegisterEntry, now: number): string[] {
 /** Rescinded: the register lists the DIP ID, but no row is in force now or later. */
 export function rescindedAt(entry: RegisterEntry, now: number): boolean {
   return entry.rows.every((r) => r.to !== null && r.to <= now);
-}
-
-/** The next time an entry's roles change by its dates alone (a row starting or ending), if any. */
-export function nextBoundary(entry: RegisterEntry, now: number): number | null {
-  const times = entry.rows.flatMap((r) => [r.from, r.to ?? Infinity]).filter((t) => t > now && Number.isFinite(t));
-  return times.length ? Math.min(...times) : null;
 }
 
 export const sameEntry = (a: RegisterEntry, b: RegisterEntry): boolean => JSON.stringify(a) === JSON.stringify({ ...b, rows: sortRows(b.rows) });

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { X509Certificate, type KeyObject } from 'node:crypto';
 import { CompactEncrypt, compactDecrypt } from 'jose';
 
 /**
@@ -30,8 +30,4 @@ export function encryptionKeyOf(certificatePem: string): KeyObject | undefined {
   const usage = new x509.X509Certificate(certificatePem).getExtension(x509.KeyUsagesExtension);
   if (usage && (usage.usages & x509.KeyUsageFlags.keyEncipherment) === 0) return undefined;
   return cert.publicKey;
-}
-
-export function privateKeyOf(pem: string): KeyObject {
-  return createPrivateKey(pem);
 }

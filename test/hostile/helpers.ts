@@ -349,15 +349,3 @@ export async function forgeCertificate(o: ForgeOptions): Promise<KeyAndCert> {
   const certPem = `-----BEGIN CERTIFICATE-----\n${der.toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE-----\n`;
   return { keyPem, certPem };
 }
-
-/** Tallies cases per class for the report at the end of each file. */
-export class Tally {
-  readonly counts = new Map<string, number>();
-  add(cls: string, n = 1): void {
-    this.counts.set(cls, (this.counts.get(cls) ?? 0) + n);
-  }
-  report(file: string): void {
-    const lines = [...this.counts].map(([k, v]) => `  ${k}: ${v}`);
-    process.stdout.write(`[hostile] ${file}\n${lines.join('\n')}\n`);
-  }
-}

@@ -61,7 +61,6 @@ describe('path tricks in IDs', () => {
 
   it('stored nothing, and configured no webhook for anyone', async () => {
     expect(messageCount(h.t)).toBe(before);
-    expect(h.t.dip.backend).toBeDefined();
     const { default: Database } = await import('better-sqlite3');
     const path = await import('node:path');
     const db = new Database(path.join(h.t.config.dataDir, 'dip.db'), { readonly: true });

@@ -21,7 +21,6 @@ export const dayStart = (day: number): number => day * DAY_MS;
 export const dayBase = (day: number): number => (day - EPOCH_DAY) * ID_SPAN;
 /** An id for the day from a sequence value. */
 export const idFor = (day: number, sequenceValue: number): number => dayBase(day) + (sequenceValue % ID_SPAN);
-export const dayOfId = (id: number): number => Math.floor(id / ID_SPAN) + EPOCH_DAY;
 
 /** Tables split by day, and the bounds of one day's partition in each. */
 const TABLES: Record<string, (day: number) => [number, number]> = {
