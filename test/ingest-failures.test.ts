@@ -382,6 +382,16 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
       await refused(() => sds.client.submit('IF-021', []), 400, MSG.schemaFailure, /the body is an empty array/);
     });
 
+    it('a member name given twice in the same case (JSON.parse would keep the last; a reader of the signed text may take the first)', async () => {
+      const good = item();
+      const text = JSON.stringify([item(), good]);
+      const ref = good.payload.CommonBlock.S1.senderUniqueReference;
+      // The second item's reference given twice: a decoy first, the real one last.
+      const twice = text.replace(`"senderUniqueReference":"${ref}"`, `"senderUniqueReference":"S-DECOY","senderUniqueReference":"${ref}"`);
+      expect(twice).not.toBe(text);
+      await refused(() => sds.client.submit('IF-021', twice), 400, MSG.schemaFailure, /item 1: payload\.CommonBlock\.S1\.senderUniqueReference is given twice in one object/);
+    });
+
     it('an array of something other than messages', async () => {
       await refused(() => sds.client.submit('IF-021', '[42]'), 400, MSG.schemaFailure, /item 0: .*payload is required|item 0: the message must be of type object/);
     });

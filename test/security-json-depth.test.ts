@@ -1,7 +1,9 @@
 /** The pre-parse nesting guard (src/security/json-depth.ts). */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { exceedsJsonDepth, scanJsonBatch } from '../src/security/json-depth.js';
+import { exceedsJsonDepth, firstDuplicateName, memberCount, scanJsonBatch } from '../src/security/json-depth.js';
+
+const b = (s: string) => Buffer.from(s, 'utf8');
 
 /** Reference: the depth of a parsed value (arrays and objects count one level each). */
 function depthOf(v: unknown): number {
@@ -33,7 +35,6 @@ function naiveExceeds(text: string, max: number): boolean {
 }
 
 describe('exceedsJsonDepth', () => {
-  const b = (s: string) => Buffer.from(s, 'utf8');
 
   it('counts arrays and objects, not brackets inside strings or after escapes', () => {
     expect(exceedsJsonDepth(b('[[[]]]'), 3)).toBe(false);
@@ -65,7 +66,6 @@ describe('exceedsJsonDepth', () => {
 });
 
 describe('scanJsonBatch', () => {
-  const b = (s: string) => Buffer.from(s, 'utf8');
   /** What a caller gets from the spans: each item parsed on its own, or null when one does not parse. */
   const itemsOf = (buf: Buffer): unknown[] | null => {
     const { items } = scanJsonBatch(buf, 64);
@@ -129,3 +129,28 @@ describe('scanJsonBatch', () => {
     );
   });
 });
+
+describe('member names given twice (memberCount against the scan, firstDuplicateName for the answer)', () => {
+  const scanned = (text: string) => scanJsonBatch(b(`[${text}]`), 1000).items![0]!.members;
+
+  it('counts as many members in the parsed value as the text spells out, for any JSON (names unique)', () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 6 }), (v) => {
+        const text = JSON.stringify(v);
+        expect(memberCount(JSON.parse(text))).toBe(scanned(text));
+        expect(firstDuplicateName(text)).toBeNull();
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('counts fewer when a name is given twice, at any depth, and names the first one given twice', () => {
+    const text = '{"__proto__":{"a":1},"b":[{"c":"x:\\"y","c":2}],"d":{"e":1,"f":{"g":1,"g":1}}}';
+    expect(memberCount(JSON.parse(text))).toBe(scanned(text) - 2);
+    expect(firstDuplicateName(text)).toEqual({ path: 'b[0]', name: 'c' });
+    expect(firstDuplicateName('[1,{"a":{"b":1,"b\\u0000":2,"b":3}}]')).toEqual({ path: '[1].a', name: 'b' });
+    // Another case is another name here (the key-case check refuses those).
+    expect(firstDuplicateName('{"a":1,"A":2}')).toBeNull();
+  });
+});
+

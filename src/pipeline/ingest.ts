@@ -18,7 +18,7 @@ import type { Channel } from './channels.js';
 import type { MpanDirectory } from './mpan-directory.js';
 import type { Registry } from './registry.js';
 import type { MessageTracer } from '../ports/tracing.js';
-import { jsonTooDeep, scanJsonBatch, type ItemSpan } from '../security/json-depth.js';
+import { firstDuplicateName, jsonTooDeep, memberCount, scanJsonBatch, type ItemSpan } from '../security/json-depth.js';
 
 export interface IngestSettings {
   dipId: string;
@@ -448,15 +448,40 @@ function parseBatch(body: Buffer, limits: Pick<IngestSettings, 'maxBatchMessages
   if (scan.tooDeep) return { status: 400, help: jsonTooDeep(limits.maxJsonDepth) };
   const max = limits.maxBatchMessages;
   let parsed: unknown;
+  let spans: ItemSpan[] | null = null;
   try {
-    parsed = (scan.items && parseItems(body, scan.items)) ?? JSON.parse(body.toString('utf8'));
+    const items = scan.items && parseItems(body, scan.items);
+    if (items) spans = scan.items;
+    parsed = items ?? JSON.parse(body.toString('utf8'));
   } catch (e) {
     return { status: 400, help: `the body is not valid JSON: ${(e as Error).message}` };
   }
   if (!Array.isArray(parsed)) return { status: 400, help: 'the body must be a JSON array of messages ({"payload": {...}})' };
   if (parsed.length === 0) return { status: 400, help: 'the body is an empty array: send at least one message' };
   if (parsed.length > max) return { status: 413, help: `the batch holds ${parsed.length} messages; the limit is ${max}` };
-  return parsed as unknown[];
+  const twice = nameGivenTwice(body, parsed, spans);
+  return twice ? { status: 400, help: twice } : parsed;
+}
+
+/**
+ * Why the batch is refused when one of its objects gives a member name twice in the same case (see
+ * memberCount: the parse kept one of the two values, not necessarily the one a reader of the signed
+ * text would take), or null. Counted per item against the scan; a body parsed whole (no spans) is rare
+ * and read again for it.
+ */
+function nameGivenTwice(body: Buffer, items: unknown[], spans: ItemSpan[] | null): string | null {
+  const why = (at: string, d: { path: string; name: string }) => `${at}${d.path === '' ? '' : `${d.path}.`}${d.name} is given twice in one object; a member name may appear once (RFC 8259 §4)`;
+  if (spans === null) {
+    const d = firstDuplicateName(body.toString('utf8'));
+    return d ? why('the body: ', d) : null;
+  }
+  for (let i = 0; i < items.length; i++) {
+    const span = spans[i]!;
+    if (memberCount(items[i]) === span.members) continue;
+    const d = firstDuplicateName(body.toString('utf8', span.start, span.end));
+    if (d) return why(`item ${i}: `, d);
+  }
+  return null;
 }
 
 /**

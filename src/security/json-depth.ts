@@ -20,6 +20,8 @@ export function exceedsJsonDepth(body: Uint8Array, maxDepth: number): boolean {
 export interface ItemSpan {
   start: number;
   end: number;
+  /** The object members its text spells out (colons outside strings), duplicate names included: see memberCount. */
+  members: number;
 }
 
 /**
@@ -69,6 +71,7 @@ function walk(body: Uint8Array, from: number, maxDepth: number, items: ItemSpan[
   const n = body.length;
   let depth = 0;
   let start = from + 1;
+  let members = 0;
   for (let i = from; i < n; i++) {
     const c = body[i]!;
     if (c === 0x22) {
@@ -82,16 +85,21 @@ function walk(body: Uint8Array, from: number, maxDepth: number, items: ItemSpan[
     }
     if (c === 0x2c) {
       if (depth === 1 && items !== null) {
-        items.push({ start, end: i });
+        items.push({ start, end: i, members });
         start = i + 1;
+        members = 0;
       }
+      continue;
+    }
+    if (c === 0x3a) {
+      members++;
       continue;
     }
     const folded = c | 0x20; // only 0x5b and 0x7b fold to 0x7b, only 0x5d and 0x7d to 0x7d
     if (folded === 0x7b) {
       if (++depth > maxDepth) return TOO_DEEP;
     } else if (folded === 0x7d && --depth === 0 && items !== null) {
-      items.push({ start, end: i });
+      items.push({ start, end: i, members });
       return i;
     }
   }
@@ -111,4 +119,59 @@ function isBlank(body: Uint8Array, span: ItemSpan): boolean {
 /** The answer to a body nested deeper than the limit (the listener's and the ingest pipeline's). */
 export function jsonTooDeep(maxDepth: number): string {
   return `the JSON body nests arrays and objects deeper than the limit of ${maxDepth} levels`;
+}
+
+/**
+ * How many object members a parsed JSON value holds, at every level. JSON.parse keeps only the last of
+ * members that share a name (`{"a":1,"a":2}` is `{a:2}`), so fewer members than the text spells out
+ * (ItemSpan.members) means a name was given twice in the same case: the value read is then not plainly
+ * the value sent and signed (another parser may keep the first), so such a message is refused
+ * (RFC 8259 §4: names SHOULD be unique). Names differing only in case are the key-case check's
+ * (src/catalogue/key-case.ts). Recursion is bounded by the depth check that ran before the parse.
+ */
+export function memberCount(value: unknown): number {
+  if (typeof value !== 'object' || value === null) return 0;
+  let n = 0;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) n += memberCount(value[i]);
+    return n;
+  }
+  for (const key in value) n += 1 + memberCount((value as Record<string, unknown>)[key]);
+  return n;
+}
+
+/**
+ * Where a JSON text first gives a member name twice in one object, as a path (`payload.CommonBlock.S1`)
+ * and the name; null when it never does. For the answer only, once memberCount has found one: it assumes
+ * a text JSON.parse accepted.
+ */
+export function firstDuplicateName(text: string): { path: string; name: string } | null {
+  type Frame = { names: Set<string> | null; path: string; index: number; expectName: boolean; last: string };
+  const stack: Frame[] = [];
+  const childPath = (f: Frame | undefined): string => (f === undefined ? '' : f.names === null ? `${f.path}[${f.index}]` : f.path === '' ? f.last : `${f.path}.${f.last}`);
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    const top = stack.at(-1);
+    if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      if (top?.names && top.expectName) {
+        const name = JSON.parse(text.slice(i, j + 1)) as string;
+        if (top.names.has(name)) return { path: top.path, name };
+        top.names.add(name);
+        top.last = name;
+      }
+      i = j;
+    } else if (c === '{' || c === '[') {
+      stack.push({ names: c === '{' ? new Set() : null, path: childPath(top), index: 0, expectName: true, last: '' });
+    } else if (c === '}' || c === ']') {
+      stack.pop();
+    } else if (c === ':' && top) {
+      top.expectName = false;
+    } else if (c === ',' && top) {
+      top.expectName = true;
+      top.index++;
+    }
+  }
+  return null;
 }
