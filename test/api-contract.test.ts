@@ -198,6 +198,9 @@ describe('request bodies over HTTPS', () => {
     expect(hook.status, JSON.stringify(hook.body)).toBe(201);
     const twice = await sup.client.call('POST', `/dip-channel/IF-021/pubconfig/${sup.dipId}`, '{"callbackURL":"https://example.com/a","CALLBACKURL":"https://example.com/b"}');
     expect([twice.status, twice.body.messageArray[0]!.help]).toEqual([400, expect.stringContaining('callbackURL is given twice')]);
+    // The same case twice: JSON.parse alone would keep the last.
+    const same = await sup.client.call('POST', `/dip-channel/IF-021/pubconfig/${sup.dipId}`, '{"callbackURL":"https://example.com/a","callbackURL":"https://example.com/b"}');
+    expect([same.status, same.body.messageArray[0]!.help]).toEqual([400, expect.stringContaining('callbackURL is given twice in one object')]);
   });
 
   it('takes a webhook configuration nested under config, where the published callback expression reads it ({$request.body#/config.callbackURL})', async () => {

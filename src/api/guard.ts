@@ -7,6 +7,7 @@ import { authorise, type Access, type Scope } from '../pipeline/access.js';
 import { authenticate } from '../pipeline/authenticate.js';
 import type { Channel } from '../pipeline/channels.js';
 import type { ApiDeps } from './deps.js';
+import { firstDuplicateName, nameGivenTwice } from '../security/json-depth.js';
 import { compileRequestSchema } from './schemas.js';
 import { evidence, sendStandard } from './request.js';
 
@@ -73,6 +74,9 @@ export function registerGuard(app: FastifyInstance, deps: ApiDeps): void {
     } catch (e) {
       return sendStandard(deps, reply, 400, who.caller.dipId, MSG.schemaFailure, `the body is not valid JSON: ${(e as Error).message}`);
     }
+    // As for messages (src/pipeline/ingest.ts): a name given twice is read as its last value by JSON.parse alone.
+    const duplicate = firstDuplicateName(raw);
+    if (duplicate) return sendStandard(deps, reply, 400, who.caller.dipId, MSG.schemaFailure, nameGivenTwice(duplicate));
     let tree = keyTrees.get(schema);
     if (!tree) {
       tree = buildKeyTree(schema);

@@ -18,7 +18,7 @@ import type { Channel } from './channels.js';
 import type { MpanDirectory } from './mpan-directory.js';
 import type { Registry } from './registry.js';
 import type { MessageTracer } from '../ports/tracing.js';
-import { firstDuplicateName, jsonTooDeep, memberCount, scanJsonBatch, type ItemSpan } from '../security/json-depth.js';
+import { firstDuplicateName, jsonTooDeep, memberCount, nameGivenTwice, scanJsonBatch, type ItemSpan } from '../security/json-depth.js';
 
 export interface IngestSettings {
   dipId: string;
@@ -459,7 +459,7 @@ function parseBatch(body: Buffer, limits: Pick<IngestSettings, 'maxBatchMessages
   if (!Array.isArray(parsed)) return { status: 400, help: 'the body must be a JSON array of messages ({"payload": {...}})' };
   if (parsed.length === 0) return { status: 400, help: 'the body is an empty array: send at least one message' };
   if (parsed.length > max) return { status: 413, help: `the batch holds ${parsed.length} messages; the limit is ${max}` };
-  const twice = nameGivenTwice(body, parsed, spans);
+  const twice = duplicateName(body, parsed, spans);
   return twice ? { status: 400, help: twice } : parsed;
 }
 
@@ -469,17 +469,16 @@ function parseBatch(body: Buffer, limits: Pick<IngestSettings, 'maxBatchMessages
  * text would take), or null. Counted per item against the scan; a body parsed whole (no spans) is rare
  * and read again for it.
  */
-function nameGivenTwice(body: Buffer, items: unknown[], spans: ItemSpan[] | null): string | null {
-  const why = (at: string, d: { path: string; name: string }) => `${at}${d.path === '' ? '' : `${d.path}.`}${d.name} is given twice in one object; a member name may appear once (RFC 8259 §4)`;
+function duplicateName(body: Buffer, items: unknown[], spans: ItemSpan[] | null): string | null {
   if (spans === null) {
     const d = firstDuplicateName(body.toString('utf8'));
-    return d ? why('the body: ', d) : null;
+    return d ? `the body: ${nameGivenTwice(d)}` : null;
   }
   for (let i = 0; i < items.length; i++) {
     const span = spans[i]!;
     if (memberCount(items[i]) === span.members) continue;
     const d = firstDuplicateName(body.toString('utf8', span.start, span.end));
-    if (d) return why(`item ${i}: `, d);
+    if (d) return `item ${i}: ${nameGivenTwice(d)}`;
   }
   return null;
 }

@@ -175,3 +175,8 @@ export function firstDuplicateName(text: string): { path: string; name: string }
   }
   return null;
 }
+
+/** The answer to a member name given twice (firstDuplicateName's finding). */
+export function nameGivenTwice(d: { path: string; name: string }): string {
+  return `${d.path === '' ? '' : `${d.path}.`}${d.name} is given twice in one object; a member name may appear once (RFC 8259 §4)`;
+}
