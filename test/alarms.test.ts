@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { queueAlarms } from '../src/pipeline/alarm-sources.js';
+import { Alarms } from '../src/pipeline/alarms.js';
+import type { AlarmChannel, AlarmCondition, AlarmNotice, AlarmSubscription } from '../src/ports/alarms.js';
 import { FakeClock } from './helpers/clocks.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../src/config.js';
 import { buildIF021 } from '../src/sim/messages.js';
-import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { quietLogger, startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 import { startSmtp, type TestSmtp } from './helpers/smtp.js';
 
 describe('alarms (spec 5.11.4)', () => {
@@ -100,5 +102,47 @@ describe('queue alarms, from one reading of the queues', () => {
       ['queue-depth:1000000002/IF-021', '1000000002', clock.now() - 5_000],
     ]);
     expect(conditions[0]!.summary).toBe('messages for 1000000001 / IF-021 have waited more than 60 min undelivered');
+  });
+});
+
+describe('an evaluation when sources or the subscription store fail (a cluster whose database is down)', () => {
+  const condition = (key: string, rule: AlarmCondition['rule']): AlarmCondition => ({ key, rule, participant: null, summary: key, since: 1 });
+  const subscription: AlarmSubscription = { id: 's1', owner: 'operator', rules: ['storage', 'dead-letter'], email: null, webhookUrl: 'https://ops.example/alarms', createdAt: 1 };
+  function harness() {
+    const sent: string[] = [];
+    const state = { storeDown: false, dead: [condition('dead-letter:q', 'dead-letter')], storage: [] as AlarmCondition[] };
+    const channel: AlarmChannel = { email: async () => undefined, webhook: async (_url, n) => void sent.push(`${(n as AlarmNotice).kind} ${(n as AlarmNotice).condition.key}`), close: async () => undefined };
+    const store = { list: async () => (state.storeDown ? Promise.reject(new Error('ECONNREFUSED')) : [subscription]) };
+    // The store-reading source first, as the DIP lists them: it must not hide the storage source after it.
+    const sources = [async () => (state.storeDown ? Promise.reject(new Error('ECONNREFUSED')) : state.dead), () => state.storage];
+    const alarms = new Alarms(sources, store, channel, { evaluateIntervalMs: 10_000, maxNoticesPerHour: 100 }, new FakeClock(), quietLogger);
+    return { alarms, state, sent };
+  }
+
+  it('raises the storage alarm while a store-reading source fails, keeps that source’s alarms, and tells the subscribers read before', async () => {
+    const { alarms, state, sent } = harness();
+    await alarms.evaluate();
+    expect(sent).toEqual(['raised dead-letter:q']);
+    state.storeDown = true;
+    state.storage = [condition('storage', 'storage')];
+    await alarms.evaluate();
+    expect(alarms.current().map((c) => c.key).sort()).toEqual(['dead-letter:q', 'storage']);
+    expect(sent).toEqual(['raised dead-letter:q', 'raised storage']);
+    state.storeDown = false;
+    state.storage = [];
+    state.dead = [];
+    await alarms.evaluate();
+    expect(sent.slice(2).sort()).toEqual(['resolved dead-letter:q', 'resolved storage']);
+  });
+
+  it('keeps the notices made before any subscription list could be read, and sends them once one is; the evaluation never rejects', async () => {
+    const { alarms, state, sent } = harness();
+    state.storeDown = true;
+    state.storage = [condition('storage', 'storage')];
+    await expect(alarms.evaluate()).resolves.toBeUndefined();
+    expect(sent).toEqual([]);
+    state.storeDown = false;
+    await alarms.evaluate();
+    expect(sent).toEqual(['raised storage', 'raised dead-letter:q']);
   });
 });

@@ -13,6 +13,9 @@ export interface AlarmSettings {
   maxNoticesPerHour: number;
 }
 
+/** Notices kept while no subscription list was ever read (the oldest are dropped past it). */
+const UNSENT_LIMIT = 1000;
+
 /** Whether a subscription's owner may see a condition: operators all, a participant only its own. */
 export const maySee = (owner: string, c: AlarmCondition): boolean => owner === 'operator' || c.participant === owner;
 
@@ -25,6 +28,12 @@ export const maySee = (owner: string, c: AlarmCondition): boolean => owner === '
  */
 export class Alarms {
   private active = new Map<string, AlarmCondition>();
+  /** The keys each source (by its index) said held at the last pass it answered. */
+  private bySource: Array<Set<string>> = [];
+  /** The subscriptions as last read: notices still go out while the store that keeps them cannot be read. */
+  private known: AlarmSubscription[] | null = null;
+  /** Notices made while no subscription list was ever read: sent once one is (a bounded backlog). */
+  private unsent: AlarmNotice[] = [];
   private cancel: Cancel | null = null;
   private running: Promise<void> | null = null;
   private readonly sent = new Map<string, number[]>();
@@ -41,7 +50,8 @@ export class Alarms {
   ) {}
 
   start(): void {
-    this.cancel = this.clock.every(this.settings.evaluateIntervalMs, () => void this.evaluate());
+    // A pass that fails must not end the process (an unhandled rejection): it is logged, and the next one runs.
+    this.cancel = this.clock.every(this.settings.evaluateIntervalMs, () => void this.evaluate().catch((err: unknown) => this.logger.error({ err }, 'an alarm evaluation failed; the next one runs at its interval')));
   }
 
   async stop(): Promise<void> {
@@ -64,13 +74,23 @@ export class Alarms {
 
   private async pass(): Promise<void> {
     const now = new Map<string, AlarmCondition>();
-    for (const source of this.sources) {
+    // Each source on its own: one that cannot answer (most read the store) keeps its own alarms as they
+    // were rather than resolving them falsely, and does not stop the others: the storage alarm must be
+    // raised exactly when the store-reading sources fail.
+    for (const [i, source] of this.sources.entries()) {
       try {
-        for (const c of await source()) now.set(c.key, this.active.get(c.key) ?? c);
+        const keys = new Set<string>();
+        for (const c of await source()) {
+          now.set(c.key, this.active.get(c.key) ?? c);
+          keys.add(c.key);
+        }
+        this.bySource[i] = keys;
       } catch (err) {
-        // A source that cannot answer keeps its alarms as they were rather than resolving them falsely.
-        this.logger.error({ err }, 'an alarm source failed; its alarms are left as they were');
-        return;
+        this.logger.error({ err, source: i }, 'an alarm source failed; its alarms are left as they were');
+        for (const key of this.bySource[i] ?? []) {
+          const kept = this.active.get(key);
+          if (kept) now.set(key, kept);
+        }
       }
     }
     const at = this.clock.now();
@@ -78,12 +98,32 @@ export class Alarms {
     for (const [key, c] of now) if (!this.active.has(key)) notices.push({ kind: 'raised', condition: c, at });
     for (const [key, c] of this.active) if (!now.has(key)) notices.push({ kind: 'resolved', condition: c, at });
     this.active = now;
-    if (notices.length === 0) return;
-    const subs = await this.subscriptions.list();
-    for (const n of notices) {
-      this.logger.warn({ alarm: n.condition.key, rule: n.condition.rule, kind: n.kind }, `alarm ${n.kind}: ${n.condition.summary}`);
+    for (const n of notices) this.logger.warn({ alarm: n.condition.key, rule: n.condition.rule, kind: n.kind }, `alarm ${n.kind}: ${n.condition.summary}`);
+    const subs = await this.subscribers(notices.length > 0 || this.unsent.length > 0);
+    if (subs === null) {
+      this.unsent = [...this.unsent, ...notices].slice(-UNSENT_LIMIT);
+      return;
+    }
+    const due = [...this.unsent, ...notices];
+    this.unsent = [];
+    for (const n of due) {
       for (const s of subs) if (s.rules.includes(n.condition.rule) && maySee(s.owner, n.condition)) await this.send(s, n);
     }
+  }
+
+  /**
+   * The subscriptions, read afresh when there is something to send: the last list read when the store
+   * cannot be (in a cluster it is the database that may be down: that is when a notice matters most);
+   * null when none was ever read.
+   */
+  private async subscribers(needed: boolean): Promise<AlarmSubscription[] | null> {
+    if (!needed) return this.known;
+    try {
+      this.known = await this.subscriptions.list();
+    } catch (err) {
+      this.logger.error({ err, using: this.known === null ? 'none yet: the notices wait' : `the ${this.known.length} read before` }, 'alarm subscriptions could not be read');
+    }
+    return this.known;
   }
 
   private async send(s: AlarmSubscription, n: AlarmNotice): Promise<void> {
