@@ -9,7 +9,7 @@ import type { BackendHealth } from '../src/ports/backend.js';
 import { StoreError } from '../src/ports/errors.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { batch, message } from './contract/fixtures.js';
-import { ShiftableClock } from './helpers/clocks.js';
+import { FakeClock, ShiftableClock } from './helpers/clocks.js';
 import { adminApi } from './helpers/admin.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
@@ -31,6 +31,31 @@ describe('storage failures are classified, reported and recovered from', () => {
     expect(seen.map((h) => h.state)).toEqual(['fatal']);
     // Nothing whose sync failed is handed out: the second message is not readable.
     expect((await backend.log.readQueue({ recipientDipId: 'SUP0000001', channel: 'IF-021' }, 0, 10, 1 << 20)).length).toBe(1);
+    await backend.close();
+  });
+
+  it('a disk with room for a few pages but no batch stays unavailable: the probe is the size of a large batch', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'opendip-nearly-full-')), 'dip.db');
+    const clock = new FakeClock();
+    // Syncs reported at once, so a probe that goes through turns health to ok within the clock's advance.
+    let syncs = 0;
+    const backend = openSqliteBackend(file, { clock, durability: (done) => void (syncs += 1, setImmediate(() => done(null))) });
+    expect(await backend.log.append(batch([message(['SUP0000001'])]))).toEqual({ ok: true });
+    const Database = (await import('better-sqlite3')).default;
+    const look = new Database(file, { readonly: true });
+    const bytes = (look.pragma('page_count', { simple: true }) as number) * (look.pragma('page_size', { simple: true }) as number);
+    look.close();
+    backend.setSizeLimit(bytes + 32 * 1024); // eight more pages: a small write fits, no real batch does
+    const big = batch(Array.from({ length: 500 }, () => message(['SUP0000001'])));
+    await expect(backend.log.append(big)).rejects.toMatchObject({ kind: 'unavailable', code: 'SQLITE_FULL' });
+    expect(backend.health().state).toBe('unavailable');
+    const before = syncs;
+    await clock.advance(2_000); // a probe
+    expect([backend.health().state, syncs - before]).toEqual(['unavailable', 0]);
+    backend.setSizeLimit(null);
+    await clock.advance(2_000);
+    await waitFor(() => backend.health().state === 'ok', 5000, 'the probe to succeed once there is room');
+    expect(await backend.log.append(big)).toEqual({ ok: true });
     await backend.close();
   });
 

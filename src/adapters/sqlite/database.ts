@@ -40,6 +40,9 @@ export type RecentMessage = Omit<QueueEntry, 'seq' | 'messageId'>;
 
 const queueKey = (recipient: string, channel: string): string => `${recipient}\u0000${channel}`;
 
+/** How much the health probe writes: what a batch of a few hundred IF-021 takes stored (~2.5 kB each). */
+const PROBE_BYTES = 1 << 20;
+
 /**
  * The one SQLite file (WAL mode) and what every port's module shares over it: the group commit, the
  * at-rest sealer, the cache of queue heads, the recently appended messages, and the visibility rule
@@ -117,7 +120,7 @@ export class SqliteDatabase {
            FROM queues q WHERE recipient_dip_id = ? AND channel = ?`,
       ),
       insertQueue: db.prepare('INSERT INTO queues (recipient_dip_id, channel) VALUES (?, ?)'),
-      probe: db.prepare('INSERT INTO health_probe (at) VALUES (?)'),
+      probe: db.prepare('INSERT INTO health_probe (at, pad) VALUES (?, zeroblob(?))'),
       unprobe: db.prepare('DELETE FROM health_probe'),
     };
   }
@@ -281,14 +284,17 @@ export class SqliteDatabase {
   }
 
   /**
-   * While writes fail for want of space (or a busy disk), a tiny write every few seconds finds out when
-   * they can succeed again, so delivery and ingest resume by themselves even if nobody writes meanwhile.
+   * While writes fail for want of space (or a busy disk), a write every few seconds finds out when they
+   * can succeed again, so delivery and ingest resume by themselves even if nobody writes meanwhile. It is
+   * the size of a large batch (PROBE_BYTES): a one-row probe fitted in the last free pages (or in the WAL
+   * file's old space) on a disk too full for any real batch, so health flapped to ok and /ready to 200
+   * every few seconds while every submission was refused (found by a fault campaign on a full ext4).
    */
   private startProbing(): void {
     if (this.probe) return;
     this.probe = this.options.clock.every(2_000, () => {
       this.write(() => {
-        this.s.probe.run(this.options.clock.now());
+        this.s.probe.run(this.options.clock.now(), PROBE_BYTES);
         this.s.unprobe.run();
       }).catch(() => {});
     });

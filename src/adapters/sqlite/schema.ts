@@ -204,8 +204,9 @@ CREATE TABLE IF NOT EXISTS portal_totp_enrolments (
   started_at INTEGER NOT NULL,
   expires_at INTEGER NOT NULL
 );
--- A write that tells whether the disk takes writes again after it was full (see SqliteDatabase).
-CREATE TABLE IF NOT EXISTS health_probe (at INTEGER NOT NULL);
+-- A write that tells whether the disk takes writes again after it was full (see SqliteDatabase): pad
+-- makes it the size of a large batch.
+CREATE TABLE IF NOT EXISTS health_probe (at INTEGER NOT NULL, pad BLOB);
 `;
 
 /** Brings a database made by an earlier version up to the current schema. */
@@ -225,4 +226,6 @@ export function migrate(db: Database.Database): void {
   // the rows written before have no ID and stay out of it (the upsert names the index by its WHERE clause).
   if (!db.prepare<[], { name: string }>('PRAGMA table_info(delivery_attempts)').all().some((c) => c.name === 'attempt_id')) db.exec('ALTER TABLE delivery_attempts ADD COLUMN attempt_id TEXT');
   db.exec('CREATE UNIQUE INDEX IF NOT EXISTS delivery_attempts_attempt_id ON delivery_attempts (attempt_id) WHERE attempt_id IS NOT NULL');
+  // The health probe's padding (2026-12-03).
+  if (!db.prepare<[], { name: string }>('PRAGMA table_info(health_probe)').all().some((c) => c.name === 'pad')) db.exec('ALTER TABLE health_probe ADD COLUMN pad BLOB');
 }
