@@ -70,7 +70,7 @@ class FakeLog {
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-function harness(answers: Array<number | 'down'>, options: { hook?: boolean; staleAfterMs?: number; url?: string } = {}) {
+function harness(answers: Array<number | 'down'>, options: { hook?: boolean; staleAfterMs?: number; url?: string; mayCall?: () => boolean } = {}) {
   const clock = new FakeClock();
   const log = new FakeLog();
   const calls: WebhookCall[] = [];
@@ -103,6 +103,7 @@ function harness(answers: Array<number | 'down'>, options: { hook?: boolean; sta
     deadLettered: (events) => void deadLettered.push(...events),
     storeUnavailable: (w) => void paused.push(w),
     halted: (_q, e) => void halted.push(e),
+    ...(options.mayCall ? { mayCall: options.mayCall } : {}),
   };
   const worker = new QueueWorker(queue, deps);
   const sent = () => calls.map((c) => (JSON.parse(c.body.toString()) as Array<{ seq: number }>).map((m) => m.seq));
@@ -329,6 +330,22 @@ describe('queue worker', () => {
     } finally {
       HOOK.url = 'https://sup.example/dip';
     }
+  });
+
+  it('working → stopped without calling when the lease ended while the call was prepared (a node stalled past it)', async () => {
+    let leased = true;
+    const h = harness([200, 200], { mayCall: () => leased });
+    h.log.add(2, h.clock.now());
+    h.worker.kick();
+    await settle();
+    expect([h.worker.state, h.sent()]).toEqual(['idle', [[1, 2]]]);
+    h.log.add(1, h.clock.now());
+    leased = false; // the clock passed the lease's end while this node was frozen
+    h.worker.kick();
+    await settle();
+    expect(h.worker.state).toBe('stopped');
+    expect(h.sent()).toEqual([[1, 2]]); // position 3 was not sent
+    expect(h.attempts).toHaveLength(1);
   });
 
   it('stopped is final, and an illegal transition is refused loudly', async () => {

@@ -101,6 +101,8 @@ export class Delivery {
         if (this.deps.backend.health().state === 'ok') this.resumePaused();
       },
       wentIdle: (w) => this.wentIdle(w),
+      // Only a cluster's leases end by the clock; one machine's are fixed.
+      mayCall: (q) => !deps.leases.shared || deps.leases.holds(q),
     };
     this.workerDeps = workerDeps;
     deps.onRegistryChange(() => {

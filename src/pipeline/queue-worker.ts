@@ -42,6 +42,13 @@ export interface DeadLetterEvent {
   answer: string | null;
 }
 
+/** The worker's lease ended before a call it had prepared (see WorkerDeps.mayCall). */
+class LeaseEnded extends Error {
+  constructor(queue: QueueRef) {
+    super(`the lease on ${queue.recipientDipId}/${queue.channel} ended before the call`);
+  }
+}
+
 /** Handles entries in order; a throw leaves them queued and they are offered again after a pause. */
 export type LocalConsumer = (entries: QueueEntry[]) => Promise<void>;
 
@@ -83,6 +90,14 @@ export interface WorkerDeps {
   undeliverable?(queue: QueueRef): string | null;
   /** The worker has nothing more to do for now (a cluster node may then give the queue's lease up). */
   wentIdle?(worker: QueueWorker): void;
+  /**
+   * Whether this node may still call the queue's recipient, checked the moment before each call (absent:
+   * always). In a cluster: its lease is still valid by its own clock. A node stalled past its lease (a
+   * frozen VM, SIGSTOP, a long pause) resumes in the middle of a call it had read and signed before; by
+   * then another node works the queue, and the call would arrive far behind what the recipient has (a
+   * fault campaign saw 1,180-1,590 positions back). The worker stops instead; the queue is claimed afresh.
+   */
+  mayCall?(queue: QueueRef): boolean;
   /** Shares delivery between queues: a queue catching up waits its turn here (none: no waiting). */
   share?: Pick<DeliveryShare, 'behind' | 'grant' | 'giveBack' | 'withdraw' | 'live'>;
   /** OpenTelemetry: told of every webhook call (absent when tracing is off). */
@@ -275,6 +290,13 @@ export class QueueWorker {
       // A settlement still being recorded lands (or fails: it stays unrecorded) before the worker changes state.
       await this.settled().catch(() => {});
       if (this.current === 'stopped') return;
+      if (error instanceof LeaseEnded) {
+        // Not stop(): that waits for this very run. The lease's own watcher tells Delivery, which claims again.
+        this.deps.logger.warn({ queue: this.queue }, 'queue lease ended before the call: not sent, this worker stops');
+        this.to('stopped');
+        this.deps.share?.withdraw(this.key);
+        return;
+      }
       const kind = storeFailureKind(error);
       if (kind === 'unavailable' || kind === 'fatal') {
         // Nothing can be recorded: calling the recipient now would only repeat the call later.
@@ -453,6 +475,7 @@ export class QueueWorker {
     const headers = await this.deps.signer.sign('POST', url, body);
     headers['content-type'] = 'application/json';
     headers[SEQUENCE_HEADER] = sequence;
+    if (this.deps.mayCall?.(this.queue) === false) throw new LeaseEnded(this.queue);
     const startedAt = this.deps.clock.now();
     const tracedFrom = this.deps.tracer?.now();
     const outcome = await this.deps.transport.post({ url, body, headers, timeoutMs: this.deps.settings.timeoutMs, maxAnswerBytes: answerBytes(messages) });
