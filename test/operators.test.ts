@@ -89,6 +89,9 @@ describe('operator accounts', () => {
     expect(refused.body.error).toContain('the bootstrap token only creates the first admin account');
     expect(refused.body.error).toContain('dip login');
     expect((await bootstrap('POST', '/admin/operators', { name: 'mallory', role: 'admin' })).status).toBe(401);
+    // Except for reading health, which the probes do with it (Dockerfile, Kubernetes, the balancer).
+    expect((await bootstrap('GET', '/admin/health')).status).toBe(200);
+    expect((await bootstrap('GET', '/admin/queues')).status).toBe(401);
 
     // Sign-in: a wrong password is refused as ever (nothing tells that the account has no factor yet).
     const anyone = adminApi(t, 'none');

@@ -66,6 +66,9 @@ const sameToken = (given: string, expected: string): boolean => {
   return a.length === b.length && timingSafeEqual(a, b);
 };
 
+/** Read with the bootstrap token by health probes, whatever accounts exist (see registerOperatorAuth). */
+const HEALTH_PATH = '/admin/health';
+
 /**
  * Every operator-API call names its operator (Authorization: Bearer <token>): a named account's token, or
  * the bootstrap token (break-glass, and how the first admin account is made). The operator's role decides
@@ -88,8 +91,12 @@ export function registerOperatorAuth(app: FastifyInstance, deps: OperatorAuthDep
     const token = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
     let who: OperatorIdentity | undefined;
     if (token && sameToken(token, deps.bootstrapToken)) {
-      // The bootstrap token makes the first admin account; once one exists it is refused (README "Operator accounts").
-      if (!deps.bootstrapBreakGlass && (await deps.operators.adminExists())) {
+      // The bootstrap token makes the first admin account; once one exists it is refused (README "Operator
+      // accounts"), except to read health: the probes read it with this token (Dockerfile, Kubernetes, the
+      // `dip cluster` balancer), and must get its answer also while the store is down (asking the store
+      // whether an admin exists made it a 503 about authentication, or a hang while the database was frozen).
+      const probe = req.method === 'GET' && route === HEALTH_PATH;
+      if (!probe && !deps.bootstrapBreakGlass && (await deps.operators.adminExists())) {
         return reply.code(401).send({ error: `the bootstrap token only creates the first admin account, and an admin account exists: sign in as an operator (dip login, POST ${SIGN_IN_PATH} with name, password and TOTP code) or use an automation account's token` });
       }
       who = { name: 'bootstrap', role: 'admin', actor: 'bootstrap' };
