@@ -408,6 +408,12 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
       await refused(() => raw.send({ tls: sds, body, headers: { 'content-encoding': 'gzip' } }), 400, MSG.schemaFailure, /Content-Encoding 'gzip' is not accepted: send the body uncompressed/, null);
     });
 
+    it('a charset other than UTF-8, or a byte order mark, named as such (not read as UTF-8 regardless, nor "Unexpected token")', async () => {
+      const body = JSON.stringify([item()]);
+      await refused(() => raw.send({ tls: sds, body, headers: { 'content-type': 'application/json; charset=utf-16' } }), 400, MSG.schemaFailure, /Content-Type charset 'utf-16' is not accepted: JSON is exchanged in UTF-8/, null);
+      await refused(() => raw.send({ tls: sds, body: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(body)]) }), 400, MSG.schemaFailure, /starts with a UTF-8 byte order mark/, null);
+    });
+
     it('an Accept that excludes JSON → 406, as published; one that allows it, however written, is served', async () => {
       for (const accept of ['application/xml', 'text/html, application/json;q=0']) {
         await refused(() => raw.send({ tls: sds, body: JSON.stringify([item()]), headers: { accept } }), 406, MSG.processingFailed, /excludes application\/json/, null);

@@ -80,6 +80,21 @@ export function evidence(deps: ApiDeps, req: FastifyRequest): CallerEvidence {
  * Why a body sent with a Content-Encoding other than identity is refused, or null when it has none. The DIP
  * never decodes one: a signature covers the bytes as sent, and a publication is stored as uploaded.
  */
+/**
+ * Why a JSON body's Content-Type charset is refused, or null (none given, or UTF-8): JSON is exchanged in
+ * UTF-8 (RFC 8259 8.1), and a body sent as `charset=utf-16` was read as UTF-8 whatever it said.
+ */
+export function unacceptedCharset(req: FastifyRequest): string | null {
+  const m = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(String(req.headers['content-type'] ?? ''));
+  if (!m || /^utf-?8$/i.test(m[1]!)) return null;
+  return `Content-Type charset '${m[1]!.slice(0, 40)}' is not accepted: JSON is exchanged in UTF-8 (RFC 8259 8.1); send charset=utf-8 or none`;
+}
+
+/** Why a body starting with a byte order mark is refused (RFC 8259 8.1: senders must not add one), or null. */
+export function byteOrderMark(body: Uint8Array): string | null {
+  return body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 'the body starts with a UTF-8 byte order mark (U+FEFF, bytes EF BB BF): send the JSON text without it (RFC 8259 8.1)' : null;
+}
+
 export function unacceptedContentEncoding(req: FastifyRequest, instead: string): string | null {
   const coding = String(req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
   return coding === 'identity' ? null : `Content-Encoding '${coding.slice(0, 40)}' is not accepted: ${instead}`;

@@ -47,7 +47,7 @@ import { useOverloadGuard } from './overload.js';
 import { recordOperations } from './operations.js';
 import { describeBodyErrors } from './schemas.js';
 import { answers, GUARDED } from './route-schemas.js';
-import { sendStandard, tlsPeer, unacceptedContentEncoding, useSecurityControls } from './request.js';
+import { byteOrderMark, sendStandard, tlsPeer, unacceptedCharset, unacceptedContentEncoding, useSecurityControls } from './request.js';
 import { useRequestDeadlines } from './request-deadlines.js';
 
 /** Longest path segment (channel ID, DIP ID) the router accepts. */
@@ -290,7 +290,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(['application/json'], { parseAs: 'buffer' }, (req, body, done) => {
     const buf = body as Buffer;
-    const encoded = unacceptedContentEncoding(req, 'send the body uncompressed (the signature covers its bytes as sent)');
+    const encoded = unacceptedContentEncoding(req, 'send the body uncompressed (the signature covers its bytes as sent)') ?? unacceptedCharset(req) ?? byteOrderMark(buf);
     if (encoded !== null) {
       done(Object.assign(new Error(encoded), { statusCode: 400 }), undefined);
       return;

@@ -38,7 +38,7 @@ describe('malformed JSON', () => {
     ['a comment', () => '[/* hi */ {"payload":{}}]', /not valid JSON/],
     ['trailing garbage after a valid batch', () => `${valid()}garbage`, /not valid JSON/],
     ['two arrays back to back', () => `${valid()}${valid()}`, /not valid JSON/],
-    ['a byte-order mark', () => `\uFEFF${valid()}`, /not valid JSON/],
+    ['a byte-order mark', () => `\uFEFF${valid()}`, /starts with a UTF-8 byte order mark/],
     ['invalid UTF-8 bytes', () => Buffer.from([0x5b, 0x22, 0xff, 0xfe, 0xc0, 0x22, 0x5d]), /the body is not UTF-8 text/],
     ['a lone surrogate escape', () => '["\\ud800"]', /item 0/],
     ['a raw control character inside a string', () => '["a\u0001b"]', /not valid JSON/],
@@ -196,7 +196,7 @@ describe('content types', () => {
   it('refuses a UTF-16 body labelled application/json; charset=utf-16le with 400', async () => {
     const body = Buffer.from(JSON.stringify([validItem()]), 'utf16le');
     const a = await submit(h, body, { headers: { 'content-type': 'application/json; charset=utf-16le' } });
-    expectRefusal(a, 400, /not valid JSON/);
+    expectRefusal(a, 400, /charset 'utf-16le' is not accepted/);
   });
 
   it('stored nothing so far', () => {
