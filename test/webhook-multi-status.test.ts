@@ -34,7 +34,7 @@ function harness(answers: Array<{ status: number; body: string; truncated?: true
     workerDeps(clock, {
       log: {
         readQueue: async (_q, after, limit) => entries.filter((e) => e.seq > after).slice(0, limit),
-        queueState: async () => ({ ackedSeq: acked, headSeq: entries.length }),
+        queueState: async () => ({ ackedSeq: acked, headSeq: entries.length, pulledSeq: 0 }),
         settle: async (_q, s) => {
           settlements.push(s);
           acked = Math.max(acked, s.upTo);

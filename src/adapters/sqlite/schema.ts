@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS queues (
   recipient_dip_id TEXT NOT NULL,
   channel TEXT NOT NULL,
   acked_seq INTEGER NOT NULL DEFAULT 0,
+  -- The last position a pull handed out: a pull's acknowledgement may not pass it (nor acked_seq). migrate() adds it to older files.
+  pulled_seq INTEGER NOT NULL DEFAULT 0,
   UNIQUE (recipient_dip_id, channel)
 );
 CREATE TABLE IF NOT EXISTS queue_entries (
@@ -225,4 +227,7 @@ export function migrate(db: Database.Database): void {
   // the rows written before have no ID and stay out of it (the upsert names the index by its WHERE clause).
   if (!db.prepare<[], { name: string }>('PRAGMA table_info(delivery_attempts)').all().some((c) => c.name === 'attempt_id')) db.exec('ALTER TABLE delivery_attempts ADD COLUMN attempt_id TEXT');
   db.exec('CREATE UNIQUE INDEX IF NOT EXISTS delivery_attempts_attempt_id ON delivery_attempts (attempt_id) WHERE attempt_id IS NOT NULL');
+  // What pulls handed out (2026-12-03): 0 on an older file, which max(pulled_seq, acked_seq) reads as
+  // "up to the acknowledged position" until the recipient's next pull.
+  if (!db.prepare<[], { name: string }>('PRAGMA table_info(queues)').all().some((c) => c.name === 'pulled_seq')) db.exec('ALTER TABLE queues ADD COLUMN pulled_seq INTEGER NOT NULL DEFAULT 0');
 }
