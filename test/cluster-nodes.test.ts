@@ -133,6 +133,29 @@ describe('two DIP nodes on PostgreSQL + NATS', () => {
     for (const sup of sups) expect(arrived().filter((ref) => ref.includes(sup.dipId))).toEqual([expect.stringContaining(`share1${sup.dipId}`), expect.stringContaining(`share2${sup.dipId}`)]);
   });
 
+  it('checks an acknowledgement at one node against what a pull at the other handed out', async () => {
+    const mds = await nodes[0]!.participant('4000000003', ['MDS']); // no webhook: it pulls
+    const onB = client(nodes[1]!, mds);
+    try {
+      const items = [1, 2, 3].map((i) => buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [mds.dipId], uniqueSuffix: `pullack${i}` }));
+      expect((await sds.client.submit('IF-021', items)).status).toBe(201);
+      const refusal = async (sequence: number) => {
+        const answer = await onB.ack('IF-021', mds.dipId, sequence);
+        return [answer.status, answer.body.messageArray[0]!.help];
+      };
+      expect(await refusal(2)).toEqual([400, 'sequence 2 is past the last position a pull handed out (0): acknowledge only what was pulled (acknowledged so far: 0)']);
+      const pulled = await mds.client.pull('IF-021', mds.dipId, 2);
+      expect([pulled.firstSeq, pulled.lastSeq]).toEqual([1, 2]);
+      expect(await refusal(3)).toEqual([400, 'sequence 3 is past the last position a pull handed out (2): acknowledge only what was pulled (acknowledged so far: 0)']);
+      expect((await onB.ack('IF-021', mds.dipId, 2)).status).toBe(200);
+      // And the other way round.
+      expect((await onB.pull('IF-021', mds.dipId)).lastSeq).toBe(3);
+      expect((await mds.client.ack('IF-021', mds.dipId, 3)).status).toBe(200);
+    } finally {
+      await onB.close();
+    }
+  });
+
   it('a node that leaves hands its queues over: the other delivers what arrives after', async () => {
     // Made through node B: what node A made (clients, receivers) closes with it.
     const mds = await nodes[1]!.participant('4000000002', ['MDS']);

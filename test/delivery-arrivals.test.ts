@@ -43,7 +43,7 @@ function dip(leases: QueueLeases) {
         reads.push(name(q));
         return after >= 1 || (settled.get(name(q)) ?? 0) >= 1 ? [] : [entry(1, 1_000_000)];
       },
-      queueState: async (q) => ({ ackedSeq: settled.get(name(q)) ?? 0, headSeq: 1 }),
+      queueState: async (q) => ({ ackedSeq: settled.get(name(q)) ?? 0, headSeq: 1, pulledSeq: 0 }),
       settle: async (q, s) => void settled.set(name(q), s.upTo),
     },
     transport: { post: async () => ({ kind: 'answered', status: 200, retryAfter: undefined, body: '', latencyMs: 1 }), close: async () => {} },

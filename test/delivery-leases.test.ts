@@ -71,7 +71,7 @@ function node(options: { share?: number; releasing?: Promise<void> } = {}) {
   const { share: _noShare, ...worker } = workerDeps(clock, {
     log: {
       readQueue: async () => (cut ? never : []),
-      queueState: async () => (cut ? never : { ackedSeq: 0, headSeq: 0 }),
+      queueState: async () => (cut ? never : { ackedSeq: 0, headSeq: 0, pulledSeq: 0 }),
       settle: async () => {},
     },
     transport: { post: async () => ({ kind: 'answered', status: 200, retryAfter: undefined, body: '', latencyMs: 1 }), close: async () => {} },

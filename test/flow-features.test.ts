@@ -652,7 +652,7 @@ describe('pull consumption (spec 5.4) and idempotent read', () => {
     expect(attemptIdTime(acked!.attemptId!)).toBe(acked!.startedAt);
 
     const beyond = await sup.client.ack('IF-021', SUP, 6);
-    expect([beyond.status, beyond.body.messageArray[0]!.help]).toEqual([400, 'sequence must be a whole number from 2 (acknowledged) to 5 (newest)']);
+    expect([beyond.status, beyond.body.messageArray[0]!.help]).toEqual([400, 'sequence 6 is past the last position a pull handed out (5): acknowledge only what was pulled (acknowledged so far: 2)']);
     // Behind the position (another puller of the same queue acknowledged further): nothing to do, and no error.
     const behind = await sup.client.ack('IF-021', SUP, 1);
     expect([behind.status, behind.body.messageArray[0]!.help]).toEqual([200, 'already acknowledged up to 2: nothing changed']);
@@ -720,6 +720,68 @@ describe('pull consumption (spec 5.4) and idempotent read', () => {
     const seqs = [...bySeq.keys()].sort((a, b) => a - b);
     expect(seqs).toEqual([1, 2, 3, 4, 5, 6, 7]);
     expect(new Set(bySeq.values()).size).toBe(7);
+  });
+});
+
+describe('a pull acknowledgement acknowledges only what pulls handed out', () => {
+  let t: SharedPkiDip;
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('refuses a sequence past the last position pulled (400, nothing moves), writes that position once per new range, and is not blocked by webhook deliveries', async () => {
+    t = await startSharedPkiDip();
+    const sds = await t.join(SDS, ['SDS']);
+    const sup = await t.join(SUP, ['SUP']);
+    const log = t.dip.backend.log;
+    const queue = { recipientDipId: SUP, channel: 'IF-021' };
+    // Every store write of a pulled position, by position.
+    const marks: number[] = [];
+    const markPulled = log.markPulled.bind(log);
+    log.markPulled = async (q, upTo) => {
+      marks.push(upTo);
+      return markPulled(q, upTo);
+    };
+    const help = (answer: Awaited<ReturnType<DipClient['ack']>>) => [answer.status, answer.body.messageArray[0]!.help];
+    await submitOk(sds, Array.from({ length: 5 }, () => item([SUP])));
+
+    // Queued but never pulled: not acknowledgeable, and nothing is journalled or moved.
+    expect(help(await sup.client.ack('IF-021', SUP, 3))).toEqual([400, 'sequence 3 is past the last position a pull handed out (0): acknowledge only what was pulled (acknowledged so far: 0)']);
+    const first = await sup.client.pull('IF-021', SUP, 2);
+    expect([first.firstSeq, first.lastSeq]).toEqual([1, 2]);
+    expect(marks).toEqual([2]);
+    // The same range pulled again hands out nothing new: no write.
+    expect((await sup.client.pull('IF-021', SUP, 2)).lastSeq).toBe(2);
+    expect(marks).toEqual([2]);
+    expect(help(await sup.client.ack('IF-021', SUP, 5))).toEqual([400, 'sequence 5 is past the last position a pull handed out (2): acknowledge only what was pulled (acknowledged so far: 0)']);
+    expect(await log.queueState(queue)).toEqual({ ackedSeq: 0, headSeq: 5, pulledSeq: 2 });
+    expect(await t.dip.backend.archive.attempts(queue, 10)).toEqual([]);
+    // Less than what was pulled (the recipient processed only part of it) is fine.
+    expect(help(await sup.client.ack('IF-021', SUP, 1))).toEqual([200, 'acknowledged up to 1']);
+    expect(help(await sup.client.ack('IF-021', SUP, 2))).toEqual([200, 'acknowledged up to 2']);
+    // At or below the acknowledged position: nothing changes, nothing is journalled.
+    expect(help(await sup.client.ack('IF-021', SUP, 2))).toEqual([200, 'already acknowledged up to 2: nothing changed']);
+    expect((await t.dip.backend.archive.attempts(queue, 10)).map((a) => [a.firstSeq, a.lastSeq])).toEqual([
+      [2, 2],
+      [1, 1],
+    ]);
+
+    // A webhook delivers the rest (and moves the acknowledged position past the pulled one); back to pulling,
+    // the delivered positions are no barrier, and what arrives after is pulled and acknowledged as before.
+    const r = await withWebhook(t, sup);
+    await waitFor(() => queueSettled(t.dip, queue), 5000, 'the webhook deliveries settled');
+    expect(delivered(r).map(txOf).length).toBe(3);
+    expect((await sup.client.deleteWebhook('IF-021', SUP)).status).toBe(204);
+    expect(help(await sup.client.ack('IF-021', SUP, 5))).toEqual([200, 'already acknowledged up to 5: nothing changed']);
+    await submitOk(sds, [item([SUP]), item([SUP])]);
+    expect(help(await sup.client.ack('IF-021', SUP, 6))).toEqual([400, 'sequence 6 is past the last position a pull handed out (5): acknowledge only what was pulled (acknowledged so far: 5)']);
+    const after = await sup.client.pull('IF-021', SUP);
+    expect([after.firstSeq, after.lastSeq]).toEqual([6, 7]);
+    expect(marks).toEqual([2, 7]);
+    // An empty pull writes nothing either.
+    expect(help(await sup.client.ack('IF-021', SUP, 7))).toEqual([200, 'acknowledged up to 7']);
+    expect((await sup.client.pull('IF-021', SUP)).body).toEqual([]);
+    expect(marks).toEqual([2, 7]);
   });
 });
 

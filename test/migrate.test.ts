@@ -55,6 +55,8 @@ describe('dip migrate: SQLite to the cluster', () => {
     const actId = await backend.journal.append({ at: 3, actor: 'operator:alice', action: 'PATCH /admin/channels/:id', target: 'IF-021', before: { paused: true }, after: { paused: false }, status: 200 });
     const account = { username: 'sup-admin', participantDipId: sup.dipId, admin: true, displayName: 'Supplier admin', passwordHash: 'scrypt$16384$8$1$c2FsdA$aGFzaA', totpSecretSealed: 'c2VhbGVk', lastTotpStep: 0, sessionEpoch: 0, disabled: false, createdAt: 4, createdBy: 'operator:alice' };
     expect(await backend.portalAccounts.createAccount(account)).toBe(true);
+    // What pulls handed out travels too (as pulls before the webhook was set would have left it).
+    await backend.log.markPulled(queue, 2);
     const dataDir = embedded.config.dataDir;
     const file = databaseFile(embedded.config);
     await embedded.dip.close();
@@ -84,6 +86,7 @@ describe('dip migrate: SQLite to the cluster', () => {
       const delivered = () => r.calls.flatMap((c) => c.messages.map((m) => (m as Json).payload.CommonBlock.D0.transactionID as string));
       await waitFor(() => new Set(delivered()).size === 3 && r.calls.at(-1)!.lastSeq === 3, 20_000, 'the queue in flight delivered by the cluster');
       expect([...new Set(delivered())]).toEqual(sent);
+      expect((await cluster.dip.backend.log.queueState(queue)).pulledSeq).toBe(2);
       // The sender's API key and certificate still work; its references are still known.
       const client = new DipClient({ baseUrl: cluster.dip.url, apiKey: sds.apiKey, keyPem: sds.credentials.keyPem, certPem: sds.credentials.certPem, caPem: cluster.dip.pki.ca.certPem });
       const again = await client.submit('IF-021', [items[0]!]);

@@ -9,6 +9,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../src/adapters/clock.js';
 import { PgDatabase } from '../src/adapters/postgres/database.js';
+import { PgMessageLog } from '../src/adapters/postgres/message-log.js';
 import { openPool } from '../src/adapters/postgres/pool.js';
 import { applySchema, LOCKS, SCHEMA } from '../src/adapters/postgres/schema.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
@@ -76,6 +77,22 @@ describe('the PostgreSQL schema', () => {
     // And the version is now in place: the next opening takes no lock.
     await holdWriterLocks();
     await (await withoutWaiting(PgDatabase.open({ url, clock: systemClock, poolSize: 1 }))).close();
+  });
+
+  it('gives queues made before pulled positions (2026-12-03) the column: existing queues read 0, and pulls are recorded from then on', async () => {
+    await admin.query("UPDATE dip_schema_digests SET digest = 'an older version' WHERE lock_key = $1", [LOCKS.schema]);
+    await admin.query('ALTER TABLE queues DROP COLUMN pulled_seq');
+    await admin.query("INSERT INTO queues (recipient_dip_id, channel, head, acked_seq) VALUES ('1000000001', 'IF-021', 5, 2)");
+    const upgraded = await PgDatabase.open({ url, clock: systemClock, poolSize: 1 });
+    try {
+      const log = new PgMessageLog(upgraded);
+      const queue = { recipientDipId: '1000000001', channel: 'IF-021' };
+      expect(await log.queueState(queue)).toEqual({ ackedSeq: 2, headSeq: 5, pulledSeq: 0 });
+      await log.markPulled(queue, 4);
+      expect(await log.queueState(queue)).toEqual({ ackedSeq: 2, headSeq: 5, pulledSeq: 4 });
+    } finally {
+      await upgraded.close();
+    }
   });
 
   it('gives a journal made before attempt IDs (2026-12-03) the column and a unique index on every day', async () => {

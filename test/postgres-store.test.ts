@@ -144,6 +144,6 @@ describe('PostgreSQL: several nodes on one database', () => {
     expect((await a.archive.findArchived({ ...mds, limit: 10 })).length).toBe(1);
     // Its sender reference went with its day; positions carry on.
     await a.log.append(batch([message(['SUP0000001'])]));
-    expect(await a.log.queueState(sup)).toEqual({ ackedSeq: 1, headSeq: 2 });
+    expect(await a.log.queueState(sup)).toEqual({ ackedSeq: 1, headSeq: 2, pulledSeq: 0 });
   });
 });

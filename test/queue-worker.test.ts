@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ATTEMPT_ID, attemptIdTime } from '../src/domain/attempt-id.js';
 import type { DeliveryAttempt } from '../src/ports/archive.js';
 import { StoreError } from '../src/ports/errors.js';
-import type { QueueEntry, QueueRef, Settlement } from '../src/ports/message-log.js';
+import type { QueueEntry, QueueRef, QueueState, Settlement } from '../src/ports/message-log.js';
 import type { WebhookCall, WebhookOutcome } from '../src/ports/webhook.js';
 import { QueueWorker, type DeadLetterEvent, type WorkerDeps } from '../src/pipeline/queue-worker.js';
 import { FakeClock, settle } from './helpers/clocks.js';
@@ -36,8 +36,8 @@ class FakeLog {
     return this.entries.filter((e) => e.seq > after).slice(0, limit);
   }
 
-  async queueState(): Promise<{ ackedSeq: number; headSeq: number }> {
-    return { ackedSeq: this.acked, headSeq: this.entries.length };
+  async queueState(): Promise<QueueState> {
+    return { ackedSeq: this.acked, headSeq: this.entries.length, pulledSeq: 0 };
   }
 
   /** While true, each settle waits until release() (a slow group commit); how many were ever in flight at once. */

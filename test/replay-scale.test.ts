@@ -66,7 +66,11 @@ describe('replay and requeue at scale', () => {
     const queue = { recipientDipId: sup.dipId, channel: 'IF-021' };
     // The recipient takes its live messages first (pull + ack), as a recovering recipient would.
     const { headSeq } = await t.dip.backend.log.queueState(queue);
-    expect((await sup.client.ack('IF-021', sup.dipId, headSeq)).status).toBe(200);
+    for (let taken = 0; taken < headSeq; ) {
+      const pulled = await sup.client.pull('IF-021', sup.dipId, 10_000);
+      taken = pulled.lastSeq!;
+      expect((await sup.client.ack('IF-021', sup.dipId, taken)).status).toBe(200);
+    }
     const answer = await sup.client.requeue('IF-021', sup.dipId, FILTER);
     expect(answer.status).toBe(202);
     const location = answer.headers.location!;

@@ -46,7 +46,7 @@ describe('archive retention', () => {
     const dataDir = t.config.dataDir;
     await t.close();
     t = await startTestDip({}, dataDir);
-    expect(await t.dip.backend.log.queueState({ recipientDipId: sup.dipId, channel: 'IF-021' })).toEqual({ ackedSeq: 4, headSeq: 4 });
+    expect(await t.dip.backend.log.queueState({ recipientDipId: sup.dipId, channel: 'IF-021' })).toEqual({ ackedSeq: 4, headSeq: 4, pulledSeq: 0 });
   });
 
   it("keeps the delivery journal as long as the longest kept channel: a journey stays whole while its message is archived", async () => {

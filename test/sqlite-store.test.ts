@@ -308,3 +308,33 @@ describe('a database made before attempt IDs (2026-12-03)', () => {
     await openSqliteBackend(file, { clock: systemClock }).close();
   });
 });
+
+describe('a database made before pulled positions (2026-12-03)', () => {
+  it('gets the column on open (migrate): an existing queue reads 0 handed out by pulls, and records pulls from then on', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'opendip-pulled-seq-')), 'dip.db');
+    const first = openSqliteBackend(file, { clock: systemClock });
+    await first.log.append(batch([message(['SUP0000001']), message(['SUP0000001'])]));
+    await first.log.settle(sup, { upTo: 1 });
+    await first.close();
+    // What an older version left: the queues without the column.
+    const raw = new Database(file);
+    raw.exec('ALTER TABLE queues DROP COLUMN pulled_seq');
+    raw.close();
+
+    const backend = openSqliteBackend(file, { clock: systemClock });
+    try {
+      expect(await backend.log.queueState(sup)).toEqual({ ackedSeq: 1, headSeq: 2, pulledSeq: 0 });
+      await backend.log.markPulled(sup, 2);
+      expect((await backend.log.queueState(sup)).pulledSeq).toBe(2);
+    } finally {
+      await backend.close();
+    }
+    // Opening again finds it in place (migrate is idempotent), the position kept.
+    const again = openSqliteBackend(file, { clock: systemClock });
+    try {
+      expect((await again.log.queueState(sup)).pulledSeq).toBe(2);
+    } finally {
+      await again.close();
+    }
+  });
+});

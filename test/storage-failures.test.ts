@@ -127,6 +127,8 @@ describe('storage failures are classified, reported and recovered from', () => {
         log.settle = settle;
         throw new StoreError('unavailable', 'the database system is shutting down', '57P03');
       };
+      // Pulled first: an acknowledgement may not pass what a pull handed out.
+      expect((await sup.client.pull('IF-021', sup.dipId, 1)).lastSeq).toBe(1);
       const body = JSON.stringify({ sequence: 1 });
       const signed = await new Signer(sup.credentials.keyPem, sup.credentials.certPem).sign('POST', `${t.dip.url}/dip-channel/IF-021/ack/${sup.dipId}`, body);
       const ack = () => sup.client.call('POST', `/dip-channel/IF-021/ack/${sup.dipId}`, body, { ...signed });

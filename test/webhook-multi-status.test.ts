@@ -3,6 +3,7 @@ import { refusedInMultiStatus } from '../src/domain/recipient-answer.js';
 import { answerBytes, QueueWorker, type DeadLetterEvent } from '../src/pipeline/queue-worker.js';
 import { returnToSender } from '../src/pipeline/return-to-sender.js';
 import type { QueueEntry, Settlement } from '../src/ports/message-log.js';
+import type { DeliveryTrace } from '../src/ports/tracing.js';
 import type { WebhookCall } from '../src/ports/webhook.js';
 import { FakeClock, settle } from './helpers/clocks.js';
 import { workerDeps } from './helpers/worker-deps.js';
@@ -23,6 +24,7 @@ function harness(answers: Array<{ status: number; body: string; truncated?: true
   const deadLettered: DeadLetterEvent[] = [];
   const relayed: Array<{ transactionId: string; message: string; help: string }> = [];
   const errors: string[] = [];
+  const traced: DeliveryTrace[] = [];
   const notices = returnToSender({
     fromDip: async (items) => {
       relayed.push(...items.map((i) => ({ transactionId: i.transactionId, message: i.message, help: i.help })));
@@ -34,7 +36,7 @@ function harness(answers: Array<{ status: number; body: string; truncated?: true
     workerDeps(clock, {
       log: {
         readQueue: async (_q, after, limit) => entries.filter((e) => e.seq > after).slice(0, limit),
-        queueState: async () => ({ ackedSeq: acked, headSeq: entries.length }),
+        queueState: async () => ({ ackedSeq: acked, headSeq: entries.length, pulledSeq: 0 }),
         settle: async (_q, s) => {
           settlements.push(s);
           acked = Math.max(acked, s.upTo);
@@ -50,10 +52,11 @@ function harness(answers: Array<{ status: number; body: string; truncated?: true
       },
       notices,
       deadLettered: (events) => void deadLettered.push(...events),
+      tracer: { now: () => clock.now(), ingested() {}, attempted: (t) => void traced.push(t) },
       logger: { info() {}, warn() {}, error: (_o: unknown, msg: string) => void errors.push(msg) },
     }),
   );
-  return { clock, worker, settlements, calls, deadLettered, relayed, errors };
+  return { clock, worker, settlements, calls, deadLettered, relayed, errors, traced };
 }
 
 const answer = (...entries: Array<[string, string, string?]>) =>
@@ -71,6 +74,8 @@ describe('a webhook answering 207 with per-message failures', () => {
     // The sender is told with the recipient's own code and help.
     expect(h.relayed).toEqual([{ transactionId: 'T-2', message: 'RCP1021 - Msg Mandatory Data Item Missing', help: 'SUP0000001 refused the message in a 207 answer (RCP1021 - Msg Mandatory Data Item Missing): DI-063 missing' }]);
     expect(h.worker.status()).toMatchObject({ state: 'idle', failures: 0, ackedSeq: 3 });
+    // The call's trace says which messages it refused, and with what code (src/adapters/otel-tracer.ts makes spans of it).
+    expect(h.traced.map((t) => [t.status, t.verdict, t.transactionIds, t.refusals])).toEqual([[207, 'delivered', ['T-1', 'T-2', 'T-3'], [{ transactionId: 'T-2', code: 'RCP1021' }]]]);
     // Not retried: nothing more is sent, however long one waits.
     await h.clock.advance(60_000);
     expect(h.calls).toHaveLength(1);
@@ -83,6 +88,7 @@ describe('a webhook answering 207 with per-message failures', () => {
     await settle(20);
     expect(h.settlements).toEqual([{ upTo: 3 }]);
     expect(h.deadLettered).toEqual([]);
+    expect(h.traced.map((t) => t.refusals)).toEqual([undefined]);
     await h.worker.stop();
   });
 
@@ -106,6 +112,7 @@ describe('a webhook answering 207 with per-message failures', () => {
     // Its refusals cannot be read: taken as delivered (a 2xx), and an error is logged for the operator.
     expect(h.settlements).toEqual([{ upTo: 3 }]);
     expect(h.errors).toEqual([expect.stringContaining('207 with a body too long')]);
+    expect(h.traced.map((t) => t.refusals)).toEqual([undefined]);
     await h.worker.stop();
   });
 

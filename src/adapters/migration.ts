@@ -14,7 +14,8 @@ export type MigrationRecord =
   | { type: 'mpan'; mpan: string; slot: string; fromMs: number; toMs: number | null; dipId: string }
   /** A sender reference still within retention: refused as a duplicate after the move too. */
   | { type: 'senderRef'; senderDipId: string; ref: string; receivedAt: number }
-  | { type: 'queue'; recipientDipId: string; channel: string; ackedSeq: number; headSeq: number }
+  /** pulledSeq: the last position a pull handed out (absent from files exported before 2026-12-03: 0). */
+  | { type: 'queue'; recipientDipId: string; channel: string; ackedSeq: number; headSeq: number; pulledSeq?: number }
   | {
       type: 'message';
       id: number;

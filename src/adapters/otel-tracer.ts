@@ -93,18 +93,34 @@ export class OtelMessageTracer implements MessageTracer {
     }
   }
 
+  /**
+   * One span per message the call carried, in that message's trace. A 207 that refused some of them
+   * (spec 5.5.9) is a call partly delivered: every span of it says how many were refused, with an event per
+   * refusal code; its status stays unset, as the HTTP conventions have it for a 2xx, on the spans of the
+   * messages it delivered. The span of a message it refused is that message's delivery ending in a
+   * refusal, as a 400 to it alone would: status ERROR, error.type the recipient's code.
+   */
   attempted(t: DeliveryTrace): void {
+    const refusals = t.refusals ?? [];
+    const refusedCode = new Map(refusals.map((r) => [r.transactionId, r.code]));
+    const byCode = new Map<string, number>();
+    for (const r of refusals) byCode.set(r.code, (byCode.get(r.code) ?? 0) + 1);
+    const partly: Attributes = refusals.length > 0 ? { 'opendip.delivery.messages': t.transactionIds.length, 'opendip.delivery.refused': refusals.length } : {};
     for (const transactionId of t.transactionIds) {
+      const code = refusedCode.get(transactionId);
+      const verdict = code === undefined ? t.verdict : 'rejected';
       const span = this.tracer.startSpan(
         `deliver ${t.channel} to ${t.recipient}`,
         {
           kind: SpanKind.CLIENT,
           startTime: hr(t.startedAt),
-          attributes: { transactionId, channel: t.channel, recipient: t.recipient, attempt: t.attempt, verdict: t.verdict, ...(t.status === null ? {} : { status: t.status }) },
+          attributes: { transactionId, channel: t.channel, recipient: t.recipient, attempt: t.attempt, verdict, ...(t.status === null ? {} : { status: t.status }), ...partly, ...(code === undefined ? {} : { 'error.type': code }) },
         },
         postOf(transactionId),
       );
-      if (t.verdict !== 'delivered') span.setStatus({ code: SpanStatusCode.ERROR, message: t.status === null ? 'no answer' : `HTTP ${t.status} (${t.verdict})` });
+      for (const [refusal, count] of byCode) span.addEvent('opendip.delivery.refusal', { 'opendip.refusal.code': refusal, 'opendip.refusal.count': count }, hr(t.endedAt));
+      if (code !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: `refused in a ${t.status} answer (${code})` });
+      else if (t.verdict !== 'delivered') span.setStatus({ code: SpanStatusCode.ERROR, message: t.status === null ? 'no answer' : `HTTP ${t.status} (${t.verdict})` });
       span.end(hr(t.endedAt));
     }
   }

@@ -36,7 +36,7 @@ export interface ApiDeps {
   delivery: Pick<Delivery, 'notify'>;
   replay: Replay;
   status: StatusMessages;
-  queues: Pick<MessageLog, 'queueState' | 'readQueue' | 'settle'>;
+  queues: Pick<MessageLog, 'queueState' | 'readQueue' | 'settle' | 'markPulled'>;
   /** The delivery journal: a pull's acknowledgement is recorded as its delivery (reports, journeys). */
   journal: Pick<Archive, 'recordAttempt'>;
   /** Cryptographic randomness for the attempt ID a pull's acknowledgement is journalled under (src/domain/attempt-id.ts). */

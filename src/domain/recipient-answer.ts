@@ -27,6 +27,11 @@ function field(o: Record<string, unknown>, name: string): unknown {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** The response code of an entry (`RCP1021` of `RCP1021 - Msg Mandatory Data Item Missing`). */
+export function answerCode(entry: AnswerEntry): string {
+  return entry.message.slice(0, entry.message.indexOf(' - '));
+}
+
 /** The entries of a StandardResponse that carry a coded message, in order; null when the answer is not one. */
 export function answerEntries(answer: string): AnswerEntry[] | null {
   let parsed: unknown;

@@ -1,6 +1,6 @@
 import { newAttemptId, type RandomBytes } from '../domain/attempt-id.js';
 import { requestedUrl } from '../domain/callback-url.js';
-import { refusedInMultiStatus } from '../domain/recipient-answer.js';
+import { answerCode, refusedInMultiStatus, type AnswerEntry } from '../domain/recipient-answer.js';
 import { classifyStatus, parseRetryAfter, retryDelayMs, type RetryPolicy } from '../domain/retry.js';
 import { shownUrl } from '../domain/url-secrets.js';
 import { formatSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
@@ -389,39 +389,31 @@ export class QueueWorker {
     const status = outcome.kind === 'answered' ? outcome.status : null;
     const verdict = status === null ? 'retry' : classifyStatus(status);
     const error = outcome.kind === 'failed' ? outcome.error : null;
+    // Read before the call is traced, so that its spans tell which messages a 207 refused.
+    const refused = verdict === 'delivered' && status === 207 && outcome.kind === 'answered' ? this.refusedIn(outcome.body, outcome.truncated === true, entries) : new Map<string, AnswerEntry>();
     if (tracedFrom !== undefined) {
       const q = this.queue;
+      const refusals = [...refused].map(([transactionId, entry]) => ({ transactionId, code: answerCode(entry) }));
       // failures counts the calls that failed since the last success: all offered the oldest entry of this one.
-      this.deps.tracer!.attempted({ channel: q.channel, recipient: q.recipientDipId, transactionIds: entries.map((e) => e.transactionId), attempt: this.failures + 1, status, verdict, startedAt: tracedFrom, endedAt: this.deps.tracer!.now() });
+      this.deps.tracer!.attempted({ channel: q.channel, recipient: q.recipientDipId, transactionIds: entries.map((e) => e.transactionId), attempt: this.failures + 1, status, verdict, ...(refusals.length > 0 ? { refusals } : {}), startedAt: tracedFrom, endedAt: this.deps.tracer!.now() });
     }
     this.deps.archive
       .recordAttempt({ attemptId, queue: this.queue, firstSeq: first, lastSeq: last, url: outcome.shownUrl, startedAt, latencyMs: outcome.latencyMs, status, verdict, error })
       .catch((err: unknown) => this.deps.logger.error({ err }, 'could not record a delivery attempt'));
 
-    if (verdict === 'delivered' && status === 207 && outcome.kind === 'answered') {
-      const refused = refusedInMultiStatus(outcome.body, entries.map((e) => e.transactionId));
-      if (outcome.truncated) {
-        // Kept up to answerBytes(entries.length), ample for an entry per message: a recipient that answers
-        // more is misbehaving, and its refusals cannot be read. Said loudly: senders are not told of them.
-        this.deps.logger.error({ queue: this.queue, first, last, kept: outcome.body.length }, 'the recipient answered 207 with a body too long (or too slow) to read: its refusals could not be read, all taken as delivered');
-      } else if (refused === null) {
-        // It cannot say which failed: the call was answered 2xx, so all are taken (sending them again
-        // would repeat those the recipient created).
-        this.deps.logger.warn({ queue: this.queue, first, last }, 'the recipient answered 207 without a messageArray naming the messages: all taken as delivered');
-      } else if (refused.size > 0) {
-        // Spec 5.5.9: the format issues a recipient finds are relayed back to the sender. A message the
-        // 207 names with a failure code is refused like one answered 400 (no retry): set aside, its entry
-        // returned to its sender; the rest are delivered. One settlement moves past the whole call.
-        this.deliveredUpTo = last;
-        const events = entries.flatMap((e) => {
-          const entry = refused.get(e.transactionId);
-          if (!entry) return [];
-          const detail = `${this.queue.recipientDipId} refused the message in a 207 answer (${entry.message})`;
-          return [this.event(e, 'rejected', status, detail, JSON.stringify({ messageArray: [entry] }))];
-        });
-        await this.setAside(events, last);
-        return null;
-      }
+    if (refused.size > 0) {
+      // Spec 5.5.9: the format issues a recipient finds are relayed back to the sender. A message the
+      // 207 names with a failure code is refused like one answered 400 (no retry): set aside, its entry
+      // returned to its sender; the rest are delivered. One settlement moves past the whole call.
+      this.deliveredUpTo = last;
+      const events = entries.flatMap((e) => {
+        const entry = refused.get(e.transactionId);
+        if (!entry) return [];
+        const detail = `${this.queue.recipientDipId} refused the message in a 207 answer (${entry.message})`;
+        return [this.event(e, 'rejected', status, detail, JSON.stringify({ messageArray: [entry] }))];
+      });
+      await this.setAside(events, last);
+      return null;
     }
     if (verdict === 'delivered') {
       this.failures = 0;
@@ -455,6 +447,28 @@ export class QueueWorker {
     const answer = outcome.kind === 'answered' ? outcome.body : null;
     await this.setAside([this.event(entries[0]!, 'rejected', status, `${this.queue.recipientDipId} refused the message: HTTP ${status}`, answer)], last);
     return null;
+  }
+
+  /**
+   * The messages of a call a 207 answer refused, by transaction ID (empty: none to act on). An answer that
+   * cannot say which failed leaves them all delivered: the call was answered 2xx, and sending them again
+   * would repeat those the recipient created.
+   */
+  private refusedIn(body: string, truncated: boolean, entries: QueueEntry[]): Map<string, AnswerEntry> {
+    const first = entries[0]!.seq;
+    const last = entries[entries.length - 1]!.seq;
+    if (truncated) {
+      // Kept up to answerBytes(entries.length), ample for an entry per message: a recipient that answers
+      // more is misbehaving, and its refusals cannot be read. Said loudly: senders are not told of them.
+      this.deps.logger.error({ queue: this.queue, first, last, kept: body.length }, 'the recipient answered 207 with a body too long (or too slow) to read: its refusals could not be read, all taken as delivered');
+      return new Map();
+    }
+    const refused = refusedInMultiStatus(body, entries.map((e) => e.transactionId));
+    if (refused === null) {
+      this.deps.logger.warn({ queue: this.queue, first, last }, 'the recipient answered 207 without a messageArray naming the messages: all taken as delivered');
+      return new Map();
+    }
+    return refused;
   }
 
   /**

@@ -75,6 +75,12 @@ export interface QueueState {
   ackedSeq: number;
   /** Highest sequence number enqueued. */
   headSeq: number;
+  /**
+   * Highest sequence number a pull has handed out (0 when none; see markPulled). A pull's acknowledgement
+   * may not pass max(pulledSeq, ackedSeq): what no pull handed out was never read. It is kept in the store,
+   * not in a node's memory, because a pull and its acknowledgement may reach different nodes.
+   */
+  pulledSeq: number;
 }
 
 /** A message set aside while settling its queue. */
@@ -123,6 +129,12 @@ export interface MessageLog {
   pendingQueues(): Promise<QueueRef[]>;
   /** Settles a queue up to a position (see Settlement). Moving backwards is a no-op. */
   settle(queue: QueueRef, settlement: Settlement): Promise<void>;
+  /**
+   * Records, durably, that a pull handed out the queue's entries up to `upTo` (QueueState.pulledSeq):
+   * the larger of it and what was recorded before, so pulls answered out of order never move it back.
+   * One write per pull that hands out something new; the caller skips it otherwise.
+   */
+  markPulled(queue: QueueRef, upTo: number): Promise<void>;
   /**
    * Archives replay copies; when `enqueueFor` is given, also appends them to that queue (requeue), and
    * records a requeue job's progress in the same step.

@@ -42,6 +42,11 @@ export interface DeliveryTrace {
   /** The HTTP status answered, null when no answer came. */
   status: number | null;
   verdict: 'delivered' | 'retry' | 'rejected';
+  /**
+   * The messages of a delivered call that its 207 answer refused (spec 5.5.9: set aside, returned to their
+   * senders), each with the response code it was refused with (`RCP1021`); absent or empty when none.
+   */
+  refusals?: Array<{ transactionId: string; code: string }>;
   startedAt: number;
   endedAt: number;
 }

@@ -102,6 +102,8 @@ export function archiveContract(name: string, open: BackendFactory): void {
       const { log, archive } = ctx.backend;
       const old = Date.now() - 10_000;
       await log.append(batch([message(['SUP0000001'], { receivedAt: old }), message(['MDS0000001'], { receivedAt: old })]));
+      // Pulled, then acknowledged: what pulls handed out outlives the purge of what they handed out.
+      await log.markPulled(sup, 1);
       await log.settle(sup, { upTo: 1 });
       expect(await archive.archivedChannels()).toEqual(['IF-021']);
       expect(await archive.purgeArchive('IF-021', Date.now(), 100)).toBe(1);
@@ -109,7 +111,7 @@ export function archiveContract(name: string, open: BackendFactory): void {
       expect((await archive.findArchived({ recipientDipId: 'MDS0000001', channel: 'IF-021', limit: 10 })).length).toBe(1);
       // Positions carry on past purged entries.
       await log.append(batch([message(['SUP0000001'])]));
-      expect(await log.queueState(sup)).toEqual({ ackedSeq: 1, headSeq: 2 });
+      expect(await log.queueState(sup)).toEqual({ ackedSeq: 1, headSeq: 2, pulledSeq: 1 });
     });
   });
 }

@@ -18,7 +18,7 @@ export function messageLogContract(name: string, open: BackendFactory): void {
       ]);
       expect(supEntries[0]!.outbound).toBe(a.outbound);
       expect((await log.readQueue(mds, 0, 10, 1 << 20)).map((e) => e.seq)).toEqual([1]);
-      expect(await log.queueState(sup)).toEqual({ ackedSeq: 0, headSeq: 2 });
+      expect(await log.queueState(sup)).toEqual({ ackedSeq: 0, headSeq: 2, pulledSeq: 0 });
     });
 
     it('refuses a whole batch when any sender unique reference was seen before, storing nothing, and names what each was stored as', async () => {
@@ -108,11 +108,32 @@ export function messageLogContract(name: string, open: BackendFactory): void {
       expect(await log.pendingQueues()).toEqual([mds]);
       await ctx.backend.close();
       const reopened = (await ctx.reopen()).log;
-      expect(await reopened.queueState(sup)).toEqual({ ackedSeq: 2, headSeq: 2 });
+      expect(await reopened.queueState(sup)).toEqual({ ackedSeq: 2, headSeq: 2, pulledSeq: 0 });
       expect(await reopened.pendingQueues()).toEqual([mds]);
       // Sequence numbers carry on after a reopen.
       await reopened.append(batch([message(['SUP0000001'])]));
       expect((await reopened.queueState(sup)).headSeq).toBe(3);
+    });
+
+    it('records the last position a pull handed out durably, never backwards, apart from the settled position', async () => {
+      const log = ctx.backend.log;
+      await log.append(batch([1, 2, 3, 4].map(() => message(['SUP0000001', 'MDS0000001']))));
+      await log.markPulled(sup, 3);
+      // Pulls answered out of order (two nodes, say): the smaller one arriving last moves nothing back.
+      await Promise.all([log.markPulled(sup, 2), log.markPulled(sup, 1)]);
+      expect(await log.queueState(sup)).toEqual({ ackedSeq: 0, headSeq: 4, pulledSeq: 3 });
+      // Per queue: the other recipient's queue is untouched.
+      expect((await log.queueState(mds)).pulledSeq).toBe(0);
+      // Settling (an acknowledgement, a webhook delivery, an expiry) leaves it as it is.
+      await log.settle(sup, { upTo: 4 });
+      expect(await log.queueState(sup)).toEqual({ ackedSeq: 4, headSeq: 4, pulledSeq: 3 });
+      await log.markPulled(sup, 4);
+      await ctx.backend.close();
+      const reopened = (await ctx.reopen()).log;
+      expect(await reopened.queueState(sup)).toEqual({ ackedSeq: 4, headSeq: 4, pulledSeq: 4 });
+      // Entries appended later (new messages, a requeue) are not handed out until pulled.
+      await reopened.append(batch([message(['SUP0000001'])]));
+      expect(await reopened.queueState(sup)).toEqual({ ackedSeq: 4, headSeq: 5, pulledSeq: 4 });
     });
 
     it("records dead letters, the new position and the senders' notices in one settlement, once", async () => {

@@ -102,9 +102,9 @@ async function write(d: PgDatabase, c: pg.PoolClient, group: MigrationRecord[], 
     case 'queue': {
       for (const q of group as Array<Of<'queue'>>) {
         const { rows } = await c.query<{ id: number }>(
-          `INSERT INTO queues (recipient_dip_id, channel, head, acked_seq) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (recipient_dip_id, channel) DO UPDATE SET head = excluded.head, acked_seq = excluded.acked_seq RETURNING id`,
-          [q.recipientDipId, q.channel, q.headSeq, q.ackedSeq],
+          `INSERT INTO queues (recipient_dip_id, channel, head, acked_seq, pulled_seq) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (recipient_dip_id, channel) DO UPDATE SET head = excluded.head, acked_seq = excluded.acked_seq, pulled_seq = excluded.pulled_seq RETURNING id`,
+          [q.recipientDipId, q.channel, q.headSeq, q.ackedSeq, q.pulledSeq ?? 0],
         );
         queueIds.set(`${q.recipientDipId}\u0000${q.channel}`, rows[0]!.id);
       }

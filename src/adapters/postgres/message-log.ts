@@ -184,11 +184,11 @@ export class PgMessageLog implements MessageLog {
   }
 
   async queueState(queue: QueueRef): Promise<QueueState> {
-    const rows = await this.d.query<{ head: number; acked: number }>('SELECT head, acked_seq AS acked FROM queues WHERE recipient_dip_id = $1 AND channel = $2', [
-      queue.recipientDipId,
-      queue.channel,
-    ]);
-    return { ackedSeq: rows[0]?.acked ?? 0, headSeq: rows[0]?.head ?? 0 };
+    const rows = await this.d.query<{ head: number; acked: number; pulled: number }>(
+      'SELECT head, acked_seq AS acked, pulled_seq AS pulled FROM queues WHERE recipient_dip_id = $1 AND channel = $2',
+      [queue.recipientDipId, queue.channel],
+    );
+    return { ackedSeq: rows[0]?.acked ?? 0, headSeq: rows[0]?.head ?? 0, pulledSeq: rows[0]?.pulled ?? 0 };
   }
 
   async pendingQueues(): Promise<QueueRef[]> {
@@ -217,6 +217,15 @@ export class PgMessageLog implements MessageLog {
       await this.d.saveHeads(c, locked);
       await c.query('UPDATE queues SET acked_seq = greatest(acked_seq, $1) WHERE id = $2', [settlement.upTo, id]);
     }, daysOfBatches(notices));
+  }
+
+  async markPulled(queue: QueueRef, upTo: number): Promise<void> {
+    await this.d.tx(async (c) => {
+      const id = await this.d.queueId(queue, c);
+      if (id === undefined) throw damaged(`no queue for ${queue.recipientDipId} on ${queue.channel}`);
+      // The condition leaves the row unwritten when another node's pull recorded as much (or more).
+      await c.query('UPDATE queues SET pulled_seq = $1 WHERE id = $2 AND pulled_seq < $1', [upTo, id]);
+    });
   }
 
   async appendReplayCopies(copies: ReplayCopy[], enqueueFor?: QueueRef, progress?: JobProgress): Promise<void> {

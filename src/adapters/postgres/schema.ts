@@ -185,6 +185,9 @@ CREATE INDEX IF NOT EXISTS publications_listing ON publications (channel, public
 ALTER TABLE publications ADD COLUMN IF NOT EXISTS recipients text;
 -- The transaction ID a reference was accepted under: a duplicate's refusal names it (older rows have none).
 ALTER TABLE sender_refs ADD COLUMN IF NOT EXISTS transaction_id text;
+-- The last position a pull handed out (2026-12-03): a pull's acknowledgement may not pass it (nor acked_seq).
+-- A constant default: adding it rewrites no rows, and older queues read 0, "up to the acknowledged position".
+ALTER TABLE queues ADD COLUMN IF NOT EXISTS pulled_seq bigint NOT NULL DEFAULT 0;
 -- Who publishes a type on a channel: its first publisher; nobody else may add versions to it.
 CREATE TABLE IF NOT EXISTS publication_types (
   channel text NOT NULL,

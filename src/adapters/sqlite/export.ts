@@ -50,8 +50,8 @@ export function* exportSqlite(file: string, sinceMs: number, counts: MigrationCo
       yield { type: 'senderRef', ...r };
     }
     const queues = db
-      .prepare<[], { id: number; recipientDipId: string; channel: string; ackedSeq: number; headSeq: number }>(
-        `SELECT q.id, q.recipient_dip_id AS recipientDipId, q.channel, q.acked_seq AS ackedSeq,
+      .prepare<[], { id: number; recipientDipId: string; channel: string; ackedSeq: number; headSeq: number; pulledSeq: number }>(
+        `SELECT q.id, q.recipient_dip_id AS recipientDipId, q.channel, q.acked_seq AS ackedSeq, q.pulled_seq AS pulledSeq,
                 max(q.acked_seq, coalesce((SELECT max(seq) FROM queue_entries e WHERE e.queue_id = q.id), 0)) AS headSeq FROM queues q`,
       )
       .all();
@@ -65,7 +65,7 @@ export function* exportSqlite(file: string, sinceMs: number, counts: MigrationCo
     const exported = new Set<number>();
     for (const q of queues) {
       count('queue');
-      yield { type: 'queue', recipientDipId: q.recipientDipId, channel: q.channel, ackedSeq: q.ackedSeq, headSeq: q.headSeq };
+      yield { type: 'queue', recipientDipId: q.recipientDipId, channel: q.channel, ackedSeq: q.ackedSeq, headSeq: q.headSeq, pulledSeq: q.pulledSeq };
       // The queue's new messages first, then its positions: the importer writes each kind in bulk.
       const pending = entries.all(q.id, q.ackedSeq);
       for (const e of pending) {

@@ -35,8 +35,9 @@ export class SqliteMessageLog implements MessageLog {
       messageById: db.prepare<[number], { transactionId: string; receivedAt: number; outbound: Stored }>(
         'SELECT transaction_id AS transactionId, received_at AS receivedAt, outbound FROM messages WHERE id = ?',
       ),
-      ackedSeq: db.prepare<[number], { acked: number }>('SELECT acked_seq AS acked FROM queues WHERE id = ?'),
+      positions: db.prepare<[number], { acked: number; pulled: number }>('SELECT acked_seq AS acked, pulled_seq AS pulled FROM queues WHERE id = ?'),
       ack: db.prepare('UPDATE queues SET acked_seq = max(acked_seq, ?) WHERE id = ?'),
+      pulled: db.prepare('UPDATE queues SET pulled_seq = max(pulled_seq, ?) WHERE id = ?'),
       pending: db.prepare<[], { recipient: string; channel: string }>(
         `SELECT q.recipient_dip_id AS recipient, q.channel AS channel FROM queues q
           WHERE EXISTS (SELECT 1 FROM queue_entries e WHERE e.queue_id = q.id AND e.seq > q.acked_seq)`,
@@ -142,8 +143,9 @@ export class SqliteMessageLog implements MessageLog {
 
   async queueState(queue: QueueRef): Promise<QueueState> {
     const q = this.d.queueRow(queue.recipientDipId, queue.channel, false);
-    if (!q) return { ackedSeq: 0, headSeq: 0 };
-    return { ackedSeq: this.s.ackedSeq.get(q.id)?.acked ?? 0, headSeq: q.head };
+    if (!q) return { ackedSeq: 0, headSeq: 0, pulledSeq: 0 };
+    const row = this.s.positions.get(q.id);
+    return { ackedSeq: row?.acked ?? 0, headSeq: q.head, pulledSeq: row?.pulled ?? 0 };
   }
 
   async pendingQueues(): Promise<QueueRef[]> {
@@ -158,6 +160,14 @@ export class SqliteMessageLog implements MessageLog {
       for (const dl of settlement.deadLetters ?? []) this.s.insertDeadLetter.run(q.id, dl.seq, dl.messageId, dl.reason, dl.status, dl.detail, now);
       if (settlement.notices && settlement.notices.messages.length > 0) this.writeBatch(settlement.notices);
       this.s.ack.run(settlement.upTo, q.id);
+    });
+  }
+
+  markPulled(queue: QueueRef, upTo: number): Promise<void> {
+    return this.d.write(() => {
+      const q = this.d.queueRow(queue.recipientDipId, queue.channel, false);
+      if (!q) throw damaged(`no queue for ${queue.recipientDipId} on ${queue.channel}`);
+      this.s.pulled.run(upTo, q.id);
     });
   }
 

@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS queues (
   recipient_dip_id TEXT NOT NULL,
   channel TEXT NOT NULL,
   acked_seq INTEGER NOT NULL DEFAULT 0,
+  -- The last position a pull handed out: a pull's acknowledgement may not pass it (nor acked_seq). migrate() adds it to older files.
+  pulled_seq INTEGER NOT NULL DEFAULT 0,
   UNIQUE (recipient_dip_id, channel)
 );
 CREATE TABLE IF NOT EXISTS queue_entries (
@@ -228,4 +230,7 @@ export function migrate(db: Database.Database): void {
   db.exec('CREATE UNIQUE INDEX IF NOT EXISTS delivery_attempts_attempt_id ON delivery_attempts (attempt_id) WHERE attempt_id IS NOT NULL');
   // The health probe's padding (2026-12-03).
   if (!db.prepare<[], { name: string }>('PRAGMA table_info(health_probe)').all().some((c) => c.name === 'pad')) db.exec('ALTER TABLE health_probe ADD COLUMN pad BLOB');
+  // What pulls handed out (2026-12-03): 0 on an older file, which max(pulled_seq, acked_seq) reads as
+  // "up to the acknowledged position" until the recipient's next pull.
+  if (!db.prepare<[], { name: string }>('PRAGMA table_info(queues)').all().some((c) => c.name === 'pulled_seq')) db.exec('ALTER TABLE queues ADD COLUMN pulled_seq INTEGER NOT NULL DEFAULT 0');
 }

@@ -4,6 +4,7 @@ import type { QueueRef } from '../../ports/message-log.js';
 import { STATUS_CHANNEL } from '../../pipeline/status.js';
 import { newAttemptId } from '../../domain/attempt-id.js';
 import { MSG } from '../../domain/response-codes.js';
+import { judgeAck, pulledMark } from '../../domain/pull-positions.js';
 import { formatSequence, SEQUENCE_HEADER } from '../../domain/sequence.js';
 import type { ApiDeps, RoutePluginOptions } from '../deps.js';
 import { admitted, recipientScope } from '../guard.js';
@@ -18,8 +19,9 @@ type Route = { Params: { id: string; recipientId: string }; Querystring: { maxMe
  * Pull consumption (spec 5.4), an OpenDIP extension in the published style, for a recipient with no
  * webhook on the channel: GET .../pull/{recipient-id} returns the oldest unacknowledged messages
  * (the egress array, positions in X-OpenDIP-Sequence); POST .../ack/{recipient-id} {"sequence": n}
- * moves the durable position. Until acknowledged, the same messages come back: at-least-once. The
- * status messages addressed to a participant are pulled the same way, at /statusmessage/pull and /ack.
+ * moves the durable position. Until acknowledged, the same messages come back: at-least-once. An
+ * acknowledgement may not pass what a pull handed out (src/domain/pull-positions.ts). The status messages
+ * addressed to a participant are pulled the same way, at /statusmessage/pull and /ack.
  */
 export const pullRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { deps }) => {
   const tags = ['Pull consumption (OpenDIP)'];
@@ -53,6 +55,7 @@ export const pullRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { 
     operationId: 'acknowledgeMessages',
     tags,
     summary: 'Acknowledge pulled messages up to a position (OpenDIP)',
+    description: `Moves the durable position to \`sequence\`: every message up to it counts as delivered (read by the recipient). Acknowledge the last position of the ${SEQUENCE_HEADER} you processed. \`sequence\` may not pass the last position a pull handed out (or the acknowledged position, when webhook deliveries took it further): a larger one is refused (400, MSG1001, naming the sequence, the last position handed out and the acknowledged one) and nothing moves, so messages no pull handed out are never marked delivered. At or below the acknowledged position: 200, nothing changes.`,
     params: channelRecipientParams,
     headers: signatureHeaders,
     body: ACK_SCHEMA,
@@ -88,34 +91,36 @@ async function pull(deps: ApiDeps, req: FastifyRequest<Route>, reply: FastifyRep
   const maxKb = wholeParam(req.query.maxPayloadSize, deps.config.delivery.defaultMaxPayloadKb, 1_048_576);
   if (typeof max === 'string') return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, `maxMessageCount (query string) ${max}`);
   if (typeof maxKb === 'string') return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, `maxPayloadSize (query string) ${maxKb}`);
-  const { ackedSeq } = await deps.queues.queueState(queue);
+  const state = await deps.queues.queueState(queue);
+  const { ackedSeq } = state;
   const entries = await deps.queues.readQueue(queue, ackedSeq, max, maxKb * 1024);
   if (entries.length > 0) reply.header(SEQUENCE_HEADER, formatSequence(entries[0]!.seq, entries.at(-1)!.seq));
   reply.header('x-opendip-acknowledged', String(ackedSeq));
   const copies = await Promise.all(entries.map((e) => deps.copies.copyFor(queue, e.outbound)));
+  // Durable before the answer leaves: its acknowledgement may reach another node, which checks it
+  // against the store. One write per pull that hands out something new; none for the same range again.
+  const mark = pulledMark(state, entries.at(-1)?.seq);
+  if (mark !== null) await deps.queues.markPulled(queue, mark);
   return reply.code(200).type('application/json').send(`[${copies.join(',')}]`);
 }
 
 /** Moves a queue's durable position to `sequence`; what it passes is delivered, as reports and journeys count it. */
 async function acknowledge(deps: ApiDeps, reply: FastifyReply, queue: QueueRef, sequence: number): Promise<FastifyReply> {
   const state = await deps.queues.queueState(queue);
-  // Another puller of the queue (on another node, say) acknowledged further: nothing to do, not an error.
-  if (sequence < state.ackedSeq) return sendStandard(deps, reply, 200, queue.recipientDipId, MSG.success, `already acknowledged up to ${state.ackedSeq}: nothing changed`);
-  if (sequence > state.headSeq) {
-    return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, `sequence must be a whole number from ${state.ackedSeq} (acknowledged) to ${state.headSeq} (newest)`);
-  }
-  // Acknowledging the current position again changes nothing (and a recipient that never had a
-  // message has no queue to write to: the store would refuse it).
-  if (sequence > state.ackedSeq) {
-    // The recipient has read them: their delivery (spec 5.11.1, latency "to the time the recipient reads
-    // the message"), journalled before the position moves. The other order could lose it: a journal write
-    // failing after the settle is answered 503, and the ack sent again finds nothing left to acknowledge.
-    // An ack sent again after a 503 is a new attempt with an ID of its own: when the first one's record
-    // went through (a lost answer, or the settle failed), the journal holds the range twice.
-    const startedAt = deps.clock.now();
-    await deps.journal.recordAttempt({ attemptId: newAttemptId(startedAt, deps.randomBytes), queue, firstSeq: state.ackedSeq + 1, lastSeq: sequence, url: PULL_ACKNOWLEDGED, startedAt, latencyMs: 0, status: null, verdict: 'delivered', error: null });
-    await deps.queues.settle(queue, { upTo: sequence });
-  }
+  const decision = judgeAck(state, sequence);
+  // Behind the position (a repeat, or another puller of the queue, on another node say, went further):
+  // nothing to do, not an error; and a recipient that never had a message has no queue to write to.
+  if (decision.kind === 'unchanged') return sendStandard(deps, reply, 200, queue.recipientDipId, MSG.success, decision.help);
+  // Past what any pull handed out: those messages were never read, and acknowledging them would lose them.
+  if (decision.kind === 'refused') return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, decision.help);
+  // The recipient has read them: their delivery (spec 5.11.1, latency "to the time the recipient reads
+  // the message"), journalled before the position moves. The other order could lose it: a journal write
+  // failing after the settle is answered 503, and the ack sent again finds nothing left to acknowledge.
+  // An ack sent again after a 503 is a new attempt with an ID of its own: when the first one's record
+  // went through (a lost answer, or the settle failed), the journal holds the range twice.
+  const startedAt = deps.clock.now();
+  await deps.journal.recordAttempt({ attemptId: newAttemptId(startedAt, deps.randomBytes), queue, firstSeq: state.ackedSeq + 1, lastSeq: sequence, url: PULL_ACKNOWLEDGED, startedAt, latencyMs: 0, status: null, verdict: 'delivered', error: null });
+  await deps.queues.settle(queue, { upTo: sequence });
   return sendStandard(deps, reply, 200, queue.recipientDipId, MSG.success, `acknowledged up to ${sequence}`);
 }
 

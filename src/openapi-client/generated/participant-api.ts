@@ -152,7 +152,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Acknowledge pulled messages up to a position (OpenDIP) */
+        /**
+         * Acknowledge pulled messages up to a position (OpenDIP)
+         * @description Moves the durable position to `sequence`: every message up to it counts as delivered (read by the recipient). Acknowledge the last position of the x-opendip-sequence you processed. `sequence` may not pass the last position a pull handed out (or the acknowledged position, when webhook deliveries took it further): a larger one is refused (400, MSG1001, naming the sequence, the last position handed out and the acknowledged one) and nothing moves, so messages no pull handed out are never marked delivered. At or below the acknowledged position: 200, nothing changes.
+         */
         post: operations["acknowledgeMessages"];
         delete?: never;
         options?: never;
@@ -2067,7 +2070,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Acknowledge pulled status messages up to a position (OpenDIP) */
+        /**
+         * Acknowledge pulled status messages up to a position (OpenDIP)
+         * @description Moves the durable position to `sequence`: every message up to it counts as delivered (read by the recipient). Acknowledge the last position of the x-opendip-sequence you processed. `sequence` may not pass the last position a pull handed out (or the acknowledged position, when webhook deliveries took it further): a larger one is refused (400, MSG1001, naming the sequence, the last position handed out and the acknowledged one) and nothing moves, so messages no pull handed out are never marked delivered. At or below the acknowledged position: 200, nothing changes.
+         */
         post: operations["acknowledgeStatusMessages"];
         delete?: never;
         options?: never;
