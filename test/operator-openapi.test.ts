@@ -126,7 +126,11 @@ describe('the OpenAPI document of the operator listener', () => {
     check('post', '/admin/keys/rotate', await viewer('POST', '/admin/keys/rotate'));
     const portal = await admin('POST', '/admin/portal/accounts', { username: 'sup-admin', displayName: 'Supplier admin', participantDipId: sup.dipId, admin: true });
     check('post', '/admin/portal/accounts', portal);
-    // A first password (and a participant user's TOTP secret): kept by no cache.
+    // A participant's administrator too is made without a second factor: the answer carries no secret
+    // for its creator to keep (the person sets theirs up at the first sign-in), and the document says none.
+    expect(Object.keys(portal.body).sort()).toEqual(['admin', 'createdAt', 'createdBy', 'disabled', 'displayName', 'participantDipId', 'password', 'username']);
+    expect((await t.dip.backend.portalAccounts.account('sup-admin'))?.totpSecretSealed).toBeNull();
+    // A first password: kept by no cache.
     expect(portal.headers?.['cache-control']).toBe('no-store');
     check('post', '/admin/portal/accounts/{username}/disabled', await admin('POST', '/admin/portal/accounts/sup-admin/disabled', { disabled: true }));
     check('post', '/admin/portal/accounts/{username}/disabled', await admin('POST', '/admin/portal/accounts/nobody/disabled', { disabled: true }));

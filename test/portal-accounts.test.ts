@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openSqliteBackend, type SqliteBackend } from '../src/adapters/sqlite/index.js';
 import { PortalAccountService } from '../src/pipeline/portal-accounts.js';
-import { totpCode } from '../src/security/portal-credentials.js';
+import { hashPassword, newPassword, newTotpSecret, totpCode } from '../src/security/portal-credentials.js';
 import { SessionSigner } from '../src/security/portal-session.js';
 import { FakeClock } from './helpers/clocks.js';
 import type { JournalEntry } from '../src/ports/operator-journal.js';
@@ -25,18 +25,48 @@ describe('portal accounts', () => {
   });
   afterEach(async () => backend.close());
 
-  /** The tests of other rules start from an account whose person has chosen their password (the first test covers that step). */
-  async function enrol(req: Parameters<PortalAccountService['create']>[0]) {
-    const enrolled = await accounts.create(req);
-    if ('problem' in enrolled) throw new Error(enrolled.problem);
-    // The test's stand-in for the person's first sign-in: the password stays the one the test knows.
-    await backend.portalAccounts.changeAccount(enrolled.account.username, { mustChangePassword: false });
-    return enrolled;
+  type NewAccount = Parameters<PortalAccountService['createEnrollingAtFirstSignIn']>[0];
+
+  /**
+   * The tests of other rules start from an account whose person has set up their authenticator and
+   * chosen their password at their first sign-in (the enrolment tests below cover those steps); the
+   * clock is then a step on, so the code that confirmed the enrolment is not the next test's.
+   */
+  async function enrol(req: NewAccount) {
+    const made = await accounts.createEnrollingAtFirstSignIn(req);
+    if ('problem' in made) throw new Error(made.problem);
+    const first = await accounts.signIn(made.account.username, made.password, '');
+    if (first.ok || !first.enrol) throw new Error(`no enrolment offered: ${JSON.stringify(first)}`);
+    const password = `${made.password}-own`;
+    const done = await accounts.confirmEnrolment(first.enrol.token, totpCode(first.enrol.secret, clock.now()), { chosenPassword: password });
+    if (!done.ok) throw new Error(done.problem);
+    await clock.advance(30_000);
+    return { account: done.account, password, totpSecret: first.enrol.secret };
   }
 
-  it("signs in the first time only by choosing a password of the person's own, which ends the sessions the first one could open", async () => {
-    const enrolled = await accounts.create({ username: 'nina', displayName: 'Nina', participantDipId: '1000000001', admin: false, createdBy: 'an admin' });
-    if ('problem' in enrolled) throw new Error(enrolled.problem);
+  /**
+   * An account made before every account enrolled at its first sign-in: with a TOTP secret its creator
+   * saw, and the creator's password to replace. Such accounts keep working as they did.
+   */
+  async function madeWithSecret(req: NewAccount) {
+    const password = newPassword();
+    const totpSecret = newTotpSecret();
+    const account = {
+      ...req,
+      passwordHash: await hashPassword(password),
+      totpSecretSealed: sealer.seal(totpSecret).toString('base64'),
+      lastTotpStep: 0,
+      sessionEpoch: 0,
+      disabled: false,
+      mustChangePassword: true,
+      createdAt: clock.now(),
+    };
+    expect(await backend.portalAccounts.createAccount(account)).toBe(true);
+    return { account, password, totpSecret };
+  }
+
+  it("signs an account made with a secret (before enrolment at the first sign-in) in the first time only by choosing a password of the person's own, which ends the sessions the first one could open", async () => {
+    const enrolled = await madeWithSecret({ username: 'nina', displayName: 'Nina', participantDipId: '1000000001', admin: false, createdBy: 'an admin' });
     const code = totpCode(enrolled.totpSecret, clock.now());
     const asked = await accounts.signIn('nina', enrolled.password, code);
     expect(asked).toEqual({ ok: false, problem: expect.stringContaining('choose your own'), choosePassword: true });
@@ -135,8 +165,7 @@ describe('portal accounts', () => {
   });
 
   it('a first sign-in on one node does not undo a disable made on another meanwhile', async () => {
-    const enrolled = await accounts.create({ username: 'xena', displayName: 'Xena', participantDipId: '1000000001', admin: false, createdBy: 'an admin' });
-    if ('problem' in enrolled) throw new Error(enrolled.problem);
+    const enrolled = await madeWithSecret({ username: 'xena', displayName: 'Xena', participantDipId: '1000000001', admin: false, createdBy: 'an admin' });
     const otherNode = new PortalAccountService(backend.portalAccounts, sealer, clock, 'OpenDIP DEV', (id) => id === '1000000001');
     // This node's store: the administrator disables Xena on the other node just as her code is claimed here.
     const store = backend.portalAccounts;
@@ -177,14 +206,13 @@ describe('portal accounts', () => {
   });
 
   it('refuses a taken name, an unknown participant and a bad name; sign-out and disabling end sessions', async () => {
-    expect(await accounts.create({ username: 'x', displayName: 'X', participantDipId: '1000000001', admin: false, createdBy: 't' })).toMatchObject({ problem: expect.stringContaining('3 to 64') });
-    expect(await accounts.create({ username: 'nobody', displayName: 'N', participantDipId: '9999999999', admin: false, createdBy: 't' })).toEqual({ problem: '9999999999 is not a registered participant' });
-    const made = await accounts.create({ username: 'olga', displayName: 'Olga', participantDipId: '1000000001', admin: false, createdBy: 't' });
-    expect(await accounts.create({ username: 'OLGA', displayName: 'Other', participantDipId: null, admin: true, createdBy: 't' })).toEqual({ problem: "username 'olga' is taken" });
-    if ('problem' in made) throw new Error(made.problem);
+    expect(await accounts.createEnrollingAtFirstSignIn({ username: 'x', displayName: 'X', participantDipId: '1000000001', admin: false, createdBy: 't' })).toMatchObject({ problem: expect.stringContaining('3 to 64') });
+    expect(await accounts.createEnrollingAtFirstSignIn({ username: 'nobody', displayName: 'N', participantDipId: '9999999999', admin: false, createdBy: 't' })).toEqual({ problem: '9999999999 is not a registered participant' });
+    const made = await enrol({ username: 'olga', displayName: 'Olga', participantDipId: '1000000001', admin: false, createdBy: 't' });
+    expect(await accounts.createEnrollingAtFirstSignIn({ username: 'OLGA', displayName: 'Other', participantDipId: null, admin: true, createdBy: 't' })).toEqual({ problem: "username 'olga' is taken" });
 
     const signer = new SessionSigner(Buffer.alloc(32, 7));
-    const { token, claims } = signer.issue({ username: 'olga', epoch: 0, expiresAt: clock.now() + 1000 });
+    const { token, claims } = signer.issue({ username: 'olga', epoch: made.account.sessionEpoch, expiresAt: clock.now() + 1000 });
     expect(signer.read(token, clock.now())).toEqual(claims);
     expect(signer.read(`${token.slice(0, -2)}xx`, clock.now())).toBeUndefined();
     expect(signer.read(token, clock.now() + 1000)).toBeUndefined();
@@ -193,10 +221,10 @@ describe('portal accounts', () => {
     expect(await accounts.fromSession(claims)).toBeDefined();
     await accounts.signOutEverywhere('olga');
     expect(await accounts.fromSession(claims)).toBeUndefined();
-    const again = signer.issue({ username: 'olga', epoch: 1, expiresAt: clock.now() + 1000 }).claims;
+    const again = signer.issue({ username: 'olga', epoch: made.account.sessionEpoch + 1, expiresAt: clock.now() + 1000 }).claims;
     expect(await accounts.fromSession(again)).toBeDefined();
     await accounts.setDisabled('olga', true);
-    expect(await accounts.fromSession({ ...again, epoch: 2 })).toBeUndefined();
+    expect(await accounts.fromSession({ ...again, epoch: again.epoch + 1 })).toBeUndefined();
     expect((await accounts.signIn('olga', made.password, totpCode(made.totpSecret, clock.now()))).ok).toBe(false);
   });
 
@@ -257,6 +285,84 @@ describe('portal accounts', () => {
         ['operator:olive', 'totp-enrolment.complete', 'olive'],
       ]);
       expect(JSON.stringify(journal)).not.toMatch(new RegExp(`${offer.secret}|${offer.token}|olive chose`));
+    });
+
+    it("makes a participant's user without a secret too: the user enrols at the first sign-in, in the user realm only", async () => {
+      const users = new PortalAccountService(backend.portalAccounts, sealer, clock, 'OpenDIP DEV', (id) => id === '1000000001', { append: async (e) => journal.push(e) });
+      const made = await users.createEnrollingAtFirstSignIn({ username: 'ursula', displayName: 'Ursula', participantDipId: '1000000001', admin: false, createdBy: 'sam.admin' });
+      if ('problem' in made) throw new Error(made.problem);
+      expect(Object.keys(made).sort()).toEqual(['account', 'password']);
+      expect(made.account).toMatchObject({ totpSecretSealed: null, mustChangePassword: true });
+      // Her password at the operator portal: a wrong sign-in like any other, and no enrolment begun there.
+      expect(await users.signIn('ursula', made.password, '', { realm: 'operator' })).toEqual({ ok: false, problem: 'the username, password or code is wrong' });
+      expect(await users.signIn('ursula', made.password, '', { realm: 'user', eligible: async () => false })).toEqual({ ok: false, problem: 'the username, password or code is wrong' });
+      expect(journal).toEqual([]);
+      const offer = offerOf(await users.signIn('ursula', made.password, '', { realm: 'user' }));
+      expect(offer.choosePassword).toBe(true);
+      const code = totpCode(offer.secret, clock.now());
+      // Confirmed at the operator portal, or while no longer eligible: ended, no session, the enrolment left as it was.
+      expect(await users.confirmEnrolment(offer.token, code, { realm: 'operator', chosenPassword: 'ursula chose this' })).toMatchObject({ ok: false, enrolmentEnded: true });
+      expect(await users.confirmEnrolment(offer.token, code, { realm: 'user', eligible: async () => false, chosenPassword: 'ursula chose this' })).toMatchObject({ ok: false, enrolmentEnded: true });
+      expect((await backend.portalAccounts.account('ursula'))?.totpSecretSealed).toBeNull();
+      const done = await users.confirmEnrolment(offer.token, code, { realm: 'user', chosenPassword: 'ursula chose this' });
+      expect(done).toMatchObject({ ok: true, account: { username: 'ursula', participantDipId: '1000000001', mustChangePassword: false, sessionEpoch: 1 } });
+      await clock.advance(30_000);
+      expect((await users.signIn('ursula', 'ursula chose this', totpCode(offer.secret, clock.now()), { realm: 'user' })).ok).toBe(true);
+      expect(journal.map((e) => [e.actor, e.action, e.target])).toEqual([
+        ['user:1000000001:ursula', 'totp-enrolment.start', 'ursula'],
+        ['user:1000000001:ursula', 'totp-enrolment.complete', 'ursula'],
+      ]);
+    });
+
+    it("lets a participant's administrator reset the factor of its own participant's users only, not their own, journalled", async () => {
+      const users = new PortalAccountService(backend.portalAccounts, sealer, clock, 'OpenDIP DEV', (id) => id.startsWith('100000000'), { append: async (e) => journal.push(e) });
+      const person = async (username: string, participantDipId: string | null, admin = false) => {
+        const made = await users.createEnrollingAtFirstSignIn({ username, displayName: username, participantDipId, admin, createdBy: 'test' });
+        if ('problem' in made) throw new Error(made.problem);
+        const offer = offerOf(await users.signIn(username, made.password, ''));
+        const done = await users.confirmEnrolment(offer.token, totpCode(offer.secret, clock.now()), { chosenPassword: `${username} chose this` });
+        if (!done.ok) throw new Error(done.problem);
+        return { account: done.account, password: `${username} chose this`, secret: offer.secret };
+      };
+      const admin = await person('sam.admin', '1000000001', true);
+      const ulla = await person('ulla', '1000000001');
+      await person('olaf', '1000000002');
+      const op = await person('ops.oscar', null, true);
+      await clock.advance(30_000);
+      journal.length = 0;
+      const untouched = async () => [await users.account('sam.admin'), await users.account('olaf'), await users.account('ops.oscar')];
+      const before = await untouched();
+
+      // Another participant's user, an operator, no one: the same 404, as if none existed; not one's own; not a user who is no administrator.
+      expect(await users.resetUsersFactor(admin.account, 'olaf')).toEqual({ problem: "1000000001 has no user 'olaf'", status: 404 });
+      expect(await users.resetUsersFactor(admin.account, 'ops.oscar')).toEqual({ problem: "1000000001 has no user 'ops.oscar'", status: 404 });
+      expect(await users.resetUsersFactor(admin.account, 'nobody')).toMatchObject({ status: 404 });
+      expect(await users.resetUsersFactor(admin.account, 'Sam.Admin')).toMatchObject({ status: 409, problem: expect.stringContaining('your own') });
+      expect(await users.resetUsersFactor(ulla.account, 'sam.admin')).toMatchObject({ status: 403 });
+      expect(await users.resetUsersFactor(op.account, 'ulla')).toMatchObject({ status: 403 });
+      expect(await untouched()).toEqual(before);
+      expect(journal).toEqual([]);
+
+      // Locked out by guesses meanwhile; the reset forgets them.
+      for (let i = 0; i < 5; i++) await users.signIn('ulla', 'a wrong guess!', '000000');
+      const reset = await users.resetUsersFactor(admin.account, 'ulla');
+      if ('problem' in reset) throw new Error(reset.problem);
+      expect(reset.account).toMatchObject({ username: 'ulla', totpSecretSealed: null, mustChangePassword: true, sessionEpoch: ulla.account.sessionEpoch + 1 });
+      expect(reset.journalError).toBeUndefined();
+      expect(journal).toEqual([
+        { at: clock.now(), actor: 'user:1000000001:sam.admin', action: 'user.totp-reset', target: 'ulla', before: { hadFactor: true, pendingEnrolment: false }, after: { sessionsEnded: true, mustChangePassword: true, failedSignInsCleared: true }, status: null },
+      ]);
+      expect(JSON.stringify(journal)).not.toContain(reset.password);
+      // Her old factor and password sign in no more; the new first password starts a new enrolment at once.
+      expect((await users.signIn('ulla', ulla.password, totpCode(ulla.secret, clock.now()), { realm: 'user' })).ok).toBe(false);
+      const offer = offerOf(await users.signIn('ulla', reset.password, '', { realm: 'user' }));
+      expect(offer).toMatchObject({ choosePassword: true });
+      expect(offer.secret).not.toBe(ulla.secret);
+      expect(await users.confirmEnrolment(offer.token, totpCode(offer.secret, clock.now()), { realm: 'user', chosenPassword: 'ulla chose again' })).toMatchObject({ ok: true });
+      // A journal that fails does not take the new password away: the reset is done, and said to be unjournalled.
+      const failing = new PortalAccountService(backend.portalAccounts, sealer, clock, 'OpenDIP DEV', () => true, { append: async () => Promise.reject(new Error('journal full')) });
+      const unjournalled = await failing.resetUsersFactor(admin.account, 'ulla');
+      expect(unjournalled).toMatchObject({ password: expect.any(String), journalError: new Error('journal full') });
     });
 
     it('counts a wrong code as a failed sign-in of the name (five lock it, for the password too), and ends an enrolment at its expiry', async () => {

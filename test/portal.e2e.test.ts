@@ -20,8 +20,8 @@ import type { ReceivedCall } from '../src/client/webhook-receiver.js';
 interface Enrolled {
   username: string;
   password: string;
-  /** '' for an operator until their first sign-in sets it up (the account is made without one). */
-  totpSecret: string;
+  /** '' (or absent, as the operator API answers) until the person's first sign-in sets it up: every account is made without one. */
+  totpSecret?: string;
 }
 
 type Msg = { payload: { CommonBlock: { D0: { transactionID: string; replayIndicator: boolean } }; CustomBlock?: Record<string, unknown> }; originalTransactionID?: string };
@@ -63,7 +63,7 @@ describe('portals in a browser', () => {
     const step = Math.max(Math.floor(Date.now() / 30_000), (lastStep.get(who.username) ?? 0) + 1);
     lastStep.set(who.username, step);
     await waitFor(() => Math.floor(Date.now() / 30_000) >= step - 1, 31_000, 'the next TOTP step');
-    return totpCode(who.totpSecret, step * 30_000 + 1000);
+    return totpCode(who.totpSecret!, step * 30_000 + 1000);
   }
 
   async function person(): Promise<Page> {
@@ -79,7 +79,7 @@ describe('portals in a browser', () => {
     await expect.poll(() => page.url()).toContain(`${base}/sign-in`);
     await page.getByLabel('Username').fill(who.username);
     await page.getByLabel('Password').fill(who.password);
-    if (who.totpSecret === '') return enrolAtFirstSignIn(page, base, who);
+    if (!who.totpSecret) return enrolAtFirstSignIn(page, base, who);
     const code = await freshCode(who);
     await page.getByLabel('Code from your authenticator app').fill(code);
     await page.getByRole('button', { name: 'Sign in' }).click();
@@ -102,15 +102,15 @@ describe('portals in a browser', () => {
   }
 
   /**
-   * An operator's first sign-in (the sign-in form filled but for the code, which they do not have yet):
-   * the page shows the new TOTP secret, the person adds it to their app (here: the project's own TOTP
-   * code, on the secret read off the page) and confirms with a code and a password of their own. A wrong
-   * code first: the form comes back, without the secret.
+   * A first sign-in, an operator's or a participant's user's (the sign-in form filled but for the code,
+   * which they do not have yet): the page shows the new TOTP secret, the person adds it to their app
+   * (here: the project's own TOTP code, on the secret read off the page) and confirms with a code and a
+   * password of their own. A wrong code first: the form comes back, without the secret.
    */
   async function enrolAtFirstSignIn(page: Page, base: string, who: Enrolled): Promise<void> {
     await page.getByRole('button', { name: 'Sign in' }).click();
     await expect.poll(() => page.title()).toContain('Set up your authenticator');
-    await checkPage(page, 'operator-enrolment');
+    await checkPage(page, `${base.slice(1)}-enrolment`);
     who.totpSecret = (await page.locator('#totp-secret').textContent())!;
     expect(await page.locator('#totp-uri').getAttribute('href')).toMatch(new RegExp(`^otpauth://totp/.*secret=${who.totpSecret}`));
     const own = `${who.password}-mine`;
@@ -187,13 +187,16 @@ describe('portals in a browser', () => {
     await page.getByRole('link', { name: sup.dipId }).click();
     await page.getByLabel('Username').fill('sup.admin');
     await page.getByLabel('Name', { exact: true }).fill('Sam Supplier');
-    await page.getByLabel('Administrator (creates and disables users)').check();
+    await page.getByLabel('Administrator (creates and disables users, resets their authenticators)').check();
     await page.getByRole('button', { name: 'Create user' }).click();
     await expect.poll(() => page.getByRole('status').textContent()).toContain('user sup.admin created for 1000000001');
+    // The operator is shown the first password, and no second factor: Sam sets his up himself.
+    expect(await page.locator('#enrolled-totp-later').textContent()).toContain('set up by Sam Supplier at their first sign-in');
+    expect(await page.content()).not.toContain('otpauth:');
     supAdmin = {
       username: (await page.locator('#enrolled-username').textContent())!,
       password: (await page.locator('#enrolled-password').textContent())!,
-      totpSecret: (await page.locator('#enrolled-totp').textContent())!,
+      totpSecret: '',
     };
     await checkPage(page, 'operator-participant');
     for (const [link, name] of [['Channels', 'operator-channels'], ['Certificates', 'operator-certificates'], ['Operators', 'operator-operators']] as const) {
@@ -276,6 +279,54 @@ describe('portals in a browser', () => {
         expect(await page.getByRole('img', { name: /^Throughput, .*Copies delivered: total [1-9]/ }).count()).toBe(1);
       }
     }
+  });
+
+  it("a participant's administrator creates a user, who sets up their own authenticator at the first sign-in; a lost one the administrator resets", async () => {
+    expect(supAdmin).toBeDefined();
+    const admin = await person();
+    await signIn(admin, '/portal', supAdmin!);
+    await admin.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Users', exact: true }).click();
+    await admin.getByLabel('Username').fill('sup.una');
+    await admin.getByLabel('Name', { exact: true }).fill('Una User');
+    await admin.getByRole('button', { name: 'Create user' }).click();
+    await expect.poll(() => admin.getByRole('status').textContent()).toContain('user sup.una created');
+    // The administrator sees her first password and no second factor: nothing to sign in as her with.
+    expect(await admin.locator('#enrolled-totp-later').textContent()).toContain('set up by Una User at their first sign-in');
+    expect(await admin.content()).not.toContain('otpauth:');
+    expect((await td.dip.backend.portalAccounts.account('sup.una'))?.totpSecretSealed).toBeNull();
+    const una: Enrolled = { username: (await admin.locator('#enrolled-username').textContent())!, password: (await admin.locator('#enrolled-password').textContent())!, totpSecret: '' };
+    await checkPage(admin, 'portal-user-created');
+
+    // Her first sign-in: password, no code, the enrolment page (her secret, once, to her), a code and her own password, the home page.
+    const page = await person();
+    await signIn(page, '/portal', una);
+    expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Overview');
+    expect(una.totpSecret).toMatch(/^[A-Z2-7]{32}$/);
+
+    // She lost her phone: her administrator resets it, and is shown a new first password (again no secret).
+    await admin.goto(`${td.dip.portalUrl}/portal/users`);
+    expect(await admin.getByRole('button', { name: `Reset authenticator of ${supAdmin!.username}` }).count()).toBe(0);
+    await admin.getByRole('button', { name: 'Reset authenticator of sup.una' }).click();
+    await expect.poll(() => admin.getByRole('status').textContent()).toContain('authenticator of sup.una reset');
+    expect(await admin.locator('#enrolled-totp-later').textContent()).toContain('at their next sign-in');
+    const lost = una.totpSecret;
+    una.password = (await admin.locator('#enrolled-password').textContent())!;
+    una.totpSecret = '';
+    // Not their own, nor an operator's (as if there were no such user), even by a form posted by hand.
+    const csrf = (await admin.locator('input[name=_csrf]').first().getAttribute('value'))!;
+    const reset = (username: string) => admin.request.post(`${td.dip.portalUrl}/portal/users/totp-reset`, { form: { _csrf: csrf, username }, headers: { origin: td.dip.portalUrl } });
+    expect((await reset(supAdmin!.username)).status()).toBe(409);
+    expect((await reset(operator.username)).status()).toBe(404);
+    // Her session has ended; her next sign-in sets up a new authenticator.
+    await page.reload();
+    expect(page.url()).toContain('/portal/sign-in');
+    await signIn(page, '/portal', una);
+    expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Overview');
+    expect(una.totpSecret).not.toBe(lost);
+    const journal = await adminApi<Array<{ actor: string; action: string; target: string }>>('GET', '/admin/journal?action=user.totp-reset');
+    expect(journal.body.map((e) => [e.actor, e.target])).toEqual([[`user:${sup.dipId}:${supAdmin!.username}`, 'sup.una']]);
+    const steps = await adminApi<Array<{ action: string }>>('GET', '/admin/journal?target=sup.una');
+    expect(steps.body.map((e) => e.action).reverse()).toEqual(['totp-enrolment.start', 'totp-enrolment.wrong-code', 'totp-enrolment.complete', 'user.totp-reset', 'totp-enrolment.start', 'totp-enrolment.wrong-code', 'totp-enrolment.complete']);
   });
 
   it('a participant user subscribes to alarms, downloads a publication and reads its own API activity', async () => {
@@ -361,6 +412,7 @@ describe('portals in a browser', () => {
     expect((await post(`/portal/messages/IF-021/${sentToSup}/requeue`, { as: sup.dipId })).status()).toBe(403);
     expect((await post('/portal/webhooks', { channel: 'IF-021', callbackURL: 'http://127.0.0.1:9/x', as: sup.dipId })).status()).toBe(403);
     expect((await post('/portal/users/disable', { username: 'sup.admin' })).status()).toBe(403);
+    expect((await post('/portal/users/totp-reset', { username: 'sup.admin' })).status()).toBe(403);
     const hooks = await td.dip.backend.registry.webhooks();
     expect(hooks.filter((w) => w.recipientDipId === sup.dipId).map((w) => w.url)).not.toContain('http://127.0.0.1:9/x');
     // Without the CSRF token, or from another origin, nothing is done.

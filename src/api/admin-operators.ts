@@ -442,7 +442,7 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
       // Whoever is signed in still holds a factor, so resetting one's own serves nobody but a stolen session,
       // which would become the account for good. The bootstrap token under break-glass acts as 'bootstrap'.
       if (operatorOf(req).actor === `operator:${name}`) return reply.code(409).send({ error: `an operator cannot reset their own factor: ask another admin (or use the bootstrap token under break-glass)` });
-      const reset = await deps.credentials.resetTotpFactor(name);
+      const reset = await deps.credentials.resetTotpFactor(name, null);
       if (!reset) return reply.code(404).send({ error: `operator ${name} has no sign-in credential` });
       req.journaled = true;
       try {

@@ -24,9 +24,7 @@ const enrolled = {
   required: [...accountView.required, 'password'],
   properties: {
     ...accountView.properties,
-    password: { type: 'string', description: 'The first password: shown this once' },
-    totpSecret: { type: 'string', description: "A participant's user's TOTP secret (base32): shown this once. Absent for an operator, who sets up their TOTP at their first sign-in" },
-    totpUri: { type: 'string', description: 'otpauth:// URI of the same secret, for an authenticator app' },
+    password: { type: 'string', description: 'The first password: shown this once. No TOTP secret: the person sets up their own at their first sign-in, and chooses their own password then' },
   },
 } as const;
 
@@ -50,8 +48,9 @@ const publicView = (a: PortalAccount) => ({
  * Portal accounts on the operator API (the operator portal calls these too, as the operator signed in):
  * a participant's users (its first administrator, who then creates the rest in the user portal), and the
  * portal sign-in (password + TOTP) of an existing operator account, which only an admin gives. The answer
- * to a creation carries the password, once, and a participant's user's TOTP secret; an operator sets up
- * theirs at their first sign-in, so no secret of an operator passes through another.
+ * to a creation carries the first password, once, and no TOTP secret: every person sets up theirs at their
+ * first sign-in, so no second factor passes through whoever made the account (who could otherwise sign
+ * in as the person).
  */
 export const adminPortalRoutes: FastifyPluginAsync<AdminPortalOptions> = async (app, { accounts, operators }) => {
   const tags = ['Portal accounts'];
@@ -60,7 +59,7 @@ export const adminPortalRoutes: FastifyPluginAsync<AdminPortalOptions> = async (
     {
       schema: {
         tags,
-        summary: "A participant's portal user, or an operator's portal sign-in (admins): the first password in the answer, once, and a user's TOTP secret (an operator sets up theirs at their first sign-in)",
+        summary: "A participant's portal user, or an operator's portal sign-in (admins): the first password in the answer, once, and no TOTP secret (the person sets up theirs at their first sign-in)",
         response: answers({ 201: { ...enrolled, description: 'Created' } }),
         body: {
           type: 'object',
@@ -84,8 +83,7 @@ export const adminPortalRoutes: FastifyPluginAsync<AdminPortalOptions> = async (
         if (!operator) return reply.code(400).send({ error: `username: no operator account '${req.body.username}': create it first (POST /admin/operators), then its portal sign-in` });
       }
       const asked = { username: req.body.username, displayName: req.body.displayName, participantDipId, admin: participantDipId === null ? true : (req.body.admin ?? false), createdBy: who.actor };
-      // An operator's TOTP is set up by the operator at their first sign-in; a participant's user still gets it here.
-      const made = participantDipId === null ? await accounts.createEnrollingAtFirstSignIn(asked) : await accounts.create(asked);
+      const made = await accounts.createEnrollingAtFirstSignIn(asked);
       if ('problem' in made) return reply.code(400).send({ error: made.problem });
       const { account, ...shown } = made;
       return reply.code(201).send({ ...publicView(account), ...shown });

@@ -31,16 +31,13 @@ export interface NewAccount {
   createdBy: string;
 }
 
-/** What the administrator is shown once, to hand to the new user: nothing of it is kept in the clear. */
+/**
+ * What the administrator is shown once, to hand to the new user: nothing of it is kept in the clear. No
+ * TOTP secret: the person sets theirs up at their first sign-in (signIn answers `enrol`).
+ */
 export interface FirstPassword {
   account: PortalAccount;
   password: string;
-}
-
-/** The same with the TOTP secret, for an account made with its second factor. */
-export interface Enrolment extends FirstPassword {
-  totpSecret: string;
-  totpUri: string;
 }
 
 /**
@@ -109,22 +106,13 @@ export class PortalAccountService {
     private readonly journal: Pick<OperatorJournal, 'append'> | null = null,
   ) {}
 
-  /** An account with its TOTP secret, to hand over with the password (participants' users). */
-  async create(req: NewAccount): Promise<Enrolment | { problem: string }> {
-    const totpSecret = newTotpSecret();
-    const made = await this.make(req, totpSecret);
-    return 'problem' in made ? made : { ...made, totpSecret, totpUri: totpUri(totpSecret, made.account.username, this.issuer) };
-  }
-
   /**
    * An account without a second factor: its person sets up their TOTP at their first sign-in (signIn
-   * answers `enrol`), so no secret passes through whoever made the account. Operators' accounts are made so.
+   * answers `enrol`), so no secret passes through whoever made the account, who could otherwise sign in
+   * as the person with the first password. Every account is made so, operators' and participants' users'
+   * alike; accounts made earlier with a secret keep it.
    */
   async createEnrollingAtFirstSignIn(req: NewAccount): Promise<FirstPassword | { problem: string }> {
-    return this.make(req, null);
-  }
-
-  private async make(req: NewAccount, totpSecret: string | null): Promise<FirstPassword | { problem: string }> {
     const username = req.username.trim().toLowerCase();
     if (!USERNAME_PATTERN.test(username)) return { problem: `username '${req.username.slice(0, 64)}' must be 3 to 64 lower-case letters, digits, '.', '_' or '-'` };
     const displayName = req.displayName.trim();
@@ -137,7 +125,7 @@ export class PortalAccountService {
       admin: req.admin,
       displayName,
       passwordHash: await hashPassword(password),
-      totpSecretSealed: totpSecret === null ? null : this.sealed(totpSecret),
+      totpSecretSealed: null,
       lastTotpStep: 0,
       sessionEpoch: 0,
       disabled: false,
@@ -372,10 +360,43 @@ export class PortalAccountService {
    * password may be what was lost with the phone. The name's failed sign-ins are forgotten in the same
    * step, so a person locked out can use the new password at once. Undefined: no such account.
    */
-  async resetTotpFactor(username: string): Promise<(FirstPassword & Omit<TotpReset, 'account'>) | undefined> {
+  async resetTotpFactor(username: string, of: string | null): Promise<(FirstPassword & Omit<TotpReset, 'account'>) | undefined> {
     const password = newPassword();
-    const reset = await this.store.resetTotpFactor(username, await hashPassword(password));
+    const reset = await this.store.resetTotpFactor(username, await hashPassword(password), of);
     return reset && { account: reset.account, password, hadFactor: reset.hadFactor, pendingEnrolment: reset.pendingEnrolment };
+  }
+
+  /**
+   * A participant's administrator resets a user's lost factor (resetTotpFactor): only a user of the
+   * administrator's own participant (the store checks it in the reset's transaction, so a name of another
+   * participant or an operator is no account here), and not the administrator's own (whoever is signed
+   * in still holds that factor: a stolen session would become the account for good). Journalled as
+   * `user.totp-reset`, naming the administrator, as operators' resets are (`operator.totp-reset`).
+   * `problem`: nothing changed. `journalError`: the reset is done but its entry could not be written (its
+   * password is still answered, else the account is left with one nobody knows; the caller logs it).
+   */
+  async resetUsersFactor(by: PortalAccount, usernameGiven: string): Promise<(FirstPassword & { journalError?: Error }) | { problem: string; status: 403 | 404 | 409 }> {
+    const username = usernameGiven.trim().toLowerCase();
+    if (by.participantDipId === null || !by.admin) return { problem: "only a participant's administrators reset its users' authenticators", status: 403 };
+    if (username === by.username) return { problem: 'you cannot reset your own authenticator: ask another administrator of your participant', status: 409 };
+    const reset = await this.resetTotpFactor(username, by.participantDipId);
+    if (!reset) return { problem: `${by.participantDipId} has no user '${usernameGiven.slice(0, 64)}'`, status: 404 };
+    const entry = {
+      at: this.clock.now(),
+      actor: actorOf(by),
+      action: 'user.totp-reset',
+      target: reset.account.username,
+      before: { hadFactor: reset.hadFactor, pendingEnrolment: reset.pendingEnrolment },
+      after: { sessionsEnded: true, mustChangePassword: true, failedSignInsCleared: true },
+      status: null,
+    };
+    const done = { account: reset.account, password: reset.password };
+    try {
+      await this.journal?.append(entry);
+    } catch (err) {
+      return { ...done, journalError: err instanceof Error ? err : new Error(String(err)) };
+    }
+    return done;
   }
 
   account(username: string): Promise<PortalAccount | undefined> {

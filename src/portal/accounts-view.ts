@@ -4,10 +4,15 @@ import { csrfField, type Signed } from './session.js';
 
 /** Account tables and forms shared by the user portal (a participant's users) and the operator portal. */
 
-export function userRows(accounts: PortalAccount[], manage: { action: string; csrf: Signed; self: string } | null): Html[] {
+/**
+ * `manage.resetAction`: where a lost authenticator is reset (the user portal's administrators; the
+ * operator portal resets operators' factors through the operator API's own route).
+ */
+export function userRows(accounts: PortalAccount[], manage: { action: string; csrf: Signed; self: string; resetAction?: string } | null): Html[] {
   return accounts.map(
-    (a) => html`<tr><td>${a.username}</td><td>${a.displayName}</td><td>${a.admin ? 'yes' : 'no'}</td><td>${isoOrDash(a.createdAt)} by ${a.createdBy}</td><td>${a.disabled ? html`<span class="badge bad">disabled</span>` : html`<span class="badge ok">active</span>`}</td>
-<td>${manage && a.username !== manage.self ? html`<form method="post" action="${manage.action}" class="inline">${csrfField(manage.csrf)}<input type="hidden" name="username" value="${a.username}"><input type="hidden" name="disable" value="${a.disabled ? 'no' : 'yes'}"><button type="submit" class="${a.disabled ? 'secondary' : 'danger'}">${a.disabled ? 'Enable' : 'Disable'}<span class="skip"> ${a.username}</span></button></form>` : ''}</td></tr>`,
+    (a) => html`<tr><td>${a.username}</td><td>${a.displayName}</td><td>${a.admin ? 'yes' : 'no'}</td><td>${isoOrDash(a.createdAt)} by ${a.createdBy}</td><td>${a.disabled ? html`<span class="badge bad">disabled</span>` : html`<span class="badge ok">active</span>`}${a.totpSecretSealed === null ? html` <span class="badge warn">authenticator not set up</span>` : ''}</td>
+<td>${manage && a.username !== manage.self ? html`<form method="post" action="${manage.action}" class="inline">${csrfField(manage.csrf)}<input type="hidden" name="username" value="${a.username}"><input type="hidden" name="disable" value="${a.disabled ? 'no' : 'yes'}"><button type="submit" class="${a.disabled ? 'secondary' : 'danger'}">${a.disabled ? 'Enable' : 'Disable'}<span class="skip"> ${a.username}</span></button></form>` : ''}
+${manage?.resetAction && a.username !== manage.self ? html`<form method="post" action="${manage.resetAction}" class="inline">${csrfField(manage.csrf)}<input type="hidden" name="username" value="${a.username}"><button type="submit" class="secondary">Reset authenticator<span class="skip"> of ${a.username}</span></button></form>` : ''}</td></tr>`,
   );
 }
 
@@ -15,21 +20,20 @@ export function newUserForm(action: string, signed: Signed, offerAdmin: boolean,
   return html`<form method="post" action="${action}">${csrfField(signed)}<fieldset><legend>${legend}</legend>
 <label for="new-username">Username</label><input type="text" id="new-username" name="username" required pattern="[a-z0-9][a-z0-9._\\-]{2,63}" autocomplete="off">
 <label for="new-name">Name</label><input type="text" id="new-name" name="displayName" required maxlength="100" autocomplete="off">
-${offerAdmin ? html`<p><input type="checkbox" id="new-admin" name="admin" value="yes"> <label for="new-admin" class="inline-label">Administrator (creates and disables users)</label></p>` : ''}
+${offerAdmin ? html`<p><input type="checkbox" id="new-admin" name="admin" value="yes"> <label for="new-admin" class="inline-label">Administrator (creates and disables users, resets their authenticators)</label></p>` : ''}
 <button type="submit">Create user</button></fieldset></form>`;
 }
 
 /**
- * Shown once to the administrator who created the account; only hashes and sealed secrets are kept. An
- * account made without a TOTP secret (an operator's) sets one up at its first sign-in: the panel says so.
+ * Shown once to the administrator who created the account (or reset its authenticator): the first
+ * password, of which only a hash is kept. Never a TOTP secret: the person sets theirs up at their first
+ * sign-in (the next, after a reset), so nobody else ever holds their second factor.
  */
-export function enrolmentPanel(e: { username: string; displayName: string; password: string; totpSecret?: string; totpUri?: string }): Html {
+export function enrolmentPanel(e: { username: string; displayName: string; password: string }, after: 'created' | 'reset' = 'created'): Html {
+  const when = after === 'created' ? 'first' : 'next';
   return html`<section class="enrolment" aria-labelledby="enrolment-title"><h2 id="enrolment-title">Hand these to ${e.displayName}</h2>
-<p>Shown once: the DIP keeps only a hash of the password${e.totpSecret ? ' and the TOTP secret sealed' : ''}.</p>
+<p>Shown once: the DIP keeps only a hash of the password.</p>
 <dl class="facts"><dt>Username</dt><dd><code id="enrolled-username">${e.username}</code></dd>
 <dt>Password</dt><dd><code id="enrolled-password">${e.password}</code></dd>
-${e.totpSecret && e.totpUri
-  ? html`<dt>TOTP secret</dt><dd><code id="enrolled-totp">${e.totpSecret}</code> (add it to an authenticator app)</dd>
-<dt>TOTP URI</dt><dd><code>${e.totpUri}</code></dd>`
-  : html`<dt>Authenticator</dt><dd id="enrolled-totp-later">set up by ${e.displayName} at their first sign-in</dd>`}</dl></section>`;
+<dt>Authenticator</dt><dd id="enrolled-totp-later">set up by ${e.displayName} at their ${when} sign-in, with an authenticator app of their own; they choose their own password then too</dd></dl></section>`;
 }

@@ -120,11 +120,14 @@ export function buildPortalServer(deps: PortalDeps, tls: { key: string; cert: st
 }
 
 /**
- * What a sign-in step checks beside the credential: the realm's accounts only, and an operator only while
- * its operator account (and so its role) is in force, checked before the sign-in changes anything.
+ * What a sign-in step (the sign-in, and the enrolment's confirmation) checks beside the credential,
+ * before it changes anything: the realm's accounts only, so an enrolment begun in one portal is no
+ * enrolment in the other and no session of the other; an operator only while its operator account (and
+ * so its role) is in force; a participant's user only while the participant is registered (its pages
+ * would refuse every request: no secret is set up, no session opened, for nothing).
  */
-function signInChecks(deps: PortalDeps, realm: Realm): { realm: Realm['kind']; eligible?: (a: PortalAccount) => Promise<boolean> } {
-  if (realm.kind !== 'operator') return { realm: realm.kind };
+function signInChecks(deps: PortalDeps, realm: Realm): { realm: Realm['kind']; eligible: (a: PortalAccount) => Promise<boolean> } {
+  if (realm.kind === 'user') return { realm: realm.kind, eligible: async (a) => a.participantDipId !== null && deps.registry.participant(a.participantDipId) !== undefined };
   return { realm: realm.kind, eligible: async (a) => (await deps.operatorApi(a.username).GET('/admin/whoami')).data !== undefined };
 }
 

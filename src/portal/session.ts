@@ -175,16 +175,15 @@ export function choosePasswordPage(realm: Realm, username: string): Html {
 }
 
 /**
- * An operator's first sign-in has no code yet (the password alone starts setting up the authenticator),
- * so the operator portal's code field is not required; a participant's user has one from the start.
+ * A first sign-in has no code yet (the password alone starts setting up the authenticator, in both
+ * portals: every account is made without one), so the code field is not required.
  */
 export function signInPage(realm: Realm): Html {
-  const enrolling = realm.kind === 'operator';
   return html`<form method="post" action="${realm.base}/sign-in" class="signin">
 <label for="username">Username</label><input type="text" id="username" name="username" autocomplete="username" required>
 <label for="password">Password</label><input type="password" id="password" name="password" autocomplete="current-password" required>
-<label for="code">Code from your authenticator app</label><input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" ${enrolling ? html`aria-describedby="code-hint"` : html`required`}>
-${enrolling ? html`<p class="muted" id="code-hint">Signing in for the first time? Leave the code empty: you set up your authenticator app next.</p>` : ''}
+<label for="code">Code from your authenticator app</label><input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" aria-describedby="code-hint">
+<p class="muted" id="code-hint">Signing in for the first time, or was your authenticator reset? Leave the code empty: you set up your authenticator app next.</p>
 <button type="submit">Sign in</button>
 </form>`;
 }

@@ -94,6 +94,7 @@ export function registerUserPortal(app: FastifyInstance, deps: PortalDeps): void
   page('/users', 'GET', async (c) => usersPage(deps, c, null, 200));
   page('/users', 'POST', async (c) => createUser(deps, c));
   page('/users/disable', 'POST', async (c) => disableUser(deps, c));
+  page('/users/totp-reset', 'POST', async (c) => resetUserFactor(deps, c));
 }
 
 async function overview(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
@@ -436,14 +437,16 @@ async function certificateDownload(deps: PortalDeps, c: Ctx): Promise<FastifyRep
 async function usersPage(deps: PortalDeps, c: Ctx, extra: Html | null, status: number, flash: Flash = null): Promise<FastifyReply> {
   const accounts = await deps.accounts.accounts(c.own.dipId);
   const admin = c.signed.account.admin;
-  const body = html`${extra}${table(`Users of ${c.own.dipId}`, ['Username', 'Name', 'Administrator', 'Created', 'State', ''], userRows(accounts, admin ? { action: '/portal/users/disable', csrf: c.signed, self: c.signed.account.username } : null))}
-${admin ? newUserForm('/portal/users', c.signed, true) : html`<p class="muted">Only ${c.own.dipId}'s administrators create and disable users.</p>`}`;
+  const body = html`${extra}${table(`Users of ${c.own.dipId}`, ['Username', 'Name', 'Administrator', 'Created', 'State', ''], userRows(accounts, admin ? { action: '/portal/users/disable', csrf: c.signed, self: c.signed.account.username, resetAction: '/portal/users/totp-reset' } : null))}
+${admin
+  ? html`<p class="muted">A new user, or one whose authenticator was reset, sets up their authenticator app and chooses their own password at their next sign-in. Your own authenticator is reset by another administrator of ${c.own.dipId}.</p>${newUserForm('/portal/users', c.signed, true)}`
+  : html`<p class="muted">Only ${c.own.dipId}'s administrators create and disable users and reset their authenticators.</p>`}`;
   return render(c.reply, status, R, c.req, c.signed, 'Users', body, flash);
 }
 
 async function createUser(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   if (!c.signed.account.admin) return refuse(c.reply, R, c.req, c.signed, 403, `only ${c.own.dipId}'s administrators create users`);
-  const made = await deps.accounts.create({
+  const made = await deps.accounts.createEnrollingAtFirstSignIn({
     username: field(c.req.body, 'username'),
     displayName: field(c.req.body, 'displayName'),
     participantDipId: c.own.dipId,
@@ -453,6 +456,19 @@ async function createUser(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   if ('problem' in made) return usersPage(deps, c, null, 400, { kind: 'error', text: made.problem });
   deps.logger.info({ username: made.account.username, by: c.signed.account.username, participant: c.own.dipId }, 'portal: user created');
   return usersPage(deps, c, enrolmentPanel({ ...made, ...made.account }), 200, { kind: 'ok', text: `user ${made.account.username} created` });
+}
+
+/**
+ * A user of the participant lost their authenticator: an administrator resets it (PortalAccountService
+ * resetUsersFactor: only the participant's own users, not the administrator's own, journalled) and is
+ * shown a new first password once; the user's next sign-in sets up a new authenticator.
+ */
+async function resetUserFactor(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const reset = await deps.accounts.resetUsersFactor(c.signed.account, field(c.req.body, 'username'));
+  if ('problem' in reset) return reset.status === 403 ? refuse(c.reply, R, c.req, c.signed, 403, reset.problem) : usersPage(deps, c, null, reset.status, { kind: 'error', text: reset.problem });
+  if (reset.journalError) deps.logger.error({ err: reset.journalError, username: reset.account.username, by: c.signed.account.username }, 'could not journal a TOTP reset');
+  deps.logger.info({ username: reset.account.username, by: c.signed.account.username, participant: c.own.dipId }, 'portal: user authenticator reset');
+  return usersPage(deps, c, enrolmentPanel({ ...reset, ...reset.account }, 'reset'), 200, { kind: 'ok', text: `authenticator of ${reset.account.username} reset: signed out everywhere` });
 }
 
 async function disableUser(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {

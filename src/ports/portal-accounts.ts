@@ -116,10 +116,12 @@ export interface PortalAccounts {
    * sign-in (mustChangePassword), the session epoch raised by one (every session ends), and the account's
    * pending enrolment removed (its secret is not the one to take over), and the name's failed sign-in
    * attempts forgotten (else a person locked out could not use the new first password until the lockout
-   * ends). The account as changed and what it had before (for the journal); undefined (nothing changed)
-   * when there is none.
+   * ends). `of`: the account must belong to this participant (a DIP ID), or be an operator's (null), read
+   * in the same transaction, so that whoever may reset the factors of one kind of account cannot reset
+   * another's of the same name. The account as changed and what it had before (for the journal);
+   * undefined (nothing changed) when there is none of that kind.
    */
-  resetTotpFactor(username: string, passwordHash: string): Promise<TotpReset | undefined>;
+  resetTotpFactor(username: string, passwordHash: string, of: string | null): Promise<TotpReset | undefined>;
   /**
    * Records a sign-in attempt of `name` (an account's or not: they are counted alike, so no count tells
    * them apart) at `at`, forgetting every attempt older than `since`; answers the row's id and the name's

@@ -146,19 +146,36 @@ export function portalAccountsContract(name: string, open: BackendFactory): void
       // Mia is locked out (five failed sign-ins): the reset forgets them, so her new password works at once.
       for (const at of [100, 101, 102, 103, 104]) await store.recordSignInAttempt('mia', at, 0);
       const reset = { ...mia, totpSecretSealed: null, passwordHash: 'fresh', mustChangePassword: true, sessionEpoch: 4 };
-      expect(await store.resetTotpFactor('mia', 'fresh')).toEqual({ account: reset, hadFactor: true, pendingEnrolment: false });
+      expect(await store.resetTotpFactor('mia', 'fresh', null)).toEqual({ account: reset, hadFactor: true, pendingEnrolment: false });
       expect((await store.recordSignInAttempt('mia', 200, 0)).attempts).toEqual([200]);
-      expect(await store.resetTotpFactor('ned', 'fresh-ned')).toMatchObject({ account: { totpSecretSealed: null, sessionEpoch: 1 }, hadFactor: false, pendingEnrolment: true });
+      expect(await store.resetTotpFactor('ned', 'fresh-ned', null)).toMatchObject({ account: { totpSecretSealed: null, sessionEpoch: 1 }, hadFactor: false, pendingEnrolment: true });
       expect(await store.totpEnrolment('hash-ned')).toBeUndefined();
-      expect(await store.resetTotpFactor('nobody', 'x')).toBeUndefined();
-      // Only an operator's account: a participant's user of the name is left as it is (its factor is its participant's business).
+      expect(await store.resetTotpFactor('nobody', 'x', null)).toBeUndefined();
+      // Only an account of the kind asked for: a participant's user is no operator's, nor another
+      // participant's, and an operator is no participant's user; each is left as it is, attempts and all.
       const pia = account('pia', '1000000001', 1);
       await store.createAccount(pia);
       await store.recordSignInAttempt('pia', 300, 0);
-      expect(await store.resetTotpFactor('pia', 'x')).toBeUndefined();
+      expect(await store.resetTotpFactor('pia', 'x', null)).toBeUndefined();
+      expect(await store.resetTotpFactor('pia', 'x', '1000000002')).toBeUndefined();
       expect(await store.account('pia')).toEqual(pia);
       expect((await store.recordSignInAttempt('pia', 301, 0)).attempts).toEqual([300, 301]);
+      expect(await store.resetTotpFactor('mia', 'x', '1000000001')).toBeUndefined();
+      expect(await store.account('mia')).toEqual(reset);
       expect(await (await ctx.reopen()).portalAccounts.account('mia')).toEqual(reset);
+    });
+
+    it("resets a participant's user's factor when asked for that participant's, as an operator's is", async () => {
+      const store = ctx.backend.portalAccounts;
+      const pia = { ...account('pia', '1000000001', 1), sessionEpoch: 2 };
+      await store.createAccount(pia);
+      await store.startTotpEnrolment(enrolment('pia', 'hash-pia', 1_000, 2));
+      for (const at of [100, 101, 102, 103, 104]) await store.recordSignInAttempt('pia', at, 0);
+      const reset = { ...pia, totpSecretSealed: null, passwordHash: 'fresh-pia', mustChangePassword: true, sessionEpoch: 3 };
+      expect(await store.resetTotpFactor('pia', 'fresh-pia', '1000000001')).toEqual({ account: reset, hadFactor: true, pendingEnrolment: true });
+      expect(await store.totpEnrolment('hash-pia')).toBeUndefined();
+      expect((await store.recordSignInAttempt('pia', 200, 0)).attempts).toEqual([200]);
+      expect(await (await ctx.reopen()).portalAccounts.account('pia')).toEqual(reset);
     });
 
     it('completes an enrolment once, unexpired, only for an enabled account without a factor whose epoch has not moved', async () => {

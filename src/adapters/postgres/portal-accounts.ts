@@ -90,16 +90,17 @@ export class PgPortalAccounts implements PortalAccounts {
     });
   }
 
-  async resetTotpFactor(username: string, passwordHash: string): Promise<TotpReset | undefined> {
+  async resetTotpFactor(username: string, passwordHash: string, of: string | null): Promise<TotpReset | undefined> {
     return this.d.tx(async (c) => {
-      // Read and locked in the same transaction as the change, so what the journal says it had is what was reset.
-      const before = await c.query<{ record: PortalAccount }>('SELECT record FROM portal_accounts WHERE username = $1 AND participant_dip_id IS NULL FOR UPDATE', [username]);
+      // Read and locked in the same transaction as the change, so what the journal says it had is what was
+      // reset. IS NOT DISTINCT FROM: null (an operator's account) is then a value like a DIP ID.
+      const before = await c.query<{ record: PortalAccount }>('SELECT record FROM portal_accounts WHERE username = $1 AND participant_dip_id IS NOT DISTINCT FROM $2 FOR UPDATE', [username, of]);
       if (!before.rows[0]) return undefined;
       // || keeps a null it is given (unlike a merge patch): the secret is stored as null, not dropped.
       const { rows } = await c.query<{ record: PortalAccount }>(
         `UPDATE portal_accounts SET record = (record || $1::jsonb) || jsonb_build_object('sessionEpoch', (record->>'sessionEpoch')::bigint + 1)
-         WHERE username = $2 AND participant_dip_id IS NULL RETURNING record`,
-        [JSON.stringify({ totpSecretSealed: null, passwordHash, mustChangePassword: true }), username],
+         WHERE username = $2 AND participant_dip_id IS NOT DISTINCT FROM $3 RETURNING record`,
+        [JSON.stringify({ totpSecretSealed: null, passwordHash, mustChangePassword: true }), username, of],
       );
       if (!rows[0]) return undefined;
       const dropped = await c.query('DELETE FROM portal_totp_enrolments WHERE username = $1', [username]);

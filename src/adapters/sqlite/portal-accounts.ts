@@ -36,11 +36,12 @@ export class SqlitePortalAccounts implements PortalAccounts {
          WHERE username = @username AND json_type(record, '$.totpSecretSealed') = 'null' AND json_extract(record, '$.disabled') = 0 AND json_extract(record, '$.sessionEpoch') = @epoch RETURNING record`,
       ),
       // json_set, not json_patch: a merge patch would remove a field set to null rather than store the null.
-      resetFactor: db.prepare<[{ username: string; passwordHash: string }], { record: string }>(
+      // IS, not =: null (an operator's account) is then a value like a DIP ID.
+      resetFactor: db.prepare<[{ username: string; passwordHash: string; of: string | null }], { record: string }>(
         `UPDATE portal_accounts SET record = json_set(record, '$.totpSecretSealed', json('null'), '$.passwordHash', @passwordHash, '$.mustChangePassword', json('true'), '$.sessionEpoch', json_extract(record, '$.sessionEpoch') + 1)
-         WHERE username = @username AND participant_dip_id IS NULL RETURNING record`,
+         WHERE username = @username AND participant_dip_id IS @of RETURNING record`,
       ),
-      operatorAccount: db.prepare<[string], { record: string }>('SELECT record FROM portal_accounts WHERE username = ? AND participant_dip_id IS NULL'),
+      accountOf: db.prepare<[string, string | null], { record: string }>('SELECT record FROM portal_accounts WHERE username = ? AND participant_dip_id IS ?'),
       forgetEnrolmentOf: db.prepare<[string]>('DELETE FROM portal_totp_enrolments WHERE username = ?'),
       attempt: db.prepare<[string, number], { id: number }>('INSERT INTO portal_sign_in_attempts (name, at) VALUES (?, ?) RETURNING id'),
       attempts: db.prepare<[string, number], { at: number }>('SELECT at FROM portal_sign_in_attempts WHERE name = ? AND at >= ? ORDER BY at, id'),
@@ -99,11 +100,11 @@ export class SqlitePortalAccounts implements PortalAccounts {
     });
   }
 
-  async resetTotpFactor(username: string, passwordHash: string): Promise<TotpReset | undefined> {
+  async resetTotpFactor(username: string, passwordHash: string, of: string | null): Promise<TotpReset | undefined> {
     return this.d.write(() => {
       // Read in the same transaction as the change, so what the journal says it had is what was reset.
-      const before = this.s.operatorAccount.get(username);
-      const row = this.s.resetFactor.get({ username, passwordHash });
+      const before = this.s.accountOf.get(username, of);
+      const row = this.s.resetFactor.get({ username, passwordHash, of });
       if (!before || !row) return undefined;
       const pendingEnrolment = this.s.forgetEnrolmentOf.run(username).changes > 0;
       this.s.clear.run(username);

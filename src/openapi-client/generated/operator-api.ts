@@ -4231,7 +4231,7 @@ export interface paths {
             };
         };
         put?: never;
-        /** A participant's portal user, or an operator's portal sign-in (admins): the first password in the answer, once, and a user's TOTP secret (an operator sets up theirs at their first sign-in) */
+        /** A participant's portal user, or an operator's portal sign-in (admins): the first password in the answer, once, and no TOTP secret (the person sets up theirs at their first sign-in) */
         post: {
             parameters: {
                 query?: never;
@@ -4266,12 +4266,8 @@ export interface paths {
                             displayName: string;
                             /** @description The participant whose user it is; null: an operator's portal sign-in */
                             participantDipId: string | null;
-                            /** @description The first password: shown this once */
+                            /** @description The first password: shown this once. No TOTP secret: the person sets up their own at their first sign-in, and chooses their own password then */
                             password: string;
-                            /** @description A participant's user's TOTP secret (base32): shown this once. Absent for an operator, who sets up their TOTP at their first sign-in */
-                            totpSecret?: string;
-                            /** @description otpauth:// URI of the same secret, for an authenticator app */
-                            totpUri?: string;
                             username: string;
                         };
                     };
