@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { oracle } from './helpers/published-oracle.js';
+import { HAVE_REFERENCE } from './helpers/reference.js';
 
 type Json = Record<string, any>;
 
@@ -73,8 +75,18 @@ describe('replay and requeue at scale', () => {
     expect(location).toMatch(new RegExp(`^/dip-channel/IF-021/requeue/${sup.dipId}/[0-9a-f-]{36}$`));
     // Paced behind the recipient: with nothing acknowledged, at most a page waits beyond the live backlog.
     await waitFor(async () => (await t.dip.backend.log.queueState(queue)).headSeq > headSeq, 10_000, 'the first page');
+    // The answer is the published RequeueStatus (checked against the reference YAML itself), OpenDIP's details beside.
+    const requeueStatus = HAVE_REFERENCE ? oracle('RequeueStatus') : null;
+    const conforms = (body: Json) => {
+      if (requeueStatus) expect(requeueStatus(body), JSON.stringify(requeueStatus.errors)).toBe(true);
+      expect(Object.keys(body)).toEqual(expect.arrayContaining(['percentComplete', 'totalTransactions', 'processedTransactions', 'status']));
+    };
     let status = (await sup.client.call<Json>('GET', location, '')).body;
-    expect(status.state).toBe('running');
+    conforms(status);
+    expect(status).toMatchObject({ status: 'Processing', state: 'running', totalTransactions: TOTAL });
+    expect(status.processedTransactions).toBe(status.requeued);
+    expect(status.percentComplete).toBe(Math.floor((status.requeued * 100) / TOTAL));
+    expect(status.percentComplete).toBeLessThan(100);
     expect((await t.dip.backend.log.queueState(queue)).headSeq - headSeq).toBeLessThanOrEqual(2000);
     // The recipient pulls and acknowledges as it goes; the job follows.
     await waitFor(
@@ -87,7 +99,8 @@ describe('replay and requeue at scale', () => {
       60_000,
       'the requeue job to finish',
     );
-    expect(status).toMatchObject({ state: 'done', requeued: TOTAL, error: null });
+    conforms(status);
+    expect(status).toMatchObject({ status: 'Completed', percentComplete: 100, totalTransactions: TOTAL, processedTransactions: TOTAL, state: 'done', requeued: TOTAL, error: null });
     const after = await t.dip.backend.log.queueState(queue);
     expect(after.headSeq).toBe(headSeq + TOTAL);
     // Another recipient cannot see the job.

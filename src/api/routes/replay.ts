@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { JsonSchema } from '../../catalogue/types.js';
 import { MSG } from '../../domain/response-codes.js';
 import { continuationToken, readContinuationToken, type ReplayFilter } from '../../pipeline/replay.js';
 import type { ApiDeps, RoutePluginOptions } from '../deps.js';
@@ -75,16 +76,24 @@ export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
   }
 
   const jobParams = { ...channelRecipientParams, required: ['id', 'recipientId', 'jobId'], properties: { ...(channelRecipientParams['properties'] as object), jobId: { type: 'string', description: 'From the Location of a 202 answer' } } };
+  // The published RequeueStatus (percentComplete, totalTransactions, processedTransactions, status), as
+  // generated from the reference; it does not forbid other properties, so OpenDIP's own details stay beside.
+  const requeueStatus = publishedSchema('RequeueStatus');
+  const published = requeueStatus['properties'] as Record<string, JsonSchema>;
   const jobAnswer = {
-    type: 'object',
-    required: ['jobId', 'state', 'requeued', 'scannedUpTo', 'of', 'error', 'createdAt', 'updatedAt'],
+    ...requeueStatus,
+    required: ['percentComplete', 'totalTransactions', 'processedTransactions', 'status', 'jobId', 'state', 'requeued', 'scannedUpTo', 'of', 'error', 'createdAt', 'updatedAt'],
     properties: {
-      jobId: { type: 'string' },
-      state: { type: 'string', enum: ['running', 'done', 'failed'] },
-      requeued: { type: 'integer', description: 'Messages requeued so far' },
-      scannedUpTo: { type: 'integer', description: 'The archive position the job has worked through' },
-      of: { type: 'integer', description: 'The archive position the job ends at' },
-      error: { type: ['string', 'null'] },
+      percentComplete: { ...published['percentComplete'], description: 'Whole per cent of totalTransactions processed (rounded down; 100 only when none is left)' },
+      totalTransactions: { ...published['totalTransactions'], description: 'The messages the job requeues: those processed and those matching the filter not yet reached' },
+      processedTransactions: { ...published['processedTransactions'], description: 'Messages requeued so far' },
+      status: { ...published['status'], description: 'Processing, Completed or Failed (the published RequeueStatus)' },
+      jobId: { type: 'string', description: '(OpenDIP) the job, as named in the Location of the 202' },
+      state: { type: 'string', enum: ['running', 'done', 'failed'], description: '(OpenDIP) status in OpenDIP\'s own words, kept for earlier clients' },
+      requeued: { type: 'integer', description: '(OpenDIP) the same as processedTransactions' },
+      scannedUpTo: { type: 'integer', description: '(OpenDIP) the queue position the job has worked through' },
+      of: { type: 'integer', description: '(OpenDIP) the queue position the job ends at' },
+      error: { type: ['string', 'null'], description: '(OpenDIP) why a Failed job stopped' },
       createdAt: { type: 'string', format: 'date-time' },
       updatedAt: { type: 'string', format: 'date-time' },
     },
@@ -93,6 +102,7 @@ export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
     operationId: 'requeueJobStatus',
     tags,
     summary: 'Progress of a requeue job (OpenDIP)',
+    description: 'The published RequeueStatus of a job a 202 answer named, with OpenDIP\'s own details beside it.',
     params: jobParams,
     headers: signatureHeaders,
     response: answers(GUARDED, { 200: { ...jobAnswer, description: 'The job' } }),
@@ -102,6 +112,7 @@ export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
     const job = await deps.replay.job({ recipientDipId: caller.dipId, channel: channel.interfaceId }, req.params.jobId);
     if (!job) return sendStandard(deps, reply, 404, caller.dipId, MSG.processingFailed, `no requeue job ${req.params.jobId} for ${caller.dipId} on ${channel.interfaceId}`);
     return reply.code(200).send({
+      ...(await deps.replay.progress(job)),
       jobId: job.id,
       state: job.state,
       requeued: job.requeued,

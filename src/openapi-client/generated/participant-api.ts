@@ -377,7 +377,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Progress of a requeue job (OpenDIP) */
+        /**
+         * Progress of a requeue job (OpenDIP)
+         * @description The published RequeueStatus of a job a 202 answer named, with OpenDIP's own details beside it.
+         */
         get: operations["requeueJobStatus"];
         put?: never;
         post?: never;
@@ -8874,16 +8877,32 @@ export interface operations {
                     "application/json": {
                         /** Format: date-time */
                         createdAt: string;
+                        /** @description (OpenDIP) why a Failed job stopped */
                         error: string | null;
+                        /** @description (OpenDIP) the job, as named in the Location of the 202 */
                         jobId: string;
-                        /** @description The archive position the job ends at */
+                        /** @description (OpenDIP) the queue position the job ends at */
                         of: number;
+                        /** @description Whole per cent of totalTransactions processed (rounded down; 100 only when none is left) */
+                        percentComplete: number;
                         /** @description Messages requeued so far */
+                        processedTransactions: number;
+                        /** @description (OpenDIP) the same as processedTransactions */
                         requeued: number;
-                        /** @description The archive position the job has worked through */
+                        /** @description (OpenDIP) the queue position the job has worked through */
                         scannedUpTo: number;
-                        /** @enum {string} */
+                        /**
+                         * @description (OpenDIP) status in OpenDIP's own words, kept for earlier clients
+                         * @enum {string}
+                         */
                         state: "running" | "done" | "failed";
+                        /**
+                         * @description Processing, Completed or Failed (the published RequeueStatus)
+                         * @enum {string}
+                         */
+                        status: "Processing" | "Completed" | "Failed";
+                        /** @description The messages the job requeues: those processed and those matching the filter not yet reached */
+                        totalTransactions: number;
                         /** Format: date-time */
                         updatedAt: string;
                     };
