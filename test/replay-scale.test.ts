@@ -48,6 +48,8 @@ describe('replay and requeue at scale', () => {
         seen.push(m.originalTransactionID);
       }
       token = answer.headers['x-continuation-token'];
+      // The published ContinuationToken: type string, format uuid.
+      if (token !== undefined) expect(token).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
       if (answer.status === 200) break;
     }
     expect(statuses).toEqual([206, 206, 200]);
@@ -60,6 +62,24 @@ describe('replay and requeue at scale', () => {
     const token = first.headers['x-continuation-token']!;
     const other = { ...FILTER, datetimeFrom: '2001-01-01T00:00:00+00:00' };
     const answer = await sup.client.call('POST', `/dip-channel/IF-021/replay/${sup.dipId}`, JSON.stringify(other), { 'x-continuation-token': token });
+    expect(answer.status).toBe(400);
+    expect(answer.body.messageArray[0]!.help).toMatch(/x-continuation-token is not one this DIP issued for this request body/);
+  });
+
+  it('refuses a continuation token that is not a UUID, naming the header (400 MSG1001)', async () => {
+    for (const given of ['1003.ClRjXKoamvuNuPm8', 'nope']) {
+      const answer = await sup.client.call('POST', `/dip-channel/IF-021/replay/${sup.dipId}`, JSON.stringify(FILTER), { 'x-continuation-token': given });
+      expect(answer.status, given).toBe(400);
+      expect(answer.body.messageArray[0]!.message).toBe('MSG1001 - Schema Failure');
+      expect(answer.body.messageArray[0]!.help).toMatch(/x-continuation-token must be a UUID \(the published ContinuationToken: string, format uuid\)/);
+    }
+  });
+
+  it("refuses another recipient's continuation token, even for the same request body", async () => {
+    const first = await sup.client.call<Json[]>('POST', `/dip-channel/IF-021/replay/${sup.dipId}`, JSON.stringify(FILTER));
+    const token = first.headers['x-continuation-token']!;
+    const other = await t.participant('1000000002', ['SUP']);
+    const answer = await other.client.call('POST', `/dip-channel/IF-021/replay/${other.dipId}`, JSON.stringify(FILTER), { 'x-continuation-token': token });
     expect(answer.status).toBe(400);
     expect(answer.body.messageArray[0]!.help).toMatch(/x-continuation-token is not one this DIP issued for this request body/);
   });

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { DipMessage } from '../domain/message.js';
 import { dipDateTime } from '../domain/time.js';
 import { newTransactionId } from '../domain/transaction-id.js';
@@ -37,22 +37,6 @@ const CORRELATION_ID_MAX = 60;
 export function replayCorrelationId(original: unknown): string | null {
   if (typeof original !== 'string' || original.length === 0) return null;
   return `${REPLAY_PREFIX}${original}`.slice(0, CORRELATION_ID_MAX);
-}
-
-/** An opaque position in a replay, bound to its filter: the next page continues exactly where this one ended. */
-export function continuationToken(filter: ReplayFilter, afterSeq: number): string {
-  return `${afterSeq}.${filterDigest(filter)}`;
-}
-
-/** The position a token continues from, or null when it is malformed or was made for another filter. */
-export function readContinuationToken(token: string, filter: ReplayFilter): number | null {
-  const match = /^(\d{1,15})\.([\w-]{1,32})$/.exec(token);
-  if (!match || match[2] !== filterDigest(filter)) return null;
-  return Number(match[1]);
-}
-
-function filterDigest(filter: ReplayFilter): string {
-  return createHash('sha256').update(JSON.stringify(filter)).digest('base64url').slice(0, 16);
 }
 
 /** The published RequeueStatus (components/schemas/RequeueStatus in API 2.1.0). */

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { JsonSchema } from '../../catalogue/types.js';
 import { MSG } from '../../domain/response-codes.js';
-import { continuationToken, readContinuationToken, type ReplayFilter } from '../../pipeline/replay.js';
+import type { ReplayFilter } from '../../pipeline/replay.js';
 import type { ApiDeps, RoutePluginOptions } from '../deps.js';
 import { recipientScope } from '../guard.js';
 import { publishedSchema, replayWindow, type MessageRequestBody } from '../schemas.js';
@@ -28,7 +28,7 @@ export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
       summary: 'Replay messages from a DIP Channel Publication',
       description:
         'Answers the archived messages the recipient received on the channel that match the filters, a page (1,000) at a time: 200 when that is all, 206 with X-Continuation-Token when more follow (send the same body again with that header). With nothing to replay the answer is the operator\'s choice (config api.emptyReplay: an empty array, 204, or 400).',
-      headers: { ...signatureHeaders, properties: { ...(signatureHeaders['properties'] as object), [CONTINUATION_HEADER]: { type: 'string', description: 'From a 206 answer: the next page of the same request' } } },
+      headers: { ...signatureHeaders, properties: { ...(signatureHeaders['properties'] as object), [CONTINUATION_HEADER]: { type: 'string', format: 'uuid', description: 'From a 206 answer: the next page of the same request (the published ContinuationToken)' } } },
       response: answers(GUARDED, {
         200: preSerialised(200, egressArray('Replayed Messages')),
         204: noBody(204),
@@ -60,16 +60,23 @@ export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
         reply.header('location', location);
         return sendStandard(deps, reply, 202, caller.dipId, MSG.success, `more than one page matches: requeue job ${outcome.job.id} works through them behind your live traffic; follow it at GET ${location}`);
       }
-      const token = req.headers[CONTINUATION_HEADER];
+      const continuation = req.headers[CONTINUATION_HEADER];
       let afterSeq = 0;
-      if (typeof token === 'string') {
-        const at = readContinuationToken(token, filter);
-        if (at === null) return sendStandard(deps, reply, 400, caller.dipId, MSG.schemaFailure, `${CONTINUATION_HEADER} is not one this DIP issued for this request body: repeat the body of the request that returned it`);
-        afterSeq = at;
+      if (continuation !== undefined) {
+        // Given twice, Node joins the values with ', ': not a UUID either.
+        const reading = deps.continuation.read(queue, filter, String(continuation));
+        if ('refused' in reading) {
+          const help =
+            reading.refused === 'not-a-uuid'
+              ? `${CONTINUATION_HEADER} must be a UUID (the published ContinuationToken: string, format uuid), as this DIP sends it in a 206 answer`
+              : `${CONTINUATION_HEADER} is not one this DIP issued for this request body: repeat the body of the request that returned it`;
+          return sendStandard(deps, reply, 400, caller.dipId, MSG.schemaFailure, help);
+        }
+        afterSeq = reading.afterSeq;
       }
       const page = await deps.replay.replay(queue, filter, afterSeq);
       if (page.copies.length === 0) return answerNothingToReplay(deps, reply, caller.dipId, channel.interfaceId, body);
-      if (page.next !== null) reply.header(CONTINUATION_HEADER, continuationToken(filter, page.next));
+      if (page.next !== null) reply.header(CONTINUATION_HEADER, deps.continuation.issue(queue, filter, page.next));
       // The copies are already JSON: the answer is assembled without re-serialising them.
       return reply.code(page.next === null ? 200 : 206).type('application/json').send(`[${page.copies.join(',')}]`);
     });

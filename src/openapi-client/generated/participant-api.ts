@@ -8536,7 +8536,7 @@ export interface operations {
         parameters: {
             query?: never;
             header: {
-                /** @description From a 206 answer: the next page of the same request */
+                /** @description From a 206 answer: the next page of the same request (the published ContinuationToken) */
                 "x-continuation-token"?: string;
                 /** @description base64 SHA-256 of the raw body bytes */
                 "X-DIP-Content-Hash": string;
