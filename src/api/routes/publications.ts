@@ -10,7 +10,9 @@ import { COMPRESSIONS, type Compression, type PublicationMetadata, type Publicat
 import { DIP_HEADER_CONTENT_HASH } from '../../security/signature.js';
 import type { ApiDeps } from '../deps.js';
 import { admitted } from '../guard.js';
-import { describePublication, listQuery, sendPublication, type ContentQuery, type ListQuery } from '../publication-download.js';
+import { describePublication, listQuery, PUBLICATION_SCHEMA, sendPublication, type ContentQuery, type ListQuery } from '../publication-download.js';
+import { publishedSchema } from '../schemas.js';
+import { answers, binaryBody, channelParams, GUARDED, signatureHeaders } from '../route-schemas.js';
 import { evidence, sendStandard, unacceptedContentEncoding } from '../request.js';
 
 declare module 'fastify' {
@@ -104,7 +106,24 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     else done(Object.assign(new Error(`Content-Type 'application/octet-stream' is not accepted: send application/json`), { statusCode: 400 }), undefined);
   });
 
-  app.post<{ Params: { id: string }; Querystring: PublishQuery }>('/dip-channel/:id/publications', { config: { streamedBody: true } }, async (req, reply) => {
+  const tags = ['Publications (OpenDIP)'];
+  const publicationParams = { ...channelParams, required: ['id', 'publicationId'], properties: { ...(channelParams['properties'] as object), publicationId: { type: 'string', description: 'The publication ID (from the 201 answer, the list or the notice)' } } };
+  const standard = publishedSchema('StandardResponse');
+  const published = {
+    ...standard,
+    properties: { ...(standard['properties'] as object), publication: { ...PUBLICATION_SCHEMA, description: '(OpenDIP) what was stored and where to fetch it' } },
+  };
+  const publishSchema = {
+    operationId: 'publishPublication',
+    tags,
+    summary: 'Publish a large payload (Pattern B, spec 5.6) (OpenDIP)',
+    description:
+      'The payload as application/octet-stream (streamed), its metadata in the query string (type, version, format; compression, effectiveFrom, effectiveTo, fileName, description, public, recipients). The signature covers the X-DIP-Content-Hash the publisher declares, checked against the bytes once read. 409: that version of the publication type exists already, or another publisher owns the type.',
+    params: channelParams,
+    headers: signatureHeaders,
+    response: answers([...GUARDED, 409], { 201: { ...published, description: 'Created: the StandardResponse, with the publication beside it' } }),
+  };
+  app.post<{ Params: { id: string }; Querystring: PublishQuery }>('/dip-channel/:id/publications', { config: { streamedBody: true }, schema: publishSchema }, async (req, reply) => {
     const auth = await authenticate(deps.registry, { ...evidence(deps, req), streamedBody: true }, new Date(deps.clock.now()), deps.config.maxClockSkewSeconds * 1000);
     if (!auth.ok) return refuseUnread(deps, reply, auth.status, null, MSG.processingFailed, auth.help);
     const caller = auth.participant;
@@ -137,7 +156,16 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     });
   });
 
-  app.get<{ Params: { id: string }; Querystring: ListQuery }>('/dip-channel/:id/publications', { config: { access: 'participant' } }, async (req, reply) => {
+  const listSchema = {
+    operationId: 'listPublications',
+    tags,
+    summary: 'List the publications of a channel the caller may read (OpenDIP)',
+    description: 'Query: type, version, from, to, effectiveOn, limit. Restricted publications are listed only to the recipients their publisher named.',
+    params: channelParams,
+    headers: signatureHeaders,
+    response: answers(GUARDED, { 200: { type: 'object', required: ['publications'], properties: { publications: { type: 'array', items: PUBLICATION_SCHEMA } }, description: 'The publications, newest first' } }),
+  };
+  app.get<{ Params: { id: string }; Querystring: ListQuery }>('/dip-channel/:id/publications', { config: { access: 'participant' }, schema: listSchema }, async (req, reply) => {
     const scope = readerScope(deps, req, reply);
     if (!scope) return reply;
     // Restricted publications are left out by the query itself, so they never crowd the caller's out of the limit.
@@ -147,7 +175,16 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     return reply.code(200).send({ publications: found.map((p) => describePublication(p, deps.publications.downloadUrl(p))) });
   });
 
-  app.get<{ Params: { id: string; publicationId: string } }>('/dip-channel/:id/publications/:publicationId', { config: { access: 'participant' } }, async (req, reply) => {
+  const oneSchema = {
+    operationId: 'getPublication',
+    tags,
+    summary: "One publication's metadata (OpenDIP)",
+    description: '404: no such publication on this channel; 403: the caller may not read it.',
+    params: publicationParams,
+    headers: signatureHeaders,
+    response: answers(GUARDED, { 200: { ...PUBLICATION_SCHEMA, description: 'The publication' } }),
+  };
+  app.get<{ Params: { id: string; publicationId: string } }>('/dip-channel/:id/publications/:publicationId', { config: { access: 'participant' }, schema: oneSchema }, async (req, reply) => {
     const found = await readable(deps, req, reply);
     if (!found) return reply;
     return reply.code(200).send(describePublication(found.record, deps.publications.downloadUrl(found.record)));
@@ -155,7 +192,22 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
 
   app.get<{ Params: { id: string; publicationId: string }; Querystring: ContentQuery }>(
     '/dip-channel/:id/publications/:publicationId/content',
-    { config: { access: 'participant', keepAnswer: false } },
+    {
+      config: { access: 'participant', keepAnswer: false },
+      schema: {
+        operationId: 'downloadPublication',
+        tags,
+        summary: "Download a publication's content (OpenDIP)",
+        description:
+          'Whole, or one byte range (Range, If-Range on the ETag, which is the SHA-256 as stored): 206 with Content-Range; a range outside the file is 416. With decompress=true, or where=field:v1,v2 and columns= (csv and jsonl), the plain and filtered content, gzip-compressed when the client accepts it.',
+        params: publicationParams,
+        headers: signatureHeaders,
+        response: answers([...GUARDED, 416], {
+          200: binaryBody(200, 'The content, as stored or (decompress, where, columns) plain and filtered; Content-Type by format'),
+          206: binaryBody(206, 'The byte range Content-Range names'),
+        }),
+      },
+    },
     async (req, reply) => {
       const found = await readable(deps, req, reply);
       if (!found) return reply;
