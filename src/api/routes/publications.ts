@@ -1,11 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import type { Participant } from '../../domain/participant.js';
-import { MSG } from '../../domain/response-codes.js';
+import { MSG, type MsgText } from '../../domain/response-codes.js';
 import { standardResponse } from '../../domain/standard-response.js';
 import { authenticate } from '../../pipeline/authenticate.js';
 import type { Channel } from '../../pipeline/channels.js';
-import { downloadRefusal, mayRead } from '../../pipeline/publications.js';
+import { downloadRefusal, mayRead, type PublishOutcome } from '../../pipeline/publications.js';
 import { COMPRESSIONS, type Compression, type PublicationMetadata, type PublicationRecord } from '../../ports/publications.js';
 import { DIP_HEADER_CONTENT_HASH } from '../../security/signature.js';
 import type { ApiDeps } from '../deps.js';
@@ -85,6 +85,11 @@ export function publicationMetadata(channel: string, q: PublishQuery): Publicati
   };
 }
 
+/** The DI-999 code of a refused publication: the one the outcome names, else MSG1000 for a 403 and MSG1001 for what is wrong with the request. */
+function refusalCode(outcome: Extract<PublishOutcome, { ok: false }>): MsgText {
+  return outcome.message ?? (outcome.status === 403 ? MSG.processingFailed : MSG.schemaFailure);
+}
+
 /** A refusal sent while the upload is still unread: the connection closes instead of reading gigabytes to throw away. */
 function refuseUnread(deps: ApiDeps, reply: FastifyReply, status: number, caller: string | null, message: Parameters<typeof sendStandard>[4], help: string): FastifyReply {
   reply.header('connection', 'close');
@@ -140,10 +145,10 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     if (declared.length !== 32) return refuseUnread(deps, reply, 400, caller.dipId, MSG.schemaFailure, `${DIP_HEADER_CONTENT_HASH} must be the base64 SHA-256 of the payload (32 bytes)`);
     const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
     const early = await deps.publications.precheck(caller, channel, meta, length);
-    if (early && !early.ok) return refuseUnread(deps, reply, early.status, caller.dipId, early.status === 403 ? MSG.processingFailed : MSG.schemaFailure, early.help);
+    if (early && !early.ok) return refuseUnread(deps, reply, early.status, caller.dipId, refusalCode(early), early.help);
 
     const outcome = await deps.publications.publish(caller, channel, meta, declared.toString('hex'), req.body as Readable);
-    if (!outcome.ok) return refuseUnread(deps, reply, outcome.status, caller.dipId, outcome.status === 403 ? MSG.processingFailed : MSG.schemaFailure, outcome.help);
+    if (!outcome.ok) return refuseUnread(deps, reply, outcome.status, caller.dipId, refusalCode(outcome), outcome.help);
     deps.delivery.notify(outcome.queues);
     const uri = deps.publications.downloadUrl(outcome.record);
     reply.header('location', uri);
@@ -234,7 +239,8 @@ async function readable(deps: ApiDeps, req: FastifyRequest<{ Params: { id: strin
   const record = await deps.publications.get(req.params.publicationId);
   const refused = downloadRefusal(scope.channel, scope.caller, req.params.publicationId, record, deps.publications.publisherRoles(scope.channel));
   if (refused || !record) {
-    void sendStandard(deps, reply, refused?.status ?? 404, scope.caller.dipId, refused?.status === 403 ? MSG.processingFailed : MSG.interfaceIdInvalid, refused?.help ?? '');
+    // An unknown publication ID is not an unknown interface ID (MSG1002): DI-999 has no MSG code for it (RCP1042 is the recipient's), so the generic one, the help naming it.
+    void sendStandard(deps, reply, refused?.status ?? 404, scope.caller.dipId, MSG.processingFailed, refused?.help ?? `no publication ${req.params.publicationId} on ${scope.channel.interfaceId}`);
     return null;
   }
   return { caller: scope.caller, record };
