@@ -6,61 +6,19 @@
  * the two disagree. Then the same over HTTPS for the cases participants met.
  * Reproduce a failure with the seed fast-check prints: FC_SEED=<seed> npx vitest run test/api-contract.test.ts
  */
-import { Ajv, type ValidateFunction } from 'ajv';
-import addFormatsModule from 'ajv-formats';
 import fc from 'fast-check';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
 import { compileBodySchema, publishedSchema } from '../src/api/schemas.js';
-import type { ApiSchemaName, JsonValue } from '../src/catalogue/types.js';
+import type { ApiSchemaName } from '../src/catalogue/types.js';
 import { dipDateTime } from '../src/domain/time.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
-import { HAVE_REFERENCE, REFERENCE } from './helpers/reference.js';
+import { isObject, oracle, type Node } from './helpers/published-oracle.js';
+import { HAVE_REFERENCE } from './helpers/reference.js';
 import { arbitraryOf } from './helpers/schema-arbitrary.js';
 
-const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 const seed = process.env.FC_SEED ? Number(process.env.FC_SEED) : undefined;
 const params = (numRuns: number) => ({ numRuns, ...(seed !== undefined ? { seed } : {}) });
-
-type Node = JsonValue;
-const isObject = (v: Node | undefined): v is Record<string, Node> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** The published component, every $ref (absolute GitHub URLs or local) inlined from the reference files. */
-function publishedComponent(name: string): Node {
-  const files = new Map<string, Node>();
-  const file = (f: string): Node => {
-    let doc = files.get(f);
-    if (doc === undefined) {
-      doc = parse(readFileSync(join(REFERENCE, f), 'utf8')) as Node;
-      files.set(f, doc);
-    }
-    return doc;
-  };
-  const resolve = (node: Node, inFile: string, depth: number): Node => {
-    if (depth > 40) throw new Error('reference too deep');
-    if (Array.isArray(node)) return node.map((n) => resolve(n, inFile, depth + 1));
-    if (!isObject(node)) return node;
-    const ref = node['$ref'];
-    if (typeof ref === 'string') {
-      const [location, pointer] = ref.split('#');
-      const target = location ? location.replace(/^https:\/\/raw\.githubusercontent\.com\/[^/]+\/[^/]+\/[^/]+\//, '') : inFile;
-      let at: Node = file(target);
-      for (const step of (pointer ?? '').split('/').filter(Boolean)) at = isObject(at) ? at[step]! : null;
-      return resolve(at, target, depth + 1);
-    }
-    return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, k === 'example' ? v : resolve(v, inFile, depth + 1)]));
-  };
-  return resolve({ $ref: `#/components/schemas/${name}` }, 'SubmitEvents-unresolved.yaml', 0);
-}
-
-function oracle(name: string): ValidateFunction {
-  const ajv = new Ajv({ allErrors: true, strict: false });
-  addFormats(ajv);
-  return ajv.compile(publishedComponent(name) as object);
-}
 
 /** Values that sit on the edges of the published types: lengths around each limit, wrong types, null. */
 const edgy: fc.Arbitrary<Node> = fc.oneof(

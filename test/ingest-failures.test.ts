@@ -334,6 +334,14 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
       await refused(() => sds.client.submit('IF-999', [item()]), 404, MSG.interfaceIdInvalid, /dip-channel 'IF-999' is not a channel of this DIP/);
     });
 
+    it('a path that is no resource (not a channel path) → 404 MSG1000 naming it, not MSG1002', async () => {
+      for (const path of ['/nope', '/dip-channel-typo/IF-021']) {
+        await refused(() => sds.client.call('GET', path, ''), 404, MSG.processingFailed, new RegExp(`no such resource: GET ${path}`), null);
+      }
+      // A segment too long outside the channel's place (here the recipient ID) is no interface ID either.
+      await refused(() => sds.client.call('GET', `/dip-channel/IF-021/pull/${'9'.repeat(300)}`, ''), 404, MSG.processingFailed, /a path segment is longer than 200 characters/, null);
+    });
+
     it('a channel ID too long to be one, or not a valid URL → 404 / 400 MSG1002, still a StandardResponse', async () => {
       await refused(
         () => sds.client.submit('IF-' + '9'.repeat(300), [item()]),

@@ -119,16 +119,21 @@ describe('the OpenAPI document of the participant listener', () => {
     }
   });
 
-  it("tells the truth: the DIP's answers validate against the schema documented for their status code", async () => {
+  /** Checks an answer against the schema the document gives for its path, method and status. */
+  const checker = () => {
     const ajv = new Ajv2020({ strict: false, allErrors: true });
     ajv.addSchema({ $id: 'doc', components: doc.components });
-    const check = (path: string, method: string, answer: { status: number; json: unknown }) => {
+    return (path: string, method: string, answer: { status: number; json: unknown }) => {
       const documented = doc.paths[path][method].responses[String(answer.status)] as Json | undefined;
       expect(documented, `${method} ${path} answered ${answer.status}, which the document does not list`).toBeDefined();
       const schema = JSON.parse(JSON.stringify(documented!.content['application/json'].schema).replaceAll('"#/components', '"doc#/components'));
       const valid = ajv.validate(schema, answer.json);
       expect(valid, `${method} ${path} ${answer.status}: ${ajv.errorsText()}`).toBe(true);
     };
+  };
+
+  it("tells the truth: the DIP's answers validate against the schema documented for their status code", async () => {
+    const check = checker();
     const ok = await send(h.t, h.sds, { path: '/dip-channel/IF-021', body: JSON.stringify([validItem()]) });
     expect(ok.status).toBe(201);
     check('/dip-channel/{id}', 'post', ok);
@@ -151,6 +156,48 @@ describe('the OpenAPI document of the participant listener', () => {
     const validated = await send(h.t, h.sds, { path: '/validate/IF-021/ActivePower', body: JSON.stringify([validItem()]) });
     expect(validated.status).toBe(201);
     check('/validate/IF-021/ActivePower', 'post', validated);
+  });
+
+  it('gives every operation real answers: its success status and at least one refusal, each described, none a bare "Default Response"', () => {
+    const bare: string[] = [];
+    for (const [path, item] of Object.entries(doc.paths as Json)) {
+      for (const m of METHODS) {
+        const op = item[m] as Json | undefined;
+        if (!op) continue;
+        const name = `${m.toUpperCase()} ${path}`;
+        const answers = Object.entries((op.responses ?? {}) as Json);
+        // @fastify/swagger writes `200: Default Response` for a route that declares no answers at all.
+        if (answers.some(([, a]) => a.description === 'Default Response')) bare.push(`${name}: Default Response`);
+        if (!answers.some(([code]) => /^2\d\d$/.test(code))) bare.push(`${name}: no success status`);
+        // The health probes (200 or 503) and the data portal's whole lists (200) take no input and no
+        // caller: nothing of theirs can be refused.
+        const refusesNothing = ['/health', '/ready', '/catalogue/api/interfaces', '/catalogue/api/data-items', '/catalogue/api/flows'].includes(path);
+        if (!refusesNothing && !answers.some(([code]) => /^4\d\d$/.test(code))) bare.push(`${name}: no 4xx`);
+        for (const [code, a] of answers) if (/^[45]\d\d$/.test(code) && !a.content?.['application/json']?.schema) bare.push(`${name}: ${code} has no body schema`);
+      }
+    }
+    expect(bare).toEqual([]);
+  });
+
+  it("tells the truth for OpenDIP's extensions too: publications, alarms and self-service answers validate against their documented schemas", async () => {
+    const check = checker();
+    const sup = h.sup.dipId;
+    // [method, path as called, body, status expected, path as documented]
+    const cases: Array<[string, string, string | undefined, number, string]> = [
+      ['GET', '/dip-channel/IF-047/publications', undefined, 200, '/dip-channel/{id}/publications'],
+      ['GET', '/dip-channel/IF-047/publications/nope', undefined, 404, '/dip-channel/{id}/publications/{publicationId}'],
+      ['GET', '/observability/alarms', undefined, 200, '/observability/alarms'],
+      ['DELETE', '/observability/alarm-subscriptions/nope', undefined, 404, '/observability/alarm-subscriptions/{id}'],
+      ['POST', '/observability/alarm-subscriptions', JSON.stringify({ rules: ['nonsense'] }), 400, '/observability/alarm-subscriptions'],
+      ['GET', '/catalogue/api/search', undefined, 400, '/catalogue/api/search'],
+      ['GET', `/participants/${sup}`, undefined, 200, '/participants/{recipient-id}'],
+      ['PUT', `/participants/${sup}/roles/SUP`, undefined, 403, '/participants/{recipient-id}/roles/{role}'],
+    ];
+    for (const [method, path, body, status, documented] of cases) {
+      const answer = await send(h.t, h.sup, { path, method, ...(body !== undefined ? { body } : {}) });
+      expect(answer.status, `${method} ${path}`).toBe(status);
+      check(documented, method.toLowerCase(), answer);
+    }
   });
 
   it('serves Swagger UI under a Content-Security-Policy', async () => {

@@ -5,6 +5,7 @@ import { gunzipSync, deflateSync } from 'node:zlib';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../src/config.js';
+import { MSG } from '../src/domain/response-codes.js';
 import { activityLogFile } from '../src/adapters/backend.js';
 import { SqliteActivityLog } from '../src/adapters/sqlite/activity-log.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
@@ -148,9 +149,19 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     const again = await publish(vas, { type: 'DUoS', version: '1', format: 'csv' }, 'other bytes');
     expect(again.status).toBe(409);
     expect(again.body.messageArray[0]!.help).toContain('never overwritten');
+    // A duplicate, as a reused sender unique reference is (a retry learns it is stored), not a schema failure.
+    expect(again.body.messageArray[0]!.message).toBe(MSG.duplicateReference);
+    expect(again.body.messageArray[0]!.help).toMatch(/^version 1 of DUoS on REP-002 was published already \(publication /);
     const other = await publish(vas2, { type: 'DUoS', version: '3', format: 'csv' }, 'x');
     expect(other.status).toBe(409);
     expect(other.body.messageArray[0]!.help).toContain('published by VAS0000001');
+    expect(other.body.messageArray[0]!.message).toBe(MSG.processingFailed);
+    // An unknown publication ID is not an unknown interface ID (MSG1002): the generic code, the help naming it.
+    const unknown = await sup.client.call('GET', '/dip-channel/REP-002/publications/nope', '');
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.messageArray[0]).toMatchObject({ message: MSG.processingFailed, help: 'no publication nope on REP-002' });
+    const unknownChannel = await sup.client.call('GET', '/dip-channel/REP-999/publications/nope', '');
+    expect([unknownChannel.status, unknownChannel.body.messageArray[0]!.message]).toEqual([404, MSG.interfaceIdInvalid]);
     const list = await sup.client.call<{ publications: Array<{ version: string; publisherDIPID: string }> }>('GET', '/dip-channel/REP-002/publications?type=DUoS', '');
     expect(list.body.publications.every((p) => p.publisherDIPID === 'VAS0000001')).toBe(true);
   });

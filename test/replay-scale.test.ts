@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { oracle } from './helpers/published-oracle.js';
+import { HAVE_REFERENCE } from './helpers/reference.js';
 
 type Json = Record<string, any>;
 
@@ -46,6 +48,8 @@ describe('replay and requeue at scale', () => {
         seen.push(m.originalTransactionID);
       }
       token = answer.headers['x-continuation-token'];
+      // The published ContinuationToken: type string, format uuid.
+      if (token !== undefined) expect(token).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
       if (answer.status === 200) break;
     }
     expect(statuses).toEqual([206, 206, 200]);
@@ -58,6 +62,24 @@ describe('replay and requeue at scale', () => {
     const token = first.headers['x-continuation-token']!;
     const other = { ...FILTER, datetimeFrom: '2001-01-01T00:00:00+00:00' };
     const answer = await sup.client.call('POST', `/dip-channel/IF-021/replay/${sup.dipId}`, JSON.stringify(other), { 'x-continuation-token': token });
+    expect(answer.status).toBe(400);
+    expect(answer.body.messageArray[0]!.help).toMatch(/x-continuation-token is not one this DIP issued for this request body/);
+  });
+
+  it('refuses a continuation token that is not a UUID, naming the header (400 MSG1001)', async () => {
+    for (const given of ['1003.ClRjXKoamvuNuPm8', 'nope']) {
+      const answer = await sup.client.call('POST', `/dip-channel/IF-021/replay/${sup.dipId}`, JSON.stringify(FILTER), { 'x-continuation-token': given });
+      expect(answer.status, given).toBe(400);
+      expect(answer.body.messageArray[0]!.message).toBe('MSG1001 - Schema Failure');
+      expect(answer.body.messageArray[0]!.help).toMatch(/x-continuation-token must be a UUID \(the published ContinuationToken: string, format uuid\)/);
+    }
+  });
+
+  it("refuses another recipient's continuation token, even for the same request body", async () => {
+    const first = await sup.client.call<Json[]>('POST', `/dip-channel/IF-021/replay/${sup.dipId}`, JSON.stringify(FILTER));
+    const token = first.headers['x-continuation-token']!;
+    const other = await t.participant('1000000002', ['SUP']);
+    const answer = await other.client.call('POST', `/dip-channel/IF-021/replay/${other.dipId}`, JSON.stringify(FILTER), { 'x-continuation-token': token });
     expect(answer.status).toBe(400);
     expect(answer.body.messageArray[0]!.help).toMatch(/x-continuation-token is not one this DIP issued for this request body/);
   });
@@ -77,8 +99,18 @@ describe('replay and requeue at scale', () => {
     expect(location).toMatch(new RegExp(`^/dip-channel/IF-021/requeue/${sup.dipId}/[0-9a-f-]{36}$`));
     // Paced behind the recipient: with nothing acknowledged, at most a page waits beyond the live backlog.
     await waitFor(async () => (await t.dip.backend.log.queueState(queue)).headSeq > headSeq, 10_000, 'the first page');
+    // The answer is the published RequeueStatus (checked against the reference YAML itself), OpenDIP's details beside.
+    const requeueStatus = HAVE_REFERENCE ? oracle('RequeueStatus') : null;
+    const conforms = (body: Json) => {
+      if (requeueStatus) expect(requeueStatus(body), JSON.stringify(requeueStatus.errors)).toBe(true);
+      expect(Object.keys(body)).toEqual(expect.arrayContaining(['percentComplete', 'totalTransactions', 'processedTransactions', 'status']));
+    };
     let status = (await sup.client.call<Json>('GET', location, '')).body;
-    expect(status.state).toBe('running');
+    conforms(status);
+    expect(status).toMatchObject({ status: 'Processing', state: 'running', totalTransactions: TOTAL });
+    expect(status.processedTransactions).toBe(status.requeued);
+    expect(status.percentComplete).toBe(Math.floor((status.requeued * 100) / TOTAL));
+    expect(status.percentComplete).toBeLessThan(100);
     expect((await t.dip.backend.log.queueState(queue)).headSeq - headSeq).toBeLessThanOrEqual(2000);
     // The recipient pulls and acknowledges as it goes; the job follows.
     await waitFor(
@@ -91,7 +123,8 @@ describe('replay and requeue at scale', () => {
       60_000,
       'the requeue job to finish',
     );
-    expect(status).toMatchObject({ state: 'done', requeued: TOTAL, error: null });
+    conforms(status);
+    expect(status).toMatchObject({ status: 'Completed', percentComplete: 100, totalTransactions: TOTAL, processedTransactions: TOTAL, state: 'done', requeued: TOTAL, error: null });
     const after = await t.dip.backend.log.queueState(queue);
     expect(after.headSeq).toBe(headSeq + TOTAL);
     // Another recipient cannot see the job.

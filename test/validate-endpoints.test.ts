@@ -94,11 +94,14 @@ describe('POST /validate/{interface}/{event}', () => {
     expect((a.json as Entries).messageArray[1]!.help).toContain('payload.CommonBlock.M0.GSPGroupID must be one of');
   });
 
-  it('404 for an event code or channel that does not exist, naming the ones that do', async () => {
+  it('404 for an event code or channel that does not exist, naming the ones that do; only the channel is MSG1002 Interface ID Invalid', async () => {
     const event = await send(h.t, h.sds, { path: '/validate/IF-021/Nothing', body: JSON.stringify([validItem()]) });
-    expectRefusal(event, 404, /IF-021 has no event code 'Nothing': \/validate\/IF-021\/\{ActivePower\|ReactivePower\}/);
+    expectRefusal(event, 404, /event code 'Nothing' is not one of IF-021's \(the path names it\): \/validate\/IF-021\/\{ActivePower\|ReactivePower\}/);
+    // The interface ID is valid: the event code fails as a message carrying it fails, on the schema.
+    expect((event.json as Entries).messageArray[0]!.message).toBe(MSG.schemaFailure);
     const channel = await send(h.t, h.sds, { path: '/validate/IF-999/ActivePower', body: JSON.stringify([validItem()]) });
     expectRefusal(channel, 404, /'IF-999' is not a channel/);
+    expect((channel.json as Entries).messageArray[0]!.message).toBe(MSG.interfaceIdInvalid);
   });
 
   it('is authenticated like every other call', async () => {

@@ -20,7 +20,8 @@ export async function subscribe(deps: AlarmApiDeps, owner: string, input: Subscr
   return made.ok ? reply.code(201).send(made.subscription) : fail(400, made.help);
 }
 
-const alarm = {
+/** An alarm as both listeners answer it. */
+export const alarm = {
   type: 'object',
   required: ['key', 'rule', 'participant', 'summary', 'since'],
   properties: {
@@ -31,7 +32,8 @@ const alarm = {
     since: epochMs,
   },
 } as const;
-const subscription = {
+/** An alarm subscription as both listeners answer it. */
+export const subscription = {
   type: 'object',
   required: ['id', 'owner', 'rules', 'email', 'webhookUrl', 'createdAt'],
   properties: {

@@ -221,7 +221,11 @@ export const dataPortalRoutes: FastifyPluginAsync<RoutePluginOptions> = async (a
         operationId: 'portalSearch',
         summary: 'Interfaces and data items matching every word of q',
         querystring: { type: 'object', required: ['q'], properties: { q: { type: 'string', maxLength: 200 } } },
-        response: { 200: { type: 'object', required: ['interfaces', 'dataItems'], properties: { interfaces: { type: 'array', items: channelSummary }, dataItems: { type: 'array', items: dataItem } }, description: 'Matches' } },
+        response: {
+          200: { type: 'object', required: ['interfaces', 'dataItems'], properties: { interfaces: { type: 'array', items: channelSummary }, dataItems: { type: 'array', items: dataItem } }, description: 'Matches' },
+          // q missing or longer than 200 characters.
+          ...answers([400]),
+        },
       },
     },
     async (req) => portal.search(req.query.q),

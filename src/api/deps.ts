@@ -21,6 +21,7 @@ import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { MessageLog } from '../ports/message-log.js';
 import type { RegistryStore } from '../ports/registry.js';
+import type { ContinuationTokens } from '../security/continuation-token.js';
 import type { WebhookDestinations } from '../security/webhook-destinations.js';
 
 /** What the HTTP routes need; wired once in app.ts. */
@@ -35,6 +36,8 @@ export interface ApiDeps {
   webhooks: Pick<RegistryStore, 'putWebhook' | 'deleteWebhook'>;
   delivery: Pick<Delivery, 'notify'>;
   replay: Replay;
+  /** Replay continuation tokens (X-Continuation-Token): UUIDs authenticated with the data directory's key. */
+  continuation: Pick<ContinuationTokens, 'issue' | 'read'>;
   status: StatusMessages;
   queues: Pick<MessageLog, 'queueState' | 'readQueue' | 'settle' | 'markPulled'>;
   /** The delivery journal: a pull's acknowledgement is recorded as its delivery (reports, journeys). */

@@ -38,7 +38,7 @@ export function buildPublicServer(deps: ApiDeps, tls: { key: string; cert: strin
     });
   }
   app.setNotFoundHandler((req, reply) => {
-    void sendStandard(deps, reply, 404, null, MSG.interfaceIdInvalid, `no such resource: ${req.method} ${req.url.split('?')[0]} (this listener serves GET /publications)`);
+    void sendStandard(deps, reply, 404, null, MSG.processingFailed, `no such resource: ${req.method} ${req.url.split('?')[0]} (this listener serves GET /publications)`);
   });
   app.setErrorHandler((error: Error & { statusCode?: number }, req, reply) => {
     const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
@@ -64,13 +64,13 @@ export function buildPublicServer(deps: ApiDeps, tls: { key: string; cert: strin
 
   app.get<{ Params: { publicationId: string } }>('/publications/:publicationId', async (req, reply) => {
     const found = await publicRecord(req.params.publicationId);
-    if ('status' in found) return sendStandard(deps, reply, found.status, null, found.status === 403 ? MSG.processingFailed : MSG.interfaceIdInvalid, found.help);
+    if ('status' in found) return sendStandard(deps, reply, found.status, null, MSG.processingFailed, found.help);
     return reply.code(200).send(describePublication(found, deps.publications.publicUrl(found) ?? ''));
   });
 
   app.get<{ Params: { publicationId: string }; Querystring: ContentQuery }>('/publications/:publicationId/content', { config: { keepAnswer: false } }, async (req, reply) => {
     const found = await publicRecord(req.params.publicationId);
-    if ('status' in found) return sendStandard(deps, reply, found.status, null, found.status === 403 ? MSG.processingFailed : MSG.interfaceIdInvalid, found.help);
+    if ('status' in found) return sendStandard(deps, reply, found.status, null, MSG.processingFailed, found.help);
     return sendPublication(deps, req, reply, found, null);
   });
   return app;

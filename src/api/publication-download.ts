@@ -4,7 +4,8 @@ import { createGzip } from 'node:zlib';
 import { MSG } from '../domain/response-codes.js';
 import { dipDateTime } from '../domain/time.js';
 import { decoded, FilterError, filterRows, parseRowFilter, tabularFormat } from '../pipeline/publication-content.js';
-import type { PublicationQuery, PublicationRecord } from '../ports/publications.js';
+import type { JsonSchema } from '../catalogue/types.js';
+import { COMPRESSIONS, type PublicationQuery, type PublicationRecord } from '../ports/publications.js';
 import type { ApiDeps } from './deps.js';
 import { sendStandard } from './request.js';
 
@@ -56,6 +57,31 @@ export function listQuery(q: ListQuery, base: Pick<PublicationQuery, 'channel' |
 }
 
 /** A publication as listed: its metadata and where to download it. */
+/** What describePublication answers, as the routes' answer schemas (serialisation and OpenAPI) declare it. */
+export const PUBLICATION_SCHEMA: JsonSchema = {
+  type: 'object',
+  required: ['publicationID', 'channel', 'publicationType', 'version', 'publisherDIPID', 'effectiveFrom', 'effectiveTo', 'format', 'compression', 'fileName', 'description', 'public', 'recipients', 'size', 'sha256', 'publishedAt', 'downloadURI'],
+  properties: {
+    publicationID: { type: 'string' },
+    channel: { type: 'string' },
+    publicationType: { type: 'string' },
+    version: { type: 'string' },
+    publisherDIPID: { type: 'string' },
+    effectiveFrom: { type: ['string', 'null'] },
+    effectiveTo: { type: ['string', 'null'] },
+    format: { type: 'string' },
+    compression: { type: 'string', enum: [...COMPRESSIONS] },
+    fileName: { type: 'string' },
+    description: { type: ['string', 'null'] },
+    public: { type: 'boolean' },
+    recipients: { type: ['array', 'null'], items: { type: 'string' }, description: 'The recipients the publisher named; null: everyone who receives on the channel' },
+    size: { type: 'integer', description: 'Bytes as stored' },
+    sha256: { type: 'string', description: 'Hex SHA-256 of the bytes as stored (also the ETag)' },
+    publishedAt: { type: 'string' },
+    downloadURI: { type: 'string' },
+  },
+};
+
 export function describePublication(p: PublicationRecord, downloadURI: string): Record<string, unknown> {
   return {
     publicationID: p.id,

@@ -60,6 +60,7 @@ const MEANING: Readonly<Record<number, string>> = {
   408: 'Request Timeout',
   409: 'Conflict',
   413: 'Payload Too Large',
+  416: 'Range Not Satisfiable (Content-Range names the size)',
   429: 'Too Many Requests (Retry-After says when to try again)',
   500: 'Internal Server Error',
   502: 'Bad Gateway (published; answered by a proxy in front of the DIP)',
@@ -85,6 +86,12 @@ export const preSerialised = (code: number, schema: JsonSchema): JsonSchema => {
   const own = schema['description'];
   return { ...schema, description: typeof own === 'string' ? `${meaning(code)}. ${own}` : meaning(code) };
 };
+
+/** An answer whose body is a stream of bytes (a download): documentation only, never serialised. */
+export const binaryBody = (code: number, description: string): JsonSchema => ({
+  description: `${meaning(code)}. ${description}`,
+  content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+});
 
 /** What every guarded call may be answered besides its own outcome. */
 export const GUARDED = [400, 401, 403, 404, 405, 408, 413, 429, 500, 503] as const;

@@ -197,9 +197,9 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
       const shown = path.length > 80 ? `${path.slice(0, 80)}…` : path;
       if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
         // No channel or DIP ID is that long: the same answer as for any other unknown resource.
-        void sendStandard(deps, reply, 404, null, MSG.interfaceIdInvalid, `no such resource: ${req.raw.method ?? ''} ${shown} (a path segment is longer than ${MAX_PARAM_LENGTH} characters)`);
+        void sendStandard(deps, reply, 404, null, badChannelSegment(path) ? MSG.interfaceIdInvalid : MSG.processingFailed, `no such resource: ${req.raw.method ?? ''} ${shown} (a path segment is longer than ${MAX_PARAM_LENGTH} characters)`);
       } else if (error.code === 'FST_ERR_BAD_URL') {
-        void sendStandard(deps, reply, 400, null, MSG.interfaceIdInvalid, `the path ${shown} is not a valid URL (malformed percent-encoding)`);
+        void sendStandard(deps, reply, 400, null, badChannelSegment(path) ? MSG.interfaceIdInvalid : MSG.processingFailed, `the path ${shown} is not a valid URL (malformed percent-encoding)`);
       } else {
         deps.logger.error({ err: error, url: path }, 'request failed while routing');
         void sendStandard(deps, reply, 500, null, MSG.processingFailed, 'internal error');
@@ -329,7 +329,8 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     return sendStandard(deps, reply, status, caller, status >= 500 ? MSG.processingFailed : MSG.schemaFailure, status >= 500 ? 'internal error' : help);
   });
   app.setNotFoundHandler((req, reply) => {
-    void sendStandard(deps, reply, 404, null, MSG.interfaceIdInvalid, `no such resource: ${req.method} ${req.url.split('?')[0]}`);
+    // Not a channel's path (an unknown channel on a channel's path is MSG1002, src/pipeline/access.ts): the generic code.
+    void sendStandard(deps, reply, 404, null, MSG.processingFailed, `no such resource: ${req.method} ${req.url.split('?')[0]}`);
   });
 
   const routes = new Map<string, Set<string>>();
@@ -425,4 +426,21 @@ function excludesJson(accept: string | undefined): boolean {
     })
     .join(',');
   return new Negotiator({ headers: { accept: ranges } }).mediaType(['application/json']) === undefined;
+}
+
+/**
+ * Whether a path Fastify could not route fails in its channel segment (`/dip-channel/{id}`: too long to be
+ * an interface ID, or malformed percent-encoding): that is MSG1002 Interface ID Invalid; anywhere else the
+ * path names no resource, the generic MSG1000.
+ */
+function badChannelSegment(path: string): boolean {
+  const [, first, channel] = path.split('/');
+  if (first?.toLowerCase() !== 'dip-channel' || channel === undefined) return false;
+  if (channel.length > MAX_PARAM_LENGTH) return true;
+  try {
+    decodeURIComponent(channel);
+    return false;
+  } catch {
+    return true;
+  }
 }

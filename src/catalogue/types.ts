@@ -29,7 +29,7 @@ export interface CatalogueChannel extends ChannelDefinition {
 }
 
 /** Components of the published API's own operations that the generator copies into the catalogue. */
-export const API_SCHEMAS = ['WebhookConfig', 'MessageRequest', 'StandardResponseArray', 'StandardResponse'] as const;
+export const API_SCHEMAS = ['WebhookConfig', 'MessageRequest', 'StandardResponseArray', 'StandardResponse', 'RequeueStatus'] as const;
 export type ApiSchemaName = (typeof API_SCHEMAS)[number];
 
 /** The generated file, `src/catalogue/generated/catalogue-<apiVersion>.json`. */

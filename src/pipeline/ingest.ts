@@ -235,8 +235,10 @@ export class Ingest {
     const { caller, channel } = opened;
     const event = channel.definition.eventCodes.find((e) => e.toLowerCase() === req.eventCode.toLowerCase());
     if (!event) {
-      const help = `${channel.interfaceId} has no event code '${req.eventCode}': /validate/${channel.interfaceId}/{${channel.definition.eventCodes.join('|')}}`;
-      return this.whole(now, caller.dipId, 404, MSG.interfaceIdInvalid, help);
+      // The interface ID is valid; the event code is not one of its schema's (DI-999 has no MSG code for an
+      // event code, RCP1003 being the recipient's): MSG1001, as a message carrying that event code gets.
+      const help = `event code '${req.eventCode}' is not one of ${channel.interfaceId}'s (the path names it): /validate/${channel.interfaceId}/{${channel.definition.eventCodes.join('|')}}`;
+      return this.whole(now, caller.dipId, 404, MSG.schemaFailure, help);
     }
     const items = parseBatch(req.body, this.settings);
     if (!Array.isArray(items)) return this.whole(now, caller.dipId, items.status, MSG.schemaFailure, items.help);

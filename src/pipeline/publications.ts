@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { receivesOn } from '../domain/channel.js';
 import type { Participant } from '../domain/participant.js';
+import { MSG, type MsgText } from '../domain/response-codes.js';
 import { dipDateTime } from '../domain/time.js';
 import { newTransactionId } from '../domain/transaction-id.js';
 import type { Clock } from '../ports/clock.js';
@@ -32,7 +33,8 @@ export interface PublicationSettings {
 
 export type PublishOutcome =
   | { ok: true; record: PublicationRecord; transactionId: string; recipients: string[]; queues: QueueRef[] }
-  | { ok: false; status: 400 | 403 | 409 | 413; help: string };
+  /** `message`: the DI-999 code when it is not the one the status implies (MSG1000 for 403, MSG1001 otherwise). */
+  | { ok: false; status: 400 | 403 | 409 | 413; help: string; message?: MsgText };
 
 /** Who may see a channel's publications: its recipients and its publishers; anyone for public ones. */
 export function mayRead(channel: Channel, caller: Participant, publisherRoles: readonly string[]): boolean {
@@ -320,10 +322,14 @@ function versionExists(existing: PublicationRecord): PublishOutcome {
   return {
     ok: false,
     status: 409,
-    help: `version ${existing.version} of ${existing.publicationType} on ${existing.channel} exists already (publication ${existing.id}, by ${existing.publisherDipId}): publications are never overwritten; publish a new version`,
+    // The publication type and version are the publisher's unique reference for it: sent again, it is a
+    // duplicate as a message's reused S1.senderUniqueReference is (a retry after a lost answer learns it is stored).
+    message: MSG.duplicateReference,
+    help: `version ${existing.version} of ${existing.publicationType} on ${existing.channel} was published already (publication ${existing.id}, by ${existing.publisherDipId}): publications are never overwritten; publish a new version`,
   };
 }
 
 function ownedByOther(channel: string, type: string, owner: string): PublishOutcome {
-  return { ok: false, status: 409, help: `${type} on ${channel} is published by ${owner}: another publisher may not add versions to it; choose another publication type` };
+  // Not a schema failure: the generic code, the help saying whose the type is.
+  return { ok: false, status: 409, message: MSG.processingFailed, help: `${type} on ${channel} is published by ${owner}: another publisher may not add versions to it; choose another publication type` };
 }

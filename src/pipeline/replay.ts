@@ -1,8 +1,8 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { DipMessage } from '../domain/message.js';
 import { dipDateTime } from '../domain/time.js';
 import { newTransactionId } from '../domain/transaction-id.js';
-import type { Archive, ArchivedMessage } from '../ports/archive.js';
+import type { Archive, ArchivedMessage, ArchiveQuery } from '../ports/archive.js';
 import type { Cancel, Clock } from '../ports/clock.js';
 import { JOB_MOVED, StoreError } from '../ports/errors.js';
 import type { Logger } from '../ports/logger.js';
@@ -39,21 +39,16 @@ export function replayCorrelationId(original: unknown): string | null {
   return `${REPLAY_PREFIX}${original}`.slice(0, CORRELATION_ID_MAX);
 }
 
-/** An opaque position in a replay, bound to its filter: the next page continues exactly where this one ended. */
-export function continuationToken(filter: ReplayFilter, afterSeq: number): string {
-  return `${afterSeq}.${filterDigest(filter)}`;
+/** The published RequeueStatus (components/schemas/RequeueStatus in API 2.1.0). */
+export interface RequeueProgress {
+  percentComplete: number;
+  totalTransactions: number;
+  processedTransactions: number;
+  status: 'Processing' | 'Completed' | 'Failed';
 }
 
-/** The position a token continues from, or null when it is malformed or was made for another filter. */
-export function readContinuationToken(token: string, filter: ReplayFilter): number | null {
-  const match = /^(\d{1,15})\.([\w-]{1,32})$/.exec(token);
-  if (!match || match[2] !== filterDigest(filter)) return null;
-  return Number(match[1]);
-}
-
-function filterDigest(filter: ReplayFilter): string {
-  return createHash('sha256').update(JSON.stringify(filter)).digest('base64url').slice(0, 16);
-}
+/** A job's state in the published RequeueStatus enum. */
+const REQUEUE_STATUS: Readonly<Record<RequeueJob['state'], RequeueProgress['status']>> = { running: 'Processing', done: 'Completed', failed: 'Failed' };
 
 export interface ReplayPage {
   /** The recipient's own copies (obfuscated, encrypted for it), as JSON texts. */
@@ -77,7 +72,7 @@ export class Replay {
 
   constructor(
     private readonly log: Pick<MessageLog, 'appendReplayCopies' | 'queueState'>,
-    private readonly archive: Pick<Archive, 'findArchived'>,
+    private readonly archive: Pick<Archive, 'findArchived' | 'countArchived'>,
     /** What the recipient may see of each copy: a synchronous replay answers exactly what its webhook gets. */
     private readonly copies: Pick<RecipientCopies, 'copyFor'>,
     private readonly clock: Clock,
@@ -118,6 +113,24 @@ export class Replay {
   async job(queue: QueueRef, id: string): Promise<RequeueJob | undefined> {
     const job = await this.jobs?.job(id);
     return job && job.queue.recipientDipId === queue.recipientDipId && job.queue.channel === queue.channel ? job : undefined;
+  }
+
+  /**
+   * A job's progress as the published RequeueStatus reports it. The transactions are the archived
+   * messages the job requeues: those it has requeued (processed) and those matching its filter it has
+   * not yet reached, counted at the time of asking (so the total drops if retention purges some first).
+   * A finished job has none left; a failed one keeps its remainder, so its percentage says how far it got.
+   */
+  async progress(job: RequeueJob): Promise<RequeueProgress> {
+    const remaining = job.state === 'done' ? 0 : await this.archive.countArchived({ ...archiveQuery(job.queue, job.filter), afterSeq: job.cursor, upToSeq: job.upToSeq });
+    const total = job.requeued + remaining;
+    return {
+      // Whole per cent, rounded down: 100 only once nothing is left.
+      percentComplete: total === 0 ? 100 : Math.floor((job.requeued * 100) / total),
+      totalTransactions: total,
+      processedTransactions: job.requeued,
+      status: REQUEUE_STATUS[job.state],
+    };
   }
 
   /**
@@ -179,13 +192,7 @@ export class Replay {
 
   private async page(queue: QueueRef, filter: ReplayFilter, afterSeq: number, upToSeq: number | undefined): Promise<{ found: ArchivedMessage[]; next: number | null }> {
     const found = await this.archive.findArchived({
-      recipientDipId: queue.recipientDipId,
-      channel: queue.channel,
-      fromMs: filter.fromMs,
-      toMs: filter.toMs,
-      eventCode: filter.eventCode === null ? undefined : bracketed(filter.eventCode),
-      mpan: filter.mpan ?? undefined,
-      transactionIds: filter.transactionIds ?? undefined,
+      ...archiveQuery(queue, filter),
       afterSeq,
       ...(upToSeq !== undefined ? { upToSeq } : {}),
       limit: REPLAY_PAGE + 1,
@@ -216,6 +223,19 @@ export class Replay {
       return { originalId: m.id, transactionId: String(d0.transactionID), receivedAt: now.getTime(), outbound: JSON.stringify(message) };
     });
   }
+}
+
+/** The archive query a replay filter makes for a recipient's queue. */
+function archiveQuery(queue: QueueRef, filter: ReplayFilter): Omit<ArchiveQuery, 'limit'> {
+  return {
+    recipientDipId: queue.recipientDipId,
+    channel: queue.channel,
+    fromMs: filter.fromMs,
+    toMs: filter.toMs,
+    eventCode: filter.eventCode === null ? undefined : bracketed(filter.eventCode),
+    mpan: filter.mpan ?? undefined,
+    transactionIds: filter.transactionIds ?? undefined,
+  };
 }
 
 /** Event codes travel as "[ActivePower]"; a filter may name them with or without the brackets. */

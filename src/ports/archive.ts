@@ -89,6 +89,8 @@ export interface Archive {
    * requeue are not matched again: a replay returns what was sent, once.
    */
   findArchived(query: ArchiveQuery): Promise<ArchivedMessage[]>;
+  /** How many messages findArchived would find without a limit (a requeue job's total), without reading them. */
+  countArchived(query: Omit<ArchiveQuery, 'limit'>): Promise<number>;
   /** Who sent a transaction and who it was addressed to: for routing status messages back. */
   transactionParties(transactionId: string): Promise<TransactionParties | undefined>;
   /** The request the transaction arrived in (src/pipeline/evidence.ts), or undefined when it is not archived. */

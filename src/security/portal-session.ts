@@ -19,8 +19,7 @@ export class SessionSigner {
 
   /** The key in `file`, made on first use (readable by the DIP's account only). */
   static fromFile(file: string): SessionSigner {
-    if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('base64url'), { mode: 0o600, flag: 'wx' });
-    return new SessionSigner(Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url'));
+    return new SessionSigner(keyFromFile(file));
   }
 
   issue(claims: Omit<SessionClaims, 'csrf'>): { token: string; claims: SessionClaims } {
@@ -49,6 +48,21 @@ export class SessionSigner {
   private mac(body: string): string {
     return createHmac('sha256', this.key).update(body).digest('base64url');
   }
+}
+
+/**
+ * A 256-bit key kept in `file` (the data directory, shared by every node of a cluster), made on first use
+ * and readable by the DIP's account only. Two nodes making it at once: one write wins ('wx'), both read it.
+ */
+export function keyFromFile(file: string): Buffer {
+  if (!existsSync(file)) {
+    try {
+      writeFileSync(file, randomBytes(32).toString('base64url'), { mode: 0o600, flag: 'wx' });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  return Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url');
 }
 
 /** A submitted CSRF token equals the session's (constant time). */

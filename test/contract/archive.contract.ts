@@ -29,6 +29,13 @@ export function archiveContract(name: string, open: BackendFactory): void {
       const now = Date.now();
       expect((await archive.findArchived({ ...q, fromMs: now + 60_000 })).length).toBe(0);
       expect((await archive.findArchived({ ...q, toMs: now + 60_000 })).length).toBe(3);
+      // countArchived counts what findArchived finds, without a limit.
+      const { limit: _limit, ...all } = q;
+      expect(await archive.countArchived(all)).toBe(3);
+      expect(await archive.countArchived({ ...all, mpan: '1111111111111' })).toBe(2);
+      expect(await archive.countArchived({ ...all, afterSeq: 1, upToSeq: 2 })).toBe(1);
+      expect(await archive.countArchived({ ...all, recipientDipId: 'LDSO000001' })).toBe(0);
+      expect(await archive.countArchived({ ...all, fromMs: now + 60_000 })).toBe(0);
     });
 
     it('records delivery attempts, newest first', async () => {

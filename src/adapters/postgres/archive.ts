@@ -14,8 +14,31 @@ export class PgArchive implements Archive {
   constructor(private readonly d: PgDatabase) {}
 
   async findArchived(query: ArchiveQuery): Promise<ArchivedMessage[]> {
+    const found = await this.archiveWhere(query);
+    if (!found) return [];
+    const { where, args } = found;
+    args.push(query.limit);
+    const rows = await this.d.query<Omit<ArchivedMessage, 'outbound'> & { outbound: Buffer; sealed: boolean }>(
+      `SELECT m.id, e.seq, m.transaction_id AS "transactionId", m.channel, m.event_code AS "eventCode", m.sender_dip_id AS "senderDipId",
+              m.sender_role AS "senderRole", m.correlation_id AS "correlationId", m.received_at AS "receivedAt", m.outbound, m.sealed
+         FROM queue_entries e JOIN messages m ON m.id = e.message_id
+        WHERE ${where} ORDER BY e.seq LIMIT $${args.length}`,
+      args,
+    );
+    return rows.map(({ sealed, outbound, ...r }) => ({ ...r, outbound: this.d.reveal(outbound, sealed) }));
+  }
+
+  async countArchived(query: Omit<ArchiveQuery, 'limit'>): Promise<number> {
+    const found = await this.archiveWhere(query);
+    if (!found) return 0;
+    const [row] = await this.d.query<{ n: string }>(`SELECT COUNT(*) AS n FROM queue_entries e JOIN messages m ON m.id = e.message_id WHERE ${found.where}`, found.args);
+    return Number(row?.n ?? 0);
+  }
+
+  /** The conditions findArchived and countArchived share; undefined when the recipient has no queue on the channel. */
+  private async archiveWhere(query: Omit<ArchiveQuery, 'limit'>): Promise<{ where: string; args: unknown[] } | undefined> {
     const queueId = await this.d.queueId({ recipientDipId: query.recipientDipId, channel: query.channel });
-    if (queueId === undefined) return [];
+    if (queueId === undefined) return undefined;
     const args: unknown[] = [queueId];
     const where = ['e.queue_id = $1', 'm.replay_of IS NULL'];
     const add = (clause: string, value: unknown) => {
@@ -36,15 +59,7 @@ export class PgArchive implements Archive {
     if (query.transactionIds !== undefined) add('m.transaction_id = ANY(?::text[])', query.transactionIds);
     if (query.afterSeq !== undefined) add('e.seq > ?', query.afterSeq);
     if (query.upToSeq !== undefined) add('e.seq <= ?', query.upToSeq);
-    args.push(query.limit);
-    const rows = await this.d.query<Omit<ArchivedMessage, 'outbound'> & { outbound: Buffer; sealed: boolean }>(
-      `SELECT m.id, e.seq, m.transaction_id AS "transactionId", m.channel, m.event_code AS "eventCode", m.sender_dip_id AS "senderDipId",
-              m.sender_role AS "senderRole", m.correlation_id AS "correlationId", m.received_at AS "receivedAt", m.outbound, m.sealed
-         FROM queue_entries e JOIN messages m ON m.id = e.message_id
-        WHERE ${where.join(' AND ')} ORDER BY e.seq LIMIT $${args.length}`,
-      args,
-    );
-    return rows.map(({ sealed, outbound, ...r }) => ({ ...r, outbound: this.d.reveal(outbound, sealed) }));
+    return { where: where.join(' AND '), args };
   }
 
   async transactionParties(transactionId: string): Promise<TransactionParties | undefined> {

@@ -49,6 +49,31 @@ export class SqliteArchive implements Archive {
   }
 
   async findArchived(query: ArchiveQuery): Promise<ArchivedMessage[]> {
+    const { where, args } = this.archiveWhere(query);
+    const rows = this.d.db
+      .prepare<unknown[], Omit<ArchivedMessage, 'outbound'> & { outbound: Stored }>(
+        `SELECT m.id AS id, e.seq AS seq, m.transaction_id AS transactionId, m.channel AS channel, m.event_code AS eventCode,
+                m.sender_dip_id AS senderDipId, m.sender_role AS senderRole, m.correlation_id AS correlationId,
+                m.received_at AS receivedAt, m.outbound AS outbound
+           FROM queue_entries e JOIN queues q ON q.id = e.queue_id JOIN messages m ON m.id = e.message_id
+          WHERE ${where} ORDER BY e.seq LIMIT ?`,
+      )
+      .all(...args, query.limit);
+    return rows.map((r) => ({ ...r, outbound: this.d.reveal(r.outbound) }));
+  }
+
+  async countArchived(query: Omit<ArchiveQuery, 'limit'>): Promise<number> {
+    const { where, args } = this.archiveWhere(query);
+    const row = this.d.db
+      .prepare<unknown[], { n: number }>(
+        `SELECT COUNT(*) AS n FROM queue_entries e JOIN queues q ON q.id = e.queue_id JOIN messages m ON m.id = e.message_id WHERE ${where}`,
+      )
+      .get(...args);
+    return row?.n ?? 0;
+  }
+
+  /** The conditions findArchived and countArchived share. */
+  private archiveWhere(query: Omit<ArchiveQuery, 'limit'>): { where: string; args: Array<string | number> } {
     const where = ['q.recipient_dip_id = ?', 'q.channel = ?'];
     const args: Array<string | number> = [query.recipientDipId, query.channel];
     const add = (clause: string, ...values: Array<string | number>) => {
@@ -63,17 +88,7 @@ export class SqliteArchive implements Archive {
     if (query.afterSeq !== undefined) add('e.seq > ?', query.afterSeq);
     if (query.upToSeq !== undefined) add('e.seq <= ?', query.upToSeq);
     where.push('m.replay_of IS NULL');
-    args.push(query.limit);
-    const rows = this.d.db
-      .prepare<unknown[], Omit<ArchivedMessage, 'outbound'> & { outbound: Stored }>(
-        `SELECT m.id AS id, e.seq AS seq, m.transaction_id AS transactionId, m.channel AS channel, m.event_code AS eventCode,
-                m.sender_dip_id AS senderDipId, m.sender_role AS senderRole, m.correlation_id AS correlationId,
-                m.received_at AS receivedAt, m.outbound AS outbound
-           FROM queue_entries e JOIN queues q ON q.id = e.queue_id JOIN messages m ON m.id = e.message_id
-          WHERE ${where.join(' AND ')} ORDER BY e.seq LIMIT ?`,
-      )
-      .all(...args);
-    return rows.map((r) => ({ ...r, outbound: this.d.reveal(r.outbound) }));
+    return { where: where.join(' AND '), args };
   }
 
   async transactionParties(transactionId: string): Promise<TransactionParties | undefined> {

@@ -1,13 +1,15 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { JsonSchema } from '../../catalogue/types.js';
 import { MSG } from '../../domain/response-codes.js';
 import type { Participant } from '../../domain/participant.js';
 import type { SelfService } from '../../pipeline/self-service.js';
 import type { ApiDeps } from '../deps.js';
 import { admitted } from '../guard.js';
 import { sendStandard } from '../request.js';
+import { answers, GUARDED, recipientParams, signatureHeaders } from '../route-schemas.js';
 
-const stringList = { type: 'array', items: { type: 'string' } } as const;
-const selfView = {
+const stringList: JsonSchema = { type: 'array', items: { type: 'string' } };
+const selfView: JsonSchema = {
   type: 'object',
   properties: {
     dipId: { type: 'string' },
@@ -23,7 +25,7 @@ const selfView = {
     previousCertificateValidUntil: { type: 'string', nullable: true },
     previousApiKeyValidUntil: { type: 'string', nullable: true },
   },
-} as const;
+};
 
 type Self = { Params: { recipientId: string; role?: string; channel?: string } };
 
@@ -57,22 +59,40 @@ export function registerParticipantRoutes(app: FastifyInstance, deps: ApiDeps, s
   };
   const base = '/participants/:recipientId';
   const config = { access: 'self' as const };
+  const tags = ['Participant self-service (OpenDIP)'];
+  const roleParams = { ...recipientParams, required: ['recipientId', 'role'], properties: { ...(recipientParams['properties'] as object), role: { type: 'string', description: 'An optional role (the operator lists which)' } } };
+  const channelParams = { ...recipientParams, required: ['recipientId', 'channel'], properties: { ...(recipientParams['properties'] as object), channel: { type: 'string', description: 'A channel that takes participants opting in, any case' } } };
+  /** Each operation's schema: the codes it answers beyond GUARDED (self-service refusals: 400, 403, 404, 409), and its 200. */
+  const schema = (operationId: string, summary: string, extra: readonly number[], ok: JsonSchema = { ...selfView, description: 'What the DIP now holds about the participant' }, params: JsonSchema = recipientParams) => ({
+    operationId,
+    tags,
+    summary: `${summary} (OpenDIP)`,
+    params,
+    headers: signatureHeaders,
+    response: answers([...GUARDED, ...extra], { 200: ok }),
+  });
 
-  app.get<Self>(base, { config, schema: { response: { 200: selfView } } }, async (req) => self.view(admitted(req).caller));
-  app.put<Self>(`${base}/roles/:role`, { config, schema: { response: { 200: selfView } } }, async (req, reply) => answer(req, reply, () => self.joinRole(admitted(req).caller, req.params.role ?? '', admitted(req).authenticated)));
-  app.delete<Self>(`${base}/roles/:role`, { config, schema: { response: { 200: selfView } } }, async (req, reply) => answer(req, reply, () => self.leaveRole(admitted(req).caller, req.params.role ?? '', admitted(req).authenticated)));
-  app.put<Self>(`${base}/channels/:channel`, { config, schema: { response: { 200: selfView } } }, async (req, reply) => answer(req, reply, () => self.joinChannel(admitted(req).caller, (req.params.channel ?? '').toUpperCase(), admitted(req).authenticated)));
-  app.delete<Self>(`${base}/channels/:channel`, { config, schema: { response: { 200: selfView } } }, async (req, reply) => answer(req, reply, () => self.leaveChannel(admitted(req).caller, (req.params.channel ?? '').toUpperCase(), admitted(req).authenticated)));
+  app.get<Self>(base, { config, schema: schema('getParticipant', 'What the DIP holds about the participant', []) }, async (req) => self.view(admitted(req).caller));
+  app.put<Self>(`${base}/roles/:role`, { config, schema: schema('joinOptionalRole', 'Sign up for an optional role', [409], undefined, roleParams) }, async (req, reply) => answer(req, reply, () => self.joinRole(admitted(req).caller, req.params.role ?? '', admitted(req).authenticated)));
+  app.delete<Self>(`${base}/roles/:role`, { config, schema: schema('leaveOptionalRole', 'Leave an optional role', [], undefined, roleParams) }, async (req, reply) => answer(req, reply, () => self.leaveRole(admitted(req).caller, req.params.role ?? '', admitted(req).authenticated)));
+  app.put<Self>(`${base}/channels/:channel`, { config, schema: schema('joinChannel', 'Opt into a channel that allows it', [409], undefined, channelParams) }, async (req, reply) => answer(req, reply, () => self.joinChannel(admitted(req).caller, (req.params.channel ?? '').toUpperCase(), admitted(req).authenticated)));
+  app.delete<Self>(`${base}/channels/:channel`, { config, schema: schema('leaveChannel', 'Leave a channel opted into', [], undefined, channelParams) }, async (req, reply) => answer(req, reply, () => self.leaveChannel(admitted(req).caller, (req.params.channel ?? '').toUpperCase(), admitted(req).authenticated)));
 
   app.put<Self & { Body: { dipId: string } }>(
     `${base}/connection-provider`,
-    { config, schema: { body: { type: 'object', additionalProperties: false, required: ['dipId'], properties: { dipId: { type: 'string', maxLength: 10 } } }, response: { 200: selfView } } },
+    {
+      config,
+      schema: {
+        ...schema('nominateConnectionProvider', 'Nominate a DIP Connection Provider', []),
+        body: { type: 'object', additionalProperties: false, required: ['dipId'], properties: { dipId: { type: 'string', maxLength: 10 } } },
+      },
+    },
     async (req, reply) => {
       const p = own(req, reply);
       return p ? answer(req, reply, () => self.nominate(p, req.body.dipId)) : reply;
     },
   );
-  app.delete<Self>(`${base}/connection-provider`, { config, schema: { response: { 200: selfView } } }, async (req, reply) => {
+  app.delete<Self>(`${base}/connection-provider`, { config, schema: schema('withdrawConnectionProvider', 'Withdraw the connection provider nomination', []) }, async (req, reply) => {
     const p = own(req, reply);
     return p ? answer(req, reply, () => self.nominate(p, null)) : reply;
   });
@@ -81,8 +101,12 @@ export function registerParticipantRoutes(app: FastifyInstance, deps: ApiDeps, s
     {
       config,
       schema: {
+        ...schema('rotateApiKey', 'A new API key; the old one works until the overlap ends', [], {
+          type: 'object',
+          properties: { apiKey: { type: 'string' }, previousValidUntil: { type: 'string', nullable: true } },
+          description: 'The new API key (shown once)',
+        }),
         body: { type: 'object', additionalProperties: false, properties: { overlapHours: { type: 'number', minimum: 0, maximum: 2160 } } },
-        response: { 200: { type: 'object', properties: { apiKey: { type: 'string' }, previousValidUntil: { type: 'string', nullable: true } } } },
       },
     },
     async (req, reply) => {
@@ -95,8 +119,12 @@ export function registerParticipantRoutes(app: FastifyInstance, deps: ApiDeps, s
     {
       config,
       schema: {
+        ...schema('newCertificate', "A certificate from the environment's CA for a CSR", [], {
+          type: 'object',
+          properties: { certificate: { type: 'string' }, fingerprint: { type: 'string' }, previousValidUntil: { type: 'string', nullable: true } },
+          description: 'The certificate (PEM) and its fingerprint',
+        }),
         body: { type: 'object', additionalProperties: false, required: ['csr'], properties: { csr: { type: 'string', minLength: 1, maxLength: 20_000 }, overlapDays: { type: 'number', minimum: 0, maximum: 90 } } },
-        response: { 200: { type: 'object', properties: { certificate: { type: 'string' }, fingerprint: { type: 'string' }, previousValidUntil: { type: 'string', nullable: true } } } },
       },
     },
     async (req, reply) => {

@@ -1,16 +1,18 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import type { Participant } from '../../domain/participant.js';
-import { MSG } from '../../domain/response-codes.js';
+import { MSG, type MsgText } from '../../domain/response-codes.js';
 import { standardResponse } from '../../domain/standard-response.js';
 import { authenticate } from '../../pipeline/authenticate.js';
 import type { Channel } from '../../pipeline/channels.js';
-import { downloadRefusal, mayRead } from '../../pipeline/publications.js';
+import { downloadRefusal, mayRead, type PublishOutcome } from '../../pipeline/publications.js';
 import { COMPRESSIONS, type Compression, type PublicationMetadata, type PublicationRecord } from '../../ports/publications.js';
 import { DIP_HEADER_CONTENT_HASH } from '../../security/signature.js';
 import type { ApiDeps } from '../deps.js';
 import { admitted } from '../guard.js';
-import { describePublication, listQuery, sendPublication, type ContentQuery, type ListQuery } from '../publication-download.js';
+import { describePublication, listQuery, PUBLICATION_SCHEMA, sendPublication, type ContentQuery, type ListQuery } from '../publication-download.js';
+import { publishedSchema } from '../schemas.js';
+import { answers, binaryBody, channelParams, GUARDED, signatureHeaders } from '../route-schemas.js';
 import { evidence, sendStandard, unacceptedContentEncoding } from '../request.js';
 
 declare module 'fastify' {
@@ -83,6 +85,11 @@ export function publicationMetadata(channel: string, q: PublishQuery): Publicati
   };
 }
 
+/** The DI-999 code of a refused publication: the one the outcome names, else MSG1000 for a 403 and MSG1001 for what is wrong with the request. */
+function refusalCode(outcome: Extract<PublishOutcome, { ok: false }>): MsgText {
+  return outcome.message ?? (outcome.status === 403 ? MSG.processingFailed : MSG.schemaFailure);
+}
+
 /** A refusal sent while the upload is still unread: the connection closes instead of reading gigabytes to throw away. */
 function refuseUnread(deps: ApiDeps, reply: FastifyReply, status: number, caller: string | null, message: Parameters<typeof sendStandard>[4], help: string): FastifyReply {
   reply.header('connection', 'close');
@@ -104,7 +111,24 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     else done(Object.assign(new Error(`Content-Type 'application/octet-stream' is not accepted: send application/json`), { statusCode: 400 }), undefined);
   });
 
-  app.post<{ Params: { id: string }; Querystring: PublishQuery }>('/dip-channel/:id/publications', { config: { streamedBody: true } }, async (req, reply) => {
+  const tags = ['Publications (OpenDIP)'];
+  const publicationParams = { ...channelParams, required: ['id', 'publicationId'], properties: { ...(channelParams['properties'] as object), publicationId: { type: 'string', description: 'The publication ID (from the 201 answer, the list or the notice)' } } };
+  const standard = publishedSchema('StandardResponse');
+  const published = {
+    ...standard,
+    properties: { ...(standard['properties'] as object), publication: { ...PUBLICATION_SCHEMA, description: '(OpenDIP) what was stored and where to fetch it' } },
+  };
+  const publishSchema = {
+    operationId: 'publishPublication',
+    tags,
+    summary: 'Publish a large payload (Pattern B, spec 5.6) (OpenDIP)',
+    description:
+      'The payload as application/octet-stream (streamed), its metadata in the query string (type, version, format; compression, effectiveFrom, effectiveTo, fileName, description, public, recipients). The signature covers the X-DIP-Content-Hash the publisher declares, checked against the bytes once read. 409: that version of the publication type exists already, or another publisher owns the type.',
+    params: channelParams,
+    headers: signatureHeaders,
+    response: answers([...GUARDED, 409], { 201: { ...published, description: 'Created: the StandardResponse, with the publication beside it' } }),
+  };
+  app.post<{ Params: { id: string }; Querystring: PublishQuery }>('/dip-channel/:id/publications', { config: { streamedBody: true }, schema: publishSchema }, async (req, reply) => {
     const auth = await authenticate(deps.registry, { ...evidence(deps, req), streamedBody: true }, new Date(deps.clock.now()), deps.config.maxClockSkewSeconds * 1000);
     if (!auth.ok) return refuseUnread(deps, reply, auth.status, null, MSG.processingFailed, auth.help);
     const caller = auth.participant;
@@ -121,10 +145,10 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     if (declared.length !== 32) return refuseUnread(deps, reply, 400, caller.dipId, MSG.schemaFailure, `${DIP_HEADER_CONTENT_HASH} must be the base64 SHA-256 of the payload (32 bytes)`);
     const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
     const early = await deps.publications.precheck(caller, channel, meta, length);
-    if (early && !early.ok) return refuseUnread(deps, reply, early.status, caller.dipId, early.status === 403 ? MSG.processingFailed : MSG.schemaFailure, early.help);
+    if (early && !early.ok) return refuseUnread(deps, reply, early.status, caller.dipId, refusalCode(early), early.help);
 
     const outcome = await deps.publications.publish(caller, channel, meta, declared.toString('hex'), req.body as Readable);
-    if (!outcome.ok) return refuseUnread(deps, reply, outcome.status, caller.dipId, outcome.status === 403 ? MSG.processingFailed : MSG.schemaFailure, outcome.help);
+    if (!outcome.ok) return refuseUnread(deps, reply, outcome.status, caller.dipId, refusalCode(outcome), outcome.help);
     deps.delivery.notify(outcome.queues);
     const uri = deps.publications.downloadUrl(outcome.record);
     reply.header('location', uri);
@@ -137,7 +161,16 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     });
   });
 
-  app.get<{ Params: { id: string }; Querystring: ListQuery }>('/dip-channel/:id/publications', { config: { access: 'participant' } }, async (req, reply) => {
+  const listSchema = {
+    operationId: 'listPublications',
+    tags,
+    summary: 'List the publications of a channel the caller may read (OpenDIP)',
+    description: 'Query: type, version, from, to, effectiveOn, limit. Restricted publications are listed only to the recipients their publisher named.',
+    params: channelParams,
+    headers: signatureHeaders,
+    response: answers(GUARDED, { 200: { type: 'object', required: ['publications'], properties: { publications: { type: 'array', items: PUBLICATION_SCHEMA } }, description: 'The publications, newest first' } }),
+  };
+  app.get<{ Params: { id: string }; Querystring: ListQuery }>('/dip-channel/:id/publications', { config: { access: 'participant' }, schema: listSchema }, async (req, reply) => {
     const scope = readerScope(deps, req, reply);
     if (!scope) return reply;
     // Restricted publications are left out by the query itself, so they never crowd the caller's out of the limit.
@@ -147,7 +180,16 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     return reply.code(200).send({ publications: found.map((p) => describePublication(p, deps.publications.downloadUrl(p))) });
   });
 
-  app.get<{ Params: { id: string; publicationId: string } }>('/dip-channel/:id/publications/:publicationId', { config: { access: 'participant' } }, async (req, reply) => {
+  const oneSchema = {
+    operationId: 'getPublication',
+    tags,
+    summary: "One publication's metadata (OpenDIP)",
+    description: '404: no such publication on this channel; 403: the caller may not read it.',
+    params: publicationParams,
+    headers: signatureHeaders,
+    response: answers(GUARDED, { 200: { ...PUBLICATION_SCHEMA, description: 'The publication' } }),
+  };
+  app.get<{ Params: { id: string; publicationId: string } }>('/dip-channel/:id/publications/:publicationId', { config: { access: 'participant' }, schema: oneSchema }, async (req, reply) => {
     const found = await readable(deps, req, reply);
     if (!found) return reply;
     return reply.code(200).send(describePublication(found.record, deps.publications.downloadUrl(found.record)));
@@ -155,7 +197,22 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
 
   app.get<{ Params: { id: string; publicationId: string }; Querystring: ContentQuery }>(
     '/dip-channel/:id/publications/:publicationId/content',
-    { config: { access: 'participant', keepAnswer: false } },
+    {
+      config: { access: 'participant', keepAnswer: false },
+      schema: {
+        operationId: 'downloadPublication',
+        tags,
+        summary: "Download a publication's content (OpenDIP)",
+        description:
+          'Whole, or one byte range (Range, If-Range on the ETag, which is the SHA-256 as stored): 206 with Content-Range; a range outside the file is 416. With decompress=true, or where=field:v1,v2 and columns= (csv and jsonl), the plain and filtered content, gzip-compressed when the client accepts it.',
+        params: publicationParams,
+        headers: signatureHeaders,
+        response: answers([...GUARDED, 416], {
+          200: binaryBody(200, 'The content, as stored or (decompress, where, columns) plain and filtered; Content-Type by format'),
+          206: binaryBody(206, 'The byte range Content-Range names'),
+        }),
+      },
+    },
     async (req, reply) => {
       const found = await readable(deps, req, reply);
       if (!found) return reply;
@@ -182,7 +239,8 @@ async function readable(deps: ApiDeps, req: FastifyRequest<{ Params: { id: strin
   const record = await deps.publications.get(req.params.publicationId);
   const refused = downloadRefusal(scope.channel, scope.caller, req.params.publicationId, record, deps.publications.publisherRoles(scope.channel));
   if (refused || !record) {
-    void sendStandard(deps, reply, refused?.status ?? 404, scope.caller.dipId, refused?.status === 403 ? MSG.processingFailed : MSG.interfaceIdInvalid, refused?.help ?? '');
+    // An unknown publication ID is not an unknown interface ID (MSG1002): DI-999 has no MSG code for it (RCP1042 is the recipient's), so the generic one, the help naming it.
+    void sendStandard(deps, reply, refused?.status ?? 404, scope.caller.dipId, MSG.processingFailed, refused?.help ?? `no publication ${req.params.publicationId} on ${scope.channel.interfaceId}`);
     return null;
   }
   return { caller: scope.caller, record };

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { JsonSchema } from '../../catalogue/types.js';
 import { MSG } from '../../domain/response-codes.js';
-import { continuationToken, readContinuationToken, type ReplayFilter } from '../../pipeline/replay.js';
+import type { ReplayFilter } from '../../pipeline/replay.js';
 import type { ApiDeps, RoutePluginOptions } from '../deps.js';
 import { recipientScope } from '../guard.js';
 import { publishedSchema, replayWindow, type MessageRequestBody } from '../schemas.js';
@@ -27,7 +28,7 @@ export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
       summary: 'Replay messages from a DIP Channel Publication',
       description:
         'Answers the archived messages the recipient received on the channel that match the filters, a page (1,000) at a time: 200 when that is all, 206 with X-Continuation-Token when more follow (send the same body again with that header). With nothing to replay the answer is the operator\'s choice (config api.emptyReplay: an empty array, 204, or 400).',
-      headers: { ...signatureHeaders, properties: { ...(signatureHeaders['properties'] as object), [CONTINUATION_HEADER]: { type: 'string', description: 'From a 206 answer: the next page of the same request' } } },
+      headers: { ...signatureHeaders, properties: { ...(signatureHeaders['properties'] as object), [CONTINUATION_HEADER]: { type: 'string', format: 'uuid', description: 'From a 206 answer: the next page of the same request (the published ContinuationToken)' } } },
       response: answers(GUARDED, {
         200: preSerialised(200, egressArray('Replayed Messages')),
         204: noBody(204),
@@ -59,32 +60,47 @@ export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
         reply.header('location', location);
         return sendStandard(deps, reply, 202, caller.dipId, MSG.success, `more than one page matches: requeue job ${outcome.job.id} works through them behind your live traffic; follow it at GET ${location}`);
       }
-      const token = req.headers[CONTINUATION_HEADER];
+      const continuation = req.headers[CONTINUATION_HEADER];
       let afterSeq = 0;
-      if (typeof token === 'string') {
-        const at = readContinuationToken(token, filter);
-        if (at === null) return sendStandard(deps, reply, 400, caller.dipId, MSG.schemaFailure, `${CONTINUATION_HEADER} is not one this DIP issued for this request body: repeat the body of the request that returned it`);
-        afterSeq = at;
+      if (continuation !== undefined) {
+        // Given twice, Node joins the values with ', ': not a UUID either.
+        const reading = deps.continuation.read(queue, filter, String(continuation));
+        if ('refused' in reading) {
+          const help =
+            reading.refused === 'not-a-uuid'
+              ? `${CONTINUATION_HEADER} must be a UUID (the published ContinuationToken: string, format uuid), as this DIP sends it in a 206 answer`
+              : `${CONTINUATION_HEADER} is not one this DIP issued for this request body: repeat the body of the request that returned it`;
+          return sendStandard(deps, reply, 400, caller.dipId, MSG.schemaFailure, help);
+        }
+        afterSeq = reading.afterSeq;
       }
       const page = await deps.replay.replay(queue, filter, afterSeq);
       if (page.copies.length === 0) return answerNothingToReplay(deps, reply, caller.dipId, channel.interfaceId, body);
-      if (page.next !== null) reply.header(CONTINUATION_HEADER, continuationToken(filter, page.next));
+      if (page.next !== null) reply.header(CONTINUATION_HEADER, deps.continuation.issue(queue, filter, page.next));
       // The copies are already JSON: the answer is assembled without re-serialising them.
       return reply.code(page.next === null ? 200 : 206).type('application/json').send(`[${page.copies.join(',')}]`);
     });
   }
 
   const jobParams = { ...channelRecipientParams, required: ['id', 'recipientId', 'jobId'], properties: { ...(channelRecipientParams['properties'] as object), jobId: { type: 'string', description: 'From the Location of a 202 answer' } } };
+  // The published RequeueStatus (percentComplete, totalTransactions, processedTransactions, status), as
+  // generated from the reference; it does not forbid other properties, so OpenDIP's own details stay beside.
+  const requeueStatus = publishedSchema('RequeueStatus');
+  const published = requeueStatus['properties'] as Record<string, JsonSchema>;
   const jobAnswer = {
-    type: 'object',
-    required: ['jobId', 'state', 'requeued', 'scannedUpTo', 'of', 'error', 'createdAt', 'updatedAt'],
+    ...requeueStatus,
+    required: ['percentComplete', 'totalTransactions', 'processedTransactions', 'status', 'jobId', 'state', 'requeued', 'scannedUpTo', 'of', 'error', 'createdAt', 'updatedAt'],
     properties: {
-      jobId: { type: 'string' },
-      state: { type: 'string', enum: ['running', 'done', 'failed'] },
-      requeued: { type: 'integer', description: 'Messages requeued so far' },
-      scannedUpTo: { type: 'integer', description: 'The archive position the job has worked through' },
-      of: { type: 'integer', description: 'The archive position the job ends at' },
-      error: { type: ['string', 'null'] },
+      percentComplete: { ...published['percentComplete'], description: 'Whole per cent of totalTransactions processed (rounded down; 100 only when none is left)' },
+      totalTransactions: { ...published['totalTransactions'], description: 'The messages the job requeues: those processed and those matching the filter not yet reached' },
+      processedTransactions: { ...published['processedTransactions'], description: 'Messages requeued so far' },
+      status: { ...published['status'], description: 'Processing, Completed or Failed (the published RequeueStatus)' },
+      jobId: { type: 'string', description: '(OpenDIP) the job, as named in the Location of the 202' },
+      state: { type: 'string', enum: ['running', 'done', 'failed'], description: '(OpenDIP) status in OpenDIP\'s own words, kept for earlier clients' },
+      requeued: { type: 'integer', description: '(OpenDIP) the same as processedTransactions' },
+      scannedUpTo: { type: 'integer', description: '(OpenDIP) the queue position the job has worked through' },
+      of: { type: 'integer', description: '(OpenDIP) the queue position the job ends at' },
+      error: { type: ['string', 'null'], description: '(OpenDIP) why a Failed job stopped' },
       createdAt: { type: 'string', format: 'date-time' },
       updatedAt: { type: 'string', format: 'date-time' },
     },
@@ -93,6 +109,7 @@ export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
     operationId: 'requeueJobStatus',
     tags,
     summary: 'Progress of a requeue job (OpenDIP)',
+    description: 'The published RequeueStatus of a job a 202 answer named, with OpenDIP\'s own details beside it.',
     params: jobParams,
     headers: signatureHeaders,
     response: answers(GUARDED, { 200: { ...jobAnswer, description: 'The job' } }),
@@ -102,6 +119,7 @@ export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
     const job = await deps.replay.job({ recipientDipId: caller.dipId, channel: channel.interfaceId }, req.params.jobId);
     if (!job) return sendStandard(deps, reply, 404, caller.dipId, MSG.processingFailed, `no requeue job ${req.params.jobId} for ${caller.dipId} on ${channel.interfaceId}`);
     return reply.code(200).send({
+      ...(await deps.replay.progress(job)),
       jobId: job.id,
       state: job.state,
       requeued: job.requeued,

@@ -194,47 +194,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        /**
+         * List the publications of a channel the caller may read (OpenDIP)
+         * @description Query: type, version, from, to, effectiveOn, limit. Restricted publications are listed only to the recipients their publisher named.
+         */
+        get: operations["listPublications"];
         put?: never;
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        /**
+         * Publish a large payload (Pattern B, spec 5.6) (OpenDIP)
+         * @description The payload as application/octet-stream (streamed), its metadata in the query string (type, version, format; compression, effectiveFrom, effectiveTo, fileName, description, public, recipients). The signature covers the X-DIP-Content-Hash the publisher declares, checked against the bytes once read. 409: that version of the publication type exists already, or another publisher owns the type.
+         */
+        post: operations["publishPublication"];
         delete?: never;
         options?: never;
         head?: never;
@@ -248,27 +218,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                    publicationId: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        /**
+         * One publication's metadata (OpenDIP)
+         * @description 404: no such publication on this channel; 403: the caller may not read it.
+         */
+        get: operations["getPublication"];
         put?: never;
         post?: never;
         delete?: never;
@@ -284,27 +238,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                    publicationId: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        /**
+         * Download a publication's content (OpenDIP)
+         * @description Whole, or one byte range (Range, If-Range on the ETag, which is the SHA-256 as stored): 206 with Content-Range; a range outside the file is 416. With decompress=true, or where=field:v1,v2 and columns= (csv and jsonl), the plain and filtered content, gzip-compressed when the client accepts it.
+         */
+        get: operations["downloadPublication"];
         put?: never;
         post?: never;
         delete?: never;
@@ -380,7 +318,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Progress of a requeue job (OpenDIP) */
+        /**
+         * Progress of a requeue job (OpenDIP)
+         * @description The published RequeueStatus of a job a 202 answer named, with OpenDIP's own details beside it.
+         */
         get: operations["requeueJobStatus"];
         put?: never;
         post?: never;
@@ -431,51 +372,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        /** The caller's alarm subscriptions (OpenDIP) */
+        get: operations["listAlarmSubscriptions"];
         put?: never;
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        email?: string | null;
-                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "maintenance")[];
-                        webhookUrl?: string | null;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        /** Subscribe to alarms by e-mail or webhook (OpenDIP) */
+        post: operations["subscribeToAlarms"];
         delete?: never;
         options?: never;
         head?: never;
@@ -492,26 +393,8 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        /** Remove one of the caller's alarm subscriptions (OpenDIP) */
+        delete: operations["removeAlarmSubscription"];
         options?: never;
         head?: never;
         patch?: never;
@@ -524,24 +407,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        /** The alarms that concern the caller now (OpenDIP) */
+        get: operations["listAlarms"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1625,41 +1492,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    "recipient-id": string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            availableOptionalRoles?: string[];
-                            certificateFingerprint?: string;
-                            channels?: string[];
-                            connectionProvider?: string | null;
-                            dipId?: string;
-                            optInChannels?: string[];
-                            optionalRoles?: string[];
-                            organisation?: string;
-                            previousApiKeyValidUntil?: string | null;
-                            previousCertificateValidUntil?: string | null;
-                            registerRoles?: string[] | null;
-                            roles?: string[];
-                        };
-                    };
-                };
-            };
-        };
+        /** What the DIP holds about the participant (OpenDIP) */
+        get: operations["getParticipant"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1677,37 +1511,8 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    "recipient-id": string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        overlapHours?: number;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            apiKey?: string;
-                            previousValidUntil?: string | null;
-                        };
-                    };
-                };
-            };
-        };
+        /** A new API key; the old one works until the overlap ends (OpenDIP) */
+        post: operations["rotateApiKey"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1723,39 +1528,8 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    "recipient-id": string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        csr: string;
-                        overlapDays?: number;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            certificate?: string;
-                            fingerprint?: string;
-                            previousValidUntil?: string | null;
-                        };
-                    };
-                };
-            };
-        };
+        /** A certificate from the environment's CA for a CSR (OpenDIP) */
+        post: operations["newCertificate"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1770,79 +1544,11 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        put: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    channel: string;
-                    "recipient-id": string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            availableOptionalRoles?: string[];
-                            certificateFingerprint?: string;
-                            channels?: string[];
-                            connectionProvider?: string | null;
-                            dipId?: string;
-                            optInChannels?: string[];
-                            optionalRoles?: string[];
-                            organisation?: string;
-                            previousApiKeyValidUntil?: string | null;
-                            previousCertificateValidUntil?: string | null;
-                            registerRoles?: string[] | null;
-                            roles?: string[];
-                        };
-                    };
-                };
-            };
-        };
+        /** Opt into a channel that allows it (OpenDIP) */
+        put: operations["joinChannel"];
         post?: never;
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    channel: string;
-                    "recipient-id": string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            availableOptionalRoles?: string[];
-                            certificateFingerprint?: string;
-                            channels?: string[];
-                            connectionProvider?: string | null;
-                            dipId?: string;
-                            optInChannels?: string[];
-                            optionalRoles?: string[];
-                            organisation?: string;
-                            previousApiKeyValidUntil?: string | null;
-                            previousCertificateValidUntil?: string | null;
-                            registerRoles?: string[] | null;
-                            roles?: string[];
-                        };
-                    };
-                };
-            };
-        };
+        /** Leave a channel opted into (OpenDIP) */
+        delete: operations["leaveChannel"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1856,83 +1562,11 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        put: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    "recipient-id": string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        dipId: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            availableOptionalRoles?: string[];
-                            certificateFingerprint?: string;
-                            channels?: string[];
-                            connectionProvider?: string | null;
-                            dipId?: string;
-                            optInChannels?: string[];
-                            optionalRoles?: string[];
-                            organisation?: string;
-                            previousApiKeyValidUntil?: string | null;
-                            previousCertificateValidUntil?: string | null;
-                            registerRoles?: string[] | null;
-                            roles?: string[];
-                        };
-                    };
-                };
-            };
-        };
+        /** Nominate a DIP Connection Provider (OpenDIP) */
+        put: operations["nominateConnectionProvider"];
         post?: never;
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    "recipient-id": string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            availableOptionalRoles?: string[];
-                            certificateFingerprint?: string;
-                            channels?: string[];
-                            connectionProvider?: string | null;
-                            dipId?: string;
-                            optInChannels?: string[];
-                            optionalRoles?: string[];
-                            organisation?: string;
-                            previousApiKeyValidUntil?: string | null;
-                            previousCertificateValidUntil?: string | null;
-                            registerRoles?: string[] | null;
-                            roles?: string[];
-                        };
-                    };
-                };
-            };
-        };
+        /** Withdraw the connection provider nomination (OpenDIP) */
+        delete: operations["withdrawConnectionProvider"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1946,79 +1580,11 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        put: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    "recipient-id": string;
-                    role: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            availableOptionalRoles?: string[];
-                            certificateFingerprint?: string;
-                            channels?: string[];
-                            connectionProvider?: string | null;
-                            dipId?: string;
-                            optInChannels?: string[];
-                            optionalRoles?: string[];
-                            organisation?: string;
-                            previousApiKeyValidUntil?: string | null;
-                            previousCertificateValidUntil?: string | null;
-                            registerRoles?: string[] | null;
-                            roles?: string[];
-                        };
-                    };
-                };
-            };
-        };
+        /** Sign up for an optional role (OpenDIP) */
+        put: operations["joinOptionalRole"];
         post?: never;
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    "recipient-id": string;
-                    role: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            availableOptionalRoles?: string[];
-                            certificateFingerprint?: string;
-                            channels?: string[];
-                            connectionProvider?: string | null;
-                            dipId?: string;
-                            optInChannels?: string[];
-                            optionalRoles?: string[];
-                            organisation?: string;
-                            previousApiKeyValidUntil?: string | null;
-                            previousCertificateValidUntil?: string | null;
-                            registerRoles?: string[] | null;
-                            roles?: string[];
-                        };
-                    };
-                };
-            };
-        };
+        /** Leave an optional role (OpenDIP) */
+        delete: operations["leaveOptionalRole"];
         options?: never;
         head?: never;
         patch?: never;
@@ -7555,6 +7121,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description Bad Request: the help text names the field and why */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
         };
     };
     dipCertificates: {
@@ -8391,6 +7966,598 @@ export interface operations {
             };
         };
     };
+    listPublications: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description base64 SHA-256 of the raw body bytes */
+                "X-DIP-Content-Hash": string;
+                /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature over METHOD;url-lower-cased;date;content-hash */
+                "X-DIP-Signature": string;
+                /** @description base64 of the signer's certificate in PEM; it must be the mutual-TLS client certificate's participant */
+                "X-DIP-Signature-Certificate": string;
+                /** @description UTC ISO-8601 with milliseconds, e.g. 2025-06-27T14:29:09.061Z; bounded clock skew */
+                "X-DIP-Signature-Date": string;
+            };
+            path: {
+                /** @description Interface (channel) ID, e.g. IF-021 or REP-002 (DT-000), any case */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The publications, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        publications: {
+                            channel: string;
+                            /** @enum {string} */
+                            compression: "none" | "gzip" | "zlib" | "zlib-base64";
+                            description: string | null;
+                            downloadURI: string;
+                            effectiveFrom: string | null;
+                            effectiveTo: string | null;
+                            fileName: string;
+                            format: string;
+                            public: boolean;
+                            publicationID: string;
+                            publicationType: string;
+                            publishedAt: string;
+                            publisherDIPID: string;
+                            /** @description The recipients the publisher named; null: everyone who receives on the channel */
+                            recipients: string[] | null;
+                            /** @description Hex SHA-256 of the bytes as stored (also the ETag) */
+                            sha256: string;
+                            /** @description Bytes as stored */
+                            size: number;
+                            version: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Bad Request: the help text names the field and why */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Unauthorised Error: API key, client certificate or signature missing or not agreeing */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Forbidden: the caller may not act for this participant, role or channel */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Not found: no such channel or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Method Not Allowed (Allow names the methods the path takes) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Request Timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Too Many Requests (Retry-After says when to try again) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+        };
+    };
+    publishPublication: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description base64 SHA-256 of the raw body bytes */
+                "X-DIP-Content-Hash": string;
+                /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature over METHOD;url-lower-cased;date;content-hash */
+                "X-DIP-Signature": string;
+                /** @description base64 of the signer's certificate in PEM; it must be the mutual-TLS client certificate's participant */
+                "X-DIP-Signature-Certificate": string;
+                /** @description UTC ISO-8601 with milliseconds, e.g. 2025-06-27T14:29:09.061Z; bounded clock skew */
+                "X-DIP-Signature-Date": string;
+            };
+            path: {
+                /** @description Interface (channel) ID, e.g. IF-021 or REP-002 (DT-000), any case */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Created: the StandardResponse, with the publication beside it */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        messageArray?: components["schemas"]["StandardResponseArray"];
+                        /** @description (OpenDIP) what was stored and where to fetch it */
+                        publication?: {
+                            channel: string;
+                            /** @enum {string} */
+                            compression: "none" | "gzip" | "zlib" | "zlib-base64";
+                            description: string | null;
+                            downloadURI: string;
+                            effectiveFrom: string | null;
+                            effectiveTo: string | null;
+                            fileName: string;
+                            format: string;
+                            public: boolean;
+                            publicationID: string;
+                            publicationType: string;
+                            publishedAt: string;
+                            publisherDIPID: string;
+                            /** @description The recipients the publisher named; null: everyone who receives on the channel */
+                            recipients: string[] | null;
+                            /** @description Hex SHA-256 of the bytes as stored (also the ETag) */
+                            sha256: string;
+                            /** @description Bytes as stored */
+                            size: number;
+                            version: string;
+                        };
+                        timestamp?: components["schemas"]["DT-003-DateTime"];
+                    };
+                };
+            };
+            /** @description Bad Request: the help text names the field and why */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Unauthorised Error: API key, client certificate or signature missing or not agreeing */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Forbidden: the caller may not act for this participant, role or channel */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Not found: no such channel or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Method Not Allowed (Allow names the methods the path takes) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Request Timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Too Many Requests (Retry-After says when to try again) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+        };
+    };
+    getPublication: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description base64 SHA-256 of the raw body bytes */
+                "X-DIP-Content-Hash": string;
+                /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature over METHOD;url-lower-cased;date;content-hash */
+                "X-DIP-Signature": string;
+                /** @description base64 of the signer's certificate in PEM; it must be the mutual-TLS client certificate's participant */
+                "X-DIP-Signature-Certificate": string;
+                /** @description UTC ISO-8601 with milliseconds, e.g. 2025-06-27T14:29:09.061Z; bounded clock skew */
+                "X-DIP-Signature-Date": string;
+            };
+            path: {
+                /** @description Interface (channel) ID, e.g. IF-021 or REP-002 (DT-000), any case */
+                id: string;
+                /** @description The publication ID (from the 201 answer, the list or the notice) */
+                publicationId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The publication */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        channel: string;
+                        /** @enum {string} */
+                        compression: "none" | "gzip" | "zlib" | "zlib-base64";
+                        description: string | null;
+                        downloadURI: string;
+                        effectiveFrom: string | null;
+                        effectiveTo: string | null;
+                        fileName: string;
+                        format: string;
+                        public: boolean;
+                        publicationID: string;
+                        publicationType: string;
+                        publishedAt: string;
+                        publisherDIPID: string;
+                        /** @description The recipients the publisher named; null: everyone who receives on the channel */
+                        recipients: string[] | null;
+                        /** @description Hex SHA-256 of the bytes as stored (also the ETag) */
+                        sha256: string;
+                        /** @description Bytes as stored */
+                        size: number;
+                        version: string;
+                    };
+                };
+            };
+            /** @description Bad Request: the help text names the field and why */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Unauthorised Error: API key, client certificate or signature missing or not agreeing */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Forbidden: the caller may not act for this participant, role or channel */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Not found: no such channel or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Method Not Allowed (Allow names the methods the path takes) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Request Timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Too Many Requests (Retry-After says when to try again) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+        };
+    };
+    downloadPublication: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description base64 SHA-256 of the raw body bytes */
+                "X-DIP-Content-Hash": string;
+                /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature over METHOD;url-lower-cased;date;content-hash */
+                "X-DIP-Signature": string;
+                /** @description base64 of the signer's certificate in PEM; it must be the mutual-TLS client certificate's participant */
+                "X-DIP-Signature-Certificate": string;
+                /** @description UTC ISO-8601 with milliseconds, e.g. 2025-06-27T14:29:09.061Z; bounded clock skew */
+                "X-DIP-Signature-Date": string;
+            };
+            path: {
+                /** @description Interface (channel) ID, e.g. IF-021 or REP-002 (DT-000), any case */
+                id: string;
+                /** @description The publication ID (from the 201 answer, the list or the notice) */
+                publicationId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. The content, as stored or (decompress, where, columns) plain and filtered; Content-Type by format */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description Partial Content: one page; send the request again with X-Continuation-Token for the next. The byte range Content-Range names */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description Bad Request: the help text names the field and why */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Unauthorised Error: API key, client certificate or signature missing or not agreeing */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Forbidden: the caller may not act for this participant, role or channel */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Not found: no such channel or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Method Not Allowed (Allow names the methods the path takes) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Request Timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Range Not Satisfiable (Content-Range names the size) */
+            416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Too Many Requests (Retry-After says when to try again) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+        };
+    };
     pullMessages: {
         parameters: {
             query?: {
@@ -8539,7 +8706,7 @@ export interface operations {
         parameters: {
             query?: never;
             header: {
-                /** @description From a 206 answer: the next page of the same request */
+                /** @description From a 206 answer: the next page of the same request (the published ContinuationToken) */
                 "x-continuation-token"?: string;
                 /** @description base64 SHA-256 of the raw body bytes */
                 "X-DIP-Content-Hash": string;
@@ -8880,16 +9047,32 @@ export interface operations {
                     "application/json": {
                         /** Format: date-time */
                         createdAt: string;
+                        /** @description (OpenDIP) why a Failed job stopped */
                         error: string | null;
+                        /** @description (OpenDIP) the job, as named in the Location of the 202 */
                         jobId: string;
-                        /** @description The archive position the job ends at */
+                        /** @description (OpenDIP) the queue position the job ends at */
                         of: number;
+                        /** @description Whole per cent of totalTransactions processed (rounded down; 100 only when none is left) */
+                        percentComplete: number;
                         /** @description Messages requeued so far */
+                        processedTransactions: number;
+                        /** @description (OpenDIP) the same as processedTransactions */
                         requeued: number;
-                        /** @description The archive position the job has worked through */
+                        /** @description (OpenDIP) the queue position the job has worked through */
                         scannedUpTo: number;
-                        /** @enum {string} */
+                        /**
+                         * @description (OpenDIP) status in OpenDIP's own words, kept for earlier clients
+                         * @enum {string}
+                         */
                         state: "running" | "done" | "failed";
+                        /**
+                         * @description Processing, Completed or Failed (the published RequeueStatus)
+                         * @enum {string}
+                         */
+                        status: "Processing" | "Completed" | "Failed";
+                        /** @description The messages the job requeues: those processed and those matching the filter not yet reached */
+                        totalTransactions: number;
                         /** Format: date-time */
                         updatedAt: string;
                     };
@@ -9085,6 +9268,1764 @@ export interface operations {
                             /** @description 1 when published, one more for each amendment */
                             version: number;
                         }[];
+                    };
+                };
+            };
+            /** @description Bad Request: the help text names the field and why */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Unauthorised Error: API key, client certificate or signature missing or not agreeing */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Forbidden: the caller may not act for this participant, role or channel */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Not found: no such channel or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Method Not Allowed (Allow names the methods the path takes) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Request Timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Too Many Requests (Retry-After says when to try again) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+        };
+    };
+    listAlarmSubscriptions: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description base64 SHA-256 of the raw body bytes */
+                "X-DIP-Content-Hash": string;
+                /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature over METHOD;url-lower-cased;date;content-hash */
+                "X-DIP-Signature": string;
+                /** @description base64 of the signer's certificate in PEM; it must be the mutual-TLS client certificate's participant */
+                "X-DIP-Signature-Certificate": string;
+                /** @description UTC ISO-8601 with milliseconds, e.g. 2025-06-27T14:29:09.061Z; bounded clock skew */
+                "X-DIP-Signature-Date": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The subscriptions */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        subscriptions: {
+                            /** @description Milliseconds since the Unix epoch */
+                            createdAt: number;
+                            email: string | null;
+                            id: string;
+                            /** @description `operator` or a participant's DIP ID */
+                            owner: string;
+                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "maintenance")[];
+                            webhookUrl: string | null;
+                        }[];
+                    };
+                };
+            };
+            /** @description Bad Request: the help text names the field and why */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Unauthorised Error: API key, client certificate or signature missing or not agreeing */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Forbidden: the caller may not act for this participant, role or channel */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Not found: no such channel or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Method Not Allowed (Allow names the methods the path takes) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Request Timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Too Many Requests (Retry-After says when to try again) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+        };
+    };
+    subscribeToAlarms: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description base64 SHA-256 of the raw body bytes */
+                "X-DIP-Content-Hash": string;
+                /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature over METHOD;url-lower-cased;date;content-hash */
+                "X-DIP-Signature": string;
+                /** @description base64 of the signer's certificate in PEM; it must be the mutual-TLS client certificate's participant */
+                "X-DIP-Signature-Certificate": string;
+                /** @description UTC ISO-8601 with milliseconds, e.g. 2025-06-27T14:29:09.061Z; bounded clock skew */
+                "X-DIP-Signature-Date": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    email?: string | null;
+                    rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "maintenance")[];
+                    webhookUrl?: string | null;
+                };
+            };
+        };
+        responses: {
+            /** @description Subscribed */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Milliseconds since the Unix epoch */
+                        createdAt: number;
+                        email: string | null;
+                        id: string;
+                        /** @description `operator` or a participant's DIP ID */
+                        owner: string;
+                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "maintenance")[];
+                        webhookUrl: string | null;
+                    };
+                };
+            };
+            /** @description Bad Request: the help text names the field and why */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Unauthorised Error: API key, client certificate or signature missing or not agreeing */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Forbidden: the caller may not act for this participant, role or channel */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Not found: no such channel or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Method Not Allowed (Allow names the methods the path takes) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Request Timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Too Many Requests (Retry-After says when to try again) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+        };
+    };
+    removeAlarmSubscription: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description base64 SHA-256 of the raw body bytes */
+                "X-DIP-Content-Hash": string;
+                /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature over METHOD;url-lower-cased;date;content-hash */
+                "X-DIP-Signature": string;
+                /** @description base64 of the signer's certificate in PEM; it must be the mutual-TLS client certificate's participant */
+                "X-DIP-Signature-Certificate": string;
+                /** @description UTC ISO-8601 with milliseconds, e.g. 2025-06-27T14:29:09.061Z; bounded clock skew */
+                "X-DIP-Signature-Date": string;
+            };
+            path: {
+                /** @description The subscription ID */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad Request: the help text names the field and why */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Unauthorised Error: API key, client certificate or signature missing or not agreeing */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Forbidden: the caller may not act for this participant, role or channel */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Not found: no such channel or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Method Not Allowed (Allow names the methods the path takes) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Request Timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Too Many Requests (Retry-After says when to try again) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+        };
+    };
+    listAlarms: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description base64 SHA-256 of the raw body bytes */
+                "X-DIP-Content-Hash": string;
+                /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature over METHOD;url-lower-cased;date;content-hash */
+                "X-DIP-Signature": string;
+                /** @description base64 of the signer's certificate in PEM; it must be the mutual-TLS client certificate's participant */
+                "X-DIP-Signature-Certificate": string;
+                /** @description UTC ISO-8601 with milliseconds, e.g. 2025-06-27T14:29:09.061Z; bounded clock skew */
+                "X-DIP-Signature-Date": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The alarms */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        alarms: {
+                            /** @description Stable while the condition holds */
+                            key: string;
+                            /** @description Whom it concerns; null: the DIP itself */
+                            participant: string | null;
+                            /** @enum {string} */
+                            rule: "dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "maintenance";
+                            /** @description Milliseconds since the Unix epoch */
+                            since: number;
+                            summary: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Bad Request: the help text names the field and why */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Unauthorised Error: API key, client certificate or signature missing or not agreeing */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Forbidden: the caller may not act for this participant, role or channel */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Not found: no such channel or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Method Not Allowed (Allow names the methods the path takes) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Request Timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Too Many Requests (Retry-After says when to try again) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+        };
+    };
+    getParticipant: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description base64 SHA-256 of the raw body bytes */
+                "X-DIP-Content-Hash": string;
+                /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature over METHOD;url-lower-cased;date;content-hash */
+                "X-DIP-Signature": string;
+                /** @description base64 of the signer's certificate in PEM; it must be the mutual-TLS client certificate's participant */
+                "X-DIP-Signature-Certificate": string;
+                /** @description UTC ISO-8601 with milliseconds, e.g. 2025-06-27T14:29:09.061Z; bounded clock skew */
+                "X-DIP-Signature-Date": string;
+            };
+            path: {
+                /** @description The caller's own DIP participant ID (DT-006), or the participant it connects for */
+                "recipient-id": string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What the DIP now holds about the participant */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        availableOptionalRoles?: string[];
+                        certificateFingerprint?: string;
+                        channels?: string[];
+                        connectionProvider?: string | null;
+                        dipId?: string;
+                        optInChannels?: string[];
+                        optionalRoles?: string[];
+                        organisation?: string;
+                        previousApiKeyValidUntil?: string | null;
+                        previousCertificateValidUntil?: string | null;
+                        registerRoles?: string[] | null;
+                        roles?: string[];
+                    };
+                };
+            };
+            /** @description Bad Request: the help text names the field and why */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Unauthorised Error: API key, client certificate or signature missing or not agreeing */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Forbidden: the caller may not act for this participant, role or channel */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Not found: no such channel or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Method Not Allowed (Allow names the methods the path takes) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Request Timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Too Many Requests (Retry-After says when to try again) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+        };
+    };
+    rotateApiKey: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description base64 SHA-256 of the raw body bytes */
+                "X-DIP-Content-Hash": string;
+                /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature over METHOD;url-lower-cased;date;content-hash */
+                "X-DIP-Signature": string;
+                /** @description base64 of the signer's certificate in PEM; it must be the mutual-TLS client certificate's participant */
+                "X-DIP-Signature-Certificate": string;
+                /** @description UTC ISO-8601 with milliseconds, e.g. 2025-06-27T14:29:09.061Z; bounded clock skew */
+                "X-DIP-Signature-Date": string;
+            };
+            path: {
+                /** @description The caller's own DIP participant ID (DT-006), or the participant it connects for */
+                "recipient-id": string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    overlapHours?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description The new API key (shown once) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        apiKey?: string;
+                        previousValidUntil?: string | null;
+                    };
+                };
+            };
+            /** @description Bad Request: the help text names the field and why */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Unauthorised Error: API key, client certificate or signature missing or not agreeing */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Forbidden: the caller may not act for this participant, role or channel */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Not found: no such channel or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Method Not Allowed (Allow names the methods the path takes) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Request Timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Too Many Requests (Retry-After says when to try again) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+        };
+    };
+    newCertificate: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description base64 SHA-256 of the raw body bytes */
+                "X-DIP-Content-Hash": string;
+                /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature over METHOD;url-lower-cased;date;content-hash */
+                "X-DIP-Signature": string;
+                /** @description base64 of the signer's certificate in PEM; it must be the mutual-TLS client certificate's participant */
+                "X-DIP-Signature-Certificate": string;
+                /** @description UTC ISO-8601 with milliseconds, e.g. 2025-06-27T14:29:09.061Z; bounded clock skew */
+                "X-DIP-Signature-Date": string;
+            };
+            path: {
+                /** @description The caller's own DIP participant ID (DT-006), or the participant it connects for */
+                "recipient-id": string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    csr: string;
+                    overlapDays?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description The certificate (PEM) and its fingerprint */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        certificate?: string;
+                        fingerprint?: string;
+                        previousValidUntil?: string | null;
+                    };
+                };
+            };
+            /** @description Bad Request: the help text names the field and why */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Unauthorised Error: API key, client certificate or signature missing or not agreeing */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Forbidden: the caller may not act for this participant, role or channel */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Not found: no such channel or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Method Not Allowed (Allow names the methods the path takes) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Request Timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Too Many Requests (Retry-After says when to try again) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+        };
+    };
+    joinChannel: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description base64 SHA-256 of the raw body bytes */
+                "X-DIP-Content-Hash": string;
+                /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature over METHOD;url-lower-cased;date;content-hash */
+                "X-DIP-Signature": string;
+                /** @description base64 of the signer's certificate in PEM; it must be the mutual-TLS client certificate's participant */
+                "X-DIP-Signature-Certificate": string;
+                /** @description UTC ISO-8601 with milliseconds, e.g. 2025-06-27T14:29:09.061Z; bounded clock skew */
+                "X-DIP-Signature-Date": string;
+            };
+            path: {
+                /** @description A channel that takes participants opting in, any case */
+                channel: string;
+                /** @description The caller's own DIP participant ID (DT-006), or the participant it connects for */
+                "recipient-id": string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What the DIP now holds about the participant */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        availableOptionalRoles?: string[];
+                        certificateFingerprint?: string;
+                        channels?: string[];
+                        connectionProvider?: string | null;
+                        dipId?: string;
+                        optInChannels?: string[];
+                        optionalRoles?: string[];
+                        organisation?: string;
+                        previousApiKeyValidUntil?: string | null;
+                        previousCertificateValidUntil?: string | null;
+                        registerRoles?: string[] | null;
+                        roles?: string[];
+                    };
+                };
+            };
+            /** @description Bad Request: the help text names the field and why */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Unauthorised Error: API key, client certificate or signature missing or not agreeing */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Forbidden: the caller may not act for this participant, role or channel */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Not found: no such channel or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Method Not Allowed (Allow names the methods the path takes) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Request Timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Too Many Requests (Retry-After says when to try again) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+        };
+    };
+    leaveChannel: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description base64 SHA-256 of the raw body bytes */
+                "X-DIP-Content-Hash": string;
+                /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature over METHOD;url-lower-cased;date;content-hash */
+                "X-DIP-Signature": string;
+                /** @description base64 of the signer's certificate in PEM; it must be the mutual-TLS client certificate's participant */
+                "X-DIP-Signature-Certificate": string;
+                /** @description UTC ISO-8601 with milliseconds, e.g. 2025-06-27T14:29:09.061Z; bounded clock skew */
+                "X-DIP-Signature-Date": string;
+            };
+            path: {
+                /** @description A channel that takes participants opting in, any case */
+                channel: string;
+                /** @description The caller's own DIP participant ID (DT-006), or the participant it connects for */
+                "recipient-id": string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What the DIP now holds about the participant */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        availableOptionalRoles?: string[];
+                        certificateFingerprint?: string;
+                        channels?: string[];
+                        connectionProvider?: string | null;
+                        dipId?: string;
+                        optInChannels?: string[];
+                        optionalRoles?: string[];
+                        organisation?: string;
+                        previousApiKeyValidUntil?: string | null;
+                        previousCertificateValidUntil?: string | null;
+                        registerRoles?: string[] | null;
+                        roles?: string[];
+                    };
+                };
+            };
+            /** @description Bad Request: the help text names the field and why */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Unauthorised Error: API key, client certificate or signature missing or not agreeing */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Forbidden: the caller may not act for this participant, role or channel */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Not found: no such channel or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Method Not Allowed (Allow names the methods the path takes) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Request Timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Too Many Requests (Retry-After says when to try again) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+        };
+    };
+    nominateConnectionProvider: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description base64 SHA-256 of the raw body bytes */
+                "X-DIP-Content-Hash": string;
+                /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature over METHOD;url-lower-cased;date;content-hash */
+                "X-DIP-Signature": string;
+                /** @description base64 of the signer's certificate in PEM; it must be the mutual-TLS client certificate's participant */
+                "X-DIP-Signature-Certificate": string;
+                /** @description UTC ISO-8601 with milliseconds, e.g. 2025-06-27T14:29:09.061Z; bounded clock skew */
+                "X-DIP-Signature-Date": string;
+            };
+            path: {
+                /** @description The caller's own DIP participant ID (DT-006), or the participant it connects for */
+                "recipient-id": string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    dipId: string;
+                };
+            };
+        };
+        responses: {
+            /** @description What the DIP now holds about the participant */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        availableOptionalRoles?: string[];
+                        certificateFingerprint?: string;
+                        channels?: string[];
+                        connectionProvider?: string | null;
+                        dipId?: string;
+                        optInChannels?: string[];
+                        optionalRoles?: string[];
+                        organisation?: string;
+                        previousApiKeyValidUntil?: string | null;
+                        previousCertificateValidUntil?: string | null;
+                        registerRoles?: string[] | null;
+                        roles?: string[];
+                    };
+                };
+            };
+            /** @description Bad Request: the help text names the field and why */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Unauthorised Error: API key, client certificate or signature missing or not agreeing */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Forbidden: the caller may not act for this participant, role or channel */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Not found: no such channel or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Method Not Allowed (Allow names the methods the path takes) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Request Timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Too Many Requests (Retry-After says when to try again) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+        };
+    };
+    withdrawConnectionProvider: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description base64 SHA-256 of the raw body bytes */
+                "X-DIP-Content-Hash": string;
+                /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature over METHOD;url-lower-cased;date;content-hash */
+                "X-DIP-Signature": string;
+                /** @description base64 of the signer's certificate in PEM; it must be the mutual-TLS client certificate's participant */
+                "X-DIP-Signature-Certificate": string;
+                /** @description UTC ISO-8601 with milliseconds, e.g. 2025-06-27T14:29:09.061Z; bounded clock skew */
+                "X-DIP-Signature-Date": string;
+            };
+            path: {
+                /** @description The caller's own DIP participant ID (DT-006), or the participant it connects for */
+                "recipient-id": string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What the DIP now holds about the participant */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        availableOptionalRoles?: string[];
+                        certificateFingerprint?: string;
+                        channels?: string[];
+                        connectionProvider?: string | null;
+                        dipId?: string;
+                        optInChannels?: string[];
+                        optionalRoles?: string[];
+                        organisation?: string;
+                        previousApiKeyValidUntil?: string | null;
+                        previousCertificateValidUntil?: string | null;
+                        registerRoles?: string[] | null;
+                        roles?: string[];
+                    };
+                };
+            };
+            /** @description Bad Request: the help text names the field and why */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Unauthorised Error: API key, client certificate or signature missing or not agreeing */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Forbidden: the caller may not act for this participant, role or channel */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Not found: no such channel or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Method Not Allowed (Allow names the methods the path takes) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Request Timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Too Many Requests (Retry-After says when to try again) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+        };
+    };
+    joinOptionalRole: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description base64 SHA-256 of the raw body bytes */
+                "X-DIP-Content-Hash": string;
+                /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature over METHOD;url-lower-cased;date;content-hash */
+                "X-DIP-Signature": string;
+                /** @description base64 of the signer's certificate in PEM; it must be the mutual-TLS client certificate's participant */
+                "X-DIP-Signature-Certificate": string;
+                /** @description UTC ISO-8601 with milliseconds, e.g. 2025-06-27T14:29:09.061Z; bounded clock skew */
+                "X-DIP-Signature-Date": string;
+            };
+            path: {
+                /** @description The caller's own DIP participant ID (DT-006), or the participant it connects for */
+                "recipient-id": string;
+                /** @description An optional role (the operator lists which) */
+                role: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What the DIP now holds about the participant */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        availableOptionalRoles?: string[];
+                        certificateFingerprint?: string;
+                        channels?: string[];
+                        connectionProvider?: string | null;
+                        dipId?: string;
+                        optInChannels?: string[];
+                        optionalRoles?: string[];
+                        organisation?: string;
+                        previousApiKeyValidUntil?: string | null;
+                        previousCertificateValidUntil?: string | null;
+                        registerRoles?: string[] | null;
+                        roles?: string[];
+                    };
+                };
+            };
+            /** @description Bad Request: the help text names the field and why */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Unauthorised Error: API key, client certificate or signature missing or not agreeing */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Forbidden: the caller may not act for this participant, role or channel */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Not found: no such channel or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Method Not Allowed (Allow names the methods the path takes) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Request Timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Too Many Requests (Retry-After says when to try again) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+        };
+    };
+    leaveOptionalRole: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description base64 SHA-256 of the raw body bytes */
+                "X-DIP-Content-Hash": string;
+                /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature over METHOD;url-lower-cased;date;content-hash */
+                "X-DIP-Signature": string;
+                /** @description base64 of the signer's certificate in PEM; it must be the mutual-TLS client certificate's participant */
+                "X-DIP-Signature-Certificate": string;
+                /** @description UTC ISO-8601 with milliseconds, e.g. 2025-06-27T14:29:09.061Z; bounded clock skew */
+                "X-DIP-Signature-Date": string;
+            };
+            path: {
+                /** @description The caller's own DIP participant ID (DT-006), or the participant it connects for */
+                "recipient-id": string;
+                /** @description An optional role (the operator lists which) */
+                role: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What the DIP now holds about the participant */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        availableOptionalRoles?: string[];
+                        certificateFingerprint?: string;
+                        channels?: string[];
+                        connectionProvider?: string | null;
+                        dipId?: string;
+                        optInChannels?: string[];
+                        optionalRoles?: string[];
+                        organisation?: string;
+                        previousApiKeyValidUntil?: string | null;
+                        previousCertificateValidUntil?: string | null;
+                        registerRoles?: string[] | null;
+                        roles?: string[];
                     };
                 };
             };
