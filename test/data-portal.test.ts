@@ -94,7 +94,7 @@ describe('the data portal', () => {
     const view = (await get('/catalogue/api/interfaces/IF-021')).json() as Json;
     const example = structuredClone(view.events[0].example) as Json;
     // As the data service that sends IF-021 would send it: its own DIP ID and role in S1.
-    Object.assign(example.payload.CommonBlock.S1, { senderDIPID: h.sds.dipId, senderRoleID: 'SDS', DIPConnectionProviderID: null });
+    Object.assign(example.payload.CommonBlock.S1, { senderDIPID: h.sds.dipId, senderRoleID: 'SDS', DIPConnectionProviderID: null, environmentTag: 'DEV' });
     const answer = await h.sds.client.call('POST', `/validate/IF-021/${view.events[0].eventCode}`, JSON.stringify([example]));
     expect(answer.status, JSON.stringify(answer.body)).toBe(201);
   });

@@ -2147,7 +2147,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-001 with Event Code ChangeOfSupplier message for validation
-         * @description Validates one or more IF-001 ChangeOfSupplier messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-001 ChangeOfSupplier messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-001-ChangeOfSupplier"];
         delete?: never;
@@ -2167,7 +2167,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-001 with Event Code InitialRegistration message for validation
-         * @description Validates one or more IF-001 InitialRegistration messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-001 InitialRegistration messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-001-InitialRegistration"];
         delete?: never;
@@ -2187,7 +2187,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-002 with Event Code GainMPANInfo message for validation
-         * @description Validates one or more IF-002 GainMPANInfo messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-002 GainMPANInfo messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-002-GainMPANInfo"];
         delete?: never;
@@ -2207,7 +2207,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-003 with Event Code DSDeAppRM message for validation
-         * @description Validates one or more IF-003 DSDeAppRM messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-003 DSDeAppRM messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-003-DSDeAppRM"];
         delete?: never;
@@ -2227,7 +2227,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-003 with Event Code MSDeAppRM message for validation
-         * @description Validates one or more IF-003 MSDeAppRM messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-003 MSDeAppRM messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-003-MSDeAppRM"];
         delete?: never;
@@ -2247,7 +2247,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-003 with Event Code ReverseMigNotification message for validation
-         * @description Validates one or more IF-003 ReverseMigNotification messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-003 ReverseMigNotification messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-003-ReverseMigNotification"];
         delete?: never;
@@ -2267,7 +2267,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-004 with Event Code CommsHubInfo message for validation
-         * @description Validates one or more IF-004 CommsHubInfo messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-004 CommsHubInfo messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-004-CommsHubInfo"];
         delete?: never;
@@ -2287,7 +2287,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-005 with Event Code MeterExchange message for validation
-         * @description Validates one or more IF-005 MeterExchange messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-005 MeterExchange messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-005-MeterExchange"];
         delete?: never;
@@ -2307,7 +2307,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-005 with Event Code MeterHistoryUpdate message for validation
-         * @description Validates one or more IF-005 MeterHistoryUpdate messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-005 MeterHistoryUpdate messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-005-MeterHistoryUpdate"];
         delete?: never;
@@ -2327,7 +2327,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-005 with Event Code MeterInstall message for validation
-         * @description Validates one or more IF-005 MeterInstall messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-005 MeterInstall messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-005-MeterInstall"];
         delete?: never;
@@ -2347,7 +2347,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-005 with Event Code MeterRemoval message for validation
-         * @description Validates one or more IF-005 MeterRemoval messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-005 MeterRemoval messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-005-MeterRemoval"];
         delete?: never;
@@ -2367,7 +2367,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-005 with Event Code MeterUpdate message for validation
-         * @description Validates one or more IF-005 MeterUpdate messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-005 MeterUpdate messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-005-MeterUpdate"];
         delete?: never;
@@ -2387,7 +2387,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-006 with Event Code MeterExchange message for validation
-         * @description Validates one or more IF-006 MeterExchange messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-006 MeterExchange messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-006-MeterExchange"];
         delete?: never;
@@ -2407,7 +2407,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-006 with Event Code MeterHistoryUpdate message for validation
-         * @description Validates one or more IF-006 MeterHistoryUpdate messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-006 MeterHistoryUpdate messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-006-MeterHistoryUpdate"];
         delete?: never;
@@ -2427,7 +2427,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-006 with Event Code MeterInstall message for validation
-         * @description Validates one or more IF-006 MeterInstall messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-006 MeterInstall messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-006-MeterInstall"];
         delete?: never;
@@ -2447,7 +2447,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-006 with Event Code MeterRemoval message for validation
-         * @description Validates one or more IF-006 MeterRemoval messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-006 MeterRemoval messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-006-MeterRemoval"];
         delete?: never;
@@ -2467,7 +2467,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-006 with Event Code MeterUpdate message for validation
-         * @description Validates one or more IF-006 MeterUpdate messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-006 MeterUpdate messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-006-MeterUpdate"];
         delete?: never;
@@ -2487,7 +2487,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-007 with Event Code EnergisationStatusChange message for validation
-         * @description Validates one or more IF-007 EnergisationStatusChange messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-007 EnergisationStatusChange messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-007-EnergisationStatusChange"];
         delete?: never;
@@ -2507,7 +2507,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-007 with Event Code EnergisationStatusFailure message for validation
-         * @description Validates one or more IF-007 EnergisationStatusFailure messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-007 EnergisationStatusFailure messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-007-EnergisationStatusFailure"];
         delete?: never;
@@ -2527,7 +2527,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-008 with Event Code EnergisationStatusChange message for validation
-         * @description Validates one or more IF-008 EnergisationStatusChange messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-008 EnergisationStatusChange messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-008-EnergisationStatusChange"];
         delete?: never;
@@ -2547,7 +2547,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-009 with Event Code CSSDeRegistration message for validation
-         * @description Validates one or more IF-009 CSSDeRegistration messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-009 CSSDeRegistration messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-009-CSSDeRegistration"];
         delete?: never;
@@ -2567,7 +2567,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-009 with Event Code MPANDisconnection message for validation
-         * @description Validates one or more IF-009 MPANDisconnection messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-009 MPANDisconnection messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-009-MPANDisconnection"];
         delete?: never;
@@ -2587,7 +2587,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-009 with Event Code MPANReconnection message for validation
-         * @description Validates one or more IF-009 MPANReconnection messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-009 MPANReconnection messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-009-MPANReconnection"];
         delete?: never;
@@ -2607,7 +2607,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-013 with Event Code ActivePowerDefaulted message for validation
-         * @description Validates one or more IF-013 ActivePowerDefaulted messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-013 ActivePowerDefaulted messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-013-ActivePowerDefaulted"];
         delete?: never;
@@ -2627,7 +2627,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-014 with Event Code ActivePowerRejected message for validation
-         * @description Validates one or more IF-014 ActivePowerRejected messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-014 ActivePowerRejected messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-014-ActivePowerRejected"];
         delete?: never;
@@ -2647,7 +2647,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-014 with Event Code ConsumptionOnDeEnergisedMPAN message for validation
-         * @description Validates one or more IF-014 ConsumptionOnDeEnergisedMPAN messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-014 ConsumptionOnDeEnergisedMPAN messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-014-ConsumptionOnDeEnergisedMPAN"];
         delete?: never;
@@ -2667,7 +2667,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-015 with Event Code ConsumptionReplay message for validation
-         * @description Validates one or more IF-015 ConsumptionReplay messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-015 ConsumptionReplay messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-015-ConsumptionReplay"];
         delete?: never;
@@ -2687,7 +2687,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-016 with Event Code ActivePower message for validation
-         * @description Validates one or more IF-016 ActivePower messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-016 ActivePower messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-016-ActivePower"];
         delete?: never;
@@ -2707,7 +2707,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-016 with Event Code ActivePowerDefaulted message for validation
-         * @description Validates one or more IF-016 ActivePowerDefaulted messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-016 ActivePowerDefaulted messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-016-ActivePowerDefaulted"];
         delete?: never;
@@ -2727,7 +2727,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-016 with Event Code ActivePowerRejected message for validation
-         * @description Validates one or more IF-016 ActivePowerRejected messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-016 ActivePowerRejected messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-016-ActivePowerRejected"];
         delete?: never;
@@ -2747,7 +2747,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-016 with Event Code ConsumptionRequestRejected message for validation
-         * @description Validates one or more IF-016 ConsumptionRequestRejected messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-016 ConsumptionRequestRejected messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-016-ConsumptionRequestRejected"];
         delete?: never;
@@ -2767,7 +2767,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-016 with Event Code ReactivePower message for validation
-         * @description Validates one or more IF-016 ReactivePower messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-016 ReactivePower messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-016-ReactivePower"];
         delete?: never;
@@ -2787,7 +2787,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-018 with Event Code AddressChg message for validation
-         * @description Validates one or more IF-018 AddressChg messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-018 AddressChg messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-018-AddressChg"];
         delete?: never;
@@ -2807,7 +2807,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-018 with Event Code DCCEnrolment message for validation
-         * @description Validates one or more IF-018 DCCEnrolment messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-018 DCCEnrolment messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-018-DCCEnrolment"];
         delete?: never;
@@ -2827,7 +2827,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-018 with Event Code DomPremInd message for validation
-         * @description Validates one or more IF-018 DomPremInd messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-018 DomPremInd messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-018-DomPremInd"];
         delete?: never;
@@ -2847,7 +2847,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-018 with Event Code DUOSTariffIDChg message for validation
-         * @description Validates one or more IF-018 DUOSTariffIDChg messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-018 DUOSTariffIDChg messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-018-DUOSTariffIDChg"];
         delete?: never;
@@ -2867,7 +2867,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-018 with Event Code EnergyDirection message for validation
-         * @description Validates one or more IF-018 EnergyDirection messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-018 EnergyDirection messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-018-EnergyDirection"];
         delete?: never;
@@ -2887,7 +2887,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-018 with Event Code GSPChg message for validation
-         * @description Validates one or more IF-018 GSPChg messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-018 GSPChg messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-018-GSPChg"];
         delete?: never;
@@ -2907,7 +2907,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-018 with Event Code MUMIndicator message for validation
-         * @description Validates one or more IF-018 MUMIndicator messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-018 MUMIndicator messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-018-MUMIndicator"];
         delete?: never;
@@ -2927,7 +2927,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-019 with Event Code LinkedImportExportAdd message for validation
-         * @description Validates one or more IF-019 LinkedImportExportAdd messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-019 LinkedImportExportAdd messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-019-LinkedImportExportAdd"];
         delete?: never;
@@ -2947,7 +2947,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-019 with Event Code LinkedImportExportCreate message for validation
-         * @description Validates one or more IF-019 LinkedImportExportCreate messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-019 LinkedImportExportCreate messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-019-LinkedImportExportCreate"];
         delete?: never;
@@ -2967,7 +2967,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-019 with Event Code LinkedImportExportRemove message for validation
-         * @description Validates one or more IF-019 LinkedImportExportRemove messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-019 LinkedImportExportRemove messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-019-LinkedImportExportRemove"];
         delete?: never;
@@ -2987,7 +2987,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-019 with Event Code RelatedAdd message for validation
-         * @description Validates one or more IF-019 RelatedAdd messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-019 RelatedAdd messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-019-RelatedAdd"];
         delete?: never;
@@ -3007,7 +3007,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-019 with Event Code RelatedCreate message for validation
-         * @description Validates one or more IF-019 RelatedCreate messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-019 RelatedCreate messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-019-RelatedCreate"];
         delete?: never;
@@ -3027,7 +3027,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-019 with Event Code RelatedRemove message for validation
-         * @description Validates one or more IF-019 RelatedRemove messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-019 RelatedRemove messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-019-RelatedRemove"];
         delete?: never;
@@ -3047,7 +3047,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-020 with Event Code LinkedImportExportAdd message for validation
-         * @description Validates one or more IF-020 LinkedImportExportAdd messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-020 LinkedImportExportAdd messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-020-LinkedImportExportAdd"];
         delete?: never;
@@ -3067,7 +3067,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-020 with Event Code LinkedImportExportCreate message for validation
-         * @description Validates one or more IF-020 LinkedImportExportCreate messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-020 LinkedImportExportCreate messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-020-LinkedImportExportCreate"];
         delete?: never;
@@ -3087,7 +3087,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-020 with Event Code LinkedImportExportRemove message for validation
-         * @description Validates one or more IF-020 LinkedImportExportRemove messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-020 LinkedImportExportRemove messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-020-LinkedImportExportRemove"];
         delete?: never;
@@ -3107,7 +3107,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-020 with Event Code RelatedAdd message for validation
-         * @description Validates one or more IF-020 RelatedAdd messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-020 RelatedAdd messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-020-RelatedAdd"];
         delete?: never;
@@ -3127,7 +3127,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-020 with Event Code RelatedCreate message for validation
-         * @description Validates one or more IF-020 RelatedCreate messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-020 RelatedCreate messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-020-RelatedCreate"];
         delete?: never;
@@ -3147,7 +3147,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-020 with Event Code RelatedRemove message for validation
-         * @description Validates one or more IF-020 RelatedRemove messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-020 RelatedRemove messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-020-RelatedRemove"];
         delete?: never;
@@ -3167,7 +3167,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-021 with Event Code ActivePower message for validation
-         * @description Validates one or more IF-021 ActivePower messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-021 ActivePower messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-021-ActivePower"];
         delete?: never;
@@ -3187,7 +3187,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-021 with Event Code ReactivePower message for validation
-         * @description Validates one or more IF-021 ReactivePower messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-021 ReactivePower messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-021-ReactivePower"];
         delete?: never;
@@ -3207,7 +3207,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-022 with Event Code LSSPeriodData message for validation
-         * @description Validates one or more IF-022 LSSPeriodData messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-022 LSSPeriodData messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-022-LSSPeriodData"];
         delete?: never;
@@ -3227,7 +3227,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-023 with Event Code LSSTotalsData message for validation
-         * @description Validates one or more IF-023 LSSTotalsData messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-023 LSSTotalsData messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-023-LSSTotalsData"];
         delete?: never;
@@ -3247,7 +3247,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-024 with Event Code SN-NoComms message for validation
-         * @description Validates one or more IF-024 SN-NoComms messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-024 SN-NoComms messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-024-SN-NoComms"];
         delete?: never;
@@ -3267,7 +3267,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-024 with Event Code SN-OffPeakDec message for validation
-         * @description Validates one or more IF-024 SN-OffPeakDec messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-024 SN-OffPeakDec messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-024-SN-OffPeakDec"];
         delete?: never;
@@ -3287,7 +3287,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-024 with Event Code SN-RemoteDisabled message for validation
-         * @description Validates one or more IF-024 SN-RemoteDisabled messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-024 SN-RemoteDisabled messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-024-SN-RemoteDisabled"];
         delete?: never;
@@ -3307,7 +3307,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-024 with Event Code SN-RemoteEnabled message for validation
-         * @description Validates one or more IF-024 SN-RemoteEnabled messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-024 SN-RemoteEnabled messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-024-SN-RemoteEnabled"];
         delete?: never;
@@ -3327,7 +3327,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-024 with Event Code SN-SupplierAC message for validation
-         * @description Validates one or more IF-024 SN-SupplierAC messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-024 SN-SupplierAC messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-024-SN-SupplierAC"];
         delete?: never;
@@ -3347,7 +3347,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-024 with Event Code SN-Vacant message for validation
-         * @description Validates one or more IF-024 SN-Vacant messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-024 SN-Vacant messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-024-SN-Vacant"];
         delete?: never;
@@ -3367,7 +3367,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-025 with Event Code ConsentGranularity message for validation
-         * @description Validates one or more IF-025 ConsentGranularity messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-025 ConsentGranularity messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-025-ConsentGranularity"];
         delete?: never;
@@ -3387,7 +3387,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-025 with Event Code IHDInfo message for validation
-         * @description Validates one or more IF-025 IHDInfo messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-025 IHDInfo messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-025-IHDInfo"];
         delete?: never;
@@ -3407,7 +3407,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-025 with Event Code SMSO message for validation
-         * @description Validates one or more IF-025 SMSO messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-025 SMSO messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-025-SMSO"];
         delete?: never;
@@ -3427,7 +3427,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-025 with Event Code SSCandProfileClass message for validation
-         * @description Validates one or more IF-025 SSCandProfileClass messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-025 SSCandProfileClass messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-025-SSCandProfileClass"];
         delete?: never;
@@ -3447,7 +3447,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-026 with Event Code ConsentGranularity message for validation
-         * @description Validates one or more IF-026 ConsentGranularity messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-026 ConsentGranularity messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-026-ConsentGranularity"];
         delete?: never;
@@ -3467,7 +3467,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-026 with Event Code IHDInfo message for validation
-         * @description Validates one or more IF-026 IHDInfo messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-026 IHDInfo messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-026-IHDInfo"];
         delete?: never;
@@ -3487,7 +3487,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-026 with Event Code SMSO message for validation
-         * @description Validates one or more IF-026 SMSO messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-026 SMSO messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-026-SMSO"];
         delete?: never;
@@ -3507,7 +3507,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-026 with Event Code SSCandProfileClass message for validation
-         * @description Validates one or more IF-026 SSCandProfileClass messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-026 SSCandProfileClass messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-026-SSCandProfileClass"];
         delete?: never;
@@ -3527,7 +3527,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-027 with Event Code ConsumptionAmendment message for validation
-         * @description Validates one or more IF-027 ConsumptionAmendment messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-027 ConsumptionAmendment messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-027-ConsumptionAmendment"];
         delete?: never;
@@ -3547,7 +3547,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-028 with Event Code ConsumptionAmendment message for validation
-         * @description Validates one or more IF-028 ConsumptionAmendment messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-028 ConsumptionAmendment messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-028-ConsumptionAmendment"];
         delete?: never;
@@ -3567,7 +3567,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-031 with Event Code DSApp message for validation
-         * @description Validates one or more IF-031 DSApp messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-031 DSApp messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-031-DSApp"];
         delete?: never;
@@ -3587,7 +3587,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-031 with Event Code MSApp message for validation
-         * @description Validates one or more IF-031 MSApp messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-031 MSApp messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-031-MSApp"];
         delete?: never;
@@ -3607,7 +3607,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-032 with Event Code DSAppInitialResp message for validation
-         * @description Validates one or more IF-032 DSAppInitialResp messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-032 DSAppInitialResp messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-032-DSAppInitialResp"];
         delete?: never;
@@ -3627,7 +3627,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-032 with Event Code MSAppInitialResp message for validation
-         * @description Validates one or more IF-032 MSAppInitialResp messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-032 MSAppInitialResp messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-032-MSAppInitialResp"];
         delete?: never;
@@ -3647,7 +3647,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-033 with Event Code DSAppSPRequest message for validation
-         * @description Validates one or more IF-033 DSAppSPRequest messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-033 DSAppSPRequest messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-033-DSAppSPRequest"];
         delete?: never;
@@ -3667,7 +3667,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-033 with Event Code MSAppSPRequest message for validation
-         * @description Validates one or more IF-033 MSAppSPRequest messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-033 MSAppSPRequest messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-033-MSAppSPRequest"];
         delete?: never;
@@ -3687,7 +3687,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-034 with Event Code DSAppSPResponse message for validation
-         * @description Validates one or more IF-034 DSAppSPResponse messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-034 DSAppSPResponse messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-034-DSAppSPResponse"];
         delete?: never;
@@ -3707,7 +3707,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-034 with Event Code MSAppSPResponse message for validation
-         * @description Validates one or more IF-034 MSAppSPResponse messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-034 MSAppSPResponse messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-034-MSAppSPResponse"];
         delete?: never;
@@ -3727,7 +3727,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-034 with Event Code SDS-MDRUpdate message for validation
-         * @description Validates one or more IF-034 SDS-MDRUpdate messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-034 SDS-MDRUpdate messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-034-SDS-MDRUpdate"];
         delete?: never;
@@ -3747,7 +3747,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-035 with Event Code DCC-MDROutcome message for validation
-         * @description Validates one or more IF-035 DCC-MDROutcome messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-035 DCC-MDROutcome messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-035-DCC-MDROutcome"];
         delete?: never;
@@ -3767,7 +3767,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-035 with Event Code DSAppAccepted message for validation
-         * @description Validates one or more IF-035 DSAppAccepted messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-035 DSAppAccepted messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-035-DSAppAccepted"];
         delete?: never;
@@ -3787,7 +3787,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-035 with Event Code DSAppLapsed message for validation
-         * @description Validates one or more IF-035 DSAppLapsed messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-035 DSAppLapsed messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-035-DSAppLapsed"];
         delete?: never;
@@ -3807,7 +3807,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-035 with Event Code DSAppRejected message for validation
-         * @description Validates one or more IF-035 DSAppRejected messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-035 DSAppRejected messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-035-DSAppRejected"];
         delete?: never;
@@ -3827,7 +3827,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-035 with Event Code IMS-SendMTD message for validation
-         * @description Validates one or more IF-035 IMS-SendMTD messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-035 IMS-SendMTD messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-035-IMS-SendMTD"];
         delete?: never;
@@ -3847,7 +3847,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-035 with Event Code MSAppAccepted message for validation
-         * @description Validates one or more IF-035 MSAppAccepted messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-035 MSAppAccepted messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-035-MSAppAccepted"];
         delete?: never;
@@ -3867,7 +3867,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-035 with Event Code MSAppLapsed message for validation
-         * @description Validates one or more IF-035 MSAppLapsed messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-035 MSAppLapsed messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-035-MSAppLapsed"];
         delete?: never;
@@ -3887,7 +3887,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-035 with Event Code MSAppRejected message for validation
-         * @description Validates one or more IF-035 MSAppRejected messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-035 MSAppRejected messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-035-MSAppRejected"];
         delete?: never;
@@ -3907,7 +3907,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-035 with Event Code SDS-MDROutcome message for validation
-         * @description Validates one or more IF-035 SDS-MDROutcome messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-035 SDS-MDROutcome messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-035-SDS-MDROutcome"];
         delete?: never;
@@ -3927,7 +3927,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-036 with Event Code DSAppActive message for validation
-         * @description Validates one or more IF-036 DSAppActive messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-036 DSAppActive messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-036-DSAppActive"];
         delete?: never;
@@ -3947,7 +3947,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-036 with Event Code MSAppActive message for validation
-         * @description Validates one or more IF-036 MSAppActive messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-036 MSAppActive messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-036-MSAppActive"];
         delete?: never;
@@ -3967,7 +3967,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-037 with Event Code DSDeApp message for validation
-         * @description Validates one or more IF-037 DSDeApp messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-037 DSDeApp messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-037-DSDeApp"];
         delete?: never;
@@ -3987,7 +3987,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-037 with Event Code DSDeAppUpdate message for validation
-         * @description Validates one or more IF-037 DSDeAppUpdate messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-037 DSDeAppUpdate messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-037-DSDeAppUpdate"];
         delete?: never;
@@ -4007,7 +4007,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-037 with Event Code MSDeApp message for validation
-         * @description Validates one or more IF-037 MSDeApp messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-037 MSDeApp messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-037-MSDeApp"];
         delete?: never;
@@ -4027,7 +4027,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-037 with Event Code MSDeAppUpdate message for validation
-         * @description Validates one or more IF-037 MSDeAppUpdate messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-037 MSDeAppUpdate messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-037-MSDeAppUpdate"];
         delete?: never;
@@ -4047,7 +4047,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-038 with Event Code DirectContractDSAdd message for validation
-         * @description Validates one or more IF-038 DirectContractDSAdd messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-038 DirectContractDSAdd messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-038-DirectContractDSAdd"];
         delete?: never;
@@ -4067,7 +4067,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-038 with Event Code DirectContractDSRemove message for validation
-         * @description Validates one or more IF-038 DirectContractDSRemove messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-038 DirectContractDSRemove messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-038-DirectContractDSRemove"];
         delete?: never;
@@ -4087,7 +4087,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-038 with Event Code DirectContractMSAdd message for validation
-         * @description Validates one or more IF-038 DirectContractMSAdd messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-038 DirectContractMSAdd messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-038-DirectContractMSAdd"];
         delete?: never;
@@ -4107,7 +4107,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-038 with Event Code DirectContractMSRemove message for validation
-         * @description Validates one or more IF-038 DirectContractMSRemove messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-038 DirectContractMSRemove messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-038-DirectContractMSRemove"];
         delete?: never;
@@ -4127,7 +4127,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-039 with Event Code DirectContractDSAdd message for validation
-         * @description Validates one or more IF-039 DirectContractDSAdd messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-039 DirectContractDSAdd messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-039-DirectContractDSAdd"];
         delete?: never;
@@ -4147,7 +4147,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-039 with Event Code DirectContractDSRemove message for validation
-         * @description Validates one or more IF-039 DirectContractDSRemove messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-039 DirectContractDSRemove messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-039-DirectContractDSRemove"];
         delete?: never;
@@ -4167,7 +4167,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-039 with Event Code DirectContractMSAdd message for validation
-         * @description Validates one or more IF-039 DirectContractMSAdd messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-039 DirectContractMSAdd messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-039-DirectContractMSAdd"];
         delete?: never;
@@ -4187,7 +4187,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-039 with Event Code DirectContractMSRemove message for validation
-         * @description Validates one or more IF-039 DirectContractMSRemove messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-039 DirectContractMSRemove messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-039-DirectContractMSRemove"];
         delete?: never;
@@ -4207,7 +4207,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-040 with Event Code AnnualConsumption message for validation
-         * @description Validates one or more IF-040 AnnualConsumption messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-040 AnnualConsumption messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-040-AnnualConsumption"];
         delete?: never;
@@ -4227,7 +4227,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-041 with Event Code DSEstimate message for validation
-         * @description Validates one or more IF-041 DSEstimate messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-041 DSEstimate messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-041-DSEstimate"];
         delete?: never;
@@ -4247,7 +4247,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-041 with Event Code ReadingCOR message for validation
-         * @description Validates one or more IF-041 ReadingCOR messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-041 ReadingCOR messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-041-ReadingCOR"];
         delete?: never;
@@ -4267,7 +4267,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-041 with Event Code ReadingCOS message for validation
-         * @description Validates one or more IF-041 ReadingCOS messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-041 ReadingCOS messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-041-ReadingCOS"];
         delete?: never;
@@ -4287,7 +4287,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-041 with Event Code ReadingEnergisationChg message for validation
-         * @description Validates one or more IF-041 ReadingEnergisationChg messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-041 ReadingEnergisationChg messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-041-ReadingEnergisationChg"];
         delete?: never;
@@ -4307,7 +4307,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-041 with Event Code ReadingInstl message for validation
-         * @description Validates one or more IF-041 ReadingInstl messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-041 ReadingInstl messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-041-ReadingInstl"];
         delete?: never;
@@ -4327,7 +4327,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-041 with Event Code ReadingOnSite message for validation
-         * @description Validates one or more IF-041 ReadingOnSite messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-041 ReadingOnSite messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-041-ReadingOnSite"];
         delete?: never;
@@ -4347,7 +4347,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-041 with Event Code ReadingOverride message for validation
-         * @description Validates one or more IF-041 ReadingOverride messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-041 ReadingOverride messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-041-ReadingOverride"];
         delete?: never;
@@ -4367,7 +4367,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-041 with Event Code ReadingRemote message for validation
-         * @description Validates one or more IF-041 ReadingRemote messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-041 ReadingRemote messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-041-ReadingRemote"];
         delete?: never;
@@ -4387,7 +4387,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-041 with Event Code ReadingRemv message for validation
-         * @description Validates one or more IF-041 ReadingRemv messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-041 ReadingRemv messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-041-ReadingRemv"];
         delete?: never;
@@ -4407,7 +4407,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-041 with Event Code SupplierAgreedCOS message for validation
-         * @description Validates one or more IF-041 SupplierAgreedCOS messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-041 SupplierAgreedCOS messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-041-SupplierAgreedCOS"];
         delete?: never;
@@ -4427,7 +4427,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-043 with Event Code ConnectionTypeChange message for validation
-         * @description Validates one or more IF-043 ConnectionTypeChange messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-043 ConnectionTypeChange messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-043-ConnectionTypeChange"];
         delete?: never;
@@ -4447,7 +4447,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-044 with Event Code MarketSegmentChange message for validation
-         * @description Validates one or more IF-044 MarketSegmentChange messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-044 MarketSegmentChange messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-044-MarketSegmentChange"];
         delete?: never;
@@ -4467,7 +4467,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-045 with Event Code ConsentGranularityInvalid message for validation
-         * @description Validates one or more IF-045 ConsentGranularityInvalid messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-045 ConsentGranularityInvalid messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-045-ConsentGranularityInvalid"];
         delete?: never;
@@ -4487,7 +4487,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-045 with Event Code InvalidMarketSegment message for validation
-         * @description Validates one or more IF-045 InvalidMarketSegment messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-045 InvalidMarketSegment messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-045-InvalidMarketSegment"];
         delete?: never;
@@ -4507,7 +4507,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-045 with Event Code NoDSAppointed message for validation
-         * @description Validates one or more IF-045 NoDSAppointed messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-045 NoDSAppointed messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-045-NoDSAppointed"];
         delete?: never;
@@ -4527,7 +4527,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-045 with Event Code NoMSAppointed message for validation
-         * @description Validates one or more IF-045 NoMSAppointed messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-045 NoMSAppointed messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-045-NoMSAppointed"];
         delete?: never;
@@ -4547,7 +4547,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-047 with Event Code ISD message for validation
-         * @description Validates one or more IF-047 ISD messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-047 ISD messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-047-ISD"];
         delete?: never;
@@ -4567,7 +4567,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-050 with Event Code GreenDeal message for validation
-         * @description Validates one or more IF-050 GreenDeal messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-050 GreenDeal messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-050-GreenDeal"];
         delete?: never;
@@ -4587,7 +4587,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-050 with Event Code MPANCreation message for validation
-         * @description Validates one or more IF-050 MPANCreation messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-050 MPANCreation messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-050-MPANCreation"];
         delete?: never;
@@ -4607,7 +4607,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-050 with Event Code MPStatusChange message for validation
-         * @description Validates one or more IF-050 MPStatusChange messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-050 MPStatusChange messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-050-MPStatusChange"];
         delete?: never;
@@ -4627,7 +4627,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-051 with Event Code EESRefresh message for validation
-         * @description Validates one or more IF-051 EESRefresh messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-051 EESRefresh messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-051-EESRefresh"];
         delete?: never;
@@ -4647,7 +4647,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-061 with Event Code MDRStart message for validation
-         * @description Validates one or more IF-061 MDRStart messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-061 MDRStart messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-061-MDRStart"];
         delete?: never;
@@ -4667,7 +4667,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-062 with Event Code MDRStartResponse message for validation
-         * @description Validates one or more IF-062 MDRStartResponse messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-062 MDRStartResponse messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-062-MDRStartResponse"];
         delete?: never;
@@ -4687,7 +4687,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-063 with Event Code MDRStop message for validation
-         * @description Validates one or more IF-063 MDRStop messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-063 MDRStop messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-063-MDRStop"];
         delete?: never;
@@ -4707,7 +4707,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-064 with Event Code MDRConsumption message for validation
-         * @description Validates one or more IF-064 MDRConsumption messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-064 MDRConsumption messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-064-MDRConsumption"];
         delete?: never;
@@ -4727,7 +4727,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-065 with Event Code MDRConsumption message for validation
-         * @description Validates one or more IF-065 MDRConsumption messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-065 MDRConsumption messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-065-MDRConsumption"];
         delete?: never;
@@ -4747,7 +4747,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-065 with Event Code MDRInstantaneous message for validation
-         * @description Validates one or more IF-065 MDRInstantaneous messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-065 MDRInstantaneous messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-065-MDRInstantaneous"];
         delete?: never;
@@ -4767,7 +4767,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-065 with Event Code MDRTOU message for validation
-         * @description Validates one or more IF-065 MDRTOU messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-065 MDRTOU messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-065-MDRTOU"];
         delete?: never;
@@ -4787,7 +4787,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-065 with Event Code ReadingRemote message for validation
-         * @description Validates one or more IF-065 ReadingRemote messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-065 ReadingRemote messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-065-ReadingRemote"];
         delete?: never;
@@ -4807,7 +4807,7 @@ export interface paths {
         put?: never;
         /**
          * Submit REP-002 with Event Code DUOSSupplierAggData message for validation
-         * @description Validates one or more REP-002 DUOSSupplierAggData messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more REP-002 DUOSSupplierAggData messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-REP-002-DUOSSupplierAggData"];
         delete?: never;
@@ -4827,7 +4827,7 @@ export interface paths {
         put?: never;
         /**
          * Submit REP-002A with Event Code DUoSEmbeddedLDSOAggData message for validation
-         * @description Validates one or more REP-002A DUoSEmbeddedLDSOAggData messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more REP-002A DUoSEmbeddedLDSOAggData messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-REP-002A-DUoSEmbeddedLDSOAggData"];
         delete?: never;
@@ -4847,7 +4847,7 @@ export interface paths {
         put?: never;
         /**
          * Submit REP-002B with Event Code DUoSLDSOAggData message for validation
-         * @description Validates one or more REP-002B DUoSLDSOAggData messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more REP-002B DUoSLDSOAggData messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-REP-002B-DUoSLDSOAggData"];
         delete?: never;
@@ -4867,7 +4867,7 @@ export interface paths {
         put?: never;
         /**
          * Submit REP-003 with Event Code BMUnitAllocatedDemandVolumesToMarketParticipants message for validation
-         * @description Validates one or more REP-003 BMUnitAllocatedDemandVolumesToMarketParticipants messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more REP-003 BMUnitAllocatedDemandVolumesToMarketParticipants messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-REP-003-BMUnitAllocatedDemandVolumesToMarketParticipants"];
         delete?: never;
@@ -4887,7 +4887,7 @@ export interface paths {
         put?: never;
         /**
          * Submit REP-003A with Event Code AggregatedBMUnitAllocatedDemandVolumes message for validation
-         * @description Validates one or more REP-003A AggregatedBMUnitAllocatedDemandVolumes messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more REP-003A AggregatedBMUnitAllocatedDemandVolumes messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-REP-003A-AggregatedBMUnitAllocatedDemandVolumes"];
         delete?: never;
@@ -4907,7 +4907,7 @@ export interface paths {
         put?: never;
         /**
          * Submit REP-004 with Event Code SupplierDeemedTakeReport message for validation
-         * @description Validates one or more REP-004 SupplierDeemedTakeReport messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more REP-004 SupplierDeemedTakeReport messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-REP-004-SupplierDeemedTakeReport"];
         delete?: never;
@@ -4927,7 +4927,7 @@ export interface paths {
         put?: never;
         /**
          * Submit REP-006 with Event Code UncorrectedConsumptionAndLossesByCCCID message for validation
-         * @description Validates one or more REP-006 UncorrectedConsumptionAndLossesByCCCID messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more REP-006 UncorrectedConsumptionAndLossesByCCCID messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-REP-006-UncorrectedConsumptionAndLossesByCCCID"];
         delete?: never;
@@ -4947,7 +4947,7 @@ export interface paths {
         put?: never;
         /**
          * Submit REP-007 with Event Code BMUnitDefaultsToSuppliers message for validation
-         * @description Validates one or more REP-007 BMUnitDefaultsToSuppliers messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more REP-007 BMUnitDefaultsToSuppliers messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-REP-007-BMUnitDefaultsToSuppliers"];
         delete?: never;
@@ -4967,7 +4967,7 @@ export interface paths {
         put?: never;
         /**
          * Submit REP-008 with Event Code LDSOLLFDefaultData message for validation
-         * @description Validates one or more REP-008 LDSOLLFDefaultData messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more REP-008 LDSOLLFDefaultData messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-REP-008-LDSOLLFDefaultData"];
         delete?: never;
@@ -4987,7 +4987,7 @@ export interface paths {
         put?: never;
         /**
          * Submit REP-009 with Event Code EMRSReportForSuppliers message for validation
-         * @description Validates one or more REP-009 EMRSReportForSuppliers messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more REP-009 EMRSReportForSuppliers messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-REP-009-EMRSReportForSuppliers"];
         delete?: never;
@@ -5007,7 +5007,7 @@ export interface paths {
         put?: never;
         /**
          * Submit REP-900 with Event Code DUoSSupplierInvData message for validation
-         * @description Validates one or more REP-900 DUoSSupplierInvData messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more REP-900 DUoSSupplierInvData messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-REP-900-DUoSSupplierInvData"];
         delete?: never;
@@ -5027,7 +5027,7 @@ export interface paths {
         put?: never;
         /**
          * Submit REP-901 with Event Code DUoSEmbeddedLDSOAggInvData message for validation
-         * @description Validates one or more REP-901 DUoSEmbeddedLDSOAggInvData messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more REP-901 DUoSEmbeddedLDSOAggInvData messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-REP-901-DUoSEmbeddedLDSOAggInvData"];
         delete?: never;
@@ -5047,7 +5047,7 @@ export interface paths {
         put?: never;
         /**
          * Submit REP-901 with Event Code DUoSSupplierAggInvData message for validation
-         * @description Validates one or more REP-901 DUoSSupplierAggInvData messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more REP-901 DUoSSupplierAggInvData messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-REP-901-DUoSSupplierAggInvData"];
         delete?: never;
