@@ -20,7 +20,7 @@ import { dipDateTime } from '../domain/time.js';
 import { importedCatalogueFile } from '../pipeline/catalogue-source.js';
 import { ensureEncryptionKey } from '../security/dip-encryption-key.js';
 import { EXPIRY_WARNING_DAYS, expiringAll } from '../security/expiry.js';
-import { createEnvironmentCa, ensurePki, issueParticipantCertificate, PKI_FILES, readCertificateAuthority, rotateSigningCertificate } from '../security/pki.js';
+import { createEnvironmentCa, ensurePki, issueParticipantCertificate, issueServerCertificate, PKI_FILES, readCertificateAuthority, rotateSigningCertificate } from '../security/pki.js';
 import { readRevocationList, revokeCertificate } from '../security/revocation.js';
 import { certificateInfo } from '../security/signature.js';
 import { readTrustedCaFiles } from '../security/trust-store.js';
@@ -202,6 +202,28 @@ pki
     }
     writeFileSync(join(o.out, PROFILE_FILES.cert), issued.certPem);
     process.stderr.write(`wrote ${written.join(' and ')} for ${o.dipId.join(', ')}\n`);
+  });
+
+pki
+  .command('issue-server')
+  .description("issue a TLS server key and certificate from the environment's CA for a webhook receiver (test and DEV environments)")
+  .option('--dns <name>', 'a host name the receiver is called at (repeatable)', collect, [])
+  .option('--ip <address>', 'an IP address the receiver is called at (repeatable)', collect, [])
+  .requiredOption('--out <dir>', 'folder for key.pem and cert.pem')
+  .option('--org <name>', 'organisation name', 'OpenDIP webhook receiver')
+  .option('--days <n>', 'validity in days', positiveInt, 365)
+  .action(async (o: { dns: string[]; ip: string[]; out: string; org: string; days: number }) => {
+    if (o.dns.length + o.ip.length === 0) throw new InvalidArgumentError('name the receiver: --dns HOST and/or --ip ADDRESS (as in its callbackURL)');
+    const config = loadConfig();
+    const ca = await readCertificateAuthority(pkiDir(config));
+    const issued = await issueServerCertificate(ca, { hostnames: o.dns, ipAddresses: o.ip, validDays: o.days, clientAuth: false, organisation: o.org });
+    mkdirSync(o.out, { recursive: true, mode: 0o700 });
+    writeFileSync(join(o.out, PROFILE_FILES.key), issued.keyPem, { mode: 0o600 });
+    writeFileSync(join(o.out, PROFILE_FILES.cert), issued.certPem);
+    const names = [...o.dns, ...o.ip].join(', ');
+    process.stderr.write(
+      `wrote ${join(o.out, PROFILE_FILES.key)} and ${join(o.out, PROFILE_FILES.cert)}: serverAuth for ${names}, from the ${config.environment} CA (${join(pkiDir(config), PKI_FILES.caCert)}), which this DIP trusts for webhook calls\n`,
+    );
   });
 
 pki
