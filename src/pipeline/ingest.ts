@@ -267,7 +267,8 @@ export class Ingest {
           senderUniqueReference: s.ref,
           DIPConnectionProviderID: s.connectionProvider,
           message: MSG.success,
-          help: `valid ${channel.interfaceId} [${event}] (schema ${s.validated!.schemaVersion}), would go to ${to}; not stored or routed, and S1.senderUniqueReference was not checked against those accepted before nor reserved`,
+          // The recipients last: a help text is cut at 500 characters, and what was not checked must stay.
+          help: `valid ${channel.interfaceId} [${event}] (schema ${s.validated!.schemaVersion}); not stored or routed, and S1.senderUniqueReference was not checked against those accepted before nor reserved; would go to ${to}`,
         };
       });
       const refused = entries.some((e) => e.message !== MSG.success);
