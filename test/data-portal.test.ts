@@ -3,6 +3,10 @@
  * and event code with its fields, data items, roles and flows; the data dictionary; search; the JSON API
  * behind the pages; and pages under a Content-Security-Policy that allows no script at all.
  */
+import { execFile } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Catalogue } from '../src/catalogue/catalogue.js';
 import { BUSINESS_FLOWS } from '../src/catalogue/business-flows.js';
@@ -93,10 +97,52 @@ describe('the data portal', () => {
     expect(page.text).toContain('&#34;eventCode&#34;: &#34;[ReactivePower]&#34;');
     const view = (await get('/catalogue/api/interfaces/IF-021')).json() as Json;
     const example = structuredClone(view.events[0].example) as Json;
-    // As the data service that sends IF-021 would send it: its own DIP ID and role in S1.
-    Object.assign(example.payload.CommonBlock.S1, { senderDIPID: h.sds.dipId, senderRoleID: 'SDS', DIPConnectionProviderID: null });
+    // As the data service that sends IF-021 would send it: its own DIP ID and role in S1, its recipient in A0.
+    Object.assign(example.payload.CommonBlock.S1, { senderDIPID: h.sds.dipId, senderRoleID: 'SDS' });
+    example.payload.CommonBlock.A0.primaryRecipients = [h.sup.dipId];
     const answer = await h.sds.client.call('POST', `/validate/IF-021/${view.events[0].eventCode}`, JSON.stringify([example]));
     expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+  });
+
+  it("serves examples a participant of this DIP can send once it puts in its own IDs: this DIP's environment tag, no D0, no connection provider", async () => {
+    const dev = (await get('/catalogue/api/interfaces/IF-031')).json() as Json;
+    for (const e of dev.events as Json[]) {
+      const common = e.example.payload.CommonBlock;
+      expect(common.S1, e.eventCode).toMatchObject({ environmentTag: 'DEV', DIPConnectionProviderID: null });
+      expect(common.D0, e.eventCode).toBeUndefined();
+      expect([common.A0.secondaryRecipients, common.A0.always], e.eventCode).toEqual([[], []]);
+    }
+    expect((await get('/catalogue/interfaces/IF-031')).text).toContain('&#34;environmentTag&#34;: &#34;DEV&#34;');
+    // The tester's case: the supplier sends the portal's IF-031 [MSApp] to a registration service.
+    const regs = await h.t.participant('6000000001', ['REGS']);
+    const example = structuredClone((dev.events as Json[]).find((e) => e.eventCode === 'MSApp')!.example) as Json;
+    Object.assign(example.payload.CommonBlock.S1, { senderDIPID: h.sup.dipId, senderRoleID: 'SUP', senderUniqueReference: `S-IF-031-${h.sup.dipId}-SUP-20260131-p${process.pid}` });
+    example.payload.CommonBlock.A0.primaryRecipients = [regs.dipId];
+    const body = JSON.stringify([example]);
+    const dry = await h.sup.client.call('POST', '/validate/IF-031/MSApp', body);
+    expect(dry.status, JSON.stringify(dry.body)).toBe(201);
+    const sent = await h.sup.client.call('POST', '/dip-channel/IF-031', body);
+    expect(sent.status, JSON.stringify(sent.body)).toBe(201);
+  });
+
+  it('`dip example` builds a message of any channel that this DIP accepts as it is', async () => {
+    const regs = await h.t.participant('6000000002', ['REGS']);
+    const dataDir = mkdtempSync(join(tmpdir(), 'dip-example-'));
+    const example = (...args: string[]) =>
+      new Promise<string>((done, fail) =>
+        execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'example', ...args], { env: { ...process.env, DIP_DATA_DIR: dataDir, DIP_ENV: 'DEV' } }, (err, stdout, stderr) =>
+          err ? fail(new Error(`${err.message}: ${stderr}`)) : done(stdout),
+        ),
+      );
+    const body = await example('IF-031', '--event', 'DSApp', '--sender', h.sup.dipId, '--to', regs.dipId);
+    const [message] = JSON.parse(body) as Json[];
+    expect(message!.payload.CommonBlock.S0.eventCode).toBe('[DSApp]');
+    expect(message!.payload.CommonBlock.S1).toMatchObject({ environmentTag: 'DEV', senderDIPID: h.sup.dipId, senderRoleID: 'SUP', DIPConnectionProviderID: null });
+    const sent = await h.sup.client.call('POST', '/dip-channel/IF-031', body);
+    expect(sent.status, JSON.stringify(sent.body)).toBe(201);
+    // Each run makes a new reference: the same command again is a new message, not a duplicate.
+    expect((await h.sup.client.call('POST', '/dip-channel/IF-031', await example('IF-031', '--event', 'DSApp', '--sender', h.sup.dipId, '--to', regs.dipId))).status).toBe(201);
+    await expect(example('IF-999', '--sender', h.sup.dipId)).rejects.toThrow(/IF-999 is not a channel/);
   });
 
   it('has the data dictionary with each data item’s type and constraints, and the interfaces using it', async () => {

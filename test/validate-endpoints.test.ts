@@ -11,7 +11,7 @@ import { Catalogue } from '../src/catalogue/catalogue.js';
 import { bareEventCode } from '../src/catalogue/types.js';
 import { MSG } from '../src/domain/response-codes.js';
 import { dipDateTime } from '../src/domain/time.js';
-import { expectRefusal, expectStandardResponse, messageCount, send, startHostileDip, SUP_ID, validItem, type HostileDip } from './hostile/helpers.js';
+import { expectRefusal, expectStandardResponse, messageCount, SDS_ID, send, startHostileDip, SUP_ID, validItem, type HostileDip } from './hostile/helpers.js';
 import { HAVE_REFERENCE, REFERENCE } from './helpers/reference.js';
 import { arbitraryOf } from './helpers/schema-arbitrary.js';
 
@@ -19,19 +19,38 @@ type Json = Record<string, any>;
 const catalogue = Catalogue.load();
 type Entries = { messageArray: Array<{ message: string; help: string | null; transactionID: string | null; senderUniqueReference: string | null }> };
 
-/** A message valid on the channel with this event code, generated from the channel's own schema. */
+/** Two participants holding every role of the catalogue: one sends on any channel, the other receives. */
+const ANY_SENDER = '5000000001';
+const ANY_RECIPIENT = '5000000002';
+const ALL_ROLES = [...new Set(catalogue.channels().flatMap((c) => [...c.senderRoles, ...c.receiverRoles]))];
+
+/**
+ * A message valid on the channel with this event code, generated from the channel's own schema, with
+ * the header a submission by ANY_SENDER to ANY_RECIPIENT needs on this DIP (DEV, no connection provider,
+ * sent now): /validate checks what submission checks.
+ */
 function validMessage(channel: string, event: string, seed: number): Json {
   const arb = arbitraryOf(catalogue.schema(channel)!).filter((m) => {
     const r = catalogue.validate(channel, m);
     return r.ok && r.eventCode === event;
   });
-  return fc.sample(arb, { numRuns: 1, seed })[0] as Json;
+  const message = fc.sample(arb, { numRuns: 1, seed })[0] as Json;
+  const c = catalogue.channel(channel)!;
+  const { S1, A0 } = message.payload.CommonBlock;
+  Object.assign(S1, { environmentTag: 'DEV', senderDIPID: ANY_SENDER, senderRoleID: c.senderRoles[0], senderTimestamp: dipDateTime(new Date(Date.now() - 60_000)) });
+  S1.DIPConnectionProviderID = null;
+  if (A0) A0.primaryRecipients = c.routingModes.includes('primary') ? [ANY_RECIPIENT] : [];
+  return message;
 }
 
 describe('POST /validate/{interface}/{event}', () => {
   let h: HostileDip;
+  let any: Awaited<ReturnType<HostileDip['t']['participant']>>;
   beforeAll(async () => {
-    h = await startHostileDip();
+    // Channels addressed only by MPAN lookup reach ANY_RECIPIENT whatever the MPAN: it always receives.
+    h = await startHostileDip({ channels: Object.fromEntries(catalogue.channels().map((c) => [c.interfaceId, { alwaysParticipants: [ANY_RECIPIENT] }])) });
+    any = await h.t.participant(ANY_SENDER, ALL_ROLES);
+    await h.t.participant(ANY_RECIPIENT, ALL_ROLES);
   });
   afterAll(async () => {
     await h?.close();
@@ -45,13 +64,13 @@ describe('POST /validate/{interface}/{event}', () => {
     for (const [[channel, event], i] of endpoints.map((e, i) => [e, i] as const)) {
       const path = `/validate/${channel}/${event}`;
       const message = validMessage(channel, event, i);
-      const ok = await send(h.t, h.sds, { path, body: JSON.stringify([message]) });
+      const ok = await send(h.t, any, { path, body: JSON.stringify([message]) });
       expect(ok.status, `${path}: ${ok.text.slice(0, 400)}`).toBe(201);
       expectStandardResponse(ok, path);
       expect((ok.json as Entries).messageArray[0]).toMatchObject({ message: MSG.success, transactionID: null });
 
       delete message.payload.CommonBlock.S1;
-      const broken = await send(h.t, h.sds, { path, body: JSON.stringify([message]) });
+      const broken = await send(h.t, any, { path, body: JSON.stringify([message]) });
       expectRefusal(broken, 400, /item 0: payload\.CommonBlock\.S1 is required/, path);
       expect((broken.json as Entries).messageArray[0]!.message).toBe(MSG.schemaFailure);
     }
@@ -70,6 +89,45 @@ describe('POST /validate/{interface}/{event}', () => {
     expect(messageCount(h.t)).toBe(before);
     // Validated, not consumed: the same message can still be submitted.
     expect((await send(h.t, h.sds, { path: '/dip-channel/IF-021', body: JSON.stringify([item]) })).status).toBe(201);
+  });
+
+  it('refuses what submission refuses before storing, with the same code and help, and stores or reserves nothing', async () => {
+    const variants: Array<[string, (m: Json) => void]> = [
+      ['the environment tag of another DIP', (m) => (m.payload.CommonBlock.S1.environmentTag = 'PRD')],
+      ['a connection provider the caller is not', (m) => (m.payload.CommonBlock.S1.DIPConnectionProviderID = SUP_ID)],
+      ['another sender than the caller', (m) => (m.payload.CommonBlock.S1.senderDIPID = SUP_ID)],
+      ['a role the sender does not hold', (m) => (m.payload.CommonBlock.S1.senderRoleID = 'ADS')],
+      ['a sender timestamp in the future', (m) => (m.payload.CommonBlock.S1.senderTimestamp = dipDateTime(new Date(Date.now() + 3_600_000)))],
+      ['an unregistered primary recipient', (m) => (m.payload.CommonBlock.A0.primaryRecipients = ['9999999999'])],
+      ['a primary recipient that does not receive on the channel', (m) => (m.payload.CommonBlock.A0.primaryRecipients = [SDS_ID])],
+    ];
+    const before = messageCount(h.t);
+    for (const [what, change] of variants) {
+      const item = validItem() as Json;
+      change(item);
+      const body = JSON.stringify([item]);
+      const dry = await send(h.t, h.sds, { path: '/validate/IF-021/ActivePower', body });
+      const real = await send(h.t, h.sds, { path: '/dip-channel/IF-021', body });
+      expect(real.status, `${what}: ${real.text}`).toBeGreaterThanOrEqual(400);
+      expectRefusal(dry, 400, undefined, what);
+      const [d, r] = [(dry.json as Entries).messageArray[0]!, (real.json as Entries).messageArray[0]!];
+      const timeless = (help: string | null) => help?.replace(/DIP time [^)]+/, 'DIP time …');
+      expect({ message: d.message, help: timeless(d.help) }, what).toEqual({ message: r.message, help: timeless(r.help) });
+      expect(d.message, what).not.toBe(MSG.success);
+    }
+    expect(messageCount(h.t)).toBe(before);
+  });
+
+  it('refuses a reference repeated within the batch, and says it did not check or reserve references accepted before', async () => {
+    const item = validItem();
+    const twice = await send(h.t, h.sds, { path: '/validate/IF-021/ActivePower', body: JSON.stringify([item, item]) });
+    expectRefusal(twice, 400);
+    expect((twice.json as Entries).messageArray[1]).toMatchObject({ message: MSG.duplicateReference });
+    expect((await send(h.t, h.sds, { path: '/dip-channel/IF-021', body: JSON.stringify([item]) })).status).toBe(201);
+    // Accepted before: a dry run does not read the store's references, and says so.
+    const again = await send(h.t, h.sds, { path: '/validate/IF-021/ActivePower', body: JSON.stringify([item]) });
+    expect(again.status, again.text).toBe(201);
+    expect((again.json as Entries).messageArray[0]!.help).toMatch(/; not stored or routed, and S1\.senderUniqueReference was not checked against those accepted before nor reserved; would go to 1000000001\b/);
   });
 
   it('takes the URL in any case', async () => {
@@ -113,7 +171,7 @@ describe('POST /validate/{interface}/{event}', () => {
     for (const c of catalogue.channels()) {
       const event = c.eventCodes[0]!;
       const message = validMessage(c.interfaceId, bareEventCode(event), 7);
-      const a = await send(h.t, h.sds, { path: `/validate/${c.interfaceId}/${event}`, body: JSON.stringify([message]) });
+      const a = await send(h.t, any, { path: `/validate/${c.interfaceId}/${event}`, body: JSON.stringify([message]) });
       expect(a.status, `${c.interfaceId}/${event}: ${a.text.slice(0, 300)}`).toBe(201);
     }
   });

@@ -48,6 +48,10 @@ const channelView = {
         staleAfterMinutes: { type: 'number' },
       },
     },
+    warnings: {
+      ...stringList,
+      description: "Taken as they are, but said: obfuscation rules that remove a field the channel's published schema requires, mask a value whose constraints 'x' breaks (every copy for that role then fails the schema; strict recipients answer 400), or name nothing",
+    },
   },
 } as const;
 const params = { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 20, description: 'Channel (interface) ID, e.g. IF-021' } } } as const;

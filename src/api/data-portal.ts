@@ -74,7 +74,7 @@ ${e.blocks
   )
   .join('\n')}
 <h3 id="example-${esc(e.eventCode)}">Example message</h3>
-<p>A message of ${esc(v.interfaceId)} [${esc(e.eventCode)}] with every field filled in (illustrative values, accepted by this DIP's validator), as the body of <code>POST /validate/${esc(v.interfaceId)}/${esc(e.eventCode)}</code> or of a submission:</p>
+<p>A message of ${esc(v.interfaceId)} [${esc(e.eventCode)}] with every field filled in (illustrative values, accepted by this DIP's validator) and the header a submission to this DIP carries: its environment tag, no <code>D0</code> (the DIP fills it), <code>DIPConnectionProviderID</code> null (a connection provider puts its own DIP ID there). Before sending it as the body of <code>POST /validate/${esc(v.interfaceId)}/${esc(e.eventCode)}</code> or of a submission, put in your own <code>S1.senderDIPID</code>, <code>senderRoleID</code> and a new <code>senderUniqueReference</code>, and your recipients in <code>A0.primaryRecipients</code> (<code>dip example ${esc(v.interfaceId)} --event ${esc(e.eventCode)} --sender ID --to ID</code> does it for you):</p>
 <pre tabindex="0" role="region" aria-labelledby="example-${esc(e.eventCode)}">${esc(JSON.stringify([e.example], null, 2))}</pre></section>`,
     )
     .join('\n');
@@ -133,7 +133,7 @@ const tags = ['Data portal (OpenDIP)'];
 const open = { security: [] };
 
 export const dataPortalRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { deps }) => {
-  const portal = new DataPortal(Catalogue.load());
+  const portal = new DataPortal(Catalogue.load(), deps.config.environment);
   const hidden = { hide: true };
 
   app.get('/catalogue/style.css', { schema: hidden }, async (_req, reply) => reply.header('cache-control', 'max-age=3600').type('text/css; charset=utf-8').send(CSS));

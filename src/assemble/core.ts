@@ -54,6 +54,7 @@ export async function startCore(
     clock,
     definition: (id) => catalogue.current().channel(id),
     definitions: () => catalogue.current().channels(),
+    schema: (id) => catalogue.current().schema(id),
     configured: config.channels,
     channel: (id) => channels.get(id),
     afterChange: (_id, state) => {
@@ -78,6 +79,8 @@ export async function startCore(
   const copies = new RecipientCopies((id) => (id === STATUS_CHANNEL ? undefined : channel(id)), registry);
   await registry.start(polls.registryMs);
   life.started('registry', () => registry.stop());
+  // Taken as they are (an operator may mean it), but said: copies that fail the published schema are refused by strict recipients.
+  for (const w of channelSettings.obfuscationWarnings()) logger.warn({ channel: w.channel, role: w.role, rule: w.rule }, w.warning);
   catalogue.start(polls.catalogueMs);
   life.started('catalogue', () => catalogue.stop());
   // Compiled while the rest starts and after the listeners are up: /ready answers 503 until it is done.

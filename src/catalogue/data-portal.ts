@@ -1,6 +1,6 @@
 import type { Catalogue } from './catalogue.js';
 import { BUSINESS_FLOWS, type BusinessFlow } from './business-flows.js';
-import { exampleMessage } from './examples.js';
+import { exampleMessage, submittable } from './examples.js';
 import type { ChannelDefinition, JsonSchema, JsonValue } from './types.js';
 
 /**
@@ -31,7 +31,11 @@ export interface BlockView {
 export interface EventView {
   eventCode: string;
   blocks: BlockView[];
-  /** A message of this event code with every field filled, which the DIP's validator accepts (src/catalogue/examples.ts). */
+  /**
+   * A message of this event code with every field filled, which the DIP's validator accepts
+   * (src/catalogue/examples.ts), with the header a submission to this DIP carries (its environment tag,
+   * no D0, no connection provider): the sender puts in its own IDs, role and reference.
+   */
   example: JsonValue;
 }
 
@@ -78,7 +82,11 @@ export class DataPortal {
   private readonly views = new Map<string, InterfaceView>();
   private items: DataItemView[] | null = null;
 
-  constructor(private readonly catalogue: Catalogue) {}
+  /** `environment`: the tag of the DIP serving the portal, which its examples carry (S1.environmentTag). */
+  constructor(
+    private readonly catalogue: Catalogue,
+    private readonly environment: string,
+  ) {}
 
   interfaces(): ChannelDefinition[] {
     return this.catalogue.channels().sort((a, b) => a.interfaceId.localeCompare(b.interfaceId));
@@ -97,7 +105,7 @@ export class DataPortal {
       const definitions = isSchema(schema['definitions']) ? schema['definitions'] : {};
       view = {
         ...def,
-        events: def.eventCodes.map((eventCode) => ({ eventCode, blocks: blocksOf(schema, eventCode, definitions), example: exampleMessage(schema, eventCode) })),
+        events: def.eventCodes.map((eventCode) => ({ eventCode, blocks: blocksOf(schema, eventCode, definitions), example: submittable(exampleMessage(schema, eventCode), this.environment) })),
         flows: BUSINESS_FLOWS.filter((f) => f.steps.some((s) => s.interfaceId === def.interfaceId)).map((f) => f.id),
       };
       this.views.set(def.interfaceId, view);

@@ -5,6 +5,7 @@ import type { JsonSchema, JsonValue } from './types.js';
  * field the schema defines (optional ones too, so a reader sees them all) with a value that fits its data
  * item or type. Deterministic, so the page does not change between loads. The DIP's own validator is the
  * judge: test/data-portal.test.ts checks that every example of every channel is accepted.
+ * `submittable` turns one into what a participant sends to a DIP of a given environment.
  */
 
 const isSchema = (v: JsonValue | undefined): v is JsonSchema => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -73,6 +74,56 @@ export function exampleMessage(schema: JsonSchema, eventCode: string): JsonValue
     }
   };
   return of(schema, 0, null);
+}
+
+const isObject = (v: JsonValue | undefined): v is { [k: string]: JsonValue } => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** What a participant's own message carries in S1 and A0 (see `submittable`). */
+export interface Submitter {
+  senderDipId: string;
+  senderRole: string;
+  /** A0.primaryRecipients; empty leaves addressing to the DIP (MPAN lookup, always-routed roles). */
+  primaryRecipients: readonly string[];
+  now: Date;
+  /** The last part of S1.senderUniqueReference (letters and digits), unique per message. */
+  uniqueSuffix: string;
+}
+
+/**
+ * An example as a submission to a DIP of `environment` would carry it (a copy; the input is not changed):
+ * S1.environmentTag that environment's (another is refused, MSG1001), no D0 (the transaction wrapper is
+ * the DIP's to fill on what it sends out), S1.DIPConnectionProviderID null (only a connection provider
+ * names itself there, MSG1011 otherwise), and the A0 recipients the DIP resolves (secondary, always) left
+ * empty. With `who`, also the sender's own S1 (DIP ID, role, a new senderUniqueReference of the published
+ * pattern, senderTimestamp now) and its primary recipients: then it is a message to send as it is.
+ */
+export function submittable(example: JsonValue, environment: string, who?: Submitter): JsonValue {
+  const copy = structuredClone(example);
+  const common = isObject(copy) && isObject(copy['payload']) ? copy['payload']['CommonBlock'] : undefined;
+  if (!isObject(common)) return copy;
+  delete common['D0'];
+  const s1 = common['S1'];
+  if (isObject(s1)) {
+    s1['environmentTag'] = environment;
+    if ('DIPConnectionProviderID' in s1) s1['DIPConnectionProviderID'] = null;
+    if (who) {
+      const s0 = common['S0'];
+      const iface = isObject(s0) && typeof s0['interfaceID'] === 'string' ? s0['interfaceID'] : 'IF-000';
+      const day = who.now.toISOString().slice(0, 10).replace(/-/g, '');
+      s1['senderDIPID'] = who.senderDipId;
+      s1['senderRoleID'] = who.senderRole;
+      s1['senderUniqueReference'] = `S-${iface}-${who.senderDipId}-${who.senderRole}-${day}-${who.uniqueSuffix}`;
+      s1['senderTimestamp'] = `${who.now.toISOString().slice(0, 19)}+00:00`;
+    }
+  }
+  const a0 = common['A0'];
+  if (isObject(a0)) {
+    // Required by the schema; the DIP resolves them (what the sender puts there is replaced).
+    if ('secondaryRecipients' in a0) a0['secondaryRecipients'] = [];
+    if ('always' in a0) a0['always'] = [];
+    if (who) a0['primaryRecipients'] = [...who.primaryRecipients];
+  }
+  return copy;
 }
 
 function numberOf(s: JsonSchema): number {

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { loadConfig } from '../config.js';
@@ -114,13 +114,24 @@ function registerChannelCommands(program: Command): void {
     .option('--stale-after-minutes <n>', 'dead-letter undelivered messages older than this', Number)
     .option('--retention-days <n>', "archive retention of this channel's messages", Number)
     .option('--pattern <n>', 'security pattern 0-3 (spec 5.2.2)', Number)
+    .option('--obfuscate <role=path>', "what a receiving role's copy goes without, e.g. MSS=CustomBlock.B905List[].existingMAP (repeatable; replaces the channel's obfuscation; --reset obfuscation drops it)", collect, [])
     .option('--opt-in', 'participants may opt into the channel themselves')
     .option('--no-opt-in', 'participants may not opt in')
     .option('--reset <field>', 'drop an override, e.g. receiverRoles (repeatable)', collect, [])
     .option('--note <text>', 'why (kept in the history)')
     .option('--expect-version <n>', 'refuse if another change came after this version', Number)
-    .action((id: string, o: Record<string, unknown> & { reset: string[] }) => {
+    .action(async (id: string, o: Record<string, unknown> & { reset: string[]; obfuscate: string[] }) => {
       const given = new Map<string, unknown>();
+      if (o.obfuscate.length > 0) {
+        const rules = new Map<string, string[]>();
+        for (const r of o.obfuscate) {
+          const at = r.indexOf('=');
+          if (at <= 0 || at === r.length - 1) throw new InvalidArgumentError(`--obfuscate ${r}: ROLE=path under payload, e.g. MSS=CustomBlock.B905List[].existingMAP`);
+          const role = r.slice(0, at);
+          rules.set(role, [...(rules.get(role) ?? []), r.slice(at + 1)]);
+        }
+        given.set('obfuscation', Object.fromEntries(rules));
+      }
       const map: Array<[string, string]> = [
         ['senderRoles', 'senderRoles'],
         ['receiverRoles', 'receiverRoles'],
@@ -133,12 +144,16 @@ function registerChannelCommands(program: Command): void {
       for (const [option, field] of map) if (o[option] !== undefined) given.set(field, o[option]);
       for (const field of o.reset) given.set(field, null);
       const settings = Object.fromEntries(given);
-      return call('PATCH', `/admin/channels/${encodeURIComponent(id)}`, {
+      const answer = await adminCall(loadConfig(), 'PATCH', `/admin/channels/${encodeURIComponent(id)}`, {
         ...(Object.keys(settings).length ? { settings } : {}),
         ...(o.optIn !== undefined ? { optIn: o.optIn } : {}),
         ...(o.note !== undefined ? { note: o.note } : {}),
         ...(o.expectVersion !== undefined ? { expectedVersion: o.expectVersion } : {}),
       });
+      print(answer);
+      // Taken as they are, but said where the operator looks.
+      const warnings = (answer as { warnings?: unknown }).warnings;
+      if (Array.isArray(warnings)) for (const w of warnings) process.stderr.write(`warning: ${String(w)}\n`);
     });
   for (const verb of ['pause', 'resume', 'withdraw'] as const) {
     ch

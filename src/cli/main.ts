@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { chmodSync, createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { join, resolve } from 'node:path';
 import { onboardParticipant, rotateParticipantCertificate } from '../pipeline/participants.js';
@@ -12,13 +13,14 @@ import { importIntoPostgres } from '../adapters/postgres/import.js';
 import { exportSqlite } from '../adapters/sqlite/export.js';
 import type { Backend } from '../ports/backend.js';
 import { Catalogue, importCatalogue } from '../catalogue/catalogue.js';
+import { exampleMessage, submittable } from '../catalogue/examples.js';
 import { startWebhookReceiver } from '../client/webhook-receiver.js';
 import { loadConfig, type DipConfig } from '../config.js';
 import { dipDateTime } from '../domain/time.js';
 import { importedCatalogueFile } from '../pipeline/catalogue-source.js';
 import { ensureEncryptionKey } from '../security/dip-encryption-key.js';
 import { EXPIRY_WARNING_DAYS, expiringAll } from '../security/expiry.js';
-import { createEnvironmentCa, ensurePki, issueParticipantCertificate, PKI_FILES, readCertificateAuthority, rotateSigningCertificate } from '../security/pki.js';
+import { createEnvironmentCa, ensurePki, issueParticipantCertificate, issueServerCertificate, PKI_FILES, readCertificateAuthority, rotateSigningCertificate } from '../security/pki.js';
 import { readRevocationList, revokeCertificate } from '../security/revocation.js';
 import { certificateInfo } from '../security/signature.js';
 import { readTrustedCaFiles } from '../security/trust-store.js';
@@ -200,6 +202,28 @@ pki
     }
     writeFileSync(join(o.out, PROFILE_FILES.cert), issued.certPem);
     process.stderr.write(`wrote ${written.join(' and ')} for ${o.dipId.join(', ')}\n`);
+  });
+
+pki
+  .command('issue-server')
+  .description("issue a TLS server key and certificate from the environment's CA for a webhook receiver (test and DEV environments)")
+  .option('--dns <name>', 'a host name the receiver is called at (repeatable)', collect, [])
+  .option('--ip <address>', 'an IP address the receiver is called at (repeatable)', collect, [])
+  .requiredOption('--out <dir>', 'folder for key.pem and cert.pem')
+  .option('--org <name>', 'organisation name', 'OpenDIP webhook receiver')
+  .option('--days <n>', 'validity in days', positiveInt, 365)
+  .action(async (o: { dns: string[]; ip: string[]; out: string; org: string; days: number }) => {
+    if (o.dns.length + o.ip.length === 0) throw new InvalidArgumentError('name the receiver: --dns HOST and/or --ip ADDRESS (as in its callbackURL)');
+    const config = loadConfig();
+    const ca = await readCertificateAuthority(pkiDir(config));
+    const issued = await issueServerCertificate(ca, { hostnames: o.dns, ipAddresses: o.ip, validDays: o.days, clientAuth: false, organisation: o.org });
+    mkdirSync(o.out, { recursive: true, mode: 0o700 });
+    writeFileSync(join(o.out, PROFILE_FILES.key), issued.keyPem, { mode: 0o600 });
+    writeFileSync(join(o.out, PROFILE_FILES.cert), issued.certPem);
+    const names = [...o.dns, ...o.ip].join(', ');
+    process.stderr.write(
+      `wrote ${join(o.out, PROFILE_FILES.key)} and ${join(o.out, PROFILE_FILES.cert)}: serverAuth for ${names}, from the ${config.environment} CA (${join(pkiDir(config), PKI_FILES.caCert)}), which this DIP trusts for webhook calls\n`,
+    );
   });
 
 pki
@@ -391,17 +415,34 @@ program
     await finish(profile.client, answer.status, answer.body);
   });
 
+/** The catalogue a DIP of this configuration runs: the one imported into its data folder, else the bundled one. */
+function catalogueInForce(): Catalogue {
+  const imported = importedCatalogueFile(loadConfig().dataDir);
+  return existsSync(imported) ? Catalogue.fromFile(imported) : Catalogue.load();
+}
+
 program
   .command('example')
-  .description('print a valid example message (IF-021) to start from')
-  .argument('<interface>', 'IF-021')
-  .requiredOption('--sender <id>', 'sending data service DIP ID')
-  .option('--role <role>', 'sender role', 'SDS')
+  .description('print a message to start from, as this DIP takes it: its environment tag, your IDs, a new reference')
+  .argument('<interface>', 'IF-021 (realistic consumption data) or any other channel (every field filled, from its schema)')
+  .option('--event <code>', "event code (default: the channel's first)")
+  .requiredOption('--sender <id>', 'sending DIP ID')
+  .option('--role <role>', "sender role (default: SDS on IF-021, else the channel's first sender role)")
   .option('--to <id>', 'primary recipient (repeatable)', collect, [])
   .option('--env <tag>', 'environment tag', loadConfig().environment)
-  .action((iface: string, o: { sender: string; role: string; to: string[]; env: string }) => {
-    if (iface.toUpperCase() !== 'IF-021') throw new InvalidArgumentError('only IF-021 examples are built in');
-    print([buildIF021({ senderDipId: o.sender, senderRole: o.role, primaryRecipients: o.to.length ? o.to : undefined, envTag: o.env })]);
+  .action((iface: string, o: { event?: string; sender: string; role?: string; to: string[]; env: string }) => {
+    const catalogue = catalogueInForce();
+    const channel = catalogue.channel(iface);
+    const schema = channel && catalogue.schema(channel.interfaceId);
+    if (!channel || !schema) throw new InvalidArgumentError(`${iface} is not a channel of the catalogue`);
+    const event = o.event === undefined ? channel.eventCodes[0]! : channel.eventCodes.find((e) => e.toLowerCase() === o.event!.replace(/^\[|\]$/g, '').toLowerCase());
+    if (event === undefined) throw new InvalidArgumentError(`${channel.interfaceId} has no event code '${o.event ?? ''}' (${channel.eventCodes.join(', ')})`);
+    if (channel.interfaceId === 'IF-021') {
+      print([buildIF021({ senderDipId: o.sender, senderRole: o.role ?? 'SDS', primaryRecipients: o.to.length ? o.to : undefined, envTag: o.env, eventCode: event as 'ActivePower' })]);
+      return;
+    }
+    const who = { senderDipId: o.sender, senderRole: o.role ?? channel.senderRoles[0] ?? 'SUP', primaryRecipients: o.to, now: new Date(), uniqueSuffix: randomBytes(6).toString('hex') };
+    print([submittable(exampleMessage(schema, event), o.env, who)]);
   });
 
 program

@@ -1,4 +1,6 @@
 import type { ChannelDefinition } from '../catalogue/catalogue.js';
+import { obfuscationWarnings, type ObfuscationWarning } from '../catalogue/obfuscation-check.js';
+import type { JsonSchema } from '../catalogue/types.js';
 import type { ChannelAvailability, ChannelOverride, ChannelSettingsDoc } from '../domain/channel.js';
 import { DIP_ID_PATTERN, ROLE_PATTERN } from '../domain/participant.js';
 import type { Clock } from '../ports/clock.js';
@@ -38,6 +40,12 @@ export interface ChannelView {
   changedBy: string | null;
   settings: ChannelOverride;
   inForce: { senderRoles: string[]; receiverRoles: string[]; alwaysRoles: string[]; alwaysParticipants: string[]; securityPattern: number; staleAfterMinutes: number };
+  /**
+   * What the settings do that the operator may not mean, taken as they are: an obfuscation rule that
+   * removes a field the channel's published schema requires, masks a value whose constraints 'x' breaks,
+   * or names nothing (src/catalogue/obfuscation-check.ts). Empty when none.
+   */
+  warnings: string[];
 }
 
 export interface ChannelSettingsDeps {
@@ -47,6 +55,8 @@ export interface ChannelSettingsDeps {
   clock: Clock;
   definition(id: string): ChannelDefinition | undefined;
   definitions(): ChannelDefinition[];
+  /** The channel's published message schema (the catalogue in force), which obfuscation rules are checked against. */
+  schema(id: string): JsonSchema | undefined;
   /** The overrides of the configuration file: a channel's first settings version starts from them. */
   configured: Readonly<Record<string, ChannelOverride>>;
   /** The channel as routing builds it from the settings in force. */
@@ -69,6 +79,16 @@ export class ChannelSettings {
   overrides(): Record<string, ChannelOverride> {
     const stored = Object.fromEntries(this.deps.registry.allChannelSettings().map((v) => [v.channel, v.settings]));
     return { ...this.deps.configured, ...stored };
+  }
+
+  /** Every channel's obfuscation rules in force that break its published schema or hide nothing (logged at start). */
+  obfuscationWarnings(): Array<ObfuscationWarning & { channel: string }> {
+    return Object.entries(this.overrides()).flatMap(([channel, o]) => this.warningsFor(channel, o).map((w) => ({ channel, ...w })));
+  }
+
+  private warningsFor(channel: string, o: ChannelOverride): ObfuscationWarning[] {
+    const schema = o.obfuscation && Object.keys(o.obfuscation).length > 0 ? this.deps.schema(channel) : undefined;
+    return schema ? obfuscationWarnings(schema, o.obfuscation!) : [];
   }
 
   availability(id: string): ChannelAvailability {
@@ -154,6 +174,7 @@ export class ChannelSettings {
   private view(def: ChannelDefinition): ChannelView {
     const v = this.deps.registry.channelSettings(def.interfaceId);
     const c = this.deps.channel(def.interfaceId);
+    const settings = v?.settings ?? this.deps.configured[def.interfaceId] ?? {};
     return {
       channel: def.interfaceId,
       name: def.name,
@@ -163,7 +184,7 @@ export class ChannelSettings {
       note: v?.note ?? '',
       changedAt: v ? new Date(v.at).toISOString() : null,
       changedBy: v?.by ?? null,
-      settings: v?.settings ?? this.deps.configured[def.interfaceId] ?? {},
+      settings,
       inForce: {
         senderRoles: c?.senderRoles ?? def.senderRoles,
         receiverRoles: c?.receiverRoles ?? def.receiverRoles,
@@ -172,6 +193,7 @@ export class ChannelSettings {
         securityPattern: c?.securityPattern ?? 1,
         staleAfterMinutes: Math.round((c?.staleAfterMs ?? 0) / 60_000),
       },
+      warnings: this.warningsFor(def.interfaceId, settings).map((w) => w.warning),
     };
   }
 }

@@ -76,7 +76,7 @@ interface ItemState {
    * The validated message (spec case) and its header, until it is routed; `customBlock`, the sender's
    * own text of its CustomBlock when that is what JSON.stringify would write for it (else null).
    */
-  validated: { message: DipMessage; header: MessageHeader; customBlock: string | null } | null;
+  validated: { message: DipMessage; header: MessageHeader; schemaVersion: string; customBlock: string | null } | null;
   accepted: AcceptedMessage | null;
   /** Refused as a duplicate: the transaction ID its reference was accepted under before, when known. */
   original: string | null;
@@ -151,35 +151,9 @@ export class Ingest {
 
   private async accept(req: IngestRequest, marks: IngestMarks | null, now: Date, caller: Participant, channel: Channel): Promise<IngestResult> {
     if (marks) marks.authenticatedAt = this.tracer!.now();
-    const identities = this.registry.identitiesOf(caller);
-    if (!identities.some((p) => p.roles.some((r) => channel.senderRoles.includes(r)))) {
-      return this.whole(
-        now,
-        caller.dipId,
-        403,
-        MSG.senderRoleInvalid,
-        `${caller.dipId} holds ${caller.roles.join(', ')}; only ${channel.senderRoles.join(', ')} may send on ${channel.interfaceId}`,
-      );
-    }
-
-    const items = parseBatch(req.body, this.settings);
-    if (!Array.isArray(items)) return this.whole(now, caller.dipId, items.status, MSG.schemaFailure, items.help);
-
-    const prepared = await this.prepare(channel, items);
-    // Encrypted channels rewrite the payload before validation: nothing of the sender's text to reuse.
-    const spans = channel.securityPattern === 1 ? canonicalCustomBlocks(req.body) : [];
-    const states = prepared.map((p, index) => {
-      if (p.ok) return this.check(channel, caller, p.item, index, now, p.copies, sendersText(req.body, items[index], p.item, spans[index]));
-      const refused = itemState(bestEffortReference(items[index]));
-      refused.refusal = { status: 400, code: MSG.schemaFailure, help: `item ${index}: ${p.help}` };
-      return refused;
-    });
-    // A recipient onboarded a moment ago (perhaps by the CLI, in another process) is known at once.
-    if (states.some((s) => s.validated?.header.primaryRecipients.some((id) => !this.registry.participant(id)))) await this.registry.refresh();
-    const histories = await this.lookUpMpans(channel, states);
-    const stamp = dipDateTime(now);
-    states.forEach((s, index) => this.routeItem(channel, s, index, now, stamp, histories));
-    markDuplicatesInBatch(states);
+    const checked = await this.checkBatch(req, now, caller, channel, null);
+    if (!Array.isArray(checked)) return checked;
+    const states = checked;
     const failed = states.find((s) => s.refusal !== null);
     if (failed) return this.refuse(now, caller.dipId, states, failed);
 
@@ -224,9 +198,54 @@ export class Ingest {
   }
 
   /**
-   * POST /validate/{interface}/{event} (published "for debugging purposes"): each item checked against the
-   * channel's schema for that event code, as submission would check it, and nothing stored or routed.
-   * Only the schema: who sends, to whom, and duplicates are for a real submission to find.
+   * Every check of a batch that changes nothing, shared by submission and /validate: the caller may send
+   * on the channel; each item's schema (and, for /validate, its event code), its header against the
+   * caller (environment tag, sender, connection provider, roles, sender timestamp: checkHeader), its
+   * routing (recipients registered and receiving, MPAN lookup, encrypted copies) and references repeated
+   * within the batch. What it cannot check without writing, a reference accepted before, is the store's
+   * to find when the batch is appended. A batch-wide refusal is answered as an IngestResult.
+   */
+  private async checkBatch(req: IngestRequest, now: Date, caller: Participant, channel: Channel, eventCode: string | null): Promise<ItemState[] | IngestResult> {
+    const identities = this.registry.identitiesOf(caller);
+    if (!identities.some((p) => p.roles.some((r) => channel.senderRoles.includes(r)))) {
+      return this.whole(
+        now,
+        caller.dipId,
+        403,
+        MSG.senderRoleInvalid,
+        `${caller.dipId} holds ${caller.roles.join(', ')}; only ${channel.senderRoles.join(', ')} may send on ${channel.interfaceId}`,
+      );
+    }
+
+    const items = parseBatch(req.body, this.settings);
+    if (!Array.isArray(items)) return this.whole(now, caller.dipId, items.status, MSG.schemaFailure, items.help);
+
+    const prepared = await this.prepare(channel, items);
+    // Encrypted channels rewrite the payload before validation: nothing of the sender's text to reuse.
+    const spans = channel.securityPattern === 1 ? canonicalCustomBlocks(req.body) : [];
+    const states = prepared.map((p, index) => {
+      if (p.ok) return this.check(channel, caller, p.item, index, now, p.copies, sendersText(req.body, items[index], p.item, spans[index]), eventCode);
+      const refused = itemState(bestEffortReference(items[index]));
+      refused.refusal = { status: 400, code: MSG.schemaFailure, help: `item ${index}: ${p.help}` };
+      return refused;
+    });
+    // A recipient onboarded a moment ago (perhaps by the CLI, in another process) is known at once.
+    if (states.some((s) => s.validated?.header.primaryRecipients.some((id) => !this.registry.participant(id)))) await this.registry.refresh();
+    const histories = await this.lookUpMpans(channel, states);
+    const stamp = dipDateTime(now);
+    states.forEach((s, index) => this.routeItem(channel, s, index, now, stamp, histories));
+    markDuplicatesInBatch(states);
+    return states;
+  }
+
+  /**
+   * POST /validate/{interface}/{event} (published "for debugging purposes"): a dry run of submission. Each
+   * item goes through the very checks a submission makes before it stores anything (checkBatch: schema,
+   * the endpoint's event code, environment tag, sender, connection provider and roles against the caller,
+   * sender timestamp, routing, references repeated in the batch), and nothing is stored, routed or
+   * reserved. Not checked: whether a sender unique reference was accepted before (only the store's
+   * append knows, and a dry run must not reserve it), so a submission may still answer MSG1006.
+   * Each item is answered for itself (a valid one as valid even when another is refused), 400 when any is refused.
    */
   async validate(req: IngestRequest & { eventCode: string }): Promise<IngestResult> {
     const now = this.clock();
@@ -240,21 +259,26 @@ export class Ingest {
       const help = `event code '${req.eventCode}' is not one of ${channel.interfaceId}'s (the path names it): /validate/${channel.interfaceId}/{${channel.definition.eventCodes.join('|')}}`;
       return this.whole(now, caller.dipId, 404, MSG.schemaFailure, help);
     }
-    const items = parseBatch(req.body, this.settings);
-    if (!Array.isArray(items)) return this.whole(now, caller.dipId, items.status, MSG.schemaFailure, items.help);
-    const prepared = await this.prepare(channel, items);
-    const entries: EntryFields[] = prepared.map((p, index) => {
-      const ref = bestEffortReference(items[index]);
-      if (!p.ok) return { senderUniqueReference: ref, message: MSG.schemaFailure, help: `item ${index}: ${p.help}` };
-      const validated = this.catalogue.validate(channel.interfaceId, p.item, { encryptedPayload: p.copies !== null });
-      if (!validated.ok) return { senderUniqueReference: ref, message: MSG.schemaFailure, help: `item ${index}: ${describeIssues(validated.errors)}` };
-      if (validated.eventCode !== event) {
-        return { senderUniqueReference: ref, message: MSG.schemaFailure, help: `item ${index}: payload.CommonBlock.S0.eventCode is [${validated.eventCode}]; this endpoint validates [${event}]` };
-      }
-      return { senderUniqueReference: ref, message: MSG.success, help: `valid ${channel.interfaceId} [${event}] (schema ${validated.schemaVersion}); not stored or routed` };
-    });
-    const refused = entries.some((e) => e.message !== MSG.success);
-    return { status: refused ? 400 : 201, response: standardResponse(now, this.settings.dipId, caller.dipId, entries) };
+    try {
+      const checked = await this.checkBatch(req, now, caller, channel, event);
+      if (!Array.isArray(checked)) return checked;
+      const entries: EntryFields[] = checked.map((s) => {
+        if (s.refusal) return { senderUniqueReference: s.ref, DIPConnectionProviderID: s.connectionProvider, message: s.refusal.code, help: s.refusal.help };
+        const to = s.accepted!.recipients.filter((id) => id !== MPAN_LOOKUP_RECIPIENT).join(', ');
+        return {
+          senderUniqueReference: s.ref,
+          DIPConnectionProviderID: s.connectionProvider,
+          message: MSG.success,
+          // The recipients last: a help text is cut at 500 characters, and what was not checked must stay.
+          help: `valid ${channel.interfaceId} [${event}] (schema ${s.validated!.schemaVersion}); not stored or routed, and S1.senderUniqueReference was not checked against those accepted before nor reserved; would go to ${to}`,
+        };
+      });
+      const refused = entries.some((e) => e.message !== MSG.success);
+      return { status: refused ? 400 : 201, response: standardResponse(now, this.settings.dipId, caller.dipId, entries) };
+    } catch (err) {
+      if (storeFailureKind(err) === 'unavailable' || storeFailureKind(err) === 'fatal') return this.unavailable(now, caller.dipId, err as StoreError);
+      throw err;
+    }
   }
 
   /** What submission and validation share: an authenticated caller and a known channel. */
@@ -295,12 +319,19 @@ export class Ingest {
     now: Date,
     copies: Record<string, string> | null,
     customBlock: { value: unknown; text: string } | null,
+    /** /validate's endpoint event code (bare): an item of another event code is refused. */
+    eventCode: string | null = null,
   ): ItemState {
     const state = itemState(null);
     const validated = this.catalogue.validate(channel.interfaceId, item, { encryptedPayload: copies !== null });
     if (!validated.ok) {
       state.ref = bestEffortReference(item);
       state.refusal = { status: 400, code: MSG.schemaFailure, help: `item ${index}: ${describeIssues(validated.errors)}` };
+      return state;
+    }
+    if (eventCode !== null && validated.eventCode !== eventCode) {
+      state.ref = bestEffortReference(item);
+      state.refusal = { status: 400, code: MSG.schemaFailure, help: `item ${index}: payload.CommonBlock.S0.eventCode is [${validated.eventCode}]; this endpoint validates [${eventCode}]` };
       return state;
     }
     const message = validated.message as DipMessage;
@@ -310,7 +341,7 @@ export class Ingest {
     state.connectionProvider = h.connectionProviderId;
     state.refusal = this.checkHeader(channel, caller, h, now, index);
     // Case-folding copies what it rewrites: the same object means the sender's text still describes it.
-    if (!state.refusal) state.validated = { message, header: h, customBlock: customBlock !== null && message.payload.CustomBlock === customBlock.value ? customBlock.text : null };
+    if (!state.refusal) state.validated = { message, header: h, schemaVersion: validated.schemaVersion, customBlock: customBlock !== null && message.payload.CustomBlock === customBlock.value ? customBlock.text : null };
     return state;
   }
 

@@ -146,9 +146,14 @@ export async function createCertificateAuthority(opts: {
   return { keyPem: key.keyPem, certPem: cert.toString('pem') + '\n' };
 }
 
+/**
+ * A TLS server certificate from `ca` for the names and addresses given. The DIP's own (the default) also
+ * carries clientAuth, for its outbound mTLS webhook calls; `clientAuth: false` makes one for a
+ * participant's webhook receiver (`dip pki issue-server`), serverAuth only, with its organisation in O.
+ */
 export async function issueServerCertificate(
   ca: KeyAndCert,
-  opts: { hostnames: string[]; ipAddresses: string[]; validDays: number; commonName?: string },
+  opts: { hostnames: string[]; ipAddresses: string[]; validDays: number; commonName?: string; clientAuth?: boolean; organisation?: string },
 ): Promise<KeyAndCert> {
   const names: x509.JsonGeneralNames = [
     ...opts.hostnames.map((value) => ({ type: 'dns' as const, value })),
@@ -158,11 +163,12 @@ export async function issueServerCertificate(
   checkValidDays(opts.validDays); // before the expensive key generation
   const key = await generateRsaKey();
   const cn = opts.commonName ?? opts.hostnames[0] ?? opts.ipAddresses[0] ?? 'localhost';
-  const certPem = await issue(ca, [{ CN: [cn] }, { O: ['OpenDIP'] }], key.spkiDer, opts.validDays, [
+  const usages = opts.clientAuth === false ? [x509.ExtendedKeyUsage.serverAuth] : [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth];
+  const certPem = await issue(ca, [{ CN: [cn] }, { O: [opts.organisation ?? 'OpenDIP'] }], key.spkiDer, opts.validDays, [
     new x509.BasicConstraintsExtension(false, undefined, true),
     new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
-    // clientAuth too: the DIP presents this certificate on its outbound mTLS webhook calls.
-    new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
+    // clientAuth too (by default): the DIP presents this certificate on its outbound mTLS webhook calls.
+    new x509.ExtendedKeyUsageExtension(usages),
     new x509.SubjectAlternativeNameExtension(names),
   ]);
   return { keyPem: key.keyPem, certPem };

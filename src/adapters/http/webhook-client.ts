@@ -65,6 +65,27 @@ async function readCapped(body: AsyncIterable<Buffer> & { destroy(): void }, max
   }
 }
 
+/**
+ * OpenSSL's verdicts on a receiver's certificate the DIP does not trust. The attempt's error (what the
+ * participant sees in the portal, and the operator in GET /admin/attempts) says why and what to do, not
+ * only the code: such a call is retried like any failed connection until the receiver is fixed.
+ */
+const UNTRUSTED_CERTIFICATE = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'INVALID_CA',
+]);
+const UNTRUSTED_HINT =
+  " (the DIP does not trust the webhook receiver's TLS certificate: it trusts public certificate authorities and this environment's CA; in test and DEV environments `dip pki issue-server` issues one; retried until the message goes stale)";
+const ALTNAME_HINT = " (the webhook receiver's TLS certificate does not name the host of the callbackURL; retried until the message goes stale)";
+
 type AgentOptions = WebhookClientOptions & { keepAliveTimeout?: number; keepAliveMaxTimeout?: number };
 
 /**
@@ -171,7 +192,8 @@ export class UndiciWebhookTransport implements WebhookTransport {
       };
     } catch (e) {
       const err = e as Error & { code?: string };
-      return { kind: 'failed', error: `${err.code ?? err.name}: ${err.message}`, latencyMs: performance.now() - started };
+      const hint = err.code !== undefined && UNTRUSTED_CERTIFICATE.has(err.code) ? UNTRUSTED_HINT : err.code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? ALTNAME_HINT : '';
+      return { kind: 'failed', error: `${err.code ?? err.name}: ${err.message}${hint}`, latencyMs: performance.now() - started };
     }
   }
 

@@ -34,9 +34,9 @@ const answer = (code: number) => {
 
 /**
  * POST /validate/{interface}/{event}: the published debugging endpoints (127 in API 2.1.0), served for
- * every event code of every channel of the catalogue in force. Validates like submission, stores and
- * routes nothing. Answers 201 or 400; as a StandardResponse, or (config api.validateAnswer 'text') as
- * the published JSON string.
+ * every event code of every channel of the catalogue in force. A dry run of submission: the ingest
+ * pipeline's own checks (Ingest.validate), storing, routing and reserving nothing. Answers 201 or 400; as
+ * a StandardResponse, or (config api.validateAnswer 'text') as the published JSON string.
  *
  * Each published endpoint is its own route, answered from the bundled catalogue with its channel's
  * schema as its documented body (so the OpenAPI document lists them as the published API does); the
@@ -95,7 +95,7 @@ export const validateRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app
             operationId: `validate-${id}-${event}`,
             tags,
             summary: `Submit ${id} with Event Code ${event} message for validation`,
-            description: `Validates one or more ${id} ${event} messages as submission would, for debugging: nothing is stored or routed.`,
+            description: `Validates one or more ${id} ${event} messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.`,
             headers: signatureHeaders,
             body: messageBatch(item, `${id} messages with event code [${event}]`),
             response,

@@ -603,6 +603,8 @@ export interface paths {
                             /** @enum {string} */
                             state?: "active" | "paused" | "withdrawn";
                             version?: number;
+                            /** @description Taken as they are, but said: obfuscation rules that remove a field the channel's published schema requires, mask a value whose constraints 'x' breaks (every copy for that role then fails the schema; strict recipients answer 400), or name nothing */
+                            warnings?: string[];
                         }[];
                     };
                 };
@@ -699,6 +701,8 @@ export interface paths {
                             /** @enum {string} */
                             state?: "active" | "paused" | "withdrawn";
                             version?: number;
+                            /** @description Taken as they are, but said: obfuscation rules that remove a field the channel's published schema requires, mask a value whose constraints 'x' breaks (every copy for that role then fails the schema; strict recipients answer 400), or name nothing */
+                            warnings?: string[];
                         };
                     };
                 };
@@ -829,6 +833,8 @@ export interface paths {
                             /** @enum {string} */
                             state?: "active" | "paused" | "withdrawn";
                             version?: number;
+                            /** @description Taken as they are, but said: obfuscation rules that remove a field the channel's published schema requires, mask a value whose constraints 'x' breaks (every copy for that role then fails the schema; strict recipients answer 400), or name nothing */
+                            warnings?: string[];
                         };
                     };
                 };
@@ -1064,6 +1070,8 @@ export interface paths {
                             /** @enum {string} */
                             state?: "active" | "paused" | "withdrawn";
                             version?: number;
+                            /** @description Taken as they are, but said: obfuscation rules that remove a field the channel's published schema requires, mask a value whose constraints 'x' breaks (every copy for that role then fails the schema; strict recipients answer 400), or name nothing */
+                            warnings?: string[];
                         };
                     };
                 };
@@ -1194,6 +1202,8 @@ export interface paths {
                             /** @enum {string} */
                             state?: "active" | "paused" | "withdrawn";
                             version?: number;
+                            /** @description Taken as they are, but said: obfuscation rules that remove a field the channel's published schema requires, mask a value whose constraints 'x' breaks (every copy for that role then fails the schema; strict recipients answer 400), or name nothing */
+                            warnings?: string[];
                         };
                     };
                 };
@@ -1324,6 +1334,8 @@ export interface paths {
                             /** @enum {string} */
                             state?: "active" | "paused" | "withdrawn";
                             version?: number;
+                            /** @description Taken as they are, but said: obfuscation rules that remove a field the channel's published schema requires, mask a value whose constraints 'x' breaks (every copy for that role then fails the schema; strict recipients answer 400), or name nothing */
+                            warnings?: string[];
                         };
                     };
                 };
@@ -1454,6 +1466,8 @@ export interface paths {
                             /** @enum {string} */
                             state?: "active" | "paused" | "withdrawn";
                             version?: number;
+                            /** @description Taken as they are, but said: obfuscation rules that remove a field the channel's published schema requires, mask a value whose constraints 'x' breaks (every copy for that role then fails the schema; strict recipients answer 400), or name nothing */
+                            warnings?: string[];
                         };
                     };
                 };

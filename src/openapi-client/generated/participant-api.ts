@@ -1719,7 +1719,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-001 with Event Code ChangeOfSupplier message for validation
-         * @description Validates one or more IF-001 ChangeOfSupplier messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-001 ChangeOfSupplier messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-001-ChangeOfSupplier"];
         delete?: never;
@@ -1739,7 +1739,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-001 with Event Code InitialRegistration message for validation
-         * @description Validates one or more IF-001 InitialRegistration messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-001 InitialRegistration messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-001-InitialRegistration"];
         delete?: never;
@@ -1759,7 +1759,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-002 with Event Code GainMPANInfo message for validation
-         * @description Validates one or more IF-002 GainMPANInfo messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-002 GainMPANInfo messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-002-GainMPANInfo"];
         delete?: never;
@@ -1779,7 +1779,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-003 with Event Code DSDeAppRM message for validation
-         * @description Validates one or more IF-003 DSDeAppRM messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-003 DSDeAppRM messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-003-DSDeAppRM"];
         delete?: never;
@@ -1799,7 +1799,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-003 with Event Code MSDeAppRM message for validation
-         * @description Validates one or more IF-003 MSDeAppRM messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-003 MSDeAppRM messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-003-MSDeAppRM"];
         delete?: never;
@@ -1819,7 +1819,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-003 with Event Code ReverseMigNotification message for validation
-         * @description Validates one or more IF-003 ReverseMigNotification messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-003 ReverseMigNotification messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-003-ReverseMigNotification"];
         delete?: never;
@@ -1839,7 +1839,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-004 with Event Code CommsHubInfo message for validation
-         * @description Validates one or more IF-004 CommsHubInfo messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-004 CommsHubInfo messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-004-CommsHubInfo"];
         delete?: never;
@@ -1859,7 +1859,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-005 with Event Code MeterExchange message for validation
-         * @description Validates one or more IF-005 MeterExchange messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-005 MeterExchange messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-005-MeterExchange"];
         delete?: never;
@@ -1879,7 +1879,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-005 with Event Code MeterHistoryUpdate message for validation
-         * @description Validates one or more IF-005 MeterHistoryUpdate messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-005 MeterHistoryUpdate messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-005-MeterHistoryUpdate"];
         delete?: never;
@@ -1899,7 +1899,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-005 with Event Code MeterInstall message for validation
-         * @description Validates one or more IF-005 MeterInstall messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-005 MeterInstall messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-005-MeterInstall"];
         delete?: never;
@@ -1919,7 +1919,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-005 with Event Code MeterRemoval message for validation
-         * @description Validates one or more IF-005 MeterRemoval messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-005 MeterRemoval messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-005-MeterRemoval"];
         delete?: never;
@@ -1939,7 +1939,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-005 with Event Code MeterUpdate message for validation
-         * @description Validates one or more IF-005 MeterUpdate messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-005 MeterUpdate messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-005-MeterUpdate"];
         delete?: never;
@@ -1959,7 +1959,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-006 with Event Code MeterExchange message for validation
-         * @description Validates one or more IF-006 MeterExchange messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-006 MeterExchange messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-006-MeterExchange"];
         delete?: never;
@@ -1979,7 +1979,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-006 with Event Code MeterHistoryUpdate message for validation
-         * @description Validates one or more IF-006 MeterHistoryUpdate messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-006 MeterHistoryUpdate messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-006-MeterHistoryUpdate"];
         delete?: never;
@@ -1999,7 +1999,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-006 with Event Code MeterInstall message for validation
-         * @description Validates one or more IF-006 MeterInstall messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-006 MeterInstall messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-006-MeterInstall"];
         delete?: never;
@@ -2019,7 +2019,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-006 with Event Code MeterRemoval message for validation
-         * @description Validates one or more IF-006 MeterRemoval messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-006 MeterRemoval messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-006-MeterRemoval"];
         delete?: never;
@@ -2039,7 +2039,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-006 with Event Code MeterUpdate message for validation
-         * @description Validates one or more IF-006 MeterUpdate messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-006 MeterUpdate messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-006-MeterUpdate"];
         delete?: never;
@@ -2059,7 +2059,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-007 with Event Code EnergisationStatusChange message for validation
-         * @description Validates one or more IF-007 EnergisationStatusChange messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-007 EnergisationStatusChange messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-007-EnergisationStatusChange"];
         delete?: never;
@@ -2079,7 +2079,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-007 with Event Code EnergisationStatusFailure message for validation
-         * @description Validates one or more IF-007 EnergisationStatusFailure messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-007 EnergisationStatusFailure messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-007-EnergisationStatusFailure"];
         delete?: never;
@@ -2099,7 +2099,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-008 with Event Code EnergisationStatusChange message for validation
-         * @description Validates one or more IF-008 EnergisationStatusChange messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-008 EnergisationStatusChange messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-008-EnergisationStatusChange"];
         delete?: never;
@@ -2119,7 +2119,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-009 with Event Code CSSDeRegistration message for validation
-         * @description Validates one or more IF-009 CSSDeRegistration messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-009 CSSDeRegistration messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-009-CSSDeRegistration"];
         delete?: never;
@@ -2139,7 +2139,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-009 with Event Code MPANDisconnection message for validation
-         * @description Validates one or more IF-009 MPANDisconnection messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-009 MPANDisconnection messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-009-MPANDisconnection"];
         delete?: never;
@@ -2159,7 +2159,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-009 with Event Code MPANReconnection message for validation
-         * @description Validates one or more IF-009 MPANReconnection messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-009 MPANReconnection messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-009-MPANReconnection"];
         delete?: never;
@@ -2179,7 +2179,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-013 with Event Code ActivePowerDefaulted message for validation
-         * @description Validates one or more IF-013 ActivePowerDefaulted messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-013 ActivePowerDefaulted messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-013-ActivePowerDefaulted"];
         delete?: never;
@@ -2199,7 +2199,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-014 with Event Code ActivePowerRejected message for validation
-         * @description Validates one or more IF-014 ActivePowerRejected messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-014 ActivePowerRejected messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-014-ActivePowerRejected"];
         delete?: never;
@@ -2219,7 +2219,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-014 with Event Code ConsumptionOnDeEnergisedMPAN message for validation
-         * @description Validates one or more IF-014 ConsumptionOnDeEnergisedMPAN messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-014 ConsumptionOnDeEnergisedMPAN messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-014-ConsumptionOnDeEnergisedMPAN"];
         delete?: never;
@@ -2239,7 +2239,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-015 with Event Code ConsumptionReplay message for validation
-         * @description Validates one or more IF-015 ConsumptionReplay messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-015 ConsumptionReplay messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-015-ConsumptionReplay"];
         delete?: never;
@@ -2259,7 +2259,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-016 with Event Code ActivePower message for validation
-         * @description Validates one or more IF-016 ActivePower messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-016 ActivePower messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-016-ActivePower"];
         delete?: never;
@@ -2279,7 +2279,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-016 with Event Code ActivePowerDefaulted message for validation
-         * @description Validates one or more IF-016 ActivePowerDefaulted messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-016 ActivePowerDefaulted messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-016-ActivePowerDefaulted"];
         delete?: never;
@@ -2299,7 +2299,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-016 with Event Code ActivePowerRejected message for validation
-         * @description Validates one or more IF-016 ActivePowerRejected messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-016 ActivePowerRejected messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-016-ActivePowerRejected"];
         delete?: never;
@@ -2319,7 +2319,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-016 with Event Code ConsumptionRequestRejected message for validation
-         * @description Validates one or more IF-016 ConsumptionRequestRejected messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-016 ConsumptionRequestRejected messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-016-ConsumptionRequestRejected"];
         delete?: never;
@@ -2339,7 +2339,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-016 with Event Code ReactivePower message for validation
-         * @description Validates one or more IF-016 ReactivePower messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-016 ReactivePower messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-016-ReactivePower"];
         delete?: never;
@@ -2359,7 +2359,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-018 with Event Code AddressChg message for validation
-         * @description Validates one or more IF-018 AddressChg messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-018 AddressChg messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-018-AddressChg"];
         delete?: never;
@@ -2379,7 +2379,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-018 with Event Code DCCEnrolment message for validation
-         * @description Validates one or more IF-018 DCCEnrolment messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-018 DCCEnrolment messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-018-DCCEnrolment"];
         delete?: never;
@@ -2399,7 +2399,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-018 with Event Code DomPremInd message for validation
-         * @description Validates one or more IF-018 DomPremInd messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-018 DomPremInd messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-018-DomPremInd"];
         delete?: never;
@@ -2419,7 +2419,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-018 with Event Code DUOSTariffIDChg message for validation
-         * @description Validates one or more IF-018 DUOSTariffIDChg messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-018 DUOSTariffIDChg messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-018-DUOSTariffIDChg"];
         delete?: never;
@@ -2439,7 +2439,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-018 with Event Code EnergyDirection message for validation
-         * @description Validates one or more IF-018 EnergyDirection messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-018 EnergyDirection messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-018-EnergyDirection"];
         delete?: never;
@@ -2459,7 +2459,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-018 with Event Code GSPChg message for validation
-         * @description Validates one or more IF-018 GSPChg messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-018 GSPChg messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-018-GSPChg"];
         delete?: never;
@@ -2479,7 +2479,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-018 with Event Code MUMIndicator message for validation
-         * @description Validates one or more IF-018 MUMIndicator messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-018 MUMIndicator messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-018-MUMIndicator"];
         delete?: never;
@@ -2499,7 +2499,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-019 with Event Code LinkedImportExportAdd message for validation
-         * @description Validates one or more IF-019 LinkedImportExportAdd messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-019 LinkedImportExportAdd messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-019-LinkedImportExportAdd"];
         delete?: never;
@@ -2519,7 +2519,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-019 with Event Code LinkedImportExportCreate message for validation
-         * @description Validates one or more IF-019 LinkedImportExportCreate messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-019 LinkedImportExportCreate messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-019-LinkedImportExportCreate"];
         delete?: never;
@@ -2539,7 +2539,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-019 with Event Code LinkedImportExportRemove message for validation
-         * @description Validates one or more IF-019 LinkedImportExportRemove messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-019 LinkedImportExportRemove messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-019-LinkedImportExportRemove"];
         delete?: never;
@@ -2559,7 +2559,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-019 with Event Code RelatedAdd message for validation
-         * @description Validates one or more IF-019 RelatedAdd messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-019 RelatedAdd messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-019-RelatedAdd"];
         delete?: never;
@@ -2579,7 +2579,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-019 with Event Code RelatedCreate message for validation
-         * @description Validates one or more IF-019 RelatedCreate messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-019 RelatedCreate messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-019-RelatedCreate"];
         delete?: never;
@@ -2599,7 +2599,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-019 with Event Code RelatedRemove message for validation
-         * @description Validates one or more IF-019 RelatedRemove messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-019 RelatedRemove messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-019-RelatedRemove"];
         delete?: never;
@@ -2619,7 +2619,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-020 with Event Code LinkedImportExportAdd message for validation
-         * @description Validates one or more IF-020 LinkedImportExportAdd messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-020 LinkedImportExportAdd messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-020-LinkedImportExportAdd"];
         delete?: never;
@@ -2639,7 +2639,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-020 with Event Code LinkedImportExportCreate message for validation
-         * @description Validates one or more IF-020 LinkedImportExportCreate messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-020 LinkedImportExportCreate messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-020-LinkedImportExportCreate"];
         delete?: never;
@@ -2659,7 +2659,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-020 with Event Code LinkedImportExportRemove message for validation
-         * @description Validates one or more IF-020 LinkedImportExportRemove messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-020 LinkedImportExportRemove messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-020-LinkedImportExportRemove"];
         delete?: never;
@@ -2679,7 +2679,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-020 with Event Code RelatedAdd message for validation
-         * @description Validates one or more IF-020 RelatedAdd messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-020 RelatedAdd messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-020-RelatedAdd"];
         delete?: never;
@@ -2699,7 +2699,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-020 with Event Code RelatedCreate message for validation
-         * @description Validates one or more IF-020 RelatedCreate messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-020 RelatedCreate messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-020-RelatedCreate"];
         delete?: never;
@@ -2719,7 +2719,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-020 with Event Code RelatedRemove message for validation
-         * @description Validates one or more IF-020 RelatedRemove messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-020 RelatedRemove messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-020-RelatedRemove"];
         delete?: never;
@@ -2739,7 +2739,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-021 with Event Code ActivePower message for validation
-         * @description Validates one or more IF-021 ActivePower messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-021 ActivePower messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-021-ActivePower"];
         delete?: never;
@@ -2759,7 +2759,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-021 with Event Code ReactivePower message for validation
-         * @description Validates one or more IF-021 ReactivePower messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-021 ReactivePower messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-021-ReactivePower"];
         delete?: never;
@@ -2779,7 +2779,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-022 with Event Code LSSPeriodData message for validation
-         * @description Validates one or more IF-022 LSSPeriodData messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-022 LSSPeriodData messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-022-LSSPeriodData"];
         delete?: never;
@@ -2799,7 +2799,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-023 with Event Code LSSTotalsData message for validation
-         * @description Validates one or more IF-023 LSSTotalsData messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-023 LSSTotalsData messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-023-LSSTotalsData"];
         delete?: never;
@@ -2819,7 +2819,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-024 with Event Code SN-NoComms message for validation
-         * @description Validates one or more IF-024 SN-NoComms messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-024 SN-NoComms messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-024-SN-NoComms"];
         delete?: never;
@@ -2839,7 +2839,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-024 with Event Code SN-OffPeakDec message for validation
-         * @description Validates one or more IF-024 SN-OffPeakDec messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-024 SN-OffPeakDec messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-024-SN-OffPeakDec"];
         delete?: never;
@@ -2859,7 +2859,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-024 with Event Code SN-RemoteDisabled message for validation
-         * @description Validates one or more IF-024 SN-RemoteDisabled messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-024 SN-RemoteDisabled messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-024-SN-RemoteDisabled"];
         delete?: never;
@@ -2879,7 +2879,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-024 with Event Code SN-RemoteEnabled message for validation
-         * @description Validates one or more IF-024 SN-RemoteEnabled messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-024 SN-RemoteEnabled messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-024-SN-RemoteEnabled"];
         delete?: never;
@@ -2899,7 +2899,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-024 with Event Code SN-SupplierAC message for validation
-         * @description Validates one or more IF-024 SN-SupplierAC messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-024 SN-SupplierAC messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-024-SN-SupplierAC"];
         delete?: never;
@@ -2919,7 +2919,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-024 with Event Code SN-Vacant message for validation
-         * @description Validates one or more IF-024 SN-Vacant messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-024 SN-Vacant messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-024-SN-Vacant"];
         delete?: never;
@@ -2939,7 +2939,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-025 with Event Code ConsentGranularity message for validation
-         * @description Validates one or more IF-025 ConsentGranularity messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-025 ConsentGranularity messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-025-ConsentGranularity"];
         delete?: never;
@@ -2959,7 +2959,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-025 with Event Code IHDInfo message for validation
-         * @description Validates one or more IF-025 IHDInfo messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-025 IHDInfo messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-025-IHDInfo"];
         delete?: never;
@@ -2979,7 +2979,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-025 with Event Code SMSO message for validation
-         * @description Validates one or more IF-025 SMSO messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-025 SMSO messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-025-SMSO"];
         delete?: never;
@@ -2999,7 +2999,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-025 with Event Code SSCandProfileClass message for validation
-         * @description Validates one or more IF-025 SSCandProfileClass messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-025 SSCandProfileClass messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-025-SSCandProfileClass"];
         delete?: never;
@@ -3019,7 +3019,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-026 with Event Code ConsentGranularity message for validation
-         * @description Validates one or more IF-026 ConsentGranularity messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-026 ConsentGranularity messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-026-ConsentGranularity"];
         delete?: never;
@@ -3039,7 +3039,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-026 with Event Code IHDInfo message for validation
-         * @description Validates one or more IF-026 IHDInfo messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-026 IHDInfo messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-026-IHDInfo"];
         delete?: never;
@@ -3059,7 +3059,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-026 with Event Code SMSO message for validation
-         * @description Validates one or more IF-026 SMSO messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-026 SMSO messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-026-SMSO"];
         delete?: never;
@@ -3079,7 +3079,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-026 with Event Code SSCandProfileClass message for validation
-         * @description Validates one or more IF-026 SSCandProfileClass messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-026 SSCandProfileClass messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-026-SSCandProfileClass"];
         delete?: never;
@@ -3099,7 +3099,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-027 with Event Code ConsumptionAmendment message for validation
-         * @description Validates one or more IF-027 ConsumptionAmendment messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-027 ConsumptionAmendment messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-027-ConsumptionAmendment"];
         delete?: never;
@@ -3119,7 +3119,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-028 with Event Code ConsumptionAmendment message for validation
-         * @description Validates one or more IF-028 ConsumptionAmendment messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-028 ConsumptionAmendment messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-028-ConsumptionAmendment"];
         delete?: never;
@@ -3139,7 +3139,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-031 with Event Code DSApp message for validation
-         * @description Validates one or more IF-031 DSApp messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-031 DSApp messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-031-DSApp"];
         delete?: never;
@@ -3159,7 +3159,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-031 with Event Code MSApp message for validation
-         * @description Validates one or more IF-031 MSApp messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-031 MSApp messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-031-MSApp"];
         delete?: never;
@@ -3179,7 +3179,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-032 with Event Code DSAppInitialResp message for validation
-         * @description Validates one or more IF-032 DSAppInitialResp messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-032 DSAppInitialResp messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-032-DSAppInitialResp"];
         delete?: never;
@@ -3199,7 +3199,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-032 with Event Code MSAppInitialResp message for validation
-         * @description Validates one or more IF-032 MSAppInitialResp messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-032 MSAppInitialResp messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-032-MSAppInitialResp"];
         delete?: never;
@@ -3219,7 +3219,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-033 with Event Code DSAppSPRequest message for validation
-         * @description Validates one or more IF-033 DSAppSPRequest messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-033 DSAppSPRequest messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-033-DSAppSPRequest"];
         delete?: never;
@@ -3239,7 +3239,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-033 with Event Code MSAppSPRequest message for validation
-         * @description Validates one or more IF-033 MSAppSPRequest messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-033 MSAppSPRequest messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-033-MSAppSPRequest"];
         delete?: never;
@@ -3259,7 +3259,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-034 with Event Code DSAppSPResponse message for validation
-         * @description Validates one or more IF-034 DSAppSPResponse messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-034 DSAppSPResponse messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-034-DSAppSPResponse"];
         delete?: never;
@@ -3279,7 +3279,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-034 with Event Code MSAppSPResponse message for validation
-         * @description Validates one or more IF-034 MSAppSPResponse messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-034 MSAppSPResponse messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-034-MSAppSPResponse"];
         delete?: never;
@@ -3299,7 +3299,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-034 with Event Code SDS-MDRUpdate message for validation
-         * @description Validates one or more IF-034 SDS-MDRUpdate messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-034 SDS-MDRUpdate messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-034-SDS-MDRUpdate"];
         delete?: never;
@@ -3319,7 +3319,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-035 with Event Code DCC-MDROutcome message for validation
-         * @description Validates one or more IF-035 DCC-MDROutcome messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-035 DCC-MDROutcome messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-035-DCC-MDROutcome"];
         delete?: never;
@@ -3339,7 +3339,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-035 with Event Code DSAppAccepted message for validation
-         * @description Validates one or more IF-035 DSAppAccepted messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-035 DSAppAccepted messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-035-DSAppAccepted"];
         delete?: never;
@@ -3359,7 +3359,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-035 with Event Code DSAppLapsed message for validation
-         * @description Validates one or more IF-035 DSAppLapsed messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-035 DSAppLapsed messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-035-DSAppLapsed"];
         delete?: never;
@@ -3379,7 +3379,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-035 with Event Code DSAppRejected message for validation
-         * @description Validates one or more IF-035 DSAppRejected messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-035 DSAppRejected messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-035-DSAppRejected"];
         delete?: never;
@@ -3399,7 +3399,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-035 with Event Code IMS-SendMTD message for validation
-         * @description Validates one or more IF-035 IMS-SendMTD messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-035 IMS-SendMTD messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-035-IMS-SendMTD"];
         delete?: never;
@@ -3419,7 +3419,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-035 with Event Code MSAppAccepted message for validation
-         * @description Validates one or more IF-035 MSAppAccepted messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-035 MSAppAccepted messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-035-MSAppAccepted"];
         delete?: never;
@@ -3439,7 +3439,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-035 with Event Code MSAppLapsed message for validation
-         * @description Validates one or more IF-035 MSAppLapsed messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-035 MSAppLapsed messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-035-MSAppLapsed"];
         delete?: never;
@@ -3459,7 +3459,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-035 with Event Code MSAppRejected message for validation
-         * @description Validates one or more IF-035 MSAppRejected messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-035 MSAppRejected messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-035-MSAppRejected"];
         delete?: never;
@@ -3479,7 +3479,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-035 with Event Code SDS-MDROutcome message for validation
-         * @description Validates one or more IF-035 SDS-MDROutcome messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-035 SDS-MDROutcome messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-035-SDS-MDROutcome"];
         delete?: never;
@@ -3499,7 +3499,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-036 with Event Code DSAppActive message for validation
-         * @description Validates one or more IF-036 DSAppActive messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-036 DSAppActive messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-036-DSAppActive"];
         delete?: never;
@@ -3519,7 +3519,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-036 with Event Code MSAppActive message for validation
-         * @description Validates one or more IF-036 MSAppActive messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-036 MSAppActive messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-036-MSAppActive"];
         delete?: never;
@@ -3539,7 +3539,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-037 with Event Code DSDeApp message for validation
-         * @description Validates one or more IF-037 DSDeApp messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-037 DSDeApp messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-037-DSDeApp"];
         delete?: never;
@@ -3559,7 +3559,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-037 with Event Code DSDeAppUpdate message for validation
-         * @description Validates one or more IF-037 DSDeAppUpdate messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-037 DSDeAppUpdate messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-037-DSDeAppUpdate"];
         delete?: never;
@@ -3579,7 +3579,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-037 with Event Code MSDeApp message for validation
-         * @description Validates one or more IF-037 MSDeApp messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-037 MSDeApp messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-037-MSDeApp"];
         delete?: never;
@@ -3599,7 +3599,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-037 with Event Code MSDeAppUpdate message for validation
-         * @description Validates one or more IF-037 MSDeAppUpdate messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-037 MSDeAppUpdate messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-037-MSDeAppUpdate"];
         delete?: never;
@@ -3619,7 +3619,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-038 with Event Code DirectContractDSAdd message for validation
-         * @description Validates one or more IF-038 DirectContractDSAdd messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-038 DirectContractDSAdd messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-038-DirectContractDSAdd"];
         delete?: never;
@@ -3639,7 +3639,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-038 with Event Code DirectContractDSRemove message for validation
-         * @description Validates one or more IF-038 DirectContractDSRemove messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-038 DirectContractDSRemove messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-038-DirectContractDSRemove"];
         delete?: never;
@@ -3659,7 +3659,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-038 with Event Code DirectContractMSAdd message for validation
-         * @description Validates one or more IF-038 DirectContractMSAdd messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-038 DirectContractMSAdd messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-038-DirectContractMSAdd"];
         delete?: never;
@@ -3679,7 +3679,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-038 with Event Code DirectContractMSRemove message for validation
-         * @description Validates one or more IF-038 DirectContractMSRemove messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-038 DirectContractMSRemove messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-038-DirectContractMSRemove"];
         delete?: never;
@@ -3699,7 +3699,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-039 with Event Code DirectContractDSAdd message for validation
-         * @description Validates one or more IF-039 DirectContractDSAdd messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-039 DirectContractDSAdd messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-039-DirectContractDSAdd"];
         delete?: never;
@@ -3719,7 +3719,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-039 with Event Code DirectContractDSRemove message for validation
-         * @description Validates one or more IF-039 DirectContractDSRemove messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-039 DirectContractDSRemove messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-039-DirectContractDSRemove"];
         delete?: never;
@@ -3739,7 +3739,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-039 with Event Code DirectContractMSAdd message for validation
-         * @description Validates one or more IF-039 DirectContractMSAdd messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-039 DirectContractMSAdd messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-039-DirectContractMSAdd"];
         delete?: never;
@@ -3759,7 +3759,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-039 with Event Code DirectContractMSRemove message for validation
-         * @description Validates one or more IF-039 DirectContractMSRemove messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-039 DirectContractMSRemove messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-039-DirectContractMSRemove"];
         delete?: never;
@@ -3779,7 +3779,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-040 with Event Code AnnualConsumption message for validation
-         * @description Validates one or more IF-040 AnnualConsumption messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-040 AnnualConsumption messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-040-AnnualConsumption"];
         delete?: never;
@@ -3799,7 +3799,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-041 with Event Code DSEstimate message for validation
-         * @description Validates one or more IF-041 DSEstimate messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-041 DSEstimate messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-041-DSEstimate"];
         delete?: never;
@@ -3819,7 +3819,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-041 with Event Code ReadingCOR message for validation
-         * @description Validates one or more IF-041 ReadingCOR messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-041 ReadingCOR messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-041-ReadingCOR"];
         delete?: never;
@@ -3839,7 +3839,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-041 with Event Code ReadingCOS message for validation
-         * @description Validates one or more IF-041 ReadingCOS messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-041 ReadingCOS messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-041-ReadingCOS"];
         delete?: never;
@@ -3859,7 +3859,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-041 with Event Code ReadingEnergisationChg message for validation
-         * @description Validates one or more IF-041 ReadingEnergisationChg messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-041 ReadingEnergisationChg messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-041-ReadingEnergisationChg"];
         delete?: never;
@@ -3879,7 +3879,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-041 with Event Code ReadingInstl message for validation
-         * @description Validates one or more IF-041 ReadingInstl messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-041 ReadingInstl messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-041-ReadingInstl"];
         delete?: never;
@@ -3899,7 +3899,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-041 with Event Code ReadingOnSite message for validation
-         * @description Validates one or more IF-041 ReadingOnSite messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-041 ReadingOnSite messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-041-ReadingOnSite"];
         delete?: never;
@@ -3919,7 +3919,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-041 with Event Code ReadingOverride message for validation
-         * @description Validates one or more IF-041 ReadingOverride messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-041 ReadingOverride messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-041-ReadingOverride"];
         delete?: never;
@@ -3939,7 +3939,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-041 with Event Code ReadingRemote message for validation
-         * @description Validates one or more IF-041 ReadingRemote messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-041 ReadingRemote messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-041-ReadingRemote"];
         delete?: never;
@@ -3959,7 +3959,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-041 with Event Code ReadingRemv message for validation
-         * @description Validates one or more IF-041 ReadingRemv messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-041 ReadingRemv messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-041-ReadingRemv"];
         delete?: never;
@@ -3979,7 +3979,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-041 with Event Code SupplierAgreedCOS message for validation
-         * @description Validates one or more IF-041 SupplierAgreedCOS messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-041 SupplierAgreedCOS messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-041-SupplierAgreedCOS"];
         delete?: never;
@@ -3999,7 +3999,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-043 with Event Code ConnectionTypeChange message for validation
-         * @description Validates one or more IF-043 ConnectionTypeChange messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-043 ConnectionTypeChange messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-043-ConnectionTypeChange"];
         delete?: never;
@@ -4019,7 +4019,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-044 with Event Code MarketSegmentChange message for validation
-         * @description Validates one or more IF-044 MarketSegmentChange messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-044 MarketSegmentChange messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-044-MarketSegmentChange"];
         delete?: never;
@@ -4039,7 +4039,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-045 with Event Code ConsentGranularityInvalid message for validation
-         * @description Validates one or more IF-045 ConsentGranularityInvalid messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-045 ConsentGranularityInvalid messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-045-ConsentGranularityInvalid"];
         delete?: never;
@@ -4059,7 +4059,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-045 with Event Code InvalidMarketSegment message for validation
-         * @description Validates one or more IF-045 InvalidMarketSegment messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-045 InvalidMarketSegment messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-045-InvalidMarketSegment"];
         delete?: never;
@@ -4079,7 +4079,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-045 with Event Code NoDSAppointed message for validation
-         * @description Validates one or more IF-045 NoDSAppointed messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-045 NoDSAppointed messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-045-NoDSAppointed"];
         delete?: never;
@@ -4099,7 +4099,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-045 with Event Code NoMSAppointed message for validation
-         * @description Validates one or more IF-045 NoMSAppointed messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-045 NoMSAppointed messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-045-NoMSAppointed"];
         delete?: never;
@@ -4119,7 +4119,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-047 with Event Code ISD message for validation
-         * @description Validates one or more IF-047 ISD messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-047 ISD messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-047-ISD"];
         delete?: never;
@@ -4139,7 +4139,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-050 with Event Code GreenDeal message for validation
-         * @description Validates one or more IF-050 GreenDeal messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-050 GreenDeal messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-050-GreenDeal"];
         delete?: never;
@@ -4159,7 +4159,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-050 with Event Code MPANCreation message for validation
-         * @description Validates one or more IF-050 MPANCreation messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-050 MPANCreation messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-050-MPANCreation"];
         delete?: never;
@@ -4179,7 +4179,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-050 with Event Code MPStatusChange message for validation
-         * @description Validates one or more IF-050 MPStatusChange messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-050 MPStatusChange messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-050-MPStatusChange"];
         delete?: never;
@@ -4199,7 +4199,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-051 with Event Code EESRefresh message for validation
-         * @description Validates one or more IF-051 EESRefresh messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-051 EESRefresh messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-051-EESRefresh"];
         delete?: never;
@@ -4219,7 +4219,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-061 with Event Code MDRStart message for validation
-         * @description Validates one or more IF-061 MDRStart messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-061 MDRStart messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-061-MDRStart"];
         delete?: never;
@@ -4239,7 +4239,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-062 with Event Code MDRStartResponse message for validation
-         * @description Validates one or more IF-062 MDRStartResponse messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-062 MDRStartResponse messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-062-MDRStartResponse"];
         delete?: never;
@@ -4259,7 +4259,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-063 with Event Code MDRStop message for validation
-         * @description Validates one or more IF-063 MDRStop messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-063 MDRStop messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-063-MDRStop"];
         delete?: never;
@@ -4279,7 +4279,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-064 with Event Code MDRConsumption message for validation
-         * @description Validates one or more IF-064 MDRConsumption messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-064 MDRConsumption messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-064-MDRConsumption"];
         delete?: never;
@@ -4299,7 +4299,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-065 with Event Code MDRConsumption message for validation
-         * @description Validates one or more IF-065 MDRConsumption messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-065 MDRConsumption messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-065-MDRConsumption"];
         delete?: never;
@@ -4319,7 +4319,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-065 with Event Code MDRInstantaneous message for validation
-         * @description Validates one or more IF-065 MDRInstantaneous messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-065 MDRInstantaneous messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-065-MDRInstantaneous"];
         delete?: never;
@@ -4339,7 +4339,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-065 with Event Code MDRTOU message for validation
-         * @description Validates one or more IF-065 MDRTOU messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-065 MDRTOU messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-065-MDRTOU"];
         delete?: never;
@@ -4359,7 +4359,7 @@ export interface paths {
         put?: never;
         /**
          * Submit IF-065 with Event Code ReadingRemote message for validation
-         * @description Validates one or more IF-065 ReadingRemote messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more IF-065 ReadingRemote messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-IF-065-ReadingRemote"];
         delete?: never;
@@ -4379,7 +4379,7 @@ export interface paths {
         put?: never;
         /**
          * Submit REP-002 with Event Code DUOSSupplierAggData message for validation
-         * @description Validates one or more REP-002 DUOSSupplierAggData messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more REP-002 DUOSSupplierAggData messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-REP-002-DUOSSupplierAggData"];
         delete?: never;
@@ -4399,7 +4399,7 @@ export interface paths {
         put?: never;
         /**
          * Submit REP-002A with Event Code DUoSEmbeddedLDSOAggData message for validation
-         * @description Validates one or more REP-002A DUoSEmbeddedLDSOAggData messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more REP-002A DUoSEmbeddedLDSOAggData messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-REP-002A-DUoSEmbeddedLDSOAggData"];
         delete?: never;
@@ -4419,7 +4419,7 @@ export interface paths {
         put?: never;
         /**
          * Submit REP-002B with Event Code DUoSLDSOAggData message for validation
-         * @description Validates one or more REP-002B DUoSLDSOAggData messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more REP-002B DUoSLDSOAggData messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-REP-002B-DUoSLDSOAggData"];
         delete?: never;
@@ -4439,7 +4439,7 @@ export interface paths {
         put?: never;
         /**
          * Submit REP-003 with Event Code BMUnitAllocatedDemandVolumesToMarketParticipants message for validation
-         * @description Validates one or more REP-003 BMUnitAllocatedDemandVolumesToMarketParticipants messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more REP-003 BMUnitAllocatedDemandVolumesToMarketParticipants messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-REP-003-BMUnitAllocatedDemandVolumesToMarketParticipants"];
         delete?: never;
@@ -4459,7 +4459,7 @@ export interface paths {
         put?: never;
         /**
          * Submit REP-003A with Event Code AggregatedBMUnitAllocatedDemandVolumes message for validation
-         * @description Validates one or more REP-003A AggregatedBMUnitAllocatedDemandVolumes messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more REP-003A AggregatedBMUnitAllocatedDemandVolumes messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-REP-003A-AggregatedBMUnitAllocatedDemandVolumes"];
         delete?: never;
@@ -4479,7 +4479,7 @@ export interface paths {
         put?: never;
         /**
          * Submit REP-004 with Event Code SupplierDeemedTakeReport message for validation
-         * @description Validates one or more REP-004 SupplierDeemedTakeReport messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more REP-004 SupplierDeemedTakeReport messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-REP-004-SupplierDeemedTakeReport"];
         delete?: never;
@@ -4499,7 +4499,7 @@ export interface paths {
         put?: never;
         /**
          * Submit REP-006 with Event Code UncorrectedConsumptionAndLossesByCCCID message for validation
-         * @description Validates one or more REP-006 UncorrectedConsumptionAndLossesByCCCID messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more REP-006 UncorrectedConsumptionAndLossesByCCCID messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-REP-006-UncorrectedConsumptionAndLossesByCCCID"];
         delete?: never;
@@ -4519,7 +4519,7 @@ export interface paths {
         put?: never;
         /**
          * Submit REP-007 with Event Code BMUnitDefaultsToSuppliers message for validation
-         * @description Validates one or more REP-007 BMUnitDefaultsToSuppliers messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more REP-007 BMUnitDefaultsToSuppliers messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-REP-007-BMUnitDefaultsToSuppliers"];
         delete?: never;
@@ -4539,7 +4539,7 @@ export interface paths {
         put?: never;
         /**
          * Submit REP-008 with Event Code LDSOLLFDefaultData message for validation
-         * @description Validates one or more REP-008 LDSOLLFDefaultData messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more REP-008 LDSOLLFDefaultData messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-REP-008-LDSOLLFDefaultData"];
         delete?: never;
@@ -4559,7 +4559,7 @@ export interface paths {
         put?: never;
         /**
          * Submit REP-009 with Event Code EMRSReportForSuppliers message for validation
-         * @description Validates one or more REP-009 EMRSReportForSuppliers messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more REP-009 EMRSReportForSuppliers messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-REP-009-EMRSReportForSuppliers"];
         delete?: never;
@@ -4579,7 +4579,7 @@ export interface paths {
         put?: never;
         /**
          * Submit REP-900 with Event Code DUoSSupplierInvData message for validation
-         * @description Validates one or more REP-900 DUoSSupplierInvData messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more REP-900 DUoSSupplierInvData messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-REP-900-DUoSSupplierInvData"];
         delete?: never;
@@ -4599,7 +4599,7 @@ export interface paths {
         put?: never;
         /**
          * Submit REP-901 with Event Code DUoSEmbeddedLDSOAggInvData message for validation
-         * @description Validates one or more REP-901 DUoSEmbeddedLDSOAggInvData messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more REP-901 DUoSEmbeddedLDSOAggInvData messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-REP-901-DUoSEmbeddedLDSOAggInvData"];
         delete?: never;
@@ -4619,7 +4619,7 @@ export interface paths {
         put?: never;
         /**
          * Submit REP-901 with Event Code DUoSSupplierAggInvData message for validation
-         * @description Validates one or more REP-901 DUoSSupplierAggInvData messages as submission would, for debugging: nothing is stored or routed.
+         * @description Validates one or more REP-901 DUoSSupplierAggInvData messages as submission would (schema, environment tag, sender and roles against the caller, sender timestamp, routing), for debugging: nothing is stored, routed or reserved; a sender unique reference accepted before is not looked for.
          */
         post: operations["validate-REP-901-DUoSSupplierAggInvData"];
         delete?: never;
