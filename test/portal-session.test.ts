@@ -5,7 +5,10 @@ import type { PortalDeps } from '../src/portal/deps.js';
 import { OPERATOR_REALM } from '../src/portal/operator-pages.js';
 import { firstQueryValues } from '../src/portal/server.js';
 import { signedIn } from '../src/portal/session.js';
-import { SessionSigner } from '../src/security/portal-session.js';
+import { keyFromFile, SessionSigner } from '../src/security/portal-session.js';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { FakeClock } from './helpers/clocks.js';
 
 describe('an operator portal session', () => {
@@ -34,5 +37,19 @@ describe("the portals' query strings", () => {
     const q = firstQueryValues('caller=a&caller=b&hours=24&note=x%20y&__proto__=p');
     expect({ ...q }).toEqual({ caller: 'a', hours: '24', note: 'x y', ['__proto__']: 'p' });
     expect(Object.getPrototypeOf(q)).toBeNull();
+  });
+});
+
+describe('keyFromFile: the session and token keys in the data directory', () => {
+  it('makes a whole 256-bit key once (no temporary file left), reads the same one after, and refuses a file that holds none', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'opendip-key-'));
+    const file = join(dir, 'session.key');
+    const key = keyFromFile(file);
+    expect(key.length).toBe(32);
+    expect(keyFromFile(file).equals(key)).toBe(true);
+    expect(readdirSync(dir)).toEqual(['session.key']);
+    // What another node's half-made file looked like when it was written in place: never used as a key.
+    writeFileSync(file, '');
+    expect(() => keyFromFile(file)).toThrow(/holds no 256-bit key \(0 bytes\)/);
   });
 });

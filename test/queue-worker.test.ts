@@ -70,7 +70,7 @@ class FakeLog {
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-function harness(answers: Array<number | 'down'>, options: { hook?: boolean; staleAfterMs?: number; url?: string; mayCall?: () => boolean } = {}) {
+function harness(answers: Array<number | 'down'>, options: { hook?: boolean; staleAfterMs?: number; url?: string; mayCall?: () => boolean; leaseEnded?: () => void } = {}) {
   const clock = new FakeClock();
   const log = new FakeLog();
   const calls: WebhookCall[] = [];
@@ -104,6 +104,7 @@ function harness(answers: Array<number | 'down'>, options: { hook?: boolean; sta
     storeUnavailable: (w) => void paused.push(w),
     halted: (_q, e) => void halted.push(e),
     ...(options.mayCall ? { mayCall: options.mayCall } : {}),
+    ...(options.leaseEnded ? { leaseEnded: options.leaseEnded } : {}),
   };
   const worker = new QueueWorker(queue, deps);
   const sent = () => calls.map((c) => (JSON.parse(c.body.toString()) as Array<{ seq: number }>).map((m) => m.seq));
@@ -334,7 +335,8 @@ describe('queue worker', () => {
 
   it('working → stopped without calling when the lease ended while the call was prepared (a node stalled past it)', async () => {
     let leased = true;
-    const h = harness([200, 200], { mayCall: () => leased });
+    let ended = 0;
+    const h = harness([200, 200], { mayCall: () => leased, leaseEnded: () => void (ended += 1) });
     h.log.add(2, h.clock.now());
     h.worker.kick();
     await settle();
@@ -346,6 +348,7 @@ describe('queue worker', () => {
     expect(h.worker.state).toBe('stopped');
     expect(h.sent()).toEqual([[1, 2]]); // position 3 was not sent
     expect(h.attempts).toHaveLength(1);
+    expect(ended).toBe(1); // told, so the queue is claimed again if the lease is renewed after all
   });
 
   it('stopped is final, and an illegal transition is refused loudly', async () => {

@@ -103,6 +103,9 @@ export class Delivery {
       wentIdle: (w) => this.wentIdle(w),
       // Only a cluster's leases end by the clock; one machine's are fixed.
       mayCall: (q) => !deps.leases.shared || deps.leases.holds(q),
+      // A freeze shorter than the lease's life in the bucket: the next renewal may still succeed, and no
+      // loss would be told; claiming again starts a new worker if this node holds it, else leaves it.
+      leaseEnded: (q) => this.claim(q, false),
     };
     this.workerDeps = workerDeps;
     deps.onRegistryChange(() => {

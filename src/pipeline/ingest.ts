@@ -264,13 +264,13 @@ export class Ingest {
       if (!Array.isArray(checked)) return checked;
       const entries: EntryFields[] = checked.map((s) => {
         if (s.refusal) return { senderUniqueReference: s.ref, DIPConnectionProviderID: s.connectionProvider, message: s.refusal.code, help: s.refusal.help };
-        const to = s.accepted!.recipients.filter((id) => id !== MPAN_LOOKUP_RECIPIENT).join(', ');
         return {
           senderUniqueReference: s.ref,
           DIPConnectionProviderID: s.connectionProvider,
           message: MSG.success,
-          // The recipients last: a help text is cut at 500 characters, and what was not checked must stay.
-          help: `valid ${channel.interfaceId} [${event}] (schema ${s.validated!.schemaVersion}); not stored or routed, and S1.senderUniqueReference was not checked against those accepted before nor reserved; would go to ${to}`,
+          // Whom it would go to is not said: the MPAN lookup's answer (who was appointed to any MPAN on any
+          // date) would be a lookup service for any sender, which a submission's 201 never is.
+          help: `valid ${channel.interfaceId} [${event}] (schema ${s.validated!.schemaVersion}); not stored or routed, and S1.senderUniqueReference was not checked against those accepted before nor reserved`,
         };
       });
       const refused = entries.some((e) => e.message !== MSG.success);

@@ -98,6 +98,8 @@ export interface WorkerDeps {
    * fault campaign saw 1,180-1,590 positions back). The worker stops instead; the queue is claimed afresh.
    */
   mayCall?(queue: QueueRef): boolean;
+  /** The worker stopped because mayCall said no: the lease may yet be renewed (nobody took it), so the queue is claimed again. */
+  leaseEnded?(queue: QueueRef): void;
   /** Shares delivery between queues: a queue catching up waits its turn here (none: no waiting). */
   share?: Pick<DeliveryShare, 'behind' | 'grant' | 'giveBack' | 'withdraw' | 'live'>;
   /** OpenTelemetry: told of every webhook call (absent when tracing is off). */
@@ -295,6 +297,7 @@ export class QueueWorker {
         this.deps.logger.warn({ queue: this.queue }, 'queue lease ended before the call: not sent, this worker stops');
         this.to('stopped');
         this.deps.share?.withdraw(this.key);
+        this.deps.leaseEnded?.(this.queue);
         return;
       }
       const kind = storeFailureKind(error);

@@ -1,5 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 
 /** What a portal session cookie carries: who, which epoch of their sessions, until when, and its CSRF token. */
 export interface SessionClaims {
@@ -52,17 +52,26 @@ export class SessionSigner {
 
 /**
  * A 256-bit key kept in `file` (the data directory, shared by every node of a cluster), made on first use
- * and readable by the DIP's account only. Two nodes making it at once: one write wins ('wx'), both read it.
+ * and readable by the DIP's account only. Two nodes making it at once: each writes a whole key to a file of
+ * its own and links it into place, so the name only ever appears with a whole key (the first link wins,
+ * both read it). Written in place ('wx'), the loser could read the name while it was still empty, and
+ * would have signed sessions with an empty key anyone can compute.
  */
 export function keyFromFile(file: string): Buffer {
   if (!existsSync(file)) {
+    const own = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    writeFileSync(own, randomBytes(32).toString('base64url'), { mode: 0o600, flag: 'wx' });
     try {
-      writeFileSync(file, randomBytes(32).toString('base64url'), { mode: 0o600, flag: 'wx' });
+      linkSync(own, file);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    } finally {
+      unlinkSync(own);
     }
   }
-  return Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url');
+  const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url');
+  if (key.length < 32) throw new Error(`${file} holds no 256-bit key (${key.length} bytes): restore it from a node's copy, or remove it on every node to make a new one`);
+  return key;
 }
 
 /** A submitted CSRF token equals the session's (constant time). */
