@@ -1,9 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { OPERATOR_NAME_PATTERN, OPERATOR_ROLES, type OperatorRole } from '../domain/operators.js';
 import type { Clock } from '../ports/clock.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { RegistryStore, StoredRecord } from '../ports/registry.js';
 import { USERNAME_PATTERN } from './portal-accounts.js';
+import { secretHash } from '../security/api-key.js';
 
 const KIND = 'operator';
 
@@ -48,7 +49,7 @@ export interface OperatorIdentity {
 const PERSON_NAME_PATTERN = USERNAME_PATTERN;
 const identity = (a: OperatorAccount): OperatorIdentity => ({ name: a.name, role: a.role, actor: `operator:${a.name}` });
 
-export const hashToken = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex');
+const hashToken = secretHash;
 const newToken = (): string => `dipop_${randomBytes(32).toString('base64url')}`;
 const view = (r: StoredRecord): OperatorView => {
   const a = r.doc as OperatorAccount;

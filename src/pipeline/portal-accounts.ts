@@ -1,10 +1,11 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Clock } from '../ports/clock.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { PortalAccount, PortalAccounts, TotpReset } from '../ports/portal-accounts.js';
 import type { ValueSealer } from '../ports/backend.js';
 import { acceptTotp, hashPassword, newPassword, newTotpSecret, passwordProblem, totpUri, verifyPassword } from '../security/portal-credentials.js';
 import type { SessionClaims } from '../security/portal-session.js';
+import { secretHash } from '../security/api-key.js';
 
 export const USERNAME_PATTERN = /^[a-z0-9][a-z0-9._-]{2,63}$/;
 
@@ -72,7 +73,7 @@ export const ENROLMENT_ENDED = 'the authenticator enrolment has ended';
 export const ENROLMENT_JUST_FINISHED = 'an authenticator enrolment for this account was finished just now';
 
 /** SHA-256 (hex) of an enrolment token: a random 256-bit value needs no slow hash. */
-const tokenHash = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex');
+const tokenHash = secretHash;
 const ENROLMENT_TOKEN_PREFIX = 'dipenrol_';
 
 /** The journal's actor for an account acting on itself. */

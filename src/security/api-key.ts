@@ -1,9 +1,16 @@
 import { createHash, randomBytes } from 'node:crypto';
 
-/** API keys are stored only as SHA-256 hashes: a stolen database does not hand out credentials. */
-export function hashApiKey(apiKey: string): string {
-  return createHash('sha256').update(apiKey, 'utf8').digest('hex');
+/**
+ * A bearer secret as it is stored: hex SHA-256 of its UTF-8 (API keys, automation accounts' tokens,
+ * enrolment tokens), so a stolen database does not hand out credentials. The secrets are random (192 bits
+ * or more), so a plain hash needs no salt nor stretching.
+ */
+export function secretHash(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('hex');
 }
+
+/** API keys are stored only as their secretHash. */
+export const hashApiKey = secretHash;
 
 /** A new API key: 192 random bits, shown once to its owner. */
 export function newApiKey(): string {
