@@ -19,7 +19,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCertificateAuthority } from '../src/security/pki.js';
 import { buildIF021 } from '../src/sim/messages.js';
-import { startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -61,13 +61,12 @@ describe('an HTTPS webhook receiver', () => {
 
   const attempts = async (until: (a: Array<{ verdict: string; error: string | null; status: number | null }>) => boolean) => {
     let list: Array<{ verdict: string; error: string | null; status: number | null }> = [];
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline) {
+    // The harness's one polling helper (the calls are real retries over real TLS sockets).
+    await waitFor(async () => {
       const res = await request(`http://127.0.0.1:${t.dip.adminPort}/admin/attempts?recipient=${sup.dipId}&channel=IF-021`, { headers: { authorization: `Bearer ${token}` } });
       list = (await res.body.json()) as typeof list;
-      if (until(list)) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+      return until(list);
+    }, 10_000, 'the attempts to be recorded');
     return list;
   };
 
