@@ -101,6 +101,28 @@ describe('ingest threads', () => {
     for (const r of again) expect(r.body).toMatchObject({ messageArray: [{ message: (first.body as Json).messageArray[0].message, help: (first.body as Json).messageArray[0].help }] });
   });
 
+  it('answers an accepted submission from the writer once its batch is durable; a thread sends a result only for what it refuses', async () => {
+    const slots = (t.dip.ingestThreads! as unknown as { slots: Array<{ worker: Worker | null }> }).slots;
+    const results: unknown[] = [];
+    const count = (m: { t: string }) => void (m.t === 'result' && results.push(m));
+    for (const s of slots) s.worker!.on('message', count);
+    try {
+      const items = Array.from({ length: 6 }, () => if021(sds));
+      const accepted = await Promise.all(items.map((m) => sds.client.submit('IF-021', [m])));
+      expect(accepted.map((a) => a.status)).toEqual(items.map(() => 201));
+      // The 201 the writer sends is the pipeline's own: every message's transaction ID and reference.
+      for (const [i, a] of accepted.entries()) expect(a.body.messageArray).toMatchObject([{ senderUniqueReference: refOf(items[i] as Json), transactionID: expect.stringMatching(/^T-IF-021-/), message: 'MSG0000 - Success' }]);
+      expect(results).toHaveLength(0);
+      // A duplicate is refused by the thread (it names the original), so that one crosses back.
+      const dup = await sds.client.submit('IF-021', [items[0]!]);
+      expect(dup.status).toBe(400);
+      expect(dup.body.messageArray[0]!.message).toMatch(/^MSG1006/);
+      expect(results).toHaveLength(1);
+    } finally {
+      for (const s of slots) s.worker?.off('message', count);
+    }
+  });
+
   it('answers 503 with Retry-After for what a dying thread held, carries on without it, and restarts it', async () => {
     const threads = t.dip.ingestThreads!;
     const slots = (threads as unknown as { slots: Array<{ worker: Worker | null }> }).slots;

@@ -41,6 +41,11 @@ export type IngestCall = {
   op: 'append';
   request: number;
   batch: Omit<AcceptedBatch, 'rawRequest' | 'messages'> & Required<Pick<AcceptedBatch, 'sealed'>> & { messages: WireMessage[] };
+  /**
+   * The submission's answer should the append accept the batch (IngestLog.append): the main thread then
+   * answers the request itself, and the thread sends no result for it.
+   */
+  accepted?: IngestResult;
 };
 
 /**

@@ -17,6 +17,7 @@ import { buildIngest } from '../assemble/ingest.js';
 import { startTracing } from '../assemble/observability.js';
 import { Lifecycle } from '../lifecycle.js';
 import type { AcceptedBatch, AppendOutcome } from '../ports/message-log.js';
+import type { IngestLog, IngestResult } from '../pipeline/ingest.js';
 import { ensurePki } from '../security/pki.js';
 import { RevocationWatcher } from '../security/revocation.js';
 import { sealParts } from '../security/seal-batch.js';
@@ -64,15 +65,19 @@ async function run(init: Extract<ToIngestThread, { t: 'init' }>): Promise<void> 
   const call = <K extends IngestCall['op']>(c: Extract<IngestCall, { op: K }>): Promise<IngestCallResult[K]> => main.call((id) => send({ t: 'call', id, ...c }));
   /** Each submission in hand (its id) by its body (what the pipeline appends as the raw request). */
   const inHand = new WeakMap<Buffer, number>();
+  /** Submissions the main thread answered itself, once their append was accepted (IngestCall.accepted). */
+  const answeredByMain = new Set<number>();
   // Deflating and sealing what is archived is done here too: the writer only writes.
-  const log = {
-    append: async (batch: AcceptedBatch): Promise<AppendOutcome> => {
+  const log: IngestLog = {
+    append: async (batch: AcceptedBatch, accepted?: IngestResult): Promise<AppendOutcome> => {
       const request = inHand.get(batch.rawRequest);
       if (request === undefined) throw new Error('ingest thread: an append for no submission in hand');
       const { rawRequest: _stillInTheMainThread, ...rest } = batch;
       const sealed = sealParts(batch, sealer);
       const messages = init.copies ? rest.messages : rest.messages.map(({ outbound: _sealedAbove, ...m }) => m);
-      return call<'append'>({ op: 'append', request, batch: { ...rest, messages, sealed } });
+      const outcome = await call<'append'>({ op: 'append', request, batch: { ...rest, messages, sealed }, ...(accepted ? { accepted } : {}) });
+      if (accepted && outcome.ok) answeredByMain.add(request);
+      return outcome;
     },
   };
   let reloading: Promise<void> | null = null;
@@ -101,8 +106,14 @@ async function run(init: Extract<ToIngestThread, { t: 'init' }>): Promise<void> 
         Promise.all([core.registry.catchUp(m.registryVersion), keyInForce(m.sealKeyId)])
           .then(() => ingest.handle({ ...m.req, body, controls: { revocation } }))
           .then(
-          (result) => send({ t: 'result', id: m.id, ok: true, result }),
-          (err: unknown) => send({ t: 'result', id: m.id, ok: false, error: toWire(err) }),
+          (result) => {
+            if (!answeredByMain.delete(m.id)) send({ t: 'result', id: m.id, ok: true, result });
+          },
+          (err: unknown) => {
+            // Answered already (the append was accepted) means what failed came after it: nothing to tell.
+            if (!answeredByMain.delete(m.id)) send({ t: 'result', id: m.id, ok: false, error: toWire(err) });
+            else logger.error({ err }, 'ingest thread: failed after its submission was answered');
+          },
         );
         return;
       }

@@ -211,15 +211,9 @@ export class IngestThreads implements IngestHandler {
         slot.backoffMs = RESTART_FIRST_MS;
         this.writer.logger.info({ thread: slot.view.index }, 'ingest thread ready');
         return;
-      case 'result': {
-        const p = slot.pending.get(m.id);
-        slot.pending.delete(m.id);
-        if (!p) return;
-        slot.view.handled += 1;
-        if (m.ok) p.resolve(m.result);
-        else p.reject(fromWire(m.error));
+      case 'result':
+        this.settle(slot, m.id, m.ok ? { ok: true, result: m.result } : { ok: false, error: fromWire(m.error) });
         return;
-      }
       case 'call':
         this.answer(slot, m).then(
           (value) => this.post(slot, { t: 'reply', id: m.id, ok: true, value }),
@@ -235,7 +229,20 @@ export class IngestThreads implements IngestHandler {
     // Structured clone delivers Buffers as Uint8Arrays: the store binds Buffers.
     const { batch } = call;
     const sealed = { ...batch.sealed, raw: asBuffer(batch.sealed.raw), outbound: batch.sealed.outbound.map(asBuffer) };
-    return this.writer.append({ ...batch, messages: storable(batch.messages, this.writer.keepsCopies), rawRequest: request.body, sealed });
+    const outcome = await this.writer.append({ ...batch, messages: storable(batch.messages, this.writer.keepsCopies), rawRequest: request.body, sealed });
+    // Durable and accepted: answered now, not after the outcome has crossed to the thread and back.
+    if (outcome.ok && call.accepted) this.settle(slot, call.request, { ok: true, result: call.accepted });
+    return outcome;
+  }
+
+  /** A submission's answer, from the thread's result or from its accepted append: the first one counts. */
+  private settle(slot: Slot, id: number, answer: { ok: true; result: IngestResult } | { ok: false; error: Error }): void {
+    const p = slot.pending.get(id);
+    slot.pending.delete(id);
+    if (!p) return;
+    slot.view.handled += 1;
+    if (answer.ok) p.resolve(answer.result);
+    else p.reject(answer.error);
   }
 
   private exited(slot: Slot, worker: Worker, code: number): void {
