@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { DIP_ROLE } from '../catalogue/roles.js';
 import type { DipMessage } from '../domain/message.js';
 import { stampWrapper } from '../domain/message.js';
 import { dipDateTime } from '../domain/time.js';
@@ -9,8 +10,6 @@ import type { Channel } from './channels.js';
 
 /** The event code a test message carries: no business event has it, so no recipient mistakes it for one. */
 export const TEST_EVENT_CODE = 'OpenDIPTest';
-/** The role the DIP signs its own messages with (test messages); status messages use 'STS'. */
-export const DIP_ROLE = 'DIP';
 
 /**
  * "Send a test message" (the user portal's webhook page): the DIP itself sends the recipient one message
