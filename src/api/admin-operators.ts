@@ -6,6 +6,7 @@ import { storeFailureKind } from '../ports/errors.js';
 import { STORE_RETRY_AFTER_SECONDS } from '../pipeline/ingest.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { OperatorAccounts, OperatorIdentity } from '../pipeline/operators.js';
+import { refusalOf } from '../pipeline/refused.js';
 import { answers, empty, isoTime, isOperatorDocs } from './admin-schemas.js';
 import { OperatorSessions, type OperatorSession, type SessionAnswer } from '../pipeline/operator-sessions.js';
 import type { PortalAccountService } from '../pipeline/portal-accounts.js';
@@ -54,9 +55,10 @@ export function operatorOf(req: FastifyRequest): OperatorIdentity {
   return req.operator;
 }
 
-/** A service's refusal (OperatorError and its kin) as a JSON answer naming the problem. */
+/** A service's refusal (a RefusedError, see refusalOf) as a JSON answer naming the problem; anything else is rethrown. */
 export function refuse(reply: FastifyReply, e: unknown): FastifyReply {
-  if (e instanceof Error && 'status' in e && typeof e.status === 'number') return reply.code(e.status).send({ error: e.message });
+  const refusal = refusalOf(e);
+  if (refusal) return reply.code(refusal.status).send({ error: refusal.message });
   throw e;
 }
 

@@ -13,7 +13,7 @@ export const ROLE_CODES = [
   'SUP', 'REGS', 'ADS', 'SDS', 'UMSDS', 'MSA', 'MSS', 'UMSO', 'LDSO', 'MDS', 'LSS', 'EES', 'MDR', 'DCC', 'ECS', 'VAS', 'ISD',
 ] as const;
 
-/** The DIP itself: sends IF-016 (replay) and receives IF-015 (replay request). */
+/** The DIP itself: sends IF-016 (replay) and receives IF-015 (replay request); the sender role of its test messages (status messages use 'STS'). */
 export const DIP_ROLE = 'DIP';
 
 const DATA_SERVICES = ['ADS', 'SDS', 'UMSDS'];

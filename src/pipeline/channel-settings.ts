@@ -8,16 +8,7 @@ import type { OperatorJournal } from '../ports/operator-journal.js';
 import { RecordConflictError, type RegistryStore } from '../ports/registry.js';
 import type { Channel } from './channels.js';
 import { CHANNEL_RECORD, channelVersion, type ChannelSettingsVersion, type Registry } from './registry.js';
-
-/** A refused change: the status the API answers and what is wrong, by field. */
-export class ChannelSettingsError extends Error {
-  constructor(
-    readonly status: 400 | 404 | 409,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+import { RefusedError } from './refused.js';
 
 /** What `PATCH /admin/channels/{id}` takes: each override given replaces the one in force; `null` drops it (back to the catalogue). */
 export interface ChannelChange {
@@ -121,7 +112,7 @@ export class ChannelSettings {
 
   async setState(id: string, state: ChannelAvailability, by: string, note = '', expectedVersion?: number): Promise<ChannelView> {
     const current = await this.current(id, expectedVersion);
-    if (current.state === state) throw new ChannelSettingsError(409, `${id} is already ${state}`);
+    if (current.state === state) throw new RefusedError(409, `${id} is already ${state}`);
     const action = state === 'paused' ? 'channel.pause' : state === 'withdrawn' ? 'channel.withdraw' : 'channel.resume';
     return this.put(id, current, { ...current, state, note }, action, by);
   }
@@ -130,7 +121,7 @@ export class ChannelSettings {
   async rollback(id: string, toVersion: number, by: string, note = ''): Promise<ChannelView> {
     const current = await this.current(id, undefined);
     const target = (await this.deps.store.recordHistory(CHANNEL_RECORD, id)).find((r) => r.version === toVersion);
-    if (!target) throw new ChannelSettingsError(404, `${id} has no settings version ${toVersion} (GET /admin/channels/${id}/history)`);
+    if (!target) throw new RefusedError(404, `${id} has no settings version ${toVersion} (GET /admin/channels/${id}/history)`);
     const doc = target.doc as ChannelSettingsDoc;
     validate(this.known(id), doc.settings);
     return this.put(id, current, { ...doc, note: note || `rolled back to version ${toVersion}` }, 'channel.rollback', by);
@@ -138,7 +129,7 @@ export class ChannelSettings {
 
   private known(id: string): ChannelDefinition {
     const def = this.deps.definition(id);
-    if (!def) throw new ChannelSettingsError(404, `${id} is not a channel of the catalogue in force (add new channels with \`dip catalogue import\`)`);
+    if (!def) throw new RefusedError(404, `${id} is not a channel of the catalogue in force (add new channels with \`dip catalogue import\`)`);
     return def;
   }
 
@@ -149,7 +140,7 @@ export class ChannelSettings {
     const v = this.deps.registry.channelSettings(id);
     const version = v?.version ?? 0;
     if (expectedVersion !== undefined && expectedVersion !== version) {
-      throw new ChannelSettingsError(409, `${id} is at version ${version}, not ${expectedVersion}: another change came first; read it again`);
+      throw new RefusedError(409, `${id} is at version ${version}, not ${expectedVersion}: another change came first; read it again`);
     }
     if (!v) return { state: 'active', settings: { ...this.deps.configured[id] }, optIn: false, note: '', version };
     return { state: v.state, settings: v.settings, optIn: v.optIn, note: v.note, version };
@@ -161,7 +152,7 @@ export class ChannelSettings {
     try {
       await this.deps.store.putRecord({ kind: CHANNEL_RECORD, key: id, doc: next, at, by }, before.version);
     } catch (e) {
-      if (e instanceof RecordConflictError) throw new ChannelSettingsError(409, (e as Error).message);
+      if (e instanceof RecordConflictError) throw new RefusedError(409, (e as Error).message);
       throw e;
     }
     const { version: _v, ...previous } = before;
@@ -201,7 +192,7 @@ export class ChannelSettings {
 /** Refuses settings the routing could not run with, naming the field and why. */
 function validate(def: ChannelDefinition, s: ChannelOverride): void {
   const bad = (field: string, why: string): never => {
-    throw new ChannelSettingsError(400, `settings.${field}: ${why}`);
+    throw new RefusedError(400, `settings.${field}: ${why}`);
   };
   for (const list of ROLE_LISTS) {
     const roles = s[list];

@@ -5,16 +5,7 @@ import type { Logger } from '../ports/logger.js';
 import type { MaintenanceNotices } from '../ports/maintenance.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
 import { RecordConflictError } from '../ports/registry.js';
-
-/** A refused act: the status the operator API answers, and what is wrong. */
-export class MaintenanceError extends Error {
-  constructor(
-    readonly status: 400 | 404 | 409,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+import { RefusedError } from './refused.js';
 
 /** An amendment: each field given replaces the one in force (`channels: null` or `[]`: the whole DIP). */
 export interface MaintenanceChange extends Partial<MaintenanceInput> {
@@ -65,14 +56,14 @@ export class Maintenance {
 
   async history(id: string): Promise<MaintenanceNotice[]> {
     const versions = await this.deps.store.history(id);
-    if (versions.length === 0) throw new MaintenanceError(404, `no maintenance notice ${id}`);
+    if (versions.length === 0) throw new RefusedError(404, `no maintenance notice ${id}`);
     return versions;
   }
 
   async publish(input: MaintenanceInput, actor: string): Promise<MaintenanceNotice> {
     const now = this.deps.clock.now();
     const checked = checkMaintenance(input, now, (c) => this.deps.knownChannel(c));
-    if (!checked.ok) throw new MaintenanceError(400, checked.errors.join('; '));
+    if (!checked.ok) throw new RefusedError(400, checked.errors.join('; '));
     // IDs count up; two nodes publishing at once collide on the ID and the later one takes the next.
     for (let attempt = 0; ; attempt += 1) {
       const id = `MN-${(await this.deps.store.list()).length + 1}`;
@@ -88,7 +79,7 @@ export class Maintenance {
 
   async amend(id: string, change: MaintenanceChange, actor: string): Promise<MaintenanceNotice> {
     const before = await this.latest(id, change.expectedVersion);
-    if (before.state === 'withdrawn') throw new MaintenanceError(409, `${id} was withdrawn: publish a new notice`);
+    if (before.state === 'withdrawn') throw new RefusedError(409, `${id} was withdrawn: publish a new notice`);
     const now = this.deps.clock.now();
     const given: MaintenanceInput = {
       start: change.start ?? iso(before.start),
@@ -97,13 +88,13 @@ export class Maintenance {
       channels: change.channels !== undefined ? change.channels : before.scope.kind === 'dip' ? null : before.scope.channels,
     };
     const checked = checkMaintenance(given, now, (c) => this.deps.knownChannel(c));
-    if (!checked.ok) throw new MaintenanceError(400, checked.errors.join('; '));
+    if (!checked.ok) throw new RefusedError(400, checked.errors.join('; '));
     return this.write('maintenance.amend', before, { ...before, ...checked.value, version: before.version + 1, changedAt: now, changedBy: actor });
   }
 
   async withdraw(id: string, actor: string, expectedVersion?: number): Promise<MaintenanceNotice> {
     const before = await this.latest(id, expectedVersion);
-    if (before.state === 'withdrawn') throw new MaintenanceError(409, `${id} is already withdrawn`);
+    if (before.state === 'withdrawn') throw new RefusedError(409, `${id} is already withdrawn`);
     return this.write('maintenance.withdraw', before, { ...before, state: 'withdrawn', version: before.version + 1, changedAt: this.deps.clock.now(), changedBy: actor });
   }
 
@@ -111,7 +102,7 @@ export class Maintenance {
     const versions = await this.history(id);
     const latest = versions[versions.length - 1]!;
     if (expectedVersion !== undefined && expectedVersion !== latest.version) {
-      throw new MaintenanceError(409, `${id} is at version ${latest.version}, not ${expectedVersion}: read it again and decide`);
+      throw new RefusedError(409, `${id} is at version ${latest.version}, not ${expectedVersion}: read it again and decide`);
     }
     return latest;
   }
@@ -120,7 +111,7 @@ export class Maintenance {
     try {
       await this.deps.store.put(after);
     } catch (e) {
-      if (e instanceof RecordConflictError) throw new MaintenanceError(409, e.message);
+      if (e instanceof RecordConflictError) throw new RefusedError(409, e.message);
       throw e;
     }
     return this.done(action, before, after);

@@ -5,6 +5,7 @@ import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { RegistryStore, StoredRecord } from '../ports/registry.js';
 import { USERNAME_PATTERN } from './portal-accounts.js';
 import { secretHash } from '../security/api-key.js';
+import { RefusedError } from './refused.js';
 
 const KIND = 'operator';
 
@@ -56,15 +57,6 @@ const view = (r: StoredRecord): OperatorView => {
   return { name: a.name, role: a.role, automation: a.automation === true, disabled: a.disabled, createdAt: new Date(a.createdAt).toISOString(), createdBy: a.createdBy, version: r.version };
 };
 
-export class OperatorError extends Error {
-  constructor(
-    readonly status: 400 | 404 | 409,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 /**
  * Named operator accounts, kept as registry records (every node sees a new account or a disabled one at
  * once) and every change journalled with who made it.
@@ -103,11 +95,11 @@ export class OperatorAccounts {
    * both are refused together): the name, the role, and that an automation account is not an admin.
    */
   async check(name: string, role: OperatorRole, automation: boolean): Promise<void> {
-    if (!OPERATOR_NAME_PATTERN.test(name)) throw new OperatorError(400, `name '${name}': 1 to 64 letters, digits, '.', '-' or '_', starting with a letter or digit`);
-    if (!automation && !PERSON_NAME_PATTERN.test(name)) throw new OperatorError(400, `name '${name}': a person's account name is their sign-in name: 3 to 64 lower-case letters, digits, '.', '_' or '-'`);
-    if (!OPERATOR_ROLES.includes(role)) throw new OperatorError(400, `role '${String(role)}': one of ${OPERATOR_ROLES.join(', ')}`);
-    if (automation && role === 'admin') throw new OperatorError(400, "role 'admin': automation accounts may be viewer or operator; admins are people who sign in");
-    if ((await this.store.records(KIND)).some((r) => r.key === name)) throw new OperatorError(409, `operator ${name} exists: change it with PATCH /admin/operators/${name}`);
+    if (!OPERATOR_NAME_PATTERN.test(name)) throw new RefusedError(400, `name '${name}': 1 to 64 letters, digits, '.', '-' or '_', starting with a letter or digit`);
+    if (!automation && !PERSON_NAME_PATTERN.test(name)) throw new RefusedError(400, `name '${name}': a person's account name is their sign-in name: 3 to 64 lower-case letters, digits, '.', '_' or '-'`);
+    if (!OPERATOR_ROLES.includes(role)) throw new RefusedError(400, `role '${String(role)}': one of ${OPERATOR_ROLES.join(', ')}`);
+    if (automation && role === 'admin') throw new RefusedError(400, "role 'admin': automation accounts may be viewer or operator; admins are people who sign in");
+    if ((await this.store.records(KIND)).some((r) => r.key === name)) throw new RefusedError(409, `operator ${name} exists: change it with PATCH /admin/operators/${name}`);
   }
 
   /** Creates an account; an automation account's token is returned (shown once). */
@@ -123,11 +115,11 @@ export class OperatorAccounts {
   /** Changes an account's role, disables or enables it, or issues an automation account a new token (the old one stops at once). */
   async update(name: string, change: { role?: OperatorRole; disabled?: boolean; newToken?: boolean }, by: OperatorIdentity): Promise<{ operator: OperatorView; token?: string }> {
     const current = (await this.store.records(KIND)).find((r) => r.key === name);
-    if (!current) throw new OperatorError(404, `no operator ${name}`);
-    if (change.role !== undefined && !OPERATOR_ROLES.includes(change.role)) throw new OperatorError(400, `role '${String(change.role)}': one of ${OPERATOR_ROLES.join(', ')}`);
+    if (!current) throw new RefusedError(404, `no operator ${name}`);
+    if (change.role !== undefined && !OPERATOR_ROLES.includes(change.role)) throw new RefusedError(400, `role '${String(change.role)}': one of ${OPERATOR_ROLES.join(', ')}`);
     const before = current.doc as OperatorAccount;
-    if (change.newToken && before.automation !== true) throw new OperatorError(400, `newToken: ${name} is a person, who signs in with a password and a TOTP code (POST /admin/session); only automation accounts have tokens`);
-    if (change.role === 'admin' && before.automation === true) throw new OperatorError(400, "role 'admin': automation accounts may be viewer or operator; admins are people who sign in");
+    if (change.newToken && before.automation !== true) throw new RefusedError(400, `newToken: ${name} is a person, who signs in with a password and a TOTP code (POST /admin/session); only automation accounts have tokens`);
+    if (change.role === 'admin' && before.automation === true) throw new RefusedError(400, "role 'admin': automation accounts may be viewer or operator; admins are people who sign in");
     const token = change.newToken ? newToken() : undefined;
     const next: OperatorAccount = {
       ...before,

@@ -5,6 +5,7 @@ import type { Logger } from '../ports/logger.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
 import { RecordConflictError, type RegistryStore } from '../ports/registry.js';
 import { PROFILE_RECORD, type Registry } from './registry.js';
+import { RefusedError } from './refused.js';
 
 export const REGISTER_RECORD = 'register';
 const POLICY_RECORD = 'policy';
@@ -32,16 +33,6 @@ export interface ApplyResult {
   withoutDipId: number;
   rolesChanged: Array<{ dipId: string; granted: string[]; revoked: string[] }>;
   rescinded: string[];
-}
-
-/** Refusals of self-service and offboarding, with the status the API answers. */
-export class LifecycleError extends Error {
-  constructor(
-    readonly status: 400 | 403 | 404 | 409,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /**
@@ -164,7 +155,7 @@ export class ParticipantLifecycle {
   private async offboardNow(dipId: string, actor: string, reason: string): Promise<void> {
     await this.deps.registry.refresh();
     const p = this.deps.registry.participant(dipId);
-    if (!p) throw new LifecycleError(404, `${dipId} is not a registered participant`);
+    if (!p) throw new RefusedError(404, `${dipId} is not a registered participant`);
     const webhooks = (await this.deps.store.webhooks()).filter((w) => w.recipientDipId === dipId).map((w) => w.channel);
     const certificates = [p.certificatePem, ...(p.previous ? [p.previous.certificatePem] : [])];
     const revoked: boolean[] = [];
@@ -228,7 +219,7 @@ export class ParticipantLifecycle {
 
   async setOptionalRoles(roles: string[], actor: string): Promise<string[]> {
     const bad = roles.find((r) => !ROLE_PATTERN.test(r));
-    if (bad !== undefined) throw new LifecycleError(400, `roles: '${bad}' is not a role (3 to 5 capital letters)`);
+    if (bad !== undefined) throw new RefusedError(400, `roles: '${bad}' is not a role (3 to 5 capital letters)`);
     const current = (await this.deps.store.records(POLICY_RECORD)).find((x) => x.key === OPTIONAL_ROLES);
     const next = [...new Set(roles)].sort();
     await this.deps.store.putRecord({ kind: POLICY_RECORD, key: OPTIONAL_ROLES, doc: { roles: next }, at: this.deps.clock.now(), by: actor }, current?.version ?? 0);

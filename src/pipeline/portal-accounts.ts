@@ -159,11 +159,7 @@ export class PortalAccountService {
     // No account can have such a name: nothing to look up, nothing to remember (an attacker's junk names
     // would otherwise be rows to grow).
     if (!USERNAME_PATTERN.test(username)) return refused;
-    const busy: SignIn = { ok: false, problem: 'a sign-in with this username is already being checked: try again in a moment' };
-    return this.oneAtATime(username, busy, async () => {
-      const now = this.clock.now();
-      const attempt = await this.attempt(username, now);
-      if (!attempt.ok) return { ok: false, problem: `too many failed sign-ins: try again after ${attempt.lockedUntil}` };
+    return this.underLockout(username, async (now, attemptId) => {
       const account = await this.store.account(username);
       const passwordOk = await verifyPassword(password, account ? account.passwordHash : await this.hashOfNoAccount());
       // A failure keeps its recorded attempt: that is the count.
@@ -171,14 +167,14 @@ export class PortalAccountService {
       const factor = this.totpSecret(account);
       if (factor === null) {
         // The right password of an account without a second factor: not a failure, and no session yet.
-        await this.store.forgetSignInAttempt(attempt.id);
+        await this.store.forgetSignInAttempt(attemptId);
         return this.startEnrolment(account, now);
       }
       const step = acceptTotp(factor, code.trim(), now, account.lastTotpStep);
       if (step === null) return refused;
       const problem = await this.choiceProblem(account, chosenPassword, password);
       if (problem) {
-        await this.store.forgetSignInAttempt(attempt.id);
+        await this.store.forgetSignInAttempt(attemptId);
         return { ok: false, problem, choosePassword: true };
       }
       // The code's step is claimed in the store, so it is good once on every node sharing it (this
@@ -211,11 +207,7 @@ export class PortalAccountService {
     const pending = await this.store.totpEnrolment(hash);
     // A token that is no enrolment has no name to count against.
     if (!pending || pending.expiresAt <= this.clock.now()) return ended;
-    const busy: SignIn = { ok: false, problem: 'a sign-in with this username is already being checked: try again in a moment' };
-    return this.oneAtATime(pending.username, busy, async () => {
-      const now = this.clock.now();
-      const attempt = await this.attempt(pending.username, now);
-      if (!attempt.ok) return { ok: false, problem: `too many failed sign-ins: try again after ${attempt.lockedUntil}` };
+    return this.underLockout(pending.username, async (now, attemptId) => {
       const account = await this.store.account(pending.username);
       if (!account || account.totpSecretSealed !== null || !(await this.acceptable(account, options))) return ended;
       const step = acceptTotp(this.open(pending.secretSealed), code.trim(), now, account.lastTotpStep);
@@ -226,7 +218,7 @@ export class PortalAccountService {
       const { chosenPassword } = options;
       const problem = await this.choiceProblem(account, chosenPassword, null);
       if (problem) {
-        await this.store.forgetSignInAttempt(attempt.id);
+        await this.store.forgetSignInAttempt(attemptId);
         return { ok: false, problem, choosePassword: true };
       }
       const activated = await this.store.completeTotpEnrolment(hash, now, { secretSealed: pending.secretSealed, step, ...(chosenPassword === undefined ? {} : { passwordHash: await hashPassword(chosenPassword) }) });
@@ -295,6 +287,22 @@ export class PortalAccountService {
     if (attempts.length <= MAX_FAILURES) return { ok: true, id };
     await this.store.forgetSignInAttempt(id);
     return { ok: false, lockedUntil: new Date(attempts[0]! + FAILURE_WINDOW_MS).toISOString() };
+  }
+
+  /**
+   * A sign-in step of the name (signIn, confirmEnrolment) under its lockout: one at a time on this node,
+   * its attempt recorded before anything is checked, and refused while the name is locked. `run` gets the
+   * time and the attempt's id, to forget when the step turns out not to be a failure. One place, so that
+   * neither way of signing in can drift from the other's limit on guessing.
+   */
+  private underLockout(username: string, run: (now: number, attemptId: number) => Promise<SignIn>): Promise<SignIn> {
+    const busy: SignIn = { ok: false, problem: 'a sign-in with this username is already being checked: try again in a moment' };
+    return this.oneAtATime(username, busy, async () => {
+      const now = this.clock.now();
+      const attempt = await this.attempt(username, now);
+      if (!attempt.ok) return { ok: false, problem: `too many failed sign-ins: try again after ${attempt.lockedUntil}` };
+      return run(now, attempt.id);
+    });
   }
 
   private async oneAtATime<T>(name: string, busy: T, run: () => Promise<T>): Promise<T> {

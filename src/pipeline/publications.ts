@@ -9,6 +9,7 @@ import type { Logger } from '../ports/logger.js';
 import type { AcceptedBatch, MessageLog, QueueRef } from '../ports/message-log.js';
 import { BlobTooLarge, type PublicationBlobs, type PublicationIndex, type PublicationMetadata, type PublicationQuery, type PublicationRecord } from '../ports/publications.js';
 import type { Channel } from './channels.js';
+import { dipMadeBatch } from './made-batch.js';
 import type { Registry } from './registry.js';
 
 /** Per-channel settings (config `publications`). */
@@ -290,29 +291,10 @@ export class Publications {
         },
       },
     };
-    const body = JSON.stringify(outbound);
-    return {
-      channel: channel.interfaceId,
-      senderDipId: publisher.dipId,
-      receivedAt: record.publishedAt,
-      rawRequest: Buffer.from(JSON.stringify({ publication: record })),
-      signatureHeaders: '{}',
-      messages: [
-        {
-          transactionId,
-          channel: channel.interfaceId,
-          eventCode: outbound.payload.CommonBlock.S0.eventCode,
-          senderDipId: publisher.dipId,
-          senderRole: role,
-          senderUniqueReference: null,
-          correlationId: null,
-          mpan: null,
-          receivedAt: record.publishedAt,
-          outbound: body,
-          recipients,
-        },
-      ],
-    };
+    return dipMadeBatch(
+      { channel: channel.interfaceId, senderDipId: publisher.dipId, senderRole: role, at: record.publishedAt, rawRequest: Buffer.from(JSON.stringify({ publication: record })) },
+      [{ transactionId, eventCode: outbound.payload.CommonBlock.S0.eventCode, correlationId: null, outbound: JSON.stringify(outbound), recipients }],
+    );
   }
 }
 

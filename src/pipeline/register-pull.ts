@@ -33,7 +33,7 @@ export class RegisterPull {
     },
   ) {}
 
-  /** One pull: RegisterFetchError when the feed could not be had (nothing applied), LifecycleError when it is refused. */
+  /** One pull: RegisterFetchError when the feed could not be had (nothing applied), RefusedError when it is refused. */
   async pull(settings: PullSettings, actor: string): Promise<ApplyResult> {
     const host = URL.canParse(settings.url) ? new URL(settings.url).host : shownUrl(settings.url);
     const journal = (after: unknown) => this.deps.journal.append({ at: this.deps.clock.now(), actor, action: 'register.pull', target: host, before: null, after, status: null });

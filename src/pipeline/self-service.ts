@@ -2,7 +2,8 @@ import { DIP_ID_PATTERN, type Participant, type ParticipantProfile } from '../do
 import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { RegistryStore } from '../ports/registry.js';
 import { hashApiKey, newApiKey } from '../security/api-key.js';
-import { LifecycleError, type ParticipantLifecycle } from './participant-lifecycle.js';
+import type { ParticipantLifecycle } from './participant-lifecycle.js';
+import { RefusedError } from './refused.js';
 import { rotateParticipantCertificate } from './participants.js';
 import type { Registry } from './registry.js';
 
@@ -70,8 +71,8 @@ export class SelfService {
   }
 
   async joinRole(p: Participant, role: string, by: Participant = p): Promise<SelfView> {
-    if (!(await this.deps.optionalRoles()).includes(role)) throw new LifecycleError(403, `${role} is not an optional role participants may sign up for (${(await this.deps.optionalRoles()).join(', ') || 'none'})`);
-    if (p.roles.includes(role)) throw new LifecycleError(409, `${p.dipId} already holds ${role}`);
+    if (!(await this.deps.optionalRoles()).includes(role)) throw new RefusedError(403, `${role} is not an optional role participants may sign up for (${(await this.deps.optionalRoles()).join(', ') || 'none'})`);
+    if (p.roles.includes(role)) throw new RefusedError(409, `${p.dipId} already holds ${role}`);
     await this.profile(p, by, 'participant.role.join', role, (pr) => ({ ...pr, optionalRoles: [...new Set([...pr.optionalRoles, role])].sort() }));
     await this.deps.lifecycle.setRoles(this.current(p), [...p.roles, role].sort(), this.actor(by), 'participant.roles');
     return this.view(this.current(p));
@@ -79,7 +80,7 @@ export class SelfService {
 
   async leaveRole(p: Participant, role: string, by: Participant = p): Promise<SelfView> {
     const { profile } = this.deps.registry.profile(p.dipId);
-    if (!profile.optionalRoles.includes(role)) throw new LifecycleError(403, `${role} is not an optional role ${p.dipId} signed up for: roles from the central register change only there`);
+    if (!profile.optionalRoles.includes(role)) throw new RefusedError(403, `${role} is not an optional role ${p.dipId} signed up for: roles from the central register change only there`);
     await this.profile(p, by, 'participant.role.leave', role, (pr) => ({ ...pr, optionalRoles: pr.optionalRoles.filter((r) => r !== role) }));
     const fromRegister = (await this.deps.lifecycle.registerRoles(p.dipId)) ?? [];
     if (!fromRegister.includes(role)) await this.deps.lifecycle.setRoles(this.current(p), p.roles.filter((r) => r !== role), this.actor(by), 'participant.roles');
@@ -87,13 +88,13 @@ export class SelfService {
   }
 
   async joinChannel(p: Participant, channel: string, by: Participant = p): Promise<SelfView> {
-    if (!this.deps.optInChannels().includes(channel)) throw new LifecycleError(403, `${channel} does not take participants opting in (the operator allows it per channel)`);
+    if (!this.deps.optInChannels().includes(channel)) throw new RefusedError(403, `${channel} does not take participants opting in (the operator allows it per channel)`);
     await this.profile(p, by, 'participant.channel.join', channel, (pr) => ({ ...pr, channels: [...new Set([...pr.channels, channel])].sort() }));
     return this.view(this.current(p));
   }
 
   async leaveChannel(p: Participant, channel: string, by: Participant = p): Promise<SelfView> {
-    if (!this.deps.registry.profile(p.dipId).profile.channels.includes(channel)) throw new LifecycleError(404, `${p.dipId} has not opted into ${channel}`);
+    if (!this.deps.registry.profile(p.dipId).profile.channels.includes(channel)) throw new RefusedError(404, `${p.dipId} has not opted into ${channel}`);
     await this.profile(p, by, 'participant.channel.leave', channel, (pr) => ({ ...pr, channels: pr.channels.filter((c) => c !== channel) }));
     return this.view(this.current(p));
   }
@@ -101,9 +102,9 @@ export class SelfService {
   /** Nominates a DIP Connection Provider (a registered participant) to connect for it; null withdraws the nomination. */
   async nominate(p: Participant, provider: string | null): Promise<SelfView> {
     if (provider !== null) {
-      if (!DIP_ID_PATTERN.test(provider)) throw new LifecycleError(400, `connectionProvider '${provider}': a DIP ID (10 letters or digits)`);
-      if (provider === p.dipId) throw new LifecycleError(400, 'a participant cannot be its own connection provider');
-      if (!this.deps.registry.participant(provider)) throw new LifecycleError(404, `connectionProvider ${provider} is not a registered participant`);
+      if (!DIP_ID_PATTERN.test(provider)) throw new RefusedError(400, `connectionProvider '${provider}': a DIP ID (10 letters or digits)`);
+      if (provider === p.dipId) throw new RefusedError(400, 'a participant cannot be its own connection provider');
+      if (!this.deps.registry.participant(provider)) throw new RefusedError(404, `connectionProvider ${provider} is not a registered participant`);
     }
     await this.deps.store.upsertParticipant({ ...p, connectionProvider: provider }, null);
     await this.journal(p, provider ? 'participant.connection-provider.nominate' : 'participant.connection-provider.withdraw', { connectionProvider: p.connectionProvider }, { connectionProvider: provider });
@@ -113,9 +114,9 @@ export class SelfService {
 
   /** A new API key (shown once); the one it replaces keeps working until the overlap ends. */
   async rotateApiKey(p: Participant, overlapMs: number): Promise<{ apiKey: string; previousValidUntil: string | null }> {
-    if (!(overlapMs >= 0 && overlapMs <= MAX_OVERLAP_MS)) throw new LifecycleError(400, `overlapHours: 0 to ${MAX_OVERLAP_MS / 3_600_000}`);
+    if (!(overlapMs >= 0 && overlapMs <= MAX_OVERLAP_MS)) throw new RefusedError(400, `overlapHours: 0 to ${MAX_OVERLAP_MS / 3_600_000}`);
     const currentHash = (await this.deps.store.participants()).find((r) => r.participant.dipId === p.dipId)?.apiKeyHash;
-    if (!currentHash) throw new LifecycleError(404, `${p.dipId} is not registered`);
+    if (!currentHash) throw new RefusedError(404, `${p.dipId} is not registered`);
     const validUntil = this.deps.now() + overlapMs;
     await this.profile(p, p, 'participant.api-key.rotate', p.dipId, (pr) => ({ ...pr, previousApiKey: overlapMs > 0 ? { hash: currentHash, validUntil } : null }));
     const apiKey = newApiKey();
@@ -130,7 +131,7 @@ export class SelfService {
     try {
       certificate = await this.deps.issueCertificate(csrPem, p.dipId, p.organisation);
     } catch (e) {
-      throw new LifecycleError(400, `csr: ${(e as Error).message}`);
+      throw new RefusedError(400, `csr: ${(e as Error).message}`);
     }
     const rotated = await rotateParticipantCertificate(this.deps.store, { dipId: p.dipId, certificatePem: certificate, overlapMs, trustedCaPems: this.deps.trustedCaPems(), now: new Date(this.deps.now()) });
     await this.journal(p, 'participant.certificate.rotate', { certificateFingerprint: p.certificateFingerprint }, { certificateFingerprint: rotated.certificateFingerprint, previousValidUntil: iso(rotated.previous?.validUntil) });

@@ -4,8 +4,9 @@ import { dipDateTime } from '../domain/time.js';
 import { newTransactionId } from '../domain/transaction-id.js';
 import type { Archive } from '../ports/archive.js';
 import type { Clock } from '../ports/clock.js';
-import type { AcceptedBatch, AcceptedMessage, MessageLog, QueueRef } from '../ports/message-log.js';
+import type { AcceptedBatch, MessageLog, QueueRef } from '../ports/message-log.js';
 import { queuesOf } from './delivery.js';
+import { dipMadeBatch, type MadeMessage } from './made-batch.js';
 
 /**
  * Status messages ("Return to Sender", spec 5.5.9 and 5.5.13 D/E) travel on their own queue per
@@ -93,20 +94,14 @@ export class StatusMessages {
 
   private batch(from: string, routed: Array<{ entry: StatusEntry; to: string }>): AcceptedBatch {
     const now = new Date(this.clock.now());
-    const messages: AcceptedMessage[] = routed.map(({ entry, to }) => ({
+    const messages: MadeMessage[] = routed.map(({ entry, to }) => ({
       transactionId: newTransactionId(STATUS_CHANNEL, from.slice(0, 10), 'STS', now),
-      channel: STATUS_CHANNEL,
       eventCode: entry.message ?? '',
-      senderDipId: from,
-      senderRole: 'STS',
-      senderUniqueReference: null,
       correlationId: entry.correlationID,
-      mpan: null,
-      receivedAt: now.getTime(),
       outbound: JSON.stringify(entry),
       recipients: [to],
     }));
     const body = Buffer.from(JSON.stringify(routed.map((r) => r.entry)));
-    return { channel: STATUS_CHANNEL, senderDipId: from, receivedAt: now.getTime(), rawRequest: body, signatureHeaders: '{}', messages };
+    return dipMadeBatch({ channel: STATUS_CHANNEL, senderDipId: from, senderRole: 'STS', at: now.getTime(), rawRequest: body }, messages);
   }
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { DIP_ROLE } from '../catalogue/roles.js';
 import type { DipMessage } from '../domain/message.js';
 import { stampWrapper } from '../domain/message.js';
 import { dipDateTime } from '../domain/time.js';
@@ -6,11 +7,10 @@ import { newTransactionId } from '../domain/transaction-id.js';
 import type { Clock } from '../ports/clock.js';
 import type { MessageLog, QueueRef } from '../ports/message-log.js';
 import type { Channel } from './channels.js';
+import { dipMadeBatch } from './made-batch.js';
 
 /** The event code a test message carries: no business event has it, so no recipient mistakes it for one. */
 export const TEST_EVENT_CODE = 'OpenDIPTest';
-/** The role the DIP signs its own messages with (test messages); status messages use 'STS'. */
-export const DIP_ROLE = 'DIP';
 
 /**
  * "Send a test message" (the user portal's webhook page): the DIP itself sends the recipient one message
@@ -56,29 +56,12 @@ export async function sendTestMessage(
     alwaysRecipients: [],
   });
   const text = JSON.stringify(outbound);
-  const outcome = await deps.log.append({
-    channel: channel.interfaceId,
-    senderDipId: deps.dipId,
-    receivedAt: now.getTime(),
-    rawRequest: Buffer.from(JSON.stringify([message])),
-    signatureHeaders: '{}',
-    messages: [
-      {
-        transactionId,
-        channel: channel.interfaceId,
-        eventCode: TEST_EVENT_CODE,
-        senderDipId: deps.dipId,
-        senderRole: DIP_ROLE,
-        // What the DIP originates carries no sender reference (nothing to de-duplicate), as status messages.
-        senderUniqueReference: null,
-        correlationId: null,
-        mpan: null,
-        receivedAt: now.getTime(),
-        outbound: text,
-        recipients: [recipientDipId],
-      },
-    ],
-  });
+  const outcome = await deps.log.append(
+    dipMadeBatch(
+      { channel: channel.interfaceId, senderDipId: deps.dipId, senderRole: DIP_ROLE, at: now.getTime(), rawRequest: Buffer.from(JSON.stringify([message])) },
+      [{ transactionId, eventCode: TEST_EVENT_CODE, correlationId: null, outbound: text, recipients: [recipientDipId] }],
+    ),
+  );
   if (!outcome.ok) throw new Error('a test message carries no sender reference and cannot be a duplicate');
   deps.notify([{ recipientDipId, channel: channel.interfaceId }]);
   return { transactionId };

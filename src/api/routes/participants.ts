@@ -3,6 +3,7 @@ import type { JsonSchema } from '../../catalogue/types.js';
 import { MSG } from '../../domain/response-codes.js';
 import type { Participant } from '../../domain/participant.js';
 import type { SelfService } from '../../pipeline/self-service.js';
+import { refusalOf } from '../../pipeline/refused.js';
 import type { ApiDeps } from '../deps.js';
 import { admitted } from '../guard.js';
 import { sendStandard } from '../request.js';
@@ -52,9 +53,9 @@ export function registerParticipantRoutes(app: FastifyInstance, deps: ApiDeps, s
     try {
       return await run();
     } catch (e) {
-      const status = typeof (e as { status?: unknown }).status === 'number' ? (e as { status: number }).status : 500;
-      if (status === 500) throw e;
-      return sendStandard(deps, reply, status, admitted(req).caller.dipId, status === 400 ? MSG.schemaFailure : MSG.processingFailed, (e as Error).message);
+      const refusal = refusalOf(e);
+      if (!refusal) throw e;
+      return sendStandard(deps, reply, refusal.status, admitted(req).caller.dipId, refusal.status === 400 ? MSG.schemaFailure : MSG.processingFailed, refusal.message);
     }
   };
   const base = '/participants/:recipientId';

@@ -1,0 +1,41 @@
+import type { AcceptedBatch } from '../ports/message-log.js';
+
+/** What differs between the messages of a batch the DIP makes (see dipMadeBatch). */
+export interface MadeMessage {
+  transactionId: string;
+  eventCode: string;
+  correlationId: string | null;
+  /** The outbound copy, serialised: exactly the bytes recipients get. */
+  outbound: string;
+  recipients: string[];
+}
+
+/**
+ * A batch the DIP makes itself instead of receiving it signed (status messages, the DIP's own test
+ * messages, publication notices), appended as ingest appends a received one so it takes the same road.
+ * One place for what such a batch is: no signature (`{}`, as AcceptedBatch.signatureHeaders says), no
+ * sender reference (nothing to de-duplicate, so the log never refuses it as a duplicate), no MPAN to
+ * index; every message from one sender, in one role, on one channel, at one time.
+ */
+export function dipMadeBatch(from: { channel: string; senderDipId: string; senderRole: string; at: number; rawRequest: Buffer }, messages: MadeMessage[]): AcceptedBatch {
+  return {
+    channel: from.channel,
+    senderDipId: from.senderDipId,
+    receivedAt: from.at,
+    rawRequest: from.rawRequest,
+    signatureHeaders: '{}',
+    messages: messages.map((m) => ({
+      transactionId: m.transactionId,
+      channel: from.channel,
+      eventCode: m.eventCode,
+      senderDipId: from.senderDipId,
+      senderRole: from.senderRole,
+      senderUniqueReference: null,
+      correlationId: m.correlationId,
+      mpan: null,
+      receivedAt: from.at,
+      outbound: m.outbound,
+      recipients: m.recipients,
+    })),
+  };
+}
