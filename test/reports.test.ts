@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ProcessStatus } from '../src/pipeline/reports.js';
+import { journeyOf, type ProcessStatus } from '../src/pipeline/reports.js';
+import type { TracedDelivery, TracedMessage } from '../src/ports/traces.js';
 import { runSimulation } from '../src/sim/simulate.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
@@ -172,5 +173,22 @@ describe('business-process tracking of a dip simulate run', () => {
     } finally {
       await t.close();
     }
+  });
+});
+
+describe('a dead letter in a journey', () => {
+  const at = Date.parse('2026-12-01T09:00:00Z');
+  const journey = (deadLetter: TracedDelivery['deadLetter']): string[] => {
+    const m: TracedMessage = {
+      transactionId: 'T-IF-021-1', channel: 'IF-021', eventCode: '[ActivePower]', sender: '2000000001', senderRole: 'SDS', senderUniqueReference: null,
+      correlationId: null, receivedAt: at, replayOf: null,
+      deliveries: [{ recipient: '1000000001', seq: 1, state: 'dead', deliveredAt: null, firstAttemptAt: null, attempts: [], deadLetter }],
+    };
+    return journeyOf(m).filter((e) => e.event === 'dead-lettered').map((e) => e.detail);
+  };
+
+  it('says its reason once, also where the detail starts with it (a stale one)', () => {
+    expect(journey({ reason: 'stale', status: null, detail: 'stale: not delivered to 1000000001 within 1 hours', at })).toEqual(['stale: not delivered to 1000000001 within 1 hours']);
+    expect(journey({ reason: 'rejected', status: 400, detail: '1000000001 refused the message: HTTP 400', at })).toEqual(['rejected: 1000000001 refused the message: HTTP 400']);
   });
 });

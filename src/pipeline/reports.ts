@@ -260,11 +260,20 @@ export function journeyOf(m: TracedMessage): JourneyEvent[] {
     if (d.state === 'delivered' && d.deliveredAt !== null) push(d.deliveredAt, { event: 'delivered', recipient: d.recipient, detail: `delivered to ${d.recipient}` });
     if (d.deadLetter) {
       if (d.deadLetter.reason === 'rejected') push(d.deadLetter.at, { event: 'rejected', recipient: d.recipient, detail: `refused by ${d.recipient} (${d.deadLetter.status ?? ''}): ${d.deadLetter.detail}; a status message goes back to the sender` });
-      push(d.deadLetter.at, { event: 'dead-lettered', recipient: d.recipient, detail: `${d.deadLetter.reason}: ${d.deadLetter.detail}` });
+      push(d.deadLetter.at, { event: 'dead-lettered', recipient: d.recipient, detail: reasoned(d.deadLetter.reason, d.deadLetter.detail) });
       if (d.state === 'requeued' || d.state === 'discarded') push(d.deadLetter.at, { event: d.state, recipient: d.recipient, detail: `the operator ${d.state} the dead letter` });
     }
   }
   return ev.sort((a, b) => a.ms - b.ms).map(({ ms: _ms, ...e }) => e);
+}
+
+/**
+ * A dead letter's detail behind its reason, the reason said once. A stale dead letter's detail starts with
+ * its reason already ("stale: not delivered…", src/pipeline/queue-worker.ts): the sender's status message
+ * carries the detail alone, without the reason beside it.
+ */
+function reasoned(reason: string, detail: string): string {
+  return detail.startsWith(`${reason}: `) ? detail : `${reason}: ${detail}`;
 }
 
 /** Rows as CSV (RFC 4180): nested values as JSON in their cell. */

@@ -86,7 +86,8 @@ export type RecordedAttempt = Omit<DeliveryAttempt, 'attemptId'> & { attemptId: 
 export interface Archive {
   /**
    * Original messages in the recipient's queue that match, in queue order. Copies made by an earlier
-   * requeue are not matched again: a replay returns what was sent, once.
+   * requeue are not matched again, and a message with more than one entry in the queue (a requeued dead
+   * letter) is matched once, at its first: a replay returns what was sent, once.
    */
   findArchived(query: ArchiveQuery): Promise<ArchivedMessage[]>;
   /** How many messages findArchived would find without a limit (a requeue job's total), without reading them. */

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { systemClock } from '../../src/adapters/clock.js';
 import { ATTEMPT_ID } from '../../src/domain/attempt-id.js';
+import { ORIGINAL_TRANSACTION_FIELD, Replay } from '../../src/pipeline/replay.js';
+import type { ArchiveQuery } from '../../src/ports/archive.js';
 import { attemptId, batch, message, sup, useBackend, type BackendFactory } from './fixtures.js';
 
 /** Archive and delivery journal: replay queries, parties, attempts, purging. */
@@ -36,6 +39,53 @@ export function archiveContract(name: string, open: BackendFactory): void {
       expect(await archive.countArchived({ ...all, afterSeq: 1, upToSeq: 2 })).toBe(1);
       expect(await archive.countArchived({ ...all, recipientDipId: 'LDSO000001' })).toBe(0);
       expect(await archive.countArchived({ ...all, fromMs: now + 60_000 })).toBe(0);
+    });
+
+    it('matches a requeued dead letter once, at its first position: in pages, counts, replays and requeues', async () => {
+      const { log, archive, deadLetters } = ctx.backend;
+      // Replay re-issues what it finds, so each message carries a transaction wrapper to re-issue.
+      const wrapped = () => {
+        const m = message(['SUP0000001']);
+        return { ...m, outbound: JSON.stringify({ payload: { CommonBlock: { D0: { transactionID: m.transactionId } } } }) };
+      };
+      const [a, b, c] = [wrapped(), wrapped(), wrapped()];
+      await log.append(batch([a, b, c]));
+      const [ea, eb] = await log.readQueue(sup, 0, 10, 1 << 20);
+      await log.settle(sup, {
+        upTo: 2,
+        deadLetters: [ea!, eb!].map((e) => ({ seq: e.seq, messageId: e.messageId, reason: 'rejected' as const, status: 400, detail: 'recipient answered 400' })),
+      });
+      // The operator's requeue appends second entries (positions 4 and 5) for the same two messages.
+      expect(await deadLetters.requeueDeadLetters(sup, [1, 2])).toBe(2);
+      expect((await log.queueState(sup)).headSeq).toBe(5);
+      const q = { recipientDipId: 'SUP0000001', channel: 'IF-021', limit: 100 };
+      const found = (query: ArchiveQuery) => archive.findArchived(query).then((r) => r.map((m) => [m.seq, m.transactionId]));
+      expect(await found(q)).toEqual([
+        [1, a.transactionId],
+        [2, b.transactionId],
+        [3, c.transactionId],
+      ]);
+      expect(await found({ ...q, transactionIds: [a.transactionId] })).toEqual([[1, a.transactionId]]);
+      // Paging by the first position: what an earlier page returned does not come back after it.
+      expect(await found({ ...q, limit: 2 })).toEqual([
+        [1, a.transactionId],
+        [2, b.transactionId],
+      ]);
+      expect(await found({ ...q, afterSeq: 2 })).toEqual([[3, c.transactionId]]);
+      expect(await found({ ...q, afterSeq: 3 })).toEqual([]);
+      const { limit: _limit, ...all } = q;
+      expect(await archive.countArchived(all)).toBe(3);
+      expect(await archive.countArchived({ ...all, afterSeq: 2 })).toBe(1);
+      expect(await archive.countArchived({ ...all, upToSeq: 5 })).toBe(3);
+      expect(await archive.countArchived({ ...all, transactionIds: [a.transactionId, b.transactionId] })).toBe(2);
+
+      const replay = new Replay(log, archive, { copyFor: async (_queue, outbound) => outbound }, systemClock);
+      const filter = { fromMs: 0, toMs: Date.now() + 60_000, eventCode: null, mpan: null, transactionIds: null };
+      const page = await replay.replay(sup, { ...filter, transactionIds: [a.transactionId] });
+      expect(page.copies.map((copy) => (JSON.parse(copy) as Record<string, unknown>)[ORIGINAL_TRANSACTION_FIELD])).toEqual([a.transactionId]);
+      expect((await replay.replay(sup, filter)).copies).toHaveLength(3);
+      expect(await replay.requeue(sup, { ...filter, transactionIds: [a.transactionId, b.transactionId] })).toEqual({ requeued: 2 });
+      expect((await log.queueState(sup)).headSeq).toBe(7);
     });
 
     it('records delivery attempts, newest first', async () => {

@@ -1,5 +1,6 @@
 import type { Archive, ArchivedMessage, ArchiveQuery, DeliveryAttempt, ReceivedRequest, RecordedAttempt, TransactionParties } from '../../ports/archive.js';
 import type { QueueRef } from '../../ports/message-log.js';
+import { FIRST_ENTRY_ONLY } from '../archive-sql.js';
 import { openReceivedRequest, type StoredRequest } from '../../security/seal-batch.js';
 import { damaged, type PgDatabase } from './database.js';
 import { ARCHIVE_TABLES, dayBase, dayOf, dayStart, daysOf, dropDay, partitionName } from './partitions.js';
@@ -40,7 +41,7 @@ export class PgArchive implements Archive {
     const queueId = await this.d.queueId({ recipientDipId: query.recipientDipId, channel: query.channel });
     if (queueId === undefined) return undefined;
     const args: unknown[] = [queueId];
-    const where = ['e.queue_id = $1', 'm.replay_of IS NULL'];
+    const where = ['e.queue_id = $1', 'm.replay_of IS NULL', FIRST_ENTRY_ONLY];
     const add = (clause: string, value: unknown) => {
       args.push(value);
       where.push(clause.replaceAll('?', `$${args.length}`));

@@ -1,5 +1,6 @@
 import type { Archive, ArchivedMessage, ArchiveQuery, DeliveryAttempt, ReceivedRequest, RecordedAttempt, TransactionParties } from '../../ports/archive.js';
 import type { QueueRef } from '../../ports/message-log.js';
+import { FIRST_ENTRY_ONLY } from '../archive-sql.js';
 import { openReceivedRequest, type StoredRequest } from '../../security/seal-batch.js';
 import { damaged, type SqliteDatabase, type Stored } from './database.js';
 
@@ -87,7 +88,7 @@ export class SqliteArchive implements Archive {
     if (query.transactionIds !== undefined) add(`m.transaction_id IN (${query.transactionIds.map(() => '?').join(',') || 'NULL'})`, ...query.transactionIds);
     if (query.afterSeq !== undefined) add('e.seq > ?', query.afterSeq);
     if (query.upToSeq !== undefined) add('e.seq <= ?', query.upToSeq);
-    where.push('m.replay_of IS NULL');
+    where.push('m.replay_of IS NULL', FIRST_ENTRY_ONLY);
     return { where: where.join(' AND '), args };
   }
 
