@@ -130,6 +130,19 @@ describe('request bodies over HTTPS', () => {
     expect(anyCase.body).toHaveLength(1);
   });
 
+  // The operator API refuses a property its schema does not list (it used to strip it); the participant
+  // listener is not changed by that: it has its own validator (nothing removed), and the published
+  // WebhookConfig and MessageRequest do not say additionalProperties: false, so an adapter that sends a
+  // field of its own still gets what it got before.
+  it('a webhook configuration or replay with a field the published schema does not name is taken as before', async () => {
+    const hook = await sup.client.call('POST', `/dip-channel/IF-021/pubconfig/${sup.dipId}`, JSON.stringify({ callbackURL: 'https://example.com/extra', maxMessageCount: 4, adapterVersion: '1.2' }));
+    expect([hook.status, hook.body.messageArray[0]!.help]).toEqual([201, 'webhook for IF-021 set to https://example.com/extra']);
+    expect((await t.dip.backend.registry.webhooks()).find((w) => w.recipientDipId === sup.dipId && w.channel === 'IF-021')).toMatchObject({ url: 'https://example.com/extra', maxMessageCount: 4 });
+    const replayed = await replay({ ...window, eventCode: null, MPAN: null, version: null, adapterVersion: '1.2' });
+    expect(replayed.status, JSON.stringify(replayed.body)).toBe(200);
+    expect(replayed.body).toHaveLength(1);
+  });
+
   it('a replay with a 25-character date that is not a date, or a window backwards, is refused naming it', async () => {
     const notADate = await replay({ ...window, datetimeFrom: 'x'.repeat(25), eventCode: null, MPAN: null, version: null });
     expect([notADate.status, JSON.stringify(notADate.body)]).toEqual([400, expect.stringContaining("datetimeFrom 'xxxxxxxxxxxxxxxxxxxxxxxxx' is not a date-time")]);

@@ -75,6 +75,23 @@ describe('channel management while running (spec 5.3)', () => {
     const shape = await carol('PATCH', '/admin/channels/IF-021', { settings: { staleAfterMinutes: 'soon' } });
     expect(shape.status).toBe(400);
     expect(shape.body.error).toMatch(/staleAfterMinutes must be number/);
+    // A misspelt override is refused, named with the keys there are (it used to be dropped, and the
+    // change recorded as a version with nothing in it); so is a patch that names nothing to change.
+    const typo = await carol('PATCH', '/admin/channels/IF-021', { settings: { staleAfterMinute: 5 } });
+    expect(typo.status).toBe(400);
+    expect(typo.body.error).toMatch(/^body\/settings must NOT have additional property 'staleAfterMinute' \(known fields: .*\bstaleAfterMinutes\b/);
+    const misplaced = await carol('PATCH', '/admin/channels/IF-021', { staleAfterMinute: 5 });
+    expect(misplaced.status).toBe(400);
+    expect(misplaced.body.error).toMatch(/^body must NOT have additional property 'staleAfterMinute' \(known fields: settings, optIn, note, expectedVersion\)/);
+    for (const nothing of [{ note: 'only a note' }, { settings: {} }, { settings: {}, note: 'x', expectedVersion: 1 }]) {
+      const refused = await carol('PATCH', '/admin/channels/IF-021', nothing);
+      expect(refused.status, JSON.stringify(nothing)).toBe(400);
+      expect(refused.body.error).toMatch(/^nothing to change on IF-021: name overrides under settings, or optIn/);
+    }
+    // The settings in force given again: answered as they are, no new version (and no journal entry, below).
+    const same = await carol('PATCH', '/admin/channels/IF-021', { settings: { receiverRoles: ['LSS', 'MDS', 'SUP'] }, note: 'again' });
+    expect(same.status).toBe(200);
+    expect(same.body).toMatchObject({ version: 1, note: 'LDSO off IF-021' });
 
     // The previous version is shown, and put back as a new version.
     const history = await carol('GET', '/admin/channels/IF-021/history');

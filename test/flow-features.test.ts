@@ -373,6 +373,14 @@ describe('dead letters, return to sender and requeue after recovery (spec 5.5.8,
   it('requeues them after the recipient recovers: all five, in the original order, under the original transaction IDs', async () => {
     supUp = true;
     const call = admin(t);
+    // A misspelt or unknown field is refused, not dropped: dropped, the body had no seqs and meant "all".
+    for (const body of [{ recipientDipId: SUP, channel: 'IF-021', seq: [1] }, { recipientDipId: SUP, channel: 'IF-021', foo: 1 }]) {
+      const refused = await call('POST', '/admin/dead-letters/requeue', body);
+      expect(refused.status, JSON.stringify(refused.body)).toBe(400);
+      expect(refused.body.error).toMatch(/^body must NOT have additional property '(seq|foo)'/);
+    }
+    expect((await call('GET', `/admin/dead-letters?recipient=${SUP}&channel=IF-021`)).body).toHaveLength(5);
+    expect(supRx.calls).toHaveLength(0);
     const requeue = await call('POST', '/admin/dead-letters/requeue', { recipientDipId: SUP, channel: 'IF-021' });
     expect(requeue).toEqual({ status: 200, body: { requeued: 5 } });
     await waitFor(() => delivered(supRx).length >= 5 || events.length > 5, 5000, 'the requeued messages at SUP');

@@ -54,6 +54,34 @@ describe('the OpenAPI document of the operator listener', () => {
     expect(doc.security).toEqual([{ operatorToken: [] }]);
   });
 
+  // The listener refuses a property a body's schema does not list (400 naming it) only where the schema
+  // says additionalProperties: false; an object schema that says nothing would take any field and ignore
+  // it, the fault that had a misspelt `seqs` requeue a whole queue. So every request body says it, at
+  // every level that lists properties.
+  it('declares additionalProperties: false on every request body object that lists its properties', () => {
+    const open: string[] = [];
+    const walk = (schema: unknown, at: string): void => {
+      if (typeof schema !== 'object' || schema === null) return;
+      const s = schema as Json;
+      if (s.properties !== undefined && s.additionalProperties !== false) open.push(at);
+      for (const [name, sub] of Object.entries((s.properties ?? {}) as Json)) walk(sub, `${at}/${name}`);
+      if (s.items !== undefined) walk(s.items, `${at}[]`);
+    };
+    let bodies = 0;
+    for (const [path, item] of Object.entries(doc.paths as Json)) {
+      for (const [method, op] of Object.entries(item as Json)) {
+        const body = (op as Json).requestBody?.content?.['application/json']?.schema as Json | undefined;
+        if (!body) continue;
+        bodies += 1;
+        // A body kept as a component is looked at there.
+        const ref = typeof body.$ref === 'string' ? body.$ref.replace('#/components/schemas/', '') : undefined;
+        walk(ref ? doc.components.schemas[ref] : body, `${method.toUpperCase()} ${path} body`);
+      }
+    }
+    expect(bodies).toBeGreaterThan(20);
+    expect(open).toEqual([]);
+  });
+
   it('is a valid OpenAPI 3.1 document, every $ref resolving (@apidevtools/swagger-parser)', async () => {
     const api = await SwaggerParser.validate(structuredClone(doc) as never);
     expect(Object.keys(api.paths ?? {}).length).toBeGreaterThan(30);

@@ -77,6 +77,7 @@ export const deadLetterRoutes: FastifyPluginAsync<DeadLetterRouteOptions> = asyn
       schema: {
         tags,
         summary: 'Requeue dead letters at the tail of their queue (all of the queue without seqs)',
+        description: 'Without seqs every dead letter of the queue is requeued; a property the body does not list (a misspelt seqs) is refused with 400, never read as "all".',
         body: queueBody,
         response: answers({ 200: { type: 'object', required: ['requeued'], properties: { requeued: { type: 'integer' } }, description: 'How many were requeued' } }),
       },

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifySchemaValidationError, FastifyServerOptions } from 'fastify';
 import { COMPONENT_MARK } from './openapi.js';
 
 /**
@@ -75,4 +75,43 @@ export function documentListenerAnswers(app: FastifyInstance): void {
     for (const code of [...(input ? [400] : []), 401, 403, 500, 503]) response[code] ??= refusal(code);
     schema.response = response;
   });
+}
+
+/**
+ * How the operator listener validates input. Fastify's own Ajv defaults include `removeAdditional: true`,
+ * which silently strips a property a schema with `additionalProperties: false` does not list: a misspelt
+ * `seqs` on a dead-letter requeue was dropped and the requeue took the whole queue, a typo in a channel
+ * override recorded an empty change. Here such a property is refused instead (400 naming it), as the
+ * operator API's OpenAPI document says. `verbose` puts the schema an error is about on the error, so the
+ * refusal can list the fields the operation does take. The rest stays Fastify's default (query strings
+ * are still coerced to their schema's types, defaults still applied).
+ */
+export const OPERATOR_AJV: NonNullable<FastifyServerOptions['ajv']> = { customOptions: { removeAdditional: false, verbose: true } };
+
+/** A property name as shown in a refusal: long ones cut (the name is the caller's, and may be anything). */
+const MAX_NAME_SHOWN = 80;
+
+/** The property names a schema lists (what an object it describes may carry). */
+function knownFields(schema: unknown): string[] {
+  if (typeof schema !== 'object' || schema === null) return [];
+  const properties: unknown = (schema as { properties?: unknown }).properties;
+  return typeof properties === 'object' && properties !== null ? Object.keys(properties) : [];
+}
+
+/**
+ * The operator listener's validation refusal text: Fastify's own (`body must have required property 'x'`,
+ * `params/mpan must match pattern …`), except that a property the schema does not take is named, with where
+ * it is and the fields that are taken there: `body/settings must NOT have additional property
+ * 'staleAfterMinute' (known fields: senderRoles, …)`. Ajv (verbose) gives each error its parentSchema.
+ */
+export function describeOperatorInputErrors(errors: ReadonlyArray<FastifySchemaValidationError & { parentSchema?: unknown }>, dataVar: string): Error {
+  const text = errors.map((e) => {
+    const at = `${dataVar}${e.instancePath}`;
+    const name = e.params['additionalProperty'];
+    if (e.keyword !== 'additionalProperties' || typeof name !== 'string') return `${at} ${e.message ?? 'is not valid'}`;
+    const shown = name.length > MAX_NAME_SHOWN ? `${name.slice(0, MAX_NAME_SHOWN)}…` : name;
+    const known = knownFields(e.parentSchema);
+    return `${at} must NOT have additional property '${shown}' (${known.length > 0 ? `known fields: ${known.join(', ')}` : 'it takes no fields'})`;
+  });
+  return new Error(text.join(', '));
 }

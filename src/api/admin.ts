@@ -24,7 +24,7 @@ import { keyRoutes } from './admin-keys.js';
 import { mpanRoutes } from './admin-mpan.js';
 import { evidenceRoutes } from './admin-evidence.js';
 import { queueRoutes, type QueueRouteOptions } from './admin-queues.js';
-import { documentListenerAnswers } from './admin-schemas.js';
+import { describeOperatorInputErrors, documentListenerAnswers, OPERATOR_AJV } from './admin-schemas.js';
 import type { OperatorSessions } from '../pipeline/operator-sessions.js';
 
 export const adminTokenFile = (dataDir: string): string => join(dataDir, 'admin-token');
@@ -80,7 +80,8 @@ export interface AdminDeps {
  * reach it and every act is attributable.
  */
 export function buildAdminServer(deps: AdminDeps): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
+  // Unknown properties are refused (400 naming them), not stripped: see OPERATOR_AJV.
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024, ajv: OPERATOR_AJV, schemaErrorFormatter: describeOperatorInputErrors });
   // First of all hooks: every call gets its ID and its record, whichever hook answers it.
   if (deps.activity) registerActivityLog(app, deps.activity, 'operator', (req) => (req.operator ? `operator:${req.operator.name}` : null), () => deps.now());
   recordOperations(app);

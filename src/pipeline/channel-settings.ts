@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { ChannelDefinition } from '../catalogue/catalogue.js';
 import { obfuscationWarnings, type ObfuscationWarning } from '../catalogue/obfuscation-check.js';
 import type { JsonSchema } from '../catalogue/types.js';
@@ -101,13 +102,22 @@ export class ChannelSettings {
 
   async change(id: string, change: ChannelChange, by: string): Promise<ChannelView> {
     const current = await this.current(id, change.expectedVersion);
+    // A patch that names no override and no opt-in ({"note": …}, {"settings": {}}) is refused rather than
+    // kept as a version that changes nothing: it is most likely a mistake (a field misplaced or misspelt).
+    if (Object.keys(change.settings ?? {}).length === 0 && change.optIn === undefined) {
+      throw new RefusedError(400, `nothing to change on ${id}: name overrides under settings, or optIn (a note is kept with a change, not alone)`);
+    }
     const settings: ChannelOverride = { ...current.settings };
     for (const [k, v] of Object.entries(change.settings ?? {}) as Array<[keyof ChannelOverride, unknown]>) {
       if (v === null) delete settings[k];
       else (settings as Record<string, unknown>)[k] = v;
     }
     validate(this.known(id), settings);
-    return this.put(id, current, { ...current, settings, optIn: change.optIn ?? current.optIn, note: change.note ?? '' }, 'channel.change', by);
+    const optIn = change.optIn ?? current.optIn;
+    // The same settings and opt-in as in force: answered with the channel as it is, and no new version,
+    // so applying a change twice (a retried script, `dip channel set` run again) leaves one version.
+    if (optIn === current.optIn && isDeepStrictEqual(settings, current.settings)) return this.show(id);
+    return this.put(id, current, { ...current, settings, optIn, note: change.note ?? '' }, 'channel.change', by);
   }
 
   async setState(id: string, state: ChannelAvailability, by: string, note = '', expectedVersion?: number): Promise<ChannelView> {

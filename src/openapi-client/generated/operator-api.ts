@@ -767,7 +767,10 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        /** Change a channel's overrides (null: back to the catalogue's) or opt-in */
+        /**
+         * Change a channel's overrides (null: back to the catalogue's) or opt-in
+         * @description A property the body or its settings does not list is refused (400 naming it and the known fields). A patch naming neither an override nor optIn is refused (400); one that leaves the settings and opt-in as they are answers the channel unchanged and records no version.
+         */
         patch: {
             parameters: {
                 query?: never;
@@ -1754,7 +1757,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Requeue dead letters at the tail of their queue (all of the queue without seqs) */
+        /**
+         * Requeue dead letters at the tail of their queue (all of the queue without seqs)
+         * @description Without seqs every dead letter of the queue is requeued; a property the body does not list (a misspelt seqs) is refused with 400, never read as "all".
+         */
         post: {
             parameters: {
                 query?: never;
