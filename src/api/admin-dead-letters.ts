@@ -64,6 +64,8 @@ export const deadLetterRoutes: FastifyPluginAsync<DeadLetterRouteOptions> = asyn
             state: { type: 'string', enum: ['dead', 'requeued', 'discarded'], default: 'dead' },
             limit: { type: 'integer', minimum: 1, maximum: 10_000, default: 1000 },
           },
+          // A misspelt filter (?recipent=) would otherwise list every dead letter as if it matched.
+          additionalProperties: false,
         },
         response: answers({ 200: { type: 'array', items: deadLetter, description: 'The dead letters that match' } }),
       },

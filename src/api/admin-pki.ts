@@ -118,7 +118,7 @@ export const adminPkiRoutes: FastifyPluginAsync<AdminPkiDeps> = async (app, deps
       schema: {
         tags,
         summary: "Participants' and the DIP's own certificates that expire within `days`",
-        querystring: { type: 'object', properties: { days: { type: 'integer', minimum: 1, maximum: 3650, default: EXPIRY_WARNING_DAYS } } },
+        querystring: { type: 'object', properties: { days: { type: 'integer', minimum: 1, maximum: 3650, default: EXPIRY_WARNING_DAYS } }, additionalProperties: false },
         response: answers({ 200: { type: 'array', items: expiring, description: 'Soonest first' } }),
       },
     },

@@ -96,7 +96,7 @@ export const adminPortalRoutes: FastifyPluginAsync<AdminPortalOptions> = async (
       schema: {
         tags,
         summary: "Portal accounts: a participant's users, or (without participant) the operators' sign-ins",
-        querystring: { type: 'object', properties: { participant: { type: 'string', maxLength: 20 } } },
+        querystring: { type: 'object', properties: { participant: { type: 'string', maxLength: 20 } }, additionalProperties: false },
         response: answers({ 200: { type: 'array', items: accountView, description: 'The accounts' } }),
       },
     },

@@ -139,6 +139,7 @@ export const queueRoutes: FastifyPluginAsync<QueueRouteOptions> = async (app, de
           type: 'object',
           required: ['recipient', 'channel'],
           properties: { recipient: { type: 'string' }, channel: { type: 'string' }, limit: { type: 'integer', minimum: 1, maximum: 10_000, default: 100 } },
+          additionalProperties: false,
         },
         response: answers({ 200: { type: 'array', items: attempt, description: 'The attempts' } }),
       },
