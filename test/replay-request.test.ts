@@ -9,7 +9,7 @@ type Json = Record<string, any>;
 /**
  * What a replay or requeue request may ask: the window's end takes in the whole second it names (the
  * spec's "Date/time to" is a transaction time, written to the second), dates that do not exist are
- * refused rather than rolled over.
+ * refused rather than rolled over, and a continuation token sent to requeue is refused, not ignored.
  */
 const FROM = '2000-01-01T00:00:00+00:00';
 const TO = '2100-01-01T00:00:00+00:00';
@@ -61,6 +61,17 @@ describe('the replay window', () => {
     }
   });
 
+  it('refuses a continuation token on requeue (400 naming the header) instead of starting a full requeue', async () => {
+    const queue = { recipientDipId: sup.dipId, channel: 'IF-021' };
+    const before = (await t.dip.backend.log.queueState(queue)).headSeq;
+    expect(before).toBeGreaterThan(0); // there is something a requeue would append
+    const body = JSON.stringify({ ...FILTER, eventCode: null, MPAN: null, version: null });
+    const answer = await sup.client.call('POST', `/dip-channel/IF-021/requeue/${sup.dipId}`, body, { 'x-continuation-token': '0b8d6a52-3c1e-8f00-9a00-1234567890ab' });
+    expect(answer.status).toBe(400);
+    expect(answer.body.messageArray[0]!.message).toBe('MSG1001 - Schema Failure');
+    expect(answer.body.messageArray[0]!.help).toMatch(/x-continuation-token continues a replay/);
+    expect((await t.dip.backend.log.queueState(queue)).headSeq).toBe(before); // nothing was requeued
+  });
 });
 
 describe('replayWindow and parseDipDateTime', () => {
