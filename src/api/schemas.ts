@@ -2,6 +2,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { Catalogue } from '../catalogue/catalogue.js';
 import { toIssues } from '../catalogue/errors.js';
+import { parseDipDateTime } from '../domain/time.js';
 import type { ApiSchemaName, JsonSchema } from '../catalogue/types.js';
 
 // ajv-formats is CommonJS; under NodeNext its default import is the module object.
@@ -82,22 +83,31 @@ export interface MessageRequestBody {
   version: string | null;
 }
 
+/** From the start of a second to its last ms. */
+const SECOND_LAST_MS = 999;
+
 /**
- * The window a replay filter names, in ms. The published date-time type only fixes the length (25
- * characters), so the date itself is checked here. A null bound is open: from the oldest archived
- * message, or up to now.
+ * The window a replay filter names, in ms, both ends inclusive. The published date-time type only fixes
+ * the length (25 characters), so the date itself is checked here (a calendar date that does not exist is
+ * refused, not rolled over). A null bound is open: from the oldest archived message, or up to now.
+ *
+ * The bounds are transaction times (spec: "Date/time to" is the transaction time of the last message to
+ * replay), written to the second, while a message's receipt is kept to the ms and its
+ * D0.transactionTimestamp is that receipt cut to the second. So datetimeTo takes in the whole second it
+ * names (up to .999): a message stamped 13:07:55 but received at 13:07:55.600 is in a window ending
+ * 13:07:55, and from = to is a one-second window. Both stores compare receipt ms against these bounds.
  */
 export function replayWindow(body: MessageRequestBody): { fromMs: number; toMs: number } | { problem: string } {
   const bound = (name: 'datetimeFrom' | 'datetimeTo', open: number): number | string => {
     const v = body[name];
     if (v === null) return open;
-    const ms = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$/.test(v) ? Date.parse(v) : NaN;
-    return Number.isNaN(ms) ? `${name} '${v}' is not a date-time like 2022-03-21T19:05:00+00:00` : ms;
+    const parsed = parseDipDateTime(v);
+    return 'problem' in parsed ? `${name} '${v}' is not a date-time like 2022-03-21T19:05:00+00:00 (${parsed.problem})` : parsed.ms;
   };
   const fromMs = bound('datetimeFrom', 0);
   const toMs = bound('datetimeTo', Number.MAX_SAFE_INTEGER);
   if (typeof fromMs === 'string') return { problem: fromMs };
   if (typeof toMs === 'string') return { problem: toMs };
   if (fromMs > toMs) return { problem: `datetimeFrom ${body.datetimeFrom} is after datetimeTo ${body.datetimeTo}` };
-  return { fromMs, toMs };
+  return { fromMs, toMs: body.datetimeTo === null ? toMs : toMs + SECOND_LAST_MS };
 }

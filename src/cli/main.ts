@@ -30,6 +30,7 @@ import { registerLifecycleCommands } from './lifecycle-commands.js';
 import { registerAuditCommands } from './audit.js';
 import { LOAD_HEADER, readLoadFile } from './mpan-load.js';
 import { openProfile, PROFILE_FILES } from './profile.js';
+import { writeReplay } from './replay-output.js';
 import { startTopology } from './cluster/topology.js';
 import type { Readable } from 'node:stream';
 import { request } from 'undici';
@@ -59,6 +60,8 @@ const trustedCas = (config: DipConfig): string[] | undefined => {
 const print = (v: unknown): void => {
   process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
 };
+/** Writes to stdout and waits while its buffer is full, so a long output is held a piece at a time, not whole. */
+const writeStdout = (text: string): Promise<void> => new Promise((resolve) => (process.stdout.write(text) ? resolve() : process.stdout.once('drain', resolve)));
 
 const program = new Command('dip').description('OpenDIP: an open MHHS Data Integration Platform (DIP API 2.1.0)');
 
@@ -485,24 +488,40 @@ program
   .requiredOption('--as <dir>', 'participant credentials folder')
   .requiredOption('--channel <id>', 'e.g. IF-021')
   .option('--from <datetime>', 'start, e.g. 2026-11-23T00:00:00+00:00 (default: 24 h ago)')
-  .option('--to <datetime>', 'end (default: now)')
+  .option('--to <datetime>', 'end, inclusive of the whole second it names (default: now)')
   .option('--event-code <code>', 'e.g. ActivePower')
   .option('--mpan <mpan>', '13-digit MPAN core')
   .option('--transaction-id <id>', 'repeatable', collect, [])
+  .option('--continue <token>', 'resume an interrupted replay from this X-Continuation-Token (with the same --from, --to and filters)')
   .option('--requeue', 're-deliver to the webhook instead of returning the messages')
-  .action(async (o: { as: string; channel: string; from?: string; to?: string; eventCode?: string; mpan?: string; transactionId: string[]; requeue?: boolean }) => {
+  .addHelpText('after', '\nA replay follows every page (206 + X-Continuation-Token) and writes one JSON array; stderr says how many pages and messages.')
+  .action(async (o: { as: string; channel: string; from?: string; to?: string; eventCode?: string; mpan?: string; transactionId: string[]; continue?: string; requeue?: boolean }) => {
+    if (o.continue !== undefined && o.requeue) throw new InvalidArgumentError('--continue resumes a replay; a requeue has no pages to continue');
+    // The token only continues the same request body: defaults computed from "now" would differ from the first run's.
+    if (o.continue !== undefined && (o.from === undefined || o.to === undefined)) throw new InvalidArgumentError('--continue needs the --from and --to of the replay it resumes (the token continues that exact request)');
     const profile = openProfile(o.as, loadConfig());
     const now = Date.now();
+    const from = o.from ?? dipDateTime(new Date(now - 86_400_000));
+    const to = o.to ?? dipDateTime(new Date(now));
     const filter = {
-      datetimeFrom: o.from ?? dipDateTime(new Date(now - 86_400_000)),
-      datetimeTo: o.to ?? dipDateTime(new Date(now)),
+      datetimeFrom: from,
+      datetimeTo: to,
       eventCode: o.eventCode ?? null,
       MPAN: o.mpan ?? null,
       // The published MessageRequest's transactionIDs is not nullable: absent when not filtered on.
       ...(o.transactionId.length ? { transactionIDs: o.transactionId } : {}),
     };
-    const answer = o.requeue ? await profile.client.requeue(o.channel, profile.dipId, filter) : await profile.client.replay(o.channel, profile.dipId, filter);
-    await finish(profile.client, answer.status, answer.body);
+    if (o.requeue) {
+      const answer = await profile.client.requeue(o.channel, profile.dipId, filter);
+      await finish(profile.client, answer.status, answer.body);
+      return;
+    }
+    try {
+      const pages = profile.client.replayPages(o.channel, profile.dipId, filter, o.continue);
+      process.exitCode = await writeReplay(pages, { out: writeStdout, err: (text) => process.stderr.write(text) }, { ...o, from, to });
+    } finally {
+      await profile.client.close();
+    }
   });
 
 const catalogue = program.command('catalogue').description('the interface catalogue');

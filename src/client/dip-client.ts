@@ -39,6 +39,34 @@ function messageRequest(f: ReplayFilter): object {
   return { datetimeFrom: null, datetimeTo: null, eventCode: null, MPAN: null, version: null, ...f };
 }
 
+/** The header a 206 replay answer names the next page in, and the next request sends back (README "Replay and requeue at scale"). */
+export const CONTINUATION_HEADER = 'x-continuation-token';
+
+/** One page of a replay, as replayPages() yields it. */
+export interface ReplayPage {
+  /** The replayed copies on this page (none on an empty last page: api.emptyReplay `empty-array` or `no-content`). */
+  messages: unknown[];
+  /** The token this page was asked for with (undefined: the first page). */
+  continuation: string | undefined;
+}
+
+/**
+ * A replay that stopped before its last page: the DIP refused a page (`answer`) or could not be reached
+ * (`cause`). Sending the same filter again with `continuation` (undefined: from the start) asks for the
+ * page that failed, so no message is lost or repeated.
+ */
+export class ReplayInterrupted extends Error {
+  constructor(
+    message: string,
+    readonly continuation: string | undefined,
+    readonly answer: DipAnswer<unknown> | undefined,
+    options?: { cause: unknown },
+  ) {
+    super(message, options);
+    this.name = 'ReplayInterrupted';
+  }
+}
+
 /**
  * A participant's side of the DIP API 2.1.0: every call over mutual TLS, signed with the X-DIP-* headers.
  * The CLI, the tests, the simulator and the benchmarks all talk to the DIP through this one client.
@@ -68,8 +96,42 @@ export class DipClient {
     return this.call('DELETE', `/dip-channel/${channel}/pubconfig/${recipientId}`, '');
   }
 
-  replay(channel: string, recipientId: string, filter: ReplayFilter): Promise<DipAnswer<unknown>> {
-    return this.call('POST', `/dip-channel/${channel}/replay/${recipientId}`, JSON.stringify(messageRequest(filter)));
+  /**
+   * One page of a replay: the first, or the one `continuation` (the X-Continuation-Token of a 206 answer
+   * to the same filter) names. A 206 answer means more pages follow: replayPages() follows them all.
+   */
+  replay(channel: string, recipientId: string, filter: ReplayFilter, continuation?: string): Promise<DipAnswer<unknown>> {
+    return this.call('POST', `/dip-channel/${channel}/replay/${recipientId}`, JSON.stringify(messageRequest(filter)), continuation === undefined ? {} : { [CONTINUATION_HEADER]: continuation });
+  }
+
+  /**
+   * Every page of a replay, in order, one at a time (so no more than a page, 1,000 messages, is held):
+   * follows the 206 answers' continuation tokens until the 200 (or 204) that ends it. From `continuation`
+   * on when given: the token a ReplayInterrupted named, to resume. Throws ReplayInterrupted when a page
+   * is refused or not answered, naming the token that asks for that page again.
+   */
+  async *replayPages(channel: string, recipientId: string, filter: ReplayFilter, continuation?: string): AsyncGenerator<ReplayPage, void, undefined> {
+    let token = continuation;
+    for (;;) {
+      let answer: DipAnswer<unknown>;
+      try {
+        answer = await this.replay(channel, recipientId, filter, token);
+      } catch (err) {
+        throw new ReplayInterrupted(`the DIP could not be reached: ${(err as Error).message}`, token, undefined, { cause: err });
+      }
+      const next = answer.headers[CONTINUATION_HEADER];
+      const more = answer.status === 206;
+      if (answer.status === 204) {
+        yield { messages: [], continuation: token };
+        return;
+      }
+      if ((answer.status !== 200 && !more) || !Array.isArray(answer.body)) throw new ReplayInterrupted(`the DIP answered ${answer.status}`, token, answer);
+      // A 206 without a token would end the replay early and silently: the very flaw this loop is for.
+      if (more && next === undefined) throw new ReplayInterrupted(`the DIP answered 206 without ${CONTINUATION_HEADER}`, token, answer);
+      yield { messages: answer.body as unknown[], continuation: token };
+      if (!more) return;
+      token = next;
+    }
   }
 
   requeue(channel: string, recipientId: string, filter: ReplayFilter): Promise<DipAnswer> {

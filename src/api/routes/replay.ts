@@ -39,7 +39,7 @@ export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
       operationId: 'requeuePublication',
       summary: 'Requeue messages on DIP Channel webhook',
       description:
-        "Sends the archived messages that match the filters to the recipient's webhook again. Up to a page: 200 with the count. More: 202 with a job, followed at the Location header (GET …/requeue/{recipient-id}/{job-id}).",
+        "Sends the archived messages that match the filters to the recipient's webhook again. Up to a page: 200 with the count. More: 202 with a job, followed at the Location header (GET …/requeue/{recipient-id}/{job-id}). X-Continuation-Token belongs to replay only: sent here it is refused (400).",
       headers: signatureHeaders,
       response: answers([200, 202, ...GUARDED]),
     },
@@ -54,6 +54,13 @@ export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
       const queue = { recipientDipId: caller.dipId, channel: channel.interfaceId };
       const filter: ReplayFilter = { ...window, eventCode: body.eventCode, mpan: body.MPAN, transactionIds: body.transactionIDs ?? null };
       if (action === 'requeue') {
+        // The published API defines X-Continuation-Token for no operation, and OpenDIP issues it only with
+        // replay pages. A requeue has no pages to continue (more than one becomes a job), so a token here
+        // is a client mistake: refused, rather than ignored while a full requeue starts.
+        if (req.headers[CONTINUATION_HEADER] !== undefined) {
+          const help = `${CONTINUATION_HEADER} continues a replay (POST …/replay/{recipient-id}); a requeue takes every match in one request (a background job past a page): send it without the header`;
+          return sendStandard(deps, reply, 400, caller.dipId, MSG.schemaFailure, help);
+        }
         const outcome = await deps.replay.requeue(queue, filter);
         if ('requeued' in outcome) return sendStandard(deps, reply, 200, caller.dipId, MSG.success, `${outcome.requeued} message(s) requeued`);
         const location = `/dip-channel/${queue.channel}/requeue/${queue.recipientDipId}/${outcome.job.id}`;

@@ -302,7 +302,7 @@ export interface paths {
         put?: never;
         /**
          * Requeue messages on DIP Channel webhook
-         * @description Sends the archived messages that match the filters to the recipient's webhook again. Up to a page: 200 with the count. More: 202 with a job, followed at the Location header (GET …/requeue/{recipient-id}/{job-id}).
+         * @description Sends the archived messages that match the filters to the recipient's webhook again. Up to a page: 200 with the count. More: 202 with a job, followed at the Location header (GET …/requeue/{recipient-id}/{job-id}). X-Continuation-Token belongs to replay only: sent here it is refused (400).
          */
         post: operations["requeuePublication"];
         delete?: never;
