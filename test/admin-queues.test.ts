@@ -3,14 +3,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../src/adapters/clock.js';
+import { openPostgresBackend } from '../src/adapters/postgres/index.js';
 import { openSqliteBackend } from '../src/adapters/sqlite/index.js';
 import { queueViews } from '../src/api/admin-queues.js';
 import { queueDepths, type QueueBacklog } from '../src/pipeline/metrics.js';
 import type { WorkerStatus } from '../src/pipeline/queue-worker.js';
+import type { MessageLog } from '../src/ports/message-log.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { batch, mds, message, sup } from './contract/fixtures.js';
 import { adminApi } from './helpers/admin.js';
 import { startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
 
 /** GET /admin/queues: each queue's worker state beside its backlog, read from the store as the metrics read it. */
 describe('the queues an operator sees', () => {
@@ -32,18 +35,28 @@ describe('the queues an operator sees', () => {
     expect(queueViews([idle(sup, { state: 'paused', lastError: 'disk full' })], null)).toEqual([{ ...idle(sup, { state: 'paused', lastError: 'disk full' }), depth: null, headSeq: null, oldestReceivedAt: null, oldestAgeMs: null }]);
   });
 
-  it('queueDepths reads the pending queues and those asked for, once each: depth, head, oldest received', async () => {
-    const backend = openSqliteBackend(join(mkdtempSync(join(tmpdir(), 'opendip-backlog-')), 'dip.db'), { clock: systemClock });
+  const backends: Array<[string, () => Promise<{ log: MessageLog; close(): Promise<void> }>]> = [
+    ['SQLite', async () => openSqliteBackend(join(mkdtempSync(join(tmpdir(), 'opendip-backlog-')), 'dip.db'), { clock: systemClock })],
+    ['PostgreSQL', async () => openPostgresBackend({ url: await (database ??= await createTestDatabase('opendip_backlog')).freshSchema(), clock: systemClock })],
+  ];
+  let database: TestDatabase | undefined;
+  afterAll(async () => {
+    await database?.drop();
+  });
+
+  it.each(backends)('queueDepths (%s) reads the pending queues and those asked for, once each: depth, head, oldest received', async (_name, open) => {
+    const backend = await open();
     try {
       const first = batch([message([sup.recipientDipId]), message([sup.recipientDipId, mds.recipientDipId])]);
       expect(await backend.log.append(first)).toEqual({ ok: true });
       await backend.log.settle(mds, { upTo: 1 });
-      const now = first.receivedAt + 5000;
+      const now = Date.now() + 5000;
       const read = await queueDepths(backend.log, now, [sup, mds]);
       const byRecipient = Object.fromEntries(read.map((b) => [b.queue.recipientDipId, b]));
       expect(read).toHaveLength(2);
-      expect(byRecipient[sup.recipientDipId]).toMatchObject({ depth: 2, ackedSeq: 0, headSeq: 2, oldestAgeMs: now - byRecipient[sup.recipientDipId]!.oldestReceivedAt! });
-      expect(byRecipient[sup.recipientDipId]!.oldestReceivedAt).toBeTypeOf('number');
+      const oldest = byRecipient[sup.recipientDipId]!.oldestReceivedAt;
+      expect(oldest).toBeTypeOf('number');
+      expect(byRecipient[sup.recipientDipId]).toMatchObject({ depth: 2, ackedSeq: 0, headSeq: 2, oldestAgeMs: now - oldest! });
       // Drained: not pending, listed because asked for.
       expect(byRecipient[mds.recipientDipId]).toEqual({ queue: mds, depth: 0, oldestAgeMs: 0, ackedSeq: 1, headSeq: 1, oldestReceivedAt: null });
     } finally {
