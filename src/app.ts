@@ -27,7 +27,7 @@ import type { ActivityRecorder } from './pipeline/activity-recorder.js';
 import type { Alarms } from './pipeline/alarms.js';
 import type { DeliveryControl, DeliveryProcesses } from './topology/delivery-processes.js';
 import type { IngestThreads } from './topology/ingest-threads.js';
-import type { DipMetrics } from './pipeline/metrics.js';
+import { queueDepths, type DipMetrics } from './pipeline/metrics.js';
 import { OperatorAccounts } from './pipeline/operators.js';
 import { OverloadGuard } from './pipeline/overload.js';
 import { PortalAccountService } from './pipeline/portal-accounts.js';
@@ -198,6 +198,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     archive: backend.archive,
     mpan,
     delivery,
+    backlog: (also) => queueDepths(backend.log, clock.now(), also),
     ...(processes ? { processes: () => processes.processes() } : {}),
     ...(threads ? { ingestThreads: () => threads.threads() } : {}),
     logger,

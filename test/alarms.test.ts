@@ -1,9 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { queueAlarms } from '../src/pipeline/alarm-sources.js';
+import { queueAlarms, webhookFailingAlarms } from '../src/pipeline/alarm-sources.js';
 import { Alarms } from '../src/pipeline/alarms.js';
+import { queueDepths } from '../src/pipeline/metrics.js';
+import { QueueWorker } from '../src/pipeline/queue-worker.js';
+import type { QueueEntry, QueueRef, Settlement } from '../src/ports/message-log.js';
+import { workerDeps } from './helpers/worker-deps.js';
 import type { AlarmChannel, AlarmCondition, AlarmNotice, AlarmSubscription } from '../src/ports/alarms.js';
-import { FakeClock } from './helpers/clocks.js';
+import { FakeClock, settle } from './helpers/clocks.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../src/config.js';
 import { buildIF021 } from '../src/sim/messages.js';
@@ -102,6 +106,67 @@ describe('queue alarms, from one reading of the queues', () => {
       ['queue-depth:1000000002/IF-021', '1000000002', clock.now() - 5_000],
     ]);
     expect(conditions[0]!.summary).toBe('messages for 1000000001 / IF-021 have waited more than 60 min undelivered');
+  });
+});
+
+describe('webhook-failing and queue-age while a dead webhook\'s messages go stale (injected clock)', () => {
+  /** One queue in memory: what a recipient's webhook worker and the queue alarms read. */
+  function road() {
+    const clock = new FakeClock(Date.UTC(2026, 5, 1, 13, 0, 0));
+    const queue: QueueRef = { recipientDipId: '1000000001', channel: 'IF-021' };
+    const entries: QueueEntry[] = [];
+    let acked = 0;
+    const log = {
+      readQueue: async (_q: QueueRef, after: number, limit: number) => entries.filter((e) => e.seq > after).slice(0, limit),
+      queueState: async () => ({ ackedSeq: acked, headSeq: entries.length, pulledSeq: 0 }),
+      pendingQueues: async () => (entries.length > acked ? [queue] : []),
+      settle: async (_q: QueueRef, s: Settlement) => void (acked = Math.max(acked, s.upTo)),
+    };
+    let up = false;
+    const worker = new QueueWorker(queue, workerDeps(clock, {
+      log,
+      transport: { post: async () => (up ? { kind: 'answered', status: 200, retryAfter: undefined, body: '', latencyMs: 1 } : { kind: 'failed', error: 'ECONNREFUSED 127.0.0.1:9', latencyMs: 1 }), close: async () => {} },
+      settings: { timeoutMs: 1000, retry: { baseMs: 1000, capMs: 10_000 }, sweepIntervalMs: 1000 },
+      staleAfterMs: () => 60_000,
+    }));
+    const notices: string[] = [];
+    const channel: AlarmChannel = { email: async () => undefined, webhook: async (_url, n) => void notices.push(`${(n as AlarmNotice).kind} ${(n as AlarmNotice).condition.key}`), close: async () => undefined };
+    const subscription: AlarmSubscription = { id: 's1', owner: 'operator', rules: ['webhook-failing', 'queue-age', 'dead-letter'], email: null, webhookUrl: 'https://ops.example/alarms', createdAt: 1 };
+    const sources = [webhookFailingAlarms(() => [worker.status()], 60_000, clock), queueAlarms(() => queueDepths(log, clock.now()), 10_000, 60_000, clock)];
+    const alarms = new Alarms(sources, { list: async () => [subscription] }, channel, { evaluateIntervalMs: 10_000, maxNoticesPerHour: 100 }, clock, quietLogger);
+    const arrive = (): void => {
+      entries.push({ seq: entries.length + 1, messageId: entries.length + 1, transactionId: `T-${entries.length + 1}`, receivedAt: clock.now(), outbound: '{}' });
+      worker.kick();
+    };
+    const keys = (): string[] => alarms.current().map((c) => c.key).sort();
+    return { clock, worker, alarms, notices, arrive, keys, recover: () => void (up = true) };
+  }
+
+  it('stale messages dead-lettered resolve queue-age (they left the queue) but not webhook-failing, which a success resolves', async () => {
+    const r = road();
+    r.arrive();
+    await settle();
+    await r.clock.advance(62_000);
+    await r.alarms.evaluate();
+    expect(r.keys()).toEqual(['queue-age:1000000001/IF-021', 'webhook-failing:1000000001/IF-021']);
+    expect(r.alarms.current().find((c) => c.rule === 'webhook-failing')!.summary).toMatch(/has failed for 1 min \(\d+ calls; ECONNREFUSED 127\.0\.0\.1:9\)/);
+    // The next retry (backoff capped at 10 s) finds the message stale: dead-lettered, no call answered.
+    await r.clock.advance(10_000);
+    expect(r.worker.status()).toMatchObject({ state: 'idle', ackedSeq: 1, lastError: 'ECONNREFUSED 127.0.0.1:9' });
+    await r.alarms.evaluate();
+    expect(r.keys()).toEqual(['webhook-failing:1000000001/IF-021']);
+    expect(r.notices).toEqual(['raised webhook-failing:1000000001/IF-021', 'raised queue-age:1000000001/IF-021', 'resolved queue-age:1000000001/IF-021']);
+    // Later, the webhook still down, nothing to send: still raised, no flapping.
+    await r.clock.advance(600_000);
+    await r.alarms.evaluate();
+    expect(r.keys()).toEqual(['webhook-failing:1000000001/IF-021']);
+    // The recipient is back and the next message is delivered: resolved.
+    r.recover();
+    r.arrive();
+    await settle();
+    await r.alarms.evaluate();
+    expect(r.keys()).toEqual([]);
+    expect(r.notices.slice(3)).toEqual(['resolved webhook-failing:1000000001/IF-021']);
   });
 });
 

@@ -7,10 +7,10 @@
  * release counted from the worker's own failure, for the 35 s a query went unanswered.
  */
 import { describe, expect, it } from 'vitest';
-import { Delivery, PAUSED_RELEASE_MS } from '../src/pipeline/delivery.js';
+import { Delivery, IDLE_RELEASE_MS, PAUSED_RELEASE_MS } from '../src/pipeline/delivery.js';
 import type { BackendHealth } from '../src/ports/backend.js';
 import type { QueueLeases } from '../src/ports/leases.js';
-import type { QueueRef } from '../src/ports/message-log.js';
+import type { QueueEntry, QueueRef, Settlement } from '../src/ports/message-log.js';
 import { FakeClock } from './helpers/clocks.js';
 import { workerDeps } from './helpers/worker-deps.js';
 
@@ -205,5 +205,72 @@ describe('delivery leases shared out between nodes', () => {
     expect(n.woken).toEqual([queue]);
     expect(n.delivery.status()).toEqual([]);
     await n.delivery.stop();
+  });
+});
+
+describe('an idle queue whose webhook is failing', () => {
+  it('keeps its lease, and with it the failure record behind webhook-failing, past IDLE_RELEASE_MS; gives it up once a call is answered', async () => {
+    const clock = new FakeClock(1_000_000);
+    const held = new Set<string>();
+    const released: QueueRef[] = [];
+    const leases: QueueLeases = {
+      shared: true,
+      claimEveryMs: null,
+      acquire: async (q) => {
+        held.add(q.recipientDipId);
+        return true;
+      },
+      holds: (q) => held.has(q.recipientDipId),
+      release: async (q) => {
+        held.delete(q.recipientDipId);
+        released.push(q);
+      },
+      surplus: () => 0,
+      willTake: () => {},
+      wake: () => {},
+      onWake: () => {},
+      onLost: () => {},
+      close: async () => {},
+    };
+    const entries: QueueEntry[] = [];
+    let acked = 0;
+    let up = false;
+    const { share: _noShare, ...worker } = workerDeps(clock, {
+      log: {
+        readQueue: async (_q, after, limit) => entries.filter((e) => e.seq > after).slice(0, limit),
+        queueState: async () => ({ ackedSeq: acked, headSeq: entries.length, pulledSeq: 0 }),
+        settle: async (_q, s: Settlement) => void (acked = Math.max(acked, s.upTo)),
+      },
+      transport: { post: async () => (up ? { kind: 'answered', status: 200, retryAfter: undefined, body: '', latencyMs: 1 } : { kind: 'failed', error: 'ECONNREFUSED', latencyMs: 1 }), close: async () => {} },
+      staleAfterMs: () => 1_000,
+    });
+    const delivery = new Delivery({
+      ...worker,
+      backend: { health: () => ({ state: 'ok' }), onHealthChange: () => {}, log: { pendingQueues: async () => (entries.length > acked ? [queue] : []) } },
+      onRegistryChange: () => {},
+      leases,
+    });
+    const arrive = (): void => {
+      entries.push({ seq: entries.length + 1, messageId: entries.length + 1, transactionId: `T-${entries.length + 1}`, receivedAt: clock.now(), outbound: '{}' });
+      delivery.notify([queue]);
+    };
+    arrive();
+    await settle();
+    await clock.advance(2_000); // the retries fail; the message goes stale and is dead-lettered: idle
+    await settle();
+    expect(delivery.status()).toMatchObject([{ state: 'idle', ackedSeq: 1, failures: expect.any(Number) as number }]);
+    expect(delivery.status()[0]!.failures).toBeGreaterThan(0);
+    await clock.advance(IDLE_RELEASE_MS * 2);
+    await settle();
+    expect(released).toEqual([]);
+    expect(delivery.status()[0]!.failures).toBeGreaterThan(0);
+    up = true;
+    arrive();
+    await settle();
+    expect(delivery.status()).toMatchObject([{ state: 'idle', failures: 0 }]);
+    await clock.advance(IDLE_RELEASE_MS);
+    await settle();
+    expect(released).toEqual([queue]);
+    await delivery.stop();
   });
 });

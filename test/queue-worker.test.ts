@@ -333,6 +333,65 @@ describe('queue worker', () => {
     }
   });
 
+  it('messages dead-lettered as stale leave the webhook\'s failure record: failures, since when and the error stay until a call is answered', async () => {
+    const h = harness(Array<'down'>(5).fill('down'), { staleAfterMs: 1000 });
+    const start = h.clock.now();
+    h.log.add(1, start);
+    h.worker.kick();
+    await settle();
+    // Calls at 0, 100, 300 and 700 ms fail; the retry at 1,500 ms finds the message stale and sets it aside.
+    await h.clock.advance(1500);
+    expect(h.deadLettered.map((e) => [e.entry.seq, e.reason])).toEqual([[1, 'stale']]);
+    expect(h.worker.status()).toMatchObject({ state: 'idle', ackedSeq: 1, failures: 4, failingSince: start, lastError: 'connection refused', retryAt: null });
+    // A new message: still refused; its own backoff starts from the base (new head), the record goes on.
+    h.log.add(1, h.clock.now());
+    h.worker.kick();
+    await settle();
+    expect(h.worker.status()).toMatchObject({ state: 'backoff', failures: 5, failingSince: start, lastError: 'connection refused' });
+    expect(h.clock.pending()).toEqual([100]);
+    // The recipient answers: the record is gone.
+    await h.clock.advance(100);
+    expect(h.worker.status()).toMatchObject({ state: 'idle', ackedSeq: 2, failures: 0, failingSince: null, lastError: null });
+  });
+
+  it('a refusal (4xx) is an answer: it ends the failure record like a success', async () => {
+    const h = harness(['down', 400]);
+    h.log.add(1, h.clock.now());
+    h.worker.kick();
+    await settle();
+    expect(h.worker.status()).toMatchObject({ failures: 1, lastError: 'connection refused' });
+    await h.clock.advance(100);
+    expect(h.deadLettered.map((e) => [e.entry.seq, e.reason])).toEqual([[1, 'rejected']]);
+    expect(h.worker.status()).toMatchObject({ state: 'idle', failures: 0, failingSince: null, lastError: null });
+  });
+
+  it('a new callback URL, or none, ends the failure record of an idle queue (the old URL\'s); an unchanged one keeps it', async () => {
+    const options: { staleAfterMs: number; url?: string; hook?: boolean } = { staleAfterMs: 1000 };
+    const h = harness(Array<'down'>(4).fill('down'), options);
+    h.log.add(1, h.clock.now());
+    h.worker.kick();
+    await settle();
+    await h.clock.advance(1500);
+    expect(h.worker.status()).toMatchObject({ state: 'idle', failures: 4 });
+    h.worker.webhookMayHaveChanged(); // another registry change: same URL
+    await settle();
+    expect(h.worker.status().failures).toBe(4);
+    options.url = 'https://sup.example/new';
+    h.worker.webhookMayHaveChanged();
+    await settle();
+    expect(h.worker.status()).toMatchObject({ state: 'idle', failures: 0, failingSince: null, lastError: null });
+
+    const removed: { staleAfterMs: number; hook?: boolean } = { staleAfterMs: 1000 };
+    const p = harness(['down'], removed);
+    p.log.add(1, p.clock.now());
+    p.worker.kick();
+    await settle();
+    expect(p.worker.status()).toMatchObject({ state: 'backoff', failures: 1 });
+    removed.hook = false; // the recipient pulls now
+    p.worker.webhookMayHaveChanged();
+    expect(p.worker.status()).toMatchObject({ failures: 0, failingSince: null, lastError: null });
+  });
+
   it('working → stopped without calling when the lease ended while the call was prepared (a node stalled past it)', async () => {
     let leased = true;
     let ended = 0;

@@ -1,9 +1,12 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { shownUrl } from '../domain/url-secrets.js';
 import type { Delivery } from '../pipeline/delivery.js';
+import type { QueueBacklog } from '../pipeline/metrics.js';
+import type { WorkerStatus } from '../pipeline/queue-worker.js';
 import type { Archive } from '../ports/archive.js';
 import type { BackendHealth } from '../ports/backend.js';
 import type { Logger } from '../ports/logger.js';
+import type { QueueRef } from '../ports/message-log.js';
 import { queueBody, type QueueBody } from './admin-dead-letters.js';
 import { answers, epochMs, queueRef } from './admin-schemas.js';
 
@@ -12,6 +15,11 @@ export interface QueueRouteOptions {
   /** What is still loading (the catalogue after a start), or null. */
   notReady(): string | null;
   delivery: Pick<Delivery, 'status' | 'resume'>;
+  /**
+   * Every queue holding undelivered messages, and the queues in `also`, read from the store (the same
+   * reading as the dip_queue_depth and dip_queue_oldest_age_seconds metrics: queueDepths).
+   */
+  backlog(also: QueueRef[]): Promise<QueueBacklog[]>;
   /** The delivery processes (workers > 1), as GET /admin/health reports them; absent in one process. */
   processes?: () => ReadonlyArray<{ index: number; pid: number | null; state: string; restarts: number; startedAt: number | null }>;
   /** The ingest threads (ingestThreads > 0), as GET /admin/health reports them; absent without. */
@@ -22,16 +30,60 @@ export interface QueueRouteOptions {
 
 const workerStatus = {
   type: 'object',
-  required: ['queue', 'state', 'ackedSeq', 'failures', 'lastError', 'retryAt'],
+  required: ['queue', 'state', 'ackedSeq', 'failures', 'failingSince', 'lastError', 'retryAt'],
   properties: {
     queue: queueRef,
-    state: { type: 'string', enum: ['idle', 'working', 'backoff', 'paused', 'halted', 'stopped'] },
-    ackedSeq: { type: 'integer', description: 'Delivered up to this position' },
-    failures: { type: 'integer', description: 'Consecutive failed calls since the last success' },
-    lastError: { type: ['string', 'null'] },
+    state: { type: 'string', enum: ['idle', 'working', 'backoff', 'paused', 'halted', 'stopped'], description: "The delivery worker's state: idle also for a queue no worker here delivers (a recipient that pulls)" },
+    ackedSeq: { type: 'integer', description: 'Settled (delivered, refused, dead-lettered or acknowledged by a pull) up to this position' },
+    failures: { type: 'integer', description: 'Consecutive failed webhook calls since the recipient last answered one; kept when their messages are dead-lettered as stale' },
+    failingSince: { type: ['integer', 'null'], description: 'When the first of those failed calls was made, epoch ms; null while none failed' },
+    lastError: { type: ['string', 'null'], description: 'The store error that paused or halted the queue, else the last failed call\'s error until the recipient answers a call' },
     retryAt: { type: ['integer', 'null'], description: 'When the next attempt is due (backoff), epoch ms' },
   },
 } as const;
+
+/** A queue as GET /admin/queues lists it: its worker's state and, read from the store, its backlog. */
+export interface QueueView extends WorkerStatus {
+  depth: number | null;
+  headSeq: number | null;
+  oldestReceivedAt: number | null;
+  oldestAgeMs: number | null;
+}
+
+const unread = 'null when the store could not be read';
+const queueView = {
+  type: 'object',
+  required: [...workerStatus.required, 'depth', 'headSeq', 'oldestReceivedAt', 'oldestAgeMs'],
+  properties: {
+    ...workerStatus.properties,
+    depth: { type: ['integer', 'null'], description: `Messages enqueued and not yet settled (headSeq − ackedSeq); ${unread}` },
+    headSeq: { type: ['integer', 'null'], description: `The last position enqueued; ${unread}` },
+    oldestReceivedAt: { type: ['integer', 'null'], description: `When the oldest message waiting was received, epoch ms; null when none waits or ${unread}` },
+    oldestAgeMs: { type: ['integer', 'null'], description: `How long the oldest message has waited, ms (0 when none waits); ${unread}` },
+  },
+} as const;
+
+const queueKey = (q: QueueRef): string => `${q.recipientDipId}\u0000${q.channel}`;
+
+/**
+ * Every worker's status with its queue's backlog, then the queues holding messages that no worker here
+ * delivers (a recipient that pulls, a sender's STATUS queue): idle, with no failure record. A backlog that
+ * could not be read (null) leaves the workers' states, which matter most while the store is down.
+ */
+export function queueViews(workers: readonly WorkerStatus[], backlog: readonly QueueBacklog[] | null): QueueView[] {
+  const byQueue = new Map((backlog ?? []).map((b) => [queueKey(b.queue), b]));
+  const withBacklog = (w: WorkerStatus): QueueView => {
+    const b = byQueue.get(queueKey(w.queue));
+    // The store's position when it is ahead: a pull's acknowledgement moves it without the worker.
+    return b ? { ...w, ackedSeq: Math.max(w.ackedSeq, b.ackedSeq), depth: b.depth, headSeq: b.headSeq, oldestReceivedAt: b.oldestReceivedAt, oldestAgeMs: b.oldestAgeMs } : { ...w, depth: null, headSeq: null, oldestReceivedAt: null, oldestAgeMs: null };
+  };
+  const worked = new Set(workers.map((w) => queueKey(w.queue)));
+  const unworked = (backlog ?? []).filter((b) => !worked.has(queueKey(b.queue)));
+  return [
+    ...workers.map(withBacklog),
+    ...unworked.map((b) => withBacklog({ queue: b.queue, state: 'idle', ackedSeq: b.ackedSeq, failures: 0, failingSince: null, lastError: null, retryAt: null })),
+  ];
+}
 
 const health = {
   type: 'object',
@@ -116,7 +168,18 @@ export const queueRoutes: FastifyPluginAsync<QueueRouteOptions> = async (app, de
     const threads = deps.ingestThreads ? { ingestThreads: deps.ingestThreads() } : {};
     return reply.code(h.state === 'ok' && loading === null ? 200 : 503).send({ storage: h, loading, queues: deps.delivery.status().filter((q) => q.state !== 'idle'), ...processes, ...threads });
   });
-  app.get('/admin/queues', { schema: { tags, summary: 'Every queue this process delivers', response: answers({ 200: { type: 'array', items: workerStatus, description: 'The queues' } }) } }, async () => deps.delivery.status());
+  app.get(
+    '/admin/queues',
+    { schema: { tags, summary: 'Every queue this process delivers and every queue holding undelivered messages, with its backlog', response: answers({ 200: { type: 'array', items: queueView, description: 'The queues' } }) } },
+    async () => {
+      const workers = deps.delivery.status();
+      const backlog = await deps.backlog(workers.map((w) => w.queue)).catch((err: unknown) => {
+        deps.logger.warn({ err }, 'GET /admin/queues: the backlog could not be read from the store; the workers\' states are shown without it');
+        return null;
+      });
+      return queueViews(workers, backlog);
+    },
+  );
   app.post<{ Body: QueueBody }>(
     '/admin/queues/resume',
     { schema: { tags, summary: 'Resume a queue halted by a permanent storage error (after repair)', body: queueBody, response: answers({ 200: { type: 'object', required: ['resumed'], properties: { resumed: { type: 'boolean', const: true } }, description: 'Resumed' } }, [409]) } },

@@ -65,6 +65,8 @@ export interface AdminDeps {
   /** The key the portals in this process call the operator API with (see OperatorAuthDeps.inProcessKey). */
   inProcessKey?: string;
   delivery: Pick<Delivery, 'notify' | 'status' | 'resume'>;
+  /** Queues' backlogs read from the store (GET /admin/queues). */
+  backlog: QueueRouteOptions['backlog'];
   /** The delivery processes (workers > 1), as GET /admin/health reports them; absent in one process. */
   processes?: QueueRouteOptions['processes'];
   /** The ingest threads (ingestThreads > 0), as GET /admin/health reports them; absent without. */
@@ -108,6 +110,7 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
     health: () => deps.health(),
     notReady: () => deps.notReady?.() ?? null,
     delivery: deps.delivery,
+    backlog: deps.backlog,
     ...(deps.processes ? { processes: deps.processes } : {}),
     ...(deps.ingestThreads ? { ingestThreads: deps.ingestThreads } : {}),
     archive: deps.archive,

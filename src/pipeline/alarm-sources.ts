@@ -50,25 +50,20 @@ export function queueAlarms(depths: () => Promise<QueueDepth[]>, depthThreshold:
   };
 }
 
-/** A recipient's webhook failing without a success for longer than `forMs`. */
+/**
+ * A recipient's webhook failing without an answered call for longer than `forMs`, timed from the first
+ * failed call (the worker's failingSince). Dead-lettering the messages those calls carried does not end
+ * it: only a call the recipient answers, or a new (or removed) callback URL, does.
+ */
 export function webhookFailingAlarms(status: () => WorkerStatus[], forMs: number, clock: Clock): ConditionSource {
-  const failingSince = new Map<string, number>();
   return () => {
     const now = clock.now();
-    const seen = new Set<string>();
-    const out: AlarmCondition[] = [];
-    for (const w of status()) {
-      if (w.failures === 0) continue;
+    return status().flatMap((w): AlarmCondition[] => {
+      if (w.failures === 0 || w.failingSince === null || now - w.failingSince < forMs) return [];
       const k = `${w.queue.recipientDipId}/${w.queue.channel}`;
-      seen.add(k);
-      const since = failingSince.get(k) ?? now;
-      failingSince.set(k, since);
-      if (now - since >= forMs) {
-        out.push({ key: `webhook-failing:${k}`, rule: 'webhook-failing', participant: w.queue.recipientDipId, summary: `the webhook of ${k} has failed for ${Math.round((now - since) / 60_000)} min (${w.lastError ?? 'no answer'})`, since });
-      }
-    }
-    for (const k of [...failingSince.keys()]) if (!seen.has(k)) failingSince.delete(k);
-    return out;
+      const summary = `the webhook of ${k} has failed for ${Math.round((now - w.failingSince) / 60_000)} min (${w.failures} calls; ${w.lastError ?? 'no answer'})`;
+      return [{ key: `webhook-failing:${k}`, rule: 'webhook-failing', participant: w.queue.recipientDipId, summary, since: w.failingSince }];
+    });
   };
 }
 

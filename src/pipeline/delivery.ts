@@ -155,7 +155,8 @@ export class Delivery {
    * Hands over the queues this node holds beyond its share (QueueLeases.surplus), idle ones first, each
    * once its call and settlement are done: a queue is claimed by whichever node sees its message first,
    * and a fault campaign found every queue on one node, so that one node's fault stopped every recipient.
-   * Queues backing off, paused or halted stay: moving them would restart their retries elsewhere.
+   * Queues backing off, paused or halted stay: moving them would restart their retries elsewhere; so do
+   * idle ones whose webhook is failing (their failure record, and its alarm, would be lost in the move).
    */
   private balance(): void {
     // Those already going count: a call can take the webhook timeout to end before its lease is released,
@@ -163,7 +164,7 @@ export class Delivery {
     const going = [...this.leaving.values()].filter((l) => l.why === 'balance').length;
     const surplus = this.deps.leases.surplus() - going;
     if (surplus <= 0 || this.stopped || this.deps.backend.health().state !== 'ok') return;
-    const movable = [...this.workers.values()].filter((w) => (w.state === 'idle' || w.state === 'working') && this.holding(w.queue));
+    const movable = [...this.workers.values()].filter((w) => (w.state === 'idle' || w.state === 'working') && !w.failing && this.holding(w.queue));
     movable.sort((a, b) => Number(b.state === 'idle') - Number(a.state === 'idle'));
     const moving = movable.slice(0, surplus);
     if (moving.length > 0) this.deps.logger.info({ queues: moving.length, surplus }, 'this node holds more than its share of the queues: handing some over');
@@ -243,9 +244,14 @@ export class Delivery {
     void w.stop();
   }
 
-  /** In a cluster, a queue left idle gives its lease up after a while (the next arrival claims it again). */
+  /**
+   * In a cluster, a queue left idle gives its lease up after a while (the next arrival claims it again).
+   * Not while its webhook is failing (its stale messages dead-lettered, nothing left to call): the worker
+   * holds the failure record that keeps webhook-failing raised; it goes idle again after an answered call
+   * or a new callback URL, and gives the lease up then.
+   */
   private wentIdle(w: QueueWorker): void {
-    if (!this.deps.leases.shared || this.stopped) return;
+    if (!this.deps.leases.shared || this.stopped || w.failing) return;
     const k = key(w.queue);
     this.idleSince.get(k)?.();
     this.idleSince.set(

@@ -12,17 +12,32 @@ export interface QueueDepth {
   oldestAgeMs: number;
 }
 
+/** A queue's backlog with the positions it comes from (GET /admin/queues shows them beside the worker's state). */
+export interface QueueBacklog extends QueueDepth {
+  /** Settled (delivered, refused, dead-lettered or acknowledged by a pull) up to here, as the store has it. */
+  ackedSeq: number;
+  /** The last position enqueued. */
+  headSeq: number;
+  /** When the oldest undelivered message was received, epoch ms; null when none waits. */
+  oldestReceivedAt: number | null;
+}
+
+const queueKey = (q: QueueRef): string => `${q.recipientDipId}\u0000${q.channel}`;
+
 /**
  * Reads every pending queue's depth and the age of its oldest undelivered entry from the message log
- * (no counter kept on the road: the log's own positions are the truth, whichever node appended).
+ * (no counter kept on the road: the log's own positions are the truth, whichever node appended), and
+ * those of the queues in `also` (a queue a worker knows of, with nothing pending: depth 0).
  */
-export async function queueDepths(log: Pick<MessageLog, 'pendingQueues' | 'queueState' | 'readQueue'>, now: number): Promise<QueueDepth[]> {
-  const out: QueueDepth[] = [];
-  for (const queue of await log.pendingQueues()) {
+export async function queueDepths(log: Pick<MessageLog, 'pendingQueues' | 'queueState' | 'readQueue'>, now: number, also: Iterable<QueueRef> = []): Promise<QueueBacklog[]> {
+  const queues = new Map<string, QueueRef>();
+  for (const queue of [...(await log.pendingQueues()), ...also]) if (!queues.has(queueKey(queue))) queues.set(queueKey(queue), queue);
+  const out: QueueBacklog[] = [];
+  for (const queue of queues.values()) {
     const s = await log.queueState(queue);
     const depth = Math.max(0, s.headSeq - s.ackedSeq);
     const oldest = depth > 0 ? (await log.readQueue(queue, s.ackedSeq, 1, 1))[0] : undefined;
-    out.push({ queue, depth, oldestAgeMs: oldest ? Math.max(0, now - oldest.receivedAt) : 0 });
+    out.push({ queue, depth, oldestAgeMs: oldest ? Math.max(0, now - oldest.receivedAt) : 0, ackedSeq: s.ackedSeq, headSeq: s.headSeq, oldestReceivedAt: oldest?.receivedAt ?? null });
   }
   return out;
 }

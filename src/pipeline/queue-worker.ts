@@ -131,8 +131,15 @@ export interface WorkerStatus {
   queue: QueueRef;
   state: WorkerState;
   ackedSeq: number;
-  /** Consecutive failed calls since the last success. */
+  /**
+   * Consecutive failed calls since the recipient last answered one (2xx, or a refusal of a message). Kept
+   * when the messages those calls carried are dead-lettered as stale: that moves the queue on, it does not
+   * mean the webhook works (webhook-failing resolves on an answered call, or a new or removed callback URL).
+   */
   failures: number;
+  /** When the first of those failed calls was made, epoch ms; null while none failed. */
+  failingSince: number | null;
+  /** The store error that stopped the worker (paused, halted), else the last failed call's error until an answered one. */
   lastError: string | null;
   /** When the next attempt is due (backoff), epoch ms. */
   retryAt: number | null;
@@ -143,8 +150,14 @@ export class QueueWorker {
   private ackedSeq = 0;
   private dirty = false;
   private cancelTimer: Cancel | null = null;
+  /** The webhook's failure record (WorkerStatus.failures): outlives the messages it failed to deliver. */
   private failures = 0;
-  private lastError: string | null = null;
+  private failingSince: number | null = null;
+  private callError: string | null = null;
+  /** Failed calls offering the entry at the head now: the backoff and the attempt number. Starts afresh with each settlement (new messages at the head). */
+  private retries = 0;
+  /** A store error (or an unexpected one) that ended the last run: cleared once a settlement is recorded. */
+  private runError: string | null = null;
   private retryAt: number | null = null;
   /** The callback URL the current run of failures was against. */
   private failingUrl: string | undefined;
@@ -184,7 +197,19 @@ export class QueueWorker {
   }
 
   status(): WorkerStatus {
-    return { queue: this.queue, state: this.current, ackedSeq: this.ackedSeq, failures: this.failures, lastError: this.lastError, retryAt: this.retryAt };
+    return { queue: this.queue, state: this.current, ackedSeq: this.ackedSeq, failures: this.failures, failingSince: this.failingSince, lastError: this.runError ?? this.callError, retryAt: this.retryAt };
+  }
+
+  /** Its webhook has failed since it last answered (Delivery keeps such a queue's lease and worker, and with them the record). */
+  get failing(): boolean {
+    return this.failures > 0;
+  }
+
+  /** The recipient answered a call: its webhook works, whatever it made of the messages. */
+  private answered(): void {
+    this.failures = 0;
+    this.failingSince = null;
+    this.callError = null;
   }
 
   private to(next: WorkerState): void {
@@ -198,11 +223,17 @@ export class QueueWorker {
     if (this.current === 'idle') this.start();
   }
 
-  /** A new callback URL is a new chance: a queue backing off from the old one tries the new one now. */
+  /**
+   * A new callback URL is a new chance: a queue backing off from the old one tries the new one now. The
+   * failure record was the old URL's: a new URL, or none (the recipient pulls now), starts without it, so
+   * its webhook-failing alarm resolves (and is raised again if the new URL fails as long).
+   */
   webhookMayHaveChanged(): void {
     const hook = this.deps.webhook(this.queue);
-    if (this.current === 'backoff' && hook && hook.url !== this.failingUrl) {
-      this.failures = 0;
+    const moved = hook?.url !== this.failingUrl;
+    if (this.failures > 0 && moved) this.answered();
+    if (this.current === 'backoff' && hook && moved) {
+      this.retries = 0;
       this.start();
       return;
     }
@@ -303,16 +334,16 @@ export class QueueWorker {
       const kind = storeFailureKind(error);
       if (kind === 'unavailable' || kind === 'fatal') {
         // Nothing can be recorded: calling the recipient now would only repeat the call later.
-        this.lastError = (error as Error).message;
+        this.runError = (error as Error).message;
         this.to('paused');
         this.deps.storeUnavailable(this);
       } else if (kind === 'permanent') {
-        this.lastError = (error as Error).message;
+        this.runError = (error as Error).message;
         this.to('halted');
         this.deps.halted(this.queue, error);
       } else {
         // An unexpected error (a bug, a consumer that threw): logged, tried again after a pause.
-        this.lastError = error instanceof Error ? error.message : String(error);
+        this.runError = error instanceof Error ? error.message : String(error);
         this.deps.logger.error({ queue: this.queue, err: error }, 'delivery worker failed; retrying');
         this.wait(this.deps.settings.retry.baseMs);
       }
@@ -397,8 +428,8 @@ export class QueueWorker {
     if (tracedFrom !== undefined) {
       const q = this.queue;
       const refusals = [...refused].map(([transactionId, entry]) => ({ transactionId, code: answerCode(entry) }));
-      // failures counts the calls that failed since the last success: all offered the oldest entry of this one.
-      this.deps.tracer!.attempted({ channel: q.channel, recipient: q.recipientDipId, transactionIds: entries.map((e) => e.transactionId), attempt: this.failures + 1, status, verdict, ...(refusals.length > 0 ? { refusals } : {}), startedAt: tracedFrom, endedAt: this.deps.tracer!.now() });
+      // retries counts the calls that failed since the last settlement: all offered the oldest entry of this one.
+      this.deps.tracer!.attempted({ channel: q.channel, recipient: q.recipientDipId, transactionIds: entries.map((e) => e.transactionId), attempt: this.retries + 1, status, verdict, ...(refusals.length > 0 ? { refusals } : {}), startedAt: tracedFrom, endedAt: this.deps.tracer!.now() });
     }
     this.deps.archive
       .recordAttempt({ attemptId, queue: this.queue, firstSeq: first, lastSeq: last, url: outcome.shownUrl, startedAt, latencyMs: outcome.latencyMs, status, verdict, error })
@@ -408,6 +439,7 @@ export class QueueWorker {
       // Spec 5.5.9: the format issues a recipient finds are relayed back to the sender. A message the
       // 207 names with a failure code is refused like one answered 400 (no retry): set aside, its entry
       // returned to its sender; the rest are delivered. One settlement moves past the whole call.
+      this.answered();
       this.deliveredUpTo = last;
       const events = entries.flatMap((e) => {
         const entry = refused.get(e.transactionId);
@@ -419,8 +451,7 @@ export class QueueWorker {
       return null;
     }
     if (verdict === 'delivered') {
-      this.failures = 0;
-      this.lastError = null;
+      this.answered();
       this.deliveredUpTo = last;
       // Recorded while the next calls are read, made and sent: FIFO holds (they carry later positions),
       // and a crash before it is durable sends them all again at the same positions (repeats, no gap).
@@ -431,17 +462,21 @@ export class QueueWorker {
       }
       return null;
     }
-    // A failed call is counted after the settlement before it lands (which resets the count).
+    // A failed call is counted after the settlement before it lands (which resets the retries).
     await this.settled();
     if (verdict === 'retry') {
+      this.retries += 1;
       this.failures += 1;
+      this.failingSince ??= startedAt;
       this.failingUrl = hook.url;
-      this.lastError = error ?? `HTTP ${status}`;
+      this.callError = error ?? `HTTP ${status}`;
       const retryAfter = outcome.kind === 'answered' ? parseRetryAfter(outcome.retryAfter, this.deps.clock.now()) : undefined;
-      const wait = retryDelayMs(this.deps.settings.retry, this.failures - 1, this.deps.random(), retryAfter);
+      const wait = retryDelayMs(this.deps.settings.retry, this.retries - 1, this.deps.random(), retryAfter);
       this.deps.logger.warn({ queue: this.queue, first, last, status, error, wait }, 'delivery will be retried');
       return wait;
     }
+    // A final refusal (400, 404, 505 …): an answer all the same, so the webhook is not failing.
+    this.answered();
     if (entries.length > 1) {
       // The recipient refused the call; send its messages singly so only the one it refuses is set aside.
       this.singlesUntil = last;
@@ -569,8 +604,10 @@ export class QueueWorker {
     await this.deps.log.settle(this.queue, settlement);
     this.unrecorded = null;
     this.ackedSeq = Math.max(this.ackedSeq, settlement.upTo);
-    this.failures = 0;
-    this.lastError = null;
+    // New messages at the head start their backoff afresh; the webhook's failure record (failures,
+    // failingSince, its error) stays: a settlement of stale messages is no answer from the recipient.
+    this.retries = 0;
+    this.runError = null;
     for (const e of events) {
       this.deps.logger.warn({ queue: this.queue, seq: e.entry.seq, transactionId: e.entry.transactionId, reason: e.reason, status: e.status }, 'message dead-lettered');
     }

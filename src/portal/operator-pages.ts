@@ -83,14 +83,15 @@ async function healthPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const storage = 'storage' in answer ? answer.storage : { state: 'unavailable' as const, reason: problemOf(answer) };
   const rows = (queues.data ?? [])
     .slice()
-    .sort((a, b) => b.failures - a.failures)
+    // Failing first, then the deepest backlog: what an operator on call looks at first.
+    .sort((a, b) => b.failures - a.failures || (b.depth ?? 0) - (a.depth ?? 0))
     .slice(0, 200)
-    .map((q) => html`<tr><td>${q.queue.recipientDipId}</td><td>${q.queue.channel}</td><td>${badge(q.state === 'halted' || q.failures > 0 ? 'bad' : q.state === 'idle' ? 'ok' : 'warn', q.state)}</td><td class="num">${q.ackedSeq}</td><td class="num">${q.failures}</td><td>${q.lastError ?? ''}</td><td>${isoOrDash(q.retryAt)}</td></tr>`);
+    .map((q) => html`<tr><td>${q.queue.recipientDipId}</td><td>${q.queue.channel}</td><td>${badge(q.state === 'halted' || q.failures > 0 ? 'bad' : q.state === 'idle' ? 'ok' : 'warn', q.state)}</td><td class="num">${q.ackedSeq}</td><td class="num">${q.depth ?? '–'}</td><td>${isoOrDash(q.oldestReceivedAt)}</td><td class="num">${q.failures}</td><td>${q.lastError ?? ''}</td><td>${isoOrDash(q.retryAt)}</td></tr>`);
   const loading = 'loading' in answer ? answer.loading : null;
   const body = html`<h2>Storage</h2><p>${badge(storage.state === 'ok' ? 'ok' : 'bad', storage.state)} ${storage.state === 'ok' ? 'takes writes' : (storage.reason ?? '')}</p>
 ${loading ? html`<p>${badge('warn', 'not ready')} ${loading}</p>` : ''}
 <h2>Delivery queues on this node</h2>
-${table('Queues this node delivers, failing first', ['Recipient', 'Channel', 'State', 'Delivered up to', 'Failures', 'Last error', 'Next try'], rows, 'No queue is being delivered by this node.')}`;
+${table('Queues this node delivers and queues holding messages, failing first', ['Recipient', 'Channel', 'State', 'Settled up to', 'Waiting', 'Oldest waiting since', 'Failures', 'Last error', 'Next try'], rows, 'No queue is being delivered by this node, and none holds messages.')}`;
   return render(c.reply, 200, O, c.req, c.signed, 'Health', body);
 }
 

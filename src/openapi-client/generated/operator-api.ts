@@ -2026,10 +2026,13 @@ export interface paths {
                             }[];
                             /** @description The queues that are not idle: this process's and its delivery processes' (reported each second) */
                             queues: {
-                                /** @description Delivered up to this position */
+                                /** @description Settled (delivered, refused, dead-lettered or acknowledged by a pull) up to this position */
                                 ackedSeq: number;
-                                /** @description Consecutive failed calls since the last success */
+                                /** @description When the first of those failed calls was made, epoch ms; null while none failed */
+                                failingSince: number | null;
+                                /** @description Consecutive failed webhook calls since the recipient last answered one; kept when their messages are dead-lettered as stale */
                                 failures: number;
+                                /** @description The store error that paused or halted the queue, else the last failed call's error until the recipient answers a call */
                                 lastError: string | null;
                                 queue: {
                                     channel: string;
@@ -2037,7 +2040,10 @@ export interface paths {
                                 };
                                 /** @description When the next attempt is due (backoff), epoch ms */
                                 retryAt: number | null;
-                                /** @enum {string} */
+                                /**
+                                 * @description The delivery worker's state: idle also for a queue no worker here delivers (a recipient that pulls)
+                                 * @enum {string}
+                                 */
                                 state: "idle" | "working" | "backoff" | "paused" | "halted" | "stopped";
                             }[];
                             storage: {
@@ -2111,10 +2117,13 @@ export interface paths {
                             }[];
                             /** @description The queues that are not idle: this process's and its delivery processes' (reported each second) */
                             queues: {
-                                /** @description Delivered up to this position */
+                                /** @description Settled (delivered, refused, dead-lettered or acknowledged by a pull) up to this position */
                                 ackedSeq: number;
-                                /** @description Consecutive failed calls since the last success */
+                                /** @description When the first of those failed calls was made, epoch ms; null while none failed */
+                                failingSince: number | null;
+                                /** @description Consecutive failed webhook calls since the recipient last answered one; kept when their messages are dead-lettered as stale */
                                 failures: number;
+                                /** @description The store error that paused or halted the queue, else the last failed call's error until the recipient answers a call */
                                 lastError: string | null;
                                 queue: {
                                     channel: string;
@@ -2122,7 +2131,10 @@ export interface paths {
                                 };
                                 /** @description When the next attempt is due (backoff), epoch ms */
                                 retryAt: number | null;
-                                /** @enum {string} */
+                                /**
+                                 * @description The delivery worker's state: idle also for a queue no worker here delivers (a recipient that pulls)
+                                 * @enum {string}
+                                 */
                                 state: "idle" | "working" | "backoff" | "paused" | "halted" | "stopped";
                             }[];
                             storage: {
@@ -4461,7 +4473,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Every queue this process delivers */
+        /** Every queue this process delivers and every queue holding undelivered messages, with its backlog */
         get: {
             parameters: {
                 query?: never;
@@ -4478,18 +4490,32 @@ export interface paths {
                     };
                     content: {
                         "application/json": {
-                            /** @description Delivered up to this position */
+                            /** @description Settled (delivered, refused, dead-lettered or acknowledged by a pull) up to this position */
                             ackedSeq: number;
-                            /** @description Consecutive failed calls since the last success */
+                            /** @description Messages enqueued and not yet settled (headSeq − ackedSeq); null when the store could not be read */
+                            depth: number | null;
+                            /** @description When the first of those failed calls was made, epoch ms; null while none failed */
+                            failingSince: number | null;
+                            /** @description Consecutive failed webhook calls since the recipient last answered one; kept when their messages are dead-lettered as stale */
                             failures: number;
+                            /** @description The last position enqueued; null when the store could not be read */
+                            headSeq: number | null;
+                            /** @description The store error that paused or halted the queue, else the last failed call's error until the recipient answers a call */
                             lastError: string | null;
+                            /** @description How long the oldest message has waited, ms (0 when none waits); null when the store could not be read */
+                            oldestAgeMs: number | null;
+                            /** @description When the oldest message waiting was received, epoch ms; null when none waits or null when the store could not be read */
+                            oldestReceivedAt: number | null;
                             queue: {
                                 channel: string;
                                 recipientDipId: string;
                             };
                             /** @description When the next attempt is due (backoff), epoch ms */
                             retryAt: number | null;
-                            /** @enum {string} */
+                            /**
+                             * @description The delivery worker's state: idle also for a queue no worker here delivers (a recipient that pulls)
+                             * @enum {string}
+                             */
                             state: "idle" | "working" | "backoff" | "paused" | "halted" | "stopped";
                         }[];
                     };

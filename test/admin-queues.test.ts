@@ -1,0 +1,92 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../src/adapters/clock.js';
+import { openPostgresBackend } from '../src/adapters/postgres/index.js';
+import { openSqliteBackend } from '../src/adapters/sqlite/index.js';
+import { queueViews } from '../src/api/admin-queues.js';
+import { queueDepths, type QueueBacklog } from '../src/pipeline/metrics.js';
+import type { WorkerStatus } from '../src/pipeline/queue-worker.js';
+import type { MessageLog } from '../src/ports/message-log.js';
+import { buildIF021 } from '../src/sim/messages.js';
+import { batch, mds, message, sup } from './contract/fixtures.js';
+import { adminApi } from './helpers/admin.js';
+import { startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
+
+/** GET /admin/queues: each queue's worker state beside its backlog, read from the store as the metrics read it. */
+describe('the queues an operator sees', () => {
+  const idle = (queue: WorkerStatus['queue'], over: Partial<WorkerStatus> = {}): WorkerStatus => ({ queue, state: 'idle', ackedSeq: 0, failures: 0, failingSince: null, lastError: null, retryAt: null, ...over });
+  const backlog = (queue: QueueBacklog['queue'], over: Partial<QueueBacklog> = {}): QueueBacklog => ({ queue, depth: 0, oldestAgeMs: 0, ackedSeq: 0, headSeq: 0, oldestReceivedAt: null, ...over });
+
+  it('joins each worker to its backlog, takes the store\'s position when a pull moved it, and lists the queues no worker here delivers', () => {
+    const views = queueViews(
+      [idle(sup, { state: 'backoff', ackedSeq: 3, failures: 2, failingSince: 1000, lastError: 'HTTP 503', retryAt: 9000 })],
+      [backlog(sup, { depth: 4, ackedSeq: 5, headSeq: 9, oldestReceivedAt: 2000, oldestAgeMs: 7000 }), backlog(mds, { depth: 2, ackedSeq: 1, headSeq: 3, oldestReceivedAt: 4000, oldestAgeMs: 5000 })],
+    );
+    expect(views).toEqual([
+      { queue: sup, state: 'backoff', ackedSeq: 5, failures: 2, failingSince: 1000, lastError: 'HTTP 503', retryAt: 9000, depth: 4, headSeq: 9, oldestReceivedAt: 2000, oldestAgeMs: 7000 },
+      { queue: mds, state: 'idle', ackedSeq: 1, failures: 0, failingSince: null, lastError: null, retryAt: null, depth: 2, headSeq: 3, oldestReceivedAt: 4000, oldestAgeMs: 5000 },
+    ]);
+  });
+
+  it('a backlog the store could not give leaves the workers\' states, their backlog null', () => {
+    expect(queueViews([idle(sup, { state: 'paused', lastError: 'disk full' })], null)).toEqual([{ ...idle(sup, { state: 'paused', lastError: 'disk full' }), depth: null, headSeq: null, oldestReceivedAt: null, oldestAgeMs: null }]);
+  });
+
+  const backends: Array<[string, () => Promise<{ log: MessageLog; close(): Promise<void> }>]> = [
+    ['SQLite', async () => openSqliteBackend(join(mkdtempSync(join(tmpdir(), 'opendip-backlog-')), 'dip.db'), { clock: systemClock })],
+    ['PostgreSQL', async () => openPostgresBackend({ url: await (database ??= await createTestDatabase('opendip_backlog')).freshSchema(), clock: systemClock })],
+  ];
+  let database: TestDatabase | undefined;
+  afterAll(async () => {
+    await database?.drop();
+  });
+
+  it.each(backends)('queueDepths (%s) reads the pending queues and those asked for, once each: depth, head, oldest received', async (_name, open) => {
+    const backend = await open();
+    try {
+      const first = batch([message([sup.recipientDipId]), message([sup.recipientDipId, mds.recipientDipId])]);
+      expect(await backend.log.append(first)).toEqual({ ok: true });
+      await backend.log.settle(mds, { upTo: 1 });
+      const now = Date.now() + 5000;
+      const read = await queueDepths(backend.log, now, [sup, mds]);
+      const byRecipient = Object.fromEntries(read.map((b) => [b.queue.recipientDipId, b]));
+      expect(read).toHaveLength(2);
+      const oldest = byRecipient[sup.recipientDipId]!.oldestReceivedAt;
+      expect(oldest).toBeTypeOf('number');
+      expect(byRecipient[sup.recipientDipId]).toMatchObject({ depth: 2, ackedSeq: 0, headSeq: 2, oldestAgeMs: now - oldest! });
+      // Drained: not pending, listed because asked for.
+      expect(byRecipient[mds.recipientDipId]).toEqual({ queue: mds, depth: 0, oldestAgeMs: 0, ackedSeq: 1, headSeq: 1, oldestReceivedAt: null });
+    } finally {
+      await backend.close();
+    }
+  });
+
+  describe('over the operator API', () => {
+    let t: TestDip;
+    let sds: TestParticipant;
+    let puller: TestParticipant;
+    beforeAll(async () => {
+      t = await startTestDip();
+      sds = await t.participant('2000000001', ['SDS']);
+      puller = await t.participant('1000000001', ['SUP']);
+    });
+    afterAll(async () => {
+      await t?.close();
+    });
+
+    it('a recipient that pulls (no webhook) and has not: its queue is listed with its depth and its oldest message', async () => {
+      const before = Date.now();
+      for (const suffix of ['q1', 'q2']) expect((await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [puller.dipId], uniqueSuffix: suffix })])).status).toBe(201);
+      const answer = await adminApi(t)('GET', '/admin/queues');
+      expect(answer.status).toBe(200);
+      const views = answer.body as Array<Record<string, unknown> & { queue: { recipientDipId: string; channel: string } }>;
+      const queue = views.find((q) => q.queue.recipientDipId === puller.dipId && q.queue.channel === 'IF-021');
+      expect(queue).toMatchObject({ state: 'idle', ackedSeq: 0, depth: 2, headSeq: 2, failures: 0, failingSince: null, lastError: null });
+      expect(queue!.oldestReceivedAt).toBeGreaterThanOrEqual(before - 1000);
+      expect(queue!.oldestAgeMs).toBeGreaterThanOrEqual(0);
+    });
+  });
+});
