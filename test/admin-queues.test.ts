@@ -5,7 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../src/adapters/clock.js';
 import { openPostgresBackend } from '../src/adapters/postgres/index.js';
 import { openSqliteBackend } from '../src/adapters/sqlite/index.js';
-import { queueViews } from '../src/api/admin-queues.js';
+import Fastify from 'fastify';
+import { pino } from 'pino';
+import { queueRoutes, queueViews } from '../src/api/admin-queues.js';
 import { queueDepths, type QueueBacklog } from '../src/pipeline/metrics.js';
 import type { WorkerStatus } from '../src/pipeline/queue-worker.js';
 import type { MessageLog } from '../src/ports/message-log.js';
@@ -26,13 +28,41 @@ describe('the queues an operator sees', () => {
       [backlog(sup, { depth: 4, ackedSeq: 5, headSeq: 9, oldestReceivedAt: 2000, oldestAgeMs: 7000 }), backlog(mds, { depth: 2, ackedSeq: 1, headSeq: 3, oldestReceivedAt: 4000, oldestAgeMs: 5000 })],
     );
     expect(views).toEqual([
-      { queue: sup, state: 'backoff', ackedSeq: 5, failures: 2, failingSince: 1000, lastError: 'HTTP 503', retryAt: 9000, depth: 4, headSeq: 9, oldestReceivedAt: 2000, oldestAgeMs: 7000 },
-      { queue: mds, state: 'idle', ackedSeq: 1, failures: 0, failingSince: null, lastError: null, retryAt: null, depth: 2, headSeq: 3, oldestReceivedAt: 4000, oldestAgeMs: 5000 },
+      { queue: sup, workedHere: true, state: 'backoff', ackedSeq: 5, failures: 2, failingSince: 1000, lastError: 'HTTP 503', retryAt: 9000, depth: 4, headSeq: 9, oldestReceivedAt: 2000, oldestAgeMs: 7000 },
+      { queue: mds, workedHere: false, state: 'idle', ackedSeq: 1, failures: 0, failingSince: null, lastError: null, retryAt: null, depth: 2, headSeq: 3, oldestReceivedAt: 4000, oldestAgeMs: 5000 },
     ]);
   });
 
   it('a backlog the store could not give leaves the workers\' states, their backlog null', () => {
-    expect(queueViews([idle(sup, { state: 'paused', lastError: 'disk full' })], null)).toEqual([{ ...idle(sup, { state: 'paused', lastError: 'disk full' }), depth: null, headSeq: null, oldestReceivedAt: null, oldestAgeMs: null }]);
+    expect(queueViews([idle(sup, { state: 'paused', lastError: 'disk full' })], null)).toEqual([{ ...idle(sup, { state: 'paused', lastError: 'disk full' }), workedHere: true, depth: null, headSeq: null, oldestReceivedAt: null, oldestAgeMs: null }]);
+  });
+
+  it('does not read the backlog while the store is known to be down (a query would wait for its timeout): the workers\' states at once', async () => {
+    const app = Fastify();
+    let reads = 0;
+    let state: 'ok' | 'unavailable' = 'unavailable';
+    await app.register(queueRoutes, {
+      health: () => (state === 'ok' ? { state } : { state, reason: 'PostgreSQL unreachable', code: 'ECONNREFUSED' }),
+      notReady: () => null,
+      delivery: { status: () => [idle(sup, { state: 'paused', lastError: 'PostgreSQL unreachable' })], resume: () => false },
+      backlog: async () => {
+        reads += 1;
+        return [backlog(sup, { depth: 3, headSeq: 3 })];
+      },
+      archive: { attempts: async () => [] },
+      logger: pino({ level: 'silent' }),
+    });
+    try {
+      const down = await app.inject({ method: 'GET', url: '/admin/queues' });
+      expect(down.statusCode).toBe(200);
+      expect(down.json()).toEqual([{ ...idle(sup, { state: 'paused', lastError: 'PostgreSQL unreachable' }), workedHere: true, depth: null, headSeq: null, oldestReceivedAt: null, oldestAgeMs: null }]);
+      expect(reads).toBe(0);
+      state = 'ok';
+      expect((await app.inject({ method: 'GET', url: '/admin/queues' })).json()[0]).toMatchObject({ depth: 3, headSeq: 3 });
+      expect(reads).toBe(1);
+    } finally {
+      await app.close();
+    }
   });
 
   const backends: Array<[string, () => Promise<{ log: MessageLog; close(): Promise<void> }>]> = [

@@ -51,7 +51,7 @@ describe('replaying more than a page', () => {
   let sds: TestParticipant;
   let sup: TestParticipant;
   const originals: string[] = [];
-  const command = (): ReplayCommandLine => ({ as: 'sup-dir', channel: 'IF-021', from: FROM, to: TO, transactionId: [] });
+  const command = (): ReplayCommandLine => ({ as: "sup's dir", channel: 'IF-021', from: FROM, to: TO, transactionId: [] });
   /** The recipient's client whose first page is real and whose later pages are answered by `later`. */
   const clientFailingAfterFirstPage = (later: (continuation: string) => Promise<DipAnswer<unknown>>): DipClient => {
     const client = new DipClient({ baseUrl: t.dip.url, apiKey: sup.apiKey, keyPem: sup.credentials.keyPem, certPem: sup.credentials.certPem, caPem: t.dip.pki.ca.certPem });
@@ -113,7 +113,7 @@ describe('replaying more than a page', () => {
       expect(written).toHaveLength(1000);
       expect(sentToken).toMatch(/^[0-9a-f-]{36}$/);
       expect(first.io.stderr).toContain('replay interrupted: the DIP answered 503 (busy: try again in 1 s) after 1 page(s); 1000 message(s) were written.');
-      expect(first.io.stderr).toContain(`the rest: dip replay --as sup-dir --channel IF-021 --from ${FROM} --to ${TO} --continue ${sentToken}`);
+      expect(first.io.stderr).toContain(`the rest: dip replay --as 'sup'\\''s dir' --channel IF-021 --from ${FROM} --to ${TO} --continue ${sentToken}`);
       // Resuming with that token fetches exactly the rest.
       const rest = capture();
       expect(await writeReplay(sup.client.replayPages('IF-021', sup.dipId, FILTER, sentToken), rest.output, command())).toBe(0);

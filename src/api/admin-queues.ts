@@ -44,6 +44,7 @@ const workerStatus = {
 
 /** A queue as GET /admin/queues lists it: its worker's state and, read from the store, its backlog. */
 export interface QueueView extends WorkerStatus {
+  workedHere: boolean;
   depth: number | null;
   headSeq: number | null;
   oldestReceivedAt: number | null;
@@ -53,9 +54,14 @@ export interface QueueView extends WorkerStatus {
 const unread = 'null when the store could not be read';
 const queueView = {
   type: 'object',
-  required: [...workerStatus.required, 'depth', 'headSeq', 'oldestReceivedAt', 'oldestAgeMs'],
+  required: [...workerStatus.required, 'workedHere', 'depth', 'headSeq', 'oldestReceivedAt', 'oldestAgeMs'],
   properties: {
     ...workerStatus.properties,
+    workedHere: {
+      type: 'boolean',
+      description:
+        "Whether a delivery worker of this node holds the queue. false: a queue holding messages that no worker here delivers (a recipient that pulls, a STATUS queue, or in a cluster a queue another node works): its state, failures and lastError say nothing; that node's GET /admin/queues has them",
+    },
     depth: { type: ['integer', 'null'], description: `Messages enqueued and not yet settled (headSeq − ackedSeq); ${unread}` },
     headSeq: { type: ['integer', 'null'], description: `The last position enqueued; ${unread}` },
     oldestReceivedAt: { type: ['integer', 'null'], description: `When the oldest message waiting was received, epoch ms; null when none waits or ${unread}` },
@@ -72,16 +78,18 @@ const queueKey = (q: QueueRef): string => `${q.recipientDipId}\u0000${q.channel}
  */
 export function queueViews(workers: readonly WorkerStatus[], backlog: readonly QueueBacklog[] | null): QueueView[] {
   const byQueue = new Map((backlog ?? []).map((b) => [queueKey(b.queue), b]));
-  const withBacklog = (w: WorkerStatus): QueueView => {
+  const withBacklog = (w: WorkerStatus, workedHere: boolean): QueueView => {
     const b = byQueue.get(queueKey(w.queue));
     // The store's position when it is ahead: a pull's acknowledgement moves it without the worker.
-    return b ? { ...w, ackedSeq: Math.max(w.ackedSeq, b.ackedSeq), depth: b.depth, headSeq: b.headSeq, oldestReceivedAt: b.oldestReceivedAt, oldestAgeMs: b.oldestAgeMs } : { ...w, depth: null, headSeq: null, oldestReceivedAt: null, oldestAgeMs: null };
+    return b
+      ? { ...w, workedHere, ackedSeq: Math.max(w.ackedSeq, b.ackedSeq), depth: b.depth, headSeq: b.headSeq, oldestReceivedAt: b.oldestReceivedAt, oldestAgeMs: b.oldestAgeMs }
+      : { ...w, workedHere, depth: null, headSeq: null, oldestReceivedAt: null, oldestAgeMs: null };
   };
   const worked = new Set(workers.map((w) => queueKey(w.queue)));
   const unworked = (backlog ?? []).filter((b) => !worked.has(queueKey(b.queue)));
   return [
-    ...workers.map(withBacklog),
-    ...unworked.map((b) => withBacklog({ queue: b.queue, state: 'idle', ackedSeq: b.ackedSeq, failures: 0, failingSince: null, lastError: null, retryAt: null })),
+    ...workers.map((w) => withBacklog(w, true)),
+    ...unworked.map((b) => withBacklog({ queue: b.queue, state: 'idle', ackedSeq: b.ackedSeq, failures: 0, failingSince: null, lastError: null, retryAt: null }, false)),
   ];
 }
 
@@ -173,10 +181,15 @@ export const queueRoutes: FastifyPluginAsync<QueueRouteOptions> = async (app, de
     { schema: { tags, summary: 'Every queue this process delivers and every queue holding undelivered messages, with its backlog', response: answers({ 200: { type: 'array', items: queueView, description: 'The queues' } }) } },
     async () => {
       const workers = deps.delivery.status();
-      const backlog = await deps.backlog(workers.map((w) => w.queue)).catch((err: unknown) => {
-        deps.logger.warn({ err }, 'GET /admin/queues: the backlog could not be read from the store; the workers\' states are shown without it');
-        return null;
-      });
+      // Not read while the store is known to be down: a query would wait for its timeout (35 s on
+      // PostgreSQL) just when the on-call operator needs the workers' states.
+      const backlog =
+        deps.health().state !== 'ok'
+          ? null
+          : await deps.backlog(workers.map((w) => w.queue)).catch((err: unknown) => {
+              deps.logger.warn({ err }, 'GET /admin/queues: the backlog could not be read from the store; the workers\' states are shown without it');
+              return null;
+            });
       return queueViews(workers, backlog);
     },
   );

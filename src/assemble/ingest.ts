@@ -1,8 +1,7 @@
 import { createPrivateKey } from 'node:crypto';
 import type { DipConfig } from '../config.js';
-import { Ingest } from '../pipeline/ingest.js';
+import { Ingest, type IngestLog } from '../pipeline/ingest.js';
 import type { Clock } from '../ports/clock.js';
-import type { MessageLog } from '../ports/message-log.js';
 import type { MessageTracer } from '../ports/tracing.js';
 import type { Core } from './core.js';
 
@@ -11,7 +10,7 @@ import type { Core } from './core.js';
  * an append: the main thread's own, and each ingest thread's (src/topology/ingest-thread.ts), whose
  * append is a call into the main thread's one writer.
  */
-export function buildIngest(config: DipConfig, core: Core, log: Pick<MessageLog, 'append'>, clock: Clock, tracer: MessageTracer | null): Ingest {
+export function buildIngest(config: DipConfig, core: Core, log: IngestLog, clock: Clock, tracer: MessageTracer | null): Ingest {
   const { registry, channel, copies, mpan, catalogue, encryption } = core;
   return new Ingest(
     {

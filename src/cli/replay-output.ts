@@ -23,13 +23,19 @@ function indented(message: unknown): string {
   return `  ${JSON.stringify(message, null, 2).replaceAll('\n', '\n  ')}`;
 }
 
+/** A word as a POSIX shell reads it back unchanged: bare when it is plainly safe, else in single quotes. */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}
+
+/** Printed to be pasted into a shell: a folder with a space (`--as`) or a time with `+` stays one word. */
 function resumeCommand(c: ReplayCommandLine, resumeFrom: string | undefined): string {
-  const parts = ['dip replay', `--as ${c.as}`, `--channel ${c.channel}`, `--from ${c.from}`, `--to ${c.to}`];
-  if (c.eventCode !== undefined) parts.push(`--event-code ${c.eventCode}`);
-  if (c.mpan !== undefined) parts.push(`--mpan ${c.mpan}`);
-  for (const id of c.transactionId) parts.push(`--transaction-id ${id}`);
-  if (resumeFrom !== undefined) parts.push(`--continue ${resumeFrom}`);
-  return parts.join(' ');
+  const parts: Array<[string, string]> = [['--as', c.as], ['--channel', c.channel], ['--from', c.from], ['--to', c.to]];
+  if (c.eventCode !== undefined) parts.push(['--event-code', c.eventCode]);
+  if (c.mpan !== undefined) parts.push(['--mpan', c.mpan]);
+  for (const id of c.transactionId) parts.push(['--transaction-id', id]);
+  if (resumeFrom !== undefined) parts.push(['--continue', resumeFrom]);
+  return ['dip replay', ...parts.map(([flag, value]) => `${flag} ${shellWord(value)}`)].join(' ');
 }
 
 /**

@@ -130,6 +130,9 @@ export class DipClient {
       if (more && next === undefined) throw new ReplayInterrupted(`the DIP answered 206 without ${CONTINUATION_HEADER}`, token, answer);
       yield { messages: answer.body as unknown[], continuation: token };
       if (!more) return;
+      // The same token again would page for ever (a faulty DIP or proxy): stop and say so.
+      // eslint-disable-next-line security/detect-possible-timing-attacks -- the client compares two tokens it was given; no secret is checked here
+      if (next === token) throw new ReplayInterrupted(`the DIP answered 206 with the token it was sent`, token, answer);
       token = next;
     }
   }

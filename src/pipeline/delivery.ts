@@ -258,7 +258,8 @@ export class Delivery {
       k,
       this.deps.clock.after(IDLE_RELEASE_MS, () => {
         this.idleSince.delete(k);
-        if (w.state !== 'idle' || this.workers.get(k) !== w) return;
+        // A timer set before the webhook started failing (a registry change kicks workers without passing here) must not drop the record.
+        if (w.state !== 'idle' || w.failing || this.workers.get(k) !== w) return;
         this.giveUp(w, 'idle');
       }),
     );

@@ -18,5 +18,6 @@ export class RefusedError extends Error {
  * (400) is answered the same way, and the domain cannot import this module.
  */
 export function refusalOf(e: unknown): { status: number; message: string } | null {
-  return e instanceof Error && 'status' in e && typeof e.status === 'number' ? { status: e.status, message: e.message } : null;
+  // A 4xx only: a library's error carrying a 5xx status (an HTTP client's, say) is a fault, answered 500 without its text.
+  return e instanceof Error && 'status' in e && typeof e.status === 'number' && e.status >= 400 && e.status < 500 ? { status: e.status, message: e.message } : null;
 }

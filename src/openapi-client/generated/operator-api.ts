@@ -4517,6 +4517,8 @@ export interface paths {
                              * @enum {string}
                              */
                             state: "idle" | "working" | "backoff" | "paused" | "halted" | "stopped";
+                            /** @description Whether a delivery worker of this node holds the queue. false: a queue holding messages that no worker here delivers (a recipient that pulls, a STATUS queue, or in a cluster a queue another node works): its state, failures and lastError say nothing; that node's GET /admin/queues has them */
+                            workedHere: boolean;
                         }[];
                     };
                 };
