@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replayWindow, type MessageRequestBody } from '../src/api/schemas.js';
-import { parseDipDateTime } from '../src/domain/time.js';
+import { formDateTime, parseDipDateTime } from '../src/domain/time.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
@@ -96,5 +96,15 @@ describe('replayWindow and parseDipDateTime', () => {
     expect(parseDipDateTime('2026-01-01T00:00:00-05:30')).toEqual({ ms: Date.parse('2026-01-01T05:30:00Z') });
     expect(parseDipDateTime('0050-01-01T00:00:00+00:00')).toEqual({ ms: Date.parse('0050-01-01T00:00:00Z') });
     expect(replayWindow(body('2026-02-30T00:00:00+00:00', null))).toEqual({ problem: "datetimeFrom '2026-02-30T00:00:00+00:00' is not a date-time like 2022-03-21T19:05:00+00:00 (2026-02 has no day 30)" });
+  });
+});
+
+describe("a portal form's date-time (formDateTime)", () => {
+  it('covers the whole minute or second it names, in UTC unless it names an offset, and refuses days that do not exist', () => {
+    expect(formDateTime('2026-03-21T19:05')).toEqual({ ms: Date.UTC(2026, 2, 21, 19, 5), lastMs: Date.UTC(2026, 2, 21, 19, 5, 59, 999) });
+    expect(formDateTime('2026-03-21T19:05:07')).toEqual({ ms: Date.UTC(2026, 2, 21, 19, 5, 7), lastMs: Date.UTC(2026, 2, 21, 19, 5, 7, 999) });
+    expect(formDateTime('2026-03-21T19:05:07+01:00')?.ms).toBe(Date.UTC(2026, 2, 21, 18, 5, 7));
+    expect(formDateTime('2026-03-21T19:05Z')?.ms).toBe(Date.UTC(2026, 2, 21, 19, 5));
+    for (const bad of ['2026-02-30T10:00', '2026-02-29T10:00', '2026-03-21T24:00', '', 'yesterday', '2026-03-21']) expect(formDateTime(bad), bad).toBeNull();
   });
 });

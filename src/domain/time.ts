@@ -31,3 +31,18 @@ export function parseDipDateTime(text: string): { ms: number } | { problem: stri
   if (d.getUTCDate() !== day) return { problem: `${m[1]}-${m[2]} has no day ${day}` };
   return { ms: written - sign * (offsetHours * 60 + offsetMinutes) * 60_000 };
 }
+
+/**
+ * What a portal form's date-time field (an HTML datetime-local: 2026-03-21T19:05, or with :SS; UTC unless
+ * it names an offset) covers: its first and last millisecond, so that a window ending at "19:05" takes the
+ * whole minute, as the API's datetimeTo takes the whole second it names. Null when it is no such date-time
+ * or names a day that does not exist (checked like the wire date-time, not rolled over).
+ */
+export function formDateTime(text: string): { ms: number; lastMs: number } | null {
+  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d)(:\d\d)?(Z|[+-]\d\d:\d\d)?$/i.exec(text.trim());
+  if (!m) return null;
+  const offset = m[3] === undefined || m[3].toUpperCase() === 'Z' ? '+00:00' : m[3];
+  const parsed = parseDipDateTime(`${m[1]}${m[2] ?? ':00'}${offset}`);
+  if ('problem' in parsed) return null;
+  return { ms: parsed.ms, lastMs: parsed.ms + (m[2] === undefined ? 59_999 : 999) };
+}

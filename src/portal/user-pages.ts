@@ -19,6 +19,7 @@ import { csrfField, field, isReply, pageRoutes, refuse, render } from './session
 import { param, USER_REALM, type UserCtx } from './user-realm.js';
 import { registerUserSelfPages } from './user-self-pages.js';
 import { deliveringCall } from '../domain/delivered-by.js';
+import { formDateTime } from '../domain/time.js';
 
 const R = USER_REALM;
 const DAY_MS = 86_400_000;
@@ -200,11 +201,6 @@ async function attemptsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   return render(c.reply, 200, R, c.req, c.signed, `Webhook calls: ${queue}`, table(`The last ${attempts.length} webhook calls for ${queue}, newest first`, ['Started', 'Answer', 'Positions', 'Took', 'URL', 'Error'], rows, 'No webhook call yet.'));
 }
 
-function parseLocalTime(v: string): number | null {
-  if (!v) return null;
-  const ms = Date.parse(/z|[+-]\d\d:\d\d$/i.test(v) ? v : `${v}Z`);
-  return Number.isNaN(ms) ? null : ms;
-}
 
 async function searchPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const s = scope(deps, c, 'self');
@@ -222,8 +218,8 @@ async function searchPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   }
   const tx = param(c.req, 'transactionId').trim();
   const eventCode = param(c.req, 'eventCode').trim();
-  const from = parseLocalTime(param(c.req, 'from'));
-  const to = parseLocalTime(param(c.req, 'to'));
+  const from = formDateTime(param(c.req, 'from'))?.ms ?? null;
+  const to = formDateTime(param(c.req, 'to'))?.lastMs ?? null;
   const found: ArchivedMessage[] = [];
   for (const ch of channels) {
     const window = from === null && to === null && !tx ? { fromMs: deps.clock.now() - DAY_MS } : { fromMs: from ?? undefined, toMs: to ?? undefined };
@@ -349,9 +345,12 @@ ${choice('radio', 'replay', 'action', 'replay', 'Replay: show them here')}
 async function replayWindow(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const s = scope(deps, c, 'recipient', field(c.req.body, 'channel'));
   if (isReply(s)) return s;
-  const from = parseLocalTime(field(c.req.body, 'from'));
-  const to = parseLocalTime(field(c.req.body, 'to'));
-  if (from === null || to === null) return replayForm(deps, c, { kind: 'error', text: 'from and to must be date-times' }, 400);
+  const fromField = formDateTime(field(c.req.body, 'from'));
+  const toField = formDateTime(field(c.req.body, 'to'));
+  if (fromField === null || toField === null) return replayForm(deps, c, { kind: 'error', text: 'from and to must be date-times that exist (UTC)' }, 400);
+  const from = fromField.ms;
+  // The whole minute (or second) the end names, as the API's datetimeTo.
+  const to = toField.lastMs;
   if (from > to) return replayForm(deps, c, { kind: 'error', text: 'from is after to' }, 400);
   const mpan = field(c.req.body, 'mpan').trim();
   if (mpan && !/^\d{13}$/.test(mpan)) return replayForm(deps, c, { kind: 'error', text: 'an MPAN is 13 digits' }, 400);
