@@ -3,6 +3,9 @@
  * of the alarms work): registration refused internal URLs, but each notice was POSTed with undici's
  * global dispatcher, so a name rebound to an internal address after registration (DNS rebinding) was
  * called. Now the alarm channel connects through the same destination-checked agent.
+ *
+ * And they are signed as webhook calls are (an independent test found none signed: anyone who learnt
+ * the URL could forge a RESOLVED notice): over the URL as requested, the body left as it was.
  */
 import type { LookupFunction } from 'node:net';
 import { createServer, type Server } from 'node:http';
@@ -11,6 +14,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { destinationCheckedAgent } from '../src/adapters/http/webhook-client.js';
 import { SmtpAlarmChannel } from '../src/adapters/mail/alarm-channel.js';
 import type { AlarmNotice } from '../src/ports/alarms.js';
+import type { OutboundSigner } from '../src/ports/webhook.js';
+import { createCertificateAuthority, issueSigningCertificate } from '../src/security/pki.js';
+import { Signer, verifyChain, verifyDipSignature } from '../src/security/signature.js';
 import { WebhookDestinations } from '../src/security/webhook-destinations.js';
 
 /** Every name resolves to this machine: a public-looking name rebound to loopback. */
@@ -19,17 +25,26 @@ const rebound: LookupFunction = ((_hostname: string, options: { all?: boolean },
   else callback(null, '127.0.0.1', 4);
 }) as LookupFunction;
 
+/** The destination rules do not depend on the signature: these cases sign nothing. */
+const unsigned: OutboundSigner = { sign: () => Promise.resolve({}) };
+
 const notice: AlarmNotice = { kind: 'raised', condition: { key: 'dead-letter:x', rule: 'dead-letter', participant: null, summary: 'a dead letter', since: 0 }, at: 0 };
 
 describe('alarm webhooks and internal networks', () => {
   let server: Server;
   let port: number;
   const received: string[] = [];
+  /** Each call as the server saw it: the URL rebuilt from Host and the request target, headers, body. */
+  const calls: Array<{ url: string; headers: Record<string, string | string[] | undefined>; body: Buffer }> = [];
   beforeAll(async () => {
     server = createServer((req, res) => {
       received.push(req.url ?? '');
-      req.resume();
-      req.on('end', () => res.end('ok'));
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        calls.push({ url: `http://${req.headers.host ?? ''}${req.url ?? ''}`, headers: req.headers, body: Buffer.concat(chunks) });
+        res.end('ok');
+      });
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     port = (server.address() as { port: number }).port;
@@ -37,7 +52,7 @@ describe('alarm webhooks and internal networks', () => {
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
   it('outside DEV, refuses an internal address and a name that resolves to one when it connects', async () => {
-    const channel = new SmtpAlarmChannel(null, new WebhookDestinations({ enforce: true, lookup: rebound }));
+    const channel = new SmtpAlarmChannel(null, new WebhookDestinations({ enforce: true, lookup: rebound }), unsigned);
     try {
       await expect(channel.webhook(`http://127.0.0.1:${port}/literal`, notice)).rejects.toMatchObject({ code: 'EDESTINATIONREFUSED' });
       await expect(channel.webhook(`http://alarms.example.net:${port}/rebound`, notice)).rejects.toMatchObject({ code: 'EDESTINATIONREFUSED', message: /loopback/ });
@@ -48,11 +63,31 @@ describe('alarm webhooks and internal networks', () => {
   });
 
   it('in DEV (rules not enforced), the same URLs are called', async () => {
-    const channel = new SmtpAlarmChannel(null, new WebhookDestinations({ enforce: false, lookup: rebound }));
+    const channel = new SmtpAlarmChannel(null, new WebhookDestinations({ enforce: false, lookup: rebound }), unsigned);
     try {
       await channel.webhook(`http://127.0.0.1:${port}/literal`, notice);
       await channel.webhook(`http://alarms.example.net:${port}/rebound`, notice);
       expect(received).toEqual(['/literal', '/rebound']);
+    } finally {
+      await channel.close();
+    }
+  });
+
+  it('signs each notice with the X-DIP-* headers over the URL as requested, its body unchanged', async () => {
+    const ca = await createCertificateAuthority({ commonName: 'test CA', environment: 'TEST', validDays: 2 });
+    const signing = await issueSigningCertificate(ca, { commonName: 'the DIP', validDays: 2 });
+    const signer = new Signer(signing.keyPem, signing.certPem);
+    const channel = new SmtpAlarmChannel(null, new WebhookDestinations({ enforce: false, lookup: rebound }), { sign: async (method, url, body) => ({ ...(await signer.sign(method, url, body)) }) });
+    try {
+      // Written otherwise than requested (a dot segment, an empty query): the subscriber sees /signed only.
+      await channel.webhook(`http://127.0.0.1:${port}/x/../signed?`, notice);
+      const call = calls.find((c) => c.url.endsWith('/signed'));
+      expect(call?.url).toBe(`http://127.0.0.1:${port}/signed`);
+      expect(call!.body.toString('utf8')).toBe(JSON.stringify(notice));
+      expect(call!.headers['content-type']).toBe('application/json');
+      const verified = verifyDipSignature({ method: 'POST', url: call!.url, body: call!.body, headers: call!.headers, now: new Date(), maxSkewMs: 300_000 });
+      expect(verified).toMatchObject({ ok: true });
+      expect(verified.ok && verifyChain(verified.certificate.pem, [ca.certPem])).toBe(true);
     } finally {
       await channel.close();
     }

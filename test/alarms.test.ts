@@ -11,6 +11,7 @@ import { FakeClock, settle } from './helpers/clocks.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../src/config.js';
 import { buildIF021 } from '../src/sim/messages.js';
+import type { ReceivedCall } from '../src/client/webhook-receiver.js';
 import { quietLogger, startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 import { startSmtp, type TestSmtp } from './helpers/smtp.js';
 
@@ -50,6 +51,14 @@ describe('alarms (spec 5.11.4)', () => {
   it('a dead letter raises an alarm e-mailed over SMTP, and its requeue sends the resolved notice', async () => {
     const made = await admin('POST', '/admin/alarms/subscriptions', { rules: ['dead-letter'], email: 'ops@example.net' });
     expect(made.status).toBe(201);
+    // A webhook subscription too, received by a participant's own receiver: every notice it is sent must
+    // verify with the DIP's certificate chain, as a webhook call does (notices were unsigned, so forgeable).
+    const notices: ReceivedCall[] = [];
+    const hook = await t.receiver((c) => {
+      notices.push(c);
+      return c.signature.ok ? 200 : 401;
+    });
+    expect((await admin('POST', '/admin/alarms/subscriptions', { rules: ['dead-letter'], webhookUrl: `${hook.url}alarms` })).status).toBe(201);
     // The supplier subscribes on the participant listener too (signed call) and sees only its own.
     const own = await sup.client.call('POST', '/observability/alarm-subscriptions', JSON.stringify({ rules: ['dead-letter', 'webhook-failing'], email: 'sup@example.net' }));
     expect(own.status).toBe(201);
@@ -58,6 +67,8 @@ describe('alarms (spec 5.11.4)', () => {
     // The recipient refuses the message (400): it is dead-lettered at once.
     expect((await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: 'dl1' })])).status).toBe(201);
     await waitFor(() => smtp.mails.length >= 2, 15_000, 'the alarm e-mails');
+    await waitFor(() => notices.length >= 1, 15_000, 'the raised notice by webhook');
+    expect(notices[0]!.signature).toMatchObject({ ok: true, certificate: { pem: t.dip.signing.certificatePem() } });
     const raised = smtp.mails.filter((m) => /Subject: \[DIP alarm RAISED\]/.test(m.data));
     expect(raised.map((m) => m.to[0]).sort()).toEqual(['ops@example.net', 'sup@example.net']);
     expect(raised[0]!.from).toBe('dip@example.net');
@@ -72,6 +83,8 @@ describe('alarms (spec 5.11.4)', () => {
     answer = 200;
     expect((await admin('POST', '/admin/dead-letters/requeue', { recipientDipId: sup.dipId, channel: 'IF-021' })).status).toBe(200);
     await waitFor(() => smtp.mails.filter((m) => /Subject: \[DIP alarm RESOLVED\]/.test(m.data)).length >= 2, 15_000, 'the resolved e-mails');
+    await waitFor(() => notices.length >= 2, 15_000, 'the resolved notice by webhook');
+    expect(notices.map((c) => c.signature.ok)).toEqual([true, true]);
     const resolved = smtp.mails.filter((m) => /Subject: \[DIP alarm RESOLVED\]/.test(m.data));
     expect(resolved.map((m) => m.to[0]).sort()).toEqual(['ops@example.net', 'sup@example.net']);
     expect(resolved[0]!.data).toMatch(/resolved: \d{4}-/);

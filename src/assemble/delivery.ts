@@ -60,7 +60,7 @@ export function buildDelivery(w: DeliveryWiring, placement: DeliveryPlacement): 
     ...queueRules(registry, channel),
     onRegistryChange: (l) => registry.onChange(l),
     transport: w.transport,
-    signer: { sign: async (method, url, body) => ({ ...(await signing.current().sign(method, url, body)) }) },
+    signer: signing.outbound(),
     settings: {
       timeoutMs: config.delivery.timeoutMs,
       retry: { baseMs: config.delivery.retryBaseMs, capMs: config.delivery.retryCapMs },

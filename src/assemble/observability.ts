@@ -16,6 +16,7 @@ import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { MessageTracer } from '../ports/tracing.js';
 import { expiringAll } from '../security/expiry.js';
+import type { SigningKeyWatcher } from '../security/signing-key.js';
 import type { WebhookDestinations } from '../security/webhook-destinations.js';
 
 /**
@@ -66,6 +67,8 @@ export interface AlarmParts {
   registry: Registry;
   delivery: Pick<Delivery, 'status'>;
   destinations: WebhookDestinations;
+  /** The DIP's signing key in force: notices are signed as webhook calls are. */
+  signing: Pick<SigningKeyWatcher, 'outbound'>;
   clock: Clock;
   logger: Logger;
   life: Lifecycle;
@@ -75,7 +78,7 @@ export interface AlarmParts {
  * Alarms on dead letters, queue depth, failing webhooks, expiring certificates and storage, noticed by
  * e-mail and webhook. Null when turned off.
  */
-export async function startAlarms({ config, pkiDir, backend, registry, delivery, destinations, clock, logger, life }: AlarmParts): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore; channel: AlarmChannel } | null> {
+export async function startAlarms({ config, pkiDir, backend, registry, delivery, destinations, signing, clock, logger, life }: AlarmParts): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore; channel: AlarmChannel } | null> {
   const settings = config.observability.alarms;
   if (!settings.enabled) return null;
   const sources = [
@@ -87,7 +90,7 @@ export async function startAlarms({ config, pkiDir, backend, registry, delivery,
   ];
   const subscriptions = await openAlarmSubscriptions(config);
   life.started('alarm subscriptions', () => subscriptions.close());
-  const channel = new SmtpAlarmChannel(settings.smtp, destinations);
+  const channel = new SmtpAlarmChannel(settings.smtp, destinations, signing.outbound());
   life.started('alarm notices', () => channel.close());
   const alarms = new Alarms(sources, subscriptions, channel, { evaluateIntervalMs: settings.evaluateIntervalMs, maxNoticesPerHour: settings.maxNoticesPerHour }, clock, logger);
   alarms.start();

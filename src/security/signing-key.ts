@@ -10,6 +10,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../ports/logger.js';
+import type { OutboundSigner } from '../ports/webhook.js';
 import { PKI_FILES, type KeyAndCert } from './pki.js';
 import { Signer, verifyChain } from './signature.js';
 
@@ -34,6 +35,16 @@ export class SigningKeyWatcher {
   /** The signer to use for the next call (never hold on to it: it changes on rotation). */
   current(): Signer {
     return this.signer;
+  }
+
+  /**
+   * What signs the DIP's webhook calls and its alarm and maintenance notices: one signer for all,
+   * so a subscriber verifies a notice with the code a recipient verifies a call with. The key is read at
+   * each call, so a rotation applies from the next one.
+   */
+  outbound(): OutboundSigner {
+    // A fresh object per call: the caller adds its own headers (content-type, sequence) to it.
+    return { sign: async (method, url, body) => ({ ...(await this.signer.sign(method, url, body)) }) };
   }
 
   /** The signing certificate in force (PEM), as GET /certificates/dip serves it. */

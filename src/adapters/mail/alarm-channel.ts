@@ -1,6 +1,9 @@
 import nodemailer from 'nodemailer';
 import { request, type Agent } from 'undici';
+import { requestedUrl } from '../../domain/callback-url.js';
+import { shownUrl } from '../../domain/url-secrets.js';
 import type { AlarmChannel, AlarmNotice, MaintenanceEvent } from '../../ports/alarms.js';
+import type { OutboundSigner } from '../../ports/webhook.js';
 import type { WebhookDestinations } from '../../security/webhook-destinations.js';
 import { destinationCheckedAgent } from '../http/webhook-client.js';
 
@@ -17,8 +20,9 @@ export interface SmtpSettings {
 }
 
 /**
- * Alarm and maintenance notices by e-mail over SMTP (nodemailer) and by webhook (a JSON POST). Without SMTP settings
- * e-mail subscriptions are refused at sending time with the reason logged.
+ * Alarm and maintenance notices by e-mail over SMTP (nodemailer) and by webhook (a JSON POST, signed with
+ * the X-DIP-* headers as webhook calls are). Without SMTP settings e-mail subscriptions are refused at
+ * sending time with the reason logged.
  */
 export class SmtpAlarmChannel implements AlarmChannel {
   private readonly transport: nodemailer.Transporter | null;
@@ -29,6 +33,11 @@ export class SmtpAlarmChannel implements AlarmChannel {
     private readonly smtp: SmtpSettings | null,
     /** Required: DEV passes rules that are not enforced, so no channel is ever built without them. */
     destinations: Pick<WebhookDestinations, 'checkHost' | 'lookup'>,
+    /**
+     * The signer of the DIP's webhook calls: an unsigned notice could be forged by anyone who learns the
+     * URL (a RESOLVED notice hiding a live alarm); signed alike, a subscriber verifies it as a recipient does.
+     */
+    private readonly signer: OutboundSigner,
   ) {
     this.agent = destinationCheckedAgent({ destinations, connectionsPerOrigin: 1, keepAliveTimeout: 5_000 });
     this.transport = smtp
@@ -48,7 +57,14 @@ export class SmtpAlarmChannel implements AlarmChannel {
   }
 
   async webhook(url: string, notice: AlarmNotice | MaintenanceEvent): Promise<void> {
-    const res = await request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(notice), headersTimeout: 10_000, bodyTimeout: 10_000, dispatcher: this.agent });
+    // The URL signed is the URL requested, as for webhook calls: the subscriber rebuilds it from the request
+    // it received, which is the client's serialisation of the URL, not the text subscribed.
+    const requested = requestedUrl(url);
+    if (requested === null) throw new Error(`webhook ${shownUrl(url)} is not a URL that can be called: subscribe with a new one`);
+    const body = Buffer.from(JSON.stringify(notice));
+    const headers = await this.signer.sign('POST', requested, body);
+    headers['content-type'] = 'application/json';
+    const res = await request(requested, { method: 'POST', headers, body, headersTimeout: 10_000, bodyTimeout: 10_000, dispatcher: this.agent });
     await res.body.dump();
     if (res.statusCode >= 300) throw new Error(`webhook ${url} answered ${res.statusCode}`);
   }
