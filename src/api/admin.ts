@@ -87,6 +87,10 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
   // First of all hooks: every call gets its ID and its record, whichever hook answers it.
   if (deps.activity) registerActivityLog(app, deps.activity, 'operator', (req) => (req.operator ? `operator:${req.operator.name}` : null), () => deps.now());
   recordOperations(app);
+  // Every operation here takes JSON. Fastify's built-in text/plain parser made a text/plain body a string,
+  // which then failed the schema as "body must be object" (a form body was 415 already): without it, any
+  // body that is not application/json is refused alike, 415 naming the type received and the one expected.
+  app.removeContentTypeParser('text/plain');
   // Refusals are {"error": "<what and why>"} (the error handler is in admin-operators.ts), unknown paths too.
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no such operation: ${req.method} ${req.url.split('?')[0] ?? ''}` }));
   const auth = {
