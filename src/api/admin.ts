@@ -67,6 +67,8 @@ export interface AdminDeps {
   delivery: Pick<Delivery, 'notify' | 'status' | 'resume'>;
   /** Queues' backlogs read from the store (GET /admin/queues). */
   backlog: QueueRouteOptions['backlog'];
+  /** A queue's position in the store (POST /admin/queues/resume tells an unknown queue from one not halted). */
+  queueState: QueueRouteOptions['queueState'];
   /** The delivery processes (workers > 1), as GET /admin/health reports them; absent in one process. */
   processes?: QueueRouteOptions['processes'];
   /** The ingest threads (ingestThreads > 0), as GET /admin/health reports them; absent without. */
@@ -115,6 +117,7 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
     notReady: () => deps.notReady?.() ?? null,
     delivery: deps.delivery,
     backlog: deps.backlog,
+    queueState: deps.queueState,
     ...(deps.processes ? { processes: deps.processes } : {}),
     ...(deps.ingestThreads ? { ingestThreads: deps.ingestThreads } : {}),
     archive: deps.archive,
