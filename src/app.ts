@@ -199,6 +199,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     mpan,
     delivery,
     backlog: (also) => queueDepths(backend.log, clock.now(), also),
+    queueState: (queue) => backend.log.queueState(queue),
     ...(processes ? { processes: () => processes.processes() } : {}),
     ...(threads ? { ingestThreads: () => threads.threads() } : {}),
     logger,

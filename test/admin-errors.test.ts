@@ -65,6 +65,30 @@ describe('operator API refusals', () => {
     expect(a.body['error']).toMatch(why);
   });
 
+  // Found by a black-box tester: a text/plain body was parsed as a string and refused "body must be
+  // object", while a form body was 415; every body that is not JSON is 415 now, naming both types.
+  it.each([
+    ['text/plain', '{"recipientDipId":"1000000001","channel":"IF-021"}', /^Content-Type 'text\/plain' is not accepted: send application\/json$/],
+    ['text/plain; charset=utf-8', 'requeue please', /^Content-Type 'text\/plain; charset=utf-8' is not accepted: send application\/json$/],
+    ['application/x-www-form-urlencoded', 'recipientDipId=1000000001&channel=IF-021', /^Content-Type 'application\/x-www-form-urlencoded' is not accepted: send application\/json$/],
+  ] as const)('a %s body: 415 naming the type received and the one expected', async (type, body, why) => {
+    const res = await request(`http://127.0.0.1:${t.dip.adminPort}/admin/dead-letters/requeue`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': type }, body });
+    const answer = (await res.body.json()) as Record<string, unknown>;
+    expect(res.statusCode, JSON.stringify(answer)).toBe(415);
+    expect(answer).toEqual({ error: expect.stringMatching(why) });
+  });
+
+  // Fastify reads a repeated query parameter as an array of its values: it was refused "must be integer".
+  it.each([
+    ['/admin/dead-letters?limit=1&limit=2', /^querystring\/limit is given 2 times: give it once$/],
+    ['/admin/attempts?recipient=1000000001&recipient=1000000002&channel=IF-021', /^querystring\/recipient is given 2 times: give it once$/],
+    ['/admin/dead-letters?state=dead&state=requeued&state=discarded', /^querystring\/state is given 3 times: give it once$/],
+  ] as const)('a query parameter given more than once (%s): 400 saying so', async (path, why) => {
+    const a = await call('GET', path);
+    expect(a.status, JSON.stringify(a.body)).toBe(400);
+    expect(a.body).toEqual({ error: expect.stringMatching(why) });
+  });
+
   it('does nothing for a refused call: no operator made, no channel version recorded', async () => {
     expect((await call('POST', '/admin/operators', '{"name":"erin","role":"viewer","bogus":1}')).status).toBe(400);
     const operators = (await call('GET', '/admin/operators')).body as unknown as Array<{ name: string }>;

@@ -49,6 +49,7 @@ describe('the queues an operator sees', () => {
         reads += 1;
         return [backlog(sup, { depth: 3, headSeq: 3 })];
       },
+      queueState: async () => ({ headSeq: 3 }),
       archive: { attempts: async () => [] },
       logger: pino({ level: 'silent' }),
     });
@@ -60,6 +61,44 @@ describe('the queues an operator sees', () => {
       state = 'ok';
       expect((await app.inject({ method: 'GET', url: '/admin/queues' })).json()[0]).toMatchObject({ depth: 3, headSeq: 3 });
       expect(reads).toBe(1);
+    } finally {
+      await app.close();
+    }
+  });
+
+  // A black-box tester's resume of 9999999999/IF-999 was told "is not halted": as if the queue were healthy.
+  it('resume says why a queue was not resumed: 404 for a queue the store does not have, 409 with the state of one not halted', async () => {
+    const app = Fastify();
+    const resumed: string[] = [];
+    const halted = { recipientDipId: '1000000003', channel: 'IF-021' };
+    await app.register(queueRoutes, {
+      health: () => ({ state: 'ok' }),
+      notReady: () => null,
+      delivery: {
+        status: () => [idle(sup), idle(mds, { state: 'backoff', failures: 2 }), idle(halted, { state: 'halted' })],
+        resume: (q) => {
+          if (q.recipientDipId !== halted.recipientDipId) return false;
+          resumed.push(q.recipientDipId);
+          return true;
+        },
+      },
+      backlog: async () => [],
+      queueState: async (q) => ({ headSeq: q.recipientDipId === '9999999999' ? 0 : 4 }),
+      archive: { attempts: async () => [] },
+      logger: pino({ level: 'silent' }),
+    });
+    const resume = async (recipientDipId: string, channel: string) => {
+      const res = await app.inject({ method: 'POST', url: '/admin/queues/resume', payload: { recipientDipId, channel } });
+      return { status: res.statusCode, body: res.json<Record<string, unknown>>() };
+    };
+    try {
+      expect(await resume('9999999999', 'IF-999')).toEqual({ status: 404, body: { error: expect.stringMatching(/^no queue 9999999999\/IF-999: nothing was ever enqueued for recipient 9999999999 on channel IF-999 /) } });
+      expect(await resume(sup.recipientDipId, sup.channel)).toEqual({ status: 409, body: { error: `queue ${sup.recipientDipId}/${sup.channel} is idle, not halted: only a queue halted by a permanent storage error is resumed` } });
+      expect(await resume(mds.recipientDipId, mds.channel)).toEqual({ status: 409, body: { error: expect.stringMatching(/ is backing off from a failing recipient \(it retries by itself; GET \/admin\/attempts has the errors\), not halted/) } });
+      // In the store, but no worker here holds it: which node to ask.
+      expect(await resume('1000000004', 'IF-021')).toEqual({ status: 409, body: { error: expect.stringMatching(/^queue 1000000004\/IF-021 is not held by a delivery worker of this node .*resume it on the node whose GET \/admin\/queues shows it halted$/) } });
+      expect(await resume(halted.recipientDipId, halted.channel)).toEqual({ status: 200, body: { resumed: true } });
+      expect(resumed).toEqual([halted.recipientDipId]);
     } finally {
       await app.close();
     }

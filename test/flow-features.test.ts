@@ -382,7 +382,7 @@ describe('dead letters, return to sender and requeue after recovery (spec 5.5.8,
     expect((await call('GET', `/admin/dead-letters?recipient=${SUP}&channel=IF-021`)).body).toHaveLength(5);
     expect(supRx.calls).toHaveLength(0);
     const requeue = await call('POST', '/admin/dead-letters/requeue', { recipientDipId: SUP, channel: 'IF-021' });
-    expect(requeue).toEqual({ status: 200, body: { requeued: 5 } });
+    expect(requeue).toEqual({ status: 200, body: { requeued: 5, skipped: [] } });
     await waitFor(() => delivered(supRx).length >= 5 || events.length > 5, 5000, 'the requeued messages at SUP');
     expect(events.slice(5).map((e) => `${e.reason}: ${e.detail}`), 'requeued messages were dead-lettered again').toEqual([]);
     const got = delivered(supRx);
@@ -395,7 +395,28 @@ describe('dead letters, return to sender and requeue after recovery (spec 5.5.8,
     expect((await call('GET', `/admin/dead-letters?recipient=${SUP}`)).body).toEqual([]);
     expect((await call('GET', `/admin/dead-letters?recipient=${SUP}&state=requeued`)).body).toHaveLength(5);
     // Requeueing again finds nothing dead; no further dead letters or status messages were raised.
-    expect((await call('POST', '/admin/dead-letters/requeue', { recipientDipId: SUP, channel: 'IF-021' })).body).toEqual({ requeued: 0 });
+    expect((await call('POST', '/admin/dead-letters/requeue', { recipientDipId: SUP, channel: 'IF-021' })).body).toEqual({ requeued: 0, skipped: [] });
+    // Named positions that are not dead letters (any more) are each said, with why; nothing is done.
+    expect((await call('POST', '/admin/dead-letters/requeue', { recipientDipId: SUP, channel: 'IF-021', seqs: [999999, 1] })).body).toEqual({
+      requeued: 0,
+      skipped: [
+        { seq: 1, reason: 'already requeued' },
+        { seq: 999999, reason: 'no dead letter at this position' },
+      ],
+    });
+    expect((await call('POST', '/admin/dead-letters/discard', { recipientDipId: SUP, channel: 'IF-021', seqs: [2] })).body).toEqual({
+      discarded: 0,
+      skipped: [{ seq: 2, reason: 'requeued: it is back in the queue, not a dead letter to discard' }],
+    });
+    // A queue the store does not have (a mistyped DIP ID or channel) is 404 naming it, not "0 requeued".
+    for (const op of ['requeue', 'discard'] as const) {
+      for (const body of [{ recipientDipId: '9999999999', channel: 'IF-021', seqs: [1] }, { recipientDipId: SUP, channel: 'IF-999', seqs: [1] }]) {
+        const missing = await call('POST', `/admin/dead-letters/${op}`, body);
+        expect(missing.status, JSON.stringify(missing.body)).toBe(404);
+        expect(missing.body.error).toMatch(new RegExp(`^no queue ${body.recipientDipId}/${body.channel}: nothing was ever enqueued for recipient ${body.recipientDipId} on channel ${body.channel} `));
+      }
+    }
+    expect((await call('POST', '/admin/dead-letters/requeue', { recipientDipId: '9999999999', channel: 'IF-999' })).status).toBe(404);
     expect(events).toHaveLength(5);
     expect(delivered(statusRx)).toHaveLength(5);
   });
@@ -478,12 +499,12 @@ describe('a recipient that refuses a message synchronously (spec 5.5.13 D)', () 
     const dead = await call('GET', `/admin/dead-letters?recipient=${LDSO}&channel=IF-021`);
     expect(dead.body).toEqual([expect.objectContaining({ seq: 1, reason: 'rejected', status: 400, transactionId: toLdso!.transactionID, state: 'dead' })]);
     expect((await call('POST', '/admin/dead-letters/discard', { recipientDipId: LDSO, channel: 'IF-021' })).status).toBe(400); // seqs required
-    expect((await call('POST', '/admin/dead-letters/discard', { recipientDipId: LDSO, channel: 'IF-021', seqs: [1] })).body).toEqual({ discarded: 1 });
-    expect((await call('POST', '/admin/dead-letters/discard', { recipientDipId: LDSO, channel: 'IF-021', seqs: [1] })).body).toEqual({ discarded: 0 });
+    expect((await call('POST', '/admin/dead-letters/discard', { recipientDipId: LDSO, channel: 'IF-021', seqs: [1] })).body).toEqual({ discarded: 1, skipped: [] });
+    expect((await call('POST', '/admin/dead-letters/discard', { recipientDipId: LDSO, channel: 'IF-021', seqs: [1] })).body).toEqual({ discarded: 0, skipped: [{ seq: 1, reason: 'already discarded' }] });
     expect((await call('GET', `/admin/dead-letters?recipient=${LDSO}`)).body).toEqual([]);
     expect((await call('GET', `/admin/dead-letters?recipient=${LDSO}&state=discarded`)).body).toHaveLength(1);
     // A discarded letter cannot be requeued.
-    expect((await call('POST', '/admin/dead-letters/requeue', { recipientDipId: LDSO, channel: 'IF-021', seqs: [1] })).body).toEqual({ requeued: 0 });
+    expect((await call('POST', '/admin/dead-letters/requeue', { recipientDipId: LDSO, channel: 'IF-021', seqs: [1] })).body).toEqual({ requeued: 0, skipped: [{ seq: 1, reason: 'discarded: a discarded dead letter is not requeued' }] });
     expect((await call('GET', `/admin/dead-letters?recipient=${SUP}`)).body).toHaveLength(1);
   });
 });

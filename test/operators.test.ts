@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { login } from '../src/cli/admin-client.js';
 import { ENROLMENT_JUST_FINISHED } from '../src/pipeline/portal-accounts.js';
 import { totpCode } from '../src/security/portal-credentials.js';
+import { batch, message } from './contract/fixtures.js';
 import { startTestDip, type TestDip } from './helpers/dip-harness.js';
 import { adminApi } from './helpers/admin.js';
 import { ShiftableClock } from './helpers/clocks.js';
@@ -166,6 +167,9 @@ describe('operator accounts', () => {
     // Roles: a viewer reads, an operator runs the DIP, only an admin manages accounts and security.
     expect((await vera('GET', '/admin/dead-letters')).status).toBe(200);
     expect((await vera('POST', '/admin/dead-letters/requeue', { recipientDipId: '1000000001', channel: 'IF-021' })).status).toBe(403);
+    // A queue the store has (a requeue of one it has not is 404): a recipient that pulls, one message waiting.
+    await t.participant('1000000001', ['SUP']);
+    expect(await t.dip.backend.log.append(batch([message(['1000000001'])]))).toEqual({ ok: true });
     expect((await bob('POST', '/admin/dead-letters/requeue', { recipientDipId: '1000000001', channel: 'IF-021' })).status).toBe(200);
     expect((await bob('GET', '/admin/operators')).status).toBe(403);
     expect((await bob('POST', '/admin/keys/rotate')).status).toBe(403);

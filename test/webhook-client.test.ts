@@ -170,6 +170,20 @@ describe('UndiciWebhookTransport and recipients that misbehave', () => {
     }
   });
 
+  // OpenSSL's own words for it ("ERR_SSL_WRONG_VERSION_NUMBER: …ssl3_record.c:350") gave the operator no clue.
+  it('says, for an https:// callbackURL at a plain-http receiver, that the receiver does not speak TLS', async () => {
+    const t = new UndiciWebhookTransport({ destinations: devDestinations });
+    try {
+      const port = new URL(base).port;
+      const outcome = await t.post({ url: `https://127.0.0.1:${port}/hook?key=secret`, body: Buffer.from('[]'), headers: {}, timeoutMs: 5_000 });
+      expect(outcome.kind === 'failed' && outcome.error).toMatch(
+        new RegExp(`^ERR_SSL_[A-Z_]+: the receiver at 127\\.0\\.0\\.1:${port} does not speak TLS \\(an http:// server behind an https:// callbackURL\\?\\); retried until the message goes stale$`),
+      );
+    } finally {
+      await t.close();
+    }
+  });
+
   it('keeps a webhook that never answers from holding up another on the same host and port', async () => {
     const t = new UndiciWebhookTransport({ destinations: devDestinations });
     try {

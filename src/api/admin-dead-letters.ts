@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { Delivery } from '../pipeline/delivery.js';
 import type { DeadLetter, DeadLetters } from '../ports/dead-letters.js';
 import type { Logger } from '../ports/logger.js';
+import type { QueueRef } from '../ports/queue-ref.js';
 import { answers, epochMs, queueRef } from './admin-schemas.js';
 
 export interface DeadLetterRouteOptions {
@@ -47,6 +48,63 @@ const deadLetter = {
   },
 } as const;
 
+/**
+ * The refusal for a queue the store does not have: an operator who mistyped a DIP ID or channel is told
+ * so, rather than answered "0 requeued" as if the queue merely had no dead letters.
+ */
+export const noQueue = (queue: QueueRef): string =>
+  `no queue ${queue.recipientDipId}/${queue.channel}: nothing was ever enqueued for recipient ${queue.recipientDipId} on channel ${queue.channel} (check the DIP ID and the channel; GET /admin/queues and GET /admin/dead-letters list those that exist)`;
+
+/** A named position a requeue or discard left alone, and why. */
+export interface Skipped {
+  seq: number;
+  reason: string;
+}
+
+/** The answer of a requeue or discard: how many were acted on, and which named positions were not. */
+const acted = (count: 'requeued' | 'discarded', description: string) =>
+  ({
+    type: 'object',
+    required: [count, 'skipped'],
+    properties: {
+      [count]: { type: 'integer' },
+      skipped: {
+        type: 'array',
+        description: 'The positions named (or, without seqs, listed as dead) that were left alone, ascending, with why: no dead letter there, already requeued or discarded',
+        items: { type: 'object', required: ['seq', 'reason'], properties: { seq: { type: 'integer' }, reason: { type: 'string' } } },
+      },
+    },
+    description,
+  }) as const;
+
+/**
+ * Why each of `named` that the operation did not act on was left alone, read after it: what the store
+ * holds at that position now. Read after, not before, so that a position another operator's call took
+ * in between is reported in the state it took (it was not acted on by this call).
+ */
+async function notActedOn(deadLetters: DeadLetters, queue: QueueRef, named: readonly number[], done: readonly number[], operation: 'requeue' | 'discard'): Promise<Skipped[]> {
+  const doneSet = new Set(done);
+  const rest = [...new Set(named)].filter((seq) => !doneSet.has(seq)).sort((a, b) => a - b);
+  if (rest.length === 0) return [];
+  const found = new Map((await deadLetters.deadLetters({ ...queue, seqs: rest, limit: rest.length })).map((d) => [d.seq, d.state]));
+  return rest.map((seq) => ({ seq, reason: skipReason(found.get(seq), operation) }));
+}
+
+function skipReason(state: DeadLetter['state'] | undefined, operation: 'requeue' | 'discard'): string {
+  switch (state) {
+    case undefined:
+      return 'no dead letter at this position';
+    case 'requeued':
+      return operation === 'requeue' ? 'already requeued' : 'requeued: it is back in the queue, not a dead letter to discard';
+    case 'discarded':
+      return operation === 'discard' ? 'already discarded' : 'discarded: a discarded dead letter is not requeued';
+    case 'dead':
+      // Not expected (the operation takes every named dead letter still dead, under the queue's lock), but
+      // should it happen the operator is told it is still there to act on, not that it was missing.
+      return `still dead: not ${operation === 'requeue' ? 'requeued' : 'discarded'} by this call (another call held it); try again`;
+  }
+}
+
 /** The dead-letter queue: browse, requeue (to the tail of the queue, same transaction ID), discard. */
 export const deadLetterRoutes: FastifyPluginAsync<DeadLetterRouteOptions> = async (app, deps) => {
   const tags = ['Dead letters'];
@@ -79,18 +137,21 @@ export const deadLetterRoutes: FastifyPluginAsync<DeadLetterRouteOptions> = asyn
       schema: {
         tags,
         summary: 'Requeue dead letters at the tail of their queue (all of the queue without seqs)',
-        description: 'Without seqs every dead letter of the queue is requeued; a property the body does not list (a misspelt seqs) is refused with 400, never read as "all".',
+        description:
+          'Without seqs every dead letter of the queue is requeued; a property the body does not list (a misspelt seqs) is refused with 400, never read as "all". A named position that is not a dead letter in state dead is left alone and listed in skipped with why. 404: the store has no such queue.',
         body: queueBody,
-        response: answers({ 200: { type: 'object', required: ['requeued'], properties: { requeued: { type: 'integer' } }, description: 'How many were requeued' } }),
+        response: answers({ 200: acted('requeued', 'How many were requeued, and the named positions that were not') }, [404]),
       },
     },
-    async (req) => {
+    async (req, reply) => {
       const queue = { recipientDipId: req.body.recipientDipId, channel: req.body.channel };
       const seqs = req.body.seqs ?? (await deps.deadLetters.deadLetters({ ...queue, state: 'dead', limit: 100_000 })).map((d) => d.seq);
       const requeued = await deps.deadLetters.requeueDeadLetters(queue, seqs);
+      if (requeued === null) return reply.code(404).send({ error: noQueue(queue) });
       deps.delivery.notify([queue]);
-      deps.logger.info({ queue, requeued }, 'operator requeued dead letters');
-      return { requeued };
+      const skipped = await notActedOn(deps.deadLetters, queue, seqs, requeued, 'requeue');
+      deps.logger.info({ queue, requeued: requeued.length, skipped: skipped.length }, 'operator requeued dead letters');
+      return { requeued: requeued.length, skipped };
     },
   );
 
@@ -100,16 +161,19 @@ export const deadLetterRoutes: FastifyPluginAsync<DeadLetterRouteOptions> = asyn
       schema: {
         tags,
         summary: 'Discard dead letters (seqs required): they stay listed as discarded',
+        description: 'A named position that is not a dead letter in state dead is left alone and listed in skipped with why. 404: the store has no such queue.',
         body: queueBody,
-        response: answers({ 200: { type: 'object', required: ['discarded'], properties: { discarded: { type: 'integer' } }, description: 'How many were discarded' } }),
+        response: answers({ 200: acted('discarded', 'How many were discarded, and the named positions that were not') }, [404]),
       },
     },
     async (req, reply) => {
       if (!req.body.seqs) return reply.code(400).send({ error: 'seqs: name the dead letters to discard' });
       const queue = { recipientDipId: req.body.recipientDipId, channel: req.body.channel };
       const discarded = await deps.deadLetters.discardDeadLetters(queue, req.body.seqs);
-      deps.logger.info({ queue, discarded }, 'operator discarded dead letters');
-      return { discarded };
+      if (discarded === null) return reply.code(404).send({ error: noQueue(queue) });
+      const skipped = await notActedOn(deps.deadLetters, queue, req.body.seqs, discarded, 'discard');
+      deps.logger.info({ queue, discarded: discarded.length, skipped: skipped.length }, 'operator discarded dead letters');
+      return { discarded: discarded.length, skipped };
     },
   );
 };

@@ -137,7 +137,10 @@ export function registerOperatorAuth(app: FastifyInstance, deps: OperatorAuthDep
     if (status === 500) deps.logger.error({ err: error, url: req.url }, 'operator API request failed');
     let message = error.message;
     if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY') message = 'the body is not valid JSON (keys __proto__ and constructor.prototype are refused too)';
-    if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') message = `Content-Type '${String(req.headers['content-type'] ?? '')}' is not accepted: send application/json`;
+    if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      const type = req.headers['content-type'];
+      message = `${type ? `Content-Type '${type}'` : 'a body without a Content-Type'} is not accepted: send application/json`;
+    }
     return reply.code(status).send({ error: status === 500 ? 'internal error' : message });
   });
   app.addHook('onSend', async (_req, reply, payload) => {

@@ -6,8 +6,8 @@ import type { WorkerStatus } from '../pipeline/queue-worker.js';
 import type { Archive } from '../ports/archive.js';
 import type { BackendHealth } from '../ports/backend.js';
 import type { Logger } from '../ports/logger.js';
-import type { QueueRef } from '../ports/message-log.js';
-import { queueBody, type QueueBody } from './admin-dead-letters.js';
+import type { QueueRef, QueueState } from '../ports/message-log.js';
+import { noQueue, queueBody, type QueueBody } from './admin-dead-letters.js';
 import { answers, epochMs, queueRef } from './admin-schemas.js';
 
 export interface QueueRouteOptions {
@@ -20,6 +20,8 @@ export interface QueueRouteOptions {
    * reading as the dip_queue_depth and dip_queue_oldest_age_seconds metrics: queueDepths).
    */
   backlog(also: QueueRef[]): Promise<QueueBacklog[]>;
+  /** Where a queue stands in the store (headSeq 0: the store has no such queue), for resume's answer. */
+  queueState(queue: QueueRef): Promise<Pick<QueueState, 'headSeq'>>;
   /** The delivery processes (workers > 1), as GET /admin/health reports them; absent in one process. */
   processes?: () => ReadonlyArray<{ index: number; pid: number | null; state: string; restarts: number; startedAt: number | null }>;
   /** The ingest threads (ingestThreads > 0), as GET /admin/health reports them; absent without. */
@@ -162,6 +164,12 @@ const attempt = {
   },
 } as const;
 
+/** A worker's state as resume's 409 says it: what the operator can expect of the queue instead. */
+const NOT_HALTED: Readonly<Partial<Record<WorkerStatus['state'], string>>> = {
+  backoff: 'backing off from a failing recipient (it retries by itself; GET /admin/attempts has the errors)',
+  paused: 'paused while the store takes no writes (it resumes by itself when the store does)',
+};
+
 /**
  * Health of the store and of every queue this process delivers (paused: store full; halted: a permanent
  * storage error on that queue; backing off from a failing recipient), resuming a halted queue, and the
@@ -195,12 +203,29 @@ export const queueRoutes: FastifyPluginAsync<QueueRouteOptions> = async (app, de
   );
   app.post<{ Body: QueueBody }>(
     '/admin/queues/resume',
-    { schema: { tags, summary: 'Resume a queue halted by a permanent storage error (after repair)', body: queueBody, response: answers({ 200: { type: 'object', required: ['resumed'], properties: { resumed: { type: 'boolean', const: true } }, description: 'Resumed' } }, [409]) } },
+    {
+      schema: {
+        tags,
+        summary: 'Resume a queue halted by a permanent storage error (after repair)',
+        description: '404: the store has no such queue. 409: the queue is not halted (the answer says its state), or no delivery worker of this node holds it.',
+        body: queueBody,
+        response: answers({ 200: { type: 'object', required: ['resumed'], properties: { resumed: { type: 'boolean', const: true } }, description: 'Resumed' } }, [404, 409]),
+      },
+    },
     async (req, reply) => {
       const queue = { recipientDipId: req.body.recipientDipId, channel: req.body.channel };
-      if (!deps.delivery.resume(queue)) return reply.code(409).send({ error: `queue ${queue.recipientDipId}/${queue.channel} is not halted` });
-      deps.logger.info({ queue }, 'operator resumed a halted queue');
-      return { resumed: true as const };
+      if (deps.delivery.resume(queue)) {
+        deps.logger.info({ queue }, 'operator resumed a halted queue');
+        return { resumed: true as const };
+      }
+      // Not resumed: say why, so that a mistyped queue is not taken for a healthy one ("is not halted").
+      const name = `queue ${queue.recipientDipId}/${queue.channel}`;
+      const worker = deps.delivery.status().find((w) => w.queue.recipientDipId === queue.recipientDipId && w.queue.channel === queue.channel);
+      if (worker) return reply.code(409).send({ error: `${name} is ${NOT_HALTED[worker.state] ?? worker.state}, not halted: only a queue halted by a permanent storage error is resumed` });
+      if ((await deps.queueState(queue)).headSeq === 0) return reply.code(404).send({ error: noQueue(queue) });
+      return reply.code(409).send({
+        error: `${name} is not held by a delivery worker of this node (a recipient that pulls, a STATUS queue, or in a cluster another node's queue): resume it on the node whose GET /admin/queues shows it halted`,
+      });
     },
   );
 

@@ -102,11 +102,18 @@ function knownFields(schema: unknown): string[] {
  * The operator listener's validation refusal text: Fastify's own (`body must have required property 'x'`,
  * `params/mpan must match pattern …`), except that a property the schema does not take is named, with where
  * it is and the fields that are taken there: `body/settings must NOT have additional property
- * 'staleAfterMinute' (known fields: senderRoles, …)`. Ajv (verbose) gives each error its parentSchema.
+ * 'staleAfterMinute' (known fields: senderRoles, …)`; a query parameter given more than once is said so.
+ * Ajv (verbose) gives each error its parentSchema and the value refused (data).
  */
-export function describeOperatorInputErrors(errors: ReadonlyArray<FastifySchemaValidationError & { parentSchema?: unknown }>, dataVar: string): Error {
+export function describeOperatorInputErrors(errors: ReadonlyArray<FastifySchemaValidationError & { parentSchema?: unknown; data?: unknown }>, dataVar: string): Error {
   const text = errors.map((e) => {
     const at = `${dataVar}${e.instancePath}`;
+    // A query parameter given twice (?limit=1&limit=2) reaches the schema as an array of its values, which
+    // Ajv refused as "must be integer": say what happened instead. A parameter whose schema is an array
+    // is never refused so (its type is met), and one given once is a string.
+    if (dataVar === 'querystring' && e.keyword === 'type' && Array.isArray(e.data) && /^\/[^/]+$/.test(e.instancePath)) {
+      return `${at} is given ${e.data.length} times: give it once`;
+    }
     const name = e.params['additionalProperty'];
     if (e.keyword !== 'additionalProperties' || typeof name !== 'string') return `${at} ${e.message ?? 'is not valid'}`;
     const shown = name.length > MAX_NAME_SHOWN ? `${name.slice(0, MAX_NAME_SHOWN)}…` : name;

@@ -67,6 +67,8 @@ export interface AdminDeps {
   delivery: Pick<Delivery, 'notify' | 'status' | 'resume'>;
   /** Queues' backlogs read from the store (GET /admin/queues). */
   backlog: QueueRouteOptions['backlog'];
+  /** A queue's position in the store (POST /admin/queues/resume tells an unknown queue from one not halted). */
+  queueState: QueueRouteOptions['queueState'];
   /** The delivery processes (workers > 1), as GET /admin/health reports them; absent in one process. */
   processes?: QueueRouteOptions['processes'];
   /** The ingest threads (ingestThreads > 0), as GET /admin/health reports them; absent without. */
@@ -87,6 +89,10 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
   // First of all hooks: every call gets its ID and its record, whichever hook answers it.
   if (deps.activity) registerActivityLog(app, deps.activity, 'operator', (req) => (req.operator ? `operator:${req.operator.name}` : null), () => deps.now());
   recordOperations(app);
+  // Every operation here takes JSON. Fastify's built-in text/plain parser made a text/plain body a string,
+  // which then failed the schema as "body must be object" (a form body was 415 already): without it, any
+  // body that is not application/json is refused alike, 415 naming the type received and the one expected.
+  app.removeContentTypeParser('text/plain');
   // Refusals are {"error": "<what and why>"} (the error handler is in admin-operators.ts), unknown paths too.
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no such operation: ${req.method} ${req.url.split('?')[0] ?? ''}` }));
   const auth = {
@@ -111,6 +117,7 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
     notReady: () => deps.notReady?.() ?? null,
     delivery: deps.delivery,
     backlog: deps.backlog,
+    queueState: deps.queueState,
     ...(deps.processes ? { processes: deps.processes } : {}),
     ...(deps.ingestThreads ? { ingestThreads: deps.ingestThreads } : {}),
     archive: deps.archive,

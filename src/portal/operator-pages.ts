@@ -244,7 +244,11 @@ async function deadLetterAction(deps: PortalDeps, c: Ctx): Promise<FastifyReply>
   const answer = action === 'discard' ? await api(deps, c).POST('/admin/dead-letters/discard', { body }) : await api(deps, c).POST('/admin/dead-letters/requeue', { body });
   if (!answer.data) return deadLettersPage(deps, c, { kind: 'error', text: problemOf(answer.error) }, answer.response.status);
   deps.logger.info({ by: c.signed.account.username, queue: { recipientDipId, channel }, action, ...answer.data }, 'operator portal: dead letters');
-  const text = 'discarded' in answer.data ? `${answer.data.discarded} dead letter(s) discarded` : `${answer.data.requeued} dead letter(s) requeued at the tail of ${recipientDipId}'s ${channel} queue`;
+  const done = 'discarded' in answer.data ? `${answer.data.discarded} dead letter(s) discarded` : `${answer.data.requeued} dead letter(s) requeued at the tail of ${recipientDipId}'s ${channel} queue`;
+  // A position selected on a page that another operator acted on since is said, not silently left out of the count.
+  const skipped = answer.data.skipped.slice(0, 20).map((s) => `${s.seq} (${s.reason})`);
+  const more = answer.data.skipped.length > 20 ? `, and ${answer.data.skipped.length - 20} more` : '';
+  const text = skipped.length > 0 ? `${done}; left alone: ${skipped.join(', ')}${more}` : done;
   return deadLettersPage(deps, c, { kind: 'ok', text }, 200);
 }
 

@@ -21,13 +21,21 @@ export interface DeadLetterQuery {
   recipientDipId?: string;
   channel?: string;
   state?: DeadLetter['state'];
+  /** Only these positions (of the queue the other fields name). */
+  seqs?: number[];
   limit: number;
 }
 
 /** The dead-letter queue (recorded by MessageLog.settle): what the operator browses, requeues and discards. */
 export interface DeadLetters {
   deadLetters(query: DeadLetterQuery): Promise<DeadLetter[]>;
-  /** Re-appends dead letters (same message, same transaction ID) to the tail of their queue; returns how many. */
-  requeueDeadLetters(queue: QueueRef, seqs: number[]): Promise<number>;
-  discardDeadLetters(queue: QueueRef, seqs: number[]): Promise<number>;
+  /**
+   * Re-appends the named dead letters still in state `dead` (same message, same transaction ID) to the
+   * tail of their queue. Returns the positions requeued (ascending), or null when the store has no such
+   * queue (nothing was ever enqueued for that recipient on that channel): the operator API tells an
+   * unknown queue from positions that are not dead letters, and says which were not acted on.
+   */
+  requeueDeadLetters(queue: QueueRef, seqs: number[]): Promise<number[] | null>;
+  /** Marks the named dead letters still in state `dead` discarded; the positions discarded, or null as for requeue. */
+  discardDeadLetters(queue: QueueRef, seqs: number[]): Promise<number[] | null>;
 }

@@ -56,7 +56,7 @@ export function archiveContract(name: string, open: BackendFactory): void {
         deadLetters: [ea!, eb!].map((e) => ({ seq: e.seq, messageId: e.messageId, reason: 'rejected' as const, status: 400, detail: 'recipient answered 400' })),
       });
       // The operator's requeue appends second entries (positions 4 and 5) for the same two messages.
-      expect(await deadLetters.requeueDeadLetters(sup, [1, 2])).toBe(2);
+      expect(await deadLetters.requeueDeadLetters(sup, [1, 2])).toEqual([1, 2]);
       expect((await log.queueState(sup)).headSeq).toBe(5);
       const q = { recipientDipId: 'SUP0000001', channel: 'IF-021', limit: 100 };
       const found = (query: ArchiveQuery) => archive.findArchived(query).then((r) => r.map((m) => [m.seq, m.transactionId]));

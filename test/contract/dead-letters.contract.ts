@@ -23,9 +23,16 @@ export function deadLettersContract(name: string, open: BackendFactory): void {
         [1, 'rejected', 400, a.transactionId, 'SDS0000001'],
         [2, 'stale', null, b.transactionId, 'SDS0000001'],
       ]);
-      expect(await deadLetters.requeueDeadLetters(sup, [2, 99])).toBe(1);
-      expect(await deadLetters.requeueDeadLetters(sup, [2])).toBe(0); // already requeued
-      expect(await deadLetters.discardDeadLetters(sup, [1])).toBe(1);
+      expect(await deadLetters.requeueDeadLetters(sup, [2, 99])).toEqual([2]);
+      expect(await deadLetters.requeueDeadLetters(sup, [2])).toEqual([]); // already requeued
+      expect(await deadLetters.discardDeadLetters(sup, [1, 1, 99])).toEqual([1]);
+      expect(await deadLetters.discardDeadLetters(sup, [1])).toEqual([]); // already discarded
+      // A queue the store does not have is told apart from one without such dead letters (the operator API's 404).
+      const none = { recipientDipId: 'SUP0000009', channel: 'IF-021' };
+      expect(await deadLetters.requeueDeadLetters(none, [1])).toBeNull();
+      expect(await deadLetters.discardDeadLetters(none, [1])).toBeNull();
+      // Only the positions asked for (the operator API reads why it left a named position alone).
+      expect((await deadLetters.deadLetters({ recipientDipId: 'SUP0000001', channel: 'IF-021', seqs: [2, 99], limit: 10 })).map((d) => [d.seq, d.state])).toEqual([[2, 'requeued']]);
       expect((await log.readQueue(sup, 2, 10, 1 << 20)).map((e) => [e.seq, e.transactionId])).toEqual([[3, b.transactionId]]);
       expect((await deadLetters.deadLetters({ limit: 10 })).map((d) => d.state)).toEqual(['discarded', 'requeued']);
     });

@@ -86,6 +86,19 @@ const UNTRUSTED_HINT =
   " (the DIP does not trust the webhook receiver's TLS certificate: it trusts public certificate authorities and this environment's CA; in test and DEV environments `dip pki issue-server` issues one; retried until the message goes stale)";
 const ALTNAME_HINT = " (the webhook receiver's TLS certificate does not name the host of the callbackURL; retried until the message goes stale)";
 
+/**
+ * OpenSSL's verdict when what answers the TLS ClientHello is not TLS: most often a plain-http server at an
+ * https:// callbackURL (its "HTTP/1.1 400" read as a TLS record). OpenSSL's own text
+ * (`…:ssl3_get_record:wrong version number:…ssl3_record.c:350`) gives the person reading the attempt no
+ * clue, so it is replaced by what it means; the code is kept for a search.
+ */
+const NOT_TLS = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_HTTP_REQUEST']);
+const notTls = (url: string): string => {
+  const u = new URL(url);
+  // host:port only: the URL's path and query may carry a participant's secret (shownUrl's concern).
+  return `the receiver at ${u.hostname}:${u.port || '443'} does not speak TLS (an http:// server behind an https:// callbackURL?); retried until the message goes stale`;
+};
+
 type AgentOptions = WebhookClientOptions & { keepAliveTimeout?: number; keepAliveMaxTimeout?: number };
 
 /**
@@ -192,6 +205,7 @@ export class UndiciWebhookTransport implements WebhookTransport {
       };
     } catch (e) {
       const err = e as Error & { code?: string };
+      if (err.code !== undefined && NOT_TLS.has(err.code)) return { kind: 'failed', error: `${err.code}: ${notTls(call.url)}`, latencyMs: performance.now() - started };
       const hint = err.code !== undefined && UNTRUSTED_CERTIFICATE.has(err.code) ? UNTRUSTED_HINT : err.code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? ALTNAME_HINT : '';
       return { kind: 'failed', error: `${err.code ?? err.name}: ${err.message}${hint}`, latencyMs: performance.now() - started };
     }

@@ -16,6 +16,7 @@ export class PgDeadLetters implements DeadLetters {
     if (query.recipientDipId !== undefined) add('q.recipient_dip_id = ?', query.recipientDipId);
     if (query.channel !== undefined) add('q.channel = ?', query.channel);
     if (query.state !== undefined) add('d.state = ?', query.state);
+    if (query.seqs !== undefined) add('d.seq = ANY(?::bigint[])', query.seqs);
     args.push(query.limit);
     const rows = await this.d.query<Omit<DeadLetter, 'queue'> & { recipient: string; channel: string }>(
       `SELECT q.recipient_dip_id AS recipient, q.channel, d.seq, d.message_id AS "messageId", m.transaction_id AS "transactionId",
@@ -28,8 +29,8 @@ export class PgDeadLetters implements DeadLetters {
     return rows.map(({ recipient, channel, ...rest }) => ({ queue: { recipientDipId: recipient, channel }, ...rest }));
   }
 
-  async requeueDeadLetters(queue: QueueRef, seqs: number[]): Promise<number> {
-    if ((await this.d.queueId(queue)) === undefined) return 0;
+  async requeueDeadLetters(queue: QueueRef, seqs: number[]): Promise<number[] | null> {
+    if ((await this.d.queueId(queue)) === undefined) return null;
     return this.d.tx(async (c) => {
       const locked = await this.d.lockQueues(c, [queue]);
       const id = locked.values().next().value!.id;
@@ -43,16 +44,16 @@ export class PgDeadLetters implements DeadLetters {
       const now = this.d.options.clock.now();
       await insertEntries(c, locked, rows.map((r) => ({ queue, messageId: r.messageId, enqueuedAt: now })));
       await this.d.saveHeads(c, locked);
-      return rows.length;
+      return rows.map((r) => r.seq);
     });
   }
 
-  async discardDeadLetters(queue: QueueRef, seqs: number[]): Promise<number> {
+  async discardDeadLetters(queue: QueueRef, seqs: number[]): Promise<number[] | null> {
     const id = await this.d.queueId(queue);
-    if (id === undefined) return 0;
+    if (id === undefined) return null;
     return this.d.tx(async (c) => {
-      const r = await c.query("UPDATE dead_letters SET state = 'discarded' WHERE queue_id = $1 AND seq = ANY($2::bigint[]) AND state = 'dead'", [id, seqs]);
-      return r.rowCount ?? 0;
+      const r = await c.query<{ seq: number }>("UPDATE dead_letters SET state = 'discarded' WHERE queue_id = $1 AND seq = ANY($2::bigint[]) AND state = 'dead' RETURNING seq", [id, seqs]);
+      return r.rows.map((row) => Number(row.seq)).sort((a, b) => a - b);
     });
   }
 }

@@ -31,6 +31,11 @@ export class SqliteDeadLetters implements DeadLetters {
       where.push('d.state = ?');
       args.push(query.state);
     }
+    if (query.seqs !== undefined) {
+      // One parameter however many positions (SQLite caps a statement's parameters).
+      where.push('d.seq IN (SELECT value FROM json_each(?))');
+      args.push(JSON.stringify(query.seqs));
+    }
     args.push(query.limit);
     const rows = this.d.db
       .prepare<unknown[], Omit<DeadLetter, 'queue'> & { recipient: string; channel: string }>(
@@ -44,31 +49,31 @@ export class SqliteDeadLetters implements DeadLetters {
     return rows.map(({ recipient, channel, ...rest }) => ({ queue: { recipientDipId: recipient, channel }, ...rest }));
   }
 
-  async requeueDeadLetters(queue: QueueRef, seqs: number[]): Promise<number> {
+  async requeueDeadLetters(queue: QueueRef, seqs: number[]): Promise<number[] | null> {
     return this.d.write(() => {
       const q = this.d.queueRow(queue.recipientDipId, queue.channel, false);
-      if (!q) return 0;
+      if (!q) return null;
       const heads = new Map<string, PendingHead>();
       const now = this.d.options.clock.now();
-      let n = 0;
+      const requeued: number[] = [];
       for (const seq of [...seqs].sort((a, b) => a - b)) {
         const dead = this.s.deadLetterMessage.get(q.id, seq);
         if (!dead) continue;
         const next = this.d.nextSeq(heads, queue.recipientDipId, queue.channel);
         this.s.insertRequeuedEntry.run(next.id, next.head, dead.messageId, now);
         this.s.setState.run('requeued', q.id, seq);
-        n += 1;
+        requeued.push(seq);
       }
       this.d.publishHeads(heads);
-      return n;
+      return requeued;
     });
   }
 
-  discardDeadLetters(queue: QueueRef, seqs: number[]): Promise<number> {
+  discardDeadLetters(queue: QueueRef, seqs: number[]): Promise<number[] | null> {
     return this.d.write(() => {
       const q = this.d.queueRow(queue.recipientDipId, queue.channel, false);
-      if (!q) return 0;
-      return seqs.reduce((n, seq) => n + this.s.setState.run('discarded', q.id, seq).changes, 0);
+      if (!q) return null;
+      return [...new Set(seqs)].sort((a, b) => a - b).filter((seq) => this.s.setState.run('discarded', q.id, seq).changes > 0);
     });
   }
 }

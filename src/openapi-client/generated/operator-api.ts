@@ -1665,7 +1665,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Discard dead letters (seqs required): they stay listed as discarded */
+        /**
+         * Discard dead letters (seqs required): they stay listed as discarded
+         * @description A named position that is not a dead letter in state dead is left alone and listed in skipped with why. 404: the store has no such queue.
+         */
         post: {
             parameters: {
                 query?: never;
@@ -1684,7 +1687,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description How many were discarded */
+                /** @description How many were discarded, and the named positions that were not */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -1692,6 +1695,11 @@ export interface paths {
                     content: {
                         "application/json": {
                             discarded: number;
+                            /** @description The positions named (or, without seqs, listed as dead) that were left alone, ascending, with why: no dead letter there, already requeued or discarded */
+                            skipped: {
+                                reason: string;
+                                seq: number;
+                            }[];
                         };
                     };
                 };
@@ -1715,6 +1723,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No such resource */
+                404: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1759,7 +1776,7 @@ export interface paths {
         put?: never;
         /**
          * Requeue dead letters at the tail of their queue (all of the queue without seqs)
-         * @description Without seqs every dead letter of the queue is requeued; a property the body does not list (a misspelt seqs) is refused with 400, never read as "all".
+         * @description Without seqs every dead letter of the queue is requeued; a property the body does not list (a misspelt seqs) is refused with 400, never read as "all". A named position that is not a dead letter in state dead is left alone and listed in skipped with why. 404: the store has no such queue.
          */
         post: {
             parameters: {
@@ -1779,7 +1796,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description How many were requeued */
+                /** @description How many were requeued, and the named positions that were not */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -1787,6 +1804,11 @@ export interface paths {
                     content: {
                         "application/json": {
                             requeued: number;
+                            /** @description The positions named (or, without seqs, listed as dead) that were left alone, ascending, with why: no dead letter there, already requeued or discarded */
+                            skipped: {
+                                reason: string;
+                                seq: number;
+                            }[];
                         };
                     };
                 };
@@ -1810,6 +1832,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No such resource */
+                404: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4577,7 +4608,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Resume a queue halted by a permanent storage error (after repair) */
+        /**
+         * Resume a queue halted by a permanent storage error (after repair)
+         * @description 404: the store has no such queue. 409: the queue is not halted (the answer says its state), or no delivery worker of this node holds it.
+         */
         post: {
             parameters: {
                 query?: never;
@@ -4628,6 +4662,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No such resource */
+                404: {
                     headers: {
                         [name: string]: unknown;
                     };
