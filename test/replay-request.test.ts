@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replayWindow, type MessageRequestBody } from '../src/api/schemas.js';
 import { formDateTime, parseDipDateTime } from '../src/domain/time.js';
 import { buildIF021 } from '../src/sim/messages.js';
+import { ShiftableClock } from './helpers/clocks.js';
 import { startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
 type Json = Record<string, any>;
@@ -19,16 +20,18 @@ describe('the replay window', () => {
   let t: TestDip;
   let sds: TestParticipant;
   let sup: TestParticipant;
+  const clock = new ShiftableClock();
   beforeAll(async () => {
-    t = await startTestDip();
+    t = await startTestDip({}, undefined, { clock });
     sds = await t.participant('2000000001', ['SDS']);
     sup = await t.participant('1000000001', ['SUP']);
   });
   afterAll(async () => t?.close());
 
   it('ends with the whole second datetimeTo names: from = to = a transactionTimestamp replays that message', async () => {
-    // Received well inside a second, so its receipt (ms) is after the second its timestamp names.
-    while (Date.now() % 1000 < 200 || Date.now() % 1000 > 600) await new Promise((r) => setTimeout(r, 20));
+    // Received well inside a second (the DIP's clock moved to half past one), so its receipt (ms) is after
+    // the second its timestamp names.
+    clock.jump((1500 - (clock.now() % 1000)) % 1000);
     const sent = await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: 'window' })]);
     expect(sent.status).toBe(201);
     const id = sent.body.messageArray[0]!.transactionID!;
