@@ -1,3 +1,4 @@
+import { queueKey } from '../ports/queue-ref.js';
 import type { FastifyPluginAsync } from 'fastify';
 import { shownUrl } from '../domain/url-secrets.js';
 import type { Delivery } from '../pipeline/delivery.js';
@@ -71,7 +72,6 @@ const queueView = {
   },
 } as const;
 
-const queueKey = (q: QueueRef): string => `${q.recipientDipId}\u0000${q.channel}`;
 
 /**
  * Every worker's status with its queue's backlog, then the queues holding messages that no worker here

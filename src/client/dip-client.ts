@@ -1,3 +1,4 @@
+import { CONTINUATION_HEADER } from '../security/continuation-token.js';
 import { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
 import { requestedUrl } from '../domain/callback-url.js';
@@ -40,7 +41,7 @@ function messageRequest(f: ReplayFilter): object {
 }
 
 /** The header a 206 replay answer names the next page in, and the next request sends back (README "Replay and requeue at scale"). */
-export const CONTINUATION_HEADER = 'x-continuation-token';
+export { CONTINUATION_HEADER };
 
 /** One page of a replay, as replayPages() yields it. */
 export interface ReplayPage {

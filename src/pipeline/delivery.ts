@@ -1,3 +1,4 @@
+import { queueKey as key } from '../ports/queue-ref.js';
 import type { Backend, BackendHealth } from '../ports/backend.js';
 import type { Cancel } from '../ports/clock.js';
 import type { QueueLeases } from '../ports/leases.js';
@@ -19,7 +20,6 @@ export interface DeliveryDeps extends WorkerDeps {
   share?: DeliveryShare;
 }
 
-const key = (q: QueueRef): string => `${q.recipientDipId}\u0000${q.channel}`;
 
 /** The queues a batch lands in: one per recipient and channel of its messages (a status batch: the senders' status queues). */
 export function queuesOf(batch: AcceptedBatch): QueueRef[] {

@@ -1,3 +1,4 @@
+import { queueKey } from '../ports/queue-ref.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { DeliveryAttempt } from '../ports/archive.js';
 import type { BackendHealth, CommitGroup } from '../ports/backend.js';
@@ -22,7 +23,6 @@ export interface QueueBacklog extends QueueDepth {
   oldestReceivedAt: number | null;
 }
 
-const queueKey = (q: QueueRef): string => `${q.recipientDipId}\u0000${q.channel}`;
 
 /**
  * Reads every pending queue's depth and the age of its oldest undelivered entry from the message log

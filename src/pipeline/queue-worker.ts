@@ -1,3 +1,4 @@
+import { queueKey } from '../ports/queue-ref.js';
 import { newAttemptId, type RandomBytes } from '../domain/attempt-id.js';
 import { requestedUrl } from '../domain/callback-url.js';
 import { answerCode, refusedInMultiStatus, type AnswerEntry } from '../domain/recipient-answer.js';
@@ -189,7 +190,7 @@ export class QueueWorker {
     readonly queue: QueueRef,
     private readonly deps: WorkerDeps,
   ) {
-    this.key = `${queue.recipientDipId}\u0000${queue.channel}`;
+    this.key = queueKey(queue);
   }
 
   get state(): WorkerState {

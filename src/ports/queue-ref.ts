@@ -3,3 +3,6 @@ export interface QueueRef {
   recipientDipId: string;
   channel: string;
 }
+
+/** A queue as a map key: the NUL cannot occur in a DIP ID or a channel ID. */
+export const queueKey = (q: QueueRef): string => `${q.recipientDipId}\u0000${q.channel}`;

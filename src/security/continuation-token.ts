@@ -3,6 +3,9 @@ import type { QueueRef } from '../ports/queue-ref.js';
 import type { ReplayFilter } from '../ports/requeue-jobs.js';
 import { keyFromFile } from './portal-session.js';
 
+/** The header a 206 replay answer carries its token in, and the next page's request sends it back in (lower case, as Node reads headers). */
+export const CONTINUATION_HEADER = 'x-continuation-token';
+
 /** The published `ContinuationToken` header's syntax (`type: string, format: uuid`), any case (RFC 9562 4). */
 export const UUID_SYNTAX = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

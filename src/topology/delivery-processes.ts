@@ -9,7 +9,8 @@ import type { Backend, BackendHealth } from '../ports/backend.js';
 import type { Logger } from '../ports/logger.js';
 import type { QueueRef, Settlement } from '../ports/message-log.js';
 import { MainProcessLeases } from './leases.js';
-import { ownerOf, processName, queueKey, toWire, type Call, type FromWorker, type ToWorker } from './protocol.js';
+import { queueKey } from '../ports/queue-ref.js';
+import { ownerOf, processName, toWire, type Call, type FromWorker, type ToWorker } from './protocol.js';
 import { pushSharedChanges, type SharedState } from './shared-state.js';
 
 /** What the API, the portals and the alarms ask of delivery, whichever processes run it. */

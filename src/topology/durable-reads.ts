@@ -1,6 +1,6 @@
+import { queueKey as key } from '../ports/queue-ref.js';
 import type { MessageLog, QueueEntry, QueueRef, Settlement } from '../ports/message-log.js';
 
-const key = (q: QueueRef): string => `${q.recipientDipId}\u0000${q.channel}`;
 
 /** What a delivery process asks of the main process (src/topology/delivery-process.ts sends it over IPC). */
 export interface WriterCalls {

@@ -1,3 +1,4 @@
+import { queueKey } from '../ports/queue-ref.js';
 import type { DipConfig } from '../config.js';
 import type { DeliveryAttempt } from '../ports/archive.js';
 import type { BackendHealth } from '../ports/backend.js';
@@ -66,7 +67,6 @@ export function fromWire(e: WireError): Error {
 /** How logs and metrics name delivery process `index` (0-based): delivery-1, delivery-2, … (the main process is `main`). */
 export const processName = (index: number): string => `delivery-${index + 1}`;
 
-export const queueKey = (q: QueueRef): string => `${q.recipientDipId}\u0000${q.channel}`;
 
 /** Which delivery process (0 … count-1) works a queue: a stable hash of recipient and channel (FNV-1a). */
 export function ownerOf(q: QueueRef, count: number): number {

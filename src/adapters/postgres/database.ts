@@ -1,3 +1,4 @@
+import { queueKey } from '../../ports/queue-ref.js';
 import type pg from 'pg';
 import { IDLE_IN_TRANSACTION_MS, LOCK_TIMEOUT_MS, openPool, withConnection } from './pool.js';
 import type { BackendHealth, CommitGroup, ValueSealer } from '../../ports/backend.js';
@@ -27,7 +28,6 @@ export interface PostgresOptions {
 const PLAIN: ValueSealer = { seal: (plain) => plain, open: (sealed) => sealed, index: (value) => value };
 
 
-export const queueKey = (q: QueueRef): string => `${q.recipientDipId}\u0000${q.channel}`;
 
 export interface LockedQueue {
   id: number;

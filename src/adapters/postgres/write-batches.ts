@@ -1,7 +1,8 @@
 import type pg from 'pg';
 import type { AcceptedBatch, QueueRef } from '../../ports/message-log.js';
 import { sealRawRequest } from '../../security/seal-batch.js';
-import { queueKey, storedForm, type LockedQueue, type PgDatabase } from './database.js';
+import { queueKey } from '../../ports/queue-ref.js';
+import { storedForm, type LockedQueue, type PgDatabase } from './database.js';
 import { dayOf, idFor } from './partitions.js';
 
 /** One message row as inserted (new messages, and replay copies of archived ones). */

@@ -1,3 +1,4 @@
+import { CONTINUATION_HEADER } from '../../security/continuation-token.js';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { JsonSchema } from '../../catalogue/types.js';
 import { MSG } from '../../domain/response-codes.js';
@@ -9,9 +10,6 @@ import { sendStandard } from '../request.js';
 import { answers, channelRecipientParams, egressArray, GUARDED, noBody, preSerialised, signatureHeaders } from '../route-schemas.js';
 
 type Route = { Params: { id: string; recipientId: string }; Body: MessageRequestBody };
-
-/** OpenDIP extension: a replay larger than one page answers 206 with this header; send it back for the next page. */
-export const CONTINUATION_HEADER = 'x-continuation-token';
 
 /**
  * POST /dip-channel/{id}/replay|requeue/{recipient-id}: re-issue archived messages to their recipient.
