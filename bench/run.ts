@@ -513,6 +513,11 @@ interface LoadResult extends LatencyStats {
   diskCommitsPerSecond: number;
   /** DIP CPU time (all threads) per accepted message, its four deliveries included. */
   dipCpuUsPerMessage: number;
+  /**
+   * p90 in→delivered of the messages sent in each second of the level, in order: shows whether a level's
+   * p90 is its steady state or a few slow seconds (the first seconds after a DIP starts, a checkpoint).
+   */
+  p90BySecond: number[];
   cpu: CpuUse;
   errors: string[];
 }
@@ -594,6 +599,10 @@ async function offer(f: Fixture, ctx: FanoutCtx, rate: number, durationMs: numbe
   await ctx.receivers.waitFor(phase, (p) => p.delivered.length > 0 && p.delivered.every((d) => d >= accepted), SETTLE_MS);
   const recv = await ctx.receivers.collect(phase);
   const stats = latencyStats(run, recv, () => true, [0, 1, 2, 3]);
+  const p90BySecond: number[] = [];
+  for (let lo = t0; lo < end; lo += 1000) {
+    p90BySecond.push(latencyStats(run, recv, (i) => run.postStart[i]! >= lo && run.postStart[i]! < lo + 1000, [0, 1, 2, 3]).p90);
+  }
   // Rates over the steady part of the window: from a short ramp-in until the window's (or the cut's) end.
   const from = t0 + Math.min(1000, (end - t0) / 4);
   const seconds = (end - from) / 1000;
@@ -639,6 +648,7 @@ async function offer(f: Fixture, ctx: FanoutCtx, rate: number, durationMs: numbe
     resets: run.resets,
     diskCommitsPerSecond,
     dipCpuUsPerMessage: round((cpu.dipCores * 1e6) / Math.max(1, acceptedPerSecond), 0),
+    p90BySecond,
     cpu,
     errors: run.errors,
   };
@@ -673,6 +683,7 @@ async function latencyBench(f: Fixture): Promise<LoadResult[]> {
     log(`latency: ${rate} msg/s offered for ${S.latencyMs / 1000} s, open loop, 4 recipients`);
     const r = await offerLevel(f, ctx, rate, S.latencyMs);
     out.push(r);
+    log(`  p90 ms by second: ${r.p90BySecond.join(', ')}`);
     emit('latency', r as unknown as Record<string, unknown>, table(loadHeaders, [loadRow(r)]));
   }
   return out;
