@@ -489,7 +489,7 @@ program
   .requiredOption('--channel <id>', 'e.g. IF-021')
   .option('--from <datetime>', 'start, e.g. 2026-11-23T00:00:00+00:00 (default: 24 h ago)')
   .option('--to <datetime>', 'end, inclusive of the whole second it names (default: now)')
-  .option('--event-code <code>', 'e.g. ActivePower')
+  .option('--event-code <code>', 'e.g. ActivePower or [ActivePower] (any case)')
   .option('--mpan <mpan>', '13-digit MPAN core')
   .option('--transaction-id <id>', 'repeatable', collect, [])
   .option('--continue <token>', 'resume an interrupted replay from this X-Continuation-Token (with the same --from, --to and filters)')
