@@ -28,7 +28,7 @@ const rebound: LookupFunction = ((_hostname: string, options: { all?: boolean },
 /** The destination rules do not depend on the signature: these cases sign nothing. */
 const unsigned: OutboundSigner = { sign: () => Promise.resolve({}) };
 
-const notice: AlarmNotice = { kind: 'raised', condition: { key: 'dead-letter:x', rule: 'dead-letter', participant: null, summary: 'a dead letter', since: 0 }, at: 0 };
+const notice: AlarmNotice = { kind: 'raised', condition: { key: 'dead-letter:x', rule: 'dead-letter', participant: null, summary: 'a dead letter', since: 0 }, at: 0, asOf: 0 };
 
 describe('alarm webhooks and internal networks', () => {
   let server: Server;
