@@ -30,6 +30,7 @@ import { registerLifecycleCommands } from './lifecycle-commands.js';
 import { registerAuditCommands } from './audit.js';
 import { LOAD_HEADER, readLoadFile } from './mpan-load.js';
 import { openProfile, PROFILE_FILES } from './profile.js';
+import { listenOutput } from './listen-output.js';
 import { writeReplay } from './replay-output.js';
 import { startTopology } from './cluster/topology.js';
 import type { Readable } from 'node:stream';
@@ -450,7 +451,7 @@ program
 
 program
   .command('listen')
-  .description("a webhook receiver: verifies the DIP's signature, prints each call, answers 200")
+.description("a webhook receiver: verifies the DIP's signature, prints each call (messages, alarm and maintenance notices), answers 200")
   .option('--port <n>', 'port', positiveInt, 9000)
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--tls-key <file>', 'serve HTTPS with this key')
@@ -467,16 +468,9 @@ program
       tls: o.tlsKey && o.tlsCert ? { key: readFileSync(o.tlsKey, 'utf8'), cert: readFileSync(o.tlsCert, 'utf8') } : undefined,
       trustedCas: [ca],
       respond: (call) => o.answer ?? (call.signature.ok ? 200 : 401),
+      // Deliveries and, on an alarm subscription's webhookUrl, the DIP's alarm and maintenance notices.
       onCall: (call) => {
-        for (const [i, m] of call.messages.entries()) {
-          const d0 = (m as { payload?: { CommonBlock?: { D0?: { transactionID?: string } } } }).payload?.CommonBlock?.D0;
-          const id = d0?.transactionID ?? '?';
-          const seq = call.firstSeq === null ? '?' : call.firstSeq + i;
-          // A recipient acts once per transaction ID: a redelivery after a crash repeats the same ID and seq.
-          const duplicate = seen.has(id);
-          seen.add(id);
-          print({ seq, signature: call.signature.ok ? 'verified' : call.signature, duplicate, message: m });
-        }
+        for (const line of listenOutput(call, seen)) print(line);
       },
     });
     process.stderr.write(`listening on ${receiver.url} (register it with: dip webhook set --url ${receiver.url})\n`);
