@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replayWindow, type MessageRequestBody } from '../src/api/schemas.js';
+import type { Channel } from '../src/pipeline/channels.js';
+import { archivedEventCode } from '../src/pipeline/replay.js';
+import { TEST_EVENT_CODE } from '../src/pipeline/test-message.js';
 import { formDateTime, parseDipDateTime } from '../src/domain/time.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { ShiftableClock } from './helpers/clocks.js';
@@ -93,6 +96,18 @@ describe('the replay window', () => {
     expect(answer.body.messageArray[0]!.message).toBe('MSG1001 - Schema Failure');
     expect(answer.body.messageArray[0]!.help).toMatch(/x-continuation-token continues a replay/);
     expect((await t.dip.backend.log.queueState(queue)).headSeq).toBe(before); // nothing was requeued
+  });
+});
+
+describe('archivedEventCode: the event code a filter names, as the archive holds it', () => {
+  const channel = { definition: { eventCodes: ['ActivePower', 'ReactivePower'] } } as unknown as Channel;
+  it("is the channel's code, bracketed as on the wire, whatever the filter's brackets and case; the test message's stays bare", () => {
+    for (const given of ['ActivePower', '[ActivePower]', 'activepower', '[ACTIVEPOWER]']) expect(archivedEventCode(given, channel), given).toBe('[ActivePower]');
+    expect(archivedEventCode('[reactivePOWER]', channel)).toBe('[ReactivePower]');
+    // Not the channel's: bracketed as given (matches exactly what carries it, nothing else).
+    expect(archivedEventCode('Unheard', channel)).toBe('[Unheard]');
+    // "Send a test message" stores its code bare: found however it is written.
+    for (const given of ['OpenDIPTest', 'opendiptest', '[OpenDIPTest]']) expect(archivedEventCode(given, channel), given).toBe(TEST_EVENT_CODE);
   });
 });
 
