@@ -133,6 +133,34 @@ describe('the queues an operator sees', () => {
     }
   });
 
+  // A probe found GET /admin/queues (and every metrics scrape and alarm pass) asking the store twice for
+  // each queue holding messages: its positions, then its oldest entry (read whole, and decrypted, for
+  // its receipt time). One reading per queue gives all three, from one consistent view of the queue.
+  it.each(backends)('queueDepths (%s) asks the store once per queue, not once for its positions and again for its oldest message', async (_name, open) => {
+    const backend = await open();
+    try {
+      expect(await backend.log.append(batch([message([sup.recipientDipId]), message([sup.recipientDipId, mds.recipientDipId])]))).toEqual({ ok: true });
+      const calls: string[] = [];
+      const counted = new Proxy(backend.log, {
+        get(target, key, receiver) {
+          const value = Reflect.get(target, key, receiver) as unknown;
+          if (typeof value !== 'function') return value;
+          return (...args: unknown[]) => {
+            calls.push(String(key));
+            return (value as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        },
+      });
+      const read = await queueDepths(counted, Date.now(), [sup, mds]);
+      expect(read.map((b) => [b.queue.recipientDipId, b.depth]).sort()).toEqual([[mds.recipientDipId, 1], [sup.recipientDipId, 2]]);
+      expect(read.every((b) => typeof b.oldestReceivedAt === 'number')).toBe(true);
+      // The list of pending queues, then one reading per queue.
+      expect(calls).toEqual(['pendingQueues', 'queueBacklog', 'queueBacklog']);
+    } finally {
+      await backend.close();
+    }
+  });
+
   describe('over the operator API', () => {
     let t: TestDip;
     let sds: TestParticipant;

@@ -13,7 +13,9 @@ import { buildConnector, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { destinationCheckedAgent } from '../src/adapters/http/webhook-client.js';
 import { SmtpAlarmChannel } from '../src/adapters/mail/alarm-channel.js';
-import type { AlarmNotice } from '../src/ports/alarms.js';
+import { listenOutput } from '../src/cli/listen-output.js';
+import { startWebhookReceiver, type ReceivedCall } from '../src/client/webhook-receiver.js';
+import type { AlarmNotice, MaintenanceEvent } from '../src/ports/alarms.js';
 import type { OutboundSigner } from '../src/ports/webhook.js';
 import { createCertificateAuthority, issueSigningCertificate } from '../src/security/pki.js';
 import { Signer, verifyChain, verifyDipSignature } from '../src/security/signature.js';
@@ -28,7 +30,7 @@ const rebound: LookupFunction = ((_hostname: string, options: { all?: boolean },
 /** The destination rules do not depend on the signature: these cases sign nothing. */
 const unsigned: OutboundSigner = { sign: () => Promise.resolve({}) };
 
-const notice: AlarmNotice = { kind: 'raised', condition: { key: 'dead-letter:x', rule: 'dead-letter', participant: null, summary: 'a dead letter', since: 0 }, at: 0 };
+const notice: AlarmNotice = { kind: 'raised', condition: { key: 'dead-letter:x', rule: 'dead-letter', participant: null, summary: 'a dead letter', since: 0 }, at: 0, asOf: 0 };
 
 describe('alarm webhooks and internal networks', () => {
   let server: Server;
@@ -90,6 +92,50 @@ describe('alarm webhooks and internal networks', () => {
       expect(verified.ok && verifyChain(verified.certificate.pem, [ca.certPem])).toBe(true);
     } finally {
       await channel.close();
+    }
+  });
+
+  // A probe's subscriber, with a receiver built with `dip listen`, had every notice refused (400: the
+  // receiver took only arrays of messages), so alarms and maintenance notices never reached it.
+  it('the receiver `dip listen` runs takes each notice (alarm, maintenance), verifies its signature, and prints it; a forged one is refused', async () => {
+    const ca = await createCertificateAuthority({ commonName: 'test CA', environment: 'TEST', validDays: 2 });
+    const signing = await issueSigningCertificate(ca, { commonName: 'the DIP', validDays: 2 });
+    const signer = new Signer(signing.keyPem, signing.certPem);
+    const channel = new SmtpAlarmChannel(null, new WebhookDestinations({ enforce: false, lookup: rebound }), { sign: async (method, url, body) => ({ ...(await signer.sign(method, url, body)) }) });
+    const taken: ReceivedCall[] = [];
+    // As `dip listen` starts it, bar the port: no `respond`, so the receiver's own answer is what is tested.
+    const receiver = await startWebhookReceiver({ trustedCas: [ca.certPem], onCall: (c) => taken.push(c) });
+    const maintenance: MaintenanceEvent = {
+      type: 'maintenance',
+      kind: 'published',
+      notice: { id: 'MN-1', version: 1, start: '2026-12-05T02:00:00.000Z', end: '2026-12-05T03:00:00.000Z', text: 'Database upgrade', scope: 'dip', channels: [], state: 'published', publishedAt: '2026-12-03T10:00:00.000Z', changedAt: '2026-12-03T10:00:00.000Z' },
+      at: 1,
+    };
+    try {
+      await channel.webhook(`${receiver.url}alarms`, notice);
+      await channel.webhook(`${receiver.url}alarms`, maintenance);
+      expect(taken.map((c) => [c.signature.ok, c.messages, c.notice])).toEqual([
+        [true, [], { type: 'alarm', kind: 'raised', body: notice }],
+        [true, [], { type: 'maintenance', kind: 'published', body: maintenance }],
+      ]);
+      // What `dip listen` prints of each: the notice and that its signature was verified.
+      expect(taken.flatMap((c) => listenOutput(c, new Set()))).toEqual([
+        { notice: 'alarm raised', signature: 'verified', body: notice },
+        { notice: 'maintenance published', signature: 'verified', body: maintenance },
+      ]);
+      // Anyone who learns the URL could post a RESOLVED notice to hide a live alarm: unsigned, refused.
+      const forged = await request(`${receiver.url}alarms`, { method: 'POST', body: JSON.stringify({ ...notice, kind: 'resolved' }), headers: { 'content-type': 'application/json' } });
+      expect(forged.statusCode).toBe(401);
+      await forged.body.dump();
+      // A signed body that is neither messages nor a notice is still a 400.
+      const body = Buffer.from(JSON.stringify({ hello: 'world' }));
+      const odd = await request(`${receiver.url}alarms`, { method: 'POST', body, headers: { 'content-type': 'application/json', ...(await signer.sign('POST', `${receiver.url}alarms`, body)) } });
+      expect(odd.statusCode).toBe(400);
+      await odd.body.dump();
+      expect(taken).toHaveLength(2);
+    } finally {
+      await channel.close();
+      await receiver.close();
     }
   });
 

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { queueAlarms, webhookFailingAlarms } from '../src/pipeline/alarm-sources.js';
+import { deadLetterAlarms, queueAlarms, webhookFailingAlarms } from '../src/pipeline/alarm-sources.js';
+import type { DeadLetter } from '../src/ports/dead-letters.js';
 import { Alarms } from '../src/pipeline/alarms.js';
 import { queueDepths } from '../src/pipeline/metrics.js';
 import { QueueWorker } from '../src/pipeline/queue-worker.js';
@@ -132,6 +133,7 @@ describe('webhook-failing and queue-age while a dead webhook\'s messages go stal
     const log = {
       readQueue: async (_q: QueueRef, after: number, limit: number) => entries.filter((e) => e.seq > after).slice(0, limit),
       queueState: async () => ({ ackedSeq: acked, headSeq: entries.length, pulledSeq: 0 }),
+      queueBacklog: async () => ({ ackedSeq: acked, headSeq: entries.length, oldestReceivedAt: entries.find((e) => e.seq > acked)?.receivedAt ?? null }),
       pendingQueues: async () => (entries.length > acked ? [queue] : []),
       settle: async (_q: QueueRef, s: Settlement) => void (acked = Math.max(acked, s.upTo)),
     };
@@ -180,6 +182,44 @@ describe('webhook-failing and queue-age while a dead webhook\'s messages go stal
     await r.alarms.evaluate();
     expect(r.keys()).toEqual([]);
     expect(r.notices.slice(3)).toEqual(['resolved webhook-failing:1000000001/IF-021']);
+  });
+});
+
+// A probe found an alarm's summary frozen at the numbers of the moment it was raised: GET /admin/alarms
+// said "(1 when raised)" while the queue had gathered far more dead letters. What the operator on call
+// reads now is current (each evaluation), and a notice, read later in a mailbox, says when its numbers are from.
+describe('what an operator reads of an alarm raised a while ago', () => {
+  const queue: QueueRef = { recipientDipId: '1000000001', channel: 'IF-021' };
+  const dead = (n: number, at: number): DeadLetter[] =>
+    Array.from({ length: n }, (_, i) => ({ queue, seq: i + 1, messageId: i + 1, transactionId: `T-${i + 1}`, senderDipId: '2000000001', senderUniqueReference: null, receivedAt: at, reason: 'rejected', status: 400, detail: 'HTTP 400', at, state: 'dead' }));
+
+  it('GET /admin/alarms gives the numbers of the last evaluation, keeps when it was raised, and sends no second notice; the e-mail says when its numbers are from', async () => {
+    const clock = new FakeClock(Date.UTC(2026, 5, 1, 9, 0, 0));
+    const raisedAt = clock.now();
+    let letters = dead(1, raisedAt);
+    const mails: Array<{ subject: string; text: string }> = [];
+    const hooks: AlarmNotice[] = [];
+    const channel: AlarmChannel = { email: async (_to, subject, text) => void mails.push({ subject, text }), webhook: async (_url, n) => void hooks.push(n as AlarmNotice), close: async () => undefined };
+    const subscription: AlarmSubscription = { id: 's1', owner: 'operator', rules: ['dead-letter'], email: 'ops@example.net', webhookUrl: 'https://ops.example/alarms', createdAt: 1 };
+    const alarms = new Alarms([deadLetterAlarms({ deadLetters: async () => letters }, clock)], { list: async () => [subscription] }, channel, { evaluateIntervalMs: 10_000, maxNoticesPerHour: 100 }, clock, quietLogger);
+    await alarms.evaluate();
+    expect(alarms.current()[0]!.summary).toBe('dead letters in queue 1000000001 / IF-021: 1');
+    await clock.advance(3_600_000);
+    letters = dead(250, raisedAt + 60_000);
+    await alarms.evaluate();
+    expect(alarms.current()).toEqual([{ key: 'dead-letter:1000000001/IF-021', rule: 'dead-letter', participant: '1000000001', summary: 'dead letters in queue 1000000001 / IF-021: 250', since: raisedAt }]);
+    expect(mails).toHaveLength(1);
+    expect(hooks).toHaveLength(1);
+    // The notice was current when sent; read an hour later, it says so, and where to read the numbers now.
+    expect(mails[0]!.text).toContain(`as of: ${new Date(raisedAt).toISOString()} (GET /admin/alarms, or /observability/alarms, shows what holds now)`);
+    expect(hooks[0]!.asOf).toBe(raisedAt);
+    const lastHeld = clock.now();
+    letters = [];
+    await clock.advance(10_000);
+    await alarms.evaluate();
+    expect(mails[1]!.subject).toBe('[DIP alarm RESOLVED] dead letters in queue 1000000001 / IF-021: 250');
+    expect(mails[1]!.text).toContain(`as of: ${new Date(lastHeld).toISOString()} (the last evaluation that found it holding)`);
+    expect(hooks[1]).toMatchObject({ kind: 'resolved', at: lastHeld + 10_000, asOf: lastHeld });
   });
 });
 

@@ -88,7 +88,8 @@ describe('channel management while running (spec 5.3)', () => {
       expect(refused.status, JSON.stringify(nothing)).toBe(400);
       expect(refused.body.error).toMatch(/^nothing to change on IF-021: name overrides under settings, or optIn/);
     }
-    // The settings in force given again: answered as they are, no new version (and no journal entry, below).
+    // The settings in force given again: answered as they are, no new version, and journalled as a no-op
+    // (below): an auditor sees every change an operator attempted, including one that changed nothing.
     const same = await carol('PATCH', '/admin/channels/IF-021', { settings: { receiverRoles: ['LSS', 'MDS', 'SUP'] }, note: 'again' });
     expect(same.status).toBe(200);
     expect(same.body).toMatchObject({ version: 1, note: 'LDSO off IF-021' });
@@ -112,10 +113,13 @@ describe('channel management while running (spec 5.3)', () => {
     expect(journal.body.map((e: Json) => [e.actor, e.action])).toEqual([
       ['operator:carol', 'channel.change'],
       ['operator:carol', 'channel.rollback'],
+      ['operator:carol', 'channel.change.no-op'],
       ['operator:carol', 'channel.change'],
     ]);
-    expect(journal.body[2].before).toMatchObject({ version: 0, settings: {} });
-    expect(journal.body[2].after).toMatchObject({ version: 1, settings: { receiverRoles: ['LSS', 'MDS', 'SUP'] } });
+    expect(journal.body[2].before).toMatchObject({ version: 1, settings: { receiverRoles: ['LSS', 'MDS', 'SUP'] }, note: 'LDSO off IF-021' });
+    expect(journal.body[2].after).toEqual(journal.body[2].before);
+    expect(journal.body[3].before).toMatchObject({ version: 0, settings: {} });
+    expect(journal.body[3].after).toMatchObject({ version: 1, settings: { receiverRoles: ['LSS', 'MDS', 'SUP'] } });
   });
 
   it('pausing IF-021 holds its deliveries and refuses its ingest with 503, other channels untouched; resume delivers', async () => {

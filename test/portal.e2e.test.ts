@@ -244,6 +244,10 @@ describe('portals in a browser', () => {
     await page.getByRole('button', { name: 'Search' }).click();
     await expect.poll(() => page.getByRole('table').textContent()).toContain(transactionId);
     await checkPage(page, 'portal-messages');
+    // The event code however it is written (the test message's is OpenDIPTest): brackets and case do not matter.
+    await page.getByLabel('Event code').fill('[opendiptest]');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await expect.poll(() => page.getByRole('table').textContent()).toContain(transactionId);
 
     await page.getByRole('link', { name: transactionId }).click();
     expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe(`Journey of ${transactionId}`);

@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeReplay, type ReplayCommandLine } from '../src/cli/replay-output.js';
+import { replayFile, writeReplay, type ReplayCommandLine } from '../src/cli/replay-output.js';
 import { DipClient, ReplayInterrupted, type DipAnswer } from '../src/client/dip-client.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
@@ -91,6 +91,12 @@ describe('replaying more than a page', () => {
     const written = JSON.parse(run.stdout) as Json[];
     expect(written.map((m) => m.originalTransactionID)).toEqual(originals);
     expect(run.stderr).toMatch(/replay: 1050 message\(s\) in 2 page\(s\)/);
+    // --out: the same array in a file, nothing on stdout.
+    const file = join(dir, 'replayed.json');
+    const toFile = await dip({ DIP_DATA_DIR: t.config.dataDir }, 'replay', '--as', dir, '--channel', 'IF-021', '--from', FROM, '--to', TO, '--out', file);
+    expect(toFile.code, toFile.stderr).toBe(0);
+    expect(toFile.stdout).toBe('');
+    expect((JSON.parse(readFileSync(file, 'utf8')) as Json[]).map((m) => m.originalTransactionID)).toEqual(originals);
     // --continue continues the exact request: it needs the first run's window, not "the last 24 h".
     const vague = await dip({ DIP_DATA_DIR: t.config.dataDir }, 'replay', '--as', dir, '--channel', 'IF-021', '--continue', '00000000-0000-8000-8000-000000000000');
     expect(vague.code).toBe(1);
@@ -120,6 +126,51 @@ describe('replaying more than a page', () => {
       const remaining = JSON.parse(rest.io.stdout) as Json[];
       expect([...written, ...remaining].map((m) => m.originalTransactionID)).toEqual(originals);
       expect(rest.io.stderr).toMatch(/replay: 50 message\(s\) in 1 page\(s\)/);
+    } finally {
+      await flaky.close();
+    }
+  });
+
+  // A probe found the resumed run writing a second JSON array: `dip replay … > all.json` then the printed
+  // `--continue` command with `>> all.json` left a file no JSON parser reads. With --out FILE the resumed
+  // run appends into the array already in the file: one array, every message once, in order.
+  it('--out FILE: the resumed run appends into the array the interrupted one left, so the file is one JSON array of every message', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'opendip-replay-out-')), 'replayed.json');
+    let sentToken: string | undefined;
+    const flaky = clientFailingAfterFirstPage((continuation) => {
+      sentToken = continuation;
+      return Promise.resolve({ status: 503, headers: {}, body: { messageArray: [{ help: 'busy' }] } });
+    });
+    try {
+      const first = await replayFile(file, { resume: false });
+      const firstErr = capture();
+      expect(await writeReplay(flaky.replayPages('IF-021', sup.dipId, FILTER), { ...first.output, err: firstErr.output.err }, { ...command(), out: file }, first.appending)).toBe(1);
+      await first.output.close();
+      expect(JSON.parse(readFileSync(file, 'utf8'))).toHaveLength(1000);
+      expect(firstErr.io.stderr).toContain(`the rest: dip replay --as 'sup'\\''s dir' --channel IF-021 --from ${FROM} --to ${TO} --out ${file} --continue ${sentToken}`);
+      expect(firstErr.io.stderr).toContain(`(it appends them into the array in ${file})`);
+      // The command printed, as a participant runs it: the rest goes into the same array.
+      const rest = await replayFile(file, { resume: true });
+      expect(rest.appending).toBe(true);
+      const restErr = capture();
+      expect(await writeReplay(sup.client.replayPages('IF-021', sup.dipId, FILTER, sentToken), { ...rest.output, err: restErr.output.err }, { ...command(), out: file }, rest.appending)).toBe(0);
+      await rest.output.close();
+      expect((JSON.parse(readFileSync(file, 'utf8')) as Json[]).map((m) => m.originalTransactionID)).toEqual(originals);
+      expect(restErr.io.stderr).toContain(`replay: 50 message(s) in 1 page(s), appended to the array in ${file}`);
+      // A file that is not the array a replay leaves is not written into.
+      writeFileSync(file, '{"not": "an array"}\n');
+      await expect(replayFile(file, { resume: true })).rejects.toThrow(/does not end as dip replay leaves its JSON array/);
+    } finally {
+      await flaky.close();
+    }
+  });
+
+  it('on stdout, an interrupted replay says how to append the rest into the file its output went to', async () => {
+    const flaky = clientFailingAfterFirstPage(() => Promise.resolve({ status: 503, headers: {}, body: null }));
+    try {
+      const first = capture();
+      expect(await writeReplay(flaky.replayPages('IF-021', sup.dipId, FILTER), first.output, command())).toBe(1);
+      expect(first.io.stderr).toMatch(/add --out FILE, FILE being where this output went, to append the rest into its array/);
     } finally {
       await flaky.close();
     }

@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replayWindow, type MessageRequestBody } from '../src/api/schemas.js';
+import type { Channel } from '../src/pipeline/channels.js';
+import { archivedEventCode } from '../src/pipeline/replay.js';
+import { TEST_EVENT_CODE } from '../src/pipeline/test-message.js';
 import { formDateTime, parseDipDateTime } from '../src/domain/time.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { ShiftableClock } from './helpers/clocks.js';
@@ -48,6 +51,25 @@ describe('the replay window', () => {
     expect(after.status).toBe(400);
   });
 
+  // A probe found "ActivePower" matched while "[activepower]" replayed nothing: event codes are written
+  // "[ActivePower]" in the published API (DT-004N-EventCode), and a filter naming one differently is
+  // still asking for that one.
+  it('matches eventCode however the filter writes it: with or without brackets, in any case', async () => {
+    const sent = await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: 'eventcase' })]);
+    expect(sent.status, JSON.stringify(sent.body)).toBe(201);
+    const id = sent.body.messageArray[0]!.transactionID!;
+    for (const eventCode of ['[ActivePower]', 'ActivePower', '[activepower]', 'activepower', 'ACTIVEPOWER', '[ACTIVEPOWER]']) {
+      const answer = await sup.client.replay('IF-021', sup.dipId, { ...FILTER, eventCode });
+      expect(answer.status, `${eventCode}: ${JSON.stringify(answer.body)}`).toBe(200);
+      expect((answer.body as Json[]).map((m) => m.originalTransactionID), eventCode).toContain(id);
+    }
+    for (const eventCode of ['[reactivepower]', 'ReactivePower']) expect((await sup.client.replay('IF-021', sup.dipId, { ...FILTER, eventCode })).status, eventCode).toBe(400);
+    // A requeue takes the same filter.
+    const requeued = await sup.client.call('POST', `/dip-channel/IF-021/requeue/${sup.dipId}`, JSON.stringify({ ...FILTER, eventCode: '[activepower]', MPAN: null, version: null }));
+    expect(requeued.status).toBe(200);
+    expect(requeued.body.messageArray[0]!.help).not.toMatch(/^0 message/);
+  });
+
   it('refuses dates that do not exist (400 naming the field) on replay and requeue, instead of rolling them over', async () => {
     for (const action of ['replay', 'requeue'] as const) {
       for (const [field, value] of [
@@ -74,6 +96,18 @@ describe('the replay window', () => {
     expect(answer.body.messageArray[0]!.message).toBe('MSG1001 - Schema Failure');
     expect(answer.body.messageArray[0]!.help).toMatch(/x-continuation-token continues a replay/);
     expect((await t.dip.backend.log.queueState(queue)).headSeq).toBe(before); // nothing was requeued
+  });
+});
+
+describe('archivedEventCode: the event code a filter names, as the archive holds it', () => {
+  const channel = { definition: { eventCodes: ['ActivePower', 'ReactivePower'] } } as unknown as Channel;
+  it("is the channel's code, bracketed as on the wire, whatever the filter's brackets and case; the test message's stays bare", () => {
+    for (const given of ['ActivePower', '[ActivePower]', 'activepower', '[ACTIVEPOWER]']) expect(archivedEventCode(given, channel), given).toBe('[ActivePower]');
+    expect(archivedEventCode('[reactivePOWER]', channel)).toBe('[ReactivePower]');
+    // Not the channel's: bracketed as given (matches exactly what carries it, nothing else).
+    expect(archivedEventCode('Unheard', channel)).toBe('[Unheard]');
+    // "Send a test message" stores its code bare: found however it is written.
+    for (const given of ['OpenDIPTest', 'opendiptest', '[OpenDIPTest]']) expect(archivedEventCode(given, channel), given).toBe(TEST_EVENT_CODE);
   });
 });
 

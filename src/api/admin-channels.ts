@@ -108,7 +108,7 @@ export const channelAdminRoutes: FastifyPluginAsync<{ channels: ChannelSettings 
         tags,
         summary: "Change a channel's overrides (null: back to the catalogue's) or opt-in",
         description:
-          'A property the body or its settings does not list is refused (400 naming it and the known fields). A patch naming neither an override nor optIn is refused (400); one that leaves the settings and opt-in as they are answers the channel unchanged and records no version.',
+          'A property the body or its settings does not list is refused (400 naming it and the known fields). A patch naming neither an override nor optIn is refused (400); one that leaves the settings and opt-in as they are answers the channel unchanged and records no version (the operator journal keeps the attempt as `channel.change.no-op`).',
         params,
         body: {
           type: 'object',

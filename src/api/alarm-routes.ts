@@ -28,8 +28,8 @@ export const alarm = {
     key: { type: 'string', description: 'Stable while the condition holds' },
     rule: { type: 'string', enum: [...ALARM_RULES] },
     participant: { type: ['string', 'null'], description: 'Whom it concerns; null: the DIP itself' },
-    summary: { type: 'string' },
-    since: epochMs,
+    summary: { type: 'string', description: 'What holds, with its numbers (dead letters, failed calls, minutes) as of the last evaluation (every observability.alarms.evaluateIntervalMs, 10 s by default)' },
+    since: { ...epochMs, description: 'When it was raised, epoch ms' },
   },
 } as const;
 /** An alarm subscription as both listeners answer it. */

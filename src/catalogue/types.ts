@@ -56,3 +56,17 @@ export type ValidationResult =
 export function bareEventCode(code: string): string {
   return code.startsWith('[') && code.endsWith(']') ? code.slice(1, -1) : code;
 }
+
+/**
+ * The event code a filter names (a replay's or requeue's `eventCode`) as messages carry it: the published
+ * API writes them "[ActivePower]" (DT-004N-EventCode) and stores them exactly as the schema's enum has
+ * them, but a participant may write "ActivePower" or "[activepower]" for the same one (ingress is
+ * lenient about case, as /validate/{interface}/{event} is). One of the channel's codes, matched without
+ * regard to brackets or case, is answered as the channel spells it; anything else is only bracketed
+ * (an event code the catalogue does not list, such as a test message's, still matches exactly).
+ */
+export function wireEventCode(given: string, channelCodes: readonly string[]): string {
+  const bare = bareEventCode(given);
+  const known = channelCodes.find((c) => c.toLowerCase() === bare.toLowerCase());
+  return `[${known ?? bare}]`;
+}

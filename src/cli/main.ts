@@ -30,7 +30,8 @@ import { registerLifecycleCommands } from './lifecycle-commands.js';
 import { registerAuditCommands } from './audit.js';
 import { LOAD_HEADER, readLoadFile } from './mpan-load.js';
 import { openProfile, PROFILE_FILES } from './profile.js';
-import { writeReplay } from './replay-output.js';
+import { listenOutput } from './listen-output.js';
+import { replayFile, writeReplay } from './replay-output.js';
 import { startTopology } from './cluster/topology.js';
 import type { Readable } from 'node:stream';
 import { request } from 'undici';
@@ -450,7 +451,7 @@ program
 
 program
   .command('listen')
-  .description("a webhook receiver: verifies the DIP's signature, prints each call, answers 200")
+.description("a webhook receiver: verifies the DIP's signature, prints each call (messages, alarm and maintenance notices), answers 200")
   .option('--port <n>', 'port', positiveInt, 9000)
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--tls-key <file>', 'serve HTTPS with this key')
@@ -467,16 +468,9 @@ program
       tls: o.tlsKey && o.tlsCert ? { key: readFileSync(o.tlsKey, 'utf8'), cert: readFileSync(o.tlsCert, 'utf8') } : undefined,
       trustedCas: [ca],
       respond: (call) => o.answer ?? (call.signature.ok ? 200 : 401),
+      // Deliveries and, on an alarm subscription's webhookUrl, the DIP's alarm and maintenance notices.
       onCall: (call) => {
-        for (const [i, m] of call.messages.entries()) {
-          const d0 = (m as { payload?: { CommonBlock?: { D0?: { transactionID?: string } } } }).payload?.CommonBlock?.D0;
-          const id = d0?.transactionID ?? '?';
-          const seq = call.firstSeq === null ? '?' : call.firstSeq + i;
-          // A recipient acts once per transaction ID: a redelivery after a crash repeats the same ID and seq.
-          const duplicate = seen.has(id);
-          seen.add(id);
-          print({ seq, signature: call.signature.ok ? 'verified' : call.signature, duplicate, message: m });
-        }
+        for (const line of listenOutput(call, seen)) print(line);
       },
     });
     process.stderr.write(`listening on ${receiver.url} (register it with: dip webhook set --url ${receiver.url})\n`);
@@ -489,14 +483,21 @@ program
   .requiredOption('--channel <id>', 'e.g. IF-021')
   .option('--from <datetime>', 'start, e.g. 2026-11-23T00:00:00+00:00 (default: 24 h ago)')
   .option('--to <datetime>', 'end, inclusive of the whole second it names (default: now)')
-  .option('--event-code <code>', 'e.g. ActivePower')
+  .option('--event-code <code>', 'e.g. ActivePower or [ActivePower] (any case)')
   .option('--mpan <mpan>', '13-digit MPAN core')
   .option('--transaction-id <id>', 'repeatable', collect, [])
   .option('--continue <token>', 'resume an interrupted replay from this X-Continuation-Token (with the same --from, --to and filters)')
+  .option('--out <file>', 'write the JSON array to this file instead of stdout; with --continue, append the rest into the array already in it')
   .option('--requeue', 're-deliver to the webhook instead of returning the messages')
-  .addHelpText('after', '\nA replay follows every page (206 + X-Continuation-Token) and writes one JSON array; stderr says how many pages and messages.')
-  .action(async (o: { as: string; channel: string; from?: string; to?: string; eventCode?: string; mpan?: string; transactionId: string[]; continue?: string; requeue?: boolean }) => {
+  .addHelpText(
+    'after',
+    '\nA replay follows every page (206 + X-Continuation-Token) and writes one JSON array; stderr says how many pages and messages.\n' +
+      'Interrupted, it prints the command that fetches the rest. With --out FILE (or --out naming the file stdout went to) that\n' +
+      'command appends the rest into the same array; on stdout the rest is an array of its own.',
+  )
+  .action(async (o: { as: string; channel: string; from?: string; to?: string; eventCode?: string; mpan?: string; transactionId: string[]; continue?: string; out?: string; requeue?: boolean }) => {
     if (o.continue !== undefined && o.requeue) throw new InvalidArgumentError('--continue resumes a replay; a requeue has no pages to continue');
+    if (o.out !== undefined && o.requeue) throw new InvalidArgumentError('--out takes the messages a replay returns; a requeue sends them to the webhook');
     // The token only continues the same request body: defaults computed from "now" would differ from the first run's.
     if (o.continue !== undefined && (o.from === undefined || o.to === undefined)) throw new InvalidArgumentError('--continue needs the --from and --to of the replay it resumes (the token continues that exact request)');
     const profile = openProfile(o.as, loadConfig());
@@ -516,10 +517,13 @@ program
       await finish(profile.client, answer.status, answer.body);
       return;
     }
+    const file = o.out === undefined ? null : await replayFile(o.out, { resume: o.continue !== undefined });
     try {
       const pages = profile.client.replayPages(o.channel, profile.dipId, filter, o.continue);
-      process.exitCode = await writeReplay(pages, { out: writeStdout, err: (text) => process.stderr.write(text) }, { ...o, from, to });
+      const output = file?.output ?? { out: writeStdout, err: (text: string) => void process.stderr.write(text) };
+      process.exitCode = await writeReplay(pages, output, { ...o, from, to }, file?.appending ?? false);
     } finally {
+      await file?.output.close();
       await profile.client.close();
     }
   });

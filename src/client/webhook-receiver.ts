@@ -5,9 +5,34 @@ import { requestedBaseUrl } from '../domain/callback-url.js';
 import { parseSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
 import { verifyChain, verifyDipSignature, type VerifyResult } from '../security/signature.js';
 
+/**
+ * A notice the DIP posts to an alarm subscription's webhook URL (README "Alarms", "Maintenance notices"):
+ * an alarm `{kind: raised|resolved, condition, at, asOf}` or a maintenance notice `{type: "maintenance",
+ * kind: published|amended|withdrawn, notice, at}`. Signed as a webhook call is; `body` is it as sent.
+ */
+export type DipNotice =
+  | { type: 'alarm'; kind: 'raised' | 'resolved'; body: Record<string, unknown> }
+  | { type: 'maintenance'; kind: 'published' | 'amended' | 'withdrawn'; body: Record<string, unknown> };
+
+/** The notice a webhook body is, or null: a body of messages (an array), or anything else. */
+export function dipNotice(body: unknown): DipNotice | null {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return null;
+  const b = body as Record<string, unknown>;
+  if (b['type'] === 'maintenance' && (b['kind'] === 'published' || b['kind'] === 'amended' || b['kind'] === 'withdrawn') && typeof b['notice'] === 'object' && b['notice'] !== null) {
+    return { type: 'maintenance', kind: b['kind'], body: b };
+  }
+  if (b['type'] === undefined && (b['kind'] === 'raised' || b['kind'] === 'resolved') && typeof b['condition'] === 'object' && b['condition'] !== null) {
+    return { type: 'alarm', kind: b['kind'], body: b };
+  }
+  return null;
+}
+
 /** One webhook call as a recipient sees it, after checking the DIP's signature. */
 export interface ReceivedCall {
+  /** The messages of a delivery (an array body); empty for a notice. */
   messages: unknown[];
+  /** An alarm or maintenance notice (an alarm subscription's webhook URL), or null for a delivery. */
+  notice: DipNotice | null;
   /** Queue positions of the messages, in body order (from X-OpenDIP-Sequence). */
   firstSeq: number | null;
   lastSeq: number | null;
@@ -25,7 +50,10 @@ export interface ReceiverOptions {
   /** CAs the DIP's signing certificate must chain to. */
   trustedCas: string[];
   maxSkewMs?: number;
-  /** Status to answer with, per call (default 200 when the signature verifies, 401 when it does not). */
+  /**
+   * Status to answer with, per call. Default: 401 when the signature does not verify; else 200 for
+   * messages or a notice, 400 for a body that is neither.
+   */
   respond?: (call: ReceivedCall) => number;
   onCall?: (call: ReceivedCall) => void;
 }
@@ -38,7 +66,9 @@ export interface WebhookReceiver {
 
 /**
  * A recipient's webhook endpoint: verifies the X-DIP-* signature and that the signing certificate chains
- * to the DIP's CA, then hands the messages over. What `dip listen` runs, and what the tests use.
+ * to the DIP's CA, then hands the messages over, or the alarm or maintenance notice: a subscriber points
+ * its alarm subscription's webhookUrl at the same kind of receiver, and the DIP signs notices as it signs
+ * deliveries. What `dip listen` runs, and what the tests use.
  */
 export async function startWebhookReceiver(opts: ReceiverOptions): Promise<WebhookReceiver> {
   // The DIP signs the URL it requests (requestedUrl() of the callback URL): a public URL written
@@ -68,21 +98,24 @@ export async function startWebhookReceiver(opts: ReceiverOptions): Promise<Webho
         }
       }
       let messages: unknown[] = [];
+      let notice: DipNotice | null = null;
       try {
         const parsed: unknown = JSON.parse(body.toString('utf8'));
         if (Array.isArray(parsed)) messages = parsed;
+        else notice = dipNotice(parsed);
       } catch {
         // An unparsable body fails below as a 400.
       }
       const seq = parseSequence(String(req.headers[SEQUENCE_HEADER] ?? ''));
       const call: ReceivedCall = {
         messages,
+        notice,
         firstSeq: seq?.first ?? null,
         lastSeq: seq?.last ?? null,
         signature,
         receivedAt: Date.now(),
       };
-      const status = opts.respond ? opts.respond(call) : signature.ok ? (messages.length > 0 ? 200 : 400) : 401;
+      const status = opts.respond ? opts.respond(call) : signature.ok ? (messages.length > 0 || notice !== null ? 200 : 400) : 401;
       if (status >= 200 && status < 300) opts.onCall?.(call);
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ status }));

@@ -23,7 +23,7 @@ export function deadLetterAlarms(deadLetters: Pick<DeadLetters, 'deadLetters'>, 
       key: `dead-letter:${k}`,
       rule: 'dead-letter',
       participant: q.recipient,
-      summary: `dead letters in queue ${q.recipient} / ${q.channel} (${q.n} when raised)`,
+      summary: `dead letters in queue ${q.recipient} / ${q.channel}: ${q.n}`,
       since: q.since,
     }));
   };

@@ -28,6 +28,8 @@ export const maySee = (owner: string, c: AlarmCondition): boolean => owner === '
  */
 export class Alarms {
   private active = new Map<string, AlarmCondition>();
+  /** When each active condition's summary was read: the last pass whose source answered with it. */
+  private readAt = new Map<string, number>();
   /** The keys each source (by its index) said held at the last pass it answered. */
   private bySource: Array<Set<string>> = [];
   /** The subscriptions as last read: notices still go out while the store that keeps them cannot be read. */
@@ -74,6 +76,8 @@ export class Alarms {
 
   private async pass(): Promise<void> {
     const now = new Map<string, AlarmCondition>();
+    const readAt = new Map<string, number>();
+    const at = this.clock.now();
     // Each source on its own: one that cannot answer (most read the store) keeps its own alarms as they
     // were rather than resolving them falsely, and does not stop the others: the storage alarm must be
     // raised exactly when the store-reading sources fail.
@@ -81,7 +85,11 @@ export class Alarms {
       try {
         const keys = new Set<string>();
         for (const c of await source()) {
-          now.set(c.key, this.active.get(c.key) ?? c);
+          // The summary as read now (an operator on call reads GET /admin/alarms long after the raise:
+          // "3 dead letters" must not stay 3 while 250 pile up); when it was first raised is kept.
+          const raised = this.active.get(c.key);
+          now.set(c.key, raised ? { ...c, since: raised.since } : c);
+          readAt.set(c.key, at);
           keys.add(c.key);
         }
         this.bySource[i] = keys;
@@ -89,15 +97,19 @@ export class Alarms {
         this.logger.error({ err, source: i }, 'an alarm source failed; its alarms are left as they were');
         for (const key of this.bySource[i] ?? []) {
           const kept = this.active.get(key);
-          if (kept) now.set(key, kept);
+          if (kept) {
+            now.set(key, kept);
+            readAt.set(key, this.readAt.get(key) ?? at);
+          }
         }
       }
     }
-    const at = this.clock.now();
     const notices: AlarmNotice[] = [];
-    for (const [key, c] of now) if (!this.active.has(key)) notices.push({ kind: 'raised', condition: c, at });
-    for (const [key, c] of this.active) if (!now.has(key)) notices.push({ kind: 'resolved', condition: c, at });
+    for (const [key, c] of now) if (!this.active.has(key)) notices.push({ kind: 'raised', condition: c, at, asOf: readAt.get(key) ?? at });
+    // A resolved condition's summary is the last one read while it held: the notice says from when.
+    for (const [key, c] of this.active) if (!now.has(key)) notices.push({ kind: 'resolved', condition: c, at, asOf: this.readAt.get(key) ?? at });
     this.active = now;
+    this.readAt = readAt;
     for (const n of notices) this.logger.warn({ alarm: n.condition.key, rule: n.condition.rule, kind: n.kind }, `alarm ${n.kind}: ${n.condition.summary}`);
     const subs = await this.subscribers(notices.length > 0 || this.unsent.length > 0);
     if (subs === null) {
@@ -142,6 +154,10 @@ export class Alarms {
       `key: ${n.condition.key}`,
       `since: ${new Date(n.condition.since).toISOString()}`,
       n.kind === 'resolved' ? `resolved: ${new Date(n.at).toISOString()}` : '',
+      // Read in a mailbox later than it was sent: the numbers above are from then, not now.
+      n.kind === 'raised'
+        ? `as of: ${new Date(n.asOf).toISOString()} (GET /admin/alarms, or /observability/alarms, shows what holds now)`
+        : `as of: ${new Date(n.asOf).toISOString()} (the last evaluation that found it holding)`,
     ].filter(Boolean).join('\n');
     try {
       if (s.email) await this.channel.email(s.email, subject, `${text}\n`);

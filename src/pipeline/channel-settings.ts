@@ -115,8 +115,14 @@ export class ChannelSettings {
     validate(this.known(id), settings);
     const optIn = change.optIn ?? current.optIn;
     // The same settings and opt-in as in force: answered with the channel as it is, and no new version,
-    // so applying a change twice (a retried script, `dip channel set` run again) leaves one version.
-    if (optIn === current.optIn && isDeepStrictEqual(settings, current.settings)) return this.show(id);
+    // so applying a change twice (a retried script, `dip channel set` run again) leaves one version. It
+    // is still journalled, as a no-op with the settings before and after (the same): an auditor expects
+    // every change an operator attempted to be there, including one that found nothing to change.
+    if (optIn === current.optIn && isDeepStrictEqual(settings, current.settings)) {
+      const state = { ...current };
+      await this.deps.journal.append({ at: this.deps.clock.now(), actor: by, action: 'channel.change.no-op', target: id, before: state, after: state, status: null });
+      return this.show(id);
+    }
     return this.put(id, current, { ...current, settings, optIn, note: change.note ?? '' }, 'channel.change', by);
   }
 

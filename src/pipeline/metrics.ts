@@ -29,15 +29,16 @@ export interface QueueBacklog extends QueueDepth {
  * (no counter kept on the road: the log's own positions are the truth, whichever node appended), and
  * those of the queues in `also` (a queue a worker knows of, with nothing pending: depth 0).
  */
-export async function queueDepths(log: Pick<MessageLog, 'pendingQueues' | 'queueState' | 'readQueue'>, now: number, also: Iterable<QueueRef> = []): Promise<QueueBacklog[]> {
+export async function queueDepths(log: Pick<MessageLog, 'pendingQueues' | 'queueBacklog'>, now: number, also: Iterable<QueueRef> = []): Promise<QueueBacklog[]> {
   const queues = new Map<string, QueueRef>();
   for (const queue of [...(await log.pendingQueues()), ...also]) if (!queues.has(queueKey(queue))) queues.set(queueKey(queue), queue);
   const out: QueueBacklog[] = [];
+  // One reading per queue (queueBacklog): its positions and its oldest waiting entry's receipt together.
   for (const queue of queues.values()) {
-    const s = await log.queueState(queue);
+    const s = await log.queueBacklog(queue);
     const depth = Math.max(0, s.headSeq - s.ackedSeq);
-    const oldest = depth > 0 ? (await log.readQueue(queue, s.ackedSeq, 1, 1))[0] : undefined;
-    out.push({ queue, depth, oldestAgeMs: oldest ? Math.max(0, now - oldest.receivedAt) : 0, ackedSeq: s.ackedSeq, headSeq: s.headSeq, oldestReceivedAt: oldest?.receivedAt ?? null });
+    const oldest = depth > 0 ? s.oldestReceivedAt : null;
+    out.push({ queue, depth, oldestAgeMs: oldest === null ? 0 : Math.max(0, now - oldest), ackedSeq: s.ackedSeq, headSeq: s.headSeq, oldestReceivedAt: oldest });
   }
   return out;
 }

@@ -9,6 +9,9 @@ import type { Logger } from '../ports/logger.js';
 import type { MessageLog, QueueRef, ReplayCopy } from '../ports/message-log.js';
 import type { ReplayFilter, RequeueJob, RequeueJobs } from '../ports/requeue-jobs.js';
 import type { RecipientCopies } from './recipient-copy.js';
+import { bareEventCode, wireEventCode } from '../catalogue/types.js';
+import type { Channel } from './channels.js';
+import { TEST_EVENT_CODE } from './test-message.js';
 
 export type { ReplayFilter };
 
@@ -238,7 +241,21 @@ function archiveQuery(queue: QueueRef, filter: ReplayFilter): Omit<ArchiveQuery,
   };
 }
 
-/** Event codes travel as "[ActivePower]"; a filter may name them with or without the brackets. */
+/**
+ * Event codes travel as "[ActivePower]"; a filter may name them with or without the brackets (a job
+ * stored before filters were put in archivedEventCode's form; the test message's code is stored bare).
+ */
 function bracketed(code: string): string {
-  return code.startsWith('[') ? code : `[${code}]`;
+  return code.startsWith('[') || code === TEST_EVENT_CODE ? code : `[${code}]`;
+}
+
+/**
+ * The event code a filter names (replay, requeue, the user portal's search), in the form the archive
+ * holds it on `channel`, so that it matches however the participant wrote it: one of the channel's
+ * codes whatever its brackets and case (wireEventCode: "[ActivePower]"), and the DIP's test message's
+ * code, which it stores bare ("OpenDIPTest", sent by "Send a test message").
+ */
+export function archivedEventCode(given: string, channel: Pick<Channel, 'definition'>): string {
+  if (bareEventCode(given).toLowerCase() === TEST_EVENT_CODE.toLowerCase()) return TEST_EVENT_CODE;
+  return wireEventCode(given, channel.definition.eventCodes);
 }

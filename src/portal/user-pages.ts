@@ -3,6 +3,7 @@ import { receivesOn } from '../domain/channel.js';
 import type { Participant } from '../domain/participant.js';
 import { authorise, type Access, type Scope } from '../pipeline/access.js';
 import type { Channel } from '../pipeline/channels.js';
+import { archivedEventCode } from '../pipeline/replay.js';
 import { STATUS_CHANNEL } from '../pipeline/status.js';
 import { sendTestMessage } from '../pipeline/test-message.js';
 import { configureWebhook, removeWebhook } from '../pipeline/webhook-config.js';
@@ -223,7 +224,7 @@ async function searchPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const found: ArchivedMessage[] = [];
   for (const ch of channels) {
     const window = from === null && to === null && !tx ? { fromMs: deps.clock.now() - DAY_MS } : { fromMs: from ?? undefined, toMs: to ?? undefined };
-    found.push(...(await deps.archive.findArchived({ recipientDipId: p.dipId, channel: ch.interfaceId, ...window, eventCode: eventCode || undefined, transactionIds: tx ? [tx] : undefined, limit: SEARCH_LIMIT })));
+    found.push(...(await deps.archive.findArchived({ recipientDipId: p.dipId, channel: ch.interfaceId, ...window, eventCode: eventCode ? archivedEventCode(eventCode, ch) : undefined, transactionIds: tx ? [tx] : undefined, limit: SEARCH_LIMIT })));
   }
   found.sort((a, b) => b.receivedAt - a.receivedAt);
   const shown = found.slice(0, SEARCH_LIMIT);
@@ -354,7 +355,9 @@ async function replayWindow(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   if (from > to) return replayForm(deps, c, { kind: 'error', text: 'from is after to' }, 400);
   const mpan = field(c.req.body, 'mpan').trim();
   if (mpan && !/^\d{13}$/.test(mpan)) return replayForm(deps, c, { kind: 'error', text: 'an MPAN is 13 digits' }, 400);
-  const filter: ReplayFilter = { fromMs: from, toMs: to, eventCode: field(c.req.body, 'eventCode').trim() || null, mpan: mpan || null, transactionIds: null };
+  const eventCode = field(c.req.body, 'eventCode').trim();
+  // As the API takes it: brackets and case do not matter (archivedEventCode).
+  const filter: ReplayFilter = { fromMs: from, toMs: to, eventCode: eventCode ? archivedEventCode(eventCode, s.channel!) : null, mpan: mpan || null, transactionIds: null };
   const action = field(c.req.body, 'action') === 'replay' ? 'replay' : 'requeue';
   const outcome = await runReplay(deps, c, { recipientDipId: s.caller.dipId, channel: s.channel!.interfaceId }, filter, action);
   return replayForm(deps, c, outcome.flash, outcome.flash.kind === 'ok' ? 200 : 400, outcome.copies);

@@ -11,7 +11,9 @@ export interface AlarmCondition {
   key: string;
   rule: AlarmRule;
   participant: string | null;
+  /** What holds, with its numbers as of the last evaluation that found it (they change while it holds). */
   summary: string;
+  /** When it was first raised (kept while it holds). */
   since: number;
 }
 
@@ -38,6 +40,12 @@ export interface AlarmNotice {
   kind: 'raised' | 'resolved';
   condition: AlarmCondition;
   at: number;
+  /**
+   * When the condition's summary (its numbers: dead letters, failed calls, minutes) was read: `at` for a
+   * raised notice, the last evaluation that found it holding for a resolved one. A notice is read later
+   * than it is sent; what holds now is what GET /admin/alarms answers.
+   */
+  asOf: number;
 }
 
 /** A maintenance notice published, amended or withdrawn, as a webhook receives it. */

@@ -83,6 +83,14 @@ export interface QueueState {
   pulledSeq: number;
 }
 
+/** What queueBacklog reads of a queue. */
+export interface QueueBacklogState {
+  ackedSeq: number;
+  headSeq: number;
+  /** When the oldest entry past ackedSeq was received (or requeued), epoch ms; null when none waits. */
+  oldestReceivedAt: number | null;
+}
+
 /** A message set aside while settling its queue. */
 export interface DeadLetterRecord {
   seq: number;
@@ -125,6 +133,14 @@ export interface MessageLog {
   /** Durable entries after `afterSeq`, oldest first, at most `limit` entries and about `maxBytes` bytes (at least one). */
   readQueue(queue: QueueRef, afterSeq: number, limit: number, maxBytes: number): Promise<QueueEntry[]>;
   queueState(queue: QueueRef): Promise<QueueState>;
+  /**
+   * A queue's positions and when its oldest unsettled entry was received (a requeued dead letter: its
+   * requeue), in one reading of the store: what GET /admin/queues, the queue metrics and the queue alarms
+   * show of every queue, each time. Asking queueState and then readQueue for the oldest took two trips per
+   * queue, read (and decrypted) that message whole for one timestamp, and could pair positions with an
+   * entry from a moment later.
+   */
+  queueBacklog(queue: QueueRef): Promise<QueueBacklogState>;
   /** Every queue that holds unsettled entries, for resuming delivery after a restart. */
   pendingQueues(): Promise<QueueRef[]>;
   /** Settles a queue up to a position (see Settlement). Moving backwards is a no-op. */

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { AcceptedBatch, AppendOutcome, MessageLog, QueueEntry, QueueRef, QueueState, ReplayCopy, Settlement } from '../../ports/message-log.js';
+import type { AcceptedBatch, AppendOutcome, MessageLog, QueueBacklogState, QueueEntry, QueueRef, QueueState, ReplayCopy, Settlement } from '../../ports/message-log.js';
 import { jobMoved } from '../../ports/errors.js';
 import type { JobProgress } from '../../ports/requeue-jobs.js';
 import { damaged, type PgDatabase } from './database.js';
@@ -189,6 +189,19 @@ export class PgMessageLog implements MessageLog {
       [queue.recipientDipId, queue.channel],
     );
     return { ackedSeq: rows[0]?.acked ?? 0, headSeq: rows[0]?.head ?? 0, pulledSeq: rows[0]?.pulled ?? 0 };
+  }
+
+  async queueBacklog(queue: QueueRef): Promise<QueueBacklogState> {
+    // One statement: the positions and the oldest unsettled entry's receipt (as readQueue gives it: a
+    // requeued entry's enqueue time) from the same snapshot, without fetching the message itself.
+    const rows = await this.d.query<{ head: number; acked: number; oldest: number | null }>(
+      `SELECT q.head, q.acked_seq AS acked,
+              (SELECT coalesce(e.enqueued_at, m.received_at) FROM queue_entries e JOIN messages m ON m.id = e.message_id
+                WHERE e.queue_id = q.id AND e.seq > q.acked_seq ORDER BY e.seq LIMIT 1) AS oldest
+         FROM queues q WHERE q.recipient_dip_id = $1 AND q.channel = $2`,
+      [queue.recipientDipId, queue.channel],
+    );
+    return { ackedSeq: rows[0]?.acked ?? 0, headSeq: rows[0]?.head ?? 0, oldestReceivedAt: rows[0]?.oldest ?? null };
   }
 
   async pendingQueues(): Promise<QueueRef[]> {

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { sealParts } from '../../security/seal-batch.js';
-import type { AcceptedBatch, AppendOutcome, MessageLog, QueueEntry, QueueRef, QueueState, ReplayCopy, Settlement } from '../../ports/message-log.js';
+import type { AcceptedBatch, AppendOutcome, MessageLog, QueueBacklogState, QueueEntry, QueueRef, QueueState, ReplayCopy, Settlement } from '../../ports/message-log.js';
 import { jobMoved } from '../../ports/errors.js';
 import type { JobProgress } from '../../ports/requeue-jobs.js';
 import { damaged, type PendingHead, type RecentMessage, type SqliteDatabase, type Stored } from './database.js';
@@ -36,6 +36,14 @@ export class SqliteMessageLog implements MessageLog {
         'SELECT transaction_id AS transactionId, received_at AS receivedAt, outbound FROM messages WHERE id = ?',
       ),
       positions: db.prepare<[number], { acked: number; pulled: number }>('SELECT acked_seq AS acked, pulled_seq AS pulled FROM queues WHERE id = ?'),
+      // A queue's settled position and its oldest unsettled entry's receipt (as readQueue gives it: a
+      // requeued entry's enqueue time), without reading the message itself (queueBacklog).
+      backlog: db.prepare<[number], { acked: number; oldest: number | null }>(
+        `SELECT q.acked_seq AS acked,
+                (SELECT coalesce(e.enqueued_at, m.received_at) FROM queue_entries e JOIN messages m ON m.id = e.message_id
+                  WHERE e.queue_id = q.id AND e.seq > q.acked_seq ORDER BY e.seq LIMIT 1) AS oldest
+           FROM queues q WHERE q.id = ?`,
+      ),
       ack: db.prepare('UPDATE queues SET acked_seq = max(acked_seq, ?) WHERE id = ?'),
       pulled: db.prepare('UPDATE queues SET pulled_seq = max(pulled_seq, ?) WHERE id = ?'),
       pending: db.prepare<[], { recipient: string; channel: string }>(
@@ -146,6 +154,13 @@ export class SqliteMessageLog implements MessageLog {
     if (!q) return { ackedSeq: 0, headSeq: 0, pulledSeq: 0 };
     const row = this.s.positions.get(q.id);
     return { ackedSeq: row?.acked ?? 0, headSeq: q.head, pulledSeq: row?.pulled ?? 0 };
+  }
+
+  async queueBacklog(queue: QueueRef): Promise<QueueBacklogState> {
+    const q = this.d.queueRow(queue.recipientDipId, queue.channel, false);
+    if (!q) return { ackedSeq: 0, headSeq: 0, oldestReceivedAt: null };
+    const row = this.s.backlog.get(q.id);
+    return { ackedSeq: row?.acked ?? 0, headSeq: q.head, oldestReceivedAt: row?.oldest ?? null };
   }
 
   async pendingQueues(): Promise<QueueRef[]> {

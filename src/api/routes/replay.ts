@@ -2,7 +2,7 @@ import { CONTINUATION_HEADER } from '../../security/continuation-token.js';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { JsonSchema } from '../../catalogue/types.js';
 import { MSG } from '../../domain/response-codes.js';
-import type { ReplayFilter } from '../../pipeline/replay.js';
+import { archivedEventCode, type ReplayFilter } from '../../pipeline/replay.js';
 import type { ApiDeps, RoutePluginOptions } from '../deps.js';
 import { recipientScope } from '../guard.js';
 import { publishedSchema, replayWindow, type MessageRequestBody } from '../schemas.js';
@@ -50,7 +50,10 @@ export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
       const window = replayWindow(body);
       if ('problem' in window) return sendStandard(deps, reply, 400, caller.dipId, MSG.schemaFailure, window.problem);
       const queue = { recipientDipId: caller.dipId, channel: channel.interfaceId };
-      const filter: ReplayFilter = { ...window, eventCode: body.eventCode, mpan: body.MPAN, transactionIds: body.transactionIDs ?? null };
+      // The event code as messages carry it, however the body writes it (brackets, case): one spelling per
+      // code, so a continuation token and a requeue job hold the same filter for "[activepower]" as for "ActivePower".
+      const eventCode = body.eventCode === null ? null : archivedEventCode(body.eventCode, channel);
+      const filter: ReplayFilter = { ...window, eventCode, mpan: body.MPAN, transactionIds: body.transactionIDs ?? null };
       if (action === 'requeue') {
         // The published API defines X-Continuation-Token for no operation, and OpenDIP issues it only with
         // replay pages. A requeue has no pages to continue (more than one becomes a job), so a token here

@@ -145,8 +145,9 @@ export interface paths {
                                 participant: string | null;
                                 /** @enum {string} */
                                 rule: "dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "maintenance";
-                                /** @description Milliseconds since the Unix epoch */
+                                /** @description When it was raised, epoch ms */
                                 since: number;
+                                /** @description What holds, with its numbers (dead letters, failed calls, minutes) as of the last evaluation (every observability.alarms.evaluateIntervalMs, 10 s by default) */
                                 summary: string;
                             }[];
                         };
@@ -769,7 +770,7 @@ export interface paths {
         head?: never;
         /**
          * Change a channel's overrides (null: back to the catalogue's) or opt-in
-         * @description A property the body or its settings does not list is refused (400 naming it and the known fields). A patch naming neither an override nor optIn is refused (400); one that leaves the settings and opt-in as they are answers the channel unchanged and records no version.
+         * @description A property the body or its settings does not list is refused (400 naming it and the known fields). A patch naming neither an override nor optIn is refused (400); one that leaves the settings and opt-in as they are answers the channel unchanged and records no version (the operator journal keeps the attempt as `channel.change.no-op`).
          */
         patch: {
             parameters: {

@@ -9781,8 +9781,9 @@ export interface operations {
                             participant: string | null;
                             /** @enum {string} */
                             rule: "dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "maintenance";
-                            /** @description Milliseconds since the Unix epoch */
+                            /** @description When it was raised, epoch ms */
                             since: number;
+                            /** @description What holds, with its numbers (dead letters, failed calls, minutes) as of the last evaluation (every observability.alarms.evaluateIntervalMs, 10 s by default) */
                             summary: string;
                         }[];
                     };
