@@ -85,6 +85,12 @@ export interface DipConfig {
   api: ApiChoices;
   /** Fair use per participant (token bucket); requestsPerSecond 0 turns it off. */
   rateLimit: { requestsPerSecond: number; burst: number };
+  /**
+   * Replayed and requeued copies a recipient may have made per hour (each is archived, a new message row:
+   * without a budget one recipient replaying its archive over and over fills the disk the whole market
+   * writes to). Spent a page at a time; up to an hour's worth at once. 0 turns it off. Per process.
+   */
+  replayCopiesPerHour: number;
   /** When the DIP answers submissions 503 with Retry-After because it cannot keep up (README, Fair delivery and overload). */
   overload: { maxEventLoopDelayMs: number; delayCountsFromSubmissions: number; maxSubmissionsInFlight: number; maxBytesInFlight: number; maxBytesArriving: number; maxBytesArrivingPerSender: number };
   /** How often a running DIP looks for a changed revocation list (`<dataDir>/pki/revoked.json`). */
@@ -347,6 +353,7 @@ const schema: JSONSchemaType<DipConfig> = {
       },
     },
     revocationPollMs: { type: 'integer', minimum: 10 },
+    replayCopiesPerHour: { type: 'integer', minimum: 0 },
     trustedCaFiles: { type: 'array', items: { type: 'string', minLength: 1 } },
     signingKeyPollMs: { type: 'integer', minimum: 10 },
     storage: {
@@ -572,6 +579,8 @@ export const DEFAULTS: DipConfig = {
   // 32 MiB of submissions in hand: about 7,000 IF-021, two seconds of work at this machine's rate.
   overload: { maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 32, maxSubmissionsInFlight: 256, maxBytesInFlight: 32 * 1024 * 1024, maxBytesArriving: 128 * 1024 * 1024, maxBytesArrivingPerSender: 64 * 1024 * 1024 },
   revocationPollMs: 2_000,
+  // 100 pages an hour: a day of a busy recipient's traffic replayed within the day; a disk filled no faster than by 280 MB an hour per recipient.
+  replayCopiesPerHour: 1_000_000,
   trustedCaFiles: [],
   signingKeyPollMs: 5_000,
   storage: {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deadLetterAlarms, queueAlarms, webhookFailingAlarms } from '../src/pipeline/alarm-sources.js';
 import type { DeadLetter } from '../src/ports/dead-letters.js';
-import { Alarms } from '../src/pipeline/alarms.js';
+import { Alarms, createSubscription, MAX_SUBSCRIPTIONS_PER_PARTICIPANT } from '../src/pipeline/alarms.js';
 import { queueDepths } from '../src/pipeline/metrics.js';
 import { QueueWorker } from '../src/pipeline/queue-worker.js';
 import type { QueueEntry, QueueRef, Settlement } from '../src/ports/message-log.js';
@@ -99,6 +99,46 @@ describe('alarms (spec 5.11.4)', () => {
     const bad = await sup.client.call('POST', '/observability/alarm-subscriptions', JSON.stringify({ rules: ['latency-on-mars'], email: 'a@b.c' }));
     expect(bad.status).toBe(400);
     expect(JSON.stringify(bad.body)).toContain('rules');
+  });
+
+  it("caps a participant's subscriptions, even sent all at once: each is a mailbox or URL every notice goes to, so without a cap one participant could point thousands at a third party's", async () => {
+    const subscribe = (i: number) => sds.client.call('POST', '/observability/alarm-subscriptions', JSON.stringify({ rules: ['maintenance', 'webhook-failing'], email: `victim+${i}@example.org` }));
+    const answers = await Promise.all(Array.from({ length: MAX_SUBSCRIPTIONS_PER_PARTICIPANT + 5 }, (_, i) => subscribe(i)));
+    expect(answers.filter((a) => a.status === 201)).toHaveLength(MAX_SUBSCRIPTIONS_PER_PARTICIPANT);
+    const refused = answers.filter((a) => a.status !== 201);
+    expect(refused.map((a) => a.status)).toEqual([400, 400, 400, 400, 400]);
+    expect(JSON.stringify(refused[0]!.body)).toContain(`at most ${MAX_SUBSCRIPTIONS_PER_PARTICIPANT} alarm subscriptions`);
+    const mine = (await sds.client.call<{ subscriptions: Array<{ id: string }> }>('GET', '/observability/alarm-subscriptions', '')).body.subscriptions;
+    expect(mine).toHaveLength(MAX_SUBSCRIPTIONS_PER_PARTICIPANT);
+    // Another participant's allowance is its own; one removed makes room for one more.
+    expect((await sup.client.call('POST', '/observability/alarm-subscriptions', JSON.stringify({ rules: ['maintenance'], email: 'sup-ops@example.net' }))).status).toBe(201);
+    expect((await sds.client.call('DELETE', `/observability/alarm-subscriptions/${mine[0]!.id}`, '')).status).toBe(204);
+    expect((await subscribe(99)).status).toBe(201);
+    expect((await subscribe(100)).status).toBe(400);
+  });
+});
+
+describe("the cap on a participant's subscriptions, over a store that answers slowly (PostgreSQL)", () => {
+  it('counts one creation at a time per owner, so a burst cannot all read the same count', async () => {
+    const stored: AlarmSubscription[] = [];
+    // Each list is answered a few turns of the event loop later, as a database across a network answers.
+    const store = {
+      list: async (owner?: string) => {
+        await settle(2);
+        return stored.filter((x) => x.owner === owner);
+      },
+      put: async (x: AlarmSubscription) => {
+        await settle(1);
+        stored.push(x);
+      },
+    };
+    const deps = { subscriptions: store, checkUrl: async () => null, now: () => 0 };
+    const made = await Promise.all(Array.from({ length: MAX_SUBSCRIPTIONS_PER_PARTICIPANT + 3 }, (_, i) => createSubscription(deps, '2000000009', { rules: ['maintenance'], email: `x${i}@example.org` })));
+    expect(made.filter((m) => m.ok)).toHaveLength(MAX_SUBSCRIPTIONS_PER_PARTICIPANT);
+    expect(stored).toHaveLength(MAX_SUBSCRIPTIONS_PER_PARTICIPANT);
+    // Another owner is counted apart, and the operator not at all.
+    expect((await createSubscription(deps, '2000000010', { rules: ['maintenance'], email: 'y@example.org' })).ok).toBe(true);
+    for (let i = 0; i < MAX_SUBSCRIPTIONS_PER_PARTICIPANT + 1; i++) expect((await createSubscription(deps, 'operator', { rules: ['maintenance'], email: `ops${i}@example.net` })).ok).toBe(true);
   });
 });
 

@@ -814,6 +814,30 @@ describe('a pull acknowledgement acknowledges only what pulls handed out', () =>
   });
 });
 
+describe('a HEAD of a pull route hands nothing out', () => {
+  let t: SharedPkiDip;
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('is refused 405 (GET only): answered without a body, it marked the messages handed out, and an acknowledgement then marked delivered what nobody read', async () => {
+    t = await startSharedPkiDip();
+    const sds = await t.join(SDS, ['SDS']);
+    const sup = await t.join(SUP, ['SUP']);
+    const queue = { recipientDipId: SUP, channel: 'IF-021' };
+    await submitOk(sds, Array.from({ length: 3 }, () => item([SUP])));
+    for (const path of [`/dip-channel/IF-021/pull/${SUP}`, `/statusmessage/pull/${SUP}`]) {
+      const head = await sup.client.call('HEAD', path, '');
+      expect([head.status, head.headers['allow']], path).toEqual([405, 'GET']);
+    }
+    expect(await t.dip.backend.log.queueState(queue)).toEqual({ ackedSeq: 0, headSeq: 3, pulledSeq: 0 });
+    const ack = await sup.client.ack('IF-021', SUP, 3);
+    expect([ack.status, ack.body.messageArray[0]!.help]).toEqual([400, 'sequence 3 is past the last position a pull handed out (0): acknowledge only what was pulled (acknowledged so far: 0)']);
+    // A GET still hands them out.
+    expect((await sup.client.pull('IF-021', SUP)).lastSeq).toBe(3);
+  });
+});
+
 describe('status messages pulled by a sender with no status-message webhook (spec 5.5.8)', () => {
   let t: SharedPkiDip;
   afterAll(async () => {

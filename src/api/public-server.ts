@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { MSG } from '../domain/response-codes.js';
 import type { RateLimitSettings } from '../security/rate-limit.js';
 import { RateLimiter } from '../security/rate-limit.js';
+import { clientDeadlines } from '../security/listener-deadlines.js';
 import type { ApiDeps } from './deps.js';
 import { describePublication, listQuery, sendPublication, type ContentQuery, type ListQuery } from './publication-download.js';
 import { recordOperations } from './operations.js';
@@ -17,10 +18,12 @@ import { sendStandard } from './request.js';
  *   GET /publications/{publication-id}/content        download (Range; where, columns, decompress)
  */
 export function buildPublicServer(deps: ApiDeps, tls: { key: string; cert: string }, rateLimit: RateLimitSettings): FastifyInstance {
-  const limits = deps.config.http;
+  // The participant listener's deadlines (config `http`), headers and their checking interval included:
+  // anyone on the network reaches this listener.
+  const deadlines = clientDeadlines(deps.config.http);
   const app = Fastify({
-    https: { key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2', handshakeTimeout: limits.handshakeTimeoutMs, maxHeaderSize: limits.maxHeaderBytes },
-    requestTimeout: limits.requestTimeoutMs,
+    https: { key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2', ...deadlines.https },
+    requestTimeout: deadlines.requestTimeout,
     routerOptions: { caseSensitive: false, ignoreTrailingSlash: true, maxParamLength: 100 },
     logger: false,
   });

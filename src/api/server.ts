@@ -9,7 +9,7 @@ import { MSG } from '../domain/response-codes.js';
 import { STORE_RETRY_AFTER_SECONDS } from '../pipeline/ingest.js';
 import { storeFailureKind } from '../ports/errors.js';
 import type { SignatureReplayGuard } from '../ports/replay-guard.js';
-import { DIP_HEADER_SIGNATURE } from '../security/signature.js';
+import { canonicalSignature, DIP_HEADER_SIGNATURE } from '../security/signature.js';
 import { standardResponse } from '../domain/standard-response.js';
 import { exceedsJsonDepth, jsonTooDeep } from '../security/json-depth.js';
 
@@ -316,7 +316,8 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     if (storeFailureKind(error) === 'unavailable') {
       // "Send it again unchanged": the same signature must then be taken, not refused as a replay.
       const signature = req.headers[DIP_HEADER_SIGNATURE];
-      if (typeof signature === 'string') void Promise.resolve(security.replay?.release(signature.trim())).catch((err: unknown) => deps.logger.warn({ err }, 'a signature could not be released'));
+      // Released as authentication recorded it: the canonical spelling of its bytes.
+      if (typeof signature === 'string') void Promise.resolve(security.replay?.release(canonicalSignature(signature))).catch((err: unknown) => deps.logger.warn({ err }, 'a signature could not be released'));
       reply.header('retry-after', String(STORE_RETRY_AFTER_SECONDS));
       return sendStandard(deps, reply, 503, caller, MSG.processingFailed, `the DIP cannot reach its store right now (${error.code ?? 'storage unavailable'}): send the request again unchanged after the Retry-After interval`);
     }

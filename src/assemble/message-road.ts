@@ -6,7 +6,7 @@ import type { Lifecycle } from '../lifecycle.js';
 import { deliveryJournal } from '../pipeline/attempt-journal.js';
 import { countedLog, type DipMetrics } from '../pipeline/metrics.js';
 import { mpanFeed } from '../pipeline/mpan-feed.js';
-import { Replay } from '../pipeline/replay.js';
+import { CopyBudget, Replay } from '../pipeline/replay.js';
 import { queuesOf, wakingLog, type DeadLetterEvent } from '../pipeline/delivery.js';
 import type { Backend, BackendHealth, Coordination } from '../ports/backend.js';
 import type { Clock } from '../ports/clock.js';
@@ -120,6 +120,6 @@ export function assembleMessageRoad({ config, pki, backend, coordination, core, 
     life.started('ingest threads', () => threads.stop());
   }
   const ingest = threads ?? onThisThread;
-  const replay = new Replay(backend.log, backend.archive, copies, clock, backend.requeueJobs, (q) => delivery.notify([q]), logger);
+  const replay = new Replay(backend.log, backend.archive, copies, clock, backend.requeueJobs, (q) => delivery.notify([q]), logger, new CopyBudget(config.replayCopiesPerHour));
   return { destinations, load, delivery, processes, ingest, threads, replay };
 }

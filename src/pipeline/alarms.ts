@@ -194,9 +194,21 @@ export const subscriptionBody = {
   },
 } as const;
 
+/**
+ * The most alarm subscriptions one participant may hold. Each is a mailbox or a URL that every notice it
+ * names goes to (up to `maxNoticesPerHour` each), and a participant can raise some of its own alarms at will
+ * (a failing webhook, a queue left unread): without a cap one participant could subscribe a third party's
+ * mailbox or server thousands of times and have the DIP flood it, and spend the DIP's mail allowance.
+ * The operator's own subscriptions (owner `operator`) are not capped.
+ */
+export const MAX_SUBSCRIPTIONS_PER_PARTICIPANT = 10;
+
+/** Creations under way per owner in this process: one at a time, so a burst cannot all count the same list. */
+const creating = new Map<string, Promise<unknown>>();
+
 /** What creating a subscription needs: where it is kept, the webhook destination rules, the time. */
 export interface SubscriptionDeps {
-  subscriptions: Pick<AlarmSubscriptionStore, 'put'>;
+  subscriptions: Pick<AlarmSubscriptionStore, 'put' | 'list'>;
   /** Refuses webhook URLs on internal networks (outside DEV), as for message webhooks. */
   checkUrl(url: string): Promise<string | null>;
   now(): number;
@@ -220,7 +232,26 @@ export async function createSubscription(deps: SubscriptionDeps, owner: string, 
     const refused = await deps.checkUrl(made.webhookUrl);
     if (refused !== null) return { ok: false, help: `webhookUrl: ${refused}` };
   }
-  await deps.subscriptions.put(made);
-  return { ok: true, subscription: made };
+  if (owner === 'operator') {
+    await deps.subscriptions.put(made);
+    return { ok: true, subscription: made };
+  }
+  // Counted and stored one at a time per owner (in this process; nodes of a cluster may each let one more
+  // through at the same instant, which keeps the cap's purpose).
+  const before = creating.get(owner) ?? Promise.resolve();
+  const turn = before.then(async (): Promise<{ ok: true; subscription: AlarmSubscription } | { ok: false; help: string }> => {
+    const held = (await deps.subscriptions.list(owner)).length;
+    if (held >= MAX_SUBSCRIPTIONS_PER_PARTICIPANT) {
+      return { ok: false, help: `${owner} has ${held} alarm subscriptions, and a participant may hold at most ${MAX_SUBSCRIPTIONS_PER_PARTICIPANT} alarm subscriptions: remove one first (one subscription takes several rules, an e-mail address and a webhook URL)` };
+    }
+    await deps.subscriptions.put(made);
+    return { ok: true, subscription: made };
+  });
+  const settled = turn.catch(() => undefined);
+  creating.set(owner, settled);
+  void settled.then(() => {
+    if (creating.get(owner) === settled) creating.delete(owner);
+  });
+  return turn;
 }
 

@@ -1,7 +1,7 @@
 import type { Participant } from '../domain/participant.js';
 import type { SignatureReplayGuard } from '../ports/replay-guard.js';
 import type { RevocationEntry } from '../security/revocation.js';
-import { DIP_HEADER_SIGNATURE, signatureHelp, verifyDipSignature } from '../security/signature.js';
+import { signatureHelp, verifyDipSignature } from '../security/signature.js';
 import type { Registry } from './registry.js';
 
 /** The TLS client certificate as the listener saw it. */
@@ -104,10 +104,9 @@ export async function authenticate(registry: Registry, call: CallerEvidence, now
 
   const replay = call.controls?.replay;
   if (replay) {
-    // verifyDipSignature accepted exactly one value for the header, so this is a string.
-    const raw = call.headers[DIP_HEADER_SIGNATURE];
-    const signature = (Array.isArray(raw) ? raw[0] : raw)?.trim() ?? '';
-    const seen = await replay.check(signature, now.getTime());
+    // The bytes that verified, not the header's text: base64 spells the same bytes many ways (padding
+    // left off, the last letter's unused bits set), and each spelling verifies (canonicalSignature).
+    const seen = await replay.check(verified.signature, now.getTime());
     if (seen.replayed) {
       return refuse(
         'replay',

@@ -24,6 +24,53 @@ export const REPLAY_PAGE = 1000;
  */
 export const REQUEUE_PACE = 1000;
 
+/** A replay or requeue refused because the recipient has spent its budget of copies (config `replayCopiesPerHour`). */
+export class ReplayBudgetSpent extends Error {
+  constructor(
+    readonly recipientDipId: string,
+    readonly perHour: number,
+    readonly retryAfterMs: number,
+  ) {
+    super(`${recipientDipId} has replayed or requeued its budget of ${perHour.toLocaleString('en-GB')} copies an hour: every copy is archived as a message of its own, so the DIP pays them out a page at a time; retry after ${Math.ceil(retryAfterMs / 1000)} s (an operator can requeue dead letters without this limit)`);
+  }
+}
+
+/**
+ * Copies each recipient may still make: a token bucket per recipient that holds up to an hour's worth (at
+ * least a page, so a page can always pass) and refills evenly. A replay answers its copies and archives
+ * them, a requeue archives and enqueues them: each is a new message row, so without this a recipient
+ * sending the same replay over and over (200 requests a second are allowed) writes a page of rows per
+ * request, and the disk every participant's submissions need fills within hours. In one process; the
+ * nodes of a cluster each keep their own.
+ */
+export class CopyBudget {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly capacity: number;
+  private readonly perMs: number;
+
+  constructor(readonly perHour: number) {
+    this.capacity = Math.max(perHour, REPLAY_PAGE);
+    this.perMs = perHour / 3_600_000;
+  }
+
+  /** Takes `n` copies for the recipient, or answers how long until they are there (taking nothing). */
+  take(recipientDipId: string, n: number, nowMs: number): { ok: true } | { ok: false; retryAfterMs: number } {
+    if (this.perHour <= 0 || n <= 0) return { ok: true };
+    const b = this.buckets.get(recipientDipId) ?? { tokens: this.capacity, at: nowMs };
+    b.tokens = Math.min(this.capacity, b.tokens + Math.max(0, nowMs - b.at) * this.perMs);
+    b.at = nowMs;
+    if (b.tokens >= n) {
+      b.tokens -= n;
+      // A full bucket is the same as none: memory follows the recipients replaying now.
+      if (b.tokens >= this.capacity) this.buckets.delete(recipientDipId);
+      else this.buckets.set(recipientDipId, b);
+      return { ok: true };
+    }
+    this.buckets.set(recipientDipId, b);
+    return { ok: false, retryAfterMs: Math.ceil((n - b.tokens) / this.perMs) };
+  }
+}
+
 /** The item-level field (beside `payload`) that names the transaction a replayed copy re-issues. */
 export const ORIGINAL_TRANSACTION_FIELD = 'originalTransactionID';
 /** The item-level field (beside `payload`) that carries the original message's transaction wrapper (D0), as it was. */
@@ -82,11 +129,20 @@ export class Replay {
     private readonly jobs?: RequeueJobs,
     private readonly notify: (queue: QueueRef) => void = () => {},
     private readonly logger?: Logger,
+    /** Copies per recipient per hour (config `replayCopiesPerHour`); none: no limit. */
+    private readonly budget?: CopyBudget,
   ) {}
+
+  /** Takes a page's copies from the recipient's budget, or throws ReplayBudgetSpent (nothing written). */
+  private spend(queue: QueueRef, n: number): void {
+    const taken = this.budget?.take(queue.recipientDipId, n, this.clock.now()) ?? { ok: true };
+    if (!taken.ok) throw new ReplayBudgetSpent(queue.recipientDipId, this.budget!.perHour, taken.retryAfterMs);
+  }
 
   /** One page of a synchronous replay, starting after queue position `afterSeq`. */
   async replay(queue: QueueRef, filter: ReplayFilter, afterSeq = 0): Promise<ReplayPage> {
     const { found, next } = await this.page(queue, filter, afterSeq, undefined);
+    this.spend(queue, found.length);
     const copies = this.reissue(found);
     if (copies.length > 0) await this.log.appendReplayCopies(copies);
     return { copies: await Promise.all(copies.map((c) => this.copies.copyFor(queue, c.outbound))), next };
@@ -100,6 +156,7 @@ export class Replay {
     const { headSeq } = await this.log.queueState(queue);
     const { found, next } = await this.page(queue, filter, 0, headSeq);
     if (next === null || !this.jobs) {
+      this.spend(queue, found.length);
       const copies = this.reissue(found);
       if (copies.length > 0) await this.log.appendReplayCopies(copies, queue);
       this.notify(queue);
@@ -174,6 +231,9 @@ export class Replay {
       const state = await this.log.queueState(queue);
       if (state.headSeq - state.ackedSeq > REQUEUE_PACE) return again(500, cursor);
       const { found, next } = await this.page(queue, filter, cursor, upToSeq);
+      // A job waits for its recipient's budget as it waits for its queue: it is not refused, only slowed.
+      const taken = this.budget?.take(queue.recipientDipId, found.length, this.clock.now()) ?? { ok: true };
+      if (!taken.ok) return again(taken.retryAfterMs, cursor);
       const copies = this.reissue(found);
       const reached = found.at(-1)?.seq ?? upToSeq;
       await this.log.appendReplayCopies(copies, queue, { jobId: id, from: cursor, cursor: reached, added: copies.length, at: this.clock.now() });

@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { PORTAL_CSS } from './assets.js';
+import { clientDeadlines } from '../security/listener-deadlines.js';
 import type { PortalDeps } from './deps.js';
 import type { PortalAccount } from '../ports/portal-accounts.js';
 import { html } from './html.js';
@@ -54,8 +55,11 @@ export function firstQueryValues(query: string): Record<string, string> {
 }
 
 export function buildPortalServer(deps: PortalDeps, tls: { key: string; cert: string }): FastifyInstance {
+  // The participant listener's deadlines (config `http`) here too: anyone on the network reaches this listener.
+  const deadlines = clientDeadlines(deps.config.http);
   const app = Fastify({
-    https: { key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2' },
+    https: { key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2', ...deadlines.https },
+    requestTimeout: deadlines.requestTimeout,
     logger: false,
     bodyLimit: 256 * 1024,
     routerOptions: {

@@ -6,6 +6,7 @@ import type { Channel } from '../pipeline/channels.js';
 import { archivedEventCode } from '../pipeline/replay.js';
 import { STATUS_CHANNEL } from '../pipeline/status.js';
 import { sendTestMessage } from '../pipeline/test-message.js';
+import { ReplayBudgetSpent } from '../pipeline/replay.js';
 import { configureWebhook, removeWebhook } from '../pipeline/webhook-config.js';
 import type { ArchivedMessage, DeliveryAttempt } from '../ports/archive.js';
 import type { QueueRef } from '../ports/message-log.js';
@@ -310,6 +311,16 @@ async function replayOne(deps: PortalDeps, c: Ctx, action: 'replay' | 'requeue')
 /** Replay or requeue through the same Replay service the API's replay and requeue routes call. */
 async function runReplay(deps: PortalDeps, c: Ctx, queue: QueueRef, filter: ReplayFilter, action: 'replay' | 'requeue'): Promise<{ flash: { kind: 'ok' | 'error'; text: string }; copies: Html | null }> {
   deps.logger.info({ username: c.signed.account.username, queue, action }, 'portal: replay');
+  try {
+    return await replayOrRequeue(deps, queue, filter, action);
+  } catch (e) {
+    // The participant's budget of copies (config replayCopiesPerHour), as the API answers 429.
+    if (e instanceof ReplayBudgetSpent) return { flash: { kind: 'error', text: e.message }, copies: null };
+    throw e;
+  }
+}
+
+async function replayOrRequeue(deps: PortalDeps, queue: QueueRef, filter: ReplayFilter, action: 'replay' | 'requeue'): Promise<{ flash: { kind: 'ok' | 'error'; text: string }; copies: Html | null }> {
   if (action === 'requeue') {
     const r = await deps.replay.requeue(queue, filter);
     const text = 'requeued' in r ? `${r.requeued} message(s) requeued to the webhook under new R- transaction IDs` : `more than a page matches: requeue job ${r.job.id} works through them behind your live traffic`;

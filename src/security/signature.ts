@@ -74,7 +74,13 @@ export type VerifyFailureReason =
   | 'bad-signature';
 
 export type VerifyResult =
-  | { ok: true; certificate: CertificateInfo; stringToSign: string }
+  | {
+      ok: true;
+      certificate: CertificateInfo;
+      stringToSign: string;
+      /** The signature's bytes in canonical base64 (padded, unused bits zero): what a replay check must key on. */
+      signature: string;
+    }
   | {
       ok: false;
       reason: VerifyFailureReason;
@@ -120,6 +126,16 @@ export const DIP_URN_PREFIX = 'urn:dip:participant:';
 /** base64(SHA-256(raw bytes)). Strings are hashed as UTF-8. */
 export function contentHash(body: Buffer | string): string {
   return createHash('sha256').update(body).digest('base64');
+}
+
+/**
+ * One spelling of an X-DIP-Signature's bytes: padded base64 with the unused bits of its last letter zero.
+ * The verifier decodes leniently (padding optional, those bits ignored, as most base64 decoders do), so a
+ * 256-byte signature has dozens of spellings that all verify: a replay check keyed on the header text as
+ * sent would take each of them as a new signature. Keyed on this, every spelling is the one signature.
+ */
+export function canonicalSignature(headerValue: string): string {
+  return Buffer.from(headerValue.trim(), 'base64').toString('base64');
 }
 
 /**
@@ -470,7 +486,7 @@ export function verifyDipSignature(input: VerifyInput): VerifyResult {
     const found = diagnose(signature, cert.publicKey, input, date, hashHeader);
     return fail(found.reason, found.detail);
   }
-  return { ok: true, certificate: cert.info, stringToSign: expected };
+  return { ok: true, certificate: cert.info, stringToSign: expected, signature: signature.toString('base64') };
 }
 
 // ---------------------------------------------------------------------------------------------

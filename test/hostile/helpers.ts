@@ -219,6 +219,8 @@ export interface RawOptions {
   /** Give up after this long. */
   timeoutMs?: number;
   maxVersion?: tls.SecureVersion;
+  /** Another of the DIP's TLS listeners (the portals'); the participant listener by default. */
+  port?: number;
 }
 
 /** Opens a TLS connection to the DIP, writes raw bytes and collects whatever comes back until it closes. */
@@ -233,7 +235,7 @@ export function rawTls(t: TestDip, o: RawOptions): Promise<RawResult> {
     let dribbler: NodeJS.Timeout | undefined;
     const socket = tls.connect({
       host: '127.0.0.1',
-      port: t.dip.port,
+      port: o.port ?? t.dip.port,
       servername: 'localhost',
       ca: o.ca ?? t.dip.pki.ca.certPem,
       ...(o.cert ? { cert: o.cert, key: o.key } : {}),

@@ -146,6 +146,24 @@ describe('replayed signatures', () => {
     expectRefusal(again, 401, /replayed/);
   });
 
+  it('refuses a replayed webhook registration whose signature is written in another base64 form of the same bytes', async () => {
+    const cfg = JSON.stringify({ callbackURL: 'https://sup.example/dip-again' });
+    const path = `/dip-channel/IF-021/pubconfig/${SUP_ID}`;
+    const first = await send(h.t, h.sup, { path, body: cfg });
+    expect(first.status).toBe(201);
+    // A 256-byte RSA signature is 344 base64 characters ending '==': the last letter carries 4 bits
+    // nobody reads, and the padding is optional to a lenient decoder. Each variant is the same signature.
+    const sig = first.signature['x-dip-signature'];
+    const core = sig.replace(/=+$/, '');
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+    const otherBits = `${core.slice(0, -1)}${alphabet[alphabet.indexOf(core.at(-1)!) ^ 1]}`;
+    expect(Buffer.from(otherBits, 'base64').equals(Buffer.from(sig, 'base64'))).toBe(true);
+    for (const variant of [core, `${core}=`, `${otherBits}==`, otherBits]) {
+      const again = await send(h.t, h.sup, { path, body: cfg, signature: { ...first.signature, 'x-dip-signature': variant } });
+      expectRefusal(again, 401, /replayed/, variant.slice(-4));
+    }
+  });
+
   it('a re-signed resend of an accepted message is a duplicate (400 MSG1006), not a replay', async () => {
     const b = body();
     const accepted = await submit(h, b);

@@ -6,12 +6,14 @@ import 'reflect-metadata'; // before @peculiar/x509
 import * as x509 from '@peculiar/x509';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../../src/config.js';
 import { createCertificateAuthority, type KeyAndCert } from '../../src/security/pki.js';
 import { expectStillServing, forgeCertificate, rawSignedRequest, rawTls, startHostileDip, tlsOf, validItem, type HostileDip } from './helpers.js';
 
 let h: HostileDip;
 beforeAll(async () => {
-  h = await startHostileDip();
+  // With the anonymous listener (public publications), the third listener anyone reaches without a client certificate.
+  h = await startHostileDip({ publications: { ...DEFAULTS.publications, anonymous: { enabled: true, host: '127.0.0.1', port: 0, rateLimit: { requestsPerSecond: 0, burst: 1 } } } });
 });
 afterAll(async () => {
   await h?.close();
@@ -173,5 +175,59 @@ describe('slow clients are cut off', () => {
 
   it('still accepts a valid message (201)', async () => {
     await expectStillServing(h);
+  });
+});
+
+describe.each([
+  // The anonymous listener takes no POST: it answers 404 at once, and the connection is closed at the deadline all the same.
+  ['portals', () => Number(new URL(h.t.dip.portalUrl).port), '/portal/sign-in', 408],
+  ['anonymous', () => h.t.dip.publicPort!, '/publications', 404],
+])("slow clients of the %s listener are cut off as on the participant listener", (_name, portal, page, bodyStatus) => {
+  // These listeners take no client certificate: anyone on the network reaches them. Held longer than the
+  // configured deadlines (or, for a body, for ever), a few thousand such connections would use up the
+  // process's file descriptors, which every listener and the store share.
+
+  it('slowloris: headers dribbled one line at a time get 408 after the headers deadline', async () => {
+    const dribble = Array.from({ length: 60 }, (_, i) => `X-Slow-${i}: a\r\n`);
+    const r = await rawTls(h.t, { port: portal(), write: `GET ${page} HTTP/1.1\r\nHost: localhost\r\n`, dribble, dribbleMs: 100, timeoutMs: 8_000 });
+    expect(r.closedByServer).toBe(true);
+    expect(r.status).toBe(408);
+    expect(r.ms).toBeLessThan(3_000); // deadline 1 s, checked every 100 ms
+  });
+
+  it('a form dribbled byte by byte gets 408 after the request deadline', async () => {
+    const head = `POST ${page} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 200\r\n\r\n`;
+    const r = await rawTls(h.t, { port: portal(), write: head, dribble: 'username=a&password='.padEnd(200, 'x').split(''), dribbleMs: 50, timeoutMs: 8_000 });
+    expect(r.closedByServer).toBe(true);
+    expect(r.status).toBe(bodyStatus);
+    expect(r.ms).toBeLessThan(4_000); // deadline 2 s
+  });
+
+  it('a connection that never starts the TLS handshake is dropped after the handshake deadline', async () => {
+    const started = Date.now();
+    const closedAfter = await new Promise<number>((resolve) => {
+      const s = connect({ host: '127.0.0.1', port: portal() });
+      const giveUp = setTimeout(() => {
+        s.destroy();
+        resolve(Number.POSITIVE_INFINITY);
+      }, 6_000);
+      s.on('error', () => {});
+      s.on('close', () => {
+        clearTimeout(giveUp);
+        resolve(Date.now() - started);
+      });
+    });
+    expect(closedAfter).toBeLessThan(3_000); // deadline 1 s
+  });
+
+  it('an idle connection after a complete handshake is dropped after the headers deadline', async () => {
+    const r = await rawTls(h.t, { port: portal(), write: 'G', timeoutMs: 6_000 });
+    expect(r.closedByServer).toBe(true);
+    expect(r.ms).toBeLessThan(3_000);
+  });
+
+  it('still answers', async () => {
+    const r = await rawTls(h.t, { port: portal(), write: `GET ${page} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`, timeoutMs: 5_000 });
+    expect(r.status).toBe(200);
   });
 });

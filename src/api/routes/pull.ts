@@ -42,7 +42,11 @@ export const pullRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { 
     },
     response: answers([...GUARDED, 409], { 200: preSerialised(200, egressArray('The messages, oldest first')) }),
   };
-  app.get<Route>('/dip-channel/:id/pull/:recipientId', { config: { access: 'recipient' }, schema: pullSchema }, async (req, reply) => {
+  // A pull hands out what it answers (the position a later acknowledgement may reach is written): a HEAD,
+  // which Fastify would run through the same handler and answer without the body, would hand out messages
+  // nobody read, and an acknowledgement would then mark them delivered. So GET only: HEAD is 405.
+  const GET_ONLY = { exposeHeadRoute: false } as const;
+  app.get<Route>('/dip-channel/:id/pull/:recipientId', { ...GET_ONLY, config: { access: 'recipient' }, schema: pullSchema }, async (req, reply) => {
     const { caller, channel } = recipientScope(req);
     if (channel.availability === 'paused') {
       reply.header('retry-after', String(PAUSED_RETRY_AFTER_SECONDS));
@@ -71,7 +75,7 @@ export const pullRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { 
   const statusTags = ['Status Messages'];
   app.get<Route>(
     '/statusmessage/pull/:recipientId',
-    { config: { access: 'self' }, schema: { ...pullSchema, operationId: 'pullStatusMessages', tags: statusTags, summary: 'Read the oldest unacknowledged status messages (OpenDIP)', description: `For a participant with no status-message webhook (POST /statusmessage/config). The same messages come back until acknowledged; ${SEQUENCE_HEADER} gives their positions.`, params: recipientParams } },
+    { ...GET_ONLY, config: { access: 'self' }, schema: { ...pullSchema, operationId: 'pullStatusMessages', tags: statusTags, summary: 'Read the oldest unacknowledged status messages (OpenDIP)', description: `For a participant with no status-message webhook (POST /statusmessage/config). The same messages come back until acknowledged; ${SEQUENCE_HEADER} gives their positions.`, params: recipientParams } },
     async (req, reply) => pull(deps, req, reply, { recipientDipId: admitted(req).caller.dipId, channel: STATUS_CHANNEL }),
   );
   app.post<Route & { Body: { sequence: number } }>(

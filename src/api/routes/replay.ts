@@ -1,8 +1,8 @@
 import { CONTINUATION_HEADER } from '../../security/continuation-token.js';
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { JsonSchema } from '../../catalogue/types.js';
 import { MSG } from '../../domain/response-codes.js';
-import { archivedEventCode, type ReplayFilter } from '../../pipeline/replay.js';
+import { archivedEventCode, ReplayBudgetSpent, type ReplayFilter } from '../../pipeline/replay.js';
 import type { ApiDeps, RoutePluginOptions } from '../deps.js';
 import { recipientScope } from '../guard.js';
 import { publishedSchema, replayWindow, type MessageRequestBody } from '../schemas.js';
@@ -45,6 +45,16 @@ export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
   for (const action of ['replay', 'requeue'] as const) {
     const schema = { tags, params: channelRecipientParams, body, ...schemas[action] };
     app.post<Route>(`/dip-channel/:id/${action}/:recipientId`, { config: { access: 'recipient' }, schema }, async (req, reply) => {
+      try {
+        return await answer(req, reply);
+      } catch (e) {
+        // The recipient's budget of copies is spent (config replayCopiesPerHour): nothing was written.
+        if (!(e instanceof ReplayBudgetSpent)) throw e;
+        reply.header('retry-after', String(Math.max(1, Math.ceil(e.retryAfterMs / 1000))));
+        return sendStandard(deps, reply, 429, e.recipientDipId, MSG.processingFailed, e.message);
+      }
+    });
+    const answer = async (req: FastifyRequest<Route>, reply: FastifyReply): Promise<FastifyReply> => {
       const { caller, channel } = recipientScope(req);
       const body = req.body;
       const window = replayWindow(body);
@@ -87,7 +97,7 @@ export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
       if (page.next !== null) reply.header(CONTINUATION_HEADER, deps.continuation.issue(queue, filter, page.next));
       // The copies are already JSON: the answer is assembled without re-serialising them.
       return reply.code(page.next === null ? 200 : 206).type('application/json').send(`[${page.copies.join(',')}]`);
-    });
+    };
   }
 
   const jobParams = { ...channelRecipientParams, required: ['id', 'recipientId', 'jobId'], properties: { ...(channelRecipientParams['properties'] as object), jobId: { type: 'string', description: 'From the Location of a 202 answer' } } };
