@@ -46,7 +46,12 @@ describe('the copies a recipient may replay or requeue (config replayCopiesPerHo
     // 400 copies left: the same replay again needs 600.
     for (const path of [`/dip-channel/IF-021/replay/${sup.dipId}`, `/dip-channel/IF-021/requeue/${sup.dipId}`]) {
       const again = await sup.client.call('POST', path, ALL);
-      expect([again.status, again.headers['retry-after']], path).toEqual([429, '720']);
+      expect(again.status, path).toBe(429);
+      // 200 copies short at 1,000 an hour: 720 s, less the real seconds since the first replay (the
+      // budget refills continuously and the DIP's clock runs on with the wall clock).
+      const retryAfter = Number(again.headers['retry-after']);
+      expect(retryAfter, path).toBeLessThanOrEqual(720);
+      expect(retryAfter, path).toBeGreaterThan(700);
       expect(again.body.messageArray[0]!.help).toContain('budget of 1,000 copies an hour');
     }
     expect(rows()).toBe(before + 600);
