@@ -48,7 +48,13 @@ class Base64Decode extends Transform {
   }
 }
 
-/** The plain bytes of a stored payload. */
+/** An error of zlib's (Z_DATA_ERROR, Z_BUF_ERROR…): the bytes are not in the compression they were declared in, or are cut short. */
+export function isDecompressionError(err: unknown): err is Error & { code: string } {
+  const code: unknown = err instanceof Error ? (err as Error & { code?: unknown }).code : undefined;
+  return typeof code === 'string' && code.startsWith('Z_');
+}
+
+/** The plain bytes of a stored payload (a zlib error, isDecompressionError, when they are not in `compression`). */
 export function decoded(compression: Compression, stored: AsyncIterable<Buffer>): Readable {
   const source = Readable.from(stored, { objectMode: false });
   switch (compression) {
