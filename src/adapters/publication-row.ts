@@ -64,8 +64,10 @@ export function publicationFilter(q: PublicationQuery, param: (i: number) => str
   if (q.from !== undefined) add((p) => `published_at >= ${p}`, q.from);
   if (q.to !== undefined) add((p) => `published_at <= ${p}`, q.to);
   if (q.effectiveOn !== undefined) {
-    add((p) => `(effective_from IS NULL OR effective_from <= ${p})`, q.effectiveOn);
-    // Compared by date: an effective-to date covers the whole of that day.
+    // Compared by date at both ends: an effective-from or effective-to date covers the whole of that day,
+    // and so does one with a time of day (2026-03-01T06:00:00Z, longer than '2026-03-01', compared as
+    // text was after it: a publication in effect from 06:00 on 1 March was not effective on 1 March).
+    add((p) => `(effective_from IS NULL OR substr(effective_from, 1, 10) <= substr(${p}, 1, 10))`, q.effectiveOn);
     add((p) => `(effective_to IS NULL OR substr(effective_to, 1, 10) >= substr(${p}, 1, 10))`, q.effectiveOn);
   }
   if (q.publicOnly) add((p) => `public = ${p}`, publicTrue);

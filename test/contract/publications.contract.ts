@@ -61,6 +61,15 @@ export function publicationIndexContract(name: string, open: BackendFactory): vo
       expect((await ctx.backend.publications.find({ publicationType: type, effectiveOn: '2027-05-01', limit: 10 })).map((p) => p.id)).toEqual([open.id]);
     });
 
+    it('finds a publication effective from a time of day on that day, as one effective to a time of day', async () => {
+      const type = `T${randomBytes(3).toString('hex')}`;
+      // In effect for part of 1 March and part of 31 March: effective on both days, as the metadata allows date-times.
+      const march = publication({ publicationType: type, effectiveFrom: '2026-03-01T06:00:00Z', effectiveTo: '2026-03-31T18:00:00Z' });
+      await ctx.backend.publications.insert(march);
+      const on = async (day: string) => (await ctx.backend.publications.find({ publicationType: type, effectiveOn: day, limit: 10 })).map((p) => p.id);
+      expect([await on('2026-02-28'), await on('2026-03-01'), await on('2026-03-31'), await on('2026-04-01')]).toEqual([[], [march.id], [march.id], []]);
+    });
+
     it('finds for one participant only what is for every recipient, names it, or was published by it', async () => {
       const type = `T${randomBytes(3).toString('hex')}`;
       const all = publication({ publicationType: type, publishedAt: 1000 });
