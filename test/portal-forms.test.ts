@@ -138,3 +138,50 @@ describe('portal requests', () => {
     expect((await send('POST', '/operator/sign-in', { form: new URLSearchParams({ username: 'ops.olga', password: 'a new long passphrase', code: nextCode }).toString() })).status).toBe(303);
   });
 });
+
+describe('the user portal\'s certificate request', () => {
+  let t: TestDip;
+  let agent: Agent;
+  let origin: string;
+
+  const send = async (method: 'GET' | 'POST', path: string, options: { form?: string; cookie?: string } = {}) => {
+    const res = await request(`${origin}${path}`, {
+      method,
+      dispatcher: agent,
+      headers: { ...(options.form === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded', origin }), ...(options.cookie ? { cookie: options.cookie } : {}) },
+      body: options.form,
+    });
+    return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
+  };
+
+  beforeAll(async () => {
+    t = await startTestDip();
+    origin = t.dip.portalUrl;
+    agent = new Agent({ connect: { ca: t.dip.pki.ca.certPem } });
+  });
+  afterAll(async () => {
+    await agent?.close();
+    await t?.close();
+  });
+
+  it("refuses a certificate request without a CSR, naming the field, and issues nothing (no key made for nobody to hold)", async () => {
+    const sup = await t.participant('1000000002', ['SUP']);
+    // Made with the bootstrap token: this DIP has no admin operator yet.
+    const made = (await adminApi(t)('POST', '/admin/portal/accounts', { username: 'sid.sup', displayName: 'Sid', participantDipId: sup.dipId, admin: true })).body as { password: string };
+    const first = await send('POST', '/portal/sign-in', { form: new URLSearchParams({ username: 'sid.sup', password: made.password, code: '' }).toString() });
+    const secret = /id="totp-secret">([A-Z2-7]+)</.exec(first.text)![1]!;
+    const token = /name="token" value="([^"]+)"/.exec(first.text)![1]!;
+    const signIn = await send('POST', '/portal/sign-in/enrolment', { form: new URLSearchParams({ token, choose: 'yes', code: totpCode(secret, Date.now()), next: 'sid chose this one', repeat: 'sid chose this one' }).toString() });
+    expect(signIn.status).toBe(303);
+    const cookie = String(signIn.headers['set-cookie']).split(';')[0]!;
+    const csrf = /name="_csrf" value="([^"]+)"/.exec((await send('GET', '/portal/certificates', { cookie })).text)![1]!;
+    for (const csr of [undefined, '', '   \n ']) {
+      const form = new URLSearchParams({ _csrf: csrf, ...(csr === undefined ? {} : { csr }) }).toString();
+      const answer = await send('POST', '/portal/certificates/request', { cookie, form });
+      expect([JSON.stringify(csr), answer.status]).toEqual([JSON.stringify(csr), 400]);
+      expect(answer.text).toContain('csr is required: paste the PEM certificate signing request (-----BEGIN CERTIFICATE REQUEST-----) of a key you hold');
+      expect(answer.text).not.toContain('Issued certificate');
+      expect(answer.text).not.toContain('certificate issued');
+    }
+  });
+});
