@@ -206,7 +206,7 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
   app.get<{ Params: { id: string; publicationId: string }; Querystring: ContentQuery }>(
     '/dip-channel/:id/publications/:publicationId/content',
     {
-      config: { access: 'participant', keepAnswer: false },
+      config: { access: 'participant', keepAnswer: false, streamedAnswer: true },
       schema: {
         operationId: 'downloadPublication',
         tags,
