@@ -3,12 +3,14 @@
  * form bodies are read in one pass with a bound on their fields, an address Fastify cannot route gets
  * a page with the pages' headers, and only the portal's own form signs a person out.
  */
+import { connect } from 'node:tls';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpCode } from '../src/security/portal-credentials.js';
 import { CONTENT_SECURITY_POLICY } from '../src/portal/server.js';
 import { adminApi } from './helpers/admin.js';
-import { startTestDip, type TestDip } from './helpers/dip-harness.js';
+import { DEFAULTS } from '../src/config.js';
+import { startTestDip, waitFor, type TestDip } from './helpers/dip-harness.js';
 
 describe('portal requests', () => {
   let t: TestDip;
@@ -183,5 +185,29 @@ describe('the user portal\'s certificate request', () => {
       expect(answer.text).not.toContain('Issued certificate');
       expect(answer.text).not.toContain('certificate issued');
     }
+  });
+});
+
+describe('the portals\' listener deadlines', () => {
+  let t: TestDip;
+  const REQUEST_MS = 1_000;
+
+  beforeAll(async () => {
+    // Short deadlines (Node's own, on real time: the portal takes no streamed bodies), so this ends fast.
+    t = await startTestDip({ http: { ...DEFAULTS.http, requestTimeoutMs: REQUEST_MS, headersTimeoutMs: REQUEST_MS, connectionsCheckingIntervalMs: 100 } });
+  });
+  afterAll(async () => t?.close());
+
+  it('answers a sign-in form that stops arriving with 408 and closes the connection, as the other listeners do', async () => {
+    const socket = connect({ host: '127.0.0.1', port: Number(new URL(t.dip.portalUrl).port), ca: t.dip.pki.ca.certPem, servername: 'localhost' });
+    await new Promise((resolve) => socket.once('secureConnect', resolve));
+    let text = '';
+    socket.on('data', (piece: Buffer) => (text += piece.toString()));
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    // Half a form: the rest never comes.
+    socket.write(`POST /portal/sign-in HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nusername=sam`);
+    await waitFor(() => socket.closed, 20 * REQUEST_MS, 'the half-sent form to be cut off');
+    await closed;
+    expect(text).toMatch(/^HTTP\/1\.1 408 /);
   });
 });

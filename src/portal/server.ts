@@ -54,8 +54,22 @@ export function firstQueryValues(query: string): Record<string, string> {
 }
 
 export function buildPortalServer(deps: PortalDeps, tls: { key: string; cert: string }): FastifyInstance {
+  const limits = deps.config.http;
   const app = Fastify({
-    https: { key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2' },
+    // The listener faces people's browsers, so anyone: the same deadlines as the other listeners (a
+    // handshake, a header block, a whole request: the portal takes no streamed bodies). Fastify's own
+    // default is no request deadline at all, which let a sign-in form trickled a byte at a time, or left
+    // half sent, hold its connection for ever.
+    https: {
+      key: tls.key,
+      cert: tls.cert,
+      minVersion: 'TLSv1.2',
+      handshakeTimeout: limits.handshakeTimeoutMs,
+      headersTimeout: Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs),
+      connectionsCheckingInterval: limits.connectionsCheckingIntervalMs,
+      maxHeaderSize: limits.maxHeaderBytes,
+    },
+    requestTimeout: limits.requestTimeoutMs, // Fastify sets server.requestTimeout from its own option
     logger: false,
     bodyLimit: 256 * 1024,
     routerOptions: {
