@@ -6,6 +6,7 @@ import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../src/config.js';
 import { MSG } from '../src/domain/response-codes.js';
+import { StoreError } from '../src/ports/errors.js';
 import { activityLogFile } from '../src/adapters/backend.js';
 import { SqliteActivityLog } from '../src/adapters/sqlite/activity-log.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
@@ -314,5 +315,29 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
       const help = JSON.parse((await text(refused)).toString()).messageArray[0].help as string;
       expect([query, refused.status, help]).toEqual([query, 422, expect.stringMatching(new RegExp(`^publication ${id} is declared gzip, but its bytes cannot be decompressed as gzip \\(.+\\): download it as stored, without decompress, where or columns$`))]);
     }
+  });
+
+  it('keeps nothing when the notice cannot be queued (the store unavailable): the retry the 503 asks for is stored and notified, not a 409', async () => {
+    const log = t.dip.backend.log;
+    const append = log.append.bind(log);
+    // The store fails over between the publication's record and its notice: the notice is not queued.
+    log.append = async () => {
+      throw new StoreError('unavailable', 'the connection to the store was lost', 'ECONNRESET');
+    };
+    const query = { type: 'FailedOver', version: '1', format: 'csv' };
+    let first;
+    try {
+      first = await publish(vas, query, CSV);
+    } finally {
+      log.append = append;
+    }
+    expect([first.status, first.headers['retry-after'], first.body.messageArray[0]!.help]).toEqual([503, expect.any(String), expect.stringContaining('send the request again unchanged')]);
+    expect((await sup.client.call<{ publications: unknown[] }>('GET', '/dip-channel/REP-002/publications?type=FailedOver', '')).body.publications).toEqual([]);
+    // Sent again unchanged, as the answer says: stored, and the recipients are told this time.
+    const again = await publish(vas, query, CSV);
+    expect([again.status, again.body.messageArray[0]!.help]).toEqual([201, expect.stringMatching(/; [1-9]\d* recipient\(s\) notified$/)]);
+    const id = (again.body as unknown as { publication: { publicationID: string } }).publication.publicationID;
+    const notices = (await ldso.client.pull('REP-002', ldso.dipId, 1000)).body as Array<{ payload: { CustomBlock: { P02List: Array<{ additionalInformation: string }> } } }>;
+    expect(notices.filter((n) => (JSON.parse(n.payload.CustomBlock.P02List[0]!.additionalInformation) as { publicationID: string }).publicationID === id)).toHaveLength(1);
   });
 });
