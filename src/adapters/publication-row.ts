@@ -38,7 +38,8 @@ export function publicationValues(p: PublicationRecord, publicValue: (flag: bool
     p.size,
     p.sha256,
     p.publishedAt,
-    p.recipients === null ? null : JSON.stringify(p.recipients),
+    // Sorted: the same set of recipients is the same text, which SUPERSEDED compares.
+    p.recipients === null ? null : JSON.stringify([...p.recipients].sort()),
   ];
 }
 
@@ -88,6 +89,13 @@ export function publicationFilter(q: PublicationQuery, param: (i: number) => str
   return { where: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', values };
 }
 
-/** Superseded: a newer publication of the same type on the same channel exists. */
+/**
+ * Superseded: a newer publication of the same type on the same channel exists that everyone who may read
+ * this one may read too: one for every recipient, or one for the same named recipients (stored sorted,
+ * so the same set is the same text). A newer report for another supplier does not supersede a supplier's
+ * own, whose newest would otherwise be purged though it is the newest that supplier can see; nor does one
+ * for some recipients supersede one for everyone.
+ */
 export const SUPERSEDED = `EXISTS (SELECT 1 FROM publications n WHERE n.channel = publications.channel
-  AND n.publication_type = publications.publication_type AND n.published_at > publications.published_at)`;
+  AND n.publication_type = publications.publication_type AND n.published_at > publications.published_at
+  AND (n.recipients IS NULL OR n.recipients = publications.recipients))`;
