@@ -1,13 +1,16 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, type TLSSocket } from 'node:tls';
+import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../src/config.js';
+import { totpCode } from '../src/security/portal-credentials.js';
+import { adminApi } from './helpers/admin.js';
 import { ShiftableClock } from './helpers/clocks.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
 // A publication download (Pattern B) may take as long as the client keeps taking bytes; a client that
 // stops reading is cut off once it has taken none for http.downloadIdleTimeoutMs, on the participant
-// listener and on the anonymous one (where anyone may ask). Time moves by the DIP's clock, not by waiting.
+// listener, on the anonymous one (where anyone may ask) and on the user portal. Time moves by the DIP's clock, not by waiting.
 const IDLE_MS = 30_000;
 // Larger than what the sockets' buffers on both sides hold, so that a client that reads nothing leaves
 // the DIP with bytes waiting.
@@ -85,5 +88,39 @@ describe('download deadlines: a publication download is bounded by the client ta
     }
     expect(received).toBe(SIZE);
     expect(hash.digest('base64')).toBe(sha(data));
+  });
+
+  it("cuts off a user portal download that the browser stops reading, as the API's", async () => {
+    // A supplier's user, signed in (the first sign-in sets up the TOTP; codes on the DIP's clock).
+    const made = (await adminApi(t)('POST', '/admin/portal/accounts', { username: 'sam.sup', displayName: 'Sam', participantDipId: sup.dipId, admin: true })).body as { password: string };
+    const agent = new Agent({ connect: { ca: t.dip.pki.ca.certPem } });
+    const post = async (path: string, form: Record<string, string>) => {
+      const res = await request(`${t.dip.portalUrl}${path}`, { method: 'POST', dispatcher: agent, headers: { 'content-type': 'application/x-www-form-urlencoded', origin: t.dip.portalUrl }, body: new URLSearchParams(form).toString() });
+      return { headers: res.headers, text: await res.body.text() };
+    };
+    const first = await post('/portal/sign-in', { username: 'sam.sup', password: made.password, code: '' });
+    const secret = /id="totp-secret">([A-Z2-7]+)</.exec(first.text)![1]!;
+    const token = /name="token" value="([^"]+)"/.exec(first.text)![1]!;
+    const signedIn = await post('/portal/sign-in/enrolment', { token, choose: 'yes', code: totpCode(secret, clock.now()), next: 'sam chose this one', repeat: 'sam chose this one' });
+    const cookie = String(signedIn.headers['set-cookie']).split(';')[0]!;
+    await agent.close();
+
+    const socket: TLSSocket = connect({ host: '127.0.0.1', port: Number(new URL(t.dip.portalUrl).port), ca: t.dip.pki.ca.certPem, servername: 'localhost' });
+    await new Promise((resolve) => socket.once('secureConnect', resolve));
+    let received = 0;
+    socket.on('data', (piece: Buffer) => (received += piece.length));
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    const path = `/portal/publications/REP-002/${id}`;
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nCookie: ${cookie}\r\n\r\n`);
+    socket.pause();
+    const cut = () => cuts.some((c) => c['url'] === path);
+    await waitFor(() => {
+      if (!cut()) clock.jump(IDLE_MS / 3);
+      return cut();
+    }, 15_000, 'the stalled portal download to be cut off');
+    socket.resume();
+    await closed;
+    expect(received).toBeGreaterThan(0);
+    expect(received).toBeLessThan(SIZE);
   });
 });

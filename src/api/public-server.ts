@@ -6,7 +6,7 @@ import type { ApiDeps } from './deps.js';
 import { describePublication, listQuery, sendPublication, type ContentQuery, type ListQuery } from './publication-download.js';
 import { recordOperations } from './operations.js';
 import { registerActivityLog } from './activity.js';
-import { useAnswerDeadlines } from './request-deadlines.js';
+import { useAnswerDeadlines } from '../security/answer-deadlines.js';
 import { sendStandard } from './request.js';
 
 /**

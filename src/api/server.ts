@@ -48,7 +48,8 @@ import { recordOperations } from './operations.js';
 import { describeBodyErrors } from './schemas.js';
 import { answers, GUARDED } from './route-schemas.js';
 import { byteOrderMark, sendStandard, tlsPeer, unacceptedCharset, unacceptedContentEncoding, useSecurityControls } from './request.js';
-import { useAnswerDeadlines, useRequestDeadlines } from './request-deadlines.js';
+import { useAnswerDeadlines } from '../security/answer-deadlines.js';
+import { useRequestDeadlines } from './request-deadlines.js';
 
 /** Longest path segment (channel ID, DIP ID) the router accepts. */
 const MAX_PARAM_LENGTH = 200;
