@@ -270,6 +270,13 @@ export interface HttpLimits {
    * cut off when no byte has arrived for this long.
    */
   uploadIdleTimeoutMs: number;
+  /**
+   * A publication download (Pattern B, possibly gigabytes to a slow client) is not bounded as a whole
+   * either: it is cut off when the client has taken no byte for this long while the DIP had bytes waiting
+   * for it (a client that stops reading would otherwise hold the connection, the open file and the
+   * chunks in hand for ever; on the anonymous listener, anyone could).
+   */
+  downloadIdleTimeoutMs: number;
   /** How often the server looks for connections past those timeouts. */
   connectionsCheckingIntervalMs: number;
   /** Largest header block accepted (bytes); more is answered 431. */
@@ -324,6 +331,7 @@ const schema: JSONSchemaType<DipConfig> = {
         headersTimeoutMs: { type: 'integer', minimum: 100 },
         requestTimeoutMs: { type: 'integer', minimum: 100 },
         uploadIdleTimeoutMs: { type: 'integer', minimum: 100 },
+        downloadIdleTimeoutMs: { type: 'integer', minimum: 100 },
         connectionsCheckingIntervalMs: { type: 'integer', minimum: 10 },
         maxHeaderBytes: { type: 'integer', minimum: 1024 },
         maxJsonDepth: { type: 'integer', minimum: 4 },
@@ -570,6 +578,7 @@ export const DEFAULTS: DipConfig = {
     headersTimeoutMs: 20_000,
     requestTimeoutMs: 120_000,
     uploadIdleTimeoutMs: 60_000,
+    downloadIdleTimeoutMs: 60_000,
     connectionsCheckingIntervalMs: 1_000,
     maxHeaderBytes: 16_384,
     maxJsonDepth: 64,

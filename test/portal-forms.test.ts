@@ -3,12 +3,14 @@
  * form bodies are read in one pass with a bound on their fields, an address Fastify cannot route gets
  * a page with the pages' headers, and only the portal's own form signs a person out.
  */
+import { connect } from 'node:tls';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpCode } from '../src/security/portal-credentials.js';
 import { CONTENT_SECURITY_POLICY } from '../src/portal/server.js';
 import { adminApi } from './helpers/admin.js';
-import { startTestDip, type TestDip } from './helpers/dip-harness.js';
+import { DEFAULTS } from '../src/config.js';
+import { startTestDip, waitFor, type TestDip } from './helpers/dip-harness.js';
 
 describe('portal requests', () => {
   let t: TestDip;
@@ -136,5 +138,76 @@ describe('portal requests', () => {
     const nextCode = totpCode(secret, Date.now() + 30_000);
     expect((await send('POST', '/operator/sign-in', { form: new URLSearchParams({ username: 'ops.olga', password: made.password, code: nextCode }).toString() })).status).toBe(401);
     expect((await send('POST', '/operator/sign-in', { form: new URLSearchParams({ username: 'ops.olga', password: 'a new long passphrase', code: nextCode }).toString() })).status).toBe(303);
+  });
+});
+
+describe('the user portal\'s certificate request', () => {
+  let t: TestDip;
+  let agent: Agent;
+  let origin: string;
+
+  const send = async (method: 'GET' | 'POST', path: string, options: { form?: string; cookie?: string } = {}) => {
+    const res = await request(`${origin}${path}`, {
+      method,
+      dispatcher: agent,
+      headers: { ...(options.form === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded', origin }), ...(options.cookie ? { cookie: options.cookie } : {}) },
+      body: options.form,
+    });
+    return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
+  };
+
+  beforeAll(async () => {
+    t = await startTestDip();
+    origin = t.dip.portalUrl;
+    agent = new Agent({ connect: { ca: t.dip.pki.ca.certPem } });
+  });
+  afterAll(async () => {
+    await agent?.close();
+    await t?.close();
+  });
+
+  it("refuses a certificate request without a CSR, naming the field, and issues nothing (no key made for nobody to hold)", async () => {
+    const sup = await t.participant('1000000002', ['SUP']);
+    // Made with the bootstrap token: this DIP has no admin operator yet.
+    const made = (await adminApi(t)('POST', '/admin/portal/accounts', { username: 'sid.sup', displayName: 'Sid', participantDipId: sup.dipId, admin: true })).body as { password: string };
+    const first = await send('POST', '/portal/sign-in', { form: new URLSearchParams({ username: 'sid.sup', password: made.password, code: '' }).toString() });
+    const secret = /id="totp-secret">([A-Z2-7]+)</.exec(first.text)![1]!;
+    const token = /name="token" value="([^"]+)"/.exec(first.text)![1]!;
+    const signIn = await send('POST', '/portal/sign-in/enrolment', { form: new URLSearchParams({ token, choose: 'yes', code: totpCode(secret, Date.now()), next: 'sid chose this one', repeat: 'sid chose this one' }).toString() });
+    expect(signIn.status).toBe(303);
+    const cookie = String(signIn.headers['set-cookie']).split(';')[0]!;
+    const csrf = /name="_csrf" value="([^"]+)"/.exec((await send('GET', '/portal/certificates', { cookie })).text)![1]!;
+    for (const csr of [undefined, '', '   \n ']) {
+      const form = new URLSearchParams({ _csrf: csrf, ...(csr === undefined ? {} : { csr }) }).toString();
+      const answer = await send('POST', '/portal/certificates/request', { cookie, form });
+      expect([JSON.stringify(csr), answer.status]).toEqual([JSON.stringify(csr), 400]);
+      expect(answer.text).toContain('csr is required: paste the PEM certificate signing request (-----BEGIN CERTIFICATE REQUEST-----) of a key you hold');
+      expect(answer.text).not.toContain('Issued certificate');
+      expect(answer.text).not.toContain('certificate issued');
+    }
+  });
+});
+
+describe('the portals\' listener deadlines', () => {
+  let t: TestDip;
+  const REQUEST_MS = 1_000;
+
+  beforeAll(async () => {
+    // Short deadlines (Node's own, on real time: the portal takes no streamed bodies), so this ends fast.
+    t = await startTestDip({ http: { ...DEFAULTS.http, requestTimeoutMs: REQUEST_MS, headersTimeoutMs: REQUEST_MS, connectionsCheckingIntervalMs: 100 } });
+  });
+  afterAll(async () => t?.close());
+
+  it('answers a sign-in form that stops arriving with 408 and closes the connection, as the other listeners do', async () => {
+    const socket = connect({ host: '127.0.0.1', port: Number(new URL(t.dip.portalUrl).port), ca: t.dip.pki.ca.certPem, servername: 'localhost' });
+    await new Promise((resolve) => socket.once('secureConnect', resolve));
+    let text = '';
+    socket.on('data', (piece: Buffer) => (text += piece.toString()));
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    // Half a form: the rest never comes.
+    socket.write(`POST /portal/sign-in HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nusername=sam`);
+    await waitFor(() => socket.closed, 20 * REQUEST_MS, 'the half-sent form to be cut off');
+    await closed;
+    expect(text).toMatch(/^HTTP\/1\.1 408 /);
   });
 });

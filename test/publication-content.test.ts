@@ -138,3 +138,40 @@ describe('publication content: CSV records, filters and decompression', () => {
     }
   });
 });
+
+describe('a filtered download answers before it has read the whole publication', () => {
+  /** The first piece, then nothing until the test opens the gate: a large file the filter is still reading. */
+  function gated(first: string, late: string): { input: Readable; open: () => void } {
+    let open = (): void => {};
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    async function* pieces(): AsyncGenerator<Buffer> {
+      yield Buffer.from(first);
+      await gate;
+      yield Buffer.from(late);
+    }
+    return { input: Readable.from(pieces()), open: () => open() };
+  }
+
+  for (const [format, first, late, where, head] of [
+    ['csv', 'id,group,note\n1,_B,x\n2,_C,y\n', '9,_A,late\n', 'group:_A', 'id,group,note\n'],
+    ['jsonl', '{"id":1,"group":"_B"}\n', '{"id":9,"group":"_A"}\n', 'group:_A', ''],
+  ] as const) {
+    it(`${format}: the first piece (the header, and whatever rows it kept) comes once the first piece of input is read, not once a row matches`, async () => {
+      const filter = parseRowFilter(where, undefined);
+      if (!filter || 'error' in filter) throw new Error('bad filter');
+      const { input, open } = gated(first, late);
+      const rows = filterRows(format, input, filter);
+      let answered: IteratorResult<Buffer> | null = null;
+      void rows.next().then((r) => (answered = r));
+      // Nothing matched yet, and the rest of the file has not come: the route can answer its headers now.
+      for (let i = 0; i < 50 && answered === null; i++) await new Promise((r) => setImmediate(r));
+      expect(answered).not.toBeNull();
+      expect(answered!.done).toBe(false);
+      expect(answered!.value.toString()).toBe(head);
+      open();
+      const rest: string[] = [];
+      for (let next = await rows.next(); !next.done; next = await rows.next()) rest.push(next.value.toString());
+      expect(rest.join('')).toBe(late);
+    });
+  }
+});

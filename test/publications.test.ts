@@ -6,6 +6,7 @@ import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../src/config.js';
 import { MSG } from '../src/domain/response-codes.js';
+import { StoreError } from '../src/ports/errors.js';
 import { activityLogFile } from '../src/adapters/backend.js';
 import { SqliteActivityLog } from '../src/adapters/sqlite/activity-log.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
@@ -258,5 +259,85 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     } finally {
       await store.close();
     }
+  });
+
+  it('answers a query parameter given more than once with a 400 naming it, on every route and listener; nothing is kept', async () => {
+    const stored = () => readdirSync(join(t.config.dataDir, 'publications')).length;
+    const before = stored();
+    // URLSearchParams from pairs repeats a name, as a client that appends a parameter twice does.
+    const twice = (pairs: string[][]) => new URLSearchParams(pairs) as unknown as Record<string, string>;
+    const base = [['type', 'Twice'], ['version', '1'], ['format', 'csv']];
+    for (const name of ['description', 'recipients', 'type', 'public']) {
+      const answer = await publish(vas, twice([...base.filter(([n]) => n !== name), [name, name === 'recipients' ? sup.dipId : name === 'public' ? 'false' : 'x'], [name, name === 'recipients' ? sup.dipId : name === 'public' ? 'false' : 'x']]), CSV);
+      expect([name, answer.status, answer.body.messageArray[0]!.help]).toEqual([name, 400, `${name} (query string) is given 2 times: give it once`]);
+    }
+    expect(stored()).toBe(before);
+    for (const query of ['type=DUoS&type=Other', 'version=1&version=2', 'effectiveOn=2026-01-01&effectiveOn=2026-01-02']) {
+      const name = query.split('=')[0]!;
+      const listed = await sup.client.call('GET', `/dip-channel/REP-002/publications?${query}`, '');
+      expect([query, listed.status, listed.body.messageArray[0]!.help]).toEqual([query, 400, `${name} (query string) is given 2 times: give it once`]);
+      const anonymously = await request(`${publicUrl}/publications?${query}`, { dispatcher: anonymous });
+      expect([query, anonymously.statusCode, ((await anonymously.body.json()) as { messageArray: Array<{ help: string }> }).messageArray[0]!.help]).toEqual([query, 400, `${name} (query string) is given 2 times: give it once`]);
+    }
+    const content = `/dip-channel/REP-002/publications/${await latest()}/content`;
+    const columns = await sup.client.download(`${content}?columns=MPAN&columns=Volume`);
+    expect([columns.status, JSON.parse((await text(columns)).toString()).messageArray[0].help]).toEqual([400, 'columns (query string) is given 2 times: give it once']);
+    // where is the one that may be repeated (every condition must hold).
+    const where = await sup.client.download(`${content}?where=GSPGroupID:_A&where=Supplier:SUP1`);
+    expect([where.status, (await text(where)).toString()]).toEqual([200, 'MPAN,GSPGroupID,Supplier,Volume\n1000000000001,_A,SUP1,1.5\n']);
+  });
+
+  it('refuses dates that are not on the calendar, in metadata and in list filters, naming the field', async () => {
+    for (const [name, value, why] of [
+      ['effectiveFrom', '2026-13-01', 'there is no month 13'],
+      ['effectiveTo', '2026-02-30', '2026-02 has no day 30'],
+      ['effectiveFrom', '2026-01-01T25:00', '25:00:00 is not a time of day'],
+    ] as const) {
+      const answer = await publish(vas, { type: 'Calendar', version: '1', format: 'csv', [name]: value }, CSV);
+      expect([answer.status, answer.body.messageArray[0]!.help]).toEqual([400, `${name} '${value}' is not an ISO date or date-time (${why})`]);
+    }
+    for (const [name, value] of [['effectiveOn', '2026-02-30'], ['from', '2026-02-30'], ['to', '2026-01-01T24:30:00Z']] as const) {
+      const listed = await sup.client.call('GET', `/dip-channel/REP-002/publications?${name}=${encodeURIComponent(value)}`, '');
+      expect([name, listed.status, listed.body.messageArray[0]!.help]).toEqual([name, 400, expect.stringContaining(`${name} '${value}' is not a`)]);
+    }
+    expect((await sup.client.call<{ publications: unknown[] }>('GET', '/dip-channel/REP-002/publications?type=Calendar', '')).body.publications).toEqual([]);
+  });
+
+  it("answers a download that cannot be decompressed as the publisher declared with a 4xx saying so, not a 500", async () => {
+    // Declared gzip, sent plain: stored as sent (the hash is of these bytes), and served whole as stored.
+    const answer = await publish(vas, { type: 'NotGzip', version: '1', format: 'csv', compression: 'gzip' }, CSV);
+    expect(answer.status).toBe(201);
+    const id = (answer.body as unknown as { publication: { publicationID: string } }).publication.publicationID;
+    const path = `/dip-channel/REP-002/publications/${id}/content`;
+    expect((await text(await sup.client.download(path))).toString()).toBe(CSV);
+    for (const query of ['decompress=true', 'where=GSPGroupID:_A']) {
+      const refused = await sup.client.download(`${path}?${query}`);
+      const help = JSON.parse((await text(refused)).toString()).messageArray[0].help as string;
+      expect([query, refused.status, help]).toEqual([query, 422, expect.stringMatching(new RegExp(`^publication ${id} is declared gzip, but its bytes cannot be decompressed as gzip \\(.+\\): download it as stored, without decompress, where or columns$`))]);
+    }
+  });
+
+  it('keeps nothing when the notice cannot be queued (the store unavailable): the retry the 503 asks for is stored and notified, not a 409', async () => {
+    const log = t.dip.backend.log;
+    const append = log.append.bind(log);
+    // The store fails over between the publication's record and its notice: the notice is not queued.
+    log.append = async () => {
+      throw new StoreError('unavailable', 'the connection to the store was lost', 'ECONNRESET');
+    };
+    const query = { type: 'FailedOver', version: '1', format: 'csv' };
+    let first;
+    try {
+      first = await publish(vas, query, CSV);
+    } finally {
+      log.append = append;
+    }
+    expect([first.status, first.headers['retry-after'], first.body.messageArray[0]!.help]).toEqual([503, expect.any(String), expect.stringContaining('send the request again unchanged')]);
+    expect((await sup.client.call<{ publications: unknown[] }>('GET', '/dip-channel/REP-002/publications?type=FailedOver', '')).body.publications).toEqual([]);
+    // Sent again unchanged, as the answer says: stored, and the recipients are told this time.
+    const again = await publish(vas, query, CSV);
+    expect([again.status, again.body.messageArray[0]!.help]).toEqual([201, expect.stringMatching(/; [1-9]\d* recipient\(s\) notified$/)]);
+    const id = (again.body as unknown as { publication: { publicationID: string } }).publication.publicationID;
+    const notices = (await ldso.client.pull('REP-002', ldso.dipId, 1000)).body as Array<{ payload: { CustomBlock: { P02List: Array<{ additionalInformation: string }> } } }>;
+    expect(notices.filter((n) => (JSON.parse(n.payload.CustomBlock.P02List[0]!.additionalInformation) as { publicationID: string }).publicationID === id)).toHaveLength(1);
   });
 });

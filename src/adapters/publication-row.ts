@@ -38,7 +38,8 @@ export function publicationValues(p: PublicationRecord, publicValue: (flag: bool
     p.size,
     p.sha256,
     p.publishedAt,
-    p.recipients === null ? null : JSON.stringify(p.recipients),
+    // Sorted: the same set of recipients is the same text, which SUPERSEDED compares.
+    p.recipients === null ? null : JSON.stringify([...p.recipients].sort()),
   ];
 }
 
@@ -64,8 +65,10 @@ export function publicationFilter(q: PublicationQuery, param: (i: number) => str
   if (q.from !== undefined) add((p) => `published_at >= ${p}`, q.from);
   if (q.to !== undefined) add((p) => `published_at <= ${p}`, q.to);
   if (q.effectiveOn !== undefined) {
-    add((p) => `(effective_from IS NULL OR effective_from <= ${p})`, q.effectiveOn);
-    // Compared by date: an effective-to date covers the whole of that day.
+    // Compared by date at both ends: an effective-from or effective-to date covers the whole of that day,
+    // and so does one with a time of day (2026-03-01T06:00:00Z, longer than '2026-03-01', compared as
+    // text was after it: a publication in effect from 06:00 on 1 March was not effective on 1 March).
+    add((p) => `(effective_from IS NULL OR substr(effective_from, 1, 10) <= substr(${p}, 1, 10))`, q.effectiveOn);
     add((p) => `(effective_to IS NULL OR substr(effective_to, 1, 10) >= substr(${p}, 1, 10))`, q.effectiveOn);
   }
   if (q.publicOnly) add((p) => `public = ${p}`, publicTrue);
@@ -86,6 +89,13 @@ export function publicationFilter(q: PublicationQuery, param: (i: number) => str
   return { where: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', values };
 }
 
-/** Superseded: a newer publication of the same type on the same channel exists. */
+/**
+ * Superseded: a newer publication of the same type on the same channel exists that everyone who may read
+ * this one may read too: one for every recipient, or one for the same named recipients (stored sorted,
+ * so the same set is the same text). A newer report for another supplier does not supersede a supplier's
+ * own, whose newest would otherwise be purged though it is the newest that supplier can see; nor does one
+ * for some recipients supersede one for everyone.
+ */
 export const SUPERSEDED = `EXISTS (SELECT 1 FROM publications n WHERE n.channel = publications.channel
-  AND n.publication_type = publications.publication_type AND n.published_at > publications.published_at)`;
+  AND n.publication_type = publications.publication_type AND n.published_at > publications.published_at
+  AND (n.recipients IS NULL OR n.recipients = publications.recipients))`;

@@ -7,6 +7,7 @@ import type { ApiDeps } from './deps.js';
 import { describePublication, listQuery, sendPublication, type ContentQuery, type ListQuery } from './publication-download.js';
 import { recordOperations } from './operations.js';
 import { registerActivityLog } from './activity.js';
+import { useAnswerDeadlines } from '../security/answer-deadlines.js';
 import { sendStandard } from './request.js';
 
 /**
@@ -30,6 +31,8 @@ export function buildPublicServer(deps: ApiDeps, tls: { key: string; cert: strin
   // Every request is recorded (spec 5.8.1), the caller unknown: the client's address is the record's `remote`.
   if (deps.activity) registerActivityLog(app, deps.activity, 'anonymous', () => null, () => deps.clock.now());
   recordOperations(app);
+  // A client that stops reading a download is cut off, as on the participant listener: here anyone may ask.
+  useAnswerDeadlines(app, deps.config.http, deps.clock, (url, sent) => deps.logger.warn({ url, sentBytes: sent, idleMs: deps.config.http.downloadIdleTimeoutMs }, 'anonymous download cut off: the client took no byte for the idle timeout'));
   const limiter = new RateLimiter(rateLimit);
   if (limiter.enabled) {
     app.addHook('onRequest', async (req, reply) => {
@@ -71,7 +74,7 @@ export function buildPublicServer(deps: ApiDeps, tls: { key: string; cert: strin
     return reply.code(200).send(describePublication(found, deps.publications.publicUrl(found) ?? ''));
   });
 
-  app.get<{ Params: { publicationId: string }; Querystring: ContentQuery }>('/publications/:publicationId/content', { config: { keepAnswer: false } }, async (req, reply) => {
+  app.get<{ Params: { publicationId: string }; Querystring: ContentQuery }>('/publications/:publicationId/content', { config: { keepAnswer: false, streamedAnswer: true } }, async (req, reply) => {
     const found = await publicRecord(req.params.publicationId);
     if ('status' in found) return sendStandard(deps, reply, found.status, null, MSG.processingFailed, found.help);
     return sendPublication(deps, req, reply, found, null);

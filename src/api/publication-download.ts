@@ -2,8 +2,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import { MSG } from '../domain/response-codes.js';
-import { dipDateTime } from '../domain/time.js';
-import { decoded, FilterError, filterRows, parseRowFilter, tabularFormat } from '../pipeline/publication-content.js';
+import { dipDateTime, parseIsoDateOrDateTime } from '../domain/time.js';
+import { decoded, FilterError, filterRows, isDecompressionError, parseRowFilter, tabularFormat } from '../pipeline/publication-content.js';
 import type { JsonSchema } from '../catalogue/types.js';
 import { COMPRESSIONS, type PublicationQuery, type PublicationRecord } from '../ports/publications.js';
 import type { ApiDeps } from './deps.js';
@@ -31,18 +31,46 @@ export interface ContentQuery {
 
 const MAX_LIST = 1000;
 
+/**
+ * The first of `names` given more than once in the query string, said so, or null. Fastify's parser hands
+ * a repeated parameter over as an array of its values, which the checks after this would read as the
+ * values joined by commas, pass on to the store as several values (an SQL error: a 500), or fail on
+ * (`split` of an array: a 500). Every Pattern B route, on both listeners, asks this first.
+ */
+export function repeatedParameter(query: object, names: readonly string[]): string | null {
+  for (const name of names) {
+    const v = (query as Record<string, unknown>)[name];
+    if (Array.isArray(v)) return `${name} (query string) is given ${v.length} times: give it once`;
+  }
+  return null;
+}
+
+/** What a listing reads from the query string (channel: on the anonymous listener). */
+const LIST_PARAMETERS = ['channel', 'type', 'version', 'from', 'to', 'effectiveOn', 'limit'] as const;
+/** What a download reads once (where may be repeated: every condition must hold). */
+const CONTENT_PARAMETERS = ['columns', 'decompress'] as const;
+
 /** A listing's filters from the query string, or why they cannot be read. */
 export function listQuery(q: ListQuery, base: Pick<PublicationQuery, 'channel' | 'publicOnly' | 'channels' | 'namedFor'>): PublicationQuery | { error: string } {
+  const repeated = repeatedParameter(q, LIST_PARAMETERS);
+  if (repeated !== null) return { error: repeated };
   const time = (name: string, v: string | undefined): number | undefined | { error: string } => {
     if (v === undefined) return undefined;
-    const t = Date.parse(v);
+    // An ISO date is checked against the calendar (Date.parse rolls 2026-02-30 over to 2 March); other
+    // forms Date.parse reads are taken as before.
+    const iso = parseIsoDateOrDateTime(v);
+    if (iso !== null && 'problem' in iso) return { error: `${name} '${v}' is not a date or date-time (${iso.problem})` };
+    const t = iso?.ms ?? Date.parse(v);
     return Number.isNaN(t) ? { error: `${name} '${v}' is not a date or date-time (for example 2026-01-31 or 2026-01-31T00:00:00+00:00)` } : t;
   };
   const from = time('from', q.from);
   const to = time('to', q.to);
   if (typeof from === 'object') return from;
   if (typeof to === 'object') return to;
-  if (q.effectiveOn !== undefined && !/^\d{4}-\d{2}-\d{2}/.test(q.effectiveOn)) return { error: `effectiveOn '${q.effectiveOn}' is not a date (YYYY-MM-DD)` };
+  if (q.effectiveOn !== undefined) {
+    const on = parseIsoDateOrDateTime(q.effectiveOn);
+    if (on === null || 'problem' in on) return { error: `effectiveOn '${q.effectiveOn}' is not a date (YYYY-MM-DD)${on === null ? '' : ` (${on.problem})`}` };
+  }
   const limit = q.limit === undefined ? 100 : Number(q.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST) return { error: `limit must be a whole number from 1 to ${MAX_LIST}` };
   return {
@@ -139,6 +167,8 @@ export function parseRange(header: string | undefined, size: number): { start: n
  * (and filtered) content, streamed and gzip-compressed when the client accepts it.
  */
 export async function sendPublication(deps: ApiDeps, req: FastifyRequest<{ Querystring: ContentQuery }>, reply: FastifyReply, record: PublicationRecord, caller: string | null): Promise<FastifyReply> {
+  const repeated = repeatedParameter(req.query, CONTENT_PARAMETERS);
+  if (repeated !== null) return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, repeated);
   const filter = parseRowFilter(req.query.where, req.query.columns);
   if (filter && 'error' in filter) return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, filter.error);
   const decompress = req.query.decompress === 'true';
@@ -161,6 +191,12 @@ export async function sendPublication(deps: ApiDeps, req: FastifyRequest<{ Query
   } catch (err) {
     plain.destroy();
     if (err instanceof FilterError) return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, err.message);
+    // The request is sound and the bytes are what the publisher signed; they are just not in the
+    // compression its metadata declares (a mislabelled upload, or cut short). Not the DIP's failure (a
+    // 500), nor the caller's request (a 400): said so, with what still works.
+    if (isDecompressionError(err)) {
+      return sendStandard(deps, reply, 422, caller, MSG.processingFailed, `publication ${record.id} is declared ${record.compression}, but its bytes cannot be decompressed as ${record.compression} (${err.message}): download it as stored, without decompress, where or columns`);
+    }
     throw err;
   }
   async function* all(): AsyncGenerator<Buffer> {

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+
 import type { Socket } from 'node:net';
 import type { HttpLimits } from '../config.js';
 import type { Cancel, Clock } from '../ports/clock.js';

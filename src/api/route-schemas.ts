@@ -61,6 +61,7 @@ const MEANING: Readonly<Record<number, string>> = {
   409: 'Conflict',
   413: 'Payload Too Large',
   416: 'Range Not Satisfiable (Content-Range names the size)',
+  422: 'Unprocessable Content: the request is sound, but what it names cannot be done as asked (the help says why and what can)',
   429: 'Too Many Requests (Retry-After says when to try again)',
   500: 'Internal Server Error',
   502: 'Bad Gateway (published; answered by a proxy in front of the DIP)',

@@ -48,6 +48,7 @@ import { recordOperations } from './operations.js';
 import { describeBodyErrors } from './schemas.js';
 import { answers, GUARDED } from './route-schemas.js';
 import { byteOrderMark, sendStandard, tlsPeer, unacceptedCharset, unacceptedContentEncoding, useSecurityControls } from './request.js';
+import { useAnswerDeadlines } from '../security/answer-deadlines.js';
 import { useRequestDeadlines } from './request-deadlines.js';
 
 /** Longest path segment (channel ID, DIP ID) the router accepts. */
@@ -233,6 +234,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   if (deps.metrics) registerRequestMetrics(app, deps.metrics, 'participant');
   // The body's deadline starts as soon as the headers are in, before any hook that may wait.
   useRequestDeadlines(app, limits, deps.clock, (socket, help) => answerAndClose(socket, 408, help, false));
+  useAnswerDeadlines(app, limits, deps.clock, (url, sent) => deps.logger.warn({ url, sentBytes: sent, idleMs: limits.downloadIdleTimeoutMs }, 'download cut off: the client took no byte for the idle timeout'));
 
   recordOperations(app);
   useSecurityControls(deps, { replay: security.replay, revocation: security.revocation });

@@ -83,6 +83,9 @@ export async function assembleParticipants({ config, pkiDir, pki, trust, backend
 
 /** A participant certificate for a CSR, from this environment's CA (self-service and the user portal). */
 export async function issueCertificate(pkiDir: string, config: DipConfig, csrPem: string, dipId: string, organisation: string): Promise<string> {
+  // issueParticipantCertificate makes a key of its own when given no CSR; here only the certificate is
+  // handed back, so that key would be thrown away and the participant left a certificate nobody can use.
+  if (csrPem.trim() === '') throw new Error('no CSR was given: a certificate is issued for the key of a certificate signing request');
   const ca = await readCertificateAuthority(pkiDir);
   return (await issueParticipantCertificate(ca, { organisation, dipIds: [dipId], environment: config.environment, validDays: 365, csrPem })).certPem;
 }

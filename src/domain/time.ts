@@ -46,3 +46,20 @@ export function formDateTime(text: string): { ms: number; lastMs: number } | nul
   if ('problem' in parsed) return null;
   return { ms: parsed.ms, lastMs: parsed.ms + (m[2] === undefined ? 59_999 : 999) };
 }
+
+/** An ISO 8601 date, or date-time to the minute, second or a fraction of it, with Z, an offset or neither. */
+const ISO_DATE_OR_DATE_TIME = /^(\d{4}-\d\d-\d\d)(?:T(\d\d:\d\d)(?::(\d\d)(\.\d+)?)?(Z|[+-]\d\d:\d\d)?)?$/i;
+
+/**
+ * An ISO date (2026-01-31) or date-time (2026-01-31T19:05, with :SS and a fraction, Z or ±HH:MM; UTC when it
+ * names no offset) as the ms it starts at, or why it names no instant (a month, day or time of day that does
+ * not exist: checked like the wire date-time, never rolled over). Null when the text has not that shape.
+ */
+export function parseIsoDateOrDateTime(text: string): { ms: number } | { problem: string } | null {
+  const m = ISO_DATE_OR_DATE_TIME.exec(text);
+  if (!m) return null;
+  const offset = m[5] === undefined || m[5].toUpperCase() === 'Z' ? '+00:00' : m[5];
+  const parsed = parseDipDateTime(`${m[1]}T${m[2] ?? '00:00'}:${m[3] ?? '00'}${offset}`);
+  if ('problem' in parsed) return parsed;
+  return { ms: parsed.ms + (m[4] === undefined ? 0 : Math.floor(Number(`0${m[4]}`) * 1000)) };
+}

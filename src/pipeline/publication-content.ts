@@ -48,7 +48,13 @@ class Base64Decode extends Transform {
   }
 }
 
-/** The plain bytes of a stored payload. */
+/** An error of zlib's (Z_DATA_ERROR, Z_BUF_ERROR…): the bytes are not in the compression they were declared in, or are cut short. */
+export function isDecompressionError(err: unknown): err is Error & { code: string } {
+  const code: unknown = err instanceof Error ? (err as Error & { code?: unknown }).code : undefined;
+  return typeof code === 'string' && code.startsWith('Z_');
+}
+
+/** The plain bytes of a stored payload (a zlib error, isDecompressionError, when they are not in `compression`). */
 export function decoded(compression: Compression, stored: AsyncIterable<Buffer>): Readable {
   const source = Readable.from(stored, { objectMode: false });
   switch (compression) {
@@ -189,6 +195,7 @@ async function* filterCsv(input: AsyncIterable<Buffer>, filter: RowFilter): Asyn
   };
 
   let rest = '';
+  let first = true;
   for await (const piece of textPieces(input)) {
     const text = rest + piece;
     let start = 0;
@@ -216,9 +223,12 @@ async function* filterCsv(input: AsyncIterable<Buffer>, filter: RowFilter): Asyn
     }
     rest = text.slice(start);
     if (rest.length > MAX_RECORD_CHARS) throw new FilterError(`record ${records + 1} of the CSV (counting the header as 1) is longer than ${MAX_RECORD_CHARS} characters: a quote in it is not closed, or the file has no line breaks (LF) after it`);
-    if (out.length >= PIECE) {
+    // The first piece goes at once (the header, with whatever rows it kept): the route answers once it
+    // has it, and a rare value's rows may be gigabytes in, which the client would wait for without a status.
+    if (out.length >= PIECE || first) {
       yield Buffer.from(out);
       out = '';
+      first = false;
     }
   }
   const lastEnd = rest.endsWith('\r') ? rest.length - 1 : rest.length;
@@ -254,6 +264,7 @@ async function* filterJsonLines(input: AsyncIterable<Buffer>, filter: RowFilter)
     out += `${filter.columns ? JSON.stringify(Object.fromEntries(filter.columns.filter((c) => fields.has(c)).map((c) => [c, fields.get(c)]))) : text}\n`;
   };
   let rest = '';
+  let first = true;
   for await (const piece of textPieces(input)) {
     const text = rest + piece;
     let start = 0;
@@ -263,9 +274,11 @@ async function* filterJsonLines(input: AsyncIterable<Buffer>, filter: RowFilter)
     }
     rest = text.slice(start);
     if (rest.length > MAX_RECORD_CHARS) throw new FilterError(`line ${line + 1} of the JSON lines is longer than ${MAX_RECORD_CHARS} characters`);
-    if (out.length >= PIECE) {
+    // The first piece goes at once, even empty, as for CSV (filterCsv).
+    if (out.length >= PIECE || first) {
       yield Buffer.from(out);
       out = '';
+      first = false;
     }
   }
   if (rest !== '') take(rest.endsWith('\r') ? rest.slice(0, -1) : rest);

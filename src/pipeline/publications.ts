@@ -158,7 +158,16 @@ export class Publications {
     const recipients = this.recipients(channel, caller, meta.recipients);
     const batch = this.notice(channel, caller, record, recipients);
     if (recipients.length > 0) {
-      const appended = await this.log.append(batch);
+      let appended;
+      try {
+        appended = await this.log.append(batch);
+      } catch (err) {
+        // The record without its notice would be a publication nobody is told of, and the publisher's
+        // retry (which a 503 asks for: "send the request again unchanged") a 409 "published already":
+        // accepted, and the notice lost. Taken back instead, so the retry stores and notifies anew.
+        await this.withdraw(record, err);
+        throw err;
+      }
       if (!appended.ok) throw new Error('a publication notice carries no sender reference and cannot be a duplicate');
     }
     this.logger.info({ publication: id, channel: channel.interfaceId, bytes: record.size, recipients: recipients.length }, 'publication stored and its recipients notified');
@@ -169,6 +178,22 @@ export class Publications {
       recipients,
       queues: recipients.map((r) => ({ recipientDipId: r, channel: channel.interfaceId })),
     };
+  }
+
+  /**
+   * Removes a record and its bytes whose notice could not be queued. When the store refuses that too (it
+   * is down), the record stays and is logged: the operator can remove it for the publisher to publish again.
+   */
+  private async withdraw(record: PublicationRecord, cause: unknown): Promise<void> {
+    try {
+      await this.index.remove(record.id);
+    } catch (err) {
+      this.logger.error({ publication: record.id, channel: record.channel, err, cause }, 'publication stored but its notice could not be queued, and it could not be taken back: its recipients are not told of it');
+      return;
+    }
+    this.logger.warn({ publication: record.id, channel: record.channel, err: cause }, 'publication taken back: its notice could not be queued');
+    // Bytes left behind are an orphan (no record points to them): the orphan sweep removes them.
+    await this.blobs.remove(record.id, record.size).catch((err: unknown) => this.logger.warn({ publication: record.id, err }, 'bytes of a publication taken back left for the orphan sweep'));
   }
 
   find(query: PublicationQuery): Promise<PublicationRecord[]> {

@@ -1,4 +1,5 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { useAnswerDeadlines } from '../security/answer-deadlines.js';
 import { PORTAL_CSS } from './assets.js';
 import { clientDeadlines } from '../security/listener-deadlines.js';
 import type { PortalDeps } from './deps.js';
@@ -79,6 +80,8 @@ export function buildPortalServer(deps: PortalDeps, tls: { key: string; cert: st
   // Every request, signed in or not, in the API activity log (spec 5.8.1) with the person it is from;
   // pages are not kept (HTML with personal data), only that they were answered.
   deps.recordActivity?.(app, (req) => namedCaller(deps, req, realmOf(req.url)));
+  // A publication downloaded from the user portal is bounded as on the API's listeners: by the reader taking bytes.
+  useAnswerDeadlines(app, deps.config.http, deps.clock, (url, sent) => deps.logger.warn({ url: url.split('?')[0], sentBytes: sent, idleMs: deps.config.http.downloadIdleTimeoutMs }, 'portal download cut off: the client took no byte for the idle timeout'));
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
     // One pass, and no more fields than a form of the portals has: parsed before any session or CSRF

@@ -134,10 +134,12 @@ export const isReply = (v: unknown): v is FastifyReply => typeof v === 'object' 
  * from the signed-in account (or refuses).
  */
 export function pageRoutes<C>(app: FastifyInstance, deps: PortalDeps, realm: Realm, context: (req: PortalReq, reply: FastifyReply, signed: Signed) => C | FastifyReply) {
-  return (path: string, method: 'GET' | 'POST', handler: (c: C) => Promise<FastifyReply>): void => {
+  return (path: string, method: 'GET' | 'POST', handler: (c: C) => Promise<FastifyReply>, options: { streamedAnswer?: boolean } = {}): void => {
     app.route({
       method,
       url: `${realm.base}${path}`,
+      // A download (a publication's bytes): a reader that stops is cut off (useAnswerDeadlines).
+      ...(options.streamedAnswer ? { config: { streamedAnswer: true } } : {}),
       handler: guarded(deps, realm, async (req, reply, signed) => {
         const c = context(req as PortalReq, reply, signed);
         return isReply(c) ? c : handler(c);

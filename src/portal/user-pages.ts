@@ -419,12 +419,17 @@ ${issued}`;
   return render(c.reply, status, R, c.req, c.signed, 'Certificates', body, flash);
 }
 
+const NO_CSR = 'csr is required: paste the PEM certificate signing request (-----BEGIN CERTIFICATE REQUEST-----) of a key you hold';
+
 async function certificateRequest(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   if (!c.signed.account.admin) return refuse(c.reply, R, c.req, c.signed, 403, `only ${c.own.dipId}'s administrators request certificates`);
+  // An empty field is not "no CSR, make me a key": the certificate would be for a key nobody holds.
+  const csr = field(c.req.body, 'csr');
+  if (csr.trim() === '') return certificatesPage(deps, c, null, { kind: 'error', text: NO_CSR }, 400);
   // The participant's own DIP ID, never one from the form or the CSR: the operator API issues it.
   let certificate: string;
   try {
-    certificate = await deps.issueCertificate(field(c.req.body, 'csr'), c.own.dipId, c.own.organisation);
+    certificate = await deps.issueCertificate(csr, c.own.dipId, c.own.organisation);
   } catch (e) {
     return certificatesPage(deps, c, null, { kind: 'error', text: `the CSR was refused: ${(e as Error).message}` }, 400);
   }

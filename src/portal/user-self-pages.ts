@@ -20,7 +20,7 @@ import { USER_REALM as R, type UserCtx as Ctx } from './user-realm.js';
  * same functions the routes call, with the same owner and the same refusals.
  */
 
-type Registrar = (path: string, method: 'GET' | 'POST', handler: (c: Ctx) => Promise<FastifyReply>) => void;
+type Registrar = (path: string, method: 'GET' | 'POST', handler: (c: Ctx) => Promise<FastifyReply>, options?: { streamedAnswer?: boolean }) => void;
 
 const DAY_MS = 86_400_000;
 /** The most rows the activity and publication pages show. */
@@ -44,7 +44,7 @@ export function registerUserSelfPages(page: Registrar, deps: PortalDeps): void {
   page('/alarms', 'POST', async (c) => subscribe(deps, c));
   page('/alarms/remove', 'POST', async (c) => unsubscribe(deps, c));
   page('/publications', 'GET', async (c) => publicationsPage(deps, c));
-  page('/publications/:channel/:id', 'GET', async (c) => download(deps, c));
+  page('/publications/:channel/:id', 'GET', async (c) => download(deps, c), { streamedAnswer: true });
 }
 
 async function reportsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {

@@ -61,6 +61,15 @@ export function publicationIndexContract(name: string, open: BackendFactory): vo
       expect((await ctx.backend.publications.find({ publicationType: type, effectiveOn: '2027-05-01', limit: 10 })).map((p) => p.id)).toEqual([open.id]);
     });
 
+    it('finds a publication effective from a time of day on that day, as one effective to a time of day', async () => {
+      const type = `T${randomBytes(3).toString('hex')}`;
+      // In effect for part of 1 March and part of 31 March: effective on both days, as the metadata allows date-times.
+      const march = publication({ publicationType: type, effectiveFrom: '2026-03-01T06:00:00Z', effectiveTo: '2026-03-31T18:00:00Z' });
+      await ctx.backend.publications.insert(march);
+      const on = async (day: string) => (await ctx.backend.publications.find({ publicationType: type, effectiveOn: day, limit: 10 })).map((p) => p.id);
+      expect([await on('2026-02-28'), await on('2026-03-01'), await on('2026-03-31'), await on('2026-04-01')]).toEqual([[], [march.id], [march.id], []]);
+    });
+
     it('finds for one participant only what is for every recipient, names it, or was published by it', async () => {
       const type = `T${randomBytes(3).toString('hex')}`;
       const all = publication({ publicationType: type, publishedAt: 1000 });
@@ -103,6 +112,22 @@ export function publicationIndexContract(name: string, open: BackendFactory): vo
       await ctx.backend.publications.remove(old1.id);
       expect(await ctx.backend.publications.get(old1.id)).toBeUndefined();
       expect((await ctx.backend.publications.superseded(channel, 9999, 10)).map((p) => p.id)).toEqual([old2.id]);
+    });
+
+    it('counts a version superseded only by a newer one its readers can read: for everyone, or for the same recipients', async () => {
+      const channel = `C${randomBytes(3).toString('hex')}`;
+      // One publisher's reports for two suppliers under one type, and one for everyone before them.
+      const forAll = publication({ channel, publicationType: 'R', publishedAt: 1000, recipients: null });
+      const forA1 = publication({ channel, publicationType: 'R', publishedAt: 2000, recipients: ['SUP000000A'] });
+      const forA2 = publication({ channel, publicationType: 'R', publishedAt: 3000, recipients: ['SUP000000A'] });
+      const forB = publication({ channel, publicationType: 'R', publishedAt: 4000, recipients: ['SUP000000B'] });
+      for (const p of [forAll, forA1, forA2, forB]) await ctx.backend.publications.insert(p);
+      // A's first report is superseded by A's second; A's second (the newest A can read) is not by B's,
+      // nor is the one for everyone by reports most of its readers cannot read.
+      expect((await ctx.backend.publications.superseded(channel, 9999, 10)).map((p) => p.id)).toEqual([forA1.id]);
+      const forAllAgain = publication({ channel, publicationType: 'R', publishedAt: 5000, recipients: null });
+      await ctx.backend.publications.insert(forAllAgain);
+      expect((await ctx.backend.publications.superseded(channel, 9999, 10)).map((p) => p.id)).toEqual([forAll.id, forA1.id, forA2.id, forB.id]);
     });
   });
 }

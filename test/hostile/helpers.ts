@@ -37,6 +37,7 @@ export async function startHostileDip(overrides: Partial<DipConfig> = {}): Promi
       headersTimeoutMs: 1_000,
       requestTimeoutMs: 2_000,
       uploadIdleTimeoutMs: 2_000,
+      downloadIdleTimeoutMs: 2_000,
       connectionsCheckingIntervalMs: 100,
       maxHeaderBytes: 16_384,
       maxJsonDepth: 64,

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import type { Participant } from '../../domain/participant.js';
 import { MSG, type MsgText } from '../../domain/response-codes.js';
+import { parseIsoDateOrDateTime } from '../../domain/time.js';
 import { standardResponse } from '../../domain/standard-response.js';
 import { authenticate } from '../../pipeline/authenticate.js';
 import type { Channel } from '../../pipeline/channels.js';
@@ -10,7 +11,7 @@ import { COMPRESSIONS, type Compression, type PublicationMetadata, type Publicat
 import { DIP_HEADER_CONTENT_HASH } from '../../security/signature.js';
 import type { ApiDeps } from '../deps.js';
 import { admitted } from '../guard.js';
-import { describePublication, listQuery, PUBLICATION_SCHEMA, sendPublication, type ContentQuery, type ListQuery } from '../publication-download.js';
+import { describePublication, listQuery, PUBLICATION_SCHEMA, repeatedParameter, sendPublication, type ContentQuery, type ListQuery } from '../publication-download.js';
 import { publishedSchema } from '../schemas.js';
 import { answers, binaryBody, channelParams, GUARDED, signatureHeaders } from '../route-schemas.js';
 import { evidence, sendStandard, unacceptedContentEncoding } from '../request.js';
@@ -36,10 +37,13 @@ interface PublishQuery {
 }
 
 const NAME = /^[\w.+-]+$/;
-const DATE = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?$/;
+/** What the publish route reads from the query string: each once. */
+const PUBLISH_PARAMETERS = ['type', 'version', 'format', 'compression', 'fileName', 'effectiveFrom', 'effectiveTo', 'description', 'public', 'recipients'] as const;
 
 /** The publisher's metadata from the (signed) query string, or the first thing wrong with it. */
 export function publicationMetadata(channel: string, q: PublishQuery): PublicationMetadata | { error: string } {
+  const repeated = repeatedParameter(q, PUBLISH_PARAMETERS);
+  if (repeated !== null) return { error: repeated };
   const required = (name: keyof PublishQuery, max: number): string | { error: string } => {
     const v = q[name];
     if (v === undefined || v === '') return { error: `${name} is required (query string)` };
@@ -58,7 +62,11 @@ export function publicationMetadata(channel: string, q: PublishQuery): Publicati
   if (!COMPRESSIONS.includes(compression)) return { error: `compression '${q.compression ?? ''}' is not one of ${COMPRESSIONS.join(', ')}` };
   for (const name of ['effectiveFrom', 'effectiveTo'] as const) {
     const v = q[name];
-    if (v !== undefined && !DATE.test(v)) return { error: `${name} '${v.slice(0, 40)}' is not an ISO date or date-time` };
+    if (v === undefined) continue;
+    // The shape alone let 2026-13-45 through, stored and compared as text by effectiveOn ever after.
+    const parsed = parseIsoDateOrDateTime(v);
+    if (parsed === null) return { error: `${name} '${v.slice(0, 40)}' is not an ISO date or date-time` };
+    if ('problem' in parsed) return { error: `${name} '${v.slice(0, 40)}' is not an ISO date or date-time (${parsed.problem})` };
   }
   if (q.effectiveFrom && q.effectiveTo && q.effectiveTo.slice(0, 10) < q.effectiveFrom.slice(0, 10)) return { error: `effectiveTo ${q.effectiveTo} is before effectiveFrom ${q.effectiveFrom}` };
   if (q.description !== undefined && q.description.length > 200) return { error: 'description is longer than 200 characters (DI-960)' };
@@ -198,16 +206,16 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
   app.get<{ Params: { id: string; publicationId: string }; Querystring: ContentQuery }>(
     '/dip-channel/:id/publications/:publicationId/content',
     {
-      config: { access: 'participant', keepAnswer: false },
+      config: { access: 'participant', keepAnswer: false, streamedAnswer: true },
       schema: {
         operationId: 'downloadPublication',
         tags,
         summary: "Download a publication's content (OpenDIP)",
         description:
-          'Whole, or one byte range (Range, If-Range on the ETag, which is the SHA-256 as stored): 206 with Content-Range; a range outside the file is 416. With decompress=true, or where=field:v1,v2 and columns= (csv and jsonl), the plain and filtered content, gzip-compressed when the client accepts it.',
+          'Whole, or one byte range (Range, If-Range on the ETag, which is the SHA-256 as stored): 206 with Content-Range; a range outside the file is 416. With decompress=true, or where=field:v1,v2 and columns= (csv and jsonl), the plain and filtered content, gzip-compressed when the client accepts it; 422 when the bytes are not in the compression the publisher declared (download them as stored).',
         params: publicationParams,
         headers: signatureHeaders,
-        response: answers([...GUARDED, 416], {
+        response: answers([...GUARDED, 416, 422], {
           200: binaryBody(200, 'The content, as stored or (decompress, where, columns) plain and filtered; Content-Type by format'),
           206: binaryBody(206, 'The byte range Content-Range names'),
         }),

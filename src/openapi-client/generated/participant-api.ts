@@ -240,7 +240,7 @@ export interface paths {
         };
         /**
          * Download a publication's content (OpenDIP)
-         * @description Whole, or one byte range (Range, If-Range on the ETag, which is the SHA-256 as stored): 206 with Content-Range; a range outside the file is 416. With decompress=true, or where=field:v1,v2 and columns= (csv and jsonl), the plain and filtered content, gzip-compressed when the client accepts it.
+         * @description Whole, or one byte range (Range, If-Range on the ETag, which is the SHA-256 as stored): 206 with Content-Range; a range outside the file is 416. With decompress=true, or where=field:v1,v2 and columns= (csv and jsonl), the plain and filtered content, gzip-compressed when the client accepts it; 422 when the bytes are not in the compression the publisher declared (download them as stored).
          */
         get: operations["downloadPublication"];
         put?: never;
@@ -8522,6 +8522,15 @@ export interface operations {
             };
             /** @description Range Not Satisfiable (Content-Range names the size) */
             416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Unprocessable Content: the request is sound, but what it names cannot be done as asked (the help says why and what can) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
