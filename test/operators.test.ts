@@ -397,7 +397,7 @@ describe('operator accounts', () => {
 describe('the bootstrap token as break-glass (operators.bootstrapBreakGlass: true)', () => {
   let t: TestDip;
   beforeAll(async () => {
-    t = await startTestDip({ operators: { bootstrapBreakGlass: true, sessionMinutes: 60 } });
+    t = await startTestDip({ operators: { bootstrapBreakGlass: true, sessionMinutes: 60, rememberedMinutes: 15 } });
   });
   afterAll(async () => {
     await t?.close();

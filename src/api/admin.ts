@@ -26,6 +26,7 @@ import { evidenceRoutes } from './admin-evidence.js';
 import { queueRoutes, type QueueRouteOptions } from './admin-queues.js';
 import { describeOperatorInputErrors, documentListenerAnswers, OPERATOR_AJV } from './admin-schemas.js';
 import type { OperatorSessions } from '../pipeline/operator-sessions.js';
+import type { OperatorMemory } from '../pipeline/operator-memory.js';
 
 export const adminTokenFile = (dataDir: string): string => join(dataDir, 'admin-token');
 
@@ -46,6 +47,8 @@ export interface AdminDeps {
   operators: OperatorAccounts;
   /** People's sign-in to the operator API. */
   sessions: OperatorSessions;
+  /** The accounts as this node last read them: reads are checked against it while the store cannot be read. */
+  memory?: OperatorMemory;
   journal: OperatorJournal;
   now(): number;
   /** Further operator route plugins (channels, the register feed, reports, …), registered after authentication and the document. */
@@ -99,6 +102,7 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
     bootstrapToken: deps.token,
     bootstrapBreakGlass: deps.bootstrapBreakGlass,
     sessions: deps.sessions,
+    ...(deps.memory ? { memory: deps.memory } : {}),
     credentials: deps.portalAccounts,
     operators: deps.operators,
     journal: deps.journal,
