@@ -13,7 +13,7 @@ import { recordOperations } from './operations.js';
 import { adminPortalRoutes } from './admin-portal.js';
 import type { PortalAccountService } from '../pipeline/portal-accounts.js';
 import type { Archive } from '../ports/archive.js';
-import type { BackendHealth } from '../ports/backend.js';
+import type { BackendHealth, CoordinationHealth } from '../ports/backend.js';
 import type { DeadLetters } from '../ports/dead-letters.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { OperatorAccounts } from '../pipeline/operators.js';
@@ -58,6 +58,8 @@ export interface AdminDeps {
   /** The clock skew a signature date was allowed at receipt: evidence is checked again with it. */
   signatureSkewMs: number;
   health(): BackendHealth;
+  /** Whether what the nodes share (NATS) answers this node (GET /admin/health); absent: always ok. */
+  coordination?(): CoordinationHealth;
   /** What is still loading after a start (GET /admin/health), or null. */
   notReady?(): string | null;
   mpan: Pick<MpanDirectory, 'history' | 'apply'>;
@@ -118,6 +120,7 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
   void app.register(deadLetterRoutes, { deadLetters: deps.deadLetters, delivery: deps.delivery, logger: deps.logger });
   void app.register(queueRoutes, {
     health: () => deps.health(),
+    coordination: () => deps.coordination?.() ?? { state: 'ok' },
     notReady: () => deps.notReady?.() ?? null,
     delivery: deps.delivery,
     backlog: deps.backlog,

@@ -35,6 +35,7 @@ export async function openStorage(config: DipConfig, clock: Clock, logger: Logge
   life.started('coordination', () => coordination.close());
   const events = new EventEmitter();
   const metrics = new DipMetrics(() => queueDepths(backend.log, clock.now()));
+  metrics.watchCoordination(() => coordination.health());
   events.on('health', (h: BackendHealth) => metrics.health(h));
   events.on('dead-letter', (e: DeadLetterEvent) => metrics.deadLetter(e.queue.channel, e.reason));
   backend.onGroupCommit((g) => metrics.groupCommit(g));

@@ -1,7 +1,7 @@
 import { queueKey } from '../ports/queue-ref.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { DeliveryAttempt } from '../ports/archive.js';
-import type { BackendHealth, CommitGroup } from '../ports/backend.js';
+import type { BackendHealth, CommitGroup, CoordinationHealth } from '../ports/backend.js';
 import type { MessageLog, QueueRef } from '../ports/message-log.js';
 import type { OverloadStats } from './overload.js';
 
@@ -200,6 +200,18 @@ export class DipMetrics {
       if (f.counter) new Counter(options);
       else new Gauge(options);
     }
+  }
+
+  /** 1 while what the nodes share (NATS) answers this node: 0 means no queue can be claimed, nothing is delivered. */
+  watchCoordination(health: () => CoordinationHealth): void {
+    new Gauge({
+      name: 'dip_coordination_ok',
+      help: '1 while the nodes\' coordination (NATS JetStream: queue leases) answers this node; at 0 no queue can be claimed or renewed and nothing is delivered',
+      registers: [this.registry],
+      collect() {
+        this.set(health().state === 'ok' ? 1 : 0);
+      },
+    });
   }
 
   /** Delivery processes by state (workers > 1), and how often each was restarted, read at every scrape. */

@@ -9395,7 +9395,7 @@ export interface operations {
                             id: string;
                             /** @description `operator` or a participant's DIP ID */
                             owner: string;
-                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "maintenance")[];
+                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "coordination" | "maintenance")[];
                             webhookUrl: string | null;
                         }[];
                     };
@@ -9513,7 +9513,7 @@ export interface operations {
             content: {
                 "application/json": {
                     email?: string | null;
-                    rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "maintenance")[];
+                    rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "coordination" | "maintenance")[];
                     webhookUrl?: string | null;
                 };
             };
@@ -9532,7 +9532,7 @@ export interface operations {
                         id: string;
                         /** @description `operator` or a participant's DIP ID */
                         owner: string;
-                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "maintenance")[];
+                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "coordination" | "maintenance")[];
                         webhookUrl: string | null;
                     };
                 };
@@ -9780,7 +9780,7 @@ export interface operations {
                             /** @description Whom it concerns; null: the DIP itself */
                             participant: string | null;
                             /** @enum {string} */
-                            rule: "dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "maintenance";
+                            rule: "dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "coordination" | "maintenance";
                             /** @description Milliseconds since the Unix epoch */
                             since: number;
                             summary: string;
