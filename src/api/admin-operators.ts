@@ -138,6 +138,9 @@ function remember(deps: OperatorAuthDeps, memory: OperatorMemory, token: string,
   return who ? { who } : undefined;
 }
 
+/** The longest a change's answer waits for the memory's new reading (src/pipeline/operator-memory.ts). */
+const MEMORY_REFRESH_WAIT_MS = 2_000;
+
 const BOOTSTRAP: OperatorIdentity = { name: 'bootstrap', role: 'admin', actor: 'bootstrap' };
 
 /**
@@ -215,7 +218,7 @@ export function registerOperatorAuth(app: FastifyInstance, deps: OperatorAuthDep
     // memory of the accounts before its answer goes out: a store lost just after it cannot bring back
     // what it ended, here. Other nodes read it within OPERATOR_MEMORY_REFRESH_MS, and their memory is
     // used only while young enough (src/pipeline/operator-memory.ts).
-    if (deps.memory && req.method !== 'GET' && req.method !== 'HEAD' && reply.statusCode < 400) await deps.memory.refresh();
+    if (deps.memory && req.method !== 'GET' && req.method !== 'HEAD' && reply.statusCode < 400) await deps.memory.refreshed(MEMORY_REFRESH_WAIT_MS);
     return payload;
   });
   app.addHook('onSend', async (_req, reply, payload) => {

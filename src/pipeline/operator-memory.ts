@@ -84,6 +84,20 @@ export class OperatorMemory {
     return this.tail;
   }
 
+  /**
+   * A reading made after now, waited for at most `withinMs`: a store cut off just after a change must
+   * not hold the change's answer for a query's timeout (the reading then comes when it comes).
+   */
+  refreshed(withinMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const cancel = this.deps.clock.after(withinMs, resolve);
+      void this.refresh().then(() => {
+        cancel();
+        resolve();
+      });
+    });
+  }
+
   /** When the reading in use was made (null: none, or too old to be used). */
   readAt(): number | null {
     return this.fresh()?.at ?? null;
