@@ -105,6 +105,7 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
     bootstrapBreakGlass: deps.bootstrapBreakGlass,
     sessions: deps.sessions,
     ...(deps.memory ? { memory: deps.memory } : {}),
+    storeDown: () => deps.health().state !== 'ok',
     credentials: deps.portalAccounts,
     operators: deps.operators,
     journal: deps.journal,
