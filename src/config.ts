@@ -132,6 +132,13 @@ export interface OperatorsConfig {
   bootstrapBreakGlass: boolean;
   /** How long a bearer token from POST /admin/session (`dip login`) is good for. */
   sessionMinutes: number;
+  /**
+   * While the store cannot be read, reads of the operator API (alarms, health, queues) are checked against
+   * this node's last reading of the operator accounts for at most this long after it was made; it is
+   * also the longest a session ended or an account disabled can still read on a node cut off from the
+   * store (src/pipeline/operator-memory.ts). 0: every call needs the store.
+   */
+  rememberedMinutes: number;
 }
 
 export interface RegisterConfig {
@@ -463,6 +470,7 @@ const schema: JSONSchemaType<DipConfig> = {
     operators: section({
       bootstrapBreakGlass: { type: 'boolean' },
       sessionMinutes: { type: 'integer', minimum: 1, maximum: 1440 },
+      rememberedMinutes: { type: 'integer', minimum: 0, maximum: 1440 },
     }),
     register: section({
       pull: {
@@ -600,7 +608,7 @@ export const DEFAULTS: DipConfig = {
   },
   webhookAllowList: [],
   applySuggestedSecurityCategories: false,
-  operators: { bootstrapBreakGlass: false, sessionMinutes: 60 },
+  operators: { bootstrapBreakGlass: false, sessionMinutes: 60, rememberedMinutes: 15 },
   register: { pull: null, allowList: [], maxFeedMb: 64 },
   publications: {
     maxBytes: 2 * 1024 * 1024 * 1024,

@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { Delivery, IDLE_RELEASE_MS, PAUSED_RELEASE_MS } from '../src/pipeline/delivery.js';
 import type { BackendHealth } from '../src/ports/backend.js';
 import type { QueueLeases } from '../src/ports/leases.js';
+import { webhookFailingAlarms } from '../src/pipeline/alarm-sources.js';
 import type { QueueEntry, QueueRef, Settlement } from '../src/ports/message-log.js';
 import { FakeClock } from './helpers/clocks.js';
 import { workerDeps } from './helpers/worker-deps.js';
@@ -24,7 +25,7 @@ const down: BackendHealth = { state: 'unavailable', reason: 'PostgreSQL: Connect
  * One node's Delivery over fake leases. `share`: the node's fair share of queues (surplus is what it holds
  * beyond it), with a claim pass every second; `releasing`: what a release waits for (NATS's answer).
  */
-function node(options: { share?: number; releasing?: Promise<void> } = {}) {
+function node(options: { share?: number; releasing?: Promise<void>; webhookDown?: boolean } = {}) {
   const clock = new FakeClock(1_000_000);
   let health: BackendHealth = { state: 'ok' };
   const healthListeners: Array<(h: BackendHealth) => void> = [];
@@ -60,9 +61,17 @@ function node(options: { share?: number; releasing?: Promise<void> } = {}) {
     willTake: (t) => void taking.push(t),
     wake: (q) => void woken.push(q),
     onWake: () => {},
-    onLost: () => {},
+    onLost: (l) => void lostListeners.push(l),
     close: async () => {},
   };
+  const lostListeners: Array<(q: QueueRef) => void> = [];
+  /** The lease went to another node, or could not be renewed (NATS out of reach). */
+  const lose = (q: QueueRef) => {
+    held.delete(q.recipientDipId);
+    for (const l of lostListeners) l(q);
+  };
+  /** Messages waiting (seq 1..n), for a test whose webhook is called. */
+  const waiting: QueueEntry[] = [];
   // One message waits; reading its queue's state never answers once the node is cut off (a partition
   // that drops packets: the query waits for its timeout, far longer than the test).
   let cut = false;
@@ -70,11 +79,11 @@ function node(options: { share?: number; releasing?: Promise<void> } = {}) {
   const never = new Promise<never>(() => {});
   const { share: _noShare, ...worker } = workerDeps(clock, {
     log: {
-      readQueue: async () => (cut ? never : []),
-      queueState: async () => (cut ? never : { ackedSeq: 0, headSeq: 0, pulledSeq: 0 }),
+      readQueue: async (_q: QueueRef, after: number) => (cut ? never : waiting.filter((e) => e.seq > after)),
+      queueState: async () => (cut ? never : { ackedSeq: 0, headSeq: waiting.length, pulledSeq: 0 }),
       settle: async () => {},
     },
-    transport: { post: async () => ({ kind: 'answered', status: 200, retryAfter: undefined, body: '', latencyMs: 1 }), close: async () => {} },
+    transport: { post: async () => ({ kind: 'answered', status: options.webhookDown ? 503 : 200, retryAfter: undefined, body: '', latencyMs: 1 }), close: async () => {} },
   });
   const delivery = new Delivery({
     ...worker,
@@ -86,7 +95,7 @@ function node(options: { share?: number; releasing?: Promise<void> } = {}) {
     health = h;
     for (const l of healthListeners) l(h);
   };
-  return { clock, delivery, released, releasing, releaseOptions, acquired, woken, taking, pending, cutOff: () => void (cut = true), setHealth };
+  return { clock, delivery, released, releasing, releaseOptions, acquired, woken, taking, pending, cutOff: () => void (cut = true), setHealth, lose, waiting };
 }
 
 describe('delivery leases while this node cannot reach the store', () => {
@@ -141,7 +150,28 @@ describe('delivery leases while this node cannot reach the store', () => {
     n.pending.push(queue);
     await n.delivery.sweep();
     await settle();
-    expect(n.delivery.status().map((w) => w.state)).toEqual(['stopped']);
+    // No worker started: the stopped one is not listed either (status() shows the queues worked here).
+    expect(n.delivery.status()).toEqual([]);
+  });
+});
+
+describe('a queue whose lease was lost', () => {
+  it('is no longer shown as worked here, nor keeps its webhook-failing alarm raised on this node', async () => {
+    // NATS out of reach for longer than a lease (or the lease taken over): another node works the queue
+    // now, and keeps its own failure record. The stopped worker stayed in status() for good, shown as
+    // 'stopped' and worked here with the recipient's failures of then: webhook-failing stayed raised on
+    // this node, never resolved, however the new holder fared.
+    const n = node({ webhookDown: true });
+    n.waiting.push({ seq: 1, messageId: 1, transactionId: 'T-1', receivedAt: n.clock.now(), outbound: '{}' });
+    n.delivery.notify([queue]);
+    await settle();
+    expect(n.delivery.status()).toEqual([expect.objectContaining({ queue, failures: 1 })]);
+    n.lose(queue);
+    await settle();
+    expect(n.delivery.status()).toEqual([]);
+    await n.clock.advance(20 * 60_000);
+    expect(await webhookFailingAlarms(() => n.delivery.status(), 15 * 60_000, n.clock)()).toEqual([]);
+    await n.delivery.stop();
   });
 });
 

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import parsePrometheusTextFormat, { type PrometheusFamily } from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StoreError } from '../src/ports/errors.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
@@ -65,6 +66,39 @@ describe('GET /metrics (Prometheus text format, operator listener)', () => {
     expect(Number(latency?.metrics[0]?.buckets?.['+Inf'])).toBe(calls);
     expect(Number(family(after, 'dip_storage_ok')?.metrics[0]?.value)).toBe(1);
     expect(family(after, 'dip_process_process_cpu_seconds_total')).toBeDefined();
+  });
+
+  it('answers a scrape while the store cannot be read: everything but the queue gauges, without asking a store known to be down', async () => {
+    await send(1, 'c');
+    const log = t.dip.backend.log;
+    const pendingQueues = log.pendingQueues.bind(log);
+    // Other readers (the sweep, alarms) call it too: held calls are answered when the store is back.
+    const held: Array<() => void> = [];
+    let mode: 'fail' | 'hang' = 'fail';
+    log.pendingQueues = () => {
+      if (mode === 'fail') return Promise.reject(new StoreError('unavailable', 'PostgreSQL: connect ECONNREFUSED 127.0.0.1:5432', 'ECONNREFUSED'));
+      return new Promise((resolve, reject) => held.push(() => void pendingQueues().then(resolve, reject)));
+    };
+    try {
+      // The read fails: the scrape is still answered (a 503 left Prometheus blind during the outage), the
+      // queue gauges without samples (unknown, not 0) and the failed read counted.
+      const failed = await scrape();
+      expect(family(failed, 'dip_queue_depth')?.metrics ?? []).toEqual([]);
+      expect(family(failed, 'dip_queue_depth_read_errors_total')?.metrics[0]?.value).toBe('1');
+      expect(family(failed, 'dip_ingested_messages_total')).toBeDefined();
+      // The store known to be down, and a read that would wait (a server cut off): not asked, answered at once.
+      mode = 'hang';
+      t.dip.metrics.health({ state: 'unavailable', reason: 'PostgreSQL: connect ECONNREFUSED', code: 'ECONNREFUSED' });
+      const down = await scrape();
+      expect(Number(family(down, 'dip_storage_ok')?.metrics[0]?.value)).toBe(0);
+      expect(family(down, 'dip_queue_depth')?.metrics ?? []).toEqual([]);
+    } finally {
+      log.pendingQueues = pendingQueues;
+      for (const answer of held.splice(0)) answer();
+      t.dip.metrics.health({ state: 'ok' });
+    }
+    await waitFor(async () => depth(await scrape()) === 0, 10_000, 'the queue gauges back');
+    expect(Number(family(await scrape(), 'dip_storage_ok')?.metrics[0]?.value)).toBe(1);
   });
 
   it('is refused without the operator token', async () => {

@@ -245,6 +245,10 @@ describe('operator accounts', () => {
     const other = adminApi(t, (await signIn('alice', alicePerson)).token);
     expect((await again('DELETE', '/admin/session')).status).toBe(204);
     expect((await other('GET', '/admin/whoami')).status).toBe(401);
+    // A viewer signs out too (dip logout): ending one's own sessions changes nothing of the DIP.
+    const veraAgain = adminApi(t, (await signIn('vera', veraMade.body as Person)).token);
+    expect((await veraAgain('DELETE', '/admin/session')).status).toBe(204);
+    expect((await veraAgain('GET', '/admin/whoami')).status).toBe(401);
   });
 
   it('dip login keeps a session for the dip commands that follow; dip logout ends it', async () => {
@@ -397,7 +401,7 @@ describe('operator accounts', () => {
 describe('the bootstrap token as break-glass (operators.bootstrapBreakGlass: true)', () => {
   let t: TestDip;
   beforeAll(async () => {
-    t = await startTestDip({ operators: { bootstrapBreakGlass: true, sessionMinutes: 60 } });
+    t = await startTestDip({ operators: { bootstrapBreakGlass: true, sessionMinutes: 60, rememberedMinutes: 15 } });
   });
   afterAll(async () => {
     await t?.close();

@@ -116,6 +116,7 @@ export function embeddedCoordination(config: DipConfig): Coordination {
     leases: new SingleProcessLeases(),
     replayGuard: ReplayGuard.forClockSkew(config.maxClockSkewSeconds * 1000),
     rateLimits: new RateLimiter(config.rateLimit),
+    health: () => ({ state: 'ok' }),
     close: async () => {},
   };
 }

@@ -9,6 +9,7 @@ import type { OperatorAccounts, OperatorIdentity } from '../pipeline/operators.j
 import { refusalOf } from '../pipeline/refused.js';
 import { answers, empty, isoTime, isOperatorDocs } from './admin-schemas.js';
 import { OperatorSessions, type OperatorSession, type SessionAnswer } from '../pipeline/operator-sessions.js';
+import type { OperatorMemory } from '../pipeline/operator-memory.js';
 import type { PortalAccountService } from '../pipeline/portal-accounts.js';
 
 declare module 'fastify' {
@@ -29,6 +30,13 @@ export interface OperatorAuthDeps {
   bootstrapBreakGlass: boolean;
   /** People's sign-in (POST /admin/session) and the bearer tokens it gives. */
   sessions: OperatorSessions;
+  /**
+   * This node's last reading of the operator accounts: reads are checked against it while the store
+   * cannot be read (src/pipeline/operator-memory.ts). Absent: every call needs the store.
+   */
+  memory?: OperatorMemory;
+  /** The store is known to be down (its health): reads go to the memory first. */
+  storeDown?(): boolean;
   /** Where a person's password and TOTP credential is kept (the same the operator portal signs in with). */
   credentials: Pick<PortalAccountService, 'createEnrollingAtFirstSignIn' | 'account' | 'resetTotpFactor'>;
   operators: OperatorAccounts;
@@ -71,6 +79,73 @@ const sameToken = (given: string, expected: string): boolean => {
 /** Read with the bootstrap token by health probes, whatever accounts exist (see registerOperatorAuth). */
 const HEALTH_PATH = '/admin/health';
 
+/** An operator call's credential checked: who it is, or the refusal to answer (401). Neither: no credential the DIP knows. */
+interface Identified {
+  who?: OperatorIdentity;
+  refused?: string;
+}
+
+/**
+ * Set on an answer whose credential was checked against this node's memory of the accounts rather than the
+ * store (which could not be read): when that reading was made.
+ */
+export const CHECKED_AT_HEADER = 'x-opendip-credential-checked-at';
+
+const BOOTSTRAP_REFUSED = `the bootstrap token only creates the first admin account, and an admin account exists: sign in as an operator (dip login, POST ${SIGN_IN_PATH} with name, password and TOTP code) or use an automation account's token`;
+const SESSION_ENDED = `this session has ended (expired, signed out, or the account disabled): sign in again (dip login, POST ${SIGN_IN_PATH})`;
+
+/** The operator behind a bearer token, checked against the store (a change of an account is in force at once). */
+async function identify(deps: OperatorAuthDeps, token: string, req: FastifyRequest, route: string | undefined): Promise<Identified> {
+  if (token && sameToken(token, deps.bootstrapToken)) {
+    // The bootstrap token makes the first admin account; once one exists it is refused (README "Operator
+    // accounts"), except to read health: the probes read it with this token (Dockerfile, Kubernetes, the
+    // `dip cluster` balancer), and must get its answer also while the store is down (asking the store
+    // whether an admin exists made it a 503 about authentication, or a hang while the database was frozen).
+    const probe = req.method === 'GET' && route === HEALTH_PATH;
+    if (!probe && !deps.bootstrapBreakGlass && (await deps.operators.adminExists())) return { refused: BOOTSTRAP_REFUSED };
+    return { who: BOOTSTRAP };
+  }
+  if (token && deps.inProcessKey && sameToken(token, deps.inProcessKey)) {
+    const acting = req.headers[ACTING_OPERATOR_HEADER];
+    const found = (await deps.operators.list()).find((o) => o.name === acting && !o.disabled);
+    return found ? { who: { name: found.name, role: found.role, actor: `operator:${found.name}` } } : {};
+  }
+  if (token && OperatorSessions.isSessionToken(token)) {
+    const who = await deps.sessions.identify(token);
+    return who ? { who } : { refused: SESSION_ENDED };
+  }
+  return token ? { who: await deps.operators.identify(token) } : {};
+}
+
+/**
+ * The same check against this node's last reading of the accounts (a read while the store cannot be
+ * read); undefined when the reading cannot say (none young enough, or a credential it does not know):
+ * the call is then answered 503 as before, never let through on a guess.
+ */
+function remember(deps: OperatorAuthDeps, memory: OperatorMemory, token: string, req: FastifyRequest, route: string | undefined): Identified | undefined {
+  if (token && sameToken(token, deps.bootstrapToken)) {
+    // As identify: the health probe and break-glass need no account.
+    if (deps.bootstrapBreakGlass || (req.method === 'GET' && route === HEALTH_PATH)) return { who: BOOTSTRAP };
+    const admins = memory.adminExists();
+    if (admins === undefined) return undefined;
+    return admins ? { refused: BOOTSTRAP_REFUSED } : { who: BOOTSTRAP };
+  }
+  let who: OperatorIdentity | undefined;
+  if (token && deps.inProcessKey && sameToken(token, deps.inProcessKey)) who = memory.named(req.headers[ACTING_OPERATOR_HEADER]);
+  else if (token && OperatorSessions.isSessionToken(token)) {
+    // An expired or forged token needs no store to be refused.
+    const claims = deps.sessions.claims(token);
+    if (!claims) return { refused: SESSION_ENDED };
+    who = memory.session(claims);
+  } else if (token) who = memory.automation(token);
+  return who ? { who } : undefined;
+}
+
+/** The longest a change's answer waits for the memory's new reading (src/pipeline/operator-memory.ts). */
+const MEMORY_REFRESH_WAIT_MS = 2_000;
+
+const BOOTSTRAP: OperatorIdentity = { name: 'bootstrap', role: 'admin', actor: 'bootstrap' };
+
 /**
  * Every operator-API call names its operator (Authorization: Bearer <token>): a named account's token, or
  * the bootstrap token (break-glass, and how the first admin account is made). The operator's role decides
@@ -91,25 +166,30 @@ export function registerOperatorAuth(app: FastifyInstance, deps: OperatorAuthDep
     if (req.method === 'POST' && (route === SIGN_IN_PATH || route === ENROLMENT_PATH)) return undefined;
     const header = String(req.headers.authorization ?? '');
     const token = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
-    let who: OperatorIdentity | undefined;
-    if (token && sameToken(token, deps.bootstrapToken)) {
-      // The bootstrap token makes the first admin account; once one exists it is refused (README "Operator
-      // accounts"), except to read health: the probes read it with this token (Dockerfile, Kubernetes, the
-      // `dip cluster` balancer), and must get its answer also while the store is down (asking the store
-      // whether an admin exists made it a 503 about authentication, or a hang while the database was frozen).
-      const probe = req.method === 'GET' && route === HEALTH_PATH;
-      if (!probe && !deps.bootstrapBreakGlass && (await deps.operators.adminExists())) {
-        return reply.code(401).send({ error: `the bootstrap token only creates the first admin account, and an admin account exists: sign in as an operator (dip login, POST ${SIGN_IN_PATH} with name, password and TOTP code) or use an automation account's token` });
-      }
-      who = { name: 'bootstrap', role: 'admin', actor: 'bootstrap' };
-    } else if (token && deps.inProcessKey && sameToken(token, deps.inProcessKey)) {
-      const acting = req.headers[ACTING_OPERATOR_HEADER];
-      const found = (await deps.operators.list()).find((o) => o.name === acting && !o.disabled);
-      if (found) who = { name: found.name, role: found.role, actor: `operator:${found.name}` };
-    } else if (token && OperatorSessions.isSessionToken(token)) {
-      who = await deps.sessions.identify(token);
-      if (!who) return reply.code(401).send({ error: `this session has ended (expired, signed out, or the account disabled): sign in again (dip login, POST ${SIGN_IN_PATH})` });
-    } else if (token) who = await deps.operators.identify(token);
+    const read = req.method === 'GET' || req.method === 'HEAD';
+    const memory = deps.memory;
+    const fromMemory = (): Identified | undefined => {
+      const remembered = memory ? remember(deps, memory, token, req, route) : undefined;
+      const readAt = memory?.readAt() ?? null;
+      if (!remembered || readAt === null) return undefined;
+      void reply.header(CHECKED_AT_HEADER, new Date(readAt).toISOString());
+      return remembered;
+    };
+    // The store known to be down (this node's own calls found it so): a read is checked against the
+    // memory at once, not after the store's timeout (5 s to connect, 35 s for a query to a server cut off).
+    let found = read && deps.storeDown?.() ? fromMemory() : undefined;
+    try {
+      found ??= await identify(deps, token, req, route);
+    } catch (err) {
+      // The store cannot be read: a read is checked against this node's last reading of the accounts
+      // (OperatorMemory: while it is young enough), so the operator on call still sees the alarms, the
+      // queues and the health. Anything else, or with no such reading, is the 503 the error handler gives.
+      const remembered = storeFailureKind(err) === 'unavailable' && read ? fromMemory() : undefined;
+      if (!remembered) throw err;
+      found = remembered;
+    }
+    if (found.refused) return reply.code(401).send({ error: found.refused });
+    const who = found.who;
     if (!who) return reply.code(401).send({ error: `a valid operator credential is required (Authorization: Bearer <token>): a session token from POST ${SIGN_IN_PATH} (dip login), an automation account's token, or, before the first admin account exists, the bootstrap token in <data>/admin-token` });
     const path = req.url.split('?')[0] ?? '';
     const refusal = operatorRefusal(who.role, req.method, route ?? path);
@@ -142,6 +222,14 @@ export function registerOperatorAuth(app: FastifyInstance, deps: OperatorAuthDep
       message = `${type ? `Content-Type '${type}'` : 'a body without a Content-Type'} is not accepted: send application/json`;
     }
     return reply.code(status).send({ error: status === 500 ? 'internal error' : message });
+  });
+  app.addHook('onSend', async (req, reply, payload) => {
+    // A change made through this node (a sign-out, an account disabled, a new token) is in this node's
+    // memory of the accounts before its answer goes out: a store lost just after it cannot bring back
+    // what it ended, here. Other nodes read it within OPERATOR_MEMORY_REFRESH_MS, and their memory is
+    // used only while young enough (src/pipeline/operator-memory.ts).
+    if (deps.memory && req.method !== 'GET' && req.method !== 'HEAD' && reply.statusCode < 400) await deps.memory.refreshed(MEMORY_REFRESH_WAIT_MS);
+    return payload;
   });
   app.addHook('onSend', async (_req, reply, payload) => {
     // Answers of this listener carry secrets (a session token, a TOTP secret and enrolment token, a first

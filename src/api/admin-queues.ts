@@ -5,7 +5,7 @@ import type { Delivery } from '../pipeline/delivery.js';
 import type { QueueBacklog } from '../pipeline/metrics.js';
 import type { WorkerStatus } from '../pipeline/queue-worker.js';
 import type { Archive } from '../ports/archive.js';
-import type { BackendHealth } from '../ports/backend.js';
+import type { BackendHealth, CoordinationHealth } from '../ports/backend.js';
 import type { Logger } from '../ports/logger.js';
 import type { QueueRef, QueueState } from '../ports/message-log.js';
 import { noQueue, queueBody, type QueueBody } from './admin-dead-letters.js';
@@ -13,6 +13,8 @@ import { answers, epochMs, queueRef } from './admin-schemas.js';
 
 export interface QueueRouteOptions {
   health(): BackendHealth;
+  /** Whether what the nodes share (NATS) answers this node; absent: nothing is shared (one process). */
+  coordination?(): CoordinationHealth;
   /** What is still loading (the catalogue after a start), or null. */
   notReady(): string | null;
   delivery: Pick<Delivery, 'status' | 'resume'>;
@@ -109,6 +111,16 @@ const health = {
         code: { type: ['string', 'null'] },
       },
     },
+    coordination: {
+      type: 'object',
+      required: ['state'],
+      description: 'Whether what the nodes share (NATS JetStream) answers this node. While it does not, no queue lease can be claimed or renewed and nothing is delivered, but messages are still accepted: the status stays 200 (the `coordination` alarm is raised)',
+      properties: {
+        state: { type: 'string', enum: ['ok', 'unavailable'] },
+        reason: { type: 'string' },
+        since: { type: 'integer', description: 'epoch ms: the first probe that found it unavailable' },
+      },
+    },
     queues: { type: 'array', items: workerStatus, description: 'The queues that are not idle: this process\'s and its delivery processes\' (reported each second)' },
     processes: {
       type: 'array',
@@ -182,7 +194,7 @@ export const queueRoutes: FastifyPluginAsync<QueueRouteOptions> = async (app, de
     const loading = deps.notReady();
     const processes = deps.processes ? { processes: deps.processes() } : {};
     const threads = deps.ingestThreads ? { ingestThreads: deps.ingestThreads() } : {};
-    return reply.code(h.state === 'ok' && loading === null ? 200 : 503).send({ storage: h, loading, queues: deps.delivery.status().filter((q) => q.state !== 'idle'), ...processes, ...threads });
+    return reply.code(h.state === 'ok' && loading === null ? 200 : 503).send({ storage: h, coordination: deps.coordination?.() ?? { state: 'ok' }, loading, queues: deps.delivery.status().filter((q) => q.state !== 'idle'), ...processes, ...threads });
   });
   app.get(
     '/admin/queues',

@@ -13,7 +13,7 @@ import { recordOperations } from './operations.js';
 import { adminPortalRoutes } from './admin-portal.js';
 import type { PortalAccountService } from '../pipeline/portal-accounts.js';
 import type { Archive } from '../ports/archive.js';
-import type { BackendHealth } from '../ports/backend.js';
+import type { BackendHealth, CoordinationHealth } from '../ports/backend.js';
 import type { DeadLetters } from '../ports/dead-letters.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { OperatorAccounts } from '../pipeline/operators.js';
@@ -26,6 +26,7 @@ import { evidenceRoutes } from './admin-evidence.js';
 import { queueRoutes, type QueueRouteOptions } from './admin-queues.js';
 import { describeOperatorInputErrors, documentListenerAnswers, OPERATOR_AJV } from './admin-schemas.js';
 import type { OperatorSessions } from '../pipeline/operator-sessions.js';
+import type { OperatorMemory } from '../pipeline/operator-memory.js';
 
 export const adminTokenFile = (dataDir: string): string => join(dataDir, 'admin-token');
 
@@ -46,6 +47,8 @@ export interface AdminDeps {
   operators: OperatorAccounts;
   /** People's sign-in to the operator API. */
   sessions: OperatorSessions;
+  /** The accounts as this node last read them: reads are checked against it while the store cannot be read. */
+  memory?: OperatorMemory;
   journal: OperatorJournal;
   now(): number;
   /** Further operator route plugins (channels, the register feed, reports, …), registered after authentication and the document. */
@@ -55,6 +58,8 @@ export interface AdminDeps {
   /** The clock skew a signature date was allowed at receipt: evidence is checked again with it. */
   signatureSkewMs: number;
   health(): BackendHealth;
+  /** Whether what the nodes share (NATS) answers this node (GET /admin/health); absent: always ok. */
+  coordination?(): CoordinationHealth;
   /** What is still loading after a start (GET /admin/health), or null. */
   notReady?(): string | null;
   mpan: Pick<MpanDirectory, 'history' | 'apply'>;
@@ -99,6 +104,8 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
     bootstrapToken: deps.token,
     bootstrapBreakGlass: deps.bootstrapBreakGlass,
     sessions: deps.sessions,
+    ...(deps.memory ? { memory: deps.memory } : {}),
+    storeDown: () => deps.health().state !== 'ok',
     credentials: deps.portalAccounts,
     operators: deps.operators,
     journal: deps.journal,
@@ -114,6 +121,7 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
   void app.register(deadLetterRoutes, { deadLetters: deps.deadLetters, delivery: deps.delivery, logger: deps.logger });
   void app.register(queueRoutes, {
     health: () => deps.health(),
+    coordination: () => deps.coordination?.() ?? { state: 'ok' },
     notReady: () => deps.notReady?.() ?? null,
     delivery: deps.delivery,
     backlog: deps.backlog,

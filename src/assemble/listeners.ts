@@ -18,6 +18,7 @@ import type { PortalDeps } from '../portal/deps.js';
 import type { PkiMaterial } from '../security/pki.js';
 import { SessionSigner } from '../security/portal-session.js';
 import { OperatorSessions } from '../pipeline/operator-sessions.js';
+import { OperatorMemory } from '../pipeline/operator-memory.js';
 import type { Clock } from '../ports/clock.js';
 import type { RevocationWatcher } from '../security/revocation.js';
 import type { TrustStore } from '../security/trust-store.js';
@@ -67,16 +68,26 @@ export async function startAnonymousListener(config: DipConfig, deps: ApiDeps, p
 export type OperatorApi = PortalDeps['operatorApi'];
 
 /** The operator API on the loopback interface, and the in-process door the portals use to call it as the operator signed in. */
-export async function startOperatorListener(config: DipConfig, deps: Omit<AdminDeps, 'token' | 'inProcessKey' | 'sessions' | 'bootstrapBreakGlass' | 'signatureSkewMs'>, clock: Clock, life: Lifecycle): Promise<{ port: number; operations: readonly Operation[]; operatorApi: OperatorApi; document: () => object }> {
+export async function startOperatorListener(config: DipConfig, deps: Omit<AdminDeps, 'token' | 'inProcessKey' | 'sessions' | 'memory' | 'bootstrapBreakGlass' | 'signatureSkewMs'>, clock: Clock, life: Lifecycle): Promise<{ port: number; operations: readonly Operation[]; operatorApi: OperatorApi; document: () => object }> {
   const inProcessKey = randomBytes(32).toString('base64url');
   // Its own signing key: a portal cookie is not an API token, nor the other way round.
   const signer = SessionSigner.fromFile(join(config.dataDir, 'operator-session.key'));
   const sessions = new OperatorSessions({ operators: deps.operators, accounts: deps.portalAccounts, signer, journal: deps.journal, clock, sessionMs: config.operators.sessionMinutes * 60_000 });
+  // So that the operator on call can read the alarms while the store is down (README "Operator accounts").
+  const memory = new OperatorMemory({
+    read: async () => ({ accounts: await deps.operators.accounts(), people: await deps.portalAccounts.accounts(null) }),
+    clock,
+    maxAgeMs: config.operators.rememberedMinutes * 60_000,
+    logger: deps.logger,
+  });
+  memory.start();
+  life.started('operator accounts memory', async () => memory.stop());
   const admin = buildAdminServer({
     ...deps,
     token: ensureAdminToken(config.dataDir),
     bootstrapBreakGlass: config.operators.bootstrapBreakGlass,
     sessions,
+    memory,
     inProcessKey,
     signatureSkewMs: config.maxClockSkewSeconds * 1000,
   });

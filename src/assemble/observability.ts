@@ -4,14 +4,14 @@ import { SmtpAlarmChannel } from '../adapters/mail/alarm-channel.js';
 import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
 import { ActivityRecorder } from '../pipeline/activity-recorder.js';
-import { certificateAlarms, deadLetterAlarms, queueAlarms, storageAlarms, webhookFailingAlarms } from '../pipeline/alarm-sources.js';
+import { certificateAlarms, coordinationAlarms, deadLetterAlarms, queueAlarms, storageAlarms, webhookFailingAlarms } from '../pipeline/alarm-sources.js';
 import { Alarms } from '../pipeline/alarms.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import { queueDepths } from '../pipeline/metrics.js';
 import type { Registry } from '../pipeline/registry.js';
 import type { AlarmChannel, AlarmSubscriptionStore } from '../ports/alarms.js';
 import type { ActivityLogStore } from '../ports/activity-log.js';
-import type { Backend } from '../ports/backend.js';
+import type { Backend, Coordination } from '../ports/backend.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { MessageTracer } from '../ports/tracing.js';
@@ -64,6 +64,8 @@ export interface AlarmParts {
   config: DipConfig;
   pkiDir: string;
   backend: Backend;
+  /** What the nodes share (NATS): the `coordination` alarm. */
+  coordination: Pick<Coordination, 'health'>;
   registry: Registry;
   delivery: Pick<Delivery, 'status'>;
   destinations: WebhookDestinations;
@@ -78,7 +80,7 @@ export interface AlarmParts {
  * Alarms on dead letters, queue depth, failing webhooks, expiring certificates and storage, noticed by
  * e-mail and webhook. Null when turned off.
  */
-export async function startAlarms({ config, pkiDir, backend, registry, delivery, destinations, signing, clock, logger, life }: AlarmParts): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore; channel: AlarmChannel } | null> {
+export async function startAlarms({ config, pkiDir, backend, coordination, registry, delivery, destinations, signing, clock, logger, life }: AlarmParts): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore; channel: AlarmChannel } | null> {
   const settings = config.observability.alarms;
   if (!settings.enabled) return null;
   const sources = [
@@ -87,6 +89,7 @@ export async function startAlarms({ config, pkiDir, backend, registry, delivery,
     webhookFailingAlarms(() => delivery.status(), settings.webhookFailingMinutes * 60_000, clock),
     certificateAlarms(() => expiringAll(pkiDir, config.trustedCaFiles, registry.participants(), settings.certificateDays), clock),
     storageAlarms(() => backend.health(), clock),
+    coordinationAlarms(() => coordination.health()),
   ];
   const subscriptions = await openAlarmSubscriptions(config);
   life.started('alarm subscriptions', () => subscriptions.close());

@@ -8,6 +8,7 @@ import type { Backend, BackendHealth, Coordination } from '../ports/backend.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { Sealer } from '../security/at-rest.js';
+import { agreeOnCoordinationPrefix } from '../pipeline/coordination-prefix.js';
 
 export interface Storage {
   backend: Backend;
@@ -28,10 +29,13 @@ export async function openStorage(config: DipConfig, clock: Clock, logger: Logge
   life.started('storage', () => backend.close());
   // Queue leases, replay guard, rate limits: shared through NATS in a cluster, in memory otherwise.
   // Stopped after delivery (registered before it), so every lease is released once its worker stopped.
+  // Checked before NATS is touched: a node with another prefix than its database's would deliver twice.
+  if (config.storage.kind === 'cluster') await agreeOnCoordinationPrefix(backend.registry, config.storage.nats.prefix, clock.now());
   const coordination = await openCoordination(config, { clock, logger });
   life.started('coordination', () => coordination.close());
   const events = new EventEmitter();
   const metrics = new DipMetrics(() => queueDepths(backend.log, clock.now()));
+  metrics.watchCoordination(() => coordination.health());
   events.on('health', (h: BackendHealth) => metrics.health(h));
   events.on('dead-letter', (e: DeadLetterEvent) => metrics.deadLetter(e.queue.channel, e.reason));
   backend.onGroupCommit((g) => metrics.groupCommit(g));

@@ -10,6 +10,9 @@ export type OperatorRole = (typeof OPERATOR_ROLES)[number];
 /** Operator names: letters, digits, dot, dash, underscore; they appear in the journal as `operator:<name>`. */
 export const OPERATOR_NAME_PATTERN = /^[a-z0-9][\w.-]{0,63}$/i;
 
+/** DELETE here is a sign-out (src/api/admin-operators.ts SIGN_IN_PATH). */
+const SIGN_OUT_PATH = '/admin/session';
+
 /** Paths only an admin may change (and, for operator accounts, read). */
 const SECURITY_PATHS = ['/admin/operators', '/admin/pki', '/admin/keys'];
 
@@ -25,6 +28,9 @@ const under = (paths: readonly string[], path: string): boolean => paths.some((p
 /** Why an operator in `role` may not make this call (method and path, without the query), or null if it may. */
 export function operatorRefusal(role: OperatorRole, method: string, path: string): string | null {
   if (role === 'admin') return null;
+  // Signing out ends the caller's own sessions and changes nothing of the DIP: a viewer must be able to
+  // (`dip logout`), not be left holding a token it cannot end short of an admin disabling the account.
+  if (method === 'DELETE' && path === SIGN_OUT_PATH) return null;
   if (under(['/admin/operators'], path)) return 'only an admin manages operator accounts';
   if (method === 'GET' || method === 'HEAD') {
     return role === 'viewer' && under(CONTENT_PATHS, path) ? 'message contents (personal data) and the API activity log are for the operator and admin roles' : null;

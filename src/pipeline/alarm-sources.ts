@@ -1,5 +1,5 @@
 import type { AlarmCondition } from '../ports/alarms.js';
-import type { BackendHealth } from '../ports/backend.js';
+import type { BackendHealth, CoordinationHealth } from '../ports/backend.js';
 import type { Clock } from '../ports/clock.js';
 import type { DeadLetters } from '../ports/dead-letters.js';
 import type { ExpiringCertificate } from '../security/expiry.js';
@@ -83,6 +83,19 @@ export function certificateAlarms(expiring: () => ExpiringCertificate[], clock: 
         since: read.at,
       };
     });
+  };
+}
+
+/**
+ * NATS JetStream not answering this node: no queue lease can be claimed or renewed, so nothing is
+ * delivered while ingest goes on (the store answers, so neither the storage alarm nor the health's
+ * status says so). Since the first probe that found it so.
+ */
+export function coordinationAlarms(health: () => CoordinationHealth): ConditionSource {
+  return () => {
+    const h = health();
+    if (h.state === 'ok') return [];
+    return [{ key: 'coordination', rule: 'coordination', participant: null, summary: `the nodes' coordination does not answer, no queue can be claimed and delivery stops: ${h.reason}`, since: h.since }];
   };
 }
 

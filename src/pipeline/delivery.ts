@@ -311,9 +311,15 @@ export class Delivery {
     return true;
   }
 
-  /** Every queue this process has worked on, and how it stands (admin API, metrics). */
+  /**
+   * Every queue this process works, and how it stands (admin API, alarms, metrics). Not a worker stopped
+   * when its lease was lost or ended: it is kept only until a claim here waits for its last call, and
+   * another node works the queue, with a failure record of its own. Listed, it showed the queue as worked
+   * here ('stopped', its ackedSeq and failures of then) for as long as this node did not claim it again,
+   * and kept webhook-failing raised here, never resolved, whatever the new holder's calls did.
+   */
   status(): WorkerStatus[] {
-    return [...this.workers.values()].map((w) => w.status());
+    return [...this.workers.values()].filter((w) => w.state !== 'stopped').map((w) => w.status());
   }
 
   async stop(): Promise<void> {

@@ -1,7 +1,7 @@
 import { queueKey } from '../ports/queue-ref.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { DeliveryAttempt } from '../ports/archive.js';
-import type { BackendHealth, CommitGroup } from '../ports/backend.js';
+import type { BackendHealth, CommitGroup, CoordinationHealth } from '../ports/backend.js';
 import type { MessageLog, QueueRef } from '../ports/message-log.js';
 import type { OverloadStats } from './overload.js';
 
@@ -92,6 +92,8 @@ export class DipMetrics {
   private readonly ingestLatency: Histogram;
   private readonly groupWrites: Histogram;
   private readonly groupSeconds: Histogram;
+  /** The store takes writes, as last reported (health): the queue depths are read only then. */
+  private storeOk = true;
   /** The delivery processes' last reported usage (workers > 1), by `process` label. */
   private others: () => ReadonlyArray<{ name: string; usage: ProcessUsage | null }> = () => [];
 
@@ -129,12 +131,32 @@ export class DipMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
       registers,
     });
-    // Both gauges are filled from one read of the log per scrape.
+    const depthReadErrors = new Counter({
+      name: 'dip_queue_depth_read_errors_total',
+      help: 'Scrapes whose queue depths could not be read from the store (dip_queue_depth and dip_queue_oldest_age_seconds have no samples in them)',
+      registers,
+      // Shares the scrape's one read, so that it counts this scrape's failure, not only the last one's.
+      async collect() {
+        await once();
+      },
+    });
+    depthReadErrors.inc(0);
+    // Both gauges are filled from one read of the log per scrape. A read that fails leaves them without
+    // samples (unknown, not 0) and the rest of the scrape is answered: a failed collect made the whole
+    // scrape a 503, so Prometheus saw nothing, dip_storage_ok 0 included, for as long as the store was
+    // down. A store known to be down is not asked: a query to a server cut off waits for its timeout
+    // (35 s on PostgreSQL), longer than a scrape's.
     let pending: Promise<QueueDepth[]> | null = null;
     const once = () => {
-      pending ??= depths().finally(() => {
-        pending = null;
-      });
+      if (!this.storeOk) return Promise.resolve([]);
+      pending ??= depths()
+        .catch(() => {
+          depthReadErrors.inc();
+          return [];
+        })
+        .finally(() => {
+          pending = null;
+        });
       return pending;
     };
     new Gauge({
@@ -179,6 +201,18 @@ export class DipMetrics {
       if (f.counter) new Counter(options);
       else new Gauge(options);
     }
+  }
+
+  /** 1 while what the nodes share (NATS) answers this node: 0 means no queue can be claimed, nothing is delivered. */
+  watchCoordination(health: () => CoordinationHealth): void {
+    new Gauge({
+      name: 'dip_coordination_ok',
+      help: '1 while the nodes\' coordination (NATS JetStream: queue leases) answers this node; at 0 no queue can be claimed or renewed and nothing is delivered',
+      registers: [this.registry],
+      collect() {
+        this.set(health().state === 'ok' ? 1 : 0);
+      },
+    });
   }
 
   /** Delivery processes by state (workers > 1), and how often each was restarted, read at every scrape. */
@@ -270,6 +304,7 @@ export class DipMetrics {
   }
 
   health(h: BackendHealth): void {
+    this.storeOk = h.state === 'ok';
     this.storageOk.set(h.state === 'ok' ? 1 : 0);
     if (h.state !== 'ok') this.storageErrors.inc({ state: h.state });
   }

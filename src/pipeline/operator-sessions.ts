@@ -1,7 +1,7 @@
 import type { OperatorRole } from '../domain/operators.js';
 import type { Clock } from '../ports/clock.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
-import type { SessionSigner } from '../security/portal-session.js';
+import type { SessionClaims, SessionSigner } from '../security/portal-session.js';
 import type { OperatorAccounts, OperatorIdentity } from './operators.js';
 import type { PortalAccount } from '../ports/portal-accounts.js';
 import type { PortalAccountService, SignIn } from './portal-accounts.js';
@@ -78,12 +78,20 @@ export class OperatorSessions {
 
   /** The operator behind a session token that is signed, unexpired, of the credential's current epoch, and of an enabled account. */
   async identify(bearer: string): Promise<OperatorIdentity | undefined> {
-    if (!bearer.startsWith(PREFIX)) return undefined;
-    const claims = this.deps.signer.read(bearer.slice(PREFIX.length), this.deps.clock.now());
+    const claims = this.claims(bearer);
     if (!claims) return undefined;
     const account = await this.deps.accounts.fromSession(claims);
     if (!account || account.participantDipId !== null) return undefined;
     return this.deps.operators.person(account.username);
+  }
+
+  /**
+   * What a session token says, if this DIP signed it and it has not expired: checked without the store
+   * (whether its epoch is still current and the account enabled is the store's to say, or OperatorMemory's).
+   */
+  claims(bearer: string): SessionClaims | undefined {
+    if (!bearer.startsWith(PREFIX)) return undefined;
+    return this.deps.signer.read(bearer.slice(PREFIX.length), this.deps.clock.now());
   }
 
   /** Ends every session of an operator account, as disabling it does: enabled again, it signs in afresh. */

@@ -51,6 +51,28 @@ const PERSON_NAME_PATTERN = USERNAME_PATTERN;
 const identity = (a: OperatorAccount): OperatorIdentity => ({ name: a.name, role: a.role, actor: `operator:${a.name}` });
 
 const hashToken = secretHash;
+
+/** The enabled automation account whose token this is (checked against the store's accounts, or a reading of them). */
+export function automationAccountFor(accounts: OperatorAccount[], token: string): OperatorIdentity | undefined {
+  const hash = hashToken(token);
+  const found = accounts.find((a) => a.automation === true && a.tokenHash === hash && !a.disabled);
+  return found ? identity(found) : undefined;
+}
+
+/** An enabled person's account by name. */
+export function personNamed(accounts: OperatorAccount[], name: string): OperatorIdentity | undefined {
+  const found = accounts.find((a) => a.name === name && a.automation !== true && !a.disabled);
+  return found ? identity(found) : undefined;
+}
+
+/** An enabled account by name, a person's or an automation account's (the portals' in-process calls name theirs). */
+export function enabledOperatorNamed(accounts: OperatorAccount[], name: unknown): OperatorIdentity | undefined {
+  const found = accounts.find((a) => a.name === name && !a.disabled);
+  return found ? identity(found) : undefined;
+}
+
+/** Whether any admin account exists, enabled or not. */
+export const hasAdmin = (accounts: OperatorAccount[]): boolean => accounts.some((a) => a.role === 'admin');
 const newToken = (): string => `dipop_${randomBytes(32).toString('base64url')}`;
 const view = (r: StoredRecord): OperatorView => {
   const a = r.doc as OperatorAccount;
@@ -72,22 +94,24 @@ export class OperatorAccounts {
     return (await this.store.records(KIND)).map(view);
   }
 
+  /** Every account as stored (what OperatorMemory keeps for when the store cannot be read). */
+  async accounts(): Promise<OperatorAccount[]> {
+    return (await this.store.records(KIND)).map((r) => r.doc as OperatorAccount);
+  }
+
   /** The automation account behind a long-lived bearer token, if enabled. People's accounts have no such token. */
   async identify(token: string): Promise<OperatorIdentity | undefined> {
-    const hash = hashToken(token);
-    const found = (await this.store.records(KIND)).map((r) => r.doc as OperatorAccount).find((a) => a.automation === true && a.tokenHash === hash && !a.disabled);
-    return found ? identity(found) : undefined;
+    return automationAccountFor(await this.accounts(), token);
   }
 
   /** An enabled person's account by name (a sign-in or a session names it). */
   async person(name: string): Promise<OperatorIdentity | undefined> {
-    const found = (await this.store.records(KIND)).map((r) => r.doc as OperatorAccount).find((a) => a.name === name && a.automation !== true && !a.disabled);
-    return found ? identity(found) : undefined;
+    return personNamed(await this.accounts(), name);
   }
 
   /** Whether any admin account exists (enabled or not): from then on the bootstrap token is refused. */
   async adminExists(): Promise<boolean> {
-    return (await this.store.records(KIND)).some((r) => (r.doc as OperatorAccount).role === 'admin');
+    return hasAdmin(await this.accounts());
   }
 
   /**

@@ -32,8 +32,9 @@ const RULES: Record<AlarmRule, string> = {
   'queue-age': 'Queue age: messages for us have waited too long undelivered',
   'webhook-failing': 'Webhook failing: our webhook keeps refusing or not answering',
   'certificate-expiring': 'Certificate expiring: our registered certificate is close to expiry',
-  // Never concerns a participant (operators only): not offered.
+  // These two never concern a participant (operators only): not offered.
   storage: 'Storage: the DIP cannot take writes',
+  coordination: 'Coordination: the DIP nodes cannot claim queues, nothing is delivered',
   maintenance: 'Maintenance: a window is announced, changed or withdrawn',
 };
 
@@ -97,7 +98,7 @@ ${table(`Alarms that concern ${owner} now`, ['Rule', 'What', 'Since'], current, 
 <h2>Subscriptions</h2>
 ${table(`${owner}'s alarm subscriptions`, ['Rules', 'Email', 'Webhook', 'Created', ''], rows, 'No subscription: alarms are shown here but nobody is told.')}
 <form method="post" action="/portal/alarms">${csrfField(c.signed)}
-<fieldset><legend>Tell us when</legend>${ALARM_RULES.filter((r) => r !== 'storage').map((r) => html`<div>${choice('checkbox', `rule-${r}`, 'rule', r, RULES[r], true)}</div>`)}</fieldset>
+<fieldset><legend>Tell us when</legend>${ALARM_RULES.filter((r) => r !== 'storage' && r !== 'coordination').map((r) => html`<div>${choice('checkbox', `rule-${r}`, 'rule', r, RULES[r], true)}</div>`)}</fieldset>
 <fieldset><legend>Where to send the notices (one or both)</legend>
 ${input('email', 'Email address', { type: 'email', autocomplete: 'email', maxlength: 254 })}
 ${input('webhookUrl', 'Webhook URL (receives a signed JSON notice)', { type: 'url', maxlength: 2048, placeholder: 'https://ops.example.com/dip-alarms' })}

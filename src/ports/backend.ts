@@ -78,10 +78,18 @@ export interface CommitGroup {
  * What several DIP nodes share besides storage: who works which recipient queue, the signatures already
  * used, and the fair-use buckets. In one process these live in memory; in a cluster, in NATS JetStream.
  */
+/**
+ * Whether what the nodes share (NATS JetStream) answers this node. While it does not, no queue lease can
+ * be claimed or renewed, so delivery stops cluster-wide while ingest goes on: the operator must be told
+ * (GET /admin/health, dip_coordination_ok, the `coordination` alarm), not left with a green health.
+ */
+export type CoordinationHealth = { state: 'ok' } | { state: 'unavailable'; reason: string; since: number };
+
 export interface Coordination {
   readonly kind: string;
   leases: QueueLeases;
   replayGuard: SignatureReplayGuard;
   rateLimits: RateLimits;
+  health(): CoordinationHealth;
   close(): Promise<void>;
 }

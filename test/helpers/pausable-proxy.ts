@@ -16,6 +16,12 @@ export interface PausableProxy {
   url: string;
   silence(): void;
   resume(): void;
+  /**
+   * The server gone (stopped, or its host down and refusing): every connection through the proxy is
+   * reset, and each new one is reset as soon as it is opened, until `restore()`.
+   */
+  refuse(): void;
+  restore(): void;
   /** Connections opened through it so far. */
   readonly connections: number;
   /** The local ports of its open connections to the target (pg_stat_activity's client_port). */
@@ -33,6 +39,7 @@ interface Side {
 
 export async function pausableProxy(target: URL): Promise<PausableProxy> {
   let silent = false;
+  let refusing = false;
   let connections = 0;
   const pairs = new Set<{ client: Side; upstream: Side }>();
 
@@ -67,6 +74,11 @@ export async function pausableProxy(target: URL): Promise<PausableProxy> {
 
   const server: Server = createServer((client) => {
     connections += 1;
+    if (refusing) {
+      client.on('error', () => {});
+      client.resetAndDestroy();
+      return;
+    }
     const pair = { client: { socket: client, held: [], ended: false } as Side, upstream: { socket: null, held: [], ended: false } as Side };
     pairs.add(pair);
     wire(pair, pair.client, pair.upstream);
@@ -102,6 +114,17 @@ export async function pausableProxy(target: URL): Promise<PausableProxy> {
         if (client.ended) upstream.socket.end();
         if (client.ended || upstream.ended) pairs.delete(pair);
       }
+    },
+    refuse() {
+      refusing = true;
+      for (const { client, upstream } of pairs) {
+        client.socket?.resetAndDestroy();
+        upstream.socket?.resetAndDestroy();
+      }
+      pairs.clear();
+    },
+    restore() {
+      refusing = false;
     },
     close: () =>
       new Promise<void>((r) => {

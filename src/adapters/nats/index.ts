@@ -58,6 +58,7 @@ export async function openNatsCoordination(settings: NatsSettings, options: Nats
       leases,
       replayGuard: new NatsReplayGuard(signaturesKv, 2 * options.maxClockSkewMs, down, options.logger),
       rateLimits: new NatsRateLimits(ratesKv, options.rateLimit, down, options.logger),
+      health: () => leases.health(),
       async close() {
         await leases.close();
         await nc.drain().catch(() => nc.close());

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
+import type { CoordinationHealth } from '../../ports/backend.js';
 import type { Cancel, Clock } from '../../ports/clock.js';
 import type { QueueLeases } from '../../ports/leases.js';
 import type { Logger } from '../../ports/logger.js';
@@ -56,6 +57,9 @@ const isDeleted = (op: string): boolean => op === 'DEL' || op === 'PURGE';
  * Wake-ups travel on core NATS, one subject per queue, which the holder subscribes to while it holds the
  * lease: `<prefix>.wake.<recipient>.<channel>`.
  */
+/** Read by the reachability probe, written by nobody (lease keys are queue tokens, which never take this form). */
+const PROBE_KEY = 'probe_reachable';
+
 export class NatsQueueLeases implements QueueLeases {
   readonly shared = true;
   readonly claimEveryMs: number;
@@ -78,6 +82,9 @@ export class NatsQueueLeases implements QueueLeases {
   /** Whether this node takes queues now (willTake). */
   private taking = true;
   private renewing: Promise<void> | null = null;
+  private probing: Promise<void> | null = null;
+  /** The bucket did not answer this node's last probe: since when, and why (null: it did). */
+  private unreachable: { since: number; reason: string } | null = null;
   private closed = false;
 
   constructor(
@@ -114,7 +121,31 @@ export class NatsQueueLeases implements QueueLeases {
       this.renewing ??= this.renewAll().finally(() => {
         this.renewing = null;
       });
+      // Apart from the renewals (a probe waiting out a request timeout must not hold them), and whether or
+      // not this node holds a lease: a node holding none still says that none can be claimed.
+      this.probing ??= this.probe().finally(() => {
+        this.probing = null;
+      });
     });
+  }
+
+  /** Whether the leases bucket answered this node's last probe (README "Operating the DIP"). */
+  health(): CoordinationHealth {
+    return this.unreachable ? { state: 'unavailable', ...this.unreachable } : { state: 'ok' };
+  }
+
+  /** One read of the bucket (a key nobody writes): JetStream with its quorum answers it at once. */
+  private async probe(): Promise<void> {
+    try {
+      await this.kv.get(PROBE_KEY);
+      if (this.unreachable) this.logger?.info({ since: this.unreachable.since }, 'NATS JetStream answers again: queue leases can be claimed and renewed');
+      this.unreachable = null;
+    } catch (err) {
+      if (this.closed) return;
+      const reason = `NATS JetStream (${this.prefix}_leases): ${(err as Error).message}`;
+      if (!this.unreachable) this.logger?.error({ err }, 'NATS JetStream does not answer: no queue lease can be claimed or renewed, delivery stops on every node until it does');
+      this.unreachable = { since: this.unreachable?.since ?? this.clock.now(), reason };
+    }
   }
 
   surplus(): number {

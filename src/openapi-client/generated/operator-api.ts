@@ -144,7 +144,7 @@ export interface paths {
                                 /** @description Whom it concerns; null: the DIP itself */
                                 participant: string | null;
                                 /** @enum {string} */
-                                rule: "dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "maintenance";
+                                rule: "dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "coordination" | "maintenance";
                                 /** @description When it was raised, epoch ms */
                                 since: number;
                                 /** @description What holds, with its numbers (dead letters, failed calls, minutes) as of the last evaluation (every observability.alarms.evaluateIntervalMs, 10 s by default) */
@@ -230,7 +230,7 @@ export interface paths {
                                 id: string;
                                 /** @description `operator` or a participant's DIP ID */
                                 owner: string;
-                                rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "maintenance")[];
+                                rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "coordination" | "maintenance")[];
                                 webhookUrl: string | null;
                             }[];
                         };
@@ -288,7 +288,7 @@ export interface paths {
                     "application/json": {
                         email?: string | null;
                         owner?: string;
-                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "maintenance")[];
+                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "coordination" | "maintenance")[];
                         webhookUrl?: string | null;
                     };
                 };
@@ -307,7 +307,7 @@ export interface paths {
                             id: string;
                             /** @description `operator` or a participant's DIP ID */
                             owner: string;
-                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "maintenance")[];
+                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "storage" | "coordination" | "maintenance")[];
                             webhookUrl: string | null;
                         };
                     };
@@ -2031,6 +2031,14 @@ export interface paths {
                     };
                     content: {
                         "application/json": {
+                            /** @description Whether what the nodes share (NATS JetStream) answers this node. While it does not, no queue lease can be claimed or renewed and nothing is delivered, but messages are still accepted: the status stays 200 (the `coordination` alarm is raised) */
+                            coordination?: {
+                                reason?: string;
+                                /** @description epoch ms: the first probe that found it unavailable */
+                                since?: number;
+                                /** @enum {string} */
+                                state: "ok" | "unavailable";
+                            };
                             /** @description The ingest threads (ingestThreads > 0; absent without). While none is ready the listeners' thread runs ingest itself: the status stays 200 */
                             ingestThreads?: {
                                 /** @description Submissions it answered since it (re)started */
@@ -2122,6 +2130,14 @@ export interface paths {
                     };
                     content: {
                         "application/json": {
+                            /** @description Whether what the nodes share (NATS JetStream) answers this node. While it does not, no queue lease can be claimed or renewed and nothing is delivered, but messages are still accepted: the status stays 200 (the `coordination` alarm is raised) */
+                            coordination?: {
+                                reason?: string;
+                                /** @description epoch ms: the first probe that found it unavailable */
+                                since?: number;
+                                /** @enum {string} */
+                                state: "ok" | "unavailable";
+                            };
                             /** @description The ingest threads (ingestThreads > 0; absent without). While none is ready the listeners' thread runs ingest itself: the status stays 200 */
                             ingestThreads?: {
                                 /** @description Submissions it answered since it (re)started */
