@@ -94,6 +94,12 @@ describe('publication content: CSV records, filters and decompression', () => {
 
   it('refuses a column the header lacks, a quote never closed, and reads filters from the query string', async () => {
     await expect(run([Buffer.from(csv)], 'region:_A')).rejects.toBeInstanceOf(FilterError);
+    // A header longer than the first piece read: nothing is yielded before it is whole, so the first
+    // piece the route awaits is the refusal (a 400), not an empty piece and then a cut 200.
+    const split = parseRowFilter('region:_A', undefined);
+    if (!split || 'error' in split) throw new Error('bad filter');
+    const rows = filterRows('csv', Readable.from([Buffer.from('id,gr'), Buffer.from('oup,note\n1,_A,x\n')]), split);
+    await expect(rows.next()).rejects.toBeInstanceOf(FilterError);
     // A stray quote would make the rest of the file one record: refused once that record passes 1 MiB.
     const unclosed = [Buffer.from('id,group\n1,"_A\n'), ...Array.from({ length: 40 }, () => Buffer.from('2,_B\n'.repeat(10_000)))];
     await expect(run(unclosed, 'group:_A')).rejects.toThrow(/record 2 of the CSV .* is longer than 1048576 characters: a quote in it is not closed/);
@@ -136,6 +142,36 @@ describe('publication content: CSV records, filters and decompression', () => {
       for await (const b of decoded(kind, Readable.from(pieces(stored)))) out.push(b as Buffer);
       expect(Buffer.concat(out).equals(plain)).toBe(true);
     }
+  });
+
+  it('gives a failed read of the stored bytes to the reader, and closes the stored bytes when the reader stops', async () => {
+    const stored = gzipSync(Buffer.from('{"a":1}\n'.repeat(20_000)));
+    for (const kind of ['gzip', 'zlib', 'zlib-base64', 'none'] as const) {
+      // The bytes fail part-way (removed by retention meanwhile, the object store lost): the reader gets
+      // the error. Before, the decompressor's source failed with nobody listening (the process exited).
+      async function* failing(): AsyncGenerator<Buffer> {
+        yield stored.subarray(0, 10);
+        throw new Error('the stored bytes are gone');
+      }
+      const read = async () => {
+        for await (const piece of decoded(kind, failing())) void piece;
+      };
+      await expect(read(), kind).rejects.toThrow(kind === 'none' ? 'the stored bytes are gone' : /the stored bytes are gone|unexpected end|incorrect header/);
+    }
+    // A reader that stops (a download cut off) closes the stored bytes' reader.
+    let closed = false;
+    async function* endless(): AsyncGenerator<Buffer> {
+      try {
+        for (;;) yield gzipSync(Buffer.from('{"a":1}\n'));
+      } finally {
+        closed = true;
+      }
+    }
+    const out = decoded('gzip', endless());
+    await new Promise((resolve) => out.once('data', resolve));
+    out.destroy();
+    for (let i = 0; i < 20 && !closed; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(closed).toBe(true);
   });
 });
 

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import { MSG } from '../domain/response-codes.js';
 import { dipDateTime, parseIsoDateOrDateTime } from '../domain/time.js';
@@ -205,10 +205,14 @@ export async function sendPublication(deps: ApiDeps, req: FastifyRequest<{ Query
     for (let next = await body.next(); !next.done; next = await body.next()) yield next.value;
   }
   let out: Readable = Readable.from(all(), { objectMode: false });
+  // However the answer ends (sent, cut off for idleness, the client gone), the stored bytes' reader is
+  // closed: destroying what Fastify sends does not reach back through the row filter to it.
+  reply.raw.once('close', () => plain.destroy());
   reply.header('content-type', contentType(tabular ?? record.format));
   reply.header('vary', 'accept-encoding');
   if (/\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) {
-    out = out.pipe(createGzip());
+    // pipeline, not pipe: the gzip stream destroyed (the connection closed) destroys its source too.
+    out = pipeline(out, createGzip(), () => undefined);
     reply.header('content-encoding', 'gzip');
   }
   return reply.code(200).send(out);

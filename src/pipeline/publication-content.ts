@@ -1,4 +1,4 @@
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
 import { createGunzip, createInflate } from 'node:zlib';
 import { parse as parseSync } from 'csv-parse/sync';
 import { StringDecoder } from 'node:string_decoder';
@@ -54,18 +54,25 @@ export function isDecompressionError(err: unknown): err is Error & { code: strin
   return typeof code === 'string' && code.startsWith('Z_');
 }
 
-/** The plain bytes of a stored payload (a zlib error, isDecompressionError, when they are not in `compression`). */
+/**
+ * The plain bytes of a stored payload (a zlib error, isDecompressionError, when they are not in
+ * `compression`). Joined with `pipeline`, not `pipe`: a failed read of the stored bytes (removed by
+ * retention meanwhile, the object store lost, a chunk that does not open) reaches the reader of the
+ * result as its error, and destroying the result closes the stored bytes' reader. With `pipe` the error was
+ * on a stream nobody listened to (the process exited) and a reader that stopped left the file open.
+ */
 export function decoded(compression: Compression, stored: AsyncIterable<Buffer>): Readable {
   const source = Readable.from(stored, { objectMode: false });
+  const settled = (): void => undefined; // errors reach the returned stream's reader; nothing else to do
   switch (compression) {
     case 'none':
       return source;
     case 'gzip':
-      return source.pipe(createGunzip());
+      return pipeline(source, createGunzip(), settled);
     case 'zlib':
-      return source.pipe(createInflate());
+      return pipeline(source, createInflate(), settled);
     case 'zlib-base64':
-      return source.pipe(new Base64Decode()).pipe(createInflate());
+      return pipeline(source, new Base64Decode(), createInflate(), settled);
   }
 }
 
@@ -225,7 +232,8 @@ async function* filterCsv(input: AsyncIterable<Buffer>, filter: RowFilter): Asyn
     if (rest.length > MAX_RECORD_CHARS) throw new FilterError(`record ${records + 1} of the CSV (counting the header as 1) is longer than ${MAX_RECORD_CHARS} characters: a quote in it is not closed, or the file has no line breaks (LF) after it`);
     // The first piece goes at once (the header, with whatever rows it kept): the route answers once it
     // has it, and a rare value's rows may be gigabytes in, which the client would wait for without a status.
-    if (out.length >= PIECE || first) {
+    // Not before the header is read, though: an unknown column must still be the route's 400, not a cut 200.
+    if (out.length >= PIECE || (first && plan !== null)) {
       yield Buffer.from(out);
       out = '';
       first = false;

@@ -44,6 +44,7 @@ export class ReplayBudgetSpent extends Error {
  * nodes of a cluster each keep their own.
  */
 export class CopyBudget {
+  /** One per recipient that has replayed since the start: no more than the register's participants. */
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
   private readonly capacity: number;
   private readonly perMs: number;
@@ -61,9 +62,7 @@ export class CopyBudget {
     b.at = nowMs;
     if (b.tokens >= n) {
       b.tokens -= n;
-      // A full bucket is the same as none: memory follows the recipients replaying now.
-      if (b.tokens >= this.capacity) this.buckets.delete(recipientDipId);
-      else this.buckets.set(recipientDipId, b);
+      this.buckets.set(recipientDipId, b);
       return { ok: true };
     }
     this.buckets.set(recipientDipId, b);

@@ -17,7 +17,7 @@ declare module 'fastify' {
  * for the client (the answer's buffer is full) and the socket has sent none for `downloadIdleTimeoutMs`
  * is the connection closed; time the DIP itself spends (reading a large file to find the rows a filter
  * keeps) never counts. The status line went long ago, so the client sees the transfer cut short, and may
- * resume it with Range.
+ * resume it with Range (a download of the stored bytes) or ask for it again (filtered or decompressed).
  */
 export function useAnswerDeadlines(app: FastifyInstance, limits: { downloadIdleTimeoutMs: number }, clock: Clock, onCut: (url: string, sentBytes: number) => void = () => {}): void {
   app.addHook('onRequest', (req, reply, done) => {
