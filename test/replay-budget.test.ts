@@ -72,4 +72,14 @@ describe('the copies a recipient may replay or requeue (config replayCopiesPerHo
     expect(budget.take('b', 1000, 0)).toEqual({ ok: true });
     expect(new CopyBudget(0).take('a', 1_000_000, 0)).toEqual({ ok: true });
   });
+
+  it('gives back the copies of a write that failed, no more than a full bucket', () => {
+    const budget = new CopyBudget(1000);
+    expect(budget.take('a', 1000, 0)).toEqual({ ok: true });
+    expect(budget.take('a', 1000, 0).ok).toBe(false);
+    budget.giveBack('a', 1000); // the store refused the write: nothing was archived
+    expect(budget.take('a', 1000, 0)).toEqual({ ok: true });
+    budget.giveBack('a', 5000);
+    expect(budget.take('a', 1001, 0).ok).toBe(false);
+  });
 });

@@ -68,6 +68,12 @@ export class CopyBudget {
     this.buckets.set(recipientDipId, b);
     return { ok: false, retryAfterMs: Math.ceil((n - b.tokens) / this.perMs) };
   }
+
+  /** Gives back copies taken for a write that failed: nothing was archived, so nothing is counted. */
+  giveBack(recipientDipId: string, n: number): void {
+    const b = this.buckets.get(recipientDipId);
+    if (b) b.tokens = Math.min(this.capacity, b.tokens + n);
+  }
 }
 
 /** The item-level field (beside `payload`) that names the transaction a replayed copy re-issues. */
@@ -138,12 +144,22 @@ export class Replay {
     if (!taken.ok) throw new ReplayBudgetSpent(queue.recipientDipId, this.budget!.perHour, taken.retryAfterMs);
   }
 
+  /** Writes copies taken from the budget; a write that fails (the store unavailable) gives them back. */
+  private async archiveCopies(queue: QueueRef, n: number, write: () => Promise<void>): Promise<void> {
+    try {
+      await write();
+    } catch (err) {
+      this.budget?.giveBack(queue.recipientDipId, n);
+      throw err;
+    }
+  }
+
   /** One page of a synchronous replay, starting after queue position `afterSeq`. */
   async replay(queue: QueueRef, filter: ReplayFilter, afterSeq = 0): Promise<ReplayPage> {
     const { found, next } = await this.page(queue, filter, afterSeq, undefined);
     this.spend(queue, found.length);
     const copies = this.reissue(found);
-    if (copies.length > 0) await this.log.appendReplayCopies(copies);
+    if (copies.length > 0) await this.archiveCopies(queue, found.length, () => this.log.appendReplayCopies(copies));
     return { copies: await Promise.all(copies.map((c) => this.copies.copyFor(queue, c.outbound))), next };
   }
 
@@ -157,7 +173,7 @@ export class Replay {
     if (next === null || !this.jobs) {
       this.spend(queue, found.length);
       const copies = this.reissue(found);
-      if (copies.length > 0) await this.log.appendReplayCopies(copies, queue);
+      if (copies.length > 0) await this.archiveCopies(queue, found.length, () => this.log.appendReplayCopies(copies, queue));
       this.notify(queue);
       return { requeued: copies.length };
     }
@@ -235,7 +251,7 @@ export class Replay {
       if (!taken.ok) return again(taken.retryAfterMs, cursor);
       const copies = this.reissue(found);
       const reached = found.at(-1)?.seq ?? upToSeq;
-      await this.log.appendReplayCopies(copies, queue, { jobId: id, from: cursor, cursor: reached, added: copies.length, at: this.clock.now() });
+      await this.archiveCopies(queue, found.length, () => this.log.appendReplayCopies(copies, queue, { jobId: id, from: cursor, cursor: reached, added: copies.length, at: this.clock.now() }));
       this.notify(queue);
       if (next !== null) return again(0, reached);
       await this.jobs!.finishJob(id, 'done', null, this.clock.now());
