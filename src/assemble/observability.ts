@@ -65,7 +65,7 @@ export interface AlarmParts {
   pkiDir: string;
   backend: Backend;
   /** What the nodes share (NATS): the `coordination` alarm. */
-  coordination: Pick<Coordination, 'health'>;
+  coordination: Pick<Coordination, 'health' | 'notifier'>;
   registry: Registry;
   delivery: Pick<Delivery, 'status'>;
   destinations: WebhookDestinations;
@@ -95,7 +95,7 @@ export async function startAlarms({ config, pkiDir, backend, coordination, regis
   life.started('alarm subscriptions', () => subscriptions.close());
   const channel = new SmtpAlarmChannel(settings.smtp, destinations, signing.outbound());
   life.started('alarm notices', () => channel.close());
-  const alarms = new Alarms(sources, subscriptions, channel, { evaluateIntervalMs: settings.evaluateIntervalMs, maxNoticesPerHour: settings.maxNoticesPerHour }, clock, logger);
+  const alarms = new Alarms(sources, subscriptions, channel, { evaluateIntervalMs: settings.evaluateIntervalMs, maxNoticesPerHour: settings.maxNoticesPerHour }, clock, logger, coordination.notifier);
   alarms.start();
   life.started('alarms', () => alarms.stop());
   return { alarms, subscriptions, channel };

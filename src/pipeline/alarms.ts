@@ -2,6 +2,7 @@ import { Ajv } from 'ajv';
 import { randomUUID } from 'node:crypto';
 import { ALARM_RULES, type AlarmChannel, type AlarmCondition, type AlarmNotice, type AlarmRule, type AlarmSubscription, type AlarmSubscriptionStore } from '../ports/alarms.js';
 import type { Cancel, Clock } from '../ports/clock.js';
+import type { AlarmNotifierLease, NotifiedAlarm } from '../ports/leases.js';
 import type { Logger } from '../ports/logger.js';
 
 /** A source of conditions: each returns those that hold now. */
@@ -15,6 +16,14 @@ export interface AlarmSettings {
 
 /** Notices kept while no subscription list was ever read (the oldest are dropped past it). */
 const UNSENT_LIMIT = 1000;
+
+/**
+ * The rules whose conditions are read from what every node of a cluster shares (the store's dead letters
+ * and queues, the certificates), so every node finds them alike: in a cluster only the notifier lease's
+ * holder sends their notices. The others (a webhook failing on the queue this node works, this node's own
+ * storage and coordination health) are seen by one node alone, and that node sends them.
+ */
+export const SHARED_RULES: ReadonlySet<AlarmRule> = new Set<AlarmRule>(['dead-letter', 'queue-depth', 'queue-age', 'certificate-expiring']);
 
 /** Whether a subscription's owner may see a condition: operators all, a participant only its own. */
 export const maySee = (owner: string, c: AlarmCondition): boolean => owner === 'operator' || c.participant === owner;
@@ -49,6 +58,8 @@ export class Alarms {
     private readonly settings: AlarmSettings,
     private readonly clock: Clock,
     private readonly logger: Logger,
+    /** In a cluster: which node sends the notices of shared conditions (absent: this node sends every notice). */
+    private readonly notifier?: AlarmNotifierLease,
   ) {}
 
   start(): void {
@@ -104,23 +115,67 @@ export class Alarms {
         }
       }
     }
-    const notices: AlarmNotice[] = [];
-    for (const [key, c] of now) if (!this.active.has(key)) notices.push({ kind: 'raised', condition: c, at, asOf: readAt.get(key) ?? at });
-    // A resolved condition's summary is the last one read while it held: the notice says from when.
-    for (const [key, c] of this.active) if (!now.has(key)) notices.push({ kind: 'resolved', condition: c, at, asOf: this.readAt.get(key) ?? at });
+    const before = this.active;
+    const readBefore = this.readAt;
     this.active = now;
     this.readAt = readAt;
+    // Every change this node saw, or in a cluster those of its own conditions and (while it holds the
+    // notifier lease) the shared ones: each node's diff of its own view would tell a subscriber once per node.
+    const own = (c: AlarmCondition): boolean => !this.notifier || !SHARED_RULES.has(c.rule);
+    const notices: AlarmNotice[] = [];
+    for (const [key, c] of now) if (own(c) && !before.has(key)) notices.push({ kind: 'raised', condition: c, at, asOf: readAt.get(key) ?? at });
+    // A resolved condition's summary is the last one read while it held: the notice says from when.
+    for (const [key, c] of before) if (own(c) && !now.has(key)) notices.push({ kind: 'resolved', condition: c, at, asOf: readBefore.get(key) ?? at });
+    const shared = this.notifier ? await this.sharedChanges(this.notifier, before, readBefore, at) : null;
+    if (shared) notices.push(...shared.notices);
     for (const n of notices) this.logger.warn({ alarm: n.condition.key, rule: n.condition.rule, kind: n.kind }, `alarm ${n.kind}: ${n.condition.summary}`);
     const subs = await this.subscribers(notices.length > 0 || this.unsent.length > 0);
     if (subs === null) {
       this.unsent = [...this.unsent, ...notices].slice(-UNSENT_LIMIT);
-      return;
+    } else {
+      const due = [...this.unsent, ...notices];
+      this.unsent = [];
+      for (const n of due) {
+        for (const s of subs) if (s.rules.includes(n.condition.rule) && maySee(s.owner, n.condition)) await this.send(s, n);
+      }
     }
-    const due = [...this.unsent, ...notices];
-    this.unsent = [];
-    for (const n of due) {
-      for (const s of subs) if (s.rules.includes(n.condition.rule) && maySee(s.owner, n.condition)) await this.send(s, n);
+    // Recorded after sending (or keeping them in the backlog): a holder that dies in between leaves its
+    // successor to send them again (a duplicate), never to take them as sent.
+    if (shared?.notices.length && !(await shared.lease.record(shared.notified))) {
+      this.logger.warn({ notices: shared.notices.length }, 'the alarm notifier lease was taken over while notices were sent: the new holder may send them again');
     }
+  }
+
+  /**
+   * The changes of shared conditions to send, when this node holds the notifier lease: what holds now
+   * against what the lease's holders (this node or one before it) have notified, so a change seen
+   * while another node held it, and not sent by that node before it died, is sent now. Null while another
+   * node holds the lease, and while a source has never answered on this node (its conditions are unknown,
+   * not resolved).
+   */
+  private async sharedChanges(lease: AlarmNotifierLease, before: Map<string, AlarmCondition>, readBefore: Map<string, number>, at: number): Promise<{ lease: AlarmNotifierLease; notices: AlarmNotice[]; notified: Map<string, NotifiedAlarm> } | null> {
+    if (this.sources.some((_, i) => this.bySource[i] === undefined)) return null;
+    const told = await lease.turn();
+    if (told === null) return null;
+    const notices: AlarmNotice[] = [];
+    const notified = new Map<string, NotifiedAlarm>();
+    for (const [key, c] of this.active) {
+      if (!SHARED_RULES.has(c.rule)) continue;
+      const was = told.get(key);
+      if (was) notified.set(key, was);
+      else {
+        const n: AlarmNotice = { kind: 'raised', condition: c, at, asOf: this.readAt.get(key) ?? at };
+        notices.push(n);
+        notified.set(key, { condition: c, asOf: n.asOf });
+      }
+    }
+    for (const [key, was] of told) {
+      if (this.active.has(key)) continue;
+      // The last summary this node read while it held, else the one last notified.
+      const last = before.get(key);
+      notices.push(last ? { kind: 'resolved', condition: last, at, asOf: readBefore.get(key) ?? at } : { kind: 'resolved', condition: was.condition, at, asOf: was.asOf });
+    }
+    return { lease, notices, notified };
   }
 
   /**

@@ -1,7 +1,7 @@
 import type { Archive } from './archive.js';
 import type { DataKeyStore } from './data-keys.js';
 import type { DeadLetters } from './dead-letters.js';
-import type { QueueLeases } from './leases.js';
+import type { AlarmNotifierLease, QueueLeases } from './leases.js';
 import type { MessageLog } from './message-log.js';
 import type { MpanStore } from './mpan.js';
 import type { PublicationIndex } from './publications.js';
@@ -88,6 +88,8 @@ export type CoordinationHealth = { state: 'ok' } | { state: 'unavailable'; reaso
 export interface Coordination {
   readonly kind: string;
   leases: QueueLeases;
+  /** Which node sends the notices of shared alarm conditions (absent in one process: it sends them all). */
+  notifier?: AlarmNotifierLease;
   replayGuard: SignatureReplayGuard;
   rateLimits: RateLimits;
   health(): CoordinationHealth;

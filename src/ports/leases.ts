@@ -1,4 +1,5 @@
 import type { QueueRef } from './message-log.js';
+import type { AlarmCondition } from './alarms.js';
 
 /**
  * Who works which recipient queue. Several DIP nodes share the queues, and each queue must be worked by
@@ -47,5 +48,32 @@ export interface QueueLeases {
   /** A lease this node held could not be renewed in time (or was taken over): stop working that queue. */
   onLost(listener: (queue: QueueRef) => void): void;
   /** Releases every lease held and stops renewing. */
+  close(): Promise<void>;
+}
+
+/** A shared condition as the notifier last told the subscribers of it, and when its summary was read. */
+export interface NotifiedAlarm {
+  condition: AlarmCondition;
+  asOf: number;
+}
+
+/**
+ * The one node of a cluster that sends the notices of shared alarm conditions: those read from what every
+ * node shares (dead letters, queues, certificates), which every node finds alike. Each node evaluates them
+ * (GET /admin/alarms answers on any node), but only the holder of this lease tells the subscribers, so a
+ * change is notified once, not once per node. The lease carries what was notified: a node that takes it
+ * over (its holder died or stopped) sends what changed since, not everything again and not nothing.
+ * Absent in one process (its own memory says what was notified: no lease, no I/O).
+ */
+export interface AlarmNotifierLease {
+  /**
+   * Takes the lease if it is free or its holder let it expire, and says what its holders have notified;
+   * null while another node holds it (or the lease cannot be read: no node can claim it then, so notices
+   * wait rather than go twice).
+   */
+  turn(): Promise<Map<string, NotifiedAlarm> | null>;
+  /** What this node has now notified (kept in the lease for whoever holds it next); false if the lease was taken over meanwhile. */
+  record(notified: Map<string, NotifiedAlarm>): Promise<boolean>;
+  /** Gives the lease up at once (keeping what was notified), so another node takes over at its next evaluation. */
   close(): Promise<void>;
 }

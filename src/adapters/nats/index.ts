@@ -5,6 +5,7 @@ import type { Logger } from '../../ports/logger.js';
 import type { RateLimitSettings } from '../../security/rate-limit.js';
 import { connectNats, openBucket, type NatsSettings } from './connection.js';
 import { DEFAULT_LEASES, NatsQueueLeases, type LeaseSettings } from './leases.js';
+import { NatsAlarmNotifierLease } from './notifier-lease.js';
 import { NatsRateLimits } from './rate-limits.js';
 import { NatsReplayGuard } from './replay-guard.js';
 import { Unreachable } from './unreachable.js';
@@ -28,6 +29,7 @@ export interface NatsCoordinationOptions {
 export interface NatsCoordination extends Coordination {
   readonly connection: NatsConnection;
   readonly leases: NatsQueueLeases;
+  readonly notifier: NatsAlarmNotifierLease;
 }
 
 /**
@@ -50,16 +52,19 @@ export async function openNatsCoordination(settings: NatsSettings, options: Nats
     const ratesKv = await openBucket(nc, `${settings.prefix}_rates`, { ...common, ttl: Math.max(60_000, 2 * refillMs), description: 'OpenDIP: fair-use token buckets' }, REQUEST_PATH_TIMEOUT_MS);
     const down = new Unreachable(() => options.clock.now());
     const leases = new NatsQueueLeases(nc, leasesKv, settings.prefix, options.clock, leaseSettings, options.logger);
+    const notifier = new NatsAlarmNotifierLease(leasesKv, leases.node, options.clock, leaseSettings, options.logger);
     // The bucket names holders by this id: the operator (and the failover tests) tell the nodes apart by it.
     options.logger?.info({ leaseHolder: leases.node, bucket: `${settings.prefix}_leases` }, 'queue leases: this node holds them under its id');
     return {
       kind: 'nats',
       connection: nc,
       leases,
+      notifier,
       replayGuard: new NatsReplayGuard(signaturesKv, 2 * options.maxClockSkewMs, down, options.logger),
       rateLimits: new NatsRateLimits(ratesKv, options.rateLimit, down, options.logger),
       health: () => leases.health(),
       async close() {
+        await notifier.close();
         await leases.close();
         await nc.drain().catch(() => nc.close());
       },

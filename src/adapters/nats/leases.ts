@@ -329,7 +329,7 @@ export class NatsQueueLeases implements QueueLeases {
 }
 
 /** JetStream refused a compare-and-set: another writer's revision came first. */
-function isConflict(err: unknown): boolean {
+export function isConflict(err: unknown): boolean {
   const message = err instanceof Error ? err.message : String(err);
   return /wrong last sequence|key exists|10071/.test(message) || (err as { api_error?: { err_code?: number } })?.api_error?.err_code === 10071;
 }

@@ -1,0 +1,123 @@
+/**
+ * Alarms in a cluster (README "Alarms", docs/cluster.md): a probe found that with 2 nodes, one operator
+ * webhook subscription and one dead letter, the subscriber got 2 identical "raised" notices, one from each
+ * node, since every node evaluates the shared store's conditions alike and notified its own view. Now only
+ * the holder of the alarm notifier lease (in the NATS leases bucket) sends the notices of shared
+ * conditions, the lease carries what was notified so a node taking it over sends what changed since, and a
+ * node's own conditions are still sent by that node.
+ *
+ * Two nodes with their own NATS coordination (a real JetStream, one prefix for this test) and their own
+ * injected clocks; the shared store is the dead letters both nodes' dead-letter sources read.
+ */
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openNatsCoordination, type NatsCoordination } from '../src/adapters/nats/index.js';
+import { DEFAULTS } from '../src/config.js';
+import { deadLetterAlarms, storageAlarms } from '../src/pipeline/alarm-sources.js';
+import { Alarms } from '../src/pipeline/alarms.js';
+import type { AlarmChannel, AlarmNotice, AlarmSubscription } from '../src/ports/alarms.js';
+import type { BackendHealth } from '../src/ports/backend.js';
+import type { DeadLetter } from '../src/ports/dead-letters.js';
+import { FakeClock } from './helpers/clocks.js';
+import { quietLogger } from './helpers/dip-harness.js';
+import { deleteBuckets, NATS_SERVERS, testPrefix } from './helpers/nats.js';
+
+const LEASES = { ttlMs: 6_000, skewMs: 1_000 };
+const operator: AlarmSubscription = { id: 'ops', owner: 'operator', rules: ['dead-letter', 'storage'], email: null, webhookUrl: 'https://ops.example.net/alarms', createdAt: 0 };
+
+describe('alarms in a cluster: each change of a shared condition is notified once', () => {
+  const prefixes: string[] = [];
+  let nodes: Array<{ clock: FakeClock; coordination: NatsCoordination; alarms: Alarms; health: BackendHealth }> = [];
+  /** What the operator's webhook received, from any node. */
+  let received: AlarmNotice[] = [];
+  /** The shared store's dead letters, as every node reads them. */
+  let dead: DeadLetter[] = [];
+
+  const deadLetter = (recipientDipId: string): DeadLetter => ({ messageId: `m-${recipientDipId}`, queue: { recipientDipId, channel: 'IF-021' }, at: Date.UTC(2026, 0, 1), reason: 'refused' }) as unknown as DeadLetter;
+  const summary = () => received.map((n) => `${n.kind} ${n.condition.key}`).sort();
+
+  async function startNodes(n: number): Promise<void> {
+    const prefix = testPrefix();
+    prefixes.push(prefix);
+    const channel: AlarmChannel = { email: async () => {}, webhook: async (_url, notice) => void received.push(notice as AlarmNotice), close: async () => {} };
+    for (let i = 0; i < n; i++) {
+      const clock = new FakeClock();
+      const coordination = await openNatsCoordination({ servers: NATS_SERVERS, prefix, replicas: 1 }, { clock, maxClockSkewMs: 300_000, rateLimit: DEFAULTS.rateLimit, leases: LEASES });
+      const node = { clock, coordination, health: { state: 'ok' } as BackendHealth, alarms: null as unknown as Alarms };
+      const sources = [deadLetterAlarms({ deadLetters: async () => dead.filter(() => true) }, clock), storageAlarms(() => node.health, clock)];
+      node.alarms = new Alarms(sources, { list: async () => [operator] }, channel, { evaluateIntervalMs: 10_000, maxNoticesPerHour: 20 }, clock, quietLogger, coordination.notifier);
+      nodes.push(node);
+    }
+  }
+  /** One evaluation on each node, in turn, after `ms` on each node's clock. */
+  async function evaluateAll(ms = 10_000): Promise<void> {
+    for (const node of nodes) {
+      await node.clock.advance(ms);
+      await node.alarms.evaluate();
+    }
+  }
+
+  beforeEach(() => {
+    received = [];
+    dead = [];
+    nodes = [];
+  });
+  afterEach(async () => {
+    for (const node of nodes) await node.coordination.close();
+  });
+  afterAll(async () => {
+    for (const prefix of prefixes) await deleteBuckets(prefix);
+  });
+
+  it('two nodes, one dead letter: one raised notice and one resolved notice, and both nodes list the alarm', async () => {
+    await startNodes(2);
+    await evaluateAll();
+    dead = [deadLetter('1000000001')];
+    await evaluateAll();
+    await evaluateAll();
+    expect(summary()).toEqual(['raised dead-letter:1000000001/IF-021']);
+    for (const node of nodes) expect(node.alarms.current().map((c) => c.key)).toEqual(['dead-letter:1000000001/IF-021']);
+
+    dead = [];
+    await evaluateAll();
+    await evaluateAll();
+    expect(summary()).toEqual(['raised dead-letter:1000000001/IF-021', 'resolved dead-letter:1000000001/IF-021']);
+  }, 30_000);
+
+  it("a node's own condition (its storage) is still sent by that node, whichever holds the lease", async () => {
+    await startNodes(2);
+    await evaluateAll();
+    nodes[1]!.health = { state: 'unavailable', reason: 'disk full', code: null };
+    await evaluateAll();
+    expect(summary()).toEqual(['raised storage']);
+  }, 30_000);
+
+  it('the holder dies: another node takes the lease over and sends the change the dead one did not, and not the one it did', async () => {
+    await startNodes(2);
+    dead = [deadLetter('1000000001')];
+    await evaluateAll();
+    expect(summary()).toEqual(['raised dead-letter:1000000001/IF-021']);
+    // Node 0 (it evaluated first, so it holds the lease) dies: its clock stops, nothing of it runs again.
+    const [, survivor] = nodes;
+    dead = [deadLetter('1000000001'), deadLetter('1000000002')];
+    // Within the lease's length node 1 sends nothing: node 0 might be alive and send it.
+    await survivor!.clock.advance(2_000);
+    await survivor!.alarms.evaluate();
+    expect(summary()).toEqual(['raised dead-letter:1000000001/IF-021']);
+    // Past its length and the skew allowance node 1 takes the lease, with what node 0 had notified.
+    await survivor!.clock.advance(LEASES.ttlMs + LEASES.skewMs);
+    await survivor!.alarms.evaluate();
+    expect(summary()).toEqual(['raised dead-letter:1000000001/IF-021', 'raised dead-letter:1000000002/IF-021']);
+  }, 30_000);
+
+  it('the holder stops: the lease is given up at once, and the next node to evaluate sends what changed', async () => {
+    await startNodes(2);
+    dead = [deadLetter('1000000001')];
+    await evaluateAll();
+    await nodes[0]!.alarms.stop();
+    await nodes[0]!.coordination.notifier.close();
+    dead = [];
+    await nodes[1]!.clock.advance(1_000);
+    await nodes[1]!.alarms.evaluate();
+    expect(summary()).toEqual(['raised dead-letter:1000000001/IF-021', 'resolved dead-letter:1000000001/IF-021']);
+  }, 30_000);
+});
