@@ -187,7 +187,8 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const host = config.hostnames[0] ?? 'localhost';
   baseUrls.participant = config.publicUrl ?? `https://${host}:${participant.port}`;
   const anonymous = await startAnonymousListener(config, apiDeps, pki, life);
-  if (anonymous) baseUrls.public = `https://${host}:${anonymous.port}`;
+  // Behind a proxy, the address anyone reaches the listener at, as the participant listener's publicUrl.
+  if (anonymous) baseUrls.public = config.publications.anonymous.publicUrl ?? `https://${host}:${anonymous.port}`;
   const portalAccounts = new PortalAccountService(backend.portalAccounts, sealer, clock, `OpenDIP ${config.environment}`, (id) => registry.participant(id) !== undefined, backend.journal);
   const operator = await startOperatorListener(config, {
     operators: new OperatorAccounts(backend.registry, backend.journal, clock),
