@@ -2,16 +2,43 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DipClient } from '../src/client/dip-client.js';
-import { DEFAULTS } from '../src/config.js';
+import { DEFAULTS, type DipConfig } from '../src/config.js';
 import { StoreError } from '../src/ports/errors.js';
 import type { QueueRef } from '../src/ports/message-log.js';
 import { ShiftableClock } from './helpers/clocks.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { deleteBuckets, NATS_SERVERS, testPrefix } from './helpers/nats.js';
+import { createTestDatabase } from './helpers/postgres.js';
 
 const sha = (b: string): string => createHash('sha256').update(b).digest('base64');
 const CSV = 'MPAN,Volume\n1000000000001,1.5\n';
+
+/** The embedded store, and the cluster's (PostgreSQL, publication bytes in a JetStream Object Store): storage settings and their clean-up. */
+const backends: Array<{ name: string; storage: () => Promise<{ storage?: DipConfig['storage']; cleanup: () => Promise<void> }> }> = [
+  { name: 'SQLite', storage: async () => ({ cleanup: async () => {} }) },
+  {
+    name: 'PostgreSQL + NATS',
+    storage: async () => {
+      const db = await createTestDatabase('opendip_notice');
+      const prefix = testPrefix();
+      const storage = { ...DEFAULTS.storage, kind: 'cluster' as const, postgres: { url: await db.freshSchema(), poolSize: 4 }, nats: { ...DEFAULTS.storage.nats, servers: NATS_SERVERS, prefix } };
+      return {
+        storage,
+        cleanup: async () => {
+          await db.drop();
+          await deleteBuckets(prefix);
+          const nc = await connect({ servers: NATS_SERVERS });
+          await (await jetstreamManager(nc)).streams.delete(`OBJ_${prefix}_publications`).catch(() => false);
+          await nc.close();
+        },
+      };
+    },
+  },
+];
 
 /**
  * Pattern B's two writes, the publication's record and its notice in the message log, are not one: a
@@ -19,17 +46,19 @@ const CSV = 'MPAN,Volume\n1000000000001,1.5\n';
  * told. Here the store dies at those points in the first DIP (its writes fail from there on, as a kill
  * leaves them), and a second DIP starts on the same data: every recipient gets each notice exactly once.
  */
-describe('a publication whose notice a crash cut off is notified after the restart, exactly once', () => {
+describe.each(backends)('a publication whose notice a crash cut off is notified after the restart, exactly once ($name)', ({ storage: openStorage }) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'opendip-notice-'));
   // One clock for both runs: the restart finds the publications as old as they are.
   const clock = new ShiftableClock();
-  const overrides = { publications: { ...DEFAULTS.publications } };
   const closers: Array<() => Promise<void>> = [];
   afterAll(async () => {
     for (const c of closers.reverse()) await c();
   });
 
   it('re-queues the notice the crash lost, and not the one it had queued', async () => {
+    const { storage, cleanup } = await openStorage();
+    closers.push(cleanup);
+    const overrides = { publications: { ...DEFAULTS.publications }, ...(storage ? { storage } : {}) };
     const first: TestDip = await startTestDip(overrides, dataDir, { clock });
     let stopped = false;
     closers.push(async () => {
