@@ -161,7 +161,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const health = () => backend.health();
   const activityLog = await startActivityLog(config, clock, logger, life);
   const activity = activityLog?.recorder ?? null;
-  const { publications, baseUrls } = await openPublications(config, backend, sealer, registry, copies, clock, logger, life);
+  const { publications, baseUrls } = await openPublications(config, backend, sealer, registry, copies, channel, clock, logger, life);
   const alarms = await startAlarms({ config, pkiDir: pkiDirectory, backend, coordination, registry, delivery, destinations, signing, clock, logger, life });
   const alarmApi = alarms ? { alarms: alarms.alarms, subscriptions: alarms.subscriptions, checkUrl: (url: string) => destinations.checkUrl(url), now: () => clock.now() } : null;
   const reports = new Reports(backend.traces, mpan, () => clock.now());
@@ -187,7 +187,8 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const host = config.hostnames[0] ?? 'localhost';
   baseUrls.participant = config.publicUrl ?? `https://${host}:${participant.port}`;
   const anonymous = await startAnonymousListener(config, apiDeps, pki, life);
-  if (anonymous) baseUrls.public = `https://${host}:${anonymous.port}`;
+  // Behind a proxy, the address anyone reaches the listener at, as the participant listener's publicUrl.
+  if (anonymous) baseUrls.public = config.publications.anonymous.publicUrl ?? `https://${host}:${anonymous.port}`;
   const portalAccounts = new PortalAccountService(backend.portalAccounts, sealer, clock, `OpenDIP ${config.environment}`, (id) => registry.participant(id) !== undefined, backend.journal);
   const operator = await startOperatorListener(config, {
     operators: new OperatorAccounts(backend.registry, backend.journal, clock),

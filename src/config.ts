@@ -167,7 +167,18 @@ export interface PublicationsConfig {
   /** Per channel: its own limit, retention, and the roles that may publish (default: the channel's sender roles). */
   channels: Record<string, { maxBytes?: number; retentionDays?: number; publisherRoles?: string[] }>;
   /** Public publications, listed and downloaded without a client certificate, on a listener of their own. */
-  anonymous: { enabled: boolean; host: string; port: number; rateLimit: { requestsPerSecond: number; burst: number } };
+  anonymous: {
+    enabled: boolean;
+    host: string;
+    port: number;
+    rateLimit: { requestsPerSecond: number; burst: number };
+    /**
+     * Set when the listener sits behind a proxy: the base URL anyone downloads public publications from,
+     * in their notices (publicURI) and listings (downloadURI). Unset: the first of `hostnames` and the
+     * listener's own port, an internal address behind a proxy. Held as publicUrl is (normalPublicUrl).
+     */
+    publicUrl: string | null;
+  };
 }
 
 export interface ObservabilityConfig {
@@ -506,6 +517,7 @@ const schema: JSONSchemaType<DipConfig> = {
         host: { type: 'string' },
         port: { type: 'integer', minimum: 0, maximum: 65535 },
         rateLimit: rateLimitSchema,
+        publicUrl: { type: 'string', nullable: true, pattern: '^[Hh][Tt][Tt][Pp][Ss]://' },
       }),
     }),
     delivery: {
@@ -615,7 +627,7 @@ export const DEFAULTS: DipConfig = {
     retentionDays: 28,
     orphanGraceMinutes: 60,
     channels: {},
-    anonymous: { enabled: false, host: '0.0.0.0', port: 8446, rateLimit: { requestsPerSecond: 20, burst: 40 } },
+    anonymous: { enabled: false, host: '0.0.0.0', port: 8446, rateLimit: { requestsPerSecond: 20, burst: 40 }, publicUrl: null },
   },
   observability: {
     activityLog: { enabled: true, retentionDays: 365, flushIntervalMs: 200, maxBodyBytes: 16_384 },
@@ -647,6 +659,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (env.DIP_ENV !== undefined) fromEnv.environment = parseEnvironment(env.DIP_ENV);
   // Empty (what a deployment template leaves when it sets nothing) is unset, as it was before publicUrl was checked at start.
   if (env.DIP_PUBLIC_URL !== undefined) fromEnv.publicUrl = env.DIP_PUBLIC_URL.trim() === '' ? null : env.DIP_PUBLIC_URL;
+  // The anonymous listener's, likewise (a layer of its own between the file and the overrides).
+  const anonymousFromEnv: Partial<PublicationsConfig> | undefined =
+    env.DIP_ANONYMOUS_PUBLIC_URL === undefined ? undefined : { anonymous: { publicUrl: env.DIP_ANONYMOUS_PUBLIC_URL.trim() === '' ? null : env.DIP_ANONYMOUS_PUBLIC_URL } as PublicationsConfig['anonymous'] };
   if (env.DIP_RETENTION_DAYS !== undefined) fromEnv.retentionDays = Number(env.DIP_RETENTION_DAYS);
   if (env.DIP_ADMIN_PORT !== undefined) fromEnv.adminPort = parsePort('DIP_ADMIN_PORT', env.DIP_ADMIN_PORT);
   if (env.DIP_PORTAL_PORT !== undefined) fromEnv.portalPort = parsePort('DIP_PORTAL_PORT', env.DIP_PORTAL_PORT);
@@ -671,7 +686,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     overload: { ...DEFAULTS.overload, ...fileConfig.overload, ...overrides.overload },
     storage: mergeStorage(fileConfig.storage, storageFromEnv, overrides.storage, env),
     api: { ...DEFAULTS.api, ...fileConfig.api, ...overrides.api },
-    publications: mergePublications(port, fileConfig.publications, overrides.publications),
+    publications: mergePublications(port, fileConfig.publications, anonymousFromEnv, overrides.publications),
     observability: mergeObservability(fileConfig.observability, overrides.observability),
     operators: { ...DEFAULTS.operators, ...fileConfig.operators, ...overrides.operators },
     register: mergeRegister(fileConfig.register, overrides.register),
@@ -684,9 +699,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
  * DIP rebuilds it as this plus the request target: held as written, a default port or a path's escaping
  * would make every signature fail (401).
  */
-function normalPublicUrl(url: string): string {
+function normalPublicUrl(url: string, setting = 'publicUrl'): string {
   const base = requestedBaseUrl(url);
-  if (base === null || !base.startsWith('https://')) throw new Error(`configuration: publicUrl '${url}' is not an https://host[:port][/path] URL (no user, query or fragment)`);
+  if (base === null || !base.startsWith('https://')) throw new Error(`configuration: ${setting} '${url}' is not an https://host[:port][/path] URL (no user, query or fragment)`);
   return base;
 }
 
@@ -725,6 +740,8 @@ function mergePublications(port: number, ...layers: Array<Partial<PublicationsCo
   const all: Array<Partial<PublicationsConfig>> = [DEFAULTS.publications, ...freePort, ...layers.map((l) => l ?? {})];
   const anonymous = Object.assign({}, ...all.map((l) => l.anonymous ?? {})) as PublicationsConfig['anonymous'];
   anonymous.rateLimit = Object.assign({}, ...all.map((l) => l.anonymous?.rateLimit ?? {})) as PublicationsConfig['anonymous']['rateLimit'];
+  // Without a trailing '/' whatever way it was written: the links are this plus '/publications/…'.
+  anonymous.publicUrl = anonymous.publicUrl === null || anonymous.publicUrl === undefined ? null : normalPublicUrl(anonymous.publicUrl, 'publications.anonymous.publicUrl');
   return { ...(Object.assign({}, ...all) as PublicationsConfig), channels: Object.assign({}, ...all.map((l) => l.channels ?? {})) as PublicationsConfig['channels'], anonymous };
 }
 

@@ -42,6 +42,23 @@ describe('configuration', () => {
     }
   });
 
+  it("holds the anonymous listener's public URL (publications.anonymous.publicUrl, DIP_ANONYMOUS_PUBLIC_URL) as publicUrl is held", () => {
+    const d = dirWith('');
+    const anonymousUrl = (env: Record<string, string>, overrides = {}) => loadConfig({ DIP_DATA_DIR: d, ...env }, overrides).publications.anonymous.publicUrl;
+    expect(anonymousUrl({})).toBeNull();
+    expect(anonymousUrl({ DIP_ANONYMOUS_PUBLIC_URL: 'https://Files.Example:443/open/' })).toBe('https://files.example/open');
+    expect(loadConfig({ DIP_DATA_DIR: dirWith('publications:\n  anonymous:\n    publicUrl: HTTPS://Files.Example:8446/') }).publications.anonymous.publicUrl).toBe('https://files.example:8446');
+    // The environment over the file, and empty is unset; the participant listener's publicUrl is another setting.
+    const fromFile = dirWith('publications:\n  anonymous:\n    publicUrl: https://from.file');
+    expect(loadConfig({ DIP_DATA_DIR: fromFile, DIP_ANONYMOUS_PUBLIC_URL: 'https://from.env' }).publications.anonymous.publicUrl).toBe('https://from.env');
+    expect(loadConfig({ DIP_DATA_DIR: fromFile, DIP_ANONYMOUS_PUBLIC_URL: ' ' }).publications.anonymous.publicUrl).toBeNull();
+    expect(anonymousUrl({ DIP_PUBLIC_URL: 'https://dip.example' })).toBeNull();
+    expect(anonymousUrl({}, { publications: { ...DEFAULTS.publications, anonymous: { ...DEFAULTS.publications.anonymous, publicUrl: 'https://over.ride:443' } } })).toBe('https://over.ride');
+    for (const bad of ['http://files.example/', 'https://files.example/?x=1']) {
+      expect(() => anonymousUrl({ DIP_ANONYMOUS_PUBLIC_URL: bad }), bad).toThrow(/publications\.anonymous\.publicUrl .* is not an https:\/\/host\[:port\]\[\/path\] URL/);
+    }
+  });
+
   it('takes the number of processes from the file or DIP_WORKERS (unset: decided by dip serve), and refuses nonsense', () => {
     expect(loadConfig({ DIP_DATA_DIR: dirWith('') }).workers).toBeNull();
     expect(loadConfig({ DIP_DATA_DIR: dirWith('workers: 3') }).workers).toBe(3);

@@ -32,7 +32,7 @@ describe('download deadlines: a publication download is bounded by the client ta
     t = await startTestDip(
       {
         http: { ...DEFAULTS.http, downloadIdleTimeoutMs: IDLE_MS },
-        publications: { ...DEFAULTS.publications, anonymous: { enabled: true, host: '127.0.0.1', port: 0, rateLimit: { requestsPerSecond: 50, burst: 50 } } },
+        publications: { ...DEFAULTS.publications, anonymous: { ...DEFAULTS.publications.anonymous, enabled: true, host: '127.0.0.1', port: 0, rateLimit: { requestsPerSecond: 50, burst: 50 } } },
       },
       undefined,
       { clock, logger },

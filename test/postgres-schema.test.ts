@@ -95,6 +95,21 @@ describe('the PostgreSQL schema', () => {
     }
   });
 
+  it('gives publications made before notices were recorded queued (2026-12-03) the column: existing ones read as notified', async () => {
+    await admin.query("UPDATE dip_schema_digests SET digest = 'an older version' WHERE lock_key = $1", [LOCKS.schema]);
+    await admin.query('DROP INDEX publications_awaiting_notice');
+    await admin.query('ALTER TABLE publications DROP COLUMN notice_queued');
+    await admin.query(`INSERT INTO publications (id, channel, publication_type, version, publisher_dip_id, format, compression, file_name, public, size, sha256, published_at)
+      VALUES ('before-the-column', 'REP-002', 'DUoS', '1', 'ISD0000001', 'csv', 'none', 'r.csv', false, 1, 'ab', 10)`);
+    const upgraded = await PgDatabase.open({ url, clock: systemClock, poolSize: 1 });
+    try {
+      expect((await admin.query("SELECT to_regclass('publications_awaiting_notice') AS i")).rows[0].i).toBe('publications_awaiting_notice');
+      expect((await admin.query("SELECT notice_queued FROM publications WHERE id = 'before-the-column'")).rows).toEqual([{ notice_queued: true }]);
+    } finally {
+      await upgraded.close();
+    }
+  });
+
   it('gives a journal made before attempt IDs (2026-12-03) the column and a unique index on every day', async () => {
     // What an older version left: the journal without the column or its index, and a record of today in it.
     await admin.query("UPDATE dip_schema_digests SET digest = 'an older version' WHERE lock_key = $1", [LOCKS.schema]);

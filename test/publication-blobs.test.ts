@@ -110,6 +110,7 @@ describe.each([
       publicBaseUrl: () => null,
       environment: 'DEV',
       reachable: () => true,
+      channel: () => undefined,
     };
     publications = new Publications(backend.publications, s.blobs, backend.log, { participants: () => [] }, settings, clock, quietLogger);
   });

@@ -28,7 +28,7 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
 
   beforeAll(async () => {
     t = await startTestDip({
-      publications: { ...DEFAULTS.publications, channels: { 'REP-003': { maxBytes: 1000 } }, anonymous: { enabled: true, host: '127.0.0.1', port: 0, rateLimit: { requestsPerSecond: 50, burst: 50 } } },
+      publications: { ...DEFAULTS.publications, channels: { 'REP-003': { maxBytes: 1000 } }, anonymous: { ...DEFAULTS.publications.anonymous, enabled: true, host: '127.0.0.1', port: 0, rateLimit: { requestsPerSecond: 50, burst: 50 } } },
     });
     vas = await t.participant('VAS0000001', ['VAS']);
     vas2 = await t.participant('VAS0000002', ['VAS']);
@@ -339,5 +339,34 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     const id = (again.body as unknown as { publication: { publicationID: string } }).publication.publicationID;
     const notices = (await ldso.client.pull('REP-002', ldso.dipId, 1000)).body as Array<{ payload: { CustomBlock: { P02List: Array<{ additionalInformation: string }> } } }>;
     expect(notices.filter((n) => (JSON.parse(n.payload.CustomBlock.P02List[0]!.additionalInformation) as { publicationID: string }).publicationID === id)).toHaveLength(1);
+  });
+});
+
+describe("Pattern B behind a proxy: the anonymous listener's public URL", () => {
+  let t: TestDip;
+  afterAll(async () => t?.close());
+
+  it('points public publications (the notice and the anonymous listing) at publications.anonymous.publicUrl, not at the listener', async () => {
+    const anonymousSettings = { ...DEFAULTS.publications.anonymous, enabled: true, host: '127.0.0.1', port: 0, publicUrl: 'https://Files.Example.net:443/opendip/' };
+    t = await startTestDip({ publications: { ...DEFAULTS.publications, anonymous: anonymousSettings } });
+    const vas = await t.participant('VAS0000001', ['VAS']);
+    const ldso = await t.participant('LDS0000001', ['LDSO']);
+    const answer = await vas.client.publish('REP-002', { type: 'OpenData', version: '1', format: 'csv', public: 'true' }, Buffer.from(CSV), sha(CSV));
+    expect(answer.status).toBe(201);
+    const id = (answer.body as unknown as { publication: { publicationID: string } }).publication.publicationID;
+    const expected = `https://files.example.net/opendip/publications/${id}/content`;
+
+    const notices = (await ldso.client.pull('REP-002', ldso.dipId)).body as Array<{ payload: { CustomBlock: { P02List: Array<{ additionalInformation: string }> } } }>;
+    expect((JSON.parse(notices[0]!.payload.CustomBlock.P02List[0]!.additionalInformation) as { publicURI?: string }).publicURI).toBe(expected);
+
+    const anonymous = new Agent({ connect: { ca: t.dip.pki.ca.certPem } });
+    try {
+      const list = await request(`https://localhost:${t.dip.publicPort}/publications?channel=REP-002`, { dispatcher: anonymous });
+      expect(((await list.body.json()) as { publications: Array<{ downloadURI: string }> }).publications.map((p) => p.downloadURI)).toEqual([expected]);
+      const one = await request(`https://localhost:${t.dip.publicPort}/publications/${id}`, { dispatcher: anonymous });
+      expect(((await one.body.json()) as { downloadURI: string }).downloadURI).toBe(expected);
+    } finally {
+      await anonymous.close();
+    }
   });
 });

@@ -12,6 +12,7 @@ import { archiveContract } from './contract/archive.contract.js';
 import { backendContract, type SyncGate } from './contract/backend.contract.js';
 import { messageLogContract } from './contract/message-log.contract.js';
 import { attemptId, batch, mds, message, sup } from './contract/fixtures.js';
+import { publication } from './contract/publications.contract.js';
 import { waitFor } from './helpers/dip-harness.js';
 import { DurableReads } from '../src/topology/durable-reads.js';
 import { describe, expect, it } from 'vitest';
@@ -336,5 +337,32 @@ describe('a database made before pulled positions (2026-12-03)', () => {
     } finally {
       await again.close();
     }
+  });
+});
+
+describe('a database made before notices were recorded queued (2026-12-03)', () => {
+  it('gets the column and its index on open (migrate): existing publications read as notified, new ones await their notice', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'opendip-notice-queued-')), 'dip.db');
+    const first = openSqliteBackend(file, { clock: systemClock });
+    const before = publication({ publishedAt: 10 });
+    await first.publications.insert(before);
+    await first.close();
+    // What an older version left: the publications without the column or its index.
+    const raw = new Database(file);
+    raw.exec('DROP INDEX publications_awaiting_notice; ALTER TABLE publications DROP COLUMN notice_queued');
+    raw.close();
+
+    const backend = openSqliteBackend(file, { clock: systemClock });
+    try {
+      // Its notice was queued (or it was taken back): it is never notified again.
+      expect(await backend.publications.awaitingNotice(Number.MAX_SAFE_INTEGER, 10)).toEqual([]);
+      const after = publication({ publishedAt: 20 });
+      await backend.publications.insert(after);
+      expect((await backend.publications.awaitingNotice(Number.MAX_SAFE_INTEGER, 10)).map((p) => p.id)).toEqual([after.id]);
+    } finally {
+      await backend.close();
+    }
+    // Opening again finds it in place (migrate is idempotent).
+    await openSqliteBackend(file, { clock: systemClock }).close();
   });
 });

@@ -17,10 +17,15 @@ export function publicationRecord(r: PublicationRow): PublicationRecord {
   return { ...r, public: r.public === true || r.public === 1, compression: r.compression as Compression, recipients: r.recipients === null ? null : (JSON.parse(r.recipients) as string[]) };
 }
 
-/** The columns of an insert, in PUBLICATION_INSERT_COLUMNS order. */
+/**
+ * The columns of an insert. notice_queued is false until the notice is appended (PublicationIndex.noticeQueued):
+ * its column's default, true, is for the rows published before it existed, whose notice was queued or
+ * whose publication was taken back.
+ */
 export const PUBLICATION_INSERT_COLUMNS =
-  'id, channel, publication_type, version, publisher_dip_id, effective_from, effective_to, format, compression, file_name, description, public, size, sha256, published_at, recipients';
+  'id, channel, publication_type, version, publisher_dip_id, effective_from, effective_to, format, compression, file_name, description, public, size, sha256, published_at, recipients, notice_queued';
 
+/** The values of an insert, in PUBLICATION_INSERT_COLUMNS order; `publicValue` writes a boolean in the engine's form. */
 export function publicationValues(p: PublicationRecord, publicValue: (flag: boolean) => unknown): unknown[] {
   return [
     p.id,
@@ -40,6 +45,7 @@ export function publicationValues(p: PublicationRecord, publicValue: (flag: bool
     p.publishedAt,
     // Sorted: the same set of recipients is the same text, which SUPERSEDED compares.
     p.recipients === null ? null : JSON.stringify([...p.recipients].sort()),
+    publicValue(false),
   ];
 }
 

@@ -1,6 +1,7 @@
 import { openPublicationBlobs } from '../adapters/backend.js';
 import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
+import type { Channel } from '../pipeline/channels.js';
 import { Publications } from '../pipeline/publications.js';
 import type { RecipientCopies } from '../pipeline/recipient-copy.js';
 import type { Registry } from '../pipeline/registry.js';
@@ -19,7 +20,17 @@ export interface PublicationBaseUrls {
  * Pattern B: publication bytes in files (embedded) or a JetStream Object Store (cluster), sealed like the
  * archive; their metadata in the backend's database.
  */
-export async function openPublications(config: DipConfig, backend: Backend, sealer: Sealer, registry: Registry, copies: RecipientCopies, clock: Clock, logger: Logger, life: Lifecycle) {
+export async function openPublications(
+  config: DipConfig,
+  backend: Backend,
+  sealer: Sealer,
+  registry: Registry,
+  copies: RecipientCopies,
+  channel: (id: string) => Channel | undefined,
+  clock: Clock,
+  logger: Logger,
+  life: Lifecycle,
+) {
   const blobs = await openPublicationBlobs(config, sealer);
   life.started('publication store', () => blobs.close());
   const baseUrls: PublicationBaseUrls = { participant: '', public: null };
@@ -38,6 +49,7 @@ export async function openPublications(config: DipConfig, backend: Backend, seal
       publicBaseUrl: () => baseUrls.public,
       environment: config.environment,
       reachable: (ch, id) => ch.securityPattern !== 2 || copies.recipientKey(id) !== undefined,
+      channel,
     },
     clock,
     logger,
@@ -46,8 +58,9 @@ export async function openPublications(config: DipConfig, backend: Backend, seal
 }
 
 /**
- * In the background: superseded publication versions past their channel's retention, and bytes no
- * committed record points to (swept at start too: a crash is the likeliest cause of them).
+ * In the background: superseded publication versions past their channel's retention, bytes no committed
+ * record points to, and notices a crash left unqueued (the last two at start too: a crash is the likeliest
+ * cause of them). Started once the listeners are, since a notice carries their URLs.
  */
 export function schedulePublicationRetention(publications: Publications, intervalMs: number, clock: Clock, logger: Logger, life: Lifecycle): void {
   const pass = (what: string, task: () => Promise<number>, done: string) => (): void => {
@@ -58,9 +71,12 @@ export function schedulePublicationRetention(publications: Publications, interva
   };
   const sweepOrphans = pass('the sweep for publication bytes with no record', () => publications.sweepOrphans(), 'publication bytes with no committed record removed');
   const purge = pass('publication retention', () => publications.purge(), 'superseded publications past retention removed');
+  const queueMissedNotices = pass('the pass for publication notices a crash left unqueued', () => publications.queueMissedNotices(), 'publication notices a crash left unqueued queued');
   sweepOrphans();
+  queueMissedNotices();
   life.started('publication retention', clock.every(intervalMs, () => {
     purge();
     sweepOrphans();
+    queueMissedNotices();
   }));
 }

@@ -8,14 +8,19 @@ export interface MadeMessage {
   /** The outbound copy, serialised: exactly the bytes recipients get. */
   outbound: string;
   recipients: string[];
+  /**
+   * For a batch the DIP may make twice (a publication's notice, made again after a crash that may have
+   * come after it was appended): the log refuses the second as a duplicate. Absent: none.
+   */
+  senderUniqueReference?: string;
 }
 
 /**
  * A batch the DIP makes itself instead of receiving it signed (status messages, the DIP's own test
  * messages, publication notices), appended as ingest appends a received one so it takes the same road.
  * One place for what such a batch is: no signature (`{}`, as AcceptedBatch.signatureHeaders says), no
- * sender reference (nothing to de-duplicate, so the log never refuses it as a duplicate), no MPAN to
- * index; every message from one sender, in one role, on one channel, at one time.
+ * sender reference unless a message names one (nothing to de-duplicate, so the log never refuses it as a
+ * duplicate), no MPAN to index; every message from one sender, in one role, on one channel, at one time.
  */
 export function dipMadeBatch(from: { channel: string; senderDipId: string; senderRole: string; at: number; rawRequest: Buffer }, messages: MadeMessage[]): AcceptedBatch {
   return {
@@ -30,7 +35,7 @@ export function dipMadeBatch(from: { channel: string; senderDipId: string; sende
       eventCode: m.eventCode,
       senderDipId: from.senderDipId,
       senderRole: from.senderRole,
-      senderUniqueReference: null,
+      senderUniqueReference: m.senderUniqueReference ?? null,
       correlationId: m.correlationId,
       mpan: null,
       receivedAt: from.at,

@@ -30,7 +30,24 @@ export interface PublicationSettings {
   environment: string;
   /** Whether a recipient can be given the channel's copy (on pattern 2: it has a key to encrypt to). */
   reachable(channel: Channel, dipId: string): boolean;
+  /** The channel of a stored publication, for queueing its notice after a crash (queueMissedNotices). */
+  channel(interfaceId: string): Channel | undefined;
 }
+
+/**
+ * How long after its record a publication's notice is left to the publish that stored it (on whichever
+ * node): much longer than the one append between the two takes. queueMissedNotices queues only older ones,
+ * so it does not race a publish under way (the log would refuse the second notice, but a publish whose
+ * append then fails takes the publication back, and the notice queued by the pass would name nothing).
+ */
+export const NOTICE_GRACE_MS = 60_000;
+
+/**
+ * The notice's sender unique reference (in the message log and in S1): one per publication, so that a
+ * notice made again after a crash is refused as the duplicate of one queued before it. Received messages
+ * cannot take it: the published pattern of a sender's references begins "S-".
+ */
+const noticeReference = (id: string): string => `PUB-${id}`;
 
 export type PublishOutcome =
   | { ok: true; record: PublicationRecord; transactionId: string; recipients: string[]; queues: QueueRef[] }
@@ -155,8 +172,11 @@ export class Publications {
       await this.blobs.remove(id, stored.size);
       return inserted.reason === 'version-exists' ? versionExists(inserted.existing) : ownedByOther(channel.interfaceId, meta.publicationType, inserted.owner);
     }
+    // The record says its notice is not queued yet until markQueued: a crash from here on leaves it for
+    // queueMissedNotices at the next start, which queues the notice unless the log holds it already.
     const recipients = this.recipients(channel, caller, meta.recipients);
     const batch = this.notice(channel, caller, record, recipients);
+    let transactionId = batch.messages[0]!.transactionId;
     if (recipients.length > 0) {
       let appended;
       try {
@@ -168,27 +188,74 @@ export class Publications {
         await this.withdraw(record, err);
         throw err;
       }
-      if (!appended.ok) throw new Error('a publication notice carries no sender reference and cannot be a duplicate');
+      // Refused as a duplicate: queued already, by another node's queueMissedNotices (this publish took
+      // longer than its grace). The notice recipients get is that one.
+      if (!appended.ok) transactionId = appended.originals?.[noticeReference(id)] ?? transactionId;
     }
+    await this.markQueued(record);
     this.logger.info({ publication: id, channel: channel.interfaceId, bytes: record.size, recipients: recipients.length }, 'publication stored and its recipients notified');
     return {
       ok: true,
       record,
-      transactionId: batch.messages[0]!.transactionId,
+      transactionId,
       recipients,
       queues: recipients.map((r) => ({ recipientDipId: r, channel: channel.interfaceId })),
     };
   }
 
   /**
+   * Records that a publication's notice is queued. Failing, the notice is queued all the same, so the
+   * publish succeeded: the next queueMissedNotices makes the notice again, the log refuses it as a
+   * duplicate, and the mark is written then.
+   */
+  private async markQueued(record: PublicationRecord): Promise<void> {
+    try {
+      await this.index.noticeQueued(record.id);
+    } catch (err) {
+      this.logger.warn({ publication: record.id, channel: record.channel, err }, 'publication notice queued, but not recorded as queued: the next pass for missed notices records it');
+    }
+  }
+
+  /**
+   * Queues the notices a crash (or a store that failed twice in a row) left unqueued: of publications
+   * whose record committed but whose notice is not recorded as queued, older than NOTICE_GRACE_MS. Each
+   * notice is made again with the same sender reference, so one that was queued before the crash is
+   * refused by the log as a duplicate and nobody is told twice. Returns how many notices it queued.
+   */
+  async queueMissedNotices(batchSize = 100): Promise<number> {
+    let queued = 0;
+    for (;;) {
+      const awaiting = await this.index.awaitingNotice(this.clock.now() - NOTICE_GRACE_MS, batchSize);
+      let progressed = false;
+      for (const record of awaiting) {
+        const channel = this.settings.channel(record.channel);
+        if (!channel) {
+          // Left as it is: queued once the channel is back (a catalogue that dropped it, for now).
+          this.logger.warn({ publication: record.id, channel: record.channel }, 'publication notice not queued: its channel is not in the catalogue');
+          continue;
+        }
+        // Its publisher as the registry has it now; one since removed still names itself, with no role.
+        const publisher = this.registry.participants().find((p) => p.dipId === record.publisherDipId) ?? { dipId: record.publisherDipId, roles: [] };
+        const recipients = this.recipients(channel, publisher, record.recipients);
+        if (recipients.length > 0 && (await this.log.append(this.notice(channel, publisher, record, recipients, this.clock.now()))).ok) queued += 1;
+        await this.index.noticeQueued(record.id);
+        progressed = true;
+        this.logger.info({ publication: record.id, channel: record.channel, recipients: recipients.length }, 'publication notice checked after a crash: queued unless it was before');
+      }
+      if (awaiting.length < batchSize || !progressed) return queued;
+    }
+  }
+
+  /**
    * Removes a record and its bytes whose notice could not be queued. When the store refuses that too (it
-   * is down), the record stays and is logged: the operator can remove it for the publisher to publish again.
+   * is down), the record stays, its notice not recorded as queued: queueMissedNotices queues it later, and
+   * the publisher's retry learns (409) that it is published.
    */
   private async withdraw(record: PublicationRecord, cause: unknown): Promise<void> {
     try {
       await this.index.remove(record.id);
     } catch (err) {
-      this.logger.error({ publication: record.id, channel: record.channel, err, cause }, 'publication stored but its notice could not be queued, and it could not be taken back: its recipients are not told of it');
+      this.logger.error({ publication: record.id, channel: record.channel, err, cause }, 'publication stored but its notice could not be queued, and it could not be taken back: its notice is queued by the next pass for missed notices');
       return;
     }
     this.logger.warn({ publication: record.id, channel: record.channel, err: cause }, 'publication taken back: its notice could not be queued');
@@ -248,7 +315,7 @@ export class Publications {
    * holder of an always-routed role could not download it, so is not told of it either), except the
    * publisher itself (on pattern 2, only those the notice can be encrypted to).
    */
-  private recipients(channel: Channel, publisher: Participant, named: readonly string[] | null): string[] {
+  private recipients(channel: Channel, publisher: Pick<Participant, 'dipId'>, named: readonly string[] | null): string[] {
     const chosen = (p: Participant) => named === null || named.includes(p.dipId);
     return this.registry
       .participants()
@@ -263,7 +330,7 @@ export class Publications {
    * the rest of the metadata in additionalInformation as JSON. On other channels S0 names that channel
    * and the event code is [Publication] (docs/api-differences.md).
    */
-  private notice(channel: Channel, publisher: Participant, record: PublicationRecord, recipients: string[]): AcceptedBatch {
+  private notice(channel: Channel, publisher: Pick<Participant, 'dipId' | 'roles'>, record: PublicationRecord, recipients: string[], queuedAt = record.publishedAt): AcceptedBatch {
     const now = new Date(record.publishedAt);
     const role = publisher.roles.find((r) => this.publisherRoles(channel).includes(r)) ?? publisher.roles[0] ?? '';
     const transactionId = newTransactionId(channel.interfaceId, publisher.dipId, role, now);
@@ -288,7 +355,7 @@ export class Publications {
           S1: {
             environmentTag: this.settings.environment,
             subText: null,
-            senderUniqueReference: `PUB-${record.id}`,
+            senderUniqueReference: noticeReference(record.id),
             senderTimestamp: stamp,
             senderDIPID: publisher.dipId,
             senderRoleID: role,
@@ -317,8 +384,10 @@ export class Publications {
       },
     };
     return dipMadeBatch(
-      { channel: channel.interfaceId, senderDipId: publisher.dipId, senderRole: role, at: record.publishedAt, rawRequest: Buffer.from(JSON.stringify({ publication: record })) },
-      [{ transactionId, eventCode: outbound.payload.CommonBlock.S0.eventCode, correlationId: null, outbound: JSON.stringify(outbound), recipients }],
+      // Received when queued: a notice queued after a restart starts its staleness clock then, not when the
+      // publication was stored (it would be stale on arrival after a long outage).
+      { channel: channel.interfaceId, senderDipId: publisher.dipId, senderRole: role, at: queuedAt, rawRequest: Buffer.from(JSON.stringify({ publication: record })) },
+      [{ transactionId, eventCode: outbound.payload.CommonBlock.S0.eventCode, correlationId: null, outbound: JSON.stringify(outbound), recipients, senderUniqueReference: noticeReference(record.id) }],
     );
   }
 }

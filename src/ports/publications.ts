@@ -79,6 +79,13 @@ export interface PublicationIndex {
   /** Channels that hold publications, for the retention sweep. */
   channels(): Promise<string[]>;
   remove(id: string): Promise<void>;
+  /**
+   * Records, durably, that the publication's notice is in the message log. insert() leaves it unrecorded:
+   * the record and the notice are two writes, and a crash between them must not lose the notice.
+   */
+  noticeQueued(id: string): Promise<void>;
+  /** Publications published before `before` whose notice is not recorded as queued, oldest first. */
+  awaitingNotice(before: number, limit: number): Promise<PublicationRecord[]>;
 }
 
 /** The bytes put would have exceeded the limit: nothing is kept. */

@@ -51,6 +51,25 @@ export function publicationIndexContract(name: string, open: BackendFactory): vo
       expect(await index.get('no-such-publication')).toBeUndefined();
     });
 
+    it('leaves a new publication awaiting its notice until its notice is recorded queued, durably', async () => {
+      // Published long before anything the other tests insert: the listing is oldest first.
+      const older = publication({ publishedAt: 10 });
+      const newer = publication({ publishedAt: 20 });
+      for (const p of [older, newer]) await ctx.backend.publications.insert(p);
+      const awaiting = async (before: number) => (await ctx.backend.publications.awaitingNotice(before, 1000)).map((p) => p.id).filter((id) => id === older.id || id === newer.id);
+      expect(await awaiting(15)).toEqual([older.id]);
+      expect(await awaiting(21)).toEqual([older.id, newer.id]);
+      expect((await ctx.backend.publications.awaitingNotice(21, 1000)).find((p) => p.id === newer.id)).toEqual(newer);
+      await ctx.backend.publications.noticeQueued(older.id);
+      await ctx.backend.publications.noticeQueued('no-such-publication');
+      await ctx.backend.close();
+      const index = (await ctx.reopen()).publications;
+      expect(await awaiting(21)).toEqual([newer.id]);
+      // Marked or not, it is listed and read as before.
+      expect(await index.get(older.id)).toEqual(older);
+      expect((await index.find({ publicationType: older.publicationType, from: 10, to: 20, limit: 10 })).map((p) => p.id)).toEqual([newer.id, older.id]);
+    });
+
     it('finds by the date a publication is effective on', async () => {
       const type = `T${randomBytes(3).toString('hex')}`;
       const jan = publication({ publicationType: type, effectiveFrom: '2026-01-01', effectiveTo: '2026-01-31' });

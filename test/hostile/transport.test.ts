@@ -13,7 +13,7 @@ import { expectStillServing, forgeCertificate, rawSignedRequest, rawTls, startHo
 let h: HostileDip;
 beforeAll(async () => {
   // With the anonymous listener (public publications), the third listener anyone reaches without a client certificate.
-  h = await startHostileDip({ publications: { ...DEFAULTS.publications, anonymous: { enabled: true, host: '127.0.0.1', port: 0, rateLimit: { requestsPerSecond: 0, burst: 1 } } } });
+  h = await startHostileDip({ publications: { ...DEFAULTS.publications, anonymous: { ...DEFAULTS.publications.anonymous, enabled: true, host: '127.0.0.1', port: 0, rateLimit: { requestsPerSecond: 0, burst: 1 } } } });
 });
 afterAll(async () => {
   await h?.close();

@@ -50,4 +50,13 @@ export class PgPublications implements PublicationIndex {
   async remove(id: string): Promise<void> {
     await this.d.tx((c) => c.query('DELETE FROM publications WHERE id = $1', [id]));
   }
+
+  async noticeQueued(id: string): Promise<void> {
+    await this.d.tx((c) => c.query('UPDATE publications SET notice_queued = true WHERE id = $1', [id]));
+  }
+
+  async awaitingNotice(before: number, limit: number): Promise<PublicationRecord[]> {
+    const rows = await this.d.query<PublicationRow>(`SELECT ${PUBLICATION_COLUMNS} FROM publications WHERE NOT notice_queued AND published_at < $1 ORDER BY published_at LIMIT $2`, [before, limit]);
+    return rows.map(publicationRecord);
+  }
 }

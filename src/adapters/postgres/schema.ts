@@ -188,6 +188,12 @@ ALTER TABLE sender_refs ADD COLUMN IF NOT EXISTS transaction_id text;
 -- The last position a pull handed out (2026-12-03): a pull's acknowledgement may not pass it (nor acked_seq).
 -- A constant default: adding it rewrites no rows, and older queues read 0, "up to the acknowledged position".
 ALTER TABLE queues ADD COLUMN IF NOT EXISTS pulled_seq bigint NOT NULL DEFAULT 0;
+-- Whether a publication's notice is in the message log (2026-12-03): false from the insert until it is, so
+-- that what a crash between the two writes left unqueued is queued at the next start. Older rows read true
+-- (their notice was queued, or their publication taken back). A constant default: no rows rewritten. The
+-- partial index holds only the few rows awaiting their notice.
+ALTER TABLE publications ADD COLUMN IF NOT EXISTS notice_queued boolean NOT NULL DEFAULT true;
+CREATE INDEX IF NOT EXISTS publications_awaiting_notice ON publications (published_at) WHERE NOT notice_queued;
 -- Who publishes a type on a channel: its first publisher; nobody else may add versions to it.
 CREATE TABLE IF NOT EXISTS publication_types (
   channel text NOT NULL,

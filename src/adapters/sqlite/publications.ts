@@ -48,4 +48,15 @@ export class SqlitePublications implements PublicationIndex {
   async remove(id: string): Promise<void> {
     await this.d.write(() => this.d.db.prepare('DELETE FROM publications WHERE id = ?').run(id));
   }
+
+  async noticeQueued(id: string): Promise<void> {
+    await this.d.write(() => this.d.db.prepare('UPDATE publications SET notice_queued = 1 WHERE id = ?').run(id));
+  }
+
+  async awaitingNotice(before: number, limit: number): Promise<PublicationRecord[]> {
+    const rows = this.d.db
+      .prepare<[number, number], PublicationRow>(`SELECT ${PUBLICATION_COLUMNS} FROM publications WHERE notice_queued = 0 AND published_at < ? ORDER BY published_at LIMIT ?`)
+      .all(before, limit);
+    return rows.map(publicationRecord);
+  }
 }

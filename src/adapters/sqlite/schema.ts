@@ -147,6 +147,7 @@ CREATE TABLE IF NOT EXISTS publications (
   sha256 TEXT NOT NULL,
   published_at INTEGER NOT NULL,
   recipients TEXT, -- JSON array of the DIP IDs the publisher named; NULL: every recipient of the channel
+  notice_queued INTEGER NOT NULL DEFAULT 1, -- 0 from the insert until the notice is in the message log
   UNIQUE (channel, publication_type, version)
 );
 CREATE INDEX IF NOT EXISTS publications_listing ON publications (channel, publication_type, published_at);
@@ -233,4 +234,10 @@ export function migrate(db: Database.Database): void {
   // What pulls handed out (2026-12-03): 0 on an older file, which max(pulled_seq, acked_seq) reads as
   // "up to the acknowledged position" until the recipient's next pull.
   if (!db.prepare<[], { name: string }>('PRAGMA table_info(queues)').all().some((c) => c.name === 'pulled_seq')) db.exec('ALTER TABLE queues ADD COLUMN pulled_seq INTEGER NOT NULL DEFAULT 0');
+  // Whether a publication's notice is queued (2026-12-03): what a crash between the record and the notice
+  // left unqueued is queued at the next start. Rows from before read 1: their notice was queued, or their
+  // publication taken back (and their notice, with no sender reference, could not be told from a second).
+  // The index holds only the few rows awaiting their notice; here, after the column, as attempt_id's.
+  if (!db.prepare<[], { name: string }>('PRAGMA table_info(publications)').all().some((c) => c.name === 'notice_queued')) db.exec('ALTER TABLE publications ADD COLUMN notice_queued INTEGER NOT NULL DEFAULT 1');
+  db.exec('CREATE INDEX IF NOT EXISTS publications_awaiting_notice ON publications (published_at) WHERE notice_queued = 0');
 }
