@@ -100,6 +100,23 @@ describe('OperatorMemory', () => {
     open();
   });
 
+  it('after a change made through this node, never uses a reading from before it, the store lost just after', async () => {
+    const { m, set, fail } = memory();
+    m.start();
+    await settle();
+    expect(m.session(claims('alice', 3))?.name).toBe('alice');
+    // alice signs out (epoch 4 in the store); the store is lost before the reading that would show it.
+    set([account('alice', 'admin')], [person('alice', 4)]);
+    fail(true);
+    await m.refreshed(2_000);
+    expect(m.session(claims('alice', 3))).toBeUndefined();
+    expect(m.readAt()).toBeNull();
+    // The store back: a new reading is used again, with the change.
+    fail(false);
+    await m.refresh();
+    expect([m.session(claims('alice', 3)), m.session(claims('alice', 4))?.name]).toEqual([undefined, 'alice']);
+  });
+
   it('is off at 0: never read, never used', async () => {
     const { m } = memory(0);
     m.start();

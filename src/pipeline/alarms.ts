@@ -25,6 +25,14 @@ const UNSENT_LIMIT = 1000;
  */
 export const SHARED_RULES: ReadonlySet<AlarmRule> = new Set<AlarmRule>(['dead-letter', 'queue-depth', 'queue-age', 'certificate-expiring']);
 
+/**
+ * Whether a condition is one every node finds alike (see SHARED_RULES). A certificate alarm is shared only
+ * when it is about a participant's registered certificate: the DIP's own (CA, TLS, signing, trusted CAs)
+ * are read from each node's files, which a rolling renewal can leave different for a while, so each node
+ * reports its own (else one node's expiring file was never notified, or a takeover "resolved" it).
+ */
+export const isSharedCondition = (c: AlarmCondition): boolean => SHARED_RULES.has(c.rule) && !(c.rule === 'certificate-expiring' && c.participant === null);
+
 /** Whether a subscription's owner may see a condition: operators all, a participant only its own. */
 export const maySee = (owner: string, c: AlarmCondition): boolean => owner === 'operator' || c.participant === owner;
 
@@ -121,7 +129,7 @@ export class Alarms {
     this.readAt = readAt;
     // Every change this node saw, or in a cluster those of its own conditions and (while it holds the
     // notifier lease) the shared ones: each node's diff of its own view would tell a subscriber once per node.
-    const own = (c: AlarmCondition): boolean => !this.notifier || !SHARED_RULES.has(c.rule);
+    const own = (c: AlarmCondition): boolean => !this.notifier || !isSharedCondition(c);
     const notices: AlarmNotice[] = [];
     for (const [key, c] of now) if (own(c) && !before.has(key)) notices.push({ kind: 'raised', condition: c, at, asOf: readAt.get(key) ?? at });
     // A resolved condition's summary is the last one read while it held: the notice says from when.
@@ -160,7 +168,7 @@ export class Alarms {
     const notices: AlarmNotice[] = [];
     const notified = new Map<string, NotifiedAlarm>();
     for (const [key, c] of this.active) {
-      if (!SHARED_RULES.has(c.rule)) continue;
+      if (!isSharedCondition(c)) continue;
       const was = told.get(key);
       if (was) notified.set(key, was);
       else {

@@ -10,6 +10,8 @@ export const OPERATOR_MEMORY_REFRESH_MS = 30_000;
 /** One reading of everything an operator credential is checked against. */
 interface Reading {
   at: number;
+  /** Its place in the order readings started (see firstUsable). */
+  number: number;
   accounts: OperatorAccount[];
   /** The operators' sign-in credentials by name: only what a session is checked against. */
   people: Map<string, Pick<PortalAccount, 'sessionEpoch' | 'disabled' | 'participantDipId'>>;
@@ -32,7 +34,10 @@ interface Reading {
 export class OperatorMemory {
   private reading: Reading | null = null;
   private cancel: Cancel | null = null;
-  private tail: Promise<void> = Promise.resolve();
+  private tail: Promise<unknown> = Promise.resolve();
+  /** Readings are numbered as they start; one numbered below this (begun before the last change made through this node) is never used. */
+  private readsStarted = 0;
+  private firstUsable = 0;
   /** Readings asked for and not yet done. */
   private pending = 0;
 
@@ -66,29 +71,36 @@ export class OperatorMemory {
    * account disabled) must not be answered by a reading that started before it. A failed reading keeps
    * the one before.
    */
-  refresh(): Promise<void> {
-    if (this.deps.maxAgeMs <= 0) return Promise.resolve();
+  refresh(): Promise<boolean> {
+    if (this.deps.maxAgeMs <= 0) return Promise.resolve(false);
     this.pending += 1;
-    this.tail = this.tail.then(async () => {
+    const done = this.tail.then(async () => {
       const at = this.deps.clock.now();
+      const number = this.readsStarted++;
       try {
         const { accounts, people } = await this.deps.read();
-        this.reading = { at, accounts, people: new Map(people.map((p) => [p.username, { sessionEpoch: p.sessionEpoch, disabled: p.disabled, participantDipId: p.participantDipId }])) };
+        this.reading = { at, number, accounts, people: new Map(people.map((p) => [p.username, { sessionEpoch: p.sessionEpoch, disabled: p.disabled, participantDipId: p.participantDipId }])) };
+        return true;
       } catch (err) {
         // The store is down: the reading kept ages until it is no longer used (maxAgeMs).
         this.deps.logger.warn({ err }, 'operator accounts could not be read; the last reading is kept for reads of the operator API while it is young enough');
+        return false;
       } finally {
         this.pending -= 1;
       }
     });
-    return this.tail;
+    this.tail = done;
+    return done;
   }
 
   /**
-   * A reading made after now, waited for at most `withinMs`: a store cut off just after a change must
-   * not hold the change's answer for a query's timeout (the reading then comes when it comes).
+   * After a change made through this node (a sign-out, an account disabled, a new token): no reading made
+   * before now is used again (it could still let in what the change ended, were the store lost just
+   * after), and a new one is waited for at most `withinMs` (a store cut off just after a change must not
+   * hold the change's answer for a query's timeout). Until a new reading succeeds, reads need the store.
    */
   refreshed(withinMs: number): Promise<void> {
+    this.firstUsable = this.readsStarted;
     return new Promise((resolve) => {
       const cancel = this.deps.clock.after(withinMs, resolve);
       void this.refresh().then(() => {
@@ -131,6 +143,6 @@ export class OperatorMemory {
 
   private fresh(): Reading | null {
     const r = this.reading;
-    return r && this.deps.clock.now() - r.at <= this.deps.maxAgeMs ? r : null;
+    return r && r.number >= this.firstUsable && this.deps.clock.now() - r.at <= this.deps.maxAgeMs ? r : null;
   }
 }

@@ -36,11 +36,13 @@ export interface PublicationSettings {
 
 /**
  * How long after its record a publication's notice is left to the publish that stored it (on whichever
- * node): much longer than the one append between the two takes. queueMissedNotices queues only older ones,
- * so it does not race a publish under way (the log would refuse the second notice, but a publish whose
- * append then fails takes the publication back, and the notice queued by the pass would name nothing).
+ * node): much longer than the record's insert and the notice's append can take between them (each up to
+ * the PostgreSQL query timeout, 35 s), with the nodes' clocks a little apart. queueMissedNotices queues
+ * only older ones, so it does not race a publish under way (the log would refuse the second notice, but a
+ * publish whose append then fails takes the publication back, and the notice queued by the pass would
+ * name nothing).
  */
-export const NOTICE_GRACE_MS = 60_000;
+export const NOTICE_GRACE_MS = 5 * 60_000;
 
 /**
  * The notice's sender unique reference (in the message log and in S1): one per publication, so that a
