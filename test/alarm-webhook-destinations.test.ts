@@ -32,6 +32,15 @@ const unsigned: OutboundSigner = { sign: () => Promise.resolve({}) };
 
 const notice: AlarmNotice = { kind: 'raised', condition: { key: 'dead-letter:x', rule: 'dead-letter', participant: null, summary: 'a dead letter', since: 0 }, at: 0, asOf: 0 };
 
+/** An alarm channel that signs its webhook notices as the DIP does, with a signing certificate of a fresh CA. */
+async function signingChannel() {
+  const ca = await createCertificateAuthority({ commonName: 'test CA', environment: 'TEST', validDays: 2 });
+  const signing = await issueSigningCertificate(ca, { commonName: 'the DIP', validDays: 2 });
+  const signer = new Signer(signing.keyPem, signing.certPem);
+  const channel = new SmtpAlarmChannel(null, new WebhookDestinations({ enforce: false, lookup: rebound }), { sign: async (method, url, body) => ({ ...(await signer.sign(method, url, body)) }) });
+  return { ca, signer, channel };
+}
+
 describe('alarm webhooks and internal networks', () => {
   let server: Server;
   let port: number;
@@ -76,10 +85,7 @@ describe('alarm webhooks and internal networks', () => {
   });
 
   it('signs each notice with the X-DIP-* headers over the URL as requested, its body unchanged', async () => {
-    const ca = await createCertificateAuthority({ commonName: 'test CA', environment: 'TEST', validDays: 2 });
-    const signing = await issueSigningCertificate(ca, { commonName: 'the DIP', validDays: 2 });
-    const signer = new Signer(signing.keyPem, signing.certPem);
-    const channel = new SmtpAlarmChannel(null, new WebhookDestinations({ enforce: false, lookup: rebound }), { sign: async (method, url, body) => ({ ...(await signer.sign(method, url, body)) }) });
+    const { ca, channel } = await signingChannel();
     try {
       // Written otherwise than requested (a dot segment, an empty query): the subscriber sees /signed only.
       await channel.webhook(`http://127.0.0.1:${port}/x/../signed?`, notice);
@@ -98,10 +104,7 @@ describe('alarm webhooks and internal networks', () => {
   // A probe's subscriber, with a receiver built with `dip listen`, had every notice refused (400: the
   // receiver took only arrays of messages), so alarms and maintenance notices never reached it.
   it('the receiver `dip listen` runs takes each notice (alarm, maintenance), verifies its signature, and prints it; a forged one is refused', async () => {
-    const ca = await createCertificateAuthority({ commonName: 'test CA', environment: 'TEST', validDays: 2 });
-    const signing = await issueSigningCertificate(ca, { commonName: 'the DIP', validDays: 2 });
-    const signer = new Signer(signing.keyPem, signing.certPem);
-    const channel = new SmtpAlarmChannel(null, new WebhookDestinations({ enforce: false, lookup: rebound }), { sign: async (method, url, body) => ({ ...(await signer.sign(method, url, body)) }) });
+    const { ca, signer, channel } = await signingChannel();
     const taken: ReceivedCall[] = [];
     // As `dip listen` starts it, bar the port: no `respond`, so the receiver's own answer is what is tested.
     const receiver = await startWebhookReceiver({ trustedCas: [ca.certPem], onCall: (c) => taken.push(c) });

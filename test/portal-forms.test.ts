@@ -3,24 +3,32 @@
  * form bodies are read in one pass with a bound on their fields, an address Fastify cannot route gets
  * a page with the pages' headers, and only the portal's own form signs a person out.
  */
-import { connect } from 'node:tls';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpCode } from '../src/security/portal-credentials.js';
 import { CONTENT_SECURITY_POLICY } from '../src/portal/server.js';
 import { adminApi } from './helpers/admin.js';
-import { DEFAULTS } from '../src/config.js';
-import { startTestDip, waitFor, type TestDip } from './helpers/dip-harness.js';
+import { startTestDip, type TestDip } from './helpers/dip-harness.js';
 
-describe('portal requests', () => {
-  let t: TestDip;
-  let agent: Agent;
-  let origin: string;
-
+/**
+ * A DIP of its own for the describe that calls this, and `send` to its portals' listener: a form goes with
+ * the portal's own Origin unless another is given (a forged cross-site post).
+ */
+function portalDip() {
+  const at: { t?: TestDip; agent?: Agent } = {};
+  beforeAll(async () => {
+    at.t = await startTestDip();
+    at.agent = new Agent({ connect: { ca: at.t.dip.pki.ca.certPem } });
+  });
+  afterAll(async () => {
+    await at.agent?.close();
+    await at.t?.close();
+  });
   const send = async (method: 'GET' | 'POST', path: string, options: { form?: string; cookie?: string; origin?: string } = {}) => {
+    const origin = at.t!.dip.portalUrl;
     const res = await request(`${origin}${path}`, {
       method,
-      dispatcher: agent,
+      dispatcher: at.agent!,
       headers: {
         ...(options.form === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded', origin: options.origin ?? origin }),
         ...(options.cookie ? { cookie: options.cookie } : {}),
@@ -29,6 +37,11 @@ describe('portal requests', () => {
     });
     return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
   };
+  return { dip: (): TestDip => at.t!, send };
+}
+
+describe('portal requests', () => {
+  const { dip, send } = portalDip();
 
   /** An operator's first sign-in: the password alone is answered with the page that sets up their TOTP. */
   const startEnrolment = async (username: string, password: string) => {
@@ -38,16 +51,6 @@ describe('portal requests', () => {
     return { page, secret: /id="totp-secret">([A-Z2-7]+)</.exec(page.text)![1]!, token: /name="token" value="([^"]+)"/.exec(page.text)![1]! };
   };
   const confirm = (token: string, fields: Record<string, string>) => send('POST', '/operator/sign-in/enrolment', { form: new URLSearchParams({ token, choose: 'yes', ...fields }).toString() });
-
-  beforeAll(async () => {
-    t = await startTestDip();
-    origin = t.dip.portalUrl;
-    agent = new Agent({ connect: { ca: t.dip.pki.ca.certPem } });
-  });
-  afterAll(async () => {
-    await agent?.close();
-    await t?.close();
-  });
 
   it('reads a form of many fields in one pass and refuses one of more than 1,000 (413), before any check', async () => {
     const fields = (n: number) => Array.from({ length: n }, (_, i) => `f${i}=x`).join('&');
@@ -69,7 +72,7 @@ describe('portal requests', () => {
 
   it('shows the operator accounts to admins only, as the operator API does', async () => {
     // Made while no admin exists (the bootstrap token still works): a viewer, signed in with a password of her own.
-    const made = (await adminApi(t)('POST', '/admin/operators', { name: 'vera.viewer', role: 'viewer', displayName: 'Vera' })).body as { password: string };
+    const made = (await adminApi(dip())('POST', '/admin/operators', { name: 'vera.viewer', role: 'viewer', displayName: 'Vera' })).body as { password: string };
     const { secret, token } = await startEnrolment('vera.viewer', made.password);
     const signIn = await confirm(token, { code: totpCode(secret, Date.now()), next: 'vera chose this', repeat: 'vera chose this' });
     expect(signIn.status).toBe(303);
@@ -81,7 +84,7 @@ describe('portal requests', () => {
     expect(operators.text).not.toContain('vera.viewer</td>');
     // Nor may she learn by disabling which names are accounts: her role is refused first, whatever the name.
     const csrf = /name="_csrf" value="([^"]+)"/.exec((await send('GET', '/operator/', { cookie })).text)![1]!;
-    await t.participant('1000000001', ['SUP']);
+    await dip().participant('1000000001', ['SUP']);
     for (const path of ['/operator/operators/disable', '/operator/participants/1000000001/users/disable']) {
       for (const username of ['vera.viewer', 'no.such.person']) {
         const tried = await send('POST', path, { cookie, form: new URLSearchParams({ _csrf: csrf, username }).toString() });
@@ -91,7 +94,7 @@ describe('portal requests', () => {
   });
 
   it("sets up an operator's TOTP and their own password at the first sign-in, signs out only from the portal's own form, and changes a password on the account page", async () => {
-    const made = (await adminApi(t)('POST', '/admin/operators', { name: 'ops.olga', role: 'admin', displayName: 'Olga' })).body as { password: string };
+    const made = (await adminApi(dip())('POST', '/admin/operators', { name: 'ops.olga', role: 'admin', displayName: 'Olga' })).body as { password: string };
     // The password the administrator saw opens no session: the answer is the secret to add to an app,
     // with the form that confirms it (the enrolment token in a hidden field, a password of her own).
     const { page: offered, secret, token } = await startEnrolment('ops.olga', made.password);
@@ -142,34 +145,12 @@ describe('portal requests', () => {
 });
 
 describe('the user portal\'s certificate request', () => {
-  let t: TestDip;
-  let agent: Agent;
-  let origin: string;
-
-  const send = async (method: 'GET' | 'POST', path: string, options: { form?: string; cookie?: string } = {}) => {
-    const res = await request(`${origin}${path}`, {
-      method,
-      dispatcher: agent,
-      headers: { ...(options.form === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded', origin }), ...(options.cookie ? { cookie: options.cookie } : {}) },
-      body: options.form,
-    });
-    return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
-  };
-
-  beforeAll(async () => {
-    t = await startTestDip();
-    origin = t.dip.portalUrl;
-    agent = new Agent({ connect: { ca: t.dip.pki.ca.certPem } });
-  });
-  afterAll(async () => {
-    await agent?.close();
-    await t?.close();
-  });
+  const { dip, send } = portalDip();
 
   it("refuses a certificate request without a CSR, naming the field, and issues nothing (no key made for nobody to hold)", async () => {
-    const sup = await t.participant('1000000002', ['SUP']);
+    const sup = await dip().participant('1000000002', ['SUP']);
     // Made with the bootstrap token: this DIP has no admin operator yet.
-    const made = (await adminApi(t)('POST', '/admin/portal/accounts', { username: 'sid.sup', displayName: 'Sid', participantDipId: sup.dipId, admin: true })).body as { password: string };
+    const made = (await adminApi(dip())('POST', '/admin/portal/accounts', { username: 'sid.sup', displayName: 'Sid', participantDipId: sup.dipId, admin: true })).body as { password: string };
     const first = await send('POST', '/portal/sign-in', { form: new URLSearchParams({ username: 'sid.sup', password: made.password, code: '' }).toString() });
     const secret = /id="totp-secret">([A-Z2-7]+)</.exec(first.text)![1]!;
     const token = /name="token" value="([^"]+)"/.exec(first.text)![1]!;
@@ -185,29 +166,5 @@ describe('the user portal\'s certificate request', () => {
       expect(answer.text).not.toContain('Issued certificate');
       expect(answer.text).not.toContain('certificate issued');
     }
-  });
-});
-
-describe('the portals\' listener deadlines', () => {
-  let t: TestDip;
-  const REQUEST_MS = 1_000;
-
-  beforeAll(async () => {
-    // Short deadlines (Node's own, on real time: the portal takes no streamed bodies), so this ends fast.
-    t = await startTestDip({ http: { ...DEFAULTS.http, requestTimeoutMs: REQUEST_MS, headersTimeoutMs: REQUEST_MS, connectionsCheckingIntervalMs: 100 } });
-  });
-  afterAll(async () => t?.close());
-
-  it('answers a sign-in form that stops arriving with 408 and closes the connection, as the other listeners do', async () => {
-    const socket = connect({ host: '127.0.0.1', port: Number(new URL(t.dip.portalUrl).port), ca: t.dip.pki.ca.certPem, servername: 'localhost' });
-    await new Promise((resolve) => socket.once('secureConnect', resolve));
-    let text = '';
-    socket.on('data', (piece: Buffer) => (text += piece.toString()));
-    const closed = new Promise((resolve) => socket.once('close', resolve));
-    // Half a form: the rest never comes.
-    socket.write(`POST /portal/sign-in HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nusername=sam`);
-    await waitFor(() => socket.closed, 20 * REQUEST_MS, 'the half-sent form to be cut off');
-    await closed;
-    expect(text).toMatch(/^HTTP\/1\.1 408 /);
   });
 });

@@ -205,14 +205,16 @@ export class DipMetrics {
 
   /** 1 while what the nodes share (NATS) answers this node: 0 means no queue can be claimed, nothing is delivered. */
   watchCoordination(health: () => CoordinationHealth): void {
-    new Gauge({
-      name: 'dip_coordination_ok',
-      help: '1 while the nodes\' coordination (NATS JetStream: queue leases) answers this node; at 0 no queue can be claimed or renewed and nothing is delivered',
-      registers: [this.registry],
-      collect() {
-        this.set(health().state === 'ok' ? 1 : 0);
-      },
-    });
+    this.gaugeRead(
+      'dip_coordination_ok',
+      '1 while the nodes\' coordination (NATS JetStream: queue leases) answers this node; at 0 no queue can be claimed or renewed and nothing is delivered',
+      () => (health().state === 'ok' ? 1 : 0),
+    );
+  }
+
+  /** A gauge of one number, read at every scrape. */
+  private gaugeRead(name: string, help: string, read: () => number): void {
+    new Gauge({ name, help, registers: [this.registry], collect() { this.set(read()); } });
   }
 
   /** Delivery processes by state (workers > 1), and how often each was restarted, read at every scrape. */
@@ -242,14 +244,7 @@ export class DipMetrics {
 
   /** Delivery attempt records held while the store is out of reach (pipeline/attempt-journal.ts), read at every scrape. */
   watchJournal(held: () => number): void {
-    new Gauge({
-      name: 'dip_delivery_attempts_held',
-      help: 'Delivery attempt records the store has not taken yet (it was out of reach); written in order once it answers',
-      registers: [this.registry],
-      collect() {
-        this.set(held());
-      },
-    });
+    this.gaugeRead('dip_delivery_attempts_held', 'Delivery attempt records the store has not taken yet (it was out of reach); written in order once it answers', held);
   }
 
   /** The overload guard's state (README, Overload), read at every scrape: how close submissions are to a 503. */
@@ -261,9 +256,7 @@ export class DipMetrics {
       ['dip_overload_bytes_arriving', 'Bytes declared by submissions whose body is still arriving (overload.maxBytesArriving)', (s) => s.bytesArriving],
       ['dip_overload_event_loop_delay_seconds', 'Mean event-loop delay the guard judges by (overload.maxEventLoopDelayMs)', (s) => s.eventLoopDelayMs / 1000],
     ];
-    for (const [name, help, of] of gauges) {
-      new Gauge({ name, help, registers, collect() { this.set(of(stats())); } });
-    }
+    for (const [name, help, of] of gauges) this.gaugeRead(name, help, () => of(stats()));
     new Counter({
       name: 'dip_overload_refused_total',
       help: 'Submissions answered 503 because the DIP was overloaded',

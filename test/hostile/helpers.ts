@@ -7,6 +7,7 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import Database from 'better-sqlite3';
 import { createPrivateKey, webcrypto } from 'node:crypto';
+import * as net from 'node:net';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
@@ -222,6 +223,27 @@ export interface RawOptions {
   maxVersion?: tls.SecureVersion;
   /** Another of the DIP's TLS listeners (the portals'); the participant listener by default. */
   port?: number;
+}
+
+/**
+ * Opens a TCP connection to `port` and sends nothing, not even a TLS hello: how long until the server
+ * closed it (ms), or Infinity when it had not after `giveUpMs`. On real time, as rawTls is: what it
+ * measures is Node's own handshake deadline (the listener's `https` options), which no injected clock drives.
+ */
+export function closedWhenSilent(port: number, giveUpMs: number): Promise<number> {
+  const started = Date.now();
+  return new Promise<number>((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    const giveUp = setTimeout(() => {
+      s.destroy();
+      resolve(Number.POSITIVE_INFINITY);
+    }, giveUpMs);
+    s.on('error', () => {});
+    s.on('close', () => {
+      clearTimeout(giveUp);
+      resolve(Date.now() - started);
+    });
+  });
 }
 
 /** Opens a TLS connection to the DIP, writes raw bytes and collects whatever comes back until it closes. */
