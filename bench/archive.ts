@@ -22,7 +22,7 @@ import { REPO_ROOT, startDipProcess, type DipProcess } from './lib/dip-process.j
 import { closedLoop, prepareAll, SenderPool } from './lib/load.js';
 import { issueMarketIdentities, onboardMarket, PRIMARY, registerWebhooks, type Market } from './lib/market.js';
 import { Receivers } from './lib/receivers.js';
-import { round, sqliteFileBytes, table, wallNow } from './lib/util.js';
+import { round, sqliteFileBytes, table, hostNow } from './lib/util.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -59,7 +59,7 @@ interface SizeResult {
 
 /** Grows the stopped DIP's file from the template (messages 1…TEMPLATE) to `archived` messages, all delivered. */
 function preload(dataDir: string, archived: number): number {
-  const started = wallNow();
+  const started = hostNow();
   const db = new Database(join(dataDir, 'dip.db'));
   db.pragma('synchronous = OFF');
   const batches = (db.prepare('SELECT max(id) AS n FROM batches').get() as { n: number }).n;
@@ -90,7 +90,7 @@ function preload(dataDir: string, archived: number): number {
   const fd = openSync(join(dataDir, 'dip.db'), 'r+');
   fsyncSync(fd);
   closeSync(fd);
-  return (wallNow() - started) / 1000;
+  return (hostNow() - started) / 1000;
 }
 
 /** The ingest window of each thread that worked in it (the main thread, the ingest threads). */
@@ -134,11 +134,11 @@ async function measure(size: number, pkiDir: string, identities: Awaited<ReturnT
 
   // (b) Delivery of what (a) accepted, to 4 recipients each, once their webhooks exist.
   await receivers.phase(phase, supply.length * perRequest);
-  const d0 = wallNow();
+  const d0 = hostNow();
   const c0 = dip.cpuSeconds();
   await registerWebhooks(dip, market, receivers.urls, 500);
   const done = await receivers.waitFor(phase, (p) => p.delivered.every((n) => n >= accepted), 300_000, 50);
-  const elapsed = (wallNow() - d0) / 1000;
+  const elapsed = (hostNow() - d0) / 1000;
   const c1 = dip.cpuSeconds();
   if (!done.ok) log(`  delivery did not finish: ${JSON.stringify(done.progress.delivered)}`);
   await pool.close();

@@ -40,7 +40,7 @@ import { latencySvg, type LatencyPoint } from './lib/plot.js';
 import { BENCH_NATS_SERVERS, benchDatabase, jetstreamRate, pgInsertRate, type BenchDatabase, type JetStreamResult, type PgInsertResult } from './lib/raw-cluster.js';
 import { fsyncProbe, rsaRates, sqliteInsertRate, startEchoServer, type EchoResult, type RsaResult, type SqliteResult } from './lib/raw-limits.js';
 import { Receivers, type ReceiverProgress } from './lib/receivers.js';
-import { cpuBetween, cpuSnapshot, fmt, machineInfo, percentile, round, sleep, sqliteFileBytes, table, wallNow, type CpuUse } from './lib/util.js';
+import { cpuBetween, cpuSnapshot, fmt, machineInfo, percentile, round, sleep, sqliteFileBytes, table, hostNow, type CpuUse } from './lib/util.js';
 
 const BENCHES = ['raw', 'ingest', 'latency', 'ramp', 'drain', 'profile', 'publications', 'day'] as const;
 type BenchName = (typeof BENCHES)[number];
@@ -518,6 +518,9 @@ interface LoadResult extends LatencyStats {
    * p90 is its steady state or a few slow seconds (the first seconds after a DIP starts, a checkpoint).
    */
   p90BySecond: number[];
+  /** The receivers' clock minus the generator's at the level's start (ms, ±uncertainty); ~0 when latency is trustworthy. */
+  clockOffsetMs: number;
+  clockUncertaintyMs: number;
   cpu: CpuUse;
   errors: string[];
 }
@@ -549,6 +552,7 @@ const GIVE_UP_BEHIND_S = 1.5;
 async function offer(f: Fixture, ctx: FanoutCtx, rate: number, durationMs: number, presign: boolean, window?: { fromUs: number; toUs: number }): Promise<LoadResult> {
   const phase = ++f.phase;
   let diskCommitsPerSecond = Number.NaN;
+  let clock = { offsetMs: Number.NaN, uncertaintyMs: Number.NaN };
   const loop = await openLoop({
     pool: ctx.pool,
     phase,
@@ -560,6 +564,7 @@ async function offer(f: Fixture, ctx: FanoutCtx, rate: number, durationMs: numbe
     beforeStart: async (capacity) => {
       await ctx.receivers.phase(phase, capacity);
       diskCommitsPerSecond = fsyncProbe();
+      clock = await ctx.receivers.clockOffset();
     },
   });
   const t0 = await loop.started;
@@ -573,13 +578,13 @@ async function offer(f: Fixture, ctx: FanoutCtx, rate: number, durationMs: numbe
   // Watch the phase: once the DIP is GIVE_UP_BEHIND_S seconds of load behind (answers or deliveries),
   // it is not keeping up, and carrying on would only build a backlog that spoils the next phase.
   const watch = (async () => {
-    while (wallNow() < windowEnd && stoppedEarlyAt === null) {
+    while (hostNow() < windowEnd && stoppedEarlyAt === null) {
       await sleep(250);
       const c = loop.counts();
       const p = await ctx.receivers.progress(phase);
       const slowest = Math.min(...p.delivered);
       if (c.sent - c.answered > rate * GIVE_UP_BEHIND_S || c.accepted - slowest > rate * GIVE_UP_BEHIND_S) {
-        stoppedEarlyAt = wallNow();
+        stoppedEarlyAt = hostNow();
         c1 = cpuSnapshot(ctx.dip.pid, ctx.receivers.pid);
         p1 = p;
         loop.stop();
@@ -592,7 +597,7 @@ async function offer(f: Fixture, ctx: FanoutCtx, rate: number, durationMs: numbe
   })();
   const run = await loop.done;
   await watch;
-  if (window) window.toUs = monoUs() - Math.max(0, wallNow() - (stoppedEarlyAt ?? windowEnd)) * 1000;
+  if (window) window.toUs = monoUs() - Math.max(0, hostNow() - (stoppedEarlyAt ?? windowEnd)) * 1000;
   const end = stoppedEarlyAt ?? windowEnd;
   let accepted = 0;
   for (let i = 0; i < run.sent; i++) if (run.status[i] === 201) accepted++;
@@ -649,6 +654,8 @@ async function offer(f: Fixture, ctx: FanoutCtx, rate: number, durationMs: numbe
     diskCommitsPerSecond,
     dipCpuUsPerMessage: round((cpu.dipCores * 1e6) / Math.max(1, acceptedPerSecond), 0),
     p90BySecond,
+    clockOffsetMs: round(clock.offsetMs, 2),
+    clockUncertaintyMs: round(clock.uncertaintyMs, 2),
     cpu,
     errors: run.errors,
   };
@@ -683,7 +690,7 @@ async function latencyBench(f: Fixture): Promise<LoadResult[]> {
     log(`latency: ${rate} msg/s offered for ${S.latencyMs / 1000} s, open loop, 4 recipients`);
     const r = await offerLevel(f, ctx, rate, S.latencyMs);
     out.push(r);
-    log(`  p90 ms by second: ${r.p90BySecond.join(', ')}`);
+    log(`  p90 ms by second: ${r.p90BySecond.join(', ')}; receivers' clock ${r.clockOffsetMs} ± ${r.clockUncertaintyMs} ms from the generator's`);
     emit('latency', r as unknown as Record<string, unknown>, table(loadHeaders, [loadRow(r)]));
   }
   return out;
@@ -793,20 +800,20 @@ async function drainBench(f: Fixture, ramp: RampResult | undefined): Promise<Dra
     },
   });
   const t0 = await loop.started;
-  await sleep(Math.max(0, t0 + S.drainOutageMs - wallNow()));
+  await sleep(Math.max(0, t0 + S.drainOutageMs - hostNow()));
   const refusedBefore = await ctx.receivers.progress(phase);
   await ctx.receivers.setStatus(OUT, 200);
-  const tRecover = wallNow();
+  const tRecover = hostNow();
   const c0 = cpuSnapshot(ctx.dip.pid, ctx.receivers.pid);
   const backlogEstimate = Math.floor((rate * (tRecover - t0)) / 1000);
   log(`drain: recipient back; ~${backlogEstimate} messages queued for it`);
   const deadline = tRecover + S.drainMaxMs - 3000;
-  const waited = await ctx.receivers.waitFor(phase, (p) => (p.delivered[OUT] ?? 0) >= backlogEstimate, deadline - wallNow(), 100);
+  const waited = await ctx.receivers.waitFor(phase, (p) => (p.delivered[OUT] ?? 0) >= backlogEstimate, deadline - hostNow(), 100);
   const c1 = cpuSnapshot(ctx.dip.pid, ctx.receivers.pid);
   if (!waited.ok) log('drain: the backlog did not drain within the time allowed');
   else log('drain: backlog delivered; waiting for the recipient to catch up with the live traffic');
   // Caught up: the recipient is less than half a second of traffic behind what has been accepted.
-  await ctx.receivers.waitFor(phase, (p) => (p.delivered[OUT] ?? 0) >= loop.counts().accepted - rate / 2, Math.max(0, deadline - wallNow()), 100);
+  await ctx.receivers.waitFor(phase, (p) => (p.delivered[OUT] ?? 0) >= loop.counts().accepted - rate / 2, Math.max(0, deadline - hostNow()), 100);
   await sleep(2000); // some live traffic after catching up, to see the recipient back to normal
   loop.stop();
   const run = await loop.done;
@@ -908,15 +915,15 @@ async function profileBench(f: Fixture): Promise<ProfileResult> {
         await sleep(500);
         measured = phase;
         p0 = await rx.progress(phase);
-        t0 = wallNow();
+        t0 = hostNow();
         window.fromUs = monoUs();
       }
     });
     const p1 = await rx.progress(measured);
-    t1 = wallNow();
+    t1 = hostNow();
     window.toUs = monoUs();
     const settled = await rx.waitFor(measured, (p) => p.delivered.every((d) => d >= r.acceptedMessages), SETTLE_MS);
-    const drainAfterMs = wallNow() - t1;
+    const drainAfterMs = hostNow() - t1;
     void settled;
     await rx.collect(r.pilotPhase);
     await rx.collect(measured);
@@ -1054,18 +1061,18 @@ async function dayBench(f: Fixture): Promise<DayResult> {
     log(`day: ${fmt(messages)} IF-021 × ${RECIPIENT_COUNT} recipients, batch ${DAY.batch}, ${DAY.concurrency} in flight, lead ≤ ${fmt(DAY.maxLead)}; load ${loadBefore}`);
     // The slowest recipient's progress, for the lead limit and the log.
     const watch = (async () => {
-      let lastLog = wallNow();
+      let lastLog = hostNow();
       while (sending) {
         await sleep(200);
         slowest = Math.min(...(await rx.progress(phase)).delivered);
-        if (wallNow() - lastLog > 15_000) {
-          lastLog = wallNow();
+        if (hostNow() - lastLog > 15_000) {
+          lastLog = hostNow();
           log(`day: ${fmt(accepted)} accepted, slowest recipient at ${fmt(slowest)}`);
         }
       }
     })();
     const c0 = cpuSnapshot(dip.pid, rx.pid);
-    const t0 = wallNow();
+    const t0 = hostNow();
     await Promise.all(
       Array.from({ length: DAY.concurrency }, async () => {
         while (next < messages) {
@@ -1076,7 +1083,7 @@ async function dayBench(f: Fixture): Promise<DayResult> {
           for (;;) {
             // Signed for each try: a refused request's signature is spent (replay guard).
             const p = await pool.prepare(phase, first, count);
-            const start = wallNow();
+            const start = hostNow();
             const a = await pool.post(p);
             if (a.status === 503 || a.status === 429) {
               retried[a.status] = (retried[a.status] ?? 0) + 1;
@@ -1084,11 +1091,11 @@ async function dayBench(f: Fixture): Promise<DayResult> {
               continue;
             }
             postStart.fill(start, first, first + count);
-            answeredAt.fill(wallNow(), first, first + count);
+            answeredAt.fill(hostNow(), first, first + count);
             status.fill(a.status, first, first + count);
             if (a.status === 201) {
               accepted += count;
-              lastAccept = wallNow();
+              lastAccept = hostNow();
             } else {
               refused += count;
               if (errors.length < 5) errors.push(`${a.status}: ${a.text.slice(0, 300)}`);
@@ -1099,7 +1106,7 @@ async function dayBench(f: Fixture): Promise<DayResult> {
       }),
     );
     const settled = await rx.waitFor(phase, (p) => p.delivered.every((d) => d >= accepted), Math.max(120_000, DAY.maxLead * 10));
-    const end = wallNow();
+    const end = hostNow();
     const c1 = cpuSnapshot(dip.pid, rx.pid);
     sending = false;
     await watch;
@@ -1299,7 +1306,7 @@ function sideBySide(per: Record<string, Record<string, unknown>>): string {
 }
 
 async function main(): Promise<void> {
-  const started = wallNow();
+  const started = hostNow();
   mkdirSync(RESULTS_DIR, { recursive: true });
   rmSync(PROFILE_DIR, { recursive: true, force: true });
   const machine = { ...machineInfo(), ...gitInfo() };
@@ -1381,7 +1388,7 @@ async function main(): Promise<void> {
     // One backend: the results as before; several: each under its name, and a side-by-side table.
     if (BACKENDS.length === 1) Object.assign(results, perBackend[BACKENDS[0]!]);
     else results.backends = perBackend;
-    results.elapsedSeconds = round((wallNow() - started) / 1000, 0);
+    results.elapsedSeconds = round((hostNow() - started) / 1000, 0);
     mkdirSync(RESULTS_DIR, { recursive: true });
     writeFileSync(join(RESULTS_DIR, 'latest.json'), `${JSON.stringify(results, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2)}\n`);
     const md =

@@ -2,7 +2,7 @@ import { Agent, request } from 'undici';
 import { Signer } from '../../src/security/signature.js';
 import { buildIF021, mpanCore } from '../../src/sim/messages.js';
 import type { Credentials } from './market.js';
-import { sleep, wallNow } from './util.js';
+import { sleep, hostNow } from './util.js';
 
 const PLACEHOLDER = 'QQQQBENCHSUFFIXQQQQ';
 
@@ -178,7 +178,7 @@ export interface ClosedLoopResult {
  * its lane is answered, until `durationMs` has passed or the supply of prepared requests runs out.
  */
 export async function closedLoop(pool: SenderPool, next: () => Promise<Prepared | undefined>, concurrency: number, durationMs: number): Promise<ClosedLoopResult> {
-  const t0 = wallNow();
+  const t0 = hostNow();
   const deadline = t0 + durationMs;
   let requests = 0;
   let accepted = 0;
@@ -190,12 +190,12 @@ export async function closedLoop(pool: SenderPool, next: () => Promise<Prepared 
   let resets = 0;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (wallNow() < deadline) {
+      while (hostNow() < deadline) {
         const p = await next();
         if (!p) return;
-        const started = wallNow();
+        const started = hostNow();
         const a = await pool.post(p);
-        lastAnswer = wallNow();
+        lastAnswer = hostNow();
         requestLatencyMs.push(lastAnswer - started);
         requests++;
         resets += a.resets;
@@ -303,7 +303,7 @@ export async function openLoop(o: OpenLoopOptions): Promise<OpenLoop> {
   let maxLag = 0;
   let lagSum = 0;
   const pending = new Set<Promise<void>>();
-  const t0 = wallNow() + 20;
+  const t0 = hostNow() + 20;
   let startedResolve: (t: number) => void = () => {};
   const started = new Promise<number>((r) => (startedResolve = r));
 
@@ -313,7 +313,7 @@ export async function openLoop(o: OpenLoopOptions): Promise<OpenLoop> {
     sent += g.count;
     const run = async () => {
       const p = prepared ? prepared[index]! : await o.pool.prepare(o.phase, g.first, g.count);
-      const start = wallNow();
+      const start = hostNow();
       const lag = start - due;
       maxLag = Math.max(maxLag, lag);
       lagSum += lag;
@@ -322,7 +322,7 @@ export async function openLoop(o: OpenLoopOptions): Promise<OpenLoop> {
       maxInFlight = Math.max(maxInFlight, inFlight);
       const a = await o.pool.post(p);
       inFlight--;
-      const at = wallNow();
+      const at = hostNow();
       answeredAt.fill(at, g.first, g.first + g.count);
       status.fill(a.status, g.first, g.first + g.count);
       answered += g.count;
@@ -357,15 +357,15 @@ export async function openLoop(o: OpenLoopOptions): Promise<OpenLoop> {
       });
     };
     const pump = () => {
-      const now = wallNow();
+      const now = hostNow();
       while (!stopped && gi < groups.length && t0 + groups[gi]!.tick * o.tickMs <= now) fire(gi++);
       if (stopped || gi >= groups.length) {
         void finish();
         return;
       }
-      setTimeout(pump, Math.max(0, t0 + groups[gi]!.tick * o.tickMs - wallNow()));
+      setTimeout(pump, Math.max(0, t0 + groups[gi]!.tick * o.tickMs - hostNow()));
     };
-    void sleep(Math.max(0, t0 - wallNow())).then(() => {
+    void sleep(Math.max(0, t0 - hostNow())).then(() => {
       startedResolve(t0);
       pump();
     });

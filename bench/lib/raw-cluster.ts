@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
-import { round, wallNow } from './util.js';
+import { round, hostNow } from './util.js';
 
 /** The servers the cluster backend's benchmark runs against (the services on these machines by default). */
 export const BENCH_POSTGRES_URL = process.env.DIP_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -65,12 +65,12 @@ export async function pgInsertRate(opts: { rows: string[]; rowsPerTransaction: n
     let rows = 0;
     let commits = 0;
     let bytes = 0;
-    const t0 = wallNow();
+    const t0 = hostNow();
     await Promise.all(
       Array.from({ length: opts.connections }, async (_, w) => {
         const c = await pool.connect();
         try {
-          for (let n = w; wallNow() - t0 < opts.durationMs; n += opts.connections) {
+          for (let n = w; hostNow() - t0 < opts.durationMs; n += opts.connections) {
             const batch = Array.from({ length: opts.rowsPerTransaction }, (_, i) => Buffer.from(opts.rows[(n + i) % opts.rows.length]!));
             await c.query('INSERT INTO t (body) SELECT unnest($1::bytea[])', [batch]);
             rows += batch.length;
@@ -82,7 +82,7 @@ export async function pgInsertRate(opts: { rows: string[]; rowsPerTransaction: n
         }
       }),
     );
-    const s = (wallNow() - t0) / 1000;
+    const s = (hostNow() - t0) / 1000;
     return { rowBytes: Math.round(bytes / rows), rowsPerTransaction: opts.rowsPerTransaction, connections: opts.connections, rowsPerSecond: round(rows / s, 0), commitsPerSecond: round(commits / s, 0) };
   } finally {
     await pool.end();
@@ -111,25 +111,25 @@ export async function jetstreamRate(opts: { message: string; inFlight: number; d
     const js = jetstream(nc);
     const body = Buffer.from(opts.message);
     let published = 0;
-    const t0 = wallNow();
+    const t0 = hostNow();
     await Promise.all(
       Array.from({ length: opts.inFlight }, async () => {
-        while (wallNow() - t0 < opts.durationMs) {
+        while (hostNow() - t0 < opts.durationMs) {
           await js.publish(`${name}.m`, body);
           published += 1;
         }
       }),
     );
-    const publishS = (wallNow() - t0) / 1000;
+    const publishS = (hostNow() - t0) / 1000;
     const consumer = await js.consumers.get(name);
-    const t1 = wallNow();
+    const t1 = hostNow();
     let consumed = 0;
     const messages = await consumer.consume({ max_messages: 1000 });
     for await (const _m of messages) {
       if (++consumed >= published) break;
     }
     await messages.close();
-    const consumeS = (wallNow() - t1) / 1000;
+    const consumeS = (hostNow() - t1) / 1000;
     await jsm.streams.delete(name);
     return { messageBytes: body.length, inFlight: opts.inFlight, publishPerSecond: round(published / publishS, 0), consumePerSecond: round(consumed / consumeS, 0) };
   } finally {

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import { createCertificateAuthority, issueParticipantCertificate, issueServerCertificate } from '../../src/security/pki.js';
 import { REPO_ROOT } from './dip-process.js';
-import { procCpuSeconds, round, trackChild, wallNow } from './util.js';
+import { procCpuSeconds, round, trackChild, hostNow } from './util.js';
 
 export interface SqliteResult {
   rowBytes: number;
@@ -39,8 +39,8 @@ export function sqliteInsertRate(opts: { rows: string[]; rowsPerTransaction: num
     let bytes = 0;
     // Warm up the file and page cache.
     tx(opts.rows.slice(0, Math.min(opts.rows.length, opts.rowsPerTransaction)));
-    const t0 = wallNow();
-    while (wallNow() - t0 < opts.durationMs) {
+    const t0 = hostNow();
+    while (hostNow() - t0 < opts.durationMs) {
       batch.length = 0;
       for (let i = 0; i < opts.rowsPerTransaction; i++) {
         const r = opts.rows[(n + i) % opts.rows.length]!;
@@ -51,7 +51,7 @@ export function sqliteInsertRate(opts: { rows: string[]; rowsPerTransaction: num
       n += opts.rowsPerTransaction;
       txs++;
     }
-    const s = (wallNow() - t0) / 1000;
+    const s = (hostNow() - t0) / 1000;
     db.close();
     return {
       rowBytes: Math.round(bytes / n),
@@ -115,25 +115,25 @@ export async function startEchoServer(): Promise<EchoServer> {
         await res.body.text();
       };
       // Open the connections and warm up.
-      const warmUntil = wallNow() + 1000;
+      const warmUntil = hostNow() + 1000;
       await Promise.all(Array.from({ length: concurrency }, async () => {
-        while (wallNow() < warmUntil) await once();
+        while (hostNow() < warmUntil) await once();
       }));
       let n = 0;
       const cpu0 = procCpuSeconds(child.pid!);
       const own0 = process.cpuUsage();
-      const t0 = wallNow();
+      const t0 = hostNow();
       await Promise.all(
         Array.from({ length: concurrency }, async () => {
-          while (wallNow() - t0 < durationMs) {
-            const s = wallNow();
+          while (hostNow() - t0 < durationMs) {
+            const s = hostNow();
             await once();
-            lat.push(wallNow() - s);
+            lat.push(hostNow() - s);
             n++;
           }
         }),
       );
-      const s = (wallNow() - t0) / 1000;
+      const s = (hostNow() - t0) / 1000;
       const cpu = procCpuSeconds(child.pid!) - cpu0;
       const own = process.cpuUsage(own0);
       await agent.close();
@@ -167,30 +167,30 @@ export async function rsaRates(durationMs: number): Promise<RsaResult> {
     new Promise<Buffer>((resolve, reject) => cryptoSign('sha256', data, key, (err, sig) => (err ? reject(err) : resolve(sig))));
   // Async: enough in flight to keep every pool thread busy.
   let n = 0;
-  const t0 = wallNow();
+  const t0 = hostNow();
   await Promise.all(
     Array.from({ length: 32 }, async () => {
-      while (wallNow() - t0 < durationMs) {
+      while (hostNow() - t0 < durationMs) {
         await signAsync(privateKey);
         n++;
       }
     }),
   );
-  const asyncRate = n / ((wallNow() - t0) / 1000);
+  const asyncRate = n / ((hostNow() - t0) / 1000);
   let m = 0;
   let sig = Buffer.alloc(0);
-  const t1 = wallNow();
-  while (wallNow() - t1 < durationMs / 2) {
+  const t1 = hostNow();
+  while (hostNow() - t1 < durationMs / 2) {
     sig = cryptoSign('sha256', data, privateKey);
     m++;
   }
-  const syncRate = m / ((wallNow() - t1) / 1000);
+  const syncRate = m / ((hostNow() - t1) / 1000);
   let v = 0;
-  const t2 = wallNow();
-  while (wallNow() - t2 < durationMs / 2) {
+  const t2 = hostNow();
+  while (hostNow() - t2 < durationMs / 2) {
     if (!cryptoVerify('sha256', data, publicKey, sig)) throw new Error('verify failed');
     v++;
   }
-  const verifyRate = v / ((wallNow() - t2) / 1000);
+  const verifyRate = v / ((hostNow() - t2) / 1000);
   return { asyncSignsPerSecond: round(asyncRate, 0), syncSignsPerSecond: round(syncRate, 0), syncVerifiesPerSecond: round(verifyRate, 0) };
 }

@@ -8,10 +8,11 @@
  */
 import { startWebhookReceiver, type ReceivedCall, type WebhookReceiver } from '../../src/client/webhook-receiver.js';
 import type { ChildReply, ChildRequest, ReceiverProgress } from './receivers.js';
+import { hostNow } from './util.js';
 
 interface PhaseState {
   recipients: number;
-  /** Receive time (epoch ms, sub-ms resolution) of message i at recipient r: recv[i * recipients + r]; NaN until it arrives. */
+  /** Receive time (hostNow(), ms with sub-ms resolution) of message i at recipient r: recv[i * recipients + r]; NaN until it arrives. */
   recv: Float64Array;
   /** Queue position (X-OpenDIP-Sequence) message i first arrived at, per recipient, same layout; 0 until it arrives. */
   seq: Int32Array;
@@ -22,7 +23,6 @@ interface PhaseState {
   duplicates: number;
 }
 
-const now = (): number => performance.timeOrigin + performance.now();
 const phases = new Map<number, PhaseState>();
 const status: Array<number | undefined> = [];
 const calls: number[] = [];
@@ -35,7 +35,7 @@ let receivers: WebhookReceiver[] = [];
 const SUFFIX = /-p(\d+)x(\d+)$/;
 
 function record(r: number, call: ReceivedCall): void {
-  const t = now();
+  const t = hostNow();
   calls[r] = (calls[r] ?? 0) + 1;
   maxBatch = Math.max(maxBatch, call.messages.length);
   messagesSeen[r] = (messagesSeen[r] ?? 0) + call.messages.length;
@@ -125,6 +125,9 @@ async function handle(msg: ChildRequest): Promise<void> {
       reply({ type: 'progress', id: msg.id, progress });
       return;
     }
+    case 'clock':
+      reply({ type: 'clock', id: msg.id, at: hostNow() });
+      return;
     case 'collect': {
       const p = phases.get(msg.phase);
       phases.delete(msg.phase);

@@ -2,7 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { REPO_ROOT } from './dip-process.js';
-import { sleep, trackChild } from './util.js';
+import { hostNow, sleep, trackChild } from './util.js';
 
 export type ChildRequest =
   | { type: 'start'; id: number; count: number; caPem: string; tls: { key: string; cert: string } }
@@ -10,6 +10,7 @@ export type ChildRequest =
   | { type: 'status'; id: number; recipient: number; status: number }
   | { type: 'progress'; id: number; phase: number }
   | { type: 'collect'; id: number; phase: number }
+  | { type: 'clock'; id: number }
   | { type: 'stop'; id: number };
 
 export interface ReceiverProgress {
@@ -28,6 +29,7 @@ export type ChildReply =
   | { type: 'ok'; id: number }
   | { type: 'started'; id: number; urls: string[] }
   | { type: 'progress'; id: number; progress: ReceiverProgress }
+  | { type: 'clock'; id: number; at: number }
   | { type: 'collected'; id: number; recv: Float64Array; seq: Int32Array; seqMismatches: number }
   | { type: 'error'; id: number; message: string };
 
@@ -100,6 +102,24 @@ export class Receivers {
     const r = await this.ask({ type: 'collect', phase });
     if (r.type !== 'collected') throw new Error('unexpected reply');
     return { recv: r.recv, seq: r.seq, seqMismatches: r.seqMismatches };
+  }
+
+  /**
+   * The receivers' clock minus this process's, from the round trip of `tries` clock requests (the one
+   * with the shortest round trip; `uncertaintyMs` is half of it). Both read hostNow(), so it should be ~0;
+   * a level reports it so that a latency floor from mismatched clocks is seen, not mistaken for the DIP.
+   */
+  async clockOffset(tries = 5): Promise<{ offsetMs: number; uncertaintyMs: number }> {
+    let best = { offsetMs: Number.NaN, uncertaintyMs: Number.POSITIVE_INFINITY };
+    for (let i = 0; i < tries; i++) {
+      const sent = hostNow();
+      const r = await this.ask({ type: 'clock' });
+      const back = hostNow();
+      if (r.type !== 'clock') throw new Error('unexpected reply');
+      const half = (back - sent) / 2;
+      if (half < best.uncertaintyMs) best = { offsetMs: r.at - (sent + half), uncertaintyMs: half };
+    }
+    return best;
   }
 
   /** Polls until `check` holds or the timeout passes; returns the last progress and whether it held. */

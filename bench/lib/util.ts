@@ -7,10 +7,15 @@ import { join } from 'node:path';
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * Wall-clock time in milliseconds with sub-millisecond resolution. performance.timeOrigin is taken from
- * the system clock at process start, so values are comparable across the bench's processes on one host.
+ * The host's monotonic clock (CLOCK_MONOTONIC, which process.hrtime reads) in milliseconds, sub-ms
+ * resolution. Latency is one process's send time subtracted from another's receive time, so the clock
+ * must be one the bench's processes share: CLOCK_MONOTONIC is one clock for the whole host and is never
+ * stepped. `performance.timeOrigin + performance.now()` is not: each process fixes its timeOrigin from
+ * the wall clock when it starts, so a wall-clock step or slew between two processes' starts became a
+ * constant offset between their clocks (the likely cause of the flat ~790 ms floor of 2026-12-03). Each
+ * level also measures the receivers' offset from this process (`clockOffsetMs`) to show it is ~0.
  */
-export const wallNow = (): number => performance.timeOrigin + performance.now();
+export const hostNow = (): number => Number(process.hrtime.bigint()) / 1e6;
 
 /** `count` distinct free TCP ports on 127.0.0.1 (held open together while chosen, so they differ). */
 export async function freePorts(count: number): Promise<number[]> {
@@ -158,7 +163,7 @@ export interface CpuSnapshot {
 export function cpuSnapshot(dipPid: number | undefined, receiversPid: number | undefined): CpuSnapshot {
   const u = process.cpuUsage();
   return {
-    at: wallNow(),
+    at: hostNow(),
     // Every process of the DIP: with workers > 1 its delivery processes too.
     dip: dipPid ? processTreeCpuSeconds(dipPid) : Number.NaN,
     receivers: receiversPid ? procCpuSeconds(receiversPid) : Number.NaN,
