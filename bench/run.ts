@@ -4,6 +4,7 @@
  *                                                  day only when named, see below)
  *   --workers N                                    DIP_WORKERS of every DIP of the run (default: the cores present)
  *   --ingest-threads N                             DIP_INGEST_THREADS of every DIP of the run (default: dip serve's)
+ *   --gather-ms N                                  delivery.gatherMs of every DIP of the run (default: the DIP's)
  *   --rates 2000,2500,3000                         the latency phase's offered loads (msg/s) instead of 500,1000,2000,5000
  *   --day-messages N                               the day's size (default 3,200,000: a tenth of the national 32 M)
  *   --day-batch N / --day-concurrency N            messages per request (100) and requests in flight (16)
@@ -56,6 +57,7 @@ const { values: flags } = parseArgs({
     observability: { type: 'string', default: 'on' },
     workers: { type: 'string' },
     'ingest-threads': { type: 'string' },
+    'gather-ms': { type: 'string' },
     'day-messages': { type: 'string' },
     'day-batch': { type: 'string' },
     'day-concurrency': { type: 'string' },
@@ -102,6 +104,9 @@ const positive = (name: string, v: string | undefined, fallback: number): number
 if (flags.workers !== undefined) positive('workers', flags.workers, 1);
 /** `DIP_INGEST_THREADS` for every DIP of the run (unset: `dip serve`'s default, a thread per core beyond the first). */
 if (flags['ingest-threads'] !== undefined && !/^\d+$/.test(flags['ingest-threads'])) throw new Error(`--ingest-threads: '${flags['ingest-threads']}' is not a whole number`);
+if (flags['gather-ms'] !== undefined && !/^\d+$/.test(flags['gather-ms'])) throw new Error(`--gather-ms: '${flags['gather-ms']}' is not a whole number`);
+/** Settings of every DIP of the run, beside the storage: --observability off, --gather-ms. */
+const DIP_SETTINGS = { ...OBSERVABILITY_OFF, ...(flags['gather-ms'] !== undefined ? { delivery: { gatherMs: Number(flags['gather-ms']) } } : {}) };
 /** The topology environment of every DIP of the run. */
 const TOPOLOGY_ENV: Record<string, string> = {
   ...(flags.workers ? { DIP_WORKERS: flags.workers } : {}),
@@ -181,14 +186,14 @@ async function receivers(f: Fixture): Promise<Receivers> {
 
 async function startDip(f: Fixture, name: string, cpuProfileDir?: string): Promise<{ dip: DipProcess; market: Market }> {
   log(`starting DIP '${name}'${cpuProfileDir ? ' with --cpu-prof' : ''}`);
-  let configYaml: string | undefined = flags.observability === 'off' ? stringifyYaml(OBSERVABILITY_OFF) : undefined;
+  let configYaml: string | undefined = Object.keys(DIP_SETTINGS).length > 0 ? stringifyYaml(DIP_SETTINGS) : undefined;
   let db: BenchDatabase | undefined;
   if (backend === 'cluster') {
     // A database and a NATS prefix of its own: every DIP of the run starts empty, as on SQLite.
     db = await benchDatabase('opendip_bench');
     configYaml = stringifyYaml({
       storage: { kind: 'cluster', postgres: { url: db.url, poolSize: 10 }, nats: { servers: BENCH_NATS_SERVERS, replicas: 1, prefix: `bench${Date.now().toString(36)}` } },
-      ...OBSERVABILITY_OFF,
+      ...DIP_SETTINGS,
     });
   }
   const dip = await startDipProcess({ name: `${name}-${backend}`, pkiFrom: f.pkiDir, cpuProfileDir, configYaml, env: TOPOLOGY_ENV });

@@ -77,6 +77,8 @@ export interface DipConfig {
     catchUpAfterMs: number;
     /** Messages per second all catching-up queues together may be handed while the DIP is not pressed. */
     catchUpPerSecond: number;
+    /** The least time between two calls to a queue unless the second is full (README, Fair delivery): fewer, fuller calls. 0: none. */
+    gatherMs: number;
   };
   channels: Record<string, ChannelOverride>;
   /** Limits of the participant-facing HTTPS listener (slow or oversized requests). */
@@ -532,6 +534,7 @@ const schema: JSONSchemaType<DipConfig> = {
         defaultMaxPayloadKb: { type: 'integer', minimum: 1 },
         catchUpAfterMs: { type: 'integer', minimum: 0 },
         catchUpPerSecond: { type: 'number', exclusiveMinimum: 0 },
+        gatherMs: { type: 'integer', minimum: 0, maximum: 1000 },
       },
     },
     channels: {
@@ -591,6 +594,7 @@ export const DEFAULTS: DipConfig = {
     defaultMaxPayloadKb: 1024,
     catchUpAfterMs: 2_000,
     catchUpPerSecond: 5_000,
+    gatherMs: 0,
   },
   channels: {},
   http: {

@@ -181,7 +181,7 @@ describe('webhook-failing and queue-age while a dead webhook\'s messages go stal
     const worker = new QueueWorker(queue, workerDeps(clock, {
       log,
       transport: { post: async () => (up ? { kind: 'answered', status: 200, retryAfter: undefined, body: '', latencyMs: 1 } : { kind: 'failed', error: 'ECONNREFUSED 127.0.0.1:9', latencyMs: 1 }), close: async () => {} },
-      settings: { timeoutMs: 1000, retry: { baseMs: 1000, capMs: 10_000 }, sweepIntervalMs: 1000 },
+      settings: { timeoutMs: 1000, retry: { baseMs: 1000, capMs: 10_000 }, sweepIntervalMs: 1000, gatherMs: 0 },
       staleAfterMs: () => 60_000,
     }));
     const notices: string[] = [];

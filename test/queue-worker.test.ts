@@ -70,7 +70,7 @@ class FakeLog {
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-function harness(answers: Array<number | 'down'>, options: { hook?: boolean; staleAfterMs?: number; url?: string; mayCall?: () => boolean; leaseEnded?: () => void } = {}) {
+function harness(answers: Array<number | 'down'>, options: { hook?: boolean; staleAfterMs?: number; url?: string; mayCall?: () => boolean; leaseEnded?: () => void; gatherMs?: number } = {}) {
   const clock = new FakeClock();
   const log = new FakeLog();
   const calls: WebhookCall[] = [];
@@ -91,7 +91,7 @@ function harness(answers: Array<number | 'down'>, options: { hook?: boolean; sta
       close: async () => {},
     },
     signer: { sign: async () => ({ 'x-dip-signature': 'sig' }) },
-    settings: { timeoutMs: 1000, retry: { baseMs: 100, capMs: 1000 }, sweepIntervalMs: 1000 },
+    settings: { timeoutMs: 1000, retry: { baseMs: 100, capMs: 1000 }, sweepIntervalMs: 1000, gatherMs: options.gatherMs ?? 0 },
     clock,
     logger: { info() {}, warn() {}, error() {} },
     random: () => 1, // the longest wait the schedule allows: deterministic
@@ -150,6 +150,58 @@ describe('queue worker', () => {
     expect(h.sent()).toEqual([[1, 2, 3]]);
     expect(h.calls[0]!.headers['x-opendip-sequence']).toBe('1-3');
     expect(h.log.acked).toBe(3);
+  });
+
+  it('gathering: a call that would not be full starts gatherMs after the last began, with what arrived meanwhile; a full call, and the first after a quiet spell, go at once', async () => {
+    const h = harness([], { gatherMs: 20 });
+    h.log.add(1, h.clock.now());
+    h.worker.kick();
+    await settle();
+    expect(h.sent()).toEqual([[1]]); // the first call: nothing to wait for
+    await h.clock.advance(5);
+    h.log.add(1, h.clock.now());
+    h.worker.kick();
+    await settle();
+    expect(h.sent()).toEqual([[1]]);
+    expect(h.worker.state).toBe('working');
+    expect(h.clock.pending()).toEqual([15]); // 20 ms after the last call started
+    h.log.add(2, h.clock.now());
+    h.worker.kick();
+    await h.clock.advance(14);
+    expect(h.sent()).toEqual([[1]]);
+    await h.clock.advance(1);
+    expect(h.sent()).toEqual([[1], [2, 3, 4]]);
+    expect(h.worker.state).toBe('idle');
+    // A full call's worth (maxMessageCount 10) does not wait: the recipient would only get it later.
+    h.log.add(12, h.clock.now());
+    h.worker.kick();
+    await settle();
+    expect(h.sent().slice(2)).toEqual([range(5, 14)]);
+    await h.clock.advance(20); // the remaining two wait their turn
+    expect(h.sent().slice(3)).toEqual([[15, 16]]);
+    // After a quiet spell longer than gatherMs, a lone message goes at once.
+    await h.clock.advance(1000);
+    h.log.add(1, h.clock.now());
+    h.worker.kick();
+    await settle();
+    expect(h.sent().slice(4)).toEqual([[17]]);
+    expect(h.log.acked).toBe(17);
+  });
+
+  it('gathering: stop() ends the wait at once, and nothing more is sent', async () => {
+    const h = harness([], { gatherMs: 20 });
+    h.log.add(1, h.clock.now());
+    h.worker.kick();
+    await settle();
+    h.log.add(1, h.clock.now());
+    h.worker.kick();
+    await settle();
+    expect(h.clock.pending()).toEqual([20]);
+    await h.worker.stop(); // resolves without the clock moving
+    expect(h.worker.state).toBe('stopped');
+    expect(h.clock.pending()).toEqual([]);
+    await h.clock.advance(100);
+    expect(h.sent()).toEqual([[1]]);
   });
 
   it('working → backoff → working: a retryable answer waits its backoff, then the same call goes again, nothing overtakes', async () => {

@@ -65,6 +65,7 @@ export function buildDelivery(w: DeliveryWiring, placement: DeliveryPlacement): 
       timeoutMs: config.delivery.timeoutMs,
       retry: { baseMs: config.delivery.retryBaseMs, capMs: config.delivery.retryCapMs },
       sweepIntervalMs: config.sweepIntervalSeconds * 1000,
+      gatherMs: config.delivery.gatherMs,
     },
     clock,
     random: Math.random,

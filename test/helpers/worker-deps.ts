@@ -11,7 +11,7 @@ export function workerDeps(clock: Clock, own: Pick<WorkerDeps, 'log' | 'transpor
     archive: { recordAttempt: async () => {} },
     webhook: (q) => ({ recipientDipId: q.recipientDipId, channel: q.channel, url: `https://recipients.example/${q.recipientDipId}`, maxMessageCount: 500, maxPayloadKb: 1 << 20 }),
     signer: { sign: async () => ({}) },
-    settings: { timeoutMs: 1000, retry: { baseMs: 100, capMs: 1000 }, sweepIntervalMs: 1000 },
+    settings: { timeoutMs: 1000, retry: { baseMs: 100, capMs: 1000 }, sweepIntervalMs: 1000, gatherMs: 0 },
     clock,
     logger: { info() {}, warn() {}, error() {} },
     random: () => 1,
