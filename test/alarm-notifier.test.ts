@@ -46,7 +46,7 @@ describe('alarms in a cluster: each change of a shared condition is notified onc
       const clock = new FakeClock();
       const coordination = await openNatsCoordination({ servers: NATS_SERVERS, prefix, replicas: 1 }, { clock, maxClockSkewMs: 300_000, rateLimit: DEFAULTS.rateLimit, leases: LEASES });
       const node = { clock, coordination, health: { state: 'ok' } as BackendHealth, alarms: null as unknown as Alarms };
-      const sources = [deadLetterAlarms({ deadLetters: async () => dead.filter(() => true) }, clock), storageAlarms(() => node.health, clock)];
+      const sources = [deadLetterAlarms({ deadLetters: async () => dead.filter(() => true) }, clock), storageAlarms(() => node.health, clock, coordination.node)];
       node.alarms = new Alarms(sources, { list: async () => [operator] }, channel, { evaluateIntervalMs: 10_000, maxNoticesPerHour }, clock, quietLogger, coordination.notifier);
       nodes.push(node);
     }
@@ -87,12 +87,14 @@ describe('alarms in a cluster: each change of a shared condition is notified onc
     expect(summary()).toEqual(['raised dead-letter:1000000001/IF-021', 'resolved dead-letter:1000000001/IF-021']);
   }, 30_000);
 
-  it("a node's own condition (its storage) is still sent by that node, whichever holds the lease", async () => {
+  it("a node's own condition (its storage) is still sent by that node, whichever holds the lease, and names it", async () => {
     await startNodes(2);
     await evaluateAll();
     nodes[1]!.health = { state: 'unavailable', reason: 'disk full', code: null };
     await evaluateAll();
-    expect(summary()).toEqual(['raised storage']);
+    const node = nodes[1]!.coordination.node;
+    expect(summary()).toEqual([`raised storage:${node}`]);
+    expect(received[0]!.condition.summary).toBe(`storage unavailable on node ${node}: disk full`);
   }, 30_000);
 
   it('the holder dies: another node takes the lease over and sends the change the dead one did not, and not the one it did', async () => {

@@ -60,6 +60,7 @@ export async function openNatsCoordination(settings: NatsSettings, options: Nats
     options.logger?.info({ leaseHolder: leases.node, bucket: `${settings.prefix}_leases` }, 'queue leases: this node holds them under its id');
     return {
       kind: 'nats',
+      node: leases.node,
       connection: nc,
       leases,
       notifier,
