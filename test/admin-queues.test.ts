@@ -20,21 +20,21 @@ import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
 /** GET /admin/queues: each queue's worker state beside its backlog, read from the store as the metrics read it. */
 describe('the queues an operator sees', () => {
   const idle = (queue: WorkerStatus['queue'], over: Partial<WorkerStatus> = {}): WorkerStatus => ({ queue, state: 'idle', ackedSeq: 0, failures: 0, failingSince: null, lastError: null, retryAt: null, ...over });
-  const backlog = (queue: QueueBacklog['queue'], over: Partial<QueueBacklog> = {}): QueueBacklog => ({ queue, depth: 0, oldestAgeMs: 0, ackedSeq: 0, headSeq: 0, oldestReceivedAt: null, ...over });
+  const backlog = (queue: QueueBacklog['queue'], over: Partial<QueueBacklog> = {}): QueueBacklog => ({ queue, depth: 0, oldestAgeMs: 0, ackedSeq: 0, headSeq: 0, oldestReceivedAt: null, damage: null, ...over });
 
   it('joins each worker to its backlog, takes the store\'s position when a pull moved it, and lists the queues no worker here delivers', () => {
     const views = queueViews(
       [idle(sup, { state: 'backoff', ackedSeq: 3, failures: 2, failingSince: 1000, lastError: 'HTTP 503', retryAt: 9000 })],
-      [backlog(sup, { depth: 4, ackedSeq: 5, headSeq: 9, oldestReceivedAt: 2000, oldestAgeMs: 7000 }), backlog(mds, { depth: 2, ackedSeq: 1, headSeq: 3, oldestReceivedAt: 4000, oldestAgeMs: 5000 })],
+      [backlog(sup, { depth: 4, ackedSeq: 5, headSeq: 9, oldestReceivedAt: 2000, oldestAgeMs: 7000 }), backlog(mds, { depth: 2, ackedSeq: 1, headSeq: 3, oldestReceivedAt: 4000, oldestAgeMs: 5000, damage: 'damaged database: queue MDS/IF-021 position 2 refers to message 7, which is missing' })],
     );
     expect(views).toEqual([
-      { queue: sup, workedHere: true, state: 'backoff', ackedSeq: 5, failures: 2, failingSince: 1000, lastError: 'HTTP 503', retryAt: 9000, depth: 4, headSeq: 9, oldestReceivedAt: 2000, oldestAgeMs: 7000 },
-      { queue: mds, workedHere: false, state: 'idle', ackedSeq: 1, failures: 0, failingSince: null, lastError: null, retryAt: null, depth: 2, headSeq: 3, oldestReceivedAt: 4000, oldestAgeMs: 5000 },
+      { queue: sup, workedHere: true, state: 'backoff', ackedSeq: 5, failures: 2, failingSince: 1000, lastError: 'HTTP 503', retryAt: 9000, depth: 4, headSeq: 9, oldestReceivedAt: 2000, oldestAgeMs: 7000, damage: null },
+      { queue: mds, workedHere: false, state: 'idle', ackedSeq: 1, failures: 0, failingSince: null, lastError: null, retryAt: null, depth: 2, headSeq: 3, oldestReceivedAt: 4000, oldestAgeMs: 5000, damage: 'damaged database: queue MDS/IF-021 position 2 refers to message 7, which is missing' },
     ]);
   });
 
   it('a backlog the store could not give leaves the workers\' states, their backlog null', () => {
-    expect(queueViews([idle(sup, { state: 'paused', lastError: 'disk full' })], null)).toEqual([{ ...idle(sup, { state: 'paused', lastError: 'disk full' }), workedHere: true, depth: null, headSeq: null, oldestReceivedAt: null, oldestAgeMs: null }]);
+    expect(queueViews([idle(sup, { state: 'paused', lastError: 'disk full' })], null)).toEqual([{ ...idle(sup, { state: 'paused', lastError: 'disk full' }), workedHere: true, depth: null, headSeq: null, oldestReceivedAt: null, oldestAgeMs: null, damage: null }]);
   });
 
   it('does not read the backlog while the store is known to be down (a query would wait for its timeout): the workers\' states at once', async () => {
@@ -56,7 +56,7 @@ describe('the queues an operator sees', () => {
     try {
       const down = await app.inject({ method: 'GET', url: '/admin/queues' });
       expect(down.statusCode).toBe(200);
-      expect(down.json()).toEqual([{ ...idle(sup, { state: 'paused', lastError: 'PostgreSQL unreachable' }), workedHere: true, depth: null, headSeq: null, oldestReceivedAt: null, oldestAgeMs: null }]);
+      expect(down.json()).toEqual([{ ...idle(sup, { state: 'paused', lastError: 'PostgreSQL unreachable' }), workedHere: true, depth: null, headSeq: null, oldestReceivedAt: null, oldestAgeMs: null, damage: null }]);
       expect(reads).toBe(0);
       state = 'ok';
       expect((await app.inject({ method: 'GET', url: '/admin/queues' })).json()[0]).toMatchObject({ depth: 3, headSeq: 3 });
@@ -127,7 +127,7 @@ describe('the queues an operator sees', () => {
       expect(oldest).toBeTypeOf('number');
       expect(byRecipient[sup.recipientDipId]).toMatchObject({ depth: 2, ackedSeq: 0, headSeq: 2, oldestAgeMs: now - oldest! });
       // Drained: not pending, listed because asked for.
-      expect(byRecipient[mds.recipientDipId]).toEqual({ queue: mds, depth: 0, oldestAgeMs: 0, ackedSeq: 1, headSeq: 1, oldestReceivedAt: null });
+      expect(byRecipient[mds.recipientDipId]).toEqual({ queue: mds, depth: 0, oldestAgeMs: 0, ackedSeq: 1, headSeq: 1, oldestReceivedAt: null, damage: null });
     } finally {
       await backend.close();
     }

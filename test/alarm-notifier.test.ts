@@ -9,8 +9,10 @@
  * Two nodes with their own NATS coordination (a real JetStream, one prefix for this test) and their own
  * injected clocks; the shared store is the dead letters both nodes' dead-letter sources read.
  */
+import { Kvm } from '@nats-io/kv';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openNatsCoordination, type NatsCoordination } from '../src/adapters/nats/index.js';
+import { NOTIFIER_KEY } from '../src/adapters/nats/notifier-lease.js';
 import { DEFAULTS } from '../src/config.js';
 import { deadLetterAlarms, storageAlarms } from '../src/pipeline/alarm-sources.js';
 import { Alarms } from '../src/pipeline/alarms.js';
@@ -35,19 +37,21 @@ describe('alarms in a cluster: each change of a shared condition is notified onc
   const deadLetter = (recipientDipId: string): DeadLetter => ({ messageId: `m-${recipientDipId}`, queue: { recipientDipId, channel: 'IF-021' }, at: Date.UTC(2026, 0, 1), reason: 'refused' }) as unknown as DeadLetter;
   const summary = () => received.map((n) => `${n.kind} ${n.condition.key}`).sort();
 
-  async function startNodes(n: number): Promise<void> {
-    const prefix = testPrefix();
-    prefixes.push(prefix);
+  /** `n` more nodes: of a new cluster (its own prefix), or joining the last one's. */
+  async function startNodes(n: number, { maxNoticesPerHour = 20, join = false } = {}): Promise<void> {
+    const prefix = join ? prefixes.at(-1)! : testPrefix();
+    if (!join) prefixes.push(prefix);
     const channel: AlarmChannel = { email: async () => {}, webhook: async (_url, notice) => void received.push(notice as AlarmNotice), close: async () => {} };
     for (let i = 0; i < n; i++) {
       const clock = new FakeClock();
       const coordination = await openNatsCoordination({ servers: NATS_SERVERS, prefix, replicas: 1 }, { clock, maxClockSkewMs: 300_000, rateLimit: DEFAULTS.rateLimit, leases: LEASES });
       const node = { clock, coordination, health: { state: 'ok' } as BackendHealth, alarms: null as unknown as Alarms };
-      const sources = [deadLetterAlarms({ deadLetters: async () => dead.filter(() => true) }, clock), storageAlarms(() => node.health, clock)];
-      node.alarms = new Alarms(sources, { list: async () => [operator] }, channel, { evaluateIntervalMs: 10_000, maxNoticesPerHour: 20 }, clock, quietLogger, coordination.notifier);
+      const sources = [deadLetterAlarms({ deadLetters: async () => dead.filter(() => true) }, clock), storageAlarms(() => node.health, clock, coordination.node)];
+      node.alarms = new Alarms(sources, { list: async () => [operator] }, channel, { evaluateIntervalMs: 10_000, maxNoticesPerHour }, clock, quietLogger, coordination.notifier);
       nodes.push(node);
     }
   }
+  const leasesBucket = () => new Kvm(nodes[0]!.coordination.connection).open(`${prefixes.at(-1)!}_leases`);
   /** One evaluation on each node, in turn, after `ms` on each node's clock. */
   async function evaluateAll(ms = 10_000): Promise<void> {
     for (const node of nodes) {
@@ -83,12 +87,14 @@ describe('alarms in a cluster: each change of a shared condition is notified onc
     expect(summary()).toEqual(['raised dead-letter:1000000001/IF-021', 'resolved dead-letter:1000000001/IF-021']);
   }, 30_000);
 
-  it("a node's own condition (its storage) is still sent by that node, whichever holds the lease", async () => {
+  it("a node's own condition (its storage) is still sent by that node, whichever holds the lease, and names it", async () => {
     await startNodes(2);
     await evaluateAll();
     nodes[1]!.health = { state: 'unavailable', reason: 'disk full', code: null };
     await evaluateAll();
-    expect(summary()).toEqual(['raised storage']);
+    const node = nodes[1]!.coordination.node;
+    expect(summary()).toEqual([`raised storage:${node}`]);
+    expect(received[0]!.condition.summary).toBe(`storage unavailable on node ${node}: disk full`);
   }, 30_000);
 
   it('the holder dies: another node takes the lease over and sends the change the dead one did not, and not the one it did', async () => {
@@ -119,5 +125,57 @@ describe('alarms in a cluster: each change of a shared condition is notified onc
     await nodes[1]!.clock.advance(1_000);
     await nodes[1]!.alarms.evaluate();
     expect(summary()).toEqual(['raised dead-letter:1000000001/IF-021', 'resolved dead-letter:1000000001/IF-021']);
+  }, 30_000);
+
+  it('thousands of queues in alarm at once: the lease stays small, and each is raised once, across renewals and a takeover', async () => {
+    // 6,000 conditions made a lease value of about 1.4 MB, over NATS's 1 MB max_payload: no renewal got
+    // through, the holder claimed the lease afresh from its last record that fitted, and raised all again.
+    const queues = 6_000;
+    await startNodes(2, { maxNoticesPerHour: 100_000 });
+    dead = Array.from({ length: queues }, (_, i) => deadLetter(String(1_000_000_000 + i)));
+    await evaluateAll();
+    const raised = () => received.filter((n) => n.kind === 'raised').map((n) => n.condition.key);
+    expect(raised()).toHaveLength(queues);
+
+    const lease = await (await leasesBucket()).get(NOTIFIER_KEY);
+    expect(lease?.length).toBeLessThan(1_024);
+    // Renewals every 2 s and three evaluations on each node: nothing more to tell.
+    await evaluateAll();
+    await evaluateAll();
+    await evaluateAll();
+    expect(raised()).toHaveLength(queues);
+
+    // The holder (node 0) dies; node 1 takes over with the whole record and sends only the new one.
+    const [, survivor] = nodes;
+    dead = [...dead, deadLetter('2000000001')];
+    await survivor!.clock.advance(LEASES.ttlMs + LEASES.skewMs + 10_000);
+    await survivor!.alarms.evaluate();
+    expect(raised()).toHaveLength(queues + 1);
+    expect(new Set(raised()).size).toBe(queues + 1);
+    expect(raised().at(-1)).toBe('dead-letter:2000000001/IF-021');
+  }, 120_000);
+
+  it('the record outlives the lease: a node starting after every node was gone resolves what was raised, once', async () => {
+    await startNodes(1);
+    dead = [deadLetter('1000000001')];
+    await evaluateAll();
+    // The only node dies (no close); the leases bucket forgets its lease after 10 lease lengths unwritten.
+    await (await leasesBucket()).purge(NOTIFIER_KEY);
+    dead = [];
+    await startNodes(1, { join: true });
+    const late = nodes[1]!;
+    await late.clock.advance(20 * LEASES.ttlMs);
+    await late.alarms.evaluate();
+    expect(summary()).toEqual(['raised dead-letter:1000000001/IF-021', 'resolved dead-letter:1000000001/IF-021']);
+  }, 30_000);
+
+  it('a lease written by the version before (its record in its value) is taken over with that record', async () => {
+    await startNodes(1);
+    const key = 'dead-letter:1000000001/IF-021';
+    const condition = { key, rule: 'dead-letter', participant: '1000000001', summary: 'dead letters in queue 1000000001 / IF-021: 1', since: 0 };
+    await (await leasesBucket()).put(NOTIFIER_KEY, JSON.stringify({ node: 'an-older-node', expiresAt: 0, notified: [{ key, condition, asOf: 0 }] }));
+    dead = [deadLetter('1000000002')];
+    await evaluateAll();
+    expect(summary()).toEqual(['raised dead-letter:1000000002/IF-021', `resolved ${key}`]);
   }, 30_000);
 });

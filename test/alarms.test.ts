@@ -173,7 +173,7 @@ describe('webhook-failing and queue-age while a dead webhook\'s messages go stal
     const log = {
       readQueue: async (_q: QueueRef, after: number, limit: number) => entries.filter((e) => e.seq > after).slice(0, limit),
       queueState: async () => ({ ackedSeq: acked, headSeq: entries.length, pulledSeq: 0 }),
-      queueBacklog: async () => ({ ackedSeq: acked, headSeq: entries.length, oldestReceivedAt: entries.find((e) => e.seq > acked)?.receivedAt ?? null }),
+      queueBacklog: async () => ({ ackedSeq: acked, headSeq: entries.length, oldestReceivedAt: entries.find((e) => e.seq > acked)?.receivedAt ?? null, damage: null }),
       pendingQueues: async () => (entries.length > acked ? [queue] : []),
       settle: async (_q: QueueRef, s: Settlement) => void (acked = Math.max(acked, s.upTo)),
     };

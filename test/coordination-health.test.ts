@@ -3,7 +3,7 @@
  * server of a 2-node cluster for 12 s: nothing was delivered (no lease can be claimed or renewed) while
  * messages were still accepted, and /admin/health said 200 with storage ok, no alarm was raised, and no
  * metric moved. Now each node probes the leases bucket: /admin/health carries `coordination`, the
- * `coordination` alarm is raised and resolved, and dip_coordination_ok follows.
+ * `coordination` alarm is raised (naming the node) and resolved, and dip_coordination_ok follows.
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -53,6 +53,11 @@ describe('NATS out of reach: health, alarm and metric say so', () => {
     expect(during.status).toBe(200);
     expect(during.body.coordination).toEqual({ state: 'unavailable', reason: expect.stringContaining('NATS JetStream'), since: expect.any(Number) });
     await waitFor(async () => ((await admin('GET', '/admin/alarms')).body.alarms as Array<{ rule: string }>).some((a) => a.rule === 'coordination'), 10_000, 'the coordination alarm');
+    // It names the node that lost NATS (its id in the leases bucket): each node of a cluster raises its own.
+    const node = t.dip.coordination.node;
+    expect(node).toMatch(/^[0-9a-f-]{36}$/);
+    const alarm = ((await admin('GET', '/admin/alarms')).body.alarms as Array<{ rule: string; key: string; summary: string }>).find((a) => a.rule === 'coordination');
+    expect(alarm).toMatchObject({ key: `coordination:${node}`, summary: expect.stringContaining(`on node ${node}`) });
     expect(await coordinationOk()).toBe(false);
 
     await nats.start({ line: /Server is ready/, timeoutMs: 30_000 });

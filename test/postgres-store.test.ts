@@ -25,10 +25,23 @@ afterAll(async () => {
   await db?.drop();
 });
 
+/** Deletes a message row over a connection of the test's own. */
+function loseMessageIn(url: string): (messageId: number) => Promise<void> {
+  return async (messageId) => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      await c.query('DELETE FROM messages WHERE id = $1', [messageId]);
+    } finally {
+      await c.end();
+    }
+  };
+}
+
 backendContract('PostgreSQL', async () => {
   const url = await db.freshSchema();
   const open = () => openPostgresBackend({ url, clock: systemClock });
-  return { backend: await open(), reopen: open, serverCommit: true };
+  return { backend: await open(), reopen: open, serverCommit: true, loseMessage: loseMessageIn(url) };
 });
 
 const sealed = async () => {
@@ -39,7 +52,7 @@ const sealed = async () => {
     backend.useSealer(await Sealer.open(kek, backend.dataKeys));
     return backend;
   };
-  return { backend: await open(), reopen: open, serverCommit: true };
+  return { backend: await open(), reopen: open, serverCommit: true, loseMessage: loseMessageIn(url) };
 };
 messageLogContract('PostgreSQL, sealed at rest', sealed);
 archiveContract('PostgreSQL, sealed at rest', sealed);

@@ -35,10 +35,22 @@ function gatedSync(): { gate: SyncGate; durability: (done: (e: Error | null) => 
   };
 }
 
+/** Deletes a message row over a connection of the test's own (WAL: the store's connection sees it at its next read). */
+function loseMessageIn(file: string): (messageId: number) => Promise<void> {
+  return async (messageId) => {
+    const raw = new Database(file);
+    try {
+      raw.prepare('DELETE FROM messages WHERE id = ?').run(messageId);
+    } finally {
+      raw.close();
+    }
+  };
+}
+
 backendContract('SQLite (WAL file)', async () => {
   const file = join(mkdtempSync(join(tmpdir(), 'opendip-store-')), 'dip.db');
   const { gate, durability } = gatedSync();
-  return { backend: openSqliteBackend(file, { clock: systemClock, durability }), reopen: async () => openSqliteBackend(file, { clock: systemClock }), syncGate: gate };
+  return { backend: openSqliteBackend(file, { clock: systemClock, durability }), reopen: async () => openSqliteBackend(file, { clock: systemClock }), syncGate: gate, loseMessage: loseMessageIn(file) };
 });
 
 // Sealing concerns what payloads and indexes look like on disk: the log and the archive run sealed too.
@@ -51,7 +63,7 @@ const sealed = async () => {
     backend.useSealer(await Sealer.open(kek, backend.dataKeys));
     return backend;
   };
-  return { backend: await open(), reopen: open };
+  return { backend: await open(), reopen: open, loseMessage: loseMessageIn(file) };
 };
 messageLogContract('SQLite, sealed at rest', sealed);
 archiveContract('SQLite, sealed at rest', sealed);

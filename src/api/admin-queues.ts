@@ -54,12 +54,13 @@ export interface QueueView extends WorkerStatus {
   headSeq: number | null;
   oldestReceivedAt: number | null;
   oldestAgeMs: number | null;
+  damage: string | null;
 }
 
 const unread = 'null when the store could not be read';
 const queueView = {
   type: 'object',
-  required: [...workerStatus.required, 'workedHere', 'depth', 'headSeq', 'oldestReceivedAt', 'oldestAgeMs'],
+  required: [...workerStatus.required, 'workedHere', 'depth', 'headSeq', 'oldestReceivedAt', 'oldestAgeMs', 'damage'],
   properties: {
     ...workerStatus.properties,
     workedHere: {
@@ -71,6 +72,11 @@ const queueView = {
     headSeq: { type: ['integer', 'null'], description: `The last position enqueued; ${unread}` },
     oldestReceivedAt: { type: ['integer', 'null'], description: `When the oldest message waiting was received, epoch ms; null when none waits or ${unread}` },
     oldestAgeMs: { type: ['integer', 'null'], description: `How long the oldest message has waited, ms (0 when none waits); ${unread}` },
+    damage: {
+      type: ['string', 'null'],
+      description:
+        "Null, or damage found at the queue's head: `damaged database: queue …/… position N refers to message M, which is missing` (the words of the error that halts a worker on it). The entry is counted in depth; oldestReceivedAt is then the oldest entry after it whose message is there. Null too when the store could not be read",
+    },
   },
 } as const;
 
@@ -86,8 +92,8 @@ export function queueViews(workers: readonly WorkerStatus[], backlog: readonly Q
     const b = byQueue.get(queueKey(w.queue));
     // The store's position when it is ahead: a pull's acknowledgement moves it without the worker.
     return b
-      ? { ...w, workedHere, ackedSeq: Math.max(w.ackedSeq, b.ackedSeq), depth: b.depth, headSeq: b.headSeq, oldestReceivedAt: b.oldestReceivedAt, oldestAgeMs: b.oldestAgeMs }
-      : { ...w, workedHere, depth: null, headSeq: null, oldestReceivedAt: null, oldestAgeMs: null };
+      ? { ...w, workedHere, ackedSeq: Math.max(w.ackedSeq, b.ackedSeq), depth: b.depth, headSeq: b.headSeq, oldestReceivedAt: b.oldestReceivedAt, oldestAgeMs: b.oldestAgeMs, damage: b.damage }
+      : { ...w, workedHere, depth: null, headSeq: null, oldestReceivedAt: null, oldestAgeMs: null, damage: null };
   };
   const worked = new Set(workers.map((w) => queueKey(w.queue)));
   const unworked = (backlog ?? []).filter((b) => !worked.has(queueKey(b.queue)));

@@ -65,7 +65,7 @@ export interface AlarmParts {
   pkiDir: string;
   backend: Backend;
   /** What the nodes share (NATS): the `coordination` alarm. */
-  coordination: Pick<Coordination, 'health' | 'notifier'>;
+  coordination: Pick<Coordination, 'health' | 'notifier' | 'node'>;
   registry: Registry;
   delivery: Pick<Delivery, 'status'>;
   destinations: WebhookDestinations;
@@ -88,8 +88,8 @@ export async function startAlarms({ config, pkiDir, backend, coordination, regis
     queueAlarms(() => queueDepths(backend.log, clock.now()), settings.queueDepthThreshold, settings.queueAgeMinutes * 60_000, clock),
     webhookFailingAlarms(() => delivery.status(), settings.webhookFailingMinutes * 60_000, clock),
     certificateAlarms(() => expiringAll(pkiDir, config.trustedCaFiles, registry.participants(), settings.certificateDays), clock),
-    storageAlarms(() => backend.health(), clock),
-    coordinationAlarms(() => coordination.health()),
+    storageAlarms(() => backend.health(), clock, coordination.node),
+    coordinationAlarms(() => coordination.health(), coordination.node),
   ];
   const subscriptions = await openAlarmSubscriptions(config);
   life.started('alarm subscriptions', () => subscriptions.close());

@@ -91,16 +91,16 @@ export function certificateAlarms(expiring: () => ExpiringCertificate[], clock: 
  * delivered while ingest goes on (the store answers, so neither the storage alarm nor the health's
  * status says so). Since the first probe that found it so.
  */
-export function coordinationAlarms(health: () => CoordinationHealth): ConditionSource {
+export function coordinationAlarms(health: () => CoordinationHealth, node?: string): ConditionSource {
   return () => {
     const h = health();
     if (h.state === 'ok') return [];
-    return [{ key: 'coordination', rule: 'coordination', participant: null, summary: `the nodes' coordination does not answer, no queue can be claimed and delivery stops: ${h.reason}`, since: h.since }];
+    return [{ key: ownKey('coordination', node), rule: 'coordination', participant: null, summary: `the nodes' coordination does not answer${onNode(node)}, no queue can be claimed and delivery stops there: ${h.reason}`, since: h.since }];
   };
 }
 
 /** The store refusing writes. */
-export function storageAlarms(health: () => BackendHealth, clock: Clock): ConditionSource {
+export function storageAlarms(health: () => BackendHealth, clock: Clock, node?: string): ConditionSource {
   let since = 0;
   return () => {
     const h = health();
@@ -109,6 +109,14 @@ export function storageAlarms(health: () => BackendHealth, clock: Clock): Condit
       return [];
     }
     since ||= clock.now();
-    return [{ key: 'storage', rule: 'storage', participant: null, summary: `storage ${h.state}: ${h.reason}`, since }];
+    return [{ key: ownKey('storage', node), rule: 'storage', participant: null, summary: `storage ${h.state}${onNode(node)}: ${h.reason}`, since }];
   };
 }
+
+/**
+ * A node's own condition, keyed and told by the node (its id in the cluster, absent in one process): every
+ * node that loses its store sends its own notice, and under one key they would read as one alarm, one node's
+ * resolution seeming to end another's, with nothing saying which node to look at.
+ */
+const ownKey = (rule: 'storage' | 'coordination', node: string | undefined): string => (node === undefined ? rule : `${rule}:${node}`);
+const onNode = (node: string | undefined): string => (node === undefined ? '' : ` on node ${node}`);

@@ -21,6 +21,8 @@ export interface QueueBacklog extends QueueDepth {
   headSeq: number;
   /** When the oldest undelivered message was received, epoch ms; null when none waits. */
   oldestReceivedAt: number | null;
+  /** Null, or the damage at the queue's head: its oldest undelivered entry's message is missing (QueueBacklogState.damage). */
+  damage: string | null;
 }
 
 
@@ -38,7 +40,7 @@ export async function queueDepths(log: Pick<MessageLog, 'pendingQueues' | 'queue
     const s = await log.queueBacklog(queue);
     const depth = Math.max(0, s.headSeq - s.ackedSeq);
     const oldest = depth > 0 ? s.oldestReceivedAt : null;
-    out.push({ queue, depth, oldestAgeMs: oldest === null ? 0 : Math.max(0, now - oldest), ackedSeq: s.ackedSeq, headSeq: s.headSeq, oldestReceivedAt: oldest });
+    out.push({ queue, depth, oldestAgeMs: oldest === null ? 0 : Math.max(0, now - oldest), ackedSeq: s.ackedSeq, headSeq: s.headSeq, oldestReceivedAt: oldest, damage: depth > 0 ? s.damage : null });
   }
   return out;
 }

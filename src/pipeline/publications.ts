@@ -38,9 +38,9 @@ export interface PublicationSettings {
  * How long after its record a publication's notice is left to the publish that stored it (on whichever
  * node): much longer than the record's insert and the notice's append can take between them (each up to
  * the PostgreSQL query timeout, 35 s), with the nodes' clocks a little apart. queueMissedNotices queues
- * only older ones, so it does not race a publish under way (the log would refuse the second notice, but a
- * publish whose append then fails takes the publication back, and the notice queued by the pass would
- * name nothing).
+ * only older ones, so it does not race a publish under way (the log would refuse the second notice, and
+ * the publisher would be answered with the pass's transaction ID). A publish whose append fails leaves
+ * its notice to the first pass after the grace.
  */
 export const NOTICE_GRACE_MS = 5 * 60_000;
 
@@ -49,10 +49,15 @@ export const NOTICE_GRACE_MS = 5 * 60_000;
  * notice made again after a crash is refused as the duplicate of one queued before it. Received messages
  * cannot take it: the published pattern of a sender's references begins "S-".
  */
-const noticeReference = (id: string): string => `PUB-${id}`;
+export const noticeReference = (id: string): string => `PUB-${id}`;
 
 export type PublishOutcome =
-  | { ok: true; record: PublicationRecord; transactionId: string; recipients: string[]; queues: QueueRef[] }
+  /**
+   * Stored. `transactionId`: the notice's, as its recipients get it; null while the notice is pending (its
+   * append failed: queueMissedNotices makes and queues it once NOTICE_GRACE_MS have passed, under a
+   * transaction ID of its own). `queues`: those the notice was appended to (none while it is pending).
+   */
+  | { ok: true; record: PublicationRecord; transactionId: string | null; notice: 'queued' | 'pending'; recipients: string[]; queues: QueueRef[] }
   /** `message`: the DI-999 code when it is not the one the status implies (MSG1000 for 403, MSG1001 otherwise). */
   | { ok: false; status: 400 | 403 | 409 | 413; help: string; message?: MsgText };
 
@@ -184,11 +189,13 @@ export class Publications {
       try {
         appended = await this.log.append(batch);
       } catch (err) {
-        // The record without its notice would be a publication nobody is told of, and the publisher's
-        // retry (which a 503 asks for: "send the request again unchanged") a 409 "published already":
-        // accepted, and the notice lost. Taken back instead, so the retry stores and notifies anew.
-        await this.withdraw(record, err);
-        throw err;
+        // The record is durable and says its notice is not queued: the pass for missed notices queues it
+        // once the grace is over, and its PUB- reference keeps it to one. Taking the record back instead
+        // (as was once done) undid a publication the publisher may already have been told of, or that a
+        // pass on another node had just notified; and a 503 would have the publisher send again what is
+        // stored. So: stored, the notice to follow.
+        this.logger.warn({ publication: id, channel: channel.interfaceId, recipients: recipients.length, err }, 'publication stored, but its notice could not be queued now: the next pass for missed notices queues it');
+        return { ok: true, record, transactionId: null, notice: 'pending', recipients, queues: [] };
       }
       // Refused as a duplicate: queued already, by another node's queueMissedNotices (this publish took
       // longer than its grace). The notice recipients get is that one.
@@ -200,6 +207,7 @@ export class Publications {
       ok: true,
       record,
       transactionId,
+      notice: 'queued',
       recipients,
       queues: recipients.map((r) => ({ recipientDipId: r, channel: channel.interfaceId })),
     };
@@ -246,23 +254,6 @@ export class Publications {
       }
       if (awaiting.length < batchSize || !progressed) return queued;
     }
-  }
-
-  /**
-   * Removes a record and its bytes whose notice could not be queued. When the store refuses that too (it
-   * is down), the record stays, its notice not recorded as queued: queueMissedNotices queues it later, and
-   * the publisher's retry learns (409) that it is published.
-   */
-  private async withdraw(record: PublicationRecord, cause: unknown): Promise<void> {
-    try {
-      await this.index.remove(record.id);
-    } catch (err) {
-      this.logger.error({ publication: record.id, channel: record.channel, err, cause }, 'publication stored but its notice could not be queued, and it could not be taken back: its notice is queued by the next pass for missed notices');
-      return;
-    }
-    this.logger.warn({ publication: record.id, channel: record.channel, err: cause }, 'publication taken back: its notice could not be queued');
-    // Bytes left behind are an orphan (no record points to them): the orphan sweep removes them.
-    await this.blobs.remove(record.id, record.size).catch((err: unknown) => this.logger.warn({ publication: record.id, err }, 'bytes of a publication taken back left for the orphan sweep'));
   }
 
   find(query: PublicationQuery): Promise<PublicationRecord[]> {

@@ -86,7 +86,7 @@ async function healthPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
     // Failing first, then the deepest backlog: what an operator on call looks at first.
     .sort((a, b) => b.failures - a.failures || (b.depth ?? 0) - (a.depth ?? 0))
     .slice(0, 200)
-    .map((q) => html`<tr><td>${q.queue.recipientDipId}</td><td>${q.queue.channel}</td><td>${badge(q.state === 'halted' || q.failures > 0 ? 'bad' : q.state === 'idle' ? 'ok' : 'warn', q.state)}</td><td class="num">${q.ackedSeq}</td><td class="num">${q.depth ?? '–'}</td><td>${isoOrDash(q.oldestReceivedAt)}</td><td class="num">${q.failures}</td><td>${q.lastError ?? ''}</td><td>${isoOrDash(q.retryAt)}</td></tr>`);
+    .map((q) => html`<tr><td>${q.queue.recipientDipId}</td><td>${q.queue.channel}</td><td>${badge(q.state === 'halted' || q.failures > 0 ? 'bad' : q.state === 'idle' ? 'ok' : 'warn', q.state)}</td><td class="num">${q.ackedSeq}</td><td class="num">${q.depth ?? '–'}</td><td>${isoOrDash(q.oldestReceivedAt)}</td><td class="num">${q.failures}</td><td>${q.damage ? html`${badge('bad', 'damaged')} ${q.damage}` : (q.lastError ?? '')}</td><td>${isoOrDash(q.retryAt)}</td></tr>`);
   const loading = 'loading' in answer ? answer.loading : null;
   const body = html`<h2>Storage</h2><p>${badge(storage.state === 'ok' ? 'ok' : 'bad', storage.state)} ${storage.state === 'ok' ? 'takes writes' : (storage.reason ?? '')}</p>
 ${loading ? html`<p>${badge('warn', 'not ready')} ${loading}</p>` : ''}

@@ -87,6 +87,12 @@ export type CoordinationHealth = { state: 'ok' } | { state: 'unavailable'; reaso
 
 export interface Coordination {
   readonly kind: string;
+  /**
+   * This node's id among the cluster's nodes: the holder named in the leases bucket (logged at start as
+   * `leaseHolder`). Absent in one process, which is the only node. A node's own alarms name it, so an
+   * operator can tell which node lost its store or its coordination.
+   */
+  readonly node?: string;
   leases: QueueLeases;
   /** Which node sends the notices of shared alarm conditions (absent in one process: it sends them all). */
   notifier?: AlarmNotifierLease;

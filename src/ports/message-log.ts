@@ -87,9 +87,30 @@ export interface QueueState {
 export interface QueueBacklogState {
   ackedSeq: number;
   headSeq: number;
-  /** When the oldest entry past ackedSeq was received (or requeued), epoch ms; null when none waits. */
+  /**
+   * When the oldest entry past ackedSeq was received (or requeued), epoch ms; null when none waits. When that
+   * entry's message is missing (`damage`), the oldest after it whose message is there (null if none is).
+   */
   oldestReceivedAt: number | null;
+  /**
+   * Null, or the damage found at the head of the queue: its oldest unsettled entry refers to a message the
+   * store no longer has (purging removes settled entries with their messages, so only damage does this),
+   * in the words readQueue's error uses (missingMessage). Delivery would halt on it; a queue no worker
+   * reads (a pull recipient's, another node's) must still show it rather than skip it.
+   */
+  damage: string | null;
 }
+
+/** What a queue entry whose message is missing is called, wherever the store finds one (a `damaged database: …` error or a backlog's damage). */
+export const missingMessage = (queue: QueueRef, seq: number, messageId: number): string =>
+  `queue ${queue.recipientDipId}/${queue.channel} position ${seq} refers to message ${messageId}, which is missing`;
+
+/**
+ * A backlog's damage (QueueBacklogState.damage) from the oldest unsettled entry as an adapter read it: its
+ * position and message id (null: none waits) and the message's id as found (null: missing).
+ */
+export const headDamage = (queue: QueueRef, first: { firstSeq: number | null; firstMessage: number | null; found: number | null } | undefined): string | null =>
+  first?.firstSeq != null && first.firstMessage != null && first.found == null ? `damaged database: ${missingMessage(queue, first.firstSeq, first.firstMessage)}` : null;
 
 /** A message set aside while settling its queue. */
 export interface DeadLetterRecord {

@@ -22,13 +22,15 @@ export interface OpenedForContract {
    * hears its COMMIT returned. It is durable by then, so the contract only asks that such a write succeeds.
    */
   serverCommit?: boolean;
+  /** Deletes a message's row behind the store's back, as damage would (a partial restore, a hand-made DELETE). */
+  loseMessage: (messageId: number) => Promise<void>;
 }
 
 export type BackendFactory = () => Promise<OpenedForContract>;
 
 /** A fresh backend per test, closed after it; `ctx.backend` may be replaced by a reopen. */
-export function useBackend(open: BackendFactory): { backend: Backend; reopen: () => Promise<Backend>; syncGate?: SyncGate; serverCommit?: boolean } {
-  const ctx = {} as { backend: Backend; reopen: () => Promise<Backend>; syncGate?: SyncGate; serverCommit?: boolean };
+export function useBackend(open: BackendFactory): { backend: Backend; reopen: () => Promise<Backend>; syncGate?: SyncGate; serverCommit?: boolean; loseMessage: (messageId: number) => Promise<void> } {
+  const ctx = {} as { backend: Backend; reopen: () => Promise<Backend>; syncGate?: SyncGate; serverCommit?: boolean; loseMessage: (messageId: number) => Promise<void> };
   beforeEach(async () => {
     const opened = await open();
     ctx.backend = opened.backend;
@@ -38,6 +40,7 @@ export function useBackend(open: BackendFactory): { backend: Backend; reopen: ()
     };
     ctx.syncGate = opened.syncGate;
     ctx.serverCommit = opened.serverCommit;
+    ctx.loseMessage = opened.loseMessage;
   });
   afterEach(async () => {
     await ctx.backend.close();

@@ -115,6 +115,30 @@ export function messageLogContract(name: string, open: BackendFactory): void {
       expect((await reopened.queueState(sup)).headSeq).toBe(3);
     });
 
+    // A queue entry whose message was missing was passed over by queueBacklog's inner join: GET /admin/queues
+    // showed the next entry's receipt as the oldest and nothing else, so a damaged queue no worker reads (a
+    // pull recipient's, another node's) looked healthy.
+    it("reads a queue's backlog in one go, and reports a head entry whose message is missing as damage, counted, not passed over", async () => {
+      const log = ctx.backend.log;
+      await log.append(batch([message(['SUP0000001'], { receivedAt: 1_000 })]));
+      await log.append(batch([message(['SUP0000001'], { receivedAt: 2_000 })]));
+      expect(await log.queueBacklog(sup)).toEqual({ ackedSeq: 0, headSeq: 2, oldestReceivedAt: 1_000, damage: null });
+      const [first] = await log.readQueue(sup, 0, 1, 1 << 20);
+      await ctx.loseMessage(first!.messageId);
+      expect(await log.queueBacklog(sup)).toEqual({
+        ackedSeq: 0,
+        headSeq: 2,
+        oldestReceivedAt: 2_000,
+        damage: `damaged database: queue SUP0000001/IF-021 position 1 refers to message ${first!.messageId}, which is missing`,
+      });
+      // Settled past it, the queue is healthy again; a queue with nothing waiting has no damage to show.
+      await log.settle(sup, { upTo: 1 });
+      expect(await log.queueBacklog(sup)).toEqual({ ackedSeq: 1, headSeq: 2, oldestReceivedAt: 2_000, damage: null });
+      await log.settle(sup, { upTo: 2 });
+      expect(await log.queueBacklog(sup)).toEqual({ ackedSeq: 2, headSeq: 2, oldestReceivedAt: null, damage: null });
+      expect(await log.queueBacklog({ recipientDipId: 'SUP0000009', channel: 'IF-021' })).toEqual({ ackedSeq: 0, headSeq: 0, oldestReceivedAt: null, damage: null });
+    });
+
     it('records the last position a pull handed out durably, never backwards, apart from the settled position', async () => {
       const log = ctx.backend.log;
       await log.append(batch([1, 2, 3, 4].map(() => message(['SUP0000001', 'MDS0000001']))));

@@ -34,7 +34,8 @@ export interface NatsCoordination extends Coordination {
 
 /**
  * What the DIP nodes of a cluster share through NATS: queue leases and wake-ups, the signature replay
- * guard and the fair-use buckets, in three KV buckets replicated `replicas` times (R3 in production).
+ * guard and the fair-use buckets, and what the alarm notifier has notified, in four KV buckets replicated
+ * `replicas` times (R3 in production).
  */
 export async function openNatsCoordination(settings: NatsSettings, options: NatsCoordinationOptions): Promise<NatsCoordination> {
   const nc = await connectNats(settings);
@@ -50,13 +51,16 @@ export async function openNatsCoordination(settings: NatsSettings, options: Nats
     );
     const refillMs = options.rateLimit.requestsPerSecond > 0 ? (options.rateLimit.burst / options.rateLimit.requestsPerSecond) * 1000 : 0;
     const ratesKv = await openBucket(nc, `${settings.prefix}_rates`, { ...common, ttl: Math.max(60_000, 2 * refillMs), description: 'OpenDIP: fair-use token buckets' }, REQUEST_PATH_TIMEOUT_MS);
+    // No expiry: what has been notified is kept while it holds, however long no node holds the lease.
+    const alarmsKv = await openBucket(nc, `${settings.prefix}_alarms`, { ...common, description: 'OpenDIP: the shared alarm conditions notified, one entry each' });
     const down = new Unreachable(() => options.clock.now());
     const leases = new NatsQueueLeases(nc, leasesKv, settings.prefix, options.clock, leaseSettings, options.logger);
-    const notifier = new NatsAlarmNotifierLease(leasesKv, leases.node, options.clock, leaseSettings, options.logger);
+    const notifier = new NatsAlarmNotifierLease(leasesKv, alarmsKv, leases.node, options.clock, leaseSettings, options.logger);
     // The bucket names holders by this id: the operator (and the failover tests) tell the nodes apart by it.
     options.logger?.info({ leaseHolder: leases.node, bucket: `${settings.prefix}_leases` }, 'queue leases: this node holds them under its id');
     return {
       kind: 'nats',
+      node: leases.node,
       connection: nc,
       leases,
       notifier,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
 import type { AlarmCondition } from '../../ports/alarms.js';
 import type { Cancel, Clock } from '../../ports/clock.js';
@@ -8,33 +9,77 @@ import { isConflict, type LeaseSettings } from './leases.js';
 /** Its key in the leases bucket: queue tokens are `<recipient>.<channel>` (a dot), so never this. */
 export const NOTIFIER_KEY = 'alarm_notifier';
 
-/** The lease's value (JSON): who holds it until when (the holder's clock), and what has been notified. */
+/** Says the notified conditions are kept one entry each in the record bucket, not in the lease's value. */
+const RECORD_IN_BUCKET = 'bucket';
+
+/**
+ * The lease's value (JSON): who holds it until when (the holder's clock). Small and of fixed size whatever
+ * is in alarm: it is rewritten at every renewal, and NATS refuses a value over its max_payload (1 MB), which
+ * a record of thousands of conditions in it once passed (then no renewal got through and the lease changed
+ * hands, each new holder notifying again). `notified` stays, empty, for nodes of the version before, which
+ * read the lease only with it (they then honour its expiry); a value without `record` was written by such a
+ * node, and its `notified` is then what has been notified.
+ */
 interface NotifierValue {
   node: string;
   expiresAt: number;
-  notified: Array<{ key: string; condition: AlarmCondition; asOf: number }>;
+  notified: NotifiedEntry[];
+  record?: typeof RECORD_IN_BUCKET;
 }
 
-const decode = (b: Uint8Array): NotifierValue | undefined => {
+/** One notified condition: an entry of the record bucket (or of a lease value written by the version before). */
+interface NotifiedEntry {
+  key: string;
+  condition: AlarmCondition;
+  asOf: number;
+}
+
+const parse = (b: Uint8Array): unknown => {
   try {
-    const v = JSON.parse(new TextDecoder().decode(b)) as Partial<NotifierValue>;
-    return typeof v.node === 'string' && typeof v.expiresAt === 'number' && Array.isArray(v.notified) ? { node: v.node, expiresAt: v.expiresAt, notified: v.notified } : undefined;
+    return JSON.parse(new TextDecoder().decode(b)) as unknown;
   } catch {
     return undefined;
   }
 };
 
+const decode = (b: Uint8Array): NotifierValue | undefined => {
+  const v = parse(b) as Partial<NotifierValue> | undefined;
+  if (typeof v?.node !== 'string' || typeof v.expiresAt !== 'number') return undefined;
+  return { node: v.node, expiresAt: v.expiresAt, notified: Array.isArray(v.notified) ? v.notified : [], ...(v.record === RECORD_IN_BUCKET ? { record: RECORD_IN_BUCKET } : {}) };
+};
+
+const decodeEntry = (b: Uint8Array): NotifiedEntry | undefined => {
+  const v = parse(b) as Partial<NotifiedEntry> | undefined;
+  return typeof v?.key === 'string' && typeof v.asOf === 'number' && typeof v.condition?.key === 'string' ? { key: v.key, condition: v.condition, asOf: v.asOf } : undefined;
+};
+
 const isDeleted = (op: string): boolean => op === 'DEL' || op === 'PURGE';
+
+/** A condition's key in the record bucket: alarm keys hold ':' and '/', and a digest is a valid token of fixed length. */
+export const recordKey = (alarmKey: string): string => createHash('sha256').update(alarmKey).digest('hex').slice(0, 40);
+
+/** Record entries written or deleted at once: a first record of thousands of conditions is not one round trip each in turn. */
+const WRITES_IN_FLIGHT = 64;
 
 /**
  * The alarm notifier lease in the queue leases' bucket, taken and renewed by compare-and-set like a queue
  * lease (src/adapters/nats/leases.ts): two nodes can never both hold it. It is claimed only when a node
  * evaluates its alarms (turn()), and renewed every third of its length on a timer, so the holder keeps it
- * between evaluations however far apart they are. Each write carries what has been notified: the bucket
- * expires a key unwritten for 10 lease lengths, so the record lives as long as some node holds the lease.
+ * between evaluations however far apart they are.
+ *
+ * What has been notified is kept apart, in the record bucket (no expiry), one entry per notified condition
+ * under the digest of its key: written when a condition is notified raised, deleted when notified resolved,
+ * and never at a renewal. So each value is one condition's size, the lease's value stays small however
+ * many queues are in alarm, and a node taking the lease over reads the whole record (one pass over the
+ * bucket) and sends only what changed since.
  */
 export class NatsAlarmNotifierLease implements AlarmNotifierLease {
-  private held: { revision: number; validUntil: number; notified: Map<string, NotifiedAlarm> } | null = null;
+  /** `notified`: null until the record has been read since the lease was claimed. */
+  private held: { revision: number; validUntil: number; notified: Map<string, NotifiedAlarm> | null } | null = null;
+  /** What the record bucket holds, as far as this node has read or written it (by alarm key). */
+  private stored = new Map<string, NotifiedAlarm>();
+  /** Whether `held.notified` may differ from `stored` (a change not written yet, or a write that failed). */
+  private dirty = false;
   /** Writes one at a time: a renewal and a record racing on one revision would cost the lease. */
   private writing: Promise<unknown> = Promise.resolve();
   private readonly stopRenewing: Cancel;
@@ -42,32 +87,41 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
 
   constructor(
     private readonly kv: KV,
+    /** The record of what has been notified. */
+    private readonly records: KV,
     private readonly node: string,
     private readonly clock: Clock,
     private readonly settings: LeaseSettings,
     private readonly logger?: Logger,
   ) {
     this.stopRenewing = clock.every(Math.max(100, Math.floor(settings.ttlMs / 3)), () => {
-      if (this.held) void this.serial(() => this.write());
+      if (!this.held) return;
+      void this.serial(async () => {
+        if (await this.write()) await this.flush();
+      });
     });
   }
 
   async turn(): Promise<Map<string, NotifiedAlarm> | null> {
     return this.serial(async () => {
       if (this.closed) return null;
-      if (this.held && this.clock.now() < this.held.validUntil) return this.held.notified;
+      if (this.held && this.clock.now() < this.held.validUntil) return this.held.notified ?? this.readRecord(this.held, null);
       this.held = null;
       try {
         const entry = await this.kv.get(NOTIFIER_KEY);
         const value = entry && !isDeleted(entry.operation) ? decode(entry.value) : undefined;
         // Held by a live node: its expiry plus the skew allowance, as for queue leases.
         if (value && value.node !== this.node && value.expiresAt + this.settings.skewMs > this.clock.now()) return null;
-        const notified = new Map((value?.notified ?? []).map((n) => [n.key, { condition: n.condition, asOf: n.asOf }]));
         const startedAt = this.clock.now();
-        const body = this.value(notified);
+        const body = this.value();
         const revision = !entry ? await this.kv.create(NOTIFIER_KEY, body) : await this.kv.update(NOTIFIER_KEY, body, entry.revision);
-        this.held = { revision, validUntil: startedAt + this.settings.ttlMs - this.settings.skewMs, notified };
-        this.logger?.info({ node: this.node, notified: notified.size }, 'this node now sends the notices of shared alarm conditions');
+        const held = { revision, validUntil: startedAt + this.settings.ttlMs - this.settings.skewMs, notified: null };
+        this.held = held;
+        // A holder of the version before kept the record in the lease's value: that is what was notified
+        // (the next flush writes it into the bucket, deleting what the bucket held before it).
+        const legacy = value && value.record !== RECORD_IN_BUCKET ? new Map(value.notified.map((n) => [n.key, { condition: n.condition, asOf: n.asOf }])) : null;
+        const notified = await this.readRecord(held, legacy);
+        if (notified) this.logger?.info({ node: this.node, notified: notified.size }, 'this node now sends the notices of shared alarm conditions');
         return notified;
       } catch (err) {
         // Another node's claim came first, or NATS does not answer (the coordination alarm says so): not ours.
@@ -79,9 +133,11 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
 
   async record(notified: Map<string, NotifiedAlarm>): Promise<boolean> {
     return this.serial(async () => {
-      if (!this.held) return false;
-      // Kept even if this write fails for want of NATS: the next renewal carries it.
+      if (!this.held?.notified) return false;
+      // Kept even if a write fails for want of NATS: the next renewal writes what is left.
       this.held.notified = notified;
+      this.dirty = true;
+      await this.flush();
       return this.write();
     });
   }
@@ -92,10 +148,11 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
     await this.serial(async () => {
       const h = this.held;
       if (!h) return;
+      await this.flush();
       this.held = null;
       try {
-        // Expired at once rather than deleted: the next holder needs what was notified.
-        await this.kv.update(NOTIFIER_KEY, JSON.stringify({ node: this.node, expiresAt: 0, notified: [...h.notified].map(([key, n]) => ({ key, ...n })) } satisfies NotifierValue), h.revision);
+        // Expired at once rather than deleted, so that nodes of the version before read it as free.
+        await this.kv.update(NOTIFIER_KEY, JSON.stringify({ node: this.node, expiresAt: 0, notified: [], record: RECORD_IN_BUCKET } satisfies NotifierValue), h.revision);
       } catch {
         // Taken over already, or NATS is away: the lease expires by itself.
       }
@@ -108,17 +165,70 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
     return run;
   }
 
-  private value(notified: Map<string, NotifiedAlarm>): string {
-    return JSON.stringify({ node: this.node, expiresAt: this.clock.now() + this.settings.ttlMs, notified: [...notified].map(([key, n]) => ({ key, ...n })) } satisfies NotifierValue);
+  private value(): string {
+    return JSON.stringify({ node: this.node, expiresAt: this.clock.now() + this.settings.ttlMs, notified: [], record: RECORD_IN_BUCKET } satisfies NotifierValue);
   }
 
-  /** Renews the lease with what has been notified; false (and no longer held) if another node took it over. */
+  /**
+   * What the lease's holders have notified: the record bucket's entries, or `legacy` when the lease's value
+   * carried it. Null (the notices wait, the lease is kept) while the bucket cannot be read: taking the lease
+   * as if nothing had been notified would raise every alarm again.
+   */
+  private async readRecord(held: NonNullable<typeof this.held>, legacy: Map<string, NotifiedAlarm> | null): Promise<Map<string, NotifiedAlarm> | null> {
+    try {
+      const stored = new Map<string, NotifiedAlarm>();
+      // The bucket keeps one value per key (history 1): its last, a deletion marker for a condition resolved.
+      for await (const e of await this.records.history()) {
+        const n = isDeleted(e.operation) ? undefined : decodeEntry(e.value);
+        if (n) stored.set(n.key, { condition: n.condition, asOf: n.asOf });
+      }
+      this.stored = stored;
+      held.notified = legacy ?? new Map(stored);
+      this.dirty = legacy !== null;
+      if (legacy) await this.flush();
+      return held.notified;
+    } catch (err) {
+      this.logger?.warn({ err }, 'the record of notified alarms could not be read: shared alarm notices wait');
+      return null;
+    }
+  }
+
+  /** Writes the record's changes: an entry per condition newly notified (or changed), a deletion per one no longer. */
+  private async flush(): Promise<void> {
+    const notified = this.held?.notified;
+    if (!notified || !this.dirty) return;
+    const writes: Array<() => Promise<void>> = [];
+    for (const [key, n] of notified) {
+      if (this.stored.get(key) === n) continue;
+      writes.push(async () => {
+        await this.records.put(recordKey(key), JSON.stringify({ key, ...n } satisfies NotifiedEntry));
+        this.stored.set(key, n);
+      });
+    }
+    for (const key of this.stored.keys()) {
+      if (notified.has(key)) continue;
+      writes.push(async () => {
+        await this.records.delete(recordKey(key));
+        this.stored.delete(key);
+      });
+    }
+    let failed = 0;
+    for (let i = 0; i < writes.length; i += WRITES_IN_FLIGHT) {
+      const done = await Promise.allSettled(writes.slice(i, i + WRITES_IN_FLIGHT).map((w) => w()));
+      failed += done.filter((d) => d.status === 'rejected').length;
+    }
+    // What failed is left for the next renewal; a successor reading the record meanwhile may notify it again (at least once).
+    this.dirty = failed > 0;
+    if (failed > 0) this.logger?.warn({ failed, of: writes.length }, 'the record of notified alarms could not be written in full: the rest is written at the next renewal');
+  }
+
+  /** Renews the lease; false (and no longer held) if another node took it over. */
   private async write(): Promise<boolean> {
     const h = this.held;
     if (!h) return false;
     const startedAt = this.clock.now();
     try {
-      h.revision = await this.kv.update(NOTIFIER_KEY, this.value(h.notified), h.revision);
+      h.revision = await this.kv.update(NOTIFIER_KEY, this.value(), h.revision);
       h.validUntil = startedAt + this.settings.ttlMs - this.settings.skewMs;
       return true;
     } catch (err) {

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { AcceptedBatch, AppendOutcome, MessageLog, QueueBacklogState, QueueEntry, QueueRef, QueueState, ReplayCopy, Settlement } from '../../ports/message-log.js';
+import { headDamage, missingMessage, type AcceptedBatch, type AppendOutcome, type MessageLog, type QueueBacklogState, type QueueEntry, type QueueRef, type QueueState, type ReplayCopy, type Settlement } from '../../ports/message-log.js';
 import { jobMoved } from '../../ports/errors.js';
 import type { JobProgress } from '../../ports/requeue-jobs.js';
 import { damaged, type PgDatabase } from './database.js';
@@ -173,7 +173,7 @@ export class PgMessageLog implements MessageLog {
     for (const r of rows) {
       if (r.transactionId === null || r.outbound === null || r.receivedAt === null) {
         // Purging removes settled entries with their messages, so this is damage: say so rather than skip.
-        throw damaged(`queue ${queue.recipientDipId}/${queue.channel} position ${r.seq} refers to message ${r.messageId}, which is missing`);
+        throw damaged(missingMessage(queue, r.seq, r.messageId));
       }
       const outbound = this.d.reveal(r.outbound, r.sealed === true);
       bytes += outbound.length + 1;
@@ -194,14 +194,19 @@ export class PgMessageLog implements MessageLog {
   async queueBacklog(queue: QueueRef): Promise<QueueBacklogState> {
     // One statement: the positions and the oldest unsettled entry's receipt (as readQueue gives it: a
     // requeued entry's enqueue time) from the same snapshot, without fetching the message itself.
-    const rows = await this.d.query<{ head: number; acked: number; oldest: number | null }>(
+    // The oldest unsettled entry is read on its own as well, with whether its message is there: the inner
+    // join alone passed over one whose message is missing, hiding the damage (see QueueBacklogState.damage).
+    const rows = await this.d.query<{ head: number; acked: number; oldest: number | null; firstSeq: number | null; firstMessage: number | null; found: number | null }>(
       `SELECT q.head, q.acked_seq AS acked,
               (SELECT coalesce(e.enqueued_at, m.received_at) FROM queue_entries e JOIN messages m ON m.id = e.message_id
-                WHERE e.queue_id = q.id AND e.seq > q.acked_seq ORDER BY e.seq LIMIT 1) AS oldest
-         FROM queues q WHERE q.recipient_dip_id = $1 AND q.channel = $2`,
+                WHERE e.queue_id = q.id AND e.seq > q.acked_seq ORDER BY e.seq LIMIT 1) AS oldest,
+              f.seq AS "firstSeq", f.message_id AS "firstMessage", (SELECT m.id FROM messages m WHERE m.id = f.message_id) AS found
+         FROM queues q
+         LEFT JOIN LATERAL (SELECT e.seq, e.message_id FROM queue_entries e WHERE e.queue_id = q.id AND e.seq > q.acked_seq ORDER BY e.seq LIMIT 1) f ON true
+        WHERE q.recipient_dip_id = $1 AND q.channel = $2`,
       [queue.recipientDipId, queue.channel],
     );
-    return { ackedSeq: rows[0]?.acked ?? 0, headSeq: rows[0]?.head ?? 0, oldestReceivedAt: rows[0]?.oldest ?? null };
+    return { ackedSeq: rows[0]?.acked ?? 0, headSeq: rows[0]?.head ?? 0, oldestReceivedAt: rows[0]?.oldest ?? null, damage: headDamage(queue, rows[0]) };
   }
 
   async pendingQueues(): Promise<QueueRef[]> {

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { sealParts } from '../../security/seal-batch.js';
-import type { AcceptedBatch, AppendOutcome, MessageLog, QueueBacklogState, QueueEntry, QueueRef, QueueState, ReplayCopy, Settlement } from '../../ports/message-log.js';
+import { headDamage, missingMessage, type AcceptedBatch, type AppendOutcome, type MessageLog, type QueueBacklogState, type QueueEntry, type QueueRef, type QueueState, type ReplayCopy, type Settlement } from '../../ports/message-log.js';
 import { jobMoved } from '../../ports/errors.js';
 import type { JobProgress } from '../../ports/requeue-jobs.js';
 import { damaged, type PendingHead, type RecentMessage, type SqliteDatabase, type Stored } from './database.js';
@@ -38,11 +38,16 @@ export class SqliteMessageLog implements MessageLog {
       positions: db.prepare<[number], { acked: number; pulled: number }>('SELECT acked_seq AS acked, pulled_seq AS pulled FROM queues WHERE id = ?'),
       // A queue's settled position and its oldest unsettled entry's receipt (as readQueue gives it: a
       // requeued entry's enqueue time), without reading the message itself (queueBacklog).
-      backlog: db.prepare<[number], { acked: number; oldest: number | null }>(
+      // The oldest unsettled entry is read on its own as well, with whether its message is there: the inner
+      // join alone passed over one whose message is missing, hiding the damage (see QueueBacklogState.damage).
+      backlog: db.prepare<[number], { acked: number; oldest: number | null; firstSeq: number | null; firstMessage: number | null; found: number | null }>(
         `SELECT q.acked_seq AS acked,
                 (SELECT coalesce(e.enqueued_at, m.received_at) FROM queue_entries e JOIN messages m ON m.id = e.message_id
-                  WHERE e.queue_id = q.id AND e.seq > q.acked_seq ORDER BY e.seq LIMIT 1) AS oldest
-           FROM queues q WHERE q.id = ?`,
+                  WHERE e.queue_id = q.id AND e.seq > q.acked_seq ORDER BY e.seq LIMIT 1) AS oldest,
+                f.seq AS firstSeq, f.message_id AS firstMessage, (SELECT m.id FROM messages m WHERE m.id = f.message_id) AS found
+           FROM queues q
+           LEFT JOIN queue_entries f ON f.queue_id = q.id AND f.seq = (SELECT min(seq) FROM queue_entries WHERE queue_id = q.id AND seq > q.acked_seq)
+          WHERE q.id = ?`,
       ),
       ack: db.prepare('UPDATE queues SET acked_seq = max(acked_seq, ?) WHERE id = ?'),
       pulled: db.prepare('UPDATE queues SET pulled_seq = max(pulled_seq, ?) WHERE id = ?'),
@@ -132,7 +137,7 @@ export class SqliteMessageLog implements MessageLog {
       const message = cached && cached.transactionId === e.transactionId ? cached : this.load(e.messageId);
       // Purging removes settled entries with their messages, so this means a damaged database: say so
       // (the queue stops and an operator is alerted) rather than skip a message silently.
-      if (!message) throw damaged(`queue ${queue.recipientDipId}/${queue.channel} position ${e.seq} refers to message ${e.messageId}, which is missing`);
+      if (!message) throw damaged(missingMessage(queue, e.seq, e.messageId));
       bytes += message.outbound.length + 1;
       if (out.length > 0 && bytes > maxBytes) break;
       // A requeued dead letter's staleness clock starts at its requeue.
@@ -158,9 +163,9 @@ export class SqliteMessageLog implements MessageLog {
 
   async queueBacklog(queue: QueueRef): Promise<QueueBacklogState> {
     const q = this.d.queueRow(queue.recipientDipId, queue.channel, false);
-    if (!q) return { ackedSeq: 0, headSeq: 0, oldestReceivedAt: null };
+    if (!q) return { ackedSeq: 0, headSeq: 0, oldestReceivedAt: null, damage: null };
     const row = this.s.backlog.get(q.id);
-    return { ackedSeq: row?.acked ?? 0, headSeq: q.head, oldestReceivedAt: row?.oldest ?? null };
+    return { ackedSeq: row?.acked ?? 0, headSeq: q.head, oldestReceivedAt: row?.oldest ?? null, damage: headDamage(queue, row) };
   }
 
   async pendingQueues(): Promise<QueueRef[]> {

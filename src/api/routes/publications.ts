@@ -6,7 +6,7 @@ import { parseIsoDateOrDateTime } from '../../domain/time.js';
 import { standardResponse } from '../../domain/standard-response.js';
 import { authenticate } from '../../pipeline/authenticate.js';
 import type { Channel } from '../../pipeline/channels.js';
-import { downloadRefusal, mayRead, type PublishOutcome } from '../../pipeline/publications.js';
+import { downloadRefusal, mayRead, noticeReference, NOTICE_GRACE_MS, type PublishOutcome } from '../../pipeline/publications.js';
 import { COMPRESSIONS, type Compression, type PublicationMetadata, type PublicationRecord } from '../../ports/publications.js';
 import { DIP_HEADER_CONTENT_HASH } from '../../security/signature.js';
 import type { ApiDeps } from '../deps.js';
@@ -161,7 +161,12 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     const uri = deps.publications.downloadUrl(outcome.record);
     reply.header('location', uri);
     reply.header('x-opendip-publication-id', outcome.record.id);
-    const help = `publication ${outcome.record.id} stored (${outcome.record.size} bytes, SHA-256 verified); ${outcome.recipients.length} recipient(s) notified`;
+    // Stored and durable either way (201): a publisher who sent it again would get a 409. A pending notice
+    // is said as such, so the publisher neither retries nor believes its recipients told already.
+    const help =
+      outcome.notice === 'queued'
+        ? `publication ${outcome.record.id} stored (${outcome.record.size} bytes, SHA-256 verified); ${outcome.recipients.length} recipient(s) notified`
+        : `publication ${outcome.record.id} stored (${outcome.record.size} bytes, SHA-256 verified); its notice to ${outcome.recipients.length} recipient(s) could not be queued now: the DIP queues it itself once the publication is ${NOTICE_GRACE_MS / 60_000} minutes old, at its next pass for missed notices (sender reference ${noticeReference(outcome.record.id)}); do not publish it again`;
     return reply.code(201).send({
       ...standardResponse(new Date(deps.clock.now()), deps.config.dipId, caller.dipId, [{ transactionID: outcome.transactionId, message: MSG.success, help }]),
       // An extension beside the published StandardResponse: what was stored and where to fetch it.

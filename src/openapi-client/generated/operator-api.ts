@@ -4540,6 +4540,8 @@ export interface paths {
                         "application/json": {
                             /** @description Settled (delivered, refused, dead-lettered or acknowledged by a pull) up to this position */
                             ackedSeq: number;
+                            /** @description Null, or damage found at the queue's head: `damaged database: queue …/… position N refers to message M, which is missing` (the words of the error that halts a worker on it). The entry is counted in depth; oldestReceivedAt is then the oldest entry after it whose message is there. Null too when the store could not be read */
+                            damage: string | null;
                             /** @description Messages enqueued and not yet settled (headSeq − ackedSeq); null when the store could not be read */
                             depth: number | null;
                             /** @description When the first of those failed calls was made, epoch ms; null while none failed */
