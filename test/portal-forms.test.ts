@@ -52,7 +52,12 @@ function portalDip() {
     const made = (await adminApi(at.t!)('POST', '/admin/portal/accounts', { username, displayName: username, participantDipId, admin: true })).body as { password: string };
     return firstSignIn('/portal', username, made.password);
   };
-  return { dip: (): TestDip => at.t!, send, userSignedIn };
+  /** A new operator (made with the bootstrap token while no admin exists), signed in to the operator portal: its cookie. */
+  const operatorSignedIn = async (name: string, role: 'viewer' | 'operator' | 'admin'): Promise<string> => {
+    const made = (await adminApi(at.t!)('POST', '/admin/operators', { name, role, displayName: name })).body as { password: string };
+    return firstSignIn('/operator', name, made.password);
+  };
+  return { dip: (): TestDip => at.t!, send, userSignedIn, operatorSignedIn };
 }
 
 describe('portal requests', () => {
@@ -206,5 +211,47 @@ describe("an automation operator account bearing a portal user's name", () => {
     const disabled = await automation('POST', '/admin/portal/accounts/pat.same/disabled', { disabled: true });
     expect(disabled.status, JSON.stringify(disabled.body)).toBe(200);
     expect(await signedIn()).toBe(303);
+  });
+});
+
+describe("the portals' list filters", () => {
+  const { dip, send, userSignedIn, operatorSignedIn } = portalDip();
+  /** The page's text with the markup's escapes undone (the problems quote the values as sent). */
+  const shown = (page: { text: string }) => page.text.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
+
+  it('answers a filter value a page cannot take with the page, 400 and an alert naming the field and why, never unfiltered rows', async () => {
+    const sup = await dip().participant('1000000004', ['SUP']);
+    const user = await userSignedIn('una.user', sup.dipId);
+    // The operator is a viewer: made while no admin exists (the bootstrap token still works), reads every list.
+    const operator = await operatorSignedIn('otto.viewer', 'viewer');
+    const refused: Array<[string, string, string]> = [
+      ['/portal/messages?from=notadate', user, 'from: "notadate" is not a date and time (YYYY-MM-DDTHH:MM, UTC)'],
+      ['/portal/messages?to=2026-02-30T10:00', user, 'to: "2026-02-30T10:00" is not a date and time'],
+      ['/portal/messages?limit=-5', user, 'limit: is not a filter of this page (it takes as, channel, transactionId, eventCode, from, to)'],
+      ['/portal/activity?days=3', user, 'days: "3" is not one of 1, 7'],
+      ['/portal/reports?period=year', user, 'period: "year" is not one of day, week, month'],
+      ['/operator/dead-letters?state=bogus', operator, 'state: "bogus" is not one of dead, requeued, discarded'],
+      ['/operator/dead-letters?recipient=not-an-id', operator, 'recipient: "not-an-id" is not a DIP ID: 10 letters or digits'],
+      ['/operator/certificates?days=-5', operator, 'days: "-5" is not a whole number from 1 to 3650'],
+      ['/operator/activity?hours=2&limit=-5', operator, 'hours: "2" is not one of 1, 24; limit: is not a filter of this page'],
+      ['/operator/journal?limit=-5', operator, 'limit: is not a filter of this page (it takes actor)'],
+      ['/operator/reports?period=fortnight', operator, 'period: "fortnight" is not one of day, week, month'],
+    ];
+    for (const [path, cookie, problem] of refused) {
+      const page = await send('GET', path, { cookie });
+      expect([path, page.status]).toEqual([path, 400]);
+      expect(String(page.headers['content-type'])).toMatch(/^text\/html/);
+      expect(shown(page)).toContain(`role="alert">The filters were not applied: ${problem}`);
+      // The page again, with the value as sent to correct (or a way back to the page unfiltered), and no rows.
+      expect(page.text).toContain(`<a href="${path.split('?')[0]}">Show the page without filters</a>`);
+      expect(page.text).not.toContain('<table');
+    }
+    // Values the filters take are applied as before.
+    for (const [path, cookie] of [['/portal/messages?from=2026-01-01T00:00&to=', user], ['/portal/activity?days=1', user], ['/operator/dead-letters?state=requeued', operator], ['/operator/certificates?days=60', operator]] as const) {
+      const page = await send('GET', path, { cookie });
+      expect([path, page.status]).toEqual([path, 200]);
+      expect(page.text).not.toContain('The filters were not applied');
+    }
+    expect((await send('GET', '/operator/certificates?days=60', { cookie: operator })).text).toContain('Certificates expiring within 60 days');
   });
 });
