@@ -59,7 +59,7 @@ describe('OperatorMemory', () => {
     const { m, clock, fail } = memory();
     m.start();
     await settle();
-    expect(m.session(claims('alice', 3))).toEqual({ name: 'alice', role: 'admin', actor: 'operator:alice' });
+    expect(m.session(claims('alice', 3))).toEqual({ name: 'alice', role: 'admin', actor: 'operator:alice', automation: false });
     expect(m.session(claims('alice', 2))).toBeUndefined(); // an epoch the account has left: signed out
     expect(m.automation('dipop_t')).toMatchObject({ name: 'monitoring', role: 'viewer' });
     expect(m.adminExists()).toBe(true);

@@ -37,7 +37,27 @@ function portalDip() {
     });
     return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
   };
-  return { dip: (): TestDip => at.t!, send };
+  /** A first sign-in to a portal (its TOTP set up, a password of its own chosen): the session's cookie. */
+  const firstSignIn = async (base: '/portal' | '/operator', username: string, password: string): Promise<string> => {
+    const first = await send('POST', `${base}/sign-in`, { form: new URLSearchParams({ username, password, code: '' }).toString() });
+    const secret = /id="totp-secret">([A-Z2-7]+)</.exec(first.text)![1]!;
+    const token = /name="token" value="([^"]+)"/.exec(first.text)![1]!;
+    const own = `${username} chose this one`;
+    const signIn = await send('POST', `${base}/sign-in/enrolment`, { form: new URLSearchParams({ token, choose: 'yes', code: totpCode(secret, Date.now()), next: own, repeat: own }).toString() });
+    expect(signIn.status).toBe(303);
+    return String(signIn.headers['set-cookie']).split(';')[0]!;
+  };
+  /** A participant's new administrator (made with the bootstrap token), signed in to the user portal: its cookie. */
+  const userSignedIn = async (username: string, participantDipId: string): Promise<string> => {
+    const made = (await adminApi(at.t!)('POST', '/admin/portal/accounts', { username, displayName: username, participantDipId, admin: true })).body as { password: string };
+    return firstSignIn('/portal', username, made.password);
+  };
+  /** A new operator (made with the bootstrap token while no admin exists), signed in to the operator portal: its cookie. */
+  const operatorSignedIn = async (name: string, role: 'viewer' | 'operator' | 'admin'): Promise<string> => {
+    const made = (await adminApi(at.t!)('POST', '/admin/operators', { name, role, displayName: name })).body as { password: string };
+    return firstSignIn('/operator', name, made.password);
+  };
+  return { dip: (): TestDip => at.t!, send, userSignedIn, operatorSignedIn };
 }
 
 describe('portal requests', () => {
@@ -145,18 +165,12 @@ describe('portal requests', () => {
 });
 
 describe('the user portal\'s certificate request', () => {
-  const { dip, send } = portalDip();
+  const { dip, send, userSignedIn } = portalDip();
 
   it("refuses a certificate request without a CSR, naming the field, and issues nothing (no key made for nobody to hold)", async () => {
     const sup = await dip().participant('1000000002', ['SUP']);
     // Made with the bootstrap token: this DIP has no admin operator yet.
-    const made = (await adminApi(dip())('POST', '/admin/portal/accounts', { username: 'sid.sup', displayName: 'Sid', participantDipId: sup.dipId, admin: true })).body as { password: string };
-    const first = await send('POST', '/portal/sign-in', { form: new URLSearchParams({ username: 'sid.sup', password: made.password, code: '' }).toString() });
-    const secret = /id="totp-secret">([A-Z2-7]+)</.exec(first.text)![1]!;
-    const token = /name="token" value="([^"]+)"/.exec(first.text)![1]!;
-    const signIn = await send('POST', '/portal/sign-in/enrolment', { form: new URLSearchParams({ token, choose: 'yes', code: totpCode(secret, Date.now()), next: 'sid chose this one', repeat: 'sid chose this one' }).toString() });
-    expect(signIn.status).toBe(303);
-    const cookie = String(signIn.headers['set-cookie']).split(';')[0]!;
+    const cookie = await userSignedIn('sid.sup', sup.dipId);
     const csrf = /name="_csrf" value="([^"]+)"/.exec((await send('GET', '/portal/certificates', { cookie })).text)![1]!;
     for (const csr of [undefined, '', '   \n ']) {
       const form = new URLSearchParams({ _csrf: csrf, ...(csr === undefined ? {} : { csr }) }).toString();
@@ -166,5 +180,78 @@ describe('the user portal\'s certificate request', () => {
       expect(answer.text).not.toContain('Issued certificate');
       expect(answer.text).not.toContain('certificate issued');
     }
+  });
+});
+
+describe("an automation operator account bearing a portal user's name", () => {
+  const { dip, send, userSignedIn } = portalDip();
+
+  it("ends none of that user's sessions by signing out or being disabled, and may disable the user as anyone else's", async () => {
+    const sup = await dip().participant('1000000003', ['SUP']);
+    // Made with the bootstrap token (no admin exists): a supplier's user, then an automation account of the same name.
+    const bootstrap = adminApi(dip());
+    const cookie = await userSignedIn('pat.same', sup.dipId);
+    const signedIn = async () => (await send('GET', '/portal/', { cookie })).status;
+    expect(await signedIn()).toBe(200);
+    const auto = await bootstrap('POST', '/admin/operators', { name: 'pat.same', role: 'operator', automation: true });
+    expect(auto.status, JSON.stringify(auto.body)).toBe(201);
+    const automation = adminApi(dip(), auto.body.token as string);
+
+    // Its sign-out has no session to end, and says so; the user's session goes on.
+    const signedOut = await automation('DELETE', '/admin/session');
+    expect(signedOut.status).toBe(400);
+    expect(signedOut.body.error).toContain('pat.same is an automation account: it has no session to end');
+    expect(await signedIn()).toBe(200);
+    // Disabling it stops its token, and not the user's session.
+    expect((await bootstrap('PATCH', '/admin/operators/pat.same', { disabled: true })).status).toBe(200);
+    expect((await automation('GET', '/admin/whoami')).status).toBe(401);
+    expect(await signedIn()).toBe(200);
+    // Enabled again, it may disable the user as any other operator's (not refused as its "own" sign-in).
+    expect((await bootstrap('PATCH', '/admin/operators/pat.same', { disabled: false })).status).toBe(200);
+    const disabled = await automation('POST', '/admin/portal/accounts/pat.same/disabled', { disabled: true });
+    expect(disabled.status, JSON.stringify(disabled.body)).toBe(200);
+    expect(await signedIn()).toBe(303);
+  });
+});
+
+describe("the portals' list filters", () => {
+  const { dip, send, userSignedIn, operatorSignedIn } = portalDip();
+  /** The page's text with the markup's escapes undone (the problems quote the values as sent). */
+  const shown = (page: { text: string }) => page.text.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
+
+  it('answers a filter value a page cannot take with the page, 400 and an alert naming the field and why, never unfiltered rows', async () => {
+    const sup = await dip().participant('1000000004', ['SUP']);
+    const user = await userSignedIn('una.user', sup.dipId);
+    // The operator is a viewer: made while no admin exists (the bootstrap token still works), reads every list.
+    const operator = await operatorSignedIn('otto.viewer', 'viewer');
+    const refused: Array<[string, string, string]> = [
+      ['/portal/messages?from=notadate', user, 'from: "notadate" is not a date and time (YYYY-MM-DDTHH:MM, UTC)'],
+      ['/portal/messages?to=2026-02-30T10:00', user, 'to: "2026-02-30T10:00" is not a date and time'],
+      ['/portal/messages?limit=-5', user, 'limit: is not a filter of this page (it takes as, channel, transactionId, eventCode, from, to)'],
+      ['/portal/activity?days=3', user, 'days: "3" is not one of 1, 7'],
+      ['/portal/reports?period=year', user, 'period: "year" is not one of day, week, month'],
+      ['/operator/dead-letters?state=bogus', operator, 'state: "bogus" is not one of dead, requeued, discarded'],
+      ['/operator/dead-letters?recipient=not-an-id', operator, 'recipient: "not-an-id" is not a DIP ID: 10 letters or digits'],
+      ['/operator/certificates?days=-5', operator, 'days: "-5" is not a whole number from 1 to 3650'],
+      ['/operator/activity?hours=2&limit=-5', operator, 'hours: "2" is not one of 1, 24; limit: is not a filter of this page'],
+      ['/operator/journal?limit=-5', operator, 'limit: is not a filter of this page (it takes actor)'],
+      ['/operator/reports?period=fortnight', operator, 'period: "fortnight" is not one of day, week, month'],
+    ];
+    for (const [path, cookie, problem] of refused) {
+      const page = await send('GET', path, { cookie });
+      expect([path, page.status]).toEqual([path, 400]);
+      expect(String(page.headers['content-type'])).toMatch(/^text\/html/);
+      expect(shown(page)).toContain(`role="alert">The filters were not applied: ${problem}`);
+      // The page again, with the value as sent to correct (or a way back to the page unfiltered), and no rows.
+      expect(page.text).toContain(`<a href="${path.split('?')[0]}">Show the page without filters</a>`);
+      expect(page.text).not.toContain('<table');
+    }
+    // Values the filters take are applied as before.
+    for (const [path, cookie] of [['/portal/messages?from=2026-01-01T00:00&to=', user], ['/portal/activity?days=1', user], ['/operator/dead-letters?state=requeued', operator], ['/operator/certificates?days=60', operator]] as const) {
+      const page = await send('GET', path, { cookie });
+      expect([path, page.status]).toEqual([path, 200]);
+      expect(page.text).not.toContain('The filters were not applied');
+    }
+    expect((await send('GET', '/operator/certificates?days=60', { cookie: operator })).text).toContain('Certificates expiring within 60 days');
   });
 });

@@ -108,7 +108,7 @@ async function identify(deps: OperatorAuthDeps, token: string, req: FastifyReque
   if (token && deps.inProcessKey && sameToken(token, deps.inProcessKey)) {
     const acting = req.headers[ACTING_OPERATOR_HEADER];
     const found = (await deps.operators.list()).find((o) => o.name === acting && !o.disabled);
-    return found ? { who: { name: found.name, role: found.role, actor: `operator:${found.name}` } } : {};
+    return found ? { who: { name: found.name, role: found.role, actor: `operator:${found.name}`, automation: found.automation } } : {};
   }
   if (token && OperatorSessions.isSessionToken(token)) {
     const who = await deps.sessions.identify(token);
@@ -144,7 +144,7 @@ function remember(deps: OperatorAuthDeps, memory: OperatorMemory, token: string,
 /** The longest a change's answer waits for the memory's new reading (src/pipeline/operator-memory.ts). */
 const MEMORY_REFRESH_WAIT_MS = 2_000;
 
-const BOOTSTRAP: OperatorIdentity = { name: 'bootstrap', role: 'admin', actor: 'bootstrap' };
+const BOOTSTRAP: OperatorIdentity = { name: 'bootstrap', role: 'admin', actor: 'bootstrap', automation: false };
 
 /**
  * Every operator-API call names its operator (Authorization: Bearer <token>): a named account's token, or
@@ -471,10 +471,10 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
     },
     async (req, reply) => sessionAnswer(reply, await deps.sessions.confirmEnrolment(req.body.token, req.body.code, req.body.newPassword)),
   );
-  app.delete(SIGN_IN_PATH, { schema: { tags, summary: "Sign out: ends every session of the caller's account (the portal's too)", response: answers({ 204: empty('Signed out') }, [400]) } }, async (req, reply) => {
+  app.delete(SIGN_IN_PATH, { schema: { tags, summary: "Sign out: ends every session of the caller's account (the portal's too); an automation account has none (400)", response: answers({ 204: empty('Signed out') }, [400]) } }, async (req, reply) => {
     const who = operatorOf(req);
     if (who.actor === 'bootstrap') return reply.code(400).send({ error: 'the bootstrap token has no session to end' });
-    await deps.sessions.signOut(who);
+    if (!(await deps.sessions.signOut(who))) return reply.code(400).send({ error: `${who.name} is an automation account: it has no session to end (its token stays in force until replaced with PATCH /admin/operators/${who.name} newToken, or the account is disabled)` });
     req.journaled = true;
     return reply.code(204).send();
   });
@@ -493,7 +493,7 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
     async (req, reply) => {
       try {
         const updated = await deps.operators.update(req.params.name, req.body, operatorOf(req));
-        if (req.body.disabled === true) await deps.sessions.endAll(req.params.name);
+        if (req.body.disabled === true) await deps.sessions.endAll(updated.operator);
         req.journaled = true;
         return updated;
       } catch (e) {

@@ -119,7 +119,9 @@ export const adminPortalRoutes: FastifyPluginAsync<AdminPortalOptions> = async (
       const target = await accounts.account(req.params.username);
       if (!target) return reply.code(404).send({ error: `no portal account '${req.params.username}'` });
       if (target.participantDipId === null && who.role !== 'admin') return reply.code(403).send({ error: `operator ${who.name} (${who.role}) may not change operators' portal sign-in: admins only` });
-      if (target.username === who.name) return reply.code(400).send({ error: 'you cannot disable your own portal sign-in' });
+      // One's own: an operator's credential of the caller's name, held by a person (a participant's user
+      // may bear an automation account's name, and is not that account's).
+      if (target.participantDipId === null && !who.automation && target.username === who.name) return reply.code(400).send({ error: 'you cannot disable your own portal sign-in' });
       await accounts.setDisabled(target.username, req.body.disabled);
       return publicView({ ...target, disabled: req.body.disabled });
     },

@@ -34,7 +34,7 @@ export class OperatorSessions {
   constructor(
     private readonly deps: {
       operators: Pick<OperatorAccounts, 'person'>;
-      accounts: Pick<PortalAccountService, 'signIn' | 'confirmEnrolment' | 'fromSession' | 'signOutEverywhere'>;
+      accounts: Pick<PortalAccountService, 'signIn' | 'confirmEnrolment' | 'fromSession' | 'signOutOperatorEverywhere'>;
       signer: Pick<SessionSigner, 'issue' | 'read'>;
       journal: OperatorJournal;
       clock: Clock;
@@ -94,14 +94,22 @@ export class OperatorSessions {
     return this.deps.signer.read(bearer.slice(PREFIX.length), this.deps.clock.now());
   }
 
-  /** Ends every session of an operator account, as disabling it does: enabled again, it signs in afresh. */
-  async endAll(name: string): Promise<void> {
-    await this.deps.accounts.signOutEverywhere(name);
+  /**
+   * Ends every session of an operator account, as disabling it does: enabled again, it signs in afresh.
+   * Only a person's: an automation account has a token and no sessions, and its name may be a
+   * participant's portal user's (names are unique among operator accounts only), whose sessions are not
+   * the operator's to end. The credential is ended only if it is an operator's, for the same reason.
+   */
+  async endAll(who: Pick<OperatorIdentity, 'name' | 'automation'>): Promise<void> {
+    if (who.automation) return;
+    await this.deps.accounts.signOutOperatorEverywhere(who.name);
   }
 
-  /** Ends every session of the operator (the API's and the portal's). */
-  async signOut(who: OperatorIdentity): Promise<void> {
-    await this.endAll(who.name);
+  /** Ends every session of the person (the API's and the portal's); false for an automation account, which has none. */
+  async signOut(who: OperatorIdentity): Promise<boolean> {
+    if (who.automation) return false;
+    await this.endAll(who);
     await this.deps.journal.append({ at: this.deps.clock.now(), actor: who.actor, action: 'operator.sign-out', target: who.name, before: null, after: null, status: null });
+    return true;
   }
 }

@@ -44,11 +44,17 @@ export interface OperatorIdentity {
   role: OperatorRole;
   /** As written in the journal: `operator:<name>` or `bootstrap`. */
   actor: string;
+  /**
+   * An automation account (a token, no sessions). Carried with the name because a name is unique only
+   * among operator accounts: a participant's portal user may bear an automation account's name, and what
+   * is done to "the account's sessions" must never reach that user's (see OperatorSessions).
+   */
+  automation: boolean;
 }
 
 /** A person's account name is their sign-in name (the portal's username rule, src/pipeline/portal-accounts.ts). */
 const PERSON_NAME_PATTERN = USERNAME_PATTERN;
-const identity = (a: OperatorAccount): OperatorIdentity => ({ name: a.name, role: a.role, actor: `operator:${a.name}` });
+const identity = (a: OperatorAccount): OperatorIdentity => ({ name: a.name, role: a.role, actor: `operator:${a.name}`, automation: a.automation === true });
 
 const hashToken = secretHash;
 

@@ -336,6 +336,16 @@ export class PortalAccountService {
     await this.store.changeAccount(username, {});
   }
 
+  /**
+   * Ends every session of an operator's credential (participantDipId null), and of no participant's user
+   * of the same name: the operator API names the account by its operator name. Read, then written: which
+   * kind an account is never changes, and a name is never reused (accounts are disabled, not deleted).
+   */
+  async signOutOperatorEverywhere(username: string): Promise<void> {
+    const account = await this.store.account(username);
+    if (account?.participantDipId === null) await this.signOutEverywhere(username);
+  }
+
   /** Disables or enables the account, ending its sessions. */
   async setDisabled(username: string, disabled: boolean): Promise<boolean> {
     return (await this.store.changeAccount(username, { disabled })) !== undefined;

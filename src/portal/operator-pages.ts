@@ -8,7 +8,9 @@ import { activityTable } from './activity-view.js';
 import type { PortalDeps } from './deps.js';
 import { periodForm, reportCharts, reportPeriod } from './reports-view.js';
 import { alertLine, badge, codeBlock, daysLeftBadge, facts, filterForm, hidden, html, input, isoOrDash, select, table, textarea, type Flash, type Html } from './html.js';
-import { csrfField, field, fields, pageRoutes, refuse, render, type PortalReq, type Realm, type Signed } from './session.js';
+import { csrfField, field, fields, isReply, pageRoutes, refuse, render, type PortalReq, type Realm, type Signed } from './session.js';
+import { dipId, freeText, integer, oneOf, pageFilters, type FilterRule, type Filters } from './filters.js';
+import { PERIOD_NAMES } from './reports-view.js';
 
 export const OPERATOR_REALM: Realm = {
   kind: 'operator',
@@ -66,6 +68,9 @@ export function registerOperatorPortal(app: FastifyInstance, deps: PortalDeps): 
   page('/maintenance', 'POST', async (c) => publishNotice(deps, c));
   page('/maintenance/withdraw', 'POST', async (c) => withdrawNotice(deps, c));
 }
+
+/** The page's filters (src/portal/filters.ts), or the page answered 400 naming what is wrong with them. */
+const filtersOf = <S extends Record<string, FilterRule>>(c: Ctx, title: string, spec: S): Filters<S> | FastifyReply => pageFilters({ ...c, realm: O, title }, spec);
 
 /** The operator API as the operator signed in: a typed client (src/openapi-client), called in-process. */
 const api = (deps: PortalDeps, c: Ctx): OperatorApi => deps.operatorApi(c.signed.account.username);
@@ -172,8 +177,10 @@ ${table(`Settings versions of ${id}, newest first`, ['Version', 'State', 'When',
 
 /** Reports across every participant (or one channel, sender or recipient), from the operator reports API. */
 async function reportsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
-  const period = reportPeriod(c.req.query.period, deps.clock.now());
-  const narrow = { channel: c.req.query.channel ?? '', sender: c.req.query.sender ?? '', recipient: c.req.query.recipient ?? '' };
+  const f = filtersOf(c, 'Reports', { period: oneOf(PERIOD_NAMES, 'day'), channel: freeText(20), sender: dipId(), recipient: dipId() });
+  if (isReply(f)) return f;
+  const period = reportPeriod(f.period, deps.clock.now());
+  const narrow = { channel: f.channel, sender: f.sender, recipient: f.recipient };
   const query = {
     from: new Date(period.fromMs).toISOString(),
     to: new Date(period.toMs).toISOString(),
@@ -189,8 +196,10 @@ ${throughput.data && latency.data ? reportCharts(period, throughput.data.rows, l
 
 /** The API activity log of every listener (GET /admin/activity), newest first, optionally one caller's. */
 async function activityPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
-  const caller = (c.req.query.caller ?? '').trim();
-  const hours = c.req.query.hours === '24' ? 24 : 1;
+  const f = filtersOf(c, 'API activity', { caller: freeText(), hours: oneOf(['1', '24'], '1') });
+  if (isReply(f)) return f;
+  const caller = f.caller;
+  const hours = Number(f.hours);
   const now = deps.clock.now();
   const query = { from: new Date(now - hours * 3_600_000).toISOString(), to: new Date(now + 1).toISOString(), limit: 300, ...(caller ? { caller } : {}) };
   const listed = await api(deps, c).GET('/admin/activity', { params: { query } });
@@ -204,12 +213,13 @@ ${activityTable(caller ? `Requests from ${caller}` : 'Requests', records, null, 
 }
 
 async function deadLettersPage(deps: PortalDeps, c: Ctx, flash: Flash, status: number): Promise<FastifyReply> {
-  const recipient = c.req.query.recipient ?? (c.req.method === 'POST' ? field(c.req.body, 'recipient') : '');
-  const channel = c.req.query.channel ?? (c.req.method === 'POST' ? field(c.req.body, 'channel') : '');
-  const state = c.req.query.state ?? 'dead';
-  const states = ['dead', 'requeued', 'discarded'] as const;
+  const f = filtersOf(c, 'Dead letters', { recipient: dipId(), channel: freeText(20), state: oneOf(['dead', 'requeued', 'discarded'], 'dead') });
+  if (isReply(f)) return f;
+  const recipient = f.recipient || (c.req.method === 'POST' ? field(c.req.body, 'recipient') : '');
+  const channel = f.channel || (c.req.method === 'POST' ? field(c.req.body, 'channel') : '');
+  const state = f.state;
   const listed = await api(deps, c).GET('/admin/dead-letters', {
-    params: { query: { state: states.find((s) => s === state) ?? 'dead', limit: 500, ...(recipient ? { recipient } : {}), ...(channel ? { channel } : {}) } },
+    params: { query: { state, limit: 500, ...(recipient ? { recipient } : {}), ...(channel ? { channel } : {}) } },
   });
   const letters = listed.data ?? [];
   const groups = new Map<string, typeof letters>();
@@ -253,7 +263,9 @@ async function deadLetterAction(deps: PortalDeps, c: Ctx): Promise<FastifyReply>
 }
 
 async function certificatesPage(deps: PortalDeps, c: Ctx, issued: Html | null, flash: Flash, status: number): Promise<FastifyReply> {
-  const days = Math.min(3650, Math.max(1, Number(c.req.query.days ?? 30) || 30));
+  const f = filtersOf(c, 'Certificates', { days: integer(1, 3650, 30) });
+  if (isReply(f)) return f;
+  const days = f.days;
   const expiring = await api(deps, c).GET('/admin/pki/expiring', { params: { query: { days } } });
   const revoked = await api(deps, c).GET('/admin/pki/revoked');
   const expRows = (expiring.data ?? []).map((e) => html`<tr><td>${e.owner}</td><td>${e.subject}</td><td><code>${e.serialNumber}</code></td><td>${e.notAfter}</td><td>${badge(e.daysLeft < 0 ? 'bad' : 'warn', e.daysLeft < 0 ? 'expired' : `${e.daysLeft} days left`)}</td></tr>`);
@@ -310,7 +322,9 @@ async function createOperator(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
 
 /** The record of operator actions (GET /admin/journal): who did what to what, newest first. */
 async function journalPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
-  const actor = c.req.query.actor ?? '';
+  const f = filtersOf(c, 'Journal', { actor: freeText() });
+  if (isReply(f)) return f;
+  const actor = f.actor;
   const listed = await api(deps, c).GET('/admin/journal', { params: { query: { limit: 200, ...(actor ? { actor } : {}) } } });
   const rows = (listed.data ?? []).map((e) => html`<tr><td>${e.at}</td><td>${e.actor}</td><td><code>${e.action}</code></td><td>${e.target}</td><td class="num">${e.status ?? ''}</td></tr>`);
   const body = html`${filterForm('/operator/journal', 'Filter', input('actor', 'Actor (e.g. operator:alice)', { value: actor }))}

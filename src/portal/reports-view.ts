@@ -31,6 +31,8 @@ const PERIODS = {
 } as const satisfies Record<string, { ms: number; granularity: Granularity; label: string }>;
 
 export type PeriodName = keyof typeof PERIODS;
+/** The names a `period` filter takes (src/portal/filters.ts refuses any other). */
+export const PERIOD_NAMES = Object.keys(PERIODS) as PeriodName[];
 
 export interface Period {
   name: PeriodName;
@@ -40,9 +42,8 @@ export interface Period {
   label: string;
 }
 
-/** The period a `period` query parameter names (the last day when absent or unknown). */
-export function reportPeriod(name: string | undefined, now: number): Period {
-  const key: PeriodName = name === 'week' || name === 'month' ? name : 'day';
+/** The period a `period` filter names, ending now. */
+export function reportPeriod(key: PeriodName, now: number): Period {
   const p = PERIODS[key];
   return { name: key, fromMs: now - p.ms, toMs: now, granularity: p.granularity, label: p.label };
 }

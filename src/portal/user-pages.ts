@@ -18,7 +18,8 @@ import { enrolmentPanel, newUserForm, userRows } from './accounts-view.js';
 import { noticeTable } from './maintenance-pages.js';
 import { publicNotice } from '../domain/maintenance.js';
 import { csrfField, field, isReply, pageRoutes, refuse, render } from './session.js';
-import { param, USER_REALM, type UserCtx } from './user-realm.js';
+import { param, USER_REALM, userFilters, type UserCtx } from './user-realm.js';
+import { dateTime, dipId, freeText } from './filters.js';
 import { registerUserSelfPages } from './user-self-pages.js';
 import { deliveringCall } from '../domain/delivered-by.js';
 import { formDateTime } from '../domain/time.js';
@@ -205,10 +206,12 @@ async function attemptsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
 
 
 async function searchPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const f = userFilters(c, 'Messages', { as: dipId(), channel: freeText(20), transactionId: freeText(), eventCode: freeText(), from: dateTime(), to: dateTime() });
+  if (isReply(f)) return f;
   const s = scope(deps, c, 'self');
   if (isReply(s)) return s;
   const p = s.caller;
-  const channelId = param(c.req, 'channel');
+  const channelId = f.channel;
   let channels: Channel[];
   if (channelId) {
     const one = scope(deps, c, 'recipient', channelId);
@@ -218,10 +221,10 @@ async function searchPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
     const archived = new Set(await deps.archive.archivedChannels());
     channels = receivingChannels(deps, p).filter((ch) => archived.has(ch.interfaceId));
   }
-  const tx = param(c.req, 'transactionId').trim();
-  const eventCode = param(c.req, 'eventCode').trim();
-  const from = formDateTime(param(c.req, 'from'))?.ms ?? null;
-  const to = formDateTime(param(c.req, 'to'))?.lastMs ?? null;
+  const tx = f.transactionId;
+  const eventCode = f.eventCode;
+  const from = f.from?.ms ?? null;
+  const to = f.to?.lastMs ?? null;
   const found: ArchivedMessage[] = [];
   for (const ch of channels) {
     const window = from === null && to === null && !tx ? { fromMs: deps.clock.now() - DAY_MS } : { fromMs: from ?? undefined, toMs: to ?? undefined };

@@ -1,6 +1,7 @@
 import type { FastifyReply } from 'fastify';
 import type { Participant } from '../domain/participant.js';
 import { field, type PortalReq, type Realm, type Signed } from './session.js';
+import { pageFilters, type FilterRule, type Filters } from './filters.js';
 
 /** The user portal's realm and the context its page handlers get (src/portal/user-pages.ts and user-self-pages.ts). */
 export const USER_REALM: Realm = {
@@ -35,4 +36,9 @@ export interface UserCtx {
 /** A value from the query string (GET) or the form (POST). */
 export function param(req: PortalReq, name: string): string {
   return req.method === 'POST' ? field(req.body, name) : (req.query[name] ?? '');
+}
+
+/** A user portal page's filters (src/portal/filters.ts), or the page answered 400 naming what is wrong with them. */
+export function userFilters<S extends Record<string, FilterRule>>(c: UserCtx, title: string, spec: S): Filters<S> | FastifyReply {
+  return pageFilters({ ...c, realm: USER_REALM, title }, spec);
 }

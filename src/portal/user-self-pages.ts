@@ -9,9 +9,10 @@ import type { PublicationRecord } from '../ports/publications.js';
 import { activityTable } from './activity-view.js';
 import type { PortalDeps } from './deps.js';
 import { actionButton, badge, barChart, choice, html, input, isoOrDash, table, type Flash } from './html.js';
-import { periodForm, reportCharts, reportPeriod } from './reports-view.js';
-import { csrfField, fields, field, refuse, render } from './session.js';
-import { USER_REALM as R, type UserCtx as Ctx } from './user-realm.js';
+import { PERIOD_NAMES, periodForm, reportCharts, reportPeriod } from './reports-view.js';
+import { oneOf } from './filters.js';
+import { csrfField, fields, field, isReply, refuse, render } from './session.js';
+import { USER_REALM as R, userFilters, type UserCtx as Ctx } from './user-realm.js';
 
 /**
  * The user portal's pages about the participant itself: reports, its API activity, its alarm
@@ -50,7 +51,9 @@ export function registerUserSelfPages(page: Registrar, deps: PortalDeps): void {
 
 async function reportsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const p = c.own;
-  const period = reportPeriod(c.req.query.period, deps.clock.now());
+  const f = userFilters(c, 'Reports', { period: oneOf(PERIOD_NAMES, 'day') });
+  if (isReply(f)) return f;
+  const period = reportPeriod(f.period, deps.clock.now());
   // The reports API's own computation, for the participant as viewer: its messages and its copies only.
   const viewer = { kind: 'participant', dipId: p.dipId } as const;
   const filter = { fromMs: period.fromMs, toMs: period.toMs, granularity: period.granularity };
@@ -74,7 +77,9 @@ ${barChart('Webhook calls by answer', [
 async function activityPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   if (!deps.activityLog) return render(c.reply, 200, R, c.req, c.signed, 'API activity', html`<p>The API activity log is turned off on this DIP.</p>`);
   const now = deps.clock.now();
-  const days = c.req.query.days === '1' ? 1 : 7;
+  const f = userFilters(c, 'API activity', { days: oneOf(['1', '7'], '7') });
+  if (isReply(f)) return f;
+  const days = Number(f.days);
   // Only records made as the user's own participant (by it, or by its DIP Connection Provider for it) or
   // by it for a participant it connects: the store is asked for nothing else.
   const records = await deps.activityLog.recent(now - days * DAY_MS, now + 1, ROWS, c.own.dipId);
