@@ -485,6 +485,23 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
         (m) => (m.payload.CommonBlock.S1.senderTimestamp = '2025-01-01T00:00:00Z'),
         /item 0: payload\.CommonBlock\.S1\.senderTimestamp must be at least 25 characters long/,
       ],
+      // The missing or mistyped block is named first, not left among the "(+n more)" behind the CustomBlock fields.
+      [
+        'CommonBlock missing, CustomBlock empty',
+        (m) => {
+          delete m.payload.CommonBlock;
+          m.payload.CustomBlock = {};
+        },
+        /^item 0: payload\.CommonBlock is required; /,
+      ],
+      [
+        'CommonBlock not an object, CustomBlock empty',
+        (m) => {
+          m.payload.CommonBlock = 'S0';
+          m.payload.CustomBlock = {};
+        },
+        /^item 0: payload\.CommonBlock must be of type object; /,
+      ],
       [
         'the same field twice in different case',
         (m) => (m.payload.CommonBlock.S1.SENDERDIPID = m.payload.CommonBlock.S1.senderDIPID),
@@ -498,7 +515,7 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
         const answer = await refused(() => sds.client.submit('IF-021', [m]), 400, MSG.schemaFailure, help);
         // The sender's reference is echoed back when it can be read, so the sender knows which item failed;
         // one not in its published form is not (the answer's schema, DT-995N, would not allow it).
-        const ref = m.payload.CommonBlock.S1.senderUniqueReference as string;
+        const ref = (m.payload.CommonBlock?.S1?.senderUniqueReference as string | undefined) ?? null;
         expect(answer.messageArray[0]!.senderUniqueReference).toBe(name.startsWith('senderUniqueReference') ? null : ref);
       });
     }

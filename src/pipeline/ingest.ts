@@ -563,9 +563,14 @@ function sendersText(body: Buffer, parsed: unknown, prepared: unknown, span: Spa
   return { value, text: body.toString('utf8', span.start, span.end) };
 }
 
-/** The first few validation issues, for a help text (which is limited to 500 characters). */
+/**
+ * The first few validation issues, for a help text (which is limited to 500 characters): the shallowest
+ * first, so that a missing or mistyped block (payload.CommonBlock) is named rather than left among the
+ * "more" behind the fields it would have held.
+ */
 function describeIssues(errors: readonly ValidationIssue[]): string {
-  const shown = errors.slice(0, 3).map((e) => e.message);
+  const depth = (e: ValidationIssue): number => e.path.split(/[.[]/).length;
+  const shown = [...errors].sort((a, b) => depth(a) - depth(b)).slice(0, 3).map((e) => e.message);
   const more = errors.length > 3 ? ` (+${errors.length - 3} more)` : '';
   return `${shown.join('; ')}${more}`;
 }
