@@ -183,6 +183,14 @@ describe('request bodies over HTTPS', () => {
     // Checked like the flat form, field by field.
     const bad = await sup.client.call('POST', path, JSON.stringify({ config: { callbackURL: 'https://example.com/x', maxMessageCount: '7' } }));
     expect([bad.status, bad.body.messageArray[0]!.help]).toEqual([400, expect.stringContaining('config.maxMessageCount must be of type number')]);
+    // OpenDIP's own rules name the nested field the same way (they named the flat one, which the body did not have).
+    const zero = await sup.client.call('POST', path, JSON.stringify({ config: { callbackURL: 'https://example.com/x', maxMessageCount: 0 } }));
+    expect([zero.status, zero.body.messageArray[0]!.help]).toEqual([400, 'config.maxMessageCount must be a whole number from 1 to 10000 (messages per webhook call), not 0']);
+    const ftp = await sup.client.call('POST', path, JSON.stringify({ config: { callbackURL: 'ftp://example.com/x' } }));
+    expect([ftp.status, ftp.body.messageArray[0]!.help]).toEqual([400, expect.stringMatching(/^config\.callbackURL must be an http\(s\) URL/)]);
+    // A flat field's refusal keeps its flat name.
+    const flatZero = await sup.client.call('POST', path, JSON.stringify({ maxMessageCount: 0, config: { callbackURL: 'https://example.com/x' } }));
+    expect([flatZero.status, flatZero.body.messageArray[0]!.help]).toEqual([400, expect.stringMatching(/^maxMessageCount must be a whole number/)]);
     // A flat field beside the nested form is taken too, over its nested twin.
     const mixed = await sup.client.call('POST', path, JSON.stringify({ maxMessageCount: 3, config: { callbackURL: 'https://example.com/mixed', maxMessageCount: 9 } }));
     expect(mixed.status).toBe(201);

@@ -69,6 +69,51 @@ describe('DIP Connection Providers', () => {
     const allowed = await cp.client.replay('IF-021', '1000000002', window);
     expect([allowed.status, JSON.stringify(allowed.body)]).toEqual([400, expect.stringContaining('nothing to replay')]);
   });
+
+  // Published StandardResponseBodyType: DIPConnectionProviderID is the "physical recipient of the message (if
+  // different to recipient Id)". A status message to a sender that connects through a provider names that
+  // provider, as the answer to its submission did; it was null, or whatever the recipient reporting had written.
+  it("names the sender's connection provider in the status messages that go back to it, whatever the reporting recipient wrote", async () => {
+    const viaProvider = await cp.client.submit('IF-021', [item('2000000001', cp.dipId, 'cpst1')]);
+    const itself = await direct.client.submit('IF-021', [item(direct.dipId, null, 'cpst2')]);
+    expect([viaProvider.status, itself.status]).toEqual([201, 201]);
+    const status = (answer: typeof viaProvider, recipientID: string) => ({
+      transactionID: answer.body.messageArray[0]!.transactionID,
+      senderUniqueReference: null,
+      correlationID: null,
+      sentTimestamp: '2026-01-01T00:00:00+00:00',
+      senderID: sup.dipId,
+      recipientID,
+      DIPConnectionProviderID: '7777777777',
+      message: 'RCP1061 - MPAN Invalid or Unknown',
+      help: 'not ours',
+      serviceTicketURL: null,
+    });
+    const reported = await sup.client.statusMessage([status(viaProvider, '2000000001'), status(itself, direct.dipId)]);
+    expect(reported.status, JSON.stringify(reported.body)).toBe(201);
+    const pulled = await cp.client.call<Json[]>('GET', '/statusmessage/pull/2000000001', '');
+    expect(pulled.body.map((e) => [e.transactionID, e.recipientID, e.DIPConnectionProviderID])).toEqual([[viaProvider.body.messageArray[0]!.transactionID, '2000000001', cp.dipId]]);
+    const own = await direct.client.call<Json[]>('GET', `/statusmessage/pull/${direct.dipId}`, '');
+    expect(own.body.map((e) => [e.transactionID, e.recipientID, e.DIPConnectionProviderID])).toEqual([[itself.body.messageArray[0]!.transactionID, direct.dipId, null]]);
+  });
+
+  it("names the sender's connection provider in the status messages the DIP raises itself (a recipient refused the message)", async () => {
+    await nominee('1000000003', 'SUP');
+    const refusing = await t.receiver(() => 400);
+    expect((await cp.client.setWebhook('IF-021', '1000000003', { callbackURL: refusing.url })).status).toBe(201);
+    const m = buildIF021({ senderDipId: '2000000001', senderRole: 'SDS', primaryRecipients: ['1000000003'], uniqueSuffix: 'cpst3' });
+    (m.payload.CommonBlock.S1 as Json).DIPConnectionProviderID = cp.dipId;
+    const sent = await cp.client.submit('IF-021', [m]);
+    expect(sent.status, JSON.stringify(sent.body)).toBe(201);
+    const tx = sent.body.messageArray[0]!.transactionID;
+    let back: Json | undefined;
+    await waitFor(async () => {
+      const pulled = await cp.client.call<Json[]>('GET', '/statusmessage/pull/2000000001', '');
+      back = pulled.body.find((e) => e.transactionID === tx);
+      return back !== undefined;
+    }, 10_000, 'the status message about the refused message');
+    expect(back).toMatchObject({ senderID: '0000000000', recipientID: '2000000001', DIPConnectionProviderID: cp.dipId, message: 'MSG1000 - Message Processing Failed' });
+  });
 });
 
 describe('webhook callbacks outside DEV', () => {

@@ -703,6 +703,13 @@ describe('pull consumption (spec 5.4) and idempotent read', () => {
       const answer = await sup.client.call('GET', `/dip-channel/IF-021/pull/${SUP}?${query}`, '');
       expect([answer.status, answer.body.messageArray[0]!.help], query).toEqual([400, why]);
     }
+    // Query names in any case, as URLs (the published API enforces no case on them): not ignored for the default.
+    for (const query of ['MaxMessageCount=1', 'maxmessagecount=1&MAXPAYLOADSIZE=1024']) {
+      const one = await sup.client.call<unknown[]>('GET', `/dip-channel/IF-021/pull/${SUP}?${query}`, '');
+      expect([one.status, one.body.map(txOf), one.headers['x-opendip-sequence']], query).toEqual([200, [sent[2]], '3-3']);
+    }
+    const twice = await sup.client.call('GET', `/dip-channel/IF-021/pull/${SUP}?maxMessageCount=1&MaxMessageCount=2`, '');
+    expect([twice.status, twice.body.messageArray[0]!.help]).toEqual([400, 'maxMessageCount (query string) is given twice (as maxMessageCount and MaxMessageCount); query names are case-insensitive']);
 
     // A recipient with an empty queue pulls nothing; acknowledging position 0 is a harmless no-op.
     const nothing = await ldso.client.pull('IF-021', LDSO);

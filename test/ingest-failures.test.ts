@@ -485,6 +485,23 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
         (m) => (m.payload.CommonBlock.S1.senderTimestamp = '2025-01-01T00:00:00Z'),
         /item 0: payload\.CommonBlock\.S1\.senderTimestamp must be at least 25 characters long/,
       ],
+      // The missing or mistyped block is named first, not left among the "(+n more)" behind the CustomBlock fields.
+      [
+        'CommonBlock missing, CustomBlock empty',
+        (m) => {
+          delete m.payload.CommonBlock;
+          m.payload.CustomBlock = {};
+        },
+        /^item 0: payload\.CommonBlock is required; /,
+      ],
+      [
+        'CommonBlock not an object, CustomBlock empty',
+        (m) => {
+          m.payload.CommonBlock = 'S0';
+          m.payload.CustomBlock = {};
+        },
+        /^item 0: payload\.CommonBlock must be of type object; /,
+      ],
       [
         'the same field twice in different case',
         (m) => (m.payload.CommonBlock.S1.SENDERDIPID = m.payload.CommonBlock.S1.senderDIPID),
@@ -498,7 +515,7 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
         const answer = await refused(() => sds.client.submit('IF-021', [m]), 400, MSG.schemaFailure, help);
         // The sender's reference is echoed back when it can be read, so the sender knows which item failed;
         // one not in its published form is not (the answer's schema, DT-995N, would not allow it).
-        const ref = m.payload.CommonBlock.S1.senderUniqueReference as string;
+        const ref = (m.payload.CommonBlock?.S1?.senderUniqueReference as string | undefined) ?? null;
         expect(answer.messageArray[0]!.senderUniqueReference).toBe(name.startsWith('senderUniqueReference') ? null : ref);
       });
     }
@@ -576,6 +593,19 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
         MSG.senderTimestampInvalid,
         /item 0: S1\.senderTimestamp '2025-13-45T99:99:99\+00:00' is not a date-time/,
       );
+    });
+
+    // Date.parse rolled these over to another instant (2 March, the next day) or read them as local time,
+    // and the message was accepted with a timestamp its sender never wrote.
+    it.each([
+      ['2026-02-30T10:00:00+00:00', /2026-02 has no day 30/],
+      ['2025-02-29T10:00:00+00:00', /2025-02 has no day 29/],
+      ['2026-01-01T24:00:00+00:00', /24:00:00 is not a time of day/],
+      ['2026-01-01 10:00:00+00:00', /25 characters: date, T, time to the second, offset/],
+      ['Thu, 01 Jan 2026 10:00:00', /25 characters: date, T, time to the second, offset/],
+    ])('S1.senderTimestamp %j, a date-time that does not exist or is not the wire form → 400 MSG1007', async (written, why) => {
+      const answer = await refused(() => sds.client.submit('IF-021', [s1((s) => (s.senderTimestamp = written))]), 400, MSG.senderTimestampInvalid, /item 0: S1\.senderTimestamp '.*' is not a date-time like 2022-03-21T19:05:00\+00:00/);
+      expect(answer.messageArray[0]!.help).toMatch(why);
     });
   });
 

@@ -56,6 +56,12 @@ describe('"always" routing to named participants (spec 5.5.3), the pure decision
     if (!none.ok) expect(none.help).toMatch(/or is named to always receive on IF-021/);
   });
 
+  it('says so when the only primary recipient named is the sender itself (not that the list is empty)', () => {
+    const self = route(channel({ alwaysRoles: [] }), header({ primaryRecipients: ['2000000001'] }), { ...dir, participant: (id) => (id === '2000000001' ? person(id, ['SDS', 'SUP']) : dir.participant(id)) });
+    expect(self.ok).toBe(false);
+    if (!self.ok) expect(self.help).toMatch(/^no recipient: A0\.primaryRecipients names only the sender 2000000001, which never receives its own message, and no participant holds an always-routed role/);
+  });
+
   it('never sends to the sender, skips a name nobody registered, and gives one copy per participant', () => {
     const d = route(channel({ alwaysParticipants: ['2000000001', '9999999999', '1000000001', '8000000001', '8000000001'] }), header(), dir);
     expect(d).toMatchObject({ ok: true, always: ['1000000001', '8000000001', '5000000001'], recipients: ['1000000001', '8000000001', '5000000001'] });

@@ -73,7 +73,9 @@ export function route(
   const recipients = [...primary.filter((id) => id !== header.senderDipId)];
   for (const id of [...secondary, ...always]) if (!recipients.includes(id)) recipients.push(id);
   if (recipients.length === 0) {
-    return { ok: false, code: MSG.routingError, help: `no recipient: A0.primaryRecipients is empty and no participant holds an always-routed role (${channel.alwaysRoles.join(', ') || 'none'}) or is named to always receive on ${channel.interfaceId}` };
+    // Named, but only the sender: not "empty", and the sender must learn why its own name reaches nobody.
+    const named = primary.length > 0 ? `A0.primaryRecipients names only the sender ${header.senderDipId}, which never receives its own message,` : 'A0.primaryRecipients is empty';
+    return { ok: false, code: MSG.routingError, help: `no recipient: ${named} and no participant holds an always-routed role (${channel.alwaysRoles.join(', ') || 'none'}) or is named to always receive on ${channel.interfaceId}` };
   }
   return { ok: true, primary, secondary, always, recipients };
 }

@@ -8,7 +8,7 @@ import { MSG, type MsgText } from '../domain/response-codes.js';
 import { addressingDate, secondaryRecipients, type Appointment } from '../domain/mpan-lookup.js';
 import { route } from '../domain/routing.js';
 import { standardResponse, type EntryFields, type StandardResponse } from '../domain/standard-response.js';
-import { dipDateTime } from '../domain/time.js';
+import { dipDateTime, parseDipDateTime } from '../domain/time.js';
 import { newCorrelationId, newTransactionId } from '../domain/transaction-id.js';
 import { storeFailureKind, StoreError } from '../ports/errors.js';
 import type { AcceptedBatch, AcceptedMessage, AppendOutcome } from '../ports/message-log.js';
@@ -458,11 +458,13 @@ export class Ingest {
     if (h.connectionProviderId !== null && h.connectionProviderId !== caller.dipId) {
       return { status: 403, code: MSG.connectionProviderInvalid, help: `${at}.DIPConnectionProviderID ${h.connectionProviderId} is not the caller ${caller.dipId}` };
     }
-    const sentAt = Date.parse(h.senderTimestamp);
-    if (Number.isNaN(sentAt)) {
-      return { status: 400, code: MSG.senderTimestampInvalid, help: `${at}.senderTimestamp '${h.senderTimestamp}' is not a date-time` };
+    // Read as the wire date-time, not by Date.parse: that rolls a day that does not exist (2026-02-30,
+    // 24:00:00) over to another, and takes other shapes of 25 characters as local time.
+    const sent = parseDipDateTime(h.senderTimestamp);
+    if ('problem' in sent) {
+      return { status: 400, code: MSG.senderTimestampInvalid, help: `${at}.senderTimestamp '${h.senderTimestamp}' is not a date-time like 2022-03-21T19:05:00+00:00 (${sent.problem})` };
     }
-    if (sentAt - now.getTime() > this.settings.maxClockSkewMs) {
+    if (sent.ms - now.getTime() > this.settings.maxClockSkewMs) {
       return { status: 400, code: MSG.senderTimestampInvalid, help: `${at}.senderTimestamp ${h.senderTimestamp} is in the future (DIP time ${dipDateTime(now)})` };
     }
     return null;
@@ -561,9 +563,14 @@ function sendersText(body: Buffer, parsed: unknown, prepared: unknown, span: Spa
   return { value, text: body.toString('utf8', span.start, span.end) };
 }
 
-/** The first few validation issues, for a help text (which is limited to 500 characters). */
+/**
+ * The first few validation issues, for a help text (which is limited to 500 characters): the shallowest
+ * first, so that a missing or mistyped block (payload.CommonBlock) is named rather than left among the
+ * "more" behind the fields it would have held.
+ */
 function describeIssues(errors: readonly ValidationIssue[]): string {
-  const shown = errors.slice(0, 3).map((e) => e.message);
+  const depth = (e: ValidationIssue): number => e.path.split(/[.[]/).length;
+  const shown = [...errors].sort((a, b) => depth(a) - depth(b)).slice(0, 3).map((e) => e.message);
   const more = errors.length > 3 ? ` (+${errors.length - 3} more)` : '';
   return `${shown.join('; ')}${more}`;
 }

@@ -33,6 +33,12 @@ export class StatusMessages {
     private readonly archive: Pick<Archive, 'transactionParties'>,
     private readonly dipId: string,
     private readonly clock: Clock,
+    /**
+     * The DIP Connection Provider a participant nominated, or null: a status message's
+     * DIPConnectionProviderID is its physical recipient when that is not recipientID (published
+     * StandardResponseBodyType), as in the answer to a submission.
+     */
+    private readonly connectionProviderOf: (dipId: string) => string | null = () => null,
   ) {}
 
   /**
@@ -54,7 +60,8 @@ export class StatusMessages {
         // The same answer whether the transaction does not exist or is someone else's: nothing leaks.
         return { ok: false, status: 400, index, help: `item ${index}: transactionID ${entry.transactionID} is not a message ${entry.senderID} received` };
       }
-      routed.push({ entry: { ...entry, recipientID: parties.senderDipId }, to: parties.senderDipId });
+      // Both say who gets it, which the DIP knows and the caller may not: not taken from the caller.
+      routed.push({ entry: { ...entry, recipientID: parties.senderDipId, DIPConnectionProviderID: this.connectionProviderOf(parties.senderDipId) }, to: parties.senderDipId });
     }
     const batch = this.batch(callerDipId, routed);
     const outcome = await this.log.append(batch);
@@ -82,7 +89,7 @@ export class StatusMessages {
           sentTimestamp: dipDateTime(new Date(now)),
           senderID: this.dipId,
           recipientID: parties.senderDipId,
-          DIPConnectionProviderID: null,
+          DIPConnectionProviderID: this.connectionProviderOf(parties.senderDipId),
           message: n.message,
           help: clipHelp(n.help),
           serviceTicketURL: null,

@@ -20,9 +20,21 @@ export async function putWebhook(deps: ApiDeps, reply: FastifyReply, recipientDi
   // before DIN-464 flattened the schema), when the flat one is not used.
   // Fields given flat as well are taken over the nested ones.
   const { config, ...flat } = body;
-  const given = flat.callbackURL === undefined && config !== undefined ? { ...config, ...flat } : flat;
+  const nested = flat.callbackURL === undefined && config !== undefined;
+  const given = nested ? { ...config, ...flat } : flat;
   const outcome = await configureWebhook(webhookConfigDeps(deps.config, deps), recipientDipId, channel, given);
-  return sendStandard(deps, reply, outcome.ok ? 201 : 400, recipientDipId, outcome.ok ? MSG.success : MSG.schemaFailure, outcome.help);
+  const help = !outcome.ok && nested ? nestedFieldHelp(outcome.help, config, flat) : outcome.help;
+  return sendStandard(deps, reply, outcome.ok ? 201 : 400, recipientDipId, outcome.ok ? MSG.success : MSG.schemaFailure, help);
+}
+
+/**
+ * A refusal names the field where the body gave it: `config.maxMessageCount` when it came nested (as the
+ * schema's own refusals of the nested form do), not the flat name the sender did not write. Each of
+ * OpenDIP's own refusals of a webhook begins with the field's name.
+ */
+function nestedFieldHelp(help: string, config: WebhookConfigBody, flat: WebhookConfigBody): string {
+  const field = /^(callbackURL|maxMessageCount|maxPayloadSize)\b/.exec(help)?.[1] as keyof WebhookConfigBody | undefined;
+  return field !== undefined && config[field] !== undefined && flat[field] === undefined ? `config.${help}` : help;
 }
 
 /**

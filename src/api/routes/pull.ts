@@ -91,8 +91,8 @@ async function pull(deps: ApiDeps, req: FastifyRequest<Route>, reply: FastifyRep
     const where = queue.channel === STATUS_CHANNEL ? 'your status-message webhook; DELETE /statusmessage/config' : 'your webhook; DELETE the pubconfig';
     return sendStandard(deps, reply, 409, queue.recipientDipId, MSG.processingFailed, `messages on ${queue.channel} are pushed to ${where} to pull instead`);
   }
-  const max = wholeParam(req.query.maxMessageCount, deps.config.delivery.defaultMaxMessageCount, 10_000);
-  const maxKb = wholeParam(req.query.maxPayloadSize, deps.config.delivery.defaultMaxPayloadKb, 1_048_576);
+  const max = wholeParam(queryParam(req.query, 'maxMessageCount'), deps.config.delivery.defaultMaxMessageCount, 10_000);
+  const maxKb = wholeParam(queryParam(req.query, 'maxPayloadSize'), deps.config.delivery.defaultMaxPayloadKb, 1_048_576);
   if (typeof max === 'string') return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, `maxMessageCount (query string) ${max}`);
   if (typeof maxKb === 'string') return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, `maxPayloadSize (query string) ${maxKb}`);
   const state = await deps.queues.queueState(queue);
@@ -128,9 +128,20 @@ async function acknowledge(deps: ApiDeps, reply: FastifyReply, queue: QueueRef, 
   return sendStandard(deps, reply, 200, queue.recipientDipId, MSG.success, `acknowledged up to ${sequence}`);
 }
 
+/**
+ * A query parameter by its name in any case, as the published API enforces no case on URLs (a
+ * `MaxMessageCount` was ignored, and the default count handed out), or `{twice}` when two spellings are given.
+ */
+function queryParam(query: Record<string, unknown>, name: string): string | { twice: string[] } | undefined {
+  const given = Object.keys(query).filter((k) => k.toLowerCase() === name.toLowerCase());
+  if (given.length > 1) return { twice: given };
+  return given.length === 0 ? undefined : String(query[given[0]!]);
+}
+
 /** A whole-number query parameter from 1 to `most` (absent: the default), or why the value is not one. */
-function wholeParam(value: string | undefined, fallback: number, most: number): number | string {
+function wholeParam(value: string | { twice: string[] } | undefined, fallback: number, most: number): number | string {
   if (value === undefined) return fallback;
+  if (typeof value !== 'string') return `is given twice (as ${value.twice.join(' and ')}); query names are case-insensitive`;
   const n = /^\d{1,10}$/.test(value) ? Number(value) : NaN;
   return n >= 1 && n <= most ? n : `must be a whole number from 1 to ${most.toLocaleString('en-GB')}, not '${value.slice(0, 40)}'`;
 }
