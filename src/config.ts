@@ -67,6 +67,12 @@ export interface DipConfig {
    * polls find) at once: this only backs that up, so it can be slow and cost nothing while idle.
    */
   workerPollMs: number;
+  /**
+   * workers > 1: a delivery process not heard from for this long (it reports every second) is taken as
+   * hung (SIGSTOP, a frozen event loop) and killed, then restarted like one that died: its queues resume
+   * from their settled positions instead of waiting on it for as long as it stays stuck.
+   */
+  workerHungMs: number;
   delivery: {
     timeoutMs: number;
     retryBaseMs: number;
@@ -342,6 +348,7 @@ const schema: JSONSchemaType<DipConfig> = {
     workers: { type: 'integer', minimum: 1, maximum: 64, nullable: true },
     ingestThreads: { type: 'integer', minimum: 0, maximum: 64, nullable: true },
     workerPollMs: { type: 'integer', minimum: 10 },
+    workerHungMs: { type: 'integer', minimum: 1000 },
     http: {
       type: 'object',
       additionalProperties: false,
@@ -586,6 +593,7 @@ export const DEFAULTS: DipConfig = {
   workers: null,
   ingestThreads: null,
   workerPollMs: 30_000,
+  workerHungMs: 30_000,
   delivery: {
     timeoutMs: 10_000,
     retryBaseMs: 500,

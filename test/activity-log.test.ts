@@ -83,13 +83,22 @@ describe('masking personal data in answers', () => {
   });
 });
 
+/** A recorder on a fresh SQLite activity log, seen through `faults` (methods replacing the real store's). */
+async function faultyRecorder(faults: (real: SqliteActivityLog) => Partial<ActivityLogStore>) {
+  const real = new SqliteActivityLog(join(mkdtempSync(join(tmpdir(), 'opendip-activity-')), 'activity.db'));
+  const store: ActivityLogStore = Object.assign(Object.create(real) as ActivityLogStore, faults(real));
+  const settings = { label: 'test', flushIntervalMs: 3_600_000, maxBatch: 10, maxBodyBytes: 1000, maxPending: 1000, retentionMs: 86_400_000, purgeIntervalMs: 3_600_000 };
+  const recorder = new ActivityRecorder(store, settings, systemClock, quietLogger);
+  await recorder.start();
+  const record = (i: number) => recorder.record({ requestId: `r${i}`, at: i, listener: 'participant', caller: 'A', remote: null, method: 'GET', url: '/x', status: 200, durationMs: 1, rawBody: null });
+  return { real, recorder, record };
+}
+
 describe('the activity recorder', () => {
   it('moves on when a write committed but its answer was lost (it was retried as a duplicate for ever)', async () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'opendip-activity-')), 'activity.db');
-    const real = new SqliteActivityLog(file);
     let cut = true;
     // Commits, then loses the answer once: what a connection cut after COMMIT looks like to the writer.
-    const store: ActivityLogStore = Object.assign(Object.create(real) as ActivityLogStore, {
+    const { real, recorder, record } = await faultyRecorder((real) => ({
       append: async (records: readonly ChainedActivity[]) => {
         await real.append(records);
         if (cut) {
@@ -97,11 +106,7 @@ describe('the activity recorder', () => {
           throw new Error('Connection terminated unexpectedly');
         }
       },
-    });
-    const settings = { label: 'test', flushIntervalMs: 3_600_000, maxBatch: 10, maxBodyBytes: 1000, maxPending: 1000, retentionMs: 86_400_000, purgeIntervalMs: 3_600_000 };
-    const recorder = new ActivityRecorder(store, settings, systemClock, quietLogger);
-    await recorder.start();
-    const record = (i: number) => recorder.record({ requestId: `r${i}`, at: i, listener: 'participant', caller: 'A', remote: null, method: 'GET', url: '/x', status: 200, durationMs: 1, rawBody: null });
+    }));
     record(1);
     record(2);
     await recorder.flush();
@@ -110,6 +115,35 @@ describe('the activity recorder', () => {
     await recorder.stop();
     expect((await real.chainRecords(recorder.chain, 0, 10)).map((r) => r.requestId)).toEqual(['r1', 'r2', 'r3']);
     expect(await verifyActivityLog(real)).toMatchObject({ ok: true, records: 3 });
+    await real.close();
+  });
+
+  it('starts when the store cannot open its chain (a full disk at start), and writes what waited once it can', async () => {
+    // A kill -9 on a full disk, then `dip serve` again: the chain's first row was refused with SQLITE_FULL,
+    // and start() threw, so the DIP could not start (no request answered) until space returned.
+    let full = true;
+    let lostAnswer = true;
+    const { real, recorder, record } = await faultyRecorder((real) => ({
+      openChain: async (chain: string, at: number) => {
+        if (full) throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+        await real.openChain(chain, at);
+        // Written, but its answer lost: opening it again would be refused as a duplicate for ever.
+        if (lostAnswer) {
+          lostAnswer = false;
+          throw new Error('disk I/O error');
+        }
+      },
+    }));
+    record(1);
+    await recorder.flush();
+    expect(await real.chains()).toEqual([]);
+    full = false;
+    record(2);
+    await recorder.flush();
+    record(3);
+    await recorder.stop();
+    expect((await real.chainRecords(recorder.chain, 0, 10)).map((r) => r.requestId)).toEqual(['r1', 'r2', 'r3']);
+    expect(await verifyActivityLog(real)).toMatchObject({ ok: true, chains: 1, records: 3 });
     await real.close();
   });
 });

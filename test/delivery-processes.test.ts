@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWebhookReceiver, type ReceivedCall } from '../src/client/webhook-receiver.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { waitFor } from './helpers/dip-harness.js';
-import { clientOf, deliveryPids, freePort, killDipProcess, onboardDirect, startDipProcess, transactionIdOf, type OnboardedParticipant } from './helpers/dip-process.js';
+import { alive, clientOf, deliveryPids, freePort, killDipProcess, onboardDirect, startDipProcess, transactionIdOf, type OnboardedParticipant } from './helpers/dip-process.js';
 import type { KeyAndCert } from '../src/security/pki.js';
 
 /**
@@ -25,7 +25,8 @@ describe('delivery processes (DIP_WORKERS=2)', () => {
   const closers: Array<() => Promise<void>> = [];
 
   beforeAll(async () => {
-    writeFileSync(join(dataDir, 'dip.config.yaml'), 'workerPollMs: 3600000\n');
+    // A delivery process silent for 5 s is taken as hung (the default is 30 s): the last test stops one.
+    writeFileSync(join(dataDir, 'dip.config.yaml'), 'workerPollMs: 3600000\nworkerHungMs: 5000\n');
     port = await freePort();
     adminPort = await freePort();
     child = await startDipProcess(dataDir, port, { DIP_WORKERS: '2', DIP_ADMIN_PORT: String(adminPort) });
@@ -101,4 +102,32 @@ describe('delivery processes (DIP_WORKERS=2)', () => {
     expect(value(all, 'dip_process_process_cpu_seconds_total', 'main')).not.toBe(value(all, 'dip_process_process_cpu_seconds_total', 'delivery-1'));
     expect(value(all, 'dip_delivery_process_restarts', 'delivery-1')).toBe(0);
   }, 60_000);
+
+  it('kills a delivery process that stops reporting (SIGSTOP) and starts another: its queue goes on, each message at one position', async () => {
+    const sender = clientFor('2000000001');
+    const calls: ReceivedCall[] = [];
+    const r = await startWebhookReceiver({ trustedCas: [ca.certPem], onCall: (c) => calls.push(c) });
+    closers.push(() => r.close());
+    expect((await clientFor('1000000001').setWebhook('IF-021', '1000000001', { callbackURL: r.url, maxMessageCount: 2 })).status).toBe(201);
+    const [stuck] = deliveryPids(child!.pid!);
+    // Stopped, not dead: no exit tells the main process. Before, its queues waited for as long as it stayed stopped.
+    process.kill(stuck!, 'SIGSTOP');
+    const sent: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const answer = await sender.submit('IF-021', [buildIF021({ senderDipId: '2000000001', senderRole: 'SDS', primaryRecipients: ['1000000001'], uniqueSuffix: `hung${i}` })]);
+      expect(answer.status).toBe(201);
+      sent.push(answer.body.messageArray[0]!.transactionID!);
+    }
+    await waitFor(() => deliveryPids(child!.pid!).some((p) => p !== stuck), 30_000, 'a new delivery process');
+    await waitFor(() => !alive(stuck!), 10_000, 'the stopped process gone');
+    const bySeq = new Map<number, string>();
+    const seen = () => calls.flatMap((c) => c.messages.map(transactionIdOf));
+    await waitFor(() => sent.every((t) => seen().includes(t)), 60_000, 'every message at the webhook');
+    for (const c of calls) c.messages.forEach((m, i) => {
+      const tx = transactionIdOf(m);
+      expect(bySeq.get(c.firstSeq! + i) ?? tx).toBe(tx);
+      bySeq.set(c.firstSeq! + i, tx);
+    });
+    expect([...bySeq.entries()].sort(([a], [b]) => a - b).map(([, t]) => t).filter((t) => sent.includes(t))).toEqual(sent);
+  }, 90_000);
 });

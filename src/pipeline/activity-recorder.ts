@@ -40,6 +40,8 @@ export class ActivityRecorder implements ActivitySink {
   private writing: Promise<void> | null = null;
   private cancels: Cancel[] = [];
   private opened = false;
+  /** Opening the chain failed once (logged once, not at every flush). */
+  private openFailed = false;
   /** Records dropped because the store could not keep up for long; also reported by /metrics. */
   dropped = 0;
 
@@ -52,9 +54,13 @@ export class ActivityRecorder implements ActivitySink {
     this.chain = `${settings.label}-${new Date(clock.now()).toISOString().replace(/[-:.]/g, '')}-${randomBytes(3).toString('hex')}`;
   }
 
+  /**
+   * Opens this process's chain and starts the timers. A store that cannot take the chain's first row now
+   * (a full disk at start, after a crash) does not stop the DIP from starting: its records wait in memory,
+   * as they do while the store is down later, and each flush tries to open the chain again.
+   */
   async start(): Promise<void> {
-    await this.store.openChain(this.chain, this.clock.now());
-    this.opened = true;
+    await this.open();
     this.cancels.push(this.clock.every(this.settings.flushIntervalMs, () => void this.flush()));
     this.cancels.push(this.clock.every(this.settings.purgeIntervalMs, () => void this.purge().catch((err: unknown) => this.logger.error({ err }, 'activity log purge failed'))));
   }
@@ -75,8 +81,33 @@ export class ActivityRecorder implements ActivitySink {
     return this.writing;
   }
 
+  /** Whether the chain is open, opening it first if it is not yet (false while the store refuses). */
+  private async open(): Promise<boolean> {
+    if (this.opened) return true;
+    try {
+      await this.store.openChain(this.chain, this.clock.now());
+    } catch (err) {
+      // Its row may have been written with the answer lost (a failed sync after the insert): opened all the same.
+      if (!(await this.chainStored())) {
+        if (!this.openFailed) this.logger.error({ err, chain: this.chain }, 'activity log: could not open this process\'s chain; its records wait and it is tried again at each flush');
+        this.openFailed = true;
+        return false;
+      }
+    }
+    this.opened = true;
+    return true;
+  }
+
+  private async chainStored(): Promise<boolean> {
+    try {
+      return (await this.store.chains()).some((c) => c.chain === this.chain);
+    } catch {
+      return false;
+    }
+  }
+
   private async writeAll(): Promise<void> {
-    if (!this.opened) return;
+    if (!(await this.open())) return;
     while (this.pending.length > 0) {
       const batch = this.pending.slice(0, this.settings.maxBatch);
       const entries: ActivityEntry[] = batch.map(({ rawBody, url, ...rest }) => ({ ...rest, url: maskedUrl(url), responseBody: maskedBody(rawBody, this.settings.maxBodyBytes) }));

@@ -59,6 +59,8 @@ interface Slot {
   timer: NodeJS.Timeout | null;
   /** Queues woken in this turn of the event loop, sent together at its end (each with the durable position then). */
   woken: Map<string, QueueRef>;
+  /** When the running process last sent anything (it reports its status every second). */
+  heardAt: number;
 }
 
 /** The delivery process's entry module, as source (tsx) or as built JavaScript (dist/). */
@@ -95,7 +97,31 @@ export class DeliveryProcesses {
       backoffMs: RESTART_FIRST_MS,
       timer: null,
       woken: new Map(),
+      heardAt: 0,
     }));
+  }
+
+  private watchdog: NodeJS.Timeout | null = null;
+  private checkedAt = 0;
+
+  /**
+   * Kills a running delivery process not heard from for `workerHungMs` (stopped with SIGSTOP, or its
+   * event loop stuck): its exit restarts it, and its queues resume from their settled positions. Without
+   * this its queues waited for as long as it stayed stuck while /admin/health called it running.
+   */
+  private checkHung(every: number): void {
+    const now = this.main.now();
+    const late = now - this.checkedAt > 2 * every;
+    this.checkedAt = now;
+    // This process was stalled itself (its reports may be waiting, unread): nobody is judged on that.
+    if (late) for (const slot of this.slots) slot.heardAt = Math.max(slot.heardAt, now);
+    for (const slot of this.slots) {
+      const child = slot.child;
+      if (slot.view.state !== 'running' || !child || now - slot.heardAt <= this.main.config.workerHungMs) continue;
+      this.main.logger.error({ process: slot.view.index, pid: child.pid, silentMs: now - slot.heardAt }, 'a delivery process stopped reporting: killing it as hung (it is restarted and its queues resume from their settled positions)');
+      slot.heardAt = now;
+      child.kill('SIGKILL');
+    }
   }
 
   /** Leases for the main process's own Delivery: it holds the queues `local` names, and wakes the owner of any other. */
@@ -105,6 +131,9 @@ export class DeliveryProcesses {
 
   /** Starts every delivery process and waits until each has resumed its queues. */
   async start(): Promise<void> {
+    const every = Math.max(250, Math.min(5_000, Math.floor(this.main.config.workerHungMs / 4)));
+    this.checkedAt = this.main.now();
+    this.watchdog ??= setInterval(() => this.checkHung(every), every).unref();
     await Promise.all(this.slots.map((s) => this.spawn(s)));
   }
 
@@ -199,6 +228,7 @@ export class DeliveryProcesses {
     const ready = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`delivery process ${slot.view.index} did not start within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
       child.on('message', (m: FromWorker) => {
+        slot.heardAt = this.main.now();
         if (m.t === 'ready') {
           clearTimeout(timer);
           slot.view.state = 'running';
@@ -278,6 +308,7 @@ export class DeliveryProcesses {
   /** Asks every delivery process to finish its calls in flight (their settlements still come here) and waits for it to exit. */
   async stop(): Promise<void> {
     this.stopping = true;
+    if (this.watchdog) clearInterval(this.watchdog);
     await Promise.all(
       this.slots.map(async (slot) => {
         if (slot.timer) clearTimeout(slot.timer);
