@@ -5936,7 +5936,7 @@ export interface paths {
                 };
             };
         };
-        /** Sign out: ends every session of the caller's account (the portal's too) */
+        /** Sign out: ends every session of the caller's account (the portal's too); an automation account has none (400) */
         delete: {
             parameters: {
                 query?: never;
