@@ -146,7 +146,11 @@ async function run(init: Extract<ToWorker, { t: 'init' }>): Promise<void> {
 }
 
 // The main process is gone (killed, or stopped without asking): stop at once, whatever is in flight.
-process.on('disconnect', () => process.exit(0));
+// SIGKILL to itself, not process.exit(): exit() runs the logger's final synchronous flush, and with the
+// main process gone stdout may be a pipe nobody reads (full, then EPIPE), which sonic-boom's flushSync
+// retries for ever: a fault campaign found such a process alive 8 minutes after its main process was
+// killed. Nothing is lost: this process writes nothing durable; what it had not settled is handed out again.
+process.on('disconnect', () => process.kill(process.pid, 'SIGKILL'));
 // Its lifetime is the main process's: a Ctrl-C to the terminal's process group reaches both, and the main
 // process stops this one in order (its settlements still go through) rather than have it die mid-call.
 process.on('SIGINT', () => {});
