@@ -348,7 +348,7 @@ const schema: JSONSchemaType<DipConfig> = {
     workers: { type: 'integer', minimum: 1, maximum: 64, nullable: true },
     ingestThreads: { type: 'integer', minimum: 0, maximum: 64, nullable: true },
     workerPollMs: { type: 'integer', minimum: 10 },
-    workerHungMs: { type: 'integer', minimum: 1000 },
+    workerHungMs: { type: 'integer', minimum: 5000 },
     http: {
       type: 'object',
       additionalProperties: false,

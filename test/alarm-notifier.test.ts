@@ -115,6 +115,31 @@ describe('alarms in a cluster: each change of a shared condition is notified onc
     expect(summary()).toEqual(['raised dead-letter:1000000001/IF-021', 'raised dead-letter:1000000002/IF-021']);
   }, 30_000);
 
+  it('a holder paused between its turn and its record, while another took the lease over, writes nothing over the record of the node that took over', async () => {
+    await startNodes(2);
+    dead = [deadLetter('1000000001')];
+    await evaluateAll();
+    const [paused, survivor] = nodes;
+    const mine = await paused!.coordination.notifier.turn();
+    expect([...mine!.keys()]).toEqual(['dead-letter:1000000001/IF-021']);
+    // Node 0 freezes here. Node 1 takes the lease over and resolves the dead letter.
+    dead = [];
+    await survivor!.clock.advance(LEASES.ttlMs + LEASES.skewMs + 10_000);
+    await survivor!.alarms.evaluate();
+    expect(summary()).toEqual(['raised dead-letter:1000000001/IF-021', 'resolved dead-letter:1000000001/IF-021']);
+    // Node 0 resumes and records what it believes it notified, before any renewal of its own tells it the
+    // lease is gone (by its clock, stopped with it, the lease is still valid).
+    const n = mine!.get('dead-letter:1000000001/IF-021')!;
+    const stale = new Map([['dead-letter:1000000002/IF-021', { ...n, condition: { ...n.condition, key: 'dead-letter:1000000002/IF-021', participant: '1000000002' } }]]);
+    expect(await paused!.coordination.notifier.record(stale)).toBe(false);
+    // Node 1 dies; a node taking over later finds the record as node 1 left it: nothing to tell.
+    await startNodes(1, { join: true });
+    const late = nodes[2]!;
+    await late.clock.advance(20 * LEASES.ttlMs);
+    await late.alarms.evaluate();
+    expect(summary()).toEqual(['raised dead-letter:1000000001/IF-021', 'resolved dead-letter:1000000001/IF-021']);
+  }, 30_000);
+
   it('the holder stops: the lease is given up at once, and the next node to evaluate sends what changed', async () => {
     await startNodes(2);
     dead = [deadLetter('1000000001')];

@@ -112,6 +112,10 @@ describe('delivery processes (DIP_WORKERS=2)', () => {
     const [stuck] = deliveryPids(child!.pid!);
     // Stopped, not dead: no exit tells the main process. Before, its queues waited for as long as it stayed stopped.
     process.kill(stuck!, 'SIGSTOP');
+    // If this test fails before the main process kills it, a stopped process would outlive the run: end it.
+    closers.push(async () => {
+      if (alive(stuck!)) process.kill(stuck!, 'SIGKILL');
+    });
     const sent: string[] = [];
     for (let i = 0; i < 5; i++) {
       const answer = await sender.submit('IF-021', [buildIF021({ senderDipId: '2000000001', senderRole: 'SDS', primaryRecipients: ['1000000001'], uniqueSuffix: `hung${i}` })]);

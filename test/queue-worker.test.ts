@@ -70,7 +70,7 @@ class FakeLog {
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-function harness(answers: Array<number | 'down'>, options: { hook?: boolean; staleAfterMs?: number; url?: string; mayCall?: () => boolean; leaseEnded?: () => void; gatherMs?: number } = {}) {
+function harness(answers: Array<number | 'down'>, options: { hook?: boolean; staleAfterMs?: number; url?: string; mayCall?: () => boolean; leaseEnded?: () => void; gatherMs?: number; maxPayloadKb?: number } = {}) {
   const clock = new FakeClock();
   const log = new FakeLog();
   const calls: WebhookCall[] = [];
@@ -81,7 +81,7 @@ function harness(answers: Array<number | 'down'>, options: { hook?: boolean; sta
   const deps: WorkerDeps = {
     log,
     archive: { recordAttempt: async (a) => void attempts.push(a) },
-    webhook: () => (options.hook === false ? undefined : { ...HOOK, url: options.url ?? HOOK.url }),
+    webhook: () => (options.hook === false ? undefined : { ...HOOK, url: options.url ?? HOOK.url, maxPayloadKb: options.maxPayloadKb ?? HOOK.maxPayloadKb }),
     transport: {
       post: async (call): Promise<WebhookOutcome> => {
         calls.push(call);
@@ -186,6 +186,37 @@ describe('queue worker', () => {
     await settle();
     expect(h.sent().slice(4)).toEqual([[17]]);
     expect(h.log.acked).toBe(17);
+  });
+
+  it('gathering: a call full by size goes at once', async () => {
+    const h = harness([], { gatherMs: 500, maxPayloadKb: 1 });
+    h.log.add(1, h.clock.now());
+    h.worker.kick();
+    await settle();
+    await h.clock.advance(5);
+    // Two copies of 400 bytes: a third would pass the call's 1 KiB, so the call is as full as it gets.
+    for (const seq of [2, 3]) h.log.entries.push({ seq, messageId: seq, transactionId: `T-${seq}`, receivedAt: h.clock.now(), outbound: JSON.stringify({ seq, pad: 'x'.repeat(380) }) });
+    h.worker.kick();
+    await settle();
+    expect(h.sent()).toEqual([[1], [2, 3]]);
+    expect(h.log.acked).toBe(3);
+  });
+
+  it('gathering: a retry after its backoff goes at once, not gatherMs after the failed call', async () => {
+    const h = harness([200, 503, 200], { gatherMs: 500 }); // longer than the first backoff (100 ms)
+    h.log.add(1, h.clock.now());
+    h.worker.kick();
+    await settle();
+    await h.clock.advance(5);
+    h.log.add(1, h.clock.now());
+    h.worker.kick();
+    await h.clock.advance(495); // gathered, then sent: answered 503
+    expect(h.sent()).toEqual([[1], [2]]);
+    expect(h.worker.state).toBe('backoff');
+    expect(h.clock.pending()).toEqual([100]);
+    await h.clock.advance(100);
+    expect(h.sent()).toEqual([[1], [2], [2]]);
+    expect(h.log.acked).toBe(2);
   });
 
   it('gathering: stop() ends the wait at once, and nothing more is sent', async () => {

@@ -286,6 +286,8 @@ export class QueueWorker {
     this.retryAt = this.deps.clock.now() + ms;
     this.cancelTimer = this.deps.clock.after(ms, () => {
       this.cancelTimer = null;
+      // A retry has waited long enough: it goes at once, not gathered (gatherFor).
+      this.gathered = true;
       if (this.current === 'backoff') this.start();
     });
   }
@@ -400,7 +402,7 @@ export class QueueWorker {
     if (granted !== null && granted > entries.length) share!.giveBack(granted - entries.length);
     if (await this.expire(entries)) return 'more';
     if (!hook) return 'drained'; // Messages wait for a webhook, or for the recipient to pull them.
-    const gather = this.catchingUp ? 0 : this.gatherFor(entries.length, limit);
+    const gather = this.catchingUp || this.current === 'stopped' ? 0 : this.gatherFor(entries, limit, hook.maxPayloadKb * 1024);
     if (gather > 0) {
       if (granted !== null) share!.giveBack(entries.length);
       await this.gather(gather);
@@ -422,17 +424,22 @@ export class QueueWorker {
   }
 
   /**
-   * How long to wait before calling with `count` of a call's `limit` messages, to fill the call. Each call
-   * has a fixed cost whatever it carries (a signature, a request over TLS, an attempt journalled, a
-   * settlement): at 500 msg/s with four recipients each queue started its next call as soon as the last
-   * was answered, about 135 calls a second with 3.7 messages each, and that fixed cost was most of the
-   * DIP's CPU (BENCHMARKS.md). So a call that would not be full starts no sooner than gatherMs after the
-   * one before; a full call, the first after a quiet spell, and the call after a wait go at once, so a
-   * message waits at most gatherMs more, and a recipient that takes one message a call is not held back.
+   * How long to wait before calling with `entries` (of a call's `limit`), to fill the call. Each call has a
+   * fixed cost whatever it carries (a signature, a request over TLS, an attempt journalled, a settlement,
+   * each waking a thread or process): at low load each queue calls again as soon as the last is answered,
+   * with one or two messages, and those wake-ups are most of the DIP's CPU (BENCHMARKS.md, "a shared
+   * clock…": gatherMs 50 cut it by 40 % at 50 msg/s; no gain from 1,000 msg/s, where calls are full). So a
+   * call that would not be full starts no sooner than gatherMs after the one before; a full call (by count
+   * or by size), the first after a quiet spell, and a retry after its backoff go at once, so a message
+   * waits at most gatherMs more, and a recipient that takes one message a call is not held back.
    */
-  private gatherFor(count: number, limit: number): number {
+  private gatherFor(entries: QueueEntry[], limit: number, maxBytes: number): number {
     const gatherMs = this.deps.settings.gatherMs;
-    if (gatherMs <= 0 || count >= limit || this.lastCallAt === null || this.gathered) return 0;
+    if (gatherMs <= 0 || entries.length >= limit || this.lastCallAt === null || this.gathered) return 0;
+    // Full by size: the read stopped at the call's byte limit (another message of the size of these would not fit).
+    let bytes = 0;
+    for (const e of entries) bytes += e.outbound.length;
+    if (bytes + bytes / entries.length > maxBytes) return 0;
     return Math.max(0, this.lastCallAt + gatherMs - this.deps.clock.now());
   }
 

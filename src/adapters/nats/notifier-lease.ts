@@ -134,11 +134,15 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
   async record(notified: Map<string, NotifiedAlarm>): Promise<boolean> {
     return this.serial(async () => {
       if (!this.held?.notified) return false;
+      // Only while the lease is ours by our own clock, and confirmed by a renewal first: a holder paused past
+      // its lease (a frozen VM) between its turn and this record would otherwise write over the record of the
+      // node that took over, and the next takeover would notify those conditions again.
+      if (this.clock.now() >= this.held.validUntil || !(await this.write())) return false;
       // Kept even if a write fails for want of NATS: the next renewal writes what is left.
       this.held.notified = notified;
       this.dirty = true;
       await this.flush();
-      return this.write();
+      return this.held !== null;
     });
   }
 
@@ -146,9 +150,11 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
     this.closed = true;
     this.stopRenewing();
     await this.serial(async () => {
+      if (!this.held) return;
+      // What is left of the record is written only while the lease is still ours (see record).
+      if (this.clock.now() < this.held.validUntil && (await this.write())) await this.flush();
       const h = this.held;
       if (!h) return;
-      await this.flush();
       this.held = null;
       try {
         // Expired at once rather than deleted, so that nodes of the version before read it as free.
@@ -213,7 +219,13 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
       });
     }
     let failed = 0;
+    const held = this.held!;
     for (let i = 0; i < writes.length; i += WRITES_IN_FLIGHT) {
+      // A long flush must not outlast the lease it was started under (the rest waits for the next renewal).
+      if (this.clock.now() >= held.validUntil) {
+        failed += writes.length - i;
+        break;
+      }
       const done = await Promise.allSettled(writes.slice(i, i + WRITES_IN_FLIGHT).map((w) => w()));
       failed += done.filter((d) => d.status === 'rejected').length;
     }
