@@ -22,7 +22,8 @@ function join(path: string, key: string): string {
   return path ? `${path}.${key}` : key;
 }
 
-function depth(path: string): number {
+/** How many levels down a dotted path reaches (`''` 0, `payload` 1, `payload.CommonBlock.S1` 3, `a[0]` 2). */
+export function pathDepth(path: string): number {
   let n = path ? 1 : 0;
   for (const c of path) if (c === '.' || c === '[') n++;
   return n;
@@ -110,7 +111,7 @@ export function toIssues(errors: readonly ErrorObject[], context: IssueContext):
     if (!g) groups.set(key, { issue, first: i, repeats: 0 });
     else if (g.issue.path !== issue.path) g.repeats++;
   });
-  const ordered = [...groups.values()].sort((a, b) => depth(b.issue.path) - depth(a.issue.path) || a.first - b.first);
+  const ordered = [...groups.values()].sort((a, b) => pathDepth(b.issue.path) - pathDepth(a.issue.path) || a.first - b.first);
   return ordered.slice(0, MAX_ISSUES).map(({ issue, repeats }) =>
     repeats === 0 ? issue : { ...issue, message: `${issue.message} (and ${repeats} more like it)` },
   );

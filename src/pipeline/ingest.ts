@@ -1,4 +1,5 @@
 import type { Catalogue, ValidationIssue } from '../catalogue/catalogue.js';
+import { pathDepth } from '../catalogue/errors.js';
 import { ENCRYPTED_BLOCKS, openPattern2, splitPattern3, type Prepared } from './patterns.js';
 import type { KeyObject } from 'node:crypto';
 import { canonicalCustomBlocks, type Span } from '../domain/canonical-json.js';
@@ -569,8 +570,7 @@ function sendersText(body: Buffer, parsed: unknown, prepared: unknown, span: Spa
  * "more" behind the fields it would have held.
  */
 function describeIssues(errors: readonly ValidationIssue[]): string {
-  const depth = (e: ValidationIssue): number => e.path.split(/[.[]/).length;
-  const shown = [...errors].sort((a, b) => depth(a) - depth(b)).slice(0, 3).map((e) => e.message);
+  const shown = [...errors].sort((a, b) => pathDepth(a.path) - pathDepth(b.path)).slice(0, 3).map((e) => e.message);
   const more = errors.length > 3 ? ` (+${errors.length - 3} more)` : '';
   return `${shown.join('; ')}${more}`;
 }
