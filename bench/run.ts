@@ -505,6 +505,13 @@ interface LoadResult extends LatencyStats {
   acceptedPerSecond: number;
   /** Deliveries (message × recipient) received within the offered window, per second. */
   deliveriesPerSecond: number;
+  /**
+   * Requests sent per second (the open loop sends every TICK_MS whatever the rate, so up to 2,000 msg/s it
+   * is 200 requests/s), and the DIP's CPU per request: at low load most of a message's CPU is per request
+   * and per call (waking threads and processes), so "µs a message" there measures the tick, not the road.
+   */
+  requestsPerSecond: number;
+  dipCpuUsPerRequest: number;
   /** Webhook calls per second in the window, and messages per call. */
   webhookCallsPerSecond: number;
   messagesPerCall: number;
@@ -638,6 +645,7 @@ async function offer(f: Fixture, ctx: FanoutCtx, rate: number, durationMs: numbe
     stats.p99 < 1000 &&
     tailMs < 1000;
   const cpu = cpuBetween(c0, c1);
+  const requestsPerSecond = run.requests / ((end - t0) / 1000);
   return {
     offered: rate,
     seconds: round((end - t0) / 1000, 2),
@@ -647,6 +655,8 @@ async function offer(f: Fixture, ctx: FanoutCtx, rate: number, durationMs: numbe
     refused: run.sent - accepted,
     acceptedPerSecond: round(acceptedPerSecond, 0),
     deliveriesPerSecond: round(deliveriesPerSecond, 0),
+    requestsPerSecond: round(requestsPerSecond, 0),
+    dipCpuUsPerRequest: round((cpu.dipCores * 1e6) / Math.max(1, requestsPerSecond), 0),
     webhookCallsPerSecond: round(calls / callSeconds, 0),
     messagesPerCall: round(calls > 0 ? (sumOf(p1.messagesSeen) - sumOf(p0.messagesSeen)) / calls : Number.NaN, 1),
     tailMs: round(tailMs, 0),
@@ -683,9 +693,9 @@ async function offerLevel(f: Fixture, ctx: FanoutCtx, rate: number, durationMs: 
   return { ...again, firstAttempt: { p50, p90, p99, max, acceptedPerSecond, deliveriesPerSecond, diskCommitsPerSecond, otherCores: cpu.otherCores, sustained } };
 }
 
-const loadHeaders = ['offered msg/s', 'accepted msg/s', 'deliveries/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'msgs/call', 'DIP cores', 'DIP CPU µs/msg', 'recv cores', 'gen cores', 'others cores', 'disk commits/s', 'kept up'];
+const loadHeaders = ['offered msg/s', 'accepted msg/s', 'deliveries/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'req/s', 'calls/s', 'msgs/call', 'DIP cores', 'DIP CPU µs/msg', 'DIP CPU µs/req', 'recv cores', 'gen cores', 'others cores', 'disk commits/s', 'kept up'];
 const loadRow = (r: LoadResult) => [
-  r.offered, r.acceptedPerSecond, r.deliveriesPerSecond, r.p50, r.p90, r.p99, r.max, r.messagesPerCall, r.cpu.dipCores, r.dipCpuUsPerMessage, r.cpu.receiverCores, r.cpu.generatorCores, r.cpu.otherCores, r.diskCommitsPerSecond, r.sustained ? 'yes' : r.stoppedEarly ? 'NO (cut short)' : 'NO',
+  r.offered, r.acceptedPerSecond, r.deliveriesPerSecond, r.p50, r.p90, r.p99, r.max, r.requestsPerSecond, r.webhookCallsPerSecond, r.messagesPerCall, r.cpu.dipCores, r.dipCpuUsPerMessage, r.dipCpuUsPerRequest, r.cpu.receiverCores, r.cpu.generatorCores, r.cpu.otherCores, r.diskCommitsPerSecond, r.sustained ? 'yes' : r.stoppedEarly ? 'NO (cut short)' : 'NO',
 ];
 
 async function latencyBench(f: Fixture): Promise<LoadResult[]> {
