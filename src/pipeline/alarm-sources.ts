@@ -86,6 +86,35 @@ export function certificateAlarms(expiring: () => ExpiringCertificate[], clock: 
   };
 }
 
+/** A delivery process restarted again and again (src/topology/delivery-processes.ts restartRuns). */
+export interface RestartRun {
+  /** delivery-1, delivery-2, … as logs and metrics name it. */
+  process: string;
+  /** Its deaths within `windowMs` of the last. */
+  restarts: number;
+  windowMs: number;
+  /** How the last one ended: `killed as hung`, `died (code 1, signal null)`, … */
+  last: string;
+  /** The first death of the run (epoch ms). */
+  since: number;
+}
+
+/**
+ * A delivery process restarted RESTARTS_ALARMED times within a window and not up for a window since:
+ * each restart is a spell in which its queues wait, and a process that meets the same crash or hang at
+ * once goes on failing with nothing else saying so (operators only; one process, so no node).
+ */
+export function deliveryProcessAlarms(runs: () => RestartRun[]): ConditionSource {
+  return () =>
+    runs().map((r) => ({
+      key: `delivery-process:${r.process}`,
+      rule: 'delivery-process',
+      participant: null,
+      summary: `delivery process ${r.process} restarted ${r.restarts} times in ${Math.round(r.windowMs / 60_000)} min (last: ${r.last}): its queues wait while it is down; its log lines say why`,
+      since: r.since,
+    }));
+}
+
 /**
  * NATS JetStream not answering this node: no queue lease can be claimed or renewed, so nothing is
  * delivered while ingest goes on (the store answers, so neither the storage alarm nor the health's
