@@ -79,7 +79,8 @@ export interface AlarmParts {
 }
 
 /**
- * Alarms on dead letters, queue depth, failing webhooks, expiring certificates and storage, noticed by
+ * Alarms on dead letters, queue depth, age and damage, failing webhooks, expiring certificates, storage,
+ * coordination and delivery processes restarted again and again, noticed by
  * e-mail and webhook. Null when turned off.
  */
 export async function startAlarms({ config, pkiDir, backend, coordination, registry, delivery, processes, destinations, signing, clock, logger, life }: AlarmParts): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore; channel: AlarmChannel } | null> {

@@ -289,14 +289,14 @@ export class DeliveryProcesses {
     const ready = new Promise<void>((resolve, reject) => {
       // One that never becomes ready is killed: left, it stayed `starting` for ever (the watchdog judges
       // only running ones) and its queues waited. Its exit restarts it, after its backoff.
-      const timer = this.main.timers.after(START_TIMEOUT_MS, () => {
+      const cancelStartTimeout = this.main.timers.after(START_TIMEOUT_MS, () => {
         reject(new Error(`delivery process ${slot.view.index} did not start within ${START_TIMEOUT_MS} ms: killed`));
         child.kill('SIGKILL');
       });
       child.on('message', (m: FromWorker) => {
         slot.heardAt = this.main.timers.now();
         if (m.t === 'ready') {
-          timer();
+          cancelStartTimeout();
           slot.upAt = slot.heardAt;
           slot.view.state = 'running';
           slot.view.startedAt = this.main.now();
@@ -308,7 +308,7 @@ export class DeliveryProcesses {
         this.handle(slot, child, m);
       });
       child.once('exit', (code, signal) => {
-        timer();
+        cancelStartTimeout();
         if (slot.view.state === 'starting') reject(new Error(`delivery process ${slot.view.index} exited while starting (code ${code}, signal ${signal})`));
         this.exited(slot, child, code, signal);
       });
