@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deadLetterAlarms, queueAlarms, webhookFailingAlarms } from '../src/pipeline/alarm-sources.js';
 import type { DeadLetter } from '../src/ports/dead-letters.js';
-import { Alarms, createSubscription, MAX_SUBSCRIPTIONS_PER_PARTICIPANT } from '../src/pipeline/alarms.js';
+import { Alarms, createSubscription, isSharedCondition, MAX_SUBSCRIPTIONS_PER_PARTICIPANT } from '../src/pipeline/alarms.js';
 import { queueDepths } from '../src/pipeline/metrics.js';
 import { QueueWorker } from '../src/pipeline/queue-worker.js';
 import type { QueueEntry, QueueRef, Settlement } from '../src/ports/message-log.js';
@@ -147,12 +147,12 @@ describe('queue alarms, from one reading of the queues', () => {
     const clock = new FakeClock(Date.UTC(2026, 5, 1, 12, 0, 0));
     const queue = (recipientDipId: string) => ({ recipientDipId, channel: 'IF-021' });
     const depths = [
-      { queue: queue('1000000001'), depth: 3, oldestAgeMs: 61 * 60_000 },
-      { queue: queue('1000000002'), depth: 20_000, oldestAgeMs: 5_000 },
-      { queue: queue('1000000003'), depth: 0, oldestAgeMs: 0 },
-      { queue: queue('1000000004'), depth: 1, oldestAgeMs: 59 * 60_000 },
+      { queue: queue('1000000001'), depth: 3, oldestAgeMs: 61 * 60_000, damage: null },
+      { queue: queue('1000000002'), depth: 20_000, oldestAgeMs: 5_000, damage: null },
+      { queue: queue('1000000003'), depth: 0, oldestAgeMs: 0, damage: null },
+      { queue: queue('1000000004'), depth: 1, oldestAgeMs: 59 * 60_000, damage: null },
       // A sender's status messages wait for it to pull them: not a latency alarm.
-      { queue: { recipientDipId: '2000000001', channel: 'STATUS' }, depth: 2, oldestAgeMs: 120 * 60_000 },
+      { queue: { recipientDipId: '2000000001', channel: 'STATUS' }, depth: 2, oldestAgeMs: 120 * 60_000, damage: null },
     ];
     const conditions = await queueAlarms(async () => depths, 10_000, 60 * 60_000, clock)();
     expect(conditions.map((c) => [c.key, c.participant, c.since])).toEqual([
@@ -160,6 +160,42 @@ describe('queue alarms, from one reading of the queues', () => {
       ['queue-depth:1000000002/IF-021', '1000000002', clock.now() - 5_000],
     ]);
     expect(conditions[0]!.summary).toBe('messages for 1000000001 / IF-021 have waited more than 60 min undelivered');
+  });
+});
+
+describe('queue-damage, from the same reading of the queues', () => {
+  it("raises an alarm naming a queue whose oldest waiting entry's message is missing, for operators only and sent once in a cluster, and resolves it once the damage is gone", async () => {
+    const clock = new FakeClock(Date.UTC(2026, 5, 1, 12, 0, 0));
+    const damage = 'damaged database: queue 1000000001/IF-021 position 4 refers to message 5b0c1e2a-7f41-4c55-9d3e-0a1b2c3d4e5f, which is missing';
+    const reading = [{ queue: { recipientDipId: '1000000001', channel: 'IF-021' }, depth: 2, oldestAgeMs: 1_000, damage: damage as string | null }];
+    const sent: AlarmNotice[] = [];
+    const channel: AlarmChannel = { email: async () => undefined, webhook: async (_url, n) => void sent.push(n as AlarmNotice), close: async () => undefined };
+    const ops: AlarmSubscription = { id: 'ops', owner: 'operator', rules: ['queue-damage'], email: null, webhookUrl: 'https://ops.example/alarms', createdAt: 1 };
+    const recipient: AlarmSubscription = { ...ops, id: 'sup', owner: '1000000001', webhookUrl: 'https://sup.example/alarms' };
+    const alarms = new Alarms([queueAlarms(async () => reading, 10_000, 60 * 60_000, clock)], { list: async () => [ops, recipient] }, channel, { evaluateIntervalMs: 10_000, maxNoticesPerHour: 100 }, clock, quietLogger);
+    await alarms.evaluate();
+    expect(alarms.current()).toEqual([
+      {
+        key: 'queue-damage:1000000001/IF-021',
+        rule: 'queue-damage',
+        participant: null,
+        summary: `queue 1000000001 / IF-021 is damaged and nothing past its head is delivered: ${damage} (repair it, then POST /admin/queues/resume)`,
+        since: clock.now(),
+      },
+    ]);
+    // Read from the store every node shares: in a cluster only the notifier lease's holder tells it.
+    expect(isSharedCondition(alarms.current()[0]!)).toBe(true);
+    expect(sent.map((n) => `${n.kind} ${n.condition.key}`)).toEqual(['raised queue-damage:1000000001/IF-021']);
+    expect(alarms.current('1000000001')).toEqual([]);
+    await clock.advance(10_000);
+    await alarms.evaluate();
+    expect(sent).toHaveLength(1);
+    // Repaired (or the entry settled): resolved.
+    reading[0]!.damage = null;
+    await clock.advance(10_000);
+    await alarms.evaluate();
+    expect(alarms.current()).toEqual([]);
+    expect(sent.map((n) => `${n.kind} ${n.condition.key}`)).toEqual(['raised queue-damage:1000000001/IF-021', 'resolved queue-damage:1000000001/IF-021']);
   });
 });
 

@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +10,12 @@ import { buildIF021 } from '../src/sim/messages.js';
 import { waitFor } from './helpers/dip-harness.js';
 import { alive, clientOf, deliveryPids, freePort, killDipProcess, onboardDirect, startDipProcess, transactionIdOf, type OnboardedParticipant } from './helpers/dip-process.js';
 import type { KeyAndCert } from '../src/security/pki.js';
+import { DEFAULTS } from '../src/config.js';
+import { deliveryProcessAlarms } from '../src/pipeline/alarm-sources.js';
+import type { Logger } from '../src/ports/logger.js';
+import { DeliveryProcesses, RESTART_WINDOW_MS, type Child, type MainSide } from '../src/topology/delivery-processes.js';
+import type { FromWorker, ToWorker } from '../src/topology/protocol.js';
+import { FakeClock } from './helpers/clocks.js';
 
 /**
  * `dip serve` with DIP_WORKERS=2: the main process and one delivery process, which works every recipient
@@ -134,4 +141,165 @@ describe('delivery processes (DIP_WORKERS=2)', () => {
     });
     expect([...bySeq.entries()].sort(([a], [b]) => a - b).map(([, t]) => t).filter((t) => sent.includes(t))).toEqual(sent);
   }, 90_000);
+});
+
+/** A forked delivery process as DeliveryProcesses sees it: what it sends is up to the test. */
+class FakeChild extends EventEmitter {
+  connected = true;
+  exitCode: number | null = null;
+  signalCode: NodeJS.Signals | null = null;
+  constructor(readonly pid: number) {
+    super();
+  }
+  send(packet: ToWorker[], done?: () => void): boolean {
+    if (packet.some((m) => m.t === 'stop')) this.exit(0, null);
+    done?.();
+    return true;
+  }
+  kill(): boolean {
+    this.exit(null, 'SIGKILL');
+    return true;
+  }
+  say(m: FromWorker): void {
+    this.emit('message', [m]);
+  }
+  exit(code: number | null, signal: NodeJS.Signals | null): void {
+    if (!this.connected) return;
+    this.connected = false;
+    this.exitCode = code;
+    this.signalCode = signal;
+    queueMicrotask(() => this.emit('exit', code, signal));
+  }
+}
+
+/**
+ * The main process's side with fakes: no process is forked, and the watchdog, backoff and start timeout
+ * run on a fake monotonic clock (`timers`) while `wall` is the wall clock, which a test may step.
+ */
+function restartHarness() {
+  const timers = new FakeClock(5_000_000);
+  const clocks = { wall: Date.UTC(2026, 11, 3, 12, 0, 0) };
+  const children: FakeChild[] = [];
+  const died: Array<{ how: string; restartInMs: number }> = [];
+  const logger: Logger = {
+    info() {},
+    warn() {},
+    error(obj, msg) {
+      if (msg?.startsWith('a delivery process died')) died.push(obj as { how: string; restartInMs: number });
+    },
+  };
+  const main: MainSide = {
+    config: { ...DEFAULTS, workerHungMs: 30_000 },
+    logger,
+    now: () => clocks.wall,
+    timers,
+    durableHead: () => 0,
+    settle: async () => undefined,
+    recordAttempt: async () => undefined,
+    deadLettered() {},
+    halted() {},
+    health: () => ({ state: 'ok' }),
+  };
+  const processes = new DeliveryProcesses(1, main, () => {
+    const c = new FakeChild(1000 + children.length);
+    children.push(c);
+    return c as unknown as Child;
+  });
+  const latest = (): FakeChild => children.at(-1)!;
+  /** Moves the fake time on in small steps until `done` (at most `limitMs`). */
+  const until = async (done: () => boolean, limitMs: number): Promise<void> => {
+    for (let t = 0; !done(); t += 250) {
+      expect(t, 'waited too long').toBeLessThan(limitMs);
+      await timers.advance(250);
+    }
+  };
+  /** Each second (as a delivery process does) for `ms`. */
+  const reportFor = async (ms: number): Promise<void> => {
+    for (let t = 0; t < ms; t += 1000) {
+      latest().say({ t: 'status', workers: [], usage: { cpuUserSeconds: 0, cpuSystemSeconds: 0, residentBytes: 0, heapUsedBytes: 0, heapTotalBytes: 0 } });
+      await timers.advance(1000);
+    }
+  };
+  const alarms = deliveryProcessAlarms(() => processes.restartRuns());
+  return { timers, clocks, children, died, processes, latest, until, reportFor, alarms };
+}
+
+describe('delivery process restarts: backoff and the delivery-process alarm (fake processes, injected time)', () => {
+  it('one killed as hung again and again backs off (it worked only until it fell silent), and its third restart in 10 min raises the alarm, resolved once it has run 10 min', async () => {
+    const h = restartHarness();
+    const started = h.processes.start();
+    h.latest().say({ t: 'ready' });
+    await started;
+    for (const [i, backoff] of [250, 500, 1000].entries()) {
+      // It reports for 2 s, then hangs: killed some 30 s later (workerHungMs), more than 30 s after it started.
+      await h.reportFor(2_000);
+      await h.until(() => h.died.length === i + 1, 60_000);
+      // Before, a process that lived 30 s counted as having worked, so each hang restarted after 0.25 s.
+      expect(h.died[i]).toMatchObject({ how: 'killed as hung', restartInMs: backoff });
+      // Raised at the third death in 10 min, not before.
+      expect((await h.alarms()).length).toBe(i < 2 ? 0 : 1);
+      await h.until(() => h.children.length === i + 2, backoff + 250);
+      h.latest().say({ t: 'ready' });
+    }
+    // Raised (operators only), naming the process and how it last ended.
+    const raised = await h.alarms();
+    expect(raised).toEqual([
+      {
+        key: 'delivery-process:delivery-1',
+        rule: 'delivery-process',
+        participant: null,
+        summary: 'delivery process delivery-1 restarted 3 times in 10 min (last: killed as hung): its queues wait while it is down; its log lines say why',
+        since: h.clocks.wall,
+      },
+    ]);
+    // Now it works: held until it has run 10 min since its last start, then resolved.
+    await h.reportFor(RESTART_WINDOW_MS - 2_000);
+    expect((await h.alarms()).map((c) => c.key)).toEqual(['delivery-process:delivery-1']);
+    await h.reportFor(2_000);
+    expect(await h.alarms()).toEqual([]);
+    expect(h.died).toHaveLength(3);
+    await h.processes.stop();
+  });
+
+  it('measures on the monotonic clock: a wall-clock step neither kills a process that reports nor makes a quick crash look like one after long work', async () => {
+    const h = restartHarness();
+    const started = h.processes.start();
+    h.latest().say({ t: 'ready' });
+    await started;
+    await h.reportFor(5_000);
+    h.latest().exit(1, null);
+    await h.until(() => h.died.length === 1, 1_000);
+    expect(h.died[0]).toMatchObject({ how: 'died (code 1, signal null)', restartInMs: 250 });
+    await h.until(() => h.children.length === 2, 500);
+    h.latest().say({ t: 'ready' });
+    // The wall clock steps an hour back, then two on, while it reports: nobody is killed.
+    await h.reportFor(3_000);
+    h.clocks.wall -= 3_600_000;
+    await h.reportFor(10_000);
+    h.clocks.wall += 7_200_000;
+    await h.reportFor(10_000);
+    expect(h.died).toHaveLength(1);
+    // 23 s of work, then a crash: the second in a row, so it waits twice as long. By the wall clock it
+    // worked an hour, and its backoff was reset to 250 ms.
+    h.latest().exit(1, null);
+    await h.until(() => h.died.length === 2, 1_000);
+    expect(h.died[1]).toMatchObject({ restartInMs: 500 });
+    await h.processes.stop();
+  });
+
+  it('kills one that never becomes ready (it stayed `starting` for ever), and restarts it after its backoff', async () => {
+    const h = restartHarness();
+    const started = h.processes.start().then(
+      () => null,
+      (err: unknown) => err,
+    );
+    await h.until(() => h.died.length === 1, 61_000);
+    expect(String(await started)).toContain('did not start within 60000 ms: killed');
+    expect(h.died[0]).toMatchObject({ how: 'died while starting (code null, signal SIGKILL)', restartInMs: 250 });
+    await h.until(() => h.children.length === 2, 500);
+    h.latest().say({ t: 'ready' });
+    await h.reportFor(2_000);
+    expect(h.processes.processes()[0]).toMatchObject({ state: 'running', restarts: 1 });
+    await h.processes.stop();
+  });
 });

@@ -10,6 +10,13 @@ import { StoreError } from '../src/ports/errors.js';
 import { activityLogFile } from '../src/adapters/backend.js';
 import { SqliteActivityLog } from '../src/adapters/sqlite/activity-log.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import type { Participant } from '../src/domain/participant.js';
+import type { Channel } from '../src/pipeline/channels.js';
+import { NOTICE_GRACE_MS, Publications, type PublicationSettings } from '../src/pipeline/publications.js';
+import type { Logger } from '../src/ports/logger.js';
+import type { MessageLog } from '../src/ports/message-log.js';
+import type { PublicationBlobs, PublicationIndex, PublicationRecord } from '../src/ports/publications.js';
+import { FakeClock } from './helpers/clocks.js';
 
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('base64');
 
@@ -378,5 +385,83 @@ describe("Pattern B behind a proxy: the anonymous listener's public URL", () => 
     } finally {
       await anonymous.close();
     }
+  });
+});
+
+describe('the pass for missed notices, past a publication whose notice fails', () => {
+  // Only what the pass reads of a channel: who publishes and who receives on it.
+  const channel = { interfaceId: 'REP-002', publicationId: 'REP-002', senderRoles: ['VAS'], receiverRoles: ['SUP'], alwaysRoles: [], alwaysParticipants: [], primaryRouting: false, securityPattern: 1 } as unknown as Channel;
+  const settings: PublicationSettings = {
+    maxBytes: () => 1000, retentionMs: () => 86_400_000, orphanGraceMs: 60_000, publisherRoles: () => undefined,
+    participantBaseUrl: () => 'https://dip.example', publicBaseUrl: () => null, environment: 'TEST', reachable: () => true, channel: () => channel,
+  };
+  const registry = { participants: () => [{ dipId: 'VAS0000001', roles: ['VAS'] }, { dipId: 'SUP0000001', roles: ['SUP'] }] as Participant[] };
+
+  /**
+   * Publications past the grace whose notices are not queued, over an index in memory and a log whose
+   * append `fails` decides per sender reference (PUB-<id>): what it returns is thrown.
+   */
+  function harness(ids: string[], fails: (ref: string) => Error | null, logger: Logger) {
+    const clock = new FakeClock(Date.UTC(2026, 11, 3, 12, 0, 0));
+    const records = ids.map((id, i): PublicationRecord => ({
+      id, channel: 'REP-002', publicationType: `T-${id}`, version: '1', effectiveFrom: null, effectiveTo: null, format: 'csv', compression: 'none',
+      fileName: `${id}.csv`, description: null, public: false, recipients: null, publisherDipId: 'VAS0000001', size: 10, sha256: 'ab'.repeat(32),
+      publishedAt: clock.now() - NOTICE_GRACE_MS - 10_000 + i,
+    }));
+    const marked = new Set<string>();
+    const index: Pick<PublicationIndex, 'awaitingNotice' | 'noticeQueued'> = {
+      awaitingNotice: async (before, limit) => records.filter((r) => !marked.has(r.id) && r.publishedAt < before).slice(0, limit),
+      noticeQueued: async (id) => void marked.add(id),
+    };
+    const appended: string[] = [];
+    const log: Pick<MessageLog, 'append'> = {
+      append: async (batch) => {
+        const ref = batch.messages[0]!.senderUniqueReference ?? '';
+        const err = fails(ref);
+        if (err) throw err;
+        appended.push(ref);
+        return { ok: true };
+      },
+    };
+    const publications = new Publications(index as PublicationIndex, {} as PublicationBlobs, log, registry, settings, clock, logger);
+    return { publications, appended, marked };
+  }
+
+  it('queues the second notice when the first fails, counts and logs the failure, and queues the first at the next pass', async () => {
+    const logged: Array<[string, object]> = [];
+    const logger: Logger = { info: () => undefined, warn: (obj) => void logged.push(['warn', obj]), error: (obj) => void logged.push(['error', obj]) };
+    let refused = 'PUB-first';
+    // A publication whose notice the log refuses with an error of its own (not the store down).
+    const h = harness(['first', 'second'], (ref) => (ref === refused ? new Error('notice refused: row too large') : null), logger);
+    // Before, the first failure ended the pass (it rejected): the second's recipients were never told.
+    expect(await h.publications.queueMissedNotices()).toBe(1);
+    expect(h.appended).toEqual(['PUB-second']);
+    expect([...h.marked]).toEqual(['second']);
+    expect(logged).toEqual([
+      ['error', expect.objectContaining({ publication: 'first', channel: 'REP-002' })],
+      ['warn', { failed: 1, queued: 1 }],
+    ]);
+    // Left for the next pass, which queues it once it can.
+    refused = '';
+    expect(await h.publications.queueMissedNotices()).toBe(1);
+    expect(h.appended).toEqual(['PUB-second', 'PUB-first']);
+    expect([...h.marked].sort()).toEqual(['first', 'second']);
+  });
+
+  it('reads past a whole batch of failures, and ends at its first append when the store is down', async () => {
+    const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+    let fails = (ref: string): Error | null => (ref === 'PUB-c' ? null : new Error('notice refused'));
+    const h = harness(['a', 'b', 'c'], (ref) => fails(ref), quiet);
+    // Batches of 2: the first fails whole, and the pass reads past it to the third.
+    expect(await h.publications.queueMissedNotices(2)).toBe(1);
+    expect(h.appended).toEqual(['PUB-c']);
+    // The store down: every later append would fail alike, so the pass ends (it runs again at its interval).
+    let tried = 0;
+    fails = () => {
+      tried += 1;
+      return new StoreError('unavailable', 'the connection to the store was lost', 'ECONNRESET');
+    };
+    await expect(h.publications.queueMissedNotices(2)).rejects.toThrow('the connection to the store was lost');
+    expect(tried).toBe(1);
   });
 });

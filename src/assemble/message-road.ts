@@ -1,5 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import type { LookupFunction } from 'node:net';
+import { monotonicClock } from '../adapters/clock.js';
 import { EventLoopGauge } from '../adapters/event-loop-gauge.js';
 import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
@@ -73,7 +74,7 @@ export function assembleMessageRoad({ config, pki, backend, coordination, core, 
     events.emit('queue-halted', { queue, error });
   };
   // workers > 1 (README "Every core"): delivery runs in processes of its own; this one keeps every write.
-  const processes = deliveryProcesses(config, backend, { logger, now: () => clock.now(), shared: core, journal, deadLettered, halted, injectedClock });
+  const processes = deliveryProcesses(config, backend, { logger, now: () => clock.now(), timers: monotonicClock, shared: core, journal, deadLettered, halted, injectedClock });
   const localConsumer = mpanFeed(mpan);
   const local = buildDelivery(
     { config, core, transport, tracer, clock, logger },

@@ -4,7 +4,7 @@ import { SmtpAlarmChannel } from '../adapters/mail/alarm-channel.js';
 import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
 import { ActivityRecorder } from '../pipeline/activity-recorder.js';
-import { certificateAlarms, coordinationAlarms, deadLetterAlarms, queueAlarms, storageAlarms, webhookFailingAlarms } from '../pipeline/alarm-sources.js';
+import { certificateAlarms, coordinationAlarms, deadLetterAlarms, deliveryProcessAlarms, queueAlarms, storageAlarms, webhookFailingAlarms, type RestartRun } from '../pipeline/alarm-sources.js';
 import { Alarms } from '../pipeline/alarms.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import { queueDepths } from '../pipeline/metrics.js';
@@ -68,6 +68,8 @@ export interface AlarmParts {
   coordination: Pick<Coordination, 'health' | 'notifier' | 'node'>;
   registry: Registry;
   delivery: Pick<Delivery, 'status'>;
+  /** The delivery processes (workers > 1), or null: the `delivery-process` alarm. */
+  processes: { restartRuns(): RestartRun[] } | null;
   destinations: WebhookDestinations;
   /** The DIP's signing key in force: notices are signed as webhook calls are. */
   signing: Pick<SigningKeyWatcher, 'outbound'>;
@@ -77,10 +79,11 @@ export interface AlarmParts {
 }
 
 /**
- * Alarms on dead letters, queue depth, failing webhooks, expiring certificates and storage, noticed by
+ * Alarms on dead letters, queue depth, age and damage, failing webhooks, expiring certificates, storage,
+ * coordination and delivery processes restarted again and again, noticed by
  * e-mail and webhook. Null when turned off.
  */
-export async function startAlarms({ config, pkiDir, backend, coordination, registry, delivery, destinations, signing, clock, logger, life }: AlarmParts): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore; channel: AlarmChannel } | null> {
+export async function startAlarms({ config, pkiDir, backend, coordination, registry, delivery, processes, destinations, signing, clock, logger, life }: AlarmParts): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore; channel: AlarmChannel } | null> {
   const settings = config.observability.alarms;
   if (!settings.enabled) return null;
   const sources = [
@@ -90,6 +93,7 @@ export async function startAlarms({ config, pkiDir, backend, coordination, regis
     certificateAlarms(() => expiringAll(pkiDir, config.trustedCaFiles, registry.participants(), settings.certificateDays), clock),
     storageAlarms(() => backend.health(), clock, coordination.node),
     coordinationAlarms(() => coordination.health(), coordination.node),
+    ...(processes ? [deliveryProcessAlarms(() => processes.restartRuns())] : []),
   ];
   const subscriptions = await openAlarmSubscriptions(config);
   life.started('alarm subscriptions', () => subscriptions.close());

@@ -3,7 +3,7 @@ import type { BackendHealth, CoordinationHealth } from '../ports/backend.js';
 import type { Clock } from '../ports/clock.js';
 import type { DeadLetters } from '../ports/dead-letters.js';
 import type { ExpiringCertificate } from '../security/expiry.js';
-import type { QueueDepth } from './metrics.js';
+import type { QueueBacklog } from './metrics.js';
 import { STATUS_CHANNEL } from './status.js';
 import type { WorkerStatus } from './queue-worker.js';
 import type { ConditionSource } from './alarms.js';
@@ -31,10 +31,13 @@ export function deadLetterAlarms(deadLetters: Pick<DeadLetters, 'deadLetters'>, 
 
 /**
  * From one reading of the queues: a recipient queue holding more than `depthThreshold` messages
- * (`queue-depth`), and one whose oldest undelivered message has waited longer than `ageThresholdMs`
- * (`queue-age`: the latency threshold of spec 5.11.4, whether the recipient takes webhooks or pulls).
+ * (`queue-depth`), one whose oldest undelivered message has waited longer than `ageThresholdMs`
+ * (`queue-age`: the latency threshold of spec 5.11.4, whether the recipient takes webhooks or pulls), and
+ * one whose oldest undelivered entry refers to a message the store does not have (`queue-damage`: its
+ * worker halts there, and a pulled queue's reader stops there too; operators only, since only they can
+ * repair it; resolved once the reading finds no damage, after a repair or once the entry is settled).
  */
-export function queueAlarms(depths: () => Promise<QueueDepth[]>, depthThreshold: number, ageThresholdMs: number, clock: Clock): ConditionSource {
+export function queueAlarms(depths: () => Promise<Array<Pick<QueueBacklog, 'queue' | 'depth' | 'oldestAgeMs' | 'damage'>>>, depthThreshold: number, ageThresholdMs: number, clock: Clock): ConditionSource {
   return async () => {
     const out: AlarmCondition[] = [];
     for (const d of await depths()) {
@@ -44,6 +47,10 @@ export function queueAlarms(depths: () => Promise<QueueDepth[]>, depthThreshold:
       // A sender's status messages wait in its STATUS queue until it pulls them or they go stale: no alarm.
       if (d.depth > 0 && d.oldestAgeMs > ageThresholdMs && d.queue.channel !== STATUS_CHANNEL) {
         out.push({ key: `queue-age:${q}`, rule: 'queue-age', participant: d.queue.recipientDipId, summary: `messages for ${d.queue.recipientDipId} / ${d.queue.channel} have waited more than ${Math.round(ageThresholdMs / 60_000)} min undelivered`, since: since + ageThresholdMs });
+      }
+      if (d.damage !== null) {
+        const summary = `queue ${d.queue.recipientDipId} / ${d.queue.channel} is damaged and nothing past its head is delivered: ${d.damage} (repair it, then POST /admin/queues/resume)`;
+        out.push({ key: `queue-damage:${q}`, rule: 'queue-damage', participant: null, summary, since: clock.now() });
       }
     }
     return out;
@@ -84,6 +91,35 @@ export function certificateAlarms(expiring: () => ExpiringCertificate[], clock: 
       };
     });
   };
+}
+
+/** A delivery process restarted again and again (src/topology/delivery-processes.ts restartRuns). */
+export interface RestartRun {
+  /** delivery-1, delivery-2, … as logs and metrics name it. */
+  process: string;
+  /** Its deaths within `windowMs` of the last. */
+  restarts: number;
+  windowMs: number;
+  /** How the last one ended: `killed as hung`, `died (code 1, signal null)`, … */
+  last: string;
+  /** The first death of the run (epoch ms). */
+  since: number;
+}
+
+/**
+ * A delivery process restarted RESTARTS_ALARMED times within a window and not up for a window since:
+ * each restart is a spell in which its queues wait, and a process that meets the same crash or hang at
+ * once goes on failing with nothing else saying so (operators only; one process, so no node).
+ */
+export function deliveryProcessAlarms(runs: () => RestartRun[]): ConditionSource {
+  return () =>
+    runs().map((r) => ({
+      key: `delivery-process:${r.process}`,
+      rule: 'delivery-process',
+      participant: null,
+      summary: `delivery process ${r.process} restarted ${r.restarts} times in ${Math.round(r.windowMs / 60_000)} min (last: ${r.last}): its queues wait while it is down; its log lines say why`,
+      since: r.since,
+    }));
 }
 
 /**

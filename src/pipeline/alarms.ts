@@ -23,7 +23,7 @@ const UNSENT_LIMIT = 1000;
  * holder sends their notices. The others (a webhook failing on the queue this node works, this node's own
  * storage and coordination health) are seen by one node alone, and that node sends them.
  */
-export const SHARED_RULES: ReadonlySet<AlarmRule> = new Set<AlarmRule>(['dead-letter', 'queue-depth', 'queue-age', 'certificate-expiring']);
+export const SHARED_RULES: ReadonlySet<AlarmRule> = new Set<AlarmRule>(['dead-letter', 'queue-depth', 'queue-age', 'queue-damage', 'certificate-expiring']);
 
 /**
  * Whether a condition is one every node finds alike (see SHARED_RULES). A certificate alarm is shared only

@@ -5,6 +5,7 @@ import { MSG, type MsgText } from '../domain/response-codes.js';
 import { dipDateTime } from '../domain/time.js';
 import { newTransactionId } from '../domain/transaction-id.js';
 import type { Clock } from '../ports/clock.js';
+import { storeFailureKind } from '../ports/errors.js';
 import type { Logger } from '../ports/logger.js';
 import type { AcceptedBatch, MessageLog, QueueRef } from '../ports/message-log.js';
 import { BlobTooLarge, type PublicationBlobs, type PublicationIndex, type PublicationMetadata, type PublicationQuery, type PublicationRecord } from '../ports/publications.js';
@@ -231,29 +232,49 @@ export class Publications {
    * whose record committed but whose notice is not recorded as queued, older than NOTICE_GRACE_MS. Each
    * notice is made again with the same sender reference, so one that was queued before the crash is
    * refused by the log as a duplicate and nobody is told twice. Returns how many notices it queued.
+   *
+   * One publication whose notice cannot be made or appended is logged, counted and left for the next pass,
+   * and the pass goes on with the others: stopping there left every later publication's recipients
+   * untold for as long as that one failed. The store itself unavailable (or fatal) ends the pass, as
+   * every later write would fail alike; it runs again at the next interval.
    */
   async queueMissedNotices(batchSize = 100): Promise<number> {
     let queued = 0;
+    let failed = 0;
+    /** Those left in this pass (failed, or their channel gone): still awaiting, so read past. */
+    const left = new Set<string>();
     for (;;) {
-      const awaiting = await this.index.awaitingNotice(this.clock.now() - NOTICE_GRACE_MS, batchSize);
-      let progressed = false;
-      for (const record of awaiting) {
+      const limit = batchSize + left.size;
+      const awaiting = await this.index.awaitingNotice(this.clock.now() - NOTICE_GRACE_MS, limit);
+      const fresh = awaiting.filter((r) => !left.has(r.id));
+      for (const record of fresh) {
         const channel = this.settings.channel(record.channel);
         if (!channel) {
           // Left as it is: queued once the channel is back (a catalogue that dropped it, for now).
           this.logger.warn({ publication: record.id, channel: record.channel }, 'publication notice not queued: its channel is not in the catalogue');
+          left.add(record.id);
           continue;
         }
         // Its publisher as the registry has it now; one since removed still names itself, with no role.
         const publisher = this.registry.participants().find((p) => p.dipId === record.publisherDipId) ?? { dipId: record.publisherDipId, roles: [] };
         const recipients = this.recipients(channel, publisher, record.recipients);
-        if (recipients.length > 0 && (await this.log.append(this.notice(channel, publisher, record, recipients, this.clock.now()))).ok) queued += 1;
-        await this.index.noticeQueued(record.id);
-        progressed = true;
+        try {
+          if (recipients.length > 0 && (await this.log.append(this.notice(channel, publisher, record, recipients, this.clock.now()))).ok) queued += 1;
+          await this.index.noticeQueued(record.id);
+        } catch (err) {
+          const kind = storeFailureKind(err);
+          if (kind === 'unavailable' || kind === 'fatal') throw err;
+          failed += 1;
+          left.add(record.id);
+          this.logger.error({ publication: record.id, channel: record.channel, err }, 'publication notice could not be queued: left for the next pass for missed notices; the others go on');
+          continue;
+        }
         this.logger.info({ publication: record.id, channel: record.channel, recipients: recipients.length }, 'publication notice checked after a crash: queued unless it was before');
       }
-      if (awaiting.length < batchSize || !progressed) return queued;
+      if (awaiting.length < limit || fresh.length === 0) break;
     }
+    if (failed > 0) this.logger.warn({ failed, queued }, 'publication notices left unqueued by this pass for missed notices: each is tried again at the next');
+    return queued;
   }
 
   find(query: PublicationQuery): Promise<PublicationRecord[]> {

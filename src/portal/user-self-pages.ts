@@ -4,7 +4,7 @@ import { receivesOn } from '../domain/channel.js';
 import { createSubscription } from '../pipeline/alarms.js';
 import { downloadRefusal, mayRead } from '../pipeline/publications.js';
 import { STATUS_CHANNEL } from '../pipeline/status.js';
-import { ALARM_RULES, type AlarmRule } from '../ports/alarms.js';
+import { ALARM_RULES, OPERATOR_RULES, type AlarmRule } from '../ports/alarms.js';
 import type { PublicationRecord } from '../ports/publications.js';
 import { activityTable } from './activity-view.js';
 import type { PortalDeps } from './deps.js';
@@ -33,9 +33,11 @@ const RULES: Record<AlarmRule, string> = {
   'queue-age': 'Queue age: messages for us have waited too long undelivered',
   'webhook-failing': 'Webhook failing: our webhook keeps refusing or not answering',
   'certificate-expiring': 'Certificate expiring: our registered certificate is close to expiry',
-  // These two never concern a participant (operators only): not offered.
+  // These never concern a participant (OPERATOR_RULES): not offered.
+  'queue-damage': 'Queue damage: a queue entry refers to a message the store does not have',
   storage: 'Storage: the DIP cannot take writes',
   coordination: 'Coordination: the DIP nodes cannot claim queues, nothing is delivered',
+  'delivery-process': 'Delivery process: one keeps dying or hanging, its queues wait',
   maintenance: 'Maintenance: a window is announced, changed or withdrawn',
 };
 
@@ -103,7 +105,7 @@ ${table(`Alarms that concern ${owner} now`, ['Rule', 'What', 'Since'], current, 
 <h2>Subscriptions</h2>
 ${table(`${owner}'s alarm subscriptions`, ['Rules', 'Email', 'Webhook', 'Created', ''], rows, 'No subscription: alarms are shown here but nobody is told.')}
 <form method="post" action="/portal/alarms">${csrfField(c.signed)}
-<fieldset><legend>Tell us when</legend>${ALARM_RULES.filter((r) => r !== 'storage' && r !== 'coordination').map((r) => html`<div>${choice('checkbox', `rule-${r}`, 'rule', r, RULES[r], true)}</div>`)}</fieldset>
+<fieldset><legend>Tell us when</legend>${ALARM_RULES.filter((r) => !OPERATOR_RULES.has(r)).map((r) => html`<div>${choice('checkbox', `rule-${r}`, 'rule', r, RULES[r], true)}</div>`)}</fieldset>
 <fieldset><legend>Where to send the notices (one or both)</legend>
 ${input('email', 'Email address', { type: 'email', autocomplete: 'email', maxlength: 254 })}
 ${input('webhookUrl', 'Webhook URL (receives a signed JSON notice)', { type: 'url', maxlength: 2048, placeholder: 'https://ops.example.com/dip-alarms' })}

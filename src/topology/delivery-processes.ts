@@ -4,8 +4,10 @@ import type { DipConfig } from '../config.js';
 import type { Delivery, DeadLetterEvent } from '../pipeline/delivery.js';
 import type { ProcessUsage } from '../pipeline/metrics.js';
 import type { WorkerStatus } from '../pipeline/queue-worker.js';
+import type { RestartRun } from '../pipeline/alarm-sources.js';
 import type { DeliveryAttempt } from '../ports/archive.js';
 import type { Backend, BackendHealth } from '../ports/backend.js';
+import type { Cancel, Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { QueueRef, Settlement } from '../ports/message-log.js';
 import { MainProcessLeases } from './leases.js';
@@ -34,7 +36,14 @@ export interface ProcessView {
 export interface MainSide {
   config: DipConfig;
   logger: Logger;
+  /** The wall clock: what the views and the alarm report (startedAt, since). */
   now(): number;
+  /**
+   * Time that never steps, and its timers: the watchdog, the restarts' backoff and how long a process
+   * worked or stayed up are measured on it, so a wall-clock step (NTP, `date -s`) can neither make a
+   * healthy process look silent nor a crashing one look long-lived (src/adapters/clock.ts monotonicClock).
+   */
+  timers: Clock;
   /** The queue's highest durable position (src/adapters/sqlite: committed and synced). */
   durableHead(queue: QueueRef): number;
   settle(queue: QueueRef, settlement: Settlement): Promise<void>;
@@ -50,19 +59,51 @@ const START_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 20_000;
 const RESTART_FIRST_MS = 250;
 const RESTART_MAX_MS = 10_000;
+/**
+ * A process that worked this long before it died restarts after RESTART_FIRST_MS again; one that died
+ * sooner restarts after twice its last wait (up to RESTART_MAX_MS). Killed as hung, it worked until it
+ * fell silent: the watchdog's wait is not work, so one that hangs again at once backs off too.
+ */
+const WORKED_MS = 30_000;
+/**
+ * A delivery process restarted RESTARTS_ALARMED times within RESTART_WINDOW_MS raises the
+ * `delivery-process` alarm: each restart is a spell in which its queues wait, and a run of them (a crash
+ * or hang it meets again at once) is for an operator to look into. Resolved once it has run for
+ * RESTART_WINDOW_MS since its last start.
+ */
+export const RESTARTS_ALARMED = 3;
+export const RESTART_WINDOW_MS = 10 * 60_000;
+
+/** What this class uses of a forked process (a test gives a fake). */
+export type Child = Pick<ChildProcess, 'pid' | 'connected' | 'exitCode' | 'signalCode' | 'kill' | 'send' | 'on' | 'once'>;
+export type SpawnChild = (path: string, execArgv: string[]) => Child;
+const forkChild: SpawnChild = (path, execArgv) => fork(path, [], { execArgv, serialization: 'advanced', stdio: 'inherit' });
+
+/** A death of a delivery process: when (timers, and wall clock for the alarm) and how. */
+interface Death {
+  at: number;
+  wall: number;
+  how: string;
+}
 
 interface Slot {
   view: ProcessView;
-  child: ChildProcess | null;
+  child: Child | null;
   /** What is sent to the running child, one packet per turn of the event loop. */
   outbox: Outbox<ToWorker> | null;
   statuses: WorkerStatus[];
   backoffMs: number;
-  timer: NodeJS.Timeout | null;
+  cancelRestart: Cancel | null;
   /** Queues woken in this turn of the event loop, sent together at its end (each with the durable position then). */
   woken: Map<string, QueueRef>;
-  /** When the running process last sent anything (it reports its status every second). */
+  /** When the running process last sent anything (it reports its status every second; on main.timers). */
   heardAt: number;
+  /** When the running process became ready (main.timers); null while it starts. */
+  upAt: number | null;
+  /** Killed as hung: when it was last heard from (its exit is on the way); else null. */
+  hungHeardAt: number | null;
+  /** Its deaths within RESTART_WINDOW_MS of the last one, oldest first. */
+  deaths: Death[];
 }
 
 /** The delivery process's entry module, as source (tsx) or as built JavaScript (dist/). */
@@ -91,6 +132,7 @@ export class DeliveryProcesses {
   constructor(
     readonly count: number,
     private readonly main: MainSide,
+    private readonly spawnChild: SpawnChild = forkChild,
   ) {
     this.slots = Array.from({ length: count }, (_, index) => ({
       view: { index, name: processName(index), pid: null, state: 'starting', restarts: 0, startedAt: null, usage: null },
@@ -98,13 +140,16 @@ export class DeliveryProcesses {
       outbox: null,
       statuses: [],
       backoffMs: RESTART_FIRST_MS,
-      timer: null,
+      cancelRestart: null,
       woken: new Map(),
       heardAt: 0,
+      upAt: null,
+      hungHeardAt: null,
+      deaths: [],
     }));
   }
 
-  private watchdog: NodeJS.Timeout | null = null;
+  private watchdog: Cancel | null = null;
   private checkedAt = 0;
 
   /**
@@ -113,16 +158,16 @@ export class DeliveryProcesses {
    * this its queues waited for as long as it stayed stuck while /admin/health called it running.
    */
   private checkHung(every: number): void {
-    const now = this.main.now();
+    const now = this.main.timers.now();
     const late = now - this.checkedAt > 2 * every;
     this.checkedAt = now;
     // This process was stalled itself (its reports may be waiting, unread): nobody is judged on that.
     if (late) for (const slot of this.slots) slot.heardAt = Math.max(slot.heardAt, now);
     for (const slot of this.slots) {
       const child = slot.child;
-      if (slot.view.state !== 'running' || !child || now - slot.heardAt <= this.main.config.workerHungMs) continue;
+      if (slot.view.state !== 'running' || !child || slot.hungHeardAt !== null || now - slot.heardAt <= this.main.config.workerHungMs) continue;
       this.main.logger.error({ process: slot.view.index, pid: child.pid, silentMs: now - slot.heardAt }, 'a delivery process stopped reporting: killing it as hung (it is restarted and its queues resume from their settled positions)');
-      slot.heardAt = now;
+      slot.hungHeardAt = slot.heardAt;
       child.kill('SIGKILL');
     }
   }
@@ -135,8 +180,8 @@ export class DeliveryProcesses {
   /** Starts every delivery process and waits until each has resumed its queues. */
   async start(): Promise<void> {
     const every = Math.max(250, Math.min(5_000, Math.floor(this.main.config.workerHungMs / 4)));
-    this.checkedAt = this.main.now();
-    this.watchdog ??= setInterval(() => this.checkHung(every), every).unref();
+    this.checkedAt = this.main.timers.now();
+    this.watchdog ??= this.main.timers.every(every, () => this.checkHung(every));
     await Promise.all(this.slots.map((s) => this.spawn(s)));
   }
 
@@ -181,6 +226,20 @@ export class DeliveryProcesses {
     return this.slots.map((s) => ({ ...s.view }));
   }
 
+  /**
+   * The delivery processes restarted RESTARTS_ALARMED times or more within RESTART_WINDOW_MS and not up
+   * for RESTART_WINDOW_MS since (the `delivery-process` alarm). Read from the deaths kept, so it holds
+   * while the process keeps failing, however slowly its backoff lets it.
+   */
+  restartRuns(): RestartRun[] {
+    const now = this.main.timers.now();
+    return this.slots.flatMap((s): RestartRun[] => {
+      if (s.deaths.length < RESTARTS_ALARMED) return [];
+      if (s.view.state === 'running' && s.upAt !== null && s.hungHeardAt === null && now - s.upAt >= RESTART_WINDOW_MS) return [];
+      return [{ process: s.view.name, restarts: s.deaths.length, windowMs: RESTART_WINDOW_MS, last: s.deaths.at(-1)!.how, since: s.deaths[0]!.wall }];
+    });
+  }
+
   /** The main process's registry, catalogue or signing key changed: each delivery process re-reads its own at once. */
   refresh(): void {
     for (const s of this.slots) this.send(s, { t: 'refresh' });
@@ -221,7 +280,7 @@ export class DeliveryProcesses {
   }
 
   private spawn(slot: Slot): Promise<void> {
-    const child = fork(this.entry.path, [], { execArgv: this.entry.execArgv, serialization: 'advanced', stdio: 'inherit' });
+    const child = this.spawnChild(this.entry.path, this.entry.execArgv);
     // Bound to this child: a reply to its call never reaches the one that replaces it. A process that
     // died meanwhile cannot take a packet (the error is ignored): it restarts and sweeps.
     const outbox = new Outbox<ToWorker>((packet) => {
@@ -233,13 +292,21 @@ export class DeliveryProcesses {
     slot.view.state = 'starting';
     slot.statuses = [];
     slot.view.usage = null;
+    slot.upAt = null;
+    slot.hungHeardAt = null;
     const ready = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`delivery process ${slot.view.index} did not start within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
+      // One that never becomes ready is killed: left, it stayed `starting` for ever (the watchdog judges
+      // only running ones) and its queues waited. Its exit restarts it, after its backoff.
+      const cancelStartTimeout = this.main.timers.after(START_TIMEOUT_MS, () => {
+        reject(new Error(`delivery process ${slot.view.index} did not start within ${START_TIMEOUT_MS} ms: killed`));
+        child.kill('SIGKILL');
+      });
       child.on('message', (packet: FromWorker[]) => {
-        slot.heardAt = this.main.now();
+        slot.heardAt = this.main.timers.now();
         for (const m of packet) {
           if (m.t === 'ready') {
-            clearTimeout(timer);
+            cancelStartTimeout();
+            slot.upAt = slot.heardAt;
             slot.view.state = 'running';
             slot.view.startedAt = this.main.now();
             // A change made while it read the registry and catalogue at start, pushed before it listened, is not lost.
@@ -249,7 +316,7 @@ export class DeliveryProcesses {
         }
       });
       child.once('exit', (code, signal) => {
-        clearTimeout(timer);
+        cancelStartTimeout();
         if (slot.view.state === 'starting') reject(new Error(`delivery process ${slot.view.index} exited while starting (code ${code}, signal ${signal})`));
         this.exited(slot, child, code, signal);
       });
@@ -290,7 +357,7 @@ export class DeliveryProcesses {
     }
   }
 
-  private exited(slot: Slot, child: ChildProcess, code: number | null, signal: string | null): void {
+  private exited(slot: Slot, child: Child, code: number | null, signal: string | null): void {
     if (slot.child !== child) return;
     slot.child = null;
     slot.outbox = null;
@@ -301,26 +368,29 @@ export class DeliveryProcesses {
       slot.view.state = 'stopped';
       return;
     }
-    const wasUp = slot.view.startedAt !== null && this.main.now() - slot.view.startedAt > 30_000;
-    if (wasUp) slot.backoffMs = RESTART_FIRST_MS;
+    const now = this.main.timers.now();
+    const worked = slot.upAt === null ? 0 : (slot.hungHeardAt ?? now) - slot.upAt;
+    if (worked >= WORKED_MS) slot.backoffMs = RESTART_FIRST_MS;
+    const how = slot.hungHeardAt !== null ? 'killed as hung' : slot.upAt === null ? `died while starting (code ${code}, signal ${signal})` : `died (code ${code}, signal ${signal})`;
+    slot.deaths = [...slot.deaths.filter((d) => now - d.at < RESTART_WINDOW_MS), { at: now, wall: this.main.now(), how }];
     slot.view.state = 'restarting';
     slot.view.pid = null;
-    this.main.logger.error({ process: slot.view.index, code, signal, restartInMs: slot.backoffMs }, 'a delivery process died: restarting it (its queues resume from their settled positions)');
-    slot.timer = setTimeout(() => {
-      slot.timer = null;
+    this.main.logger.error({ process: slot.view.index, code, signal, how, workedMs: worked, restartInMs: slot.backoffMs, recentDeaths: slot.deaths.length }, 'a delivery process died: restarting it (its queues resume from their settled positions)');
+    slot.cancelRestart = this.main.timers.after(slot.backoffMs, () => {
+      slot.cancelRestart = null;
       slot.view.restarts += 1;
       this.spawn(slot).catch((err: unknown) => this.main.logger.error({ err, process: slot.view.index }, 'a delivery process failed to start'));
-    }, slot.backoffMs);
+    });
     slot.backoffMs = Math.min(RESTART_MAX_MS, slot.backoffMs * 2);
   }
 
   /** Asks every delivery process to finish its calls in flight (their settlements still come here) and waits for it to exit. */
   async stop(): Promise<void> {
     this.stopping = true;
-    if (this.watchdog) clearInterval(this.watchdog);
+    this.watchdog?.();
     await Promise.all(
       this.slots.map(async (slot) => {
-        if (slot.timer) clearTimeout(slot.timer);
+        slot.cancelRestart?.();
         const child = slot.child;
         if (!child || child.exitCode !== null || child.signalCode !== null) {
           slot.view.state = 'stopped';
@@ -328,9 +398,9 @@ export class DeliveryProcesses {
         }
         const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
         this.send(slot, { t: 'stop' });
-        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+        const cancel = this.main.timers.after(STOP_TIMEOUT_MS, () => child.kill('SIGKILL'));
         await gone;
-        clearTimeout(timer);
+        cancel();
       }),
     );
   }
@@ -349,7 +419,7 @@ const isLocalWriter = (b: Backend): b is LocalWriter =>
 export function deliveryProcesses(
   config: DipConfig,
   backend: Backend,
-  main: Pick<MainSide, 'logger' | 'now' | 'halted'> & {
+  main: Pick<MainSide, 'logger' | 'now' | 'timers' | 'halted'> & {
     /** What the delivery processes read too: each change here is pushed to them. */
     shared: SharedState;
     journal: { recordAttempt(a: DeliveryAttempt): Promise<void> };
@@ -365,6 +435,7 @@ export function deliveryProcesses(
     config,
     logger: main.logger,
     now: main.now,
+    timers: main.timers,
     durableHead: (q) => backend.durableHead(q),
     settle: (q, s) => backend.log.settle(q, s),
     recordAttempt: (a) => main.journal.recordAttempt(a),
