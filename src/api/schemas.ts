@@ -63,7 +63,7 @@ export function compileRawBodyRouteSchema(part: { schema: object; httpPart?: str
   return part.httpPart === 'body' ? documented : compileRequestSchema(part);
 }
 
-/** Ajv errors on a request body as one help text naming each field and why (at most ten, deepest first). */
+/** Ajv errors on a request body as one help text naming each field and why (at most ten, shallowest first). */
 export function describeBodyErrors(errors: readonly ErrorObject[]): string {
   return toIssues(errors, { root: 'the body' })
     .map((i) => i.message)
