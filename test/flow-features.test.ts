@@ -709,7 +709,10 @@ describe('pull consumption (spec 5.4) and idempotent read', () => {
       expect([one.status, one.body.map(txOf), one.headers['x-opendip-sequence']], query).toEqual([200, [sent[2]], '3-3']);
     }
     const twice = await sup.client.call('GET', `/dip-channel/IF-021/pull/${SUP}?maxMessageCount=1&MaxMessageCount=2`, '');
-    expect([twice.status, twice.body.messageArray[0]!.help]).toEqual([400, 'maxMessageCount (query string) is given twice (as maxMessageCount and MaxMessageCount); query names are case-insensitive']);
+    expect([twice.status, twice.body.messageArray[0]!.help]).toEqual([400, 'maxMessageCount (query string) is given 2 times (as maxMessageCount and MaxMessageCount; names are read in any case): give it once']);
+    // As the publications routes answer (one rule, src/api/query.ts): repeated in one spelling is refused too, not read as '1,2'.
+    const repeated = await sup.client.call('GET', `/dip-channel/IF-021/pull/${SUP}?maxMessageCount=1&maxMessageCount=2`, '');
+    expect([repeated.status, repeated.body.messageArray[0]!.help]).toEqual([400, 'maxMessageCount (query string) is given 2 times: give it once']);
 
     // A recipient with an empty queue pulls nothing; acknowledging position 0 is a harmless no-op.
     const nothing = await ldso.client.pull('IF-021', LDSO);

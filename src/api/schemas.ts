@@ -55,6 +55,15 @@ export function compileRequestSchema({ schema, httpPart }: { schema: object; htt
 }
 
 /**
+ * For routes that read their query string through readQuery (src/api/query.ts: names in any case, each
+ * once): the querystring schema documents the names; checked by Fastify it would hold only the exact
+ * spelling to its types, and answer a repeated one otherwise than the route does.
+ */
+export function compileReadQueryRouteSchema(part: { schema: object; httpPart?: string }): ValidateFunction | (() => boolean) {
+  return part.httpPart === 'querystring' ? documented : compileRequestSchema(part);
+}
+
+/**
  * For routes whose pipeline reads the raw batch itself (POST /dip-channel/{id}, /validate/…): the body
  * schema documents the channel's published schema, and ingest validates against that same catalogue
  * schema with the published per-item answers, so Fastify must not validate the raw bytes again.
