@@ -240,6 +240,32 @@ describe('IF-021 validation', () => {
     expect(new Set(errors.map((e) => `${e.path}|${e.rule}`)).size).toBe(errors.length);
   });
 
+  it('keeps an envelope problem when more than ten deeper problems are found (shallowest first, then cut)', () => {
+    const m = mutable(item());
+    m.payload.CommonBlock.S1.senderTimestamp = '2026-01-02T09:15:00Z';
+    // Eleven distinct problems in the CustomBlock, each deeper than the CommonBlock's.
+    const period = m.payload.CustomBlock.B900.settlementDayConsumptionPeriods[0].consumptionPeriods[0];
+    for (let i = 0; i < 11; i++) period[`extra${i}`] = i;
+    const errors = errorsOf(catalogue.validate('IF-021', m));
+    expect(errors).toHaveLength(10);
+    expect(errors[0]).toEqual(expect.objectContaining({ path: 'payload.CommonBlock.S1.senderTimestamp', rule: 'minLength' }));
+    // The rest in the order the validator found them.
+    expect(errors.slice(1).map((e) => e.path.split('.').pop())).toEqual([...Array(9).keys()].map((i) => `extra${i}`));
+  });
+
+  it('keeps the shallowest of more than ten fields given twice, wherever it was sent', () => {
+    const m = mutable(item());
+    // CustomBlock sent before CommonBlock, so its problems are found first.
+    m.payload = { CustomBlock: m.payload.CustomBlock, CommonBlock: m.payload.CommonBlock };
+    const periods: Array<Record<string, unknown>> = m.payload.CustomBlock.B900.settlementDayConsumptionPeriods[0].consumptionPeriods;
+    for (const p of periods.slice(0, 11)) p['SP'] = p['sp'];
+    m.payload.CommonBlock.S1.SENDERDIPID = m.payload.CommonBlock.S1.senderDIPID;
+    const errors = errorsOf(catalogue.validate('IF-021', m));
+    expect(errors).toHaveLength(10);
+    expect(errors[0]).toEqual(expect.objectContaining({ path: 'payload.CommonBlock.S1.senderDIPID', rule: 'duplicateKey' }));
+    expect(errors[1]?.path).toBe('payload.CustomBlock.B900.settlementDayConsumptionPeriods[0].consumptionPeriods[0].sp');
+  });
+
   it('reports the payload shape when the item is not an object', () => {
     expect(errorsOf(catalogue.validate('IF-021', 'hello'))[0]?.rule).toBe('type');
     expect(errorsOf(catalogue.validate('IF-021', {}))).toEqual([expect.objectContaining({ path: 'payload', rule: 'required' })]);

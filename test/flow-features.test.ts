@@ -511,6 +511,73 @@ describe('a recipient that refuses a message synchronously (spec 5.5.13 D)', () 
 
 // ---------------------------------------------------------------------------------------------------------
 
+// Spec 5.5.9: return to sender "only reports when a processing thread terminates due to data or processing
+// problems" of a message. A status message is that report: one its recipient refuses is set aside for the
+// operator, and no status about it is raised, to the DIP's own ID or to a participant that posted it, where
+// an automated answer to it would start a status back and forth between the two.
+describe('a status message its recipient refuses: set aside, and no status message about it (spec 5.5.9)', () => {
+  let t: SharedPkiDip;
+  const servers: Server[] = [];
+  const events: DeadLetterEvent[] = [];
+  afterAll(async () => {
+    for (const s of servers) {
+      s.closeAllConnections();
+      s.close();
+    }
+    await t?.close();
+  });
+
+  it('whether the DIP raised it or a recipient posted it', async () => {
+    t = await startSharedPkiDip();
+    t.dip.events.on('dead-letter', (e: DeadLetterEvent) => events.push(e));
+    const sds = await t.join(SDS, ['SDS']);
+    const sup = await t.join(SUP, ['SUP']);
+    const ldso = await t.join(LDSO, ['LDSO']);
+    const refuses = await fixedAnswer(400, 'no');
+    servers.push(refuses.server);
+    // SDS refuses every status message; LDSO every message; SUP takes them, and would see any status.
+    expect((await sds.client.setStatusWebhook(SDS, { callbackURL: refuses.url })).status).toBe(201);
+    expect((await ldso.client.setWebhook('IF-021', LDSO, { callbackURL: refuses.url })).status).toBe(201);
+    const supRx = await withWebhook(t, sup);
+    const supStatusRx = await withStatusWebhook(t, sup);
+    const statusQueue = (recipientDipId: string) => ({ recipientDipId, channel: STATUS_CHANNEL });
+
+    // The DIP's own status message (LDSO refused the message) refused in turn.
+    const [toLdso] = await submitOk(sds, [item([LDSO])]);
+    await waitFor(() => events.length >= 2, 10_000, 'the message and its status message set aside');
+    // A status about a dead letter is appended in the settlement that sets it aside: had one been raised
+    // about the status message, it would be in a queue by now.
+    expect(events.map((e) => [e.queue.recipientDipId, e.queue.channel, e.reason])).toEqual([
+      [LDSO, 'IF-021', 'rejected'],
+      [SDS, STATUS_CHANNEL, 'rejected'],
+    ]);
+    expect((await t.dip.backend.log.queueState(statusQueue(DIP_ID))).headSeq).toBe(0);
+    expect((await t.dip.backend.log.queueState(statusQueue(SDS))).headSeq).toBe(1);
+
+    // A status SUP posted about a message it received, refused by its recipient (SDS).
+    const [toSup] = await submitOk(sds, [item([SUP])]);
+    await waitFor(() => delivered(supRx).length > 0, 10_000, 'the message at SUP');
+    const posted = await sup.client.statusMessage([
+      { transactionID: toSup!.transactionID, senderUniqueReference: null, correlationID: null, sentTimestamp: dipDateTime(new Date()), senderID: SUP, recipientID: null, DIPConnectionProviderID: null, message: 'RCP1061 - MPAN Invalid or Unknown', help: null, serviceTicketURL: null },
+    ]);
+    expect(posted.status, JSON.stringify(posted.body)).toBe(201);
+    await waitFor(() => events.length >= 3, 10_000, "SUP's status message set aside");
+    expect(events.slice(2).map((e) => [e.queue.recipientDipId, e.queue.channel, e.reason])).toEqual([[SDS, STATUS_CHANNEL, 'rejected']]);
+    expect((await t.dip.backend.log.queueState(statusQueue(SUP))).headSeq).toBe(0);
+    expect(supStatusRx.calls).toHaveLength(0);
+
+    // Both are where the operator sees dead letters, each once.
+    const dead = await admin(t)('GET', `/admin/dead-letters?recipient=${SDS}&channel=${STATUS_CHANNEL}`);
+    expect(dead.body.map((d: Json) => [d.seq, d.reason, d.status, d.state])).toEqual([
+      [1, 'rejected', 400, 'dead'],
+      [2, 'rejected', 400, 'dead'],
+    ]);
+    expect(refuses.bodies.flat().map((b) => (b.transactionID as string | undefined) ?? txOf(b))).toEqual([toLdso!.transactionID, toLdso!.transactionID, toSup!.transactionID]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+
 describe('a recipient reporting a problem later, with POST /statusmessage (spec 5.5.13 E)', () => {
   let t: SharedPkiDip;
   let sds: TestParticipant;
@@ -709,7 +776,10 @@ describe('pull consumption (spec 5.4) and idempotent read', () => {
       expect([one.status, one.body.map(txOf), one.headers['x-opendip-sequence']], query).toEqual([200, [sent[2]], '3-3']);
     }
     const twice = await sup.client.call('GET', `/dip-channel/IF-021/pull/${SUP}?maxMessageCount=1&MaxMessageCount=2`, '');
-    expect([twice.status, twice.body.messageArray[0]!.help]).toEqual([400, 'maxMessageCount (query string) is given twice (as maxMessageCount and MaxMessageCount); query names are case-insensitive']);
+    expect([twice.status, twice.body.messageArray[0]!.help]).toEqual([400, 'maxMessageCount (query string) is given 2 times (as maxMessageCount and MaxMessageCount; names are read in any case): give it once']);
+    // As the publications routes answer (one rule, src/api/query.ts): repeated in one spelling is refused too, not read as '1,2'.
+    const repeated = await sup.client.call('GET', `/dip-channel/IF-021/pull/${SUP}?maxMessageCount=1&maxMessageCount=2`, '');
+    expect([repeated.status, repeated.body.messageArray[0]!.help]).toEqual([400, 'maxMessageCount (query string) is given 2 times: give it once']);
 
     // A recipient with an empty queue pulls nothing; acknowledging position 0 is a harmless no-op.
     const nothing = await ldso.client.pull('IF-021', LDSO);

@@ -502,6 +502,16 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
         },
         /^item 0: payload\.CommonBlock must be of type object; /,
       ],
+      // More than ten problems are cut to ten only after ordering: the envelope's is not the one cut.
+      [
+        'eleven CustomBlock problems and one in the CommonBlock',
+        (m) => {
+          m.payload.CommonBlock.S1.senderTimestamp = '2025-01-01T00:00:00Z';
+          const period = (m.payload.CustomBlock.B900.settlementDayConsumptionPeriods as Json[])[0]!.consumptionPeriods[0];
+          for (let i = 0; i < 11; i++) period[`extra${i}`] = i;
+        },
+        /^item 0: payload\.CommonBlock\.S1\.senderTimestamp must be at least 25 characters long; /,
+      ],
       [
         'the same field twice in different case',
         (m) => (m.payload.CommonBlock.S1.SENDERDIPID = m.payload.CommonBlock.S1.senderDIPID),

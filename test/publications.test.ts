@@ -294,6 +294,29 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     expect([where.status, (await text(where)).toString()]).toEqual([200, 'MPAN,GSPGroupID,Supplier,Volume\n1000000000001,_A,SUP1,1.5\n']);
   });
 
+  // One rule with the pull (src/api/query.ts): a generated client sends the documented names (the tests
+  // above); a hand-written one may not, and was told "type is required", or had its filter ignored.
+  it('reads query parameter names in any case, on every route and listener; two spellings of one are a 400', async () => {
+    const answer = await publish(vas, { Type: 'AnyCase', VERSION: '1', Format: 'csv', fileNAME: 'any-case.csv', PUBLIC: 'true' }, CSV);
+    expect([answer.status, answer.body.messageArray[0]!.help]).toEqual([201, expect.stringContaining('stored')]);
+    const stored = (answer.body as unknown as { publication: { publicationID: string; publicationType: string; fileName: string; public: boolean } }).publication;
+    expect([stored.publicationType, stored.fileName, stored.public]).toEqual(['AnyCase', 'any-case.csv', true]);
+    const ids = (b: unknown) => (b as { publications: Array<{ publicationID: string }> }).publications.map((p) => p.publicationID);
+    const listed = await sup.client.call('GET', '/dip-channel/REP-002/publications?TYPE=AnyCase&Version=1', '');
+    expect([listed.status, ids(listed.body)]).toEqual([200, [stored.publicationID]]);
+    expect(ids((await sup.client.call('GET', '/dip-channel/REP-002/publications?TYPE=AnyCase&Version=2', '')).body)).toEqual([]);
+    for (const [query, expected] of [['Channel=REP-002&Type=AnyCase', [stored.publicationID]], ['CHANNEL=REP-003&Type=AnyCase', []]] as const) {
+      const anonymously = await request(`${publicUrl}/publications?${query}`, { dispatcher: anonymous });
+      expect([query, anonymously.statusCode, ids(await anonymously.body.json())]).toEqual([query, 200, expected]);
+    }
+    const rows = await sup.client.download(`/dip-channel/REP-002/publications/${stored.publicationID}/content?WHERE=GSPGroupID:_A&Where=Supplier:SUP1&Columns=MPAN,Volume`);
+    expect([rows.status, (await text(rows)).toString()]).toEqual([200, 'MPAN,Volume\n1000000000001,1.5\n']);
+    const twice = await sup.client.call('GET', '/dip-channel/REP-002/publications?type=AnyCase&TYPE=Other', '');
+    expect([twice.status, twice.body.messageArray[0]!.help]).toEqual([400, 'type (query string) is given 2 times (as type and TYPE; names are read in any case): give it once']);
+    const columns = await sup.client.download(`/dip-channel/REP-002/publications/${stored.publicationID}/content?columns=MPAN&COLUMNS=Volume`);
+    expect([columns.status, JSON.parse((await text(columns)).toString()).messageArray[0].help]).toEqual([400, 'columns (query string) is given 2 times (as columns and COLUMNS; names are read in any case): give it once']);
+  });
+
   it('refuses dates that are not on the calendar, in metadata and in list filters, naming the field', async () => {
     for (const [name, value, why] of [
       ['effectiveFrom', '2026-13-01', 'there is no month 13'],

@@ -4,7 +4,8 @@ import type { RateLimitSettings } from '../security/rate-limit.js';
 import { RateLimiter } from '../security/rate-limit.js';
 import { clientDeadlines } from '../security/listener-deadlines.js';
 import type { ApiDeps } from './deps.js';
-import { describePublication, listQuery, sendPublication, type ContentQuery, type ListQuery } from './publication-download.js';
+import { describePublication, listQuery, sendPublication } from './publication-download.js';
+import type { RawQuery } from './query.js';
 import { recordOperations } from './operations.js';
 import { registerActivityLog } from './activity.js';
 import { useAnswerDeadlines } from '../security/answer-deadlines.js';
@@ -53,8 +54,8 @@ export function buildPublicServer(deps: ApiDeps, tls: { key: string; cert: strin
   });
 
 
-  app.get<{ Querystring: ListQuery & { channel?: string } }>('/publications', async (req, reply) => {
-    const query = listQuery(req.query, { publicOnly: true, ...(req.query.channel !== undefined ? { channel: req.query.channel } : {}) });
+  app.get<{ Querystring: RawQuery }>('/publications', async (req, reply) => {
+    const query = listQuery(req.query, { publicOnly: true });
     if ('error' in query) return sendStandard(deps, reply, 400, null, MSG.schemaFailure, query.error);
     const found = await deps.publications.find(query);
     return reply.code(200).send({ publications: found.map((p) => describePublication(p, deps.publications.publicUrl(p) ?? '')) });
@@ -74,7 +75,7 @@ export function buildPublicServer(deps: ApiDeps, tls: { key: string; cert: strin
     return reply.code(200).send(describePublication(found, deps.publications.publicUrl(found) ?? ''));
   });
 
-  app.get<{ Params: { publicationId: string }; Querystring: ContentQuery }>('/publications/:publicationId/content', { config: { keepAnswer: false, streamedAnswer: true } }, async (req, reply) => {
+  app.get<{ Params: { publicationId: string }; Querystring: RawQuery }>('/publications/:publicationId/content', { config: { keepAnswer: false, streamedAnswer: true } }, async (req, reply) => {
     const found = await publicRecord(req.params.publicationId);
     if ('status' in found) return sendStandard(deps, reply, found.status, null, MSG.processingFailed, found.help);
     return sendPublication(deps, req, reply, found, null);

@@ -7,6 +7,7 @@ import { decoded, FilterError, filterRows, isDecompressionError, parseRowFilter,
 import type { JsonSchema } from '../catalogue/types.js';
 import { COMPRESSIONS, type PublicationQuery, type PublicationRecord } from '../ports/publications.js';
 import type { ApiDeps } from './deps.js';
+import { readQuery, type RawQuery } from './query.js';
 import { sendStandard } from './request.js';
 
 /**
@@ -14,7 +15,9 @@ import { sendStandard } from './request.js';
  * anonymous one (public publications only), so both answer alike.
  */
 
-export interface ListQuery {
+/** What a listing reads from the query string (channel: on the anonymous listener). */
+interface ListQuery {
+  channel?: string;
   type?: string;
   version?: string;
   from?: string;
@@ -22,38 +25,26 @@ export interface ListQuery {
   effectiveOn?: string;
   limit?: string;
 }
+const LIST_PARAMETERS = ['channel', 'type', 'version', 'from', 'to', 'effectiveOn', 'limit'] as const;
 
-export interface ContentQuery {
-  where?: string | string[];
+/** What a download reads: where may be repeated (every condition must hold), the rest once. */
+interface ContentQuery {
+  where?: string[];
   columns?: string;
   decompress?: string;
 }
+const CONTENT_PARAMETERS = ['where', 'columns', 'decompress'] as const;
 
 const MAX_LIST = 1000;
 
 /**
- * The first of `names` given more than once in the query string, said so, or null. Fastify's parser hands
- * a repeated parameter over as an array of its values, which the checks after this would read as the
- * values joined by commas, pass on to the store as several values (an SQL error: a 500), or fail on
- * (`split` of an array: a 500). Every Pattern B route, on both listeners, asks this first.
+ * A listing's filters from the query string, its names in any case (readQuery), or why they cannot be
+ * read. The channel is the URL's (`base.channel`) or, where the URL names none (the anonymous listener),
+ * the query's.
  */
-export function repeatedParameter(query: object, names: readonly string[]): string | null {
-  for (const name of names) {
-    const v = (query as Record<string, unknown>)[name];
-    if (Array.isArray(v)) return `${name} (query string) is given ${v.length} times: give it once`;
-  }
-  return null;
-}
-
-/** What a listing reads from the query string (channel: on the anonymous listener). */
-const LIST_PARAMETERS = ['channel', 'type', 'version', 'from', 'to', 'effectiveOn', 'limit'] as const;
-/** What a download reads once (where may be repeated: every condition must hold). */
-const CONTENT_PARAMETERS = ['columns', 'decompress'] as const;
-
-/** A listing's filters from the query string, or why they cannot be read. */
-export function listQuery(q: ListQuery, base: Pick<PublicationQuery, 'channel' | 'publicOnly' | 'channels' | 'namedFor'>): PublicationQuery | { error: string } {
-  const repeated = repeatedParameter(q, LIST_PARAMETERS);
-  if (repeated !== null) return { error: repeated };
+export function listQuery(query: RawQuery, base: Pick<PublicationQuery, 'channel' | 'publicOnly' | 'channels' | 'namedFor'>): PublicationQuery | { error: string } {
+  const q = readQuery<ListQuery>(query, LIST_PARAMETERS);
+  if ('error' in q) return q;
   const time = (name: string, v: string | undefined): number | undefined | { error: string } => {
     if (v === undefined) return undefined;
     // An ISO date is checked against the calendar (Date.parse rolls 2026-02-30 over to 2 March); other
@@ -73,8 +64,10 @@ export function listQuery(q: ListQuery, base: Pick<PublicationQuery, 'channel' |
   }
   const limit = q.limit === undefined ? 100 : Number(q.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST) return { error: `limit must be a whole number from 1 to ${MAX_LIST}` };
+  const channel = base.channel ?? q.channel;
   return {
     ...base,
+    ...(channel !== undefined ? { channel } : {}),
     ...(q.type !== undefined ? { publicationType: q.type } : {}),
     ...(q.version !== undefined ? { version: q.version } : {}),
     ...(from !== undefined ? { from } : {}),
@@ -166,13 +159,13 @@ export function parseRange(header: string | undefined, size: number): { start: n
  * which is the SHA-256 of the bytes as stored); or, with `decompress=true` or a row filter, its plain
  * (and filtered) content, streamed and gzip-compressed when the client accepts it.
  */
-export async function sendPublication(deps: ApiDeps, req: FastifyRequest<{ Querystring: ContentQuery }>, reply: FastifyReply, record: PublicationRecord, caller: string | null): Promise<FastifyReply> {
-  const repeated = repeatedParameter(req.query, CONTENT_PARAMETERS);
-  if (repeated !== null) return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, repeated);
-  const filter = parseRowFilter(req.query.where, req.query.columns);
+export async function sendPublication(deps: ApiDeps, req: FastifyRequest<{ Querystring: RawQuery }>, reply: FastifyReply, record: PublicationRecord, caller: string | null): Promise<FastifyReply> {
+  const q = readQuery<ContentQuery>(req.query, CONTENT_PARAMETERS, ['where']);
+  if ('error' in q) return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, q.error);
+  const filter = parseRowFilter(q.where, q.columns);
   if (filter && 'error' in filter) return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, filter.error);
-  const decompress = req.query.decompress === 'true';
-  if (req.query.decompress !== undefined && !decompress && req.query.decompress !== 'false') {
+  const decompress = q.decompress === 'true';
+  if (q.decompress !== undefined && !decompress && q.decompress !== 'false') {
     return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, `decompress must be true or false`);
   }
   if (!filter && !decompress) return sendWhole(deps, req, reply, record, caller);

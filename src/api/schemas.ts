@@ -55,6 +55,15 @@ export function compileRequestSchema({ schema, httpPart }: { schema: object; htt
 }
 
 /**
+ * For routes that read their query string through readQuery (src/api/query.ts: names in any case, each
+ * once): the querystring schema documents the names; checked by Fastify it would hold only the exact
+ * spelling to its types, and answer a repeated one otherwise than the route does.
+ */
+export function compileReadQueryRouteSchema(part: { schema: object; httpPart?: string }): ValidateFunction | (() => boolean) {
+  return part.httpPart === 'querystring' ? documented : compileRequestSchema(part);
+}
+
+/**
  * For routes whose pipeline reads the raw batch itself (POST /dip-channel/{id}, /validate/…): the body
  * schema documents the channel's published schema, and ingest validates against that same catalogue
  * schema with the published per-item answers, so Fastify must not validate the raw bytes again.
@@ -63,7 +72,7 @@ export function compileRawBodyRouteSchema(part: { schema: object; httpPart?: str
   return part.httpPart === 'body' ? documented : compileRequestSchema(part);
 }
 
-/** Ajv errors on a request body as one help text naming each field and why (at most ten, deepest first). */
+/** Ajv errors on a request body as one help text naming each field and why (at most ten, shallowest first). */
 export function describeBodyErrors(errors: readonly ErrorObject[]): string {
   return toIssues(errors, { root: 'the body' })
     .map((i) => i.message)

@@ -23,7 +23,7 @@ function join(path: string, key: string): string {
 }
 
 /** How many levels down a dotted path reaches (`''` 0, `payload` 1, `payload.CommonBlock.S1` 3, `a[0]` 2). */
-export function pathDepth(path: string): number {
+function pathDepth(path: string): number {
   let n = path ? 1 : 0;
   for (const c of path) if (c === '.' || c === '[') n++;
   return n;
@@ -45,6 +45,8 @@ export interface IssueContext {
   channelId?: string;
   /** How to name the instance itself when an error is about it as a whole. */
   root: string;
+  /** Issues not to report (those about a CustomBlock that travels encrypted), left out before the cut. */
+  omit?: (issue: ValidationIssue) => boolean;
 }
 
 function describe(e: ErrorObject, context: IssueContext): ValidationIssue {
@@ -96,23 +98,34 @@ function describe(e: ErrorObject, context: IssueContext): ValidationIssue {
 }
 
 /**
+ * The issues a sender is shown: the shallowest first, so that a missing or mistyped block
+ * (payload.CommonBlock) is named before the fields it would have held; otherwise in the order they
+ * were found (the sort is stable); at most MAX_ISSUES. Ordered before the cut, so that ten deeper
+ * problems cannot crowd out an envelope one.
+ */
+export function firstIssues<T extends { path: string }>(issues: readonly T[]): T[] {
+  return [...issues].sort((a, b) => pathDepth(a.path) - pathDepth(b.path)).slice(0, MAX_ISSUES);
+}
+
+/**
  * Ajv errors → issues: umbrella errors dropped (unless nothing else explains the failure); the same
- * fault repeated across array elements reported once with a count; deepest path first; at most
- * MAX_ISSUES.
+ * fault repeated across array elements reported once with a count; `context.omit` left out; then
+ * firstIssues.
  */
 export function toIssues(errors: readonly ErrorObject[], context: IssueContext): ValidationIssue[] {
   const specific = errors.filter((e) => !UMBRELLA.has(e.keyword));
   const chosen = specific.length > 0 ? specific : errors;
-  const groups = new Map<string, { issue: ValidationIssue; first: number; repeats: number }>();
-  chosen.forEach((e, i) => {
+  const groups = new Map<string, { issue: ValidationIssue; repeats: number }>();
+  for (const e of chosen) {
     const issue = describe(e, context);
     const key = `${issue.path.replace(/\[\d+\]/g, '[]')}\u0000${issue.rule}`;
     const g = groups.get(key);
-    if (!g) groups.set(key, { issue, first: i, repeats: 0 });
+    if (!g) groups.set(key, { issue, repeats: 0 });
     else if (g.issue.path !== issue.path) g.repeats++;
-  });
-  const ordered = [...groups.values()].sort((a, b) => pathDepth(b.issue.path) - pathDepth(a.issue.path) || a.first - b.first);
-  return ordered.slice(0, MAX_ISSUES).map(({ issue, repeats }) =>
+  }
+  // The map keeps the order in which each fault was first found.
+  const issues = [...groups.values()].map(({ issue, repeats }) =>
     repeats === 0 ? issue : { ...issue, message: `${issue.message} (and ${repeats} more like it)` },
   );
+  return firstIssues(context.omit ? issues.filter((i) => !context.omit?.(i)) : issues);
 }

@@ -1,5 +1,4 @@
 import type { Catalogue, ValidationIssue } from '../catalogue/catalogue.js';
-import { pathDepth } from '../catalogue/errors.js';
 import { ENCRYPTED_BLOCKS, openPattern2, splitPattern3, type Prepared } from './patterns.js';
 import type { KeyObject } from 'node:crypto';
 import { canonicalCustomBlocks, type Span } from '../domain/canonical-json.js';
@@ -565,12 +564,12 @@ function sendersText(body: Buffer, parsed: unknown, prepared: unknown, span: Spa
 }
 
 /**
- * The first few validation issues, for a help text (which is limited to 500 characters): the shallowest
- * first, so that a missing or mistyped block (payload.CommonBlock) is named rather than left among the
- * "more" behind the fields it would have held.
+ * The first few validation issues, for a help text (which is limited to 500 characters). The catalogue
+ * gives them shallowest first (firstIssues), so a missing or mistyped payload.CommonBlock is named
+ * rather than left among the "more" behind the fields it would have held.
  */
 function describeIssues(errors: readonly ValidationIssue[]): string {
-  const shown = [...errors].sort((a, b) => pathDepth(a.path) - pathDepth(b.path)).slice(0, 3).map((e) => e.message);
+  const shown = errors.slice(0, 3).map((e) => e.message);
   const more = errors.length > 3 ? ` (+${errors.length - 3} more)` : '';
   return `${shown.join('; ')}${more}`;
 }

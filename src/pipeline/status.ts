@@ -78,6 +78,11 @@ export class StatusMessages {
     const routed: Array<{ entry: StatusEntry; to: string }> = [];
     for (const n of notices) {
       const parties = await this.archive.transactionParties(n.transactionId);
+      // A status message set aside is not reported: return to sender "only reports when a processing thread
+      // terminates due to data or processing problems" (spec 5.5.9) of a message, and a status message is
+      // that report. Reported, it would go to the status message's own sender (the DIP, or a participant
+      // that posted it, whose automated answer could start a status back and forth). The dead letter stays
+      // on the operator's list (test flow-features).
       if (!parties || parties.channel === STATUS_CHANNEL) continue;
       routed.push({
         to: parties.senderDipId,

@@ -11,7 +11,8 @@ import { COMPRESSIONS, type Compression, type PublicationMetadata, type Publicat
 import { DIP_HEADER_CONTENT_HASH } from '../../security/signature.js';
 import type { ApiDeps } from '../deps.js';
 import { admitted } from '../guard.js';
-import { describePublication, listQuery, PUBLICATION_SCHEMA, repeatedParameter, sendPublication, type ContentQuery, type ListQuery } from '../publication-download.js';
+import { describePublication, listQuery, PUBLICATION_SCHEMA, sendPublication } from '../publication-download.js';
+import { readQuery, type RawQuery } from '../query.js';
 import { publishedSchema } from '../schemas.js';
 import { answers, binaryBody, channelParams, GUARDED, signatureHeaders } from '../route-schemas.js';
 import { evidence, sendStandard, unacceptedContentEncoding } from '../request.js';
@@ -40,10 +41,10 @@ const NAME = /^[\w.+-]+$/;
 /** What the publish route reads from the query string: each once. */
 const PUBLISH_PARAMETERS = ['type', 'version', 'format', 'compression', 'fileName', 'effectiveFrom', 'effectiveTo', 'description', 'public', 'recipients'] as const;
 
-/** The publisher's metadata from the (signed) query string, or the first thing wrong with it. */
-export function publicationMetadata(channel: string, q: PublishQuery): PublicationMetadata | { error: string } {
-  const repeated = repeatedParameter(q, PUBLISH_PARAMETERS);
-  if (repeated !== null) return { error: repeated };
+/** The publisher's metadata from the (signed) query string, its names in any case (readQuery), or the first thing wrong with it. */
+export function publicationMetadata(channel: string, query: RawQuery): PublicationMetadata | { error: string } {
+  const q = readQuery<PublishQuery>(query, PUBLISH_PARAMETERS);
+  if ('error' in q) return q;
   const required = (name: keyof PublishQuery, max: number): string | { error: string } => {
     const v = q[name];
     if (v === undefined || v === '') return { error: `${name} is required (query string)` };
@@ -136,7 +137,7 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     headers: signatureHeaders,
     response: answers([...GUARDED, 409], { 201: { ...published, description: 'Created: the StandardResponse, with the publication beside it' } }),
   };
-  app.post<{ Params: { id: string }; Querystring: PublishQuery }>('/dip-channel/:id/publications', { config: { streamedBody: true }, schema: publishSchema }, async (req, reply) => {
+  app.post<{ Params: { id: string }; Querystring: RawQuery }>('/dip-channel/:id/publications', { config: { streamedBody: true }, schema: publishSchema }, async (req, reply) => {
     const auth = await authenticate(deps.registry, { ...evidence(deps, req), streamedBody: true }, new Date(deps.clock.now()), deps.config.maxClockSkewSeconds * 1000);
     if (!auth.ok) return refuseUnread(deps, reply, auth.status, null, MSG.processingFailed, auth.help);
     const caller = auth.participant;
@@ -183,7 +184,7 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     headers: signatureHeaders,
     response: answers(GUARDED, { 200: { type: 'object', required: ['publications'], properties: { publications: { type: 'array', items: PUBLICATION_SCHEMA } }, description: 'The publications, newest first' } }),
   };
-  app.get<{ Params: { id: string }; Querystring: ListQuery }>('/dip-channel/:id/publications', { config: { access: 'participant' }, schema: listSchema }, async (req, reply) => {
+  app.get<{ Params: { id: string }; Querystring: RawQuery }>('/dip-channel/:id/publications', { config: { access: 'participant' }, schema: listSchema }, async (req, reply) => {
     const scope = readerScope(deps, req, reply);
     if (!scope) return reply;
     // Restricted publications are left out by the query itself, so they never crowd the caller's out of the limit.
@@ -208,7 +209,7 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     return reply.code(200).send(describePublication(found.record, deps.publications.downloadUrl(found.record)));
   });
 
-  app.get<{ Params: { id: string; publicationId: string }; Querystring: ContentQuery }>(
+  app.get<{ Params: { id: string; publicationId: string }; Querystring: RawQuery }>(
     '/dip-channel/:id/publications/:publicationId/content',
     {
       config: { access: 'participant', keepAnswer: false, streamedAnswer: true },

@@ -9,11 +9,17 @@ import { formatSequence, SEQUENCE_HEADER } from '../../domain/sequence.js';
 import type { ApiDeps, RoutePluginOptions } from '../deps.js';
 import { admitted, recipientScope } from '../guard.js';
 import { PAUSED_RETRY_AFTER_SECONDS } from '../../pipeline/ingest.js';
-import { ACK_SCHEMA } from '../schemas.js';
+import { ACK_SCHEMA, compileReadQueryRouteSchema } from '../schemas.js';
+import { readQuery, type RawQuery } from '../query.js';
 import { sendStandard } from '../request.js';
 import { answers, channelRecipientParams, egressArray, GUARDED, preSerialised, recipientParams, signatureHeaders } from '../route-schemas.js';
 
-type Route = { Params: { id: string; recipientId: string }; Querystring: { maxMessageCount?: string; maxPayloadSize?: string } };
+type Route = { Params: { id: string; recipientId: string }; Querystring: RawQuery };
+interface PullQuery {
+  maxMessageCount?: string;
+  maxPayloadSize?: string;
+}
+const PULL_PARAMETERS = ['maxMessageCount', 'maxPayloadSize'] as const;
 
 /**
  * Pull consumption (spec 5.4), an OpenDIP extension in the published style, for a recipient with no
@@ -32,7 +38,7 @@ export const pullRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { 
     description: `For a recipient with no webhook on the channel. The same messages come back until acknowledged; ${SEQUENCE_HEADER} gives their positions (first-last), X-OpenDIP-Acknowledged the position acknowledged so far.`,
     params: channelRecipientParams,
     headers: signatureHeaders,
-    // Query strings stay strings (no type coercion on this listener): wholeParam reads them.
+    // Documentation only (compileReadQueryRouteSchema): readQuery reads the names in any case, wholeParam the values.
     querystring: {
       type: 'object',
       properties: {
@@ -46,7 +52,9 @@ export const pullRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { 
   // which Fastify would run through the same handler and answer without the body, would hand out messages
   // nobody read, and an acknowledgement would then mark them delivered. So GET only: HEAD is 405.
   const GET_ONLY = { exposeHeadRoute: false } as const;
-  app.get<Route>('/dip-channel/:id/pull/:recipientId', { ...GET_ONLY, config: { access: 'recipient' }, schema: pullSchema }, async (req, reply) => {
+  // The counts are read by readQuery, in any case, as the publications routes read theirs.
+  const PULL_OPTIONS = { ...GET_ONLY, validatorCompiler: compileReadQueryRouteSchema } as const;
+  app.get<Route>('/dip-channel/:id/pull/:recipientId', { ...PULL_OPTIONS, config: { access: 'recipient' }, schema: pullSchema }, async (req, reply) => {
     const { caller, channel } = recipientScope(req);
     if (channel.availability === 'paused') {
       reply.header('retry-after', String(PAUSED_RETRY_AFTER_SECONDS));
@@ -75,7 +83,7 @@ export const pullRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { 
   const statusTags = ['Status Messages'];
   app.get<Route>(
     '/statusmessage/pull/:recipientId',
-    { ...GET_ONLY, config: { access: 'self' }, schema: { ...pullSchema, operationId: 'pullStatusMessages', tags: statusTags, summary: 'Read the oldest unacknowledged status messages (OpenDIP)', description: `For a participant with no status-message webhook (POST /statusmessage/config). The same messages come back until acknowledged; ${SEQUENCE_HEADER} gives their positions.`, params: recipientParams } },
+    { ...PULL_OPTIONS, config: { access: 'self' }, schema: { ...pullSchema, operationId: 'pullStatusMessages', tags: statusTags, summary: 'Read the oldest unacknowledged status messages (OpenDIP)', description: `For a participant with no status-message webhook (POST /statusmessage/config). The same messages come back until acknowledged; ${SEQUENCE_HEADER} gives their positions.`, params: recipientParams } },
     async (req, reply) => pull(deps, req, reply, { recipientDipId: admitted(req).caller.dipId, channel: STATUS_CHANNEL }),
   );
   app.post<Route & { Body: { sequence: number } }>(
@@ -91,8 +99,10 @@ async function pull(deps: ApiDeps, req: FastifyRequest<Route>, reply: FastifyRep
     const where = queue.channel === STATUS_CHANNEL ? 'your status-message webhook; DELETE /statusmessage/config' : 'your webhook; DELETE the pubconfig';
     return sendStandard(deps, reply, 409, queue.recipientDipId, MSG.processingFailed, `messages on ${queue.channel} are pushed to ${where} to pull instead`);
   }
-  const max = wholeParam(queryParam(req.query, 'maxMessageCount'), deps.config.delivery.defaultMaxMessageCount, 10_000);
-  const maxKb = wholeParam(queryParam(req.query, 'maxPayloadSize'), deps.config.delivery.defaultMaxPayloadKb, 1_048_576);
+  const q = readQuery<PullQuery>(req.query, PULL_PARAMETERS);
+  if ('error' in q) return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, q.error);
+  const max = wholeParam(q.maxMessageCount, deps.config.delivery.defaultMaxMessageCount, 10_000);
+  const maxKb = wholeParam(q.maxPayloadSize, deps.config.delivery.defaultMaxPayloadKb, 1_048_576);
   if (typeof max === 'string') return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, `maxMessageCount (query string) ${max}`);
   if (typeof maxKb === 'string') return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, `maxPayloadSize (query string) ${maxKb}`);
   const state = await deps.queues.queueState(queue);
@@ -128,20 +138,9 @@ async function acknowledge(deps: ApiDeps, reply: FastifyReply, queue: QueueRef, 
   return sendStandard(deps, reply, 200, queue.recipientDipId, MSG.success, `acknowledged up to ${sequence}`);
 }
 
-/**
- * A query parameter by its name in any case, as the published API enforces no case on URLs (a
- * `MaxMessageCount` was ignored, and the default count handed out), or `{twice}` when two spellings are given.
- */
-function queryParam(query: Record<string, unknown>, name: string): string | { twice: string[] } | undefined {
-  const given = Object.keys(query).filter((k) => k.toLowerCase() === name.toLowerCase());
-  if (given.length > 1) return { twice: given };
-  return given.length === 0 ? undefined : String(query[given[0]!]);
-}
-
 /** A whole-number query parameter from 1 to `most` (absent: the default), or why the value is not one. */
-function wholeParam(value: string | { twice: string[] } | undefined, fallback: number, most: number): number | string {
+function wholeParam(value: string | undefined, fallback: number, most: number): number | string {
   if (value === undefined) return fallback;
-  if (typeof value !== 'string') return `is given twice (as ${value.twice.join(' and ')}); query names are case-insensitive`;
   const n = /^\d{1,10}$/.test(value) ? Number(value) : NaN;
   return n >= 1 && n <= most ? n : `must be a whole number from 1 to ${most.toLocaleString('en-GB')}, not '${value.slice(0, 40)}'`;
 }
