@@ -1,5 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StoreError } from '../src/ports/errors.js';
+import type { MessageLog } from '../src/ports/message-log.js';
+import { Replay } from '../src/pipeline/replay.js';
+import { STORE_RETRY_AFTER_SECONDS } from '../src/pipeline/ingest.js';
 import { buildIF021 } from '../src/sim/messages.js';
+import { FakeClock } from './helpers/clocks.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 import { oracle } from './helpers/published-oracle.js';
 import { HAVE_REFERENCE } from './helpers/reference.js';
@@ -132,4 +137,51 @@ describe('replay and requeue at scale', () => {
     const foreign = await ldso.client.call('GET', location.replace(sup.dipId, ldso.dipId), '');
     expect(foreign.status).toBe(404);
   }, 120_000);
+
+  it('a requeue job whose page the store refuses for a moment (unavailable) waits and carries on: every original once, the job done', async () => {
+    // Before, the job was marked Failed at the first refusal (a disk full for a second, a lost connection):
+    // the recipient's only way on was a new requeue, which copies the pages already done again.
+    const queue = { recipientDipId: sup.dipId, channel: 'IF-021' };
+    const backend = t.dip.backend;
+    const clock = new FakeClock();
+    let refused = 0;
+    const log: Pick<MessageLog, 'appendReplayCopies' | 'queueState'> = {
+      queueState: (q) => backend.log.queueState(q),
+      appendReplayCopies: async (copies, enqueueFor, progress) => {
+        // The second page is refused once, as SQLite refuses a write when the disk is full.
+        if (progress && progress.from > 0 && refused++ === 0) throw new StoreError('unavailable', 'database or disk is full', 'SQLITE_FULL');
+        return backend.log.appendReplayCopies(copies, enqueueFor, progress);
+      },
+    };
+    const replay = new Replay(log, backend.archive, { copyFor: async () => '' }, clock, backend.requeueJobs);
+    // The recipient has taken everything so far: the job is not held back by its backlog.
+    const before = await backend.log.queueState(queue);
+    await backend.log.settle(queue, { upTo: before.headSeq });
+    const outcome = await replay.requeue(queue, { fromMs: 0, toMs: Number.MAX_SAFE_INTEGER, eventCode: null, mpan: null, transactionIds: null });
+    if (!('job' in outcome)) throw new Error('expected a job');
+    const job = async () => (await backend.requeueJobs.job(outcome.job.id))!;
+    // Runs the job's timers until `done` holds, the recipient taking what was requeued as it goes.
+    const drive = (ms: number, done: () => Promise<boolean>, what: string) =>
+      waitFor(
+        async () => {
+          await backend.log.settle(queue, { upTo: (await backend.log.queueState(queue)).headSeq });
+          await clock.advance(ms);
+          return done();
+        },
+        30_000,
+        what,
+      );
+    await drive(0, async () => refused > 0 || (await job()).state !== 'running', 'the refused page');
+    // Refused: still running (Processing) with the first page done, waiting for the store; not Failed.
+    expect(await job()).toMatchObject({ state: 'running', requeued: 1000, error: null });
+    expect(clock.pending()).toEqual([STORE_RETRY_AFTER_SECONDS * 1000]);
+    await drive(1000, async () => (await job()).state !== 'running', 'the job to end');
+    expect(await job()).toMatchObject({ state: 'done', requeued: TOTAL, error: null });
+    // Each original once, in order, behind what the queue held.
+    const entries = await backend.log.readQueue(queue, before.headSeq, 10_000, 1 << 30);
+    const copied = entries.map((e) => (JSON.parse(e.outbound) as Json)['originalTransactionID'] as string);
+    expect(copied).toEqual(originals);
+    replay.stop();
+  });
 });
+

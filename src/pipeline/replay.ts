@@ -4,13 +4,14 @@ import { dipDateTime } from '../domain/time.js';
 import { newTransactionId } from '../domain/transaction-id.js';
 import type { Archive, ArchivedMessage, ArchiveQuery } from '../ports/archive.js';
 import type { Cancel, Clock } from '../ports/clock.js';
-import { JOB_MOVED, StoreError } from '../ports/errors.js';
+import { JOB_MOVED, StoreError, storeFailureKind } from '../ports/errors.js';
 import type { Logger } from '../ports/logger.js';
 import type { MessageLog, QueueRef, ReplayCopy } from '../ports/message-log.js';
 import type { ReplayFilter, RequeueJob, RequeueJobs } from '../ports/requeue-jobs.js';
 import type { RecipientCopies } from './recipient-copy.js';
 import { bareEventCode, wireEventCode } from '../catalogue/types.js';
 import type { Channel } from './channels.js';
+import { STORE_RETRY_AFTER_SECONDS } from './ingest.js';
 import { TEST_EVENT_CODE } from './test-message.js';
 
 export type { ReplayFilter };
@@ -242,6 +243,8 @@ export class Replay {
       if (this.stopped) return;
       this.running.set(id, this.clock.after(ms, () => void this.step(id, queue, filter, upToSeq, at)));
     };
+    /** Where the job stands: past this step's page once its copies are written (a later refusal resumes there). */
+    let stands = cursor;
     try {
       const state = await this.log.queueState(queue);
       if (state.headSeq - state.ackedSeq > REQUEUE_PACE) return again(500, cursor);
@@ -252,6 +255,7 @@ export class Replay {
       const copies = this.reissue(found);
       const reached = found.at(-1)?.seq ?? upToSeq;
       await this.archiveCopies(queue, found.length, () => this.log.appendReplayCopies(copies, queue, { jobId: id, from: cursor, cursor: reached, added: copies.length, at: this.clock.now() }));
+      stands = reached;
       this.notify(queue);
       if (next !== null) return again(0, reached);
       await this.jobs!.finishJob(id, 'done', null, this.clock.now());
@@ -261,6 +265,15 @@ export class Replay {
         // Another node (resuming the same job) requeued this page first: it carries the job on.
         this.running.delete(id);
         return;
+      }
+      const kind = storeFailureKind(err);
+      if (kind === 'unavailable' || kind === 'fatal') {
+        // The store refused for now (a full disk, a lost connection; fatal: this process restarts). A page
+        // and its progress are written together or not at all, so the job waits and goes on from where it
+        // stands: marked Failed, the recipient's only way on would be a new requeue, which would copy the
+        // pages already done again.
+        this.logger?.warn({ err, job: id, queue }, 'requeue job waits: the store is unavailable');
+        return again(STORE_RETRY_AFTER_SECONDS * 1000, stands);
       }
       this.logger?.error({ err, job: id, queue }, 'requeue job failed');
       this.running.delete(id);
