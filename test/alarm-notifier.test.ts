@@ -9,6 +9,7 @@
  * Two nodes with their own NATS coordination (a real JetStream, one prefix for this test) and their own
  * injected clocks; the shared store is the dead letters both nodes' dead-letter sources read.
  */
+import { hostname } from 'node:os';
 import { Kvm } from '@nats-io/kv';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openNatsCoordination, type NatsCoordination } from '../src/adapters/nats/index.js';
@@ -38,13 +39,13 @@ describe('alarms in a cluster: each change of a shared condition is notified onc
   const summary = () => received.map((n) => `${n.kind} ${n.condition.key}`).sort();
 
   /** `n` more nodes: of a new cluster (its own prefix), or joining the last one's. */
-  async function startNodes(n: number, { maxNoticesPerHour = 20, join = false } = {}): Promise<void> {
+  async function startNodes(n: number, { maxNoticesPerHour = 20, join = false, nodeName = undefined as string | undefined } = {}): Promise<void> {
     const prefix = join ? prefixes.at(-1)! : testPrefix();
     if (!join) prefixes.push(prefix);
     const channel: AlarmChannel = { email: async () => {}, webhook: async (_url, notice) => void received.push(notice as AlarmNotice), close: async () => {} };
     for (let i = 0; i < n; i++) {
       const clock = new FakeClock();
-      const coordination = await openNatsCoordination({ servers: NATS_SERVERS, prefix, replicas: 1 }, { clock, maxClockSkewMs: 300_000, rateLimit: DEFAULTS.rateLimit, leases: LEASES });
+      const coordination = await openNatsCoordination({ servers: NATS_SERVERS, prefix, replicas: 1 }, { clock, maxClockSkewMs: 300_000, rateLimit: DEFAULTS.rateLimit, leases: LEASES, ...(nodeName ? { nodeName } : {}) });
       const node = { clock, coordination, health: { state: 'ok' } as BackendHealth, alarms: null as unknown as Alarms };
       const sources = [deadLetterAlarms({ deadLetters: async () => dead.filter(() => true) }, clock), storageAlarms(() => node.health, clock, coordination.node)];
       node.alarms = new Alarms(sources, { list: async () => [operator] }, channel, { evaluateIntervalMs: 10_000, maxNoticesPerHour }, clock, quietLogger, coordination.notifier);
@@ -95,6 +96,25 @@ describe('alarms in a cluster: each change of a shared condition is notified onc
     const node = nodes[1]!.coordination.node;
     expect(summary()).toEqual([`raised storage:${node}`]);
     expect(received[0]!.condition.summary).toBe(`storage unavailable on node ${node}: disk full`);
+  }, 30_000);
+
+  it("a node's id names its machine (the host's name, or storage.nats.nodeName) and is still unique per process", async () => {
+    // Ids were random UUIDs: a `storage` alarm said which process, not which machine, and each restart a new one.
+    await startNodes(1);
+    await startNodes(2, { join: true, nodeName: 'dip-a' });
+    const [onHost, a1, a2] = nodes.map((n) => n.coordination.node!);
+    expect([onHost!.slice(0, -9), onHost!.slice(-9)]).toEqual([hostname(), expect.stringMatching(/^-[0-9a-f]{8}$/)]);
+    expect(a1).toMatch(/^dip-a-[0-9a-f]{8}$/);
+    expect(a2).toMatch(/^dip-a-[0-9a-f]{8}$/);
+    // Two processes of one name never share an id: each would take the other's leases as its own.
+    expect(a2).not.toBe(a1);
+    await evaluateAll();
+    nodes[1]!.health = { state: 'unavailable', reason: 'disk full', code: null };
+    await evaluateAll();
+    expect(received.map((n) => n.condition.summary)).toEqual([`storage unavailable on node ${a1}: disk full`]);
+    // The lease names its holder by the same id.
+    const lease = await (await leasesBucket()).get(NOTIFIER_KEY);
+    expect((JSON.parse(lease!.string()) as { node: string }).node).toBe(onHost);
   }, 30_000);
 
   it('the holder dies: another node takes the lease over and sends the change the dead one did not, and not the one it did', async () => {

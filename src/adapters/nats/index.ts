@@ -4,7 +4,7 @@ import type { Clock } from '../../ports/clock.js';
 import type { Logger } from '../../ports/logger.js';
 import type { RateLimitSettings } from '../../security/rate-limit.js';
 import { connectNats, openBucket, type NatsSettings } from './connection.js';
-import { DEFAULT_LEASES, NatsQueueLeases, type LeaseSettings } from './leases.js';
+import { DEFAULT_LEASES, NatsQueueLeases, nodeId, type LeaseSettings } from './leases.js';
 import { NatsAlarmNotifierLease } from './notifier-lease.js';
 import { NatsRateLimits } from './rate-limits.js';
 import { NatsReplayGuard } from './replay-guard.js';
@@ -24,6 +24,8 @@ export interface NatsCoordinationOptions {
   maxClockSkewMs: number;
   rateLimit: RateLimitSettings;
   leases?: LeaseSettings;
+  /** What names this node in leases, alarms and logs, before its random part (nodeId): the host's name when absent. */
+  nodeName?: string;
 }
 
 export interface NatsCoordination extends Coordination {
@@ -54,7 +56,7 @@ export async function openNatsCoordination(settings: NatsSettings, options: Nats
     // No expiry: what has been notified is kept while it holds, however long no node holds the lease.
     const alarmsKv = await openBucket(nc, `${settings.prefix}_alarms`, { ...common, description: 'OpenDIP: the shared alarm conditions notified, one entry each' });
     const down = new Unreachable(() => options.clock.now());
-    const leases = new NatsQueueLeases(nc, leasesKv, settings.prefix, options.clock, leaseSettings, options.logger);
+    const leases = new NatsQueueLeases(nc, leasesKv, settings.prefix, options.clock, leaseSettings, options.logger, nodeId(options.nodeName));
     const notifier = new NatsAlarmNotifierLease(leasesKv, alarmsKv, leases.node, options.clock, leaseSettings, options.logger);
     // The bucket names holders by this id: the operator (and the failover tests) tell the nodes apart by it.
     options.logger?.info({ leaseHolder: leases.node, bucket: `${settings.prefix}_leases` }, 'queue leases: this node holds them under its id');
