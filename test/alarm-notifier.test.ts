@@ -214,6 +214,33 @@ describe('alarms in a cluster: each change of a shared condition is notified onc
     expect(summary()).toEqual(['raised dead-letter:1000000001/IF-021', 'resolved dead-letter:1000000001/IF-021']);
   }, 30_000);
 
+  it('the record bucket holds what is in alarm, not a marker for every condition ever resolved', async () => {
+    await startNodes(1);
+    const records = await new Kvm(nodes[0]!.coordination.connection).open(`${prefixes.at(-1)!}_alarms`);
+    // A version before deleted resolved entries, leaving a marker each: the next takeover erases them.
+    await records.put('left-by-an-older-node', '{}');
+    await records.delete('left-by-an-older-node');
+    const entries = async () => (await records.status()).values;
+    expect(await entries()).toBe(1);
+    await evaluateAll();
+    expect(await entries()).toBe(0);
+    for (let i = 1; i <= 5; i++) {
+      dead = [deadLetter(String(1_000_000_000 + i))];
+      await evaluateAll();
+      expect(await entries()).toBe(1);
+      dead = [];
+      await evaluateAll();
+      // Deleted, each resolved condition left a marker for ever: i entries after i cycles.
+      expect(await entries()).toBe(0);
+    }
+    expect(received.filter((n) => n.kind === 'resolved')).toHaveLength(5);
+    // A node taking over reads the record as it stands: nothing to tell.
+    await startNodes(1, { join: true });
+    await nodes[1]!.clock.advance(20 * LEASES.ttlMs);
+    await nodes[1]!.alarms.evaluate();
+    expect(received).toHaveLength(10);
+  }, 30_000);
+
   it('a lease written by the version before (its record in its value) is taken over with that record', async () => {
     await startNodes(1);
     const key = 'dead-letter:1000000001/IF-021';

@@ -4,6 +4,7 @@ import type { AlarmCondition } from '../../ports/alarms.js';
 import type { Cancel, Clock } from '../../ports/clock.js';
 import type { AlarmNotifierLease, NotifiedAlarm } from '../../ports/leases.js';
 import type { Logger } from '../../ports/logger.js';
+import type { KeyEraser } from './connection.js';
 import { isConflict, type LeaseSettings } from './leases.js';
 
 /** Its key in the leases bucket: queue tokens are `<recipient>.<channel>` (a dot), so never this. */
@@ -68,8 +69,9 @@ const WRITES_IN_FLIGHT = 64;
  * between evaluations however far apart they are.
  *
  * What has been notified is kept apart, in the record bucket (no expiry), one entry per notified condition
- * under the digest of its key: written when a condition is notified raised, deleted when notified resolved,
- * and never at a renewal. So each value is one condition's size, the lease's value stays small however
+ * under the digest of its key: written when a condition is notified raised, erased when notified resolved
+ * (no deletion marker left: the bucket holds what is in alarm, not every condition ever resolved), and
+ * never at a renewal. So each value is one condition's size, the lease's value stays small however
  * many queues are in alarm, and a node taking the lease over reads the whole record (one pass over the
  * bucket) and sends only what changed since.
  */
@@ -89,6 +91,8 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
     private readonly kv: KV,
     /** The record of what has been notified. */
     private readonly records: KV,
+    /** Removes a record entry for good (a delete would leave a marker per condition ever resolved). */
+    private readonly erase: KeyEraser,
     private readonly node: string,
     private readonly clock: Clock,
     private readonly settings: LeaseSettings,
@@ -183,12 +187,17 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
   private async readRecord(held: NonNullable<typeof this.held>, legacy: Map<string, NotifiedAlarm> | null): Promise<Map<string, NotifiedAlarm> | null> {
     try {
       const stored = new Map<string, NotifiedAlarm>();
-      // The bucket keeps one value per key (history 1): its last, a deletion marker for a condition resolved.
+      const markers: string[] = [];
+      // The bucket keeps one value per key (history 1): its last, a deletion marker for a condition that
+      // versions before this one resolved (they deleted the entry rather than erasing it).
       for await (const e of await this.records.history()) {
+        if (isDeleted(e.operation)) markers.push(e.key);
         const n = isDeleted(e.operation) ? undefined : decodeEntry(e.value);
         if (n) stored.set(n.key, { condition: n.condition, asOf: n.asOf });
       }
       this.stored = stored;
+      // Best effort: those left now are erased at the next takeover.
+      for (let i = 0; i < markers.length; i += WRITES_IN_FLIGHT) await Promise.allSettled(markers.slice(i, i + WRITES_IN_FLIGHT).map((key) => this.erase(key)));
       held.notified = legacy ?? new Map(stored);
       this.dirty = legacy !== null;
       if (legacy) await this.flush();
@@ -199,7 +208,7 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
     }
   }
 
-  /** Writes the record's changes: an entry per condition newly notified (or changed), a deletion per one no longer. */
+  /** Writes the record's changes: an entry per condition newly notified (or changed), an erasure per one no longer. */
   private async flush(): Promise<void> {
     const notified = this.held?.notified;
     if (!notified || !this.dirty) return;
@@ -214,7 +223,7 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
     for (const key of this.stored.keys()) {
       if (notified.has(key)) continue;
       writes.push(async () => {
-        await this.records.delete(recordKey(key));
+        await this.erase(recordKey(key));
         this.stored.delete(key);
       });
     }
