@@ -10,10 +10,12 @@
  * injected clocks; the shared store is the dead letters both nodes' dead-letter sources read.
  */
 import { hostname } from 'node:os';
-import { Kvm } from '@nats-io/kv';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Kvm, type KV } from '@nats-io/kv';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openNatsCoordination, type NatsCoordination } from '../src/adapters/nats/index.js';
-import { NOTIFIER_KEY } from '../src/adapters/nats/notifier-lease.js';
+import { keyEraser, openBucket } from '../src/adapters/nats/connection.js';
+import { NatsAlarmNotifierLease, NOTIFIER_KEY, recordKey } from '../src/adapters/nats/notifier-lease.js';
 import { DEFAULTS } from '../src/config.js';
 import { deadLetterAlarms, storageAlarms } from '../src/pipeline/alarm-sources.js';
 import { Alarms } from '../src/pipeline/alarms.js';
@@ -249,5 +251,67 @@ describe('alarms in a cluster: each change of a shared condition is notified onc
     dead = [deadLetter('1000000002')];
     await evaluateAll();
     expect(summary()).toEqual(['raised dead-letter:1000000002/IF-021', `resolved ${key}`]);
+  }, 30_000);
+});
+
+describe('the alarm notifier lease taken over from the version before (its record in the lease value)', () => {
+  const prefix = testPrefix();
+  let nc: NatsConnection;
+  let leasesKv: KV;
+  let recordsKv: KV;
+  const leases: NatsAlarmNotifierLease[] = [];
+  const key = 'dead-letter:1000000001/IF-021';
+  const condition = { key, rule: 'dead-letter' as const, participant: '1000000001', summary: 'dead letters in queue 1000000001 / IF-021: 1', since: 0 };
+
+  beforeAll(async () => {
+    nc = await connect({ servers: NATS_SERVERS });
+    leasesKv = await openBucket(nc, `${prefix}_leases`, { history: 1, replicas: 1 });
+    recordsKv = await openBucket(nc, `${prefix}_alarms`, { history: 1, replicas: 1 });
+  });
+  afterAll(async () => {
+    for (const l of leases) await l.close();
+    await nc.close();
+    await deleteBuckets(prefix);
+  });
+
+  /** A node's notifier lease whose first `failures` reads of the record bucket fail, as with NATS away. */
+  const notifierLease = async (node: string, clock: FakeClock, failures: number): Promise<NatsAlarmNotifierLease> => {
+    let left = failures;
+    const flaky = new Proxy(recordsKv, {
+      get(target, prop, receiver) {
+        if (prop === 'history' && left-- > 0) return () => Promise.reject(new Error('TIMEOUT'));
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const lease = new NatsAlarmNotifierLease(leasesKv, flaky, await keyEraser(nc, `${prefix}_alarms`), node, clock, LEASES, quietLogger);
+    leases.push(lease);
+    return lease;
+  };
+
+  it('a first read of the bucket that fails keeps the legacy record: the next turn, or the next node to take over, has it', async () => {
+    // What the version before notified, in its lease's value; the bucket holds an older record (nothing).
+    await leasesKv.put(NOTIFIER_KEY, JSON.stringify({ node: 'an-older-node', expiresAt: 0, notified: [{ key, condition, asOf: 0 }] }));
+    const clock = new FakeClock();
+    const upgraded = await notifierLease('upgraded-node', clock, 1);
+    // It claims the lease, but cannot read the bucket: the notices wait.
+    expect(await upgraded.turn()).toBeNull();
+    // The lease's value still carries the record: a node taking over now (this one died) starts from it.
+    const later = new FakeClock(clock.now() + LEASES.ttlMs + LEASES.skewMs + 1);
+    const successor = await notifierLease('successor-node', later, 0);
+    expect([...(await successor.turn())!.keys()]).toEqual([key]);
+    await successor.close();
+    // The next turn of a node that kept its lease reads again with the same record (before, it read the
+    // bucket alone: everything the version before had notified was raised again, nothing it had resolved).
+    await leasesKv.put(NOTIFIER_KEY, JSON.stringify({ node: 'an-older-node', expiresAt: 0, notified: [{ key, condition, asOf: 0 }] }));
+    const retryClock = new FakeClock();
+    const retrying = await notifierLease('retrying-node', retryClock, 1);
+    expect(await retrying.turn()).toBeNull();
+    expect([...(await retrying.turn())!.keys()]).toEqual([key]);
+    // Once in the bucket, the lease's value is the small one again, from the next renewal.
+    expect((await recordsKv.get(recordKey(key)))?.operation).toBe('PUT');
+    await retryClock.advance(LEASES.ttlMs / 3);
+    await retrying.turn(); // after the renewal (one at a time)
+    expect(JSON.parse((await leasesKv.get(NOTIFIER_KEY))!.string())).toMatchObject({ node: 'retrying-node', notified: [], record: 'bucket' });
   }, 30_000);
 });

@@ -19,7 +19,8 @@ const RECORD_IN_BUCKET = 'bucket';
  * a record of thousands of conditions in it once passed (then no renewal got through and the lease changed
  * hands, each new holder notifying again). `notified` stays, empty, for nodes of the version before, which
  * read the lease only with it (they then honour its expiry); a value without `record` was written by such a
- * node, and its `notified` is then what has been notified.
+ * node (or by one of this version that took such a lease over and has not yet written its record into the
+ * bucket in full), and its `notified` is then what has been notified.
  */
 interface NotifierValue {
   node: string;
@@ -76,8 +77,11 @@ const WRITES_IN_FLIGHT = 64;
  * bucket) and sends only what changed since.
  */
 export class NatsAlarmNotifierLease implements AlarmNotifierLease {
-  /** `notified`: null until the record has been read since the lease was claimed. */
-  private held: { revision: number; validUntil: number; notified: Map<string, NotifiedAlarm> | null } | null = null;
+  /**
+   * `notified`: null until the record has been read since the lease was claimed. `legacy`: the record a
+   * holder of the version before kept in the lease's value, until it is written into the bucket in full.
+   */
+  private held: { revision: number; validUntil: number; notified: Map<string, NotifiedAlarm> | null; legacy: NotifiedEntry[] | null } | null = null;
   /** What the record bucket holds, as far as this node has read or written it (by alarm key). */
   private stored = new Map<string, NotifiedAlarm>();
   /** Whether `held.notified` may differ from `stored` (a change not written yet, or a write that failed). */
@@ -109,22 +113,22 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
   async turn(): Promise<Map<string, NotifiedAlarm> | null> {
     return this.serial(async () => {
       if (this.closed) return null;
-      if (this.held && this.clock.now() < this.held.validUntil) return this.held.notified ?? this.readRecord(this.held, null);
+      if (this.held && this.clock.now() < this.held.validUntil) return this.held.notified ?? this.readRecord(this.held);
       this.held = null;
       try {
         const entry = await this.kv.get(NOTIFIER_KEY);
         const value = entry && !isDeleted(entry.operation) ? decode(entry.value) : undefined;
         // Held by a live node: its expiry plus the skew allowance, as for queue leases.
         if (value && value.node !== this.node && value.expiresAt + this.settings.skewMs > this.clock.now()) return null;
-        const startedAt = this.clock.now();
-        const body = this.value();
-        const revision = !entry ? await this.kv.create(NOTIFIER_KEY, body) : await this.kv.update(NOTIFIER_KEY, body, entry.revision);
-        const held = { revision, validUntil: startedAt + this.settings.ttlMs - this.settings.skewMs, notified: null };
-        this.held = held;
         // A holder of the version before kept the record in the lease's value: that is what was notified
-        // (the next flush writes it into the bucket, deleting what the bucket held before it).
-        const legacy = value && value.record !== RECORD_IN_BUCKET ? new Map(value.notified.map((n) => [n.key, { condition: n.condition, asOf: n.asOf }])) : null;
-        const notified = await this.readRecord(held, legacy);
+        // (the first flush writes it into the bucket, erasing what the bucket held before it).
+        const legacy = value && value.record !== RECORD_IN_BUCKET ? value.notified : null;
+        const startedAt = this.clock.now();
+        const body = this.value(legacy);
+        const revision = !entry ? await this.kv.create(NOTIFIER_KEY, body) : await this.kv.update(NOTIFIER_KEY, body, entry.revision);
+        const held = { revision, validUntil: startedAt + this.settings.ttlMs - this.settings.skewMs, notified: null, legacy };
+        this.held = held;
+        const notified = await this.readRecord(held);
         if (notified) this.logger?.info({ node: this.node, notified: notified.size }, 'this node now sends the notices of shared alarm conditions');
         return notified;
       } catch (err) {
@@ -162,7 +166,7 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
       this.held = null;
       try {
         // Expired at once rather than deleted, so that nodes of the version before read it as free.
-        await this.kv.update(NOTIFIER_KEY, JSON.stringify({ node: this.node, expiresAt: 0, notified: [], record: RECORD_IN_BUCKET } satisfies NotifierValue), h.revision);
+        await this.kv.update(NOTIFIER_KEY, this.value(h.legacy, 0), h.revision);
       } catch {
         // Taken over already, or NATS is away: the lease expires by itself.
       }
@@ -175,16 +179,23 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
     return run;
   }
 
-  private value(): string {
-    return JSON.stringify({ node: this.node, expiresAt: this.clock.now() + this.settings.ttlMs, notified: [], record: RECORD_IN_BUCKET } satisfies NotifierValue);
+  /**
+   * The lease's value. A record taken over from a holder of the version before stays in it until it is in
+   * the bucket in full: a node taking the lease over meanwhile (this one died, or could not read the
+   * bucket until its lease ran out) takes it over with that record, not with the bucket's older one.
+   */
+  private value(legacy: NotifiedEntry[] | null, expiresAt = this.clock.now() + this.settings.ttlMs): string {
+    return JSON.stringify((legacy ? { node: this.node, expiresAt, notified: legacy } : { node: this.node, expiresAt, notified: [], record: RECORD_IN_BUCKET }) satisfies NotifierValue);
   }
 
   /**
-   * What the lease's holders have notified: the record bucket's entries, or `legacy` when the lease's value
-   * carried it. Null (the notices wait, the lease is kept) while the bucket cannot be read: taking the lease
-   * as if nothing had been notified would raise every alarm again.
+   * What the lease's holders have notified: the record bucket's entries, or the legacy record when the
+   * lease's value carried it. Null (the notices wait, the lease is kept, and the next turn reads again,
+   * the legacy record still held) while the bucket cannot be read: taking the lease as if nothing had been
+   * notified would raise every alarm again.
    */
-  private async readRecord(held: NonNullable<typeof this.held>, legacy: Map<string, NotifiedAlarm> | null): Promise<Map<string, NotifiedAlarm> | null> {
+  private async readRecord(held: NonNullable<typeof this.held>): Promise<Map<string, NotifiedAlarm> | null> {
+    const legacy = held.legacy ? new Map(held.legacy.map((n) => [n.key, { condition: n.condition, asOf: n.asOf }])) : null;
     try {
       const stored = new Map<string, NotifiedAlarm>();
       const markers: string[] = [];
@@ -240,6 +251,8 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
     }
     // What failed is left for the next renewal; a successor reading the record meanwhile may notify it again (at least once).
     this.dirty = failed > 0;
+    // All of it in the bucket: the lease's value need not carry a legacy record any more (next renewal).
+    if (!this.dirty) held.legacy = null;
     if (failed > 0) this.logger?.warn({ failed, of: writes.length }, 'the record of notified alarms could not be written in full: the rest is written at the next renewal');
   }
 
@@ -249,7 +262,7 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
     if (!h) return false;
     const startedAt = this.clock.now();
     try {
-      h.revision = await this.kv.update(NOTIFIER_KEY, this.value(), h.revision);
+      h.revision = await this.kv.update(NOTIFIER_KEY, this.value(h.legacy), h.revision);
       h.validUntil = startedAt + this.settings.ttlMs - this.settings.skewMs;
       return true;
     } catch (err) {
