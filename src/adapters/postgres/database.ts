@@ -156,11 +156,15 @@ export class PgDatabase {
         this.onCommit.set(client, committed);
         await client.query(this.begin);
         const result = await fn(client);
+        // While writes fail, only a transaction that wrote says they succeed again: one that only read (an
+        // append of duplicates, a lookup) commits on a read-only standby and on a full disk alike, and
+        // called the store healthy while every write was refused. Asked only then: no cost otherwise.
+        const wrote = this.state.state === 'ok' || (await client.query<{ wrote: boolean }>('SELECT txid_current_if_assigned() IS NOT NULL AS wrote')).rows[0]!.wrote;
         await client.query('COMMIT');
         this.onCommit.delete(client);
         client.release();
         for (const learnt of committed) learnt();
-        this.outcome(null);
+        if (wrote) this.outcome(null);
         return result;
       } catch (err) {
         if (client) {
