@@ -6,7 +6,7 @@
  * flapped back to ok while every write was still refused. Only a transaction that wrote says so now.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PgDatabase } from '../src/adapters/postgres/database.js';
+import { PgDatabase, PROBE_BYTES } from '../src/adapters/postgres/database.js';
 import type { BackendHealth } from '../src/ports/backend.js';
 import { FakeClock } from './helpers/clocks.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
@@ -49,5 +49,23 @@ describe('PostgreSQL store health while writes are refused', () => {
     await clock.advance(2_000);
     await back;
     expect(changes).toEqual(['unavailable', 'ok', 'unavailable', 'ok']);
+  });
+
+  it('the probe writes as much as a large batch, into new space: a disk with room for a row but not a batch stays unavailable', async () => {
+    // No full disk here: what the probe writes is read from the write-ahead log it made (other sessions
+    // of the server add to it, never take from it). A one-row probe wrote about a hundred bytes.
+    await readOnly(true);
+    await expect(write()).rejects.toMatchObject({ kind: 'unavailable' });
+    await readOnly(false);
+    const lsn = async () => (await store.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn'))[0]!.lsn;
+    const before = await lsn();
+    const back = new Promise<void>((resolve) => store.onHealthChange((h) => h.state === 'ok' && resolve()));
+    await clock.advance(2_000);
+    await back;
+    const [wal] = await store.query<{ written: string }>('SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::text AS written', [before]);
+    expect(Number(wal!.written)).toBeGreaterThanOrEqual(PROBE_BYTES);
+    // Emptied by TRUNCATE: no pages left for the next probe to reuse.
+    const [table] = await store.query<{ size: string }>("SELECT (pg_relation_size(oid) + pg_relation_size(reltoastrelid))::text AS size FROM pg_class WHERE oid = 'health_probe'::regclass");
+    expect(Number(table!.size)).toBe(0);
   });
 });
