@@ -266,6 +266,11 @@ export interface StorageConfig {
     tls: { caFile: string | null; certFile: string | null; keyFile: string | null } | null;
     /** How long a queue lease lasts unless renewed: a dead node's queues are taken over after about this. */
     leaseTtlMs: number;
+    /**
+     * What names this node in leases, alarms (`storage:<node>`) and logs, followed by a random part made at
+     * each start (`<nodeName>-<8 hex>`, unique per process). Null: the host's name (DIP_NODE_NAME wins).
+     */
+    nodeName: string | null;
   };
 }
 
@@ -319,6 +324,9 @@ const stringList = { type: 'array', items: { type: 'string' }, nullable: true } 
 const section = (properties: Record<string, unknown>) => ({ type: 'object', additionalProperties: false, required: [], properties }) as const;
 
 const rateLimitSchema = section({ requestsPerSecond: { type: 'number', minimum: 0 }, burst: { type: 'number', minimum: 1 } });
+
+/** A cluster node's name (storage.nats.nodeName, DIP_NODE_NAME): a host name's characters, one label's length. */
+const NODE_NAME = /^[\w.-]{1,63}$/;
 
 const schema: JSONSchemaType<DipConfig> = {
   type: 'object',
@@ -424,6 +432,7 @@ const schema: JSONSchemaType<DipConfig> = {
               properties: { caFile: { type: 'string', nullable: true }, certFile: { type: 'string', nullable: true }, keyFile: { type: 'string', nullable: true } },
             },
             leaseTtlMs: { type: 'integer', minimum: 1000 },
+            nodeName: { type: 'string', pattern: NODE_NAME.source, nullable: true },
           },
         },
       },
@@ -628,7 +637,7 @@ export const DEFAULTS: DipConfig = {
     kind: 'sqlite',
     maxDatabaseMb: null,
     postgres: { url: 'postgres://postgres@127.0.0.1:5432/opendip', poolSize: 10 },
-    nats: { servers: ['127.0.0.1:4222'], prefix: 'dip', replicas: 1, credsFile: null, user: null, pass: null, token: null, tls: null, leaseTtlMs: 6_000 },
+    nats: { servers: ['127.0.0.1:4222'], prefix: 'dip', replicas: 1, credsFile: null, user: null, pass: null, token: null, tls: null, leaseTtlMs: 6_000, nodeName: null },
   },
   webhookAllowList: [],
   applySuggestedSecurityCategories: false,
@@ -743,6 +752,7 @@ function mergeStorage(...args: [Partial<StorageConfig> | undefined, Partial<Stor
   merged.nats = Object.assign({}, ...layers.map((l) => l.nats ?? {})) as StorageConfig['nats'];
   if (env.DIP_POSTGRES_URL !== undefined && !overrides?.postgres?.url) merged.postgres.url = env.DIP_POSTGRES_URL;
   if (env.DIP_NATS_SERVERS !== undefined && !overrides?.nats?.servers) merged.nats.servers = env.DIP_NATS_SERVERS.split(',').map((x) => x.trim()).filter(Boolean);
+  if (env.DIP_NODE_NAME !== undefined && overrides?.nats?.nodeName === undefined) merged.nats.nodeName = parseNodeName(env.DIP_NODE_NAME);
   return merged;
 }
 
@@ -790,6 +800,14 @@ function parseCount(name: string, v: string, min: number): number {
 function parseStorageKind(v: string): StorageConfig['kind'] {
   if (v === 'sqlite' || v === 'cluster') return v;
   throw new Error(`DIP_STORAGE '${v}' is not one of sqlite, cluster`);
+}
+
+/** DIP_NODE_NAME: as storage.nats.nodeName; empty: the host's name. */
+function parseNodeName(v: string): string | null {
+  const name = v.trim();
+  if (name === '') return null;
+  if (!NODE_NAME.test(name)) throw new Error(`DIP_NODE_NAME '${v}' is not a node name: 1 to 63 letters, digits, '.', '_' or '-'`);
+  return name;
 }
 
 function parsePort(name: string, v: string): number {

@@ -9,10 +9,13 @@
  * Two nodes with their own NATS coordination (a real JetStream, one prefix for this test) and their own
  * injected clocks; the shared store is the dead letters both nodes' dead-letter sources read.
  */
-import { Kvm } from '@nats-io/kv';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { hostname } from 'node:os';
+import { Kvm, type KV } from '@nats-io/kv';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openNatsCoordination, type NatsCoordination } from '../src/adapters/nats/index.js';
-import { NOTIFIER_KEY } from '../src/adapters/nats/notifier-lease.js';
+import { keyEraser, openBucket } from '../src/adapters/nats/connection.js';
+import { NatsAlarmNotifierLease, NOTIFIER_KEY, recordKey } from '../src/adapters/nats/notifier-lease.js';
 import { DEFAULTS } from '../src/config.js';
 import { deadLetterAlarms, storageAlarms } from '../src/pipeline/alarm-sources.js';
 import { Alarms } from '../src/pipeline/alarms.js';
@@ -38,13 +41,13 @@ describe('alarms in a cluster: each change of a shared condition is notified onc
   const summary = () => received.map((n) => `${n.kind} ${n.condition.key}`).sort();
 
   /** `n` more nodes: of a new cluster (its own prefix), or joining the last one's. */
-  async function startNodes(n: number, { maxNoticesPerHour = 20, join = false } = {}): Promise<void> {
+  async function startNodes(n: number, { maxNoticesPerHour = 20, join = false, nodeName = undefined as string | undefined } = {}): Promise<void> {
     const prefix = join ? prefixes.at(-1)! : testPrefix();
     if (!join) prefixes.push(prefix);
     const channel: AlarmChannel = { email: async () => {}, webhook: async (_url, notice) => void received.push(notice as AlarmNotice), close: async () => {} };
     for (let i = 0; i < n; i++) {
       const clock = new FakeClock();
-      const coordination = await openNatsCoordination({ servers: NATS_SERVERS, prefix, replicas: 1 }, { clock, maxClockSkewMs: 300_000, rateLimit: DEFAULTS.rateLimit, leases: LEASES });
+      const coordination = await openNatsCoordination({ servers: NATS_SERVERS, prefix, replicas: 1 }, { clock, maxClockSkewMs: 300_000, rateLimit: DEFAULTS.rateLimit, leases: LEASES, ...(nodeName ? { nodeName } : {}) });
       const node = { clock, coordination, health: { state: 'ok' } as BackendHealth, alarms: null as unknown as Alarms };
       const sources = [deadLetterAlarms({ deadLetters: async () => dead.filter(() => true) }, clock), storageAlarms(() => node.health, clock, coordination.node)];
       node.alarms = new Alarms(sources, { list: async () => [operator] }, channel, { evaluateIntervalMs: 10_000, maxNoticesPerHour }, clock, quietLogger, coordination.notifier);
@@ -95,6 +98,25 @@ describe('alarms in a cluster: each change of a shared condition is notified onc
     const node = nodes[1]!.coordination.node;
     expect(summary()).toEqual([`raised storage:${node}`]);
     expect(received[0]!.condition.summary).toBe(`storage unavailable on node ${node}: disk full`);
+  }, 30_000);
+
+  it("a node's id names its machine (the host's name, or storage.nats.nodeName) and is still unique per process", async () => {
+    // Ids were random UUIDs: a `storage` alarm said which process, not which machine, and each restart a new one.
+    await startNodes(1);
+    await startNodes(2, { join: true, nodeName: 'dip-a' });
+    const [onHost, a1, a2] = nodes.map((n) => n.coordination.node!);
+    expect([onHost!.slice(0, -9), onHost!.slice(-9)]).toEqual([hostname(), expect.stringMatching(/^-[0-9a-f]{8}$/)]);
+    expect(a1).toMatch(/^dip-a-[0-9a-f]{8}$/);
+    expect(a2).toMatch(/^dip-a-[0-9a-f]{8}$/);
+    // Two processes of one name never share an id: each would take the other's leases as its own.
+    expect(a2).not.toBe(a1);
+    await evaluateAll();
+    nodes[1]!.health = { state: 'unavailable', reason: 'disk full', code: null };
+    await evaluateAll();
+    expect(received.map((n) => n.condition.summary)).toEqual([`storage unavailable on node ${a1}: disk full`]);
+    // The lease names its holder by the same id.
+    const lease = await (await leasesBucket()).get(NOTIFIER_KEY);
+    expect((JSON.parse(lease!.string()) as { node: string }).node).toBe(onHost);
   }, 30_000);
 
   it('the holder dies: another node takes the lease over and sends the change the dead one did not, and not the one it did', async () => {
@@ -194,6 +216,33 @@ describe('alarms in a cluster: each change of a shared condition is notified onc
     expect(summary()).toEqual(['raised dead-letter:1000000001/IF-021', 'resolved dead-letter:1000000001/IF-021']);
   }, 30_000);
 
+  it('the record bucket holds what is in alarm, not a marker for every condition ever resolved', async () => {
+    await startNodes(1);
+    const records = await new Kvm(nodes[0]!.coordination.connection).open(`${prefixes.at(-1)!}_alarms`);
+    // A version before deleted resolved entries, leaving a marker each: the next takeover erases them.
+    await records.put('left-by-an-older-node', '{}');
+    await records.delete('left-by-an-older-node');
+    const entries = async () => (await records.status()).values;
+    expect(await entries()).toBe(1);
+    await evaluateAll();
+    expect(await entries()).toBe(0);
+    for (let i = 1; i <= 5; i++) {
+      dead = [deadLetter(String(1_000_000_000 + i))];
+      await evaluateAll();
+      expect(await entries()).toBe(1);
+      dead = [];
+      await evaluateAll();
+      // Deleted, each resolved condition left a marker for ever: i entries after i cycles.
+      expect(await entries()).toBe(0);
+    }
+    expect(received.filter((n) => n.kind === 'resolved')).toHaveLength(5);
+    // A node taking over reads the record as it stands: nothing to tell.
+    await startNodes(1, { join: true });
+    await nodes[1]!.clock.advance(20 * LEASES.ttlMs);
+    await nodes[1]!.alarms.evaluate();
+    expect(received).toHaveLength(10);
+  }, 30_000);
+
   it('a lease written by the version before (its record in its value) is taken over with that record', async () => {
     await startNodes(1);
     const key = 'dead-letter:1000000001/IF-021';
@@ -202,5 +251,67 @@ describe('alarms in a cluster: each change of a shared condition is notified onc
     dead = [deadLetter('1000000002')];
     await evaluateAll();
     expect(summary()).toEqual(['raised dead-letter:1000000002/IF-021', `resolved ${key}`]);
+  }, 30_000);
+});
+
+describe('the alarm notifier lease taken over from the version before (its record in the lease value)', () => {
+  const prefix = testPrefix();
+  let nc: NatsConnection;
+  let leasesKv: KV;
+  let recordsKv: KV;
+  const leases: NatsAlarmNotifierLease[] = [];
+  const key = 'dead-letter:1000000001/IF-021';
+  const condition = { key, rule: 'dead-letter' as const, participant: '1000000001', summary: 'dead letters in queue 1000000001 / IF-021: 1', since: 0 };
+
+  beforeAll(async () => {
+    nc = await connect({ servers: NATS_SERVERS });
+    leasesKv = await openBucket(nc, `${prefix}_leases`, { history: 1, replicas: 1 });
+    recordsKv = await openBucket(nc, `${prefix}_alarms`, { history: 1, replicas: 1 });
+  });
+  afterAll(async () => {
+    for (const l of leases) await l.close();
+    await nc.close();
+    await deleteBuckets(prefix);
+  });
+
+  /** A node's notifier lease whose first `failures` reads of the record bucket fail, as with NATS away. */
+  const notifierLease = async (node: string, clock: FakeClock, failures: number): Promise<NatsAlarmNotifierLease> => {
+    let left = failures;
+    const flaky = new Proxy(recordsKv, {
+      get(target, prop, receiver) {
+        if (prop === 'history' && left-- > 0) return () => Promise.reject(new Error('TIMEOUT'));
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const lease = new NatsAlarmNotifierLease(leasesKv, flaky, await keyEraser(nc, `${prefix}_alarms`), node, clock, LEASES, quietLogger);
+    leases.push(lease);
+    return lease;
+  };
+
+  it('a first read of the bucket that fails keeps the legacy record: the next turn, or the next node to take over, has it', async () => {
+    // What the version before notified, in its lease's value; the bucket holds an older record (nothing).
+    await leasesKv.put(NOTIFIER_KEY, JSON.stringify({ node: 'an-older-node', expiresAt: 0, notified: [{ key, condition, asOf: 0 }] }));
+    const clock = new FakeClock();
+    const upgraded = await notifierLease('upgraded-node', clock, 1);
+    // It claims the lease, but cannot read the bucket: the notices wait.
+    expect(await upgraded.turn()).toBeNull();
+    // The lease's value still carries the record: a node taking over now (this one died) starts from it.
+    const later = new FakeClock(clock.now() + LEASES.ttlMs + LEASES.skewMs + 1);
+    const successor = await notifierLease('successor-node', later, 0);
+    expect([...(await successor.turn())!.keys()]).toEqual([key]);
+    await successor.close();
+    // The next turn of a node that kept its lease reads again with the same record (before, it read the
+    // bucket alone: everything the version before had notified was raised again, nothing it had resolved).
+    await leasesKv.put(NOTIFIER_KEY, JSON.stringify({ node: 'an-older-node', expiresAt: 0, notified: [{ key, condition, asOf: 0 }] }));
+    const retryClock = new FakeClock();
+    const retrying = await notifierLease('retrying-node', retryClock, 1);
+    expect(await retrying.turn()).toBeNull();
+    expect([...(await retrying.turn())!.keys()]).toEqual([key]);
+    // Once in the bucket, the lease's value is the small one again, from the next renewal.
+    expect((await recordsKv.get(recordKey(key)))?.operation).toBe('PUT');
+    await retryClock.advance(LEASES.ttlMs / 3);
+    await retrying.turn(); // after the renewal (one at a time)
+    expect(JSON.parse((await leasesKv.get(NOTIFIER_KEY))!.string())).toMatchObject({ node: 'retrying-node', notified: [], record: 'bucket' });
   }, 30_000);
 });

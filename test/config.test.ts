@@ -75,6 +75,16 @@ describe('configuration', () => {
     expect(() => loadConfig({ DIP_DATA_DIR: dirWith('ingestThreads: 65') })).toThrow(/ingestThreads/);
   });
 
+  it("names a cluster node from storage.nats.nodeName or DIP_NODE_NAME (unset or empty: the host's name), and refuses a name that is not one", () => {
+    expect(loadConfig({ DIP_DATA_DIR: dirWith('') }).storage.nats.nodeName).toBeNull();
+    const d = dirWith(['storage:', '  nats:', '    nodeName: dip-a.example'].join('\n'));
+    expect(loadConfig({ DIP_DATA_DIR: d }).storage.nats.nodeName).toBe('dip-a.example');
+    expect(loadConfig({ DIP_DATA_DIR: d, DIP_NODE_NAME: 'dip-b' }).storage.nats.nodeName).toBe('dip-b');
+    expect(loadConfig({ DIP_DATA_DIR: d, DIP_NODE_NAME: '' }).storage.nats.nodeName).toBeNull();
+    expect(() => loadConfig({ DIP_DATA_DIR: d, DIP_NODE_NAME: 'two words' })).toThrow(/DIP_NODE_NAME 'two words' is not a node name/);
+    expect(() => loadConfig({ DIP_DATA_DIR: dirWith(['storage:', '  nats:', '    nodeName: "a/b"'].join('\n')) })).toThrow(/nodeName/);
+  });
+
   it('reads webhook destinations and named always participants from the file', () => {
     const c = loadConfig({ DIP_DATA_DIR: dirWith(['webhookAllowList: [10.20.0.0/16, partner.example]', 'channels:', '  IF-021:', '    alwaysParticipants: ["9000000001"]'].join('\n')) });
     expect(c.webhookAllowList).toEqual(['10.20.0.0/16', 'partner.example']);

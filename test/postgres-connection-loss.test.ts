@@ -207,6 +207,8 @@ describe('a PostgreSQL connection lost mid-transaction', () => {
       expect(failure).toBeInstanceOf(StoreError);
       expect([(failure as StoreError).kind, (failure as StoreError).code]).toEqual(['unavailable', '25P03']);
       expect(await node.tx(async (c) => (await c.query<{ one: number }>('SELECT 1 AS one')).rows[0]!.one)).toBe(1);
+      // Healthy again once a write commits (a transaction that only read says nothing of writes).
+      await node.tx((c) => c.query('INSERT INTO health_probe (at) VALUES (0)'));
       expect(node.health().state).toBe('ok');
     } finally {
       await node.close();

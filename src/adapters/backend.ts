@@ -143,6 +143,7 @@ function openNats(config: DipConfig, clock: Clock, logger?: Logger): Promise<Coo
     maxClockSkewMs: config.maxClockSkewSeconds * 1000,
     rateLimit: config.rateLimit,
     leases: { ttlMs: nats.leaseTtlMs, skewMs: Math.min(1000, nats.leaseTtlMs / 4) },
+    ...(nats.nodeName !== null ? { nodeName: nats.nodeName } : {}),
   });
 }
 

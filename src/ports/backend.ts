@@ -89,8 +89,9 @@ export interface Coordination {
   readonly kind: string;
   /**
    * This node's id among the cluster's nodes: the holder named in the leases bucket (logged at start as
-   * `leaseHolder`). Absent in one process, which is the only node. A node's own alarms name it, so an
-   * operator can tell which node lost its store or its coordination.
+   * `leaseHolder`), `<host name or storage.nats.nodeName>-<8 hex made at start>`. Absent in one process,
+   * which is the only node. A node's own alarms name it, so an operator can tell which machine lost its
+   * store or its coordination.
    */
   readonly node?: string;
   leases: QueueLeases;

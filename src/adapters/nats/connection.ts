@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvOptions } from '@nats-io/kv';
 
 /** How the DIP reaches its NATS cluster (storage.nats in the configuration). */
@@ -43,4 +43,21 @@ export async function connectNats(s: NatsSettings): Promise<NatsConnection> {
 export async function openBucket(nc: NatsConnection, name: string, options: Partial<KvOptions>, requestTimeoutMs?: number): Promise<KV> {
   const kv = await new Kvm(nc).create(name, options);
   return requestTimeoutMs === undefined ? kv : new Kvm(jetstream(nc, { timeout: requestTimeoutMs })).open(name);
+}
+
+/** Removes one key of a bucket for good (keys as written: no encoding). */
+export type KeyEraser = (key: string) => Promise<void>;
+
+/**
+ * Removes keys of the bucket for good, by purging the key's subject from the bucket's stream. A KV delete
+ * or purge leaves a marker under the key that the bucket keeps for ever (markers that expire need NATS
+ * 2.11), so a bucket whose keys come and go would hold one for every key it ever held. For a bucket only
+ * its lease holder writes: the key is gone, not marked gone, so a watcher would not be told.
+ */
+export async function keyEraser(nc: NatsConnection, bucket: string): Promise<KeyEraser> {
+  // checkAPI false: no request now (the buckets were just opened through the same connection).
+  const jsm = await jetstreamManager(nc, { checkAPI: false });
+  return async (key) => {
+    await jsm.streams.purge(`KV_${bucket}`, { filter: `$KV.${bucket}.${key}` });
+  };
 }

@@ -1,4 +1,5 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import type { CoordinationHealth } from '../../ports/backend.js';
@@ -19,6 +20,14 @@ export interface LeaseSettings {
 }
 
 export const DEFAULT_LEASES: LeaseSettings = { ttlMs: 6_000, skewMs: 1_000 };
+
+/**
+ * A process's id among the cluster's nodes: its name (the host's, unless storage.nats.nodeName names it)
+ * and a random part made at start. The name tells an operator which machine an alarm or a lease is about;
+ * the random part keeps the id unique per process, since two processes holding leases under one id (two
+ * on one host, or a restarted one beside its frozen predecessor) would each take the other's as its own.
+ */
+export const nodeId = (name: string = hostname()): string => `${name}-${randomBytes(4).toString('hex')}`;
 
 /** What a lease's value says (JSON): who holds it, until when (the holder's clock). */
 interface LeaseValue {
@@ -63,7 +72,6 @@ const PROBE_KEY = 'probe_reachable';
 export class NatsQueueLeases implements QueueLeases {
   readonly shared = true;
   readonly claimEveryMs: number;
-  readonly node = randomUUID();
   private readonly held = new Map<string, Held>();
   /** Leases seen held by other nodes, and until when: no need to ask the bucket again before then. */
   private readonly others = new Map<string, number>();
@@ -94,6 +102,8 @@ export class NatsQueueLeases implements QueueLeases {
     private readonly clock: Clock,
     private readonly settings: LeaseSettings = DEFAULT_LEASES,
     private readonly logger?: Logger,
+    /** This node's id (nodeId): the holder its lease values name. */
+    readonly node: string = nodeId(),
   ) {
     this.claimEveryMs = Math.max(250, Math.floor(settings.ttlMs / 2));
     this.handOvers = nc.subscribe(`${prefix}.handover`, {

@@ -4,6 +4,7 @@ import type { AlarmCondition } from '../../ports/alarms.js';
 import type { Cancel, Clock } from '../../ports/clock.js';
 import type { AlarmNotifierLease, NotifiedAlarm } from '../../ports/leases.js';
 import type { Logger } from '../../ports/logger.js';
+import type { KeyEraser } from './connection.js';
 import { isConflict, type LeaseSettings } from './leases.js';
 
 /** Its key in the leases bucket: queue tokens are `<recipient>.<channel>` (a dot), so never this. */
@@ -18,7 +19,8 @@ const RECORD_IN_BUCKET = 'bucket';
  * a record of thousands of conditions in it once passed (then no renewal got through and the lease changed
  * hands, each new holder notifying again). `notified` stays, empty, for nodes of the version before, which
  * read the lease only with it (they then honour its expiry); a value without `record` was written by such a
- * node, and its `notified` is then what has been notified.
+ * node (or by one of this version that took such a lease over and has not yet written its record into the
+ * bucket in full), and its `notified` is then what has been notified.
  */
 interface NotifierValue {
   node: string;
@@ -68,14 +70,18 @@ const WRITES_IN_FLIGHT = 64;
  * between evaluations however far apart they are.
  *
  * What has been notified is kept apart, in the record bucket (no expiry), one entry per notified condition
- * under the digest of its key: written when a condition is notified raised, deleted when notified resolved,
- * and never at a renewal. So each value is one condition's size, the lease's value stays small however
+ * under the digest of its key: written when a condition is notified raised, erased when notified resolved
+ * (no deletion marker left: the bucket holds what is in alarm, not every condition ever resolved), and
+ * never at a renewal. So each value is one condition's size, the lease's value stays small however
  * many queues are in alarm, and a node taking the lease over reads the whole record (one pass over the
  * bucket) and sends only what changed since.
  */
 export class NatsAlarmNotifierLease implements AlarmNotifierLease {
-  /** `notified`: null until the record has been read since the lease was claimed. */
-  private held: { revision: number; validUntil: number; notified: Map<string, NotifiedAlarm> | null } | null = null;
+  /**
+   * `notified`: null until the record has been read since the lease was claimed. `legacy`: the record a
+   * holder of the version before kept in the lease's value, until it is written into the bucket in full.
+   */
+  private held: { revision: number; validUntil: number; notified: Map<string, NotifiedAlarm> | null; legacy: NotifiedEntry[] | null } | null = null;
   /** What the record bucket holds, as far as this node has read or written it (by alarm key). */
   private stored = new Map<string, NotifiedAlarm>();
   /** Whether `held.notified` may differ from `stored` (a change not written yet, or a write that failed). */
@@ -89,6 +95,8 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
     private readonly kv: KV,
     /** The record of what has been notified. */
     private readonly records: KV,
+    /** Removes a record entry for good (a delete would leave a marker per condition ever resolved). */
+    private readonly erase: KeyEraser,
     private readonly node: string,
     private readonly clock: Clock,
     private readonly settings: LeaseSettings,
@@ -105,22 +113,22 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
   async turn(): Promise<Map<string, NotifiedAlarm> | null> {
     return this.serial(async () => {
       if (this.closed) return null;
-      if (this.held && this.clock.now() < this.held.validUntil) return this.held.notified ?? this.readRecord(this.held, null);
+      if (this.held && this.clock.now() < this.held.validUntil) return this.held.notified ?? this.readRecord(this.held);
       this.held = null;
       try {
         const entry = await this.kv.get(NOTIFIER_KEY);
         const value = entry && !isDeleted(entry.operation) ? decode(entry.value) : undefined;
         // Held by a live node: its expiry plus the skew allowance, as for queue leases.
         if (value && value.node !== this.node && value.expiresAt + this.settings.skewMs > this.clock.now()) return null;
-        const startedAt = this.clock.now();
-        const body = this.value();
-        const revision = !entry ? await this.kv.create(NOTIFIER_KEY, body) : await this.kv.update(NOTIFIER_KEY, body, entry.revision);
-        const held = { revision, validUntil: startedAt + this.settings.ttlMs - this.settings.skewMs, notified: null };
-        this.held = held;
         // A holder of the version before kept the record in the lease's value: that is what was notified
-        // (the next flush writes it into the bucket, deleting what the bucket held before it).
-        const legacy = value && value.record !== RECORD_IN_BUCKET ? new Map(value.notified.map((n) => [n.key, { condition: n.condition, asOf: n.asOf }])) : null;
-        const notified = await this.readRecord(held, legacy);
+        // (the first flush writes it into the bucket, erasing what the bucket held before it).
+        const legacy = value && value.record !== RECORD_IN_BUCKET ? value.notified : null;
+        const startedAt = this.clock.now();
+        const body = this.value(legacy);
+        const revision = !entry ? await this.kv.create(NOTIFIER_KEY, body) : await this.kv.update(NOTIFIER_KEY, body, entry.revision);
+        const held = { revision, validUntil: startedAt + this.settings.ttlMs - this.settings.skewMs, notified: null, legacy };
+        this.held = held;
+        const notified = await this.readRecord(held);
         if (notified) this.logger?.info({ node: this.node, notified: notified.size }, 'this node now sends the notices of shared alarm conditions');
         return notified;
       } catch (err) {
@@ -158,7 +166,7 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
       this.held = null;
       try {
         // Expired at once rather than deleted, so that nodes of the version before read it as free.
-        await this.kv.update(NOTIFIER_KEY, JSON.stringify({ node: this.node, expiresAt: 0, notified: [], record: RECORD_IN_BUCKET } satisfies NotifierValue), h.revision);
+        await this.kv.update(NOTIFIER_KEY, this.value(h.legacy, 0), h.revision);
       } catch {
         // Taken over already, or NATS is away: the lease expires by itself.
       }
@@ -171,24 +179,36 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
     return run;
   }
 
-  private value(): string {
-    return JSON.stringify({ node: this.node, expiresAt: this.clock.now() + this.settings.ttlMs, notified: [], record: RECORD_IN_BUCKET } satisfies NotifierValue);
+  /**
+   * The lease's value. A record taken over from a holder of the version before stays in it until it is in
+   * the bucket in full: a node taking the lease over meanwhile (this one died, or could not read the
+   * bucket until its lease ran out) takes it over with that record, not with the bucket's older one.
+   */
+  private value(legacy: NotifiedEntry[] | null, expiresAt = this.clock.now() + this.settings.ttlMs): string {
+    return JSON.stringify((legacy ? { node: this.node, expiresAt, notified: legacy } : { node: this.node, expiresAt, notified: [], record: RECORD_IN_BUCKET }) satisfies NotifierValue);
   }
 
   /**
-   * What the lease's holders have notified: the record bucket's entries, or `legacy` when the lease's value
-   * carried it. Null (the notices wait, the lease is kept) while the bucket cannot be read: taking the lease
-   * as if nothing had been notified would raise every alarm again.
+   * What the lease's holders have notified: the record bucket's entries, or the legacy record when the
+   * lease's value carried it. Null (the notices wait, the lease is kept, and the next turn reads again,
+   * the legacy record still held) while the bucket cannot be read: taking the lease as if nothing had been
+   * notified would raise every alarm again.
    */
-  private async readRecord(held: NonNullable<typeof this.held>, legacy: Map<string, NotifiedAlarm> | null): Promise<Map<string, NotifiedAlarm> | null> {
+  private async readRecord(held: NonNullable<typeof this.held>): Promise<Map<string, NotifiedAlarm> | null> {
+    const legacy = held.legacy ? new Map(held.legacy.map((n) => [n.key, { condition: n.condition, asOf: n.asOf }])) : null;
     try {
       const stored = new Map<string, NotifiedAlarm>();
-      // The bucket keeps one value per key (history 1): its last, a deletion marker for a condition resolved.
+      const markers: string[] = [];
+      // The bucket keeps one value per key (history 1): its last, a deletion marker for a condition that
+      // versions before this one resolved (they deleted the entry rather than erasing it).
       for await (const e of await this.records.history()) {
+        if (isDeleted(e.operation)) markers.push(e.key);
         const n = isDeleted(e.operation) ? undefined : decodeEntry(e.value);
         if (n) stored.set(n.key, { condition: n.condition, asOf: n.asOf });
       }
       this.stored = stored;
+      // Best effort: those left now are erased at the next takeover.
+      for (let i = 0; i < markers.length; i += WRITES_IN_FLIGHT) await Promise.allSettled(markers.slice(i, i + WRITES_IN_FLIGHT).map((key) => this.erase(key)));
       held.notified = legacy ?? new Map(stored);
       this.dirty = legacy !== null;
       if (legacy) await this.flush();
@@ -199,7 +219,7 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
     }
   }
 
-  /** Writes the record's changes: an entry per condition newly notified (or changed), a deletion per one no longer. */
+  /** Writes the record's changes: an entry per condition newly notified (or changed), an erasure per one no longer. */
   private async flush(): Promise<void> {
     const notified = this.held?.notified;
     if (!notified || !this.dirty) return;
@@ -214,7 +234,7 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
     for (const key of this.stored.keys()) {
       if (notified.has(key)) continue;
       writes.push(async () => {
-        await this.records.delete(recordKey(key));
+        await this.erase(recordKey(key));
         this.stored.delete(key);
       });
     }
@@ -231,6 +251,8 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
     }
     // What failed is left for the next renewal; a successor reading the record meanwhile may notify it again (at least once).
     this.dirty = failed > 0;
+    // All of it in the bucket: the lease's value need not carry a legacy record any more (next renewal).
+    if (!this.dirty) held.legacy = null;
     if (failed > 0) this.logger?.warn({ failed, of: writes.length }, 'the record of notified alarms could not be written in full: the rest is written at the next renewal');
   }
 
@@ -240,7 +262,7 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
     if (!h) return false;
     const startedAt = this.clock.now();
     try {
-      h.revision = await this.kv.update(NOTIFIER_KEY, this.value(), h.revision);
+      h.revision = await this.kv.update(NOTIFIER_KEY, this.value(h.legacy), h.revision);
       h.validUntil = startedAt + this.settings.ttlMs - this.settings.skewMs;
       return true;
     } catch (err) {

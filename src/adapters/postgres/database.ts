@@ -27,6 +27,9 @@ export interface PostgresOptions {
 
 const PLAIN: ValueSealer = { seal: (plain) => plain, open: (sealed) => sealed, index: (value) => value };
 
+/** How much the health probe writes: what a batch of a few hundred IF-021 takes stored (~2.5 kB each). */
+export const PROBE_BYTES = 1 << 20;
+
 
 
 export interface LockedQueue {
@@ -156,11 +159,15 @@ export class PgDatabase {
         this.onCommit.set(client, committed);
         await client.query(this.begin);
         const result = await fn(client);
+        // While writes fail, only a transaction that wrote says they succeed again: one that only read (an
+        // append of duplicates, a lookup) commits on a read-only standby and on a full disk alike, and
+        // called the store healthy while every write was refused. Asked only then: no cost otherwise.
+        const wrote = this.state.state === 'ok' || (await client.query<{ wrote: boolean }>('SELECT txid_current_if_assigned() IS NOT NULL AS wrote')).rows[0]!.wrote;
         await client.query('COMMIT');
         this.onCommit.delete(client);
         client.release();
         for (const learnt of committed) learnt();
-        this.outcome(null);
+        if (wrote) this.outcome(null);
         return result;
       } catch (err) {
         if (client) {
@@ -307,13 +314,20 @@ export class PgDatabase {
     for (const l of this.healthListeners) l(next);
   }
 
-  /** While the server cannot take writes, a tiny write every two seconds finds out when it can again. */
+  /**
+   * While the server cannot take writes, a write every two seconds finds out when it can again, so
+   * delivery and ingest resume by themselves even if nobody writes meanwhile. It is the size of a large
+   * batch (PROBE_BYTES), as the SQLite store's is, and emptied by TRUNCATE (new, empty files) rather than
+   * DELETE (whose freed pages the next probe would reuse): a one-row probe fits in a page the table
+   * already has on a disk too full for any real batch, and would call the store healthy while every
+   * submission is refused.
+   */
   private startProbing(): void {
     if (this.probe || this.closed) return;
     this.probe = this.options.clock.every(2_000, () => {
       this.tx(async (c) => {
-        await c.query('INSERT INTO health_probe (at) VALUES ($1)', [this.options.clock.now()]);
-        await c.query('DELETE FROM health_probe');
+        await c.query("INSERT INTO health_probe (at, pad) VALUES ($1, decode(repeat('00', $2), 'hex'))", [this.options.clock.now(), PROBE_BYTES]);
+        await c.query('TRUNCATE health_probe');
       }).catch(() => {});
     });
   }

@@ -249,8 +249,11 @@ CREATE TABLE IF NOT EXISTS portal_totp_enrolments (
   started_at bigint NOT NULL,
   expires_at bigint NOT NULL
 );
--- A write that tells whether the server takes writes again after it could not (see PgDatabase).
+-- A write that tells whether the server takes writes again after it could not (see PgDatabase), padded
+-- (2026-12-04) to a large batch's size: out of line and uncompressed, so that its bytes reach the disk.
 CREATE TABLE IF NOT EXISTS health_probe (at bigint NOT NULL);
+ALTER TABLE health_probe ADD COLUMN IF NOT EXISTS pad bytea;
+ALTER TABLE health_probe ALTER COLUMN pad SET STORAGE EXTERNAL;
 `;
 
 /** The NOTIFY channel of the registry's change feed. */
