@@ -151,8 +151,8 @@ class FakeChild extends EventEmitter {
   constructor(readonly pid: number) {
     super();
   }
-  send(packet: ToWorker[], done?: () => void): boolean {
-    if (packet.some((m) => m.t === 'stop')) this.exit(0, null);
+  send(m: ToWorker, done?: () => void): boolean {
+    if (m.t === 'stop') this.exit(0, null);
     done?.();
     return true;
   }
@@ -161,7 +161,7 @@ class FakeChild extends EventEmitter {
     return true;
   }
   say(m: FromWorker): void {
-    this.emit('message', [m]);
+    this.emit('message', m);
   }
   exit(code: number | null, signal: NodeJS.Signals | null): void {
     if (!this.connected) return;

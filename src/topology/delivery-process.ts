@@ -23,13 +23,12 @@ import { Sealer } from '../security/at-rest.js';
 import { ensurePki } from '../security/pki.js';
 import { DurableReads } from './durable-reads.js';
 import { DeliveryProcessLeases } from './leases.js';
-import { labelled, Outbox, ownerOf, PendingCalls, processName, type Call, type FromWorker, type ToWorker } from './protocol.js';
+import { labelled, ownerOf, PendingCalls, processName, type Call, type FromWorker, type ToWorker } from './protocol.js';
 import { refreshSharedState } from './shared-state.js';
 
-const outbox = new Outbox<FromWorker>((packet) => {
-  if (process.connected) process.send!(packet);
-});
-const send = (m: FromWorker): void => outbox.send(m);
+const send = (m: FromWorker): void => {
+  if (process.connected) process.send!(m);
+};
 
 /**
  * The at-rest sealer, reloaded when a message was sealed under a data key this process has not loaded
@@ -106,10 +105,9 @@ async function run(init: Extract<ToWorker, { t: 'init' }>): Promise<void> {
     // Calls in flight finish and their settlements go through the main process first.
     await delivery.stop();
     await life.stop();
-    outbox.flush();
     process.exit(0);
   };
-  const received = (m: ToWorker): void => {
+  process.on('message', (m: ToWorker) => {
     switch (m.t) {
       case 'reply':
         main.answered(m);
@@ -139,9 +137,6 @@ async function run(init: Extract<ToWorker, { t: 'init' }>): Promise<void> {
       case 'init':
         return;
     }
-  };
-  process.on('message', (packet: ToWorker[]) => {
-    for (const m of packet) received(m);
   });
   await delivery.start();
   const report = (): void => send({ t: 'status', workers: delivery.status(), usage: processUsage() });
@@ -160,11 +155,8 @@ process.on('disconnect', () => process.kill(process.pid, 'SIGKILL'));
 // process stops this one in order (its settlements still go through) rather than have it die mid-call.
 process.on('SIGINT', () => {});
 process.on('SIGTERM', () => {});
-// The first packet starts with the init. Whatever came with it, before this process listens for more, is
-// dropped as any message to it then is: its start-up sweep reads every queue, and 'ready' brings a refresh.
-process.once('message', (packet: ToWorker[]) => {
-  const m = packet[0];
-  if (m?.t !== 'init') return;
+process.once('message', (m: ToWorker) => {
+  if (m.t !== 'init') return;
   run(m).catch((err: unknown) => {
     process.stderr.write(`delivery process ${m.index} failed to start: ${err instanceof Error ? err.stack : String(err)}\n`);
     process.exit(1);

@@ -12,7 +12,7 @@ import type { Logger } from '../ports/logger.js';
 import type { QueueRef, Settlement } from '../ports/message-log.js';
 import { MainProcessLeases } from './leases.js';
 import { queueKey } from '../ports/queue-ref.js';
-import { Outbox, ownerOf, processName, toWire, type Call, type FromWorker, type ToWorker } from './protocol.js';
+import { ownerOf, processName, toWire, type Call, type FromWorker, type ToWorker } from './protocol.js';
 import { pushSharedChanges, type SharedState } from './shared-state.js';
 
 /** What the API, the portals and the alarms ask of delivery, whichever processes run it. */
@@ -89,8 +89,6 @@ interface Death {
 interface Slot {
   view: ProcessView;
   child: Child | null;
-  /** What is sent to the running child, one packet per turn of the event loop. */
-  outbox: Outbox<ToWorker> | null;
   statuses: WorkerStatus[];
   backoffMs: number;
   cancelRestart: Cancel | null;
@@ -137,7 +135,6 @@ export class DeliveryProcesses {
     this.slots = Array.from({ length: count }, (_, index) => ({
       view: { index, name: processName(index), pid: null, state: 'starting', restarts: 0, startedAt: null, usage: null },
       child: null,
-      outbox: null,
       statuses: [],
       backoffMs: RESTART_FIRST_MS,
       cancelRestart: null,
@@ -267,8 +264,6 @@ export class DeliveryProcesses {
     const queues = [...slot.woken.values()].map((queue) => ({ queue, cap: this.main.durableHead(queue) }));
     slot.woken.clear();
     this.send(slot, { t: 'wake', queues });
-    // Already at the end of the turn: sent now with whatever else the turn gathered, not one turn later.
-    slot.outbox?.flush();
   }
 
   private broadcast(m: ToWorker): void {
@@ -276,18 +271,15 @@ export class DeliveryProcesses {
   }
 
   private send(slot: Slot, m: ToWorker): void {
-    slot.outbox?.send(m);
+    const child = slot.child;
+    if (!child?.connected) return;
+    // A process that died meanwhile cannot take it (the error is ignored): it restarts and sweeps.
+    child.send(m, () => {});
   }
 
   private spawn(slot: Slot): Promise<void> {
     const child = this.spawnChild(this.entry.path, this.entry.execArgv);
-    // Bound to this child: a reply to its call never reaches the one that replaces it. A process that
-    // died meanwhile cannot take a packet (the error is ignored): it restarts and sweeps.
-    const outbox = new Outbox<ToWorker>((packet) => {
-      if (child.connected) child.send(packet, () => {});
-    });
     slot.child = child;
-    slot.outbox = outbox;
     slot.view.pid = child.pid ?? null;
     slot.view.state = 'starting';
     slot.statuses = [];
@@ -301,19 +293,19 @@ export class DeliveryProcesses {
         reject(new Error(`delivery process ${slot.view.index} did not start within ${START_TIMEOUT_MS} ms: killed`));
         child.kill('SIGKILL');
       });
-      child.on('message', (packet: FromWorker[]) => {
+      child.on('message', (m: FromWorker) => {
         slot.heardAt = this.main.timers.now();
-        for (const m of packet) {
-          if (m.t === 'ready') {
-            cancelStartTimeout();
-            slot.upAt = slot.heardAt;
-            slot.view.state = 'running';
-            slot.view.startedAt = this.main.now();
-            // A change made while it read the registry and catalogue at start, pushed before it listened, is not lost.
-            this.send(slot, { t: 'refresh' });
-            resolve();
-          } else this.handle(slot, outbox, m);
+        if (m.t === 'ready') {
+          cancelStartTimeout();
+          slot.upAt = slot.heardAt;
+          slot.view.state = 'running';
+          slot.view.startedAt = this.main.now();
+          // A change made while it read the registry and catalogue at start, pushed before it listened, is not lost.
+          this.send(slot, { t: 'refresh' });
+          resolve();
+          return;
         }
+        this.handle(slot, child, m);
       });
       child.once('exit', (code, signal) => {
         cancelStartTimeout();
@@ -325,12 +317,12 @@ export class DeliveryProcesses {
     return ready;
   }
 
-  private handle(slot: Slot, outbox: Outbox<ToWorker>, m: FromWorker): void {
+  private handle(slot: Slot, child: Child, m: FromWorker): void {
     switch (m.t) {
       case 'call':
         this.call(m).then(
-          (value) => outbox.send({ t: 'reply', id: m.id, ok: true, value }),
-          (error: unknown) => outbox.send({ t: 'reply', id: m.id, ok: false, error: toWire(error) }),
+          (value) => child.connected && child.send({ t: 'reply', id: m.id, ok: true, value } satisfies ToWorker),
+          (error: unknown) => child.connected && child.send({ t: 'reply', id: m.id, ok: false, error: toWire(error) } satisfies ToWorker),
         );
         return;
       case 'dead-lettered':
@@ -360,7 +352,6 @@ export class DeliveryProcesses {
   private exited(slot: Slot, child: Child, code: number | null, signal: string | null): void {
     if (slot.child !== child) return;
     slot.child = null;
-    slot.outbox = null;
     slot.statuses = [];
     slot.view.usage = null;
     slot.woken.clear();

@@ -12,8 +12,7 @@ import type { Logger } from '../ports/logger.js';
 /**
  * The messages between the main process (the one writer of the SQLite file: ingest, group commit, the
  * MPAN feed) and its delivery processes, over the fork's IPC channel with the `advanced` (structured
- * clone) serialisation, so that Buffers inside a settlement's status notices arrive as Buffers. Each
- * side sends arrays of them, one per turn of its event loop (Outbox below).
+ * clone) serialisation, so that Buffers inside a settlement's status notices arrive as Buffers.
  */
 
 /** Main → delivery process. */
@@ -48,35 +47,6 @@ export type FromWorker =
   | { t: 'halted'; queue: QueueRef; error: string }
   /** Each second: its queue workers, and its CPU and memory for `dip_process_*{process="delivery-<n>"}`. */
   | { t: 'status'; workers: WorkerStatus[]; usage: ProcessUsage };
-
-/**
- * Messages to one process or thread, sent as one per turn of the event loop (in order: a packet keeps the
- * order they were given in, and packets go in order). Each message across the channel is a pipe write, a
- * wake-up of the reader and a deserialisation, and on this class of VM a wake-up of a sleeping process
- * costs more CPU than the work it carries (BENCHMARKS.md, "a shared clock…": ~350–540 µs). What one turn
- * issues together travels together: a webhook call's attempt record and its settlement, the replies to
- * every call one group commit made durable, the wakes of every queue one commit appended to.
- */
-export class Outbox<M> {
-  private held: M[] = [];
-
-  constructor(private readonly write: (packet: M[]) => void) {}
-
-  send(m: M): void {
-    // setImmediate, not a microtask: the turn's later promise continuations (the settlement issued after
-    // its attempt record, each reply of a group commit) run first and join the packet.
-    if (this.held.length === 0) setImmediate(() => this.flush());
-    this.held.push(m);
-  }
-
-  /** Sends what is held now (before an exit, or at the end of a turn that gathered its own messages). */
-  flush(): void {
-    if (this.held.length === 0) return;
-    const packet = this.held;
-    this.held = [];
-    this.write(packet);
-  }
-}
 
 /** An error as it crosses the channel: a StoreError keeps its kind, so delivery pauses or halts as it would in one process. */
 export interface WireError {
