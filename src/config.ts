@@ -314,6 +314,11 @@ export interface HttpLimits {
   maxHeaderBytes: number;
   /** Deepest nesting of arrays and objects accepted in a JSON body; deeper is answered 400 before parsing. */
   maxJsonDepth: number;
+  /**
+   * Connections one client (its certificate's DIP ID) may hold open at once on the participant listener;
+   * a request on one more is answered 429 and its connection closed (src/api/connection-cap.ts). 0: no cap.
+   */
+  maxConnectionsPerClient: number;
 }
 
 const ENVIRONMENTS = ['PRD', 'SITB', 'SIT', 'UIT', 'DEV'] as const;
@@ -370,6 +375,7 @@ const schema: JSONSchemaType<DipConfig> = {
         connectionsCheckingIntervalMs: { type: 'integer', minimum: 10 },
         maxHeaderBytes: { type: 'integer', minimum: 1024 },
         maxJsonDepth: { type: 'integer', minimum: 4 },
+        maxConnectionsPerClient: { type: 'integer', minimum: 0 },
       },
     },
     api: {
@@ -623,6 +629,8 @@ export const DEFAULTS: DipConfig = {
     connectionsCheckingIntervalMs: 1_000,
     maxHeaderBytes: 16_384,
     maxJsonDepth: 64,
+    // A pooled client needs a handful; 64 leaves a participant's several systems room, and 100 of them 6,400 descriptors.
+    maxConnectionsPerClient: 64,
   },
   api: { emptyReplay: 'bad-request', validateAnswer: 'standard-response' },
   rateLimit: { requestsPerSecond: 200, burst: 400 },

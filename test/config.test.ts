@@ -19,6 +19,9 @@ describe('configuration', () => {
     expect(c.revocationPollMs).toBe(100);
     expect(c.rateLimit).toEqual({ requestsPerSecond: 0, burst: DEFAULTS.rateLimit.burst });
     expect(c.http.maxJsonDepth).toBe(32);
+    expect(c.http.maxConnectionsPerClient).toBe(64);
+    expect(loadConfig({ DIP_DATA_DIR: dirWith('http:\n  maxConnectionsPerClient: 0') }).http.maxConnectionsPerClient).toBe(0);
+    expect(() => loadConfig({ DIP_DATA_DIR: dirWith('http:\n  maxConnectionsPerClient: -1') })).toThrow(/maxConnectionsPerClient/);
     expect(c.delivery.retryCapMs).toBe(5000);
     expect(c.delivery.retryBaseMs).toBe(DEFAULTS.delivery.retryBaseMs);
     expect(c.channels['IF-021']).toEqual({ securityPattern: 2, obfuscation: { SUP: ['CustomBlock.B067'] } });

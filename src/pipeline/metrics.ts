@@ -270,6 +270,20 @@ export class DipMetrics {
     });
   }
 
+  /** The participant listener's per-client connection cap (README, Fair delivery and overload), read at every scrape. */
+  watchConnections(stats: () => { open: number; refused: number }): void {
+    this.gaugeRead('dip_participant_connections', 'Connections open on the participant listener within the per-client caps (http.maxConnectionsPerClient)', () => stats().open);
+    new Counter({
+      name: 'dip_connections_refused_total',
+      help: 'Connections to the participant listener answered 429 and closed because their client already had http.maxConnectionsPerClient open',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(stats().refused);
+      },
+    });
+  }
+
   request(listener: string, method: string, route: string, status: number): void {
     this.requests.inc({ listener, method, route, status: String(status) });
   }

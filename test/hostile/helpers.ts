@@ -30,19 +30,24 @@ export interface HostileDip {
   close(): Promise<void>;
 }
 
+/** The suite's listener limits: short deadlines, so slow-client cases finish fast. */
+export const HOSTILE_HTTP: DipConfig['http'] = {
+  handshakeTimeoutMs: 1_000,
+  headersTimeoutMs: 1_000,
+  requestTimeoutMs: 2_000,
+  uploadIdleTimeoutMs: 2_000,
+  downloadIdleTimeoutMs: 2_000,
+  connectionsCheckingIntervalMs: 100,
+  maxHeaderBytes: 16_384,
+  maxJsonDepth: 64,
+  // Cases send many requests at once from one participant (undici opens a connection for each); the cap is tested on its own.
+  maxConnectionsPerClient: 0,
+};
+
 /** A DIP with short deadlines (so slow-client cases finish fast), a data service and a supplier. */
 export async function startHostileDip(overrides: Partial<DipConfig> = {}): Promise<HostileDip> {
   const t = await startTestDip({
-    http: {
-      handshakeTimeoutMs: 1_000,
-      headersTimeoutMs: 1_000,
-      requestTimeoutMs: 2_000,
-      uploadIdleTimeoutMs: 2_000,
-      downloadIdleTimeoutMs: 2_000,
-      connectionsCheckingIntervalMs: 100,
-      maxHeaderBytes: 16_384,
-      maxJsonDepth: 64,
-    },
+    http: HOSTILE_HTTP,
     // The suite sends hundreds of requests a second from one participant; fair use is tested on its own.
     rateLimit: { requestsPerSecond: 0, burst: 1 },
     revocationPollMs: 100,

@@ -1,0 +1,71 @@
+import type { FastifyInstance } from 'fastify';
+import type { Socket } from 'node:net';
+import { MSG } from '../domain/response-codes.js';
+import type { ApiDeps } from './deps.js';
+import { sendStandard, tlsPeer } from './request.js';
+
+/**
+ * Retry-After on a connection refused over the cap: the client's connections already open take the
+ * request at once; a new one is taken as soon as one of them closes.
+ */
+export const CONNECTION_RETRY_AFTER_SECONDS = 1;
+
+/** The cap's state, read at every scrape (src/pipeline/metrics.ts, watchConnections). */
+export interface ConnectionStats {
+  /** Connections open within the caps, all clients together (a refused one, answered and closing, is not counted). */
+  open: number;
+  /** Connections refused since the start because their client already had its cap open. */
+  refused: number;
+}
+
+/**
+ * At most `max` connections open at once per client on the participant listener (config
+ * `http.maxConnectionsPerClient`; 0: no cap). Without it one participant's certificate could open
+ * thousands of kept-alive TLS connections and take the file descriptors and memory every participant,
+ * the store and outbound webhook calls share.
+ *
+ * A client is its certificate's first DIP ID, as the activity log names the caller and the rate limit
+ * keys a participant (a certificate naming none: its fingerprint). Counted once the handshake is done
+ * ('secureConnection', where the certificate is read once for the socket's life: src/api/request.ts),
+ * down again when the connection closes. A connection over the cap is not reset unanswered (a client
+ * would take that for a network fault and open another): each request on it is answered 429 with
+ * Retry-After, in the StandardResponse shape, naming the limit, and the connection is closed after the answer.
+ * Per process: each node of a cluster holds its own connections, and counts them.
+ */
+export function useConnectionCap(app: FastifyInstance, deps: ApiDeps, max: number): () => ConnectionStats {
+  const stats: ConnectionStats = { open: 0, refused: 0 };
+  if (max <= 0) return () => ({ ...stats });
+  const openBy = new Map<string, number>();
+  /** Connections over the cap, with the help their answers give. */
+  const over = new WeakMap<Socket, { caller: string | null; help: string }>();
+  app.server.on('secureConnection', (socket: Socket) => {
+    const identity = tlsPeer(socket);
+    const caller = identity?.ids[0] ?? null;
+    const key = caller !== null ? `p:${caller}` : `c:${identity?.peer?.fingerprint256 ?? socket.remoteAddress ?? ''}`;
+    const open = openBy.get(key) ?? 0;
+    if (open >= max) {
+      stats.refused += 1;
+      const who = caller ?? `the certificate ${identity?.peer?.fingerprint256 ?? 'presented'}`;
+      over.set(socket, { caller, help: `${open} connections from ${who} are open; at most ${max} at once: reuse them (keep-alive)` });
+      return;
+    }
+    openBy.set(key, open + 1);
+    stats.open += 1;
+    socket.once('close', () => {
+      stats.open -= 1;
+      const left = (openBy.get(key) ?? 1) - 1;
+      // Gone when none is open: the map holds the clients connected now, not every one ever seen.
+      if (left > 0) openBy.set(key, left);
+      else openBy.delete(key);
+    });
+  });
+  app.addHook('onRequest', async (req, reply) => {
+    const refusal = over.get(req.raw.socket);
+    if (!refusal) return;
+    reply.header('retry-after', String(CONNECTION_RETRY_AFTER_SECONDS));
+    // Node closes the connection once this answer is sent.
+    reply.header('connection', 'close');
+    return sendStandard(deps, reply, 429, refusal.caller, MSG.processingFailed, `too many connections: ${refusal.help}`);
+  });
+  return () => ({ ...stats });
+}

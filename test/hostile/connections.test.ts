@@ -1,0 +1,109 @@
+/**
+ * Hostile connection counts: one participant's certificate opening more kept-alive TLS connections than
+ * its cap (http.maxConnectionsPerClient) is answered 429 on each one over, in the StandardResponse shape,
+ * and that connection is closed; its connections within the cap, and everyone else's, are served.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from 'undici';
+import { waitFor, type TestParticipant } from '../helpers/dip-harness.js';
+import { expectRefusal, expectStillServing, HOSTILE_HTTP, messageCount, rawSignedRequest, rawTls, startHostileDip, tlsOf, validItem, type HostileDip, type RawResult } from './helpers.js';
+
+const CAP = 3;
+
+let h: HostileDip;
+const clients: Client[] = [];
+beforeAll(async () => {
+  h = await startHostileDip({ http: { ...HOSTILE_HTTP, maxConnectionsPerClient: CAP } });
+});
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.destroy()));
+  await h?.close();
+});
+
+/** One kept-alive connection of `who`'s (an undici Client holds exactly one), already answered once: 200. */
+async function openConnection(who: TestParticipant): Promise<Client> {
+  const client = new Client(h.t.dip.url, { connect: { ca: h.t.dip.pki.ca.certPem, cert: who.credentials.certPem, key: who.credentials.keyPem }, keepAliveTimeout: 60_000 });
+  clients.push(client);
+  const res = await client.request({ path: '/health', method: 'GET' });
+  await res.body.text();
+  expect(res.statusCode).toBe(200);
+  return client;
+}
+
+/** The raw answer's body, read as JSON, in the shape expectRefusal reads. */
+function answerOf(r: RawResult): { status: number; json: unknown; text: string; header: (name: string) => string | undefined } {
+  const [head = '', body = ''] = r.text.split('\r\n\r\n');
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    json = undefined;
+  }
+  return { status: r.status ?? 0, json, text: r.text, header: (name) => new RegExp(`^${name}: *(.*)$`, 'im').exec(head)?.[1]?.trim() };
+}
+
+async function metric(name: string): Promise<number> {
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(await h.t.dip.metrics.text());
+  return Number(m?.[1] ?? NaN);
+}
+
+const KEEP_ALIVE_HEALTH = 'GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n';
+
+describe('concurrent connections per client (http.maxConnectionsPerClient)', () => {
+  const mine: Client[] = [];
+
+  it(`serves a participant's first ${CAP} connections, kept open`, async () => {
+    for (let i = 0; i < CAP; i++) mine.push(await openConnection(h.sds));
+    expect(await metric('dip_participant_connections')).toBe(CAP);
+  });
+
+  it('answers a request on one more 429 with Retry-After and a StandardResponse naming the limit, then closes it', async () => {
+    // Asked to keep the connection alive: the server closes it all the same (rawTls waits for that).
+    const r = await rawTls(h.t, { ...tlsOf(h.sds), write: KEEP_ALIVE_HEALTH, timeoutMs: 5_000 });
+    expect(r.closedByServer, r.text).toBe(true);
+    const a = answerOf(r);
+    expectRefusal(a, 429, new RegExp(`${CAP} connections from ${h.sds.dipId} are open; at most ${CAP} at once: reuse them \\(keep-alive\\)`), 'one connection over the cap');
+    expect(a.header('retry-after')).toBe('1');
+    expect(a.header('connection')).toBe('close');
+    expect((a.json as { messageArray: Array<{ recipientID: string | null }> }).messageArray[0]!.recipientID).toBe(h.sds.dipId);
+  });
+
+  it('refuses a signed submission on a connection over the cap without storing it', async () => {
+    const before = messageCount(h.t);
+    const raw = await rawSignedRequest(h.t, h.sds, { path: '/dip-channel/IF-021', body: JSON.stringify([validItem()]), connection: 'keep-alive' });
+    const r = await rawTls(h.t, { ...tlsOf(h.sds), write: raw, timeoutMs: 5_000 });
+    expect(r.closedByServer, r.text).toBe(true);
+    expectRefusal(answerOf(r), 429, /at most 3 at once/, 'a submission over the cap');
+    expect(messageCount(h.t)).toBe(before);
+  });
+
+  it("serves the participant's connections within the cap, and another participant's, meanwhile", async () => {
+    for (const c of mine) {
+      const res = await c.request({ path: '/health', method: 'GET' });
+      await res.body.text();
+      expect(res.statusCode).toBe(200);
+    }
+    for (let i = 0; i < CAP; i++) await openConnection(h.sup);
+    expect(await metric('dip_participant_connections')).toBe(2 * CAP);
+  });
+
+  it('serves a new connection once one of the participant\'s closes', async () => {
+    await mine.shift()!.close();
+    // The server counts the connection down when it sees it close, a moment after the client does.
+    await waitFor(async () => (await metric('dip_participant_connections')) === 2 * CAP - 1, 5_000, 'the closed connection counted down');
+    mine.push(await openConnection(h.sds));
+    // And the cap holds again with it.
+    const r = await rawTls(h.t, { ...tlsOf(h.sds), write: KEEP_ALIVE_HEALTH, timeoutMs: 5_000 });
+    expect(r.status, r.text).toBe(429);
+  });
+
+  it('counts each connection refused in dip_connections_refused_total', async () => {
+    expect(await metric('dip_connections_refused_total')).toBe(3);
+  });
+
+  it('still accepts a valid message (201) once the participant has closed its connections', async () => {
+    await Promise.all(mine.splice(0).map((c) => c.close()));
+    await waitFor(async () => (await metric('dip_participant_connections')) === CAP, 5_000, "the participant's connections counted down");
+    await expectStillServing(h);
+  });
+});
