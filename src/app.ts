@@ -70,7 +70,7 @@ export interface RunningDip {
   processes: DeliveryProcesses | null;
   /** The ingest threads (ingestThreads > 0), or null when the listeners' thread runs ingest. */
   ingestThreads: IngestThreads | null;
-  /** 'dead-letter' (DeadLetterEvent), 'queue-halted' ({ queue, error }), 'health' (BackendHealth): what alarms subscribe to. */
+  /** 'dead-letter' (DeadLetterEvent), 'queue-halted' ({ queue, error }), 'health' (BackendHealth): for embedders; alarms read state (the queue-halted alarm, the workers' state). */
   events: EventEmitter;
   retention: Retention;
   /** Alarms (null when turned off). */
