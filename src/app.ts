@@ -70,7 +70,7 @@ export interface RunningDip {
   processes: DeliveryProcesses | null;
   /** The ingest threads (ingestThreads > 0), or null when the listeners' thread runs ingest. */
   ingestThreads: IngestThreads | null;
-  /** 'dead-letter' (DeadLetterEvent), 'queue-halted' ({ queue, error }), 'health' (BackendHealth): what alarms subscribe to. */
+  /** 'dead-letter' (DeadLetterEvent), 'queue-halted' ({ queue, error }), 'health' (BackendHealth): for embedders; alarms read state (the queue-halted alarm, the workers' state). */
   events: EventEmitter;
   retention: Retention;
   /** Alarms (null when turned off). */
@@ -161,7 +161,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const health = () => backend.health();
   const activityLog = await startActivityLog(config, clock, logger, life);
   const activity = activityLog?.recorder ?? null;
-  const { publications, baseUrls } = await openPublications(config, backend, sealer, registry, copies, channel, clock, logger, life);
+  const { publications, baseUrls } = await openPublications(config, backend, sealer, registry, copies, channel, clock, logger, life, metrics);
   const alarms = await startAlarms({ config, pkiDir: pkiDirectory, backend, coordination, registry, delivery, processes, destinations, signing, clock, logger, life });
   const alarmApi = alarms ? { alarms: alarms.alarms, subscriptions: alarms.subscriptions, checkUrl: (url: string) => destinations.checkUrl(url), now: () => clock.now() } : null;
   const reports = new Reports(backend.traces, mpan, () => clock.now());

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { deadLetterAlarms, queueAlarms, webhookFailingAlarms } from '../src/pipeline/alarm-sources.js';
+import { deadLetterAlarms, haltedQueueAlarms, queueAlarms, webhookFailingAlarms } from '../src/pipeline/alarm-sources.js';
+import { StoreError } from '../src/ports/errors.js';
 import type { DeadLetter } from '../src/ports/dead-letters.js';
 import { Alarms, createSubscription, isSharedCondition, MAX_SUBSCRIPTIONS_PER_PARTICIPANT } from '../src/pipeline/alarms.js';
 import { queueDepths } from '../src/pipeline/metrics.js';
@@ -196,6 +197,56 @@ describe('queue-damage, from the same reading of the queues', () => {
     await alarms.evaluate();
     expect(alarms.current()).toEqual([]);
     expect(sent.map((n) => `${n.kind} ${n.condition.key}`)).toEqual(['raised queue-damage:1000000001/IF-021', 'resolved queue-damage:1000000001/IF-021']);
+  });
+});
+
+describe('queue-halted, from the workers\' state', () => {
+  it('raises an alarm naming a queue a permanent store error halted, and its error, for operators only, and resolves it when an operator resumes the queue', async () => {
+    const clock = new FakeClock(Date.UTC(2026, 5, 1, 12, 0, 0));
+    const queue: QueueRef = { recipientDipId: '1000000001', channel: 'IF-021' };
+    const entries: QueueEntry[] = [{ seq: 1, messageId: 1, transactionId: 'T-1', receivedAt: clock.now(), outbound: '{}' }];
+    const readFails: Error[] = [new StoreError('permanent', 'damaged database: queue 1000000001/IF-021 position 1 refers to message 1, which is missing', 'MISSING_ROW')];
+    let acked = 0;
+    const log = {
+      readQueue: async (_q: QueueRef, after: number, limit: number) => {
+        const fail = readFails.shift();
+        if (fail) throw fail;
+        return entries.filter((e) => e.seq > after).slice(0, limit);
+      },
+      queueState: async () => ({ ackedSeq: acked, headSeq: entries.length, pulledSeq: 0 }),
+      settle: async (_q: QueueRef, s: Settlement) => void (acked = Math.max(acked, s.upTo)),
+    };
+    const worker = new QueueWorker(queue, workerDeps(clock, { log, transport: { post: async () => ({ kind: 'answered', status: 200, retryAfter: undefined, body: '', latencyMs: 1 }), close: async () => {} } }));
+    const sent: AlarmNotice[] = [];
+    const channel: AlarmChannel = { email: async () => undefined, webhook: async (_url, n) => void sent.push(n as AlarmNotice), close: async () => undefined };
+    const ops: AlarmSubscription = { id: 'ops', owner: 'operator', rules: ['queue-halted'], email: null, webhookUrl: 'https://ops.example/alarms', createdAt: 1 };
+    const recipient: AlarmSubscription = { ...ops, id: 'sup', owner: '1000000001', webhookUrl: 'https://sup.example/alarms' };
+    const alarms = new Alarms([haltedQueueAlarms(() => [worker.status()], clock)], { list: async () => [ops, recipient] }, channel, { evaluateIntervalMs: 10_000, maxNoticesPerHour: 100 }, clock, quietLogger);
+    worker.kick();
+    await settle();
+    expect(worker.state).toBe('halted');
+    await alarms.evaluate();
+    expect(alarms.current()).toEqual([
+      {
+        key: 'queue-halted:1000000001/IF-021',
+        rule: 'queue-halted',
+        participant: null,
+        summary: 'queue 1000000001 / IF-021 is halted by a permanent storage error and nothing more is delivered from it: damaged database: queue 1000000001/IF-021 position 1 refers to message 1, which is missing (repair it, then POST /admin/queues/resume)',
+        since: clock.now(),
+      },
+    ]);
+    // Seen by the node whose worker halted: it tells it, not the notifier lease's holder.
+    expect(isSharedCondition(alarms.current()[0]!)).toBe(false);
+    expect(alarms.current('1000000001')).toEqual([]);
+    expect(sent.map((n) => `${n.kind} ${n.condition.key}`)).toEqual(['raised queue-halted:1000000001/IF-021']);
+    // Repaired and resumed (delivery.resume, as POST /admin/queues/resume does): delivered, and resolved.
+    worker.resume();
+    await settle();
+    expect(acked).toBe(1);
+    await clock.advance(10_000);
+    await alarms.evaluate();
+    expect(alarms.current()).toEqual([]);
+    expect(sent.map((n) => `${n.kind} ${n.condition.key}`)).toEqual(['raised queue-halted:1000000001/IF-021', 'resolved queue-halted:1000000001/IF-021']);
   });
 });
 

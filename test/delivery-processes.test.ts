@@ -11,7 +11,9 @@ import { waitFor } from './helpers/dip-harness.js';
 import { alive, clientOf, deliveryPids, freePort, killDipProcess, onboardDirect, startDipProcess, transactionIdOf, type OnboardedParticipant } from './helpers/dip-process.js';
 import type { KeyAndCert } from '../src/security/pki.js';
 import { DEFAULTS } from '../src/config.js';
-import { deliveryProcessAlarms } from '../src/pipeline/alarm-sources.js';
+import { deliveryProcessAlarms, haltedQueueAlarms } from '../src/pipeline/alarm-sources.js';
+import type { Delivery } from '../src/pipeline/delivery.js';
+import type { WorkerStatus } from '../src/pipeline/queue-worker.js';
 import type { Logger } from '../src/ports/logger.js';
 import { DeliveryProcesses, RESTART_WINDOW_MS, type Child, type MainSide } from '../src/topology/delivery-processes.js';
 import type { FromWorker, ToWorker } from '../src/topology/protocol.js';
@@ -151,7 +153,10 @@ class FakeChild extends EventEmitter {
   constructor(readonly pid: number) {
     super();
   }
+  /** What the main process told it. */
+  readonly told: ToWorker[] = [];
   send(m: ToWorker, done?: () => void): boolean {
+    this.told.push(m);
     if (m.t === 'stop') this.exit(0, null);
     done?.();
     return true;
@@ -258,6 +263,30 @@ describe('delivery process restarts: backoff and the delivery-process alarm (fak
     await h.reportFor(2_000);
     expect(await h.alarms()).toEqual([]);
     expect(h.died).toHaveLength(3);
+    await h.processes.stop();
+  });
+
+  it("raises queue-halted for a queue a delivery process's worker halted, naming its error, and resolves it once resume reaches that process and the worker goes on", async () => {
+    const h = restartHarness();
+    const started = h.processes.start();
+    h.latest().say({ t: 'ready' });
+    await started;
+    // This process works no queue itself: the halted worker is the delivery process's.
+    const local = { start: async () => {}, stop: async () => {}, notify: () => {}, sweep: async () => {}, resume: () => false, status: (): WorkerStatus[] => [] };
+    const control = h.processes.control(local as unknown as Delivery, Promise.resolve());
+    const alarms = haltedQueueAlarms(() => control.status(), h.timers);
+    const queue = { recipientDipId: '1000000001', channel: 'IF-021' };
+    const worker = (state: WorkerStatus['state'], lastError: string | null): WorkerStatus => ({ queue, state, ackedSeq: 0, failures: 0, failingSince: null, lastError, retryAt: null });
+    const usage = { cpuUserSeconds: 0, cpuSystemSeconds: 0, residentBytes: 0, heapUsedBytes: 0, heapTotalBytes: 0 };
+    h.latest().say({ t: 'status', workers: [worker('halted', 'damaged database: message 7 is missing')], usage });
+    expect((await alarms()).map((c) => [c.key, c.participant, c.summary])).toEqual([
+      ['queue-halted:1000000001/IF-021', null, 'queue 1000000001 / IF-021 is halted by a permanent storage error and nothing more is delivered from it: damaged database: message 7 is missing (repair it, then POST /admin/queues/resume)'],
+    ]);
+    // POST /admin/queues/resume: the main process tells the delivery process that holds the queue.
+    expect(control.resume(queue)).toBe(true);
+    expect(h.latest().told).toContainEqual({ t: 'resume', queue });
+    h.latest().say({ t: 'status', workers: [worker('working', null)], usage });
+    expect(await alarms()).toEqual([]);
     await h.processes.stop();
   });
 

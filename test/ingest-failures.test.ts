@@ -512,6 +512,15 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
         },
         /^item 0: payload\.CommonBlock\.S1\.senderTimestamp must be at least 25 characters long; /,
       ],
+      // Three shown and the rest counted, all of them: before, the count was taken after the cut to ten (+7).
+      [
+        'fourteen problems: three shown, "+11 more"',
+        (m) => {
+          // Beside S1: short paths, so that three and the count fit the help text's 500 characters.
+          for (let i = 0; i < 14; i++) m.payload.CommonBlock.S1[`x${i}`] = i;
+        },
+        /^item 0: payload\.CommonBlock\.S1\.x0 is not a field of .*; payload\.CommonBlock\.S1\.x2 is not a field of [^;]*; extra fields are not allowed \(\+11 more\)$/,
+      ],
       [
         'the same field twice in different case',
         (m) => (m.payload.CommonBlock.S1.SENDERDIPID = m.payload.CommonBlock.S1.senderDIPID),

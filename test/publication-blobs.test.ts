@@ -112,7 +112,7 @@ describe.each([
       reachable: () => true,
       channel: () => undefined,
     };
-    publications = new Publications(backend.publications, s.blobs, backend.log, { participants: () => [] }, settings, clock, quietLogger);
+    publications = new Publications(backend.publications, s.blobs, backend.log, { participants: () => [] }, settings, clock, quietLogger, { publicationNoticeUnqueued: () => undefined });
   });
   afterEach(async () => {
     await backend.close();

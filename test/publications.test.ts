@@ -12,6 +12,7 @@ import { SqliteActivityLog } from '../src/adapters/sqlite/activity-log.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 import type { Participant } from '../src/domain/participant.js';
 import type { Channel } from '../src/pipeline/channels.js';
+import { DipMetrics } from '../src/pipeline/metrics.js';
 import { NOTICE_GRACE_MS, Publications, type PublicationSettings } from '../src/pipeline/publications.js';
 import type { Logger } from '../src/ports/logger.js';
 import type { MessageLog } from '../src/ports/message-log.js';
@@ -422,9 +423,10 @@ describe('the pass for missed notices, past a publication whose notice fails', (
 
   /**
    * Publications past the grace whose notices are not queued, over an index in memory and a log whose
-   * append `fails` decides per sender reference (PUB-<id>): what it returns is thrown.
+   * append `fails` decides per sender reference (PUB-<id>): what it returns is thrown. `known`: the
+   * channel is in the catalogue.
    */
-  function harness(ids: string[], fails: (ref: string) => Error | null, logger: Logger) {
+  function harness(ids: string[], fails: (ref: string) => Error | null, logger: Logger, known = true) {
     const clock = new FakeClock(Date.UTC(2026, 11, 3, 12, 0, 0));
     const records = ids.map((id, i): PublicationRecord => ({
       id, channel: 'REP-002', publicationType: `T-${id}`, version: '1', effectiveFrom: null, effectiveTo: null, format: 'csv', compression: 'none',
@@ -446,8 +448,14 @@ describe('the pass for missed notices, past a publication whose notice fails', (
         return { ok: true };
       },
     };
-    const publications = new Publications(index as PublicationIndex, {} as PublicationBlobs, log, registry, settings, clock, logger);
-    return { publications, appended, marked };
+    const metrics = new DipMetrics(async () => []);
+    const publications = new Publications(index as PublicationIndex, {} as PublicationBlobs, log, registry, known ? settings : { ...settings, channel: () => undefined }, clock, logger, metrics);
+    /** dip_publication_notices_unqueued_total by reason, as /metrics exports it. */
+    const unqueued = async (): Promise<Record<string, number>> => {
+      const text = await metrics.registry.getSingleMetricAsString('dip_publication_notices_unqueued_total');
+      return Object.fromEntries([...text.matchAll(/^dip_publication_notices_unqueued_total\{reason="([^"]+)"\} (\d+)$/gm)].map((m) => [m[1]!, Number(m[2])]));
+    };
+    return { publications, appended, marked, unqueued };
   }
 
   it('queues the second notice when the first fails, counts and logs the failure, and queues the first at the next pass', async () => {
@@ -469,6 +477,26 @@ describe('the pass for missed notices, past a publication whose notice fails', (
     expect(await h.publications.queueMissedNotices()).toBe(1);
     expect(h.appended).toEqual(['PUB-second', 'PUB-first']);
     expect([...h.marked].sort()).toEqual(['first', 'second']);
+  });
+
+  it('counts each notice a pass leaves unqueued in dip_publication_notices_unqueued_total, by reason, once a pass', async () => {
+    const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+    let refused = 'PUB-first';
+    const h = harness(['first', 'second'], (ref) => (ref === refused ? new Error('notice refused: row too large') : null), quiet);
+    // Exported at 0 before anything fails, so that increase() sees the first.
+    expect(await h.unqueued()).toEqual({ failed: 0, 'no-channel': 0 });
+    await h.publications.queueMissedNotices();
+    expect(await h.unqueued()).toEqual({ failed: 1, 'no-channel': 0 });
+    // Still failing at the next pass: counted again (a rate that does not fall to 0 says it keeps failing).
+    await h.publications.queueMissedNotices();
+    expect(await h.unqueued()).toEqual({ failed: 2, 'no-channel': 0 });
+    refused = '';
+    await h.publications.queueMissedNotices();
+    expect(await h.unqueued()).toEqual({ failed: 2, 'no-channel': 0 });
+    // A publication whose channel the catalogue no longer has: left, and counted as such.
+    const gone = harness(['orphan'], () => null, quiet, false);
+    expect(await gone.publications.queueMissedNotices()).toBe(0);
+    expect(await gone.unqueued()).toEqual({ failed: 0, 'no-channel': 1 });
   });
 
   it('reads past a whole batch of failures, and ends at its first append when the store is down', async () => {

@@ -4,7 +4,7 @@ import { SmtpAlarmChannel } from '../adapters/mail/alarm-channel.js';
 import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
 import { ActivityRecorder } from '../pipeline/activity-recorder.js';
-import { certificateAlarms, coordinationAlarms, deadLetterAlarms, deliveryProcessAlarms, queueAlarms, storageAlarms, webhookFailingAlarms, type RestartRun } from '../pipeline/alarm-sources.js';
+import { certificateAlarms, coordinationAlarms, deadLetterAlarms, deliveryProcessAlarms, haltedQueueAlarms, queueAlarms, storageAlarms, webhookFailingAlarms, type RestartRun } from '../pipeline/alarm-sources.js';
 import { Alarms } from '../pipeline/alarms.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import { queueDepths } from '../pipeline/metrics.js';
@@ -79,7 +79,7 @@ export interface AlarmParts {
 }
 
 /**
- * Alarms on dead letters, queue depth, age and damage, failing webhooks, expiring certificates, storage,
+ * Alarms on dead letters, queue depth, age and damage, halted queues, failing webhooks, expiring certificates, storage,
  * coordination and delivery processes restarted again and again, noticed by
  * e-mail and webhook. Null when turned off.
  */
@@ -90,6 +90,7 @@ export async function startAlarms({ config, pkiDir, backend, coordination, regis
     deadLetterAlarms(backend.deadLetters, clock),
     queueAlarms(() => queueDepths(backend.log, clock.now()), settings.queueDepthThreshold, settings.queueAgeMinutes * 60_000, clock),
     webhookFailingAlarms(() => delivery.status(), settings.webhookFailingMinutes * 60_000, clock),
+    haltedQueueAlarms(() => delivery.status(), clock),
     certificateAlarms(() => expiringAll(pkiDir, config.trustedCaFiles, registry.participants(), settings.certificateDays), clock),
     storageAlarms(() => backend.health(), clock, coordination.node),
     coordinationAlarms(() => coordination.health(), coordination.node),

@@ -2,6 +2,7 @@ import { openPublicationBlobs } from '../adapters/backend.js';
 import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
 import type { Channel } from '../pipeline/channels.js';
+import type { DipMetrics } from '../pipeline/metrics.js';
 import { Publications } from '../pipeline/publications.js';
 import type { RecipientCopies } from '../pipeline/recipient-copy.js';
 import type { Registry } from '../pipeline/registry.js';
@@ -30,6 +31,7 @@ export async function openPublications(
   clock: Clock,
   logger: Logger,
   life: Lifecycle,
+  metrics: DipMetrics,
 ) {
   const blobs = await openPublicationBlobs(config, sealer);
   life.started('publication store', () => blobs.close());
@@ -53,6 +55,7 @@ export async function openPublications(
     },
     clock,
     logger,
+    metrics,
   );
   return { publications, baseUrls };
 }

@@ -15,7 +15,7 @@ export interface Storage {
   /** The at-rest sealer in force (publication bytes and portal secrets are sealed with it too). */
   sealer: Sealer;
   coordination: Coordination;
-  /** 'dead-letter', 'queue-halted', 'health': what alarms and metrics subscribe to. */
+  /** 'dead-letter', 'queue-halted', 'health': metrics and the delivery processes follow 'health'; alarms read state, not these. */
   events: EventEmitter;
   metrics: DipMetrics;
 }

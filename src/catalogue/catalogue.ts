@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { ENVELOPE_SCHEMA } from './envelope.js';
-import { firstIssues, toIssues } from './errors.js';
+import { allIssues, firstIssues } from './errors.js';
 import { buildKeyTree, normaliseKeys, type KeyNode, type NormaliseProblem } from './key-case.js';
 import { suggestSecurityCategory, type CategorySuggestion } from './security-category.js';
 import type { ImportOptions, ImportResult } from './spec-import.js';
@@ -142,7 +142,7 @@ export class Catalogue {
   validate(channelId: string, item: unknown, opts: { encryptedPayload?: boolean } = {}): ValidationResult {
     const channel = this.byId.get(channelId.toUpperCase());
     if (!channel) {
-      return { ok: false, errors: [{ path: '', rule: 'channel', message: `unknown channel ${channelId}` }] };
+      return { ok: false, errors: [{ path: '', rule: 'channel', message: `unknown channel ${channelId}` }], count: 1 };
     }
     const { validate, keys } = this.compile(channel);
     const problems: NormaliseProblem[] = [];
@@ -155,18 +155,19 @@ export class Catalogue {
           rule: 'duplicateKey',
           message: `${p.path} is given twice (as "${p.key}" and in another case); field names are case-insensitive`,
         })),
+        count: problems.length,
       };
     }
     const published = validate(message) ? [] : (validate.errors ?? []);
     const checkEnvelope = envelopeValidator();
     const shape = checkEnvelope(message) ? [] : (checkEnvelope.errors ?? []);
     if (published.length > 0 || shape.length > 0) {
-      const errors = toIssues([...shape, ...published], {
+      const issues = allIssues([...shape, ...published], {
         channelId: channel.interfaceId,
         root: 'the message',
         ...(opts.encryptedPayload ? { omit: aboutCustomBlock } : {}),
       });
-      if (errors.length > 0) return { ok: false, errors };
+      if (issues.length > 0) return { ok: false, errors: firstIssues(issues), count: issues.length };
     }
     // The envelope schema has checked these are strings.
     const s0 = (message as { payload: { CommonBlock: { S0: Record<string, unknown> } } }).payload.CommonBlock.S0;

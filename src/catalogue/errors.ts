@@ -107,12 +107,17 @@ export function firstIssues<T extends { path: string }>(issues: readonly T[]): T
   return [...issues].sort((a, b) => pathDepth(a.path) - pathDepth(b.path)).slice(0, MAX_ISSUES);
 }
 
-/**
- * Ajv errors → issues: umbrella errors dropped (unless nothing else explains the failure); the same
- * fault repeated across array elements reported once with a count; `context.omit` left out; then
- * firstIssues.
- */
+/** Ajv errors → issues (allIssues), then firstIssues. */
 export function toIssues(errors: readonly ErrorObject[], context: IssueContext): ValidationIssue[] {
+  return firstIssues(allIssues(errors, context));
+}
+
+/**
+ * Ajv errors → every issue, uncut: umbrella errors dropped (unless nothing else explains the failure);
+ * the same fault repeated across array elements reported once with a count; `context.omit` left out.
+ * For a caller that also says how many were cut (ValidationResult's `count`).
+ */
+export function allIssues(errors: readonly ErrorObject[], context: IssueContext): ValidationIssue[] {
   const specific = errors.filter((e) => !UMBRELLA.has(e.keyword));
   const chosen = specific.length > 0 ? specific : errors;
   const groups = new Map<string, { issue: ValidationIssue; repeats: number }>();
@@ -127,5 +132,5 @@ export function toIssues(errors: readonly ErrorObject[], context: IssueContext):
   const issues = [...groups.values()].map(({ issue, repeats }) =>
     repeats === 0 ? issue : { ...issue, message: `${issue.message} (and ${repeats} more like it)` },
   );
-  return firstIssues(context.omit ? issues.filter((i) => !context.omit?.(i)) : issues);
+  return context.omit ? issues.filter((i) => !context.omit?.(i)) : issues;
 }

@@ -50,7 +50,8 @@ export interface ValidationIssue {
 
 export type ValidationResult =
   | { ok: true; message: unknown; eventCode: string; schemaVersion: string }
-  | { ok: false; errors: ValidationIssue[] };
+  /** `errors`: the first few (firstIssues); `count`: every issue found, so a help text can say how many it leaves out. */
+  | { ok: false; errors: ValidationIssue[]; count: number };
 
 /** "[ActivePower]" on the wire, "ActivePower" in the catalogue. */
 export function bareEventCode(code: string): string {

@@ -74,6 +74,23 @@ export function webhookFailingAlarms(status: () => WorkerStatus[], forMs: number
   };
 }
 
+/**
+ * A queue whose worker a permanent store error halted (`queue-halted`): nothing more is delivered from it
+ * until an operator repairs the cause and resumes it (POST /admin/queues/resume). Read from the workers'
+ * state, not from the 'queue-halted' event, so it resolves however the worker starts again (resumed by an
+ * operator, or a restarted delivery process) and covers delivery processes (their workers' status reaches
+ * the main process's delivery.status()). Operators only; seen by the node that works the queue, so not shared.
+ */
+export function haltedQueueAlarms(status: () => WorkerStatus[], clock: Clock): ConditionSource {
+  return () =>
+    status().flatMap((w): AlarmCondition[] => {
+      if (w.state !== 'halted') return [];
+      const k = `${w.queue.recipientDipId}/${w.queue.channel}`;
+      const summary = `queue ${w.queue.recipientDipId} / ${w.queue.channel} is halted by a permanent storage error and nothing more is delivered from it: ${w.lastError ?? 'no error recorded'} (repair it, then POST /admin/queues/resume)`;
+      return [{ key: `queue-halted:${k}`, rule: 'queue-halted', participant: null, summary, since: clock.now() }];
+    });
+}
+
 /** Certificates (participants' and the DIP's own) that expire within the warning period; read from disk at most every `everyMs`. */
 export function certificateAlarms(expiring: () => ExpiringCertificate[], clock: Clock, everyMs = 3_600_000): ConditionSource {
   let read = { at: -Infinity, certificates: [] as ExpiringCertificate[] };

@@ -344,7 +344,7 @@ export class Ingest {
     const validated = this.catalogue.validate(channel.interfaceId, item, { encryptedPayload: copies !== null });
     if (!validated.ok) {
       state.ref = bestEffortReference(item);
-      state.refusal = { status: 400, code: MSG.schemaFailure, help: `item ${index}: ${describeIssues(validated.errors)}` };
+      state.refusal = { status: 400, code: MSG.schemaFailure, help: `item ${index}: ${describeIssues(validated.errors, validated.count)}` };
       return state;
     }
     if (eventCode !== null && validated.eventCode !== eventCode) {
@@ -568,9 +568,10 @@ function sendersText(body: Buffer, parsed: unknown, prepared: unknown, span: Spa
  * gives them shallowest first (firstIssues), so a missing or mistyped payload.CommonBlock is named
  * rather than left among the "more" behind the fields it would have held.
  */
-function describeIssues(errors: readonly ValidationIssue[]): string {
+function describeIssues(errors: readonly ValidationIssue[], count: number): string {
   const shown = errors.slice(0, 3).map((e) => e.message);
-  const more = errors.length > 3 ? ` (+${errors.length - 3} more)` : '';
+  // Counted from every issue found (`count`), not from `errors`, which the catalogue has already cut to ten.
+  const more = count > shown.length ? ` (+${count - shown.length} more)` : '';
   return `${shown.join('; ')}${more}`;
 }
 

@@ -94,6 +94,7 @@ export class DipMetrics {
   private readonly ingestLatency: Histogram;
   private readonly groupWrites: Histogram;
   private readonly groupSeconds: Histogram;
+  private readonly unqueuedNotices: Counter<'reason'>;
   /** The store takes writes, as last reported (health): the queue depths are read only then. */
   private storeOk = true;
   /** The delivery processes' last reported usage (workers > 1), by `process` label. */
@@ -133,6 +134,14 @@ export class DipMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
       registers,
     });
+    this.unqueuedNotices = new Counter({
+      name: 'dip_publication_notices_unqueued_total',
+      help: 'Publication notices a pass for missed notices could not queue, by reason (failed: queueing it failed; no-channel: its channel is not in the catalogue); each is tried again at the next pass, and counted again',
+      labelNames: ['reason'],
+      registers,
+    });
+    // Exported at 0 from the start, as dip_storage_errors_total: increase() then sees the first.
+    for (const reason of ['failed', 'no-channel']) this.unqueuedNotices.inc({ reason }, 0);
     const depthReadErrors = new Counter({
       name: 'dip_queue_depth_read_errors_total',
       help: 'Scrapes whose queue depths could not be read from the store (dip_queue_depth and dip_queue_oldest_age_seconds have no samples in them)',
@@ -296,6 +305,11 @@ export class DipMetrics {
   submission(channel: string, refusal: string | null, seconds: number): void {
     if (refusal === null) this.ingestLatency.observe(seconds);
     else this.refusals.inc({ channel, code: refusal });
+  }
+
+  /** A publication notice the pass for missed notices left unqueued (src/pipeline/publications.ts queueMissedNotices). */
+  publicationNoticeUnqueued(reason: 'failed' | 'no-channel'): void {
+    this.unqueuedNotices.inc({ reason });
   }
 
   groupCommit(g: CommitGroup): void {

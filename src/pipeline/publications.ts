@@ -11,6 +11,7 @@ import type { AcceptedBatch, MessageLog, QueueRef } from '../ports/message-log.j
 import { BlobTooLarge, type PublicationBlobs, type PublicationIndex, type PublicationMetadata, type PublicationQuery, type PublicationRecord } from '../ports/publications.js';
 import type { Channel } from './channels.js';
 import { dipMadeBatch } from './made-batch.js';
+import type { DipMetrics } from './metrics.js';
 import type { Registry } from './registry.js';
 
 /** Per-channel settings (config `publications`). */
@@ -100,6 +101,8 @@ export class Publications {
     private readonly settings: PublicationSettings,
     private readonly clock: Clock,
     private readonly logger: Logger,
+    /** Notices left unqueued are counted, not only logged: an operator is alerted by the metric, not by reading logs. */
+    private readonly metrics: Pick<DipMetrics, 'publicationNoticeUnqueued'>,
   ) {}
 
   publisherRoles(channel: Channel): readonly string[] {
@@ -252,6 +255,7 @@ export class Publications {
         if (!channel) {
           // Left as it is: queued once the channel is back (a catalogue that dropped it, for now).
           this.logger.warn({ publication: record.id, channel: record.channel }, 'publication notice not queued: its channel is not in the catalogue');
+          this.metrics.publicationNoticeUnqueued('no-channel');
           left.add(record.id);
           continue;
         }
@@ -266,6 +270,7 @@ export class Publications {
           if (kind === 'unavailable' || kind === 'fatal') throw err;
           failed += 1;
           left.add(record.id);
+          this.metrics.publicationNoticeUnqueued('failed');
           this.logger.error({ publication: record.id, channel: record.channel, err }, 'publication notice could not be queued: left for the next pass for missed notices; the others go on');
           continue;
         }

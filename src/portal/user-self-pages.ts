@@ -35,6 +35,7 @@ const RULES: Record<AlarmRule, string> = {
   'certificate-expiring': 'Certificate expiring: our registered certificate is close to expiry',
   // These never concern a participant (OPERATOR_RULES): not offered.
   'queue-damage': 'Queue damage: a queue entry refers to a message the store does not have',
+  'queue-halted': 'Queue halted: a permanent storage error stopped delivery from a queue',
   storage: 'Storage: the DIP cannot take writes',
   coordination: 'Coordination: the DIP nodes cannot claim queues, nothing is delivered',
   'delivery-process': 'Delivery process: one keeps dying or hanging, its queues wait',

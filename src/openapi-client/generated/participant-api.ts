@@ -9404,7 +9404,7 @@ export interface operations {
                             id: string;
                             /** @description `operator` or a participant's DIP ID */
                             owner: string;
-                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "storage" | "coordination" | "delivery-process" | "maintenance")[];
+                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "maintenance")[];
                             webhookUrl: string | null;
                         }[];
                     };
@@ -9522,7 +9522,7 @@ export interface operations {
             content: {
                 "application/json": {
                     email?: string | null;
-                    rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "storage" | "coordination" | "delivery-process" | "maintenance")[];
+                    rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "maintenance")[];
                     webhookUrl?: string | null;
                 };
             };
@@ -9541,7 +9541,7 @@ export interface operations {
                         id: string;
                         /** @description `operator` or a participant's DIP ID */
                         owner: string;
-                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "storage" | "coordination" | "delivery-process" | "maintenance")[];
+                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "maintenance")[];
                         webhookUrl: string | null;
                     };
                 };
@@ -9789,7 +9789,7 @@ export interface operations {
                             /** @description Whom it concerns; null: the DIP itself */
                             participant: string | null;
                             /** @enum {string} */
-                            rule: "dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "storage" | "coordination" | "delivery-process" | "maintenance";
+                            rule: "dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "maintenance";
                             /** @description When it was raised, epoch ms */
                             since: number;
                             /** @description What holds, with its numbers (dead letters, failed calls, minutes) as of the last evaluation (every observability.alarms.evaluateIntervalMs, 10 s by default) */
