@@ -522,6 +522,14 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
         /^item 0: payload\.CommonBlock\.S1\.x0 is not a field of .*; payload\.CommonBlock\.S1\.x2 is not a field of [^;]*; extra fields are not allowed \(\+11 more\)$/,
       ],
       [
+        'problems too long for three in the help text: as many as fit, and the count of the rest kept',
+        (m) => {
+          // Each of these issues is over 200 characters: three and the count would pass the 500 allowed.
+          for (let i = 0; i < 5; i++) m.payload.CommonBlock.S1[`${'long'.repeat(40)}${i}`] = i;
+        },
+        /^item 0: payload\.CommonBlock\.S1\.(long)+0 is not a field of .* \(\+[34] more\)$/,
+      ],
+      [
         'the same field twice in different case',
         (m) => (m.payload.CommonBlock.S1.SENDERDIPID = m.payload.CommonBlock.S1.senderDIPID),
         /item 0: payload\.CommonBlock\.S1\.\w+ is given twice/i,

@@ -21,7 +21,7 @@ export interface StandardResponse {
 }
 
 /** The published limits: message up to 200 characters, help up to 500. */
-const HELP_MAX = 500;
+export const HELP_MAX = 500;
 
 export function clipHelp(help: string | null): string | null {
   if (help === null || help.length <= HELP_MAX) return help;

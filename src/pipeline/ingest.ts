@@ -7,7 +7,7 @@ import type { Participant } from '../domain/participant.js';
 import { MSG, type MsgText } from '../domain/response-codes.js';
 import { addressingDate, secondaryRecipients, type Appointment } from '../domain/mpan-lookup.js';
 import { route } from '../domain/routing.js';
-import { standardResponse, type EntryFields, type StandardResponse } from '../domain/standard-response.js';
+import { HELP_MAX, standardResponse, type EntryFields, type StandardResponse } from '../domain/standard-response.js';
 import { dipDateTime, parseDipDateTime } from '../domain/time.js';
 import { newCorrelationId, newTransactionId } from '../domain/transaction-id.js';
 import { storeFailureKind, StoreError } from '../ports/errors.js';
@@ -344,7 +344,8 @@ export class Ingest {
     const validated = this.catalogue.validate(channel.interfaceId, item, { encryptedPayload: copies !== null });
     if (!validated.ok) {
       state.ref = bestEffortReference(item);
-      state.refusal = { status: 400, code: MSG.schemaFailure, help: `item ${index}: ${describeIssues(validated.errors, validated.count)}` };
+      const prefix = `item ${index}: `;
+      state.refusal = { status: 400, code: MSG.schemaFailure, help: `${prefix}${describeIssues(validated.errors, validated.count, HELP_MAX - prefix.length)}` };
       return state;
     }
     if (eventCode !== null && validated.eventCode !== eventCode) {
@@ -568,8 +569,21 @@ function sendersText(body: Buffer, parsed: unknown, prepared: unknown, span: Spa
  * gives them shallowest first (firstIssues), so a missing or mistyped payload.CommonBlock is named
  * rather than left among the "more" behind the fields it would have held.
  */
-function describeIssues(errors: readonly ValidationIssue[], count: number): string {
-  const shown = errors.slice(0, 3).map((e) => e.message);
+function describeIssues(errors: readonly ValidationIssue[], count: number, budget: number): string {
+  // Within the help text's published limit (clipHelp cuts what is longer): the count of the rest is kept
+  // and the issues shown give way, since a clipped tail would hide how many problems there are.
+  const reserve = ` (+${count} more)`.length;
+  const shown: string[] = [];
+  let length = 0;
+  for (const e of errors.slice(0, 3)) {
+    const added = (shown.length > 0 ? 2 : 0) + e.message.length;
+    if (length + added + reserve > budget) {
+      if (shown.length === 0) shown.push(`${e.message.slice(0, Math.max(0, budget - reserve - 1))}…`);
+      break;
+    }
+    shown.push(e.message);
+    length += added;
+  }
   // Counted from every issue found (`count`), not from `errors`, which the catalogue has already cut to ten.
   const more = count > shown.length ? ` (+${count - shown.length} more)` : '';
   return `${shown.join('; ')}${more}`;
