@@ -290,6 +290,32 @@ describe('delivery process restarts: backoff and the delivery-process alarm (fak
     await h.processes.stop();
   });
 
+  it('keeps queue-halted raised while the delivery process that reported it restarts, until the new process reports', async () => {
+    const h = restartHarness();
+    const started = h.processes.start();
+    h.latest().say({ t: 'ready' });
+    await started;
+    const local = { start: async () => {}, stop: async () => {}, notify: () => {}, sweep: async () => {}, resume: () => false, status: (): WorkerStatus[] => [] };
+    const control = h.processes.control(local as unknown as Delivery, Promise.resolve());
+    const alarms = haltedQueueAlarms(() => control.status(), h.timers);
+    const queue = { recipientDipId: '1000000001', channel: 'IF-021' };
+    const worker = (state: WorkerStatus['state']): WorkerStatus => ({ queue, state, ackedSeq: 0, failures: 0, failingSince: null, lastError: state === 'halted' ? 'damaged' : null, retryAt: null });
+    const usage = { cpuUserSeconds: 0, cpuSystemSeconds: 0, residentBytes: 0, heapUsedBytes: 0, heapTotalBytes: 0 };
+    h.latest().say({ t: 'status', workers: [worker('halted')], usage });
+    const key = ['queue-halted:1000000001/IF-021'];
+    expect((await alarms()).map((c) => c.key)).toEqual(key);
+    // It dies; while it restarts, and until the new one reports, the queue is still halted as far as anyone knows.
+    h.latest().exit(1, null);
+    await h.until(() => h.died.length === 1, 1_000);
+    expect((await alarms()).map((c) => c.key)).toEqual(key);
+    await h.until(() => h.children.length === 2, 1_000);
+    h.latest().say({ t: 'ready' });
+    expect((await alarms()).map((c) => c.key)).toEqual(key);
+    h.latest().say({ t: 'status', workers: [worker('working')], usage });
+    expect(await alarms()).toEqual([]);
+    await h.processes.stop();
+  });
+
   it('measures on the monotonic clock: a wall-clock step neither kills a process that reports nor makes a quick crash look like one after long work', async () => {
     const h = restartHarness();
     const started = h.processes.start();

@@ -89,6 +89,7 @@ interface Death {
 interface Slot {
   view: ProcessView;
   child: Child | null;
+  /** Its workers as its process last reported them (kept through a restart until the new process reports). */
   statuses: WorkerStatus[];
   backoffMs: number;
   cancelRestart: Cancel | null;
@@ -282,7 +283,6 @@ export class DeliveryProcesses {
     slot.child = child;
     slot.view.pid = child.pid ?? null;
     slot.view.state = 'starting';
-    slot.statuses = [];
     slot.view.usage = null;
     slot.upAt = null;
     slot.hungHeardAt = null;
@@ -352,7 +352,10 @@ export class DeliveryProcesses {
   private exited(slot: Slot, child: Child, code: number | null, signal: string | null): void {
     if (slot.child !== child) return;
     slot.child = null;
-    slot.statuses = [];
+    // Its workers' last report stays until the next process reports its own: a queue halted or a webhook
+    // failing there is still so while the process restarts, and dropping it made the queue-halted and
+    // webhook-failing alarms resolve at each death and be raised again once the new process met the same
+    // fault (a pair of notices per queue per restart in a crash loop).
     slot.view.usage = null;
     slot.woken.clear();
     if (this.stopping) {
