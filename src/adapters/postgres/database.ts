@@ -326,6 +326,9 @@ export class PgDatabase {
     if (this.probe || this.closed) return;
     this.probe = this.options.clock.every(2_000, () => {
       this.tx(async (c) => {
+        // The lock TRUNCATE needs, taken first: every node probes while a shared server refuses writes,
+        // and two probes each holding the INSERT's lock while waiting for TRUNCATE's would deadlock (40P01).
+        await c.query('LOCK TABLE health_probe IN ACCESS EXCLUSIVE MODE');
         await c.query("INSERT INTO health_probe (at, pad) VALUES ($1, decode(repeat('00', $2), 'hex'))", [this.options.clock.now(), PROBE_BYTES]);
         await c.query('TRUNCATE health_probe');
       }).catch(() => {});
