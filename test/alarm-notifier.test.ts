@@ -284,10 +284,21 @@ describe('the alarm notifier lease taken over from the version before (its recor
         return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
       },
     });
-    const lease = new NatsAlarmNotifierLease(leasesKv, flaky, await keyEraser(nc, `${prefix}_alarms`), node, clock, LEASES, quietLogger);
+    const lease = new NatsAlarmNotifierLease(leasesKv, flaky, await keyEraser(nc, `${prefix}_alarms`, recordsKv), node, clock, LEASES, quietLogger);
     leases.push(lease);
     return lease;
   };
+
+  it('a key the stream purge cannot erase (a stream it may not purge) is deleted the KV way', async () => {
+    const deleted: string[] = [];
+    // No stream KV_<this name> exists, so the purge is refused as a purge without the permission would be.
+    const erase = await keyEraser(nc, `${prefix}_no_such_bucket`, { delete: async (k: string) => void deleted.push(k) });
+    await erase('some-key');
+    expect(deleted).toEqual(['some-key']);
+    // Both refused: the erase fails, so the caller keeps the key to try again.
+    const failing = await keyEraser(nc, `${prefix}_no_such_bucket`, { delete: () => Promise.reject(new Error('no permission')) });
+    await expect(failing('some-key')).rejects.toThrow();
+  });
 
   it('a first read of the bucket that fails keeps the legacy record: the next turn, or the next node to take over, has it', async () => {
     // What the version before notified, in its lease's value; the bucket holds an older record (nothing).

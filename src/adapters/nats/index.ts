@@ -58,7 +58,7 @@ export async function openNatsCoordination(settings: NatsSettings, options: Nats
     const alarmsKv = await openBucket(nc, alarmsBucket, { ...common, description: 'OpenDIP: the shared alarm conditions notified, one entry each' });
     const down = new Unreachable(() => options.clock.now());
     const leases = new NatsQueueLeases(nc, leasesKv, settings.prefix, options.clock, leaseSettings, options.logger, nodeId(options.nodeName));
-    const notifier = new NatsAlarmNotifierLease(leasesKv, alarmsKv, await keyEraser(nc, alarmsBucket), leases.node, options.clock, leaseSettings, options.logger);
+    const notifier = new NatsAlarmNotifierLease(leasesKv, alarmsKv, await keyEraser(nc, alarmsBucket, alarmsKv), leases.node, options.clock, leaseSettings, options.logger);
     // The bucket names holders by this id: the operator (and the failover tests) tell the nodes apart by it.
     options.logger?.info({ leaseHolder: leases.node, bucket: `${settings.prefix}_leases` }, 'queue leases: this node holds them under its id');
     return {
