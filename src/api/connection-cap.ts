@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { MSG } from '../domain/response-codes.js';
 import type { ApiDeps } from './deps.js';
@@ -62,10 +63,33 @@ export function useConnectionCap(app: FastifyInstance, deps: ApiDeps, max: numbe
   app.addHook('onRequest', async (req, reply) => {
     const refusal = over.get(req.raw.socket);
     if (!refusal) return;
+    // The body still arriving is read and dropped first: the connection closes after this answer, and
+    // closed with request bytes unread it would send a reset, which makes the client's kernel throw away
+    // the answer it had received and not yet read (src/api/server.ts answerAndClose, for the same reason).
+    await drained(req.raw);
     reply.header('retry-after', String(CONNECTION_RETRY_AFTER_SECONDS));
     // Node closes the connection once this answer is sent.
     reply.header('connection', 'close');
     return sendStandard(deps, reply, 429, refusal.caller, MSG.processingFailed, `too many connections: ${refusal.help}`);
   });
   return () => ({ ...stats });
+}
+
+/** How long an over-cap request's body is read before it is answered anyway (a sender that never ends it holds nothing longer). */
+const DRAIN_MS = 2_000;
+
+/** Resolves once the request's body has been read to its end (or it failed, or DRAIN_MS passed). */
+function drained(body: IncomingMessage): Promise<void> {
+  if (body.complete) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(done, DRAIN_MS);
+    body.once('end', done);
+    body.once('error', done);
+    body.once('close', done);
+    body.resume();
+  });
 }

@@ -77,6 +77,17 @@ describe('concurrent connections per client (http.maxConnectionsPerClient)', () 
     expect(messageCount(h.t)).toBe(before);
   });
 
+  it('reads a body still arriving on a connection over the cap before it answers and closes: no reset, the 429 arrives whole', async () => {
+    const chunk = 'x'.repeat(64 * 1024);
+    const head = `POST /dip-channel/IF-021 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${4 * chunk.length}\r\n\r\n`;
+    // The body follows the head over 400 ms: answered and closed at once, the socket would be closed with
+    // these bytes unread, and the reset it sends is what the sender sees (ECONNRESET or EPIPE).
+    const r = await rawTls(h.t, { ...tlsOf(h.sds), write: head, dribble: [chunk, chunk, chunk, chunk], dribbleMs: 100, timeoutMs: 5_000 });
+    expect(r.error, r.text.slice(0, 200)).toBeNull();
+    expect(r.closedByServer).toBe(true);
+    expectRefusal(answerOf(r), 429, /at most 3 at once/, 'a body over the cap');
+  });
+
   it("serves the participant's connections within the cap, and another participant's, meanwhile", async () => {
     for (const c of mine) {
       const res = await c.request({ path: '/health', method: 'GET' });
@@ -98,7 +109,7 @@ describe('concurrent connections per client (http.maxConnectionsPerClient)', () 
   });
 
   it('counts each connection refused in dip_connections_refused_total', async () => {
-    expect(await metric('dip_connections_refused_total')).toBe(3);
+    expect(await metric('dip_connections_refused_total')).toBe(4);
   });
 
   it('still accepts a valid message (201) once the participant has closed its connections', async () => {
