@@ -266,7 +266,8 @@ describe('delivery process restarts: backoff and the delivery-process alarm (fak
     await h.processes.stop();
   });
 
-  it("raises queue-halted for a queue a delivery process's worker halted, naming its error, and resolves it once resume reaches that process and the worker goes on", async () => {
+  /** A started harness whose main process works no queue itself, with the queue-halted source over its workers' reports. */
+  async function haltedHarness() {
     const h = restartHarness();
     const started = h.processes.start();
     h.latest().say({ t: 'ready' });
@@ -276,32 +277,30 @@ describe('delivery process restarts: backoff and the delivery-process alarm (fak
     const control = h.processes.control(local as unknown as Delivery, Promise.resolve());
     const alarms = haltedQueueAlarms(() => control.status(), h.timers);
     const queue = { recipientDipId: '1000000001', channel: 'IF-021' };
-    const worker = (state: WorkerStatus['state'], lastError: string | null): WorkerStatus => ({ queue, state, ackedSeq: 0, failures: 0, failingSince: null, lastError, retryAt: null });
     const usage = { cpuUserSeconds: 0, cpuSystemSeconds: 0, residentBytes: 0, heapUsedBytes: 0, heapTotalBytes: 0 };
-    h.latest().say({ t: 'status', workers: [worker('halted', 'damaged database: message 7 is missing')], usage });
+    /** The delivery process now running reports its one worker. */
+    const report = (state: WorkerStatus['state'], lastError: string | null = null): void =>
+      h.latest().say({ t: 'status', workers: [{ queue, state, ackedSeq: 0, failures: 0, failingSince: null, lastError, retryAt: null }], usage });
+    return { h, control, alarms, queue, report };
+  }
+
+  it("raises queue-halted for a queue a delivery process's worker halted, naming its error, and resolves it once resume reaches that process and the worker goes on", async () => {
+    const { h, control, alarms, queue, report } = await haltedHarness();
+    report('halted', 'damaged database: message 7 is missing');
     expect((await alarms()).map((c) => [c.key, c.participant, c.summary])).toEqual([
       ['queue-halted:1000000001/IF-021', null, 'queue 1000000001 / IF-021 is halted by a permanent storage error and nothing more is delivered from it: damaged database: message 7 is missing (repair it, then POST /admin/queues/resume)'],
     ]);
     // POST /admin/queues/resume: the main process tells the delivery process that holds the queue.
     expect(control.resume(queue)).toBe(true);
     expect(h.latest().told).toContainEqual({ t: 'resume', queue });
-    h.latest().say({ t: 'status', workers: [worker('working', null)], usage });
+    report('working');
     expect(await alarms()).toEqual([]);
     await h.processes.stop();
   });
 
   it('keeps queue-halted raised while the delivery process that reported it restarts, until the new process reports', async () => {
-    const h = restartHarness();
-    const started = h.processes.start();
-    h.latest().say({ t: 'ready' });
-    await started;
-    const local = { start: async () => {}, stop: async () => {}, notify: () => {}, sweep: async () => {}, resume: () => false, status: (): WorkerStatus[] => [] };
-    const control = h.processes.control(local as unknown as Delivery, Promise.resolve());
-    const alarms = haltedQueueAlarms(() => control.status(), h.timers);
-    const queue = { recipientDipId: '1000000001', channel: 'IF-021' };
-    const worker = (state: WorkerStatus['state']): WorkerStatus => ({ queue, state, ackedSeq: 0, failures: 0, failingSince: null, lastError: state === 'halted' ? 'damaged' : null, retryAt: null });
-    const usage = { cpuUserSeconds: 0, cpuSystemSeconds: 0, residentBytes: 0, heapUsedBytes: 0, heapTotalBytes: 0 };
-    h.latest().say({ t: 'status', workers: [worker('halted')], usage });
+    const { h, alarms, report } = await haltedHarness();
+    report('halted', 'damaged');
     const key = ['queue-halted:1000000001/IF-021'];
     expect((await alarms()).map((c) => c.key)).toEqual(key);
     // It dies; while it restarts, and until the new one reports, the queue is still halted as far as anyone knows.
@@ -311,7 +310,7 @@ describe('delivery process restarts: backoff and the delivery-process alarm (fak
     await h.until(() => h.children.length === 2, 1_000);
     h.latest().say({ t: 'ready' });
     expect((await alarms()).map((c) => c.key)).toEqual(key);
-    h.latest().say({ t: 'status', workers: [worker('working')], usage });
+    report('working');
     expect(await alarms()).toEqual([]);
     await h.processes.stop();
   });
