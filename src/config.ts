@@ -248,6 +248,12 @@ export interface StorageConfig {
     url: string;
     /** Connections each node keeps open. */
     poolSize: number;
+    /**
+     * How often a healthy node asks PostgreSQL whether it takes writes (one read, no write): a node whose
+     * connections now land on a read-only server turns unavailable (/ready 503) within this, not at the
+     * next submission's 503.
+     */
+    writableCheckMs: number;
   };
   /** The cluster's NATS servers (storage.kind cluster). */
   nats: {
@@ -416,7 +422,7 @@ const schema: JSONSchemaType<DipConfig> = {
           type: 'object',
           additionalProperties: false,
           required: [],
-          properties: { url: { type: 'string', pattern: '^postgres(ql)?://' }, poolSize: { type: 'integer', minimum: 2 } },
+          properties: { url: { type: 'string', pattern: '^postgres(ql)?://' }, poolSize: { type: 'integer', minimum: 2 }, writableCheckMs: { type: 'integer', minimum: 100 } },
         },
         nats: {
           type: 'object',
@@ -644,7 +650,7 @@ export const DEFAULTS: DipConfig = {
   storage: {
     kind: 'sqlite',
     maxDatabaseMb: null,
-    postgres: { url: 'postgres://postgres@127.0.0.1:5432/opendip', poolSize: 10 },
+    postgres: { url: 'postgres://postgres@127.0.0.1:5432/opendip', poolSize: 10, writableCheckMs: 5_000 },
     nats: { servers: ['127.0.0.1:4222'], prefix: 'dip', replicas: 1, credsFile: null, user: null, pass: null, token: null, tls: null, leaseTtlMs: 6_000, nodeName: null },
   },
   webhookAllowList: [],

@@ -35,7 +35,7 @@ describe('two DIP nodes on PostgreSQL + NATS', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase('opendip_cluster');
-    storage = { ...DEFAULTS.storage, kind: 'cluster', postgres: { url: await db.freshSchema(), poolSize: 4 }, nats: { ...DEFAULTS.storage.nats, servers: NATS_SERVERS, prefix, leaseTtlMs: 3000 } };
+    storage = { ...DEFAULTS.storage, kind: 'cluster', postgres: { ...DEFAULTS.storage.postgres, url: await db.freshSchema(), poolSize: 4 }, nats: { ...DEFAULTS.storage.nats, servers: NATS_SERVERS, prefix, leaseTtlMs: 3000 } };
     const a = await startNode(1);
     await startNode();
     await waitFor(() => a.dip.ingestThreads?.threads().every((th) => th.state === 'ready') === true, 60_000, "node A's ingest thread ready");

@@ -29,7 +29,7 @@ describe('NATS out of reach: health, alarm and metric say so', () => {
     nats = new ManagedProcess('nats', process.env.NATS_SERVER ?? 'nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', join(dir, 'js')], { logFile: join(dir, 'nats.log') });
     await nats.start({ line: /Server is ready/, timeoutMs: 30_000 });
     db = await createTestDatabase('opendip_natshealth');
-    const storage = { ...DEFAULTS.storage, kind: 'cluster' as const, postgres: { url: await db.freshSchema(), poolSize: 2 }, nats: { ...DEFAULTS.storage.nats, servers: [`127.0.0.1:${port}`], prefix: testPrefix(), leaseTtlMs: 1500 } };
+    const storage = { ...DEFAULTS.storage, kind: 'cluster' as const, postgres: { ...DEFAULTS.storage.postgres, url: await db.freshSchema(), poolSize: 2 }, nats: { ...DEFAULTS.storage.nats, servers: [`127.0.0.1:${port}`], prefix: testPrefix(), leaseTtlMs: 1500 } };
     const alarms = { ...loadConfig({}).observability.alarms, evaluateIntervalMs: 200 };
     t = await startTestDip({ storage, observability: { ...loadConfig({}).observability, alarms } }, mkdtempSync(join(tmpdir(), 'opendip-natshealth-dip-')));
   }, 60_000);

@@ -45,7 +45,7 @@ describe('one NATS prefix per cluster database', () => {
 
   it('a node started with another prefix than its database’s does not start', async () => {
     const url = await db.freshSchema();
-    const storage = (p: string): DipConfig['storage'] => ({ ...DEFAULTS.storage, kind: 'cluster', postgres: { url, poolSize: 2 }, nats: { ...DEFAULTS.storage.nats, servers: NATS_SERVERS, prefix: p } });
+    const storage = (p: string): DipConfig['storage'] => ({ ...DEFAULTS.storage, kind: 'cluster', postgres: { ...DEFAULTS.storage.postgres, url, poolSize: 2 }, nats: { ...DEFAULTS.storage.nats, servers: NATS_SERVERS, prefix: p } });
     const dataDir = mkdtempSync(join(tmpdir(), 'opendip-prefix-'));
     const first = await startTestDip({ storage: storage(prefix) }, dataDir);
     try {

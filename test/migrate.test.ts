@@ -81,7 +81,7 @@ describe('dip migrate: SQLite to the cluster', () => {
 
     // A cluster node on the same data directory: the same PKI and key-encryption key.
     up = true;
-    const cluster = await startTestDip({ storage: { ...DEFAULTS.storage, kind: 'cluster', postgres: { url, poolSize: 4 }, nats: { ...DEFAULTS.storage.nats, servers: NATS_SERVERS, prefix } } }, dataDir);
+    const cluster = await startTestDip({ storage: { ...DEFAULTS.storage, kind: 'cluster', postgres: { ...DEFAULTS.storage.postgres, url, poolSize: 4 }, nats: { ...DEFAULTS.storage.nats, servers: NATS_SERVERS, prefix } } }, dataDir);
     try {
       const delivered = () => r.calls.flatMap((c) => c.messages.map((m) => (m as Json).payload.CommonBlock.D0.transactionID as string));
       await waitFor(() => new Set(delivered()).size === 3 && r.calls.at(-1)!.lastSeq === 3, 20_000, 'the queue in flight delivered by the cluster');

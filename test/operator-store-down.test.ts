@@ -51,7 +51,7 @@ describe('the operator API while PostgreSQL is down', () => {
     db = await createTestDatabase('opendip_opdown');
     const url = new URL(await db.freshSchema());
     proxy = await pausableProxy(url);
-    const storage = { ...DEFAULTS.storage, kind: 'cluster' as const, postgres: { url: proxy.url, poolSize: 4 }, nats: { ...DEFAULTS.storage.nats, servers: NATS_SERVERS, prefix, leaseTtlMs: 3000 } };
+    const storage = { ...DEFAULTS.storage, kind: 'cluster' as const, postgres: { ...DEFAULTS.storage.postgres, url: proxy.url, poolSize: 4 }, nats: { ...DEFAULTS.storage.nats, servers: NATS_SERVERS, prefix, leaseTtlMs: 3000 } };
     t = await startTestDip({ storage }, mkdtempSync(join(tmpdir(), 'opendip-opdown-')), { clock });
     for (const [name, role] of [['alice', 'admin'], ['bob', 'operator'], ['carol', 'viewer']] as const) {
       // The bootstrap token makes the first admin; she makes the others.

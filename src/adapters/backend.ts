@@ -97,7 +97,7 @@ function openEmbedded(config: DipConfig, clock: Clock): Backend {
 
 async function openPostgres(config: DipConfig, clock: Clock): Promise<Backend> {
   const { postgres } = config.storage;
-  return Object.assign(await openPostgresBackend({ url: postgres.url, poolSize: postgres.poolSize, clock }), { kind: 'cluster' });
+  return Object.assign(await openPostgresBackend({ url: postgres.url, poolSize: postgres.poolSize, writableCheckMs: postgres.writableCheckMs, clock }), { kind: 'cluster' });
 }
 
 /**

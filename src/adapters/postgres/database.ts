@@ -23,6 +23,8 @@ export interface PostgresOptions {
   idleInTransactionMs?: number;
   /** How long a transaction's statement waits for a lock (default LOCK_TIMEOUT_MS; tests shorten it). */
   lockTimeoutMs?: number;
+  /** How often, while healthy, the server is asked whether it takes writes (default WRITABLE_CHECK_MS). */
+  writableCheckMs?: number;
 }
 
 const PLAIN: ValueSealer = { seal: (plain) => plain, open: (sealed) => sealed, index: (value) => value };
@@ -30,7 +32,8 @@ const PLAIN: ValueSealer = { seal: (plain) => plain, open: (sealed) => sealed, i
 /** How much the health probe writes: what a batch of a few hundred IF-021 takes stored (~2.5 kB each). */
 export const PROBE_BYTES = 1 << 20;
 
-
+/** How often a healthy store asks the server whether it still takes writes (storage.postgres.writableCheckMs). */
+export const WRITABLE_CHECK_MS = 5_000;
 
 export interface LockedQueue {
   id: number;
@@ -73,6 +76,9 @@ export class PgDatabase {
   private readonly healthListeners: Array<(h: BackendHealth) => void> = [];
   private readonly groupListeners: Array<(g: CommitGroup) => void> = [];
   private probe: Cancel | null = null;
+  private writableCheck: Cancel | null = null;
+  /** A writable check is waiting for its answer: the next tick does not stack another behind it. */
+  private checking = false;
   /** BEGIN with this transaction's lock timeout (one round trip). */
   private readonly begin: string;
   /**
@@ -110,6 +116,7 @@ export class PgDatabase {
       await d.pool.end().catch(() => {});
       throw classifyPgError(err);
     }
+    d.startCheckingWritable();
     return d;
   }
 
@@ -309,8 +316,13 @@ export class PgDatabase {
     const next: BackendHealth = error === null ? { state: 'ok' } : { state: 'unavailable', reason: error.message, code: error.code };
     if (next.state === this.state.state) return;
     this.state = next;
-    if (next.state === 'unavailable') this.startProbing();
-    else this.stopProbing();
+    if (next.state === 'unavailable') {
+      this.stopCheckingWritable();
+      this.startProbing();
+    } else {
+      this.stopProbing();
+      this.startCheckingWritable();
+    }
     for (const l of this.healthListeners) l(next);
   }
 
@@ -340,8 +352,53 @@ export class PgDatabase {
     this.probe = null;
   }
 
+  /**
+   * While healthy, the server is asked every WRITABLE_CHECK_MS whether it would take a write, in one
+   * read-only round trip: otherwise a node whose connections land on a read-only server (a standby after
+   * a failover, a primary set to default_transaction_read_only) said ok on /ready, /health and in its
+   * alarms until a participant's submission met 25006 and got a 503. A server that will not take writes
+   * makes the store unavailable as that failed write would, so the probe above takes over and decides
+   * when it is healthy again; nothing is written while healthy.
+   */
+  private startCheckingWritable(): void {
+    if (this.writableCheck || this.closed) return;
+    this.writableCheck = this.options.clock.every(this.options.writableCheckMs ?? WRITABLE_CHECK_MS, () => {
+      if (this.checking || this.poolBusy()) return;
+      this.checking = true;
+      this.checkWritable()
+        .catch(() => {}) // a failed query already moved health (query)
+        .finally(() => (this.checking = false));
+    });
+  }
+
+  /**
+   * Every connection in use and none to spare: a node this busy is ingesting or delivering, whose writes
+   * meet a read-only server themselves. A check would only queue behind them, and one that waited past
+   * the pool's connection timeout (5 s) would call a merely busy store unavailable.
+   */
+  private poolBusy(): boolean {
+    return this.pool.waitingCount > 0 || (this.pool.idleCount === 0 && this.pool.totalCount >= (this.pool.options.max ?? 10));
+  }
+
+  private stopCheckingWritable(): void {
+    this.writableCheck?.();
+    this.writableCheck = null;
+  }
+
+  /** Asks the server (one connection of the pool, as a write would take) whether it takes writes. */
+  private async checkWritable(): Promise<void> {
+    const [row] = await this.query<{ recovery: boolean; readOnly: string }>(
+      `SELECT pg_is_in_recovery() AS recovery, current_setting('transaction_read_only') AS "readOnly"`,
+    );
+    if (this.closed || this.state.state !== 'ok' || !row) return;
+    const why = row.recovery ? 'it is a standby in recovery (pg_is_in_recovery())' : row.readOnly === 'on' ? 'its sessions are read-only (transaction_read_only is on)' : null;
+    // 25006, read_only_sql_transaction: what the write this check forestalls would have met.
+    if (why !== null) this.outcome(new StoreError('unavailable', `PostgreSQL: the server takes no writes: ${why}`, '25006'));
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    this.stopCheckingWritable();
     this.stopProbing();
     await this.pool.end();
   }
