@@ -48,7 +48,7 @@ import { useConnectionCap } from './connection-cap.js';
 import { recordOperations } from './operations.js';
 import { describeBodyErrors } from './schemas.js';
 import { answers, GUARDED } from './route-schemas.js';
-import { byteOrderMark, sendStandard, tlsPeer, unacceptedCharset, unacceptedContentEncoding, useSecurityControls } from './request.js';
+import { byteOrderMark, drained, sendStandard, tlsPeer, unacceptedCharset, unacceptedContentEncoding, useSecurityControls } from './request.js';
 import { useAnswerDeadlines } from '../security/answer-deadlines.js';
 import { useRequestDeadlines } from './request-deadlines.js';
 
@@ -315,8 +315,14 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     done(null, buf);
   });
 
-  app.setErrorHandler((error: Error & { statusCode?: number; code?: string; validation?: ErrorObject[] }, req, reply) => {
+  app.setErrorHandler(async (error: Error & { statusCode?: number; code?: string; validation?: ErrorObject[] }, req, reply) => {
     const caller = req.admitted?.caller.dipId ?? null;
+    // Fastify refuses a body over the limit unread (or part read) and closes the connection after the 413:
+    // the rest is read and dropped first, or the close resets the connection and a sender that writes its
+    // whole body before reading (no Expect: 100-continue) loses the 413 (test hostile/bodies). Read for as
+    // long as bytes keep coming (a 10 MB body on a slow link takes more than a fixed 2 s), within the
+    // whole-request deadline; a sender that stops sending is answered after the idle pause.
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') await drained(req.raw, { maxMs: limits.requestTimeoutMs });
     // The route's body schema (the published one) refused the body: each field named, and why.
     if (error.validation) return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, describeBodyErrors(error.validation));
     // The store cannot be reached (a database restarting, failing over): the caller's to try again, not a fault.
