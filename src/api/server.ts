@@ -223,8 +223,15 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     expectsContinue.add(req);
     app.server.emit('request', req, res);
   });
+  // A Content-Length over the route's limit gets no go-ahead: Fastify refuses it 413 unread, and the sender
+  // that waited sends none of it (the error handler then has nothing to drain). Not on a route that streams
+  // its body (publications): no parser applies the limit there, the route its own.
+  const continued = new WeakSet<IncomingMessage>();
   app.addHook('preParsing', async (req, reply) => {
-    if (expectsContinue.has(req.raw) && !reply.raw.headersSent) reply.raw.writeContinue();
+    if (!expectsContinue.has(req.raw) || reply.raw.headersSent) return;
+    if (req.routeOptions.config.streamedBody !== true && Number(req.headers['content-length']) > req.routeOptions.bodyLimit) return;
+    continued.add(req.raw);
+    reply.raw.writeContinue();
   });
 
   if (deps.activity) {
@@ -322,7 +329,8 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     // whole body before reading (no Expect: 100-continue) loses the 413 (test hostile/bodies). Read for as
     // long as bytes keep coming (a 10 MB body on a slow link takes more than a fixed 2 s), within the
     // whole-request deadline; a sender that stops sending is answered after the idle pause.
-    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') await drained(req.raw, { maxMs: limits.requestTimeoutMs });
+    // A sender still waiting for 100 Continue sends no body: answered at once.
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' && (!expectsContinue.has(req.raw) || continued.has(req.raw))) await drained(req.raw, { maxMs: limits.requestTimeoutMs });
     // The route's body schema (the published one) refused the body: each field named, and why.
     if (error.validation) return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, describeBodyErrors(error.validation));
     // The store cannot be reached (a database restarting, failing over): the caller's to try again, not a fault.
