@@ -1,9 +1,8 @@
 import type { FastifyInstance } from 'fastify';
-import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { MSG } from '../domain/response-codes.js';
 import type { ApiDeps } from './deps.js';
-import { sendStandard, tlsPeer } from './request.js';
+import { drained, sendStandard, tlsPeer } from './request.js';
 
 /**
  * Retry-After on a connection refused over the cap: the client's connections already open take the
@@ -73,23 +72,4 @@ export function useConnectionCap(app: FastifyInstance, deps: ApiDeps, max: numbe
     return sendStandard(deps, reply, 429, refusal.caller, MSG.processingFailed, `too many connections: ${refusal.help}`);
   });
   return () => ({ ...stats });
-}
-
-/** How long an over-cap request's body is read before it is answered anyway (a sender that never ends it holds nothing longer). */
-const DRAIN_MS = 2_000;
-
-/** Resolves once the request's body has been read to its end (or it failed, or DRAIN_MS passed). */
-function drained(body: IncomingMessage): Promise<void> {
-  if (body.complete) return Promise.resolve();
-  return new Promise<void>((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(done, DRAIN_MS);
-    body.once('end', done);
-    body.once('error', done);
-    body.once('close', done);
-    body.resume();
-  });
 }

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { MsgText } from '../domain/response-codes.js';
@@ -98,4 +99,36 @@ export function byteOrderMark(body: Uint8Array): string | null {
 export function unacceptedContentEncoding(req: FastifyRequest, instead: string): string | null {
   const coding = String(req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
   return coding === 'identity' ? null : `Content-Encoding '${coding.slice(0, 40)}' is not accepted: ${instead}`;
+}
+
+/** How long a refused request's body is read before it is answered anyway (a sender that never ends it holds nothing longer). */
+const DRAIN_MS = 2_000;
+
+/**
+ * Resolves once the request's body has been read to its end (or it failed, or no byte came for `idleMs`,
+ * or `maxMs` passed in all). For an answer after which the connection closes: closed with request bytes
+ * unread, the socket sends a reset, which makes the client's kernel throw away the answer it had received
+ * and not yet read.
+ */
+export function drained(body: IncomingMessage, { idleMs = DRAIN_MS, maxMs = DRAIN_MS }: { idleMs?: number; maxMs?: number } = {}): Promise<void> {
+  if (body.complete) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(idle);
+      clearTimeout(whole);
+      body.off('data', arrived);
+      resolve();
+    };
+    let idle = setTimeout(done, idleMs);
+    const whole = setTimeout(done, maxMs);
+    const arrived = (): void => {
+      clearTimeout(idle);
+      idle = setTimeout(done, idleMs);
+    };
+    body.on('data', arrived);
+    body.once('end', done);
+    body.once('error', done);
+    body.once('close', done);
+    body.resume();
+  });
 }

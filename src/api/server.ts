@@ -48,7 +48,7 @@ import { useConnectionCap } from './connection-cap.js';
 import { recordOperations } from './operations.js';
 import { describeBodyErrors } from './schemas.js';
 import { answers, GUARDED } from './route-schemas.js';
-import { byteOrderMark, sendStandard, tlsPeer, unacceptedCharset, unacceptedContentEncoding, useSecurityControls } from './request.js';
+import { byteOrderMark, drained, sendStandard, tlsPeer, unacceptedCharset, unacceptedContentEncoding, useSecurityControls } from './request.js';
 import { useAnswerDeadlines } from '../security/answer-deadlines.js';
 import { useRequestDeadlines } from './request-deadlines.js';
 
@@ -223,8 +223,15 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     expectsContinue.add(req);
     app.server.emit('request', req, res);
   });
+  // A Content-Length over the route's limit gets no go-ahead: Fastify refuses it 413 unread, and the sender
+  // that waited sends none of it (the error handler then has nothing to drain). Not on a route that streams
+  // its body (publications): no parser applies the limit there, the route its own.
+  const continued = new WeakSet<IncomingMessage>();
   app.addHook('preParsing', async (req, reply) => {
-    if (expectsContinue.has(req.raw) && !reply.raw.headersSent) reply.raw.writeContinue();
+    if (!expectsContinue.has(req.raw) || reply.raw.headersSent) return;
+    if (req.routeOptions.config.streamedBody !== true && Number(req.headers['content-length']) > req.routeOptions.bodyLimit) return;
+    continued.add(req.raw);
+    reply.raw.writeContinue();
   });
 
   if (deps.activity) {
@@ -315,8 +322,15 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     done(null, buf);
   });
 
-  app.setErrorHandler((error: Error & { statusCode?: number; code?: string; validation?: ErrorObject[] }, req, reply) => {
+  app.setErrorHandler(async (error: Error & { statusCode?: number; code?: string; validation?: ErrorObject[] }, req, reply) => {
     const caller = req.admitted?.caller.dipId ?? null;
+    // Fastify refuses a body over the limit unread (or part read) and closes the connection after the 413:
+    // the rest is read and dropped first, or the close resets the connection and a sender that writes its
+    // whole body before reading (no Expect: 100-continue) loses the 413 (test hostile/bodies). Read for as
+    // long as bytes keep coming (a 10 MB body on a slow link takes more than a fixed 2 s), within the
+    // whole-request deadline; a sender that stops sending is answered after the idle pause.
+    // A sender still waiting for 100 Continue sends no body: answered at once.
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' && (!expectsContinue.has(req.raw) || continued.has(req.raw))) await drained(req.raw, { maxMs: limits.requestTimeoutMs });
     // The route's body schema (the published one) refused the body: each field named, and why.
     if (error.validation) return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, describeBodyErrors(error.validation));
     // The store cannot be reached (a database restarting, failing over): the caller's to try again, not a fault.
