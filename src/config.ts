@@ -181,6 +181,11 @@ export interface PublicationsConfig {
     port: number;
     rateLimit: { requestsPerSecond: number; burst: number };
     /**
+     * Connections one client address (an IPv4-mapped IPv6 one counted as its IPv4 address) may hold open
+     * at once; a request on one more is answered 429 and its connection closed (src/api/connection-cap.ts). 0: no cap.
+     */
+    maxConnectionsPerAddress: number;
+    /**
      * Set when the listener sits behind a proxy: the base URL anyone downloads public publications from,
      * in their notices (publicURI) and listings (downloadURI). Unset: the first of `hostnames` and the
      * listener's own port, an internal address behind a proxy. Held as publicUrl is (normalPublicUrl).
@@ -547,6 +552,7 @@ const schema: JSONSchemaType<DipConfig> = {
         host: { type: 'string' },
         port: { type: 'integer', minimum: 0, maximum: 65535 },
         rateLimit: rateLimitSchema,
+        maxConnectionsPerAddress: { type: 'integer', minimum: 0 },
         publicUrl: { type: 'string', nullable: true, pattern: '^[Hh][Tt][Tt][Pp][Ss]://' },
       }),
     }),
@@ -662,7 +668,8 @@ export const DEFAULTS: DipConfig = {
     retentionDays: 28,
     orphanGraceMinutes: 60,
     channels: {},
-    anonymous: { enabled: false, host: '0.0.0.0', port: 8446, rateLimit: { requestsPerSecond: 20, burst: 40 }, publicUrl: null },
+    // 64 connections per address, as per participant: a proxy or NAT gateway in front of many downloaders still gets room.
+    anonymous: { enabled: false, host: '0.0.0.0', port: 8446, rateLimit: { requestsPerSecond: 20, burst: 40 }, maxConnectionsPerAddress: 64, publicUrl: null },
   },
   observability: {
     activityLog: { enabled: true, retentionDays: 365, flushIntervalMs: 200, maxBodyBytes: 16_384 },

@@ -22,6 +22,9 @@ describe('configuration', () => {
     expect(c.http.maxConnectionsPerClient).toBe(64);
     expect(loadConfig({ DIP_DATA_DIR: dirWith('http:\n  maxConnectionsPerClient: 0') }).http.maxConnectionsPerClient).toBe(0);
     expect(() => loadConfig({ DIP_DATA_DIR: dirWith('http:\n  maxConnectionsPerClient: -1') })).toThrow(/maxConnectionsPerClient/);
+    expect(c.publications.anonymous.maxConnectionsPerAddress).toBe(64);
+    expect(loadConfig({ DIP_DATA_DIR: dirWith('publications:\n  anonymous:\n    maxConnectionsPerAddress: 0') }).publications.anonymous.maxConnectionsPerAddress).toBe(0);
+    expect(() => loadConfig({ DIP_DATA_DIR: dirWith('publications:\n  anonymous:\n    maxConnectionsPerAddress: -1') })).toThrow(/maxConnectionsPerAddress/);
     expect(c.delivery.retryCapMs).toBe(5000);
     expect(c.delivery.retryBaseMs).toBe(DEFAULTS.delivery.retryBaseMs);
     expect(c.channels['IF-021']).toEqual({ securityPattern: 2, obfuscation: { SUP: ['CustomBlock.B067'] } });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../src/config.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, waitFor, type TestDip } from './helpers/dip-harness.js';
 
@@ -58,7 +59,8 @@ describe('the Grafana dashboard (deploy/grafana/opendip-dashboard.json)', () => 
   let text: string;
 
   beforeAll(async () => {
-    t = await startTestDip();
+    // With the anonymous listener on, as its connection gauge needs.
+    t = await startTestDip({ publications: { ...DEFAULTS.publications, anonymous: { ...DEFAULTS.publications.anonymous, enabled: true, host: '127.0.0.1', port: 0 } } });
     const token = readFileSync(join(t.config.dataDir, 'admin-token'), 'utf8').trim();
     // Traffic that makes every labelled series exist: deliveries, a rejection (dead letter), a queue
     // waiting for a recipient with no webhook, and a refused submission.
@@ -113,7 +115,7 @@ describe('the Grafana dashboard (deploy/grafana/opendip-dashboard.json)', () => 
     // Every series the dashboard reads that needs traffic had some in this run (so the label checks above were real).
     expect([...used].filter((m) => !samples.has(m))).toEqual([]);
     // And it covers what the issue asks a dashboard to show.
-    for (const m of ['dip_ingested_messages_total', 'dip_delivery_attempts_total', 'dip_queue_depth', 'dip_queue_oldest_age_seconds', 'dip_refusals_total', 'dip_group_commit_writes_bucket', 'dip_group_commit_seconds_bucket', 'dip_ingest_latency_seconds_bucket', 'dip_delivery_latency_seconds_bucket', 'dip_process_process_cpu_seconds_total', 'dip_publication_notices_unqueued_total']) {
+    for (const m of ['dip_ingested_messages_total', 'dip_delivery_attempts_total', 'dip_queue_depth', 'dip_queue_oldest_age_seconds', 'dip_refusals_total', 'dip_group_commit_writes_bucket', 'dip_group_commit_seconds_bucket', 'dip_ingest_latency_seconds_bucket', 'dip_delivery_latency_seconds_bucket', 'dip_process_process_cpu_seconds_total', 'dip_publication_notices_unqueued_total', 'dip_connections_refused_total', 'dip_participant_connections', 'dip_anonymous_connections']) {
       expect(used.has(m), m).toBe(true);
     }
   });
@@ -122,6 +124,10 @@ describe('the Grafana dashboard (deploy/grafana/opendip-dashboard.json)', () => 
     const { samples } = exposition(text);
     expect(text).toMatch(/dip_refusals_total\{channel="IF-021",code="MSG1006"\} 1/);
     expect(samples.get('dip_refusals_total')).toEqual(new Set(['channel', 'code']));
+    // Connections refused, by the listener whose cap refused them (each listener's series there before any refusal).
+    expect(samples.get('dip_connections_refused_total')).toEqual(new Set(['listener']));
+    expect(text).toMatch(/^dip_connections_refused_total\{listener="participant"\} 0$/m);
+    expect(text).toMatch(/^dip_connections_refused_total\{listener="anonymous"\} 0$/m);
     expect(Number(/^dip_group_commit_writes_count (\d+)/m.exec(text)?.[1])).toBeGreaterThan(0);
     expect(Number(/^dip_ingest_latency_seconds_count (\d+)/m.exec(text)?.[1])).toBe(1);
   });

@@ -130,6 +130,27 @@ describe('maintenance notices (spec 5.13.5)', () => {
     expect((await lss.client.call<{ notices: Array<{ channels: string[] }> }>('GET', '/maintenance/notices', '')).body.notices.map((n) => n.channels)).toEqual([['IF-002']]);
   });
 
+  it("reads the channel filter's name in any case, and once, by the rule pull's and the publications' query strings follow (src/api/query.ts)", async () => {
+    const start = Date.now() + 60 * hour;
+    const made = await admin('POST', '/admin/maintenance', { start: at(start), end: at(start + hour), text: 'IF-002 archive move', channels: ['IF-002'] });
+    expect(made.status).toBe(201);
+    const id = (made.body as { id: string }).id;
+    const listed = async (query: string) => {
+      const r = await sup.client.call<{ notices?: Array<{ id: string }>; messageArray?: Array<{ help: string }> }>('GET', `/maintenance/notices?${query}`, '');
+      return { status: r.status, ids: r.body.notices?.map((n) => n.id) ?? null, help: r.body.messageArray?.[0]?.help ?? null };
+    };
+    // Another spelling of the name filters as `channel` does (it was ignored, or refused, before).
+    expect((await listed('CHANNEL=if-002')).ids).toContain(id);
+    expect((await listed('Channel=IF-021')).ids).not.toContain(id);
+    expect((await listed('channel=IF-021')).ids).not.toContain(id);
+    // Given twice, in one spelling or two: which was meant cannot be known, so it is refused naming it.
+    expect(await listed('channel=IF-002&Channel=IF-021')).toEqual({ status: 400, ids: null, help: 'channel (query string) is given 2 times (as channel and Channel; names are read in any case): give it once' });
+    expect(await listed('channel=IF-002&channel=IF-002')).toEqual({ status: 400, ids: null, help: 'channel (query string) is given 2 times: give it once' });
+    // Not a channel ID: refused naming it, as before.
+    expect(await listed('Channel=nonsense')).toEqual({ status: 400, ids: null, help: "channel (query string) 'nonsense' is not a channel ID (two to four letters, a hyphen and three digits, e.g. IF-021)" });
+    expect((await admin('POST', `/admin/maintenance/${id}/withdraw`)).status).toBe(200);
+  });
+
   it('refuses a bad notice naming each field and why, and stores nothing', async () => {
     const before = ((await admin('GET', '/admin/maintenance')).body as unknown[]).length;
     const now = Date.now();

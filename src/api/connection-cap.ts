@@ -18,34 +18,69 @@ export interface ConnectionStats {
   refused: number;
 }
 
+/** Whom a connection is counted against, and how a refusal names them. */
+export interface CapHolder {
+  /** Connections with the same key share one cap. */
+  key: string;
+  /** The recipientID of a refusal (the participant's DIP ID; null when anonymous). */
+  caller: string | null;
+  /** Who holds the connections already open, in the refusal's help ("1000000001", "the address 192.0.2.7"). */
+  who: string;
+}
+
 /**
- * At most `max` connections open at once per client on the participant listener (config
- * `http.maxConnectionsPerClient`; 0: no cap). Without it one participant's certificate could open
- * thousands of kept-alive TLS connections and take the file descriptors and memory every participant,
- * the store and outbound webhook calls share.
+ * A participant, on the participant listener: its certificate's first DIP ID, as the activity log names
+ * the caller and the rate limit keys a participant (a certificate naming none: its fingerprint), read
+ * once for the socket's life at the end of the handshake (src/api/request.ts).
+ */
+export function participantHolder(socket: Socket): CapHolder {
+  const identity = tlsPeer(socket);
+  const caller = identity?.ids[0] ?? null;
+  if (caller !== null) return { key: `p:${caller}`, caller, who: caller };
+  const fingerprint = identity?.peer?.fingerprint256;
+  return { key: `c:${fingerprint ?? socket.remoteAddress ?? ''}`, caller: null, who: `the certificate ${fingerprint ?? 'presented'}` };
+}
+
+/**
+ * The client's address as one host is known by: an IPv4 client of a dual-stack listener arrives as the
+ * IPv4-mapped IPv6 address (::ffff:192.0.2.7), which is the same host as 192.0.2.7, and is named so.
+ */
+export function clientAddress(socket: { remoteAddress?: string | undefined }): string {
+  const address = socket.remoteAddress ?? '';
+  return /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address)?.[1] ?? address;
+}
+
+/** A client address, on the anonymous listener, which knows nothing else of its callers. */
+export function addressHolder(socket: Socket): CapHolder {
+  const address = clientAddress(socket);
+  return { key: `a:${address}`, caller: null, who: `the address ${address}` };
+}
+
+/**
+ * At most `max` connections open at once per holder on a listener: per participant on the participant
+ * listener (config `http.maxConnectionsPerClient`, holder participantHolder), per client address on the
+ * anonymous one (`publications.anonymous.maxConnectionsPerAddress`, addressHolder); 0: no cap. Without
+ * it one certificate, or on the anonymous listener one address, could open thousands of kept-alive TLS
+ * connections and take the file descriptors and memory every participant, the store and outbound
+ * webhook calls share.
  *
- * A client is its certificate's first DIP ID, as the activity log names the caller and the rate limit
- * keys a participant (a certificate naming none: its fingerprint). Counted once the handshake is done
- * ('secureConnection', where the certificate is read once for the socket's life: src/api/request.ts),
- * down again when the connection closes. A connection over the cap is not reset unanswered (a client
- * would take that for a network fault and open another): each request on it is answered 429 with
- * Retry-After, in the StandardResponse shape, naming the limit, and the connection is closed after the answer.
+ * Counted once the handshake is done ('secureConnection'), down again when the connection closes. A
+ * connection over the cap is not reset unanswered (a client would take that for a network fault and
+ * open another): each request on it is answered 429 with Retry-After, in the StandardResponse shape,
+ * naming the limit, and the connection is closed after the answer.
  * Per process: each node of a cluster holds its own connections, and counts them.
  */
-export function useConnectionCap(app: FastifyInstance, deps: ApiDeps, max: number): () => ConnectionStats {
+export function useConnectionCap(app: FastifyInstance, deps: ApiDeps, max: number, holderOf: (socket: Socket) => CapHolder): () => ConnectionStats {
   const stats: ConnectionStats = { open: 0, refused: 0 };
   if (max <= 0) return () => ({ ...stats });
   const openBy = new Map<string, number>();
   /** Connections over the cap, with the help their answers give. */
   const over = new WeakMap<Socket, { caller: string | null; help: string }>();
   app.server.on('secureConnection', (socket: Socket) => {
-    const identity = tlsPeer(socket);
-    const caller = identity?.ids[0] ?? null;
-    const key = caller !== null ? `p:${caller}` : `c:${identity?.peer?.fingerprint256 ?? socket.remoteAddress ?? ''}`;
+    const { key, caller, who } = holderOf(socket);
     const open = openBy.get(key) ?? 0;
     if (open >= max) {
       stats.refused += 1;
-      const who = caller ?? `the certificate ${identity?.peer?.fingerprint256 ?? 'presented'}`;
       over.set(socket, { caller, help: `${open} connections from ${who} are open; at most ${max} at once: reuse them (keep-alive)` });
       return;
     }

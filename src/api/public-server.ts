@@ -10,6 +10,7 @@ import { recordOperations } from './operations.js';
 import { registerActivityLog } from './activity.js';
 import { useAnswerDeadlines } from '../security/answer-deadlines.js';
 import { sendStandard } from './request.js';
+import { addressHolder, clientAddress, useConnectionCap } from './connection-cap.js';
 
 /**
  * The anonymous listener (spec 5.6: "anonymous access to the data store"): HTTPS without a client
@@ -19,7 +20,12 @@ import { sendStandard } from './request.js';
  *   GET /publications/{publication-id}                metadata
  *   GET /publications/{publication-id}/content        download (Range; where, columns, decompress)
  */
-export function buildPublicServer(deps: ApiDeps, tls: { key: string; cert: string }, rateLimit: RateLimitSettings): FastifyInstance {
+export function buildPublicServer(
+  deps: ApiDeps,
+  tls: { key: string; cert: string },
+  limits: { rateLimit: RateLimitSettings; maxConnectionsPerAddress: number },
+): FastifyInstance {
+  const { rateLimit } = limits;
   // The participant listener's deadlines (config `http`), headers and their checking interval included:
   // anyone on the network reaches this listener.
   const deadlines = clientDeadlines(deps.config.http);
@@ -34,10 +40,13 @@ export function buildPublicServer(deps: ApiDeps, tls: { key: string; cert: strin
   recordOperations(app);
   // A client that stops reading a download is cut off, as on the participant listener: here anyone may ask.
   useAnswerDeadlines(app, deps.config.http, deps.clock, (url, sent) => deps.logger.warn({ url, sentBytes: sent, idleMs: deps.config.http.downloadIdleTimeoutMs }, 'anonymous download cut off: the client took no byte for the idle timeout'));
+  // One address's connections past its cap: every request on one is answered 429 before anything else is judged.
+  const connections = useConnectionCap(app, deps, limits.maxConnectionsPerAddress, addressHolder);
+  deps.metrics?.watchConnections('anonymous', connections);
   const limiter = new RateLimiter(rateLimit);
   if (limiter.enabled) {
     app.addHook('onRequest', async (req, reply) => {
-      const decision = limiter.take(`a:${req.raw.socket.remoteAddress ?? ''}`, deps.clock.now());
+      const decision = limiter.take(`a:${clientAddress(req.raw.socket)}`, deps.clock.now());
       if (decision.ok) return;
       const seconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
       reply.header('retry-after', String(seconds));

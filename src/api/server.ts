@@ -44,7 +44,7 @@ import { dataPortalRoutes } from './data-portal.js';
 import { asyncApiRoutes } from './asyncapi.js';
 import { registerGuard } from './guard.js';
 import { useOverloadGuard } from './overload.js';
-import { useConnectionCap } from './connection-cap.js';
+import { participantHolder, useConnectionCap } from './connection-cap.js';
 import { recordOperations } from './operations.js';
 import { describeBodyErrors } from './schemas.js';
 import { answers, GUARDED } from './route-schemas.js';
@@ -257,8 +257,8 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   });
 
   // One client's connections past its cap: every request on one is answered 429 before anything else is judged.
-  const connections = useConnectionCap(app, deps, limits.maxConnectionsPerClient);
-  deps.metrics?.watchConnections(connections);
+  const connections = useConnectionCap(app, deps, limits.maxConnectionsPerClient, participantHolder);
+  deps.metrics?.watchConnections('participant', connections);
 
   // What Node's parser lets through but the DIP cannot serve: another major HTTP version in HTTP/1
   // framing (the published API lists 505), or no Host, which the signed URL is rebuilt from.

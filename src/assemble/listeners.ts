@@ -59,7 +59,7 @@ export async function startParticipantListener(
 export async function startAnonymousListener(config: DipConfig, deps: ApiDeps, pki: PkiMaterial, life: Lifecycle): Promise<{ port: number; operations: readonly Operation[] } | null> {
   const settings = config.publications.anonymous;
   if (!settings.enabled) return null;
-  const anonymous = buildPublicServer(deps, { key: pki.server.keyPem, cert: pki.server.certPem }, settings.rateLimit);
+  const anonymous = buildPublicServer(deps, { key: pki.server.keyPem, cert: pki.server.certPem }, settings);
   const port = await listen(anonymous, 'anonymous listener', settings.port, settings.host, life);
   return { port, operations: operationsOf(anonymous) };
 }

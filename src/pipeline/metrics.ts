@@ -61,6 +61,12 @@ export function processUsage(): ProcessUsage {
   return { cpuUserSeconds: cpu.user / 1e6, cpuSystemSeconds: cpu.system / 1e6, residentBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal };
 }
 
+/** The listeners with a connection cap, and the setting of each. */
+const CONNECTION_CAPS = {
+  participant: 'http.maxConnectionsPerClient',
+  anonymous: 'publications.anonymous.maxConnectionsPerAddress',
+} as const;
+
 /** The `process` label of the main process's series; a delivery process's is `delivery-<n>`. */
 export const MAIN_PROCESS = 'main';
 
@@ -99,6 +105,8 @@ export class DipMetrics {
   private storeOk = true;
   /** The delivery processes' last reported usage (workers > 1), by `process` label. */
   private others: () => ReadonlyArray<{ name: string; usage: ProcessUsage | null }> = () => [];
+  /** The listeners whose connection caps are watched (watchConnections), by `listener` label. */
+  private readonly connectionCaps = new Map<string, () => { open: number; refused: number }>();
 
   constructor(depths: () => Promise<QueueDepth[]>) {
     const registers = [this.registry];
@@ -279,16 +287,26 @@ export class DipMetrics {
     });
   }
 
-  /** The participant listener's per-client connection cap (README, Fair delivery and overload), read at every scrape. */
-  watchConnections(stats: () => { open: number; refused: number }): void {
-    this.gaugeRead('dip_participant_connections', 'Connections open on the participant listener within the per-client caps (http.maxConnectionsPerClient)', () => stats().open);
+  /**
+   * A listener's connection cap (README, Fair delivery and overload), read at every scrape: per participant
+   * on the participant listener, per client address on the anonymous one. Its open connections are a gauge
+   * of its own (dip_participant_connections, dip_anonymous_connections); those refused are one counter
+   * labelled by `listener`, so one query shows every listener's.
+   */
+  watchConnections(listener: keyof typeof CONNECTION_CAPS, stats: () => { open: number; refused: number }): void {
+    this.gaugeRead(`dip_${listener}_connections`, `Connections open on the ${listener} listener within its caps (${CONNECTION_CAPS[listener]})`, () => stats().open);
+    const first = this.connectionCaps.size === 0;
+    this.connectionCaps.set(listener, stats);
+    if (!first) return;
+    const caps = this.connectionCaps;
     new Counter({
       name: 'dip_connections_refused_total',
-      help: 'Connections to the participant listener answered 429 and closed because their client already had http.maxConnectionsPerClient open',
+      help: `Connections answered 429 and closed because their client already had its cap open, by listener (${Object.values(CONNECTION_CAPS).join(', ')})`,
+      labelNames: ['listener'],
       registers: [this.registry],
       collect() {
         this.reset();
-        this.inc(stats().refused);
+        for (const [name, read] of caps) this.inc({ listener: name }, read().refused);
       },
     });
   }

@@ -4,13 +4,14 @@
  * and that connection is closed; its connections within the cap, and everyone else's, are served.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client } from 'undici';
+import type { Client } from 'undici';
 import { waitFor, type TestParticipant } from '../helpers/dip-harness.js';
-import { expectRefusal, expectStillServing, HOSTILE_HTTP, messageCount, rawSignedRequest, rawTls, startHostileDip, tlsOf, validItem, type HostileDip, type RawResult } from './helpers.js';
+import { expectRefusal, keptAliveConnection, expectStillServing, HOSTILE_HTTP, messageCount, metricOf, rawAnswerOf, rawSignedRequest, rawTls, startHostileDip, tlsOf, validItem, type HostileDip } from './helpers.js';
 
 const CAP = 3;
 
 let h: HostileDip;
+const metric = (name: string): Promise<number> => metricOf(h.t, name);
 const clients: Client[] = [];
 beforeAll(async () => {
   h = await startHostileDip({ http: { ...HOSTILE_HTTP, maxConnectionsPerClient: CAP } });
@@ -20,32 +21,8 @@ afterAll(async () => {
   await h?.close();
 });
 
-/** One kept-alive connection of `who`'s (an undici Client holds exactly one), already answered once: 200. */
-async function openConnection(who: TestParticipant): Promise<Client> {
-  const client = new Client(h.t.dip.url, { connect: { ca: h.t.dip.pki.ca.certPem, cert: who.credentials.certPem, key: who.credentials.keyPem }, keepAliveTimeout: 60_000 });
-  clients.push(client);
-  const res = await client.request({ path: '/health', method: 'GET' });
-  await res.body.text();
-  expect(res.statusCode).toBe(200);
-  return client;
-}
-
-/** The raw answer's body, read as JSON, in the shape expectRefusal reads. */
-function answerOf(r: RawResult): { status: number; json: unknown; text: string; header: (name: string) => string | undefined } {
-  const [head = '', body = ''] = r.text.split('\r\n\r\n');
-  let json: unknown;
-  try {
-    json = JSON.parse(body);
-  } catch {
-    json = undefined;
-  }
-  return { status: r.status ?? 0, json, text: r.text, header: (name) => new RegExp(`^${name}: *(.*)$`, 'im').exec(head)?.[1]?.trim() };
-}
-
-async function metric(name: string): Promise<number> {
-  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(await h.t.dip.metrics.text());
-  return Number(m?.[1] ?? NaN);
-}
+/** One kept-alive connection of `who`'s, already answered once: 200. */
+const openConnection = (who: TestParticipant): Promise<Client> => keptAliveConnection(h.t.dip.url, { ca: h.t.dip.pki.ca.certPem, ...tlsOf(who) }, '/health', clients);
 
 const KEEP_ALIVE_HEALTH = 'GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n';
 
@@ -61,7 +38,7 @@ describe('concurrent connections per client (http.maxConnectionsPerClient)', () 
     // Asked to keep the connection alive: the server closes it all the same (rawTls waits for that).
     const r = await rawTls(h.t, { ...tlsOf(h.sds), write: KEEP_ALIVE_HEALTH, timeoutMs: 5_000 });
     expect(r.closedByServer, r.text).toBe(true);
-    const a = answerOf(r);
+    const a = rawAnswerOf(r);
     expectRefusal(a, 429, new RegExp(`${CAP} connections from ${h.sds.dipId} are open; at most ${CAP} at once: reuse them \\(keep-alive\\)`), 'one connection over the cap');
     expect(a.header('retry-after')).toBe('1');
     expect(a.header('connection')).toBe('close');
@@ -73,7 +50,7 @@ describe('concurrent connections per client (http.maxConnectionsPerClient)', () 
     const raw = await rawSignedRequest(h.t, h.sds, { path: '/dip-channel/IF-021', body: JSON.stringify([validItem()]), connection: 'keep-alive' });
     const r = await rawTls(h.t, { ...tlsOf(h.sds), write: raw, timeoutMs: 5_000 });
     expect(r.closedByServer, r.text).toBe(true);
-    expectRefusal(answerOf(r), 429, /at most 3 at once/, 'a submission over the cap');
+    expectRefusal(rawAnswerOf(r), 429, /at most 3 at once/, 'a submission over the cap');
     expect(messageCount(h.t)).toBe(before);
   });
 
@@ -85,7 +62,7 @@ describe('concurrent connections per client (http.maxConnectionsPerClient)', () 
     const r = await rawTls(h.t, { ...tlsOf(h.sds), write: head, dribble: [chunk, chunk, chunk, chunk], dribbleMs: 100, timeoutMs: 5_000 });
     expect(r.error, r.text.slice(0, 200)).toBeNull();
     expect(r.closedByServer).toBe(true);
-    expectRefusal(answerOf(r), 429, /at most 3 at once/, 'a body over the cap');
+    expectRefusal(rawAnswerOf(r), 429, /at most 3 at once/, 'a body over the cap');
   });
 
   it("serves the participant's connections within the cap, and another participant's, meanwhile", async () => {
@@ -109,7 +86,7 @@ describe('concurrent connections per client (http.maxConnectionsPerClient)', () 
   });
 
   it('counts each connection refused in dip_connections_refused_total', async () => {
-    expect(await metric('dip_connections_refused_total')).toBe(4);
+    expect(await metric('dip_connections_refused_total{listener="participant"}')).toBe(4);
   });
 
   it('still accepts a valid message (201) once the participant has closed its connections', async () => {

@@ -10,7 +10,7 @@ import { createPrivateKey, webcrypto } from 'node:crypto';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
-import { Agent, type Dispatcher } from 'undici';
+import { Agent, Client, type Dispatcher } from 'undici';
 import { expect } from 'vitest';
 import type { KeyAndCert } from '../../src/security/pki.js';
 import { Signer, type DipSignatureHeaders } from '../../src/security/signature.js';
@@ -228,6 +228,8 @@ export interface RawOptions {
   maxVersion?: tls.SecureVersion;
   /** Another of the DIP's TLS listeners (the portals'); the participant listener by default. */
   port?: number;
+  /** The address connected to: 127.0.0.1 by default (::1 to connect from the IPv6 loopback). */
+  host?: string;
 }
 
 /**
@@ -262,7 +264,7 @@ export function rawTls(t: TestDip, o: RawOptions): Promise<RawResult> {
     let timer: NodeJS.Timeout | undefined;
     let dribbler: NodeJS.Timeout | undefined;
     const socket = tls.connect({
-      host: '127.0.0.1',
+      host: o.host ?? '127.0.0.1',
       port: o.port ?? t.dip.port,
       servername: 'localhost',
       ca: o.ca ?? t.dip.pki.ca.certPem,
@@ -299,6 +301,38 @@ export function rawTls(t: TestDip, o: RawOptions): Promise<RawResult> {
     });
     socket.on('close', () => finish(true));
   });
+}
+
+/**
+ * One kept-alive connection to `origin` (an undici Client holds exactly one), already answered 200 once
+ * on GET `path`, so the server has counted it; kept in `opened` for the suite to destroy.
+ */
+export async function keptAliveConnection(origin: string, connect: tls.ConnectionOptions, path: string, opened: Client[]): Promise<Client> {
+  const client = new Client(origin, { connect, keepAliveTimeout: 60_000 });
+  opened.push(client);
+  const res = await client.request({ path, method: 'GET' });
+  await res.body.text();
+  expect(res.statusCode).toBe(200);
+  return client;
+}
+
+/** rawTls's answer read as JSON, with its headers, in the shape expectRefusal reads. */
+export function rawAnswerOf(r: RawResult): { status: number; json: unknown; text: string; header: (name: string) => string | undefined } {
+  const [head = '', body = ''] = r.text.split('\r\n\r\n');
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    json = undefined;
+  }
+  return { status: r.status ?? 0, json, text: r.text, header: (name) => new RegExp(`^${name}: *(.*)$`, 'im').exec(head)?.[1]?.trim() };
+}
+
+/** The value of one series (`name` or `name{label="value"}`, as exported) on the DIP's metrics now; NaN when absent. */
+export async function metricOf(t: TestDip, series: string): Promise<number> {
+  const text = await t.dip.metrics.text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return Number(line?.slice(series.length + 1) ?? NaN);
 }
 
 /** Credentials of `who` for rawTls. */

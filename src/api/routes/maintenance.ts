@@ -1,8 +1,13 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { coversChannel, publicNotice } from '../../domain/maintenance.js';
 import type { JsonSchema } from '../../catalogue/types.js';
+import { MSG } from '../../domain/response-codes.js';
 import type { RoutePluginOptions } from '../deps.js';
+import { admitted } from '../guard.js';
+import { readQuery, type RawQuery } from '../query.js';
+import { sendStandard } from '../request.js';
 import { answers, GUARDED, signatureHeaders } from '../route-schemas.js';
+import { compileReadQueryRouteSchema } from '../schemas.js';
 
 /** PublicNotice (src/domain/maintenance.ts), as every participant and webhook sees a notice. */
 export const noticeSchema: JsonSchema = {
@@ -22,6 +27,9 @@ export const noticeSchema: JsonSchema = {
   },
 };
 
+/** A channel's interface ID, in any case (coversChannel compares it upper-cased); the querystring schema documents the same pattern. */
+const CHANNEL_ID = /^[a-z]{2,4}-\d{3}$/i;
+
 /**
  * Maintenance notices (spec 5.13.5; OpenDIP extension), signed like every call: the windows published and
  * not yet over, soonest first, optionally only those that concern one channel (DIP-wide notices always do).
@@ -34,15 +42,19 @@ export const maintenanceRoutes: FastifyPluginAsync<RoutePluginOptions> = async (
     tags: ['Maintenance (OpenDIP)'],
     summary: 'Maintenance windows announced and not yet over: the whole DIP or named channels',
     headers: signatureHeaders,
+    // Documentation only (compileReadQueryRouteSchema): readQuery reads the name in any case, once; the route checks the value.
     querystring: {
       type: 'object',
-      additionalProperties: false,
       properties: { channel: { type: 'string', pattern: '^[A-Za-z]{2,4}-\\d{3}$', description: 'Only notices that concern this channel, e.g. IF-021' } },
     },
     response: answers(GUARDED, { 200: { type: 'object', description: 'The notices, soonest first', required: ['notices'], properties: { notices: { type: 'array', items: noticeSchema } } } }),
   };
-  app.get<{ Querystring: { channel?: string } }>('/maintenance/notices', { config: { access: 'participant' }, schema }, async (req) => {
-    const channel = req.query.channel;
+  app.get<{ Querystring: RawQuery }>('/maintenance/notices', { config: { access: 'participant' }, schema, validatorCompiler: compileReadQueryRouteSchema }, async (req, reply) => {
+    const q = readQuery<{ channel?: string }>(req.query, ['channel']);
+    const refuse = (help: string) => sendStandard(deps, reply, 400, admitted(req).caller.dipId, MSG.schemaFailure, help);
+    if ('error' in q) return refuse(q.error);
+    const { channel } = q;
+    if (channel !== undefined && !CHANNEL_ID.test(channel)) return refuse(`channel (query string) '${channel}' is not a channel ID (two to four letters, a hyphen and three digits, e.g. IF-021)`);
     const notices = (await maintenance.current()).filter((n) => channel === undefined || coversChannel(n, channel));
     return { notices: notices.map(publicNotice) };
   });
