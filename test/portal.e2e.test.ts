@@ -448,6 +448,47 @@ describe('portals in a browser', () => {
     expect(res.headers()['content-security-policy']).toContain("default-src 'none'");
   });
 
+  it("a participant user follows its own requeue job's status on the Replay page; another participant's user never sees it", async () => {
+    // Before, the portal started a requeue job (more than a page) and showed nothing of how it went.
+    const items = Array.from({ length: 3 }, (_, i) => buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: `job${i}` }));
+    const sent = await sds.client.submit('IF-021', items);
+    expect(sent.status).toBe(201);
+    const queue = { recipientDipId: sup.dipId, channel: 'IF-021' };
+    const transactionIds = sent.body.messageArray.map((e) => e.transactionID!);
+    const archived = await td.dip.backend.archive.findArchived({ ...queue, transactionIds, limit: 3 });
+    const { headSeq } = await td.dip.backend.log.queueState(queue);
+    // A job that requeued the first of the three and then failed on a permanent store error.
+    const jobId = '0193f0c4-1111-7000-8000-00000000a0b1';
+    const at = Date.now();
+    await td.dip.backend.requeueJobs.createJob({ id: jobId, queue, filter: { fromMs: 0, toMs: Number.MAX_SAFE_INTEGER, eventCode: null, mpan: null, transactionIds }, upToSeq: headSeq, cursor: archived[0]!.seq, requeued: 1, state: 'running', error: null, createdAt: at, updatedAt: at });
+    await td.dip.backend.requeueJobs.finishJob(jobId, 'failed', 'database disk image is malformed', at);
+    const base = td.dip.portalUrl;
+
+    const supUser = await adminApi<Enrolled>('POST', '/admin/portal/accounts', { username: 'sup.jobs', displayName: 'Jo Jobs', participantDipId: sup.dipId });
+    expect(supUser.status).toBe(201);
+    const page = await person();
+    await signIn(page, '/portal', supUser.body);
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Replay', exact: true }).click();
+    const jobs = page.getByRole('table', { name: /Your requeue jobs/ });
+    const row = jobs.getByRole('row').filter({ hasText: jobId });
+    await expect.poll(() => row.count()).toBe(1);
+    const cells = await row.getByRole('cell').allTextContents();
+    expect(cells.slice(0, 5)).toEqual([jobId, 'IF-021', 'Failed', '1 of 3 (33%)', 'database disk image is malformed']);
+    await checkPage(page, 'portal-requeue-jobs');
+
+    const otherUser = await adminApi<Enrolled>('POST', '/admin/portal/accounts', { username: 'other.jobs', displayName: 'Otto Jobs', participantDipId: other.dipId });
+    expect(otherUser.status).toBe(201);
+    const otherPage = await person();
+    await signIn(otherPage, '/portal', otherUser.body);
+    await otherPage.goto(`${base}/portal/replay`);
+    expect(await otherPage.getByText('No requeue job.').count()).toBe(1);
+    expect(await otherPage.content()).not.toContain(jobId);
+    // Naming 1000000001 in the URL: refused as the participant API refuses it, nothing of its jobs shown.
+    const asSup = await otherPage.goto(`${base}/portal/replay?as=${sup.dipId}`);
+    expect(asSup?.status()).toBe(403);
+    expect(await otherPage.content()).not.toContain(jobId);
+  });
+
   it('the data portal in a browser: searchable, an example message per event code, accessible and usable from the keyboard', async () => {
     // The data portal is on the participant listener: the browser presents the participant's certificate.
     const context = await newContext(browser, { origin: td.dip.url, certPem: sds.credentials.certPem, keyPem: sds.credentials.keyPem });
