@@ -573,6 +573,32 @@ describe('portals in a browser', () => {
     await checkPage(page, 'operator-activity');
   });
 
+  it('an operator resumes a failed requeue job from the Requeue jobs page: it finishes, journalled under her name', async () => {
+    const sent = await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [other.dipId], uniqueSuffix: 'resume' })]);
+    expect(sent.status).toBe(201);
+    const queue = { recipientDipId: other.dipId, channel: 'IF-021' };
+    const { headSeq } = await td.dip.backend.log.queueState(queue);
+    // A job failed by a permanent store error before its first page.
+    const jobId = '0193f0c4-2222-7000-8000-00000000c0d2';
+    const at = Date.now();
+    const jobs = td.dip.backend.requeueJobs;
+    await jobs.createJob({ id: jobId, queue, filter: { fromMs: 0, toMs: Number.MAX_SAFE_INTEGER, eventCode: null, mpan: null, transactionIds: [sent.body.messageArray[0]!.transactionID!] }, upToSeq: headSeq, cursor: 0, requeued: 0, state: 'running', error: null, createdAt: at, updatedAt: at });
+    await jobs.finishJob(jobId, 'failed', 'database disk image is malformed', at);
+
+    const page = await person();
+    await signIn(page, '/operator', operator);
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Requeue jobs' }).click();
+    const row = page.getByRole('row').filter({ hasText: jobId });
+    expect(await row.textContent()).toContain('database disk image is malformed');
+    await checkPage(page, 'operator-requeue-jobs');
+    await row.getByRole('button', { name: `Resume job ${jobId}` }).click();
+    await expect.poll(() => page.getByRole('status').textContent()).toContain(`requeue job ${jobId} resumed after 0 message(s) requeued`);
+    await waitFor(async () => (await jobs.job(jobId))?.state === 'done', 15_000, 'the resumed job to finish');
+    expect(await jobs.job(jobId)).toMatchObject({ requeued: 1, error: null });
+    const journal = await adminApi<Array<{ actor: string; target: string }>>('GET', '/admin/journal?action=requeue-job.resume');
+    expect(journal.body).toContainEqual(expect.objectContaining({ actor: 'operator:ops.alice', target: jobId }));
+  });
+
   it("an operator publishes a maintenance notice in the operator portal; a participant's user sees it in the user portal", async () => {
     expect(supAdmin).toBeDefined();
     const op = await person();
