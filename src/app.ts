@@ -196,6 +196,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     now: () => clock.now(),
     portalAccounts,
     deadLetters: backend.deadLetters,
+    requeueJobs: { replay, jobs: backend.requeueJobs },
     archive: backend.archive,
     mpan,
     delivery,

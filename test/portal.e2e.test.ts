@@ -448,6 +448,47 @@ describe('portals in a browser', () => {
     expect(res.headers()['content-security-policy']).toContain("default-src 'none'");
   });
 
+  it("a participant user follows its own requeue job's status on the Replay page; another participant's user never sees it", async () => {
+    // Before, the portal started a requeue job (more than a page) and showed nothing of how it went.
+    const items = Array.from({ length: 3 }, (_, i) => buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: `job${i}` }));
+    const sent = await sds.client.submit('IF-021', items);
+    expect(sent.status).toBe(201);
+    const queue = { recipientDipId: sup.dipId, channel: 'IF-021' };
+    const transactionIds = sent.body.messageArray.map((e) => e.transactionID!);
+    const archived = await td.dip.backend.archive.findArchived({ ...queue, transactionIds, limit: 3 });
+    const { headSeq } = await td.dip.backend.log.queueState(queue);
+    // A job that requeued the first of the three and then failed on a permanent store error.
+    const jobId = '0193f0c4-1111-7000-8000-00000000a0b1';
+    const at = Date.now();
+    await td.dip.backend.requeueJobs.createJob({ id: jobId, queue, filter: { fromMs: 0, toMs: Number.MAX_SAFE_INTEGER, eventCode: null, mpan: null, transactionIds }, upToSeq: headSeq, cursor: archived[0]!.seq, requeued: 1, state: 'running', error: null, createdAt: at, updatedAt: at });
+    await td.dip.backend.requeueJobs.finishJob(jobId, 'failed', 'database disk image is malformed', at);
+    const base = td.dip.portalUrl;
+
+    const supUser = await adminApi<Enrolled>('POST', '/admin/portal/accounts', { username: 'sup.jobs', displayName: 'Jo Jobs', participantDipId: sup.dipId });
+    expect(supUser.status).toBe(201);
+    const page = await person();
+    await signIn(page, '/portal', supUser.body);
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Replay', exact: true }).click();
+    const jobs = page.getByRole('table', { name: /Your requeue jobs/ });
+    const row = jobs.getByRole('row').filter({ hasText: jobId });
+    await expect.poll(() => row.count()).toBe(1);
+    const cells = await row.getByRole('cell').allTextContents();
+    expect(cells.slice(0, 5)).toEqual([jobId, 'IF-021', 'Failed', '1 of 3 (33%)', 'database disk image is malformed']);
+    await checkPage(page, 'portal-requeue-jobs');
+
+    const otherUser = await adminApi<Enrolled>('POST', '/admin/portal/accounts', { username: 'other.jobs', displayName: 'Otto Jobs', participantDipId: other.dipId });
+    expect(otherUser.status).toBe(201);
+    const otherPage = await person();
+    await signIn(otherPage, '/portal', otherUser.body);
+    await otherPage.goto(`${base}/portal/replay`);
+    expect(await otherPage.getByText('No requeue job.').count()).toBe(1);
+    expect(await otherPage.content()).not.toContain(jobId);
+    // Naming 1000000001 in the URL: refused as the participant API refuses it, nothing of its jobs shown.
+    const asSup = await otherPage.goto(`${base}/portal/replay?as=${sup.dipId}`);
+    expect(asSup?.status()).toBe(403);
+    expect(await otherPage.content()).not.toContain(jobId);
+  });
+
   it('the data portal in a browser: searchable, an example message per event code, accessible and usable from the keyboard', async () => {
     // The data portal is on the participant listener: the browser presents the participant's certificate.
     const context = await newContext(browser, { origin: td.dip.url, certPem: sds.credentials.certPem, keyPem: sds.credentials.keyPem });
@@ -530,6 +571,32 @@ describe('portals in a browser', () => {
     await expect.poll(() => page.getByRole('table').textContent()).toContain('/observability/alarm-subscriptions');
     expect(await page.getByRole('table').textContent()).not.toContain(vas.dipId);
     await checkPage(page, 'operator-activity');
+  });
+
+  it('an operator resumes a failed requeue job from the Requeue jobs page: it finishes, journalled under her name', async () => {
+    const sent = await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [other.dipId], uniqueSuffix: 'resume' })]);
+    expect(sent.status).toBe(201);
+    const queue = { recipientDipId: other.dipId, channel: 'IF-021' };
+    const { headSeq } = await td.dip.backend.log.queueState(queue);
+    // A job failed by a permanent store error before its first page.
+    const jobId = '0193f0c4-2222-7000-8000-00000000c0d2';
+    const at = Date.now();
+    const jobs = td.dip.backend.requeueJobs;
+    await jobs.createJob({ id: jobId, queue, filter: { fromMs: 0, toMs: Number.MAX_SAFE_INTEGER, eventCode: null, mpan: null, transactionIds: [sent.body.messageArray[0]!.transactionID!] }, upToSeq: headSeq, cursor: 0, requeued: 0, state: 'running', error: null, createdAt: at, updatedAt: at });
+    await jobs.finishJob(jobId, 'failed', 'database disk image is malformed', at);
+
+    const page = await person();
+    await signIn(page, '/operator', operator);
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Requeue jobs' }).click();
+    const row = page.getByRole('row').filter({ hasText: jobId });
+    expect(await row.textContent()).toContain('database disk image is malformed');
+    await checkPage(page, 'operator-requeue-jobs');
+    await row.getByRole('button', { name: `Resume job ${jobId}` }).click();
+    await expect.poll(() => page.getByRole('status').textContent()).toContain(`requeue job ${jobId} resumed after 0 message(s) requeued`);
+    await waitFor(async () => (await jobs.job(jobId))?.state === 'done', 15_000, 'the resumed job to finish');
+    expect(await jobs.job(jobId)).toMatchObject({ requeued: 1, error: null });
+    const journal = await adminApi<Array<{ actor: string; target: string }>>('GET', '/admin/journal?action=requeue-job.resume');
+    expect(journal.body).toContainEqual(expect.objectContaining({ actor: 'operator:ops.alice', target: jobId }));
   });
 
   it("an operator publishes a maintenance notice in the operator portal; a participant's user sees it in the user portal", async () => {

@@ -8,6 +8,7 @@ import { FakeClock } from './helpers/clocks.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 import { oracle } from './helpers/published-oracle.js';
 import { HAVE_REFERENCE } from './helpers/reference.js';
+import { adminApi } from './helpers/admin.js';
 
 type Json = Record<string, any>;
 
@@ -39,6 +40,20 @@ describe('replay and requeue at scale', () => {
     }
   }, 120_000);
   afterAll(async () => t?.close());
+
+  /** The DIP's message log, except that a requeue job's second page is refused once with `err`. */
+  const secondPageRefused = (err: StoreError) => {
+    const backend = t.dip.backend;
+    let refused = 0;
+    const log: Pick<MessageLog, 'appendReplayCopies' | 'queueState'> = {
+      queueState: (q) => backend.log.queueState(q),
+      appendReplayCopies: async (copies, enqueueFor, progress) => {
+        if (progress && progress.from > 0 && refused++ === 0) throw err;
+        return backend.log.appendReplayCopies(copies, enqueueFor, progress);
+      },
+    };
+    return { log, refusals: () => refused };
+  };
 
   it('pages a replay with 206 and X-Continuation-Token until the last page (200); every message once, in order', async () => {
     const seen: string[] = [];
@@ -144,15 +159,8 @@ describe('replay and requeue at scale', () => {
     const queue = { recipientDipId: sup.dipId, channel: 'IF-021' };
     const backend = t.dip.backend;
     const clock = new FakeClock();
-    let refused = 0;
-    const log: Pick<MessageLog, 'appendReplayCopies' | 'queueState'> = {
-      queueState: (q) => backend.log.queueState(q),
-      appendReplayCopies: async (copies, enqueueFor, progress) => {
-        // The second page is refused once, as SQLite refuses a write when the disk is full.
-        if (progress && progress.from > 0 && refused++ === 0) throw new StoreError('unavailable', 'database or disk is full', 'SQLITE_FULL');
-        return backend.log.appendReplayCopies(copies, enqueueFor, progress);
-      },
-    };
+    // The second page is refused once, as SQLite refuses a write when the disk is full.
+    const { log, refusals } = secondPageRefused(new StoreError('unavailable', 'database or disk is full', 'SQLITE_FULL'));
     const replay = new Replay(log, backend.archive, { copyFor: async () => '' }, clock, backend.requeueJobs);
     // The recipient has taken everything so far: the job is not held back by its backlog.
     const before = await backend.log.queueState(queue);
@@ -171,7 +179,7 @@ describe('replay and requeue at scale', () => {
         30_000,
         what,
       );
-    await drive(0, async () => refused > 0 || (await job()).state !== 'running', 'the refused page');
+    await drive(0, async () => refusals() > 0 || (await job()).state !== 'running', 'the refused page');
     // Refused: still running (Processing) with the first page done, waiting for the store; not Failed.
     expect(await job()).toMatchObject({ state: 'running', requeued: 1000, error: null });
     expect(clock.pending()).toEqual([STORE_RETRY_AFTER_SECONDS * 1000]);
@@ -183,5 +191,66 @@ describe('replay and requeue at scale', () => {
     expect(copied).toEqual(originals);
     replay.stop();
   });
-});
 
+  it('an operator resumes a requeue job that failed on a permanent error: it goes on after its last page, every original once, in order; journalled', async () => {
+    // Before, a failed job stayed Failed: the only way on was a new requeue, copying the first page again.
+    const queue = { recipientDipId: sup.dipId, channel: 'IF-021' };
+    const backend = t.dip.backend;
+    const admin = adminApi(t);
+    // The second page meets a damaged row: trying again fails the same way until it is repaired.
+    const { log } = secondPageRefused(new StoreError('permanent', 'database disk image is malformed', 'SQLITE_CORRUPT'));
+    const clock = new FakeClock();
+    // Another node's Replay, whose store failed it: the operator resumes it on this DIP's.
+    const failing = new Replay(log, backend.archive, { copyFor: async () => '' }, clock, backend.requeueJobs);
+    const settleAll = async () => backend.log.settle(queue, { upTo: (await backend.log.queueState(queue)).headSeq });
+    await settleAll();
+    const before = await backend.log.queueState(queue);
+    const outcome = await failing.requeue(queue, { fromMs: 0, toMs: Number.MAX_SAFE_INTEGER, eventCode: null, mpan: null, transactionIds: null });
+    if (!('job' in outcome)) throw new Error('expected a job');
+    const id = outcome.job.id;
+    const job = async () => (await backend.requeueJobs.job(id))!;
+    await waitFor(
+      async () => {
+        await settleAll();
+        await clock.advance(0);
+        return (await job()).state !== 'running';
+      },
+      30_000,
+      'the job to fail',
+    );
+    failing.stop();
+    expect(await job()).toMatchObject({ state: 'failed', requeued: 1000, error: 'database disk image is malformed' });
+    const stoppedAt = (await job()).cursor;
+    expect(stoppedAt).toBeGreaterThan(0);
+    const failed = await admin('GET', '/admin/requeue-jobs?state=failed');
+    expect(failed.status).toBe(200);
+    expect(failed.body).toContainEqual(expect.objectContaining({ id, state: 'failed', requeued: 1000, totalTransactions: TOTAL, error: 'database disk image is malformed' }));
+
+    const resumed = await admin('POST', `/admin/requeue-jobs/${id}/resume`);
+    expect(resumed.status, JSON.stringify(resumed.body)).toBe(200);
+    expect(resumed.body).toMatchObject({ id, state: 'running', requeued: 1000, error: null, queue });
+    // Resumed once: a second call (a double click, a second operator) starts nothing more.
+    const again = await admin('POST', `/admin/requeue-jobs/${id}/resume`);
+    expect(again.status).toBe(409);
+    expect(again.body.error).toMatch(/only a failed job is resumed/);
+    await waitFor(
+      async () => {
+        await settleAll();
+        return (await job()).state === 'done';
+      },
+      60_000,
+      'the resumed job to finish',
+    );
+    expect(await job()).toMatchObject({ state: 'done', requeued: TOTAL, error: null });
+    // Each original once, in order, behind what the queue held: the first page was not requeued again.
+    const entries = await backend.log.readQueue(queue, before.headSeq, 10_000, 1 << 30);
+    expect(entries.map((e) => (JSON.parse(e.outbound) as Json)['originalTransactionID'] as string)).toEqual(originals);
+    expect((await admin('POST', `/admin/requeue-jobs/${id}/resume`)).status).toBe(409);
+    expect((await admin('POST', '/admin/requeue-jobs/no-such-job/resume')).status).toBe(404);
+    // The audit trail: who resumed which job, past which error.
+    const journal = await admin('GET', '/admin/journal?action=requeue-job.resume');
+    expect(journal.body).toEqual([
+      expect.objectContaining({ actor: 'bootstrap', target: id, before: { state: 'failed', error: 'database disk image is malformed', requeued: 1000, scannedUpTo: stoppedAt }, after: { state: 'running', queue }, status: 200 }),
+    ]);
+  }, 120_000);
+});

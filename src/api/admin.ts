@@ -19,6 +19,7 @@ import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { OperatorAccounts } from '../pipeline/operators.js';
 import { registerOperatorAuth, operatorRoutes } from './admin-operators.js';
 import { deadLetterRoutes } from './admin-dead-letters.js';
+import { requeueJobRoutes, type RequeueJobRouteOptions } from './admin-requeue-jobs.js';
 import { registerOperatorDocs } from './admin-docs.js';
 import { keyRoutes } from './admin-keys.js';
 import { mpanRoutes } from './admin-mpan.js';
@@ -54,6 +55,8 @@ export interface AdminDeps {
   /** Further operator route plugins (channels, the register feed, reports, …), registered after authentication and the document. */
   routes?: FastifyPluginAsync[];
   deadLetters: DeadLetters;
+  /** Participants' requeue jobs: listed, and resumed once failed (POST /admin/requeue-jobs/{id}/resume). */
+  requeueJobs: Pick<RequeueJobRouteOptions, 'replay' | 'jobs'>;
   archive: Pick<Archive, 'attempts' | 'receivedRequest'>;
   /** The clock skew a signature date was allowed at receipt: evidence is checked again with it. */
   signatureSkewMs: number;
@@ -119,6 +122,7 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
   void app.register(registerOperatorDocs, { environment: deps.pki.config.environment, dipId: deps.pki.config.dipId });
   void app.register(operatorRoutes, auth);
   void app.register(deadLetterRoutes, { deadLetters: deps.deadLetters, delivery: deps.delivery, logger: deps.logger });
+  void app.register(requeueJobRoutes, { ...deps.requeueJobs, journal: deps.journal, logger: deps.logger, now: () => deps.now() });
   void app.register(queueRoutes, {
     health: () => deps.health(),
     coordination: () => deps.coordination?.() ?? { state: 'ok' },

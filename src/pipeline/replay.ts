@@ -191,6 +191,25 @@ export class Replay {
     return job && job.queue.recipientDipId === queue.recipientDipId && job.queue.channel === queue.channel ? job : undefined;
   }
 
+  /** A recipient's requeue jobs, newest first (the user portal lists them: never another recipient's). */
+  async jobsOf(recipientDipId: string, limit: number): Promise<RequeueJob[]> {
+    return (await this.jobs?.jobs({ recipientDipId, limit })) ?? [];
+  }
+
+  /**
+   * Resumes a failed job from where it stopped (an operator's call, once the cause is repaired). Its
+   * cursor and count are kept: each page's copies were written with the cursor past them, so it goes on
+   * after the last page it wrote, in queue order, and nothing already requeued is requeued again. A job
+   * that is not failed is left alone and answered as it stands: two resumes of one job start it once.
+   */
+  async resume(id: string): Promise<{ resumed: RequeueJob } | { refused: RequeueJob | undefined }> {
+    if (!this.jobs || !(await this.jobs.resumeJob(id, this.clock.now()))) return { refused: await this.jobs?.job(id) };
+    const job = await this.jobs.job(id);
+    if (!job) throw new Error(`requeue job ${id} vanished as it was resumed`);
+    this.startJob(job);
+    return { resumed: job };
+  }
+
   /**
    * A job's progress as the published RequeueStatus reports it. The transactions are the archived
    * messages the job requeues: those it has requeued (processed) and those matching its filter it has

@@ -33,7 +33,7 @@ export interface PortalDeps {
   channels: Pick<ChannelDirectory, 'all'>;
   /** The participant API's webhook operation, with the same dependencies. */
   webhooks: WebhookConfigDeps;
-  replay: Pick<Replay, 'replay' | 'requeue'>;
+  replay: Pick<Replay, 'replay' | 'requeue' | 'jobsOf' | 'progress'>;
   archive: Pick<Archive, 'findArchived' | 'attempts' | 'archivedChannels'>;
   deadLetters: Pick<DeadLetters, 'deadLetters'>;
   log: Pick<MessageLog, 'append'>;

@@ -7,7 +7,7 @@ import { noticeTable, publishForm, utcFromForm } from './maintenance-pages.js';
 import { activityTable } from './activity-view.js';
 import type { PortalDeps } from './deps.js';
 import { periodForm, reportCharts, reportPeriod } from './reports-view.js';
-import { alertLine, badge, codeBlock, daysLeftBadge, facts, filterForm, hidden, html, input, isoOrDash, select, table, textarea, type Flash, type Html } from './html.js';
+import { actionButton, alertLine, badge, codeBlock, daysLeftBadge, facts, filterForm, hidden, html, input, isoOrDash, select, table, textarea, type Flash, type Html } from './html.js';
 import { csrfField, field, fields, isReply, pageRoutes, refuse, render, type PortalReq, type Realm, type Signed } from './session.js';
 import { dipId, freeText, integer, oneOf, pageFilters, type FilterRule, type Filters } from './filters.js';
 import { PERIOD_NAMES } from './reports-view.js';
@@ -24,6 +24,7 @@ export const OPERATOR_REALM: Realm = {
     { href: '/operator/reports', label: 'Reports' },
     { href: '/operator/maintenance', label: 'Maintenance' },
     { href: '/operator/dead-letters', label: 'Dead letters' },
+    { href: '/operator/requeue-jobs', label: 'Requeue jobs' },
     { href: '/operator/certificates', label: 'Certificates' },
     { href: '/operator/operators', label: 'Operators' },
     { href: '/operator/journal', label: 'Journal' },
@@ -57,6 +58,8 @@ export function registerOperatorPortal(app: FastifyInstance, deps: PortalDeps): 
   page('/activity', 'GET', async (c) => activityPage(deps, c));
   page('/dead-letters', 'GET', async (c) => deadLettersPage(deps, c, null, 200));
   page('/dead-letters', 'POST', async (c) => deadLetterAction(deps, c));
+  page('/requeue-jobs', 'GET', async (c) => requeueJobsPage(deps, c, null, 200));
+  page('/requeue-jobs/resume', 'POST', async (c) => resumeRequeueJob(deps, c));
   page('/certificates', 'GET', async (c) => certificatesPage(deps, c, null, null, 200));
   page('/certificates/issue', 'POST', async (c) => issueCertificate(deps, c));
   page('/certificates/revoke', 'POST', async (c) => revokeCertificate(deps, c));
@@ -260,6 +263,35 @@ async function deadLetterAction(deps: PortalDeps, c: Ctx): Promise<FastifyReply>
   const more = answer.data.skipped.length > 20 ? `, and ${answer.data.skipped.length - 20} more` : '';
   const text = skipped.length > 0 ? `${done}; left alone: ${skipped.join(', ')}${more}` : done;
   return deadLettersPage(deps, c, { kind: 'ok', text }, 200);
+}
+
+const JOB_STATES = ['failed', 'running', 'done'] as const;
+
+/** Participants' requeue jobs (GET /admin/requeue-jobs), failed first by default, each failed one with its Resume button. */
+async function requeueJobsPage(deps: PortalDeps, c: Ctx, flash: Flash, status: number): Promise<FastifyReply> {
+  const f = filtersOf(c, 'Requeue jobs', { recipient: dipId(), state: oneOf(JOB_STATES, 'failed') });
+  if (isReply(f)) return f;
+  const listed = await api(deps, c).GET('/admin/requeue-jobs', { params: { query: { state: f.state, limit: 200, ...(f.recipient ? { recipient: f.recipient } : {}) } } });
+  const rows = (listed.data ?? []).map(
+    (j) =>
+      html`<tr><td><code>${j.id}</code></td><td>${j.queue.recipientDipId}</td><td>${j.queue.channel}</td><td>${badge(j.state === 'done' ? 'ok' : j.state === 'failed' ? 'bad' : 'warn', j.state)}</td><td class="num">${j.requeued} of ${j.totalTransactions}</td><td>${j.error ?? '—'}</td><td>${isoOrDash(j.updatedAt)}</td><td>${
+        j.state === 'failed' ? actionButton({ action: '/operator/requeue-jobs/resume', csrf: c.signed.claims.csrf, fields: { id: j.id }, label: 'Resume', about: `job ${j.id}` }) : ''
+      }</td></tr>`,
+  );
+  const body = html`${filterForm('/operator/requeue-jobs', 'Filter', html`${input('recipient', 'Recipient DIP ID', { value: f.recipient })}
+${select('state', 'State', JOB_STATES.map((s) => ({ value: s, label: s })), f.state)}`)}
+<p class="muted">Resume a failed job once what failed it is repaired: it goes on after the last page it requeued, in order, and requeues nothing twice.</p>
+${listed.data ? '' : alertLine(problemOf(listed.error))}
+${table(`Requeue jobs (${f.state}), newest first`, ['Job', 'Recipient', 'Channel', 'State', 'Requeued', 'Error', 'Last change', 'Action'], rows, `No ${f.state} requeue job.`)}`;
+  return render(c.reply, status, O, c.req, c.signed, 'Requeue jobs', body, flash);
+}
+
+async function resumeRequeueJob(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const id = field(c.req.body, 'id');
+  const answer = await api(deps, c).POST('/admin/requeue-jobs/{id}/resume', { params: { path: { id } } });
+  if (!answer.data) return requeueJobsPage(deps, c, { kind: 'error', text: problemOf(answer.error) }, answer.response.status);
+  deps.logger.info({ by: c.signed.account.username, job: id }, 'operator portal: requeue job resumed');
+  return requeueJobsPage(deps, c, { kind: 'ok', text: `requeue job ${id} resumed after ${answer.data.requeued} message(s) requeued` }, 200);
 }
 
 async function certificatesPage(deps: PortalDeps, c: Ctx, issued: Html | null, flash: Flash, status: number): Promise<FastifyReply> {

@@ -3,7 +3,7 @@ import { receivesOn } from '../domain/channel.js';
 import type { Participant } from '../domain/participant.js';
 import { authorise, type Access, type Scope } from '../pipeline/access.js';
 import type { Channel } from '../pipeline/channels.js';
-import { archivedEventCode } from '../pipeline/replay.js';
+import { archivedEventCode, REPLAY_PAGE, type RequeueProgress } from '../pipeline/replay.js';
 import { STATUS_CHANNEL } from '../pipeline/status.js';
 import { sendTestMessage } from '../pipeline/test-message.js';
 import { ReplayBudgetSpent } from '../pipeline/replay.js';
@@ -326,7 +326,7 @@ async function runReplay(deps: PortalDeps, c: Ctx, queue: QueueRef, filter: Repl
 async function replayOrRequeue(deps: PortalDeps, queue: QueueRef, filter: ReplayFilter, action: 'replay' | 'requeue'): Promise<{ flash: { kind: 'ok' | 'error'; text: string }; copies: Html | null }> {
   if (action === 'requeue') {
     const r = await deps.replay.requeue(queue, filter);
-    const text = 'requeued' in r ? `${r.requeued} message(s) requeued to the webhook under new R- transaction IDs` : `more than a page matches: requeue job ${r.job.id} works through them behind your live traffic`;
+    const text = 'requeued' in r ? `${r.requeued} message(s) requeued to the webhook under new R- transaction IDs` : `more than a page matches: requeue job ${r.job.id} works through them behind your live traffic (follow it under Requeue jobs on the Replay page)`;
     return { flash: { kind: 'ok', text }, copies: null };
   }
   const pageOf = await deps.replay.replay(queue, filter);
@@ -353,8 +353,31 @@ ${input('mpan', 'MPAN (optional)', { inputmode: 'numeric', pattern: '[0-9]{13}' 
 ${choice('radio', 'requeue', 'action', 'requeue', 'Requeue: send them to my webhook again', true)}
 ${choice('radio', 'replay', 'action', 'replay', 'Replay: show them here')}
 </fieldset>
-<button type="submit">Go</button></form>${copies}`;
+<button type="submit">Go</button></form>${copies}
+${await requeueJobsTable(deps, s.caller.dipId)}`;
   return render(c.reply, status, R, c.req, c.signed, 'Replay and requeue', body, flash);
+}
+
+/** Jobs a requeue page lists at most (newest first). */
+const JOBS_SHOWN = 20;
+const JOB_BADGE: Readonly<Record<RequeueProgress['status'], 'ok' | 'warn' | 'bad'>> = { Completed: 'ok', Processing: 'warn', Failed: 'bad' };
+
+/**
+ * The participant's own requeue jobs (a requeue of more than a page, from here or the API), as the API's
+ * GET …/requeue/{recipient-id}/{job-id} reports each: before, the portal started them and could not show
+ * how one went. Only the caller's: the jobs are read by its DIP ID, whatever the request names.
+ */
+async function requeueJobsTable(deps: PortalDeps, recipientDipId: string): Promise<Html> {
+  const jobs = await deps.replay.jobsOf(recipientDipId, JOBS_SHOWN);
+  const rows = await Promise.all(
+    jobs.map(async (job) => {
+      const p = await deps.replay.progress(job);
+      return html`<tr><td><code>${job.id}</code></td><td>${job.queue.channel}</td><td>${badge(JOB_BADGE[p.status], p.status)}</td><td>${p.processedTransactions} of ${p.totalTransactions} (${p.percentComplete}%)</td><td>${job.error ?? '—'}</td><td>${isoOrDash(job.createdAt)}</td><td>${isoOrDash(job.updatedAt)}</td></tr>`;
+    }),
+  );
+  return html`<h2>Requeue jobs</h2>
+<p class="muted">A requeue of more than ${REPLAY_PAGE.toLocaleString('en-GB')} messages runs as a job behind your live traffic. A failed job is resumed by the DIP's operator from where it stopped (nothing is requeued twice): ask them with its job ID.</p>
+${table(`Your requeue jobs, newest first (at most ${JOBS_SHOWN})`, ['Job', 'Channel', 'Status', 'Requeued', 'Error', 'Started', 'Last change'], rows, 'No requeue job.')}`;
 }
 
 async function replayWindow(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {

@@ -35,6 +35,15 @@ export interface RequeueJobs {
   /** Jobs still running (to resume after a restart). */
   openJobs(): Promise<RequeueJob[]>;
   finishJob(id: string, state: 'done' | 'failed', error: string | null, at: number): Promise<void>;
+  /**
+   * Sets a failed job running again from its cursor (its error cleared), and answers true; false when
+   * the job is not failed (running, done or unknown), so two resumes of one job start it once. The
+   * cursor and count are kept: a page's copies and the cursor past it were written together, so the
+   * job goes on after the last page it wrote and requeues none twice.
+   */
+  resumeJob(id: string, at: number): Promise<boolean>;
+  /** A recipient's jobs, newest first, or every recipient's when `recipientDipId` is absent. */
+  jobs(query: { recipientDipId?: string; state?: RequeueJob['state']; limit: number }): Promise<RequeueJob[]>;
 }
 
 /** Progress of a requeue job, recorded with the page of copies it made. */

@@ -24,5 +24,28 @@ export function requeueJobsContract(name: string, open: BackendFactory): void {
       await expect(log.appendReplayCopies([{ originalId: original!.id, transactionId: 'R-2', receivedAt: Date.now(), outbound: '{}' }], sup, { jobId: 'job-1', from: 1, cursor: 1, added: 1, at: 7 })).rejects.toThrow();
       expect((await log.queueState(sup)).headSeq).toBe(2);
     });
+
+    it('resumes a failed job once, keeping its position and count; lists a recipient\'s jobs newest first, by state', async () => {
+      const { requeueJobs } = ctx.backend;
+      const filter = { fromMs: 0, toMs: 1, eventCode: null, mpan: null, transactionIds: null };
+      const job = (id: string, recipientDipId: string, createdAt: number) => ({ id, queue: { ...sup, recipientDipId }, filter, upToSeq: 9, cursor: 4, requeued: 4, state: 'running' as const, error: null, createdAt, updatedAt: createdAt });
+      await requeueJobs.createJob(job('a', sup.recipientDipId, 1));
+      await requeueJobs.createJob(job('b', sup.recipientDipId, 2));
+      await requeueJobs.createJob(job('c', 'SUP0000002', 3));
+      // Only a failed job is resumed: a running one is not (nor one unknown).
+      expect(await requeueJobs.resumeJob('a', 5)).toBe(false);
+      expect(await requeueJobs.resumeJob('nope', 5)).toBe(false);
+      await requeueJobs.finishJob('a', 'failed', 'damaged row', 6);
+      expect((await requeueJobs.jobs({ state: 'failed', limit: 10 })).map((j) => j.id)).toEqual(['a']);
+      expect(await requeueJobs.resumeJob('a', 7)).toBe(true);
+      // Twice: started once.
+      expect(await requeueJobs.resumeJob('a', 8)).toBe(false);
+      expect(await requeueJobs.job('a')).toEqual({ ...job('a', sup.recipientDipId, 1), updatedAt: 7 });
+      expect((await requeueJobs.openJobs()).map((j) => j.id)).toEqual(['a', 'b', 'c']);
+      expect((await requeueJobs.jobs({ recipientDipId: sup.recipientDipId, limit: 10 })).map((j) => j.id)).toEqual(['b', 'a']);
+      expect((await requeueJobs.jobs({ recipientDipId: 'SUP0000002', limit: 10 })).map((j) => j.id)).toEqual(['c']);
+      expect((await requeueJobs.jobs({ limit: 2 })).map((j) => j.id)).toEqual(['c', 'b']);
+      expect(await requeueJobs.jobs({ state: 'failed', limit: 10 })).toEqual([]);
+    });
   });
 }

@@ -45,4 +45,17 @@ export class PgRequeueJobs implements RequeueJobs {
   async finishJob(id: string, state: 'done' | 'failed', error: string | null, at: number): Promise<void> {
     await this.d.tx((c) => c.query("UPDATE requeue_jobs SET state = $1, error = $2, updated_at = $3 WHERE id = $4 AND state = 'running'", [state, error, at, id]));
   }
+
+  async resumeJob(id: string, at: number): Promise<boolean> {
+    const updated = await this.d.tx((c) => c.query("UPDATE requeue_jobs SET state = 'running', error = NULL, updated_at = $1 WHERE id = $2 AND state = 'failed'", [at, id]));
+    return updated.rowCount === 1;
+  }
+
+  async jobs(q: { recipientDipId?: string; state?: RequeueJob['state']; limit: number }): Promise<RequeueJob[]> {
+    const rows = await this.d.query<JobRow>(
+      `SELECT ${COLUMNS} FROM requeue_jobs WHERE ($1::text IS NULL OR recipient_dip_id = $1) AND ($2::text IS NULL OR state = $2) ORDER BY created_at DESC, id LIMIT $3`,
+      [q.recipientDipId ?? null, q.state ?? null, q.limit],
+    );
+    return rows.map(toJob);
+  }
 }

@@ -44,6 +44,11 @@ export class SqliteRequeueJobs implements RequeueJobs {
       byId: db.prepare<[string], JobRow>(`SELECT ${COLUMNS} FROM requeue_jobs WHERE id = ?`),
       open: db.prepare<[], JobRow>(`SELECT ${COLUMNS} FROM requeue_jobs WHERE state = 'running' ORDER BY created_at`),
       finish: db.prepare("UPDATE requeue_jobs SET state = ?, error = ?, updated_at = ? WHERE id = ? AND state = 'running'"),
+      resume: db.prepare("UPDATE requeue_jobs SET state = 'running', error = NULL, updated_at = ? WHERE id = ? AND state = 'failed'"),
+      // NULL parameters match every recipient / state.
+      list: db.prepare<[string | null, string | null, string | null, string | null, number], JobRow>(
+        `SELECT ${COLUMNS} FROM requeue_jobs WHERE (? IS NULL OR recipient_dip_id = ?) AND (? IS NULL OR state = ?) ORDER BY created_at DESC, id LIMIT ?`,
+      ),
     };
   }
 
@@ -64,5 +69,15 @@ export class SqliteRequeueJobs implements RequeueJobs {
 
   async finishJob(id: string, state: 'done' | 'failed', error: string | null, at: number): Promise<void> {
     await this.d.write(() => this.s.finish.run(state, error, at, id));
+  }
+
+  async resumeJob(id: string, at: number): Promise<boolean> {
+    return this.d.write(() => this.s.resume.run(at, id).changes === 1);
+  }
+
+  async jobs(q: { recipientDipId?: string; state?: RequeueJob['state']; limit: number }): Promise<RequeueJob[]> {
+    const recipient = q.recipientDipId ?? null;
+    const state = q.state ?? null;
+    return this.s.list.all(recipient, recipient, state, state, q.limit).map(toJob);
   }
 }

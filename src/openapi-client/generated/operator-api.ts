@@ -5808,6 +5808,239 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/requeue-jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Requeue jobs, newest first (?state=failed: those an operator may resume) */
+        get: {
+            parameters: {
+                query?: {
+                    limit?: number;
+                    recipient?: string;
+                    state?: "running" | "done" | "failed";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The jobs that match */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description Milliseconds since the Unix epoch */
+                            createdAt: number;
+                            /** @description Why a failed job stopped */
+                            error: string | null;
+                            id: string;
+                            /** @description The queue position the job ends at */
+                            of: number;
+                            queue: {
+                                channel: string;
+                                recipientDipId: string;
+                            };
+                            /** @description Messages requeued so far */
+                            requeued: number;
+                            /** @description The queue position the job has worked through: a resume goes on after it */
+                            scannedUpTo: number;
+                            /** @enum {string} */
+                            state: "running" | "done" | "failed";
+                            /** @description Those requeued and those matching the filter not yet reached (the published RequeueStatus) */
+                            totalTransactions: number;
+                            /** @description Milliseconds since the Unix epoch */
+                            updatedAt: number;
+                        }[];
+                    };
+                };
+                /** @description Bad Request: the body, query or path the schema refuses (the field and why), or a value the operation cannot use */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No valid operator token (Authorization: Bearer <token>) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The operator's role does not allow this call */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Internal error (the details are in the DIP log) */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/requeue-jobs/{id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume a failed requeue job from where it stopped
+         * @description The job goes on after the last page it requeued (its scannedUpTo), in queue order: nothing it already requeued is requeued again. Repair what failed it first (its error says what), or it fails again at the same place. 404: no such job. 409: the job is running or done (a second resume of the same job is refused: it is started once).
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The job, running again */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description Milliseconds since the Unix epoch */
+                            createdAt: number;
+                            /** @description Why a failed job stopped */
+                            error: string | null;
+                            id: string;
+                            /** @description The queue position the job ends at */
+                            of: number;
+                            queue: {
+                                channel: string;
+                                recipientDipId: string;
+                            };
+                            /** @description Messages requeued so far */
+                            requeued: number;
+                            /** @description The queue position the job has worked through: a resume goes on after it */
+                            scannedUpTo: number;
+                            /** @enum {string} */
+                            state: "running" | "done" | "failed";
+                            /** @description Those requeued and those matching the filter not yet reached (the published RequeueStatus) */
+                            totalTransactions: number;
+                            /** @description Milliseconds since the Unix epoch */
+                            updatedAt: number;
+                        };
+                    };
+                };
+                /** @description Bad Request: the body, query or path the schema refuses (the field and why), or a value the operation cannot use */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No valid operator token (Authorization: Bearer <token>) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The operator's role does not allow this call */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No such resource */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Conflict: the resource is not in a state that allows this (or a newer version exists) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Internal error (the details are in the DIP log) */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/session": {
         parameters: {
             query?: never;
