@@ -299,21 +299,26 @@ async function main(): Promise<void> {
       let alarmCheck: (() => Promise<void>) | null = null;
       if (fault === 'kill') {
         await victim.process.kill('SIGKILL');
-        const other = topo.dipNodes.find((n) => n !== victim)!;
-        await until(async () => (await holderOf(hook.dipId).catch(() => undefined)) === other || Date.now() - faultAt > 30_000, 40_000, 'lease taken over');
-        log(`kill: lease ${(await holderOf(hook.dipId)) === other ? `moved to ${other.name} after ${Date.now() - faultAt} ms` : 'NOT moved within 30 s'}`);
+        // Taken over by any node but the victim (with three nodes, either of the others).
+        const survivor = async () => {
+          const h = await holderOf(hook.dipId).catch(() => undefined);
+          return h !== undefined && h !== victim ? h : undefined;
+        };
+        await until(async () => (await survivor()) !== undefined || Date.now() - faultAt > 30_000, 40_000, 'lease taken over');
+        const took = await survivor();
+        log(`kill: lease ${took ? `moved to ${took.name} after ${Date.now() - faultAt} ms` : 'NOT moved within 30 s'}`);
+        if (!took) failures.push(`lease of ${hook.dipId} not taken over from the killed ${victim.name} within 30 s`);
         await until(() => calls.some((c) => c.at > Date.now() - 1_000 && c.at > faultAt), 60_000, 'webhook deliveries from the survivor').catch((e: Error) => failures.push(e.message));
         await victim.start();
       } else if (fault === 'stop') {
         const pids = processTree(victim.process.pid!);
         for (const pid of pids) process.kill(pid, 'SIGSTOP');
         log(`stop: paused ${victim.name} (pids ${pids.join(', ')}) for ${args['stop-seconds']} s`);
-        const other = topo.dipNodes.find((n) => n !== victim)!;
         const stopMs = Number(args['stop-seconds']) * 1000;
         await sleep(stopMs);
         const movedTo = await holderOf(hook.dipId);
         log(`stop: after ${stopMs} ms the lease is held by ${movedTo?.name ?? 'nobody'}; last webhook call ${Math.round((Date.now() - (calls.at(-1)?.at ?? 0)) / 1000)} s ago`);
-        if (movedTo !== other) failures.push(`lease of ${hook.dipId} not taken over from the paused ${victim.name} within ${stopMs} ms (held by ${movedTo?.name ?? 'nobody'})`);
+        if (movedTo === undefined || movedTo === victim) failures.push(`lease of ${hook.dipId} not taken over from the paused ${victim.name} within ${stopMs} ms (held by ${movedTo?.name ?? 'nobody'})`);
         for (const pid of pids) process.kill(pid, 'SIGCONT');
       } else if (fault === 'nats') {
         await nats.kill('SIGKILL');
