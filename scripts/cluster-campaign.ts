@@ -131,7 +131,7 @@ interface Result {
   failures: string[];
 }
 
-async function main(): Promise<void> {
+async function main(): Promise<number> {
   const faults = args.faults.split(',').filter(Boolean);
   const dir = mkdtempSync(join(tmpdir(), 'cf-campaign-'));
   chmodSync(dir, 0o755);
@@ -481,10 +481,15 @@ async function main(): Promise<void> {
   for (const r of results) table.push(`| ${r.fault} | ${r.submitted} | ${r.accepted} | ${r.retried} | ${r.lost201} | ${r.unanswered} | ${r.webhookDeliveries} (${r.webhookRepeats}) | ${r.pulled} (${r.pullRepeats}) | ${(r.ingestResumeMs / 1000).toFixed(1)} s |`);
   process.stdout.write(`${table.join('\n')}\n`);
   for (const r of results) for (const f of r.failures) process.stdout.write(`FAILED ${r.fault}: ${f}\n`);
-  process.exitCode = results.some((r) => r.failures.length > 0) ? 1 : 0;
+  return results.some((r) => r.failures.length > 0) ? 1 : 0;
 }
 
-main().catch((err: Error) => {
-  log(`campaign aborted: ${err.stack ?? err.message}`);
-  process.exitCode = 2;
-});
+// Exits as soon as the campaign is done: a wait it gave up (the answer of a submission that never came,
+// a load balancer's probe) must not hold the process open after everything was stopped.
+main().then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    log(`campaign aborted: ${err.stack ?? err.message}`);
+    process.exit(2);
+  },
+);
