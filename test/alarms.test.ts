@@ -9,6 +9,7 @@ import { QueueWorker } from '../src/pipeline/queue-worker.js';
 import type { QueueEntry, QueueRef, Settlement } from '../src/ports/message-log.js';
 import { workerDeps } from './helpers/worker-deps.js';
 import type { AlarmChannel, AlarmCondition, AlarmNotice, AlarmSubscription } from '../src/ports/alarms.js';
+import type { AlarmNotifierLease, NotifiedAlarm } from '../src/ports/leases.js';
 import { FakeClock, settle } from './helpers/clocks.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../src/config.js';
@@ -389,5 +390,57 @@ describe('an evaluation when sources or the subscription store fail (a cluster w
     state.storeDown = false;
     await alarms.evaluate();
     expect(sent).toEqual(['raised storage', 'raised dead-letter:q']);
+  });
+});
+
+describe('an evaluation while NATS does not answer (the alarm notifier lease cannot be read)', () => {
+  const condition = (key: string, rule: AlarmCondition['rule']): AlarmCondition => ({ key, rule, participant: null, summary: key, since: 1 });
+  const subscription: AlarmSubscription = { id: 's1', owner: 'operator', rules: ['coordination', 'dead-letter'], email: null, webhookUrl: 'https://ops.example/alarms', createdAt: 1 };
+
+  it("raises and resolves this node's coordination alarm, listed and notified, while the notifier lease's turn waits for NATS", async () => {
+    const sent: string[] = [];
+    const channel: AlarmChannel = { email: async () => undefined, webhook: async (_url, n) => void sent.push(`${(n as AlarmNotice).kind} ${(n as AlarmNotice).condition.key}`), close: async () => undefined };
+    const state = { coordination: [] as AlarmCondition[] };
+    // A NATS away: the lease's turn waits (a KV read with the connection reconnecting) until NATS is back.
+    let natsBack: () => void = () => undefined;
+    let natsDown = false;
+    let record = new Map<string, NotifiedAlarm>();
+    const notifier: AlarmNotifierLease = {
+      turn: async () => {
+        if (natsDown) await new Promise<void>((resolve) => (natsBack = resolve));
+        return new Map(record);
+      },
+      record: async (notified) => {
+        record = new Map(notified);
+        return true;
+      },
+      close: async () => undefined,
+    };
+    const sources = [() => [condition('dead-letter:q', 'dead-letter')], () => state.coordination];
+    const alarms = new Alarms(sources, { list: async () => [subscription] }, channel, { evaluateIntervalMs: 1_000, maxNoticesPerHour: 100 }, new FakeClock(), quietLogger, notifier);
+    await alarms.evaluate();
+    expect(sent).toEqual(['raised dead-letter:q']);
+
+    natsDown = true;
+    state.coordination = [condition('coordination:node-1', 'coordination')];
+    void alarms.evaluate();
+    await settle();
+    // Before: the whole evaluation waited for the turn, so the alarm about NATS itself was neither listed
+    // nor sent until NATS was back (and then resolved at once).
+    expect(alarms.current().map((c) => c.key).sort()).toEqual(['coordination:node-1', 'dead-letter:q']);
+    expect(sent).toEqual(['raised dead-letter:q', 'raised coordination:node-1']);
+    // Still away at the next evaluations: they run (they do not wait for the first one's turn), and the
+    // end of the condition is listed and sent while the first turn still waits.
+    state.coordination = [];
+    void alarms.evaluate();
+    await settle();
+    expect(alarms.current().map((c) => c.key)).toEqual(['dead-letter:q']);
+    expect(sent).toEqual(['raised dead-letter:q', 'raised coordination:node-1', 'resolved coordination:node-1']);
+
+    natsDown = false;
+    natsBack();
+    await alarms.evaluate();
+    await alarms.stop();
+    expect(sent).toEqual(['raised dead-letter:q', 'raised coordination:node-1', 'resolved coordination:node-1']);
   });
 });

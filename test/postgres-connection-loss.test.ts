@@ -2,6 +2,7 @@
  * What a lost PostgreSQL connection does to a node (src/adapters/postgres/pool.ts): a session ended by the
  * server in the middle of a transaction (a restart, a failover, an operator's pg_terminate_backend) fails
  * that transaction as "unavailable", and the next one runs on a new connection; the process carries on.
+ * One ended by an operator's command (57P01) before its COMMIT is first run once more on a new connection.
  * Before, pg emitted the failure on the checked-out connection with no listener, and Node ended the
  * process. And a session idle inside a transaction is ended by the server after IDLE_IN_TRANSACTION_MS,
  * so a node frozen while it holds a queue's row lock does not hold the other nodes' writes; the ones it
@@ -63,6 +64,31 @@ describe('a PostgreSQL connection lost mid-transaction', () => {
     } finally {
       process.off('uncaughtException', onUncaught);
     }
+  });
+
+  it("runs a transaction whose session alone an operator ended (pg_terminate_backend) again on a new connection, without calling the store unavailable", async () => {
+    // The cluster campaign's pg_terminate_backend of a database's sessions: PostgreSQL itself was up, yet
+    // every node that had a transaction running called its store unavailable (503s, /health and the
+    // balancer took the nodes out) until its next probe two seconds later.
+    const health: string[] = [];
+    store.onHealthChange((h) => health.push(h.state));
+    let runs = 0;
+    const pids: number[] = [];
+    const result = await store.tx(async (c) => {
+      runs += 1;
+      const { rows } = await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      pids.push(rows[0]!.pid);
+      if (runs === 1) {
+        await admin.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid]);
+        await c.query('SELECT 1');
+      }
+      return 'done';
+    });
+    expect(result).toBe('done');
+    expect(runs).toBe(2);
+    expect(pids[1]).not.toBe(pids[0]);
+    // (The test before may leave the store unavailable until its probe wrote: only a new flip counts.)
+    expect(health).not.toContain('unavailable');
   });
 
   it('gives up a query left unanswered (a partition that drops packets) as unavailable, and drops its connection at once', async () => {

@@ -55,6 +55,8 @@ export class Alarms {
   private unsent: AlarmNotice[] = [];
   private cancel: Cancel | null = null;
   private running: Promise<void> | null = null;
+  /** The shared conditions' turn under way (in a cluster): at most one at a time, apart from the evaluations. */
+  private sharing: Promise<void> | null = null;
   private readonly sent = new Map<string, number[]>();
   /** Notices dropped by the rate limit. */
   suppressed = 0;
@@ -78,6 +80,7 @@ export class Alarms {
   async stop(): Promise<void> {
     this.cancel?.();
     await this.running;
+    await this.sharing;
   }
 
   /** The alarms raised and not yet resolved that `owner` may see. */
@@ -85,12 +88,18 @@ export class Alarms {
     return [...this.active.values()].filter((c) => maySee(owner, c));
   }
 
-  /** One evaluation (overlapping calls share one). */
-  evaluate(): Promise<void> {
+  /**
+   * One evaluation (overlapping calls share one), and then the shared conditions' turn it started or one
+   * still under way. The evaluation itself never waits for that turn: it asks NATS for the notifier lease,
+   * and while NATS does not answer (a turn may wait for as long), this node's own conditions (the
+   * `coordination` alarm about NATS itself first) must still be listed and sent at every interval.
+   */
+  async evaluate(): Promise<void> {
     this.running ??= this.pass().finally(() => {
       this.running = null;
     });
-    return this.running;
+    await this.running;
+    await this.sharing;
   }
 
   private async pass(): Promise<void> {
@@ -134,22 +143,42 @@ export class Alarms {
     for (const [key, c] of now) if (own(c) && !before.has(key)) notices.push({ kind: 'raised', condition: c, at, asOf: readAt.get(key) ?? at });
     // A resolved condition's summary is the last one read while it held: the notice says from when.
     for (const [key, c] of before) if (own(c) && !now.has(key)) notices.push({ kind: 'resolved', condition: c, at, asOf: readBefore.get(key) ?? at });
-    const shared = this.notifier ? await this.sharedChanges(this.notifier, before, readBefore, at) : null;
-    if (shared) notices.push(...shared.notices);
+    await this.notify(notices);
+    // The shared conditions' turn, apart: skipped while the one before still waits for NATS (the next
+    // evaluation after it compares against the lease's record, so no change is lost by skipping).
+    const notifier = this.notifier;
+    if (notifier && this.sharing === null) {
+      this.sharing = this.shareTurn(notifier, before, readBefore, at)
+        .catch((err: unknown) => this.logger.error({ err }, 'the shared alarm notices could not be sent; the next evaluation tries again'))
+        .finally(() => {
+          this.sharing = null;
+        });
+    }
+  }
+
+  /** Logs the notices and sends each to the subscriptions that name its rule and may see it (or keeps them until a list is read). */
+  private async notify(notices: AlarmNotice[]): Promise<void> {
     for (const n of notices) this.logger.warn({ alarm: n.condition.key, rule: n.condition.rule, kind: n.kind }, `alarm ${n.kind}: ${n.condition.summary}`);
     const subs = await this.subscribers(notices.length > 0 || this.unsent.length > 0);
     if (subs === null) {
       this.unsent = [...this.unsent, ...notices].slice(-UNSENT_LIMIT);
-    } else {
-      const due = [...this.unsent, ...notices];
-      this.unsent = [];
-      for (const n of due) {
-        for (const s of subs) if (s.rules.includes(n.condition.rule) && maySee(s.owner, n.condition)) await this.send(s, n);
-      }
+      return;
     }
+    const due = [...this.unsent, ...notices];
+    this.unsent = [];
+    for (const n of due) {
+      for (const s of subs) if (s.rules.includes(n.condition.rule) && maySee(s.owner, n.condition)) await this.send(s, n);
+    }
+  }
+
+  /** Sends the shared conditions' changes when this node holds the notifier lease, then records them in it. */
+  private async shareTurn(notifier: AlarmNotifierLease, before: Map<string, AlarmCondition>, readBefore: Map<string, number>, at: number): Promise<void> {
+    const shared = await this.sharedChanges(notifier, before, readBefore, at);
+    if (!shared || shared.notices.length === 0) return;
+    await this.notify(shared.notices);
     // Recorded after sending (or keeping them in the backlog): a holder that dies in between leaves its
     // successor to send them again (a duplicate), never to take them as sent.
-    if (shared?.notices.length && !(await shared.lease.record(shared.notified))) {
+    if (!(await shared.lease.record(shared.notified))) {
       this.logger.warn({ notices: shared.notices.length }, 'the alarm notifier lease was taken over while notices were sent: the new holder may send them again');
     }
   }

@@ -1,6 +1,6 @@
 import { queueKey } from '../../ports/queue-ref.js';
 import type pg from 'pg';
-import { IDLE_IN_TRANSACTION_MS, LOCK_TIMEOUT_MS, openPool, withConnection } from './pool.js';
+import { endedByAdministrator, IDLE_IN_TRANSACTION_MS, LOCK_TIMEOUT_MS, openPool, withConnection } from './pool.js';
 import type { BackendHealth, CommitGroup, ValueSealer } from '../../ports/backend.js';
 import type { Cancel, Clock } from '../../ports/clock.js';
 import { StoreError } from '../../ports/errors.js';
@@ -159,6 +159,7 @@ export class PgDatabase {
     const started = this.options.clock.now();
     for (let attempt = 1; ; attempt++) {
       let client: pg.PoolClient | undefined;
+      let committing = false;
       try {
         await this.ensureDays(days);
         client = await this.pool.connect();
@@ -170,6 +171,7 @@ export class PgDatabase {
         // append of duplicates, a lookup) commits on a read-only standby and on a full disk alike, and
         // called the store healthy while every write was refused. Asked only then: no cost otherwise.
         const wrote = this.state.state === 'ok' || (await client.query<{ wrote: boolean }>('SELECT txid_current_if_assigned() IS NOT NULL AS wrote')).rows[0]!.wrote;
+        committing = true;
         await client.query('COMMIT');
         this.onCommit.delete(client);
         client.release();
@@ -177,6 +179,12 @@ export class PgDatabase {
         if (wrote) this.outcome(null);
         return result;
       } catch (err) {
+        // A session an operator ended (pg_terminate_backend) before its COMMIT was sent: rolled back, and
+        // the server is up. Run once more on a new connection rather than call the store unavailable (a
+        // campaign's terminate of every session made each node answer 503 and fail its health until its
+        // next probe). Not after COMMIT was sent (it may have committed), nor twice (a server shutting
+        // down ends the new session too, or refuses it: that is unavailable).
+        const endedByOperator = client !== undefined && !committing && attempt === 1 && endedByAdministrator(client, err);
         if (client) {
           // A connection that failed mid-transaction is not handed out again; one whose query went
           // unanswered is dropped at once (a ROLLBACK would wait behind that query for as long again).
@@ -189,6 +197,7 @@ export class PgDatabase {
           this.onCommit.delete(client);
           client.release(broken ? (err as Error) : undefined);
         }
+        if (endedByOperator) continue;
         if (isRetryable(err) && attempt < 5) continue;
         if (isLockTimeout(err) && this.options.clock.now() - started < this.lockWaitBudgetMs) continue;
         const e = classifyPgError(err);

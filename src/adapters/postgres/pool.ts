@@ -55,9 +55,22 @@ export function openPool(options: { url: string; max: number; applicationName: s
   // An idle connection the server closed: the pool drops it and the next query opens a new one.
   pool.on('error', () => {});
   pool.on('connect', (client) => {
-    client.on('error', () => {});
+    client.on('error', (err) => connectionErrors.set(client, err));
   });
   return pool;
+}
+
+/** The error that ended each connection, as the server sent it (its later queries fail "not queryable", without it). */
+const connectionErrors = new WeakMap<pg.ClientBase, unknown>();
+
+/**
+ * Whether the server ended this connection by an operator's or a supervisor's command (57P01
+ * admin_shutdown: pg_terminate_backend, or a fast shutdown) rather than the connection being lost: the
+ * session's transaction was rolled back, and a new connection may well work.
+ */
+export function endedByAdministrator(client: pg.ClientBase, err: unknown): boolean {
+  const code = (e: unknown) => (e as { code?: unknown } | undefined)?.code;
+  return code(err) === '57P01' || code(connectionErrors.get(client)) === '57P01';
 }
 
 /**
