@@ -81,6 +81,13 @@ describe('masking personal data in answers', () => {
       token: '[masked]', password: '[masked]', totpSecret: '[masked]', totpUri: '[masked]', apiKey: '[masked]', operator: { role: 'admin' },
     });
   });
+
+  it('masks what an escape hides from the text (a name or an MPAN written with \\u), and keeps an answer with nothing personal as it parses', () => {
+    // The answer with nothing to mask is stored as its parse serialises it, as before (whitespace gone).
+    expect(maskedBody('{ "transactionID": "T-1", "message": "MSG0000 - Success", "n": 1.50 }', 10_000)).toBe('{"transactionID":"T-1","message":"MSG0000 - Success","n":1.5}');
+    // Decoded, these are a personal key and an MPAN; the text as sent shows neither.
+    expect(JSON.parse(maskedBody('{"n\\u0061me":"Ada","note":"\\u0031200000000009"}', 10_000)!)).toEqual({ name: '[masked]', note: '[masked]' });
+  });
 });
 
 /** A recorder on a fresh SQLite activity log, seen through `faults` (methods replacing the real store's). */

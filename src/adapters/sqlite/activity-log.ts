@@ -58,9 +58,10 @@ export class SqliteActivityLog implements ActivityLogStore {
     if (!db.prepare<[], { name: string }>('PRAGMA table_info(activity_log)').all().some((c) => c.name === 'acting_for')) db.exec('ALTER TABLE activity_log ADD COLUMN acting_for TEXT');
     db.exec('CREATE INDEX IF NOT EXISTS activity_log_acting_for ON activity_log (acting_for, at) WHERE acting_for IS NOT NULL');
     this.s = {
+      // Bound by position: named parameters took a copy of each record and a lookup per name.
       insert: db.prepare(
         `INSERT INTO activity_log (chain, seq, at, request_id, listener, caller, acting_for, remote, method, url, status, duration_ms, response_body, prev_hash, hash)
-         VALUES (@chain, @seq, @at, @requestId, @listener, @caller, @actingFor, @remote, @method, @url, @status, @durationMs, @responseBody, @prevHash, @hash)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       head: db.prepare<[number, string, string]>('UPDATE activity_chains SET head_seq = ?, head_hash = ? WHERE chain = ?'),
       open: db.prepare<[string, number, string, string]>('INSERT INTO activity_chains (chain, started_at, head_hash, anchor_hash) VALUES (?, ?, ?, ?)'),
@@ -81,7 +82,7 @@ export class SqliteActivityLog implements ActivityLogStore {
       anchor: db.prepare<[number, string, string, number]>('UPDATE activity_chains SET anchor_seq = ?, anchor_hash = ? WHERE chain = ? AND anchor_seq < ?'),
     };
     this.appendTx = db.transaction((records: readonly ChainedActivity[]) => {
-      for (const r of records) this.s.insert.run({ ...r, actingFor: r.actingFor ?? null });
+      for (const r of records) this.s.insert.run(r.chain, r.seq, r.at, r.requestId, r.listener, r.caller, r.actingFor ?? null, r.remote, r.method, r.url, r.status, r.durationMs, r.responseBody, r.prevHash, r.hash);
       const last = records.at(-1);
       if (last) this.s.head.run(last.seq, last.hash, last.chain);
     });
