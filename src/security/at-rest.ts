@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHmac, createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { compressSync, uncompressSync } from 'lz4-napi';
@@ -61,31 +61,6 @@ function gcmSeal(key: Buffer, plain: Buffer | string, aad: Buffer): Buffer {
   return Buffer.concat([iv, cipher.getAuthTag(), body, last]);
 }
 
-const HEADER = 5;
-
-/**
- * seal()'s layout (header, IV, tag, ciphertext) written into one Buffer allocated at its final size: GCM's
- * ciphertext is as long as the plaintext, so the size is known before encrypting. The header written there
- * is also the AAD. Until 2026-12-04 this was a header Buffer, then two Buffer.concat copies of the
- * ciphertext (issue 9: BENCHMARKS.md, `seal` stage).
- */
-function sealValue(key: KeyObject, format: number, keyId: number, plain: Buffer | string): Buffer {
-  const length = typeof plain === 'string' ? Buffer.byteLength(plain, 'utf8') : plain.length;
-  const out = Buffer.allocUnsafe(HEADER + GCM_IV + GCM_TAG + length);
-  out[0] = format;
-  out.writeUInt32BE(keyId, 1);
-  const iv = nextIv();
-  iv.copy(out, HEADER);
-  const cipher = createCipheriv('aes-256-gcm', key, iv);
-  cipher.setAAD(out.subarray(0, HEADER));
-  const body = typeof plain === 'string' ? cipher.update(plain, 'utf8') : cipher.update(plain);
-  body.copy(out, HEADER + GCM_IV + GCM_TAG);
-  // GCM is a stream mode: final() only computes the tag and returns no bytes.
-  if (cipher.final().length !== 0 || body.length !== length) throw new Error('AES-GCM returned an unexpected length');
-  cipher.getAuthTag().copy(out, HEADER + GCM_IV);
-  return out;
-}
-
 function gcmOpen(key: Buffer, sealed: Buffer, aad: Buffer): Buffer {
   const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, GCM_IV));
   decipher.setAAD(aad);
@@ -120,12 +95,7 @@ export class FileKeyEncryptionKey implements KeyEncryptionKey {
  * ciphertext. The key id is authenticated too, so a value cannot be passed off under another key.
  */
 export class Sealer {
-  private indexKey: KeyObject | undefined;
-  /**
-   * The data keys as KeyObjects, made once: createCipheriv and createHmac given a Buffer build one per call
-   * (issue 9: BENCHMARKS.md, `seal` stage).
-   */
-  private readonly keyObjects = new Map<number, KeyObject>();
+  private indexKey: Buffer | undefined;
 
   private constructor(
     private readonly keys: Map<number, Buffer>,
@@ -141,7 +111,7 @@ export class Sealer {
   index(value: string): string {
     if (!this.indexKey) {
       const first = this.keys.get(Math.min(...this.keys.keys()))!;
-      this.indexKey = createSecretKey(Buffer.from(hkdfSync('sha256', first, Buffer.alloc(0), 'opendip-archive-index', 32)));
+      this.indexKey = Buffer.from(hkdfSync('sha256', first, Buffer.alloc(0), 'opendip-archive-index', 32));
     }
     return createHmac('sha256', this.indexKey).update(value).digest('base64url');
   }
@@ -170,16 +140,10 @@ export class Sealer {
 
   seal(plain: Buffer | string, options?: SealOptions): Buffer {
     const compress = options?.compress === true;
-    return sealValue(this.currentKeyObject(), compress ? COMPRESSED : VERSION, this.current, compress ? compressSync(plain) : plain);
-  }
-
-  private currentKeyObject(): KeyObject {
-    let key = this.keyObjects.get(this.current);
-    if (!key) {
-      key = createSecretKey(this.keys.get(this.current)!);
-      this.keyObjects.set(this.current, key);
-    }
-    return key;
+    const header = Buffer.alloc(5);
+    header.writeUInt8(compress ? COMPRESSED : VERSION, 0);
+    header.writeUInt32BE(this.current, 1);
+    return Buffer.concat([header, gcmSeal(this.keys.get(this.current)!, compress ? compressSync(plain) : plain, header)]);
   }
 
   /**
