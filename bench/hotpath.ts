@@ -12,7 +12,9 @@
  * `whole` is the depth check and the parse of the body as one string (parseBatch until 2026-12-02), `items`
  * the scan that also finds the array's items and parses each on its own (parseBatch since).
  * `crossKeep` / `crossSealed`: an append's messages crossing from an ingest thread, kept or not (see cross()).
- * Usage: npx tsx bench/hotpath.ts [depth|parse|whole|items|acceptWhole|acceptItems|crossKeep|crossSealed|walk|validate|stamp|splice|raw|deflate|all] [batches] [batchSize]
+ * `seal` is sealParts (src/security/seal-batch.ts) with a real Sealer: the raw request and each outbound
+ * copy compressed and sealed, each MPAN indexed (every MPAN a different one, as in a day's IF-021s).
+ * Usage: npx tsx bench/hotpath.ts [depth|parse|whole|items|acceptWhole|acceptItems|crossKeep|crossSealed|walk|validate|stamp|splice|raw|deflate|seal|all] [batches] [batchSize]
  */
 import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import { deflateRawSync } from 'node:zlib';
@@ -22,7 +24,10 @@ import { buildKeyTree, normaliseKeys } from '../src/catalogue/key-case.js';
 import type { JsonSchema } from '../src/catalogue/types.js';
 import { canonicalCustomBlocks, stringifyWithCustomBlock } from '../src/domain/canonical-json.js';
 import { readHeader, stampWrapper, type DipMessage } from '../src/domain/message.js';
+import type { AcceptedMessage } from '../src/ports/message-log.js';
+import { Sealer } from '../src/security/at-rest.js';
 import { exceedsJsonDepth, scanJsonBatch } from '../src/security/json-depth.js';
+import { sealParts } from '../src/security/seal-batch.js';
 import { MessageFactory } from './lib/load.js';
 
 const [stage = 'all', batchesArg = '200', sizeArg = '100'] = process.argv.slice(2);
@@ -142,7 +147,23 @@ function raw(): void {
 function deflate(): void {
   sink += deflateRawSync(body, { level: 1 }).length;
 }
-const stages: Record<string, () => void> = { depth, parse, whole, items, acceptWhole, acceptItems, crossKeep, crossSealed, walk, validate, stamp, splice, raw, deflate };
+/** A real Sealer, its data keys in memory and wrapped by an identity KEK (what wraps them is not measured). */
+const sealer = await Sealer.open({ wrap: async (k) => k, unwrap: async (k) => k }, (() => {
+  const wrappedKeys: Array<{ id: number; wrapped: Buffer }> = [];
+  return { dataKeys: async () => wrappedKeys, addDataKey: async (wrapped: Buffer) => wrappedKeys.push({ id: wrappedKeys.length + 1, wrapped }) };
+})());
+const accepted: AcceptedMessage[] = copies.map((outbound, i) => ({
+  transactionId: `T-${i}`, channel: 'IF-021', eventCode: 'IF-021', senderDipId: '0123456789', senderRole: 'SDS',
+  senderUniqueReference: `r${i}`, correlationId: null, mpan: null, receivedAt: 0, outbound, recipients: ['abcdef0123'],
+}));
+let mpanSerial = 0;
+function seal(): void {
+  // A fresh MPAN per message: in a national day each MPAN has about one IF-021, so nothing repeats.
+  for (const m of accepted) m.mpan = `19${String(mpanSerial++).padStart(11, '0')}`;
+  const s = sealParts({ channel: 'IF-021', senderDipId: '0123456789', receivedAt: 0, rawRequest: body, signatureHeaders: '{}', messages: accepted }, sealer);
+  sink += s.outbound.length + s.raw.length;
+}
+const stages: Record<string, () => void> = { depth, parse, whole, items, acceptWhole, acceptItems, crossKeep, crossSealed, walk, validate, stamp, splice, raw, deflate, seal };
 const run = stage === 'all' ? Object.values(stages) : [stages[stage]!];
 if (!run[0]) throw new Error(`unknown stage ${stage}`);
 for (let i = 0; i < 20; i++) for (const f of run) f(); // warm up (JIT)

@@ -1,7 +1,9 @@
 import Database from 'better-sqlite3';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { compressSync, uncompressSync } from 'lz4-napi';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FileKeyEncryptionKey, Sealer } from '../src/security/at-rest.js';
 import { systemClock } from '../src/adapters/clock.js';
@@ -105,5 +107,61 @@ describe('encryption at rest', () => {
       expect(() => sealer.open(flipped)).toThrow();
     }
     await backend.close();
+  });
+});
+
+/**
+ * The sealed layout as documented on Sealer (format, key id, IV, tag, ciphertext; the 5-byte header is
+ * the AAD), written out here independently of at-rest.ts: seal() has built it in one Buffer since
+ * 2026-12-04 (issue 9), and values sealed before must still open, MPAN index values still match.
+ */
+describe('sealed layout', () => {
+  const dataKey = Buffer.alloc(32, 7);
+  const knownKeySealer = (): Promise<Sealer> =>
+    Sealer.open({ wrap: async (k) => k, unwrap: async (k) => k }, { dataKeys: async () => [{ id: 3, wrapped: dataKey }], addDataKey: async () => 4 });
+  // Multi-byte UTF-8 (byte length ≠ string length), empty, a Buffer, a large JSON text.
+  const samples: Array<Buffer | string> = ['', 'a', 'héllo ✓ 😀 ünïcödé', Buffer.from([0, 1, 2, 255]), JSON.stringify(buildIF021({ senderDipId: '2000000001', senderRole: 'SDS', mpan: mpanCore('layout'), primaryRecipients: ['1000000001'] }))];
+
+  function referenceOpen(sealed: Buffer): { format: number; keyId: number; plain: Buffer } {
+    const d = createDecipheriv('aes-256-gcm', dataKey, sealed.subarray(5, 17));
+    d.setAAD(sealed.subarray(0, 5));
+    d.setAuthTag(sealed.subarray(17, 33));
+    const plain = Buffer.concat([d.update(sealed.subarray(33)), d.final()]);
+    return { format: sealed[0]!, keyId: sealed.readUInt32BE(1), plain: sealed[0] === 2 ? uncompressSync(plain) : plain };
+  }
+
+  /** How seal() built a value until 2026-12-04: a header Buffer, then the IV, tag and ciphertext concatenated. */
+  function referenceSeal(plain: Buffer | string, compress: boolean): Buffer {
+    const header = Buffer.from([compress ? 2 : 1, 0, 0, 0, 3]);
+    const iv = randomBytes(12);
+    const c = createCipheriv('aes-256-gcm', dataKey, iv);
+    c.setAAD(header);
+    const body = c.update(compress ? compressSync(plain) : typeof plain === 'string' ? Buffer.from(plain) : plain);
+    const last = c.final();
+    return Buffer.concat([header, iv, c.getAuthTag(), body, last]);
+  }
+
+  it('seals in the documented layout, with and without compression, and opens what the earlier construction sealed', async () => {
+    const sealer = await knownKeySealer();
+    for (const sample of samples) {
+      const bytes = Buffer.from(sample);
+      for (const compress of [false, true]) {
+        const sealed = sealer.seal(sample, { compress });
+        const read = referenceOpen(sealed);
+        expect(read.format).toBe(compress ? 2 : 1);
+        expect(read.keyId).toBe(3);
+        expect(read.plain.equals(bytes)).toBe(true);
+        expect(sealer.open(sealed).equals(bytes)).toBe(true);
+        expect(sealer.open(referenceSeal(sample, compress)).equals(bytes)).toBe(true);
+      }
+    }
+  });
+
+  it('indexes an MPAN as the keyed hash it always was (existing archives stay searchable)', async () => {
+    const sealer = await knownKeySealer();
+    const indexKey = Buffer.from(hkdfSync('sha256', dataKey, Buffer.alloc(0), 'opendip-archive-index', 32));
+    for (const mpan of ['1200000000009', '1900000000001', '']) {
+      expect(sealer.index(mpan)).toBe(createHmac('sha256', indexKey).update(mpan).digest('base64url'));
+    }
   });
 });
