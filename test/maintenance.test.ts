@@ -148,6 +148,8 @@ describe('maintenance notices (spec 5.13.5)', () => {
     expect(await listed('channel=IF-002&channel=IF-002')).toEqual({ status: 400, ids: null, help: 'channel (query string) is given 2 times: give it once' });
     // Not a channel ID: refused naming it, as before.
     expect(await listed('Channel=nonsense')).toEqual({ status: 400, ids: null, help: "channel (query string) 'nonsense' is not a channel ID (two to four letters, a hyphen and three digits, e.g. IF-021)" });
+    // A long value is echoed cut to 40 characters, as other query values are: whole, it pushed the reason past the help's 500.
+    expect((await listed(`channel=${'x'.repeat(600)}`)).help).toBe(`channel (query string) '${'x'.repeat(40)}' is not a channel ID (two to four letters, a hyphen and three digits, e.g. IF-021)`);
     expect((await admin('POST', `/admin/maintenance/${id}/withdraw`)).status).toBe(200);
   });
 

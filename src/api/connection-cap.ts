@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { MSG } from '../domain/response-codes.js';
 import type { ApiDeps } from './deps.js';
@@ -70,7 +71,14 @@ export function addressHolder(socket: Socket): CapHolder {
  * naming the limit, and the connection is closed after the answer.
  * Per process: each node of a cluster holds its own connections, and counts them.
  */
-export function useConnectionCap(app: FastifyInstance, deps: ApiDeps, max: number, holderOf: (socket: Socket) => CapHolder): () => ConnectionStats {
+export function useConnectionCap(
+  app: FastifyInstance,
+  deps: ApiDeps,
+  max: number,
+  holderOf: (socket: Socket) => CapHolder,
+  /** Whether a request still waits for a 100 Continue the listener has not sent (it sends none once refused). */
+  awaitsContinue: (req: IncomingMessage) => boolean = () => false,
+): () => ConnectionStats {
   const stats: ConnectionStats = { open: 0, refused: 0 };
   if (max <= 0) return () => ({ ...stats });
   const openBy = new Map<string, number>();
@@ -100,7 +108,8 @@ export function useConnectionCap(app: FastifyInstance, deps: ApiDeps, max: numbe
     // The body still arriving is read and dropped first: the connection closes after this answer, and
     // closed with request bytes unread it would send a reset, which makes the client's kernel throw away
     // the answer it had received and not yet read (src/api/server.ts answerAndClose, for the same reason).
-    await drained(req.raw);
+    // A sender waiting for 100 Continue sends no body: answered at once, not after the drain's idle pause.
+    if (!awaitsContinue(req.raw)) await drained(req.raw);
     reply.header('retry-after', String(CONNECTION_RETRY_AFTER_SECONDS));
     // Node closes the connection once this answer is sent.
     reply.header('connection', 'close');

@@ -257,7 +257,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   });
 
   // One client's connections past its cap: every request on one is answered 429 before anything else is judged.
-  const connections = useConnectionCap(app, deps, limits.maxConnectionsPerClient, participantHolder);
+  const connections = useConnectionCap(app, deps, limits.maxConnectionsPerClient, participantHolder, (raw) => expectsContinue.has(raw));
   deps.metrics?.watchConnections('participant', connections);
 
   // What Node's parser lets through but the DIP cannot serve: another major HTTP version in HTTP/1

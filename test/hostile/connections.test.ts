@@ -65,6 +65,16 @@ describe('concurrent connections per client (http.maxConnectionsPerClient)', () 
     expectRefusal(rawAnswerOf(r), 429, /at most 3 at once/, 'a body over the cap');
   });
 
+  it('answers a request over the cap that waits for 100 Continue at once, with no go-ahead: it has no body to drain', async () => {
+    const head = `POST /dip-channel/IF-021 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n`;
+    // The sender sends nothing until told to continue. Before, the refusal waited for that body for the
+    // drain's 2 s idle pause: this times out first (1 s), and the 429 came late.
+    const r = await rawTls(h.t, { ...tlsOf(h.sds), write: head, timeoutMs: 1_000 });
+    expect(r.closedByServer, r.text).toBe(true);
+    expect(r.text).not.toContain('100 Continue');
+    expectRefusal(rawAnswerOf(r), 429, /at most 3 at once/, 'a request over the cap waiting for 100 Continue');
+  });
+
   it("serves the participant's connections within the cap, and another participant's, meanwhile", async () => {
     for (const c of mine) {
       const res = await c.request({ path: '/health', method: 'GET' });
@@ -86,7 +96,7 @@ describe('concurrent connections per client (http.maxConnectionsPerClient)', () 
   });
 
   it('counts each connection refused in dip_connections_refused_total', async () => {
-    expect(await metric('dip_connections_refused_total{listener="participant"}')).toBe(4);
+    expect(await metric('dip_connections_refused_total{listener="participant"}')).toBe(5);
   });
 
   it('still accepts a valid message (201) once the participant has closed its connections', async () => {

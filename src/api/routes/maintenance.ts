@@ -54,7 +54,7 @@ export const maintenanceRoutes: FastifyPluginAsync<RoutePluginOptions> = async (
     const refuse = (help: string) => sendStandard(deps, reply, 400, admitted(req).caller.dipId, MSG.schemaFailure, help);
     if ('error' in q) return refuse(q.error);
     const { channel } = q;
-    if (channel !== undefined && !CHANNEL_ID.test(channel)) return refuse(`channel (query string) '${channel}' is not a channel ID (two to four letters, a hyphen and three digits, e.g. IF-021)`);
+    if (channel !== undefined && !CHANNEL_ID.test(channel)) return refuse(`channel (query string) '${channel.slice(0, 40)}' is not a channel ID (two to four letters, a hyphen and three digits, e.g. IF-021)`);
     const notices = (await maintenance.current()).filter((n) => channel === undefined || coversChannel(n, channel));
     return { notices: notices.map(publicNotice) };
   });
