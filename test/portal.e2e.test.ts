@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildIF021 } from '../src/sim/messages.js';
+import { StoreError } from '../src/ports/errors.js';
 import { totpCode } from '../src/security/portal-credentials.js';
 import { describeViolations, launchBrowser, newContext, screenshot, seriousViolations } from './helpers/browser.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
@@ -473,8 +474,20 @@ describe('portals in a browser', () => {
     const row = jobs.getByRole('row').filter({ hasText: jobId });
     await expect.poll(() => row.count()).toBe(1);
     const cells = await row.getByRole('cell').allTextContents();
-    expect(cells.slice(0, 5)).toEqual([jobId, 'IF-021', 'Failed', '1 of 3 (33%)', 'database disk image is malformed']);
+    // The store's own words are the operator's: the participant is told it stopped on a fault.
+    expect(cells.slice(0, 5)).toEqual([jobId, 'IF-021', 'Failed', '1 of 3 (33%)', 'stopped on a fault in the DIP: its operator has the cause']);
+    expect(await page.content()).not.toContain('malformed');
     await checkPage(page, 'portal-requeue-jobs');
+    // A store that cannot be read takes the list away, not the page.
+    const jobStore = td.dip.backend.requeueJobs;
+    const jobsRead = jobStore.jobs.bind(jobStore);
+    jobStore.jobs = async () => {
+      jobStore.jobs = jobsRead;
+      throw new StoreError('unavailable', 'PostgreSQL: Connection terminated', null);
+    };
+    await page.reload();
+    await expect.poll(() => page.getByRole('alert').textContent()).toMatch(/requeue jobs cannot be listed right now/);
+    await expect.poll(() => page.getByRole('button', { name: 'Go' }).count()).toBe(1);
 
     const otherUser = await adminApi<Enrolled>('POST', '/admin/portal/accounts', { username: 'other.jobs', displayName: 'Otto Jobs', participantDipId: other.dipId });
     expect(otherUser.status).toBe(201);

@@ -13,7 +13,7 @@ import type { QueueRef } from '../ports/message-log.js';
 import type { ReplayFilter } from '../ports/requeue-jobs.js';
 import { certificateInfo } from '../security/signature.js';
 import type { PortalDeps } from './deps.js';
-import { actionButton, badge, choice, codeBlock, daysLeftBadge, facts, hidden, html, input, isoOrDash, select, table, textarea, when, type Flash, type Html } from './html.js';
+import { actionButton, alertLine, badge, choice, codeBlock, daysLeftBadge, facts, hidden, html, input, isoOrDash, select, table, textarea, when, type Flash, type Html } from './html.js';
 import { enrolmentPanel, newUserForm, userRows } from './accounts-view.js';
 import { noticeTable } from './maintenance-pages.js';
 import { publicNotice } from '../domain/maintenance.js';
@@ -368,15 +368,25 @@ const JOB_BADGE: Readonly<Record<RequeueProgress['status'], 'ok' | 'warn' | 'bad
  * how one went. Only the caller's: the jobs are read by its DIP ID, whatever the request names.
  */
 async function requeueJobsTable(deps: PortalDeps, recipientDipId: string): Promise<Html> {
-  const jobs = await deps.replay.jobsOf(recipientDipId, JOBS_SHOWN);
-  const rows = await Promise.all(
-    jobs.map(async (job) => {
-      const p = await deps.replay.progress(job);
-      return html`<tr><td><code>${job.id}</code></td><td>${job.queue.channel}</td><td>${badge(JOB_BADGE[p.status], p.status)}</td><td>${p.processedTransactions} of ${p.totalTransactions} (${p.percentComplete}%)</td><td>${job.error ?? '—'}</td><td>${isoOrDash(job.createdAt)}</td><td>${isoOrDash(job.updatedAt)}</td></tr>`;
-    }),
-  );
-  return html`<h2>Requeue jobs</h2>
-<p class="muted">A requeue of more than ${REPLAY_PAGE.toLocaleString('en-GB')} messages runs as a job behind your live traffic. A failed job is resumed by the DIP's operator from where it stopped (nothing is requeued twice): ask them with its job ID.</p>
+  const heading = html`<h2>Requeue jobs</h2>
+<p class="muted">A requeue of more than ${REPLAY_PAGE.toLocaleString('en-GB')} messages runs as a job behind your live traffic. A failed job is resumed by the DIP's operator from where it stopped (nothing is requeued twice): ask them with its job ID.</p>`;
+  let rows: Html[];
+  try {
+    const jobs = await deps.replay.jobsOf(recipientDipId, JOBS_SHOWN);
+    rows = await Promise.all(
+      jobs.map(async (job) => {
+        const p = await deps.replay.progress(job);
+        // The cause is the store's own text (a table, a file, an engine's error): the operator's to read
+        // (GET /admin/requeue-jobs), not a participant's; the published RequeueStatus has no such field either.
+        const stopped = job.error === null ? '—' : "stopped on a fault in the DIP: its operator has the cause";
+        return html`<tr><td><code>${job.id}</code></td><td>${job.queue.channel}</td><td>${badge(JOB_BADGE[p.status], p.status)}</td><td>${p.processedTransactions} of ${p.totalTransactions} (${p.percentComplete}%)</td><td>${stopped}</td><td>${isoOrDash(job.createdAt)}</td><td>${isoOrDash(job.updatedAt)}</td></tr>`;
+      }),
+    );
+  } catch {
+    // A store that cannot be read now takes the list away, not the replay form above it.
+    return html`${heading}${alertLine('Your requeue jobs cannot be listed right now (the DIP cannot read its store); the form above still works. Try again in a moment.')}`;
+  }
+  return html`${heading}
 ${table(`Your requeue jobs, newest first (at most ${JOBS_SHOWN})`, ['Job', 'Channel', 'Status', 'Requeued', 'Error', 'Started', 'Last change'], rows, 'No requeue job.')}`;
 }
 
