@@ -106,12 +106,16 @@ const DRAIN_MS = 2_000;
 
 /**
  * Resolves once the request's body has been read to its end (or it failed, or no byte came for `idleMs`,
- * or `maxMs` passed in all). For an answer after which the connection closes: closed with request bytes
+ * or `maxMs` passed in all, or more than `maxBytes` came). For an answer after which the connection closes: closed with request bytes
  * unread, the socket sends a reset, which makes the client's kernel throw away the answer it had received
  * and not yet read.
  */
-export function drained(body: IncomingMessage, { idleMs = DRAIN_MS, maxMs = DRAIN_MS }: { idleMs?: number; maxMs?: number } = {}): Promise<void> {
+export function drained(
+  body: IncomingMessage,
+  { idleMs = DRAIN_MS, maxMs = DRAIN_MS, maxBytes = Infinity }: { idleMs?: number; maxMs?: number; maxBytes?: number } = {},
+): Promise<void> {
   if (body.complete) return Promise.resolve();
+  let read = 0;
   return new Promise<void>((resolve) => {
     const done = (): void => {
       clearTimeout(idle);
@@ -121,7 +125,10 @@ export function drained(body: IncomingMessage, { idleMs = DRAIN_MS, maxMs = DRAI
     };
     let idle = setTimeout(done, idleMs);
     const whole = setTimeout(done, maxMs);
-    const arrived = (): void => {
+    const arrived = (chunk: Buffer): void => {
+      read += chunk.length;
+      // Past `maxBytes` the sender is not owed its answer any more: the connection is closed unread.
+      if (read > maxBytes) return done();
       clearTimeout(idle);
       idle = setTimeout(done, idleMs);
     };

@@ -329,8 +329,12 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     // whole body before reading (no Expect: 100-continue) loses the 413 (test hostile/bodies). Read for as
     // long as bytes keep coming (a 10 MB body on a slow link takes more than a fixed 2 s), within the
     // whole-request deadline; a sender that stops sending is answered after the idle pause.
-    // A sender still waiting for 100 Continue sends no body: answered at once.
-    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' && (!expectsContinue.has(req.raw) || continued.has(req.raw))) await drained(req.raw, { maxMs: limits.requestTimeoutMs });
+    // A sender still waiting for 100 Continue sends no body: answered at once. Bounded in bytes too (four
+    // times the limit): a sender declaring gigabytes is not read for two minutes at line rate; it is closed.
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' && (!expectsContinue.has(req.raw) || continued.has(req.raw))) {
+      const maxBytes = 4 * req.routeOptions.bodyLimit;
+      if (!(Number(req.headers['content-length']) > maxBytes)) await drained(req.raw, { maxMs: limits.requestTimeoutMs, maxBytes });
+    }
     // The route's body schema (the published one) refused the body: each field named, and why.
     if (error.validation) return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, describeBodyErrors(error.validation));
     // The store cannot be reached (a database restarting, failing over): the caller's to try again, not a fault.
