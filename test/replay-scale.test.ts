@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { VIEWS_AT_ONCE } from '../src/api/admin-requeue-jobs.js';
 import { StoreError } from '../src/ports/errors.js';
 import type { MessageLog } from '../src/ports/message-log.js';
 import { Replay } from '../src/pipeline/replay.js';
@@ -253,4 +254,34 @@ describe('replay and requeue at scale', () => {
       expect.objectContaining({ actor: 'bootstrap', target: id, before: { state: 'failed', error: 'database disk image is malformed', requeued: 1000, scannedUpTo: stoppedAt }, after: { state: 'running', queue }, status: 200 }),
     ]);
   }, 120_000);
+  it('lists many requeue jobs counting a few at a time, not a query per job all at once', async () => {
+    const at = Date.now();
+    const queue = { recipientDipId: sup.dipId, channel: 'IF-021' };
+    for (let i = 0; i < 3 * VIEWS_AT_ONCE; i++) {
+      const id = `0193f0c4-2222-7000-8000-${String(i).padStart(12, '0')}`;
+      await t.dip.backend.requeueJobs.createJob({ id, queue, filter: { fromMs: 0, toMs: 1, eventCode: null, mpan: null, transactionIds: null }, upToSeq: 0, cursor: 0, requeued: 0, state: 'running', error: null, createdAt: at, updatedAt: at });
+      await t.dip.backend.requeueJobs.finishJob(id, 'done', null, at);
+    }
+    let inFlight = 0;
+    let most = 0;
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with the Replay it belongs to
+    const progress = Replay.prototype.progress;
+    const spy = vi.spyOn(Replay.prototype, 'progress').mockImplementation(async function (this: Replay, job) {
+      most = Math.max(most, ++inFlight);
+      try {
+        await new Promise((r) => setImmediate(r)); // the archive's count: every view started so far overlaps here
+        return await progress.call(this, job);
+      } finally {
+        inFlight -= 1;
+      }
+    });
+    try {
+      const listed = await adminApi(t)('GET', `/admin/requeue-jobs?recipient=${sup.dipId}&limit=1000`);
+      expect(listed.status).toBe(200);
+      expect((listed.body as unknown[]).length).toBeGreaterThanOrEqual(3 * VIEWS_AT_ONCE);
+      expect(most).toBe(VIEWS_AT_ONCE);
+    } finally {
+      spy.mockRestore();
+    }
+  });
 });
