@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../src/adapters/clock.js';
 import { openSqliteBackend, type SqliteBackend } from '../src/adapters/sqlite/index.js';
 import type { BackendHealth } from '../src/ports/backend.js';
-import { COMMIT_IN_DOUBT, StoreError } from '../src/ports/errors.js';
+import { StoreError } from '../src/ports/errors.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { batch, message } from './contract/fixtures.js';
 import { FakeClock, ShiftableClock } from './helpers/clocks.js';
@@ -137,26 +137,6 @@ describe('storage failures are classified, reported and recovered from', () => {
       // "Unchanged": the same signature is taken now, once.
       expect((await ack()).status).toBe(200);
       expect((await ack()).status).toBe(401);
-    });
-
-    it('answers a batch whose commit is in doubt with 503 saying it may have been accepted; the resend shows it was', async () => {
-      // The PostgreSQL store's COMMIT_IN_DOUBT (its connection lost with the COMMIT's answer, the server not
-      // reachable to ask): the batch was stored here, so "nothing was accepted" would be false.
-      const log = t.dip.backend.log;
-      const append = log.append.bind(log);
-      log.append = async (b) => {
-        log.append = append;
-        await append(b);
-        throw new StoreError('unavailable', 'PostgreSQL: the connection was lost while committing', COMMIT_IN_DOUBT);
-      };
-      const sent = items(2);
-      const doubtful = await sds.client.submit('IF-021', sent);
-      expect([doubtful.status, doubtful.headers['retry-after']]).toEqual([503, '5']);
-      expect(doubtful.body.messageArray[0]!.help).toMatch(/lost its connection to storage while committing this batch, so it may have been accepted/);
-      expect(doubtful.body.messageArray[0]!.help).not.toMatch(/nothing of this batch was accepted/);
-      const again = await sds.client.submit('IF-021', sent);
-      expect(again.status).toBe(400);
-      expect(again.body.messageArray.map((m: { message: string }) => m.message)).toEqual([expect.stringMatching(/MSG1006/), expect.stringMatching(/MSG1006/)]);
     });
 
     it('answers an operator call the store fails with 503 and Retry-After, not an internal error', async () => {

@@ -10,7 +10,7 @@ import { route } from '../domain/routing.js';
 import { HELP_MAX, standardResponse, type EntryFields, type StandardResponse } from '../domain/standard-response.js';
 import { dipDateTime, parseDipDateTime } from '../domain/time.js';
 import { newCorrelationId, newTransactionId } from '../domain/transaction-id.js';
-import { COMMIT_IN_DOUBT, storeFailureKind, StoreError } from '../ports/errors.js';
+import { storeFailureKind, StoreError } from '../ports/errors.js';
 import type { AcceptedBatch, AcceptedMessage, AppendOutcome } from '../ports/message-log.js';
 import { MPAN_LOOKUP_RECIPIENT } from './mpan-feed.js';
 import { authenticate, type CallerEvidence } from './authenticate.js';
@@ -485,13 +485,8 @@ export class Ingest {
 
   private unavailable(now: Date, callerId: string, err: StoreError): IngestResult {
     const why = err.kind === 'fatal' ? 'the DIP stopped taking writes after a storage failure and is restarting' : `the DIP cannot store messages right now (${err.code ?? 'storage unavailable'})`;
-    // A commit whose outcome is unknown must not be called refused: the batch may be stored and delivered.
-    const help =
-      err.code === COMMIT_IN_DOUBT
-        ? 'the DIP lost its connection to storage while committing this batch, so it may have been accepted: send it again unchanged after the Retry-After interval; if it was, the resend is refused as duplicates (MSG1006) naming its transaction IDs'
-        : `${why}; nothing of this batch was accepted: send it again unchanged after the Retry-After interval`;
     return {
-      ...this.whole(now, callerId, 503, MSG.processingFailed, help),
+      ...this.whole(now, callerId, 503, MSG.processingFailed, `${why}; nothing of this batch was accepted: send it again unchanged after the Retry-After interval`),
       retryAfterSeconds: STORE_RETRY_AFTER_SECONDS,
     };
   }

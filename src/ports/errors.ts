@@ -23,14 +23,6 @@ export class StoreError extends Error {
   }
 }
 
-/**
- * StoreError code (kind `unavailable`) of a write whose COMMIT was sent and whose answer never came (the
- * connection died with it), and whose outcome could not be asked of the server afterwards: it may have
- * been stored. The sender is told so, not that nothing was accepted (a resend refused as duplicates,
- * MSG1006 naming the transaction IDs, shows that it was).
- */
-export const COMMIT_IN_DOUBT = 'COMMIT_IN_DOUBT';
-
 /** StoreError code of a requeue job's page refused: the job is not running, or another node moved it past the page. */
 export const JOB_MOVED = 'JOB_MOVED';
 

@@ -22,12 +22,6 @@ export interface PausableProxy {
    */
   refuse(): void;
   restore(): void;
-  /**
-   * The next chunk a client sends that holds `marker` (e.g. a COMMIT statement) reaches the server, and the
-   * client's connection is then reset at once: the statement runs but its answer never comes back, as
-   * when a connection dies between the two. With `refuseAfter`, as refuse() from then on.
-   */
-  cutAfter(marker: string, options?: { refuseAfter?: boolean }): void;
   /** Connections opened through it so far. */
   readonly connections: number;
   /** The local ports of its open connections to the target (pg_stat_activity's client_port). */
@@ -47,7 +41,6 @@ export async function pausableProxy(target: URL): Promise<PausableProxy> {
   let silent = false;
   let refusing = false;
   let connections = 0;
-  let cut: { marker: Buffer; refuseAfter: boolean } | null = null;
   const pairs = new Set<{ client: Side; upstream: Side }>();
 
   /** Forwards from one side to the other (or holds), and passes its end on. */
@@ -56,14 +49,6 @@ export async function pausableProxy(target: URL): Promise<PausableProxy> {
     s.on('data', (d: Buffer) => {
       if (silent || !to.socket) from.held.push(d);
       else to.socket.write(d);
-      if (cut && from === pair.client && to.socket && d.includes(cut.marker)) {
-        const refuseAfter = cut.refuseAfter;
-        cut = null;
-        to.socket.end(); // the server reads the statement, then the end: it runs it (and commits)
-        from.ended = true;
-        s.resetAndDestroy();
-        if (refuseAfter) refusing = true;
-      }
     });
     const end = (err?: Error) => {
       if (from.ended) return;
@@ -140,9 +125,6 @@ export async function pausableProxy(target: URL): Promise<PausableProxy> {
     },
     restore() {
       refusing = false;
-    },
-    cutAfter(marker, options) {
-      cut = { marker: Buffer.from(marker), refuseAfter: options?.refuseAfter === true };
     },
     close: () =>
       new Promise<void>((r) => {

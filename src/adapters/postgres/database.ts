@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { endedByAdministrator, IDLE_IN_TRANSACTION_MS, LOCK_TIMEOUT_MS, openPool, withConnection } from './pool.js';
 import type { BackendHealth, CommitGroup, ValueSealer } from '../../ports/backend.js';
 import type { Cancel, Clock } from '../../ports/clock.js';
-import { COMMIT_IN_DOUBT, StoreError } from '../../ports/errors.js';
+import { StoreError } from '../../ports/errors.js';
 import type { QueueRef } from '../../ports/message-log.js';
 import { classifyPgError, isLockTimeout, isReadTimeout, isRetryable } from './errors.js';
 import { createDays, dayOf } from './partitions.js';
@@ -160,26 +160,17 @@ export class PgDatabase {
     for (let attempt = 1; ; attempt++) {
       let client: pg.PoolClient | undefined;
       let committing = false;
-      let txid: string | null = null;
-      let result: T | undefined;
-      let committedHooks: Array<() => void> | undefined;
       try {
         await this.ensureDays(days);
         client = await this.pool.connect();
         const committed: Array<() => void> = [];
-        committedHooks = committed;
         this.onCommit.set(client, committed);
         await client.query(this.begin);
-        result = await fn(client);
+        const result = await fn(client);
         // While writes fail, only a transaction that wrote says they succeed again: one that only read (an
         // append of duplicates, a lookup) commits on a read-only standby and on a full disk alike, and
-        // called the store healthy while every write was refused.
-        // The transaction's id, if it wrote: should the connection die with the COMMIT's answer unread, the
-        // server is asked afterwards whether it committed (txid_status), so a stored batch is not answered 503
-        // "nothing was accepted" (a campaign's pg_terminate_backend did exactly that, and the sender's resend
-        // was refused as duplicates). One more round trip per transaction; its answer also says whether it wrote.
-        txid = (await client.query<{ txid: string | null }>('SELECT txid_current_if_assigned()::text AS txid')).rows[0]!.txid;
-        const wrote = txid !== null;
+        // called the store healthy while every write was refused. Asked only then: no cost otherwise.
+        const wrote = this.state.state === 'ok' || (await client.query<{ wrote: boolean }>('SELECT txid_current_if_assigned() IS NOT NULL AS wrote')).rows[0]!.wrote;
         committing = true;
         await client.query('COMMIT');
         this.onCommit.delete(client);
@@ -207,18 +198,6 @@ export class PgDatabase {
           client.release(broken ? (err as Error) : undefined);
         }
         if (endedByOperator) continue;
-        if (committing && txid !== null) {
-          const settled = await this.commitOutcome(txid, err);
-          if (settled === 'committed') {
-            for (const learnt of committedHooks ?? []) learnt();
-            this.outcome(null);
-            return result as T;
-          }
-          if (settled instanceof StoreError) {
-            this.outcome(settled);
-            throw settled;
-          }
-        }
         if (isRetryable(err) && attempt < 5) continue;
         if (isLockTimeout(err) && this.options.clock.now() - started < this.lockWaitBudgetMs) continue;
         const e = classifyPgError(err);
@@ -338,26 +317,6 @@ export class PgDatabase {
   /** A group of appends committed (message log): metrics. */
   groupCommitted(group: CommitGroup): void {
     for (const l of this.groupListeners) l(group);
-  }
-
-  /**
-   * After a COMMIT whose answer never came: whether the transaction `txid` committed, asked of the server on
-   * another connection (txid_status, PostgreSQL 10+). 'committed' is a success; null when it aborted (the
-   * failure stands as it is: nothing was written); otherwise an `unavailable` COMMIT_IN_DOUBT error, since
-   * the transaction may have committed (still in progress on a session the server has not yet found dead,
-   * or the server could not be asked).
-   */
-  private async commitOutcome(txid: string, err: unknown): Promise<'committed' | StoreError | null> {
-    let status: string | null | undefined;
-    try {
-      status = (await this.pool.query<{ status: string | null }>('SELECT txid_status($1::bigint) AS status', [txid])).rows[0]?.status;
-    } catch {
-      status = undefined;
-    }
-    if (status === 'committed') return 'committed';
-    if (status === 'aborted') return null;
-    const message = `PostgreSQL: the connection was lost while committing (${err instanceof Error ? err.message : String(err)}); the transaction's outcome is ${status === undefined ? 'unknown: the server could not be asked' : `'${status ?? 'unknown'}'`}`;
-    return new StoreError('unavailable', message, COMMIT_IN_DOUBT, { cause: err });
   }
 
   private outcome(error: StoreError | null): void {
