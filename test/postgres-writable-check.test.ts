@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgDatabase, WRITABLE_CHECK_MS } from '../src/adapters/postgres/database.js';
 import type { BackendHealth } from '../src/ports/backend.js';
 import { FakeClock } from './helpers/clocks.js';
+import { waitFor } from './helpers/dip-harness.js';
 import { createTestDatabase, POSTGRES_URL, type TestDatabase } from './helpers/postgres.js';
 
 describe('PostgreSQL store: a server that stops taking writes is found before a write meets it', () => {
@@ -36,8 +37,14 @@ describe('PostgreSQL store: a server that stops taking writes is found before a 
     await db?.drop();
   });
 
-  /** New sessions of the test's database are read-only (on) or not; the store's open ones are ended, as by a failover. */
+  /**
+   * New sessions of the test's database are read-only (on) or not; the store's open ones are ended, as by a
+   * failover. First the store's own queries (a check or a probe the clock just started) are let finish: one
+   * still running when its session is ended fails 57P01, or is run again on a new session of the other
+   * kind, and moves health before the step under test (that failed clean-clone CI).
+   */
   const serverReadOnly = async (on: boolean) => {
+    await waitFor(() => store.pool.idleCount === store.pool.totalCount && store.pool.waitingCount === 0, 10_000, "the store's queries to finish");
     await admin.query(on ? `ALTER DATABASE ${db.name} SET default_transaction_read_only = on` : `ALTER DATABASE ${db.name} RESET default_transaction_read_only`);
     const open = store.pool.totalCount;
     expect(open).toBeGreaterThan(0);

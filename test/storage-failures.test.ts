@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../src/adapters/clock.js';
 import { openSqliteBackend, type SqliteBackend } from '../src/adapters/sqlite/index.js';
 import type { BackendHealth } from '../src/ports/backend.js';
-import { StoreError } from '../src/ports/errors.js';
+import { COMMIT_IN_DOUBT, StoreError } from '../src/ports/errors.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { batch, message } from './contract/fixtures.js';
 import { FakeClock, ShiftableClock } from './helpers/clocks.js';
@@ -137,6 +137,22 @@ describe('storage failures are classified, reported and recovered from', () => {
       // "Unchanged": the same signature is taken now, once.
       expect((await ack()).status).toBe(200);
       expect((await ack()).status).toBe(401);
+    });
+
+    it('answers a batch whose COMMIT went unanswered, and could not be checked, 503 saying it may have been accepted, not "nothing accepted"', async () => {
+      // What the PostgreSQL store raises when the answer to COMMIT was lost and the server stayed out of
+      // reach (src/adapters/postgres/in-doubt.ts): the batch may be stored.
+      const log = t.dip.backend.log;
+      const append = log.append.bind(log);
+      log.append = async () => {
+        log.append = append;
+        throw new StoreError('unavailable', 'PostgreSQL: the answer to COMMIT was lost', COMMIT_IN_DOUBT);
+      };
+      const refused = await sds.client.submit('IF-021', items(1));
+      expect([refused.status, refused.headers['retry-after']]).toEqual([503, '5']);
+      const help = refused.body.messageArray[0]!.help!;
+      expect(help).toMatch(/cannot tell yet whether the batch was accepted: send it again unchanged .*refused as a duplicate \(MSG1006\)/);
+      expect(help).not.toMatch(/nothing of this batch was accepted/);
     });
 
     it('answers an operator call the store fails with 503 and Retry-After, not an internal error', async () => {

@@ -65,7 +65,7 @@ const MEANING: Readonly<Record<number, string>> = {
   429: 'Too Many Requests (Retry-After says when to try again)',
   500: 'Internal Server Error',
   502: 'Bad Gateway (published; answered by a proxy in front of the DIP)',
-  503: 'Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After)',
+  503: 'Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After)',
   504: 'Gateway Timeout (published; answered by a proxy in front of the DIP)',
   505: 'HTTP Version Not Supported',
 };

@@ -10,7 +10,7 @@ import { route } from '../domain/routing.js';
 import { HELP_MAX, standardResponse, type EntryFields, type StandardResponse } from '../domain/standard-response.js';
 import { dipDateTime, parseDipDateTime } from '../domain/time.js';
 import { newCorrelationId, newTransactionId } from '../domain/transaction-id.js';
-import { storeFailureKind, StoreError } from '../ports/errors.js';
+import { COMMIT_IN_DOUBT, storeFailureKind, StoreError } from '../ports/errors.js';
 import type { AcceptedBatch, AcceptedMessage, AppendOutcome } from '../ports/message-log.js';
 import { MPAN_LOOKUP_RECIPIENT } from './mpan-feed.js';
 import { authenticate, type CallerEvidence } from './authenticate.js';
@@ -485,8 +485,15 @@ export class Ingest {
 
   private unavailable(now: Date, callerId: string, err: StoreError): IngestResult {
     const why = err.kind === 'fatal' ? 'the DIP stopped taking writes after a storage failure and is restarting' : `the DIP cannot store messages right now (${err.code ?? 'storage unavailable'})`;
+    // The store lost its answer as the batch committed and could not find out whether it had (its
+    // server unreachable since): saying "nothing was accepted" could be false, and the resend would then
+    // be refused as duplicates. Said as it is; the resend's answer settles it either way.
+    const help =
+      err.code === COMMIT_IN_DOUBT
+        ? 'the DIP lost its store as it committed this batch, and cannot tell yet whether the batch was accepted: send it again unchanged after the Retry-After interval; if it was accepted, each message is refused as a duplicate (MSG1006) naming the transaction ID it was accepted as'
+        : `${why}; nothing of this batch was accepted: send it again unchanged after the Retry-After interval`;
     return {
-      ...this.whole(now, callerId, 503, MSG.processingFailed, `${why}; nothing of this batch was accepted: send it again unchanged after the Retry-After interval`),
+      ...this.whole(now, callerId, 503, MSG.processingFailed, help),
       retryAfterSeconds: STORE_RETRY_AFTER_SECONDS,
     };
   }

@@ -10,6 +10,13 @@
  */
 export type StoreFailureKind = 'unavailable' | 'permanent' | 'fatal';
 
+/**
+ * The code of an `unavailable` failure whose write may nevertheless have been stored: the answer to its
+ * COMMIT was lost and the adapter could not find out whether it committed. The caller must not say that
+ * nothing was stored.
+ */
+export const COMMIT_IN_DOUBT = 'COMMIT_IN_DOUBT';
+
 export class StoreError extends Error {
   constructor(
     readonly kind: StoreFailureKind,

@@ -22,6 +22,12 @@ export interface PausableProxy {
    */
   refuse(): void;
   restore(): void;
+  /**
+   * The next client chunk that `match` picks (a COMMIT, say) reaches the server, and then that one
+   * connection goes silent both ways for good, as a path that breaks just after a request went out: its
+   * answer never comes back. Other connections, and new ones, are untouched.
+   */
+  cutAfter(match: (chunk: Buffer) => boolean): void;
   /** Connections opened through it so far. */
   readonly connections: number;
   /** The local ports of its open connections to the target (pg_stat_activity's client_port). */
@@ -35,23 +41,31 @@ interface Side {
   held: Buffer[];
   /** This side ended or failed while silent (applied to the other on resume). */
   ended: boolean;
+  /** This connection was cut (cutAfter): nothing more goes through, either way. */
+  cut?: boolean;
 }
 
 export async function pausableProxy(target: URL): Promise<PausableProxy> {
   let silent = false;
   let refusing = false;
   let connections = 0;
+  let cutAfter: ((chunk: Buffer) => boolean) | null = null;
   const pairs = new Set<{ client: Side; upstream: Side }>();
 
   /** Forwards from one side to the other (or holds), and passes its end on. */
   const wire = (pair: { client: Side; upstream: Side }, from: Side, to: Side) => {
     const s = from.socket!;
     s.on('data', (d: Buffer) => {
+      if (pair.client.cut) return;
       if (silent || !to.socket) from.held.push(d);
       else to.socket.write(d);
+      if (from === pair.client && cutAfter?.(d)) {
+        cutAfter = null;
+        pair.client.cut = true;
+      }
     });
     const end = (err?: Error) => {
-      if (from.ended) return;
+      if (from.ended || pair.client.cut) return;
       from.ended = true;
       // A reset (PostgreSQL down: refused, or gone) is passed on as one; an orderly end as an end.
       if (!silent && to.socket) {
@@ -125,6 +139,9 @@ export async function pausableProxy(target: URL): Promise<PausableProxy> {
     },
     restore() {
       refusing = false;
+    },
+    cutAfter(match) {
+      cutAfter = match;
     },
     close: () =>
       new Promise<void>((r) => {

@@ -3,9 +3,10 @@ import type pg from 'pg';
 import { endedByAdministrator, IDLE_IN_TRANSACTION_MS, LOCK_TIMEOUT_MS, openPool, withConnection } from './pool.js';
 import type { BackendHealth, CommitGroup, ValueSealer } from '../../ports/backend.js';
 import type { Cancel, Clock } from '../../ports/clock.js';
-import { StoreError } from '../../ports/errors.js';
+import { COMMIT_IN_DOUBT, StoreError } from '../../ports/errors.js';
 import type { QueueRef } from '../../ports/message-log.js';
 import { classifyPgError, isLockTimeout, isReadTimeout, isRetryable } from './errors.js';
+import { commitInDoubt, settleInDoubt } from './in-doubt.js';
 import { createDays, dayOf } from './partitions.js';
 import { applySchema, LOCKS, SCHEMA, SEED } from './schema.js';
 
@@ -153,20 +154,27 @@ export class PgDatabase {
    * Runs `fn` in one transaction. A serialization failure or deadlock runs it again (a few times) before
    * failing; every failure leaves as a classified StoreError, and the outcome moves the store's health.
    * `fn` may run more than once: it must only write through the client.
+   *
+   * A COMMIT whose answer is lost may have committed. With `isCommitted` (whether a row `fn` wrote exists,
+   * read on another connection), tx finds out (settleInDoubt) and returns `fn`'s result if it did, or
+   * fails as unavailable, nothing written, if it did not; without it, or when it cannot be known, it fails
+   * with code COMMIT_IN_DOUBT, so that nobody is told "nothing was stored" of what may have been.
    */
-  async tx<T>(fn: (c: pg.PoolClient) => Promise<T>, days: Iterable<number> = []): Promise<T> {
+  async tx<T>(fn: (c: pg.PoolClient) => Promise<T>, days: Iterable<number> = [], isCommitted?: (c: pg.PoolClient) => Promise<boolean>): Promise<T> {
     if (this.closed) throw new StoreError('unavailable', 'the store is closing', 'CLOSED');
     const started = this.options.clock.now();
     for (let attempt = 1; ; attempt++) {
       let client: pg.PoolClient | undefined;
       let committing = false;
+      let result: T | undefined;
+      /** What this attempt learns that holds once it commits (afterCommit). */
+      const learnt: Array<() => void> = [];
       try {
         await this.ensureDays(days);
         client = await this.pool.connect();
-        const committed: Array<() => void> = [];
-        this.onCommit.set(client, committed);
+        this.onCommit.set(client, learnt);
         await client.query(this.begin);
-        const result = await fn(client);
+        result = await fn(client);
         // While writes fail, only a transaction that wrote says they succeed again: one that only read (an
         // append of duplicates, a lookup) commits on a read-only standby and on a full disk alike, and
         // called the store healthy while every write was refused. Asked only then: no cost otherwise.
@@ -175,7 +183,7 @@ export class PgDatabase {
         await client.query('COMMIT');
         this.onCommit.delete(client);
         client.release();
-        for (const learnt of committed) learnt();
+        for (const l of learnt) l();
         if (wrote) this.outcome(null);
         return result;
       } catch (err) {
@@ -198,6 +206,19 @@ export class PgDatabase {
           client.release(broken ? (err as Error) : undefined);
         }
         if (endedByOperator) continue;
+        if (committing && commitInDoubt(err)) {
+          const settled = isCommitted ? await settleInDoubt(this.pool, client!, isCommitted) : null;
+          if (settled === true) {
+            for (const l of learnt) l();
+            this.outcome(null);
+            return result as T;
+          }
+          if (settled === null) {
+            const e = new StoreError('unavailable', `PostgreSQL: the answer to COMMIT was lost (${(err as Error).message}); whether the transaction committed is not known`, COMMIT_IN_DOUBT, { cause: err });
+            this.outcome(e);
+            throw e;
+          }
+        }
         if (isRetryable(err) && attempt < 5) continue;
         if (isLockTimeout(err) && this.options.clock.now() - started < this.lockWaitBudgetMs) continue;
         const e = classifyPgError(err);

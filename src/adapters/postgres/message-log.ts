@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import type pg from 'pg';
 import { headDamage, missingMessage, type AcceptedBatch, type AppendOutcome, type MessageLog, type QueueBacklogState, type QueueEntry, type QueueRef, type QueueState, type ReplayCopy, type Settlement } from '../../ports/message-log.js';
 import { jobMoved } from '../../ports/errors.js';
 import type { JobProgress } from '../../ports/requeue-jobs.js';
@@ -96,6 +97,10 @@ export class PgMessageLog implements MessageLog {
       return b.receivedAt - dayStart(day) < DAY_BOUNDARY_GRACE_MS ? [day, day - 1] : [day];
     };
     const days = [...daysOfBatches(batches), ...batches.flatMap(refDays)];
+    /** A message this run of the transaction writes, if any: whether it exists tells whether a COMMIT whose answer was lost committed. */
+    let written: string | undefined;
+    const isCommitted = async (c: pg.PoolClient): Promise<boolean> =>
+      written === undefined || (await c.query('SELECT 1 FROM messages WHERE transaction_id = $1 LIMIT 1', [written])).rowCount === 1;
     return this.d.tx(async (c) => {
       const refs = batches.flatMap((b) => b.messages.flatMap((m) => (m.senderUniqueReference === null ? [] : [[m.senderDipId, m.senderUniqueReference] as const])));
       const seen = new Set<string>();
@@ -151,11 +156,12 @@ export class PgMessageLog implements MessageLog {
         // look will see it.
         if (inserted.rowCount !== claims.length) throw Object.assign(new Error('a sender reference was claimed concurrently'), { code: '40001' });
       }
+      written = accepted[0]?.messages[0]?.transactionId;
       const locked = await this.d.lockQueues(c, queuesOfBatches(accepted));
       await writeBatches(this.d, c, accepted, locked);
       await this.d.saveHeads(c, locked);
       return outcomes;
-    }, days);
+    }, days, isCommitted);
   }
 
   async readQueue(queue: QueueRef, afterSeq: number, limit: number, maxBytes: number): Promise<QueueEntry[]> {

@@ -542,7 +542,7 @@ export interface paths {
                         "application/json": components["schemas"]["StandardResponse"];
                     };
                 };
-                /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+                /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -726,7 +726,7 @@ export interface paths {
                         "application/json": components["schemas"]["StandardResponse"];
                     };
                 };
-                /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+                /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -870,7 +870,7 @@ export interface paths {
                         "application/json": components["schemas"]["StandardResponse"];
                     };
                 };
-                /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+                /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1018,7 +1018,7 @@ export interface paths {
                         "application/json": components["schemas"]["StandardResponse"];
                     };
                 };
-                /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+                /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1166,7 +1166,7 @@ export interface paths {
                         "application/json": components["schemas"]["StandardResponse"];
                     };
                 };
-                /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+                /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1324,7 +1324,7 @@ export interface paths {
                         "application/json": components["schemas"]["StandardResponse"];
                     };
                 };
-                /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+                /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1466,7 +1466,7 @@ export interface paths {
                         "application/json": components["schemas"]["StandardResponse"];
                     };
                 };
-                /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+                /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -7247,7 +7247,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7373,7 +7373,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7544,7 +7544,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7692,7 +7692,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7833,7 +7833,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7955,7 +7955,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8101,7 +8101,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8259,7 +8259,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8405,7 +8405,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8556,7 +8556,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8700,7 +8700,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8866,7 +8866,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -9011,7 +9011,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -9168,7 +9168,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -9361,7 +9361,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -9491,7 +9491,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -9627,7 +9627,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -9747,7 +9747,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -9879,7 +9879,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -10014,7 +10014,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -10145,7 +10145,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -10278,7 +10278,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -10424,7 +10424,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -10561,7 +10561,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -10702,7 +10702,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -10837,7 +10837,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -10983,7 +10983,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -11120,7 +11120,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -11301,7 +11301,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -11447,7 +11447,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -11586,7 +11586,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -11706,7 +11706,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -11848,7 +11848,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description Service Unavailable: the store takes no writes now; nothing was accepted (Retry-After) */
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
