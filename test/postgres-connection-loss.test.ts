@@ -91,6 +91,34 @@ describe('a PostgreSQL connection lost mid-transaction', () => {
     expect(health).not.toContain('unavailable');
   });
 
+  it('runs a read whose session an operator ended (pg_terminate_backend) again on a new connection, without calling the store unavailable', async () => {
+    // The reads outside a transaction (query(): the writable check, lookups) called the store unavailable
+    // on the campaign's terminate, as tx() did before it ran such a transaction again.
+    const health: string[] = [];
+    store.onHealthChange((h) => health.push(h.state));
+    await admin.query('SELECT pg_advisory_lock(4245)');
+    const read = store.query<{ locked: string }>('SELECT pg_advisory_lock(4245)::text AS locked, pg_advisory_unlock(4245)::text');
+    const waiting = async (): Promise<number[]> =>
+      (await admin.query<{ pid: number }>("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = 4245 AND NOT granted")).rows.map((r) => r.pid);
+    let first: number[] = [];
+    while ((first = await waiting()).length === 0) await new Promise((r) => setImmediate(r));
+    await admin.query('SELECT pg_terminate_backend($1)', [first[0]]);
+    // The read runs again on another session, which waits for the lock in turn.
+    const outcome: { failed?: Error } = {};
+    read.catch((e: Error) => (outcome.failed = e));
+    const secondWaiter = async (): Promise<number[]> => (await waiting()).filter((pid) => pid !== first[0]);
+    let again = await secondWaiter();
+    while (again.length === 0) {
+      if (outcome.failed) throw outcome.failed; // not run again: the read failed with its session
+      await new Promise((r) => setImmediate(r));
+      again = await secondWaiter();
+    }
+    await admin.query('SELECT pg_advisory_unlock(4245)');
+    expect(await read).toHaveLength(1);
+    expect(again[0]).not.toBe(first[0]);
+    expect(health).not.toContain('unavailable');
+  });
+
   it('gives up a query left unanswered (a partition that drops packets) as unavailable, and drops its connection at once', async () => {
     // A query the server holds (on a lock the test owns) stands for one whose answer never comes: the
     // client's read timeout, shortened here, is real time, the one wait this adapter has.

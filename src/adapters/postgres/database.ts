@@ -140,13 +140,19 @@ export class PgDatabase {
 
   /** One statement outside any transaction (reads). */
   async query<R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<R[]> {
-    try {
-      const { rows } = await this.pool.query<R>(text, values);
-      return rows;
-    } catch (err) {
-      const e = classifyPgError(err);
-      this.outcome(e);
-      throw e;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const { rows } = await this.pool.query<R>(text, values);
+        return rows;
+      } catch (err) {
+        // Its session ended by an operator (57P01: pg_terminate_backend), the statement rolled back with
+        // it: run once more on a new connection, as tx() does, rather than call a server that is up
+        // unavailable (the writable check and every read did, until the next probe).
+        if (attempt === 1 && (err as { code?: unknown } | undefined)?.code === '57P01') continue;
+        const e = classifyPgError(err);
+        this.outcome(e);
+        throw e;
+      }
     }
   }
 
