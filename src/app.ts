@@ -228,7 +228,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     alarms: alarmApi, publications, activityLog: activityLog?.store ?? null, reports,
     operatorApi: operator.operatorApi,
     issueCertificate: (csrPem, dipId, organisation) => issueCertificate(pkiDirectory, config, csrPem, dipId, organisation),
-  }, activity, pki, life);
+  }, activity, metrics, pki, life);
 
   // Stopped before the listeners and the store (registered after them): no call is left half made.
   await delivery.start();

@@ -42,6 +42,8 @@ export interface DipConfig {
    * port. Unset, 8445, or a free port when `port` is 0 (a DIP on free ports never takes a fixed one).
    */
   portalPort: number;
+  /** The portals' listener (on `portalPort`): its limits. */
+  portal: PortalConfig;
   maxClockSkewSeconds: number;
   bodyLimitBytes: number;
   maxBatchMessages: number;
@@ -130,6 +132,15 @@ export interface DipConfig {
   operators: OperatorsConfig;
   /** The central register feed (README "Participants without outage: the central register feed"). */
   register: RegisterConfig;
+}
+
+export interface PortalConfig {
+  /**
+   * Connections one client address (an IPv4-mapped IPv6 one counted as its IPv4 address) may hold open
+   * at once on the portals' listener; a request on one more is answered 429 with a page and its
+   * connection closed (src/api/connection-cap.ts). 0: no cap.
+   */
+  maxConnectionsPerAddress: number;
 }
 
 export interface OperatorsConfig {
@@ -365,6 +376,7 @@ const schema: JSONSchemaType<DipConfig> = {
     purgeIntervalSeconds: { type: 'number', exclusiveMinimum: 0 },
     adminPort: { type: 'integer', minimum: 0, maximum: 65535 },
     portalPort: { type: 'integer', minimum: 0, maximum: 65535 },
+    portal: section({ maxConnectionsPerAddress: { type: 'integer', minimum: 0 } }),
     maxClockSkewSeconds: { type: 'number', minimum: 1 },
     bodyLimitBytes: { type: 'integer', minimum: 1024 },
     maxBatchMessages: { type: 'integer', minimum: 1 },
@@ -613,6 +625,11 @@ export const DEFAULTS: DipConfig = {
   purgeIntervalSeconds: 600,
   adminPort: 8444,
   portalPort: 8445,
+  // A browser opens at most 6 connections to a host (HTTP/1.1) and a portal page needs one or two (the
+  // page, its one style sheet, cached for an hour); the listener closes idle ones after 72 s. 128 lets
+  // some 20 people behind one office NAT or VPN gateway each hold a browser's most at once, and many
+  // more as people really use it, while one address can no longer hold thousands.
+  portal: { maxConnectionsPerAddress: 128 },
   maxClockSkewSeconds: 300,
   bodyLimitBytes: 10 * 1024 * 1024,
   maxBatchMessages: 1000,
@@ -730,6 +747,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     api: { ...DEFAULTS.api, ...fileConfig.api, ...overrides.api },
     publications: mergePublications(port, fileConfig.publications, anonymousFromEnv, overrides.publications),
     observability: mergeObservability(fileConfig.observability, overrides.observability),
+    portal: { ...DEFAULTS.portal, ...fileConfig.portal, ...overrides.portal },
     operators: { ...DEFAULTS.operators, ...fileConfig.operators, ...overrides.operators },
     register: mergeRegister(fileConfig.register, overrides.register),
   });

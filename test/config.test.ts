@@ -25,6 +25,11 @@ describe('configuration', () => {
     expect(c.publications.anonymous.maxConnectionsPerAddress).toBe(64);
     expect(loadConfig({ DIP_DATA_DIR: dirWith('publications:\n  anonymous:\n    maxConnectionsPerAddress: 0') }).publications.anonymous.maxConnectionsPerAddress).toBe(0);
     expect(() => loadConfig({ DIP_DATA_DIR: dirWith('publications:\n  anonymous:\n    maxConnectionsPerAddress: -1') })).toThrow(/maxConnectionsPerAddress/);
+    expect(c.portal.maxConnectionsPerAddress).toBe(128);
+    expect(loadConfig({ DIP_DATA_DIR: dirWith('portal:\n  maxConnectionsPerAddress: 0') }).portal.maxConnectionsPerAddress).toBe(0);
+    expect(() => loadConfig({ DIP_DATA_DIR: dirWith('portal:\n  maxConnectionsPerAddress: -1') })).toThrow(/portal\/maxConnectionsPerAddress/);
+    expect(() => loadConfig({ DIP_DATA_DIR: dirWith('portal:\n  maxConnectionsPerAddress: 1.5') })).toThrow(/portal\/maxConnectionsPerAddress/);
+    expect(() => loadConfig({ DIP_DATA_DIR: dirWith('portal:\n  maxConnections: 8') })).toThrow(/portal/);
     expect(c.delivery.retryCapMs).toBe(5000);
     expect(c.delivery.retryBaseMs).toBe(DEFAULTS.delivery.retryBaseMs);
     expect(c.channels['IF-021']).toEqual({ securityPattern: 2, obfuscation: { SUP: ['CustomBlock.B067'] } });

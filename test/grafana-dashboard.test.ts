@@ -115,7 +115,7 @@ describe('the Grafana dashboard (deploy/grafana/opendip-dashboard.json)', () => 
     // Every series the dashboard reads that needs traffic had some in this run (so the label checks above were real).
     expect([...used].filter((m) => !samples.has(m))).toEqual([]);
     // And it covers what the issue asks a dashboard to show.
-    for (const m of ['dip_ingested_messages_total', 'dip_delivery_attempts_total', 'dip_queue_depth', 'dip_queue_oldest_age_seconds', 'dip_refusals_total', 'dip_group_commit_writes_bucket', 'dip_group_commit_seconds_bucket', 'dip_ingest_latency_seconds_bucket', 'dip_delivery_latency_seconds_bucket', 'dip_process_process_cpu_seconds_total', 'dip_publication_notices_unqueued_total', 'dip_connections_refused_total', 'dip_participant_connections', 'dip_anonymous_connections']) {
+    for (const m of ['dip_ingested_messages_total', 'dip_delivery_attempts_total', 'dip_queue_depth', 'dip_queue_oldest_age_seconds', 'dip_refusals_total', 'dip_group_commit_writes_bucket', 'dip_group_commit_seconds_bucket', 'dip_ingest_latency_seconds_bucket', 'dip_delivery_latency_seconds_bucket', 'dip_process_process_cpu_seconds_total', 'dip_publication_notices_unqueued_total', 'dip_connections_refused_total', 'dip_participant_connections', 'dip_anonymous_connections', 'dip_portal_connections']) {
       expect(used.has(m), m).toBe(true);
     }
   });
@@ -128,6 +128,7 @@ describe('the Grafana dashboard (deploy/grafana/opendip-dashboard.json)', () => 
     expect(samples.get('dip_connections_refused_total')).toEqual(new Set(['listener']));
     expect(text).toMatch(/^dip_connections_refused_total\{listener="participant"\} 0$/m);
     expect(text).toMatch(/^dip_connections_refused_total\{listener="anonymous"\} 0$/m);
+    expect(text).toMatch(/^dip_connections_refused_total\{listener="portal"\} 0$/m);
     expect(Number(/^dip_group_commit_writes_count (\d+)/m.exec(text)?.[1])).toBeGreaterThan(0);
     expect(Number(/^dip_ingest_latency_seconds_count (\d+)/m.exec(text)?.[1])).toBe(1);
   });

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { MSG } from '../domain/response-codes.js';
@@ -57,39 +57,63 @@ export function addressHolder(socket: Socket): CapHolder {
   return { key: `a:${address}`, caller: null, who: `the address ${address}` };
 }
 
+/** Why a request on a connection over the cap is refused, for the listener's own answer to say. */
+export interface OverCap {
+  /** The holder's recipientID (CapHolder.caller). */
+  caller: string | null;
+  /** Who holds the connections already open (CapHolder.who). */
+  who: string;
+  /** Connections the holder had open when this one came. */
+  open: number;
+  /** The cap. */
+  max: number;
+}
+
+/**
+ * How a listener answers a request refused over the cap, in its own shape (the API's StandardResponse,
+ * the portals' HTML page): the reply's status (429), Retry-After and Connection: close are already set.
+ */
+export type OverCapAnswer = (req: FastifyRequest, reply: FastifyReply, over: OverCap) => FastifyReply | Promise<FastifyReply>;
+
+/** The API listeners' answer over the cap: a StandardResponse whose help names the limit and the holder. */
+export function standardOverCap(deps: ApiDeps): OverCapAnswer {
+  return (_req, reply, o) =>
+    sendStandard(deps, reply, 429, o.caller, MSG.processingFailed, `too many connections: ${o.open} connections from ${o.who} are open; at most ${o.max} at once: reuse them (keep-alive)`);
+}
+
 /**
  * At most `max` connections open at once per holder on a listener: per participant on the participant
  * listener (config `http.maxConnectionsPerClient`, holder participantHolder), per client address on the
- * anonymous one (`publications.anonymous.maxConnectionsPerAddress`, addressHolder); 0: no cap. Without
- * it one certificate, or on the anonymous listener one address, could open thousands of kept-alive TLS
- * connections and take the file descriptors and memory every participant, the store and outbound
- * webhook calls share.
+ * anonymous one (`publications.anonymous.maxConnectionsPerAddress`, addressHolder) and on the portals'
+ * (`portal.maxConnectionsPerAddress`, addressHolder); 0: no cap. Without it one certificate, or on the
+ * listeners without one an address, could open thousands of kept-alive TLS connections and take the
+ * file descriptors and memory every participant, the store and outbound webhook calls share.
  *
  * Counted once the handshake is done ('secureConnection'), down again when the connection closes. A
  * connection over the cap is not reset unanswered (a client would take that for a network fault and
- * open another): each request on it is answered 429 with Retry-After, in the StandardResponse shape,
- * naming the limit, and the connection is closed after the answer.
+ * open another): each request on it is answered 429 with Retry-After, in the listener's own shape
+ * (`answer`), naming the limit, and the connection is closed after the answer.
  * Per process: each node of a cluster holds its own connections, and counts them.
  */
 export function useConnectionCap(
   app: FastifyInstance,
-  deps: ApiDeps,
   max: number,
   holderOf: (socket: Socket) => CapHolder,
+  answer: OverCapAnswer,
   /** Whether a request still waits for a 100 Continue the listener has not sent (it sends none once refused). */
   awaitsContinue: (req: IncomingMessage) => boolean = () => false,
 ): () => ConnectionStats {
   const stats: ConnectionStats = { open: 0, refused: 0 };
   if (max <= 0) return () => ({ ...stats });
   const openBy = new Map<string, number>();
-  /** Connections over the cap, with the help their answers give. */
-  const over = new WeakMap<Socket, { caller: string | null; help: string }>();
+  /** Connections over the cap, with what their answers say. */
+  const over = new WeakMap<Socket, OverCap>();
   app.server.on('secureConnection', (socket: Socket) => {
     const { key, caller, who } = holderOf(socket);
     const open = openBy.get(key) ?? 0;
     if (open >= max) {
       stats.refused += 1;
-      over.set(socket, { caller, help: `${open} connections from ${who} are open; at most ${max} at once: reuse them (keep-alive)` });
+      over.set(socket, { caller, who, open, max });
       return;
     }
     openBy.set(key, open + 1);
@@ -113,7 +137,8 @@ export function useConnectionCap(
     reply.header('retry-after', String(CONNECTION_RETRY_AFTER_SECONDS));
     // Node closes the connection once this answer is sent.
     reply.header('connection', 'close');
-    return sendStandard(deps, reply, 429, refusal.caller, MSG.processingFailed, `too many connections: ${refusal.help}`);
+    reply.code(429);
+    return answer(req, reply, refusal);
   });
   return () => ({ ...stats });
 }

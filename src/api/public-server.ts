@@ -10,7 +10,7 @@ import { recordOperations } from './operations.js';
 import { registerActivityLog } from './activity.js';
 import { useAnswerDeadlines } from '../security/answer-deadlines.js';
 import { sendStandard } from './request.js';
-import { addressHolder, clientAddress, useConnectionCap } from './connection-cap.js';
+import { addressHolder, clientAddress, standardOverCap, useConnectionCap } from './connection-cap.js';
 
 /**
  * The anonymous listener (spec 5.6: "anonymous access to the data store"): HTTPS without a client
@@ -41,7 +41,7 @@ export function buildPublicServer(
   // A client that stops reading a download is cut off, as on the participant listener: here anyone may ask.
   useAnswerDeadlines(app, deps.config.http, deps.clock, (url, sent) => deps.logger.warn({ url, sentBytes: sent, idleMs: deps.config.http.downloadIdleTimeoutMs }, 'anonymous download cut off: the client took no byte for the idle timeout'));
   // One address's connections past its cap: every request on one is answered 429 before anything else is judged.
-  const connections = useConnectionCap(app, deps, limits.maxConnectionsPerAddress, addressHolder);
+  const connections = useConnectionCap(app, limits.maxConnectionsPerAddress, addressHolder, standardOverCap(deps));
   deps.metrics?.watchConnections('anonymous', connections);
   const limiter = new RateLimiter(rateLimit);
   if (limiter.enabled) {

@@ -44,7 +44,7 @@ import { dataPortalRoutes } from './data-portal.js';
 import { asyncApiRoutes } from './asyncapi.js';
 import { registerGuard } from './guard.js';
 import { useOverloadGuard } from './overload.js';
-import { participantHolder, useConnectionCap } from './connection-cap.js';
+import { participantHolder, standardOverCap, useConnectionCap } from './connection-cap.js';
 import { recordOperations } from './operations.js';
 import { describeBodyErrors } from './schemas.js';
 import { answers, GUARDED } from './route-schemas.js';
@@ -257,7 +257,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   });
 
   // One client's connections past its cap: every request on one is answered 429 before anything else is judged.
-  const connections = useConnectionCap(app, deps, limits.maxConnectionsPerClient, participantHolder, (raw) => expectsContinue.has(raw));
+  const connections = useConnectionCap(app, limits.maxConnectionsPerClient, participantHolder, standardOverCap(deps), (raw) => expectsContinue.has(raw));
   deps.metrics?.watchConnections('participant', connections);
 
   // What Node's parser lets through but the DIP cannot serve: another major HTTP version in HTTP/1

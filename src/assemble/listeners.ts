@@ -10,16 +10,18 @@ import { operatorApi as operatorApiClient } from '../openapi-client/index.js';
 import type { ApiDeps } from '../api/deps.js';
 import { operationsOf, type Operation } from '../api/operations.js';
 import { buildPublicServer } from '../api/public-server.js';
+import { addressHolder, useConnectionCap } from '../api/connection-cap.js';
 import { buildServer, type ServerSecurity } from '../api/server.js';
 import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
-import { buildPortalServer } from '../portal/server.js';
+import { buildPortalServer, overCapPage } from '../portal/server.js';
 import type { PortalDeps } from '../portal/deps.js';
 import type { PkiMaterial } from '../security/pki.js';
 import { SessionSigner } from '../security/portal-session.js';
 import { OperatorSessions } from '../pipeline/operator-sessions.js';
 import { OperatorMemory } from '../pipeline/operator-memory.js';
 import type { Clock } from '../ports/clock.js';
+import type { DipMetrics } from '../pipeline/metrics.js';
 import type { RevocationWatcher } from '../security/revocation.js';
 import type { TrustStore } from '../security/trust-store.js';
 
@@ -97,9 +99,21 @@ export async function startOperatorListener(config: DipConfig, deps: Omit<AdminD
 }
 
 /** The user portal (/portal) and the operator portal (/operator). */
-export async function startPortalListener(config: DipConfig, deps: Omit<PortalDeps, 'sessions' | 'recordActivity'>, activity: ActivitySink | null, pki: PkiMaterial, life: Lifecycle): Promise<number> {
+export async function startPortalListener(
+  config: DipConfig,
+  deps: Omit<PortalDeps, 'sessions' | 'recordActivity'>,
+  activity: ActivitySink | null,
+  metrics: Pick<DipMetrics, 'watchConnections'> | null,
+  pki: PkiMaterial,
+  life: Lifecycle,
+): Promise<number> {
   // Pages are HTML with personal data that masking by key cannot read: the log keeps that they were answered.
   const recordActivity: PortalDeps['recordActivity'] = activity ? (app, callerOf) => registerActivityLog(app, activity, 'portal', callerOf, () => deps.clock.now(), false) : null;
   const portal = buildPortalServer({ ...deps, recordActivity, sessions: SessionSigner.fromFile(join(config.dataDir, 'portal-session.key')) }, { key: pki.server.keyPem, cert: pki.server.certPem });
+  // One address's connections past its cap, as on the anonymous listener (anyone on the network reaches
+  // this one too): every request on one is answered 429 with a portal page, before a form is read or a
+  // session checked. Here, not in the portal's layer, which imports no api.
+  const connections = useConnectionCap(portal, config.portal.maxConnectionsPerAddress, addressHolder, overCapPage);
+  metrics?.watchConnections('portal', connections);
   return listen(portal, 'portal listener', config.portalPort, config.host, life);
 }

@@ -65,6 +65,7 @@ export function processUsage(): ProcessUsage {
 const CONNECTION_CAPS = {
   participant: 'http.maxConnectionsPerClient',
   anonymous: 'publications.anonymous.maxConnectionsPerAddress',
+  portal: 'portal.maxConnectionsPerAddress',
 } as const;
 
 /** The `process` label of the main process's series; a delivery process's is `delivery-<n>`. */
@@ -289,9 +290,10 @@ export class DipMetrics {
 
   /**
    * A listener's connection cap (README, Fair delivery and overload), read at every scrape: per participant
-   * on the participant listener, per client address on the anonymous one. Its open connections are a gauge
-   * of its own (dip_participant_connections, dip_anonymous_connections); those refused are one counter
-   * labelled by `listener`, so one query shows every listener's.
+   * on the participant listener, per client address on the anonymous and the portals' ones. Its open
+   * connections are a gauge of its own (dip_participant_connections, dip_anonymous_connections,
+   * dip_portal_connections); those refused are one counter labelled by `listener`, so one query shows
+   * every listener's.
    */
   watchConnections(listener: keyof typeof CONNECTION_CAPS, stats: () => { open: number; refused: number }): void {
     this.gaugeRead(`dip_${listener}_connections`, `Connections open on the ${listener} listener within its caps (${CONNECTION_CAPS[listener]})`, () => stats().open);

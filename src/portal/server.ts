@@ -37,6 +37,28 @@ const SECURITY_HEADERS: Record<string, string> = {
 };
 
 /**
+ * The answer to a request on a connection over the portal listener's cap per client address (config
+ * `portal.maxConnectionsPerAddress`; the cap itself is src/api/connection-cap.ts, wired on this listener
+ * in src/assemble/listeners.ts, as this layer imports no api). A page of the portal the address is in, as
+ * every other refusal here is, for a person reading it in a browser: the limit and the address named, and
+ * what to do (the listener closes a connection left idle after Fastify's keep-alive timeout, 72 s). The
+ * connection closes after it, so the page's style sheet may not come: it reads without.
+ */
+export function overCapPage(req: FastifyRequest, reply: FastifyReply, over: { who: string; open: number; max: number }): FastifyReply {
+  const realm = realmOf(req.url);
+  return render(
+    reply,
+    429,
+    realm,
+    req,
+    undefined,
+    'Too many connections',
+    html`<p>The portal serves a limited number of connections at once from one network address, which browsers on one network often share. Connections a browser leaves idle are closed after about a minute: wait a moment, then reload the page.</p><p><a href="${realm.base}/">Back to the start page</a></p>`,
+    { kind: 'error', text: `too many connections: ${over.open} connections from ${over.who} are open to the portal; at most ${over.max} at once` },
+  );
+}
+
+/**
  * The user portal (/portal, participants' users) and the operator portal (/operator), on their own HTTPS
  * listener. Not on the participant listener: that one demands a client certificate at the handshake,
  * which people in browsers do not have, and loosening it to "optional" would weaken the participant API

@@ -9,15 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from 'undici';
 import { DEFAULTS } from '../../src/config.js';
 import { clientAddress } from '../../src/api/connection-cap.js';
-import { waitFor } from '../helpers/dip-harness.js';
-import { expectRefusal, keptAliveConnection, expectStillServing, metricOf, rawAnswerOf, rawTls, startHostileDip, type HostileDip } from './helpers.js';
+import { addressCapCases, expectRefusal, keptAliveConnection, rawAnswerOf, rawTls, startHostileDip, type HostileDip } from './helpers.js';
 
 const CAP = 3;
 
 let h: HostileDip;
 let port: number;
 const clients: Client[] = [];
-const metric = (name: string): Promise<number> => metricOf(h.t, name);
 
 beforeAll(async () => {
   h = await startHostileDip({
@@ -40,49 +38,26 @@ const openConnection = (): Promise<Client> => keptAliveConnection(`https://127.0
 const KEEP_ALIVE_LIST = 'GET /publications HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n';
 
 describe('concurrent connections per address on the anonymous listener (publications.anonymous.maxConnectionsPerAddress)', () => {
-  const mine: Client[] = [];
-
-  it(`serves an address's first ${CAP} connections, kept open`, async () => {
-    for (let i = 0; i < CAP; i++) mine.push(await openConnection());
-    expect(await metric('dip_anonymous_connections')).toBe(CAP);
-  });
-
-  it('answers a request on one more 429 with Retry-After and a StandardResponse naming the limit and the address (IPv4, not IPv4-mapped), then closes it', async () => {
-    const r = await rawTls(h.t, { port, write: KEEP_ALIVE_LIST, timeoutMs: 5_000 });
-    expect(r.closedByServer, r.text).toBe(true);
-    const a = rawAnswerOf(r);
-    expectRefusal(a, 429, new RegExp(`^too many connections: ${CAP} connections from the address 127\\.0\\.0\\.1 are open; at most ${CAP} at once: reuse them \\(keep-alive\\)$`), 'one connection over the cap');
-    expect(a.header('retry-after')).toBe('1');
-    expect(a.header('connection')).toBe('close');
-    expect((a.json as { messageArray: Array<{ recipientID: string | null }> }).messageArray[0]!.recipientID).toBeNull();
-  });
-
-  it("serves another address's connection meanwhile (::1), and the address's own connections within the cap", async () => {
-    const other = await rawTls(h.t, { port, host: '::1', write: 'GET /publications HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n', timeoutMs: 5_000 });
-    expect(other.status, other.text).toBe(200);
-    for (const c of mine) {
-      const res = await c.request({ path: '/publications', method: 'GET' });
-      await res.body.text();
-      expect(res.statusCode).toBe(200);
-    }
-  });
-
-  it("serves a new connection once one of the address's closes, and the cap holds again with it", async () => {
-    await mine.shift()!.close();
-    // The server counts the connection down when it sees it close, a moment after the client does.
-    await waitFor(async () => (await metric('dip_anonymous_connections')) === CAP - 1, 5_000, 'the closed connection counted down');
-    mine.push(await openConnection());
-    const r = await rawTls(h.t, { port, write: KEEP_ALIVE_LIST, timeoutMs: 5_000 });
-    expect(r.status, r.text).toBe(429);
-  });
-
-  it('counts each connection refused in dip_connections_refused_total, by listener', async () => {
-    expect(await metric('dip_connections_refused_total{listener="anonymous"}')).toBe(2);
-    expect(await metric('dip_connections_refused_total{listener="participant"}')).toBe(0);
-  });
-
-  it('still serves the participant listener (201), whose connections are not counted here', async () => {
-    await expectStillServing(h);
+  addressCapCases({
+    dip: () => h,
+    listener: 'anonymous',
+    port: () => port,
+    cap: CAP,
+    path: '/publications',
+    write: KEEP_ALIVE_LIST,
+    open: openConnection,
+    refused: 1,
+    refusals: () => {
+      it('answers a request on one more 429 with Retry-After and a StandardResponse naming the limit and the address (IPv4, not IPv4-mapped), then closes it', async () => {
+        const r = await rawTls(h.t, { port, write: KEEP_ALIVE_LIST, timeoutMs: 5_000 });
+        expect(r.closedByServer, r.text).toBe(true);
+        const a = rawAnswerOf(r);
+        expectRefusal(a, 429, new RegExp(`^too many connections: ${CAP} connections from the address 127\\.0\\.0\\.1 are open; at most ${CAP} at once: reuse them \\(keep-alive\\)$`), 'one connection over the cap');
+        expect(a.header('retry-after')).toBe('1');
+        expect(a.header('connection')).toBe('close');
+        expect((a.json as { messageArray: Array<{ recipientID: string | null }> }).messageArray[0]!.recipientID).toBeNull();
+      });
+    },
   });
 });
 

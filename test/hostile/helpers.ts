@@ -11,11 +11,11 @@ import * as net from 'node:net';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { Agent, Client, type Dispatcher } from 'undici';
-import { expect } from 'vitest';
+import { expect, it } from 'vitest';
 import type { KeyAndCert } from '../../src/security/pki.js';
 import { Signer, type DipSignatureHeaders } from '../../src/security/signature.js';
 import { buildIF021 } from '../../src/sim/messages.js';
-import { startTestDip, type TestDip, type TestParticipant } from '../helpers/dip-harness.js';
+import { startTestDip, waitFor, type TestDip, type TestParticipant } from '../helpers/dip-harness.js';
 import type { DipConfig } from '../../src/config.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -314,6 +314,64 @@ export async function keptAliveConnection(origin: string, connect: tls.Connectio
   await res.body.text();
   expect(res.statusCode).toBe(200);
   return client;
+}
+
+/**
+ * The cases of a listener's cap per client address (the anonymous listener's, the portals'), declared in
+ * the caller's describe: the address's first `cap` connections (`open`, from 127.0.0.1) served and kept;
+ * then the listener's own cases of refusals (`refusals`, which refuse `refused` connections in all);
+ * then another address's connection (::1; the listener must be on ::) and the address's own connections
+ * served (200 on GET `path`); one of them closed frees a place (counted down, a new one served) and the
+ * cap holds again with it (one more `write` answered 429); the refusals counted under the listener's
+ * label; and the participant listener still takes a message.
+ */
+export function addressCapCases(o: {
+  dip: () => HostileDip;
+  listener: 'anonymous' | 'portal';
+  port: () => number;
+  cap: number;
+  path: string;
+  write: string;
+  open: () => Promise<Client>;
+  refusals: () => void;
+  refused: number;
+}): void {
+  const mine: Client[] = [];
+  const t = (): TestDip => o.dip().t;
+  it(`serves an address's first ${o.cap} connections, kept open`, async () => {
+    for (let i = 0; i < o.cap; i++) mine.push(await o.open());
+    expect(await metricOf(t(), `dip_${o.listener}_connections`)).toBe(o.cap);
+  });
+
+  o.refusals();
+
+  it("serves another address's connection meanwhile (::1), and the address's own connections within the cap", async () => {
+    const other = await rawTls(t(), { port: o.port(), host: '::1', write: `GET ${o.path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`, timeoutMs: 5_000 });
+    expect(other.status, other.text.slice(0, 300)).toBe(200);
+    for (const c of mine) {
+      const res = await c.request({ path: o.path, method: 'GET' });
+      await res.body.text();
+      expect(res.statusCode).toBe(200);
+    }
+  });
+
+  it("serves a new connection once one of the address's closes, and the cap holds again with it", async () => {
+    await mine.shift()!.close();
+    // The server counts the connection down when it sees it close, a moment after the client does.
+    await waitFor(async () => (await metricOf(t(), `dip_${o.listener}_connections`)) === o.cap - 1, 5_000, 'the closed connection counted down');
+    mine.push(await o.open());
+    const r = await rawTls(t(), { port: o.port(), write: o.write, timeoutMs: 5_000 });
+    expect(r.status, r.text.slice(0, 300)).toBe(429);
+  });
+
+  it('counts each connection refused in dip_connections_refused_total, by listener', async () => {
+    expect(await metricOf(t(), `dip_connections_refused_total{listener="${o.listener}"}`)).toBe(o.refused + 1); // and the one just above
+    expect(await metricOf(t(), 'dip_connections_refused_total{listener="participant"}')).toBe(0);
+  });
+
+  it('still serves the participant listener (201), whose connections are not counted here', async () => {
+    await expectStillServing(o.dip());
+  });
 }
 
 /** rawTls's answer read as JSON, with its headers, in the shape expectRefusal reads. */
