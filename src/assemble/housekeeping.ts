@@ -22,6 +22,7 @@ export function startRetention(config: DipConfig, backend: Backend, channelSetti
     },
     clock,
     logger,
+    backend.requeueJobs,
   );
   retention.start();
   life.started('retention', () => retention.stop());

@@ -44,6 +44,12 @@ export interface RequeueJobs {
   resumeJob(id: string, at: number): Promise<boolean>;
   /** A recipient's jobs, newest first, or every recipient's when `recipientDipId` is absent. */
   jobs(query: { recipientDipId?: string; state?: RequeueJob['state']; limit: number }): Promise<RequeueJob[]>;
+  /**
+   * Deletes up to `limit` finished jobs (done or failed) made and last changed before `beforeMs`, and
+   * answers how many (the retention sweep, src/pipeline/retention.ts). A running job is never deleted,
+   * however old: it is still working, or waiting for its store or its recipient.
+   */
+  purgeFinished(beforeMs: number, limit: number): Promise<number>;
 }
 
 /** Progress of a requeue job, recorded with the page of copies it made. */

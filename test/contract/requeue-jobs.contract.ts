@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { Retention } from '../../src/pipeline/retention.js';
+import { FakeClock } from '../helpers/clocks.js';
 import { batch, message, sup, useBackend, type BackendFactory } from './fixtures.js';
+
+const DAY = 86_400_000;
 
 export function requeueJobsContract(name: string, open: BackendFactory): void {
   describe(`RequeueJobs contract: ${name}`, () => {
@@ -46,6 +50,38 @@ export function requeueJobsContract(name: string, open: BackendFactory): void {
       expect((await requeueJobs.jobs({ recipientDipId: 'SUP0000002', limit: 10 })).map((j) => j.id)).toEqual(['c']);
       expect((await requeueJobs.jobs({ limit: 2 })).map((j) => j.id)).toEqual(['c', 'b']);
       expect(await requeueJobs.jobs({ state: 'failed', limit: 10 })).toEqual([]);
+    });
+
+    it('is purged by the retention sweep once finished longer ago than the retention; a running job stays however old', async () => {
+      const { archive, requeueJobs } = ctx.backend;
+      const clock = new FakeClock();
+      // Batches of two: the three old finished jobs take the sweep two batches.
+      const retention = new Retention(archive, { archiveRetentionMs: () => 14 * DAY, attemptsRetentionMs: 14 * DAY, intervalMs: DAY, batchSize: 2 }, clock, { info() {}, warn() {}, error() {} }, requeueJobs);
+      const filter = { fromMs: 0, toMs: 1, eventCode: null, mpan: null, transactionIds: null };
+      const start = async (id: string) => requeueJobs.createJob({ id, queue: sup, filter, upToSeq: 9, cursor: 0, requeued: 0, state: 'running', error: null, createdAt: clock.now(), updatedAt: clock.now() });
+      for (const id of ['old-done', 'old-failed', 'old-done-2', 'old-running', 'finished-lately']) await start(id);
+      await clock.advance(3_600_000);
+      await requeueJobs.finishJob('old-done', 'done', null, clock.now());
+      await requeueJobs.finishJob('old-done-2', 'done', null, clock.now());
+      await requeueJobs.finishJob('old-failed', 'failed', 'damaged row', clock.now());
+      // Made as old as the others, but finished ten days later: its retention runs from then.
+      await clock.advance(10 * DAY);
+      await requeueJobs.finishJob('finished-lately', 'done', null, clock.now());
+      await start('new-done');
+      await requeueJobs.finishJob('new-done', 'done', null, clock.now());
+      await clock.advance(5 * DAY);
+      await retention.runOnce();
+      const left = async () => (await requeueJobs.jobs({ limit: 10 })).map((j) => j.id).sort();
+      expect(await left()).toEqual(['finished-lately', 'new-done', 'old-running']);
+      expect(await requeueJobs.job('old-failed')).toBeUndefined();
+      // Both filters at once (each listing is its own statement).
+      expect((await requeueJobs.jobs({ recipientDipId: sup.recipientDipId, state: 'running', limit: 10 })).map((j) => j.id)).toEqual(['old-running']);
+      expect(await requeueJobs.jobs({ recipientDipId: 'SUP0000002', state: 'running', limit: 10 })).toEqual([]);
+      // Past their own retention the others go too; the running job stays, and is still resumed at a start.
+      await clock.advance(30 * DAY);
+      await retention.runOnce();
+      expect(await left()).toEqual(['old-running']);
+      expect((await requeueJobs.openJobs()).map((j) => j.id)).toEqual(['old-running']);
     });
   });
 }

@@ -52,10 +52,23 @@ export class PgRequeueJobs implements RequeueJobs {
   }
 
   async jobs(q: { recipientDipId?: string; state?: RequeueJob['state']; limit: number }): Promise<RequeueJob[]> {
+    // Only the conditions asked for, so that each filter is planned on its own index (recipient's or state's).
+    const params: Array<string | number> = [];
+    const where: string[] = [];
+    if (q.recipientDipId !== undefined) where.push(`recipient_dip_id = $${params.push(q.recipientDipId)}`);
+    if (q.state !== undefined) where.push(`state = $${params.push(q.state)}`);
     const rows = await this.d.query<JobRow>(
-      `SELECT ${COLUMNS} FROM requeue_jobs WHERE ($1::text IS NULL OR recipient_dip_id = $1) AND ($2::text IS NULL OR state = $2) ORDER BY created_at DESC, id LIMIT $3`,
-      [q.recipientDipId ?? null, q.state ?? null, q.limit],
+      `SELECT ${COLUMNS} FROM requeue_jobs ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id LIMIT $${params.push(q.limit)}`,
+      params,
     );
     return rows.map(toJob);
+  }
+
+  async purgeFinished(beforeMs: number, limit: number): Promise<number> {
+    // created_at too (never after updated_at, so the same rows): a range on an index of created_at.
+    const deleted = await this.d.tx((c) =>
+      c.query("DELETE FROM requeue_jobs WHERE id IN (SELECT id FROM requeue_jobs WHERE state IN ('done', 'failed') AND created_at < $1 AND updated_at < $1 LIMIT $2)", [beforeMs, limit]),
+    );
+    return deleted.rowCount ?? 0;
   }
 }

@@ -161,6 +161,11 @@ CREATE TABLE IF NOT EXISTS requeue_jobs (
   created_at bigint NOT NULL,
   updated_at bigint NOT NULL
 );
+-- Open jobs, the listings and the retention sweep (2026-12-04; why each: the SQLite schema). Without
+-- updated_at, so that a page's progress can be a HOT update.
+CREATE INDEX IF NOT EXISTS requeue_jobs_state ON requeue_jobs (state, created_at);
+CREATE INDEX IF NOT EXISTS requeue_jobs_recipient ON requeue_jobs (recipient_dip_id, created_at);
+CREATE INDEX IF NOT EXISTS requeue_jobs_age ON requeue_jobs (created_at);
 -- Pattern B publications (src/ports/publications.ts): metadata here, bytes in the publication blob store.
 CREATE TABLE IF NOT EXISTS publications (
   id text PRIMARY KEY,

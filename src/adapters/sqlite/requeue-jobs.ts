@@ -1,4 +1,5 @@
 import type { RequeueJob, RequeueJobs } from '../../ports/requeue-jobs.js';
+import type { Statement } from 'better-sqlite3';
 import type { SqliteDatabase } from './database.js';
 
 interface JobRow {
@@ -45,11 +46,30 @@ export class SqliteRequeueJobs implements RequeueJobs {
       open: db.prepare<[], JobRow>(`SELECT ${COLUMNS} FROM requeue_jobs WHERE state = 'running' ORDER BY created_at`),
       finish: db.prepare("UPDATE requeue_jobs SET state = ?, error = ?, updated_at = ? WHERE id = ? AND state = 'running'"),
       resume: db.prepare("UPDATE requeue_jobs SET state = 'running', error = NULL, updated_at = ? WHERE id = ? AND state = 'failed'"),
-      // NULL parameters match every recipient / state.
-      list: db.prepare<[string | null, string | null, string | null, string | null, number], JobRow>(
-        `SELECT ${COLUMNS} FROM requeue_jobs WHERE (? IS NULL OR recipient_dip_id = ?) AND (? IS NULL OR state = ?) ORDER BY created_at DESC, id LIMIT ?`,
+      // created_at too (never after updated_at, so the same rows): a range on an index of created_at.
+      purge: db.prepare(
+        "DELETE FROM requeue_jobs WHERE id IN (SELECT id FROM requeue_jobs WHERE state IN ('done', 'failed') AND created_at < ? AND updated_at < ? LIMIT ?)",
       ),
     };
+  }
+
+  /**
+   * One statement per filter, each on its own index (recipient's or state's, then created_at): SQLite
+   * plans a statement once, so `? IS NULL OR recipient_dip_id = ?` would scan the table for every filter.
+   */
+  private readonly lists = new Map<string, Statement<Array<string | number>, JobRow>>();
+
+  private list(recipient: boolean, state: boolean): Statement<Array<string | number>, JobRow> {
+    const key = `${recipient}/${state}`;
+    let statement = this.lists.get(key);
+    if (!statement) {
+      const where = [...(recipient ? ['recipient_dip_id = ?'] : []), ...(state ? ['state = ?'] : [])];
+      statement = this.d.db.prepare<Array<string | number>, JobRow>(
+        `SELECT ${COLUMNS} FROM requeue_jobs ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id LIMIT ?`,
+      );
+      this.lists.set(key, statement);
+    }
+    return statement;
   }
 
   async createJob(j: RequeueJob): Promise<void> {
@@ -76,8 +96,11 @@ export class SqliteRequeueJobs implements RequeueJobs {
   }
 
   async jobs(q: { recipientDipId?: string; state?: RequeueJob['state']; limit: number }): Promise<RequeueJob[]> {
-    const recipient = q.recipientDipId ?? null;
-    const state = q.state ?? null;
-    return this.s.list.all(recipient, recipient, state, state, q.limit).map(toJob);
+    const params = [...(q.recipientDipId !== undefined ? [q.recipientDipId] : []), ...(q.state !== undefined ? [q.state] : []), q.limit];
+    return this.list(q.recipientDipId !== undefined, q.state !== undefined).all(...params).map(toJob);
+  }
+
+  async purgeFinished(beforeMs: number, limit: number): Promise<number> {
+    return this.d.write(() => this.s.purge.run(beforeMs, beforeMs, limit).changes);
   }
 }

@@ -129,6 +129,13 @@ CREATE TABLE IF NOT EXISTS requeue_jobs (
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL
 );
+-- Open jobs (every node looks each minute), the listings newest first (by state: the operator portal's;
+-- by recipient: the participant's; of all: the operator API's default) and the retention sweep of
+-- finished jobs. Added 2026-12-04: each was a scan of the whole table. updated_at is in none, so a
+-- page's progress changes no index.
+CREATE INDEX IF NOT EXISTS requeue_jobs_state ON requeue_jobs (state, created_at);
+CREATE INDEX IF NOT EXISTS requeue_jobs_recipient ON requeue_jobs (recipient_dip_id, created_at);
+CREATE INDEX IF NOT EXISTS requeue_jobs_age ON requeue_jobs (created_at);
 -- Pattern B publications (src/ports/publications.ts): metadata here, bytes in the publication blob store.
 CREATE TABLE IF NOT EXISTS publications (
   id TEXT PRIMARY KEY,
