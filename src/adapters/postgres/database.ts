@@ -173,6 +173,7 @@ export class PgDatabase {
       let client: pg.PoolClient | undefined;
       let committing = false;
       let result: T | undefined;
+      let wrote = false;
       /** What this attempt learns that holds once it commits (afterCommit). */
       const learnt: Array<() => void> = [];
       try {
@@ -184,7 +185,7 @@ export class PgDatabase {
         // While writes fail, only a transaction that wrote says they succeed again: one that only read (an
         // append of duplicates, a lookup) commits on a read-only standby and on a full disk alike, and
         // called the store healthy while every write was refused. Asked only then: no cost otherwise.
-        const wrote = this.state.state === 'ok' || (await client.query<{ wrote: boolean }>('SELECT txid_current_if_assigned() IS NOT NULL AS wrote')).rows[0]!.wrote;
+        wrote = this.state.state === 'ok' || (await client.query<{ wrote: boolean }>('SELECT txid_current_if_assigned() IS NOT NULL AS wrote')).rows[0]!.wrote;
         committing = true;
         await client.query('COMMIT');
         this.onCommit.delete(client);
@@ -216,7 +217,9 @@ export class PgDatabase {
           const settled = isCommitted ? await settleInDoubt(this.pool, client!, isCommitted) : null;
           if (settled === true) {
             for (const l of learnt) l();
-            this.outcome(null);
+            // As on the happy path: a transaction that wrote nothing (every message a duplicate) proves
+            // nothing about writes, though it committed.
+            if (wrote) this.outcome(null);
             return result as T;
           }
           if (settled === null) {
