@@ -119,6 +119,22 @@ describe('PostgreSQL: a COMMIT whose answer is lost', () => {
       expect(await stored(m.transactionId)).toBe(0);
     }));
 
+  it('behind a pooler (PgBouncer: the pid the client was given is not its session\'s), still ends the session that sent COMMIT', () =>
+    // PgBouncer hands each client a key of its own, not the server session's pid: ending "the client's
+    // pid" ended nothing, the look found no message while the session still waited to commit, and the
+    // batch was answered "nothing accepted" and then stored. Made so here by giving every connection a
+    // pid no session has.
+    withCommitHeld(async (store) => {
+      store.pool.on('acquire', (c) => Object.assign(c, { processID: 1 }));
+      const m = message([sup.recipientDipId]);
+      await expect(new PgMessageLog(store).append(batch([m]))).rejects.toMatchObject({ kind: 'unavailable' });
+      const waiting = await admin.query("SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'", [db.name]);
+      expect(waiting.rowCount).toBe(0);
+      await admin.query('SELECT pg_advisory_unlock(4251)');
+      await admin.query('SELECT pg_advisory_lock(4251)'); // withCommitHeld releases it
+      expect(await stored(m.transactionId)).toBe(0);
+    }));
+
   it('that committed but wrote nothing (every message a duplicate): does not call an unavailable store healthy', async () => {
     // Only a transaction that wrote says writes succeed again (PgDatabase.tx): one that only read commits
     // on a read-only server too. Settled as committed, it called the store healthy all the same.
