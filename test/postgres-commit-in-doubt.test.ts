@@ -17,6 +17,7 @@ import { PgDatabase } from '../src/adapters/postgres/database.js';
 import { PgMessageLog } from '../src/adapters/postgres/message-log.js';
 import { COMMIT_IN_DOUBT, StoreError } from '../src/ports/errors.js';
 import { batch, message, sup } from './contract/fixtures.js';
+import { FakeClock } from './helpers/clocks.js';
 import { pausableProxy, type PausableProxy } from './helpers/pausable-proxy.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
 
@@ -49,6 +50,25 @@ describe('PostgreSQL: a COMMIT whose answer is lost', () => {
   const sessionsThroughProxy = async () =>
     (await admin.query('SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND client_port = ANY($2::int[])', [db.name, proxy.upstreamPorts()])).rowCount;
 
+  /**
+   * Runs `body` with COMMIT held: a deferred trigger waits for the test's advisory lock, so the client's
+   * read timeout (500 ms) gives up on COMMIT with the transaction still open on the server.
+   */
+  const withCommitHeld = async (body: (store: PgDatabase) => Promise<void>) => {
+    const schema = new URL(url).searchParams.get('options')!.match(/search_path=(\w+)/)![1]!;
+    await admin.query(`CREATE OR REPLACE FUNCTION ${schema}.hold_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_lock(4251); RETURN NULL; END $$`);
+    await admin.query(`CREATE CONSTRAINT TRIGGER hold_commit AFTER UPDATE ON ${schema}.queues DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ${schema}.hold_commit()`);
+    await admin.query('SELECT pg_advisory_lock(4251)');
+    const store = await PgDatabase.open({ url, clock: systemClock, poolSize: 2, queryTimeoutMs: 500 });
+    try {
+      await body(store);
+    } finally {
+      await admin.query('SELECT pg_advisory_unlock(4251)');
+      await admin.query(`DROP TRIGGER hold_commit ON ${schema}.queues`);
+      await store.close();
+    }
+  };
+
   it('that committed: the append is answered as accepted, once, after the old session was ended', async () => {
     const store = await PgDatabase.open({ url: proxy.url, clock: systemClock, poolSize: 2, queryTimeoutMs: 500 });
     try {
@@ -71,15 +91,8 @@ describe('PostgreSQL: a COMMIT whose answer is lost', () => {
     }
   });
 
-  it('that did not commit: the append fails as unavailable, nothing stored (not "in doubt")', async () => {
-    // COMMIT runs the deferred trigger, which waits for the test's advisory lock: the client's read
-    // timeout (500 ms) gives up on it with the transaction still open on the server.
-    const schema = new URL(url).searchParams.get('options')!.match(/search_path=(\w+)/)![1]!;
-    await admin.query(`CREATE FUNCTION ${schema}.hold_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_lock(4251); RETURN NULL; END $$`);
-    await admin.query(`CREATE CONSTRAINT TRIGGER hold_commit AFTER UPDATE ON ${schema}.queues DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ${schema}.hold_commit()`);
-    await admin.query('SELECT pg_advisory_lock(4251)');
-    const store = await PgDatabase.open({ url, clock: systemClock, poolSize: 2, queryTimeoutMs: 500 });
-    try {
+  it('that did not commit: the append fails as unavailable, nothing stored (not "in doubt")', () =>
+    withCommitHeld(async (store) => {
       const m = message([sup.recipientDipId]);
       const failed = await new PgMessageLog(store).append(batch([m])).then(
         () => null,
@@ -92,9 +105,53 @@ describe('PostgreSQL: a COMMIT whose answer is lost', () => {
       expect(await stored(m.transactionId)).toBe(0);
       const waiting = await admin.query("SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'", [db.name]);
       expect(waiting.rowCount).toBe(0);
-    } finally {
+    }));
+
+  it('that did not commit, in a group whose first batch has no message: not taken for committed (nothing to look for in that batch)', () =>
+    // The look is for a message the transaction wrote: it was the first batch's first message, and a
+    // first batch with none made the append look for nothing and answer every batch of the group stored.
+    withCommitHeld(async (store) => {
+      const log = new PgMessageLog(store);
+      const m = message([sup.recipientDipId]);
+      // Appended in one turn: one group, the empty batch first.
+      const outcomes = await Promise.allSettled([log.append(batch([])), log.append(batch([m]))]);
+      expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected']);
+      expect(await stored(m.transactionId)).toBe(0);
+    }));
+
+  it('behind a pooler (PgBouncer: the pid the client was given is not its session\'s), still ends the session that sent COMMIT', () =>
+    // PgBouncer hands each client a key of its own, not the server session's pid: ending "the client's
+    // pid" ended nothing, the look found no message while the session still waited to commit, and the
+    // batch was answered "nothing accepted" and then stored. Made so here by giving every connection a
+    // pid no session has.
+    withCommitHeld(async (store) => {
+      store.pool.on('acquire', (c) => Object.assign(c, { processID: 1 }));
+      const m = message([sup.recipientDipId]);
+      await expect(new PgMessageLog(store).append(batch([m]))).rejects.toMatchObject({ kind: 'unavailable' });
+      const waiting = await admin.query("SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'", [db.name]);
+      expect(waiting.rowCount).toBe(0);
       await admin.query('SELECT pg_advisory_unlock(4251)');
-      await admin.query(`DROP TRIGGER hold_commit ON ${schema}.queues`);
+      await admin.query('SELECT pg_advisory_lock(4251)'); // withCommitHeld releases it
+      expect(await stored(m.transactionId)).toBe(0);
+    }));
+
+  it('that committed but wrote nothing (every message a duplicate): does not call an unavailable store healthy', async () => {
+    // Only a transaction that wrote says writes succeed again (PgDatabase.tx): one that only read commits
+    // on a read-only server too. Settled as committed, it called the store healthy all the same.
+    // The fake clock starts no probe or check that could move health meanwhile.
+    const store = await PgDatabase.open({ url: proxy.url, clock: new FakeClock(Date.now()), poolSize: 2, queryTimeoutMs: 500 });
+    try {
+      const log = new PgMessageLog(store);
+      const m = message([sup.recipientDipId]);
+      expect(await log.append(batch([m]))).toEqual({ ok: true });
+      const health: string[] = [];
+      store.onHealthChange((h) => health.push(h.state));
+      await expect(store.query('SELECT pg_sleep(1)')).rejects.toMatchObject({ kind: 'unavailable' });
+      expect(health).toEqual(['unavailable']);
+      proxy.cutAfter(isCommit);
+      expect(await log.append(batch([{ ...m }]))).toMatchObject({ ok: false, duplicates: [m.senderUniqueReference] });
+      expect(health).toEqual(['unavailable']);
+    } finally {
       await store.close();
     }
   });

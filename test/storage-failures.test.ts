@@ -139,6 +139,16 @@ describe('storage failures are classified, reported and recovered from', () => {
       expect((await ack()).status).toBe(401);
     });
 
+    /** The archive's next `attempts` read fails with `err`, as a store failing once would. */
+    const failAttemptsOnce = (err: StoreError) => {
+      const archive = t.dip.backend.archive;
+      const attempts = archive.attempts.bind(archive);
+      archive.attempts = async () => {
+        archive.attempts = attempts;
+        throw err;
+      };
+    };
+
     it('answers a batch whose COMMIT went unanswered, and could not be checked, 503 saying it may have been accepted, not "nothing accepted"', async () => {
       // What the PostgreSQL store raises when the answer to COMMIT was lost and the server stayed out of
       // reach (src/adapters/postgres/in-doubt.ts): the batch may be stored.
@@ -156,15 +166,21 @@ describe('storage failures are classified, reported and recovered from', () => {
     });
 
     it('answers an operator call the store fails with 503 and Retry-After, not an internal error', async () => {
-      const archive = t.dip.backend.archive;
-      const attempts = archive.attempts.bind(archive);
-      archive.attempts = async () => {
-        archive.attempts = attempts;
-        throw new StoreError('unavailable', 'PostgreSQL: Query read timeout', null);
-      };
+      failAttemptsOnce(new StoreError('unavailable', 'PostgreSQL: Query read timeout', null));
       const refused = await adminApi(t)('GET', `/admin/attempts?recipient=${sup.dipId}&channel=IF-021`);
       expect([refused.status, refused.headers?.['retry-after'], refused.body.error]).toEqual([503, '5', expect.stringContaining('the store is unavailable from this node')]);
       expect((await adminApi(t)('GET', `/admin/attempts?recipient=${sup.dipId}&channel=IF-021`)).status).toBe(200);
+    });
+
+    it('answers an operator call whose COMMIT went unanswered 503 saying it may have been done, not "nothing was done"', async () => {
+      // Every operator write is a transaction without a check of its own (PgDatabase.tx's isCommitted):
+      // its COMMIT lost is COMMIT_IN_DOUBT, and "nothing was done" could be false (a change that is not
+      // idempotent, sent again, would run twice).
+      failAttemptsOnce(new StoreError('unavailable', 'PostgreSQL: the answer to COMMIT was lost', COMMIT_IN_DOUBT));
+      const refused = await adminApi(t)('GET', `/admin/attempts?recipient=${sup.dipId}&channel=IF-021`);
+      expect([refused.status, refused.headers?.['retry-after']]).toEqual([503, '5']);
+      expect(refused.body.error).toMatch(/may have been done: look before doing it again/);
+      expect(refused.body.error).not.toMatch(/nothing was done/);
     });
   });
 });

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import { timingSafeEqual } from 'node:crypto';
 import { OPERATOR_ROLES, operatorRefusal, type OperatorRole } from '../domain/operators.js';
 import type { Logger } from '../ports/logger.js';
-import { storeFailureKind } from '../ports/errors.js';
+import { COMMIT_IN_DOUBT, storeFailureKind } from '../ports/errors.js';
 import { STORE_RETRY_AFTER_SECONDS } from '../pipeline/ingest.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { OperatorAccounts, OperatorIdentity } from '../pipeline/operators.js';
@@ -211,7 +211,14 @@ export function registerOperatorAuth(app: FastifyInstance, deps: OperatorAuthDep
         .header('retry-after', String(STORE_RETRY_AFTER_SECONDS))
         .type('application/json')
         .serializer(JSON.stringify)
-        .send({ error: `the store is unavailable from this node (${error.code ?? 'storage unavailable'}): nothing was done; try again after the Retry-After interval` });
+        .send({
+          error:
+            // The store lost the answer to its COMMIT and could not find out (PgDatabase.tx): the change
+            // may be in place, and a change that is not idempotent, sent again, would run twice.
+            error.code === COMMIT_IN_DOUBT
+              ? `the store lost its answer as this change committed (${COMMIT_IN_DOUBT}): it may have been done: look before doing it again after the Retry-After interval`
+              : `the store is unavailable from this node (${error.code ?? 'storage unavailable'}): nothing was done; try again after the Retry-After interval`,
+        });
     }
     const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
     if (status === 500) deps.logger.error({ err: error, url: req.url }, 'operator API request failed');

@@ -3,6 +3,7 @@
  * so that the pipeline never parses SQLite or PostgreSQL messages:
  *  - `unavailable`: nothing was written and trying again later can succeed (disk full, a busy or
  *    restarting server, a lost connection). Ingest answers 503 with Retry-After; delivery pauses.
+ *    One exception, code COMMIT_IN_DOUBT (below): the write may be stored.
  *  - `permanent`: trying again will fail the same way (a damaged row, a missing message). The queue it
  *    concerns stops and an operator is alerted; everything else goes on.
  *  - `fatal`: the store can no longer promise durability (a failed fsync). It refuses all writes and the

@@ -102,7 +102,9 @@ export class PgDatabase {
     });
     // Only inside tx: applying a changed schema sets its own (applySchema), and so do the partition and
     // retention statements.
-    this.begin = `BEGIN; SET LOCAL lock_timeout = ${Math.max(1, Math.round(options.lockTimeoutMs ?? LOCK_TIMEOUT_MS))}`;
+    // The session's pid comes back with BEGIN, in the same round trip, for a COMMIT whose answer is lost
+    // (settleInDoubt ends that session): the client's own processID is a pooler's key behind PgBouncer.
+    this.begin = `BEGIN; SET LOCAL lock_timeout = ${Math.max(1, Math.round(options.lockTimeoutMs ?? LOCK_TIMEOUT_MS))}; SELECT pg_backend_pid() AS pid`;
     this.lockWaitBudgetMs = (options.idleInTransactionMs ?? IDLE_IN_TRANSACTION_MS) + 2 * (options.lockTimeoutMs ?? LOCK_TIMEOUT_MS);
   }
 
@@ -173,18 +175,23 @@ export class PgDatabase {
       let client: pg.PoolClient | undefined;
       let committing = false;
       let result: T | undefined;
+      let wrote = false;
+      /** The server session's pid (pg_backend_pid()), once BEGIN has answered. */
+      let session: number | undefined;
       /** What this attempt learns that holds once it commits (afterCommit). */
       const learnt: Array<() => void> = [];
       try {
         await this.ensureDays(days);
         client = await this.pool.connect();
         this.onCommit.set(client, learnt);
-        await client.query(this.begin);
+        // Several statements in one query: node-postgres answers with one result each (its types say one).
+        const began = (await client.query(this.begin)) as unknown as Array<pg.QueryResult<{ pid?: number }>>;
+        session = began.at(-1)?.rows[0]?.pid;
         result = await fn(client);
         // While writes fail, only a transaction that wrote says they succeed again: one that only read (an
         // append of duplicates, a lookup) commits on a read-only standby and on a full disk alike, and
         // called the store healthy while every write was refused. Asked only then: no cost otherwise.
-        const wrote = this.state.state === 'ok' || (await client.query<{ wrote: boolean }>('SELECT txid_current_if_assigned() IS NOT NULL AS wrote')).rows[0]!.wrote;
+        wrote = this.state.state === 'ok' || (await client.query<{ wrote: boolean }>('SELECT txid_current_if_assigned() IS NOT NULL AS wrote')).rows[0]!.wrote;
         committing = true;
         await client.query('COMMIT');
         this.onCommit.delete(client);
@@ -213,10 +220,12 @@ export class PgDatabase {
         }
         if (endedByOperator) continue;
         if (committing && commitInDoubt(err)) {
-          const settled = isCommitted ? await settleInDoubt(this.pool, client!, isCommitted) : null;
+          const settled = isCommitted ? await settleInDoubt(this.pool, session, isCommitted) : null;
           if (settled === true) {
             for (const l of learnt) l();
-            this.outcome(null);
+            // As on the happy path: a transaction that wrote nothing (every message a duplicate) proves
+            // nothing about writes, though it committed.
+            if (wrote) this.outcome(null);
             return result as T;
           }
           if (settled === null) {

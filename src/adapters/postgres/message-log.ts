@@ -156,7 +156,9 @@ export class PgMessageLog implements MessageLog {
         // look will see it.
         if (inserted.rowCount !== claims.length) throw Object.assign(new Error('a sender reference was claimed concurrently'), { code: '40001' });
       }
-      written = accepted[0]?.messages[0]?.transactionId;
+      // Any accepted batch's first message, not the first batch's: a batch with no message (nothing to
+      // look for) first in the group made a COMMIT that did not commit look committed for the whole group.
+      written = accepted.find((b) => b.messages.length > 0)?.messages[0]?.transactionId;
       const locked = await this.d.lockQueues(c, queuesOfBatches(accepted));
       await writeBatches(this.d, c, accepted, locked);
       await this.d.saveHeads(c, locked);
