@@ -104,7 +104,7 @@ export class PgDatabase {
     // retention statements.
     // The session's pid comes back with BEGIN, in the same round trip, for a COMMIT whose answer is lost
     // (settleInDoubt ends that session): the client's own processID is a pooler's key behind PgBouncer.
-    this.begin = `BEGIN; SET LOCAL lock_timeout = ${Math.max(1, Math.round(options.lockTimeoutMs ?? LOCK_TIMEOUT_MS))}; SELECT pg_backend_pid() AS pid`;
+    this.begin = `BEGIN; SET LOCAL lock_timeout = ${Math.max(1, Math.round(options.lockTimeoutMs ?? LOCK_TIMEOUT_MS))}; SELECT pg_backend_pid() AS pid, now()::text AS began`;
     this.lockWaitBudgetMs = (options.idleInTransactionMs ?? IDLE_IN_TRANSACTION_MS) + 2 * (options.lockTimeoutMs ?? LOCK_TIMEOUT_MS);
   }
 
@@ -176,8 +176,8 @@ export class PgDatabase {
       let committing = false;
       let result: T | undefined;
       let wrote = false;
-      /** The server session's pid (pg_backend_pid()), once BEGIN has answered. */
-      let session: number | undefined;
+      /** The server session (its pid, and when this transaction began there), once BEGIN has answered. */
+      let session: { pid: number; began: string } | undefined;
       /** What this attempt learns that holds once it commits (afterCommit). */
       const learnt: Array<() => void> = [];
       try {
@@ -185,8 +185,8 @@ export class PgDatabase {
         client = await this.pool.connect();
         this.onCommit.set(client, learnt);
         // Several statements in one query: node-postgres answers with one result each (its types say one).
-        const began = (await client.query(this.begin)) as unknown as Array<pg.QueryResult<{ pid?: number }>>;
-        session = began.at(-1)?.rows[0]?.pid;
+        const began = (await client.query(this.begin)) as unknown as Array<pg.QueryResult<{ pid: number; began: string }>>;
+        session = began.at(-1)?.rows[0];
         result = await fn(client);
         // While writes fail, only a transaction that wrote says they succeed again: one that only read (an
         // append of duplicates, a lookup) commits on a read-only standby and on a full disk alike, and
@@ -206,10 +206,11 @@ export class PgDatabase {
         // next probe). Not after COMMIT was sent (it may have committed), nor twice (a server shutting
         // down ends the new session too, or refuses it: that is unavailable).
         const endedByOperator = client !== undefined && !committing && attempt === 1 && endedByAdministrator(client, err);
+        let broken = false;
         if (client) {
           // A connection that failed mid-transaction is not handed out again; one whose query went
           // unanswered is dropped at once (a ROLLBACK would wait behind that query for as long again).
-          const broken =
+          broken =
             isReadTimeout(err) ||
             (await client.query('ROLLBACK').then(
               () => false,
@@ -219,7 +220,10 @@ export class PgDatabase {
           client.release(broken ? (err as Error) : undefined);
         }
         if (endedByOperator) continue;
-        if (committing && commitInDoubt(err)) {
+        // In doubt only if the connection broke with it: a COMMIT the server answered with an error (57014,
+        // cancelled) on a session that then rolled back did not commit, and that session, back in the
+        // pool, may already carry another transaction that settling would end.
+        if (committing && broken && commitInDoubt(err)) {
           const settled = isCommitted ? await settleInDoubt(this.pool, session, isCommitted) : null;
           if (settled === true) {
             for (const l of learnt) l();

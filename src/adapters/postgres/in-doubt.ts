@@ -27,17 +27,20 @@ const END_WAIT_MS = 5_000;
  * final and `committed` reads it (whether a row the transaction wrote exists). After a failover the old
  * session is on the old server, and the new one has no such session (or one of another application).
  */
-export async function settleInDoubt(pool: pg.Pool, pid: number | undefined, committed: (c: pg.PoolClient) => Promise<boolean>): Promise<boolean | null> {
+export async function settleInDoubt(pool: pg.Pool, session: { pid: number; began: string } | undefined, committed: (c: pg.PoolClient) => Promise<boolean>): Promise<boolean | null> {
   // The session is named by the pid the server gave (PgDatabase.tx asks with BEGIN), not the client's
   // BackendKeyData: behind PgBouncer that is the pooler's key, which names no session, and ending it ended
   // nothing while the real session could still commit. Not known: nothing can be ended, so nothing is final.
-  if (pid === undefined) return null;
+  // A session with that pid that started after the transaction began is another, which reused the pid
+  // once the old one had ended (its outcome is then final already): it is left alone.
+  if (session === undefined) return null;
   try {
     return await withConnection(pool, async (c) => {
       const { rows } = await c.query<{ ended: boolean }>(
         `SELECT pg_terminate_backend(pid, $2) AS ended FROM pg_stat_activity
-          WHERE pid = $1 AND pid <> pg_backend_pid() AND datname = current_database() AND application_name = current_setting('application_name')`,
-        [pid, END_WAIT_MS],
+          WHERE pid = $1 AND pid <> pg_backend_pid() AND backend_start <= $3::timestamptz
+            AND datname = current_database() AND application_name = current_setting('application_name')`,
+        [session.pid, END_WAIT_MS, session.began],
       );
       if (rows[0]?.ended === false) return null;
       return committed(c);
