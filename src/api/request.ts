@@ -123,14 +123,22 @@ export function drained(
       body.off('data', arrived);
       resolve();
     };
-    let idle = setTimeout(done, idleMs);
+    // The idle pause is over only if no byte waits either: a process that got no CPU for a while (a
+    // loaded machine) wakes with this timer overdue and the sender's bytes on the socket, and timers run
+    // before the poll phase that reads them. The decision waits for that phase (setImmediate runs after
+    // it): a byte read meanwhile has set a new pause.
+    const idleOver = (): void => {
+      const before = read;
+      setImmediate(() => read === before && done());
+    };
+    let idle = setTimeout(idleOver, idleMs);
     const whole = setTimeout(done, maxMs);
     const arrived = (chunk: Buffer): void => {
       read += chunk.length;
       // Past `maxBytes` the sender is not owed its answer any more: the connection is closed unread.
       if (read > maxBytes) return done();
       clearTimeout(idle);
-      idle = setTimeout(done, idleMs);
+      idle = setTimeout(idleOver, idleMs);
     };
     body.on('data', arrived);
     body.once('end', done);
