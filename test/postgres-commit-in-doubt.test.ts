@@ -91,6 +91,22 @@ describe('PostgreSQL: a COMMIT whose answer is lost', () => {
     }
   });
 
+  it('of a page of replay copies that committed: the copies are taken as written (a requeue job goes on from its new cursor)', async () => {
+    const store = await PgDatabase.open({ url: proxy.url, clock: systemClock, poolSize: 2, queryTimeoutMs: 500 });
+    try {
+      const log = new PgMessageLog(store);
+      const m = message([sup.recipientDipId]);
+      expect(await log.append(batch([m]))).toEqual({ ok: true });
+      const [original] = await look.query<{ id: number }>('SELECT id FROM messages WHERE transaction_id = $1', [m.transactionId]);
+      const copy = { originalId: original!.id, transactionId: `${m.transactionId}-R`, receivedAt: Date.now(), outbound: m.outbound };
+      proxy.cutAfter(isCommit);
+      await log.appendReplayCopies([copy], sup);
+      expect(await stored(copy.transactionId)).toBe(1);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('that did not commit: the append fails as unavailable, nothing stored (not "in doubt")', () =>
     withCommitHeld(async (store) => {
       const m = message([sup.recipientDipId]);

@@ -99,8 +99,7 @@ export class PgMessageLog implements MessageLog {
     const days = [...daysOfBatches(batches), ...batches.flatMap(refDays)];
     /** A message this run of the transaction writes, if any: whether it exists tells whether a COMMIT whose answer was lost committed. */
     let written: string | undefined;
-    const isCommitted = async (c: pg.PoolClient): Promise<boolean> =>
-      written === undefined || (await c.query('SELECT 1 FROM messages WHERE transaction_id = $1 LIMIT 1', [written])).rowCount === 1;
+    const isCommitted = async (c: pg.PoolClient): Promise<boolean> => written === undefined || (await messageExists(c, written));
     return this.d.tx(async (c) => {
       const refs = batches.flatMap((b) => b.messages.flatMap((m) => (m.senderUniqueReference === null ? [] : [[m.senderDipId, m.senderUniqueReference] as const])));
       const seen = new Set<string>();
@@ -287,6 +286,14 @@ export class PgMessageLog implements MessageLog {
         }
       },
       copies.map((x) => dayOf(x.receivedAt)),
+      // A page whose COMMIT answer was lost, taken for not written, was run again from the old cursor and
+      // met JOB_MOVED: the job then left itself to another node that did not exist, and stalled.
+      async (c) => copies.length === 0 || (await messageExists(c, copies[0]!.transactionId)),
     );
   }
+}
+
+/** Whether a message row exists (whether a transaction that wrote it committed: settleInDoubt). */
+async function messageExists(c: pg.PoolClient, transactionId: string): Promise<boolean> {
+  return (await c.query('SELECT 1 FROM messages WHERE transaction_id = $1 LIMIT 1', [transactionId])).rowCount === 1;
 }
