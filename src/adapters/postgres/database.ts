@@ -140,7 +140,10 @@ export class PgDatabase {
     return sealed ? this.sealer.open(bytes).toString('utf8') : bytes.toString('utf8');
   }
 
-  /** One statement outside any transaction (reads). */
+  /**
+   * One statement outside any transaction: reads only. A statement whose session an operator ended is
+   * run once more (below), which only a read may be; a write goes through tx.
+   */
   async query<R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<R[]> {
     for (let attempt = 1; ; attempt++) {
       try {
