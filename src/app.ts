@@ -220,7 +220,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
       ...(alarmApi ? [async (a: FastifyInstance) => adminAlarmRoutes(a, alarmApi)] : []),
       ...(activityLog ? [async (a: FastifyInstance) => activityRoutes(a, { store: activityLog.store, now: () => clock.now() })] : []),
     ],
-  }, clock, life);
+  }, metrics, clock, life);
   const portalPort = await startPortalListener(config, {
     config, logger, clock, accounts: portalAccounts, registry, channel, channels,
     webhooks: webhookConfigDeps(config, { registry, webhooks: backend.registry, delivery, destinations }),

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../src/config.js';
 import { buildIF021 } from '../src/sim/messages.js';
@@ -75,10 +76,16 @@ describe('the Grafana dashboard (deploy/grafana/opendip-dashboard.json)', () => 
     const item = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: ['1000000001', '1000000002', '1000000003'], uniqueSuffix: 'graf1' });
     expect((await sds.client.submit('IF-021', [item])).status).toBe(201);
     expect((await sds.client.submit('IF-021', [item])).status).toBe(400); // the same reference again: MSG1006
+    // A request on each of the other listeners: the anonymous one's and the portal's (TLS, the test CA's
+    // certificate: not verified here), and the operator listener's own /metrics scrapes.
+    const insecure = new Agent({ connect: { rejectUnauthorized: false } });
+    expect((await fetch(`https://127.0.0.1:${t.dip.publicPort}/publications`, { dispatcher: insecure } as RequestInit)).status).toBe(200);
+    expect((await fetch(`${t.dip.portalUrl}/portal/sign-in`, { dispatcher: insecure } as RequestInit)).status).toBe(200);
     const scrape = async () => {
       const res = await fetch(`http://127.0.0.1:${t.dip.adminPort}/metrics`, { headers: { authorization: `Bearer ${token}` } });
       return res.text();
     };
+    await scrape(); // counted by the time of the next: a scrape's own answer comes after its text
     await waitFor(async () => {
       text = await scrape();
       return /dip_dead_letters_total\{[^}]*reason="rejected"/.test(text) && /dip_delivery_attempts_total\{verdict="delivered"/.test(text);
@@ -118,6 +125,14 @@ describe('the Grafana dashboard (deploy/grafana/opendip-dashboard.json)', () => 
     for (const m of ['dip_ingested_messages_total', 'dip_delivery_attempts_total', 'dip_queue_depth', 'dip_queue_oldest_age_seconds', 'dip_refusals_total', 'dip_group_commit_writes_bucket', 'dip_group_commit_seconds_bucket', 'dip_ingest_latency_seconds_bucket', 'dip_delivery_latency_seconds_bucket', 'dip_process_process_cpu_seconds_total', 'dip_publication_notices_unqueued_total', 'dip_connections_refused_total', 'dip_participant_connections', 'dip_anonymous_connections', 'dip_portal_connections']) {
       expect(used.has(m), m).toBe(true);
     }
+  });
+
+  it('counts the answers of every listener, by listener and route pattern', () => {
+    const answered = (listener: string, route: string, status: string) =>
+      new RegExp(`^dip_http_requests_total\\{listener="${listener}",method="GET",route="${route.replace(/\//g, '\\/')}",status="${status}"\\} [1-9]`, 'm');
+    expect(text).toMatch(answered('anonymous', '/publications', '200'));
+    expect(text).toMatch(answered('portal', '/portal/sign-in', '200'));
+    expect(text).toMatch(answered('operator', '/metrics', '200'));
   });
 
   it('exports the refusal by its MSG code, and the group commits that made the message durable', () => {

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { DipMetrics } from '../pipeline/metrics.js';
 
 /** Counts every answer of a listener by route pattern (never the raw URL: IDs would explode the label set). */
-export function registerRequestMetrics(app: FastifyInstance, metrics: DipMetrics, listener: string): void {
+export function registerRequestMetrics(app: FastifyInstance, metrics: Pick<DipMetrics, 'request'>, listener: 'participant' | 'anonymous' | 'operator' | 'portal'): void {
   app.addHook('onResponse', (req, reply, done) => {
     metrics.request(listener, req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode);
     done();

@@ -6,6 +6,7 @@ import { clientDeadlines } from '../security/listener-deadlines.js';
 import type { ApiDeps } from './deps.js';
 import { describePublication, listQuery, sendPublication } from './publication-download.js';
 import type { RawQuery } from './query.js';
+import { registerRequestMetrics } from './metrics.js';
 import { recordOperations } from './operations.js';
 import { registerActivityLog } from './activity.js';
 import { useAnswerDeadlines } from '../security/answer-deadlines.js';
@@ -38,6 +39,7 @@ export function buildPublicServer(
   // Every request is recorded (spec 5.8.1), the caller unknown: the client's address is the record's `remote`.
   if (deps.activity) registerActivityLog(app, deps.activity, 'anonymous', () => null, () => deps.clock.now());
   recordOperations(app);
+  if (deps.metrics) registerRequestMetrics(app, deps.metrics, 'anonymous');
   // A client that stops reading a download is cut off, as on the participant listener: here anyone may ask.
   useAnswerDeadlines(app, deps.config.http, deps.clock, (url, sent) => deps.logger.warn({ url, sentBytes: sent, idleMs: deps.config.http.downloadIdleTimeoutMs }, 'anonymous download cut off: the client took no byte for the idle timeout'));
   // One address's connections past its cap: every request on one is answered 429 before anything else is judged.

@@ -8,6 +8,7 @@ import { registerActivityLog } from '../api/activity.js';
 import type { ActivitySink } from '../pipeline/activity-recorder.js';
 import { operatorApi as operatorApiClient } from '../openapi-client/index.js';
 import type { ApiDeps } from '../api/deps.js';
+import { registerRequestMetrics } from '../api/metrics.js';
 import { operationsOf, type Operation } from '../api/operations.js';
 import { buildPublicServer } from '../api/public-server.js';
 import { addressHolder, useConnectionCap } from '../api/connection-cap.js';
@@ -70,7 +71,13 @@ export async function startAnonymousListener(config: DipConfig, deps: ApiDeps, p
 export type OperatorApi = PortalDeps['operatorApi'];
 
 /** The operator API on the loopback interface, and the in-process door the portals use to call it as the operator signed in. */
-export async function startOperatorListener(config: DipConfig, deps: Omit<AdminDeps, 'token' | 'inProcessKey' | 'sessions' | 'memory' | 'bootstrapBreakGlass' | 'signatureSkewMs'>, clock: Clock, life: Lifecycle): Promise<{ port: number; operations: readonly Operation[]; operatorApi: OperatorApi; document: () => object }> {
+export async function startOperatorListener(
+  config: DipConfig,
+  deps: Omit<AdminDeps, 'token' | 'inProcessKey' | 'sessions' | 'memory' | 'bootstrapBreakGlass' | 'signatureSkewMs'>,
+  metrics: Pick<DipMetrics, 'request'>,
+  clock: Clock,
+  life: Lifecycle,
+): Promise<{ port: number; operations: readonly Operation[]; operatorApi: OperatorApi; document: () => object }> {
   const inProcessKey = randomBytes(32).toString('base64url');
   // Its own signing key: a portal cookie is not an API token, nor the other way round.
   const signer = SessionSigner.fromFile(join(config.dataDir, 'operator-session.key'));
@@ -93,6 +100,8 @@ export async function startOperatorListener(config: DipConfig, deps: Omit<AdminD
     inProcessKey,
     signatureSkewMs: config.maxClockSkewSeconds * 1000,
   });
+  // Every answer counted, the portals' in-process calls and the scrapes of /metrics among them.
+  registerRequestMetrics(admin, metrics, 'operator');
   const port = await listen(admin, 'operator listener', config.adminPort, '127.0.0.1', life);
   const operatorApi: OperatorApi = (operator) => operatorApiClient(inProcessTransport(admin, { authorization: `Bearer ${inProcessKey}`, [ACTING_OPERATOR_HEADER]: operator }));
   return { port, operations: operationsOf(admin), operatorApi, document: () => admin.swagger() };
@@ -103,7 +112,7 @@ export async function startPortalListener(
   config: DipConfig,
   deps: Omit<PortalDeps, 'sessions' | 'recordActivity'>,
   activity: ActivitySink | null,
-  metrics: Pick<DipMetrics, 'watchConnections'> | null,
+  metrics: Pick<DipMetrics, 'watchConnections' | 'request'> | null,
   pki: PkiMaterial,
   life: Lifecycle,
 ): Promise<number> {
@@ -115,5 +124,6 @@ export async function startPortalListener(
   // session checked. Here, not in the portal's layer, which imports no api.
   const connections = useConnectionCap(portal, config.portal.maxConnectionsPerAddress, addressHolder, overCapPage);
   metrics?.watchConnections('portal', connections);
+  if (metrics) registerRequestMetrics(portal, metrics, 'portal');
   return listen(portal, 'portal listener', config.portalPort, config.host, life);
 }
