@@ -209,7 +209,8 @@ async function main(): Promise<number> {
     if (sub.status !== 201 && sub.status !== 200) throw new Error(`alarm subscription: ${sub.status} ${await sub.text()}`);
 
     for (const [k, fault] of faults.entries()) {
-      const tag = String.fromCharCode(65 + k);
+      // Two hex digits (A0, A1, …): DIP IDs are 10 hex digits, so a letter past F (a seventh fault) was no tag.
+      const tag = (0xa0 + k).toString(16).toUpperCase();
       const result = await scenario(fault, tag);
       results.push(result);
       log(`${fault}: ${result.failures.length === 0 ? 'held' : `FAILED: ${result.failures.join('; ')}`}`);
@@ -225,9 +226,9 @@ async function main(): Promise<number> {
         closers.push(() => client.close());
         return { dipId, client };
       };
-      const senders = [await party(`${tag}000000001`, 'SDS'), await party(`${tag}000000002`, 'SDS')];
-      const hook = await party(`${tag}100000001`, 'SUP');
-      const puller = await party(`${tag}100000002`, 'SUP');
+      const senders = [await party(`${tag}00000001`, 'SDS'), await party(`${tag}00000002`, 'SDS')];
+      const hook = await party(`${tag}10000001`, 'SUP');
+      const puller = await party(`${tag}10000002`, 'SUP');
       await store.close();
       const calls: Array<ReceivedCall & { at: number }> = [];
       const receiver = await startWebhookReceiver({ trustedCas: [ca.certPem], onCall: (c) => calls.push({ ...c, at: Date.now() }) });

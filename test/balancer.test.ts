@@ -2,7 +2,8 @@
  * `dip cluster`'s TCP balancer (src/cli/cluster/balancer.ts) over real sockets: a node its probe takes
  * out loses the connections it carries, so kept-alive clients reconnect to a ready node instead of
  * waiting on a paused one (found by a fault campaign: a 20 s pause of one node stopped every kept-alive
- * sender for 20 s); new connections go to ready nodes only.
+ * sender for 20 s); new connections go to ready nodes only. Not at a single failed probe (a blip): only
+ * once a node fails SHUTDOWN_AFTER_FAILED_PROBES in a row.
  */
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,6 +26,8 @@ describe('the TCP balancer of dip cluster', () => {
   let balancer: TcpBalancer;
   let port: number;
   let probes = 0;
+  /** A node whose next probe alone fails (a blip). */
+  let blipping: string | null = null;
 
   beforeAll(async () => {
     const [a, b] = await Promise.all([namedServer('a'), namedServer('b')]);
@@ -35,6 +38,10 @@ describe('the TCP balancer of dip cluster', () => {
     ];
     const probe = async (x: Backend) => {
       probes += 1;
+      if (x.name === blipping) {
+        blipping = null;
+        return false;
+      }
       return ready.get(x.name) ?? false;
     };
     balancer = new TcpBalancer(backends, { host: '127.0.0.1', port: 0, probe, probeEveryMs: 50, connectTimeoutMs: 1000, log: () => {} });
@@ -77,6 +84,21 @@ describe('the TCP balancer of dip cluster', () => {
     }
     first.socket.destroy();
     second.socket.destroy();
+  });
+
+  it('keeps the connections of a node that fails one probe only (a blip): requests in flight are not reset', async () => {
+    // Both ready (the test before took one out): with none other ready, nothing would be ended anyway.
+    ready.set('a', true);
+    const probed = probes;
+    await waitFor(() => probes >= probed + 4, 5000, 'two probe rounds with both nodes ready');
+    const client = await open();
+    const on = await client.ask();
+    blipping = on;
+    const before = probes;
+    await waitFor(() => blipping === null && probes >= before + 6, 5000, 'the blip and two probe rounds after it');
+    expect(client.closed()).toBe(false);
+    expect(await client.ask()).toBe(on);
+    client.socket.destroy();
   });
 
   it('keeps the connections when every node is taken out at once (a store restart): there is nowhere better to send them', async () => {

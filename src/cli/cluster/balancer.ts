@@ -8,6 +8,15 @@ export interface Backend {
   healthy: boolean | null;
 }
 
+/**
+ * Failed probes in a row after which a node's connections are ended. One failed probe is a blip (an
+ * operator's pg_terminate_backend turns a node unready until its next write, about a second): ending
+ * its connections then reset requests in flight whose batches were stored, and their senders learned
+ * of them only as duplicates (MSG1006) on the resend (cluster campaign, pgkill: 7 of 7 such "201 lost"
+ * followed a reset). A node paused or cut off fails the next probe too, and loses them one probe later.
+ */
+export const SHUTDOWN_AFTER_FAILED_PROBES = 2;
+
 export interface BalancerOptions {
   host: string;
   port: number;
@@ -37,6 +46,8 @@ export class TcpBalancer {
   private readonly sockets = new Set<Socket>();
   /** The clients each backend carries now: ended when it is taken out, so they reconnect to a ready node. */
   private readonly carried = new Map<Backend, Set<Socket>>();
+  /** Probes each backend has failed in a row. */
+  private readonly failedInARow = new Map<Backend, number>();
 
   constructor(
     readonly backends: Backend[],
@@ -71,12 +82,15 @@ export class TcpBalancer {
     this.backends.forEach((b, i) => {
       const ok = results[i]!;
       if (ok !== b.healthy && b.healthy !== null) this.options.log(`${b.name} ${ok ? 'is ready: back in' : 'is not ready: taken out'}`);
+      const failed = ok ? 0 : (this.failedInARow.get(b) ?? 0) + 1;
+      this.failedInARow.set(b, failed);
       // Kept-alive clients of a node taken out (paused, its storage gone) would wait on it for as long
       // as it stays so: their connections end, and their next request goes to a ready node (a request
       // in flight is answered by a reset, and sent again: de-duplication keeps it once). HAProxy's
-      // `on-marked-down shutdown-sessions` does the same. Done in every round a node is ready, so clients
-      // kept on a node while no node was ready move once one is.
-      if (!ok && anyReady) for (const s of this.carried.get(b) ?? []) s.destroy();
+      // `on-marked-down shutdown-sessions` does the same. Not at the first failed probe (new connections
+      // go elsewhere at once): see SHUTDOWN_AFTER_FAILED_PROBES. Done in every round a node is ready, so
+      // clients kept on a node while no node was ready move once one is.
+      if (!ok && anyReady && failed >= SHUTDOWN_AFTER_FAILED_PROBES) for (const s of this.carried.get(b) ?? []) s.destroy();
       b.healthy = ok;
     });
   }
