@@ -12,8 +12,9 @@ export interface Backend {
  * Failed probes in a row after which a node's connections are ended. One failed probe is a blip (an
  * operator's pg_terminate_backend turns a node unready until its next write, about a second): ending
  * its connections then reset requests in flight whose batches were stored, and their senders learned
- * of them only as duplicates (MSG1006) on the resend (cluster campaign, pgkill: 7 of 7 such "201 lost"
- * followed a reset). A node paused or cut off fails the next probe too, and loses them one probe later.
+ * of them only as duplicates (MSG1006) on the resend (cluster campaign, pgkill: the 6 such "201 lost" of
+ * 11 rounds logged batch by batch each followed a reset). A node paused or cut off fails the next probe
+ * too, and loses them one probe later.
  */
 export const SHUTDOWN_AFTER_FAILED_PROBES = 2;
 
