@@ -65,6 +65,14 @@ describe('the TCP balancer of dip cluster', () => {
     return { socket, ask, closed: () => isClosed };
   };
 
+  /** Both nodes ready again, and seen so by two probe rounds (an earlier test may have taken one out). */
+  const bothReady = async () => {
+    ready.set('a', true);
+    ready.set('b', true);
+    const probed = probes;
+    await waitFor(() => probes >= probed + 4, 5000, 'two probe rounds with both nodes ready');
+  };
+
   it('ends the connections of a node taken out; the client reconnects to a ready one', async () => {
     const first = await open();
     const second = await open();
@@ -87,10 +95,8 @@ describe('the TCP balancer of dip cluster', () => {
   });
 
   it('keeps the connections of a node that fails one probe only (a blip): requests in flight are not reset', async () => {
-    // Both ready (the test before took one out): with none other ready, nothing would be ended anyway.
-    ready.set('a', true);
-    const probed = probes;
-    await waitFor(() => probes >= probed + 4, 5000, 'two probe rounds with both nodes ready');
+    // With no other node ready, nothing would be ended anyway.
+    await bothReady();
     const client = await open();
     const on = await client.ask();
     blipping = on;
@@ -102,9 +108,7 @@ describe('the TCP balancer of dip cluster', () => {
   });
 
   it('keeps the connections when every node is taken out at once (a store restart): there is nowhere better to send them', async () => {
-    ready.set('a', true);
-    const probed = probes;
-    await waitFor(() => probes >= probed + 4, 5000, 'two probe rounds with both nodes ready');
+    await bothReady();
     const client = await open();
     const on = await client.ask();
     ready.set('a', false);
