@@ -4,6 +4,8 @@
  * request (a fault campaign saw each submission take 5 s, then 5–10 s). A stand-in KV fails after the
  * wait a silent NATS costs, moving the clock on as the wait would; it counts the calls.
  */
+import { EventEmitter, on } from 'node:events';
+import { setImmediate as turn } from 'node:timers/promises';
 import type { KV } from '@nats-io/kv';
 import { describe, expect, it } from 'vitest';
 import { NatsRateLimits } from '../src/adapters/nats/rate-limits.js';
@@ -21,6 +23,16 @@ function silentKv(clock: FakeClock): { kv: KV; calls: () => number } {
     throw new Error('TimeoutError: timeout');
   };
   return { kv: { create: fail, get: fail, update: fail, delete: fail } as unknown as KV, calls: () => calls };
+}
+
+/** A connection's status events (nc.status()), emitted by the test. */
+function statusFeed(): { events: AsyncIterable<{ type: string }>; emit: (type: string) => Promise<void> } {
+  const emitter = new EventEmitter();
+  async function* events(): AsyncIterable<{ type: string }> {
+    for await (const [event] of on(emitter, 'status')) yield event as { type: string };
+  }
+  // One turn of the event loop: the follower has taken the event.
+  return { events: events(), emit: async (type) => void (emitter.emit('status', { type }), await turn()) };
 }
 
 describe('the shared stores while NATS does not answer', () => {
@@ -52,6 +64,34 @@ describe('the shared stores while NATS does not answer', () => {
     }
     expect(calls()).toBe(1);
     await clock.advance(2_000);
+    await limits.take('p:1', clock.now());
+    expect(calls()).toBe(2);
+  });
+
+  it('while the connection is lost (its disconnect event) nothing waits on NATS; once it is back (reconnect) the next request asks at once, a failure window or not', async () => {
+    const clock = new FakeClock(1_000_000);
+    const { kv, calls } = silentKv(clock);
+    const down = new Unreachable(() => clock.now());
+    const feed = statusFeed();
+    void down.follow(feed.events);
+    const limits = new NatsRateLimits(kv, { requestsPerSecond: 10, burst: 10 }, down);
+    const guard = new NatsReplayGuard(kv, 600_000, down);
+    await feed.emit('disconnect');
+    await feed.emit('reconnecting');
+    expect((await limits.take('p:1', clock.now())).ok).toBe(true);
+    expect((await guard.check('sig-1', clock.now())).replayed).toBe(false);
+    expect((await guard.check('sig-1', clock.now())).replayed).toBe(true);
+    expect(calls()).toBe(0);
+    expect(clock.now()).toBe(1_000_000);
+
+    await feed.emit('reconnect');
+    await guard.check('sig-2', clock.now());
+    expect(calls()).toBe(1);
+    // That call failed (the stand-in is silent): a window of 5 s, which the next reconnect ends.
+    await guard.check('sig-3', clock.now());
+    expect(calls()).toBe(1);
+    await feed.emit('disconnect');
+    await feed.emit('reconnect');
     await limits.take('p:1', clock.now());
     expect(calls()).toBe(2);
   });

@@ -57,6 +57,7 @@ export async function openNatsCoordination(settings: NatsSettings, options: Nats
     const alarmsBucket = `${settings.prefix}_alarms`;
     const alarmsKv = await openBucket(nc, alarmsBucket, { ...common, description: 'OpenDIP: the shared alarm conditions notified, one entry each' });
     const down = new Unreachable(() => options.clock.now());
+    down.follow(nc.status()).catch((err: unknown) => options.logger?.error({ err }, 'NATS connection status: no longer followed; the replay guard and rate limits find an outage by a timeout'));
     const leases = new NatsQueueLeases(nc, leasesKv, settings.prefix, options.clock, leaseSettings, options.logger, nodeId(options.nodeName));
     const notifier = new NatsAlarmNotifierLease(leasesKv, alarmsKv, await keyEraser(nc, alarmsBucket, alarmsKv), leases.node, options.clock, leaseSettings, options.logger);
     // The bucket names holders by this id: the operator (and the failover tests) tell the nodes apart by it.

@@ -8,6 +8,8 @@
  */
 export class Unreachable {
   private until = 0;
+  /** The connection itself is down (its own event): nothing is asked until it is back. */
+  private lost = false;
 
   constructor(
     private readonly now: () => number,
@@ -15,7 +17,22 @@ export class Unreachable {
   ) {}
 
   get skipping(): boolean {
-    return this.now() < this.until;
+    return this.lost || this.now() < this.until;
+  }
+
+  /**
+   * Follows the connection's events, so that no request waits out a timeout on a connection known to be
+   * lost (before, one request in each 5 s window waited 1 s, a kill -9 of the NATS server measured), and
+   * the shared store is asked again as soon as it is back rather than at the window's end.
+   */
+  async follow(status: AsyncIterable<{ type: string }>): Promise<void> {
+    for await (const event of status) {
+      if (event.type === 'disconnect') this.lost = true;
+      else if (event.type === 'reconnect') {
+        this.lost = false;
+        this.until = 0;
+      }
+    }
   }
 
   /** Called when a call has failed: the window starts now, after the wait, not when the call began. */
