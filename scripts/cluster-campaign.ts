@@ -248,6 +248,9 @@ async function main(): Promise<number> {
         for (let batch = 0; !stop; batch++) {
           const items = Array.from({ length: 5 }, (_, i) => buildIF021({ senderDipId: s.dipId, senderRole: 'SDS', primaryRecipients: [hook.dipId, puller.dipId], uniqueSuffix: `${tag}${si}b${batch}m${i}` }));
           submitted += items.length;
+          // What each try of this batch was answered: a 201 lost is told by what came before it (a 503
+          // that said "nothing accepted" would be a false answer; a reset or timeout is not).
+          const tries: string[] = [];
           for (;;) {
             inFlight++;
             const answer = await s.client.submit('IF-021', items).catch((err: Error) => ({ status: 0, body: { error: err.message } }));
@@ -266,6 +269,7 @@ async function main(): Promise<number> {
                 else failures.push(`MSG1006 for ${ref} without its transaction ID: ${JSON.stringify(answer.body).slice(0, 200)}`);
               });
               lost201++;
+              log(`${fault}: 201 lost for ${s.dipId}'s batch ${batch} (MSG1006 on try ${tries.length + 1}); before it: ${tries.join(' | ')}`);
               break;
             }
             if (answer.status >= 400 && answer.status < 500) {
@@ -273,6 +277,7 @@ async function main(): Promise<number> {
               break;
             }
             retried++;
+            tries.push(`${answer.status} ${JSON.stringify(answer.body).slice(0, 160)}`);
             await sleep(200);
           }
           await sleep(50);
