@@ -237,17 +237,24 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   // announced, so its own authentication answers, with the very refusal it gives after a body (the guard's,
   // the pipeline's, /validate's in its configured form), and the connection is closed after it, since the
   // announced body never comes (as after the 413 above). Only on routes that authenticate: elsewhere a key
-  // is not asked for, and a wrong one refuses nothing.
-  const continued = new WeakSet<IncomingMessage>();
+  // is not asked for, and a wrong one refuses nothing. A sender already sending its body (it did not wait
+  // for the go-ahead, or stopped waiting) is read and answered after it, as without Expect: closed with its
+  // bytes arriving, the connection would be reset, and the reset lose the answer.
+  /** Requests whose sender may be sending its body though it asked for 100 Continue: told to, or not waiting. */
+  const sending = new WeakSet<IncomingMessage>();
   app.addHook('preParsing', async (req, reply) => {
     if (!expectsContinue.has(req.raw) || reply.raw.headersSent) return undefined;
     const config = req.routeOptions.config;
     if (config.streamedBody !== true && Number(req.headers['content-length']) > req.routeOptions.bodyLimit) return undefined;
     if ((config.access !== undefined || config.authenticatesInRoute === true) && !(await identify(deps.registry, evidence(deps, req))).ok) {
+      if (req.raw.readableLength > 0) {
+        sending.add(req.raw);
+        return undefined;
+      }
       reply.header('connection', 'close');
       return unreadBody(req.headers['content-length']);
     }
-    continued.add(req.raw);
+    sending.add(req.raw);
     reply.raw.writeContinue();
     return undefined;
   });
@@ -349,7 +356,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     // whole-request deadline; a sender that stops sending is answered after the idle pause.
     // A sender still waiting for 100 Continue sends no body: answered at once. Bounded in bytes too (four
     // times the limit): a sender declaring gigabytes is not read for two minutes at line rate; it is closed.
-    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' && (!expectsContinue.has(req.raw) || continued.has(req.raw))) {
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' && (!expectsContinue.has(req.raw) || sending.has(req.raw))) {
       const maxBytes = 4 * req.routeOptions.bodyLimit;
       if (!(Number(req.headers['content-length']) > maxBytes)) await drained(req.raw, { maxMs: limits.requestTimeoutMs, maxBytes });
     }

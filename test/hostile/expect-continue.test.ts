@@ -93,6 +93,19 @@ describe('Expect: 100-continue from a caller whose key is refused', () => {
     await expectRefusedBeforeContinue(h, path, key === 'sup' ? h.sup.apiKey : key, contentType, status, help);
   });
 
+  // Asked for 100 Continue, then sent its body at once all the same (as a client may, and curl does after
+  // waiting 1 s): answered at once and closed with those bytes arriving, the connection was reset (EPIPE
+  // here; a client that reads only after it has written loses the answer to it). Read, then refused.
+  it('reads the body of a sender that asks for 100 Continue but sends it without waiting, then refuses it: no reset', async () => {
+    const batch = JSON.stringify([validItem()]);
+    const { head, body } = await signed(h, '/dip-channel/IF-021', batch + ' '.repeat(4 * 1024 * 1024 - batch.length), 'not-a-key-of-anyone');
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const r = await rawTls(h.t, { ...tlsOf(h.sds), write: `${head}Expect: 100-continue\r\n\r\n${body}`, timeoutMs: 10_000 });
+      expect({ attempt, status: r.status, error: r.error, closedByServer: r.closedByServer }).toEqual({ attempt, status: 401, error: null, closedByServer: true });
+      expect(JSON.stringify(said(r).body)).toMatch(/X-API-Key is not recognised/);
+    }
+  });
+
   it('still tells a caller whose key is accepted to continue, and takes its submission (201)', async () => {
     const { head, body } = await signed(h, '/dip-channel/IF-021', JSON.stringify([validItem()]), h.sds.apiKey);
     const r = await rawTls(h.t, { ...tlsOf(h.sds), write: `${head}Expect: 100-continue\r\n\r\n`, dribble: [body], dribbleMs: 300, timeoutMs: 10_000 });
