@@ -237,20 +237,22 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   // announced, so its own authentication answers, with the very refusal it gives after a body (the guard's,
   // the pipeline's, /validate's in its configured form), and the connection is closed after it, since the
   // announced body never comes (as after the 413 above). Only on routes that authenticate: elsewhere a key
-  // is not asked for, and a wrong one refuses nothing. A sender already sending its body (it did not wait
-  // for the go-ahead, or stopped waiting) is read and answered after it, as without Expect: closed with its
-  // bytes arriving, the connection would be reset, and the reset lose the answer.
+  // is not asked for, and a wrong one refuses nothing.
+  // A sender already sending its body (it did not wait for the go-ahead, or stopped waiting: curl after
+  // 1 s) is read and answered as one that did not ask (the 413 after its body drained, the refused key
+  // after its body read): closed with its bytes arriving, the connection would be reset, and the reset
+  // lose the answer (hostile/bodies, hostile/expect-continue).
   /** Requests whose sender may be sending its body though it asked for 100 Continue: told to, or not waiting. */
   const sending = new WeakSet<IncomingMessage>();
   app.addHook('preParsing', async (req, reply) => {
     if (!expectsContinue.has(req.raw) || reply.raw.headersSent) return undefined;
     const config = req.routeOptions.config;
-    if (config.streamedBody !== true && Number(req.headers['content-length']) > req.routeOptions.bodyLimit) return undefined;
-    if ((config.access !== undefined || config.authenticatesInRoute === true) && !(await identify(deps.registry, evidence(deps, req))).ok) {
-      if (req.raw.readableLength > 0) {
-        sending.add(req.raw);
-        return undefined;
-      }
+    const overLimit = config.streamedBody !== true && Number(req.headers['content-length']) > req.routeOptions.bodyLimit;
+    const refused = !overLimit && (config.access !== undefined || config.authenticatesInRoute === true) && !(await identify(deps.registry, evidence(deps, req))).ok;
+    // Judged after the key, whose look-up may wait: what arrived meanwhile counts.
+    if (req.raw.readableLength > 0) sending.add(req.raw);
+    if (overLimit || (refused && sending.has(req.raw))) return undefined;
+    if (refused) {
       reply.header('connection', 'close');
       return unreadBody(req.headers['content-length']);
     }
