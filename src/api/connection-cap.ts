@@ -114,6 +114,18 @@ export function useConnectionCap(
     if (open >= max) {
       stats.refused += 1;
       over.set(socket, { caller, who, open, max });
+      // Kept open until its request comes, or until the header deadline (http.headersTimeoutMs) closes it
+      // with a 408 as it closes any silent connection: not earlier, though it holds a file descriptor
+      // meanwhile. Closed sooner, it would lose the 429 of a client that sends its request later than that
+      // (one that opens its connection before it has a request for it: a browser's preconnect, a warmed
+      // pool) or whose request crosses the close on the wire: it meets a closed or reset connection, takes
+      // that for a network fault, and opens another, itself over the cap. A 429 sent before any request
+      // answers nothing (a client takes unasked-for bytes for a broken connection, and the request it then
+      // writes is reset), and a cap on the over-cap sockets waiting would close those of a burst of parallel
+      // requests in the moment before each request arrives. Nor does it hold more than anyone can: a socket
+      // that never finishes its TLS handshake holds one for http.handshakeTimeoutMs with no certificate at
+      // all. The header deadline bounds every silent connection, and is the setting to lower.
+      // Test: hostile/connections ('a request that comes late').
       return;
     }
     openBy.set(key, open + 1);

@@ -5,6 +5,7 @@ import { isUtf8 } from 'node:buffer';
 import Negotiator from 'negotiator';
 import type { Server as TlsServer } from 'node:tls';
 import type { Socket } from 'node:net';
+import { Readable } from 'node:stream';
 import { MSG } from '../domain/response-codes.js';
 import { STORE_RETRY_AFTER_SECONDS } from '../pipeline/ingest.js';
 import { storeFailureKind } from '../ports/errors.js';
@@ -17,11 +18,16 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** The route's pipeline checks the JSON body's depth before it parses it (POST /dip-channel/{id}, /validate). */
     jsonDepthCheckedByPipeline?: true;
+    /**
+     * The route authenticates its caller itself (the ingest pipeline, a streamed upload), as the guard does
+     * those with `access`: a caller whose key is refused is refused before it is told to send its body.
+     */
+    authenticatesInRoute?: true;
   }
 }
 import type { RateLimits } from '../ports/rate-limits.js';
 import { RateLimiter } from '../security/rate-limit.js';
-import type { SecurityControls } from '../pipeline/authenticate.js';
+import { identify, type SecurityControls } from '../pipeline/authenticate.js';
 import { channelRoutes } from './routes/channel.js';
 import { pubconfigRoutes } from './routes/pubconfig.js';
 import { certificateRoutes } from './routes/certificates.js';
@@ -48,7 +54,7 @@ import { participantHolder, standardOverCap, useConnectionCap } from './connecti
 import { recordOperations } from './operations.js';
 import { describeBodyErrors } from './schemas.js';
 import { answers, GUARDED } from './route-schemas.js';
-import { byteOrderMark, drained, sendStandard, tlsPeer, unacceptedCharset, unacceptedContentEncoding, useSecurityControls } from './request.js';
+import { byteOrderMark, drained, evidence, sendStandard, tlsPeer, unacceptedCharset, unacceptedContentEncoding, useSecurityControls } from './request.js';
 import { useAnswerDeadlines } from '../security/answer-deadlines.js';
 import { useRequestDeadlines } from './request-deadlines.js';
 
@@ -226,12 +232,33 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   // A Content-Length over the route's limit gets no go-ahead: Fastify refuses it 413 unread, and the sender
   // that waited sends none of it (the error handler then has nothing to drain). Not on a route that streams
   // its body (publications): no parser applies the limit there, the route its own.
-  const continued = new WeakSet<IncomingMessage>();
+  // Nor does a caller whose API key or client certificate is refused (identify: the part of authentication
+  // the headers and the TLS connection decide): the route is given an empty body instead of the one
+  // announced, so its own authentication answers, with the very refusal it gives after a body (the guard's,
+  // the pipeline's, /validate's in its configured form), and the connection is closed after it, since the
+  // announced body never comes (as after the 413 above). Only on routes that authenticate: elsewhere a key
+  // is not asked for, and a wrong one refuses nothing.
+  // A sender already sending its body (it did not wait for the go-ahead, or stopped waiting: curl after
+  // 1 s) is read and answered as one that did not ask (the 413 after its body drained, the refused key
+  // after its body read): closed with its bytes arriving, the connection would be reset, and the reset
+  // lose the answer (hostile/bodies, hostile/expect-continue).
+  /** Requests whose sender may be sending its body though it asked for 100 Continue: told to, or not waiting. */
+  const sending = new WeakSet<IncomingMessage>();
   app.addHook('preParsing', async (req, reply) => {
-    if (!expectsContinue.has(req.raw) || reply.raw.headersSent) return;
-    if (req.routeOptions.config.streamedBody !== true && Number(req.headers['content-length']) > req.routeOptions.bodyLimit) return;
-    continued.add(req.raw);
+    if (!expectsContinue.has(req.raw) || reply.raw.headersSent) return undefined;
+    const config = req.routeOptions.config;
+    const overLimit = config.streamedBody !== true && Number(req.headers['content-length']) > req.routeOptions.bodyLimit;
+    const refused = !overLimit && (config.access !== undefined || config.authenticatesInRoute === true) && !(await identify(deps.registry, evidence(deps, req))).ok;
+    // Judged after the key, whose look-up may wait: what arrived meanwhile counts.
+    if (req.raw.readableLength > 0) sending.add(req.raw);
+    if (overLimit || (refused && sending.has(req.raw))) return undefined;
+    if (refused) {
+      reply.header('connection', 'close');
+      return unreadBody(req.headers['content-length']);
+    }
+    sending.add(req.raw);
     reply.raw.writeContinue();
+    return undefined;
   });
 
   if (deps.activity) {
@@ -331,7 +358,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     // whole-request deadline; a sender that stops sending is answered after the idle pause.
     // A sender still waiting for 100 Continue sends no body: answered at once. Bounded in bytes too (four
     // times the limit): a sender declaring gigabytes is not read for two minutes at line rate; it is closed.
-    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' && (!expectsContinue.has(req.raw) || continued.has(req.raw))) {
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' && (!expectsContinue.has(req.raw) || sending.has(req.raw))) {
       const maxBytes = 4 * req.routeOptions.bodyLimit;
       if (!(Number(req.headers['content-length']) > maxBytes)) await drained(req.raw, { maxMs: limits.requestTimeoutMs, maxBytes });
     }
@@ -469,4 +496,14 @@ function badChannelSegment(path: string): boolean {
   } catch {
     return true;
   }
+}
+
+/**
+ * The body a route is given instead of one its sender was not told to send: empty, and counted as the
+ * `Content-Length` announced, which Fastify's body reader otherwise compares with the bytes read (a 400).
+ * Should the route admit the caller after all (its key registered a moment later), the signature's
+ * content hash of the body announced does not match the empty one: refused 401, nothing acted on.
+ */
+function unreadBody(contentLength: string | undefined): Readable {
+  return Object.assign(Readable.from([]), { receivedEncodedLength: Number(contentLength ?? 0) });
 }

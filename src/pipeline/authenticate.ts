@@ -49,12 +49,16 @@ function revokedHelp(what: string, e: RevocationEntry): string {
   return `${what} (serial ${e.serialNumber}) was revoked at ${e.revokedAt} (${e.reason}): ask the DIP operator for a new certificate`;
 }
 
+/** What of a call its headers and its TLS connection tell, before its body is read. */
+export type HeaderEvidence = Pick<CallerEvidence, 'apiKey' | 'tlsDipIds' | 'tlsPeer' | 'controls'>;
+
 /**
- * Three pieces of evidence must name the same participant: the API key, the mTLS client certificate and
- * the certificate the request is signed with (which must be the one registered for that participant).
- * Neither certificate may be revoked, and a signature is good for one request only.
+ * The part of authentication that needs neither the body nor the signature: the API key names a
+ * participant, the TLS client certificate is bound to it and is not revoked. The first steps of
+ * authenticate(), and all the listener judges before it tells a sender of `Expect: 100-continue` to send
+ * its body (src/api/server.ts): a refusal here is the refusal authenticate() gives once the body is in.
  */
-export async function authenticate(registry: Registry, call: CallerEvidence, now: Date, maxSkewMs: number): Promise<Authentication> {
+export async function identify(registry: Registry, call: HeaderEvidence): Promise<Authentication> {
   if (!call.apiKey) return { ok: false, status: 401, help: 'X-API-Key header is missing' };
   let participant = registry.byApiKey(call.apiKey);
   if (!participant) {
@@ -70,9 +74,21 @@ export async function authenticate(registry: Registry, call: CallerEvidence, now
       help: `the TLS client certificate is bound to ${call.tlsDipIds.join(', ') || 'no DIP ID'}, not to ${participant.dipId} (the API key's participant)`,
     };
   }
-  const revocation = call.controls?.revocation;
-  const tlsRevoked = call.tlsPeer ? revocation?.revoked(call.tlsPeer.fingerprint256) : undefined;
+  const tlsRevoked = call.tlsPeer ? call.controls?.revocation?.revoked(call.tlsPeer.fingerprint256) : undefined;
   if (tlsRevoked) return { ok: false, status: 401, help: revokedHelp('the TLS client certificate', tlsRevoked) };
+  return { ok: true, participant };
+}
+
+/**
+ * Three pieces of evidence must name the same participant: the API key, the mTLS client certificate and
+ * the certificate the request is signed with (which must be the one registered for that participant).
+ * Neither certificate may be revoked, and a signature is good for one request only.
+ */
+export async function authenticate(registry: Registry, call: CallerEvidence, now: Date, maxSkewMs: number): Promise<Authentication> {
+  const identified = await identify(registry, call);
+  if (!identified.ok) return identified;
+  let participant = identified.participant;
+  const revocation = call.controls?.revocation;
 
   const verified = verifyDipSignature({ method: call.method, url: call.url, otherUrls: call.otherUrls, body: call.streamedBody ? null : call.body, headers: call.headers, now, maxSkewMs });
   if (!verified.ok) return { ok: false, status: 401, help: signatureHelp(verified.reason, verified.detail, verified.stringToSign) };
@@ -83,7 +99,7 @@ export async function authenticate(registry: Registry, call: CallerEvidence, now
   if (signedWith === 'unknown') {
     // A certificate rotated a moment ago (perhaps by the CLI, in another process) is known at once.
     await registry.refresh();
-    participant = registry.byApiKey(call.apiKey) ?? participant;
+    participant = registry.byApiKey(call.apiKey ?? '') ?? participant;
     signedWith = signingCertificateOf(participant, verified.certificate.fingerprint256, now);
   }
   if (signedWith === 'unknown') {

@@ -149,6 +149,17 @@ describe('a body over the limit: the 413 reaches the sender', () => {
     }
   });
 
+  // A sender that asks for 100 Continue may send its body without waiting (curl does after 1 s): refused
+  // at once and closed with those bytes arriving, the connection was reset, and the 413 lost with it.
+  it('answers 413 to a sender that asks for 100 Continue but writes the whole over-limit body without waiting, the answer not lost to a reset', async () => {
+    const request = (await rawSignedRequest(w.t, w.sds, { path: '/dip-channel/IF-021', body: ' '.repeat(LIMIT + 1024 * 1024) })).replace(/^Content-Length: /m, 'Expect: 100-continue\r\nContent-Length: ');
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const r = await rawTls(w.t, { ...tlsOf(w.sds), write: request, timeoutMs: 10_000 });
+      expect({ attempt, status: r.status, error: r.error }).toEqual({ attempt, status: 413, error: null });
+      expect(r.text).toMatch(new RegExp(`limit of ${LIMIT} bytes`));
+    }
+  });
+
   // With Expect: 100-continue the sender waits for the go-ahead: a Content-Length over the limit is
   // refused at once, without one, so that the sender does not upload megabytes only to have them dropped.
   it('answers 413 without 100 Continue to a sender that expects it and announces a body over the limit', async () => {

@@ -75,6 +75,15 @@ describe('concurrent connections per client (http.maxConnectionsPerClient)', () 
     expectRefusal(rawAnswerOf(r), 429, /at most 3 at once/, 'a request over the cap waiting for 100 Continue');
   });
 
+  // An over-cap connection that sends nothing holds a descriptor until the header deadline (1 s here), as
+  // any silent connection does: closed any sooner, it would lose the 429 of a request that comes late
+  // (src/api/connection-cap.ts says why no earlier close is lossless).
+  it('answers a request that comes late on a connection over the cap (0.7 s after the handshake, within the header deadline) 429, not a closed connection', async () => {
+    const r = await rawTls(h.t, { ...tlsOf(h.sds), dribble: [KEEP_ALIVE_HEALTH], dribbleMs: 700, timeoutMs: 5_000 });
+    expect({ closedByServer: r.closedByServer, error: r.error }).toEqual({ closedByServer: true, error: null });
+    expectRefusal(rawAnswerOf(r), 429, /at most 3 at once/, 'a request that came late on a connection over the cap');
+  });
+
   it("serves the participant's connections within the cap, and another participant's, meanwhile", async () => {
     for (const c of mine) {
       const res = await c.request({ path: '/health', method: 'GET' });
@@ -96,7 +105,7 @@ describe('concurrent connections per client (http.maxConnectionsPerClient)', () 
   });
 
   it('counts each connection refused in dip_connections_refused_total', async () => {
-    expect(await metric('dip_connections_refused_total{listener="participant"}')).toBe(5);
+    expect(await metric('dip_connections_refused_total{listener="participant"}')).toBe(6);
   });
 
   it('still accepts a valid message (201) once the participant has closed its connections', async () => {

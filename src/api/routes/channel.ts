@@ -13,8 +13,8 @@ export const channelRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app,
   app.post<{ Params: { id: string } }>(
     '/dip-channel/:id',
     {
-      // The pipeline checks the body's depth before it parses it (on an ingest thread when there are some).
-      config: { jsonDepthCheckedByPipeline: true },
+      // The pipeline authenticates the caller, and checks the body's depth before it parses it (on an ingest thread when there are some).
+      config: { jsonDepthCheckedByPipeline: true, authenticatesInRoute: true },
       validatorCompiler: compileRawBodyRouteSchema,
       schema: {
         operationId: 'sendMessage',

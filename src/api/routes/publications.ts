@@ -137,7 +137,7 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     headers: signatureHeaders,
     response: answers([...GUARDED, 409], { 201: { ...published, description: 'Created: the StandardResponse, with the publication beside it' } }),
   };
-  app.post<{ Params: { id: string }; Querystring: RawQuery }>('/dip-channel/:id/publications', { config: { streamedBody: true }, schema: publishSchema }, async (req, reply) => {
+  app.post<{ Params: { id: string }; Querystring: RawQuery }>('/dip-channel/:id/publications', { config: { streamedBody: true, authenticatesInRoute: true }, schema: publishSchema }, async (req, reply) => {
     const auth = await authenticate(deps.registry, { ...evidence(deps, req), streamedBody: true }, new Date(deps.clock.now()), deps.config.maxClockSkewSeconds * 1000);
     if (!auth.ok) return refuseUnread(deps, reply, auth.status, null, MSG.processingFailed, auth.help);
     const caller = auth.participant;

@@ -55,8 +55,8 @@ export const validateRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app
   app.post<{ Params: { id: string; event: string } }>(
     '/validate/:id/:event',
     {
-      // The pipeline checks the body's depth before it parses it (on an ingest thread when there are some).
-      config: { jsonDepthCheckedByPipeline: true },
+      // The pipeline authenticates the caller, and checks the body's depth before it parses it (on an ingest thread when there are some).
+      config: { jsonDepthCheckedByPipeline: true, authenticatesInRoute: true },
       validatorCompiler: compileRawBodyRouteSchema,
       serializerCompiler: preSerialisedAnswers,
       schema: {
@@ -87,8 +87,8 @@ export const validateRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app
       app.post(
         `/validate/${id}/${event}`,
         {
-          // The pipeline checks the body's depth before it parses it (on an ingest thread when there are some).
-          config: { jsonDepthCheckedByPipeline: true },
+          // The pipeline authenticates the caller, and checks the body's depth before it parses it (on an ingest thread when there are some).
+          config: { jsonDepthCheckedByPipeline: true, authenticatesInRoute: true },
           validatorCompiler: compileRawBodyRouteSchema,
           serializerCompiler: preSerialisedAnswers,
           schema: {
