@@ -12,6 +12,7 @@ import { batch, message } from './contract/fixtures.js';
 import { startTestDip, type TestDip } from './helpers/dip-harness.js';
 import { adminApi } from './helpers/admin.js';
 import { ShiftableClock } from './helpers/clocks.js';
+import { cliRuns } from './helpers/cli-budget.js';
 
 interface Person {
   password: string;
@@ -255,7 +256,7 @@ describe('operator accounts', () => {
     expect((await veraAgain('GET', '/admin/whoami')).status).toBe(401);
   });
 
-  it('dip login keeps a session for the dip commands that follow; dip logout ends it', async () => {
+  it('dip login keeps a session for the dip commands that follow; dip logout ends it', cliRuns(5), async () => {
     const admin = adminApi(t, (await signIn('alice', alicePerson)).token);
     const made = await admin('POST', '/admin/operators', { name: 'carla', role: 'operator' });
     expect(made.status).toBe(201);
