@@ -358,7 +358,7 @@ describe('operator accounts', () => {
     expect(JSON.stringify(journal)).not.toContain(reset.body.password as string);
   });
 
-  it('dip login stops when the enrolment ends on the DIP mid-way (reset), instead of asking for codes until it expires', async () => {
+  it('dip login stops when the enrolment ends on the DIP mid-way (reset), instead of asking for codes until it expires', cliRuns(1), async () => {
     const admin = adminApi(t, (await signIn('alice', alicePerson)).token);
     const fay = (await admin('POST', '/admin/operators', { name: 'fay', role: 'viewer' })).body as Person;
     const session = join(mkdtempSync(join(tmpdir(), 'opendip-login-')), 'session.json');
