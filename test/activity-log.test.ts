@@ -23,6 +23,7 @@ import { adminApi } from './helpers/admin.js';
 import { quietLogger, startTestDip, waitFor, type TestDip } from './helpers/dip-harness.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
 import { buildIF021 } from '../src/sim/messages.js';
+import { cliRuns } from './helpers/cli-budget.js';
 
 activityLogContract('sqlite', async () => {
   const file = join(mkdtempSync(join(tmpdir(), 'opendip-activity-')), 'activity.db');
@@ -195,7 +196,7 @@ describe('the API activity log of a running DIP', () => {
       );
     });
 
-  it('records every request to both listeners, accepted or refused, with the ID answered in x-request-id; a tampered log is named by dip audit verify', async () => {
+  it('records every request to both listeners, accepted or refused, with the ID answered in x-request-id; a tampered log is named by dip audit verify', cliRuns(3), async () => {
     const sds = await t.participant('2000000001', ['SDS']);
     await t.participant('1000000001', ['SUP']);
     const msg = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: ['1000000001'], mpan: '1200000000009', uniqueSuffix: 'act1' });

@@ -16,6 +16,7 @@ import { ensureEncryptionKey } from '../src/security/dip-encryption-key.js';
 import { dipCertificates, expiringCertificates, participantCertificates, type ExpiringCertificate } from '../src/security/expiry.js';
 import { ensurePki, issueParticipantCertificate, type KeyAndCert, type PkiMaterial } from '../src/security/pki.js';
 import { certificateInfo } from '../src/security/signature.js';
+import { cliRuns } from './helpers/cli-budget.js';
 
 const DAY = 86_400_000;
 
@@ -75,7 +76,7 @@ describe('certificates expiring within 30 days', () => {
     }
   });
 
-  it('`dip pki expiring` prints them, as text or JSON', async () => {
+  it('`dip pki expiring` prints them, as text or JSON', cliRuns(3), async () => {
     const run = (...args: string[]) =>
       new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
         execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'pki', 'expiring', ...args], { env: { ...process.env, DIP_DATA_DIR: dataDir } }, (err, stdout, stderr) =>

@@ -18,6 +18,7 @@ import { certificateInfo, verifyChain } from '../src/security/signature.js';
 import { clientTrustStore } from '../src/security/trust-store.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, type TestDip } from './helpers/dip-harness.js';
+import { cliRuns } from './helpers/cli-budget.js';
 
 const item = (sender: string, suffix: string) => buildIF021({ senderDipId: sender, senderRole: 'SDS', primaryRecipients: ['1000000001'], uniqueSuffix: suffix });
 
@@ -129,7 +130,7 @@ describe('dip pki ca create and dip pki issue --csr', () => {
   const env = { DIP_DATA_DIR: dataDir, DIP_ENV: 'SIT' };
   const pki = (f: string) => readFileSync(join(dataDir, 'pki', f), 'utf8');
 
-  it('creates the environment CA and the DIP certificates from it, refuses to overwrite it without --force', async () => {
+  it('creates the environment CA and the DIP certificates from it, refuses to overwrite it without --force', cliRuns(4), async () => {
     const wrongEnv = await dip(env, 'pki', 'ca', 'create', '--env', 'UIT');
     expect(wrongEnv.code).toBe(1);
     expect(wrongEnv.stderr).toMatch(/--env UIT is not this DIP's environment \(SIT\)/);
@@ -157,7 +158,7 @@ describe('dip pki ca create and dip pki issue --csr', () => {
     }
   });
 
-  it("issues a certificate for a participant's CSR: only cert.pem is written, bound to --dip-id, the key stays with the participant", async () => {
+  it("issues a certificate for a participant's CSR: only cert.pem is written, bound to --dip-id, the key stays with the participant", cliRuns(2), async () => {
     const keys = (await webcrypto.subtle.generateKey(
       { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 },
       true,

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Catalogue } from '../src/catalogue/catalogue.js';
 import { BUSINESS_FLOWS } from '../src/catalogue/business-flows.js';
 import { agentFor, startHostileDip, type HostileDip } from './hostile/helpers.js';
+import { cliRuns } from './helpers/cli-budget.js';
 
 type Json = Record<string, any>;
 
@@ -125,7 +126,7 @@ describe('the data portal', () => {
     expect(sent.status, JSON.stringify(sent.body)).toBe(201);
   });
 
-  it('`dip example` builds a message of any channel that this DIP accepts as it is', async () => {
+  it('`dip example` builds a message of any channel that this DIP accepts as it is', cliRuns(2), async () => {
     const regs = await h.t.participant('6000000002', ['REGS']);
     const dataDir = mkdtempSync(join(tmpdir(), 'dip-example-'));
     const example = (...args: string[]) =>

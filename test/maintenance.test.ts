@@ -7,6 +7,7 @@ import type { MaintenanceEvent } from '../src/ports/alarms.js';
 import { adminApi } from './helpers/admin.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 import { startSmtp, type TestSmtp } from './helpers/smtp.js';
+import { cliRuns } from './helpers/cli-budget.js';
 
 /** A plain HTTP receiver for maintenance webhooks (JSON POSTs): records each body it is given. */
 async function startJsonReceiver(): Promise<{ url: string; events: MaintenanceEvent[]; close(): Promise<void> }> {
@@ -177,9 +178,7 @@ describe('maintenance notices (spec 5.13.5)', () => {
     expect((await asViewer('POST', '/admin/maintenance', { start: at(now + hour), end: at(now + 2 * hour), text: 'x' })).status).toBe(403);
   });
 
-  // Three CLI processes, each compiling the CLI through tsx: on a loaded machine (clean-clone CI beside
-  // other work) that took over the suite's 60 s.
-  it('dip maintenance publish and withdraw, from the command line as the operator', { timeout: 180_000 }, async () => {
+  it('dip maintenance publish and withdraw, from the command line as the operator', cliRuns(3), async () => {
     const dip = (...args: string[]) =>
       new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
         execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'maintenance', ...args], { env: { ...process.env, DIP_DATA_DIR: t.config.dataDir, DIP_ADMIN_PORT: String(t.dip.adminPort) } }, (err, stdout, stderr) =>

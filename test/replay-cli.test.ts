@@ -7,6 +7,7 @@ import { replayFile, writeReplay, type ReplayCommandLine } from '../src/cli/repl
 import { DipClient, ReplayInterrupted, type DipAnswer } from '../src/client/dip-client.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { cliRuns } from './helpers/cli-budget.js';
 
 type Json = Record<string, any>;
 
@@ -101,7 +102,7 @@ describe('replaying more than a page', () => {
     const vague = await dip({ DIP_DATA_DIR: t.config.dataDir }, 'replay', '--as', dir, '--channel', 'IF-021', '--continue', '00000000-0000-8000-8000-000000000000');
     expect(vague.code).toBe(1);
     expect(vague.stderr).toMatch(/--continue needs the --from and --to/);
-  }, 120_000);
+  }, cliRuns(3).timeout);
 
   it('a page failing midway: the array written so far is closed, exit 1, stderr names the count and the token to resume with', async () => {
     // The second page is refused (as an overloaded DIP would); the first was real.

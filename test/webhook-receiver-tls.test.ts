@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCertificateAuthority } from '../src/security/pki.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { cliRuns } from './helpers/cli-budget.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -85,7 +86,7 @@ describe('an HTTPS webhook receiver', () => {
     expect(r.received).toEqual([]);
   });
 
-  it('with a certificate from `dip pki issue-server`: the DIP trusts it, delivers, and presents its client certificate', async () => {
+  it('with a certificate from `dip pki issue-server`: the DIP trusts it, delivers, and presents its client certificate', cliRuns(2), async () => {
     const out = mkdtempSync(join(tmpdir(), 'receiver-tls-'));
     const stderr = await new Promise<string>((done, fail) =>
       execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'pki', 'issue-server', '--dns', 'localhost', '--ip', '127.0.0.1', '--out', out, '--days', '2'], { env: { ...process.env, DIP_DATA_DIR: t.config.dataDir } }, (err, _stdout, e) =>
