@@ -108,8 +108,8 @@ describe('huge bodies', () => {
     expectRefusal(a, 413, /limit is 1000/);
   });
 
-  // Not timed: speed is for benchmarks, not tests (a wall-clock bound of 10 s was reached at 7.4 s on a
-  // loaded machine). The refusal names the first bad item.
+  // Not timed: speed is for benchmarks, not tests (under a wall-clock bound of 10 s it took up to 7.4 s
+  // on a loaded machine). The refusal names the first bad item.
   it('refuses 9 MB of junk items under the size limit with 400 naming the first one', async () => {
     const junk = JSON.stringify(Array.from({ length: 900 }, (_, i) => ({ payload: { CommonBlock: { S0: { junk: 'x'.repeat(10_000), i } } } })));
     expect(junk.length).toBeGreaterThan(9_000_000);
