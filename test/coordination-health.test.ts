@@ -10,32 +10,29 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminTokenFile } from '../src/api/admin.js';
-import { freePorts, ManagedProcess } from '../src/cli/cluster/processes.js';
 import { DEFAULTS, loadConfig } from '../src/config.js';
 import { adminApi } from './helpers/admin.js';
 import { startTestDip, waitFor, type TestDip } from './helpers/dip-harness.js';
-import { testPrefix } from './helpers/nats.js';
+import { privateNatsServer, testPrefix } from './helpers/nats.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
 
 describe('NATS out of reach: health, alarm and metric say so', () => {
   const dir = mkdtempSync(join(tmpdir(), 'opendip-natshealth-'));
   let db: TestDatabase;
-  let nats: ManagedProcess;
+  let nats: Awaited<ReturnType<typeof privateNatsServer>>;
   let t: TestDip;
 
   beforeAll(async () => {
-    const [port] = await freePorts(1);
     // A NATS server of this test's own: it is stopped and started again.
-    nats = new ManagedProcess('nats', process.env.NATS_SERVER ?? 'nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', join(dir, 'js')], { logFile: join(dir, 'nats.log') });
-    await nats.start({ line: /Server is ready/, timeoutMs: 30_000 });
+    nats = await privateNatsServer(dir);
     db = await createTestDatabase('opendip_natshealth');
-    const storage = { ...DEFAULTS.storage, kind: 'cluster' as const, postgres: { ...DEFAULTS.storage.postgres, url: await db.freshSchema(), poolSize: 2 }, nats: { ...DEFAULTS.storage.nats, servers: [`127.0.0.1:${port}`], prefix: testPrefix(), leaseTtlMs: 1500 } };
+    const storage = { ...DEFAULTS.storage, kind: 'cluster' as const, postgres: { ...DEFAULTS.storage.postgres, url: await db.freshSchema(), poolSize: 2 }, nats: { ...DEFAULTS.storage.nats, servers: [nats.server], prefix: testPrefix(), leaseTtlMs: 1500 } };
     const alarms = { ...loadConfig({}).observability.alarms, evaluateIntervalMs: 200 };
     t = await startTestDip({ storage, observability: { ...loadConfig({}).observability, alarms } }, mkdtempSync(join(tmpdir(), 'opendip-natshealth-dip-')));
   }, 60_000);
   afterAll(async () => {
     await t?.close();
-    await nats?.stop();
+    await nats?.process.stop();
     await db?.drop();
   });
 
@@ -47,7 +44,7 @@ describe('NATS out of reach: health, alarm and metric say so', () => {
     const health = await admin('GET', '/admin/health');
     expect([health.status, health.body.coordination]).toEqual([200, { state: 'ok' }]);
 
-    await nats.stop();
+    await nats.process.stop();
     await waitFor(async () => (await admin('GET', '/admin/health')).body.coordination.state === 'unavailable', 20_000, 'coordination reported unavailable');
     const during = await admin('GET', '/admin/health');
     expect(during.status).toBe(200);
@@ -61,7 +58,7 @@ describe('NATS out of reach: health, alarm and metric say so', () => {
     expect(alarm).toMatchObject({ key: `coordination:${node}`, summary: expect.stringContaining(`on node ${node}`) });
     expect(await coordinationOk()).toBe(false);
 
-    await nats.start({ line: /Server is ready/, timeoutMs: 30_000 });
+    await nats.start();
     await waitFor(async () => (await admin('GET', '/admin/health')).body.coordination.state === 'ok', 30_000, 'coordination ok again');
     await waitFor(async () => !((await admin('GET', '/admin/alarms')).body.alarms as Array<{ rule: string }>).some((a) => a.rule === 'coordination'), 10_000, 'the alarm resolved');
     expect(await coordinationOk()).toBe(true);

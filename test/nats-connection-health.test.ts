@@ -11,41 +11,40 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectNats, openBucket } from '../src/adapters/nats/connection.js';
+import { connectNats, followConnection, openBucket } from '../src/adapters/nats/connection.js';
 import { NatsQueueLeases } from '../src/adapters/nats/leases.js';
-import { freePorts, ManagedProcess } from '../src/cli/cluster/processes.js';
 import { FakeClock } from './helpers/clocks.js';
 import { waitFor } from './helpers/dip-harness.js';
+import { privateNatsServer } from './helpers/nats.js';
 
 describe('coordination health and the NATS connection', () => {
   const dir = mkdtempSync(join(tmpdir(), 'opendip-natsconn-'));
-  let nats: ManagedProcess;
+  let nats: Awaited<ReturnType<typeof privateNatsServer>>;
   let nc: NatsConnection;
   let leases: NatsQueueLeases;
   const clock = new FakeClock(1_000_000);
-  const startNats = () => nats.start({ line: /Server is ready/, timeoutMs: 30_000 });
 
   beforeAll(async () => {
-    const [port] = await freePorts(1);
-    nats = new ManagedProcess('nats', process.env.NATS_SERVER ?? 'nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', join(dir, 'js')], { logFile: join(dir, 'nats.log') });
-    await startNats();
-    nc = await connectNats({ servers: [`127.0.0.1:${port}`], prefix: 'conn', replicas: 1 });
+    nats = await privateNatsServer(dir);
+    nc = await connectNats({ servers: [nats.server], prefix: 'conn', replicas: 1 });
     const kv = await openBucket(nc, 'conn_leases', { history: 1 });
     leases = new NatsQueueLeases(nc, kv, 'conn', clock);
+    // As openNatsCoordination does: the connection's events reach the leases' health.
+    void followConnection(nc.status(), [leases]);
   }, 60_000);
   afterAll(async () => {
     await leases?.close();
     await nc?.close();
-    await nats?.stop();
+    await nats?.process.stop();
   });
 
   it('is unavailable as soon as the connection is lost, and ok again once reconnected and JetStream answers, with no probe timer run', async () => {
     expect(leases.health()).toEqual({ state: 'ok' });
-    await nats.kill('SIGKILL');
+    await nats.process.kill('SIGKILL');
     await waitFor(() => leases.health().state === 'unavailable', 10_000, 'health unavailable after the connection was lost');
     expect(leases.health()).toEqual({ state: 'unavailable', reason: expect.stringMatching(/^NATS JetStream \(conn_leases\): the connection to .+ was lost, reconnecting$/), since: 1_000_000 });
 
-    await startNats();
+    await nats.start();
     await waitFor(() => leases.health().state === 'ok', 20_000, 'health ok after the reconnect');
     expect(clock.now()).toBe(1_000_000);
   }, 60_000);

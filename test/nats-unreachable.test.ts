@@ -8,6 +8,7 @@ import { EventEmitter, on } from 'node:events';
 import { setImmediate as turn } from 'node:timers/promises';
 import type { KV } from '@nats-io/kv';
 import { describe, expect, it } from 'vitest';
+import { followConnection } from '../src/adapters/nats/connection.js';
 import { NatsRateLimits } from '../src/adapters/nats/rate-limits.js';
 import { NatsReplayGuard } from '../src/adapters/nats/replay-guard.js';
 import { Unreachable } from '../src/adapters/nats/unreachable.js';
@@ -73,7 +74,7 @@ describe('the shared stores while NATS does not answer', () => {
     const { kv, calls } = silentKv(clock);
     const down = new Unreachable(() => clock.now());
     const feed = statusFeed();
-    void down.follow(feed.events);
+    void followConnection(feed.events, [down]);
     const limits = new NatsRateLimits(kv, { requestsPerSecond: 10, burst: 10 }, down);
     const guard = new NatsReplayGuard(kv, 600_000, down);
     await feed.emit('disconnect');

@@ -19,6 +19,27 @@ export interface NatsSettings {
   name?: string;
 }
 
+/**
+ * What follows the connection's own events: `lost` at a disconnect, `back` at a reconnect. A lost
+ * connection is known at once, without waiting out a request's timeout on it; one whose server stops
+ * answering without closing it (SIGSTOP, a hung host) raises nothing until the client's pings give up.
+ */
+export interface ConnectionFollower {
+  connectionLost(server: string): void;
+  connectionBack(): void;
+}
+
+/**
+ * The one loop over a connection's status events (nc.status()), handing each loss and return to every
+ * follower: queue-lease health, and the replay guard's and rate limits' memory of an outage.
+ */
+export async function followConnection(status: AsyncIterable<{ type: string; server?: string }>, followers: readonly ConnectionFollower[]): Promise<void> {
+  for await (const event of status) {
+    if (event.type === 'disconnect') for (const f of followers) f.connectionLost(event.server ?? 'its server');
+    else if (event.type === 'reconnect') for (const f of followers) f.connectionBack();
+  }
+}
+
 export async function connectNats(s: NatsSettings): Promise<NatsConnection> {
   return connect({
     servers: s.servers,

@@ -3,7 +3,7 @@ import type { Coordination } from '../../ports/backend.js';
 import type { Clock } from '../../ports/clock.js';
 import type { Logger } from '../../ports/logger.js';
 import type { RateLimitSettings } from '../../security/rate-limit.js';
-import { connectNats, keyEraser, openBucket, type NatsSettings } from './connection.js';
+import { connectNats, followConnection, keyEraser, openBucket, type NatsSettings } from './connection.js';
 import { DEFAULT_LEASES, NatsQueueLeases, nodeId, type LeaseSettings } from './leases.js';
 import { NatsAlarmNotifierLease } from './notifier-lease.js';
 import { NatsRateLimits } from './rate-limits.js';
@@ -57,8 +57,10 @@ export async function openNatsCoordination(settings: NatsSettings, options: Nats
     const alarmsBucket = `${settings.prefix}_alarms`;
     const alarmsKv = await openBucket(nc, alarmsBucket, { ...common, description: 'OpenDIP: the shared alarm conditions notified, one entry each' });
     const down = new Unreachable(() => options.clock.now());
-    down.follow(nc.status()).catch((err: unknown) => options.logger?.error({ err }, 'NATS connection status: no longer followed; the replay guard and rate limits find an outage by a timeout'));
     const leases = new NatsQueueLeases(nc, leasesKv, settings.prefix, options.clock, leaseSettings, options.logger, nodeId(options.nodeName));
+    followConnection(nc.status(), [leases, down]).catch((err: unknown) =>
+      options.logger?.error({ err }, 'NATS connection status: no longer followed; lease health and the replay guard find an outage by a timeout'),
+    );
     const notifier = new NatsAlarmNotifierLease(leasesKv, alarmsKv, await keyEraser(nc, alarmsBucket, alarmsKv), leases.node, options.clock, leaseSettings, options.logger);
     // The bucket names holders by this id: the operator (and the failover tests) tell the nodes apart by it.
     options.logger?.info({ leaseHolder: leases.node, bucket: `${settings.prefix}_leases` }, 'queue leases: this node holds them under its id');

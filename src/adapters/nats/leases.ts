@@ -7,6 +7,7 @@ import type { Cancel, Clock } from '../../ports/clock.js';
 import type { QueueLeases } from '../../ports/leases.js';
 import type { Logger } from '../../ports/logger.js';
 import type { QueueRef } from '../../ports/message-log.js';
+import type { ConnectionFollower } from './connection.js';
 import { queueToken } from './names.js';
 
 export interface LeaseSettings {
@@ -69,7 +70,7 @@ const isDeleted = (op: string): boolean => op === 'DEL' || op === 'PURGE';
 /** Read by the reachability probe, written by nobody (lease keys are queue tokens, which never take this form). */
 const PROBE_KEY = 'probe_reachable';
 
-export class NatsQueueLeases implements QueueLeases {
+export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   readonly shared = true;
   readonly claimEveryMs: number;
   private readonly held = new Map<string, Held>();
@@ -140,7 +141,6 @@ export class NatsQueueLeases implements QueueLeases {
       // not this node holds a lease: a node holding none still says that none can be claimed.
       this.probing ??= this.startProbe();
     });
-    this.watchConnection().catch((err: unknown) => this.logger?.error({ err }, 'NATS connection status: no longer watched; health follows the probe alone'));
   }
 
   private startProbe(): Promise<void> {
@@ -151,26 +151,26 @@ export class NatsQueueLeases implements QueueLeases {
   }
 
   /**
-   * Follows the connection's own events, so that health need not wait for a probe to time out: a lost
-   * connection (a NATS server killed, a reset) is unavailable the moment the client sees it, not one to
-   * two probe intervals plus the request timeout later (6.3 s measured with kill -9); a reconnect probes at
-   * once, and health is ok only once JetStream answers that probe (reconnected is not yet answering: a
-   * restarted server may still be recovering its streams). A server that stops answering without closing
-   * the connection (SIGSTOP, a hung host) raises no event until the client's pings give up: the probe's
-   * timeout finds it first.
+   * The connection is lost (followConnection): health need not wait for a probe to time out. Unavailable
+   * the moment the client sees it, not one to two probe intervals plus the request timeout later (6.3 s
+   * measured with kill -9). A server that stops answering without closing the connection (SIGSTOP, a hung
+   * host) raises no event until the client's pings give up: the probe's timeout finds it first.
    */
-  private async watchConnection(): Promise<void> {
-    for await (const status of this.nc.status()) {
-      if (this.closed) return;
-      if (status.type === 'disconnect') {
-        this.connectionEpoch += 1;
-        this.markUnreachable(`NATS JetStream (${this.prefix}_leases): the connection to ${status.server} was lost, reconnecting`);
-      } else if (status.type === 'reconnect') {
-        this.connectionEpoch += 1;
-        // A probe waiting since before the reconnect would count for nothing (its epoch is old): ask anew.
-        this.probing = this.startProbe();
-      }
-    }
+  connectionLost(server: string): void {
+    if (this.closed) return;
+    this.connectionEpoch += 1;
+    this.markUnreachable(`NATS JetStream (${this.prefix}_leases): the connection to ${server} was lost, reconnecting`);
+  }
+
+  /**
+   * Back: probe at once, and health is ok only once JetStream answers that probe (reconnected is not yet
+   * answering: a restarted server may still be recovering its streams). A probe waiting since before the
+   * reconnect would count for nothing (its epoch is old): ask anew.
+   */
+  connectionBack(): void {
+    if (this.closed) return;
+    this.connectionEpoch += 1;
+    this.probing = this.startProbe();
   }
 
   private markUnreachable(reason: string, err?: unknown): void {

@@ -1,3 +1,5 @@
+import type { ConnectionFollower } from './connection.js';
+
 /**
  * A node's memory that the shared store (NATS) did not answer: for `forMs` after a failure it is not
  * asked again, so while JetStream has lost its quorum each request takes the fallback at once instead of
@@ -6,7 +8,7 @@
  * per NATS connection, shared by the replay guard and the rate limits: a request that found NATS silent
  * for one does not wait on it again for the other. The first request after the window asks again.
  */
-export class Unreachable {
+export class Unreachable implements ConnectionFollower {
   private until = 0;
   /** The connection itself is down (its own event): nothing is asked until it is back. */
   private lost = false;
@@ -21,18 +23,17 @@ export class Unreachable {
   }
 
   /**
-   * Follows the connection's events, so that no request waits out a timeout on a connection known to be
-   * lost (before, one request in each 5 s window waited 1 s, a kill -9 of the NATS server measured), and
-   * the shared store is asked again as soon as it is back rather than at the window's end.
+   * The connection is lost (followConnection): no request waits out a timeout on it (before, one request
+   * in each 5 s window waited 1 s, a kill -9 of the NATS server measured).
    */
-  async follow(status: AsyncIterable<{ type: string }>): Promise<void> {
-    for await (const event of status) {
-      if (event.type === 'disconnect') this.lost = true;
-      else if (event.type === 'reconnect') {
-        this.lost = false;
-        this.until = 0;
-      }
-    }
+  connectionLost(): void {
+    this.lost = true;
+  }
+
+  /** Back: the shared store is asked again at once rather than at the end of a failure's window. */
+  connectionBack(): void {
+    this.lost = false;
+    this.until = 0;
   }
 
   /** Called when a call has failed: the window starts now, after the wait, not when the call began. */
