@@ -289,6 +289,11 @@ export interface StorageConfig {
     /** How long a queue lease lasts unless renewed: a dead node's queues are taken over after about this. */
     leaseTtlMs: number;
     /**
+     * How often each node pings its NATS server: after two pings unanswered (2–3 intervals) it moves to
+     * another server of the cluster. A hung server (stopped, frozen) closes nothing, so this is how it is found.
+     */
+    pingIntervalMs: number;
+    /**
      * What names this node in leases, alarms (`storage:<node>`) and logs, followed by a random part made at
      * each start (`<nodeName>-<8 hex>`, unique per process). Null: the host's name (DIP_NODE_NAME wins).
      */
@@ -461,6 +466,7 @@ const schema: JSONSchemaType<DipConfig> = {
               properties: { caFile: { type: 'string', nullable: true }, certFile: { type: 'string', nullable: true }, keyFile: { type: 'string', nullable: true } },
             },
             leaseTtlMs: { type: 'integer', minimum: 1000 },
+            pingIntervalMs: { type: 'integer', minimum: 500 },
             nodeName: { type: 'string', pattern: NODE_NAME.source, nullable: true },
           },
         },
@@ -674,7 +680,7 @@ export const DEFAULTS: DipConfig = {
     kind: 'sqlite',
     maxDatabaseMb: null,
     postgres: { url: 'postgres://postgres@127.0.0.1:5432/opendip', poolSize: 10, writableCheckMs: 5_000 },
-    nats: { servers: ['127.0.0.1:4222'], prefix: 'dip', replicas: 1, credsFile: null, user: null, pass: null, token: null, tls: null, leaseTtlMs: 6_000, nodeName: null },
+    nats: { servers: ['127.0.0.1:4222'], prefix: 'dip', replicas: 1, credsFile: null, user: null, pass: null, token: null, tls: null, leaseTtlMs: 6_000, pingIntervalMs: 2_000, nodeName: null },
   },
   webhookAllowList: [],
   applySuggestedSecurityCategories: false,

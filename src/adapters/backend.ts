@@ -128,6 +128,7 @@ function natsSettings(config: DipConfig): NatsSettings {
     servers: nats.servers,
     prefix: nats.prefix,
     replicas: nats.replicas,
+    pingIntervalMs: nats.pingIntervalMs,
     ...(nats.credsFile ? { credsFile: nats.credsFile } : {}),
     ...(nats.user !== null ? { user: nats.user, pass: nats.pass ?? undefined } : {}),
     ...(nats.token !== null ? { token: nats.token } : {}),
