@@ -22,38 +22,11 @@ import { Kvm } from '@nats-io/kv';
 import { connect as connectNats } from '@nats-io/transport-node';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { systemClock } from '../../src/adapters/clock.js';
-import { openPostgresBackend } from '../../src/adapters/postgres/index.js';
 import { startTopology, type Topology } from '../../src/cli/cluster/topology.js';
 import { PrivatePostgres } from '../../src/cli/cluster/postgres.js';
 import { freePorts } from '../../src/cli/cluster/processes.js';
-import { DipClient } from '../../src/client/dip-client.js';
-import { startWebhookReceiver, type ReceivedCall, type WebhookReceiver } from '../../src/client/webhook-receiver.js';
-import { onboardParticipant } from '../../src/pipeline/participants.js';
-import { issueParticipantCertificate, readCertificateAuthority } from '../../src/security/pki.js';
-import { buildIF021 } from '../../src/sim/messages.js';
 import { pausableProxy, type PausableProxy } from '../helpers/pausable-proxy.js';
-
-type Json = Record<string, any>;
-
-interface Party {
-  dipId: string;
-  client: DipClient;
-}
-
-interface Recipient extends Party {
-  receiver: WebhookReceiver;
-  calls: Array<ReceivedCall & { at: number }>;
-}
-
-interface Accepted {
-  transactionId: string;
-  ref: string;
-  recipients: string[];
-  /** The sender's batch number: batches of one sender are sent one after another. */
-  batch: number;
-  sender: string;
-}
+import { load, log, market as marketOn, sleep, until, verify, type Dip, type Recipient, type Shape } from './load.js';
 
 interface Figures {
   fault: string;
@@ -90,29 +63,6 @@ interface CutFigures {
   newHolderDeliversMs: number;
 }
 
-/** Senders' load: batches of `batchSize`, `route` giving each message's recipients, at most one batch per `paceMs` per sender. */
-interface Shape {
-  batchSize: number;
-  route(batch: number, item: number, sender: number, recipients: string[]): string[];
-  paceMs: number;
-}
-
-const TWO_OF_THREE: Shape = {
-  batchSize: 5,
-  route: (batch, i, si, r) => [r[(batch + i) % 3]!, r[(batch + i + 1 + si) % 3]!].filter((v, k, a) => a.indexOf(v) === k),
-  paceMs: 0,
-};
-
-const log = (m: string) => process.stderr.write(`[faults] ${m}\n`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 describe('failover under load: 3 DIP nodes, NATS JetStream R3, PostgreSQL', () => {
   const dir = mkdtempSync(join(tmpdir(), 'opendip-faults-'));
@@ -171,147 +121,9 @@ describe('failover under load: 3 DIP nodes, NATS JetStream R3, PostgreSQL', () =
     }
   }, 120_000);
 
-  /** Fresh participants for one scenario: 2 senders, 3 recipients with webhooks (unless told otherwise). */
-  async function market(tag: string, size = { senders: 2, recipients: 3 }): Promise<{ senders: Party[]; recipients: Recipient[] }> {
-    const ca = await readCertificateAuthority(join(topology.dataDir, 'pki'));
-    const store = await openPostgresBackend({ url: topology.postgresUrl, clock: systemClock });
-    const party = async (dipId: string, role: string): Promise<Party> => {
-      const credentials = await issueParticipantCertificate(ca, { organisation: `Org ${dipId}`, dipIds: [dipId], environment: 'DEV', validDays: 5 });
-      const { apiKey } = await onboardParticipant(store.registry, { dipId, roles: [role], certificatePem: credentials.certPem });
-      const client = new DipClient({ baseUrl: topology.url, apiKey, keyPem: credentials.keyPem, certPem: credentials.certPem, caPem: ca.certPem, connections: 2 });
-      closers.push(() => client.close());
-      return { dipId, client };
-    };
-    try {
-      const senders: Party[] = [];
-      for (let i = 1; i <= size.senders; i++) senders.push(await party(`${tag}00000000${i}`, 'SDS'));
-      const recipients: Recipient[] = [];
-      for (let i = 1; i <= size.recipients; i++) {
-        const p = await party(`${tag}10000000${i}`, 'SUP');
-        const calls: Recipient['calls'] = [];
-        const receiver = await startWebhookReceiver({ trustedCas: [ca.certPem], onCall: (c) => calls.push({ ...c, at: Date.now() }) });
-        closers.push(() => receiver.close());
-        // The webhook is set through the cluster's address, like any participant would.
-        await until(async () => (await p.client.setWebhook('IF-021', p.dipId, { callbackURL: `${receiver.url}dip`, maxMessageCount: 20 })).status === 201, 20_000, 'webhook registration');
-        recipients.push({ ...p, receiver, calls });
-      }
-      return { senders, recipients };
-    } finally {
-      await store.close();
-    }
-  }
 
-  /**
-   * Each sender submits batches one after another until stopped. A batch not answered 201 (a refused
-   * connection, a 503) is submitted again with the same sender references until it is accepted or
-   * refused as a duplicate (then it was accepted before, and its first answer was lost).
-   */
-  function load(tag: string, senders: Party[], recipients: Recipient[], shape: Shape = TWO_OF_THREE) {
-    const accepted: Accepted[] = [];
-    const acceptedAt: number[] = [];
-    let submitted = 0;
-    let retried = 0;
-    let lost = 0;
-    let stop = false;
-    const ids = recipients.map((r) => r.dipId);
-    const runs = senders.map(async (s, si) => {
-      let nextAt = Date.now();
-      for (let batch = 0; !stop; batch++) {
-        const wait = nextAt - Date.now();
-        if (wait > 0) await sleep(wait);
-        nextAt = Math.max(nextAt, Date.now() - shape.paceMs) + shape.paceMs;
-        const items = Array.from({ length: shape.batchSize }, (_, i) => {
-          const to = shape.route(batch, i, si, ids);
-          return { item: buildIF021({ senderDipId: s.dipId, senderRole: 'SDS', primaryRecipients: to, uniqueSuffix: `${tag}${si}b${batch}m${i}` }), to };
-        });
-        submitted += items.length;
-        for (;;) {
-          const answer = await s.client.submit('IF-021', items.map((x) => x.item)).catch((err: Error) => ({ status: 0, body: { error: err.message } }));
-          if (answer.status === 201) {
-            const entries = (answer.body as Json).messageArray as Json[];
-            entries.forEach((e, i) =>
-              accepted.push({ transactionId: e.transactionID, ref: items[i]!.item.payload.CommonBlock.S1.senderUniqueReference, recipients: items[i]!.to, batch, sender: s.dipId }),
-            );
-            acceptedAt.push(Date.now());
-            break;
-          }
-          if (answer.status === 400 && JSON.stringify(answer.body).includes('MSG1006')) {
-            // Accepted before, its 201 lost: the refusal names the transaction IDs it was stored under,
-            // and it is checked like the others (it was not, when the refusal did not carry them).
-            const entries = ((answer.body as Json).messageArray ?? []) as Json[];
-            items.forEach((x, i) => {
-              const ref = x.item.payload.CommonBlock.S1.senderUniqueReference;
-              const e = entries[i];
-              if (e?.senderUniqueReference === ref && typeof e.transactionID === 'string') accepted.push({ transactionId: e.transactionID, ref, recipients: x.to, batch, sender: s.dipId });
-            });
-            lost += 1;
-            break;
-          }
-          retried += 1;
-          await sleep(100);
-        }
-      }
-    });
-    return {
-      accepted,
-      acceptedAt,
-      stats: () => ({ submitted, retried, lost }),
-      async stop() {
-        stop = true;
-        await Promise.all(runs);
-      },
-    };
-  }
-
-  /** Waits until every accepted message reached its recipients, then checks the invariants. */
-  async function verify(accepted: Accepted[], recipients: Recipient[]): Promise<number> {
-    const delivered = (r: Recipient) => new Set(r.calls.flatMap((c) => c.messages.map((m) => (m as Json).payload.CommonBlock.D0.transactionID as string)));
-    await until(
-      () => recipients.every((r) => {
-        const got = delivered(r);
-        return accepted.every((a) => !a.recipients.includes(r.dipId) || got.has(a.transactionId));
-      }),
-      120_000,
-      'every accepted message at every recipient',
-    );
-    let redelivered = 0;
-    for (const r of recipients) {
-      // Position → transaction ID is one function; positions are consecutive from 1.
-      const bySeq = new Map<number, string>();
-      const firstSeen: number[] = [];
-      const txByRef = new Map<string, Set<string>>();
-      for (const c of r.calls) {
-        c.messages.forEach((m, i) => {
-          const seq = c.firstSeq! + i;
-          const cb = (m as Json).payload.CommonBlock;
-          const tx = cb.D0.transactionID as string;
-          const known = bySeq.get(seq);
-          if (known === undefined) {
-            bySeq.set(seq, tx);
-            firstSeen.push(seq);
-          } else {
-            expect(known, `${r.dipId} position ${seq}`).toBe(tx);
-            redelivered += 1;
-          }
-          const ref = cb.S1.senderUniqueReference as string;
-          if (!txByRef.has(ref)) txByRef.set(ref, new Set());
-          txByRef.get(ref)!.add(tx);
-        });
-      }
-      const max = Math.max(...bySeq.keys());
-      expect(bySeq.size, `${r.dipId}: positions 1..${max} without gaps`).toBe(max);
-      // Positions are first delivered in order (a redelivery after a takeover repeats, never skips ahead).
-      expect(firstSeen, `${r.dipId}: first deliveries in position order`).toEqual([...firstSeen].sort((a, b) => a - b));
-      for (const [ref, txs] of txByRef) expect(txs.size, `${r.dipId}: ${ref} under ${[...txs].join(', ')}`).toBe(1);
-      // Each sender's accepted messages are in the recipient's queue in the order they were accepted.
-      const seqOf = new Map([...bySeq].map(([seq, tx]) => [tx, seq]));
-      for (const sender of new Set(accepted.map((a) => a.sender))) {
-        const mine = accepted.filter((a) => a.sender === sender && a.recipients.includes(r.dipId)).map((a) => seqOf.get(a.transactionId)!);
-        expect(mine, `${r.dipId}: messages of ${sender} in acceptance order`).toEqual([...mine].sort((a, b) => a - b));
-      }
-    }
-    return redelivered;
-  }
+  const dip = (): Dip => ({ url: topology.url, dataDir: topology.dataDir, postgresUrl: topology.postgresUrl, closers });
+  const market = (tag: string, size?: { senders: number; recipients: number }) => marketOn(dip(), tag, size);
 
   async function scenario(fault: string, tag: string, inject: () => Promise<void>, heal: () => Promise<void>): Promise<void> {
     const { senders, recipients } = await market(tag);

@@ -23,6 +23,11 @@ export interface PausableProxy {
   refuse(): void;
   restore(): void;
   /**
+   * The address behind the proxy moves (a failover: the service address now names another server):
+   * every open connection is reset, as the old server's sessions are gone, and new ones go to `target`.
+   */
+  pointAt(target: URL): void;
+  /**
    * The next client chunk that `match` picks (a COMMIT, say) reaches the server, and then that one
    * connection goes silent both ways for good, as a path that breaks just after a request went out: its
    * answer never comes back. Other connections, and new ones, are untouched.
@@ -45,7 +50,8 @@ interface Side {
   cut?: boolean;
 }
 
-export async function pausableProxy(target: URL): Promise<PausableProxy> {
+export async function pausableProxy(initial: URL): Promise<PausableProxy> {
+  let target = initial;
   let silent = false;
   let refusing = false;
   let connections = 0;
@@ -86,6 +92,14 @@ export async function pausableProxy(target: URL): Promise<PausableProxy> {
     if (pair.client.ended) upstream.end();
   };
 
+  const resetAll = () => {
+    for (const { client, upstream } of pairs) {
+      client.socket?.resetAndDestroy();
+      upstream.socket?.resetAndDestroy();
+    }
+    pairs.clear();
+  };
+
   const server: Server = createServer((client) => {
     connections += 1;
     if (refusing) {
@@ -99,7 +113,7 @@ export async function pausableProxy(target: URL): Promise<PausableProxy> {
     if (!silent) openUpstream(pair);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = new URL(target);
+  const url = new URL(initial);
   url.hostname = '127.0.0.1';
   url.port = String((server.address() as { port: number }).port);
 
@@ -131,14 +145,14 @@ export async function pausableProxy(target: URL): Promise<PausableProxy> {
     },
     refuse() {
       refusing = true;
-      for (const { client, upstream } of pairs) {
-        client.socket?.resetAndDestroy();
-        upstream.socket?.resetAndDestroy();
-      }
-      pairs.clear();
+      resetAll();
     },
     restore() {
       refusing = false;
+    },
+    pointAt(next) {
+      target = next;
+      resetAll();
     },
     cutAfter(match) {
       cutAfter = match;

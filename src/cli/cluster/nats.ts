@@ -28,6 +28,13 @@ export function natsCluster(o: NatsClusterOptions): NatsNode[] {
     const dir = join(o.dir, name);
     mkdirSync(join(dir, 'jetstream'), { recursive: true });
     const routes = o.ports.filter((_, j) => j !== i).map((q) => `nats-route://127.0.0.1:${q.route}`);
+    // A lone server runs JetStream unclustered: nats-server refuses a JetStream cluster without routes.
+    const cluster = routes.length === 0 ? '' : `cluster {
+  name: dip-local
+  listen: 127.0.0.1:${p.route}
+  routes: [${routes.join(', ')}]
+}
+`;
     // nats-server 2.9's file store writes without an fsync per message: what a JetStream stream holds is
     // kept by replication to a quorum (R3), not by each node's disk (see docs/cluster.md).
     const conf = `server_name: ${name}
@@ -38,12 +45,7 @@ jetstream {
   max_memory_store: 256MB
   max_file_store: 2GB
 }
-cluster {
-  name: dip-local
-  listen: 127.0.0.1:${p.route}
-  routes: [${routes.join(', ')}]
-}
-`;
+${cluster}`;
     const confFile = join(dir, 'nats.conf');
     writeFileSync(confFile, conf);
     return { name, clientPort: p.client, routePort: p.route, monitorPort: p.monitor, process: new ManagedProcess(name, o.binary, ['-c', confFile], { logFile: join(dir, 'nats.log') }) };
