@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileBodySchema, publishedSchema } from '../src/api/schemas.js';
 import type { ApiSchemaName } from '../src/catalogue/types.js';
 import { dipDateTime } from '../src/domain/time.js';
+import { Signer } from '../src/security/signature.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 import { isObject, oracle, type Node } from './helpers/published-oracle.js';
@@ -198,6 +199,26 @@ describe('request bodies over HTTPS', () => {
     // The flat form wins when both are given.
     const both = await sup.client.call('POST', path, JSON.stringify({ callbackURL: 'https://example.com/flat', config: { callbackURL: 'https://example.com/nested' } }));
     expect(both.body.messageArray[0]!.help).toBe('webhook for IF-021 set to https://example.com/flat');
+  });
+
+  // The public Postman pre-request script (the reference's example of a client written by others, which
+  // participants used against the live DIP) hashes the text "{}" for a request without a body.
+  it('takes a bodiless call signed as the public Postman pre-request script signs it (the hash of "{}")', async () => {
+    const signer = new Signer(sup.credentials.keyPem, sup.credentials.certPem);
+    const asPostman = async (method: string, path: string) => sup.client.call<unknown>(method, path, '', { ...(await signer.sign(method, `${t.dip.url}${path}`, '{}')) });
+    const hook = `/dip-channel/IF-021/pubconfig/${sup.dipId}`;
+    expect((await sup.client.call('POST', hook, JSON.stringify({ callbackURL: 'https://example.com/postman' }))).status).toBe(201);
+    const deleted = await asPostman('DELETE', hook);
+    expect(deleted.status, JSON.stringify(deleted.body)).toBe(204);
+    expect((await t.dip.backend.registry.webhooks()).find((w) => w.recipientDipId === sup.dipId && w.channel === 'IF-021')).toBeUndefined();
+    const status = await asPostman('DELETE', `/statusmessage/config/${sup.dipId}`);
+    expect(status.status, JSON.stringify(status.body)).toBe(204);
+    const pulled = await asPostman('GET', `/dip-channel/IF-021/pull/${sup.dipId}?maxMessageCount=1`);
+    expect(pulled.status, JSON.stringify(pulled.body)).toBe(200);
+    // A body that is there is still hashed as it is.
+    const body = JSON.stringify({ callbackURL: 'https://example.com/postman' });
+    const mismatched = await sup.client.call('POST', hook, body, { ...(await signer.sign('POST', `${t.dip.url}${hook}`, '{}')) });
+    expect([mismatched.status, mismatched.body.messageArray[0]!.help]).toEqual([401, expect.stringContaining('does not match the body')]);
   });
 
   it('a webhook configuration the published schema refuses is refused naming the field; one it accepts but the DIP cannot use is refused saying why', async () => {
