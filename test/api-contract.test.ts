@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileBodySchema, publishedSchema } from '../src/api/schemas.js';
 import type { ApiSchemaName } from '../src/catalogue/types.js';
 import { dipDateTime } from '../src/domain/time.js';
+import { Signer } from '../src/security/signature.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 import { isObject, oracle, type Node } from './helpers/published-oracle.js';
@@ -198,6 +199,50 @@ describe('request bodies over HTTPS', () => {
     // The flat form wins when both are given.
     const both = await sup.client.call('POST', path, JSON.stringify({ callbackURL: 'https://example.com/flat', config: { callbackURL: 'https://example.com/nested' } }));
     expect(both.body.messageArray[0]!.help).toBe('webhook for IF-021 set to https://example.com/flat');
+  });
+
+  // The reference: "Ingress does not enforce the case of JSON field names or URLs". The channel in a path was
+  // read in any case; a recipient-id with letters (an LDSO's DIP ID) was refused 403 "not the caller" unless
+  // written in the registered case, so a client that lower-cases the URL it signs and sends was locked out.
+  it('reads the recipient-id of a path in any case, as the channel', async () => {
+    const ldso = await t.participant('LDSO160000', ['LDSO']);
+    const hook = await ldso.client.call('POST', '/dip-channel/if-021/pubconfig/ldso160000', JSON.stringify({ callbackURL: 'https://example.com/ldso' }));
+    expect([hook.status, hook.body.messageArray[0]!.recipientID], JSON.stringify(hook.body)).toEqual([201, 'LDSO160000']);
+    expect((await t.dip.backend.registry.webhooks()).find((w) => w.recipientDipId === 'LDSO160000' && w.channel === 'IF-021')).toMatchObject({ url: 'https://example.com/ldso' });
+    expect((await ldso.client.call('DELETE', '/dip-channel/IF-021/pubconfig/Ldso160000', '')).status).toBe(204);
+    expect((await t.dip.backend.registry.webhooks()).find((w) => w.recipientDipId === 'LDSO160000' && w.channel === 'IF-021')).toBeUndefined();
+    const pulled = await ldso.client.call<unknown>('GET', '/dip-channel/IF-021/pull/ldso160000', '');
+    expect(pulled.status, JSON.stringify(pulled.body)).toBe(200);
+    const replayed = await ldso.client.call('POST', '/dip-channel/IF-021/replay/ldso160000', JSON.stringify({ datetimeFrom: null, datetimeTo: null, eventCode: null, MPAN: null, version: null }));
+    expect([replayed.status, JSON.stringify(replayed.body)]).toEqual([400, expect.stringContaining('nothing to replay: no archived message on IF-021 for LDSO160000')]);
+    expect((await ldso.client.call('POST', '/statusmessage/config/ldso160000', JSON.stringify({ callbackURL: 'https://example.com/ldso' }))).status).toBe(201);
+    // Another participant's ID, in whatever case, is still not the caller's.
+    const other = await t.participant('LDSO170000', ['LDSO']);
+    const refused = await other.client.call('POST', '/dip-channel/IF-021/pubconfig/ldso160000', JSON.stringify({ callbackURL: 'https://example.com/x' }));
+    expect([refused.status, refused.body.messageArray[0]!.help]).toEqual([403, 'recipient-id ldso160000 is not the caller LDSO170000']);
+    // A participant's certificate (to encrypt to) is found by its DIP ID in any case too.
+    const cert = await other.client.call<{ dipId: string }>('GET', '/certificates/participant/ldso160000', '');
+    expect([cert.status, cert.body.dipId]).toEqual([200, 'LDSO160000']);
+  });
+
+  // The public Postman pre-request script (the reference's example of a client written by others, which
+  // participants used against the live DIP) hashes the text "{}" for a request without a body.
+  it('takes a bodiless call signed as the public Postman pre-request script signs it (the hash of "{}")', async () => {
+    const signer = new Signer(sup.credentials.keyPem, sup.credentials.certPem);
+    const asPostman = async (method: string, path: string) => sup.client.call<unknown>(method, path, '', { ...(await signer.sign(method, `${t.dip.url}${path}`, '{}')) });
+    const hook = `/dip-channel/IF-021/pubconfig/${sup.dipId}`;
+    expect((await sup.client.call('POST', hook, JSON.stringify({ callbackURL: 'https://example.com/postman' }))).status).toBe(201);
+    const deleted = await asPostman('DELETE', hook);
+    expect(deleted.status, JSON.stringify(deleted.body)).toBe(204);
+    expect((await t.dip.backend.registry.webhooks()).find((w) => w.recipientDipId === sup.dipId && w.channel === 'IF-021')).toBeUndefined();
+    const status = await asPostman('DELETE', `/statusmessage/config/${sup.dipId}`);
+    expect(status.status, JSON.stringify(status.body)).toBe(204);
+    const pulled = await asPostman('GET', `/dip-channel/IF-021/pull/${sup.dipId}?maxMessageCount=1`);
+    expect(pulled.status, JSON.stringify(pulled.body)).toBe(200);
+    // A body that is there is still hashed as it is.
+    const body = JSON.stringify({ callbackURL: 'https://example.com/postman' });
+    const mismatched = await sup.client.call('POST', hook, body, { ...(await signer.sign('POST', `${t.dip.url}${hook}`, '{}')) });
+    expect([mismatched.status, mismatched.body.messageArray[0]!.help]).toEqual([401, expect.stringContaining('does not match the body')]);
   });
 
   it('a webhook configuration the published schema refuses is refused naming the field; one it accepts but the DIP cannot use is refused saying why', async () => {

@@ -46,6 +46,29 @@ describe('DIP Connection Providers', () => {
     expect(received.calls.flatMap((c) => c.messages).map((m) => (m as Json).payload.CommonBlock.S1.senderDIPID)).toEqual(['2000000001', '2000000002']);
   });
 
+  // Published StandardResponseBodyType: recipientID is the "indended (logical) recipient of the message, i.e
+  // sender of the original event message"; DIPConnectionProviderID the "physical recipient of the message (if
+  // different to recipient Id)". The answer to a provider's batch names, for each item, the participant it
+  // sent for, and the provider beside it, as the status messages about those items do. It named the provider twice.
+  it('answers each item for the participant it was sent for, with the provider as its physical recipient', async () => {
+    const answer = await cp.client.submit('IF-021', [item('2000000001', cp.dipId, 'cpr1'), item('2000000002', cp.dipId, 'cpr2')]);
+    expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+    expect(answer.body.messageArray.map((e) => [e.recipientID, e.DIPConnectionProviderID])).toEqual([
+      ['2000000001', cp.dipId],
+      ['2000000002', cp.dipId],
+    ]);
+    // A batch refused whole answers each item the same way; one the provider may not send for is its own.
+    const refused = await cp.client.submit('IF-021', [item('2000000001', cp.dipId, 'cpr3'), item(direct.dipId, cp.dipId, 'cpr4')]);
+    expect(refused.status).toBe(403);
+    expect(refused.body.messageArray.map((e) => e.recipientID)).toEqual(['2000000001', cp.dipId]);
+    // /validate answers as the submission would.
+    const dry = await cp.client.call('POST', '/validate/IF-021/ActivePower', JSON.stringify([item('2000000002', cp.dipId, 'cpr5')]));
+    expect([dry.status, dry.body.messageArray[0]!.recipientID, dry.body.messageArray[0]!.DIPConnectionProviderID]).toEqual([201, '2000000002', cp.dipId]);
+    // A participant that sends for itself is answered as before.
+    const own = await direct.client.submit('IF-021', [item(direct.dipId, null, 'cpr6')]);
+    expect([own.body.messageArray[0]!.recipientID, own.body.messageArray[0]!.DIPConnectionProviderID]).toEqual([direct.dipId, null]);
+  });
+
   it('acts for nobody else, and must name itself', async () => {
     const notNominated = await cp.client.submit('IF-021', [item(direct.dipId, cp.dipId, 'cp3')]);
     expect(notNominated.status).toBe(403);

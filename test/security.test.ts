@@ -198,6 +198,23 @@ describe('sign / verify', () => {
     expect(verifyDipSignature(input({ ...h2 })).ok).toBe(true);
   });
 
+  // The public Postman pre-request script participants used against the live DIP (the reference's
+  // example of a client written by others) hashes the text "{}" when a request has no body: a DELETE of
+  // a webhook, a GET. Its signature covers that hash; the DIP takes it for an empty body, and only there.
+  it('takes the hash of "{}" for an empty body, as the public Postman pre-request script signs a request without one', () => {
+    const now = new Date();
+    const url = 'https://dip.example/dip-channel/if-021/pubconfig/1000000001';
+    const postman = independentSign('DELETE', url, Buffer.from('{}'), now, participant.keyPem, participant.certPem);
+    expect(postman['X-DIP-Content-Hash']).toBe('RBNvo1WzZ4oRRq0W9+hknpT7T8If536DEMBg9hyq/4o=');
+    const r = verifyDipSignature(input(postman, { method: 'DELETE', url, body: Buffer.alloc(0), now }));
+    expect(r.ok, r.ok ? '' : r.detail).toBe(true);
+    // A body that is there is hashed as it is: "{}"'s hash does not stand for another one.
+    expectFailure(verifyDipSignature(input(postman, { method: 'DELETE', url, body: Buffer.from('[]'), now })), 'bad-hash');
+    // Nor does the empty body's hash stand for "{}".
+    const empty = independentSign('DELETE', url, Buffer.alloc(0), now, participant.keyPem, participant.certPem);
+    expectFailure(verifyDipSignature(input(empty, { method: 'DELETE', url, body: Buffer.from('{}'), now })), 'bad-hash');
+  });
+
   it('signs the method upper-cased, as HTTP clients send it', async () => {
     const headers = await participantSigner.sign('post', URL_033, BODY);
     expect(verifyDipSignature(input({ ...headers }, { method: 'POST' })).ok).toBe(true);

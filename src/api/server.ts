@@ -1,6 +1,6 @@
 import type { ErrorObject } from 'ajv';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { METHODS as HTTP_METHODS, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { isUtf8 } from 'node:buffer';
 import Negotiator from 'negotiator';
 import type { Server as TlsServer } from 'node:tls';
@@ -425,12 +425,13 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
       }),
     );
   }
+  // Every method HTTP defines that node parses (TRACE, QUERY, WebDAV's PROPFIND, LINK …) is routed, so that
+  // on a known path it is answered 405 too, not 404 as if the path did not exist. CONNECT never reaches a route.
+  for (const m of HTTP_METHODS) if (m !== 'CONNECT' && !app.supportedMethods.includes(m)) app.addHttpMethod(m);
   // Last, once every route above is known.
   void app.register(async (instance) => answerOtherMethods(instance, deps, routes));
   return app;
 }
-
-const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
 
 /**
  * A method a known path does not take is answered 405 with the methods it does take in Allow (the
@@ -438,7 +439,7 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as 
  */
 function answerOtherMethods(app: FastifyInstance, deps: ApiDeps, routes: ReadonlyMap<string, ReadonlySet<string>>): void {
   for (const [url, taken] of [...routes]) {
-    const others = METHODS.filter((m) => !taken.has(m));
+    const others = app.supportedMethods.filter((m) => m !== 'CONNECT' && !taken.has(m));
     if (others.length === 0) continue;
     const allow = [...taken].sort().join(', ');
     const published = url.replace(':recipientId', '{recipient-id}').replace(/:(\w+)/g, '{$1}');

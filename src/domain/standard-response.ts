@@ -30,6 +30,8 @@ export function clipHelp(help: string | null): string | null {
 
 export interface EntryFields {
   transactionID?: string | null;
+  /** This entry's logical recipient, when it is not the answer's (a connection provider's item: the participant it sent for). */
+  recipientID?: string;
   senderUniqueReference?: string | null;
   correlationID?: string | null;
   DIPConnectionProviderID?: string | null;
@@ -53,7 +55,7 @@ export function standardResponse(now: Date, dipId: string, recipientId: string |
       correlationID: e.correlationID ?? null,
       sentTimestamp: ts,
       senderID: dipId,
-      recipientID: recipientId,
+      recipientID: e.recipientID ?? recipientId,
       DIPConnectionProviderID: e.DIPConnectionProviderID ?? null,
       message: e.message,
       help: clipHelp(e.help ?? null),

@@ -28,7 +28,7 @@ export interface Scope {
 export type Authorisation = ({ ok: true } & Scope) | { ok: false; status: 403 | 404; callerDipId: string; message: MsgText; help: string };
 
 export function authorise(
-  registry: Pick<Registry, 'actingAs'>,
+  registry: Pick<Registry, 'actingAs' | 'dipIdInAnyCase'>,
   channelOf: (id: string) => Channel | undefined,
   authenticated: Participant,
   access: Access,
@@ -36,7 +36,8 @@ export function authorise(
 ): Authorisation {
   if (access === 'participant') return { ok: true, caller: authenticated, channel: null, authenticated };
   const recipientId = target.recipientId ?? '';
-  const caller = registry.actingAs(authenticated, recipientId);
+  // A path's recipient-id is read in any case, as its channel: the reference's ingress enforces no case on URLs.
+  const caller = registry.actingAs(authenticated, registry.dipIdInAnyCase(recipientId));
   if (!caller) {
     return { ok: false, status: 403, callerDipId: authenticated.dipId, message: MSG.processingFailed, help: `recipient-id ${recipientId} is not the caller ${authenticated.dipId}` };
   }

@@ -49,6 +49,8 @@ export interface IngestRequest extends CallerEvidence {
 
 /** When each phase of one traced POST ended (tracer time), filled in as it goes. */
 interface IngestMarks {
+  /** The authenticated caller (a connection provider's answer names, per item, the participant it sent for). */
+  sender: string | null;
   authenticatedAt: number | null;
   validatedAt: number | null;
   committedAt: number | null;
@@ -83,6 +85,8 @@ interface Refusal {
 interface ItemState {
   ref: string | null;
   connectionProvider: string | null;
+  /** The participant a connection provider sent this item for (S1.senderDIPID, naming the caller as its provider); null when the caller sent for itself. */
+  sentFor: string | null;
   refusal: Refusal | null;
   /**
    * The validated message (spec case) and its header, until it is routed; `customBlock`, the sender's
@@ -94,8 +98,17 @@ interface ItemState {
   original: string | null;
 }
 
+/**
+ * Whom an item's answer entry names (published StandardResponseBodyType): recipientID the "sender of the
+ * original event message", DIPConnectionProviderID its "physical recipient (if different to recipient Id)".
+ * For an item a connection provider sent for a participant, that participant and the provider.
+ */
+function answeredFor(s: ItemState): Pick<EntryFields, 'recipientID' | 'DIPConnectionProviderID'> {
+  return { ...(s.sentFor ? { recipientID: s.sentFor } : {}), DIPConnectionProviderID: s.connectionProvider };
+}
+
 function itemState(ref: string | null): ItemState {
-  return { ref, connectionProvider: null, refusal: null, validated: null, accepted: null, original: null };
+  return { ref, connectionProvider: null, sentFor: null, refusal: null, validated: null, accepted: null, original: null };
 }
 
 /** The keys encrypted channels need: the DIP's own (pattern 2 inbound) and each recipient's public key. */
@@ -131,11 +144,10 @@ export class Ingest {
     const tracer = this.tracer;
     if (!tracer) return this.submit(req, null);
     const handledAt = tracer.now();
-    const marks: IngestMarks = { authenticatedAt: null, validatedAt: null, committedAt: null };
+    const marks: IngestMarks = { sender: null, authenticatedAt: null, validatedAt: null, committedAt: null };
     const result = await this.submit(req, marks);
     tracer.ingested({
       channel: req.channelId,
-      sender: result.response.messageArray[0]?.recipientID ?? null,
       status: result.status,
       refusal: refusalCode(result),
       transactionIds: result.status === 201 ? result.response.messageArray.flatMap((e) => (e.transactionID ? [e.transactionID] : [])) : [],
@@ -149,7 +161,7 @@ export class Ingest {
 
   private async submit(req: IngestRequest, marks: IngestMarks | null): Promise<IngestResult> {
     const now = this.clock();
-    const opened = await this.open(req, now);
+    const opened = await this.open(req, now, marks);
     if (!('caller' in opened)) return opened;
     try {
       return await this.accept(req, marks, now, opened.caller, opened.channel);
@@ -181,7 +193,7 @@ export class Ingest {
           transactionID: m.transactionId,
           senderUniqueReference: m.senderUniqueReference,
           correlationID: m.correlationId,
-          DIPConnectionProviderID: states[i]!.connectionProvider,
+          ...answeredFor(states[i]!),
           message: MSG.success,
         })),
       ),
@@ -281,10 +293,10 @@ export class Ingest {
       const checked = await this.checkBatch(req, now, caller, channel, event);
       if (!Array.isArray(checked)) return checked;
       const entries: EntryFields[] = checked.map((s) => {
-        if (s.refusal) return { senderUniqueReference: s.ref, DIPConnectionProviderID: s.connectionProvider, message: s.refusal.code, help: s.refusal.help };
+        if (s.refusal) return { senderUniqueReference: s.ref, ...answeredFor(s), message: s.refusal.code, help: s.refusal.help };
         return {
           senderUniqueReference: s.ref,
-          DIPConnectionProviderID: s.connectionProvider,
+          ...answeredFor(s),
           message: MSG.success,
           // Whom it would go to is not said: the MPAN lookup's answer (who was appointed to any MPAN on any
           // date) would be a lookup service for any sender, which a submission's 201 never is.
@@ -300,7 +312,7 @@ export class Ingest {
   }
 
   /** What submission and validation share: an authenticated caller and a known channel. */
-  private async open(req: IngestRequest, now: Date): Promise<{ caller: Participant; channel: Channel } | IngestResult> {
+  private async open(req: IngestRequest, now: Date, marks: IngestMarks | null = null): Promise<{ caller: Participant; channel: Channel } | IngestResult> {
     // No replay guard here: a submission is idempotent by its sender unique references (required on every
     // item), so the very same signed request sent again (a retry after a lost answer) is answered for what
     // it carries: MSG1006 for each message stored before, or taken if it was not. Refused as a replay
@@ -308,6 +320,7 @@ export class Ingest {
     const auth = await authenticate(this.registry, { ...req, controls: req.controls?.revocation ? { revocation: req.controls.revocation } : {} }, now, this.settings.maxClockSkewMs);
     if (!auth.ok) return this.whole(now, null, auth.status, MSG.processingFailed, auth.help);
     const caller = auth.participant;
+    if (marks) marks.sender = caller.dipId;
     const channel = this.channels(req.channelId);
     if (!channel || channel.availability === 'withdrawn') {
       const why = channel ? 'was withdrawn by the DIP operator' : 'is not a channel of this DIP';
@@ -358,6 +371,7 @@ export class Ingest {
     const h = readHeader(message);
     state.ref = h.senderUniqueReference;
     state.connectionProvider = h.connectionProviderId;
+    if (h.senderDipId !== caller.dipId && h.connectionProviderId === caller.dipId && this.registry.actingAs(caller, h.senderDipId)) state.sentFor = h.senderDipId;
     state.refusal = this.checkHeader(channel, caller, h, now, index);
     // Case-folding copies what it rewrites: the same object means the sender's text still describes it.
     if (!state.refusal) state.validated = { message, header: h, schemaVersion: validated.schemaVersion, customBlock: customBlock !== null && message.payload.CustomBlock === customBlock.value ? customBlock.text : null };
@@ -476,7 +490,7 @@ export class Ingest {
     const entries: EntryFields[] = states.map((s) => ({
       ...(s.original ? { transactionID: s.original } : {}),
       senderUniqueReference: s.ref,
-      DIPConnectionProviderID: s.connectionProvider,
+      ...answeredFor(s),
       message: s.refusal?.code ?? MSG.processingFailed,
       help: s.refusal?.help ?? `not accepted: the batch is refused whole because item ${failedIndex} failed`,
     }));

@@ -28,6 +28,8 @@ export const channelVersion = (r: StoredRecord): ChannelSettingsVersion => ({ ..
  */
 export class Registry implements RoutingDirectory {
   private byDipId = new Map<string, Participant>();
+  /** DIP IDs by their lower-case form (null when two registered IDs differ only in case): a URL's recipient-id is read in any case. */
+  private byLowerDipId = new Map<string, string | null>();
   private byKeyHash = new Map<string, Participant>();
   private byKnownKey = new Map<string, Participant>();
   private byRole = new Map<string, Participant[]>();
@@ -105,6 +107,9 @@ export class Registry implements RoutingDirectory {
       if (participant.connectionProvider !== null) add(byProvider, participant.connectionProvider, participant);
     }
     this.byDipId = byDipId;
+    const byLowerDipId = new Map<string, string | null>();
+    for (const dipId of byDipId.keys()) byLowerDipId.set(dipId.toLowerCase(), byLowerDipId.has(dipId.toLowerCase()) ? null : dipId);
+    this.byLowerDipId = byLowerDipId;
     this.byKeyHash = byKeyHash;
     this.byKnownKey = new Map();
     this.byRole = byRole;
@@ -140,6 +145,14 @@ export class Registry implements RoutingDirectory {
     if (dipId === caller.dipId) return caller;
     const nominee = this.byDipId.get(dipId);
     return nominee?.connectionProvider === caller.dipId ? nominee : undefined;
+  }
+
+  /**
+   * The registered DIP ID a URL names in any case (the reference: ingress does not enforce the case of
+   * URLs): the ID itself when registered so, else the one registered ID equal to it ignoring case.
+   */
+  dipIdInAnyCase(dipId: string): string {
+    return this.byDipId.has(dipId) ? dipId : (this.byLowerDipId.get(dipId.toLowerCase()) ?? dipId);
   }
 
   /** The caller and every participant that nominated it as connection provider. */

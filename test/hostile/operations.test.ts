@@ -126,6 +126,12 @@ describe('methods and answers the published API documents', () => {
     ['PATCH', `/statusmessage/config/${SUP_ID}`, 'DELETE, POST'],
     ['POST', '/health', 'GET, HEAD'],
     ['GET', '/validate/IF-021/ActivePower', 'POST'],
+    // Methods HTTP defines beyond those seven (RFC 9110 TRACE, QUERY, WebDAV's PROPFIND, LINK …) were 404
+    // "no such resource" on these same paths.
+    ['TRACE', '/dip-channel/IF-021', 'POST'],
+    ['QUERY', '/statusmessage', 'POST'],
+    ['PROPFIND', `/dip-channel/IF-021/replay/${SUP_ID}`, 'POST'],
+    ['LINK', `/statusmessage/config/${SUP_ID}`, 'DELETE, POST'],
   ])('%s %s: 405 with Allow: %s', async (method, path, allow) => {
     const a = await send(h.t, h.sup, { method, path, body: '', timeoutMs: 1000 });
     expect(a.status, a.text).toBe(405);

@@ -34,7 +34,7 @@ export const certificateRoutes: FastifyPluginAsync<RoutePluginOptions> = async (
     response: answers(GUARDED, { 200: { type: 'object', description: 'The certificate', required: ['dipId', 'encryption'], properties: { dipId: { type: 'string' }, encryption: pem } } }),
   };
   app.get<{ Params: { dipId: string } }>('/certificates/participant/:dipId', { config: { access: 'participant' }, schema: participantSchema }, async (req, reply) => {
-    const p = deps.registry.participant(req.params.dipId);
+    const p = deps.registry.participant(deps.registry.dipIdInAnyCase(req.params.dipId));
     if (!p || !encryptionKeyOf(p.certificatePem)) {
       return sendStandard(deps, reply, 404, admitted(req).caller.dipId, MSG.primaryRecipientInvalid, `${req.params.dipId} has no certificate that payloads can be encrypted to`);
     }
