@@ -448,7 +448,7 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
   });
 
   describe('schema failures → 400 MSG1001, help naming the field and the rule', () => {
-    const cases: Array<[string, (m: Json) => void, RegExp]> = [
+    const cases: Array<[string, (m: Json) => void, RegExp, (keyof typeof MSG)?]> = [
       ['CustomBlock.B900 missing', (m) => delete m.payload.CustomBlock.B900, /item 0: payload\.CustomBlock\.B900 is required/],
       [
         'senderUniqueReference not matching its pattern',
@@ -479,6 +479,14 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
         'S0.interfaceID of another channel',
         (m) => (m.payload.CommonBlock.S0.interfaceID = 'IF-022'),
         /item 0: payload\.CommonBlock\.S0\.interfaceID must be "IF-021": the message was sent on channel IF-021/,
+        // DI-999's code for it, the help as for any schema failure.
+        'interfaceIdInvalid',
+      ],
+      [
+        'S0.interfaceID missing',
+        (m) => delete m.payload.CommonBlock.S0.interfaceID,
+        /item 0: payload\.CommonBlock\.S0\.interfaceID is required/,
+        'interfaceIdInvalid',
       ],
       [
         'senderTimestamp of the wrong length',
@@ -535,11 +543,11 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
         /item 0: payload\.CommonBlock\.S1\.\w+ is given twice/i,
       ],
     ];
-    for (const [name, spoil, help] of cases) {
+    for (const [name, spoil, help, code = 'schemaFailure'] of cases) {
       it(name, async () => {
         const m = clone(item()) as Json;
         spoil(m);
-        const answer = await refused(() => sds.client.submit('IF-021', [m]), 400, MSG.schemaFailure, help);
+        const answer = await refused(() => sds.client.submit('IF-021', [m]), 400, MSG[code], help);
         // The sender's reference is echoed back when it can be read, so the sender knows which item failed;
         // one not in its published form is not (the answer's schema, DT-995N, would not allow it).
         const ref = (m.payload.CommonBlock?.S1?.senderUniqueReference as string | undefined) ?? null;

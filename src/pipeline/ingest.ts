@@ -107,6 +107,9 @@ function answeredFor(s: ItemState): Pick<EntryFields, 'recipientID' | 'DIPConnec
   return { ...(s.sentFor ? { recipientID: s.sentFor } : {}), DIPConnectionProviderID: s.connectionProvider };
 }
 
+/** Where a message names its interface (the channel it is for): the published schema allows that channel's ID only. */
+const INTERFACE_ID_PATH = 'payload.CommonBlock.S0.interfaceID';
+
 function itemState(ref: string | null): ItemState {
   return { ref, connectionProvider: null, sentFor: null, refusal: null, validated: null, accepted: null, original: null };
 }
@@ -358,7 +361,10 @@ export class Ingest {
     if (!validated.ok) {
       state.ref = bestEffortReference(item);
       const prefix = `item ${index}: `;
-      state.refusal = { status: 400, code: MSG.schemaFailure, help: `${prefix}${describeIssues(validated.errors, validated.count, HELP_MAX - prefix.length)}` };
+      // DI-999 has a code of its own for an interface ID: an item whose S0.interfaceID is not the channel it
+      // was sent on (or is missing) is answered MSG1002, the help naming every problem as for MSG1001.
+      const code = validated.errors.some((e) => e.path === INTERFACE_ID_PATH) ? MSG.interfaceIdInvalid : MSG.schemaFailure;
+      state.refusal = { status: 400, code, help: `${prefix}${describeIssues(validated.errors, validated.count, HELP_MAX - prefix.length)}` };
       return state;
     }
     if (eventCode !== null && validated.eventCode !== eventCode) {
