@@ -32,7 +32,8 @@ export class ManagedProcess {
     this.exited = new Promise((r) => child.once('exit', () => r()));
     let buffered = '';
     const onData = (chunk: Buffer) => {
-      this.log?.write(chunk);
+      // Output can still arrive after 'exit' (the pipe drains after it), when stop() has ended the log.
+      if (this.log?.writable) this.log.write(chunk);
       buffered += chunk.toString('utf8');
       let nl: number;
       while ((nl = buffered.indexOf('\n')) >= 0) {
