@@ -84,13 +84,21 @@ describe('DIP Connection Providers', () => {
   });
 
   it('manages the webhooks and replays of its nominees only', async () => {
-    expect((await cp.client.setWebhook('IF-021', '1000000002', { callbackURL: `${received.url}for-1000000002` })).status).toBe(201);
+    const set = await cp.client.setWebhook('IF-021', '1000000002', { callbackURL: `${received.url}for-1000000002` });
+    expect(set.status).toBe(201);
+    // Answered for the nominee, the provider as its physical recipient (as a provider's submission is): it
+    // was null, so a provider managing several nominees could not tell its own calls from theirs.
+    expect((set.body as { messageArray: Json[] }).messageArray[0]).toMatchObject({ recipientID: '1000000002', DIPConnectionProviderID: cp.dipId });
     expect((await cp.client.setWebhook('IF-021', '1000000001', { callbackURL: 'https://evil.example/' })).status).toBe(403);
     const window = { datetimeFrom: '2020-01-01T00:00:00+00:00', datetimeTo: '2099-01-01T00:00:00+00:00' };
     expect((await cp.client.replay('IF-021', '1000000001', window)).status).toBe(403);
     // Allowed: nothing was sent to 1000000002, so the answer says there is nothing to replay (not 403).
     const allowed = await cp.client.replay('IF-021', '1000000002', window);
     expect([allowed.status, JSON.stringify(allowed.body)]).toEqual([400, expect.stringContaining('nothing to replay')]);
+    expect((allowed.body as { messageArray: Json[] }).messageArray[0]).toMatchObject({ recipientID: '1000000002', DIPConnectionProviderID: cp.dipId });
+    // A participant acting for itself is answered without one.
+    const own = await direct.client.replay('IF-021', direct.dipId, window);
+    expect((own.body as { messageArray: Json[] }).messageArray[0]).toMatchObject({ recipientID: direct.dipId, DIPConnectionProviderID: null });
   });
 
   // Published StandardResponseBodyType: DIPConnectionProviderID is the "physical recipient of the message (if

@@ -28,7 +28,17 @@ export function sendStandard(
   message: MsgText,
   help: string | null,
 ): FastifyReply {
-  return reply.code(status).send(standardResponse(new Date(deps.clock.now()), deps.config.dipId, recipientId, [{ message, help }]));
+  return reply.code(status).send(standardResponse(new Date(deps.clock.now()), deps.config.dipId, recipientId, [{ message, help, DIPConnectionProviderID: providerFor(reply.request, recipientId) }]));
+}
+
+/**
+ * The DIP Connection Provider that made this call for the participant it answers (published
+ * StandardResponseBodyType: DIPConnectionProviderID, the "physical recipient (if different to recipient Id)"),
+ * or null: the caller acted for itself, or the answer is not to the participant the provider acted for.
+ */
+export function providerFor(req: FastifyRequest, recipientId: string | null): string | null {
+  const scope = req.admitted;
+  return scope && recipientId !== null && scope.caller.dipId === recipientId && scope.authenticated.dipId !== recipientId ? scope.authenticated.dipId : null;
 }
 
 // The client certificate is read once per connection, not per request: parsing it per request halves
