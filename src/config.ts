@@ -466,7 +466,7 @@ const schema: JSONSchemaType<DipConfig> = {
               properties: { caFile: { type: 'string', nullable: true }, certFile: { type: 'string', nullable: true }, keyFile: { type: 'string', nullable: true } },
             },
             leaseTtlMs: { type: 'integer', minimum: 1000 },
-            pingIntervalMs: { type: 'integer', minimum: 500 },
+            pingIntervalMs: { type: 'integer', minimum: 1000 },
             nodeName: { type: 'string', pattern: NODE_NAME.source, nullable: true },
           },
         },

@@ -223,6 +223,13 @@ describe('request bodies over HTTPS', () => {
     // A participant's certificate (to encrypt to) is found by its DIP ID in any case too.
     const cert = await other.client.call<{ dipId: string }>('GET', '/certificates/participant/ldso160000', '');
     expect([cert.status, cert.body.dipId]).toEqual([200, 'LDSO160000']);
+    // Two registered IDs differing only in case: each is read exactly, and a third spelling names neither.
+    const upper = await t.participant('LDSO180000', ['LDSO']);
+    const lower = await t.participant('ldso180000', ['LDSO']);
+    expect((await upper.client.call('POST', '/dip-channel/IF-021/pubconfig/LDSO180000', JSON.stringify({ callbackURL: 'https://example.com/u' }))).status).toBe(201);
+    expect((await lower.client.call('POST', '/dip-channel/IF-021/pubconfig/ldso180000', JSON.stringify({ callbackURL: 'https://example.com/l' }))).status).toBe(201);
+    expect((await upper.client.call('POST', '/dip-channel/IF-021/pubconfig/Ldso180000', JSON.stringify({ callbackURL: 'https://example.com/x' }))).status).toBe(403);
+    expect((await lower.client.call('POST', '/dip-channel/IF-021/pubconfig/LDSO180000', JSON.stringify({ callbackURL: 'https://example.com/x' }))).status).toBe(403);
   });
 
   // The public Postman pre-request script (the reference's example of a client written by others, which

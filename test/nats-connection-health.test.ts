@@ -9,10 +9,9 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectNats, followConnection, openBucket } from '../src/adapters/nats/connection.js';
-import { NatsQueueLeases } from '../src/adapters/nats/leases.js';
+import { openNatsCoordination, type NatsCoordination } from '../src/adapters/nats/index.js';
+import { DEFAULTS } from '../src/config.js';
 import { FakeClock } from './helpers/clocks.js';
 import { waitFor } from './helpers/dip-harness.js';
 import { privateNatsServer } from './helpers/nats.js';
@@ -20,32 +19,27 @@ import { privateNatsServer } from './helpers/nats.js';
 describe('coordination health and the NATS connection', () => {
   const dir = mkdtempSync(join(tmpdir(), 'opendip-natsconn-'));
   let nats: Awaited<ReturnType<typeof privateNatsServer>>;
-  let nc: NatsConnection;
-  let leases: NatsQueueLeases;
+  let coordination: NatsCoordination;
   const clock = new FakeClock(1_000_000);
 
   beforeAll(async () => {
     nats = await privateNatsServer(dir);
-    nc = await connectNats({ servers: [nats.server], prefix: 'conn', replicas: 1 });
-    const kv = await openBucket(nc, 'conn_leases', { history: 1 });
-    leases = new NatsQueueLeases(nc, kv, 'conn', clock);
-    // As openNatsCoordination does: the connection's events reach the leases' health.
-    void followConnection(nc.status(), [leases]);
+    // As a node opens it (openNatsCoordination): what follows the connection is wired there, not here.
+    coordination = await openNatsCoordination({ servers: [nats.server], prefix: 'conn', replicas: 1 }, { clock, maxClockSkewMs: 300_000, rateLimit: DEFAULTS.rateLimit });
   }, 60_000);
   afterAll(async () => {
-    await leases?.close();
-    await nc?.close();
+    await coordination?.close();
     await nats?.process.stop();
   });
 
   it('is unavailable as soon as the connection is lost, and ok again once reconnected and JetStream answers, with no probe timer run', async () => {
-    expect(leases.health()).toEqual({ state: 'ok' });
+    expect(coordination.health()).toEqual({ state: 'ok' });
     await nats.process.kill('SIGKILL');
-    await waitFor(() => leases.health().state === 'unavailable', 10_000, 'health unavailable after the connection was lost');
-    expect(leases.health()).toEqual({ state: 'unavailable', reason: expect.stringMatching(/^NATS JetStream \(conn_leases\): the connection to .+ was lost, reconnecting$/), since: 1_000_000 });
+    await waitFor(() => coordination.health().state === 'unavailable', 10_000, 'health unavailable after the connection was lost');
+    expect(coordination.health()).toEqual({ state: 'unavailable', reason: expect.stringMatching(/^NATS JetStream \(conn_leases\): the connection to .+ was lost, reconnecting$/), since: 1_000_000 });
 
     await nats.start();
-    await waitFor(() => leases.health().state === 'ok', 20_000, 'health ok after the reconnect');
+    await waitFor(() => coordination.health().state === 'ok', 20_000, 'health ok after the reconnect');
     expect(clock.now()).toBe(1_000_000);
   }, 60_000);
 });

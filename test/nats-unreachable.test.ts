@@ -69,12 +69,32 @@ describe('the shared stores while NATS does not answer', () => {
     expect(calls()).toBe(2);
   });
 
+  it("one follower's failure on an event leaves the others following the connection", async () => {
+    const clock = new FakeClock(1_000_000);
+    const down = new Unreachable(() => clock.now());
+    const feed = statusFeed();
+    const failures: unknown[] = [];
+    const broken = {
+      connectionLost: () => {
+        throw new Error('broken follower');
+      },
+      connectionBack: () => {},
+    };
+    void followConnection(feed.events, [broken, down], (err) => failures.push(err));
+    await feed.emit('disconnect');
+    expect([down.skipping, failures.length]).toEqual([true, 1]);
+    await feed.emit('reconnect');
+    expect(down.skipping).toBe(false);
+  });
+
   it('while the connection is lost (its disconnect event) nothing waits on NATS; once it is back (reconnect) the next request asks at once, a failure window or not', async () => {
     const clock = new FakeClock(1_000_000);
     const { kv, calls } = silentKv(clock);
     const down = new Unreachable(() => clock.now());
     const feed = statusFeed();
-    void followConnection(feed.events, [down]);
+    void followConnection(feed.events, [down], (err) => {
+      throw err;
+    });
     const limits = new NatsRateLimits(kv, { requestsPerSecond: 10, burst: 10 }, down);
     const guard = new NatsReplayGuard(kv, 600_000, down);
     await feed.emit('disconnect');

@@ -39,12 +39,26 @@ export interface ConnectionFollower {
  * The one loop over a connection's status events (nc.status()), handing each loss and return to every
  * follower: queue-lease health, and the replay guard's and rate limits' memory of an outage.
  */
-export async function followConnection(status: AsyncIterable<{ type: string; server?: string }>, followers: readonly ConnectionFollower[]): Promise<void> {
+export async function followConnection(
+  status: AsyncIterable<{ type: string; server?: string }>,
+  followers: readonly ConnectionFollower[],
+  onError: (err: unknown) => void,
+): Promise<void> {
   for await (const event of status) {
-    if (event.type === 'disconnect') for (const f of followers) f.connectionLost(event.server ?? 'its server');
-    else if (event.type === 'reconnect') for (const f of followers) f.connectionBack();
+    for (const f of followers) {
+      // Each on its own: one follower's failure must not leave the others deaf to the connection.
+      try {
+        if (event.type === 'disconnect') f.connectionLost(event.server ?? 'its server');
+        else if (event.type === 'reconnect') f.connectionBack();
+      } catch (err) {
+        onError(err);
+      }
+    }
   }
 }
+
+/** The least a connection attempt is given, whatever the ping interval. */
+const CONNECT_TIMEOUT_FLOOR_MS = 5_000;
 
 export async function connectNats(s: NatsSettings): Promise<NatsConnection> {
   return connect({
@@ -54,10 +68,11 @@ export async function connectNats(s: NatsSettings): Promise<NatsConnection> {
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
     // A hung server is found after two unanswered pings (2–3 intervals): nats-server answers a ping at once
-    // unless it is stopped. Pings are a few bytes per node and interval. A connection attempt is given as
-    // long as two pings: the default, 20 s, was spent whenever a reconnect tried the hung server first (its
-    // kernel still accepts the TCP connection; the server never sends its INFO).
-    ...(s.pingIntervalMs !== undefined ? { pingInterval: s.pingIntervalMs, maxPingOut: 2, timeout: 2 * s.pingIntervalMs } : {}),
+    // unless it is stopped. Pings are a few bytes per node and interval. A connection attempt (TCP, TLS,
+    // INFO, CONNECT, the first PONG) is given as long as two pings, at least 5 s: the default, 20 s, was
+    // spent whenever a reconnect tried the hung server first (its kernel still accepts the TCP connection;
+    // the server never sends its INFO). The floor keeps a first connection over a slow TLS link possible.
+    ...(s.pingIntervalMs !== undefined ? { pingInterval: s.pingIntervalMs, maxPingOut: 2, timeout: Math.max(2 * s.pingIntervalMs, CONNECT_TIMEOUT_FLOOR_MS) } : {}),
     // eslint-disable-next-line security/detect-non-literal-fs-filename -- the credentials file the operator configured
     ...(s.credsFile ? { authenticator: credsAuthenticator(readFileSync(s.credsFile)) } : {}),
     ...(s.user !== undefined ? { user: s.user, pass: s.pass } : {}),

@@ -58,7 +58,7 @@ export async function openNatsCoordination(settings: NatsSettings, options: Nats
     const alarmsKv = await openBucket(nc, alarmsBucket, { ...common, description: 'OpenDIP: the shared alarm conditions notified, one entry each' });
     const down = new Unreachable(() => options.clock.now());
     const leases = new NatsQueueLeases(nc, leasesKv, settings.prefix, options.clock, leaseSettings, options.logger, nodeId(options.nodeName));
-    followConnection(nc.status(), [leases, down]).catch((err: unknown) =>
+    followConnection(nc.status(), [leases, down], (err) => options.logger?.error({ err }, 'NATS connection status: a follower failed on an event')).catch((err: unknown) =>
       options.logger?.error({ err }, 'NATS connection status: no longer followed; lease health and the replay guard find an outage by a timeout'),
     );
     const notifier = new NatsAlarmNotifierLease(leasesKv, alarmsKv, await keyEraser(nc, alarmsBucket, alarmsKv), leases.node, options.clock, leaseSettings, options.logger);
