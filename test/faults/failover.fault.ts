@@ -18,6 +18,7 @@
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as pause } from 'node:timers/promises';
 import { Kvm } from '@nats-io/kv';
 import { connect as connectNats } from '@nats-io/transport-node';
 import pg from 'pg';
@@ -26,7 +27,7 @@ import { startTopology, type Topology } from '../../src/cli/cluster/topology.js'
 import { PrivatePostgres } from '../../src/cli/cluster/postgres.js';
 import { freePorts } from '../../src/cli/cluster/processes.js';
 import { pausableProxy, type PausableProxy } from '../helpers/pausable-proxy.js';
-import { load, log, market as marketOn, sleep, until, verify, type Dip, type Recipient, type Shape } from './load.js';
+import { load, log, market as marketOn, until, verify, type Dip, type Recipient, type Shape } from './load.js';
 
 interface Figures {
   fault: string;
@@ -237,7 +238,8 @@ describe('failover under load: 3 DIP nodes, NATS JetStream R3, PostgreSQL', () =
         when = c.waiting ? 'while one of its sessions waited for a lock' : 'while one of its sessions held a lock another waited for';
         break;
       }
-      await sleep(10);
+      // A look at the database every 10 ms for up to 10 s: the moment to cut is a state of real sessions.
+      await pause(10);
     }
 
     const faultAt = Date.now();
@@ -251,7 +253,8 @@ describe('failover under load: 3 DIP nodes, NATS JetStream R3, PostgreSQL', () =
         const h = await holderOf(r).catch(() => victimId);
         if (h !== undefined && h !== victimId) movedAt.set(r.dipId, Date.now());
       }
-      await sleep(100);
+      // The cut lasts cutMs of real time (the server's idle timeouts run on it); leases are looked at meanwhile.
+      await pause(100);
     }
     paths[victim]!.resume();
     const healAt = Date.now();

@@ -5,6 +5,7 @@
  * reached each of its recipients under one transaction ID, at consecutive positions, in order.
  */
 import { join } from 'node:path';
+import { setTimeout as pause } from 'node:timers/promises';
 import { expect } from 'vitest';
 import { systemClock } from '../../src/adapters/clock.js';
 import { openPostgresBackend } from '../../src/adapters/postgres/index.js';
@@ -13,6 +14,7 @@ import { startWebhookReceiver, type ReceivedCall, type WebhookReceiver } from '.
 import { onboardParticipant } from '../../src/pipeline/participants.js';
 import { issueParticipantCertificate, readCertificateAuthority } from '../../src/security/pki.js';
 import { buildIF021 } from '../../src/sim/messages.js';
+import { waitFor } from '../helpers/dip-harness.js';
 
 /** The DIP the load goes to: its address, data directory (PKI), database, and where clean-ups are kept. */
 export interface Dip {
@@ -58,15 +60,13 @@ export const TWO_OF_THREE: Shape = {
 };
 
 export const log = (m: string) => process.stderr.write(`[faults] ${m}\n`);
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+/**
+ * The tests' waitFor, polling every 50 ms: many checks here ask the cluster under fault (health, leases,
+ * the database), which 10 ms polling would load. Real processes (nats-server, PostgreSQL) keep real time,
+ * so these tests wait on conditions with deadlines, never on a clock of their own.
+ */
+export const until = (check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> => waitFor(check, timeoutMs, what, 50);
 
 /** Fresh participants for one scenario: 2 senders, 3 recipients with webhooks (unless told otherwise). */
 export async function market(dip: Dip, tag: string, size = { senders: 2, recipients: 3 }): Promise<{ senders: Party[]; recipients: Recipient[] }> {
@@ -115,7 +115,8 @@ export function load(tag: string, senders: Party[], recipients: Recipient[], sha
     let nextAt = Date.now();
     for (let batch = 0; !stop; batch++) {
       const wait = nextAt - Date.now();
-      if (wait > 0) await sleep(wait);
+      // Load generation, paced against real time (paceMs), not a wait for an outcome.
+      if (wait > 0) await pause(wait);
       nextAt = Math.max(nextAt, Date.now() - shape.paceMs) + shape.paceMs;
       const items = Array.from({ length: shape.batchSize }, (_, i) => {
         const to = shape.route(batch, i, si, ids);
@@ -145,7 +146,8 @@ export function load(tag: string, senders: Party[], recipients: Recipient[], sha
           break;
         }
         retried += 1;
-        await sleep(100);
+        // A breath before the resend: a 503 or a refused connection is not asked again at once.
+        await pause(100);
       }
     }
   });

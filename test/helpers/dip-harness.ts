@@ -65,12 +65,15 @@ export async function startTestDip(
   };
 }
 
-/** Polls a condition that real sockets and processes will make true, with a deadline (never a fixed sleep). */
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+/**
+ * Polls a condition that real sockets and processes will make true, with a deadline (never a fixed sleep).
+ * `pollMs`: between two checks; longer where each check asks a system under test that must not be loaded by it.
+ */
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition', pollMs = 10): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
 }
 
