@@ -447,7 +447,7 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
     });
   });
 
-  describe('schema failures → 400 MSG1001, help naming the field and the rule', () => {
+  describe('schema failures → 400 MSG1001 (or the field\'s own code), help naming the field and the rule', () => {
     const cases: Array<[string, (m: Json) => void, RegExp, (keyof typeof MSG)?]> = [
       ['CustomBlock.B900 missing', (m) => delete m.payload.CustomBlock.B900, /item 0: payload\.CustomBlock\.B900 is required/],
       [
@@ -488,10 +488,68 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
         /item 0: payload\.CommonBlock\.S0\.interfaceID is required/,
         'interfaceIdInvalid',
       ],
+      // A schema failure confined to one header field DI-999 has a code for is answered with that code, the
+      // same one a well-formed but wrong value of the field gets (MSG1007 for a date-time that does not exist).
       [
         'senderTimestamp of the wrong length',
         (m) => (m.payload.CommonBlock.S1.senderTimestamp = '2025-01-01T00:00:00Z'),
         /item 0: payload\.CommonBlock\.S1\.senderTimestamp must be at least 25 characters long/,
+        'senderTimestampInvalid',
+      ],
+      [
+        'senderTimestamp missing',
+        (m) => delete m.payload.CommonBlock.S1.senderTimestamp,
+        /item 0: payload\.CommonBlock\.S1\.senderTimestamp is required/,
+        'senderTimestampInvalid',
+      ],
+      [
+        'senderCorrelationID of 61 characters',
+        (m) => (m.payload.CommonBlock.S1.senderCorrelationID = 'C'.repeat(61)),
+        /item 0: payload\.CommonBlock\.S1\.senderCorrelationID must be at most 60 characters long/,
+        'senderCorrelationIdInvalid',
+      ],
+      [
+        'senderCorrelationID empty',
+        (m) => (m.payload.CommonBlock.S1.senderCorrelationID = ''),
+        /item 0: payload\.CommonBlock\.S1\.senderCorrelationID must be at least 1 characters long/,
+        'senderCorrelationIdInvalid',
+      ],
+      [
+        'senderRoleID not a role code',
+        (m) => (m.payload.CommonBlock.S1.senderRoleID = 'ZZ'),
+        /item 0: payload\.CommonBlock\.S1\.senderRoleID must be /,
+        'senderRoleInvalid',
+      ],
+      [
+        'senderDIPID not a string',
+        (m) => (m.payload.CommonBlock.S1.senderDIPID = 12),
+        /item 0: payload\.CommonBlock\.S1\.senderDIPID must be of type string/,
+        'senderDipIdInvalid',
+      ],
+      [
+        'DIPConnectionProviderID not a string',
+        (m) => (m.payload.CommonBlock.S1.DIPConnectionProviderID = 12),
+        /item 0: payload\.CommonBlock\.S1\.DIPConnectionProviderID must be of type string/,
+        'connectionProviderInvalid',
+      ],
+      // Two header fields at fault: no one field's code says it, so the generic one.
+      [
+        'senderCorrelationID and senderTimestamp both wrong',
+        (m) => {
+          m.payload.CommonBlock.S1.senderCorrelationID = '';
+          m.payload.CommonBlock.S1.senderTimestamp = '2025-01-01T00:00:00Z';
+        },
+        /item 0: payload\.CommonBlock\.S1\.(senderCorrelationID|senderTimestamp) must be/,
+      ],
+      // The code is read from every issue, not from the ten shown: twelve shallower ones come first here.
+      [
+        'S0.interfaceID of another channel behind twelve shallower problems',
+        (m) => {
+          m.payload.CommonBlock.S0.interfaceID = 'IF-022';
+          for (let i = 0; i < 12; i++) m.payload[`x${i}`] = i;
+        },
+        /^item 0: payload\.x0 is not a field of /,
+        'interfaceIdInvalid',
       ],
       // The missing or mistyped block is named first, not left among the "(+n more)" behind the CustomBlock fields.
       [
@@ -541,6 +599,8 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
         'the same field twice in different case',
         (m) => (m.payload.CommonBlock.S1.SENDERDIPID = m.payload.CommonBlock.S1.senderDIPID),
         /item 0: payload\.CommonBlock\.S1\.\w+ is given twice/i,
+        // Which of the two is the sender cannot be told: the field's own code, as for any problem of it alone.
+        'senderDipIdInvalid',
       ],
     ];
     for (const [name, spoil, help, code = 'schemaFailure'] of cases) {
@@ -671,7 +731,7 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
       bad.payload.CommonBlock.S1.senderTimestamp = '2025-01-01T00:00:00Z';
       const answer = await refused(() => sds.client.submit('IF-021', items), 400, MSG.processingFailed, /item 2 failed/);
       expect(answer.messageArray).toHaveLength(4);
-      expect(answer.messageArray.map((e) => e.message)).toEqual([MSG.processingFailed, MSG.processingFailed, MSG.schemaFailure, MSG.processingFailed]);
+      expect(answer.messageArray.map((e) => e.message)).toEqual([MSG.processingFailed, MSG.processingFailed, MSG.senderTimestampInvalid, MSG.processingFailed]);
       expect(answer.messageArray.map((e) => e.senderUniqueReference)).toEqual(items.map(refOf));
       for (const i of [0, 1, 3]) expect(answer.messageArray[i]!.help).toBe('not accepted: the batch is refused whole because item 2 failed');
       expect(answer.messageArray[2]!.help).toMatch(/^item 2: payload\.CommonBlock\.S1\.senderTimestamp must be at least 25 characters long/);

@@ -140,9 +140,9 @@ describe('OpenTelemetry traces (observability.tracing)', () => {
     expect(res.status).toBe(400);
     await waitFor(() => collector.spans.some((s) => s.name === 'POST /dip-channel/IF-021' && attr(s, 'status') === 400), 10_000, 'the refused POST');
     const post = collector.spans.find((s) => s.name === 'POST /dip-channel/IF-021' && attr(s, 'status') === 400)!;
-    expect(attr(post, 'refusal')).toBe('MSG1001');
+    expect(attr(post, 'refusal')).toBe('MSG1007');
     expect(attr(post, 'transactionId')).toBeUndefined();
-    expect(post.status).toMatchObject({ code: 2, message: 'MSG1001' });
+    expect(post.status).toMatchObject({ code: 2, message: 'MSG1007' });
     // Authenticated, refused at validation: nothing was committed.
     const children = collector.spans.filter((s) => s.parentSpanId === post.spanId).map((s) => s.name).sort();
     expect(children).toEqual(['authenticate', 'receive', 'validate']);

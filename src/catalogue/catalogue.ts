@@ -142,7 +142,7 @@ export class Catalogue {
   validate(channelId: string, item: unknown, opts: { encryptedPayload?: boolean } = {}): ValidationResult {
     const channel = this.byId.get(channelId.toUpperCase());
     if (!channel) {
-      return { ok: false, errors: [{ path: '', rule: 'channel', message: `unknown channel ${channelId}` }], count: 1 };
+      return { ok: false, errors: [{ path: '', rule: 'channel', message: `unknown channel ${channelId}` }], count: 1, paths: new Set(['']) };
     }
     const { validate, keys } = this.compile(channel);
     const problems: NormaliseProblem[] = [];
@@ -156,6 +156,7 @@ export class Catalogue {
           message: `${p.path} is given twice (as "${p.key}" and in another case); field names are case-insensitive`,
         })),
         count: problems.length,
+        paths: new Set(problems.map((p) => p.path)),
       };
     }
     const published = validate(message) ? [] : (validate.errors ?? []);
@@ -167,7 +168,7 @@ export class Catalogue {
         root: 'the message',
         ...(opts.encryptedPayload ? { omit: aboutCustomBlock } : {}),
       });
-      if (issues.length > 0) return { ok: false, errors: firstIssues(issues), count: issues.length };
+      if (issues.length > 0) return { ok: false, errors: firstIssues(issues), count: issues.length, paths: new Set(issues.map((i) => i.path)) };
     }
     // The envelope schema has checked these are strings.
     const s0 = (message as { payload: { CommonBlock: { S0: Record<string, unknown> } } }).payload.CommonBlock.S0;

@@ -50,8 +50,12 @@ export interface ValidationIssue {
 
 export type ValidationResult =
   | { ok: true; message: unknown; eventCode: string; schemaVersion: string }
-  /** `errors`: the first few (firstIssues); `count`: every issue found, so a help text can say how many it leaves out. */
-  | { ok: false; errors: ValidationIssue[]; count: number };
+  /**
+   * `errors`: the first few (firstIssues); `count`: every issue found, so a help text can say how many it
+   * leaves out; `paths`: the path of every issue found, uncut, so that which field failed (and so which
+   * response code answers it) does not depend on which ten are shown.
+   */
+  | { ok: false; errors: ValidationIssue[]; count: number; paths: ReadonlySet<string> };
 
 /** "[ActivePower]" on the wire, "ActivePower" in the catalogue. */
 export function bareEventCode(code: string): string {

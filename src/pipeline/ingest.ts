@@ -4,7 +4,7 @@ import type { KeyObject } from 'node:crypto';
 import { canonicalCustomBlocks, type Span } from '../domain/canonical-json.js';
 import { readHeader, serialiseOutbound, stampWrapper, type DipMessage, type MessageHeader } from '../domain/message.js';
 import type { Participant } from '../domain/participant.js';
-import { MSG, type MsgText } from '../domain/response-codes.js';
+import { MSG, schemaFailureCode, type MsgText } from '../domain/response-codes.js';
 import { addressingDate, secondaryRecipients, type Appointment } from '../domain/mpan-lookup.js';
 import { route } from '../domain/routing.js';
 import { HELP_MAX, standardResponse, type EntryFields, type StandardResponse } from '../domain/standard-response.js';
@@ -106,9 +106,6 @@ interface ItemState {
 function answeredFor(s: ItemState): Pick<EntryFields, 'recipientID' | 'DIPConnectionProviderID'> {
   return { ...(s.sentFor ? { recipientID: s.sentFor } : {}), DIPConnectionProviderID: s.connectionProvider };
 }
-
-/** Where a message names its interface (the channel it is for): the published schema allows that channel's ID only. */
-const INTERFACE_ID_PATH = 'payload.CommonBlock.S0.interfaceID';
 
 function itemState(ref: string | null): ItemState {
   return { ref, connectionProvider: null, sentFor: null, refusal: null, validated: null, accepted: null, original: null };
@@ -361,10 +358,9 @@ export class Ingest {
     if (!validated.ok) {
       state.ref = bestEffortReference(item);
       const prefix = `item ${index}: `;
-      // DI-999 has a code of its own for an interface ID: an item whose S0.interfaceID is not the channel it
-      // was sent on (or is missing) is answered MSG1002, the help naming every problem as for MSG1001.
-      const code = validated.errors.some((e) => e.path === INTERFACE_ID_PATH) ? MSG.interfaceIdInvalid : MSG.schemaFailure;
-      state.refusal = { status: 400, code, help: `${prefix}${describeIssues(validated.errors, validated.count, HELP_MAX - prefix.length)}` };
+      // DI-999's code for the field at fault where it has one (MSG1002 for S0.interfaceID), the help
+      // naming every problem as for MSG1001.
+      state.refusal = { status: 400, code: schemaFailureCode(validated.paths), help: `${prefix}${describeIssues(validated.errors, validated.count, HELP_MAX - prefix.length)}` };
       return state;
     }
     if (eventCode !== null && validated.eventCode !== eventCode) {
