@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DipClient } from '../src/client/dip-client.js';
 import { attemptIdTime } from '../src/domain/attempt-id.js';
 import { hiddenPaths, obfuscate } from '../src/domain/obfuscation.js';
+import { MSG } from '../src/domain/response-codes.js';
 import { dipDateTime, yyyymmdd } from '../src/domain/time.js';
 import type { DeadLetterEvent } from '../src/pipeline/delivery.js';
 import { STATUS_CHANNEL } from '../src/pipeline/status.js';
@@ -672,6 +673,17 @@ describe('a recipient reporting a problem later, with POST /statusmessage (spec 
       const answer = await sup.client.statusMessage(body as object[]);
       expect(answer.status, field).toBe(400);
       expect(answer.body.messageArray[0]!.help, field).toContain(field);
+    }
+    // Of the right length but no real date-time, or in the future: read as a message's senderTimestamp is.
+    const future = dipDateTime(new Date(Date.now() + 3_600_000));
+    for (const [sentTimestamp, why] of [
+      ['2026-02-30T10:00:00+00:00', /item 0: sentTimestamp '2026-02-30T10:00:00\+00:00' is not a date-time .*has no day 30/],
+      ['2026-01-01T24:00:00+00:00', /item 0: sentTimestamp .* is not a date-time .*is not a time of day/],
+      [future, /item 0: sentTimestamp .* is in the future/],
+    ] as const) {
+      const answer = await sup.client.statusMessage([entry({ sentTimestamp })]);
+      expect([answer.status, answer.body.messageArray[0]!.message], sentTimestamp).toEqual([400, MSG.senderTimestampInvalid]);
+      expect(answer.body.messageArray[0]!.help).toMatch(why);
     }
     expect((await sup.client.statusMessage([])).status).toBe(400);
     expect((await sup.client.call('POST', '/statusmessage', '{not json')).status).toBe(400);

@@ -73,7 +73,12 @@ export async function startCore(
   const mpan = new MpanDirectory(backend.mpan);
   // A bulk load or correction from the CLI changes the registry version too: drop what the cache holds.
   registry.onChange(() => mpan.invalidate());
-  const status = new StatusMessages(backend.log, backend.archive, config.dipId, clock, (id) => registry.participant(id)?.connectionProvider ?? null);
+  const status = new StatusMessages(
+    backend.log,
+    backend.archive,
+    { dipId: config.dipId, maxClockSkewMs: config.maxClockSkewSeconds * 1000, connectionProviderOf: (id) => registry.participant(id)?.connectionProvider ?? null },
+    clock,
+  );
   // Security patterns 2 and 3: the DIP's encryption key (inbound); recipients' keys come from their certificates.
   const encryption = await ensureEncryptionKey(pkiDir, pki.ca);
   const copies = new RecipientCopies((id) => (id === STATUS_CHANNEL ? undefined : channel(id)), registry);

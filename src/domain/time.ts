@@ -33,6 +33,19 @@ export function parseDipDateTime(text: string): { ms: number } | { problem: stri
 }
 
 /**
+ * What is wrong with the time a sender says it sent something (a message's S1.senderTimestamp, a status
+ * entry's sentTimestamp), as help naming `field`, or null: read as the wire date-time, not by Date.parse,
+ * which rolls a day that does not exist (2026-02-30, 24:00:00) over to another and takes other shapes of
+ * 25 characters as local time; and no further ahead of the DIP's clock than the allowed skew.
+ */
+export function sentTimeProblem(field: string, text: string, now: Date, maxSkewMs: number): string | null {
+  const sent = parseDipDateTime(text);
+  if ('problem' in sent) return `${field} '${text}' is not a date-time like 2022-03-21T19:05:00+00:00 (${sent.problem})`;
+  if (sent.ms - now.getTime() > maxSkewMs) return `${field} ${text} is in the future (DIP time ${dipDateTime(now)})`;
+  return null;
+}
+
+/**
  * What a portal form's date-time field (an HTML datetime-local: 2026-03-21T19:05, or with :SS; UTC unless
  * it names an offset) covers: its first and last millisecond, so that a window ending at "19:05" takes the
  * whole minute, as the API's datetimeTo takes the whole second it names. Null when it is no such date-time

@@ -8,7 +8,7 @@ import { MSG, schemaFailureCode, type MsgText } from '../domain/response-codes.j
 import { addressingDate, secondaryRecipients, type Appointment } from '../domain/mpan-lookup.js';
 import { route } from '../domain/routing.js';
 import { HELP_MAX, standardResponse, type EntryFields, type StandardResponse } from '../domain/standard-response.js';
-import { dipDateTime, parseDipDateTime } from '../domain/time.js';
+import { dipDateTime, sentTimeProblem } from '../domain/time.js';
 import { newCorrelationId, newTransactionId } from '../domain/transaction-id.js';
 import { COMMIT_IN_DOUBT, storeFailureKind, StoreError } from '../ports/errors.js';
 import type { AcceptedBatch, AcceptedMessage, AppendOutcome } from '../ports/message-log.js';
@@ -475,15 +475,8 @@ export class Ingest {
     if (h.connectionProviderId !== null && h.connectionProviderId !== caller.dipId) {
       return { status: 403, code: MSG.connectionProviderInvalid, help: `${at}.DIPConnectionProviderID ${h.connectionProviderId} is not the caller ${caller.dipId}` };
     }
-    // Read as the wire date-time, not by Date.parse: that rolls a day that does not exist (2026-02-30,
-    // 24:00:00) over to another, and takes other shapes of 25 characters as local time.
-    const sent = parseDipDateTime(h.senderTimestamp);
-    if ('problem' in sent) {
-      return { status: 400, code: MSG.senderTimestampInvalid, help: `${at}.senderTimestamp '${h.senderTimestamp}' is not a date-time like 2022-03-21T19:05:00+00:00 (${sent.problem})` };
-    }
-    if (sent.ms - now.getTime() > this.settings.maxClockSkewMs) {
-      return { status: 400, code: MSG.senderTimestampInvalid, help: `${at}.senderTimestamp ${h.senderTimestamp} is in the future (DIP time ${dipDateTime(now)})` };
-    }
+    const timeProblem = sentTimeProblem(`${at}.senderTimestamp`, h.senderTimestamp, now, this.settings.maxClockSkewMs);
+    if (timeProblem) return { status: 400, code: MSG.senderTimestampInvalid, help: timeProblem };
     return null;
   }
 

@@ -1,6 +1,7 @@
 import type { ResponseEntry } from '../domain/standard-response.js';
 import { clipHelp } from '../domain/standard-response.js';
-import { dipDateTime } from '../domain/time.js';
+import { MSG, type MsgText } from '../domain/response-codes.js';
+import { dipDateTime, sentTimeProblem } from '../domain/time.js';
 import { newTransactionId } from '../domain/transaction-id.js';
 import type { Archive } from '../ports/archive.js';
 import type { Clock } from '../ports/clock.js';
@@ -18,7 +19,19 @@ export const STATUS_CHANNEL = 'STATUS';
 /** A status entry as it arrives: the published StandardResponseBodyType, keys in the spec's case. */
 export type StatusEntry = Omit<ResponseEntry, 'message'> & { message: string | null };
 
-export type StatusOutcome = { ok: true; queues: QueueRef[] } | { ok: false; status: number; index: number; help: string };
+export type StatusOutcome = { ok: true; queues: QueueRef[] } | { ok: false; status: number; code: MsgText; index: number; help: string };
+
+export interface StatusSettings {
+  dipId: string;
+  /** How far ahead of the DIP's clock a sentTimestamp may be (the senderTimestamp of a message's, too). */
+  maxClockSkewMs: number;
+  /**
+   * The DIP Connection Provider a participant nominated, or null: a status message's
+   * DIPConnectionProviderID is its physical recipient when that is not recipientID (published
+   * StandardResponseBodyType), as in the answer to a submission.
+   */
+  connectionProviderOf: (dipId: string) => string | null;
+}
 
 /** A status the DIP raises about one of a sender's transactions (a recipient refused it, or it went stale). */
 export interface DipNotice {
@@ -31,14 +44,8 @@ export class StatusMessages {
   constructor(
     private readonly log: Pick<MessageLog, 'append'>,
     private readonly archive: Pick<Archive, 'transactionParties'>,
-    private readonly dipId: string,
+    private readonly settings: StatusSettings,
     private readonly clock: Clock,
-    /**
-     * The DIP Connection Provider a participant nominated, or null: a status message's
-     * DIPConnectionProviderID is its physical recipient when that is not recipientID (published
-     * StandardResponseBodyType), as in the answer to a submission.
-     */
-    private readonly connectionProviderOf: (dipId: string) => string | null = () => null,
   ) {}
 
   /**
@@ -47,21 +54,25 @@ export class StatusMessages {
    */
   async fromRecipient(callerDipId: string, entries: StatusEntry[], mayActAs: (dipId: string) => boolean = (id) => id === callerDipId): Promise<StatusOutcome> {
     const routed: Array<{ entry: StatusEntry; to: string }> = [];
+    const now = new Date(this.clock.now());
     for (const [index, entry] of entries.entries()) {
       if (entry.transactionID === null) {
-        return { ok: false, status: 400, index, help: `item ${index}: transactionID is required to route a status message back to its sender` };
+        return { ok: false, status: 400, code: MSG.routingError, index, help: `item ${index}: transactionID is required to route a status message back to its sender` };
       }
       // senderID is the caller, or a participant the caller connects for as its connection provider.
       if (!mayActAs(entry.senderID)) {
-        return { ok: false, status: 403, index, help: `item ${index}: senderID ${entry.senderID} is not the caller ${callerDipId}` };
+        return { ok: false, status: 403, code: MSG.senderDipIdInvalid, index, help: `item ${index}: senderID ${entry.senderID} is not the caller ${callerDipId}` };
       }
+      // The schema checks its length only: read as a message's senderTimestamp is.
+      const sentProblem = sentTimeProblem(`item ${index}: sentTimestamp`, entry.sentTimestamp, now, this.settings.maxClockSkewMs);
+      if (sentProblem) return { ok: false, status: 400, code: MSG.senderTimestampInvalid, index, help: sentProblem };
       const parties = await this.archive.transactionParties(entry.transactionID);
       if (!parties || !parties.recipients.includes(entry.senderID)) {
         // The same answer whether the transaction does not exist or is someone else's: nothing leaks.
-        return { ok: false, status: 400, index, help: `item ${index}: transactionID ${entry.transactionID} is not a message ${entry.senderID} received` };
+        return { ok: false, status: 400, code: MSG.routingError, index, help: `item ${index}: transactionID ${entry.transactionID} is not a message ${entry.senderID} received` };
       }
       // Both say who gets it, which the DIP knows and the caller may not: not taken from the caller.
-      routed.push({ entry: { ...entry, recipientID: parties.senderDipId, DIPConnectionProviderID: this.connectionProviderOf(parties.senderDipId) }, to: parties.senderDipId });
+      routed.push({ entry: { ...entry, recipientID: parties.senderDipId, DIPConnectionProviderID: this.settings.connectionProviderOf(parties.senderDipId) }, to: parties.senderDipId });
     }
     const batch = this.batch(callerDipId, routed);
     const outcome = await this.log.append(batch);
@@ -92,16 +103,16 @@ export class StatusMessages {
           senderUniqueReference: parties.senderUniqueReference,
           correlationID: parties.correlationId,
           sentTimestamp: dipDateTime(new Date(now)),
-          senderID: this.dipId,
+          senderID: this.settings.dipId,
           recipientID: parties.senderDipId,
-          DIPConnectionProviderID: this.connectionProviderOf(parties.senderDipId),
+          DIPConnectionProviderID: this.settings.connectionProviderOf(parties.senderDipId),
           message: n.message,
           help: clipHelp(n.help),
           serviceTicketURL: null,
         },
       });
     }
-    return routed.length === 0 ? undefined : this.batch(this.dipId, routed);
+    return routed.length === 0 ? undefined : this.batch(this.settings.dipId, routed);
   }
 
   private batch(from: string, routed: Array<{ entry: StatusEntry; to: string }>): AcceptedBatch {

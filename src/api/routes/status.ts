@@ -38,7 +38,7 @@ export const statusRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
       const { caller } = admitted(req);
       const entries = req.body.map((e) => Object.fromEntries(ENTRY_FIELDS.map((k) => [k, e[k]])) as StatusEntry);
       const outcome = await deps.status.fromRecipient(caller.dipId, entries, (id) => deps.registry.actingAs(caller, id) !== undefined);
-      if (!outcome.ok) return sendStandard(deps, reply, outcome.status, caller.dipId, outcome.status === 403 ? MSG.senderDipIdInvalid : MSG.routingError, outcome.help);
+      if (!outcome.ok) return sendStandard(deps, reply, outcome.status, caller.dipId, outcome.code, outcome.help);
       deps.delivery.notify(outcome.queues);
       const response = standardResponse(new Date(deps.clock.now()), deps.config.dipId, caller.dipId, entries.map((e) => ({ transactionID: e.transactionID, senderUniqueReference: e.senderUniqueReference, correlationID: e.correlationID, message: MSG.success })));
       return reply.code(201).send(response);
