@@ -51,6 +51,19 @@ describe('PostgreSQL store health while writes are refused', () => {
     expect(changes).toEqual(['unavailable', 'ok', 'unavailable', 'ok']);
   });
 
+  it('still unavailable for another reason: the health says the latest, not the first', async () => {
+    await readOnly(true);
+    await expect(write()).rejects.toMatchObject({ kind: 'unavailable', code: '25006' });
+    expect(store.health()).toMatchObject({ state: 'unavailable', code: '25006', reason: expect.stringMatching(/read-only transaction/) });
+    // Class 53, insufficient resources: what a full disk says (raised here; a read-only session may raise).
+    const full = () => store.tx((c) => c.query("DO $$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = '53100'; END $$"));
+    await expect(full()).rejects.toMatchObject({ kind: 'unavailable', code: '53100' });
+    expect(store.health()).toMatchObject({ state: 'unavailable', code: '53100', reason: expect.stringMatching(/No space left on device/) });
+    await readOnly(false);
+    await write();
+    expect(store.health().state).toBe('ok');
+  });
+
   it('the probe writes as much as a large batch, into new space: a disk with room for a row but not a batch stays unavailable', async () => {
     // No full disk here: what the probe writes is read from the write-ahead log it made (other sessions
     // of the server add to it, never take from it). A one-row probe wrote about a hundred bytes.

@@ -366,7 +366,10 @@ export class PgDatabase {
     if (error !== null && error.kind !== 'unavailable') return; // a permanent error concerns one write, not the store
     if (error !== null && isLockTimeout(error.cause)) return; // another session's lock: this store still takes writes
     const next: BackendHealth = error === null ? { state: 'ok' } : { state: 'unavailable', reason: error.message, code: error.code };
-    if (next.state === this.state.state) return;
+    // Still unavailable, for another reason (a server that refused connections now takes them read-only):
+    // said as it is now, not as it was first, on /admin/health, in the alarm and the log.
+    const now = this.state;
+    if (next.state === now.state && (next.state === 'ok' || (now.state === 'unavailable' && now.reason === next.reason && now.code === next.code))) return;
     this.state = next;
     if (next.state === 'unavailable') {
       this.stopCheckingWritable();
