@@ -12,6 +12,7 @@ import { registerActivityLog } from './activity.js';
 import { useAnswerDeadlines } from '../security/answer-deadlines.js';
 import { sendStandard } from './request.js';
 import { addressHolder, clientAddress, standardOverCap, useConnectionCap } from './connection-cap.js';
+import { LISTENER_TLS } from '../security/tls-policy.js';
 
 /**
  * The anonymous listener (spec 5.6: "anonymous access to the data store"): HTTPS without a client
@@ -31,7 +32,7 @@ export function buildPublicServer(
   // anyone on the network reaches this listener.
   const deadlines = clientDeadlines(deps.config.http);
   const app = Fastify({
-    https: { key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2', ...deadlines.https },
+    https: { key: tls.key, cert: tls.cert, ...LISTENER_TLS, ...deadlines.https },
     requestTimeout: deadlines.requestTimeout,
     routerOptions: { caseSensitive: false, ignoreTrailingSlash: true, maxParamLength: 100 },
     logger: false,

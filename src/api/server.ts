@@ -57,6 +57,7 @@ import { answers, GUARDED } from './route-schemas.js';
 import { byteOrderMark, drained, evidence, sendStandard, tlsPeer, unacceptedCharset, unacceptedContentEncoding, useSecurityControls } from './request.js';
 import { useAnswerDeadlines } from '../security/answer-deadlines.js';
 import { useRequestDeadlines } from './request-deadlines.js';
+import { LISTENER_TLS } from '../security/tls-policy.js';
 
 /** Longest path segment (channel ID, DIP ID) the router accepts. */
 const MAX_PARAM_LENGTH = 200;
@@ -100,7 +101,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     key: tls.key,
     cert: tls.cert,
     ca: tls.ca,
-    minVersion: 'TLSv1.2' as const,
+    ...LISTENER_TLS,
     ...(crl ? { crl } : {}),
   });
   /** A StandardResponse for an answer Fastify does not give (it has no request, or Node answers first). */

@@ -65,8 +65,9 @@ export interface WebhookReceiver {
 }
 
 /**
- * A recipient's webhook endpoint: verifies the X-DIP-* signature and that the signing certificate chains
- * to the DIP's CA, then hands the messages over, or the alarm or maintenance notice: a subscriber points
+ * A recipient's webhook endpoint: verifies the X-DIP-* signature, that the signing certificate chains
+ * to the DIP's CA and that it names no participant (so is not a participant's), then hands the messages
+ * over, or the alarm or maintenance notice: a subscriber points
  * its alarm subscription's webhookUrl at the same kind of receiver, and the DIP signs notices as it signs
  * deliveries. What `dip listen` runs, and what the tests use.
  */
@@ -86,16 +87,21 @@ export async function startWebhookReceiver(opts: ReceiverOptions): Promise<Webho
       const url = `${publicUrl ?? `${scheme}://${req.headers.host ?? ''}`}${req.url ?? ''}`;
       let signature = verifyDipSignature({ method: req.method ?? 'POST', url, body, headers: req.headers, now: new Date(), maxSkewMs: opts.maxSkewMs ?? 300_000 });
       if (signature.ok) {
-        const fp = signature.certificate.fingerprint256;
-        let trusted = trustedFingerprints.get(fp);
+        const cert = signature.certificate;
+        let trusted = trustedFingerprints.get(cert.fingerprint256);
         if (trusted === undefined) {
-          trusted = verifyChain(signature.certificate.pem, opts.trustedCas);
-          trustedFingerprints.set(fp, trusted);
+          trusted = verifyChain(cert.pem, opts.trustedCas);
+          trustedFingerprints.set(cert.fingerprint256, trusted);
         }
-        if (!trusted) {
-          const detail = `signing certificate ${signature.certificate.subject} does not chain to a trusted DIP CA`;
-          signature = { ok: false, reason: 'bad-certificate', detail, stringToSign: signature.stringToSign };
-        }
+        // The environment's CA issues participants' certificates too: a chain to it does not tell the DIP
+        // from a participant, who could otherwise sign a delivery or notice to another's webhook with its
+        // own key. A certificate naming a participant (urn:dip:participant: SAN) is never the DIP's.
+        const problem = !trusted
+          ? `signing certificate ${cert.subject} does not chain to a trusted DIP CA`
+          : cert.dipIds.length > 0
+            ? `signing certificate ${cert.subject} is participant ${cert.dipIds.join(', ')}'s, not the DIP's: only the DIP signs webhook calls`
+            : null;
+        if (problem) signature = { ok: false, reason: 'bad-certificate', detail: problem, stringToSign: signature.stringToSign };
       }
       let messages: unknown[] = [];
       let notice: DipNotice | null = null;

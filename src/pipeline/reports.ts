@@ -276,12 +276,23 @@ function reasoned(reason: string, detail: string): string {
   return detail.startsWith(`${reason}: `) ? detail : `${reason}: ${detail}`;
 }
 
-/** Rows as CSV (RFC 4180): nested values as JSON in their cell. */
+/**
+ * A text cell a spreadsheet would read as a formula: its first character is one of = + - @, a tab or a CR
+ * (OWASP, CSV injection).
+ */
+const FORMULA_START = /^[=+\-@\t\r]/;
+
+/**
+ * Rows as CSV (RFC 4180): nested values as JSON in their cell. Reports are opened in spreadsheets and carry
+ * text participants chose (a sender's unique reference and correlation ID reach its recipients' and the
+ * operator's traces), so a text cell that starts like a formula gets a leading apostrophe and is read as text.
+ * Numbers are written as they are (-5 stays a number).
+ */
 export function toCsv(rows: Array<Record<string, unknown>>): string {
   const flat = rows.map((r) => flatten(r));
   const cols = [...new Set(flat.flatMap((r) => Object.keys(r)))];
   const cell = (v: unknown) => {
-    const s = v === null || v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v);
+    const s = v === null || v === undefined ? '' : typeof v === 'string' ? (FORMULA_START.test(v) ? `'${v}` : v) : JSON.stringify(v);
     return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
   };
   return [cols.join(','), ...flat.map((r) => cols.map((c) => cell(r[c])).join(','))].join('\r\n') + '\r\n';

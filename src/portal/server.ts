@@ -10,6 +10,7 @@ import { accountPage, choosePasswordPage, enrolmentAction, enrolmentPage, field,
 import type { SignIn } from '../pipeline/portal-accounts.js';
 import { registerUserPortal } from './user-pages.js';
 import { USER_REALM } from './user-realm.js';
+import { LISTENER_TLS } from '../security/tls-policy.js';
 
 /** The portal a path belongs to. */
 const realmOf = (url: string): Realm => (url.startsWith(OPERATOR_REALM.base) ? OPERATOR_REALM : USER_REALM);
@@ -81,7 +82,7 @@ export function buildPortalServer(deps: PortalDeps, tls: { key: string; cert: st
   // The participant listener's deadlines (config `http`) here too: anyone on the network reaches this listener.
   const deadlines = clientDeadlines(deps.config.http);
   const app = Fastify({
-    https: { key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2', ...deadlines.https },
+    https: { key: tls.key, cert: tls.cert, ...LISTENER_TLS, ...deadlines.https },
     requestTimeout: deadlines.requestTimeout,
     logger: false,
     bodyLimit: 256 * 1024,
