@@ -627,6 +627,32 @@ describe('a recipient reporting a problem later, with POST /statusmessage (spec 
     expect(delivered(statusRx)).toEqual([{ ...sentEntry, recipientID: SDS }]);
   });
 
+  it("fills what the recipient left null from the transaction: the sender's own reference and its workflow's correlation ID", async () => {
+    // The DIP knows both (its own status messages carry them); a recipient's report with them null would
+    // otherwise reach the sender without the keys its system files a workflow's messages under.
+    const supRx = await withWebhook(t, sup);
+    const carried = item([SUP]);
+    carried.payload.CommonBlock.S1.senderCorrelationID = 'CI-20240101-REPORTED';
+    const [sentEntry] = await submitOk(sds, [carried]);
+    await waitFor(() => delivered(supRx).some((m) => txOf(m) === sentEntry!.transactionID), 5000, 'the message at SUP');
+    const before = delivered(statusRx).length;
+    const answer = await sup.client.statusMessage([entry({ transactionID: sentEntry!.transactionID, senderUniqueReference: null, correlationID: null })]);
+    expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+    await waitFor(() => delivered(statusRx).length > before, 5000, 'the status at the sender');
+    expect(delivered(statusRx).at(-1)).toMatchObject({
+      transactionID: sentEntry!.transactionID,
+      senderUniqueReference: carried.payload.CommonBlock.S1.senderUniqueReference,
+      correlationID: 'CI-20240101-REPORTED',
+      recipientID: SDS,
+    });
+    // What the recipient does say is passed on as it said it.
+    const ownRef = `${ref}own`;
+    const said = await sup.client.statusMessage([entry({ transactionID: sentEntry!.transactionID, senderUniqueReference: ownRef, correlationID: 'CI-OWN' })]);
+    expect(said.status).toBe(201);
+    await waitFor(() => delivered(statusRx).length > before + 1, 5000, 'the second status at the sender');
+    expect(delivered(statusRx).at(-1)).toMatchObject({ senderUniqueReference: ownRef, correlationID: 'CI-OWN' });
+  });
+
   it('refuses a caller that did not receive the transaction (400), whatever it claims', async () => {
     const notReceived = await ldso.client.statusMessage([entry({ senderID: LDSO })]);
     expect(notReceived.status).toBe(400);
