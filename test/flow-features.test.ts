@@ -128,6 +128,25 @@ describe('workflow correlation IDs (spec 5.5.5)', () => {
     }
   });
 
+  it('answers a resend of a workflow\'s first message (a lost 201) with the ID generated for it, beside the original transaction ID', async () => {
+    // The 201 is the only place the sender learns the generated ID (5.5.5); a sender whose 201 was lost
+    // resends, and the MSG1006 answer is then its only chance to learn it.
+    const first = item([SUP]);
+    const [entry] = await submitOk(sds, [first]);
+    const resent = await sds.client.submit('IF-021', [first]);
+    expect(resent.status).toBe(400);
+    expect(resent.body.messageArray[0]).toMatchObject({
+      message: 'MSG1006 - Sender Unique Reference Duplicated',
+      transactionID: entry!.transactionID,
+      correlationID: entry!.correlationID,
+    });
+    expect(entry!.correlationID).toMatch(/^CI-/);
+    // Beside a new item in the batch: the new one is refused with the batch and generated nothing.
+    const mixed = await sds.client.submit('IF-021', [item([SUP]), first]);
+    expect(mixed.status).toBe(400);
+    expect(mixed.body.messageArray.map((e: Json) => e.correlationID)).toEqual([null, entry!.correlationID]);
+  });
+
   it('generates nothing on a channel that does not start workflows (IF-021 by default)', async () => {
     const sender = await plain.join(SDS, ['SDS']);
     const sup = await plain.join(SUP, ['SUP']);
