@@ -129,6 +129,25 @@ describe('workflow correlation IDs (spec 5.5.5)', () => {
     }
   });
 
+  it('answers a resend of a workflow\'s first message (a lost 201) with the ID generated for it, beside the original transaction ID', async () => {
+    // The 201 is the only place the sender learns the generated ID (5.5.5); a sender whose 201 was lost
+    // resends, and the MSG1006 answer is then its only chance to learn it.
+    const first = item([SUP]);
+    const [entry] = await submitOk(sds, [first]);
+    const resent = await sds.client.submit('IF-021', [first]);
+    expect(resent.status).toBe(400);
+    expect(resent.body.messageArray[0]).toMatchObject({
+      message: 'MSG1006 - Sender Unique Reference Duplicated',
+      transactionID: entry!.transactionID,
+      correlationID: entry!.correlationID,
+    });
+    expect(entry!.correlationID).toMatch(/^CI-/);
+    // Beside a new item in the batch: the new one is refused with the batch and generated nothing.
+    const mixed = await sds.client.submit('IF-021', [item([SUP]), first]);
+    expect(mixed.status).toBe(400);
+    expect(mixed.body.messageArray.map((e: Json) => e.correlationID)).toEqual([null, entry!.correlationID]);
+  });
+
   it('generates nothing on a channel that does not start workflows (IF-021 by default)', async () => {
     const sender = await plain.join(SDS, ['SDS']);
     const sup = await plain.join(SUP, ['SUP']);
@@ -626,6 +645,32 @@ describe('a recipient reporting a problem later, with POST /statusmessage (spec 
     await waitFor(() => delivered(statusRx).length > 0, 5000, 'the status at the sender');
     expect(statusRx.calls[0]!.signature.ok).toBe(true);
     expect(delivered(statusRx)).toEqual([{ ...sentEntry, recipientID: SDS }]);
+  });
+
+  it("fills what the recipient left null from the transaction: the sender's own reference and its workflow's correlation ID", async () => {
+    // The DIP knows both (its own status messages carry them); a recipient's report with them null would
+    // otherwise reach the sender without the keys its system files a workflow's messages under.
+    const supRx = await withWebhook(t, sup);
+    const carried = item([SUP]);
+    carried.payload.CommonBlock.S1.senderCorrelationID = 'CI-20240101-REPORTED';
+    const [sentEntry] = await submitOk(sds, [carried]);
+    await waitFor(() => delivered(supRx).some((m) => txOf(m) === sentEntry!.transactionID), 5000, 'the message at SUP');
+    const before = delivered(statusRx).length;
+    const answer = await sup.client.statusMessage([entry({ transactionID: sentEntry!.transactionID, senderUniqueReference: null, correlationID: null })]);
+    expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+    await waitFor(() => delivered(statusRx).length > before, 5000, 'the status at the sender');
+    expect(delivered(statusRx).at(-1)).toMatchObject({
+      transactionID: sentEntry!.transactionID,
+      senderUniqueReference: carried.payload.CommonBlock.S1.senderUniqueReference,
+      correlationID: 'CI-20240101-REPORTED',
+      recipientID: SDS,
+    });
+    // What the recipient does say is passed on as it said it.
+    const ownRef = `${ref}own`;
+    const said = await sup.client.statusMessage([entry({ transactionID: sentEntry!.transactionID, senderUniqueReference: ownRef, correlationID: 'CI-OWN' })]);
+    expect(said.status).toBe(201);
+    await waitFor(() => delivered(statusRx).length > before + 1, 5000, 'the second status at the sender');
+    expect(delivered(statusRx).at(-1)).toMatchObject({ senderUniqueReference: ownRef, correlationID: 'CI-OWN' });
   });
 
   it('refuses a caller that did not receive the transaction (400), whatever it claims', async () => {

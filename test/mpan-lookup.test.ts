@@ -43,10 +43,10 @@ describe('MPAN lookup history (pure)', () => {
     h = applyChange(h, { kind: 'appoint', mpan, slot: 'LDSO', dipId: 'L1', fromMs: 0, toMs: null });
     h = applyChange(h, { kind: 'appoint', mpan, slot: 'DS', dipId: 'D1', fromMs: 0, toMs: null });
     const roles: Record<string, string[]> = { S1: ['SUP'], L1: ['LDSO'], D1: ['SDS'] };
-    expect(secondaryRecipients(['LSS', 'MDS', 'LDSO', 'SUP'], h, day('2026-01-01'), (id) => roles[id])).toEqual(['S1', 'L1']);
-    expect(secondaryRecipients(['SDS', 'SUP'], h, day('2026-01-01'), (id) => roles[id])).toEqual(['S1', 'D1']);
+    expect(secondaryRecipients(['LSS', 'MDS', 'LDSO', 'SUP'], h, day('2026-01-01'), (id) => roles[id]).recipients).toEqual(['S1', 'L1']);
+    expect(secondaryRecipients(['SDS', 'SUP'], h, day('2026-01-01'), (id) => roles[id]).recipients).toEqual(['S1', 'D1']);
     // A holder no longer registered in a receiving role is not sent to.
-    expect(secondaryRecipients(['SUP'], h, day('2026-01-01'), () => ['MDS'])).toEqual([]);
+    expect(secondaryRecipients(['SUP'], h, day('2026-01-01'), () => ['MDS']).recipients).toEqual([]);
   });
 
   it('reads changes of supplier and appointments from registration messages, and IF-021 addressing dates', () => {
@@ -166,6 +166,42 @@ describe('change of supplier end to end', () => {
       const answer = await sds.client.submit('IF-021', [item]);
       expect(answer.status).toBe(400);
       expect(answer.body.messageArray[0]!.message).toMatch(/^MSG1038/);
+    } finally {
+      await t2.close();
+    }
+  });
+
+  it('refuses with MSG1033/MSG1034 naming the holder when the lookup names someone who cannot receive, not "nobody is responsible"', async () => {
+    // The published codes for a secondary recipient that is not a participant, or holds no role that
+    // receives: the sender (and the operator it calls) must learn that the lookup's entry is the problem.
+    const t2 = await startTestDip();
+    try {
+      const sds = await t2.participant(ids.sds, ['SDS']);
+      await t2.participant(ids.ldso, ['LDSO']);
+      const token = readFileSync(join(t2.config.dataDir, 'admin-token'), 'utf8').trim();
+      const unregistered = mpanCore('holder-unregistered');
+      const wrongRole = mpanCore('holder-wrong-role');
+      const load = await request(`http://127.0.0.1:${t2.dip.adminPort}/admin/mpan/changes`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify([
+          { mpan: unregistered, slot: 'SUP', dipId: ids.newSup, effectiveFrom: '2020-01-01T00:00:00Z' },
+          { mpan: wrongRole, slot: 'SUP', dipId: ids.ldso, effectiveFrom: '2020-01-01T00:00:00Z' },
+        ]),
+      });
+      expect(load.statusCode).toBe(200);
+      const first = await sds.client.submit('IF-021', [buildIF021({ senderDipId: ids.sds, senderRole: 'SDS', mpan: unregistered })]);
+      expect(first.status).toBe(400);
+      expect(first.body.messageArray[0]).toMatchObject({
+        message: 'MSG1033 - Secondary Recipient(s) DIP Participant ID Invalid',
+        help: `item 0: M0.MPANCore ${unregistered}: the MPAN lookup names ${ids.newSup} as its SUP on the addressing date, which is not a registered DIP participant`,
+      });
+      const second = await sds.client.submit('IF-021', [buildIF021({ senderDipId: ids.sds, senderRole: 'SDS', mpan: wrongRole })]);
+      expect(second.status).toBe(400);
+      expect(second.body.messageArray[0]).toMatchObject({
+        message: 'MSG1034 - Secondary Recipient(s) DIP Role ID Invalid',
+        help: `item 0: M0.MPANCore ${wrongRole}: the MPAN lookup names ${ids.ldso} as its SUP on the addressing date, which holds LDSO, not SUP, the role receiving IF-021 in that capacity`,
+      });
     } finally {
       await t2.close();
     }

@@ -40,8 +40,11 @@ export interface ApiDeps {
   continuation: Pick<ContinuationTokens, 'issue' | 'read'>;
   status: StatusMessages;
   queues: Pick<MessageLog, 'queueState' | 'readQueue' | 'settle' | 'markPulled'>;
-  /** The delivery journal: a pull's acknowledgement is recorded as its delivery (reports, journeys). */
-  journal: Pick<Archive, 'recordAttempt'>;
+  /**
+   * The delivery journal: a pull's acknowledgement is recorded as its delivery (reports, journeys); and
+   * the archive's parties of a transaction, for the correlation ID answered to a resend (MSG1006).
+   */
+  journal: Pick<Archive, 'recordAttempt' | 'transactionParties'>;
   /** Cryptographic randomness for the attempt ID a pull's acknowledgement is journalled under (src/domain/attempt-id.ts). */
   randomBytes: RandomBytes;
   /** The copy a recipient gets (obfuscation by role, encryption for it). */

@@ -65,25 +65,39 @@ export function holderAt(history: readonly Appointment[], slot: Slot, atMs: numb
   return history.find((a) => a.slot === slot && a.fromMs <= atMs && (a.toMs === null || atMs <= a.toMs))?.dipId;
 }
 
+/** A holder the lookup names for a slot on the addressing date who cannot receive in that capacity. */
+export interface SkippedHolder {
+  dipId: string;
+  slot: Slot;
+  /** The roles it holds; undefined when it is not a registered participant. */
+  roles: readonly string[] | undefined;
+  /** The slot's roles that receive on the channel (one of which it would need). */
+  wanted: readonly string[];
+}
+
 /**
  * The DIP IDs secondary routing adds for a channel: for every slot with a role that receives on the
- * channel, the slot's holder on the addressing date, if that participant holds such a role.
+ * channel, the slot's holder on the addressing date, if that participant holds such a role. The holders
+ * left out are kept apart, so a message that reaches nobody can be refused naming them.
  */
 export function secondaryRecipients(
   receiverRoles: readonly string[],
   history: readonly Appointment[],
   atMs: number,
   rolesOf: (dipId: string) => readonly string[] | undefined,
-): string[] {
-  const out: string[] = [];
+): { recipients: string[]; skipped: SkippedHolder[] } {
+  const recipients: string[] = [];
+  const skipped: SkippedHolder[] = [];
   for (const slot of SLOTS) {
-    const wanted = SLOT_ROLES[slot].filter((r) => receiverRoles.includes(r));
+    const wanted: readonly string[] = SLOT_ROLES[slot].filter((r) => receiverRoles.includes(r));
     if (wanted.length === 0) continue;
     const holder = holderAt(history, slot, atMs);
-    if (holder === undefined || out.includes(holder)) continue;
-    if (rolesOf(holder)?.some((r) => (wanted as readonly string[]).includes(r))) out.push(holder);
+    if (holder === undefined || recipients.includes(holder)) continue;
+    const roles = rolesOf(holder);
+    if (roles?.some((r) => wanted.includes(r))) recipients.push(holder);
+    else skipped.push({ dipId: holder, slot, roles, wanted });
   }
-  return out;
+  return { recipients, skipped };
 }
 
 /** Which keys of a registration message's blocks appoint or end a slot, and their date keys. */

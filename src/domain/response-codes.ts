@@ -16,6 +16,8 @@ export const MSG = {
   routingError: 'MSG1030 - Msg Addressing / Routing Error',
   primaryRecipientInvalid: 'MSG1031 - Primary Recipient(s) DIP Participant ID Invalid',
   primaryRecipientRoleInvalid: 'MSG1032 - Primary Recipient(s) DIP Role ID Invalid',
+  secondaryRecipientInvalid: 'MSG1033 - Secondary Recipient(s) DIP Participant ID Invalid',
+  secondaryRecipientRoleInvalid: 'MSG1034 - Secondary Recipient(s) DIP Role ID Invalid',
   missingMpan: 'MSG1037 - Cannot Resolve Secondary Recipient(s) for Missing MPAN',
   mpanUnresolved: 'MSG1038 - Cannot Resolve Secondary Recipient(s) for MPAN/Party/Event Combination',
 } as const;

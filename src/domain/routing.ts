@@ -1,5 +1,6 @@
 import type { ChannelRouting } from './channel.js';
 import type { MessageHeader } from './message.js';
+import type { SkippedHolder } from './mpan-lookup.js';
 import type { Participant } from './participant.js';
 import { MSG, type MsgText } from './response-codes.js';
 
@@ -17,6 +18,8 @@ export interface SecondaryLookup {
   /** The channel takes secondary (MPAN) routing. */
   enabled: boolean;
   recipients: string[];
+  /** Holders the lookup named who cannot receive in their capacity (not registered, or without the role). */
+  skipped?: readonly SkippedHolder[];
 }
 
 /**
@@ -67,7 +70,7 @@ export function route(
       return { ok: false, code: MSG.missingMpan, help: `M0.MPANCore: no primary recipients and no MPAN to look up the recipients on ${channel.interfaceId}` };
     }
     if (header.mpan !== null && secondary.length === 0 && always.length === 0) {
-      return { ok: false, code: MSG.mpanUnresolved, help: `M0.MPANCore ${header.mpan}: no participant is responsible for it in a role that receives ${channel.interfaceId} on the addressing date` };
+      return unresolvedMpan(channel, header.mpan, (secondaryLookup.skipped ?? []).filter((s) => s.dipId !== header.senderDipId));
     }
   }
   const recipients = [...primary.filter((id) => id !== header.senderDipId)];
@@ -78,4 +81,24 @@ export function route(
     return { ok: false, code: MSG.routingError, help: `no recipient: ${named} and no participant holds an always-routed role (${channel.alwaysRoles.join(', ') || 'none'}) or is named to always receive on ${channel.interfaceId}` };
   }
   return { ok: true, primary, secondary, always, recipients };
+}
+
+/**
+ * Why an MPAN's lookup reaches nobody: the holder it names is not a participant (MSG1033) or lacks the
+ * role its capacity receives in (MSG1034), the published codes for a secondary recipient, so the entry to
+ * correct is named; with no holder at all, nobody is responsible (MSG1038).
+ */
+function unresolvedMpan(channel: ChannelRouting, mpan: string, skipped: readonly SkippedHolder[]): { ok: false; code: MsgText; help: string } {
+  const named = (s: SkippedHolder) => `M0.MPANCore ${mpan}: the MPAN lookup names ${s.dipId} as its ${s.slot} on the addressing date`;
+  const unregistered = skipped.find((s) => s.roles === undefined);
+  if (unregistered) return { ok: false, code: MSG.secondaryRecipientInvalid, help: `${named(unregistered)}, which is not a registered DIP participant` };
+  const withoutRole = skipped[0];
+  if (withoutRole) {
+    return {
+      ok: false,
+      code: MSG.secondaryRecipientRoleInvalid,
+      help: `${named(withoutRole)}, which holds ${(withoutRole.roles ?? []).join(', ') || 'no role'}, not ${withoutRole.wanted.join(' or ')}, the role receiving ${channel.interfaceId} in that capacity`,
+    };
+  }
+  return { ok: false, code: MSG.mpanUnresolved, help: `M0.MPANCore ${mpan}: no participant is responsible for it in a role that receives ${channel.interfaceId} on the addressing date` };
 }

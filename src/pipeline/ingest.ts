@@ -397,8 +397,8 @@ export class Ingest {
     const history = h.mpan === null ? undefined : histories.get(h.mpan);
     const secondary = history
       ? secondaryRecipients(channel.receiverRoles, history, addressingDate(message, channel.addressingDatePath, now.getTime()), (id) => this.registry.participant(id)?.roles)
-      : [];
-    const decision = route(channel, h, this.registry, { enabled: channel.secondaryRouting, recipients: secondary });
+      : { recipients: [], skipped: [] };
+    const decision = route(channel, h, this.registry, { enabled: channel.secondaryRouting, ...secondary });
     if (!decision.ok) {
       state.refusal = { status: 400, code: decision.code, help: `item ${index}: ${decision.help}` };
       return;

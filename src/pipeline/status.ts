@@ -72,7 +72,16 @@ export class StatusMessages {
         return { ok: false, status: 400, code: MSG.routingError, index, help: `item ${index}: transactionID ${entry.transactionID} is not a message ${entry.senderID} received` };
       }
       // Both say who gets it, which the DIP knows and the caller may not: not taken from the caller.
-      routed.push({ entry: { ...entry, recipientID: parties.senderDipId, DIPConnectionProviderID: this.settings.connectionProviderOf(parties.senderDipId) }, to: parties.senderDipId });
+      // The sender's reference and workflow the recipient left out are the transaction's, as on the DIP's
+      // own status messages, so the sender files the report with its workflow; what it wrote is kept.
+      const filled = {
+        ...entry,
+        senderUniqueReference: entry.senderUniqueReference ?? parties.senderUniqueReference,
+        correlationID: entry.correlationID ?? parties.correlationId,
+        recipientID: parties.senderDipId,
+        DIPConnectionProviderID: this.settings.connectionProviderOf(parties.senderDipId),
+      };
+      routed.push({ entry: filled, to: parties.senderDipId });
     }
     const batch = this.batch(callerDipId, routed);
     const outcome = await this.log.append(batch);

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { RoutePluginOptions } from '../deps.js';
 import { refusalCode } from '../../pipeline/ingest.js';
+import { withOriginalCorrelations } from '../../pipeline/resend-answer.js';
 import { evidence } from '../request.js';
 import { answers, channelParams, envelopeItem, messageBatch, signatureHeaders } from '../route-schemas.js';
 import { compileRawBodyRouteSchema } from '../schemas.js';
@@ -30,7 +31,8 @@ export const channelRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app,
     },
     async (req, reply) => {
       // reply.elapsedTime: since the request arrived (its receive phase), read only for a trace.
-      const result = await deps.ingest.handle({ ...evidence(deps, req), channelId: req.params.id, ...(deps.ingest.traced ? { receivedMsAgo: reply.elapsedTime } : {}) });
+      const handled = await deps.ingest.handle({ ...evidence(deps, req), channelId: req.params.id, ...(deps.ingest.traced ? { receivedMsAgo: reply.elapsedTime } : {}) });
+      const result = await withOriginalCorrelations(handled, deps.journal);
       // A channel that does not exist is counted as 'unknown': a label per made-up ID would grow without end.
       deps.metrics?.submission(deps.channel(req.params.id) ? req.params.id : 'unknown', refusalCode(result), reply.elapsedTime / 1000);
       if (result.retryAfterSeconds !== undefined) reply.header('retry-after', String(result.retryAfterSeconds));
