@@ -95,6 +95,8 @@ describe.skipIf(!HAVE_REFERENCE)("a newcomer's adapter, written from the referen
     if (hash !== headers['x-dip-content-hash']) return 'content hash';
     const cert = new X509Certificate(Buffer.from(String(headers['x-dip-signature-certificate']), 'base64').toString('utf8'));
     if (!cert.verify(new X509Certificate(t.dip.pki.ca.certPem).publicKey)) return 'certificate not from the environment CA';
+    // "belongs to the sender": the DIP's signing certificate (GET /certificates/dip), not any from its CA.
+    if (!cert.raw.equals(new X509Certificate(t.dip.pki.signing.certPem).raw)) return "not the DIP's signing certificate";
     const date = String(headers['x-dip-signature-date']);
     if (!(Math.abs(Date.now() - Date.parse(date)) < 300_000)) return 'clock skew';
     const toSign = `${method};${url.toLowerCase()};${date};${hash}`;

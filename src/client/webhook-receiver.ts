@@ -3,7 +3,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { requestedBaseUrl } from '../domain/callback-url.js';
 import { parseSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
-import { verifyChain, verifyDipSignature, type VerifyResult } from '../security/signature.js';
+import { notDipSigner, verifyChain, verifyDipSignature, type VerifyResult } from '../security/signature.js';
 
 /**
  * A notice the DIP posts to an alarm subscription's webhook URL (README "Alarms", "Maintenance notices"):
@@ -75,7 +75,8 @@ export async function startWebhookReceiver(opts: ReceiverOptions): Promise<Webho
   // `https://Sup.example:443/` is requested, so signed, as `https://sup.example`, and is compared so.
   const publicUrl = opts.publicUrl === undefined ? undefined : requestedBaseUrl(opts.publicUrl);
   if (publicUrl === null) throw new Error(`publicUrl '${opts.publicUrl}' is not an http(s)://host[:port][/path] URL (no user, query or fragment)`);
-  const trustedFingerprints = new Map<string, boolean>();
+  /** Per signing certificate: why it is refused, or null when it is the DIP's. */
+  const refusals = new Map<string, string | null>();
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -87,14 +88,16 @@ export async function startWebhookReceiver(opts: ReceiverOptions): Promise<Webho
       let signature = verifyDipSignature({ method: req.method ?? 'POST', url, body, headers: req.headers, now: new Date(), maxSkewMs: opts.maxSkewMs ?? 300_000 });
       if (signature.ok) {
         const fp = signature.certificate.fingerprint256;
-        let trusted = trustedFingerprints.get(fp);
-        if (trusted === undefined) {
-          trusted = verifyChain(signature.certificate.pem, opts.trustedCas);
-          trustedFingerprints.set(fp, trusted);
+        let refused = refusals.get(fp);
+        if (refused === undefined) {
+          // Chaining to the CA is not enough: it issues participants certificates too (notDipSigner).
+          refused = verifyChain(signature.certificate.pem, opts.trustedCas)
+            ? notDipSigner(signature.certificate.pem)
+            : `signing certificate ${signature.certificate.subject} does not chain to a trusted DIP CA`;
+          refusals.set(fp, refused);
         }
-        if (!trusted) {
-          const detail = `signing certificate ${signature.certificate.subject} does not chain to a trusted DIP CA`;
-          signature = { ok: false, reason: 'bad-certificate', detail, stringToSign: signature.stringToSign };
+        if (refused !== null) {
+          signature = { ok: false, reason: 'bad-certificate', detail: refused, stringToSign: signature.stringToSign };
         }
       }
       let messages: unknown[] = [];
