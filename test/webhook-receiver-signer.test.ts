@@ -1,46 +1,47 @@
-/**
- * The webhook receiver recipients run (src/client/webhook-receiver.ts, `dip listen`) must take calls signed
- * by the DIP only. Participants' certificates come from the same environment CA as the DIP's signing
- * certificate, so a chain to that CA proves nothing about who signed: any participant could post a delivery,
- * an alarm or a maintenance notice to another's webhook with its own key and pass for the DIP.
- */
 import { request } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startWebhookReceiver, type ReceivedCall, type WebhookReceiver } from '../src/client/webhook-receiver.js';
-import { createCertificateAuthority, issueParticipantCertificate, issueSigningCertificate, type KeyAndCert } from '../src/security/pki.js';
+import { describe, expect, it } from 'vitest';
+import { startWebhookReceiver, type ReceivedCall } from '../src/client/webhook-receiver.js';
+import { createCertificateAuthority, issueParticipantCertificate, issueServerCertificate, issueSigningCertificate, type KeyAndCert } from '../src/security/pki.js';
 import { Signer } from '../src/security/signature.js';
-import { buildIF021 } from '../src/sim/messages.js';
 
-describe("the webhook receiver takes the DIP's signature only", () => {
-  let ca: KeyAndCert;
-  let dipSigning: KeyAndCert;
-  let participant: KeyAndCert;
-  let receiver: WebhookReceiver;
-  const taken: ReceivedCall[] = [];
+/**
+ * The environment's CA issues the DIP its signing certificate, and participants theirs (bound to their DIP
+ * IDs) and their webhook receivers' TLS certificates, whose keys the participants hold. A certificate
+ * chaining to that CA is therefore not enough: a receiver that took it let any participant who learnt
+ * another's webhook URL post it "deliveries" (or an alarm "resolved" notice) that verified as the DIP's
+ * (found by a newcomer's independent receiver). The reference asks the certificate to "belong to the sender".
+ */
+describe("a webhook receiver takes only the DIP's signature", () => {
+  async function post(signerPair: KeyAndCert, ca: KeyAndCert): Promise<ReceivedCall> {
+    const calls: ReceivedCall[] = [];
+    const receiver = await startWebhookReceiver({ trustedCas: [ca.certPem], respond: (c) => (calls.push(c), c.signature.ok ? 200 : 401) });
+    try {
+      const body = JSON.stringify([{ payload: { CommonBlock: {}, CustomBlock: {} } }]);
+      const url = `${receiver.url}hook`;
+      const headers = await new Signer(signerPair.keyPem, signerPair.certPem).sign('POST', url, body);
+      const res = await request(url, { method: 'POST', body, headers: { ...headers, 'content-type': 'application/json' } });
+      await res.body.dump();
+      expect(res.statusCode).toBe(calls[0]!.signature.ok ? 200 : 401);
+      return calls[0]!;
+    } finally {
+      await receiver.close();
+    }
+  }
 
-  beforeAll(async () => {
-    ca = await createCertificateAuthority({ commonName: 'OpenDIP test CA', environment: 'DEV', validDays: 30 });
-    dipSigning = await issueSigningCertificate(ca, { commonName: 'OpenDIP signing', validDays: 30 });
-    participant = await issueParticipantCertificate(ca, { organisation: 'Org 2000000001', dipIds: ['2000000001'], environment: 'DEV', validDays: 30 });
-    receiver = await startWebhookReceiver({ trustedCas: [ca.certPem], onCall: (c) => taken.push(c) });
-  });
-  afterAll(async () => receiver?.close());
+  it("verifies the DIP's signing certificate, and refuses a participant's or a TLS certificate from the same CA, saying why", async () => {
+    const ca = await createCertificateAuthority({ commonName: 'Test CA', environment: 'DEV', validDays: 2 });
+    const dip = await issueSigningCertificate(ca, { commonName: 'OpenDIP DEV signing', validDays: 2 });
+    expect((await post(dip, ca)).signature.ok).toBe(true);
 
-  const post = async (who: KeyAndCert) => {
-    const body = JSON.stringify([buildIF021({ senderDipId: '2000000001', senderRole: 'SDS', primaryRecipients: ['1000000001'], uniqueSuffix: `w${taken.length}` })]);
-    const url = `${receiver.url}dip`;
-    const headers = await new Signer(who.keyPem, who.certPem).sign('POST', url, body);
-    const res = await request(url, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } });
-    return { status: res.statusCode, text: await res.body.text() };
-  };
+    const participant = await issueParticipantCertificate(ca, { organisation: 'Mallory', dipIds: ['2000000001'], environment: 'DEV', validDays: 2 });
+    const asParticipant = (await post(participant, ca)).signature;
+    expect(asParticipant.ok).toBe(false);
+    if (!asParticipant.ok) expect([asParticipant.reason, asParticipant.detail]).toEqual(['bad-certificate', expect.stringMatching(/2000000001.*participant/)]);
 
-  it("takes a delivery signed with the DIP's signing certificate (200)", async () => {
-    expect((await post(dipSigning)).status).toBe(200);
-    expect(taken).toHaveLength(1);
-  });
-
-  it("refuses a delivery signed with a participant's certificate from the same CA (401), and hands nothing over", async () => {
-    expect((await post(participant)).status).toBe(401);
-    expect(taken).toHaveLength(1);
+    // `dip pki issue-server` gives a participant's receiver one (serverAuth): the participant holds its key.
+    const tls = await issueServerCertificate(ca, { hostnames: ['hooks.mallory.example'], ipAddresses: [], validDays: 2, clientAuth: false });
+    const asServer = (await post(tls, ca)).signature;
+    expect(asServer.ok).toBe(false);
+    if (!asServer.ok) expect([asServer.reason, asServer.detail]).toEqual(['bad-certificate', expect.stringMatching(/TLS/)]);
   });
 });

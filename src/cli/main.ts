@@ -31,6 +31,7 @@ import { registerAuditCommands } from './audit.js';
 import { LOAD_HEADER, readLoadFile } from './mpan-load.js';
 import { openProfile, PROFILE_FILES } from './profile.js';
 import { listenOutput } from './listen-output.js';
+import { onboardingHint } from './onboarding-hint.js';
 import { replayFile, writeReplay } from './replay-output.js';
 import { startTopology } from './cluster/topology.js';
 import type { Readable } from 'node:stream';
@@ -82,16 +83,7 @@ program
       },
     });
     running = dip;
-    const hint = [
-      '',
-      `OpenDIP ${config.environment} is listening on https://localhost:${dip.port} (data: ${config.dataDir})`,
-      dip.pki.created ? `A development PKI was created in ${pkiDir(config)}.` : `Development PKI: ${pkiDir(config)}`,
-      'Onboard a participant (in another terminal):',
-      '  npm run dip -- pki issue --dip-id 1000000001 --out ./sup',
-      '  npm run dip -- participant add --dip-id 1000000001 --role SUP --cert ./sup/cert.pem --save ./sup',
-      '',
-    ];
-    process.stderr.write(hint.join('\n'));
+    process.stderr.write(onboardingHint(config, { port: dip.port, adminPort: dip.adminPort, pkiDir: pkiDir(config), pkiCreated: dip.pki.created }));
     const stop = async () => {
       await dip.close();
       process.exit(0);

@@ -3,7 +3,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { requestedBaseUrl } from '../domain/callback-url.js';
 import { parseSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
-import { verifyChain, verifyDipSignature, type VerifyResult } from '../security/signature.js';
+import { notDipSigner, verifyChain, verifyDipSignature, type VerifyResult } from '../security/signature.js';
 
 /**
  * A notice the DIP posts to an alarm subscription's webhook URL (README "Alarms", "Maintenance notices"):
@@ -65,9 +65,8 @@ export interface WebhookReceiver {
 }
 
 /**
- * A recipient's webhook endpoint: verifies the X-DIP-* signature, that the signing certificate chains
- * to the DIP's CA and that it names no participant (so is not a participant's), then hands the messages
- * over, or the alarm or maintenance notice: a subscriber points
+ * A recipient's webhook endpoint: verifies the X-DIP-* signature and that the signing certificate chains
+ * to the DIP's CA, then hands the messages over, or the alarm or maintenance notice: a subscriber points
  * its alarm subscription's webhookUrl at the same kind of receiver, and the DIP signs notices as it signs
  * deliveries. What `dip listen` runs, and what the tests use.
  */
@@ -76,7 +75,8 @@ export async function startWebhookReceiver(opts: ReceiverOptions): Promise<Webho
   // `https://Sup.example:443/` is requested, so signed, as `https://sup.example`, and is compared so.
   const publicUrl = opts.publicUrl === undefined ? undefined : requestedBaseUrl(opts.publicUrl);
   if (publicUrl === null) throw new Error(`publicUrl '${opts.publicUrl}' is not an http(s)://host[:port][/path] URL (no user, query or fragment)`);
-  const trustedFingerprints = new Map<string, boolean>();
+  /** Per signing certificate: why it is refused, or null when it is the DIP's. */
+  const refusals = new Map<string, string | null>();
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -87,21 +87,18 @@ export async function startWebhookReceiver(opts: ReceiverOptions): Promise<Webho
       const url = `${publicUrl ?? `${scheme}://${req.headers.host ?? ''}`}${req.url ?? ''}`;
       let signature = verifyDipSignature({ method: req.method ?? 'POST', url, body, headers: req.headers, now: new Date(), maxSkewMs: opts.maxSkewMs ?? 300_000 });
       if (signature.ok) {
-        const cert = signature.certificate;
-        let trusted = trustedFingerprints.get(cert.fingerprint256);
-        if (trusted === undefined) {
-          trusted = verifyChain(cert.pem, opts.trustedCas);
-          trustedFingerprints.set(cert.fingerprint256, trusted);
+        const fp = signature.certificate.fingerprint256;
+        let refused = refusals.get(fp);
+        if (refused === undefined) {
+          // Chaining to the CA is not enough: it issues participants certificates too (notDipSigner).
+          refused = verifyChain(signature.certificate.pem, opts.trustedCas)
+            ? notDipSigner(signature.certificate.pem)
+            : `signing certificate ${signature.certificate.subject} does not chain to a trusted DIP CA`;
+          refusals.set(fp, refused);
         }
-        // The environment's CA issues participants' certificates too: a chain to it does not tell the DIP
-        // from a participant, who could otherwise sign a delivery or notice to another's webhook with its
-        // own key. A certificate naming a participant (urn:dip:participant: SAN) is never the DIP's.
-        const problem = !trusted
-          ? `signing certificate ${cert.subject} does not chain to a trusted DIP CA`
-          : cert.dipIds.length > 0
-            ? `signing certificate ${cert.subject} is participant ${cert.dipIds.join(', ')}'s, not the DIP's: only the DIP signs webhook calls`
-            : null;
-        if (problem) signature = { ok: false, reason: 'bad-certificate', detail: problem, stringToSign: signature.stringToSign };
+        if (refused !== null) {
+          signature = { ok: false, reason: 'bad-certificate', detail: refused, stringToSign: signature.stringToSign };
+        }
       }
       let messages: unknown[] = [];
       let notice: DipNotice | null = null;

@@ -279,6 +279,27 @@ function withinValidity(cert: X509Certificate, now: Date): boolean {
   return Date.parse(cert.validFrom) <= t && t <= Date.parse(cert.validTo);
 }
 
+/** id-kp-serverAuth and id-kp-clientAuth (RFC 5280): certificates for TLS. */
+const TLS_KEY_PURPOSES = new Set(['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2']);
+
+/**
+ * Why a certificate that chains to the environment's CA is still not the DIP's message-signing
+ * certificate, or null when nothing says so. That CA also issues participants their certificates (bound
+ * to DIP IDs, for mutual TLS and signing) and their webhook receivers' TLS certificates (`dip pki
+ * issue-server`), whose keys participants hold: a signature under one of those is a participant's, and a
+ * receiver that took it would take "deliveries" from any participant that learnt its URL. The DIP's
+ * signing certificate names no participant and is not for TLS (`issueSigningCertificate`).
+ */
+export function notDipSigner(certPem: string): string | null {
+  const cert = new X509Certificate(certPem);
+  const { dipIds, subject } = infoFromX509(cert);
+  if (dipIds.length > 0) return `signing certificate ${subject} names participant ${dipIds.join(', ')}: a participant's, not the DIP's`;
+  // X509Certificate.keyUsage is the extended key usage (undefined when the certificate has none).
+  const tls = (cert.keyUsage ?? []).filter((oid) => TLS_KEY_PURPOSES.has(oid));
+  if (tls.length > 0) return `signing certificate ${subject} is a TLS certificate (extended key usage ${tls.join(', ')}), not the DIP's signing certificate`;
+  return null;
+}
+
 /**
  * True when `certPem` was issued (and signed) by one of `caPems` (each entry may be a PEM bundle),
  * that issuer is a CA, and both certificates are within their validity period at `now`.

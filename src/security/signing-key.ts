@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { Logger } from '../ports/logger.js';
 import type { OutboundSigner } from '../ports/webhook.js';
 import { PKI_FILES, type KeyAndCert } from './pki.js';
-import { Signer, verifyChain } from './signature.js';
+import { notDipSigner, Signer, verifyChain } from './signature.js';
 
 export class SigningKeyWatcher {
   private signer: Signer;
@@ -85,6 +85,12 @@ export class SigningKeyWatcher {
     // Recipients would refuse a certificate that does not chain to the environment's CA: never switch to one.
     if (!verifyChain(certPem, [this.ca.certPem])) {
       this.logger.error({ subject: next.certificate.subject, issuer: next.certificate.issuer }, "new signing certificate does not chain to the environment's CA (or is not valid now); keeping the one in force");
+      return;
+    }
+    // Nor one that names a participant or is for TLS: receivers refuse those as not the DIP's.
+    const notDips = notDipSigner(certPem);
+    if (notDips !== null) {
+      this.logger.error({ subject: next.certificate.subject, why: notDips }, 'new signing certificate is not one recipients take as the DIP\'s; keeping the one in force');
       return;
     }
     const previous = this.signer.certificate;

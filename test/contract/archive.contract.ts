@@ -132,6 +132,23 @@ export function archiveContract(name: string, open: BackendFactory): void {
       expect(await archive.transactionParties('T-unknown')).toBeUndefined();
     });
 
+    it('names the recipients of a replay copy, a synchronous replay (no queue entry) as well as a requeue', async () => {
+      // A recipient reports a problem with POST /statusmessage naming the D0.transactionID it got: for a
+      // copy from a synchronous replay that is the copy's R- ID, which no queue entry records.
+      const { log, archive } = ctx.backend;
+      const a = message(['SUP0000001', 'MDS0000001']);
+      await log.append(batch([a]));
+      const [original] = await archive.findArchived({ recipientDipId: 'SUP0000001', channel: 'IF-021', limit: 1 });
+      await log.appendReplayCopies([{ originalId: original!.id, transactionId: 'R-replayed', receivedAt: Date.now(), outbound: '{}' }]);
+      await log.appendReplayCopies([{ originalId: original!.id, transactionId: 'R-requeued', receivedAt: Date.now(), outbound: '{}' }], sup);
+      for (const id of ['R-replayed', 'R-requeued']) {
+        const parties = await archive.transactionParties(id);
+        expect(parties?.senderDipId).toBe('SDS0000001');
+        expect(parties?.channel).toBe('IF-021');
+        expect([...parties!.recipients].sort()).toEqual(['MDS0000001', 'SUP0000001']);
+      }
+    });
+
     it('gives back the request a transaction arrived in, byte for byte, with its signature as stored', async () => {
       const { log, archive } = ctx.backend;
       const a = message(['SUP0000001']);

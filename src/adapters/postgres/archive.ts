@@ -64,17 +64,19 @@ export class PgArchive implements Archive {
   }
 
   async transactionParties(transactionId: string): Promise<TransactionParties | undefined> {
-    const [m] = await this.d.query<{ id: number } & Omit<TransactionParties, 'recipients'>>(
-      `SELECT id, sender_dip_id AS "senderDipId", channel, sender_ref AS "senderUniqueReference", correlation_id AS "correlationId"
+    const [m] = await this.d.query<{ id: number; replayOf: number | null } & Omit<TransactionParties, 'recipients'>>(
+      `SELECT id, replay_of AS "replayOf", sender_dip_id AS "senderDipId", channel, sender_ref AS "senderUniqueReference", correlation_id AS "correlationId"
          FROM messages WHERE transaction_id = $1 LIMIT 1`,
       [transactionId],
     );
     if (!m) return undefined;
+    // A replay copy's recipients are its original's: a synchronous replay's copy has no queue entry of
+    // its own, yet its recipient names it (its D0.transactionID) in a status message.
     const recipients = await this.d.query<{ r: string }>(
-      'SELECT DISTINCT q.recipient_dip_id AS r FROM queue_entries e JOIN queues q ON q.id = e.queue_id WHERE e.message_id = $1',
-      [m.id],
+      'SELECT DISTINCT q.recipient_dip_id AS r FROM queue_entries e JOIN queues q ON q.id = e.queue_id WHERE e.message_id IN ($1, $2)',
+      [m.id, m.replayOf ?? m.id],
     );
-    const { id: _, ...parties } = m;
+    const { id: _, replayOf: _replayOf, ...parties } = m;
     return { ...parties, recipients: recipients.map((r) => r.r) };
   }
 

@@ -20,16 +20,19 @@ export class SqliteArchive implements Archive {
         `SELECT attempt_id AS attemptId, first_seq AS firstSeq, last_seq AS lastSeq, url, started_at AS startedAt, latency_ms AS latencyMs, status, verdict, error
            FROM delivery_attempts WHERE queue_id = ? ORDER BY id DESC LIMIT ?`,
       ),
-      transaction: db.prepare<[string], { id: number; senderDipId: string; channel: string; senderUniqueReference: string | null; correlationId: string | null }>(
-        `SELECT id, sender_dip_id AS senderDipId, channel, sender_ref AS senderUniqueReference, correlation_id AS correlationId
+      transaction: db.prepare<
+        [string],
+        { id: number; replayOf: number | null; senderDipId: string; channel: string; senderUniqueReference: string | null; correlationId: string | null }
+      >(
+        `SELECT id, replay_of AS replayOf, sender_dip_id AS senderDipId, channel, sender_ref AS senderUniqueReference, correlation_id AS correlationId
            FROM messages WHERE transaction_id = ?`,
       ),
       request: db.prepare<[string], StoredRequest>(
         `SELECT b.channel AS channel, b.sender_dip_id AS senderDipId, b.received_at AS receivedAt, b.raw AS raw, b.signature AS signature
            FROM messages m JOIN batches b ON b.id = m.batch_id WHERE m.transaction_id = ?`,
       ),
-      recipientsOf: db.prepare<[number], { recipient: string }>(
-        'SELECT DISTINCT q.recipient_dip_id AS recipient FROM queue_entries e JOIN queues q ON q.id = e.queue_id WHERE e.message_id = ?',
+      recipientsOf: db.prepare<[number, number], { recipient: string }>(
+        'SELECT DISTINCT q.recipient_dip_id AS recipient FROM queue_entries e JOIN queues q ON q.id = e.queue_id WHERE e.message_id IN (?, ?)',
       ),
       purgeable: db.prepare<[string, number, number], { id: number }>(
         `SELECT m.id AS id FROM messages m WHERE m.channel = ? AND m.received_at < ?
@@ -98,7 +101,9 @@ export class SqliteArchive implements Archive {
     return {
       senderDipId: m.senderDipId,
       channel: m.channel,
-      recipients: this.s.recipientsOf.all(m.id).map((r) => r.recipient),
+      // A replay copy's recipients are its original's: a synchronous replay's copy has no queue entry of
+      // its own, yet its recipient names it (its D0.transactionID) in a status message.
+      recipients: this.s.recipientsOf.all(m.id, m.replayOf ?? m.id).map((r) => r.recipient),
       senderUniqueReference: m.senderUniqueReference,
       correlationId: m.correlationId,
     };
