@@ -180,7 +180,7 @@ describe.skipIf(!HAVE_REFERENCE)("a newcomer's adapter, written from the referen
       ['malformed JSON', () => call(sds, 'POST', '/dip-channel/IF-021', '[{"payload": {'), 400, 'MSG1001', /not valid JSON/],
       ['an object, not an array', () => call(sds, 'POST', '/dip-channel/IF-021', body('obj')[0]), 400, 'MSG1001', /JSON array/],
       ['a missing MPAN', () => call(sds, 'POST', '/dip-channel/IF-021', mutated('mpan', (m) => delete (m.payload.CommonBlock.M0 as { MPANCore?: string }).MPANCore)), 400, 'MSG1001', /M0\.MPANCore is required/],
-      ['a date without its offset', () => call(sds, 'POST', '/dip-channel/IF-021', mutated('ts', (m) => (m.payload.CommonBlock.S1.senderTimestamp = '2026-12-04T22:35:28Z'))), 400, 'MSG1001', /S1\.senderTimestamp/],
+      ['a date without its offset', () => call(sds, 'POST', '/dip-channel/IF-021', mutated('ts', (m) => (m.payload.CommonBlock.S1.senderTimestamp = '2026-12-04T22:35:28Z'))), 400, 'MSG1007', /S1\.senderTimestamp/],
       ['another sender DIP ID', () => call(sds, 'POST', '/dip-channel/IF-021', mutated('id', (m) => (m.payload.CommonBlock.S1.senderDIPID = '2000000009'))), 403, 'MSG1009', /S1\.senderDIPID/],
       ['an unknown primary recipient', () => call(sds, 'POST', '/dip-channel/IF-021', mutated('to', (m) => (m.payload.CommonBlock.A0!.primaryRecipients = ['9999999999']))), 400, 'MSG1031', /9999999999/],
       ['GET on a submission', () => call(sds, 'GET', '/dip-channel/IF-021'), 405, 'MSG1000', /allowed: POST/],
