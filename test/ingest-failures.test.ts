@@ -733,7 +733,7 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
       expect(answer.messageArray).toHaveLength(4);
       expect(answer.messageArray.map((e) => e.message)).toEqual([MSG.processingFailed, MSG.processingFailed, MSG.senderTimestampInvalid, MSG.processingFailed]);
       expect(answer.messageArray.map((e) => e.senderUniqueReference)).toEqual(items.map(refOf));
-      for (const i of [0, 1, 3]) expect(answer.messageArray[i]!.help).toBe('not accepted: the batch is refused whole because item 2 failed');
+      for (const i of [0, 1, 3]) expect(answer.messageArray[i]!.help).toBe('not accepted: the batch is refused whole because item 2 failed (items are counted from 0)');
       expect(answer.messageArray[2]!.help).toMatch(/^item 2: payload\.CommonBlock\.S1\.senderTimestamp must be at least 25 characters long/);
     });
 
@@ -743,8 +743,16 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
       items[2]!.payload.CommonBlock.A0!.primaryRecipients = ['9999999999']; // 400 MSG1031
       const answer = await refused(() => sds.client.submit('IF-021', items), 403, MSG.senderDipIdInvalid, /item 0: S1\.senderDIPID/);
       expect(answer.messageArray.map((e) => e.message)).toEqual([MSG.senderDipIdInvalid, MSG.processingFailed, MSG.primaryRecipientInvalid]);
-      expect(answer.messageArray[1]!.help).toBe('not accepted: the batch is refused whole because item 0 failed');
+      // Every failing item is named, not only the first.
+      expect(answer.messageArray[1]!.help).toBe('not accepted: the batch is refused whole because items 0 and 2 failed (items are counted from 0)');
       expect(answer.messageArray[2]!.help).toMatch(/^item 2: A0\.primaryRecipients: 9999999999/);
+    });
+
+    it('many failing items: the first ten named and the rest counted, within the help text', async () => {
+      const items = Array.from({ length: 14 }, () => item());
+      for (const i of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]) items[i]!.payload.CommonBlock.A0!.primaryRecipients = ['9999999999'];
+      const answer = await refused(() => sds.client.submit('IF-021', items), 400, MSG.processingFailed, /items 1, 2, 3/);
+      for (const i of [0, 13]) expect(answer.messageArray[i]!.help).toBe('not accepted: the batch is refused whole because items 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 2 more failed (items are counted from 0)');
     });
   });
 

@@ -481,13 +481,15 @@ export class Ingest {
   }
 
   private refuse(now: Date, callerId: string, states: ItemState[], failed: ItemState): IngestResult {
-    const failedIndex = states.indexOf(failed);
+    // Every item that failed, so that a sender fixing the batch learns of them all from any entry.
+    const failing = states.flatMap((s, i) => (s.refusal ? [i] : []));
+    const which = failedItems(failing);
     const entries: EntryFields[] = states.map((s) => ({
       ...(s.original ? { transactionID: s.original } : {}),
       senderUniqueReference: s.ref,
       ...answeredFor(s),
       message: s.refusal?.code ?? MSG.processingFailed,
-      help: s.refusal?.help ?? `not accepted: the batch is refused whole because item ${failedIndex} failed`,
+      help: s.refusal?.help ?? `not accepted: the batch is refused whole because ${which} failed (items are counted from 0)`,
     }));
     return { status: failed.refusal!.status, response: standardResponse(now, this.settings.dipId, callerId, entries) };
   }
@@ -603,6 +605,14 @@ function describeIssues(errors: readonly ValidationIssue[], count: number, budge
   // Counted from every issue found (`count`), not from `errors`, which the catalogue has already cut to ten.
   const more = count > shown.length ? ` (+${count - shown.length} more)` : '';
   return `${shown.join('; ')}${more}`;
+}
+
+/** "item 2", "items 0 and 2", "items 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 and 990 more": short enough for a help text. */
+function failedItems(failing: number[]): string {
+  if (failing.length === 1) return `item ${failing[0]}`;
+  const shown = failing.length > 10 ? failing.slice(0, 10) : failing.slice(0, -1);
+  const rest = failing.length > 10 ? `${failing.length - 10} more` : String(failing.at(-1));
+  return `items ${shown.join(', ')} and ${rest}`;
 }
 
 function markDuplicatesInBatch(states: ItemState[]): void {
