@@ -51,6 +51,19 @@ describe('TLS cipher suites of the listeners', () => {
     }
   });
 
+  it('refuses a TLS 1.2 renegotiation the client starts, on every listener', async () => {
+    for (const l of listeners()) {
+      const outcome = await new Promise<string>((resolve) => {
+        const socket = tls.connect(
+          { host: '127.0.0.1', port: l.port, servername: 'localhost', ca: t.dip.pki.ca.certPem, maxVersion: 'TLSv1.2', ...(l.who ? { cert: l.who.credentials.certPem, key: l.who.credentials.keyPem } : {}) },
+          () => socket.renegotiate({ rejectUnauthorized: true }, (err) => resolve(err ? `refused ${(err as NodeJS.ErrnoException).code ?? err.message}` : 'renegotiated')),
+        );
+        socket.once('error', (e: NodeJS.ErrnoException) => resolve(`refused ${e.code ?? e.message}`));
+      });
+      expect(outcome, l.name).toBe('refused ERR_SSL_NO_RENEGOTIATION');
+    }
+  });
+
   it('takes TLS 1.2 with ECDHE and AES-GCM or ChaCha20-Poly1305, and TLS 1.3', async () => {
     for (const l of listeners()) {
       const ca = t.dip.pki.ca.certPem;
