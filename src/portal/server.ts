@@ -11,6 +11,7 @@ import type { SignIn } from '../pipeline/portal-accounts.js';
 import { registerUserPortal } from './user-pages.js';
 import { USER_REALM } from './user-realm.js';
 import { LISTENER_TLS } from '../security/tls-policy.js';
+import { csrfMatches } from '../security/portal-session.js';
 
 /** The portal a path belongs to. */
 const realmOf = (url: string): Realm => (url.startsWith(OPERATOR_REALM.base) ? OPERATOR_REALM : USER_REALM);
@@ -220,7 +221,7 @@ function registerSignIn(app: FastifyInstance, deps: PortalDeps, realm: Realm): v
   app.post(`${realm.base}/sign-out`, async (req, reply) => {
     const signed = await signedIn(deps, req, realm);
     // Only this portal's own form signs out: another site's POST would otherwise drop the cookie.
-    if (signed && !(sameOrigin(req) && field(req.body, '_csrf') === signed.claims.csrf)) return refuse(reply, realm, req, undefined, 403, 'the sign-out form was not sent from this portal');
+    if (signed && !(sameOrigin(req) && csrfMatches(signed.claims.csrf, field(req.body, '_csrf')))) return refuse(reply, realm, req, undefined, 403, 'the sign-out form was not sent from this portal');
     if (signed) await deps.accounts.signOutEverywhere(signed.account.username);
     setSessionCookie(reply, realm, '', 0);
     return render(reply, 200, realm, req, undefined, 'Signed out', html`<p>You are signed out. <a href="${realm.base}/sign-in">Sign in again</a></p>`);
