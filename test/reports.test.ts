@@ -98,6 +98,16 @@ describe('reports, traces and journeys (spec 5.11)', () => {
     // A supplier's own sender audit holds nothing it did not send.
     expect((await supA.client.call<{ rows: unknown[] }>('GET', '/observability/reports/sender-audit', '')).body.rows).toEqual([]);
     expect((await admin('/admin/reports/throughput?from=yesterday')).status).toBe(400);
+    // A date-time without a zone would be read in the server host's own zone: refused, naming the field.
+    // A date is midnight UTC, as the buckets are; an offset is honoured.
+    const noZone = await admin<{ error: string }>('/admin/reports/throughput?from=2026-12-04T09:00:00&to=2026-12-05T00:00:00Z');
+    expect(noZone.status).toBe(400);
+    expect(noZone.body.error).toBe("from: '2026-12-04T09:00:00' has no time zone: add Z for UTC or an offset such as +01:00");
+    expect((await admin<{ error: string }>('/admin/reports/throughput?to=12/05/2026')).body.error).toMatch(/^to: '12\/05\/2026' is not an ISO 8601 date/);
+    const offset = await admin<{ from: string; to: string }>('/admin/reports/throughput?from=2026-12-04&to=2026-12-05T01:00:00%2B01:00');
+    expect(offset.body).toMatchObject({ from: '2026-12-04T00:00:00.000Z', to: '2026-12-05T00:00:00.000Z' });
+    // Refused for being the wrong way round, the answer gives both ends as read, "now" for a default.
+    expect((await admin<{ error: string }>('/admin/reports/throughput?from=2100-01-01')).body.error).toMatch(/^from \(2100-01-01T00:00:00\.000Z\) must be before to \(\d{4}-.+Z, now\)$/);
 
     // By recipient (spec 5.11.1, "outgoing volumes by individual recipient"): that recipient's copies only.
     type Rows = { rows: Array<{ in: number; out: number; errors: number; pending: number }> };

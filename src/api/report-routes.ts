@@ -32,6 +32,21 @@ const querySchema = {
   },
 } as const;
 
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}$/;
+const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})$/i;
+
+/**
+ * A period's end as epoch ms, or why not, naming the field. Only ISO 8601: a date (midnight UTC, as the
+ * buckets are) or a date-time with its zone. A date-time without one would be read in the server's own
+ * zone (Date.parse), so the same query would count other messages on a host set to another zone: refused.
+ */
+function instantOf(field: 'from' | 'to', value: string): number | string {
+  const ms = ISO_DATE.test(value) || ISO_DATE_TIME.test(value) ? Date.parse(value) : Number.NaN;
+  if (!Number.isNaN(ms)) return ms;
+  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?$/.test(value)) return `${field}: '${value}' has no time zone: add Z for UTC or an offset such as +01:00`;
+  return `${field}: '${value}' is not an ISO 8601 date (2026-12-04, midnight UTC) or date-time with its zone (2026-12-04T09:00:00Z)`;
+}
+
 /** How a listener names its viewer and answers a refusal (the participant listener: a StandardResponse). */
 export interface ReportRouteOptions {
   prefix: string;
@@ -95,10 +110,11 @@ export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: 
     ...(o.config ? { config: o.config } : {}),
   });
   const filterOf = (q: ReportQuery): ReportFilter | string => {
-    const toMs = q.to ? Date.parse(q.to) : o.now();
-    const fromMs = q.from ? Date.parse(q.from) : toMs - DAY;
-    if (Number.isNaN(fromMs) || Number.isNaN(toMs)) return `from and to must be ISO 8601 dates or date-times (got from=${q.from ?? ''}, to=${q.to ?? ''})`;
-    if (!(fromMs < toMs)) return `from (${q.from ?? ''}) must be before to (${q.to ?? ''})`;
+    const toMs = q.to ? instantOf('to', q.to) : o.now();
+    if (typeof toMs === 'string') return toMs;
+    const fromMs = q.from ? instantOf('from', q.from) : toMs - DAY;
+    if (typeof fromMs === 'string') return fromMs;
+    if (!(fromMs < toMs)) return `from (${new Date(fromMs).toISOString()}) must be before to (${new Date(toMs).toISOString()}${q.to ? '' : ', now'})`;
     return { fromMs, toMs, granularity: q.granularity ?? 'hour', channel: q.channel, sender: q.sender, recipient: q.recipient };
   };
   const answer = (reply: FastifyReply, q: ReportQuery, name: string, rows: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}) =>
