@@ -2,6 +2,7 @@ import type { FastifyReply } from 'fastify';
 import { Readable } from 'node:stream';
 import { receivesOn } from '../domain/channel.js';
 import { createSubscription } from '../pipeline/alarms.js';
+import { alarmAction } from '../pipeline/alarm-actions.js';
 import { downloadRefusal, mayRead } from '../pipeline/publications.js';
 import { STATUS_CHANNEL } from '../pipeline/status.js';
 import { ALARM_RULES, OPERATOR_RULES, type AlarmRule } from '../ports/alarms.js';
@@ -97,12 +98,12 @@ async function alarmsPage(deps: PortalDeps, c: Ctx, flash: Flash, status: number
   const owner = c.own.dipId;
   const now = deps.alarms.alarms.current(owner);
   const subs = await deps.alarms.subscriptions.list(owner);
-  const current = now.map((a) => html`<tr><td>${badge('bad', a.rule)}</td><td>${a.summary}</td><td>${isoOrDash(a.since)}</td></tr>`);
+  const current = now.map((a) => html`<tr><td>${badge('bad', a.rule)}</td><td>${a.summary}</td><td>${alarmAction(a, owner)}</td><td>${isoOrDash(a.since)}</td></tr>`);
   const rows = subs.map(
     (s) => html`<tr><td>${s.rules.join(', ')}</td><td>${s.email ?? '—'}</td><td>${s.webhookUrl ? html`<code>${s.webhookUrl}</code>` : '—'}</td><td>${isoOrDash(s.createdAt)}</td><td>${actionButton({ action: '/portal/alarms/remove', csrf: c.signed.claims.csrf, fields: { id: s.id }, label: 'Unsubscribe', about: `from ${s.rules.join(', ')} (${s.email ?? s.webhookUrl ?? ''})`, kind: 'danger' })}</td></tr>`,
   );
   const body = html`<h2>Alarms now</h2>
-${table(`Alarms that concern ${owner} now`, ['Rule', 'What', 'Since'], current, `No alarm concerns ${owner} now.`)}
+${table(`Alarms that concern ${owner} now`, ['Rule', 'What', 'What to do', 'Since'], current, `No alarm concerns ${owner} now.`)}
 <h2>Subscriptions</h2>
 ${table(`${owner}'s alarm subscriptions`, ['Rules', 'Email', 'Webhook', 'Created', ''], rows, 'No subscription: alarms are shown here but nobody is told.')}
 <form method="post" action="/portal/alarms">${csrfField(c.signed)}
