@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { journeyOf, type ProcessStatus } from '../src/pipeline/reports.js';
-import type { TracedDelivery, TracedMessage } from '../src/ports/traces.js';
+import { journeyOf, Reports, type ProcessStatus } from '../src/pipeline/reports.js';
+import type { MessageTraces, TracedDelivery, TracedMessage } from '../src/ports/traces.js';
 import { runSimulation } from '../src/sim/simulate.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
@@ -200,5 +200,24 @@ describe('a dead letter in a journey', () => {
   it('says its reason once, also where the detail starts with it (a stale one)', () => {
     expect(journey({ reason: 'stale', status: null, detail: 'stale: not delivered to 1000000001 within 1 hours', at })).toEqual(['stale: not delivered to 1000000001 within 1 hours']);
     expect(journey({ reason: 'rejected', status: 400, detail: '1000000001 refused the message: HTTP 400', at })).toEqual(['rejected: 1000000001 refused the message: HTTP 400']);
+  });
+});
+
+describe('throughput over messages the DIP made itself', () => {
+  const at = Date.parse('2026-12-04T22:35:00Z');
+  const message = (transactionId: string, channel: string, sender: string, recipient: string, state: TracedDelivery['state']): TracedMessage => ({
+    transactionId, channel, eventCode: '', sender, senderRole: sender === '0000000000' ? 'STS' : 'SDS', senderUniqueReference: null, correlationId: null, receivedAt: at, replayOf: null,
+    deliveries: [{ recipient, seq: 1, state, deliveredAt: state === 'delivered' ? at + 500 : null, firstAttemptAt: null, attempts: [], deadLetter: state === 'dead' ? { reason: 'rejected', status: 400, detail: '', at: at + 600 } : null }],
+  });
+  // One message a data service sent, dead-lettered for its recipient; the DIP's status message telling the
+  // sender, waiting in its STATUS queue.
+  const traces: MessageTraces = {
+    trace: async () => [message('T-IF-021-1', 'IF-021', '2000000001', '1000000002', 'dead'), message('T-STATUS-1', 'STATUS', '0000000000', '2000000001', 'pending')],
+  };
+  const reports = new Reports(traces, { history: async () => [] }, () => at + 60_000, '0000000000');
+
+  it('counts in only what participants sent: the status message is the DIP telling of an error, its copy out', async () => {
+    const rows = await reports.throughput({ kind: 'operator' }, { fromMs: at - 3_600_000, toMs: at + 60_000, granularity: 'hour' });
+    expect(rows).toEqual([{ bucket: '2026-12-04T22:00:00.000Z', in: 1, out: 0, errors: 1, pending: 1 }]);
   });
 });

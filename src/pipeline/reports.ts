@@ -86,6 +86,8 @@ export class Reports {
     private readonly traces: MessageTraces,
     private readonly mpan: Pick<MpanDirectory, 'history'>,
     private readonly now: () => number,
+    /** The DIP's own ID: what it sends itself (status messages reporting errors, test messages) was not received. */
+    private readonly dipId: string,
   ) {}
 
   /**
@@ -113,7 +115,11 @@ export class Reports {
     return f.recipient === undefined ? originals : originals.map((m) => ({ ...m, deliveries: m.deliveries.filter((d) => d.recipient === f.recipient) }));
   }
 
-  /** Messages in, copies delivered out, and errors (copies dead-lettered), per bucket. */
+  /**
+   * Messages in (sent by participants: the DIP's own status messages and test messages were not received,
+   * and counting them would make every dead letter add one message "in"), copies delivered out, errors
+   * (copies dead-lettered) and copies pending, per bucket; the DIP's own messages' copies count as copies.
+   */
   async throughput(viewer: Viewer, f: ReportFilter) {
     const buckets = new Map<number, { in: number; out: number; errors: number; pending: number }>();
     const b = (ms: number) => {
@@ -123,7 +129,7 @@ export class Reports {
       return x;
     };
     for (const m of await this.filtered(viewer, f)) {
-      b(m.receivedAt).in += 1;
+      if (m.sender !== this.dipId) b(m.receivedAt).in += 1;
       for (const d of m.deliveries) {
         if (d.state === 'delivered') b(d.deliveredAt ?? m.receivedAt).out += 1;
         else if (d.state === 'pending') b(m.receivedAt).pending += 1;
