@@ -33,6 +33,7 @@ import { OverloadGuard } from './pipeline/overload.js';
 import { PortalAccountService } from './pipeline/portal-accounts.js';
 import type { Publications } from './pipeline/publications.js';
 import { Reports } from './pipeline/reports.js';
+import { queueRules } from './pipeline/queue-rules.js';
 import type { Retention } from './pipeline/retention.js';
 import { webhookConfigDeps } from './pipeline/webhook-config.js';
 import type { Backend, Coordination } from './ports/backend.js';
@@ -196,6 +197,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     now: () => clock.now(),
     portalAccounts,
     deadLetters: backend.deadLetters,
+    undeliverable: queueRules(registry, channel).undeliverable,
     requeueJobs: { replay, jobs: backend.requeueJobs },
     archive: backend.archive,
     mpan,
