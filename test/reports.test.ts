@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { journeyOf, Reports, type ProcessStatus } from '../src/pipeline/reports.js';
+import { journeyOf, REPORT_MESSAGE_LIMIT, Reports, type ProcessStatus } from '../src/pipeline/reports.js';
 import type { MessageTraces, TracedDelivery, TracedMessage } from '../src/ports/traces.js';
 import { runSimulation } from '../src/sim/simulate.js';
 import { buildIF021 } from '../src/sim/messages.js';
@@ -219,5 +219,23 @@ describe('throughput over messages the DIP made itself', () => {
   it('counts in only what participants sent: the status message is the DIP telling of an error, its copy out', async () => {
     const rows = await reports.throughput({ kind: 'operator' }, { fromMs: at - 3_600_000, toMs: at + 60_000, granularity: 'hour' });
     expect(rows).toEqual([{ bucket: '2026-12-04T22:00:00.000Z', in: 1, out: 0, errors: 1, pending: 1 }]);
+  });
+});
+
+describe('a period holding more messages than one report counts', () => {
+  const at = Date.parse('2026-12-04T00:00:00Z');
+  // A store as the real ones read it: the period from its start, in arrival order, cut at the limit asked.
+  const held = REPORT_MESSAGE_LIMIT + 5;
+  const traces: MessageTraces = {
+    trace: async (q) =>
+      Array.from({ length: Math.min(held, q.limit) }, (_, i): TracedMessage => ({
+        transactionId: `T-${i}`, channel: 'IF-021', eventCode: '', sender: '2000000001', senderRole: 'SDS', senderUniqueReference: null, correlationId: null, receivedAt: at + i, replayOf: null, deliveries: [],
+      })),
+  };
+  const reports = new Reports(traces, { history: async () => [] }, () => at + 86_400_000, '0000000000');
+
+  it('is refused, saying how to ask, rather than counted short (its last messages left out)', async () => {
+    const asked = reports.throughput({ kind: 'operator' }, { fromMs: at, toMs: at + 86_400_000, granularity: 'day' });
+    await expect(asked).rejects.toThrow('2026-12-04T00:00:00.000Z to 2026-12-05T00:00:00.000Z holds more than 200,000 messages, the most one report counts: ask for it in parts (a shorter from/to, or one channel, sender or recipient)');
   });
 });

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { JsonSchema } from '../catalogue/types.js';
+import { RefusedError } from '../pipeline/refused.js';
 import { GRANULARITIES, toCsv, type Granularity, type Outcome, type ReportFilter, type Reports, type Viewer } from '../pipeline/reports.js';
 
 interface ReportQuery {
@@ -117,13 +118,22 @@ export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: 
     if (!(fromMs < toMs)) return `from (${new Date(fromMs).toISOString()}) must be before to (${new Date(toMs).toISOString()}${q.to ? '' : ', now'})`;
     return { fromMs, toMs, granularity: q.granularity ?? 'hour', channel: q.channel, sender: q.sender, recipient: q.recipient };
   };
+  /** A report the store cannot give whole (more messages than one report counts) is refused, saying how to ask. */
+  const refusing = async (req: FastifyRequest, reply: FastifyReply, make: () => Promise<FastifyReply>): Promise<FastifyReply> => {
+    try {
+      return await make();
+    } catch (e) {
+      if (e instanceof RefusedError) return o.fail(reply, req, e.status, e.message);
+      throw e;
+    }
+  };
   const answer = (reply: FastifyReply, q: ReportQuery, name: string, rows: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}) =>
     q.format === 'csv' ? reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}.csv"`).send(toCsv(rows)) : reply.send({ ...extra, rows });
   const withFilter = (name: string, make: (viewer: Viewer, f: ReportFilter, q: ReportQuery) => Promise<Array<Record<string, unknown>>>) =>
     app.get<{ Querystring: ReportQuery }>(`${o.prefix}/${name}`, route(name, periodReport(name), [400]), async (req, reply) => {
       const f = filterOf(req.query);
       if (typeof f === 'string') return o.fail(reply, req, 400, f);
-      return answer(reply, req.query, name, await make(o.viewer(req), f, req.query), { from: new Date(f.fromMs).toISOString(), to: new Date(f.toMs).toISOString(), granularity: f.granularity });
+      return refusing(req, reply, async () => answer(reply, req.query, name, await make(o.viewer(req), f, req.query), { from: new Date(f.fromMs).toISOString(), to: new Date(f.toMs).toISOString(), granularity: f.granularity }));
     });
   const outcome = <T>(req: FastifyRequest, reply: FastifyReply, q: ReportQuery, name: string, r: Outcome<T>, rows: (v: T) => Array<Record<string, unknown>>) =>
     r.ok ? answer(reply, q, name, rows(r.value)) : o.fail(reply, req, r.status, r.help);
@@ -137,8 +147,7 @@ export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: 
     if (!transactionId && !correlationId) return o.fail(reply, req, 400, 'name a transactionId or a correlationId');
     const f = filterOf({ from: req.query.from ?? new Date(0).toISOString(), to: req.query.to });
     if (typeof f === 'string') return o.fail(reply, req, 400, f);
-    const rows = await reports.trace(o.viewer(req), { transactionId, correlationId }, f.fromMs, f.toMs);
-    return answer(reply, req.query, 'trace', rows as unknown as Array<Record<string, unknown>>);
+    return refusing(req, reply, async () => answer(reply, req.query, 'trace', (await reports.trace(o.viewer(req), { transactionId, correlationId }, f.fromMs, f.toMs)) as unknown as Array<Record<string, unknown>>));
   });
   app.get<{ Params: { mpan: string }; Querystring: ReportQuery }>(
     `${o.prefix}/mpan/:mpan`,
@@ -146,7 +155,7 @@ export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: 
     async (req, reply) => {
       const f = filterOf(req.query);
       if (typeof f === 'string') return o.fail(reply, req, 400, f);
-      return outcome(req, reply, req.query, 'mpan-trace', await reports.mpanTrace(o.viewer(req), req.params.mpan, f.fromMs, f.toMs), (v) => v as unknown as Array<Record<string, unknown>>);
+      return refusing(req, reply, async () => outcome(req, reply, req.query, 'mpan-trace', await reports.mpanTrace(o.viewer(req), req.params.mpan, f.fromMs, f.toMs), (v) => v as unknown as Array<Record<string, unknown>>));
     },
   );
   const transaction: JsonSchema = { type: 'object', required: ['transactionId'], properties: { transactionId: { type: 'string', maxLength: 200 } } };

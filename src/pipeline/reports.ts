@@ -1,5 +1,6 @@
 import { BUSINESS_FLOWS } from '../catalogue/business-flows.js';
 import type { MpanDirectory } from './mpan-directory.js';
+import { RefusedError } from './refused.js';
 import type { MessageTraces, TracedMessage, TraceQuery } from '../ports/traces.js';
 
 export const GRANULARITIES = ['minute', 'hour', 'day', 'month'] as const;
@@ -96,7 +97,13 @@ export class Reports {
    * the sender does not see it (it would tell the sender what the recipient replayed).
    */
   private async visible(viewer: Viewer, query: Omit<TraceQuery, 'limit'> & { limit?: number }): Promise<TracedMessage[]> {
-    const all = await this.traces.trace({ limit: REPORT_MESSAGE_LIMIT, ...query });
+    // One more than the limit: the store reads the period from its start, so a period holding more would
+    // be cut at its end, and its totals silently short. Refused instead, saying how to ask.
+    const all = await this.traces.trace({ limit: REPORT_MESSAGE_LIMIT + 1, ...query });
+    if (all.length > REPORT_MESSAGE_LIMIT) {
+      const period = `${new Date(query.fromMs).toISOString()} to ${new Date(query.toMs).toISOString()}`;
+      throw new RefusedError(400, `${period} holds more than ${REPORT_MESSAGE_LIMIT.toLocaleString('en-GB')} messages, the most one report counts: ask for it in parts (a shorter from/to, or one channel, sender or recipient)`);
+    }
     if (viewer.kind === 'operator') return all;
     const me = viewer.dipId;
     const mine = (m: TracedMessage) => m.sender === me && m.replayOf === null;

@@ -4,6 +4,7 @@ import { receivesOn } from '../domain/channel.js';
 import { createSubscription } from '../pipeline/alarms.js';
 import { alarmAction } from '../pipeline/alarm-actions.js';
 import { downloadRefusal, mayRead } from '../pipeline/publications.js';
+import { RefusedError } from '../pipeline/refused.js';
 import { STATUS_CHANNEL } from '../pipeline/status.js';
 import { ALARM_RULES, OPERATOR_RULES, type AlarmRule } from '../ports/alarms.js';
 import type { PublicationRecord } from '../ports/publications.js';
@@ -61,7 +62,13 @@ async function reportsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   // The reports API's own computation, for the participant as viewer: its messages and its copies only.
   const viewer = { kind: 'participant', dipId: p.dipId } as const;
   const filter = { fromMs: period.fromMs, toMs: period.toMs, granularity: period.granularity };
-  const [throughput, latency] = await Promise.all([deps.reports.throughput(viewer, filter), deps.reports.latency(viewer, filter)]);
+  const read = await Promise.all([deps.reports.throughput(viewer, filter), deps.reports.latency(viewer, filter)]).catch((e: unknown) => {
+    if (e instanceof RefusedError) return e;
+    throw e;
+  });
+  // More messages in the period than one report counts: said, with the form to choose a shorter one.
+  if (read instanceof RefusedError) return render(c.reply, read.status, R, c.req, c.signed, 'Reports', html`${periodForm('/portal/reports', period)}<p role="alert">${read.message}</p>`);
+  const [throughput, latency] = read;
   const verdicts = { delivered: 0, retry: 0, rejected: 0 };
   for (const ch of [...deps.channels.all().filter((x) => receivesOn(x, p)).map((x) => x.interfaceId), STATUS_CHANNEL]) {
     if (!deps.registry.webhook(p.dipId, ch)) continue;
