@@ -33,6 +33,7 @@ import { OverloadGuard } from './pipeline/overload.js';
 import { PortalAccountService } from './pipeline/portal-accounts.js';
 import type { Publications } from './pipeline/publications.js';
 import { Reports } from './pipeline/reports.js';
+import { queueRules } from './pipeline/queue-rules.js';
 import type { Retention } from './pipeline/retention.js';
 import { webhookConfigDeps } from './pipeline/webhook-config.js';
 import type { Backend, Coordination } from './ports/backend.js';
@@ -164,7 +165,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const { publications, baseUrls } = await openPublications(config, backend, sealer, registry, copies, channel, clock, logger, life, metrics);
   const alarms = await startAlarms({ config, pkiDir: pkiDirectory, backend, coordination, registry, delivery, processes, destinations, signing, clock, logger, life });
   const alarmApi = alarms ? { alarms: alarms.alarms, subscriptions: alarms.subscriptions, checkUrl: (url: string) => destinations.checkUrl(url), now: () => clock.now() } : null;
-  const reports = new Reports(backend.traces, mpan, () => clock.now());
+  const reports = new Reports(backend.traces, mpan, () => clock.now(), config.dipId);
   const maintenance = assembleMaintenance(backend, registry, channels, alarms, clock, logger);
   // A getter: after a rotation GET /certificates/dip serves the signing certificate in force.
   const certificates = { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, encryption: encryption.certPem };
@@ -196,6 +197,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     now: () => clock.now(),
     portalAccounts,
     deadLetters: backend.deadLetters,
+    undeliverable: queueRules(registry, channel).undeliverable,
     requeueJobs: { replay, jobs: backend.requeueJobs },
     archive: backend.archive,
     mpan,

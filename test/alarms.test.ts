@@ -77,9 +77,18 @@ describe('alarms (spec 5.11.4)', () => {
     expect(raised[0]!.from).toBe('dip@example.net');
     expect(raised[0]!.data).toContain('rule: dead-letter');
     expect(raised[0]!.data).toContain(`key: dead-letter:${sup.dipId}/IF-021`);
-    const current = (await (await admin('GET', '/admin/alarms')).json()) as { alarms: Array<{ key: string }> };
+    // Each says what to do, to whom it is sent: the operator where to look and how to requeue, the
+    // supplier what is in its own hands.
+    // As sent: quoted-printable (long lines folded with a soft break `=`, an `=` written `=3D`).
+    const mailTo = (to: string) => raised.find((m) => m.to[0] === to)!.data.replace(/=\r\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+    expect(mailTo('ops@example.net')).toContain('what to do: dip dead-letters list (GET /admin/dead-letters) gives each one its reason');
+    expect(mailTo('sup@example.net')).toContain('what to do: the DIP gave up delivering them');
+    const current = (await (await admin('GET', '/admin/alarms')).json()) as { alarms: Array<{ key: string; action: string }> };
     expect(current.alarms.map((a) => a.key)).toContain(`dead-letter:${sup.dipId}/IF-021`);
-    expect(((await sup.client.call<unknown>('GET', '/observability/alarms', '')).body as { alarms: Array<{ key: string }> }).alarms.map((a) => a.key)).toContain(`dead-letter:${sup.dipId}/IF-021`);
+    expect(current.alarms.find((a) => a.key === `dead-letter:${sup.dipId}/IF-021`)!.action).toMatch(/^dip dead-letters list .* dip dead-letters requeue delivers them again/);
+    const supAlarms = (await sup.client.call<{ alarms: Array<{ key: string; action: string }> }>('GET', '/observability/alarms', '')).body.alarms;
+    expect(supAlarms.map((a) => a.key)).toContain(`dead-letter:${sup.dipId}/IF-021`);
+    expect(supAlarms[0]!.action).toMatch(/^the DIP gave up delivering them .*dip replay --requeue/);
     expect(((await sds.client.call<unknown>('GET', '/observability/alarms', '')).body as { alarms: unknown[] }).alarms).toEqual([]);
 
     // The recipient is fixed; the operator requeues: the condition clears and the resolved notice follows.

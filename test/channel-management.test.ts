@@ -178,5 +178,14 @@ describe('channel management while running (spec 5.3)', () => {
     expect(gone.body.messageArray[0]!.help).toMatch(/withdrawn/);
     await carol('POST', '/admin/channels/IF-021/resume');
     expect((await sds.client.submit('IF-021', [if021(sup.dipId)])).status).toBe(201);
+
+    // Rolling the settings back to a version taken while the channel was paused puts those settings in
+    // force, not the pause: pausing, resuming and withdrawing are acts of their own, each journalled as one,
+    // and a rollback that stopped the channel's messages again would do it with nothing saying so.
+    const history = (await carol('GET', '/admin/channels/IF-021/history')).body as Array<{ version: number; state: string; note: string }>;
+    const whilePaused = history.find((v) => v.state === 'paused' && v.note === 'maintenance')!;
+    const rolled = await carol('POST', '/admin/channels/IF-021/rollback', { version: whilePaused.version });
+    expect(rolled.body).toMatchObject({ state: 'active', note: `rolled back to version ${whilePaused.version}` });
+    expect((await sds.client.submit('IF-021', [if021(sup.dipId)])).status).toBe(201);
   });
 });

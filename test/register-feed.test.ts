@@ -103,6 +103,14 @@ describe('central register feed (spec 5.7.1)', () => {
     await waitFor(async () => (await admin('GET', `/admin/dead-letters?recipient=${fresh.dipId}`)).body.length === 2, 10_000, 'the queue dead-lettered');
     const dead = (await admin('GET', `/admin/dead-letters?recipient=${fresh.dipId}`)).body as Json[];
     expect(dead[0]!.detail).toMatch(/no longer receives on IF-021/);
+    // Requeued now, each would be dead-lettered again at once and its sender told twice: refused, saying
+    // why and what to do, and nothing requeued.
+    const requeue = await admin('POST', '/admin/dead-letters/requeue', { recipientDipId: fresh.dipId, channel: 'IF-021' });
+    expect(requeue.status).toBe(409);
+    expect(requeue.body.error).toBe(
+      `not requeued: ${fresh.dipId} no longer receives on IF-021 (holds ADS; receiving: ${(dead[0]!.detail as string).match(/receiving: ([^)]*)\)/)![1]}); requeued now each would be dead-lettered again. Discard them (dip dead-letters discard), or requeue once it receives again`,
+    );
+    expect(((await admin('GET', `/admin/dead-letters?recipient=${fresh.dipId}`)).body as Json[]).map((d) => d.state)).toEqual(['dead', 'dead']);
     const journal = (await admin('GET', `/admin/journal?target=${fresh.dipId}&action=participant.roles`)).body as Json[];
     expect(journal[0]).toMatchObject({ actor: `register:pull:127.0.0.1:${(register.address() as AddressInfo).port}`, after: { revoked: ['SUP'] } });
     expect(JSON.stringify(await admin('GET', '/admin/journal'))).not.toMatch(/register-secret/);

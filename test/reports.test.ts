@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { journeyOf, type ProcessStatus } from '../src/pipeline/reports.js';
-import type { TracedDelivery, TracedMessage } from '../src/ports/traces.js';
+import { journeyOf, REPORT_MESSAGE_LIMIT, Reports, type ProcessStatus } from '../src/pipeline/reports.js';
+import type { MessageTraces, TracedDelivery, TracedMessage } from '../src/ports/traces.js';
 import { runSimulation } from '../src/sim/simulate.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
@@ -98,6 +98,16 @@ describe('reports, traces and journeys (spec 5.11)', () => {
     // A supplier's own sender audit holds nothing it did not send.
     expect((await supA.client.call<{ rows: unknown[] }>('GET', '/observability/reports/sender-audit', '')).body.rows).toEqual([]);
     expect((await admin('/admin/reports/throughput?from=yesterday')).status).toBe(400);
+    // A date-time without a zone would be read in the server host's own zone: refused, naming the field.
+    // A date is midnight UTC, as the buckets are; an offset is honoured.
+    const noZone = await admin<{ error: string }>('/admin/reports/throughput?from=2026-12-04T09:00:00&to=2026-12-05T00:00:00Z');
+    expect(noZone.status).toBe(400);
+    expect(noZone.body.error).toBe("from: '2026-12-04T09:00:00' has no time zone: add Z for UTC or an offset such as +01:00");
+    expect((await admin<{ error: string }>('/admin/reports/throughput?to=12/05/2026')).body.error).toMatch(/^to: '12\/05\/2026' is not an ISO 8601 date/);
+    const offset = await admin<{ from: string; to: string }>('/admin/reports/throughput?from=2026-12-04&to=2026-12-05T01:00:00%2B01:00');
+    expect(offset.body).toMatchObject({ from: '2026-12-04T00:00:00.000Z', to: '2026-12-05T00:00:00.000Z' });
+    // Refused for being the wrong way round, the answer gives both ends as read, "now" for a default.
+    expect((await admin<{ error: string }>('/admin/reports/throughput?from=2100-01-01')).body.error).toMatch(/^from \(2100-01-01T00:00:00\.000Z\) must be before to \(\d{4}-.+Z, now\)$/);
 
     // By recipient (spec 5.11.1, "outgoing volumes by individual recipient"): that recipient's copies only.
     type Rows = { rows: Array<{ in: number; out: number; errors: number; pending: number }> };
@@ -190,5 +200,42 @@ describe('a dead letter in a journey', () => {
   it('says its reason once, also where the detail starts with it (a stale one)', () => {
     expect(journey({ reason: 'stale', status: null, detail: 'stale: not delivered to 1000000001 within 1 hours', at })).toEqual(['stale: not delivered to 1000000001 within 1 hours']);
     expect(journey({ reason: 'rejected', status: 400, detail: '1000000001 refused the message: HTTP 400', at })).toEqual(['rejected: 1000000001 refused the message: HTTP 400']);
+  });
+});
+
+describe('throughput over messages the DIP made itself', () => {
+  const at = Date.parse('2026-12-04T22:35:00Z');
+  const message = (transactionId: string, channel: string, sender: string, recipient: string, state: TracedDelivery['state']): TracedMessage => ({
+    transactionId, channel, eventCode: '', sender, senderRole: sender === '0000000000' ? 'STS' : 'SDS', senderUniqueReference: null, correlationId: null, receivedAt: at, replayOf: null,
+    deliveries: [{ recipient, seq: 1, state, deliveredAt: state === 'delivered' ? at + 500 : null, firstAttemptAt: null, attempts: [], deadLetter: state === 'dead' ? { reason: 'rejected', status: 400, detail: '', at: at + 600 } : null }],
+  });
+  // One message a data service sent, dead-lettered for its recipient; the DIP's status message telling the
+  // sender, waiting in its STATUS queue.
+  const traces: MessageTraces = {
+    trace: async () => [message('T-IF-021-1', 'IF-021', '2000000001', '1000000002', 'dead'), message('T-STATUS-1', 'STATUS', '0000000000', '2000000001', 'pending')],
+  };
+  const reports = new Reports(traces, { history: async () => [] }, () => at + 60_000, '0000000000');
+
+  it('counts in only what participants sent: the status message is the DIP telling of an error, its copy out', async () => {
+    const rows = await reports.throughput({ kind: 'operator' }, { fromMs: at - 3_600_000, toMs: at + 60_000, granularity: 'hour' });
+    expect(rows).toEqual([{ bucket: '2026-12-04T22:00:00.000Z', in: 1, out: 0, errors: 1, pending: 1 }]);
+  });
+});
+
+describe('a period holding more messages than one report counts', () => {
+  const at = Date.parse('2026-12-04T00:00:00Z');
+  // A store as the real ones read it: the period from its start, in arrival order, cut at the limit asked.
+  const held = REPORT_MESSAGE_LIMIT + 5;
+  const traces: MessageTraces = {
+    trace: async (q) =>
+      Array.from({ length: Math.min(held, q.limit) }, (_, i): TracedMessage => ({
+        transactionId: `T-${i}`, channel: 'IF-021', eventCode: '', sender: '2000000001', senderRole: 'SDS', senderUniqueReference: null, correlationId: null, receivedAt: at + i, replayOf: null, deliveries: [],
+      })),
+  };
+  const reports = new Reports(traces, { history: async () => [] }, () => at + 86_400_000, '0000000000');
+
+  it('is refused, saying how to ask, rather than counted short (its last messages left out)', async () => {
+    const asked = reports.throughput({ kind: 'operator' }, { fromMs: at, toMs: at + 86_400_000, granularity: 'day' });
+    await expect(asked).rejects.toThrow('2026-12-04T00:00:00.000Z to 2026-12-05T00:00:00.000Z holds more than 200,000 messages, the most one report counts: ask for it in parts (a shorter from/to, or one channel, sender or recipient)');
   });
 });

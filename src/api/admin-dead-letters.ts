@@ -8,6 +8,8 @@ import { answers, epochMs, queueRef } from './admin-schemas.js';
 export interface DeadLetterRouteOptions {
   deadLetters: DeadLetters;
   delivery: Pick<Delivery, 'notify'>;
+  /** Why nothing can be delivered on the queue now (its recipient offboarded, or no longer receiving there), null when it can: src/pipeline/queue-rules.ts. */
+  undeliverable?(queue: QueueRef): string | null;
   logger: Logger;
 }
 
@@ -138,13 +140,17 @@ export const deadLetterRoutes: FastifyPluginAsync<DeadLetterRouteOptions> = asyn
         tags,
         summary: 'Requeue dead letters at the tail of their queue (all of the queue without seqs)',
         description:
-          'Without seqs every dead letter of the queue is requeued; a property the body does not list (a misspelt seqs) is refused with 400, never read as "all". A named position that is not a dead letter in state dead is left alone and listed in skipped with why. 404: the store has no such queue.',
+          'Without seqs every dead letter of the queue is requeued; a property the body does not list (a misspelt seqs) is refused with 400, never read as "all". A named position that is not a dead letter in state dead is left alone and listed in skipped with why. 404: the store has no such queue. 409: its recipient cannot receive there now (offboarded, or no longer holding a receiving role): nothing is requeued.',
         body: queueBody,
-        response: answers({ 200: acted('requeued', 'How many were requeued, and the named positions that were not') }, [404]),
+        response: answers({ 200: acted('requeued', 'How many were requeued, and the named positions that were not') }, [404, 409]),
       },
     },
     async (req, reply) => {
       const queue = { recipientDipId: req.body.recipientDipId, channel: req.body.channel };
+      // Requeued to a recipient that cannot receive, each would be dead-lettered again at once and its
+      // sender told a second time, while the answer said "requeued": refused, saying why and what to do.
+      const cannot = deps.undeliverable?.(queue) ?? null;
+      if (cannot !== null) return reply.code(409).send({ error: `not requeued: ${cannot.replace(/: the message was not delivered$/, '')}; requeued now each would be dead-lettered again. Discard them (dip dead-letters discard), or requeue once it receives again` });
       const seqs = req.body.seqs ?? (await deps.deadLetters.deadLetters({ ...queue, state: 'dead', limit: 100_000 })).map((d) => d.seq);
       const requeued = await deps.deadLetters.requeueDeadLetters(queue, seqs);
       if (requeued === null) return reply.code(404).send({ error: noQueue(queue) });

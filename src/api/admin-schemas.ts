@@ -114,6 +114,8 @@ export function describeOperatorInputErrors(errors: ReadonlyArray<FastifySchemaV
     if (dataVar === 'querystring' && e.keyword === 'type' && Array.isArray(e.data) && /^\/[^/]+$/.test(e.instancePath)) {
       return `${at} is given ${e.data.length} times: give it once`;
     }
+    const allowed = e.params['allowedValues'];
+    if (e.keyword === 'enum' && Array.isArray(allowed)) return `${at} must be equal to one of the allowed values: ${allowed.map(String).join(', ')}`;
     const name = e.params['additionalProperty'];
     if (e.keyword !== 'additionalProperties' || typeof name !== 'string') return `${at} ${e.message ?? 'is not valid'}`;
     const shown = name.length > MAX_NAME_SHOWN ? `${name.slice(0, MAX_NAME_SHOWN)}…` : name;

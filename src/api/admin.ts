@@ -18,7 +18,7 @@ import type { DeadLetters } from '../ports/dead-letters.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { OperatorAccounts } from '../pipeline/operators.js';
 import { registerOperatorAuth, operatorRoutes } from './admin-operators.js';
-import { deadLetterRoutes } from './admin-dead-letters.js';
+import { deadLetterRoutes, type DeadLetterRouteOptions } from './admin-dead-letters.js';
 import { requeueJobRoutes, type RequeueJobRouteOptions } from './admin-requeue-jobs.js';
 import { registerOperatorDocs } from './admin-docs.js';
 import { keyRoutes } from './admin-keys.js';
@@ -55,6 +55,8 @@ export interface AdminDeps {
   /** Further operator route plugins (channels, the register feed, reports, …), registered after authentication and the document. */
   routes?: FastifyPluginAsync[];
   deadLetters: DeadLetters;
+  /** Why a queue's recipient cannot receive now (DeadLetterRouteOptions), null when it can. */
+  undeliverable?: DeadLetterRouteOptions['undeliverable'];
   /** Participants' requeue jobs: listed, and resumed once failed (POST /admin/requeue-jobs/{id}/resume). */
   requeueJobs: Pick<RequeueJobRouteOptions, 'replay' | 'jobs'>;
   archive: Pick<Archive, 'attempts' | 'receivedRequest'>;
@@ -121,7 +123,7 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
   // Plugins load in order: the OpenAPI document first, so it sees every route registered after it.
   void app.register(registerOperatorDocs, { environment: deps.pki.config.environment, dipId: deps.pki.config.dipId });
   void app.register(operatorRoutes, auth);
-  void app.register(deadLetterRoutes, { deadLetters: deps.deadLetters, delivery: deps.delivery, logger: deps.logger });
+  void app.register(deadLetterRoutes, { deadLetters: deps.deadLetters, delivery: deps.delivery, ...(deps.undeliverable ? { undeliverable: deps.undeliverable } : {}), logger: deps.logger });
   void app.register(requeueJobRoutes, { ...deps.requeueJobs, journal: deps.journal, logger: deps.logger, now: () => deps.now() });
   void app.register(queueRoutes, {
     health: () => deps.health(),

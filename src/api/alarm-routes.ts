@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { ALARM_RULES, type AlarmSubscriptionStore } from '../ports/alarms.js';
 import { createSubscription, subscriptionBody, type Alarms, type SubscriptionInput } from '../pipeline/alarms.js';
+import { withAction } from '../pipeline/alarm-actions.js';
 import { answers, empty, epochMs } from './admin-schemas.js';
 
 /** What the alarm routes of either listener need. */
@@ -23,12 +24,13 @@ export async function subscribe(deps: AlarmApiDeps, owner: string, input: Subscr
 /** An alarm as both listeners answer it. */
 export const alarm = {
   type: 'object',
-  required: ['key', 'rule', 'participant', 'summary', 'since'],
+  required: ['key', 'rule', 'participant', 'summary', 'action', 'since'],
   properties: {
     key: { type: 'string', description: 'Stable while the condition holds' },
     rule: { type: 'string', enum: [...ALARM_RULES] },
     participant: { type: ['string', 'null'], description: 'Whom it concerns; null: the DIP itself' },
     summary: { type: 'string', description: 'What holds, with its numbers (dead letters, failed calls, minutes) as of the last evaluation (every observability.alarms.evaluateIntervalMs, 10 s by default)' },
+    action: { type: 'string', description: 'What to do about it, for the one asking (an operator, or the participant on its own side), and when it resolves' },
     since: { ...epochMs, description: 'When it was raised, epoch ms' },
   },
 } as const;
@@ -52,7 +54,7 @@ export const adminAlarmRoutes: FastifyPluginAsync<AlarmApiDeps> = async (app, de
   app.get(
     '/admin/alarms',
     { schema: { tags, summary: 'Every alarm that holds now', response: answers({ 200: { type: 'object', required: ['alarms'], properties: { alarms: { type: 'array', items: alarm } }, description: 'The alarms' } }) } },
-    async () => ({ alarms: deps.alarms.current('operator') }),
+    async () => ({ alarms: deps.alarms.current('operator').map((c) => withAction(c, 'operator')) }),
   );
   app.get(
     '/admin/alarms/subscriptions',

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { JsonSchema } from '../catalogue/types.js';
+import { RefusedError } from '../pipeline/refused.js';
 import { GRANULARITIES, toCsv, type Granularity, type Outcome, type ReportFilter, type Reports, type Viewer } from '../pipeline/reports.js';
 
 interface ReportQuery {
@@ -31,6 +32,21 @@ const querySchema = {
     stuckAfterMinutes: { type: 'number', minimum: 0 },
   },
 } as const;
+
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}$/;
+const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})$/i;
+
+/**
+ * A period's end as epoch ms, or why not, naming the field. Only ISO 8601: a date (midnight UTC, as the
+ * buckets are) or a date-time with its zone. A date-time without one would be read in the server's own
+ * zone (Date.parse), so the same query would count other messages on a host set to another zone: refused.
+ */
+function instantOf(field: 'from' | 'to', value: string): number | string {
+  const ms = ISO_DATE.test(value) || ISO_DATE_TIME.test(value) ? Date.parse(value) : Number.NaN;
+  if (!Number.isNaN(ms)) return ms;
+  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?$/.test(value)) return `${field}: '${value}' has no time zone: add Z for UTC or an offset such as +01:00`;
+  return `${field}: '${value}' is not an ISO 8601 date (2026-12-04, midnight UTC) or date-time with its zone (2026-12-04T09:00:00Z)`;
+}
 
 /** How a listener names its viewer and answers a refusal (the participant listener: a StandardResponse). */
 export interface ReportRouteOptions {
@@ -95,11 +111,21 @@ export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: 
     ...(o.config ? { config: o.config } : {}),
   });
   const filterOf = (q: ReportQuery): ReportFilter | string => {
-    const toMs = q.to ? Date.parse(q.to) : o.now();
-    const fromMs = q.from ? Date.parse(q.from) : toMs - DAY;
-    if (Number.isNaN(fromMs) || Number.isNaN(toMs)) return `from and to must be ISO 8601 dates or date-times (got from=${q.from ?? ''}, to=${q.to ?? ''})`;
-    if (!(fromMs < toMs)) return `from (${q.from ?? ''}) must be before to (${q.to ?? ''})`;
+    const toMs = q.to ? instantOf('to', q.to) : o.now();
+    if (typeof toMs === 'string') return toMs;
+    const fromMs = q.from ? instantOf('from', q.from) : toMs - DAY;
+    if (typeof fromMs === 'string') return fromMs;
+    if (!(fromMs < toMs)) return `from (${new Date(fromMs).toISOString()}) must be before to (${new Date(toMs).toISOString()}${q.to ? '' : ', now'})`;
     return { fromMs, toMs, granularity: q.granularity ?? 'hour', channel: q.channel, sender: q.sender, recipient: q.recipient };
+  };
+  /** A report the store cannot give whole (more messages than one report counts) is refused, saying how to ask. */
+  const refusing = async (req: FastifyRequest, reply: FastifyReply, make: () => Promise<FastifyReply>): Promise<FastifyReply> => {
+    try {
+      return await make();
+    } catch (e) {
+      if (e instanceof RefusedError) return o.fail(reply, req, e.status, e.message);
+      throw e;
+    }
   };
   const answer = (reply: FastifyReply, q: ReportQuery, name: string, rows: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}) =>
     q.format === 'csv' ? reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}.csv"`).send(toCsv(rows)) : reply.send({ ...extra, rows });
@@ -107,7 +133,7 @@ export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: 
     app.get<{ Querystring: ReportQuery }>(`${o.prefix}/${name}`, route(name, periodReport(name), [400]), async (req, reply) => {
       const f = filterOf(req.query);
       if (typeof f === 'string') return o.fail(reply, req, 400, f);
-      return answer(reply, req.query, name, await make(o.viewer(req), f, req.query), { from: new Date(f.fromMs).toISOString(), to: new Date(f.toMs).toISOString(), granularity: f.granularity });
+      return refusing(req, reply, async () => answer(reply, req.query, name, await make(o.viewer(req), f, req.query), { from: new Date(f.fromMs).toISOString(), to: new Date(f.toMs).toISOString(), granularity: f.granularity }));
     });
   const outcome = <T>(req: FastifyRequest, reply: FastifyReply, q: ReportQuery, name: string, r: Outcome<T>, rows: (v: T) => Array<Record<string, unknown>>) =>
     r.ok ? answer(reply, q, name, rows(r.value)) : o.fail(reply, req, r.status, r.help);
@@ -121,8 +147,7 @@ export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: 
     if (!transactionId && !correlationId) return o.fail(reply, req, 400, 'name a transactionId or a correlationId');
     const f = filterOf({ from: req.query.from ?? new Date(0).toISOString(), to: req.query.to });
     if (typeof f === 'string') return o.fail(reply, req, 400, f);
-    const rows = await reports.trace(o.viewer(req), { transactionId, correlationId }, f.fromMs, f.toMs);
-    return answer(reply, req.query, 'trace', rows as unknown as Array<Record<string, unknown>>);
+    return refusing(req, reply, async () => answer(reply, req.query, 'trace', (await reports.trace(o.viewer(req), { transactionId, correlationId }, f.fromMs, f.toMs)) as unknown as Array<Record<string, unknown>>));
   });
   app.get<{ Params: { mpan: string }; Querystring: ReportQuery }>(
     `${o.prefix}/mpan/:mpan`,
@@ -130,7 +155,7 @@ export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: 
     async (req, reply) => {
       const f = filterOf(req.query);
       if (typeof f === 'string') return o.fail(reply, req, 400, f);
-      return outcome(req, reply, req.query, 'mpan-trace', await reports.mpanTrace(o.viewer(req), req.params.mpan, f.fromMs, f.toMs), (v) => v as unknown as Array<Record<string, unknown>>);
+      return refusing(req, reply, async () => outcome(req, reply, req.query, 'mpan-trace', await reports.mpanTrace(o.viewer(req), req.params.mpan, f.fromMs, f.toMs), (v) => v as unknown as Array<Record<string, unknown>>));
     },
   );
   const transaction: JsonSchema = { type: 'object', required: ['transactionId'], properties: { transactionId: { type: 'string', maxLength: 200 } } };

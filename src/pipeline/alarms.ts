@@ -4,6 +4,7 @@ import { ALARM_RULES, type AlarmChannel, type AlarmCondition, type AlarmNotice, 
 import type { Cancel, Clock } from '../ports/clock.js';
 import type { AlarmNotifierLease, NotifiedAlarm } from '../ports/leases.js';
 import type { Logger } from '../ports/logger.js';
+import { alarmAction } from './alarm-actions.js';
 
 /** A source of conditions: each returns those that hold now. */
 export type ConditionSource = () => Promise<AlarmCondition[]> | AlarmCondition[];
@@ -245,6 +246,7 @@ export class Alarms {
       `rule: ${n.condition.rule}`,
       `key: ${n.condition.key}`,
       `since: ${new Date(n.condition.since).toISOString()}`,
+      n.kind === 'raised' ? `what to do: ${alarmAction(n.condition, s.owner)}` : '',
       n.kind === 'resolved' ? `resolved: ${new Date(n.at).toISOString()}` : '',
       // Read in a mailbox later than it was sent: the numbers above are from then, not now.
       n.kind === 'raised'

@@ -133,14 +133,19 @@ export class ChannelSettings {
     return this.put(id, current, { ...current, state, note }, action, by);
   }
 
-  /** Puts an earlier version's settings and state in force again, as a new version (history is never rewritten). */
+  /**
+   * Puts an earlier version's settings (overrides and opt-in) in force again, as a new version (history is
+   * never rewritten). The channel's state stays as it is: pause, resume and withdraw are acts of their own,
+   * and a rollback to a version taken during a pause would otherwise stop the channel's messages again
+   * (503 to every sender) with only the answer's `state` saying so.
+   */
   async rollback(id: string, toVersion: number, by: string, note = ''): Promise<ChannelView> {
     const current = await this.current(id, undefined);
     const target = (await this.deps.store.recordHistory(CHANNEL_RECORD, id)).find((r) => r.version === toVersion);
     if (!target) throw new RefusedError(404, `${id} has no settings version ${toVersion} (GET /admin/channels/${id}/history)`);
     const doc = target.doc as ChannelSettingsDoc;
     validate(this.known(id), doc.settings);
-    return this.put(id, current, { ...doc, note: note || `rolled back to version ${toVersion}` }, 'channel.rollback', by);
+    return this.put(id, current, { ...doc, state: current.state, note: note || `rolled back to version ${toVersion}` }, 'channel.rollback', by);
   }
 
   private known(id: string): ChannelDefinition {

@@ -1,5 +1,6 @@
 import { BUSINESS_FLOWS } from '../catalogue/business-flows.js';
 import type { MpanDirectory } from './mpan-directory.js';
+import { RefusedError } from './refused.js';
 import type { MessageTraces, TracedMessage, TraceQuery } from '../ports/traces.js';
 
 export const GRANULARITIES = ['minute', 'hour', 'day', 'month'] as const;
@@ -86,6 +87,8 @@ export class Reports {
     private readonly traces: MessageTraces,
     private readonly mpan: Pick<MpanDirectory, 'history'>,
     private readonly now: () => number,
+    /** The DIP's own ID: what it sends itself (status messages reporting errors, test messages) was not received. */
+    private readonly dipId: string,
   ) {}
 
   /**
@@ -94,7 +97,13 @@ export class Reports {
    * the sender does not see it (it would tell the sender what the recipient replayed).
    */
   private async visible(viewer: Viewer, query: Omit<TraceQuery, 'limit'> & { limit?: number }): Promise<TracedMessage[]> {
-    const all = await this.traces.trace({ limit: REPORT_MESSAGE_LIMIT, ...query });
+    // One more than the limit: the store reads the period from its start, so a period holding more would
+    // be cut at its end, and its totals silently short. Refused instead, saying how to ask.
+    const all = await this.traces.trace({ limit: REPORT_MESSAGE_LIMIT + 1, ...query });
+    if (all.length > REPORT_MESSAGE_LIMIT) {
+      const period = `${new Date(query.fromMs).toISOString()} to ${new Date(query.toMs).toISOString()}`;
+      throw new RefusedError(400, `${period} holds more than ${REPORT_MESSAGE_LIMIT.toLocaleString('en-GB')} messages, the most one report counts: ask for it in parts (a shorter from/to, or one channel, sender or recipient)`);
+    }
     if (viewer.kind === 'operator') return all;
     const me = viewer.dipId;
     const mine = (m: TracedMessage) => m.sender === me && m.replayOf === null;
@@ -113,7 +122,11 @@ export class Reports {
     return f.recipient === undefined ? originals : originals.map((m) => ({ ...m, deliveries: m.deliveries.filter((d) => d.recipient === f.recipient) }));
   }
 
-  /** Messages in, copies delivered out, and errors (copies dead-lettered), per bucket. */
+  /**
+   * Messages in (sent by participants: the DIP's own status messages and test messages were not received,
+   * and counting them would make every dead letter add one message "in"), copies delivered out, errors
+   * (copies dead-lettered) and copies pending, per bucket; the DIP's own messages' copies count as copies.
+   */
   async throughput(viewer: Viewer, f: ReportFilter) {
     const buckets = new Map<number, { in: number; out: number; errors: number; pending: number }>();
     const b = (ms: number) => {
@@ -123,7 +136,7 @@ export class Reports {
       return x;
     };
     for (const m of await this.filtered(viewer, f)) {
-      b(m.receivedAt).in += 1;
+      if (m.sender !== this.dipId) b(m.receivedAt).in += 1;
       for (const d of m.deliveries) {
         if (d.state === 'delivered') b(d.deliveredAt ?? m.receivedAt).out += 1;
         else if (d.state === 'pending') b(m.receivedAt).pending += 1;

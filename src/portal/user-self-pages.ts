@@ -2,7 +2,9 @@ import type { FastifyReply } from 'fastify';
 import { Readable } from 'node:stream';
 import { receivesOn } from '../domain/channel.js';
 import { createSubscription } from '../pipeline/alarms.js';
+import { alarmAction } from '../pipeline/alarm-actions.js';
 import { downloadRefusal, mayRead } from '../pipeline/publications.js';
+import { RefusedError } from '../pipeline/refused.js';
 import { STATUS_CHANNEL } from '../pipeline/status.js';
 import { ALARM_RULES, OPERATOR_RULES, type AlarmRule } from '../ports/alarms.js';
 import type { PublicationRecord } from '../ports/publications.js';
@@ -60,7 +62,13 @@ async function reportsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   // The reports API's own computation, for the participant as viewer: its messages and its copies only.
   const viewer = { kind: 'participant', dipId: p.dipId } as const;
   const filter = { fromMs: period.fromMs, toMs: period.toMs, granularity: period.granularity };
-  const [throughput, latency] = await Promise.all([deps.reports.throughput(viewer, filter), deps.reports.latency(viewer, filter)]);
+  const read = await Promise.all([deps.reports.throughput(viewer, filter), deps.reports.latency(viewer, filter)]).catch((e: unknown) => {
+    if (e instanceof RefusedError) return e;
+    throw e;
+  });
+  // More messages in the period than one report counts: said, with the form to choose a shorter one.
+  if (read instanceof RefusedError) return render(c.reply, read.status, R, c.req, c.signed, 'Reports', html`${periodForm('/portal/reports', period)}<p role="alert">${read.message}</p>`);
+  const [throughput, latency] = read;
   const verdicts = { delivered: 0, retry: 0, rejected: 0 };
   for (const ch of [...deps.channels.all().filter((x) => receivesOn(x, p)).map((x) => x.interfaceId), STATUS_CHANNEL]) {
     if (!deps.registry.webhook(p.dipId, ch)) continue;
@@ -97,12 +105,12 @@ async function alarmsPage(deps: PortalDeps, c: Ctx, flash: Flash, status: number
   const owner = c.own.dipId;
   const now = deps.alarms.alarms.current(owner);
   const subs = await deps.alarms.subscriptions.list(owner);
-  const current = now.map((a) => html`<tr><td>${badge('bad', a.rule)}</td><td>${a.summary}</td><td>${isoOrDash(a.since)}</td></tr>`);
+  const current = now.map((a) => html`<tr><td>${badge('bad', a.rule)}</td><td>${a.summary}</td><td>${alarmAction(a, owner)}</td><td>${isoOrDash(a.since)}</td></tr>`);
   const rows = subs.map(
     (s) => html`<tr><td>${s.rules.join(', ')}</td><td>${s.email ?? '—'}</td><td>${s.webhookUrl ? html`<code>${s.webhookUrl}</code>` : '—'}</td><td>${isoOrDash(s.createdAt)}</td><td>${actionButton({ action: '/portal/alarms/remove', csrf: c.signed.claims.csrf, fields: { id: s.id }, label: 'Unsubscribe', about: `from ${s.rules.join(', ')} (${s.email ?? s.webhookUrl ?? ''})`, kind: 'danger' })}</td></tr>`,
   );
   const body = html`<h2>Alarms now</h2>
-${table(`Alarms that concern ${owner} now`, ['Rule', 'What', 'Since'], current, `No alarm concerns ${owner} now.`)}
+${table(`Alarms that concern ${owner} now`, ['Rule', 'What', 'What to do', 'Since'], current, `No alarm concerns ${owner} now.`)}
 <h2>Subscriptions</h2>
 ${table(`${owner}'s alarm subscriptions`, ['Rules', 'Email', 'Webhook', 'Created', ''], rows, 'No subscription: alarms are shown here but nobody is told.')}
 <form method="post" action="/portal/alarms">${csrfField(c.signed)}

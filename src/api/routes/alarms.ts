@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { MSG } from '../../domain/response-codes.js';
 import { subscriptionBody, type SubscriptionInput } from '../../pipeline/alarms.js';
 import type { JsonSchema } from '../../catalogue/types.js';
+import { withAction } from '../../pipeline/alarm-actions.js';
 import { alarm, subscribe, subscription, type AlarmApiDeps } from '../alarm-routes.js';
 import { answers, GUARDED, noBody, signatureHeaders } from '../route-schemas.js';
 import type { ApiDeps } from '../deps.js';
@@ -18,7 +19,10 @@ export function registerAlarmRoutes(app: FastifyInstance, deps: ApiDeps, alarms:
   app.get(
     '/observability/alarms',
     { config: { access: 'participant' }, schema: { operationId: 'listAlarms', tags, summary: 'The alarms that concern the caller now (OpenDIP)', headers: signatureHeaders, response: answers(GUARDED, { 200: listOf('alarms', alarm, 'The alarms') }) } },
-    async (req) => ({ alarms: alarms.alarms.current(admitted(req).caller.dipId) }),
+    async (req) => {
+      const me = admitted(req).caller.dipId;
+      return { alarms: alarms.alarms.current(me).map((c) => withAction(c, me)) };
+    },
   );
   app.get(
     '/observability/alarm-subscriptions',

@@ -139,6 +139,8 @@ export interface paths {
                     content: {
                         "application/json": {
                             alarms: {
+                                /** @description What to do about it, for the one asking (an operator, or the participant on its own side), and when it resolves */
+                                action: string;
                                 /** @description Stable while the condition holds */
                                 key: string;
                                 /** @description Whom it concerns; null: the DIP itself */
@@ -1777,7 +1779,7 @@ export interface paths {
         put?: never;
         /**
          * Requeue dead letters at the tail of their queue (all of the queue without seqs)
-         * @description Without seqs every dead letter of the queue is requeued; a property the body does not list (a misspelt seqs) is refused with 400, never read as "all". A named position that is not a dead letter in state dead is left alone and listed in skipped with why. 404: the store has no such queue.
+         * @description Without seqs every dead letter of the queue is requeued; a property the body does not list (a misspelt seqs) is refused with 400, never read as "all". A named position that is not a dead letter in state dead is left alone and listed in skipped with why. 404: the store has no such queue. 409: its recipient cannot receive there now (offboarded, or no longer holding a receiving role): nothing is requeued.
          */
         post: {
             parameters: {
@@ -1842,6 +1844,15 @@ export interface paths {
                 };
                 /** @description No such resource */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Conflict: the resource is not in a state that allows this (or a newer version exists) */
+                409: {
                     headers: {
                         [name: string]: unknown;
                     };

@@ -9784,6 +9784,8 @@ export interface operations {
                 content: {
                     "application/json": {
                         alarms: {
+                            /** @description What to do about it, for the one asking (an operator, or the participant on its own side), and when it resolves */
+                            action: string;
                             /** @description Stable while the condition holds */
                             key: string;
                             /** @description Whom it concerns; null: the DIP itself */

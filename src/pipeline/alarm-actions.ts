@@ -1,0 +1,49 @@
+import type { AlarmCondition, AlarmRule } from '../ports/alarms.js';
+
+type ConditionRule = Exclude<AlarmRule, 'maintenance'>;
+
+/**
+ * What to do about an alarm, for whoever is told of it (spec 5.11.4: an alarm says an investigation is
+ * due; the one on call should not have to look up where to start). An operator can act on every queue and
+ * the DIP itself; a participant only on its own side, so it is told what is in its own hands.
+ */
+const OPERATOR: Readonly<Record<ConditionRule, string>> = {
+  'dead-letter':
+    'dip dead-letters list (GET /admin/dead-letters) gives each one its reason; fix the cause (the recipient\'s webhook, its roles on the channel, the channel\'s state), then dip dead-letters requeue delivers them again, or dip dead-letters discard those that must not be. Resolves when none is left dead.',
+  'queue-depth':
+    'the recipient is not keeping up or not reached: its calls and their errors are in GET /admin/attempts?recipient=…&channel=…, the queue in GET /admin/queues, a paused channel in dip channel show. Resolves once the queue is back under the threshold.',
+  'queue-age':
+    'find why its oldest message waits: failing webhook calls (GET /admin/attempts?recipient=…&channel=…), the channel paused (dip channel show), a pull recipient that does not pull. Resolves once the old messages have left the queue, delivered or dead-lettered.',
+  'webhook-failing':
+    'the recipient\'s endpoint gives no answer or 408, 429 or 5xx (each call\'s error: GET /admin/attempts?recipient=…&channel=…): tell the participant. The DIP keeps retrying; resolves at the first answered call or a new webhook URL.',
+  'certificate-expiring':
+    'issue the new one before it expires: a participant\'s with dip participant rotate-cert (or its own POST /participants/{id}/certificate), the DIP\'s signing certificate with dip pki rotate-signing; dip pki expiring lists them all.',
+  'queue-damage': 'repair the entry named (its message is missing from the store: restore it, or settle the entry), then POST /admin/queues/resume. Resolves once a reading finds no damage.',
+  'queue-halted': 'repair the storage error named, then POST /admin/queues/resume. Resolves once the queue goes on.',
+  storage:
+    'ingest answers 503 and delivery waits: GET /admin/health says why (disk full, storage.maxDatabaseMb reached, database unreachable or read-only); free space or bring the database back. Resolves by itself at the first write that succeeds.',
+  coordination:
+    'no queue can be claimed, so nothing is delivered from this node: check the NATS servers (storage.nats.servers) and this node\'s network to them (docs/cluster.md). Delivery resumes by itself once NATS answers.',
+  'delivery-process':
+    'the log lines "a delivery process died" or "stopped reporting" (field process) and the process\'s own say why it ended; fix that. Resolves once it has run 10 minutes since its last start.',
+};
+
+const PARTICIPANT: Readonly<Partial<Record<ConditionRule, string>>> = {
+  'dead-letter':
+    'the DIP gave up delivering them (GET /observability/reports/journey/{transactionId} says why for each): fix your webhook or endpoint, then ask for them again with a replay (dip replay --requeue), or ask the DIP operator to requeue them.',
+  'queue-depth': 'messages wait for you: make sure your webhook answers 2xx, or that you pull; they are delivered in order once you do.',
+  'queue-age': 'messages wait for you: make sure your webhook answers 2xx, or that you pull; they are delivered in order once you do.',
+  'webhook-failing':
+    'your webhook gives no answer or 408, 429 or 5xx: fix it, or set another URL (POST /dip-channel/{channel}/pubconfig/{dipId}); the DIP keeps retrying and the alarm resolves at the first answered call.',
+  'certificate-expiring':
+    'get a new certificate before it expires: POST /participants/{id}/certificate with a CSR (or the user portal); the old one still signs until the overlap ends.',
+};
+
+/** What `owner` (`operator` or a DIP ID) is to do about `c`; the operator's text for a rule a participant cannot act on. */
+export function alarmAction(c: Pick<AlarmCondition, 'rule'>, owner: string): string {
+  if (c.rule === 'maintenance') return '';
+  return (owner === 'operator' ? undefined : PARTICIPANT[c.rule]) ?? OPERATOR[c.rule];
+}
+
+/** An alarm as the routes and portals show it: with what to do. */
+export const withAction = (c: AlarmCondition, owner: string): AlarmCondition & { action: string } => ({ ...c, action: alarmAction(c, owner) });
