@@ -366,10 +366,12 @@ export class PgDatabase {
     if (error !== null && error.kind !== 'unavailable') return; // a permanent error concerns one write, not the store
     if (error !== null && isLockTimeout(error.cause)) return; // another session's lock: this store still takes writes
     const next: BackendHealth = error === null ? { state: 'ok' } : { state: 'unavailable', reason: error.message, code: error.code };
-    // Still unavailable, for another reason (a server that refused connections now takes them read-only):
-    // said as it is now, not as it was first, on /admin/health, in the alarm and the log.
+    // Still unavailable, for another cause (a server that refused connections now takes them read-only, or
+    // is out of space): said as it is now, not as it was first, on /admin/health, in the alarm and the log.
+    // The same cause (SQLSTATE) keeps its first words: the writable check's "a standby in recovery" says
+    // more than the probe's "cannot execute LOCK TABLE in a read-only transaction" that follows it.
     const now = this.state;
-    if (next.state === now.state && (next.state === 'ok' || (now.state === 'unavailable' && now.reason === next.reason && now.code === next.code))) return;
+    if (next.state === now.state && (next.state === 'ok' || (now.state === 'unavailable' && now.code === next.code))) return;
     this.state = next;
     if (next.state === 'unavailable') {
       this.stopCheckingWritable();
