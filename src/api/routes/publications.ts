@@ -14,7 +14,7 @@ import { admitted } from '../guard.js';
 import { describePublication, listQuery, PUBLICATION_SCHEMA, sendPublication } from '../publication-download.js';
 import { readQuery, type RawQuery } from '../query.js';
 import { publishedSchema } from '../schemas.js';
-import { answers, binaryBody, channelParams, GUARDED, signatureHeaders } from '../route-schemas.js';
+import { answers, binaryBody, channelParams, GUARDED, noBody, signatureHeaders } from '../route-schemas.js';
 import { evidence, sendStandard, unacceptedContentEncoding } from '../request.js';
 
 declare module 'fastify' {
@@ -218,12 +218,13 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
         tags,
         summary: "Download a publication's content (OpenDIP)",
         description:
-          'Whole, or one byte range (Range, If-Range on the ETag, which is the SHA-256 as stored): 206 with Content-Range; a range outside the file is 416. With decompress=true, or where=field:v1,v2 and columns= (csv and jsonl), the plain and filtered content, gzip-compressed when the client accepts it; 422 when the bytes are not in the compression the publisher declared (download them as stored).',
+          'Whole, or one byte range (Range, If-Range on the ETag, which is the SHA-256 as stored): 206 with Content-Range; a range outside the file is 416; If-None-Match naming the ETag is 304 with no bytes. With decompress=true, or where=field:v1,v2 and columns= (csv and jsonl), the plain and filtered content, gzip-compressed when the client accepts it; 422 when the bytes are not in the compression the publisher declared (download them as stored).',
         params: publicationParams,
         headers: signatureHeaders,
         response: answers([...GUARDED, 416, 422], {
           200: binaryBody(200, 'The content, as stored or (decompress, where, columns) plain and filtered; Content-Type by format'),
           206: binaryBody(206, 'The byte range Content-Range names'),
+          304: noBody(304),
         }),
       },
     },
