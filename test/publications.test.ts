@@ -198,6 +198,23 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     expect((await sup.client.call<{ publications: unknown[] }>('GET', '/dip-channel/REP-002/publications?type=Bad', '')).body.publications).toEqual([]);
   });
 
+  it('refuses metadata it does not know (a misspelt recipients would have told the whole channel): 400 naming it, nothing kept or told', async () => {
+    const notices = async () => (await ldso.client.pull('REP-002', ldso.dipId, 1000)).body.length;
+    const before = await notices();
+    // Ignored before: the report meant for one supplier was stored for, listed to and announced to everyone.
+    for (const [name, value] of [['recipient', sup.dipId], ['effectiveFromDate', '2026-01-01'], ['publc', 'true']] as const) {
+      const answer = await publish(vas, { type: 'Misspelt', version: '1', format: 'csv', [name]: value }, CSV);
+      expect([name, answer.status, answer.body.messageArray[0]!.message, answer.body.messageArray[0]!.help]).toEqual([
+        name,
+        400,
+        MSG.schemaFailure,
+        `${name} is not publication metadata (query string): the names are type, version, format, compression, fileName, effectiveFrom, effectiveTo, description, public, recipients`,
+      ]);
+    }
+    expect((await sup.client.call<{ publications: unknown[] }>('GET', '/dip-channel/REP-002/publications?type=Misspelt', '')).body.publications).toEqual([]);
+    expect(await notices()).toBe(before);
+  });
+
   it('refuses a participant outside the channel a restricted publication, and lets it see public ones', async () => {
     const id = await latest();
     const refused = await mds.client.download(`/dip-channel/REP-002/publications/${id}/content`);

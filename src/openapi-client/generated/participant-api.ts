@@ -202,7 +202,7 @@ export interface paths {
         put?: never;
         /**
          * Publish a large payload (Pattern B, spec 5.6) (OpenDIP)
-         * @description The payload as application/octet-stream (streamed), its metadata in the query string (type, version, format; compression, effectiveFrom, effectiveTo, fileName, description, public, recipients). The signature covers the X-DIP-Content-Hash the publisher declares, checked against the bytes once read. 409: that version of the publication type exists already, or another publisher owns the type.
+         * @description The payload as application/octet-stream (streamed), its metadata in the query string (type, version, format; compression, effectiveFrom, effectiveTo, fileName, description, public, recipients; any other name is a 400). The signature covers the X-DIP-Content-Hash the publisher declares, checked against the bytes once read. 409: that version of the publication type exists already, or another publisher owns the type.
          */
         post: operations["publishPublication"];
         delete?: never;
