@@ -286,6 +286,20 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     }
   });
 
+  it('answers an anonymous listing of a channel the DIP does not have with a 404 naming it, not an empty list', async () => {
+    // Was 200 {"publications":[]}: a misspelt channel looked like a channel with nothing public on it.
+    const unknown = await request(`${publicUrl}/publications?channel=REP-999`, { dispatcher: anonymous });
+    const body = (await unknown.body.json()) as { messageArray: Array<{ message: string; help: string }> };
+    expect([unknown.statusCode, body.messageArray[0]]).toEqual([404, expect.objectContaining({ message: MSG.interfaceIdInvalid, help: "dip-channel 'REP-999' is not a channel of this DIP" })]);
+    // The channel's ID in any case, as in a participant's URL.
+    const lower = await request(`${publicUrl}/publications?channel=rep-002`, { dispatcher: anonymous });
+    expect([lower.statusCode, ((await lower.body.json()) as { publications: unknown[] }).publications.length > 0]).toEqual([200, true]);
+    // Without a channel: the public publications of every channel.
+    const all = await request(`${publicUrl}/publications`, { dispatcher: anonymous });
+    const listed = (await all.body.json()) as { publications: Array<{ channel: string; public: boolean }> };
+    expect([all.statusCode, listed.publications.length > 0, listed.publications.every((p) => p.public)]).toEqual([200, true, true]);
+  });
+
   it('answers a query parameter given more than once with a 400 naming it, on every route and listener; nothing is kept', async () => {
     const stored = () => readdirSync(join(t.config.dataDir, 'publications')).length;
     const before = stored();
