@@ -198,6 +198,23 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     expect((await sup.client.call<{ publications: unknown[] }>('GET', '/dip-channel/REP-002/publications?type=Bad', '')).body.publications).toEqual([]);
   });
 
+  it('refuses metadata it does not know (a misspelt recipients would have told the whole channel): 400 naming it, nothing kept or told', async () => {
+    const notices = async () => (await ldso.client.pull('REP-002', ldso.dipId, 1000)).body.length;
+    const before = await notices();
+    // Ignored before: the report meant for one supplier was stored for, listed to and announced to everyone.
+    for (const [name, value] of [['recipient', sup.dipId], ['effectiveFromDate', '2026-01-01'], ['publc', 'true']] as const) {
+      const answer = await publish(vas, { type: 'Misspelt', version: '1', format: 'csv', [name]: value }, CSV);
+      expect([name, answer.status, answer.body.messageArray[0]!.message, answer.body.messageArray[0]!.help]).toEqual([
+        name,
+        400,
+        MSG.schemaFailure,
+        `${name} is not publication metadata (query string): the names are type, version, format, compression, fileName, effectiveFrom, effectiveTo, description, public, recipients`,
+      ]);
+    }
+    expect((await sup.client.call<{ publications: unknown[] }>('GET', '/dip-channel/REP-002/publications?type=Misspelt', '')).body.publications).toEqual([]);
+    expect(await notices()).toBe(before);
+  });
+
   it('refuses a participant outside the channel a restricted publication, and lets it see public ones', async () => {
     const id = await latest();
     const refused = await mds.client.download(`/dip-channel/REP-002/publications/${id}/content`);
@@ -267,6 +284,20 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     } finally {
       await store.close();
     }
+  });
+
+  it('answers an anonymous listing of a channel the DIP does not have with a 404 naming it, not an empty list', async () => {
+    // Was 200 {"publications":[]}: a misspelt channel looked like a channel with nothing public on it.
+    const unknown = await request(`${publicUrl}/publications?channel=REP-999`, { dispatcher: anonymous });
+    const body = (await unknown.body.json()) as { messageArray: Array<{ message: string; help: string }> };
+    expect([unknown.statusCode, body.messageArray[0]]).toEqual([404, expect.objectContaining({ message: MSG.interfaceIdInvalid, help: "dip-channel 'REP-999' is not a channel of this DIP" })]);
+    // The channel's ID in any case, as in a participant's URL.
+    const lower = await request(`${publicUrl}/publications?channel=rep-002`, { dispatcher: anonymous });
+    expect([lower.statusCode, ((await lower.body.json()) as { publications: unknown[] }).publications.length > 0]).toEqual([200, true]);
+    // Without a channel: the public publications of every channel.
+    const all = await request(`${publicUrl}/publications`, { dispatcher: anonymous });
+    const listed = (await all.body.json()) as { publications: Array<{ channel: string; public: boolean }> };
+    expect([all.statusCode, listed.publications.length > 0, listed.publications.every((p) => p.public)]).toEqual([200, true, true]);
   });
 
   it('answers a query parameter given more than once with a 400 naming it, on every route and listener; nothing is kept', async () => {

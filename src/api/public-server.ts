@@ -69,7 +69,13 @@ export function buildPublicServer(
   app.get<{ Querystring: RawQuery }>('/publications', async (req, reply) => {
     const query = listQuery(req.query, { publicOnly: true });
     if ('error' in query) return sendStandard(deps, reply, 400, null, MSG.schemaFailure, query.error);
-    const found = await deps.publications.find(query);
+    // As the participant listener says it: a misspelt channel is not a channel with nothing public on it.
+    const channel = query.channel === undefined ? undefined : deps.channel(query.channel);
+    if (query.channel !== undefined && !channel) {
+      return sendStandard(deps, reply, 404, null, MSG.interfaceIdInvalid, `dip-channel '${query.channel}' is not a channel of this DIP`);
+    }
+    // The channel as the catalogue spells it (its ID is read in any case, as in a participant's URL).
+    const found = await deps.publications.find(channel ? { ...query, channel: channel.interfaceId } : query);
     return reply.code(200).send({ publications: found.map((p) => describePublication(p, deps.publications.publicUrl(p) ?? '')) });
   });
 

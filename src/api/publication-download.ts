@@ -211,12 +211,27 @@ export async function sendPublication(deps: ApiDeps, req: FastifyRequest<{ Query
   return reply.code(200).send(out);
 }
 
+/** If-None-Match names `etag` (or is `*`): weak comparison, so W/"x" matches "x" (RFC 9110 8.8.3.2). */
+function noneMatch(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  return header.split(',').some((tag) => {
+    const t = tag.trim();
+    return t === '*' || (t.startsWith('W/') ? t.slice(2) : t) === etag;
+  });
+}
+
 function sendWhole(deps: ApiDeps, req: FastifyRequest, reply: FastifyReply, record: PublicationRecord, caller: string | null): FastifyReply {
   const etag = `"${record.sha256}"`;
+  reply.header('accept-ranges', 'bytes');
+  // A client holding these bytes already (its ETag, the SHA-256) is told so without them: If-None-Match
+  // is weighed before Range (RFC 9110 13.2.2), with the weak comparison it calls for.
+  if (noneMatch(req.headers['if-none-match'], etag)) {
+    reply.header('etag', etag);
+    return reply.code(304).send();
+  }
   const ifRange = req.headers['if-range'];
   const rangeHeader = ifRange === undefined || ifRange === etag ? req.headers.range : undefined;
   const range = parseRange(rangeHeader, record.size);
-  reply.header('accept-ranges', 'bytes');
   if (range === null) {
     reply.header('content-range', `bytes */${record.size}`);
     return sendStandard(deps, reply, 416, caller, MSG.schemaFailure, `Range ${rangeHeader ?? ''} is outside the ${record.size} bytes of publication ${record.id}`);

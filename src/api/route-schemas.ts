@@ -51,6 +51,7 @@ const MEANING: Readonly<Record<number, string>> = {
   204: 'No Content',
   206: 'Partial Content: one page; send the request again with X-Continuation-Token for the next',
   207: 'Some Messages Created (published; OpenDIP accepts or refuses a batch as a whole)',
+  304: 'Not Modified: the client holds these bytes already (If-None-Match named the ETag); no body',
   400: 'Bad Request: the help text names the field and why',
   401: 'Unauthorised Error: API key, client certificate or signature missing or not agreeing',
   403: 'Forbidden: the caller may not act for this participant, role or channel',

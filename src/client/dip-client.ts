@@ -75,6 +75,8 @@ export class ReplayInterrupted extends Error {
 export class DipClient {
   private readonly agent: Agent;
   private readonly signer: Signer;
+  /** The last signature date this client used (ms): see signingDate(). */
+  private lastSigned = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly opts: DipClientOptions) {
     this.signer = new Signer(opts.keyPem, opts.certPem);
@@ -176,7 +178,7 @@ export class DipClient {
   /** Sends a signed call; `headers` may override or add headers (tests use it to forge requests). */
   async call<T = StandardResponse>(method: string, path: string, body: string, headers: Record<string, string> = {}): Promise<DipAnswer<T>> {
     const url = this.target(path);
-    const signature = await this.signer.sign(method, url, body, this.opts.now?.());
+    const signature = await this.signer.sign(method, url, body, this.signingDate());
     const res = await request(url, {
       method: method as 'POST' | 'GET' | 'DELETE',
       body: body === '' ? undefined : body,
@@ -211,7 +213,7 @@ export class DipClient {
    */
   async publish(channel: string, query: Record<string, string>, body: AsyncIterable<Uint8Array> | Buffer, sha256: string, length?: number): Promise<DipAnswer> {
     const url = this.target(`/dip-channel/${channel}/publications?${new URLSearchParams(query).toString()}`);
-    const signature = await this.signer.signHash('POST', url, sha256, this.opts.now?.());
+    const signature = await this.signer.signHash('POST', url, sha256, this.signingDate());
     const res = await request(url, {
       method: 'POST',
       body: Buffer.isBuffer(body) ? body : Readable.from(body),
@@ -229,9 +231,24 @@ export class DipClient {
   /** A signed GET whose body is streamed to the caller (a publication's content): status, headers and the body stream. */
   async download(path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | undefined>; body: Readable }> {
     const url = this.target(path);
-    const signature = await this.signer.sign('GET', url, '', this.opts.now?.());
+    const signature = await this.signer.sign('GET', url, '', this.signingDate());
     const res = await request(url, { method: 'GET', dispatcher: this.agent, headers: { 'x-api-key': this.opts.apiKey, ...signature, ...headers } });
     return { status: res.statusCode, headers: flatHeaders(res.headers), body: res.body };
+  }
+
+  /**
+   * The date to sign a request with: now, unless this client already signed with that millisecond (or one
+   * just after it), then the millisecond after the last. The signature covers method, URL, date and body
+   * hash and RSA PKCS#1 v1.5 is deterministic, so two identical requests signed in one millisecond (parallel
+   * downloads of one publication) carried the same X-DIP-Signature and the DIP refused all but the first
+   * as replays. Only a clock within a second behind the last date is moved on: a clock set back further
+   * (a test's) is taken as it is.
+   */
+  private signingDate(): Date {
+    let ms = (this.opts.now?.() ?? new Date()).getTime();
+    if (ms <= this.lastSigned && this.lastSigned - ms < 1000) ms = this.lastSigned + 1;
+    this.lastSigned = ms;
+    return new Date(ms);
   }
 
   async close(): Promise<void> {

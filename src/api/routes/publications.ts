@@ -14,7 +14,7 @@ import { admitted } from '../guard.js';
 import { describePublication, listQuery, PUBLICATION_SCHEMA, sendPublication } from '../publication-download.js';
 import { readQuery, type RawQuery } from '../query.js';
 import { publishedSchema } from '../schemas.js';
-import { answers, binaryBody, channelParams, GUARDED, signatureHeaders } from '../route-schemas.js';
+import { answers, binaryBody, channelParams, GUARDED, noBody, signatureHeaders } from '../route-schemas.js';
 import { evidence, sendStandard, unacceptedContentEncoding } from '../request.js';
 
 declare module 'fastify' {
@@ -43,6 +43,12 @@ const PUBLISH_PARAMETERS = ['type', 'version', 'format', 'compression', 'fileNam
 
 /** The publisher's metadata from the (signed) query string, its names in any case (readQuery), or the first thing wrong with it. */
 export function publicationMetadata(channel: string, query: RawQuery): PublicationMetadata | { error: string } {
+  // A name it does not know is refused, not passed over: the metadata is kept and announced as given, for
+  // good (a publication is never overwritten), and a misspelt `recipients` made a report for one supplier
+  // one for the whole channel.
+  const known = new Set<string>(PUBLISH_PARAMETERS.map((n) => n.toLowerCase()));
+  const unknown = Object.keys(query).find((name) => !known.has(name.toLowerCase()));
+  if (unknown !== undefined) return { error: `${unknown.slice(0, 60)} is not publication metadata (query string): the names are ${PUBLISH_PARAMETERS.join(', ')}` };
   const q = readQuery<PublishQuery>(query, PUBLISH_PARAMETERS);
   if ('error' in q) return q;
   const required = (name: keyof PublishQuery, max: number): string | { error: string } => {
@@ -132,7 +138,7 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     tags,
     summary: 'Publish a large payload (Pattern B, spec 5.6) (OpenDIP)',
     description:
-      'The payload as application/octet-stream (streamed), its metadata in the query string (type, version, format; compression, effectiveFrom, effectiveTo, fileName, description, public, recipients). The signature covers the X-DIP-Content-Hash the publisher declares, checked against the bytes once read. 409: that version of the publication type exists already, or another publisher owns the type.',
+      'The payload as application/octet-stream (streamed), its metadata in the query string (type, version, format; compression, effectiveFrom, effectiveTo, fileName, description, public, recipients; any other name is a 400). The signature covers the X-DIP-Content-Hash the publisher declares, checked against the bytes once read. 409: that version of the publication type exists already, or another publisher owns the type.',
     params: channelParams,
     headers: signatureHeaders,
     response: answers([...GUARDED, 409], { 201: { ...published, description: 'Created: the StandardResponse, with the publication beside it' } }),
@@ -218,12 +224,13 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
         tags,
         summary: "Download a publication's content (OpenDIP)",
         description:
-          'Whole, or one byte range (Range, If-Range on the ETag, which is the SHA-256 as stored): 206 with Content-Range; a range outside the file is 416. With decompress=true, or where=field:v1,v2 and columns= (csv and jsonl), the plain and filtered content, gzip-compressed when the client accepts it; 422 when the bytes are not in the compression the publisher declared (download them as stored).',
+          'Whole, or one byte range (Range, If-Range on the ETag, which is the SHA-256 as stored): 206 with Content-Range; a range outside the file is 416; If-None-Match naming the ETag is 304 with no bytes. With decompress=true, or where=field:v1,v2 and columns= (csv and jsonl), the plain and filtered content, gzip-compressed when the client accepts it; 422 when the bytes are not in the compression the publisher declared (download them as stored).',
         params: publicationParams,
         headers: signatureHeaders,
         response: answers([...GUARDED, 416, 422], {
           200: binaryBody(200, 'The content, as stored or (decompress, where, columns) plain and filtered; Content-Type by format'),
           206: binaryBody(206, 'The byte range Content-Range names'),
+          304: noBody(304),
         }),
       },
     },
