@@ -1,11 +1,19 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { journeyOf, REPORT_MESSAGE_LIMIT, Reports, type ProcessStatus } from '../src/pipeline/reports.js';
+import { SqliteActivityLog } from '../src/adapters/sqlite/activity-log.js';
+import { systemClock } from '../src/adapters/clock.js';
+import type { ChainedActivity } from '../src/domain/activity.js';
+import { MSG, type MsgText } from '../src/domain/response-codes.js';
+import { standardResponse } from '../src/domain/standard-response.js';
+import { ActivityRecorder, type RequestRecord } from '../src/pipeline/activity-recorder.js';
+import { journeyOf, REPORT_MESSAGE_LIMIT, Reports, toCsv, type ProcessStatus } from '../src/pipeline/reports.js';
+import type { ActivityLogStore } from '../src/ports/activity-log.js';
 import type { MessageTraces, TracedDelivery, TracedMessage } from '../src/ports/traces.js';
 import { runSimulation } from '../src/sim/simulate.js';
 import { buildIF021 } from '../src/sim/messages.js';
-import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { quietLogger, startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 import { startSharedPkiDip } from './helpers/shared-pki.js';
 
 const operator = (t: TestDip) => {
@@ -120,6 +128,26 @@ describe('reports, traces and journeys (spec 5.11)', () => {
     expect(sum((await admin<Rows>('/admin/reports/throughput?granularity=day&channel=IF-021')).body).in).toBe(2);
     const after = await sds.client.call<{ rows: Array<{ transactionId: string }> }>('GET', '/observability/reports/sender-audit', '');
     expect(after.body.rows.map((r) => r.transactionId.slice(0, 2))).toEqual(['T-', 'T-']);
+  });
+
+  it('counts a refused submission in the throughput report, JSON and CSV, for the operator and its sender only', async () => {
+    const admin = operator(t);
+    // A batch of two, the second item not an IF-021 message: refused whole, nothing stored.
+    const refused = await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', mpan, uniqueSuffix: 'rX' }), { payload: {} }]);
+    expect(refused.status).toBe(400);
+    type Row = { in: number; refused?: number; refusedMessages?: number; refusedCodes?: Record<string, number> };
+    const total = (rows: Row[]) => rows.reduce<{ in: number; refused: number; messages: number }>((a, r) => ({ in: a.in + r.in, refused: a.refused + (r.refused ?? 0), messages: a.messages + (r.refusedMessages ?? 0) }), { in: 0, refused: 0, messages: 0 });
+    // The activity log is written in batches, off the request path.
+    await waitFor(async () => total((await admin<{ rows: Row[] }>('/admin/reports/throughput?granularity=day&channel=IF-021')).body.rows).refused > 0, 10_000, 'the refusal in the activity log');
+    const rows = (await admin<{ rows: Row[] }>('/admin/reports/throughput?granularity=day&channel=IF-021')).body.rows;
+    expect(total(rows)).toMatchObject({ refused: 1, messages: 2 });
+    expect(rows.find((r) => r.refused === 1)?.refusedCodes).toEqual({ MSG1001: 1 });
+    const asSender = await sds.client.call<{ rows: Row[] }>('GET', '/observability/reports/throughput?granularity=day', '');
+    expect(total(asSender.body.rows)).toMatchObject({ refused: 1, messages: 2 });
+    // Not the supplier's to see: it did not send it.
+    expect(total((await supA.client.call<{ rows: Row[] }>('GET', '/observability/reports/throughput?granularity=day', '')).body.rows).refused).toBe(0);
+    const csv = await admin('/admin/reports/throughput?granularity=day&channel=IF-021&format=csv');
+    expect(csv.text.split('\r\n')[0]).toBe('bucket,in,out,errors,pending,refused,refusedMessages,refusedCodes.MSG1001');
   });
 
   it("shows an appointed participant only its own part of its MPAN's trace: not others' copies, not messages it had no part in", async () => {
@@ -237,5 +265,103 @@ describe('a period holding more messages than one report counts', () => {
   it('is refused, saying how to ask, rather than counted short (its last messages left out)', async () => {
     const asked = reports.throughput({ kind: 'operator' }, { fromMs: at, toMs: at + 86_400_000, granularity: 'day' });
     await expect(asked).rejects.toThrow('2026-12-04T00:00:00.000Z to 2026-12-05T00:00:00.000Z holds more than 200,000 messages, the most one report counts: ask for it in parts (a shorter from/to, or one channel, sender or recipient)');
+  });
+});
+
+describe('refused submissions in the throughput report (spec 5.11.1, "error messages"), from the API activity log', () => {
+  const at = Date.parse('2026-12-04T10:00:00Z');
+  const hour = 3_600_000;
+  const [sds, sup, cp] = ['2000000001', '1000000001', 'CP00000001'];
+  const accepted: TracedMessage = {
+    transactionId: 'T-IF-021-1', channel: 'IF-021', eventCode: '', sender: sds, senderRole: 'SDS', senderUniqueReference: null, correlationId: null, receivedAt: at + 1000, replayOf: null,
+    deliveries: [{ recipient: sup, seq: 1, state: 'delivered', deliveredAt: at + 1500, firstAttemptAt: at + 1100, attempts: [], deadLetter: null }],
+  };
+  // The archive as the stores read it: by period, channel, sender and recipient.
+  const traces: MessageTraces = {
+    trace: async (q) =>
+      [accepted].filter((m) => m.receivedAt >= q.fromMs && m.receivedAt < q.toMs && (q.channel === undefined || q.channel === m.channel) && (q.sender === undefined || q.sender === m.sender) && (q.recipient === undefined || m.deliveries.some((d) => d.recipient === q.recipient))),
+  };
+  const answer = (...messages: string[]) => JSON.stringify(standardResponse(new Date(at), '0000000000', sds, messages.map((message) => ({ message: message as MsgText, help: 'why' }))));
+  const request = (ms: number, caller: string | null, url: string, status: number, rawBody: string, actingFor: string | null = null): RequestRecord => ({
+    requestId: `r-${ms}-${url}`, at: ms, listener: 'participant', caller, actingFor, remote: '127.0.0.1', method: 'POST', url, status, durationMs: 1, rawBody,
+  });
+  let store: SqliteActivityLog;
+  let reports: Reports;
+
+  beforeAll(async () => {
+    store = new SqliteActivityLog(join(mkdtempSync(join(tmpdir(), 'opendip-refusals-')), 'activity.db'));
+    // Answers longer than 4 kB are kept as a note: the 50-item refusal below.
+    const recorder = new ActivityRecorder(store, { label: 'test', flushIntervalMs: 1000, maxBatch: 100, maxBodyBytes: 4096, maxPending: 1000, retentionMs: 86_400_000, purgeIntervalMs: 86_400_000 }, systemClock, quietLogger);
+    for (const r of [
+      // A batch of three refused for its second item's schema: three messages, MSG1001.
+      request(at + 2000, sds, '/dip-channel/IF-021', 400, answer(MSG.processingFailed, MSG.schemaFailure, MSG.processingFailed)),
+      // The store down: the batch refused whole, one entry; the URL in another case, as ingress takes it.
+      request(at + 3000, sds, '/DIP-Channel/if-021', 503, answer(MSG.processingFailed)),
+      // Accepted: not a refusal.
+      request(at + 4000, sds, '/dip-channel/IF-021', 201, answer(MSG.success)),
+      // A channel's sub-route (a webhook's configuration), not a submission.
+      request(at + 5000, sds, '/dip-channel/IF-021/pubconfig/2000000001', 400, answer(MSG.schemaFailure)),
+      // Fifty duplicates: an answer too long to keep, counted from its note.
+      request(at + 6000, sds, '/dip-channel/IF-021', 400, answer(...Array.from({ length: 50 }, () => MSG.duplicateReference))),
+      // No caller known, and an answer that is not a StandardResponse: its HTTP status instead of a code.
+      request(at + 7000, null, '/dip-channel/IF-021', 401, '{"error":"no such API key"}'),
+      // A connection provider for the supplier, an hour later, on another channel.
+      request(at + hour + 5, cp, '/dip-channel/IF-031', 403, answer(MSG.senderRoleInvalid), sup),
+      // Outside the period: before `from`, and at `to` (not included).
+      request(at - 1, sds, '/dip-channel/IF-021', 400, answer(MSG.schemaFailure)),
+      request(at + 2 * hour, sds, '/dip-channel/IF-021', 400, answer(MSG.schemaFailure)),
+    ])
+      recorder.record(r);
+    await recorder.flush();
+    reports = new Reports(traces, { history: async () => [] }, () => at + 3 * hour, '0000000000', store);
+  });
+  afterAll(async () => {
+    await store?.close();
+  });
+
+  const period = { fromMs: at, toMs: at + 2 * hour, granularity: 'hour' as const };
+  const code = (m: string) => m.slice(0, 7);
+
+  it("counts each refused submission, its messages and its MSG code in its arrival's bucket, beside what was accepted (operator)", async () => {
+    expect(await reports.throughput({ kind: 'operator' }, period)).toEqual([
+      { bucket: '2026-12-04T10:00:00.000Z', in: 1, out: 1, errors: 0, pending: 0, refused: 4, refusedMessages: 55, refusedCodes: { [code(MSG.schemaFailure)]: 1, [code(MSG.processingFailed)]: 1, [code(MSG.duplicateReference)]: 1, 'HTTP 401': 1 } },
+      { bucket: '2026-12-04T11:00:00.000Z', in: 0, out: 0, errors: 0, pending: 0, refused: 1, refusedMessages: 1, refusedCodes: { [code(MSG.senderRoleInvalid)]: 1 } },
+    ]);
+  });
+
+  it('filters them by channel (any case) and by sender (the caller, or the participant a provider called for)', async () => {
+    const only = async (f: { channel?: string; sender?: string }) => (await reports.throughput({ kind: 'operator' }, { ...period, ...f })).map((r) => [r.bucket.slice(11, 13), r.in, r.refused, r.refusedMessages]);
+    expect(await only({ channel: 'if-031' })).toEqual([['11', 0, 1, 1]]);
+    expect(await only({ sender: sds })).toEqual([['10', 1, 3, 54]]);
+    expect(await only({ sender: sup })).toEqual([['11', 0, 1, 1]]);
+    expect(await only({ sender: cp })).toEqual([['11', 0, 1, 1]]);
+  });
+
+  it('shows a participant its own refused submissions only, and those its provider made for it', async () => {
+    const as = async (dipId: string) => (await reports.throughput({ kind: 'participant', dipId }, period)).map((r) => [r.bucket.slice(11, 13), r.in, r.out, r.refused, r.refusedMessages]);
+    expect(await as(sds)).toEqual([['10', 1, 1, 3, 54]]);
+    expect(await as(sup)).toEqual([['10', 1, 1, 0, 0], ['11', 0, 0, 1, 1]]);
+    expect(await as('1000000009')).toEqual([]);
+  });
+
+  it('does not count them with a recipient named (a refused submission went to no one): no refusal columns', async () => {
+    expect(await reports.throughput({ kind: 'operator' }, { ...period, recipient: sup })).toEqual([{ bucket: '2026-12-04T10:00:00.000Z', in: 1, out: 1, errors: 0, pending: 0 }]);
+  });
+
+  it('gives them as CSV columns, a column per MSG code', async () => {
+    const [header] = toCsv(await reports.throughput({ kind: 'operator' }, period)).split('\r\n');
+    expect(header).toBe(`bucket,in,out,errors,pending,refused,refusedMessages,refusedCodes.${code(MSG.schemaFailure)},refusedCodes.${code(MSG.processingFailed)},refusedCodes.${code(MSG.duplicateReference)},refusedCodes.HTTP 401,refusedCodes.${code(MSG.senderRoleInvalid)}`);
+  });
+
+  it('refuses a period holding more refused submissions than one report counts, rather than count it short', async () => {
+    const flood: Pick<ActivityLogStore, 'refusedSubmissions'> = {
+      refusedSubmissions: async (q) => {
+        const start = q.after ? q.after.seq : 0;
+        const n = Math.max(0, Math.min(q.limit, REPORT_MESSAGE_LIMIT + 5 - start));
+        return Array.from({ length: n }, (_, i): ChainedActivity => ({ requestId: '', at, listener: 'participant', caller: sds, remote: null, method: 'POST', url: '/dip-channel/IF-021', status: 400, durationMs: 1, responseBody: null, chain: 'c', seq: start + i + 1, prevHash: '', hash: '' }));
+      },
+    };
+    const flooded = new Reports(traces, { history: async () => [] }, () => at, '0000000000', flood);
+    await expect(flooded.throughput({ kind: 'operator' }, period)).rejects.toThrow('2026-12-04T10:00:00.000Z to 2026-12-04T12:00:00.000Z holds more than 200,000 refused submissions, the most one report counts: ask for it in parts (a shorter from/to, or one sender)');
   });
 });

@@ -72,7 +72,22 @@ const bucket = { type: 'string', format: 'date-time', description: 'Start of the
 const ROWS: Readonly<Record<string, JsonSchema>> = {
   throughput: {
     type: 'array',
-    items: { type: 'object', additionalProperties: true, required: ['bucket', 'in', 'out', 'errors', 'pending'], properties: { bucket, in: count, out: count, errors: count, pending: count } },
+    items: {
+      type: 'object',
+      additionalProperties: true,
+      required: ['bucket', 'in', 'out', 'errors', 'pending'],
+      properties: {
+        bucket,
+        in: count,
+        out: count,
+        errors: count,
+        pending: count,
+        // From the API activity log: absent when it is not kept, or with a recipient named (a refusal has none).
+        refused: { type: 'integer', description: 'Submissions refused (POST /dip-channel answered 400 or above), each a batch, in the bucket of their arrival' },
+        refusedMessages: { type: 'integer', description: "The messages those submissions carried: their answers' entries (one per item read, one for a batch refused whole)" },
+        refusedCodes: { type: 'object', additionalProperties: { type: 'integer' }, description: 'Refused submissions by MSG code (the first entry naming why: neither MSG0000 nor MSG1000, else the first), or HTTP status without one' },
+      },
+    },
   },
   latency: {
     type: 'array',

@@ -153,3 +153,58 @@ export function maskedBody(body: string | null, maxBytes: number): string | null
     return body.replace(MPAN_TEXT, MASK);
   }
 }
+
+/**
+ * What the throughput report counts of a refused submission's answer (a StandardResponse): its entries,
+ * one per item when the DIP read the batch item by item, one for a batch refused whole; and its MSG
+ * code, that of the first entry naming why (neither a success nor MSG1000, which the items that did not
+ * fail are answered with), else the first entry's.
+ */
+export interface RefusalSummary {
+  entries: number;
+  code: string;
+}
+
+const MSG_CODE = /^MSG\d{4}/;
+
+function refusalSummary(parsed: unknown): RefusalSummary | null {
+  const entries = typeof parsed === 'object' && parsed !== null ? (parsed as { messageArray?: unknown }).messageArray : undefined;
+  if (!Array.isArray(entries) || entries.length === 0) return null;
+  const texts = entries.map((e: unknown) => {
+    const message = typeof e === 'object' && e !== null ? (e as { message?: unknown }).message : undefined;
+    return typeof message === 'string' ? message : '';
+  });
+  // MSG1000 is also what the items that did not fail are answered with when a batch is refused for others:
+  // the code is the failing item's (MSG1000 only when nothing else is named: a store that could not write).
+  const code = MSG_CODE.exec(texts.find((t) => !t.startsWith('MSG0000') && !t.startsWith('MSG1000')) ?? texts[0]!)?.[0];
+  return code ? { entries: entries.length, code } : null;
+}
+
+const LONG_REFUSAL = /^\[\d+ bytes, not kept: (\d+) entries, (MSG\d{4})\]$/;
+
+/**
+ * The note kept for a refusal's answer longer than the log keeps (a refused batch of many items): its
+ * size as for any long answer, and what the throughput report counts of it, so that a large refused
+ * batch is counted as the messages it held. Null when the answer is not a StandardResponse.
+ */
+export function longRefusalNote(body: string): string | null {
+  let summary: RefusalSummary | null;
+  try {
+    summary = refusalSummary(JSON.parse(body));
+  } catch {
+    return null;
+  }
+  return summary ? `[${body.length} bytes, not kept: ${summary.entries} entries, ${summary.code}]` : null;
+}
+
+/** What a stored answer (masked JSON, or the note of a long refusal) tells of a refusal; null when nothing. */
+export function readRefusal(stored: string | null): RefusalSummary | null {
+  if (stored === null) return null;
+  const note = LONG_REFUSAL.exec(stored);
+  if (note) return { entries: Number(note[1]), code: note[2]! };
+  try {
+    return refusalSummary(JSON.parse(stored));
+  } catch {
+    return null;
+  }
+}

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { ChainChecker, chainEntries, GENESIS_HASH, maskedBody, maskedUrl, type ActivityEntry, type ChainBreak, type ChainedActivity } from '../domain/activity.js';
+import { ChainChecker, chainEntries, GENESIS_HASH, longRefusalNote, maskedBody, maskedUrl, type ActivityEntry, type ChainBreak, type ChainedActivity } from '../domain/activity.js';
 import type { ActivityLogStore } from '../ports/activity-log.js';
 import type { Cancel, Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
@@ -110,7 +110,7 @@ export class ActivityRecorder implements ActivitySink {
     if (!(await this.open())) return;
     while (this.pending.length > 0) {
       const batch = this.pending.slice(0, this.settings.maxBatch);
-      const entries: ActivityEntry[] = batch.map(({ rawBody, url, ...rest }) => ({ ...rest, url: maskedUrl(url), responseBody: maskedBody(rawBody, this.settings.maxBodyBytes) }));
+      const entries: ActivityEntry[] = batch.map(({ rawBody, url, ...rest }) => ({ ...rest, url: maskedUrl(url), responseBody: this.kept(rawBody, rest.status) }));
       const { records, head } = chainEntries(this.chain, this.head, entries);
       try {
         await this.store.append(records);
@@ -126,6 +126,16 @@ export class ActivityRecorder implements ActivitySink {
       this.head = head;
       this.pending.splice(0, batch.length);
     }
+  }
+
+  /**
+   * An answer as kept: masked, or a note of its size when long. A long refusal's note also says how many
+   * entries it had and its code (the throughput report counts refused messages by them); only a refusal's
+   * answer is read for it, never an accepted one's (a pull of a thousand messages).
+   */
+  private kept(rawBody: string | null, status: number | null): string | null {
+    const long = rawBody !== null && rawBody.length > this.settings.maxBodyBytes;
+    return (long && status !== null && status >= 400 ? longRefusalNote(rawBody) : null) ?? maskedBody(rawBody, this.settings.maxBodyBytes);
   }
 
   /** Whether the store's head of this chain is `head` (false when the store cannot say). */

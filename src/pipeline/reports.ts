@@ -1,6 +1,8 @@
 import { BUSINESS_FLOWS } from '../catalogue/business-flows.js';
 import type { MpanDirectory } from './mpan-directory.js';
 import { RefusedError } from './refused.js';
+import { readRefusal } from '../domain/activity.js';
+import type { ActivityLogStore } from '../ports/activity-log.js';
 import type { MessageTraces, TracedMessage, TraceQuery } from '../ports/traces.js';
 
 export const GRANULARITIES = ['minute', 'hour', 'day', 'month'] as const;
@@ -18,8 +20,30 @@ export interface ReportFilter {
   recipient?: string;
 }
 
-/** At most this many messages go into one report (a longer period: ask for it in parts). */
+/** At most this many messages go into one report (a longer period: ask for it in parts); as many refused submissions. */
 export const REPORT_MESSAGE_LIMIT = 200_000;
+
+/** Refused submissions read from the activity log at a time. */
+const REFUSALS_PAGE = 5_000;
+
+/** A submission's path as the activity log keeps it (`/dip-channel/IF-021`, any case, maybe a query), not a channel's sub-route. */
+const SUBMISSION_PATH = /^\/dip-channel\/([^/?]+)\/?(?:\?|$)/i;
+
+const periodOf = (fromMs: number, toMs: number) => `${new Date(fromMs).toISOString()} to ${new Date(toMs).toISOString()}`;
+
+/** A throughput row's counts (refused submissions only when counted: see Reports.refusals). */
+export type ThroughputCounts = {
+  in: number;
+  out: number;
+  errors: number;
+  pending: number;
+  /** Submissions refused (requests answered 400 or above), each a batch. */
+  refused?: number;
+  /** Messages those refusals carried: their answers' entries. */
+  refusedMessages?: number;
+  /** Refused submissions by MSG code (`HTTP 413` for an answer without one). */
+  refusedCodes?: Record<string, number>;
+};
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; status: 400 | 403 | 404; help: string };
 
@@ -89,7 +113,41 @@ export class Reports {
     private readonly now: () => number,
     /** The DIP's own ID: what it sends itself (status messages reporting errors, test messages) was not received. */
     private readonly dipId: string,
+    /** The API activity log, where refused submissions are recorded (null when it is not kept: no refusal columns). */
+    private readonly activity: Pick<ActivityLogStore, 'refusedSubmissions'> | null = null,
   ) {}
+
+  /**
+   * Refused submissions in the filter that the viewer may see, from the API activity log (nothing is
+   * written for them on the road): each request's time, channel (as called), MSG code and entries.
+   * Null when they are not counted: no activity log, or a recipient named (a refused submission was
+   * delivered to no one). A participant sees those it made and those made for it. Read in pages, so a
+   * period's answers are never held at once; more than the report's limit is refused, as messages are.
+   */
+  private async refusals(viewer: Viewer, f: ReportFilter): Promise<Array<{ at: number; code: string; entries: number }> | null> {
+    if (this.activity === null || f.recipient !== undefined) return null;
+    const caller = viewer.kind === 'participant' ? viewer.dipId : f.sender;
+    const channel = f.channel?.toUpperCase();
+    const out: Array<{ at: number; code: string; entries: number }> = [];
+    let read = 0;
+    let after: { at: number; chain: string; seq: number } | undefined;
+    for (;;) {
+      const page = await this.activity.refusedSubmissions({ fromMs: f.fromMs, toMs: f.toMs, limit: REFUSALS_PAGE, ...(after ? { after } : {}), ...(caller !== undefined ? { caller } : {}) });
+      read += page.length;
+      if (read > REPORT_MESSAGE_LIMIT) throw new RefusedError(400, `${periodOf(f.fromMs, f.toMs)} holds more than ${REPORT_MESSAGE_LIMIT.toLocaleString('en-GB')} refused submissions, the most one report counts: ask for it in parts (a shorter from/to, or one sender)`);
+      for (const r of page) {
+        const called = SUBMISSION_PATH.exec(r.url)?.[1]?.toUpperCase();
+        if (called === undefined || r.status === null || (channel !== undefined && called !== channel)) continue;
+        if (f.sender !== undefined && r.caller !== f.sender && r.actingFor !== f.sender) continue;
+        const summary = readRefusal(r.responseBody);
+        // An answer that names no entry (not a StandardResponse) still refused one submission of at least one message.
+        out.push({ at: r.at, code: summary?.code ?? `HTTP ${r.status}`, entries: summary?.entries ?? 1 });
+      }
+      const last = page.at(-1);
+      if (page.length < REFUSALS_PAGE || !last) return out;
+      after = { at: last.at, chain: last.chain, seq: last.seq };
+    }
+  }
 
   /**
    * Messages in the filter that the viewer may see; a participant's view of others' copies is cut to its
@@ -101,8 +159,7 @@ export class Reports {
     // be cut at its end, and its totals silently short. Refused instead, saying how to ask.
     const all = await this.traces.trace({ limit: REPORT_MESSAGE_LIMIT + 1, ...query });
     if (all.length > REPORT_MESSAGE_LIMIT) {
-      const period = `${new Date(query.fromMs).toISOString()} to ${new Date(query.toMs).toISOString()}`;
-      throw new RefusedError(400, `${period} holds more than ${REPORT_MESSAGE_LIMIT.toLocaleString('en-GB')} messages, the most one report counts: ask for it in parts (a shorter from/to, or one channel, sender or recipient)`);
+      throw new RefusedError(400, `${periodOf(query.fromMs, query.toMs)} holds more than ${REPORT_MESSAGE_LIMIT.toLocaleString('en-GB')} messages, the most one report counts: ask for it in parts (a shorter from/to, or one channel, sender or recipient)`);
     }
     if (viewer.kind === 'operator') return all;
     const me = viewer.dipId;
@@ -126,13 +183,16 @@ export class Reports {
    * Messages in (sent by participants: the DIP's own status messages and test messages were not received,
    * and counting them would make every dead letter add one message "in"), copies delivered out, errors
    * (copies dead-lettered) and copies pending, per bucket; the DIP's own messages' copies count as copies.
+   * With the activity log kept and no recipient named, also the submissions refused, the messages they
+   * carried, and the refusals by MSG code, in the bucket of their arrival (spec 5.11.1, "error messages").
    */
-  async throughput(viewer: Viewer, f: ReportFilter) {
-    const buckets = new Map<number, { in: number; out: number; errors: number; pending: number }>();
+  async throughput(viewer: Viewer, f: ReportFilter): Promise<Array<{ bucket: string } & ThroughputCounts>> {
+    const refusals = await this.refusals(viewer, f);
+    const buckets = new Map<number, ThroughputCounts>();
     const b = (ms: number) => {
       const k = bucketStart(ms, f.granularity);
       let x = buckets.get(k);
-      if (!x) buckets.set(k, (x = { in: 0, out: 0, errors: 0, pending: 0 }));
+      if (!x) buckets.set(k, (x = { in: 0, out: 0, errors: 0, pending: 0, ...(refusals ? { refused: 0, refusedMessages: 0 } : {}) }));
       return x;
     };
     for (const m of await this.filtered(viewer, f)) {
@@ -143,7 +203,17 @@ export class Reports {
         else b(d.deadLetter?.at ?? m.receivedAt).errors += 1;
       }
     }
-    return [...buckets].sort(([a], [c]) => a - c).map(([start, x]) => ({ bucket: new Date(start).toISOString(), ...x }));
+    // Codes are counted in a Map (a code is read from a stored answer), given as an object (Object.fromEntries: own properties) at the end.
+    const codes = new Map<ThroughputCounts, Map<string, number>>();
+    for (const r of refusals ?? []) {
+      const x = b(r.at);
+      x.refused! += 1;
+      x.refusedMessages! += r.entries;
+      let byCode = codes.get(x);
+      if (!byCode) codes.set(x, (byCode = new Map<string, number>()));
+      byCode.set(r.code, (byCode.get(r.code) ?? 0) + 1);
+    }
+    return [...buckets].sort(([a], [c]) => a - c).map(([start, x]) => ({ bucket: new Date(start).toISOString(), ...x, ...(refusals ? { refusedCodes: Object.fromEntries(codes.get(x) ?? []) } : {}) }));
   }
 
   /** End-to-end latency (receipt to delivered) and the DIP's own processing time (receipt to first call), per bucket. */

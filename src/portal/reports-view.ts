@@ -2,7 +2,8 @@ import { bucketStart, type Granularity, type LatencyStats } from '../pipeline/re
 import { html, select, timeChart, type Html } from './html.js';
 
 /**
- * The reports' charts, the same in both portals: throughput (messages in, copies delivered, errors) and
+ * The reports' charts, the same in both portals: throughput (messages in, copies delivered, errors, and
+ * messages refused at submission when the rows count them) and
  * latency (end to end, median and 90th percentile) over a period, from the reports API's rows (the user
  * portal's cut to the participant, the operator portal's across all participants).
  */
@@ -13,6 +14,8 @@ export interface ThroughputRow {
   out: number;
   errors: number;
   pending: number;
+  /** The messages of refused submissions (from the API activity log; absent when it is not kept). */
+  refusedMessages?: number;
 }
 
 export interface LatencyRow {
@@ -74,6 +77,8 @@ export function reportCharts(p: Period, throughput: readonly ThroughputRow[], la
     { name: 'Messages in', kind: 'info', values: count((r) => r.in) },
     { name: 'Copies delivered', kind: 'ok', values: count((r) => r.out) },
     { name: 'Errors (dead letters)', kind: 'bad', values: count((r) => r.errors) },
+    // Counted from the API activity log: a line only when it is kept (the rows then carry the column).
+    ...(throughput.some((r) => r.refusedMessages !== undefined) ? [{ name: 'Messages refused at submission', kind: 'warn' as const, values: count((r) => r.refusedMessages ?? 0) }] : []),
   ], 'messages')}
 ${timeChart('End-to-end latency (received by the DIP to delivered)', labels, [
   { name: 'Median', kind: 'ok', values: ms((s) => s.p50Ms) },

@@ -75,7 +75,7 @@ async function reportsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
     for (const a of await deps.archive.attempts({ recipientDipId: p.dipId, channel: ch }, 200)) if (a.startedAt >= period.fromMs) verdicts[a.verdict] += 1;
   }
   const body = html`${periodForm('/portal/reports', period)}
-<p class="muted">${period.label}: messages ${p.dipId} sent or received, from the archive and the delivery journal (the reports API, /observability/reports, gives the same as JSON or CSV).</p>
+<p class="muted">${period.label}: messages ${p.dipId} sent or received, from the archive and the delivery journal, and its submissions the DIP refused, from the API activity log (the reports API, /observability/reports, gives the same as JSON or CSV).</p>
 ${reportCharts(period, throughput, latency)}
 ${barChart('Webhook calls by answer', [
   { label: 'delivered', value: verdicts.delivered, kind: 'ok' },

@@ -44,6 +44,14 @@ export interface ActivityLogStore {
    */
   recent(fromMs: number, toMs: number, limit: number, caller?: string): Promise<ChainedActivity[]>;
   /**
+   * Refused submissions: POST requests to a `/dip-channel/…` path (any case) answered 400 or above,
+   * received in [fromMs, toMs), ordered by (at, chain, seq), after `after`, at most `limit`; with
+   * `caller`, only that caller's and those made for it (as `recent`). The caller refines the path (the
+   * store's filter also lets the channel's sub-routes through). A partial index holds only records
+   * answered 400 or above, so a period's refusals are read without its accepted requests.
+   */
+  refusedSubmissions(query: ActivityQuery & { caller?: string }): Promise<ChainedActivity[]>;
+  /**
    * Deletes up to `limit` records received before `beforeMs`, oldest first per chain, moving each chain's
    * anchor to the last record deleted, so the chain still verifies from where it now starts.
    */

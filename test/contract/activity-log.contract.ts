@@ -127,5 +127,37 @@ export function activityLogContract(name: string, open: () => Promise<OpenedActi
       // Without a caller: everyone's, newest first.
       expect((await ctx.store.recent(1015, 1035, 10)).map((r) => `${r.chain}:${r.seq}`)).toEqual(['node-b:3', 'node-a:4', 'node-b:2', 'node-a:3']);
     });
+
+    it('reads refused submissions alone: POST /dip-channel/… (any case) answered 400 or above, by caller, page by page', async () => {
+      await ctx.store.openChain('node-r', 1000);
+      const made = (i: number, method: string, url: string, status: number | null, caller: string | null = '1000000001', actingFor: string | null = null): ActivityEntry => ({
+        ...entry(i, 1000 + i),
+        method,
+        url,
+        status,
+        caller,
+        ...(actingFor ? { actingFor } : {}),
+      });
+      const { records } = chainEntries('node-r', { seq: 0, hash: GENESIS_HASH }, [
+        made(1, 'POST', '/dip-channel/IF-021', 400),
+        made(2, 'POST', '/dip-channel/IF-021', 201),
+        made(3, 'POST', '/DIP-Channel/if-021?x=1', 503, '1000000002'),
+        made(4, 'GET', '/dip-channel/IF-021/replay/1000000001', 400),
+        made(5, 'POST', '/statusmessage', 400),
+        made(6, 'POST', '/dip-channel/IF-031', 403, 'CP00000001', '1000000001'),
+        made(7, 'TLS', '', null, null),
+        made(8, 'POST', '/dip-channel/IF-021', 429, null),
+      ]);
+      await ctx.store.append(records);
+      const seqs = async (q: Partial<Parameters<ActivityLogStore['refusedSubmissions']>[0]> = {}) =>
+        (await ctx.store.refusedSubmissions({ fromMs: 0, toMs: 10_000, limit: 10, ...q })).map((r) => r.seq);
+      expect(await seqs()).toEqual([1, 3, 6, 8]);
+      // From included, to not.
+      expect(await seqs({ fromMs: 1003, toMs: 1008 })).toEqual([3, 6]);
+      expect(await seqs({ caller: '1000000001' })).toEqual([1, 6]);
+      expect(await seqs({ caller: 'CP00000001' })).toEqual([6]);
+      expect(await seqs({ limit: 2 })).toEqual([1, 3]);
+      expect(await seqs({ limit: 2, after: { at: 1003, chain: 'node-r', seq: 3 } })).toEqual([6, 8]);
+    });
   });
 }

@@ -37,6 +37,8 @@ CREATE INDEX IF NOT EXISTS activity_log_at ON activity_log (at, chain, seq);
 CREATE INDEX IF NOT EXISTS activity_log_caller ON activity_log (caller, at);
 ALTER TABLE activity_log ADD COLUMN IF NOT EXISTS acting_for text;
 CREATE INDEX IF NOT EXISTS activity_log_acting_for ON activity_log (acting_for, at) WHERE acting_for IS NOT NULL;
+-- Refused requests only: an accepted one (every 201) adds nothing to it.
+CREATE INDEX IF NOT EXISTS activity_log_refused ON activity_log (at) WHERE status >= 400;
 CREATE OR REPLACE FUNCTION activity_log_append_only() RETURNS trigger LANGUAGE plpgsql AS
   $$ BEGIN RAISE EXCEPTION 'the activity log is append-only'; END $$;
 DROP TRIGGER IF EXISTS activity_log_no_update ON activity_log;
@@ -107,6 +109,17 @@ export class PgActivityLog implements ActivityLogStore {
       caller === undefined
         ? await this.pool.query<Row>('SELECT * FROM activity_log WHERE at >= $1 AND at < $2 ORDER BY at DESC, chain DESC, seq DESC LIMIT $3', [fromMs, toMs, limit])
         : await this.pool.query<Row>('SELECT * FROM activity_log WHERE (caller = $1 OR acting_for = $1) AND at >= $2 AND at < $3 ORDER BY at DESC, chain DESC, seq DESC LIMIT $4', [caller, fromMs, toMs, limit]);
+    return rows.map(fromActivityRow);
+  }
+
+  async refusedSubmissions(q: ActivityQuery & { caller?: string }): Promise<ChainedActivity[]> {
+    const a = q.after ?? { at: -1, chain: '', seq: 0 };
+    // `status >= 400` as a literal, as the partial index says it (a parameter could not be proved to imply it); ILIKE: ingress takes any case.
+    const { rows } = await this.pool.query<Row>(
+      `SELECT * FROM activity_log WHERE status >= 400 AND at >= $1 AND at < $2 AND method = 'POST' AND url ILIKE '/dip-channel/%'
+        AND ($3::text IS NULL OR caller = $3 OR acting_for = $3) AND (at, chain, seq) > ($4, $5, $6) ORDER BY at, chain, seq LIMIT $7`,
+      [q.fromMs, q.toMs, q.caller ?? null, a.at, a.chain, a.seq, q.limit],
+    );
     return rows.map(fromActivityRow);
   }
 

@@ -57,6 +57,8 @@ export class SqliteActivityLog implements ActivityLogStore {
     // Logs made before acting_for was kept (an ALTER is not an UPDATE: the append-only trigger allows it).
     if (!db.prepare<[], { name: string }>('PRAGMA table_info(activity_log)').all().some((c) => c.name === 'acting_for')) db.exec('ALTER TABLE activity_log ADD COLUMN acting_for TEXT');
     db.exec('CREATE INDEX IF NOT EXISTS activity_log_acting_for ON activity_log (acting_for, at) WHERE acting_for IS NOT NULL');
+    // Refused requests only: an accepted one (every 201) adds nothing to it.
+    db.exec('CREATE INDEX IF NOT EXISTS activity_log_refused ON activity_log (at) WHERE status >= 400');
     this.s = {
       // Bound by position: named parameters took a copy of each record and a lookup per name.
       insert: db.prepare(
@@ -77,6 +79,13 @@ export class SqliteActivityLog implements ActivityLogStore {
           ORDER BY at DESC, chain DESC, seq DESC LIMIT @limit`,
       ),
       recent: db.prepare<[number, number, number], Row>('SELECT * FROM activity_log WHERE at >= ? AND at < ? ORDER BY at DESC, chain DESC, seq DESC LIMIT ?'),
+      // `status >= 400` as the partial index says it, so the planner may use it; LIKE is ASCII case-insensitive here.
+      refused: db.prepare<[{ from: number; to: number; at: number; chain: string; seq: number; caller: string | null; limit: number }], Row>(
+        `SELECT * FROM activity_log WHERE status >= 400 AND at >= @from AND at < @to AND method = 'POST' AND url LIKE '/dip-channel/%'
+          AND (@caller IS NULL OR caller = @caller OR acting_for = @caller)
+          AND (at > @at OR (at = @at AND (chain > @chain OR (chain = @chain AND seq > @seq))))
+          ORDER BY at, chain, seq LIMIT @limit`,
+      ),
       oldest: db.prepare<[number, number], { chain: string; seq: number; hash: string }>('SELECT chain, seq, hash FROM activity_log WHERE at < ? ORDER BY at, chain, seq LIMIT ?'),
       remove: db.prepare<[string, number]>('DELETE FROM activity_log WHERE chain = ? AND seq <= ?'),
       anchor: db.prepare<[number, string, string, number]>('UPDATE activity_chains SET anchor_seq = ?, anchor_hash = ? WHERE chain = ? AND anchor_seq < ?'),
@@ -117,6 +126,11 @@ export class SqliteActivityLog implements ActivityLogStore {
   recent(fromMs: number, toMs: number, limit: number, caller?: string): Promise<ChainedActivity[]> {
     const rows = caller === undefined ? this.s.recent.all(fromMs, toMs, limit) : this.s.byCaller.all({ caller, from: fromMs, to: toMs, limit });
     return Promise.resolve(rows.map(fromActivityRow));
+  }
+
+  refusedSubmissions(q: ActivityQuery & { caller?: string }): Promise<ChainedActivity[]> {
+    const a = q.after ?? { at: -1, chain: '', seq: 0 };
+    return Promise.resolve(this.s.refused.all({ from: q.fromMs, to: q.toMs, at: a.at, chain: a.chain, seq: a.seq, caller: q.caller ?? null, limit: q.limit }).map(fromActivityRow));
   }
 
   purge(beforeMs: number, limit: number): Promise<number> {

@@ -5658,6 +5658,14 @@ export interface paths {
                                 in: number;
                                 out: number;
                                 pending: number;
+                                /** @description Submissions refused (POST /dip-channel answered 400 or above), each a batch, in the bucket of their arrival */
+                                refused?: number;
+                                /** @description Refused submissions by MSG code (the first entry naming why: neither MSG0000 nor MSG1000, else the first), or HTTP status without one */
+                                refusedCodes?: {
+                                    [key: string]: number;
+                                };
+                                /** @description The messages those submissions carried: their answers' entries (one per item read, one for a batch refused whole) */
+                                refusedMessages?: number;
                             } & {
                                 [key: string]: unknown;
                             })[];
