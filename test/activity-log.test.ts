@@ -253,6 +253,12 @@ describe('the API activity log of a running DIP', () => {
       const records = await all();
       for (const secret of [...secrets, '1200000000009']) expect(JSON.stringify(records)).not.toContain(secret);
       expect(records.map((r) => r.url)).toContain('/admin/mpan/[masked]');
+      // The bootstrap token's calls name the caller as the journal names the actor: an auditor matches
+      // the two records by that one spelling (it was `operator:bootstrap` here, `bootstrap` there).
+      const journal = (await bootstrap('GET', '/admin/journal?limit=200')).body as unknown as Array<{ actor: string; action: string }>;
+      const madeBy = journal.filter((e) => e.action === 'operator.create').map((e) => e.actor);
+      expect(madeBy).toEqual(['bootstrap', 'bootstrap']);
+      expect(records.filter((r) => r.method === 'POST' && r.url === '/admin/operators').map((r) => r.caller)).toEqual(madeBy);
       expect(records.find((r) => r.requestId === credentialsId)!.responseBody).toContain('"apiKey":"[masked]"');
       expect(records.find((r) => r.url.startsWith('/admin/evidence/'))!.responseBody).toBe('[answer not kept]');
       const posts = records.filter((r) => r.method === 'POST' && r.url === '/dip-channel/IF-021');
