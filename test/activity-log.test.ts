@@ -83,11 +83,21 @@ describe('masking personal data in answers', () => {
     });
   });
 
+  it("keeps the name of a thing (a channel's, a schema's, an operator account's `name`) and masks people's names and contacts by their keys", () => {
+    const channel = { channel: 'IF-021', name: 'Consents notification', publication: { name: 'IF-021', fileName: 'if-021.json' } };
+    expect(JSON.parse(maskedBody(JSON.stringify(channel), 10_000)!)).toEqual(channel);
+    const people = { username: 'pat', displayName: 'Pat Smith', contactName: 'Jo', firstName: 'A', lastName: 'B', fullName: 'A B', surname: 'B', contact: { name: 'Jo', role: 'ops' }, customer: { name: 'Ada' } };
+    expect(JSON.parse(maskedBody(JSON.stringify(people), 10_000)!)).toEqual({
+      username: '[masked]', displayName: '[masked]', contactName: '[masked]', firstName: '[masked]', lastName: '[masked]', fullName: '[masked]', surname: '[masked]', contact: { name: '[masked]', role: '[masked]' }, customer: { name: '[masked]' },
+    });
+    expect(maskedUrl('/admin/channels?name=IF-021&displayName=Pat')).toBe('/admin/channels?name=IF-021&displayName=[masked]');
+  });
+
   it('masks what an escape hides from the text (a name or an MPAN written with \\u), and keeps an answer with nothing personal as it parses', () => {
     // The answer with nothing to mask is stored as its parse serialises it, as before (whitespace gone).
     expect(maskedBody('{ "transactionID": "T-1", "message": "MSG0000 - Success", "n": 1.50 }', 10_000)).toBe('{"transactionID":"T-1","message":"MSG0000 - Success","n":1.5}');
     // Decoded, these are a personal key and an MPAN; the text as sent shows neither.
-    expect(JSON.parse(maskedBody('{"n\\u0061me":"Ada","note":"\\u0031200000000009"}', 10_000)!)).toEqual({ name: '[masked]', note: '[masked]' });
+    expect(JSON.parse(maskedBody('{"displayN\\u0061me":"Ada","note":"\\u0031200000000009"}', 10_000)!)).toEqual({ displayName: '[masked]', note: '[masked]' });
   });
 });
 
@@ -175,7 +185,8 @@ describe('reading the activity log (GET /admin/activity)', () => {
     const app = Fastify();
     await app.register(activityRoutes, { store: { recent: async () => [stored] }, now: () => Date.UTC(2026, 0, 1, 0, 30) });
     const answer = (await app.inject({ method: 'GET', url: '/admin/activity' })).json<Array<{ responseBody: string }>>();
-    expect(JSON.parse(answer[0]!.responseBody)).toEqual({ token: '[masked]', operator: { name: '[masked]', role: 'admin' } });
+    // The operator account's name stays (the record's caller names it anyway); the session token does not.
+    expect(JSON.parse(answer[0]!.responseBody)).toEqual({ token: '[masked]', operator: { name: 'alice', role: 'admin' } });
     await app.close();
   });
 });
@@ -242,6 +253,12 @@ describe('the API activity log of a running DIP', () => {
       const records = await all();
       for (const secret of [...secrets, '1200000000009']) expect(JSON.stringify(records)).not.toContain(secret);
       expect(records.map((r) => r.url)).toContain('/admin/mpan/[masked]');
+      // The bootstrap token's calls name the caller as the journal names the actor: an auditor matches
+      // the two records by that one spelling (it was `operator:bootstrap` here, `bootstrap` there).
+      const journal = (await bootstrap('GET', '/admin/journal?limit=200')).body as unknown as Array<{ actor: string; action: string }>;
+      const madeBy = journal.filter((e) => e.action === 'operator.create').map((e) => e.actor);
+      expect(madeBy).toEqual(['bootstrap', 'bootstrap']);
+      expect(records.filter((r) => r.method === 'POST' && r.url === '/admin/operators').map((r) => r.caller)).toEqual(madeBy);
       expect(records.find((r) => r.requestId === credentialsId)!.responseBody).toContain('"apiKey":"[masked]"');
       expect(records.find((r) => r.url.startsWith('/admin/evidence/'))!.responseBody).toBe('[answer not kept]');
       const posts = records.filter((r) => r.method === 'POST' && r.url === '/dip-channel/IF-021');

@@ -175,6 +175,27 @@ describe('queue alarms, from one reading of the queues', () => {
 });
 
 describe('queue-damage, from the same reading of the queues', () => {
+  it('keeps the alarms that resolved, newest first, the last 50, each for whom it may concern', async () => {
+    const clock = new FakeClock(Date.UTC(2026, 5, 1, 12, 0, 0));
+    let holding: AlarmCondition[] = [];
+    const channel: AlarmChannel = { email: async () => undefined, webhook: async () => undefined, close: async () => undefined };
+    const alarms = new Alarms([() => holding], { list: async () => [] }, channel, { evaluateIntervalMs: 10_000, maxNoticesPerHour: 100 }, clock, quietLogger);
+    const cond = (i: number, participant: string | null): AlarmCondition => ({ key: `k${i}`, rule: 'dead-letter', participant, summary: `s${i}`, since: clock.now() });
+    for (let i = 0; i < 60; i++) {
+      holding = [cond(i, i % 2 === 0 ? '1000000001' : null)];
+      await alarms.evaluate();
+      await clock.advance(1_000);
+    }
+    holding = [];
+    await alarms.evaluate();
+    const resolved = alarms.resolved();
+    expect(resolved.length).toBe(50);
+    expect(resolved.map((r) => r.condition.key).slice(0, 3)).toEqual(['k59', 'k58', 'k57']);
+    expect(resolved[0]!.resolvedAt).toBe(Date.UTC(2026, 5, 1, 12, 1, 0));
+    expect(alarms.resolved('1000000001').map((r) => r.condition.key).slice(0, 2)).toEqual(['k58', 'k56']);
+    expect(alarms.resolved('1000000002')).toEqual([]);
+  });
+
   it("raises an alarm naming a queue whose oldest waiting entry's message is missing, for operators only and sent once in a cluster, and resolves it once the damage is gone", async () => {
     const clock = new FakeClock(Date.UTC(2026, 5, 1, 12, 0, 0));
     const damage = 'damaged database: queue 1000000001/IF-021 position 4 refers to message 5b0c1e2a-7f41-4c55-9d3e-0a1b2c3d4e5f, which is missing';

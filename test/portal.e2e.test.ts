@@ -554,6 +554,24 @@ describe('portals in a browser', () => {
 
     const page = await person();
     await signIn(page, '/operator', operator);
+    // The dead letter raises an alarm: the operator reads it on the Alarms page, critical, with what to do.
+    await td.dip.alarms!.evaluate();
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Alarms' }).click();
+    expect(await page.getByRole('heading', { level: 2 }).allTextContents()).toEqual(['Raised now', 'Recently resolved', 'Subscriptions']);
+    // Critical first: the dead letter comes before the test participants' certificates (warnings, 29 days left).
+    const raisedRows = page.getByRole('table', { name: /^Alarms raised now/ }).getByRole('row');
+    expect(await raisedRows.nth(1).getByRole('cell').allTextContents()).toEqual(['critical', expect.stringMatching(/^\d{4}-\d\d-\d\dT/), 'dead-letter', other.dipId, expect.stringMatching(/dead letter/), expect.stringMatching(/^dip dead-letters list .* dip dead-letters requeue delivers them again/)]);
+    // The operator API's subscription actions, as forms: operators subscribe by e-mail, then remove it.
+    await page.getByLabel('Email address').fill('oncall@example.net');
+    await page.getByRole('button', { name: 'Subscribe', exact: true }).click();
+    await expect.poll(() => page.getByRole('status').textContent()).toContain('operators subscribed to dead-letter');
+    const subscribed = await adminApi<{ subscriptions: Array<{ id: string; owner: string; email: string | null }> }>('GET', '/admin/alarms/subscriptions');
+    expect(subscribed.body.subscriptions.filter((x) => x.email === 'oncall@example.net').map((x) => x.owner)).toEqual(['operator']);
+    await checkPage(page, 'operator-alarms');
+    await page.getByRole('button', { name: /^Unsubscribe operator from .*oncall@example\.net/ }).click();
+    await expect.poll(() => page.getByRole('status').textContent()).toMatch(/^subscription .* removed$/);
+    expect((await adminApi<{ subscriptions: Array<{ email: string | null }> }>('GET', '/admin/alarms/subscriptions')).body.subscriptions.some((x) => x.email === 'oncall@example.net')).toBe(false);
+
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Dead letters' }).click();
     await page.getByLabel('Recipient DIP ID').fill(other.dipId);
     await page.getByRole('button', { name: 'Show' }).click();
@@ -563,6 +581,11 @@ describe('portals in a browser', () => {
     await expect.poll(() => page.getByRole('status').textContent()).toContain(`1 dead letter(s) requeued at the tail of ${other.dipId}'s IF-021 queue`);
     await waitFor(() => delivered() > before, 15_000, 'the requeued dead letter delivered');
     expect((await adminApi<unknown[]>('GET', `/admin/dead-letters?recipient=${other.dipId}`)).body).toEqual([]);
+    // None left dead: the alarm resolves, and the Alarms page lists it as recently resolved.
+    await td.dip.alarms!.evaluate();
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Alarms' }).click();
+    expect(await page.getByRole('table', { name: /^Alarms raised now/ }).getByRole('row').filter({ hasText: 'dead-letter' }).count()).toBe(0);
+    expect(await page.getByRole('table', { name: /^Alarms resolved lately/ }).getByRole('row').filter({ hasText: 'dead-letter' }).getByRole('cell').nth(3).textContent()).toBe(other.dipId);
     // The operator API ran it as the signed-in operator: the journal names her.
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Journal' }).click();
     expect(await page.getByRole('table').textContent()).toContain('operator:ops.alice');

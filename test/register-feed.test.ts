@@ -148,4 +148,19 @@ describe('central register feed (spec 5.7.1)', () => {
     // The other participant carries on.
     expect((await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [fresh.dipId], uniqueSuffix: 'after' })])).body.messageArray[0]!.message).toMatch(/^MSG1031/);
   });
+
+  it('offboarding one already offboarded is answered 409 saying when and by whom; one never registered 404', async () => {
+    const leaving = await t.participant('1000000008', ['SUP']);
+    const first = await admin('POST', `/admin/participants/${leaving.dipId}/offboard`, { reason: 'left the market' });
+    expect(first.status).toBe(200);
+    const journalled = ((await admin('GET', `/admin/journal?target=${leaving.dipId}&action=participant.offboard`)).body as Json[])[0]!;
+    const again = await admin('POST', `/admin/participants/${leaving.dipId}/offboard`, {});
+    expect(again.status).toBe(409);
+    expect(again.body.error).toBe(`${leaving.dipId} was already offboarded at ${new Date(journalled.at as string | number).toISOString()} by ${journalled.actor as string}`);
+    expect(journalled.actor).toBe('bootstrap');
+    // Only the first offboarding is journalled.
+    expect(((await admin('GET', `/admin/journal?target=${leaving.dipId}&action=participant.offboard`)).body as Json[]).length).toBe(1);
+    const unknown = await admin('POST', '/admin/participants/1000000077/offboard', {});
+    expect([unknown.status, unknown.body.error]).toEqual([404, '1000000077 is not a registered participant']);
+  });
 });

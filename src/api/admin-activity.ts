@@ -15,7 +15,7 @@ const record = {
     requestId: { type: 'string', description: 'The ID answered in x-request-id' },
     at: { type: 'string', format: 'date-time' },
     listener: { type: 'string', description: '`participant`, `operator`, …' },
-    caller: { type: ['string', 'null'], description: 'The DIP ID or `operator:<name>` the request came from, when known' },
+    caller: { type: ['string', 'null'], description: "Who the request came from, when known: a DIP ID; on the operator API the journal's actor, `operator:<name>` or `bootstrap` (records written by earlier versions say `operator:bootstrap`); on the portals `user:<name>` or `operator:<name>`" },
     actingFor: { type: ['string', 'null'], description: 'The participant a DIP Connection Provider (the caller) called for; null when the caller acted for itself' },
     remote: { type: ['string', 'null'] },
     method: { type: 'string' },

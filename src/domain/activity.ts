@@ -93,11 +93,15 @@ export class ChainChecker {
   }
 }
 
-// Keys whose values are personal data wherever they appear in an answer: names, addresses, contact details,
-// MPANs; and the business payload of messages a pull or replay returns (the archive holds it, sealed).
-// Credentials too (a session token, a new account's password and TOTP secret, an API key): the log is
-// read by others than the caller they were answered to, so keeping one would hand it on.
-const PII_KEY = /name|address|postcode|mpan|email|phone|contact|dateofbirth|customblock|payload|token|password|secret|totp|otpauth|apikey|privatekey/i;
+// Keys whose values are personal data wherever they appear in an answer: people's names (an account's
+// username and display name, a customer's or contact's first, last or full name), whatever sits under a
+// customer, person or contact, addresses, contact details, MPANs; and the business payload of messages a
+// pull or replay returns (the archive holds it, sealed). Credentials too (a session token, a new account's
+// password and TOTP secret, an API key): the log is read by others than the caller they were answered to,
+// so keeping one would hand it on. A bare `name` is a thing's (a channel, a schema, a column, an operator
+// account, whose name the record's caller already says): kept, as is fileName.
+// Unanchored, so that a body's text that no key of it matches cannot match (maskedBody's fast path).
+const PII_KEY = /(?:user|display|customer|contact|first|last|full|given|family|middle|maiden|person)name|surname|customer|person|address|postcode|mpan|email|phone|contact|dateofbirth|customblock|payload|token|password|secret|totp|otpauth|apikey|privatekey/i;
 // An MPAN core is 13 digits; a longer run of digits is something else (a timestamp, an ID).
 const MPAN_TEXT = /(?<!\d)\d{13}(?!\d)/g;
 /** MPAN_TEXT for a test (a global regular expression's test() moves its lastIndex). */

@@ -39,6 +39,32 @@ const PARTICIPANT: Readonly<Partial<Record<ConditionRule, string>>> = {
     'get a new certificate before it expires: POST /participants/{id}/certificate with a CSR (or the user portal); the old one still signs until the overlap ends.',
 };
 
+export type AlarmSeverity = 'critical' | 'warning';
+
+/**
+ * How urgent an alarm is, for ordering and colouring it: critical when messages are not delivered (or
+ * given up on) until someone acts (a dead letter, a halted or damaged queue, storage that takes no
+ * writes, no coordination, a delivery process that keeps dying); warning when delivery goes on but is
+ * late or soon at risk (a deep or old queue, a failing webhook the DIP keeps retrying, a certificate
+ * close to expiry).
+ */
+const SEVERITY: Readonly<Record<ConditionRule, AlarmSeverity>> = {
+  'dead-letter': 'critical',
+  'queue-damage': 'critical',
+  'queue-halted': 'critical',
+  storage: 'critical',
+  coordination: 'critical',
+  'delivery-process': 'critical',
+  'queue-depth': 'warning',
+  'queue-age': 'warning',
+  'webhook-failing': 'warning',
+  'certificate-expiring': 'warning',
+};
+
+export function alarmSeverity(c: Pick<AlarmCondition, 'rule'>): AlarmSeverity {
+  return c.rule === 'maintenance' ? 'warning' : SEVERITY[c.rule];
+}
+
 /** What `owner` (`operator` or a DIP ID) is to do about `c`; the operator's text for a rule a participant cannot act on. */
 export function alarmAction(c: Pick<AlarmCondition, 'rule'>, owner: string): string {
   if (c.rule === 'maintenance') return '';

@@ -17,6 +17,14 @@ export interface AlarmSettings {
 
 /** Notices kept while no subscription list was ever read (the oldest are dropped past it). */
 const UNSENT_LIMIT = 1000;
+/** Resolved alarms kept for the operator portal's "recently resolved" (the oldest are dropped past it). */
+const RESOLVED_LIMIT = 50;
+
+/** An alarm that stopped holding: its condition as last read while it held, and when this node found it gone. */
+export interface ResolvedAlarm {
+  condition: AlarmCondition;
+  resolvedAt: number;
+}
 
 /**
  * The rules whose conditions are read from what every node of a cluster shares (the store's dead letters
@@ -59,6 +67,8 @@ export class Alarms {
   /** The shared conditions' turn under way (in a cluster): at most one at a time, apart from the evaluations. */
   private sharing: Promise<void> | null = null;
   private readonly sent = new Map<string, number[]>();
+  /** The alarms this node saw resolve, newest last (bounded): what an operator on call asks after "what just cleared?". */
+  private resolvedLog: ResolvedAlarm[] = [];
   /** Notices dropped by the rate limit. */
   suppressed = 0;
 
@@ -87,6 +97,14 @@ export class Alarms {
   /** The alarms raised and not yet resolved that `owner` may see. */
   current(owner = 'operator'): AlarmCondition[] {
     return [...this.active.values()].filter((c) => maySee(owner, c));
+  }
+
+  /**
+   * The alarms this node saw resolve since it started that `owner` may see, newest first (the last 50).
+   * Kept in memory: every node evaluates every condition, so each keeps its own view; a restart empties it.
+   */
+  resolved(owner = 'operator'): ResolvedAlarm[] {
+    return this.resolvedLog.filter((r) => maySee(owner, r.condition)).reverse();
   }
 
   /**
@@ -137,6 +155,9 @@ export class Alarms {
     const readBefore = this.readAt;
     this.active = now;
     this.readAt = readAt;
+    // Every condition that stopped holding, shared or not: the list is this node's view, not a notice.
+    for (const [key, c] of before) if (!now.has(key)) this.resolvedLog.push({ condition: c, resolvedAt: at });
+    this.resolvedLog = this.resolvedLog.slice(-RESOLVED_LIMIT);
     // Every change this node saw, or in a cluster those of its own conditions and (while it holds the
     // notifier lease) the shared ones: each node's diff of its own view would tell a subscriber once per node.
     const own = (c: AlarmCondition): boolean => !this.notifier || !isSharedCondition(c);

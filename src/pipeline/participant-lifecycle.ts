@@ -155,7 +155,13 @@ export class ParticipantLifecycle {
   private async offboardNow(dipId: string, actor: string, reason: string): Promise<void> {
     await this.deps.registry.refresh();
     const p = this.deps.registry.participant(dipId);
-    if (!p) throw new RefusedError(404, `${dipId} is not a registered participant`);
+    if (!p) {
+      // Its profile keeps the offboarding (registration removed, history kept): a second one is a conflict
+      // with what was done, not an unknown name, and the operator is told when and by whom.
+      const done = this.deps.registry.profile(dipId).profile.rescinded;
+      if (done) throw new RefusedError(409, `${dipId} was already offboarded at ${new Date(done.at).toISOString()} by ${done.by}`);
+      throw new RefusedError(404, `${dipId} is not a registered participant`);
+    }
     const webhooks = (await this.deps.store.webhooks()).filter((w) => w.recipientDipId === dipId).map((w) => w.channel);
     const certificates = [p.certificatePem, ...(p.previous ? [p.previous.certificatePem] : [])];
     const revoked: boolean[] = [];

@@ -52,7 +52,7 @@ export interface PortalDeps {
    */
   operatorApi(operator: string): OperatorApi;
   /** Alarm subscriptions, created and checked as the alarm routes do (null when alarms are turned off). */
-  alarms: (SubscriptionDeps & { alarms: Pick<Alarms, 'current'>; subscriptions: Pick<AlarmSubscriptionStore, 'list' | 'put' | 'remove'> }) | null;
+  alarms: (SubscriptionDeps & { alarms: Pick<Alarms, 'current' | 'resolved'>; subscriptions: Pick<AlarmSubscriptionStore, 'list' | 'put' | 'remove'> }) | null;
   /** Pattern B: publications a participant may list and download (the API's own rule, pipeline/publications.ts). */
   publications: Pick<Publications, 'find' | 'get' | 'read' | 'publisherRoles'>;
   /**

@@ -5,6 +5,8 @@ import { certificateInfo } from '../security/signature.js';
 import { enrolmentPanel, newUserForm, userRows } from './accounts-view.js';
 import { noticeTable, publishForm, utcFromForm } from './maintenance-pages.js';
 import { activityTable } from './activity-view.js';
+import { byUrgency, severityBadge, subscribeForm, subscriptionRows, subscriptionTable } from './alarms-view.js';
+import { ALARM_RULES } from '../ports/alarms.js';
 import type { PortalDeps } from './deps.js';
 import { periodForm, reportCharts, reportPeriod } from './reports-view.js';
 import { actionButton, alertLine, badge, codeBlock, daysLeftBadge, facts, filterForm, hidden, html, input, isoOrDash, select, table, textarea, type Flash, type Html } from './html.js';
@@ -19,6 +21,7 @@ export const OPERATOR_REALM: Realm = {
   title: 'OpenDIP operator portal',
   nav: [
     { href: '/operator/', label: 'Health' },
+    { href: '/operator/alarms', label: 'Alarms' },
     { href: '/operator/participants', label: 'Participants' },
     { href: '/operator/channels', label: 'Channels' },
     { href: '/operator/reports', label: 'Reports' },
@@ -48,6 +51,9 @@ interface Ctx {
 export function registerOperatorPortal(app: FastifyInstance, deps: PortalDeps): void {
   const page = pageRoutes<Ctx>(app, deps, O, (req, reply, signed) => ({ req, reply, signed }));
   page('/', 'GET', async (c) => healthPage(deps, c));
+  page('/alarms', 'GET', async (c) => alarmsPage(deps, c, null, 200));
+  page('/alarms', 'POST', async (c) => subscribeToAlarms(deps, c));
+  page('/alarms/remove', 'POST', async (c) => removeAlarmSubscription(deps, c));
   page('/participants', 'GET', async (c) => participantsPage(deps, c));
   page('/participants/:dipId', 'GET', async (c) => participantPage(deps, c, null, 200));
   page('/participants/:dipId/users', 'POST', async (c) => createParticipantUser(deps, c));
@@ -101,6 +107,49 @@ ${loading ? html`<p>${badge('warn', 'not ready')} ${loading}</p>` : ''}
 <h2>Delivery queues on this node</h2>
 ${table('Queues this node delivers and queues holding messages, failing first', ['Recipient', 'Channel', 'State', 'Settled up to', 'Waiting', 'Oldest waiting since', 'Failures', 'Last error', 'Next try'], rows, 'No queue is being delivered by this node, and none holds messages.')}`;
   return render(c.reply, 200, O, c.req, c.signed, 'Health', body);
+}
+
+/**
+ * Alarms (spec 5.11.4): those raised now (GET /admin/alarms, with what to do), critical first; those this
+ * node saw resolve lately; and the alarm subscriptions, with the forms the operator API offers on them
+ * (subscribe, remove). The API has no acknowledge or silence: an alarm resolves when its condition stops.
+ */
+async function alarmsPage(deps: PortalDeps, c: Ctx, flash: Flash, status: number): Promise<FastifyReply> {
+  if (!deps.alarms) return render(c.reply, status, O, c.req, c.signed, 'Alarms', html`<p>Alarms are turned off on this DIP (observability.alarms.enabled).</p>`, flash);
+  const [raised, subs] = await Promise.all([api(deps, c).GET('/admin/alarms'), api(deps, c).GET('/admin/alarms/subscriptions')]);
+  const rows = [...(raised.data?.alarms ?? [])]
+    .sort(byUrgency)
+    .map((a) => html`<tr><td>${severityBadge(a)}</td><td>${isoOrDash(a.since)}</td><td>${a.rule}</td><td>${a.participant ?? 'the DIP'}</td><td>${a.summary}</td><td>${a.action}</td></tr>`);
+  const resolved = deps.alarms.alarms
+    .resolved('operator')
+    .map((r) => html`<tr><td>${isoOrDash(r.resolvedAt)}</td><td>${isoOrDash(r.condition.since)}</td><td>${r.condition.rule}</td><td>${r.condition.participant ?? 'the DIP'}</td><td>${r.condition.summary}</td></tr>`);
+  const body = html`<h2>Raised now</h2>
+${raised.data ? '' : alertLine(problemOf(raised.error))}
+${table('Alarms raised now, critical first, then the oldest', ['Severity', 'Since', 'Rule', 'Concerns', 'What', 'What to do'], rows, 'No alarm is raised now.')}
+<h2>Recently resolved</h2>
+<p class="muted">What this node saw resolve since it started (the last 50); "What" is as last read while it held.</p>
+${table('Alarms resolved lately, newest first', ['Resolved', 'Raised', 'Rule', 'Concerns', 'What'], resolved, 'No alarm has resolved since this node started.')}
+<h2>Subscriptions</h2>
+${subs.data ? subscriptionTable("Every alarm subscription, operators' and participants'", subscriptionRows(subs.data.subscriptions, { action: '/operator/alarms/remove', csrf: c.signed.claims.csrf, owner: true }), true) : alertLine(problemOf(subs.error))}
+${subscribeForm('/operator/alarms', csrfField(c.signed), ALARM_RULES, 'Tell operators when')}`;
+  return render(c.reply, status, O, c.req, c.signed, 'Alarms', body, flash);
+}
+
+/** Subscribes operators (owner `operator`) through POST /admin/alarms/subscriptions: the same checks as the API. */
+async function subscribeToAlarms(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const email = field(c.req.body, 'email').trim();
+  const webhookUrl = field(c.req.body, 'webhookUrl').trim();
+  const rules = fields(c.req.body, 'rule') as Array<(typeof ALARM_RULES)[number]>;
+  const made = await api(deps, c).POST('/admin/alarms/subscriptions', { body: { rules, ...(email ? { email } : {}), ...(webhookUrl ? { webhookUrl } : {}) } });
+  if (!made.data) return alarmsPage(deps, c, { kind: 'error', text: `not subscribed: ${problemOf(made.error)}` }, made.response.status);
+  return alarmsPage(deps, c, { kind: 'ok', text: `operators subscribed to ${made.data.rules.join(', ')}` }, 200);
+}
+
+async function removeAlarmSubscription(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const id = field(c.req.body, 'id');
+  const done = await api(deps, c).DELETE('/admin/alarms/subscriptions/{id}', { params: { path: { id } } });
+  if (done.response.status !== 204) return alarmsPage(deps, c, { kind: 'error', text: `not removed: ${problemOf(done.error)}` }, done.response.status);
+  return alarmsPage(deps, c, { kind: 'ok', text: `subscription ${id} removed` }, 200);
 }
 
 async function participantsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {

@@ -6,11 +6,12 @@ import { alarmAction } from '../pipeline/alarm-actions.js';
 import { downloadRefusal, mayRead } from '../pipeline/publications.js';
 import { RefusedError } from '../pipeline/refused.js';
 import { STATUS_CHANNEL } from '../pipeline/status.js';
-import { ALARM_RULES, OPERATOR_RULES, type AlarmRule } from '../ports/alarms.js';
+import { ALARM_RULES, OPERATOR_RULES } from '../ports/alarms.js';
 import type { PublicationRecord } from '../ports/publications.js';
 import { activityTable } from './activity-view.js';
+import { byUrgency, severityBadge, subscribeForm, subscriptionRows, subscriptionTable } from './alarms-view.js';
 import type { PortalDeps } from './deps.js';
-import { actionButton, badge, barChart, choice, html, input, isoOrDash, table, type Flash } from './html.js';
+import { badge, barChart, choice, html, isoOrDash, table, type Flash } from './html.js';
 import { PERIOD_NAMES, periodForm, reportCharts, reportPeriod } from './reports-view.js';
 import { oneOf } from './filters.js';
 import { csrfField, fields, field, isReply, refuse, render } from './session.js';
@@ -28,21 +29,6 @@ type Registrar = (path: string, method: 'GET' | 'POST', handler: (c: Ctx) => Pro
 const DAY_MS = 86_400_000;
 /** The most rows the activity and publication pages show. */
 const ROWS = 200;
-
-const RULES: Record<AlarmRule, string> = {
-  'dead-letter': 'Dead letters: a message to us could not be delivered',
-  'queue-depth': 'Queue depth: messages for us are piling up',
-  'queue-age': 'Queue age: messages for us have waited too long undelivered',
-  'webhook-failing': 'Webhook failing: our webhook keeps refusing or not answering',
-  'certificate-expiring': 'Certificate expiring: our registered certificate is close to expiry',
-  // These never concern a participant (OPERATOR_RULES): not offered.
-  'queue-damage': 'Queue damage: a queue entry refers to a message the store does not have',
-  'queue-halted': 'Queue halted: a permanent storage error stopped delivery from a queue',
-  storage: 'Storage: the DIP cannot take writes',
-  coordination: 'Coordination: the DIP nodes cannot claim queues, nothing is delivered',
-  'delivery-process': 'Delivery process: one keeps dying or hanging, its queues wait',
-  maintenance: 'Maintenance: a window is announced, changed or withdrawn',
-};
 
 export function registerUserSelfPages(page: Registrar, deps: PortalDeps): void {
   page('/reports', 'GET', async (c) => reportsPage(deps, c));
@@ -105,21 +91,13 @@ async function alarmsPage(deps: PortalDeps, c: Ctx, flash: Flash, status: number
   const owner = c.own.dipId;
   const now = deps.alarms.alarms.current(owner);
   const subs = await deps.alarms.subscriptions.list(owner);
-  const current = now.map((a) => html`<tr><td>${badge('bad', a.rule)}</td><td>${a.summary}</td><td>${alarmAction(a, owner)}</td><td>${isoOrDash(a.since)}</td></tr>`);
-  const rows = subs.map(
-    (s) => html`<tr><td>${s.rules.join(', ')}</td><td>${s.email ?? '—'}</td><td>${s.webhookUrl ? html`<code>${s.webhookUrl}</code>` : '—'}</td><td>${isoOrDash(s.createdAt)}</td><td>${actionButton({ action: '/portal/alarms/remove', csrf: c.signed.claims.csrf, fields: { id: s.id }, label: 'Unsubscribe', about: `from ${s.rules.join(', ')} (${s.email ?? s.webhookUrl ?? ''})`, kind: 'danger' })}</td></tr>`,
-  );
+  const current = [...now].sort(byUrgency).map((a) => html`<tr><td>${severityBadge(a)}</td><td>${a.rule}</td><td>${a.summary}</td><td>${alarmAction(a, owner)}</td><td>${isoOrDash(a.since)}</td></tr>`);
+  const rows = subscriptionRows(subs, { action: '/portal/alarms/remove', csrf: c.signed.claims.csrf, owner: false });
   const body = html`<h2>Alarms now</h2>
-${table(`Alarms that concern ${owner} now`, ['Rule', 'What', 'What to do', 'Since'], current, `No alarm concerns ${owner} now.`)}
+${table(`Alarms that concern ${owner} now`, ['Severity', 'Rule', 'What', 'What to do', 'Since'], current, `No alarm concerns ${owner} now.`)}
 <h2>Subscriptions</h2>
-${table(`${owner}'s alarm subscriptions`, ['Rules', 'Email', 'Webhook', 'Created', ''], rows, 'No subscription: alarms are shown here but nobody is told.')}
-<form method="post" action="/portal/alarms">${csrfField(c.signed)}
-<fieldset><legend>Tell us when</legend>${ALARM_RULES.filter((r) => !OPERATOR_RULES.has(r)).map((r) => html`<div>${choice('checkbox', `rule-${r}`, 'rule', r, RULES[r], true)}</div>`)}</fieldset>
-<fieldset><legend>Where to send the notices (one or both)</legend>
-${input('email', 'Email address', { type: 'email', autocomplete: 'email', maxlength: 254 })}
-${input('webhookUrl', 'Webhook URL (receives a signed JSON notice)', { type: 'url', maxlength: 2048, placeholder: 'https://ops.example.com/dip-alarms' })}
-</fieldset>
-<button type="submit">Subscribe</button></form>`;
+${subscriptionTable(`${owner}'s alarm subscriptions`, rows, false)}
+${subscribeForm('/portal/alarms', csrfField(c.signed), ALARM_RULES.filter((r) => !OPERATOR_RULES.has(r)), 'Tell us when')}`;
   return render(c.reply, status, R, c.req, c.signed, 'Alarms', body, flash);
 }
 

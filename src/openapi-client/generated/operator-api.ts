@@ -40,7 +40,7 @@ export interface paths {
                             actingFor?: string | null;
                             /** Format: date-time */
                             at: string;
-                            /** @description The DIP ID or `operator:<name>` the request came from, when known */
+                            /** @description Who the request came from, when known: a DIP ID; on the operator API the journal's actor, `operator:<name>` or `bootstrap` (records written by earlier versions say `operator:bootstrap`); on the portals `user:<name>` or `operator:<name>` */
                             caller: string | null;
                             chain: string;
                             durationMs: number;
