@@ -56,10 +56,15 @@ interface IngestMarks {
   committedAt: number | null;
 }
 
-/** The MSG code a refused submission was answered with (`MSG1001`), null when it was accepted. */
+/**
+ * The MSG code a refused submission was answered with (`MSG1001`), null when it was accepted: the first
+ * failing item's, not the MSG1000 the items beside it are answered with (refuse()); MSG1000 only when
+ * that is all there is (a batch refused whole: overload, a paused channel, the store).
+ */
 export function refusalCode(result: IngestResult): string | null {
   if (result.status === 201) return null;
-  const refused = result.response.messageArray.find((e) => e.message !== MSG.success) ?? result.response.messageArray[0];
+  const entries = result.response.messageArray;
+  const refused = entries.find((e) => e.message !== MSG.success && e.message !== MSG.processingFailed) ?? entries.find((e) => e.message !== MSG.success) ?? entries[0];
   return refused ? refused.message.slice(0, 7) : `HTTP ${result.status}`;
 }
 
