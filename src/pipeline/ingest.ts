@@ -19,7 +19,7 @@ import type { MpanDirectory } from './mpan-directory.js';
 import type { Registry } from './registry.js';
 import type { MessageTracer } from '../ports/tracing.js';
 import { firstDuplicateName, jsonTooDeep, memberCount, nameGivenTwice, scanJsonBatch, type ItemSpan } from '../security/json-depth.js';
-import { alteredNumberHelp, firstAlteredNumber } from '../security/json-numbers.js';
+import { alteredNumberHelp, firstAlteredNumber, hasAlteredNumber } from '../security/json-numbers.js';
 
 
 /**
@@ -550,7 +550,7 @@ function parseBatch(body: Buffer, limits: Pick<IngestSettings, 'maxBatchMessages
 
 /** Why an item is refused for a number a double does not hold (json-numbers.ts), read again only when the scan flagged one. */
 function alteredNumberIn(body: Buffer, span: ItemSpan | undefined): string | null {
-  if (!span?.longNumber) return null;
+  if (!span?.longNumber || !hasAlteredNumber(body, span.start, span.end)) return null;
   const altered = firstAlteredNumber(body.toString('utf8', span.start, span.end));
   return altered ? alteredNumberHelp(altered) : null;
 }

@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import { alteredNumberHelp, firstAlteredNumber, mayHoldAlteredNumber } from '../security/json-numbers.js';
+import { alteredNumberHelp, firstAlteredNumber, hasAlteredNumber } from '../security/json-numbers.js';
 import { decryptWith, encryptTo } from '../security/payload-encryption.js';
 
 /**
@@ -49,7 +49,7 @@ export async function openPattern2(item: unknown, dipKey: KeyObject): Promise<Pr
     return { ok: false, help: `payload.${ENCRYPTED_BLOCK} could not be decrypted with the DIP's encryption key: ${(e as Error).message}` };
   }
   // The decrypted block is parsed here, out of the body scan's sight, and re-encrypted from that parse.
-  const altered = mayHoldAlteredNumber(text) ? firstAlteredNumber(text) : null;
+  const altered = hasAlteredNumber(Buffer.from(text, 'utf8')) ? firstAlteredNumber(text) : null;
   if (altered) return { ok: false, help: alteredNumberHelp(altered, 'payload.CustomBlock', `decrypted from payload.${ENCRYPTED_BLOCK}`) };
   const { [sealed.key]: _sealed, ...rest } = payload.value as Json;
   return { ok: true, item: { ...(item as Json), [payload.key]: { ...rest, CustomBlock: customBlock } }, copies: null };

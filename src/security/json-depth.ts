@@ -81,12 +81,7 @@ function walk(body: Uint8Array, from: number, maxDepth: number, items: ItemSpan[
   for (let i = from; i < n; i++) {
     const c = body[i]!;
     if (c === 0x22) {
-      // A string: on to its closing quote, stepping over each escaped byte.
-      for (i++; i < n; i++) {
-        const s = body[i]!;
-        if (s === 0x22) break;
-        if (s === 0x5c) i++;
-      }
+      i = stringEnd(body, i, n);
       continue;
     }
     if (c === 0x2c) {
@@ -111,23 +106,41 @@ function walk(body: Uint8Array, from: number, maxDepth: number, items: ItemSpan[
         return i;
       }
     } else if (c - 0x30 < 10 && c >= 0x2d) {
-      // A number (outside strings only numbers hold `-` or digits; `.` and `/` never start a token of
-      // valid JSON, and are merely stepped over): its digits counted by an inner loop over [0-9.eE+-].
-      // 15 digits or fewer without an exponent always survive a double (DBL_DIG); any other number is
-      // flagged for the exact check, which an exponent or zeros padding the digits rarely fail.
-      let digits = c >= 0x30 ? 1 : 0;
-      let j = i + 1;
-      for (; j < n; j++) {
-        const d = body[j]!;
-        if (d - 0x30 >>> 0 < 10) digits++;
-        else if ((d | 0x20) === 0x65) digits = 16;
-        else if (d !== 0x2e && d !== 0x2d && d !== 0x2b) break;
-      }
-      if (digits > 15) longNumber = true;
-      i = j - 1;
+      const e = numberEnd(body, i, n);
+      if (e < 0) longNumber = true;
+      i = Math.abs(e) - 1;
     }
   }
   return n;
+}
+
+/** Where the string opened by the quote at `i` closes (its closing quote), stepping over each escaped byte; `end` when it does not. */
+export function stringEnd(bytes: Uint8Array, i: number, end: number): number {
+  for (i++; i < end; i++) {
+    const s = bytes[i]!;
+    if (s === 0x22) break;
+    if (s === 0x5c) i++;
+  }
+  return i;
+}
+
+/**
+ * Where the number starting at `i` ends (outside strings only numbers hold `-` or digits; `.` and `/`
+ * never start a token of valid JSON, and are merely stepped over), read over [0-9.eE+-] counting its
+ * digits; negated when it has more than 15 or an exponent. 15 digits or fewer without an exponent always
+ * survive a double (DBL_DIG); any other number is worth the exact check (json-numbers.ts), which an
+ * exponent or zeros padding the digits rarely fail. One value, no object: this runs for every number.
+ */
+export function numberEnd(bytes: Uint8Array, i: number, end: number): number {
+  let digits = bytes[i]! >= 0x30 ? 1 : 0;
+  let j = i + 1;
+  for (; j < end; j++) {
+    const d = bytes[j]!;
+    if (d - 0x30 >>> 0 < 10) digits++;
+    else if ((d | 0x20) === 0x65) digits = 16;
+    else if (d !== 0x2e && d !== 0x2d && d !== 0x2b) break;
+  }
+  return digits > 15 ? -j : j;
 }
 
 /** JSON's whitespace: space, tab, line feed, carriage return (what JSON.parse skips). */

@@ -9,9 +9,10 @@
  *
  * Cheap where it runs on every message: the pre-parse scan (json-depth.ts `walk`) flags an item holding
  * a number of more than 15 digits or with an exponent, since at most 15 significant digits always
- * survive a double (DBL_DIG); only a flagged item is read again here, number by number.
+ * survive a double (DBL_DIG); only a flagged item is read again here (hasAlteredNumber), and only an
+ * item found guilty a third time, for the path (firstAlteredNumber).
  */
-import { findInJson } from './json-depth.js';
+import { findInJson, numberEnd, stringEnd } from './json-depth.js';
 
 /** A decimal's value as its significant digits (no leading or trailing zeros) and where its point goes: 0.digits × 10^exponent. */
 interface Decimal {
@@ -36,16 +37,28 @@ function decimal(token: string): Decimal {
   return { negative, digits: all.slice(lead).replace(/0+$/, ''), exponent: whole - lead + shift };
 }
 
+/** A plain decimal (no exponent) without the zeros that end its fraction, nor a point left bare; else itself. */
+function trimmed(token: string): string {
+  if (!token.includes('.') || /e/i.test(token)) return token;
+  let end = token.length;
+  while (token.charCodeAt(end - 1) === 0x30) end--;
+  if (token.charCodeAt(end - 1) === 0x2e) end--;
+  return token.slice(0, end);
+}
+
 /**
  * The text a number token is delivered as when its value is not the double's, else null (the same value,
  * however written). `null` for one beyond the largest double (JSON.stringify writes Infinity as null).
  */
-export function alteredNumber(token: string): string | null {
-  const value = Number(token);
+export function alteredNumber(written: string): string | null {
+  const value = Number(written);
   if (!Number.isFinite(value)) return 'null';
-  const sent = decimal(token);
-  const read = decimal(String(value));
-  return sent.digits === read.digits && sent.exponent === read.exponent && sent.negative === read.negative ? null : String(value);
+  const shortest = String(value);
+  if (shortest === written) return null; // written as JSON.stringify writes it: the usual case
+  if (trimmed(written) === shortest) return null; // or with zeros after its point (1.250000000000000)
+  const sent = decimal(written);
+  const read = decimal(shortest);
+  return sent.digits === read.digits && sent.exponent === read.exponent && sent.negative === read.negative ? null : shortest;
 }
 
 /** The first number of a JSON text (that JSON.parse accepted) a double does not hold, with its path; null when none. */
@@ -58,13 +71,28 @@ export function firstAlteredNumber(text: string): { path: string; token: string;
   });
 }
 
+/** Number tokens are ASCII. */
+const latin1 = new TextDecoder('latin1');
+
 /**
- * For a text the pre-parse scan did not read (a decrypted CustomBlock): whether it may hold such a number,
- * by the scan's rule (16 digits or more in a row, the point aside, or an exponent). Strings are not told
- * apart here; a long run of digits in one only costs the exact reading.
+ * Whether the JSON bytes [start, end) hold a number a double does not hold: the scan's rule picks the
+ * numbers worth comparing (more than 15 digits, or an exponent), and only those are decoded. Without the
+ * path-keeping of firstAlteredNumber, which answers for a text this has found guilty: a sender whose
+ * serialiser writes doubles with 17 digits (0.30000000000000004) has every item flagged by the scan, and
+ * reading those again must stay cheap.
  */
-export function mayHoldAlteredNumber(text: string): boolean {
-  return /[0-9.]{16}|\de/i.test(text);
+export function hasAlteredNumber(bytes: Uint8Array, start = 0, end = bytes.length): boolean {
+  for (let i = start; i < end; i++) {
+    const c = bytes[i]!;
+    if (c === 0x22) {
+      i = stringEnd(bytes, i, end);
+    } else if (c - 0x30 < 10 && c >= 0x2d) {
+      const e = numberEnd(bytes, i, end);
+      if (e < 0 && alteredNumber(latin1.decode(bytes.subarray(i, -e))) !== null) return true;
+      i = Math.abs(e) - 1;
+    }
+  }
+  return false;
 }
 
 /** The longest number text quoted in an answer (a help text is at most 500 characters). */
