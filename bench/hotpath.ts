@@ -9,12 +9,14 @@
  * `splice` is `stamp` with the sender's CustomBlock text reused (src/domain/canonical-json.ts), the scan included.
  * `raw` compresses the batch's raw request as the sealer does (LZ4), `deflate` as it was compressed before
  * (deflate-raw, level 1); both print the compressed bytes per message.
+ * `numbers` is the scan of a batch whose consumption values are JSON numbers (48 a message);
+ * `numbersFlagged` the same with each written with 16 digits, so that every item is read again for the exact check.
  * `whole` is the depth check and the parse of the body as one string (parseBatch until 2026-12-02), `items`
  * the scan that also finds the array's items and parses each on its own (parseBatch since).
  * `crossKeep` / `crossSealed`: an append's messages crossing from an ingest thread, kept or not (see cross()).
  * `seal` is sealParts (src/security/seal-batch.ts) with a real Sealer: the raw request and each outbound
  * copy compressed and sealed, each MPAN indexed (every MPAN a different one, as in a day's IF-021s).
- * Usage: npx tsx bench/hotpath.ts [depth|parse|whole|items|acceptWhole|acceptItems|crossKeep|crossSealed|walk|validate|stamp|splice|raw|deflate|seal|all] [batches] [batchSize]
+ * Usage: npx tsx bench/hotpath.ts [depth|numbers|numbersFlagged|parse|whole|items|acceptWhole|acceptItems|crossKeep|crossSealed|walk|validate|stamp|splice|raw|deflate|seal|all] [batches] [batchSize]
  */
 import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import { deflateRawSync } from 'node:zlib';
@@ -27,6 +29,7 @@ import { readHeader, stampWrapper, type DipMessage } from '../src/domain/message
 import type { AcceptedMessage } from '../src/ports/message-log.js';
 import { Sealer } from '../src/security/at-rest.js';
 import { exceedsJsonDepth, scanJsonBatch } from '../src/security/json-depth.js';
+import { hasAlteredNumber } from '../src/security/json-numbers.js';
 import { sealParts } from '../src/security/seal-batch.js';
 import { MessageFactory } from './lib/load.js';
 
@@ -46,6 +49,23 @@ const messages = parsed.map((item) => {
 let sink = 0;
 function depth(): void {
   if (exceedsJsonDepth(body, 64)) sink++;
+}
+/**
+ * The scan on the same batch with each half-hour's consumption (`v`, a string in IF-021) written as a JSON
+ * number: 48 numbers a message, for the cost of reading numbers (each counted for the exact check's flag).
+ */
+const numeric = Buffer.from(body.toString('utf8').replace(/"v":"([\d.]+)"/g, '"v":$1'));
+function numbers(): void {
+  if (scanJsonBatch(numeric, 64).items!.some((s) => s.start < 0)) sink++;
+}
+/**
+ * The worst case the ingest pipeline accepts: every `v` written with 16 significant digits (1.234000000000000),
+ * so that every item is flagged and read again for the exact check (json-numbers.ts hasAlteredNumber, as
+ * ingest does), which finds nothing.
+ */
+const padded = Buffer.from(body.toString('utf8').replace(/"v":"([\d.]+)"/g, (_all, v: string) => `"v":${Number(v).toFixed(15)}`));
+function numbersFlagged(): void {
+  for (const s of scanJsonBatch(padded, 64).items!) if (s.longNumber && hasAlteredNumber(padded, s.start, s.end)) sink++;
 }
 function parse(): void {
   sink += (JSON.parse(body.toString('utf8')) as unknown[]).length;
@@ -163,7 +183,7 @@ function seal(): void {
   const s = sealParts({ channel: 'IF-021', senderDipId: '0123456789', receivedAt: 0, rawRequest: body, signatureHeaders: '{}', messages: accepted }, sealer);
   sink += s.outbound.length + s.raw.length;
 }
-const stages: Record<string, () => void> = { depth, parse, whole, items, acceptWhole, acceptItems, crossKeep, crossSealed, walk, validate, stamp, splice, raw, deflate, seal };
+const stages: Record<string, () => void> = { depth, numbers, numbersFlagged, parse, whole, items, acceptWhole, acceptItems, crossKeep, crossSealed, walk, validate, stamp, splice, raw, deflate, seal };
 const run = stage === 'all' ? Object.values(stages) : [stages[stage]!];
 if (!run[0]) throw new Error(`unknown stage ${stage}`);
 for (let i = 0; i < 20; i++) for (const f of run) f(); // warm up (JIT)

@@ -60,11 +60,12 @@ describe('security pattern 2: encrypted to the DIP, re-encrypted for each recipi
     await t?.close();
   });
 
-  async function sealedItem(to: string[], suffix: string) {
+  /** `edit` changes the CustomBlock's text before it is encrypted. */
+  async function sealedItem(to: string[], suffix: string, edit: (text: string) => string = (text) => text) {
     const certs = await sds.client.call<{ encryption: string }>('GET', '/certificates/dip', '');
     const item = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: to, uniqueSuffix: suffix });
     const { CustomBlock, ...payload } = item.payload;
-    const jwe = await encryptTo(new X509Certificate(certs.body.encryption).publicKey, JSON.stringify(CustomBlock));
+    const jwe = await encryptTo(new X509Certificate(certs.body.encryption).publicKey, edit(JSON.stringify(CustomBlock)));
     return { plain: item, sealed: { payload: { ...payload, EncryptedCustomBlock: jwe } } };
   }
 
@@ -106,6 +107,16 @@ describe('security pattern 2: encrypted to the DIP, re-encrypted for each recipi
     expect(a3.body.messageArray[0]!.help).toMatch(/1000000009 have no certificate the payload can be encrypted to/);
     const refusedCert = await sds.client.call('GET', '/certificates/participant/1000000009', '');
     expect(refusedCert.status).toBe(404);
+  });
+
+  it('refuses a number in the decrypted CustomBlock that a double does not hold (it would be re-encrypted altered)', async () => {
+    const { sealed } = await sealedItem([sup.dipId], 'p2num', (text) => text.replace('"periodDuration":30', '"periodDuration":30.00000000000000000001'));
+    const answer = await sds.client.submit('IF-021', [sealed]);
+    expect(answer.status).toBe(400);
+    expect(answer.body.messageArray[0]!.message).toMatch(/^MSG1001/);
+    expect(answer.body.messageArray[0]!.help).toMatch(
+      /^item 0: payload\.CustomBlock\.B900\.settlementDayConsumptionPeriods\[0\]\.settlementDay\.periodDuration \(decrypted from payload\.EncryptedCustomBlock\) is 30\.00000000000000000001, .* delivered as 30;/,
+    );
   });
 });
 

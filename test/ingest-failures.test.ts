@@ -118,6 +118,9 @@ function expectStandardShape(body: StandardResponse, dipId: string, entries?: nu
 }
 
 const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
+/** A number's exact text, which no JavaScript value would serialise to: put in place by withRawNumbers. */
+const rawNumber = (text: string): string => `\u0000number:${text}`;
+const withRawNumbers = (items: unknown[]): string => JSON.stringify(items).replace(/"\\u0000number:([^"]*)"/g, '$1');
 const refOf = (item: IF021Item): string => item.payload.CommonBlock.S1.senderUniqueReference;
 
 describe('ingest refusals: a specific 4xx, the right MSG code, and nothing stored', () => {
@@ -602,18 +605,66 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
         // Which of the two is the sender cannot be told: the field's own code, as for any problem of it alone.
         'senderDipIdInvalid',
       ],
+      // Numbers a double does not hold (src/security/json-numbers.ts): the schema allows them, the parse alters them.
+      [
+        'CustomBlock: an integer of 21 significant digits that reads as the 30 the schema requires',
+        (m) => ((m.payload.CustomBlock.B900.settlementDayConsumptionPeriods as Json[])[0]!.settlementDay.periodDuration = rawNumber('30.00000000000000000001')),
+        /^item 0: payload\.CustomBlock\.B900\.settlementDayConsumptionPeriods\[0\]\.settlementDay\.periodDuration is 30\.00000000000000000001, which an IEEE 754 double does not hold .*: it would be delivered as 30; send it with at most 15 significant digits/,
+      ],
+      [
+        'CustomBlock: the same, negative and with an exponent',
+        (m) => ((m.payload.CustomBlock.B900.settlementDayConsumptionPeriods as Json[])[0]!.settlementDay.periodDuration = rawNumber('-3.0000000000000000001E+1')),
+        /^item 0: payload\.CustomBlock\.B900\.settlementDayConsumptionPeriods\[0\]\.settlementDay\.periodDuration is -3\.0000000000000000001E\+1, .* delivered as -30;/,
+      ],
+      [
+        'CustomBlock: beyond the largest double (read as Infinity, delivered as null)',
+        (m) => ((m.payload.CustomBlock.B900.settlementDayConsumptionPeriods as Json[])[0]!.settlementDay.periodDuration = rawNumber('1e400')),
+        /^item 0: payload\.CustomBlock\.B900\.settlementDayConsumptionPeriods\[0\]\.settlementDay\.periodDuration is 1e400, beyond the largest IEEE 754 double/,
+      ],
+      [
+        'CommonBlock: a number too long for a double where the schema wants a string',
+        (m) => (m.payload.CommonBlock.S1.senderDIPID = rawNumber('12345678901234567890')),
+        /^item 0: payload\.CommonBlock\.S1\.senderDIPID is 12345678901234567890, .* delivered as 12345678901234567000;/,
+      ],
     ];
     for (const [name, spoil, help, code = 'schemaFailure'] of cases) {
       it(name, async () => {
         const m = clone(item()) as Json;
         spoil(m);
-        const answer = await refused(() => sds.client.submit('IF-021', [m]), 400, MSG[code], help);
+        const answer = await refused(() => sds.client.submit('IF-021', withRawNumbers([m])), 400, MSG[code], help);
         // The sender's reference is echoed back when it can be read, so the sender knows which item failed;
         // one not in its published form is not (the answer's schema, DT-995N, would not allow it).
         const ref = (m.payload.CommonBlock?.S1?.senderUniqueReference as string | undefined) ?? null;
         expect(answer.messageArray[0]!.senderUniqueReference).toBe(name.startsWith('senderUniqueReference') ? null : ref);
       });
     }
+  });
+
+  describe('numbers a double does not hold → 400 MSG1001 naming the item and the number', () => {
+    const period = (m: Json): Json => (m.payload.CustomBlock.B900.settlementDayConsumptionPeriods as Json[])[0]!.settlementDay;
+
+    it('the item at fault is named among good ones, and /validate answers the same', async () => {
+      const bad = clone(item()) as Json;
+      period(bad).periodDuration = rawNumber('30.000000000000000000000000001');
+      const body = withRawNumbers([item(), bad]);
+      const help = /^item 1: payload\.CustomBlock\.B900\.settlementDayConsumptionPeriods\[0\]\.settlementDay\.periodDuration is 30\.000000000000000000000000001, .* delivered as 30;/;
+      const answer = await refused(() => sds.client.submit('IF-021', body), 400, MSG.processingFailed, /the batch is refused whole because item 1 failed/);
+      expect(answer.messageArray[1]!.message).toBe(MSG.schemaFailure);
+      expect(answer.messageArray[1]!.help).toMatch(help);
+      const dry = await sds.client.call('POST', '/validate/IF-021/ActivePower', body);
+      expect(dry.status).toBe(400);
+      expect(dry.body.messageArray.map((e) => e.message)).toEqual([MSG.success, MSG.schemaFailure]);
+      expect(dry.body.messageArray[1]!.help).toMatch(help);
+    });
+
+    it('the same value written otherwise (trailing zeros, an exponent, many digits that a double holds exactly) is accepted', async () => {
+      for (const text of ['30.000000000000000000000', '3e1', '3.0000000000000000E+1', '0.00000000000000000003e21']) {
+        const m = clone(item()) as Json;
+        period(m).periodDuration = rawNumber(text);
+        const answer = await sds.client.submit('IF-021', withRawNumbers([m]));
+        expect(answer.status, `${text}: ${JSON.stringify(answer.body)}`).toBe(201);
+      }
+    });
   });
 
   describe('the header against the caller and the DIP', () => {

@@ -19,6 +19,7 @@ import type { MpanDirectory } from './mpan-directory.js';
 import type { Registry } from './registry.js';
 import type { MessageTracer } from '../ports/tracing.js';
 import { firstDuplicateName, jsonTooDeep, memberCount, nameGivenTwice, scanJsonBatch, type ItemSpan } from '../security/json-depth.js';
+import { alteredNumberHelp, firstAlteredNumber, hasAlteredNumber } from '../security/json-numbers.js';
 
 
 /**
@@ -252,16 +253,19 @@ export class Ingest {
       );
     }
 
-    const items = parseBatch(req.body, this.settings);
-    if (!Array.isArray(items)) return this.whole(now, caller.dipId, items.status, MSG.schemaFailure, items.help);
+    const batch = parseBatch(req.body, this.settings);
+    if (!('items' in batch)) return this.whole(now, caller.dipId, batch.status, MSG.schemaFailure, batch.help);
+    const items = batch.items;
 
     const prepared = await this.prepare(channel, items);
     // Encrypted channels rewrite the payload before validation: nothing of the sender's text to reuse.
     const spans = channel.securityPattern === 1 ? canonicalCustomBlocks(req.body) : [];
     const states = prepared.map((p, index) => {
-      if (p.ok) return this.check(channel, caller, p.item, index, now, p.copies, sendersText(req.body, items[index], p.item, spans[index]), eventCode);
+      // A number the parse altered is refused before anything reads the altered value (see json-numbers.ts).
+      const problem = alteredNumberIn(req.body, batch.spans?.[index]) ?? (p.ok ? null : p.help);
+      if (problem === null && p.ok) return this.check(channel, caller, p.item, index, now, p.copies, sendersText(req.body, items[index], p.item, spans[index]), eventCode);
       const refused = itemState(bestEffortReference(items[index]));
-      refused.refusal = { status: 400, code: MSG.schemaFailure, help: `item ${index}: ${p.help}` };
+      refused.refusal = { status: 400, code: MSG.schemaFailure, help: `item ${index}: ${problem}` };
       return refused;
     });
     // A recipient onboarded a moment ago (perhaps by the CLI, in another process) is known at once.
@@ -519,7 +523,11 @@ export class Ingest {
   }
 }
 
-function parseBatch(body: Buffer, limits: Pick<IngestSettings, 'maxBatchMessages' | 'maxJsonDepth'>): unknown[] | { status: number; help: string } {
+/**
+ * The body's items, parsed, and where each lies in it (null when the body was parsed whole, which the
+ * scan leaves to malformed bodies: it was then checked whole for altered numbers), or why it is refused whole.
+ */
+function parseBatch(body: Buffer, limits: Pick<IngestSettings, 'maxBatchMessages' | 'maxJsonDepth'>): { items: unknown[]; spans: ItemSpan[] | null } | { status: number; help: string } {
   // Before parsing, and here rather than in the listener, so that it runs on an ingest thread.
   const scan = scanJsonBatch(body, limits.maxJsonDepth);
   if (scan.tooDeep) return { status: 400, help: jsonTooDeep(limits.maxJsonDepth) };
@@ -537,7 +545,19 @@ function parseBatch(body: Buffer, limits: Pick<IngestSettings, 'maxBatchMessages
   if (parsed.length === 0) return { status: 400, help: 'the body is an empty array: send at least one message' };
   if (parsed.length > max) return { status: 413, help: `the batch holds ${parsed.length} messages; the limit is ${max}` };
   const twice = duplicateName(body, parsed, spans);
-  return twice ? { status: 400, help: twice } : parsed;
+  if (twice) return { status: 400, help: twice };
+  if (spans === null) {
+    const altered = firstAlteredNumber(body.toString('utf8'));
+    if (altered) return { status: 400, help: `the body: ${alteredNumberHelp(altered)}` };
+  }
+  return { items: parsed, spans };
+}
+
+/** Why an item is refused for a number a double does not hold (json-numbers.ts), read again only when the scan flagged one. */
+function alteredNumberIn(body: Buffer, span: ItemSpan | undefined): string | null {
+  if (!span?.longNumber || !hasAlteredNumber(body, span.start, span.end)) return null;
+  const altered = firstAlteredNumber(body.toString('utf8', span.start, span.end));
+  return altered ? alteredNumberHelp(altered) : null;
 }
 
 /**

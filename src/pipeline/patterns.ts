@@ -1,4 +1,5 @@
 import type { KeyObject } from 'node:crypto';
+import { alteredNumberHelp, firstAlteredNumber, hasAlteredNumber } from '../security/json-numbers.js';
 import { decryptWith, encryptTo } from '../security/payload-encryption.js';
 
 /**
@@ -40,11 +41,16 @@ export async function openPattern2(item: unknown, dipKey: KeyObject): Promise<Pr
   }
   if (field(payload.value, 'CustomBlock')) return { ok: false, help: `payload.CustomBlock must not travel in clear on this channel (security pattern 2)` };
   let customBlock: unknown;
+  let text: string;
   try {
-    customBlock = JSON.parse(await decryptWith(dipKey, sealed.value));
+    text = await decryptWith(dipKey, sealed.value);
+    customBlock = JSON.parse(text);
   } catch (e) {
     return { ok: false, help: `payload.${ENCRYPTED_BLOCK} could not be decrypted with the DIP's encryption key: ${(e as Error).message}` };
   }
+  // The decrypted block is parsed here, out of the body scan's sight, and re-encrypted from that parse.
+  const altered = hasAlteredNumber(Buffer.from(text, 'utf8')) ? firstAlteredNumber(text) : null;
+  if (altered) return { ok: false, help: alteredNumberHelp(altered, 'payload.CustomBlock', `decrypted from payload.${ENCRYPTED_BLOCK}`) };
   const { [sealed.key]: _sealed, ...rest } = payload.value as Json;
   return { ok: true, item: { ...(item as Json), [payload.key]: { ...rest, CustomBlock: customBlock } }, copies: null };
 }

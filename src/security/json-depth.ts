@@ -22,6 +22,11 @@ export interface ItemSpan {
   end: number;
   /** The object members its text spells out (colons outside strings), duplicate names included: see memberCount. */
   members: number;
+  /**
+   * Whether it holds a number of more than 15 digits or with an exponent: only such a number can be one
+   * a double does not hold exactly (src/security/json-numbers.ts reads the item again to decide).
+   */
+  longNumber: boolean;
 }
 
 /**
@@ -72,22 +77,19 @@ function walk(body: Uint8Array, from: number, maxDepth: number, items: ItemSpan[
   let depth = 0;
   let start = from + 1;
   let members = 0;
+  let longNumber = false;
   for (let i = from; i < n; i++) {
     const c = body[i]!;
     if (c === 0x22) {
-      // A string: on to its closing quote, stepping over each escaped byte.
-      for (i++; i < n; i++) {
-        const s = body[i]!;
-        if (s === 0x22) break;
-        if (s === 0x5c) i++;
-      }
+      i = stringEnd(body, i, n);
       continue;
     }
     if (c === 0x2c) {
       if (depth === 1 && items !== null) {
-        items.push({ start, end: i, members });
+        items.push({ start, end: i, members, longNumber });
         start = i + 1;
         members = 0;
+        longNumber = false;
       }
       continue;
     }
@@ -98,12 +100,47 @@ function walk(body: Uint8Array, from: number, maxDepth: number, items: ItemSpan[
     const folded = c | 0x20; // only 0x5b and 0x7b fold to 0x7b, only 0x5d and 0x7d to 0x7d
     if (folded === 0x7b) {
       if (++depth > maxDepth) return TOO_DEEP;
-    } else if (folded === 0x7d && --depth === 0 && items !== null) {
-      items.push({ start, end: i, members });
-      return i;
+    } else if (folded === 0x7d) {
+      if (--depth === 0 && items !== null) {
+        items.push({ start, end: i, members, longNumber });
+        return i;
+      }
+    } else if (c - 0x30 < 10 && c >= 0x2d) {
+      const e = numberEnd(body, i, n);
+      if (e < 0) longNumber = true;
+      i = Math.abs(e) - 1;
     }
   }
   return n;
+}
+
+/** Where the string opened by the quote at `i` closes (its closing quote), stepping over each escaped byte; `end` when it does not. */
+export function stringEnd(bytes: Uint8Array, i: number, end: number): number {
+  for (i++; i < end; i++) {
+    const s = bytes[i]!;
+    if (s === 0x22) break;
+    if (s === 0x5c) i++;
+  }
+  return i;
+}
+
+/**
+ * Where the number starting at `i` ends (outside strings only numbers hold `-` or digits; `.` and `/`
+ * never start a token of valid JSON, and are merely stepped over), read over [0-9.eE+-] counting its
+ * digits; negated when it has more than 15 or an exponent. 15 digits or fewer without an exponent always
+ * survive a double (DBL_DIG); any other number is worth the exact check (json-numbers.ts), which an
+ * exponent or zeros padding the digits rarely fail. One value, no object: this runs for every number.
+ */
+export function numberEnd(bytes: Uint8Array, i: number, end: number): number {
+  let digits = bytes[i]! >= 0x30 ? 1 : 0;
+  let j = i + 1;
+  for (; j < end; j++) {
+    const d = bytes[j]!;
+    if (d - 0x30 >>> 0 < 10) digits++;
+    else if ((d | 0x20) === 0x65) digits = 16;
+    else if (d !== 0x2e && d !== 0x2d && d !== 0x2b) break;
+  }
+  return digits > 15 ? -j : j;
 }
 
 /** JSON's whitespace: space, tab, line feed, carriage return (what JSON.parse skips). */
@@ -141,23 +178,28 @@ export function memberCount(value: unknown): number {
 }
 
 /**
- * Where a JSON text first gives a member name twice in one object, as a path (`payload.CommonBlock.S1`)
- * and the name; null when it never does. For the answer only, once memberCount has found one: it assumes
- * a text JSON.parse accepted.
+ * Reads a JSON text that JSON.parse accepted token by token, keeping the path of the value at hand
+ * (`payload.CommonBlock.S1`, `payload.B[2]`), and answers the first finding of `visit`: `name` for each
+ * member name, with the names its object gave before it; `number` for each number token, with its path.
+ * For answers only, once a cheaper check has found something: it decodes and walks the whole text.
  */
-export function firstDuplicateName(text: string): { path: string; name: string } | null {
+export function findInJson<T>(
+  text: string,
+  visit: { name?(path: string, name: string, before: ReadonlySet<string>): T | null; number?(path: string, token: string): T | null },
+): T | null {
   type Frame = { names: Set<string> | null; path: string; index: number; expectName: boolean; last: string };
   const stack: Frame[] = [];
   const childPath = (f: Frame | undefined): string => (f === undefined ? '' : f.names === null ? `${f.path}[${f.index}]` : f.path === '' ? f.last : `${f.path}.${f.last}`);
   for (let i = 0; i < text.length; i++) {
-    const c = text[i];
+    const c = text[i]!;
     const top = stack.at(-1);
     if (c === '"') {
       let j = i + 1;
       while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
       if (top?.names && top.expectName) {
         const name = JSON.parse(text.slice(i, j + 1)) as string;
-        if (top.names.has(name)) return { path: top.path, name };
+        const found = visit.name?.(top.path, name, top.names) ?? null;
+        if (found !== null) return found;
         top.names.add(name);
         top.last = name;
       }
@@ -171,9 +213,24 @@ export function firstDuplicateName(text: string): { path: string; name: string }
     } else if (c === ',' && top) {
       top.expectName = true;
       top.index++;
+    } else if (c === '-' || (c >= '0' && c <= '9')) {
+      let j = i + 1;
+      while (j < text.length && /[0-9.e+-]/i.test(text[j]!)) j++;
+      const found = visit.number?.(childPath(top), text.slice(i, j)) ?? null;
+      if (found !== null) return found;
+      i = j - 1;
     }
   }
   return null;
+}
+
+/**
+ * Where a JSON text first gives a member name twice in one object, as a path (`payload.CommonBlock.S1`)
+ * and the name; null when it never does. For the answer only, once memberCount has found one: it assumes
+ * a text JSON.parse accepted.
+ */
+export function firstDuplicateName(text: string): { path: string; name: string } | null {
+  return findInJson(text, { name: (path, name, before) => (before.has(name) ? { path, name } : null) });
 }
 
 /** The answer to a member name given twice (firstDuplicateName's finding). */
