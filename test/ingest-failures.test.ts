@@ -663,6 +663,8 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
         period(m).periodDuration = rawNumber(text);
         const answer = await sds.client.submit('IF-021', withRawNumbers([m]));
         expect(answer.status, `${text}: ${JSON.stringify(answer.body)}`).toBe(201);
+        // Accepted, so delivered: the suite's last check holds every accepted message to its delivery.
+        accepted.push(`${sds.dipId}|${refOf(m as IF021Item)}`);
       }
     });
   });
