@@ -268,6 +268,31 @@ describe('a period holding more messages than one report counts', () => {
   });
 });
 
+describe("a participant's report on a DIP busier than one report counts", () => {
+  const at = Date.parse('2026-12-04T00:00:00Z');
+  const [busy, me, other] = ['2000000001', '1000000001', '1000000002'];
+  const message = (i: number, sender: string, recipient: string): TracedMessage => ({
+    transactionId: `T-${sender}-${i}`, channel: 'IF-021', eventCode: '', sender, senderRole: 'SDS', senderUniqueReference: null, correlationId: null, receivedAt: at + i, replayOf: null,
+    deliveries: [{ recipient, state: 'delivered', deliveredAt: at + i + 5, attempts: [], deadLetter: null } as unknown as TracedMessage['deliveries'][number]],
+  });
+  // The whole DIP: more than one report counts between others, 3 sent by the participant, 2 sent to it.
+  const all = [
+    ...Array.from({ length: REPORT_MESSAGE_LIMIT + 5 }, (_, i) => message(i, busy, other)),
+    ...[1, 2, 3].map((i) => message(i, me, other)),
+    ...[4, 5].map((i) => message(i, busy, me)),
+  ];
+  // A store as the real ones read it: filtered by sender and recipient, cut at the limit asked.
+  const traces: MessageTraces = {
+    trace: async (q) => all.filter((m) => (q.sender === undefined || m.sender === q.sender) && (q.recipient === undefined || m.deliveries.some((d) => d.recipient === q.recipient))).slice(0, q.limit),
+  };
+  const reports = new Reports(traces, { history: async () => [] }, () => at + 86_400_000, '0000000000');
+
+  it('counts its own messages, not the whole DIP\'s, against the limit, and is answered', async () => {
+    const rows = await reports.throughput({ kind: 'participant', dipId: me }, { fromMs: at, toMs: at + 86_400_000, granularity: 'day' });
+    expect(rows.map((r) => [r.in, r.out])).toEqual([[5, 5]]);
+  });
+});
+
 describe('refused submissions in the throughput report (spec 5.11.1, "error messages"), from the API activity log', () => {
   const at = Date.parse('2026-12-04T10:00:00Z');
   const hour = 3_600_000;

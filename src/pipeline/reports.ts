@@ -47,6 +47,10 @@ export type ThroughputCounts = {
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; status: 400 | 403 | 404; help: string };
 
+function tooMany(query: Pick<TraceQuery, 'fromMs' | 'toMs'>): RefusedError {
+  return new RefusedError(400, `${periodOf(query.fromMs, query.toMs)} holds more than ${REPORT_MESSAGE_LIMIT.toLocaleString('en-GB')} messages, the most one report counts: ask for it in parts (a shorter from/to, or one channel, sender or recipient)`);
+}
+
 /** The start of the bucket `ms` falls in (UTC). */
 export function bucketStart(ms: number, g: Granularity): number {
   const d = new Date(ms);
@@ -154,19 +158,34 @@ export class Reports {
    * own. A replayed or requeued copy was asked for by its recipient, not sent by the original's sender:
    * the sender does not see it (it would tell the sender what the recipient replayed).
    */
-  private async visible(viewer: Viewer, query: Omit<TraceQuery, 'limit'> & { limit?: number }): Promise<TracedMessage[]> {
-    // One more than the limit: the store reads the period from its start, so a period holding more would
-    // be cut at its end, and its totals silently short. Refused instead, saying how to ask.
-    const all = await this.traces.trace({ limit: REPORT_MESSAGE_LIMIT + 1, ...query });
-    if (all.length > REPORT_MESSAGE_LIMIT) {
-      throw new RefusedError(400, `${periodOf(query.fromMs, query.toMs)} holds more than ${REPORT_MESSAGE_LIMIT.toLocaleString('en-GB')} messages, the most one report counts: ask for it in parts (a shorter from/to, or one channel, sender or recipient)`);
-    }
-    if (viewer.kind === 'operator') return all;
+  private async visible(viewer: Viewer, query: Omit<TraceQuery, 'limit'>): Promise<TracedMessage[]> {
+    if (viewer.kind === 'operator') return this.read(query);
+    // A participant's messages are read as such (those it sent, those with a copy for it), so that the limit
+    // counts its own and not the whole DIP's traffic: read unfiltered and cut afterwards, a busy DIP refused
+    // every participant its reports, and the refusal told it how busy the DIP was.
     const me = viewer.dipId;
+    const [sent, received] = await Promise.all([
+      query.sender === undefined || query.sender === me ? this.read({ ...query, sender: me }) : [],
+      query.recipient === undefined || query.recipient === me ? this.read({ ...query, recipient: me }) : [],
+    ]);
+    const byId = new Map<string, TracedMessage>();
+    for (const m of [...sent, ...received]) byId.set(m.transactionId, m);
+    if (byId.size > REPORT_MESSAGE_LIMIT) throw tooMany(query);
     const mine = (m: TracedMessage) => m.sender === me && m.replayOf === null;
-    return all
+    return [...byId.values()]
+      .sort((a, b) => a.receivedAt - b.receivedAt)
       .filter((m) => mine(m) || m.deliveries.some((d) => d.recipient === me))
       .map((m) => (mine(m) ? m : { ...m, deliveries: m.deliveries.filter((d) => d.recipient === me), routing: undefined }));
+  }
+
+  /**
+   * One more than the limit: the store reads the period from its start, so a period holding more would be
+   * cut at its end, and its totals silently short. Refused instead, saying how to ask.
+   */
+  private async read(query: Omit<TraceQuery, 'limit'>): Promise<TracedMessage[]> {
+    const found = await this.traces.trace({ ...query, limit: REPORT_MESSAGE_LIMIT + 1 });
+    if (found.length > REPORT_MESSAGE_LIMIT) throw tooMany(query);
+    return found;
   }
 
   /**
