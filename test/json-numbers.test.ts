@@ -36,15 +36,33 @@ describe('alteredNumber', () => {
     );
   });
 
-  it('agrees with an exact comparison by BigInt for integers (against the text delivered, the double\'s shortest)', () => {
-    const delivered = (n: bigint): bigint => {
-      const [mantissa, e = '0'] = String(Number(n)).split('e');
+  it('takes a double written with up to 17 digits (%.17g, Java before 19), not a 17-digit text no double prints', () => {
+    for (const d of [0.1, 0.3, 12.345, 1 / 3, 2 ** 56, 2 ** -44, -1e-7]) {
+      for (const digits of [16, 17]) expect(alteredNumber(d.toPrecision(digits)), d.toPrecision(digits)).toBeNull();
+    }
+    expect(alteredNumber('0.10000000000000001')).toBeNull();
+    expect(alteredNumber('33.333333333333333')).toBe('33.333333333333336');
+    fc.assert(
+      fc.property(fc.double({ noNaN: true, noDefaultInfinity: true }), (d) => {
+        expect(alteredNumber(d.toPrecision(17))).toBeNull();
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('agrees with an exact comparison by BigInt for integers (against the text delivered, or the double at 17 digits)', () => {
+    const exactly = (text: string): bigint => {
+      const [mantissa, e = '0'] = text.split('e');
       const [whole, fraction = ''] = mantissa!.split('.');
-      return BigInt(`${whole}${fraction}`) * 10n ** BigInt(Number(e) - fraction.length);
+      const shift = Number(e) - fraction.length;
+      const digits = BigInt(`${whole}${fraction}`);
+      return shift >= 0 ? digits * 10n ** BigInt(shift) : -1n; // a fraction is never an integer's text here
     };
+    const significant = (n: bigint): number => (n < 0n ? -n : n).toString().replace(/0+$/, '').length;
     fc.assert(
       fc.property(fc.bigInt({ min: -(10n ** 30n), max: 10n ** 30n }), (n) => {
-        const exact = delivered(n) === n;
+        const written = significant(n);
+        const exact = exactly(String(Number(n))) === n || (written <= 17 && exactly(Number(n).toPrecision(Math.max(1, written)).replace('+', '')) === n);
         expect(alteredNumber(String(n)) === null).toBe(exact);
       }),
       { numRuns: 2000 },

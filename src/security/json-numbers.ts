@@ -57,9 +57,18 @@ export function alteredNumber(written: string): string | null {
   if (shortest === written) return null; // written as JSON.stringify writes it: the usual case
   if (trimmed(written) === shortest) return null; // or with zeros after its point (1.250000000000000)
   const sent = decimal(written);
-  const read = decimal(shortest);
-  return sent.digits === read.digits && sent.exponent === read.exponent && sent.negative === read.negative ? null : shortest;
+  if (sameDecimal(sent, decimal(shortest))) return null;
+  // A double written with more digits than its shortest text, up to 17 (what C's %.17g writes, Jansson
+  // and Java before 19 for some values: 0.10000000000000001 for 0.1): the text is that double rounded to
+  // its digits, so the sender wrote a double and every reader gets the same one back from either text.
+  if (sent.digits.length <= MAX_DOUBLE_DIGITS && sameDecimal(sent, decimal(value.toPrecision(sent.digits.length)))) return null;
+  return shortest;
 }
+
+/** The most significant digits a double ever needs to be written exactly enough to be read back (DBL_DECIMAL_DIG). */
+const MAX_DOUBLE_DIGITS = 17;
+
+const sameDecimal = (a: Decimal, b: Decimal): boolean => a.digits === b.digits && a.exponent === b.exponent && a.negative === b.negative;
 
 /** The first number of a JSON text (that JSON.parse accepted) a double does not hold, with its path; null when none. */
 export function firstAlteredNumber(text: string): { path: string; token: string; delivered: string } | null {
