@@ -1,15 +1,22 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { onboardingHint } from '../src/cli/onboarding-hint.js';
 import { loadConfig } from '../src/config.js';
 
-/** The environment a new terminal gets from the hint's `export` line (none: nothing but the defaults). */
+/** The environment a new terminal gets from the hint's `export` line, run by a real shell (none: nothing but the defaults). */
 function exported(hint: string): Record<string, string> {
   const line = hint.split('\n').find((l) => l.trim().startsWith('export '));
   if (!line) return {};
-  return Object.fromEntries(line.trim().slice('export '.length).split(' ').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const env = execFileSync('bash', ['-c', `${line.trim()}\nenv -0`], { env: {}, encoding: 'utf8' });
+  return Object.fromEntries(
+    env
+      .split('\0')
+      .filter((kv) => kv.startsWith('DIP_'))
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
 }
 
 describe("dip serve's onboarding hint", () => {
@@ -36,6 +43,15 @@ describe("dip serve's onboarding hint", () => {
     expect(other.dataDir).toBe(config.dataDir);
     expect(other.port).toBe(41443);
     expect(other.adminPort).toBe(41444);
+  });
+
+  it('exports a data folder whose path holds a space or a quote as one shell word', () => {
+    const dataDir = join(scratch(), "my data's folder");
+    mkdirSync(dataDir);
+    const serverEnv = { DIP_DATA_DIR: dataDir };
+    const config = loadConfig(serverEnv);
+    const env = exported(onboardingHint(config, { port: 8443, adminPort: 8444, pkiDir: join(dataDir, 'pki'), pkiCreated: true }, serverEnv));
+    expect(env.DIP_DATA_DIR).toBe(dataDir);
   });
 
   it('passes on a configuration file named by DIP_CONFIG', () => {

@@ -19,8 +19,8 @@ export interface ListeningDip {
  */
 export function onboardingHint(config: DipConfig, dip: ListeningDip, env: NodeJS.ProcessEnv = process.env): string {
   const exports: string[] = [];
-  if (env.DIP_CONFIG !== undefined) exports.push(`DIP_CONFIG=${resolve(env.DIP_CONFIG)}`);
-  if (resolve(config.dataDir) !== resolve(DEFAULTS.dataDir)) exports.push(`DIP_DATA_DIR=${resolve(config.dataDir)}`);
+  if (env.DIP_CONFIG !== undefined) exports.push(`DIP_CONFIG=${shellWord(resolve(env.DIP_CONFIG))}`);
+  if (resolve(config.dataDir) !== resolve(DEFAULTS.dataDir)) exports.push(`DIP_DATA_DIR=${shellWord(resolve(config.dataDir))}`);
   if (dip.port !== DEFAULTS.port) exports.push(`DIP_PORT=${dip.port}`);
   if (dip.adminPort !== DEFAULTS.adminPort) exports.push(`DIP_ADMIN_PORT=${dip.adminPort}`);
   if (config.environment !== DEFAULTS.environment && env.DIP_ENV !== undefined) exports.push(`DIP_ENV=${config.environment}`);
@@ -34,4 +34,9 @@ export function onboardingHint(config: DipConfig, dip: ListeningDip, env: NodeJS
     '  npm run dip -- participant add --dip-id 1000000001 --role SUP --cert ./sup/cert.pem --save ./sup',
     '',
   ].join('\n');
+}
+
+/** A path as one shell word: as it is when it holds nothing a shell reads, else in single quotes (a folder with a space). */
+function shellWord(path: string): string {
+  return /^[\w./@%+=:,-]+$/.test(path) ? path : `'${path.replaceAll("'", "'\\''")}'`;
 }
