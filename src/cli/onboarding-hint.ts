@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { DEFAULTS, type DipConfig } from '../config.js';
+import { shellWord } from './shell-word.js';
 
 export interface ListeningDip {
   /** The participant listener's port as bound (a free one when `port` was 0). */
@@ -34,9 +35,4 @@ export function onboardingHint(config: DipConfig, dip: ListeningDip, env: NodeJS
     '  npm run dip -- participant add --dip-id 1000000001 --role SUP --cert ./sup/cert.pem --save ./sup',
     '',
   ].join('\n');
-}
-
-/** A path as one shell word: as it is when it holds nothing a shell reads, else in single quotes (a folder with a space). */
-function shellWord(path: string): string {
-  return /^[\w./@%+=:,-]+$/.test(path) ? path : `'${path.replaceAll("'", "'\\''")}'`;
 }

@@ -1,6 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { ReplayInterrupted, type ReplayPage } from '../client/dip-client.js';
+import { shellWord } from './shell-word.js';
 
 /** Where `dip replay` writes: the messages (stdout) and what it says about them (stderr). */
 export interface ReplayOutput {
@@ -25,11 +26,6 @@ export interface ReplayCommandLine {
 /** A message as the single-answer output printed it (JSON.stringify(array, null, 2)): two more spaces deep. */
 function indented(message: unknown): string {
   return `  ${JSON.stringify(message, null, 2).replaceAll('\n', '\n  ')}`;
-}
-
-/** A word as a POSIX shell reads it back unchanged: bare when it is plainly safe, else in single quotes. */
-function shellWord(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
 }
 
 /** Printed to be pasted into a shell: a folder with a space (`--as`) or a time with `+` stays one word. */
