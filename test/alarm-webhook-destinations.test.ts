@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { destinationCheckedAgent } from '../src/adapters/http/webhook-client.js';
 import { SmtpAlarmChannel } from '../src/adapters/mail/alarm-channel.js';
 import { listenOutput } from '../src/cli/listen-output.js';
+import { LruMap } from '../src/domain/lru-map.js';
 import { startWebhookReceiver, type ReceivedCall } from '../src/client/webhook-receiver.js';
 import type { AlarmNotice, MaintenanceEvent } from '../src/ports/alarms.js';
 import type { OutboundSigner } from '../src/ports/webhook.js';
@@ -122,7 +123,7 @@ describe('alarm webhooks and internal networks', () => {
         [true, [], { type: 'maintenance', kind: 'published', body: maintenance }],
       ]);
       // What `dip listen` prints of each: the notice and that its signature was verified.
-      expect(taken.flatMap((c) => listenOutput(c, new Set()))).toEqual([
+      expect(taken.flatMap((c) => listenOutput(c, new LruMap(10)))).toEqual([
         { notice: 'alarm raised', signature: 'verified', body: notice },
         { notice: 'maintenance published', signature: 'verified', body: maintenance },
       ]);

@@ -14,7 +14,8 @@ import { exportSqlite } from '../adapters/sqlite/export.js';
 import type { Backend } from '../ports/backend.js';
 import { Catalogue, importCatalogue } from '../catalogue/catalogue.js';
 import { exampleMessage, submittable } from '../catalogue/examples.js';
-import { startWebhookReceiver } from '../client/webhook-receiver.js';
+import { DEFAULT_MAX_BODY_BYTES, startWebhookReceiver } from '../client/webhook-receiver.js';
+import { LruMap } from '../domain/lru-map.js';
 import { loadConfig, type DipConfig } from '../config.js';
 import { dipDateTime } from '../domain/time.js';
 import { importedCatalogueFile } from '../pipeline/catalogue-source.js';
@@ -30,7 +31,7 @@ import { registerLifecycleCommands } from './lifecycle-commands.js';
 import { registerAuditCommands } from './audit.js';
 import { LOAD_HEADER, readLoadFile } from './mpan-load.js';
 import { openProfile, PROFILE_FILES } from './profile.js';
-import { listenOutput } from './listen-output.js';
+import { listenOutput, SEEN_TRANSACTION_IDS } from './listen-output.js';
 import { onboardingHint } from './onboarding-hint.js';
 import { replayFile, writeReplay } from './replay-output.js';
 import { startTopology } from './cluster/topology.js';
@@ -450,13 +451,15 @@ program
   .option('--tls-cert <file>', 'serve HTTPS with this certificate')
   .option('--ca <file>', "CA the DIP's signing certificate must chain to (default: the development CA)")
   .option('--answer <status>', 'answer every call with this status (to try retries)', positiveInt)
-  .action(async (o: { port: number; host: string; tlsKey?: string; tlsCert?: string; ca?: string; answer?: number }) => {
+  .option('--max-body-bytes <n>', 'largest call body read; larger ones are answered 413 (raise it above a subscription maxPayloadSize set higher)', positiveInt, DEFAULT_MAX_BODY_BYTES)
+  .action(async (o: { port: number; host: string; tlsKey?: string; tlsCert?: string; ca?: string; answer?: number; maxBodyBytes: number }) => {
     const config = loadConfig();
     const ca = readFileSync(o.ca ?? join(pkiDir(config), 'ca.cert.pem'), 'utf8');
-    const seen = new Set<string>();
+    const seen = new LruMap<string, true>(SEEN_TRANSACTION_IDS);
     const receiver = await startWebhookReceiver({
       port: o.port,
       host: o.host,
+      maxBodyBytes: o.maxBodyBytes,
       tls: o.tlsKey && o.tlsCert ? { key: readFileSync(o.tlsKey, 'utf8'), cert: readFileSync(o.tlsCert, 'utf8') } : undefined,
       trustedCas: [ca],
       respond: (call) => o.answer ?? (call.signature.ok ? 200 : 401),

@@ -2,6 +2,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { requestedBaseUrl } from '../domain/callback-url.js';
+import { LruMap } from '../domain/lru-map.js';
 import { parseSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
 import { notDipSigner, verifyChain, verifyDipSignature, type VerifyResult } from '../security/signature.js';
 
@@ -27,6 +28,16 @@ export function dipNotice(body: unknown): DipNotice | null {
   return null;
 }
 
+/**
+ * The largest body a receiver reads by default. The DIP's largest delivery on its defaults is one message
+ * of up to its body limit (10 MiB, `bodyLimitBytes`: a message is never split, whatever the subscription's
+ * maxPayloadSize) with the fields the DIP adds to it; a subscription whose maxPayloadSize is set above
+ * this needs a receiver with a larger `maxBodyBytes` (`dip listen --max-body-bytes`).
+ */
+export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
+/** Signing certificates a receiver remembers the verdict on: the DIP's one or few, and then some. */
+export const DEFAULT_TRUST_CACHE_ENTRIES = 256;
+
 /** One webhook call as a recipient sees it, after checking the DIP's signature. */
 export interface ReceivedCall {
   /** The messages of a delivery (an array body); empty for a notice. */
@@ -51,6 +62,13 @@ export interface ReceiverOptions {
   trustedCas: string[];
   maxSkewMs?: number;
   /**
+   * The largest body read (default DEFAULT_MAX_BODY_BYTES); a larger one is answered 413, which the DIP
+   * does not retry, and the connection closed without reading the rest.
+   */
+  maxBodyBytes?: number;
+  /** Signing certificates whose verdict is kept (default DEFAULT_TRUST_CACHE_ENTRIES), least recently used dropped. */
+  trustCacheEntries?: number;
+  /**
    * Status to answer with, per call. Default: 401 when the signature does not verify; else 200 for
    * messages or a notice, 400 for a body that is neither.
    */
@@ -61,6 +79,8 @@ export interface ReceiverOptions {
 export interface WebhookReceiver {
   url: string;
   server: Server;
+  /** How many signing certificates' verdicts are kept now (at most trustCacheEntries). */
+  trustCacheSize(): number;
   close(): Promise<void>;
 }
 
@@ -75,12 +95,31 @@ export async function startWebhookReceiver(opts: ReceiverOptions): Promise<Webho
   // `https://Sup.example:443/` is requested, so signed, as `https://sup.example`, and is compared so.
   const publicUrl = opts.publicUrl === undefined ? undefined : requestedBaseUrl(opts.publicUrl);
   if (publicUrl === null) throw new Error(`publicUrl '${opts.publicUrl}' is not an http(s)://host[:port][/path] URL (no user, query or fragment)`);
-  /** Per signing certificate: why it is refused, or null when it is the DIP's. */
-  const refusals = new Map<string, string | null>();
+  const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  /**
+   * Per signing certificate: why it is refused, or null when it is the DIP's. Bounded: anyone who reaches
+   * the URL can sign with a new self-made certificate per call, each one an entry.
+   */
+  const refusals = new LruMap<string, string | null>(opts.trustCacheEntries ?? DEFAULT_TRUST_CACHE_ENTRIES);
+  const tooLarge = (res: ServerResponse, what: string) => {
+    // Closing the connection: the rest of the body is not read to be thrown away.
+    res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
+    res.end(JSON.stringify({ status: 413, help: `${what} is larger than this receiver's limit of ${maxBody} bytes (dip listen --max-body-bytes)` }));
+  };
   const handler = (req: IncomingMessage, res: ServerResponse) => {
+    // Judged before a byte of the body is read or the signature checked: the caller may be anyone.
+    if (Number(req.headers['content-length']) > maxBody) return tooLarge(res, `the body (Content-Length ${req.headers['content-length']})`);
     const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
+    let received = 0;
+    req.on('data', (c: Buffer) => {
+      if (received > maxBody) return;
+      received += c.length;
+      if (received <= maxBody) return void chunks.push(c);
+      chunks.length = 0;
+      tooLarge(res, 'the body');
+    });
     req.on('end', () => {
+      if (received > maxBody) return;
       const body = Buffer.concat(chunks);
       // The DIP signs the URL it requests (the callback URL as an HTTP client serialises it): the Host
       // header and the request target as received rebuild it.
@@ -133,6 +172,7 @@ export async function startWebhookReceiver(opts: ReceiverOptions): Promise<Webho
   return {
     url: `${publicUrl ?? ownUrl}/`,
     server,
+    trustCacheSize: () => refusals.size,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -1,4 +1,5 @@
 import type { Appointment, AppointmentChange } from '../domain/mpan-lookup.js';
+import { LruMap } from '../domain/lru-map.js';
 import type { MpanStore } from '../ports/mpan.js';
 
 /**
@@ -7,22 +8,19 @@ import type { MpanStore } from '../ports/mpan.js';
  * then drop the MPANs they touched from the cache.
  */
 export class MpanDirectory {
-  private readonly cache = new Map<string, readonly Appointment[]>();
+  private readonly cache: LruMap<string, readonly Appointment[]>;
 
   constructor(
     private readonly store: MpanStore,
-    private readonly maxEntries = 500_000,
-  ) {}
+    maxEntries = 500_000,
+  ) {
+    this.cache = new LruMap(maxEntries);
+  }
 
   async history(mpan: string): Promise<readonly Appointment[]> {
     const hit = this.cache.get(mpan);
-    if (hit) {
-      this.cache.delete(mpan);
-      this.cache.set(mpan, hit);
-      return hit;
-    }
+    if (hit) return hit;
     const loaded = await this.store.mpanHistory(mpan);
-    if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(mpan, loaded);
     return loaded;
   }
