@@ -262,9 +262,20 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     expect(listed.publications[0]!.downloadURI).toBe(`https://localhost:${t.dip.publicPort}/publications/${publicId}/content`);
     const got = await request(`${publicUrl}/publications/${publicId}/content?where=GSPGroupID:_B`, { dispatcher: anonymous });
     expect(await got.body.text()).toBe('MPAN,GSPGroupID,Supplier,Volume\n1000000000002,_B,SUP2,2.5\n');
-    const restricted = await request(`${publicUrl}/publications/${await latest()}/content`, { dispatcher: anonymous });
-    expect(restricted.statusCode).toBe(403);
-    expect(((await restricted.body.json()) as { messageArray: Array<{ help: string }> }).messageArray[0]!.help).toContain('is not public');
+    // A restricted publication is answered as one that does not exist (RFC 9110 15.5.4), with the same
+    // code and help: a 403 told an anonymous caller that the ID it guessed was a publication.
+    const restrictedId = await latest();
+    const unknownId = restrictedId.replace(/.$/, (c) => (c === '0' ? '1' : '0'));
+    const answer = async (id: string, path: string) => {
+      const res = await request(`${publicUrl}/publications/${id}${path}`, { dispatcher: anonymous });
+      const entry = ((await res.body.json()) as { messageArray: Array<{ message: string; help: string }> }).messageArray[0]!;
+      return [res.statusCode, entry.message, entry.help.replace(id, '{id}')];
+    };
+    for (const path of ['/content', '']) {
+      const restricted = await answer(restrictedId, path);
+      expect(restricted).toEqual([404, MSG.processingFailed, expect.stringContaining('no public publication {id}')]);
+      expect(await answer(unknownId, path)).toEqual(restricted);
+    }
     // The participant API is not on the anonymous listener.
     const other = await request(`${publicUrl}/dip-channel/REP-002/publications`, { dispatcher: anonymous });
     expect(other.statusCode).toBe(404);
@@ -273,11 +284,14 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     const store = new SqliteActivityLog(activityLogFile(t.config));
     try {
       const records = async () => (await store.range({ fromMs: 0, toMs: Number.MAX_SAFE_INTEGER, limit: 10_000 })).filter((r) => r.listener === 'anonymous');
-      await waitFor(async () => (await records()).length >= 4, 10_000, "the anonymous listener's records");
+      await waitFor(async () => (await records()).length >= 7, 10_000, "the anonymous listener's records");
       expect((await records()).map((r) => [r.caller, r.status, r.url.split('?')[0]!.replace(/^\/publications\/[^/]+/, '/publications/{id}')])).toEqual([
         [null, 200, '/publications'],
         [null, 200, '/publications/{id}/content'],
-        [null, 403, '/publications/{id}/content'],
+        [null, 404, '/publications/{id}/content'],
+        [null, 404, '/publications/{id}/content'],
+        [null, 404, '/publications/{id}'],
+        [null, 404, '/publications/{id}'],
         [null, 404, '/dip-channel/REP-002/publications'],
       ]);
       expect((await records())[1]!.responseBody).toBe('[answer not kept]');

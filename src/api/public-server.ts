@@ -17,7 +17,8 @@ import { LISTENER_TLS } from '../security/tls-policy.js';
 /**
  * The anonymous listener (spec 5.6: "anonymous access to the data store"): HTTPS without a client
  * certificate, GET only, public publications only, with fair-use limits of its own per client address.
- * It never sees a participant's API or a restricted publication's bytes.
+ * It never sees a participant's API or a restricted publication's bytes, nor learns that one exists (404,
+ * as for an unknown ID).
  *   GET /publications                                 list (channel, type, version, from, to, effectiveOn, limit)
  *   GET /publications/{publication-id}                metadata
  *   GET /publications/{publication-id}/content        download (Range; where, columns, decompress)
@@ -81,9 +82,11 @@ export function buildPublicServer(
 
   const publicRecord = async (id: string) => {
     const record = await deps.publications.get(id);
-    if (!record) return { status: 404 as const, help: `no publication ${id}` };
-    // Said plainly: the publication exists but is for its channel's participants, over mutual TLS.
-    if (!record.public) return { status: 403 as const, help: `publication ${id} is not public: its channel's participants download it over the participant listener (mutual TLS)` };
+    // A restricted publication is answered as one that does not exist, word for word (RFC 9110 15.5.4):
+    // a 403 told anyone who guessed or was passed an ID that a publication was behind it, and when.
+    if (!record || !record.public) {
+      return { status: 404 as const, help: `no public publication ${id}: a publication for its channel's participants only is downloaded over the participant listener (mutual TLS)` };
+    }
     return record;
   };
 
