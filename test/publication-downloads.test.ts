@@ -65,4 +65,64 @@ describe('downloads of one publication', () => {
       expect([who, changed.status, (await bytes(changed.body)).length]).toEqual([who, 200, data.length]);
     }
   });
+  /** The participant's (signed) and the anonymous listener's download, as one shape. */
+  const getters = () => {
+    const anonymousGet = async (headers: Record<string, string>) => {
+      const r = await request(`https://localhost:${t.dip.publicPort}/publications/${id}/content`, { dispatcher: anonymous, headers });
+      return { status: r.statusCode, headers: r.headers as Record<string, string | undefined>, body: r.body };
+    };
+    return [['participant', (h: Record<string, string>) => sup.client.download(content(), h)], ['anonymous', anonymousGet]] as const;
+  };
+
+  it('weighs If-Match, If-Unmodified-Since, If-Modified-Since and If-Range as RFC 9110 13.2.2 orders them, with Range, on both listeners', async () => {
+    const whole = await sup.client.download(content());
+    await bytes(whole.body);
+    const etag = whole.headers.etag!;
+    // The publication never changes: its Last-Modified is when it was published, to the second.
+    const lastModified = whole.headers['last-modified']!;
+    expect(Date.parse(lastModified)).toBeGreaterThan(0);
+    const before = new Date(Date.parse(lastModified) - 1000).toUTCString();
+    const after = new Date(Date.parse(lastModified) + 1000).toUTCString();
+    const range = 'bytes=10-19';
+    const cases: Array<[Record<string, string>, number, number]> = [
+      // If-Match (strong comparison): a resumed download that asks for the rest of the same bytes.
+      [{ 'if-match': etag }, 200, data.length],
+      [{ 'if-match': `"other", ${etag}` }, 200, data.length],
+      [{ 'if-match': '*' }, 200, data.length],
+      [{ 'if-match': etag, range }, 206, 10],
+      [{ 'if-match': '"other"' }, 412, -1],
+      [{ 'if-match': `W/${etag}` }, 412, -1],
+      [{ 'if-match': '"other"', range }, 412, -1],
+      // If-Match is weighed before If-None-Match (13.2.2 step 1 before step 3).
+      [{ 'if-match': '"other"', 'if-none-match': etag }, 412, -1],
+      // If-Unmodified-Since, only without If-Match.
+      [{ 'if-unmodified-since': before }, 412, -1],
+      [{ 'if-unmodified-since': lastModified, range }, 206, 10],
+      [{ 'if-match': etag, 'if-unmodified-since': before }, 200, data.length],
+      // If-Modified-Since: 304 unless changed since; ignored with If-None-Match, or when not a date.
+      [{ 'if-modified-since': lastModified }, 304, 0],
+      [{ 'if-modified-since': after }, 304, 0],
+      [{ 'if-modified-since': before }, 200, data.length],
+      [{ 'if-modified-since': 'yesterday-ish' }, 200, data.length],
+      [{ 'if-modified-since': lastModified, 'if-none-match': '"another"' }, 200, data.length],
+      // If-Range: the range only when the validator is current (an ETag compared strongly, or the exact
+      // Last-Modified date); otherwise the whole file.
+      [{ 'if-range': etag, range }, 206, 10],
+      [{ 'if-range': '"other"', range }, 200, data.length],
+      [{ 'if-range': `W/${etag}`, range }, 200, data.length],
+      [{ 'if-range': lastModified, range }, 206, 10],
+      [{ 'if-range': before, range }, 200, data.length],
+    ];
+    for (const [who, get] of getters()) {
+      for (const [headers, status, length] of cases) {
+        const answer = await get(headers);
+        const body = await bytes(answer.body);
+        const got = [who, headers, answer.status, length === -1 ? -1 : body.length];
+        expect(got).toEqual([who, headers, status, length]);
+        if (status === 412) expect(JSON.parse(body.toString('utf8')).messageArray[0].help).toMatch(/precondition|has not changed|changed since/i);
+        if (status === 206) expect(body.equals(data.subarray(10, 20))).toBe(true);
+        if (status !== 412) expect(answer.headers['last-modified']).toBe(lastModified);
+      }
+    }
+  });
 });

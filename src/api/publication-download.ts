@@ -211,32 +211,73 @@ export async function sendPublication(deps: ApiDeps, req: FastifyRequest<{ Query
   return reply.code(200).send(out);
 }
 
-/** If-None-Match names `etag` (or is `*`): weak comparison, so W/"x" matches "x" (RFC 9110 8.8.3.2). */
-function noneMatch(header: string | undefined, etag: string): boolean {
-  if (header === undefined) return false;
+/**
+ * Whether an If-Match / If-None-Match list names `etag` (or is `*`). Strong comparison (If-Match, RFC 9110
+ * 13.1.1) takes no weak tag; weak (If-None-Match, 13.1.2) reads W/"x" as "x".
+ */
+function namesTag(header: string, etag: string, comparison: 'strong' | 'weak'): boolean {
   return header.split(',').some((tag) => {
     const t = tag.trim();
-    return t === '*' || (t.startsWith('W/') ? t.slice(2) : t) === etag;
+    if (t === '*') return true;
+    if (t.startsWith('W/')) return comparison === 'weak' && t.slice(2) === etag;
+    return t === etag;
   });
+}
+
+/** An HTTP-date's time, or null when the value is not a date (such a header is ignored: RFC 9110 13.1.3, 13.1.4). */
+function httpDate(value: string | undefined): number | null {
+  if (value === undefined) return null;
+  const t = Date.parse(value);
+  return Number.isNaN(t) ? null : t;
+}
+
+/**
+ * RFC 9110 13.2.2's order for a GET of the stored bytes, whose validators are the ETag (the SHA-256) and
+ * Last-Modified (when it was published: a publication never changes, so the date is as strong a
+ * validator as the tag): If-Match, else If-Unmodified-Since (412 when false); then If-None-Match, else
+ * If-Modified-Since (304 when false); null: send the bytes, or the range If-Range allows.
+ */
+function conditionalAnswer(headers: FastifyRequest['headers'], etag: string, lastModifiedMs: number): { status: 412; help: string } | { status: 304 } | null {
+  const ifMatch = headers['if-match'];
+  if (ifMatch !== undefined) {
+    if (!namesTag(ifMatch, etag, 'strong')) return { status: 412, help: `precondition failed: If-Match ${ifMatch.slice(0, 100)} does not name this publication's ETag ${etag} (strong comparison): these are not the bytes that tag was given for` };
+  } else {
+    const since = httpDate(headers['if-unmodified-since']);
+    if (since !== null && lastModifiedMs > since) return { status: 412, help: `precondition failed: the publication has changed since ${headers['if-unmodified-since'] ?? ''} (If-Unmodified-Since): it was published ${new Date(lastModifiedMs).toUTCString()}` };
+  }
+  const ifNoneMatch = headers['if-none-match'];
+  if (ifNoneMatch !== undefined) return namesTag(ifNoneMatch, etag, 'weak') ? { status: 304 } : null;
+  const since = httpDate(headers['if-modified-since']);
+  return since !== null && lastModifiedMs <= since ? { status: 304 } : null;
+}
+
+/** If-Range (RFC 9110 13.1.5): the range applies when it is absent, names the ETag (strong), or is exactly the Last-Modified date. */
+function rangeStillApplies(ifRange: string | undefined, etag: string, lastModifiedMs: number): boolean {
+  if (ifRange === undefined) return true;
+  const v = ifRange.trim();
+  if (v.startsWith('"') || v.startsWith('W/')) return v === etag;
+  return httpDate(v) === lastModifiedMs;
 }
 
 function sendWhole(deps: ApiDeps, req: FastifyRequest, reply: FastifyReply, record: PublicationRecord, caller: string | null): FastifyReply {
   const etag = `"${record.sha256}"`;
+  // HTTP dates have whole seconds: Last-Modified is the publication time to the second, as it is sent.
+  const lastModifiedMs = Math.floor(record.publishedAt / 1000) * 1000;
   reply.header('accept-ranges', 'bytes');
-  // A client holding these bytes already (its ETag, the SHA-256) is told so without them: If-None-Match
-  // is weighed before Range (RFC 9110 13.2.2), with the weak comparison it calls for.
-  if (noneMatch(req.headers['if-none-match'], etag)) {
-    reply.header('etag', etag);
-    return reply.code(304).send();
-  }
+  // A client holding these bytes already (its ETag, the SHA-256, or their date) is told so without them;
+  // one resuming a download of other bytes than it holds (If-Match) is told so before a byte is sent.
+  const conditional = conditionalAnswer(req.headers, etag, lastModifiedMs);
+  if (conditional?.status === 412) return sendStandard(deps, reply, 412, caller, MSG.processingFailed, conditional.help);
+  reply.header('etag', etag);
+  reply.header('last-modified', new Date(lastModifiedMs).toUTCString());
+  if (conditional?.status === 304) return reply.code(304).send();
   const ifRange = req.headers['if-range'];
-  const rangeHeader = ifRange === undefined || ifRange === etag ? req.headers.range : undefined;
+  const rangeHeader = rangeStillApplies(typeof ifRange === 'string' ? ifRange : undefined, etag, lastModifiedMs) ? req.headers.range : undefined;
   const range = parseRange(rangeHeader, record.size);
   if (range === null) {
     reply.header('content-range', `bytes */${record.size}`);
     return sendStandard(deps, reply, 416, caller, MSG.schemaFailure, `Range ${rangeHeader ?? ''} is outside the ${record.size} bytes of publication ${record.id}`);
   }
-  reply.header('etag', etag);
   reply.header('repr-digest', `sha-256=:${Buffer.from(record.sha256, 'hex').toString('base64')}:`);
   reply.header('content-type', contentType(record.compression === 'none' ? record.format : 'bin'));
   reply.header('content-disposition', `attachment; filename="${record.fileName.replace(/["\\\r\n]/g, '_')}"`);

@@ -240,7 +240,7 @@ export interface paths {
         };
         /**
          * Download a publication's content (OpenDIP)
-         * @description Whole, or one byte range (Range, If-Range on the ETag, which is the SHA-256 as stored): 206 with Content-Range; a range outside the file is 416; If-None-Match naming the ETag is 304 with no bytes. With decompress=true, or where=field:v1,v2 and columns= (csv and jsonl), the plain and filtered content, gzip-compressed when the client accepts it; 422 when the bytes are not in the compression the publisher declared (download them as stored).
+         * @description Whole, or one byte range (Range; If-Range on the ETag, which is the SHA-256 as stored, or on the Last-Modified date, when it was published): 206 with Content-Range; a range outside the file is 416. Conditional requests (RFC 9110 13.2.2): If-Match not naming the ETag (strong comparison), or, without it, If-Unmodified-Since before Last-Modified, is 412 with no bytes; If-None-Match naming the ETag, or, without it, If-Modified-Since not before Last-Modified, is 304 with no bytes. With decompress=true, or where=field:v1,v2 and columns= (csv and jsonl), the plain and filtered content, gzip-compressed when the client accepts it; 422 when the bytes are not in the compression the publisher declared (download them as stored).
          */
         get: operations["downloadPublication"];
         put?: never;
@@ -8465,7 +8465,7 @@ export interface operations {
                     "application/octet-stream": string;
                 };
             };
-            /** @description Not Modified: the client holds these bytes already (If-None-Match named the ETag); no body */
+            /** @description Not Modified: the client holds these bytes already (If-None-Match named the ETag, or If-Modified-Since is not before Last-Modified); no body */
             304: {
                 headers: {
                     [name: string]: unknown;
@@ -8519,6 +8519,15 @@ export interface operations {
             };
             /** @description Request Timeout */
             408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Precondition Failed: If-Match does not name the ETag, or If-Unmodified-Since is before Last-Modified; no bytes */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
