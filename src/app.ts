@@ -9,6 +9,7 @@ import { channelAdminRoutes } from './api/admin-channels.js';
 import { registerRoutes } from './api/admin-register.js';
 import { metricsRoutes } from './api/metrics.js';
 import { maintenanceAdminRoutes } from './api/admin-maintenance.js';
+import { publicationAdminRoutes } from './api/admin-publications.js';
 import { assembleMaintenance } from './assemble/maintenance.js';
 import type { Operation } from './api/operations.js';
 import { registerReportRoutes } from './api/report-routes.js';
@@ -220,6 +221,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
       async (a) => channelAdminRoutes(a, { channels: channelSettings }),
       async (a) => registerRoutes(a, { lifecycle, pull: registerPull }),
       async (a) => maintenanceAdminRoutes(a, { maintenance }),
+      async (a) => publicationAdminRoutes(a, { publications, journal: backend.journal, now: () => clock.now() }),
       ...(alarmApi ? [async (a: FastifyInstance) => adminAlarmRoutes(a, alarmApi)] : []),
       ...(activityLog ? [async (a: FastifyInstance) => activityRoutes(a, { store: activityLog.store, now: () => clock.now() })] : []),
     ],

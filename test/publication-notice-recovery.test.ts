@@ -2,43 +2,19 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DipClient } from '../src/client/dip-client.js';
-import { DEFAULTS, type DipConfig } from '../src/config.js';
+import { DEFAULTS } from '../src/config.js';
 import { StoreError } from '../src/ports/errors.js';
 import type { QueueRef } from '../src/ports/message-log.js';
 import { ShiftableClock } from './helpers/clocks.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
-import { deleteBuckets, NATS_SERVERS, testPrefix } from './helpers/nats.js';
-import { createTestDatabase } from './helpers/postgres.js';
+import { publicationBackends } from './helpers/publication-backends.js';
 
 const sha = (b: string): string => createHash('sha256').update(b).digest('base64');
 const CSV = 'MPAN,Volume\n1000000000001,1.5\n';
 
-/** The embedded store, and the cluster's (PostgreSQL, publication bytes in a JetStream Object Store): storage settings and their clean-up. */
-const backends: Array<{ name: string; storage: () => Promise<{ storage?: DipConfig['storage']; cleanup: () => Promise<void> }> }> = [
-  { name: 'SQLite', storage: async () => ({ cleanup: async () => {} }) },
-  {
-    name: 'PostgreSQL + NATS',
-    storage: async () => {
-      const db = await createTestDatabase('opendip_notice');
-      const prefix = testPrefix();
-      const storage = { ...DEFAULTS.storage, kind: 'cluster' as const, postgres: { url: await db.freshSchema(), poolSize: 4 }, nats: { ...DEFAULTS.storage.nats, servers: NATS_SERVERS, prefix } };
-      return {
-        storage,
-        cleanup: async () => {
-          await db.drop();
-          await deleteBuckets(prefix);
-          const nc = await connect({ servers: NATS_SERVERS });
-          await (await jetstreamManager(nc)).streams.delete(`OBJ_${prefix}_publications`).catch(() => false);
-          await nc.close();
-        },
-      };
-    },
-  },
-];
+const backends = publicationBackends('opendip_notice');
 
 /**
  * Pattern B's two writes, the publication's record and its notice in the message log, are not one: a

@@ -1,21 +1,32 @@
-import type { Compression, PublicationQuery, PublicationRecord } from '../ports/publications.js';
+import type { Compression, PublicationQuery, PublicationRecord, PublicationWithdrawal } from '../ports/publications.js';
 
 /** A publication as both SQL stores keep it (columns in snake case, selected under these names). */
 export const PUBLICATION_COLUMNS = `id, channel, publication_type AS "publicationType", version, publisher_dip_id AS "publisherDipId",
   effective_from AS "effectiveFrom", effective_to AS "effectiveTo", format, compression, file_name AS "fileName", description,
-  public, size, sha256, published_at AS "publishedAt", recipients`;
+  public, size, sha256, published_at AS "publishedAt", recipients,
+  withdrawn_at AS "withdrawnAt", withdrawn_by AS "withdrawnBy", withdrawn_reason AS "withdrawnReason"`;
 
-export interface PublicationRow extends Omit<PublicationRecord, 'public' | 'compression' | 'recipients'> {
+export interface PublicationRow extends Omit<PublicationRecord, 'public' | 'compression' | 'recipients' | 'withdrawn'> {
   /** 0/1 in SQLite, a boolean in PostgreSQL. */
   public: number | boolean;
   compression: string;
   /** A JSON array of DIP IDs, or null. */
   recipients: string | null;
+  withdrawnAt: number | null;
+  withdrawnBy: string | null;
+  withdrawnReason: string | null;
 }
 
 export function publicationRecord(r: PublicationRow): PublicationRecord {
-  return { ...r, public: r.public === true || r.public === 1, compression: r.compression as Compression, recipients: r.recipients === null ? null : (JSON.parse(r.recipients) as string[]) };
+  const { withdrawnAt, withdrawnBy, withdrawnReason, ...rest } = r;
+  const withdrawn: PublicationWithdrawal | null = withdrawnAt === null ? null : { at: Number(withdrawnAt), by: withdrawnBy ?? '', reason: withdrawnReason ?? '' };
+  return { ...rest, public: r.public === true || r.public === 1, compression: r.compression as Compression, recipients: r.recipients === null ? null : (JSON.parse(r.recipients) as string[]), withdrawn };
 }
+
+/** Sets the withdrawal columns of a publication not yet withdrawn (placeholders $1…$4 or ?, in the order of withdrawalValues). */
+export const WITHDRAW = (param: (i: number) => string): string =>
+  `UPDATE publications SET withdrawn_at = ${param(1)}, withdrawn_by = ${param(2)}, withdrawn_reason = ${param(3)} WHERE id = ${param(4)} AND withdrawn_at IS NULL`;
+export const withdrawalValues = (id: string, w: PublicationWithdrawal): unknown[] => [w.at, w.by, w.reason, id];
 
 /**
  * The columns of an insert. notice_queued is false until the notice is appended (PublicationIndex.noticeQueued):
@@ -59,7 +70,8 @@ export function publicationValues(p: PublicationRecord, publicValue: (flag: bool
  * (exactly: never a part of one, never another case of it).
  */
 export function publicationFilter(q: PublicationQuery, param: (i: number) => string, publicTrue: unknown, names: (p: string) => string): { where: string; values: unknown[] } {
-  const clauses: string[] = [];
+  // A withdrawn publication is listed nowhere: its record stays only to answer its URL 410.
+  const clauses: string[] = ['withdrawn_at IS NULL'];
   const values: unknown[] = [];
   const add = (sql: (p: string) => string, value: unknown): void => {
     values.push(value);
@@ -92,11 +104,11 @@ export function publicationFilter(q: PublicationQuery, param: (i: number) => str
     values.push(q.namedFor, q.namedFor);
     clauses.push(`(recipients IS NULL OR publisher_dip_id = ${param(values.length - 1)} OR ${names(param(values.length))})`);
   }
-  return { where: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', values };
+  return { where: `WHERE ${clauses.join(' AND ')}`, values };
 }
 
 /**
- * Superseded: a newer publication of the same type on the same channel exists that everyone who may read
+ * Superseded: a newer publication (not withdrawn: a withdrawn newest version leaves the one before it the newest) of the same type on the same channel exists that everyone who may read
  * this one may read too: one for every recipient, or one for the same named recipients (stored sorted,
  * so the same set is the same text). A newer report for another supplier does not supersede a supplier's
  * own, whose newest would otherwise be purged though it is the newest that supplier can see; nor does one
@@ -104,4 +116,4 @@ export function publicationFilter(q: PublicationQuery, param: (i: number) => str
  */
 export const SUPERSEDED = `EXISTS (SELECT 1 FROM publications n WHERE n.channel = publications.channel
   AND n.publication_type = publications.publication_type AND n.published_at > publications.published_at
-  AND (n.recipients IS NULL OR n.recipients = publications.recipients))`;
+  AND (n.recipients IS NULL OR n.recipients = publications.recipients) AND n.withdrawn_at IS NULL)`;

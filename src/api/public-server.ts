@@ -3,6 +3,7 @@ import { MSG } from '../domain/response-codes.js';
 import type { RateLimitSettings } from '../security/rate-limit.js';
 import { RateLimiter } from '../security/rate-limit.js';
 import { clientDeadlines } from '../security/listener-deadlines.js';
+import { withdrawnHelp } from '../pipeline/publications.js';
 import type { ApiDeps } from './deps.js';
 import { describePublication, listQuery, sendPublication } from './publication-download.js';
 import type { RawQuery } from './query.js';
@@ -87,6 +88,8 @@ export function buildPublicServer(
     if (!record || !record.public) {
       return { status: 404 as const, help: `no public publication ${id}: a publication for its channel's participants only is downloaded over the participant listener (mutual TLS)` };
     }
+    // A public one that was withdrawn was everyone's to read: everyone is told it is gone, and why.
+    if (record.withdrawn) return { status: 410 as const, help: withdrawnHelp(record) };
     return record;
   };
 

@@ -60,6 +60,7 @@ const MEANING: Readonly<Record<number, string>> = {
   406: 'Not Acceptable',
   408: 'Request Timeout',
   409: 'Conflict',
+  410: 'Gone: the DIP operator withdrew it; the help says when and why',
   412: 'Precondition Failed: If-Match does not name the ETag, or If-Unmodified-Since is before Last-Modified; no bytes',
   413: 'Payload Too Large',
   416: 'Range Not Satisfiable (Content-Range names the size)',

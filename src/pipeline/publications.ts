@@ -9,6 +9,7 @@ import { storeFailureKind } from '../ports/errors.js';
 import type { Logger } from '../ports/logger.js';
 import type { AcceptedBatch, MessageLog, QueueRef } from '../ports/message-log.js';
 import { BlobTooLarge, type PublicationBlobs, type PublicationIndex, type PublicationMetadata, type PublicationQuery, type PublicationRecord } from '../ports/publications.js';
+import { RefusedError } from './refused.js';
 import type { Channel } from './channels.js';
 import { dipMadeBatch } from './made-batch.js';
 import type { DipMetrics } from './metrics.js';
@@ -78,13 +79,25 @@ export function namesCaller(record: PublicationRecord, caller: Participant): boo
  * answer (404 when there is no such publication on that channel, 403 when it is neither public nor for a
  * recipient or publisher of the channel), for the participant listener and the user portal alike.
  */
-export function downloadRefusal(channel: Channel, caller: Participant, id: string, record: PublicationRecord | undefined, publisherRoles: readonly string[]): { status: 403 | 404; help: string } | null {
+export function downloadRefusal(channel: Channel, caller: Participant, id: string, record: PublicationRecord | undefined, publisherRoles: readonly string[]): { status: 403 | 404 | 410; help: string } | null {
   if (!record || record.channel !== channel.interfaceId) return { status: 404, help: `no publication ${id} on ${channel.interfaceId}` };
   if (!namesCaller(record, caller)) return { status: 403, help: `publication ${id} is for the recipients its publisher named, and ${caller.dipId} is not one of them` };
-  if (record.public || mayRead(channel, caller, publisherRoles)) return null;
+  const mayReadIt = record.public || mayRead(channel, caller, publisherRoles);
+  // Said only to whoever could read it before: to anyone else a withdrawn publication is refused as before.
+  if (mayReadIt && record.withdrawn) return { status: 410, help: withdrawnHelp(record) };
+  if (mayReadIt) return null;
   const roles = [...new Set([...channel.receiverRoles, ...channel.alwaysRoles, ...publisherRoles])];
   return { status: 403, help: `${caller.dipId} holds ${caller.roles.join(', ')}; publications on ${channel.interfaceId} are for ${roles.join(', ')}` };
 }
+
+/** Why a withdrawn publication is gone, for whoever asks for it (410): when, and the operator's reason. */
+export function withdrawnHelp(record: PublicationRecord): string {
+  const w = record.withdrawn;
+  return `publication ${record.id} (${record.publicationType} version ${record.version} on ${record.channel}) was withdrawn by the DIP operator at ${w ? dipDateTime(new Date(w.at)) : '?'}: ${w?.reason ?? ''}. Its bytes are gone; ask its publisher (${record.publisherDipId}) for a new version if you need one`;
+}
+
+/** The longest reason an operator may give for a withdrawal (it is said in every 410). */
+export const WITHDRAWAL_REASON_MAX = 500;
 
 /**
  * Pattern B (spec 5.6): a publisher uploads a large payload once; the DIP keeps it (sealed, durable),
@@ -290,6 +303,27 @@ export class Publications {
     return this.index.get(id);
   }
 
+  /**
+   * An operator withdraws a publication (one sent to the wrong channel, or with data it should not have
+   * held): the record is marked first, so that from then on nothing lists it and every download is a 410
+   * saying why, then its bytes are removed. A crash between the two leaves bytes the sweep for bytes with
+   * no record removes (sweepOrphans counts a withdrawn record as none). Its version is not reused: a
+   * notice with its URI went out. Refused (RefusedError) when there is no such publication, or it is
+   * withdrawn already. Returns the record as it was and as it now is, for the journal.
+   */
+  async withdraw(id: string, by: string, reason: string): Promise<{ before: PublicationRecord; after: PublicationRecord }> {
+    const text = reason.trim();
+    if (text.length === 0 || text.length > WITHDRAWAL_REASON_MAX) throw new RefusedError(400, `reason must be 1 to ${WITHDRAWAL_REASON_MAX} characters: it is said to everyone who asks for the publication`);
+    const before = await this.index.get(id);
+    if (!before) throw new RefusedError(404, `no publication ${id}`);
+    if (before.withdrawn) throw new RefusedError(409, `publication ${id} was withdrawn already, at ${dipDateTime(new Date(before.withdrawn.at))} by ${before.withdrawn.by}`);
+    const after = await this.index.withdraw(id, { at: this.clock.now(), by, reason: text });
+    if (!after) throw new RefusedError(409, `publication ${id} was withdrawn meanwhile`);
+    await this.blobs.remove(id, before.size);
+    this.logger.warn({ publication: id, channel: before.channel, by, reason: text }, 'publication withdrawn');
+    return { before, after };
+  }
+
   read(record: PublicationRecord, range?: { start: number; end: number }): AsyncIterable<Buffer> {
     return this.blobs.read(record.id, record.size, range);
   }
@@ -321,7 +355,10 @@ export class Publications {
     const cutoff = this.clock.now() - this.settings.orphanGraceMs;
     let removed = 0;
     for await (const blob of this.blobs.list()) {
-      if (blob.writtenAt > cutoff || (await this.index.get(blob.id))) continue;
+      // A withdrawn publication's record stays (to answer 410), but its bytes have no business staying.
+      if (blob.writtenAt > cutoff) continue;
+      const record = await this.index.get(blob.id);
+      if (record && !record.withdrawn) continue;
       await this.blobs.discard(blob.id);
       this.logger.warn({ publication: blob.id, writtenAt: new Date(blob.writtenAt).toISOString() }, 'publication bytes with no committed record removed');
       removed += 1;
@@ -420,7 +457,7 @@ function versionExists(existing: PublicationRecord): PublishOutcome {
     // The publication type and version are the publisher's unique reference for it: sent again, it is a
     // duplicate as a message's reused S1.senderUniqueReference is (a retry after a lost answer learns it is stored).
     message: MSG.duplicateReference,
-    help: `version ${existing.version} of ${existing.publicationType} on ${existing.channel} was published already (publication ${existing.id}, by ${existing.publisherDipId}): publications are never overwritten; publish a new version`,
+    help: `version ${existing.version} of ${existing.publicationType} on ${existing.channel} was published already (publication ${existing.id}, by ${existing.publisherDipId}${existing.withdrawn ? ', since withdrawn by the DIP operator' : ''}): publications are never overwritten; publish a new version`,
   };
 }
 

@@ -32,6 +32,14 @@ export interface PublicationMetadata {
   recipients: string[] | null;
 }
 
+/** An operator's withdrawal of a publication (README "Large publications"): its bytes are gone, its record stays to say so. */
+export interface PublicationWithdrawal {
+  at: number;
+  /** The journal's actor: `operator:<name>`. */
+  by: string;
+  reason: string;
+}
+
 export interface PublicationRecord extends PublicationMetadata {
   id: string;
   publisherDipId: string;
@@ -40,6 +48,8 @@ export interface PublicationRecord extends PublicationMetadata {
   /** Hex SHA-256 of the bytes as stored. */
   sha256: string;
   publishedAt: number;
+  /** Set once an operator withdrew it: listed nowhere, downloaded by nobody (410), its version not reused. */
+  withdrawn?: PublicationWithdrawal | null;
 }
 
 export interface PublicationQuery {
@@ -69,7 +79,7 @@ export interface PublicationIndex {
    */
   insert(record: PublicationRecord): Promise<InsertOutcome>;
   get(id: string): Promise<PublicationRecord | undefined>;
-  /** Newest first. */
+  /** Newest first; never a withdrawn one. */
   find(query: PublicationQuery): Promise<PublicationRecord[]>;
   /**
    * Publications older than `before` in `channel` that a newer version of the same type supersedes: what
@@ -80,11 +90,16 @@ export interface PublicationIndex {
   channels(): Promise<string[]>;
   remove(id: string): Promise<void>;
   /**
+   * Marks a publication withdrawn, durably, unless it is withdrawn already: the record as it now is, or
+   * undefined when there is no such publication or it was withdrawn before (the first withdrawal stands).
+   */
+  withdraw(id: string, withdrawal: PublicationWithdrawal): Promise<PublicationRecord | undefined>;
+  /**
    * Records, durably, that the publication's notice is in the message log. insert() leaves it unrecorded:
    * the record and the notice are two writes, and a crash between them must not lose the notice.
    */
   noticeQueued(id: string): Promise<void>;
-  /** Publications published before `before` whose notice is not recorded as queued, oldest first. */
+  /** Publications published before `before` whose notice is not recorded as queued (and not withdrawn), oldest first. */
   awaitingNotice(before: number, limit: number): Promise<PublicationRecord[]>;
 }
 

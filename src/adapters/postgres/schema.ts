@@ -199,6 +199,11 @@ ALTER TABLE queues ADD COLUMN IF NOT EXISTS pulled_seq bigint NOT NULL DEFAULT 0
 -- partial index holds only the few rows awaiting their notice.
 ALTER TABLE publications ADD COLUMN IF NOT EXISTS notice_queued boolean NOT NULL DEFAULT true;
 CREATE INDEX IF NOT EXISTS publications_awaiting_notice ON publications (published_at) WHERE NOT notice_queued;
+-- Withdrawal by an operator (2026-12-05): the bytes are removed, the record stays to answer 410. NULL in
+-- every older row; no rows rewritten.
+ALTER TABLE publications ADD COLUMN IF NOT EXISTS withdrawn_at bigint;
+ALTER TABLE publications ADD COLUMN IF NOT EXISTS withdrawn_by text;
+ALTER TABLE publications ADD COLUMN IF NOT EXISTS withdrawn_reason text;
 -- Who publishes a type on a channel: its first publisher; nobody else may add versions to it.
 CREATE TABLE IF NOT EXISTS publication_types (
   channel text NOT NULL,

@@ -1,5 +1,5 @@
-import type { InsertOutcome, PublicationIndex, PublicationQuery, PublicationRecord } from '../../ports/publications.js';
-import { PUBLICATION_COLUMNS, PUBLICATION_INSERT_COLUMNS, publicationFilter, publicationRecord, publicationValues, SUPERSEDED, type PublicationRow } from '../publication-row.js';
+import type { InsertOutcome, PublicationIndex, PublicationQuery, PublicationRecord, PublicationWithdrawal } from '../../ports/publications.js';
+import { PUBLICATION_COLUMNS, PUBLICATION_INSERT_COLUMNS, publicationFilter, publicationRecord, publicationValues, SUPERSEDED, WITHDRAW, withdrawalValues, type PublicationRow } from '../publication-row.js';
 import type { SqliteDatabase } from './database.js';
 
 export class SqlitePublications implements PublicationIndex {
@@ -49,13 +49,18 @@ export class SqlitePublications implements PublicationIndex {
     await this.d.write(() => this.d.db.prepare('DELETE FROM publications WHERE id = ?').run(id));
   }
 
+  async withdraw(id: string, w: PublicationWithdrawal): Promise<PublicationRecord | undefined> {
+    const changed = await this.d.write(() => this.d.db.prepare(WITHDRAW(() => '?')).run(...withdrawalValues(id, w)).changes);
+    return changed === 1 ? this.get(id) : undefined;
+  }
+
   async noticeQueued(id: string): Promise<void> {
     await this.d.write(() => this.d.db.prepare('UPDATE publications SET notice_queued = 1 WHERE id = ?').run(id));
   }
 
   async awaitingNotice(before: number, limit: number): Promise<PublicationRecord[]> {
     const rows = this.d.db
-      .prepare<[number, number], PublicationRow>(`SELECT ${PUBLICATION_COLUMNS} FROM publications WHERE notice_queued = 0 AND published_at < ? ORDER BY published_at LIMIT ?`)
+      .prepare<[number, number], PublicationRow>(`SELECT ${PUBLICATION_COLUMNS} FROM publications WHERE notice_queued = 0 AND withdrawn_at IS NULL AND published_at < ? ORDER BY published_at LIMIT ?`)
       .all(before, limit);
     return rows.map(publicationRecord);
   }

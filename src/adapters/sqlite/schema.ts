@@ -155,6 +155,9 @@ CREATE TABLE IF NOT EXISTS publications (
   published_at INTEGER NOT NULL,
   recipients TEXT, -- JSON array of the DIP IDs the publisher named; NULL: every recipient of the channel
   notice_queued INTEGER NOT NULL DEFAULT 1, -- 0 from the insert until the notice is in the message log
+  withdrawn_at INTEGER, -- set when an operator withdrew it (bytes removed; the record answers 410)
+  withdrawn_by TEXT,
+  withdrawn_reason TEXT,
   UNIQUE (channel, publication_type, version)
 );
 CREATE INDEX IF NOT EXISTS publications_listing ON publications (channel, publication_type, published_at);
@@ -246,5 +249,10 @@ export function migrate(db: Database.Database): void {
   // publication taken back (and their notice, with no sender reference, could not be told from a second).
   // The index holds only the few rows awaiting their notice; here, after the column, as attempt_id's.
   if (!db.prepare<[], { name: string }>('PRAGMA table_info(publications)').all().some((c) => c.name === 'notice_queued')) db.exec('ALTER TABLE publications ADD COLUMN notice_queued INTEGER NOT NULL DEFAULT 1');
+  // Withdrawal by an operator (2026-12-05): NULL in every older row, which none was.
+  const publicationColumns = db.prepare<[], { name: string }>('PRAGMA table_info(publications)').all();
+  for (const [name, type] of [['withdrawn_at', 'INTEGER'], ['withdrawn_by', 'TEXT'], ['withdrawn_reason', 'TEXT']] as const) {
+    if (!publicationColumns.some((c) => c.name === name)) db.exec(`ALTER TABLE publications ADD COLUMN ${name} ${type}`);
+  }
   db.exec('CREATE INDEX IF NOT EXISTS publications_awaiting_notice ON publications (published_at) WHERE notice_queued = 0');
 }

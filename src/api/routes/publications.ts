@@ -204,10 +204,10 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     operationId: 'getPublication',
     tags,
     summary: "One publication's metadata (OpenDIP)",
-    description: '404: no such publication on this channel; 403: the caller may not read it.',
+    description: '404: no such publication on this channel; 403: the caller may not read it; 410: the DIP operator withdrew it (the help says when and why).',
     params: publicationParams,
     headers: signatureHeaders,
-    response: answers(GUARDED, { 200: { ...PUBLICATION_SCHEMA, description: 'The publication' } }),
+    response: answers([...GUARDED, 410], { 200: { ...PUBLICATION_SCHEMA, description: 'The publication' } }),
   };
   app.get<{ Params: { id: string; publicationId: string } }>('/dip-channel/:id/publications/:publicationId', { config: { access: 'participant' }, schema: oneSchema }, async (req, reply) => {
     const found = await readable(deps, req, reply);
@@ -224,10 +224,10 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
         tags,
         summary: "Download a publication's content (OpenDIP)",
         description:
-          'Whole, or one byte range (Range; If-Range on the ETag, which is the SHA-256 as stored, or on the Last-Modified date, when it was published): 206 with Content-Range; a range outside the file is 416. Conditional requests (RFC 9110 13.2.2): If-Match not naming the ETag (strong comparison), or, without it, If-Unmodified-Since before Last-Modified, is 412 with no bytes; If-None-Match naming the ETag, or, without it, If-Modified-Since not before Last-Modified, is 304 with no bytes. With decompress=true, or where=field:v1,v2 and columns= (csv and jsonl), the plain and filtered content, gzip-compressed when the client accepts it; 422 when the bytes are not in the compression the publisher declared (download them as stored).',
+          '410: the DIP operator withdrew it (the help says when and why). Whole, or one byte range (Range; If-Range on the ETag, which is the SHA-256 as stored, or on the Last-Modified date, when it was published): 206 with Content-Range; a range outside the file is 416. Conditional requests (RFC 9110 13.2.2): If-Match not naming the ETag (strong comparison), or, without it, If-Unmodified-Since before Last-Modified, is 412 with no bytes; If-None-Match naming the ETag, or, without it, If-Modified-Since not before Last-Modified, is 304 with no bytes. With decompress=true, or where=field:v1,v2 and columns= (csv and jsonl), the plain and filtered content, gzip-compressed when the client accepts it; 422 when the bytes are not in the compression the publisher declared (download them as stored).',
         params: publicationParams,
         headers: signatureHeaders,
-        response: answers([...GUARDED, 412, 416, 422], {
+        response: answers([...GUARDED, 410, 412, 416, 422], {
           200: binaryBody(200, 'The content, as stored or (decompress, where, columns) plain and filtered; Content-Type by format'),
           206: binaryBody(206, 'The byte range Content-Range names'),
           304: noBody(304),

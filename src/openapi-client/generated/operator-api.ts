@@ -4525,6 +4525,146 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/publications/{publicationId}/withdraw": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Withdraw a publication (Pattern B): its bytes are removed, every download answers 410 with the reason
+         * @description For a publication sent to the wrong channel, or holding what it should not. Listed nowhere from then on; a download or metadata request by whoever could read it is answered 410 naming when and why (an anonymous or unentitled caller gets the answer it got before). Its version is not reused (publish a new one). Recipients are not sent a notice. 404: no such publication; 409: withdrawn already.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description The publication ID */
+                    publicationId: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description Why: said in every later 410 */
+                        reason: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description The publication as it now is: withdrawn */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            channel: string;
+                            /** @enum {string} */
+                            compression: "none" | "gzip" | "zlib" | "zlib-base64";
+                            description: string | null;
+                            downloadURI: string;
+                            effectiveFrom: string | null;
+                            effectiveTo: string | null;
+                            fileName: string;
+                            format: string;
+                            public: boolean;
+                            publicationID: string;
+                            publicationType: string;
+                            publishedAt: string;
+                            publisherDIPID: string;
+                            /** @description The recipients the publisher named; null: everyone who receives on the channel */
+                            recipients: string[] | null;
+                            /** @description Hex SHA-256 of the bytes as stored (also the ETag) */
+                            sha256: string;
+                            /** @description Bytes as stored */
+                            size: number;
+                            version: string;
+                            withdrawn: {
+                                at: string;
+                                /** @description operator:<name> */
+                                by: string;
+                                reason: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Bad Request: the body, query or path the schema refuses (the field and why), or a value the operation cannot use */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No valid operator token (Authorization: Bearer <token>) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The operator's role does not allow this call */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No such resource */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Conflict: the resource is not in a state that allows this (or a newer version exists) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Internal error (the details are in the DIP log) */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/queues": {
         parameters: {
             query?: never;

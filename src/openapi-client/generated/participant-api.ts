@@ -220,7 +220,7 @@ export interface paths {
         };
         /**
          * One publication's metadata (OpenDIP)
-         * @description 404: no such publication on this channel; 403: the caller may not read it.
+         * @description 404: no such publication on this channel; 403: the caller may not read it; 410: the DIP operator withdrew it (the help says when and why).
          */
         get: operations["getPublication"];
         put?: never;
@@ -240,7 +240,7 @@ export interface paths {
         };
         /**
          * Download a publication's content (OpenDIP)
-         * @description Whole, or one byte range (Range; If-Range on the ETag, which is the SHA-256 as stored, or on the Last-Modified date, when it was published): 206 with Content-Range; a range outside the file is 416. Conditional requests (RFC 9110 13.2.2): If-Match not naming the ETag (strong comparison), or, without it, If-Unmodified-Since before Last-Modified, is 412 with no bytes; If-None-Match naming the ETag, or, without it, If-Modified-Since not before Last-Modified, is 304 with no bytes. With decompress=true, or where=field:v1,v2 and columns= (csv and jsonl), the plain and filtered content, gzip-compressed when the client accepts it; 422 when the bytes are not in the compression the publisher declared (download them as stored).
+         * @description 410: the DIP operator withdrew it (the help says when and why). Whole, or one byte range (Range; If-Range on the ETag, which is the SHA-256 as stored, or on the Last-Modified date, when it was published): 206 with Content-Range; a range outside the file is 416. Conditional requests (RFC 9110 13.2.2): If-Match not naming the ETag (strong comparison), or, without it, If-Unmodified-Since before Last-Modified, is 412 with no bytes; If-None-Match naming the ETag, or, without it, If-Modified-Since not before Last-Modified, is 304 with no bytes. With decompress=true, or where=field:v1,v2 and columns= (csv and jsonl), the plain and filtered content, gzip-compressed when the client accepts it; 422 when the bytes are not in the compression the publisher declared (download them as stored).
          */
         get: operations["downloadPublication"];
         put?: never;
@@ -8386,6 +8386,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Gone: the DIP operator withdrew it; the help says when and why */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Payload Too Large */
             413: {
                 headers: {
@@ -8519,6 +8528,15 @@ export interface operations {
             };
             /** @description Request Timeout */
             408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Gone: the DIP operator withdrew it; the help says when and why */
+            410: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,0 +1,120 @@
+import { createHash } from 'node:crypto';
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../src/config.js';
+import { adminApi } from './helpers/admin.js';
+import { startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { publicationBackends } from './helpers/publication-backends.js';
+
+/**
+ * Withdrawal of a publication (README "Large publications (Pattern B)"). The spec (5.6) says nothing of
+ * taking one back; a publication sent to the wrong channel, or holding what it should not, could not be
+ * taken back at all. The operator withdraws it with a reason: its bytes go, it is listed nowhere, and
+ * whoever could read it is answered 410 with the reason; the act is journalled.
+ */
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('base64');
+const CSV = Buffer.from('MPAN,Volume\n1000000000001,1.5\n');
+
+const backends = publicationBackends('opendip_withdraw');
+
+describe.each(backends)('an operator withdraws a publication ($name)', ({ storage: openStorage }) => {
+  let cleanup: () => Promise<void> = async () => {};
+  let t: TestDip;
+  let vas: TestParticipant;
+  let sup: TestParticipant;
+  let anonymous: Agent;
+  let admin: ReturnType<typeof adminApi>;
+
+  beforeAll(async () => {
+    const opened = await openStorage();
+    cleanup = opened.cleanup;
+    t = await startTestDip({ ...(opened.storage ? { storage: opened.storage } : {}), publications: { ...DEFAULTS.publications, anonymous: { ...DEFAULTS.publications.anonymous, enabled: true, host: '127.0.0.1', port: 0 } } });
+    vas = await t.participant('VAS0000001', ['VAS']);
+    sup = await t.participant('SUP0000001', ['SUP']);
+    anonymous = new Agent({ connect: { ca: t.dip.pki.ca.certPem } });
+    admin = adminApi(t);
+  });
+  afterAll(async () => {
+    await anonymous?.close();
+    await t?.close();
+    await cleanup();
+  });
+  /** Whether the store still holds the publication's bytes. */
+  const holdsBytes = async (id: string): Promise<boolean> => {
+    const record = await t.dip.publications.get(id);
+    try {
+      for await (const piece of t.dip.publications.read(record!)) if (piece.length > 0) return true;
+      return false;
+    } catch {
+      return false;
+    }
+  };
+
+  const publish = async (query: Record<string, string>): Promise<{ status: number; id: string; help: string }> => {
+    const answer = await vas.client.publish('REP-002', query, CSV, sha(CSV));
+    const body = answer.body as unknown as { publication?: { publicationID: string }; messageArray: Array<{ help: string }> };
+    return { status: answer.status, id: body.publication?.publicationID ?? '', help: body.messageArray[0]?.help ?? '' };
+  };
+  const help = async (body: AsyncIterable<Buffer> & { json?: () => Promise<unknown> }): Promise<string> => {
+    const parts: Buffer[] = [];
+    for await (const p of body) parts.push(Buffer.from(p));
+    return (JSON.parse(Buffer.concat(parts).toString('utf8')) as { messageArray: Array<{ help: string }> }).messageArray[0]!.help;
+  };
+  const anonymousGet = (path: string) => request(`https://localhost:${t.dip.publicPort}${path}`, { dispatcher: anonymous });
+  const listed = async (): Promise<string[]> => {
+    const list = await sup.client.call<{ publications: Array<{ publicationID: string }> }>('GET', '/dip-channel/REP-002/publications', '');
+    return list.body.publications.map((p) => p.publicationID);
+  };
+
+  it('removes its bytes, lists it nowhere, answers 410 with the reason to whoever could read it, journals it, and keeps its version from reuse', async () => {
+    const wrong = await publish({ type: 'Volumes', version: '1', format: 'csv', public: 'true' });
+    expect(wrong.status).toBe(201);
+    const content = `/dip-channel/REP-002/publications/${wrong.id}/content`;
+    expect((await sup.client.download(content)).status).toBe(200);
+    expect(await listed()).toContain(wrong.id);
+    expect(await holdsBytes(wrong.id)).toBe(true);
+
+    // Refused: no reason, an unknown ID.
+    expect((await admin('POST', `/admin/publications/${wrong.id}/withdraw`, {})).status).toBe(400);
+    expect((await admin('POST', '/admin/publications/no-such-publication/withdraw', { reason: 'x' })).status).toBe(404);
+
+    const reason = 'published to REP-002 by mistake; it belongs on REP-003';
+    const withdrawn = await admin('POST', `/admin/publications/${wrong.id}/withdraw`, { reason });
+    expect([withdrawn.status, withdrawn.body.publicationID, withdrawn.body.withdrawn]).toEqual([200, wrong.id, { at: expect.any(String), by: 'bootstrap', reason }]);
+    expect((await admin('POST', `/admin/publications/${wrong.id}/withdraw`, { reason })).status).toBe(409);
+
+    // Its bytes are gone, and nothing lists it.
+    expect(await holdsBytes(wrong.id)).toBe(false);
+    expect(await listed()).not.toContain(wrong.id);
+    const anonymousList = await anonymousGet('/publications?channel=REP-002');
+    expect(((await anonymousList.body.json()) as { publications: Array<{ publicationID: string }> }).publications.map((p) => p.publicationID)).not.toContain(wrong.id);
+
+    // Whoever could read it is told it is gone, and why: the participant (download, metadata), anyone (it was public).
+    for (const answer of [await sup.client.download(content), await sup.client.download(`/dip-channel/REP-002/publications/${wrong.id}`)]) {
+      expect([answer.status, await help(answer.body)]).toEqual([410, expect.stringContaining(reason)]);
+    }
+    const anon = await anonymousGet(`/publications/${wrong.id}/content`);
+    expect([anon.statusCode, await help(anon.body)]).toEqual([410, expect.stringContaining(reason)]);
+
+    // Journalled, with who, before and after.
+    const journal = await admin('GET', `/admin/journal?action=publication.withdraw&target=${wrong.id}`);
+    expect(journal.body).toEqual([expect.objectContaining({ actor: 'bootstrap', action: 'publication.withdraw', target: wrong.id, after: expect.objectContaining({ withdrawn: expect.objectContaining({ reason }) }) })]);
+
+    // The version is not reused (its notice and URI went out); a new version is published as usual.
+    const again = await publish({ type: 'Volumes', version: '1', format: 'csv', public: 'true' });
+    expect([again.status, again.help]).toEqual([409, expect.stringContaining('withdrawn')]);
+    const next = await publish({ type: 'Volumes', version: '2', format: 'csv', public: 'true' });
+    expect(next.status).toBe(201);
+    expect(await listed()).toContain(next.id);
+  });
+
+  it('tells a restricted publication withdrawn only to those who could read it: anonymously it is unknown', async () => {
+    const restricted = await publish({ type: 'Private', version: '1', format: 'csv' });
+    expect(restricted.status).toBe(201);
+    expect((await admin('POST', `/admin/publications/${restricted.id}/withdraw`, { reason: 'held personal data' })).status).toBe(200);
+    const anon = await anonymousGet(`/publications/${restricted.id}/content`);
+    expect([anon.statusCode, await help(anon.body)]).toEqual([404, expect.stringContaining(`no public publication ${restricted.id}`)]);
+    const bySup = await sup.client.download(`/dip-channel/REP-002/publications/${restricted.id}/content`);
+    expect([bySup.status, await help(bySup.body)]).toEqual([410, expect.stringContaining('held personal data')]);
+  });
+});
