@@ -152,5 +152,18 @@ describe.each([
     expect(Buffer.concat(parts).equals(data)).toBe(true);
     expect(await publications.sweepOrphans()).toBe(0);
   });
+  it("removes the bytes of a withdrawn publication that a crash left behind (the record marked, the bytes not yet removed)", async () => {
+    const data = randomBytes(2048);
+    const p = publication();
+    const stored = await s.blobs.put(p.id, once(data), { maxBytes: data.length });
+    expect(await backend.publications.insert({ ...p, size: stored.size, sha256: stored.sha256 })).toEqual({ ok: true });
+    // The withdrawal's first write only, as a crash before its second leaves it.
+    expect((await backend.publications.withdraw(p.id, { at: clock.now(), by: 'operator:alice', reason: 'wrong channel' }))?.withdrawn).toEqual({ at: clock.now(), by: 'operator:alice', reason: 'wrong channel' });
+    await clock.advance(GRACE_MS + 60_000);
+    expect(await publications.sweepOrphans()).toBe(1);
+    expect((await s.stored(p.id)).length).toBe(0);
+    // The record stays, to answer 410.
+    expect((await publications.get(p.id))?.withdrawn?.reason).toBe('wrong channel');
+  });
 });
 
