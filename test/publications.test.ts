@@ -165,6 +165,14 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     expect(other.status).toBe(409);
     expect(other.body.messageArray[0]!.help).toContain('published by VAS0000001');
     expect(other.body.messageArray[0]!.message).toBe(MSG.processingFailed);
+    // The type in another case is the same type (as channel IDs and event codes are read): its version 1
+    // exists, and it is VAS0000001's; a listing by it in any case finds DUoS.
+    const lower = await publish(vas, { type: 'duos', version: '1', format: 'csv' }, 'other bytes');
+    expect([lower.status, lower.body.messageArray[0]!.help]).toEqual([409, expect.stringMatching(/^version 1 of DUoS on REP-002 was published already/)]);
+    const upper = await publish(vas2, { type: 'DUOS', version: '3', format: 'csv' }, 'x');
+    expect([upper.status, upper.body.messageArray[0]!.help]).toEqual([409, expect.stringContaining('published by VAS0000001')]);
+    const anyCase = await sup.client.call<{ publications: Array<{ publicationType: string }> }>('GET', '/dip-channel/REP-002/publications?type=DUOS', '');
+    expect(anyCase.body.publications.length > 0 && anyCase.body.publications.every((x) => x.publicationType === 'DUoS')).toBe(true);
     // An unknown publication ID is not an unknown interface ID (MSG1002): the generic code, the help naming it.
     const unknown = await sup.client.call('GET', '/dip-channel/REP-002/publications/nope', '');
     expect(unknown.status).toBe(404);

@@ -19,8 +19,15 @@ export interface PublicationRow extends Omit<PublicationRecord, 'public' | 'comp
 
 export function publicationRecord(r: PublicationRow): PublicationRecord {
   const { withdrawnAt, withdrawnBy, withdrawnReason, ...rest } = r;
+  // Only a withdrawn record carries the field: a live one reads as it was written.
   const withdrawn: PublicationWithdrawal | null = withdrawnAt === null ? null : { at: Number(withdrawnAt), by: withdrawnBy ?? '', reason: withdrawnReason ?? '' };
-  return { ...rest, public: r.public === true || r.public === 1, compression: r.compression as Compression, recipients: r.recipients === null ? null : (JSON.parse(r.recipients) as string[]), withdrawn };
+  return {
+    ...rest,
+    public: r.public === true || r.public === 1,
+    compression: r.compression as Compression,
+    recipients: r.recipients === null ? null : (JSON.parse(r.recipients) as string[]),
+    ...(withdrawn ? { withdrawn } : {}),
+  };
 }
 
 /** Sets the withdrawal columns of a publication not yet withdrawn (placeholders $1…$4 or ?, in the order of withdrawalValues). */
@@ -78,7 +85,8 @@ export function publicationFilter(q: PublicationQuery, param: (i: number) => str
     clauses.push(sql(param(values.length)));
   };
   if (q.channel !== undefined) add((p) => `channel = ${p}`, q.channel);
-  if (q.publicationType !== undefined) add((p) => `publication_type = ${p}`, q.publicationType);
+  // A type in any case (as channel IDs and event codes are read): DUoS, duos and DUOS are one type.
+  if (q.publicationType !== undefined) add((p) => `lower(publication_type) = lower(${p})`, q.publicationType);
   if (q.version !== undefined) add((p) => `version = ${p}`, q.version);
   if (q.from !== undefined) add((p) => `published_at >= ${p}`, q.from);
   if (q.to !== undefined) add((p) => `published_at <= ${p}`, q.to);

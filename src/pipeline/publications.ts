@@ -190,12 +190,14 @@ export class Publications {
         help: `the payload received (${stored.size} bytes, SHA-256 ${Buffer.from(stored.sha256, 'hex').toString('base64')}) does not match X-DIP-Content-Hash ${Buffer.from(signedSha256Hex, 'hex').toString('base64')}: it was changed or cut short on the way; nothing was kept`,
       };
     }
-    const record: PublicationRecord = { ...meta, id, publisherDipId: caller.dipId, size: stored.size, sha256: stored.sha256, publishedAt: this.clock.now() };
-    const inserted = await this.index.insert(record);
+    const given: PublicationRecord = { ...meta, id, publisherDipId: caller.dipId, size: stored.size, sha256: stored.sha256, publishedAt: this.clock.now() };
+    const inserted = await this.index.insert(given);
     if (!inserted.ok) {
       await this.blobs.remove(id, stored.size);
       return inserted.reason === 'version-exists' ? versionExists(inserted.existing) : ownedByOther(channel.interfaceId, meta.publicationType, inserted.owner);
     }
+    // Stored under the type's first spelling when given in another case: the notice and the answer say it so.
+    const record = inserted.publicationType === undefined ? given : { ...given, publicationType: inserted.publicationType };
     // The record says its notice is not queued yet until markQueued: a crash from here on leaves it for
     // queueMissedNotices at the next start, which queues the notice unless the log holds it already.
     const recipients = this.recipients(channel, caller, meta.recipients);

@@ -69,13 +69,19 @@ export interface PublicationQuery {
   limit: number;
 }
 
-export type InsertOutcome = { ok: true } | { ok: false; reason: 'version-exists'; existing: PublicationRecord } | { ok: false; reason: 'owned-by-other'; owner: string };
+/**
+ * `publicationType` on success: the spelling the type was first published under on the channel, when the
+ * record's differs only in case (a type is read in any case, and kept as first written): the record is
+ * stored under it.
+ */
+export type InsertOutcome = { ok: true; publicationType?: string } | { ok: false; reason: 'version-exists'; existing: PublicationRecord } | { ok: false; reason: 'owned-by-other'; owner: string };
 
 /** Publication metadata, in the backend's database (SQLite or PostgreSQL). */
 export interface PublicationIndex {
   /**
    * Records a publication, durably, unless (channel, type, version) exists already, or another publisher
-   * published that type on that channel first: a publication is never overwritten, only versioned.
+   * published that type on that channel first: a publication is never overwritten, only versioned. The
+   * type is compared in any case and kept as first published.
    */
   insert(record: PublicationRecord): Promise<InsertOutcome>;
   get(id: string): Promise<PublicationRecord | undefined>;

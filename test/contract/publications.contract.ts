@@ -118,6 +118,32 @@ export function publicationIndexContract(name: string, open: BackendFactory): vo
       expect((await ctx.backend.publications.find({ publicationType: type, limit: 10 })).map((p) => p.version).sort()).toEqual(['1.0', '2.0']);
     });
 
+    it('reads a publication type in any case: another spelling joins the type under its first spelling, and finds it', async () => {
+      const type = `Duos${randomBytes(3).toString('hex')}`;
+      const first = publication({ publicationType: type, version: '1' });
+      expect(await ctx.backend.publications.insert(first)).toEqual({ ok: true });
+      // The same publisher, another spelling: the type as first published (one type, one owner, one line of versions).
+      const lower = publication({ publicationType: type.toLowerCase(), version: '2' });
+      expect(await ctx.backend.publications.insert(lower)).toEqual({ ok: true, publicationType: type });
+      expect((await ctx.backend.publications.get(lower.id))?.publicationType).toBe(type);
+      expect(await ctx.backend.publications.insert(publication({ publicationType: type.toUpperCase(), version: '1' }))).toMatchObject({ ok: false, reason: 'version-exists', existing: { id: first.id } });
+      expect(await ctx.backend.publications.insert(publication({ publicationType: type.toUpperCase(), version: '3', publisherDipId: 'ISD0000002' }))).toEqual({ ok: false, reason: 'owned-by-other', owner: 'ISD0000001' });
+      expect((await ctx.backend.publications.find({ publicationType: type.toUpperCase(), limit: 10 })).map((p) => p.version).sort()).toEqual(['1', '2']);
+    });
+
+    it('withdraws a publication once: listed nowhere after, its record kept saying who, when and why', async () => {
+      const type = `W${randomBytes(3).toString('hex')}`;
+      const p = publication({ publicationType: type });
+      await ctx.backend.publications.insert(p);
+      const w = { at: 1_800_000_000_000, by: 'operator:alice', reason: 'wrong channel' };
+      expect((await ctx.backend.publications.withdraw(p.id, w))?.withdrawn).toEqual(w);
+      expect(await ctx.backend.publications.withdraw(p.id, { ...w, reason: 'again' })).toBeUndefined();
+      expect(await ctx.backend.publications.withdraw('no-such-publication', w)).toBeUndefined();
+      expect((await ctx.backend.publications.get(p.id))?.withdrawn).toEqual(w);
+      expect(await ctx.backend.publications.find({ publicationType: type, limit: 10 })).toEqual([]);
+      expect((await ctx.backend.publications.awaitingNotice(Number.MAX_SAFE_INTEGER, 1000)).map((r) => r.id)).not.toContain(p.id);
+    });
+
     it('offers only superseded versions older than the cut-off to retention, and removes them', async () => {
       const channel = `C${randomBytes(3).toString('hex')}`;
       const old1 = publication({ channel, publicationType: 'A', publishedAt: 1000 });

@@ -5,8 +5,11 @@ import type { PgDatabase } from './database.js';
 export class PgPublications implements PublicationIndex {
   constructor(private readonly d: PgDatabase) {}
 
-  insert(p: PublicationRecord): Promise<InsertOutcome> {
+  insert(record: PublicationRecord): Promise<InsertOutcome> {
     return this.d.tx(async (c): Promise<InsertOutcome> => {
+      // The type as first published on the channel, whatever the case it is given in now.
+      const spelt = (await c.query<{ type: string }>('SELECT publication_type AS type FROM publication_types WHERE channel = $1 AND lower(publication_type) = lower($2) LIMIT 1', [record.channel, record.publicationType])).rows[0]?.type;
+      const p = spelt === undefined ? record : { ...record, publicationType: spelt };
       await c.query('INSERT INTO publication_types (channel, publication_type, publisher_dip_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [p.channel, p.publicationType, p.publisherDipId]);
       // FOR SHARE: the type's owner cannot change under this insert (it never does, but the row is read in the same step).
       const owner = await c.query<{ publisher: string }>('SELECT publisher_dip_id AS publisher FROM publication_types WHERE channel = $1 AND publication_type = $2 FOR SHARE', [p.channel, p.publicationType]);
@@ -17,7 +20,7 @@ export class PgPublications implements PublicationIndex {
          ON CONFLICT (channel, publication_type, version) DO NOTHING`,
         publicationValues(p, (f) => f),
       );
-      if (inserted.rowCount === 1) return { ok: true };
+      if (inserted.rowCount === 1) return p.publicationType === record.publicationType ? { ok: true } : { ok: true, publicationType: p.publicationType };
       const existing = await c.query<PublicationRow>(`SELECT ${PUBLICATION_COLUMNS} FROM publications WHERE channel = $1 AND publication_type = $2 AND version = $3`, [p.channel, p.publicationType, p.version]);
       return { ok: false, reason: 'version-exists', existing: publicationRecord(existing.rows[0]!) };
     });

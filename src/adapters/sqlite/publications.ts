@@ -5,9 +5,12 @@ import type { SqliteDatabase } from './database.js';
 export class SqlitePublications implements PublicationIndex {
   constructor(private readonly d: SqliteDatabase) {}
 
-  insert(p: PublicationRecord): Promise<InsertOutcome> {
+  insert(record: PublicationRecord): Promise<InsertOutcome> {
     const db = this.d.db;
     return this.d.write((): InsertOutcome => {
+      // The type as first published on the channel, whatever the case it is given in now.
+      const spelt = db.prepare<[string, string], { type: string }>('SELECT publication_type AS type FROM publication_types WHERE channel = ? AND lower(publication_type) = lower(?)').get(record.channel, record.publicationType)?.type;
+      const p = spelt === undefined ? record : { ...record, publicationType: spelt };
       db.prepare('INSERT OR IGNORE INTO publication_types (channel, publication_type, publisher_dip_id) VALUES (?, ?, ?)').run(p.channel, p.publicationType, p.publisherDipId);
       const owner = db.prepare<[string, string], { publisher: string }>('SELECT publisher_dip_id AS publisher FROM publication_types WHERE channel = ? AND publication_type = ?').get(p.channel, p.publicationType);
       if (owner && owner.publisher !== p.publisherDipId) return { ok: false, reason: 'owned-by-other', owner: owner.publisher };
@@ -19,7 +22,7 @@ export class SqlitePublications implements PublicationIndex {
         const values = publicationValues(p, (f) => (f ? 1 : 0));
         db.prepare(`INSERT INTO publications (${PUBLICATION_INSERT_COLUMNS}) VALUES (${values.map(() => '?').join(', ')})`).run(...values);
       }
-      return { ok: true };
+      return p.publicationType === record.publicationType ? { ok: true } : { ok: true, publicationType: p.publicationType };
     });
   }
 
