@@ -103,6 +103,18 @@ describe.each(backends)('an operator withdraws a publication ($name)', ({ storag
     // The version is not reused (its notice and URI went out); a new version is published as usual.
     const again = await publish({ type: 'Volumes', version: '1', format: 'csv', public: 'true' });
     expect([again.status, again.help]).toEqual([409, expect.stringContaining('withdrawn')]);
+    // Refused before the upload is read (as for any version that exists): an upload that never ends is answered.
+    let release: () => void = () => {};
+    const never = (async function* () {
+      yield CSV;
+      await new Promise<void>((resolve) => (release = resolve));
+    })();
+    try {
+      const early = await vas.client.publish('REP-002', { type: 'Volumes', version: '1', format: 'csv', public: 'true' }, never, sha(CSV));
+      expect(early.status).toBe(409);
+    } finally {
+      release();
+    }
     const next = await publish({ type: 'Volumes', version: '2', format: 'csv', public: 'true' });
     expect(next.status).toBe(201);
     expect(await listed()).toContain(next.id);

@@ -78,7 +78,7 @@ export function publicationValues(p: PublicationRecord, publicValue: (flag: bool
  */
 export function publicationFilter(q: PublicationQuery, param: (i: number) => string, publicTrue: unknown, names: (p: string) => string): { where: string; values: unknown[] } {
   // A withdrawn publication is listed nowhere: its record stays only to answer its URL 410.
-  const clauses: string[] = ['withdrawn_at IS NULL'];
+  const clauses: string[] = q.includeWithdrawn ? [] : ['withdrawn_at IS NULL'];
   const values: unknown[] = [];
   const add = (sql: (p: string) => string, value: unknown): void => {
     values.push(value);
@@ -112,7 +112,7 @@ export function publicationFilter(q: PublicationQuery, param: (i: number) => str
     values.push(q.namedFor, q.namedFor);
     clauses.push(`(recipients IS NULL OR publisher_dip_id = ${param(values.length - 1)} OR ${names(param(values.length))})`);
   }
-  return { where: `WHERE ${clauses.join(' AND ')}`, values };
+  return { where: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', values };
 }
 
 /**

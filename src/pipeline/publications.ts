@@ -159,9 +159,10 @@ export class Publications {
     }
     const limit = this.settings.maxBytes(channel.interfaceId);
     if (announcedBytes !== undefined && announcedBytes > limit) return { ok: false, status: 413, help: `Content-Length ${announcedBytes} is larger than the limit of ${limit} bytes on ${channel.interfaceId}` };
-    const [sameVersion] = await this.index.find({ channel: channel.interfaceId, publicationType: meta.publicationType, version: meta.version, limit: 1 });
+    // Withdrawn versions too: a withdrawn version stays taken, and is refused before its upload is read.
+    const [sameVersion] = await this.index.find({ channel: channel.interfaceId, publicationType: meta.publicationType, version: meta.version, includeWithdrawn: true, limit: 1 });
     if (sameVersion) return versionExists(sameVersion);
-    const [sameType] = await this.index.find({ channel: channel.interfaceId, publicationType: meta.publicationType, limit: 1 });
+    const [sameType] = await this.index.find({ channel: channel.interfaceId, publicationType: meta.publicationType, includeWithdrawn: true, limit: 1 });
     if (sameType && sameType.publisherDipId !== caller.dipId) return ownedByOther(channel.interfaceId, meta.publicationType, sameType.publisherDipId);
     return null;
   }

@@ -62,6 +62,8 @@ export interface PublicationQuery {
   /** Only publications whose effective period covers this ISO date. */
   effectiveOn?: string;
   publicOnly?: boolean;
+  /** Withdrawn publications too (the publisher's own versions, which stay taken): never for a listing. */
+  includeWithdrawn?: boolean;
   /** Channels the caller may see (a participant's receiving and sending channels); absent: any. */
   channels?: readonly string[];
   /** Only publications for this participant: for every recipient of the channel, naming it, or published by it (namesCaller). */
