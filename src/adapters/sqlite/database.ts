@@ -7,7 +7,7 @@ import type { QueueEntry } from '../../ports/message-log.js';
 import { Checkpointer } from './checkpointer.js';
 import { GroupCommit, type Durability } from './group-commit.js';
 import { migrate, SCHEMA } from './schema.js';
-import { openWalFile } from './wal-file.js';
+import { capFileSize, openWalFile } from './wal-file.js';
 
 /** A stored payload: sealed (BLOB) when written with encryption at rest, text when written without. */
 export type Stored = string | Buffer;
@@ -317,8 +317,7 @@ export class SqliteDatabase {
 
   /** Caps the database file (SQLite max_page_count): past it, writes fail as on a full disk. Null lifts the cap. */
   setSizeLimit(bytes: number | null): void {
-    const pageSize = this.db.pragma('page_size', { simple: true }) as number;
-    this.db.pragma(`max_page_count = ${bytes === null ? 4294967294 : Math.max(1, Math.floor(bytes / pageSize))}`);
+    capFileSize(this.db, bytes);
   }
 
   async close(): Promise<void> {
