@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { createServer, type Server } from 'node:http';
-import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { lookup as dnsLookup } from 'node:dns';
+import { createServer as createNetServer, type LookupFunction, type Server as NetServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildIF021 } from '../src/sim/messages.js';
@@ -17,8 +18,8 @@ describe('webhook delivery', () => {
     t = undefined;
   });
 
-  async function market(overrides: Parameters<typeof startTestDip>[0] = {}, clock?: ShiftableClock) {
-    t = await startTestDip(overrides, undefined, clock ? { clock } : {});
+  async function market(overrides: Parameters<typeof startTestDip>[0] = {}, clock?: ShiftableClock, start: { lookup?: LookupFunction } = {}) {
+    t = await startTestDip(overrides, undefined, { ...(clock ? { clock } : {}), ...start });
     const sds = await t.participant('2000000001', ['SDS']);
     const sup = await t.participant('1000000001', ['SUP']);
     const ldso = await t.participant('3000000001', ['LDSO']);
@@ -163,6 +164,38 @@ describe('webhook delivery', () => {
     for (const a of recorded(ldso.dipId)) {
       expect(a).toMatchObject({ status: null, verdict: 'retry', error: 'TIMEOUT: no answer within 500 ms: connecting, the TLS handshake or the answer\'s headers' });
       expect(a.latencyMs).toBeLessThan(2_000);
+    }
+  });
+
+  it('names a webhook host that does not resolve and a closed port in each attempt, retries on the backoff, and sets the messages aside naming the last error', async () => {
+    const clock = new ShiftableClock();
+    // sup.example does not resolve (the lookup the DIP's connections make); the rest resolves as usual.
+    const lookup = ((host: string, options: object, callback: (err: Error | null, address: string, family: number) => void) =>
+      host === 'sup.example' ? callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' }), '', 0) : dnsLookup(host, options, callback)) as LookupFunction;
+    const { t, sds, sup, ldso } = await market({ retentionDays: 1, delivery: { retryBaseMs: 60_000, retryCapMs: 120_000 } as never }, clock, { lookup });
+    const closed = createNetServer();
+    await new Promise<void>((res) => closed.listen(0, '127.0.0.1', res));
+    const port = (closed.address() as { port: number }).port;
+    await new Promise<void>((res) => closed.close(() => res())); // nothing listens there now
+    await sup.client.setWebhook('IF-021', sup.dipId, { callbackURL: 'http://sup.example/hook' });
+    await ldso.client.setWebhook('IF-021', ldso.dipId, { callbackURL: `http://127.0.0.1:${port}/` });
+    await send(sds, [sup.dipId, ldso.dipId], 2);
+    const worker = (dipId: string) => t.dip.delivery.status().find((w) => w.queue.recipientDipId === dipId)!;
+    const backingOff = () => [sup.dipId, ldso.dipId].every((id) => recorded(id).length === 1 && worker(id).state === 'backoff');
+    await waitFor(backingOff, 10_000, 'one failed call each, then a backoff');
+    expect(recorded(sup.dipId)).toEqual([{ status: null, verdict: 'retry', error: 'ENOTFOUND: getaddrinfo ENOTFOUND sup.example', latencyMs: expect.any(Number) }]);
+    expect(recorded(ldso.dipId)).toEqual([{ status: null, verdict: 'retry', error: `ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:${port}`, latencyMs: expect.any(Number) }]);
+    // No busy loop: the next call is at least retryBaseMs away on the DIP's clock.
+    for (const id of [sup.dipId, ldso.dipId]) expect(worker(id).retryAt! - clock.now()).toBeGreaterThan(55_000);
+    clock.jump(120_000);
+    await waitFor(() => [sup.dipId, ldso.dipId].every((id) => recorded(id).length === 2 && worker(id).state === 'backoff'), 10_000, 'one more call each');
+    // A day later the messages are set aside; the dead letter says why they could not be delivered.
+    clock.jump(86_400_000);
+    const dead = () => new Database(join(t.config.dataDir, 'dip.db'), { readonly: true }).prepare('SELECT q.recipient_dip_id AS recipient, d.reason, d.detail FROM dead_letters d JOIN queues q ON q.id = d.queue_id ORDER BY q.recipient_dip_id, d.seq').all() as Array<{ recipient: string; reason: string; detail: string }>;
+    await waitFor(() => dead().length === 4, 10_000, 'the messages set aside');
+    for (const d of dead()) {
+      expect(d.reason).toBe('stale');
+      expect(d.detail).toMatch(d.recipient === sup.dipId ? /the last call failed: ENOTFOUND: getaddrinfo ENOTFOUND sup\.example/ : /the last call failed: ECONNREFUSED/);
     }
   });
 
