@@ -25,6 +25,7 @@ import { openStorage } from './assemble/storage.js';
 import type { DipConfig } from './config.js';
 import { Lifecycle } from './lifecycle.js';
 import type { ActivityRecorder } from './pipeline/activity-recorder.js';
+import type { ActivityLogStore } from './ports/activity-log.js';
 import type { Alarms } from './pipeline/alarms.js';
 import type { DeliveryControl, DeliveryProcesses } from './topology/delivery-processes.js';
 import type { IngestThreads } from './topology/ingest-threads.js';
@@ -81,6 +82,8 @@ export interface RunningDip {
   metrics: DipMetrics;
   /** The API activity log's recorder (null when turned off). */
   activity: ActivityRecorder | null;
+  /** The API activity log's store (null when turned off): for embedders, and fault tests that fill its disk. */
+  activityStore: ActivityLogStore | null;
   /** Every operation each listener serves, as registered (the fuzzer of test/fuzz covers them all). */
   operations: { participant: readonly Operation[]; operator: readonly Operation[]; anonymous: readonly Operation[] };
   /** Each listener's OpenAPI document as it serves it (what `npm run api:generate` makes the typed clients from). */
@@ -163,8 +166,9 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const health = () => backend.health();
   const activityLog = await startActivityLog(config, clock, logger, life);
   const activity = activityLog?.recorder ?? null;
+  if (activity) metrics.watchActivityLog(() => activity.status());
   const { publications, baseUrls } = await openPublications(config, backend, sealer, registry, copies, channel, clock, logger, life, metrics);
-  const alarms = await startAlarms({ config, pkiDir: pkiDirectory, backend, coordination, registry, delivery, processes, destinations, signing, clock, logger, life });
+  const alarms = await startAlarms({ config, pkiDir: pkiDirectory, backend, coordination, registry, delivery, activity, processes, destinations, signing, clock, logger, life });
   const alarmApi = alarms ? { alarms: alarms.alarms, subscriptions: alarms.subscriptions, checkUrl: (url: string) => destinations.checkUrl(url), now: () => clock.now() } : null;
   // Refused submissions are counted from the API activity log (none when it is not kept).
   const reports = new Reports(backend.traces, mpan, () => clock.now(), config.dipId, activityLog?.store ?? null);
@@ -254,6 +258,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
 
   return {
     activity,
+    activityStore: activityLog?.store ?? null,
     alarms: alarms?.alarms ?? null,
     metrics,
     url: `https://localhost:${port}`,

@@ -11,7 +11,10 @@ import { buildIF021 } from '../src/sim/messages.js';
 import { batch, message } from './contract/fixtures.js';
 import { FakeClock, ShiftableClock } from './helpers/clocks.js';
 import { adminApi } from './helpers/admin.js';
-import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { queueSettled, startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+
+/** A delivered message's sender reference (each item's is unique). */
+const ref = (m: unknown): string => (m as { payload: { CommonBlock: { S1: { senderUniqueReference: string } } } }).payload.CommonBlock.S1.senderUniqueReference;
 
 describe('storage failures are classified, reported and recovered from', () => {
   it('a failed disk sync is fatal: every write refused after it, health says so', async () => {
@@ -49,6 +52,11 @@ describe('storage failures are classified, reported and recovered from', () => {
     const big = batch(Array.from({ length: 500 }, () => message(['SUP0000001'])));
     await expect(backend.log.append(big)).rejects.toMatchObject({ kind: 'unavailable', code: 'SQLITE_FULL' });
     expect(backend.health().state).toBe('unavailable');
+    // A small write still fits in the last pages and is taken, but it proves no batch would be: the store
+    // stays unavailable (it turned ok here, so /ready answered 200 and the storage alarm was never raised
+    // while every real batch was refused, as soon as a delivery recorded its small acknowledgement).
+    expect(await backend.log.append(batch([message(['SUP0000001'])]))).toEqual({ ok: true });
+    expect(backend.health().state).toBe('unavailable');
     const before = syncs;
     await clock.advance(2_000); // a probe
     expect([backend.health().state, syncs - before]).toEqual(['unavailable', 0]);
@@ -80,8 +88,8 @@ describe('storage failures are classified, reported and recovered from', () => {
     let sup: TestParticipant;
     const clock = new ShiftableClock();
     let n = 0;
-    const items = (count: number) =>
-      Array.from({ length: count }, () => buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: `full${n++}` }));
+    const items = (count: number, to = sup.dipId) =>
+      Array.from({ length: count }, () => buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [to], uniqueSuffix: `full${n++}` }));
 
     beforeAll(async () => {
       t = await startTestDip({}, undefined, { clock });
@@ -137,6 +145,61 @@ describe('storage failures are classified, reported and recovered from', () => {
       // "Unchanged": the same signature is taken now, once.
       expect((await ack()).status).toBe(200);
       expect((await ack()).status).toBe(401);
+    });
+
+    /**
+     * A fault campaign's disk full with a recipient's messages waiting: what was answered 201 before is
+     * delivered once, what came during is refused 503 and stored nowhere, and the operator is told by the
+     * storage alarm for as long as it lasts.
+     */
+    it('refuses during the fault, raises and resolves the storage alarm, and delivers every message accepted before, once', async () => {
+      const backend = t.dip.backend as SqliteBackend;
+      const admin = adminApi(t);
+      // A recipient of its own: the tests before left messages in SUP's queue.
+      const sup = await t.participant('1000000002', ['SUP']);
+      let up = false;
+      const taken: string[] = []; // messages in calls answered 200
+      let refusedCalls = 0;
+      const r = await t.receiver((call) => {
+        if (up) taken.push(...call.messages.map(ref));
+        else refusedCalls += 1;
+        return up ? 200 : 503;
+      });
+      await sup.client.setWebhook('IF-021', sup.dipId, { callbackURL: r.url, maxMessageCount: 100 });
+      const before = items(20, sup.dipId);
+      expect((await sds.client.submit('IF-021', before)).status).toBe(201);
+      await waitFor(() => refusedCalls > 0, 10_000, 'a first (refused) call');
+
+      backend.setSizeLimit(1);
+      up = true;
+      const during = items(500, sup.dipId); // more than the free pages the tests before left hold
+      const refused = await sds.client.submit('IF-021', during);
+      expect([refused.status, refused.headers['retry-after']]).toEqual([503, '5']);
+      // The messages accepted before go on being delivered meanwhile: their acknowledgement is a small
+      // write, which still fits (the worker goes idle) or is refused (the worker pauses until space returns).
+      const queue = { recipientDipId: sup.dipId, channel: 'IF-021' };
+      const worker = () => t.dip.delivery.status().find((w) => w.queue.recipientDipId === sup.dipId)?.state;
+      await waitFor(() => taken.length === 20 && (worker() === 'idle' || worker() === 'paused'), 10_000, 'the messages accepted before to be taken');
+      // Neither turns the node ready while no batch can be stored.
+      expect((await sds.client.call('GET', '/ready', '')).status).toBe(503);
+      clock.jump(10_000); // an alarm evaluation
+      await waitFor(async () => ((await admin('GET', '/admin/alarms')).body.alarms as Array<{ rule: string }>).some((a) => a.rule === 'storage'), 10_000, 'the storage alarm');
+      const alarm = ((await admin('GET', '/admin/alarms')).body.alarms as Array<{ rule: string; summary: string }>).find((a) => a.rule === 'storage');
+      expect(alarm!.summary).toMatch(/disk is full/);
+      // The operator's view of the node says so too.
+      const health = await admin('GET', '/admin/health');
+      expect([health.status, health.body.storage]).toEqual([503, { state: 'unavailable', reason: 'database or disk is full', code: 'SQLITE_FULL' }]);
+
+      backend.setSizeLimit(null);
+      clock.jump(2_000); // the store's probe
+      await waitFor(() => backend.health().state === 'ok', 10_000, 'the store to take writes again');
+      const after = items(5, sup.dipId);
+      expect((await sds.client.submit('IF-021', after)).status).toBe(201);
+      await waitFor(() => queueSettled(t.dip, queue), 15_000, 'the queue to drain');
+      // Every message answered 201 taken once, in order; nothing of the refused batch.
+      expect(taken).toEqual([...before, ...after].map(ref));
+      clock.jump(10_000);
+      await waitFor(async () => !((await admin('GET', '/admin/alarms')).body.alarms as Array<{ rule: string }>).some((a) => a.rule === 'storage'), 10_000, 'the storage alarm resolved');
     });
 
     /** The archive's next `attempts` read fails with `err`, as a store failing once would. */

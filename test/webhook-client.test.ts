@@ -1,6 +1,6 @@
 import { createServer as createHttpServer, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UndiciWebhookTransport } from '../src/adapters/http/webhook-client.js';
@@ -181,6 +181,25 @@ describe('UndiciWebhookTransport and recipients that misbehave', () => {
       );
     } finally {
       await t.close();
+    }
+  });
+
+  it('ends a call to an https:// receiver that takes the connection and never answers the TLS handshake by its timeout', async () => {
+    // A fault campaign's "accepts the TCP connection and never answers", at an https:// callbackURL: the
+    // call took undici's own connect timeout (10 s) whatever the delivery timeout, holding its queue that long.
+    const sockets: Socket[] = [];
+    const silent = createNetServer((socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const t = new UndiciWebhookTransport({ destinations: devDestinations, connectTimeoutMs: 300 });
+    try {
+      const started = performance.now();
+      const outcome = await t.post({ url: `https://127.0.0.1:${(silent.address() as AddressInfo).port}/`, body: Buffer.from('[]'), headers: {}, timeoutMs: 300 });
+      expect(outcome).toMatchObject({ kind: 'failed', error: 'TIMEOUT: no answer within 300 ms: connecting, the TLS handshake or the answer\'s headers' });
+      expect(performance.now() - started).toBeLessThan(3_000);
+    } finally {
+      await t.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
     }
   });
 

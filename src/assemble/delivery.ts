@@ -32,6 +32,8 @@ export function webhookTransport(config: DipConfig, pki: PkiMaterial, lookup?: L
     ca: [...rootCertificates, pki.ca.certPem],
     cert: pki.server.certPem,
     key: pki.server.keyPem,
+    // A connection that takes longer than the call may does not linger behind the call's own timeout.
+    connectTimeoutMs: config.delivery.timeoutMs,
   });
   return { transport, destinations };
 }

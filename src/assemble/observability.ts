@@ -4,7 +4,7 @@ import { SmtpAlarmChannel } from '../adapters/mail/alarm-channel.js';
 import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
 import { ActivityRecorder } from '../pipeline/activity-recorder.js';
-import { certificateAlarms, coordinationAlarms, deadLetterAlarms, deliveryProcessAlarms, haltedQueueAlarms, queueAlarms, storageAlarms, webhookFailingAlarms, type RestartRun } from '../pipeline/alarm-sources.js';
+import { activityLogAlarms, certificateAlarms, coordinationAlarms, deadLetterAlarms, deliveryProcessAlarms, haltedQueueAlarms, queueAlarms, storageAlarms, webhookFailingAlarms, type RestartRun } from '../pipeline/alarm-sources.js';
 import { Alarms } from '../pipeline/alarms.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import { queueDepths } from '../pipeline/metrics.js';
@@ -68,6 +68,8 @@ export interface AlarmParts {
   coordination: Pick<Coordination, 'health' | 'notifier' | 'node'>;
   registry: Registry;
   delivery: Pick<Delivery, 'status'>;
+  /** The API activity log's recorder, or null when it is off: the `activity-log` alarm. */
+  activity: Pick<ActivityRecorder, 'status'> | null;
   /** The delivery processes (workers > 1), or null: the `delivery-process` alarm. */
   processes: { restartRuns(): RestartRun[] } | null;
   destinations: WebhookDestinations;
@@ -83,7 +85,7 @@ export interface AlarmParts {
  * coordination and delivery processes restarted again and again, noticed by
  * e-mail and webhook. Null when turned off.
  */
-export async function startAlarms({ config, pkiDir, backend, coordination, registry, delivery, processes, destinations, signing, clock, logger, life }: AlarmParts): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore; channel: AlarmChannel } | null> {
+export async function startAlarms({ config, pkiDir, backend, coordination, registry, delivery, activity, processes, destinations, signing, clock, logger, life }: AlarmParts): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore; channel: AlarmChannel } | null> {
   const settings = config.observability.alarms;
   if (!settings.enabled) return null;
   const sources = [
@@ -94,6 +96,7 @@ export async function startAlarms({ config, pkiDir, backend, coordination, regis
     certificateAlarms(() => expiringAll(pkiDir, config.trustedCaFiles, registry.participants(), settings.certificateDays), clock),
     storageAlarms(() => backend.health(), clock, coordination.node),
     coordinationAlarms(() => coordination.health(), coordination.node),
+    ...(activity ? [activityLogAlarms(() => activity.status(), coordination.node)] : []),
     ...(processes ? [deliveryProcessAlarms(() => processes.restartRuns())] : []),
   ];
   const subscriptions = await openAlarmSubscriptions(config);

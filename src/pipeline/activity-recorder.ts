@@ -19,6 +19,16 @@ export interface ActivitySettings {
   purgeIntervalMs: number;
 }
 
+/** The recorder's backlog: what `status()` answers. */
+export interface ActivityLogStatus {
+  /** Records in memory not yet written. */
+  waiting: number;
+  /** Records dropped since the start (more than maxPending waited). */
+  dropped: number;
+  /** The store refusing this process's records: since when (epoch ms) and its error; null while they are written. */
+  failing: { since: number; reason: string } | null;
+}
+
 /** What a request leaves behind as it is answered: the body is masked later, in the batch. */
 export type RequestRecord = Omit<ActivityEntry, 'responseBody'> & { rawBody: string | null };
 
@@ -44,6 +54,8 @@ export class ActivityRecorder implements ActivitySink {
   private openFailed = false;
   /** Records dropped because the store could not keep up for long; also reported by /metrics. */
   dropped = 0;
+  /** Since when, and why, the store refuses this process's records (null while they are written). */
+  private failure: { since: number; reason: string } | null = null;
 
   constructor(
     private readonly store: ActivityLogStore,
@@ -63,6 +75,15 @@ export class ActivityRecorder implements ActivitySink {
     await this.open();
     this.cancels.push(this.clock.every(this.settings.flushIntervalMs, () => void this.flush()));
     this.cancels.push(this.clock.every(this.settings.purgeIntervalMs, () => void this.purge().catch((err: unknown) => this.logger.error({ err }, 'activity log purge failed'))));
+  }
+
+  /**
+   * Whether the log is behind: records waiting in memory (lost if the process dies) and dropped ones are
+   * a gap in the audit trail the operator must be told of (the `activity-log` alarm, /metrics), not only
+   * a line in the process's log.
+   */
+  status(): ActivityLogStatus {
+    return { waiting: this.pending.length, dropped: this.dropped, failing: this.failure };
   }
 
   record(r: RequestRecord): void {
@@ -91,10 +112,12 @@ export class ActivityRecorder implements ActivitySink {
       if (!(await this.chainStored())) {
         if (!this.openFailed) this.logger.error({ err, chain: this.chain }, 'activity log: could not open this process\'s chain; its records wait and it is tried again at each flush');
         this.openFailed = true;
+        this.failed(err);
         return false;
       }
     }
     this.opened = true;
+    this.failure = null;
     return true;
   }
 
@@ -119,13 +142,19 @@ export class ActivityRecorder implements ActivitySink {
         // again, the same records would be refused as duplicates for ever. The chain's head, stored in the
         // same transaction, tells.
         if (!(await this.headIs(head))) {
-          this.logger.error({ err, waiting: this.pending.length }, 'activity log write failed; the batch is kept and tried again');
+          if (this.failure === null) this.logger.error({ err, waiting: this.pending.length }, 'activity log write failed; the batch is kept and tried again');
+          this.failed(err);
           return;
         }
       }
+      this.failure = null;
       this.head = head;
       this.pending.splice(0, batch.length);
     }
+  }
+
+  private failed(err: unknown): void {
+    this.failure ??= { since: this.clock.now(), reason: err instanceof Error ? err.message : String(err) };
   }
 
   /**

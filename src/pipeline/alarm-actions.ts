@@ -21,9 +21,11 @@ const OPERATOR: Readonly<Record<ConditionRule, string>> = {
   'queue-damage': 'repair the entry named (its message is missing from the store: restore it, or settle the entry), then POST /admin/queues/resume. Resolves once a reading finds no damage.',
   'queue-halted': 'repair the storage error named, then POST /admin/queues/resume. Resolves once the queue goes on.',
   storage:
-    'ingest answers 503 and delivery waits: GET /admin/health says why (disk full, storage.maxDatabaseMb reached, database unreachable or read-only); free space or bring the database back. Resolves by itself at the first write that succeeds.',
+    'ingest answers 503 and delivery waits: GET /admin/health says why (disk full, storage.maxDatabaseMb reached, database unreachable or read-only); free space or bring the database back. Resolves by itself once the store\'s probe (a write the size of a large batch, every 2 s) succeeds.',
   coordination:
     'no queue can be claimed, so nothing is delivered from this node: check the NATS servers (storage.nats.servers) and this node\'s network to them (docs/cluster.md). Delivery resumes by itself once NATS answers.',
+  'activity-log':
+    'requests are answered, but their audit records wait in this process\'s memory (lost if it stops now; past 200,000 the newest are dropped and counted in dip_activity_log_dropped): free space for the activity log (SQLite: activity.db in the data directory) or bring its database back. Resolves by itself once the waiting records are written.',
   'delivery-process':
     'the log lines "a delivery process died" or "stopped reporting" (field process) and the process\'s own say why it ended; fix that. Resolves once it has run 10 minutes since its last start.',
 };
@@ -55,6 +57,7 @@ const SEVERITY: Readonly<Record<ConditionRule, AlarmSeverity>> = {
   storage: 'critical',
   coordination: 'critical',
   'delivery-process': 'critical',
+  'activity-log': 'warning',
   'queue-depth': 'warning',
   'queue-age': 'warning',
   'webhook-failing': 'warning',

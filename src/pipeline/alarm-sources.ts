@@ -7,6 +7,7 @@ import type { QueueBacklog } from './metrics.js';
 import { STATUS_CHANNEL } from './status.js';
 import type { WorkerStatus } from './queue-worker.js';
 import type { ConditionSource } from './alarms.js';
+import type { ActivityLogStatus } from './activity-recorder.js';
 
 /** A queue with dead letters still dead: resolved once every one is requeued or discarded. */
 export function deadLetterAlarms(deadLetters: Pick<DeadLetters, 'deadLetters'>, clock: Clock): ConditionSource {
@@ -149,6 +150,20 @@ export function coordinationAlarms(health: () => CoordinationHealth, node?: stri
     const h = health();
     if (h.state === 'ok') return [];
     return [{ key: ownKey('coordination', node), rule: 'coordination', participant: null, summary: `the nodes' coordination does not answer${onNode(node)}, no queue can be claimed and delivery stops there: ${h.reason}`, since: h.since }];
+  };
+}
+
+/**
+ * The API activity log behind: its store refuses this process's records (they wait in memory), or
+ * records were dropped. Requests are still answered, so neither health nor the storage alarm says so:
+ * without this the audit gap showed only in the process's log. Since the first refused write.
+ */
+export function activityLogAlarms(status: () => ActivityLogStatus, node?: string): ConditionSource {
+  return () => {
+    const s = status();
+    if (s.failing === null) return [];
+    const dropped = s.dropped > 0 ? `, ${s.dropped} dropped` : '';
+    return [{ key: node === undefined ? 'activity-log' : `activity-log:${node}`, rule: 'activity-log', participant: null, summary: `the API activity log cannot be written${onNode(node)}: ${s.failing.reason}; ${s.waiting} records wait in memory${dropped}`, since: s.failing.since }];
   };
 }
 

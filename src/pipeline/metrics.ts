@@ -4,6 +4,7 @@ import type { DeliveryAttempt } from '../ports/archive.js';
 import type { BackendHealth, CommitGroup, CoordinationHealth } from '../ports/backend.js';
 import type { MessageLog, QueueRef } from '../ports/message-log.js';
 import type { OverloadStats } from './overload.js';
+import type { ActivityLogStatus } from './activity-recorder.js';
 
 /** A queue's backlog as a scrape sees it. */
 export interface QueueDepth {
@@ -260,6 +261,13 @@ export class DipMetrics {
         for (const v of views()) this.set({ process: v.name }, v.restarts);
       },
     });
+  }
+
+  /** The API activity log's backlog (pipeline/activity-recorder.ts), read at every scrape: an audit gap shows here. */
+  watchActivityLog(status: () => ActivityLogStatus): void {
+    this.gaugeRead('dip_activity_log_waiting', 'API activity log records in memory not yet written (the store refuses them while dip_activity_log_ok is 0; lost if the process stops)', () => status().waiting);
+    this.gaugeRead('dip_activity_log_dropped', 'API activity log records dropped since the start: more than 200,000 waited for a store that refused them', () => status().dropped);
+    this.gaugeRead('dip_activity_log_ok', '1 while the API activity log store takes this process\'s records', () => (status().failing === null ? 1 : 0));
   }
 
   /** Delivery attempt records held while the store is out of reach (pipeline/attempt-journal.ts), read at every scrape. */

@@ -619,7 +619,10 @@ export class QueueWorker {
     const firstFresh = entries.findIndex((e) => e.receivedAt >= cutoff);
     const expired = firstFresh === -1 ? entries : entries.slice(0, firstFresh);
     if (expired.length === 0) return false;
-    const detail = `stale: not delivered to ${this.queue.recipientDipId} within ${formatDuration(staleMs)}`;
+    // Why, when the webhook was failing: a host that does not resolve, a closed port, a timeout. The
+    // dead letter is what the operator and the sender read; without it they had to search the attempts.
+    const why = this.failures > 0 && this.callError !== null ? `; the last call failed: ${this.callError} (${this.failures} failed call${this.failures === 1 ? '' : 's'} in a row)` : '';
+    const detail = `stale: not delivered to ${this.queue.recipientDipId} within ${formatDuration(staleMs)}${why}`;
     await this.setAside(
       expired.map((e) => this.event(e, 'stale', null, detail, null)),
       expired.at(-1)!.seq,

@@ -15,6 +15,7 @@ export const RULE_LABELS: Record<AlarmRule, string> = {
   storage: 'Storage: the DIP cannot take writes',
   coordination: 'Coordination: the DIP nodes cannot claim queues, nothing is delivered',
   'delivery-process': 'Delivery process: one keeps dying or hanging, its queues wait',
+  'activity-log': 'Activity log: audit records cannot be written and wait in memory',
   maintenance: 'Maintenance: a window is announced, changed or withdrawn',
 };
 

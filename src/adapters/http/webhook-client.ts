@@ -18,6 +18,8 @@ export interface WebhookClientOptions {
    * WebhookDestinations that does not enforce them.
    */
   destinations: Pick<WebhookDestinations, 'checkHost' | 'lookup'>;
+  /** How long a new connection (TCP and TLS handshake) may take; undici's 10 s when not given. */
+  connectTimeoutMs?: number;
 }
 
 /**
@@ -131,7 +133,7 @@ function checkedConnector(opts: WebhookClientOptions, route: ConnectionRoute | u
   // One TLS context for every connection: given ca/cert/key, tls.connect would build a context per
   // connection, parsing every trusted root (~140 with the system's) each time (~3 ms of CPU per connect).
   const tls = opts.ca || opts.cert || opts.key ? { secureContext: createSecureContext({ ca: opts.ca, cert: opts.cert, key: opts.key }) } : {};
-  const connector = buildConnector({ ...tls, lookup: destinations.lookup });
+  const connector = buildConnector({ ...tls, lookup: destinations.lookup, ...(opts.connectTimeoutMs === undefined ? {} : { timeout: opts.connectTimeoutMs }) });
   const go: buildConnector.connector = route
     ? (options, callback) => connector({ ...options, ...route({ protocol: options.protocol, hostname: options.hostname, port: options.port }) }, callback)
     : connector;
@@ -182,15 +184,30 @@ export class UndiciWebhookTransport implements WebhookTransport {
     const started = performance.now();
     // The whole call, answer body included, ends by its timeout.
     const deadline = started + call.timeoutMs;
+    // Connecting and the TLS handshake too: undici's own connect timeout (10 s) ignored the call's, and
+    // aborting the request does not end a connection attempt it waits for, so a receiver that took the
+    // TCP connection and never answered the handshake held its queue 10 s whatever the timeout (a fault
+    // campaign's finding). The call ends at its deadline; the attempt behind it ends by connectTimeoutMs.
+    const late = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) =>
+      (timer = setTimeout(() => {
+        late.abort();
+        reject(new Error('timed out'));
+      }, call.timeoutMs)));
     try {
-      const res = await request(call.url, {
+      const calling = request(call.url, {
         method: 'POST',
         body: call.body,
         headers: call.headers,
         dispatcher: this.agentFor(call.url),
         headersTimeout: call.timeoutMs,
         bodyTimeout: call.timeoutMs,
+        signal: late.signal,
       });
+      calling.catch(() => {}); // aborted at the deadline: nobody waits for it any more
+      const res = await Promise.race([calling, timedOut]);
+      clearTimeout(timer);
       // Read to its end when short and prompt (for the connection to be reused), kept only in part: it
       // is relayed, never trusted. The status decides, whatever the body does.
       const { text, done } = await readCapped(res.body, call.maxAnswerBytes ?? MAX_ANSWER_BYTES, deadline);
@@ -204,6 +221,8 @@ export class UndiciWebhookTransport implements WebhookTransport {
         latencyMs: performance.now() - started,
       };
     } catch (e) {
+      clearTimeout(timer);
+      if (late.signal.aborted) return { kind: 'failed', error: `TIMEOUT: no answer within ${call.timeoutMs} ms: connecting, the TLS handshake or the answer's headers`, latencyMs: performance.now() - started };
       const err = e as Error & { code?: string };
       if (err.code !== undefined && NOT_TLS.has(err.code)) return { kind: 'failed', error: `${err.code}: ${notTls(call.url)}`, latencyMs: performance.now() - started };
       const hint = err.code !== undefined && UNTRUSTED_CERTIFICATE.has(err.code) ? UNTRUSTED_HINT : err.code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? ALTNAME_HINT : '';

@@ -3,7 +3,7 @@ import { closeSync, fdatasync } from 'node:fs';
 import { GENESIS_HASH, type ChainedActivity } from '../../domain/activity.js';
 import { fromActivityRow, fromChainRow, type ActivityRow as Row, type ChainRow } from '../activity-row.js';
 import type { ActivityLogStore, ActivityQuery, ChainInfo } from '../../ports/activity-log.js';
-import { openWalFile } from './wal-file.js';
+import { capFileSize, openWalFile } from './wal-file.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS activity_chains (
@@ -155,6 +155,11 @@ export class SqliteActivityLog implements ActivityLogStore {
     const fd = this.walFd;
     if (fd === null) return Promise.resolve();
     return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+  }
+
+  /** Caps the file as a full disk would (capFileSize): fault tests of the audit gap. */
+  setSizeLimit(bytes: number | null): void {
+    capFileSize(this.db, bytes);
   }
 
   close(): Promise<void> {

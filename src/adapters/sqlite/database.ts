@@ -7,7 +7,7 @@ import type { QueueEntry } from '../../ports/message-log.js';
 import { Checkpointer } from './checkpointer.js';
 import { GroupCommit, type Durability } from './group-commit.js';
 import { migrate, SCHEMA } from './schema.js';
-import { openWalFile } from './wal-file.js';
+import { capFileSize, openWalFile } from './wal-file.js';
 
 /** A stored payload: sealed (BLOB) when written with encryption at rest, text when written without. */
 export type Stored = string | Buffer;
@@ -79,6 +79,8 @@ export class SqliteDatabase {
   private readonly healthListeners: Array<(h: BackendHealth) => void> = [];
   private readonly groupListeners: Array<(g: CommitGroup) => void> = [];
   private probe: Cancel | null = null;
+  /** The probe's write went through in the group being committed (see outcome). */
+  private probed = false;
   /** Started with the first write: a process that only reads the file (a delivery process) has none. */
   private checkpointer: Checkpointer | null = null;
   readonly s;
@@ -271,6 +273,13 @@ export class SqliteDatabase {
   }
 
   private outcome(error: StoreError | null): void {
+    const probed = this.probed;
+    this.probed = false;
+    // While unavailable, only the probe's write (the size of a large batch) says writes go through again:
+    // a small one (a delivery's acknowledgement, an attempt's row) still fits in the last free pages of a
+    // disk too full for any batch, and ending the state on it made /ready answer 200 and hid the storage
+    // alarm while every submission was refused.
+    if (error === null && this.state.state === 'unavailable' && !probed) return;
     let next: BackendHealth;
     if (error === null) next = { state: 'ok' };
     else if (error.kind === 'fatal') next = { state: 'fatal', reason: error.message };
@@ -296,6 +305,7 @@ export class SqliteDatabase {
       this.write(() => {
         this.s.probe.run(this.options.clock.now(), PROBE_BYTES);
         this.s.unprobe.run();
+        this.probed = true;
       }).catch(() => {});
     });
   }
@@ -307,8 +317,7 @@ export class SqliteDatabase {
 
   /** Caps the database file (SQLite max_page_count): past it, writes fail as on a full disk. Null lifts the cap. */
   setSizeLimit(bytes: number | null): void {
-    const pageSize = this.db.pragma('page_size', { simple: true }) as number;
-    this.db.pragma(`max_page_count = ${bytes === null ? 4294967294 : Math.max(1, Math.floor(bytes / pageSize))}`);
+    capFileSize(this.db, bytes);
   }
 
   async close(): Promise<void> {

@@ -25,3 +25,13 @@ export function openWalFile(file: string, schema: string): { db: Database.Databa
   const walFd = file === ':memory:' ? null : openSync(`${file}-wal`, 'r');
   return { db, walFd };
 }
+
+/**
+ * Caps a SQLite file's size on this connection (max_page_count): past it, writes fail with SQLITE_FULL on
+ * the same path as a full disk (fault tests, and `storage.maxDatabaseMb`). Null lifts the cap; a cap below
+ * the file's size holds it where it is.
+ */
+export function capFileSize(db: Database.Database, bytes: number | null): void {
+  const pageSize = db.pragma('page_size', { simple: true }) as number;
+  db.pragma(`max_page_count = ${bytes === null ? 4294967294 : Math.max(1, Math.floor(bytes / pageSize))}`);
+}

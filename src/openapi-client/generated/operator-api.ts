@@ -146,7 +146,7 @@ export interface paths {
                                 /** @description Whom it concerns; null: the DIP itself */
                                 participant: string | null;
                                 /** @enum {string} */
-                                rule: "dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "maintenance";
+                                rule: "dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "maintenance";
                                 /** @description When it was raised, epoch ms */
                                 since: number;
                                 /** @description What holds, with its numbers (dead letters, failed calls, minutes) as of the last evaluation (every observability.alarms.evaluateIntervalMs, 10 s by default) */
@@ -232,7 +232,7 @@ export interface paths {
                                 id: string;
                                 /** @description `operator` or a participant's DIP ID */
                                 owner: string;
-                                rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "maintenance")[];
+                                rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "maintenance")[];
                                 webhookUrl: string | null;
                             }[];
                         };
@@ -290,7 +290,7 @@ export interface paths {
                     "application/json": {
                         email?: string | null;
                         owner?: string;
-                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "maintenance")[];
+                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "maintenance")[];
                         webhookUrl?: string | null;
                     };
                 };
@@ -309,7 +309,7 @@ export interface paths {
                             id: string;
                             /** @description `operator` or a participant's DIP ID */
                             owner: string;
-                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "maintenance")[];
+                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "maintenance")[];
                             webhookUrl: string | null;
                         };
                     };
