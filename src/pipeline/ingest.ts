@@ -79,6 +79,11 @@ export interface IngestResult {
   response: StandardResponse;
   /** Set with 503 and 429: how long the sender should wait (the Retry-After header). */
   retryAfterSeconds?: number;
+  /**
+   * Set with 201: the MSG code (MSG1033, MSG1034) of each holder the MPAN lookup named who got no copy
+   * beside recipients who did, for the operator's counter (dip_mpan_holders_unreached_total).
+   */
+  unreached?: string[];
 }
 
 interface Refusal {
@@ -102,6 +107,11 @@ interface ItemState {
   accepted: AcceptedMessage | null;
   /** Refused as a duplicate: the transaction ID its reference was accepted under before, when known. */
   original: string | null;
+  /**
+   * Holders the MPAN lookup named who get no copy while others do (RoutingDecision.unreached): said in the
+   * accepted answer's help, and counted by their MSG code (IngestResult.unreached).
+   */
+  unreached: Array<{ code: MsgText; help: string }>;
 }
 
 /**
@@ -114,7 +124,7 @@ function answeredFor(s: ItemState): Pick<EntryFields, 'recipientID' | 'DIPConnec
 }
 
 function itemState(ref: string | null): ItemState {
-  return { ref, connectionProvider: null, sentFor: null, refusal: null, validated: null, accepted: null, original: null };
+  return { ref, connectionProvider: null, sentFor: null, refusal: null, validated: null, accepted: null, original: null, unreached: [] };
 }
 
 /** The keys encrypted channels need: the DIP's own (pattern 2 inbound) and each recipient's public key. */
@@ -201,8 +211,10 @@ export class Ingest {
           correlationID: m.correlationId,
           ...answeredFor(states[i]!),
           message: MSG.success,
+          help: unreachedHelp(states[i]!),
         })),
       ),
+      ...unreachedCodes(states),
     };
     const outcome = await this.log.append(
       {
@@ -412,6 +424,7 @@ export class Ingest {
       state.refusal = { status: 400, code: decision.code, help: `item ${index}: ${decision.help}` };
       return;
     }
+    state.unreached = decision.unreached.map(({ code, help }) => ({ code, help }));
     const unreachable = this.unreachable(channel, message, decision.recipients);
     if (unreachable) {
       state.refusal = { status: 400, code: MSG.routingError, help: `item ${index}: ${unreachable}` };
@@ -638,6 +651,22 @@ function failedItems(failing: number[]): string {
   const shown = failing.length > 10 ? failing.slice(0, 10) : failing.slice(0, -1);
   const rest = failing.length > 10 ? `${failing.length - 10} more` : String(failing.at(-1));
   return `items ${shown.join(', ')} and ${rest}`;
+}
+
+/**
+ * An accepted message's help when the MPAN lookup named a holder who got no copy (spec 5.5.9: what the DIP
+ * could not route is told to the sender): the message stands, as MSG0000, for the recipients who got it,
+ * and the help names each holder left out with the published code for it, so the sender can have the
+ * lookup's entry corrected. Null otherwise, as the published answer has it.
+ */
+function unreachedHelp(s: ItemState): string | null {
+  if (s.unreached.length === 0) return null;
+  return `accepted and routed to its other recipients; left out, with no copy: ${s.unreached.map((u) => `${u.help} (${u.code.slice(0, 7)})`).join('; ')}`;
+}
+
+function unreachedCodes(states: ItemState[]): Pick<IngestResult, 'unreached'> {
+  const codes = states.flatMap((s) => s.unreached.map((u) => u.code.slice(0, 7)));
+  return codes.length > 0 ? { unreached: codes } : {};
 }
 
 function markDuplicatesInBatch(states: ItemState[]): void {
