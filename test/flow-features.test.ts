@@ -741,6 +741,50 @@ describe('a recipient reporting a problem later, with POST /statusmessage (spec 
     await waitFor(() => delivered(statusRx).length > before, 5000, 'the status sent after the refused batch');
     expect(delivered(statusRx).slice(before).map((m) => m.message)).toEqual(['MSG0000 - after the refused batch']);
   });
+
+  describe('about a replayed copy (spec 5.5.11)', () => {
+    let original: Json;
+    let copyId: string;
+
+    beforeAll(async () => {
+      const carried = item([SUP, LDSO]);
+      carried.payload.CommonBlock.S1.senderCorrelationID = 'CI-20240101-REPLAYED';
+      original = (await submitOk(sds, [carried]))[0]!;
+      // SUP replays it: its copy has a transaction ID of its own (R-…), which SDS never saw.
+      const replayed = await sup.client.replay('IF-021', SUP, { transactionIDs: [original.transactionID] });
+      expect(replayed.status, JSON.stringify(replayed.body)).toBe(200);
+      copyId = txOf((replayed.body as Json[])[0]);
+      expect(copyId).toMatch(/^R-/);
+    });
+
+    const about = (senderID: string, over: Json = {}): Json => entry({ transactionID: copyId, senderUniqueReference: null, senderID, ...over });
+
+    it('reaches the sender naming the original transaction it sent, with the copy named in the help', async () => {
+      // Before: relayed as transactionID R-…, an ID the sender never saw and cannot match to anything it sent.
+      const before = delivered(statusRx).length;
+      const answer = await sup.client.statusMessage([about(SUP, { correlationID: `R-${original.correlationID}` })]);
+      expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+      await waitFor(() => delivered(statusRx).length > before, 5000, 'the status at the sender');
+      expect(delivered(statusRx).at(-1)).toMatchObject({
+        transactionID: original.transactionID,
+        senderUniqueReference: original.senderUniqueReference,
+        correlationID: 'CI-20240101-REPLAYED',
+        senderID: SUP,
+        recipientID: SDS,
+        message: 'RCP1061 - MPAN Invalid or Unknown',
+        help: `about the replayed copy ${copyId} of ${original.transactionID}: MPAN not known to this supplier`,
+      });
+    });
+
+    it('is refused from another recipient of the original: the copy was replayed to SUP alone', async () => {
+      // Before: 201, the archive giving the copy all of its original's recipients.
+      const other = await ldso.client.statusMessage([about(LDSO)]);
+      expect(other.status, JSON.stringify(other.body)).toBe(400);
+      expect(other.body.messageArray[0]!.help).toContain(`transactionID ${copyId} is not a message ${LDSO} received`);
+      // About the original itself, LDSO still may.
+      expect((await ldso.client.statusMessage([about(LDSO, { transactionID: original.transactionID })])).status).toBe(201);
+    });
+  });
 });
 
 // ---------------------------------------------------------------------------------------------------------
