@@ -274,10 +274,11 @@ export class Ingest {
     const spans = channel.securityPattern === 1 ? canonicalCustomBlocks(req.body) : [];
     const states = prepared.map((p, index) => {
       // A number the parse altered is refused before anything reads the altered value (see json-numbers.ts).
-      const problem = alteredNumberIn(req.body, batch.spans?.[index]) ?? (p.ok ? null : p.help);
-      if (problem === null && p.ok) return this.check(channel, caller, p.item, index, now, p.copies, sendersText(req.body, items[index], p.item, spans[index]), eventCode);
+      const altered = alteredNumberIn(req.body, batch.spans?.[index]);
+      if (altered === null && p.ok) return this.check(channel, caller, p.item, index, now, p.copies, sendersText(req.body, items[index], p.item, spans[index]), eventCode);
       const refused = itemState(bestEffortReference(items[index]));
-      refused.refusal = { status: 400, code: MSG.schemaFailure, help: `item ${index}: ${problem}` };
+      // Prepared, it is here for its number; not (pattern 2's CustomBlock did not open), for that, or its number first.
+      refused.refusal = p.ok ? this.alteredNumberRefusal(channel, p.item, p.copies, altered!, index) : { status: 400, code: MSG.schemaFailure, help: `item ${index}: ${altered ? alteredNumberHelp(altered) : p.help}` };
       return refused;
     });
     // A recipient onboarded a moment ago (perhaps by the CLI, in another process) is known at once.
@@ -399,6 +400,24 @@ export class Ingest {
     // Case-folding copies what it rewrites: the same object means the sender's text still describes it.
     if (!state.refusal) state.validated = { message, header: h, schemaVersion: validated.schemaVersion, customBlock: customBlock !== null && message.payload.CustomBlock === customBlock.value ? customBlock.text : null };
     return state;
+  }
+
+  /**
+   * An item holding a number a double does not hold: MSG1001 naming the number, unless the schema refuses
+   * a number in that field at all (S1.senderDIPID written unquoted): its digits are then beside the point,
+   * and the item is answered as any number there is, for the field's type with the field's own code
+   * (schemaFailureCode: MSG1009 for senderDIPID alone, MSG1001 beside other problems). Validation reads the
+   * altered value only to refuse it, and a type is the same whatever the digits. A number beyond the
+   * largest double reads as Infinity, which a `number` field refuses for its type too: named as it is.
+   */
+  private alteredNumberRefusal(channel: Channel, item: unknown, copies: Record<string, string> | null, altered: AlteredNumber, index: number): Refusal {
+    const prefix = `item ${index}: `;
+    const validated = this.catalogue.validate(channel.interfaceId, item, { encryptedPayload: copies !== null });
+    const field = altered.path.toLowerCase();
+    if (!validated.ok && altered.delivered !== 'null' && validated.errors.some((e) => e.rule === 'type' && e.path.toLowerCase() === field)) {
+      return { status: 400, code: schemaFailureCode(validated.paths), help: `${prefix}${describeIssues(validated.errors, validated.count, HELP_MAX - prefix.length)}` };
+    }
+    return { status: 400, code: MSG.schemaFailure, help: `${prefix}${alteredNumberHelp(altered)}` };
   }
 
   /** One read of the lookup per distinct MPAN in the batch, before routing (which is synchronous). */
@@ -566,11 +585,12 @@ function parseBatch(body: Buffer, limits: Pick<IngestSettings, 'maxBatchMessages
   return { items: parsed, spans };
 }
 
-/** Why an item is refused for a number a double does not hold (json-numbers.ts), read again only when the scan flagged one. */
-function alteredNumberIn(body: Buffer, span: ItemSpan | undefined): string | null {
+type AlteredNumber = NonNullable<ReturnType<typeof firstAlteredNumber>>;
+
+/** The first number of an item a double does not hold (json-numbers.ts), read again only when the scan flagged one. */
+function alteredNumberIn(body: Buffer, span: ItemSpan | undefined): AlteredNumber | null {
   if (!span?.longNumber || !hasAlteredNumber(body, span.start, span.end)) return null;
-  const altered = firstAlteredNumber(body.toString('utf8', span.start, span.end));
-  return altered ? alteredNumberHelp(altered) : null;
+  return firstAlteredNumber(body.toString('utf8', span.start, span.end));
 }
 
 /**
