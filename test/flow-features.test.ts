@@ -118,14 +118,23 @@ describe('workflow correlation IDs (spec 5.5.5)', () => {
     expect(other!.correlationID).toMatch(/^CI-\d{8}-/);
     expect(other!.correlationID).not.toBe(ci);
 
-    // A follow-on message of the workflow carries the ID in S1 and keeps it: nothing new is generated.
-    const followOn = item([SUP, LDSO]);
-    followOn.payload.CommonBlock.S1.senderCorrelationID = ci;
-    const [next] = await submitOk(sds, [followOn]);
-    expect(next!.correlationID).toBe(ci);
-    for (const copy of await copiesOf(next!.transactionID!)) {
-      expect(d0(copy).initialCorrelationID).toBe(ci);
-      expect(copy.payload.CommonBlock.S1.senderCorrelationID).toBe(ci);
+  });
+
+  it('refuses a correlation ID of the sender\'s own on a workflow starter (MSG1012): the DIP assigns it', async () => {
+    // Spec 5.5.5: on the channels that start a workflow "the DIP will generate the Workflow Correlation
+    // ID"; S1.senderCorrelationID (DI-985) is the one the sender was given, "returned by Sender" on the
+    // workflow's later messages, which travel on other channels (a request is answered on another). Kept
+    // before, so a sender could open a workflow under another workflow's ID, or one of its own making.
+    const [opened] = await submitOk(sds, [item([SUP])]);
+    for (const given of [opened!.correlationID!, 'CI-20240101-MINE']) {
+      const reused = item([SUP, LDSO]);
+      reused.payload.CommonBlock.S1.senderCorrelationID = given;
+      const answer = await sds.client.submit('IF-021', [reused]);
+      expect(answer.status, JSON.stringify(answer.body)).toBe(400);
+      expect(answer.body.messageArray[0]).toMatchObject({
+        message: 'MSG1012 - Sender Correlation ID Invalid',
+        help: `item 0: S1.senderCorrelationID is ${given}, but IF-021 starts a workflow: the DIP assigns its correlation ID (spec 5.5.5) and answers it in the 201's correlationID; send null here, and that ID in S1.senderCorrelationID on the workflow's later messages`,
+      });
     }
   });
 

@@ -450,8 +450,9 @@ export class Ingest {
       return;
     }
     const transactionId = newTransactionId(channel.interfaceId, h.senderDipId, h.senderRoleId, now);
-    // A workflow's first message gets a new correlation ID; follow-on messages carry theirs in S1.
-    const correlationId = channel.workflowStarter && h.senderCorrelationId === null ? newCorrelationId(now) : h.senderCorrelationId;
+    // A workflow's first message gets a new correlation ID (checkHeader refused one of the sender's on it);
+    // follow-on messages, on the other channels, carry theirs in S1.
+    const correlationId = channel.workflowStarter ? newCorrelationId(now) : h.senderCorrelationId;
     const outbound = stampWrapper(message, {
       transactionId,
       transactionTimestamp: stamp,
@@ -515,6 +516,17 @@ export class Ingest {
     }
     if (h.connectionProviderId !== null && h.connectionProviderId !== caller.dipId) {
       return { status: 403, code: MSG.connectionProviderInvalid, help: `${at}.DIPConnectionProviderID ${h.connectionProviderId} is not the caller ${caller.dipId}` };
+    }
+    // Spec 5.5.5: on a channel that starts a workflow, the DIP generates the workflow's correlation ID;
+    // S1.senderCorrelationID (DI-985, "returned by Sender") is that ID carried on the workflow's later
+    // messages, which travel on other channels. One given here would open a workflow under an ID the DIP
+    // did not assign: another workflow's, or one of the sender's making.
+    if (channel.workflowStarter && h.senderCorrelationId !== null) {
+      return {
+        status: 400,
+        code: MSG.senderCorrelationIdInvalid,
+        help: `${at}.senderCorrelationID is ${h.senderCorrelationId}, but ${channel.interfaceId} starts a workflow: the DIP assigns its correlation ID (spec 5.5.5) and answers it in the 201's correlationID; send null here, and that ID in S1.senderCorrelationID on the workflow's later messages`,
+      };
     }
     const timeProblem = sentTimeProblem(`${at}.senderTimestamp`, h.senderTimestamp, now, this.settings.maxClockSkewMs);
     if (timeProblem) return { status: 400, code: MSG.senderTimestampInvalid, help: timeProblem };
