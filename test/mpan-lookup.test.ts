@@ -216,8 +216,11 @@ describe('change of supplier end to end', () => {
   it('accepts a message whose lookup names a holder who cannot receive beside one who can, telling the sender and the operator whom it left out', async () => {
     // The distributor receives; the supplier slot's holder is not a participant. The message goes to the
     // distributor, and the left-out holder is not silent: the 201's help names it with MSG1033, and
-    // dip_mpan_holders_unreached_total counts it (before: 201 with help null, nothing counted).
-    const t2 = await startTestDip();
+    // dip_mpan_holders_unreached_total counts it and a warning names it (before: 201 with help null,
+    // nothing counted or logged).
+    const warnings: Array<{ obj: Json; msg?: string }> = [];
+    const logger = { info: () => {}, error: () => {}, warn: (obj: object, msg?: string) => void warnings.push({ obj, msg }) };
+    const t2 = await startTestDip({}, undefined, { logger });
     try {
       const sds = await t2.participant(ids.sds, ['SDS']);
       const ldso = await t2.participant(ids.ldso, ['LDSO']);
@@ -238,6 +241,10 @@ describe('change of supplier end to end', () => {
       await waitFor(() => r.calls.length === 1, 5000, 'the distributor\'s copy');
       const metrics = await (await fetch(`http://127.0.0.1:${t2.dip.adminPort}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
       expect(metrics).toContain('dip_mpan_holders_unreached_total{channel="IF-021",code="MSG1033"} 1');
+      const warned = warnings.find((w) => w.msg?.includes('MPAN lookup names a holder who cannot receive'));
+      expect(warned?.obj).toEqual({ channel: 'IF-021', unreached: [{ transactionId: answer.body.messageArray[0]!.transactionID, holder: ids.newSup, slot: 'SUP', code: 'MSG1033' }] });
+      // Logs carry no MPAN.
+      expect(JSON.stringify(warned)).not.toContain(partly);
     } finally {
       await t2.close();
     }

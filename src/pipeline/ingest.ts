@@ -80,10 +80,10 @@ export interface IngestResult {
   /** Set with 503 and 429: how long the sender should wait (the Retry-After header). */
   retryAfterSeconds?: number;
   /**
-   * Set with 201: the MSG code (MSG1033, MSG1034) of each holder the MPAN lookup named who got no copy
-   * beside recipients who did, for the operator's counter (dip_mpan_holders_unreached_total).
+   * Set with 201: each holder the MPAN lookup named who got no copy beside recipients who did, for the
+   * operator (counted by dip_mpan_holders_unreached_total, logged by the route). No MPAN: logs carry none.
    */
-  unreached?: string[];
+  unreached?: UnreachedHolder[];
 }
 
 interface Refusal {
@@ -111,7 +111,16 @@ interface ItemState {
    * Holders the MPAN lookup named who get no copy while others do (RoutingDecision.unreached): said in the
    * accepted answer's help, and counted by their MSG code (IngestResult.unreached).
    */
-  unreached: Array<{ code: MsgText; help: string }>;
+  unreached: Array<{ code: MsgText; help: string; holder: string; slot: string }>;
+}
+
+/** A holder the MPAN lookup named for an accepted message that got no copy (IngestResult.unreached). */
+export interface UnreachedHolder {
+  transactionId: string;
+  holder: string;
+  slot: string;
+  /** MSG1033 (not a participant) or MSG1034 (without the slot's role). */
+  code: string;
 }
 
 /**
@@ -443,7 +452,7 @@ export class Ingest {
       state.refusal = { status: 400, code: decision.code, help: `item ${index}: ${decision.help}` };
       return;
     }
-    state.unreached = decision.unreached.map(({ code, help }) => ({ code, help }));
+    state.unreached = decision.unreached.map(({ code, help, holder }) => ({ code, help, holder: holder.dipId, slot: holder.slot }));
     const unreachable = this.unreachable(channel, message, decision.recipients);
     if (unreachable) {
       state.refusal = { status: 400, code: MSG.routingError, help: `item ${index}: ${unreachable}` };
@@ -697,8 +706,8 @@ function unreachedHelp(s: ItemState): string | null {
 }
 
 function unreachedCodes(states: ItemState[]): Pick<IngestResult, 'unreached'> {
-  const codes = states.flatMap((s) => s.unreached.map((u) => u.code.slice(0, 7)));
-  return codes.length > 0 ? { unreached: codes } : {};
+  const unreached = states.flatMap((s) => s.unreached.map((u) => ({ transactionId: s.accepted!.transactionId, holder: u.holder, slot: u.slot, code: u.code.slice(0, 7) })));
+  return unreached.length > 0 ? { unreached } : {};
 }
 
 function markDuplicatesInBatch(states: ItemState[]): void {
