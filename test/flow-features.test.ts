@@ -118,14 +118,23 @@ describe('workflow correlation IDs (spec 5.5.5)', () => {
     expect(other!.correlationID).toMatch(/^CI-\d{8}-/);
     expect(other!.correlationID).not.toBe(ci);
 
-    // A follow-on message of the workflow carries the ID in S1 and keeps it: nothing new is generated.
-    const followOn = item([SUP, LDSO]);
-    followOn.payload.CommonBlock.S1.senderCorrelationID = ci;
-    const [next] = await submitOk(sds, [followOn]);
-    expect(next!.correlationID).toBe(ci);
-    for (const copy of await copiesOf(next!.transactionID!)) {
-      expect(d0(copy).initialCorrelationID).toBe(ci);
-      expect(copy.payload.CommonBlock.S1.senderCorrelationID).toBe(ci);
+  });
+
+  it('refuses a correlation ID of the sender\'s own on a workflow starter (MSG1012): the DIP assigns it', async () => {
+    // Spec 5.5.5: on the channels that start a workflow "the DIP will generate the Workflow Correlation
+    // ID"; S1.senderCorrelationID (DI-985) is the one the sender was given, "returned by Sender" on the
+    // workflow's later messages, which travel on other channels (a request is answered on another). Kept
+    // before, so a sender could open a workflow under another workflow's ID, or one of its own making.
+    const [opened] = await submitOk(sds, [item([SUP])]);
+    for (const given of [opened!.correlationID!, 'CI-20240101-MINE']) {
+      const reused = item([SUP, LDSO]);
+      reused.payload.CommonBlock.S1.senderCorrelationID = given;
+      const answer = await sds.client.submit('IF-021', [reused]);
+      expect(answer.status, JSON.stringify(answer.body)).toBe(400);
+      expect(answer.body.messageArray[0]).toMatchObject({
+        message: 'MSG1012 - Sender Correlation ID Invalid',
+        help: `item 0: S1.senderCorrelationID is ${given}, but IF-021 starts a workflow: the DIP assigns its correlation ID (spec 5.5.5) and answers it in the 201's correlationID; send null here, and that ID in S1.senderCorrelationID on the workflow's later messages`,
+      });
     }
   });
 
@@ -740,6 +749,50 @@ describe('a recipient reporting a problem later, with POST /statusmessage (spec 
     expect((await sup.client.statusMessage([entry({ message: 'MSG0000 - after the refused batch' })])).status).toBe(201);
     await waitFor(() => delivered(statusRx).length > before, 5000, 'the status sent after the refused batch');
     expect(delivered(statusRx).slice(before).map((m) => m.message)).toEqual(['MSG0000 - after the refused batch']);
+  });
+
+  describe('about a replayed copy (spec 5.5.11)', () => {
+    let original: Json;
+    let copyId: string;
+
+    beforeAll(async () => {
+      const carried = item([SUP, LDSO]);
+      carried.payload.CommonBlock.S1.senderCorrelationID = 'CI-20240101-REPLAYED';
+      original = (await submitOk(sds, [carried]))[0]!;
+      // SUP replays it: its copy has a transaction ID of its own (R-…), which SDS never saw.
+      const replayed = await sup.client.replay('IF-021', SUP, { transactionIDs: [original.transactionID] });
+      expect(replayed.status, JSON.stringify(replayed.body)).toBe(200);
+      copyId = txOf((replayed.body as Json[])[0]);
+      expect(copyId).toMatch(/^R-/);
+    });
+
+    const about = (senderID: string, over: Json = {}): Json => entry({ transactionID: copyId, senderUniqueReference: null, senderID, ...over });
+
+    it('reaches the sender naming the original transaction it sent, with the copy named in the help', async () => {
+      // Before: relayed as transactionID R-…, an ID the sender never saw and cannot match to anything it sent.
+      const before = delivered(statusRx).length;
+      const answer = await sup.client.statusMessage([about(SUP, { correlationID: `R-${original.correlationID}` })]);
+      expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+      await waitFor(() => delivered(statusRx).length > before, 5000, 'the status at the sender');
+      expect(delivered(statusRx).at(-1)).toMatchObject({
+        transactionID: original.transactionID,
+        senderUniqueReference: original.senderUniqueReference,
+        correlationID: 'CI-20240101-REPLAYED',
+        senderID: SUP,
+        recipientID: SDS,
+        message: 'RCP1061 - MPAN Invalid or Unknown',
+        help: `about the replayed copy ${copyId} of ${original.transactionID}: MPAN not known to this supplier`,
+      });
+    });
+
+    it('is refused from another recipient of the original: the copy was replayed to SUP alone', async () => {
+      // Before: 201, the archive giving the copy all of its original's recipients.
+      const other = await ldso.client.statusMessage([about(LDSO)]);
+      expect(other.status, JSON.stringify(other.body)).toBe(400);
+      expect(other.body.messageArray[0]!.help).toContain(`transactionID ${copyId} is not a message ${LDSO} received`);
+      // About the original itself, LDSO still may.
+      expect((await ldso.client.statusMessage([about(LDSO, { transactionID: original.transactionID })])).status).toBe(201);
+    });
   });
 });
 

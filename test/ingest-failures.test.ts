@@ -622,9 +622,29 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
         /^item 0: payload\.CustomBlock\.B900\.settlementDayConsumptionPeriods\[0\]\.settlementDay\.periodDuration is 1e400, beyond the largest IEEE 754 double/,
       ],
       [
+        // A number where the schema wants a string is refused for its type, as a short one is ("senderDIPID
+        // not a string" above), with the field's own code: its digits are beside the point (MSG1001 before).
         'CommonBlock: a number too long for a double where the schema wants a string',
         (m) => (m.payload.CommonBlock.S1.senderDIPID = rawNumber('12345678901234567890')),
-        /^item 0: payload\.CommonBlock\.S1\.senderDIPID is 12345678901234567890, .* delivered as 12345678901234567000;/,
+        /^item 0: payload\.CommonBlock\.S1\.senderDIPID must be of type string$/,
+        'senderDipIdInvalid',
+      ],
+      [
+        'CommonBlock: the same under the field name in another case (field names are case-insensitive)',
+        (m) => {
+          delete m.payload.CommonBlock.S1.senderDIPID;
+          m.payload.CommonBlock.S1.senderdipid = rawNumber('12345678901234567890');
+        },
+        /^item 0: payload\.CommonBlock\.S1\.senderDIPID must be of type string$/,
+        'senderDipIdInvalid',
+      ],
+      [
+        'a number too long for a double where the schema wants a string, beside another field refused: MSG1001, both named',
+        (m) => {
+          m.payload.CommonBlock.S1.senderDIPID = rawNumber('12345678901234567890');
+          m.payload.CommonBlock.S1.senderRoleID = 'ZZ';
+        },
+        /^item 0: .*senderDIPID must be of type string.*senderRoleID|^item 0: .*senderRoleID.*senderDIPID must be of type string/,
       ],
     ];
     for (const [name, spoil, help, code = 'schemaFailure'] of cases) {

@@ -76,6 +76,18 @@ describe('MPAN lookup history (pure)', () => {
   });
 });
 
+/** Loads lookup entries through the operator API, as `dip mpan load` does; answers the operator token. */
+async function loadLookup(t: TestDip, changes: Array<{ mpan: string; slot: string; dipId: string; effectiveFrom: string }>): Promise<string> {
+  const token = readFileSync(join(t.config.dataDir, 'admin-token'), 'utf8').trim();
+  const load = await request(`http://127.0.0.1:${t.dip.adminPort}/admin/mpan/changes`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(changes),
+  });
+  expect(load.statusCode).toBe(200);
+  return token;
+}
+
 describe('change of supplier end to end', () => {
   let t: TestDip;
   const ids = { regs: '6000000001', sds: '2000000001', oldSup: '1000000001', newSup: '1000000002', ldso: '3000000001', mds: '4000000001' };
@@ -178,18 +190,12 @@ describe('change of supplier end to end', () => {
     try {
       const sds = await t2.participant(ids.sds, ['SDS']);
       await t2.participant(ids.ldso, ['LDSO']);
-      const token = readFileSync(join(t2.config.dataDir, 'admin-token'), 'utf8').trim();
       const unregistered = mpanCore('holder-unregistered');
       const wrongRole = mpanCore('holder-wrong-role');
-      const load = await request(`http://127.0.0.1:${t2.dip.adminPort}/admin/mpan/changes`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        body: JSON.stringify([
-          { mpan: unregistered, slot: 'SUP', dipId: ids.newSup, effectiveFrom: '2020-01-01T00:00:00Z' },
-          { mpan: wrongRole, slot: 'SUP', dipId: ids.ldso, effectiveFrom: '2020-01-01T00:00:00Z' },
-        ]),
-      });
-      expect(load.statusCode).toBe(200);
+      await loadLookup(t2, [
+        { mpan: unregistered, slot: 'SUP', dipId: ids.newSup, effectiveFrom: '2020-01-01T00:00:00Z' },
+        { mpan: wrongRole, slot: 'SUP', dipId: ids.ldso, effectiveFrom: '2020-01-01T00:00:00Z' },
+      ]);
       const first = await sds.client.submit('IF-021', [buildIF021({ senderDipId: ids.sds, senderRole: 'SDS', mpan: unregistered })]);
       expect(first.status).toBe(400);
       expect(first.body.messageArray[0]).toMatchObject({
@@ -202,6 +208,43 @@ describe('change of supplier end to end', () => {
         message: 'MSG1034 - Secondary Recipient(s) DIP Role ID Invalid',
         help: `item 0: M0.MPANCore ${wrongRole}: the MPAN lookup names ${ids.ldso} as its SUP on the addressing date, which holds LDSO, not SUP, the role receiving IF-021 in that capacity`,
       });
+    } finally {
+      await t2.close();
+    }
+  });
+
+  it('accepts a message whose lookup names a holder who cannot receive beside one who can, telling the sender and the operator whom it left out', async () => {
+    // The distributor receives; the supplier slot's holder is not a participant. The message goes to the
+    // distributor, and the left-out holder is not silent: the 201's help names it with MSG1033, and
+    // dip_mpan_holders_unreached_total counts it and a warning names it (before: 201 with help null,
+    // nothing counted or logged).
+    const warnings: Array<{ obj: Json; msg?: string }> = [];
+    const logger = { info: () => {}, error: () => {}, warn: (obj: object, msg?: string) => void warnings.push({ obj, msg }) };
+    const t2 = await startTestDip({}, undefined, { logger });
+    try {
+      const sds = await t2.participant(ids.sds, ['SDS']);
+      const ldso = await t2.participant(ids.ldso, ['LDSO']);
+      const r = await t2.receiver();
+      await ldso.client.setWebhook('IF-021', ids.ldso, { callbackURL: `${r.url}IF-021` });
+      const partly = mpanCore('holder-beside-others');
+      const token = await loadLookup(t2, [
+        { mpan: partly, slot: 'SUP', dipId: ids.newSup, effectiveFrom: '2020-01-01T00:00:00Z' },
+        { mpan: partly, slot: 'LDSO', dipId: ids.ldso, effectiveFrom: '2000-01-01T00:00:00Z' },
+      ]);
+      const answer = await sds.client.submit('IF-021', [buildIF021({ senderDipId: ids.sds, senderRole: 'SDS', mpan: partly })]);
+      expect(answer.status).toBe(201);
+      expect(answer.body.messageArray).toHaveLength(1);
+      expect(answer.body.messageArray[0]).toMatchObject({
+        message: 'MSG0000 - Success',
+        help: `accepted and routed to its other recipients; left out, with no copy: M0.MPANCore ${partly}: the MPAN lookup names ${ids.newSup} as its SUP on the addressing date, which is not a registered DIP participant (MSG1033)`,
+      });
+      await waitFor(() => r.calls.length === 1, 5000, 'the distributor\'s copy');
+      const metrics = await (await fetch(`http://127.0.0.1:${t2.dip.adminPort}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
+      expect(metrics).toContain('dip_mpan_holders_unreached_total{channel="IF-021",code="MSG1033"} 1');
+      const warned = warnings.find((w) => w.msg?.includes('MPAN lookup names a holder who cannot receive'));
+      expect(warned?.obj).toEqual({ channel: 'IF-021', unreached: [{ transactionId: answer.body.messageArray[0]!.transactionID, holder: ids.newSup, slot: 'SUP', code: 'MSG1033' }] });
+      // Logs carry no MPAN.
+      expect(JSON.stringify(warned)).not.toContain(partly);
     } finally {
       await t2.close();
     }

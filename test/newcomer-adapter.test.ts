@@ -202,14 +202,14 @@ describe.skipIf(!HAVE_REFERENCE)("a newcomer's adapter, written from the referen
     expect(anyCase.status).toBe(201);
   });
 
-  it('takes a status message about a copy a replay returned, naming its R- transaction ID, back to the sender', async () => {
+  it('takes a status message about a copy a replay returned, naming its R- transaction ID, back to the sender about the transaction it sent', async () => {
     const sent = await call(sds, 'POST', '/dip-channel/IF-021', if021({ to: [sup.dipId], suffix: 'status' }));
     expect(sent.status).toBe(201);
     const from = new Date(Date.now() - 3_600_000).toISOString().slice(0, 19) + '+00:00';
     const to = new Date(Date.now() + 3_600_000).toISOString().slice(0, 19) + '+00:00';
     const replay = await call(sup, 'POST', `/dip-channel/IF-021/replay/${sup.dipId}`, { datetimeFrom: from, datetimeTo: to, eventCode: 'ActivePower', MPAN, version: '011' });
     expect(replay.status).toBe(200);
-    const copy = (replay.json as Array<{ payload: { CommonBlock: { D0: { transactionID: string } } } }>)[0]!;
+    const copy = (replay.json as Array<{ payload: { CommonBlock: { D0: { transactionID: string } } }; originalTransactionID: string }>)[0]!;
     const copyId = copy.payload.CommonBlock.D0.transactionID;
     expect(copyId).toMatch(/^R-IF-021-/);
     const now = new Date().toISOString().slice(0, 19) + '+00:00';
@@ -219,6 +219,8 @@ describe.skipIf(!HAVE_REFERENCE)("a newcomer's adapter, written from the referen
     expect([answer.status, entries(answer)[0]!.help]).toEqual([201, null]);
     const pulled = await call(sds, 'GET', `/statusmessage/pull/${sds.dipId}?maxMessageCount=10`);
     expect(pulled.status).toBe(200);
-    expect((pulled.json as Entry[]).map((e) => [e.transactionID, e.message])).toContainEqual([copyId, 'RCP1061 - MPAN Invalid or Unknown']);
+    // The sender never saw the copy's R- ID: it is told about its own transaction, the copy named in the help.
+    const original = copy.originalTransactionID;
+    expect((pulled.json as Entry[]).map((e) => [e.transactionID, e.message, e.help])).toContainEqual([original, 'RCP1061 - MPAN Invalid or Unknown', `about the replayed copy ${copyId} of ${original}: not our MPAN`]);
   });
 });

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Catalogue } from '../src/catalogue/catalogue.js';
 import { bareEventCode } from '../src/catalogue/types.js';
 import { MSG } from '../src/domain/response-codes.js';
+import { DEFAULT_WORKFLOW_STARTERS } from '../src/pipeline/channels.js';
 import { dipDateTime } from '../src/domain/time.js';
 import { expectRefusal, expectStandardResponse, messageCount, SDS_ID, send, startHostileDip, SUP_ID, validItem, type HostileDip } from './hostile/helpers.js';
 import { HAVE_REFERENCE, REFERENCE } from './helpers/reference.js';
@@ -27,7 +28,7 @@ const ALL_ROLES = [...new Set(catalogue.channels().flatMap((c) => [...c.senderRo
 /**
  * A message valid on the channel with this event code, generated from the channel's own schema, with
  * the header a submission by ANY_SENDER to ANY_RECIPIENT needs on this DIP (DEV, no connection provider,
- * sent now): /validate checks what submission checks.
+ * sent now, no correlation ID on a workflow starter): /validate checks what submission checks.
  */
 function validMessage(channel: string, event: string, seed: number): Json {
   const arb = arbitraryOf(catalogue.schema(channel)!).filter((m) => {
@@ -39,6 +40,8 @@ function validMessage(channel: string, event: string, seed: number): Json {
   const { S1, A0 } = message.payload.CommonBlock;
   Object.assign(S1, { environmentTag: 'DEV', senderDIPID: ANY_SENDER, senderRoleID: c.senderRoles[0], senderTimestamp: dipDateTime(new Date(Date.now() - 60_000)) });
   S1.DIPConnectionProviderID = null;
+  // The channels that start a workflow take no correlation ID of the sender's (MSG1012): the DIP assigns it.
+  if (DEFAULT_WORKFLOW_STARTERS.has(channel)) S1.senderCorrelationID = null;
   if (A0) A0.primaryRecipients = c.routingModes.includes('primary') ? [ANY_RECIPIENT] : [];
   return message;
 }

@@ -1,3 +1,5 @@
+import type { TransactionParties } from '../ports/archive.js';
+
 /**
  * The condition both SQL engines add to a replay query (findArchived, countArchived) on `queue_entries e`.
  *
@@ -10,3 +12,36 @@
  * anti-join, and for a count over a wide window may hash every queue's entries of every day.
  */
 export const FIRST_ENTRY_ONLY = 'e.enqueued_at IS NULL';
+
+/** A transaction's parties as both SQL engines read them: the row, joined to the original it may copy. */
+export interface StoredParties {
+  id: number;
+  /** The original's row, for a replay copy. */
+  replayOfId: number | null;
+  /** The original's transaction ID, for a replay copy. */
+  replayOf: string | null;
+  /** The copy's recipient; null for any other message, and for copies made before it was kept. */
+  replayFor: string | null;
+  senderDipId: string;
+  channel: string;
+  /** The message's own reference, or its original's for a copy (which carries none of its own). */
+  senderUniqueReference: string | null;
+  correlationId: string | null;
+}
+
+/**
+ * The parties of a stored transaction. A replay copy was received by the one participant it was made
+ * for, and no other recipient of its original may name it in a status message; `queued` (the recipients
+ * of the message's queue entries, and of its original's) answers only for the rows that do not say so:
+ * every other message, and copies archived before their recipient was kept.
+ */
+export function partiesOf(m: StoredParties, queued: string[]): TransactionParties {
+  return {
+    senderDipId: m.senderDipId,
+    channel: m.channel,
+    recipients: m.replayFor === null ? queued : [m.replayFor],
+    senderUniqueReference: m.senderUniqueReference,
+    correlationId: m.correlationId,
+    replayOf: m.replayOf,
+  };
+}

@@ -93,7 +93,7 @@ export interface Submitter {
  * An example as a submission to a DIP of `environment` would carry it (a copy; the input is not changed):
  * S1.environmentTag that environment's (another is refused, MSG1001), no D0 (the transaction wrapper is
  * the DIP's to fill on what it sends out), S1.DIPConnectionProviderID null (only a connection provider
- * names itself there, MSG1011 otherwise), and the A0 recipients the DIP resolves (secondary, always) left
+ * names itself there, MSG1011 otherwise), S1.senderCorrelationID null (no workflow yet), and the A0 recipients the DIP resolves (secondary, always) left
  * empty. With `who`, also the sender's own S1 (DIP ID, role, a new senderUniqueReference of the published
  * pattern, senderTimestamp now) and its primary recipients: then it is a message to send as it is.
  */
@@ -106,6 +106,10 @@ export function submittable(example: JsonValue, environment: string, who?: Submi
   if (isObject(s1)) {
     s1['environmentTag'] = environment;
     if ('DIPConnectionProviderID' in s1) s1['DIPConnectionProviderID'] = null;
+    // A message of no workflow yet: a workflow's correlation ID is the DIP's to assign on the channels
+    // that start one (MSG1012 for one given there), and the sender carries the one it was given on the
+    // later messages; the schema's example value would name a workflow that does not exist.
+    if ('senderCorrelationID' in s1) s1['senderCorrelationID'] = null;
     if (who) {
       const s0 = common['S0'];
       const iface = isObject(s0) && typeof s0['interfaceID'] === 'string' ? s0['interfaceID'] : 'IF-000';

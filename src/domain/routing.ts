@@ -10,7 +10,18 @@ export interface RoutingDirectory {
 }
 
 export type RoutingDecision =
-  | { ok: true; primary: string[]; secondary: string[]; always: string[]; recipients: string[] }
+  | {
+      ok: true;
+      primary: string[];
+      secondary: string[];
+      always: string[];
+      recipients: string[];
+      /**
+       * Holders the MPAN lookup named who cannot receive in their capacity and get no copy by another
+       * route, while others do: the message goes to the others, and these are told of (unreachedHolder).
+       */
+      unreached: Array<{ holder: SkippedHolder; code: MsgText; help: string }>;
+    }
   | { ok: false; code: MsgText; help: string };
 
 /** What MPAN lookup found for the message (computed beforehand; routing itself stays pure). */
@@ -80,7 +91,10 @@ export function route(
     const named = primary.length > 0 ? `A0.primaryRecipients names only the sender ${header.senderDipId}, which never receives its own message,` : 'A0.primaryRecipients is empty';
     return { ok: false, code: MSG.routingError, help: `no recipient: ${named} and no participant holds an always-routed role (${channel.alwaysRoles.join(', ') || 'none'}) or is named to always receive on ${channel.interfaceId}` };
   }
-  return { ok: true, primary, secondary, always, recipients };
+  const unreached = (secondaryLookup.skipped ?? [])
+    .filter((s) => s.dipId !== header.senderDipId && !recipients.includes(s.dipId))
+    .map((s) => ({ holder: s, ...unreachedHolder(channel, header.mpan ?? '', s) }));
+  return { ok: true, primary, secondary, always, recipients, unreached };
 }
 
 /**
@@ -89,16 +103,21 @@ export function route(
  * correct is named; with no holder at all, nobody is responsible (MSG1038).
  */
 function unresolvedMpan(channel: ChannelRouting, mpan: string, skipped: readonly SkippedHolder[]): { ok: false; code: MsgText; help: string } {
-  const named = (s: SkippedHolder) => `M0.MPANCore ${mpan}: the MPAN lookup names ${s.dipId} as its ${s.slot} on the addressing date`;
-  const unregistered = skipped.find((s) => s.roles === undefined);
-  if (unregistered) return { ok: false, code: MSG.secondaryRecipientInvalid, help: `${named(unregistered)}, which is not a registered DIP participant` };
-  const withoutRole = skipped[0];
-  if (withoutRole) {
-    return {
-      ok: false,
-      code: MSG.secondaryRecipientRoleInvalid,
-      help: `${named(withoutRole)}, which holds ${(withoutRole.roles ?? []).join(', ') || 'no role'}, not ${withoutRole.wanted.join(' or ')}, the role receiving ${channel.interfaceId} in that capacity`,
-    };
-  }
+  // An unregistered holder first: the entry to correct is the lookup's, whatever the others' roles.
+  const holder = skipped.find((s) => s.roles === undefined) ?? skipped[0];
+  if (holder) return { ok: false, ...unreachedHolder(channel, mpan, holder) };
   return { ok: false, code: MSG.mpanUnresolved, help: `M0.MPANCore ${mpan}: no participant is responsible for it in a role that receives ${channel.interfaceId} on the addressing date` };
+}
+
+/**
+ * Why a holder the MPAN lookup names cannot receive in its capacity: not a participant (MSG1033) or
+ * without the role (MSG1034), the published codes for a secondary recipient, naming the entry to correct.
+ */
+export function unreachedHolder(channel: ChannelRouting, mpan: string, s: SkippedHolder): { code: MsgText; help: string } {
+  const named = `M0.MPANCore ${mpan}: the MPAN lookup names ${s.dipId} as its ${s.slot} on the addressing date`;
+  if (s.roles === undefined) return { code: MSG.secondaryRecipientInvalid, help: `${named}, which is not a registered DIP participant` };
+  return {
+    code: MSG.secondaryRecipientRoleInvalid,
+    help: `${named}, which holds ${s.roles.join(', ') || 'no role'}, not ${s.wanted.join(' or ')}, the role receiving ${channel.interfaceId} in that capacity`,
+  };
 }

@@ -68,3 +68,16 @@ function randomHex(bytes: number): string {
   const at = take(bytes);
   return pool.toString('hex', at, at + bytes).toUpperCase();
 }
+
+const REPLAY_PREFIX = 'R-';
+/** DT-011N-CorrelationID's maxLength. */
+const CORRELATION_ID_MAX = 60;
+
+/**
+ * A replayed copy's correlation ID: the original's with the reply prefix (cut to the published length,
+ * the original wrapper beside it keeps the whole), or null when the original had none.
+ */
+export function replayCorrelationId(original: unknown): string | null {
+  if (typeof original !== 'string' || original.length === 0) return null;
+  return `${REPLAY_PREFIX}${original}`.slice(0, CORRELATION_ID_MAX);
+}

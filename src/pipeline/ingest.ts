@@ -79,6 +79,11 @@ export interface IngestResult {
   response: StandardResponse;
   /** Set with 503 and 429: how long the sender should wait (the Retry-After header). */
   retryAfterSeconds?: number;
+  /**
+   * Set with 201: each holder the MPAN lookup named who got no copy beside recipients who did, for the
+   * operator (counted by dip_mpan_holders_unreached_total, logged by the route). No MPAN: logs carry none.
+   */
+  unreached?: UnreachedHolder[];
 }
 
 interface Refusal {
@@ -102,6 +107,20 @@ interface ItemState {
   accepted: AcceptedMessage | null;
   /** Refused as a duplicate: the transaction ID its reference was accepted under before, when known. */
   original: string | null;
+  /**
+   * Holders the MPAN lookup named who get no copy while others do (RoutingDecision.unreached): said in the
+   * accepted answer's help, and counted by their MSG code (IngestResult.unreached).
+   */
+  unreached: Array<{ code: MsgText; help: string; holder: string; slot: string }>;
+}
+
+/** A holder the MPAN lookup named for an accepted message that got no copy (IngestResult.unreached). */
+export interface UnreachedHolder {
+  transactionId: string;
+  holder: string;
+  slot: string;
+  /** MSG1033 (not a participant) or MSG1034 (without the slot's role). */
+  code: string;
 }
 
 /**
@@ -114,7 +133,7 @@ function answeredFor(s: ItemState): Pick<EntryFields, 'recipientID' | 'DIPConnec
 }
 
 function itemState(ref: string | null): ItemState {
-  return { ref, connectionProvider: null, sentFor: null, refusal: null, validated: null, accepted: null, original: null };
+  return { ref, connectionProvider: null, sentFor: null, refusal: null, validated: null, accepted: null, original: null, unreached: [] };
 }
 
 /** The keys encrypted channels need: the DIP's own (pattern 2 inbound) and each recipient's public key. */
@@ -201,8 +220,10 @@ export class Ingest {
           correlationID: m.correlationId,
           ...answeredFor(states[i]!),
           message: MSG.success,
+          help: unreachedHelp(states[i]!),
         })),
       ),
+      ...unreachedCodes(states),
     };
     const outcome = await this.log.append(
       {
@@ -262,10 +283,11 @@ export class Ingest {
     const spans = channel.securityPattern === 1 ? canonicalCustomBlocks(req.body) : [];
     const states = prepared.map((p, index) => {
       // A number the parse altered is refused before anything reads the altered value (see json-numbers.ts).
-      const problem = alteredNumberIn(req.body, batch.spans?.[index]) ?? (p.ok ? null : p.help);
-      if (problem === null && p.ok) return this.check(channel, caller, p.item, index, now, p.copies, sendersText(req.body, items[index], p.item, spans[index]), eventCode);
+      const altered = alteredNumberIn(req.body, batch.spans?.[index]);
+      if (altered === null && p.ok) return this.check(channel, caller, p.item, index, now, p.copies, sendersText(req.body, items[index], p.item, spans[index]), eventCode);
       const refused = itemState(bestEffortReference(items[index]));
-      refused.refusal = { status: 400, code: MSG.schemaFailure, help: `item ${index}: ${problem}` };
+      // Prepared, it is here for its number; not (pattern 2's CustomBlock did not open), for that, or its number first.
+      refused.refusal = p.ok ? this.alteredNumberRefusal(channel, p.item, p.copies, altered!, index) : { status: 400, code: MSG.schemaFailure, help: `item ${index}: ${altered ? alteredNumberHelp(altered) : p.help}` };
       return refused;
     });
     // A recipient onboarded a moment ago (perhaps by the CLI, in another process) is known at once.
@@ -389,6 +411,24 @@ export class Ingest {
     return state;
   }
 
+  /**
+   * An item holding a number a double does not hold: MSG1001 naming the number, unless the schema refuses
+   * a number in that field at all (S1.senderDIPID written unquoted): its digits are then beside the point,
+   * and the item is answered as any number there is, for the field's type with the field's own code
+   * (schemaFailureCode: MSG1009 for senderDIPID alone, MSG1001 beside other problems). Validation reads the
+   * altered value only to refuse it, and a type is the same whatever the digits. A number beyond the
+   * largest double reads as Infinity, which a `number` field refuses for its type too: named as it is.
+   */
+  private alteredNumberRefusal(channel: Channel, item: unknown, copies: Record<string, string> | null, altered: AlteredNumber, index: number): Refusal {
+    const prefix = `item ${index}: `;
+    const validated = this.catalogue.validate(channel.interfaceId, item, { encryptedPayload: copies !== null });
+    const field = altered.path.toLowerCase();
+    if (!validated.ok && altered.delivered !== 'null' && validated.errors.some((e) => e.rule === 'type' && e.path.toLowerCase() === field)) {
+      return { status: 400, code: schemaFailureCode(validated.paths), help: `${prefix}${describeIssues(validated.errors, validated.count, HELP_MAX - prefix.length)}` };
+    }
+    return { status: 400, code: MSG.schemaFailure, help: `${prefix}${alteredNumberHelp(altered)}` };
+  }
+
   /** One read of the lookup per distinct MPAN in the batch, before routing (which is synchronous). */
   private async lookUpMpans(channel: Channel, states: ItemState[]): Promise<Map<string, readonly Appointment[]>> {
     const found = new Map<string, readonly Appointment[]>();
@@ -412,14 +452,16 @@ export class Ingest {
       state.refusal = { status: 400, code: decision.code, help: `item ${index}: ${decision.help}` };
       return;
     }
+    state.unreached = decision.unreached.map(({ code, help, holder }) => ({ code, help, holder: holder.dipId, slot: holder.slot }));
     const unreachable = this.unreachable(channel, message, decision.recipients);
     if (unreachable) {
       state.refusal = { status: 400, code: MSG.routingError, help: `item ${index}: ${unreachable}` };
       return;
     }
     const transactionId = newTransactionId(channel.interfaceId, h.senderDipId, h.senderRoleId, now);
-    // A workflow's first message gets a new correlation ID; follow-on messages carry theirs in S1.
-    const correlationId = channel.workflowStarter && h.senderCorrelationId === null ? newCorrelationId(now) : h.senderCorrelationId;
+    // A workflow's first message gets a new correlation ID (checkHeader refused one of the sender's on it);
+    // follow-on messages, on the other channels, carry theirs in S1.
+    const correlationId = channel.workflowStarter ? newCorrelationId(now) : h.senderCorrelationId;
     const outbound = stampWrapper(message, {
       transactionId,
       transactionTimestamp: stamp,
@@ -483,6 +525,17 @@ export class Ingest {
     }
     if (h.connectionProviderId !== null && h.connectionProviderId !== caller.dipId) {
       return { status: 403, code: MSG.connectionProviderInvalid, help: `${at}.DIPConnectionProviderID ${h.connectionProviderId} is not the caller ${caller.dipId}` };
+    }
+    // Spec 5.5.5: on a channel that starts a workflow, the DIP generates the workflow's correlation ID;
+    // S1.senderCorrelationID (DI-985, "returned by Sender") is that ID carried on the workflow's later
+    // messages, which travel on other channels. One given here would open a workflow under an ID the DIP
+    // did not assign: another workflow's, or one of the sender's making.
+    if (channel.workflowStarter && h.senderCorrelationId !== null) {
+      return {
+        status: 400,
+        code: MSG.senderCorrelationIdInvalid,
+        help: `${at}.senderCorrelationID is ${h.senderCorrelationId}, but ${channel.interfaceId} starts a workflow: the DIP assigns its correlation ID (spec 5.5.5) and answers it in the 201's correlationID; send null here, and that ID in S1.senderCorrelationID on the workflow's later messages`,
+      };
     }
     const timeProblem = sentTimeProblem(`${at}.senderTimestamp`, h.senderTimestamp, now, this.settings.maxClockSkewMs);
     if (timeProblem) return { status: 400, code: MSG.senderTimestampInvalid, help: timeProblem };
@@ -553,11 +606,12 @@ function parseBatch(body: Buffer, limits: Pick<IngestSettings, 'maxBatchMessages
   return { items: parsed, spans };
 }
 
-/** Why an item is refused for a number a double does not hold (json-numbers.ts), read again only when the scan flagged one. */
-function alteredNumberIn(body: Buffer, span: ItemSpan | undefined): string | null {
+type AlteredNumber = NonNullable<ReturnType<typeof firstAlteredNumber>>;
+
+/** The first number of an item a double does not hold (json-numbers.ts), read again only when the scan flagged one. */
+function alteredNumberIn(body: Buffer, span: ItemSpan | undefined): AlteredNumber | null {
   if (!span?.longNumber || !hasAlteredNumber(body, span.start, span.end)) return null;
-  const altered = firstAlteredNumber(body.toString('utf8', span.start, span.end));
-  return altered ? alteredNumberHelp(altered) : null;
+  return firstAlteredNumber(body.toString('utf8', span.start, span.end));
 }
 
 /**
@@ -638,6 +692,22 @@ function failedItems(failing: number[]): string {
   const shown = failing.length > 10 ? failing.slice(0, 10) : failing.slice(0, -1);
   const rest = failing.length > 10 ? `${failing.length - 10} more` : String(failing.at(-1));
   return `items ${shown.join(', ')} and ${rest}`;
+}
+
+/**
+ * An accepted message's help when the MPAN lookup named a holder who got no copy (spec 5.5.9: what the DIP
+ * could not route is told to the sender): the message stands, as MSG0000, for the recipients who got it,
+ * and the help names each holder left out with the published code for it, so the sender can have the
+ * lookup's entry corrected. Null otherwise, as the published answer has it.
+ */
+function unreachedHelp(s: ItemState): string | null {
+  if (s.unreached.length === 0) return null;
+  return `accepted and routed to its other recipients; left out, with no copy: ${s.unreached.map((u) => `${u.help} (${u.code.slice(0, 7)})`).join('; ')}`;
+}
+
+function unreachedCodes(states: ItemState[]): Pick<IngestResult, 'unreached'> {
+  const unreached = states.flatMap((s) => s.unreached.map((u) => ({ transactionId: s.accepted!.transactionId, holder: u.holder, slot: u.slot, code: u.code.slice(0, 7) })));
+  return unreached.length > 0 ? { unreached } : {};
 }
 
 function markDuplicatesInBatch(states: ItemState[]): void {

@@ -99,6 +99,7 @@ export class DipMetrics {
   private readonly storageErrors: Counter<'state'>;
   private readonly storageOk: Gauge;
   private readonly refusals: Counter<'channel' | 'code'>;
+  private readonly unreachedHolders: Counter<'channel' | 'code'>;
   private readonly ingestLatency: Histogram;
   private readonly groupWrites: Histogram;
   private readonly groupSeconds: Histogram;
@@ -130,6 +131,12 @@ export class DipMetrics {
     // Both states exported from the start at 0: increase() then sees the first failure (a series that
     // appears with its first increment has no earlier sample to count it from).
     for (const state of ['unavailable', 'fatal']) this.storageErrors.inc({ state }, 0);
+    this.unreachedHolders = new Counter({
+      name: 'dip_mpan_holders_unreached_total',
+      help: 'Holders the MPAN lookup named for an accepted message that got no copy (not a participant: MSG1033; without the role: MSG1034), by channel and code',
+      labelNames: ['channel', 'code'],
+      registers,
+    });
     this.refusals = new Counter({ name: 'dip_refusals_total', help: 'Submissions refused (POST /dip-channel), by channel (unknown for one that is not) and MSG code', labelNames: ['channel', 'code'], registers });
     this.ingestLatency = new Histogram({
       name: 'dip_ingest_latency_seconds',
@@ -333,6 +340,11 @@ export class DipMetrics {
   submission(channel: string, refusal: string | null, seconds: number): void {
     if (refusal === null) this.ingestLatency.observe(seconds);
     else this.refusals.inc({ channel, code: refusal });
+  }
+
+  /** Holders the MPAN lookup named for an accepted submission's messages that got no copy (IngestResult.unreached), by MSG code. */
+  unreached(channel: string, codes: readonly string[]): void {
+    for (const code of codes) this.unreachedHolders.inc({ channel, code });
   }
 
   /** A publication notice the pass for missed notices left unqueued (src/pipeline/publications.ts queueMissedNotices). */

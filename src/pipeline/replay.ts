@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { DipMessage } from '../domain/message.js';
 import { dipDateTime } from '../domain/time.js';
-import { newTransactionId } from '../domain/transaction-id.js';
+import { newTransactionId, replayCorrelationId } from '../domain/transaction-id.js';
 import type { Archive, ArchivedMessage, ArchiveQuery } from '../ports/archive.js';
 import type { Cancel, Clock } from '../ports/clock.js';
 import { JOB_MOVED, StoreError, storeFailureKind } from '../ports/errors.js';
@@ -13,6 +13,8 @@ import { bareEventCode, wireEventCode } from '../catalogue/types.js';
 import type { Channel } from './channels.js';
 import { STORE_RETRY_AFTER_SECONDS } from './ingest.js';
 import { TEST_EVENT_CODE } from './test-message.js';
+
+export { replayCorrelationId };
 
 export type { ReplayFilter };
 
@@ -82,19 +84,6 @@ export const ORIGINAL_TRANSACTION_FIELD = 'originalTransactionID';
 /** The item-level field (beside `payload`) that carries the original message's transaction wrapper (D0), as it was. */
 export const ORIGINAL_WRAPPER_FIELD = 'originalTransactionWrapper';
 /** What marks a replayed copy's IDs (spec 5.5.11: "a Transaction ID and Correlation ID (with a reply prefix)"). */
-const REPLAY_PREFIX = 'R-';
-/** DT-011N-CorrelationID's maxLength. */
-const CORRELATION_ID_MAX = 60;
-
-/**
- * A replayed copy's correlation ID: the original's with the reply prefix (cut to the published length,
- * the original wrapper beside it keeps the whole), or null when the original had none.
- */
-export function replayCorrelationId(original: unknown): string | null {
-  if (typeof original !== 'string' || original.length === 0) return null;
-  return `${REPLAY_PREFIX}${original}`.slice(0, CORRELATION_ID_MAX);
-}
-
 /** The published RequeueStatus (components/schemas/RequeueStatus in API 2.1.0). */
 export interface RequeueProgress {
   percentComplete: number;
@@ -159,7 +148,7 @@ export class Replay {
   async replay(queue: QueueRef, filter: ReplayFilter, afterSeq = 0): Promise<ReplayPage> {
     const { found, next } = await this.page(queue, filter, afterSeq, undefined);
     this.spend(queue, found.length);
-    const copies = this.reissue(found);
+    const copies = this.reissue(found, queue);
     if (copies.length > 0) await this.archiveCopies(queue, found.length, () => this.log.appendReplayCopies(copies));
     return { copies: await Promise.all(copies.map((c) => this.copies.copyFor(queue, c.outbound))), next };
   }
@@ -173,7 +162,7 @@ export class Replay {
     const { found, next } = await this.page(queue, filter, 0, headSeq);
     if (next === null || !this.jobs) {
       this.spend(queue, found.length);
-      const copies = this.reissue(found);
+      const copies = this.reissue(found, queue);
       if (copies.length > 0) await this.archiveCopies(queue, found.length, () => this.log.appendReplayCopies(copies, queue));
       this.notify(queue);
       return { requeued: copies.length };
@@ -271,7 +260,7 @@ export class Replay {
       // A job waits for its recipient's budget as it waits for its queue: it is not refused, only slowed.
       const taken = this.budget?.take(queue.recipientDipId, found.length, this.clock.now()) ?? { ok: true };
       if (!taken.ok) return again(taken.retryAfterMs, cursor);
-      const copies = this.reissue(found);
+      const copies = this.reissue(found, queue);
       const reached = found.at(-1)?.seq ?? upToSeq;
       await this.archiveCopies(queue, found.length, () => this.log.appendReplayCopies(copies, queue, { jobId: id, from: cursor, cursor: reached, added: copies.length, at: this.clock.now() }));
       stands = reached;
@@ -312,7 +301,7 @@ export class Replay {
     return { found: page, next: page.at(-1)!.seq };
   }
 
-  private reissue(found: ArchivedMessage[]): ReplayCopy[] {
+  private reissue(found: ArchivedMessage[], queue: QueueRef): ReplayCopy[] {
     const now = new Date(this.clock.now());
     return found.map((m) => {
       const message = JSON.parse(m.outbound) as DipMessage & Record<string, unknown>;
@@ -330,7 +319,7 @@ export class Replay {
       // D0 admits no further fields (the published schema), the item does: the original goes there.
       message[ORIGINAL_TRANSACTION_FIELD] = m.transactionId;
       message[ORIGINAL_WRAPPER_FIELD] = original;
-      return { originalId: m.id, transactionId: String(d0.transactionID), receivedAt: now.getTime(), outbound: JSON.stringify(message) };
+      return { originalId: m.id, transactionId: String(d0.transactionID), receivedAt: now.getTime(), outbound: JSON.stringify(message), recipientDipId: queue.recipientDipId };
     });
   }
 }

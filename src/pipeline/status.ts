@@ -2,8 +2,8 @@ import type { ResponseEntry } from '../domain/standard-response.js';
 import { clipHelp } from '../domain/standard-response.js';
 import { MSG, type MsgText } from '../domain/response-codes.js';
 import { dipDateTime, sentTimeProblem } from '../domain/time.js';
-import { newTransactionId } from '../domain/transaction-id.js';
-import type { Archive } from '../ports/archive.js';
+import { newTransactionId, replayCorrelationId } from '../domain/transaction-id.js';
+import type { Archive, TransactionParties } from '../ports/archive.js';
 import type { Clock } from '../ports/clock.js';
 import type { AcceptedBatch, MessageLog, QueueRef } from '../ports/message-log.js';
 import { queuesOf } from './delivery.js';
@@ -80,6 +80,7 @@ export class StatusMessages {
         correlationID: entry.correlationID ?? parties.correlationId,
         recipientID: parties.senderDipId,
         DIPConnectionProviderID: this.settings.connectionProviderOf(parties.senderDipId),
+        ...aboutOriginal(entry.transactionID, parties, entry),
       };
       routed.push({ entry: filled, to: parties.senderDipId });
     }
@@ -118,6 +119,7 @@ export class StatusMessages {
           message: n.message,
           help: clipHelp(n.help),
           serviceTicketURL: null,
+          ...aboutOriginal(n.transactionId, parties, { correlationID: null, help: n.help }),
         },
       });
     }
@@ -136,4 +138,26 @@ export class StatusMessages {
     const body = Buffer.from(JSON.stringify(routed.map((r) => r.entry)));
     return dipMadeBatch({ channel: STATUS_CHANNEL, senderDipId: from, senderRole: 'STS', at: now.getTime(), rawRequest: body }, messages);
   }
+}
+
+/**
+ * A status message about a replayed or requeued copy (an R- transaction) as its sender reads it: about the
+ * original transaction it sent (the only ID it knows), in the original's workflow (an R-prefixed
+ * correlation ID the recipient copied from the copy is the replay's, which the sender never saw either;
+ * one of its own choosing is kept), with the copy's ID at the head of the help, the field the published
+ * StandardResponseBodyType leaves free for text. Nothing changes for any other transaction.
+ */
+function aboutOriginal(
+  transactionId: string,
+  parties: Pick<TransactionParties, 'replayOf' | 'correlationId'>,
+  said: { correlationID: string | null; help: string | null },
+): Partial<Pick<StatusEntry, 'transactionID' | 'correlationID' | 'help'>> {
+  if (parties.replayOf === null) return {};
+  const replayed = said.correlationID === null || said.correlationID === replayCorrelationId(parties.correlationId);
+  const note = `about the replayed copy ${transactionId} of ${parties.replayOf}`;
+  return {
+    transactionID: parties.replayOf,
+    correlationID: replayed ? parties.correlationId : said.correlationID,
+    help: clipHelp(said.help === null ? note : `${note}: ${said.help}`),
+  };
 }

@@ -36,6 +36,12 @@ export interface TransactionParties {
   /** The sender's own reference and the workflow it belongs to, so a status message can name them. */
   senderUniqueReference: string | null;
   correlationId: string | null;
+  /**
+   * For a replayed or requeued copy (an R- transaction): the transaction ID of the original it copies,
+   * the one its sender knows. The reference and correlation ID above are then the original's, and
+   * `recipients` the copy's own recipient. Null for any other transaction.
+   */
+  replayOf: string | null;
 }
 
 /**

@@ -141,6 +141,11 @@ export interface ReplayCopy {
   transactionId: string;
   receivedAt: number;
   outbound: string;
+  /**
+   * Whom the copy was made for (the replay's or requeue's recipient): the one participant that received
+   * it, so the only one that may name it in a status message (Archive.transactionParties).
+   */
+  recipientDipId: string;
 }
 
 /**

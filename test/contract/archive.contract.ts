@@ -132,21 +132,25 @@ export function archiveContract(name: string, open: BackendFactory): void {
       expect(await archive.transactionParties('T-unknown')).toBeUndefined();
     });
 
-    it('names the recipients of a replay copy, a synchronous replay (no queue entry) as well as a requeue', async () => {
+    it("names a replay copy's one recipient and its original, a synchronous replay (no queue entry) as well as a requeue", async () => {
       // A recipient reports a problem with POST /statusmessage naming the D0.transactionID it got: for a
-      // copy from a synchronous replay that is the copy's R- ID, which no queue entry records.
+      // copy that is the copy's R- ID, which only the participant it was made for received (not every
+      // recipient of its original), and which the original's sender never saw: it is told the original.
       const { log, archive } = ctx.backend;
       const a = message(['SUP0000001', 'MDS0000001']);
       await log.append(batch([a]));
       const [original] = await archive.findArchived({ recipientDipId: 'SUP0000001', channel: 'IF-021', limit: 1 });
-      await log.appendReplayCopies([{ originalId: original!.id, transactionId: 'R-replayed', receivedAt: Date.now(), outbound: '{}' }]);
-      await log.appendReplayCopies([{ originalId: original!.id, transactionId: 'R-requeued', receivedAt: Date.now(), outbound: '{}' }], sup);
+      await log.appendReplayCopies([{ originalId: original!.id, transactionId: 'R-replayed', receivedAt: Date.now(), outbound: '{}', recipientDipId: 'SUP0000001' }]);
+      await log.appendReplayCopies([{ originalId: original!.id, transactionId: 'R-requeued', receivedAt: Date.now(), outbound: '{}', recipientDipId: 'SUP0000001' }], sup);
       for (const id of ['R-replayed', 'R-requeued']) {
         const parties = await archive.transactionParties(id);
         expect(parties?.senderDipId).toBe('SDS0000001');
         expect(parties?.channel).toBe('IF-021');
-        expect([...parties!.recipients].sort()).toEqual(['MDS0000001', 'SUP0000001']);
+        expect(parties?.recipients).toEqual(['SUP0000001']);
+        expect(parties?.replayOf).toBe(a.transactionId);
+        expect(parties?.senderUniqueReference).toBe(a.senderUniqueReference);
       }
+      expect((await archive.transactionParties(a.transactionId))?.replayOf).toBeNull();
     });
 
     it('gives back the request a transaction arrived in, byte for byte, with its signature as stored', async () => {

@@ -183,9 +183,9 @@ export function messageLogContract(name: string, open: BackendFactory): void {
       const { log, archive } = ctx.backend;
       await log.append(batch([message(['SUP0000001'])]));
       const [original] = await archive.findArchived({ recipientDipId: 'SUP0000001', channel: 'IF-021', limit: 1 });
-      await log.appendReplayCopies([{ originalId: original!.id, transactionId: 'R-copy-1', receivedAt: Date.now(), outbound: '{"r":1}' }]);
+      await log.appendReplayCopies([{ originalId: original!.id, transactionId: 'R-copy-1', receivedAt: Date.now(), outbound: '{"r":1}', recipientDipId: 'SUP0000001' }]);
       expect((await log.queueState(sup)).headSeq).toBe(1);
-      await log.appendReplayCopies([{ originalId: original!.id, transactionId: 'R-copy-2', receivedAt: Date.now(), outbound: '{"r":2}' }], sup);
+      await log.appendReplayCopies([{ originalId: original!.id, transactionId: 'R-copy-2', receivedAt: Date.now(), outbound: '{"r":2}', recipientDipId: 'SUP0000001' }], sup);
       const entries = await log.readQueue(sup, 1, 10, 1 << 20);
       expect(entries.map((e) => [e.seq, e.transactionId, e.outbound])).toEqual([[2, 'R-copy-2', '{"r":2}']]);
       // A requeued copy is not found again by a later replay: only originals are.

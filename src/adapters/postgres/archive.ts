@@ -1,6 +1,6 @@
 import type { Archive, ArchivedMessage, ArchiveQuery, DeliveryAttempt, ReceivedRequest, RecordedAttempt, TransactionParties } from '../../ports/archive.js';
 import type { QueueRef } from '../../ports/message-log.js';
-import { FIRST_ENTRY_ONLY } from '../archive-sql.js';
+import { FIRST_ENTRY_ONLY, partiesOf, type StoredParties } from '../archive-sql.js';
 import { openReceivedRequest, type StoredRequest } from '../../security/seal-batch.js';
 import { damaged, type PgDatabase } from './database.js';
 import { ARCHIVE_TABLES, dayBase, dayOf, dayStart, daysOf, dropDay, partitionName } from './partitions.js';
@@ -64,20 +64,18 @@ export class PgArchive implements Archive {
   }
 
   async transactionParties(transactionId: string): Promise<TransactionParties | undefined> {
-    const [m] = await this.d.query<{ id: number; replayOf: number | null } & Omit<TransactionParties, 'recipients'>>(
-      `SELECT id, replay_of AS "replayOf", sender_dip_id AS "senderDipId", channel, sender_ref AS "senderUniqueReference", correlation_id AS "correlationId"
-         FROM messages WHERE transaction_id = $1 LIMIT 1`,
+    const [m] = await this.d.query<StoredParties>(
+      `SELECT m.id, m.replay_of AS "replayOfId", m.replay_for AS "replayFor", o.transaction_id AS "replayOf", m.sender_dip_id AS "senderDipId", m.channel,
+              COALESCE(m.sender_ref, o.sender_ref) AS "senderUniqueReference", m.correlation_id AS "correlationId"
+         FROM messages m LEFT JOIN messages o ON o.id = m.replay_of WHERE m.transaction_id = $1 LIMIT 1`,
       [transactionId],
     );
     if (!m) return undefined;
-    // A replay copy's recipients are its original's: a synchronous replay's copy has no queue entry of
-    // its own, yet its recipient names it (its D0.transactionID) in a status message.
-    const recipients = await this.d.query<{ r: string }>(
+    const recipients = m.replayFor === null ? await this.d.query<{ r: string }>(
       'SELECT DISTINCT q.recipient_dip_id AS r FROM queue_entries e JOIN queues q ON q.id = e.queue_id WHERE e.message_id IN ($1, $2)',
-      [m.id, m.replayOf ?? m.id],
-    );
-    const { id: _, replayOf: _replayOf, ...parties } = m;
-    return { ...parties, recipients: recipients.map((r) => r.r) };
+      [m.id, m.replayOfId ?? m.id],
+    ) : [];
+    return partiesOf(m, recipients.map((r) => r.r));
   }
 
   async receivedRequest(transactionId: string): Promise<ReceivedRequest | undefined> {

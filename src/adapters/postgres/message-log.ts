@@ -266,7 +266,7 @@ export class PgMessageLog implements MessageLog {
         const rows = copies.map((x, i) => {
           const o = byId.get(x.originalId);
           if (!o) throw damaged(`replay of unknown message ${x.originalId}`);
-          return { ...o, id: ids[i]!, batchId: null, transactionId: x.transactionId, senderRef: null, receivedAt: x.receivedAt, replayOf: x.originalId, outbound: x.outbound };
+          return { ...o, id: ids[i]!, batchId: null, transactionId: x.transactionId, senderRef: null, receivedAt: x.receivedAt, replayOf: x.originalId, replayFor: x.recipientDipId, outbound: x.outbound };
         });
         await insertMessages(this.d, c, rows);
         if (enqueueFor) {

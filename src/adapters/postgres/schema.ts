@@ -188,6 +188,9 @@ CREATE TABLE IF NOT EXISTS publications (
 CREATE INDEX IF NOT EXISTS publications_listing ON publications (channel, publication_type, published_at);
 -- The DIP IDs the publisher named (a JSON array); NULL: every recipient of the channel. Added 2026-12-02.
 ALTER TABLE publications ADD COLUMN IF NOT EXISTS recipients text;
+-- A replay copy's recipient (2026-12-05): the one participant that may name the copy in a status message.
+-- Copies made before read NULL and keep their original's recipients. No default: no rows rewritten.
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS replay_for text;
 -- The transaction ID a reference was accepted under: a duplicate's refusal names it (older rows have none).
 ALTER TABLE sender_refs ADD COLUMN IF NOT EXISTS transaction_id text;
 -- The last position a pull handed out (2026-12-03): a pull's acknowledgement may not pass it (nor acked_seq).

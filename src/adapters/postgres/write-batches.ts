@@ -20,6 +20,8 @@ export interface MessageRow {
   mpan: string | null;
   receivedAt: number;
   replayOf: number | null;
+  /** A replay copy's recipient (ReplayCopy.recipientDipId); absent for any other message. */
+  replayFor?: string;
   outbound: string;
   /** The outbound copy as stored, when it was sealed beforehand (AcceptedBatch.sealed, on an ingest thread). */
   stored?: Buffer | string;
@@ -37,9 +39,9 @@ export async function insertMessages(d: PgDatabase, c: pg.PoolClient, rows: Mess
   const sealed = rows.map((r) => (r.stored === undefined ? d.sealText(r.outbound) : storedForm(r.stored)));
   await c.query(
     `INSERT INTO messages (id, batch_id, transaction_id, channel, event_code, sender_dip_id, sender_role, sender_ref,
-                           correlation_id, mpan, received_at, replay_of, outbound, sealed)
+                           correlation_id, mpan, received_at, replay_of, outbound, sealed, replay_for)
      SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                          $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::bytea[], $14::boolean[])`,
+                          $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::bytea[], $14::boolean[], $15::text[])`,
     [
       rows.map((r) => r.id),
       rows.map((r) => r.batchId),
@@ -55,6 +57,7 @@ export async function insertMessages(d: PgDatabase, c: pg.PoolClient, rows: Mess
       rows.map((r) => r.replayOf),
       sealed.map((s) => s.bytes),
       sealed.map((s) => s.sealed),
+      rows.map((r) => r.replayFor ?? null),
     ],
   );
 }

@@ -1,6 +1,6 @@
 import type { Archive, ArchivedMessage, ArchiveQuery, DeliveryAttempt, ReceivedRequest, RecordedAttempt, TransactionParties } from '../../ports/archive.js';
 import type { QueueRef } from '../../ports/message-log.js';
-import { FIRST_ENTRY_ONLY } from '../archive-sql.js';
+import { FIRST_ENTRY_ONLY, partiesOf, type StoredParties } from '../archive-sql.js';
 import { openReceivedRequest, type StoredRequest } from '../../security/seal-batch.js';
 import { damaged, type SqliteDatabase, type Stored } from './database.js';
 
@@ -20,12 +20,10 @@ export class SqliteArchive implements Archive {
         `SELECT attempt_id AS attemptId, first_seq AS firstSeq, last_seq AS lastSeq, url, started_at AS startedAt, latency_ms AS latencyMs, status, verdict, error
            FROM delivery_attempts WHERE queue_id = ? ORDER BY id DESC LIMIT ?`,
       ),
-      transaction: db.prepare<
-        [string],
-        { id: number; replayOf: number | null; senderDipId: string; channel: string; senderUniqueReference: string | null; correlationId: string | null }
-      >(
-        `SELECT id, replay_of AS replayOf, sender_dip_id AS senderDipId, channel, sender_ref AS senderUniqueReference, correlation_id AS correlationId
-           FROM messages WHERE transaction_id = ?`,
+      transaction: db.prepare<[string], StoredParties>(
+        `SELECT m.id AS id, m.replay_of AS replayOfId, m.replay_for AS replayFor, o.transaction_id AS replayOf, m.sender_dip_id AS senderDipId, m.channel AS channel,
+                COALESCE(m.sender_ref, o.sender_ref) AS senderUniqueReference, m.correlation_id AS correlationId
+           FROM messages m LEFT JOIN messages o ON o.id = m.replay_of WHERE m.transaction_id = ?`,
       ),
       request: db.prepare<[string], StoredRequest>(
         `SELECT b.channel AS channel, b.sender_dip_id AS senderDipId, b.received_at AS receivedAt, b.raw AS raw, b.signature AS signature
@@ -98,15 +96,7 @@ export class SqliteArchive implements Archive {
   async transactionParties(transactionId: string): Promise<TransactionParties | undefined> {
     const m = this.s.transaction.get(transactionId);
     if (!m) return undefined;
-    return {
-      senderDipId: m.senderDipId,
-      channel: m.channel,
-      // A replay copy's recipients are its original's: a synchronous replay's copy has no queue entry of
-      // its own, yet its recipient names it (its D0.transactionID) in a status message.
-      recipients: this.s.recipientsOf.all(m.id, m.replayOf ?? m.id).map((r) => r.recipient),
-      senderUniqueReference: m.senderUniqueReference,
-      correlationId: m.correlationId,
-    };
+    return partiesOf(m, m.replayFor === null ? this.s.recipientsOf.all(m.id, m.replayOfId ?? m.id).map((r) => r.recipient) : []);
   }
 
   async receivedRequest(transactionId: string): Promise<ReceivedRequest | undefined> {

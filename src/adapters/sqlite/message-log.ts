@@ -58,6 +58,7 @@ export class SqliteMessageLog implements MessageLog {
       insertDeadLetter: db.prepare(
         'INSERT OR IGNORE INTO dead_letters (queue_id, seq, message_id, reason, status, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
+      replayFor: db.prepare('UPDATE messages SET replay_for = ? WHERE id = ?'),
       progress: db.prepare("UPDATE requeue_jobs SET cursor = ?, requeued = requeued + ?, updated_at = ? WHERE id = ? AND state = 'running' AND cursor = ?"),
       original: db.prepare<[number], { channel: string; eventCode: string; senderDipId: string; senderRole: string; correlationId: string | null; mpan: string | null }>(
         `SELECT channel, event_code AS eventCode, sender_dip_id AS senderDipId, sender_role AS senderRole,
@@ -211,6 +212,7 @@ export class SqliteMessageLog implements MessageLog {
           c.originalId,
           this.d.sealer.seal(c.outbound, { compress: true }),
         ).lastInsertRowid;
+        this.s.replayFor.run(c.recipientDipId, id);
         if (enqueueFor) {
           const q = this.d.nextSeq(heads, enqueueFor.recipientDipId, enqueueFor.channel);
           this.s.insertEntry.run(q.id, q.head, id);

@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS messages (
   mpan TEXT, -- a keyed hash of the MPAN when encryption at rest is on: searchable, not readable
   received_at INTEGER NOT NULL,
   replay_of INTEGER,
-  outbound BLOB NOT NULL -- sealed (AES-256-GCM) when encryption at rest is on
+  outbound BLOB NOT NULL, -- sealed (AES-256-GCM) when encryption at rest is on
+  replay_for TEXT -- a replay copy's recipient: the one participant that may name it in a status message
 );
 CREATE UNIQUE INDEX IF NOT EXISTS messages_sender_ref ON messages (sender_dip_id, sender_ref) WHERE sender_ref IS NOT NULL;
 CREATE TABLE IF NOT EXISTS queues (
@@ -255,4 +256,6 @@ export function migrate(db: Database.Database): void {
     if (!publicationColumns.some((c) => c.name === name)) db.exec(`ALTER TABLE publications ADD COLUMN ${name} ${type}`);
   }
   db.exec('CREATE INDEX IF NOT EXISTS publications_awaiting_notice ON publications (published_at) WHERE notice_queued = 0');
+  // A replay copy's recipient (2026-12-05): copies made before read NULL and keep their original's recipients.
+  if (!db.prepare<[], { name: string }>('PRAGMA table_info(messages)').all().some((c) => c.name === 'replay_for')) db.exec('ALTER TABLE messages ADD COLUMN replay_for TEXT');
 }

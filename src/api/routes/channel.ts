@@ -34,7 +34,13 @@ export const channelRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app,
       const handled = await deps.ingest.handle({ ...evidence(deps, req), channelId: req.params.id, ...(deps.ingest.traced ? { receivedMsAgo: reply.elapsedTime } : {}) });
       const result = await withOriginalCorrelations(handled, deps.journal);
       // A channel that does not exist is counted as 'unknown': a label per made-up ID would grow without end.
-      deps.metrics?.submission(deps.channel(req.params.id) ? req.params.id : 'unknown', refusalCode(result), reply.elapsedTime / 1000);
+      const channel = deps.channel(req.params.id) ? req.params.id : 'unknown';
+      deps.metrics?.submission(channel, refusalCode(result), reply.elapsedTime / 1000);
+      if (result.unreached) {
+        deps.metrics?.unreached(channel, result.unreached.map((u) => u.code));
+        // Accepted, and not an error of the sender's: the lookup entry (or the register) is the operator's to correct.
+        deps.logger.warn({ channel, unreached: result.unreached }, 'accepted messages whose MPAN lookup names a holder who cannot receive in that capacity (MSG1033: not a participant; MSG1034: without the role): no copy went to it; correct the lookup entry or register the participant');
+      }
       if (result.retryAfterSeconds !== undefined) reply.header('retry-after', String(result.retryAfterSeconds));
       return reply.code(result.status).send(result.response);
     },
