@@ -105,13 +105,18 @@ export function countsSql(q: CountQuery, d: CountsDialect): string {
 export function latencySql(q: CountQuery, d: CountsDialect): string {
   const cte = copies(q, d);
   const b = (ms: string) => bucketOf(d, q.granularity, ms);
-  // Nearest rank ceil(q * n) in integers (as reports.ts's latencyStats takes it): (n * pct + 99) / 100.
-  const rank = (pct: number) => `max(CASE WHEN rn = (n * ${pct} + 99) / 100 THEN v END)`;
+  // Nearest rank ceil(q * n) in integers (as reports.ts's latencyStats takes it): (n * pct + 99) / 100; the
+  // value there is the least whose running count reaches it. Counted per distinct value first: latencies
+  // are whole milliseconds and repeat, so the running sums go over a bucket's distinct values, not a sort
+  // of all of them.
+  const rank = (pct: number) => `min(CASE WHEN upto >= (n * ${pct} + 99) / 100 THEN v END)`;
   return `${cte},
   vals AS (SELECT ${b('d.received_at')} AS bucket, 0 AS k, d.delivered_at - d.received_at AS v FROM d WHERE d.delivered_at IS NOT NULL
            UNION ALL SELECT ${b('d.received_at')}, 1, ${d.greatest('0', 'd.first_at - d.received_at')} FROM d WHERE d.first_at IS NOT NULL),
-  ranked AS (SELECT bucket, k, v, row_number() OVER (PARTITION BY bucket, k ORDER BY v) AS rn, count(*) OVER (PARTITION BY bucket, k) AS n FROM vals),
-  stats AS (SELECT bucket, k, count(*) AS n, min(v) AS lo, max(v) AS hi, sum(v) AS total, ${rank(50)} AS p50, ${rank(90)} AS p90, ${rank(99)} AS p99 FROM ranked GROUP BY bucket, k),
+  hist AS (SELECT bucket, k, v, count(*) AS c FROM vals GROUP BY bucket, k, v),
+  cum AS (SELECT bucket, k, v, c, CAST(sum(c) OVER (PARTITION BY bucket, k ORDER BY v ROWS UNBOUNDED PRECEDING) AS BIGINT) AS upto,
+                 CAST(sum(c) OVER (PARTITION BY bucket, k) AS BIGINT) AS n FROM hist),
+  stats AS (SELECT bucket, k, max(n) AS n, min(v) AS lo, max(v) AS hi, sum(v * c) AS total, ${rank(50)} AS p50, ${rank(90)} AS p90, ${rank(99)} AS p99 FROM cum GROUP BY bucket, k),
   buckets AS (SELECT DISTINCT ${b('m.received_at')} AS bucket FROM m)
   SELECT buckets.bucket, stats.k, stats.n, stats.lo, stats.hi, stats.total, stats.p50, stats.p90, stats.p99
     FROM buckets LEFT JOIN stats ON stats.bucket = buckets.bucket ORDER BY buckets.bucket, stats.k`;

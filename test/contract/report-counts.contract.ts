@@ -90,6 +90,23 @@ export function reportCountsContract(name: string, open: BackendFactory): void {
       await expect(reports(false, 2).throughput({ kind: 'operator' }, f)).rejects.toThrow('holds more than 2 messages');
     });
 
+    it('takes nearest-rank percentiles over many values, repeated ones among them, as the fold did', async () => {
+      const { log, archive } = ctx.backend;
+      const many = Array.from({ length: 37 }, (_, i) => message([SUP], { receivedAt: T0 + i }));
+      await log.append(batch(many));
+      // Each copy delivered by a call of its own, after a delay that repeats (i mod 7) and grows.
+      for (const [i, m] of many.entries()) {
+        await archive.recordAttempt({ attemptId: attemptId(), queue: sup, firstSeq: i + 1, lastSeq: i + 1, url: 'https://sup.example/dip', startedAt: m.receivedAt + 10 * (i % 7) + i, latencyMs: (i * 13) % 5, status: 200, verdict: 'delivered', error: null });
+      }
+      await log.settle(sup, { upTo: many.length });
+      for (const granularity of GRANULARITIES) {
+        const f: ReportFilter = { ...period, granularity };
+        expect(await reports(true).latency({ kind: 'operator' }, f)).toEqual(await reports(false).latency({ kind: 'operator' }, f));
+      }
+      const [row] = await reports(true).latency({ kind: 'operator' }, { ...period, granularity: 'month' });
+      expect(row!.endToEnd.count).toBe(37);
+    });
+
     it('counts nothing in a period without messages', async () => {
       await fill();
       const f: ReportFilter = { fromMs: T0 - 7_200_000, toMs: T0 - 3_600_000, granularity: 'hour' };

@@ -1,7 +1,15 @@
+import type pg from 'pg';
 import type { BucketCounts, BucketLatency, CountQuery, ReportCounts } from '../../ports/report-counts.js';
 import { countsSql, latencySql, perCopyBySets, toCounts, toLatency, type CountsDialect, type CountsRow, type LatencyRow } from '../report-counts-sql.js';
 import type { PgDatabase } from './database.js';
 import { dayBase, dayOf } from './partitions.js';
+import { inTransaction } from './schema.js';
+
+/**
+ * How long one report count may run. The pool's statement and read timeouts are meant for ingest's writes
+ * (30 s): a national day's count reads tens of millions of rows and was given up past them, as a 500.
+ */
+export const REPORT_COUNT_TIMEOUT_MS = 10 * 60_000;
 
 /** PostgreSQL's side of report-counts-sql.ts: numbered parameters, generate_series, ids bounded by day. */
 function dialect(): { d: CountsDialect; params: Array<string | number> } {
@@ -37,13 +45,20 @@ export class PgReportCounts implements ReportCounts {
 
   async counts(q: CountQuery): Promise<BucketCounts[]> {
     const { d, params } = dialect();
-    const sql = countsSql(q, d);
-    return toCounts((await this.d.pool.query<CountsRow>(sql, params)).rows);
+    return toCounts(await this.read<CountsRow>(countsSql(q, d), params));
   }
 
   async latency(q: CountQuery): Promise<BucketLatency[]> {
     const { d, params } = dialect();
-    const sql = latencySql(q, d);
-    return toLatency((await this.d.pool.query<LatencyRow>(sql, params)).rows);
+    return toLatency(await this.read<LatencyRow>(latencySql(q, d), params));
+  }
+
+  /** One read-only transaction with the report's own timeouts (node-postgres reads a query's own query_timeout; its types do not declare it). */
+  private read<R extends pg.QueryResultRow>(text: string, values: Array<string | number>): Promise<R[]> {
+    return inTransaction(this.d.pool, async (client) => {
+      await client.query(`SET TRANSACTION READ ONLY; SET LOCAL statement_timeout = ${REPORT_COUNT_TIMEOUT_MS}`);
+      const query: pg.QueryConfig & { query_timeout: number } = { text, values, query_timeout: REPORT_COUNT_TIMEOUT_MS + 5_000 };
+      return (await client.query<R>(query)).rows;
+    });
   }
 }
