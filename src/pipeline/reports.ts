@@ -4,23 +4,21 @@ import { RefusedError } from './refused.js';
 import { readRefusal } from '../domain/activity.js';
 import type { ActivityLogStore } from '../ports/activity-log.js';
 import type { MessageTraces, TracedMessage, TraceQuery } from '../ports/traces.js';
+import { GRANULARITIES, type CountQuery, type Granularity, type LatencyAggregate, type ReportCounts } from '../ports/report-counts.js';
 
-export const GRANULARITIES = ['minute', 'hour', 'day', 'month'] as const;
-export type Granularity = (typeof GRANULARITIES)[number];
+export { GRANULARITIES, type Granularity };
 
 /** Who asks: the operator sees everything; a participant its own messages and the MPANs it was responsible for. */
 export type Viewer = { kind: 'operator' } | { kind: 'participant'; dipId: string };
 
-export interface ReportFilter {
-  fromMs: number;
-  toMs: number;
-  granularity: Granularity;
-  channel?: string;
-  sender?: string;
-  recipient?: string;
-}
+/** A report's period and filters: what the store counts (CountQuery), without who asks. */
+export type ReportFilter = Omit<CountQuery, 'viewer' | 'dipId'>;
 
-/** At most this many messages go into one report (a longer period: ask for it in parts); as many refused submissions. */
+/**
+ * At most this many messages are read into one report that lists them (sender audit, traces, processes;
+ * a longer period: ask for it in parts); as many refused submissions. Throughput and latency are counted
+ * in the store (ReportCounts) and have no such limit.
+ */
 export const REPORT_MESSAGE_LIMIT = 200_000;
 
 /** Refused submissions read from the activity log at a time. */
@@ -47,8 +45,10 @@ export type ThroughputCounts = {
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; status: 400 | 403 | 404; help: string };
 
-function tooMany(query: Pick<TraceQuery, 'fromMs' | 'toMs'>): RefusedError {
-  return new RefusedError(400, `${periodOf(query.fromMs, query.toMs)} holds more than ${REPORT_MESSAGE_LIMIT.toLocaleString('en-GB')} messages, the most one report counts: ask for it in parts (a shorter from/to, or one channel, sender or recipient)`);
+function tooMany(query: Pick<TraceQuery, 'fromMs' | 'toMs'>, limit: number, counted: boolean): RefusedError {
+  // With the store counting, only the reports that list messages one by one are limited: say so.
+  const which = counted ? ' (throughput and latency are counted over any period; a sender audit, trace or process report reads its messages one by one)' : '';
+  return new RefusedError(400, `${periodOf(query.fromMs, query.toMs)} holds more than ${limit.toLocaleString('en-GB')} messages, the most one report counts: ask for it in parts (a shorter from/to, or one channel, sender or recipient)${which}`);
 }
 
 /** The start of the bucket `ms` falls in (UTC). */
@@ -68,6 +68,12 @@ export interface LatencyStats {
   p50Ms: number | null;
   p90Ms: number | null;
   p99Ms: number | null;
+}
+
+/** Statistics the store counted (ReportCounts), given as latencyStats gives them from the values. */
+export function countedLatency(a: LatencyAggregate): LatencyStats {
+  if (a.count === 0 || a.sum === null) return latencyStats([]);
+  return { count: a.count, minMs: a.min, avgMs: Math.round((a.sum / a.count) * 10) / 10, maxMs: a.max, p50Ms: a.p50, p90Ms: a.p90, p99Ms: a.p99 };
 }
 
 export function latencyStats(values: number[]): LatencyStats {
@@ -119,7 +125,33 @@ export class Reports {
     private readonly dipId: string,
     /** The API activity log, where refused submissions are recorded (null when it is not kept: no refusal columns). */
     private readonly activity: Pick<ActivityLogStore, 'refusedSubmissions'> | null = null,
-  ) {}
+    options: {
+      /** Throughput and latency counted in the store, for periods of any size; without it they are counted here, as the listing reports are read. */
+      counts?: ReportCounts;
+      /** The most messages a report reads one by one (tests make it small). */
+      messageLimit?: number;
+    } = {},
+  ) {
+    this.counts = options.counts ?? null;
+    this.limit = options.messageLimit ?? REPORT_MESSAGE_LIMIT;
+  }
+
+  private readonly counts: ReportCounts | null;
+  private readonly limit: number;
+
+  /** What the store counts for this viewer and filter: the same messages and copies as filtered() reads. */
+  private countQuery(viewer: Viewer, f: ReportFilter): CountQuery {
+    return {
+      fromMs: f.fromMs,
+      toMs: f.toMs,
+      granularity: f.granularity,
+      dipId: this.dipId,
+      ...(f.channel !== undefined ? { channel: f.channel } : {}),
+      ...(f.sender !== undefined ? { sender: f.sender } : {}),
+      ...(f.recipient !== undefined ? { recipient: f.recipient } : {}),
+      ...(viewer.kind === 'participant' ? { viewer: viewer.dipId } : {}),
+    };
+  }
 
   /**
    * Refused submissions in the filter that the viewer may see, from the API activity log (nothing is
@@ -138,7 +170,7 @@ export class Reports {
     for (;;) {
       const page = await this.activity.refusedSubmissions({ fromMs: f.fromMs, toMs: f.toMs, limit: REFUSALS_PAGE, ...(after ? { after } : {}), ...(caller !== undefined ? { caller } : {}) });
       read += page.length;
-      if (read > REPORT_MESSAGE_LIMIT) throw new RefusedError(400, `${periodOf(f.fromMs, f.toMs)} holds more than ${REPORT_MESSAGE_LIMIT.toLocaleString('en-GB')} refused submissions, the most one report counts: ask for it in parts (a shorter from/to, or one sender)`);
+      if (read > this.limit) throw new RefusedError(400, `${periodOf(f.fromMs, f.toMs)} holds more than ${this.limit.toLocaleString('en-GB')} refused submissions, the most one report counts: ask for it in parts (a shorter from/to, or one sender)`);
       for (const r of page) {
         const called = SUBMISSION_PATH.exec(r.url)?.[1]?.toUpperCase();
         if (called === undefined || r.status === null || (channel !== undefined && called !== channel)) continue;
@@ -170,7 +202,7 @@ export class Reports {
     ]);
     const byId = new Map<string, TracedMessage>();
     for (const m of [...sent, ...received]) byId.set(m.transactionId, m);
-    if (byId.size > REPORT_MESSAGE_LIMIT) throw tooMany(query);
+    if (byId.size > this.limit) throw tooMany(query, this.limit, this.counts !== null);
     const mine = (m: TracedMessage) => m.sender === me && m.replayOf === null;
     return [...byId.values()]
       .sort((a, b) => a.receivedAt - b.receivedAt)
@@ -183,8 +215,8 @@ export class Reports {
    * cut at its end, and its totals silently short. Refused instead, saying how to ask.
    */
   private async read(query: Omit<TraceQuery, 'limit'>): Promise<TracedMessage[]> {
-    const found = await this.traces.trace({ ...query, limit: REPORT_MESSAGE_LIMIT + 1 });
-    if (found.length > REPORT_MESSAGE_LIMIT) throw tooMany(query);
+    const found = await this.traces.trace({ ...query, limit: this.limit + 1 });
+    if (found.length > this.limit) throw tooMany(query, this.limit, this.counts !== null);
     return found;
   }
 
@@ -214,12 +246,22 @@ export class Reports {
       if (!x) buckets.set(k, (x = { in: 0, out: 0, errors: 0, pending: 0, ...(refusals ? { refused: 0, refusedMessages: 0 } : {}) }));
       return x;
     };
-    for (const m of await this.filtered(viewer, f)) {
-      if (m.sender !== this.dipId) b(m.receivedAt).in += 1;
-      for (const d of m.deliveries) {
-        if (d.state === 'delivered') b(d.deliveredAt ?? m.receivedAt).out += 1;
-        else if (d.state === 'pending') b(m.receivedAt).pending += 1;
-        else b(d.deadLetter?.at ?? m.receivedAt).errors += 1;
+    if (this.counts) {
+      for (const r of await this.counts.counts(this.countQuery(viewer, f))) {
+        const x = b(r.bucketMs);
+        x.in += r.in;
+        x.out += r.out;
+        x.errors += r.errors;
+        x.pending += r.pending;
+      }
+    } else {
+      for (const m of await this.filtered(viewer, f)) {
+        if (m.sender !== this.dipId) b(m.receivedAt).in += 1;
+        for (const d of m.deliveries) {
+          if (d.state === 'delivered') b(d.deliveredAt ?? m.receivedAt).out += 1;
+          else if (d.state === 'pending') b(m.receivedAt).pending += 1;
+          else b(d.deadLetter?.at ?? m.receivedAt).errors += 1;
+        }
       }
     }
     // Codes are counted in a Map (a code is read from a stored answer), given as an object (Object.fromEntries: own properties) at the end.
@@ -236,7 +278,10 @@ export class Reports {
   }
 
   /** End-to-end latency (receipt to delivered) and the DIP's own processing time (receipt to first call), per bucket. */
-  async latency(viewer: Viewer, f: ReportFilter) {
+  async latency(viewer: Viewer, f: ReportFilter): Promise<Array<{ bucket: string; endToEnd: LatencyStats; dipProcessing: LatencyStats }>> {
+    if (this.counts) {
+      return (await this.counts.latency(this.countQuery(viewer, f))).map((r) => ({ bucket: new Date(r.bucketMs).toISOString(), endToEnd: countedLatency(r.endToEnd), dipProcessing: countedLatency(r.dipProcessing) }));
+    }
     const buckets = new Map<number, { e2e: number[]; internal: number[] }>();
     for (const m of await this.filtered(viewer, f)) {
       const k = bucketStart(m.receivedAt, f.granularity);

@@ -11,6 +11,7 @@ import type { SignatureReplayGuard } from './replay-guard.js';
 import type { PortalAccounts } from './portal-accounts.js';
 import type { RequeueJobs } from './requeue-jobs.js';
 import type { MessageTraces } from './traces.js';
+import type { ReportCounts } from './report-counts.js';
 import type { OperatorJournal } from './operator-journal.js';
 import type { MaintenanceNotices } from './maintenance.js';
 
@@ -51,6 +52,8 @@ export interface Backend {
   requeueJobs: RequeueJobs;
   /** Messages with their copies, attempts and dead letters (reports, traces, journeys). */
   traces: MessageTraces;
+  /** Throughput and latency counted where the messages are (reports over periods of any size). */
+  reportCounts: ReportCounts;
   /** Pattern B publication metadata (the bytes are in PublicationBlobs). */
   publications: PublicationIndex;
   /** Every administrative act, append-only (who, what, when, before and after). */

@@ -1,4 +1,5 @@
 import { PgTraces } from './traces.js';
+import { PgReportCounts } from './report-counts.js';
 import type { Backend } from '../../ports/backend.js';
 import { PgArchive } from './archive.js';
 import { PgDatabase, type PostgresOptions } from './database.js';
@@ -33,6 +34,7 @@ export async function openPostgresBackend(options: PostgresOptions): Promise<Pos
     mpan: new PgMpanStore(d),
     dataKeys: new PgDataKeys(d),
     traces: new PgTraces(d),
+    reportCounts: new PgReportCounts(d),
     requeueJobs: new PgRequeueJobs(d),
     publications: new PgPublications(d),
     journal: new PgOperatorJournal(d),

@@ -1,4 +1,5 @@
 import { SqliteTraces } from './traces.js';
+import { SqliteReportCounts } from './report-counts.js';
 import type { Backend } from '../../ports/backend.js';
 import type { QueueRef } from '../../ports/message-log.js';
 import { SqliteArchive } from './archive.js';
@@ -44,6 +45,7 @@ export function openSqliteBackend(file: string, options: SqliteOptions): SqliteB
     mpan: new SqliteMpanStore(d),
     dataKeys: new SqliteDataKeys(d),
     traces: new SqliteTraces(d),
+    reportCounts: new SqliteReportCounts(d),
     requeueJobs: new SqliteRequeueJobs(d),
     publications: new SqlitePublications(d),
     journal: new SqliteOperatorJournal(d),

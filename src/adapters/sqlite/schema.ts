@@ -64,6 +64,8 @@ CREATE TABLE IF NOT EXISTS delivery_attempts (
   attempt_id TEXT
 );
 CREATE INDEX IF NOT EXISTS delivery_attempts_queue ON delivery_attempts (queue_id, id);
+-- The calls that can have carried a queue's positions from one on (report counts: src/adapters/report-counts-sql.ts).
+CREATE INDEX IF NOT EXISTS delivery_attempts_reach ON delivery_attempts (queue_id, last_seq);
 CREATE TABLE IF NOT EXISTS dead_letters (
   queue_id INTEGER NOT NULL,
   seq INTEGER NOT NULL,
