@@ -120,7 +120,7 @@ describe('workflow correlation IDs (spec 5.5.5)', () => {
 
   });
 
-  it('refuses a correlation ID of the sender\'s own on a workflow starter (MSG1012): the DIP assigns it', async () => {
+  it('does not take a correlation ID of the sender\'s own on a workflow starter: the DIP assigns a new one and says so', async () => {
     // Spec 5.5.5: on the channels that start a workflow "the DIP will generate the Workflow Correlation
     // ID"; S1.senderCorrelationID (DI-985) is the one the sender was given, "returned by Sender" on the
     // workflow's later messages, which travel on other channels (a request is answered on another). Kept
@@ -129,12 +129,12 @@ describe('workflow correlation IDs (spec 5.5.5)', () => {
     for (const given of [opened!.correlationID!, 'CI-20240101-MINE']) {
       const reused = item([SUP, LDSO]);
       reused.payload.CommonBlock.S1.senderCorrelationID = given;
-      const answer = await sds.client.submit('IF-021', [reused]);
-      expect(answer.status, JSON.stringify(answer.body)).toBe(400);
-      expect(answer.body.messageArray[0]).toMatchObject({
-        message: 'MSG1012 - Sender Correlation ID Invalid',
-        help: `item 0: S1.senderCorrelationID is ${given}, but IF-021 starts a workflow: the DIP assigns its correlation ID (spec 5.5.5) and answers it in the 201's correlationID; send null here, and that ID in S1.senderCorrelationID on the workflow's later messages`,
-      });
+      const [entry] = await submitOk(sds, [reused]);
+      expect(entry!.correlationID).toMatch(/^CI-\d{8}-/);
+      expect(entry!.correlationID).not.toBe(given);
+      expect(entry!.message).toBe('MSG0000 - Success');
+      expect(entry!.help).toBe(`S1.senderCorrelationID ${given} was not taken: IF-021 starts a workflow, and the DIP assigned it correlationID ${entry!.correlationID} (spec 5.5.5); carry that in S1.senderCorrelationID on the workflow's later messages`);
+      for (const copy of await copiesOf(entry!.transactionID!)) expect(d0(copy).initialCorrelationID).toBe(entry!.correlationID);
     }
   });
 

@@ -112,6 +112,8 @@ interface ItemState {
    * accepted answer's help, and counted by their MSG code (IngestResult.unreached).
    */
   unreached: Array<{ code: MsgText; help: string; holder: string; slot: string }>;
+  /** What the accepted answer's help tells the sender beside the unreached holders (a correlation ID not taken). */
+  notes: string[];
 }
 
 /** A holder the MPAN lookup named for an accepted message that got no copy (IngestResult.unreached). */
@@ -133,7 +135,7 @@ function answeredFor(s: ItemState): Pick<EntryFields, 'recipientID' | 'DIPConnec
 }
 
 function itemState(ref: string | null): ItemState {
-  return { ref, connectionProvider: null, sentFor: null, refusal: null, validated: null, accepted: null, original: null, unreached: [] };
+  return { ref, connectionProvider: null, sentFor: null, refusal: null, validated: null, accepted: null, original: null, unreached: [], notes: [] };
 }
 
 /** The keys encrypted channels need: the DIP's own (pattern 2 inbound) and each recipient's public key. */
@@ -220,7 +222,7 @@ export class Ingest {
           correlationID: m.correlationId,
           ...answeredFor(states[i]!),
           message: MSG.success,
-          help: unreachedHelp(states[i]!),
+          help: acceptedHelp(states[i]!),
         })),
       ),
       ...unreachedCodes(states),
@@ -459,9 +461,15 @@ export class Ingest {
       return;
     }
     const transactionId = newTransactionId(channel.interfaceId, h.senderDipId, h.senderRoleId, now);
-    // A workflow's first message gets a new correlation ID (checkHeader refused one of the sender's on it);
-    // follow-on messages, on the other channels, carry theirs in S1.
+    // Spec 5.5.5: on a channel that starts a workflow the DIP generates the workflow's correlation ID, so
+    // every message there gets a new one; follow-on messages, on the other channels, carry theirs in S1
+    // (DI-985, "returned by Sender"). One of the sender's on a starter is not taken (it could open a workflow
+    // under another's ID) nor refused (an adapter that fills the field everywhere still gets its message
+    // through): the 201's help says which ID the workflow has.
     const correlationId = channel.workflowStarter ? newCorrelationId(now) : h.senderCorrelationId;
+    if (channel.workflowStarter && h.senderCorrelationId !== null) {
+      state.notes.push(`S1.senderCorrelationID ${h.senderCorrelationId} was not taken: ${channel.interfaceId} starts a workflow, and the DIP assigned it correlationID ${correlationId} (spec 5.5.5); carry that in S1.senderCorrelationID on the workflow's later messages`);
+    }
     const outbound = stampWrapper(message, {
       transactionId,
       transactionTimestamp: stamp,
@@ -525,17 +533,6 @@ export class Ingest {
     }
     if (h.connectionProviderId !== null && h.connectionProviderId !== caller.dipId) {
       return { status: 403, code: MSG.connectionProviderInvalid, help: `${at}.DIPConnectionProviderID ${h.connectionProviderId} is not the caller ${caller.dipId}` };
-    }
-    // Spec 5.5.5: on a channel that starts a workflow, the DIP generates the workflow's correlation ID;
-    // S1.senderCorrelationID (DI-985, "returned by Sender") is that ID carried on the workflow's later
-    // messages, which travel on other channels. One given here would open a workflow under an ID the DIP
-    // did not assign: another workflow's, or one of the sender's making.
-    if (channel.workflowStarter && h.senderCorrelationId !== null) {
-      return {
-        status: 400,
-        code: MSG.senderCorrelationIdInvalid,
-        help: `${at}.senderCorrelationID is ${h.senderCorrelationId}, but ${channel.interfaceId} starts a workflow: the DIP assigns its correlation ID (spec 5.5.5) and answers it in the 201's correlationID; send null here, and that ID in S1.senderCorrelationID on the workflow's later messages`,
-      };
     }
     const timeProblem = sentTimeProblem(`${at}.senderTimestamp`, h.senderTimestamp, now, this.settings.maxClockSkewMs);
     if (timeProblem) return { status: 400, code: MSG.senderTimestampInvalid, help: timeProblem };
@@ -700,9 +697,11 @@ function failedItems(failing: number[]): string {
  * and the help names each holder left out with the published code for it, so the sender can have the
  * lookup's entry corrected. Null otherwise, as the published answer has it.
  */
-function unreachedHelp(s: ItemState): string | null {
-  if (s.unreached.length === 0) return null;
-  return `accepted and routed to its other recipients; left out, with no copy: ${s.unreached.map((u) => `${u.help} (${u.code.slice(0, 7)})`).join('; ')}`;
+/** An accepted entry's help: null unless something the sender should know happened to its message. */
+function acceptedHelp(s: ItemState): string | null {
+  const said = [...s.notes];
+  if (s.unreached.length > 0) said.push(`accepted and routed to its other recipients; left out, with no copy: ${s.unreached.map((u) => `${u.help} (${u.code.slice(0, 7)})`).join('; ')}`);
+  return said.length > 0 ? said.join('; ') : null;
 }
 
 function unreachedCodes(states: ItemState[]): Pick<IngestResult, 'unreached'> {
