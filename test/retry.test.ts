@@ -1,7 +1,7 @@
 /** The webhook retry schedule (src/domain/retry.ts): what a recipient's operator sees between attempts. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { classifyStatus, parseRetryAfter, retryDelayMs } from '../src/domain/retry.js';
+import { classifyStatus, failureKind, parseRetryAfter, retryDelayMs } from '../src/domain/retry.js';
 
 const policy = { baseMs: 500, capMs: 60_000 };
 
@@ -35,5 +35,19 @@ describe('retry schedule', () => {
   it('takes 2xx as delivered, the published "no retry" answers as final, and retries every other (published or not)', () => {
     expect([200, 204, 408, 429, 500, 503, 507, 302, 307, 409, 422].map(classifyStatus)).toEqual(Array(2).fill('delivered').concat(Array(9).fill('retry')));
     expect([400, 401, 403, 404, 405, 406, 413, 505].map(classifyStatus)).toEqual(Array(8).fill('rejected'));
+  });
+});
+
+describe('failureKind: a failed call in words that name nothing of the recipient', () => {
+  it.each([
+    ['TIMEOUT: no answer within 500 ms: connecting, the TLS handshake or the answer\'s headers', 'no answer in time'],
+    ['ENOTFOUND: getaddrinfo ENOTFOUND hooks.internal.example', "the webhook's host name did not resolve"],
+    ['ECONNREFUSED: connect ECONNREFUSED 10.0.3.7:8443', 'the connection was refused'],
+    ['ECONNRESET: read ECONNRESET', 'the connection was closed before an answer'],
+    ["ERR_TLS_CERT_ALTNAME_INVALID: Hostname/IP does not match certificate's altnames: DNS:a.internal", 'TLS failed (certificate or handshake)'],
+    ['HTTP 503', 'the recipient answered HTTP 503'],
+    ['Error: something else at 10.0.0.1', 'the call failed'],
+  ])('%s', (error, kind) => {
+    expect(failureKind(error)).toBe(kind);
   });
 });

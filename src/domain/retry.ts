@@ -50,3 +50,21 @@ export function parseRetryAfter(value: string | undefined, nowMs: number): numbe
   const at = Date.parse(value);
   return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
 }
+
+/**
+ * What a failed webhook call's error says, in words that name nothing of the recipient's systems: the
+ * sender of a message that went stale reads it (its status message, its journey), and the raw error
+ * names the recipient's host, address, port or certificate names. The operator keeps the raw error in
+ * the delivery journal and the queue's state.
+ */
+export function failureKind(error: string): string {
+  const http = /^HTTP (\d{3})$/.exec(error);
+  if (http) return `the recipient answered HTTP ${http[1]}`;
+  const code = /^([A-Z][A-Z0-9_]*):/.exec(error)?.[1] ?? '';
+  if (code === 'TIMEOUT' || code === 'ETIMEDOUT' || (code.startsWith('UND_ERR_') && code.includes('TIMEOUT'))) return 'no answer in time';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return "the webhook's host name did not resolve";
+  if (code === 'ECONNREFUSED') return 'the connection was refused';
+  if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET') return 'the connection was closed before an answer';
+  if (/CERT|TLS|SSL|ALTNAME|SELF_SIGNED|HANDSHAKE/.test(code)) return 'TLS failed (certificate or handshake)';
+  return 'the call failed';
+}

@@ -2,7 +2,7 @@ import { queueKey } from '../ports/queue-ref.js';
 import { newAttemptId, type RandomBytes } from '../domain/attempt-id.js';
 import { requestedUrl } from '../domain/callback-url.js';
 import { answerCode, refusedInMultiStatus, type AnswerEntry } from '../domain/recipient-answer.js';
-import { classifyStatus, parseRetryAfter, retryDelayMs, type RetryPolicy } from '../domain/retry.js';
+import { classifyStatus, failureKind, parseRetryAfter, retryDelayMs, type RetryPolicy } from '../domain/retry.js';
 import { shownUrl } from '../domain/url-secrets.js';
 import { formatSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
 import type { Archive } from '../ports/archive.js';
@@ -621,7 +621,8 @@ export class QueueWorker {
     if (expired.length === 0) return false;
     // Why, when the webhook was failing: a host that does not resolve, a closed port, a timeout. The
     // dead letter is what the operator and the sender read; without it they had to search the attempts.
-    const why = this.failures > 0 && this.callError !== null ? `; the last call failed: ${this.callError} (${this.failures} failed call${this.failures === 1 ? '' : 's'} in a row)` : '';
+    // Its kind only (failureKind): the sender must not learn the recipient's hosts and addresses.
+    const why = this.failures > 0 && this.callError !== null ? `; the last call failed: ${failureKind(this.callError)} (${this.failures} failed call${this.failures === 1 ? '' : 's'} in a row)` : '';
     const detail = `stale: not delivered to ${this.queue.recipientDipId} within ${formatDuration(staleMs)}${why}`;
     await this.setAside(
       expired.map((e) => this.event(e, 'stale', null, detail, null)),
