@@ -165,5 +165,20 @@ describe.each([
     // The record stays, to answer 410.
     expect((await publications.get(p.id))?.withdrawn?.reason).toBe('wrong channel');
   });
+  it('withdraws a publication whose bytes cannot be removed now (the store failing): withdrawn all the same, the sweep removes them', async () => {
+    const data = randomBytes(2048);
+    const p = publication();
+    const stored = await s.blobs.put(p.id, once(data), { maxBytes: data.length });
+    expect(await backend.publications.insert({ ...p, size: stored.size, sha256: stored.sha256 })).toEqual({ ok: true });
+    const remove = s.blobs.remove.bind(s.blobs);
+    s.blobs.remove = () => Promise.reject(new Error('store unavailable'));
+    // Before: the failed removal threw, the route answered 500 and journalled nothing, and a retry was a 409.
+    const { after } = await publications.withdraw(p.id, 'operator:alice', 'wrong channel');
+    expect(after.withdrawn?.reason).toBe('wrong channel');
+    s.blobs.remove = remove;
+    await clock.advance(GRACE_MS + 60_000);
+    expect(await publications.sweepOrphans()).toBe(1);
+    expect((await s.stored(p.id)).length).toBe(0);
+  });
 });
 

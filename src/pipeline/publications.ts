@@ -322,7 +322,14 @@ export class Publications {
     if (before.withdrawn) throw new RefusedError(409, `publication ${id} was withdrawn already, at ${dipDateTime(new Date(before.withdrawn.at))} by ${before.withdrawn.by}`);
     const after = await this.index.withdraw(id, { at: this.clock.now(), by, reason: text });
     if (!after) throw new RefusedError(409, `publication ${id} was withdrawn meanwhile`);
-    await this.blobs.remove(id, before.size);
+    // Withdrawn from here on, whatever becomes of the bytes: a failed removal must not turn the answer into
+    // a 500 (the route would then journal nothing, and a retry is a 409), and sweepOrphans removes the bytes
+    // of a withdrawn record at the next sweep, as after a crash here.
+    try {
+      await this.blobs.remove(id, before.size);
+    } catch (err) {
+      this.logger.error({ publication: id, err: (err as Error).message }, 'publication withdrawn; its bytes could not be removed now: the next sweep removes them');
+    }
     this.logger.warn({ publication: id, channel: before.channel, by, reason: text }, 'publication withdrawn');
     return { before, after };
   }
