@@ -390,3 +390,31 @@ describe('refused submissions in the throughput report (spec 5.11.1, "error mess
     await expect(flooded.throughput({ kind: 'operator' }, period)).rejects.toThrow('2026-12-04T10:00:00.000Z to 2026-12-04T12:00:00.000Z holds more than 200,000 refused submissions, the most one report counts: ask for it in parts (a shorter from/to, or one sender)');
   });
 });
+
+describe('reports computed at once', () => {
+  // A store whose reads end only when the test says: reports still running hold their slots meanwhile.
+  const at = Date.parse('2026-12-05T00:00:00Z');
+  const waiting: Array<() => void> = [];
+  const traces: MessageTraces = { trace: () => new Promise((resolve) => waiting.push(() => resolve([]))) };
+  const reports = new Reports(traces, { history: async () => [] }, () => at, '0000000000', null, { maxRunning: 2 });
+  const f = { fromMs: at - 86_400_000, toMs: at, granularity: 'hour' } as const;
+
+  it('refuses one more than it computes at once with 429 at once, and takes the next once one ends', async () => {
+    // Before: every report ran, each holding a store connection (PostgreSQL) for as long as it took.
+    const settled = async (n: number) => {
+      for (let i = 0; i < 100 && waiting.length < n; i++) await Promise.resolve();
+      expect(waiting).toHaveLength(n);
+    };
+    const operator = { kind: 'operator' } as const;
+    const first = reports.senderAudit(operator, f);
+    const second = reports.trace(operator, { correlationId: 'CI-1' }, f.fromMs, f.toMs);
+    await settled(2);
+    await expect(reports.throughput(operator, f)).rejects.toMatchObject({ status: 429, message: expect.stringContaining('2 reports are being computed already') });
+    waiting.shift()!();
+    await first;
+    const third = reports.throughput(operator, f);
+    await settled(2);
+    for (const end of waiting.splice(0)) end();
+    await Promise.all([second, third]);
+  });
+});

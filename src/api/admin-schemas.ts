@@ -18,6 +18,7 @@ const REFUSAL: Readonly<Record<number, string>> = {
   403: "The operator's role does not allow this call",
   404: 'No such resource',
   409: 'Conflict: the resource is not in a state that allows this (or a newer version exists)',
+  429: 'Too many at once (reports: as many as the DIP computes at once are running): try again after Retry-After',
   500: 'Internal error (the details are in the DIP log)',
   502: 'The upstream server failed or could not be reached: nothing applied',
   503: "The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After",

@@ -138,14 +138,15 @@ export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: 
     try {
       return await make();
     } catch (e) {
-      if (e instanceof RefusedError) return o.fail(reply, req, e.status, e.message);
-      throw e;
+      if (!(e instanceof RefusedError)) throw e;
+      if (e.status === 429) reply.header('retry-after', '5');
+      return o.fail(reply, req, e.status, e.message);
     }
   };
   const answer = (reply: FastifyReply, q: ReportQuery, name: string, rows: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}) =>
     q.format === 'csv' ? reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}.csv"`).send(toCsv(rows)) : reply.send({ ...extra, rows });
   const withFilter = (name: string, make: (viewer: Viewer, f: ReportFilter, q: ReportQuery) => Promise<Array<Record<string, unknown>>>) =>
-    app.get<{ Querystring: ReportQuery }>(`${o.prefix}/${name}`, route(name, periodReport(name), [400]), async (req, reply) => {
+    app.get<{ Querystring: ReportQuery }>(`${o.prefix}/${name}`, route(name, periodReport(name), [400, 429]), async (req, reply) => {
       const f = filterOf(req.query);
       if (typeof f === 'string') return o.fail(reply, req, 400, f);
       return refusing(req, reply, async () => answer(reply, req.query, name, await make(o.viewer(req), f, req.query), { from: new Date(f.fromMs).toISOString(), to: new Date(f.toMs).toISOString(), granularity: f.granularity }));
@@ -157,7 +158,7 @@ export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: 
   withFilter('latency', (v, f) => reports.latency(v, f));
   withFilter('sender-audit', (v, f) => reports.senderAudit(v, f));
   withFilter('processes', async (v, f, q) => reports.processes(v, f, (q.stuckAfterMinutes ?? 60) * 60_000) as unknown as Promise<Array<Record<string, unknown>>>);
-  app.get<{ Querystring: ReportQuery }>(`${o.prefix}/trace`, route('trace', rowsOnly, [400]), async (req, reply) => {
+  app.get<{ Querystring: ReportQuery }>(`${o.prefix}/trace`, route('trace', rowsOnly, [400, 429]), async (req, reply) => {
     const { transactionId, correlationId } = req.query;
     if (!transactionId && !correlationId) return o.fail(reply, req, 400, 'name a transactionId or a correlationId');
     const f = filterOf({ from: req.query.from ?? new Date(0).toISOString(), to: req.query.to });
@@ -166,7 +167,7 @@ export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: 
   });
   app.get<{ Params: { mpan: string }; Querystring: ReportQuery }>(
     `${o.prefix}/mpan/:mpan`,
-    route('mpan-trace', rowsOnly, [400, 403], { type: 'object', required: ['mpan'], properties: { mpan: { type: 'string', pattern: '^\\d{13}$' } } }),
+    route('mpan-trace', rowsOnly, [400, 403, 429], { type: 'object', required: ['mpan'], properties: { mpan: { type: 'string', pattern: '^\\d{13}$' } } }),
     async (req, reply) => {
       const f = filterOf(req.query);
       if (typeof f === 'string') return o.fail(reply, req, 400, f);

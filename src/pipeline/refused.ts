@@ -5,7 +5,8 @@
  */
 export class RefusedError extends Error {
   constructor(
-    readonly status: 400 | 403 | 404 | 409,
+    /** 429: asked while the DIP is doing as much of it as it allows at once (answered with a Retry-After). */
+    readonly status: 400 | 403 | 404 | 409 | 429,
     message: string,
   ) {
     super(message);

@@ -21,6 +21,9 @@ export type ReportFilter = Omit<CountQuery, 'viewer' | 'dipId'>;
  */
 export const REPORT_MESSAGE_LIMIT = 200_000;
 
+/** Reports computed at once (Reports.gated): fewer than the PostgreSQL pool's connections, which ingest needs too. */
+export const REPORTS_AT_ONCE = 4;
+
 /** Refused submissions read from the activity log at a time. */
 const REFUSALS_PAGE = 5_000;
 
@@ -130,14 +133,51 @@ export class Reports {
       counts?: ReportCounts;
       /** The most messages a report reads one by one (tests make it small). */
       messageLimit?: number;
+      /** The most reports computed at once, DIP-wide (tests make it small); beyond, 429. */
+      maxRunning?: number;
     } = {},
   ) {
+    this.maxRunning = options.maxRunning ?? REPORTS_AT_ONCE;
     this.counts = options.counts ?? null;
     this.limit = options.messageLimit ?? REPORT_MESSAGE_LIMIT;
   }
 
   private readonly counts: ReportCounts | null;
   private readonly limit: number;
+  private readonly maxRunning: number;
+  private running = 0;
+
+  // Each report reads a period from the store: a day's count at national volume takes minutes, and holds a
+  // PostgreSQL connection (or the embedded store's reader) meanwhile. Any participant may ask for its own,
+  // so at most maxRunning are computed at once; one more is refused with 429 at once, not queued behind them.
+  throughput(viewer: Viewer, f: ReportFilter) {
+    return this.gated(() => this.throughputNow(viewer, f));
+  }
+  latency(viewer: Viewer, f: ReportFilter) {
+    return this.gated(() => this.latencyNow(viewer, f));
+  }
+  senderAudit(viewer: Viewer, f: ReportFilter) {
+    return this.gated(() => this.senderAuditNow(viewer, f));
+  }
+  processes(viewer: Viewer, f: ReportFilter, stuckAfterMs: number) {
+    return this.gated(() => this.processesNow(viewer, f, stuckAfterMs));
+  }
+  trace(viewer: Viewer, by: { transactionId?: string; correlationId?: string }, fromMs: number, toMs: number) {
+    return this.gated(() => this.traceNow(viewer, by, fromMs, toMs));
+  }
+  mpanTrace(viewer: Viewer, mpan: string, fromMs: number, toMs: number) {
+    return this.gated(() => this.mpanTraceNow(viewer, mpan, fromMs, toMs));
+  }
+
+  private async gated<T>(make: () => Promise<T>): Promise<T> {
+    if (this.running >= this.maxRunning) throw new RefusedError(429, `${this.maxRunning} reports are being computed already, the most the DIP computes at once: ask again in a few seconds`);
+    this.running += 1;
+    try {
+      return await make();
+    } finally {
+      this.running -= 1;
+    }
+  }
 
   /** What the store counts for this viewer and filter: the same messages and copies as filtered() reads. */
   private countQuery(viewer: Viewer, f: ReportFilter): CountQuery {
@@ -237,7 +277,7 @@ export class Reports {
    * With the activity log kept and no recipient named, also the submissions refused, the messages they
    * carried, and the refusals by MSG code, in the bucket of their arrival (spec 5.11.1, "error messages").
    */
-  async throughput(viewer: Viewer, f: ReportFilter): Promise<Array<{ bucket: string } & ThroughputCounts>> {
+  private async throughputNow(viewer: Viewer, f: ReportFilter): Promise<Array<{ bucket: string } & ThroughputCounts>> {
     const refusals = await this.refusals(viewer, f);
     const buckets = new Map<number, ThroughputCounts>();
     const b = (ms: number) => {
@@ -278,7 +318,7 @@ export class Reports {
   }
 
   /** End-to-end latency (receipt to delivered) and the DIP's own processing time (receipt to first call), per bucket. */
-  async latency(viewer: Viewer, f: ReportFilter): Promise<Array<{ bucket: string; endToEnd: LatencyStats; dipProcessing: LatencyStats }>> {
+  private async latencyNow(viewer: Viewer, f: ReportFilter): Promise<Array<{ bucket: string; endToEnd: LatencyStats; dipProcessing: LatencyStats }>> {
     if (this.counts) {
       return (await this.counts.latency(this.countQuery(viewer, f))).map((r) => ({ bucket: new Date(r.bucketMs).toISOString(), endToEnd: countedLatency(r.endToEnd), dipProcessing: countedLatency(r.dipProcessing) }));
     }
@@ -296,7 +336,7 @@ export class Reports {
   }
 
   /** Per message the sender sent: when it reached the DIP, and per recipient whether and when it was received. */
-  async senderAudit(viewer: Viewer, f: ReportFilter) {
+  private async senderAuditNow(viewer: Viewer, f: ReportFilter) {
     const sender = viewer.kind === 'participant' ? viewer.dipId : f.sender;
     return (await this.filtered(viewer, { ...f, sender })).map((m) => ({
       transactionId: m.transactionId,
@@ -309,7 +349,7 @@ export class Reports {
   }
 
   /** Every message of a transaction or a workflow (correlation ID), across channels. */
-  trace(viewer: Viewer, by: { transactionId?: string; correlationId?: string }, fromMs: number, toMs: number): Promise<TracedMessage[]> {
+  private traceNow(viewer: Viewer, by: { transactionId?: string; correlationId?: string }, fromMs: number, toMs: number): Promise<TracedMessage[]> {
     return this.visible(viewer, { fromMs, toMs, ...by });
   }
 
@@ -327,7 +367,7 @@ export class Reports {
    * Being appointed is no view of what others exchanged about the MPAN (a distributor is appointed to every
    * MPAN of its area for all time).
    */
-  async mpanTrace(viewer: Viewer, mpan: string, fromMs: number, toMs: number): Promise<Outcome<TracedMessage[]>> {
+  private async mpanTraceNow(viewer: Viewer, mpan: string, fromMs: number, toMs: number): Promise<Outcome<TracedMessage[]>> {
     const messages = await this.visible(viewer, { fromMs, toMs, mpan });
     if (viewer.kind === 'operator') return { ok: true, value: messages };
     const windows = (await this.mpan.history(mpan)).filter((a) => a.dipId === viewer.dipId);
@@ -337,7 +377,7 @@ export class Reports {
   }
 
   /** Business processes (figure 15) linked by correlation ID: where each stands and which are stuck. */
-  async processes(viewer: Viewer, f: ReportFilter, stuckAfterMs: number): Promise<ProcessStatus[]> {
+  private async processesNow(viewer: Viewer, f: ReportFilter, stuckAfterMs: number): Promise<ProcessStatus[]> {
     const byCorrelation = new Map<string, TracedMessage[]>();
     for (const m of await this.filtered(viewer, f)) {
       if (!m.correlationId) continue;

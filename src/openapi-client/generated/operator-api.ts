@@ -5416,6 +5416,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Too many at once (reports: as many as the DIP computes at once are running): try again after Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -5508,6 +5517,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Too many at once (reports: as many as the DIP computes at once are running): try again after Retry-After */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -5618,6 +5636,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Too many at once (reports: as many as the DIP computes at once are running): try again after Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -5714,6 +5741,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Too many at once (reports: as many as the DIP computes at once are running): try again after Retry-After */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -5842,6 +5878,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Too many at once (reports: as many as the DIP computes at once are running): try again after Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -5932,6 +5977,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Too many at once (reports: as many as the DIP computes at once are running): try again after Retry-After */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
