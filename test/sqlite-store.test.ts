@@ -378,3 +378,22 @@ describe('a database made before notices were recorded queued (2026-12-03)', () 
     await openSqliteBackend(file, { clock: systemClock }).close();
   });
 });
+
+describe('publication types stored in two spellings before types were read in any case', () => {
+  it('gives each publisher its own spelling: the exact one first, not whichever the store reads first', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'opendip-spellings-')), 'dip.db');
+    const backend = openSqliteBackend(file, { clock: systemClock });
+    try {
+      expect(await backend.publications.insert(publication({ publicationType: 'Duos', version: '1', publisherDipId: 'ISD0000001' }))).toEqual({ ok: true });
+      // As an earlier version stored a second spelling: its own type, its own owner.
+      const raw = new Database(file);
+      raw.prepare("INSERT INTO publication_types (channel, publication_type, publisher_dip_id) VALUES ('REP-002', 'DUOS', 'ISD0000002')").run();
+      raw.close();
+      // Before: 'DUOS' was read as 'Duos' (the first row), owned by another: refused.
+      expect(await backend.publications.insert(publication({ publicationType: 'DUOS', version: '1', publisherDipId: 'ISD0000002' }))).toEqual({ ok: true });
+      expect(await backend.publications.insert(publication({ publicationType: 'duos', version: '2', publisherDipId: 'ISD0000001' }))).toEqual({ ok: true, publicationType: 'Duos' });
+    } finally {
+      await backend.close();
+    }
+  });
+});

@@ -162,7 +162,9 @@ export class Publications {
     // Withdrawn versions too: a withdrawn version stays taken, and is refused before its upload is read.
     const [sameVersion] = await this.index.find({ channel: channel.interfaceId, publicationType: meta.publicationType, version: meta.version, includeWithdrawn: true, limit: 1 });
     if (sameVersion) return versionExists(sameVersion);
-    const [sameType] = await this.index.find({ channel: channel.interfaceId, publicationType: meta.publicationType, includeWithdrawn: true, limit: 1 });
+    // The exact spelling's owner first, where two spellings were stored before types were read in any case.
+    const sameTypes = await this.index.find({ channel: channel.interfaceId, publicationType: meta.publicationType, includeWithdrawn: true, limit: 50 });
+    const sameType = sameTypes.find((r) => r.publicationType === meta.publicationType) ?? sameTypes[0];
     if (sameType && sameType.publisherDipId !== caller.dipId) return ownedByOther(channel.interfaceId, meta.publicationType, sameType.publisherDipId);
     return null;
   }

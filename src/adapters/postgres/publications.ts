@@ -8,7 +8,7 @@ export class PgPublications implements PublicationIndex {
   insert(record: PublicationRecord): Promise<InsertOutcome> {
     return this.d.tx(async (c): Promise<InsertOutcome> => {
       // The type as first published on the channel, whatever the case it is given in now.
-      const spelt = (await c.query<{ type: string }>('SELECT publication_type AS type FROM publication_types WHERE channel = $1 AND lower(publication_type) = lower($2) LIMIT 1', [record.channel, record.publicationType])).rows[0]?.type;
+      const spelt = (await c.query<{ type: string }>('SELECT publication_type AS type FROM publication_types WHERE channel = $1 AND lower(publication_type) = lower($2) ORDER BY publication_type = $2 DESC LIMIT 1', [record.channel, record.publicationType])).rows[0]?.type;
       const p = spelt === undefined ? record : { ...record, publicationType: spelt };
       await c.query('INSERT INTO publication_types (channel, publication_type, publisher_dip_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [p.channel, p.publicationType, p.publisherDipId]);
       // FOR SHARE: the type's owner cannot change under this insert (it never does, but the row is read in the same step).

@@ -8,8 +8,9 @@ export class SqlitePublications implements PublicationIndex {
   insert(record: PublicationRecord): Promise<InsertOutcome> {
     const db = this.d.db;
     return this.d.write((): InsertOutcome => {
-      // The type as first published on the channel, whatever the case it is given in now.
-      const spelt = db.prepare<[string, string], { type: string }>('SELECT publication_type AS type FROM publication_types WHERE channel = ? AND lower(publication_type) = lower(?)').get(record.channel, record.publicationType)?.type;
+      // The type as first published on the channel, whatever the case it is given in now; the exact spelling
+      // first, where two were stored before types were read in any case (each its own type, maybe its own owner).
+      const spelt = db.prepare<[string, string, string], { type: string }>('SELECT publication_type AS type FROM publication_types WHERE channel = ? AND lower(publication_type) = lower(?) ORDER BY publication_type = ? DESC, rowid LIMIT 1').get(record.channel, record.publicationType, record.publicationType)?.type;
       const p = spelt === undefined ? record : { ...record, publicationType: spelt };
       db.prepare('INSERT OR IGNORE INTO publication_types (channel, publication_type, publisher_dip_id) VALUES (?, ?, ?)').run(p.channel, p.publicationType, p.publisherDipId);
       const owner = db.prepare<[string, string], { publisher: string }>('SELECT publisher_dip_id AS publisher FROM publication_types WHERE channel = ? AND publication_type = ?').get(p.channel, p.publicationType);
