@@ -134,16 +134,20 @@ export class ReaderThread implements SqliteReads {
     this.closed = true;
     const worker = this.worker;
     if (!worker) return;
+    if (this.waiting.size > 0) {
+      // A read in progress keeps the thread in SQLite until the statement ends (better-sqlite3 has no
+      // interrupt); terminate takes effect then. Not awaited: the rest of a shutdown would wait out a
+      // minute's report. Node still joins the thread when the process exits, so the exit itself waits
+      // (as it waited before, with the report on the main thread).
+      this.failed(worker, new Error('the store is closing'));
+      worker.unref();
+      void worker.terminate();
+      return;
+    }
     worker.ref();
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-    if (this.waiting.size > 0) {
-      this.failed(worker, new Error('the store is closing'));
-      // A read in progress keeps the thread in SQLite until it ends; terminate takes effect then.
-      void worker.terminate();
-    } else {
-      this.worker = null;
-      worker.postMessage('close');
-    }
+    this.worker = null;
+    worker.postMessage('close');
     await exited;
   }
 }
