@@ -14,6 +14,7 @@ import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { systemClock } from '../src/adapters/clock.js';
@@ -38,7 +39,12 @@ const log = (s: string): void => void process.stderr.write(`[report-counts ${new
 /** Message i of the day (0…N-1) or of the day before (N…N+BEFORE-1): when it was received. */
 const receivedAt = (i: number): number => (i < N ? D0 + Math.floor((i * DAY) / N) : D0 - DAY + Math.floor(((i - N) * DAY) / BEFORE));
 
+/** Times a report and how long the event loop was held meanwhile (its longest delay: a report on the loop holds it throughout). */
 async function time<T>(what: string, fn: () => Promise<T>): Promise<{ ms: number; value: T | Error }> {
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
+  // The monitor records the time between two of its ticks: its first tick must come before the report.
+  await new Promise((resolve) => setTimeout(resolve, 50));
   const t = performance.now();
   let value: T | Error;
   try {
@@ -47,7 +53,10 @@ async function time<T>(what: string, fn: () => Promise<T>): Promise<{ ms: number
     value = err as Error;
   }
   const ms = Math.round(performance.now() - t);
-  log(`${what}: ${ms} ms${value instanceof Error ? ` (refused: ${value.message.slice(0, 90)}…)` : ''}`);
+  // A loop held until now records its delay when its timer next fires: let it.
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  lag.disable();
+  log(`${what}: ${ms} ms, event loop held up to ${Math.round(lag.max / 1e6)} ms${value instanceof Error ? ` (refused: ${value.message.slice(0, 90)}…)` : ''}`);
   return { ms, value };
 }
 

@@ -6,6 +6,7 @@ import { StoreError } from '../../ports/errors.js';
 import type { QueueEntry } from '../../ports/message-log.js';
 import { Checkpointer } from './checkpointer.js';
 import { GroupCommit, type Durability } from './group-commit.js';
+import { inProcess, ReaderThread, type SqliteReads } from './reader.js';
 import { migrate, SCHEMA } from './schema.js';
 import { capFileSize, openWalFile } from './wal-file.js';
 
@@ -84,6 +85,8 @@ export class SqliteDatabase {
   /** Started with the first write: a process that only reads the file (a delivery process) has none. */
   private checkpointer: Checkpointer | null = null;
   readonly s;
+  /** Report and trace queries: off the event loop, on their own read-only connection (src/adapters/sqlite/reader.ts). */
+  readonly reads: SqliteReads;
 
   constructor(
     readonly file: string,
@@ -93,6 +96,7 @@ export class SqliteDatabase {
     // own syncs) run on the Checkpointer's thread once this process writes.
     ({ db: this.db, walFd: this.walFd } = openWalFile(file, SCHEMA));
     migrate(this.db);
+    this.reads = file === ':memory:' ? inProcess(this.db) : new ReaderThread(file);
     const walFd = this.walFd;
     const durability: Durability | undefined = options.durability ?? (walFd === null ? undefined : (done) => fdatasync(walFd, (err) => done(err)));
     this.writes = new GroupCommit(
@@ -323,6 +327,7 @@ export class SqliteDatabase {
   async close(): Promise<void> {
     this.stopProbing();
     await this.writes.drain();
+    await this.reads.close();
     await this.checkpointer?.close();
     this.db.close();
     if (this.walFd !== null) closeSync(this.walFd);

@@ -6,7 +6,7 @@ import type { SqliteDatabase, Stored } from './database.js';
 export class SqliteTraces implements MessageTraces {
   constructor(private readonly d: SqliteDatabase) {}
 
-  trace(q: TraceQuery): Promise<TracedMessage[]> {
+  async trace(q: TraceQuery): Promise<TracedMessage[]> {
     const where = ['m.received_at >= @from', 'm.received_at < @to'];
     const named = new Map<string, string | number>([['from', q.fromMs], ['to', q.toMs], ['limit', q.limit]]);
     const eq = (col: string, name: string, v: string | undefined) => {
@@ -23,36 +23,39 @@ export class SqliteTraces implements MessageTraces {
       where.push('EXISTS (SELECT 1 FROM queue_entries e JOIN queues qq ON qq.id = e.queue_id WHERE e.message_id = m.id AND qq.recipient_dip_id = @recipient)');
       named.set('recipient', q.recipient);
     }
-    const p = Object.fromEntries(named);
-    const db = this.d.db;
-    const messages = db
-      .prepare<[Record<string, string | number>], MessageRow & { outbound: Stored }>(
-        `SELECT m.id, m.transaction_id, m.channel, m.event_code, m.sender_dip_id, m.sender_role, m.sender_ref, m.correlation_id, m.received_at,
+    // The three statements run whole on the reader thread, in one snapshot: up to 200,000 messages took
+    // minutes on the writer's connection, with the event loop blocked meanwhile (src/adapters/sqlite/reader.ts).
+    const [messages, copies, attempts] = (await this.d.reads.read([
+      {
+        sql: `SELECT m.id, m.transaction_id, m.channel, m.event_code, m.sender_dip_id, m.sender_role, m.sender_ref, m.correlation_id, m.received_at,
                 o.transaction_id AS replay_of_tx, ${q.withRouting ? 'm.outbound' : 'NULL AS outbound'}
            FROM messages m LEFT JOIN messages o ON o.id = m.replay_of
           WHERE ${where.join(' AND ')} ORDER BY m.received_at, m.id LIMIT @limit`,
-      )
-      .all(p);
-    if (messages.length === 0) return Promise.resolve([]);
-    const ids = JSON.stringify(messages.map((m) => m.id));
-    const copies = db
-      .prepare<[string], CopyRow>(
-        `SELECT e.message_id, e.queue_id, q.recipient_dip_id, e.seq, q.acked_seq,
+        params: Object.fromEntries(named),
+      },
+      {
+        sql: `SELECT e.message_id, e.queue_id, q.recipient_dip_id, e.seq, q.acked_seq,
                 dl.reason AS dl_reason, dl.status AS dl_status, dl.detail AS dl_detail, dl.at AS dl_at, dl.state AS dl_state
            FROM queue_entries e JOIN queues q ON q.id = e.queue_id LEFT JOIN dead_letters dl ON dl.queue_id = e.queue_id AND dl.seq = e.seq
           WHERE e.message_id IN (SELECT value FROM json_each(?))`,
-      )
-      .all(ids);
-    const attempts = copies.length === 0 ? [] : db
-      .prepare<[string], AttemptRow>(
-        `SELECT a.queue_id, a.first_seq, a.last_seq, a.url, a.started_at, a.latency_ms, a.status, a.verdict, a.error
+        json: ['id'],
+      },
+      {
+        sql: `SELECT a.queue_id, a.first_seq, a.last_seq, a.url, a.started_at, a.latency_ms, a.status, a.verdict, a.error
            FROM delivery_attempts a JOIN json_each(?) c ON a.queue_id = json_extract(c.value, '$[0]') AND a.first_seq <= json_extract(c.value, '$[1]') AND a.last_seq >= json_extract(c.value, '$[1]')`,
-      )
-      .all(JSON.stringify(copies.map((c) => [c.queue_id, c.seq])));
+        json: ['queue_id', 'seq'],
+      },
+    ])) as [Array<MessageRow & { outbound: Stored | Uint8Array | null }>, CopyRow[], AttemptRow[]];
+    if (messages.length === 0) return [];
     const traced = foldTraces(messages, copies, dedupe(attempts));
-    if (q.withRouting) traced.forEach((t, i) => (t.routing = routingOf(this.d.reveal(messages[i]!.outbound))));
-    return Promise.resolve(traced);
+    // A BLOB crosses the thread as a Uint8Array; the sealer opens Buffers. Unsealing stays on this side (the sealer's keys are here).
+    if (q.withRouting) traced.forEach((t, i) => (t.routing = routingOf(this.d.reveal(asStored(messages[i]!.outbound!)))));
+    return traced;
   }
+}
+
+function asStored(v: Stored | Uint8Array): Stored {
+  return typeof v === 'string' || Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 }
 
 /** An attempt covering several copies is found once per copy. */
