@@ -80,6 +80,12 @@ export interface TransactionWrapper {
   primaryRecipients: string[];
   secondaryRecipients: string[];
   alwaysRecipients: string[];
+  /**
+   * Given: S1.senderCorrelationID as the recipients get it. A sender's own ID on a workflow-starting channel
+   * is not the workflow's (the DIP assigns that, D0.initialCorrelationID): recipients get null there, as
+   * from a sender that gave none, never an ID the sender chose (another workflow's, say).
+   */
+  senderCorrelationId?: null;
 }
 
 /**
@@ -90,7 +96,7 @@ export function stampWrapper(message: DipMessage, w: TransactionWrapper): DipMes
   const { S0, S1, A0: _a0, D0: _d0, ...rest } = message.payload.CommonBlock;
   const commonBlock = {
     S0,
-    S1,
+    S1: w.senderCorrelationId === undefined ? S1 : { ...S1, senderCorrelationID: w.senderCorrelationId },
     A0: {
       primaryRecipients: w.primaryRecipients,
       secondaryRecipients: w.secondaryRecipients,

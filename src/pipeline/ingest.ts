@@ -464,8 +464,9 @@ export class Ingest {
     // Spec 5.5.5: on a channel that starts a workflow the DIP generates the workflow's correlation ID, so
     // every message there gets a new one; follow-on messages, on the other channels, carry theirs in S1
     // (DI-985, "returned by Sender"). One of the sender's on a starter is not taken (it could open a workflow
-    // under another's ID) nor refused (an adapter that fills the field everywhere still gets its message
-    // through): the 201's help says which ID the workflow has.
+    // under another's ID; its recipients get S1.senderCorrelationID null, as from a sender that gave none)
+    // nor refused (an adapter that fills the field everywhere still gets its message through): the 201's
+    // help says which ID the workflow has.
     const correlationId = channel.workflowStarter ? newCorrelationId(now) : h.senderCorrelationId;
     if (channel.workflowStarter && h.senderCorrelationId !== null) {
       state.notes.push(`S1.senderCorrelationID ${h.senderCorrelationId} was not taken: ${channel.interfaceId} starts a workflow, and the DIP assigned it correlationID ${correlationId} (spec 5.5.5); carry that in S1.senderCorrelationID on the workflow's later messages`);
@@ -479,6 +480,7 @@ export class Ingest {
       primaryRecipients: decision.primary,
       secondaryRecipients: decision.secondary,
       alwaysRecipients: decision.always,
+      ...(channel.workflowStarter && h.senderCorrelationId !== null ? { senderCorrelationId: null } : {}),
     });
     state.accepted = {
       transactionId,
