@@ -1,7 +1,7 @@
 /** The webhook retry schedule (src/domain/retry.ts): what a recipient's operator sees between attempts. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { classifyStatus, failureKind, parseRetryAfter, retryDelayMs } from '../src/domain/retry.js';
+import { classifyStatus, failureKind, NOT_TLS, parseRetryAfter, retryDelayMs, UNTRUSTED_CERTIFICATE } from '../src/domain/retry.js';
 
 const policy = { baseMs: 500, capMs: 60_000 };
 
@@ -45,9 +45,18 @@ describe('failureKind: a failed call in words that name nothing of the recipient
     ['ECONNREFUSED: connect ECONNREFUSED 10.0.3.7:8443', 'the connection was refused'],
     ['ECONNRESET: read ECONNRESET', 'the connection was closed before an answer'],
     ["ERR_TLS_CERT_ALTNAME_INVALID: Hostname/IP does not match certificate's altnames: DNS:a.internal", 'TLS failed (certificate or handshake)'],
+    ['UNABLE_TO_VERIFY_LEAF_SIGNATURE: unable to verify the first certificate (the DIP does not trust…)', "the DIP does not trust the receiver's TLS certificate"],
+    ['INVALID_CA: invalid CA certificate', "the DIP does not trust the receiver's TLS certificate"],
+    ['ERR_SSL_WRONG_VERSION_NUMBER: hooks.example:443 answered, but not in TLS', 'what answered is not TLS (a plain-http server at an https:// callbackURL?)'],
+    ['EPROTO: write EPROTO 0A000410:SSL routines:ssl3_read_bytes:sslv3 alert handshake failure', 'TLS failed (certificate or handshake)'],
+    ['EHOSTUNREACH: connect EHOSTUNREACH 10.0.3.7:8443', "the webhook's host could not be reached"],
     ['HTTP 503', 'the recipient answered HTTP 503'],
     ['Error: something else at 10.0.0.1', 'the call failed'],
   ])('%s', (error, kind) => {
     expect(failureKind(error)).toBe(kind);
+  });
+  it('names every certificate and not-TLS verdict the webhook client knows as such, never as "the call failed"', () => {
+    for (const code of UNTRUSTED_CERTIFICATE) expect(failureKind(`${code}: x`), code).toBe("the DIP does not trust the receiver's TLS certificate");
+    for (const code of NOT_TLS) expect(failureKind(`${code}: x`), code).toMatch(/^what answered is not TLS/);
   });
 });

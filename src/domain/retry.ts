@@ -52,6 +52,27 @@ export function parseRetryAfter(value: string | undefined, nowMs: number): numbe
 }
 
 /**
+ * OpenSSL's verdicts on a receiver's certificate the DIP does not trust. The attempt's error (what the
+ * participant sees in the portal, and the operator in GET /admin/attempts) says why and what to do, not
+ * only the code: such a call is retried like any failed connection until the receiver is fixed.
+ */
+export const UNTRUSTED_CERTIFICATE: ReadonlySet<string> = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'INVALID_CA',
+]);
+
+/** OpenSSL's verdicts when what answers the TLS ClientHello is not TLS. */
+export const NOT_TLS: ReadonlySet<string> = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_HTTP_REQUEST']);
+
+/**
  * What a failed webhook call's error says, in words that name nothing of the recipient's systems: the
  * sender of a message that went stale reads it (its status message, its journey), and the raw error
  * names the recipient's host, address, port or certificate names. The operator keeps the raw error in
@@ -64,7 +85,10 @@ export function failureKind(error: string): string {
   if (code === 'TIMEOUT' || code === 'ETIMEDOUT' || (code.startsWith('UND_ERR_') && code.includes('TIMEOUT'))) return 'no answer in time';
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return "the webhook's host name did not resolve";
   if (code === 'ECONNREFUSED') return 'the connection was refused';
+  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return "the webhook's host could not be reached";
   if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET') return 'the connection was closed before an answer';
-  if (/CERT|TLS|SSL|ALTNAME|SELF_SIGNED|HANDSHAKE/.test(code)) return 'TLS failed (certificate or handshake)';
+  if (NOT_TLS.has(code)) return 'what answered is not TLS (a plain-http server at an https:// callbackURL?)';
+  if (UNTRUSTED_CERTIFICATE.has(code)) return "the DIP does not trust the receiver's TLS certificate";
+  if (code === 'EPROTO' || /CERT|TLS|SSL|ALTNAME|HANDSHAKE/.test(code)) return 'TLS failed (certificate or handshake)';
   return 'the call failed';
 }

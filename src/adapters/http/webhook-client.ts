@@ -3,6 +3,7 @@ import { createSecureContext } from 'node:tls';
 import { Agent, buildConnector, request } from 'undici';
 import type { WebhookCall, WebhookOutcome, WebhookTransport } from '../../ports/webhook.js';
 import { DestinationRefusedError, type WebhookDestinations } from '../../security/webhook-destinations.js';
+import { NOT_TLS, UNTRUSTED_CERTIFICATE } from '../../domain/retry.js';
 
 export interface WebhookClientOptions {
   /** CA certificates to trust for https callback URLs, in addition to none: recipients are pinned to these. */
@@ -67,34 +68,16 @@ async function readCapped(body: AsyncIterable<Buffer> & { destroy(): void }, max
   }
 }
 
-/**
- * OpenSSL's verdicts on a receiver's certificate the DIP does not trust. The attempt's error (what the
- * participant sees in the portal, and the operator in GET /admin/attempts) says why and what to do, not
- * only the code: such a call is retried like any failed connection until the receiver is fixed.
- */
-const UNTRUSTED_CERTIFICATE = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_UNTRUSTED',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'CERT_REVOKED',
-  'INVALID_CA',
-]);
+// UNTRUSTED_CERTIFICATE: OpenSSL's verdicts on a receiver's certificate the DIP does not trust (src/domain/retry.ts).
 const UNTRUSTED_HINT =
   " (the DIP does not trust the webhook receiver's TLS certificate: it trusts public certificate authorities and this environment's CA; in test and DEV environments `dip pki issue-server` issues one; retried until the message goes stale)";
 const ALTNAME_HINT = " (the webhook receiver's TLS certificate does not name the host of the callbackURL; retried until the message goes stale)";
 
 /**
- * OpenSSL's verdict when what answers the TLS ClientHello is not TLS: most often a plain-http server at an
- * https:// callbackURL (its "HTTP/1.1 400" read as a TLS record). OpenSSL's own text
- * (`…:ssl3_get_record:wrong version number:…ssl3_record.c:350`) gives the person reading the attempt no
- * clue, so it is replaced by what it means; the code is kept for a search.
+ * NOT_TLS (src/domain/retry.ts): most often a plain-http server at an https:// callbackURL. OpenSSL's own
+ * text (`…:ssl3_get_record:wrong version number:…`) gives the person reading the attempt no clue, so it is
+ * replaced by what it means; the code is kept for a search.
  */
-const NOT_TLS = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_HTTP_REQUEST']);
 const notTls = (url: string): string => {
   const u = new URL(url);
   // host:port only: the URL's path and query may carry a participant's secret (shownUrl's concern).
