@@ -396,24 +396,26 @@ describe('reports computed at once', () => {
   const at = Date.parse('2026-12-05T00:00:00Z');
   const waiting: Array<() => void> = [];
   const traces: MessageTraces = { trace: () => new Promise((resolve) => waiting.push(() => resolve([]))) };
-  const reports = new Reports(traces, { history: async () => [] }, () => at, '0000000000', null, { maxRunning: 2 });
+  const reports = new Reports(traces, { history: async () => [] }, () => at, '0000000000', null, { maxRunning: 2, maxWaiting: 1 });
   const f = { fromMs: at - 86_400_000, toMs: at, granularity: 'hour' } as const;
 
-  it('refuses one more than it computes at once with 429 at once, and takes the next once one ends', async () => {
+  it('computes so many at once, lets one more wait for a slot, refuses the next with 429 at once', async () => {
     // Before: every report ran, each holding a store connection (PostgreSQL) for as long as it took.
-    const settled = async (n: number) => {
+    const reads = async (n: number) => {
       for (let i = 0; i < 100 && waiting.length < n; i++) await Promise.resolve();
       expect(waiting).toHaveLength(n);
     };
     const operator = { kind: 'operator' } as const;
     const first = reports.senderAudit(operator, f);
     const second = reports.trace(operator, { correlationId: 'CI-1' }, f.fromMs, f.toMs);
-    await settled(2);
-    await expect(reports.throughput(operator, f)).rejects.toMatchObject({ status: 429, message: expect.stringContaining('2 reports are being computed already') });
+    await reads(2);
+    const third = reports.throughput(operator, f);
+    await expect(reports.latency(operator, f)).rejects.toMatchObject({ status: 429, message: expect.stringContaining('2 reports are being computed and 1 more are waiting') });
+    // The third has not started: it waits for a slot, and takes the first's when it ends.
+    await reads(2);
     waiting.shift()!();
     await first;
-    const third = reports.throughput(operator, f);
-    await settled(2);
+    await reads(2);
     for (const end of waiting.splice(0)) end();
     await Promise.all([second, third]);
   });

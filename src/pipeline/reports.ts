@@ -23,6 +23,8 @@ export const REPORT_MESSAGE_LIMIT = 200_000;
 
 /** Reports computed at once (Reports.gated): fewer than the PostgreSQL pool's connections, which ingest needs too. */
 export const REPORTS_AT_ONCE = 4;
+/** Reports waiting for one of those (Reports.gated): beyond, 429. */
+export const REPORTS_WAITING = 8;
 
 /** Refused submissions read from the activity log at a time. */
 const REFUSALS_PAGE = 5_000;
@@ -133,11 +135,14 @@ export class Reports {
       counts?: ReportCounts;
       /** The most messages a report reads one by one (tests make it small). */
       messageLimit?: number;
-      /** The most reports computed at once, DIP-wide (tests make it small); beyond, 429. */
+      /** The most reports computed at once, DIP-wide (tests make it small); more wait, up to maxWaiting. */
       maxRunning?: number;
+      /** The most reports waiting for one of those; beyond, 429. */
+      maxWaiting?: number;
     } = {},
   ) {
     this.maxRunning = options.maxRunning ?? REPORTS_AT_ONCE;
+    this.maxWaiting = options.maxWaiting ?? REPORTS_WAITING;
     this.counts = options.counts ?? null;
     this.limit = options.messageLimit ?? REPORT_MESSAGE_LIMIT;
   }
@@ -145,11 +150,14 @@ export class Reports {
   private readonly counts: ReportCounts | null;
   private readonly limit: number;
   private readonly maxRunning: number;
+  private readonly maxWaiting: number;
   private running = 0;
+  private readonly waiting: Array<() => void> = [];
 
   // Each report reads a period from the store: a day's count at national volume takes minutes, and holds a
   // PostgreSQL connection (or the embedded store's reader) meanwhile. Any participant may ask for its own,
-  // so at most maxRunning are computed at once; one more is refused with 429 at once, not queued behind them.
+  // so at most maxRunning are computed at once, and at most maxWaiting wait for a slot (in order); one more
+  // is refused with 429 at once.
   throughput(viewer: Viewer, f: ReportFilter) {
     return this.gated(() => this.throughputNow(viewer, f));
   }
@@ -170,14 +178,20 @@ export class Reports {
   }
 
   private async gated<T>(make: () => Promise<T>): Promise<T> {
-    if (this.running >= this.maxRunning) throw new RefusedError(429, `${this.maxRunning} reports are being computed already, the most the DIP computes at once: ask again in a few seconds`);
-    this.running += 1;
+    if (this.running < this.maxRunning) this.running += 1;
+    else if (this.waiting.length < this.maxWaiting) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else throw new RefusedError(429, `${this.maxRunning} reports are being computed and ${this.maxWaiting} more are waiting, the most the DIP takes at once: ask again in a few seconds`);
     try {
       return await make();
     } finally {
-      this.running -= 1;
+      // The slot passes to the first waiting (a portal page asks for two reports at once: the second waits
+      // for the first's slot rather than being refused while the first computes for nobody).
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.running -= 1;
     }
   }
+
 
   /** What the store counts for this viewer and filter: the same messages and copies as filtered() reads. */
   private countQuery(viewer: Viewer, f: ReportFilter): CountQuery {

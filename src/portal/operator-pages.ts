@@ -243,7 +243,9 @@ async function reportsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const body = html`${periodForm('/operator/reports', period, html`${input('channel', 'Channel (optional)', { value: narrow.channel })}${input('sender', 'Sender DIP ID (optional)', { value: narrow.sender })}${input('recipient', 'Recipient DIP ID (optional)', { value: narrow.recipient })}`)}
 <p class="muted">${period.label}, across ${narrow.channel || narrow.sender || narrow.recipient ? 'the messages that match' : 'every participant'}: GET /admin/reports/… gives the same as JSON or CSV.</p>
 ${throughput.data && latency.data ? reportCharts(period, throughput.data.rows, latency.data.rows) : alertLine(problemOf(throughput.error ?? latency.error))}`;
-  return render(c.reply, throughput.data ? latency.response.status : throughput.response.status, O, c.req, c.signed, 'Reports', body);
+  const status = throughput.data ? latency.response.status : throughput.response.status;
+  // Too many reports at once (Reports.gated): the API's Retry-After, for whoever reloads the page.
+  return render(status === 429 ? c.reply.header('retry-after', '5') : c.reply, status, O, c.req, c.signed, 'Reports', body);
 }
 
 /** The API activity log of every listener (GET /admin/activity), newest first, optionally one caller's. */

@@ -53,7 +53,7 @@ async function reportsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
     throw e;
   });
   // More messages in the period than one report counts: said, with the form to choose a shorter one.
-  if (read instanceof RefusedError) return render(c.reply, read.status, R, c.req, c.signed, 'Reports', html`${periodForm('/portal/reports', period)}<p role="alert">${read.message}</p>`);
+  if (read instanceof RefusedError) return render(read.status === 429 ? c.reply.header('retry-after', '5') : c.reply, read.status, R, c.req, c.signed, 'Reports', html`${periodForm('/portal/reports', period)}<p role="alert">${read.message}</p>`);
   const [throughput, latency] = read;
   const verdicts = { delivered: 0, retry: 0, rejected: 0 };
   for (const ch of [...deps.channels.all().filter((x) => receivesOn(x, p)).map((x) => x.interfaceId), STATUS_CHANNEL]) {
