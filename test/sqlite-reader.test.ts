@@ -69,12 +69,16 @@ describe('the embedded store answers reports and traces off the event loop', () 
       return r;
     });
     const loop = loopTurns();
-    await backend.log.append(batch([message(['SUP0000001'])]));
-    const turnsWhileReading = loop.turns();
-    expect(readDone).toBe(false);
-    expect(turnsWhileReading).toBeGreaterThan(0);
-    expect(await read).toEqual([[{ n: 5_000_000 }]]);
-    loop.stop();
+    try {
+      await backend.log.append(batch([message(['SUP0000001'])]));
+      const turnsWhileReading = loop.turns();
+      expect(readDone).toBe(false);
+      expect(turnsWhileReading).toBeGreaterThan(0);
+      expect(await read).toEqual([[{ n: 5_000_000 }]]);
+    } finally {
+      // Stopped whatever failed: the setImmediate loop would otherwise spin through the rest of the file.
+      loop.stop();
+    }
   });
 
   it("rejects a read with SQLite's error, and reads only", async () => {
@@ -84,6 +88,16 @@ describe('the embedded store answers reports and traces off the event loop', () 
     await expect(reads.read([{ sql: 'SELECT * FROM no_such_table WHERE x = @x', params: { x: 1 } }])).rejects.toMatchObject({ message: expect.stringMatching(/no such table/), code: 'SQLITE_ERROR' });
     await expect(reads.read([{ sql: 'DELETE FROM messages WHERE id > @x RETURNING id', params: { x: 0 } }])).rejects.toMatchObject({ code: 'SQLITE_READONLY' });
     // The thread lives on after an error.
+    expect(await reads.read([{ sql: 'SELECT count(*) AS n FROM messages WHERE id > @x', params: { x: 0 } }])).toEqual([[{ n: 2 }]]);
+  });
+
+  it('rejects a read whose parameters cannot be sent to the thread, and is not left waiting for it', async () => {
+    const { file } = await store();
+    const reads = new ReaderThread(file);
+    opened.push(reads);
+    // A value structured clone refuses (a function), as a caller's bug would pass: before, the promise never settled.
+    const unsendable = { x: (() => 0) as unknown as number };
+    await expect(reads.read([{ sql: 'SELECT @x AS x', params: unsendable }])).rejects.toMatchObject({ name: 'DataCloneError' });
     expect(await reads.read([{ sql: 'SELECT count(*) AS n FROM messages WHERE id > @x', params: { x: 0 } }])).toEqual([[{ n: 2 }]]);
   });
 

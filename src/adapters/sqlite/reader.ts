@@ -94,7 +94,13 @@ export class ReaderThread implements SqliteReads {
     return new Promise<unknown[][]>((resolve, reject) => {
       if (this.waiting.size === 0) worker.ref();
       this.waiting.set(id, { resolve, reject });
-      worker.postMessage({ id, steps });
+      try {
+        worker.postMessage({ id, steps });
+      } catch (err) {
+        // A parameter the thread cannot be sent: nothing went, so nothing will answer; not left waiting (nor the thread ref'd).
+        this.settled(worker, id);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      }
     });
   }
 
