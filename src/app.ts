@@ -27,6 +27,7 @@ import { Lifecycle } from './lifecycle.js';
 import type { ActivityRecorder } from './pipeline/activity-recorder.js';
 import type { ActivityLogStore } from './ports/activity-log.js';
 import type { Alarms } from './pipeline/alarms.js';
+import { UnreachedHolders } from './pipeline/unreached-holders.js';
 import type { DeliveryControl, DeliveryProcesses } from './topology/delivery-processes.js';
 import type { IngestThreads } from './topology/ingest-threads.js';
 import { queueDepths, type DipMetrics } from './pipeline/metrics.js';
@@ -168,7 +169,8 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const activity = activityLog?.recorder ?? null;
   if (activity) metrics.watchActivityLog(() => activity.status());
   const { publications, baseUrls } = await openPublications(config, backend, sealer, registry, copies, channel, clock, logger, life, metrics);
-  const alarms = await startAlarms({ config, pkiDir: pkiDirectory, backend, coordination, registry, delivery, activity, processes, destinations, signing, clock, logger, life });
+  const unreached = new UnreachedHolders(clock, config.observability.alarms.mpanUnreachedMinutes * 60_000);
+  const alarms = await startAlarms({ config, pkiDir: pkiDirectory, backend, coordination, registry, delivery, activity, unreached, processes, destinations, signing, clock, logger, life });
   const alarmApi = alarms ? { alarms: alarms.alarms, subscriptions: alarms.subscriptions, checkUrl: (url: string) => destinations.checkUrl(url), now: () => clock.now() } : null;
   // Refused submissions are counted from the API activity log (none when it is not kept).
   const reports = new Reports(backend.traces, mpan, () => clock.now(), config.dipId, activityLog?.store ?? null, { counts: backend.reportCounts });
@@ -186,6 +188,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     certificates,
     ...(activity ? { activity } : {}),
     ...(alarmApi ? { alarms: alarmApi } : {}),
+    unreached,
     reports,
     maintenance,
     metrics,
@@ -218,7 +221,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     coordination: () => coordination.health(),
     notReady: () => core.catalogue.notReady(),
     pki: { config, pkiDir: pkiDirectory, participants: () => registry.participants() },
-    ...(activity ? { activity } : {}),
+    ...(activity ? { activity, activityLog: () => activity.status() } : {}),
     routes: [
       async (a) => registerReportRoutes(a, reports, { prefix: '/admin/reports', answers: adminAnswers, viewer: () => ({ kind: 'operator' }), fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => clock.now() }),
       async (a) => metricsRoutes(a, { metrics }),

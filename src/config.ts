@@ -228,6 +228,11 @@ export interface ObservabilityConfig {
     webhookFailingMinutes: number;
     /** Certificates expiring within this many days raise `certificate-expiring`. */
     certificateDays: number;
+    /**
+     * An accepted message whose MPAN lookup named a holder who got no copy raises `mpan-holder-unreached`;
+     * it resolves once none has for this long.
+     */
+    mpanUnreachedMinutes: number;
     /** Notices per subscription per hour; more are dropped (a flapping condition cannot flood a mailbox). */
     maxNoticesPerHour: number;
     /** The SMTP server e-mail notices are sent through (null: e-mail notices cannot be sent). */
@@ -500,6 +505,7 @@ const schema: JSONSchemaType<DipConfig> = {
             queueAgeMinutes: { type: 'number', exclusiveMinimum: 0 },
             webhookFailingMinutes: { type: 'number', minimum: 0 },
             certificateDays: { type: 'integer', minimum: 0 },
+            mpanUnreachedMinutes: { type: 'number', exclusiveMinimum: 0 },
             maxNoticesPerHour: { type: 'integer', minimum: 1 },
             smtp: {
               type: 'object',
@@ -696,7 +702,7 @@ export const DEFAULTS: DipConfig = {
   },
   observability: {
     activityLog: { enabled: true, retentionDays: 365, flushIntervalMs: 200, maxBodyBytes: 16_384 },
-    alarms: { enabled: true, evaluateIntervalMs: 10_000, queueDepthThreshold: 10_000, queueAgeMinutes: 60, webhookFailingMinutes: 15, certificateDays: 30, maxNoticesPerHour: 20, smtp: null },
+    alarms: { enabled: true, evaluateIntervalMs: 10_000, queueDepthThreshold: 10_000, queueAgeMinutes: 60, webhookFailingMinutes: 15, certificateDays: 30, mpanUnreachedMinutes: 60, maxNoticesPerHour: 20, smtp: null },
     tracing: { exporter: 'none', endpoint: null, serviceName: 'opendip' },
   },
 };

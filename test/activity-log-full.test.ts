@@ -51,11 +51,21 @@ describe('the activity log on a full disk', () => {
     const alarm = (await alarms()).find((a) => a.rule === 'activity-log')!;
     expect(alarm.summary).toMatch(/the API activity log cannot be written: database or disk is full; \d+ records wait in memory/);
     expect(await gauge('dip_activity_log_dropped')).toBe(0);
+    // GET /admin/health names it beside the store, with its backlog; still 200 (requests are answered).
+    const health = await admin('GET', '/admin/health');
+    expect(health.status).toBe(200);
+    expect(health.body.activityLog).toMatchObject({ state: 'unavailable', reason: 'database or disk is full', dropped: 0 });
+    expect(health.body.activityLog.waiting).toBeGreaterThanOrEqual(30);
+    expect(health.body.activityLog.since).toEqual(expect.any(Number));
 
     store.setSizeLimit(null);
     await waitFor(async () => (await gauge('dip_activity_log_waiting')) === 0, 10_000, 'the waiting records to be written');
     clock.jump(10_000);
     await waitFor(async () => !(await alarms()).some((a) => a.rule === 'activity-log'), 10_000, 'the alarm resolved');
+    // ok again (the operator's own calls just made may wait for the next flush: no count here).
+    const after = (await admin('GET', '/admin/health')).body.activityLog;
+    expect(after).toMatchObject({ state: 'ok', dropped: 0 });
+    expect(after).not.toHaveProperty('reason');
     // Nothing of the gap is lost: every submission made during it is in the log, and the chain verifies.
     const recorded = new Set(((await admin('GET', '/admin/activity?limit=1000')).body as Array<{ requestId: string }>).map((r) => r.requestId));
     expect(ids.filter((id) => !recorded.has(id))).toEqual([]);

@@ -29,14 +29,21 @@ describe('dip migrate: SQLite to the cluster', () => {
     await deleteBuckets(prefix);
   });
 
-  it('carries participants, webhooks, the MPAN lookup, sender references, queues in flight, registry record versions, the operator journal and portal accounts', async () => {
-    // The embedded DIP: the recipient is down (503), so three messages wait in its queue.
-    let up = false;
+  it('carries participants, webhooks, the MPAN lookup, sender references, queues in flight (with a requeued copy and its original), registry record versions, the operator journal and portal accounts', async () => {
+    // The embedded DIP: a first message is delivered, then the recipient is down (503), so three
+    // messages wait in its queue, and behind them the copy of the first that the recipient requeued.
+    let up = true;
     const embedded = await startTestDip();
     const sds = await embedded.participant('2000000001', ['SDS']);
     const sup = await embedded.participant('1000000001', ['SUP']);
     const r = await embedded.receiver(() => (up ? 200 : 503));
     expect((await sup.client.setWebhook('IF-021', sup.dipId, { callbackURL: `${r.url}dip` })).status).toBe(201);
+    const first = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: 'migrate0' });
+    const firstAnswer = await sds.client.submit('IF-021', [first]);
+    expect(firstAnswer.status).toBe(201);
+    const original = firstAnswer.body.messageArray[0]!.transactionID!;
+    await waitFor(() => r.calls.length === 1, 10_000, 'the first message delivered');
+    up = false;
     const items = [1, 2, 3].map((i) => buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: `migrate${i}` }));
     const sent: string[] = [];
     for (const item of items) {
@@ -44,10 +51,13 @@ describe('dip migrate: SQLite to the cluster', () => {
       expect(answer.status).toBe(201);
       sent.push(answer.body.messageArray[0]!.transactionID!);
     }
+    const window = { datetimeFrom: new Date(Date.now() - 3600_000).toISOString().slice(0, 19) + '+00:00', datetimeTo: new Date(Date.now() + 3600_000).toISOString().slice(0, 19) + '+00:00' };
+    expect((await sup.client.requeue('IF-021', sup.dipId, { ...window, transactionIDs: [original] })).status).toBe(200);
+    await waitFor(async () => (await embedded.dip.backend.log.queueState({ recipientDipId: sup.dipId, channel: 'IF-021' })).headSeq === 5, 10_000, 'the requeued copy queued');
     await embedded.dip.backend.mpan.applyAppointments([{ kind: 'appoint', mpan: '1200000000009', slot: 'SUP', dipId: sup.dipId, fromMs: 0, toMs: null }]);
     const queue = { recipientDipId: sup.dipId, channel: 'IF-021' };
-    await waitFor(async () => (await embedded.dip.backend.archive.attempts(queue, 1)).length > 0, 10_000, 'a refused delivery attempt');
-    expect(r.calls).toEqual([]);
+    await waitFor(async () => (await embedded.dip.backend.archive.attempts(queue, 10)).some((a) => a.verdict === 'retry'), 10_000, 'a refused delivery attempt');
+    expect(r.calls).toHaveLength(1);
     // Administrative state: a versioned record with its history, an operator act, a portal account.
     const backend = embedded.dip.backend;
     await backend.registry.putRecord({ kind: 'migration-test', key: 'IF-021', doc: { paused: true }, at: 1, by: 'alice' }, 0);
@@ -63,13 +73,17 @@ describe('dip migrate: SQLite to the cluster', () => {
 
     const counts: Record<string, number> = {};
     const records = [...exportSqlite(file, 0, counts)];
-    expect(counts).toMatchObject({ participant: 2, webhook: 1, mpan: 1, senderRef: 3, message: 3, entry: 3, portalAccount: 1 });
+    // The copy's original is settled, and travels all the same (no queue position): the copy's link.
+    expect(counts).toMatchObject({ participant: 2, webhook: 1, mpan: 1, senderRef: 4, message: 5, entry: 4, portalAccount: 1 });
+    const exported = records.filter((x) => x.type === 'message');
+    const copy = exported.find((x) => x.transactionId.startsWith('R-'))!.transactionId;
+    expect(exported.map((x) => [x.transactionId, x.replayOf ?? null, x.replayFor ?? null])).toEqual([...sent.map((t) => [t, null, null]), [original, null, null], [copy, original, sup.dipId]]);
     expect(counts.registryRecord).toBeGreaterThanOrEqual(2);
     expect(counts.journal).toBeGreaterThanOrEqual(1);
     expect(counts.dataKey).toBeGreaterThan(0);
     // Sealed at rest: no payload travels in the clear.
     const exportText = JSON.stringify(records);
-    for (const item of items) expect(exportText).not.toContain(item.payload.CommonBlock.M0.MPANCore);
+    for (const item of [first, ...items]) expect(exportText).not.toContain(item.payload.CommonBlock.M0.MPANCore);
     expect(records.filter((x) => x.type === 'message').every((x) => x.sealed)).toBe(true);
 
     const url = await db.freshSchema();
@@ -77,15 +91,21 @@ describe('dip migrate: SQLite to the cluster', () => {
       yield* records;
     }
     const imported = await importIntoPostgres({ url, clock: systemClock }, stream());
-    expect(imported).toMatchObject({ participant: 2, message: 3, entry: 3, portalAccount: 1, registryRecord: counts.registryRecord, journal: counts.journal });
+    expect(imported).toMatchObject({ participant: 2, message: 5, entry: 4, portalAccount: 1, registryRecord: counts.registryRecord, journal: counts.journal });
 
     // A cluster node on the same data directory: the same PKI and key-encryption key.
     up = true;
     const cluster = await startTestDip({ storage: { ...DEFAULTS.storage, kind: 'cluster', postgres: { ...DEFAULTS.storage.postgres, url, poolSize: 4 }, nats: { ...DEFAULTS.storage.nats, servers: NATS_SERVERS, prefix } } }, dataDir);
     try {
-      const delivered = () => r.calls.flatMap((c) => c.messages.map((m) => (m as Json).payload.CommonBlock.D0.transactionID as string));
-      await waitFor(() => new Set(delivered()).size === 3 && r.calls.at(-1)!.lastSeq === 3, 20_000, 'the queue in flight delivered by the cluster');
-      expect([...new Set(delivered())]).toEqual(sent);
+      const before = r.calls.length;
+      const delivered = () => r.calls.slice(before).flatMap((c) => c.messages.map((m) => (m as Json).payload.CommonBlock.D0.transactionID as string));
+      await waitFor(() => new Set(delivered()).size === 4 && r.calls.at(-1)!.lastSeq === 5, 20_000, 'the queue in flight delivered by the cluster');
+      expect([...new Set(delivered())]).toEqual([...sent, copy]);
+      // The copy is still a copy of its original, for its one recipient: a status message about it names the
+      // original to the sender (before: replayOf null, and every recipient of the queue might name it).
+      const ofOriginal = await cluster.dip.backend.archive.transactionParties(original);
+      expect(ofOriginal?.senderUniqueReference).toEqual(expect.any(String));
+      expect(await cluster.dip.backend.archive.transactionParties(copy)).toMatchObject({ replayOf: original, recipients: [sup.dipId], senderUniqueReference: ofOriginal!.senderUniqueReference });
       expect((await cluster.dip.backend.log.queueState(queue)).pulledSeq).toBe(2);
       // The sender's API key and certificate still work; its references are still known.
       const client = new DipClient({ baseUrl: cluster.dip.url, apiKey: sds.apiKey, keyPem: sds.credentials.keyPem, certPem: sds.credentials.certPem, caPem: cluster.dip.pki.ca.certPem });

@@ -245,6 +245,17 @@ describe('change of supplier end to end', () => {
       expect(warned?.obj).toEqual({ channel: 'IF-021', unreached: [{ transactionId: answer.body.messageArray[0]!.transactionID, holder: ids.newSup, slot: 'SUP', code: 'MSG1033' }] });
       // Logs carry no MPAN.
       expect(JSON.stringify(warned)).not.toContain(partly);
+      // And the operator on call is told: the mpan-holder-unreached alarm names the holder, its slot and
+      // code, with what to do (before: no alarm; the counter and the log line reached nobody).
+      await t2.dip.alarms!.evaluate();
+      const alarms = (await (await fetch(`http://127.0.0.1:${t2.dip.adminPort}/admin/alarms`, { headers: { authorization: `Bearer ${token}` } })).json()) as { alarms: Json[] };
+      const alarm = alarms.alarms.find((a) => a.rule === 'mpan-holder-unreached');
+      expect(alarm).toMatchObject({
+        participant: null,
+        summary: `holders the MPAN lookup names got no copy of accepted messages in the last 60 min: ${ids.newSup} as SUP on IF-021 (MSG1033, not a registered participant; 1 message)`,
+        action: expect.stringMatching(/^register the participant \/ give it the role, or correct the MPAN lookup feed/),
+      });
+      expect(JSON.stringify(alarm)).not.toContain(partly);
     } finally {
       await t2.close();
     }

@@ -32,6 +32,14 @@ export type MigrationRecord =
       /** base64 of the stored bytes. */
       outbound: string;
       sealed: boolean;
+      /**
+       * A replayed or requeued copy (R-…): the transaction ID of the original it copies, itself a message
+       * record of the same file, exported before it (the importer links the copy to the original's new row).
+       * Null or absent (files exported before 2026-12-05): not a copy, or a copy whose link was not carried.
+       */
+      replayOf?: string | null;
+      /** A copy's recipient: the one participant that may name it in a status message. Null or absent: not kept. */
+      replayFor?: string | null;
     }
   /** An unsettled queue position (its message is exported before it). */
   | { type: 'entry'; recipientDipId: string; channel: string; seq: number; messageId: number; enqueuedAt: number | null }

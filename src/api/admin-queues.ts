@@ -1,6 +1,7 @@
 import { queueKey } from '../ports/queue-ref.js';
 import type { FastifyPluginAsync } from 'fastify';
 import { shownUrl } from '../domain/url-secrets.js';
+import type { ActivityLogStatus } from '../pipeline/activity-recorder.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import type { QueueBacklog } from '../pipeline/metrics.js';
 import type { WorkerStatus } from '../pipeline/queue-worker.js';
@@ -17,6 +18,8 @@ export interface QueueRouteOptions {
   coordination?(): CoordinationHealth;
   /** What is still loading (the catalogue after a start), or null. */
   notReady(): string | null;
+  /** The API activity log's backlog (its recorder's status); absent when the log is turned off. */
+  activityLog?: () => ActivityLogStatus;
   delivery: Pick<Delivery, 'status' | 'resume'>;
   /**
    * Every queue holding undelivered messages, and the queues in `also`, read from the store (the same
@@ -127,6 +130,19 @@ const health = {
         since: { type: 'integer', description: 'epoch ms: the first probe that found it unavailable' },
       },
     },
+    activityLog: {
+      type: 'object',
+      required: ['state', 'waiting', 'dropped'],
+      description:
+        "The API activity log (absent when observability.activityLog.enabled is false). While its store refuses this process's records (a full disk for activity.db, its PostgreSQL refusing writes) they wait in memory: requests are still answered, so the status stays 200 (the `activity-log` alarm is raised)",
+      properties: {
+        state: { type: 'string', enum: ['ok', 'unavailable'], description: "unavailable: the store refuses this process's records" },
+        reason: { type: 'string', description: 'The error the store answered the last write with' },
+        since: { type: 'integer', description: 'epoch ms: the first write it refused' },
+        waiting: { type: 'integer', description: 'Records in memory not yet written (lost if the process stops now)' },
+        dropped: { type: 'integer', description: 'Records dropped since the start: more than 200,000 waited' },
+      },
+    },
     queues: { type: 'array', items: workerStatus, description: 'The queues that are not idle: this process\'s and its delivery processes\' (reported each second)' },
     processes: {
       type: 'array',
@@ -182,6 +198,15 @@ const attempt = {
   },
 } as const;
 
+/**
+ * The activity log as GET /admin/health shows it, in the style of `coordination` (state, reason, since),
+ * with its backlog: a gap in the audit trail is told where the operator on call looks first.
+ */
+export function activityLogHealth(s: ActivityLogStatus): { state: 'ok' | 'unavailable'; reason?: string; since?: number; waiting: number; dropped: number } {
+  const backlog = { waiting: s.waiting, dropped: s.dropped };
+  return s.failing === null ? { state: 'ok', ...backlog } : { state: 'unavailable', reason: s.failing.reason, since: s.failing.since, ...backlog };
+}
+
 /** A worker's state as resume's 409 says it: what the operator can expect of the queue instead. */
 const NOT_HALTED: Readonly<Partial<Record<WorkerStatus['state'], string>>> = {
   backoff: 'backing off from a failing recipient (it retries by itself; GET /admin/attempts has the errors)',
@@ -200,7 +225,8 @@ export const queueRoutes: FastifyPluginAsync<QueueRouteOptions> = async (app, de
     const loading = deps.notReady();
     const processes = deps.processes ? { processes: deps.processes() } : {};
     const threads = deps.ingestThreads ? { ingestThreads: deps.ingestThreads() } : {};
-    return reply.code(h.state === 'ok' && loading === null ? 200 : 503).send({ storage: h, coordination: deps.coordination?.() ?? { state: 'ok' }, loading, queues: deps.delivery.status().filter((q) => q.state !== 'idle'), ...processes, ...threads });
+    const activityLog = deps.activityLog ? { activityLog: activityLogHealth(deps.activityLog()) } : {};
+    return reply.code(h.state === 'ok' && loading === null ? 200 : 503).send({ storage: h, coordination: deps.coordination?.() ?? { state: 'ok' }, loading, ...activityLog, queues: deps.delivery.status().filter((q) => q.state !== 'idle'), ...processes, ...threads });
   });
   app.get(
     '/admin/queues',

@@ -86,6 +86,8 @@ export interface AdminDeps {
   logger: Logger;
   /** The API activity log (spec 5.8.1); absent when it is turned off. */
   activity?: ActivitySink;
+  /** The activity log's backlog, as GET /admin/health reports it; absent when it is turned off. */
+  activityLog?: QueueRouteOptions['activityLog'];
 }
 
 /**
@@ -137,6 +139,7 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
     queueState: deps.queueState,
     ...(deps.processes ? { processes: deps.processes } : {}),
     ...(deps.ingestThreads ? { ingestThreads: deps.ingestThreads } : {}),
+    ...(deps.activityLog ? { activityLog: deps.activityLog } : {}),
     archive: deps.archive,
     logger: deps.logger,
   });

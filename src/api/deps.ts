@@ -2,6 +2,7 @@ import type { RandomBytes } from '../domain/attempt-id.js';
 import type { Archive } from '../ports/archive.js';
 import type { DipConfig } from '../config.js';
 import type { ActivitySink } from '../pipeline/activity-recorder.js';
+import type { UnreachedHolders } from '../pipeline/unreached-holders.js';
 import type { DipMetrics } from '../pipeline/metrics.js';
 import type { AlarmApiDeps } from './alarm-routes.js';
 import type { Reports } from '../pipeline/reports.js';
@@ -69,6 +70,8 @@ export interface ApiDeps {
   publications: Publications;
   /** Alarms and their subscriptions (absent when alarms are turned off). */
   alarms?: AlarmApiDeps;
+  /** Where the holders an MPAN lookup named who got no copy are noted, for the `mpan-holder-unreached` alarm. */
+  unreached?: Pick<UnreachedHolders, 'record'>;
   /** Maintenance notices (spec 5.13.5); absent: no /maintenance route. */
   maintenance?: Pick<Maintenance, 'current'>;
   /** Reports, traces and journeys (spec 5.11). */

@@ -4,7 +4,8 @@ import { SmtpAlarmChannel } from '../adapters/mail/alarm-channel.js';
 import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
 import { ActivityRecorder } from '../pipeline/activity-recorder.js';
-import { activityLogAlarms, certificateAlarms, coordinationAlarms, deadLetterAlarms, deliveryProcessAlarms, haltedQueueAlarms, queueAlarms, storageAlarms, webhookFailingAlarms, type RestartRun } from '../pipeline/alarm-sources.js';
+import type { UnreachedHolders } from '../pipeline/unreached-holders.js';
+import { activityLogAlarms, unreachedHolderAlarms, certificateAlarms, coordinationAlarms, deadLetterAlarms, deliveryProcessAlarms, haltedQueueAlarms, queueAlarms, storageAlarms, webhookFailingAlarms, type RestartRun } from '../pipeline/alarm-sources.js';
 import { Alarms } from '../pipeline/alarms.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import { queueDepths } from '../pipeline/metrics.js';
@@ -70,6 +71,8 @@ export interface AlarmParts {
   delivery: Pick<Delivery, 'status'>;
   /** The API activity log's recorder, or null when it is off: the `activity-log` alarm. */
   activity: Pick<ActivityRecorder, 'status'> | null;
+  /** The MPAN lookup's holders left out of accepted messages lately: the `mpan-holder-unreached` alarm. */
+  unreached: Pick<UnreachedHolders, 'recent' | 'quietMs'>;
   /** The delivery processes (workers > 1), or null: the `delivery-process` alarm. */
   processes: { restartRuns(): RestartRun[] } | null;
   destinations: WebhookDestinations;
@@ -85,7 +88,7 @@ export interface AlarmParts {
  * coordination and delivery processes restarted again and again, noticed by
  * e-mail and webhook. Null when turned off.
  */
-export async function startAlarms({ config, pkiDir, backend, coordination, registry, delivery, activity, processes, destinations, signing, clock, logger, life }: AlarmParts): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore; channel: AlarmChannel } | null> {
+export async function startAlarms({ config, pkiDir, backend, coordination, registry, delivery, activity, unreached, processes, destinations, signing, clock, logger, life }: AlarmParts): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore; channel: AlarmChannel } | null> {
   const settings = config.observability.alarms;
   if (!settings.enabled) return null;
   const sources = [
@@ -97,6 +100,7 @@ export async function startAlarms({ config, pkiDir, backend, coordination, regis
     storageAlarms(() => backend.health(), clock, coordination.node),
     coordinationAlarms(() => coordination.health(), coordination.node),
     ...(activity ? [activityLogAlarms(() => activity.status(), coordination.node)] : []),
+    unreachedHolderAlarms(() => unreached.recent(), unreached.quietMs, coordination.node),
     ...(processes ? [deliveryProcessAlarms(() => processes.restartRuns())] : []),
   ];
   const subscriptions = await openAlarmSubscriptions(config);

@@ -1,4 +1,4 @@
-import type { AlarmCondition } from '../ports/alarms.js';
+import type { AlarmCondition, AlarmRule } from '../ports/alarms.js';
 import type { BackendHealth, CoordinationHealth } from '../ports/backend.js';
 import type { Clock } from '../ports/clock.js';
 import type { DeadLetters } from '../ports/dead-letters.js';
@@ -8,6 +8,7 @@ import { STATUS_CHANNEL } from './status.js';
 import type { WorkerStatus } from './queue-worker.js';
 import type { ConditionSource } from './alarms.js';
 import type { ActivityLogStatus } from './activity-recorder.js';
+import type { UnreachedSeen } from './unreached-holders.js';
 
 /** A queue with dead letters still dead: resolved once every one is requeued or discarded. */
 export function deadLetterAlarms(deadLetters: Pick<DeadLetters, 'deadLetters'>, clock: Clock): ConditionSource {
@@ -163,7 +164,29 @@ export function activityLogAlarms(status: () => ActivityLogStatus, node?: string
     const s = status();
     if (s.failing === null) return [];
     const dropped = s.dropped > 0 ? `, ${s.dropped} dropped` : '';
-    return [{ key: node === undefined ? 'activity-log' : `activity-log:${node}`, rule: 'activity-log', participant: null, summary: `the API activity log cannot be written${onNode(node)}: ${s.failing.reason}; ${s.waiting} records wait in memory${dropped}`, since: s.failing.since }];
+    return [{ key: ownKey('activity-log', node), rule: 'activity-log', participant: null, summary: `the API activity log cannot be written${onNode(node)}: ${s.failing.reason}; ${s.waiting} records wait in memory${dropped}`, since: s.failing.since }];
+  };
+}
+
+/** Holders named in an `mpan-holder-unreached` summary; the rest are counted ("and N more"). */
+const HOLDERS_NAMED = 10;
+const WHY: Readonly<Record<string, string>> = { MSG1033: 'not a registered participant', MSG1034: "without the slot's role" };
+
+/**
+ * Accepted messages whose MPAN lookup named a holder who cannot receive in that capacity (MSG1033 not a
+ * participant, MSG1034 without the role): the others got their copies, this one none. The sender is told
+ * in its 201's help, but the fix is the operator's (the register or the lookup feed), and a counter and a
+ * log line reach nobody on call. Raised at the first evaluation after one; resolved once none was left out
+ * for the quiet period (UnreachedHolders.quietMs). Operators only; each node tells what it accepted.
+ */
+export function unreachedHolderAlarms(recent: () => UnreachedSeen[], quietMs: number, node?: string): ConditionSource {
+  return () => {
+    const seen = recent();
+    if (seen.length === 0) return [];
+    const named = seen.slice(0, HOLDERS_NAMED).map((s) => `${s.holder} as ${s.slot} on ${s.channel} (${s.code}, ${WHY[s.code] ?? 'cannot receive'}; ${s.messages} message${s.messages === 1 ? '' : 's'})`);
+    const more = seen.length > HOLDERS_NAMED ? `, and ${seen.length - HOLDERS_NAMED} more` : '';
+    const summary = `holders the MPAN lookup names got no copy of accepted messages${onNode(node)} in the last ${Math.round(quietMs / 60_000)} min: ${named.join('; ')}${more}`;
+    return [{ key: ownKey('mpan-holder-unreached', node), rule: 'mpan-holder-unreached', participant: null, summary, since: Math.min(...seen.map((s) => s.first)) }];
   };
 }
 
@@ -186,5 +209,5 @@ export function storageAlarms(health: () => BackendHealth, clock: Clock, node?: 
  * node that loses its store sends its own notice, and under one key they would read as one alarm, one node's
  * resolution seeming to end another's, with nothing saying which node to look at.
  */
-const ownKey = (rule: 'storage' | 'coordination', node: string | undefined): string => (node === undefined ? rule : `${rule}:${node}`);
+const ownKey = (rule: AlarmRule, node: string | undefined): string => (node === undefined ? rule : `${rule}:${node}`);
 const onNode = (node: string | undefined): string => (node === undefined ? '' : ` on node ${node}`);

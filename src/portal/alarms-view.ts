@@ -16,6 +16,7 @@ export const RULE_LABELS: Record<AlarmRule, string> = {
   coordination: 'Coordination: the DIP nodes cannot claim queues, nothing is delivered',
   'delivery-process': 'Delivery process: one keeps dying or hanging, its queues wait',
   'activity-log': 'Activity log: audit records cannot be written and wait in memory',
+  'mpan-holder-unreached': 'MPAN lookup: a holder it names cannot receive and got no copy',
   maintenance: 'Maintenance: a window is announced, changed or withdrawn',
 };
 

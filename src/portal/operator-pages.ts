@@ -102,11 +102,20 @@ async function healthPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
     .slice(0, 200)
     .map((q) => html`<tr><td>${q.queue.recipientDipId}</td><td>${q.queue.channel}</td><td>${badge(q.state === 'halted' || q.failures > 0 ? 'bad' : q.state === 'idle' ? 'ok' : 'warn', q.state)}</td><td class="num">${q.ackedSeq}</td><td class="num">${q.depth ?? '–'}</td><td>${isoOrDash(q.oldestReceivedAt)}</td><td class="num">${q.failures}</td><td>${q.damage ? html`${badge('bad', 'damaged')} ${q.damage}` : (q.lastError ?? '')}</td><td>${isoOrDash(q.retryAt)}</td></tr>`);
   const loading = 'loading' in answer ? answer.loading : null;
+  const activityLog = 'activityLog' in answer ? answer.activityLog : undefined;
   const body = html`<h2>Storage</h2><p>${badge(storage.state === 'ok' ? 'ok' : 'bad', storage.state)} ${storage.state === 'ok' ? 'takes writes' : (storage.reason ?? '')}</p>
 ${loading ? html`<p>${badge('warn', 'not ready')} ${loading}</p>` : ''}
+${activityLog ? activityLogLine(activityLog) : ''}
 <h2>Delivery queues on this node</h2>
 ${table('Queues this node delivers and queues holding messages, failing first', ['Recipient', 'Channel', 'State', 'Settled up to', 'Waiting', 'Oldest waiting since', 'Failures', 'Last error', 'Next try'], rows, 'No queue is being delivered by this node, and none holds messages.')}`;
   return render(c.reply, 200, O, c.req, c.signed, 'Health', body);
+}
+
+/** The API activity log's line on the health page: a gap in the audit trail (records waiting, dropped) shows here too. */
+function activityLogLine(a: { state: 'ok' | 'unavailable'; reason?: string; since?: number; waiting: number; dropped: number }): Html {
+  const kind = a.state !== 'ok' ? 'bad' : a.dropped > 0 || a.waiting > 0 ? 'warn' : 'ok';
+  const what = a.state === 'ok' ? 'records are written' : `its store refuses this process's records since ${isoOrDash(a.since)}: ${a.reason ?? ''}`;
+  return html`<h2>Activity log</h2><p>${badge(kind, a.state)} ${what}; ${a.waiting} waiting in memory, ${a.dropped} dropped</p>`;
 }
 
 /**

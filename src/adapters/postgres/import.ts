@@ -20,6 +20,8 @@ export async function importIntoPostgres(options: PostgresOptions, records: Asyn
   const counts: MigrationCounts = {};
   const messageIds = new Map<number, number>();
   const queueIds = new Map<string, number>();
+  /** Each replay copy's new row and its original's transaction ID: linked once every message is in. */
+  const replayLinks: Array<{ id: number; originalTx: string }> = [];
   try {
     const [{ n: keys } = { n: 0 }] = await d.query<{ n: number }>('SELECT count(*)::int AS n FROM data_keys');
     const [{ n: messages } = { n: 0 }] = await d.query<{ n: number }>('SELECT count(*)::int AS n FROM queues WHERE head > 0');
@@ -32,7 +34,7 @@ export async function importIntoPostgres(options: PostgresOptions, records: Asyn
       const type = group[0]!.type;
       counts[type] = (counts[type] ?? 0) + group.length;
       const days = type === 'senderRef' ? group.map((r) => dayOf((r as Of<'senderRef'>).receivedAt)) : type === 'message' ? group.map((r) => dayOf((r as Of<'message'>).receivedAt)) : [];
-      await d.tx((c) => write(d, c, group, messageIds, queueIds), days);
+      await d.tx((c) => write(d, c, group, { messageIds, queueIds, replayLinks }), days);
     };
     for await (const r of records) {
       if (pending.length >= BATCH || (pending.length > 0 && pending[0]!.type !== r.type)) await flush();
@@ -40,6 +42,9 @@ export async function importIntoPostgres(options: PostgresOptions, records: Asyn
     }
     await flush();
     await d.tx(async (c) => {
+      // A copy's replay_of is its original's new row, found by the transaction ID the export gave (the
+      // original is exported first, but may be in a later batch than the copy's on a file written by hand).
+      await linkReplayCopies(c, replayLinks);
       await c.query("SELECT setval(pg_get_serial_sequence('data_keys', 'id'), greatest((SELECT max(id) FROM data_keys), 1))");
       await c.query("SELECT setval(pg_get_serial_sequence('operator_journal', 'id'), greatest((SELECT max(id) FROM operator_journal), 1))");
       await c.query('UPDATE registry_version SET version = version + 1 WHERE id = 1');
@@ -51,7 +56,30 @@ export async function importIntoPostgres(options: PostgresOptions, records: Asyn
   }
 }
 
-async function write(d: PgDatabase, c: pg.PoolClient, group: MigrationRecord[], messageIds: Map<number, number>, queueIds: Map<string, number>): Promise<void> {
+/**
+ * Points each copy's replay_of at its original's new row. A copy whose original is not in the target (a
+ * file exported before copies were carried with their originals) keeps none, as before.
+ */
+async function linkReplayCopies(c: pg.PoolClient, links: ReadonlyArray<{ id: number; originalTx: string }>): Promise<void> {
+  for (let i = 0; i < links.length; i += BATCH) {
+    const group = links.slice(i, i + BATCH);
+    await c.query(
+      `UPDATE messages m SET replay_of = o.id
+         FROM unnest($1::bigint[], $2::text[]) AS x(id, tx) JOIN messages o ON o.transaction_id = x.tx
+        WHERE m.id = x.id`,
+      [group.map((l) => l.id), group.map((l) => l.originalTx)],
+    );
+  }
+}
+
+/** What the import keeps across batches: the stored IDs of what it wrote, and the copies still to link. */
+interface ImportState {
+  messageIds: Map<number, number>;
+  queueIds: Map<string, number>;
+  replayLinks: Array<{ id: number; originalTx: string }>;
+}
+
+async function write(d: PgDatabase, c: pg.PoolClient, group: MigrationRecord[], { messageIds, queueIds, replayLinks }: ImportState): Promise<void> {
   const col = <T extends MigrationRecord, K extends keyof T>(rows: T[], k: K) => rows.map((r) => r[k]);
   switch (group[0]!.type) {
     case 'dataKey': {
@@ -113,13 +141,17 @@ async function write(d: PgDatabase, c: pg.PoolClient, group: MigrationRecord[], 
     case 'message': {
       const rows = group as Array<Of<'message'>>;
       const ids = await takeIds(c, 'message_ids', col(rows, 'receivedAt'));
-      rows.forEach((r, i) => messageIds.set(r.id, ids[i]!));
-      // Stored bytes as they were (sealed stays sealed): bypass the sealer.
+      rows.forEach((r, i) => {
+        messageIds.set(r.id, ids[i]!);
+        if (r.replayOf) replayLinks.push({ id: ids[i]!, originalTx: r.replayOf });
+      });
+      // Stored bytes as they were (sealed stays sealed): bypass the sealer. replay_of is set once every
+      // message is in (linkReplayCopies).
       await c.query(
-        `INSERT INTO messages (id, batch_id, transaction_id, channel, event_code, sender_dip_id, sender_role, sender_ref, correlation_id, mpan, received_at, replay_of, outbound, sealed)
-         SELECT id, NULL, t, ch, ev, s, sr, ref, corr, mp, at, NULL, o, se
-           FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::bytea[], $12::boolean[])
-             AS x(id, t, ch, ev, s, sr, ref, corr, mp, at, o, se)`,
+        `INSERT INTO messages (id, batch_id, transaction_id, channel, event_code, sender_dip_id, sender_role, sender_ref, correlation_id, mpan, received_at, replay_of, outbound, sealed, replay_for)
+         SELECT id, NULL, t, ch, ev, s, sr, ref, corr, mp, at, NULL, o, se, rf
+           FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::bytea[], $12::boolean[], $13::text[])
+             AS x(id, t, ch, ev, s, sr, ref, corr, mp, at, o, se, rf)`,
         [
           ids,
           col(rows, 'transactionId'),
@@ -133,6 +165,7 @@ async function write(d: PgDatabase, c: pg.PoolClient, group: MigrationRecord[], 
           col(rows, 'receivedAt'),
           rows.map((r) => Buffer.from(r.outbound, 'base64')),
           col(rows, 'sealed'),
+          rows.map((r) => r.replayFor ?? null),
         ],
       );
       await d.noteChannels(c, [...new Set(col(rows, 'channel'))]);

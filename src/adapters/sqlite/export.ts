@@ -6,7 +6,10 @@ import type { MigrationCounts, MigrationRecord } from '../migration.js';
  * webhooks, the MPAN lookup, sender references within retention, the queues in flight (their positions,
  * and every unsettled entry with its message), every version of the registry's records (channel settings,
  * operator accounts, register entries, maintenance notices), the operator journal and the portal accounts.
- * The archive of settled messages stays in the SQLite file (keep it for replays of what came before the move).
+ * The archive of settled messages stays in the SQLite file (keep it for replays of what came before the move),
+ * but for one: the original of a replayed or requeued copy still in flight travels with it (as a message
+ * with no queue position), so the copy keeps its link (MigrationRecord `replayOf`) and a status message
+ * about it still names the original to its sender.
  */
 export function* exportSqlite(file: string, sinceMs: number, counts: MigrationCounts = {}): Generator<MigrationRecord> {
   const db = new Database(file, { readonly: true, fileMustExist: true });
@@ -58,24 +61,33 @@ export function* exportSqlite(file: string, sinceMs: number, counts: MigrationCo
     const entries = db.prepare<[number, number], { seq: number; messageId: number; enqueuedAt: number | null }>(
       'SELECT seq, message_id AS messageId, enqueued_at AS enqueuedAt FROM queue_entries WHERE queue_id = ? AND seq > ? ORDER BY seq',
     );
-    const message = db.prepare<[number], Omit<Extract<MigrationRecord, { type: 'message' }>, 'type' | 'outbound' | 'sealed'> & { outbound: Buffer | string }>(
-      `SELECT id, transaction_id AS transactionId, channel, event_code AS eventCode, sender_dip_id AS senderDipId, sender_role AS senderRole,
-              sender_ref AS senderRef, correlation_id AS correlationId, mpan, received_at AS receivedAt, outbound FROM messages WHERE id = ?`,
+    // replay_for was added in place (schema.ts): a file no newer DIP opened has none, and its copies no recipient.
+    const hasReplayFor = db.prepare<[], { name: string }>('PRAGMA table_info(messages)').all().some((c) => c.name === 'replay_for');
+    const message = db.prepare<[number], Omit<Extract<MigrationRecord, { type: 'message' }>, 'type' | 'outbound' | 'sealed' | 'replayOf' | 'replayFor'> & { outbound: Buffer | string; replayOfId: number | null; replayOf: string | null; replayFor: string | null }>(
+      `SELECT m.id, m.transaction_id AS transactionId, m.channel, m.event_code AS eventCode, m.sender_dip_id AS senderDipId, m.sender_role AS senderRole,
+              m.sender_ref AS senderRef, m.correlation_id AS correlationId, m.mpan, m.received_at AS receivedAt, m.outbound,
+              m.replay_of AS replayOfId, o.transaction_id AS replayOf, ${hasReplayFor ? 'm.replay_for' : 'NULL'} AS replayFor
+         FROM messages m LEFT JOIN messages o ON o.id = m.replay_of WHERE m.id = ?`,
     );
     const exported = new Set<number>();
+    /** A stored message as a record, once: a copy's original first (the importer links the copy to it by its transaction ID). */
+    function* messageRecords(id: number, where: string): Generator<MigrationRecord> {
+      const m = message.get(id);
+      if (!m) throw new Error(`damaged database: ${where} refers to missing message ${id}`);
+      const { replayOfId, outbound, ...fields } = m;
+      exported.add(id);
+      if (replayOfId !== null && !exported.has(replayOfId)) yield* messageRecords(replayOfId, `the replay copy ${m.transactionId}`);
+      count('message');
+      const sealed = typeof outbound !== 'string';
+      yield { type: 'message', ...fields, outbound: (sealed ? outbound : Buffer.from(outbound, 'utf8')).toString('base64'), sealed };
+    }
     for (const q of queues) {
       count('queue');
       yield { type: 'queue', recipientDipId: q.recipientDipId, channel: q.channel, ackedSeq: q.ackedSeq, headSeq: q.headSeq, pulledSeq: q.pulledSeq };
       // The queue's new messages first, then its positions: the importer writes each kind in bulk.
       const pending = entries.all(q.id, q.ackedSeq);
       for (const e of pending) {
-        if (exported.has(e.messageId)) continue;
-        const m = message.get(e.messageId);
-        if (!m) throw new Error(`damaged database: queue ${q.recipientDipId}/${q.channel} position ${e.seq} refers to missing message ${e.messageId}`);
-        exported.add(e.messageId);
-        count('message');
-        const sealed = typeof m.outbound !== 'string';
-        yield { type: 'message', ...m, outbound: (sealed ? (m.outbound as Buffer) : Buffer.from(m.outbound as string, 'utf8')).toString('base64'), sealed };
+        if (!exported.has(e.messageId)) yield* messageRecords(e.messageId, `queue ${q.recipientDipId}/${q.channel} position ${e.seq}`);
       }
       for (const e of pending) {
         count('entry');

@@ -38,6 +38,7 @@ export const channelRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app,
       deps.metrics?.submission(channel, refusalCode(result), reply.elapsedTime / 1000);
       if (result.unreached) {
         deps.metrics?.unreached(channel, result.unreached.map((u) => u.code));
+        deps.unreached?.record(channel, result.unreached);
         // Accepted, and not an error of the sender's: the lookup entry (or the register) is the operator's to correct.
         deps.logger.warn({ channel, unreached: result.unreached }, 'accepted messages whose MPAN lookup names a holder who cannot receive in that capacity (MSG1033: not a participant; MSG1034: without the role): no copy went to it; correct the lookup entry or register the participant');
       }

@@ -146,7 +146,7 @@ export interface paths {
                                 /** @description Whom it concerns; null: the DIP itself */
                                 participant: string | null;
                                 /** @enum {string} */
-                                rule: "dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "maintenance";
+                                rule: "dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance";
                                 /** @description When it was raised, epoch ms */
                                 since: number;
                                 /** @description What holds, with its numbers (dead letters, failed calls, minutes) as of the last evaluation (every observability.alarms.evaluateIntervalMs, 10 s by default) */
@@ -232,7 +232,7 @@ export interface paths {
                                 id: string;
                                 /** @description `operator` or a participant's DIP ID */
                                 owner: string;
-                                rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "maintenance")[];
+                                rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
                                 webhookUrl: string | null;
                             }[];
                         };
@@ -290,7 +290,7 @@ export interface paths {
                     "application/json": {
                         email?: string | null;
                         owner?: string;
-                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "maintenance")[];
+                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
                         webhookUrl?: string | null;
                     };
                 };
@@ -309,7 +309,7 @@ export interface paths {
                             id: string;
                             /** @description `operator` or a participant's DIP ID */
                             owner: string;
-                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "maintenance")[];
+                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
                             webhookUrl: string | null;
                         };
                     };
@@ -2042,6 +2042,22 @@ export interface paths {
                     };
                     content: {
                         "application/json": {
+                            /** @description The API activity log (absent when observability.activityLog.enabled is false). While its store refuses this process's records (a full disk for activity.db, its PostgreSQL refusing writes) they wait in memory: requests are still answered, so the status stays 200 (the `activity-log` alarm is raised) */
+                            activityLog?: {
+                                /** @description Records dropped since the start: more than 200,000 waited */
+                                dropped: number;
+                                /** @description The error the store answered the last write with */
+                                reason?: string;
+                                /** @description epoch ms: the first write it refused */
+                                since?: number;
+                                /**
+                                 * @description unavailable: the store refuses this process's records
+                                 * @enum {string}
+                                 */
+                                state: "ok" | "unavailable";
+                                /** @description Records in memory not yet written (lost if the process stops now) */
+                                waiting: number;
+                            };
                             /** @description Whether what the nodes share (NATS JetStream) answers this node. While it does not, no queue lease can be claimed or renewed and nothing is delivered, but messages are still accepted: the status stays 200 (the `coordination` alarm is raised) */
                             coordination?: {
                                 reason?: string;
@@ -2141,6 +2157,22 @@ export interface paths {
                     };
                     content: {
                         "application/json": {
+                            /** @description The API activity log (absent when observability.activityLog.enabled is false). While its store refuses this process's records (a full disk for activity.db, its PostgreSQL refusing writes) they wait in memory: requests are still answered, so the status stays 200 (the `activity-log` alarm is raised) */
+                            activityLog?: {
+                                /** @description Records dropped since the start: more than 200,000 waited */
+                                dropped: number;
+                                /** @description The error the store answered the last write with */
+                                reason?: string;
+                                /** @description epoch ms: the first write it refused */
+                                since?: number;
+                                /**
+                                 * @description unavailable: the store refuses this process's records
+                                 * @enum {string}
+                                 */
+                                state: "ok" | "unavailable";
+                                /** @description Records in memory not yet written (lost if the process stops now) */
+                                waiting: number;
+                            };
                             /** @description Whether what the nodes share (NATS JetStream) answers this node. While it does not, no queue lease can be claimed or renewed and nothing is delivered, but messages are still accepted: the status stays 200 (the `coordination` alarm is raised) */
                             coordination?: {
                                 reason?: string;

@@ -9446,7 +9446,7 @@ export interface operations {
                             id: string;
                             /** @description `operator` or a participant's DIP ID */
                             owner: string;
-                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "maintenance")[];
+                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
                             webhookUrl: string | null;
                         }[];
                     };
@@ -9564,7 +9564,7 @@ export interface operations {
             content: {
                 "application/json": {
                     email?: string | null;
-                    rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "maintenance")[];
+                    rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
                     webhookUrl?: string | null;
                 };
             };
@@ -9583,7 +9583,7 @@ export interface operations {
                         id: string;
                         /** @description `operator` or a participant's DIP ID */
                         owner: string;
-                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "maintenance")[];
+                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
                         webhookUrl: string | null;
                     };
                 };
@@ -9833,7 +9833,7 @@ export interface operations {
                             /** @description Whom it concerns; null: the DIP itself */
                             participant: string | null;
                             /** @enum {string} */
-                            rule: "dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "maintenance";
+                            rule: "dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance";
                             /** @description When it was raised, epoch ms */
                             since: number;
                             /** @description What holds, with its numbers (dead letters, failed calls, minutes) as of the last evaluation (every observability.alarms.evaluateIntervalMs, 10 s by default) */
