@@ -342,6 +342,13 @@ export interface HttpLimits {
   downloadIdleTimeoutMs: number;
   /** How often the server looks for connections past those timeouts. */
   connectionsCheckingIntervalMs: number;
+  /**
+   * How long a stopping listener (each of them: participant, anonymous, operator, portals) keeps its open
+   * connections for what their clients send meanwhile, each answered 503 with Retry-After, before it
+   * closes those left (src/api/stopping.ts). The listeners stop one after the other: a stop takes at most
+   * this long per listener with a connection still open.
+   */
+  stopDrainMs: number;
   /** Largest header block accepted (bytes); more is answered 431. */
   maxHeaderBytes: number;
   /** Deepest nesting of arrays and objects accepted in a JSON body; deeper is answered 400 before parsing. */
@@ -406,6 +413,7 @@ const schema: JSONSchemaType<DipConfig> = {
         uploadIdleTimeoutMs: { type: 'integer', minimum: 100 },
         downloadIdleTimeoutMs: { type: 'integer', minimum: 100 },
         connectionsCheckingIntervalMs: { type: 'integer', minimum: 10 },
+        stopDrainMs: { type: 'integer', minimum: 0, maximum: 60_000 },
         maxHeaderBytes: { type: 'integer', minimum: 1024 },
         maxJsonDepth: { type: 'integer', minimum: 4 },
         maxConnectionsPerClient: { type: 'integer', minimum: 0 },
@@ -668,6 +676,7 @@ export const DEFAULTS: DipConfig = {
     uploadIdleTimeoutMs: 60_000,
     downloadIdleTimeoutMs: 60_000,
     connectionsCheckingIntervalMs: 1_000,
+    stopDrainMs: 2_000,
     maxHeaderBytes: 16_384,
     maxJsonDepth: 64,
     // A pooled client needs a handful; 64 leaves a participant's several systems room, and 100 of them 6,400 descriptors.

@@ -1,5 +1,7 @@
+import { Agent, request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DipClient } from '../src/client/dip-client.js';
+import { DEFAULTS } from '../src/config.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { queueSettled, startTestDip, waitFor, type TestDip } from './helpers/dip-harness.js';
 
@@ -18,7 +20,7 @@ describe('a graceful stop under load', () => {
   });
 
   it('answers every request it read 201 or 503 with Retry-After, loses nothing answered 201, and delivers it after a restart', async () => {
-    const first = await startTestDip();
+    const first = await startTestDip({ http: DEFAULTS.http });
     dips.push(first);
     const sds = await first.participant('2000000001', ['SDS']);
     const sup = await first.participant('1000000001', ['SUP']);
@@ -67,6 +69,78 @@ describe('a graceful stop under load', () => {
       expect([...delivered].sort()).toEqual([...accepted].sort());
     } finally {
       await supAgain.close();
+    }
+  });
+});
+
+/**
+ * The other listeners stop the same way: each client that sends on its kept-alive connection while its
+ * listener stops is answered 503 with Retry-After in the listener's own shape (the operator API's
+ * {"error"}, the portals' page, the anonymous listener's StandardResponse), not Fastify's bare
+ * {"error":"Service Unavailable"} nor a reset connection. The listeners stop one after another: each
+ * client sends again and again until its own listener answers 503.
+ */
+describe('a graceful stop of the operator, portal and anonymous listeners', () => {
+  it('answers a request on a kept-alive connection 503 with Retry-After in each listener\'s own shape, and resets none', async () => {
+    const t = await startTestDip({ http: DEFAULTS.http, publications: { ...DEFAULTS.publications, anonymous: { ...DEFAULTS.publications.anonymous, enabled: true, host: '127.0.0.1', port: 0 } } });
+    // One connection each, kept alive between requests.
+    const agents: Agent[] = [];
+    const agent = (tls: boolean) => {
+      const a = new Agent({ connections: 1, pipelining: 1, keepAliveTimeout: 60_000, ...(tls ? { connect: { ca: t.dip.pki.ca.certPem } } : {}) });
+      agents.push(a);
+      return a;
+    };
+    const listeners = [
+      { name: 'operator', url: `http://127.0.0.1:${t.dip.adminPort}/admin/whoami`, dispatcher: agent(false) },
+      { name: 'portal', url: `${t.dip.portalUrl}/operator/sign-in`, dispatcher: agent(true) },
+      { name: 'anonymous', url: `https://localhost:${t.dip.publicPort}/publications`, dispatcher: agent(true) },
+    ];
+    try {
+      // Each connection opened and answered (401, 200, 200) before the stop.
+      for (const l of listeners) {
+        const before = await request(l.url, { dispatcher: l.dispatcher });
+        await before.body.text();
+        expect([l.name, before.statusCode]).toEqual([l.name, l.name === 'operator' ? 401 : 200]);
+      }
+      const answers = new Map<string, { status: number; retryAfter: unknown; connection: unknown; type: unknown; body: string } | { error: string }>();
+      const stopping = t.dip.close();
+      await Promise.all(
+        listeners.map((l) =>
+          waitFor(
+            async () => {
+              try {
+                const res = await request(l.url, { dispatcher: l.dispatcher });
+                const body = await res.body.text();
+                if (res.statusCode !== 503) return false;
+                answers.set(l.name, { status: res.statusCode, retryAfter: res.headers['retry-after'], connection: res.headers['connection'], type: String(res.headers['content-type']).split(';')[0], body });
+              } catch (e) {
+                answers.set(l.name, { error: String((e as { code?: string }).code ?? e) });
+              }
+              return true;
+            },
+            30_000,
+            `the ${l.name} listener stopping`,
+            5,
+          ),
+        ),
+      );
+      await stopping;
+      const shaped = (name: string) => {
+        const a = answers.get(name)!;
+        if ('error' in a) return a;
+        const { body, ...rest } = a;
+        return { ...rest, help: a.type === 'text/html' ? (/the DIP is stopping[^<]*/.exec(body)?.[0] ?? body) : name === 'operator' ? (JSON.parse(body) as { error: string }).error : (JSON.parse(body) as { messageArray: Array<{ help: string }> }).messageArray[0]!.help };
+      };
+      const help = 'the DIP is stopping (a restart or a deployment): nothing of this request was done; send it again unchanged in 5 s';
+      const answer = { status: 503, retryAfter: '5', connection: 'close', help };
+      expect(Object.fromEntries(listeners.map((l) => [l.name, shaped(l.name)]))).toEqual({
+        operator: { ...answer, type: 'application/json' },
+        portal: { ...answer, type: 'text/html' },
+        anonymous: { ...answer, type: 'application/json' },
+      });
+    } finally {
+      for (const a of agents) await a.close().catch(() => {});
+      await t.close().catch(() => {});
     }
   });
 });

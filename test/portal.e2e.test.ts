@@ -662,4 +662,48 @@ describe('portals in a browser', () => {
     expect(listed).toContain(`${start}:00.000Z`);
     await checkPage(user, 'portal-maintenance');
   });
+  it('an operator withdraws a publication from the Publications page: confirmed, CSRF-checked, journalled under her name; its readers are answered 410', async () => {
+    const csv = 'mpan,rate\n1234567890123,9.9\n';
+    const published = await vas.client.publish('REP-002', { type: 'Misrouted', version: '1', format: 'csv' }, Buffer.from(csv), createHash('sha256').update(csv).digest('base64'));
+    expect(published.status).toBe(201);
+    const id = (published.body as unknown as { publication: { publicationID: string } }).publication.publicationID;
+    const url = `/dip-channel/REP-002/publications/${id}/content`;
+    expect((await sup.client.download(url)).status).toBe(200);
+
+    const page = await person();
+    await signIn(page, '/operator', operator);
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Publications' }).click();
+    const row = page.getByRole('row').filter({ hasText: id });
+    await row.getByText('Withdraw…').click();
+    await checkPage(page, 'operator-publications');
+    // Posted by hand: without the session's CSRF token it is refused, and unconfirmed it is not withdrawn.
+    const csrf = (await page.locator('input[name=_csrf]').first().getAttribute('value'))!;
+    const post = (form: Record<string, string>) => page.request.post(`${td.dip.portalUrl}/operator/publications/withdraw`, { form, headers: { origin: td.dip.portalUrl } });
+    expect((await post({ _csrf: 'forged', id, reason: 'forged', confirm: 'yes' })).status()).toBe(403);
+    const unconfirmed = await post({ _csrf: csrf, id, reason: 'not confirmed' });
+    expect([unconfirmed.status(), await unconfirmed.text()]).toEqual([400, expect.stringContaining('tick the confirmation first')]);
+    expect((await sup.client.download(url)).status).toBe(200);
+
+    const reason = 'sent to REP-002 by mistake: meant for one supplier';
+    await row.getByLabel('Reason (said in every later 410)').fill(reason);
+    await row.getByLabel(`I confirm: the bytes of ${id} are removed for good`).check();
+    await row.getByRole('button', { name: `Withdraw ${id}` }).click();
+    await expect.poll(() => page.getByRole('status').textContent()).toContain(`publication ${id} (Misrouted version 1 on REP-002) withdrawn at`);
+    expect(await page.getByRole('status').textContent()).toContain('by operator:ops.alice');
+    const after = page.getByRole('row').filter({ hasText: id });
+    expect(await after.textContent()).toContain(`withdrawn`);
+    expect(await after.textContent()).toContain(reason);
+    expect(await after.getByRole('button').count()).toBe(0);
+    await checkPage(page, 'operator-publications-withdrawn');
+    // The operator API's own withdrawal, journalled under her name; whoever could read it is told why.
+    const journal = await adminApi<Array<{ actor: string; target: string; after: { withdrawn: { reason: string } } }>>('GET', `/admin/journal?action=publication.withdraw&target=${id}`);
+    expect(journal.body.map((e) => [e.actor, e.target, e.after.withdrawn.reason])).toEqual([['operator:ops.alice', id, reason]]);
+    const gone = await sup.client.download(url);
+    const chunks: Buffer[] = [];
+    for await (const c of gone.body) chunks.push(c as Buffer);
+    expect([gone.status, Buffer.concat(chunks).toString()]).toEqual([410, expect.stringContaining(reason)]);
+    // Again (a second tab's form): the API's 409, said on the page.
+    const again = await post({ _csrf: csrf, id, reason: 'twice', confirm: 'yes' });
+    expect([again.status(), await again.text()]).toEqual([409, expect.stringContaining('withdrawn already')]);
+  });
 });

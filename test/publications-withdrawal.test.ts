@@ -129,4 +129,17 @@ describe.each(backends)('an operator withdraws a publication ($name)', ({ storag
     const bySup = await sup.client.download(`/dip-channel/REP-002/publications/${restricted.id}/content`);
     expect([bySup.status, await help(bySup.body)]).toEqual([410, expect.stringContaining('held personal data')]);
   });
+
+  it('tells a publication for named recipients withdrawn to those named alone: to another participant of the channel it is unknown', async () => {
+    const other = await t.participant('SUP0000002', ['SUP']);
+    const named = await publish({ type: 'ForOne', version: '1', format: 'csv', recipients: sup.dipId });
+    expect(named.status).toBe(201);
+    expect((await admin('POST', `/admin/publications/${named.id}/withdraw`, { reason: 'the wrong supplier named' })).status).toBe(200);
+    for (const path of ['/content', '']) {
+      const bySup = await sup.client.download(`/dip-channel/REP-002/publications/${named.id}${path}`);
+      expect([bySup.status, await help(bySup.body)]).toEqual([410, expect.stringContaining('the wrong supplier named')]);
+      const byOther = await other.client.download(`/dip-channel/REP-002/publications/${named.id}${path}`);
+      expect([byOther.status, await help(byOther.body)]).toEqual([404, `no publication ${named.id} on REP-002`]);
+    }
+  });
 });

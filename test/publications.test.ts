@@ -244,8 +244,19 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     // The other supplier: not told, not listed, refused.
     const url = `/dip-channel/REP-002/publications/${id}/content`;
     expect((await sup.client.download(url)).status).toBe(200);
-    const refused = await sup2.client.download(url);
-    expect([refused.status, (await text(refused)).toString()]).toEqual([403, expect.stringContaining(`is for the recipients its publisher named, and ${sup2.dipId} is not one of them`)]);
+    // Answered as an unknown ID, metadata and content alike (same status, code and help): a 403 told any
+    // participant of the channel that the ID it guessed or was passed was a publication.
+    const unknownId = id.replace(/.$/, (ch) => (ch === '0' ? '1' : '0'));
+    const answer = async (publicationId: string, path: string) => {
+      const res = await sup2.client.download(`/dip-channel/REP-002/publications/${publicationId}${path}`);
+      const entry = (JSON.parse((await text(res)).toString()) as { messageArray: Array<{ message: string; help: string }> }).messageArray[0]!;
+      return [res.status, entry.message, entry.help.replace(publicationId, '{id}')];
+    };
+    for (const path of ['/content', '']) {
+      const refused = await answer(id, path);
+      expect(refused).toEqual([404, MSG.processingFailed, 'no publication {id} on REP-002']);
+      expect(await answer(unknownId, path)).toEqual(refused);
+    }
     const listed = await sup2.client.call<{ publications: Array<{ publicationID: string }> }>('GET', '/dip-channel/REP-002/publications', '');
     expect(listed.body.publications.map((p) => p.publicationID)).not.toContain(id);
     // Left out by the query, not after it: the newest publication it may see still fills a page of one.

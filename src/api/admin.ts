@@ -28,6 +28,7 @@ import { queueRoutes, type QueueRouteOptions } from './admin-queues.js';
 import { describeOperatorInputErrors, documentListenerAnswers, OPERATOR_AJV } from './admin-schemas.js';
 import type { OperatorSessions } from '../pipeline/operator-sessions.js';
 import type { OperatorMemory } from '../pipeline/operator-memory.js';
+import { operatorStopping, useGracefulStop } from './stopping.js';
 
 export const adminTokenFile = (dataDir: string): string => join(dataDir, 'admin-token');
 
@@ -88,6 +89,8 @@ export interface AdminDeps {
   activity?: ActivitySink;
   /** The activity log's backlog, as GET /admin/health reports it; absent when it is turned off. */
   activityLog?: QueueRouteOptions['activityLog'];
+  /** How long a stopping listener waits for its clients to close their connections (config `http.stopDrainMs`). */
+  stopDrainMs: number;
 }
 
 /**
@@ -97,7 +100,10 @@ export interface AdminDeps {
  */
 export function buildAdminServer(deps: AdminDeps): FastifyInstance {
   // Unknown properties are refused (400 naming them), not stripped: see OPERATOR_AJV.
-  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024, ajv: OPERATOR_AJV, schemaErrorFormatter: describeOperatorInputErrors });
+  // return503OnClosing off: a stopping listener answers in the operator API's own shape (useGracefulStop).
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024, ajv: OPERATOR_AJV, schemaErrorFormatter: describeOperatorInputErrors, return503OnClosing: false });
+  // Before every other hook: a stopping DIP refuses what still arrives before anything reads or records it.
+  useGracefulStop(app, deps.stopDrainMs, operatorStopping);
   // First of all hooks: every call gets its ID and its record, whichever hook answers it.
   // The caller as the journal names the actor (`operator:<name>`, or `bootstrap` for the break-glass token,
   // which is no account: `operator:bootstrap` would also be an account of that name), so an auditor matches

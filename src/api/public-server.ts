@@ -14,6 +14,7 @@ import { useAnswerDeadlines } from '../security/answer-deadlines.js';
 import { sendStandard } from './request.js';
 import { addressHolder, clientAddress, standardOverCap, useConnectionCap } from './connection-cap.js';
 import { LISTENER_TLS } from '../security/tls-policy.js';
+import { standardStopping, useGracefulStop } from './stopping.js';
 
 /**
  * The anonymous listener (spec 5.6: "anonymous access to the data store"): HTTPS without a client
@@ -37,8 +38,12 @@ export function buildPublicServer(
     https: { key: tls.key, cert: tls.cert, ...LISTENER_TLS, ...deadlines.https },
     requestTimeout: deadlines.requestTimeout,
     routerOptions: { caseSensitive: false, ignoreTrailingSlash: true, maxParamLength: 100 },
+    // A stopping listener answers in the DIP's own shape (useGracefulStop), not Fastify's bare 503.
+    return503OnClosing: false,
     logger: false,
   });
+  // First of all hooks: a stopping DIP refuses what still arrives before anything reads or counts it.
+  useGracefulStop(app, deps.config.http.stopDrainMs, standardStopping(deps));
   // Every request is recorded (spec 5.8.1), the caller unknown: the client's address is the record's `remote`.
   if (deps.activity) registerActivityLog(app, deps.activity, 'anonymous', () => null, () => deps.clock.now());
   recordOperations(app);

@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { MSG } from '../domain/response-codes.js';
 import { STORE_RETRY_AFTER_SECONDS } from '../pipeline/ingest.js';
-import { useGracefulStop } from './stopping.js';
+import { standardStopping, useGracefulStop } from './stopping.js';
 import { storeFailureKind } from '../ports/errors.js';
 import type { SignatureReplayGuard } from '../ports/replay-guard.js';
 import { canonicalSignature, DIP_HEADER_SIGNATURE } from '../security/signature.js';
@@ -220,10 +220,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   });
 
   // First of all hooks: a stopping DIP refuses what still arrives before anything reads or counts it.
-  useGracefulStop(app, (reply) => {
-    reply.header('retry-after', String(STORE_RETRY_AFTER_SECONDS));
-    return sendStandard(deps, reply, 503, null, MSG.processingFailed, `the DIP is stopping (a restart or a deployment): nothing of this request was done; send it again unchanged in ${STORE_RETRY_AFTER_SECONDS} s`);
-  });
+  useGracefulStop(app, deps.config.http.stopDrainMs, standardStopping(deps));
   // Node answers an Expect it does not know with an empty 417 unless the server listens for it.
   app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
     const body = refusalBody(417, `Expect '${String(req.headers.expect).slice(0, 60)}' cannot be met: only 100-continue is understood`);

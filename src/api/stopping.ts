@@ -1,34 +1,53 @@
 import type { Socket } from 'node:net';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { MSG } from '../domain/response-codes.js';
+import { STORE_RETRY_AFTER_SECONDS } from '../pipeline/ingest.js';
+import type { ApiDeps } from './deps.js';
+import { sendStandard } from './request.js';
 
-/** How long a stopping listener keeps its connections open for what their clients send meanwhile. */
-export const STOP_DRAIN_MS = 2_000;
+/** What a stopping listener tells every request (in its own answer shape), and how soon to send it again. */
+const STOPPING_HELP = `the DIP is stopping (a restart or a deployment): nothing of this request was done; send it again unchanged in ${STORE_RETRY_AFTER_SECONDS} s`;
+
+/** A listener's answer to a request that arrives while it stops: status 503, headers set, `help` in its own shape. */
+export type StoppingAnswer = (req: FastifyRequest, reply: FastifyReply, help: string) => FastifyReply;
+
+/** The participant's and the anonymous listener's answer while stopping: a StandardResponse, as their every refusal. */
+export const standardStopping =
+  (deps: ApiDeps): StoppingAnswer =>
+  (_req, reply, help) =>
+    sendStandard(deps, reply, 503, null, MSG.processingFailed, help);
+
+/** The operator API's: `{"error": "<what and why>"}`, as its every refusal. */
+export const operatorStopping: StoppingAnswer = (_req, reply, help) => reply.send({ error: help });
 
 /**
- * A graceful stop (SIGTERM, `dip serve` stopping) that leaves no sender without an HTTP answer. Closing a
- * listener at once destroyed every kept-alive connection between two requests, and a sender whose next
- * request was already on its way got a connection reset, not knowing whether it was taken (a fault
- * campaign saw 3 of 8 busy senders reset). Instead, once stopping: every request is answered by
- * `refuse` (503, Retry-After, Connection: close: nothing of it done), those in flight finish as they
- * would, and the listener waits until its clients have closed their connections, at most STOP_DRAIN_MS,
- * before it closes what is left. New connections are refused only after that (the port is closed).
- * Fastify must be built with `return503OnClosing: false`, or it answers its own bare 503 first.
+ * A graceful stop (SIGTERM, `dip serve` stopping) that leaves no client without an HTTP answer, on every
+ * listener (participant, anonymous, operator, portals). Closing a listener at once destroyed every
+ * kept-alive connection between two requests, and a sender whose next request was already on its way got
+ * a connection reset, not knowing whether it was taken (a fault campaign saw 3 of 8 busy senders reset).
+ * Instead, once stopping: every request is answered by `refuse` (503, Retry-After, Connection: close:
+ * nothing of it done), those in flight finish as they would, and the listener waits until its clients
+ * have closed their connections, at most `drainMs` (config `http.stopDrainMs`), before it closes what is
+ * left. New connections are refused only after that (the port is closed). Fastify must be built with
+ * `return503OnClosing: false`, or it answers its own bare `{"error":"Service Unavailable"}` first.
  */
-export function useGracefulStop(app: FastifyInstance, refuse: (reply: FastifyReply) => FastifyReply): void {
+export function useGracefulStop(app: FastifyInstance, drainMs: number, refuse: StoppingAnswer): void {
   let stopping = false;
   const open = new Set<Socket>();
   app.server.on('connection', (socket: Socket) => {
     open.add(socket);
     socket.once('close', () => open.delete(socket));
   });
-  app.addHook('onRequest', async (_req, reply) => {
+  app.addHook('onRequest', async (req, reply) => {
     if (!stopping) return;
     reply.header('connection', 'close');
-    return refuse(reply);
+    reply.header('retry-after', String(STORE_RETRY_AFTER_SECONDS));
+    reply.code(503);
+    return refuse(req, reply, STOPPING_HELP);
   });
   app.addHook('preClose', async () => {
     stopping = true;
-    const deadline = Date.now() + STOP_DRAIN_MS;
+    const deadline = Date.now() + drainMs;
     // Polled (the connections close one by one, each on its client's time); a wall-clock wait: a stop is real time.
     while (open.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
   });

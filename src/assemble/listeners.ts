@@ -13,9 +13,10 @@ import { operationsOf, type Operation } from '../api/operations.js';
 import { buildPublicServer } from '../api/public-server.js';
 import { addressHolder, useConnectionCap } from '../api/connection-cap.js';
 import { buildServer, type ServerSecurity } from '../api/server.js';
+import { useGracefulStop } from '../api/stopping.js';
 import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
-import { buildPortalServer, overCapPage } from '../portal/server.js';
+import { buildPortalServer, overCapPage, stoppingPage } from '../portal/server.js';
 import type { PortalDeps } from '../portal/deps.js';
 import type { PkiMaterial } from '../security/pki.js';
 import { SessionSigner } from '../security/portal-session.js';
@@ -73,7 +74,7 @@ export type OperatorApi = PortalDeps['operatorApi'];
 /** The operator API on the loopback interface, and the in-process door the portals use to call it as the operator signed in. */
 export async function startOperatorListener(
   config: DipConfig,
-  deps: Omit<AdminDeps, 'token' | 'inProcessKey' | 'sessions' | 'memory' | 'bootstrapBreakGlass' | 'signatureSkewMs'>,
+  deps: Omit<AdminDeps, 'token' | 'inProcessKey' | 'sessions' | 'memory' | 'bootstrapBreakGlass' | 'signatureSkewMs' | 'stopDrainMs'>,
   metrics: Pick<DipMetrics, 'request'>,
   clock: Clock,
   life: Lifecycle,
@@ -99,6 +100,7 @@ export async function startOperatorListener(
     memory,
     inProcessKey,
     signatureSkewMs: config.maxClockSkewSeconds * 1000,
+    stopDrainMs: config.http.stopDrainMs,
   });
   // Every answer counted, the portals' in-process calls and the scrapes of /metrics among them.
   registerRequestMetrics(admin, metrics, 'operator');
@@ -119,6 +121,8 @@ export async function startPortalListener(
   // Pages are HTML with personal data that masking by key cannot read: the log keeps that they were answered.
   const recordActivity: PortalDeps['recordActivity'] = activity ? (app, callerOf) => registerActivityLog(app, activity, 'portal', callerOf, () => deps.clock.now(), false) : null;
   const portal = buildPortalServer({ ...deps, recordActivity, sessions: SessionSigner.fromFile(join(config.dataDir, 'portal-session.key')) }, { key: pki.server.keyPem, cert: pki.server.certPem });
+  // Stopping, a page (503, Retry-After) for every request, not Fastify's bare JSON: here, as the connection cap below.
+  useGracefulStop(portal, config.http.stopDrainMs, stoppingPage);
   // One address's connections past its cap, as on the anonymous listener (anyone on the network reaches
   // this one too): every request on one is answered 429 with a portal page, before a form is read or a
   // session checked. Here, not in the portal's layer, which imports no api.

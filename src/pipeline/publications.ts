@@ -77,11 +77,13 @@ export function namesCaller(record: PublicationRecord, caller: Participant): boo
 /**
  * Why the caller may not download a publication named on a channel, or null when it may: the API's
  * answer (404 when there is no such publication on that channel, 403 when it is neither public nor for a
- * recipient or publisher of the channel), for the participant listener and the user portal alike.
+ * recipient or publisher of the channel), for the participant listener and the user portal alike. One
+ * whose publisher named its recipients, the caller not among them, is answered exactly as an unknown ID
+ * (RFC 9110 15.5.4, as the anonymous listener does): a 403 told any participant of the channel that the
+ * ID it guessed or was passed was a publication, and a 410 after a withdrawal would say so too.
  */
 export function downloadRefusal(channel: Channel, caller: Participant, id: string, record: PublicationRecord | undefined, publisherRoles: readonly string[]): { status: 403 | 404 | 410; help: string } | null {
-  if (!record || record.channel !== channel.interfaceId) return { status: 404, help: `no publication ${id} on ${channel.interfaceId}` };
-  if (!namesCaller(record, caller)) return { status: 403, help: `publication ${id} is for the recipients its publisher named, and ${caller.dipId} is not one of them` };
+  if (!record || record.channel !== channel.interfaceId || !namesCaller(record, caller)) return { status: 404, help: `no publication ${id} on ${channel.interfaceId}` };
   const mayReadIt = record.public || mayRead(channel, caller, publisherRoles);
   // Said only to whoever could read it before: to anyone else a withdrawn publication is refused as before.
   if (mayReadIt && record.withdrawn) return { status: 410, help: withdrawnHelp(record) };

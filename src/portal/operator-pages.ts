@@ -9,10 +9,11 @@ import { byUrgency, severityBadge, subscribeForm, subscriptionRows, subscription
 import { ALARM_RULES } from '../ports/alarms.js';
 import type { PortalDeps } from './deps.js';
 import { periodForm, reportCharts, reportPeriod } from './reports-view.js';
-import { actionButton, alertLine, badge, codeBlock, daysLeftBadge, facts, filterForm, hidden, html, input, isoOrDash, select, table, textarea, type Flash, type Html } from './html.js';
+import { actionButton, alertLine, badge, bytes, codeBlock, daysLeftBadge, facts, filterForm, hidden, html, input, isoOrDash, select, table, textarea, type Flash, type Html } from './html.js';
 import { csrfField, field, fields, isReply, pageRoutes, refuse, render, type PortalReq, type Realm, type Signed } from './session.js';
 import { dipId, freeText, integer, oneOf, pageFilters, type FilterRule, type Filters } from './filters.js';
 import { PERIOD_NAMES } from './reports-view.js';
+import { WITHDRAWAL_REASON_MAX } from '../pipeline/publications.js';
 
 export const OPERATOR_REALM: Realm = {
   kind: 'operator',
@@ -24,6 +25,7 @@ export const OPERATOR_REALM: Realm = {
     { href: '/operator/alarms', label: 'Alarms' },
     { href: '/operator/participants', label: 'Participants' },
     { href: '/operator/channels', label: 'Channels' },
+    { href: '/operator/publications', label: 'Publications' },
     { href: '/operator/reports', label: 'Reports' },
     { href: '/operator/maintenance', label: 'Maintenance' },
     { href: '/operator/dead-letters', label: 'Dead letters' },
@@ -60,6 +62,8 @@ export function registerOperatorPortal(app: FastifyInstance, deps: PortalDeps): 
   page('/participants/:dipId/users/disable', 'POST', async (c) => disableAccount(deps, c, c.req.params.dipId ?? ''));
   page('/channels', 'GET', async (c) => channelsPage(deps, c));
   page('/channels/:id', 'GET', async (c) => channelPage(deps, c));
+  page('/publications', 'GET', async (c) => publicationsPage(deps, c, null, 200));
+  page('/publications/withdraw', 'POST', async (c) => withdrawPublication(deps, c));
   page('/reports', 'GET', async (c) => reportsPage(deps, c));
   page('/activity', 'GET', async (c) => activityPage(deps, c));
   page('/dead-letters', 'GET', async (c) => deadLettersPage(deps, c, null, 200));
@@ -234,6 +238,51 @@ async function channelPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const body = html`<p class="muted">Every change to the channel's settings makes a new version; <code>dip channel rollback</code> (or POST /admin/channels/{id}/rollback) restores one.</p>
 ${table(`Settings versions of ${id}, newest first`, ['Version', 'State', 'When', 'By', 'Note', 'Overrides'], rows, `${id} has the catalogue's settings: never changed.`)}`;
   return render(c.reply, 200, O, c.req, c.signed, `Channel ${id}`, body);
+}
+
+/** How many publications the page lists (newest first). */
+const PUBLICATION_ROWS = 100;
+
+/**
+ * Pattern B publications, newest first (withdrawn ones too, marked: the operator is to see what was
+ * withdrawn, when, by whom and why), each not yet withdrawn with its withdraw form. There is no operator
+ * API listing: the portal reads the index as its participant pages do; the withdrawal itself is the
+ * operator API's (POST /admin/publications/{id}/withdraw), authorised by the operator's role and journalled
+ * under her name as from tooling.
+ */
+async function publicationsPage(deps: PortalDeps, c: Ctx, flash: Flash, status: number): Promise<FastifyReply> {
+  const f = filtersOf(c, 'Publications', { channel: freeText(20) });
+  if (isReply(f)) return f;
+  // The channel as the catalogue spells it (an ID is read in any case, as in a participant's URL).
+  const channel = f.channel ? (deps.channel(f.channel)?.interfaceId ?? f.channel) : '';
+  const found = await deps.publications.find({ limit: PUBLICATION_ROWS, includeWithdrawn: true, ...(channel ? { channel } : {}) });
+  const csrf = csrfField(c.signed);
+  const rows = found.map((r, i) => {
+    const w = r.withdrawn;
+    const state = w ? html`${badge('bad', 'withdrawn')} ${isoOrDash(w.at)} by ${w.by}: ${w.reason}` : r.public ? badge('ok', 'public') : r.recipients ? `for ${r.recipients.join(', ')}` : "for the channel's recipients";
+    // One form per row, folded: a reason is typed for the publication it concerns, and the confirmation ticked.
+    const form = w
+      ? ''
+      : html`<details><summary>Withdraw…<span class="skip"> ${r.id}</span></summary><form method="post" action="/operator/publications/withdraw">${csrf}${hidden('id', r.id)}
+${textarea(`reason-${i}`, 'Reason (said in every later 410)', { name: 'reason', required: true, minlength: 1, maxlength: WITHDRAWAL_REASON_MAX, rows: 2 })}
+<div><input type="checkbox" id="confirm-${i}" name="confirm" value="yes" required> <label for="confirm-${i}" class="inline-label">I confirm: the bytes of ${r.id} are removed for good</label></div>
+<button type="submit" class="danger">Withdraw<span class="skip"> ${r.id}</span></button></form></details>`;
+    return html`<tr><td><code>${r.id}</code></td><td>${r.channel}</td><td>${r.publicationType}</td><td>${r.version}</td><td>${r.publisherDipId}</td><td>${isoOrDash(r.publishedAt)}</td><td class="num">${bytes(r.size)}</td><td>${state}</td><td>${form}</td></tr>`;
+  });
+  const body = html`${filterForm('/operator/publications', 'Filter', input('channel', 'Channel', { value: f.channel }))}
+<p class="muted">Withdraw a publication sent to the wrong channel or holding what it should not: its bytes are removed at once and cannot be brought back; whoever could read it is answered 410 with your reason from then on, everyone else as if it never existed; it is listed nowhere; its version is not reused (its publisher publishes a new one); its recipients are not sent a notice. The withdrawal is journalled under your name.</p>
+${table(`Publications${channel ? ` on ${channel}` : ''}, newest first (the last ${PUBLICATION_ROWS})`, ['Publication', 'Channel', 'Type', 'Version', 'Publisher', 'Published', 'Size', 'For', ''], rows, 'No publication.')}`;
+  return render(c.reply, status, O, c.req, c.signed, 'Publications', body, flash);
+}
+
+async function withdrawPublication(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const id = field(c.req.body, 'id');
+  // The confirmation is the portal's (the API has none): a withdrawal cannot be undone.
+  if (field(c.req.body, 'confirm') !== 'yes') return publicationsPage(deps, c, { kind: 'error', text: `${id} not withdrawn: tick the confirmation first` }, 400);
+  const done = await api(deps, c).POST('/admin/publications/{publicationId}/withdraw', { params: { path: { publicationId: id } }, body: { reason: field(c.req.body, 'reason') } });
+  if (!done.data) return publicationsPage(deps, c, { kind: 'error', text: `${id} not withdrawn: ${problemOf(done.error)}` }, done.response.status);
+  const w = done.data.withdrawn;
+  return publicationsPage(deps, c, { kind: 'ok', text: `publication ${id} (${done.data.publicationType} version ${done.data.version} on ${done.data.channel}) withdrawn at ${w.at} by ${w.by}: its bytes are removed, every download is answered 410` }, 200);
 }
 
 /** Reports across every participant (or one channel, sender or recipient), from the operator reports API. */

@@ -79,6 +79,16 @@ export function firstQueryValues(query: string): Record<string, string> {
   return out;
 }
 
+/**
+ * The page a stopping portal answers every request with (useGracefulStop, wired with the listener in
+ * src/assemble/listeners.ts: 503, Retry-After, the connection closed), in place of Fastify's bare JSON: a
+ * person in a browser is told that nothing of what they sent was done, and to try again shortly.
+ */
+export function stoppingPage(req: FastifyRequest, reply: FastifyReply, help: string): FastifyReply {
+  const realm = realmOf(req.url);
+  return render(reply, 503, realm, req, undefined, 'Stopping', html`<p>The portal is being restarted. Wait a few seconds, then reload the page or send the form again.</p><p><a href="${realm.base}/">Back to the start page</a></p>`, { kind: 'error', text: help });
+}
+
 export function buildPortalServer(deps: PortalDeps, tls: { key: string; cert: string }): FastifyInstance {
   // The participant listener's deadlines (config `http`) here too: anyone on the network reaches this listener.
   const deadlines = clientDeadlines(deps.config.http);
@@ -86,6 +96,8 @@ export function buildPortalServer(deps: PortalDeps, tls: { key: string; cert: st
     https: { key: tls.key, cert: tls.cert, ...LISTENER_TLS, ...deadlines.https },
     requestTimeout: deadlines.requestTimeout,
     logger: false,
+    // Stopping is answered with a page (stoppingPage, by useGracefulStop), not Fastify's bare 503.
+    return503OnClosing: false,
     bodyLimit: 256 * 1024,
     routerOptions: {
       ignoreTrailingSlash: true,

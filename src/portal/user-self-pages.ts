@@ -11,7 +11,7 @@ import type { PublicationRecord } from '../ports/publications.js';
 import { activityTable } from './activity-view.js';
 import { byUrgency, severityBadge, subscribeForm, subscriptionRows, subscriptionTable } from './alarms-view.js';
 import type { PortalDeps } from './deps.js';
-import { badge, barChart, choice, html, isoOrDash, table, type Flash } from './html.js';
+import { badge, barChart, bytes, choice, html, isoOrDash, table, type Flash } from './html.js';
 import { PERIOD_NAMES, periodForm, reportCharts, reportPeriod } from './reports-view.js';
 import { oneOf } from './filters.js';
 import { csrfField, fields, field, isReply, refuse, render } from './session.js';
@@ -120,8 +120,6 @@ async function unsubscribe(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   deps.logger.info({ username: c.signed.account.username, owner: c.own.dipId, id }, 'portal: alarm subscription removed');
   return alarmsPage(deps, c, { kind: 'ok', text: 'unsubscribed' }, 200);
 }
-
-const bytes = (n: number) => (n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : n < 1024 ** 3 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${(n / 1024 ** 3).toFixed(2)} GiB`);
 
 async function publicationsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const p = c.own;

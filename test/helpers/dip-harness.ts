@@ -37,7 +37,11 @@ export async function startTestDip(
   options: StartOptions & { logger?: Logger } = {},
 ): Promise<TestDip> {
   const { logger = quietLogger, ...start } = options;
-  const config = loadConfig({}, { dataDir, port: 0, adminPort: 0, sweepIntervalSeconds: 0.2, warmCatalogue: false, host: '127.0.0.1', ...overrides, delivery: { ...loadConfig({}).delivery, retryBaseMs: 50, retryCapMs: 500, ...overrides.delivery } });
+  // A stopping listener waits for its clients to close their connections (http.stopDrainMs, 2 s): a test's
+  // fetch to the operator API keeps one open for 4 s, and every close waited the whole drain for it. Short
+  // here; test/graceful-stop.test.ts, which is about the drain, asks for the default.
+  const http = { ...loadConfig({}).http, stopDrainMs: 250, ...overrides.http };
+  const config = loadConfig({}, { dataDir, port: 0, adminPort: 0, sweepIntervalSeconds: 0.2, warmCatalogue: false, host: '127.0.0.1', ...overrides, http, delivery: { ...loadConfig({}).delivery, retryBaseMs: 50, retryCapMs: 500, ...overrides.delivery } });
   const dip = await startDip(config, logger, start);
   const closers: Array<() => Promise<void>> = [];
   return {

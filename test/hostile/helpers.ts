@@ -38,6 +38,7 @@ export const HOSTILE_HTTP: DipConfig['http'] = {
   uploadIdleTimeoutMs: 2_000,
   downloadIdleTimeoutMs: 2_000,
   connectionsCheckingIntervalMs: 100,
+  stopDrainMs: 2_000,
   maxHeaderBytes: 16_384,
   maxJsonDepth: 64,
   // Cases send many requests at once from one participant (undici opens a connection for each); the cap is tested on its own.

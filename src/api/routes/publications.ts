@@ -204,7 +204,7 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     operationId: 'getPublication',
     tags,
     summary: "One publication's metadata (OpenDIP)",
-    description: '404: no such publication on this channel; 403: the caller may not read it; 410: the DIP operator withdrew it (the help says when and why).',
+    description: '404: no such publication on this channel, or one whose publisher named its recipients and not the caller (the same answer); 403: the caller may not read the channel\'s publications; 410: the DIP operator withdrew it (the help says when and why).',
     params: publicationParams,
     headers: signatureHeaders,
     response: answers([...GUARDED, 410], { 200: { ...PUBLICATION_SCHEMA, description: 'The publication' } }),
