@@ -4,6 +4,10 @@
  * key-encryption key): participants keep their API keys, queues their positions, messages their
  * transaction IDs, and sender references stay refused as duplicates.
  */
+import Database from 'better-sqlite3';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseFile } from '../src/adapters/backend.js';
 import { systemClock } from '../src/adapters/clock.js';
@@ -85,6 +89,18 @@ describe('dip migrate: SQLite to the cluster', () => {
     const exportText = JSON.stringify(records);
     for (const item of [first, ...items]) expect(exportText).not.toContain(item.payload.CommonBlock.M0.MPANCore);
     expect(records.filter((x) => x.type === 'message').every((x) => x.sealed)).toBe(true);
+    // A copy whose original retention has purged (a replay of an old message waits with today's date, and
+    // the purge takes a settled original whatever points at it): exported unlinked, as older files have it.
+    // Before: the export stopped, "the replay copy … refers to missing message".
+    const purged = join(mkdtempSync(join(tmpdir(), 'opendip-migrate-purged-')), 'dip.db');
+    const source = new Database(file, { readonly: true });
+    writeFileSync(purged, source.serialize());
+    source.close();
+    const edited = new Database(purged);
+    edited.prepare('DELETE FROM messages WHERE transaction_id = ?').run(original);
+    edited.close();
+    const unlinked = [...exportSqlite(purged, 0, {})].filter((x) => x.type === 'message');
+    expect(unlinked.map((x) => [x.transactionId, x.replayOf ?? null, x.replayFor ?? null])).toEqual([...sent.map((t) => [t, null, null]), [copy, null, sup.dipId]]);
 
     const url = await db.freshSchema();
     async function* stream() {

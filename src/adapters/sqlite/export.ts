@@ -76,7 +76,10 @@ export function* exportSqlite(file: string, sinceMs: number, counts: MigrationCo
       if (!m) throw new Error(`damaged database: ${where} refers to missing message ${id}`);
       const { replayOfId, outbound, ...fields } = m;
       exported.add(id);
-      if (replayOfId !== null && !exported.has(replayOfId)) yield* messageRecords(replayOfId, `the replay copy ${m.transactionId}`);
+      // Its original, when it is still there: retention purges a settled original whatever copy points at it
+      // (a replay of an old message waits in its queue with today's date), and the copy then goes as older
+      // files have it, unlinked (replayOf null from the join).
+      if (replayOfId !== null && fields.replayOf !== null && !exported.has(replayOfId)) yield* messageRecords(replayOfId, `the replay copy ${m.transactionId}`);
       count('message');
       const sealed = typeof outbound !== 'string';
       yield { type: 'message', ...fields, outbound: (sealed ? outbound : Buffer.from(outbound, 'utf8')).toString('base64'), sealed };
