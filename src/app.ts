@@ -228,7 +228,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
       async (a) => channelAdminRoutes(a, { channels: channelSettings }),
       async (a) => registerRoutes(a, { lifecycle, pull: registerPull }),
       async (a) => maintenanceAdminRoutes(a, { maintenance }),
-      async (a) => publicationAdminRoutes(a, { publications, journal: backend.journal, now: () => clock.now() }),
+      async (a) => publicationAdminRoutes(a, { publications, delivery }),
       ...(alarmApi ? [async (a: FastifyInstance) => adminAlarmRoutes(a, alarmApi)] : []),
       ...(activityLog ? [async (a: FastifyInstance) => activityRoutes(a, { store: activityLog.store, now: () => clock.now() })] : []),
     ],

@@ -436,9 +436,10 @@ describe('portals in a browser', () => {
     await signIn(sdsPage, '/portal', sdsUser.body);
     await sdsPage.goto(`${base}/portal/publications`);
     expect(await sdsPage.getByText('No publication to download.').count()).toBe(1);
+    // Answered as an unknown ID: a 403 naming the channel's roles confirmed the ID was a publication.
     const refused = await sdsPage.goto(`${base}/portal/publications/REP-002/${publicationId}`);
-    expect(refused?.status()).toBe(403);
-    expect(await sdsPage.getByRole('alert').textContent()).toContain(`publications on REP-002 are for`);
+    expect(refused?.status()).toBe(404);
+    expect(await sdsPage.getByRole('alert').textContent()).toContain(`no publication ${publicationId} on REP-002`);
     expect((await sdsPage.goto(`${base}/portal/publications/IF-021/${publicationId}`))?.status()).toBe(404);
 
     // The participant user's session does not open the operator portal.

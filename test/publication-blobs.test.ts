@@ -112,7 +112,7 @@ describe.each([
       reachable: () => true,
       channel: () => undefined,
     };
-    publications = new Publications(backend.publications, s.blobs, backend.log, { participants: () => [] }, settings, clock, quietLogger, { publicationNoticeUnqueued: () => undefined });
+    publications = new Publications(backend.publications, s.blobs, backend.log, { participants: () => [] }, settings, clock, quietLogger, { publicationNoticeUnqueued: () => undefined }, backend.journal);
   });
   afterEach(async () => {
     await backend.close();

@@ -3,7 +3,8 @@ import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../src/config.js';
 import { adminApi } from './helpers/admin.js';
-import { startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { MSG } from '../src/domain/response-codes.js';
 import { publicationBackends } from './helpers/publication-backends.js';
 
 /**
@@ -61,6 +62,12 @@ describe.each(backends)('an operator withdraws a publication ($name)', ({ storag
     return (JSON.parse(Buffer.concat(parts).toString('utf8')) as { messageArray: Array<{ help: string }> }).messageArray[0]!.help;
   };
   const anonymousGet = (path: string) => request(`https://localhost:${t.dip.publicPort}${path}`, { dispatcher: anonymous });
+  /** What the participant's notices on REP-002 say (their additionalInformation), oldest first: pulled, not acknowledged. */
+  const notices = async (p: TestParticipant): Promise<Array<{ publicationID: string; withdrawn?: { at: string; by: string; reason: string } }>> => {
+    const pulled = (await p.client.pull('REP-002', p.dipId, 100)).body as Array<{ payload: { CustomBlock: { P02List: Array<{ additionalInformation: string }> } } }>;
+    return pulled.map((n) => JSON.parse(n.payload.CustomBlock.P02List[0]!.additionalInformation) as { publicationID: string; withdrawn?: { at: string; by: string; reason: string } });
+  };
+  const withdrawalsOf = async (p: TestParticipant, id: string) => (await notices(p)).filter((n) => n.publicationID === id && n.withdrawn);
   const listed = async (): Promise<string[]> => {
     const list = await sup.client.call<{ publications: Array<{ publicationID: string }> }>('GET', '/dip-channel/REP-002/publications', '');
     return list.body.publications.map((p) => p.publicationID);
@@ -141,5 +148,51 @@ describe.each(backends)('an operator withdraws a publication ($name)', ({ storag
       const byOther = await other.client.download(`/dip-channel/REP-002/publications/${named.id}${path}`);
       expect([byOther.status, await help(byOther.body)]).toEqual([404, `no publication ${named.id} on REP-002`]);
     }
+    // Told of the withdrawal as it was told of the publication: the one named, not the other.
+    await waitFor(async () => (await withdrawalsOf(sup, named.id)).length === 1, 10_000, "the named supplier's withdrawal notice");
+    expect((await withdrawalsOf(sup, named.id))[0]!.withdrawn).toEqual({ at: expect.any(String), by: 'operator', reason: 'the wrong supplier named' });
+    expect(await notices(other)).toEqual([]);
+  });
+
+  it('lets the publisher withdraw its own publication on the participant API: the same withdrawal, journalled as the publisher, its recipients told; to anyone else it is an unknown ID', async () => {
+    const vas2 = await t.participant('VAS0000002', ['VAS']);
+    const mine = await publish({ type: 'WrongFile', version: '1', format: 'csv' });
+    expect(mine.status).toBe(201);
+    await waitFor(async () => (await notices(sup)).some((n) => n.publicationID === mine.id && !n.withdrawn), 10_000, "the publication's notice");
+    const withdraw = (p: TestParticipant, id: string, body: unknown) => p.client.call('POST', `/dip-channel/REP-002/publications/${id}/withdraw`, JSON.stringify(body), { 'content-type': 'application/json' });
+    const answer = async (p: TestParticipant, id: string, body: unknown = { reason: 'x' }) => {
+      const a = await withdraw(p, id, body);
+      return [a.status, a.body.messageArray[0]!.message, (a.body.messageArray[0]!.help ?? '').replace(id, '{id}')];
+    };
+
+    // Another publisher of the channel, a recipient: answered exactly as for an unknown ID.
+    const unknownId = mine.id.replace(/.$/, (ch) => (ch === '0' ? '1' : '0'));
+    const unknown = await answer(vas, unknownId);
+    expect(unknown).toEqual([404, MSG.processingFailed, 'no publication {id} on REP-002']);
+    expect(await answer(vas2, mine.id)).toEqual(unknown);
+    expect(await answer(sup, mine.id)).toEqual(unknown);
+    // A reason is required (the route's schema).
+    expect((await withdraw(vas, mine.id, {})).status).toBe(400);
+    expect((await sup.client.download(`/dip-channel/REP-002/publications/${mine.id}/content`)).status).toBe(200);
+
+    const reason = 'uploaded the wrong file';
+    const done = await withdraw(vas, mine.id, { reason });
+    const body = done.body as unknown as { messageArray: Array<{ message: string; help: string }>; publication: { publicationID: string; withdrawn: { at: string; by: string; reason: string } } };
+    expect([done.status, body.messageArray[0]!.message, body.publication.publicationID, body.publication.withdrawn]).toEqual([200, MSG.success, mine.id, { at: expect.any(String), by: `participant:${vas.dipId}`, reason }]);
+    expect((await answer(vas, mine.id))[0]).toBe(409);
+
+    // The same state as the operator's withdrawal: bytes gone, listed nowhere, 410 with the reason to whoever could read it.
+    expect(await holdsBytes(mine.id)).toBe(false);
+    expect(await listed()).not.toContain(mine.id);
+    const gone = await sup.client.download(`/dip-channel/REP-002/publications/${mine.id}/content`);
+    expect([gone.status, await help(gone.body)]).toEqual([410, expect.stringMatching(new RegExp(`withdrawn by its publisher .*${reason}`))]);
+
+    // Journalled as one withdrawal, naming the publisher.
+    const journal = await admin('GET', `/admin/journal?action=publication.withdraw&target=${mine.id}`);
+    expect(journal.body).toEqual([expect.objectContaining({ actor: `participant:${vas.dipId}`, action: 'publication.withdraw', target: mine.id, after: expect.objectContaining({ withdrawn: expect.objectContaining({ reason }) }) })]);
+
+    // Its recipients are told, once, as they were told of it.
+    await waitFor(async () => (await withdrawalsOf(sup, mine.id)).length === 1, 10_000, 'the withdrawal notice');
+    expect((await withdrawalsOf(sup, mine.id))[0]!.withdrawn).toEqual({ at: expect.any(String), by: 'publisher', reason });
   });
 });

@@ -106,6 +106,20 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     for await (const p of r.body) parts.push(Buffer.from(p));
     return Buffer.concat(parts);
   };
+  /** That the participant is answered about the publication exactly as about an ID that is none (status, code, help), metadata and content alike. */
+  const expectAnsweredAsUnknown = async (p: TestParticipant, id: string): Promise<void> => {
+    const unknownId = id.replace(/.$/, (ch) => (ch === '0' ? '1' : '0'));
+    const answer = async (publicationId: string, path: string) => {
+      const res = await p.client.download(`/dip-channel/REP-002/publications/${publicationId}${path}`);
+      const entry = (JSON.parse((await text(res)).toString()) as { messageArray: Array<{ message: string; help: string }> }).messageArray[0]!;
+      return [res.status, entry.message, entry.help.replace(publicationId, '{id}')];
+    };
+    for (const path of ['/content', '']) {
+      const refused = await answer(id, path);
+      expect(refused).toEqual([404, MSG.processingFailed, 'no publication {id} on REP-002']);
+      expect(await answer(unknownId, path)).toEqual(refused);
+    }
+  };
 
   it('downloads whole files and byte ranges (resumable: Range, If-Range on the ETag)', async () => {
     const id = await latest();
@@ -223,11 +237,11 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     expect(await notices()).toBe(before);
   });
 
-  it('refuses a participant outside the channel a restricted publication, and lets it see public ones', async () => {
+  it('answers a participant outside the channel a restricted publication as an unknown ID, and lets it see public ones', async () => {
     const id = await latest();
-    const refused = await mds.client.download(`/dip-channel/REP-002/publications/${id}/content`);
-    expect(refused.status).toBe(403);
-    expect((await text(refused)).toString()).toContain('publications on REP-002 are for');
+    // Answered as an unknown ID (same status, code and help), metadata and content alike: a 403 naming the
+    // channel's roles confirmed the ID it guessed or was passed was a publication.
+    await expectAnsweredAsUnknown(mds, id);
     const listed = await mds.client.call<{ publications: unknown[] }>('GET', '/dip-channel/REP-002/publications', '');
     expect(listed.body.publications).toEqual([]);
   });
@@ -246,17 +260,7 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     expect((await sup.client.download(url)).status).toBe(200);
     // Answered as an unknown ID, metadata and content alike (same status, code and help): a 403 told any
     // participant of the channel that the ID it guessed or was passed was a publication.
-    const unknownId = id.replace(/.$/, (ch) => (ch === '0' ? '1' : '0'));
-    const answer = async (publicationId: string, path: string) => {
-      const res = await sup2.client.download(`/dip-channel/REP-002/publications/${publicationId}${path}`);
-      const entry = (JSON.parse((await text(res)).toString()) as { messageArray: Array<{ message: string; help: string }> }).messageArray[0]!;
-      return [res.status, entry.message, entry.help.replace(publicationId, '{id}')];
-    };
-    for (const path of ['/content', '']) {
-      const refused = await answer(id, path);
-      expect(refused).toEqual([404, MSG.processingFailed, 'no publication {id} on REP-002']);
-      expect(await answer(unknownId, path)).toEqual(refused);
-    }
+    await expectAnsweredAsUnknown(sup2, id);
     const listed = await sup2.client.call<{ publications: Array<{ publicationID: string }> }>('GET', '/dip-channel/REP-002/publications', '');
     expect(listed.body.publications.map((p) => p.publicationID)).not.toContain(id);
     // Left out by the query, not after it: the newest publication it may see still fills a page of one.
@@ -499,7 +503,8 @@ describe('the pass for missed notices, past a publication whose notice fails', (
     }));
     const marked = new Set<string>();
     const index: Pick<PublicationIndex, 'awaitingNotice' | 'noticeQueued'> = {
-      awaitingNotice: async (before, limit) => records.filter((r) => !marked.has(r.id) && r.publishedAt < before).slice(0, limit),
+      // None of them withdrawn: no withdrawal notice is owed.
+      awaitingNotice: async (before, limit, notice) => (notice === 'withdrawal' ? [] : records.filter((r) => !marked.has(r.id) && r.publishedAt < before).slice(0, limit)),
       noticeQueued: async (id) => void marked.add(id),
     };
     const appended: string[] = [];
@@ -513,7 +518,7 @@ describe('the pass for missed notices, past a publication whose notice fails', (
       },
     };
     const metrics = new DipMetrics(async () => []);
-    const publications = new Publications(index as PublicationIndex, {} as PublicationBlobs, log, registry, known ? settings : { ...settings, channel: () => undefined }, clock, logger, metrics);
+    const publications = new Publications(index as PublicationIndex, {} as PublicationBlobs, log, registry, known ? settings : { ...settings, channel: () => undefined }, clock, logger, metrics, { append: async () => 0 });
     /** dip_publication_notices_unqueued_total by reason, as /metrics exports it. */
     const unqueued = async (): Promise<Record<string, number>> => {
       const text = await metrics.registry.getSingleMetricAsString('dip_publication_notices_unqueued_total');
@@ -534,7 +539,7 @@ describe('the pass for missed notices, past a publication whose notice fails', (
     expect([...h.marked]).toEqual(['second']);
     expect(logged).toEqual([
       ['error', expect.objectContaining({ publication: 'first', channel: 'REP-002' })],
-      ['warn', { failed: 1, queued: 1 }],
+      ['warn', { notice: 'availability', failed: 1, queued: 1 }],
     ]);
     // Left for the next pass, which queues it once it can.
     refused = '';

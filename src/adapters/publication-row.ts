@@ -1,4 +1,4 @@
-import type { Compression, PublicationQuery, PublicationRecord, PublicationWithdrawal } from '../ports/publications.js';
+import type { Compression, PublicationNotice, PublicationQuery, PublicationRecord, PublicationWithdrawal } from '../ports/publications.js';
 
 /** A publication as both SQL stores keep it (columns in snake case, selected under these names). */
 export const PUBLICATION_COLUMNS = `id, channel, publication_type AS "publicationType", version, publisher_dip_id AS "publisherDipId",
@@ -31,8 +31,19 @@ export function publicationRecord(r: PublicationRow): PublicationRecord {
 }
 
 /** Sets the withdrawal columns of a publication not yet withdrawn (placeholders $1…$4 or ?, in the order of withdrawalValues). */
-export const WITHDRAW = (param: (i: number) => string): string =>
-  `UPDATE publications SET withdrawn_at = ${param(1)}, withdrawn_by = ${param(2)}, withdrawn_reason = ${param(3)} WHERE id = ${param(4)} AND withdrawn_at IS NULL`;
+export const WITHDRAW = (param: (i: number) => string, no: string): string =>
+  `UPDATE publications SET withdrawn_at = ${param(1)}, withdrawn_by = ${param(2)}, withdrawn_reason = ${param(3)}, withdrawal_notice_queued = ${no} WHERE id = ${param(4)} AND withdrawn_at IS NULL`;
+
+/**
+ * What noticeQueued sets and awaitingNotice reads, by notice: the availability notice's flag (false from the
+ * insert), or the withdrawal notice's (NULL until withdrawn, false from then until queued; NULL in the rows
+ * withdrawn before withdrawal notices were sent, which none is owed). `no`: the store's false.
+ */
+export function noticeColumns(notice: PublicationNotice = 'availability', no: string): { column: string; awaiting: string; at: string } {
+  return notice === 'availability'
+    ? { column: 'notice_queued', awaiting: `notice_queued = ${no} AND withdrawn_at IS NULL`, at: 'published_at' }
+    : { column: 'withdrawal_notice_queued', awaiting: `withdrawal_notice_queued = ${no}`, at: 'withdrawn_at' };
+}
 export const withdrawalValues = (id: string, w: PublicationWithdrawal): unknown[] => [w.at, w.by, w.reason, id];
 
 /**

@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { pipeline, Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import { MSG } from '../domain/response-codes.js';
-import { dipDateTime, parseIsoDateOrDateTime } from '../domain/time.js';
+import { parseIsoDateOrDateTime } from '../domain/time.js';
 import { decoded, FilterError, filterRows, isDecompressionError, parseRowFilter, tabularFormat } from '../pipeline/publication-content.js';
 import type { JsonSchema } from '../catalogue/types.js';
 import { COMPRESSIONS, type PublicationQuery, type PublicationRecord } from '../ports/publications.js';
@@ -103,27 +103,21 @@ export const PUBLICATION_SCHEMA: JsonSchema = {
   },
 };
 
-export function describePublication(p: PublicationRecord, downloadURI: string): Record<string, unknown> {
-  return {
-    publicationID: p.id,
-    channel: p.channel,
-    publicationType: p.publicationType,
-    version: p.version,
-    publisherDIPID: p.publisherDipId,
-    effectiveFrom: p.effectiveFrom,
-    effectiveTo: p.effectiveTo,
-    format: p.format,
-    compression: p.compression,
-    fileName: p.fileName,
-    description: p.description,
-    public: p.public,
-    recipients: p.recipients,
-    size: p.size,
-    sha256: p.sha256,
-    publishedAt: dipDateTime(new Date(p.publishedAt)),
-    downloadURI,
-  };
-}
+/** A withdrawn publication as describeWithdrawn answers it: its metadata, and who withdrew it, when and why. */
+export const WITHDRAWN_PUBLICATION_SCHEMA: JsonSchema = {
+  ...PUBLICATION_SCHEMA,
+  required: [...(PUBLICATION_SCHEMA['required'] as string[]), 'withdrawn'],
+  properties: {
+    ...(PUBLICATION_SCHEMA['properties'] as object),
+    withdrawn: {
+      type: 'object',
+      required: ['at', 'by', 'reason'],
+      properties: { at: { type: 'string' }, by: { type: 'string', description: 'operator:<name> (or bootstrap), or participant:<DIP ID>: its publisher' }, reason: { type: 'string' } },
+    },
+  },
+};
+
+export { describePublication } from '../pipeline/publication-view.js';
 
 const CONTENT_TYPES: Readonly<Record<string, string>> = {
   csv: 'text/csv; charset=utf-8',

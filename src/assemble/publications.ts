@@ -56,6 +56,7 @@ export async function openPublications(
     clock,
     logger,
     metrics,
+    backend.journal,
   );
   return { publications, baseUrls };
 }

@@ -8,7 +8,9 @@ import type { Clock } from '../ports/clock.js';
 import { storeFailureKind } from '../ports/errors.js';
 import type { Logger } from '../ports/logger.js';
 import type { AcceptedBatch, MessageLog, QueueRef } from '../ports/message-log.js';
-import { BlobTooLarge, type PublicationBlobs, type PublicationIndex, type PublicationMetadata, type PublicationQuery, type PublicationRecord } from '../ports/publications.js';
+import type { OperatorJournal } from '../ports/operator-journal.js';
+import { BlobTooLarge, type PublicationBlobs, type PublicationIndex, type PublicationMetadata, type PublicationNotice, type PublicationQuery, type PublicationRecord } from '../ports/publications.js';
+import { describePublication, describeWithdrawn } from './publication-view.js';
 import { RefusedError } from './refused.js';
 import type { Channel } from './channels.js';
 import { dipMadeBatch } from './made-batch.js';
@@ -50,9 +52,10 @@ export const NOTICE_GRACE_MS = 5 * 60_000;
 /**
  * The notice's sender unique reference (in the message log and in S1): one per publication, so that a
  * notice made again after a crash is refused as the duplicate of one queued before it. Received messages
- * cannot take it: the published pattern of a sender's references begins "S-".
+ * cannot take it: the published pattern of a sender's references begins "S-". The withdrawal's notice has
+ * one of its own (PUB-<id>-WITHDRAWN).
  */
-export const noticeReference = (id: string): string => `PUB-${id}`;
+export const noticeReference = (id: string, notice: PublicationNotice = 'availability'): string => (notice === 'availability' ? `PUB-${id}` : `PUB-${id}-WITHDRAWN`);
 
 export type PublishOutcome =
   /**
@@ -76,29 +79,49 @@ export function namesCaller(record: PublicationRecord, caller: Participant): boo
 
 /**
  * Why the caller may not download a publication named on a channel, or null when it may: the API's
- * answer (404 when there is no such publication on that channel, 403 when it is neither public nor for a
- * recipient or publisher of the channel), for the participant listener and the user portal alike. One
- * whose publisher named its recipients, the caller not among them, is answered exactly as an unknown ID
- * (RFC 9110 15.5.4, as the anonymous listener does): a 403 told any participant of the channel that the
- * ID it guessed or was passed was a publication, and a 410 after a withdrawal would say so too.
+ * answer (404 when there is no such publication on that channel, 410 when it was withdrawn), for the
+ * participant listener and the user portal alike. One the caller may not read (not public, and it neither
+ * receives nor publishes on the channel; or its publisher named its recipients, the caller not among
+ * them) is answered exactly as an unknown ID (RFC 9110 15.5.4, as the anonymous listener does): a 403
+ * told the caller that the ID it guessed or was passed was a publication, and a 410 after a withdrawal
+ * would say so too.
  */
-export function downloadRefusal(channel: Channel, caller: Participant, id: string, record: PublicationRecord | undefined, publisherRoles: readonly string[]): { status: 403 | 404 | 410; help: string } | null {
-  if (!record || record.channel !== channel.interfaceId || !namesCaller(record, caller)) return { status: 404, help: `no publication ${id} on ${channel.interfaceId}` };
-  const mayReadIt = record.public || mayRead(channel, caller, publisherRoles);
-  // Said only to whoever could read it before: to anyone else a withdrawn publication is refused as before.
-  if (mayReadIt && record.withdrawn) return { status: 410, help: withdrawnHelp(record) };
-  if (mayReadIt) return null;
-  const roles = [...new Set([...channel.receiverRoles, ...channel.alwaysRoles, ...publisherRoles])];
-  return { status: 403, help: `${caller.dipId} holds ${caller.roles.join(', ')}; publications on ${channel.interfaceId} are for ${roles.join(', ')}` };
+export function downloadRefusal(channel: Channel, caller: Participant, id: string, record: PublicationRecord | undefined, publisherRoles: readonly string[]): { status: 404 | 410; help: string } | null {
+  const unknown = { status: 404 as const, help: `no publication ${id} on ${channel.interfaceId}` };
+  if (!record || record.channel !== channel.interfaceId || !namesCaller(record, caller)) return unknown;
+  // Said only to whoever could read it before: to anyone else a withdrawn publication is unknown as before.
+  if (!record.public && !mayRead(channel, caller, publisherRoles)) return unknown;
+  return record.withdrawn ? { status: 410, help: withdrawnHelp(record) } : null;
 }
 
-/** Why a withdrawn publication is gone, for whoever asks for it (410): when, and the operator's reason. */
+/** Who withdrew a publication, as its recipients are told: its publisher, or the DIP operator (not by name). */
+export function withdrawnBy(record: PublicationRecord): 'publisher' | 'operator' {
+  return record.withdrawn?.by === `participant:${record.publisherDipId}` ? 'publisher' : 'operator';
+}
+
+/** Why a withdrawn publication is gone, for whoever asks for it (410): who, when, and the reason given. */
 export function withdrawnHelp(record: PublicationRecord): string {
   const w = record.withdrawn;
-  return `publication ${record.id} (${record.publicationType} version ${record.version} on ${record.channel}) was withdrawn by the DIP operator at ${w ? dipDateTime(new Date(w.at)) : '?'}: ${w?.reason ?? ''}. Its bytes are gone; ask its publisher (${record.publisherDipId}) for a new version if you need one`;
+  const by = withdrawnBy(record) === 'publisher' ? 'its publisher' : 'the DIP operator';
+  return `publication ${record.id} (${record.publicationType} version ${record.version} on ${record.channel}) was withdrawn by ${by} at ${w ? dipDateTime(new Date(w.at)) : '?'}: ${w?.reason ?? ''}. Its bytes are gone; ask its publisher (${record.publisherDipId}) for a new version if you need one`;
 }
 
-/** The longest reason an operator may give for a withdrawal (it is said in every 410). */
+/** What a withdrawal told: `notice` and `queues` as for a publish (PublishOutcome). */
+export interface WithdrawOutcome {
+  before: PublicationRecord;
+  after: PublicationRecord;
+  notice: 'queued' | 'pending';
+  recipients: string[];
+  queues: QueueRef[];
+}
+
+/** Only the publication's publisher may withdraw it, and only on its channel: to anyone else it is an unknown ID. */
+export interface WithdrawScope {
+  publisher: string;
+  channel: string;
+}
+
+/** The longest reason an operator or publisher may give for a withdrawal (it is said in every 410 and in the withdrawal notice). */
 export const WITHDRAWAL_REASON_MAX = 500;
 
 /**
@@ -118,6 +141,8 @@ export class Publications {
     private readonly logger: Logger,
     /** Notices left unqueued are counted, not only logged: an operator is alerted by the metric, not by reading logs. */
     private readonly metrics: Pick<DipMetrics, 'publicationNoticeUnqueued'>,
+    /** Where a withdrawal is journalled, naming who withdrew it (an operator, or the publisher). */
+    private readonly journal: Pick<OperatorJournal, 'append'>,
   ) {}
 
   publisherRoles(channel: Channel): readonly string[] {
@@ -205,36 +230,36 @@ export class Publications {
     const record = inserted.publicationType === undefined ? given : { ...given, publicationType: inserted.publicationType };
     // The record says its notice is not queued yet until markQueued: a crash from here on leaves it for
     // queueMissedNotices at the next start, which queues the notice unless the log holds it already.
-    const recipients = this.recipients(channel, caller, meta.recipients);
-    const batch = this.notice(channel, caller, record, recipients);
+    const told = await this.tell('availability', channel, caller, record);
+    if (told.notice === 'queued') this.logger.info({ publication: id, channel: channel.interfaceId, bytes: record.size, recipients: told.recipients.length }, 'publication stored and its recipients notified');
+    return { ok: true, record, ...told };
+  }
+
+  /**
+   * Appends a publication's notice (its availability, or its withdrawal) for its recipients, then records it
+   * as queued. An append that fails leaves it recorded as not queued: the pass for missed notices queues
+   * it once the grace is over, and its sender reference keeps it to one. Taking the record back instead
+   * (as was once done for a publish) undid what the caller may already have been told of, or that a pass
+   * on another node had just notified; and a 503 would have it sent again. So: done, the notice to follow.
+   */
+  private async tell(kind: PublicationNotice, channel: Channel, publisher: Pick<Participant, 'dipId' | 'roles'>, record: PublicationRecord): Promise<{ transactionId: string | null; notice: 'queued' | 'pending'; recipients: string[]; queues: QueueRef[] }> {
+    const recipients = this.recipients(channel, publisher, record.recipients);
+    const batch = this.notice(kind, channel, publisher, record, recipients);
     let transactionId = batch.messages[0]!.transactionId;
     if (recipients.length > 0) {
       let appended;
       try {
         appended = await this.log.append(batch);
       } catch (err) {
-        // The record is durable and says its notice is not queued: the pass for missed notices queues it
-        // once the grace is over, and its PUB- reference keeps it to one. Taking the record back instead
-        // (as was once done) undid a publication the publisher may already have been told of, or that a
-        // pass on another node had just notified; and a 503 would have the publisher send again what is
-        // stored. So: stored, the notice to follow.
-        this.logger.warn({ publication: id, channel: channel.interfaceId, recipients: recipients.length, err }, 'publication stored, but its notice could not be queued now: the next pass for missed notices queues it');
-        return { ok: true, record, transactionId: null, notice: 'pending', recipients, queues: [] };
+        this.logger.warn({ publication: record.id, channel: channel.interfaceId, notice: kind, recipients: recipients.length, err }, 'publication notice could not be queued now: the next pass for missed notices queues it');
+        return { transactionId: null, notice: 'pending', recipients, queues: [] };
       }
-      // Refused as a duplicate: queued already, by another node's queueMissedNotices (this publish took
-      // longer than its grace). The notice recipients get is that one.
-      if (!appended.ok) transactionId = appended.originals?.[noticeReference(id)] ?? transactionId;
+      // Refused as a duplicate: queued already, by another node's queueMissedNotices (this took longer than
+      // its grace). The notice recipients get is that one.
+      if (!appended.ok) transactionId = appended.originals?.[noticeReference(record.id, kind)] ?? transactionId;
     }
-    await this.markQueued(record);
-    this.logger.info({ publication: id, channel: channel.interfaceId, bytes: record.size, recipients: recipients.length }, 'publication stored and its recipients notified');
-    return {
-      ok: true,
-      record,
-      transactionId,
-      notice: 'queued',
-      recipients,
-      queues: recipients.map((r) => ({ recipientDipId: r, channel: channel.interfaceId })),
-    };
+    await this.markQueued(record, kind);
+    return { transactionId, notice: 'queued', recipients, queues: recipients.map((r) => ({ recipientDipId: r, channel: channel.interfaceId })) };
   }
 
   /**
@@ -242,9 +267,9 @@ export class Publications {
    * publish succeeded: the next queueMissedNotices makes the notice again, the log refuses it as a
    * duplicate, and the mark is written then.
    */
-  private async markQueued(record: PublicationRecord): Promise<void> {
+  private async markQueued(record: PublicationRecord, kind: PublicationNotice): Promise<void> {
     try {
-      await this.index.noticeQueued(record.id);
+      await this.index.noticeQueued(record.id, kind);
     } catch (err) {
       this.logger.warn({ publication: record.id, channel: record.channel, err }, 'publication notice queued, but not recorded as queued: the next pass for missed notices records it');
     }
@@ -262,43 +287,48 @@ export class Publications {
    * every later write would fail alike; it runs again at the next interval.
    */
   async queueMissedNotices(batchSize = 100): Promise<number> {
+    // Availability first: a publication withdrawn before its notice was queued is owed neither (awaitingNotice
+    // leaves it out); one whose withdrawal is owed was notified before it.
+    return (await this.queueMissed('availability', batchSize)) + (await this.queueMissed('withdrawal', batchSize));
+  }
+
+  private async queueMissed(notice: PublicationNotice, batchSize: number): Promise<number> {
     let queued = 0;
     let failed = 0;
     /** Those left in this pass (failed, or their channel gone): still awaiting, so read past. */
     const left = new Set<string>();
     for (;;) {
       const limit = batchSize + left.size;
-      const awaiting = await this.index.awaitingNotice(this.clock.now() - NOTICE_GRACE_MS, limit);
+      const awaiting = await this.index.awaitingNotice(this.clock.now() - NOTICE_GRACE_MS, limit, notice);
       const fresh = awaiting.filter((r) => !left.has(r.id));
       for (const record of fresh) {
         const channel = this.settings.channel(record.channel);
         if (!channel) {
           // Left as it is: queued once the channel is back (a catalogue that dropped it, for now).
-          this.logger.warn({ publication: record.id, channel: record.channel }, 'publication notice not queued: its channel is not in the catalogue');
+          this.logger.warn({ publication: record.id, channel: record.channel, notice }, 'publication notice not queued: its channel is not in the catalogue');
           this.metrics.publicationNoticeUnqueued('no-channel');
           left.add(record.id);
           continue;
         }
-        // Its publisher as the registry has it now; one since removed still names itself, with no role.
-        const publisher = this.registry.participants().find((p) => p.dipId === record.publisherDipId) ?? { dipId: record.publisherDipId, roles: [] };
+        const publisher = this.publisherOf(record);
         const recipients = this.recipients(channel, publisher, record.recipients);
         try {
-          if (recipients.length > 0 && (await this.log.append(this.notice(channel, publisher, record, recipients, this.clock.now()))).ok) queued += 1;
-          await this.index.noticeQueued(record.id);
+          if (recipients.length > 0 && (await this.log.append(this.notice(notice, channel, publisher, record, recipients, this.clock.now()))).ok) queued += 1;
+          await this.index.noticeQueued(record.id, notice);
         } catch (err) {
           const kind = storeFailureKind(err);
           if (kind === 'unavailable' || kind === 'fatal') throw err;
           failed += 1;
           left.add(record.id);
           this.metrics.publicationNoticeUnqueued('failed');
-          this.logger.error({ publication: record.id, channel: record.channel, err }, 'publication notice could not be queued: left for the next pass for missed notices; the others go on');
+          this.logger.error({ publication: record.id, channel: record.channel, notice, err }, 'publication notice could not be queued: left for the next pass for missed notices; the others go on');
           continue;
         }
-        this.logger.info({ publication: record.id, channel: record.channel, recipients: recipients.length }, 'publication notice checked after a crash: queued unless it was before');
+        this.logger.info({ publication: record.id, channel: record.channel, notice, recipients: recipients.length }, 'publication notice checked after a crash: queued unless it was before');
       }
       if (awaiting.length < limit || fresh.length === 0) break;
     }
-    if (failed > 0) this.logger.warn({ failed, queued }, 'publication notices left unqueued by this pass for missed notices: each is tried again at the next');
+    if (failed > 0) this.logger.warn({ notice, failed, queued }, 'publication notices left unqueued by this pass for missed notices: each is tried again at the next');
     return queued;
   }
 
@@ -311,35 +341,48 @@ export class Publications {
   }
 
   /**
-   * An operator withdraws a publication (one sent to the wrong channel, or with data it should not have
-   * held): the record is marked first, so that from then on nothing lists it and every download is a 410
-   * saying why, then its bytes are removed. A crash between the two leaves bytes the sweep for bytes with
-   * no record removes (sweepOrphans counts a withdrawn record as none). Its version is not reused: a
-   * notice with its URI went out. Refused (RefusedError) when there is no such publication, or it is
-   * withdrawn already. Returns the record as it was and as it now is, for the journal.
+   * Withdraws a publication (one sent to the wrong channel, with data it should not have held, or the
+   * wrong file), by an operator or, within `scope`, its publisher: one operation for both. The record is
+   * marked first, so that from then on nothing lists it and every download is a 410 saying why; then its
+   * bytes are removed, its recipients are told (a notice as the publication's, durable as it is: the mark
+   * records it owed until queued, and the pass for missed notices queues what a crash left), and the act
+   * is journalled under `by`. A crash before the bytes are gone leaves bytes the sweep for bytes with no
+   * record removes (sweepOrphans counts a withdrawn record as none). Its version is not reused: a notice
+   * with its URI went out. Refused (RefusedError) when there is no such publication (or it is not the
+   * scope's publisher's: the same 404), or it is withdrawn already.
    */
-  async withdraw(id: string, by: string, reason: string): Promise<{ before: PublicationRecord; after: PublicationRecord }> {
+  async withdraw(id: string, by: string, reason: string, scope?: WithdrawScope): Promise<WithdrawOutcome> {
     const text = reason.trim();
     if (text.length === 0 || text.length > WITHDRAWAL_REASON_MAX) throw new RefusedError(400, `reason must be 1 to ${WITHDRAWAL_REASON_MAX} characters: it is said to everyone who asks for the publication`);
     const before = await this.index.get(id);
-    if (!before) throw new RefusedError(404, `no publication ${id}`);
+    if (!before || (scope && (before.channel !== scope.channel || before.publisherDipId !== scope.publisher))) throw new RefusedError(404, scope ? `no publication ${id} on ${scope.channel}` : `no publication ${id}`);
     if (before.withdrawn) throw new RefusedError(409, `publication ${id} was withdrawn already, at ${dipDateTime(new Date(before.withdrawn.at))} by ${before.withdrawn.by}`);
     const after = await this.index.withdraw(id, { at: this.clock.now(), by, reason: text });
     if (!after) throw new RefusedError(409, `publication ${id} was withdrawn meanwhile`);
     // Withdrawn from here on, whatever becomes of the bytes: a failed removal must not turn the answer into
-    // a 500 (the route would then journal nothing, and a retry is a 409), and sweepOrphans removes the bytes
+    // a 500 (the journal would then hold nothing, and a retry is a 409), and sweepOrphans removes the bytes
     // of a withdrawn record at the next sweep, as after a crash here.
     try {
       await this.blobs.remove(id, before.size);
     } catch (err) {
       this.logger.error({ publication: id, err: (err as Error).message }, 'publication withdrawn; its bytes could not be removed now: the next sweep removes them');
     }
-    this.logger.warn({ publication: id, channel: before.channel, by, reason: text }, 'publication withdrawn');
-    return { before, after };
+    const channel = this.settings.channel(after.channel);
+    // A channel the catalogue dropped: the notice stays owed, for the pass once the channel is back.
+    const told = channel ? await this.tell('withdrawal', channel, this.publisherOf(after), after) : { notice: 'pending' as const, recipients: [], queues: [] };
+    const uri = this.downloadUrl(after);
+    await this.journal.append({ at: this.clock.now(), actor: by, action: 'publication.withdraw', target: id, before: describePublication(before, uri), after: describeWithdrawn(after, uri), status: 200 });
+    this.logger.warn({ publication: id, channel: before.channel, by, reason: text, notice: told.notice, recipients: told.recipients.length }, 'publication withdrawn');
+    return { before, after, notice: told.notice, recipients: told.recipients, queues: told.queues };
   }
 
   read(record: PublicationRecord, range?: { start: number; end: number }): AsyncIterable<Buffer> {
     return this.blobs.read(record.id, record.size, range);
+  }
+
+  /** A publication's publisher as the registry has it now; one since removed still names itself, with no role. */
+  private publisherOf(record: PublicationRecord): Pick<Participant, 'dipId' | 'roles'> {
+    return this.registry.participants().find((p) => p.dipId === record.publisherDipId) ?? { dipId: record.publisherDipId, roles: [] };
   }
 
   /**
@@ -399,12 +442,21 @@ export class Publications {
    * Asset): P01 the publication, one P02 distribution variant with the download URI; size, SHA-256 and
    * the rest of the metadata in additionalInformation as JSON. On other channels S0 names that channel
    * and the event code is [Publication] (docs/api-differences.md).
+   *
+   * A withdrawal's notice is the same message about the same publication (the published schema has no
+   * field for a withdrawal, and IF-047 no other event code), sent when it was withdrawn under a sender
+   * reference of its own: additionalInformation says `withdrawn` {at, by: publisher|operator, reason}, the
+   * distribution variant's description says so in words, and its URI answers 410 with the reason.
    */
-  private notice(channel: Channel, publisher: Pick<Participant, 'dipId' | 'roles'>, record: PublicationRecord, recipients: string[], queuedAt = record.publishedAt): AcceptedBatch {
-    const now = new Date(record.publishedAt);
+  private notice(kind: PublicationNotice, channel: Channel, publisher: Pick<Participant, 'dipId' | 'roles'>, record: PublicationRecord, recipients: string[], queuedAt?: number): AcceptedBatch {
+    const withdrawal = kind === 'withdrawal' ? record.withdrawn : undefined;
+    const at = withdrawal?.at ?? record.publishedAt;
+    const now = new Date(at);
     const role = publisher.roles.find((r) => this.publisherRoles(channel).includes(r)) ?? publisher.roles[0] ?? '';
     const transactionId = newTransactionId(channel.interfaceId, publisher.dipId, role, now);
     const stamp = dipDateTime(now);
+    const published = dipDateTime(new Date(record.publishedAt));
+    const reference = noticeReference(record.id, kind);
     const publicUri = this.publicUrl(record);
     const info = {
       publicationID: record.id,
@@ -417,7 +469,9 @@ export class Publications {
       effectiveTo: record.effectiveTo,
       public: record.public,
       ...(publicUri ? { publicURI: publicUri } : {}),
+      ...(withdrawal ? { withdrawn: { at: stamp, by: withdrawnBy(record), reason: withdrawal.reason } } : {}),
     };
+    const description = withdrawal ? `Withdrawn by its ${withdrawnBy(record) === 'publisher' ? 'publisher' : 'DIP operator'}: ${withdrawal.reason}` : record.description;
     const outbound = {
       payload: {
         CommonBlock: {
@@ -425,7 +479,7 @@ export class Publications {
           S1: {
             environmentTag: this.settings.environment,
             subText: null,
-            senderUniqueReference: noticeReference(record.id),
+            senderUniqueReference: reference,
             senderTimestamp: stamp,
             senderDIPID: publisher.dipId,
             senderRoleID: role,
@@ -436,14 +490,14 @@ export class Publications {
           D0: { transactionID: transactionId, transactionTimestamp: stamp, publicationID: channel.publicationId, initialCorrelationID: null, replayIndicator: false, serviceTicketURL: null },
         },
         CustomBlock: {
-          P01: { publicationDescription: clip(record.description ?? record.publicationType, 200), publicationVersionID: clip(record.version, 10), publicationDate: stamp },
+          P01: { publicationDescription: clip(record.description ?? record.publicationType, 200), publicationVersionID: clip(record.version, 10), publicationDate: published },
           P02List: [
             {
               distributionVariantID: '001',
               distributionVariantName: clip(record.publicationType, 50),
-              distributionVariantDescription: record.description === null ? null : clip(record.description, 200),
+              distributionVariantDescription: description === null ? null : clip(description, 200),
               distributionVariantVersionID: clip(record.version, 10),
-              distributionVariantPublicationDate: stamp,
+              distributionVariantPublicationDate: published,
               distributionVariantFormat: clip(record.format.toUpperCase(), 10),
               distributionDeliveryFormat: record.compression === 'none' ? clip(record.format.toUpperCase(), 10) : clip(record.compression.toUpperCase(), 10),
               distributionDeliveryURI: this.downloadUrl(record),
@@ -456,8 +510,8 @@ export class Publications {
     return dipMadeBatch(
       // Received when queued: a notice queued after a restart starts its staleness clock then, not when the
       // publication was stored (it would be stale on arrival after a long outage).
-      { channel: channel.interfaceId, senderDipId: publisher.dipId, senderRole: role, at: queuedAt, rawRequest: Buffer.from(JSON.stringify({ publication: record })) },
-      [{ transactionId, eventCode: outbound.payload.CommonBlock.S0.eventCode, correlationId: null, outbound: JSON.stringify(outbound), recipients, senderUniqueReference: noticeReference(record.id) }],
+      { channel: channel.interfaceId, senderDipId: publisher.dipId, senderRole: role, at: queuedAt ?? at, rawRequest: Buffer.from(JSON.stringify({ publication: record })) },
+      [{ transactionId, eventCode: outbound.payload.CommonBlock.S0.eventCode, correlationId: null, outbound: JSON.stringify(outbound), recipients, senderUniqueReference: reference }],
     );
   }
 }
@@ -471,7 +525,7 @@ function versionExists(existing: PublicationRecord): PublishOutcome {
     // The publication type and version are the publisher's unique reference for it: sent again, it is a
     // duplicate as a message's reused S1.senderUniqueReference is (a retry after a lost answer learns it is stored).
     message: MSG.duplicateReference,
-    help: `version ${existing.version} of ${existing.publicationType} on ${existing.channel} was published already (publication ${existing.id}, by ${existing.publisherDipId}${existing.withdrawn ? ', since withdrawn by the DIP operator' : ''}): publications are never overwritten; publish a new version`,
+    help: `version ${existing.version} of ${existing.publicationType} on ${existing.channel} was published already (publication ${existing.id}, by ${existing.publisherDipId}${existing.withdrawn ? `, since withdrawn by ${withdrawnBy(existing) === 'publisher' ? 'its publisher' : 'the DIP operator'}` : ''}): publications are never overwritten; publish a new version`,
   };
 }
 

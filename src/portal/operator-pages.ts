@@ -270,7 +270,7 @@ ${textarea(`reason-${i}`, 'Reason (said in every later 410)', { name: 'reason', 
     return html`<tr><td><code>${r.id}</code></td><td>${r.channel}</td><td>${r.publicationType}</td><td>${r.version}</td><td>${r.publisherDipId}</td><td>${isoOrDash(r.publishedAt)}</td><td class="num">${bytes(r.size)}</td><td>${state}</td><td>${form}</td></tr>`;
   });
   const body = html`${filterForm('/operator/publications', 'Filter', input('channel', 'Channel', { value: f.channel }))}
-<p class="muted">Withdraw a publication sent to the wrong channel or holding what it should not: its bytes are removed at once and cannot be brought back; whoever could read it is answered 410 with your reason from then on, everyone else as if it never existed; it is listed nowhere; its version is not reused (its publisher publishes a new one); its recipients are not sent a notice. The withdrawal is journalled under your name.</p>
+<p class="muted">Withdraw a publication sent to the wrong channel or holding what it should not: its bytes are removed at once and cannot be brought back; whoever could read it is answered 410 with your reason from then on, everyone else as if it never existed; it is listed nowhere; its version is not reused (its publisher publishes a new one); the recipients told of it are sent a withdrawal notice with your reason. The withdrawal is journalled under your name.</p>
 ${table(`Publications${channel ? ` on ${channel}` : ''}, newest first (the last ${PUBLICATION_ROWS})`, ['Publication', 'Channel', 'Type', 'Version', 'Publisher', 'Published', 'Size', 'For', ''], rows, 'No publication.')}`;
   return render(c.reply, status, O, c.req, c.signed, 'Publications', body, flash);
 }

@@ -32,10 +32,10 @@ export interface PublicationMetadata {
   recipients: string[] | null;
 }
 
-/** An operator's withdrawal of a publication (README "Large publications"): its bytes are gone, its record stays to say so. */
+/** A withdrawal of a publication, by an operator or its publisher (README "Large publications"): its bytes are gone, its record stays to say so. */
 export interface PublicationWithdrawal {
   at: number;
-  /** The journal's actor: `operator:<name>`. */
+  /** The journal's actor: `operator:<name>` (or `bootstrap`), or `participant:<DIP ID>`, its publisher. */
   by: string;
   reason: string;
 }
@@ -48,7 +48,7 @@ export interface PublicationRecord extends PublicationMetadata {
   /** Hex SHA-256 of the bytes as stored. */
   sha256: string;
   publishedAt: number;
-  /** Set once an operator withdrew it: listed nowhere, downloaded by nobody (410), its version not reused. */
+  /** Set once an operator or its publisher withdrew it: listed nowhere, downloaded by nobody (410), its version not reused. */
   withdrawn?: PublicationWithdrawal | null;
 }
 
@@ -78,6 +78,9 @@ export interface PublicationQuery {
  */
 export type InsertOutcome = { ok: true; publicationType?: string } | { ok: false; reason: 'version-exists'; existing: PublicationRecord } | { ok: false; reason: 'owned-by-other'; owner: string };
 
+/** The two notices a publication's recipients get: that it is available, and that it was withdrawn. */
+export type PublicationNotice = 'availability' | 'withdrawal';
+
 /** Publication metadata, in the backend's database (SQLite or PostgreSQL). */
 export interface PublicationIndex {
   /**
@@ -100,15 +103,20 @@ export interface PublicationIndex {
   /**
    * Marks a publication withdrawn, durably, unless it is withdrawn already: the record as it now is, or
    * undefined when there is no such publication or it was withdrawn before (the first withdrawal stands).
+   * In the same write, its withdrawal notice is recorded as not queued yet (noticeQueued 'withdrawal').
    */
   withdraw(id: string, withdrawal: PublicationWithdrawal): Promise<PublicationRecord | undefined>;
   /**
-   * Records, durably, that the publication's notice is in the message log. insert() leaves it unrecorded:
-   * the record and the notice are two writes, and a crash between them must not lose the notice.
+   * Records, durably, that the publication's notice (its availability, or its withdrawal) is in the message
+   * log. insert() and withdraw() leave it unrecorded: the record and the notice are two writes, and a crash
+   * between them must not lose the notice.
    */
-  noticeQueued(id: string): Promise<void>;
-  /** Publications published before `before` whose notice is not recorded as queued (and not withdrawn), oldest first. */
-  awaitingNotice(before: number, limit: number): Promise<PublicationRecord[]>;
+  noticeQueued(id: string, notice?: PublicationNotice): Promise<void>;
+  /**
+   * Publications whose notice is not recorded as queued, oldest first: for 'availability' (the default),
+   * published before `before` and not withdrawn; for 'withdrawal', withdrawn before `before`.
+   */
+  awaitingNotice(before: number, limit: number, notice?: PublicationNotice): Promise<PublicationRecord[]>;
 }
 
 /** The bytes put would have exceeded the limit: nothing is kept. */

@@ -1,5 +1,5 @@
-import type { InsertOutcome, PublicationIndex, PublicationQuery, PublicationRecord, PublicationWithdrawal } from '../../ports/publications.js';
-import { PUBLICATION_COLUMNS, PUBLICATION_INSERT_COLUMNS, publicationFilter, publicationRecord, publicationValues, SUPERSEDED, WITHDRAW, withdrawalValues, type PublicationRow } from '../publication-row.js';
+import type { InsertOutcome, PublicationIndex, PublicationNotice, PublicationQuery, PublicationRecord, PublicationWithdrawal } from '../../ports/publications.js';
+import { PUBLICATION_COLUMNS, PUBLICATION_INSERT_COLUMNS, publicationFilter, publicationRecord, publicationValues, noticeColumns, SUPERSEDED, WITHDRAW, withdrawalValues, type PublicationRow } from '../publication-row.js';
 import type { PgDatabase } from './database.js';
 
 export class PgPublications implements PublicationIndex {
@@ -55,16 +55,17 @@ export class PgPublications implements PublicationIndex {
   }
 
   async withdraw(id: string, w: PublicationWithdrawal): Promise<PublicationRecord | undefined> {
-    const changed = await this.d.tx((c) => c.query(WITHDRAW((i) => `$${i}`), withdrawalValues(id, w)));
+    const changed = await this.d.tx((c) => c.query(WITHDRAW((i) => `$${i}`, 'false'), withdrawalValues(id, w)));
     return changed.rowCount === 1 ? this.get(id) : undefined;
   }
 
-  async noticeQueued(id: string): Promise<void> {
-    await this.d.tx((c) => c.query('UPDATE publications SET notice_queued = true WHERE id = $1', [id]));
+  async noticeQueued(id: string, notice?: PublicationNotice): Promise<void> {
+    await this.d.tx((c) => c.query(`UPDATE publications SET ${noticeColumns(notice, 'false').column} = true WHERE id = $1`, [id]));
   }
 
-  async awaitingNotice(before: number, limit: number): Promise<PublicationRecord[]> {
-    const rows = await this.d.query<PublicationRow>(`SELECT ${PUBLICATION_COLUMNS} FROM publications WHERE NOT notice_queued AND withdrawn_at IS NULL AND published_at < $1 ORDER BY published_at LIMIT $2`, [before, limit]);
+  async awaitingNotice(before: number, limit: number, notice?: PublicationNotice): Promise<PublicationRecord[]> {
+    const n = noticeColumns(notice, 'false');
+    const rows = await this.d.query<PublicationRow>(`SELECT ${PUBLICATION_COLUMNS} FROM publications WHERE ${n.awaiting} AND ${n.at} < $1 ORDER BY ${n.at} LIMIT $2`, [before, limit]);
     return rows.map(publicationRecord);
   }
 }

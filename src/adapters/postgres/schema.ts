@@ -207,6 +207,10 @@ CREATE INDEX IF NOT EXISTS publications_awaiting_notice ON publications (publish
 ALTER TABLE publications ADD COLUMN IF NOT EXISTS withdrawn_at bigint;
 ALTER TABLE publications ADD COLUMN IF NOT EXISTS withdrawn_by text;
 ALTER TABLE publications ADD COLUMN IF NOT EXISTS withdrawn_reason text;
+-- Whether a withdrawal's notice is in the message log (2026-12-05): false from the withdrawal until it is;
+-- NULL while not withdrawn, and in the rows withdrawn before, whose recipients were owed no notice.
+ALTER TABLE publications ADD COLUMN IF NOT EXISTS withdrawal_notice_queued boolean;
+CREATE INDEX IF NOT EXISTS publications_awaiting_withdrawal_notice ON publications (withdrawn_at) WHERE withdrawal_notice_queued = false;
 -- Who publishes a type on a channel: its first publisher; nobody else may add versions to it.
 CREATE TABLE IF NOT EXISTS publication_types (
   channel text NOT NULL,

@@ -1,5 +1,5 @@
-import type { InsertOutcome, PublicationIndex, PublicationQuery, PublicationRecord, PublicationWithdrawal } from '../../ports/publications.js';
-import { PUBLICATION_COLUMNS, PUBLICATION_INSERT_COLUMNS, publicationFilter, publicationRecord, publicationValues, SUPERSEDED, WITHDRAW, withdrawalValues, type PublicationRow } from '../publication-row.js';
+import type { InsertOutcome, PublicationIndex, PublicationNotice, PublicationQuery, PublicationRecord, PublicationWithdrawal } from '../../ports/publications.js';
+import { PUBLICATION_COLUMNS, PUBLICATION_INSERT_COLUMNS, publicationFilter, publicationRecord, publicationValues, noticeColumns, SUPERSEDED, WITHDRAW, withdrawalValues, type PublicationRow } from '../publication-row.js';
 import type { SqliteDatabase } from './database.js';
 
 export class SqlitePublications implements PublicationIndex {
@@ -54,18 +54,17 @@ export class SqlitePublications implements PublicationIndex {
   }
 
   async withdraw(id: string, w: PublicationWithdrawal): Promise<PublicationRecord | undefined> {
-    const changed = await this.d.write(() => this.d.db.prepare(WITHDRAW(() => '?')).run(...withdrawalValues(id, w)).changes);
+    const changed = await this.d.write(() => this.d.db.prepare(WITHDRAW(() => '?', '0')).run(...withdrawalValues(id, w)).changes);
     return changed === 1 ? this.get(id) : undefined;
   }
 
-  async noticeQueued(id: string): Promise<void> {
-    await this.d.write(() => this.d.db.prepare('UPDATE publications SET notice_queued = 1 WHERE id = ?').run(id));
+  async noticeQueued(id: string, notice?: PublicationNotice): Promise<void> {
+    await this.d.write(() => this.d.db.prepare(`UPDATE publications SET ${noticeColumns(notice, '0').column} = 1 WHERE id = ?`).run(id));
   }
 
-  async awaitingNotice(before: number, limit: number): Promise<PublicationRecord[]> {
-    const rows = this.d.db
-      .prepare<[number, number], PublicationRow>(`SELECT ${PUBLICATION_COLUMNS} FROM publications WHERE notice_queued = 0 AND withdrawn_at IS NULL AND published_at < ? ORDER BY published_at LIMIT ?`)
-      .all(before, limit);
+  async awaitingNotice(before: number, limit: number, notice?: PublicationNotice): Promise<PublicationRecord[]> {
+    const n = noticeColumns(notice, '0');
+    const rows = this.d.db.prepare<[number, number], PublicationRow>(`SELECT ${PUBLICATION_COLUMNS} FROM publications WHERE ${n.awaiting} AND ${n.at} < ? ORDER BY ${n.at} LIMIT ?`).all(before, limit);
     return rows.map(publicationRecord);
   }
 }

@@ -158,9 +158,10 @@ CREATE TABLE IF NOT EXISTS publications (
   published_at INTEGER NOT NULL,
   recipients TEXT, -- JSON array of the DIP IDs the publisher named; NULL: every recipient of the channel
   notice_queued INTEGER NOT NULL DEFAULT 1, -- 0 from the insert until the notice is in the message log
-  withdrawn_at INTEGER, -- set when an operator withdrew it (bytes removed; the record answers 410)
+  withdrawn_at INTEGER, -- set when an operator or its publisher withdrew it (bytes removed; the record answers 410)
   withdrawn_by TEXT,
   withdrawn_reason TEXT,
+  withdrawal_notice_queued INTEGER, -- 0 from the withdrawal until its notice is in the message log; NULL: not withdrawn
   UNIQUE (channel, publication_type, version)
 );
 CREATE INDEX IF NOT EXISTS publications_listing ON publications (channel, publication_type, published_at);
@@ -254,10 +255,12 @@ export function migrate(db: Database.Database): void {
   if (!db.prepare<[], { name: string }>('PRAGMA table_info(publications)').all().some((c) => c.name === 'notice_queued')) db.exec('ALTER TABLE publications ADD COLUMN notice_queued INTEGER NOT NULL DEFAULT 1');
   // Withdrawal by an operator (2026-12-05): NULL in every older row, which none was.
   const publicationColumns = db.prepare<[], { name: string }>('PRAGMA table_info(publications)').all();
-  for (const [name, type] of [['withdrawn_at', 'INTEGER'], ['withdrawn_by', 'TEXT'], ['withdrawn_reason', 'TEXT']] as const) {
+  // Its withdrawal notice (2026-12-05): NULL in the rows withdrawn before, whose recipients were owed none.
+  for (const [name, type] of [['withdrawn_at', 'INTEGER'], ['withdrawn_by', 'TEXT'], ['withdrawn_reason', 'TEXT'], ['withdrawal_notice_queued', 'INTEGER']] as const) {
     if (!publicationColumns.some((c) => c.name === name)) db.exec(`ALTER TABLE publications ADD COLUMN ${name} ${type}`);
   }
   db.exec('CREATE INDEX IF NOT EXISTS publications_awaiting_notice ON publications (published_at) WHERE notice_queued = 0');
+  db.exec('CREATE INDEX IF NOT EXISTS publications_awaiting_withdrawal_notice ON publications (withdrawn_at) WHERE withdrawal_notice_queued = 0');
   // A replay copy's recipient (2026-12-05): copies made before read NULL and keep their original's recipients.
   if (!db.prepare<[], { name: string }>('PRAGMA table_info(messages)').all().some((c) => c.name === 'replay_for')) db.exec('ALTER TABLE messages ADD COLUMN replay_for TEXT');
 }

@@ -6,12 +6,14 @@ import { parseIsoDateOrDateTime } from '../../domain/time.js';
 import { standardResponse } from '../../domain/standard-response.js';
 import { authenticate } from '../../pipeline/authenticate.js';
 import type { Channel } from '../../pipeline/channels.js';
-import { downloadRefusal, mayRead, noticeReference, NOTICE_GRACE_MS, type PublishOutcome } from '../../pipeline/publications.js';
+import { describeWithdrawn } from '../../pipeline/publication-view.js';
+import { downloadRefusal, mayRead, noticeReference, NOTICE_GRACE_MS, WITHDRAWAL_REASON_MAX, type PublishOutcome } from '../../pipeline/publications.js';
+import { refusalOf } from '../../pipeline/refused.js';
 import { COMPRESSIONS, type Compression, type PublicationMetadata, type PublicationRecord } from '../../ports/publications.js';
 import { DIP_HEADER_CONTENT_HASH } from '../../security/signature.js';
 import type { ApiDeps } from '../deps.js';
 import { admitted } from '../guard.js';
-import { describePublication, listQuery, PUBLICATION_SCHEMA, sendPublication } from '../publication-download.js';
+import { describePublication, listQuery, PUBLICATION_SCHEMA, sendPublication, WITHDRAWN_PUBLICATION_SCHEMA } from '../publication-download.js';
 import { readQuery, type RawQuery } from '../query.js';
 import { publishedSchema } from '../schemas.js';
 import { answers, binaryBody, channelParams, GUARDED, noBody, signatureHeaders } from '../route-schemas.js';
@@ -118,6 +120,7 @@ function refuseUnread(deps: ApiDeps, reply: FastifyReply, status: number, caller
  *   GET  /dip-channel/{id}/publications                            list (type, version, from, to, effectiveOn, limit)
  *   GET  /dip-channel/{id}/publications/{publication-id}           one publication's metadata
  *   GET  /dip-channel/{id}/publications/{publication-id}/content   download (Range; where, columns, decompress)
+ *   POST /dip-channel/{id}/publications/{publication-id}/withdraw  its publisher withdraws it ({"reason": …})
  */
 export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): void {
   // Only routes that say so take a stream; anywhere else application/octet-stream is refused as before.
@@ -204,7 +207,7 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     operationId: 'getPublication',
     tags,
     summary: "One publication's metadata (OpenDIP)",
-    description: '404: no such publication on this channel, or one whose publisher named its recipients and not the caller (the same answer); 403: the caller may not read the channel\'s publications; 410: the DIP operator withdrew it (the help says when and why).',
+    description: '404: no such publication on this channel, or one the caller may not read (not public, and the caller neither receives nor publishes on the channel, or its publisher named its recipients and not the caller): the same answer; 410: the DIP operator or its publisher withdrew it (the help says who, when and why).',
     params: publicationParams,
     headers: signatureHeaders,
     response: answers([...GUARDED, 410], { 200: { ...PUBLICATION_SCHEMA, description: 'The publication' } }),
@@ -224,7 +227,7 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
         tags,
         summary: "Download a publication's content (OpenDIP)",
         description:
-          '410: the DIP operator withdrew it (the help says when and why). Whole, or one byte range (Range; If-Range on the ETag, which is the SHA-256 as stored, or on the Last-Modified date, when it was published): 206 with Content-Range; a range outside the file is 416. Conditional requests (RFC 9110 13.2.2): If-Match not naming the ETag (strong comparison), or, without it, If-Unmodified-Since before Last-Modified, is 412 with no bytes; If-None-Match naming the ETag, or, without it, If-Modified-Since not before Last-Modified, is 304 with no bytes. With decompress=true, or where=field:v1,v2 and columns= (csv and jsonl), the plain and filtered content, gzip-compressed when the client accepts it; 422 when the bytes are not in the compression the publisher declared (download them as stored).',
+          '404: as for its metadata; 410: the DIP operator or its publisher withdrew it (the help says who, when and why). Whole, or one byte range (Range; If-Range on the ETag, which is the SHA-256 as stored, or on the Last-Modified date, when it was published): 206 with Content-Range; a range outside the file is 416. Conditional requests (RFC 9110 13.2.2): If-Match not naming the ETag (strong comparison), or, without it, If-Unmodified-Since before Last-Modified, is 412 with no bytes; If-None-Match naming the ETag, or, without it, If-Modified-Since not before Last-Modified, is 304 with no bytes. With decompress=true, or where=field:v1,v2 and columns= (csv and jsonl), the plain and filtered content, gzip-compressed when the client accepts it; 422 when the bytes are not in the compression the publisher declared (download them as stored).',
         params: publicationParams,
         headers: signatureHeaders,
         response: answers([...GUARDED, 410, 412, 416, 422], {
@@ -240,6 +243,43 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
       return sendPublication(deps, req, reply, found.record, found.caller.dipId);
     },
   );
+
+  const withdrawSchema = {
+    operationId: 'withdrawPublication',
+    tags,
+    summary: 'Withdraw a publication its caller published: its bytes are removed, every download answers 410 with the reason (OpenDIP)',
+    description:
+      "For the wrong file, or one sent to the wrong channel. Only its publisher may: to anyone else the ID is unknown (404, as for an ID that is none). The DIP operator's withdrawal, with the publisher named: listed nowhere from then on, a download or metadata request by whoever could read it answered 410 naming when, by whom and why, its version not reused (publish a new one), the recipients told of it sent a withdrawal notice (the availability notice's shape, additionalInformation saying `withdrawn`), the act in the operator journal. 409: withdrawn already.",
+    params: publicationParams,
+    headers: signatureHeaders,
+    body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason: { type: 'string', minLength: 1, maxLength: WITHDRAWAL_REASON_MAX, description: 'Why: said in every later 410 and in the withdrawal notice' } } },
+    response: answers([...GUARDED, 409], {
+      200: { ...standard, properties: { ...(standard['properties'] as object), publication: { ...WITHDRAWN_PUBLICATION_SCHEMA, description: '(OpenDIP) the publication as it now is: withdrawn' } }, description: 'Withdrawn: the StandardResponse, with the publication beside it' },
+    }),
+  };
+  app.post<{ Params: { id: string; publicationId: string }; Body: { reason: string } }>('/dip-channel/:id/publications/:publicationId/withdraw', { config: { access: 'participant' }, schema: withdrawSchema }, async (req, reply) => {
+    const { caller } = admitted(req);
+    const channel = deps.channel(req.params.id);
+    if (!channel) return sendStandard(deps, reply, 404, caller.dipId, MSG.interfaceIdInvalid, `dip-channel '${req.params.id}' is not a channel of this DIP`);
+    let outcome;
+    try {
+      outcome = await deps.publications.withdraw(req.params.publicationId, `participant:${caller.dipId}`, req.body.reason, { publisher: caller.dipId, channel: channel.interfaceId });
+    } catch (e) {
+      const refusal = refusalOf(e);
+      if (!refusal) throw e;
+      return sendStandard(deps, reply, refusal.status, caller.dipId, refusal.status === 400 ? MSG.schemaFailure : MSG.processingFailed, refusal.message);
+    }
+    deps.delivery.notify(outcome.queues);
+    const { after } = outcome;
+    const help =
+      outcome.notice === 'queued'
+        ? `publication ${after.id} withdrawn: its bytes are removed, every download is answered 410; ${outcome.recipients.length} recipient(s) notified`
+        : `publication ${after.id} withdrawn: its bytes are removed, every download is answered 410; its withdrawal notice to ${outcome.recipients.length} recipient(s) could not be queued now: the DIP queues it itself once the withdrawal is ${NOTICE_GRACE_MS / 60_000} minutes old, at its next pass for missed notices (sender reference ${noticeReference(after.id, 'withdrawal')})`;
+    return reply.code(200).send({
+      ...standardResponse(new Date(deps.clock.now()), deps.config.dipId, caller.dipId, [{ transactionID: null, message: MSG.success, help }]),
+      publication: describeWithdrawn(after, deps.publications.downloadUrl(after)),
+    });
+  });
 }
 
 /** The caller, the URL's channel, and whether the caller may read every publication on it (else only public ones). */

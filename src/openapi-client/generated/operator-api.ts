@@ -4568,7 +4568,7 @@ export interface paths {
         put?: never;
         /**
          * Withdraw a publication (Pattern B): its bytes are removed, every download answers 410 with the reason
-         * @description For a publication sent to the wrong channel, or holding what it should not. Listed nowhere from then on; a download or metadata request by whoever could read it is answered 410 naming when and why (an anonymous or unentitled caller gets the answer it got before). Its version is not reused (publish a new one). Recipients are not sent a notice. 404: no such publication; 409: withdrawn already.
+         * @description For a publication sent to the wrong channel, or holding what it should not. Listed nowhere from then on; a download or metadata request by whoever could read it is answered 410 naming when and why (an anonymous or unentitled caller gets the answer it got before). Its version is not reused (publish a new one). The recipients told of it are sent a withdrawal notice (README). The publisher may withdraw its own (POST /dip-channel/{id}/publications/{publication-id}/withdraw on the participant API). 404: no such publication; 409: withdrawn already.
          */
         post: {
             parameters: {
@@ -4619,7 +4619,7 @@ export interface paths {
                             version: string;
                             withdrawn: {
                                 at: string;
-                                /** @description operator:<name> */
+                                /** @description operator:<name> (or bootstrap), or participant:<DIP ID>: its publisher */
                                 by: string;
                                 reason: string;
                             };

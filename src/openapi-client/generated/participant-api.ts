@@ -220,7 +220,7 @@ export interface paths {
         };
         /**
          * One publication's metadata (OpenDIP)
-         * @description 404: no such publication on this channel, or one whose publisher named its recipients and not the caller (the same answer); 403: the caller may not read the channel's publications; 410: the DIP operator withdrew it (the help says when and why).
+         * @description 404: no such publication on this channel, or one the caller may not read (not public, and the caller neither receives nor publishes on the channel, or its publisher named its recipients and not the caller): the same answer; 410: the DIP operator or its publisher withdrew it (the help says who, when and why).
          */
         get: operations["getPublication"];
         put?: never;
@@ -240,11 +240,31 @@ export interface paths {
         };
         /**
          * Download a publication's content (OpenDIP)
-         * @description 410: the DIP operator withdrew it (the help says when and why). Whole, or one byte range (Range; If-Range on the ETag, which is the SHA-256 as stored, or on the Last-Modified date, when it was published): 206 with Content-Range; a range outside the file is 416. Conditional requests (RFC 9110 13.2.2): If-Match not naming the ETag (strong comparison), or, without it, If-Unmodified-Since before Last-Modified, is 412 with no bytes; If-None-Match naming the ETag, or, without it, If-Modified-Since not before Last-Modified, is 304 with no bytes. With decompress=true, or where=field:v1,v2 and columns= (csv and jsonl), the plain and filtered content, gzip-compressed when the client accepts it; 422 when the bytes are not in the compression the publisher declared (download them as stored).
+         * @description 404: as for its metadata; 410: the DIP operator or its publisher withdrew it (the help says who, when and why). Whole, or one byte range (Range; If-Range on the ETag, which is the SHA-256 as stored, or on the Last-Modified date, when it was published): 206 with Content-Range; a range outside the file is 416. Conditional requests (RFC 9110 13.2.2): If-Match not naming the ETag (strong comparison), or, without it, If-Unmodified-Since before Last-Modified, is 412 with no bytes; If-None-Match naming the ETag, or, without it, If-Modified-Since not before Last-Modified, is 304 with no bytes. With decompress=true, or where=field:v1,v2 and columns= (csv and jsonl), the plain and filtered content, gzip-compressed when the client accepts it; 422 when the bytes are not in the compression the publisher declared (download them as stored).
          */
         get: operations["downloadPublication"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/dip-channel/{id}/publications/{publicationId}/withdraw": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Withdraw a publication its caller published: its bytes are removed, every download answers 410 with the reason (OpenDIP)
+         * @description For the wrong file, or one sent to the wrong channel. Only its publisher may: to anyone else the ID is unknown (404, as for an ID that is none). The DIP operator's withdrawal, with the publisher named: listed nowhere from then on, a download or metadata request by whoever could read it answered 410 naming when, by whom and why, its version not reused (publish a new one), the recipients told of it sent a withdrawal notice (the availability notice's shape, additionalInformation saying `withdrawn`), the act in the operator journal. 409: withdrawn already.
+         */
+        post: operations["withdrawPublication"];
         delete?: never;
         options?: never;
         head?: never;
@@ -8573,6 +8593,179 @@ export interface operations {
             };
             /** @description Unprocessable Content: the request is sound, but what it names cannot be done as asked (the help says why and what can) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Too Many Requests (Retry-After says when to try again) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+        };
+    };
+    withdrawPublication: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description base64 SHA-256 of the raw body bytes */
+                "X-DIP-Content-Hash": string;
+                /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature over METHOD;url-lower-cased;date;content-hash */
+                "X-DIP-Signature": string;
+                /** @description base64 of the signer's certificate in PEM; it must be the mutual-TLS client certificate's participant */
+                "X-DIP-Signature-Certificate": string;
+                /** @description UTC ISO-8601 with milliseconds, e.g. 2025-06-27T14:29:09.061Z; bounded clock skew */
+                "X-DIP-Signature-Date": string;
+            };
+            path: {
+                /** @description Interface (channel) ID, e.g. IF-021 or REP-002 (DT-000), any case */
+                id: string;
+                /** @description The publication ID (from the 201 answer, the list or the notice) */
+                publicationId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Why: said in every later 410 and in the withdrawal notice */
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Withdrawn: the StandardResponse, with the publication beside it */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        messageArray?: components["schemas"]["StandardResponseArray"];
+                        /** @description (OpenDIP) the publication as it now is: withdrawn */
+                        publication?: {
+                            channel: string;
+                            /** @enum {string} */
+                            compression: "none" | "gzip" | "zlib" | "zlib-base64";
+                            description: string | null;
+                            downloadURI: string;
+                            effectiveFrom: string | null;
+                            effectiveTo: string | null;
+                            fileName: string;
+                            format: string;
+                            public: boolean;
+                            publicationID: string;
+                            publicationType: string;
+                            publishedAt: string;
+                            publisherDIPID: string;
+                            /** @description The recipients the publisher named; null: everyone who receives on the channel */
+                            recipients: string[] | null;
+                            /** @description Hex SHA-256 of the bytes as stored (also the ETag) */
+                            sha256: string;
+                            /** @description Bytes as stored */
+                            size: number;
+                            version: string;
+                            withdrawn: {
+                                at: string;
+                                /** @description operator:<name> (or bootstrap), or participant:<DIP ID>: its publisher */
+                                by: string;
+                                reason: string;
+                            };
+                        };
+                        timestamp?: components["schemas"]["DT-003-DateTime"];
+                    };
+                };
+            };
+            /** @description Bad Request: the help text names the field and why */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Unauthorised Error: API key, client certificate or signature missing or not agreeing */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Forbidden: the caller may not act for this participant, role or channel */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Not found: no such channel or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Method Not Allowed (Allow names the methods the path takes) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Request Timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
