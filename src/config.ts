@@ -141,6 +141,11 @@ export interface PortalConfig {
    * connection closed (src/api/connection-cap.ts). 0: no cap.
    */
   maxConnectionsPerAddress: number;
+  /**
+   * A portal session left unused this many minutes ends (the person signs in again); every page renews
+   * it, up to its 8 hours. 1 to 480; default 30 (OWASP's guidance for high-value applications: 15 to 30).
+   */
+  sessionIdleMinutes: number;
 }
 
 export interface OperatorsConfig {
@@ -393,7 +398,7 @@ const schema: JSONSchemaType<DipConfig> = {
     purgeIntervalSeconds: { type: 'number', exclusiveMinimum: 0 },
     adminPort: { type: 'integer', minimum: 0, maximum: 65535 },
     portalPort: { type: 'integer', minimum: 0, maximum: 65535 },
-    portal: section({ maxConnectionsPerAddress: { type: 'integer', minimum: 0 } }),
+    portal: section({ maxConnectionsPerAddress: { type: 'integer', minimum: 0 }, sessionIdleMinutes: { type: 'integer', minimum: 1, maximum: 480 } }),
     maxClockSkewSeconds: { type: 'number', minimum: 1 },
     bodyLimitBytes: { type: 'integer', minimum: 1024 },
     maxBatchMessages: { type: 'integer', minimum: 1 },
@@ -649,7 +654,7 @@ export const DEFAULTS: DipConfig = {
   // page, its one style sheet, cached for an hour); the listener closes idle ones after 72 s. 128 lets
   // some 20 people behind one office NAT or VPN gateway each hold a browser's most at once, and many
   // more as people really use it, while one address can no longer hold thousands.
-  portal: { maxConnectionsPerAddress: 128 },
+  portal: { maxConnectionsPerAddress: 128, sessionIdleMinutes: 30 },
   maxClockSkewSeconds: 300,
   bodyLimitBytes: 10 * 1024 * 1024,
   maxBatchMessages: 1000,

@@ -15,11 +15,12 @@ describe('an operator portal session', () => {
   it('lasts only while the operator account is in force: disabled, the next page finds no one signed in', async () => {
     const clock = new FakeClock(Date.UTC(2026, 5, 1, 12, 0, 0));
     const sessions = new SessionSigner(Buffer.alloc(32, 7));
-    const { token } = sessions.issue({ username: 'olga', epoch: 0, expiresAt: clock.now() + 60_000 });
+    const { token } = sessions.issue({ username: 'olga', epoch: 0, expiresAt: clock.now() + 60_000, seenAt: clock.now() });
     const account = { username: 'olga', displayName: 'Olga', participantDipId: null, admin: true };
     let inForce = true;
     const deps = {
       clock,
+      config: { portal: { sessionIdleMinutes: 30 } },
       sessions,
       accounts: { fromSession: async () => account },
       // What GET /admin/whoami answers for her: her name and role while enabled, a 401 (no data) once disabled.

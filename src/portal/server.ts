@@ -178,7 +178,8 @@ function signInChecks(deps: PortalDeps, realm: Realm): { realm: Realm['kind']; e
 function startSession(deps: PortalDeps, realm: Realm, req: FastifyRequest, reply: FastifyReply, result: SignIn, chosePassword: boolean): FastifyReply {
   if (!result.ok) return render(reply, 401, realm, req, undefined, 'Sign in', signInPage(realm), { kind: 'error', text: result.problem });
   if (chosePassword) deps.logger.info({ username: result.account.username, portal: realm.kind }, 'portal: first password chosen (or changed) at sign-in');
-  const { token } = deps.sessions.issue({ username: result.account.username, epoch: result.account.sessionEpoch, expiresAt: deps.clock.now() + SESSION_MS });
+  const now = deps.clock.now();
+  const { token } = deps.sessions.issue({ username: result.account.username, epoch: result.account.sessionEpoch, expiresAt: now + SESSION_MS, seenAt: now });
   setSessionCookie(reply, realm, token, SESSION_MS / 1000);
   deps.logger.info({ username: result.account.username, portal: realm.kind }, 'portal sign-in');
   return reply.redirect(`${realm.base}/`, 303);
