@@ -64,17 +64,23 @@ export function setSessionCookie(reply: FastifyReply, realm: Realm, token: strin
  * Who a request is from, for the activity log, without reading the store: the name its session cookie
  * carries, or on a sign-in the name it tries (its answer, 303 or 401, says whether it got in).
  */
-export function namedCaller(deps: Pick<PortalDeps, 'sessions' | 'clock'>, req: FastifyRequest, realm: Realm): string | null {
+export function namedCaller(deps: Pick<PortalDeps, 'sessions' | 'clock' | 'config'>, req: FastifyRequest, realm: Realm): string | null {
   const tried = req.method === 'POST' && req.url.split('?')[0] === `${realm.base}/sign-in` ? field(req.body, 'username').trim().toLowerCase().slice(0, 64) : '';
-  const name = tried || deps.sessions.read(cookieValue(req, realm.cookie), deps.clock.now())?.username;
+  const name = tried || liveClaims(deps, req, realm)?.username;
   return name ? `${realm.kind}:${name}` : null;
 }
 
-export async function signedIn(deps: PortalDeps, req: FastifyRequest, realm: Realm): Promise<Signed | undefined> {
+/** The claims of the request's session cookie while it is in force: signed, before its end, used within the idle limit. */
+function liveClaims(deps: Pick<PortalDeps, 'sessions' | 'clock' | 'config'>, req: FastifyRequest, realm: Realm): SessionClaims | undefined {
   const now = deps.clock.now();
   const claims = deps.sessions.read(cookieValue(req, realm.cookie), now);
   // Left unused longer than the idle limit (or issued before there was one): ended, as if expired.
-  if (!claims || typeof claims.seenAt !== 'number' || now - claims.seenAt >= idleLimitMs(deps)) return undefined;
+  return claims && typeof claims.seenAt === 'number' && now - claims.seenAt < idleLimitMs(deps) ? claims : undefined;
+}
+
+export async function signedIn(deps: PortalDeps, req: FastifyRequest, realm: Realm): Promise<Signed | undefined> {
+  const claims = liveClaims(deps, req, realm);
+  if (!claims) return undefined;
   const account = await deps.accounts.fromSession(claims);
   if (!account || (realm.kind === 'operator') !== (account.participantDipId === null)) return undefined;
   // An operator's portal session lasts only while its operator account is in force: disabled, it ends at
