@@ -300,3 +300,41 @@ describe('a portal session left idle', () => {
     expect((await send('GET', '/portal/', { cookie })).status).toBe(303);
   });
 });
+
+describe('the operator portal limited to the operators\' networks (portal.operatorAllowList)', () => {
+  const at: { t?: TestDip; agent?: Agent } = {};
+  const start = async (operatorAllowList: string[]) => {
+    await at.agent?.close();
+    await at.t?.close();
+    at.t = await startTestDip({ portal: { maxConnectionsPerAddress: 128, sessionIdleMinutes: 30, operatorAllowList } });
+    // Each DIP its own data directory, so its own CA.
+    at.agent = new Agent({ connect: { ca: at.t.dip.pki.ca.certPem } });
+  };
+  afterAll(async () => {
+    await at.agent?.close();
+    await at.t?.close();
+  });
+  const get = async (path: string, method: 'GET' | 'POST' = 'GET') => {
+    const origin = at.t!.dip.portalUrl;
+    const res = await request(`${origin}${path}`, { method, dispatcher: at.agent!, ...(method === 'POST' ? { headers: { 'content-type': 'application/x-www-form-urlencoded', origin }, body: 'username=olga&password=p&code=' } : {}) });
+    return { status: res.statusCode, text: await res.body.text() };
+  };
+
+  it('answers a client outside the list as if the operator portal did not exist, sign-in included; the user portal is unchanged', async () => {
+    await start(['10.0.0.0/8', 'fd00::/8']);
+    for (const [path, method] of [['/operator/sign-in', 'GET'], ['/operator/', 'GET'], ['/operator/sign-in', 'POST'], ['/operator/sign-in/enrolment', 'POST'], ['/%6Fperator/sign-in', 'GET']] as const) {
+      const page = await get(path, method);
+      expect([path, method, page.status]).toEqual([path, method, 404]);
+      expect(page.text).toContain('there is no page');
+      expect(page.text).not.toContain('name="password"');
+    }
+    expect((await get('/portal/sign-in')).status).toBe(200);
+    // The client's own address listed (as IPv4: a dual-stack listener's IPv4-mapped form counts as it): served.
+    await start(['127.0.0.0/8']);
+    expect((await get('/operator/sign-in')).status).toBe(200);
+  });
+
+  it('refuses an entry that is no address or range at start, naming it', async () => {
+    await expect(startTestDip({ portal: { maxConnectionsPerAddress: 128, sessionIdleMinutes: 30, operatorAllowList: ['ops.example.net'] } })).rejects.toThrow(/portal.operatorAllowList: 'ops.example.net' is neither an IP address nor a CIDR range/);
+  });
+});
