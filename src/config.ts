@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { requestedBaseUrl } from './domain/callback-url.js';
+import { addressList } from './security/address-list.js';
 import type { ChannelOverride } from './domain/channel.js';
 
 export type { ChannelOverride };
@@ -141,6 +142,16 @@ export interface PortalConfig {
    * connection closed (src/api/connection-cap.ts). 0: no cap.
    */
   maxConnectionsPerAddress: number;
+  /**
+   * A portal session left unused this many minutes ends (the person signs in again); every page renews
+   * it, up to its 8 hours. 1 to 480; default 30 (OWASP's guidance for high-value applications: 15 to 30).
+   */
+  sessionIdleMinutes: number;
+  /**
+   * The client addresses (IP addresses and CIDR ranges) the operator portal (/operator) answers; any other
+   * is answered 404 as if it did not exist, sign-in included. Empty (the default): every address.
+   */
+  operatorAllowList: string[];
 }
 
 export interface OperatorsConfig {
@@ -393,7 +404,7 @@ const schema: JSONSchemaType<DipConfig> = {
     purgeIntervalSeconds: { type: 'number', exclusiveMinimum: 0 },
     adminPort: { type: 'integer', minimum: 0, maximum: 65535 },
     portalPort: { type: 'integer', minimum: 0, maximum: 65535 },
-    portal: section({ maxConnectionsPerAddress: { type: 'integer', minimum: 0 } }),
+    portal: section({ maxConnectionsPerAddress: { type: 'integer', minimum: 0 }, sessionIdleMinutes: { type: 'integer', minimum: 1, maximum: 480 }, operatorAllowList: { type: 'array', items: { type: 'string', minLength: 1 } } }),
     maxClockSkewSeconds: { type: 'number', minimum: 1 },
     bodyLimitBytes: { type: 'integer', minimum: 1024 },
     maxBatchMessages: { type: 'integer', minimum: 1 },
@@ -649,7 +660,7 @@ export const DEFAULTS: DipConfig = {
   // page, its one style sheet, cached for an hour); the listener closes idle ones after 72 s. 128 lets
   // some 20 people behind one office NAT or VPN gateway each hold a browser's most at once, and many
   // more as people really use it, while one address can no longer hold thousands.
-  portal: { maxConnectionsPerAddress: 128 },
+  portal: { maxConnectionsPerAddress: 128, sessionIdleMinutes: 30, operatorAllowList: [] },
   maxClockSkewSeconds: 300,
   bodyLimitBytes: 10 * 1024 * 1024,
   maxBatchMessages: 1000,
@@ -788,6 +799,8 @@ function normalPublicUrl(url: string, setting = 'publicUrl'): string {
 
 /** Two listeners on one port: the second would stop the start with EADDRINUSE, naming neither setting. */
 function distinctPorts(config: DipConfig): DipConfig {
+  // Not ports, but checked with them: an entry that is no address or range stops the start, named.
+  addressList(config.portal.operatorAllowList, 'portal.operatorAllowList');
   const listeners: Array<[string, number, string]> = [
     ['port', config.port, config.host],
     ['adminPort', config.adminPort, '127.0.0.1'],

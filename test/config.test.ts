@@ -30,6 +30,9 @@ describe('configuration', () => {
     expect(() => loadConfig({ DIP_DATA_DIR: dirWith('portal:\n  maxConnectionsPerAddress: -1') })).toThrow(/portal\/maxConnectionsPerAddress/);
     expect(() => loadConfig({ DIP_DATA_DIR: dirWith('portal:\n  maxConnectionsPerAddress: 1.5') })).toThrow(/portal\/maxConnectionsPerAddress/);
     expect(() => loadConfig({ DIP_DATA_DIR: dirWith('portal:\n  maxConnections: 8') })).toThrow(/portal/);
+    expect(c.portal.sessionIdleMinutes).toBe(30);
+    expect(loadConfig({ DIP_DATA_DIR: dirWith('portal:\n  sessionIdleMinutes: 15') }).portal).toEqual({ maxConnectionsPerAddress: 128, sessionIdleMinutes: 15, operatorAllowList: [] });
+    expect(() => loadConfig({ DIP_DATA_DIR: dirWith('portal:\n  sessionIdleMinutes: 0') })).toThrow(/portal\/sessionIdleMinutes/);
     expect(c.delivery.retryCapMs).toBe(5000);
     expect(c.delivery.retryBaseMs).toBe(DEFAULTS.delivery.retryBaseMs);
     expect(c.channels['IF-021']).toEqual({ securityPattern: 2, obfuscation: { SUP: ['CustomBlock.B067'] } });

@@ -9,15 +9,18 @@ import { totpCode } from '../src/security/portal-credentials.js';
 import { CONTENT_SECURITY_POLICY } from '../src/portal/server.js';
 import { adminApi } from './helpers/admin.js';
 import { startTestDip, type TestDip } from './helpers/dip-harness.js';
+import { ShiftableClock } from './helpers/clocks.js';
+import type { Clock } from '../src/ports/clock.js';
 
 /**
  * A DIP of its own for the describe that calls this, and `send` to its portals' listener: a form goes with
  * the portal's own Origin unless another is given (a forged cross-site post).
  */
-function portalDip() {
+function portalDip(clock?: Clock) {
   const at: { t?: TestDip; agent?: Agent } = {};
+  const now = () => (clock ? clock.now() : Date.now());
   beforeAll(async () => {
-    at.t = await startTestDip();
+    at.t = await startTestDip({}, undefined, clock ? { clock } : {});
     at.agent = new Agent({ connect: { ca: at.t.dip.pki.ca.certPem } });
   });
   afterAll(async () => {
@@ -43,7 +46,7 @@ function portalDip() {
     const secret = /id="totp-secret">([A-Z2-7]+)</.exec(first.text)![1]!;
     const token = /name="token" value="([^"]+)"/.exec(first.text)![1]!;
     const own = `${username} chose this one`;
-    const signIn = await send('POST', `${base}/sign-in/enrolment`, { form: new URLSearchParams({ token, choose: 'yes', code: totpCode(secret, Date.now()), next: own, repeat: own }).toString() });
+    const signIn = await send('POST', `${base}/sign-in/enrolment`, { form: new URLSearchParams({ token, choose: 'yes', code: totpCode(secret, now()), next: own, repeat: own }).toString() });
     expect(signIn.status).toBe(303);
     return String(signIn.headers['set-cookie']).split(';')[0]!;
   };
@@ -253,5 +256,85 @@ describe("the portals' list filters", () => {
       expect(page.text).not.toContain('The filters were not applied');
     }
     expect((await send('GET', '/operator/certificates?days=60', { cookie: operator })).text).toContain('Certificates expiring within 60 days');
+  });
+});
+
+describe('a portal session left idle', () => {
+  const clock = new ShiftableClock();
+  const { dip, send, userSignedIn, operatorSignedIn } = portalDip(clock);
+  const MINUTE = 60_000;
+
+  it('ends after 30 minutes without a request (portal.sessionIdleMinutes), in both portals, while one in use lasts to its 8 hours', async () => {
+    const sup = await dip().participant('1000000005', ['SUP']);
+    const user = await userSignedIn('ida.idle', sup.dipId);
+    const operator = await operatorSignedIn('oscar.idle', 'viewer');
+    for (const [path, cookie] of [['/portal/', user], ['/operator/', operator]] as const) expect([path, (await send('GET', path, { cookie })).status]).toEqual([path, 200]);
+    clock.jump(31 * MINUTE);
+    // Left alone for longer than the idle limit: the page sends the person to sign in again.
+    for (const [path, cookie] of [['/portal/', user], ['/operator/', operator]] as const) {
+      const page = await send('GET', path, { cookie });
+      expect([path, page.status, page.headers.location]).toEqual([path, 303, `${path}sign-in`]);
+    }
+    // In use: each page renews the cookie (the same CSRF token, forms in other tabs still work), so a
+    // session used every 20 minutes stays open past 30, and its form posts still pass.
+    let cookie = await userSignedIn('ivy.busy', sup.dipId);
+    const csrf = /name="_csrf" value="([^"]+)"/.exec((await send('GET', '/portal/', { cookie })).text)![1]!;
+    for (let i = 0; i < 4; i++) {
+      clock.jump(20 * MINUTE);
+      const page = await send('GET', '/portal/', { cookie });
+      expect([i, page.status]).toEqual([i, 200]);
+      const renewed = String(page.headers['set-cookie'] ?? '');
+      expect(renewed).toMatch(/^__Host-dip-portal=[^;]+; Path=\/; Secure; HttpOnly; SameSite=Strict; Max-Age=\d+$/);
+      cookie = renewed.split(';')[0]!;
+      expect(/name="_csrf" value="([^"]+)"/.exec(page.text)![1]).toBe(csrf);
+    }
+    const posted = await send('POST', '/portal/alarms/remove', { cookie, form: new URLSearchParams({ _csrf: csrf, id: 'none' }).toString() });
+    expect(posted.status).toBe(404);
+    // Never past the 8 hours from the sign-in, however busy.
+    for (let i = 0; i < 20; i++) {
+      clock.jump(20 * MINUTE);
+      const page = await send('GET', '/portal/', { cookie });
+      if (page.status !== 200) break;
+      cookie = String(page.headers['set-cookie']).split(';')[0]!;
+    }
+    expect((await send('GET', '/portal/', { cookie })).status).toBe(303);
+  });
+});
+
+describe('the operator portal limited to the operators\' networks (portal.operatorAllowList)', () => {
+  const at: { t?: TestDip; agent?: Agent } = {};
+  const start = async (operatorAllowList: string[]) => {
+    await at.agent?.close();
+    await at.t?.close();
+    at.t = await startTestDip({ portal: { maxConnectionsPerAddress: 128, sessionIdleMinutes: 30, operatorAllowList } });
+    // Each DIP its own data directory, so its own CA.
+    at.agent = new Agent({ connect: { ca: at.t.dip.pki.ca.certPem } });
+  };
+  afterAll(async () => {
+    await at.agent?.close();
+    await at.t?.close();
+  });
+  const get = async (path: string, method: 'GET' | 'POST' = 'GET') => {
+    const origin = at.t!.dip.portalUrl;
+    const res = await request(`${origin}${path}`, { method, dispatcher: at.agent!, ...(method === 'POST' ? { headers: { 'content-type': 'application/x-www-form-urlencoded', origin }, body: 'username=olga&password=p&code=' } : {}) });
+    return { status: res.statusCode, text: await res.body.text() };
+  };
+
+  it('answers a client outside the list as if the operator portal did not exist, sign-in included; the user portal is unchanged', async () => {
+    await start(['10.0.0.0/8', 'fd00::/8']);
+    for (const [path, method] of [['/operator/sign-in', 'GET'], ['/operator/', 'GET'], ['/operator/sign-in', 'POST'], ['/operator/sign-in/enrolment', 'POST'], ['/%6Fperator/sign-in', 'GET']] as const) {
+      const page = await get(path, method);
+      expect([path, method, page.status]).toEqual([path, method, 404]);
+      expect(page.text).toContain('there is no page');
+      expect(page.text).not.toContain('name="password"');
+    }
+    expect((await get('/portal/sign-in')).status).toBe(200);
+    // The client's own address listed (as IPv4: a dual-stack listener's IPv4-mapped form counts as it): served.
+    await start(['127.0.0.0/8']);
+    expect((await get('/operator/sign-in')).status).toBe(200);
+  });
+
+  it('refuses an entry that is no address or range at start, naming it', async () => {
+    await expect(startTestDip({ portal: { maxConnectionsPerAddress: 128, sessionIdleMinutes: 30, operatorAllowList: ['ops.example.net'] } })).rejects.toThrow(/portal.operatorAllowList: 'ops.example.net' is neither an IP address nor a CIDR range/);
   });
 });

@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import type { PortalDeps } from '../src/portal/deps.js';
 import { OPERATOR_REALM } from '../src/portal/operator-pages.js';
 import { firstQueryValues } from '../src/portal/server.js';
-import { signedIn } from '../src/portal/session.js';
+import { namedCaller, signedIn } from '../src/portal/session.js';
+import { USER_REALM } from '../src/portal/user-realm.js';
 import { keyFromFile, SessionSigner } from '../src/security/portal-session.js';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,11 +16,12 @@ describe('an operator portal session', () => {
   it('lasts only while the operator account is in force: disabled, the next page finds no one signed in', async () => {
     const clock = new FakeClock(Date.UTC(2026, 5, 1, 12, 0, 0));
     const sessions = new SessionSigner(Buffer.alloc(32, 7));
-    const { token } = sessions.issue({ username: 'olga', epoch: 0, expiresAt: clock.now() + 60_000 });
+    const { token } = sessions.issue({ username: 'olga', epoch: 0, expiresAt: clock.now() + 60_000, seenAt: clock.now() });
     const account = { username: 'olga', displayName: 'Olga', participantDipId: null, admin: true };
     let inForce = true;
     const deps = {
       clock,
+      config: { portal: { sessionIdleMinutes: 30 } },
       sessions,
       accounts: { fromSession: async () => account },
       // What GET /admin/whoami answers for her: her name and role while enabled, a 401 (no data) once disabled.
@@ -29,6 +31,19 @@ describe('an operator portal session', () => {
     expect((await signedIn(deps, req, OPERATOR_REALM))?.account.username).toBe('olga');
     inForce = false;
     expect(await signedIn(deps, req, OPERATOR_REALM)).toBeUndefined();
+  });
+});
+
+describe('a portal session left idle, in the API activity log', () => {
+  it('names nobody once the idle limit has passed (the page answered sent the person to sign in)', async () => {
+    const clock = new FakeClock(Date.UTC(2026, 5, 1, 12, 0, 0));
+    const sessions = new SessionSigner(Buffer.alloc(32, 7));
+    const { token } = sessions.issue({ username: 'una', epoch: 0, expiresAt: clock.now() + 8 * 3_600_000, seenAt: clock.now() });
+    const deps = { clock, sessions, config: { portal: { sessionIdleMinutes: 30 } } } as unknown as PortalDeps;
+    const req = { method: 'GET', url: '/portal/', headers: { cookie: `${USER_REALM.cookie}=${token}` } } as FastifyRequest;
+    expect(namedCaller(deps, req, USER_REALM)).toBe('user:una');
+    await clock.advance(30 * 60_000);
+    expect(namedCaller(deps, req, USER_REALM)).toBeNull();
   });
 });
 

@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import { MSG } from '../domain/response-codes.js';
 import type { ApiDeps } from './deps.js';
 import { drained, sendStandard, tlsPeer } from './request.js';
+import { clientAddress } from '../security/address-list.js';
 
 /**
  * Retry-After on a connection refused over the cap: the client's connections already open take the
@@ -42,14 +43,8 @@ export function participantHolder(socket: Socket): CapHolder {
   return { key: `c:${fingerprint ?? socket.remoteAddress ?? ''}`, caller: null, who: `the certificate ${fingerprint ?? 'presented'}` };
 }
 
-/**
- * The client's address as one host is known by: an IPv4 client of a dual-stack listener arrives as the
- * IPv4-mapped IPv6 address (::ffff:192.0.2.7), which is the same host as 192.0.2.7, and is named so.
- */
-export function clientAddress(socket: { remoteAddress?: string | undefined }): string {
-  const address = socket.remoteAddress ?? '';
-  return /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address)?.[1] ?? address;
-}
+/** The client's address as one host is known by (src/security/address-list.ts). */
+export { clientAddress };
 
 /** A client address, on the anonymous listener, which knows nothing else of its callers. */
 export function addressHolder(socket: Socket): CapHolder {

@@ -15,6 +15,7 @@ import { sendStandard } from './request.js';
 import { addressHolder, clientAddress, standardOverCap, useConnectionCap } from './connection-cap.js';
 import { LISTENER_TLS } from '../security/tls-policy.js';
 import { standardStopping, useGracefulStop } from './stopping.js';
+import { useApiSecurityHeaders } from './security-headers.js';
 
 /**
  * The anonymous listener (spec 5.6: "anonymous access to the data store"): HTTPS without a client
@@ -44,6 +45,7 @@ export function buildPublicServer(
   });
   // First of all hooks: a stopping DIP refuses what still arrives before anything reads or counts it.
   useGracefulStop(app, deps.config.http.stopDrainMs, standardStopping(deps));
+  useApiSecurityHeaders(app, { noStore: false });
   // Every request is recorded (spec 5.8.1), the caller unknown: the client's address is the record's `remote`.
   if (deps.activity) registerActivityLog(app, deps.activity, 'anonymous', () => null, () => deps.clock.now());
   recordOperations(app);

@@ -9,6 +9,7 @@ import { Readable } from 'node:stream';
 import { MSG } from '../domain/response-codes.js';
 import { STORE_RETRY_AFTER_SECONDS } from '../pipeline/ingest.js';
 import { standardStopping, useGracefulStop } from './stopping.js';
+import { useApiSecurityHeaders } from './security-headers.js';
 import { storeFailureKind } from '../ports/errors.js';
 import type { SignatureReplayGuard } from '../ports/replay-guard.js';
 import { canonicalSignature, DIP_HEADER_SIGNATURE } from '../security/signature.js';
@@ -221,6 +222,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
 
   // First of all hooks: a stopping DIP refuses what still arrives before anything reads or counts it.
   useGracefulStop(app, deps.config.http.stopDrainMs, standardStopping(deps));
+  useApiSecurityHeaders(app, { noStore: true });
   // Node answers an Expect it does not know with an empty 417 unless the server listens for it.
   app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
     const body = refusalBody(417, `Expect '${String(req.headers.expect).slice(0, 60)}' cannot be met: only 100-continue is understood`);

@@ -12,6 +12,7 @@ import { registerUserPortal } from './user-pages.js';
 import { USER_REALM } from './user-realm.js';
 import { LISTENER_TLS } from '../security/tls-policy.js';
 import { csrfMatches } from '../security/portal-session.js';
+import { addressList } from '../security/address-list.js';
 
 /** The portal a path belongs to. */
 const realmOf = (url: string): Realm => (url.startsWith(OPERATOR_REALM.base) ? OPERATOR_REALM : USER_REALM);
@@ -154,6 +155,16 @@ export function buildPortalServer(deps: PortalDeps, tls: { key: string; cert: st
     return refuse(reply, realm, req, undefined, 404, `there is no page ${req.url.split('?')[0]}`);
   });
 
+  // The operator portal only to the operators' networks (config portal.operatorAllowList): to anyone else
+  // it does not exist. Judged on the route matched (a percent-encoded /%6Fperator is the same route), before
+  // any body is read.
+  const operatorClient = addressList(deps.config.portal.operatorAllowList, 'portal.operatorAllowList');
+  if (operatorClient) {
+    app.addHook('onRequest', async (req, reply) => {
+      if (!req.routeOptions.url?.startsWith(OPERATOR_REALM.base) || operatorClient(req.raw.socket)) return undefined;
+      return refuse(reply, OPERATOR_REALM, req, undefined, 404, `there is no page ${req.url.split('?')[0]}`);
+    });
+  }
   app.get('/assets/portal.css', async (_req, reply) => reply.header('cache-control', 'public, max-age=3600').type('text/css; charset=utf-8').send(PORTAL_CSS));
   app.get('/', async (_req, reply) => reply.redirect('/portal/', 303));
   for (const realm of [USER_REALM, OPERATOR_REALM]) registerSignIn(app, deps, realm);
@@ -178,7 +189,8 @@ function signInChecks(deps: PortalDeps, realm: Realm): { realm: Realm['kind']; e
 function startSession(deps: PortalDeps, realm: Realm, req: FastifyRequest, reply: FastifyReply, result: SignIn, chosePassword: boolean): FastifyReply {
   if (!result.ok) return render(reply, 401, realm, req, undefined, 'Sign in', signInPage(realm), { kind: 'error', text: result.problem });
   if (chosePassword) deps.logger.info({ username: result.account.username, portal: realm.kind }, 'portal: first password chosen (or changed) at sign-in');
-  const { token } = deps.sessions.issue({ username: result.account.username, epoch: result.account.sessionEpoch, expiresAt: deps.clock.now() + SESSION_MS });
+  const now = deps.clock.now();
+  const { token } = deps.sessions.issue({ username: result.account.username, epoch: result.account.sessionEpoch, expiresAt: now + SESSION_MS, seenAt: now });
   setSessionCookie(reply, realm, token, SESSION_MS / 1000);
   deps.logger.info({ username: result.account.username, portal: realm.kind }, 'portal sign-in');
   return reply.redirect(`${realm.base}/`, 303);

@@ -13,8 +13,17 @@ export interface Realm {
   nav: Nav[];
 }
 
-/** A session lasts a working day; sign-out ends it (and every other session of the account) at once. */
+/**
+ * A session lasts a working day at most, and ends sooner when left unused for the idle limit (config
+ * `portal.sessionIdleMinutes`); sign-out ends it (and every other session of the account) at once.
+ */
 export const SESSION_MS = 8 * 3_600_000;
+
+/** A page renews the session's cookie (its `seenAt`) when the last renewal is older than this. */
+const RENEW_AFTER_MS = 60_000;
+
+/** The idle limit of a portal session, in milliseconds. */
+export const idleLimitMs = (deps: Pick<PortalDeps, 'config'>): number => deps.config.portal.sessionIdleMinutes * 60_000;
 
 export type Form = Record<string, string | string[] | undefined>;
 
@@ -55,14 +64,22 @@ export function setSessionCookie(reply: FastifyReply, realm: Realm, token: strin
  * Who a request is from, for the activity log, without reading the store: the name its session cookie
  * carries, or on a sign-in the name it tries (its answer, 303 or 401, says whether it got in).
  */
-export function namedCaller(deps: Pick<PortalDeps, 'sessions' | 'clock'>, req: FastifyRequest, realm: Realm): string | null {
+export function namedCaller(deps: Pick<PortalDeps, 'sessions' | 'clock' | 'config'>, req: FastifyRequest, realm: Realm): string | null {
   const tried = req.method === 'POST' && req.url.split('?')[0] === `${realm.base}/sign-in` ? field(req.body, 'username').trim().toLowerCase().slice(0, 64) : '';
-  const name = tried || deps.sessions.read(cookieValue(req, realm.cookie), deps.clock.now())?.username;
+  const name = tried || liveClaims(deps, req, realm)?.username;
   return name ? `${realm.kind}:${name}` : null;
 }
 
+/** The claims of the request's session cookie while it is in force: signed, before its end, used within the idle limit. */
+function liveClaims(deps: Pick<PortalDeps, 'sessions' | 'clock' | 'config'>, req: FastifyRequest, realm: Realm): SessionClaims | undefined {
+  const now = deps.clock.now();
+  const claims = deps.sessions.read(cookieValue(req, realm.cookie), now);
+  // Left unused longer than the idle limit (or issued before there was one): ended, as if expired.
+  return claims && typeof claims.seenAt === 'number' && now - claims.seenAt < idleLimitMs(deps) ? claims : undefined;
+}
+
 export async function signedIn(deps: PortalDeps, req: FastifyRequest, realm: Realm): Promise<Signed | undefined> {
-  const claims = deps.sessions.read(cookieValue(req, realm.cookie), deps.clock.now());
+  const claims = liveClaims(deps, req, realm);
   if (!claims) return undefined;
   const account = await deps.accounts.fromSession(claims);
   if (!account || (realm.kind === 'operator') !== (account.participantDipId === null)) return undefined;
@@ -114,8 +131,20 @@ export function guarded<T>(deps: PortalDeps, realm: Realm, handler: (req: Fastif
     if (req.method === 'POST' && (!sameOrigin(req) || !csrfMatches(signed.claims.csrf, field(req.body, '_csrf')))) {
       return refuse(reply, realm, req, signed, 403, 'the form was not sent from this portal page (CSRF check failed): reload the page and try again');
     }
+    renewSession(deps, realm, reply, signed);
     return handler(req, reply, signed);
   };
+}
+
+/**
+ * A page used: the cookie again with `seenAt` now (at most once a minute), so the idle limit counts from
+ * the last use; its Max-Age is what is left of the session's absolute life, which never moves.
+ */
+function renewSession(deps: PortalDeps, realm: Realm, reply: FastifyReply, signed: Signed): void {
+  const now = deps.clock.now();
+  if (now - (signed.claims.seenAt ?? 0) < RENEW_AFTER_MS) return;
+  const { token } = deps.sessions.renew(signed.claims, now);
+  setSessionCookie(reply, realm, token, Math.max(1, Math.floor((signed.claims.expiresAt - now) / 1000)));
 }
 
 /** The hidden CSRF field every form carries. */

@@ -7,6 +7,11 @@ export interface SessionClaims {
   epoch: number;
   expiresAt: number;
   csrf: string;
+  /**
+   * The portals': when the session was last used (the sign-in, then each page that renewed the cookie),
+   * for their idle limit (config `portal.sessionIdleMinutes`). Absent on operator-API sessions.
+   */
+  seenAt?: number;
 }
 
 /**
@@ -24,8 +29,21 @@ export class SessionSigner {
 
   issue(claims: Omit<SessionClaims, 'csrf'>): { token: string; claims: SessionClaims } {
     const full: SessionClaims = { ...claims, csrf: randomBytes(18).toString('base64url') };
-    const body = Buffer.from(JSON.stringify(full)).toString('base64url');
-    return { token: `${body}.${this.mac(body)}`, claims: full };
+    return { token: this.sign(full), claims: full };
+  }
+
+  /**
+   * The same session, used at `nowMs`: its name, epoch, absolute expiry and CSRF token unchanged (forms
+   * already on screen in other tabs still pass), only `seenAt` moved on.
+   */
+  renew(claims: SessionClaims, nowMs: number): { token: string; claims: SessionClaims } {
+    const renewed: SessionClaims = { ...claims, seenAt: nowMs };
+    return { token: this.sign(renewed), claims: renewed };
+  }
+
+  private sign(claims: SessionClaims): string {
+    const body = Buffer.from(JSON.stringify(claims)).toString('base64url');
+    return `${body}.${this.mac(body)}`;
   }
 
   /** The claims of a token this signer issued and that has not expired; undefined otherwise. */

@@ -63,7 +63,8 @@ const EMBEDDING: ReadonlyArray<{ cidr: string; name: string; v4At: number }> = [
   { cidr: '2002::/16', name: '6to4', v4At: 2 },
 ];
 
-function parseCidr(entry: string): { address: string; prefix: number; family: Family } | null {
+/** An IP address or CIDR range (IPv4 or IPv6) as BlockList takes it; null when it is neither. */
+export function parseCidr(entry: string): { address: string; prefix: number; family: Family } | null {
   const [address = '', prefixText] = entry.split('/');
   const v = isIP(address);
   if (v === 0) return null;

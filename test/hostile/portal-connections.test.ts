@@ -18,7 +18,7 @@ const clients: Client[] = [];
 
 beforeAll(async () => {
   // Every listener on :: (the portal listens on `host`), so ::1 is another client address than 127.0.0.1.
-  h = await startHostileDip({ host: '::', portal: { maxConnectionsPerAddress: CAP } });
+  h = await startHostileDip({ host: '::', portal: { maxConnectionsPerAddress: CAP, sessionIdleMinutes: 30, operatorAllowList: [] } });
   port = Number(new URL(h.t.dip.portalUrl).port);
 });
 afterAll(async () => {
