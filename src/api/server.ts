@@ -219,8 +219,6 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     },
   });
 
-  // First of all hooks: a stopping DIP refuses what still arrives before anything reads or counts it.
-  useGracefulStop(app, deps.config.http.stopDrainMs, standardStopping(deps));
   // Node answers an Expect it does not know with an empty 417 unless the server listens for it.
   app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
     const body = refusalBody(417, `Expect '${String(req.headers.expect).slice(0, 60)}' cannot be met: only 100-continue is understood`);
@@ -272,6 +270,8 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     registerActivityLog(app, deps.activity, 'participant', (req) => participantCaller(deps, req), () => deps.clock.now());
     recordRefusedConnections(app, deps.activity, 'participant', () => deps.clock.now());
   }
+  // Next (the request has its ID, its record is made): a stopping DIP refuses what still arrives before anything reads or counts it.
+  useGracefulStop(app, deps.config.http.stopDrainMs, standardStopping(deps));
   if (deps.metrics) registerRequestMetrics(app, deps.metrics, 'participant');
   // The body's deadline starts as soon as the headers are in, before any hook that may wait.
   useRequestDeadlines(app, limits, deps.clock, (socket, help) => answerAndClose(socket, 408, help, false));
