@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # npm run build [-- OUT]: compiles src/ to dist/ (or OUT) so the DIP runs on plain Node, without tsx:
-#   node dist/cli/main.js serve        (npm run start:prod)
+#   node dist/cli/main.js serve        (npm run start:prod, which execs it)
 # The interface catalogue is data read at run time, not imported: it is copied beside its module.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,4 +1,7 @@
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { Agent, request } from 'undici';
+import { openActivityLog } from '../src/adapters/backend.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DipClient } from '../src/client/dip-client.js';
 import { DEFAULTS } from '../src/config.js';
@@ -77,7 +80,7 @@ describe('a graceful stop under load', () => {
  * The other listeners stop the same way: each client that sends on its kept-alive connection while its
  * listener stops is answered 503 with Retry-After in the listener's own shape (the operator API's
  * {"error"}, the portals' page, the anonymous listener's StandardResponse), not Fastify's bare
- * {"error":"Service Unavailable"} nor a reset connection. The listeners stop one after another: each
+ * {"error":"Service Unavailable"} nor a reset connection. The listeners stop together (one drain): each
  * client sends again and again until its own listener answers 503.
  */
 describe('a graceful stop of the operator, portal and anonymous listeners', () => {
@@ -141,6 +144,100 @@ describe('a graceful stop of the operator, portal and anonymous listeners', () =
     } finally {
       for (const a of agents) await a.close().catch(() => {});
       await t.close().catch(() => {});
+    }
+  });
+});
+
+/**
+ * All four listeners stop together: one stopping signal, seen by every listener at once, so that a stop
+ * with clients holding kept-alive connections open on every listener takes one drain (http.stopDrainMs),
+ * not one per listener. Told apart by the order of what the clients see, not by wall-clock thresholds:
+ * every listener answers 503 before any one of them has finished draining (closed the connections its
+ * clients held). Each of those 503s is in the API activity log, as every other refusal is, under the
+ * request ID it answered.
+ */
+describe('a stop of all four listeners together', () => {
+  /** A DIP stopped with an idle kept-alive client on each listener and another sending until refused 503. */
+  async function stopWithClientsOnEveryListener() {
+    const t = await startTestDip({ http: DEFAULTS.http, publications: { ...DEFAULTS.publications, anonymous: { ...DEFAULTS.publications.anonymous, enabled: true, host: '127.0.0.1', port: 0 } } });
+    const sds = await t.participant('2000000001', ['SDS']);
+    const ca = t.dip.pki.ca.certPem;
+    const clientCert = { cert: sds.credentials.certPem, key: sds.credentials.keyPem };
+    const listeners = [
+      { name: 'participant', port: t.dip.port, path: '/dip-channel/IF-021', tls: { ca, ...clientCert } },
+      { name: 'operator', port: t.dip.adminPort, path: '/admin/whoami', tls: null },
+      { name: 'portal', port: Number(new URL(t.dip.portalUrl).port), path: '/operator/sign-in', tls: { ca } },
+      { name: 'anonymous', port: t.dip.publicPort!, path: '/publications', tls: { ca } },
+    ];
+    const events: string[] = [];
+    /** Each listener's 503, by the request ID it answered in x-request-id (as every other answer). */
+    const refusedIds = new Map<string, unknown>();
+    const sockets: Socket[] = [];
+    const agents: Agent[] = [];
+    try {
+      // A client on each listener holding its kept-alive connection open, idle after one answer: the
+      // listener waits for it (the drain) and closes it when the drain is over.
+      await Promise.all(
+        listeners.map(
+          (l) =>
+            new Promise<void>((resolve, reject) => {
+              const s = l.tls ? tlsConnect({ host: '127.0.0.1', port: l.port, servername: 'localhost', ...l.tls }) : netConnect({ host: '127.0.0.1', port: l.port });
+              sockets.push(s);
+              s.once(l.tls ? 'secureConnect' : 'connect', () => s.write(`GET ${l.path} HTTP/1.1\r\nhost: localhost\r\nconnection: keep-alive\r\n\r\n`));
+              s.once('data', () => resolve());
+              s.once('error', reject);
+              s.once('close', () => events.push(`drained ${l.name}`));
+            }),
+        ),
+      );
+      const stopped = t.dip.close();
+      // Another client on each listener, sending until it is refused.
+      await Promise.all(
+        listeners.map((l) => {
+          const dispatcher = new Agent(l.tls ? { connect: l.tls } : {});
+          agents.push(dispatcher);
+          const url = `${l.tls ? 'https://localhost' : 'http://127.0.0.1'}:${l.port}${l.path}`;
+          return waitFor(
+            async () => {
+              const res = await request(url, { dispatcher });
+              await res.body.text();
+              if (res.statusCode !== 503) return false;
+              events.push(`refused ${l.name}`);
+              refusedIds.set(l.name, res.headers['x-request-id']);
+              return true;
+            },
+            30_000,
+            `the ${l.name} listener refusing`,
+            5,
+          );
+        }),
+      );
+      await stopped;
+      return { config: t.config, listeners, events, refusedIds };
+    } finally {
+      for (const s of sockets) s.destroy();
+      for (const a of agents) await a.close().catch(() => {});
+      await t.close().catch(() => {});
+    }
+  }
+
+  it('refuses on every listener before any one has finished draining', async () => {
+    const { listeners, events } = await stopWithClientsOnEveryListener();
+    const firstDrained = events.findIndex((e) => e.startsWith('drained'));
+    expect(events.slice(0, firstDrained === -1 ? events.length : firstDrained).sort()).toEqual(listeners.map((l) => `refused ${l.name}`).sort());
+  });
+
+  it('records each 503 in the activity log under the request ID it answered in x-request-id', async () => {
+    const { config, listeners, refusedIds } = await stopWithClientsOnEveryListener();
+    const store = await openActivityLog(config);
+    try {
+      const records = await store.range({ fromMs: 0, toMs: Date.now() + 60_000, limit: 10_000 });
+      for (const l of listeners) {
+        const id = refusedIds.get(l.name);
+        expect([l.name, typeof id, records.filter((r) => r.requestId === id).map((r) => ({ listener: r.listener, status: r.status, url: r.url }))]).toEqual([l.name, 'string', [{ listener: l.name, status: 503, url: l.path }]]);
+      }
+    } finally {
+      await store.close();
     }
   });
 });

@@ -53,7 +53,7 @@ describe('production build: npm run build, npm run start:prod, the README walk-t
   });
 
   it("the README's walk-through, its own commands, against `npm run start:prod`", async () => {
-    expect(pkg.scripts['start:prod']).toBe('node dist/cli/main.js serve');
+    expect(pkg.scripts['start:prod']).toBe('exec node dist/cli/main.js serve');
     // The commands run "from this folder": a folder of the project's own (package.json, sources and
     // node_modules linked), so ./sds, ./sup, if021.json and ./data land there and not in the checkout.
     for (const entry of ['package.json', 'node_modules', 'src', 'bin', 'dist', 'tsconfig.json']) symlinkSync(join(root, entry), join(work, entry));

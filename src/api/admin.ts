@@ -102,13 +102,13 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
   // Unknown properties are refused (400 naming them), not stripped: see OPERATOR_AJV.
   // return503OnClosing off: a stopping listener answers in the operator API's own shape (useGracefulStop).
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024, ajv: OPERATOR_AJV, schemaErrorFormatter: describeOperatorInputErrors, return503OnClosing: false });
-  // Before every other hook: a stopping DIP refuses what still arrives before anything reads or records it.
-  useGracefulStop(app, deps.stopDrainMs, operatorStopping);
   // First of all hooks: every call gets its ID and its record, whichever hook answers it.
   // The caller as the journal names the actor (`operator:<name>`, or `bootstrap` for the break-glass token,
   // which is no account: `operator:bootstrap` would also be an account of that name), so an auditor matches
   // a call to the act it journalled by one spelling. Records written before say `operator:bootstrap`.
   if (deps.activity) registerActivityLog(app, deps.activity, 'operator', (req) => req.operator?.actor ?? null, () => deps.now());
+  // Next (the call has its ID, its record is made): a stopping DIP refuses what still arrives before anything reads it.
+  useGracefulStop(app, deps.stopDrainMs, operatorStopping);
   recordOperations(app);
   // Every operation here takes JSON. Fastify's built-in text/plain parser made a text/plain body a string,
   // which then failed the schema as "body must be object" (a form body was 415 already): without it, any

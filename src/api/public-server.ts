@@ -43,11 +43,12 @@ export function buildPublicServer(
     return503OnClosing: false,
     logger: false,
   });
-  // First of all hooks: a stopping DIP refuses what still arrives before anything reads or counts it.
-  useGracefulStop(app, deps.config.http.stopDrainMs, standardStopping(deps));
+  // Security headers on every answer, refusals while stopping included.
   useApiSecurityHeaders(app, { noStore: false });
   // Every request is recorded (spec 5.8.1), the caller unknown: the client's address is the record's `remote`.
   if (deps.activity) registerActivityLog(app, deps.activity, 'anonymous', () => null, () => deps.clock.now());
+  // Next (the request has its ID, its record is made): a stopping DIP refuses what still arrives before anything reads or counts it.
+  useGracefulStop(app, deps.config.http.stopDrainMs, standardStopping(deps));
   recordOperations(app);
   if (deps.metrics) registerRequestMetrics(app, deps.metrics, 'anonymous');
   // A client that stops reading a download is cut off, as on the participant listener: here anyone may ask.

@@ -220,8 +220,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     },
   });
 
-  // First of all hooks: a stopping DIP refuses what still arrives before anything reads or counts it.
-  useGracefulStop(app, deps.config.http.stopDrainMs, standardStopping(deps));
+  // Security headers on every answer, refusals while stopping included.
   useApiSecurityHeaders(app, { noStore: true });
   // Node answers an Expect it does not know with an empty 417 unless the server listens for it.
   app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
@@ -274,6 +273,8 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     registerActivityLog(app, deps.activity, 'participant', (req) => participantCaller(deps, req), () => deps.clock.now());
     recordRefusedConnections(app, deps.activity, 'participant', () => deps.clock.now());
   }
+  // Next (the request has its ID, its record is made): a stopping DIP refuses what still arrives before anything reads or counts it.
+  useGracefulStop(app, deps.config.http.stopDrainMs, standardStopping(deps));
   if (deps.metrics) registerRequestMetrics(app, deps.metrics, 'participant');
   // The body's deadline starts as soon as the headers are in, before any hook that may wait.
   useRequestDeadlines(app, limits, deps.clock, (socket, help) => answerAndClose(socket, 408, help, false));

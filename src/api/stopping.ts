@@ -20,6 +20,9 @@ export const standardStopping =
 /** The operator API's: `{"error": "<what and why>"}`, as its every refusal. */
 export const operatorStopping: StoppingAnswer = (_req, reply, help) => reply.send({ error: help });
 
+/** Each gracefully stopping listener's start of its stop (useGracefulStop), for beginGracefulStop. */
+const beginnings = new WeakMap<FastifyInstance, () => void>();
+
 /**
  * A graceful stop (SIGTERM, `dip serve` stopping) that leaves no client without an HTTP answer, on every
  * listener (participant, anonymous, operator, portals). Closing a listener at once destroyed every
@@ -27,28 +30,45 @@ export const operatorStopping: StoppingAnswer = (_req, reply, help) => reply.sen
  * a connection reset, not knowing whether it was taken (a fault campaign saw 3 of 8 busy senders reset).
  * Instead, once stopping: every request is answered by `refuse` (503, Retry-After, Connection: close:
  * nothing of it done), those in flight finish as they would, and the listener waits until its clients
- * have closed their connections, at most `drainMs` (config `http.stopDrainMs`), before it closes what is
- * left. New connections are refused only after that (the port is closed). Fastify must be built with
- * `return503OnClosing: false`, or it answers its own bare `{"error":"Service Unavailable"}` first.
+ * have closed their connections, at most `drainMs` (config `http.stopDrainMs`) from when the stop
+ * began, before it closes what is left. New connections are refused only after that (the port is
+ * closed). The stop begins at beginGracefulStop (the DIP calls it for all its listeners at once, so they
+ * drain side by side and a stop takes one drain, not one per listener) or at the latest when the
+ * listener is closed. Fastify must be built with `return503OnClosing: false`, or it answers its own bare
+ * `{"error":"Service Unavailable"}` first. Registered after the activity log's hook, so that a refusal
+ * has its request ID and its record as every other answer.
  */
 export function useGracefulStop(app: FastifyInstance, drainMs: number, refuse: StoppingAnswer): void {
-  let stopping = false;
+  /** When the drain ends at the latest; null until the stop begins. */
+  let deadline: number | null = null;
   const open = new Set<Socket>();
   app.server.on('connection', (socket: Socket) => {
     open.add(socket);
     socket.once('close', () => open.delete(socket));
   });
+  const begin = () => {
+    deadline ??= Date.now() + drainMs;
+    return deadline;
+  };
+  beginnings.set(app, begin);
   app.addHook('onRequest', async (req, reply) => {
-    if (!stopping) return;
+    if (deadline === null) return;
     reply.header('connection', 'close');
     reply.header('retry-after', String(STORE_RETRY_AFTER_SECONDS));
     reply.code(503);
     return refuse(req, reply, STOPPING_HELP);
   });
   app.addHook('preClose', async () => {
-    stopping = true;
-    const deadline = Date.now() + drainMs;
+    const until = begin();
     // Polled (the connections close one by one, each on its client's time); a wall-clock wait: a stop is real time.
-    while (open.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    while (open.size > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
   });
+}
+
+/**
+ * Begins a listener's stop now, without closing it: from here it refuses every request (useGracefulStop)
+ * and its drain's time runs. A listener without useGracefulStop is left as it is.
+ */
+export function beginGracefulStop(app: FastifyInstance): void {
+  beginnings.get(app)?.();
 }

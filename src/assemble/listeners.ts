@@ -13,7 +13,7 @@ import { operationsOf, type Operation } from '../api/operations.js';
 import { buildPublicServer } from '../api/public-server.js';
 import { addressHolder, useConnectionCap } from '../api/connection-cap.js';
 import { buildServer, type ServerSecurity } from '../api/server.js';
-import { useGracefulStop } from '../api/stopping.js';
+import { beginGracefulStop, useGracefulStop } from '../api/stopping.js';
 import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
 import { buildPortalServer, overCapPage, stoppingPage } from '../portal/server.js';
@@ -27,10 +27,14 @@ import type { DipMetrics } from '../pipeline/metrics.js';
 import type { RevocationWatcher } from '../security/revocation.js';
 import type { TrustStore } from '../security/trust-store.js';
 
-/** Listens, registers the close, and answers the port bound (the configured one, or the one chosen for port 0). */
+/**
+ * Listens, registers the close, and answers the port bound (the configured one, or the one chosen for
+ * port 0). Its graceful stop begins as the DIP's stop does, with every other listener's (one drain for all).
+ */
 async function listen(server: FastifyInstance, name: string, port: number, host: string, life: Lifecycle): Promise<number> {
   await server.listen({ port, host });
   life.started(name, () => server.close());
+  life.onStopping(name, () => beginGracefulStop(server));
   const address = server.server.address();
   return typeof address === 'object' && address ? address.port : port;
 }

@@ -28,6 +28,7 @@ import { readTrustedCaFiles } from '../security/trust-store.js';
 import { buildIF021 } from '../sim/messages.js';
 import { adminCall } from './admin-client.js';
 import { registerLifecycleCommands } from './lifecycle-commands.js';
+import { stopOnSignals } from './stop-signals.js';
 import { registerAuditCommands } from './audit.js';
 import { LOAD_HEADER, readLoadFile } from './mpan-load.js';
 import { openProfile, PROFILE_FILES } from './profile.js';
@@ -85,12 +86,7 @@ program
     });
     running = dip;
     process.stderr.write(onboardingHint(config, { port: dip.port, adminPort: dip.adminPort, pkiDir: pkiDir(config), pkiCreated: dip.pki.created }));
-    const stop = async () => {
-      await dip.close();
-      process.exit(0);
-    };
-    process.once('SIGINT', () => void stop());
-    process.once('SIGTERM', () => void stop());
+    stopOnSignals(process, () => dip.close(), (code) => process.exit(code), () => performance.now(), (line) => process.stderr.write(`${line}\n`));
   });
 
 program

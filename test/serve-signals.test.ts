@@ -1,0 +1,145 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { SAME_STOP_WITHIN_MS, stopOnSignals } from '../src/cli/stop-signals.js';
+import { waitFor } from './helpers/dip-harness.js';
+import { freePort } from './helpers/dip-process.js';
+
+/**
+ * `dip serve`'s stop signals, on their own (an injected clock and signal source): the first stops
+ * gracefully and exits 0; the same signal delivered twice at once (npm forwarding the terminal's Ctrl-C
+ * the DIP also got) is one stop; a second one later exits at once, 128 + its number.
+ */
+describe('the stop signals of dip serve', () => {
+  function setUp() {
+    const handlers = new Map<string, () => void>();
+    let now = 0;
+    let finishStop = () => {};
+    const stops: number[] = [];
+    const exits: number[] = [];
+    stopOnSignals(
+      { on: (signal, listener) => handlers.set(signal, listener) },
+      () => {
+        stops.push(now);
+        return new Promise<void>((resolve) => (finishStop = resolve));
+      },
+      (code) => exits.push(code),
+      () => now,
+      () => {},
+    );
+    return {
+      signal: (s: 'SIGINT' | 'SIGTERM', at: number) => {
+        now = at;
+        handlers.get(s)!();
+      },
+      finish: async () => {
+        finishStop();
+        await new Promise((resolve) => setImmediate(resolve));
+      },
+      stops,
+      exits,
+    };
+  }
+
+  it('stops once and exits 0 for a signal, and for the same signal delivered twice at once', async () => {
+    const s = setUp();
+    s.signal('SIGINT', 1_000);
+    s.signal('SIGINT', 1_000 + SAME_STOP_WITHIN_MS - 1);
+    expect(s.exits).toEqual([]);
+    await s.finish();
+    expect({ stops: s.stops, exits: s.exits }).toEqual({ stops: [1_000], exits: [0] });
+  });
+
+  it('exits at once for a second signal during the stop: 130 for SIGINT, 143 for SIGTERM', () => {
+    const int = setUp();
+    int.signal('SIGINT', 1_000);
+    int.signal('SIGINT', 1_000 + SAME_STOP_WITHIN_MS);
+    const term = setUp();
+    term.signal('SIGINT', 1_000);
+    term.signal('SIGTERM', 1_000 + SAME_STOP_WITHIN_MS + 500);
+    expect([int.stops, int.exits, term.stops, term.exits]).toEqual([[1_000], [130], [1_000], [143]]);
+  });
+});
+
+/**
+ * `npm start` as an operator runs it: SIGTERM to npm (a supervisor), SIGINT to its process group (Ctrl-C
+ * in a terminal: npm, the shell and the DIP all get it, and npm forwards its own to the DIP), with a client
+ * holding an idle kept-alive connection to the operator API so that the drain runs its whole time. npm
+ * ran the DIP under `sh -c` and tsx: the shell died of the SIGTERM, npm exited 143 at once and left the
+ * DIP running without a parent, and a Ctrl-C ended it 130 within 200 ms, before the drain.
+ */
+describe('npm start on SIGTERM and SIGINT', () => {
+  const drainMs = 2_000;
+
+  async function npmStart(config = '') {
+    const dataDir = mkdtempSync(join(tmpdir(), 'opendip-signals-'));
+    if (config) writeFileSync(join(dataDir, 'dip.config.yaml'), config);
+    const adminPort = await freePort();
+    // Its own process group, as a terminal's foreground job: a Ctrl-C reaches every process in it.
+    const child = spawn('npm', ['start'], {
+      detached: true,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, npm_config_update_notifier: 'false', DIP_DATA_DIR: dataDir, DIP_PORT: String(await freePort()), DIP_HOST: '127.0.0.1', DIP_ADMIN_PORT: String(adminPort), DIP_PORTAL_PORT: '0', DIP_WORKERS: '1', DIP_INGEST_THREADS: '0', DIP_LOG_LEVEL: 'warn' },
+    });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<{ code: number | null; at: number }>((resolve) => child.once('exit', (code) => resolve({ code, at: performance.now() })));
+    await waitFor(() => err.includes('is listening on') || child.exitCode !== null, 90_000, 'the DIP to start', 50);
+    // A client holding its kept-alive connection open after one answer.
+    const held = await new Promise<Socket>((resolve, reject) => {
+      const s = connect({ host: '127.0.0.1', port: adminPort }, () => s.write('GET /admin/whoami HTTP/1.1\r\nhost: localhost\r\nconnection: keep-alive\r\n\r\n'));
+      s.once('data', () => resolve(s));
+      s.once('error', reject);
+    });
+    return { child, exited, held, adminPort, stderr: () => err };
+  }
+
+  /** Whatever is left of the group (a DIP npm left behind), killed. */
+  const killGroup = (child: ChildProcess) => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  };
+
+  it('exits 0 within the drain and a small bound on SIGTERM to npm, and on a Ctrl-C to its process group', async () => {
+    for (const send of [(c: ChildProcess) => c.kill('SIGTERM'), (c: ChildProcess) => process.kill(-c.pid!, 'SIGINT')]) {
+      const dip = await npmStart();
+      try {
+        const sent = performance.now();
+        send(dip.child);
+        const { code, at } = await dip.exited;
+        expect([code, at - sent < drainMs + 5_000]).toEqual([0, true]);
+        // Nothing of the DIP left behind: its operator port refuses.
+        await expect(new Promise((resolve, reject) => connect({ host: '127.0.0.1', port: dip.adminPort }, () => resolve('connected')).once('error', (e: { code?: string }) => reject(new Error(e.code))))).rejects.toThrow('ECONNREFUSED');
+      } finally {
+        dip.held.destroy();
+        killGroup(dip.child);
+      }
+    }
+  });
+
+  it('stops at once, 130, on a second Ctrl-C during the drain', async () => {
+    // A drain of a minute: the second Ctrl-C is told from the drain's end by far.
+    const dip = await npmStart('http:\n  stopDrainMs: 60000\n');
+    try {
+      const first = performance.now();
+      process.kill(-dip.child.pid!, 'SIGINT');
+      // The stop has begun (the DIP says so); the second press comes later than npm's copy of the first
+      // (SAME_STOP_WITHIN_MS after the DIP was seen taking the first, which it took before).
+      await waitFor(() => dip.stderr().includes('stopping'), 30_000, 'the stop to begin', 20);
+      const seen = performance.now();
+      await waitFor(() => performance.now() - seen > SAME_STOP_WITHIN_MS, 10_000, 'a person\'s second press', 20);
+      process.kill(-dip.child.pid!, 'SIGINT');
+      const { code, at } = await dip.exited;
+      expect([code, at - first < 30_000, dip.stderr().includes('stopping at once')]).toEqual([130, true, true]);
+    } finally {
+      dip.held.destroy();
+      killGroup(dip.child);
+    }
+  });
+});
