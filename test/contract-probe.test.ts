@@ -59,4 +59,21 @@ describe.skipIf(!HAVE_REFERENCE)('the participant API against the published cont
     const pulled = await send(h.t, h.sds, { method: 'GET', path: `/statusmessage/pull/${SDS_ID}` });
     expect([pulled.status, pulled.json]).toEqual([200, []]);
   });
+
+  // docs/api-differences.md: "Bodies on GET and DELETE: ignored". A DELETE with a JSON body was (204), but
+  // one whose client labels its empty body text/plain (.NET's StringContent(""), many HTTP libraries) or
+  // labels nothing was refused 400 "Content-Type … is not accepted": the label of a body no one reads.
+  it.each([
+    ['an empty body labelled text/plain; charset=utf-8', '', 'text/plain; charset=utf-8'],
+    ['an empty body labelled application/x-www-form-urlencoded', '', 'application/x-www-form-urlencoded'],
+    ['a body {} with no Content-Type', '{}', undefined],
+    ['a body {} labelled text/plain', '{}', 'text/plain'],
+  ])('a DELETE of a webhook or status configuration with %s is answered 204: its body is ignored', async (_what, body, type) => {
+    for (const path of [`/dip-channel/IF-021/pubconfig/${SUP_ID}`, `/statusmessage/config/${SUP_ID}`]) {
+      const set = await send(h.t, h.sup, { path, body: JSON.stringify({ callbackURL: 'http://127.0.0.1:9/hook' }) });
+      expect(set.status, set.text).toBe(201);
+      const a = await send(h.t, h.sup, { method: 'DELETE', path, body, headers: { 'content-type': type } });
+      expect([a.status, a.text], path).toEqual([204, '']);
+    }
+  });
 });
