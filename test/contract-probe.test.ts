@@ -76,4 +76,11 @@ describe.skipIf(!HAVE_REFERENCE)('the participant API against the published cont
       expect([a.status, a.text], path).toEqual([204, '']);
     }
   });
+
+  it('a POST without a Content-Type is refused saying it has none (as the operator API does), not that the type \'\' is not accepted', async () => {
+    const a = await send(h.t, h.sup, { path: `/dip-channel/IF-021/ack/${SUP_ID}`, body: '{"sequence":0}', headers: { 'content-type': undefined } });
+    expect(a.status, a.text).toBe(400);
+    const [entry] = expectPublished(a);
+    expect(entry!.help).toBe('a body without a Content-Type is not accepted: send application/json');
+  });
 });

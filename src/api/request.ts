@@ -87,10 +87,10 @@ export function evidence(deps: ApiDeps, req: FastifyRequest): CallerEvidence {
   };
 }
 
-/** Why a body that is not labelled application/json is refused. */
+/** Why a body that is not labelled application/json is refused: the label it has, or that it has none. */
 export function unacceptedMediaType(req: FastifyRequest): string {
   const type = req.headers['content-type'];
-  return `Content-Type '${(type ?? '').slice(0, 100)}' is not accepted: send application/json`;
+  return type === undefined ? 'a body without a Content-Type is not accepted: send application/json' : `Content-Type '${type.slice(0, 100)}' is not accepted: send application/json`;
 }
 
 /**
