@@ -83,4 +83,24 @@ describe.skipIf(!HAVE_REFERENCE)('the participant API against the published cont
     const [entry] = expectPublished(a);
     expect(entry!.help).toBe('a body without a Content-Type is not accepted: send application/json');
   });
+
+  // docs/api-differences.md, "Pull consumption": pull and acknowledgement "only while no webhook is
+  // registered on the channel, or no status-message webhook (409 otherwise)". A pull was 409; an
+  // acknowledgement was taken (200 "nothing changed", or 400 "past the last position a pull handed out").
+  it.each([
+    ['a channel', `/dip-channel/IF-021/pubconfig/${SUP_ID}`, `/dip-channel/IF-021/ack/${SUP_ID}`, /^messages on IF-021 are pushed to your webhook/],
+    ['status messages', `/statusmessage/config/${SUP_ID}`, `/statusmessage/ack/${SUP_ID}`, /^messages on STATUS are pushed to your status-message webhook/],
+  ])('an acknowledgement on %s with a webhook registered is 409, as a pull is', async (_what, config, ack, help) => {
+    const set = await send(h.t, h.sup, { path: config, body: JSON.stringify({ callbackURL: 'http://127.0.0.1:9/hook' }) });
+    expect(set.status, set.text).toBe(201);
+    try {
+      for (const sequence of [0, 1]) {
+        const a = await send(h.t, h.sup, { path: ack, body: JSON.stringify({ sequence }) });
+        expect(a.status, a.text).toBe(409);
+        expect(expectPublished(a)[0]!.help).toMatch(help);
+      }
+    } finally {
+      await send(h.t, h.sup, { method: 'DELETE', path: config });
+    }
+  });
 });
