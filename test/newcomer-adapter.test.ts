@@ -187,7 +187,8 @@ describe.skipIf(!HAVE_REFERENCE)("a newcomer's adapter, written from the referen
       ['a mistyped route', () => call(sds, 'POST', '/dip-channels/IF-021', body('route')), 404, 'MSG1000', /\/dip-channels\/IF-021/],
       ['a replay without the required fields', () => call(sup, 'POST', `/dip-channel/IF-021/replay/${sup.dipId}`, { datetimeFrom: '2026-12-04T00:00:00+00:00' }), 400, 'MSG1001', /datetimeTo is required/],
       ['a webhook for someone else', () => call(sup, 'POST', `/dip-channel/IF-021/pubconfig/${sup2.dipId}`, { callbackURL: `${hookBase}/x` }), 403, 'MSG1000', /recipient-id/],
-      ['an acknowledgement past the pull', () => call(sup, 'POST', `/dip-channel/IF-021/ack/${sup.dipId}`, { sequence: 99 }), 400, 'MSG1001', /sequence 99/],
+      ['an acknowledgement past the pull', () => call(sds, 'POST', `/statusmessage/ack/${sds.dipId}`, { sequence: 99 }), 400, 'MSG1001', /sequence 99/],
+      ['an acknowledgement on a channel pushed to its webhook', () => call(sup, 'POST', `/dip-channel/IF-021/ack/${sup.dipId}`, { sequence: 99 }), 409, 'MSG1000', /pushed to your webhook/],
     ];
     for (const [what, send, status, code, help] of cases) {
       const a = await send();

@@ -87,10 +87,12 @@ export function evidence(deps: ApiDeps, req: FastifyRequest): CallerEvidence {
   };
 }
 
-/**
- * Why a body sent with a Content-Encoding other than identity is refused, or null when it has none. The DIP
- * never decodes one: a signature covers the bytes as sent, and a publication is stored as uploaded.
- */
+/** Why a body that is not labelled application/json is refused: the label it has, or that it has none. */
+export function unacceptedMediaType(req: FastifyRequest): string {
+  const type = req.headers['content-type'];
+  return type === undefined ? 'a body without a Content-Type is not accepted: send application/json' : `Content-Type '${type.slice(0, 100)}' is not accepted: send application/json`;
+}
+
 /**
  * Why a JSON body's Content-Type charset is refused, or null (none given, or UTF-8): JSON is exchanged in
  * UTF-8 (RFC 8259 8.1), and a body sent as `charset=utf-16` was read as UTF-8 whatever it said.
@@ -106,6 +108,10 @@ export function byteOrderMark(body: Uint8Array): string | null {
   return body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 'the body starts with a UTF-8 byte order mark (U+FEFF, bytes EF BB BF): send the JSON text without it (RFC 8259 8.1)' : null;
 }
 
+/**
+ * Why a body sent with a Content-Encoding other than identity is refused, or null when it has none. The DIP
+ * never decodes one: a signature covers the bytes as sent, and a publication is stored as uploaded.
+ */
 export function unacceptedContentEncoding(req: FastifyRequest, instead: string): string | null {
   const coding = String(req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
   return coding === 'identity' ? null : `Content-Encoding '${coding.slice(0, 40)}' is not accepted: ${instead}`;

@@ -56,7 +56,7 @@ import { participantHolder, standardOverCap, useConnectionCap } from './connecti
 import { recordOperations } from './operations.js';
 import { describeBodyErrors } from './schemas.js';
 import { answers, GUARDED } from './route-schemas.js';
-import { byteOrderMark, drained, evidence, sendStandard, tlsPeer, unacceptedCharset, unacceptedContentEncoding, useSecurityControls } from './request.js';
+import { byteOrderMark, drained, evidence, sendStandard, tlsPeer, unacceptedCharset, unacceptedContentEncoding, unacceptedMediaType, useSecurityControls } from './request.js';
 import { useAnswerDeadlines } from '../security/answer-deadlines.js';
 import { useRequestDeadlines } from './request-deadlines.js';
 import { LISTENER_TLS } from '../security/tls-policy.js';
@@ -357,6 +357,14 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     }
     done(null, buf);
   });
+  // A DELETE takes no body (docs/api-differences.md: bodies on GET and DELETE are ignored): whatever it is
+  // labelled, it is read only as the bytes the signature's content hash covers. A client that labels an
+  // empty body text/plain (.NET's StringContent(""), many HTTP libraries) or labels nothing was refused 400.
+  // Every other route takes JSON alone.
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
+    if (req.method === 'DELETE') done(null, body);
+    else done(Object.assign(new Error(unacceptedMediaType(req)), { statusCode: 400, code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE' }), undefined);
+  });
 
   app.setErrorHandler(async (error: Error & { statusCode?: number; code?: string; validation?: ErrorObject[] }, req, reply) => {
     const caller = req.admitted?.caller.dipId ?? null;
@@ -386,7 +394,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     const status = error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 400 : error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
     let help = error.message;
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') help = `the body is larger than the limit of ${deps.config.bodyLimitBytes} bytes`;
-    if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') help = `Content-Type '${req.headers['content-type'] ?? ''}' is not accepted: send application/json`;
+    if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') help = unacceptedMediaType(req);
     if (status >= 500) deps.logger.error({ err: error, url: req.url }, 'request failed');
     return sendStandard(deps, reply, status, caller, status >= 500 ? MSG.processingFailed : MSG.schemaFailure, status >= 500 ? 'internal error' : help);
   });

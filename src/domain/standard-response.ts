@@ -28,6 +28,21 @@ export function clipHelp(help: string | null): string | null {
   return `${help.slice(0, HELP_MAX - 1)}…`;
 }
 
+/**
+ * The help of an item that was right in a batch refused whole for others (a batch of messages, of status
+ * messages): which items failed, counted from 0, the first ten named.
+ */
+export function refusedWholeHelp(failing: readonly number[]): string {
+  let which: string;
+  if (failing.length === 1) which = `item ${failing[0]}`;
+  else {
+    const shown = failing.length > 10 ? failing.slice(0, 10) : failing.slice(0, -1);
+    const rest = failing.length > 10 ? `${failing.length - 10} more` : String(failing.at(-1));
+    which = `items ${shown.join(', ')} and ${rest}`;
+  }
+  return `not accepted: the batch is refused whole because ${which} failed (items are counted from 0)`;
+}
+
 export interface EntryFields {
   transactionID?: string | null;
   /** This entry's logical recipient, when it is not the answer's (a connection provider's item: the participant it sent for). */

@@ -7,7 +7,7 @@ import type { Participant } from '../domain/participant.js';
 import { MSG, schemaFailureCode, type MsgText } from '../domain/response-codes.js';
 import { addressingDate, secondaryRecipients, type Appointment } from '../domain/mpan-lookup.js';
 import { route } from '../domain/routing.js';
-import { HELP_MAX, standardResponse, type EntryFields, type StandardResponse } from '../domain/standard-response.js';
+import { HELP_MAX, refusedWholeHelp, standardResponse, type EntryFields, type StandardResponse } from '../domain/standard-response.js';
 import { dipDateTime, sentTimeProblem } from '../domain/time.js';
 import { newCorrelationId, newTransactionId } from '../domain/transaction-id.js';
 import { COMMIT_IN_DOUBT, storeFailureKind, StoreError } from '../ports/errors.js';
@@ -544,13 +544,12 @@ export class Ingest {
   private refuse(now: Date, callerId: string, states: ItemState[], failed: ItemState): IngestResult {
     // Every item that failed, so that a sender fixing the batch learns of them all from any entry.
     const failing = states.flatMap((s, i) => (s.refusal ? [i] : []));
-    const which = failedItems(failing);
     const entries: EntryFields[] = states.map((s) => ({
       ...(s.original ? { transactionID: s.original } : {}),
       senderUniqueReference: s.ref,
       ...answeredFor(s),
       message: s.refusal?.code ?? MSG.processingFailed,
-      help: s.refusal?.help ?? `not accepted: the batch is refused whole because ${which} failed (items are counted from 0)`,
+      help: s.refusal?.help ?? refusedWholeHelp(failing),
     }));
     return { status: failed.refusal!.status, response: standardResponse(now, this.settings.dipId, callerId, entries) };
   }
@@ -686,13 +685,6 @@ function describeIssues(errors: readonly ValidationIssue[], count: number, budge
 }
 
 /** "item 2", "items 0 and 2", "items 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 and 990 more": short enough for a help text. */
-function failedItems(failing: number[]): string {
-  if (failing.length === 1) return `item ${failing[0]}`;
-  const shown = failing.length > 10 ? failing.slice(0, 10) : failing.slice(0, -1);
-  const rest = failing.length > 10 ? `${failing.length - 10} more` : String(failing.at(-1));
-  return `items ${shown.join(', ')} and ${rest}`;
-}
-
 /**
  * An accepted message's help when the MPAN lookup named a holder who got no copy (spec 5.5.9: what the DIP
  * could not route is told to the sender): the message stands, as MSG0000, for the recipients who got it,

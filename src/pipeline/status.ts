@@ -19,7 +19,15 @@ export const STATUS_CHANNEL = 'STATUS';
 /** A status entry as it arrives: the published StandardResponseBodyType, keys in the spec's case. */
 export type StatusEntry = Omit<ResponseEntry, 'message'> & { message: string | null };
 
-export type StatusOutcome = { ok: true; queues: QueueRef[] } | { ok: false; status: number; code: MsgText; index: number; help: string };
+/** Why one entry of a batch of status messages is refused. */
+export interface StatusRefusal {
+  status: number;
+  code: MsgText;
+  help: string;
+}
+
+/** Accepted, or refused whole: `refusals` has one place per entry, null for an entry that was right. */
+export type StatusOutcome = { ok: true; queues: QueueRef[] } | { ok: false; status: number; refusals: Array<StatusRefusal | null> };
 
 export interface StatusSettings {
   dipId: string;
@@ -54,40 +62,58 @@ export class StatusMessages {
    */
   async fromRecipient(callerDipId: string, entries: StatusEntry[], mayActAs: (dipId: string) => boolean = (id) => id === callerDipId): Promise<StatusOutcome> {
     const routed: Array<{ entry: StatusEntry; to: string }> = [];
+    const refusals: Array<StatusRefusal | null> = [];
     const now = new Date(this.clock.now());
+    // Every entry is checked, so that the answer to a batch refused whole names each one at fault, as the
+    // answer to a batch of messages does (README, "Answers to a submission").
     for (const [index, entry] of entries.entries()) {
-      if (entry.transactionID === null) {
-        return { ok: false, status: 400, code: MSG.routingError, index, help: `item ${index}: transactionID is required to route a status message back to its sender` };
-      }
-      // senderID is the caller, or a participant the caller connects for as its connection provider.
-      if (!mayActAs(entry.senderID)) {
-        return { ok: false, status: 403, code: MSG.senderDipIdInvalid, index, help: `item ${index}: senderID ${entry.senderID} is not the caller ${callerDipId}` };
-      }
-      // The schema checks its length only: read as a message's senderTimestamp is.
-      const sentProblem = sentTimeProblem(`item ${index}: sentTimestamp`, entry.sentTimestamp, now, this.settings.maxClockSkewMs);
-      if (sentProblem) return { ok: false, status: 400, code: MSG.senderTimestampInvalid, index, help: sentProblem };
-      const parties = await this.archive.transactionParties(entry.transactionID);
-      if (!parties || !parties.recipients.includes(entry.senderID)) {
-        // The same answer whether the transaction does not exist or is someone else's: nothing leaks.
-        return { ok: false, status: 400, code: MSG.routingError, index, help: `item ${index}: transactionID ${entry.transactionID} is not a message ${entry.senderID} received` };
-      }
-      // Both say who gets it, which the DIP knows and the caller may not: not taken from the caller.
-      // The sender's reference and workflow the recipient left out are the transaction's, as on the DIP's
-      // own status messages, so the sender files the report with its workflow; what it wrote is kept.
-      const filled = {
-        ...entry,
-        senderUniqueReference: entry.senderUniqueReference ?? parties.senderUniqueReference,
-        correlationID: entry.correlationID ?? parties.correlationId,
-        recipientID: parties.senderDipId,
-        DIPConnectionProviderID: this.settings.connectionProviderOf(parties.senderDipId),
-        ...aboutOriginal(entry.transactionID, parties, entry),
-      };
-      routed.push({ entry: filled, to: parties.senderDipId });
+      const checked = await this.route(callerDipId, entry, index, now, mayActAs);
+      refusals.push('refusal' in checked ? checked.refusal : null);
+      if ('to' in checked) routed.push(checked);
     }
+    const first = refusals.find((r) => r !== null);
+    if (first) return { ok: false, status: first.status, refusals };
     const batch = this.batch(callerDipId, routed);
     const outcome = await this.log.append(batch);
     if (!outcome.ok) throw new Error('status messages carry no sender reference and cannot be duplicates');
     return { ok: true, queues: queuesOf(batch) };
+  }
+
+  /** One entry of POST /statusmessage: the status message to route to its transaction's sender, or why it is refused. */
+  private async route(
+    callerDipId: string,
+    entry: StatusEntry,
+    index: number,
+    now: Date,
+    mayActAs: (dipId: string) => boolean,
+  ): Promise<{ entry: StatusEntry; to: string } | { refusal: StatusRefusal }> {
+    if (entry.transactionID === null) {
+      return { refusal: { status: 400, code: MSG.routingError, help: `item ${index}: transactionID is required to route a status message back to its sender` } };
+    }
+    // senderID is the caller, or a participant the caller connects for as its connection provider.
+    if (!mayActAs(entry.senderID)) {
+      return { refusal: { status: 403, code: MSG.senderDipIdInvalid, help: `item ${index}: senderID ${entry.senderID} is not the caller ${callerDipId}` } };
+    }
+    // The schema checks its length only: read as a message's senderTimestamp is.
+    const sentProblem = sentTimeProblem(`item ${index}: sentTimestamp`, entry.sentTimestamp, now, this.settings.maxClockSkewMs);
+    if (sentProblem) return { refusal: { status: 400, code: MSG.senderTimestampInvalid, help: sentProblem } };
+    const parties = await this.archive.transactionParties(entry.transactionID);
+    if (!parties || !parties.recipients.includes(entry.senderID)) {
+      // The same answer whether the transaction does not exist or is someone else's: nothing leaks.
+      return { refusal: { status: 400, code: MSG.routingError, help: `item ${index}: transactionID ${entry.transactionID} is not a message ${entry.senderID} received` } };
+    }
+    // Both say who gets it, which the DIP knows and the caller may not: not taken from the caller.
+    // The sender's reference and workflow the recipient left out are the transaction's, as on the DIP's
+    // own status messages, so the sender files the report with its workflow; what it wrote is kept.
+    const filled = {
+      ...entry,
+      senderUniqueReference: entry.senderUniqueReference ?? parties.senderUniqueReference,
+      correlationID: entry.correlationID ?? parties.correlationId,
+      recipientID: parties.senderDipId,
+      DIPConnectionProviderID: this.settings.connectionProviderOf(parties.senderDipId),
+      ...aboutOriginal(entry.transactionID, parties, entry),
+    };
+    return { entry: filled, to: parties.senderDipId };
   }
 
   /**

@@ -67,11 +67,11 @@ export const pullRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { 
     operationId: 'acknowledgeMessages',
     tags,
     summary: 'Acknowledge pulled messages up to a position (OpenDIP)',
-    description: `Moves the durable position to \`sequence\`: every message up to it counts as delivered (read by the recipient). Acknowledge the last position of the ${SEQUENCE_HEADER} you processed. \`sequence\` may not pass the last position a pull handed out (or the acknowledged position, when webhook deliveries took it further): a larger one is refused (400, MSG1001, naming the sequence, the last position handed out and the acknowledged one) and nothing moves, so messages no pull handed out are never marked delivered. At or below the acknowledged position: 200, nothing changes.`,
+    description: `Moves the durable position to \`sequence\`: every message up to it counts as delivered (read by the recipient). Acknowledge the last position of the ${SEQUENCE_HEADER} you processed. \`sequence\` may not pass the last position a pull handed out (or the acknowledged position, when webhook deliveries took it further): a larger one is refused (400, MSG1001, naming the sequence, the last position handed out and the acknowledged one) and nothing moves, so messages no pull handed out are never marked delivered. At or below the acknowledged position: 200, nothing changes. With a webhook registered for the messages: 409, as a pull.`,
     params: channelRecipientParams,
     headers: signatureHeaders,
     body: ACK_SCHEMA,
-    response: answers([200, ...GUARDED]),
+    response: answers([200, ...GUARDED, 409]),
   };
   app.post<Route & { Body: { sequence: number } }>('/dip-channel/:id/ack/:recipientId', { config: { access: 'recipient' }, schema: ackSchema }, async (req, reply) => {
     const { caller, channel } = recipientScope(req);
@@ -93,12 +93,17 @@ export const pullRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { 
   );
 };
 
+/** The 409 of a pull or an acknowledgement on a queue its recipient has a webhook for (pushed, not pulled), or null. */
+function pushedInstead(deps: ApiDeps, reply: FastifyReply, queue: QueueRef): FastifyReply | null {
+  if (!deps.registry.webhook(queue.recipientDipId, queue.channel)) return null;
+  const where = queue.channel === STATUS_CHANNEL ? 'your status-message webhook; DELETE /statusmessage/config' : 'your webhook; DELETE the pubconfig';
+  return sendStandard(deps, reply, 409, queue.recipientDipId, MSG.processingFailed, `messages on ${queue.channel} are pushed to ${where} to pull instead`);
+}
+
 /** The oldest unacknowledged messages of a queue, unless its recipient has a webhook for them. */
 async function pull(deps: ApiDeps, req: FastifyRequest<Route>, reply: FastifyReply, queue: QueueRef): Promise<FastifyReply> {
-  if (deps.registry.webhook(queue.recipientDipId, queue.channel)) {
-    const where = queue.channel === STATUS_CHANNEL ? 'your status-message webhook; DELETE /statusmessage/config' : 'your webhook; DELETE the pubconfig';
-    return sendStandard(deps, reply, 409, queue.recipientDipId, MSG.processingFailed, `messages on ${queue.channel} are pushed to ${where} to pull instead`);
-  }
+  const pushed = pushedInstead(deps, reply, queue);
+  if (pushed) return pushed;
   const q = readQuery<PullQuery>(req.query, PULL_PARAMETERS);
   if ('error' in q) return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, q.error);
   const max = wholeParam(q.maxMessageCount, deps.config.delivery.defaultMaxMessageCount, 10_000);
@@ -120,6 +125,9 @@ async function pull(deps: ApiDeps, req: FastifyRequest<Route>, reply: FastifyRep
 
 /** Moves a queue's durable position to `sequence`; what it passes is delivered, as reports and journeys count it. */
 async function acknowledge(deps: ApiDeps, reply: FastifyReply, queue: QueueRef, sequence: number): Promise<FastifyReply> {
+  // Pushed to a webhook, whose deliveries settle the queue: no pull hands out what an acknowledgement would settle.
+  const pushed = pushedInstead(deps, reply, queue);
+  if (pushed) return pushed;
   const state = await deps.queues.queueState(queue);
   const decision = judgeAck(state, sequence);
   // Behind the position (a repeat, or another puller of the queue, on another node say, went further):

@@ -1,11 +1,11 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { MSG } from '../../domain/response-codes.js';
-import { standardResponse } from '../../domain/standard-response.js';
+import { refusedWholeHelp, standardResponse } from '../../domain/standard-response.js';
 import { STATUS_CHANNEL, type StatusEntry } from '../../pipeline/status.js';
 import type { RoutePluginOptions } from '../deps.js';
 import { admitted } from '../guard.js';
 import { publishedSchema } from '../schemas.js';
-import { sendStandard } from '../request.js';
+import { providerFor } from '../request.js';
 import { answers, GUARDED, noBody, recipientParams, signatureHeaders } from '../route-schemas.js';
 import { deleteWebhook, putWebhook, webhookConfigBody, type WebhookConfigRequest } from './pubconfig.js';
 
@@ -38,9 +38,18 @@ export const statusRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
       const { caller } = admitted(req);
       const entries = req.body.map((e) => Object.fromEntries(ENTRY_FIELDS.map((k) => [k, e[k]])) as StatusEntry);
       const outcome = await deps.status.fromRecipient(caller.dipId, entries, (id) => deps.registry.actingAs(caller, id) !== undefined);
-      if (!outcome.ok) return sendStandard(deps, reply, outcome.status, caller.dipId, outcome.code, outcome.help);
+      const answered = (e: StatusEntry) => ({ transactionID: e.transactionID, senderUniqueReference: e.senderUniqueReference, correlationID: e.correlationID, DIPConnectionProviderID: providerFor(req, caller.dipId) });
+      if (!outcome.ok) {
+        // Refused whole, answered as a batch of messages is: one entry per status message, in the order sent.
+        const failing = outcome.refusals.flatMap((r, i) => (r ? [i] : []));
+        const refused = entries.map((e, i) => {
+          const r = outcome.refusals[i];
+          return { ...answered(e), message: r?.code ?? MSG.processingFailed, help: r?.help ?? refusedWholeHelp(failing) };
+        });
+        return reply.code(outcome.status).send(standardResponse(new Date(deps.clock.now()), deps.config.dipId, caller.dipId, refused));
+      }
       deps.delivery.notify(outcome.queues);
-      const response = standardResponse(new Date(deps.clock.now()), deps.config.dipId, caller.dipId, entries.map((e) => ({ transactionID: e.transactionID, senderUniqueReference: e.senderUniqueReference, correlationID: e.correlationID, message: MSG.success })));
+      const response = standardResponse(new Date(deps.clock.now()), deps.config.dipId, caller.dipId, entries.map((e) => ({ ...answered(e), message: MSG.success })));
       return reply.code(201).send(response);
     },
   );

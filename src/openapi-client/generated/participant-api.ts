@@ -154,7 +154,7 @@ export interface paths {
         put?: never;
         /**
          * Acknowledge pulled messages up to a position (OpenDIP)
-         * @description Moves the durable position to `sequence`: every message up to it counts as delivered (read by the recipient). Acknowledge the last position of the x-opendip-sequence you processed. `sequence` may not pass the last position a pull handed out (or the acknowledged position, when webhook deliveries took it further): a larger one is refused (400, MSG1001, naming the sequence, the last position handed out and the acknowledged one) and nothing moves, so messages no pull handed out are never marked delivered. At or below the acknowledged position: 200, nothing changes.
+         * @description Moves the durable position to `sequence`: every message up to it counts as delivered (read by the recipient). Acknowledge the last position of the x-opendip-sequence you processed. `sequence` may not pass the last position a pull handed out (or the acknowledged position, when webhook deliveries took it further): a larger one is refused (400, MSG1001, naming the sequence, the last position handed out and the acknowledged one) and nothing moves, so messages no pull handed out are never marked delivered. At or below the acknowledged position: 200, nothing changes. With a webhook registered for the messages: 409, as a pull.
          */
         post: operations["acknowledgeMessages"];
         delete?: never;
@@ -1666,7 +1666,7 @@ export interface paths {
         put?: never;
         /**
          * Acknowledge pulled status messages up to a position (OpenDIP)
-         * @description Moves the durable position to `sequence`: every message up to it counts as delivered (read by the recipient). Acknowledge the last position of the x-opendip-sequence you processed. `sequence` may not pass the last position a pull handed out (or the acknowledged position, when webhook deliveries took it further): a larger one is refused (400, MSG1001, naming the sequence, the last position handed out and the acknowledged one) and nothing moves, so messages no pull handed out are never marked delivered. At or below the acknowledged position: 200, nothing changes.
+         * @description Moves the durable position to `sequence`: every message up to it counts as delivered (read by the recipient). Acknowledge the last position of the x-opendip-sequence you processed. `sequence` may not pass the last position a pull handed out (or the acknowledged position, when webhook deliveries took it further): a larger one is refused (400, MSG1001, naming the sequence, the last position handed out and the acknowledged one) and nothing moves, so messages no pull handed out are never marked delivered. At or below the acknowledged position: 200, nothing changes. With a webhook registered for the messages: 409, as a pull.
          */
         post: operations["acknowledgeStatusMessages"];
         delete?: never;
@@ -7693,6 +7693,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Payload Too Large */
             413: {
                 headers: {
@@ -11650,6 +11659,15 @@ export interface operations {
             };
             /** @description Request Timeout */
             408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
