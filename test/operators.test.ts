@@ -320,9 +320,11 @@ describe('operator accounts', () => {
     const lostSecret = erik.totpSecret!;
     // Only an admin may reset a factor.
     expect((await erikSession('POST', '/admin/operators/alice/totp-reset')).status).toBe(403);
-    // Trying without his authenticator, he locked his name (five failures in 15 minutes).
+    // Trying without his authenticator, he made his name (and his address) wait: five failures, then 429 and Retry-After.
     for (let i = 0; i < 5; i++) expect((await anyone('POST', '/admin/session', { name: 'erik', password: erik.password, code: '000000' })).status).toBe(401);
-    expect((await anyone('POST', '/admin/session', { name: 'erik', password: erik.password, code: '000000' })).body).toMatchObject({ error: expect.stringContaining('too many failed sign-ins') });
+    const held = await anyone('POST', '/admin/session', { name: 'erik', password: erik.password, code: '000000' });
+    expect([held.status, held.headers?.['retry-after']]).toEqual([429, '1']);
+    expect(held.body).toMatchObject({ error: expect.stringContaining('too many failed sign-ins') });
     const reset = await admin('POST', '/admin/operators/erik/totp-reset');
     expect(reset.status, JSON.stringify(reset.body)).toBe(200);
     expect(reset.body).toEqual({ operator: 'erik', password: expect.any(String) });

@@ -17,7 +17,7 @@ import type { Clock } from '../src/ports/clock.js';
  * the portal's own Origin unless another is given (a forged cross-site post).
  */
 function portalDip(clock?: Clock) {
-  const at: { t?: TestDip; agent?: Agent } = {};
+  const at: { t?: TestDip; agent?: Agent; from: Map<string, Agent> } = { from: new Map() };
   const now = () => (clock ? clock.now() : Date.now());
   beforeAll(async () => {
     at.t = await startTestDip({}, undefined, clock ? { clock } : {});
@@ -25,13 +25,20 @@ function portalDip(clock?: Clock) {
   });
   afterAll(async () => {
     await at.agent?.close();
+    for (const agent of at.from.values()) await agent.close();
     await at.t?.close();
   });
-  const send = async (method: 'GET' | 'POST', path: string, options: { form?: string; cookie?: string; origin?: string } = {}) => {
+  /** Connections from another loopback address (127.0.0.2, …): the DIP sees another client address. */
+  const agentFrom = (address: string): Agent => {
+    const agent = at.from.get(address) ?? new Agent({ localAddress: address, connect: { ca: at.t!.dip.pki.ca.certPem } });
+    at.from.set(address, agent);
+    return agent;
+  };
+  const send = async (method: 'GET' | 'POST', path: string, options: { form?: string; cookie?: string; origin?: string; from?: string } = {}) => {
     const origin = at.t!.dip.portalUrl;
     const res = await request(`${origin}${path}`, {
       method,
-      dispatcher: at.agent!,
+      dispatcher: options.from === undefined ? at.agent! : agentFrom(options.from),
       headers: {
         ...(options.form === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded', origin: options.origin ?? origin }),
         ...(options.cookie ? { cookie: options.cookie } : {}),
@@ -40,16 +47,17 @@ function portalDip(clock?: Clock) {
     });
     return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
   };
-  /** A first sign-in to a portal (its TOTP set up, a password of its own chosen): the session's cookie. */
-  const firstSignIn = async (base: '/portal' | '/operator', username: string, password: string): Promise<string> => {
+  /** A first sign-in to a portal (its TOTP set up, a password of its own chosen): the session's cookie, the TOTP secret and the password. */
+  const enrolled = async (base: '/portal' | '/operator', username: string, password: string): Promise<{ cookie: string; secret: string; password: string }> => {
     const first = await send('POST', `${base}/sign-in`, { form: new URLSearchParams({ username, password, code: '' }).toString() });
     const secret = /id="totp-secret">([A-Z2-7]+)</.exec(first.text)![1]!;
     const token = /name="token" value="([^"]+)"/.exec(first.text)![1]!;
     const own = `${username} chose this one`;
     const signIn = await send('POST', `${base}/sign-in/enrolment`, { form: new URLSearchParams({ token, choose: 'yes', code: totpCode(secret, now()), next: own, repeat: own }).toString() });
     expect(signIn.status).toBe(303);
-    return String(signIn.headers['set-cookie']).split(';')[0]!;
+    return { cookie: String(signIn.headers['set-cookie']).split(';')[0]!, secret, password: own };
   };
+  const firstSignIn = async (base: '/portal' | '/operator', username: string, password: string): Promise<string> => (await enrolled(base, username, password)).cookie;
   /** A participant's new administrator (made with the bootstrap token), signed in to the user portal: its cookie. */
   const userSignedIn = async (username: string, participantDipId: string): Promise<string> => {
     const made = (await adminApi(at.t!)('POST', '/admin/portal/accounts', { username, displayName: username, participantDipId, admin: true })).body as { password: string };
@@ -60,7 +68,12 @@ function portalDip(clock?: Clock) {
     const made = (await adminApi(at.t!)('POST', '/admin/operators', { name, role, displayName: name })).body as { password: string };
     return firstSignIn('/operator', name, made.password);
   };
-  return { dip: (): TestDip => at.t!, send, userSignedIn, operatorSignedIn };
+  /** A participant's new user with its TOTP set up: its secret and its own password. */
+  const userEnrolled = async (username: string, participantDipId: string) => {
+    const made = (await adminApi(at.t!)('POST', '/admin/portal/accounts', { username, displayName: username, participantDipId, admin: false })).body as { password: string };
+    return enrolled('/portal', username, made.password);
+  };
+  return { dip: (): TestDip => at.t!, send, userSignedIn, operatorSignedIn, userEnrolled };
 }
 
 describe('portal requests', () => {
@@ -336,5 +349,67 @@ describe('the operator portal limited to the operators\' networks (portal.operat
 
   it('refuses an entry that is no address or range at start, naming it', async () => {
     await expect(startTestDip({ portal: { maxConnectionsPerAddress: 128, sessionIdleMinutes: 30, operatorAllowList: ['ops.example.net'] } })).rejects.toThrow(/portal.operatorAllowList: 'ops.example.net' is neither an IP address nor a CIDR range/);
+  });
+});
+
+describe('failed sign-ins slow the one failing, and lock no name out (OWASP: throttle per address, back off per account)', () => {
+  const clock = new ShiftableClock();
+  const { dip, send, userEnrolled } = portalDip(clock);
+  const form = (username: string, password: string, code = '000000') => ({ form: new URLSearchParams({ username, password, code }).toString() });
+  const signInFrom = (from: string, username: string, password: string, code?: string) => send('POST', '/portal/sign-in', { ...form(username, password, code), from });
+  /** The next TOTP step's code (each code signs in once). */
+  const nextCode = (secret: string) => {
+    clock.jump(30_000);
+    return totpCode(secret, clock.now());
+  };
+
+  it("a stranger failing again and again against a user's name from one address does not stop the user signing in from another", async () => {
+    const sup = await dip().participant('1000000011', ['SUP']);
+    const rita = await userEnrolled('rita.real', sup.dipId);
+    const code = nextCode(rita.secret);
+    const answers: number[] = [];
+    for (let i = 0; i < 8; i++) answers.push((await signInFrom('127.0.0.2', 'rita.real', `guess ${i}`)).status);
+    // Five failures, then the stranger's address waits (429), however often it asks.
+    expect(answers).toEqual([401, 401, 401, 401, 401, 429, 429, 429]);
+    // At once (no wait for anything to expire), from her own address: signed in.
+    const page = await signInFrom('127.0.0.3', 'rita.real', rita.password, code);
+    expect(page.status, page.text).toBe(303);
+    expect(String(page.headers['set-cookie'])).toMatch(/^__Host-dip-portal=/);
+  });
+
+  it('slows one address trying many names (429 and Retry-After for that address only), nothing checked', async () => {
+    const sup = await dip().participant('1000000012', ['SUP']);
+    const sue = await userEnrolled('sue.sprayed', sup.dipId);
+    const code = nextCode(sue.secret);
+    for (let i = 0; i < 10; i++) {
+      const p = await signInFrom('127.0.0.4', `sprayed.name${i}`, 'Summer2026!');
+      expect([i, p.status, p.status === 401 ? '' : p.text.slice(0, 3000)]).toEqual([i, 401, '']);
+    }
+    const held = await signInFrom('127.0.0.4', 'sprayed.name10', 'Summer2026!');
+    expect(held.status).toBe(429);
+    expect(held.headers['retry-after']).toBe('1');
+    expect(held.text).toContain('too many failed sign-ins: try again after');
+    // Even right credentials wait at that address; another address is not held by it.
+    expect((await signInFrom('127.0.0.4', 'sue.sprayed', sue.password, code)).status).toBe(429);
+    expect((await signInFrom('127.0.0.5', 'sue.sprayed', sue.password, code)).status).toBe(303);
+    // The address's wait doubles with each failure after it.
+    clock.jump(1_000);
+    expect((await signInFrom('127.0.0.4', 'sprayed.name11', 'Summer2026!')).status).toBe(401);
+    expect((await signInFrom('127.0.0.4', 'sprayed.name12', 'Summer2026!')).headers['retry-after']).toBe('2');
+  });
+
+  it("backs off one name's guesses from one address: a growing wait, the right password included, then signs in", async () => {
+    const sup = await dip().participant('1000000013', ['SUP']);
+    const ben = await userEnrolled('ben.brute', sup.dipId);
+    const code = nextCode(ben.secret);
+    for (let i = 0; i < 5; i++) expect((await signInFrom('127.0.0.6', 'ben.brute', `guess ${i}`)).status).toBe(401);
+    const held = await signInFrom('127.0.0.6', 'ben.brute', ben.password, code);
+    expect(held.status).toBe(429);
+    expect(held.headers['retry-after']).toBe('1');
+    clock.jump(1_000);
+    expect((await signInFrom('127.0.0.6', 'ben.brute', 'guess 5')).status).toBe(401);
+    expect((await signInFrom('127.0.0.6', 'ben.brute', ben.password, code)).headers['retry-after']).toBe('2');
+    clock.jump(2_000);
+    expect((await signInFrom('127.0.0.6', 'ben.brute', ben.password, code)).status).toBe(303);
   });
 });

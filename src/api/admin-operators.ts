@@ -8,6 +8,7 @@ import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { OperatorAccounts, OperatorIdentity } from '../pipeline/operators.js';
 import { refusalOf } from '../pipeline/refused.js';
 import { answers, empty, isoTime, isOperatorDocs } from './admin-schemas.js';
+import { clientAddress } from '../security/address-list.js';
 import { OperatorSessions, type OperatorSession, type SessionAnswer } from '../pipeline/operator-sessions.js';
 import type { OperatorMemory } from '../pipeline/operator-memory.js';
 import type { PortalAccountService } from '../pipeline/portal-accounts.js';
@@ -330,6 +331,17 @@ const withToken = (description: string, required: boolean) =>
   ({ type: 'object', required: required ? ['operator', 'token'] : ['operator'], properties: { operator: operatorView, token: { type: 'string', description: 'The operator\'s token: shown this once, only its hash is kept' } }, description }) as const;
 
 /** A sign-in step's answer: the session, or what the person must do next (403, 409), or a refusal (401). */
+/**
+ * A sign-in refused for failing too often (src/security/sign-in-throttle.ts): the name's backoff, or the
+ * client address's across every name; nothing was checked or counted. Try again after Retry-After.
+ */
+const signInThrottled = {
+  type: 'object',
+  required: ['error'],
+  properties: { error: { type: 'string', description: 'What was refused and why, with the time to try again after' } },
+  description: "Too many failed sign-ins: the name's backoff (after five failures in 15 minutes, a wait doubling from 1 s to at most a minute; an address with under three failures of its own is not held by it), or this client address's across every name (after ten, doubling to at most 15 minutes). Nothing was checked; try again after Retry-After",
+};
+
 function sessionAnswer(reply: FastifyReply, answer: SessionAnswer): FastifyReply | OperatorSession {
   if (answer.ok) return answer.session;
   if (answer.enrol) {
@@ -338,6 +350,10 @@ function sessionAnswer(reply: FastifyReply, answer: SessionAnswer): FastifyReply
   }
   if (answer.enrolmentPending) return reply.code(409).send({ error: answer.problem, pendingUntil: new Date(answer.enrolmentPending.until).toISOString() });
   if (answer.choosePassword) return reply.code(403).send({ error: answer.problem, passwordChangeRequired: true });
+  if (answer.retryAfterSeconds !== undefined) {
+    reply.log.warn({ source: clientAddress(reply.request.raw.socket), retryAfterSeconds: answer.retryAfterSeconds }, 'operator sign-in throttled: too many failures');
+    return reply.code(429).header('retry-after', String(answer.retryAfterSeconds)).send({ error: answer.problem });
+  }
   return reply.code(401).send({ error: answer.problem });
 }
 
@@ -439,12 +455,13 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
               description: 'The password is right and the account has no second factor, but an enrolment of it is already under way (started by another sign-in with this password): it is not replaced. Finish that one, or sign in again after pendingUntil',
               properties: { error: { type: 'string' }, pendingUntil: { ...isoTime, description: 'When the enrolment under way ends, if not finished: a sign-in after then starts a new one' } },
             },
+            429: signInThrottled,
           },
           [401],
         ),
       },
     },
-    async (req, reply) => sessionAnswer(reply, await deps.sessions.signIn(req.body.name, req.body.password, req.body.code ?? '', req.body.newPassword)),
+    async (req, reply) => sessionAnswer(reply, await deps.sessions.signIn(req.body.name, req.body.password, req.body.code ?? '', req.body.newPassword, clientAddress(req.raw.socket))),
   );
   app.post<{ Body: { token: string; code: string; newPassword?: string } }>(
     ENROLMENT_PATH,
@@ -471,12 +488,13 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
               description: 'The code is right, but newPassword is missing or not acceptable: send it again with one (the code is not used up, the enrolment stays)',
               properties: { error: { type: 'string' }, passwordChangeRequired },
             },
+            429: signInThrottled,
           },
           [401],
         ),
       },
     },
-    async (req, reply) => sessionAnswer(reply, await deps.sessions.confirmEnrolment(req.body.token, req.body.code, req.body.newPassword)),
+    async (req, reply) => sessionAnswer(reply, await deps.sessions.confirmEnrolment(req.body.token, req.body.code, req.body.newPassword, clientAddress(req.raw.socket))),
   );
   app.delete(SIGN_IN_PATH, { schema: { tags, summary: "Sign out: ends every session of the caller's account (the portal's too); an automation account has none (400)", response: answers({ 204: empty('Signed out') }, [400]) } }, async (req, reply) => {
     const who = operatorOf(req);

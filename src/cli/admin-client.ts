@@ -142,7 +142,7 @@ function refusalOf(text: string): { error: string; passwordChangeRequired: boole
  * answered with a TOTP enrolment instead: `enrol` shows it and gets the code (and password) that
  * POST /admin/session/enrolment confirms it with, which signs in. A wrong code or a password the DIP does
  * not take is asked for again with the same token, until the enrolment expires (by `now`, the caller's
- * clock) or the name is locked (five failures): the enrolment stays pending on the DIP whatever happens
+ * clock); a sign-in throttled for failing (429) is asked again after its wait: the enrolment stays pending on the DIP whatever happens
  * here, so giving up its token would leave the person refused (409) until it expires.
  */
 export async function login(
@@ -174,9 +174,9 @@ export async function login(
     for (;;) {
       const answer = await enrol(offer, refusal);
       res = await send(config, 'POST', '/admin/session/enrolment', { token: offer.token, code: answer.code, ...(answer.newPassword === undefined ? {} : { newPassword: answer.newPassword }) }, null);
-      if (res.status < 300 || ![400, 401, 403].includes(res.status)) break;
+      // 429: too many failures, a short wait (Retry-After, named in the error): the code is asked for again.
+      if (res.status < 300 || ![400, 401, 403, 429].includes(res.status)) break;
       const { error, passwordChangeRequired } = refusalOf(res.text);
-      if (error.startsWith('too many')) throw new Error(`${error}\nthe authenticator was not set up; sign in again after then (dip login) to be given a new secret`);
       // Reset, disabled or otherwise ended on the DIP before its local expiry: no code can finish it.
       if (res.status === 401 && error.startsWith(ENROLMENT_ENDED)) throw new Error(`${error}\nthe authenticator was not set up: sign in again (dip login) to be given a new secret`);
       if (now() >= Date.parse(offer.expiresAt)) throw new Error(`${error}\nthe authenticator enrolment ended at ${offer.expiresAt}: sign in again (dip login) to be given a new secret`);

@@ -25,7 +25,7 @@ export type SessionAnswer = { ok: true; session: OperatorSession } | Extract<Sig
 /**
  * Operators who are people sign in to the operator API (and `dip login`) with their name, password and
  * TOTP code (at the first sign-in, the TOTP is set up first: confirmEnrolment): the same credential and the same checks as the operator portal (src/pipeline/portal-accounts.ts:
- * scrypt, a code good once, five failures lock the name for 15 minutes). The answer is a bearer token
+ * scrypt, a code good once, failures throttled per name and per client address: src/security/sign-in-throttle.ts). The answer is a bearer token
  * signed with a key of its own in the data directory (so every node sharing it accepts the token, and a
  * portal cookie is no API token), good for `sessionMs`. Signing out, disabling the account or its portal
  * sign-in ends every session at once (the credential's epoch).
@@ -46,8 +46,10 @@ export class OperatorSessions {
     return token.startsWith(PREFIX);
   }
 
-  async signIn(name: string, password: string, code: string, newPassword?: string): Promise<SessionAnswer> {
-    return this.session(newPassword, 'the name, password or code is wrong', (eligible) => this.deps.accounts.signIn(name, password, code, { realm: 'operator', eligible, ...(newPassword === undefined ? {} : { chosenPassword: newPassword }) }));
+  async signIn(name: string, password: string, code: string, newPassword?: string, source?: string): Promise<SessionAnswer> {
+    return this.session(newPassword, 'the name, password or code is wrong', (eligible) =>
+      this.deps.accounts.signIn(name, password, code, { realm: 'operator', eligible, ...(source === undefined ? {} : { source }), ...(newPassword === undefined ? {} : { chosenPassword: newPassword }) }),
+    );
   }
 
   /**
@@ -55,8 +57,10 @@ export class OperatorSessions {
    * current code of the new secret (and, where the account's creator chose the password, a new one) put
    * the second factor in force, and the answer is a session as a sign-in's is.
    */
-  async confirmEnrolment(token: string, code: string, newPassword?: string): Promise<SessionAnswer> {
-    return this.session(newPassword, 'the code is wrong: send a current code of the new secret', (eligible) => this.deps.accounts.confirmEnrolment(token, code, { realm: 'operator', eligible, ...(newPassword === undefined ? {} : { chosenPassword: newPassword }) }));
+  async confirmEnrolment(token: string, code: string, newPassword?: string, source?: string): Promise<SessionAnswer> {
+    return this.session(newPassword, 'the code is wrong: send a current code of the new secret', (eligible) =>
+      this.deps.accounts.confirmEnrolment(token, code, { realm: 'operator', eligible, ...(source === undefined ? {} : { source }), ...(newPassword === undefined ? {} : { chosenPassword: newPassword }) }),
+    );
   }
 
   /** Runs a sign-in step for an operator account in force, and issues the session (journalled) when it signs in. */
@@ -66,8 +70,8 @@ export class OperatorSessions {
     // checked before the sign-in changes anything (a new password, the other sessions ended).
     const eligible = async (a: PortalAccount) => (await this.deps.operators.person(a.username)) !== undefined;
     const signed = await step(eligible);
-    // What the person can act on is passed on (a lock, a password to choose, an enrolment); the rest is one refusal.
-    if (!signed.ok) return signed.problem.startsWith('too many') || signed.choosePassword || signed.enrol || signed.enrolmentPending || signed.enrolmentEnded ? signed : refused;
+    // What the person can act on is passed on (a wait, a password to choose, an enrolment); the rest is one refusal.
+    if (!signed.ok) return signed.retryAfterSeconds !== undefined || signed.choosePassword || signed.enrol || signed.enrolmentPending || signed.enrolmentEnded ? signed : refused;
     const who = await this.deps.operators.person(signed.account.username);
     if (!who) return refused;
     const expiresAt = this.deps.clock.now() + this.deps.sessionMs;

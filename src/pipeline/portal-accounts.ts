@@ -6,12 +6,10 @@ import type { ValueSealer } from '../ports/backend.js';
 import { acceptTotp, hashPassword, newPassword, newTotpSecret, passwordProblem, totpUri, verifyPassword } from '../security/portal-credentials.js';
 import type { SessionClaims } from '../security/portal-session.js';
 import { secretHash } from '../security/api-key.js';
+import { ACCOUNT_FREE_FAILURES, ACCOUNT_MAX_DELAY_MS, backoffMs, FAILURE_WINDOW_MS, retryAfterSeconds, SourceThrottle, TRUSTED_BELOW } from '../security/sign-in-throttle.js';
 
 export const USERNAME_PATTERN = /^[a-z0-9][a-z0-9._-]{2,63}$/;
 
-/** Failed sign-ins an account takes within the window before it is locked for the rest of the window. */
-const MAX_FAILURES = 5;
-const FAILURE_WINDOW_MS = 15 * 60_000;
 /**
  * Sign-ins to one name are checked one at a time, so each guess sees the failures before it and a code
  * is used once; beyond this many waiting, more are refused at once (a burst is not a queue to grow).
@@ -62,7 +60,10 @@ export interface EnrolmentOffer {
  */
 export type SignIn =
   | { ok: true; account: PortalAccount }
-  | { ok: false; problem: string; choosePassword?: true; enrol?: EnrolmentOffer; enrolmentPending?: { until: number }; enrolmentEnded?: true };
+  | { ok: false; problem: string; choosePassword?: true; enrol?: EnrolmentOffer; enrolmentPending?: { until: number }; enrolmentEnded?: true; retryAfterSeconds?: number };
+
+/** How a refusal for failing too often begins (the operator API and `dip login` pass it on as it is). */
+export const TOO_MANY = 'too many failed sign-ins';
 
 /**
  * How an answer to an enrolment that no longer holds begins (expired, reset, finished, the account
@@ -79,8 +80,16 @@ const ENROLMENT_TOKEN_PREFIX = 'dipenrol_';
 /** The journal's actor for an account acting on itself. */
 const actorOf = (a: PortalAccount): string => (a.participantDipId === null ? `operator:${a.username}` : `user:${a.participantDipId}:${a.username}`);
 
+/** A sign-in step's recorded attempt: forgotten when the step was no failure, the name's attempts cleared when it succeeded. */
+interface AttemptUnderway {
+  notFailure(): Promise<void>;
+  succeeded(): Promise<void>;
+}
+
 /** What the two sign-in steps are given beside the credential (see signIn). */
 export interface SignInOptions {
+  /** The client's address (src/security/address-list.ts clientAddress): throttled on its own failures; undefined: none known, never trusted. */
+  source?: string;
   realm?: 'user' | 'operator';
   eligible?: (account: PortalAccount) => Promise<boolean>;
   chosenPassword?: string;
@@ -96,6 +105,8 @@ export class PortalAccountService {
   private readonly lines = new Map<string, { tail: Promise<unknown>; waiting: number }>();
   /** A hash checked when the name is no account, so that a wrong name takes as long as a wrong password. */
   private dummyHash: Promise<string> | null = null;
+  /** Failed sign-ins per client address on this node (src/security/sign-in-throttle.ts). */
+  private readonly sourceFailures = new SourceThrottle();
 
   constructor(
     private readonly store: PortalAccounts,
@@ -139,11 +150,12 @@ export class PortalAccountService {
   }
 
   /**
-   * Password and TOTP code, both right, for an enabled account, not locked by recent failures. The answer
+   * Password and TOTP code, both right, for an enabled account, not throttled by recent failures (see
+   * attempt and src/security/sign-in-throttle.ts). The answer
    * to any failure is the same, and takes as long, so it does not tell which part was wrong or whether
    * the account exists. Sign-ins to one name run one at a time on a node (see MAX_WAITING); every
    * attempt is recorded in the store before it is checked, so attempts on several nodes at once are
-   * all counted and at most MAX_FAILURES are checked in a window, cluster-wide.
+   * all counted and the name's backoff holds cluster-wide (the source's is this node's).
    *
    * `realm`: the account must be a participant's user ('user') or an operator ('operator'); `eligible`,
    * a further check of the account (an operator account in force). Either failing is a wrong sign-in,
@@ -158,8 +170,11 @@ export class PortalAccountService {
     const refused: SignIn = { ok: false, problem: 'the username, password or code is wrong' };
     // No account can have such a name: nothing to look up, nothing to remember (an attacker's junk names
     // would otherwise be rows to grow).
-    if (!USERNAME_PATTERN.test(username)) return refused;
-    return this.underLockout(username, async (now, attemptId) => {
+    if (!USERNAME_PATTERN.test(username)) {
+      const now = this.clock.now();
+      return this.sourceThrottled(options.source, now) ?? (this.sourceFailed(options.source, now), refused);
+    }
+    return this.underThrottles(username, options.source, async (now, attempt) => {
       const account = await this.store.account(username);
       const passwordOk = await verifyPassword(password, account ? account.passwordHash : await this.hashOfNoAccount());
       // A failure keeps its recorded attempt: that is the count.
@@ -167,20 +182,20 @@ export class PortalAccountService {
       const factor = this.totpSecret(account);
       if (factor === null) {
         // The right password of an account without a second factor: not a failure, and no session yet.
-        await this.store.forgetSignInAttempt(attemptId);
+        await attempt.notFailure();
         return this.startEnrolment(account, now);
       }
       const step = acceptTotp(factor, code.trim(), now, account.lastTotpStep);
       if (step === null) return refused;
       const problem = await this.choiceProblem(account, chosenPassword, password);
       if (problem) {
-        await this.store.forgetSignInAttempt(attemptId);
+        await attempt.notFailure();
         return { ok: false, problem, choosePassword: true };
       }
       // The code's step is claimed in the store, so it is good once on every node sharing it (this
       // node's line of sign-ins only holds back the ones sent here).
       if (!(await this.store.claimTotpStep(username, step))) return refused;
-      await this.store.clearSignInAttempts(username);
+      await attempt.succeeded();
       if (chosenPassword === undefined) return { ok: true, account: { ...account, lastTotpStep: step } };
       // Every session issued before ends (the administrator who knew the first password may hold one);
       // only while nobody has disabled the account or ended its sessions since it was read.
@@ -192,8 +207,8 @@ export class PortalAccountService {
   /**
    * The second step of a first sign-in (signIn answered `enrol`): the enrolment's token and a current
    * code of its secret put the secret in force and sign in, as signIn does (a session may be issued on
-   * this answer). Checked as a sign-in is, under the name's lockout: a wrong code is a failed sign-in of
-   * the name (five in the window lock it), so the offer is no way round the limit on guessing codes. An
+   * this answer). Checked as a sign-in is, under the same throttles: a wrong code is a failed sign-in of
+   * the name and of the source, so the offer is no way round the limit on guessing codes. An
    * account whose administrator chose its password must choose its own here (`choosePassword` until it
    * does; the code is not used up). The enrolment is good once, until it expires, and only while the
    * account is as it was when the enrolment began (not disabled or signed out everywhere since).
@@ -207,7 +222,7 @@ export class PortalAccountService {
     const pending = await this.store.totpEnrolment(hash);
     // A token that is no enrolment has no name to count against.
     if (!pending || pending.expiresAt <= this.clock.now()) return ended;
-    return this.underLockout(pending.username, async (now, attemptId) => {
+    return this.underThrottles(pending.username, options.source, async (now, attempt) => {
       const account = await this.store.account(pending.username);
       if (!account || account.totpSecretSealed !== null || !(await this.acceptable(account, options))) return ended;
       const step = acceptTotp(this.open(pending.secretSealed), code.trim(), now, account.lastTotpStep);
@@ -218,12 +233,12 @@ export class PortalAccountService {
       const { chosenPassword } = options;
       const problem = await this.choiceProblem(account, chosenPassword, null);
       if (problem) {
-        await this.store.forgetSignInAttempt(attemptId);
+        await attempt.notFailure();
         return { ok: false, problem, choosePassword: true };
       }
       const activated = await this.store.completeTotpEnrolment(hash, now, { secretSealed: pending.secretSealed, step, ...(chosenPassword === undefined ? {} : { passwordHash: await hashPassword(chosenPassword) }) });
       if (!activated) return ended;
-      await this.store.clearSignInAttempts(pending.username);
+      await attempt.succeeded();
       await this.audit(account, 'totp-enrolment.complete', { passwordChanged: chosenPassword !== undefined }, now);
       return { ok: true, account: activated };
     });
@@ -279,30 +294,70 @@ export class PortalAccountService {
 
   /**
    * Records an attempt of the name before it is checked: refused (and forgotten: a refusal is not a
-   * failure) when MAX_FAILURES attempts are already in the window. Names of no account cost a row each
-   * only for the window (each row also cost its sender a password check).
+   * failure) while the name's backoff runs (ACCOUNT_FREE_FAILURES in the window, then a delay doubling to
+   * ACCOUNT_MAX_DELAY_MS after the last), unless the source is trusted (fewer than TRUSTED_BELOW failures
+   * of its own): a stranger's failures slow the stranger, not the name's owner at their own address.
+   * Names of no account are counted alike (no answer tells them apart); a row each only for the window.
    */
-  private async attempt(username: string, now: number): Promise<{ ok: true; id: number } | { ok: false; lockedUntil: string }> {
+  private async attempt(username: string, source: string | undefined, now: number): Promise<{ ok: true; id: number } | { ok: false; waitMs: number }> {
     const { id, attempts } = await this.store.recordSignInAttempt(username, now, now - FAILURE_WINDOW_MS + 1);
-    if (attempts.length <= MAX_FAILURES) return { ok: true, id };
+    const before = attempts.length - 1;
+    const trusted = source !== undefined && this.sourceFailures.failures(source, now) < TRUSTED_BELOW;
+    const waitMs = trusted || before === 0 ? 0 : attempts[before - 1]! + backoffMs(before, ACCOUNT_FREE_FAILURES, ACCOUNT_MAX_DELAY_MS) - now;
+    if (waitMs <= 0) return { ok: true, id };
     await this.store.forgetSignInAttempt(id);
-    return { ok: false, lockedUntil: new Date(attempts[0]! + FAILURE_WINDOW_MS).toISOString() };
+    return { ok: false, waitMs };
+  }
+
+  /** The refusal of a source still waiting out its own backoff (nothing checked, nothing counted); null: it may try. */
+  private sourceThrottled(source: string | undefined, now: number): (SignIn & { ok: false }) | null {
+    const waitMs = source === undefined ? 0 : this.sourceFailures.waitMs(source, now);
+    return waitMs > 0 ? this.throttled(waitMs, now) : null;
+  }
+
+  private sourceFailed(source: string | undefined, now: number): void {
+    if (source !== undefined) this.sourceFailures.failed(source, now);
+  }
+
+  private throttled(waitMs: number, now: number): SignIn & { ok: false } {
+    const seconds = retryAfterSeconds(waitMs);
+    return { ok: false, problem: `${TOO_MANY}: try again after ${new Date(now + seconds * 1000).toISOString()}`, retryAfterSeconds: seconds };
   }
 
   /**
-   * A sign-in step of the name (signIn, confirmEnrolment) under its lockout: one at a time on this node,
-   * its attempt recorded before anything is checked, and refused while the name is locked. `run` gets the
-   * time and the attempt's id, to forget when the step turns out not to be a failure. One place, so that
-   * neither way of signing in can drift from the other's limit on guessing.
+   * A sign-in step of the name (signIn, confirmEnrolment, changePassword) under its throttles: one at a
+   * time on this node, the source's backoff and then the name's checked, its attempt recorded before
+   * anything is checked. `run` gets the time and the attempt, to forget when the step turns out not to be
+   * a failure, or to clear the name's attempts with when it succeeds; an attempt neither when `run` ends
+   * was a failure, and counts against the source too. One place, so that no way of signing in can drift from
+   * the others' limits on guessing.
    */
-  private underLockout(username: string, run: (now: number, attemptId: number) => Promise<SignIn>): Promise<SignIn> {
-    const busy: SignIn = { ok: false, problem: 'a sign-in with this username is already being checked: try again in a moment' };
+  private guarded<T>(username: string, source: string | undefined, busy: T, refusal: (r: SignIn & { ok: false }) => T, run: (now: number, attempt: AttemptUnderway) => Promise<T>): Promise<T> {
     return this.oneAtATime(username, busy, async () => {
       const now = this.clock.now();
-      const attempt = await this.attempt(username, now);
-      if (!attempt.ok) return { ok: false, problem: `too many failed sign-ins: try again after ${attempt.lockedUntil}` };
-      return run(now, attempt.id);
+      const throttled = this.sourceThrottled(source, now);
+      if (throttled) return refusal(throttled);
+      const attempt = await this.attempt(username, source, now);
+      if (!attempt.ok) return refusal(this.throttled(attempt.waitMs, now));
+      let failure = true;
+      const result = await run(now, {
+        notFailure: async () => {
+          failure = false;
+          await this.store.forgetSignInAttempt(attempt.id);
+        },
+        succeeded: async () => {
+          failure = false;
+          await this.store.clearSignInAttempts(username);
+        },
+      });
+      if (failure) this.sourceFailed(source, now);
+      return result;
     });
+  }
+
+  private underThrottles(username: string, source: string | undefined, run: (now: number, attempt: AttemptUnderway) => Promise<SignIn>): Promise<SignIn> {
+    const busy: SignIn = { ok: false, problem: 'a sign-in with this username is already being checked: try again in a moment' };
+    return this.guarded(username, source, busy, (r) => r, run);
   }
 
   private async oneAtATime<T>(name: string, busy: T, run: () => Promise<T>): Promise<T> {
@@ -353,19 +408,18 @@ export class PortalAccountService {
 
   /**
    * The account's own password change (its administrator chose the first): the current password is
-   * checked under the same one-at-a-time rule and lockout as a sign-in, so a session left open is no
+   * checked under the same one-at-a-time rule and throttles as a sign-in, so a session left open is no
    * way to guess it. Every session ends.
    */
-  async changePassword(username: string, current: string, next: string): Promise<string | null> {
+  async changePassword(username: string, current: string, next: string, source?: string): Promise<string | null> {
     const problem = passwordProblem(next);
     if (problem) return problem;
     if (next === current) return 'the new password must differ from the current one';
-    return this.oneAtATime(username, 'a password change for this account is already being checked: try again in a moment', async () => {
-      const attempt = await this.attempt(username, this.clock.now());
-      if (!attempt.ok) return `too many failed attempts: try again after ${attempt.lockedUntil}`;
+    const busy = 'a password change for this account is already being checked: try again in a moment';
+    return this.guarded(username, source, busy, (r) => r.problem, async (_now, attempt) => {
       const account = await this.store.account(username);
       if (!account || account.disabled || !(await verifyPassword(current, account.passwordHash))) return 'the current password is wrong';
-      await this.store.clearSignInAttempts(username);
+      await attempt.succeeded();
       const changed = await this.store.changeAccount(username, { passwordHash: await hashPassword(next), mustChangePassword: false }, { epoch: account.sessionEpoch, enabled: true });
       return changed ? null : 'the account was changed meanwhile (disabled, or signed out everywhere): sign in again';
     });
@@ -377,7 +431,7 @@ export class PortalAccountService {
    * enrolment dropped; the next sign-in enrols a new secret as a first sign-in does. A password, not the
    * old one kept: whoever reset the factor must not be the only one who can sign in, and the person's own
    * password may be what was lost with the phone. The name's failed sign-ins are forgotten in the same
-   * step, so a person locked out can use the new password at once. Undefined: no such account.
+   * step, so a person held back by the name's backoff can use the new password at once. Undefined: no such account.
    */
   async resetTotpFactor(username: string, of: string | null): Promise<(FirstPassword & Omit<TotpReset, 'account'>) | undefined> {
     const password = newPassword();

@@ -12,7 +12,7 @@ import { registerUserPortal } from './user-pages.js';
 import { USER_REALM } from './user-realm.js';
 import { LISTENER_TLS } from '../security/tls-policy.js';
 import { csrfMatches } from '../security/portal-session.js';
-import { addressList } from '../security/address-list.js';
+import { addressList, clientAddress } from '../security/address-list.js';
 
 /** The portal a path belongs to. */
 const realmOf = (url: string): Realm => (url.startsWith(OPERATOR_REALM.base) ? OPERATOR_REALM : USER_REALM);
@@ -180,13 +180,23 @@ export function buildPortalServer(deps: PortalDeps, tls: { key: string; cert: st
  * so its role) is in force; a participant's user only while the participant is registered (its pages
  * would refuse every request: no secret is set up, no session opened, for nothing).
  */
-function signInChecks(deps: PortalDeps, realm: Realm): { realm: Realm['kind']; eligible: (a: PortalAccount) => Promise<boolean> } {
-  if (realm.kind === 'user') return { realm: realm.kind, eligible: async (a) => a.participantDipId !== null && deps.registry.participant(a.participantDipId) !== undefined };
-  return { realm: realm.kind, eligible: async (a) => (await deps.operatorApi(a.username).GET('/admin/whoami')).data !== undefined };
+function signInChecks(deps: PortalDeps, realm: Realm, req: FastifyRequest): { realm: Realm['kind']; eligible: (a: PortalAccount) => Promise<boolean>; source: string } {
+  // The client's address, throttled on its own failures (behind a reverse proxy: the proxy's).
+  const source = clientAddress(req.raw.socket);
+  if (realm.kind === 'user') return { realm: realm.kind, source, eligible: async (a) => a.participantDipId !== null && deps.registry.participant(a.participantDipId) !== undefined };
+  return { realm: realm.kind, source, eligible: async (a) => (await deps.operatorApi(a.username).GET('/admin/whoami')).data !== undefined };
+}
+
+/** A sign-in step refused for failing too often: 429 with Retry-After (the sign-in page again), logged with the address. */
+function throttledSignIn(deps: PortalDeps, realm: Realm, req: FastifyRequest, reply: FastifyReply, problem: string, retryAfterSeconds: number): FastifyReply {
+  deps.logger.warn({ portal: realm.kind, source: clientAddress(req.raw.socket), retryAfterSeconds }, 'portal sign-in throttled: too many failures');
+  reply.header('retry-after', String(retryAfterSeconds));
+  return render(reply, 429, realm, req, undefined, 'Sign in', signInPage(realm), { kind: 'error', text: problem });
 }
 
 /** A sign-in step's answer: refused (the sign-in page again), or a session cookie and the realm's start page. */
 function startSession(deps: PortalDeps, realm: Realm, req: FastifyRequest, reply: FastifyReply, result: SignIn, chosePassword: boolean): FastifyReply {
+  if (!result.ok && result.retryAfterSeconds !== undefined) return throttledSignIn(deps, realm, req, reply, result.problem, result.retryAfterSeconds);
   if (!result.ok) return render(reply, 401, realm, req, undefined, 'Sign in', signInPage(realm), { kind: 'error', text: result.problem });
   if (chosePassword) deps.logger.info({ username: result.account.username, portal: realm.kind }, 'portal: first password chosen (or changed) at sign-in');
   const now = deps.clock.now();
@@ -207,7 +217,7 @@ function registerSignIn(app: FastifyInstance, deps: PortalDeps, realm: Realm): v
     // The form that chooses a password (choosePasswordPage) also sends it twice.
     const next = field(req.body, 'next');
     if (next !== '' && next !== field(req.body, 'repeat')) return render(reply, 400, realm, req, undefined, 'Choose your password', choosePasswordPage(realm, username), { kind: 'error', text: 'the two new passwords differ' });
-    const result = await deps.accounts.signIn(username, field(req.body, 'password'), field(req.body, 'code'), { ...signInChecks(deps, realm), ...(next === '' ? {} : { chosenPassword: next }) });
+    const result = await deps.accounts.signIn(username, field(req.body, 'password'), field(req.body, 'code'), { ...signInChecks(deps, realm, req), ...(next === '' ? {} : { chosenPassword: next }) });
     if (!result.ok && result.enrol) {
       const e = result.enrol;
       return render(reply, 200, realm, req, undefined, 'Set up your authenticator', enrolmentPage(realm, { token: e.token, choosePassword: e.choosePassword }, e));
@@ -226,7 +236,8 @@ function registerSignIn(app: FastifyInstance, deps: PortalDeps, realm: Realm): v
     const again = (status: number, text: string) =>
       render(reply, status, realm, req, undefined, 'Set up your authenticator', enrolmentPage(realm, { token: field(req.body, 'token'), choosePassword: field(req.body, 'choose') === 'yes' }, null), { kind: 'error', text });
     if (next !== field(req.body, 'repeat')) return again(400, 'the two new passwords differ');
-    const result = await deps.accounts.confirmEnrolment(field(req.body, 'token'), field(req.body, 'code'), { ...signInChecks(deps, realm), ...(next === '' ? {} : { chosenPassword: next }) });
+    const result = await deps.accounts.confirmEnrolment(field(req.body, 'token'), field(req.body, 'code'), { ...signInChecks(deps, realm, req), ...(next === '' ? {} : { chosenPassword: next }) });
+    if (!result.ok && result.retryAfterSeconds !== undefined) return throttledSignIn(deps, realm, req, reply, result.problem, result.retryAfterSeconds);
     if (!result.ok) return again(result.choosePassword ? 400 : 401, result.problem);
     return startSession(deps, realm, req, reply, result, next !== '');
   });
@@ -235,7 +246,7 @@ function registerSignIn(app: FastifyInstance, deps: PortalDeps, realm: Realm): v
     `${realm.base}/account`,
     guarded(deps, realm, async (req, reply, signed) => {
       const next = field(req.body, 'next');
-      const problem = next !== field(req.body, 'repeat') ? 'the two new passwords differ' : await deps.accounts.changePassword(signed.account.username, field(req.body, 'current'), next);
+      const problem = next !== field(req.body, 'repeat') ? 'the two new passwords differ' : await deps.accounts.changePassword(signed.account.username, field(req.body, 'current'), next, clientAddress(req.raw.socket));
       if (problem) return render(reply, 400, realm, req, signed, 'Your account', accountPage(realm, signed), { kind: 'error', text: problem });
       deps.logger.info({ username: signed.account.username, portal: realm.kind }, 'portal password changed');
       setSessionCookie(reply, realm, '', 0);

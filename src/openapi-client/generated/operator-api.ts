@@ -6394,6 +6394,18 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Too many failed sign-ins: the name's backoff (after five failures in 15 minutes, a wait doubling from 1 s to at most a minute; an address with under three failures of its own is not held by it), or this client address's across every name (after ten, doubling to at most 15 minutes). Nothing was checked; try again after Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description What was refused and why, with the time to try again after */
+                            error: string;
+                        };
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -6558,6 +6570,18 @@ export interface paths {
                             error: string;
                             /** @enum {boolean} */
                             passwordChangeRequired: true;
+                        };
+                    };
+                };
+                /** @description Too many failed sign-ins: the name's backoff (after five failures in 15 minutes, a wait doubling from 1 s to at most a minute; an address with under three failures of its own is not held by it), or this client address's across every name (after ten, doubling to at most 15 minutes). Nothing was checked; try again after Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description What was refused and why, with the time to try again after */
+                            error: string;
                         };
                     };
                 };

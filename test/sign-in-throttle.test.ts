@@ -1,0 +1,24 @@
+import { describe, expect, it } from 'vitest';
+import { backoffMs, SOURCE_FREE_FAILURES, SOURCE_MAX_DELAY_MS, SOURCE_WINDOW_MS, SourceThrottle } from '../src/security/sign-in-throttle.js';
+
+/** The per-address sign-in throttle on its own: time is passed in, nothing waits. */
+describe('sign-in throttle per client address', () => {
+  it('lets the first failures through, then doubles the wait from 1 s to its cap', () => {
+    expect([0, 4].map((n) => backoffMs(n, 5, 60_000))).toEqual([0, 0]);
+    expect([5, 6, 7, 11, 12, 40].map((n) => backoffMs(n, 5, 60_000))).toEqual([1000, 2000, 4000, 60_000, 60_000, 60_000]);
+  });
+
+  it('holds an address after its free failures across any names, forgets it after the window, and keeps a bounded table', () => {
+    const throttle = new SourceThrottle(3);
+    const t0 = Date.UTC(2026, 0, 1);
+    for (let i = 0; i < SOURCE_FREE_FAILURES; i++) throttle.failed('192.0.2.7', t0);
+    expect(throttle.waitMs('192.0.2.7', t0)).toBe(1000);
+    expect(throttle.waitMs('192.0.2.8', t0)).toBe(0);
+    for (let i = 0; i < 30; i++) throttle.failed('192.0.2.7', t0);
+    expect(throttle.waitMs('192.0.2.7', t0)).toBe(SOURCE_MAX_DELAY_MS);
+    expect(throttle.failures('192.0.2.7', t0 + SOURCE_WINDOW_MS)).toBe(0);
+    // At most three addresses kept: the least recently failed is forgotten first.
+    for (const a of ['198.51.100.1', '198.51.100.2', '198.51.100.3', '198.51.100.4']) throttle.failed(a, t0);
+    expect(['198.51.100.1', '198.51.100.2', '198.51.100.3', '198.51.100.4'].map((a) => throttle.failures(a, t0))).toEqual([0, 1, 1, 1]);
+  });
+});
