@@ -3,46 +3,23 @@
  * skewed-clock.mjs), one NATS server, a PostgreSQL of its own: queue leases must not move between live
  * nodes because of it, and every 201'd message reaches each recipient once, in order.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PrivatePostgres } from '../../src/cli/cluster/postgres.js';
-import type { Topology } from '../../src/cli/cluster/topology.js';
-import { load, log, market, until, verify, type Dip, faultTopology, privatePostgres } from './load.js';
+import { load, log, market, until, verify, faultCluster } from './load.js';
 
 const SKEW_MS = Number(process.env.FAULTS_SKEW_MS ?? 8_000);
 
 describe(`two DIP nodes whose clocks are ${SKEW_MS} ms apart`, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'opendip-skew-'));
-  let topology: Topology;
-  let postgres: PrivatePostgres;
-  const closers: Array<() => Promise<void>> = [];
-  const dip = (): Dip => ({ url: topology.url, dataDir: topology.dataDir, postgresUrl: topology.postgresUrl, closers });
+  const cluster = faultCluster('skew', {
+    natsNodes: 1,
+    dipNodes: 2,
+    nodeEnv: [undefined, { NODE_OPTIONS: `--import ${resolve('test/faults/skewed-clock.mjs')}`, DIP_CLOCK_SKEW_MS: String(SKEW_MS) }],
+  });
+  const dip = () => cluster.dip();
 
-  beforeAll(async () => {
-    let postgresUrl: string;
-    ({ postgres, url: postgresUrl } = await privatePostgres(dir, 'opendip_skew'));
-    topology = await faultTopology({
-      dir,
-      postgresUrl,
-      natsNodes: 1,
-      dipNodes: 2,
-      nodeEnv: [undefined, { NODE_OPTIONS: `--import ${resolve('test/faults/skewed-clock.mjs')}`, DIP_CLOCK_SKEW_MS: String(SKEW_MS) }],
-    });
-    log(`skew: topology up: ${topology.url}`);
-  }, 300_000);
-
-  afterAll(async () => {
-    for (const c of closers.reverse()) await c().catch(() => {});
-    await topology?.stop();
-    try {
-      postgres?.stop('fast');
-    } catch {
-      // already stopped
-    }
-    rmSync(dir, { recursive: true, force: true });
-  }, 120_000);
+  beforeAll(() => cluster.start(), 300_000);
+  afterAll(() => cluster.stop(), 120_000);
 
   it('no lease taken from a live holder; everything delivered once, in order', async () => {
     const { senders, recipients } = await market(dip(), 'E', { senders: 2, recipients: 4 });
@@ -51,7 +28,7 @@ describe(`two DIP nodes whose clocks are ${SKEW_MS} ms apart`, () => {
     await until(() => Date.now() - startedAt > 30_000, 40_000, '30 s of load');
     await l.stop();
     const redelivered = await verify(l.accepted, recipients);
-    const takenOver = topology.dipNodes.map((n) => (readFileSync(join(dir, `${n.name}.log`), 'utf8').match(/taken over by another node/g) ?? []).length);
+    const takenOver = cluster.topology.dipNodes.map((n) => (readFileSync(join(cluster.dir, `${n.name}.log`), 'utf8').match(/taken over by another node/g) ?? []).length);
     log(`skew ${SKEW_MS} ms: submitted ${l.stats().submitted}, 201 ${l.accepted.length}, redelivered ${redelivered}, leases lost to a live node (by node) ${takenOver.join(', ')}`);
     expect(takenOver, 'leases taken from a live holder').toEqual([0, 0]);
     expect(redelivered).toBe(0);

@@ -4,7 +4,8 @@
  * batch not answered 201 with the same references), and the check that every message that got a 201
  * reached each of its recipients under one transaction ID, at consecutive positions, in order.
  */
-import { chmodSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as pause } from 'node:timers/promises';
 import { expect } from 'vitest';
@@ -77,6 +78,40 @@ export async function privatePostgres(dir: string, database: string): Promise<{ 
   postgres.init();
   postgres.start();
   return { postgres, url: `postgres://postgres@127.0.0.1:${port}/${database}` };
+}
+
+/**
+ * A fault file's own cluster in a temporary directory: `start()` (its beforeAll) starts PostgreSQL, NATS
+ * and the DIP nodes; `stop()` (its afterAll) runs the closers, last first, stops everything and removes
+ * the directory (kept with FAULTS_KEEP_DIR=1).
+ */
+export function faultCluster(name: string, o: Pick<TopologyOptions, 'natsNodes' | 'dipNodes' | 'nodeEnv'>) {
+  const dir = mkdtempSync(join(tmpdir(), `opendip-${name}-`));
+  const c = {
+    dir,
+    closers: [] as Array<() => Promise<void>>,
+    topology: undefined as unknown as Topology,
+    postgres: undefined as unknown as PrivatePostgres,
+    dip: (): Dip => ({ url: c.topology.url, dataDir: c.topology.dataDir, postgresUrl: c.topology.postgresUrl, closers: c.closers }),
+    async start(): Promise<void> {
+      const { postgres, url } = await privatePostgres(dir, `opendip_${name}`);
+      c.postgres = postgres;
+      c.topology = await faultTopology({ dir, postgresUrl: url, ...o });
+      log(`${name}: topology up: ${c.topology.url}`);
+    },
+    async stop(): Promise<void> {
+      for (const close of c.closers.reverse()) await close().catch(() => {});
+      await c.topology?.stop();
+      try {
+        c.postgres?.stop('fast');
+      } catch {
+        // already stopped
+      }
+      if (process.env.FAULTS_KEEP_DIR === '1') log(`${name}: kept ${dir}`);
+      else rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return c;
 }
 
 /** The fault tests' topology: nodes on 127.0.0.1 behind a balancer on a free port, short sweeps and retries. */
