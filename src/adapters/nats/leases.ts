@@ -252,7 +252,9 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     if (!warned && Math.abs(offsetMs) > this.settings.skewMs) {
       this.logger?.warn(
         { node, offsetMs, allowanceMs: this.settings.skewMs },
-        `the clock of node ${node} is ${Math.abs(offsetMs)} ms ${offsetMs > 0 ? 'ahead of' : 'behind'} this node's, beyond the ${this.settings.skewMs} ms its leases allow for: its leases are read on its clock as last heard; check the nodes' time synchronisation (NTP)`,
+        `the clock of node ${node} is ${Math.abs(offsetMs)} ms ${offsetMs > 0 ? 'ahead of' : 'behind'} this node's, beyond the ${this.settings.skewMs} ms its leases allow for: ${
+          offsetMs > 0 ? 'its queues wait that much longer to be taken over if it dies' : 'its leases are read that much later here, so they are not taken from it while it lives'
+        }; check the nodes' time synchronisation (NTP)`,
       );
     }
     this.clocks.set(node, { offsetMs, heardAt: now, warned: warned || Math.abs(offsetMs) > this.settings.skewMs });
