@@ -15,7 +15,7 @@
  *
  * Run with `npm run test:faults` (not part of `npm test`: it takes a few minutes).
  */
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as pause } from 'node:timers/promises';
@@ -23,11 +23,10 @@ import { Kvm } from '@nats-io/kv';
 import { connect as connectNats } from '@nats-io/transport-node';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTopology, type Topology } from '../../src/cli/cluster/topology.js';
+import type { Topology } from '../../src/cli/cluster/topology.js';
 import { PrivatePostgres } from '../../src/cli/cluster/postgres.js';
-import { freePorts } from '../../src/cli/cluster/processes.js';
 import { pausableProxy, type PausableProxy } from '../helpers/pausable-proxy.js';
-import { load, log, market as marketOn, until, verify, type Dip, type Recipient, type Shape } from './load.js';
+import { load, log, market as marketOn, until, verify, type Dip, type Recipient, type Shape, faultTopology, privatePostgres } from './load.js';
 
 interface Figures {
   fault: string;
@@ -75,26 +74,10 @@ describe('failover under load: 3 DIP nodes, NATS JetStream R3, PostgreSQL', () =
   const closers: Array<() => Promise<void>> = [];
 
   beforeAll(async () => {
-    // PostgreSQL runs as its own account (never root): it must be able to reach its directory.
-    chmodSync(dir, 0o755);
-    const [pgPort] = await freePorts(1);
-    postgres = new PrivatePostgres(join(dir, 'postgres'), pgPort!);
-    postgres.init();
-    postgres.start();
-    const postgresUrl = `postgres://postgres@127.0.0.1:${pgPort}/opendip_faults`;
+    let postgresUrl: string;
+    ({ postgres, url: postgresUrl } = await privatePostgres(dir, 'opendip_faults'));
     for (let i = 0; i < 3; i++) paths.push(await pausableProxy(new URL(postgresUrl)));
-    topology = await startTopology({
-      dir,
-      host: '127.0.0.1',
-      port: 0,
-      postgresUrl,
-      nodePostgresUrls: paths.map((p) => p.url),
-      natsNodes: 3,
-      natsBinary: process.env.NATS_SERVER ?? 'nats-server',
-      dipNodes: 3,
-      dipConfig: { environment: 'DEV', warmCatalogue: false, sweepIntervalSeconds: 5, delivery: { retryBaseMs: 100, retryCapMs: 2_000 } },
-      log,
-    });
+    topology = await faultTopology({ dir, postgresUrl, nodePostgresUrls: paths.map((p) => p.url), natsNodes: 3, dipNodes: 3 });
     log(`topology up: ${topology.url}`);
   }, 300_000);
 

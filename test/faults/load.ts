@@ -4,11 +4,16 @@
  * batch not answered 201 with the same references), and the check that every message that got a 201
  * reached each of its recipients under one transaction ID, at consecutive positions, in order.
  */
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as pause } from 'node:timers/promises';
 import { expect } from 'vitest';
 import { systemClock } from '../../src/adapters/clock.js';
 import { openPostgresBackend } from '../../src/adapters/postgres/index.js';
+import { PrivatePostgres } from '../../src/cli/cluster/postgres.js';
+import { freePorts } from '../../src/cli/cluster/processes.js';
+import { startTopology, type Topology, type TopologyOptions } from '../../src/cli/cluster/topology.js';
 import { DipClient } from '../../src/client/dip-client.js';
 import { startWebhookReceiver, type ReceivedCall, type WebhookReceiver } from '../../src/client/webhook-receiver.js';
 import { onboardParticipant } from '../../src/pipeline/participants.js';
@@ -62,6 +67,66 @@ export const TWO_OF_THREE: Shape = {
 export const log = (m: string) => process.stderr.write(`[faults] ${m}\n`);
 
 /**
+ * A PostgreSQL of the test's own in `dir` (initdb on a free port, started): the machine's shared server
+ * is never restarted. The URL names `database` (created by the topology when absent).
+ */
+export async function privatePostgres(dir: string, database: string): Promise<{ postgres: PrivatePostgres; url: string }> {
+  // PostgreSQL runs as its own account (never root): it must be able to reach its directory.
+  chmodSync(dir, 0o755);
+  const [port] = await freePorts(1);
+  const postgres = new PrivatePostgres(join(dir, 'postgres'), port!);
+  postgres.init();
+  postgres.start();
+  return { postgres, url: `postgres://postgres@127.0.0.1:${port}/${database}` };
+}
+
+/**
+ * A fault file's own cluster in a temporary directory: `start()` (its beforeAll) starts PostgreSQL, NATS
+ * and the DIP nodes; `stop()` (its afterAll) runs the closers, last first, stops everything and removes
+ * the directory (kept with FAULTS_KEEP_DIR=1).
+ */
+export function faultCluster(name: string, o: Pick<TopologyOptions, 'natsNodes' | 'dipNodes' | 'nodeEnv'>) {
+  const dir = mkdtempSync(join(tmpdir(), `opendip-${name}-`));
+  const c = {
+    dir,
+    closers: [] as Array<() => Promise<void>>,
+    topology: undefined as unknown as Topology,
+    postgres: undefined as unknown as PrivatePostgres,
+    dip: (): Dip => ({ url: c.topology.url, dataDir: c.topology.dataDir, postgresUrl: c.topology.postgresUrl, closers: c.closers }),
+    async start(): Promise<void> {
+      const { postgres, url } = await privatePostgres(dir, `opendip_${name}`);
+      c.postgres = postgres;
+      c.topology = await faultTopology({ dir, postgresUrl: url, ...o });
+      log(`${name}: topology up: ${c.topology.url}`);
+    },
+    async stop(): Promise<void> {
+      for (const close of c.closers.reverse()) await close().catch(() => {});
+      await c.topology?.stop();
+      try {
+        c.postgres?.stop('fast');
+      } catch {
+        // already stopped
+      }
+      if (process.env.FAULTS_KEEP_DIR === '1') log(`${name}: kept ${dir}`);
+      else rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return c;
+}
+
+/** The fault tests' topology: nodes on 127.0.0.1 behind a balancer on a free port, short sweeps and retries. */
+export function faultTopology(o: Pick<TopologyOptions, 'dir' | 'postgresUrl' | 'natsNodes' | 'dipNodes' | 'nodePostgresUrls' | 'nodeEnv'>): Promise<Topology> {
+  return startTopology({
+    host: '127.0.0.1',
+    port: 0,
+    natsBinary: process.env.NATS_SERVER ?? 'nats-server',
+    dipConfig: { environment: 'DEV', warmCatalogue: false, sweepIntervalSeconds: 5, delivery: { retryBaseMs: 100, retryCapMs: 2_000 } },
+    log,
+    ...o,
+  });
+}
+
+/**
  * The tests' waitFor, polling every 50 ms: many checks here ask the cluster under fault (health, leases,
  * the database), which 10 ms polling would load. Real processes (nats-server, PostgreSQL) keep real time,
  * so these tests wait on conditions with deadlines, never on a clock of their own.
@@ -69,7 +134,11 @@ export const log = (m: string) => process.stderr.write(`[faults] ${m}\n`);
 export const until = (check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> => waitFor(check, timeoutMs, what, 50);
 
 /** Fresh participants for one scenario: 2 senders, 3 recipients with webhooks (unless told otherwise). */
-export async function market(dip: Dip, tag: string, size = { senders: 2, recipients: 3 }): Promise<{ senders: Party[]; recipients: Recipient[] }> {
+export async function market(
+  dip: Dip,
+  tag: string,
+  size: { senders: number; recipients: number; respond?: (dipId: string) => ((call: ReceivedCall) => number) | undefined } = { senders: 2, recipients: 3 },
+): Promise<{ senders: Party[]; recipients: Recipient[] }> {
   const ca = await readCertificateAuthority(join(dip.dataDir, 'pki'));
   const store = await openPostgresBackend({ url: dip.postgresUrl, clock: systemClock });
   const party = async (dipId: string, role: string): Promise<Party> => {
@@ -86,7 +155,7 @@ export async function market(dip: Dip, tag: string, size = { senders: 2, recipie
     for (let i = 1; i <= size.recipients; i++) {
       const p = await party(`${tag}10000000${i}`, 'SUP');
       const calls: Recipient['calls'] = [];
-      const receiver = await startWebhookReceiver({ trustedCas: [ca.certPem], onCall: (c) => calls.push({ ...c, at: Date.now() }) });
+      const receiver = await startWebhookReceiver({ trustedCas: [ca.certPem], respond: size.respond?.(p.dipId), onCall: (c) => calls.push({ ...c, at: Date.now() }) });
       dip.closers.push(() => receiver.close());
       // The webhook is set through the cluster's address, like any participant would.
       await until(async () => (await p.client.setWebhook('IF-021', p.dipId, { callbackURL: `${receiver.url}dip`, maxMessageCount: 20 })).status === 201, 20_000, 'webhook registration');
@@ -110,6 +179,9 @@ export function load(tag: string, senders: Party[], recipients: Recipient[], sha
   let retried = 0;
   let lost = 0;
   let stop = false;
+  /** Answers other than 201, by status (0: no answer), and 503s that came without Retry-After. */
+  const answers: Record<string, number> = {};
+  let noRetryAfter = 0;
   const ids = recipients.map((r) => r.dipId);
   const runs = senders.map(async (s, si) => {
     let nextAt = Date.now();
@@ -146,6 +218,8 @@ export function load(tag: string, senders: Party[], recipients: Recipient[], sha
           break;
         }
         retried += 1;
+        answers[answer.status] = (answers[answer.status] ?? 0) + 1;
+        if (answer.status === 503 && !(answer as { headers?: Record<string, string | undefined> }).headers?.['retry-after']) noRetryAfter += 1;
         // A breath before the resend: a 503 or a refused connection is not asked again at once.
         await pause(100);
       }
@@ -154,7 +228,7 @@ export function load(tag: string, senders: Party[], recipients: Recipient[], sha
   return {
     accepted,
     acceptedAt,
-    stats: () => ({ submitted, retried, lost }),
+    stats: () => ({ submitted, retried, lost, answers, noRetryAfter }),
     async stop() {
       stop = true;
       await Promise.all(runs);

@@ -61,7 +61,7 @@ export async function openNatsCoordination(settings: NatsSettings, options: Nats
     followConnection(nc.status(), [leases, down], (err) => options.logger?.error({ err }, 'NATS connection status: a follower failed on an event')).catch((err: unknown) =>
       options.logger?.error({ err }, 'NATS connection status: no longer followed; lease health and the replay guard find an outage by a timeout'),
     );
-    const notifier = new NatsAlarmNotifierLease(leasesKv, alarmsKv, await keyEraser(nc, alarmsBucket, alarmsKv), leases.node, options.clock, leaseSettings, options.logger);
+    const notifier = new NatsAlarmNotifierLease(leasesKv, alarmsKv, await keyEraser(nc, alarmsBucket, alarmsKv), leases.node, options.clock, leaseSettings, options.logger, (v) => leases.expiryHere(v));
     // The bucket names holders by this id: the operator (and the failover tests) tell the nodes apart by it.
     options.logger?.info({ leaseHolder: leases.node, bucket: `${settings.prefix}_leases` }, 'queue leases: this node holds them under its id');
     return {

@@ -31,7 +31,7 @@ export const DEFAULT_LEASES: LeaseSettings = { ttlMs: 6_000, skewMs: 1_000 };
 export const nodeId = (name: string = hostname()): string => `${name}-${randomBytes(4).toString('hex')}`;
 
 /** What a lease's value says (JSON): who holds it, until when (the holder's clock). */
-interface LeaseValue {
+export interface LeaseValue {
   node: string;
   expiresAt: number;
 }
@@ -83,6 +83,14 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   private readonly handOvers: Subscription;
   /** The other nodes heard from (each says how many leases it holds at every renewal), and until when they count. */
   private readonly peers = new Map<string, { held: number; until: number }>();
+  /**
+   * How far each node's clock is ahead of this node's (negative: behind), as its last roll call said (its
+   * time when it sent it, less ours when we heard it: an underestimate by the message's transit, which
+   * only makes a lease of its last longer here), and when we heard it. A lease's expiry is the holder's
+   * time: a holder whose clock is behind this node's has its leases read that much later (expiryHere), so
+   * a skew beyond the allowance does not make a live holder's lease look expired here.
+   */
+  private readonly clocks = new Map<string, { offsetMs: number; heardAt: number; warned: boolean }>();
   private readonly roll: Subscription;
   /** Claims under way: counted with the leases held when deciding whether a balance hand-over is for this node. */
   private acquiring = 0;
@@ -127,6 +135,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
       callback: (_err, msg) => {
         const heard = rollCall(msg.string());
         if (!heard || heard.node === this.node) return;
+        if (heard.now !== undefined) this.heardClock(heard.node, heard.now);
         // A node that takes no queues (its store out of reach, stopping) has no share.
         if (heard.leaving || !heard.taking) this.peers.delete(heard.node);
         else this.peers.set(heard.node, { held: heard.held, until: this.clock.now() + this.settings.ttlMs });
@@ -224,10 +233,44 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   /** Tells the other nodes this one is here, how many leases it holds and whether it takes more (or that it is leaving). */
   private announce(leaving: boolean): void {
     try {
-      this.nc.publish(`${this.prefix}.nodes`, JSON.stringify({ node: this.node, held: leaving ? 0 : this.held.size, taking: this.taking, leaving }));
+      this.nc.publish(`${this.prefix}.nodes`, JSON.stringify({ node: this.node, held: leaving ? 0 : this.held.size, taking: this.taking, leaving, now: this.clock.now() }));
     } catch {
       // Best effort: the others stop counting this node a lease's length after they last heard it.
     }
+  }
+
+  /** How far `node`'s clock is ahead of this node's (negative: behind), as last heard; undefined if never heard. */
+  clockOffsetOf(node: string): number | undefined {
+    return this.clocks.get(node)?.offsetMs;
+  }
+
+  private heardClock(node: string, theirNow: number): void {
+    const now = this.clock.now();
+    const offsetMs = theirNow - now;
+    const known = this.clocks.get(node);
+    const warned = known?.warned === true && Math.abs(offsetMs) > this.settings.skewMs;
+    if (!warned && Math.abs(offsetMs) > this.settings.skewMs) {
+      this.logger?.warn(
+        { node, offsetMs, allowanceMs: this.settings.skewMs },
+        `the clock of node ${node} is ${Math.abs(offsetMs)} ms ${offsetMs > 0 ? 'ahead of' : 'behind'} this node's, beyond the ${this.settings.skewMs} ms its leases allow for: ${
+          offsetMs > 0 ? 'its queues wait that much longer to be taken over if it dies' : 'its leases are read that much later here, so they are not taken from it while it lives'
+        }; check the nodes' time synchronisation (NTP)`,
+      );
+    }
+    this.clocks.set(node, { offsetMs, heardAt: now, warned: warned || Math.abs(offsetMs) > this.settings.skewMs });
+    // Forgotten once no lease of that node can remain in the bucket (its TTL: ten lease lengths).
+    for (const [n, c] of this.clocks) if (now - c.heardAt > 10 * this.settings.ttlMs) this.clocks.delete(n);
+  }
+
+  /**
+   * A lease value's expiry in this node's time (the alarm notifier lease reads its own with it): later by
+   * how far the holder's clock was behind this node's when last heard, never earlier. A skew may delay a
+   * takeover, never hasten one: an offset heard is an estimate (a roll call that waited to be read makes
+   * the holder look behind), and a holder whose clock runs ahead is waited for as before, until its own
+   * expiry passes here.
+   */
+  expiryHere(value: LeaseValue): number {
+    return value.expiresAt + Math.max(0, -(this.clocks.get(value.node)?.offsetMs ?? 0));
   }
 
   holds(queue: QueueRef): boolean {
@@ -250,8 +293,8 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
       let revision: number;
       if (!entry || isDeleted(entry.operation)) {
         revision = entry ? await this.kv.update(key, this.value(), entry.revision) : await this.kv.create(key, this.value());
-      } else if (value && value.node !== this.node && value.expiresAt + this.settings.skewMs > now) {
-        this.others.set(key, value.expiresAt + this.settings.skewMs);
+      } else if (value && value.node !== this.node && this.expiryHere(value) + this.settings.skewMs > now) {
+        this.others.set(key, this.expiryHere(value) + this.settings.skewMs);
         return false;
       } else {
         // Expired (its holder died or let go without deleting), unreadable, or ours from before: take it.
@@ -400,11 +443,13 @@ function handedOver(text: string): { queue: QueueRef; node: string | undefined; 
 }
 
 /** A node's roll call: who, how many leases it holds, whether it takes more, whether it is leaving; undefined for anything else. */
-function rollCall(text: string): { node: string; held: number; taking: boolean; leaving: boolean } | undefined {
+function rollCall(text: string): { node: string; held: number; taking: boolean; leaving: boolean; now?: number } | undefined {
   try {
-    const v = JSON.parse(text) as { node?: unknown; held?: unknown; taking?: unknown; leaving?: unknown };
+    const v = JSON.parse(text) as { node?: unknown; held?: unknown; taking?: unknown; leaving?: unknown; now?: unknown };
     if (typeof v.node !== 'string' || typeof v.held !== 'number' || !Number.isInteger(v.held) || v.held < 0) return undefined;
-    return { node: v.node, held: v.held, taking: v.taking !== false, leaving: v.leaving === true };
+    // Its clock (absent from a node of a version before): a number of milliseconds since the epoch.
+    const now = typeof v.now === 'number' && Number.isFinite(v.now) ? v.now : undefined;
+    return { node: v.node, held: v.held, taking: v.taking !== false, leaving: v.leaving === true, ...(now === undefined ? {} : { now }) };
   } catch {
     return undefined;
   }

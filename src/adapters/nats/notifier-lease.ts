@@ -101,6 +101,8 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
     private readonly clock: Clock,
     private readonly settings: LeaseSettings,
     private readonly logger?: Logger,
+    /** A holder's expiry in this node's time (NatsQueueLeases.expiryHere: the holder's clock as last heard). */
+    private readonly expiryHere: (value: { node: string; expiresAt: number }) => number = (v) => v.expiresAt,
   ) {
     this.stopRenewing = clock.every(Math.max(100, Math.floor(settings.ttlMs / 3)), () => {
       if (!this.held) return;
@@ -119,7 +121,7 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
         const entry = await this.kv.get(NOTIFIER_KEY);
         const value = entry && !isDeleted(entry.operation) ? decode(entry.value) : undefined;
         // Held by a live node: its expiry plus the skew allowance, as for queue leases.
-        if (value && value.node !== this.node && value.expiresAt + this.settings.skewMs > this.clock.now()) return null;
+        if (value && value.node !== this.node && this.expiryHere(value) + this.settings.skewMs > this.clock.now()) return null;
         // A holder of the version before kept the record in the lease's value: that is what was notified
         // (the first flush writes it into the bucket, erasing what the bucket held before it).
         const legacy = value && value.record !== RECORD_IN_BUCKET ? value.notified : null;

@@ -35,6 +35,8 @@ export interface TopologyOptions {
    * that process): the failover tests put a proxy they can pause between one node and PostgreSQL.
    */
   nodePostgresUrls?: Array<string | undefined>;
+  /** Extra environment of each DIP node, by index (the fault tests start one node with a skewed clock). */
+  nodeEnv?: Array<Record<string, string> | undefined>;
   log(message: string): void;
 }
 
@@ -141,7 +143,7 @@ export async function startTopology(o: TopologyOptions): Promise<Topology> {
       const postgresUrl = o.nodePostgresUrls?.[i];
       const process_ = new ManagedProcess(name, process.execPath, SERVE, {
         cwd: REPO_ROOT,
-        env: { ...process.env, DIP_NODE_NAME: name, DIP_DATA_DIR: dataDir, DIP_PORT: String(port), DIP_ADMIN_PORT: String(adminPort), DIP_PORTAL_PORT: '0', DIP_CONFIG: join(dataDir, 'dip.config.yaml'), ...(postgresUrl ? { DIP_POSTGRES_URL: postgresUrl } : {}) },
+        env: { ...process.env, DIP_NODE_NAME: name, DIP_DATA_DIR: dataDir, DIP_PORT: String(port), DIP_ADMIN_PORT: String(adminPort), DIP_PORTAL_PORT: '0', DIP_CONFIG: join(dataDir, 'dip.config.yaml'), ...(postgresUrl ? { DIP_POSTGRES_URL: postgresUrl } : {}), ...o.nodeEnv?.[i] },
         logFile: join(o.dir, `${name}.log`),
       });
       return { name, port, adminPort, process: process_, start: () => process_.start({ line: /"OpenDIP listening"/, timeoutMs: 120_000 }) };
