@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { SAME_STOP_WITHIN_MS, stopOnSignals } from '../src/cli/stop-signals.js';
 import { waitFor } from './helpers/dip-harness.js';
 import { freePort } from './helpers/dip-process.js';
@@ -73,6 +73,18 @@ describe('the stop signals of dip serve', () => {
  */
 describe('npm start on SIGTERM and SIGINT', () => {
   const drainMs = 2_000;
+  // A cold `npm start` (tsx compiling the DIP) takes 15-30 s on a loaded 2-core machine: each case starts one.
+  const startTimeout = 150_000;
+  // Every process group and data directory a case made, whatever way it ended (a timeout included): the DIP
+  // runs in its own group (detached), which neither the case's end nor the test worker's would reach.
+  const started: Array<{ child: ChildProcess; dataDir: string; held?: Socket }> = [];
+  afterEach(() => {
+    for (const s of started.splice(0)) {
+      s.held?.destroy();
+      killGroup(s.child);
+      rmSync(s.dataDir, { recursive: true, force: true });
+    }
+  });
 
   async function npmStart(config = '') {
     const dataDir = mkdtempSync(join(tmpdir(), 'opendip-signals-'));
@@ -84,6 +96,8 @@ describe('npm start on SIGTERM and SIGINT', () => {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, npm_config_update_notifier: 'false', DIP_DATA_DIR: dataDir, DIP_PORT: String(await freePort()), DIP_HOST: '127.0.0.1', DIP_ADMIN_PORT: String(adminPort), DIP_PORTAL_PORT: '0', DIP_WORKERS: '1', DIP_INGEST_THREADS: '0', DIP_LOG_LEVEL: 'warn' },
     });
+    const entry: (typeof started)[number] = { child, dataDir };
+    started.push(entry);
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const exited = new Promise<{ code: number | null; at: number }>((resolve) => child.once('exit', (code) => resolve({ code, at: performance.now() })));
@@ -94,6 +108,7 @@ describe('npm start on SIGTERM and SIGINT', () => {
       s.once('data', () => resolve(s));
       s.once('error', reject);
     });
+    entry.held = held;
     return { child, exited, held, adminPort, stderr: () => err };
   }
 
@@ -106,40 +121,36 @@ describe('npm start on SIGTERM and SIGINT', () => {
     }
   };
 
-  it('exits 0 within the drain and a small bound on SIGTERM to npm, and on a Ctrl-C to its process group', async () => {
-    for (const send of [(c: ChildProcess) => c.kill('SIGTERM'), (c: ChildProcess) => process.kill(-c.pid!, 'SIGINT')]) {
+  // The bound after the drain is generous: what follows it (delivery processes, stores) stops in about a
+  // second here, but a loaded CI machine is slower; a stop that hung would never exit.
+  const cases: Array<[string, (c: ChildProcess) => void]> = [
+    ['SIGTERM to npm', (c) => c.kill('SIGTERM')],
+    ['a Ctrl-C to its process group', (c) => process.kill(-c.pid!, 'SIGINT')],
+  ];
+  for (const [what, send] of cases) {
+    it(`exits 0 within the drain and a bound on ${what}`, async () => {
       const dip = await npmStart();
-      try {
-        const sent = performance.now();
-        send(dip.child);
-        const { code, at } = await dip.exited;
-        expect([code, at - sent < drainMs + 5_000]).toEqual([0, true]);
-        // Nothing of the DIP left behind: its operator port refuses.
-        await expect(new Promise((resolve, reject) => connect({ host: '127.0.0.1', port: dip.adminPort }, () => resolve('connected')).once('error', (e: { code?: string }) => reject(new Error(e.code))))).rejects.toThrow('ECONNREFUSED');
-      } finally {
-        dip.held.destroy();
-        killGroup(dip.child);
-      }
-    }
-  });
+      const sent = performance.now();
+      send(dip.child);
+      const { code, at } = await dip.exited;
+      expect([code, at - sent < drainMs + 15_000]).toEqual([0, true]);
+      // Nothing of the DIP left behind: its operator port refuses.
+      await expect(new Promise((resolve, reject) => connect({ host: '127.0.0.1', port: dip.adminPort }, () => resolve('connected')).once('error', (e: { code?: string }) => reject(new Error(e.code))))).rejects.toThrow('ECONNREFUSED');
+    }, startTimeout);
+  }
 
   it('stops at once, 130, on a second Ctrl-C during the drain', async () => {
     // A drain of a minute: the second Ctrl-C is told from the drain's end by far.
     const dip = await npmStart('http:\n  stopDrainMs: 60000\n');
-    try {
-      const first = performance.now();
-      process.kill(-dip.child.pid!, 'SIGINT');
-      // The stop has begun (the DIP says so); the second press comes later than npm's copy of the first
-      // (SAME_STOP_WITHIN_MS after the DIP was seen taking the first, which it took before).
-      await waitFor(() => dip.stderr().includes('stopping'), 30_000, 'the stop to begin', 20);
-      const seen = performance.now();
-      await waitFor(() => performance.now() - seen > SAME_STOP_WITHIN_MS, 10_000, 'a person\'s second press', 20);
-      process.kill(-dip.child.pid!, 'SIGINT');
-      const { code, at } = await dip.exited;
-      expect([code, at - first < 30_000, dip.stderr().includes('stopping at once')]).toEqual([130, true, true]);
-    } finally {
-      dip.held.destroy();
-      killGroup(dip.child);
-    }
-  });
+    const first = performance.now();
+    process.kill(-dip.child.pid!, 'SIGINT');
+    // The stop has begun (the DIP says so); the second press comes later than npm's copy of the first
+    // (SAME_STOP_WITHIN_MS after the DIP was seen taking the first, which it took before).
+    await waitFor(() => dip.stderr().includes('stopping'), 30_000, 'the stop to begin', 20);
+    const seen = performance.now();
+    await waitFor(() => performance.now() - seen > SAME_STOP_WITHIN_MS, 10_000, 'a person\'s second press', 20);
+    process.kill(-dip.child.pid!, 'SIGINT');
+    const { code, at } = await dip.exited;
+    expect([code, at - first < 30_000, dip.stderr().includes('stopping at once')]).toEqual([130, true, true]);
+  }, startTimeout);
 });
