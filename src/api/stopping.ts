@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { MSG } from '../domain/response-codes.js';
 import { STORE_RETRY_AFTER_SECONDS } from '../pipeline/ingest.js';
@@ -52,7 +52,9 @@ export function useGracefulStop(app: FastifyInstance, drainMs: number, refuse: S
   };
   beginnings.set(app, begin);
   app.addHook('onRequest', async (req, reply) => {
-    if (deadline === null) return;
+    // What the DIP asks of itself in process (Fastify inject: a portal page in flight calling the operator
+    // API, inProcessTransport) has no network socket: it finishes as it would. Only clients are refused.
+    if (deadline === null || !(req.raw.socket instanceof Socket)) return;
     reply.header('connection', 'close');
     reply.header('retry-after', String(STORE_RETRY_AFTER_SECONDS));
     reply.code(503);
