@@ -103,4 +103,21 @@ describe.skipIf(!HAVE_REFERENCE)('the participant API against the published cont
       await send(h.t, h.sup, { method: 'DELETE', path: config });
     }
   });
+
+  // The published DT-006N type admits null, and the header reader dropped non-strings: [null] read as "no
+  // recipient named" (MSG1038 about the MPAN lookup) and [id, null] was taken (201) as if the null were not there.
+  it.each([
+    ['[null]', [null], 0, 'must be a DIP participant ID (a string of 10 characters), not null'],
+    ['a null after a valid ID', [SUP_ID, null], 1, 'must be a DIP participant ID (a string of 10 characters), not null'],
+    ['two nulls', [null, SUP_ID, null], 0, 'must be a DIP participant ID (a string of 10 characters), not null (and 1 more like it)'],
+    ['an empty string', [''], 0, 'must be at least 10 characters long'],
+  ])('a message whose A0.primaryRecipients holds %s is refused MSG1001 naming the item, the field and its index, as a malformed ID is', async (_what, recipients, index, why) => {
+    const bad = validItem();
+    (bad.payload.CommonBlock as { A0: { primaryRecipients: unknown[] } }).A0.primaryRecipients = recipients;
+    const a = await send(h.t, h.sds, { path: '/dip-channel/IF-021', body: JSON.stringify([validItem(), bad]) });
+    expect(a.status, a.text).toBe(400);
+    const entries = expectPublished(a);
+    expect(entries.map((e) => e.message)).toEqual(['MSG1000 - Message Processing Failed', 'MSG1001 - Schema Failure']);
+    expect(entries[1]!.help).toBe(`item 1: payload.CommonBlock.A0.primaryRecipients[${index}] ${why}`);
+  });
 });
