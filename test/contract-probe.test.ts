@@ -120,4 +120,22 @@ describe.skipIf(!HAVE_REFERENCE)('the participant API against the published cont
     expect(entries.map((e) => e.message)).toEqual(['MSG1000 - Message Processing Failed', 'MSG1001 - Schema Failure']);
     expect(entries[1]!.help).toBe(`item 1: payload.CommonBlock.A0.primaryRecipients[${index}] ${why}`);
   });
+
+  // JSON.parse reads 9007199254740993 as …992: the schema's integer check took it, and the refusal echoed
+  // the rounded number ("sequence 9007199254740992 is past the last position …"), not what was sent.
+  it.each([
+    ['a channel', `/dip-channel/IF-021/ack/${SUP_ID}`],
+    ['status messages', `/statusmessage/ack/${SUP_ID}`],
+  ])('an acknowledgement on %s whose sequence is not a safe integer is refused 400 MSG1001 naming sequence and the bound, never echoing a rounded number', async (_what, path) => {
+    for (const sequence of ['9007199254740993', '9007199254740992', '1e300']) {
+      const a = await send(h.t, h.sup, { path, body: `{"sequence":${sequence}}` });
+      expect(a.status, a.text).toBe(400);
+      const [entry] = expectPublished(a);
+      expect([entry!.message, entry!.help], sequence).toEqual(['MSG1001 - Schema Failure', 'sequence must be <= 9007199254740991']);
+    }
+    // The largest safe integer is a sequence, judged against the pull as any other.
+    const top = await send(h.t, h.sup, { path, body: '{"sequence":9007199254740991}' });
+    expect(top.status, top.text).toBe(400);
+    expect(expectPublished(top)[0]!.help).toMatch(/^sequence 9007199254740991 is past the last position a pull handed out/);
+  });
 });
