@@ -138,4 +138,18 @@ describe.skipIf(!HAVE_REFERENCE)('the participant API against the published cont
     expect(top.status, top.text).toBe(400);
     expect(expectPublished(top)[0]!.help).toMatch(/^sequence 9007199254740991 is past the last position a pull handed out/);
   });
+
+  // README: a submission holds at most maxBatchMessages (1000) messages, more is 413. A batch of status
+  // messages had no cap but the 10 MiB body limit (some 30,000 entries), each judged before the answer.
+  it('a batch of status messages over maxBatchMessages is refused 413 as a batch of messages is: the same code, the count and the limit', async () => {
+    const max = h.t.config.maxBatchMessages;
+    const messages = await send(h.t, h.sds, { path: '/dip-channel/IF-021', body: JSON.stringify(Array.from({ length: max + 1 }, () => validItem())) });
+    expect(messages.status, messages.text.slice(0, 400)).toBe(413);
+    const [m] = expectPublished(messages);
+    expect([m!.message, m!.help]).toEqual(['MSG1001 - Schema Failure', `the batch holds ${max + 1} messages; the limit is ${max}`]);
+    const statuses = await send(h.t, h.sup, { path: '/statusmessage', body: JSON.stringify(Array.from({ length: max + 1 }, () => status(received[0]!))) });
+    expect(statuses.status, statuses.text.slice(0, 400)).toBe(413);
+    const [s] = expectPublished(statuses);
+    expect([s!.message, s!.help]).toEqual(['MSG1001 - Schema Failure', `the batch holds ${max + 1} status messages; the limit is ${max}`]);
+  });
 });

@@ -11432,7 +11432,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        /** @description StandardResponseArray: one entry per message the status is about */
+        /** @description StandardResponseArray: one entry per message the status is about, one to the configured maximum (maxBatchMessages, 1000 by default; more is 413) */
         requestBody: {
             content: {
                 "application/json": components["schemas"]["StandardResponseBodyType"][];
