@@ -103,4 +103,53 @@ describe.skipIf(!HAVE_REFERENCE)('the participant API against the published cont
       await send(h.t, h.sup, { method: 'DELETE', path: config });
     }
   });
+
+  // The published DT-006N type admits null, and the header reader dropped non-strings: [null] read as "no
+  // recipient named" (MSG1038 about the MPAN lookup) and [id, null] was taken (201) as if the null were not there.
+  it.each([
+    ['[null]', [null], 0, 'must be a DIP participant ID (a string of 10 characters), not null'],
+    ['a null after a valid ID', [SUP_ID, null], 1, 'must be a DIP participant ID (a string of 10 characters), not null'],
+    ['two nulls', [null, SUP_ID, null], 0, 'must be a DIP participant ID (a string of 10 characters), not null (and 1 more like it)'],
+    ['an empty string', [''], 0, 'must be at least 10 characters long'],
+  ])('a message whose A0.primaryRecipients holds %s is refused MSG1001 naming the item, the field and its index, as a malformed ID is', async (_what, recipients, index, why) => {
+    const bad = validItem();
+    (bad.payload.CommonBlock as { A0: { primaryRecipients: unknown[] } }).A0.primaryRecipients = recipients;
+    const a = await send(h.t, h.sds, { path: '/dip-channel/IF-021', body: JSON.stringify([validItem(), bad]) });
+    expect(a.status, a.text).toBe(400);
+    const entries = expectPublished(a);
+    expect(entries.map((e) => e.message)).toEqual(['MSG1000 - Message Processing Failed', 'MSG1001 - Schema Failure']);
+    expect(entries[1]!.help).toBe(`item 1: payload.CommonBlock.A0.primaryRecipients[${index}] ${why}`);
+  });
+
+  // JSON.parse reads 9007199254740993 as …992: the schema's integer check took it, and the refusal echoed
+  // the rounded number ("sequence 9007199254740992 is past the last position …"), not what was sent.
+  it.each([
+    ['a channel', `/dip-channel/IF-021/ack/${SUP_ID}`],
+    ['status messages', `/statusmessage/ack/${SUP_ID}`],
+  ])('an acknowledgement on %s whose sequence is not a safe integer is refused 400 MSG1001 naming sequence and the bound, never echoing a rounded number', async (_what, path) => {
+    for (const sequence of ['9007199254740993', '9007199254740992', '1e300']) {
+      const a = await send(h.t, h.sup, { path, body: `{"sequence":${sequence}}` });
+      expect(a.status, a.text).toBe(400);
+      const [entry] = expectPublished(a);
+      expect([entry!.message, entry!.help], sequence).toEqual(['MSG1001 - Schema Failure', 'sequence must be <= 9007199254740991']);
+    }
+    // The largest safe integer is a sequence, judged against the pull as any other.
+    const top = await send(h.t, h.sup, { path, body: '{"sequence":9007199254740991}' });
+    expect(top.status, top.text).toBe(400);
+    expect(expectPublished(top)[0]!.help).toMatch(/^sequence 9007199254740991 is past the last position a pull handed out/);
+  });
+
+  // README: a submission holds at most maxBatchMessages (1000) messages, more is 413. A batch of status
+  // messages had no cap but the 10 MiB body limit (some 30,000 entries), each judged before the answer.
+  it('a batch of status messages over maxBatchMessages is refused 413 as a batch of messages is: the same code, the count and the limit', async () => {
+    const max = h.t.config.maxBatchMessages;
+    const messages = await send(h.t, h.sds, { path: '/dip-channel/IF-021', body: JSON.stringify(Array.from({ length: max + 1 }, () => validItem())) });
+    expect(messages.status, messages.text.slice(0, 400)).toBe(413);
+    const [m] = expectPublished(messages);
+    expect([m!.message, m!.help]).toEqual(['MSG1001 - Schema Failure', `the batch holds ${max + 1} messages; the limit is ${max}`]);
+    const statuses = await send(h.t, h.sup, { path: '/statusmessage', body: JSON.stringify(Array.from({ length: max + 1 }, () => status(received[0]!))) });
+    expect(statuses.status, statuses.text.slice(0, 400)).toBe(413);
+    const [s] = expectPublished(statuses);
+    expect([s!.message, s!.help]).toEqual(['MSG1001 - Schema Failure', `the batch holds ${max + 1} status messages; the limit is ${max}`]);
+  });
 });

@@ -22,11 +22,15 @@ export function publishedSchema(name: ApiSchemaName): JsonSchema {
   return schema;
 }
 
-/** POST /dip-channel/{id}/ack/{recipient-id} (pull consumption, an OpenDIP extension). */
+/**
+ * POST /dip-channel/{id}/ack/{recipient-id} (pull consumption, an OpenDIP extension). A safe integer at
+ * most: JSON.parse reads a larger one rounded (9007199254740993 as …992), so it would be judged, and
+ * echoed, as a number the caller did not send.
+ */
 export const ACK_SCHEMA: JsonSchema = {
   type: 'object',
   required: ['sequence'],
-  properties: { sequence: { type: 'integer', minimum: 0 } },
+  properties: { sequence: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } },
 };
 
 const ajv = new Ajv({ allErrors: true, strict: false, coerceTypes: false, useDefaults: false, removeAdditional: false });

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
-import { ENVELOPE_SCHEMA } from './envelope.js';
+import { ENVELOPE_SCHEMA, nullRecipientIssues } from './envelope.js';
 import { allIssues, firstIssues } from './errors.js';
 import { buildKeyTree, normaliseKeys, type KeyNode, type NormaliseProblem } from './key-case.js';
 import { suggestSecurityCategory, type CategorySuggestion } from './security-category.js';
@@ -136,7 +136,7 @@ export class Catalogue {
    * Validates one array item `{ payload: { CommonBlock, CustomBlock } }` for a channel. Field names
    * are matched case-insensitively; on success `message` carries the spec's exact case (the input
    * itself when it already did). Beside the published schema, the envelope the DIP reads (S0, S1) must
-   * hold, whatever the channel's schema leaves open. `encryptedPayload`: the CustomBlock travels
+   * hold, whatever the channel's schema leaves open, and no primary recipient may be null. `encryptedPayload`: the CustomBlock travels
    * encrypted (security pattern 3) and is absent; everything else must still be valid.
    */
   validate(channelId: string, item: unknown, opts: { encryptedPayload?: boolean } = {}): ValidationResult {
@@ -162,12 +162,16 @@ export class Catalogue {
     const published = validate(message) ? [] : (validate.errors ?? []);
     const checkEnvelope = envelopeValidator();
     const shape = checkEnvelope(message) ? [] : (checkEnvelope.errors ?? []);
-    if (published.length > 0 || shape.length > 0) {
-      const issues = allIssues([...shape, ...published], {
-        channelId: channel.interfaceId,
-        root: 'the message',
-        ...(opts.encryptedPayload ? { omit: aboutCustomBlock } : {}),
-      });
+    const nulls = nullRecipientIssues(message);
+    if (published.length > 0 || shape.length > 0 || nulls.length > 0) {
+      const issues = [
+        ...allIssues([...shape, ...published], {
+          channelId: channel.interfaceId,
+          root: 'the message',
+          ...(opts.encryptedPayload ? { omit: aboutCustomBlock } : {}),
+        }),
+        ...nulls,
+      ];
       if (issues.length > 0) return { ok: false, errors: firstIssues(issues), count: issues.length, paths: new Set(issues.map((i) => i.path)) };
     }
     // The envelope schema has checked these are strings.

@@ -1,4 +1,4 @@
-import type { JsonSchema } from './types.js';
+import type { JsonSchema, ValidationIssue } from './types.js';
 
 const text = { type: 'string' };
 
@@ -39,3 +39,25 @@ export const ENVELOPE_SCHEMA: JsonSchema = {
     },
   },
 };
+
+/**
+ * A null among `A0.primaryRecipients`: the published type (DT-006N) admits null, so no schema refuses it,
+ * but a recipient named null names nobody, and the header reader (src/domain/message.ts) skips what is
+ * not a string, so `[null]` read as "no recipient named" and `[id, null]` as `[id]`. The first null is
+ * named, in the words of a schema issue (its path, why), and any more counted as errors.ts counts a fault
+ * repeated across array elements.
+ */
+export function nullRecipientIssues(message: unknown): ValidationIssue[] {
+  const recipients = field(field(field(field(message, 'payload'), 'CommonBlock'), 'A0'), 'primaryRecipients');
+  if (!Array.isArray(recipients)) return [];
+  const first = recipients.indexOf(null);
+  if (first < 0) return [];
+  const more = recipients.filter((r) => r === null).length - 1;
+  const path = `payload.CommonBlock.A0.primaryRecipients[${first}]`;
+  const why = `${path} must be a DIP participant ID (a string of 10 characters), not null`;
+  return [{ path, rule: 'type', message: more > 0 ? `${why} (and ${more} more like it)` : why }];
+}
+
+function field(v: unknown, name: string): unknown {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>)[name] : undefined;
+}

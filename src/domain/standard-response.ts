@@ -43,6 +43,14 @@ export function refusedWholeHelp(failing: readonly number[]): string {
   return `not accepted: the batch is refused whole because ${which} failed (items are counted from 0)`;
 }
 
+/**
+ * The help of a batch (of messages, of status messages) holding more than `maxBatchMessages` items,
+ * refused whole (413, MSG1001) before any item is judged.
+ */
+export function batchTooLargeHelp(count: number, max: number, what: 'messages' | 'status messages'): string {
+  return `the batch holds ${count} ${what}; the limit is ${max}`;
+}
+
 export interface EntryFields {
   transactionID?: string | null;
   /** This entry's logical recipient, when it is not the answer's (a connection provider's item: the participant it sent for). */

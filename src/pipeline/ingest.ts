@@ -7,7 +7,7 @@ import type { Participant } from '../domain/participant.js';
 import { MSG, schemaFailureCode, type MsgText } from '../domain/response-codes.js';
 import { addressingDate, secondaryRecipients, type Appointment } from '../domain/mpan-lookup.js';
 import { route } from '../domain/routing.js';
-import { HELP_MAX, refusedWholeHelp, standardResponse, type EntryFields, type StandardResponse } from '../domain/standard-response.js';
+import { batchTooLargeHelp, HELP_MAX, refusedWholeHelp, standardResponse, type EntryFields, type StandardResponse } from '../domain/standard-response.js';
 import { dipDateTime, sentTimeProblem } from '../domain/time.js';
 import { newCorrelationId, newTransactionId } from '../domain/transaction-id.js';
 import { COMMIT_IN_DOUBT, storeFailureKind, StoreError } from '../ports/errors.js';
@@ -594,7 +594,7 @@ function parseBatch(body: Buffer, limits: Pick<IngestSettings, 'maxBatchMessages
   }
   if (!Array.isArray(parsed)) return { status: 400, help: 'the body must be a JSON array of messages ({"payload": {...}})' };
   if (parsed.length === 0) return { status: 400, help: 'the body is an empty array: send at least one message' };
-  if (parsed.length > max) return { status: 413, help: `the batch holds ${parsed.length} messages; the limit is ${max}` };
+  if (parsed.length > max) return { status: 413, help: batchTooLargeHelp(parsed.length, max, 'messages') };
   const twice = duplicateName(body, parsed, spans);
   if (twice) return { status: 400, help: twice };
   if (spans === null) {

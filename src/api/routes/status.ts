@@ -1,11 +1,11 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { MSG } from '../../domain/response-codes.js';
-import { refusedWholeHelp, standardResponse } from '../../domain/standard-response.js';
+import { batchTooLargeHelp, refusedWholeHelp, standardResponse } from '../../domain/standard-response.js';
 import { STATUS_CHANNEL, type StatusEntry } from '../../pipeline/status.js';
 import type { RoutePluginOptions } from '../deps.js';
 import { admitted } from '../guard.js';
 import { publishedSchema } from '../schemas.js';
-import { providerFor } from '../request.js';
+import { providerFor, sendStandard } from '../request.js';
 import { answers, GUARDED, noBody, recipientParams, signatureHeaders } from '../route-schemas.js';
 import { deleteWebhook, putWebhook, webhookConfigBody, type WebhookConfigRequest } from './pubconfig.js';
 
@@ -24,13 +24,19 @@ export const statusRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
     '/statusmessage',
     {
       config: { access: 'participant' },
+      // As a batch of messages (README, maxBatchMessages): refused 413 before its entries are validated.
+      preValidation: async (req, reply) => {
+        const max = deps.config.maxBatchMessages;
+        if (!Array.isArray(req.body) || req.body.length <= max) return;
+        return sendStandard(deps, reply, 413, admitted(req).caller.dipId, MSG.schemaFailure, batchTooLargeHelp(req.body.length, max, 'status messages'));
+      },
       schema: {
         operationId: 'submitStatusMessage',
         tags,
         summary: 'Submit a series of status messages',
         description: "A recipient's asynchronous status or error on messages it received, carried back to their original sender (its status-message webhook, or its pull queue).",
         headers: signatureHeaders,
-        body: { ...publishedSchema('StandardResponseArray'), description: 'StandardResponseArray: one entry per message the status is about' },
+        body: { ...publishedSchema('StandardResponseArray'), description: 'StandardResponseArray: one entry per message the status is about, one to the configured maximum (maxBatchMessages, 1000 by default; more is 413)' },
         response: answers(PUBLISHED),
       },
     },

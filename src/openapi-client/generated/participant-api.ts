@@ -154,7 +154,7 @@ export interface paths {
         put?: never;
         /**
          * Acknowledge pulled messages up to a position (OpenDIP)
-         * @description Moves the durable position to `sequence`: every message up to it counts as delivered (read by the recipient). Acknowledge the last position of the x-opendip-sequence you processed. `sequence` may not pass the last position a pull handed out (or the acknowledged position, when webhook deliveries took it further): a larger one is refused (400, MSG1001, naming the sequence, the last position handed out and the acknowledged one) and nothing moves, so messages no pull handed out are never marked delivered. At or below the acknowledged position: 200, nothing changes. With a webhook registered for the messages: 409, as a pull.
+         * @description Moves the durable position to `sequence`: every message up to it counts as delivered (read by the recipient). Acknowledge the last position of the x-opendip-sequence you processed. `sequence` may not pass the last position a pull handed out (or the acknowledged position, when webhook deliveries took it further): a larger one is refused (400, MSG1001, naming the sequence, the last position handed out and the acknowledged one) and nothing moves, so messages no pull handed out are never marked delivered. At or below the acknowledged position: 200, nothing changes. A `sequence` that is not a whole number from 0 to 9007199254740991 (Number.MAX_SAFE_INTEGER: a larger one would be read rounded): 400, MSG1001. With a webhook registered for the messages: 409, as a pull.
          */
         post: operations["acknowledgeMessages"];
         delete?: never;
@@ -1666,7 +1666,7 @@ export interface paths {
         put?: never;
         /**
          * Acknowledge pulled status messages up to a position (OpenDIP)
-         * @description Moves the durable position to `sequence`: every message up to it counts as delivered (read by the recipient). Acknowledge the last position of the x-opendip-sequence you processed. `sequence` may not pass the last position a pull handed out (or the acknowledged position, when webhook deliveries took it further): a larger one is refused (400, MSG1001, naming the sequence, the last position handed out and the acknowledged one) and nothing moves, so messages no pull handed out are never marked delivered. At or below the acknowledged position: 200, nothing changes. With a webhook registered for the messages: 409, as a pull.
+         * @description Moves the durable position to `sequence`: every message up to it counts as delivered (read by the recipient). Acknowledge the last position of the x-opendip-sequence you processed. `sequence` may not pass the last position a pull handed out (or the acknowledged position, when webhook deliveries took it further): a larger one is refused (400, MSG1001, naming the sequence, the last position handed out and the acknowledged one) and nothing moves, so messages no pull handed out are never marked delivered. At or below the acknowledged position: 200, nothing changes. A `sequence` that is not a whole number from 0 to 9007199254740991 (Number.MAX_SAFE_INTEGER: a larger one would be read rounded): 400, MSG1001. With a webhook registered for the messages: 409, as a pull.
          */
         post: operations["acknowledgeStatusMessages"];
         delete?: never;
@@ -11432,7 +11432,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        /** @description StandardResponseArray: one entry per message the status is about */
+        /** @description StandardResponseArray: one entry per message the status is about, one to the configured maximum (maxBatchMessages, 1000 by default; more is 413) */
         requestBody: {
             content: {
                 "application/json": components["schemas"]["StandardResponseBodyType"][];
