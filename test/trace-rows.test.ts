@@ -11,9 +11,9 @@ const copy = (seq: number, dl: Partial<CopyRow> = {}): CopyRow => ({ message_id:
 const call = (queue: number, seq: number, startedAt: number, status: number): AttemptRow => ({ queue_id: queue, first_seq: seq, last_seq: seq, url: 'https://r.example/', started_at: startedAt, latency_ms: 5, status, verdict: 'delivered', error: null });
 
 describe('traced deliveries', () => {
-  it('a copy refused in a 207 is not delivered though its call was; one requeued is, by the call after', () => {
+  it('a copy refused in a 207 is not delivered though its call was; one requeued is, by the call after', async () => {
     const refused = { dl_reason: 'rejected', dl_status: 207, dl_detail: 'refused in a 207', dl_at: 2_010 };
-    const [traced] = foldTraces(
+    const [traced] = await foldTraces(
       [message],
       [copy(1), copy(2, { ...refused, dl_state: 'dead' }), copy(3, { ...refused, dl_state: 'requeued' })],
       [call(1, 1, 2_000, 201), call(2, 2, 2_000, 207), call(3, 3, 2_000, 207), call(3, 3, 5_000, 201)],

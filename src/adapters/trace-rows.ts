@@ -1,6 +1,7 @@
 import { PULL_ACKNOWLEDGED } from '../ports/archive.js';
 import type { TracedDelivery, TracedMessage } from '../ports/traces.js';
 import { deliveringCall } from '../domain/delivered-by.js';
+import { Slices } from '../domain/slices.js';
 
 /** Rows both SQL engines answer, folded into traced messages the same way. */
 export interface MessageRow {
@@ -41,9 +42,20 @@ export interface AttemptRow {
   error: string | null;
 }
 
-export function foldTraces(messages: MessageRow[], copies: CopyRow[], attempts: AttemptRow[]): TracedMessage[] {
+/**
+ * Traced messages from their rows, in slices (src/domain/slices.ts): up to 200,000 messages and their
+ * copies' calls, folded whole on the main thread, held the event loop for seconds.
+ */
+export async function foldTraces(messages: MessageRow[], copies: CopyRow[], attempts: AttemptRow[]): Promise<TracedMessage[]> {
+  const slices = new Slices();
   const byQueue = new Map<number, AttemptRow[]>();
-  for (const a of attempts) byQueue.set(Number(a.queue_id), [...(byQueue.get(Number(a.queue_id)) ?? []), a]);
+  for (const a of attempts) {
+    const q = Number(a.queue_id);
+    const of = byQueue.get(q);
+    if (of) of.push(a);
+    else byQueue.set(q, [a]);
+    if (slices.due()) await slices.pause();
+  }
   const copiesOf = new Map<number, TracedDelivery[]>();
   for (const c of copies) {
     const mine = (byQueue.get(Number(c.queue_id)) ?? [])
@@ -63,9 +75,13 @@ export function foldTraces(messages: MessageRow[], copies: CopyRow[], attempts: 
       attempts: mine.map((a) => ({ startedAt: Number(a.started_at), latencyMs: Number(a.latency_ms), status: a.status, verdict: a.verdict, error: a.error, pulled: a.url === PULL_ACKNOWLEDGED })),
       deadLetter: c.dl_reason === null ? null : { reason: c.dl_reason, status: c.dl_status, detail: c.dl_detail ?? '', at: Number(c.dl_at) },
     };
-    copiesOf.set(Number(c.message_id), [...(copiesOf.get(Number(c.message_id)) ?? []), d]);
+    const m = Number(c.message_id);
+    const of = copiesOf.get(m);
+    if (of) of.push(d);
+    else copiesOf.set(m, [d]);
+    if (slices.due()) await slices.pause();
   }
-  return messages.map((m) => ({
+  return slices.map(messages, (m) => ({
     transactionId: m.transaction_id,
     channel: m.channel,
     eventCode: m.event_code,
