@@ -1,6 +1,7 @@
 import { PULL_ACKNOWLEDGED } from '../ports/archive.js';
 import type { TracedDelivery, TracedMessage } from '../ports/traces.js';
 import { deliveringCall } from '../domain/delivered-by.js';
+import { Slices } from '../domain/slices.js';
 
 /** Rows both SQL engines answer, folded into traced messages the same way. */
 export interface MessageRow {
@@ -41,14 +42,28 @@ export interface AttemptRow {
   error: string | null;
 }
 
-export function foldTraces(messages: MessageRow[], copies: CopyRow[], attempts: AttemptRow[]): TracedMessage[] {
+/**
+ * Traced messages from their rows, in slices (src/domain/slices.ts): up to 200,000 messages and their
+ * copies' calls, folded whole on the main thread, held the event loop for seconds.
+ */
+export async function foldTraces(messages: MessageRow[], copies: CopyRow[], attempts: AttemptRow[]): Promise<TracedMessage[]> {
+  const slices = new Slices();
   const byQueue = new Map<number, AttemptRow[]>();
-  for (const a of attempts) byQueue.set(Number(a.queue_id), [...(byQueue.get(Number(a.queue_id)) ?? []), a]);
+  for (const a of attempts) {
+    const q = Number(a.queue_id);
+    const of = byQueue.get(q);
+    if (of) of.push(a);
+    else byQueue.set(q, [a]);
+    if (slices.due()) await slices.pause();
+  }
+  const calls = new Map<number, QueueCalls>();
+  for (const [q, of] of byQueue) {
+    calls.set(q, queueCalls(of));
+    if (slices.due()) await slices.pause();
+  }
   const copiesOf = new Map<number, TracedDelivery[]>();
   for (const c of copies) {
-    const mine = (byQueue.get(Number(c.queue_id)) ?? [])
-      .filter((a) => Number(a.first_seq) <= Number(c.seq) && Number(a.last_seq) >= Number(c.seq))
-      .sort((x, y) => Number(x.started_at) - Number(y.started_at));
+    const mine = carrying(calls.get(Number(c.queue_id)), Number(c.seq));
     const delivered = deliveringCall(
       mine.map((a) => ({ ...a, startedAt: Number(a.started_at) })),
       c.dl_state === null || c.dl_at === null ? null : { state: c.dl_state, at: Number(c.dl_at) },
@@ -63,9 +78,13 @@ export function foldTraces(messages: MessageRow[], copies: CopyRow[], attempts: 
       attempts: mine.map((a) => ({ startedAt: Number(a.started_at), latencyMs: Number(a.latency_ms), status: a.status, verdict: a.verdict, error: a.error, pulled: a.url === PULL_ACKNOWLEDGED })),
       deadLetter: c.dl_reason === null ? null : { reason: c.dl_reason, status: c.dl_status, detail: c.dl_detail ?? '', at: Number(c.dl_at) },
     };
-    copiesOf.set(Number(c.message_id), [...(copiesOf.get(Number(c.message_id)) ?? []), d]);
+    const m = Number(c.message_id);
+    const of = copiesOf.get(m);
+    if (of) of.push(d);
+    else copiesOf.set(m, [d]);
+    if (slices.due()) await slices.pause();
   }
-  return messages.map((m) => ({
+  return slices.map(messages, (m) => ({
     transactionId: m.transaction_id,
     channel: m.channel,
     eventCode: m.event_code,
@@ -77,6 +96,39 @@ export function foldTraces(messages: MessageRow[], copies: CopyRow[], attempts: 
     replayOf: m.replay_of_tx,
     deliveries: copiesOf.get(Number(m.id)) ?? [],
   }));
+}
+
+/** A queue's calls by first position, with the furthest position any call up to each reaches. */
+interface QueueCalls {
+  byFirst: Array<{ a: AttemptRow; i: number; first: number; last: number; at: number }>;
+  reach: number[];
+}
+
+function queueCalls(of: AttemptRow[]): QueueCalls {
+  const byFirst = of.map((a, i) => ({ a, i, first: Number(a.first_seq), last: Number(a.last_seq), at: Number(a.started_at) })).sort((x, y) => x.first - y.first);
+  const reach: number[] = [];
+  for (const c of byFirst) reach.push(Math.max(reach.at(-1) ?? -Infinity, c.last));
+  return { byFirst, reach };
+}
+
+/**
+ * The calls that carried position `seq`, by start (the rows' order among calls that started together):
+ * found from the last call starting at or before it, back while an earlier one may still reach it. Each
+ * copy scanned every call of its queue (copies × calls: minutes at 200,000 messages).
+ */
+function carrying(calls: QueueCalls | undefined, seq: number): AttemptRow[] {
+  if (!calls) return [];
+  const { byFirst, reach } = calls;
+  let lo = 0;
+  let hi = byFirst.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (byFirst[mid]!.first <= seq) lo = mid + 1;
+    else hi = mid;
+  }
+  const found: QueueCalls['byFirst'] = [];
+  for (let j = lo - 1; j >= 0 && reach[j]! >= seq; j--) if (byFirst[j]!.last >= seq) found.push(byFirst[j]!);
+  return found.sort((x, y) => x.at - y.at || x.i - y.i).map((c) => c.a);
 }
 
 /** Whom routing chose, from the outbound copy's A0 block. */

@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { JsonSchema } from '../catalogue/types.js';
 import { RefusedError } from '../pipeline/refused.js';
-import { GRANULARITIES, toCsv, type Granularity, type Outcome, type ReportFilter, type Reports, type Viewer } from '../pipeline/reports.js';
+import { Readable } from 'node:stream';
+import { csvPieces, GRANULARITIES, jsonPieces, toCsv, type Granularity, type Outcome, type ReportFilter, type Reports, type Viewer } from '../pipeline/reports.js';
 
 interface ReportQuery {
   from?: string;
@@ -115,16 +116,23 @@ const SUMMARY: Readonly<Record<string, string>> = {
   journey: 'The journey of one transaction: received, validated, archived, routed, attempts, delivered, …',
 };
 
+/** The reports that list messages one by one (up to 200,000 rows): their answers are streamed. */
+const LISTINGS: ReadonlySet<string> = new Set(['sender-audit', 'processes', 'trace', 'mpan-trace']);
+
 /**
  * The reports API (spec 5.11), the same on both listeners: JSON or CSV (`format=csv`), for any period
  * (`from`/`to`, ISO 8601; default the last day) and granularity, filtered by channel, sender, recipient.
  */
 export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: ReportRouteOptions): void {
   const tags = ['Reports (OpenDIP)'];
-  const route = (name: string, ok: JsonSchema, refusals: readonly number[], params?: JsonSchema) => ({
-    schema: { tags, summary: SUMMARY[name], querystring: querySchema, ...(params ? { params } : {}), response: o.answers({ 200: jsonOrCsv(ok, 'The report') }, refusals) },
-    ...(o.config ? { config: o.config } : {}),
-  });
+  const route = (name: string, ok: JsonSchema, refusals: readonly number[], params?: JsonSchema) => {
+    // A listing's answer is written as a stream (below): bounded while a client leaves it unread, and not kept in the activity log (up to 200,000 rows).
+    const config = { ...o.config, ...(LISTINGS.has(name) ? { streamedAnswer: true, keepAnswer: false as const } : {}) };
+    return {
+      schema: { tags, summary: SUMMARY[name], querystring: querySchema, ...(params ? { params } : {}), response: o.answers({ 200: jsonOrCsv(ok, 'The report') }, refusals) },
+      ...(Object.keys(config).length > 0 ? { config } : {}),
+    };
+  };
   const filterOf = (q: ReportQuery): ReportFilter | string => {
     const toMs = q.to ? instantOf('to', q.to) : o.now();
     if (typeof toMs === 'string') return toMs;
@@ -143,8 +151,15 @@ export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: 
       return o.fail(reply, req, e.status, e.message);
     }
   };
-  const answer = (reply: FastifyReply, q: ReportQuery, name: string, rows: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}) =>
-    q.format === 'csv' ? reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}.csv"`).send(toCsv(rows)) : reply.send({ ...extra, rows });
+  const answer = (reply: FastifyReply, q: ReportQuery, name: string, rows: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}) => {
+    const csv = q.format === 'csv';
+    if (csv) reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}.csv"`);
+    // A listing (up to 200,000 rows) is written in pieces, the event loop taking turns between them; the
+    // same bytes as the answer written whole (fastify's JSON of it, toCsv), sent chunked.
+    if (!LISTINGS.has(name)) return reply.send(csv ? toCsv(rows) : { ...extra, rows });
+    if (!csv) reply.header('content-type', 'application/json; charset=utf-8');
+    return reply.send(Readable.from(csv ? csvPieces(rows) : jsonPieces(extra, rows)));
+  };
   const withFilter = (name: string, make: (viewer: Viewer, f: ReportFilter, q: ReportQuery) => Promise<Array<Record<string, unknown>>>) =>
     app.get<{ Querystring: ReportQuery }>(`${o.prefix}/${name}`, route(name, periodReport(name), [400, 429]), async (req, reply) => {
       const f = filterOf(req.query);

@@ -2,6 +2,7 @@ import { BUSINESS_FLOWS } from '../catalogue/business-flows.js';
 import type { MpanDirectory } from './mpan-directory.js';
 import { RefusedError } from './refused.js';
 import { readRefusal } from '../domain/activity.js';
+import { Slices } from '../domain/slices.js';
 import type { ActivityLogStore } from '../ports/activity-log.js';
 import type { MessageTraces, TracedMessage, TraceQuery } from '../ports/traces.js';
 import { GRANULARITIES, type CountQuery, type Granularity, type LatencyAggregate, type ReportCounts } from '../ports/report-counts.js';
@@ -254,14 +255,19 @@ export class Reports {
       query.sender === undefined || query.sender === me ? this.read({ ...query, sender: me }) : [],
       query.recipient === undefined || query.recipient === me ? this.read({ ...query, recipient: me }) : [],
     ]);
+    // Up to twice 200,000 messages: folded in slices, the event loop taking turns between (src/domain/slices.ts).
+    const slices = new Slices();
     const byId = new Map<string, TracedMessage>();
-    for (const m of [...sent, ...received]) byId.set(m.transactionId, m);
+    for (const part of [sent, received]) {
+      for (const m of part) {
+        byId.set(m.transactionId, m);
+        if (slices.due()) await slices.pause();
+      }
+    }
     if (byId.size > this.limit) throw tooMany(query, this.limit, this.counts !== null);
     const mine = (m: TracedMessage) => m.sender === me && m.replayOf === null;
-    return [...byId.values()]
-      .sort((a, b) => a.receivedAt - b.receivedAt)
-      .filter((m) => mine(m) || m.deliveries.some((d) => d.recipient === me))
-      .map((m) => (mine(m) ? m : { ...m, deliveries: m.deliveries.filter((d) => d.recipient === me), routing: undefined }));
+    const seen = await slices.filter(await slices.sort([...byId.values()], (a, b) => a.receivedAt - b.receivedAt), (m) => mine(m) || m.deliveries.some((d) => d.recipient === me));
+    return slices.map(seen, (m) => (mine(m) ? m : { ...m, deliveries: m.deliveries.filter((d) => d.recipient === me), routing: undefined }));
   }
 
   /**
@@ -280,8 +286,9 @@ export class Reports {
    */
   private async filtered(viewer: Viewer, f: ReportFilter): Promise<TracedMessage[]> {
     const visible = await this.visible(viewer, { fromMs: f.fromMs, toMs: f.toMs, channel: f.channel, sender: f.sender, recipient: f.recipient });
-    const originals = visible.filter((m) => m.replayOf === null);
-    return f.recipient === undefined ? originals : originals.map((m) => ({ ...m, deliveries: m.deliveries.filter((d) => d.recipient === f.recipient) }));
+    const slices = new Slices();
+    const originals = await slices.filter(visible, (m) => m.replayOf === null);
+    return f.recipient === undefined ? originals : slices.map(originals, (m) => ({ ...m, deliveries: m.deliveries.filter((d) => d.recipient === f.recipient) }));
   }
 
   /**
@@ -352,7 +359,7 @@ export class Reports {
   /** Per message the sender sent: when it reached the DIP, and per recipient whether and when it was received. */
   private async senderAuditNow(viewer: Viewer, f: ReportFilter) {
     const sender = viewer.kind === 'participant' ? viewer.dipId : f.sender;
-    return (await this.filtered(viewer, { ...f, sender })).map((m) => ({
+    return new Slices().map(await this.filtered(viewer, { ...f, sender }), (m) => ({
       transactionId: m.transactionId,
       senderUniqueReference: m.senderUniqueReference,
       channel: m.channel,
@@ -387,20 +394,23 @@ export class Reports {
     const windows = (await this.mpan.history(mpan)).filter((a) => a.dipId === viewer.dipId);
     if (windows.length === 0) return { ok: false, status: 403, help: `${viewer.dipId} has never been responsible for MPAN ${mpan}: its trace is not yours to see` };
     const inWindow = (ms: number) => windows.some((w) => w.fromMs <= ms && (w.toMs === null || ms <= w.toMs));
-    return { ok: true, value: messages.filter((m) => inWindow(m.receivedAt)) };
+    return { ok: true, value: await new Slices().filter(messages, (m) => inWindow(m.receivedAt)) };
   }
 
   /** Business processes (figure 15) linked by correlation ID: where each stands and which are stuck. */
   private async processesNow(viewer: Viewer, f: ReportFilter, stuckAfterMs: number): Promise<ProcessStatus[]> {
+    const slices = new Slices();
     const byCorrelation = new Map<string, TracedMessage[]>();
     for (const m of await this.filtered(viewer, f)) {
+      if (slices.due()) await slices.pause();
       if (!m.correlationId) continue;
       const group = byCorrelation.get(m.correlationId);
       if (group) group.push(m);
       else byCorrelation.set(m.correlationId, [m]);
     }
     const now = this.now();
-    return [...byCorrelation].map(([correlationId, msgs]) => trackProcess(correlationId, msgs, now, stuckAfterMs)).sort((a, b) => a.startedAt - b.startedAt);
+    const tracked = await slices.map([...byCorrelation], ([correlationId, msgs]) => trackProcess(correlationId, msgs, now, stuckAfterMs));
+    return slices.sort(tracked, (a, b) => a.startedAt - b.startedAt);
   }
 }
 
@@ -492,11 +502,60 @@ const FORMULA_START = /^[=+\-@\t\r]/;
 export function toCsv(rows: Array<Record<string, unknown>>): string {
   const flat = rows.map((r) => flatten(r));
   const cols = [...new Set(flat.flatMap((r) => Object.keys(r)))];
-  const cell = (v: unknown) => {
-    const s = v === null || v === undefined ? '' : typeof v === 'string' ? (FORMULA_START.test(v) ? `'${v}` : v) : JSON.stringify(v);
-    return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-  };
-  return [cols.join(','), ...flat.map((r) => cols.map((c) => cell(r[c])).join(','))].join('\r\n') + '\r\n';
+  return [cols.join(','), ...flat.map((r) => cols.map((c) => csvCell(r[c])).join(','))].join('\r\n') + '\r\n';
+}
+
+const csvCell = (v: unknown): string => {
+  const s = v === null || v === undefined ? '' : typeof v === 'string' ? (FORMULA_START.test(v) ? `'${v}` : v) : JSON.stringify(v);
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+};
+
+/** About this many characters a piece of a written answer (csvPieces, jsonPieces). */
+const PIECE_CHARS = 64 * 1024;
+
+/**
+ * toCsv's text, in pieces written in slices (src/domain/slices.ts): a listing report's 200,000 rows
+ * written as one string held the event loop for seconds. The same bytes, joined.
+ */
+export async function* csvPieces(rows: ReadonlyArray<Record<string, unknown>>): AsyncGenerator<string> {
+  const slices = new Slices();
+  const flat = await slices.map(rows, (r) => flatten(r));
+  const names = new Set<string>();
+  for (const r of flat) {
+    for (const k of Object.keys(r)) names.add(k);
+    if (slices.due()) await slices.pause();
+  }
+  const cols = [...names];
+  let piece = `${cols.join(',')}\r\n`;
+  for (const r of flat) {
+    piece += `${cols.map((c) => csvCell(r[c])).join(',')}\r\n`;
+    if (piece.length >= PIECE_CHARS) {
+      yield piece;
+      piece = '';
+    }
+    if (slices.due()) await slices.pause();
+  }
+  yield piece;
+}
+
+/**
+ * `JSON.stringify({ ...head, rows })`, in pieces written in slices (as csvPieces): the same bytes, joined.
+ * Each row is written by JSON.stringify, as it is inside the array.
+ */
+export async function* jsonPieces(head: Record<string, unknown>, rows: readonly unknown[]): AsyncGenerator<string> {
+  const slices = new Slices();
+  // `{…head,"rows":[]}`: its end is the array's, written row by row.
+  const shell = JSON.stringify({ ...head, rows: [] });
+  let piece = shell.slice(0, -2);
+  for (let i = 0; i < rows.length; i++) {
+    piece += (i === 0 ? '' : ',') + JSON.stringify(rows[i]);
+    if (piece.length >= PIECE_CHARS) {
+      yield piece;
+      piece = '';
+    }
+    if (slices.due()) await slices.pause();
+  }
+  yield `${piece}]}`;
 }
 
 function flatten(row: Record<string, unknown>, prefix = ''): Record<string, unknown> {

@@ -45,7 +45,7 @@ export class PgTraces implements MessageTraces {
         WHERE a.started_at >= $3`,
       [copies.map((c) => c.queue_id), copies.map((c) => c.seq), q.fromMs],
     );
-    const traced = foldTraces(messages, copies, attempts);
+    const traced = await foldTraces(messages, copies, attempts);
     if (q.withRouting) traced.forEach((t, i) => (t.routing = messages[i]!.outbound ? routingOf(this.d.reveal(messages[i]!.outbound, messages[i]!.sealed === true)) : null));
     return traced;
   }

@@ -50,18 +50,45 @@ const read = db.transaction((steps) => {
   }
   return out;
 });
+// A read's rows go back in pages of workerData.page rows, the next when the reader asks for it: a
+// message's rows are copied into the reader's heap in one go, on its event loop (200,000 messages
+// and their copies' rows held it for about a second).
+const answering = new Map();
+const rest = (a) => {
+  while (a.step < a.out.length && a.at >= a.out[a.step].length) { a.step += 1; a.at = 0; }
+  return a.step < a.out.length;
+};
+const page = (id) => {
+  const a = answering.get(id);
+  if (!a) return;
+  rest(a);
+  const step = Math.max(0, Math.min(a.step, a.out.length - 1));
+  const rows = a.step < a.out.length ? a.out[a.step].slice(a.at, a.at + workerData.page) : [];
+  a.at += rows.length;
+  const done = !rest(a);
+  if (done) answering.delete(id);
+  parentPort.postMessage({ id, step, rows, done });
+};
 parentPort.on('message', (m) => {
   if (m === 'close') { db.close(); parentPort.close(); return; }
+  if (m.more) { page(m.id); return; }
   try {
-    parentPort.postMessage({ id: m.id, rows: read(m.steps) });
+    answering.set(m.id, { out: read(m.steps), step: 0, at: 0 });
   } catch (e) {
     parentPort.postMessage({ id: m.id, error: { message: String((e && e.message) || e), code: e && e.code } });
+    return;
   }
+  page(m.id);
 });`;
 
-type Reply = { id: number; rows: unknown[][] } | { id: number; error: { message: string; code?: string } };
+type Reply = { id: number; step: number; rows: unknown[]; done: boolean } | { id: number; error: { message: string; code?: string } };
+
+/** Rows a page of a read's answer carries (ReaderThread): a few milliseconds' copying on the reader's side. */
+const PAGE_ROWS = 2_000;
 
 interface Waiting {
+  /** Each step's rows, as their pages come. */
+  rows: unknown[][];
   resolve: (rows: unknown[][]) => void;
   reject: (e: Error) => void;
 }
@@ -93,7 +120,7 @@ export class ReaderThread implements SqliteReads {
     const id = this.nextId++;
     return new Promise<unknown[][]>((resolve, reject) => {
       if (this.waiting.size === 0) worker.ref();
-      this.waiting.set(id, { resolve, reject });
+      this.waiting.set(id, { rows: steps.map(() => []), resolve, reject });
       try {
         worker.postMessage({ id, steps });
       } catch (err) {
@@ -106,14 +133,25 @@ export class ReaderThread implements SqliteReads {
 
   private started(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(THREAD, { eval: true, workerData: { module: betterSqlite3, file: this.file } });
+    const worker = new Worker(THREAD, { eval: true, workerData: { module: betterSqlite3, file: this.file, page: PAGE_ROWS } });
     worker.unref();
     worker.on('message', (m: Reply) => {
       const w = this.waiting.get(m.id);
       if (!w) return;
+      if ('error' in m) {
+        this.settled(worker, m.id);
+        w.reject(Object.assign(new Error(m.error.message), { name: 'SqliteError', code: m.error.code }));
+        return;
+      }
+      const into = w.rows[m.step];
+      if (into) for (const row of m.rows) into.push(row);
+      if (!m.done) {
+        // The next page on a later turn of the loop (its message is a new task): the loop runs between pages.
+        worker.postMessage({ id: m.id, more: true });
+        return;
+      }
       this.settled(worker, m.id);
-      if ('error' in m) w.reject(Object.assign(new Error(m.error.message), { name: 'SqliteError', code: m.error.code }));
-      else w.resolve(m.rows);
+      w.resolve(w.rows);
     });
     worker.on('error', (e) => this.failed(worker, e));
     worker.on('exit', (code) => this.failed(worker, new Error(`the SQLite reader thread exited (code ${code})`)));

@@ -1,4 +1,5 @@
 import type { MessageTraces, TracedMessage, TraceQuery } from '../../ports/traces.js';
+import { Slices } from '../../domain/slices.js';
 import { foldTraces, routingOf, type AttemptRow, type CopyRow, type MessageRow } from '../trace-rows.js';
 import type { SqliteDatabase, Stored } from './database.js';
 
@@ -47,7 +48,7 @@ export class SqliteTraces implements MessageTraces {
       },
     ])) as [Array<MessageRow & { outbound: Stored | Uint8Array | null }>, CopyRow[], AttemptRow[]];
     if (messages.length === 0) return [];
-    const traced = foldTraces(messages, copies, dedupe(attempts));
+    const traced = await foldTraces(messages, copies, await dedupe(attempts));
     // A BLOB crosses the thread as a Uint8Array; the sealer opens Buffers. Unsealing stays on this side (the sealer's keys are here).
     if (q.withRouting) traced.forEach((t, i) => (t.routing = routingOf(this.d.reveal(asStored(messages[i]!.outbound!)))));
     return traced;
@@ -58,10 +59,10 @@ function asStored(v: Stored | Uint8Array): Stored {
   return typeof v === 'string' || Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 }
 
-/** An attempt covering several copies is found once per copy. */
-function dedupe(attempts: AttemptRow[]): AttemptRow[] {
+/** An attempt covering several copies is found once per copy (as many rows as copies: in slices). */
+async function dedupe(attempts: AttemptRow[]): Promise<AttemptRow[]> {
   const seen = new Set<string>();
-  return attempts.filter((a) => {
+  return new Slices().filter(attempts, (a) => {
     const k = `${a.queue_id}:${a.first_seq}:${a.started_at}`;
     if (seen.has(k)) return false;
     seen.add(k);
