@@ -44,7 +44,10 @@ export class SigningKeyWatcher {
    */
   outbound(): OutboundSigner {
     // A fresh object per call: the caller adds its own headers (content-type, sequence) to it.
-    return { sign: async (method, url, body) => ({ ...(await this.signer.sign(method, url, body)) }) };
+    return {
+      sign: async (method, url, body) => ({ ...(await this.signer.sign(method, url, body)) }),
+      signHash: async (method, url, hash) => ({ ...(await this.signer.signHash(method, url, hash)) }),
+    };
   }
 
   /** The signing certificate in force (PEM), as GET /certificates/dip serves it. */
