@@ -77,7 +77,7 @@ export interface WorkerDeps {
   /** The copy a recipient gets (obfuscated, encrypted for it). */
   copyFor(queue: QueueRef, outbound: string): string | Promise<string>;
   /** Copies' bytes shared between the recipients of a message (none: each call encodes its own). */
-  encoded?: Pick<EncodedCopies, 'bytes' | 'body'>;
+  encoded?: Pick<EncodedCopies, 'bytes'>;
   /** In-process consumers (the MPAN lookup's feed) take their queue's entries instead of a webhook. */
   localConsumer(queue: QueueRef): LocalConsumer | undefined;
   /** The status messages that tell the senders of these dead letters, appended in the same settlement. */
@@ -472,10 +472,8 @@ export class QueueWorker {
     const last = entries[entries.length - 1]!.seq;
     // Encoded once: the same bytes are hashed for the signature and sent.
     const encoded = this.deps.encoded;
-    // With a signer that takes a hash, the body and its hash are shared with other recipients' calls carrying the same copies.
-    const shared = encoded && this.deps.signer.signHash ? encoded.body(entries.map((e) => e.messageId), prepared.copies.map((copy, i) => encoded.bytes(entries[i]!.messageId, copy))) : null;
-    const body = shared ? shared.body : batchBody(prepared.copies.map((copy, i) => (encoded ? encoded.bytes(entries[i]!.messageId, copy) : Buffer.from(copy, 'utf8'))));
-    const outcome = await this.call(hook.url, body, formatSequence(first, last), entries.length, shared?.hash);
+    const body = batchBody(prepared.copies.map((copy, i) => (encoded ? encoded.bytes(entries[i]!.messageId, copy) : Buffer.from(copy, 'utf8'))));
+    const outcome = await this.call(hook.url, body, formatSequence(first, last), entries.length);
     const { startedAt, tracedFrom } = outcome;
     // Given with the call (stamped with its start): however often its record is written (src/pipeline/attempt-journal.ts), it is one attempt.
     const attemptId = newAttemptId(startedAt, this.deps.randomBytes);
@@ -574,7 +572,7 @@ export class QueueWorker {
    * of the callback URL, not the text registered (`https://Sup.example:443/dip` is requested, and must
    * be signed, as `https://sup.example/dip`).
    */
-  private async call(callbackUrl: string, body: Buffer, sequence: string, messages: number, hash?: string): Promise<WebhookOutcome & { startedAt: number; tracedFrom: number | undefined; shownUrl: string }> {
+  private async call(callbackUrl: string, body: Buffer, sequence: string, messages: number): Promise<WebhookOutcome & { startedAt: number; tracedFrom: number | undefined; shownUrl: string }> {
     const url = requestedUrl(callbackUrl);
     if (url === null) {
       // Registered before such URLs were refused: no call can be made, and none is signed. Retried (the
@@ -583,7 +581,7 @@ export class QueueWorker {
       const error = `the callbackURL ${shown} is not a URL that can be called: register a new one`;
       return { kind: 'failed', error, latencyMs: 0, startedAt: this.deps.clock.now(), tracedFrom: this.deps.tracer?.now(), shownUrl: shown };
     }
-    const headers = hash !== undefined && this.deps.signer.signHash ? await this.deps.signer.signHash('POST', url, hash) : await this.deps.signer.sign('POST', url, body);
+    const headers = await this.deps.signer.sign('POST', url, body);
     headers['content-type'] = 'application/json';
     headers[SEQUENCE_HEADER] = sequence;
     if (this.deps.mayCall?.(this.queue) === false) throw new LeaseEnded(this.queue);

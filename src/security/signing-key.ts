@@ -44,10 +44,7 @@ export class SigningKeyWatcher {
    */
   outbound(): OutboundSigner {
     // A fresh object per call: the caller adds its own headers (content-type, sequence) to it.
-    return {
-      sign: async (method, url, body) => ({ ...(await this.signer.sign(method, url, body)) }),
-      signHash: async (method, url, hash) => ({ ...(await this.signer.signHash(method, url, hash)) }),
-    };
+    return { sign: async (method, url, body) => ({ ...(await this.signer.sign(method, url, body)) }) };
   }
 
   /** The signing certificate in force (PEM), as GET /certificates/dip serves it. */
