@@ -21,7 +21,9 @@
  *   npx tsx bench/delivery.ts 3000 --callgrind /tmp/d3000.out
  * (instructions at 3000 − at 1000) ÷ (4 × 2000) is the instructions per delivery: start-up cancels out.
  * Without --callgrind it prints the delivery process's CPU per delivery (wall-clock noise included).
- * Usage: npx tsx bench/delivery.ts MESSAGES [--max-count N] [--callgrind FILE]
+ * Usage: npx tsx bench/delivery.ts MESSAGES [--max-count N] [--stagger] [--callgrind FILE]
+ * --stagger: each recipient's calls carry a different number of messages (their payload limits differ),
+ * so no two recipients' calls are alike.
  */
 import { fork } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -50,6 +52,7 @@ const option = (name: string): string | undefined => {
 };
 const callgrindOut = option('--callgrind');
 const maxMessageCount = Number(option('--max-count') ?? 500);
+const staggered = args.includes('--stagger') ? (args.splice(args.indexOf('--stagger'), 1), true) : false;
 const messages = Number(args[0] ?? 1000);
 const BATCH = 100;
 if (!Number.isInteger(messages) || messages % BATCH !== 0) throw new Error(`MESSAGES must be a multiple of ${BATCH}`);
@@ -90,7 +93,10 @@ for (const p of [SENDER, ...RECIPIENTS]) {
   await onboardParticipant(backend.registry, { dipId: p.dipId, roles: [p.role], certificatePem: credentials.certPem });
 }
 for (const [i, r] of RECIPIENTS.entries()) {
-  await backend.registry.putWebhook({ recipientDipId: r.dipId, channel: 'IF-021', url: `https://localhost:${port}/r${i}`, maxMessageCount, maxPayloadKb: config.delivery.defaultMaxPayloadKb });
+  // --stagger: each recipient takes a call of a different size (about 220, 215, 210 and 205 messages), so
+  // no two recipients' calls carry the same messages, as when their queues drain out of step.
+  const maxPayloadKb = config.delivery.defaultMaxPayloadKb - (staggered ? 24 * i : 0);
+  await backend.registry.putWebhook({ recipientDipId: r.dipId, channel: 'IF-021', url: `https://localhost:${port}/r${i}`, maxMessageCount, maxPayloadKb });
 }
 
 // The messages, as the writer receives them from an ingest thread (see bench/writer.ts), sealed on write.
