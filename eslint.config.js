@@ -18,7 +18,7 @@ export default tseslint.config(
     plugins: { local: { rules: { 'no-dynamic-key-write': noDynamicKeyWrite } } },
     languageOptions: {
       parserOptions: {
-        projectService: { allowDefaultProject: ['vitest.config.ts', 'vitest.faults.config.ts', 'vitest.fuzz.config.ts'] },
+        projectService: { allowDefaultProject: ['vitest.config.ts', 'vitest.faults.config.ts', 'vitest.fuzz.config.ts', 'test/faults/skewed-clock.mjs'] },
         tsconfigRootDir: import.meta.dirname,
       },
     },

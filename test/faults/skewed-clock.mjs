@@ -1,3 +1,4 @@
+/* global process */
 /**
  * Preloaded into a DIP node (NODE_OPTIONS=--import) by the fault tests: its wall clock runs
  * DIP_CLOCK_SKEW_MS ahead (negative: behind) of the machine's, as a node whose NTP has drifted.
