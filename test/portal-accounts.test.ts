@@ -103,7 +103,7 @@ describe('portal accounts', () => {
     await clock.advance(30_000);
     expect((await accounts.signIn('sam.admin', made.password, totpCode(made.totpSecret, clock.now()))).ok).toBe(true);
 
-    // No source address given: never trusted, so always held by the name's backoff.
+    // No device cookie: never trusted, so always held by the name's backoff.
     for (let i = 0; i < 5; i++) await accounts.signIn('sam.admin', 'wrong password!', '000000');
     await clock.advance(30_000);
     const code2 = totpCode(made.totpSecret, clock.now());

@@ -48,14 +48,17 @@ function portalDip(clock?: Clock) {
     return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
   };
   /** A first sign-in to a portal (its TOTP set up, a password of its own chosen): the session's cookie, the TOTP secret and the password. */
-  const enrolled = async (base: '/portal' | '/operator', username: string, password: string): Promise<{ cookie: string; secret: string; password: string }> => {
+  const enrolled = async (base: '/portal' | '/operator', username: string, password: string): Promise<{ cookie: string; secret: string; password: string; device: string | undefined }> => {
     const first = await send('POST', `${base}/sign-in`, { form: new URLSearchParams({ username, password, code: '' }).toString() });
     const secret = /id="totp-secret">([A-Z2-7]+)</.exec(first.text)![1]!;
     const token = /name="token" value="([^"]+)"/.exec(first.text)![1]!;
     const own = `${username} chose this one`;
     const signIn = await send('POST', `${base}/sign-in/enrolment`, { form: new URLSearchParams({ token, choose: 'yes', code: totpCode(secret, now()), next: own, repeat: own }).toString() });
     expect(signIn.status).toBe(303);
-    return { cookie: String(signIn.headers['set-cookie']).split(';')[0]!, secret, password: own };
+    const cookies = [signIn.headers['set-cookie'] ?? []].flat();
+    // The device cookie a successful sign-in leaves in the browser (OWASP's device cookies), if any.
+    const device = cookies.find((c) => c.startsWith('__Host-dip-portal-device='))?.split(';')[0];
+    return { cookie: cookies[0]!.split(';')[0]!, secret, password: own, device };
   };
   const firstSignIn = async (base: '/portal' | '/operator', username: string, password: string): Promise<string> => (await enrolled(base, username, password)).cookie;
   /** A participant's new administrator (made with the bootstrap token), signed in to the user portal: its cookie. */
@@ -363,18 +366,67 @@ describe('failed sign-ins slow the one failing, and lock no name out (OWASP: thr
     return totpCode(secret, clock.now());
   };
 
-  it("a stranger failing again and again against a user's name from one address does not stop the user signing in from another", async () => {
+  it("the user's own browser (its device cookie) signs in at once while a stranger holds the name's wait and the address's wait", async () => {
     const sup = await dip().participant('1000000011', ['SUP']);
     const rita = await userEnrolled('rita.real', sup.dipId);
-    const code = nextCode(rita.secret);
+    expect(rita.device).toBeDefined();
+    // A stranger fails against rita's name (each guess after the name's wait), then, behind the address
+    // rita shares with it (a proxy), sprays junk names until the address waits too.
     const answers: number[] = [];
-    for (let i = 0; i < 8; i++) answers.push((await signInFrom('127.0.0.2', 'rita.real', `guess ${i}`)).status);
-    // Five failures, then the stranger's address waits (429), however often it asks.
-    expect(answers).toEqual([401, 401, 401, 401, 401, 429, 429, 429]);
-    // At once (no wait for anything to expire), from her own address: signed in.
-    const page = await signInFrom('127.0.0.3', 'rita.real', rita.password, code);
+    for (let i = 0; i < 10; i++) {
+      clock.jump(60_000);
+      answers.push((await signInFrom('127.0.0.3', 'rita.real', `guess ${i}`)).status);
+    }
+    expect(answers).toEqual(Array<number>(10).fill(401));
+    for (let i = 0; i < 10; i++) expect((await signInFrom('127.0.0.2', `junk.name${i}`, 'x')).status).toBe(401);
+    for (const wait of [1_000, 2_000, 4_000]) {
+      expect((await signInFrom('127.0.0.2', 'junk.name10', 'x')).status).toBe(429);
+      clock.jump(wait);
+      expect((await signInFrom('127.0.0.2', 'junk.name10', 'x')).status).toBe(401);
+    }
+    // The name waits 32 s from its last failure, the address 8 s from its own (less the real time the
+    // sign-ins since took: the shifted clock runs on).
+    const code = totpCode(rita.secret, clock.now());
+    // Without her cookie she is held like anyone: by the address (127.0.0.2) and by the name (any address).
+    const atProxy = await signInFrom('127.0.0.2', 'rita.real', rita.password, code);
+    expect(atProxy.status).toBe(429);
+    expect(Number(atProxy.headers['retry-after'])).toBeGreaterThan(4);
+    const elsewhere = await signInFrom('127.0.0.4', 'rita.real', rita.password, code);
+    expect(elsewhere.status).toBe(429);
+    expect(Number(elsewhere.headers['retry-after'])).toBeGreaterThan(15);
+    // With it, from the stranger's own address, at once: signed in.
+    const page = await send('POST', '/portal/sign-in', { ...form('rita.real', rita.password, code), from: '127.0.0.2', cookie: rita.device });
     expect(page.status, page.text).toBe(303);
-    expect(String(page.headers['set-cookie'])).toMatch(/^__Host-dip-portal=/);
+    const cookies = [page.headers['set-cookie'] ?? []].flat();
+    expect(cookies[0]).toMatch(/^__Host-dip-portal=/);
+    expect(cookies.find((c) => c.startsWith('__Host-dip-portal-device='))).toMatch(/; Path=\/; Secure; HttpOnly; SameSite=Strict; Max-Age=7776000$/);
+    // A device cookie failing for its name stops being trusted (OWASP): then it waits as a stranger does.
+    const failures: number[] = [];
+    for (let i = 0; i < 6; i++) failures.push((await send('POST', '/portal/sign-in', { ...form('rita.real', `wrong ${i}`), from: '127.0.0.5', cookie: rita.device })).status);
+    expect(failures).toEqual([401, 401, 401, 401, 401, 429]);
+  });
+
+  it("a guesser with the right password and a fresh address for each try is held by the name's wait", async () => {
+    const sup = await dip().participant('1000000014', ['SUP']);
+    const gil = await userEnrolled('gil.guessed', sup.dipId);
+    nextCode(gil.secret);
+    const answers: number[] = [];
+    for (let i = 0; i < 30; i++) answers.push((await signInFrom(`127.0.1.${10 + i}`, 'gil.guessed', gil.password, '000000')).status);
+    expect(answers.slice(0, 5)).toEqual([401, 401, 401, 401, 401]);
+    expect(answers.slice(5)).toEqual(Array<number>(25).fill(429));
+  });
+
+  it('behind one shared address, junk sign-ins never make a wait above a minute', async () => {
+    const waits: number[] = [];
+    for (let i = 0; i < 60; i++) {
+      const name = i % 2 === 0 ? `no such name ${i}` : `no.such.name${i}`;
+      const p = await signInFrom('127.0.2.1', name, 'Summer2026!');
+      if (p.status !== 429) continue;
+      const seconds = Number(p.headers['retry-after']);
+      waits.push(seconds);
+      clock.jump(seconds * 1000);
+    }
+    expect(Math.max(...waits)).toBe(60);
   });
 
   it('slows one address trying many names (429 and Retry-After for that address only), nothing checked', async () => {

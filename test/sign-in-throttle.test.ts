@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffMs, SOURCE_FREE_FAILURES, SOURCE_MAX_DELAY_MS, SOURCE_WINDOW_MS, SourceThrottle } from '../src/security/sign-in-throttle.js';
+import { backoffMs, SOURCE_FREE_FAILURES, SOURCE_MAX_DELAY_MS, SOURCE_WINDOW_MS, sourceKey, SourceThrottle } from '../src/security/sign-in-throttle.js';
 
 /** The per-address sign-in throttle on its own: time is passed in, nothing waits. */
 describe('sign-in throttle per client address', () => {
@@ -20,5 +20,13 @@ describe('sign-in throttle per client address', () => {
     // At most three addresses kept: the least recently failed is forgotten first.
     for (const a of ['198.51.100.1', '198.51.100.2', '198.51.100.3', '198.51.100.4']) throttle.failed(a, t0);
     expect(['198.51.100.1', '198.51.100.2', '198.51.100.3', '198.51.100.4'].map((a) => throttle.failures(a, t0))).toEqual([0, 1, 1, 1]);
+  });
+
+  it('counts an IPv6 address by its /64, an IPv4 or IPv4-mapped one by the address, and caps the wait at a minute', () => {
+    expect(['2001:db8:1:2:3:4:5:6', '2001:db8:1:2::9', '2001:DB8:1:2:ffff::1'].map(sourceKey)).toEqual(['2001:db8:1:2::/64', '2001:db8:1:2::/64', '2001:db8:1:2::/64']);
+    expect(sourceKey('2001:db8:1:3::1')).toBe('2001:db8:1:3::/64');
+    expect(['192.0.2.7', '::ffff:192.0.2.7', '::ffff:c000:207'].map(sourceKey)).toEqual(['192.0.2.7', '192.0.2.7', '192.0.2.7']);
+    expect(sourceKey('::1')).toBe('0:0:0:0::/64');
+    expect(SOURCE_MAX_DELAY_MS).toBe(60_000);
   });
 });

@@ -339,7 +339,7 @@ const signInThrottled = {
   type: 'object',
   required: ['error'],
   properties: { error: { type: 'string', description: 'What was refused and why, with the time to try again after' } },
-  description: "Too many failed sign-ins: the name's backoff (after five failures in 15 minutes, a wait doubling from 1 s to at most a minute; an address with under three failures of its own is not held by it), or this client address's across every name (after ten, doubling to at most 15 minutes). Nothing was checked; try again after Retry-After",
+  description: "Too many failed sign-ins: the name's backoff (after five failures in 15 minutes, a wait doubling from 1 s to at most a minute, from any address: this sign-in carries no device cookie), or this client address's across every name (after ten, doubling to at most a minute; IPv6 by its /64). Nothing was checked; try again after Retry-After",
 };
 
 function sessionAnswer(reply: FastifyReply, answer: SessionAnswer): FastifyReply | OperatorSession {

@@ -20,6 +20,7 @@ import { buildPortalServer, overCapPage, stoppingPage } from '../portal/server.j
 import type { PortalDeps } from '../portal/deps.js';
 import type { PkiMaterial } from '../security/pki.js';
 import { SessionSigner } from '../security/portal-session.js';
+import { DeviceCookies } from '../security/device-cookie.js';
 import { OperatorSessions } from '../pipeline/operator-sessions.js';
 import { OperatorMemory } from '../pipeline/operator-memory.js';
 import type { Clock } from '../ports/clock.js';
@@ -116,7 +117,7 @@ export async function startOperatorListener(
 /** The user portal (/portal) and the operator portal (/operator). */
 export async function startPortalListener(
   config: DipConfig,
-  deps: Omit<PortalDeps, 'sessions' | 'recordActivity'>,
+  deps: Omit<PortalDeps, 'sessions' | 'devices' | 'recordActivity'>,
   activity: ActivitySink | null,
   metrics: Pick<DipMetrics, 'watchConnections' | 'request'> | null,
   pki: PkiMaterial,
@@ -124,7 +125,7 @@ export async function startPortalListener(
 ): Promise<number> {
   // Pages are HTML with personal data that masking by key cannot read: the log keeps that they were answered.
   const recordActivity: PortalDeps['recordActivity'] = activity ? (app, callerOf) => registerActivityLog(app, activity, 'portal', callerOf, () => deps.clock.now(), false) : null;
-  const portal = buildPortalServer({ ...deps, recordActivity, sessions: SessionSigner.fromFile(join(config.dataDir, 'portal-session.key')) }, { key: pki.server.keyPem, cert: pki.server.certPem });
+  const portal = buildPortalServer({ ...deps, recordActivity, sessions: SessionSigner.fromFile(join(config.dataDir, 'portal-session.key')), devices: DeviceCookies.fromFile(join(config.dataDir, 'portal-device.key')) }, { key: pki.server.keyPem, cert: pki.server.certPem });
   // Stopping, a page (503, Retry-After) for every request, not Fastify's bare JSON: here, as the connection cap below.
   useGracefulStop(portal, config.http.stopDrainMs, stoppingPage);
   // One address's connections past its cap, as on the anonymous listener (anyone on the network reaches

@@ -6,7 +6,7 @@ import type { ValueSealer } from '../ports/backend.js';
 import { acceptTotp, hashPassword, newPassword, newTotpSecret, passwordProblem, totpUri, verifyPassword } from '../security/portal-credentials.js';
 import type { SessionClaims } from '../security/portal-session.js';
 import { secretHash } from '../security/api-key.js';
-import { ACCOUNT_FREE_FAILURES, ACCOUNT_MAX_DELAY_MS, backoffMs, FAILURE_WINDOW_MS, retryAfterSeconds, SourceThrottle, TRUSTED_BELOW } from '../security/sign-in-throttle.js';
+import { ACCOUNT_FREE_FAILURES, ACCOUNT_MAX_DELAY_MS, backoffMs, DEVICE_FREE_FAILURES, FAILURE_WINDOW_MS, retryAfterSeconds, sourceKey, SourceThrottle } from '../security/sign-in-throttle.js';
 
 export const USERNAME_PATTERN = /^[a-z0-9][a-z0-9._-]{2,63}$/;
 
@@ -88,8 +88,14 @@ interface AttemptUnderway {
 
 /** What the two sign-in steps are given beside the credential (see signIn). */
 export interface SignInOptions {
-  /** The client's address (src/security/address-list.ts clientAddress): throttled on its own failures; undefined: none known, never trusted. */
+  /** The client's address (src/security/address-list.ts clientAddress): throttled on its own failures (an IPv6 address by its /64). */
   source?: string;
+  /**
+   * The device cookie the browser presented, as read (signature and expiry checked: src/security/device-cookie.ts):
+   * for the name signing in, and fewer than DEVICE_FREE_FAILURES failures of its own, the sign-in is
+   * trusted (neither the name's wait nor the address's holds it). None (`dip login`): untrusted.
+   */
+  device?: { username: string; nonce: string };
   realm?: 'user' | 'operator';
   eligible?: (account: PortalAccount) => Promise<boolean>;
   chosenPassword?: string;
@@ -107,6 +113,8 @@ export class PortalAccountService {
   private dummyHash: Promise<string> | null = null;
   /** Failed sign-ins per client address on this node (src/security/sign-in-throttle.ts). */
   private readonly sourceFailures = new SourceThrottle();
+  /** Failed sign-ins per device cookie (its nonce) on this node: past DEVICE_FREE_FAILURES it is trusted no more. */
+  private readonly deviceFailures = new SourceThrottle();
 
   constructor(
     private readonly store: PortalAccounts,
@@ -174,7 +182,7 @@ export class PortalAccountService {
       const now = this.clock.now();
       return this.sourceThrottled(options.source, now) ?? (this.sourceFailed(options.source, now), refused);
     }
-    return this.underThrottles(username, options.source, async (now, attempt) => {
+    return this.underThrottles(username, options, async (now, attempt) => {
       const account = await this.store.account(username);
       const passwordOk = await verifyPassword(password, account ? account.passwordHash : await this.hashOfNoAccount());
       // A failure keeps its recorded attempt: that is the count.
@@ -222,7 +230,7 @@ export class PortalAccountService {
     const pending = await this.store.totpEnrolment(hash);
     // A token that is no enrolment has no name to count against.
     if (!pending || pending.expiresAt <= this.clock.now()) return ended;
-    return this.underThrottles(pending.username, options.source, async (now, attempt) => {
+    return this.underThrottles(pending.username, options, async (now, attempt) => {
       const account = await this.store.account(pending.username);
       if (!account || account.totpSecretSealed !== null || !(await this.acceptable(account, options))) return ended;
       const step = acceptTotp(this.open(pending.secretSealed), code.trim(), now, account.lastTotpStep);
@@ -293,16 +301,15 @@ export class PortalAccountService {
   }
 
   /**
-   * Records an attempt of the name before it is checked: refused (and forgotten: a refusal is not a
-   * failure) while the name's backoff runs (ACCOUNT_FREE_FAILURES in the window, then a delay doubling to
-   * ACCOUNT_MAX_DELAY_MS after the last), unless the source is trusted (fewer than TRUSTED_BELOW failures
-   * of its own): a stranger's failures slow the stranger, not the name's owner at their own address.
-   * Names of no account are counted alike (no answer tells them apart); a row each only for the window.
+   * Records an attempt of the name before it is checked: an untrusted one is refused (and forgotten: a
+   * refusal is not a failure) while the name's backoff runs (ACCOUNT_FREE_FAILURES in the window, then a
+   * delay doubling to ACCOUNT_MAX_DELAY_MS after the last), from whatever address; a trusted one (the
+   * name's device cookie) is not held. Names of no account are counted alike (no answer tells them
+   * apart); a row each only for the window.
    */
-  private async attempt(username: string, source: string | undefined, now: number): Promise<{ ok: true; id: number } | { ok: false; waitMs: number }> {
+  private async attempt(username: string, trusted: boolean, now: number): Promise<{ ok: true; id: number } | { ok: false; waitMs: number }> {
     const { id, attempts } = await this.store.recordSignInAttempt(username, now, now - FAILURE_WINDOW_MS + 1);
     const before = attempts.length - 1;
-    const trusted = source !== undefined && this.sourceFailures.failures(source, now) < TRUSTED_BELOW;
     const waitMs = trusted || before === 0 ? 0 : attempts[before - 1]! + backoffMs(before, ACCOUNT_FREE_FAILURES, ACCOUNT_MAX_DELAY_MS) - now;
     if (waitMs <= 0) return { ok: true, id };
     await this.store.forgetSignInAttempt(id);
@@ -311,12 +318,12 @@ export class PortalAccountService {
 
   /** The refusal of a source still waiting out its own backoff (nothing checked, nothing counted); null: it may try. */
   private sourceThrottled(source: string | undefined, now: number): (SignIn & { ok: false }) | null {
-    const waitMs = source === undefined ? 0 : this.sourceFailures.waitMs(source, now);
+    const waitMs = source === undefined ? 0 : this.sourceFailures.waitMs(sourceKey(source), now);
     return waitMs > 0 ? this.throttled(waitMs, now) : null;
   }
 
   private sourceFailed(source: string | undefined, now: number): void {
-    if (source !== undefined) this.sourceFailures.failed(source, now);
+    if (source !== undefined) this.sourceFailures.failed(sourceKey(source), now);
   }
 
   private throttled(waitMs: number, now: number): SignIn & { ok: false } {
@@ -326,18 +333,22 @@ export class PortalAccountService {
 
   /**
    * A sign-in step of the name (signIn, confirmEnrolment, changePassword) under its throttles: one at a
-   * time on this node, the source's backoff and then the name's checked, its attempt recorded before
-   * anything is checked. `run` gets the time and the attempt, to forget when the step turns out not to be
-   * a failure, or to clear the name's attempts with when it succeeds; an attempt neither when `run` ends
-   * was a failure, and counts against the source too. One place, so that no way of signing in can drift from
-   * the others' limits on guessing.
+   * time on this node; unless trusted (the name's own device cookie, not failed too often), the source's
+   * backoff and then the name's checked; its attempt recorded before anything is checked. `run` gets the
+   * time and the attempt, to forget when the step turns out not to be a failure, or to end with when it
+   * succeeds (an untrusted success clears the name's attempts; a trusted one leaves a stranger's failures
+   * counted, forgetting only its own attempt); an attempt neither when `run` ends was a failure, and
+   * counts against the source and the device cookie too. One place, so that no way of signing in can
+   * drift from the others' limits on guessing.
    */
-  private guarded<T>(username: string, source: string | undefined, busy: T, refusal: (r: SignIn & { ok: false }) => T, run: (now: number, attempt: AttemptUnderway) => Promise<T>): Promise<T> {
+  private guarded<T>(username: string, options: Pick<SignInOptions, 'source' | 'device'>, busy: T, refusal: (r: SignIn & { ok: false }) => T, run: (now: number, attempt: AttemptUnderway) => Promise<T>): Promise<T> {
+    const { source, device } = options;
     return this.oneAtATime(username, busy, async () => {
       const now = this.clock.now();
-      const throttled = this.sourceThrottled(source, now);
+      const trusted = device !== undefined && device.username === username && this.deviceFailures.failures(device.nonce, now) < DEVICE_FREE_FAILURES;
+      const throttled = trusted ? null : this.sourceThrottled(source, now);
       if (throttled) return refusal(throttled);
-      const attempt = await this.attempt(username, source, now);
+      const attempt = await this.attempt(username, trusted, now);
       if (!attempt.ok) return refusal(this.throttled(attempt.waitMs, now));
       let failure = true;
       const result = await run(now, {
@@ -347,17 +358,18 @@ export class PortalAccountService {
         },
         succeeded: async () => {
           failure = false;
-          await this.store.clearSignInAttempts(username);
+          await (trusted ? this.store.forgetSignInAttempt(attempt.id) : this.store.clearSignInAttempts(username));
         },
       });
       if (failure) this.sourceFailed(source, now);
+      if (failure && trusted) this.deviceFailures.failed(device.nonce, now);
       return result;
     });
   }
 
-  private underThrottles(username: string, source: string | undefined, run: (now: number, attempt: AttemptUnderway) => Promise<SignIn>): Promise<SignIn> {
+  private underThrottles(username: string, options: SignInOptions, run: (now: number, attempt: AttemptUnderway) => Promise<SignIn>): Promise<SignIn> {
     const busy: SignIn = { ok: false, problem: 'a sign-in with this username is already being checked: try again in a moment' };
-    return this.guarded(username, source, busy, (r) => r, run);
+    return this.guarded(username, options, busy, (r) => r, run);
   }
 
   private async oneAtATime<T>(name: string, busy: T, run: () => Promise<T>): Promise<T> {
@@ -411,12 +423,12 @@ export class PortalAccountService {
    * checked under the same one-at-a-time rule and throttles as a sign-in, so a session left open is no
    * way to guess it. Every session ends.
    */
-  async changePassword(username: string, current: string, next: string, source?: string): Promise<string | null> {
+  async changePassword(username: string, current: string, next: string, options: Pick<SignInOptions, 'source' | 'device'> = {}): Promise<string | null> {
     const problem = passwordProblem(next);
     if (problem) return problem;
     if (next === current) return 'the new password must differ from the current one';
     const busy = 'a password change for this account is already being checked: try again in a moment';
-    return this.guarded(username, source, busy, (r) => r.problem, async (_now, attempt) => {
+    return this.guarded(username, options, busy, (r) => r.problem, async (_now, attempt) => {
       const account = await this.store.account(username);
       if (!account || account.disabled || !(await verifyPassword(current, account.passwordHash))) return 'the current password is wrong';
       await attempt.succeeded();

@@ -20,6 +20,7 @@ import type { DeadLetters } from '../ports/dead-letters.js';
 import type { Logger } from '../ports/logger.js';
 import type { MessageLog } from '../ports/message-log.js';
 import type { SessionSigner } from '../security/portal-session.js';
+import type { DeviceCookies } from '../security/device-cookie.js';
 
 /** What the portals need; wired once in app.ts. */
 export interface PortalDeps {
@@ -28,6 +29,8 @@ export interface PortalDeps {
   clock: Clock;
   accounts: PortalAccountService;
   sessions: SessionSigner;
+  /** The portals' device cookies (OWASP): a browser that signed in to an account is trusted by the sign-in throttles for it. */
+  devices: DeviceCookies;
   registry: Registry;
   channel(id: string): Channel | undefined;
   channels: Pick<ChannelDirectory, 'all'>;

@@ -6,7 +6,8 @@ import type { PortalDeps } from './deps.js';
 import type { PortalAccount } from '../ports/portal-accounts.js';
 import { html } from './html.js';
 import { registerOperatorPortal, OPERATOR_REALM } from './operator-pages.js';
-import { accountPage, choosePasswordPage, enrolmentAction, enrolmentPage, field, guarded, namedCaller, refuse, render, sameOrigin, SESSION_MS, setSessionCookie, signedIn, signInPage, type Form, type Realm } from './session.js';
+import { accountPage, choosePasswordPage, cookieValue, deviceCookieName, enrolmentAction, enrolmentPage, field, guarded, namedCaller, refuse, render, sameOrigin, SESSION_MS, setDeviceCookie, setSessionCookie, signedIn, signInPage, type Form, type Realm } from './session.js';
+import { DEVICE_COOKIE_MS } from '../security/device-cookie.js';
 import type { SignIn } from '../pipeline/portal-accounts.js';
 import { registerUserPortal } from './user-pages.js';
 import { USER_REALM } from './user-realm.js';
@@ -180,11 +181,25 @@ export function buildPortalServer(deps: PortalDeps, tls: { key: string; cert: st
  * so its role) is in force; a participant's user only while the participant is registered (its pages
  * would refuse every request: no secret is set up, no session opened, for nothing).
  */
-function signInChecks(deps: PortalDeps, realm: Realm, req: FastifyRequest): { realm: Realm['kind']; eligible: (a: PortalAccount) => Promise<boolean>; source: string } {
-  // The client's address, throttled on its own failures (behind a reverse proxy: the proxy's).
+function signInChecks(deps: PortalDeps, realm: Realm, req: FastifyRequest): { realm: Realm['kind']; eligible: (a: PortalAccount) => Promise<boolean> } & ThrottledBy {
+  const by = throttledBy(deps, realm, req);
+  if (realm.kind === 'user') return { realm: realm.kind, ...by, eligible: async (a) => a.participantDipId !== null && deps.registry.participant(a.participantDipId) !== undefined };
+  return { realm: realm.kind, ...by, eligible: async (a) => (await deps.operatorApi(a.username).GET('/admin/whoami')).data !== undefined };
+}
+
+interface ThrottledBy {
+  source: string;
+  device?: { username: string; nonce: string };
+}
+
+/**
+ * What the sign-in throttles know of the client: its address (behind a reverse proxy, the proxy's), and
+ * the realm's device cookie when it presents a valid one (trusted for the name it names).
+ */
+function throttledBy(deps: PortalDeps, realm: Realm, req: FastifyRequest): ThrottledBy {
   const source = clientAddress(req.raw.socket);
-  if (realm.kind === 'user') return { realm: realm.kind, source, eligible: async (a) => a.participantDipId !== null && deps.registry.participant(a.participantDipId) !== undefined };
-  return { realm: realm.kind, source, eligible: async (a) => (await deps.operatorApi(a.username).GET('/admin/whoami')).data !== undefined };
+  const device = deps.devices.read(cookieValue(req, deviceCookieName(realm)), deps.clock.now());
+  return device ? { source, device: { username: device.username, nonce: device.nonce } } : { source };
 }
 
 /** A sign-in step refused for failing too often: 429 with Retry-After (the sign-in page again), logged with the address. */
@@ -202,6 +217,8 @@ function startSession(deps: PortalDeps, realm: Realm, req: FastifyRequest, reply
   const now = deps.clock.now();
   const { token } = deps.sessions.issue({ username: result.account.username, epoch: result.account.sessionEpoch, expiresAt: now + SESSION_MS, seenAt: now });
   setSessionCookie(reply, realm, token, SESSION_MS / 1000);
+  // A new device cookie at each sign-in (OWASP): this browser is now known for the account.
+  setDeviceCookie(reply, realm, deps.devices.issue(result.account.username, now), DEVICE_COOKIE_MS / 1000);
   deps.logger.info({ username: result.account.username, portal: realm.kind }, 'portal sign-in');
   return reply.redirect(`${realm.base}/`, 303);
 }
@@ -246,7 +263,7 @@ function registerSignIn(app: FastifyInstance, deps: PortalDeps, realm: Realm): v
     `${realm.base}/account`,
     guarded(deps, realm, async (req, reply, signed) => {
       const next = field(req.body, 'next');
-      const problem = next !== field(req.body, 'repeat') ? 'the two new passwords differ' : await deps.accounts.changePassword(signed.account.username, field(req.body, 'current'), next, clientAddress(req.raw.socket));
+      const problem = next !== field(req.body, 'repeat') ? 'the two new passwords differ' : await deps.accounts.changePassword(signed.account.username, field(req.body, 'current'), next, throttledBy(deps, realm, req));
       if (problem) return render(reply, 400, realm, req, signed, 'Your account', accountPage(realm, signed), { kind: 'error', text: problem });
       deps.logger.info({ username: signed.account.username, portal: realm.kind }, 'portal password changed');
       setSessionCookie(reply, realm, '', 0);

@@ -44,7 +44,7 @@ export function fields(form: unknown, name: string): string[] {
   return v === undefined ? [] : Array.isArray(v) ? v : [v];
 }
 
-function cookieValue(req: FastifyRequest, name: string): string | undefined {
+export function cookieValue(req: FastifyRequest, name: string): string | undefined {
   for (const part of (req.headers.cookie ?? '').split(';')) {
     const [k, ...v] = part.trim().split('=');
     if (k === name) return v.join('=');
@@ -58,6 +58,14 @@ function cookieValue(req: FastifyRequest, name: string): string | undefined {
  */
 export function setSessionCookie(reply: FastifyReply, realm: Realm, token: string, maxAgeS: number): void {
   reply.header('set-cookie', `${realm.cookie}=${token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=${maxAgeS}`);
+}
+
+/** The realm's device cookie (src/security/device-cookie.ts): one per portal, kept across sign-outs. */
+export const deviceCookieName = (realm: Realm): string => `${realm.cookie}-device`;
+
+/** Sets the realm's device cookie beside the session's (the same attributes; Fastify appends a second set-cookie). */
+export function setDeviceCookie(reply: FastifyReply, realm: Realm, token: string, maxAgeS: number): void {
+  reply.header('set-cookie', `${deviceCookieName(realm)}=${token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=${maxAgeS}`);
 }
 
 /**

@@ -42,31 +42,39 @@ export class SessionSigner {
   }
 
   private sign(claims: SessionClaims): string {
-    const body = Buffer.from(JSON.stringify(claims)).toString('base64url');
-    return `${body}.${this.mac(body)}`;
+    return signToken(this.key, claims);
   }
 
   /** The claims of a token this signer issued and that has not expired; undefined otherwise. */
   read(token: string | undefined, nowMs: number): SessionClaims | undefined {
-    if (!token || token.length > 2048) return undefined;
-    const [body, mac] = token.split('.');
-    if (!body || !mac) return undefined;
-    const expected = Buffer.from(this.mac(body));
-    const given = Buffer.from(mac);
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
-    let claims: SessionClaims;
-    try {
-      claims = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as SessionClaims;
-    } catch {
-      return undefined;
-    }
-    return typeof claims.expiresAt === 'number' && claims.expiresAt > nowMs ? claims : undefined;
-  }
-
-  private mac(body: string): string {
-    return createHmac('sha256', this.key).update(body).digest('base64url');
+    return readToken<SessionClaims>(this.key, token, nowMs);
   }
 }
+
+/** Claims as a token: base64url JSON, a dot, its HMAC-SHA256 under `key`. */
+export function signToken(key: Buffer, claims: object): string {
+  const body = Buffer.from(JSON.stringify(claims)).toString('base64url');
+  return `${body}.${mac(key, body)}`;
+}
+
+/** The claims of a token signed with `key` whose `expiresAt` is after `nowMs`; undefined otherwise (the MAC compared in constant time). */
+export function readToken<T extends { expiresAt: number }>(key: Buffer, token: string | undefined, nowMs: number): T | undefined {
+  if (!token || token.length > 2048) return undefined;
+  const [body, given] = token.split('.');
+  if (!body || !given) return undefined;
+  const expected = Buffer.from(mac(key, body));
+  const g = Buffer.from(given);
+  if (g.length !== expected.length || !timingSafeEqual(g, expected)) return undefined;
+  let claims: T;
+  try {
+    claims = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as T;
+  } catch {
+    return undefined;
+  }
+  return typeof claims?.expiresAt === 'number' && claims.expiresAt > nowMs ? claims : undefined;
+}
+
+const mac = (key: Buffer, body: string): string => createHmac('sha256', key).update(body).digest('base64url');
 
 /**
  * A 256-bit key kept in `file` (the data directory, shared by every node of a cluster), made on first use

@@ -6394,7 +6394,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Too many failed sign-ins: the name's backoff (after five failures in 15 minutes, a wait doubling from 1 s to at most a minute; an address with under three failures of its own is not held by it), or this client address's across every name (after ten, doubling to at most 15 minutes). Nothing was checked; try again after Retry-After */
+                /** @description Too many failed sign-ins: the name's backoff (after five failures in 15 minutes, a wait doubling from 1 s to at most a minute, from any address: this sign-in carries no device cookie), or this client address's across every name (after ten, doubling to at most a minute; IPv6 by its /64). Nothing was checked; try again after Retry-After */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -6573,7 +6573,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Too many failed sign-ins: the name's backoff (after five failures in 15 minutes, a wait doubling from 1 s to at most a minute; an address with under three failures of its own is not held by it), or this client address's across every name (after ten, doubling to at most 15 minutes). Nothing was checked; try again after Retry-After */
+                /** @description Too many failed sign-ins: the name's backoff (after five failures in 15 minutes, a wait doubling from 1 s to at most a minute, from any address: this sign-in carries no device cookie), or this client address's across every name (after ten, doubling to at most a minute; IPv6 by its /64). Nothing was checked; try again after Retry-After */
                 429: {
                     headers: {
                         [name: string]: unknown;
