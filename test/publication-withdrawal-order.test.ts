@@ -141,5 +141,12 @@ describe.each(backends)('a withdrawal and the availability notice ($name)', ({ s
     expect(await told(id)).toEqual(['available', 'withdrawn']);
     expect((await t.dip.publications.get(id))?.withdrawn?.reason).toBe('the wrong file');
     expect((await withdraw(id)).status).toBe(409);
+    // The entry is owed: the pass for missed notices writes it once the withdrawal is past the grace, once.
+    const entries = async () => (await journal.entries({ action: 'publication.withdraw', target: id, limit: 10 })).map((e) => [e.actor, (e.after as { withdrawn: { reason: string } }).withdrawn.reason]);
+    expect(await entries()).toEqual([]);
+    clock.jump(NOTICE_GRACE_MS + 60_000);
+    await t.dip.publications.queueMissedNotices();
+    await t.dip.publications.queueMissedNotices();
+    expect(await entries()).toEqual([['participant:VAS0000001', 'the wrong file']]);
   });
 });

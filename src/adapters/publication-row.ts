@@ -1,4 +1,4 @@
-import type { Compression, PublicationNotice, PublicationQuery, PublicationRecord, PublicationWithdrawal, WithdrawalNoticeOwed } from '../ports/publications.js';
+import type { Compression, PublicationOwed, PublicationQuery, PublicationRecord, PublicationWithdrawal, WithdrawalNoticeOwed } from '../ports/publications.js';
 
 /** A publication as both SQL stores keep it (columns in snake case, selected under these names). */
 export const PUBLICATION_COLUMNS = `id, channel, publication_type AS "publicationType", version, publisher_dip_id AS "publisherDipId",
@@ -38,7 +38,7 @@ export function publicationRecord(r: PublicationRow): PublicationRecord {
  */
 export const WITHDRAW = (param: (i: number) => string, no: string): string =>
   `UPDATE publications SET withdrawn_at = ${param(1)}, withdrawn_by = ${param(2)}, withdrawn_reason = ${param(3)},
-   withdrawal_notice_queued = CASE WHEN notice_queued <> ${no} OR notice_claimed_at IS NOT NULL THEN ${no} END
+   withdrawal_notice_queued = CASE WHEN notice_queued <> ${no} OR notice_claimed_at IS NOT NULL THEN ${no} END, withdrawal_journalled = ${no}
    WHERE id = ${param(4)} AND withdrawn_at IS NULL`;
 
 /** What withdraw() read back: the owed notices, as the WITHDRAW statement left them. */
@@ -64,10 +64,10 @@ export const RELEASE_NOTICE = (param: (i: number) => string, no: string): string
  * insert), or the withdrawal notice's (NULL until withdrawn, false from then until queued; NULL in the rows
  * withdrawn before withdrawal notices were sent, which none is owed). `no`: the store's false.
  */
-export function noticeColumns(notice: PublicationNotice = 'availability', no: string): { column: string; awaiting: string; at: string } {
-  return notice === 'availability'
-    ? { column: 'notice_queued', awaiting: `notice_queued = ${no} AND withdrawn_at IS NULL`, at: 'published_at' }
-    : { column: 'withdrawal_notice_queued', awaiting: `withdrawal_notice_queued = ${no}`, at: 'withdrawn_at' };
+export function noticeColumns(notice: PublicationOwed = 'availability', no: string): { column: string; awaiting: string; at: string } {
+  if (notice === 'availability') return { column: 'notice_queued', awaiting: `notice_queued = ${no} AND withdrawn_at IS NULL`, at: 'published_at' };
+  const column = notice === 'withdrawal' ? 'withdrawal_notice_queued' : 'withdrawal_journalled';
+  return { column, awaiting: `${column} = ${no}`, at: 'withdrawn_at' };
 }
 export const withdrawalValues = (id: string, w: PublicationWithdrawal): unknown[] => [w.at, w.by, w.reason, id];
 

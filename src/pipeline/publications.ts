@@ -9,7 +9,7 @@ import { storeFailureKind } from '../ports/errors.js';
 import type { Logger } from '../ports/logger.js';
 import type { AcceptedBatch, MessageLog, QueueRef } from '../ports/message-log.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
-import { BlobTooLarge, type PublicationBlobs, type PublicationIndex, type PublicationMetadata, type PublicationNotice, type PublicationQuery, type PublicationRecord, type WithdrawalNoticeOwed } from '../ports/publications.js';
+import { BlobTooLarge, type PublicationBlobs, type PublicationIndex, type PublicationMetadata, type PublicationNotice, type PublicationQuery, type PublicationOwed, type PublicationRecord, type WithdrawalNoticeOwed } from '../ports/publications.js';
 import { describePublication, describeWithdrawn } from './publication-view.js';
 import { RefusedError } from './refused.js';
 import type { Channel } from './channels.js';
@@ -288,7 +288,7 @@ export class Publications {
    * publish succeeded: the next queueMissedNotices makes the notice again, the log refuses it as a
    * duplicate, and the mark is written then.
    */
-  private async markQueued(record: PublicationRecord, kind: PublicationNotice): Promise<void> {
+  private async markQueued(record: PublicationRecord, kind: PublicationOwed): Promise<void> {
     try {
       await this.index.noticeQueued(record.id, kind);
     } catch (err) {
@@ -310,7 +310,10 @@ export class Publications {
   async queueMissedNotices(batchSize = 100): Promise<number> {
     // Availability first: a publication withdrawn before its notice was queued is owed neither (awaitingNotice
     // leaves it out); one whose withdrawal is owed was notified before it.
-    return (await this.queueMissed('availability', batchSize)) + (await this.queueMissed('withdrawal', batchSize));
+    const queued = (await this.queueMissed('availability', batchSize)) + (await this.queueMissed('withdrawal', batchSize));
+    // And the withdrawals' journal entries a failed journal left owed (not notices: not counted).
+    await this.journalMissed(batchSize);
+    return queued;
   }
 
   private async queueMissed(notice: PublicationNotice, batchSize: number): Promise<number> {
@@ -386,14 +389,12 @@ export class Publications {
     if (!withdrawn) throw new RefusedError(409, `publication ${id} was withdrawn meanwhile`);
     const after = withdrawn.record;
     // Withdrawn from here on, whatever becomes of the rest: a failed step must not turn the answer into a 500
-    // (delivery not woken for the notice, and a retry a 409). Journalled first, with the withdrawal: a
-    // journal that fails is logged with the whole entry (the record keeps who, when and why).
-    const uri = this.downloadUrl(after);
-    const entry = { at: this.clock.now(), actor: by, action: 'publication.withdraw', target: id, before: describePublication(before, uri), after: describeWithdrawn(after, uri), status: 200 };
+    // (delivery not woken for the notice, and a retry a 409). Journalled first, with the withdrawal: the
+    // mark records the entry owed, and a journal that fails leaves it to the pass for missed notices.
     try {
-      await this.journal.append(entry);
+      await this.journalWithdrawal(after);
     } catch (err) {
-      this.logger.error({ publication: id, entry, err: (err as Error).message }, 'publication withdrawn; the journal could not be written: its entry is in this log line, the withdrawal stands');
+      this.logger.error({ publication: id, err: (err as Error).message }, 'publication withdrawn; its journal entry could not be written now: the next pass for missed notices writes it');
     }
     // sweepOrphans removes the bytes of a withdrawn record at the next sweep, as after a crash here.
     try {
@@ -404,6 +405,31 @@ export class Publications {
     const told = await this.tellWithdrawal(withdrawn.notice, after);
     this.logger.warn({ publication: id, channel: before.channel, by, reason: text, notice: told.notice, recipients: told.recipients.length }, 'publication withdrawn');
     return { before, after, notice: told.notice, recipients: told.recipients, queues: told.queues };
+  }
+
+  /**
+   * Journals a withdrawal under who withdrew it (the record says who, when, why, and what it was before),
+   * then records the entry written. Failing to record it, the pass writes it again: one entry too many
+   * rather than none.
+   */
+  private async journalWithdrawal(after: PublicationRecord): Promise<void> {
+    const w = after.withdrawn!;
+    const uri = this.downloadUrl(after);
+    await this.journal.append({ at: w.at, actor: w.by, action: 'publication.withdraw', target: after.id, before: describePublication({ ...after, withdrawn: null }, uri), after: describeWithdrawn(after, uri), status: 200 });
+    await this.markQueued(after, 'withdrawal-journal');
+  }
+
+  /** Journals the withdrawals whose entry a failed journal (or a crash) left unwritten, past the grace. */
+  private async journalMissed(batchSize: number): Promise<void> {
+    for (const record of await this.index.awaitingNotice(this.clock.now() - NOTICE_GRACE_MS, batchSize, 'withdrawal-journal')) {
+      try {
+        await this.journalWithdrawal(record);
+      } catch (err) {
+        const kind = storeFailureKind(err);
+        if (kind === 'unavailable' || kind === 'fatal') throw err;
+        this.logger.error({ publication: record.id, err }, 'publication withdrawal not journalled: left for the next pass for missed notices; the others go on');
+      }
+    }
   }
 
   /**

@@ -81,6 +81,9 @@ export type InsertOutcome = { ok: true; publicationType?: string } | { ok: false
 /** The two notices a publication's recipients get: that it is available, and that it was withdrawn. */
 export type PublicationNotice = 'availability' | 'withdrawal';
 
+/** What the index records as owed until done: a notice, or a withdrawal's journal entry (journalled once written). */
+export type PublicationOwed = PublicationNotice | 'withdrawal-journal';
+
 /** What a withdrawal owes its recipients (PublicationIndex.withdraw). */
 export type WithdrawalNoticeOwed = 'owed' | 'after-availability' | 'none';
 
@@ -126,12 +129,13 @@ export interface PublicationIndex {
    * log. insert() and withdraw() leave it unrecorded: the record and the notice are two writes, and a crash
    * between them must not lose the notice.
    */
-  noticeQueued(id: string, notice?: PublicationNotice): Promise<void>;
+  noticeQueued(id: string, notice?: PublicationOwed): Promise<void>;
   /**
    * Publications whose notice is not recorded as queued, oldest first: for 'availability' (the default),
-   * published before `before` and not withdrawn; for 'withdrawal', withdrawn before `before`.
+   * published before `before` and not withdrawn; for 'withdrawal', withdrawn before `before`; for
+   * 'withdrawal-journal', withdrawn before `before` and not journalled (withdraw() records it owed).
    */
-  awaitingNotice(before: number, limit: number, notice?: PublicationNotice): Promise<PublicationRecord[]>;
+  awaitingNotice(before: number, limit: number, notice?: PublicationOwed): Promise<PublicationRecord[]>;
 }
 
 /** The bytes put would have exceeded the limit: nothing is kept. */

@@ -162,6 +162,11 @@ export function publicationIndexContract(name: string, open: BackendFactory): vo
       await index.releaseNotice(released!.id, 2);
       const awaitingWithdrawal = (await index.awaitingNotice(Number.MAX_SAFE_INTEGER, 1000, 'withdrawal')).map((r) => r.id);
       expect([untold, claimed, released, queued].map((p) => awaitingWithdrawal.includes(p!.id))).toEqual([false, true, false, true]);
+      // Each withdrawal's journal entry is owed until recorded written.
+      const unjournalled = async () => (await index.awaitingNotice(Number.MAX_SAFE_INTEGER, 1000, 'withdrawal-journal')).map((r) => r.id);
+      expect(await unjournalled()).toEqual(expect.arrayContaining([untold!.id, claimed!.id, released!.id, queued!.id]));
+      await index.noticeQueued(untold!.id, 'withdrawal-journal');
+      expect(await unjournalled()).not.toContain(untold!.id);
     });
 
     it('offers only superseded versions older than the cut-off to retention, and removes them', async () => {

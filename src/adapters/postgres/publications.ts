@@ -1,4 +1,4 @@
-import type { InsertOutcome, PublicationIndex, PublicationNotice, PublicationQuery, PublicationRecord, PublicationWithdrawal, WithdrawalNoticeOwed } from '../../ports/publications.js';
+import type { InsertOutcome, PublicationIndex, PublicationOwed, PublicationQuery, PublicationRecord, PublicationWithdrawal, WithdrawalNoticeOwed } from '../../ports/publications.js';
 import { PUBLICATION_COLUMNS, PUBLICATION_INSERT_COLUMNS, publicationFilter, publicationRecord, publicationValues, noticeColumns, SUPERSEDED, WITHDRAW, withdrawalOwed, withdrawalValues, CLAIM_NOTICE, RELEASE_NOTICE, type PublicationRow } from '../publication-row.js';
 import type { PgDatabase } from './database.js';
 
@@ -70,11 +70,11 @@ export class PgPublications implements PublicationIndex {
     await this.d.tx((c) => c.query(RELEASE_NOTICE((i) => `$${i}`, 'false'), [id, at]));
   }
 
-  async noticeQueued(id: string, notice?: PublicationNotice): Promise<void> {
+  async noticeQueued(id: string, notice?: PublicationOwed): Promise<void> {
     await this.d.tx((c) => c.query(`UPDATE publications SET ${noticeColumns(notice, 'false').column} = true WHERE id = $1`, [id]));
   }
 
-  async awaitingNotice(before: number, limit: number, notice?: PublicationNotice): Promise<PublicationRecord[]> {
+  async awaitingNotice(before: number, limit: number, notice?: PublicationOwed): Promise<PublicationRecord[]> {
     const n = noticeColumns(notice, 'false');
     const rows = await this.d.query<PublicationRow>(`SELECT ${PUBLICATION_COLUMNS} FROM publications WHERE ${n.awaiting} AND ${n.at} < $1 ORDER BY ${n.at} LIMIT $2`, [before, limit]);
     return rows.map(publicationRecord);

@@ -1,4 +1,4 @@
-import type { InsertOutcome, PublicationIndex, PublicationNotice, PublicationQuery, PublicationRecord, PublicationWithdrawal, WithdrawalNoticeOwed } from '../../ports/publications.js';
+import type { InsertOutcome, PublicationIndex, PublicationOwed, PublicationQuery, PublicationRecord, PublicationWithdrawal, WithdrawalNoticeOwed } from '../../ports/publications.js';
 import { PUBLICATION_COLUMNS, PUBLICATION_INSERT_COLUMNS, publicationFilter, publicationRecord, publicationValues, noticeColumns, SUPERSEDED, WITHDRAW, withdrawalOwed, withdrawalValues, CLAIM_NOTICE, RELEASE_NOTICE, type PublicationRow } from '../publication-row.js';
 import type { SqliteDatabase } from './database.js';
 
@@ -72,11 +72,11 @@ export class SqlitePublications implements PublicationIndex {
     await this.d.write(() => this.d.db.prepare(RELEASE_NOTICE(() => '?', '0')).run(id, at));
   }
 
-  async noticeQueued(id: string, notice?: PublicationNotice): Promise<void> {
+  async noticeQueued(id: string, notice?: PublicationOwed): Promise<void> {
     await this.d.write(() => this.d.db.prepare(`UPDATE publications SET ${noticeColumns(notice, '0').column} = 1 WHERE id = ?`).run(id));
   }
 
-  async awaitingNotice(before: number, limit: number, notice?: PublicationNotice): Promise<PublicationRecord[]> {
+  async awaitingNotice(before: number, limit: number, notice?: PublicationOwed): Promise<PublicationRecord[]> {
     const n = noticeColumns(notice, '0');
     const rows = this.d.db.prepare<[number, number], PublicationRow>(`SELECT ${PUBLICATION_COLUMNS} FROM publications WHERE ${n.awaiting} AND ${n.at} < ? ORDER BY ${n.at} LIMIT ?`).all(before, limit);
     return rows.map(publicationRecord);
