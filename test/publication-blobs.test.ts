@@ -158,7 +158,7 @@ describe.each([
     const stored = await s.blobs.put(p.id, once(data), { maxBytes: data.length });
     expect(await backend.publications.insert({ ...p, size: stored.size, sha256: stored.sha256 })).toEqual({ ok: true });
     // The withdrawal's first write only, as a crash before its second leaves it.
-    expect((await backend.publications.withdraw(p.id, { at: clock.now(), by: 'operator:alice', reason: 'wrong channel' }))?.withdrawn).toEqual({ at: clock.now(), by: 'operator:alice', reason: 'wrong channel' });
+    expect((await backend.publications.withdraw(p.id, { at: clock.now(), by: 'operator:alice', reason: 'wrong channel' }))?.record.withdrawn).toEqual({ at: clock.now(), by: 'operator:alice', reason: 'wrong channel' });
     await clock.advance(GRACE_MS + 60_000);
     expect(await publications.sweepOrphans()).toBe(1);
     expect((await s.stored(p.id)).length).toBe(0);

@@ -502,10 +502,12 @@ describe('the pass for missed notices, past a publication whose notice fails', (
       publishedAt: clock.now() - NOTICE_GRACE_MS - 10_000 + i,
     }));
     const marked = new Set<string>();
-    const index: Pick<PublicationIndex, 'awaitingNotice' | 'noticeQueued'> = {
-      // None of them withdrawn: no withdrawal notice is owed.
-      awaitingNotice: async (before, limit, notice) => (notice === 'withdrawal' ? [] : records.filter((r) => !marked.has(r.id) && r.publishedAt < before).slice(0, limit)),
+    const index: Pick<PublicationIndex, 'awaitingNotice' | 'noticeQueued' | 'claimNotice' | 'releaseNotice'> = {
+      // None of them withdrawn: no withdrawal notice or journal entry is owed, and every claim is granted.
+      awaitingNotice: async (before, limit, notice) => (notice === 'withdrawal' || notice === 'withdrawal-journal' ? [] : records.filter((r) => !marked.has(r.id) && r.publishedAt < before).slice(0, limit)),
       noticeQueued: async (id) => void marked.add(id),
+      claimNotice: async () => true,
+      releaseNotice: async () => {},
     };
     const appended: string[] = [];
     const log: Pick<MessageLog, 'append'> = {

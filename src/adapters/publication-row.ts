@@ -1,4 +1,4 @@
-import type { Compression, PublicationNotice, PublicationQuery, PublicationRecord, PublicationWithdrawal } from '../ports/publications.js';
+import type { Compression, PublicationOwed, PublicationQuery, PublicationRecord, PublicationWithdrawal, WithdrawalNoticeOwed } from '../ports/publications.js';
 
 /** A publication as both SQL stores keep it (columns in snake case, selected under these names). */
 export const PUBLICATION_COLUMNS = `id, channel, publication_type AS "publicationType", version, publisher_dip_id AS "publisherDipId",
@@ -30,19 +30,44 @@ export function publicationRecord(r: PublicationRow): PublicationRecord {
   };
 }
 
-/** Sets the withdrawal columns of a publication not yet withdrawn (placeholders $1…$4 or ?, in the order of withdrawalValues). */
+/**
+ * Sets the withdrawal columns of a publication not yet withdrawn (placeholders $1…$4 or ?, in the order of
+ * withdrawalValues). Its withdrawal notice is owed (false) only when its availability notice was queued or
+ * claimed (notice_claimed_at): recipients never told of it are owed neither (NULL, as the rows withdrawn
+ * before withdrawal notices). One statement, so a claim on another node comes wholly before or after it.
+ */
 export const WITHDRAW = (param: (i: number) => string, no: string): string =>
-  `UPDATE publications SET withdrawn_at = ${param(1)}, withdrawn_by = ${param(2)}, withdrawn_reason = ${param(3)}, withdrawal_notice_queued = ${no} WHERE id = ${param(4)} AND withdrawn_at IS NULL`;
+  `UPDATE publications SET withdrawn_at = ${param(1)}, withdrawn_by = ${param(2)}, withdrawn_reason = ${param(3)},
+   withdrawal_notice_queued = CASE WHEN notice_queued <> ${no} OR notice_claimed_at IS NOT NULL THEN ${no} END, withdrawal_journalled = ${no}
+   WHERE id = ${param(4)} AND withdrawn_at IS NULL`;
+
+/** What withdraw() read back: the owed notices, as the WITHDRAW statement left them. */
+export function withdrawalOwed(noticeQueued: boolean | number, withdrawalNoticeQueued: boolean | number | null): WithdrawalNoticeOwed {
+  if (withdrawalNoticeQueued === null) return 'none';
+  return noticeQueued === true || noticeQueued === 1 ? 'owed' : 'after-availability';
+}
+
+/** Claims the availability notice of a publication not withdrawn (placeholders: at, id). */
+export const CLAIM_NOTICE = (param: (i: number) => string): string => `UPDATE publications SET notice_claimed_at = ${param(1)} WHERE id = ${param(2)} AND withdrawn_at IS NULL`;
+
+/**
+ * Takes back a claim (placeholders: id, at) whose append failed. A withdrawal made since then owes neither
+ * notice after all: the availability notice is never queued for a withdrawn publication.
+ */
+export const RELEASE_NOTICE = (param: (i: number) => string, no: string): string =>
+  `UPDATE publications SET notice_claimed_at = NULL,
+   withdrawal_notice_queued = CASE WHEN withdrawal_notice_queued = ${no} THEN NULL ELSE withdrawal_notice_queued END
+   WHERE id = ${param(1)} AND notice_claimed_at = ${param(2)} AND notice_queued = ${no}`;
 
 /**
  * What noticeQueued sets and awaitingNotice reads, by notice: the availability notice's flag (false from the
  * insert), or the withdrawal notice's (NULL until withdrawn, false from then until queued; NULL in the rows
  * withdrawn before withdrawal notices were sent, which none is owed). `no`: the store's false.
  */
-export function noticeColumns(notice: PublicationNotice = 'availability', no: string): { column: string; awaiting: string; at: string } {
-  return notice === 'availability'
-    ? { column: 'notice_queued', awaiting: `notice_queued = ${no} AND withdrawn_at IS NULL`, at: 'published_at' }
-    : { column: 'withdrawal_notice_queued', awaiting: `withdrawal_notice_queued = ${no}`, at: 'withdrawn_at' };
+export function noticeColumns(notice: PublicationOwed = 'availability', no: string): { column: string; awaiting: string; at: string } {
+  if (notice === 'availability') return { column: 'notice_queued', awaiting: `notice_queued = ${no} AND withdrawn_at IS NULL`, at: 'published_at' };
+  const column = notice === 'withdrawal' ? 'withdrawal_notice_queued' : 'withdrawal_journalled';
+  return { column, awaiting: `${column} = ${no}`, at: 'withdrawn_at' };
 }
 export const withdrawalValues = (id: string, w: PublicationWithdrawal): unknown[] => [w.at, w.by, w.reason, id];
 

@@ -9,7 +9,7 @@ import { storeFailureKind } from '../ports/errors.js';
 import type { Logger } from '../ports/logger.js';
 import type { AcceptedBatch, MessageLog, QueueRef } from '../ports/message-log.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
-import { BlobTooLarge, type PublicationBlobs, type PublicationIndex, type PublicationMetadata, type PublicationNotice, type PublicationQuery, type PublicationRecord } from '../ports/publications.js';
+import { BlobTooLarge, type PublicationBlobs, type PublicationIndex, type PublicationMetadata, type PublicationNotice, type PublicationQuery, type PublicationOwed, type PublicationRecord, type WithdrawalNoticeOwed } from '../ports/publications.js';
 import { describePublication, describeWithdrawn } from './publication-view.js';
 import { RefusedError } from './refused.js';
 import type { Channel } from './channels.js';
@@ -110,7 +110,8 @@ export function withdrawnHelp(record: PublicationRecord): string {
 export interface WithdrawOutcome {
   before: PublicationRecord;
   after: PublicationRecord;
-  notice: 'queued' | 'pending';
+  /** 'none': its recipients were never told of the publication (its notice not yet queued), and are told of neither. */
+  notice: 'queued' | 'pending' | 'none';
   recipients: string[];
   queues: QueueRef[];
 }
@@ -249,11 +250,13 @@ export class Publications {
     if (recipients.length > 0) {
       let appended;
       try {
-        appended = await this.log.append(batch);
+        appended = await this.append(kind, record, batch);
       } catch (err) {
         this.logger.warn({ publication: record.id, channel: channel.interfaceId, notice: kind, recipients: recipients.length, err }, 'publication notice could not be queued now: the next pass for missed notices queues it');
         return { transactionId: null, notice: 'pending', recipients, queues: [] };
       }
+      // Withdrawn before its notice could be claimed: its recipients are told of neither.
+      if (appended === 'withdrawn') return { transactionId: null, notice: 'pending', recipients: [], queues: [] };
       // Refused as a duplicate: queued already, by another node's queueMissedNotices (this took longer than
       // its grace). The notice recipients get is that one.
       if (!appended.ok) transactionId = appended.originals?.[noticeReference(record.id, kind)] ?? transactionId;
@@ -263,11 +266,29 @@ export class Publications {
   }
 
   /**
+   * Appends a notice; an availability notice only once claimed (PublicationIndex.claimNotice), atomically
+   * with any withdrawal: 'withdrawn' when the publication is, and the notice is not appended. So a pass on
+   * another node that read the record before its withdrawal cannot queue "available" after "withdrawn", and
+   * a withdrawal made while the notice is appended is told after it. A failed append takes its claim back.
+   */
+  private async append(kind: PublicationNotice, record: PublicationRecord, batch: AcceptedBatch): Promise<Awaited<ReturnType<MessageLog['append']>> | 'withdrawn'> {
+    if (kind !== 'availability') return this.log.append(batch);
+    const at = this.clock.now();
+    if (!(await this.index.claimNotice(record.id, at))) return 'withdrawn';
+    try {
+      return await this.log.append(batch);
+    } catch (err) {
+      await this.index.releaseNotice(record.id, at).catch((e: unknown) => this.logger.warn({ publication: record.id, err: e }, 'publication notice claim not taken back: a withdrawal owes its notice all the same'));
+      throw err;
+    }
+  }
+
+  /**
    * Records that a publication's notice is queued. Failing, the notice is queued all the same, so the
    * publish succeeded: the next queueMissedNotices makes the notice again, the log refuses it as a
    * duplicate, and the mark is written then.
    */
-  private async markQueued(record: PublicationRecord, kind: PublicationNotice): Promise<void> {
+  private async markQueued(record: PublicationRecord, kind: PublicationOwed): Promise<void> {
     try {
       await this.index.noticeQueued(record.id, kind);
     } catch (err) {
@@ -289,7 +310,10 @@ export class Publications {
   async queueMissedNotices(batchSize = 100): Promise<number> {
     // Availability first: a publication withdrawn before its notice was queued is owed neither (awaitingNotice
     // leaves it out); one whose withdrawal is owed was notified before it.
-    return (await this.queueMissed('availability', batchSize)) + (await this.queueMissed('withdrawal', batchSize));
+    const queued = (await this.queueMissed('availability', batchSize)) + (await this.queueMissed('withdrawal', batchSize));
+    // And the withdrawals' journal entries a failed journal left owed (not notices: not counted).
+    await this.journalMissed(batchSize);
+    return queued;
   }
 
   private async queueMissed(notice: PublicationNotice, batchSize: number): Promise<number> {
@@ -313,7 +337,10 @@ export class Publications {
         const publisher = this.publisherOf(record);
         const recipients = this.recipients(channel, publisher, record.recipients);
         try {
-          if (recipients.length > 0 && (await this.log.append(this.notice(notice, channel, publisher, record, recipients, this.clock.now()))).ok) queued += 1;
+          const appended = recipients.length > 0 ? await this.append(notice, record, this.notice(notice, channel, publisher, record, recipients, this.clock.now())) : undefined;
+          // Withdrawn since it was read (on any node): its recipients were never told of it, and are not now.
+          if (appended === 'withdrawn') continue;
+          if (appended?.ok) queued += 1;
           await this.index.noticeQueued(record.id, notice);
         } catch (err) {
           const kind = storeFailureKind(err);
@@ -343,10 +370,11 @@ export class Publications {
   /**
    * Withdraws a publication (one sent to the wrong channel, with data it should not have held, or the
    * wrong file), by an operator or, within `scope`, its publisher: one operation for both. The record is
-   * marked first, so that from then on nothing lists it and every download is a 410 saying why; then its
-   * bytes are removed, its recipients are told (a notice as the publication's, durable as it is: the mark
-   * records it owed until queued, and the pass for missed notices queues what a crash left), and the act
-   * is journalled under `by`. A crash before the bytes are gone leaves bytes the sweep for bytes with no
+   * marked first, so that from then on nothing lists it and every download is a 410 saying why; then the
+   * act is journalled under `by`, its bytes are removed, and its recipients are told (a notice as the
+   * publication's, durable as it is: the mark records it owed until queued, and the pass for missed notices
+   * queues what a crash left; owed only to recipients told of the publication, and after that notice: see
+   * tellWithdrawal). Once marked, no failed step makes it a 500. A crash before the bytes are gone leaves bytes the sweep for bytes with no
    * record removes (sweepOrphans counts a withdrawn record as none). Its version is not reused: a notice
    * with its URI went out. Refused (RefusedError) when there is no such publication (or it is not the
    * scope's publisher's: the same 404), or it is withdrawn already.
@@ -357,23 +385,63 @@ export class Publications {
     const before = await this.index.get(id);
     if (!before || (scope && (before.channel !== scope.channel || before.publisherDipId !== scope.publisher))) throw new RefusedError(404, scope ? `no publication ${id} on ${scope.channel}` : `no publication ${id}`);
     if (before.withdrawn) throw new RefusedError(409, `publication ${id} was withdrawn already, at ${dipDateTime(new Date(before.withdrawn.at))} by ${before.withdrawn.by}`);
-    const after = await this.index.withdraw(id, { at: this.clock.now(), by, reason: text });
-    if (!after) throw new RefusedError(409, `publication ${id} was withdrawn meanwhile`);
-    // Withdrawn from here on, whatever becomes of the bytes: a failed removal must not turn the answer into
-    // a 500 (the journal would then hold nothing, and a retry is a 409), and sweepOrphans removes the bytes
-    // of a withdrawn record at the next sweep, as after a crash here.
+    const withdrawn = await this.index.withdraw(id, { at: this.clock.now(), by, reason: text });
+    if (!withdrawn) throw new RefusedError(409, `publication ${id} was withdrawn meanwhile`);
+    const after = withdrawn.record;
+    // Withdrawn from here on, whatever becomes of the rest: a failed step must not turn the answer into a 500
+    // (delivery not woken for the notice, and a retry a 409). Journalled first, with the withdrawal: the
+    // mark records the entry owed, and a journal that fails leaves it to the pass for missed notices.
+    try {
+      await this.journalWithdrawal(after);
+    } catch (err) {
+      this.logger.error({ publication: id, err: (err as Error).message }, 'publication withdrawn; its journal entry could not be written now: the next pass for missed notices writes it');
+    }
+    // sweepOrphans removes the bytes of a withdrawn record at the next sweep, as after a crash here.
     try {
       await this.blobs.remove(id, before.size);
     } catch (err) {
       this.logger.error({ publication: id, err: (err as Error).message }, 'publication withdrawn; its bytes could not be removed now: the next sweep removes them');
     }
-    const channel = this.settings.channel(after.channel);
-    // A channel the catalogue dropped: the notice stays owed, for the pass once the channel is back.
-    const told = channel ? await this.tell('withdrawal', channel, this.publisherOf(after), after) : { notice: 'pending' as const, recipients: [], queues: [] };
-    const uri = this.downloadUrl(after);
-    await this.journal.append({ at: this.clock.now(), actor: by, action: 'publication.withdraw', target: id, before: describePublication(before, uri), after: describeWithdrawn(after, uri), status: 200 });
+    const told = await this.tellWithdrawal(withdrawn.notice, after);
     this.logger.warn({ publication: id, channel: before.channel, by, reason: text, notice: told.notice, recipients: told.recipients.length }, 'publication withdrawn');
     return { before, after, notice: told.notice, recipients: told.recipients, queues: told.queues };
+  }
+
+  /**
+   * Journals a withdrawal under who withdrew it (the record says who, when, why, and what it was before),
+   * then records the entry written. Failing to record it, the pass writes it again: one entry too many
+   * rather than none.
+   */
+  private async journalWithdrawal(after: PublicationRecord): Promise<void> {
+    const w = after.withdrawn!;
+    const uri = this.downloadUrl(after);
+    await this.journal.append({ at: w.at, actor: w.by, action: 'publication.withdraw', target: after.id, before: describePublication({ ...after, withdrawn: null }, uri), after: describeWithdrawn(after, uri), status: 200 });
+    await this.markQueued(after, 'withdrawal-journal');
+  }
+
+  /** Journals the withdrawals whose entry a failed journal (or a crash) left unwritten, past the grace. */
+  private async journalMissed(batchSize: number): Promise<void> {
+    for (const record of await this.index.awaitingNotice(this.clock.now() - NOTICE_GRACE_MS, batchSize, 'withdrawal-journal')) {
+      try {
+        await this.journalWithdrawal(record);
+      } catch (err) {
+        const kind = storeFailureKind(err);
+        if (kind === 'unavailable' || kind === 'fatal') throw err;
+        this.logger.error({ publication: record.id, err }, 'publication withdrawal not journalled: left for the next pass for missed notices; the others go on');
+      }
+    }
+  }
+
+  /**
+   * A withdrawal's notice, as `owed` says: none to recipients never told of the publication; after its
+   * availability notice, when that is being appended (the pass for missed notices queues it after the
+   * grace); now otherwise. A channel the catalogue dropped: the notice stays owed, for the pass once it is back.
+   */
+  private async tellWithdrawal(owed: WithdrawalNoticeOwed, after: PublicationRecord): Promise<Pick<WithdrawOutcome, 'notice' | 'recipients' | 'queues'>> {
+    if (owed === 'none') return { notice: 'none', recipients: [], queues: [] };
+    const channel = this.settings.channel(after.channel);
+    if (!channel || owed === 'after-availability') return { notice: 'pending', recipients: channel ? this.recipients(channel, this.publisherOf(after), after.recipients) : [], queues: [] };
+    return this.tell('withdrawal', channel, this.publisherOf(after), after);
   }
 
   read(record: PublicationRecord, range?: { start: number; end: number }): AsyncIterable<Buffer> {

@@ -81,6 +81,12 @@ export type InsertOutcome = { ok: true; publicationType?: string } | { ok: false
 /** The two notices a publication's recipients get: that it is available, and that it was withdrawn. */
 export type PublicationNotice = 'availability' | 'withdrawal';
 
+/** What the index records as owed until done: a notice, or a withdrawal's journal entry (journalled once written). */
+export type PublicationOwed = PublicationNotice | 'withdrawal-journal';
+
+/** What a withdrawal owes its recipients (PublicationIndex.withdraw). */
+export type WithdrawalNoticeOwed = 'owed' | 'after-availability' | 'none';
+
 /** Publication metadata, in the backend's database (SQLite or PostgreSQL). */
 export interface PublicationIndex {
   /**
@@ -103,20 +109,33 @@ export interface PublicationIndex {
   /**
    * Marks a publication withdrawn, durably, unless it is withdrawn already: the record as it now is, or
    * undefined when there is no such publication or it was withdrawn before (the first withdrawal stands).
-   * In the same write, its withdrawal notice is recorded as not queued yet (noticeQueued 'withdrawal').
+   * In the same write, what its recipients are owed (`notice`): 'owed', its availability notice being
+   * queued, its withdrawal notice is recorded as not queued yet (noticeQueued 'withdrawal'); 'after-availability',
+   * its availability notice claimed (claimNotice) but not yet recorded as queued, the same, but the withdrawal
+   * notice is left to the pass for missed notices, after the grace, so that it follows the one being appended;
+   * 'none', its availability notice never claimed: they were never told of it, and are owed neither notice.
    */
-  withdraw(id: string, withdrawal: PublicationWithdrawal): Promise<PublicationRecord | undefined>;
+  withdraw(id: string, withdrawal: PublicationWithdrawal): Promise<{ record: PublicationRecord; notice: WithdrawalNoticeOwed } | undefined>;
+  /**
+   * Claims, durably, the right to append the publication's availability notice, unless it is withdrawn:
+   * false when it is (or there is no such publication). Atomic with withdraw(): a withdrawal after the
+   * claim owes the withdrawal notice, after the availability; one before it, a failed claim, owes neither.
+   */
+  claimNotice(id: string, at: number): Promise<boolean>;
+  /** Takes back the claim made `at` whose append failed, unless the notice is recorded as queued or claimed again since. */
+  releaseNotice(id: string, at: number): Promise<void>;
   /**
    * Records, durably, that the publication's notice (its availability, or its withdrawal) is in the message
    * log. insert() and withdraw() leave it unrecorded: the record and the notice are two writes, and a crash
    * between them must not lose the notice.
    */
-  noticeQueued(id: string, notice?: PublicationNotice): Promise<void>;
+  noticeQueued(id: string, notice?: PublicationOwed): Promise<void>;
   /**
    * Publications whose notice is not recorded as queued, oldest first: for 'availability' (the default),
-   * published before `before` and not withdrawn; for 'withdrawal', withdrawn before `before`.
+   * published before `before` and not withdrawn; for 'withdrawal', withdrawn before `before`; for
+   * 'withdrawal-journal', withdrawn before `before` and not journalled (withdraw() records it owed).
    */
-  awaitingNotice(before: number, limit: number, notice?: PublicationNotice): Promise<PublicationRecord[]>;
+  awaitingNotice(before: number, limit: number, notice?: PublicationOwed): Promise<PublicationRecord[]>;
 }
 
 /** The bytes put would have exceeded the limit: nothing is kept. */

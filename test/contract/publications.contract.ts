@@ -136,12 +136,37 @@ export function publicationIndexContract(name: string, open: BackendFactory): vo
       const p = publication({ publicationType: type });
       await ctx.backend.publications.insert(p);
       const w = { at: 1_800_000_000_000, by: 'operator:alice', reason: 'wrong channel' };
-      expect((await ctx.backend.publications.withdraw(p.id, w))?.withdrawn).toEqual(w);
+      expect((await ctx.backend.publications.withdraw(p.id, w))?.record.withdrawn).toEqual(w);
       expect(await ctx.backend.publications.withdraw(p.id, { ...w, reason: 'again' })).toBeUndefined();
       expect(await ctx.backend.publications.withdraw('no-such-publication', w)).toBeUndefined();
       expect((await ctx.backend.publications.get(p.id))?.withdrawn).toEqual(w);
       expect(await ctx.backend.publications.find({ publicationType: type, limit: 10 })).toEqual([]);
       expect((await ctx.backend.publications.awaitingNotice(Number.MAX_SAFE_INTEGER, 1000)).map((r) => r.id)).not.toContain(p.id);
+    });
+
+    it('owes a withdrawal notice only once the availability notice was claimed, and claims none after the withdrawal', async () => {
+      const index = ctx.backend.publications;
+      const w = { at: 1_800_000_000_000, by: 'operator:alice', reason: 'wrong channel' };
+      const [untold, claimed, released, queued] = ['U', 'C', 'R', 'Q'].map((k) => publication({ publicationType: `${k}${randomBytes(3).toString('hex')}` }));
+      for (const p of [untold!, claimed!, released!, queued!]) await index.insert(p);
+      expect(await index.claimNotice(claimed!.id, 1)).toBe(true);
+      expect(await index.claimNotice(released!.id, 2)).toBe(true);
+      await index.claimNotice(queued!.id, 3);
+      await index.noticeQueued(queued!.id);
+      expect((await index.withdraw(untold!.id, w))?.notice).toBe('none');
+      expect((await index.withdraw(claimed!.id, w))?.notice).toBe('after-availability');
+      expect((await index.withdraw(released!.id, w))?.notice).toBe('after-availability');
+      expect((await index.withdraw(queued!.id, w))?.notice).toBe('owed');
+      // Withdrawn: no claim is taken, and a claim whose append failed is taken back, its withdrawal then owed nothing.
+      expect(await index.claimNotice(untold!.id, 4)).toBe(false);
+      await index.releaseNotice(released!.id, 2);
+      const awaitingWithdrawal = (await index.awaitingNotice(Number.MAX_SAFE_INTEGER, 1000, 'withdrawal')).map((r) => r.id);
+      expect([untold, claimed, released, queued].map((p) => awaitingWithdrawal.includes(p!.id))).toEqual([false, true, false, true]);
+      // Each withdrawal's journal entry is owed until recorded written.
+      const unjournalled = async () => (await index.awaitingNotice(Number.MAX_SAFE_INTEGER, 1000, 'withdrawal-journal')).map((r) => r.id);
+      expect(await unjournalled()).toEqual(expect.arrayContaining([untold!.id, claimed!.id, released!.id, queued!.id]));
+      await index.noticeQueued(untold!.id, 'withdrawal-journal');
+      expect(await unjournalled()).not.toContain(untold!.id);
     });
 
     it('offers only superseded versions older than the cut-off to retention, and removes them', async () => {

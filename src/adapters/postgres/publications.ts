@@ -1,5 +1,5 @@
-import type { InsertOutcome, PublicationIndex, PublicationNotice, PublicationQuery, PublicationRecord, PublicationWithdrawal } from '../../ports/publications.js';
-import { PUBLICATION_COLUMNS, PUBLICATION_INSERT_COLUMNS, publicationFilter, publicationRecord, publicationValues, noticeColumns, SUPERSEDED, WITHDRAW, withdrawalValues, type PublicationRow } from '../publication-row.js';
+import type { InsertOutcome, PublicationIndex, PublicationOwed, PublicationQuery, PublicationRecord, PublicationWithdrawal, WithdrawalNoticeOwed } from '../../ports/publications.js';
+import { PUBLICATION_COLUMNS, PUBLICATION_INSERT_COLUMNS, publicationFilter, publicationRecord, publicationValues, noticeColumns, SUPERSEDED, WITHDRAW, withdrawalOwed, withdrawalValues, CLAIM_NOTICE, RELEASE_NOTICE, type PublicationRow } from '../publication-row.js';
 import type { PgDatabase } from './database.js';
 
 export class PgPublications implements PublicationIndex {
@@ -54,16 +54,27 @@ export class PgPublications implements PublicationIndex {
     await this.d.tx((c) => c.query('DELETE FROM publications WHERE id = $1', [id]));
   }
 
-  async withdraw(id: string, w: PublicationWithdrawal): Promise<PublicationRecord | undefined> {
-    const changed = await this.d.tx((c) => c.query(WITHDRAW((i) => `$${i}`, 'false'), withdrawalValues(id, w)));
-    return changed.rowCount === 1 ? this.get(id) : undefined;
+  async withdraw(id: string, w: PublicationWithdrawal): Promise<{ record: PublicationRecord; notice: WithdrawalNoticeOwed } | undefined> {
+    // The row lock of the update orders it with a claim on another node: whichever commits second sees the first.
+    const changed = await this.d.tx((c) => c.query<{ n: boolean; w: boolean | null }>(`${WITHDRAW((i) => `$${i}`, 'false')} RETURNING notice_queued AS n, withdrawal_notice_queued AS w`, withdrawalValues(id, w)));
+    const row = changed.rows[0];
+    const record = row && (await this.get(id));
+    return row && record ? { record, notice: withdrawalOwed(row.n, row.w) } : undefined;
   }
 
-  async noticeQueued(id: string, notice?: PublicationNotice): Promise<void> {
+  async claimNotice(id: string, at: number): Promise<boolean> {
+    return (await this.d.tx((c) => c.query(CLAIM_NOTICE((i) => `$${i}`), [at, id]))).rowCount === 1;
+  }
+
+  async releaseNotice(id: string, at: number): Promise<void> {
+    await this.d.tx((c) => c.query(RELEASE_NOTICE((i) => `$${i}`, 'false'), [id, at]));
+  }
+
+  async noticeQueued(id: string, notice?: PublicationOwed): Promise<void> {
     await this.d.tx((c) => c.query(`UPDATE publications SET ${noticeColumns(notice, 'false').column} = true WHERE id = $1`, [id]));
   }
 
-  async awaitingNotice(before: number, limit: number, notice?: PublicationNotice): Promise<PublicationRecord[]> {
+  async awaitingNotice(before: number, limit: number, notice?: PublicationOwed): Promise<PublicationRecord[]> {
     const n = noticeColumns(notice, 'false');
     const rows = await this.d.query<PublicationRow>(`SELECT ${PUBLICATION_COLUMNS} FROM publications WHERE ${n.awaiting} AND ${n.at} < $1 ORDER BY ${n.at} LIMIT $2`, [before, limit]);
     return rows.map(publicationRecord);

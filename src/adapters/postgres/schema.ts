@@ -211,6 +211,13 @@ ALTER TABLE publications ADD COLUMN IF NOT EXISTS withdrawn_reason text;
 -- NULL while not withdrawn, and in the rows withdrawn before, whose recipients were owed no notice.
 ALTER TABLE publications ADD COLUMN IF NOT EXISTS withdrawal_notice_queued boolean;
 CREATE INDEX IF NOT EXISTS publications_awaiting_withdrawal_notice ON publications (withdrawn_at) WHERE withdrawal_notice_queued = false;
+-- When a publication's availability notice was last claimed for an append (2026-12-05): a withdrawal after
+-- the claim owes its notice, one before it (recipients never told) neither. NULL in older rows, whose
+-- withdrawal reads notice_queued; no rows rewritten.
+ALTER TABLE publications ADD COLUMN IF NOT EXISTS notice_claimed_at bigint;
+-- Whether a withdrawal's operator journal entry is written (2026-12-05): false from the withdrawal until it
+-- is (a failed journal write is owed, and written by the pass for missed notices); NULL otherwise.
+ALTER TABLE publications ADD COLUMN IF NOT EXISTS withdrawal_journalled boolean;
 -- Who publishes a type on a channel: its first publisher; nobody else may add versions to it.
 CREATE TABLE IF NOT EXISTS publication_types (
   channel text NOT NULL,

@@ -1,5 +1,5 @@
-import type { InsertOutcome, PublicationIndex, PublicationNotice, PublicationQuery, PublicationRecord, PublicationWithdrawal } from '../../ports/publications.js';
-import { PUBLICATION_COLUMNS, PUBLICATION_INSERT_COLUMNS, publicationFilter, publicationRecord, publicationValues, noticeColumns, SUPERSEDED, WITHDRAW, withdrawalValues, type PublicationRow } from '../publication-row.js';
+import type { InsertOutcome, PublicationIndex, PublicationOwed, PublicationQuery, PublicationRecord, PublicationWithdrawal, WithdrawalNoticeOwed } from '../../ports/publications.js';
+import { PUBLICATION_COLUMNS, PUBLICATION_INSERT_COLUMNS, publicationFilter, publicationRecord, publicationValues, noticeColumns, SUPERSEDED, WITHDRAW, withdrawalOwed, withdrawalValues, CLAIM_NOTICE, RELEASE_NOTICE, type PublicationRow } from '../publication-row.js';
 import type { SqliteDatabase } from './database.js';
 
 export class SqlitePublications implements PublicationIndex {
@@ -53,16 +53,30 @@ export class SqlitePublications implements PublicationIndex {
     await this.d.write(() => this.d.db.prepare('DELETE FROM publications WHERE id = ?').run(id));
   }
 
-  async withdraw(id: string, w: PublicationWithdrawal): Promise<PublicationRecord | undefined> {
-    const changed = await this.d.write(() => this.d.db.prepare(WITHDRAW(() => '?', '0')).run(...withdrawalValues(id, w)).changes);
-    return changed === 1 ? this.get(id) : undefined;
+  async withdraw(id: string, w: PublicationWithdrawal): Promise<{ record: PublicationRecord; notice: WithdrawalNoticeOwed } | undefined> {
+    const db = this.d.db;
+    const owed = await this.d.write(() => {
+      if (db.prepare(WITHDRAW(() => '?', '0')).run(...withdrawalValues(id, w)).changes !== 1) return undefined;
+      const row = db.prepare<[string], { n: number; w: number | null }>('SELECT notice_queued AS n, withdrawal_notice_queued AS w FROM publications WHERE id = ?').get(id)!;
+      return withdrawalOwed(row.n, row.w);
+    });
+    const record = owed === undefined ? undefined : await this.get(id);
+    return record && owed ? { record, notice: owed } : undefined;
   }
 
-  async noticeQueued(id: string, notice?: PublicationNotice): Promise<void> {
+  async claimNotice(id: string, at: number): Promise<boolean> {
+    return (await this.d.write(() => this.d.db.prepare(CLAIM_NOTICE(() => '?')).run(at, id).changes)) === 1;
+  }
+
+  async releaseNotice(id: string, at: number): Promise<void> {
+    await this.d.write(() => this.d.db.prepare(RELEASE_NOTICE(() => '?', '0')).run(id, at));
+  }
+
+  async noticeQueued(id: string, notice?: PublicationOwed): Promise<void> {
     await this.d.write(() => this.d.db.prepare(`UPDATE publications SET ${noticeColumns(notice, '0').column} = 1 WHERE id = ?`).run(id));
   }
 
-  async awaitingNotice(before: number, limit: number, notice?: PublicationNotice): Promise<PublicationRecord[]> {
+  async awaitingNotice(before: number, limit: number, notice?: PublicationOwed): Promise<PublicationRecord[]> {
     const n = noticeColumns(notice, '0');
     const rows = this.d.db.prepare<[number, number], PublicationRow>(`SELECT ${PUBLICATION_COLUMNS} FROM publications WHERE ${n.awaiting} AND ${n.at} < ? ORDER BY ${n.at} LIMIT ?`).all(before, limit);
     return rows.map(publicationRecord);

@@ -271,10 +271,13 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     }
     deps.delivery.notify(outcome.queues);
     const { after } = outcome;
+    const gone = `publication ${after.id} withdrawn: its bytes are removed, every download is answered 410`;
     const help =
       outcome.notice === 'queued'
-        ? `publication ${after.id} withdrawn: its bytes are removed, every download is answered 410; ${outcome.recipients.length} recipient(s) notified`
-        : `publication ${after.id} withdrawn: its bytes are removed, every download is answered 410; its withdrawal notice to ${outcome.recipients.length} recipient(s) could not be queued now: the DIP queues it itself once the withdrawal is ${NOTICE_GRACE_MS / 60_000} minutes old, at its next pass for missed notices (sender reference ${noticeReference(after.id, 'withdrawal')})`;
+        ? `${gone}; ${outcome.recipients.length} recipient(s) notified`
+        : outcome.notice === 'none'
+          ? `${gone}; its recipients were never told of it (its notice was not queued yet), so none is told of its withdrawal either`
+          : `publication ${after.id} withdrawn: its bytes are removed, every download is answered 410; its withdrawal notice to ${outcome.recipients.length} recipient(s) could not be queued now: the DIP queues it itself once the withdrawal is ${NOTICE_GRACE_MS / 60_000} minutes old, at its next pass for missed notices (sender reference ${noticeReference(after.id, 'withdrawal')})`;
     return reply.code(200).send({
       ...standardResponse(new Date(deps.clock.now()), deps.config.dipId, caller.dipId, [{ transactionID: null, message: MSG.success, help }]),
       publication: describeWithdrawn(after, deps.publications.downloadUrl(after)),
