@@ -442,7 +442,8 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
           () => raw.send({ tls: sds, body: JSON.stringify([item()]), contentType: type, headers: type === '' ? { 'content-type': null } : {} }),
           400, // the published operation lists no 415
           MSG.schemaFailure,
-          new RegExp(`Content-Type '${type.replace('/', '\\/')}' is not accepted: send application/json`),
+          // With none at all the help says so, not that an empty one was sent.
+          type === '' ? /a body without a Content-Type is not accepted: send application\/json/ : new RegExp(`Content-Type '${type.replace('/', '\\/')}' is not accepted: send application/json`),
           null,
         );
         expect(answer.messageArray).toHaveLength(1);
