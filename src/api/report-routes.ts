@@ -200,6 +200,8 @@ export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: 
     if (written) {
       written.begun = true;
       stream.once('close', written.end);
+      // And should the stream never be piped (the answer refused by a later hook), once the response has closed.
+      reply.raw.once('close', written.end);
     }
     return reply.send(stream);
   };
