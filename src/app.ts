@@ -223,7 +223,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     pki: { config, pkiDir: pkiDirectory, participants: () => registry.participants() },
     ...(activity ? { activity, activityLog: () => activity.status() } : {}),
     routes: [
-      async (a) => registerReportRoutes(a, reports, { prefix: '/admin/reports', answers: adminAnswers, viewer: () => ({ kind: 'operator' }), fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => clock.now() }),
+      async (a) => registerReportRoutes(a, reports, { prefix: '/admin/reports', answers: adminAnswers, viewer: () => ({ kind: 'operator' }), fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => clock.now(), logger }),
       async (a) => metricsRoutes(a, { metrics }),
       async (a) => channelAdminRoutes(a, { channels: channelSettings }),
       async (a) => registerRoutes(a, { lifecycle, pull: registerPull }),

@@ -29,6 +29,8 @@ import { describeOperatorInputErrors, documentListenerAnswers, OPERATOR_AJV } fr
 import type { OperatorSessions } from '../pipeline/operator-sessions.js';
 import type { OperatorMemory } from '../pipeline/operator-memory.js';
 import { operatorStopping, useGracefulStop } from './stopping.js';
+import { useAnswerDeadlines } from '../security/answer-deadlines.js';
+import type { Clock } from '../ports/clock.js';
 
 export const adminTokenFile = (dataDir: string): string => join(dataDir, 'admin-token');
 
@@ -91,6 +93,11 @@ export interface AdminDeps {
   activityLog?: QueueRouteOptions['activityLog'];
   /** How long a stopping listener waits for its clients to close their connections (config `http.stopDrainMs`). */
   stopDrainMs: number;
+  /**
+   * How long a client may leave a streamed answer (a listing report, up to 200,000 rows) unread, on this
+   * clock (config `http.downloadIdleTimeoutMs`, useAnswerDeadlines); absent: unbounded.
+   */
+  answerDeadlines?: { downloadIdleTimeoutMs: number; clock: Clock };
 }
 
 /**
@@ -109,6 +116,9 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
   if (deps.activity) registerActivityLog(app, deps.activity, 'operator', (req) => req.operator?.actor ?? null, () => deps.now());
   // Next (the call has its ID, its record is made): a stopping DIP refuses what still arrives before anything reads it.
   useGracefulStop(app, deps.stopDrainMs, operatorStopping);
+  // A listing report's answer holds its report slot until written: an operator client that stops reading is cut off.
+  const deadlines = deps.answerDeadlines;
+  if (deadlines) useAnswerDeadlines(app, deadlines, deadlines.clock, (url, sent) => deps.logger.warn({ url, sentBytes: sent, idleMs: deadlines.downloadIdleTimeoutMs }, 'operator answer cut off: the client took no byte for the idle timeout'));
   recordOperations(app);
   // Every operation here takes JSON. Fastify's built-in text/plain parser made a text/plain body a string,
   // which then failed the schema as "body must be object" (a form body was 415 already): without it, any

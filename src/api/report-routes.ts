@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { JsonSchema } from '../catalogue/types.js';
 import { RefusedError } from '../pipeline/refused.js';
 import { Readable } from 'node:stream';
+import type { Logger } from '../ports/logger.js';
 import { csvPieces, GRANULARITIES, jsonPieces, toCsv, type Granularity, type Outcome, type ReportFilter, type Reports, type Viewer } from '../pipeline/reports.js';
 
 interface ReportQuery {
@@ -59,6 +60,8 @@ export interface ReportRouteOptions {
   /** The participant listener's routes are signed calls (the guard's access). */
   config?: { access: 'participant' };
   now(): number;
+  /** Where an answer that fails after it began is logged (the listeners' fastify loggers are off); else the request's. */
+  logger?: Pick<Logger, 'error'>;
 }
 
 const DAY = 86_400_000;
@@ -116,6 +119,26 @@ const SUMMARY: Readonly<Record<string, string>> = {
   journey: 'The journey of one transaction: received, validated, archived, routed, attempts, delivered, …',
 };
 
+/** Whether a listing's answer was begun as a stream, and what to call once that stream has closed. */
+interface Written {
+  begun: boolean;
+  end: () => void;
+}
+
+/**
+ * A listing's pieces, an error logged at error level with the report and the request's ID: it comes after
+ * the status line and headers went out (200), so the client only sees the body end short (fastify then
+ * cuts the connection): the log is where the operator learns why.
+ */
+async function* loggedPieces(log: Pick<Logger, 'error'>, req: FastifyRequest, report: string, pieces: AsyncGenerator<string>): AsyncGenerator<string> {
+  try {
+    yield* pieces;
+  } catch (e) {
+    log.error({ err: e, report, reqId: req.id }, `${report} report failed after its answer began: the body sent is cut short`);
+    throw e;
+  }
+}
+
 /** The reports that list messages one by one (up to 200,000 rows): their answers are streamed. */
 const LISTINGS: ReadonlySet<string> = new Set(['sender-audit', 'processes', 'trace', 'mpan-trace']);
 
@@ -126,7 +149,8 @@ const LISTINGS: ReadonlySet<string> = new Set(['sender-audit', 'processes', 'tra
 export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: ReportRouteOptions): void {
   const tags = ['Reports (OpenDIP)'];
   const route = (name: string, ok: JsonSchema, refusals: readonly number[], params?: JsonSchema) => {
-    // A listing's answer is written as a stream (below): bounded while a client leaves it unread, and not kept in the activity log (up to 200,000 rows).
+    // A listing's answer is written as a stream (below): bounded while a client leaves it unread (useAnswerDeadlines, on the
+    // participant and operator listeners: it holds its report's slot until written), and not kept in the activity log (up to 200,000 rows).
     const config = { ...o.config, ...(LISTINGS.has(name) ? { streamedAnswer: true, keepAnswer: false as const } : {}) };
     return {
       schema: { tags, summary: SUMMARY[name], querystring: querySchema, ...(params ? { params } : {}), response: o.answers({ 200: jsonOrCsv(ok, 'The report') }, refusals) },
@@ -151,34 +175,58 @@ export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: 
       return o.fail(reply, req, e.status, e.message);
     }
   };
-  const answer = (reply: FastifyReply, q: ReportQuery, name: string, rows: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}) => {
+  /**
+   * A listing's written answer: its report keeps its slot (Reports' gate) until `answered` settles, when
+   * the stream has ended or closed (written, failed, or the client gone), or at once when none was begun.
+   */
+  const listing = async (req: FastifyRequest, reply: FastifyReply, make: (answered: Promise<void>, written: Written) => Promise<FastifyReply>): Promise<FastifyReply> => {
+    let end!: () => void;
+    const answered = new Promise<void>((resolve) => (end = resolve));
+    const written: Written = { begun: false, end };
+    try {
+      return await refusing(req, reply, () => make(answered, written));
+    } finally {
+      if (!written.begun) end();
+    }
+  };
+  const answer = (req: FastifyRequest, reply: FastifyReply, q: ReportQuery, name: string, rows: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}, written?: Written) => {
     const csv = q.format === 'csv';
     if (csv) reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}.csv"`);
     // A listing (up to 200,000 rows) is written in pieces, the event loop taking turns between them; the
     // same bytes as the answer written whole (fastify's JSON of it, toCsv), sent chunked.
     if (!LISTINGS.has(name)) return reply.send(csv ? toCsv(rows) : { ...extra, rows });
     if (!csv) reply.header('content-type', 'application/json; charset=utf-8');
-    return reply.send(Readable.from(csv ? csvPieces(rows) : jsonPieces(extra, rows)));
+    const stream = Readable.from(loggedPieces(o.logger ?? req.log, req, name, csv ? csvPieces(rows) : jsonPieces(extra, rows)));
+    if (written) {
+      written.begun = true;
+      stream.once('close', written.end);
+      // And should the stream never be piped (the answer refused by a later hook), once the response has closed.
+      reply.raw.once('close', written.end);
+    }
+    return reply.send(stream);
   };
-  const withFilter = (name: string, make: (viewer: Viewer, f: ReportFilter, q: ReportQuery) => Promise<Array<Record<string, unknown>>>) =>
+  const withFilter = (name: string, make: (viewer: Viewer, f: ReportFilter, q: ReportQuery, answered: Promise<void>) => Promise<Array<Record<string, unknown>>>) =>
     app.get<{ Querystring: ReportQuery }>(`${o.prefix}/${name}`, route(name, periodReport(name), [400, 429]), async (req, reply) => {
       const f = filterOf(req.query);
       if (typeof f === 'string') return o.fail(reply, req, 400, f);
-      return refusing(req, reply, async () => answer(reply, req.query, name, await make(o.viewer(req), f, req.query), { from: new Date(f.fromMs).toISOString(), to: new Date(f.toMs).toISOString(), granularity: f.granularity }));
+      const head = { from: new Date(f.fromMs).toISOString(), to: new Date(f.toMs).toISOString(), granularity: f.granularity };
+      return listing(req, reply, async (answered, written) => answer(req, reply, req.query, name, await make(o.viewer(req), f, req.query, answered), head, written));
     });
-  const outcome = <T>(req: FastifyRequest, reply: FastifyReply, q: ReportQuery, name: string, r: Outcome<T>, rows: (v: T) => Array<Record<string, unknown>>) =>
-    r.ok ? answer(reply, q, name, rows(r.value)) : o.fail(reply, req, r.status, r.help);
+  const outcome = <T>(req: FastifyRequest, reply: FastifyReply, q: ReportQuery, name: string, r: Outcome<T>, rows: (v: T) => Array<Record<string, unknown>>, written?: Written) =>
+    r.ok ? answer(req, reply, q, name, rows(r.value), {}, written) : o.fail(reply, req, r.status, r.help);
 
   withFilter('throughput', (v, f) => reports.throughput(v, f));
   withFilter('latency', (v, f) => reports.latency(v, f));
-  withFilter('sender-audit', (v, f) => reports.senderAudit(v, f));
-  withFilter('processes', async (v, f, q) => reports.processes(v, f, (q.stuckAfterMinutes ?? 60) * 60_000) as unknown as Promise<Array<Record<string, unknown>>>);
+  withFilter('sender-audit', (v, f, _q, answered) => reports.senderAudit(v, f, answered));
+  withFilter('processes', async (v, f, q, answered) => reports.processes(v, f, (q.stuckAfterMinutes ?? 60) * 60_000, answered) as unknown as Promise<Array<Record<string, unknown>>>);
   app.get<{ Querystring: ReportQuery }>(`${o.prefix}/trace`, route('trace', rowsOnly, [400, 429]), async (req, reply) => {
     const { transactionId, correlationId } = req.query;
     if (!transactionId && !correlationId) return o.fail(reply, req, 400, 'name a transactionId or a correlationId');
     const f = filterOf({ from: req.query.from ?? new Date(0).toISOString(), to: req.query.to });
     if (typeof f === 'string') return o.fail(reply, req, 400, f);
-    return refusing(req, reply, async () => answer(reply, req.query, 'trace', (await reports.trace(o.viewer(req), { transactionId, correlationId }, f.fromMs, f.toMs)) as unknown as Array<Record<string, unknown>>));
+    return listing(req, reply, async (answered, written) =>
+      answer(req, reply, req.query, 'trace', (await reports.trace(o.viewer(req), { transactionId, correlationId }, f.fromMs, f.toMs, answered)) as unknown as Array<Record<string, unknown>>, {}, written),
+    );
   });
   app.get<{ Params: { mpan: string }; Querystring: ReportQuery }>(
     `${o.prefix}/mpan/:mpan`,
@@ -186,7 +234,9 @@ export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: 
     async (req, reply) => {
       const f = filterOf(req.query);
       if (typeof f === 'string') return o.fail(reply, req, 400, f);
-      return refusing(req, reply, async () => outcome(req, reply, req.query, 'mpan-trace', await reports.mpanTrace(o.viewer(req), req.params.mpan, f.fromMs, f.toMs), (v) => v as unknown as Array<Record<string, unknown>>));
+      return listing(req, reply, async (answered, written) =>
+        outcome(req, reply, req.query, 'mpan-trace', await reports.mpanTrace(o.viewer(req), req.params.mpan, f.fromMs, f.toMs, answered), (v) => v as unknown as Array<Record<string, unknown>>, written),
+      );
     },
   );
   const transaction: JsonSchema = { type: 'object', required: ['transactionId'], properties: { transactionId: { type: 'string', maxLength: 200 } } };

@@ -439,6 +439,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
         viewer: (req) => ({ kind: 'participant', dipId: admitted(req).caller.dipId }),
         fail: (reply, req, status, help) => sendStandard(deps, reply, status, req.admitted?.caller.dipId ?? null, status === 403 ? MSG.processingFailed : MSG.schemaFailure, help),
         now: () => deps.clock.now(),
+        logger: deps.logger,
       }),
     );
   }

@@ -79,7 +79,7 @@ export type OperatorApi = PortalDeps['operatorApi'];
 /** The operator API on the loopback interface, and the in-process door the portals use to call it as the operator signed in. */
 export async function startOperatorListener(
   config: DipConfig,
-  deps: Omit<AdminDeps, 'token' | 'inProcessKey' | 'sessions' | 'memory' | 'bootstrapBreakGlass' | 'signatureSkewMs' | 'stopDrainMs'>,
+  deps: Omit<AdminDeps, 'token' | 'inProcessKey' | 'sessions' | 'memory' | 'bootstrapBreakGlass' | 'signatureSkewMs' | 'stopDrainMs' | 'answerDeadlines'>,
   metrics: Pick<DipMetrics, 'request'>,
   clock: Clock,
   life: Lifecycle,
@@ -106,6 +106,7 @@ export async function startOperatorListener(
     inProcessKey,
     signatureSkewMs: config.maxClockSkewSeconds * 1000,
     stopDrainMs: config.http.stopDrainMs,
+    answerDeadlines: { downloadIdleTimeoutMs: config.http.downloadIdleTimeoutMs, clock },
   });
   // Every answer counted, the portals' in-process calls and the scrapes of /metrics among them.
   registerRequestMetrics(admin, metrics, 'operator');

@@ -165,32 +165,43 @@ export class Reports {
   latency(viewer: Viewer, f: ReportFilter) {
     return this.gated(() => this.latencyNow(viewer, f));
   }
-  senderAudit(viewer: Viewer, f: ReportFilter) {
-    return this.gated(() => this.senderAuditNow(viewer, f));
+  // A listing (up to 200,000 rows) is written in slices after it is computed: `answered`, when given,
+  // settles once its answer is written (or given up), and the report keeps its slot until then, so the
+  // answers being written are capped as the folds are (each holds the event loop a slice a turn).
+  senderAudit(viewer: Viewer, f: ReportFilter, answered?: Promise<unknown>) {
+    return this.gated(() => this.senderAuditNow(viewer, f), answered);
   }
-  processes(viewer: Viewer, f: ReportFilter, stuckAfterMs: number) {
-    return this.gated(() => this.processesNow(viewer, f, stuckAfterMs));
+  processes(viewer: Viewer, f: ReportFilter, stuckAfterMs: number, answered?: Promise<unknown>) {
+    return this.gated(() => this.processesNow(viewer, f, stuckAfterMs), answered);
   }
-  trace(viewer: Viewer, by: { transactionId?: string; correlationId?: string }, fromMs: number, toMs: number) {
-    return this.gated(() => this.traceNow(viewer, by, fromMs, toMs));
+  trace(viewer: Viewer, by: { transactionId?: string; correlationId?: string }, fromMs: number, toMs: number, answered?: Promise<unknown>) {
+    return this.gated(() => this.traceNow(viewer, by, fromMs, toMs), answered);
   }
-  mpanTrace(viewer: Viewer, mpan: string, fromMs: number, toMs: number) {
-    return this.gated(() => this.mpanTraceNow(viewer, mpan, fromMs, toMs));
+  mpanTrace(viewer: Viewer, mpan: string, fromMs: number, toMs: number, answered?: Promise<unknown>) {
+    return this.gated(() => this.mpanTraceNow(viewer, mpan, fromMs, toMs), answered);
   }
 
-  private async gated<T>(make: () => Promise<T>): Promise<T> {
+  private async gated<T>(make: () => Promise<T>, answered?: Promise<unknown>): Promise<T> {
     if (this.running < this.maxRunning) this.running += 1;
     else if (this.waiting.length < this.maxWaiting) await new Promise<void>((resolve) => this.waiting.push(resolve));
     else throw new RefusedError(429, `${this.maxRunning} reports are being computed and ${this.maxWaiting} more are waiting, the most the DIP takes at once: ask again in a few seconds`);
-    try {
-      return await make();
-    } finally {
-      // The slot passes to the first waiting (a portal page asks for two reports at once: the second waits
-      // for the first's slot rather than being refused while the first computes for nobody).
+    // The slot passes to the first waiting (a portal page asks for two reports at once: the second waits
+    // for the first's slot rather than being refused while the first computes for nobody).
+    const release = () => {
       const next = this.waiting.shift();
       if (next) next();
       else this.running -= 1;
+    };
+    let value: T;
+    try {
+      value = await make();
+    } catch (e) {
+      release();
+      throw e;
     }
+    if (answered) void answered.then(release, release);
+    else release();
+    return value;
   }
 
 
@@ -519,15 +530,17 @@ const PIECE_CHARS = 64 * 1024;
  */
 export async function* csvPieces(rows: ReadonlyArray<Record<string, unknown>>): AsyncGenerator<string> {
   const slices = new Slices();
-  const flat = await slices.map(rows, (r) => flatten(r));
+  // The header names every row's columns, so every row is flattened once for them first; each row is
+  // flattened again as it is written, so no flat copy of all 200,000 rows is kept beside them.
   const names = new Set<string>();
-  for (const r of flat) {
-    for (const k of Object.keys(r)) names.add(k);
+  for (const r of rows) {
+    for (const k of Object.keys(flatten(r))) names.add(k);
     if (slices.due()) await slices.pause();
   }
   const cols = [...names];
   let piece = `${cols.join(',')}\r\n`;
-  for (const r of flat) {
+  for (const row of rows) {
+    const r = flatten(row);
     piece += `${cols.map((c) => csvCell(r[c])).join(',')}\r\n`;
     if (piece.length >= PIECE_CHARS) {
       yield piece;
