@@ -1,3 +1,4 @@
+import { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Cancel, Clock } from '../ports/clock.js';
 
@@ -21,7 +22,9 @@ declare module 'fastify' {
  */
 export function useAnswerDeadlines(app: FastifyInstance, limits: { downloadIdleTimeoutMs: number }, clock: Clock, onCut: (url: string, sentBytes: number) => void = () => {}): void {
   app.addHook('onRequest', (req, reply, done) => {
-    if (req.routeOptions.config.streamedAnswer !== true) return done();
+    // An in-process request (Fastify inject: a portal page reading the operator API) has no network socket,
+    // and its answer is read by the DIP itself: nothing to bound.
+    if (req.routeOptions.config.streamedAnswer !== true || !(req.raw.socket instanceof Socket)) return done();
     const answer = reply.raw;
     const socket = req.raw.socket;
     const idleMs = limits.downloadIdleTimeoutMs;
