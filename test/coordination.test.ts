@@ -156,4 +156,18 @@ describe('NATS queue leases between nodes whose clocks disagree', () => {
     expect(node.leases.clockOffsetOf('bogus')).toBeUndefined();
     expect(logged.filter((l) => (l.obj as { node?: string }).node !== undefined)).toEqual([{ level: 'error', obj: expect.objectContaining({ node: 'bogus' }) }]);
   });
+
+  it('after a reconnect, a node does not take the live lease of a peer whose clock is behind before it has heard its roll call again', async () => {
+    // Away longer than two lease lengths, this node has forgotten every peer's clock; the first claim pass
+    // after the reconnect came before the peer's roll call, and read its lease by its own expiry.
+    const { node, clock, bucket } = await freshNode();
+    await clock.advance(5 * leases.ttlMs);
+    node.leases.connectionLost('test');
+    node.leases.connectionBack();
+    const back = clock.now();
+    await bucket.put(queueToken(q), JSON.stringify({ node: 'peer-behind', expiresAt: back - 5_000 + leases.ttlMs }));
+    expect(await node.leases.acquire(q), 'claim just after the reconnect').toBe(false);
+    await clock.advance(leases.ttlMs + rollCallEveryMs + leases.skewMs);
+    expect(await node.leases.acquire(q), 'claim once the peer stayed silent').toBe(true);
+  });
 });

@@ -87,7 +87,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
    * How far each node's clock is ahead of this node's (negative: behind), from its roll calls: each says
    * its time when sent, less ours when heard, an underestimate by the message's transit (a receiver that
    * stalled, or roll calls buffered over a reconnect, read as far behind). So the estimate is the largest
-   * sample of the last lease length (OFFSET_WINDOW), and applies only while the node is heard from
+   * sample of the last lease length (offsetWindowMs), and applies only while the node is heard from
    * (clockOf). A lease's expiry is the holder's time: a holder whose clock is behind this node's has its
    * leases read that much later (expiryHere), so a skew beyond the allowance does not make a live holder's
    * lease look expired here.
@@ -95,8 +95,12 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   private readonly clocks = new Map<string, { samples: Array<{ offsetMs: number; at: number }>; heardAt: number; warned: boolean }>();
   /** How often every node says its roll call (and renews its leases). */
   private readonly rollCallEveryMs: number;
-  /** When this node began to listen to roll calls: until a lease length and a roll call later, a holder not heard from may be alive. */
-  private readonly listeningSince: number;
+  /**
+   * When this node began to listen to roll calls (its start, or its connection's last reconnect: roll
+   * calls sent while it was away were missed): until a lease length and a roll call later, a holder not
+   * heard from may be alive.
+   */
+  private listeningSince: number;
   private readonly roll: Subscription;
   /** Claims under way: counted with the leases held when deciding whether a balance hand-over is for this node. */
   private acquiring = 0;
@@ -187,6 +191,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   connectionBack(): void {
     if (this.closed) return;
     this.connectionEpoch += 1;
+    this.listeningSince = this.clock.now();
     this.probing = this.startProbe();
   }
 
