@@ -10,11 +10,13 @@ import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { queueToken } from '../src/adapters/nats/names.js';
 import { waitFor } from './helpers/dip-harness.js';
+import type { Logger } from '../src/ports/logger.js';
 
 coordinationContract('one process, in memory', {
   shared: false,
   leaseTtlMs: 0,
   leaseSkewMs: 0,
+  leaseRollCallMs: 0,
   async system() {
     return {
       node: async (_clock, rate) => ({ leases: new SingleProcessLeases(), replayGuard: ReplayGuard.forClockSkew(300_000), rateLimits: new RateLimiter(rate), close: async () => {} }),
@@ -28,6 +30,7 @@ coordinationContract('NATS JetStream', {
   shared: true,
   leaseTtlMs: leases.ttlMs,
   leaseSkewMs: leases.skewMs,
+  leaseRollCallMs: leases.ttlMs / 3,
   async system() {
     const prefix = testPrefix();
     return {
@@ -88,5 +91,83 @@ describe('NATS queue leases between nodes whose clocks disagree', () => {
     await b.clock.advance(leases.ttlMs + leases.skewMs);
     while (!(await b.leases.acquire(q)) && b.clock.now() - diedAt < leases.ttlMs + leases.skewMs + 1_000) await b.clock.advance(250);
     expect(b.leases.holds(q), "b holds the dead holder's lease").toBe(true);
+  });
+
+  /** One node alone on a FakeClock at the machine's time, its leases bucket, and a way to say a roll call as another node. */
+  const freshNode = async (logger?: Logger) => {
+    const prefix = testPrefix();
+    cleanup.push(() => deleteBuckets(prefix));
+    const clock = new FakeClock(Date.now());
+    const node = await openNatsCoordination({ servers: NATS_SERVERS, prefix, replicas: 1 }, { clock, maxClockSkewMs: 300_000, rateLimit: rate, leases, ...(logger ? { logger } : {}) });
+    cleanup.push(() => node.close());
+    const bucket = await new Kvm(node.connection).open(`${prefix}_leases`);
+    const rollCall = (peer: string, now: number) => node.connection.publish(`${prefix}.nodes`, JSON.stringify({ node: peer, held: 1, taking: true, leaving: false, now }));
+    return { node, clock, bucket, rollCall };
+  };
+  const rollCallEveryMs = leases.ttlMs / 3;
+
+  it('a node that has heard no roll call yet does not take the live lease of a peer whose clock is behind, and takes it once the peer stays silent a lease length and a roll call', async () => {
+    // A rolling deploy: this node restarts while a peer 5 s behind it delivers. The peer's lease (its time
+    // + 3 s = ours - 2 s) looked expired before any roll call told this node the peer's clock, and the
+    // first sweep took it from its live holder.
+    const { node, clock, bucket } = await freshNode();
+    const start = clock.now();
+    await bucket.put(queueToken(q), JSON.stringify({ node: 'peer-behind', expiresAt: start - 5_000 + leases.ttlMs }));
+    expect(await node.leases.acquire(q), 'claim before any roll call').toBe(false);
+    // Never heard from: dead. Its lease was renewed at the latest a roll call after this node began to
+    // listen, and lasts a lease length from then.
+    const bound = start + leases.ttlMs + rollCallEveryMs + leases.skewMs;
+    await clock.advance(bound - 1 - clock.now());
+    expect(await node.leases.acquire(q), 'claim just before the bound').toBe(false);
+    await clock.advance(1);
+    expect(await node.leases.acquire(q), 'claim at the bound').toBe(true);
+  });
+
+  it("a bogus or late roll call does not keep a dead peer's lease from being taken beyond a bounded time", async () => {
+    // The peer (its clock 2 s behind) renewed its lease, then died. Its roll calls arrive late (a receiver
+    // stalled, or nats.js flushing after a reconnect: 12 s old, an offset of -14 s), and one says a bogus
+    // time (0: an offset of -1.7e12 ms, its leases valid here for decades).
+    const { node, clock, bucket, rollCall } = await freshNode();
+    const start = clock.now();
+    await bucket.put(queueToken(q), JSON.stringify({ node: 'dead', expiresAt: start - 2_000 + leases.ttlMs }));
+    rollCall('dead', start - 14_000);
+    rollCall('dead', 0);
+    rollCall('other', start);
+    await waitFor(() => node.leases.clockOffsetOf('other') !== undefined, 5_000, 'the roll calls to be heard');
+    expect(await node.leases.acquire(q), 'claim just after the late roll call').toBe(false);
+    // Silent for two lease lengths: the offset heard stops applying, and the lease is read by its own expiry.
+    const bound = start + 2 * leases.ttlMs + leases.skewMs + rollCallEveryMs;
+    while (!(await node.leases.acquire(q)) && clock.now() < bound) await clock.advance(250);
+    expect(node.leases.holds(q), "the dead peer's lease taken within the bound").toBe(true);
+  });
+
+  it('a roll call read late (a receiver that stalled) does not warn of a clock offset; a bogus time is an error naming the node, and ignored', async () => {
+    const logged: Array<{ level: string; obj: object }> = [];
+    const logger: Logger = { info() {}, warn: (obj) => void logged.push({ level: 'warn', obj }), error: (obj) => void logged.push({ level: 'error', obj }) };
+    const { node, clock, rollCall } = await freshNode(logger);
+    const start = clock.now();
+    rollCall('peer', start - 100);
+    // Its next roll call, read 3 s late: a sample of -3.1 s (before, a warning that the peer's clock was behind).
+    rollCall('peer', start - 100 + rollCallEveryMs - 3_000);
+    rollCall('bogus', 0);
+    rollCall('other', start);
+    await waitFor(() => node.leases.clockOffsetOf('other') !== undefined, 5_000, 'the roll calls to be heard');
+    expect(node.leases.clockOffsetOf('peer'), "the peer's offset: the largest sample").toBe(-100);
+    expect(node.leases.clockOffsetOf('bogus')).toBeUndefined();
+    expect(logged.filter((l) => (l.obj as { node?: string }).node !== undefined)).toEqual([{ level: 'error', obj: expect.objectContaining({ node: 'bogus' }) }]);
+  });
+
+  it('after a reconnect, a node does not take the live lease of a peer whose clock is behind before it has heard its roll call again', async () => {
+    // Away longer than two lease lengths, this node has forgotten every peer's clock; the first claim pass
+    // after the reconnect came before the peer's roll call, and read its lease by its own expiry.
+    const { node, clock, bucket } = await freshNode();
+    await clock.advance(5 * leases.ttlMs);
+    node.leases.connectionLost('test');
+    node.leases.connectionBack();
+    const back = clock.now();
+    await bucket.put(queueToken(q), JSON.stringify({ node: 'peer-behind', expiresAt: back - 5_000 + leases.ttlMs }));
+    expect(await node.leases.acquire(q), 'claim just after the reconnect').toBe(false);
+    await clock.advance(leases.ttlMs + rollCallEveryMs + leases.skewMs);
+    expect(await node.leases.acquire(q), 'claim once the peer stayed silent').toBe(true);
   });
 });

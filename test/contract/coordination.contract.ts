@@ -20,6 +20,11 @@ export interface CoordinationFactory {
   /** Lease length the factory's nodes use (takeover tests move clocks past it). */
   leaseTtlMs: number;
   leaseSkewMs: number;
+  /**
+   * How long a node waits, beyond a lease length, for a roll call from a holder it has not heard from
+   * since it started (that holder may be alive with its clock behind): NatsQueueLeases' roll-call period.
+   */
+  leaseRollCallMs: number;
   /** A fresh shared system for one test. */
   system(): Promise<{ node(clock: Clock, rate: RateLimitSettings): Promise<CoordinationNode>; close(): Promise<void> }>;
 }
@@ -124,8 +129,9 @@ export function coordinationContract(name: string, factory: CoordinationFactory)
       const [a, b] = await nodes(2);
       expect(await a!.leases.acquire(q)).toBe(true);
       expect(await b!.leases.acquire(q)).toBe(false);
-      // a's clock stands still (a node that died); b's moves to just before the expiry plus skew: still a's.
-      await b!.clock.advance(factory.leaseTtlMs + factory.leaseSkewMs - 100);
+      // a's clock stands still (a node that died before b heard its roll call); b's moves to just before the
+      // expiry plus a roll call (b waits that long to hear from a holder it has not heard) plus skew: still a's.
+      await b!.clock.advance(factory.leaseTtlMs + factory.leaseRollCallMs + factory.leaseSkewMs - 100);
       expect(await b!.leases.acquire(q)).toBe(false);
       await b!.clock.advance(200);
       expect(await b!.leases.acquire(q)).toBe(true);

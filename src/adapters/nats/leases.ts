@@ -84,13 +84,23 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   /** The other nodes heard from (each says how many leases it holds at every renewal), and until when they count. */
   private readonly peers = new Map<string, { held: number; until: number }>();
   /**
-   * How far each node's clock is ahead of this node's (negative: behind), as its last roll call said (its
-   * time when it sent it, less ours when we heard it: an underestimate by the message's transit, which
-   * only makes a lease of its last longer here), and when we heard it. A lease's expiry is the holder's
-   * time: a holder whose clock is behind this node's has its leases read that much later (expiryHere), so
-   * a skew beyond the allowance does not make a live holder's lease look expired here.
+   * How far each node's clock is ahead of this node's (negative: behind), from its roll calls: each says
+   * its time when sent, less ours when heard, an underestimate by the message's transit (a receiver that
+   * stalled, or roll calls buffered over a reconnect, read as far behind). So the estimate is the largest
+   * sample of the last lease length (offsetWindowMs), and applies only while the node is heard from
+   * (clockOf). A lease's expiry is the holder's time: a holder whose clock is behind this node's has its
+   * leases read that much later (expiryHere), so a skew beyond the allowance does not make a live holder's
+   * lease look expired here.
    */
-  private readonly clocks = new Map<string, { offsetMs: number; heardAt: number; warned: boolean }>();
+  private readonly clocks = new Map<string, { samples: Array<{ offsetMs: number; at: number }>; heardAt: number; warned: boolean }>();
+  /** How often every node says its roll call (and renews its leases). */
+  private readonly rollCallEveryMs: number;
+  /**
+   * When this node began to listen to roll calls (its start, or its connection's last reconnect: roll
+   * calls sent while it was away were missed): until a lease length and a roll call later, a holder not
+   * heard from may be alive.
+   */
+  private listeningSince: number;
   private readonly roll: Subscription;
   /** Claims under way: counted with the leases held when deciding whether a balance hand-over is for this node. */
   private acquiring = 0;
@@ -120,6 +130,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     readonly node: string = nodeId(),
   ) {
     this.claimEveryMs = Math.max(250, Math.floor(settings.ttlMs / 2));
+    this.rollCallEveryMs = Math.max(100, Math.floor(settings.ttlMs / 3));
     this.handOvers = nc.subscribe(`${prefix}.handover`, {
       callback: (_err, msg) => {
         const handOver = handedOver(msg.string());
@@ -131,6 +142,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
         for (const l of this.wakeListeners) l(handOver.queue);
       },
     });
+    this.listeningSince = clock.now();
     this.roll = nc.subscribe(`${prefix}.nodes`, {
       callback: (_err, msg) => {
         const heard = rollCall(msg.string());
@@ -141,7 +153,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
         else this.peers.set(heard.node, { held: heard.held, until: this.clock.now() + this.settings.ttlMs });
       },
     });
-    this.stopRenewing = clock.every(Math.max(100, Math.floor(settings.ttlMs / 3)), () => {
+    this.stopRenewing = clock.every(this.rollCallEveryMs, () => {
       this.announce(false);
       this.renewing ??= this.renewAll().finally(() => {
         this.renewing = null;
@@ -179,6 +191,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   connectionBack(): void {
     if (this.closed) return;
     this.connectionEpoch += 1;
+    this.listeningSince = this.clock.now();
     this.probing = this.startProbe();
   }
 
@@ -239,17 +252,57 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     }
   }
 
-  /** How far `node`'s clock is ahead of this node's (negative: behind), as last heard; undefined if never heard. */
+  /** How far `node`'s clock is ahead of this node's (negative: behind), as estimated now (clockOf); undefined if not heard from lately. */
   clockOffsetOf(node: string): number | undefined {
-    return this.clocks.get(node)?.offsetMs;
+    return this.clockOf(node);
+  }
+
+  /** Samples are kept this long: the estimate is the largest of them (transit only ever lowers one). */
+  private get offsetWindowMs(): number {
+    return this.settings.ttlMs;
+  }
+
+  /** A node silent this long no longer has its clock offset applied: two lease lengths (six roll calls missed). */
+  private get forgetAfterMs(): number {
+    return 2 * this.settings.ttlMs;
+  }
+
+  /** An offset beyond this (five lease lengths) is not a clock drifting but a bogus roll call: ignored. */
+  private get offsetCapMs(): number {
+    return 5 * this.settings.ttlMs;
+  }
+
+  /**
+   * The windowed estimate of `node`'s offset: the largest sample heard within offsetWindowMs of the last;
+   * undefined (and forgotten) once the node has been silent forgetAfterMs, so a dead node's last (or late)
+   * sample delays the takeover of its leases by a bounded time at most.
+   */
+  private clockOf(node: string, now = this.clock.now()): number | undefined {
+    const c = this.clocks.get(node);
+    if (!c) return undefined;
+    if (now - c.heardAt > this.forgetAfterMs) {
+      this.clocks.delete(node);
+      return undefined;
+    }
+    return Math.max(...c.samples.map((s) => s.offsetMs));
   }
 
   private heardClock(node: string, theirNow: number): void {
     const now = this.clock.now();
-    const offsetMs = theirNow - now;
+    const sample = theirNow - now;
+    if (Math.abs(sample) > this.offsetCapMs) {
+      this.logger?.error(
+        { node, offsetMs: sample, capMs: this.offsetCapMs },
+        `node ${node} said a time ${sample} ms from this node's in its roll call, beyond the ${this.offsetCapMs} ms a clock offset is believed: ignored; check that node's clock (NTP)`,
+      );
+      return;
+    }
     const known = this.clocks.get(node);
-    const warned = known?.warned === true && Math.abs(offsetMs) > this.settings.skewMs;
-    if (!warned && Math.abs(offsetMs) > this.settings.skewMs) {
+    const samples = (known?.samples ?? []).filter((s) => now - s.at <= this.offsetWindowMs);
+    samples.push({ offsetMs: sample, at: now });
+    const offsetMs = Math.max(...samples.map((s) => s.offsetMs));
+    const beyond = Math.abs(offsetMs) > this.settings.skewMs;
+    if (beyond && known?.warned !== true) {
       this.logger?.warn(
         { node, offsetMs, allowanceMs: this.settings.skewMs },
         `the clock of node ${node} is ${Math.abs(offsetMs)} ms ${offsetMs > 0 ? 'ahead of' : 'behind'} this node's, beyond the ${this.settings.skewMs} ms its leases allow for: ${
@@ -257,20 +310,26 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
         }; check the nodes' time synchronisation (NTP)`,
       );
     }
-    this.clocks.set(node, { offsetMs, heardAt: now, warned: warned || Math.abs(offsetMs) > this.settings.skewMs });
-    // Forgotten once no lease of that node can remain in the bucket (its TTL: ten lease lengths).
-    for (const [n, c] of this.clocks) if (now - c.heardAt > 10 * this.settings.ttlMs) this.clocks.delete(n);
+    this.clocks.set(node, { samples, heardAt: now, warned: beyond });
+    for (const n of this.clocks.keys()) this.clockOf(n, now);
   }
 
   /**
    * A lease value's expiry in this node's time (the alarm notifier lease reads its own with it): later by
-   * how far the holder's clock was behind this node's when last heard, never earlier. A skew may delay a
-   * takeover, never hasten one: an offset heard is an estimate (a roll call that waited to be read makes
-   * the holder look behind), and a holder whose clock runs ahead is waited for as before, until its own
-   * expiry passes here.
+   * how far the holder's clock is behind this node's (clockOf), never earlier. A skew may delay a
+   * takeover, never hasten one: a holder whose clock runs ahead is waited for as before, until its own
+   * expiry passes here. A holder not heard from (clockOf undefined) may be alive with its clock behind,
+   * its roll call not yet come (this node just started): its lease counts until a lease length and a roll
+   * call after this node began to listen. A live holder renews and says its roll call every roll-call
+   * period, so any lease renewed by a node never heard was renewed by then at the latest, and (in real
+   * time, whatever its clock says) has ended a lease length later. After that, a silent holder's lease
+   * is read by its own expiry. (Nor longer than offsetCapMs past its own expiry: no offset beyond that is
+   * believed, so a lease expired that long ago is no live holder's.)
    */
   expiryHere(value: LeaseValue): number {
-    return value.expiresAt + Math.max(0, -(this.clocks.get(value.node)?.offsetMs ?? 0));
+    const offsetMs = this.clockOf(value.node);
+    if (offsetMs === undefined) return Math.max(value.expiresAt, Math.min(this.listeningSince + this.settings.ttlMs + this.rollCallEveryMs, value.expiresAt + this.offsetCapMs));
+    return value.expiresAt + Math.max(0, -offsetMs);
   }
 
   holds(queue: QueueRef): boolean {
@@ -294,7 +353,8 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
       if (!entry || isDeleted(entry.operation)) {
         revision = entry ? await this.kv.update(key, this.value(), entry.revision) : await this.kv.create(key, this.value());
       } else if (value && value.node !== this.node && this.expiryHere(value) + this.settings.skewMs > now) {
-        this.others.set(key, this.expiryHere(value) + this.settings.skewMs);
+        // Looked at again by then, or sooner if the holder's clock offset stops applying (clockOf).
+        this.others.set(key, Math.min(this.expiryHere(value) + this.settings.skewMs, (this.clocks.get(value.node)?.heardAt ?? Number.POSITIVE_INFINITY) + this.forgetAfterMs + 1));
         return false;
       } else {
         // Expired (its holder died or let go without deleting), unreadable, or ours from before: take it.
