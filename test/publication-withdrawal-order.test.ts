@@ -124,6 +124,37 @@ describe.each(backends)('a withdrawal and the availability notice ($name)', ({ s
     expect(await awaiting('withdrawal')).not.toContain(id);
   });
 
+  it('still tells a withdrawal made while "available" was appended when that append committed but its answer was lost', async () => {
+    const id = await publishUntold('AnswerLost');
+    const index = t.dip.backend.publications;
+    const log = t.dip.backend.log;
+    const append = log.append.bind(log);
+    const read = index.awaitingNotice.bind(index);
+    let withdrawal: Awaited<ReturnType<typeof withdraw>> | undefined;
+    // The pass's append commits "available", the publisher withdraws meanwhile, and the append's answer is
+    // lost (a broken connection after COMMIT): the pass takes its claim back. Recipients were told
+    // "available", so they must be told "withdrawn" (review finding: the release cancelled that notice).
+    log.append = async (batch: AcceptedBatch) => {
+      const answer = await append(batch);
+      if (withdrawal === undefined && batch.messages[0]!.senderUniqueReference === `PUB-${id}`) {
+        withdrawal = await withdraw(id);
+        throw new StoreError('unavailable', 'the answer to COMMIT was lost', 'ECONNRESET');
+      }
+      return answer;
+    };
+    index.awaitingNotice = async (_before, limit, notice) => read(Number.MAX_SAFE_INTEGER, limit, notice);
+    try {
+      await t.dip.publications.queueMissedNotices().catch(() => {});
+    } finally {
+      log.append = append;
+      index.awaitingNotice = read;
+    }
+    expect(withdrawal?.status).toBe(200);
+    clock.jump(NOTICE_GRACE_MS + 60_000);
+    await t.dip.publications.queueMissedNotices();
+    expect(await told(id)).toEqual(['available', 'withdrawn']);
+  });
+
   it('answers a withdrawal whose journal entry fails as taken: its recipients told, a retry a 409', async () => {
     const id = await publish('Unjournalled');
     const journal = t.dip.backend.journal;

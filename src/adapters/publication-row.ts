@@ -51,12 +51,14 @@ export function withdrawalOwed(noticeQueued: boolean | number, withdrawalNoticeQ
 export const CLAIM_NOTICE = (param: (i: number) => string): string => `UPDATE publications SET notice_claimed_at = ${param(1)} WHERE id = ${param(2)} AND withdrawn_at IS NULL`;
 
 /**
- * Takes back a claim (placeholders: id, at) whose append failed. A withdrawal made since then owes neither
- * notice after all: the availability notice is never queued for a withdrawn publication.
+ * Takes back a claim (placeholders: id, at) whose append failed, so that a later pass may claim it again.
+ * A withdrawal notice owed since is left owed: a failed append does not prove "available" was not sent (a
+ * commit whose answer was lost; another node's claim, overwritten by this one, that appended), and a
+ * recipient told "available" must be told "withdrawn". One told "withdrawn" of what it never heard of is
+ * the lesser harm. The `no` parameter is kept for the callers' shape.
  */
 export const RELEASE_NOTICE = (param: (i: number) => string, no: string): string =>
-  `UPDATE publications SET notice_claimed_at = NULL,
-   withdrawal_notice_queued = CASE WHEN withdrawal_notice_queued = ${no} THEN NULL ELSE withdrawal_notice_queued END
+  `UPDATE publications SET notice_claimed_at = NULL
    WHERE id = ${param(1)} AND notice_claimed_at = ${param(2)} AND notice_queued = ${no}`;
 
 /**

@@ -307,7 +307,22 @@ export class Publications {
    * untold for as long as that one failed. The store itself unavailable (or fatal) ends the pass, as
    * every later write would fail alike; it runs again at the next interval.
    */
-  async queueMissedNotices(batchSize = 100): Promise<number> {
+  queueMissedNotices(batchSize = 100): Promise<number> {
+    // One pass at a time in this process: the interval's pass and one asked for (a start, a test) ran side by
+    // side and journalled a missed withdrawal twice (each read it owed before either marked it). A pass asked
+    // for while one runs starts after it. Across cluster nodes passes may still overlap (README).
+    const next = this.passing.then(
+      () => this.queueMissedPass(batchSize),
+      () => this.queueMissedPass(batchSize),
+    );
+    this.passing = next.catch(() => 0);
+    return next;
+  }
+
+  /** The last pass asked for (queueMissedNotices), settled or not. */
+  private passing: Promise<number> = Promise.resolve(0);
+
+  private async queueMissedPass(batchSize: number): Promise<number> {
     // Availability first: a publication withdrawn before its notice was queued is owed neither (awaitingNotice
     // leaves it out); one whose withdrawal is owed was notified before it.
     const queued = (await this.queueMissed('availability', batchSize)) + (await this.queueMissed('withdrawal', batchSize));
