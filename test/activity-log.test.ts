@@ -300,7 +300,8 @@ describe('the API activity log of a running DIP', () => {
       const tried = await request(`${t.dip.portalUrl}/portal/sign-in`, {
         method: 'POST',
         dispatcher: agent,
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        // The portal's own form, as a browser sends it (a sign-in with no Origin and no Sec-Fetch-Site is refused).
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: t.dip.portalUrl },
         body: 'username=Someone.Else&password=wrong-password&code=123456',
       });
       await tried.body.dump();

@@ -34,13 +34,16 @@ function portalDip(clock?: Clock) {
     at.from.set(address, agent);
     return agent;
   };
-  const send = async (method: 'GET' | 'POST', path: string, options: { form?: string; cookie?: string; origin?: string; from?: string } = {}) => {
+  /** `origin: null` sends no Origin (a client that leaves it out); `fetchSite` sends that Sec-Fetch-Site. */
+  const send = async (method: 'GET' | 'POST', path: string, options: { form?: string; cookie?: string; origin?: string | null; fetchSite?: string; from?: string } = {}) => {
     const origin = at.t!.dip.portalUrl;
     const res = await request(`${origin}${path}`, {
       method,
       dispatcher: options.from === undefined ? at.agent! : agentFrom(options.from),
       headers: {
-        ...(options.form === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded', origin: options.origin ?? origin }),
+        ...(options.form === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded' }),
+        ...(options.form === undefined || options.origin === null ? {} : { origin: options.origin ?? origin }),
+        ...(options.fetchSite === undefined ? {} : { 'sec-fetch-site': options.fetchSite }),
         ...(options.cookie ? { cookie: options.cookie } : {}),
       },
       body: options.form,
@@ -98,6 +101,30 @@ describe('portal requests', () => {
     const tooMany = await send('POST', '/portal/sign-in', { form: `username=nobody.here&password=p&code=1&${fields(20_000)}` });
     expect(tooMany.status).toBe(413);
     expect(tooMany.text).toContain('a form has at most 1000 fields');
+  });
+
+  it("refuses a sign-in form another site may have sent (login CSRF): a foreign Origin, or no Origin and a Sec-Fetch-Site other than same-origin or none, or neither header", async () => {
+    // From an address of its own and a name each, so the sign-ins it checks (unknown names: 401) meet no throttle.
+    let tries = 0;
+    const signIn = (headers: { origin?: string | null; fetchSite?: string }, path = '/portal/sign-in') =>
+      send('POST', path, { form: new URLSearchParams({ username: `nobody.${(tries += 1)}`, password: 'p', code: '123456' }).toString(), from: '127.0.0.7', ...headers });
+    const refused = [
+      { origin: 'https://attacker.example' },
+      { origin: null },
+      { origin: null, fetchSite: 'cross-site' },
+      { origin: null, fetchSite: 'same-site' },
+    ];
+    for (const base of ['/portal', '/operator']) {
+      for (const headers of refused) {
+        for (const path of [`${base}/sign-in`, `${base}/sign-in/enrolment`]) {
+          const answer = await signIn(headers, path);
+          expect([path, headers, answer.status, answer.text.includes('the sign-in form was not sent from this portal')]).toEqual([path, headers, 403, true]);
+        }
+      }
+      // A browser that leaves Origin out still sends Sec-Fetch-Site: its own page's form (or one typed in) is checked.
+      for (const fetchSite of ['same-origin', 'none']) expect((await signIn({ origin: null, fetchSite }, `${base}/sign-in`)).status).toBe(401);
+      expect((await signIn({}, `${base}/sign-in`)).status).toBe(401);
+    }
   });
 
   it('answers an address it cannot read with a page carrying the pages\' headers, not the address echoed as JSON', async () => {

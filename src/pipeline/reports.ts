@@ -499,10 +499,13 @@ function reasoned(reason: string, detail: string): string {
 }
 
 /**
- * A text cell a spreadsheet would read as a formula: its first character is one of = + - @, a tab or a CR
- * (OWASP, CSV injection).
+ * A text cell a spreadsheet would read as a formula (OWASP, CSV injection): it starts with a tab, a CR or
+ * a NUL, or its first character after any whitespace and control characters (which spreadsheets skip) is
+ * one of = + - @ or a full-width or small form of them (U+FF1D ＝, U+FF0B ＋, U+FF0D －, U+FF20 ＠,
+ * U+FE66, U+FE62, U+FE63, U+FE6B), which spreadsheets normalise to them.
  */
-const FORMULA_START = /^[=+\-@\t\r]/;
+// eslint-disable-next-line no-control-regex -- control characters before a trigger are what it looks for
+const FORMULA_START = /^(?:[\t\r\0]|[\s\x00-\x1f]*[=+\-@\uFF1D\uFF0B\uFF0D\uFF20\uFE66\uFE62\uFE63\uFE6B])/u;
 
 /**
  * Rows as CSV (RFC 4180): nested values as JSON in their cell. Reports are opened in spreadsheets and carry

@@ -6,7 +6,7 @@ import type { PortalDeps } from './deps.js';
 import type { PortalAccount } from '../ports/portal-accounts.js';
 import { html } from './html.js';
 import { registerOperatorPortal, OPERATOR_REALM } from './operator-pages.js';
-import { accountPage, choosePasswordPage, cookieValue, deviceCookieName, enrolmentAction, enrolmentPage, field, guarded, namedCaller, refuse, render, sameOrigin, SESSION_MS, setDeviceCookie, setSessionCookie, signedIn, signInPage, type Form, type Realm } from './session.js';
+import { accountPage, choosePasswordPage, cookieValue, deviceCookieName, enrolmentAction, enrolmentPage, field, guarded, namedCaller, refuse, render, sameOrigin, SESSION_MS, setDeviceCookie, setSessionCookie, signedIn, signInFromThisPortal, signInPage, type Form, type Realm } from './session.js';
 import { DEVICE_COOKIE_MS } from '../security/device-cookie.js';
 import type { SignIn } from '../pipeline/portal-accounts.js';
 import { registerUserPortal } from './user-pages.js';
@@ -229,7 +229,7 @@ function registerSignIn(app: FastifyInstance, deps: PortalDeps, realm: Realm): v
     return render(reply, 200, realm, req, undefined, 'Sign in', signInPage(realm));
   });
   app.post(`${realm.base}/sign-in`, async (req: FastifyRequest, reply: FastifyReply) => {
-    if (!sameOrigin(req)) return refuse(reply, realm, req, undefined, 403, 'the sign-in form was not sent from this portal');
+    if (!signInFromThisPortal(req)) return refuse(reply, realm, req, undefined, 403, 'the sign-in form was not sent from this portal');
     const username = field(req.body, 'username');
     // The form that chooses a password (choosePasswordPage) also sends it twice.
     const next = field(req.body, 'next');
@@ -247,7 +247,7 @@ function registerSignIn(app: FastifyInstance, deps: PortalDeps, realm: Realm): v
   });
   // The second step of a first sign-in: the enrolment token (hidden field) and a code of the new secret.
   app.post(enrolmentAction(realm), async (req: FastifyRequest, reply: FastifyReply) => {
-    if (!sameOrigin(req)) return refuse(reply, realm, req, undefined, 403, 'the sign-in form was not sent from this portal');
+    if (!signInFromThisPortal(req)) return refuse(reply, realm, req, undefined, 403, 'the sign-in form was not sent from this portal');
     const next = field(req.body, 'next');
     // `choose` only redraws the form after a refusal; whether a new password is required is the DIP's to decide.
     const again = (status: number, text: string) =>

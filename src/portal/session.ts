@@ -103,6 +103,18 @@ export function sameOrigin(req: FastifyRequest): boolean {
   return origin === undefined || origin === `https://${req.headers.host ?? ''}`;
 }
 
+/**
+ * A sign-in form (either step) from this portal: no session and so no CSRF token guards it, so another site
+ * could sign a browser in to the attacker's account (login CSRF). Its Origin must be this portal's; a
+ * request without one must carry Sec-Fetch-Site `same-origin` or `none` (a browser that left Origin out
+ * still sends that: OWASP CSRF cheat sheet, Fetch Metadata); one with neither header is refused.
+ */
+export function signInFromThisPortal(req: FastifyRequest): boolean {
+  if (req.headers.origin !== undefined) return sameOrigin(req);
+  const site = req.headers['sec-fetch-site'];
+  return site === 'same-origin' || site === 'none';
+}
+
 export function render(reply: FastifyReply, status: number, realm: Realm, req: FastifyRequest, signed: Signed | undefined, title: string, body: Html, flash?: Flash): FastifyReply {
   return reply
     .code(status)
