@@ -173,7 +173,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const alarms = await startAlarms({ config, pkiDir: pkiDirectory, backend, coordination, registry, delivery, activity, unreached, processes, destinations, signing, clock, logger, life });
   const alarmApi = alarms ? { alarms: alarms.alarms, subscriptions: alarms.subscriptions, checkUrl: (url: string) => destinations.checkUrl(url), now: () => clock.now() } : null;
   // Refused submissions are counted from the API activity log (none when it is not kept).
-  const reports = new Reports(backend.traces, mpan, () => clock.now(), config.dipId, activityLog?.store ?? null, { counts: backend.reportCounts });
+  const reports = new Reports(backend.traces, mpan, () => clock.now(), config.dipId, activityLog?.store ?? null, { counts: backend.reportCounts, after: (ms, fn) => clock.after(ms, fn) });
   const maintenance = assembleMaintenance(backend, registry, channels, alarms, clock, logger);
   // A getter: after a rotation GET /certificates/dip serves the signing certificate in force.
   const certificates = { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, encryption: encryption.certPem };

@@ -59,6 +59,39 @@ describe('a listing keeps its report slot while its answer streams', () => {
   });
 });
 
+describe('a listing read slowly', () => {
+  it('gives its slot back after the answer hold, however slowly its client reads', async () => {
+    // A client reading a few bytes an interval passes the answer deadline: four such held every report slot
+    // of the DIP for as long as they liked (review finding). The slot waits ANSWER_HOLD_MS, on the DIP's clock.
+    const timers: Array<() => void> = [];
+    const reports = new Reports(traces, { history: async () => [] }, () => at + 86_400_000, '0000000000', null, {
+      maxRunning: 1,
+      maxWaiting: 0,
+      answerHoldMs: 30_000,
+      after: (_ms, fn) => {
+        timers.push(fn);
+        return () => {};
+      },
+    });
+    const app = Fastify();
+    await app.register(async (a) => registerReportRoutes(a, reports, { prefix: '/r', answers, viewer: () => ({ kind: 'operator' }), fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => at + 86_400_000 }));
+    await app.ready();
+    try {
+      const slow = await app.inject({ method: 'GET', url: URL, payloadAsStream: true });
+      expect(slow.statusCode).toBe(200);
+      expect((await app.inject({ method: 'GET', url: URL })).statusCode).toBe(429);
+      // The hold runs out while the answer is still unread: the next report is taken.
+      expect(timers).toHaveLength(1);
+      timers[0]!();
+      expect((await app.inject({ method: 'GET', url: URL })).statusCode).toBe(200);
+      slow.stream().destroy();
+      slow.raw.res.destroy();
+    } finally {
+      await app.close();
+    }
+  });
+});
+
 describe('a listing that fails after its answer began', () => {
   it('is logged at error level with the report and the request ID, and gives its slot back', async () => {
     // A row JSON cannot write (a BigInt), after the first pieces went: the 200 is out, the body ends short.

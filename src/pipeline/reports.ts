@@ -26,6 +26,8 @@ export const REPORT_MESSAGE_LIMIT = 200_000;
 export const REPORTS_AT_ONCE = 4;
 /** Reports waiting for one of those (Reports.gated): beyond, 429. */
 export const REPORTS_WAITING = 8;
+/** The longest a listing keeps its slot while its answer is read (a slow client keeps reading, without it). */
+export const ANSWER_HOLD_MS = 30_000;
 
 /** Refused submissions read from the activity log at a time. */
 const REFUSALS_PAGE = 5_000;
@@ -140,8 +142,18 @@ export class Reports {
       maxRunning?: number;
       /** The most reports waiting for one of those; beyond, 429. */
       maxWaiting?: number;
+      /** How long a listing's slot waits for its answer to be read (ANSWER_HOLD_MS), and the timer that counts it (the DIP's clock). */
+      answerHoldMs?: number;
+      after?: (ms: number, fn: () => void) => () => void;
     } = {},
   ) {
+    this.answerHoldMs = options.answerHoldMs ?? ANSWER_HOLD_MS;
+    this.after =
+      options.after ??
+      ((ms, fn) => {
+        const t = setTimeout(fn, ms);
+        return () => clearTimeout(t);
+      });
     this.maxRunning = options.maxRunning ?? REPORTS_AT_ONCE;
     this.maxWaiting = options.maxWaiting ?? REPORTS_WAITING;
     this.counts = options.counts ?? null;
@@ -149,6 +161,8 @@ export class Reports {
   }
 
   private readonly counts: ReportCounts | null;
+  private readonly answerHoldMs: number;
+  private readonly after: (ms: number, fn: () => void) => () => void;
   private readonly limit: number;
   private readonly maxRunning: number;
   private readonly maxWaiting: number;
@@ -199,8 +213,20 @@ export class Reports {
       release();
       throw e;
     }
-    if (answered) void answered.then(release, release);
-    else release();
+    if (answered) {
+      // Held while the answer is written (its slices are capped as the folds are), but not for as long as a
+      // client likes: one reading a few bytes an interval passes the answer deadline, and four such held
+      // every slot of every participant's and operator's reports. A fast client is done well within this.
+      let done = false;
+      const once = () => {
+        if (done) return;
+        done = true;
+        cancel();
+        release();
+      };
+      const cancel = this.after(this.answerHoldMs, once);
+      void answered.then(once, once);
+    } else release();
     return value;
   }
 
