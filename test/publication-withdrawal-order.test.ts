@@ -98,45 +98,22 @@ describe.each(backends)('a withdrawal and the availability notice ($name)', ({ s
     expect(await told(id)).toEqual([]);
   });
 
-  it('tells a withdrawal made while the pass appends the availability notice after that notice, never before', async () => {
-    const id = await publishUntold('InFlight');
+  /**
+   * A pass for missed notices that meets the publisher's withdrawal while it appends the availability notice
+   * of `id` (claimed already); with `answerLost`, that append commits and its answer is lost (a broken
+   * connection after COMMIT), so the pass takes its claim back. The withdrawal's answer.
+   */
+  const passMeetingWithdrawal = async (id: string, answerLost: boolean) => {
     const index = t.dip.backend.publications;
     const log = t.dip.backend.log;
     const append = log.append.bind(log);
     const read = index.awaitingNotice.bind(index);
     let withdrawal: Awaited<ReturnType<typeof withdraw>> | undefined;
-    // The pass has claimed the notice and is appending it when the publisher withdraws the publication.
     log.append = async (batch: AcceptedBatch) => {
-      if (withdrawal === undefined && batch.messages[0]!.senderUniqueReference === `PUB-${id}`) withdrawal = await withdraw(id);
-      return append(batch);
-    };
-    index.awaitingNotice = async (_before, limit, notice) => read(Number.MAX_SAFE_INTEGER, limit, notice);
-    try {
-      await t.dip.publications.queueMissedNotices();
-    } finally {
-      log.append = append;
-      index.awaitingNotice = read;
-    }
-    expect(withdrawal?.status).toBe(200);
-    clock.jump(NOTICE_GRACE_MS + 60_000);
-    await t.dip.publications.queueMissedNotices();
-    expect(await told(id)).toEqual(['available', 'withdrawn']);
-    expect(await awaiting('withdrawal')).not.toContain(id);
-  });
-
-  it('still tells a withdrawal made while "available" was appended when that append committed but its answer was lost', async () => {
-    const id = await publishUntold('AnswerLost');
-    const index = t.dip.backend.publications;
-    const log = t.dip.backend.log;
-    const append = log.append.bind(log);
-    const read = index.awaitingNotice.bind(index);
-    let withdrawal: Awaited<ReturnType<typeof withdraw>> | undefined;
-    // The pass's append commits "available", the publisher withdraws meanwhile, and the append's answer is
-    // lost (a broken connection after COMMIT): the pass takes its claim back. Recipients were told
-    // "available", so they must be told "withdrawn" (review finding: the release cancelled that notice).
-    log.append = async (batch: AcceptedBatch) => {
+      const ours = withdrawal === undefined && batch.messages[0]!.senderUniqueReference === `PUB-${id}`;
+      if (ours && !answerLost) withdrawal = await withdraw(id);
       const answer = await append(batch);
-      if (withdrawal === undefined && batch.messages[0]!.senderUniqueReference === `PUB-${id}`) {
+      if (ours && answerLost) {
         withdrawal = await withdraw(id);
         throw new StoreError('unavailable', 'the answer to COMMIT was lost', 'ECONNRESET');
       }
@@ -144,12 +121,30 @@ describe.each(backends)('a withdrawal and the availability notice ($name)', ({ s
     };
     index.awaitingNotice = async (_before, limit, notice) => read(Number.MAX_SAFE_INTEGER, limit, notice);
     try {
-      await t.dip.publications.queueMissedNotices().catch(() => {});
+      await t.dip.publications.queueMissedNotices().catch((err: unknown) => {
+        if (!answerLost) throw err;
+      });
     } finally {
       log.append = append;
       index.awaitingNotice = read;
     }
-    expect(withdrawal?.status).toBe(200);
+    return withdrawal;
+  };
+
+  it('tells a withdrawal made while the pass appends the availability notice after that notice, never before', async () => {
+    const id = await publishUntold('InFlight');
+    expect((await passMeetingWithdrawal(id, false))?.status).toBe(200);
+    clock.jump(NOTICE_GRACE_MS + 60_000);
+    await t.dip.publications.queueMissedNotices();
+    expect(await told(id)).toEqual(['available', 'withdrawn']);
+    expect(await awaiting('withdrawal')).not.toContain(id);
+  });
+
+  it('still tells a withdrawal made while "available" was appended when that append committed but its answer was lost', async () => {
+    // Recipients were told "available", so they must be told "withdrawn" (review finding: taking the claim
+    // back cancelled that notice).
+    const id = await publishUntold('AnswerLost');
+    expect((await passMeetingWithdrawal(id, true))?.status).toBe(200);
     clock.jump(NOTICE_GRACE_MS + 60_000);
     await t.dip.publications.queueMissedNotices();
     expect(await told(id)).toEqual(['available', 'withdrawn']);
