@@ -13,9 +13,10 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../src/adapters/clock.js';
 import { PgDatabase } from '../src/adapters/postgres/database.js';
-import { IDLE_IN_TRANSACTION_MS, LOCK_TIMEOUT_MS } from '../src/adapters/postgres/pool.js';
+import { endedByAdministrator, IDLE_IN_TRANSACTION_MS, LOCK_TIMEOUT_MS, openPool } from '../src/adapters/postgres/pool.js';
 import { StoreError } from '../src/ports/errors.js';
 import { pausableProxy } from './helpers/pausable-proxy.js';
+import { waitFor } from './helpers/dip-harness.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
 
 describe('a PostgreSQL connection lost mid-transaction', () => {
@@ -89,6 +90,31 @@ describe('a PostgreSQL connection lost mid-transaction', () => {
     expect(pids[1]).not.toBe(pids[0]);
     // (The test before may leave the store unavailable until its probe wrote: only a new flip counts.)
     expect(health).not.toContain('unavailable');
+  });
+
+  it("knows a session an operator ended by its first error, when the connection's end follows before the next query", async () => {
+    // pg emits the server's 57P01 as the connection's 'error' and then, when the socket ends, a second
+    // 'error' "Connection terminated unexpectedly" without a code. On a loaded machine both arrive before
+    // the transaction's next query, which then fails "not queryable": the second error had replaced the
+    // first, and the transaction was called unavailable (CI 1 of 2026-12-05) instead of run again.
+    const pool = openPool({ url: db.url, max: 1, applicationName: 'opendip-test' });
+    try {
+      const client = await pool.connect();
+      const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      const errors: unknown[] = [];
+      client.on('error', (err) => errors.push(err));
+      await admin.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid]);
+      await waitFor(() => errors.length === 2, 10_000, "the session's error and the connection's end", 10);
+      const notQueryable = await client.query('SELECT 1').then(
+        () => null,
+        (err: unknown) => err,
+      );
+      const ended = endedByAdministrator(client, notQueryable);
+      client.release(true);
+      expect([(notQueryable as Error).message, ended]).toEqual(['Client has encountered a connection error and is not queryable', true]);
+    } finally {
+      await pool.end();
+    }
   });
 
   it('runs a read whose session an operator ended (pg_terminate_backend) again on a new connection, without calling the store unavailable', async () => {

@@ -55,7 +55,11 @@ export function openPool(options: { url: string; max: number; applicationName: s
   // An idle connection the server closed: the pool drops it and the next query opens a new one.
   pool.on('error', () => {});
   pool.on('connect', (client) => {
-    client.on('error', (err) => connectionErrors.set(client, err));
+    // The first is what ended it: pg follows the server's error (57P01) with "Connection terminated
+    // unexpectedly", no code, when the socket ends, and that must not hide why.
+    client.on('error', (err) => {
+      if (!connectionErrors.has(client)) connectionErrors.set(client, err);
+    });
   });
   return pool;
 }
