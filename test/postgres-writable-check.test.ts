@@ -114,4 +114,32 @@ describe('PostgreSQL store: a server that stops taking writes is found before a 
     await downAgain;
     expect(changes).toEqual(['unavailable', 'ok', 'unavailable']);
   });
+
+  it('a store already unavailable for a write that met the read-only server names why once its probe runs', { timeout: 20_000 }, async () => {
+    // A failover seen first by a write, or by a read cut off mid-flight, not by the check: the probe that
+    // follows asks the server why it takes no writes, as the check would have (pg_is_in_recovery() on a
+    // standby), rather than leaving "cannot execute INSERT in a read-only transaction" on /admin/health.
+    await serverReadOnly(false);
+    const ok = next('ok');
+    await clock.advance(2_000);
+    await ok;
+    await serverReadOnly(true);
+    await expect(store.tx((c) => c.query('INSERT INTO health_probe (at) VALUES (2)'))).rejects.toMatchObject({ code: '25006' });
+    expect(store.health()).toMatchObject({ state: 'unavailable', code: '25006', reason: expect.stringMatching(/cannot execute INSERT/) });
+    const named = new Promise<BackendHealth>((resolve) => store.onHealthChange((h) => /transaction_read_only/.test(h.state === 'unavailable' ? h.reason : '') && resolve(h)));
+    await clock.advance(2_000);
+    expect(await named).toMatchObject({ state: 'unavailable', code: '25006', reason: expect.stringContaining('its sessions are read-only (transaction_read_only is on)') });
+    // Named once: further probes leave it as it is.
+    const changes: BackendHealth[] = [];
+    store.onHealthChange((h) => changes.push(h));
+    for (let i = 0; i < 2; i++) {
+      await clock.advance(2_000);
+      await waitFor(() => store.pool.idleCount === store.pool.totalCount && store.pool.waitingCount === 0, 10_000, 'the probe to finish');
+    }
+    expect(changes).toEqual([]);
+    await serverReadOnly(false);
+    const up = next('ok');
+    await clock.advance(2_000);
+    await up;
+  });
 });

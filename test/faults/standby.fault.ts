@@ -90,12 +90,27 @@ describe('failover to a streaming standby: PostgreSQL primary + synchronous stan
     await until(async () => (await health()).status === 200, 30_000, 'a healthy node');
     const pointedAt = Date.now();
     path!.pointAt(urlOf(servers!.standby.port));
-    let last: { status: number; body: Json } | undefined;
-    await until(async () => (last = await health()).status === 503 && /pg_is_in_recovery/.test(JSON.stringify(last.body.storage)), 30_000, 'health naming pg_is_in_recovery');
-    log(`standby: unavailable after ${Date.now() - pointedAt} ms: ${JSON.stringify(last!.body.storage)}`);
-    expect(last!.body.storage).toMatchObject({ state: 'unavailable', code: '25006' });
+    try {
+      let last: { status: number; body: Json } | undefined;
+      // Each storage state seen is logged: a wait that times out says what health said instead.
+      let seen = '';
+      await until(
+        async () => {
+          last = await health();
+          const storage = JSON.stringify(last.body.storage);
+          if (storage !== seen) log(`standby: +${Date.now() - pointedAt} ms: ${last.status} ${(seen = storage)}`);
+          return last.status === 503 && /pg_is_in_recovery/.test(storage);
+        },
+        30_000,
+        'health naming pg_is_in_recovery',
+      );
+      log(`standby: unavailable after ${Date.now() - pointedAt} ms: ${JSON.stringify(last!.body.storage)}`);
+      expect(last!.body.storage).toMatchObject({ state: 'unavailable', code: '25006' });
+    } finally {
+      // Pointed back whatever failed: the next case starts on the primary, not on a standby it cannot write.
+      path!.pointAt(urlOf(servers!.primary.port));
+    }
     const backAt = Date.now();
-    path!.pointAt(urlOf(servers!.primary.port));
     await until(async () => (await health()).status === 200, 30_000, 'healthy again on the primary');
     log(`standby: healthy again ${Date.now() - backAt} ms after the path was pointed back at the primary`);
   }, 120_000);

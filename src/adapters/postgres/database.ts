@@ -370,8 +370,10 @@ export class PgDatabase {
     // is out of space): said as it is now, not as it was first, on /admin/health, in the alarm and the log.
     // The same cause (SQLSTATE) keeps its first words: the writable check's "a standby in recovery" says
     // more than the probe's "cannot execute LOCK TABLE in a read-only transaction" that follows it.
+    // Except that the server's own answer to why it takes no writes replaces a write's "cannot execute …".
     const now = this.state;
-    if (next.state === now.state && (next.state === 'ok' || (now.state === 'unavailable' && now.code === next.code))) return;
+    const named = (h: BackendHealth) => h.state === 'unavailable' && h.reason.startsWith(NOT_WRITABLE);
+    if (next.state === now.state && (next.state === 'ok' || (now.state === 'unavailable' && now.code === next.code && (named(now) || !named(next))))) return;
     this.state = next;
     if (next.state === 'unavailable') {
       this.stopCheckingWritable();
@@ -395,6 +397,10 @@ export class PgDatabase {
     if (this.probe || this.closed) return;
     this.probe = this.options.clock.every(2_000, () => {
       this.tx(async (c) => {
+        // Why the server takes no writes, asked first: a store made unavailable by a write that met a
+        // standby, or by a read its failover cut off, says so (pg_is_in_recovery()) as the check would have.
+        const why = await whyNotWritable((text) => c.query<WritableRow>(text).then((r) => r.rows));
+        if (why !== null) throw notWritable(why);
         // The lock TRUNCATE needs, taken first: every node probes while a shared server refuses writes,
         // and two probes each holding the INSERT's lock while waiting for TRUNCATE's would deadlock (40P01).
         await c.query('LOCK TABLE health_probe IN ACCESS EXCLUSIVE MODE');
@@ -444,13 +450,9 @@ export class PgDatabase {
 
   /** Asks the server (one connection of the pool, as a write would take) whether it takes writes. */
   private async checkWritable(): Promise<void> {
-    const [row] = await this.query<{ recovery: boolean; readOnly: string }>(
-      `SELECT pg_is_in_recovery() AS recovery, current_setting('transaction_read_only') AS "readOnly"`,
-    );
-    if (this.closed || this.state.state !== 'ok' || !row) return;
-    const why = row.recovery ? 'it is a standby in recovery (pg_is_in_recovery())' : row.readOnly === 'on' ? 'its sessions are read-only (transaction_read_only is on)' : null;
-    // 25006, read_only_sql_transaction: what the write this check forestalls would have met.
-    if (why !== null) this.outcome(new StoreError('unavailable', `PostgreSQL: the server takes no writes: ${why}`, '25006'));
+    const why = await whyNotWritable((text) => this.query<WritableRow>(text));
+    if (this.closed || this.state.state !== 'ok') return;
+    if (why !== null) this.outcome(notWritable(why));
   }
 
   async close(): Promise<void> {
@@ -460,6 +462,23 @@ export class PgDatabase {
     await this.pool.end();
   }
 }
+
+const NOT_WRITABLE = 'PostgreSQL: the server takes no writes: ';
+interface WritableRow {
+  recovery: boolean;
+  readOnly: string;
+}
+
+/** Why the server would refuse a write (one read-only round trip), or null if it would take it. */
+async function whyNotWritable(query: (text: string) => Promise<WritableRow[]>): Promise<string | null> {
+  const rows = await query(`SELECT pg_is_in_recovery() AS recovery, current_setting('transaction_read_only') AS "readOnly"`);
+  const row = rows[0];
+  if (!row) return null;
+  return row.recovery ? 'it is a standby in recovery (pg_is_in_recovery())' : row.readOnly === 'on' ? 'its sessions are read-only (transaction_read_only is on)' : null;
+}
+
+/** 25006, read_only_sql_transaction: what the write this forestalls would have met. */
+const notWritable = (why: string) => new StoreError('unavailable', `${NOT_WRITABLE}${why}`, '25006');
 
 /** Rows the store writes must exist when it reads them; a missing one means damaged data. */
 export function damaged(what: string): StoreError {
