@@ -2,12 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
-import type { CoordinationHealth } from '../../ports/backend.js';
+import type { CoordinationHealth, PeerClockOffset } from '../../ports/backend.js';
 import type { Cancel, Clock } from '../../ports/clock.js';
 import type { QueueLeases } from '../../ports/leases.js';
 import type { Logger } from '../../ports/logger.js';
 import type { QueueRef } from '../../ports/message-log.js';
 import type { ConnectionFollower } from './connection.js';
+import { FailureLog } from './failure-log.js';
 import { queueToken } from './names.js';
 
 export interface LeaseSettings {
@@ -93,6 +94,12 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
    * lease look expired here.
    */
   private readonly clocks = new Map<string, { samples: Array<{ offsetMs: number; at: number }>; heardAt: number; warned: boolean }>();
+  /**
+   * Nodes whose last roll call said a time beyond offsetCapMs from this node's: not applied to their
+   * leases (clocks has no sample of it), but shown (clockOffset) and logged once, not at every roll call,
+   * while it lasts. Forgotten like the others, forgetAfterMs after it was heard.
+   */
+  private readonly unbelieved = new Map<string, { offsetMs: number; at: number }>();
   /** How often every node says its roll call (and renews its leases). */
   private readonly rollCallEveryMs: number;
   /**
@@ -118,6 +125,8 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   /** The bucket did not answer this node's last probe, or the connection is down: since when, and why (null: it answers). */
   private unreachable: { since: number; reason: string } | null = null;
   private closed = false;
+  /** Claims that failed for want of an answer (not a lost race): logged when they start, a minute apart, and when they stop. */
+  private readonly claimFailures: FailureLog;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -131,6 +140,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   ) {
     this.claimEveryMs = Math.max(250, Math.floor(settings.ttlMs / 2));
     this.rollCallEveryMs = Math.max(100, Math.floor(settings.ttlMs / 3));
+    this.claimFailures = new FailureLog(clock, logger, 'could not claim a queue lease', 'queue leases can be claimed again');
     this.handOvers = nc.subscribe(`${prefix}.handover`, {
       callback: (_err, msg) => {
         const handOver = handedOver(msg.string());
@@ -257,6 +267,27 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     return this.clockOf(node);
   }
 
+  /**
+   * The peer heard from lately whose clock is furthest from this node's, either way (believed: the
+   * windowed estimate the leases apply; not believed: a last roll call beyond offsetCapMs), or null.
+   */
+  clockOffset(): PeerClockOffset | null {
+    const now = this.clock.now();
+    let worst: PeerClockOffset | null = null;
+    const consider = (node: string, offsetMs: number, believed: boolean): void => {
+      if (worst === null || Math.abs(offsetMs) > Math.abs(worst.offsetMs)) worst = { node, offsetMs, allowanceMs: this.settings.skewMs, believed };
+    };
+    for (const node of [...this.clocks.keys()]) {
+      const offsetMs = this.clockOf(node, now);
+      if (offsetMs !== undefined) consider(node, offsetMs, true);
+    }
+    for (const [node, u] of [...this.unbelieved]) {
+      if (now - u.at > this.forgetAfterMs) this.unbelieved.delete(node);
+      else consider(node, u.offsetMs, false);
+    }
+    return worst;
+  }
+
   /** Samples are kept this long: the estimate is the largest of them (transit only ever lowers one). */
   private get offsetWindowMs(): number {
     return this.settings.ttlMs;
@@ -291,12 +322,16 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     const now = this.clock.now();
     const sample = theirNow - now;
     if (Math.abs(sample) > this.offsetCapMs) {
-      this.logger?.error(
-        { node, offsetMs: sample, capMs: this.offsetCapMs },
-        `node ${node} said a time ${sample} ms from this node's in its roll call, beyond the ${this.offsetCapMs} ms a clock offset is believed: ignored; check that node's clock (NTP)`,
-      );
+      if (!this.unbelieved.has(node)) {
+        this.logger?.error(
+          { node, offsetMs: sample, capMs: this.offsetCapMs },
+          `node ${node} said a time ${sample} ms from this node's in its roll call, beyond the ${this.offsetCapMs} ms a clock offset is believed: ignored; check that node's clock (NTP)`,
+        );
+      }
+      this.unbelieved.set(node, { offsetMs: sample, at: now });
       return;
     }
+    this.unbelieved.delete(node);
     const known = this.clocks.get(node);
     const samples = (known?.samples ?? []).filter((s) => now - s.at <= this.offsetWindowMs);
     samples.push({ offsetMs: sample, at: now });
@@ -348,6 +383,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     this.acquiring += 1;
     try {
       const entry = await this.kv.get(key);
+      this.claimFailures.succeeded();
       const value = entry && !isDeleted(entry.operation) ? decode(entry.value) : undefined;
       let revision: number;
       if (!entry || isDeleted(entry.operation)) {
@@ -365,7 +401,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
       return true;
     } catch (err) {
       // Lost the race for it (someone else's create or update came first), or NATS is unreachable: not ours.
-      if (!isConflict(err)) this.logger?.warn({ err, queue }, 'could not claim a queue lease');
+      if (!isConflict(err)) this.claimFailures.failed(err, { queue });
       this.others.set(key, now + Math.min(1_000, this.settings.ttlMs / 4));
       return false;
     } finally {
