@@ -51,18 +51,19 @@ function stubBucket(): { kv: KV; state: { down: boolean } } {
 
 function leasesOnStubs(clock: FakeClock, logger: Logger) {
   const callbacks = new Map<string, (err: unknown, msg: { string(): string }) => void>();
+  const published: Array<{ subject: string; data: string }> = [];
   const nc = {
     subscribe: (subject: string, opts: { callback: (err: unknown, msg: { string(): string }) => void }) => {
       callbacks.set(subject, opts.callback);
       return { unsubscribe() {} };
     },
-    publish() {},
+    publish: (subject: string, data?: string) => void published.push({ subject, data: data ?? '' }),
   };
   const bucket = stubBucket();
   const leases = new NatsQueueLeases(nc as unknown as NatsConnection, bucket.kv, 'dip', clock, settings, logger, 'this-node');
   /** A roll call of `node` saying its clock reads `theirNow`, heard now. */
   const rollCall = (node: string, theirNow: number) => callbacks.get('dip.nodes')?.(null, { string: () => JSON.stringify({ node, held: 1, taking: true, leaving: false, now: theirNow }) });
-  return { leases, bucket, rollCall };
+  return { leases, bucket, rollCall, published };
 }
 
 const running: Array<{ close(): Promise<void> }> = [];
@@ -96,6 +97,31 @@ describe("a node's view of its peers' clocks", () => {
     }
     expect(leases.clockOffset()).toEqual({ node: 'far-behind', offsetMs: -40_000, allowanceMs: 1_000, believed: false });
     expect(logged.filter((l) => l.obj.node === 'far-behind').map((l) => l.level)).toEqual(['error']);
+  });
+});
+
+describe('a node hearing a peer ahead beyond what the leases believe', () => {
+  it('gives its leases up, takes none and says so in its roll call while it hears it; takes again once it is silent two lease lengths', async () => {
+    // That peer reads this node's leases by their own expiry (its clock says they ended long ago) and takes
+    // them while this node, by its own clock, still works them: both would deliver the same queue.
+    const clock = new FakeClock();
+    const { leases, rollCall, published } = leasesOnStubs(clock, recordingLogger().logger);
+    running.push(leases);
+    const q = { recipientDipId: 'SUP0000001', channel: 'IF-021' };
+    const lost: string[] = [];
+    leases.onLost((queue) => void lost.push(queue.channel));
+    expect(await leases.acquire(q)).toBe(true);
+    rollCall('ahead', clock.now() + 5 * settings.ttlMs + 1_000);
+    expect(leases.holds(q)).toBe(false);
+    expect(lost).toEqual(['IF-021']);
+    expect(await leases.acquire(q)).toBe(false);
+    await clock.advance(2_000);
+    const said = JSON.parse(published.filter((p) => p.subject === 'dip.nodes').at(-1)!.data) as { taking: boolean };
+    expect(said.taking, 'its roll call: it takes no queue').toBe(false);
+    // Behind beyond the cap is no reason to yield (a receiver that stalls only makes a peer look behind).
+    rollCall('far-behind', clock.now() - 5 * settings.ttlMs - 1_000);
+    await clock.advance(2 * settings.ttlMs);
+    expect(await leases.acquire(q), 'the peer ahead silent two lease lengths').toBe(true);
   });
 });
 
@@ -133,13 +159,13 @@ describe('clock skew between nodes, as the operator on call sees it', () => {
     expect(await alarms()).toEqual([]);
   });
 
-  it('a peer beyond what the leases believe raises it too, saying its queues are taken while it lives', async () => {
+  it('a peer beyond what the leases believe raises it too, saying which node works the queues', async () => {
     const clock = new FakeClock();
     const { leases, rollCall } = leasesOnStubs(clock, recordingLogger().logger);
     running.push(leases);
     rollCall('far-behind', clock.now() - 45_000);
     const [c] = await clockSkewAlarms(() => leases.clockOffset(), clock)();
-    expect(c).toMatchObject({ key: 'clock-skew', summary: expect.stringMatching(/45000 ms behind .*beyond what the leases believe .*takes that node's queues while it lives/) });
+    expect(c).toMatchObject({ key: 'clock-skew', summary: expect.stringMatching(/45000 ms behind .*beyond what the leases believe .*this node takes that node's queues, and that node works none while it hears this one/) });
   });
 
   it('dip_cluster_clock_offset_seconds is the largest offset either way, 0 when no peer is heard', async () => {

@@ -139,7 +139,7 @@ const health = {
             node: { type: 'string', description: 'The peer\'s node id' },
             offsetMs: { type: 'integer', description: 'How far its clock is ahead of this node\'s (negative: behind)' },
             allowanceMs: { type: 'integer', description: 'The clock skew the queue leases allow for' },
-            believed: { type: 'boolean', description: 'false: beyond five lease lengths, ignored by the leases (a node that far behind has its queues taken while it lives)' },
+            believed: { type: 'boolean', description: 'false: beyond five lease lengths, ignored by the leases (a node that far behind works no queue while it hears the node ahead)' },
           },
         },
       },

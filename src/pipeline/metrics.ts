@@ -243,7 +243,7 @@ export class DipMetrics {
   /**
    * How far the clock of the peer furthest off is from this node's, either way (0 when no peer is heard
    * from): beyond the lease allowance (1 s) takeovers wait longer, beyond five lease lengths (30 s) a node
-   * behind has its leases taken while it lives (docs/cluster.md). The `clock-skew` alarm reads the same.
+   * behind works no queue while it hears the node ahead (docs/cluster.md). The `clock-skew` alarm reads the same.
    */
   watchClockOffset(offset: () => PeerClockOffset | null): void {
     this.gaugeRead(

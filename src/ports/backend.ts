@@ -91,8 +91,8 @@ export type CoordinationHealth = { state: 'ok' } | { state: 'unavailable'; reaso
 /**
  * The peer whose clock disagrees most with this node's, as its roll calls say (positive: ahead). Clocks
  * beyond the lease allowance delay takeovers; a peer's beyond the believed cap (`believed` false: five
- * lease lengths) is ignored by the leases, so a node that far behind has its leases taken by its peers
- * while it lives (docs/cluster.md). Shown in GET /admin/health, dip_cluster_clock_offset_seconds and the
+ * lease lengths) is ignored by the leases, and a node that far behind works no queue while it hears the
+ * node ahead (docs/cluster.md). Shown in GET /admin/health, dip_cluster_clock_offset_seconds and the
  * `clock-skew` alarm: skew was only logged.
  */
 export interface PeerClockOffset {

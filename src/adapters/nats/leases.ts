@@ -256,7 +256,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   /** Tells the other nodes this one is here, how many leases it holds and whether it takes more (or that it is leaving). */
   private announce(leaving: boolean): void {
     try {
-      this.nc.publish(`${this.prefix}.nodes`, JSON.stringify({ node: this.node, held: leaving ? 0 : this.held.size, taking: this.taking, leaving, now: this.clock.now() }));
+      this.nc.publish(`${this.prefix}.nodes`, JSON.stringify({ node: this.node, held: leaving ? 0 : this.held.size, taking: this.taking && this.yieldingTo() === undefined, leaving, now: this.clock.now() }));
     } catch {
       // Best effort: the others stop counting this node a lease's length after they last heard it.
     }
@@ -265,6 +265,20 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   /** How far `node`'s clock is ahead of this node's (negative: behind), as estimated now (clockOf); undefined if not heard from lately. */
   clockOffsetOf(node: string): number | undefined {
     return this.clockOf(node);
+  }
+
+  /**
+   * A peer heard from lately whose clock is ahead of this node's by more than offsetCapMs, or undefined.
+   * Such a peer does not believe this node's clock either (its sample of it is as far beyond the cap): it
+   * reads this node's leases by their own expiry, long past in its time, and takes them while this node
+   * lives, which still works them by its own clock. So while it hears one this node holds and takes no
+   * lease, and says in its roll call that it takes none: each queue is worked by the node ahead alone, not
+   * by both (the `clock-skew` alarm tells the operator). Never from a sample behind: transit and a stalled
+   * receiver only make a clock look further behind, never ahead.
+   */
+  private yieldingTo(now = this.clock.now()): string | undefined {
+    for (const [node, u] of this.unbelieved) if (u.offsetMs > 0 && now - u.at <= this.forgetAfterMs) return node;
+    return undefined;
   }
 
   /**
@@ -323,12 +337,14 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     const sample = theirNow - now;
     if (Math.abs(sample) > this.offsetCapMs) {
       if (!this.unbelieved.has(node)) {
+        const yielding = sample > 0 ? ': this node holds and takes no queue lease while it hears that node (which reads its leases as long expired)' : '';
         this.logger?.error(
           { node, offsetMs: sample, capMs: this.offsetCapMs },
-          `node ${node} said a time ${sample} ms from this node's in its roll call, beyond the ${this.offsetCapMs} ms a clock offset is believed: ignored; check that node's clock (NTP)`,
+          `node ${node} said a time ${sample} ms from this node's in its roll call, beyond the ${this.offsetCapMs} ms a clock offset is believed: ignored${yielding}; check the nodes' clocks (NTP)`,
         );
       }
       this.unbelieved.set(node, { offsetMs: sample, at: now });
+      if (sample > 0) for (const [key, h] of this.held) this.lost(key, h, `the clock of node ${node} is ${sample} ms ahead of this node's, beyond what the leases believe: it takes this node's leases`);
       return;
     }
     this.unbelieved.delete(node);
@@ -369,7 +385,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
 
   holds(queue: QueueRef): boolean {
     const h = this.held.get(queueToken(queue));
-    return h !== undefined && this.clock.now() < h.validUntil;
+    return h !== undefined && this.clock.now() < h.validUntil && this.yieldingTo() === undefined;
   }
 
   async acquire(queue: QueueRef): Promise<boolean> {
@@ -379,7 +395,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     const stale = this.held.get(key);
     if (stale) this.lost(key, stale, 'expired before it could be renewed');
     const now = this.clock.now();
-    if ((this.others.get(key) ?? 0) > now) return false;
+    if ((this.others.get(key) ?? 0) > now || this.yieldingTo(now) !== undefined) return false;
     this.acquiring += 1;
     try {
       const entry = await this.kv.get(key);

@@ -2064,7 +2064,7 @@ export interface paths {
                                 peerClock?: {
                                     /** @description The clock skew the queue leases allow for */
                                     allowanceMs: number;
-                                    /** @description false: beyond five lease lengths, ignored by the leases (a node that far behind has its queues taken while it lives) */
+                                    /** @description false: beyond five lease lengths, ignored by the leases (a node that far behind works no queue while it hears the node ahead) */
                                     believed: boolean;
                                     /** @description The peer's node id */
                                     node: string;
@@ -2190,7 +2190,7 @@ export interface paths {
                                 peerClock?: {
                                     /** @description The clock skew the queue leases allow for */
                                     allowanceMs: number;
-                                    /** @description false: beyond five lease lengths, ignored by the leases (a node that far behind has its queues taken while it lives) */
+                                    /** @description false: beyond five lease lengths, ignored by the leases (a node that far behind works no queue while it hears the node ahead) */
                                     believed: boolean;
                                     /** @description The peer's node id */
                                     node: string;
