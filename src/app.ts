@@ -219,6 +219,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     sealer,
     health,
     coordination: () => coordination.health(),
+    ...(coordination.clockOffset ? { clockOffset: coordination.clockOffset.bind(coordination) } : {}),
     notReady: () => core.catalogue.notReady(),
     pki: { config, pkiDir: pkiDirectory, participants: () => registry.participants() },
     ...(activity ? { activity, activityLog: () => activity.status() } : {}),

@@ -48,6 +48,7 @@ describe('NATS queue leases between nodes whose clocks disagree', () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
   let lastPrefix = '';
+  const rollCallEveryMs = leases.ttlMs / 3;
   /** a on the machine's time, b `aheadMs` ahead of it (a node whose NTP has drifted). */
   const twoNodes = async (aheadMs: number) => {
     const prefix = testPrefix();
@@ -93,6 +94,24 @@ describe('NATS queue leases between nodes whose clocks disagree', () => {
     expect(b.leases.holds(q), "b holds the dead holder's lease").toBe(true);
   });
 
+  it('a node whose clock is behind by more than the leases believe (five lease lengths) gives its leases up and takes none, rather than deliver beside the node that takes them', async () => {
+    // 20 s apart with leases of 3 s (the cap: 15 s). b ignores a's clock (its roll calls say a time beyond
+    // the cap), reads a's lease by its own expiry, long past in b's time, and took it at each claim once
+    // its start's grace had passed, while a still held it by its own clock: both worked the queue.
+    const [a, b] = await twoNodes(5 * leases.ttlMs + 5_000);
+    expect(await a.leases.acquire(q)).toBe(true);
+    for (let i = 0; i < 8; i++) {
+      await b.clock.advance(rollCallEveryMs);
+      await a.clock.advance(rollCallEveryMs);
+      await waitFor(() => a.leases.clockOffset()?.node === b.node, 5_000, "a to hear b's roll call");
+      const taken = await b.leases.acquire(q);
+      expect(taken && a.leases.holds(q), `both hold the lease after ${i + 1} roll call(s)`).toBe(false);
+    }
+    expect(b.leases.holds(q), 'the node ahead works the queue').toBe(true);
+    expect(await a.leases.acquire(q), 'the node behind takes none while it hears the node ahead').toBe(false);
+    expect(a.leases.clockOffset()).toMatchObject({ node: b.node, believed: false });
+  });
+
   /** One node alone on a FakeClock at the machine's time, its leases bucket, and a way to say a roll call as another node. */
   const freshNode = async (logger?: Logger) => {
     const prefix = testPrefix();
@@ -104,7 +123,6 @@ describe('NATS queue leases between nodes whose clocks disagree', () => {
     const rollCall = (peer: string, now: number) => node.connection.publish(`${prefix}.nodes`, JSON.stringify({ node: peer, held: 1, taking: true, leaving: false, now }));
     return { node, clock, bucket, rollCall };
   };
-  const rollCallEveryMs = leases.ttlMs / 3;
 
   it('a node that has heard no roll call yet does not take the live lease of a peer whose clock is behind, and takes it once the peer stays silent a lease length and a roll call', async () => {
     // A rolling deploy: this node restarts while a peer 5 s behind it delivers. The peer's lease (its time

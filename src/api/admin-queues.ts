@@ -6,7 +6,7 @@ import type { Delivery } from '../pipeline/delivery.js';
 import type { QueueBacklog } from '../pipeline/metrics.js';
 import type { WorkerStatus } from '../pipeline/queue-worker.js';
 import type { Archive } from '../ports/archive.js';
-import type { BackendHealth, CoordinationHealth } from '../ports/backend.js';
+import type { BackendHealth, CoordinationHealth, PeerClockOffset } from '../ports/backend.js';
 import type { Logger } from '../ports/logger.js';
 import type { QueueRef, QueueState } from '../ports/message-log.js';
 import { noQueue, queueBody, type QueueBody } from './admin-dead-letters.js';
@@ -16,6 +16,8 @@ export interface QueueRouteOptions {
   health(): BackendHealth;
   /** Whether what the nodes share (NATS) answers this node; absent: nothing is shared (one process). */
   coordination?(): CoordinationHealth;
+  /** The peer whose clock is furthest from this node's (coordination.peerClock); absent: one process. */
+  clockOffset?(): PeerClockOffset | null;
   /** What is still loading (the catalogue after a start), or null. */
   notReady(): string | null;
   /** The API activity log's backlog (its recorder's status); absent when the log is turned off. */
@@ -128,6 +130,18 @@ const health = {
         state: { type: 'string', enum: ['ok', 'unavailable'] },
         reason: { type: 'string' },
         since: { type: 'integer', description: 'epoch ms: the first probe that found it unavailable' },
+        peerClock: {
+          type: ['object', 'null'],
+          required: ['node', 'offsetMs', 'allowanceMs', 'believed'],
+          description:
+            "In a cluster: the peer node whose clock is furthest from this node's, either way, as its roll calls said within the last two lease lengths (null: none heard). Beyond allowanceMs the `clock-skew` alarm is raised; dip_cluster_clock_offset_seconds has it too",
+          properties: {
+            node: { type: 'string', description: 'The peer\'s node id' },
+            offsetMs: { type: 'integer', description: 'How far its clock is ahead of this node\'s (negative: behind)' },
+            allowanceMs: { type: 'integer', description: 'The clock skew the queue leases allow for' },
+            believed: { type: 'boolean', description: 'false: beyond five lease lengths, ignored by the leases (a node that far behind works no queue while it hears the node ahead)' },
+          },
+        },
       },
     },
     activityLog: {
@@ -226,7 +240,8 @@ export const queueRoutes: FastifyPluginAsync<QueueRouteOptions> = async (app, de
     const processes = deps.processes ? { processes: deps.processes() } : {};
     const threads = deps.ingestThreads ? { ingestThreads: deps.ingestThreads() } : {};
     const activityLog = deps.activityLog ? { activityLog: activityLogHealth(deps.activityLog()) } : {};
-    return reply.code(h.state === 'ok' && loading === null ? 200 : 503).send({ storage: h, coordination: deps.coordination?.() ?? { state: 'ok' }, loading, ...activityLog, queues: deps.delivery.status().filter((q) => q.state !== 'idle'), ...processes, ...threads });
+    const coordination = { ...(deps.coordination?.() ?? { state: 'ok' }), ...(deps.clockOffset ? { peerClock: deps.clockOffset() } : {}) };
+    return reply.code(h.state === 'ok' && loading === null ? 200 : 503).send({ storage: h, coordination, loading, ...activityLog, queues: deps.delivery.status().filter((q) => q.state !== 'idle'), ...processes, ...threads });
   });
   app.get(
     '/admin/queues',

@@ -13,7 +13,7 @@ import { recordOperations } from './operations.js';
 import { adminPortalRoutes } from './admin-portal.js';
 import type { PortalAccountService } from '../pipeline/portal-accounts.js';
 import type { Archive } from '../ports/archive.js';
-import type { BackendHealth, CoordinationHealth } from '../ports/backend.js';
+import type { BackendHealth, CoordinationHealth, PeerClockOffset } from '../ports/backend.js';
 import type { DeadLetters } from '../ports/dead-letters.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { OperatorAccounts } from '../pipeline/operators.js';
@@ -68,6 +68,8 @@ export interface AdminDeps {
   health(): BackendHealth;
   /** Whether what the nodes share (NATS) answers this node (GET /admin/health); absent: always ok. */
   coordination?(): CoordinationHealth;
+  /** The peer whose clock is furthest from this node's (GET /admin/health); absent: one process. */
+  clockOffset?(): PeerClockOffset | null;
   /** What is still loading after a start (GET /admin/health), or null. */
   notReady?(): string | null;
   mpan: Pick<MpanDirectory, 'history' | 'apply'>;
@@ -149,6 +151,7 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
   void app.register(queueRoutes, {
     health: () => deps.health(),
     coordination: () => deps.coordination?.() ?? { state: 'ok' },
+    ...(deps.clockOffset ? { clockOffset: () => deps.clockOffset?.() ?? null } : {}),
     notReady: () => deps.notReady?.() ?? null,
     delivery: deps.delivery,
     backlog: deps.backlog,

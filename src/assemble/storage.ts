@@ -36,6 +36,8 @@ export async function openStorage(config: DipConfig, clock: Clock, logger: Logge
   const events = new EventEmitter();
   const metrics = new DipMetrics(() => queueDepths(backend.log, clock.now()));
   metrics.watchCoordination(() => coordination.health());
+  const clockOffset = coordination.clockOffset?.bind(coordination);
+  if (clockOffset) metrics.watchClockOffset(clockOffset);
   events.on('health', (h: BackendHealth) => metrics.health(h));
   events.on('dead-letter', (e: DeadLetterEvent) => metrics.deadLetter(e.queue.channel, e.reason));
   backend.onGroupCommit((g) => metrics.groupCommit(g));

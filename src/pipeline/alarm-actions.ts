@@ -24,6 +24,8 @@ const OPERATOR: Readonly<Record<ConditionRule, string>> = {
     'ingest answers 503 and delivery waits: GET /admin/health says why (disk full, storage.maxDatabaseMb reached, database unreachable or read-only); free space or bring the database back. Resolves by itself once the store\'s probe (a write the size of a large batch, every 2 s) succeeds.',
   coordination:
     'no queue can be claimed, so nothing is delivered from this node: check the NATS servers (storage.nats.servers) and this node\'s network to them (docs/cluster.md). Delivery resumes by itself once NATS answers.',
+  'clock-skew':
+    "set the clocks right: check time synchronisation (NTP: chronyc tracking or timedatectl) on the node named and on this one; GET /admin/health's coordination.peerClock on each node says how far, and dip_cluster_clock_offset_seconds since when. Beyond the lease allowance a dead node's queues wait longer to be taken over; beyond five lease lengths (30 s) the node behind works no queue while it hears the node ahead, so one node delivers for both (docs/cluster.md). Resolves once every peer is within the allowance.",
   'activity-log':
     'requests are answered, but their audit records wait in this process\'s memory (lost if it stops now; past 200,000 the newest are dropped and counted in dip_activity_log_dropped): free space for the activity log (SQLite: activity.db in the data directory) or bring its database back. Resolves by itself once the waiting records are written.',
   'mpan-holder-unreached':
@@ -60,6 +62,7 @@ const SEVERITY: Readonly<Record<ConditionRule, AlarmSeverity>> = {
   coordination: 'critical',
   'delivery-process': 'critical',
   'activity-log': 'warning',
+  'clock-skew': 'warning',
   'mpan-holder-unreached': 'warning',
   'queue-depth': 'warning',
   'queue-age': 'warning',

@@ -1,5 +1,5 @@
 import type { AlarmCondition, AlarmRule } from '../ports/alarms.js';
-import type { BackendHealth, CoordinationHealth } from '../ports/backend.js';
+import type { BackendHealth, CoordinationHealth, PeerClockOffset } from '../ports/backend.js';
 import type { Clock } from '../ports/clock.js';
 import type { DeadLetters } from '../ports/dead-letters.js';
 import type { ExpiringCertificate } from '../security/expiry.js';
@@ -151,6 +151,36 @@ export function coordinationAlarms(health: () => CoordinationHealth, node?: stri
     const h = health();
     if (h.state === 'ok') return [];
     return [{ key: ownKey('coordination', node), rule: 'coordination', participant: null, summary: `the nodes' coordination does not answer${onNode(node)}, no queue can be claimed and delivery stops there: ${h.reason}`, since: h.since }];
+  };
+}
+
+/**
+ * A peer node's clock further from this node's than the queue leases allow for (the lease skew
+ * allowance, 1 s), as its roll calls say: the leases still hold (a holder behind has its leases read that
+ * much later, one ahead is waited for longer after its death), but a dead node's queues wait longer, and
+ * a peer beyond five lease lengths (30 s) is not believed, and the node behind then works no queue while
+ * it hears the node ahead (one node delivers for both). Only logged before. Since the first evaluation that found it so; one per node (the peer
+ * furthest off is named), resolved once every peer heard from is within the allowance.
+ */
+export function clockSkewAlarms(offset: () => PeerClockOffset | null, clock: Clock, node?: string): ConditionSource {
+  let since: number | null = null;
+  return () => {
+    const o = offset();
+    if (o === null || Math.abs(o.offsetMs) <= o.allowanceMs) {
+      since = null;
+      return [];
+    }
+    since ??= clock.now();
+    const way = o.offsetMs > 0 ? 'ahead of' : 'behind';
+    const effect = o.believed
+      ? o.offsetMs > 0
+        ? 'if it dies its queues wait that much longer to be taken over'
+        : 'its leases are read that much later, so its queues wait that much longer to be taken over if it dies'
+      : o.offsetMs > 0
+        ? "beyond what the leases believe (five lease lengths): it ignores this node's clock and would take this node's queues while this node works them, so this node works none while it hears that node"
+        : "beyond what the leases believe (five lease lengths): ignored here, so this node takes that node's queues, and that node works none while it hears this one";
+    const summary = `the clock of node ${o.node} is ${Math.abs(o.offsetMs)} ms ${way} this node's${onNode(node)}, beyond the ${o.allowanceMs} ms the queue leases allow for: ${effect}`;
+    return [{ key: ownKey('clock-skew', node), rule: 'clock-skew', participant: null, summary, since }];
   };
 }
 

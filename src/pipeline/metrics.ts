@@ -1,7 +1,7 @@
 import { queueKey } from '../ports/queue-ref.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { DeliveryAttempt } from '../ports/archive.js';
-import type { BackendHealth, CommitGroup, CoordinationHealth } from '../ports/backend.js';
+import type { BackendHealth, CommitGroup, CoordinationHealth, PeerClockOffset } from '../ports/backend.js';
 import type { MessageLog, QueueRef } from '../ports/message-log.js';
 import type { OverloadStats } from './overload.js';
 import type { ActivityLogStatus } from './activity-recorder.js';
@@ -237,6 +237,19 @@ export class DipMetrics {
       'dip_coordination_ok',
       '1 while the nodes\' coordination (NATS JetStream: queue leases) answers this node; at 0 no queue can be claimed or renewed and nothing is delivered',
       () => (health().state === 'ok' ? 1 : 0),
+    );
+  }
+
+  /**
+   * How far the clock of the peer furthest off is from this node's, either way (0 when no peer is heard
+   * from): beyond the lease allowance (1 s) takeovers wait longer, beyond five lease lengths (30 s) a node
+   * behind works no queue while it hears the node ahead (docs/cluster.md). The `clock-skew` alarm reads the same.
+   */
+  watchClockOffset(offset: () => PeerClockOffset | null): void {
+    this.gaugeRead(
+      'dip_cluster_clock_offset_seconds',
+      "How far the clock of the peer node furthest off (either way) is from this node's, as their roll calls say; 0 when none is heard from",
+      () => Math.abs(offset()?.offsetMs ?? 0) / 1000,
     );
   }
 

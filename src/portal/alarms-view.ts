@@ -14,6 +14,7 @@ export const RULE_LABELS: Record<AlarmRule, string> = {
   'queue-halted': 'Queue halted: a permanent storage error stopped delivery from a queue',
   storage: 'Storage: the DIP cannot take writes',
   coordination: 'Coordination: the DIP nodes cannot claim queues, nothing is delivered',
+  'clock-skew': "Clock skew: a DIP node's clock disagrees with this node's beyond the lease allowance",
   'delivery-process': 'Delivery process: one keeps dying or hanging, its queues wait',
   'activity-log': 'Activity log: audit records cannot be written and wait in memory',
   'mpan-holder-unreached': 'MPAN lookup: a holder it names cannot receive and got no copy',

@@ -88,6 +88,22 @@ export interface CommitGroup {
  */
 export type CoordinationHealth = { state: 'ok' } | { state: 'unavailable'; reason: string; since: number };
 
+/**
+ * The peer whose clock disagrees most with this node's, as its roll calls say (positive: ahead). Clocks
+ * beyond the lease allowance delay takeovers; a peer's beyond the believed cap (`believed` false: five
+ * lease lengths) is ignored by the leases, and a node that far behind works no queue while it hears the
+ * node ahead (docs/cluster.md). Shown in GET /admin/health, dip_cluster_clock_offset_seconds and the
+ * `clock-skew` alarm: skew was only logged.
+ */
+export interface PeerClockOffset {
+  node: string;
+  offsetMs: number;
+  /** The skew the leases allow for (storage.nats lease skew): the `clock-skew` alarm's threshold. */
+  allowanceMs: number;
+  /** False when the offset is beyond what the leases believe (five lease lengths): they ignore it. */
+  believed: boolean;
+}
+
 export interface Coordination {
   readonly kind: string;
   /**
@@ -103,5 +119,7 @@ export interface Coordination {
   replayGuard: SignatureReplayGuard;
   rateLimits: RateLimits;
   health(): CoordinationHealth;
+  /** The largest clock offset of a peer heard from lately, or null (none heard, or one process). */
+  clockOffset?(): PeerClockOffset | null;
   close(): Promise<void>;
 }

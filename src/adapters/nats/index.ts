@@ -73,6 +73,7 @@ export async function openNatsCoordination(settings: NatsSettings, options: Nats
       replayGuard: new NatsReplayGuard(signaturesKv, 2 * options.maxClockSkewMs, down, options.logger),
       rateLimits: new NatsRateLimits(ratesKv, options.rateLimit, down, options.logger),
       health: () => leases.health(),
+      clockOffset: () => leases.clockOffset(),
       async close() {
         await notifier.close();
         await leases.close();

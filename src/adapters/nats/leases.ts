@@ -2,12 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
-import type { CoordinationHealth } from '../../ports/backend.js';
+import type { CoordinationHealth, PeerClockOffset } from '../../ports/backend.js';
 import type { Cancel, Clock } from '../../ports/clock.js';
 import type { QueueLeases } from '../../ports/leases.js';
 import type { Logger } from '../../ports/logger.js';
 import type { QueueRef } from '../../ports/message-log.js';
 import type { ConnectionFollower } from './connection.js';
+import { FailureLog } from './failure-log.js';
 import { queueToken } from './names.js';
 
 export interface LeaseSettings {
@@ -93,6 +94,12 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
    * lease look expired here.
    */
   private readonly clocks = new Map<string, { samples: Array<{ offsetMs: number; at: number }>; heardAt: number; warned: boolean }>();
+  /**
+   * Nodes whose last roll call said a time beyond offsetCapMs from this node's: not applied to their
+   * leases (clocks has no sample of it), but shown (clockOffset) and logged once, not at every roll call,
+   * while it lasts. Forgotten like the others, forgetAfterMs after it was heard.
+   */
+  private readonly unbelieved = new Map<string, { offsetMs: number; at: number }>();
   /** How often every node says its roll call (and renews its leases). */
   private readonly rollCallEveryMs: number;
   /**
@@ -118,6 +125,8 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   /** The bucket did not answer this node's last probe, or the connection is down: since when, and why (null: it answers). */
   private unreachable: { since: number; reason: string } | null = null;
   private closed = false;
+  /** Claims that failed for want of an answer (not a lost race): logged when they start, a minute apart, and when they stop. */
+  private readonly claimFailures: FailureLog;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -131,6 +140,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   ) {
     this.claimEveryMs = Math.max(250, Math.floor(settings.ttlMs / 2));
     this.rollCallEveryMs = Math.max(100, Math.floor(settings.ttlMs / 3));
+    this.claimFailures = new FailureLog(clock, logger, 'could not claim a queue lease', 'queue leases can be claimed again');
     this.handOvers = nc.subscribe(`${prefix}.handover`, {
       callback: (_err, msg) => {
         const handOver = handedOver(msg.string());
@@ -246,7 +256,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   /** Tells the other nodes this one is here, how many leases it holds and whether it takes more (or that it is leaving). */
   private announce(leaving: boolean): void {
     try {
-      this.nc.publish(`${this.prefix}.nodes`, JSON.stringify({ node: this.node, held: leaving ? 0 : this.held.size, taking: this.taking, leaving, now: this.clock.now() }));
+      this.nc.publish(`${this.prefix}.nodes`, JSON.stringify({ node: this.node, held: leaving ? 0 : this.held.size, taking: this.taking && this.yieldingTo() === undefined, leaving, now: this.clock.now() }));
     } catch {
       // Best effort: the others stop counting this node a lease's length after they last heard it.
     }
@@ -255,6 +265,41 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   /** How far `node`'s clock is ahead of this node's (negative: behind), as estimated now (clockOf); undefined if not heard from lately. */
   clockOffsetOf(node: string): number | undefined {
     return this.clockOf(node);
+  }
+
+  /**
+   * A peer heard from lately whose clock is ahead of this node's by more than offsetCapMs, or undefined.
+   * Such a peer does not believe this node's clock either (its sample of it is as far beyond the cap): it
+   * reads this node's leases by their own expiry, long past in its time, and takes them while this node
+   * lives, which still works them by its own clock. So while it hears one this node holds and takes no
+   * lease, and says in its roll call that it takes none: each queue is worked by the node ahead alone, not
+   * by both (the `clock-skew` alarm tells the operator). Never from a sample behind: transit and a stalled
+   * receiver only make a clock look further behind, never ahead.
+   */
+  private yieldingTo(now = this.clock.now()): string | undefined {
+    for (const [node, u] of this.unbelieved) if (u.offsetMs > 0 && now - u.at <= this.forgetAfterMs) return node;
+    return undefined;
+  }
+
+  /**
+   * The peer heard from lately whose clock is furthest from this node's, either way (believed: the
+   * windowed estimate the leases apply; not believed: a last roll call beyond offsetCapMs), or null.
+   */
+  clockOffset(): PeerClockOffset | null {
+    const now = this.clock.now();
+    let worst: PeerClockOffset | null = null;
+    const consider = (node: string, offsetMs: number, believed: boolean): void => {
+      if (worst === null || Math.abs(offsetMs) > Math.abs(worst.offsetMs)) worst = { node, offsetMs, allowanceMs: this.settings.skewMs, believed };
+    };
+    for (const node of [...this.clocks.keys()]) {
+      const offsetMs = this.clockOf(node, now);
+      if (offsetMs !== undefined) consider(node, offsetMs, true);
+    }
+    for (const [node, u] of [...this.unbelieved]) {
+      if (now - u.at > this.forgetAfterMs) this.unbelieved.delete(node);
+      else consider(node, u.offsetMs, false);
+    }
+    return worst;
   }
 
   /** Samples are kept this long: the estimate is the largest of them (transit only ever lowers one). */
@@ -291,12 +336,18 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     const now = this.clock.now();
     const sample = theirNow - now;
     if (Math.abs(sample) > this.offsetCapMs) {
-      this.logger?.error(
-        { node, offsetMs: sample, capMs: this.offsetCapMs },
-        `node ${node} said a time ${sample} ms from this node's in its roll call, beyond the ${this.offsetCapMs} ms a clock offset is believed: ignored; check that node's clock (NTP)`,
-      );
+      if (!this.unbelieved.has(node)) {
+        const yielding = sample > 0 ? ': this node holds and takes no queue lease while it hears that node (which reads its leases as long expired)' : '';
+        this.logger?.error(
+          { node, offsetMs: sample, capMs: this.offsetCapMs },
+          `node ${node} said a time ${sample} ms from this node's in its roll call, beyond the ${this.offsetCapMs} ms a clock offset is believed: ignored${yielding}; check the nodes' clocks (NTP)`,
+        );
+      }
+      this.unbelieved.set(node, { offsetMs: sample, at: now });
+      if (sample > 0) for (const [key, h] of this.held) this.lost(key, h, `the clock of node ${node} is ${sample} ms ahead of this node's, beyond what the leases believe: it takes this node's leases`);
       return;
     }
+    this.unbelieved.delete(node);
     const known = this.clocks.get(node);
     const samples = (known?.samples ?? []).filter((s) => now - s.at <= this.offsetWindowMs);
     samples.push({ offsetMs: sample, at: now });
@@ -334,7 +385,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
 
   holds(queue: QueueRef): boolean {
     const h = this.held.get(queueToken(queue));
-    return h !== undefined && this.clock.now() < h.validUntil;
+    return h !== undefined && this.clock.now() < h.validUntil && this.yieldingTo() === undefined;
   }
 
   async acquire(queue: QueueRef): Promise<boolean> {
@@ -344,10 +395,11 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     const stale = this.held.get(key);
     if (stale) this.lost(key, stale, 'expired before it could be renewed');
     const now = this.clock.now();
-    if ((this.others.get(key) ?? 0) > now) return false;
+    if ((this.others.get(key) ?? 0) > now || this.yieldingTo(now) !== undefined) return false;
     this.acquiring += 1;
     try {
       const entry = await this.kv.get(key);
+      this.claimFailures.succeeded();
       const value = entry && !isDeleted(entry.operation) ? decode(entry.value) : undefined;
       let revision: number;
       if (!entry || isDeleted(entry.operation)) {
@@ -365,7 +417,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
       return true;
     } catch (err) {
       // Lost the race for it (someone else's create or update came first), or NATS is unreachable: not ours.
-      if (!isConflict(err)) this.logger?.warn({ err, queue }, 'could not claim a queue lease');
+      if (!isConflict(err)) this.claimFailures.failed(err, { queue });
       this.others.set(key, now + Math.min(1_000, this.settings.ttlMs / 4));
       return false;
     } finally {

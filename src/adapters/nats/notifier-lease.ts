@@ -5,6 +5,7 @@ import type { Cancel, Clock } from '../../ports/clock.js';
 import type { AlarmNotifierLease, NotifiedAlarm } from '../../ports/leases.js';
 import type { Logger } from '../../ports/logger.js';
 import type { KeyEraser } from './connection.js';
+import { FailureLog } from './failure-log.js';
 import { isConflict, type LeaseSettings } from './leases.js';
 
 /** Its key in the leases bucket: queue tokens are `<recipient>.<channel>` (a dot), so never this. */
@@ -90,6 +91,8 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
   private writing: Promise<unknown> = Promise.resolve();
   private readonly stopRenewing: Cancel;
   private closed = false;
+  /** Turns that found the lease unreadable: logged when they start, a minute apart, and when they stop (not at every evaluation). */
+  private readonly readFailures: FailureLog;
 
   constructor(
     private readonly kv: KV,
@@ -104,6 +107,7 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
     /** A holder's expiry in this node's time (NatsQueueLeases.expiryHere: the holder's clock as last heard). */
     private readonly expiryHere: (value: { node: string; expiresAt: number }) => number = (v) => v.expiresAt,
   ) {
+    this.readFailures = new FailureLog(clock, logger, 'the alarm notifier lease could not be read or claimed: shared alarm notices wait', 'the alarm notifier lease can be read again');
     this.stopRenewing = clock.every(Math.max(100, Math.floor(settings.ttlMs / 3)), () => {
       if (!this.held) return;
       void this.serial(async () => {
@@ -119,6 +123,7 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
       this.held = null;
       try {
         const entry = await this.kv.get(NOTIFIER_KEY);
+        this.readFailures.succeeded();
         const value = entry && !isDeleted(entry.operation) ? decode(entry.value) : undefined;
         // Held by a live node: its expiry plus the skew allowance, as for queue leases.
         if (value && value.node !== this.node && this.expiryHere(value) + this.settings.skewMs > this.clock.now()) return null;
@@ -135,7 +140,7 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
         return notified;
       } catch (err) {
         // Another node's claim came first, or NATS does not answer (the coordination alarm says so): not ours.
-        if (!isConflict(err)) this.logger?.warn({ err }, 'the alarm notifier lease could not be read or claimed: shared alarm notices wait');
+        if (!isConflict(err)) this.readFailures.failed(err);
         return null;
       }
     });

@@ -146,7 +146,7 @@ export interface paths {
                                 /** @description Whom it concerns; null: the DIP itself */
                                 participant: string | null;
                                 /** @enum {string} */
-                                rule: "dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance";
+                                rule: "dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance";
                                 /** @description When it was raised, epoch ms */
                                 since: number;
                                 /** @description What holds, with its numbers (dead letters, failed calls, minutes) as of the last evaluation (every observability.alarms.evaluateIntervalMs, 10 s by default) */
@@ -232,7 +232,7 @@ export interface paths {
                                 id: string;
                                 /** @description `operator` or a participant's DIP ID */
                                 owner: string;
-                                rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
+                                rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
                                 webhookUrl: string | null;
                             }[];
                         };
@@ -290,7 +290,7 @@ export interface paths {
                     "application/json": {
                         email?: string | null;
                         owner?: string;
-                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
+                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
                         webhookUrl?: string | null;
                     };
                 };
@@ -309,7 +309,7 @@ export interface paths {
                             id: string;
                             /** @description `operator` or a participant's DIP ID */
                             owner: string;
-                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
+                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
                             webhookUrl: string | null;
                         };
                     };
@@ -2060,6 +2060,17 @@ export interface paths {
                             };
                             /** @description Whether what the nodes share (NATS JetStream) answers this node. While it does not, no queue lease can be claimed or renewed and nothing is delivered, but messages are still accepted: the status stays 200 (the `coordination` alarm is raised) */
                             coordination?: {
+                                /** @description In a cluster: the peer node whose clock is furthest from this node's, either way, as its roll calls said within the last two lease lengths (null: none heard). Beyond allowanceMs the `clock-skew` alarm is raised; dip_cluster_clock_offset_seconds has it too */
+                                peerClock?: {
+                                    /** @description The clock skew the queue leases allow for */
+                                    allowanceMs: number;
+                                    /** @description false: beyond five lease lengths, ignored by the leases (a node that far behind works no queue while it hears the node ahead) */
+                                    believed: boolean;
+                                    /** @description The peer's node id */
+                                    node: string;
+                                    /** @description How far its clock is ahead of this node's (negative: behind) */
+                                    offsetMs: number;
+                                } | null;
                                 reason?: string;
                                 /** @description epoch ms: the first probe that found it unavailable */
                                 since?: number;
@@ -2175,6 +2186,17 @@ export interface paths {
                             };
                             /** @description Whether what the nodes share (NATS JetStream) answers this node. While it does not, no queue lease can be claimed or renewed and nothing is delivered, but messages are still accepted: the status stays 200 (the `coordination` alarm is raised) */
                             coordination?: {
+                                /** @description In a cluster: the peer node whose clock is furthest from this node's, either way, as its roll calls said within the last two lease lengths (null: none heard). Beyond allowanceMs the `clock-skew` alarm is raised; dip_cluster_clock_offset_seconds has it too */
+                                peerClock?: {
+                                    /** @description The clock skew the queue leases allow for */
+                                    allowanceMs: number;
+                                    /** @description false: beyond five lease lengths, ignored by the leases (a node that far behind works no queue while it hears the node ahead) */
+                                    believed: boolean;
+                                    /** @description The peer's node id */
+                                    node: string;
+                                    /** @description How far its clock is ahead of this node's (negative: behind) */
+                                    offsetMs: number;
+                                } | null;
                                 reason?: string;
                                 /** @description epoch ms: the first probe that found it unavailable */
                                 since?: number;

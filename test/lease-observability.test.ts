@@ -1,0 +1,255 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { KV } from '@nats-io/kv';
+import { NatsQueueLeases } from '../src/adapters/nats/leases.js';
+import { NatsAlarmNotifierLease } from '../src/adapters/nats/notifier-lease.js';
+import type { Logger } from '../src/ports/logger.js';
+import Fastify from 'fastify';
+import { pino } from 'pino';
+import { queueRoutes } from '../src/api/admin-queues.js';
+import { clockSkewAlarms } from '../src/pipeline/alarm-sources.js';
+import { alarmSeverity } from '../src/pipeline/alarm-actions.js';
+import { DipMetrics } from '../src/pipeline/metrics.js';
+import { OPERATOR_RULES } from '../src/ports/alarms.js';
+import { FakeClock } from './helpers/clocks.js';
+
+/**
+ * NatsQueueLeases on a FakeClock, without a NATS server: roll calls are handed to its subscription's
+ * callback directly, and the bucket is a stub that answers or fails as the test says. What is measured
+ * here is what the node shows of its peers' clocks and what it logs while the bucket fails.
+ */
+const settings = { ttlMs: 6_000, skewMs: 1_000 };
+
+interface Logged {
+  level: 'info' | 'warn' | 'error';
+  obj: Record<string, unknown>;
+  msg: string;
+}
+
+function recordingLogger(): { logger: Logger; logged: Logged[] } {
+  const logged: Logged[] = [];
+  const at = (level: Logged['level']) => (obj: object, msg?: string) => void logged.push({ level, obj: obj as Record<string, unknown>, msg: msg ?? '' });
+  return { logger: { info: at('info'), warn: at('warn'), error: at('error') }, logged };
+}
+
+/** A leases bucket that fails every call while `down` is set (NATS out of reach), else holds nothing and grants every create. */
+function stubBucket(): { kv: KV; state: { down: boolean } } {
+  const state = { down: false };
+  let revision = 0;
+  const answer = async <T>(value: T): Promise<T> => {
+    if (state.down) throw new Error('TIMEOUT');
+    return value;
+  };
+  const kv = {
+    get: () => answer(null),
+    create: () => answer(++revision),
+    update: () => answer(++revision),
+    delete: () => answer(undefined),
+  };
+  return { kv: kv as unknown as KV, state };
+}
+
+function leasesOnStubs(clock: FakeClock, logger: Logger) {
+  const callbacks = new Map<string, (err: unknown, msg: { string(): string }) => void>();
+  const published: Array<{ subject: string; data: string }> = [];
+  const nc = {
+    subscribe: (subject: string, opts: { callback: (err: unknown, msg: { string(): string }) => void }) => {
+      callbacks.set(subject, opts.callback);
+      return { unsubscribe() {} };
+    },
+    publish: (subject: string, data?: string) => void published.push({ subject, data: data ?? '' }),
+  };
+  const bucket = stubBucket();
+  const leases = new NatsQueueLeases(nc as unknown as NatsConnection, bucket.kv, 'dip', clock, settings, logger, 'this-node');
+  /** A roll call of `node` saying its clock reads `theirNow`, heard now. */
+  const rollCall = (node: string, theirNow: number) => callbacks.get('dip.nodes')?.(null, { string: () => JSON.stringify({ node, held: 1, taking: true, leaving: false, now: theirNow }) });
+  return { leases, bucket, rollCall, published };
+}
+
+const running: Array<{ close(): Promise<void> }> = [];
+afterEach(async () => {
+  for (const r of running.splice(0)) await r.close();
+});
+
+describe("a node's view of its peers' clocks", () => {
+  it('is the peer furthest off, either way, with the allowance; null before any roll call and after the peers fall silent', async () => {
+    const clock = new FakeClock();
+    const { leases, rollCall } = leasesOnStubs(clock, recordingLogger().logger);
+    running.push(leases);
+    expect(leases.clockOffset()).toBeNull();
+    rollCall('ahead', clock.now() + 400);
+    rollCall('behind', clock.now() - 2_500);
+    expect(leases.clockOffset()).toEqual({ node: 'behind', offsetMs: -2_500, allowanceMs: 1_000, believed: true });
+    // Silent two lease lengths: forgotten, as the leases forget it.
+    await clock.advance(2 * settings.ttlMs + 1);
+    expect(leases.clockOffset()).toBeNull();
+  });
+
+  it('shows a peer beyond the believed cap (five lease lengths) as not believed, and logs it once while it lasts, not at every roll call', async () => {
+    const clock = new FakeClock();
+    const { logger, logged } = recordingLogger();
+    const { leases, rollCall } = leasesOnStubs(clock, logger);
+    running.push(leases);
+    for (let i = 0; i < 10; i++) {
+      rollCall('far-behind', clock.now() - 40_000);
+      rollCall('near', clock.now() + 200);
+      await clock.advance(2_000);
+    }
+    expect(leases.clockOffset()).toEqual({ node: 'far-behind', offsetMs: -40_000, allowanceMs: 1_000, believed: false });
+    expect(logged.filter((l) => l.obj.node === 'far-behind').map((l) => l.level)).toEqual(['error']);
+  });
+});
+
+describe('a node hearing a peer ahead beyond what the leases believe', () => {
+  it('gives its leases up, takes none and says so in its roll call while it hears it; takes again once it is silent two lease lengths', async () => {
+    // That peer reads this node's leases by their own expiry (its clock says they ended long ago) and takes
+    // them while this node, by its own clock, still works them: both would deliver the same queue.
+    const clock = new FakeClock();
+    const { leases, rollCall, published } = leasesOnStubs(clock, recordingLogger().logger);
+    running.push(leases);
+    const q = { recipientDipId: 'SUP0000001', channel: 'IF-021' };
+    const lost: string[] = [];
+    leases.onLost((queue) => void lost.push(queue.channel));
+    expect(await leases.acquire(q)).toBe(true);
+    rollCall('ahead', clock.now() + 5 * settings.ttlMs + 1_000);
+    expect(leases.holds(q)).toBe(false);
+    expect(lost).toEqual(['IF-021']);
+    expect(await leases.acquire(q)).toBe(false);
+    await clock.advance(2_000);
+    const said = JSON.parse(published.filter((p) => p.subject === 'dip.nodes').at(-1)!.data) as { taking: boolean };
+    expect(said.taking, 'its roll call: it takes no queue').toBe(false);
+    // Behind beyond the cap is no reason to yield (a receiver that stalls only makes a peer look behind).
+    rollCall('far-behind', clock.now() - 5 * settings.ttlMs - 1_000);
+    await clock.advance(2 * settings.ttlMs);
+    expect(await leases.acquire(q), 'the peer ahead silent two lease lengths').toBe(true);
+  });
+});
+
+describe('clock skew between nodes, as the operator on call sees it', () => {
+  // Before, a peer's clock offset showed only in a log line: not in GET /admin/health, no metric, no alarm.
+  it('raises clock-skew (operators, warning) once a peer is beyond the allowance, since the first evaluation that found it, and resolves it when the peer is back within', async () => {
+    const clock = new FakeClock();
+    const { leases, rollCall } = leasesOnStubs(clock, recordingLogger().logger);
+    running.push(leases);
+    const alarms = clockSkewAlarms(() => leases.clockOffset(), clock, 'this-node');
+    rollCall('peer', clock.now() - 900);
+    expect(await alarms(), 'within the 1 s allowance').toEqual([]);
+    // Past the -0.9 s sample's window (a lease length: the estimate is the largest sample within it).
+    await clock.advance(7_000);
+    rollCall('peer', clock.now() - 3_000);
+    const raisedAt = clock.now();
+    const raised = await alarms();
+    expect(raised).toEqual([
+      {
+        key: 'clock-skew:this-node',
+        rule: 'clock-skew',
+        participant: null,
+        summary: expect.stringMatching(/^the clock of node peer is 3000 ms behind this node's on node this-node, beyond the 1000 ms the queue leases allow for: /),
+        since: raisedAt,
+      },
+    ]);
+    expect(OPERATOR_RULES.has('clock-skew')).toBe(true);
+    expect(alarmSeverity(raised[0]!)).toBe('warning');
+    await clock.advance(2_000);
+    rollCall('peer', clock.now() - 3_000);
+    expect((await alarms())[0]?.since, 'kept while it holds').toBe(raisedAt);
+    // NTP fixed: the largest sample is within the allowance at once.
+    await clock.advance(2_000);
+    rollCall('peer', clock.now() - 50);
+    expect(await alarms()).toEqual([]);
+  });
+
+  it('a peer beyond what the leases believe raises it too, saying which node works the queues', async () => {
+    const clock = new FakeClock();
+    const { leases, rollCall } = leasesOnStubs(clock, recordingLogger().logger);
+    running.push(leases);
+    rollCall('far-behind', clock.now() - 45_000);
+    const [c] = await clockSkewAlarms(() => leases.clockOffset(), clock)();
+    expect(c).toMatchObject({ key: 'clock-skew', summary: expect.stringMatching(/45000 ms behind .*beyond what the leases believe .*this node takes that node's queues, and that node works none while it hears this one/) });
+  });
+
+  it('dip_cluster_clock_offset_seconds is the largest offset either way, 0 when no peer is heard', async () => {
+    const clock = new FakeClock();
+    const { leases, rollCall } = leasesOnStubs(clock, recordingLogger().logger);
+    running.push(leases);
+    const metrics = new DipMetrics(async () => []);
+    metrics.watchClockOffset(() => leases.clockOffset());
+    const value = async () => (await metrics.registry.getSingleMetric('dip_cluster_clock_offset_seconds')?.get())?.values[0]?.value;
+    expect(await value()).toBe(0);
+    rollCall('ahead', clock.now() + 1_500);
+    rollCall('behind', clock.now() - 2_500);
+    expect(await value()).toBe(2.5);
+  });
+
+  it("GET /admin/health's coordination names the peer furthest off (null before any roll call); absent in one process", async () => {
+    const clock = new FakeClock();
+    const { leases, rollCall } = leasesOnStubs(clock, recordingLogger().logger);
+    running.push(leases);
+    const health = async (clockOffset?: () => ReturnType<typeof leases.clockOffset>) => {
+      const app = Fastify();
+      await app.register(queueRoutes, {
+        health: () => ({ state: 'ok' }),
+        coordination: () => ({ state: 'ok' }),
+        ...(clockOffset ? { clockOffset } : {}),
+        notReady: () => null,
+        delivery: { status: () => [], resume: () => false },
+        backlog: async () => [],
+        queueState: async () => ({ headSeq: 0 }),
+        archive: { attempts: async () => [] },
+        logger: pino({ level: 'silent' }),
+      });
+      try {
+        const res = await app.inject({ method: 'GET', url: '/admin/health' });
+        expect(res.statusCode).toBe(200);
+        return res.json<{ coordination: Record<string, unknown> }>().coordination;
+      } finally {
+        await app.close();
+      }
+    };
+    expect(await health(() => leases.clockOffset())).toEqual({ state: 'ok', peerClock: null });
+    rollCall('behind', clock.now() - 2_500);
+    expect(await health(() => leases.clockOffset())).toEqual({ state: 'ok', peerClock: { node: 'behind', offsetMs: -2_500, allowanceMs: 1_000, believed: true } });
+    expect(await health()).toEqual({ state: 'ok' });
+  });
+});
+
+describe('the log while the leases bucket does not answer', () => {
+  it('warns once when claims start failing, then at most once a minute with a count, and once when they succeed again', async () => {
+    // Three queues with work, a claim pass every 3 s, NATS away for 2 min: before, a warning per queue
+    // per pass (120 lines).
+    const clock = new FakeClock();
+    const { logger, logged } = recordingLogger();
+    const { leases, bucket } = leasesOnStubs(clock, logger);
+    running.push(leases);
+    const queues = ['IF-021', 'IF-022', 'IF-023'].map((channel) => ({ recipientDipId: 'SUP0000001', channel }));
+    bucket.state.down = true;
+    const start = clock.now();
+    while (clock.now() - start < 120_000) {
+      for (const q of queues) expect(await leases.acquire(q)).toBe(false);
+      await clock.advance(3_000);
+    }
+    const claims = logged.filter((l) => /could not claim a queue lease/.test(l.msg));
+    expect(claims.map((l) => l.level), 'at the start and a minute later').toEqual(['warn', 'warn']);
+    expect(claims[1]!.obj.failures, 'the failures since the first warning').toBeGreaterThan(50);
+    bucket.state.down = false;
+    expect(await leases.acquire(queues[0]!)).toBe(true);
+    expect(await leases.acquire(queues[1]!)).toBe(true);
+    const back = logged.filter((l) => /queue leases can be claimed again/.test(l.msg));
+    expect(back).toHaveLength(1);
+    expect(back[0]).toMatchObject({ level: 'info', obj: { failures: 120 } });
+  });
+
+  it('the alarm notifier lease warns once while it cannot be read, not at every alarm evaluation', async () => {
+    const clock = new FakeClock();
+    const { logger, logged } = recordingLogger();
+    const bucket = stubBucket();
+    const notifier = new NatsAlarmNotifierLease(bucket.kv, bucket.kv, async () => {}, 'this-node', clock, settings, logger);
+    running.push(notifier);
+    bucket.state.down = true;
+    for (let i = 0; i < 20; i++) {
+      expect(await notifier.turn()).toBeNull();
+      await clock.advance(2_000);
+    }
+    expect(logged.filter((l) => /alarm notifier lease could not be read/.test(l.msg))).toHaveLength(1);
+  });
+});
