@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `dip` command (npm link / npx / the published package): runs the compiled build in dist/ when
 // there is one (npm run build; the published package ships only that), else the TypeScript sources
-// through tsx, as `npm run dip` does.
+// through tsx, as `npm run dip` does (node --import tsx).
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 

@@ -154,6 +154,32 @@ describe.each(backends)('an operator withdraws a publication ($name)', ({ storag
     expect(await notices(other)).toEqual([]);
   });
 
+  it('tells a withdrawal to the recipients told of the publication: not to one that joined the channel since, and still to one that left it', async () => {
+    const leaver = await t.participant('SUP0000008', ['SUP']);
+    const published = await publish({ type: 'Membership', version: '1', format: 'csv' });
+    expect(published.status).toBe(201);
+    await waitFor(async () => (await notices(leaver)).some((n) => n.publicationID === published.id), 10_000, "the leaver's availability notice");
+    // Taken by the leaver: what it holds is that notice (and perhaps the bytes it named).
+    const taken = await leaver.client.pull('REP-002', leaver.dipId, 100);
+    expect((await leaver.client.ack('REP-002', leaver.dipId, taken.lastSeq!)).status).toBe(200);
+    // After the availability notice: one participant joins the channel, another leaves it (its role revoked).
+    const joiner = await t.participant('SUP0000009', ['SUP']);
+    const row = (await t.dip.backend.registry.participants()).find((r) => r.participant.dipId === leaver.dipId)!;
+    await t.dip.backend.registry.upsertParticipant({ ...row.participant, roles: ['ADS'] }, null);
+    await waitFor(async () => (await leaver.client.pull('REP-002', leaver.dipId, 1)).status === 403, 10_000, 'the leaver no longer receiving on REP-002');
+
+    expect((await admin('POST', `/admin/publications/${published.id}/withdraw`, { reason: 'the wrong month' })).status).toBe(200);
+    await waitFor(async () => (await withdrawalsOf(sup, published.id)).length === 1, 10_000, "a recipient's withdrawal notice");
+    // Never to the one that joined after it (its notices are appended with SUP's, in one batch): it was told of no such publication.
+    expect(await notices(joiner)).toEqual([]);
+    // Sent to the one that left, as it holds the availability notice: it can no longer be delivered there, so
+    // delivery dead-letters it (as every message queued for a participant that left a channel) and the
+    // publisher learns by a status message who could not be told.
+    const deadLetters = async () => ((await admin('GET', `/admin/dead-letters?recipient=${leaver.dipId}`)).body as Array<{ queue: { channel: string }; senderUniqueReference: string; detail: string }>).filter((d) => d.queue.channel === 'REP-002');
+    await waitFor(async () => (await deadLetters()).length === 1, 10_000, "the leaver's withdrawal notice, dead-lettered");
+    expect((await deadLetters()).map((d) => [d.senderUniqueReference, d.detail])).toEqual([[`PUB-${published.id}-WITHDRAWN`, expect.stringMatching(/no longer receives on REP-002/)]]);
+  });
+
   it('lets the publisher withdraw its own publication on the participant API: the same withdrawal, journalled as the publisher, its recipients told; to anyone else it is an unknown ID', async () => {
     const vas2 = await t.participant('VAS0000002', ['VAS']);
     const mine = await publish({ type: 'WrongFile', version: '1', format: 'csv' });

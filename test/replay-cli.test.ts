@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +7,7 @@ import { DipClient, ReplayInterrupted, type DipAnswer } from '../src/client/dip-
 import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 import { cliRuns } from './helpers/cli-budget.js';
+import { profileDir, runDip } from './helpers/dip-cli.js';
 
 type Json = Record<string, any>;
 
@@ -36,15 +36,6 @@ function capture() {
       },
     },
   };
-}
-
-/** Runs the `dip` command line in its own process, as a participant would. */
-function dip(env: Record<string, string>, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { env: { ...process.env, ...env }, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
 }
 
 describe('replaying more than a page', () => {
@@ -82,24 +73,20 @@ describe('replaying more than a page', () => {
   });
 
   it('`dip replay` writes every match as one JSON array and says on stderr how many pages and messages', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'opendip-profile-'));
-    writeFileSync(join(dir, 'key.pem'), sup.credentials.keyPem);
-    writeFileSync(join(dir, 'cert.pem'), sup.credentials.certPem);
-    writeFileSync(join(dir, 'api-key'), sup.apiKey);
-    writeFileSync(join(dir, 'dip-url'), t.dip.url);
-    const run = await dip({ DIP_DATA_DIR: t.config.dataDir }, 'replay', '--as', dir, '--channel', 'IF-021', '--from', FROM, '--to', TO);
+    const dir = profileDir(sup, t.dip.url);
+    const run = await runDip({ DIP_DATA_DIR: t.config.dataDir }, 'replay', '--as', dir, '--channel', 'IF-021', '--from', FROM, '--to', TO);
     expect(run.code, run.stderr).toBe(0);
     const written = JSON.parse(run.stdout) as Json[];
     expect(written.map((m) => m.originalTransactionID)).toEqual(originals);
     expect(run.stderr).toMatch(/replay: 1050 message\(s\) in 2 page\(s\)/);
     // --out: the same array in a file, nothing on stdout.
     const file = join(dir, 'replayed.json');
-    const toFile = await dip({ DIP_DATA_DIR: t.config.dataDir }, 'replay', '--as', dir, '--channel', 'IF-021', '--from', FROM, '--to', TO, '--out', file);
+    const toFile = await runDip({ DIP_DATA_DIR: t.config.dataDir }, 'replay', '--as', dir, '--channel', 'IF-021', '--from', FROM, '--to', TO, '--out', file);
     expect(toFile.code, toFile.stderr).toBe(0);
     expect(toFile.stdout).toBe('');
     expect((JSON.parse(readFileSync(file, 'utf8')) as Json[]).map((m) => m.originalTransactionID)).toEqual(originals);
     // --continue continues the exact request: it needs the first run's window, not "the last 24 h".
-    const vague = await dip({ DIP_DATA_DIR: t.config.dataDir }, 'replay', '--as', dir, '--channel', 'IF-021', '--continue', '00000000-0000-8000-8000-000000000000');
+    const vague = await runDip({ DIP_DATA_DIR: t.config.dataDir }, 'replay', '--as', dir, '--channel', 'IF-021', '--continue', '00000000-0000-8000-8000-000000000000');
     expect(vague.code).toBe(1);
     expect(vague.stderr).toMatch(/--continue needs the --from and --to/);
   }, cliRuns(3).timeout);

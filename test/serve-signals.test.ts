@@ -86,12 +86,13 @@ describe('npm start on SIGTERM and SIGINT', () => {
     }
   });
 
-  async function npmStart(config = '') {
+  /** `npm start` by default; `npm run dip -- serve` with `script` (the same DIP through the dip script). */
+  async function npmStart(config = '', script: string[] = ['start']) {
     const dataDir = mkdtempSync(join(tmpdir(), 'opendip-signals-'));
     if (config) writeFileSync(join(dataDir, 'dip.config.yaml'), config);
     const adminPort = await freePort();
     // Its own process group, as a terminal's foreground job: a Ctrl-C reaches every process in it.
-    const child = spawn('npm', ['start'], {
+    const child = spawn('npm', script, {
       detached: true,
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, npm_config_update_notifier: 'false', DIP_DATA_DIR: dataDir, DIP_PORT: String(await freePort()), DIP_HOST: '127.0.0.1', DIP_ADMIN_PORT: String(adminPort), DIP_PORTAL_PORT: '0', DIP_WORKERS: '1', DIP_INGEST_THREADS: '0', DIP_LOG_LEVEL: 'warn' },
@@ -138,6 +139,15 @@ describe('npm start on SIGTERM and SIGINT', () => {
       await expect(new Promise((resolve, reject) => connect({ host: '127.0.0.1', port: dip.adminPort }, () => resolve('connected')).once('error', (e: { code?: string }) => reject(new Error(e.code))))).rejects.toThrow('ECONNREFUSED');
     }, startTimeout);
   }
+
+  it('exits 0 within the drain and a bound on SIGTERM to npm under `npm run dip -- serve` too', async () => {
+    // The dip script ran the tsx command under `sh -c`, as start once did: npm exited 143 at once.
+    const dip = await npmStart('', ['run', 'dip', '--', 'serve']);
+    const sent = performance.now();
+    dip.child.kill('SIGTERM');
+    const { code, at } = await dip.exited;
+    expect([code, at - sent < drainMs + 15_000]).toEqual([0, true]);
+  }, startTimeout);
 
   it('stops at once, 130, on a second Ctrl-C during the drain', async () => {
     // A drain of a minute: the second Ctrl-C is told from the drain's end by far.

@@ -4,9 +4,9 @@ import type { Compression, PublicationOwed, PublicationQuery, PublicationRecord,
 export const PUBLICATION_COLUMNS = `id, channel, publication_type AS "publicationType", version, publisher_dip_id AS "publisherDipId",
   effective_from AS "effectiveFrom", effective_to AS "effectiveTo", format, compression, file_name AS "fileName", description,
   public, size, sha256, published_at AS "publishedAt", recipients,
-  withdrawn_at AS "withdrawnAt", withdrawn_by AS "withdrawnBy", withdrawn_reason AS "withdrawnReason"`;
+  withdrawn_at AS "withdrawnAt", withdrawn_by AS "withdrawnBy", withdrawn_reason AS "withdrawnReason", notice_recipients AS "noticeRecipients"`;
 
-export interface PublicationRow extends Omit<PublicationRecord, 'public' | 'compression' | 'recipients' | 'withdrawn'> {
+export interface PublicationRow extends Omit<PublicationRecord, 'public' | 'compression' | 'recipients' | 'withdrawn' | 'noticeRecipients'> {
   /** 0/1 in SQLite, a boolean in PostgreSQL. */
   public: number | boolean;
   compression: string;
@@ -15,10 +15,12 @@ export interface PublicationRow extends Omit<PublicationRecord, 'public' | 'comp
   withdrawnAt: number | null;
   withdrawnBy: string | null;
   withdrawnReason: string | null;
+  /** A JSON array of DIP IDs, or null (PublicationRecord.noticeRecipients). */
+  noticeRecipients: string | null;
 }
 
 export function publicationRecord(r: PublicationRow): PublicationRecord {
-  const { withdrawnAt, withdrawnBy, withdrawnReason, ...rest } = r;
+  const { withdrawnAt, withdrawnBy, withdrawnReason, noticeRecipients, ...rest } = r;
   // Only a withdrawn record carries the field: a live one reads as it was written.
   const withdrawn: PublicationWithdrawal | null = withdrawnAt === null ? null : { at: Number(withdrawnAt), by: withdrawnBy ?? '', reason: withdrawnReason ?? '' };
   return {
@@ -27,6 +29,8 @@ export function publicationRecord(r: PublicationRow): PublicationRecord {
     compression: r.compression as Compression,
     recipients: r.recipients === null ? null : (JSON.parse(r.recipients) as string[]),
     ...(withdrawn ? { withdrawn } : {}),
+    // Likewise: a record whose notice was never claimed reads as it was written.
+    ...(noticeRecipients === null ? {} : { noticeRecipients: JSON.parse(noticeRecipients) as string[] }),
   };
 }
 
@@ -47,8 +51,18 @@ export function withdrawalOwed(noticeQueued: boolean | number, withdrawalNoticeQ
   return noticeQueued === true || noticeQueued === 1 ? 'owed' : 'after-availability';
 }
 
-/** Claims the availability notice of a publication not withdrawn (placeholders: at, id). */
-export const CLAIM_NOTICE = (param: (i: number) => string): string => `UPDATE publications SET notice_claimed_at = ${param(1)} WHERE id = ${param(2)} AND withdrawn_at IS NULL`;
+/**
+ * Claims the availability notice of a publication not withdrawn (placeholders, in the order written, as `?`
+ * needs: at, the recipients as claimRecipients wrote them from what the row held (the caller reads it in the
+ * same transaction, locked), id).
+ */
+export const CLAIM_NOTICE = (param: (i: number) => string): string =>
+  `UPDATE publications SET notice_claimed_at = ${param(1)}, notice_recipients = ${param(2)} WHERE id = ${param(3)} AND withdrawn_at IS NULL`;
+
+/** The recipients a claim records: those of earlier claims (`held`, a JSON array or null) and `sent`, once each, sorted. */
+export function claimRecipients(held: string | null, sent: readonly string[]): string {
+  return JSON.stringify([...new Set([...(held === null ? [] : (JSON.parse(held) as string[])), ...sent])].sort());
+}
 
 /**
  * Takes back a claim (placeholders: id, at) whose append failed, so that a later pass may claim it again.
@@ -64,12 +78,14 @@ export const RELEASE_NOTICE = (param: (i: number) => string, no: string): string
 /**
  * What noticeQueued sets and awaitingNotice reads, by notice: the availability notice's flag (false from the
  * insert), or the withdrawal notice's (NULL until withdrawn, false from then until queued; NULL in the rows
- * withdrawn before withdrawal notices were sent, which none is owed). `no`: the store's false.
+ * withdrawn before withdrawal notices were sent, which none is owed). `no`: the store's false; `also`: what
+ * else noticeQueued sets, after the flag.
  */
-export function noticeColumns(notice: PublicationOwed = 'availability', no: string): { column: string; awaiting: string; at: string } {
-  if (notice === 'availability') return { column: 'notice_queued', awaiting: `notice_queued = ${no} AND withdrawn_at IS NULL`, at: 'published_at' };
+export function noticeColumns(notice: PublicationOwed = 'availability', no: string): { column: string; awaiting: string; at: string; also: string } {
+  // An availability notice queued unclaimed went to nobody (claimNotice records those it went to).
+  if (notice === 'availability') return { column: 'notice_queued', awaiting: `notice_queued = ${no} AND withdrawn_at IS NULL`, at: 'published_at', also: `, notice_recipients = COALESCE(notice_recipients, '[]')` };
   const column = notice === 'withdrawal' ? 'withdrawal_notice_queued' : 'withdrawal_journalled';
-  return { column, awaiting: `${column} = ${no}`, at: 'withdrawn_at' };
+  return { column, awaiting: `${column} = ${no}`, at: 'withdrawn_at', also: '' };
 }
 export const withdrawalValues = (id: string, w: PublicationWithdrawal): unknown[] => [w.at, w.by, w.reason, id];
 

@@ -408,6 +408,20 @@ program
     await finish(profile.client, answer.status, answer.body);
   });
 
+const publication = program.command('publication').description('large publications (Pattern B), as their publisher');
+publication
+  .command('withdraw')
+  .description('withdraw a publication you published (the wrong file, the wrong channel): its bytes are removed, every download is answered 410 with the reason, and those told of it are sent a withdrawal notice')
+  .requiredOption('--as <dir>', 'participant credentials folder (its publisher)')
+  .requiredOption('--channel <id>', 'its channel, e.g. REP-002')
+  .requiredOption('--reason <text>', 'why, 1 to 500 characters: said in every later 410 and in the withdrawal notice')
+  .argument('<publication-id>', 'the publicationID its publish answered')
+  .action(async (id: string, o: { as: string; channel: string; reason: string }) => {
+    const profile = openProfile(o.as, loadConfig());
+    const answer = await profile.client.withdrawPublication(o.channel, id, o.reason);
+    await finish(profile.client, answer.status, answer.body);
+  });
+
 /** The catalogue a DIP of this configuration runs: the one imported into its data folder, else the bundled one. */
 function catalogueInForce(): Catalogue {
   const imported = importedCatalogueFile(loadConfig().dataDir);

@@ -40,6 +40,13 @@ function messageRequest(f: ReplayFilter): object {
   return { datetimeFrom: null, datetimeTo: null, eventCode: null, MPAN: null, version: null, ...f };
 }
 
+/** A publication as a withdrawal answers it (the API's metadata, `withdrawn` saying who, when and why). */
+export interface WithdrawnPublication {
+  publicationID: string;
+  withdrawn: { at: string; by: string; reason: string };
+  [field: string]: unknown;
+}
+
 /** The header a 206 replay answer names the next page in, and the next request sends back (README "Replay and requeue at scale"). */
 export { CONTINUATION_HEADER };
 
@@ -226,6 +233,17 @@ export class DipClient {
       },
     });
     return this.answer(res);
+  }
+
+  /**
+   * Withdraws a publication this participant published (the wrong file, or the wrong channel): POST
+   * /dip-channel/{id}/publications/{publication-id}/withdraw, an OpenDIP route. `reason` (1 to 500
+   * characters) is said in every later 410 and in the withdrawal notice its recipients are sent. 200: the
+   * StandardResponse with the publication as it now is; 404 for an ID that is not one of its own; 409 when
+   * withdrawn already.
+   */
+  withdrawPublication(channel: string, publicationId: string, reason: string): Promise<DipAnswer<StandardResponse & { publication?: WithdrawnPublication }>> {
+    return this.call('POST', `/dip-channel/${channel}/publications/${encodeURIComponent(publicationId)}/withdraw`, JSON.stringify({ reason }));
   }
 
   /** A signed GET whose body is streamed to the caller (a publication's content): status, headers and the body stream. */

@@ -244,7 +244,7 @@ export class Publications {
    * on another node had just notified; and a 503 would have it sent again. So: done, the notice to follow.
    */
   private async tell(kind: PublicationNotice, channel: Channel, publisher: Pick<Participant, 'dipId' | 'roles'>, record: PublicationRecord): Promise<{ transactionId: string | null; notice: 'queued' | 'pending'; recipients: string[]; queues: QueueRef[] }> {
-    const recipients = this.recipients(channel, publisher, record.recipients);
+    const recipients = this.noticeRecipients(kind, channel, publisher, record);
     const batch = this.notice(kind, channel, publisher, record, recipients);
     let transactionId = batch.messages[0]!.transactionId;
     if (recipients.length > 0) {
@@ -269,12 +269,14 @@ export class Publications {
    * Appends a notice; an availability notice only once claimed (PublicationIndex.claimNotice), atomically
    * with any withdrawal: 'withdrawn' when the publication is, and the notice is not appended. So a pass on
    * another node that read the record before its withdrawal cannot queue "available" after "withdrawn", and
-   * a withdrawal made while the notice is appended is told after it. A failed append takes its claim back.
+   * a withdrawal made while the notice is appended is told after it. The claim records the notice's
+   * recipients, durably before it is appended: its withdrawal goes to them. A failed append takes its claim
+   * back (not its recipients: the append may have committed).
    */
   private async append(kind: PublicationNotice, record: PublicationRecord, batch: AcceptedBatch): Promise<Awaited<ReturnType<MessageLog['append']>> | 'withdrawn'> {
     if (kind !== 'availability') return this.log.append(batch);
     const at = this.clock.now();
-    if (!(await this.index.claimNotice(record.id, at))) return 'withdrawn';
+    if (!(await this.index.claimNotice(record.id, at, batch.messages[0]!.recipients))) return 'withdrawn';
     try {
       return await this.log.append(batch);
     } catch (err) {
@@ -350,7 +352,7 @@ export class Publications {
           continue;
         }
         const publisher = this.publisherOf(record);
-        const recipients = this.recipients(channel, publisher, record.recipients);
+        const recipients = this.noticeRecipients(notice, channel, publisher, record);
         try {
           const appended = recipients.length > 0 ? await this.append(notice, record, this.notice(notice, channel, publisher, record, recipients, this.clock.now())) : undefined;
           // Withdrawn since it was read (on any node): its recipients were never told of it, and are not now.
@@ -455,7 +457,7 @@ export class Publications {
   private async tellWithdrawal(owed: WithdrawalNoticeOwed, after: PublicationRecord): Promise<Pick<WithdrawOutcome, 'notice' | 'recipients' | 'queues'>> {
     if (owed === 'none') return { notice: 'none', recipients: [], queues: [] };
     const channel = this.settings.channel(after.channel);
-    if (!channel || owed === 'after-availability') return { notice: 'pending', recipients: channel ? this.recipients(channel, this.publisherOf(after), after.recipients) : [], queues: [] };
+    if (!channel || owed === 'after-availability') return { notice: 'pending', recipients: channel ? this.noticeRecipients('withdrawal', channel, this.publisherOf(after), after) : [], queues: [] };
     return this.tell('withdrawal', channel, this.publisherOf(after), after);
   }
 
@@ -504,6 +506,22 @@ export class Publications {
       removed += 1;
     }
     return removed;
+  }
+
+  /**
+   * Who a notice goes to. The availability notice: the channel's recipients now (recipients()). Its
+   * withdrawal: exactly those the availability notice was sent to (recorded by its claim), not the channel's
+   * recipients of the day: one that joined the channel since was told of no such publication, and one that
+   * left it since still holds the notice (delivery dead-letters what it can no longer be given there, and its
+   * publisher is told by a status message, as for any message). Of those, not one since offboarded or removed
+   * (it has no queue to be told in), nor on pattern 2 one with no key left to encrypt to (its copy could not
+   * be made). A record from before the recipients were recorded: the channel's recipients now, as then.
+   */
+  private noticeRecipients(kind: PublicationNotice, channel: Channel, publisher: Pick<Participant, 'dipId'>, record: PublicationRecord): string[] {
+    const told = record.noticeRecipients;
+    if (kind === 'availability' || told === undefined || told === null) return this.recipients(channel, publisher, record.recipients);
+    const registered = new Set(this.registry.participants().map((p) => p.dipId));
+    return told.filter((id) => registered.has(id) && this.settings.reachable(channel, id));
   }
 
   /**

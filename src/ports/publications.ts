@@ -50,6 +50,12 @@ export interface PublicationRecord extends PublicationMetadata {
   publishedAt: number;
   /** Set once an operator or its publisher withdrew it: listed nowhere, downloaded by nobody (410), its version not reused. */
   withdrawn?: PublicationWithdrawal | null;
+  /**
+   * Who its availability notice was sent to (PublicationIndex.claimNotice records them): its withdrawal
+   * notice goes to exactly them, not to the channel's recipients of the day. Absent until its notice is
+   * claimed or queued, and in records whose notice was queued before they were recorded (2026-12-05).
+   */
+  noticeRecipients?: string[] | null;
 }
 
 export interface PublicationQuery {
@@ -117,17 +123,20 @@ export interface PublicationIndex {
    */
   withdraw(id: string, withdrawal: PublicationWithdrawal): Promise<{ record: PublicationRecord; notice: WithdrawalNoticeOwed } | undefined>;
   /**
-   * Claims, durably, the right to append the publication's availability notice, unless it is withdrawn:
-   * false when it is (or there is no such publication). Atomic with withdraw(): a withdrawal after the
-   * claim owes the withdrawal notice, after the availability; one before it, a failed claim, owes neither.
+   * Claims, durably, the right to append the publication's availability notice to `recipients`, unless it
+   * is withdrawn: false when it is (or there is no such publication). Atomic with withdraw(): a withdrawal
+   * after the claim owes the withdrawal notice, after the availability; one before it, a failed claim, owes
+   * neither. The recipients join those of earlier claims (noticeRecipients): an append whose claim was
+   * taken back may have committed, its answer lost, so whoever it named may have been told.
    */
-  claimNotice(id: string, at: number): Promise<boolean>;
+  claimNotice(id: string, at: number, recipients: readonly string[]): Promise<boolean>;
   /** Takes back the claim made `at` whose append failed, unless the notice is recorded as queued or claimed again since. */
   releaseNotice(id: string, at: number): Promise<void>;
   /**
    * Records, durably, that the publication's notice (its availability, or its withdrawal) is in the message
    * log. insert() and withdraw() leave it unrecorded: the record and the notice are two writes, and a crash
-   * between them must not lose the notice.
+   * between them must not lose the notice. An availability notice queued with no claim (it had no recipient)
+   * records its recipients as none.
    */
   noticeQueued(id: string, notice?: PublicationOwed): Promise<void>;
   /**

@@ -65,8 +65,8 @@ export function publicationIndexContract(name: string, open: BackendFactory): vo
       await ctx.backend.close();
       const index = (await ctx.reopen()).publications;
       expect(await awaiting(21)).toEqual([newer.id]);
-      // Marked or not, it is listed and read as before.
-      expect(await index.get(older.id)).toEqual(older);
+      // Marked or not, it is listed and read as before (marked with no claim: its notice went to nobody).
+      expect(await index.get(older.id)).toEqual({ ...older, noticeRecipients: [] });
       expect((await index.find({ publicationType: older.publicationType, from: 10, to: 20, limit: 10 })).map((p) => p.id)).toEqual([newer.id, older.id]);
     });
 
@@ -149,9 +149,9 @@ export function publicationIndexContract(name: string, open: BackendFactory): vo
       const w = { at: 1_800_000_000_000, by: 'operator:alice', reason: 'wrong channel' };
       const [untold, claimed, released, queued] = ['U', 'C', 'R', 'Q'].map((k) => publication({ publicationType: `${k}${randomBytes(3).toString('hex')}` }));
       for (const p of [untold!, claimed!, released!, queued!]) await index.insert(p);
-      expect(await index.claimNotice(claimed!.id, 1)).toBe(true);
-      expect(await index.claimNotice(released!.id, 2)).toBe(true);
-      await index.claimNotice(queued!.id, 3);
+      expect(await index.claimNotice(claimed!.id, 1, ['SUP0000001'])).toBe(true);
+      expect(await index.claimNotice(released!.id, 2, ['SUP0000001'])).toBe(true);
+      await index.claimNotice(queued!.id, 3, ['SUP0000001']);
       await index.noticeQueued(queued!.id);
       expect((await index.withdraw(untold!.id, w))?.notice).toBe('none');
       expect((await index.withdraw(claimed!.id, w))?.notice).toBe('after-availability');
@@ -159,7 +159,7 @@ export function publicationIndexContract(name: string, open: BackendFactory): vo
       expect((await index.withdraw(queued!.id, w))?.notice).toBe('owed');
       // Withdrawn: no claim is taken. A claim whose append failed is taken back, and its withdrawal notice
       // stays owed: the append may have committed with its answer lost, and "available" reached recipients.
-      expect(await index.claimNotice(untold!.id, 4)).toBe(false);
+      expect(await index.claimNotice(untold!.id, 4, ['SUP0000001'])).toBe(false);
       await index.releaseNotice(released!.id, 2);
       const awaitingWithdrawal = (await index.awaitingNotice(Number.MAX_SAFE_INTEGER, 1000, 'withdrawal')).map((r) => r.id);
       expect([untold, claimed, released, queued].map((p) => awaitingWithdrawal.includes(p!.id))).toEqual([false, true, true, true]);
@@ -168,6 +168,29 @@ export function publicationIndexContract(name: string, open: BackendFactory): vo
       expect(await unjournalled()).toEqual(expect.arrayContaining([untold!.id, claimed!.id, released!.id, queued!.id]));
       await index.noticeQueued(untold!.id, 'withdrawal-journal');
       expect(await unjournalled()).not.toContain(untold!.id);
+    });
+
+    it("records who the availability notice went to: each claim's recipients joining the earlier ones', none when queued unclaimed, and keeps them through the withdrawal", async () => {
+      const index = ctx.backend.publications;
+      const [claimed, unclaimed, untold] = ['A', 'N', 'U'].map((k) => publication({ publicationType: `${k}${randomBytes(3).toString('hex')}` }));
+      for (const p of [claimed!, unclaimed!, untold!]) await index.insert(p);
+      expect((await index.get(claimed!.id))?.noticeRecipients).toBeUndefined();
+      expect(await index.claimNotice(claimed!.id, 1, ['SUP0000002', 'SUP0000001'])).toBe(true);
+      // Taken back, then claimed again for other recipients: the first append may have committed, its answer lost.
+      await index.releaseNotice(claimed!.id, 1);
+      expect(await index.claimNotice(claimed!.id, 2, ['SUP0000003', 'SUP0000001'])).toBe(true);
+      await index.noticeQueued(claimed!.id);
+      expect((await index.get(claimed!.id))?.noticeRecipients).toEqual(['SUP0000001', 'SUP0000002', 'SUP0000003']);
+      // Queued with no recipient (no claim): it went to nobody.
+      await index.noticeQueued(unclaimed!.id);
+      expect((await index.get(unclaimed!.id))?.noticeRecipients).toEqual([]);
+      const w = { at: 1_800_000_000_000, by: 'operator:alice', reason: 'wrong channel' };
+      expect((await index.withdraw(claimed!.id, w))?.record.noticeRecipients).toEqual(['SUP0000001', 'SUP0000002', 'SUP0000003']);
+      expect((await index.awaitingNotice(Number.MAX_SAFE_INTEGER, 1000, 'withdrawal')).find((r) => r.id === claimed!.id)?.noticeRecipients).toEqual(['SUP0000001', 'SUP0000002', 'SUP0000003']);
+      // A claim refused (withdrawn) records nobody.
+      await index.withdraw(untold!.id, w);
+      expect(await index.claimNotice(untold!.id, 3, ['SUP0000001'])).toBe(false);
+      expect((await index.get(untold!.id))?.noticeRecipients).toBeUndefined();
     });
 
     it('offers only superseded versions older than the cut-off to retention, and removes them', async () => {

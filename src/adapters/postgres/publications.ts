@@ -1,5 +1,5 @@
 import type { InsertOutcome, PublicationIndex, PublicationOwed, PublicationQuery, PublicationRecord, PublicationWithdrawal, WithdrawalNoticeOwed } from '../../ports/publications.js';
-import { PUBLICATION_COLUMNS, PUBLICATION_INSERT_COLUMNS, publicationFilter, publicationRecord, publicationValues, noticeColumns, SUPERSEDED, WITHDRAW, withdrawalOwed, withdrawalValues, CLAIM_NOTICE, RELEASE_NOTICE, type PublicationRow } from '../publication-row.js';
+import { PUBLICATION_COLUMNS, PUBLICATION_INSERT_COLUMNS, publicationFilter, publicationRecord, publicationValues, noticeColumns, SUPERSEDED, WITHDRAW, withdrawalOwed, withdrawalValues, CLAIM_NOTICE, RELEASE_NOTICE, claimRecipients, type PublicationRow } from '../publication-row.js';
 import type { PgDatabase } from './database.js';
 
 export class PgPublications implements PublicationIndex {
@@ -62,8 +62,12 @@ export class PgPublications implements PublicationIndex {
     return row && record ? { record, notice: withdrawalOwed(row.n, row.w) } : undefined;
   }
 
-  async claimNotice(id: string, at: number): Promise<boolean> {
-    return (await this.d.tx((c) => c.query(CLAIM_NOTICE((i) => `$${i}`), [at, id]))).rowCount === 1;
+  async claimNotice(id: string, at: number, recipients: readonly string[]): Promise<boolean> {
+    return this.d.tx(async (c) => {
+      // FOR UPDATE: a claim on another node waits, and adds its recipients to these, not in their place.
+      const held = (await c.query<{ r: string | null }>('SELECT notice_recipients AS r FROM publications WHERE id = $1 FOR UPDATE', [id])).rows[0];
+      return held !== undefined && (await c.query(CLAIM_NOTICE((i) => `$${i}`), [at, claimRecipients(held.r, recipients), id])).rowCount === 1;
+    });
   }
 
   async releaseNotice(id: string, at: number): Promise<void> {
@@ -71,7 +75,8 @@ export class PgPublications implements PublicationIndex {
   }
 
   async noticeQueued(id: string, notice?: PublicationOwed): Promise<void> {
-    await this.d.tx((c) => c.query(`UPDATE publications SET ${noticeColumns(notice, 'false').column} = true WHERE id = $1`, [id]));
+    const n = noticeColumns(notice, 'false');
+    await this.d.tx((c) => c.query(`UPDATE publications SET ${n.column} = true${n.also} WHERE id = $1`, [id]));
   }
 
   async awaitingNotice(before: number, limit: number, notice?: PublicationOwed): Promise<PublicationRecord[]> {

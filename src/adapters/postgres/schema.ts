@@ -218,6 +218,10 @@ ALTER TABLE publications ADD COLUMN IF NOT EXISTS notice_claimed_at bigint;
 -- Whether a withdrawal's operator journal entry is written (2026-12-05): false from the withdrawal until it
 -- is (a failed journal write is owed, and written by the pass for missed notices); NULL otherwise.
 ALTER TABLE publications ADD COLUMN IF NOT EXISTS withdrawal_journalled boolean;
+-- Who a publication's availability notice was sent to (2026-12-05), a JSON array recorded by its claim: its
+-- withdrawal notice goes to them. NULL until sent, and in older rows, whose withdrawal goes to the channel's
+-- recipients of the day; no rows rewritten.
+ALTER TABLE publications ADD COLUMN IF NOT EXISTS notice_recipients text;
 -- Who publishes a type on a channel: its first publisher; nobody else may add versions to it.
 CREATE TABLE IF NOT EXISTS publication_types (
   channel text NOT NULL,

@@ -1,5 +1,5 @@
 import type { InsertOutcome, PublicationIndex, PublicationOwed, PublicationQuery, PublicationRecord, PublicationWithdrawal, WithdrawalNoticeOwed } from '../../ports/publications.js';
-import { PUBLICATION_COLUMNS, PUBLICATION_INSERT_COLUMNS, publicationFilter, publicationRecord, publicationValues, noticeColumns, SUPERSEDED, WITHDRAW, withdrawalOwed, withdrawalValues, CLAIM_NOTICE, RELEASE_NOTICE, type PublicationRow } from '../publication-row.js';
+import { PUBLICATION_COLUMNS, PUBLICATION_INSERT_COLUMNS, publicationFilter, publicationRecord, publicationValues, noticeColumns, SUPERSEDED, WITHDRAW, withdrawalOwed, withdrawalValues, CLAIM_NOTICE, RELEASE_NOTICE, claimRecipients, type PublicationRow } from '../publication-row.js';
 import type { SqliteDatabase } from './database.js';
 
 export class SqlitePublications implements PublicationIndex {
@@ -64,8 +64,14 @@ export class SqlitePublications implements PublicationIndex {
     return record && owed ? { record, notice: owed } : undefined;
   }
 
-  async claimNotice(id: string, at: number): Promise<boolean> {
-    return (await this.d.write(() => this.d.db.prepare(CLAIM_NOTICE(() => '?')).run(at, id).changes)) === 1;
+  async claimNotice(id: string, at: number, recipients: readonly string[]): Promise<boolean> {
+    const db = this.d.db;
+    // One write: nothing (a withdrawal, another claim) comes between the read and the update.
+    const changes = await this.d.write(() => {
+      const held = db.prepare<[string], { r: string | null }>('SELECT notice_recipients AS r FROM publications WHERE id = ?').get(id);
+      return held ? db.prepare(CLAIM_NOTICE(() => '?')).run(at, claimRecipients(held.r, recipients), id).changes : 0;
+    });
+    return changes === 1;
   }
 
   async releaseNotice(id: string, at: number): Promise<void> {
@@ -73,7 +79,8 @@ export class SqlitePublications implements PublicationIndex {
   }
 
   async noticeQueued(id: string, notice?: PublicationOwed): Promise<void> {
-    await this.d.write(() => this.d.db.prepare(`UPDATE publications SET ${noticeColumns(notice, '0').column} = 1 WHERE id = ?`).run(id));
+    const n = noticeColumns(notice, '0');
+    await this.d.write(() => this.d.db.prepare(`UPDATE publications SET ${n.column} = 1${n.also} WHERE id = ?`).run(id));
   }
 
   async awaitingNotice(before: number, limit: number, notice?: PublicationOwed): Promise<PublicationRecord[]> {

@@ -164,6 +164,7 @@ CREATE TABLE IF NOT EXISTS publications (
   withdrawal_notice_queued INTEGER, -- 0 from the withdrawal until its notice is in the message log; NULL: not withdrawn, or owed none
   withdrawal_journalled INTEGER, -- 0 from the withdrawal until its operator journal entry is written; NULL: not withdrawn, or before
   notice_claimed_at INTEGER, -- when its availability notice was last claimed for an append (a withdrawal after it owes its notice)
+  notice_recipients TEXT, -- JSON array of the DIP IDs its availability notice was sent to, its withdrawal's; NULL: not yet sent, or sent before they were recorded
   UNIQUE (channel, publication_type, version)
 );
 CREATE INDEX IF NOT EXISTS publications_listing ON publications (channel, publication_type, published_at);
@@ -259,7 +260,8 @@ export function migrate(db: Database.Database): void {
   const publicationColumns = db.prepare<[], { name: string }>('PRAGMA table_info(publications)').all();
   // Its withdrawal notice (2026-12-05): NULL in the rows withdrawn before, whose recipients were owed none.
   // The availability notice's claim (2026-12-05): NULL in older rows (a withdrawal reads notice_queued).
-  for (const [name, type] of [['withdrawn_at', 'INTEGER'], ['withdrawn_by', 'TEXT'], ['withdrawn_reason', 'TEXT'], ['withdrawal_notice_queued', 'INTEGER'], ['notice_claimed_at', 'INTEGER'], ['withdrawal_journalled', 'INTEGER']] as const) {
+  // Its recipients (2026-12-05): NULL in older rows, whose withdrawal goes to the channel's recipients of the day.
+  for (const [name, type] of [['withdrawn_at', 'INTEGER'], ['withdrawn_by', 'TEXT'], ['withdrawn_reason', 'TEXT'], ['withdrawal_notice_queued', 'INTEGER'], ['notice_claimed_at', 'INTEGER'], ['withdrawal_journalled', 'INTEGER'], ['notice_recipients', 'TEXT']] as const) {
     if (!publicationColumns.some((c) => c.name === name)) db.exec(`ALTER TABLE publications ADD COLUMN ${name} ${type}`);
   }
   db.exec('CREATE INDEX IF NOT EXISTS publications_awaiting_notice ON publications (published_at) WHERE notice_queued = 0');
