@@ -3,6 +3,7 @@ import { Catalogue } from '../src/catalogue/catalogue.js';
 import { copyRoles, receivesOn, type ChannelRouting } from '../src/domain/channel.js';
 import type { MessageHeader } from '../src/domain/message.js';
 import type { Participant } from '../src/domain/participant.js';
+import { MSG } from '../src/domain/response-codes.js';
 import { route, type RoutingDirectory } from '../src/domain/routing.js';
 import { channelRouting } from '../src/pipeline/channels.js';
 import { buildIF021 } from '../src/sim/messages.js';
@@ -62,9 +63,34 @@ describe('"always" routing to named participants (spec 5.5.3), the pure decision
     if (!self.ok) expect(self.help).toMatch(/^no recipient: A0\.primaryRecipients names only the sender 2000000001, which never receives its own message, and no participant holds an always-routed role/);
   });
 
-  it('never sends to the sender, skips a name nobody registered, and gives one copy per participant', () => {
-    const d = route(channel({ alwaysParticipants: ['2000000001', '9999999999', '1000000001', '8000000001', '8000000001'] }), header(), dir);
+  it('never sends to the sender, leaves out a name nobody registered (telling why, MSG1035), and gives one copy per participant', () => {
+    const d = route(channel({ alwaysParticipants: ['2000000001', '9999999999', '1000000001', '8000000001', '8000000001', '9999999999'] }), header(), dir);
     expect(d).toMatchObject({ ok: true, always: ['1000000001', '8000000001', '5000000001'], recipients: ['1000000001', '8000000001', '5000000001'] });
+    // Before: skipped in silence. The published code for an always recipient that is not a participant.
+    if (d.ok) {
+      expect(d.alwaysLeftOut).toEqual([
+        { dipId: '9999999999', code: MSG.alwaysRecipientInvalid, help: 'channel IF-021 names 9999999999 to always receive, which is not a registered DIP participant' },
+      ]);
+    }
+  });
+
+  it('refuses with MSG1035 when the only always recipient named is not registered, and with MSG1036 when nobody holds its always roles', () => {
+    // Before: MSG1030, naming neither the participant nor the role that failed.
+    const named = route(channel({ alwaysRoles: [], alwaysParticipants: ['9999999999'] }), header({ primaryRecipients: [] }), dir);
+    expect(named).toEqual({
+      ok: false,
+      code: MSG.alwaysRecipientInvalid,
+      help: 'no recipient: A0.primaryRecipients is empty and no participant holds an always-routed role (none) or is named to always receive on IF-021; channel IF-021 names 9999999999 to always receive, which is not a registered DIP participant',
+    });
+    const role = route(channel({ alwaysRoles: ['LSS'] }), header({ primaryRecipients: [] }), dir);
+    expect(role).toEqual({
+      ok: false,
+      code: MSG.alwaysRecipientRoleInvalid,
+      help: 'no recipient: A0.primaryRecipients is empty and no participant holds an always-routed role (LSS) or is named to always receive on IF-021; channel IF-021 always sends to every LSS, and no registered DIP participant holds LSS',
+    });
+    // A role held only by the sender is held: nobody else is to receive, so no code of an always recipient.
+    const self = route(channel({ alwaysRoles: ['SDS'] }), header({ primaryRecipients: [] }), dir);
+    expect(self.ok ? null : self.code).toBe(MSG.routingError);
   });
 
   it('comes from the channel configuration, empty by default', () => {
@@ -91,7 +117,8 @@ describe('"always" routing to a named participant on a running DIP', () => {
 
   beforeAll(async () => {
     // 8000000001 holds a role that does not receive IF-021; the operator names it, and hides B067 from REGS.
-    t = await startTestDip({ channels: { 'IF-021': { alwaysParticipants: ['8000000001'], obfuscation: { REGS: ['CustomBlock.B067'] } } } });
+    // 8000000009 is named too, and never registered.
+    t = await startTestDip({ channels: { 'IF-021': { alwaysParticipants: ['8000000001', '8000000009'], obfuscation: { REGS: ['CustomBlock.B067'] } } } });
     sds = await t.participant('2000000001', ['SDS']);
     sup = await t.participant('1000000001', ['SUP']);
     watcher = await t.participant('8000000001', ['REGS']);
@@ -117,5 +144,16 @@ describe('"always" routing to a named participant on a running DIP', () => {
     // Another REGS participant, not named, still may not configure IF-021.
     const other = await t.participant('8000000002', ['REGS']);
     expect((await other.client.setWebhook('IF-021', other.dipId, { callbackURL: r.url })).status).toBe(403);
+  });
+
+  it('accepts for the others and tells the sender of the named participant nobody registered (MSG1035)', async () => {
+    // Before: 201 with help null; the operator's named recipient got nothing and nobody was told.
+    const item = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: 'always2' });
+    const a = await sds.client.submit('IF-021', [item]);
+    expect(a.status).toBe(201);
+    expect(a.body.messageArray[0]).toMatchObject({
+      message: 'MSG0000 - Success',
+      help: 'accepted and routed to its other recipients; left out, with no copy: channel IF-021 names 8000000009 to always receive, which is not a registered DIP participant (MSG1035)',
+    });
   });
 });

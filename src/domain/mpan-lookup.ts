@@ -106,18 +106,30 @@ const APPOINT_RULES: ReadonlyArray<{ slot: Slot; id: string; from: readonly stri
   { slot: 'SUP', id: 'supplierDIPID', from: ['supplierEffectiveFromDate'] },
   { slot: 'DS', id: 'incomingDataServiceDIPID', from: ['incomingDataServiceEffectiveFromDate', 'dataServiceEffectiveFromDate'] },
   { slot: 'MS', id: 'incomingMeteringServiceDIPID', from: ['incomingMeteringServiceEffectiveFromDate', 'meteringServiceEffectiveFromDate'] },
+  // The assigned MDR: B019 (IF-035 DSAppAccepted and IMS-SendMTD, IF-036 DSAppActive), B092 and B066 (IF-035 SDS- and DCC-MDROutcome).
+  { slot: 'MDR', id: 'assignedMDRDIPID', from: ['assignedMDREffectiveFromDate'] },
 ];
 const END_RULES: ReadonlyArray<{ slot: Slot; id: string; to: readonly string[] }> = [
   { slot: 'SUP', id: 'outgoingSupplierDIPID', to: ['supplierEffectiveToDate', 'outgoingSupplierEffectiveToDate'] },
   { slot: 'DS', id: 'deAppointedDataServiceDIPID', to: ['dataServiceEffectiveToDate'] },
   { slot: 'MS', id: 'deAppointedMeteringServiceDIPID', to: ['meteringServiceEffectiveToDate'] },
+  // B083, MDR End Date (IF-063 MDRStop): the same key as the appointment, with a to-date instead.
+  { slot: 'MDR', id: 'assignedMDRDIPID', to: ['assignedMDREffectiveToDate'] },
 ];
+
+/**
+ * DI-979 outcomes after which responsibility stays as it was: the request was rejected (R) or lapsed (L).
+ * An MDR outcome names the MDR whatever its outcome (B066's own responseCode, B099 beside B092).
+ */
+const NOT_TAKEN = new Set(['R', 'L']);
+const notTaken = (block: Json): boolean => typeof block.responseCode === 'string' && NOT_TAKEN.has(block.responseCode);
 
 type Json = Record<string, unknown>;
 
 /**
- * Reads the changes of responsibility a registration message carries: the supplier, data service and
- * metering service appointed or de-appointed in its blocks, and the MPAN's distributor (M0).
+ * Reads the changes of responsibility a registration message carries: the supplier, data service,
+ * metering service and MDR appointed or de-appointed in its blocks, and the MPAN's distributor (M0).
+ * A message whose outcome is a rejection or a lapse changes no appointment.
  */
 export function changesFromMessage(message: { payload: { CommonBlock: Json; CustomBlock?: Json } }): AppointmentChange[] {
   const m0 = message.payload.CommonBlock.M0 as Json | undefined;
@@ -127,9 +139,9 @@ export function changesFromMessage(message: { payload: { CommonBlock: Json; Cust
   if (typeof m0?.distributorDIPID === 'string') {
     changes.push({ kind: 'appoint', mpan, slot: 'LDSO', dipId: m0.distributorDIPID, fromMs: 0, toMs: null });
   }
-  for (const block of Object.values(message.payload.CustomBlock ?? {})) {
-    if (typeof block !== 'object' || block === null || Array.isArray(block)) continue;
-    const b = block as Json;
+  const blocks = Object.values(message.payload.CustomBlock ?? {}).filter((b): b is Json => typeof b === 'object' && b !== null && !Array.isArray(b));
+  if (blocks.some(notTaken)) return changes;
+  for (const b of blocks) {
     for (const rule of APPOINT_RULES) {
       const dipId = b[rule.id];
       const from = firstDate(b, rule.from);

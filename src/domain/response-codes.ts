@@ -18,6 +18,8 @@ export const MSG = {
   primaryRecipientRoleInvalid: 'MSG1032 - Primary Recipient(s) DIP Role ID Invalid',
   secondaryRecipientInvalid: 'MSG1033 - Secondary Recipient(s) DIP Participant ID Invalid',
   secondaryRecipientRoleInvalid: 'MSG1034 - Secondary Recipient(s) DIP Role ID Invalid',
+  alwaysRecipientInvalid: 'MSG1035 - Always Recipient(s) DIP Participant ID Invalid',
+  alwaysRecipientRoleInvalid: 'MSG1036 - Always Recipient(s) DIP Role ID Invalid',
   missingMpan: 'MSG1037 - Cannot Resolve Secondary Recipient(s) for Missing MPAN',
   mpanUnresolved: 'MSG1038 - Cannot Resolve Secondary Recipient(s) for MPAN/Party/Event Combination',
 } as const;

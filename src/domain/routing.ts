@@ -21,6 +21,11 @@ export type RoutingDecision =
        * route, while others do: the message goes to the others, and these are told of (unreachedHolder).
        */
       unreached: Array<{ holder: SkippedHolder; code: MsgText; help: string }>;
+      /**
+       * Participants the channel names to always receive who are not registered (MSG1035), while others
+       * receive: the message goes to the others, and the sender is told, as for `unreached`.
+       */
+      alwaysLeftOut: Array<{ dipId: string; code: MsgText; help: string }>;
     }
   | { ok: false; code: MsgText; help: string };
 
@@ -64,12 +69,19 @@ export function route(
     if (!primary.includes(id)) primary.push(id);
   }
   const always: string[] = [];
-  // Named participants first (an operator's explicit choice); one not (yet) registered is skipped.
+  // Named participants first (an operator's explicit choice); one not (yet) registered gets no copy, and
+  // is named to the sender with the published code for it (MSG1035), as a secondary holder is.
+  const unregistered: string[] = [];
   for (const id of channel.alwaysParticipants) {
-    if (id !== header.senderDipId && dir.participant(id) && !always.includes(id)) always.push(id);
+    if (id === header.senderDipId || always.includes(id) || unregistered.includes(id)) continue;
+    if (dir.participant(id)) always.push(id);
+    else unregistered.push(id);
   }
+  const unheldRoles: string[] = [];
   for (const role of channel.alwaysRoles) {
-    for (const p of dir.holdersOf(role)) {
+    const holders = dir.holdersOf(role);
+    if (holders.length === 0) unheldRoles.push(role);
+    for (const p of holders) {
       if (p.dipId !== header.senderDipId && !always.includes(p.dipId)) always.push(p.dipId);
     }
   }
@@ -89,12 +101,32 @@ export function route(
   if (recipients.length === 0) {
     // Named, but only the sender: not "empty", and the sender must learn why its own name reaches nobody.
     const named = primary.length > 0 ? `A0.primaryRecipients names only the sender ${header.senderDipId}, which never receives its own message,` : 'A0.primaryRecipients is empty';
-    return { ok: false, code: MSG.routingError, help: `no recipient: ${named} and no participant holds an always-routed role (${channel.alwaysRoles.join(', ') || 'none'}) or is named to always receive on ${channel.interfaceId}` };
+    const none = `no recipient: ${named} and no participant holds an always-routed role (${channel.alwaysRoles.join(', ') || 'none'}) or is named to always receive on ${channel.interfaceId}`;
+    // The always recipient the channel names that failed, with its published code: a named participant
+    // not registered (MSG1035) first, as the entry to correct is the operator's; then a role nobody holds.
+    const failed = unregistered[0] !== undefined ? alwaysUnregistered(channel, unregistered[0]) : unheldRoles.length > 0 ? alwaysRoleUnheld(channel, unheldRoles) : null;
+    return failed ? { ok: false, code: failed.code, help: `${none}; ${failed.help}` } : { ok: false, code: MSG.routingError, help: none };
   }
   const unreached = (secondaryLookup.skipped ?? [])
     .filter((s) => s.dipId !== header.senderDipId && !recipients.includes(s.dipId))
     .map((s) => ({ holder: s, ...unreachedHolder(channel, header.mpan ?? '', s) }));
-  return { ok: true, primary, secondary, always, recipients, unreached };
+  const alwaysLeftOut = unregistered.map((id) => ({ dipId: id, ...alwaysUnregistered(channel, id) }));
+  return { ok: true, primary, secondary, always, recipients, unreached, alwaysLeftOut };
+}
+
+/** A participant the channel names to always receive that is not registered: MSG1035, naming it. */
+function alwaysUnregistered(channel: ChannelRouting, dipId: string): { code: MsgText; help: string } {
+  return { code: MSG.alwaysRecipientInvalid, help: `channel ${channel.interfaceId} names ${dipId} to always receive, which is not a registered DIP participant` };
+}
+
+/**
+ * Always-routed roles no registered participant holds: MSG1036, naming them. Said only when the message
+ * reaches nobody: beside other recipients it is not, as every channel always sends to the central
+ * services by default, and a DIP where one is not registered yet would say so on every message.
+ */
+function alwaysRoleUnheld(channel: ChannelRouting, roles: readonly string[]): { code: MsgText; help: string } {
+  const list = roles.join(', ');
+  return { code: MSG.alwaysRecipientRoleInvalid, help: `channel ${channel.interfaceId} always sends to every ${list}, and no registered DIP participant holds ${roles.length > 1 ? 'any of them' : list}` };
 }
 
 /**

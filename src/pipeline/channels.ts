@@ -22,12 +22,26 @@ export interface Channel extends ChannelRouting {
   availability: ChannelAvailability;
 }
 
-/** Registration channels whose messages appoint or de-appoint suppliers and service providers. */
+/**
+ * Registration channels whose messages appoint or de-appoint suppliers, service providers and MDRs (the
+ * registration service's MDR outcomes ride on IF-035 and IF-036). Not the data service's requests to an
+ * MDR (IF-061 to IF-063): their sender is not the registration service, and as a feed any SDS could name
+ * any MDR, and in M0 any distributor, for any MPAN; an operator can opt in with `mpanFeed`.
+ */
 export const DEFAULT_MPAN_FEEDS = new Set(['IF-001', 'IF-002', 'IF-003', 'IF-035', 'IF-036', 'IF-037']);
 
-/** IF-021 is addressed by its settlement day, so late data reaches whoever was responsible then. */
+/**
+ * Consumption is addressed by its settlement day (spec 5.5.14), so late, defaulted or rejected data
+ * reaches whoever was responsible that day, not whoever is today (after a change of supplier or data
+ * service the new party would get the old one's consumption): the data service's (IF-021), the
+ * market-wide data service's defaults (IF-013) and refusals (IF-014), and what an MDR retrieved for
+ * the smart data service (IF-064). IF-016 is not: a replay goes to the data service that asked for it.
+ */
 export const DEFAULT_ADDRESSING_DATES: Readonly<Record<string, string>> = {
+  'IF-013': 'CustomBlock.B920List[0].settlementDayConsumptionPeriods[0].settlementDay.settlementDayDate',
+  'IF-014': 'CustomBlock.B900.settlementDayConsumptionPeriods[0].settlementDay.settlementDayDate',
   'IF-021': 'CustomBlock.B900.settlementDayConsumptionPeriods[0].settlementDay.settlementDayDate',
+  'IF-064': 'CustomBlock.B941List[0].settlementDay.settlementDayDate',
 };
 
 /**

@@ -84,6 +84,11 @@ export interface IngestResult {
    * operator (counted by dip_mpan_holders_unreached_total, logged by the route). No MPAN: logs carry none.
    */
   unreached?: UnreachedHolder[];
+  /**
+   * Set with 201: each participant the channel names to always receive who is not registered (MSG1035)
+   * and so got no copy of an accepted message: the operator's setting to correct (logged by the route).
+   */
+  alwaysLeftOut?: Array<{ transactionId: string; dipId: string; code: string }>;
 }
 
 interface Refusal {
@@ -112,6 +117,8 @@ interface ItemState {
    * accepted answer's help, and counted by their MSG code (IngestResult.unreached).
    */
   unreached: Array<{ code: MsgText; help: string; holder: string; slot: string }>;
+  /** Participants the channel names to always receive who are not registered (RoutingDecision.alwaysLeftOut): said as `unreached` is. */
+  alwaysLeftOut: Array<{ code: MsgText; help: string; dipId: string }>;
   /** What the accepted answer's help tells the sender beside the unreached holders (a correlation ID not taken). */
   notes: string[];
 }
@@ -135,7 +142,7 @@ function answeredFor(s: ItemState): Pick<EntryFields, 'recipientID' | 'DIPConnec
 }
 
 function itemState(ref: string | null): ItemState {
-  return { ref, connectionProvider: null, sentFor: null, refusal: null, validated: null, accepted: null, original: null, unreached: [], notes: [] };
+  return { ref, connectionProvider: null, sentFor: null, refusal: null, validated: null, accepted: null, original: null, unreached: [], alwaysLeftOut: [], notes: [] };
 }
 
 /** The keys encrypted channels need: the DIP's own (pattern 2 inbound) and each recipient's public key. */
@@ -226,6 +233,7 @@ export class Ingest {
         })),
       ),
       ...unreachedCodes(states),
+      ...alwaysLeftOutCodes(states),
     };
     const outcome = await this.log.append(
       {
@@ -455,6 +463,7 @@ export class Ingest {
       return;
     }
     state.unreached = decision.unreached.map(({ code, help, holder }) => ({ code, help, holder: holder.dipId, slot: holder.slot }));
+    state.alwaysLeftOut = decision.alwaysLeftOut;
     const unreachable = this.unreachable(channel, message, decision.recipients);
     if (unreachable) {
       state.refusal = { status: 400, code: MSG.routingError, help: `item ${index}: ${unreachable}` };
@@ -686,16 +695,22 @@ function describeIssues(errors: readonly ValidationIssue[], count: number, budge
 
 /** "item 2", "items 0 and 2", "items 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 and 990 more": short enough for a help text. */
 /**
- * An accepted message's help when the MPAN lookup named a holder who got no copy (spec 5.5.9: what the DIP
- * could not route is told to the sender): the message stands, as MSG0000, for the recipients who got it,
- * and the help names each holder left out with the published code for it, so the sender can have the
- * lookup's entry corrected. Null otherwise, as the published answer has it.
+ * An accepted entry's help: null unless something the sender should know happened to its message, as the
+ * published answer has it. When the MPAN lookup named a holder, or the channel names a participant to
+ * always receive, who got no copy (spec 5.5.9: what the DIP could not route is told to the sender), the
+ * message stands, as MSG0000, for the recipients who got it, and the help names each one left out with
+ * the published code for it (MSG1033/MSG1034, MSG1035), so the entry can be corrected.
  */
-/** An accepted entry's help: null unless something the sender should know happened to its message. */
 function acceptedHelp(s: ItemState): string | null {
   const said = [...s.notes];
-  if (s.unreached.length > 0) said.push(`accepted and routed to its other recipients; left out, with no copy: ${s.unreached.map((u) => `${u.help} (${u.code.slice(0, 7)})`).join('; ')}`);
+  const leftOut = [...s.unreached, ...s.alwaysLeftOut];
+  if (leftOut.length > 0) said.push(`accepted and routed to its other recipients; left out, with no copy: ${leftOut.map((u) => `${u.help} (${u.code.slice(0, 7)})`).join('; ')}`);
   return said.length > 0 ? said.join('; ') : null;
+}
+
+function alwaysLeftOutCodes(states: ItemState[]): Pick<IngestResult, 'alwaysLeftOut'> {
+  const leftOut = states.flatMap((s) => s.alwaysLeftOut.map((u) => ({ transactionId: s.accepted!.transactionId, dipId: u.dipId, code: u.code.slice(0, 7) })));
+  return leftOut.length > 0 ? { alwaysLeftOut: leftOut } : {};
 }
 
 function unreachedCodes(states: ItemState[]): Pick<IngestResult, 'unreached'> {

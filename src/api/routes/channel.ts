@@ -42,6 +42,10 @@ export const channelRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app,
         // Accepted, and not an error of the sender's: the lookup entry (or the register) is the operator's to correct.
         deps.logger.warn({ channel, unreached: result.unreached }, 'accepted messages whose MPAN lookup names a holder who cannot receive in that capacity (MSG1033: not a participant; MSG1034: without the role): no copy went to it; correct the lookup entry or register the participant');
       }
+      if (result.alwaysLeftOut) {
+        // Accepted, and not the sender's error: the channel's alwaysParticipants setting names someone not registered.
+        deps.logger.warn({ channel, alwaysLeftOut: result.alwaysLeftOut }, 'accepted messages whose channel names a participant to always receive that is not registered (MSG1035): no copy went to it; register it or correct channels.<id>.alwaysParticipants');
+      }
       if (result.retryAfterSeconds !== undefined) reply.header('retry-after', String(result.retryAfterSeconds));
       return reply.code(result.status).send(result.response);
     },
