@@ -1,4 +1,4 @@
-import type { Archive, ArchivedMessage, ArchiveQuery, DeliveryAttempt, ReceivedRequest, RecordedAttempt, TransactionParties } from '../../ports/archive.js';
+import type { Archive, ArchivedMessage, ArchiveQuery, MpanArchivedMessage, MpanArchiveQuery, DeliveryAttempt, ReceivedRequest, RecordedAttempt, TransactionParties } from '../../ports/archive.js';
 import type { QueueRef } from '../../ports/message-log.js';
 import { FIRST_ENTRY_ONLY, partiesOf, type StoredParties } from '../archive-sql.js';
 import { openReceivedRequest, type StoredRequest } from '../../security/seal-batch.js';
@@ -61,6 +61,21 @@ export class SqliteArchive implements Archive {
           WHERE ${where} ORDER BY e.seq LIMIT ?`,
       )
       .all(...args, query.limit);
+    return rows.map((r) => ({ ...r, outbound: this.d.reveal(r.outbound) }));
+  }
+
+  async findForMpan(query: MpanArchiveQuery): Promise<MpanArchivedMessage[]> {
+    if (query.channels.length === 0) return [];
+    const rows = this.d.db
+      .prepare<unknown[], Omit<MpanArchivedMessage, 'outbound'> & { outbound: Stored }>(
+        `SELECT m.id AS id, m.transaction_id AS transactionId, m.channel AS channel, m.event_code AS eventCode,
+                m.sender_dip_id AS senderDipId, m.sender_role AS senderRole, m.correlation_id AS correlationId,
+                m.received_at AS receivedAt, m.outbound AS outbound
+           FROM messages m
+          WHERE m.channel IN (${query.channels.map(() => '?').join(',')}) AND m.mpan = ? AND m.replay_of IS NULL AND m.id > ?
+          ORDER BY m.id LIMIT ?`,
+      )
+      .all(...query.channels, this.d.sealer.index(query.mpan), query.afterId, query.limit);
     return rows.map((r) => ({ ...r, outbound: this.d.reveal(r.outbound) }));
   }
 
