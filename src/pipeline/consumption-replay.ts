@@ -107,6 +107,8 @@ async function answer(deps: ConsumptionReplayDeps, entry: QueueEntry): Promise<v
     }
     await answers.append(made);
     sent += made.length;
+    // A short page is the last: without an index by MPAN, asking again would read the channels' rows again for nothing.
+    if (page.length < CONSUMPTION_REPLAY_PAGE) break;
   }
   if (sent === 0) await answers.reject(request, nothingArchived(entitled.mpan, unreadable));
 }
