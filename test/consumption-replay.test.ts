@@ -1,4 +1,9 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { systemClock } from '../src/adapters/clock.js';
+import { openSqliteBackend } from '../src/adapters/sqlite/index.js';
 import { Catalogue } from '../src/catalogue/catalogue.js';
 import { exampleMessage } from '../src/catalogue/examples.js';
 import type { JsonSchema } from '../src/catalogue/types.js';
@@ -12,6 +17,8 @@ import {
 import { stampWrapper, type DipMessage } from '../src/domain/message.js';
 import type { Appointment } from '../src/domain/mpan-lookup.js';
 import { routeToDip } from '../src/domain/routing.js';
+import { channelRouting } from '../src/pipeline/channels.js';
+import { CONSUMPTION_REPLAY_RECIPIENT, consumptionReplay } from '../src/pipeline/consumption-replay.js';
 import { buildIF021, mpanCore } from '../src/sim/messages.js';
 
 const catalogue = Catalogue.load();
@@ -135,5 +142,48 @@ describe('IF-016 replay of archived consumption (domain)', () => {
     expect(routeToDip(channel, header, '0000000000', 'DIP-REPLAY')).toMatchObject({ ok: true, recipients: ['DIP-REPLAY'], primary: [] });
     expect(routeToDip(channel, { ...header, primaryRecipients: ['0000000000'] }, '0000000000', 'DIP-REPLAY')).toMatchObject({ ok: true });
     expect(routeToDip(channel, { ...header, primaryRecipients: ['1000000001'] }, '0000000000', 'DIP-REPLAY')).toMatchObject({ ok: false, code: expect.stringMatching(/^MSG/) });
+  });
+});
+
+describe('DIP Replay Service (pipeline, on a real store)', () => {
+  it('answers a request handled twice (a stop before its queue settled) once: the repeats are refused as duplicates', async () => {
+    const backend = openSqliteBackend(join(mkdtempSync(join(tmpdir(), 'opendip-replay-')), 'dip.db'), { clock: systemClock });
+    try {
+      const originals = (['ActivePower', 'ReactivePower'] as const).map((eventCode, i) => {
+        const message = archived(buildIF021({ senderDipId: oldAds, senderRole: 'ADS', mpan, eventCode, uniqueSuffix: `twice${i}` }), 'IF-021');
+        return { transactionId: `T-IF-021-${oldAds}-ADS-20261101-000000000000000${i}`, channel: 'IF-021', eventCode: `[${eventCode}]`, senderDipId: oldAds, senderRole: 'ADS', senderUniqueReference: `twice-${i}`, correlationId: null, mpan, receivedAt: Date.now(), outbound: JSON.stringify(message), recipients: ['1000000001'] };
+      });
+      await backend.log.append({ channel: 'IF-021', senderDipId: oldAds, receivedAt: Date.now(), rawRequest: Buffer.from('[]'), signatureHeaders: '{}', messages: originals });
+      const request = { payload: { CommonBlock: { S0: { interfaceID: 'IF-015', schemaVersion: '011', eventCode: '[ConsumptionReplay]' }, S1: { senderDIPID: ads, senderRoleID: 'ADS' }, D0: { initialCorrelationID: 'CI-20261205-0000000000AB' }, M0: { MPANCore: mpan } } } };
+      const queue = { recipientDipId: CONSUMPTION_REPLAY_RECIPIENT, channel: 'IF-015' };
+      await backend.log.append({
+        channel: 'IF-015', senderDipId: ads, receivedAt: Date.now(), rawRequest: Buffer.from('[]'), signatureHeaders: '{}',
+        messages: [{ transactionId: `T-IF-015-${ads}-ADS-20261205-0000000000000001`, channel: 'IF-015', eventCode: '[ConsumptionReplay]', senderDipId: ads, senderRole: 'ADS', senderUniqueReference: 'ask-1', correlationId: 'CI-20261205-0000000000AB', mpan, receivedAt: Date.now(), outbound: JSON.stringify(request), recipients: [CONSUMPTION_REPLAY_RECIPIENT] }],
+      });
+      const woken: string[] = [];
+      const consume = consumptionReplay({
+        log: backend.log,
+        notify: (queues) => woken.push(...queues.map((q) => q.recipientDipId)),
+        archive: backend.archive,
+        mpan: { history: async () => [{ mpan, slot: 'DS', dipId: ads, fromMs: 0, toMs: null }] },
+        channel: (id) => channelRouting(catalogue.channel(id)!, undefined, 60_000),
+        clock: systemClock,
+        logger: { info() {}, warn() {}, error() {} },
+        dipId: '0000000000',
+        environment: 'DEV',
+      })(queue)!;
+      const entries = await backend.log.readQueue(queue, 0, 10, 1 << 20);
+      expect(entries).toHaveLength(1);
+      await consume(entries);
+      await consume(entries);
+      const answered = { recipientDipId: ads, channel: 'IF-016' };
+      expect((await backend.log.queueState(answered)).headSeq).toBe(2);
+      expect(woken).toEqual([ads]);
+      const replays = (await backend.log.readQueue(answered, 0, 10, 1 << 20)).map((e) => JSON.parse(e.outbound) as DipMessage);
+      expect(replays.map((m) => (m.payload.CommonBlock.S2 as { senderUniqueReference: string }).senderUniqueReference)).toEqual(originals.map((o) => (JSON.parse(o.outbound) as DipMessage).payload.CommonBlock.S1.senderUniqueReference));
+      expect(replays.every((m) => m.payload.CommonBlock.D0?.initialCorrelationID === 'CI-20261205-0000000000AB')).toBe(true);
+    } finally {
+      await backend.close();
+    }
   });
 });
