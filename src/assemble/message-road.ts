@@ -6,6 +6,7 @@ import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
 import { deliveryJournal } from '../pipeline/attempt-journal.js';
 import { countedLog, type DipMetrics } from '../pipeline/metrics.js';
+import { consumptionReplay } from '../pipeline/consumption-replay.js';
 import { mpanFeed } from '../pipeline/mpan-feed.js';
 import { CopyBudget, Replay } from '../pipeline/replay.js';
 import { queuesOf, wakingLog, type DeadLetterEvent } from '../pipeline/delivery.js';
@@ -75,7 +76,20 @@ export function assembleMessageRoad({ config, pki, backend, coordination, core, 
   };
   // workers > 1 (README "Every core"): delivery runs in processes of its own; this one keeps every write.
   const processes = deliveryProcesses(config, backend, { logger, now: () => clock.now(), timers: monotonicClock, shared: core, journal, deadLettered, halted, injectedClock });
-  const localConsumer = mpanFeed(mpan);
+  // Queues the DIP consumes itself: the MPAN lookup's feed, and the IF-015 requests the replay service answers.
+  const feed = mpanFeed(mpan);
+  const replayService = consumptionReplay({
+    log: countedLog(backend.log, metrics),
+    notify: (queues) => delivery.notify(queues),
+    archive: backend.archive,
+    mpan,
+    channel: core.channel,
+    clock,
+    logger,
+    dipId: config.dipId,
+    environment: config.environment,
+  });
+  const localConsumer = (q: QueueRef) => feed(q) ?? replayService(q);
   const local = buildDelivery(
     { config, core, transport, tracer, clock, logger },
     {

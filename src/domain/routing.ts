@@ -29,6 +29,19 @@ export type RoutingDecision =
     }
   | { ok: false; code: MsgText; help: string };
 
+/**
+ * A channel the DIP itself receives (IF-015, answered by the DIP Replay Service): no participant holds
+ * the DIP's role, so the message goes to the internal recipient whose queue the DIP consumes. A sender may
+ * name the DIP as primary recipient, and no one else: the message is not for another participant.
+ */
+export function routeToDip(channel: ChannelRouting, header: MessageHeader, dipId: string, internalRecipient: string): RoutingDecision {
+  const others = header.primaryRecipients.filter((id) => id !== dipId);
+  if (others.length > 0) {
+    return { ok: false, code: MSG.routingError, help: `A0.primaryRecipients: ${channel.interfaceId} is answered by the DIP (${dipId}) itself and goes to no participant; name none, or only the DIP (named: ${others.join(', ')})` };
+  }
+  return { ok: true, primary: [], secondary: [], always: [], recipients: [internalRecipient], unreached: [], alwaysLeftOut: [] };
+}
+
 /** What MPAN lookup found for the message (computed beforehand; routing itself stays pure). */
 export interface SecondaryLookup {
   /** The channel takes secondary (MPAN) routing. */

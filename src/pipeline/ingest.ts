@@ -6,13 +6,14 @@ import { readHeader, serialiseOutbound, stampWrapper, type DipMessage, type Mess
 import type { Participant } from '../domain/participant.js';
 import { MSG, schemaFailureCode, type MsgText } from '../domain/response-codes.js';
 import { addressingDate, secondaryRecipients, type Appointment } from '../domain/mpan-lookup.js';
-import { route } from '../domain/routing.js';
+import { route, routeToDip } from '../domain/routing.js';
 import { batchTooLargeHelp, HELP_MAX, refusedWholeHelp, standardResponse, type EntryFields, type StandardResponse } from '../domain/standard-response.js';
 import { dipDateTime, sentTimeProblem } from '../domain/time.js';
 import { newCorrelationId, newTransactionId } from '../domain/transaction-id.js';
 import { COMMIT_IN_DOUBT, storeFailureKind, StoreError } from '../ports/errors.js';
 import type { AcceptedBatch, AcceptedMessage, AppendOutcome } from '../ports/message-log.js';
 import { MPAN_LOOKUP_RECIPIENT } from './mpan-feed.js';
+import { dipConsumedRecipient } from './consumption-replay.js';
 import { authenticate, type CallerEvidence } from './authenticate.js';
 import type { Channel } from './channels.js';
 import type { MpanDirectory } from './mpan-directory.js';
@@ -457,14 +458,16 @@ export class Ingest {
     const secondary = history
       ? secondaryRecipients(channel.receiverRoles, history, addressingDate(message, channel.addressingDatePath, now.getTime()), (id) => this.registry.participant(id)?.roles)
       : { recipients: [], skipped: [] };
-    const decision = route(channel, h, this.registry, { enabled: channel.secondaryRouting, ...secondary });
+    const consumedBy = dipConsumedRecipient(channel.interfaceId);
+    const decision = consumedBy ? routeToDip(channel, h, this.settings.dipId, consumedBy) : route(channel, h, this.registry, { enabled: channel.secondaryRouting, ...secondary });
     if (!decision.ok) {
       state.refusal = { status: 400, code: decision.code, help: `item ${index}: ${decision.help}` };
       return;
     }
     state.unreached = decision.unreached.map(({ code, help, holder }) => ({ code, help, holder: holder.dipId, slot: holder.slot }));
     state.alwaysLeftOut = decision.alwaysLeftOut;
-    const unreachable = this.unreachable(channel, message, decision.recipients);
+    // The DIP reads what it consumes itself in clear: no recipient's key is needed.
+    const unreachable = consumedBy ? null : this.unreachable(channel, message, decision.recipients);
     if (unreachable) {
       state.refusal = { status: 400, code: MSG.routingError, help: `item ${index}: ${unreachable}` };
       return;

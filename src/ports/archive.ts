@@ -29,6 +29,19 @@ export interface ArchiveQuery {
   limit: number;
 }
 
+/** Original messages about one MPAN on some channels, whoever sent or received them (the DIP Replay Service). */
+export interface MpanArchiveQuery {
+  /** A plain MPAN core; engines compare it as stored (a keyed hash with encryption at rest). */
+  mpan: string;
+  channels: readonly string[];
+  /** Only messages after this archive id (paging: the last `id` of the previous page); 0 for the first. */
+  afterId: number;
+  limit: number;
+}
+
+/** An archived message found by MPAN: no queue position, since no one recipient's queue was asked. */
+export type MpanArchivedMessage = Omit<ArchivedMessage, 'seq'>;
+
 export interface TransactionParties {
   senderDipId: string;
   channel: string;
@@ -96,6 +109,12 @@ export interface Archive {
    * letter) is matched once, at its first: a replay returns what was sent, once.
    */
   findArchived(query: ArchiveQuery): Promise<ArchivedMessage[]>;
+  /**
+   * Original messages (no replayed or requeued copies) about the MPAN on the channels, from any sender to
+   * any recipient, in archive order (by id). Not on the 201's path: the DIP Replay Service (IF-015) reads
+   * it. No index holds the MPAN, so it reads the channels' archived rows; see README "Consumption replay".
+   */
+  findForMpan(query: MpanArchiveQuery): Promise<MpanArchivedMessage[]>;
   /** How many messages findArchived would find without a limit (a requeue job's total), without reading them. */
   countArchived(query: Omit<ArchiveQuery, 'limit'>): Promise<number>;
   /** Who sent a transaction and who it was addressed to: for routing status messages back. */

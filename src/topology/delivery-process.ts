@@ -16,6 +16,7 @@ import { startTracing } from '../assemble/observability.js';
 import type { DipConfig } from '../config.js';
 import { Lifecycle } from '../lifecycle.js';
 import { processUsage } from '../pipeline/metrics.js';
+import { CONSUMPTION_REPLAY_RECIPIENT } from '../pipeline/consumption-replay.js';
 import { MPAN_LOOKUP_RECIPIENT } from '../pipeline/mpan-feed.js';
 import { queuesOf } from '../pipeline/delivery.js';
 import type { BackendHealth, ValueSealer } from '../ports/backend.js';
@@ -79,7 +80,8 @@ async function run(init: Extract<ToWorker, { t: 'init' }>): Promise<void> {
     cap: (queue) => call<number>({ op: 'cap', queue }),
     settle: (queue, settlement) => call<void>({ op: 'settle', queue, settlement }),
   });
-  const leases = new DeliveryProcessLeases((q) => q.recipientDipId !== MPAN_LOOKUP_RECIPIENT && ownerOf(q, count) === index);
+  // The queues the main process consumes itself (it keeps every write) are no delivery process's.
+  const leases = new DeliveryProcessLeases((q) => q.recipientDipId !== MPAN_LOOKUP_RECIPIENT && q.recipientDipId !== CONSUMPTION_REPLAY_RECIPIENT && ownerOf(q, count) === index);
   let health: BackendHealth = init.health;
   const healthListeners: Array<(h: BackendHealth) => void> = [];
   const delivery = buildDelivery(

@@ -41,6 +41,35 @@ export function archiveContract(name: string, open: BackendFactory): void {
       expect(await archive.countArchived({ ...all, fromMs: now + 60_000 })).toBe(0);
     });
 
+    it('finds an MPAN\'s original messages on the channels asked, whoever sent or received them, in archive order and in pages (findForMpan)', async () => {
+      const { log, archive } = ctx.backend;
+      const site = '1111111111117';
+      const a = message(['SUP0000001'], { mpan: site, outbound: JSON.stringify({ a: 1 }) });
+      const other = message(['SUP0000001'], { mpan: '2222222222222' });
+      const b = message(['LDSO000001'], { mpan: site, senderDipId: 'ADS0000002', senderRole: 'ADS', eventCode: 'ReactivePower' });
+      await log.append(batch([a, other, b]));
+      const defaulted = message(['ADS0000001'], { channel: 'IF-013', eventCode: 'ActivePowerDefaulted', mpan: site, transactionId: `T-IF-013-MDS0000001-MDS-20260101-${Date.now()}` });
+      await log.append({ ...batch([defaulted]), channel: 'IF-013' });
+      const onStatus = message(['SUP0000001'], { channel: 'IF-001', mpan: site, transactionId: `T-IF-001-REGS000001-REGS-20260101-${Date.now()}` });
+      await log.append({ ...batch([onStatus]), channel: 'IF-001' });
+
+      const query = { mpan: site, channels: ['IF-021', 'IF-013', 'IF-014'], afterId: 0, limit: 100 };
+      const found = await archive.findForMpan(query);
+      expect(found.map((m) => [m.channel, m.transactionId])).toEqual([
+        ['IF-021', a.transactionId],
+        ['IF-021', b.transactionId],
+        ['IF-013', defaulted.transactionId],
+      ]);
+      // The copy as archived (opened when sealed at rest), with who sent it.
+      expect(found[0]!.outbound).toBe(a.outbound);
+      expect(found[1]).toMatchObject({ senderDipId: 'ADS0000002', senderRole: 'ADS', eventCode: 'ReactivePower' });
+      const [first] = await archive.findForMpan({ ...query, limit: 1 });
+      expect((await archive.findForMpan({ ...query, afterId: first!.id })).map((m) => m.transactionId)).toEqual([b.transactionId, defaulted.transactionId]);
+      expect(await archive.findForMpan({ ...query, channels: ['IF-014'] })).toEqual([]);
+      expect(await archive.findForMpan({ ...query, channels: [] })).toEqual([]);
+      expect(await archive.findForMpan({ ...query, mpan: '3333333333333' })).toEqual([]);
+    });
+
     it('matches a requeued dead letter once, at its first position: in pages, counts, replays and requeues', async () => {
       const { log, archive, deadLetters } = ctx.backend;
       // Replay re-issues what it finds, so each message carries a transaction wrapper to re-issue.

@@ -1,4 +1,4 @@
-import type { Archive, ArchivedMessage, ArchiveQuery, DeliveryAttempt, ReceivedRequest, RecordedAttempt, TransactionParties } from '../../ports/archive.js';
+import type { Archive, ArchivedMessage, ArchiveQuery, MpanArchivedMessage, MpanArchiveQuery, DeliveryAttempt, ReceivedRequest, RecordedAttempt, TransactionParties } from '../../ports/archive.js';
 import type { QueueRef } from '../../ports/message-log.js';
 import { FIRST_ENTRY_ONLY, partiesOf, type StoredParties } from '../archive-sql.js';
 import { openReceivedRequest, type StoredRequest } from '../../security/seal-batch.js';
@@ -25,6 +25,19 @@ export class PgArchive implements Archive {
          FROM queue_entries e JOIN messages m ON m.id = e.message_id
         WHERE ${where} ORDER BY e.seq LIMIT $${args.length}`,
       args,
+    );
+    return rows.map(({ sealed, outbound, ...r }) => ({ ...r, outbound: this.d.reveal(outbound, sealed) }));
+  }
+
+  async findForMpan(query: MpanArchiveQuery): Promise<MpanArchivedMessage[]> {
+    if (query.channels.length === 0) return [];
+    const rows = await this.d.query<Omit<MpanArchivedMessage, 'outbound'> & { outbound: Buffer; sealed: boolean }>(
+      `SELECT m.id, m.transaction_id AS "transactionId", m.channel, m.event_code AS "eventCode", m.sender_dip_id AS "senderDipId",
+              m.sender_role AS "senderRole", m.correlation_id AS "correlationId", m.received_at AS "receivedAt", m.outbound, m.sealed
+         FROM messages m
+        WHERE m.channel = ANY($1::text[]) AND m.mpan = $2 AND m.replay_of IS NULL AND m.id > $3
+        ORDER BY m.id LIMIT $4`,
+      [[...query.channels], this.d.sealer.index(query.mpan), query.afterId, query.limit],
     );
     return rows.map(({ sealed, outbound, ...r }) => ({ ...r, outbound: this.d.reveal(outbound, sealed) }));
   }

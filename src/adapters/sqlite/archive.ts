@@ -1,8 +1,8 @@
-import type { Archive, ArchivedMessage, ArchiveQuery, DeliveryAttempt, ReceivedRequest, RecordedAttempt, TransactionParties } from '../../ports/archive.js';
+import type { Archive, ArchivedMessage, ArchiveQuery, MpanArchivedMessage, MpanArchiveQuery, DeliveryAttempt, ReceivedRequest, RecordedAttempt, TransactionParties } from '../../ports/archive.js';
 import type { QueueRef } from '../../ports/message-log.js';
 import { FIRST_ENTRY_ONLY, partiesOf, type StoredParties } from '../archive-sql.js';
 import { openReceivedRequest, type StoredRequest } from '../../security/seal-batch.js';
-import { damaged, type SqliteDatabase, type Stored } from './database.js';
+import { asStored, damaged, type SqliteDatabase, type Stored } from './database.js';
 
 export class SqliteArchive implements Archive {
   private readonly s;
@@ -62,6 +62,24 @@ export class SqliteArchive implements Archive {
       )
       .all(...args, query.limit);
     return rows.map((r) => ({ ...r, outbound: this.d.reveal(r.outbound) }));
+  }
+
+  async findForMpan(query: MpanArchiveQuery): Promise<MpanArchivedMessage[]> {
+    if (query.channels.length === 0) return [];
+    // On the reader thread: without an index by MPAN this reads every archived row of the channels
+    // (about a second per 100,000 on these machines), which on the writer's connection would hold the event loop.
+    const [rows] = (await this.d.reads.read([
+      {
+        sql: `SELECT m.id AS id, m.transaction_id AS transactionId, m.channel AS channel, m.event_code AS eventCode,
+                m.sender_dip_id AS senderDipId, m.sender_role AS senderRole, m.correlation_id AS correlationId,
+                m.received_at AS receivedAt, m.outbound AS outbound
+           FROM messages m
+          WHERE m.channel IN (SELECT value FROM json_each(@channels)) AND m.mpan = @mpan AND m.replay_of IS NULL AND m.id > @afterId
+          ORDER BY m.id LIMIT @limit`,
+        params: { channels: JSON.stringify(query.channels), mpan: this.d.sealer.index(query.mpan), afterId: query.afterId, limit: query.limit },
+      },
+    ])) as [Array<Omit<MpanArchivedMessage, 'outbound'> & { outbound: Stored | Uint8Array }>];
+    return rows.map((r) => ({ ...r, outbound: this.d.reveal(asStored(r.outbound)) }));
   }
 
   async countArchived(query: Omit<ArchiveQuery, 'limit'>): Promise<number> {

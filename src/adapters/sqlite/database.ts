@@ -13,6 +13,11 @@ import { capFileSize, openWalFile } from './wal-file.js';
 /** A stored payload: sealed (BLOB) when written with encryption at rest, text when written without. */
 export type Stored = string | Buffer;
 
+/** A stored value read on the reader thread: a BLOB crosses the thread as a Uint8Array, and the sealer opens Buffers. */
+export function asStored(v: Stored | Uint8Array): Stored {
+  return typeof v === 'string' || Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+}
+
 const PLAIN: ValueSealer = { seal: (plain) => plain, open: (sealed) => sealed, index: (value) => value };
 
 export interface SqliteOptions {

@@ -1,7 +1,7 @@
 import type { MessageTraces, TracedMessage, TraceQuery } from '../../ports/traces.js';
 import { Slices } from '../../domain/slices.js';
 import { foldTraces, routingOf, type AttemptRow, type CopyRow, type MessageRow } from '../trace-rows.js';
-import type { SqliteDatabase, Stored } from './database.js';
+import { asStored, type SqliteDatabase, type Stored } from './database.js';
 
 /** Traces over the archive and delivery journal as the embedded store keeps them. */
 export class SqliteTraces implements MessageTraces {
@@ -53,10 +53,6 @@ export class SqliteTraces implements MessageTraces {
     if (q.withRouting) traced.forEach((t, i) => (t.routing = routingOf(this.d.reveal(asStored(messages[i]!.outbound!)))));
     return traced;
   }
-}
-
-function asStored(v: Stored | Uint8Array): Stored {
-  return typeof v === 'string' || Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 }
 
 /** An attempt covering several copies is found once per copy (as many rows as copies: in slices). */

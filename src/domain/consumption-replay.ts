@@ -1,0 +1,145 @@
+import type { DipMessage } from './message.js';
+import { holderAt, type Appointment } from './mpan-lookup.js';
+
+/**
+ * The DIP Replay Service (interface catalogue: IF-015 "Request Historic Consumption Replay (ADV Sites
+ * Only)", sent by an Advanced Data Service to the DIP; IF-016 "UTC Settlement Period Consumption Data -
+ * REPLAY", sent by the DIP to it). The pure part: which archived messages an IF-016 replays, the IF-016
+ * each becomes, the answer to a request that cannot be met, and who may ask.
+ */
+
+export const REPLAY_REQUEST_INTERFACE = 'IF-015';
+export const REPLAY_INTERFACE = 'IF-016';
+
+/**
+ * The archived channels and event codes an IF-016 replays, each to the IF-016 event code of the same name:
+ * the published IF-016 schemas are copies of IF-021 [ActivePower] and [ReactivePower], IF-014
+ * [ActivePowerRejected] and IF-013 [ActivePowerDefaulted] (their descriptions say so, and their
+ * CustomBlocks are those channels'). IF-014 [ConsumptionOnDeEnergisedMPAN] has no IF-016 counterpart.
+ */
+export const REPLAYED_CONSUMPTION: Readonly<Record<string, readonly string[]>> = {
+  'IF-021': ['ActivePower', 'ReactivePower'],
+  'IF-013': ['ActivePowerDefaulted'],
+  'IF-014': ['ActivePowerRejected'],
+};
+
+/** IF-016's answer when the request cannot be met (published IF-016-ConsumptionRequestRejected). */
+export const REQUEST_REJECTED_EVENT = 'ConsumptionRequestRejected';
+
+/** DT-005N-StatusErrorMessage's maxLength: one R1.responseMessages entry. */
+const RESPONSE_MESSAGE_MAX = 200;
+
+/** What the DIP writes in S1 of each IF-016 it sends (it is the sender). */
+export interface ReplaySender {
+  dipId: string;
+  roleId: string;
+  environment: string;
+  /** DIP date-time (DT-003) of the answer. */
+  timestamp: string;
+  senderUniqueReference: string;
+  /** The request's workflow correlation ID (IF-015 starts a workflow, spec 5.5.5): the answers belong to it. */
+  correlationId: string | null;
+}
+
+type Json = Record<string, unknown>;
+
+function objectOf(v: unknown): Json | undefined {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : undefined;
+}
+
+function bare(code: unknown): string {
+  const s = typeof code === 'string' ? code : '';
+  return s.startsWith('[') && s.endsWith(']') ? s.slice(1, -1) : s;
+}
+
+function senderBlock(s: ReplaySender): Json {
+  return {
+    environmentTag: s.environment,
+    subText: null,
+    senderUniqueReference: s.senderUniqueReference,
+    senderTimestamp: s.timestamp,
+    senderDIPID: s.dipId,
+    senderRoleID: s.roleId,
+    senderCorrelationID: s.correlationId,
+    DIPConnectionProviderID: null,
+  };
+}
+
+/**
+ * The IF-016 that replays one archived consumption message (its outbound copy, as archived), or null
+ * when it is nothing IF-016 replays (another channel or event code) or cannot be read (no CustomBlock: an
+ * encrypted copy the DIP never held in clear, security pattern 3).
+ *
+ * Mapping (published IF-016 schemas): S0 names IF-016 and the original's event code; S1 is the DIP's;
+ * S2, "the original sender block", is the original S1 as it was (its senderUniqueReference the one the
+ * original sender gave); M0 is the original's; R0 (IF-014's response block) is kept for
+ * [ActivePowerRejected]; R1, the replay's own response block, says the replay was made (A, no messages);
+ * the CustomBlock is the original's, whole. A0 and D0 are the wrapper the DIP stamps on it.
+ */
+export function replayedConsumption(interfaceId: string, archived: unknown, sender: ReplaySender): { eventCode: string; message: DipMessage } | null {
+  const payload = objectOf(objectOf(archived)?.payload);
+  const common = objectOf(payload?.CommonBlock);
+  const custom = objectOf(payload?.CustomBlock);
+  const s0 = objectOf(common?.S0);
+  const eventCode = bare(s0?.eventCode);
+  if (!common || !custom || !s0 || !(REPLAYED_CONSUMPTION[interfaceId] ?? []).includes(eventCode)) return null;
+  const original = objectOf(common.S1);
+  const m0 = objectOf(common.M0);
+  if (!original || !m0) return null;
+  const r0 = objectOf(common.R0);
+  return {
+    eventCode,
+    message: {
+      payload: {
+        CommonBlock: {
+          S0: { interfaceID: REPLAY_INTERFACE, schemaVersion: '011', eventCode: `[${eventCode}]` },
+          S1: senderBlock(sender),
+          S2: original,
+          M0: m0,
+          ...(eventCode === 'ActivePowerRejected' && r0 ? { R0: r0 } : {}),
+          R1: { responseCode: 'A', responseMessages: [] },
+        },
+        CustomBlock: custom,
+      },
+    },
+  };
+}
+
+/**
+ * IF-016 [ConsumptionRequestRejected]: the request (its outbound copy) cannot be met, and R1 says why
+ * (responseCode R, the reason as its one message, cut to the published 200 characters). M0 is the
+ * request's: the answer names the MPAN asked about.
+ */
+export function consumptionRequestRejected(request: unknown, sender: ReplaySender, reason: string): DipMessage {
+  const m0 = objectOf(objectOf(objectOf(objectOf(request)?.payload)?.CommonBlock)?.M0) ?? {};
+  return {
+    payload: {
+      CommonBlock: {
+        S0: { interfaceID: REPLAY_INTERFACE, schemaVersion: '011', eventCode: `[${REQUEST_REJECTED_EVENT}]` },
+        S1: senderBlock(sender),
+        M0: m0,
+        R1: { responseCode: 'R', responseMessages: [reason.slice(0, RESPONSE_MESSAGE_MAX)] },
+      },
+    },
+  };
+}
+
+/**
+ * Whether the requester may have the MPAN's consumption replayed: only the data service the MPAN lookup
+ * names for it at the time of the request (spec 5.5.11, "only messages the Participant is entitled to
+ * view"; the interface is for an ADS newly responsible for a site, which needs the consumption its
+ * predecessor sent). Otherwise the reason, as R1 of the rejection says it.
+ */
+export function replayEntitlement(requester: string, mpan: string | null, history: readonly Appointment[], atMs: number): { ok: true; mpan: string } | { ok: false; reason: string } {
+  if (mpan === null || mpan === '') return { ok: false, reason: 'the request names no MPAN (M0.MPANCore)' };
+  const holder = holderAt(history, 'DS', atMs);
+  if (holder === requester) return { ok: true, mpan };
+  if (holder === undefined) return { ok: false, reason: `the MPAN lookup names no data service for MPAN ${mpan} now; only its appointed data service may have its consumption replayed` };
+  return { ok: false, reason: `${requester} is not the data service appointed to MPAN ${mpan} now (the MPAN lookup names ${holder}); only that data service may have its consumption replayed` };
+}
+
+/** The reason of a rejection when nothing the requester may have is archived for the MPAN. */
+export function nothingArchived(mpan: string, unreadable: number): string {
+  const encrypted = unreadable > 0 ? ` (${unreadable} archived message(s) are encrypted for their recipients and cannot be replayed)` : '';
+  return `no consumption (IF-021, IF-013, IF-014) for MPAN ${mpan} is archived: none was received, or it is older than the archive keeps${encrypted}`;
+}

@@ -1,0 +1,191 @@
+import { createHash } from 'node:crypto';
+import { DIP_ROLE } from '../catalogue/roles.js';
+import { bareEventCode } from '../catalogue/types.js';
+import {
+  consumptionRequestRejected,
+  nothingArchived,
+  REPLAY_INTERFACE,
+  REPLAY_REQUEST_INTERFACE,
+  REPLAYED_CONSUMPTION,
+  replayedConsumption,
+  replayEntitlement,
+  REQUEST_REJECTED_EVENT,
+  type ReplaySender,
+} from '../domain/consumption-replay.js';
+import { readHeader, stampWrapper, type DipMessage } from '../domain/message.js';
+import { dipDateTime, yyyymmdd } from '../domain/time.js';
+import { newTransactionId } from '../domain/transaction-id.js';
+import type { Archive } from '../ports/archive.js';
+import type { Clock } from '../ports/clock.js';
+import type { Logger } from '../ports/logger.js';
+import type { MessageLog, QueueEntry, QueueRef } from '../ports/message-log.js';
+import type { Channel } from './channels.js';
+import { queuesOf } from './delivery.js';
+import { dipMadeBatch, type MadeMessage } from './made-batch.js';
+import type { MpanDirectory } from './mpan-directory.js';
+import type { LocalConsumer } from './queue-worker.js';
+
+/**
+ * The internal recipient whose queue holds the IF-015 requests the DIP answers itself: never a
+ * participant (DIP IDs have no '-'), as the MPAN lookup's feed (src/pipeline/mpan-feed.ts).
+ */
+export const CONSUMPTION_REPLAY_RECIPIENT = 'DIP-REPLAY';
+
+/** Archived messages read, and IF-016s appended, per step: one batch per page. */
+export const CONSUMPTION_REPLAY_PAGE = 200;
+
+/** The channels the DIP consumes itself, and the internal recipient each goes to: routing names no participant. */
+export function dipConsumedRecipient(interfaceId: string): string | undefined {
+  return interfaceId === REPLAY_REQUEST_INTERFACE ? CONSUMPTION_REPLAY_RECIPIENT : undefined;
+}
+
+export interface ConsumptionReplayDeps {
+  log: Pick<MessageLog, 'append'>;
+  /** Wakes the requesters' IF-016 queues once their answers are durable. */
+  notify(queues: QueueRef[]): void;
+  archive: Pick<Archive, 'findForMpan'>;
+  mpan: Pick<MpanDirectory, 'history'>;
+  channel(id: string): Channel | undefined;
+  clock: Clock;
+  logger: Logger;
+  dipId: string;
+  environment: string;
+}
+
+/**
+ * The DIP Replay Service: ingest routes each accepted IF-015 to CONSUMPTION_REPLAY_RECIPIENT, and this
+ * consumes that queue in process, in order, with the durability of any queue (src/pipeline/queue-worker.ts:
+ * the entries are settled after the consumer returns, and offered again after a pause should it throw).
+ * Each request is answered with IF-016s addressed to its sender alone: one per archived consumption
+ * message about the MPAN, or one [ConsumptionRequestRejected] saying why there are none.
+ *
+ * A request handled again (the DIP stopped between the answers' append and the queue's settlement) is
+ * answered with the same sender unique references, derived from the request's and each original's
+ * transaction IDs: the log refuses the repeats as duplicates and only what was missing is appended.
+ */
+export function consumptionReplay(deps: ConsumptionReplayDeps): (queue: QueueRef) => LocalConsumer | undefined {
+  const consume: LocalConsumer = async (entries) => {
+    for (const entry of entries) await answer(deps, entry);
+  };
+  return (queue) => (queue.recipientDipId === CONSUMPTION_REPLAY_RECIPIENT && queue.channel === REPLAY_REQUEST_INTERFACE ? consume : undefined);
+}
+
+async function answer(deps: ConsumptionReplayDeps, entry: QueueEntry): Promise<void> {
+  const channel = deps.channel(REPLAY_INTERFACE);
+  if (!channel) {
+    // Without IF-016 in the catalogue in force no answer can be sent; the request stays archived.
+    deps.logger.warn({ transactionId: entry.transactionId }, `IF-015 not answered: ${REPLAY_INTERFACE} is not a channel of this DIP`);
+    return;
+  }
+  const request = JSON.parse(entry.outbound) as DipMessage;
+  const h = readHeader(request);
+  const d0 = request.payload.CommonBlock.D0 ?? {};
+  const correlationId = typeof d0.initialCorrelationID === 'string' ? d0.initialCorrelationID : h.senderCorrelationId;
+  const now = new Date(deps.clock.now());
+  const answers = new Answers(deps, channel, entry, h.senderDipId, correlationId, now);
+
+  const entitled = replayEntitlement(h.senderDipId, h.mpan, await deps.mpan.history(h.mpan ?? ''), now.getTime());
+  if (!entitled.ok) return answers.reject(request, entitled.reason);
+
+  let afterId = 0;
+  let sent = 0;
+  let unreadable = 0;
+  for (;;) {
+    const page = await deps.archive.findForMpan({ mpan: entitled.mpan, channels: Object.keys(REPLAYED_CONSUMPTION), afterId, limit: CONSUMPTION_REPLAY_PAGE });
+    if (page.length === 0) break;
+    afterId = page.at(-1)!.id;
+    const made: MadeMessage[] = [];
+    for (const original of page) {
+      const replay = replayedConsumption(original.channel, JSON.parse(original.outbound), answers.sender(original.transactionId));
+      if (replay === null) {
+        // IF-014 [ConsumptionOnDeEnergisedMPAN] has no IF-016 counterpart; a replayed event code that does
+        // not map was archived without its CustomBlock in clear (encrypted for its recipients, pattern 3).
+        if ((REPLAYED_CONSUMPTION[original.channel] ?? []).includes(bareEventCode(original.eventCode))) unreadable++;
+        continue;
+      }
+      made.push(answers.made(replay.eventCode, replay.message, true, original.transactionId));
+    }
+    await answers.append(made);
+    sent += made.length;
+    // A short page is the last: without an index by MPAN, asking again would read the channels' rows again for nothing.
+    if (page.length < CONSUMPTION_REPLAY_PAGE) break;
+  }
+  if (sent === 0) await answers.reject(request, nothingArchived(entitled.mpan, unreadable));
+}
+
+/** The IF-016s that answer one request: wrapped, referenced and appended as the DIP's own messages. */
+class Answers {
+  private readonly stamp: string;
+
+  constructor(
+    private readonly deps: ConsumptionReplayDeps,
+    private readonly channel: Channel,
+    private readonly request: QueueEntry,
+    private readonly requester: string,
+    private readonly correlationId: string | null,
+    private readonly now: Date,
+  ) {
+    this.stamp = dipDateTime(now);
+  }
+
+  /**
+   * S1 of the answer replaying `original` (null: the rejection). Its reference follows DT-995's pattern and
+   * is the same whenever the request is answered again (the request's receipt date, a hash of both IDs).
+   */
+  sender(original: string | null): ReplaySender {
+    const hash = createHash('sha256').update(`${this.request.transactionId}|${original ?? REQUEST_REJECTED_EVENT}`).digest('hex').slice(0, 32);
+    return {
+      dipId: this.deps.dipId,
+      roleId: DIP_ROLE,
+      environment: this.deps.environment,
+      timestamp: this.stamp,
+      senderUniqueReference: `S-${REPLAY_INTERFACE}-${this.deps.dipId.slice(0, 10)}-${DIP_ROLE}-${yyyymmdd(new Date(this.request.receivedAt))}-${hash}`,
+      correlationId: this.correlationId,
+    };
+  }
+
+  /**
+   * One answer, wrapped: addressed to the requester alone; replayIndicator true on replayed consumption
+   * (spec 5.5.4/5.5.11: a replayed message is marked so that downstream processes are not triggered as by
+   * live data; its transaction ID takes the 'R' prefix), false on the DIP's own rejection.
+   */
+  made(eventCode: string, message: DipMessage, replayed: boolean, original: string | null): MadeMessage {
+    const transactionId = newTransactionId(REPLAY_INTERFACE, this.deps.dipId.slice(0, 10), DIP_ROLE, this.now, replayed);
+    const outbound = stampWrapper(message, {
+      transactionId,
+      transactionTimestamp: this.stamp,
+      publicationId: this.channel.publicationId,
+      initialCorrelationId: this.correlationId,
+      replayIndicator: replayed,
+      primaryRecipients: [this.requester],
+      secondaryRecipients: [],
+      alwaysRecipients: [],
+    });
+    return { transactionId, eventCode: `[${eventCode}]`, correlationId: this.correlationId, outbound: JSON.stringify(outbound), recipients: [this.requester], senderUniqueReference: this.sender(original).senderUniqueReference };
+  }
+
+  async reject(request: DipMessage, reason: string): Promise<void> {
+    await this.append([this.made(REQUEST_REJECTED_EVENT, consumptionRequestRejected(request, this.sender(null), reason), false, null)]);
+  }
+
+  /** Appends the answers; those the log already holds (the request handled before) are left out. */
+  async append(made: MadeMessage[]): Promise<void> {
+    let left = made;
+    while (left.length > 0) {
+      const batch = dipMadeBatch(
+        // The request kept with the answers (the evidence of what they answer) is the IF-015 as the DIP archived it.
+        { channel: REPLAY_INTERFACE, senderDipId: this.deps.dipId, senderRole: DIP_ROLE, at: this.now.getTime(), rawRequest: Buffer.from(this.request.outbound) },
+        left,
+      );
+      const outcome = await this.deps.log.append(batch);
+      if (outcome.ok) {
+        this.deps.notify(queuesOf(batch));
+        return;
+      }
+      const duplicates = new Set(outcome.duplicates);
+      const rest = left.filter((m) => !duplicates.has(m.senderUniqueReference ?? ''));
+      if (rest.length === left.length) throw new Error(`the log refused a replay batch for ${this.request.transactionId} naming no duplicate of it`);
+      left = rest;
+    }
+  }
+}
