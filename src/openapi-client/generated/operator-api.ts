@@ -86,6 +86,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -173,6 +182,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -249,6 +267,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -341,6 +368,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -425,6 +461,15 @@ export interface paths {
                 };
                 /** @description No such resource */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -534,6 +579,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -622,6 +676,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -738,6 +801,15 @@ export interface paths {
                 };
                 /** @description No such resource */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -889,6 +961,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -985,6 +1066,15 @@ export interface paths {
                 };
                 /** @description No such resource */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1126,6 +1216,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -1251,6 +1350,15 @@ export interface paths {
                 };
                 /** @description Conflict: the resource is not in a state that allows this (or a newer version exists) */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1390,6 +1498,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -1522,6 +1639,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -1624,6 +1750,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1742,6 +1877,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -1853,6 +1997,15 @@ export interface paths {
                 };
                 /** @description Conflict: the resource is not in a state that allows this (or a newer version exists) */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1983,6 +2136,15 @@ export interface paths {
                 };
                 /** @description No such resource */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2134,6 +2296,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2324,6 +2495,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -2393,6 +2573,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2493,6 +2682,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2602,6 +2800,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2723,6 +2930,15 @@ export interface paths {
                 };
                 /** @description No such resource */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2865,6 +3081,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -2999,6 +3224,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -3082,6 +3316,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3199,6 +3442,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -3273,6 +3525,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3378,6 +3639,15 @@ export interface paths {
                 };
                 /** @description Conflict: the resource is not in a state that allows this (or a newer version exists) */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3514,6 +3784,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -3615,6 +3894,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -3680,6 +3968,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3754,6 +4051,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3871,6 +4177,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -3955,6 +4270,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4050,6 +4374,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4158,6 +4491,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -4232,6 +4574,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4333,6 +4684,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -4415,6 +4775,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4524,6 +4893,15 @@ export interface paths {
                 };
                 /** @description No such resource */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4671,6 +5049,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -4766,6 +5153,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4889,6 +5285,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -4965,6 +5370,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -5083,6 +5497,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -5187,6 +5610,15 @@ export interface paths {
                 };
                 /** @description Conflict: the resource is not in a state that allows this (or a newer version exists) */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -5302,6 +5734,15 @@ export interface paths {
                 };
                 /** @description No such resource */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -5448,6 +5889,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Too many at once (reports: as many as the DIP computes at once are running): try again after Retry-After */
                 429: {
                     headers: {
@@ -5549,6 +5999,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -5668,6 +6127,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Too many at once (reports: as many as the DIP computes at once are running): try again after Retry-After */
                 429: {
                     headers: {
@@ -5773,6 +6241,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -5910,6 +6387,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Too many at once (reports: as many as the DIP computes at once are running): try again after Retry-After */
                 429: {
                     headers: {
@@ -6009,6 +6495,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -6125,6 +6620,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -6253,6 +6757,15 @@ export interface paths {
                 };
                 /** @description Conflict: the resource is not in a state that allows this (or a newer version exists) */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -6394,6 +6907,15 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Too many failed sign-ins: the name's backoff (after five failures in 15 minutes, a wait doubling from 1 s to at most a minute, from any address: this sign-in carries no device cookie), or this client address's across every name (after ten, doubling to at most a minute; IPv6 by its /64). Nothing was checked; try again after Retry-After */
                 429: {
                     headers: {
@@ -6463,6 +6985,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -6573,6 +7104,15 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Too many failed sign-ins: the name's backoff (after five failures in 15 minutes, a wait doubling from 1 s to at most a minute, from any address: this sign-in carries no device cookie), or this client address's across every name (after ten, doubling to at most a minute; IPv6 by its /64). Nothing was checked; try again after Retry-After */
                 429: {
                     headers: {
@@ -6659,6 +7199,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -6724,6 +7273,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
