@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { requestedBaseUrl } from './domain/callback-url.js';
 import { addressList } from './security/address-list.js';
+import { knownHostNames } from './security/host-names.js';
 import type { ChannelOverride } from './domain/channel.js';
 
 export type { ChannelOverride };
@@ -148,6 +149,11 @@ export interface PortalConfig {
    */
   sessionIdleMinutes: number;
   /**
+   * Portal sessions one person may have at once (browsers, devices), either portal: a sign-in beyond it
+   * ends their oldest session (the oldest started, whether used since or not). 0: no cap. Default 5.
+   */
+  maxSessionsPerUser: number;
+  /**
    * The client addresses (IP addresses and CIDR ranges) the operator portal (/operator) answers; any other
    * is answered 404 as if it did not exist, sign-in included. Empty (the default): every address.
    */
@@ -169,6 +175,13 @@ export interface OperatorsConfig {
    * store (src/pipeline/operator-memory.ts). 0: every call needs the store.
    */
   rememberedMinutes: number;
+  /**
+   * Host names (or IP addresses) the operator API answers to besides its loopback names (127.0.0.1,
+   * localhost, [::1]): the name a reverse proxy or an SSH tunnel passes on as Host. A request naming any
+   * other host is answered 421 (a page of another site reaching the listener by DNS rebinding). Names only:
+   * no scheme, port or path; any port passes.
+   */
+  allowedHosts: string[];
 }
 
 export interface RegisterConfig {
@@ -404,7 +417,7 @@ const schema: JSONSchemaType<DipConfig> = {
     purgeIntervalSeconds: { type: 'number', exclusiveMinimum: 0 },
     adminPort: { type: 'integer', minimum: 0, maximum: 65535 },
     portalPort: { type: 'integer', minimum: 0, maximum: 65535 },
-    portal: section({ maxConnectionsPerAddress: { type: 'integer', minimum: 0 }, sessionIdleMinutes: { type: 'integer', minimum: 1, maximum: 480 }, operatorAllowList: { type: 'array', items: { type: 'string', minLength: 1 } } }),
+    portal: section({ maxConnectionsPerAddress: { type: 'integer', minimum: 0 }, sessionIdleMinutes: { type: 'integer', minimum: 1, maximum: 480 }, maxSessionsPerUser: { type: 'integer', minimum: 0, maximum: 1000 }, operatorAllowList: { type: 'array', items: { type: 'string', minLength: 1 } } }),
     maxClockSkewSeconds: { type: 'number', minimum: 1 },
     bodyLimitBytes: { type: 'integer', minimum: 1024 },
     maxBatchMessages: { type: 'integer', minimum: 1 },
@@ -560,6 +573,7 @@ const schema: JSONSchemaType<DipConfig> = {
       bootstrapBreakGlass: { type: 'boolean' },
       sessionMinutes: { type: 'integer', minimum: 1, maximum: 1440 },
       rememberedMinutes: { type: 'integer', minimum: 0, maximum: 1440 },
+      allowedHosts: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 253 } },
     }),
     register: section({
       pull: {
@@ -660,7 +674,7 @@ export const DEFAULTS: DipConfig = {
   // page, its one style sheet, cached for an hour); the listener closes idle ones after 72 s. 128 lets
   // some 20 people behind one office NAT or VPN gateway each hold a browser's most at once, and many
   // more as people really use it, while one address can no longer hold thousands.
-  portal: { maxConnectionsPerAddress: 128, sessionIdleMinutes: 30, operatorAllowList: [] },
+  portal: { maxConnectionsPerAddress: 128, sessionIdleMinutes: 30, maxSessionsPerUser: 5, operatorAllowList: [] },
   maxClockSkewSeconds: 300,
   bodyLimitBytes: 10 * 1024 * 1024,
   maxBatchMessages: 1000,
@@ -710,7 +724,7 @@ export const DEFAULTS: DipConfig = {
   },
   webhookAllowList: [],
   applySuggestedSecurityCategories: false,
-  operators: { bootstrapBreakGlass: false, sessionMinutes: 60, rememberedMinutes: 15 },
+  operators: { bootstrapBreakGlass: false, sessionMinutes: 60, rememberedMinutes: 15, allowedHosts: [] },
   register: { pull: null, allowList: [], maxFeedMb: 64 },
   publications: {
     maxBytes: 2 * 1024 * 1024 * 1024,
@@ -801,6 +815,7 @@ function normalPublicUrl(url: string, setting = 'publicUrl'): string {
 function distinctPorts(config: DipConfig): DipConfig {
   // Not ports, but checked with them: an entry that is no address or range stops the start, named.
   addressList(config.portal.operatorAllowList, 'portal.operatorAllowList');
+  knownHostNames('127.0.0.1', config.operators.allowedHosts, 'operators.allowedHosts');
   const listeners: Array<[string, number, string]> = [
     ['port', config.port, config.host],
     ['adminPort', config.adminPort, '127.0.0.1'],

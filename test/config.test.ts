@@ -31,7 +31,12 @@ describe('configuration', () => {
     expect(() => loadConfig({ DIP_DATA_DIR: dirWith('portal:\n  maxConnectionsPerAddress: 1.5') })).toThrow(/portal\/maxConnectionsPerAddress/);
     expect(() => loadConfig({ DIP_DATA_DIR: dirWith('portal:\n  maxConnections: 8') })).toThrow(/portal/);
     expect(c.portal.sessionIdleMinutes).toBe(30);
-    expect(loadConfig({ DIP_DATA_DIR: dirWith('portal:\n  sessionIdleMinutes: 15') }).portal).toEqual({ maxConnectionsPerAddress: 128, sessionIdleMinutes: 15, operatorAllowList: [] });
+    expect(loadConfig({ DIP_DATA_DIR: dirWith('portal:\n  sessionIdleMinutes: 15') }).portal).toEqual({ maxConnectionsPerAddress: 128, sessionIdleMinutes: 15, maxSessionsPerUser: 5, operatorAllowList: [] });
+    expect(loadConfig({ DIP_DATA_DIR: dirWith('portal:\n  maxSessionsPerUser: 0') }).portal.maxSessionsPerUser).toBe(0);
+    expect(() => loadConfig({ DIP_DATA_DIR: dirWith('portal:\n  maxSessionsPerUser: -1') })).toThrow(/portal\/maxSessionsPerUser/);
+    expect(c.operators.allowedHosts).toEqual([]);
+    expect(loadConfig({ DIP_DATA_DIR: dirWith('operators:\n  allowedHosts: [ops.example.net]') }).operators.allowedHosts).toEqual(['ops.example.net']);
+    expect(() => loadConfig({ DIP_DATA_DIR: dirWith('operators:\n  allowedHosts: ["ops.example.net:8444"]') })).toThrow(/operators.allowedHosts 'ops.example.net:8444' is not a host name/);
     expect(() => loadConfig({ DIP_DATA_DIR: dirWith('portal:\n  sessionIdleMinutes: 0') })).toThrow(/portal\/sessionIdleMinutes/);
     expect(c.delivery.retryCapMs).toBe(5000);
     expect(c.delivery.retryBaseMs).toBe(DEFAULTS.delivery.retryBaseMs);

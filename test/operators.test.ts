@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { login } from '../src/cli/admin-client.js';
+import { DEFAULTS } from '../src/config.js';
 import { ENROLMENT_JUST_FINISHED } from '../src/pipeline/portal-accounts.js';
 import { totpCode } from '../src/security/portal-credentials.js';
 import { batch, message } from './contract/fixtures.js';
@@ -408,7 +409,7 @@ describe('operator accounts', () => {
 describe('the bootstrap token as break-glass (operators.bootstrapBreakGlass: true)', () => {
   let t: TestDip;
   beforeAll(async () => {
-    t = await startTestDip({ operators: { bootstrapBreakGlass: true, sessionMinutes: 60, rememberedMinutes: 15 } });
+    t = await startTestDip({ operators: { ...DEFAULTS.operators, bootstrapBreakGlass: true } });
   });
   afterAll(async () => {
     await t?.close();

@@ -5,6 +5,7 @@
  */
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../src/config.js';
 import { totpCode } from '../src/security/portal-credentials.js';
 import { CONTENT_SECURITY_POLICY } from '../src/portal/server.js';
 import { adminApi } from './helpers/admin.js';
@@ -344,12 +345,34 @@ describe('a portal session left idle', () => {
   });
 });
 
+describe("a person's portal sessions (portal.maxSessionsPerUser)", () => {
+  const clock = new ShiftableClock();
+  const { dip, send, userEnrolled } = portalDip(clock);
+
+  it('ends the oldest of five once the person signs in a sixth time, on whichever browser, and no other', async () => {
+    const sup = await dip().participant('1000000006', ['SUP']);
+    const sam = await userEnrolled('sam.sessions', sup.dipId);
+    const cookies = [sam.cookie];
+    for (let i = 0; i < 5; i++) {
+      // Each sign-in needs a code of a time step not used before.
+      clock.jump(30_000);
+      const signIn = await send('POST', '/portal/sign-in', { form: new URLSearchParams({ username: 'sam.sessions', password: sam.password, code: totpCode(sam.secret, clock.now()) }).toString() });
+      expect([i, signIn.status]).toEqual([i, 303]);
+      cookies.push(String([signIn.headers['set-cookie'] ?? []].flat()[0]).split(';')[0]!);
+    }
+    const statuses = [];
+    for (const cookie of cookies) statuses.push((await send('GET', '/portal/', { cookie })).status);
+    // The first (the enrolment's) ended when the sixth began; the five newest go on.
+    expect(statuses).toEqual([303, 200, 200, 200, 200, 200]);
+  });
+});
+
 describe('the operator portal limited to the operators\' networks (portal.operatorAllowList)', () => {
   const at: { t?: TestDip; agent?: Agent } = {};
   const start = async (operatorAllowList: string[]) => {
     await at.agent?.close();
     await at.t?.close();
-    at.t = await startTestDip({ portal: { maxConnectionsPerAddress: 128, sessionIdleMinutes: 30, operatorAllowList } });
+    at.t = await startTestDip({ portal: { ...DEFAULTS.portal, operatorAllowList } });
     // Each DIP its own data directory, so its own CA.
     at.agent = new Agent({ connect: { ca: at.t.dip.pki.ca.certPem } });
   };
@@ -378,7 +401,7 @@ describe('the operator portal limited to the operators\' networks (portal.operat
   });
 
   it('refuses an entry that is no address or range at start, naming it', async () => {
-    await expect(startTestDip({ portal: { maxConnectionsPerAddress: 128, sessionIdleMinutes: 30, operatorAllowList: ['ops.example.net'] } })).rejects.toThrow(/portal.operatorAllowList: 'ops.example.net' is neither an IP address nor a CIDR range/);
+    await expect(startTestDip({ portal: { ...DEFAULTS.portal, operatorAllowList: ['ops.example.net'] } })).rejects.toThrow(/portal.operatorAllowList: 'ops.example.net' is neither an IP address nor a CIDR range/);
   });
 });
 

@@ -2,14 +2,15 @@
  * The response headers of the two API listeners anyone's software (and a browser) may reach, over real
  * (mutual) TLS: OWASP's REST security guidance for every answer (nosniff, no framing, HSTS on a TLS
  * listener) and, on the participant listener, whose answers are a participant's own data (messages
- * pulled, reports, publications), no copy kept by a cache between it and the DIP. The portals' and the
+ * pulled, reports, publications), no copy kept by a cache between it and the DIP, the refusals the
+ * listener writes on the socket itself included. The portals' and the
  * operator API's are in test/portal-forms.test.ts and test/operators.test.ts.
  */
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../src/config.js';
 import { startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
-import { agentFor, send } from './hostile/helpers.js';
+import { agentFor, rawAnswerOf, rawTls, send, tlsOf } from './hostile/helpers.js';
 
 describe('security headers of the participant and anonymous listeners', () => {
   let t: TestDip;
@@ -43,6 +44,26 @@ describe('security headers of the participant and anonymous listeners', () => {
       expect([what, a.headers['cache-control']]).toEqual([what, 'no-store']);
     }
     expect([accepted.status, refused.status, unknown.statusCode]).toEqual([200, 401, 404]);
+  });
+
+  it('puts the same headers on the refusals written on the socket itself (parser errors, an unmet Expect)', async () => {
+    const head = (lines: string[]) => `${lines.join('\r\n')}\r\n\r\n`;
+    const base = ['POST /dip-channel/IF-021 HTTP/1.1', 'Host: localhost', 'Content-Type: application/json'];
+    const cases: Array<[number, string]> = [
+      [400, head([...base, 'X-API-Key: abc\rX-Injected: yes', 'Content-Length: 0'])],
+      [431, head([...base, `X-Filler: ${'a'.repeat(20_000)}`, 'Content-Length: 0'])],
+      [505, head(['GET /health HTTP/2.0', 'Host: localhost', 'Connection: close'])],
+      [417, `${head([...base, 'Expect: 200-ok', 'Content-Length: 2'])}[]`],
+    ];
+    for (const [status, bytes] of cases) {
+      const a = rawAnswerOf(await rawTls(t, { ...tlsOf(sup), write: bytes }));
+      const what = `raw ${status}`;
+      expect([what, a.status]).toEqual([what, status]);
+      const headers = Object.fromEntries(['x-content-type-options', 'strict-transport-security', 'content-security-policy', 'x-frame-options', 'cache-control'].map((n) => [n, a.header(n)]));
+      common(what, headers);
+      expect([what, headers['content-security-policy']]).toEqual([what, "default-src 'none'; frame-ancestors 'none'"]);
+      expect([what, headers['cache-control']]).toEqual([what, 'no-store']);
+    }
   });
 
   it('answers anyone on the anonymous listener with nosniff, no framing and HSTS, the data portal keeping its own policy', async () => {

@@ -18,6 +18,7 @@ const REFUSAL: Readonly<Record<number, string>> = {
   403: "The operator's role does not allow this call",
   404: 'No such resource',
   409: 'Conflict: the resource is not in a state that allows this (or a newer version exists)',
+  421: 'Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts)',
   429: 'Too many at once (reports: as many as the DIP computes at once are running): try again after Retry-After',
   500: 'Internal error (the details are in the DIP log)',
   502: 'The upstream server failed or could not be reached: nothing applied',
@@ -63,7 +64,8 @@ type RouteSchema = { hide?: boolean; body?: unknown; querystring?: unknown; para
 
 /**
  * The answers the listener itself gives to any route, added to each route's schema where it does not
- * say them already: 401 and 403 from the operator authentication hook (src/api/admin-operators.ts), 400
+ * say them already: 421 from the Host check (src/api/admin.ts), 401 and 403 from the operator
+ * authentication hook (src/api/admin-operators.ts), 400
  * from schema validation where the route takes input, 500 from the error handler. Registered on the
  * listener before its routes, so every route's documentation says them.
  */
@@ -73,7 +75,7 @@ export function documentListenerAnswers(app: FastifyInstance): void {
     if (!schema || schema.hide || isOperatorDocs(route.url)) return;
     const input = schema.body !== undefined || schema.querystring !== undefined || schema.params !== undefined;
     const response = { ...(schema.response ?? {}) };
-    for (const code of [...(input ? [400] : []), 401, 403, 500, 503]) response[code] ??= refusal(code);
+    for (const code of [...(input ? [400] : []), 401, 403, 421, 500, 503]) response[code] ??= refusal(code);
     schema.response = response;
   });
 }

@@ -31,6 +31,7 @@ import type { OperatorMemory } from '../pipeline/operator-memory.js';
 import { operatorStopping, useGracefulStop } from './stopping.js';
 import { useAnswerDeadlines } from '../security/answer-deadlines.js';
 import type { Clock } from '../ports/clock.js';
+import { hostKnown } from '../security/host-names.js';
 
 export const adminTokenFile = (dataDir: string): string => join(dataDir, 'admin-token');
 
@@ -48,6 +49,11 @@ export interface AdminDeps {
   token: string;
   /** The bootstrap token keeps working after that (a documented break-glass setting, off by default). */
   bootstrapBreakGlass: boolean;
+  /**
+   * The names a request's Host may give (src/security/host-names.ts knownHostNames: the loopback names and
+   * config `operators.allowedHosts`); any other is answered 421 before anything else reads the request.
+   */
+  hostNames: ReadonlySet<string>;
   operators: OperatorAccounts;
   /** People's sign-in to the operator API. */
   sessions: OperatorSessions;
@@ -116,7 +122,17 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
   // which is no account: `operator:bootstrap` would also be an account of that name), so an auditor matches
   // a call to the act it journalled by one spelling. Records written before say `operator:bootstrap`.
   if (deps.activity) registerActivityLog(app, deps.activity, 'operator', (req) => req.operator?.actor ?? null, () => deps.now());
-  // Next (the call has its ID, its record is made): a stopping DIP refuses what still arrives before anything reads it.
+  // Next (the call has its ID, its record is made): a call naming another host is refused before anything
+  // reads it. A page of another site whose name it rebinds to 127.0.0.1 (DNS rebinding) is same-origin with
+  // this listener to the browser, which then sends the page's name as Host: without this it could try
+  // sign-ins (POST /admin/session) and read the API's documentation from a browser on the operator's machine.
+  app.addHook('onRequest', async (req, reply) => {
+    if (hostKnown(req.headers.host, deps.hostNames)) return undefined;
+    const shown = String(req.headers.host).slice(0, 100);
+    // The names are not listed: a rebinding page reads this answer, and the allow-list may name internal hosts.
+    return reply.code(421).send({ error: `the Host '${shown}' is not a name of this operator API (127.0.0.1, localhost, [::1], or one in operators.allowedHosts): a page of another site reaching it through DNS rebinding is refused` });
+  });
+  // A stopping DIP refuses what still arrives before anything reads it.
   useGracefulStop(app, deps.stopDrainMs, operatorStopping);
   // A listing report's answer holds its report slot until written: an operator client that stops reading is cut off.
   const deadlines = deps.answerDeadlines;

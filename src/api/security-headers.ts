@@ -14,9 +14,7 @@ const NOT_A_PAGE_POLICY = "default-src 'none'; frame-ancestors 'none'";
  */
 export function useApiSecurityHeaders(app: FastifyInstance, options: { noStore: boolean }): void {
   app.addHook('onSend', async (_req, reply, payload) => {
-    void reply.header('x-content-type-options', 'nosniff');
-    void reply.header('x-frame-options', 'DENY');
-    void reply.header('strict-transport-security', 'max-age=31536000');
+    for (const [name, value] of Object.entries(EVERY_ANSWER)) void reply.header(name, value);
     if (!reply.hasHeader('content-security-policy')) {
       const page = String(reply.getHeader('content-type') ?? '').startsWith('text/html');
       void reply.header('content-security-policy', page ? "frame-ancestors 'none'" : NOT_A_PAGE_POLICY);
@@ -24,4 +22,20 @@ export function useApiSecurityHeaders(app: FastifyInstance, options: { noStore: 
     if (options.noStore && !reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store');
     return payload;
   });
+}
+
+/** What useApiSecurityHeaders sets on every answer, whatever it is. */
+const EVERY_ANSWER: Readonly<Record<string, string>> = {
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'strict-transport-security': 'max-age=31536000',
+};
+
+/**
+ * The same headers for a refusal written without Fastify, which its hook never sees: Node's parser errors,
+ * a missed deadline and an unmet Expect, answered on the socket or the raw response (src/api/server.ts).
+ * Such an answer is JSON, never a page, and `noStore` as the listener's.
+ */
+export function rawAnswerSecurityHeaders(options: { noStore: boolean }): Readonly<Record<string, string>> {
+  return { ...EVERY_ANSWER, 'content-security-policy': NOT_A_PAGE_POLICY, ...(options.noStore ? { 'cache-control': 'no-store' } : {}) };
 }

@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { MSG } from '../domain/response-codes.js';
 import { STORE_RETRY_AFTER_SECONDS } from '../pipeline/ingest.js';
 import { standardStopping, useGracefulStop } from './stopping.js';
-import { useApiSecurityHeaders } from './security-headers.js';
+import { rawAnswerSecurityHeaders, useApiSecurityHeaders } from './security-headers.js';
 import { storeFailureKind } from '../ports/errors.js';
 import type { SignatureReplayGuard } from '../ports/replay-guard.js';
 import { canonicalSignature, DIP_HEADER_SIGNATURE } from '../security/signature.js';
@@ -63,6 +63,8 @@ import { LISTENER_TLS } from '../security/tls-policy.js';
 
 /** Longest path segment (channel ID, DIP ID) the router accepts. */
 const MAX_PARAM_LENGTH = 200;
+/** The participant listener's security headers on an answer written without Fastify, whose onSend hook never sees it. */
+const RAW_SECURITY_HEADERS = rawAnswerSecurityHeaders({ noStore: true });
 /** How long a connection refused by the DIP itself is read and drained before it is closed (answerAndClose). */
 const LINGER_MS = 2_000;
 /** At most this many connections linger at once; beyond, a refused connection is closed at once (a flood of junk holds no more). */
@@ -127,8 +129,9 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     closing.add(socket);
     if (socket.writable) {
       const body = refusalBody(status, help);
+      const headerLines = Object.entries(RAW_SECURITY_HEADERS).map(([name, value]) => `${name}: ${value}\r\n`).join('');
       socket.write(
-        `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${headerLines}Connection: close\r\n\r\n${body}`,
       );
     }
     if (!linger || lingering >= MAX_LINGERING) {
@@ -220,12 +223,12 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     },
   });
 
-  // Security headers on every answer, refusals while stopping included.
+  // Security headers on every answer, refusals while stopping included (those written without Fastify: RAW_SECURITY_HEADERS).
   useApiSecurityHeaders(app, { noStore: true });
   // Node answers an Expect it does not know with an empty 417 unless the server listens for it.
   app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
     const body = refusalBody(417, `Expect '${String(req.headers.expect).slice(0, 60)}' cannot be met: only 100-continue is understood`);
-    res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
+    res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), ...RAW_SECURITY_HEADERS, connection: 'close' }).end(body);
   });
   // Expect: 100-continue is answered when the body is about to be read, not as the headers arrive (Node's
   // default): a submission refused by a hook before that (overload, rate limit) is refused before its

@@ -27,6 +27,7 @@ import type { Clock } from '../ports/clock.js';
 import type { DipMetrics } from '../pipeline/metrics.js';
 import type { RevocationWatcher } from '../security/revocation.js';
 import type { TrustStore } from '../security/trust-store.js';
+import { knownHostNames } from '../security/host-names.js';
 
 /**
  * Listens, registers the close, and answers the port bound (the configured one, or the one chosen for
@@ -76,10 +77,13 @@ export async function startAnonymousListener(config: DipConfig, deps: ApiDeps, p
 /** What the portals call the operator API with, in-process (never on a network). */
 export type OperatorApi = PortalDeps['operatorApi'];
 
+/** The operator listener's address: the loopback interface only. */
+const OPERATOR_ADDRESS = '127.0.0.1';
+
 /** The operator API on the loopback interface, and the in-process door the portals use to call it as the operator signed in. */
 export async function startOperatorListener(
   config: DipConfig,
-  deps: Omit<AdminDeps, 'token' | 'inProcessKey' | 'sessions' | 'memory' | 'bootstrapBreakGlass' | 'signatureSkewMs' | 'stopDrainMs' | 'answerDeadlines'>,
+  deps: Omit<AdminDeps, 'token' | 'inProcessKey' | 'sessions' | 'memory' | 'bootstrapBreakGlass' | 'hostNames' | 'signatureSkewMs' | 'stopDrainMs' | 'answerDeadlines'>,
   metrics: Pick<DipMetrics, 'request'>,
   clock: Clock,
   life: Lifecycle,
@@ -101,6 +105,7 @@ export async function startOperatorListener(
     ...deps,
     token: ensureAdminToken(config.dataDir),
     bootstrapBreakGlass: config.operators.bootstrapBreakGlass,
+    hostNames: knownHostNames(OPERATOR_ADDRESS, config.operators.allowedHosts, 'operators.allowedHosts'),
     sessions,
     memory,
     inProcessKey,
@@ -110,7 +115,7 @@ export async function startOperatorListener(
   });
   // Every answer counted, the portals' in-process calls and the scrapes of /metrics among them.
   registerRequestMetrics(admin, metrics, 'operator');
-  const port = await listen(admin, 'operator listener', config.adminPort, '127.0.0.1', life);
+  const port = await listen(admin, 'operator listener', config.adminPort, OPERATOR_ADDRESS, life);
   const operatorApi: OperatorApi = (operator) => operatorApiClient(inProcessTransport(admin, { authorization: `Bearer ${inProcessKey}`, [ACTING_OPERATOR_HEADER]: operator }));
   return { port, operations: operationsOf(admin), operatorApi, document: () => admin.swagger() };
 }

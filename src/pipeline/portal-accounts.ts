@@ -392,10 +392,24 @@ export class PortalAccountService {
     return this.dummyHash;
   }
 
-  /** The account a session belongs to, while the session's epoch is current and the account enabled. */
-  async fromSession(claims: SessionClaims): Promise<PortalAccount | undefined> {
+  /**
+   * The account a session belongs to, while the session's epoch is current and the account enabled, and,
+   * with `maxSessions` (config `portal.maxSessionsPerUser`; 0: no cap), while fewer than that many of the
+   * account's sessions were started after it (a numbered session: sessionNumber).
+   */
+  async fromSession(claims: SessionClaims, maxSessions = 0): Promise<PortalAccount | undefined> {
     const account = await this.store.account(claims.username);
-    return account && !account.disabled && account.sessionEpoch === claims.epoch ? account : undefined;
+    if (!account || account.disabled || account.sessionEpoch !== claims.epoch) return undefined;
+    return maxSessions > 0 && typeof claims.seq === 'number' && (account.sessionsIssued ?? 0) - claims.seq >= maxSessions ? undefined : account;
+  }
+
+  /**
+   * A new portal session's number: the account's sessions are counted in the store (one write, every
+   * node's counted), so the one `maxSessions` newer sessions have followed ends (fromSession), the oldest
+   * first, whichever node it was started on and without a session table. Undefined: no such account.
+   */
+  async sessionNumber(username: string): Promise<number | undefined> {
+    return this.store.countSession(username);
   }
 
   /** Ends every session of the account (one conditional write: nothing running beside it can undo it). */

@@ -209,17 +209,22 @@ function throttledSignIn(deps: PortalDeps, realm: Realm, req: FastifyRequest, re
   return render(reply, 429, realm, req, undefined, 'Sign in', signInPage(realm), { kind: 'error', text: problem });
 }
 
-/** A sign-in step's answer: refused (the sign-in page again), or a session cookie and the realm's start page. */
-function startSession(deps: PortalDeps, realm: Realm, req: FastifyRequest, reply: FastifyReply, result: SignIn, chosePassword: boolean): FastifyReply {
+/**
+ * A sign-in step's answer: refused (the sign-in page again), or a session cookie and the realm's start page.
+ * The session is numbered among the person's (sessionNumber), which ends their oldest once they have more
+ * than `portal.maxSessionsPerUser`.
+ */
+async function startSession(deps: PortalDeps, realm: Realm, req: FastifyRequest, reply: FastifyReply, result: SignIn, chosePassword: boolean): Promise<FastifyReply> {
   if (!result.ok && result.retryAfterSeconds !== undefined) return throttledSignIn(deps, realm, req, reply, result.problem, result.retryAfterSeconds);
   if (!result.ok) return render(reply, 401, realm, req, undefined, 'Sign in', signInPage(realm), { kind: 'error', text: result.problem });
   if (chosePassword) deps.logger.info({ username: result.account.username, portal: realm.kind }, 'portal: first password chosen (or changed) at sign-in');
+  const seq = await deps.accounts.sessionNumber(result.account.username);
   const now = deps.clock.now();
-  const { token } = deps.sessions.issue({ username: result.account.username, epoch: result.account.sessionEpoch, expiresAt: now + SESSION_MS, seenAt: now });
+  const { token } = deps.sessions.issue({ username: result.account.username, epoch: result.account.sessionEpoch, expiresAt: now + SESSION_MS, seenAt: now, ...(seq === undefined ? {} : { seq }) });
   setSessionCookie(reply, realm, token, SESSION_MS / 1000);
   // A new device cookie at each sign-in (OWASP): this browser is now known for the account.
   setDeviceCookie(reply, realm, deps.devices.issue(result.account.username, now), DEVICE_COOKIE_MS / 1000);
-  deps.logger.info({ username: result.account.username, portal: realm.kind }, 'portal sign-in');
+  deps.logger.info({ username: result.account.username, portal: realm.kind, session: seq }, 'portal sign-in');
   return reply.redirect(`${realm.base}/`, 303);
 }
 

@@ -89,7 +89,8 @@ function liveClaims(deps: Pick<PortalDeps, 'sessions' | 'clock' | 'config'>, req
 export async function signedIn(deps: PortalDeps, req: FastifyRequest, realm: Realm): Promise<Signed | undefined> {
   const claims = liveClaims(deps, req, realm);
   if (!claims) return undefined;
-  const account = await deps.accounts.fromSession(claims);
+  // More than portal.maxSessionsPerUser sessions of the person started since this one: it has ended.
+  const account = await deps.accounts.fromSession(claims, deps.config.portal.maxSessionsPerUser);
   if (!account || (realm.kind === 'operator') !== (account.participantDipId === null)) return undefined;
   // An operator's portal session lasts only while its operator account is in force: disabled, it ends at
   // once (some pages read stores directly, not through the operator API that would refuse it).

@@ -23,6 +23,11 @@ export interface PortalAccount {
   lastTotpStep: number;
   /** Raised by sign-out and by disabling: every session issued under an older value is refused. */
   sessionEpoch: number;
+  /**
+   * Portal sessions ever started for the account (countSession); each session carries its number, and one
+   * more than `portal.maxSessionsPerUser` behind this is ended. Absent on records made before: none.
+   */
+  sessionsIssued?: number;
   disabled: boolean;
   /**
    * The password is still the one its administrator chose and saw: the account signs in only by choosing
@@ -88,6 +93,12 @@ export interface PortalAccounts {
    * conditional write, so a code is good once across every node sharing the store. False: it was used.
    */
   claimTotpStep(username: string, step: number): Promise<boolean>;
+  /**
+   * Counts a new portal session of the account: raises its sessionsIssued by one (from the stored value, in
+   * one write, so sign-ins on several nodes at once each get a number of their own) and answers the new
+   * value, the session's number. Undefined: no such account.
+   */
+  countSession(username: string): Promise<number | undefined>;
   /**
    * Stores `e` as the account's pending enrolment unless one is pending already (one whose expiresAt is
    * after e.startedAt): one conditional write, so two sign-ins at once on two nodes cannot both start one

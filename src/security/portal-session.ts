@@ -12,6 +12,12 @@ export interface SessionClaims {
    * for their idle limit (config `portal.sessionIdleMinutes`). Absent on operator-API sessions.
    */
   seenAt?: number;
+  /**
+   * The portals': the session's number among the account's (PortalAccounts.countSession), so that the
+   * oldest ends once the person has more than `portal.maxSessionsPerUser`. Absent on operator-API
+   * sessions and on portal sessions issued before the cap (they end at their expiry).
+   */
+  seq?: number;
 }
 
 /**

@@ -57,6 +57,18 @@ export function portalAccountsContract(name: string, open: BackendFactory): void
       expect(await store.claimTotpStep('nobody', 7)).toBe(false);
     });
 
+    it('numbers sessions from the stored count, one number each when counted at once, kept by changes and a reopen', async () => {
+      const store = ctx.backend.portalAccounts;
+      await store.createAccount(account('sally', 'SUP0000001', 1));
+      expect(await store.countSession('sally')).toBe(1);
+      const together = await Promise.all([store.countSession('sally'), store.countSession('sally'), store.countSession('sally')]);
+      expect([...together].sort()).toEqual([2, 3, 4]);
+      // A change merges its fields: the count stays (and the epoch moves, as ever).
+      expect((await store.changeAccount('sally', { disabled: false }))?.sessionsIssued).toBe(4);
+      expect(await store.countSession('nobody')).toBeUndefined();
+      expect((await (await ctx.reopen()).portalAccounts.account('sally'))?.sessionsIssued).toBe(4);
+    });
+
     it('changes only the fields asked, raising the epoch from the stored one, and only while the conditions hold', async () => {
       const store = ctx.backend.portalAccounts;
       await store.createAccount(account('dora', 'SUP0000001', 1));

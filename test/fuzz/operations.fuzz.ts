@@ -30,7 +30,7 @@ import { STATUS_CODES } from 'node:http';
 import { adminTokenFile } from '../../src/api/admin.js';
 import { isOperatorDocs } from '../../src/api/admin-schemas.js';
 import type { Operation } from '../../src/api/operations.js';
-import type { DipConfig } from '../../src/config.js';
+import { DEFAULTS, type DipConfig } from '../../src/config.js';
 import { answerOf, send, signerFor, startHostileDip, SDS_ID, SUP_ID, validItem, type Answer, type SendOptions } from '../hostile/helpers.js';
 import { families, forCaller, requestsFor, type Known } from './requests.js';
 import { StoreDigest } from './store-digest.js';
@@ -72,7 +72,7 @@ const h = await startHostileDip({
   overload: { maxEventLoopDelayMs: 60_000, delayCountsFromSubmissions: 100_000, maxSubmissionsInFlight: 100_000, maxBytesInFlight: 1 << 40, maxBytesArriving: 1 << 40, maxBytesArrivingPerSender: 1 << 40 },
   // The fuzzer's operator credential is the bootstrap token, as break-glass: fuzzed calls create admin
   // accounts and disable accounts, and the fuzzer must go on calling whatever they did.
-  operators: { bootstrapBreakGlass: true, sessionMinutes: 60, rememberedMinutes: 15 },
+  operators: { ...DEFAULTS.operators, bootstrapBreakGlass: true },
   // The anonymous listener (public publications) too, without its fair-use limit.
   publications: { anonymous: { enabled: true, host: '127.0.0.1', port: 0, rateLimit: { requestsPerSecond: 0, burst: 1 } } } as DipConfig['publications'],
 });

@@ -7,6 +7,7 @@
  * IPv4 client arrives as ::ffff:127.0.0.1, and is counted and named as 127.0.0.1.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../../src/config.js';
 import type { Client } from 'undici';
 import { addressCapCases, keptAliveConnection, rawAnswerOf, rawTls, startHostileDip, type HostileDip, type RawResult } from './helpers.js';
 
@@ -18,7 +19,7 @@ const clients: Client[] = [];
 
 beforeAll(async () => {
   // Every listener on :: (the portal listens on `host`), so ::1 is another client address than 127.0.0.1.
-  h = await startHostileDip({ host: '::', portal: { maxConnectionsPerAddress: CAP, sessionIdleMinutes: 30, operatorAllowList: [] } });
+  h = await startHostileDip({ host: '::', portal: { ...DEFAULTS.portal, maxConnectionsPerAddress: CAP } });
   port = Number(new URL(h.t.dip.portalUrl).port);
 });
 afterAll(async () => {

@@ -45,6 +45,16 @@ export class PgPortalAccounts implements PortalAccounts {
     return rowCount === 1;
   }
 
+  async countSession(username: string): Promise<number | undefined> {
+    const { rows } = await this.d.tx((c) =>
+      c.query<{ n: number }>(
+        "UPDATE portal_accounts SET record = jsonb_set(record, '{sessionsIssued}', to_jsonb(coalesce((record->>'sessionsIssued')::integer, 0) + 1)) WHERE username = $1 RETURNING (record->>'sessionsIssued')::integer AS n",
+        [username],
+      ),
+    );
+    return rows[0]?.n;
+  }
+
   async startTotpEnrolment(e: PendingTotpEnrolment): Promise<PendingTotpEnrolment | undefined> {
     return this.d.tx(async (c) => {
       // Two starts at once: the second's insert waits for the first's row and then does nothing, and its

@@ -18,6 +18,9 @@ export class SqlitePortalAccounts implements PortalAccounts {
         `UPDATE portal_accounts SET record = json_set(json_patch(record, @change), '$.sessionEpoch', json_extract(record, '$.sessionEpoch') + 1)
          WHERE username = @username AND (@epoch IS NULL OR json_extract(record, '$.sessionEpoch') = @epoch) AND (@enabled = 0 OR json_extract(record, '$.disabled') = 0) RETURNING record`,
       ),
+      countSession: db.prepare<[string], { n: number }>(
+        "UPDATE portal_accounts SET record = json_set(record, '$.sessionsIssued', coalesce(json_extract(record, '$.sessionsIssued'), 0) + 1) WHERE username = ? RETURNING json_extract(record, '$.sessionsIssued') AS n",
+      ),
       claimStep: db.prepare("UPDATE portal_accounts SET record = json_set(record, '$.lastTotpStep', ?) WHERE username = ? AND json_extract(record, '$.lastTotpStep') < ?"),
       forgetExpiredEnrolments: db.prepare('DELETE FROM portal_totp_enrolments WHERE expires_at <= ?'),
       // The account's enrolment begun under an older epoch can never complete (see completeTotpEnrolment).
@@ -73,6 +76,10 @@ export class SqlitePortalAccounts implements PortalAccounts {
 
   async claimTotpStep(username: string, step: number): Promise<boolean> {
     return this.d.write(() => this.s.claimStep.run(step, username, step).changes === 1);
+  }
+
+  async countSession(username: string): Promise<number | undefined> {
+    return this.d.write(() => this.s.countSession.get(username)?.n);
   }
 
   async startTotpEnrolment(e: PendingTotpEnrolment): Promise<PendingTotpEnrolment | undefined> {

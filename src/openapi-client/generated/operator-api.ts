@@ -86,6 +86,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -173,6 +182,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -249,6 +267,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -341,6 +368,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -425,6 +461,15 @@ export interface paths {
                 };
                 /** @description No such resource */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -534,6 +579,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -622,6 +676,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -738,6 +801,15 @@ export interface paths {
                 };
                 /** @description No such resource */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -889,6 +961,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -985,6 +1066,15 @@ export interface paths {
                 };
                 /** @description No such resource */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1126,6 +1216,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -1251,6 +1350,15 @@ export interface paths {
                 };
                 /** @description Conflict: the resource is not in a state that allows this (or a newer version exists) */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1390,6 +1498,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -1522,6 +1639,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -1624,6 +1750,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1742,6 +1877,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -1853,6 +1997,15 @@ export interface paths {
                 };
                 /** @description Conflict: the resource is not in a state that allows this (or a newer version exists) */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1983,6 +2136,15 @@ export interface paths {
                 };
                 /** @description No such resource */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2145,6 +2307,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2346,6 +2517,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -2415,6 +2595,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2515,6 +2704,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2624,6 +2822,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2745,6 +2952,15 @@ export interface paths {
                 };
                 /** @description No such resource */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2887,6 +3103,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -3021,6 +3246,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -3104,6 +3338,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3221,6 +3464,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -3295,6 +3547,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3400,6 +3661,15 @@ export interface paths {
                 };
                 /** @description Conflict: the resource is not in a state that allows this (or a newer version exists) */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3536,6 +3806,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -3637,6 +3916,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -3702,6 +3990,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3776,6 +4073,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3893,6 +4199,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -3977,6 +4292,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4072,6 +4396,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4180,6 +4513,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -4254,6 +4596,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4355,6 +4706,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -4437,6 +4797,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4546,6 +4915,15 @@ export interface paths {
                 };
                 /** @description No such resource */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4693,6 +5071,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -4788,6 +5175,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4911,6 +5307,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -4987,6 +5392,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -5105,6 +5519,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -5209,6 +5632,15 @@ export interface paths {
                 };
                 /** @description Conflict: the resource is not in a state that allows this (or a newer version exists) */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -5324,6 +5756,15 @@ export interface paths {
                 };
                 /** @description No such resource */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -5470,6 +5911,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Too many at once (reports: as many as the DIP computes at once are running): try again after Retry-After */
                 429: {
                     headers: {
@@ -5571,6 +6021,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -5690,6 +6149,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Too many at once (reports: as many as the DIP computes at once are running): try again after Retry-After */
                 429: {
                     headers: {
@@ -5795,6 +6263,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -5932,6 +6409,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Too many at once (reports: as many as the DIP computes at once are running): try again after Retry-After */
                 429: {
                     headers: {
@@ -6031,6 +6517,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -6147,6 +6642,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -6275,6 +6779,15 @@ export interface paths {
                 };
                 /** @description Conflict: the resource is not in a state that allows this (or a newer version exists) */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -6416,6 +6929,15 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Too many failed sign-ins: the name's backoff (after five failures in 15 minutes, a wait doubling from 1 s to at most a minute, from any address: this sign-in carries no device cookie), or this client address's across every name (after ten, doubling to at most a minute; IPv6 by its /64). Nothing was checked; try again after Retry-After */
                 429: {
                     headers: {
@@ -6485,6 +7007,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -6595,6 +7126,15 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Too many failed sign-ins: the name's backoff (after five failures in 15 minutes, a wait doubling from 1 s to at most a minute, from any address: this sign-in carries no device cookie), or this client address's across every name (after ten, doubling to at most a minute; IPv6 by its /64). Nothing was checked; try again after Retry-After */
                 429: {
                     headers: {
@@ -6681,6 +7221,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -6746,6 +7295,15 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };

@@ -1,0 +1,62 @@
+import { isIP } from 'node:net';
+
+/**
+ * The names a loopback listener is reached by from its own machine. A browser sends one of them only when
+ * its page is really on this machine's loopback: a page of another site that rebinds its own name to
+ * 127.0.0.1 (DNS rebinding) still sends its own name as Host.
+ */
+const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '::1'] as const;
+
+const isLoopback = (address: string): boolean => address === 'localhost' || address === '::1' || (isIP(address) === 4 && address.startsWith('127.'));
+
+/** A DNS name (RFC 1123 labels, a final dot allowed) or an IP address, as an allow-list entry or a Host's name. */
+const NAME = /^(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$/;
+
+/** A name as compared: lower-case, without a final dot (`LocalHost.` is `localhost`); an IPv6 address without brackets. */
+function normalName(name: string): string | null {
+  const lower = name.toLowerCase();
+  const bare = lower.startsWith('[') && lower.endsWith(']') ? lower.slice(1, -1) : lower;
+  if (isIP(bare) === 6) return bare;
+  if (isIP(bare) === 4 || NAME.test(bare)) return bare.endsWith('.') ? bare.slice(0, -1) : bare;
+  return null;
+}
+
+/**
+ * The name a Host header gives (RFC 9110 7.2: `name[:port]`, an IPv6 address in brackets), as
+ * normalName holds it; null when the header is no such thing (a user part, a path, spaces, an IPv6
+ * address without brackets). The port is not judged: an SSH tunnel or a port forward reaches the
+ * listener on another port with the same name, and a rebinding page is told apart by its name alone.
+ */
+export function hostHeaderName(header: string): string | null {
+  const m = /^(\[[0-9a-f:.]+\]|[^[\]:]+)(?::\d{1,5})?$/i.exec(header);
+  return m?.[1] ? normalName(m[1]) : null;
+}
+
+/**
+ * The names a listener bound to `bound` answers to: its address, the loopback names when that is a
+ * loopback address, and the operator's `extra` names (config, e.g. `operators.allowedHosts`: a name a
+ * reverse proxy or a tunnel passes on). Throws naming `setting` for an entry that is no name or address.
+ */
+export function knownHostNames(bound: string, extra: readonly string[], setting: string): ReadonlySet<string> {
+  const names = new Set<string>();
+  const add = (name: string, from: string): void => {
+    const normal = normalName(name);
+    if (normal === null) throw new Error(`configuration: ${from} '${name}' is not a host name or an IP address (no scheme, port or path)`);
+    names.add(normal);
+  };
+  add(bound, 'the listener address');
+  if (isLoopback(bound)) for (const n of LOOPBACK_NAMES) names.add(n);
+  for (const n of extra) add(n, setting);
+  return names;
+}
+
+/**
+ * Whether a request's Host header names the listener (`known`, from knownHostNames). A request without
+ * one passes: every browser sends Host (HTTP/1.1 requires it, and Node refuses an HTTP/1.1 request
+ * without it), so only a program on the machine, never a page, omits it.
+ */
+export function hostKnown(header: string | undefined, known: ReadonlySet<string>): boolean {
+  if (header === undefined) return true;
+  const name = hostHeaderName(header);
+  return name !== null && known.has(name);
+}
