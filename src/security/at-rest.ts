@@ -35,9 +35,10 @@ const COMPRESSED = 2;
 /**
  * Format 2 with a dictionary (FORMAT_3_DICTIONARY: the catalogue's example IF-021, frozen): LZ4 may refer
  * back into it, so the keys of the DIP's wrapper and of an IF-021 that a single message uses once each are
- * not stored as literals. An IF-021's outbound copy (4.5 kB) is sealed in 874 bytes instead of 1,413; no
- * change in CPU was shown (BENCHMARKS.md, "Issue 9: a dictionary for the outbound copy"). What is sealed
- * from now on with compression is sealed in this format; formats 1 and 2 still open.
+ * not stored as literals. An IF-021's outbound copy (4.5 kB) is sealed in 874 bytes instead of 1,413, for
+ * about the same instructions (+2.4 % to seal, −1.9 % to open: BENCHMARKS.md, "Issue 9: a dictionary for the
+ * outbound copy"). What is sealed from now on with compression is sealed in this format; formats 1 and 2
+ * still open.
  */
 const COMPRESSED_WITH_DICTIONARY = 3;
 
