@@ -15,7 +15,8 @@
  * the scan that also finds the array's items and parses each on its own (parseBatch since).
  * `crossKeep` / `crossSealed`: an append's messages crossing from an ingest thread, kept or not (see cross()).
  * `seal` is sealParts (src/security/seal-batch.ts) with a real Sealer: the raw request and each outbound
- * copy compressed and sealed, each MPAN indexed (every MPAN a different one, as in a day's IF-021s).
+ * copy compressed and sealed, each MPAN indexed (every MPAN a different one, as in a day's IF-021s); it
+ * also prints the stored bytes a message.
  * Usage: npx tsx bench/hotpath.ts [depth|numbers|numbersFlagged|parse|whole|items|acceptWhole|acceptItems|crossKeep|crossSealed|walk|validate|stamp|splice|raw|deflate|seal|all] [batches] [batchSize]
  */
 import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
@@ -192,4 +193,9 @@ for (let i = 0; i < batches; i++) for (const f of run) f();
 const t = process.cpuUsage(t0);
 const us = (t.user + t.system) / (batches * size);
 console.log(`${stage}: ${us.toFixed(2)} µs CPU per message (${batches} batches of ${size}, ${body.length} bytes each) [${sink}]`);
+if (stage === 'seal') {
+  const s = sealParts({ channel: 'IF-021', senderDipId: '0123456789', receivedAt: 0, rawRequest: body, signatureHeaders: '{}', messages: accepted }, sealer);
+  const copyBytes = s.outbound.reduce((n, v) => n + v.length, 0) / size;
+  console.log(`seal: ${copyBytes.toFixed(0)} bytes a sealed outbound copy, ${(s.raw.length / size).toFixed(0)} of the sealed raw request a message`);
+}
 if (stage === 'raw' || stage === 'deflate') console.log(`${stage}: ${((stage === 'raw' ? compressSync(body) : deflateRawSync(body, { level: 1 })).length / size).toFixed(0)} bytes per message compressed`);

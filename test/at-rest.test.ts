@@ -1,11 +1,12 @@
 import Database from 'better-sqlite3';
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compressSync, uncompressSync } from 'lz4-napi';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FileKeyEncryptionKey, Sealer } from '../src/security/at-rest.js';
+import { FORMAT_3_DICTIONARY } from '../src/security/lz4-dictionary.js';
 import { systemClock } from '../src/adapters/clock.js';
 import { openSqliteBackend } from '../src/adapters/sqlite/index.js';
 import { buildIF021, mpanCore } from '../src/sim/messages.js';
@@ -42,15 +43,15 @@ describe('encryption at rest', () => {
     }
     // The same check finds plaintext when there is some: the sender reference is stored in the clear.
     expect(bytes.includes(Buffer.from(item.payload.CommonBlock.S1.senderUniqueReference))).toBe(true);
-    // The archived copy and the raw request were compressed before sealing (format 2): well under their
-    // texts' lengths.
+    // The archived copy and the raw request were compressed before sealing (format 3, LZ4 with the frozen
+    // dictionary, since 2026-12-05): well under their texts' lengths.
     const db = new Database(join(t.config.dataDir, 'dip.db'), { readonly: true });
     const stored = db.prepare('SELECT outbound FROM messages').all() as Array<{ outbound: Buffer }>;
     const raw = db.prepare('SELECT raw FROM batches').all() as Array<{ raw: Buffer }>;
     db.close();
-    expect(stored.map((r) => r.outbound[0])).toEqual([2]);
+    expect(stored.map((r) => r.outbound[0])).toEqual([3]);
     expect(stored[0]!.outbound.length).toBeLessThan(JSON.stringify(item).length / 2);
-    expect(raw.map((r) => r.raw[0])).toEqual([2]);
+    expect(raw.map((r) => r.raw[0])).toEqual([3]);
     expect(raw[0]!.raw.length).toBeLessThan(JSON.stringify([item]).length / 2);
 
     const from = new Date(Date.now() - 3600_000).toISOString().slice(0, 19) + '+00:00';
@@ -100,8 +101,8 @@ describe('encryption at rest', () => {
     expect(sealer.open(compressed).toString('utf8')).toBe(copy);
     // Values sealed before compression existed (format 1) still open as they are.
     expect(sealer.open(plain).toString('utf8')).toBe(copy);
-    // Claiming the other format fails authentication instead of inflating (or not inflating) the wrong bytes.
-    for (const [value, other] of [[compressed, 1], [plain, 2]] as const) {
+    // Claiming another format fails authentication instead of inflating (or not inflating) the wrong bytes.
+    for (const [value, other] of [[compressed, 1], [compressed, 2], [plain, 2], [plain, 3]] as const) {
       const flipped = Buffer.from(value);
       flipped[0] = other;
       expect(() => sealer.open(flipped)).toThrow();
@@ -127,10 +128,14 @@ describe('sealed layout', () => {
     d.setAAD(sealed.subarray(0, 5));
     d.setAuthTag(sealed.subarray(17, 33));
     const plain = Buffer.concat([d.update(sealed.subarray(33)), d.final()]);
-    return { format: sealed[0]!, keyId: sealed.readUInt32BE(1), plain: sealed[0] === 2 ? uncompressSync(plain) : plain };
+    const format = sealed[0]!;
+    return { format, keyId: sealed.readUInt32BE(1), plain: format === 3 ? uncompressSync(plain, FORMAT_3_DICTIONARY) : format === 2 ? uncompressSync(plain) : plain };
   }
 
-  /** How seal() built a value until 2026-12-04: a header Buffer, then the IV, tag and ciphertext concatenated. */
+  /**
+   * How seal() built a value until 2026-12-04: a header Buffer, then the IV, tag and ciphertext concatenated;
+   * compressed values in format 2 (LZ4 without a dictionary) until 2026-12-05.
+   */
   function referenceSeal(plain: Buffer | string, compress: boolean): Buffer {
     const header = Buffer.from([compress ? 2 : 1, 0, 0, 0, 3]);
     const iv = randomBytes(12);
@@ -148,13 +153,29 @@ describe('sealed layout', () => {
       for (const compress of [false, true]) {
         const sealed = sealer.seal(sample, { compress });
         const read = referenceOpen(sealed);
-        expect(read.format).toBe(compress ? 2 : 1);
+        expect(read.format).toBe(compress ? 3 : 1);
         expect(read.keyId).toBe(3);
         expect(read.plain.equals(bytes)).toBe(true);
         expect(sealer.open(sealed).equals(bytes)).toBe(true);
         expect(sealer.open(referenceSeal(sample, compress)).equals(bytes)).toBe(true);
       }
     }
+  });
+
+  it('compresses with the frozen dictionary (format 3): an IF-021 copy in a good third less than format 2 took', async () => {
+    const sealer = await knownKeySealer();
+    const copy = samples.at(-1) as string;
+    const format2 = referenceSeal(copy, true);
+    const format3 = sealer.seal(copy, { compress: true });
+    expect([format2[0], format3[0]]).toEqual([2, 3]);
+    expect(format3.length).toBeLessThan(format2.length * 0.75);
+    expect(sealer.open(format3).toString('utf8')).toBe(copy);
+    expect(sealer.open(format2).toString('utf8')).toBe(copy);
+  });
+
+  it('keeps the format 3 dictionary byte for byte: archived values open only with it', () => {
+    // Changing the dictionary would make every value sealed in format 3 unreadable: a new dictionary is a new format.
+    expect(createHash('sha256').update(FORMAT_3_DICTIONARY).digest('hex')).toBe('780ad11c1a5cd09552d291a6a95542f6b6c4f6711374fc0431c5e68fbe6a7753');
   });
 
   it('indexes an MPAN as the keyed hash it always was (existing archives stay searchable)', async () => {
