@@ -25,7 +25,7 @@ const OPERATOR: Readonly<Record<ConditionRule, string>> = {
   coordination:
     'no queue can be claimed, so nothing is delivered from this node: check the NATS servers (storage.nats.servers) and this node\'s network to them (docs/cluster.md). Delivery resumes by itself once NATS answers.',
   'activity-log':
-    'requests are answered, but their audit records wait in this process\'s memory (lost if it stops now; past 200,000 the newest are dropped and counted in dip_activity_log_dropped): free space for the activity log (SQLite: activity.db in the data directory) or bring its database back. Resolves by itself once the waiting records are written.',
+    'audit records wait in this process\'s memory (lost if it crashes now; once observability.activityLog.maxWaiting, 200,000, wait, new requests are refused 503 and counted in dip_activity_log_refused): free space for the activity log (SQLite: activity.db in the data directory) or bring its database back (GET /admin/health, activityLog). Resolves by itself once the waiting records are written.',
   'mpan-holder-unreached':
     'register the participant / give it the role, or correct the MPAN lookup feed: the summary names each holder with its slot and code (MSG1033: not a registered participant, so register it, dip participant add; MSG1034: it lacks the role receiving the channel in that slot, so give it the role through the register feed; or the lookup names the wrong participant, so correct the feed, dip mpan load, and check GET /admin/mpan/{mpan}). Messages already accepted are not sent to it afterwards: they can be replayed to it once it receives. Resolves once no accepted message has left a holder out for observability.alarms.mpanUnreachedMinutes (60).',
   'delivery-process':

@@ -155,16 +155,21 @@ export function coordinationAlarms(health: () => CoordinationHealth, node?: stri
 }
 
 /**
- * The API activity log behind: its store refuses this process's records (they wait in memory), or
- * records were dropped. Requests are still answered, so neither health nor the storage alarm says so:
- * without this the audit gap showed only in the process's log. Since the first refused write.
+ * The API activity log behind: its store refuses this process's records (they wait in memory), or its
+ * backlog is full and new requests are refused 503. Neither health nor the storage alarm says so: without
+ * this the audit gap showed only in the process's log. Since the first refused write (or, for a backlog
+ * full with the store answering but too slowly, since the first evaluation that found it so).
  */
-export function activityLogAlarms(status: () => ActivityLogStatus, node?: string): ConditionSource {
+export function activityLogAlarms(status: () => ActivityLogStatus, clock: Clock, node?: string): ConditionSource {
+  const now = () => clock.now();
+  let fullSince: number | null = null;
   return () => {
     const s = status();
-    if (s.failing === null) return [];
-    const dropped = s.dropped > 0 ? `, ${s.dropped} dropped` : '';
-    return [{ key: ownKey('activity-log', node), rule: 'activity-log', participant: null, summary: `the API activity log cannot be written${onNode(node)}: ${s.failing.reason}; ${s.waiting} records wait in memory${dropped}`, since: s.failing.since }];
+    fullSince = s.full ? (fullSince ?? now()) : null;
+    if (s.failing === null && !s.full) return [];
+    const why = s.failing === null ? 'cannot keep up' : `cannot be written: ${s.failing.reason}`;
+    const refusing = s.full ? `; the backlog is full and new requests are refused 503 (${s.refused} so far)` : '';
+    return [{ key: ownKey('activity-log', node), rule: 'activity-log', participant: null, summary: `the API activity log ${why}${onNode(node)}; ${s.waiting} records wait in memory${refusing}`, since: s.failing?.since ?? fullSince ?? now() }];
   };
 }
 

@@ -2042,12 +2042,14 @@ export interface paths {
                     };
                     content: {
                         "application/json": {
-                            /** @description The API activity log (absent when observability.activityLog.enabled is false). While its store refuses this process's records (a full disk for activity.db, its PostgreSQL refusing writes) they wait in memory: requests are still answered, so the status stays 200 (the `activity-log` alarm is raised) */
+                            /** @description The API activity log (absent when observability.activityLog.enabled is false). While its store refuses this process's records (a full disk for activity.db, its PostgreSQL refusing writes) they wait in memory and requests are still answered, up to observability.activityLog.maxWaiting (200,000) waiting: from then on new requests are refused 503 with Retry-After until they are written (a request that cannot be audited is not served). The status stays 200 (the `activity-log` alarm is raised) */
                             activityLog?: {
-                                /** @description Records dropped since the start: more than 200,000 waited */
-                                dropped: number;
+                                /** @description observability.activityLog.maxWaiting records wait: new requests are refused 503 until they are written */
+                                full: boolean;
                                 /** @description The error the store answered the last write with */
                                 reason?: string;
+                                /** @description Requests refused 503 since the start because the backlog was full (summed up in one activity record once it has room) */
+                                refused: number;
                                 /** @description epoch ms: the first write it refused */
                                 since?: number;
                                 /**
@@ -2157,12 +2159,14 @@ export interface paths {
                     };
                     content: {
                         "application/json": {
-                            /** @description The API activity log (absent when observability.activityLog.enabled is false). While its store refuses this process's records (a full disk for activity.db, its PostgreSQL refusing writes) they wait in memory: requests are still answered, so the status stays 200 (the `activity-log` alarm is raised) */
+                            /** @description The API activity log (absent when observability.activityLog.enabled is false). While its store refuses this process's records (a full disk for activity.db, its PostgreSQL refusing writes) they wait in memory and requests are still answered, up to observability.activityLog.maxWaiting (200,000) waiting: from then on new requests are refused 503 with Retry-After until they are written (a request that cannot be audited is not served). The status stays 200 (the `activity-log` alarm is raised) */
                             activityLog?: {
-                                /** @description Records dropped since the start: more than 200,000 waited */
-                                dropped: number;
+                                /** @description observability.activityLog.maxWaiting records wait: new requests are refused 503 until they are written */
+                                full: boolean;
                                 /** @description The error the store answered the last write with */
                                 reason?: string;
+                                /** @description Requests refused 503 since the start because the backlog was full (summed up in one activity record once it has room) */
+                                refused: number;
                                 /** @description epoch ms: the first write it refused */
                                 since?: number;
                                 /**
