@@ -238,6 +238,10 @@ export interface ObservabilityConfig {
     queueDepthThreshold: number;
     /** A queue whose oldest undelivered message has waited longer than this raises `queue-age`. */
     queueAgeMinutes: number;
+    /** A message delivered by a webhook call longer than this after its acceptance raises `delivery-latency` (spec 5.10.3: 30 s). */
+    deliveryLatencySeconds: number;
+    /** `delivery-latency` resolves once this long passes without a late delivery. */
+    deliveryLatencyWindowMinutes: number;
     /** A webhook failing without a success for this long raises `webhook-failing`. */
     webhookFailingMinutes: number;
     /** Certificates expiring within this many days raise `certificate-expiring`. */
@@ -527,6 +531,8 @@ const schema: JSONSchemaType<DipConfig> = {
             evaluateIntervalMs: { type: 'integer', minimum: 10 },
             queueDepthThreshold: { type: 'integer', minimum: 0 },
             queueAgeMinutes: { type: 'number', exclusiveMinimum: 0 },
+            deliveryLatencySeconds: { type: 'number', exclusiveMinimum: 0 },
+            deliveryLatencyWindowMinutes: { type: 'number', exclusiveMinimum: 0 },
             webhookFailingMinutes: { type: 'number', minimum: 0 },
             certificateDays: { type: 'integer', minimum: 0 },
             mpanUnreachedMinutes: { type: 'number', exclusiveMinimum: 0 },
@@ -727,7 +733,7 @@ export const DEFAULTS: DipConfig = {
   },
   observability: {
     activityLog: { enabled: true, maxWaiting: 200_000, flushIntervalMs: 200, maxBodyBytes: 16_384 },
-    alarms: { enabled: true, evaluateIntervalMs: 10_000, queueDepthThreshold: 10_000, queueAgeMinutes: 60, webhookFailingMinutes: 15, certificateDays: 30, mpanUnreachedMinutes: 60, maxNoticesPerHour: 20, smtp: null },
+    alarms: { enabled: true, evaluateIntervalMs: 10_000, queueDepthThreshold: 10_000, queueAgeMinutes: 60, deliveryLatencySeconds: 30, deliveryLatencyWindowMinutes: 15, webhookFailingMinutes: 15, certificateDays: 30, mpanUnreachedMinutes: 60, maxNoticesPerHour: 20, smtp: null },
     tracing: { exporter: 'none', endpoint: null, serviceName: 'opendip' },
   },
 };

@@ -47,6 +47,17 @@ const workerStatus = {
     failingSince: { type: ['integer', 'null'], description: 'When the first of those failed calls was made, epoch ms; null while none failed' },
     lastError: { type: ['string', 'null'], description: 'The store error that paused or halted the queue, else the last failed call\'s error until the recipient answers a call' },
     retryAt: { type: ['integer', 'null'], description: 'When the next attempt is due (backoff), epoch ms' },
+    late: {
+      type: ['object', 'null'],
+      description: 'Messages its webhook calls delivered later than observability.alarms.deliveryLatencySeconds (30) after their acceptance, while one was within the last deliveryLatencyWindowMinutes (15): the `delivery-latency` alarm. null: none',
+      required: ['messages', 'worstMs', 'since', 'last'],
+      properties: {
+        messages: { type: 'integer', description: 'Late messages since `since`' },
+        worstMs: { type: 'integer', description: 'The slowest, from acceptance to delivery, ms' },
+        since: { type: 'integer', description: 'epoch ms: the first late delivery of this run' },
+        last: { type: 'integer', description: 'epoch ms: the last late delivery' },
+      },
+    },
   },
 } as const;
 

@@ -14,6 +14,8 @@ const OPERATOR: Readonly<Record<ConditionRule, string>> = {
     'the recipient is not keeping up or not reached: its calls and their errors are in GET /admin/attempts?recipient=…&channel=…, the queue in GET /admin/queues, a paused channel in dip channel show. Resolves once the queue is back under the threshold.',
   'queue-age':
     'find why its oldest message waits: failing webhook calls (GET /admin/attempts?recipient=…&channel=…), the channel paused (dip channel show), a pull recipient that does not pull. Resolves once the old messages have left the queue, delivered or dead-lettered.',
+  'delivery-latency':
+    'messages reached the recipient later than the threshold after acceptance (spec 5.10.3: within 30 s): the queue\'s calls, their times and errors are in GET /admin/attempts?recipient=…&channel=… (retries and a slow endpoint), a queue catching up in GET /admin/queues, the DIP\'s own load in /metrics (dip_ingest_latency_seconds, dip_delivery_latency_seconds). Resolves once observability.alarms.deliveryLatencyWindowMinutes (15) pass without a late delivery.',
   'webhook-failing':
     'the recipient\'s endpoint gives no answer or 408, 429 or 5xx (each call\'s error: GET /admin/attempts?recipient=…&channel=…): tell the participant. The DIP keeps retrying; resolves at the first answered call or a new webhook URL.',
   'certificate-expiring':
@@ -37,6 +39,7 @@ const PARTICIPANT: Readonly<Partial<Record<ConditionRule, string>>> = {
     'the DIP gave up delivering them (GET /observability/reports/journey/{transactionId} says why for each): fix your webhook or endpoint, then ask for them again with a replay (dip replay --requeue), or ask the DIP operator to requeue them.',
   'queue-depth': 'messages wait for you: make sure your webhook answers 2xx, or that you pull; they are delivered in order once you do.',
   'queue-age': 'messages wait for you: make sure your webhook answers 2xx, or that you pull; they are delivered in order once you do.',
+  'delivery-latency': 'messages reached your webhook late: make sure it answers 2xx quickly (a retried or slow call delays every message behind it in the queue); the DIP operator is told too.',
   'webhook-failing':
     'your webhook gives no answer or 408, 429 or 5xx: fix it, or set another URL (POST /dip-channel/{channel}/pubconfig/{dipId}); the DIP keeps retrying and the alarm resolves at the first answered call.',
   'certificate-expiring':
@@ -63,6 +66,7 @@ const SEVERITY: Readonly<Record<ConditionRule, AlarmSeverity>> = {
   'mpan-holder-unreached': 'warning',
   'queue-depth': 'warning',
   'queue-age': 'warning',
+  'delivery-latency': 'warning',
   'webhook-failing': 'warning',
   'certificate-expiring': 'warning',
 };

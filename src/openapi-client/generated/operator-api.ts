@@ -146,7 +146,7 @@ export interface paths {
                                 /** @description Whom it concerns; null: the DIP itself */
                                 participant: string | null;
                                 /** @enum {string} */
-                                rule: "dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance";
+                                rule: "dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance";
                                 /** @description When it was raised, epoch ms */
                                 since: number;
                                 /** @description What holds, with its numbers (dead letters, failed calls, minutes) as of the last evaluation (every observability.alarms.evaluateIntervalMs, 10 s by default) */
@@ -232,7 +232,7 @@ export interface paths {
                                 id: string;
                                 /** @description `operator` or a participant's DIP ID */
                                 owner: string;
-                                rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
+                                rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
                                 webhookUrl: string | null;
                             }[];
                         };
@@ -290,7 +290,7 @@ export interface paths {
                     "application/json": {
                         email?: string | null;
                         owner?: string;
-                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
+                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
                         webhookUrl?: string | null;
                     };
                 };
@@ -309,7 +309,7 @@ export interface paths {
                             id: string;
                             /** @description `operator` or a participant's DIP ID */
                             owner: string;
-                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
+                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
                             webhookUrl: string | null;
                         };
                     };
@@ -2103,6 +2103,17 @@ export interface paths {
                                 failures: number;
                                 /** @description The store error that paused or halted the queue, else the last failed call's error until the recipient answers a call */
                                 lastError: string | null;
+                                /** @description Messages its webhook calls delivered later than observability.alarms.deliveryLatencySeconds (30) after their acceptance, while one was within the last deliveryLatencyWindowMinutes (15): the `delivery-latency` alarm. null: none */
+                                late?: {
+                                    /** @description epoch ms: the last late delivery */
+                                    last: number;
+                                    /** @description Late messages since `since` */
+                                    messages: number;
+                                    /** @description epoch ms: the first late delivery of this run */
+                                    since: number;
+                                    /** @description The slowest, from acceptance to delivery, ms */
+                                    worstMs: number;
+                                } | null;
                                 queue: {
                                     channel: string;
                                     recipientDipId: string;
@@ -2220,6 +2231,17 @@ export interface paths {
                                 failures: number;
                                 /** @description The store error that paused or halted the queue, else the last failed call's error until the recipient answers a call */
                                 lastError: string | null;
+                                /** @description Messages its webhook calls delivered later than observability.alarms.deliveryLatencySeconds (30) after their acceptance, while one was within the last deliveryLatencyWindowMinutes (15): the `delivery-latency` alarm. null: none */
+                                late?: {
+                                    /** @description epoch ms: the last late delivery */
+                                    last: number;
+                                    /** @description Late messages since `since` */
+                                    messages: number;
+                                    /** @description epoch ms: the first late delivery of this run */
+                                    since: number;
+                                    /** @description The slowest, from acceptance to delivery, ms */
+                                    worstMs: number;
+                                } | null;
                                 queue: {
                                     channel: string;
                                     recipientDipId: string;
@@ -4739,6 +4761,17 @@ export interface paths {
                             headSeq: number | null;
                             /** @description The store error that paused or halted the queue, else the last failed call's error until the recipient answers a call */
                             lastError: string | null;
+                            /** @description Messages its webhook calls delivered later than observability.alarms.deliveryLatencySeconds (30) after their acceptance, while one was within the last deliveryLatencyWindowMinutes (15): the `delivery-latency` alarm. null: none */
+                            late?: {
+                                /** @description epoch ms: the last late delivery */
+                                last: number;
+                                /** @description Late messages since `since` */
+                                messages: number;
+                                /** @description epoch ms: the first late delivery of this run */
+                                since: number;
+                                /** @description The slowest, from acceptance to delivery, ms */
+                                worstMs: number;
+                            } | null;
                             /** @description How long the oldest message has waited, ms (0 when none waits); null when the store could not be read */
                             oldestAgeMs: number | null;
                             /** @description When the oldest message waiting was received, epoch ms; null when none waits or null when the store could not be read */
