@@ -116,6 +116,10 @@ describe('the activity log backlog full', () => {
     expect(JSON.stringify(answers[first]!.body)).toMatch(/cannot record this request in its API activity log/);
     // The liveness probe is still served (a 503 there gets the process restarted, losing what waits).
     expect((await sds.client.call('GET', '/health', '')).status).toBe(200);
+    // The readiness probe says why, in its own shape (before, the refusal's StandardResponse failed its schema: 500).
+    const ready = await sds.client.call('GET', '/ready', '');
+    expect(ready.status).toBe(503);
+    expect(ready.body).toEqual({ status: 'unavailable', reason: 'the API activity log backlog is full: new requests are refused until it is written' });
     expect(await gauge('dip_activity_log_full')).toBe(1);
     expect(await gauge('dip_activity_log_refused')).toBeGreaterThanOrEqual(3);
     clock.jump(10_000);

@@ -35,10 +35,10 @@ export const BACKLOG_FULL_HELP = `the DIP cannot record this request in its API 
 /**
  * Served even while the backlog is full, and recorded (kept beyond the cap: a few an operator or a
  * supervisor makes): the liveness probe (a 503 there gets the process restarted, losing every waiting
- * record) and what the operator on call reads to find and fix the cause. `/ready` is not among them: a
- * load balancer should send requests to another node meanwhile.
+ * record), the readiness probe (which answers 503 in its own shape, saying why: a load balancer moves
+ * requests away) and what the operator on call reads to find and fix the cause.
  */
-const SERVED_WHEN_FULL = new Set(['/health', '/metrics', '/admin/health', '/admin/alarms']);
+const SERVED_WHEN_FULL = new Set(['/health', '/ready', '/metrics', '/admin/health', '/admin/alarms']);
 const servedWhenFull = (req: FastifyRequest): boolean => req.method === 'GET' && SERVED_WHEN_FULL.has(req.url.split('?')[0]!.toLowerCase());
 
 /** The operator API's answer shape, the default: `{"error": "<what and why>"}`. */
