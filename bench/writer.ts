@@ -56,7 +56,7 @@ const activityLog = new SqliteActivityLog(join(dir, 'activity.sqlite'));
 const silent: Logger = { info() {}, warn() {}, error() {} };
 const recorder = new ActivityRecorder(
   activityLog,
-  { label: 'bench', flushIntervalMs: 3_600_000, maxBatch: 1000, maxBodyBytes: 16_384, maxPending: 100_000, retentionMs: 365 * 86_400_000, purgeIntervalMs: 3_600_000 },
+  { label: 'bench', flushIntervalMs: 3_600_000, maxBatch: 1000, maxBodyBytes: 16_384, maxPending: 100_000 },
   systemClock,
   silent,
 );

@@ -233,8 +233,11 @@ export interface ObservabilityConfig {
   activityLog: {
     /** Record every request to every listener (spec 5.8.1). */
     enabled: boolean;
-    /** Kept this long, apart from the archive's retention. */
-    retentionDays: number;
+    /**
+     * Records waiting in memory for the store up to this many; beyond it, new requests are refused 503 with
+     * Retry-After until they are written (a request that cannot be audited is not served).
+     */
+    maxWaiting: number;
     /** Recorded requests are written in one batch this often (off the request path). */
     flushIntervalMs: number;
     /** Longer response bodies are kept as a note of their size only. */
@@ -248,6 +251,10 @@ export interface ObservabilityConfig {
     queueDepthThreshold: number;
     /** A queue whose oldest undelivered message has waited longer than this raises `queue-age`. */
     queueAgeMinutes: number;
+    /** A message delivered by a webhook call longer than this after its acceptance raises `delivery-latency` (spec 5.10.3: 30 s). */
+    deliveryLatencySeconds: number;
+    /** `delivery-latency` resolves once this long passes without a late delivery. */
+    deliveryLatencyWindowMinutes: number;
     /** A webhook failing without a success for this long raises `webhook-failing`. */
     webhookFailingMinutes: number;
     /** Certificates expiring within this many days raise `certificate-expiring`. */
@@ -521,7 +528,9 @@ const schema: JSONSchemaType<DipConfig> = {
           required: [],
           properties: {
             enabled: { type: 'boolean' },
-            retentionDays: { type: 'number', exclusiveMinimum: 0 },
+            // Accepted by the schema only to be refused with the reason (loadConfig), not "additional property".
+            retentionDays: { type: 'number' },
+            maxWaiting: { type: 'integer', minimum: 1 },
             flushIntervalMs: { type: 'integer', minimum: 1 },
             maxBodyBytes: { type: 'integer', minimum: 0 },
           },
@@ -535,6 +544,8 @@ const schema: JSONSchemaType<DipConfig> = {
             evaluateIntervalMs: { type: 'integer', minimum: 10 },
             queueDepthThreshold: { type: 'integer', minimum: 0 },
             queueAgeMinutes: { type: 'number', exclusiveMinimum: 0 },
+            deliveryLatencySeconds: { type: 'number', exclusiveMinimum: 0 },
+            deliveryLatencyWindowMinutes: { type: 'number', exclusiveMinimum: 0 },
             webhookFailingMinutes: { type: 'number', minimum: 0 },
             certificateDays: { type: 'integer', minimum: 0 },
             mpanUnreachedMinutes: { type: 'number', exclusiveMinimum: 0 },
@@ -735,13 +746,27 @@ export const DEFAULTS: DipConfig = {
     anonymous: { enabled: false, host: '0.0.0.0', port: 8446, rateLimit: { requestsPerSecond: 20, burst: 40 }, maxConnectionsPerAddress: 64, publicUrl: null },
   },
   observability: {
-    activityLog: { enabled: true, retentionDays: 365, flushIntervalMs: 200, maxBodyBytes: 16_384 },
-    alarms: { enabled: true, evaluateIntervalMs: 10_000, queueDepthThreshold: 10_000, queueAgeMinutes: 60, webhookFailingMinutes: 15, certificateDays: 30, mpanUnreachedMinutes: 60, maxNoticesPerHour: 20, smtp: null },
+    activityLog: { enabled: true, maxWaiting: 200_000, flushIntervalMs: 200, maxBodyBytes: 16_384 },
+    alarms: { enabled: true, evaluateIntervalMs: 10_000, queueDepthThreshold: 10_000, queueAgeMinutes: 60, deliveryLatencySeconds: 30, deliveryLatencyWindowMinutes: 15, webhookFailingMinutes: 15, certificateDays: 30, mpanUnreachedMinutes: 60, maxNoticesPerHour: 20, smtp: null },
     tracing: { exporter: 'none', endpoint: null, serviceName: 'opendip' },
   },
 };
 
 const validate = new Ajv({ allErrors: true }).compile(schema);
+
+/**
+ * Spec 5.8.1: audit logs are stored read-only and cannot be accidentally or maliciously purged. The DIP
+ * once deleted activity records older than this setting (365 days) and moved its chains' anchors on; it
+ * no longer deletes any, and a file that still asks for it is refused rather than silently ignored, so the
+ * operator who relied on it learns that the log now grows until they archive it themselves.
+ */
+function refuseActivityRetention(file: string, c: Partial<DipConfig>): void {
+  const given = (c.observability?.activityLog as { retentionDays?: unknown } | undefined)?.retentionDays;
+  if (given === undefined) return;
+  throw new Error(
+    `configuration ${file}: observability.activityLog.retentionDays is no longer taken: API activity records are never deleted by the DIP (spec 5.8.1, read-only audit log). Remove the setting; to move old records off the machine, dip audit export them and keep the file with dip audit verify's output (README, "API activity log")`,
+  );
+}
 
 /**
  * Configuration: defaults, then the YAML file (DIP_CONFIG, else `dip.config.yaml` in the data directory),
@@ -758,6 +783,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     throw new Error(`configuration ${file}: ${why}`);
   }
   const fileConfig = fromFile as Partial<DipConfig>;
+  refuseActivityRetention(file, fileConfig);
   const fromEnv: Partial<DipConfig> = {};
   if (env.DIP_PORT !== undefined) fromEnv.port = parsePort('DIP_PORT', env.DIP_PORT);
   if (env.DIP_HOST !== undefined) fromEnv.host = env.DIP_HOST;

@@ -105,7 +105,7 @@ describe('masking personal data in answers', () => {
 async function faultyRecorder(faults: (real: SqliteActivityLog) => Partial<ActivityLogStore>) {
   const real = new SqliteActivityLog(join(mkdtempSync(join(tmpdir(), 'opendip-activity-')), 'activity.db'));
   const store: ActivityLogStore = Object.assign(Object.create(real) as ActivityLogStore, faults(real));
-  const settings = { label: 'test', flushIntervalMs: 3_600_000, maxBatch: 10, maxBodyBytes: 1000, maxPending: 1000, retentionMs: 86_400_000, purgeIntervalMs: 3_600_000 };
+  const settings = { label: 'test', flushIntervalMs: 3_600_000, maxBatch: 10, maxBodyBytes: 1000, maxPending: 1000 };
   const recorder = new ActivityRecorder(store, settings, systemClock, quietLogger);
   await recorder.start();
   const record = (i: number) => recorder.record({ requestId: `r${i}`, at: i, listener: 'participant', caller: 'A', remote: null, method: 'GET', url: '/x', status: 200, durationMs: 1, rawBody: null });
@@ -194,7 +194,7 @@ describe('reading the activity log (GET /admin/activity)', () => {
 describe('the API activity log of a running DIP', () => {
   let t: TestDip;
   beforeAll(async () => {
-    t = await startTestDip({ observability: { ...DEFAULTS.observability, activityLog: { enabled: true, retentionDays: 30, flushIntervalMs: 20, maxBodyBytes: 16_384 } } });
+    t = await startTestDip({ observability: { ...DEFAULTS.observability, activityLog: { enabled: true, maxWaiting: 200_000, flushIntervalMs: 20, maxBodyBytes: 16_384 } } });
   });
   afterAll(async () => {
     await t?.close();

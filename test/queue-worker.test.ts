@@ -6,6 +6,7 @@ import { StoreError } from '../src/ports/errors.js';
 import type { QueueEntry, QueueRef, QueueState, Settlement } from '../src/ports/message-log.js';
 import type { WebhookCall, WebhookOutcome } from '../src/ports/webhook.js';
 import { QueueWorker, type DeadLetterEvent, type WorkerDeps } from '../src/pipeline/queue-worker.js';
+import { deliveryLatencyAlarms } from '../src/pipeline/alarm-sources.js';
 import { FakeClock, settle } from './helpers/clocks.js';
 
 /**
@@ -70,7 +71,7 @@ class FakeLog {
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-function harness(answers: Array<number | 'down'>, options: { hook?: boolean; staleAfterMs?: number; url?: string; mayCall?: () => boolean; leaseEnded?: () => void; gatherMs?: number; maxPayloadKb?: number } = {}) {
+function harness(answers: Array<number | 'down'>, options: { hook?: boolean; staleAfterMs?: number; url?: string; mayCall?: () => boolean; leaseEnded?: () => void; gatherMs?: number; maxPayloadKb?: number; late?: { afterMs: number; windowMs: number } } = {}) {
   const clock = new FakeClock();
   const log = new FakeLog();
   const calls: WebhookCall[] = [];
@@ -91,7 +92,7 @@ function harness(answers: Array<number | 'down'>, options: { hook?: boolean; sta
       close: async () => {},
     },
     signer: { sign: async () => ({ 'x-dip-signature': 'sig' }) },
-    settings: { timeoutMs: 1000, retry: { baseMs: 100, capMs: 1000 }, sweepIntervalMs: 1000, gatherMs: options.gatherMs ?? 0 },
+    settings: { timeoutMs: 1000, retry: { baseMs: 100, capMs: 1000 }, sweepIntervalMs: 1000, gatherMs: options.gatherMs ?? 0, ...(options.late ? { late: options.late } : {}) },
     clock,
     logger: { info() {}, warn() {}, error() {} },
     random: () => 1, // the longest wait the schedule allows: deterministic
@@ -504,5 +505,38 @@ describe('queue worker', () => {
     h.worker.kick();
     h.worker.resume();
     expect(h.worker.state).toBe('stopped');
+  });
+});
+
+describe('end-to-end delivery latency (spec 5.10.3: every message within 30 s; 5.11.4: a latency alarm)', () => {
+  it('tells of messages delivered later than the threshold after their acceptance, and the alarm resolves a window after the last', async () => {
+    const late = { afterMs: 30_000, windowMs: 15 * 60_000 };
+    const h = harness([], { late });
+    const alarms = deliveryLatencyAlarms(() => [h.worker.status()], late.afterMs, late.windowMs, h.clock);
+    // Accepted now, delivered 45 s later (the webhook was not set, say): late.
+    const accepted = h.clock.now();
+    h.log.add(2, accepted);
+    await h.clock.advance(45_000);
+    h.worker.kick();
+    await settle(10);
+    expect(h.log.acked).toBe(2);
+    expect(h.worker.status().late).toEqual({ messages: 2, worstMs: 45_000, since: accepted + 45_000, last: accepted + 45_000 });
+    const raised = await alarms();
+    expect(raised).toEqual([
+      {
+        key: 'delivery-latency:SUP0000001/IF-021',
+        rule: 'delivery-latency',
+        participant: 'SUP0000001',
+        summary: 'messages for SUP0000001 / IF-021 were delivered later than 30 s after their acceptance: 2 since 2026-01-01T00:00:45.000Z, the slowest 45 s (window 15 min)',
+        since: accepted + 45_000,
+      },
+    ]);
+    // One delivered in time does not end it; a window with none late does.
+    h.log.add(1, h.clock.now());
+    h.worker.kick();
+    await settle(10);
+    expect(await alarms()).toHaveLength(1);
+    await h.clock.advance(late.windowMs);
+    expect(await alarms()).toEqual([]);
   });
 });

@@ -316,7 +316,7 @@ describe('refused submissions in the throughput report (spec 5.11.1, "error mess
   beforeAll(async () => {
     store = new SqliteActivityLog(join(mkdtempSync(join(tmpdir(), 'opendip-refusals-')), 'activity.db'));
     // Answers longer than 4 kB are kept as a note: the 50-item refusal below.
-    const recorder = new ActivityRecorder(store, { label: 'test', flushIntervalMs: 1000, maxBatch: 100, maxBodyBytes: 4096, maxPending: 1000, retentionMs: 86_400_000, purgeIntervalMs: 86_400_000 }, systemClock, quietLogger);
+    const recorder = new ActivityRecorder(store, { label: 'test', flushIntervalMs: 1000, maxBatch: 100, maxBodyBytes: 4096, maxPending: 1000 }, systemClock, quietLogger);
     for (const r of [
       // A batch of three refused for its second item's schema: three messages, MSG1001.
       request(at + 2000, sds, '/dip-channel/IF-021', 400, answer(MSG.processingFailed, MSG.schemaFailure, MSG.processingFailed)),

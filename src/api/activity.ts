@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Socket } from 'node:net';
-import type { ActivitySink } from '../pipeline/activity-recorder.js';
+import type { ActivitySink, RequestRecord } from '../pipeline/activity-recorder.js';
+import { STORE_RETRY_AFTER_SECONDS } from '../pipeline/ingest.js';
 import type { Registry } from '../pipeline/registry.js';
 import { tlsPeer } from './request.js';
+import type { StoppingAnswer } from './stopping.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -11,8 +13,11 @@ declare module 'fastify' {
     keepAnswer?: false;
   }
   interface FastifyRequest {
-    /** The unique request ID (also in the `x-request-id` answer header) and the body answered. */
-    activity?: { id: string; at: number; body: string | null };
+    /**
+     * The unique request ID (also in the `x-request-id` answer header) and the body answered; `refused`
+     * when it was refused 503 because the log's backlog was full (counted, not kept one by one).
+     */
+    activity?: { id: string; at: number; body: string | null; refused?: true };
   }
 }
 
@@ -24,11 +29,28 @@ export interface RequestParty {
   actingFor: string | null;
 }
 
+/** What a request refused for a full activity-log backlog is told (the listener's own answer shape carries it). */
+export const BACKLOG_FULL_HELP = `the DIP cannot record this request in its API activity log now (its backlog is full: the log's store is down or slow) and serves no request it cannot record: nothing of this request was done; send it again unchanged in ${STORE_RETRY_AFTER_SECONDS} s`;
+
+/**
+ * Served even while the backlog is full, and recorded (kept beyond the cap: a few an operator or a
+ * supervisor makes): the liveness probe (a 503 there gets the process restarted, losing every waiting
+ * record), the readiness probe (which answers 503 in its own shape, saying why: a load balancer moves
+ * requests away) and what the operator on call reads to find and fix the cause.
+ */
+const SERVED_WHEN_FULL = new Set(['/health', '/ready', '/metrics', '/admin/health', '/admin/alarms']);
+const servedWhenFull = (req: FastifyRequest): boolean => req.method === 'GET' && SERVED_WHEN_FULL.has(req.url.split('?')[0]!.toLowerCase());
+
+/** The operator API's answer shape, the default: `{"error": "<what and why>"}`. */
+const errorAnswer: StoppingAnswer = (_req, reply, help) => reply.send({ error: help });
+
 /**
  * Records every request this listener answers, accepted or refused, in the API activity log (spec
  * 5.8.1), and gives each a unique ID returned in `x-request-id`. Registered first, so the ID is set
  * before any other hook can answer (a refused token, a rate limit). Nothing here waits for storage:
- * the record joins the recorder's next batch.
+ * the record joins the recorder's next batch. While that backlog is full (the log's store down or slow
+ * for long), a new request is refused 503 with Retry-After in the listener's own shape (`refuse`): a
+ * request that cannot be audited is not served, and none is dropped from the log unrecorded.
  */
 export function registerActivityLog(
   app: FastifyInstance,
@@ -38,12 +60,17 @@ export function registerActivityLog(
   now: () => number,
   /** false: no answer of this listener is kept (the portals' pages show personal data in HTML, which masking by key cannot read). */
   keepAnswers = true,
+  refuse: StoppingAnswer = errorAnswer,
 ): void {
-  app.addHook('onRequest', (req, reply, done) => {
+  app.addHook('onRequest', async (req, reply) => {
     const id = randomUUID();
     req.activity = { id, at: now(), body: null };
     void reply.header(REQUEST_ID_HEADER, id);
-    done();
+    if (sink.accepting() || servedWhenFull(req)) return;
+    req.activity.refused = true;
+    reply.header('retry-after', String(STORE_RETRY_AFTER_SECONDS));
+    reply.code(503);
+    return refuse(req, reply, BACKLOG_FULL_HELP);
   });
   app.addHook('onSend', (req, _reply, payload, done) => {
     if (req.activity) {
@@ -57,7 +84,7 @@ export function registerActivityLog(
     const a = req.activity;
     const who = callerOf(req, reply.statusCode);
     const party = typeof who === 'object' && who !== null ? who : { caller: who, actingFor: null };
-    sink.record({
+    const record: RequestRecord = {
       requestId: a?.id ?? randomUUID(),
       at: a?.at ?? now(),
       listener,
@@ -69,7 +96,9 @@ export function registerActivityLog(
       status: reply.statusCode,
       durationMs: Math.round(reply.elapsedTime * 1000) / 1000,
       rawBody: a?.body ?? null,
-    });
+    };
+    if (a?.refused) sink.refused(record);
+    else sink.record(record);
     done();
   });
 }
@@ -79,8 +108,12 @@ export function registerActivityLog(
  * revoked one) and requests Node's parser refused, recorded as far as the socket tells.
  */
 export function recordRefusedConnections(app: FastifyInstance, sink: ActivitySink, listener: string, now: () => number): void {
-  const refused = (socket: Socket, method: string, status: number | null, refusal: object) =>
-    sink.record({ requestId: randomUUID(), at: now(), listener, caller: null, remote: socket.remoteAddress ?? null, method, url: '', status, durationMs: 0, rawBody: JSON.stringify(refusal) });
+  const refused = (socket: Socket, method: string, status: number | null, refusal: object) => {
+    const record: RequestRecord = { requestId: randomUUID(), at: now(), listener, caller: null, remote: socket.remoteAddress ?? null, method, url: '', status, durationMs: 0, rawBody: JSON.stringify(refusal) };
+    // While the backlog is full these are counted with the refused requests (a flood of bad handshakes would fill memory).
+    if (sink.accepting()) sink.record(record);
+    else sink.refused({ ...record, listener: `${listener} before HTTP` });
+  };
   app.server.on('tlsClientError', (err: Error & { code?: string }, socket: Socket) => {
     refused(socket, 'TLS', null, { refused: 'TLS handshake', reason: err.code ?? err.message });
   });

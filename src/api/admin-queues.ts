@@ -49,6 +49,17 @@ const workerStatus = {
     failingSince: { type: ['integer', 'null'], description: 'When the first of those failed calls was made, epoch ms; null while none failed' },
     lastError: { type: ['string', 'null'], description: 'The store error that paused or halted the queue, else the last failed call\'s error until the recipient answers a call' },
     retryAt: { type: ['integer', 'null'], description: 'When the next attempt is due (backoff), epoch ms' },
+    late: {
+      type: ['object', 'null'],
+      description: 'Messages its webhook calls delivered later than observability.alarms.deliveryLatencySeconds (30) after their acceptance, while one was within the last deliveryLatencyWindowMinutes (15): the `delivery-latency` alarm. null: none',
+      required: ['messages', 'worstMs', 'since', 'last'],
+      properties: {
+        messages: { type: 'integer', description: 'Late messages since `since`' },
+        worstMs: { type: 'integer', description: 'The slowest, from acceptance to delivery, ms' },
+        since: { type: 'integer', description: 'epoch ms: the first late delivery of this run' },
+        last: { type: 'integer', description: 'epoch ms: the last late delivery' },
+      },
+    },
   },
 } as const;
 
@@ -146,15 +157,16 @@ const health = {
     },
     activityLog: {
       type: 'object',
-      required: ['state', 'waiting', 'dropped'],
+      required: ['state', 'waiting', 'full', 'refused'],
       description:
-        "The API activity log (absent when observability.activityLog.enabled is false). While its store refuses this process's records (a full disk for activity.db, its PostgreSQL refusing writes) they wait in memory: requests are still answered, so the status stays 200 (the `activity-log` alarm is raised)",
+        "The API activity log (absent when observability.activityLog.enabled is false). While its store refuses this process's records (a full disk for activity.db, its PostgreSQL refusing writes) they wait in memory and requests are still answered, up to observability.activityLog.maxWaiting (200,000) waiting: from then on new requests are refused 503 with Retry-After until they are written (a request that cannot be audited is not served). The status stays 200 (the `activity-log` alarm is raised)",
       properties: {
         state: { type: 'string', enum: ['ok', 'unavailable'], description: "unavailable: the store refuses this process's records" },
         reason: { type: 'string', description: 'The error the store answered the last write with' },
         since: { type: 'integer', description: 'epoch ms: the first write it refused' },
         waiting: { type: 'integer', description: 'Records in memory not yet written (lost if the process stops now)' },
-        dropped: { type: 'integer', description: 'Records dropped since the start: more than 200,000 waited' },
+        full: { type: 'boolean', description: 'observability.activityLog.maxWaiting records wait: new requests are refused 503 until they are written' },
+        refused: { type: 'integer', description: 'Requests refused 503 since the start because the backlog was full (summed up in one activity record once it has room)' },
       },
     },
     queues: { type: 'array', items: workerStatus, description: 'The queues that are not idle: this process\'s and its delivery processes\' (reported each second)' },
@@ -216,8 +228,8 @@ const attempt = {
  * The activity log as GET /admin/health shows it, in the style of `coordination` (state, reason, since),
  * with its backlog: a gap in the audit trail is told where the operator on call looks first.
  */
-export function activityLogHealth(s: ActivityLogStatus): { state: 'ok' | 'unavailable'; reason?: string; since?: number; waiting: number; dropped: number } {
-  const backlog = { waiting: s.waiting, dropped: s.dropped };
+export function activityLogHealth(s: ActivityLogStatus): { state: 'ok' | 'unavailable'; reason?: string; since?: number; waiting: number; full: boolean; refused: number } {
+  const backlog = { waiting: s.waiting, full: s.full, refused: s.refused };
   return s.failing === null ? { state: 'ok', ...backlog } : { state: 'unavailable', reason: s.failing.reason, since: s.failing.since, ...backlog };
 }
 

@@ -46,7 +46,7 @@ export function buildPublicServer(
   // Security headers on every answer, refusals while stopping included.
   useApiSecurityHeaders(app, { noStore: false });
   // Every request is recorded (spec 5.8.1), the caller unknown: the client's address is the record's `remote`.
-  if (deps.activity) registerActivityLog(app, deps.activity, 'anonymous', () => null, () => deps.clock.now());
+  if (deps.activity) registerActivityLog(app, deps.activity, 'anonymous', () => null, () => deps.clock.now(), true, standardStopping(deps));
   // Next (the request has its ID, its record is made): a stopping DIP refuses what still arrives before anything reads or counts it.
   useGracefulStop(app, deps.config.http.stopDrainMs, standardStopping(deps));
   recordOperations(app);

@@ -273,7 +273,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
 
   if (deps.activity) {
     // First of all hooks: every request gets its ID and its record, whichever hook answers it.
-    registerActivityLog(app, deps.activity, 'participant', (req) => participantCaller(deps, req), () => deps.clock.now());
+    registerActivityLog(app, deps.activity, 'participant', (req) => participantCaller(deps, req), () => deps.clock.now(), true, standardStopping(deps));
     recordRefusedConnections(app, deps.activity, 'participant', () => deps.clock.now());
   }
   // Next (the request has its ID, its record is made): a stopping DIP refuses what still arrives before anything reads or counts it.

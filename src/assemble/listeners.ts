@@ -16,7 +16,7 @@ import { buildServer, type ServerSecurity } from '../api/server.js';
 import { beginGracefulStop, useGracefulStop } from '../api/stopping.js';
 import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
-import { buildPortalServer, overCapPage, stoppingPage } from '../portal/server.js';
+import { buildPortalServer, overCapPage, stoppingPage, unrecordedPage } from '../portal/server.js';
 import type { PortalDeps } from '../portal/deps.js';
 import type { PkiMaterial } from '../security/pki.js';
 import { SessionSigner } from '../security/portal-session.js';
@@ -130,7 +130,7 @@ export async function startPortalListener(
   life: Lifecycle,
 ): Promise<number> {
   // Pages are HTML with personal data that masking by key cannot read: the log keeps that they were answered.
-  const recordActivity: PortalDeps['recordActivity'] = activity ? (app, callerOf) => registerActivityLog(app, activity, 'portal', callerOf, () => deps.clock.now(), false) : null;
+  const recordActivity: PortalDeps['recordActivity'] = activity ? (app, callerOf) => registerActivityLog(app, activity, 'portal', callerOf, () => deps.clock.now(), false, unrecordedPage) : null;
   const portal = buildPortalServer({ ...deps, recordActivity, sessions: SessionSigner.fromFile(join(config.dataDir, 'portal-session.key')), devices: DeviceCookies.fromFile(join(config.dataDir, 'portal-device.key')) }, { key: pki.server.keyPem, cert: pki.server.certPem });
   // Stopping, a page (503, Retry-After) for every request, not Fastify's bare JSON: here, as the connection cap below.
   useGracefulStop(portal, config.http.stopDrainMs, stoppingPage);

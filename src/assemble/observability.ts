@@ -5,7 +5,7 @@ import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
 import { ActivityRecorder } from '../pipeline/activity-recorder.js';
 import type { UnreachedHolders } from '../pipeline/unreached-holders.js';
-import { activityLogAlarms, unreachedHolderAlarms, certificateAlarms, clockSkewAlarms, coordinationAlarms, deadLetterAlarms, deliveryProcessAlarms, haltedQueueAlarms, queueAlarms, storageAlarms, webhookFailingAlarms, type RestartRun } from '../pipeline/alarm-sources.js';
+import { activityLogAlarms, deliveryLatencyAlarms, unreachedHolderAlarms, certificateAlarms, clockSkewAlarms, coordinationAlarms, deadLetterAlarms, deliveryProcessAlarms, haltedQueueAlarms, queueAlarms, storageAlarms, webhookFailingAlarms, type RestartRun } from '../pipeline/alarm-sources.js';
 import { Alarms } from '../pipeline/alarms.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import { queueDepths } from '../pipeline/metrics.js';
@@ -49,9 +49,7 @@ export async function startActivityLog(config: DipConfig, clock: Clock, logger: 
       flushIntervalMs: settings.flushIntervalMs,
       maxBatch: 2_000,
       maxBodyBytes: settings.maxBodyBytes,
-      maxPending: 200_000,
-      retentionMs: settings.retentionDays * 86_400_000,
-      purgeIntervalMs: config.purgeIntervalSeconds * 1000,
+      maxPending: settings.maxWaiting,
     },
     clock,
     logger,
@@ -95,12 +93,13 @@ export async function startAlarms({ config, pkiDir, backend, coordination, regis
     deadLetterAlarms(backend.deadLetters, clock),
     queueAlarms(() => queueDepths(backend.log, clock.now()), settings.queueDepthThreshold, settings.queueAgeMinutes * 60_000, clock),
     webhookFailingAlarms(() => delivery.status(), settings.webhookFailingMinutes * 60_000, clock),
+    deliveryLatencyAlarms(() => delivery.status(), settings.deliveryLatencySeconds * 1000, settings.deliveryLatencyWindowMinutes * 60_000, clock),
     haltedQueueAlarms(() => delivery.status(), clock),
     certificateAlarms(() => expiringAll(pkiDir, config.trustedCaFiles, registry.participants(), settings.certificateDays), clock),
     storageAlarms(() => backend.health(), clock, coordination.node),
     coordinationAlarms(() => coordination.health(), coordination.node),
     ...(coordination.clockOffset ? [clockSkewAlarms(coordination.clockOffset.bind(coordination), clock, coordination.node)] : []),
-    ...(activity ? [activityLogAlarms(() => activity.status(), coordination.node)] : []),
+    ...(activity ? [activityLogAlarms(() => activity.status(), clock, coordination.node)] : []),
     unreachedHolderAlarms(() => unreached.recent(), unreached.quietMs, coordination.node),
     ...(processes ? [deliveryProcessAlarms(() => processes.restartRuns())] : []),
   ];

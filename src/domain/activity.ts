@@ -68,8 +68,8 @@ export interface ChainBreak {
 }
 
 /**
- * Checks a chain's records in order, starting after `anchor` (what retention purged last, or the
- * genesis). Returns the first bad record, or null when the chain is whole.
+ * Checks a chain's records in order, starting after `anchor` (what a purge before 5.8.1 was kept moved
+ * it to, or the genesis). Returns the first bad record, or null when the chain is whole.
  */
 export class ChainChecker {
   private expectedSeq: number;

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { ChainChecker, chainEntries, GENESIS_HASH, longRefusalNote, maskedBody, maskedUrl, type ActivityEntry, type ChainBreak, type ChainedActivity } from '../domain/activity.js';
 import type { ActivityLogStore } from '../ports/activity-log.js';
 import type { Cancel, Clock } from '../ports/clock.js';
@@ -13,18 +13,22 @@ export interface ActivitySettings {
   maxBatch: number;
   /** Response bodies longer than this are kept as a note of their size only. */
   maxBodyBytes: number;
-  /** Records waiting beyond this (the store is down for long) are dropped, counted and logged, never blocking a request. */
+  /**
+   * Records waiting up to this many (the store is down, or slow): from then on `accepting()` is false and
+   * the listeners refuse new requests 503 (back-pressure) until the backlog is written. Nothing is dropped:
+   * a request already being served when the cap is reached is still recorded.
+   */
   maxPending: number;
-  retentionMs: number;
-  purgeIntervalMs: number;
 }
 
 /** The recorder's backlog: what `status()` answers. */
 export interface ActivityLogStatus {
   /** Records in memory not yet written. */
   waiting: number;
-  /** Records dropped since the start (more than maxPending waited). */
-  dropped: number;
+  /** Requests refused 503 since the start because the backlog was full (told in one summary record once it has room). */
+  refused: number;
+  /** The backlog is full: new requests are refused 503 until it is written. */
+  full: boolean;
   /** The store refusing this process's records: since when (epoch ms) and its error; null while they are written. */
   failing: { since: number; reason: string } | null;
 }
@@ -32,9 +36,22 @@ export interface ActivityLogStatus {
 /** What a request leaves behind as it is answered: the body is masked later, in the batch. */
 export type RequestRecord = Omit<ActivityEntry, 'responseBody'> & { rawBody: string | null };
 
-/** What a listener needs to record its requests: the recorder's one method. */
+/** What a listener needs to record its requests, and to know whether it may serve a new one. */
 export interface ActivitySink {
+  /** Keeps the record of a request that was served (or refused for another reason): never dropped. */
   record(r: RequestRecord): void;
+  /** Whether a new request may be served: false while the backlog is full (refuse it 503, and call `refused`). */
+  accepting(): boolean;
+  /** A request refused because the backlog was full: counted, and summed up in one record once there is room. */
+  refused(r: RequestRecord): void;
+}
+
+/** Requests refused for a full backlog and not yet summed up in a record. */
+interface RefusedRun {
+  n: number;
+  from: number;
+  to: number;
+  listeners: Map<string, number>;
 }
 
 /**
@@ -52,8 +69,10 @@ export class ActivityRecorder implements ActivitySink {
   private opened = false;
   /** Opening the chain failed once (logged once, not at every flush). */
   private openFailed = false;
-  /** Records dropped because the store could not keep up for long; also reported by /metrics. */
-  dropped = 0;
+  /** Requests refused 503 because the backlog was full, since the start; also reported by /metrics. */
+  private refusedTotal = 0;
+  /** Those of them not yet summed up in a record. */
+  private refusedRun: RefusedRun | null = null;
   /** Since when, and why, the store refuses this process's records (null while they are written). */
   private failure: { since: number; reason: string } | null = null;
 
@@ -74,24 +93,44 @@ export class ActivityRecorder implements ActivitySink {
   async start(): Promise<void> {
     await this.open();
     this.cancels.push(this.clock.every(this.settings.flushIntervalMs, () => void this.flush()));
-    this.cancels.push(this.clock.every(this.settings.purgeIntervalMs, () => void this.purge().catch((err: unknown) => this.logger.error({ err }, 'activity log purge failed'))));
   }
 
   /**
-   * Whether the log is behind: records waiting in memory (lost if the process dies) and dropped ones are
-   * a gap in the audit trail the operator must be told of (the `activity-log` alarm, /metrics), not only
+   * Whether the log is behind: records waiting in memory (lost if the process dies) and requests refused
+   * for a full backlog are what the operator must be told of (the `activity-log` alarm, /metrics), not only
    * a line in the process's log.
    */
   status(): ActivityLogStatus {
-    return { waiting: this.pending.length, dropped: this.dropped, failing: this.failure };
+    return { waiting: this.pending.length, refused: this.refusedTotal, full: !this.accepting(), failing: this.failure };
+  }
+
+  accepting(): boolean {
+    return this.pending.length < this.settings.maxPending;
   }
 
   record(r: RequestRecord): void {
-    if (this.pending.length >= this.settings.maxPending) {
-      if (this.dropped++ % 1000 === 0) this.logger.error({ dropped: this.dropped }, 'activity log: the store is not keeping up; records are being dropped');
-      return;
-    }
     this.pending.push(r);
+  }
+
+  refused(r: RequestRecord): void {
+    if (this.refusedTotal++ % 1000 === 0) this.logger.error({ refused: this.refusedTotal, waiting: this.pending.length }, 'activity log: its backlog is full; new requests are refused 503 until it is written');
+    const run = (this.refusedRun ??= { n: 0, from: r.at, to: r.at, listeners: new Map<string, number>() });
+    run.n += 1;
+    run.from = Math.min(run.from, r.at);
+    run.to = Math.max(run.to, r.at);
+    run.listeners.set(r.listener, (run.listeners.get(r.listener) ?? 0) + 1);
+  }
+
+  /**
+   * The requests refused for a full backlog, summed up in one record on this chain once the backlog has
+   * room again (one per refused request would refill it): how many, from when to when, on which listeners.
+   */
+  private sumUpRefused(): void {
+    const run = this.refusedRun;
+    if (run === null || !this.accepting()) return;
+    this.refusedRun = null;
+    const note = { refused: run.n, from: run.from, to: run.to, listeners: Object.fromEntries(run.listeners), reason: 'the activity log backlog was full: these requests were refused 503 and not served' };
+    this.pending.push({ requestId: randomUUID(), at: run.from, listener: 'activity-log', caller: null, remote: null, method: 'REFUSED', url: '', status: 503, durationMs: 0, rawBody: JSON.stringify(note) });
   }
 
   /** Writes what is pending (one batch at a time); resolves when this flush's writes are done. */
@@ -131,6 +170,7 @@ export class ActivityRecorder implements ActivitySink {
 
   private async writeAll(): Promise<void> {
     if (!(await this.open())) return;
+    this.sumUpRefused();
     while (this.pending.length > 0) {
       const batch = this.pending.slice(0, this.settings.maxBatch);
       const entries: ActivityEntry[] = batch.map(({ rawBody, url, ...rest }) => ({ ...rest, url: maskedUrl(url), responseBody: this.kept(rawBody, rest.status) }));
@@ -150,6 +190,7 @@ export class ActivityRecorder implements ActivitySink {
       this.failure = null;
       this.head = head;
       this.pending.splice(0, batch.length);
+      this.sumUpRefused();
     }
   }
 
@@ -175,10 +216,6 @@ export class ActivityRecorder implements ActivitySink {
     } catch {
       return false;
     }
-  }
-
-  purge(): Promise<number> {
-    return this.store.purge(this.clock.now() - this.settings.retentionMs, 10_000);
   }
 
   async stop(): Promise<void> {

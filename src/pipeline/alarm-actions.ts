@@ -14,6 +14,8 @@ const OPERATOR: Readonly<Record<ConditionRule, string>> = {
     'the recipient is not keeping up or not reached: its calls and their errors are in GET /admin/attempts?recipient=…&channel=…, the queue in GET /admin/queues, a paused channel in dip channel show. Resolves once the queue is back under the threshold.',
   'queue-age':
     'find why its oldest message waits: failing webhook calls (GET /admin/attempts?recipient=…&channel=…), the channel paused (dip channel show), a pull recipient that does not pull. Resolves once the old messages have left the queue, delivered or dead-lettered.',
+  'delivery-latency':
+    'messages reached the recipient later than the threshold after acceptance (spec 5.10.3: within 30 s): the queue\'s calls, their times and errors are in GET /admin/attempts?recipient=…&channel=… (retries and a slow endpoint), a queue catching up in GET /admin/queues, the DIP\'s own load in /metrics (dip_ingest_latency_seconds, dip_delivery_latency_seconds). Resolves once observability.alarms.deliveryLatencyWindowMinutes (15) pass without a late delivery.',
   'webhook-failing':
     'the recipient\'s endpoint gives no answer or 408, 429 or 5xx (each call\'s error: GET /admin/attempts?recipient=…&channel=…): tell the participant. The DIP keeps retrying; resolves at the first answered call or a new webhook URL.',
   'certificate-expiring':
@@ -27,7 +29,7 @@ const OPERATOR: Readonly<Record<ConditionRule, string>> = {
   'clock-skew':
     "set the clocks right: check time synchronisation (NTP: chronyc tracking or timedatectl) on the node named and on this one; GET /admin/health's coordination.peerClock on each node says how far, and dip_cluster_clock_offset_seconds since when. Beyond the lease allowance a dead node's queues wait longer to be taken over; beyond five lease lengths (30 s) the node behind works no queue while it hears the node ahead, so one node delivers for both (docs/cluster.md). Resolves once every peer is within the allowance.",
   'activity-log':
-    'requests are answered, but their audit records wait in this process\'s memory (lost if it stops now; past 200,000 the newest are dropped and counted in dip_activity_log_dropped): free space for the activity log (SQLite: activity.db in the data directory) or bring its database back. Resolves by itself once the waiting records are written.',
+    'audit records wait in this process\'s memory (lost if it crashes now; once observability.activityLog.maxWaiting, 200,000, wait, new requests are refused 503 and counted in dip_activity_log_refused): free space for the activity log (SQLite: activity.db in the data directory) or bring its database back (GET /admin/health, activityLog). Resolves by itself once the waiting records are written.',
   'mpan-holder-unreached':
     'register the participant / give it the role, or correct the MPAN lookup feed: the summary names each holder with its slot and code (MSG1033: not a registered participant, so register it, dip participant add; MSG1034: it lacks the role receiving the channel in that slot, so give it the role through the register feed; or the lookup names the wrong participant, so correct the feed, dip mpan load, and check GET /admin/mpan/{mpan}). Messages already accepted are not sent to it afterwards: they can be replayed to it once it receives. Resolves once no accepted message has left a holder out for observability.alarms.mpanUnreachedMinutes (60).',
   'delivery-process':
@@ -39,6 +41,7 @@ const PARTICIPANT: Readonly<Partial<Record<ConditionRule, string>>> = {
     'the DIP gave up delivering them (GET /observability/reports/journey/{transactionId} says why for each): fix your webhook or endpoint, then ask for them again with a replay (dip replay --requeue), or ask the DIP operator to requeue them.',
   'queue-depth': 'messages wait for you: make sure your webhook answers 2xx, or that you pull; they are delivered in order once you do.',
   'queue-age': 'messages wait for you: make sure your webhook answers 2xx, or that you pull; they are delivered in order once you do.',
+  'delivery-latency': 'messages reached your webhook late: make sure it answers 2xx quickly (a retried or slow call delays every message behind it in the queue); the DIP operator is told too.',
   'webhook-failing':
     'your webhook gives no answer or 408, 429 or 5xx: fix it, or set another URL (POST /dip-channel/{channel}/pubconfig/{dipId}); the DIP keeps retrying and the alarm resolves at the first answered call.',
   'certificate-expiring':
@@ -66,6 +69,7 @@ const SEVERITY: Readonly<Record<ConditionRule, AlarmSeverity>> = {
   'mpan-holder-unreached': 'warning',
   'queue-depth': 'warning',
   'queue-age': 'warning',
+  'delivery-latency': 'warning',
   'webhook-failing': 'warning',
   'certificate-expiring': 'warning',
 };

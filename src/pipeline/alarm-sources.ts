@@ -77,6 +77,23 @@ export function webhookFailingAlarms(status: () => WorkerStatus[], forMs: number
 }
 
 /**
+ * End-to-end delivery latency (spec 5.10.3: 100 % of messages within 30 s; 5.11.4: an alarm on a latency
+ * threshold): a queue whose webhook calls delivered messages more than `afterMs` after their acceptance,
+ * raised at the first such delivery and resolved once `windowMs` passes without one (the worker's
+ * WorkerStatus.late). `queue-age` is the other side: messages still waiting, not yet delivered.
+ */
+export function deliveryLatencyAlarms(status: () => WorkerStatus[], afterMs: number, windowMs: number, clock: Clock): ConditionSource {
+  return () =>
+    status().flatMap((w): AlarmCondition[] => {
+      const late = w.late;
+      if (!late || clock.now() - late.last >= windowMs) return [];
+      const k = `${w.queue.recipientDipId}/${w.queue.channel}`;
+      const summary = `messages for ${w.queue.recipientDipId} / ${w.queue.channel} were delivered later than ${Math.round(afterMs / 1000)} s after their acceptance: ${late.messages} since ${new Date(late.since).toISOString()}, the slowest ${Math.round(late.worstMs / 1000)} s (window ${Math.round(windowMs / 60_000)} min)`;
+      return [{ key: `delivery-latency:${k}`, rule: 'delivery-latency', participant: w.queue.recipientDipId, summary, since: late.since }];
+    });
+}
+
+/**
  * A queue whose worker a permanent store error halted (`queue-halted`): nothing more is delivered from it
  * until an operator repairs the cause and resumes it (POST /admin/queues/resume). Read from the workers'
  * state, not from the 'queue-halted' event, so it resolves however the worker starts again (resumed by an
@@ -185,16 +202,21 @@ export function clockSkewAlarms(offset: () => PeerClockOffset | null, clock: Clo
 }
 
 /**
- * The API activity log behind: its store refuses this process's records (they wait in memory), or
- * records were dropped. Requests are still answered, so neither health nor the storage alarm says so:
- * without this the audit gap showed only in the process's log. Since the first refused write.
+ * The API activity log behind: its store refuses this process's records (they wait in memory), or its
+ * backlog is full and new requests are refused 503. Neither health nor the storage alarm says so: without
+ * this the audit gap showed only in the process's log. Since the first refused write (or, for a backlog
+ * full with the store answering but too slowly, since the first evaluation that found it so).
  */
-export function activityLogAlarms(status: () => ActivityLogStatus, node?: string): ConditionSource {
+export function activityLogAlarms(status: () => ActivityLogStatus, clock: Clock, node?: string): ConditionSource {
+  const now = () => clock.now();
+  let fullSince: number | null = null;
   return () => {
     const s = status();
-    if (s.failing === null) return [];
-    const dropped = s.dropped > 0 ? `, ${s.dropped} dropped` : '';
-    return [{ key: ownKey('activity-log', node), rule: 'activity-log', participant: null, summary: `the API activity log cannot be written${onNode(node)}: ${s.failing.reason}; ${s.waiting} records wait in memory${dropped}`, since: s.failing.since }];
+    fullSince = s.full ? (fullSince ?? now()) : null;
+    if (s.failing === null && !s.full) return [];
+    const why = s.failing === null ? 'cannot keep up' : `cannot be written: ${s.failing.reason}`;
+    const refusing = s.full ? `; the backlog is full and new requests are refused 503 (${s.refused} so far)` : '';
+    return [{ key: ownKey('activity-log', node), rule: 'activity-log', participant: null, summary: `the API activity log ${why}${onNode(node)}; ${s.waiting} records wait in memory${refusing}`, since: s.failing?.since ?? fullSince ?? now() }];
   };
 }
 

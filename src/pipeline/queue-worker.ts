@@ -28,6 +28,20 @@ export interface DeliverySettings {
    * is answered. See QueueWorker.gatherFor.
    */
   gatherMs: number;
+  /**
+   * End-to-end latency (spec 5.10.3, 5.11.4): a message delivered by a webhook call more than `afterMs`
+   * after its acceptance is late; the run of late deliveries is kept in the status (WorkerStatus.late)
+   * until `windowMs` passes without one. Absent: not watched.
+   */
+  late?: { afterMs: number; windowMs: number };
+}
+
+/** Late deliveries (DeliverySettings.late) since `since`, with the last within the window (epoch ms). */
+export interface LateDeliveries {
+  messages: number;
+  worstMs: number;
+  since: number;
+  last: number;
 }
 
 /** A message set aside, with what a refusing recipient answered (relayed to the sender). */
@@ -150,6 +164,8 @@ export interface WorkerStatus {
   lastError: string | null;
   /** When the next attempt is due (backoff), epoch ms. */
   retryAt: number | null;
+  /** Messages its webhook calls delivered later than DeliverySettings.late.afterMs after acceptance, within the window; null: none (or not watched). */
+  late?: LateDeliveries | null;
 }
 
 export class QueueWorker {
@@ -170,6 +186,8 @@ export class QueueWorker {
   private failingUrl: string | undefined;
   /** After a batch is refused, messages go one per call up to here, to find the one the recipient refuses. */
   private singlesUntil = 0;
+  /** Late deliveries within the window (DeliverySettings.late). */
+  private late: LateDeliveries | null = null;
   /** A settlement decided (a call answered 2xx, a message set aside) but not yet recorded: recorded before anything else. */
   private unrecorded: { settlement: Settlement; events: DeadLetterEvent[] } | null = null;
   /**
@@ -210,7 +228,32 @@ export class QueueWorker {
   }
 
   status(): WorkerStatus {
-    return { queue: this.queue, state: this.current, ackedSeq: this.ackedSeq, failures: this.failures, failingSince: this.failingSince, lastError: this.runError ?? this.callError, retryAt: this.retryAt };
+    return { queue: this.queue, state: this.current, ackedSeq: this.ackedSeq, failures: this.failures, failingSince: this.failingSince, lastError: this.runError ?? this.callError, retryAt: this.retryAt, late: this.lateNow() };
+  }
+
+  /** The run of late deliveries, ended once a window passed without one. */
+  private lateNow(): LateDeliveries | null {
+    const window = this.deps.settings.late?.windowMs;
+    if (this.late !== null && window !== undefined && this.deps.clock.now() - this.late.last >= window) this.late = null;
+    return this.late;
+  }
+
+  /** Delivered now: each message's time from acceptance (its receivedAt) is checked against the threshold. */
+  private deliveredAt(entries: readonly QueueEntry[]): void {
+    const threshold = this.deps.settings.late?.afterMs;
+    if (threshold === undefined) return;
+    const now = this.deps.clock.now();
+    const run = this.lateNow();
+    let messages = 0;
+    let worstMs = 0;
+    for (const e of entries) {
+      const ms = now - e.receivedAt;
+      if (ms <= threshold) continue;
+      messages += 1;
+      worstMs = Math.max(worstMs, ms);
+    }
+    if (messages === 0) return;
+    this.late = run === null ? { messages, worstMs, since: now, last: now } : { messages: run.messages + messages, worstMs: Math.max(run.worstMs, worstMs), since: run.since, last: now };
   }
 
   /** Its webhook has failed since it last answered (Delivery keeps such a queue's lease and worker, and with them the record). */
@@ -498,6 +541,7 @@ export class QueueWorker {
       // returned to its sender; the rest are delivered. One settlement moves past the whole call.
       this.answered();
       this.deliveredUpTo = last;
+      this.deliveredAt(entries.filter((e) => !refused.has(e.transactionId)));
       const events = entries.flatMap((e) => {
         const entry = refused.get(e.transactionId);
         if (!entry) return [];
@@ -510,6 +554,7 @@ export class QueueWorker {
     if (verdict === 'delivered') {
       this.answered();
       this.deliveredUpTo = last;
+      this.deliveredAt(entries);
       // Recorded while the next calls are read, made and sent: FIFO holds (they carry later positions),
       // and a crash before it is durable sends them all again at the same positions (repeats, no gap).
       if (this.recording) this.toRecord = last;

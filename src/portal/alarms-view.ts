@@ -7,6 +7,7 @@ export const RULE_LABELS: Record<AlarmRule, string> = {
   'dead-letter': 'Dead letters: a message to us could not be delivered',
   'queue-depth': 'Queue depth: messages for us are piling up',
   'queue-age': 'Queue age: messages for us have waited too long undelivered',
+  'delivery-latency': 'Delivery latency: messages reached us later than the threshold after acceptance',
   'webhook-failing': 'Webhook failing: our webhook keeps refusing or not answering',
   'certificate-expiring': 'Certificate expiring: our registered certificate is close to expiry',
   // These never concern a participant (OPERATOR_RULES): offered to operators only.

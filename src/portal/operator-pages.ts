@@ -115,11 +115,11 @@ ${table('Queues this node delivers and queues holding messages, failing first', 
   return render(c.reply, 200, O, c.req, c.signed, 'Health', body);
 }
 
-/** The API activity log's line on the health page: a gap in the audit trail (records waiting, dropped) shows here too. */
-function activityLogLine(a: { state: 'ok' | 'unavailable'; reason?: string; since?: number; waiting: number; dropped: number }): Html {
-  const kind = a.state !== 'ok' ? 'bad' : a.dropped > 0 || a.waiting > 0 ? 'warn' : 'ok';
+/** The API activity log's line on the health page: its backlog (records waiting, requests refused for it) shows here too. */
+function activityLogLine(a: { state: 'ok' | 'unavailable'; reason?: string; since?: number; waiting: number; full: boolean; refused: number }): Html {
+  const kind = a.state !== 'ok' || a.full ? 'bad' : a.refused > 0 || a.waiting > 0 ? 'warn' : 'ok';
   const what = a.state === 'ok' ? 'records are written' : `its store refuses this process's records since ${isoOrDash(a.since)}: ${a.reason ?? ''}`;
-  return html`<h2>Activity log</h2><p>${badge(kind, a.state)} ${what}; ${a.waiting} waiting in memory, ${a.dropped} dropped</p>`;
+  return html`<h2>Activity log</h2><p>${badge(kind, a.state)} ${what}; ${a.waiting} waiting in memory${a.full ? ' (full: new requests are refused 503)' : ''}, ${a.refused} requests refused since the start</p>`;
 }
 
 /**

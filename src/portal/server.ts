@@ -91,6 +91,12 @@ export function stoppingPage(req: FastifyRequest, reply: FastifyReply, help: str
   return render(reply, 503, realm, req, undefined, 'Stopping', html`<p>The portal is being restarted. Wait a few seconds, then reload the page or send the form again.</p><p><a href="${realm.base}/">Back to the start page</a></p>`, { kind: 'error', text: help });
 }
 
+/** A request refused because the API activity log's backlog is full (src/api/activity.ts): a page, as stopping. */
+export function unrecordedPage(req: FastifyRequest, reply: FastifyReply, help: string): FastifyReply {
+  const realm = realmOf(req.url);
+  return render(reply, 503, realm, req, undefined, 'Try again shortly', html`<p>The portal cannot record requests in its audit log at the moment, and serves none it cannot record. Wait a few seconds, then reload the page or send the form again.</p><p><a href="${realm.base}/">Back to the start page</a></p>`, { kind: 'error', text: help });
+}
+
 export function buildPortalServer(deps: PortalDeps, tls: { key: string; cert: string }): FastifyInstance {
   // The participant listener's deadlines (config `http`) here too: anyone on the network reaches this listener.
   const deadlines = clientDeadlines(deps.config.http);

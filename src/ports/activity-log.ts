@@ -23,8 +23,8 @@ export interface ActivityQuery {
 }
 
 /**
- * The API activity log's store: append-only records in hash chains, kept by their own retention apart
- * from the archive. Written in batches off the request path (src/pipeline/activity-recorder.ts).
+ * The API activity log's store: append-only records in hash chains, apart from the archive, never
+ * purged by the DIP (spec 5.8.1; `purge` is kept for the contract tests and deliberate use outside it). Written in batches off the request path (src/pipeline/activity-recorder.ts).
  */
 export interface ActivityLogStore {
   readonly kind: string;

@@ -20,6 +20,8 @@ export const healthRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
   const answer = (ready: boolean) => async (_req: FastifyRequest, reply: FastifyReply) => {
     const h = deps.health();
     if (h.state !== 'ok') return reply.code(503).send({ status: h.state, reason: h.reason });
+    // Served while the activity log's backlog is full (src/api/activity.ts), so as to say so: a load balancer moves requests away.
+    if (ready && deps.activity && !deps.activity.accepting()) return reply.code(503).send({ status: 'unavailable', reason: 'the API activity log backlog is full: new requests are refused until it is written' });
     const loading = ready ? (deps.notReady?.() ?? null) : null;
     if (loading !== null) return reply.code(503).send({ status: 'loading', reason: loading });
     return reply.code(200).send({ status: 'ok' });

@@ -155,7 +155,7 @@ export interface paths {
                                 /** @description Whom it concerns; null: the DIP itself */
                                 participant: string | null;
                                 /** @enum {string} */
-                                rule: "dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance";
+                                rule: "dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance";
                                 /** @description When it was raised, epoch ms */
                                 since: number;
                                 /** @description What holds, with its numbers (dead letters, failed calls, minutes) as of the last evaluation (every observability.alarms.evaluateIntervalMs, 10 s by default) */
@@ -250,7 +250,7 @@ export interface paths {
                                 id: string;
                                 /** @description `operator` or a participant's DIP ID */
                                 owner: string;
-                                rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
+                                rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
                                 webhookUrl: string | null;
                             }[];
                         };
@@ -317,7 +317,7 @@ export interface paths {
                     "application/json": {
                         email?: string | null;
                         owner?: string;
-                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
+                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
                         webhookUrl?: string | null;
                     };
                 };
@@ -336,7 +336,7 @@ export interface paths {
                             id: string;
                             /** @description `operator` or a participant's DIP ID */
                             owner: string;
-                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
+                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
                             webhookUrl: string | null;
                         };
                     };
@@ -2204,12 +2204,14 @@ export interface paths {
                     };
                     content: {
                         "application/json": {
-                            /** @description The API activity log (absent when observability.activityLog.enabled is false). While its store refuses this process's records (a full disk for activity.db, its PostgreSQL refusing writes) they wait in memory: requests are still answered, so the status stays 200 (the `activity-log` alarm is raised) */
+                            /** @description The API activity log (absent when observability.activityLog.enabled is false). While its store refuses this process's records (a full disk for activity.db, its PostgreSQL refusing writes) they wait in memory and requests are still answered, up to observability.activityLog.maxWaiting (200,000) waiting: from then on new requests are refused 503 with Retry-After until they are written (a request that cannot be audited is not served). The status stays 200 (the `activity-log` alarm is raised) */
                             activityLog?: {
-                                /** @description Records dropped since the start: more than 200,000 waited */
-                                dropped: number;
+                                /** @description observability.activityLog.maxWaiting records wait: new requests are refused 503 until they are written */
+                                full: boolean;
                                 /** @description The error the store answered the last write with */
                                 reason?: string;
+                                /** @description Requests refused 503 since the start because the backlog was full (summed up in one activity record once it has room) */
+                                refused: number;
                                 /** @description epoch ms: the first write it refused */
                                 since?: number;
                                 /**
@@ -2274,6 +2276,17 @@ export interface paths {
                                 failures: number;
                                 /** @description The store error that paused or halted the queue, else the last failed call's error until the recipient answers a call */
                                 lastError: string | null;
+                                /** @description Messages its webhook calls delivered later than observability.alarms.deliveryLatencySeconds (30) after their acceptance, while one was within the last deliveryLatencyWindowMinutes (15): the `delivery-latency` alarm. null: none */
+                                late?: {
+                                    /** @description epoch ms: the last late delivery */
+                                    last: number;
+                                    /** @description Late messages since `since` */
+                                    messages: number;
+                                    /** @description epoch ms: the first late delivery of this run */
+                                    since: number;
+                                    /** @description The slowest, from acceptance to delivery, ms */
+                                    worstMs: number;
+                                } | null;
                                 queue: {
                                     channel: string;
                                     recipientDipId: string;
@@ -2339,12 +2352,14 @@ export interface paths {
                     };
                     content: {
                         "application/json": {
-                            /** @description The API activity log (absent when observability.activityLog.enabled is false). While its store refuses this process's records (a full disk for activity.db, its PostgreSQL refusing writes) they wait in memory: requests are still answered, so the status stays 200 (the `activity-log` alarm is raised) */
+                            /** @description The API activity log (absent when observability.activityLog.enabled is false). While its store refuses this process's records (a full disk for activity.db, its PostgreSQL refusing writes) they wait in memory and requests are still answered, up to observability.activityLog.maxWaiting (200,000) waiting: from then on new requests are refused 503 with Retry-After until they are written (a request that cannot be audited is not served). The status stays 200 (the `activity-log` alarm is raised) */
                             activityLog?: {
-                                /** @description Records dropped since the start: more than 200,000 waited */
-                                dropped: number;
+                                /** @description observability.activityLog.maxWaiting records wait: new requests are refused 503 until they are written */
+                                full: boolean;
                                 /** @description The error the store answered the last write with */
                                 reason?: string;
+                                /** @description Requests refused 503 since the start because the backlog was full (summed up in one activity record once it has room) */
+                                refused: number;
                                 /** @description epoch ms: the first write it refused */
                                 since?: number;
                                 /**
@@ -2409,6 +2424,17 @@ export interface paths {
                                 failures: number;
                                 /** @description The store error that paused or halted the queue, else the last failed call's error until the recipient answers a call */
                                 lastError: string | null;
+                                /** @description Messages its webhook calls delivered later than observability.alarms.deliveryLatencySeconds (30) after their acceptance, while one was within the last deliveryLatencyWindowMinutes (15): the `delivery-latency` alarm. null: none */
+                                late?: {
+                                    /** @description epoch ms: the last late delivery */
+                                    last: number;
+                                    /** @description Late messages since `since` */
+                                    messages: number;
+                                    /** @description epoch ms: the first late delivery of this run */
+                                    since: number;
+                                    /** @description The slowest, from acceptance to delivery, ms */
+                                    worstMs: number;
+                                } | null;
                                 queue: {
                                     channel: string;
                                     recipientDipId: string;
@@ -5144,6 +5170,17 @@ export interface paths {
                             headSeq: number | null;
                             /** @description The store error that paused or halted the queue, else the last failed call's error until the recipient answers a call */
                             lastError: string | null;
+                            /** @description Messages its webhook calls delivered later than observability.alarms.deliveryLatencySeconds (30) after their acceptance, while one was within the last deliveryLatencyWindowMinutes (15): the `delivery-latency` alarm. null: none */
+                            late?: {
+                                /** @description epoch ms: the last late delivery */
+                                last: number;
+                                /** @description Late messages since `since` */
+                                messages: number;
+                                /** @description epoch ms: the first late delivery of this run */
+                                since: number;
+                                /** @description The slowest, from acceptance to delivery, ms */
+                                worstMs: number;
+                            } | null;
                             /** @description How long the oldest message has waited, ms (0 when none waits); null when the store could not be read */
                             oldestAgeMs: number | null;
                             /** @description When the oldest message waiting was received, epoch ms; null when none waits or null when the store could not be read */

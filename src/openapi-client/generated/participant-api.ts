@@ -9648,7 +9648,7 @@ export interface operations {
                             id: string;
                             /** @description `operator` or a participant's DIP ID */
                             owner: string;
-                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
+                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
                             webhookUrl: string | null;
                         }[];
                     };
@@ -9766,7 +9766,7 @@ export interface operations {
             content: {
                 "application/json": {
                     email?: string | null;
-                    rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
+                    rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
                     webhookUrl?: string | null;
                 };
             };
@@ -9785,7 +9785,7 @@ export interface operations {
                         id: string;
                         /** @description `operator` or a participant's DIP ID */
                         owner: string;
-                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
+                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
                         webhookUrl: string | null;
                     };
                 };
@@ -10035,7 +10035,7 @@ export interface operations {
                             /** @description Whom it concerns; null: the DIP itself */
                             participant: string | null;
                             /** @enum {string} */
-                            rule: "dead-letter" | "queue-depth" | "queue-age" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance";
+                            rule: "dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance";
                             /** @description When it was raised, epoch ms */
                             since: number;
                             /** @description What holds, with its numbers (dead letters, failed calls, minutes) as of the last evaluation (every observability.alarms.evaluateIntervalMs, 10 s by default) */
