@@ -24,7 +24,8 @@ export interface ActivityQuery {
 
 /**
  * The API activity log's store: append-only records in hash chains, apart from the archive, never
- * purged by the DIP (spec 5.8.1; `purge` is kept for the contract tests and deliberate use outside it). Written in batches off the request path (src/pipeline/activity-recorder.ts).
+ * purged by the DIP (spec 5.8.1: nothing here deletes a record; a chain's anchor lets one whose oldest records
+ * an earlier version purged still verify). Written in batches off the request path (src/pipeline/activity-recorder.ts).
  */
 export interface ActivityLogStore {
   readonly kind: string;
@@ -51,10 +52,5 @@ export interface ActivityLogStore {
    * answered 400 or above, so a period's refusals are read without its accepted requests.
    */
   refusedSubmissions(query: ActivityQuery & { caller?: string }): Promise<ChainedActivity[]>;
-  /**
-   * Deletes up to `limit` records received before `beforeMs`, oldest first per chain, moving each chain's
-   * anchor to the last record deleted, so the chain still verifies from where it now starts.
-   */
-  purge(beforeMs: number, limit: number): Promise<number>;
   close(): Promise<void>;
 }

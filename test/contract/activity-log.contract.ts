@@ -96,16 +96,6 @@ export function activityLogContract(name: string, open: () => Promise<OpenedActi
       await expect(ctx.store.append(chainEntries('node-a', { seq: 0, hash: GENESIS_HASH }, [entry(9, 5)]).records)).rejects.toThrow();
     });
 
-    it('purges by its own retention and still verifies from where the chain now starts', async () => {
-      await fill('node-a', 9);
-      expect(await ctx.store.purge(1045, 100)).toBe(5);
-      expect((await ctx.store.chainRecords('node-a', 0, 100)).map((r) => r.seq)).toEqual([6, 7, 8, 9]);
-      expect((await ctx.store.chains())[0]?.anchor.seq).toBe(5);
-      expect(await verifyActivityLog(ctx.store)).toMatchObject({ ok: true, records: 4 });
-      await ctx.store.purge(10_000, 100);
-      expect(await verifyActivityLog(ctx.store)).toMatchObject({ ok: true, records: 0 });
-    });
-
     it('exports a period in arrival order, page by page', async () => {
       await fill('node-a', 5, 1000);
       await fill('node-b', 5, 1000);

@@ -123,22 +123,6 @@ export class PgActivityLog implements ActivityLogStore {
     return rows.map(fromActivityRow);
   }
 
-  purge(beforeMs: number, limit: number): Promise<number> {
-    return inTransaction(this.pool, async (client) => {
-      // Per chain, everything up to its last doomed record goes, and the anchor moves there in the same step.
-      const { rows } = await client.query<{ chain: string; seq: number; hash: string }>(
-        `SELECT DISTINCT ON (chain) chain, seq, hash FROM (SELECT chain, seq, hash FROM activity_log WHERE at < $1 ORDER BY at, chain, seq LIMIT $2) d ORDER BY chain, seq DESC`,
-        [beforeMs, limit],
-      );
-      let removed = 0;
-      for (const r of rows) {
-        removed += (await client.query('DELETE FROM activity_log WHERE chain = $1 AND seq <= $2', [r.chain, r.seq])).rowCount ?? 0;
-        await client.query('UPDATE activity_chains SET anchor_seq = $1, anchor_hash = $2 WHERE chain = $3 AND anchor_seq < $1', [r.seq, r.hash, r.chain]);
-      }
-      return removed;
-    });
-  }
-
   close(): Promise<void> {
     return this.pool.end();
   }

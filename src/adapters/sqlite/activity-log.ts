@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS activity_log (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS activity_log_at ON activity_log (at, chain, seq);
 CREATE INDEX IF NOT EXISTS activity_log_caller ON activity_log (caller, at);
--- Append-only: a record is never changed in place (retention deletes whole records, oldest first).
+-- Append-only: a record is never changed in place, and the DIP deletes none (spec 5.8.1).
 CREATE TRIGGER IF NOT EXISTS activity_log_no_update BEFORE UPDATE ON activity_log
   BEGIN SELECT RAISE(ABORT, 'the activity log is append-only'); END;
 `;
@@ -86,9 +86,6 @@ export class SqliteActivityLog implements ActivityLogStore {
           AND (at > @at OR (at = @at AND (chain > @chain OR (chain = @chain AND seq > @seq))))
           ORDER BY at, chain, seq LIMIT @limit`,
       ),
-      oldest: db.prepare<[number, number], { chain: string; seq: number; hash: string }>('SELECT chain, seq, hash FROM activity_log WHERE at < ? ORDER BY at, chain, seq LIMIT ?'),
-      remove: db.prepare<[string, number]>('DELETE FROM activity_log WHERE chain = ? AND seq <= ?'),
-      anchor: db.prepare<[number, string, string, number]>('UPDATE activity_chains SET anchor_seq = ?, anchor_hash = ? WHERE chain = ? AND anchor_seq < ?'),
     };
     this.appendTx = db.transaction((records: readonly ChainedActivity[]) => {
       for (const r of records) this.s.insert.run(r.chain, r.seq, r.at, r.requestId, r.listener, r.caller, r.actingFor ?? null, r.remote, r.method, r.url, r.status, r.durationMs, r.responseBody, r.prevHash, r.hash);
@@ -131,24 +128,6 @@ export class SqliteActivityLog implements ActivityLogStore {
   refusedSubmissions(q: ActivityQuery & { caller?: string }): Promise<ChainedActivity[]> {
     const a = q.after ?? { at: -1, chain: '', seq: 0 };
     return Promise.resolve(this.s.refused.all({ from: q.fromMs, to: q.toMs, at: a.at, chain: a.chain, seq: a.seq, caller: q.caller ?? null, limit: q.limit }).map(fromActivityRow));
-  }
-
-  purge(beforeMs: number, limit: number): Promise<number> {
-    const doomed = this.s.oldest.all(beforeMs, limit);
-    // Per chain, everything up to its last doomed record goes, and the anchor moves there in the same step.
-    const lastOf = new Map<string, { seq: number; hash: string }>();
-    for (const d of doomed) {
-      const prev = lastOf.get(d.chain);
-      if (!prev || d.seq > prev.seq) lastOf.set(d.chain, { seq: d.seq, hash: d.hash });
-    }
-    let removed = 0;
-    this.db.transaction(() => {
-      for (const [chain, last] of lastOf) {
-        removed += this.s.remove.run(chain, last.seq).changes;
-        this.s.anchor.run(last.seq, last.hash, chain, last.seq);
-      }
-    })();
-    return Promise.resolve(removed);
   }
 
   private sync(): Promise<void> {
