@@ -1,7 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { Agent, request } from 'undici';
 import { openActivityLog } from '../src/adapters/backend.js';
+import { adminTokenFile } from '../src/api/admin.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DipClient } from '../src/client/dip-client.js';
 import { DEFAULTS } from '../src/config.js';
@@ -238,6 +240,55 @@ describe('a stop of all four listeners together', () => {
       }
     } finally {
       await store.close();
+    }
+  });
+});
+
+/**
+ * The health endpoints answer a stopping listener's 503 in their own shape. The listener's refusal (a
+ * StandardResponse on the participant listener, `{"error"}` on the operator API) did not fit their 503
+ * schemas, and its serialisation failed into a 500 "internal error": a load balancer probing `/ready`
+ * during every graceful stop got a 500, logged as an internal error.
+ */
+describe('the health endpoints while their listener stops', () => {
+  it('answer 503 in their own shape, not a 500', async () => {
+    const t = await startTestDip({ http: DEFAULTS.http });
+    const sds = await t.participant('2000000001', ['SDS']);
+    const token = readFileSync(adminTokenFile(t.config.dataDir), 'utf8').trim();
+    const urls = [`${t.dip.url}/ready`, `${t.dip.url}/health`, `http://127.0.0.1:${t.dip.adminPort}/admin/health`];
+    // One kept-alive connection each, answered before the stop.
+    const agents = urls.map(() => new Agent({ connections: 1, pipelining: 1, keepAliveTimeout: 60_000, connect: { ca: t.dip.pki.ca.certPem, cert: sds.credentials.certPem, key: sds.credentials.keyPem } }));
+    const headers = { authorization: `Bearer ${token}` };
+    try {
+      for (const [i, url] of urls.entries()) {
+        const before = await request(url, { dispatcher: agents[i], headers });
+        await before.body.text();
+        expect([url, before.statusCode]).toEqual([url, 200]);
+      }
+      const stopping = t.dip.close();
+      const answers = new Map<string, { status: number; body: unknown }>();
+      await Promise.all(
+        urls.map((url, i) =>
+          waitFor(
+            async () => {
+              const res = await request(url, { dispatcher: agents[i], headers });
+              const body = await res.body.json();
+              if (res.statusCode === 200) return false;
+              answers.set(url, { status: res.statusCode, body });
+              return true;
+            },
+            10_000,
+            `${url} while stopping`,
+          ),
+        ),
+      );
+      await stopping;
+      const stoppingHelp = expect.stringMatching(/the DIP is stopping/);
+      expect(answers.get(urls[0]!)).toEqual({ status: 503, body: { status: 'unavailable', reason: stoppingHelp } });
+      expect(answers.get(urls[1]!)).toEqual({ status: 503, body: { status: 'unavailable', reason: stoppingHelp } });
+      expect(answers.get(urls[2]!)).toMatchObject({ status: 503, body: { loading: stoppingHelp, storage: { state: 'ok' }, queues: [] } });
+    } finally {
+      for (const a of agents) await a.close();
     }
   });
 });

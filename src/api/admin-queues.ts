@@ -123,7 +123,7 @@ const health = {
   type: 'object',
   required: ['storage', 'loading', 'queues'],
   properties: {
-    loading: { type: ['string', 'null'], description: 'What is still loading after a start (the catalogue validators): the node takes no messages until it is null' },
+    loading: { type: ['string', 'null'], description: 'What is still loading after a start (the catalogue validators), or that the node is stopping: the node takes no messages until it is null' },
     storage: {
       type: 'object',
       required: ['state'],
@@ -246,7 +246,9 @@ const NOT_HALTED: Readonly<Partial<Record<WorkerStatus['state'], string>>> = {
  */
 export const queueRoutes: FastifyPluginAsync<QueueRouteOptions> = async (app, deps) => {
   const tags = ['Queues and health'];
-  app.get('/admin/health', { schema: { tags, summary: 'Health of the store and of the queues that are not idle', response: answers({ 200: { ...health, description: 'The store takes writes and the node is ready' }, 503: { ...health, description: 'The store takes no writes, or the node is still loading' } }) } }, async (_req, reply) => {
+  // While the listener stops: why the node takes nothing (in `loading`), beside the store's own health.
+  const stopping = { stoppingAnswer: (help: string) => ({ loading: help, storage: deps.health(), queues: [] }) };
+  app.get('/admin/health', { schema: { tags, summary: 'Health of the store and of the queues that are not idle', response: answers({ 200: { ...health, description: 'The store takes writes and the node is ready' }, 503: { ...health, description: 'The store takes no writes, the node is still loading, or it is stopping' } }) }, config: stopping }, async (_req, reply) => {
     const h = deps.health();
     const loading = deps.notReady();
     const processes = deps.processes ? { processes: deps.processes() } : {};

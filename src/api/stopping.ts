@@ -20,6 +20,17 @@ export const standardStopping =
 /** The operator API's: `{"error": "<what and why>"}`, as its every refusal. */
 export const operatorStopping: StoppingAnswer = (_req, reply, help) => reply.send({ error: help });
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * A route whose answers have a shape of their own (the health endpoints: a load balancer reads
+     * `status`) says how it answers while its listener stops: the listener's refusal does not fit the
+     * route's 503 schema, and its serialisation failed into a 500 (`GET /ready` in every graceful stop).
+     */
+    stoppingAnswer?: (help: string) => unknown;
+  }
+}
+
 /** Each gracefully stopping listener's start of its stop (useGracefulStop), for beginGracefulStop. */
 const beginnings = new WeakMap<FastifyInstance, () => void>();
 
@@ -58,7 +69,8 @@ export function useGracefulStop(app: FastifyInstance, drainMs: number, refuse: S
     reply.header('connection', 'close');
     reply.header('retry-after', String(STORE_RETRY_AFTER_SECONDS));
     reply.code(503);
-    return refuse(req, reply, STOPPING_HELP);
+    const own = req.routeOptions.config.stoppingAnswer;
+    return own ? reply.send(own(STOPPING_HELP)) : refuse(req, reply, STOPPING_HELP);
   });
   app.addHook('preClose', async () => {
     const until = begin();

@@ -35,9 +35,9 @@ export const healthRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
       security: [],
       response: {
         200: { ...healthAnswer, description: ready ? 'Takes messages' : 'Takes writes' },
-        503: { ...healthAnswer, description: ready ? 'The store takes no writes, or the node is still loading' : 'The store takes no writes' },
+        503: { ...healthAnswer, description: ready ? 'The store takes no writes, the node is still loading, or it is stopping' : 'The store takes no writes, or the node is stopping' },
       },
     };
-    app.get(url, { schema }, answer(ready));
+    app.get(url, { schema, config: { stoppingAnswer: (help: string) => ({ status: 'unavailable', reason: help }) } }, answer(ready));
   }
 };

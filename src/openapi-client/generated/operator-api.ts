@@ -2253,7 +2253,7 @@ export interface paths {
                                 /** @enum {string} */
                                 state: "starting" | "ready" | "restarting" | "stopped";
                             }[];
-                            /** @description What is still loading after a start (the catalogue validators): the node takes no messages until it is null */
+                            /** @description What is still loading after a start (the catalogue validators), or that the node is stopping: the node takes no messages until it is null */
                             loading: string | null;
                             /** @description The delivery processes (workers > 1; absent in one process). One restarting delays delivery, not acceptance: the status stays 200 */
                             processes?: {
@@ -2345,7 +2345,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The store takes no writes, or the node is still loading */
+                /** @description The store takes no writes, the node is still loading, or it is stopping */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2401,7 +2401,7 @@ export interface paths {
                                 /** @enum {string} */
                                 state: "starting" | "ready" | "restarting" | "stopped";
                             }[];
-                            /** @description What is still loading after a start (the catalogue validators): the node takes no messages until it is null */
+                            /** @description What is still loading after a start (the catalogue validators), or that the node is stopping: the node takes no messages until it is null */
                             loading: string | null;
                             /** @description The delivery processes (workers > 1; absent in one process). One restarting delays delivery, not acceptance: the status stays 200 */
                             processes?: {

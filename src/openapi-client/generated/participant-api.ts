@@ -9446,7 +9446,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The store takes no writes */
+            /** @description The store takes no writes, or the node is stopping */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -11400,7 +11400,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The store takes no writes, or the node is still loading */
+            /** @description The store takes no writes, the node is still loading, or it is stopping */
             503: {
                 headers: {
                     [name: string]: unknown;
