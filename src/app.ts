@@ -22,6 +22,8 @@ import { startActivityLog, startAlarms, startTracing } from './assemble/observab
 import { assembleParticipants, issueCertificate } from './assemble/participants.js';
 import { openPublications, schedulePublicationRetention } from './assemble/publications.js';
 import { openStorage } from './assemble/storage.js';
+import { databaseFile } from './adapters/backend.js';
+import { ReportThread } from './topology/report-threads.js';
 import type { DipConfig } from './config.js';
 import { Lifecycle } from './lifecycle.js';
 import type { ActivityRecorder } from './pipeline/activity-recorder.js';
@@ -173,7 +175,11 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const alarms = await startAlarms({ config, pkiDir: pkiDirectory, backend, coordination, registry, delivery, activity, unreached, processes, destinations, signing, clock, logger, life });
   const alarmApi = alarms ? { alarms: alarms.alarms, subscriptions: alarms.subscriptions, checkUrl: (url: string) => destinations.checkUrl(url), now: () => clock.now() } : null;
   // Refused submissions are counted from the API activity log (none when it is not kept).
-  const reports = new Reports(backend.traces, mpan, () => clock.now(), config.dipId, activityLog?.store ?? null, { counts: backend.reportCounts, after: (ms, fn) => clock.after(ms, fn) });
+  // On the embedded store, listings are folded and written on a report thread over the file (src/topology/report-threads.ts):
+  // this thread writes the message road. PostgreSQL's stay here, in slices (its rows come over the pool).
+  const listingThread = config.storage.kind === 'cluster' ? undefined : new ReportThread(databaseFile(config));
+  if (listingThread) life.started('report thread', () => listingThread.close());
+  const reports = new Reports(backend.traces, mpan, () => clock.now(), config.dipId, activityLog?.store ?? null, { counts: backend.reportCounts, after: (ms, fn) => clock.after(ms, fn), ...(listingThread ? { thread: listingThread } : {}) });
   const maintenance = assembleMaintenance(backend, registry, channels, alarms, clock, logger);
   // A getter: after a rotation GET /certificates/dip serves the signing certificate in force.
   const certificates = { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, encryption: encryption.certPem };

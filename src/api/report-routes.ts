@@ -3,7 +3,10 @@ import type { JsonSchema } from '../catalogue/types.js';
 import { RefusedError } from '../pipeline/refused.js';
 import { Readable } from 'node:stream';
 import type { Logger } from '../ports/logger.js';
-import { csvPieces, GRANULARITIES, jsonPieces, toCsv, type Granularity, type Outcome, type ReportFilter, type Reports, type Viewer } from '../pipeline/reports.js';
+import { csvPieces, GRANULARITIES, jsonPieces, toCsv, type Granularity, type ListingAnswer, type Outcome, type ReportFilter, type Reports, type Viewer } from '../pipeline/reports.js';
+
+/** A report's rows, as JSON objects (a CSV's columns are their members, flattened). */
+type Rows = Array<Record<string, unknown>>;
 
 interface ReportQuery {
   from?: string;
@@ -130,7 +133,7 @@ interface Written {
  * the status line and headers went out (200), so the client only sees the body end short (fastify then
  * cuts the connection): the log is where the operator learns why.
  */
-async function* loggedPieces(log: Pick<Logger, 'error'>, req: FastifyRequest, report: string, pieces: AsyncGenerator<string>): AsyncGenerator<string> {
+async function* loggedPieces(log: Pick<Logger, 'error'>, req: FastifyRequest, report: string, pieces: AsyncIterable<string>): AsyncGenerator<string> {
   try {
     yield* pieces;
   } catch (e) {
@@ -189,14 +192,24 @@ export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: 
       if (!written.begun) end();
     }
   };
-  const answer = (req: FastifyRequest, reply: FastifyReply, q: ReportQuery, name: string, rows: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}, written?: Written) => {
+  const answer = (req: FastifyRequest, reply: FastifyReply, q: ReportQuery, name: string, rows: Rows | ListingAnswer, extra: Record<string, unknown> = {}, written?: Written) => {
     const csv = q.format === 'csv';
     if (csv) reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}.csv"`);
     // A listing (up to 200,000 rows) is written in pieces, the event loop taking turns between them; the
-    // same bytes as the answer written whole (fastify's JSON of it, toCsv), sent chunked.
+    // same bytes as the answer written whole (fastify's JSON of it, toCsv), sent chunked. Folded on the
+    // listing thread (Reports.listing), its pieces come from there, written by the same code.
+    if (!Array.isArray(rows)) return streamed(req, reply, name, csv, rows.pieces, written, rows.cancel);
     if (!LISTINGS.has(name)) return reply.send(csv ? toCsv(rows) : { ...extra, rows });
+    return streamed(req, reply, name, csv, csv ? csvPieces(rows) : jsonPieces(extra, rows), written);
+  };
+  const streamed = (req: FastifyRequest, reply: FastifyReply, name: string, csv: boolean, pieces: AsyncIterable<string>, written?: Written, cancel?: () => void) => {
     if (!csv) reply.header('content-type', 'application/json; charset=utf-8');
-    const stream = Readable.from(loggedPieces(o.logger ?? req.log, req, name, csv ? csvPieces(rows) : jsonPieces(extra, rows)));
+    const stream = Readable.from(loggedPieces(o.logger ?? req.log, req, name, pieces));
+    if (cancel) {
+      // What the listing thread holds of an answer not read to its end (the client gone, or the answer refused by a later hook) is dropped.
+      stream.once('close', cancel);
+      reply.raw.once('close', cancel);
+    }
     if (written) {
       written.begun = true;
       stream.once('close', written.end);
@@ -205,27 +218,33 @@ export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: 
     }
     return reply.send(stream);
   };
-  const withFilter = (name: string, make: (viewer: Viewer, f: ReportFilter, q: ReportQuery, answered: Promise<void>) => Promise<Array<Record<string, unknown>>>) =>
+  const withFilter = (name: string, make: (viewer: Viewer, f: ReportFilter, q: ReportQuery, answered: Promise<void>, head: Record<string, unknown>) => Promise<Rows | ListingAnswer>) =>
     app.get<{ Querystring: ReportQuery }>(`${o.prefix}/${name}`, route(name, periodReport(name), [400, 429]), async (req, reply) => {
       const f = filterOf(req.query);
       if (typeof f === 'string') return o.fail(reply, req, 400, f);
       const head = { from: new Date(f.fromMs).toISOString(), to: new Date(f.toMs).toISOString(), granularity: f.granularity };
-      return listing(req, reply, async (answered, written) => answer(req, reply, req.query, name, await make(o.viewer(req), f, req.query, answered), head, written));
+      return listing(req, reply, async (answered, written) => answer(req, reply, req.query, name, await make(o.viewer(req), f, req.query, answered, head), head, written));
     });
   const outcome = <T>(req: FastifyRequest, reply: FastifyReply, q: ReportQuery, name: string, r: Outcome<T>, rows: (v: T) => Array<Record<string, unknown>>, written?: Written) =>
     r.ok ? answer(req, reply, q, name, rows(r.value), {}, written) : o.fail(reply, req, r.status, r.help);
 
   withFilter('throughput', (v, f) => reports.throughput(v, f));
   withFilter('latency', (v, f) => reports.latency(v, f));
-  withFilter('sender-audit', (v, f, _q, answered) => reports.senderAudit(v, f, answered));
-  withFilter('processes', async (v, f, q, answered) => reports.processes(v, f, (q.stuckAfterMinutes ?? 60) * 60_000, answered) as unknown as Promise<Array<Record<string, unknown>>>);
+  // A listing is folded and written on the listing thread when there is one (the SQLite engine's), else here.
+  const csvOf = (q: ReportQuery, head: Record<string, unknown> = {}) => ({ csv: q.format === 'csv', head });
+  withFilter('sender-audit', (v, f, q, answered, head) => reports.listing({ report: 'sender-audit', viewer: v, filter: f }, csvOf(q, head), answered) ?? reports.senderAudit(v, f, answered));
+  withFilter('processes', async (v, f, q, answered, head) => {
+    const stuckAfterMs = (q.stuckAfterMinutes ?? 60) * 60_000;
+    return reports.listing({ report: 'processes', viewer: v, filter: f, stuckAfterMs }, csvOf(q, head), answered) ?? ((await reports.processes(v, f, stuckAfterMs, answered)) as unknown as Rows);
+  });
   app.get<{ Querystring: ReportQuery }>(`${o.prefix}/trace`, route('trace', rowsOnly, [400, 429]), async (req, reply) => {
     const { transactionId, correlationId } = req.query;
     if (!transactionId && !correlationId) return o.fail(reply, req, 400, 'name a transactionId or a correlationId');
     const f = filterOf({ from: req.query.from ?? new Date(0).toISOString(), to: req.query.to });
     if (typeof f === 'string') return o.fail(reply, req, 400, f);
+    const by = { transactionId, correlationId };
     return listing(req, reply, async (answered, written) =>
-      answer(req, reply, req.query, 'trace', (await reports.trace(o.viewer(req), { transactionId, correlationId }, f.fromMs, f.toMs, answered)) as unknown as Array<Record<string, unknown>>, {}, written),
+      answer(req, reply, req.query, 'trace', (await (reports.listing({ report: 'trace', viewer: o.viewer(req), by, fromMs: f.fromMs, toMs: f.toMs }, csvOf(req.query), answered) ?? reports.trace(o.viewer(req), by, f.fromMs, f.toMs, answered))) as unknown as Rows | ListingAnswer, {}, written),
     );
   });
   app.get<{ Params: { mpan: string }; Querystring: ReportQuery }>(

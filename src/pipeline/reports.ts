@@ -51,6 +51,53 @@ export type ThroughputCounts = {
   refusedCodes?: Record<string, number>;
 };
 
+/** A listing report (its answer streamed) as a listing thread is asked for it: the report, its viewer and filters. */
+export type ListingCall =
+  | { report: 'sender-audit'; viewer: Viewer; filter: ReportFilter }
+  | { report: 'processes'; viewer: Viewer; filter: ReportFilter; stuckAfterMs: number }
+  | { report: 'trace'; viewer: Viewer; by: { transactionId?: string; correlationId?: string }; fromMs: number; toMs: number };
+
+/** What a listing thread folds and writes: the call, the answer's shape, and what the Reports asking knows that the thread does not. */
+export interface ListingWork {
+  call: ListingCall;
+  csv: boolean;
+  /** The JSON answer's members before `rows` (jsonPieces). */
+  head: Record<string, unknown>;
+  dipId: string;
+  /** The DIP's clock when asked (a process is stuck after so long without a message). */
+  now: number;
+  messageLimit: number;
+  /** Whether throughput and latency are counted in the store: a refusal for too many messages says so. */
+  counted: boolean;
+}
+
+/**
+ * Folds and writes listing reports on another thread (the SQLite engine's: src/topology/report-threads.ts),
+ * with the same code as here (listingPieces), so that only the answer's pieces cross to this thread, the
+ * message road's writer. `open` settles once the listing is folded: with its pieces, or rejected as the
+ * report would be here (a RefusedError for too many messages).
+ */
+export interface ListingThread {
+  open(work: ListingWork): Promise<ListingAnswer>;
+}
+
+/** A listing folded on a listing thread: its answer's pieces, read one at a time (the thread writes each when asked). */
+export interface ListingAnswer {
+  pieces: AsyncIterable<string>;
+  /** Drops what the thread holds of it (the client gone, or the answer never sent); nothing once it is all read. */
+  cancel: () => void;
+}
+
+/**
+ * A listing's answer pieces, as the routes write it (jsonPieces or csvPieces of its rows): what a listing
+ * thread runs, over a Reports of its own, so its bytes are those answered when folded on the main thread.
+ */
+export async function listingPieces(reports: Reports, work: Pick<ListingWork, 'call' | 'csv' | 'head'>): Promise<AsyncGenerator<string>> {
+  const c = work.call;
+  const rows = (c.report === 'sender-audit' ? await reports.senderAudit(c.viewer, c.filter) : c.report === 'processes' ? await reports.processes(c.viewer, c.filter, c.stuckAfterMs) : await reports.trace(c.viewer, c.by, c.fromMs, c.toMs)) as unknown as Array<Record<string, unknown>>;
+  return work.csv ? csvPieces(rows) : jsonPieces(work.head, rows);
+}
+
 export type Outcome<T> = { ok: true; value: T } | { ok: false; status: 400 | 403 | 404; help: string };
 
 function tooMany(query: Pick<TraceQuery, 'fromMs' | 'toMs'>, limit: number, counted: boolean): RefusedError {
@@ -145,6 +192,8 @@ export class Reports {
       /** How long a listing's slot waits for its answer to be read (ANSWER_HOLD_MS), and the timer that counts it (the DIP's clock). */
       answerHoldMs?: number;
       after?: (ms: number, fn: () => void) => () => void;
+      /** Where listings are folded and written off this thread (listing); without one, here, in slices. */
+      thread?: ListingThread;
     } = {},
   ) {
     this.answerHoldMs = options.answerHoldMs ?? ANSWER_HOLD_MS;
@@ -158,7 +207,10 @@ export class Reports {
     this.maxWaiting = options.maxWaiting ?? REPORTS_WAITING;
     this.counts = options.counts ?? null;
     this.limit = options.messageLimit ?? REPORT_MESSAGE_LIMIT;
+    this.thread = options.thread ?? null;
   }
+
+  private readonly thread: ListingThread | null;
 
   private readonly counts: ReportCounts | null;
   private readonly answerHoldMs: number;
@@ -193,6 +245,16 @@ export class Reports {
   }
   mpanTrace(viewer: Viewer, mpan: string, fromMs: number, toMs: number, answered?: Promise<unknown>) {
     return this.gated(() => this.mpanTraceNow(viewer, mpan, fromMs, toMs), answered);
+  }
+
+  /**
+   * A listing's answer pieces folded and written on the listing thread, under the same gate (its slot held
+   * until `answered`); null without a thread (the caller asks senderAudit, processes or trace, folded here).
+   */
+  listing(call: ListingCall, shape: { csv: boolean; head: Record<string, unknown> }, answered?: Promise<unknown>): Promise<ListingAnswer> | null {
+    const thread = this.thread;
+    if (thread === null) return null;
+    return this.gated(() => thread.open({ call, ...shape, dipId: this.dipId, now: this.now(), messageLimit: this.limit, counted: this.counts !== null }), answered);
   }
 
   private async gated<T>(make: () => Promise<T>, answered?: Promise<unknown>): Promise<T> {

@@ -1,6 +1,3 @@
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { DipConfig } from '../config.js';
 import { MSG } from '../domain/response-codes.js';
@@ -11,6 +8,7 @@ import type { AcceptedBatch, AcceptedMessage, AppendOutcome } from '../ports/mes
 import type { FromIngestThread, IngestCall, ToIngestThread, WireMessage } from './ingest-protocol.js';
 import { fromWire, toWire } from './protocol.js';
 import { pushSharedChanges, type SharedState } from './shared-state.js';
+import { threadEntry } from './thread-entry.js';
 
 /** What POST /dip-channel/{id} needs of ingest, whichever thread runs it. */
 export type IngestHandler = Pick<Ingest, 'handle' | 'validate' | 'traced'>;
@@ -62,19 +60,6 @@ interface Slot {
 }
 
 /**
- * How to start a thread: the built module (dist/) as it is; from source (tsx), a two-line bootstrap that
- * registers tsx's loader in the new thread first (a worker thread does not inherit the loader that
- * `--import tsx` registered in the main thread).
- */
-function entryModule(): URL {
-  if (!import.meta.url.endsWith('.ts')) return new URL('./ingest-thread.js', import.meta.url);
-  // tsx's package exports './esm/api' (import) as this file.
-  const tsx = pathToFileURL(join(dirname(createRequire(import.meta.url).resolve('tsx/package.json')), 'dist/esm/api/index.mjs')).href;
-  const entry = new URL('./ingest-thread.ts', import.meta.url).href;
-  return new URL(`data:text/javascript,${encodeURIComponent(`import { register } from ${JSON.stringify(tsx)};\nregister();\nawait import(${JSON.stringify(entry)});`)}`);
-}
-
-/**
  * The young generation an ingest thread may grow to (V8's default is 48 MB on 64-bit: 16 MB semi-spaces).
  * A thread turns each batch into short-lived garbage several times its size (the parsed items, the stamped
  * copies, their serialised and compressed forms): at batch 100 its profile was about 30 % garbage
@@ -97,7 +82,7 @@ export const INGEST_YOUNG_GENERATION_MB = 192;
  */
 export class IngestThreads implements IngestHandler {
   private readonly slots: Slot[];
-  private readonly entry = entryModule();
+  private readonly entry = threadEntry(import.meta.url, 'ingest-thread');
   private stopping = false;
   private nextId = 1;
 

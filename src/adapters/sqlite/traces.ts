@@ -1,11 +1,18 @@
+import type { ValueSealer } from '../../ports/backend.js';
 import type { MessageTraces, TracedMessage, TraceQuery } from '../../ports/traces.js';
 import { Slices } from '../../domain/slices.js';
 import { foldTraces, routingOf, type AttemptRow, type CopyRow, type MessageRow } from '../trace-rows.js';
 import { asStored, type SqliteDatabase, type Stored } from './database.js';
 
+/**
+ * What a trace needs of the store: its reads, and the sealer's index (an MPAN asked for) and opening (a
+ * routing asked for). The report thread (src/topology/report-thread.ts) gives its own reads and neither.
+ */
+export type TraceStore = Pick<SqliteDatabase, 'reads' | 'reveal'> & { readonly sealer: Pick<ValueSealer, 'index'> };
+
 /** Traces over the archive and delivery journal as the embedded store keeps them. */
 export class SqliteTraces implements MessageTraces {
-  constructor(private readonly d: SqliteDatabase) {}
+  constructor(private readonly d: TraceStore) {}
 
   async trace(q: TraceQuery): Promise<TracedMessage[]> {
     const where = ['m.received_at >= @from', 'm.received_at < @to'];
