@@ -32,16 +32,20 @@ function recordingLogger(): { logger: Logger; logged: Logged[] } {
   return { logger: { info: at('info'), warn: at('warn'), error: at('error') }, logged };
 }
 
-/** A leases bucket that fails every call while `down` is set (NATS out of reach), else holds nothing and grants every create. */
-function stubBucket(): { kv: KV; state: { down: boolean } } {
-  const state = { down: false };
+/**
+ * A leases bucket that fails every call while `down` is set (NATS out of reach), and every write while
+ * `writesDown` is (reads answered, writes refused: a stream out of space), else holds nothing and grants
+ * every create.
+ */
+function stubBucket(): { kv: KV; state: { down: boolean; writesDown: boolean } } {
+  const state = { down: false, writesDown: false };
   let revision = 0;
-  const answer = async <T>(value: T): Promise<T> => {
-    if (state.down) throw new Error('TIMEOUT');
+  const answer = async <T>(value: T, write = true): Promise<T> => {
+    if (state.down || (write && state.writesDown)) throw new Error('TIMEOUT');
     return value;
   };
   const kv = {
-    get: () => answer(null),
+    get: () => answer(null, false),
     create: () => answer(++revision),
     update: () => answer(++revision),
     delete: () => answer(undefined),
@@ -61,8 +65,9 @@ function leasesOnStubs(clock: FakeClock, logger: Logger) {
   };
   const bucket = stubBucket();
   const leases = new NatsQueueLeases(nc as unknown as NatsConnection, bucket.kv, 'dip', clock, settings, logger, 'this-node');
-  /** A roll call of `node` saying its clock reads `theirNow`, heard now. */
-  const rollCall = (node: string, theirNow: number) => callbacks.get('dip.nodes')?.(null, { string: () => JSON.stringify({ node, held: 1, taking: true, leaving: false, now: theirNow }) });
+  /** A roll call of `node` saying its clock reads `theirNow`, heard now (a node taking queues, unless `says` tells otherwise). */
+  const rollCall = (node: string, theirNow: number, says: { taking?: boolean; leaving?: boolean } = {}) =>
+    callbacks.get('dip.nodes')?.(null, { string: () => JSON.stringify({ node, held: 1, taking: says.taking ?? true, leaving: says.leaving ?? false, now: theirNow }) });
   return { leases, bucket, rollCall, published };
 }
 
@@ -122,6 +127,31 @@ describe('a node hearing a peer ahead beyond what the leases believe', () => {
     rollCall('far-behind', clock.now() - 5 * settings.ttlMs - 1_000);
     await clock.advance(2 * settings.ttlMs);
     expect(await leases.acquire(q), 'the peer ahead silent two lease lengths').toBe(true);
+  });
+
+  // Before, the peer ahead was yielded to whatever its roll call said: stopping (its last roll call), it
+  // left this node delivering nothing for two lease lengths; taking none itself (its store out of reach,
+  // or yielding to a node further ahead), nobody delivered those queues while it was heard.
+  it('does not yield to it while it takes no queue, and takes again at once when it stops', async () => {
+    const clock = new FakeClock();
+    const { leases, rollCall, published } = leasesOnStubs(clock, recordingLogger().logger);
+    running.push(leases);
+    const q = { recipientDipId: 'SUP0000001', channel: 'IF-021' };
+    const ahead = () => clock.now() + 5 * settings.ttlMs + 1_000;
+    expect(await leases.acquire(q)).toBe(true);
+    rollCall('ahead', ahead(), { taking: false });
+    expect(leases.holds(q), 'kept while the peer ahead takes none').toBe(true);
+    await clock.advance(2_000);
+    const said = JSON.parse(published.filter((p) => p.subject === 'dip.nodes').at(-1)!.data) as { taking: boolean };
+    expect(said.taking, 'its roll call: it takes queues').toBe(true);
+    expect(leases.clockOffset(), 'still shown').toMatchObject({ node: 'ahead', believed: false });
+    // It takes queues again: this node yields, as before.
+    rollCall('ahead', ahead());
+    expect(leases.holds(q)).toBe(false);
+    expect(await leases.acquire(q)).toBe(false);
+    // Its last roll call, stopping (its leases released): this node takes at once, not two lease lengths later.
+    rollCall('ahead', ahead(), { leaving: true });
+    expect(await leases.acquire(q), 'claim just after the peer ahead stopped').toBe(true);
   });
 });
 
@@ -239,17 +269,45 @@ describe('the log while the leases bucket does not answer', () => {
     expect(back[0]).toMatchObject({ level: 'info', obj: { failures: 120 } });
   });
 
-  it('the alarm notifier lease warns once while it cannot be read, not at every alarm evaluation', async () => {
+  it('while reads are answered and writes fail, warns as while nothing answers, not a warning and a recovery line at every claim', async () => {
+    // Before, the read's answer counted as the recovery: every claim logged a recovery, then a new warning.
+    const clock = new FakeClock();
+    const { logger, logged } = recordingLogger();
+    const { leases, bucket } = leasesOnStubs(clock, logger);
+    running.push(leases);
+    const q = { recipientDipId: 'SUP0000001', channel: 'IF-021' };
+    bucket.state.writesDown = true;
+    for (let i = 0; i < 10; i++) {
+      expect(await leases.acquire(q)).toBe(false);
+      await clock.advance(3_000);
+    }
+    const lines = () => logged.filter((l) => /could not claim a queue lease|queue leases can be claimed again/.test(l.msg)).map((l) => l.level);
+    expect(lines(), 'one warning at the start').toEqual(['warn']);
+    bucket.state.writesDown = false;
+    expect(await leases.acquire(q)).toBe(true);
+    expect(lines(), 'and one line once a claim is written').toEqual(['warn', 'info']);
+  });
+
+  /** The levels of the alarm notifier lease's log lines over twenty turns, 2 s apart, with the bucket failing as `fault` says. */
+  const notifierLogOver20Turns = async (fault: 'down' | 'writesDown') => {
     const clock = new FakeClock();
     const { logger, logged } = recordingLogger();
     const bucket = stubBucket();
     const notifier = new NatsAlarmNotifierLease(bucket.kv, bucket.kv, async () => {}, 'this-node', clock, settings, logger);
     running.push(notifier);
-    bucket.state.down = true;
+    bucket.state[fault] = true;
     for (let i = 0; i < 20; i++) {
       expect(await notifier.turn()).toBeNull();
       await clock.advance(2_000);
     }
-    expect(logged.filter((l) => /alarm notifier lease could not be read/.test(l.msg))).toHaveLength(1);
+    return logged.filter((l) => /alarm notifier lease/.test(l.msg)).map((l) => l.level);
+  };
+
+  it('the alarm notifier lease warns once while it cannot be read, not at every alarm evaluation', async () => {
+    expect(await notifierLogOver20Turns('down')).toEqual(['warn']);
+  });
+
+  it('the alarm notifier lease, read but not written, warns once rather than a warning and a recovery line at every turn', async () => {
+    expect(await notifierLogOver20Turns('writesDown')).toEqual(['warn']);
   });
 });

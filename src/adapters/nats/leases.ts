@@ -97,9 +97,10 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   /**
    * Nodes whose last roll call said a time beyond offsetCapMs from this node's: not applied to their
    * leases (clocks has no sample of it), but shown (clockOffset) and logged once, not at every roll call,
-   * while it lasts. Forgotten like the others, forgetAfterMs after it was heard.
+   * while it lasts. Forgotten like the others, forgetAfterMs after it was heard. `takes`: that roll call
+   * said the node takes queues and is not leaving (only such a node ahead is yielded to, yieldingTo).
    */
-  private readonly unbelieved = new Map<string, { offsetMs: number; at: number }>();
+  private readonly unbelieved = new Map<string, { offsetMs: number; at: number; takes: boolean }>();
   /** How often every node says its roll call (and renews its leases). */
   private readonly rollCallEveryMs: number;
   /**
@@ -157,7 +158,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
       callback: (_err, msg) => {
         const heard = rollCall(msg.string());
         if (!heard || heard.node === this.node) return;
-        if (heard.now !== undefined) this.heardClock(heard.node, heard.now);
+        if (heard.now !== undefined) this.heardClock(heard.node, heard.now, heard.taking && !heard.leaving);
         // A node that takes no queues (its store out of reach, stopping) has no share.
         if (heard.leaving || !heard.taking) this.peers.delete(heard.node);
         else this.peers.set(heard.node, { held: heard.held, until: this.clock.now() + this.settings.ttlMs });
@@ -274,10 +275,12 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
    * lives, which still works them by its own clock. So while it hears one this node holds and takes no
    * lease, and says in its roll call that it takes none: each queue is worked by the node ahead alone, not
    * by both (the `clock-skew` alarm tells the operator). Never from a sample behind: transit and a stalled
-   * receiver only make a clock look further behind, never ahead.
+   * receiver only make a clock look further behind, never ahead. Nor from a peer whose last roll call
+   * said it takes no queue (its own store out of reach, or itself yielding) or that it is leaving: nobody
+   * would work the queues (while it is heard, or two lease lengths after it stopped).
    */
   private yieldingTo(now = this.clock.now()): string | undefined {
-    for (const [node, u] of this.unbelieved) if (u.offsetMs > 0 && now - u.at <= this.forgetAfterMs) return node;
+    for (const [node, u] of this.unbelieved) if (u.offsetMs > 0 && u.takes && now - u.at <= this.forgetAfterMs) return node;
     return undefined;
   }
 
@@ -332,19 +335,20 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     return Math.max(...c.samples.map((s) => s.offsetMs));
   }
 
-  private heardClock(node: string, theirNow: number): void {
+  /** `takes`: the roll call said the node takes queues and is not leaving. */
+  private heardClock(node: string, theirNow: number, takes: boolean): void {
     const now = this.clock.now();
     const sample = theirNow - now;
     if (Math.abs(sample) > this.offsetCapMs) {
       if (!this.unbelieved.has(node)) {
-        const yielding = sample > 0 ? ': this node holds and takes no queue lease while it hears that node (which reads its leases as long expired)' : '';
+        const yielding = sample > 0 ? ': this node holds and takes no queue lease while it hears that node take queues (it reads this node\'s leases as long expired)' : '';
         this.logger?.error(
           { node, offsetMs: sample, capMs: this.offsetCapMs },
           `node ${node} said a time ${sample} ms from this node's in its roll call, beyond the ${this.offsetCapMs} ms a clock offset is believed: ignored${yielding}; check the nodes' clocks (NTP)`,
         );
       }
-      this.unbelieved.set(node, { offsetMs: sample, at: now });
-      if (sample > 0) for (const [key, h] of this.held) this.lost(key, h, `the clock of node ${node} is ${sample} ms ahead of this node's, beyond what the leases believe: it takes this node's leases`);
+      this.unbelieved.set(node, { offsetMs: sample, at: now, takes });
+      if (sample > 0 && takes) for (const [key, h] of this.held) this.lost(key, h, `the clock of node ${node} is ${sample} ms ahead of this node's, beyond what the leases believe: it takes this node's leases`);
       return;
     }
     this.unbelieved.delete(node);
@@ -399,7 +403,6 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     this.acquiring += 1;
     try {
       const entry = await this.kv.get(key);
-      this.claimFailures.succeeded();
       const value = entry && !isDeleted(entry.operation) ? decode(entry.value) : undefined;
       let revision: number;
       if (!entry || isDeleted(entry.operation)) {
@@ -412,6 +415,9 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
         // Expired (its holder died or let go without deleting), unreadable, or ours from before: take it.
         revision = await this.kv.update(key, this.value(), entry.revision);
       }
+      // Only a write counts as claims working again: the read may be answered while writes fail (a
+      // warning and a recovery line at every claim, before).
+      this.claimFailures.succeeded();
       this.others.delete(key);
       this.hold(queue, key, revision);
       return true;

@@ -107,7 +107,7 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
     /** A holder's expiry in this node's time (NatsQueueLeases.expiryHere: the holder's clock as last heard). */
     private readonly expiryHere: (value: { node: string; expiresAt: number }) => number = (v) => v.expiresAt,
   ) {
-    this.readFailures = new FailureLog(clock, logger, 'the alarm notifier lease could not be read or claimed: shared alarm notices wait', 'the alarm notifier lease can be read again');
+    this.readFailures = new FailureLog(clock, logger, 'the alarm notifier lease could not be read or claimed: shared alarm notices wait', 'the alarm notifier lease can be read and claimed again');
     this.stopRenewing = clock.every(Math.max(100, Math.floor(settings.ttlMs / 3)), () => {
       if (!this.held) return;
       void this.serial(async () => {
@@ -123,16 +123,21 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
       this.held = null;
       try {
         const entry = await this.kv.get(NOTIFIER_KEY);
-        this.readFailures.succeeded();
         const value = entry && !isDeleted(entry.operation) ? decode(entry.value) : undefined;
-        // Held by a live node: its expiry plus the skew allowance, as for queue leases.
-        if (value && value.node !== this.node && this.expiryHere(value) + this.settings.skewMs > this.clock.now()) return null;
+        // Held by a live node: its expiry plus the skew allowance, as for queue leases. A turn with nothing to write.
+        if (value && value.node !== this.node && this.expiryHere(value) + this.settings.skewMs > this.clock.now()) {
+          this.readFailures.succeeded();
+          return null;
+        }
         // A holder of the version before kept the record in the lease's value: that is what was notified
         // (the first flush writes it into the bucket, erasing what the bucket held before it).
         const legacy = value && value.record !== RECORD_IN_BUCKET ? value.notified : null;
         const startedAt = this.clock.now();
         const body = this.value(legacy);
         const revision = !entry ? await this.kv.create(NOTIFIER_KEY, body) : await this.kv.update(NOTIFIER_KEY, body, entry.revision);
+        // Only once the claim is written: the read may be answered while writes fail (a warning and a
+        // recovery line at every turn, before).
+        this.readFailures.succeeded();
         const held = { revision, validUntil: startedAt + this.settings.ttlMs - this.settings.skewMs, notified: null, legacy };
         this.held = held;
         const notified = await this.readRecord(held);
