@@ -294,6 +294,16 @@ export interface StorageConfig {
    * SQLite only.
    */
   maxDatabaseMb: number | null;
+  /** How values are sealed at rest (src/security/at-rest.ts's Sealer). */
+  atRest: {
+    /**
+     * Seal what is compressed in format 3 (LZ4 with the frozen dictionary, src/security/lz4-dictionary.ts:
+     * an IF-021 copy in 874 bytes instead of 1,413) rather than format 2. False by default for one release:
+     * every version reads format 3 from this one on, but none before it does, so a node not yet upgraded
+     * in a rolling upgrade, or a rollback, would meet values it cannot open. The next release turns it on.
+     */
+    lz4Dictionary: boolean;
+  };
   /** The cluster's PostgreSQL (storage.kind cluster). */
   postgres: {
     /** postgres://user:password@host:port/database?sslmode=verify-full… (DIP_POSTGRES_URL wins). */
@@ -484,6 +494,7 @@ const schema: JSONSchemaType<DipConfig> = {
       properties: {
         kind: { type: 'string', enum: ['sqlite', 'cluster'] },
         maxDatabaseMb: { type: 'number', exclusiveMinimum: 0, nullable: true },
+        atRest: { type: 'object', additionalProperties: false, required: [], properties: { lz4Dictionary: { type: 'boolean' } } },
         postgres: {
           type: 'object',
           additionalProperties: false,
@@ -730,6 +741,8 @@ export const DEFAULTS: DipConfig = {
   storage: {
     kind: 'sqlite',
     maxDatabaseMb: null,
+    // Off until every node reads format 3 (this release reads it; 0.1.0 does not): the next release turns it on.
+    atRest: { lz4Dictionary: false },
     postgres: { url: 'postgres://postgres@127.0.0.1:5432/opendip', poolSize: 10, writableCheckMs: 5_000 },
     nats: { servers: ['127.0.0.1:4222'], prefix: 'dip', replicas: 1, credsFile: null, user: null, pass: null, token: null, tls: null, leaseTtlMs: 6_000, pingIntervalMs: 2_000, nodeName: null },
   },
@@ -862,6 +875,7 @@ function mergeStorage(...args: [Partial<StorageConfig> | undefined, Partial<Stor
   const [file, fromEnv, overrides, env] = args;
   const layers = [DEFAULTS.storage, file ?? {}, fromEnv, overrides ?? {}];
   const merged = Object.assign({}, ...layers) as StorageConfig;
+  merged.atRest = Object.assign({}, ...layers.map((l) => l.atRest ?? {})) as StorageConfig['atRest'];
   merged.postgres = Object.assign({}, ...layers.map((l) => l.postgres ?? {})) as StorageConfig['postgres'];
   merged.nats = Object.assign({}, ...layers.map((l) => l.nats ?? {})) as StorageConfig['nats'];
   if (env.DIP_POSTGRES_URL !== undefined && !overrides?.postgres?.url) merged.postgres.url = env.DIP_POSTGRES_URL;

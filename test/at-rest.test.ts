@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compressSync, uncompressSync } from 'lz4-napi';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FileKeyEncryptionKey, Sealer } from '../src/security/at-rest.js';
+import { FileKeyEncryptionKey, Sealer, type SealerOptions } from '../src/security/at-rest.js';
+import { openSealer } from '../src/adapters/backend.js';
+import { loadConfig } from '../src/config.js';
 import { FORMAT_3_DICTIONARY } from '../src/security/lz4-dictionary.js';
 import { systemClock } from '../src/adapters/clock.js';
 import { openSqliteBackend } from '../src/adapters/sqlite/index.js';
@@ -43,15 +45,15 @@ describe('encryption at rest', () => {
     }
     // The same check finds plaintext when there is some: the sender reference is stored in the clear.
     expect(bytes.includes(Buffer.from(item.payload.CommonBlock.S1.senderUniqueReference))).toBe(true);
-    // The archived copy and the raw request were compressed before sealing (format 3, LZ4 with the frozen
-    // dictionary, since 2026-12-05): well under their texts' lengths.
+    // The archived copy and the raw request were compressed before sealing: well under their texts' lengths.
+    // Format 2 (LZ4 without the dictionary) by default: format 3 only with storage.atRest.lz4Dictionary.
     const db = new Database(join(t.config.dataDir, 'dip.db'), { readonly: true });
     const stored = db.prepare('SELECT outbound FROM messages').all() as Array<{ outbound: Buffer }>;
     const raw = db.prepare('SELECT raw FROM batches').all() as Array<{ raw: Buffer }>;
     db.close();
-    expect(stored.map((r) => r.outbound[0])).toEqual([3]);
+    expect(stored.map((r) => r.outbound[0])).toEqual([2]);
     expect(stored[0]!.outbound.length).toBeLessThan(JSON.stringify(item).length / 2);
-    expect(raw.map((r) => r.raw[0])).toEqual([3]);
+    expect(raw.map((r) => r.raw[0])).toEqual([2]);
     expect(raw[0]!.raw.length).toBeLessThan(JSON.stringify([item]).length / 2);
 
     const from = new Date(Date.now() - 3600_000).toISOString().slice(0, 19) + '+00:00';
@@ -102,7 +104,9 @@ describe('encryption at rest', () => {
     // Values sealed before compression existed (format 1) still open as they are.
     expect(sealer.open(plain).toString('utf8')).toBe(copy);
     // Claiming another format fails authentication instead of inflating (or not inflating) the wrong bytes.
-    for (const [value, other] of [[compressed, 1], [compressed, 2], [plain, 2], [plain, 3]] as const) {
+    // (Format 2: the default configuration writes no format 3; the sealed layout's tests flip format 3.)
+    expect(compressed[0]).toBe(2);
+    for (const [value, other] of [[compressed, 1], [compressed, 3], [plain, 2], [plain, 3]] as const) {
       const flipped = Buffer.from(value);
       flipped[0] = other;
       expect(() => sealer.open(flipped)).toThrow();
@@ -118,8 +122,8 @@ describe('encryption at rest', () => {
  */
 describe('sealed layout', () => {
   const dataKey = Buffer.alloc(32, 7);
-  const knownKeySealer = (): Promise<Sealer> =>
-    Sealer.open({ wrap: async (k) => k, unwrap: async (k) => k }, { dataKeys: async () => [{ id: 3, wrapped: dataKey }], addDataKey: async () => 4 });
+  const knownKeySealer = (options?: SealerOptions): Promise<Sealer> =>
+    Sealer.open({ wrap: async (k) => k, unwrap: async (k) => k }, { dataKeys: async () => [{ id: 3, wrapped: dataKey }], addDataKey: async () => 4 }, options);
   // Multi-byte UTF-8 (byte length ≠ string length), empty, a Buffer, a large JSON text.
   const samples: Array<Buffer | string> = ['', 'a', 'héllo ✓ 😀 ünïcödé', Buffer.from([0, 1, 2, 255]), JSON.stringify(buildIF021({ senderDipId: '2000000001', senderRole: 'SDS', mpan: mpanCore('layout'), primaryRecipients: ['1000000001'] }))];
 
@@ -146,24 +150,26 @@ describe('sealed layout', () => {
     return Buffer.concat([header, iv, c.getAuthTag(), body, last]);
   }
 
-  it('seals in the documented layout, with and without compression, and opens what the earlier construction sealed', async () => {
-    const sealer = await knownKeySealer();
-    for (const sample of samples) {
-      const bytes = Buffer.from(sample);
-      for (const compress of [false, true]) {
-        const sealed = sealer.seal(sample, { compress });
-        const read = referenceOpen(sealed);
-        expect(read.format).toBe(compress ? 3 : 1);
-        expect(read.keyId).toBe(3);
-        expect(read.plain.equals(bytes)).toBe(true);
-        expect(sealer.open(sealed).equals(bytes)).toBe(true);
-        expect(sealer.open(referenceSeal(sample, compress)).equals(bytes)).toBe(true);
+  it('seals in the documented layout, with and without compression (format 2 by default, 3 with the dictionary), and opens what the earlier construction sealed', async () => {
+    for (const lz4Dictionary of [false, true]) {
+      const sealer = await knownKeySealer({ lz4Dictionary });
+      for (const sample of samples) {
+        const bytes = Buffer.from(sample);
+        for (const compress of [false, true]) {
+          const sealed = sealer.seal(sample, { compress });
+          const read = referenceOpen(sealed);
+          expect(read.format).toBe(!compress ? 1 : lz4Dictionary ? 3 : 2);
+          expect(read.keyId).toBe(3);
+          expect(read.plain.equals(bytes)).toBe(true);
+          expect(sealer.open(sealed).equals(bytes)).toBe(true);
+          expect(sealer.open(referenceSeal(sample, compress)).equals(bytes)).toBe(true);
+        }
       }
     }
   });
 
-  it('compresses with the frozen dictionary (format 3): an IF-021 copy in a good third less than format 2 took', async () => {
-    const sealer = await knownKeySealer();
+  it('compresses with the frozen dictionary (format 3) when told: an IF-021 copy in a good third less than format 2 took', async () => {
+    const sealer = await knownKeySealer({ lz4Dictionary: true });
     const copy = samples.at(-1) as string;
     const format2 = referenceSeal(copy, true);
     const format3 = sealer.seal(copy, { compress: true });
@@ -171,6 +177,24 @@ describe('sealed layout', () => {
     expect(format3.length).toBeLessThan(format2.length * 0.75);
     expect(sealer.open(format3).toString('utf8')).toBe(copy);
     expect(sealer.open(format2).toString('utf8')).toBe(copy);
+  });
+
+  it("writes format 2 with the DIP's default configuration and format 3 only with storage.atRest.lz4Dictionary; either opens format 3", async () => {
+    // Through openSealer, where every sealer the DIP seals with is made (main process, ingest threads,
+    // delivery processes): a node that does not write format 3 still reads what an upgraded one wrote.
+    const dataDir = mkdtempSync(join(tmpdir(), 'opendip-keys-'));
+    const backend = openSqliteBackend(join(dataDir, 'dip.db'), { clock: systemClock });
+    const defaults = loadConfig({}, { dataDir });
+    const sealerOff = await openSealer(defaults, backend.dataKeys);
+    const sealerOn = await openSealer({ ...defaults, storage: { ...defaults.storage, atRest: { lz4Dictionary: true } } }, backend.dataKeys);
+    const copy = samples.at(-1) as string;
+    const [format2, format3] = [sealerOff.seal(copy, { compress: true }), sealerOn.seal(copy, { compress: true })];
+    expect([format2[0], format3[0]]).toEqual([2, 3]);
+    for (const sealer of [sealerOff, sealerOn]) {
+      expect(sealer.open(format3).toString('utf8')).toBe(copy);
+      expect(sealer.open(format2).toString('utf8')).toBe(copy);
+    }
+    await backend.close();
   });
 
   it('keeps the format 3 dictionary byte for byte: archived values open only with it', () => {

@@ -94,6 +94,14 @@ describe('configuration', () => {
     expect(() => loadConfig({ DIP_DATA_DIR: dirWith('ingestThreads: 65') })).toThrow(/ingestThreads/);
   });
 
+  it('seals with the LZ4 dictionary (format 3) only when storage.atRest.lz4Dictionary says so: off by default for one release', () => {
+    expect(loadConfig({ DIP_DATA_DIR: dirWith('') }).storage.atRest).toEqual({ lz4Dictionary: false });
+    const on = loadConfig({ DIP_DATA_DIR: dirWith(['storage:', '  atRest:', '    lz4Dictionary: true', '  maxDatabaseMb: 10'].join('\n')) }).storage;
+    expect([on.atRest.lz4Dictionary, on.maxDatabaseMb, on.kind]).toEqual([true, 10, 'sqlite']);
+    expect(() => loadConfig({ DIP_DATA_DIR: dirWith(['storage:', '  atRest:', '    lz4Dictionary: yes please'].join('\n')) })).toThrow(/lz4Dictionary/);
+    expect(() => loadConfig({ DIP_DATA_DIR: dirWith(['storage:', '  atRest:', '    dictionary: true'].join('\n')) })).toThrow(/atRest/);
+  });
+
   it("names a cluster node from storage.nats.nodeName or DIP_NODE_NAME (unset or empty: the host's name), and refuses a name that is not one", () => {
     expect(loadConfig({ DIP_DATA_DIR: dirWith('') }).storage.nats.nodeName).toBeNull();
     const d = dirWith(['storage:', '  nats:', '    nodeName: dip-a.example'].join('\n'));

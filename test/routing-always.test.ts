@@ -7,6 +7,8 @@ import { MSG } from '../src/domain/response-codes.js';
 import { route, type RoutingDirectory } from '../src/domain/routing.js';
 import { channelRouting } from '../src/pipeline/channels.js';
 import { buildIF021 } from '../src/sim/messages.js';
+import { AlwaysLeftOutLog } from '../src/pipeline/always-left-out-log.js';
+import { FakeClock } from './helpers/clocks.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
 type Json = Record<string, any>;
@@ -63,13 +65,14 @@ describe('"always" routing to named participants (spec 5.5.3), the pure decision
     if (!self.ok) expect(self.help).toMatch(/^no recipient: A0\.primaryRecipients names only the sender 2000000001, which never receives its own message, and no participant holds an always-routed role/);
   });
 
-  it('never sends to the sender, leaves out a name nobody registered (telling why, MSG1035), and gives one copy per participant', () => {
+  it('never sends to the sender, leaves out a name nobody registered (telling why, MSG1035, without the name), and gives one copy per participant', () => {
     const d = route(channel({ alwaysParticipants: ['2000000001', '9999999999', '1000000001', '8000000001', '8000000001', '9999999999'] }), header(), dir);
     expect(d).toMatchObject({ ok: true, always: ['1000000001', '8000000001', '5000000001'], recipients: ['1000000001', '8000000001', '5000000001'] });
     // Before: skipped in silence. The published code for an always recipient that is not a participant.
     if (d.ok) {
       expect(d.alwaysLeftOut).toEqual([
-        { dipId: '9999999999', code: MSG.alwaysRecipientInvalid, help: 'channel IF-021 names 9999999999 to always receive, which is not a registered DIP participant' },
+        // The DIP ID is the operators' (for their log), not said to the sender: it is their setting, and every sender would be told it.
+        { dipId: '9999999999', code: MSG.alwaysRecipientInvalid, help: "a participant channel IF-021 always sends to is not registered; the DIP's operators are told" },
       ]);
     }
   });
@@ -80,7 +83,7 @@ describe('"always" routing to named participants (spec 5.5.3), the pure decision
     expect(named).toEqual({
       ok: false,
       code: MSG.alwaysRecipientInvalid,
-      help: 'no recipient: A0.primaryRecipients is empty and no participant holds an always-routed role (none) or is named to always receive on IF-021; channel IF-021 names 9999999999 to always receive, which is not a registered DIP participant',
+      help: 'no recipient: A0.primaryRecipients is empty and no participant holds an always-routed role (none) or is named to always receive on IF-021; a participant channel IF-021 always sends to is not registered',
     });
     const role = route(channel({ alwaysRoles: ['LSS'] }), header({ primaryRecipients: [] }), dir);
     expect(role).toEqual({
@@ -114,11 +117,14 @@ describe('"always" routing to a named participant on a running DIP', () => {
   let sds: TestParticipant;
   let sup: TestParticipant;
   let watcher: TestParticipant;
+  const warned: Array<Record<string, unknown>> = [];
 
   beforeAll(async () => {
     // 8000000001 holds a role that does not receive IF-021; the operator names it, and hides B067 from REGS.
     // 8000000009 is named too, and never registered.
-    t = await startTestDip({ channels: { 'IF-021': { alwaysParticipants: ['8000000001', '8000000009'], obfuscation: { REGS: ['CustomBlock.B067'] } } } });
+    t = await startTestDip({ channels: { 'IF-021': { alwaysParticipants: ['8000000001', '8000000009'], obfuscation: { REGS: ['CustomBlock.B067'] } } } }, undefined, {
+      logger: { info() {}, error() {}, warn: (obj, msg = '') => void (msg.includes('MSG1035') && warned.push(obj as Record<string, unknown>)) },
+    });
     sds = await t.participant('2000000001', ['SDS']);
     sup = await t.participant('1000000001', ['SUP']);
     watcher = await t.participant('8000000001', ['REGS']);
@@ -146,14 +152,57 @@ describe('"always" routing to a named participant on a running DIP', () => {
     expect((await other.client.setWebhook('IF-021', other.dipId, { callbackURL: r.url })).status).toBe(403);
   });
 
-  it('accepts for the others and tells the sender of the named participant nobody registered (MSG1035)', async () => {
-    // Before: 201 with help null; the operator's named recipient got nothing and nobody was told.
+  it('accepts for the others and tells the sender that a participant the channel always sends to is not registered (MSG1035), not which', async () => {
+    // Before: 201 with help null; the operator's named recipient got nothing and nobody was told. Then the
+    // help named it (8000000009): the operator's setting, told to every sender on the channel.
     const item = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: 'always2' });
     const a = await sds.client.submit('IF-021', [item]);
     expect(a.status).toBe(201);
     expect(a.body.messageArray[0]).toMatchObject({
       message: 'MSG0000 - Success',
-      help: 'accepted and routed to its other recipients; left out, with no copy: channel IF-021 names 8000000009 to always receive, which is not a registered DIP participant (MSG1035)',
+      help: "accepted and routed to its other recipients; left out, with no copy: a participant channel IF-021 always sends to is not registered; the DIP's operators are told (MSG1035)",
     });
+    expect(JSON.stringify(a.body)).not.toContain('8000000009');
+    // The operators are told, naming it: once, not again for the next batch (each batch was a warning before).
+    const again = await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: 'always3' })]);
+    expect(again.status).toBe(201);
+    expect(warned).toEqual([expect.objectContaining({ channel: 'IF-021', dipId: '8000000009', messages: 1 })]);
+  });
+});
+
+describe("the operators' warning of an unregistered always participant", () => {
+  const recording = () => {
+    const lines: Array<{ obj: Record<string, unknown>; msg: string }> = [];
+    return { lines, logger: { info() {}, error() {}, warn: (obj: object, msg = '') => void lines.push({ obj: obj as Record<string, unknown>, msg }) } };
+  };
+  const batch = (dipId: string, n: number) => Array.from({ length: n }, (_, i) => ({ transactionId: `T${i}`, dipId }));
+
+  it('is logged when first met, then at most once per 10 minutes per (channel, DIP ID), with the messages left out since', async () => {
+    // Before: a warning per accepted batch, thousands a minute at IF-021's volume.
+    const clock = new FakeClock();
+    const { lines, logger } = recording();
+    const log = new AlwaysLeftOutLog(clock, logger);
+    log.record('IF-021', batch('8000000009', 3));
+    expect(lines.map((l) => l.obj)).toEqual([{ channel: 'IF-021', dipId: '8000000009', messages: 3, transactionId: 'T0', code: 'MSG1035' }]);
+    for (let i = 0; i < 1000; i++) {
+      await clock.advance(500);
+      log.record('IF-021', batch('8000000009', 2));
+    }
+    // 500 s later: still one line. Another DIP ID, or the same on another channel, is its own.
+    log.record('IF-021', [...batch('8000000008', 1), ...batch('8000000009', 1)]);
+    log.record('IF-022', batch('8000000009', 1));
+    expect(lines.map((l) => [l.obj.channel, l.obj.dipId, l.obj.messages])).toEqual([
+      ['IF-021', '8000000009', 3],
+      ['IF-021', '8000000008', 1],
+      ['IF-022', '8000000009', 1],
+    ]);
+    await clock.advance(100_000);
+    log.record('IF-021', batch('8000000009', 4));
+    // 600 s after the first line: the next one counts every message left out since (2,000 + 1 + 4).
+    expect(lines).toHaveLength(4);
+    expect(lines[3]!.obj).toMatchObject({ channel: 'IF-021', dipId: '8000000009', messages: 2005 });
+    expect(lines[3]!.msg).toContain('2005 message(s) in the last 10 min');
+    log.record('IF-021', batch('8000000009', 1));
+    expect(lines).toHaveLength(4);
   });
 });

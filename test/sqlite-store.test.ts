@@ -200,7 +200,7 @@ describe('a delivery process reads only what the main process made durable', () 
 });
 
 describe('a batch sealed beforehand (on an ingest worker thread)', () => {
-  it('opens raw requests sealed either way: format 1 deflated by the writer (until 2026-12-01), format 3 compressed by the sealer (format 2 until 2026-12-05: test/at-rest.test.ts)', async () => {
+  it('opens raw requests sealed any way: format 1 deflated by the writer (until 2026-12-01), format 2 compressed by the sealer, format 3 with its dictionary (storage.atRest.lz4Dictionary: test/at-rest.test.ts)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'opendip-raw-formats-'));
     const backend = openSqliteBackend(join(dir, 'dip.db'), { clock: systemClock });
     try {
@@ -208,10 +208,10 @@ describe('a batch sealed beforehand (on an ingest worker thread)', () => {
       const body = Buffer.from(JSON.stringify([{ payload: 'x'.repeat(2000) }]));
       const row = { channel: 'IF-021', senderDipId: 'SDS0000001', receivedAt: 1, signature: '{}' };
       const format1 = sealer.seal(deflateRawSync(body, { level: 1 }));
-      const format3 = sealer.seal(body, { compress: true });
-      expect([format1[0], format3[0]]).toEqual([1, 3]);
-      expect(openReceivedRequest({ ...row, raw: format1 }, sealer).body.equals(body)).toBe(true);
-      expect(openReceivedRequest({ ...row, raw: format3 }, sealer).body.equals(body)).toBe(true);
+      const format2 = sealer.seal(body, { compress: true });
+      const format3 = (await Sealer.open(new FileKeyEncryptionKey(join(dir, 'kek.key')), backend.dataKeys, { lz4Dictionary: true })).seal(body, { compress: true });
+      expect([format1[0], format2[0], format3[0]]).toEqual([1, 2, 3]);
+      for (const raw of [format1, format2, format3]) expect(openReceivedRequest({ ...row, raw }, sealer).body.equals(body)).toBe(true);
     } finally {
       await backend.close();
     }

@@ -63,10 +63,12 @@ export interface OpenOptions {
 
 /**
  * The at-rest sealer over the stored data keys, unwrapped with the configured key-encryption key: at open,
- * and again in a delivery process or an ingest thread once the operator rotated the keys elsewhere.
+ * and again in a delivery process or an ingest thread once the operator rotated the keys elsewhere. Every
+ * Sealer the DIP seals with is made here, so storage.atRest reaches the ingest threads and delivery
+ * processes with the configuration they are started with.
  */
 export async function openSealer(config: DipConfig, dataKeys: Backend['dataKeys']): Promise<Sealer> {
-  return Sealer.open(await keyEncryptionKey(config), dataKeys);
+  return Sealer.open(await keyEncryptionKey(config), dataKeys, { lz4Dictionary: config.storage.atRest.lz4Dictionary });
 }
 
 /**

@@ -23,7 +23,8 @@ export type RoutingDecision =
       unreached: Array<{ holder: SkippedHolder; code: MsgText; help: string }>;
       /**
        * Participants the channel names to always receive who are not registered (MSG1035), while others
-       * receive: the message goes to the others, and the sender is told, as for `unreached`.
+       * receive: the message goes to the others, and the sender is told, as for `unreached`, but not
+       * which participant (`dipId` is for the operators' log: src/pipeline/always-left-out-log.ts).
        */
       alwaysLeftOut: Array<{ dipId: string; code: MsgText; help: string }>;
     }
@@ -117,19 +118,27 @@ export function route(
     const none = `no recipient: ${named} and no participant holds an always-routed role (${channel.alwaysRoles.join(', ') || 'none'}) or is named to always receive on ${channel.interfaceId}`;
     // The always recipient the channel names that failed, with its published code: a named participant
     // not registered (MSG1035) first, as the entry to correct is the operator's; then a role nobody holds.
-    const failed = unregistered[0] !== undefined ? alwaysUnregistered(channel, unregistered[0]) : unheldRoles.length > 0 ? alwaysRoleUnheld(channel, unheldRoles) : null;
+    const failed = unregistered[0] !== undefined ? alwaysUnregistered(channel) : unheldRoles.length > 0 ? alwaysRoleUnheld(channel, unheldRoles) : null;
     return failed ? { ok: false, code: failed.code, help: `${none}; ${failed.help}` } : { ok: false, code: MSG.routingError, help: none };
   }
   const unreached = (secondaryLookup.skipped ?? [])
     .filter((s) => s.dipId !== header.senderDipId && !recipients.includes(s.dipId))
     .map((s) => ({ holder: s, ...unreachedHolder(channel, header.mpan ?? '', s) }));
-  const alwaysLeftOut = unregistered.map((id) => ({ dipId: id, ...alwaysUnregistered(channel, id) }));
+  // Accepted beside it: the route logs each (channel, DIP ID) for the operators, so the sender is told they are.
+  const alwaysLeftOut = unregistered.map((id) => {
+    const { code, help } = alwaysUnregistered(channel);
+    return { dipId: id, code, help: `${help}; the DIP's operators are told` };
+  });
   return { ok: true, primary, secondary, always, recipients, unreached, alwaysLeftOut };
 }
 
-/** A participant the channel names to always receive that is not registered: MSG1035, naming it. */
-function alwaysUnregistered(channel: ChannelRouting, dipId: string): { code: MsgText; help: string } {
-  return { code: MSG.alwaysRecipientInvalid, help: `channel ${channel.interfaceId} names ${dipId} to always receive, which is not a registered DIP participant` };
+/**
+ * A participant the channel names to always receive that is not registered: MSG1035. Not naming it: the
+ * name is the operator's setting (channels.<id>.alwaysParticipants), not the sender's to know or correct,
+ * and every sender on the channel would be told it (RoutingDecision.alwaysLeftOut keeps it for the log).
+ */
+function alwaysUnregistered(channel: ChannelRouting): { code: MsgText; help: string } {
+  return { code: MSG.alwaysRecipientInvalid, help: `a participant channel ${channel.interfaceId} always sends to is not registered` };
 }
 
 /**

@@ -701,13 +701,16 @@ function describeIssues(errors: readonly ValidationIssue[], count: number, budge
  * An accepted entry's help: null unless something the sender should know happened to its message, as the
  * published answer has it. When the MPAN lookup named a holder, or the channel names a participant to
  * always receive, who got no copy (spec 5.5.9: what the DIP could not route is told to the sender), the
- * message stands, as MSG0000, for the recipients who got it, and the help names each one left out with
- * the published code for it (MSG1033/MSG1034, MSG1035), so the entry can be corrected.
+ * message stands, as MSG0000, for the recipients who got it, and the help says each one left out with
+ * the published code for it (MSG1033/MSG1034, MSG1035), so the entry can be corrected (an always
+ * participant's by the operators: the help does not name it).
  */
 function acceptedHelp(s: ItemState): string | null {
   const said = [...s.notes];
   const leftOut = [...s.unreached, ...s.alwaysLeftOut];
-  if (leftOut.length > 0) said.push(`accepted and routed to its other recipients; left out, with no copy: ${leftOut.map((u) => `${u.help} (${u.code.slice(0, 7)})`).join('; ')}`);
+  // Once each: two unregistered always participants read alike, as their DIP IDs are not said (routing.ts).
+  const told = [...new Set(leftOut.map((u) => `${u.help} (${u.code.slice(0, 7)})`))];
+  if (told.length > 0) said.push(`accepted and routed to its other recipients; left out, with no copy: ${told.join('; ')}`);
   return said.length > 0 ? said.join('; ') : null;
 }
 

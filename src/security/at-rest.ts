@@ -37,10 +37,18 @@ const COMPRESSED = 2;
  * back into it, so the keys of the DIP's wrapper and of an IF-021 that a single message uses once each are
  * not stored as literals. An IF-021's outbound copy (4.5 kB) is sealed in 874 bytes instead of 1,413, for
  * about the same instructions (+2.4 % to seal, −1.9 % to open: BENCHMARKS.md, "Issue 9: a dictionary for the
- * outbound copy"). What is sealed from now on with compression is sealed in this format; formats 1 and 2
- * still open.
+ * outbound copy").
+ *
+ * Read always, written only when storage.atRest.lz4Dictionary says so (SealerOptions.lz4Dictionary): no
+ * build before this one opens it, so during a rolling upgrade (docs/cluster.md) a node not yet upgraded, or
+ * a rollback, would fail on every value written in it. Once every node reads it the default can turn.
  */
 const COMPRESSED_WITH_DICTIONARY = 3;
+
+export interface SealerOptions {
+  /** Seal compressed values in format 3 (the dictionary) instead of format 2; both always open. */
+  lz4Dictionary?: boolean;
+}
 
 /** Which layout a stored value was sealed in (null: not a sealed value, e.g. a store that does not seal). */
 export function sealedFormat(value: Buffer): 'plain' | 'compressed' | null {
@@ -112,6 +120,7 @@ export class Sealer {
     private current: number,
     private readonly kek: KeyEncryptionKey,
     private readonly store: DataKeyStore,
+    private readonly lz4Dictionary: boolean,
   ) {}
 
   /**
@@ -127,10 +136,10 @@ export class Sealer {
   }
 
   /** Unwraps the stored data keys, creating the first one if there is none. */
-  static async open(kek: KeyEncryptionKey, store: DataKeyStore): Promise<Sealer> {
+  static async open(kek: KeyEncryptionKey, store: DataKeyStore, options: SealerOptions = {}): Promise<Sealer> {
     const keys = new Map<number, Buffer>();
     for (const { id, wrapped } of await store.dataKeys()) keys.set(id, await kek.unwrap(wrapped));
-    const sealer = new Sealer(keys, Math.max(0, ...keys.keys()), kek, store);
+    const sealer = new Sealer(keys, Math.max(0, ...keys.keys()), kek, store, options.lz4Dictionary === true);
     if (keys.size === 0) await sealer.rotate();
     return sealer;
   }
@@ -149,11 +158,12 @@ export class Sealer {
   }
 
   seal(plain: Buffer | string, options?: SealOptions): Buffer {
-    const compress = options?.compress === true;
+    const format = options?.compress !== true ? VERSION : this.lz4Dictionary ? COMPRESSED_WITH_DICTIONARY : COMPRESSED;
     const header = Buffer.alloc(5);
-    header.writeUInt8(compress ? COMPRESSED_WITH_DICTIONARY : VERSION, 0);
+    header.writeUInt8(format, 0);
     header.writeUInt32BE(this.current, 1);
-    return Buffer.concat([header, gcmSeal(this.keys.get(this.current)!, compress ? compressSync(plain, FORMAT_3_DICTIONARY) : plain, header)]);
+    const body = format === COMPRESSED_WITH_DICTIONARY ? compressSync(plain, FORMAT_3_DICTIONARY) : format === COMPRESSED ? compressSync(plain) : plain;
+    return Buffer.concat([header, gcmSeal(this.keys.get(this.current)!, body, header)]);
   }
 
   /**

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { RoutePluginOptions } from '../deps.js';
+import { AlwaysLeftOutLog } from '../../pipeline/always-left-out-log.js';
 import { refusalCode } from '../../pipeline/ingest.js';
 import { withOriginalCorrelations } from '../../pipeline/resend-answer.js';
 import { evidence } from '../request.js';
@@ -11,6 +12,7 @@ const PUBLISHED = [201, 207, 400, 401, 403, 404, 405, 406, 408, 413, 429, 500, 5
 
 /** POST /dip-channel/{id}: submit a batch of messages. */
 export const channelRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { deps }) => {
+  const alwaysLeftOutLog = new AlwaysLeftOutLog(deps.clock, deps.logger);
   app.post<{ Params: { id: string } }>(
     '/dip-channel/:id',
     {
@@ -43,8 +45,9 @@ export const channelRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app,
         deps.logger.warn({ channel, unreached: result.unreached }, 'accepted messages whose MPAN lookup names a holder who cannot receive in that capacity (MSG1033: not a participant; MSG1034: without the role): no copy went to it; correct the lookup entry or register the participant');
       }
       if (result.alwaysLeftOut) {
-        // Accepted, and not the sender's error: the channel's alwaysParticipants setting names someone not registered.
-        deps.logger.warn({ channel, alwaysLeftOut: result.alwaysLeftOut }, 'accepted messages whose channel names a participant to always receive that is not registered (MSG1035): no copy went to it; register it or correct channels.<id>.alwaysParticipants');
+        // Accepted, and not the sender's error: the channel's alwaysParticipants setting names someone not
+        // registered. Every batch on the channel meets it until corrected: logged once per interval, counted.
+        alwaysLeftOutLog.record(channel, result.alwaysLeftOut);
       }
       if (result.retryAfterSeconds !== undefined) reply.header('retry-after', String(result.retryAfterSeconds));
       return reply.code(result.status).send(result.response);
