@@ -84,11 +84,14 @@ describe('DIP Replay Service: IF-015 answered with IF-016 (end to end)', () => {
     return got;
   }
 
-  it('replays the archived IF-021s of the MPAN to its data service, marked as replays and in the request\'s workflow', async () => {
-    const active = buildIF021({ senderDipId: ids.oldAds, senderRole: 'ADS', mpan, settlementDate: '2026-11-01', uniqueSuffix: 'a' });
-    const reactive = buildIF021({ senderDipId: ids.oldAds, senderRole: 'ADS', mpan, eventCode: 'ReactivePower', settlementDate: '2026-11-01', uniqueSuffix: 'r' });
+  it('replays the archived IF-021s of the MPAN the data service sent, not its predecessor\'s, marked as replays and in the request\'s workflow', async () => {
+    const predecessors = buildIF021({ senderDipId: ids.oldAds, senderRole: 'ADS', mpan, settlementDate: '2026-10-31', uniqueSuffix: 'p' });
+    const active = buildIF021({ senderDipId: ids.newAds, senderRole: 'ADS', mpan, settlementDate: '2026-11-01', uniqueSuffix: 'a' });
+    const reactive = buildIF021({ senderDipId: ids.newAds, senderRole: 'ADS', mpan, eventCode: 'ReactivePower', settlementDate: '2026-11-01', uniqueSuffix: 'r' });
     const otherSite = buildIF021({ senderDipId: ids.oldAds, senderRole: 'ADS', mpan: mpanCore('replay-flow-other'), uniqueSuffix: 'o' });
-    expect((await p.oldAds!.client.submit('IF-021', [active, reactive])).status).toBe(201);
+    // The predecessor's goes to the supplier and the LDSO, not to the new data service: not its to view (spec 5.5.11).
+    expect((await p.oldAds!.client.submit('IF-021', [predecessors])).status).toBe(201);
+    expect((await p.newAds!.client.submit('IF-021', [active, reactive])).status).toBe(201);
     // Another MPAN nobody is responsible for would be refused (MSG1038): the archive holds only this MPAN's.
     expect((await p.oldAds!.client.submit('IF-021', [otherSite])).status).toBe(400);
 
@@ -115,6 +118,22 @@ describe('DIP Replay Service: IF-015 answered with IF-016 (end to end)', () => {
     // The DIP consumed the request itself: its internal queue is settled, and no participant got the IF-015.
     await waitFor(() => queueSettled(t.dip, { recipientDipId: CONSUMPTION_REPLAY_RECIPIENT, channel: 'IF-015' }), 5000, 'the replay queue settled');
     for (const id of Object.values(ids)) expect((await t.dip.backend.log.queueState({ recipientDipId: id, channel: 'IF-015' })).headSeq).toBe(0);
+    // The two, and not the predecessor's third.
+    expect((await t.dip.backend.log.queueState({ recipientDipId: ids.newAds, channel: 'IF-016' })).headSeq).toBe(2);
+  });
+
+  it('refuses an IF-015 while IF-016, its answer\'s channel, is withdrawn (rather than taking it and leaving it unanswered)', async () => {
+    const token = readFileSync(join(t.config.dataDir, 'admin-token'), 'utf8').trim();
+    const admin = (path: string) =>
+      request(`http://127.0.0.1:${t.dip.adminPort}/admin/channels/IF-016/${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ note: 'replay test' }) });
+    expect((await admin('withdraw')).statusCode).toBe(200);
+    try {
+      const refused = await p.newAds!.client.submit('IF-015', [buildIF015(ids.newAds, mpan)]);
+      expect(refused.status).toBe(404);
+      expect(refused.body.messageArray[0]!.help).toContain('answered by the DIP on IF-016, which was withdrawn');
+    } finally {
+      expect((await admin('resume')).statusCode).toBe(200);
+    }
   });
 
   it('rejects a request with nothing archived for the MPAN ([ConsumptionRequestRejected], R1 saying why)', async () => {

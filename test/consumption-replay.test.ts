@@ -18,7 +18,10 @@ import { stampWrapper, type DipMessage } from '../src/domain/message.js';
 import type { Appointment } from '../src/domain/mpan-lookup.js';
 import { routeToDip } from '../src/domain/routing.js';
 import { channelRouting } from '../src/pipeline/channels.js';
-import { CONSUMPTION_REPLAY_RECIPIENT, consumptionReplay } from '../src/pipeline/consumption-replay.js';
+import { StoreError } from '../src/ports/errors.js';
+import type { Archive } from '../src/ports/archive.js';
+import type { SqliteBackend } from '../src/adapters/sqlite/index.js';
+import { CONSUMPTION_REPLAY_BATCH, CONSUMPTION_REPLAY_RECIPIENT, consumptionReplay } from '../src/pipeline/consumption-replay.js';
 import { buildIF021, mpanCore } from '../src/sim/messages.js';
 
 const catalogue = Catalogue.load();
@@ -118,7 +121,7 @@ describe('IF-016 replay of archived consumption (domain)', () => {
     const cb = answer.payload.CommonBlock as Record<string, { responseCode?: string; responseMessages?: string[] }>;
     expect(cb.M0).toEqual(request.payload.CommonBlock.M0);
     expect(cb.R1!.responseCode).toBe('R');
-    expect(cb.R1!.responseMessages![0]).toMatch(new RegExp(`^no consumption \\(IF-021, IF-013, IF-014\\) for MPAN ${mpan} is archived`));
+    expect(cb.R1!.responseMessages![0]).toMatch(new RegExp(`^no consumption \\(IF-021, IF-013, IF-014\\) for MPAN ${mpan} that you sent or were sent is archived`));
     expect(cb.R1!.responseMessages![0]).toHaveLength(200);
     const checked = catalogue.validate('IF-016', delivered(answer));
     expect(checked.ok ? 'valid' : checked.errors).toBe('valid');
@@ -151,7 +154,7 @@ describe('DIP Replay Service (pipeline, on a real store)', () => {
     try {
       const originals = (['ActivePower', 'ReactivePower'] as const).map((eventCode, i) => {
         const message = archived(buildIF021({ senderDipId: oldAds, senderRole: 'ADS', mpan, eventCode, uniqueSuffix: `twice${i}` }), 'IF-021');
-        return { transactionId: `T-IF-021-${oldAds}-ADS-20261101-000000000000000${i}`, channel: 'IF-021', eventCode: `[${eventCode}]`, senderDipId: oldAds, senderRole: 'ADS', senderUniqueReference: `twice-${i}`, correlationId: null, mpan, receivedAt: Date.now(), outbound: JSON.stringify(message), recipients: ['1000000001'] };
+        return { transactionId: `T-IF-021-${oldAds}-ADS-20261101-000000000000000${i}`, channel: 'IF-021', eventCode: `[${eventCode}]`, senderDipId: oldAds, senderRole: 'ADS', senderUniqueReference: `twice-${i}`, correlationId: null, mpan, receivedAt: Date.now(), outbound: JSON.stringify(message), recipients: ['1000000001', ads] };
       });
       await backend.log.append({ channel: 'IF-021', senderDipId: oldAds, receivedAt: Date.now(), rawRequest: Buffer.from('[]'), signatureHeaders: '{}', messages: originals });
       const request = { payload: { CommonBlock: { S0: { interfaceID: 'IF-015', schemaVersion: '011', eventCode: '[ConsumptionReplay]' }, S1: { senderDIPID: ads, senderRoleID: 'ADS' }, D0: { initialCorrelationID: 'CI-20261205-0000000000AB' }, M0: { MPANCore: mpan } } } };
@@ -182,6 +185,134 @@ describe('DIP Replay Service (pipeline, on a real store)', () => {
       const replays = (await backend.log.readQueue(answered, 0, 10, 1 << 20)).map((e) => JSON.parse(e.outbound) as DipMessage);
       expect(replays.map((m) => (m.payload.CommonBlock.S2 as { senderUniqueReference: string }).senderUniqueReference)).toEqual(originals.map((o) => (JSON.parse(o.outbound) as DipMessage).payload.CommonBlock.S1.senderUniqueReference));
       expect(replays.every((m) => m.payload.CommonBlock.D0?.initialCorrelationID === 'CI-20261205-0000000000AB')).toBe(true);
+    } finally {
+      await backend.close();
+    }
+  });
+});
+
+/** A store with one IF-015 from `ads` queued for the replay service, and the service consuming it. */
+async function replayStore(originals: Array<{ channel: string; message: DipMessage; senderDipId: string; senderRole: string; recipients: string[] }>, over: { archive?: Pick<Archive, 'findForMpan'>; backend?: (b: SqliteBackend) => void; requests?: number } = {}) {
+  const backend = openSqliteBackend(join(mkdtempSync(join(tmpdir(), 'opendip-replay-')), 'dip.db'), { clock: systemClock });
+  over.backend?.(backend);
+  let n = 0;
+  for (const o of originals) {
+    n++;
+    const eventCode = (o.message.payload.CommonBlock.S0 as { eventCode: string }).eventCode;
+    await backend.log.append({
+      channel: o.channel, senderDipId: o.senderDipId, receivedAt: Date.now(), rawRequest: Buffer.from('[]'), signatureHeaders: '{}',
+      messages: [{ transactionId: `T-${o.channel}-${o.senderDipId}-${o.senderRole}-20261101-${String(n).padStart(16, '0')}`, channel: o.channel, eventCode, senderDipId: o.senderDipId, senderRole: o.senderRole, senderUniqueReference: `orig-${n}`, correlationId: null, mpan, receivedAt: Date.now(), outbound: JSON.stringify(o.message), recipients: o.recipients }],
+    });
+  }
+  const request = { payload: { CommonBlock: { S0: { interfaceID: 'IF-015', schemaVersion: '011', eventCode: '[ConsumptionReplay]' }, S1: { senderDIPID: ads, senderRoleID: 'ADS' }, D0: { initialCorrelationID: 'CI-20261205-0000000000AB' }, M0: { MPANCore: mpan } } } };
+  const queue = { recipientDipId: CONSUMPTION_REPLAY_RECIPIENT, channel: 'IF-015' };
+  for (let i = 1; i <= (over.requests ?? 1); i++) {
+    await backend.log.append({
+      channel: 'IF-015', senderDipId: ads, receivedAt: Date.now(), rawRequest: Buffer.from('[]'), signatureHeaders: '{}',
+      messages: [{ transactionId: `T-IF-015-${ads}-ADS-20261205-${String(i).padStart(16, '0')}`, channel: 'IF-015', eventCode: '[ConsumptionReplay]', senderDipId: ads, senderRole: 'ADS', senderUniqueReference: `ask-${i}`, correlationId: 'CI-20261205-0000000000AB', mpan, receivedAt: Date.now(), outbound: JSON.stringify(request), recipients: [CONSUMPTION_REPLAY_RECIPIENT] }],
+    });
+  }
+  const errors: unknown[] = [];
+  const consume = consumptionReplay({
+    log: backend.log,
+    notify: () => {},
+    archive: over.archive ?? backend.archive,
+    mpan: { history: async () => [{ mpan, slot: 'DS', dipId: ads, fromMs: 0, toMs: null }] },
+    channel: (id) => channelRouting(catalogue.channel(id)!, undefined, 60_000),
+    clock: systemClock,
+    logger: { info() {}, warn() {}, error: (o: unknown) => errors.push(o) },
+    dipId: '0000000000',
+    environment: 'DEV',
+  })(queue)!;
+  const entries = await backend.log.readQueue(queue, 0, 500, 1 << 24);
+  const answers = async () => (await backend.log.readQueue({ recipientDipId: ads, channel: 'IF-016' }, 0, 100, 1 << 24)).map((e) => JSON.parse(e.outbound) as DipMessage);
+  return { backend, consume, entries, answers, errors };
+}
+
+const s2Ref = (m: DipMessage) => (m.payload.CommonBlock.S2 as { senderUniqueReference: string } | undefined)?.senderUniqueReference;
+const s1Ref = (m: DipMessage) => m.payload.CommonBlock.S1.senderUniqueReference;
+const r1 = (m: DipMessage) => m.payload.CommonBlock.R1 as { responseCode: string; responseMessages: string[] };
+
+describe('DIP Replay Service: only what the requester may view (spec 5.5.11)', () => {
+  it('replays what the requester sent or was sent, not another data service\'s IF-021 nor one sent before it was a recipient', async () => {
+    const own = archived(buildIF021({ senderDipId: ads, senderRole: 'ADS', mpan, uniqueSuffix: 'own' }), 'IF-021');
+    const predecessors = archived(buildIF021({ senderDipId: oldAds, senderRole: 'ADS', mpan, uniqueSuffix: 'pred' }), 'IF-021');
+    const toRequester = archived(example('IF-013', 'ActivePowerDefaulted'), 'IF-013');
+    const beforeRecipient = archived(example('IF-014', 'ActivePowerRejected'), 'IF-014');
+    const { backend, consume, entries, answers } = await replayStore([
+      { channel: 'IF-021', message: predecessors, senderDipId: oldAds, senderRole: 'ADS', recipients: ['1000000001'] },
+      { channel: 'IF-014', message: beforeRecipient, senderDipId: '5000000001', senderRole: 'MDS', recipients: [oldAds, '1000000001'] },
+      { channel: 'IF-021', message: own, senderDipId: ads, senderRole: 'ADS', recipients: ['1000000001'] },
+      { channel: 'IF-013', message: toRequester, senderDipId: '5000000001', senderRole: 'MDS', recipients: [ads, '1000000001'] },
+    ]);
+    try {
+      await consume(entries);
+      const got = await answers();
+      expect(got.map((m) => m.payload.CommonBlock.S0.eventCode)).toEqual(['[ActivePower]', '[ActivePowerDefaulted]']);
+      expect(got.map(s2Ref)).toEqual([s1Ref(own), s1Ref(toRequester)]);
+    } finally {
+      await backend.close();
+    }
+  });
+});
+
+describe('DIP Replay Service: a failure reading the archive does not hold the queue', () => {
+  it('replays the rest when one archived row cannot be opened, counting it unreadable', async () => {
+    const good = archived(buildIF021({ senderDipId: ads, senderRole: 'ADS', mpan, uniqueSuffix: 'good' }), 'IF-021');
+    const poisoned = archived(buildIF021({ senderDipId: ads, senderRole: 'ADS', mpan, uniqueSuffix: 'POISON' }), 'IF-021');
+    // A sealer whose authentication fails on one row, as AES-GCM's does on a damaged one (a plain Error).
+    const sealer = {
+      seal: (plain: Buffer | string) => Buffer.from(plain),
+      open: (sealed: Buffer) => {
+        if (sealed.includes('POISON')) throw new Error('Unsupported state or unable to authenticate data');
+        return sealed;
+      },
+      index: (v: string) => v,
+    };
+    const { backend, consume, entries, answers, errors } = await replayStore(
+      [
+        { channel: 'IF-021', message: poisoned, senderDipId: ads, senderRole: 'ADS', recipients: ['1000000001'] },
+        { channel: 'IF-021', message: good, senderDipId: ads, senderRole: 'ADS', recipients: ['1000000001'] },
+      ],
+      { backend: (b) => b.useSealer(sealer) },
+    );
+    try {
+      await expect(consume(entries)).resolves.toBe(entries.at(-1)!.seq);
+      expect((await answers()).map(s2Ref)).toEqual([s1Ref(good)]);
+      expect(errors).toHaveLength(1);
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it('answers [ConsumptionRequestRejected] when reading the archive fails, and throws a store failure on for the worker to retry', async () => {
+    const own = archived(buildIF021({ senderDipId: ads, senderRole: 'ADS', mpan, uniqueSuffix: 'own2' }), 'IF-021');
+    let failure: Error = new Error('Unsupported state or unable to authenticate data');
+    const archive = { findForMpan: async () => Promise.reject(failure) };
+    const { backend, consume, entries, answers } = await replayStore([{ channel: 'IF-021', message: own, senderDipId: ads, senderRole: 'ADS', recipients: ['1000000001'] }], { archive });
+    try {
+      failure = new StoreError('unavailable', 'database is locked', 'SQLITE_BUSY');
+      await expect(consume(entries)).rejects.toBeInstanceOf(StoreError);
+      expect(await answers()).toEqual([]);
+      failure = new Error('Unsupported state or unable to authenticate data');
+      await expect(consume(entries)).resolves.toBe(entries.at(-1)!.seq);
+      const [rejected, ...more] = await answers();
+      expect(more).toEqual([]);
+      expect(rejected!.payload.CommonBlock.S0.eventCode).toBe('[ConsumptionRequestRejected]');
+      expect(r1(rejected!).responseCode).toBe('R');
+      expect(r1(rejected!).responseMessages[0]).toMatch(/^the DIP could not read its archive/);
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it(`handles at most ${CONSUMPTION_REPLAY_BATCH} requests per batch, returning the last it handled for the queue to settle`, async () => {
+    const own = archived(buildIF021({ senderDipId: ads, senderRole: 'ADS', mpan, uniqueSuffix: 'own3' }), 'IF-021');
+    const { backend, consume, entries, answers } = await replayStore([{ channel: 'IF-021', message: own, senderDipId: ads, senderRole: 'ADS', recipients: ['1000000001'] }], { requests: CONSUMPTION_REPLAY_BATCH + 5 });
+    try {
+      expect(entries).toHaveLength(CONSUMPTION_REPLAY_BATCH + 5);
+      await expect(consume(entries)).resolves.toBe(entries[CONSUMPTION_REPLAY_BATCH - 1]!.seq);
+      expect(await answers()).toHaveLength(CONSUMPTION_REPLAY_BATCH);
     } finally {
       await backend.close();
     }

@@ -5,7 +5,7 @@ import type { DeliveryAttempt } from '../src/ports/archive.js';
 import { StoreError } from '../src/ports/errors.js';
 import type { QueueEntry, QueueRef, QueueState, Settlement } from '../src/ports/message-log.js';
 import type { WebhookCall, WebhookOutcome } from '../src/ports/webhook.js';
-import { QueueWorker, type DeadLetterEvent, type WorkerDeps } from '../src/pipeline/queue-worker.js';
+import { QueueWorker, type DeadLetterEvent, type LocalConsumer, type WorkerDeps } from '../src/pipeline/queue-worker.js';
 import { deliveryLatencyAlarms } from '../src/pipeline/alarm-sources.js';
 import { FakeClock, settle } from './helpers/clocks.js';
 
@@ -71,7 +71,7 @@ class FakeLog {
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-function harness(answers: Array<number | 'down'>, options: { hook?: boolean; staleAfterMs?: number; url?: string; mayCall?: () => boolean; leaseEnded?: () => void; gatherMs?: number; maxPayloadKb?: number; late?: { afterMs: number; windowMs: number } } = {}) {
+function harness(answers: Array<number | 'down'>, options: { hook?: boolean; staleAfterMs?: number; url?: string; mayCall?: () => boolean; leaseEnded?: () => void; local?: LocalConsumer; gatherMs?: number; maxPayloadKb?: number; late?: { afterMs: number; windowMs: number } } = {}) {
   const clock = new FakeClock();
   const log = new FakeLog();
   const calls: WebhookCall[] = [];
@@ -99,7 +99,7 @@ function harness(answers: Array<number | 'down'>, options: { hook?: boolean; sta
     randomBytes,
     staleAfterMs: () => options.staleAfterMs ?? 86_400_000,
     copyFor: (_q, outbound) => outbound,
-    localConsumer: () => undefined,
+    localConsumer: () => options.local,
     notices: async (events) => ({ channel: 'STATUS', senderDipId: 'DIP', receivedAt: 0, rawRequest: Buffer.alloc(0), signatureHeaders: '{}', messages: events.map((e) => ({ transactionId: `S-${e.entry.seq}`, channel: 'STATUS', eventCode: '', senderDipId: 'DIP', senderRole: 'STS', senderUniqueReference: null, correlationId: null, mpan: null, receivedAt: 0, outbound: '{}', recipients: ['SDS0000001'] })) }),
     deadLettered: (events) => void deadLettered.push(...events),
     storeUnavailable: (w) => void paused.push(w),
@@ -141,6 +141,21 @@ async function firstSettlementFails(n: number): Promise<ReturnType<typeof harnes
 }
 
 describe('queue worker', () => {
+  it('a consumer in process that handles only the first entries settles that far, and is offered the rest at once', async () => {
+    const offered: number[][] = [];
+    const h = harness([], { local: async (entries) => {
+      offered.push(entries.map((e) => e.seq));
+      return entries.slice(0, 2).at(-1)!.seq;
+    } });
+    h.log.add(5, h.clock.now());
+    h.worker.kick();
+    await settle(20);
+    expect(offered).toEqual([[1, 2, 3, 4, 5], [3, 4, 5], [5]]);
+    expect(h.log.acked).toBe(5);
+    expect(h.worker.state).toBe('idle');
+    expect(h.calls).toEqual([]);
+  });
+
   it('idle → working → idle: delivers everything in one call and settles it', async () => {
     const h = harness([200]);
     h.log.add(3, h.clock.now());

@@ -1,4 +1,5 @@
 import type { TransactionParties } from '../ports/archive.js';
+import { storeFailureKind } from '../ports/errors.js';
 
 /**
  * The condition both SQL engines add to a replay query (findArchived, countArchived) on `queue_entries e`.
@@ -12,6 +13,30 @@ import type { TransactionParties } from '../ports/archive.js';
  * anti-join, and for a count over a wide window may hash every queue's entries of every day.
  */
 export const FIRST_ENTRY_ONLY = 'e.enqueued_at IS NULL';
+
+/**
+ * The condition on `messages m` that a participant may view the message (spec 5.5.11, "only messages the
+ * Participant is entitled to view"): it sent it, or the message has an entry in one of its queues. The
+ * second is what a replay (findArchived) reads, one queue at a time, and what transactionParties names as
+ * recipients: one definition of what a participant was sent. `party` is the engine's placeholder.
+ */
+export function sentOrQueuedTo(party: string): string {
+  return `(m.sender_dip_id = ${party} OR EXISTS (SELECT 1 FROM queue_entries pe JOIN queues pq ON pq.id = pe.queue_id WHERE pe.message_id = m.id AND pq.recipient_dip_id = ${party}))`;
+}
+
+/**
+ * A stored copy opened, or null when it cannot be (the sealer's authentication failed, an unknown format
+ * or data key): the caller counts the row as unreadable instead of failing every row read with it. A
+ * storage failure (StoreError) is not the row's and is thrown on.
+ */
+export function openedOrNull(open: () => string): string | null {
+  try {
+    return open();
+  } catch (err) {
+    if (storeFailureKind(err) !== null) throw err;
+    return null;
+  }
+}
 
 /** A transaction's parties as both SQL engines read them: the row, joined to the original it may copy. */
 export interface StoredParties {

@@ -126,9 +126,9 @@ export function consumptionRequestRejected(request: unknown, sender: ReplaySende
 
 /**
  * Whether the requester may have the MPAN's consumption replayed: only the data service the MPAN lookup
- * names for it at the time of the request (spec 5.5.11, "only messages the Participant is entitled to
- * view"; the interface is for an ADS newly responsible for a site, which needs the consumption its
- * predecessor sent). Otherwise the reason, as R1 of the rejection says it.
+ * names for it at the time of the request. What it is then replayed is bounded again, by message, to what
+ * it sent or was sent (spec 5.5.11, "only messages the Participant is entitled to view": Archive.findForMpan's
+ * party). Otherwise the reason, as R1 of the rejection says it.
  */
 export function replayEntitlement(requester: string, mpan: string | null, history: readonly Appointment[], atMs: number): { ok: true; mpan: string } | { ok: false; reason: string } {
   if (mpan === null || mpan === '') return { ok: false, reason: 'the request names no MPAN (M0.MPANCore)' };
@@ -140,6 +140,12 @@ export function replayEntitlement(requester: string, mpan: string | null, histor
 
 /** The reason of a rejection when nothing the requester may have is archived for the MPAN. */
 export function nothingArchived(mpan: string, unreadable: number): string {
-  const encrypted = unreadable > 0 ? ` (${unreadable} archived message(s) are encrypted for their recipients and cannot be replayed)` : '';
-  return `no consumption (IF-021, IF-013, IF-014) for MPAN ${mpan} is archived: none was received, or it is older than the archive keeps${encrypted}`;
+  const encrypted = unreadable > 0 ? ` (${unreadable} archived message(s) are encrypted for their recipients or unreadable and cannot be replayed)` : '';
+  return `no consumption (IF-021, IF-013, IF-014) for MPAN ${mpan} that you sent or were sent is archived: none was, or it is older than the archive keeps${encrypted}`;
+}
+
+/** The reason of a rejection when the DIP failed reading its archive for the request (not the store being down: that is retried). */
+export function archiveUnreadable(mpan: string | null, replayed: number): string {
+  const sofar = replayed > 0 ? `; the ${replayed} IF-016 message(s) sent before the failure stand` : '';
+  return `the DIP could not read its archive to answer this request for MPAN ${mpan ?? '(none)'}: ask again later or contact the DIP operator${sofar}`;
 }

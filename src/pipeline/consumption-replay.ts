@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { DIP_ROLE } from '../catalogue/roles.js';
 import { bareEventCode } from '../catalogue/types.js';
 import {
+  archiveUnreadable,
   consumptionRequestRejected,
   nothingArchived,
   REPLAY_INTERFACE,
@@ -17,6 +18,7 @@ import { dipDateTime, yyyymmdd } from '../domain/time.js';
 import { newTransactionId } from '../domain/transaction-id.js';
 import type { Archive } from '../ports/archive.js';
 import type { Clock } from '../ports/clock.js';
+import { storeFailureKind } from '../ports/errors.js';
 import type { Logger } from '../ports/logger.js';
 import type { MessageLog, QueueEntry, QueueRef } from '../ports/message-log.js';
 import type { Channel } from './channels.js';
@@ -34,9 +36,21 @@ export const CONSUMPTION_REPLAY_RECIPIENT = 'DIP-REPLAY';
 /** Archived messages read, and IF-016s appended, per step: one batch per page. */
 export const CONSUMPTION_REPLAY_PAGE = 200;
 
+/**
+ * Requests answered before the queue's position is settled: the worker reads up to 500 entries at a time,
+ * and each request may read the archive for seconds (README "Consumption replay"), so the work between
+ * settlements (redone, as duplicates, after a stop) and the wait for a stop to take effect stay bounded.
+ */
+export const CONSUMPTION_REPLAY_BATCH = 10;
+
 /** The channels the DIP consumes itself, and the internal recipient each goes to: routing names no participant. */
 export function dipConsumedRecipient(interfaceId: string): string | undefined {
   return interfaceId === REPLAY_REQUEST_INTERFACE ? CONSUMPTION_REPLAY_RECIPIENT : undefined;
+}
+
+/** The channel the DIP answers a channel it consumes on, when it answers at all: ingest refuses a request it could not answer. */
+export function dipAnswerChannel(interfaceId: string): string | undefined {
+  return interfaceId === REPLAY_REQUEST_INTERFACE ? REPLAY_INTERFACE : undefined;
 }
 
 export interface ConsumptionReplayDeps {
@@ -57,7 +71,8 @@ export interface ConsumptionReplayDeps {
  * consumes that queue in process, in order, with the durability of any queue (src/pipeline/queue-worker.ts:
  * the entries are settled after the consumer returns, and offered again after a pause should it throw).
  * Each request is answered with IF-016s addressed to its sender alone: one per archived consumption
- * message about the MPAN, or one [ConsumptionRequestRejected] saying why there are none.
+ * message about the MPAN that the sender sent or was sent, or one [ConsumptionRequestRejected] saying why
+ * there are none. At most CONSUMPTION_REPLAY_BATCH requests are answered per batch the worker offers.
  *
  * A request handled again (the DIP stopped between the answers' append and the queue's settlement) is
  * answered with the same sender unique references, derived from the request's and each original's
@@ -65,7 +80,9 @@ export interface ConsumptionReplayDeps {
  */
 export function consumptionReplay(deps: ConsumptionReplayDeps): (queue: QueueRef) => LocalConsumer | undefined {
   const consume: LocalConsumer = async (entries) => {
-    for (const entry of entries) await answer(deps, entry);
+    const taken = entries.slice(0, CONSUMPTION_REPLAY_BATCH);
+    for (const entry of taken) await answer(deps, entry);
+    return taken.at(-1)?.seq;
   };
   return (queue) => (queue.recipientDipId === CONSUMPTION_REPLAY_RECIPIENT && queue.channel === REPLAY_REQUEST_INTERFACE ? consume : undefined);
 }
@@ -84,19 +101,42 @@ async function answer(deps: ConsumptionReplayDeps, entry: QueueEntry): Promise<v
   const now = new Date(deps.clock.now());
   const answers = new Answers(deps, channel, entry, h.senderDipId, correlationId, now);
 
-  const entitled = replayEntitlement(h.senderDipId, h.mpan, await deps.mpan.history(h.mpan ?? ''), now.getTime());
+  try {
+    await replay(deps, answers, request, h.senderDipId, h.mpan, now);
+  } catch (err) {
+    // The store failing (unavailable: paused and tried again; permanent: the queue halted for an operator)
+    // is the worker's to handle, as on any queue. Anything else (a row that will not open, a bug) would fail
+    // the same way on every retry and hold every data service's requests behind this one: the request is
+    // answered that the archive could not be read, and the queue moves on.
+    if (storeFailureKind(err) !== null) throw err;
+    deps.logger.error({ err, transactionId: entry.transactionId }, 'IF-015 could not be answered from the archive: rejected');
+    await answers.reject(request, archiveUnreadable(h.mpan, answers.appended));
+  }
+}
+
+async function replay(deps: ConsumptionReplayDeps, answers: Answers, request: DipMessage, requester: string, mpan: string | null, now: Date): Promise<void> {
+  const entitled = replayEntitlement(requester, mpan, await deps.mpan.history(mpan ?? ''), now.getTime());
   if (!entitled.ok) return answers.reject(request, entitled.reason);
 
   let afterId = 0;
   let sent = 0;
   let unreadable = 0;
   for (;;) {
-    const page = await deps.archive.findForMpan({ mpan: entitled.mpan, channels: Object.keys(REPLAYED_CONSUMPTION), afterId, limit: CONSUMPTION_REPLAY_PAGE });
+    // Only what the requester sent or was sent (spec 5.5.11): not another data service's, nor what
+    // reached others before the requester was a recipient.
+    const page = await deps.archive.findForMpan({ mpan: entitled.mpan, party: requester, channels: Object.keys(REPLAYED_CONSUMPTION), afterId, limit: CONSUMPTION_REPLAY_PAGE });
     if (page.length === 0) break;
     afterId = page.at(-1)!.id;
     const made: MadeMessage[] = [];
     for (const original of page) {
-      const replay = replayedConsumption(original.channel, JSON.parse(original.outbound), answers.sender(original.transactionId));
+      const archived = parsed(original.outbound);
+      if (archived === undefined) {
+        // A row that cannot be opened or read (damaged, or sealed with a data key no longer held): counted, and the rest replayed.
+        deps.logger.error({ transactionId: original.transactionId }, 'an archived message could not be read for an IF-016 replay');
+        unreadable++;
+        continue;
+      }
+      const replay = replayedConsumption(original.channel, archived, answers.sender(original.transactionId));
       if (replay === null) {
         // IF-014 [ConsumptionOnDeEnergisedMPAN] has no IF-016 counterpart; a replayed event code that does
         // not map was archived without its CustomBlock in clear (encrypted for its recipients, pattern 3).
@@ -113,9 +153,21 @@ async function answer(deps: ConsumptionReplayDeps, entry: QueueEntry): Promise<v
   if (sent === 0) await answers.reject(request, nothingArchived(entitled.mpan, unreadable));
 }
 
+/** An archived copy as JSON, or undefined when it could not be opened (null) or is not JSON (a damaged row). */
+function parsed(outbound: string | null): unknown {
+  if (outbound === null) return undefined;
+  try {
+    return JSON.parse(outbound) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The IF-016s that answer one request: wrapped, referenced and appended as the DIP's own messages. */
 class Answers {
   private readonly stamp: string;
+  /** How many answers this handling appended (the rejection after a failure says how far it got). */
+  appended = 0;
 
   constructor(
     private readonly deps: ConsumptionReplayDeps,
@@ -179,6 +231,7 @@ class Answers {
       );
       const outcome = await this.deps.log.append(batch);
       if (outcome.ok) {
+        this.appended += left.length;
         this.deps.notify(queuesOf(batch));
         return;
       }

@@ -13,7 +13,7 @@ import { newCorrelationId, newTransactionId } from '../domain/transaction-id.js'
 import { COMMIT_IN_DOUBT, storeFailureKind, StoreError } from '../ports/errors.js';
 import type { AcceptedBatch, AcceptedMessage, AppendOutcome } from '../ports/message-log.js';
 import { MPAN_LOOKUP_RECIPIENT } from './mpan-feed.js';
-import { dipConsumedRecipient } from './consumption-replay.js';
+import { dipAnswerChannel, dipConsumedRecipient } from './consumption-replay.js';
 import { authenticate, type CallerEvidence } from './authenticate.js';
 import type { Channel } from './channels.js';
 import type { MpanDirectory } from './mpan-directory.js';
@@ -373,6 +373,14 @@ export class Ingest {
         ...this.whole(now, caller.dipId, 503, MSG.processingFailed, `${channel.interfaceId} is paused by the DIP operator (maintenance); nothing of this batch was accepted: send it again unchanged once the channel resumes. Other channels are not affected`),
         retryAfterSeconds: PAUSED_RETRY_AFTER_SECONDS,
       };
+    }
+    // A request the DIP answers itself (IF-015) is refused while its answer's channel is not in force: taken,
+    // it would be settled unanswered.
+    const answeredOn = dipAnswerChannel(channel.interfaceId);
+    const answer = answeredOn === undefined ? undefined : this.channels(answeredOn);
+    if (answeredOn !== undefined && (!answer || answer.availability === 'withdrawn')) {
+      const why = answer ? 'was withdrawn by the DIP operator' : 'is not a channel of this DIP';
+      return this.whole(now, caller.dipId, 404, MSG.interfaceIdInvalid, `${channel.interfaceId} is answered by the DIP on ${answeredOn}, which ${why}: nothing of this batch was accepted`);
     }
     return { caller, channel };
   }

@@ -70,8 +70,12 @@ class LeaseEnded extends Error {
   }
 }
 
-/** Handles entries in order; a throw leaves them queued and they are offered again after a pause. */
-export type LocalConsumer = (entries: QueueEntry[]) => Promise<void>;
+/**
+ * Handles entries in order; a throw leaves them queued and they are offered again after a pause. It may
+ * handle only the first few (a consumer whose entries are slow to handle) and return the position of the
+ * last it handled: that far is settled and the rest offered again at once. Nothing returned: all of them.
+ */
+export type LocalConsumer = (entries: QueueEntry[]) => Promise<number | void>;
 
 /** What every queue worker shares. */
 export interface WorkerDeps {
@@ -415,8 +419,8 @@ export class QueueWorker {
     if (local) {
       const entries = await this.deps.log.readQueue(this.queue, this.position(), 500, 1 << 24);
       if (entries.length === 0) return 'drained';
-      await local(entries);
-      await this.record({ upTo: entries.at(-1)!.seq }, []);
+      const handled = await local(entries);
+      await this.record({ upTo: typeof handled === 'number' ? handled : entries.at(-1)!.seq }, []);
       return 'more';
     }
     if (this.deps.held?.(this.queue)) return 'drained'; // a registry change (the resume) kicks it again

@@ -29,18 +29,27 @@ export interface ArchiveQuery {
   limit: number;
 }
 
-/** Original messages about one MPAN on some channels, whoever sent or received them (the DIP Replay Service). */
+/** Original messages about one MPAN on some channels that one participant sent or received (the DIP Replay Service). */
 export interface MpanArchiveQuery {
   /** A plain MPAN core; engines compare it as stored (a keyed hash with encryption at rest). */
   mpan: string;
+  /**
+   * Only messages this participant may view (spec 5.5.11): those it sent, and those with an entry in one of
+   * its queues, the same notion findArchived's replay applies to one queue (src/adapters/archive-sql.ts).
+   */
+  party: string;
   channels: readonly string[];
   /** Only messages after this archive id (paging: the last `id` of the previous page); 0 for the first. */
   afterId: number;
   limit: number;
 }
 
-/** An archived message found by MPAN: no queue position, since no one recipient's queue was asked. */
-export type MpanArchivedMessage = Omit<ArchivedMessage, 'seq'>;
+/**
+ * An archived message found by MPAN: no queue position, since no one recipient's queue was asked. Its
+ * outbound copy is null when the stored row cannot be opened (a damaged row, or sealed with a data key
+ * this DIP no longer holds): one such row is reported, not a failure of the whole page.
+ */
+export type MpanArchivedMessage = Omit<ArchivedMessage, 'seq' | 'outbound'> & { outbound: string | null };
 
 export interface TransactionParties {
   senderDipId: string;
@@ -110,8 +119,8 @@ export interface Archive {
    */
   findArchived(query: ArchiveQuery): Promise<ArchivedMessage[]>;
   /**
-   * Original messages (no replayed or requeued copies) about the MPAN on the channels, from any sender to
-   * any recipient, in archive order (by id). Not on the 201's path: the DIP Replay Service (IF-015) reads
+   * Original messages (no replayed or requeued copies) about the MPAN on the channels that `party` sent or
+   * was queued to receive, in archive order (by id). Not on the 201's path: the DIP Replay Service (IF-015) reads
    * it. No index holds the MPAN, so it reads the channels' archived rows; see README "Consumption replay".
    */
   findForMpan(query: MpanArchiveQuery): Promise<MpanArchivedMessage[]>;

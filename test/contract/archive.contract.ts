@@ -41,30 +41,36 @@ export function archiveContract(name: string, open: BackendFactory): void {
       expect(await archive.countArchived({ ...all, fromMs: now + 60_000 })).toBe(0);
     });
 
-    it('finds an MPAN\'s original messages on the channels asked, whoever sent or received them, in archive order and in pages (findForMpan)', async () => {
+    it('finds an MPAN\'s original messages on the channels asked that the party sent or was queued to receive, in archive order and in pages (findForMpan)', async () => {
       const { log, archive } = ctx.backend;
       const site = '1111111111117';
-      const a = message(['SUP0000001'], { mpan: site, outbound: JSON.stringify({ a: 1 }) });
-      const other = message(['SUP0000001'], { mpan: '2222222222222' });
+      // ADS0000001 sent a and was sent `defaulted`; b (another data service's, to the LDSO) and early (sent
+      // to the supplier only, before ADS0000001 was a recipient of anything) are not its to view.
+      const early = message(['SUP0000001'], { mpan: site, senderDipId: 'ADS0000002', senderRole: 'ADS' });
+      const a = message(['SUP0000001'], { mpan: site, senderDipId: 'ADS0000001', senderRole: 'ADS', outbound: JSON.stringify({ a: 1 }) });
+      const other = message(['SUP0000001'], { mpan: '2222222222222', senderDipId: 'ADS0000001', senderRole: 'ADS' });
       const b = message(['LDSO000001'], { mpan: site, senderDipId: 'ADS0000002', senderRole: 'ADS', eventCode: 'ReactivePower' });
-      await log.append(batch([a, other, b]));
-      const defaulted = message(['ADS0000001'], { channel: 'IF-013', eventCode: 'ActivePowerDefaulted', mpan: site, transactionId: `T-IF-013-MDS0000001-MDS-20260101-${Date.now()}` });
+      await log.append(batch([early, a, other, b]));
+      const defaulted = message(['ADS0000001', 'SUP0000001'], { channel: 'IF-013', eventCode: 'ActivePowerDefaulted', mpan: site, senderDipId: 'MDS0000001', senderRole: 'MDS', transactionId: `T-IF-013-MDS0000001-MDS-20260101-${Date.now()}` });
       await log.append({ ...batch([defaulted]), channel: 'IF-013' });
-      const onStatus = message(['SUP0000001'], { channel: 'IF-001', mpan: site, transactionId: `T-IF-001-REGS000001-REGS-20260101-${Date.now()}` });
+      const onStatus = message(['ADS0000001'], { channel: 'IF-001', mpan: site, transactionId: `T-IF-001-REGS000001-REGS-20260101-${Date.now()}` });
       await log.append({ ...batch([onStatus]), channel: 'IF-001' });
 
-      const query = { mpan: site, channels: ['IF-021', 'IF-013', 'IF-014'], afterId: 0, limit: 100 };
+      const query = { mpan: site, party: 'ADS0000001', channels: ['IF-021', 'IF-013', 'IF-014'], afterId: 0, limit: 100 };
       const found = await archive.findForMpan(query);
       expect(found.map((m) => [m.channel, m.transactionId])).toEqual([
         ['IF-021', a.transactionId],
-        ['IF-021', b.transactionId],
         ['IF-013', defaulted.transactionId],
       ]);
       // The copy as archived (opened when sealed at rest), with who sent it.
       expect(found[0]!.outbound).toBe(a.outbound);
-      expect(found[1]).toMatchObject({ senderDipId: 'ADS0000002', senderRole: 'ADS', eventCode: 'ReactivePower' });
+      expect(found[1]).toMatchObject({ senderDipId: 'MDS0000001', senderRole: 'MDS', eventCode: 'ActivePowerDefaulted' });
+      // Each party sees its own: the other data service what it sent, the supplier what it was sent.
+      expect((await archive.findForMpan({ ...query, party: 'ADS0000002' })).map((m) => m.transactionId)).toEqual([early.transactionId, b.transactionId]);
+      expect((await archive.findForMpan({ ...query, party: 'SUP0000001' })).map((m) => m.transactionId)).toEqual([early.transactionId, a.transactionId, defaulted.transactionId]);
+      expect(await archive.findForMpan({ ...query, party: 'ADS0000003' })).toEqual([]);
       const [first] = await archive.findForMpan({ ...query, limit: 1 });
-      expect((await archive.findForMpan({ ...query, afterId: first!.id })).map((m) => m.transactionId)).toEqual([b.transactionId, defaulted.transactionId]);
+      expect((await archive.findForMpan({ ...query, afterId: first!.id })).map((m) => m.transactionId)).toEqual([defaulted.transactionId]);
       expect(await archive.findForMpan({ ...query, channels: ['IF-014'] })).toEqual([]);
       expect(await archive.findForMpan({ ...query, channels: [] })).toEqual([]);
       expect(await archive.findForMpan({ ...query, mpan: '3333333333333' })).toEqual([]);

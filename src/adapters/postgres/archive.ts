@@ -1,6 +1,6 @@
 import type { Archive, ArchivedMessage, ArchiveQuery, MpanArchivedMessage, MpanArchiveQuery, DeliveryAttempt, ReceivedRequest, RecordedAttempt, TransactionParties } from '../../ports/archive.js';
 import type { QueueRef } from '../../ports/message-log.js';
-import { FIRST_ENTRY_ONLY, partiesOf, type StoredParties } from '../archive-sql.js';
+import { FIRST_ENTRY_ONLY, openedOrNull, partiesOf, sentOrQueuedTo, type StoredParties } from '../archive-sql.js';
 import { openReceivedRequest, type StoredRequest } from '../../security/seal-batch.js';
 import { damaged, type PgDatabase } from './database.js';
 import { ARCHIVE_TABLES, dayBase, dayOf, dayStart, daysOf, dropDay, partitionName } from './partitions.js';
@@ -35,11 +35,11 @@ export class PgArchive implements Archive {
       `SELECT m.id, m.transaction_id AS "transactionId", m.channel, m.event_code AS "eventCode", m.sender_dip_id AS "senderDipId",
               m.sender_role AS "senderRole", m.correlation_id AS "correlationId", m.received_at AS "receivedAt", m.outbound, m.sealed
          FROM messages m
-        WHERE m.channel = ANY($1::text[]) AND m.mpan = $2 AND m.replay_of IS NULL AND m.id > $3
+        WHERE m.channel = ANY($1::text[]) AND m.mpan = $2 AND m.replay_of IS NULL AND m.id > $3 AND ${sentOrQueuedTo('$5')}
         ORDER BY m.id LIMIT $4`,
-      [[...query.channels], this.d.sealer.index(query.mpan), query.afterId, query.limit],
+      [[...query.channels], this.d.sealer.index(query.mpan), query.afterId, query.limit, query.party],
     );
-    return rows.map(({ sealed, outbound, ...r }) => ({ ...r, outbound: this.d.reveal(outbound, sealed) }));
+    return rows.map(({ sealed, outbound, ...r }) => ({ ...r, outbound: openedOrNull(() => this.d.reveal(outbound, sealed)) }));
   }
 
   async countArchived(query: Omit<ArchiveQuery, 'limit'>): Promise<number> {

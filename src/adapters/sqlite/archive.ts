@@ -1,6 +1,6 @@
 import type { Archive, ArchivedMessage, ArchiveQuery, MpanArchivedMessage, MpanArchiveQuery, DeliveryAttempt, ReceivedRequest, RecordedAttempt, TransactionParties } from '../../ports/archive.js';
 import type { QueueRef } from '../../ports/message-log.js';
-import { FIRST_ENTRY_ONLY, partiesOf, type StoredParties } from '../archive-sql.js';
+import { FIRST_ENTRY_ONLY, openedOrNull, partiesOf, sentOrQueuedTo, type StoredParties } from '../archive-sql.js';
 import { openReceivedRequest, type StoredRequest } from '../../security/seal-batch.js';
 import { asStored, damaged, type SqliteDatabase, type Stored } from './database.js';
 
@@ -75,11 +75,12 @@ export class SqliteArchive implements Archive {
                 m.received_at AS receivedAt, m.outbound AS outbound
            FROM messages m
           WHERE m.channel IN (SELECT value FROM json_each(@channels)) AND m.mpan = @mpan AND m.replay_of IS NULL AND m.id > @afterId
+            AND ${sentOrQueuedTo('@party')}
           ORDER BY m.id LIMIT @limit`,
-        params: { channels: JSON.stringify(query.channels), mpan: this.d.sealer.index(query.mpan), afterId: query.afterId, limit: query.limit },
+        params: { channels: JSON.stringify(query.channels), mpan: this.d.sealer.index(query.mpan), party: query.party, afterId: query.afterId, limit: query.limit },
       },
     ])) as [Array<Omit<MpanArchivedMessage, 'outbound'> & { outbound: Stored | Uint8Array }>];
-    return rows.map((r) => ({ ...r, outbound: this.d.reveal(asStored(r.outbound)) }));
+    return rows.map((r) => ({ ...r, outbound: openedOrNull(() => this.d.reveal(asStored(r.outbound))) }));
   }
 
   async countArchived(query: Omit<ArchiveQuery, 'limit'>): Promise<number> {
