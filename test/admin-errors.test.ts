@@ -38,7 +38,7 @@ describe('operator API refusals', () => {
     ['a path parameter of the wrong form', 'GET', '/admin/mpan/12', undefined, 400, /params\/mpan must match pattern/],
     ['an operation that does not exist', 'GET', '/admin/nothing', undefined, 404, /no such operation: GET \/admin\/nothing/],
     // A value outside a list is named with the list, not just "one of the allowed values".
-    ['an alarm rule that does not exist', 'POST', '/admin/alarms/subscriptions', '{"rules":["dead-letters"],"email":"ops@example.net"}', 400, /^body\/rules\/0 must be equal to one of the allowed values: dead-letter, queue-depth, queue-age, webhook-failing, certificate-expiring, /],
+    ['an alarm rule that does not exist', 'POST', '/admin/alarms/subscriptions', '{"rules":["dead-letters"],"email":"ops@example.net"}', 400, /^body\/rules\/0 must be equal to one of the allowed values: dead-letter, queue-depth, queue-age, delivery-latency, webhook-failing, certificate-expiring, /],
     ['a report granularity that does not exist', 'GET', '/admin/reports/throughput?granularity=week', undefined, 400, /^querystring\/granularity must be equal to one of the allowed values: minute, hour, day, month$/],
     ['a body that is not JSON by its Content-Type', 'POST', '/admin/dead-letters/discard', 'x', 415, /Content-Type 'application\/xml' is not accepted: send application\/json/],
   ] as const)('%s: {"error": why}', async (_what, method, path, body, status, why) => {
