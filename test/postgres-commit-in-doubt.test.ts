@@ -24,6 +24,13 @@ import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
 /** A simple-protocol query message ('Q') carrying COMMIT: the chunk after which the path breaks. */
 const isCommit = (chunk: Buffer) => chunk[0] === 0x51 && chunk.includes('COMMIT');
 
+/**
+ * How long a query goes unanswered before the client gives it up: what ends the wait for a COMMIT whose
+ * answer the proxy cut. 500 ms gave up on ordinary queries of a loaded machine too (clean-clone CI, load
+ * 10: "Query read timeout" before the COMMIT was sent); 2 s keeps each case a few seconds.
+ */
+const ANSWER_LOST_MS = 2_000;
+
 describe('PostgreSQL: a COMMIT whose answer is lost', () => {
   let db: TestDatabase;
   let url: string;
@@ -59,7 +66,7 @@ describe('PostgreSQL: a COMMIT whose answer is lost', () => {
     await admin.query(`CREATE OR REPLACE FUNCTION ${schema}.hold_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_lock(4251); RETURN NULL; END $$`);
     await admin.query(`CREATE CONSTRAINT TRIGGER hold_commit AFTER UPDATE ON ${schema}.queues DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ${schema}.hold_commit()`);
     await admin.query('SELECT pg_advisory_lock(4251)');
-    const store = await PgDatabase.open({ url, clock: systemClock, poolSize: 2, queryTimeoutMs: 500 });
+    const store = await PgDatabase.open({ url, clock: systemClock, poolSize: 2, queryTimeoutMs: ANSWER_LOST_MS });
     try {
       await body(store);
     } finally {
@@ -70,7 +77,7 @@ describe('PostgreSQL: a COMMIT whose answer is lost', () => {
   };
 
   it('that committed: the append is answered as accepted, once, after the old session was ended', async () => {
-    const store = await PgDatabase.open({ url: proxy.url, clock: systemClock, poolSize: 2, queryTimeoutMs: 500 });
+    const store = await PgDatabase.open({ url: proxy.url, clock: systemClock, poolSize: 2, queryTimeoutMs: ANSWER_LOST_MS });
     try {
       const health: string[] = [];
       store.onHealthChange((h) => health.push(h.state));
@@ -92,7 +99,7 @@ describe('PostgreSQL: a COMMIT whose answer is lost', () => {
   });
 
   it('of a page of replay copies that committed: the copies are taken as written (a requeue job goes on from its new cursor)', async () => {
-    const store = await PgDatabase.open({ url: proxy.url, clock: systemClock, poolSize: 2, queryTimeoutMs: 500 });
+    const store = await PgDatabase.open({ url: proxy.url, clock: systemClock, poolSize: 2, queryTimeoutMs: ANSWER_LOST_MS });
     try {
       const log = new PgMessageLog(store);
       const m = message([sup.recipientDipId]);
@@ -155,7 +162,7 @@ describe('PostgreSQL: a COMMIT whose answer is lost', () => {
     // Only a transaction that wrote says writes succeed again (PgDatabase.tx): one that only read commits
     // on a read-only server too. Settled as committed, it called the store healthy all the same.
     // The fake clock starts no probe or check that could move health meanwhile.
-    const store = await PgDatabase.open({ url: proxy.url, clock: new FakeClock(Date.now()), poolSize: 2, queryTimeoutMs: 500 });
+    const store = await PgDatabase.open({ url: proxy.url, clock: new FakeClock(Date.now()), poolSize: 2, queryTimeoutMs: ANSWER_LOST_MS });
     try {
       const log = new PgMessageLog(store);
       const m = message([sup.recipientDipId]);
@@ -175,7 +182,7 @@ describe('PostgreSQL: a COMMIT whose answer is lost', () => {
   });
 
   it('that cannot be checked (no way to tell which rows it wrote): fails with COMMIT_IN_DOUBT, never "nothing stored"', async () => {
-    const store = await PgDatabase.open({ url: proxy.url, clock: systemClock, poolSize: 2, queryTimeoutMs: 500 });
+    const store = await PgDatabase.open({ url: proxy.url, clock: systemClock, poolSize: 2, queryTimeoutMs: ANSWER_LOST_MS });
     try {
       await look.query('CREATE TABLE IF NOT EXISTS in_doubt_rows (n int)');
       proxy.cutAfter(isCommit);

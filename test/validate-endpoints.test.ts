@@ -11,6 +11,7 @@ import { Catalogue } from '../src/catalogue/catalogue.js';
 import { bareEventCode } from '../src/catalogue/types.js';
 import { MSG } from '../src/domain/response-codes.js';
 import { DEFAULT_WORKFLOW_STARTERS } from '../src/pipeline/channels.js';
+import { dipConsumedRecipient } from '../src/pipeline/consumption-replay.js';
 import { dipDateTime } from '../src/domain/time.js';
 import { expectRefusal, expectStandardResponse, messageCount, SDS_ID, send, startHostileDip, SUP_ID, validItem, type HostileDip } from './hostile/helpers.js';
 import { HAVE_REFERENCE, REFERENCE } from './helpers/reference.js';
@@ -42,7 +43,8 @@ function validMessage(channel: string, event: string, seed: number): Json {
   S1.DIPConnectionProviderID = null;
   // The channels that start a workflow take no correlation ID of the sender's (MSG1012): the DIP assigns it.
   if (DEFAULT_WORKFLOW_STARTERS.has(channel)) S1.senderCorrelationID = null;
-  if (A0) A0.primaryRecipients = c.routingModes.includes('primary') ? [ANY_RECIPIENT] : [];
+  // What the DIP answers itself (IF-015) names no participant: it goes to none.
+  if (A0) A0.primaryRecipients = c.routingModes.includes('primary') && dipConsumedRecipient(channel) === undefined ? [ANY_RECIPIENT] : [];
   return message;
 }
 
