@@ -192,7 +192,6 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     notReady: () => core.catalogue.notReady(),
     overload,
     certificates,
-    signer: signing.outbound(),
     ...(activity ? { activity } : {}),
     ...(alarmApi ? { alarms: alarmApi } : {}),
     unreached,

@@ -22,7 +22,6 @@ import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { MessageLog } from '../ports/message-log.js';
 import type { RegistryStore } from '../ports/registry.js';
-import type { OutboundSigner } from '../ports/webhook.js';
 import type { ContinuationTokens } from '../security/continuation-token.js';
 import type { WebhookDestinations } from '../security/webhook-destinations.js';
 
@@ -51,11 +50,6 @@ export interface ApiDeps {
   randomBytes: RandomBytes;
   /** The copy a recipient gets (obfuscation by role, encryption for it). */
   copies: Pick<RecipientCopies, 'copyFor'>;
-  /**
-   * Signs pull and replay answers with the DIP's signing key in force, as webhook calls are signed (the
-   * same X-DIP-* headers): a recipient that pulls or replays verifies them with the code a webhook uses.
-   */
-  signer: OutboundSigner;
   /** The DIP's public certificates: its CA, its signing certificate, and its encryption certificate (pattern 2). */
   certificates: { ca: string; signing: string; encryption: string };
   channel(id: string): Channel | undefined;

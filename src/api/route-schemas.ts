@@ -43,21 +43,6 @@ export const signatureHeaders: JsonSchema = {
   },
 };
 
-/**
- * The same four headers on an answer the DIP signs (a pull or replay answer of messages), as on its
- * webhook calls: over the request's METHOD;url-lower-cased (the string the caller signed) and the
- * answer's own date and content hash. Response headers in the OpenAPI document; the route sets them.
- */
-export const answerSignatureHeaders: Readonly<Record<string, JsonSchema>> = {
-  'X-DIP-Signature': { type: 'string', description: "base64 RSASSA-PKCS1-v1_5 SHA-256 signature by the DIP's signing key over METHOD;url-lower-cased;date;content-hash, the method and URL being those of this request" },
-  'X-DIP-Signature-Date': { type: 'string', description: 'UTC ISO-8601 with milliseconds, when the DIP signed the answer' },
-  'X-DIP-Content-Hash': { type: 'string', description: 'base64 SHA-256 of the answer body as sent' },
-  'X-DIP-Signature-Certificate': { type: 'string', description: "base64 of the DIP's signing certificate in PEM (GET /certificates/dip); it chains to the environment's CA and names no participant" },
-};
-
-/** An answer of messages the DIP signs: its schema with the signature headers declared. */
-export const signedAnswer = (schema: JsonSchema): JsonSchema => ({ ...schema, headers: answerSignatureHeaders });
-
 /** What each answer means on this DIP (the published descriptions where they exist). */
 const MEANING: Readonly<Record<number, string>> = {
   200: 'OK',

@@ -24,12 +24,6 @@ export interface DipAnswer<T = StandardResponse> {
   status: number;
   body: T;
   headers: Record<string, string | undefined>;
-  /**
-   * The answer's bytes as received, and the URL requested (and signed): what a pull or replay answer's
-   * X-DIP-* signature covers, with the request's method (README "Pull instead of webhooks").
-   */
-  raw: Buffer;
-  url: string;
 }
 
 /** A replay or requeue filter; what is left out goes as null (the published MessageRequest requires the field). */
@@ -198,7 +192,7 @@ export class DipClient {
       dispatcher: this.agent,
       headers: { 'content-type': 'application/json', 'x-api-key': this.opts.apiKey, ...signature, ...headers },
     });
-    return this.answer<T>(res, url);
+    return this.answer<T>(res);
   }
 
   /**
@@ -214,10 +208,9 @@ export class DipClient {
     };
   }
 
-  private async answer<T = StandardResponse>(res: Dispatcher.ResponseData, url: string): Promise<DipAnswer<T>> {
-    const raw = Buffer.from(await res.body.arrayBuffer());
-    const text = raw.toString('utf8');
-    return { status: res.statusCode, body: (text === '' ? null : JSON.parse(text)) as T, headers: flatHeaders(res.headers), raw, url };
+  private async answer<T = StandardResponse>(res: Dispatcher.ResponseData): Promise<DipAnswer<T>> {
+    const text = await res.body.text();
+    return { status: res.statusCode, body: (text === '' ? null : JSON.parse(text)) as T, headers: flatHeaders(res.headers) };
   }
 
   /**
@@ -239,7 +232,7 @@ export class DipClient {
         ...signature,
       },
     });
-    return this.answer(res, url);
+    return this.answer(res);
   }
 
   /**

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { requestedBaseUrl } from '../domain/callback-url.js';
 import { LruMap } from '../domain/lru-map.js';
 import { parseSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
-import { notDipSigner, verifyChain, verifyDipSignature, type CertificateInfo, type VerifyResult } from '../security/signature.js';
+import { notDipSigner, verifyChain, verifyDipSignature, type VerifyResult } from '../security/signature.js';
 
 /**
  * A notice the DIP posts to an alarm subscription's webhook URL (README "Alarms", "Maintenance notices"):
@@ -85,15 +85,6 @@ export interface WebhookReceiver {
 }
 
 /**
- * Why a certificate that signed what came from "the DIP" is not the DIP's, or null when it is: it must
- * chain to a trusted DIP CA, and chaining is not enough, since the CA issues participants certificates too
- * (notDipSigner). What a webhook receiver checks, and what a puller checks on a pull or replay answer.
- */
-export function notFromDip(certificate: CertificateInfo, trustedCas: string[]): string | null {
-  return verifyChain(certificate.pem, trustedCas) ? notDipSigner(certificate.pem) : `signing certificate ${certificate.subject} does not chain to a trusted DIP CA`;
-}
-
-/**
  * A recipient's webhook endpoint: verifies the X-DIP-* signature and that the signing certificate chains
  * to the DIP's CA, then hands the messages over, or the alarm or maintenance notice: a subscriber points
  * its alarm subscription's webhookUrl at the same kind of receiver, and the DIP signs notices as it signs
@@ -138,7 +129,10 @@ export async function startWebhookReceiver(opts: ReceiverOptions): Promise<Webho
         const fp = signature.certificate.fingerprint256;
         let refused = refusals.get(fp);
         if (refused === undefined) {
-          refused = notFromDip(signature.certificate, opts.trustedCas);
+          // Chaining to the CA is not enough: it issues participants certificates too (notDipSigner).
+          refused = verifyChain(signature.certificate.pem, opts.trustedCas)
+            ? notDipSigner(signature.certificate.pem)
+            : `signing certificate ${signature.certificate.subject} does not chain to a trusted DIP CA`;
           refusals.set(fp, refused);
         }
         if (refused !== null) {

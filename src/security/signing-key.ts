@@ -38,7 +38,7 @@ export class SigningKeyWatcher {
   }
 
   /**
-   * What signs the DIP's webhook calls, its pull and replay answers and its alarm and maintenance notices: one signer for all,
+   * What signs the DIP's webhook calls and its alarm and maintenance notices: one signer for all,
    * so a subscriber verifies a notice with the code a recipient verifies a call with. The key is read at
    * each call, so a rotation applies from the next one.
    */
