@@ -116,6 +116,9 @@ describe('the activity log backlog full', () => {
     expect(JSON.stringify(answers[first]!.body)).toMatch(/cannot record this request in its API activity log/);
     // The liveness probe is still served (a 503 there gets the process restarted, losing what waits).
     expect((await sds.client.call('GET', '/health', '')).status).toBe(200);
+    // Only on a listener that has the route: the operator API has no /health, so that path is refused as
+    // any request (before, exempt by its path alone: a 404 kept in memory per request, unbounded).
+    expect((await fetch(`http://127.0.0.1:${t.dip.adminPort}/health`)).status).toBe(503);
     // The readiness probe says why, in its own shape (before, the refusal's StandardResponse failed its schema: 500).
     const ready = await sds.client.call('GET', '/ready', '');
     expect(ready.status).toBe(503);

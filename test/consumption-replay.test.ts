@@ -306,6 +306,18 @@ describe('DIP Replay Service: a failure reading the archive does not hold the qu
     }
   });
 
+  it('passes a request that cannot itself be read, so the queue settles, answering nobody', async () => {
+    const own = archived(buildIF021({ senderDipId: ads, senderRole: 'ADS', mpan, uniqueSuffix: 'own3' }), 'IF-021');
+    const { backend, consume, entries, answers } = await replayStore([{ channel: 'IF-021', message: own, senderDipId: ads, senderRole: 'ADS', recipients: ['1000000001'] }]);
+    try {
+      const damaged = entries.map((e) => ({ ...e, outbound: '{"payload": ' }));
+      await expect(consume(damaged)).resolves.toBe(damaged.at(-1)!.seq);
+      expect(await answers()).toEqual([]);
+    } finally {
+      await backend.close();
+    }
+  });
+
   it(`handles at most ${CONSUMPTION_REPLAY_BATCH} requests per batch, returning the last it handled for the queue to settle`, async () => {
     const own = archived(buildIF021({ senderDipId: ads, senderRole: 'ADS', mpan, uniqueSuffix: 'own3' }), 'IF-021');
     const { backend, consume, entries, answers } = await replayStore([{ channel: 'IF-021', message: own, senderDipId: ads, senderRole: 'ADS', recipients: ['1000000001'] }], { requests: CONSUMPTION_REPLAY_BATCH + 5 });

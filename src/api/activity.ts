@@ -39,7 +39,16 @@ export const BACKLOG_FULL_HELP = `the DIP cannot record this request in its API 
  * requests away) and what the operator on call reads to find and fix the cause.
  */
 const SERVED_WHEN_FULL = new Set(['/health', '/ready', '/metrics', '/admin/health', '/admin/alarms']);
-const servedWhenFull = (req: FastifyRequest): boolean => req.method === 'GET' && SERVED_WHEN_FULL.has(req.url.split('?')[0]!.toLowerCase());
+/**
+ * Only the routes themselves, on a listener that has them (a path on a listener without it, a 404, is
+ * refused as any other request: the portals' and the anonymous listener's clients are not authenticated,
+ * and each exempt request is a record kept in memory); and only up to EXEMPT_HEADROOM records beyond the
+ * cap, so that probes or an operator's polling during a long outage cannot grow the backlog without end.
+ */
+const servedWhenFull = (req: FastifyRequest, sink: ActivitySink): boolean =>
+  req.method === 'GET' && req.routeOptions.url !== undefined && SERVED_WHEN_FULL.has(req.routeOptions.url) && sink.accepting(EXEMPT_HEADROOM);
+/** How many records the exempt requests may add beyond the backlog's cap. */
+export const EXEMPT_HEADROOM = 10_000;
 
 /** The operator API's answer shape, the default: `{"error": "<what and why>"}`. */
 const errorAnswer: StoppingAnswer = (_req, reply, help) => reply.send({ error: help });
@@ -66,7 +75,7 @@ export function registerActivityLog(
     const id = randomUUID();
     req.activity = { id, at: now(), body: null };
     void reply.header(REQUEST_ID_HEADER, id);
-    if (sink.accepting() || servedWhenFull(req)) return;
+    if (sink.accepting() || servedWhenFull(req, sink)) return;
     req.activity.refused = true;
     reply.header('retry-after', String(STORE_RETRY_AFTER_SECONDS));
     reply.code(503);

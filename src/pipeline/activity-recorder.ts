@@ -40,8 +40,11 @@ export type RequestRecord = Omit<ActivityEntry, 'responseBody'> & { rawBody: str
 export interface ActivitySink {
   /** Keeps the record of a request that was served (or refused for another reason): never dropped. */
   record(r: RequestRecord): void;
-  /** Whether a new request may be served: false while the backlog is full (refuse it 503, and call `refused`). */
-  accepting(): boolean;
+  /**
+   * Whether a new request may be served: false while the backlog is full (refuse it 503, and call
+   * `refused`). `headroom`: records allowed beyond the cap (the few requests served even when full).
+   */
+  accepting(headroom?: number): boolean;
   /** A request refused because the backlog was full: counted, and summed up in one record once there is room. */
   refused(r: RequestRecord): void;
 }
@@ -104,8 +107,8 @@ export class ActivityRecorder implements ActivitySink {
     return { waiting: this.pending.length, refused: this.refusedTotal, full: !this.accepting(), failing: this.failure };
   }
 
-  accepting(): boolean {
-    return this.pending.length < this.settings.maxPending;
+  accepting(headroom = 0): boolean {
+    return this.pending.length < this.settings.maxPending + headroom;
   }
 
   record(r: RequestRecord): void {

@@ -94,8 +94,18 @@ async function answer(deps: ConsumptionReplayDeps, entry: QueueEntry): Promise<v
     deps.logger.warn({ transactionId: entry.transactionId }, `IF-015 not answered: ${REPLAY_INTERFACE} is not a channel of this DIP`);
     return;
   }
-  const request = JSON.parse(entry.outbound) as DipMessage;
-  const h = readHeader(request);
+  let request: DipMessage;
+  let h: ReturnType<typeof readHeader>;
+  try {
+    request = JSON.parse(entry.outbound) as DipMessage;
+    h = readHeader(request);
+  } catch (err) {
+    // The request itself cannot be read (damaged: it was valid when accepted): there is nobody known to
+    // answer, and it would fail the same way on every retry, holding every data service's requests behind
+    // it. Logged for an operator (the archive keeps the row) and passed.
+    deps.logger.error({ err, transactionId: entry.transactionId }, 'IF-015 request could not be read from its queue: not answered');
+    return;
+  }
   const d0 = request.payload.CommonBlock.D0 ?? {};
   const correlationId = typeof d0.initialCorrelationID === 'string' ? d0.initialCorrelationID : h.senderCorrelationId;
   const now = new Date(deps.clock.now());
