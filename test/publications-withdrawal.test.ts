@@ -156,9 +156,12 @@ describe.each(backends)('an operator withdraws a publication ($name)', ({ storag
 
   it('tells a withdrawal to the recipients told of the publication: not to one that joined the channel since, and still to one that left it', async () => {
     const leaver = await t.participant('SUP0000008', ['SUP']);
+    // Known to the DIP before the publication (on PostgreSQL the registry reaches it by LISTEN/NOTIFY, after
+    // the onboarding's commit): otherwise it is not among the recipients told (clean-clone CI, under load).
+    await waitFor(async () => (await leaver.client.pull('REP-002', leaver.dipId, 100)).status === 200, 30_000, 'the DIP to know the leaver');
     const published = await publish({ type: 'Membership', version: '1', format: 'csv' });
     expect(published.status).toBe(201);
-    await waitFor(async () => (await notices(leaver)).some((n) => n.publicationID === published.id), 10_000, "the leaver's availability notice");
+    await waitFor(async () => (await notices(leaver)).some((n) => n.publicationID === published.id), 30_000, "the leaver's availability notice");
     // Taken by the leaver: what it holds is that notice (and perhaps the bytes it named).
     const taken = await leaver.client.pull('REP-002', leaver.dipId, 100);
     expect((await leaver.client.ack('REP-002', leaver.dipId, taken.lastSeq!)).status).toBe(200);
