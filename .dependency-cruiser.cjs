@@ -3,6 +3,7 @@
  *
  *   domain      pure rules and types: imports nothing of ours but domain
  *   ports       the interfaces the pipeline needs from storage and the outside world: domain only
+ *   logging     what pipeline and adapters log alike (a throttled warning): domain and ports only
  *   catalogue   the MHHS interfaces as data, and validation
  *   security    signing, PKI, at-rest encryption, access checks
  *   pipeline    ingest → route → deliver, replay, status, lifecycle: knows ports, never adapters
@@ -40,6 +41,13 @@ module.exports = {
       comment: 'ports import the domain and each other only',
       from: { path: '^src/ports/' },
       to: { path: '^src/', pathNot: '^src/(domain|ports)/' },
+    },
+    {
+      name: 'logging-is-shared',
+      severity: 'error',
+      comment: 'logging is used by pipeline and adapters alike, so imports only the domain and ports',
+      from: { path: '^src/logging/' },
+      to: { path: '^src/', pathNot: '^src/(domain|ports|logging)/' },
     },
     layer('catalogue', '^src/catalogue/', ['pipeline', 'adapters', 'api', 'cli', 'sim', 'client', 'assemble', 'app\\.ts', 'config\\.ts']),
     layer('security', '^src/security/', ['pipeline', 'adapters', 'api', 'cli', 'sim', 'client', 'assemble', 'app\\.ts', 'config\\.ts']),

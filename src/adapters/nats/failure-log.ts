@@ -1,3 +1,4 @@
+import { ThrottledLog } from '../../logging/throttled-log.js';
 import type { Clock } from '../../ports/clock.js';
 import type { Logger } from '../../ports/logger.js';
 
@@ -5,48 +6,35 @@ import type { Logger } from '../../ports/logger.js';
 export const FAILURE_LOG_EVERY_MS = 60_000;
 
 /**
- * The log of one kind of failure that repeats while its cause lasts (NATS out of reach: every claim of
- * every queue lease fails, every claim pass): a warning when it starts, then at most one a minute saying
- * how many failed since, and one line when it works again. Logged at each failure, a NATS outage wrote a
- * warning per queue per claim pass, burying what else the log said.
+ * The wording of one kind of NATS failure that repeats while its cause lasts (NATS out of reach: every
+ * claim of every queue lease fails, every claim pass), logged as a ThrottledLog: a warning when it starts,
+ * then at most one a minute saying how many failed since, and one line when it works again.
  */
 export class FailureLog {
-  private failing: { since: number; failures: number; loggedAt: number; unlogged: number } | null = null;
+  private readonly log: ThrottledLog;
 
   constructor(
-    private readonly clock: Clock,
-    private readonly logger: Logger | undefined,
+    clock: Clock,
+    logger: Logger | undefined,
     /** What failed, as the first warning says it. */
     private readonly what: string,
     /** What works again, as the recovery line says it. */
     private readonly recovered: string,
-    private readonly everyMs: number = FAILURE_LOG_EVERY_MS,
-  ) {}
+    everyMs: number = FAILURE_LOG_EVERY_MS,
+  ) {
+    this.log = new ThrottledLog(clock, logger, everyMs);
+  }
 
   failed(err: unknown, fields: object = {}): void {
-    const now = this.clock.now();
-    const f = this.failing;
-    if (!f) {
-      this.failing = { since: now, failures: 1, loggedAt: now, unlogged: 0 };
-      this.logger?.warn({ err, ...fields }, this.what);
-      return;
-    }
-    f.failures += 1;
-    f.unlogged += 1;
-    if (now - f.loggedAt < this.everyMs) return;
-    this.logger?.warn(
-      { err, ...fields, failures: f.unlogged, failingSince: f.since },
-      `${this.what}: still failing, ${f.unlogged} more failure(s) in the last ${Math.round((now - f.loggedAt) / 1000)} s (since ${new Date(f.since).toISOString()})`,
+    this.log.warn('', 1, ({ count, since, previousAt, at }) =>
+      previousAt === undefined
+        ? [{ err, ...fields }, this.what]
+        : [{ err, ...fields, failures: count, failingSince: since }, `${this.what}: still failing, ${count} more failure(s) in the last ${Math.round((at - previousAt) / 1000)} s (since ${new Date(since).toISOString()})`],
     );
-    f.loggedAt = now;
-    f.unlogged = 0;
   }
 
   /** An answer came: logged once if it had been failing. */
   succeeded(): void {
-    const f = this.failing;
-    if (!f) return;
-    this.failing = null;
-    this.logger?.info({ failures: f.failures, failingSince: f.since }, `${this.recovered}, after ${f.failures} failure(s) over ${Math.round((this.clock.now() - f.since) / 1000)} s`);
+    this.log.ended('', ({ total, since, at }) => [{ failures: total, failingSince: since }, `${this.recovered}, after ${total} failure(s) over ${Math.round((at - since) / 1000)} s`]);
   }
 }
