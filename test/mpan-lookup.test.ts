@@ -5,8 +5,10 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readLoadFile } from '../src/cli/mpan-load.js';
 import { addressingDate, applyChange, changesFromMessage, holderAt, secondaryRecipients, type Appointment } from '../src/domain/mpan-lookup.js';
+import { LeftOutLog } from '../src/pipeline/left-out-log.js';
 import { buildIF021, mpanCore } from '../src/sim/messages.js';
 import { buildIF001ChangeOfSupplier, buildIF036DataServiceActive } from '../src/sim/registration.js';
+import { FakeClock, ShiftableClock } from './helpers/clocks.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
 type Json = Record<string, any>;
@@ -73,6 +75,33 @@ describe('MPAN lookup history (pure)', () => {
     await expect(async () => {
       for await (const _ of readLoadFile(Readable.from([bad]))) void _;
     }).rejects.toThrow(/line 2: slot 'XX'/);
+  });
+});
+
+describe("the operators' warning of an unreached holder (MSG1033/MSG1034)", () => {
+  it('is one line per (channel, holder, code) in a batch, counting its messages, and then throttled per key', async () => {
+    const clock = new FakeClock();
+    const lines: Array<Record<string, unknown>> = [];
+    const log = new LeftOutLog(clock, { info() {}, error() {}, warn: (obj: object) => void lines.push(obj as Record<string, unknown>) });
+    const u = (transactionId: string, holder: string, slot: string, code: string) => ({ transactionId, holder, slot, code });
+    log.unreached('IF-021', [u('T1', 'H1', 'SUP', 'MSG1033'), u('T2', 'H1', 'LDSO', 'MSG1033'), u('T3', 'H1', 'SUP', 'MSG1034'), u('T4', 'H2', 'SUP', 'MSG1033')]);
+    expect(lines).toEqual([
+      { channel: 'IF-021', holder: 'H1', slot: 'SUP', code: 'MSG1033', messages: 2, transactionId: 'T1' },
+      { channel: 'IF-021', holder: 'H1', slot: 'SUP', code: 'MSG1034', messages: 1, transactionId: 'T3' },
+      { channel: 'IF-021', holder: 'H2', slot: 'SUP', code: 'MSG1033', messages: 1, transactionId: 'T4' },
+    ]);
+    // The same holder and code on another channel is its own; on the same channel it waits for the interval.
+    log.unreached('IF-022', [u('T5', 'H1', 'SUP', 'MSG1033')]);
+    log.unreached('IF-021', [u('T6', 'H1', 'SUP', 'MSG1033')]);
+    expect(lines.map((l) => [l.channel, l.holder, l.code, l.messages])).toEqual([
+      ['IF-021', 'H1', 'MSG1033', 2],
+      ['IF-021', 'H1', 'MSG1034', 1],
+      ['IF-021', 'H2', 'MSG1033', 1],
+      ['IF-022', 'H1', 'MSG1033', 1],
+    ]);
+    await clock.advance(10 * 60_000);
+    log.unreached('IF-021', [u('T7', 'H1', 'SUP', 'MSG1033')]);
+    expect(lines[4]).toEqual({ channel: 'IF-021', holder: 'H1', slot: 'SUP', code: 'MSG1033', messages: 2, transactionId: 'T7' });
   });
 });
 
@@ -220,7 +249,8 @@ describe('change of supplier end to end', () => {
     // nothing counted or logged).
     const warnings: Array<{ obj: Json; msg?: string }> = [];
     const logger = { info: () => {}, error: () => {}, warn: (obj: object, msg?: string) => void warnings.push({ obj, msg }) };
-    const t2 = await startTestDip({}, undefined, { logger });
+    const clock = new ShiftableClock();
+    const t2 = await startTestDip({}, undefined, { logger, clock });
     try {
       const sds = await t2.participant(ids.sds, ['SDS']);
       const ldso = await t2.participant(ids.ldso, ['LDSO']);
@@ -241,10 +271,10 @@ describe('change of supplier end to end', () => {
       await waitFor(() => r.calls.length === 1, 5000, 'the distributor\'s copy');
       const metrics = await (await fetch(`http://127.0.0.1:${t2.dip.adminPort}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
       expect(metrics).toContain('dip_mpan_holders_unreached_total{channel="IF-021",code="MSG1033"} 1');
-      const warned = warnings.find((w) => w.msg?.includes('MPAN lookup names a holder who cannot receive'));
-      expect(warned?.obj).toEqual({ channel: 'IF-021', unreached: [{ transactionId: answer.body.messageArray[0]!.transactionID, holder: ids.newSup, slot: 'SUP', code: 'MSG1033' }] });
+      const warned = () => warnings.filter((w) => w.msg?.includes('MPAN lookup names a holder who cannot receive'));
+      expect(warned().map((w) => w.obj)).toEqual([{ channel: 'IF-021', holder: ids.newSup, slot: 'SUP', code: 'MSG1033', messages: 1, transactionId: answer.body.messageArray[0]!.transactionID }]);
       // Logs carry no MPAN.
-      expect(JSON.stringify(warned)).not.toContain(partly);
+      expect(JSON.stringify(warned())).not.toContain(partly);
       // And the operator on call is told: the mpan-holder-unreached alarm names the holder, its slot and
       // code, with what to do (before: no alarm; the counter and the log line reached nobody).
       await t2.dip.alarms!.evaluate();
@@ -256,6 +286,16 @@ describe('change of supplier end to end', () => {
         action: expect.stringMatching(/^register the participant \/ give it the role, or correct the MPAN lookup feed/),
       });
       expect(JSON.stringify(alarm)).not.toContain(partly);
+      // A burst of batches leaving the same holder out is that one warning, not a line per batch (before: a
+      // line per accepted batch, which at IF-021's volume buried the log), and ten minutes on one more line
+      // says how many messages left it out since.
+      const item = () => buildIF021({ senderDipId: ids.sds, senderRole: 'SDS', mpan: partly });
+      for (let i = 0; i < 5; i++) expect((await sds.client.submit('IF-021', [item(), item()])).status).toBe(201);
+      expect(warned(), 'one line for the burst').toHaveLength(1);
+      clock.jump(10 * 60_000);
+      expect((await sds.client.submit('IF-021', [item()])).status).toBe(201);
+      expect(warned().map((w) => w.obj)).toEqual([expect.anything(), expect.objectContaining({ channel: 'IF-021', holder: ids.newSup, code: 'MSG1033', messages: 11 })]);
+      expect(warned()[1]!.msg).toContain('11 message(s) in the last 10 min');
     } finally {
       await t2.close();
     }

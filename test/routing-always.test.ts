@@ -7,7 +7,7 @@ import { MSG } from '../src/domain/response-codes.js';
 import { route, type RoutingDirectory } from '../src/domain/routing.js';
 import { channelRouting } from '../src/pipeline/channels.js';
 import { buildIF021 } from '../src/sim/messages.js';
-import { AlwaysLeftOutLog } from '../src/pipeline/always-left-out-log.js';
+import { LeftOutLog } from '../src/pipeline/left-out-log.js';
 import { FakeClock } from './helpers/clocks.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
@@ -181,28 +181,28 @@ describe("the operators' warning of an unregistered always participant", () => {
     // Before: a warning per accepted batch, thousands a minute at IF-021's volume.
     const clock = new FakeClock();
     const { lines, logger } = recording();
-    const log = new AlwaysLeftOutLog(clock, logger);
-    log.record('IF-021', batch('8000000009', 3));
+    const log = new LeftOutLog(clock, logger);
+    log.always('IF-021', batch('8000000009', 3));
     expect(lines.map((l) => l.obj)).toEqual([{ channel: 'IF-021', dipId: '8000000009', messages: 3, transactionId: 'T0', code: 'MSG1035' }]);
     for (let i = 0; i < 1000; i++) {
       await clock.advance(500);
-      log.record('IF-021', batch('8000000009', 2));
+      log.always('IF-021', batch('8000000009', 2));
     }
     // 500 s later: still one line. Another DIP ID, or the same on another channel, is its own.
-    log.record('IF-021', [...batch('8000000008', 1), ...batch('8000000009', 1)]);
-    log.record('IF-022', batch('8000000009', 1));
+    log.always('IF-021', [...batch('8000000008', 1), ...batch('8000000009', 1)]);
+    log.always('IF-022', batch('8000000009', 1));
     expect(lines.map((l) => [l.obj.channel, l.obj.dipId, l.obj.messages])).toEqual([
       ['IF-021', '8000000009', 3],
       ['IF-021', '8000000008', 1],
       ['IF-022', '8000000009', 1],
     ]);
     await clock.advance(100_000);
-    log.record('IF-021', batch('8000000009', 4));
+    log.always('IF-021', batch('8000000009', 4));
     // 600 s after the first line: the next one counts every message left out since (2,000 + 1 + 4).
     expect(lines).toHaveLength(4);
     expect(lines[3]!.obj).toMatchObject({ channel: 'IF-021', dipId: '8000000009', messages: 2005 });
     expect(lines[3]!.msg).toContain('2005 message(s) in the last 10 min');
-    log.record('IF-021', batch('8000000009', 1));
+    log.always('IF-021', batch('8000000009', 1));
     expect(lines).toHaveLength(4);
   });
 });

@@ -24,7 +24,7 @@ export type RoutingDecision =
       /**
        * Participants the channel names to always receive who are not registered (MSG1035), while others
        * receive: the message goes to the others, and the sender is told, as for `unreached`, but not
-       * which participant (`dipId` is for the operators' log: src/pipeline/always-left-out-log.ts).
+       * which participant (`dipId` is for the operators' log: src/pipeline/left-out-log.ts).
        */
       alwaysLeftOut: Array<{ dipId: string; code: MsgText; help: string }>;
     }

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { RoutePluginOptions } from '../deps.js';
-import { AlwaysLeftOutLog } from '../../pipeline/always-left-out-log.js';
 import { refusalCode } from '../../pipeline/ingest.js';
+import { LeftOutLog } from '../../pipeline/left-out-log.js';
 import { withOriginalCorrelations } from '../../pipeline/resend-answer.js';
 import { evidence } from '../request.js';
 import { answers, channelParams, envelopeItem, messageBatch, signatureHeaders } from '../route-schemas.js';
@@ -12,7 +12,7 @@ const PUBLISHED = [201, 207, 400, 401, 403, 404, 405, 406, 408, 413, 429, 500, 5
 
 /** POST /dip-channel/{id}: submit a batch of messages. */
 export const channelRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { deps }) => {
-  const alwaysLeftOutLog = new AlwaysLeftOutLog(deps.clock, deps.logger);
+  const leftOutLog = new LeftOutLog(deps.clock, deps.logger);
   app.post<{ Params: { id: string } }>(
     '/dip-channel/:id',
     {
@@ -41,13 +41,14 @@ export const channelRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app,
       if (result.unreached) {
         deps.metrics?.unreached(channel, result.unreached.map((u) => u.code));
         deps.unreached?.record(channel, result.unreached);
-        // Accepted, and not an error of the sender's: the lookup entry (or the register) is the operator's to correct.
-        deps.logger.warn({ channel, unreached: result.unreached }, 'accepted messages whose MPAN lookup names a holder who cannot receive in that capacity (MSG1033: not a participant; MSG1034: without the role): no copy went to it; correct the lookup entry or register the participant');
+        // Accepted, and not an error of the sender's: the lookup entry (or the register) is the operator's to
+        // correct. Every batch for that MPAN meets it until corrected: logged once per interval, counted.
+        leftOutLog.unreached(channel, result.unreached);
       }
       if (result.alwaysLeftOut) {
         // Accepted, and not the sender's error: the channel's alwaysParticipants setting names someone not
         // registered. Every batch on the channel meets it until corrected: logged once per interval, counted.
-        alwaysLeftOutLog.record(channel, result.alwaysLeftOut);
+        leftOutLog.always(channel, result.alwaysLeftOut);
       }
       if (result.retryAfterSeconds !== undefined) reply.header('retry-after', String(result.retryAfterSeconds));
       return reply.code(result.status).send(result.response);
