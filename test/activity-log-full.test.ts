@@ -34,7 +34,7 @@ describe('the activity log on a full disk', () => {
     const admin = adminApi(t);
     const token = readFileSync(adminTokenFile(t.config.dataDir), 'utf8').trim();
     const metrics = async () => (await fetch(`http://127.0.0.1:${t.dip.adminPort}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
-    const gauge = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await metrics())?.[1] ?? NaN);
+    const sample = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await metrics())?.[1] ?? NaN);
     const alarms = async () => (await admin('GET', '/admin/alarms')).body.alarms as Array<{ rule: string; summary: string }>;
     const store = t.dip.activityStore as SqliteActivityLog;
     await t.dip.activity!.flush();
@@ -46,12 +46,14 @@ describe('the activity log on a full disk', () => {
       expect(answer.status).toBe(201);
       ids.push(String(answer.headers['x-request-id']));
     }
-    await waitFor(async () => (await gauge('dip_activity_log_waiting')) >= 30, 10_000, 'records to wait for the activity log');
+    await waitFor(async () => (await sample('dip_activity_log_waiting')) >= 30, 10_000, 'records to wait for the activity log');
     clock.jump(10_000); // an alarm evaluation
     await waitFor(async () => (await alarms()).some((a) => a.rule === 'activity-log'), 10_000, 'the activity-log alarm');
     const alarm = (await alarms()).find((a) => a.rule === 'activity-log')!;
     expect(alarm.summary).toMatch(/the API activity log cannot be written: database or disk is full; \d+ records wait in memory/);
-    expect(await gauge('dip_activity_log_refused')).toBe(0);
+    // A count that only grows since the start: a counter, so rate() and increase() read it (before: a gauge named without _total).
+    expect(await metrics()).toContain('# TYPE dip_activity_log_refused_total counter');
+    expect(await sample('dip_activity_log_refused_total')).toBe(0);
     // GET /admin/health names it beside the store, with its backlog; still 200 (requests are answered).
     const health = await admin('GET', '/admin/health');
     expect(health.status).toBe(200);
@@ -60,7 +62,7 @@ describe('the activity log on a full disk', () => {
     expect(health.body.activityLog.since).toEqual(expect.any(Number));
 
     store.setSizeLimit(null);
-    await waitFor(async () => (await gauge('dip_activity_log_waiting')) === 0, 10_000, 'the waiting records to be written');
+    await waitFor(async () => (await sample('dip_activity_log_waiting')) === 0, 10_000, 'the waiting records to be written');
     clock.jump(10_000);
     await waitFor(async () => !(await alarms()).some((a) => a.rule === 'activity-log'), 10_000, 'the alarm resolved');
     // ok again (the operator's own calls just made may wait for the next flush: no count here).
@@ -97,7 +99,7 @@ describe('the activity log backlog full', () => {
   it('refuses new requests 503 with Retry-After, counts and alarms them, serves the liveness probe, and records the refusals once there is room', async () => {
     const admin = adminApi(t);
     const token = readFileSync(adminTokenFile(t.config.dataDir), 'utf8').trim();
-    const gauge = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await (await fetch(`http://127.0.0.1:${t.dip.adminPort}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text())?.[1] ?? NaN);
+    const sample = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await (await fetch(`http://127.0.0.1:${t.dip.adminPort}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text())?.[1] ?? NaN);
     const store = t.dip.activityStore as SqliteActivityLog;
     await t.dip.activity!.flush();
     store.setSizeLimit(1);
@@ -123,19 +125,19 @@ describe('the activity log backlog full', () => {
     const ready = await sds.client.call('GET', '/ready', '');
     expect(ready.status).toBe(503);
     expect(ready.body).toEqual({ status: 'unavailable', reason: 'the API activity log backlog is full: new requests are refused until it is written' });
-    expect(await gauge('dip_activity_log_full')).toBe(1);
-    expect(await gauge('dip_activity_log_refused')).toBeGreaterThanOrEqual(3);
+    expect(await sample('dip_activity_log_full')).toBe(1);
+    expect(await sample('dip_activity_log_refused_total')).toBeGreaterThanOrEqual(3);
     clock.jump(10_000);
     await waitFor(async () => ((await admin('GET', '/admin/alarms')).body.alarms as Array<{ rule: string; summary: string }>).some((a) => a.rule === 'activity-log' && /refused 503/.test(a.summary)), 10_000, 'the activity-log alarm naming the refusals');
 
     store.setSizeLimit(null);
-    await waitFor(async () => (await gauge('dip_activity_log_full')) === 0, 10_000, 'the backlog written');
+    await waitFor(async () => (await sample('dip_activity_log_full')) === 0, 10_000, 'the backlog written');
     await t.dip.activity!.flush();
     await t.dip.activity!.flush();
     expect((await sds.client.submit('IF-021', items())).status).toBe(201);
     const summaries = (await store.range({ fromMs: 0, toMs: Number.MAX_SAFE_INTEGER, limit: 10_000 })).filter((r) => r.listener === 'activity-log');
     expect(summaries.length).toBeGreaterThanOrEqual(1);
-    expect(summaries.reduce((sum, r) => sum + (JSON.parse(r.responseBody!) as { refused: number }).refused, 0)).toBe(await gauge('dip_activity_log_refused'));
+    expect(summaries.reduce((sum, r) => sum + (JSON.parse(r.responseBody!) as { refused: number }).refused, 0)).toBe(await sample('dip_activity_log_refused_total'));
     expect(await verifyActivityLog(store)).toMatchObject({ ok: true });
   });
 });

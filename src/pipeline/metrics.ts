@@ -286,7 +286,16 @@ export class DipMetrics {
   /** The API activity log's backlog (pipeline/activity-recorder.ts), read at every scrape: an audit gap shows here. */
   watchActivityLog(status: () => ActivityLogStatus): void {
     this.gaugeRead('dip_activity_log_waiting', 'API activity log records in memory not yet written (the store refuses them while dip_activity_log_ok is 0; lost if the process stops)', () => status().waiting);
-    this.gaugeRead('dip_activity_log_refused', 'Requests refused 503 since the start because the API activity log backlog was full (observability.activityLog.maxWaiting records waited): a request that cannot be audited is not served', () => status().refused);
+    new Counter({
+      name: 'dip_activity_log_refused_total',
+      help: 'Requests refused 503 since the start because the API activity log backlog was full (observability.activityLog.maxWaiting records waited): a request that cannot be audited is not served',
+      registers: [this.registry],
+      // The recorder's own count, read at every scrape (absolute: a restart starts it again from 0, which Prometheus reads as a counter reset).
+      collect() {
+        this.reset();
+        this.inc(status().refused);
+      },
+    });
     this.gaugeRead('dip_activity_log_full', '1 while the API activity log backlog is full and new requests are refused 503', () => (status().full ? 1 : 0));
     this.gaugeRead('dip_activity_log_ok', '1 while the API activity log store takes this process\'s records', () => (status().failing === null ? 1 : 0));
   }
