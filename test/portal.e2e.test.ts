@@ -183,6 +183,38 @@ describe('portals in a browser', () => {
 
     await signIn(page, '/operator', operator);
     await checkPage(page, 'operator-health');
+    // The cluster's clocks (GET /admin/health's coordination.peerClock) are shown beside storage when the
+    // health document has them (before: not shown at all), and not on an embedded DIP, which has no peers.
+    const clocks = page.getByRole('heading', { name: 'Cluster clocks' });
+    expect(await clocks.count()).toBe(0);
+    // The embedded DIP's coordination is given the readings a cluster node's carries (src/adapters/nats: the
+    // roll calls of its peers), as /admin/health reports them.
+    const coordination = td.dip.coordination;
+    const health = coordination.health.bind(coordination);
+    const withPeerClock = (peerClock: { node: string; offsetMs: number; allowanceMs: number; believed: boolean } | null) => {
+      coordination.health = () => Object.assign({}, health(), { peerClock });
+    };
+    const clocksLine = async () => (await page.locator('h2:has-text("Cluster clocks") + p').textContent())?.replace(/\s+/g, ' ').trim();
+    try {
+      withPeerClock(null);
+      await page.reload();
+      expect(await clocks.count()).toBe(1);
+      expect(await clocksLine()).toBe('ok no other node heard from lately (by its roll calls)');
+      withPeerClock({ node: 'node-b', offsetMs: 300, allowanceMs: 1_000, believed: true });
+      await page.reload();
+      expect(await clocksLine()).toBe("ok node-b's clock is 300 ms ahead of this node's, the furthest off of the nodes heard from; the queue leases allow 1000 ms");
+      withPeerClock({ node: 'node-c', offsetMs: -2_500, allowanceMs: 1_000, believed: true });
+      await page.reload();
+      expect(await clocksLine()).toBe("skewed node-c's clock is 2500 ms behind this node's, the furthest off of the nodes heard from; the queue leases allow 1000 ms (the clock-skew alarm is raised)");
+      expect(await page.locator('h2:has-text("Cluster clocks") + p .badge').getAttribute('class')).toBe('badge warn');
+      withPeerClock({ node: 'node-c', offsetMs: -40_000, allowanceMs: 1_000, believed: false });
+      await page.reload();
+      expect(await clocksLine()).toContain('beyond five lease lengths: the leases ignore it');
+      expect(await page.locator('h2:has-text("Cluster clocks") + p .badge').getAttribute('class')).toBe('badge bad');
+      await checkPage(page, 'operator-health-cluster');
+    } finally {
+      coordination.health = health;
+    }
     await page.getByRole('link', { name: 'Participants' }).click();
     await checkPage(page, 'operator-participants');
     await page.getByRole('link', { name: sup.dipId }).click();

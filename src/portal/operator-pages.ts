@@ -107,9 +107,12 @@ async function healthPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
     .map((q) => html`<tr><td>${q.queue.recipientDipId}</td><td>${q.queue.channel}</td><td>${badge(q.state === 'halted' || q.failures > 0 ? 'bad' : q.state === 'idle' ? 'ok' : 'warn', q.state)}</td><td class="num">${q.ackedSeq}</td><td class="num">${q.depth ?? '–'}</td><td>${isoOrDash(q.oldestReceivedAt)}</td><td class="num">${q.failures}</td><td>${q.damage ? html`${badge('bad', 'damaged')} ${q.damage}` : (q.lastError ?? '')}</td><td>${isoOrDash(q.retryAt)}</td></tr>`);
   const loading = 'loading' in answer ? answer.loading : null;
   const activityLog = 'activityLog' in answer ? answer.activityLog : undefined;
+  // Only a cluster node's health has peerClock (null while no peer is heard): an embedded DIP has no peers.
+  const peerClock = 'coordination' in answer ? answer.coordination?.peerClock : undefined;
   const body = html`<h2>Storage</h2><p>${badge(storage.state === 'ok' ? 'ok' : 'bad', storage.state)} ${storage.state === 'ok' ? 'takes writes' : (storage.reason ?? '')}</p>
 ${loading ? html`<p>${badge('warn', 'not ready')} ${loading}</p>` : ''}
 ${activityLog ? activityLogLine(activityLog) : ''}
+${peerClock !== undefined ? peerClockLine(peerClock) : ''}
 <h2>Delivery queues on this node</h2>
 ${table('Queues this node delivers and queues holding messages, failing first', ['Recipient', 'Channel', 'State', 'Settled up to', 'Waiting', 'Oldest waiting since', 'Failures', 'Last error', 'Next try'], rows, 'No queue is being delivered by this node, and none holds messages.')}`;
   return render(c.reply, 200, O, c.req, c.signed, 'Health', body);
@@ -120,6 +123,19 @@ function activityLogLine(a: { state: 'ok' | 'unavailable'; reason?: string; sinc
   const kind = a.state !== 'ok' || a.full ? 'bad' : a.refused > 0 || a.waiting > 0 ? 'warn' : 'ok';
   const what = a.state === 'ok' ? 'records are written' : `its store refuses this process's records since ${isoOrDash(a.since)}: ${a.reason ?? ''}`;
   return html`<h2>Activity log</h2><p>${badge(kind, a.state)} ${what}; ${a.waiting} waiting in memory${a.full ? ' (full: new requests are refused 503)' : ''}, ${a.refused} requests refused since the start</p>`;
+}
+
+/**
+ * The cluster's clocks on the health page: the peer whose clock is furthest from this node's, as its roll
+ * calls say. Beyond the leases' allowance the `clock-skew` alarm is raised (queues wait longer to be taken
+ * over); beyond five lease lengths the leases ignore it (one node works no queue): docs/cluster.md.
+ */
+function peerClockLine(p: { node: string; offsetMs: number; allowanceMs: number; believed: boolean } | null): Html {
+  if (p === null) return html`<h2>Cluster clocks</h2><p>${badge('ok', 'ok')} no other node heard from lately (by its roll calls)</p>`;
+  const skewed = Math.abs(p.offsetMs) > p.allowanceMs;
+  const kind = !p.believed ? 'bad' : skewed ? 'warn' : 'ok';
+  const note = !p.believed ? ' (beyond five lease lengths: the leases ignore it, and one of the two nodes works no queue)' : skewed ? ' (the clock-skew alarm is raised)' : '';
+  return html`<h2>Cluster clocks</h2><p>${badge(kind, skewed ? 'skewed' : 'ok')} ${p.node}'s clock is ${Math.abs(p.offsetMs)} ms ${p.offsetMs > 0 ? 'ahead of' : 'behind'} this node's, the furthest off of the nodes heard from; the queue leases allow ${p.allowanceMs} ms${note}</p>`;
 }
 
 /**
