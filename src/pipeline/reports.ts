@@ -564,7 +564,7 @@ export function trackProcess(correlationId: string, msgs: readonly TracedMessage
 
 /**
  * The instances of one process linked by a key (an MPAN, or what a participant's chain names), from the
- * period's messages in time order: per key, each message on the first stage starts one, and the messages
+ * period's messages in time order, in the order they started: per key, each message on the first stage starts one, and the messages
  * on its other stages join the last one started; what comes before a first stage (it began before the
  * period, or the viewer saw no start) is no instance, and messages without the key are in none.
  */
@@ -585,11 +585,8 @@ export async function linkProcesses(def: ProcessDefinition, msgs: readonly Trace
       instances.push([k, started]);
     } else open.get(k)?.push(m);
   }
-  // Grouped by key, in the order each key was first started (an MPAN's instances together).
-  const order = new Map<string, number>();
-  for (const [k] of instances) if (!order.has(k)) order.set(k, order.size);
-  const grouped = await slices.sort(instances, ([a], [b]) => order.get(a)! - order.get(b)!);
-  return slices.map(grouped, ([k, of]) => ({ [name]: k, ...stateOf(def, of, now, stuckAfterMs) }) as LinkedProcess);
+  // In the order they started (the messages' order).
+  return slices.map(instances, ([k, of]) => ({ [name]: k, ...stateOf(def, of, now, stuckAfterMs) }) as LinkedProcess);
 }
 
 /**
