@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BUSINESS_FLOWS } from '../src/catalogue/business-flows.js';
-import { PROCESSES, trackProcess } from '../src/pipeline/reports.js';
+import { linkProcesses, PROCESSES, trackProcess } from '../src/pipeline/reports.js';
 import type { TracedDelivery, TracedMessage } from '../src/ports/traces.js';
 
 const T0 = Date.parse('2026-12-01T09:00:00Z');
@@ -56,5 +56,56 @@ describe('business processes: one table of flows, one tracker', () => {
 
   it('messages on channels no tracked flow holds are an unknown process', () => {
     expect(trackProcess('X-1', [message('IF-021', '[ActivePower]', 0)], T0, 60 * MIN)).toMatchObject({ flow: null, process: 'unknown', state: 'in-progress' });
+  });
+});
+
+const about = (mpan: string | null, channel: string, eventCode: string, atMin: number, deliveries?: TracedDelivery[]): TracedMessage => ({ ...message(channel, eventCode, atMin, deliveries), correlationId: null, mpan });
+
+describe('business processes linked by MPAN (spec 5.11.3)', () => {
+  const mpanLinked = () => PROCESSES.filter((p) => p.linkage === 'mpan');
+
+  it('the flow table says how each tracked flow is linked: the correlation-ID ones as before, de-acquisition and data collection by MPAN', () => {
+    expect(PROCESSES.filter((p) => p.linkage === 'correlation').map((p) => p.id)).toEqual(['change-of-supplier', 'service-appointment']);
+    expect(mpanLinked().map((p) => [p.id, p.stages, p.ends])).toEqual([
+      ['de-acquisition', ['IF-001', 'IF-037', 'IF-041'], ['IF-037']],
+      ['data-collection', ['IF-036', 'IF-041', 'IF-021', 'IF-013', 'IF-014'], ['IF-021']],
+    ]);
+    // A correlation ID is never matched against an MPAN-linked flow: IF-021 under one is still no tracked process.
+    expect(trackProcess('X-1', [message('IF-021', '[ActivePower]', 0)], T0, 60 * MIN).flow).toBeNull();
+  });
+
+  it("an instance is one MPAN's messages on the flow from its first step to the next first step; what comes before a first step is no instance", async () => {
+    const def = mpanLinked().find((p) => p.id === 'de-acquisition')!;
+    const before = about('1200000000001', 'IF-037', '[DSDeApp]', -10);
+    const msgs = [
+      before,
+      about('1200000000001', 'IF-001', '[ChangeOfSupplier]', 0),
+      about('1200000000002', 'IF-001', '[ChangeOfSupplier]', 1),
+      about('1200000000001', 'IF-041', '[ReadingCOS]', 6),
+      about('1200000000001', 'IF-037', '[DSDeApp]', 5),
+      about(null, 'IF-037', '[DSDeApp]', 7),
+      about('1200000000001', 'IF-001', '[ChangeOfSupplier]', 100),
+      // Not a step of the flow: not part of it.
+      about('1200000000001', 'IF-021', '[ActivePower]', 8),
+    ].sort((a, b) => a.receivedAt - b.receivedAt);
+    const rows = await linkProcesses(def, msgs, 'mpan', T0 + 130 * MIN, 60 * MIN);
+    expect(rows.map((r) => ['mpan' in r ? r.mpan : null, r.flow, r.process, r.stages.map((s) => s.channel), r.state, r.current])).toEqual([
+      ['1200000000001', 'de-acquisition', 'De-acquisition', ['IF-001', 'IF-037', 'IF-041'], 'complete', 'IF-041'],
+      ['1200000000002', 'de-acquisition', 'De-acquisition', ['IF-001'], 'stuck', 'IF-001'],
+      ['1200000000001', 'de-acquisition', 'De-acquisition', ['IF-001'], 'in-progress', 'IF-001'],
+    ]);
+    // The same row shape as a correlation-ID process, the MPAN in place of the correlation ID.
+    expect(Object.keys(rows[0]!)).toEqual(['mpan', 'flow', 'process', 'startedAt', 'lastAt', 'stages', 'current', 'state', 'reason']);
+    expect(rows.flatMap((r) => r.stages.map((s) => s.transactionId))).not.toContain(before.transactionId);
+  });
+
+  it("a user's own chain is linked by the key it names and complete at its last channel", async () => {
+    const chain = { id: null, name: 'custom', linkage: 'correlationID' as const, stages: ['IF-031', 'IF-032'], ends: ['IF-032'] };
+    const rows = await linkProcesses(chain, [message('IF-031', '[DSApp]', 0), message('IF-032', '[DSAppAccepted]', 1)], 'correlationID', T0 + 2 * MIN, 60 * MIN);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ correlationId: 'COS-1', flow: null, process: 'custom', state: 'complete', current: 'IF-032' });
+    expect(Object.keys(rows[0]!)[0]).toBe('correlationId');
+    const byTx = await linkProcesses({ ...chain, linkage: 'transactionID' }, [message('IF-031', '[DSApp]', 0)], 'transactionID', T0, 60 * MIN);
+    expect(byTx.map((r) => [Object.keys(r)[0], r.stages.length, r.state])).toEqual([['transactionId', 1, 'in-progress']]);
   });
 });

@@ -2,14 +2,13 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
-import Fastify, { type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { answers } from '../src/api/admin-schemas.js';
-import { registerReportRoutes } from '../src/api/report-routes.js';
 import { systemClock } from '../src/adapters/clock.js';
 import { openSqliteBackend, type SqliteBackend } from '../src/adapters/sqlite/index.js';
-import { Reports, type Viewer } from '../src/pipeline/reports.js';
+import { Reports } from '../src/pipeline/reports.js';
 import { ReportThread } from '../src/topology/report-threads.js';
+import { reportApp } from './helpers/report-app.js';
 import { attemptId, batch, mds, message, sup } from './contract/fixtures.js';
 
 /**
@@ -29,16 +28,7 @@ let here: FastifyInstance;
 let there: FastifyInstance;
 let small: { here: FastifyInstance; there: FastifyInstance };
 
-async function routes(reports: Reports): Promise<FastifyInstance> {
-  const app = Fastify();
-  const viewer = (req: { headers: Record<string, string | string[] | undefined> }): Viewer => {
-    const as = req.headers['x-viewer'];
-    return typeof as === 'string' ? { kind: 'participant', dipId: as } : { kind: 'operator' };
-  };
-  await app.register(async (a) => registerReportRoutes(a, reports, { prefix: '/r', answers, viewer, fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => NOW }));
-  await app.ready();
-  return app;
-}
+const routes = (reports: Reports): Promise<FastifyInstance> => reportApp(reports, NOW);
 
 beforeAll(async () => {
   backend = openSqliteBackend(join(mkdtempSync(join(tmpdir(), 'opendip-report-thread-')), 'dip.db'), { clock: systemClock });

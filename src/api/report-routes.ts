@@ -3,7 +3,7 @@ import type { JsonSchema } from '../catalogue/types.js';
 import { RefusedError } from '../pipeline/refused.js';
 import { Readable } from 'node:stream';
 import type { Logger } from '../ports/logger.js';
-import { csvPieces, GRANULARITIES, jsonPieces, toCsv, type Granularity, type ListingAnswer, type Outcome, type ReportFilter, type Reports, type Viewer } from '../pipeline/reports.js';
+import { csvPieces, GRANULARITIES, jsonPieces, LINKS, toCsv, type Chain, type Granularity, type LinkBy, type ListingAnswer, type Outcome, type ReportFilter, type Reports, type Viewer } from '../pipeline/reports.js';
 
 /** A report's rows, as JSON objects (a CSV's columns are their members, flattened). */
 type Rows = Array<Record<string, unknown>>;
@@ -19,6 +19,8 @@ interface ReportQuery {
   transactionId?: string;
   correlationId?: string;
   stuckAfterMinutes?: number;
+  channels?: string;
+  linkBy?: LinkBy;
 }
 
 const querySchema = {
@@ -37,6 +39,32 @@ const querySchema = {
     stuckAfterMinutes: { type: 'number', minimum: 0 },
   },
 } as const;
+
+/** The processes report's: a participant's own chain besides (spec 5.11.3, reports linked by the user). */
+const processesQuerySchema = {
+  ...querySchema,
+  properties: {
+    ...querySchema.properties,
+    channels: {
+      type: 'string',
+      pattern: '^IF-\\d{3}(?:,IF-\\d{3}){1,9}$',
+      description: "A chain of your own: 2 to 10 interface IDs in the order the process runs them, comma-separated (IF-031,IF-032,IF-033), linked by linkBy; answered instead of the predefined processes, each instance from a message on the first to the next, complete at the last (process 'custom')",
+    },
+    linkBy: { type: 'string', enum: [...LINKS], description: "What links the chain's messages: one correlation ID, one transaction ID, or one MPAN" },
+  },
+} as const;
+
+/** A participant's own chain from the query, or why not; undefined when none is asked for. */
+function chainOf(q: ReportQuery): Chain | string | undefined {
+  if (q.channels === undefined && q.linkBy === undefined) return undefined;
+  if (q.channels === undefined) return 'name channels (2 to 10 interface IDs, comma-separated) for the chain linkBy links';
+  if (q.linkBy === undefined) return `name linkBy (${LINKS.join(', ')}): what links the chain's messages`;
+  if (q.channel !== undefined) return 'channel narrows the predefined processes to one channel, channels names a chain of your own: not both';
+  const channels = q.channels.split(',');
+  const twice = channels.find((c, i) => channels.indexOf(c) !== i);
+  if (twice !== undefined) return `channels names ${twice} twice: a chain passes each channel once`;
+  return { channels, linkBy: q.linkBy };
+}
 
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}$/;
 const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})$/i;
@@ -116,7 +144,7 @@ const SUMMARY: Readonly<Record<string, string>> = {
   throughput: 'Messages in, out and refused per period',
   latency: 'End-to-end and DIP-processing latency per period (min, avg, max, p50, p90, p99)',
   'sender-audit': 'What each sender sent, per period',
-  processes: 'Business processes (the appointment workflow IF-031..IF-037) by correlation ID, with stuck detection',
+  processes: 'Business processes linked by correlation ID (change of supplier, appointment) or MPAN (de-acquisition, data collection), or a chain of your own (channels, linkBy), with stuck detection',
   trace: 'The messages of a transaction ID or correlation ID',
   'mpan-trace': 'The messages about an MPAN',
   journey: 'The journey of one transaction: received, validated, archived, routed, attempts, delivered, …',
@@ -151,12 +179,12 @@ const LISTINGS: ReadonlySet<string> = new Set(['sender-audit', 'processes', 'tra
  */
 export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: ReportRouteOptions): void {
   const tags = ['Reports (OpenDIP)'];
-  const route = (name: string, ok: JsonSchema, refusals: readonly number[], params?: JsonSchema) => {
+  const route = (name: string, ok: JsonSchema, refusals: readonly number[], params?: JsonSchema, querystring: object = querySchema) => {
     // A listing's answer is written as a stream (below): bounded while a client leaves it unread (useAnswerDeadlines, on the
     // participant and operator listeners: it holds its report's slot until written), and not kept in the activity log (up to 200,000 rows).
     const config = { ...o.config, ...(LISTINGS.has(name) ? { streamedAnswer: true, keepAnswer: false as const } : {}) };
     return {
-      schema: { tags, summary: SUMMARY[name], querystring: querySchema, ...(params ? { params } : {}), response: o.answers({ 200: jsonOrCsv(ok, 'The report') }, refusals) },
+      schema: { tags, summary: SUMMARY[name], querystring, ...(params ? { params } : {}), response: o.answers({ 200: jsonOrCsv(ok, 'The report') }, refusals) },
       ...(Object.keys(config).length > 0 ? { config } : {}),
     };
   };
@@ -218,8 +246,8 @@ export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: 
     }
     return reply.send(stream);
   };
-  const withFilter = (name: string, make: (viewer: Viewer, f: ReportFilter, q: ReportQuery, answered: Promise<void>, head: Record<string, unknown>) => Promise<Rows | ListingAnswer>) =>
-    app.get<{ Querystring: ReportQuery }>(`${o.prefix}/${name}`, route(name, periodReport(name), [400, 429]), async (req, reply) => {
+  const withFilter = (name: string, make: (viewer: Viewer, f: ReportFilter, q: ReportQuery, answered: Promise<void>, head: Record<string, unknown>) => Promise<Rows | ListingAnswer>, querystring?: object) =>
+    app.get<{ Querystring: ReportQuery }>(`${o.prefix}/${name}`, route(name, periodReport(name), [400, 429], undefined, querystring), async (req, reply) => {
       const f = filterOf(req.query);
       if (typeof f === 'string') return o.fail(reply, req, 400, f);
       const head = { from: new Date(f.fromMs).toISOString(), to: new Date(f.toMs).toISOString(), granularity: f.granularity };
@@ -233,10 +261,19 @@ export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: 
   // A listing is folded and written on the listing thread when there is one (the SQLite engine's), else here.
   const csvOf = (q: ReportQuery, head: Record<string, unknown> = {}) => ({ csv: q.format === 'csv', head });
   withFilter('sender-audit', (v, f, q, answered, head) => reports.listing({ report: 'sender-audit', viewer: v, filter: f }, csvOf(q, head), answered) ?? reports.senderAudit(v, f, answered));
-  withFilter('processes', async (v, f, q, answered, head) => {
-    const stuckAfterMs = (q.stuckAfterMinutes ?? 60) * 60_000;
-    return reports.listing({ report: 'processes', viewer: v, filter: f, stuckAfterMs }, csvOf(q, head), answered) ?? ((await reports.processes(v, f, stuckAfterMs, answered)) as unknown as Rows);
-  });
+  withFilter(
+    'processes',
+    async (v, f, q, answered, head) => {
+      const chain = chainOf(q);
+      if (typeof chain === 'string') throw new RefusedError(400, chain);
+      const stuckAfterMs = (q.stuckAfterMinutes ?? 60) * 60_000;
+      return (
+        reports.listing({ report: 'processes', viewer: v, filter: f, stuckAfterMs, ...(chain ? { chain } : {}) }, csvOf(q, head), answered) ??
+        ((await reports.processes(v, f, stuckAfterMs, answered, chain)) as unknown as Rows)
+      );
+    },
+    processesQuerySchema,
+  );
   app.get<{ Querystring: ReportQuery }>(`${o.prefix}/trace`, route('trace', rowsOnly, [400, 429]), async (req, reply) => {
     const { transactionId, correlationId } = req.query;
     if (!transactionId && !correlationId) return o.fail(reply, req, 400, 'name a transactionId or a correlationId');

@@ -11,11 +11,13 @@ export interface BusinessFlow {
   /** In the order the process runs them. */
   steps: Array<{ interfaceId: string; what: string }>;
   /**
-   * Flows whose messages share one correlation ID (spec 5.5.5, figure 15) are tracked as processes by
-   * the business-process report (src/pipeline/reports.ts): one is complete once a message on one of
-   * `ends` (`IF-036`, or `IF-035:DSAppRejected` for one event code) has been seen.
+   * Flows the business-process report (src/pipeline/reports.ts) tracks as processes, and how their messages
+   * are linked (spec 5.11.3, "tracking linkage"): `correlation`, those sharing one correlation ID (spec
+   * 5.5.5, figure 15); `mpan`, those about one MPAN, an instance from a message on the first step to the
+   * next such message. One is complete once a message on one of `ends` (`IF-036`, or
+   * `IF-035:DSAppRejected` for one event code) has been seen.
    */
-  tracked?: { ends: string[] };
+  tracked?: { linkage: 'correlation' | 'mpan'; ends: string[] };
 }
 
 export const BUSINESS_FLOWS: readonly BusinessFlow[] = [
@@ -29,7 +31,7 @@ export const BUSINESS_FLOWS: readonly BusinessFlow[] = [
       { interfaceId: 'IF-002', what: 'Registration sends the gaining supplier the MPAN information' },
       { interfaceId: 'IF-036', what: "Registration notifies the appointment of the gaining supplier's data service" },
     ],
-    tracked: { ends: ['IF-036'] },
+    tracked: { linkage: 'correlation', ends: ['IF-036'] },
   },
   {
     id: 'service-appointment',
@@ -45,7 +47,38 @@ export const BUSINESS_FLOWS: readonly BusinessFlow[] = [
       { interfaceId: 'IF-037', what: 'Registration notifies the de-appointment of the previous service' },
     ],
     // Refused by the service provider (IF-035 rejected), or appointed (IF-036) and the previous one de-appointed (IF-037).
-    tracked: { ends: ['IF-035:DSAppRejected', 'IF-036', 'IF-037'] },
+    tracked: { linkage: 'correlation', ends: ['IF-035:DSAppRejected', 'IF-036', 'IF-037'] },
+  },
+  // The spec's table of linked processes (5.11.3) links these by MPAN. OpenDIP's reading of it and of the
+  // interface catalogue: a loss confirmed (IF-001), the de-appointment (IF-037), an optional final reading
+  // (IF-041); and after an appointment (IF-036) data collection and processing (BP04, BP05): an optional
+  // first reading, the half-hourly submissions (IF-021) and the market-wide data service's defaults (IF-013)
+  // or rejections (IF-014) of them. The programme's process documents are the authority.
+  {
+    id: 'de-acquisition',
+    name: 'De-acquisition',
+    description: 'The supplier loses an MPAN: registration confirms the loss, de-appoints its services, and a final reading may follow. Linked by MPAN.',
+    steps: [
+      { interfaceId: 'IF-001', what: 'Registration notifies the change of supplier (the loss confirmed)' },
+      { interfaceId: 'IF-037', what: 'Registration notifies the de-appointment of the service' },
+      { interfaceId: 'IF-041', what: 'The final reading (optional)' },
+    ],
+    tracked: { linkage: 'mpan', ends: ['IF-037'] },
+  },
+  {
+    id: 'data-collection',
+    name: 'Data collection and processing',
+    description:
+      "After a service's appointment, the data service collects and submits the MPAN's half-hourly consumption; the market-wide data service may default or reject it (BP04, BP05). Linked by MPAN.",
+    steps: [
+      { interfaceId: 'IF-036', what: 'Registration notifies the appointment (starts collection)' },
+      { interfaceId: 'IF-041', what: 'The first reading (optional)' },
+      { interfaceId: 'IF-021', what: 'The data service submits UTC settlement period consumption' },
+      { interfaceId: 'IF-013', what: 'The market-wide data service defaulted the consumption (a failed submission)' },
+      { interfaceId: 'IF-014', what: 'The market-wide data service rejected the consumption' },
+    ],
+    // The first half-hourly submission; defaults and rejections after it show among its stages.
+    tracked: { linkage: 'mpan', ends: ['IF-021'] },
   },
   {
     id: 'meter-technical-details',

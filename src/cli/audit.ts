@@ -71,6 +71,8 @@ export function registerAuditCommands(program: Command): void {
     .option('--recipient <dipId>')
     .option('--transaction <id>', 'trace: a transaction ID')
     .option('--correlation <id>', 'trace: a workflow correlation ID')
+    .option('--channels <ids>', 'processes: a chain of your own, 2 to 10 interface IDs in order, comma-separated (IF-031,IF-032)')
+    .option('--link-by <link>', 'processes: what links the chain: correlationID | transactionID | mpan')
     .option('--csv', 'print CSV instead of JSON')
     .action(async (kind: string, id: string | undefined, o: Record<string, string | boolean | undefined>) => {
       const kinds = ['throughput', 'latency', 'sender-audit', 'processes', 'trace', 'mpan', 'journey'];
@@ -88,6 +90,8 @@ export function registerAuditCommands(program: Command): void {
       set('recipient', o.recipient);
       set('transactionId', o.transaction);
       set('correlationId', o.correlation);
+      set('channels', o.channels);
+      set('linkBy', o.linkBy);
       const path = kind === 'mpan' || kind === 'journey' ? `${kind}/${encodeURIComponent(id ?? '')}` : kind;
       const answer = (await adminCall(loadConfig(), 'GET', `/admin/reports/${path}?${query.toString()}`)) as { rows: Array<Record<string, unknown>> };
       process.stdout.write(o.csv ? toCsv(answer.rows) : `${JSON.stringify(answer, null, 2)}\n`);

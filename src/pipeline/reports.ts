@@ -54,7 +54,7 @@ export type ThroughputCounts = {
 /** A listing report (its answer streamed) as a listing thread is asked for it: the report, its viewer and filters. */
 export type ListingCall =
   | { report: 'sender-audit'; viewer: Viewer; filter: ReportFilter }
-  | { report: 'processes'; viewer: Viewer; filter: ReportFilter; stuckAfterMs: number }
+  | { report: 'processes'; viewer: Viewer; filter: ReportFilter; stuckAfterMs: number; chain?: Chain }
   | { report: 'trace'; viewer: Viewer; by: { transactionId?: string; correlationId?: string }; fromMs: number; toMs: number };
 
 /** What a listing thread folds and writes: the call, the answer's shape, and what the Reports asking knows that the thread does not. */
@@ -94,7 +94,7 @@ export interface ListingAnswer {
  */
 export async function listingPieces(reports: Reports, work: Pick<ListingWork, 'call' | 'csv' | 'head'>): Promise<AsyncGenerator<string>> {
   const c = work.call;
-  const rows = (c.report === 'sender-audit' ? await reports.senderAudit(c.viewer, c.filter) : c.report === 'processes' ? await reports.processes(c.viewer, c.filter, c.stuckAfterMs) : await reports.trace(c.viewer, c.by, c.fromMs, c.toMs)) as unknown as Array<Record<string, unknown>>;
+  const rows = (c.report === 'sender-audit' ? await reports.senderAudit(c.viewer, c.filter) : c.report === 'processes' ? await reports.processes(c.viewer, c.filter, c.stuckAfterMs, undefined, c.chain) : await reports.trace(c.viewer, c.by, c.fromMs, c.toMs)) as unknown as Array<Record<string, unknown>>;
   return work.csv ? csvPieces(rows) : jsonPieces(work.head, rows);
 }
 
@@ -138,20 +138,43 @@ export function latencyStats(values: number[]): LatencyStats {
   return { count: v.length, minMs: v[0]!, avgMs: Math.round((v.reduce((s, x) => s + x, 0) / v.length) * 10) / 10, maxMs: v.at(-1)!, p50Ms: at(0.5), p90Ms: at(0.9), p99Ms: at(0.99) };
 }
 
-/** A business process the DIP follows by correlation ID: a tracked flow of the catalogue's table. */
-interface ProcessDefinition {
-  id: string;
+/** What links a participant's own chain of channels (spec 5.11.3: a correlation ID, a transaction ID or an MPAN). */
+export const LINKS = ['correlationID', 'transactionID', 'mpan'] as const;
+export type LinkBy = (typeof LINKS)[number];
+
+/** A participant's own linked report: its channels in order (the first starts an instance, the last completes it) and their link. */
+export interface Chain {
+  channels: string[];
+  linkBy: LinkBy;
+}
+
+/** A business process the DIP follows: a tracked flow of the catalogue's table, or (id null) a participant's chain. */
+export interface ProcessDefinition {
+  id: string | null;
   name: string;
+  /** How its messages are linked: the catalogue's flows by correlation ID or MPAN; a chain by what it names. */
+  linkage: 'correlation' | 'mpan' | LinkBy;
   stages: string[];
   /** Complete once a message of one of these channel[:event] has been seen. */
   ends: string[];
 }
 
 /** The tracked flows of src/catalogue/business-flows.ts: the one table of processes and their stages. */
-export const PROCESSES: readonly ProcessDefinition[] = BUSINESS_FLOWS.flatMap((f) => (f.tracked ? [{ id: f.id, name: f.name, stages: f.steps.map((s) => s.interfaceId), ends: f.tracked.ends }] : []));
+export const PROCESSES: ReadonlyArray<ProcessDefinition & { id: string; linkage: 'correlation' | 'mpan' }> = BUSINESS_FLOWS.flatMap((f) =>
+  f.tracked ? [{ id: f.id, name: f.name, linkage: f.tracked.linkage, stages: f.steps.map((s) => s.interfaceId), ends: f.tracked.ends }] : [],
+);
+/** Those linked by correlation ID: a correlation ID's messages are one process of the first that fits. */
+const BY_CORRELATION = PROCESSES.filter((p) => p.linkage === 'correlation');
+/** Those linked by MPAN: each followed apart, over its own channels. */
+const BY_MPAN = PROCESSES.filter((p) => p.linkage === 'mpan');
 
-export interface ProcessStatus {
-  correlationId: string;
+/** The member a process row names its link by, after the linkage (correlation ID rows as they always were). */
+const KEY_OF = { correlation: 'correlationId', correlationID: 'correlationId', transactionID: 'transactionId', mpan: 'mpan' } as const;
+type KeyName = (typeof KEY_OF)[keyof typeof KEY_OF];
+const keyOf: Record<KeyName, (m: TracedMessage) => string | null | undefined> = { correlationId: (m) => m.correlationId, transactionId: (m) => m.transactionId, mpan: (m) => m.mpan };
+
+/** Where a process stands, whatever links it. */
+export interface ProcessState {
   /** The flow's ID in the catalogue's table (`change-of-supplier`), null when no tracked flow has these channels. */
   flow: string | null;
   process: string;
@@ -165,6 +188,12 @@ export interface ProcessStatus {
   /** Why it is stuck (a dead letter, or nothing for longer than the threshold). */
   reason: string | null;
 }
+
+/** A process linked by correlation ID (the appointment workflow, a change of supplier). */
+export type ProcessStatus = { correlationId: string } & ProcessState;
+
+/** A row of the processes report: its link first (a correlation ID, a transaction ID, or an MPAN as the archive keeps it), then where it stands. */
+export type LinkedProcess = ProcessStatus | ({ transactionId: string } & ProcessState) | ({ mpan: string } & ProcessState);
 
 /**
  * Reports, traces and journeys (spec 5.11.1–5.11.3, figure 15), computed from the archive and the delivery
@@ -237,8 +266,8 @@ export class Reports {
   senderAudit(viewer: Viewer, f: ReportFilter, answered?: Promise<unknown>) {
     return this.gated(() => this.senderAuditNow(viewer, f), answered);
   }
-  processes(viewer: Viewer, f: ReportFilter, stuckAfterMs: number, answered?: Promise<unknown>) {
-    return this.gated(() => this.processesNow(viewer, f, stuckAfterMs), answered);
+  processes(viewer: Viewer, f: ReportFilter, stuckAfterMs: number, answered?: Promise<unknown>, chain?: Chain) {
+    return this.gated(() => this.processesNow(viewer, f, stuckAfterMs, chain), answered);
   }
   trace(viewer: Viewer, by: { transactionId?: string; correlationId?: string }, fromMs: number, toMs: number, answered?: Promise<unknown>) {
     return this.gated(() => this.traceNow(viewer, by, fromMs, toMs), answered);
@@ -383,8 +412,8 @@ export class Reports {
    * The messages a report counts: originals only (a replay or requeue is not a message sent again), and with
    * a recipient named, only that recipient's copies ("outgoing volumes by individual recipient", spec 5.11.1).
    */
-  private async filtered(viewer: Viewer, f: ReportFilter): Promise<TracedMessage[]> {
-    const visible = await this.visible(viewer, { fromMs: f.fromMs, toMs: f.toMs, channel: f.channel, sender: f.sender, recipient: f.recipient });
+  private async filtered(viewer: Viewer, f: ReportFilter, withMpan?: true): Promise<TracedMessage[]> {
+    const visible = await this.visible(viewer, { fromMs: f.fromMs, toMs: f.toMs, channel: f.channel, sender: f.sender, recipient: f.recipient, withMpan });
     const slices = new Slices();
     const originals = await slices.filter(visible, (m) => m.replayOf === null);
     return f.recipient === undefined ? originals : slices.map(originals, (m) => ({ ...m, deliveries: m.deliveries.filter((d) => d.recipient === f.recipient) }));
@@ -496,31 +525,76 @@ export class Reports {
     return { ok: true, value: await new Slices().filter(messages, (m) => inWindow(m.receivedAt)) };
   }
 
-  /** Business processes (figure 15) linked by correlation ID: where each stands and which are stuck. */
-  private async processesNow(viewer: Viewer, f: ReportFilter, stuckAfterMs: number): Promise<ProcessStatus[]> {
+  /**
+   * Business processes (figure 15, spec 5.11.3): the tracked flows linked by correlation ID, and those
+   * linked by MPAN; or, asked for, a participant's own chain alone. Where each stands and which are stuck.
+   * Read from the period's messages the viewer may see, as every report (so the limit holds).
+   */
+  private async processesNow(viewer: Viewer, f: ReportFilter, stuckAfterMs: number, chain?: Chain): Promise<LinkedProcess[]> {
     const slices = new Slices();
+    const now = this.now();
+    const messages = await this.filtered(viewer, f, chain === undefined ? (BY_MPAN.length > 0 ? true : undefined) : chain.linkBy === 'mpan' ? true : undefined);
+    if (chain) {
+      const def: ProcessDefinition = { id: null, name: 'custom', linkage: chain.linkBy, stages: chain.channels, ends: [chain.channels.at(-1)!] };
+      return slices.sort(await linkProcesses(def, messages, chain.linkBy, now, stuckAfterMs), (a, b) => a.startedAt - b.startedAt);
+    }
     const byCorrelation = new Map<string, TracedMessage[]>();
-    for (const m of await this.filtered(viewer, f)) {
+    for (const m of messages) {
       if (slices.due()) await slices.pause();
       if (!m.correlationId) continue;
       const group = byCorrelation.get(m.correlationId);
       if (group) group.push(m);
       else byCorrelation.set(m.correlationId, [m]);
     }
-    const now = this.now();
-    const tracked = await slices.map([...byCorrelation], ([correlationId, msgs]) => trackProcess(correlationId, msgs, now, stuckAfterMs));
+    const tracked: LinkedProcess[] = await slices.map([...byCorrelation], ([correlationId, msgs]) => trackProcess(correlationId, msgs, now, stuckAfterMs));
+    // After them (the sort is stable: alone, the correlation-ID processes are answered as they always were).
+    for (const def of BY_MPAN) tracked.push(...(await linkProcesses(def, messages, 'mpan', now, stuckAfterMs)));
     return slices.sort(tracked, (a, b) => a.startedAt - b.startedAt);
   }
 }
 
 /**
- * Where one process stands, from its messages (one correlation ID): the tracked flow they belong to (the
- * one they start, else the one holding their channels), its stages in the flow's order, and its state:
- * complete once an end is seen; else stuck when a message of it is dead-lettered or nothing has happened
- * for `stuckAfterMs`; else in progress.
+ * Where one process stands, from its messages (one correlation ID): the tracked flow linked by correlation
+ * ID they belong to (the one they start, else the one holding their channels), as stateOf says.
  */
 export function trackProcess(correlationId: string, msgs: readonly TracedMessage[], now: number, stuckAfterMs: number): ProcessStatus {
-  const def = PROCESSES.find((p) => msgs.some((m) => m.channel === p.stages[0])) ?? PROCESSES.find((p) => msgs.some((m) => p.stages.includes(m.channel)));
+  const def = BY_CORRELATION.find((p) => msgs.some((m) => m.channel === p.stages[0])) ?? BY_CORRELATION.find((p) => msgs.some((m) => p.stages.includes(m.channel)));
+  return { correlationId, ...stateOf(def, msgs, now, stuckAfterMs) };
+}
+
+/**
+ * The instances of one process linked by a key (an MPAN, or what a participant's chain names), from the
+ * period's messages in time order, in the order they started: per key, each message on the first stage starts one, and the messages
+ * on its other stages join the last one started; what comes before a first stage (it began before the
+ * period, or the viewer saw no start) is no instance, and messages without the key are in none.
+ */
+export async function linkProcesses(def: ProcessDefinition, msgs: readonly TracedMessage[], link: 'mpan' | LinkBy, now: number, stuckAfterMs: number): Promise<LinkedProcess[]> {
+  const slices = new Slices();
+  const name = KEY_OF[link];
+  const key = keyOf[name];
+  const stages = new Set(def.stages);
+  const open = new Map<string, TracedMessage[]>();
+  const instances: Array<[string, TracedMessage[]]> = [];
+  for (const m of msgs) {
+    if (slices.due()) await slices.pause();
+    const k = key(m);
+    if (k === null || k === undefined || !stages.has(m.channel)) continue;
+    if (m.channel === def.stages[0]) {
+      const started = [m];
+      open.set(k, started);
+      instances.push([k, started]);
+    } else open.get(k)?.push(m);
+  }
+  // In the order they started (the messages' order).
+  return slices.map(instances, ([k, of]) => ({ [name]: k, ...stateOf(def, of, now, stuckAfterMs) }) as LinkedProcess);
+}
+
+/**
+ * Where one process stands, from its messages and the definition they belong to (none: an unknown
+ * process): its stages in the definition's order, and its state: complete once an end is seen; else stuck
+ * when a message of it is dead-lettered or nothing has happened for `stuckAfterMs`; else in progress.
+ */
+function stateOf(def: ProcessDefinition | undefined, msgs: readonly TracedMessage[], now: number, stuckAfterMs: number): ProcessState {
   const order = (c: string) => (def ? def.stages.indexOf(c) : -1);
   const sorted = [...msgs].sort((a, b) => order(a.channel) - order(b.channel) || a.receivedAt - b.receivedAt);
   const last = sorted.at(-1)!;
@@ -530,7 +604,6 @@ export function trackProcess(correlationId: string, msgs: readonly TracedMessage
   const dead = msgs.find((m) => m.deliveries.some((d) => d.state === 'dead'));
   const reason = complete ? null : dead ? `${dead.channel} ${dead.transactionId} is dead-lettered` : now - lastAt > stuckAfterMs ? `nothing since ${new Date(lastAt).toISOString()} (${Math.round((now - lastAt) / 60_000)} min)` : null;
   return {
-    correlationId,
     flow: def?.id ?? null,
     process: def?.name ?? 'unknown',
     startedAt: Math.min(...msgs.map((m) => m.receivedAt)),

@@ -25,6 +25,11 @@ export interface TracedMessage {
   /** The transaction ID this copy replays or requeues, null for an original. */
   replayOf: string | null;
   deliveries: TracedDelivery[];
+  /**
+   * The MPAN as the archive keeps it (a keyed hash when sealed at rest: the same for the same MPAN, not
+   * readable), null for a message about none; only when `withMpan` is asked (processes linked by MPAN).
+   */
+  mpan?: string | null;
   /** Whom routing chose and why (A0 of the outbound copy); only when `withRouting` is asked. */
   routing?: { primary: string[]; secondary: string[]; always: string[] } | null;
 }
@@ -42,6 +47,7 @@ export interface TraceQuery {
   mpan?: string;
   limit: number;
   withRouting?: boolean;
+  withMpan?: boolean;
 }
 
 /**

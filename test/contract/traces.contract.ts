@@ -86,6 +86,26 @@ export function tracesContract(name: string, open: BackendFactory): void {
       expect(withBoth!.deliveries.map((d) => d.recipient).sort()).toEqual(['MDS0000001', 'SUP0000001']);
     });
 
+    it('gives each message\'s MPAN as stored only when asked (withMpan): the same for the same MPAN, null without one', async () => {
+      const { log, traces } = ctx.backend;
+      const [a, b, c, d] = [
+        message(['SUP0000001'], { receivedAt: T0, mpan: '1100000000001' }),
+        message(['SUP0000001'], { receivedAt: T0 + 1, mpan: '1100000000002' }),
+        message(['SUP0000001'], { receivedAt: T0 + 2, mpan: '1100000000001' }),
+        message(['SUP0000001'], { receivedAt: T0 + 3, mpan: null }),
+      ];
+      await log.append(batch([a, b, c, d]));
+      // A trace's rows are as they were: no MPAN member unless asked.
+      for (const m of await traces.trace(all())) expect(Object.keys(m)).not.toContain('mpan');
+      const keys = (await traces.trace(all({ withMpan: true }))).map((m) => m.mpan);
+      expect(keys[0]).toEqual(expect.any(String));
+      expect(keys[2]).toBe(keys[0]);
+      expect(keys[1]).not.toBe(keys[0]);
+      expect(keys[3]).toBeNull();
+      // The key is what an MPAN filter matches (plain, or its keyed hash when sealed at rest).
+      expect((await traces.trace(all({ withMpan: true, mpan: '1100000000001' }))).map((m) => m.mpan)).toEqual([keys[0], keys[0]]);
+    });
+
     it('an attempt carrying several copies counts for each of them', async () => {
       const { log, archive, traces } = ctx.backend;
       const [a, b] = [message(['SUP0000001'], { receivedAt: T0 }), message(['SUP0000001'], { receivedAt: T0 + 1 })];

@@ -24,9 +24,9 @@ export class PgTraces implements MessageTraces {
       where.push(`EXISTS (SELECT 1 FROM queue_entries e JOIN queues qq ON qq.id = e.queue_id WHERE e.message_id = m.id AND qq.recipient_dip_id = $${params.length})`);
     }
     params.push(q.limit);
-    const { rows: messages } = await this.d.pool.query<MessageRow & { outbound: Buffer | null; sealed: boolean | null }>(
+    const { rows: messages } = await this.d.pool.query<MessageRow & { outbound: Buffer | null; sealed: boolean | null; mpan: string | null }>(
       `SELECT m.id, m.transaction_id, m.channel, m.event_code, m.sender_dip_id, m.sender_role, m.sender_ref, m.correlation_id, m.received_at,
-              o.transaction_id AS replay_of_tx, ${q.withRouting ? 'm.outbound, m.sealed' : 'NULL::bytea AS outbound, NULL::boolean AS sealed'}
+              o.transaction_id AS replay_of_tx, ${q.withRouting ? 'm.outbound, m.sealed' : 'NULL::bytea AS outbound, NULL::boolean AS sealed'}, ${q.withMpan ? 'm.mpan' : 'NULL::text AS mpan'}
          FROM messages m LEFT JOIN messages o ON o.id = m.replay_of
         WHERE ${where.join(' AND ')} ORDER BY m.received_at, m.id LIMIT $${params.length}`,
       params,
@@ -47,6 +47,7 @@ export class PgTraces implements MessageTraces {
     );
     const traced = await foldTraces(messages, copies, attempts);
     if (q.withRouting) traced.forEach((t, i) => (t.routing = messages[i]!.outbound ? routingOf(this.d.reveal(messages[i]!.outbound, messages[i]!.sealed === true)) : null));
+    if (q.withMpan) traced.forEach((t, i) => (t.mpan = messages[i]!.mpan));
     return traced;
   }
 }

@@ -36,7 +36,7 @@ export class SqliteTraces implements MessageTraces {
     const [messages, copies, attempts] = (await this.d.reads.read([
       {
         sql: `SELECT m.id, m.transaction_id, m.channel, m.event_code, m.sender_dip_id, m.sender_role, m.sender_ref, m.correlation_id, m.received_at,
-                o.transaction_id AS replay_of_tx, ${q.withRouting ? 'm.outbound' : 'NULL AS outbound'}
+                o.transaction_id AS replay_of_tx, ${q.withRouting ? 'm.outbound' : 'NULL AS outbound'}, ${q.withMpan ? 'm.mpan' : 'NULL AS mpan'}
            FROM messages m LEFT JOIN messages o ON o.id = m.replay_of
           WHERE ${where.join(' AND ')} ORDER BY m.received_at, m.id LIMIT @limit`,
         params: Object.fromEntries(named),
@@ -53,11 +53,12 @@ export class SqliteTraces implements MessageTraces {
            FROM delivery_attempts a JOIN json_each(?) c ON a.queue_id = json_extract(c.value, '$[0]') AND a.first_seq <= json_extract(c.value, '$[1]') AND a.last_seq >= json_extract(c.value, '$[1]')`,
         json: ['queue_id', 'seq'],
       },
-    ])) as [Array<MessageRow & { outbound: Stored | Uint8Array | null }>, CopyRow[], AttemptRow[]];
+    ])) as [Array<MessageRow & { outbound: Stored | Uint8Array | null; mpan: string | null }>, CopyRow[], AttemptRow[]];
     if (messages.length === 0) return [];
     const traced = await foldTraces(messages, copies, await dedupe(attempts));
     // A BLOB crosses the thread as a Uint8Array; the sealer opens Buffers. Unsealing stays on this side (the sealer's keys are here).
     if (q.withRouting) traced.forEach((t, i) => (t.routing = routingOf(this.d.reveal(asStored(messages[i]!.outbound!)))));
+    if (q.withMpan) traced.forEach((t, i) => (t.mpan = messages[i]!.mpan));
     return traced;
   }
 }

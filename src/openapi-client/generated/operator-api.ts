@@ -6118,15 +6118,19 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Business processes (the appointment workflow IF-031..IF-037) by correlation ID, with stuck detection */
+        /** Business processes linked by correlation ID (change of supplier, appointment) or MPAN (de-acquisition, data collection), or a chain of your own (channels, linkBy), with stuck detection */
         get: {
             parameters: {
                 query?: {
                     channel?: string;
+                    /** @description A chain of your own: 2 to 10 interface IDs in the order the process runs them, comma-separated (IF-031,IF-032,IF-033), linked by linkBy; answered instead of the predefined processes, each instance from a message on the first to the next, complete at the last (process 'custom') */
+                    channels?: string;
                     correlationId?: string;
                     format?: "json" | "csv";
                     from?: string;
                     granularity?: "minute" | "hour" | "day" | "month";
+                    /** @description What links the chain's messages: one correlation ID, one transaction ID, or one MPAN */
+                    linkBy?: "correlationID" | "transactionID" | "mpan";
                     recipient?: string;
                     sender?: string;
                     stuckAfterMinutes?: number;
