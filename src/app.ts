@@ -192,6 +192,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     notReady: () => core.catalogue.notReady(),
     overload,
     certificates,
+    answerSigner: signing.answers(),
     ...(activity ? { activity } : {}),
     ...(alarmApi ? { alarms: alarmApi } : {}),
     unreached,

@@ -27,6 +27,13 @@ export interface DipConfig {
    * '/'), whatever form it was written in.
    */
   publicUrl: string | null;
+  /**
+   * Host names (or IP addresses) the participant listener answers to besides those its server certificate
+   * covers, publicUrl's host and its loopback names: the name a reverse proxy passes on as Host. A request
+   * naming any other host is answered 421: with publicUrl unset, the URL a signature is checked against
+   * and the URLs in answers are built from Host. Names only: no scheme, port or path; any port passes.
+   */
+  allowedHosts: string[];
   /** Host names and IP addresses the development server certificate covers. */
   hostnames: string[];
   ipAddresses: string[];
@@ -425,6 +432,7 @@ const schema: JSONSchemaType<DipConfig> = {
     dipId: { type: 'string', minLength: 10, maxLength: 11 },
     // Any case: the scheme, like the host, is lower-cased by normalPublicUrl().
     publicUrl: { type: 'string', nullable: true, pattern: '^[Hh][Tt][Tt][Pp][Ss]://' },
+    allowedHosts: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 253 } },
     hostnames: { type: 'array', items: { type: 'string' } },
     ipAddresses: { type: 'array', items: { type: 'string' } },
     retentionDays: { type: 'number', exclusiveMinimum: 0 },
@@ -683,6 +691,7 @@ export const DEFAULTS: DipConfig = {
   environment: 'DEV',
   dipId: '0000000000',
   publicUrl: null,
+  allowedHosts: [],
   hostnames: ['localhost'],
   ipAddresses: ['127.0.0.1', '::1'],
   retentionDays: 14,
@@ -855,6 +864,7 @@ function distinctPorts(config: DipConfig): DipConfig {
   // Not ports, but checked with them: an entry that is no address or range stops the start, named.
   addressList(config.portal.operatorAllowList, 'portal.operatorAllowList');
   knownHostNames('127.0.0.1', config.operators.allowedHosts, 'operators.allowedHosts');
+  knownHostNames('127.0.0.1', config.allowedHosts, 'allowedHosts');
   const listeners: Array<[string, number, string]> = [
     ['port', config.port, config.host],
     ['adminPort', config.adminPort, '127.0.0.1'],

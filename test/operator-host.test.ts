@@ -71,7 +71,8 @@ describe('the operator API refuses a Host that is not its own', () => {
     expect(hostHeaderName('LOCALHOST:8444')).toBe('localhost');
     expect(hostHeaderName('localhost.')).toBe('localhost');
     expect(hostHeaderName('[::1]:8444')).toBe('::1');
-    expect(hostHeaderName('[0:0:0:0:0:0:0:1]')).toBe('0:0:0:0:0:0:0:1');
+    // An IPv6 address in its shortest form, as the names it is compared with (a certificate lists ::1 at length).
+    expect(hostHeaderName('[0:0:0:0:0:0:0:1]')).toBe('::1');
     for (const bad of ['::1', 'a b', 'user@localhost', 'localhost/x', '[localhost]', 'localhost:', 'localhost:123456', '', '-a.example']) expect([bad, hostHeaderName(bad)]).toEqual([bad, null]);
     const known = knownHostNames('127.0.0.1', ['ops.example.net'], 'operators.allowedHosts');
     expect([...known].sort()).toEqual(['127.0.0.1', '::1', 'localhost', 'ops.example.net']);

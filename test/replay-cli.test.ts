@@ -96,7 +96,7 @@ describe('replaying more than a page', () => {
     let sentToken: string | undefined;
     const flaky = clientFailingAfterFirstPage((continuation) => {
       sentToken = continuation;
-      const refused: DipAnswer<unknown> = { status: 503, headers: {}, body: { messageArray: [{ help: 'busy: try again in 1 s' }] } };
+      const refused: DipAnswer<unknown> = { status: 503, headers: {}, raw: Buffer.alloc(0), url: '', body: { messageArray: [{ help: 'busy: try again in 1 s' }] } };
       return Promise.resolve(refused);
     });
     try {
@@ -127,7 +127,7 @@ describe('replaying more than a page', () => {
     let sentToken: string | undefined;
     const flaky = clientFailingAfterFirstPage((continuation) => {
       sentToken = continuation;
-      return Promise.resolve({ status: 503, headers: {}, body: { messageArray: [{ help: 'busy' }] } });
+      return Promise.resolve({ status: 503, headers: {}, raw: Buffer.alloc(0), url: '', body: { messageArray: [{ help: 'busy' }] } });
     });
     try {
       const first = await replayFile(file, { resume: false });
@@ -154,7 +154,7 @@ describe('replaying more than a page', () => {
   });
 
   it('on stdout, an interrupted replay says how to append the rest into the file its output went to', async () => {
-    const flaky = clientFailingAfterFirstPage(() => Promise.resolve({ status: 503, headers: {}, body: null }));
+    const flaky = clientFailingAfterFirstPage(() => Promise.resolve({ status: 503, headers: {}, raw: Buffer.alloc(0), url: '', body: null }));
     try {
       const first = capture();
       expect(await writeReplay(flaky.replayPages('IF-021', sup.dipId, FILTER), first.output, command())).toBe(1);

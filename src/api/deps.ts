@@ -23,6 +23,7 @@ import type { Logger } from '../ports/logger.js';
 import type { MessageLog } from '../ports/message-log.js';
 import type { RegistryStore } from '../ports/registry.js';
 import type { ContinuationTokens } from '../security/continuation-token.js';
+import type { AnswerSigner } from '../security/signing-key.js';
 import type { WebhookDestinations } from '../security/webhook-destinations.js';
 
 /** What the HTTP routes need; wired once in app.ts. */
@@ -50,6 +51,11 @@ export interface ApiDeps {
   randomBytes: RandomBytes;
   /** The copy a recipient gets (obfuscation by role, encryption for it). */
   copies: Pick<RecipientCopies, 'copyFor'>;
+  /**
+   * Signs pull and replay answers with the DIP's signing key in force (the X-DIP-* headers of a webhook
+   * call, over an answer's own string: Signer.signAnswer), off the event loop as webhook calls are.
+   */
+  answerSigner: AnswerSigner;
   /** The DIP's public certificates: its CA, its signing certificate, and its encryption certificate (pattern 2). */
   certificates: { ca: string; signing: string; encryption: string };
   channel(id: string): Channel | undefined;

@@ -67,6 +67,29 @@ export function tlsPeer(socket: Socket): PeerIdentity | null {
   return identity;
 }
 
+/**
+ * The URL a request's signature covers, as the caller requested it: rebuilt from the Host header (one of
+ * the listener's names: src/api/server.ts refuses any other) and the request target, or behind a proxy
+ * from publicUrl (held as clients request it, without a trailing '/', loadConfig) and the request target.
+ */
+export function signedUrl(deps: ApiDeps, req: FastifyRequest): string {
+  return deps.config.publicUrl ? `${deps.config.publicUrl}${req.raw.url ?? ''}` : `https://${req.headers.host ?? ''}${req.raw.url ?? ''}`;
+}
+
+/**
+ * Sends messages (a pull or replay answer, already JSON) signed by the DIP (spec 5.2.2 pattern 1: the DIP
+ * signs, the recipient verifies): the X-DIP-* headers over the answer's own string (answerStringToSign:
+ * `RESPONSE <status>;` then the request's METHOD;url, never the string of a request or webhook call) and
+ * these very bytes. Encoded once and sent as that Buffer, so the hash covers exactly what goes on the wire;
+ * the content type is the one Fastify gave the string before (a Buffer would not get the charset added).
+ * One RSA signature per answer, on the libuv thread pool, as a webhook call's.
+ */
+export async function sendSigned(deps: ApiDeps, req: FastifyRequest, reply: FastifyReply, status: number, json: string): Promise<FastifyReply> {
+  const body = Buffer.from(json, 'utf8');
+  const headers = await deps.answerSigner.sign(status, req.method, signedUrl(deps, req), body);
+  return reply.code(status).headers(headers).type('application/json; charset=utf-8').send(body);
+}
+
 /** Everything authentication needs from a request. */
 export function evidence(deps: ApiDeps, req: FastifyRequest): CallerEvidence {
   const apiKey = req.headers['x-api-key'];
@@ -77,8 +100,7 @@ export function evidence(deps: ApiDeps, req: FastifyRequest): CallerEvidence {
     tlsDipIds: identity?.ids ?? null,
     tlsPeer: identity?.peer ?? null,
     method: req.method,
-    // publicUrl is held as clients request it, without a trailing '/' (loadConfig): the request target follows it.
-    url: deps.config.publicUrl ? `${deps.config.publicUrl}${req.raw.url ?? ''}` : hostUrl,
+    url: signedUrl(deps, req),
     // Behind a proxy a caller may sign the address it reached the proxy by; the doctor says so.
     otherUrls: deps.config.publicUrl ? [hostUrl] : [],
     body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),

@@ -43,6 +43,25 @@ export const signatureHeaders: JsonSchema = {
   },
 };
 
+/**
+ * The four headers of a webhook call on an answer the DIP signs (a pull or replay answer of messages), over
+ * the answer's own string (answerStringToSign: `RESPONSE <status>;` and then the request's METHOD;url, the
+ * answer's date and content hash), never a request's. Response headers in the OpenAPI document; the route sets them.
+ */
+export const answerSignatureHeaders: Readonly<Record<string, JsonSchema>> = {
+  'X-DIP-Signature': {
+    type: 'string',
+    description:
+      "base64 RSASSA-PKCS1-v1_5 SHA-256 signature by the DIP's signing key over 'RESPONSE <status>;METHOD;url-lower-cased;date;content-hash' (e.g. 'RESPONSE 200;GET;https://dip.example/dip-channel/if-021/pull/1000000001?maxmessagecount=100;<date>;<hash>'), the method and URL being those of this request: the first field, with its space, is no HTTP method, so this is never the signature of a request or webhook call",
+  },
+  'X-DIP-Signature-Date': { type: 'string', description: 'UTC ISO-8601 with milliseconds, when the DIP signed the answer' },
+  'X-DIP-Content-Hash': { type: 'string', description: 'base64 SHA-256 of the answer body as sent' },
+  'X-DIP-Signature-Certificate': { type: 'string', description: "base64 of the DIP's signing certificate in PEM (GET /certificates/dip); it chains to the environment's CA and names no participant" },
+};
+
+/** An answer of messages the DIP signs: its schema with the signature headers declared. */
+export const signedAnswer = (schema: JsonSchema): JsonSchema => ({ ...schema, headers: answerSignatureHeaders });
+
 /** What each answer means on this DIP (the published descriptions where they exist). */
 const MEANING: Readonly<Record<number, string>> = {
   200: 'OK',

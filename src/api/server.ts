@@ -60,6 +60,7 @@ import { byteOrderMark, drained, evidence, sendStandard, tlsPeer, unacceptedChar
 import { useAnswerDeadlines } from '../security/answer-deadlines.js';
 import { useRequestDeadlines } from './request-deadlines.js';
 import { LISTENER_TLS } from '../security/tls-policy.js';
+import { hostKnown, listenerHostNames } from '../security/host-names.js';
 
 /** Longest path segment (channel ID, DIP ID) the router accepts. */
 const MAX_PARAM_LENGTH = 200;
@@ -100,6 +101,7 @@ export interface ServerSecurity extends SecurityControls {
  */
 export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSecurity = {}): FastifyInstance {
   const limits = deps.config.http;
+  const hostNames = listenerHostNames({ certificatePem: tls.cert, publicUrl: deps.config.publicUrl, allowed: deps.config.allowedHosts, setting: 'allowedHosts' });
   const headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
   const secureContext = (crl: string | undefined) => ({
     key: tls.key,
@@ -302,9 +304,18 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   // What Node's parser lets through but the DIP cannot serve: another major HTTP version in HTTP/1
   // framing (the published API lists 505), or no Host, which the signed URL is rebuilt from.
   // An Accept that excludes JSON on an operation that only answers JSON is 406, as published.
+  // A Host that is none of the listener's names is refused before authentication reads anything: with
+  // publicUrl unset the URL a signature is checked against, and the URLs in answers, are built from it.
+  // Names only (any port passes): a TCP balancer or port forward reaches the listener on another port, and a
+  // certificate, which is what a client checks the name against, names no port.
   app.addHook('onRequest', (req, reply, done) => {
     if (req.raw.httpVersionMajor !== 1) void sendStandard(deps, reply, 505, null, MSG.schemaFailure, `HTTP/${req.raw.httpVersion} is not supported: send HTTP/1.1`);
     else if (!req.headers.host && req.raw.httpVersionMinor >= 1) void sendStandard(deps, reply, 400, null, MSG.schemaFailure, 'the Host header is required (HTTP/1.1): the signed URL is rebuilt from it');
+    else if (!hostKnown(req.headers.host, hostNames)) {
+      // The names are not listed: allowedHosts may name internal hosts.
+      const help = `the Host '${String(req.headers.host).slice(0, 100)}' is not a name of this DIP's participant API: call it by a name its server certificate covers (or publicUrl's, or one in allowedHosts)`;
+      void sendStandard(deps, reply, 421, null, MSG.processingFailed, help);
+    }
     else if (excludesJson(req.headers.accept) && answersJsonOnly(req.routeOptions.url)) {
       void sendStandard(deps, reply, 406, null, MSG.processingFailed, `Accept '${String(req.headers.accept).slice(0, 100)}' excludes application/json, the only type this operation answers in`);
     } else done();

@@ -4,7 +4,7 @@ import { Agent, request, type Dispatcher } from 'undici';
 import { requestedUrl } from '../domain/callback-url.js';
 import { parseSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
 import type { StandardResponse } from '../domain/standard-response.js';
-import { Signer } from '../security/signature.js';
+import { notFromDip, Signer, verifyDipSignature } from '../security/signature.js';
 
 export interface DipClientOptions {
   /** e.g. https://localhost:8443 */
@@ -24,6 +24,12 @@ export interface DipAnswer<T = StandardResponse> {
   status: number;
   body: T;
   headers: Record<string, string | undefined>;
+  /**
+   * The answer's bytes as received, and the URL requested (and signed): what a pull or replay answer's
+   * X-DIP-* signature covers, with the request's method (README "Pull instead of webhooks").
+   */
+  raw: Buffer;
+  url: string;
 }
 
 /** A replay or requeue filter; what is left out goes as null (the published MessageRequest requires the field). */
@@ -73,6 +79,19 @@ export class ReplayInterrupted extends Error {
     super(message, options);
     this.name = 'ReplayInterrupted';
   }
+}
+
+/**
+ * Why a pull or replay answer is not the DIP's, as received, or null when it is (README "Pull instead of
+ * webhooks"): its X-DIP-* signature verifies over the answer's own string (`RESPONSE <status>;METHOD;url;
+ * date;hash`, answerStringToSign) for the `method` request this client sent to `answer.url`, the hash is
+ * that of the bytes as received, the date is within `maxSkewMs`, and the signer is the DIP (its certificate
+ * chains to one of `trustedCas` and names no participant: notFromDip, as a webhook receiver checks).
+ */
+export function answerNotFromDip(method: string, answer: DipAnswer<unknown>, trustedCas: string[], now = new Date(), maxSkewMs = 300_000): string | null {
+  const r = verifyDipSignature({ method, url: answer.url, body: answer.raw, headers: answer.headers, now, maxSkewMs, answerStatus: answer.status });
+  if (!r.ok) return `${r.reason}: ${r.detail}`;
+  return notFromDip(r.certificate, trustedCas);
 }
 
 /**
@@ -192,7 +211,7 @@ export class DipClient {
       dispatcher: this.agent,
       headers: { 'content-type': 'application/json', 'x-api-key': this.opts.apiKey, ...signature, ...headers },
     });
-    return this.answer<T>(res);
+    return this.answer<T>(res, url);
   }
 
   /**
@@ -208,9 +227,10 @@ export class DipClient {
     };
   }
 
-  private async answer<T = StandardResponse>(res: Dispatcher.ResponseData): Promise<DipAnswer<T>> {
-    const text = await res.body.text();
-    return { status: res.statusCode, body: (text === '' ? null : JSON.parse(text)) as T, headers: flatHeaders(res.headers) };
+  private async answer<T = StandardResponse>(res: Dispatcher.ResponseData, url: string): Promise<DipAnswer<T>> {
+    const raw = Buffer.from(await res.body.arrayBuffer());
+    const text = raw.toString('utf8');
+    return { status: res.statusCode, body: (text === '' ? null : JSON.parse(text)) as T, headers: flatHeaders(res.headers), raw, url };
   }
 
   /**
@@ -232,7 +252,7 @@ export class DipClient {
         ...signature,
       },
     });
-    return this.answer(res);
+    return this.answer(res, url);
   }
 
   /**

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { requestedBaseUrl } from '../domain/callback-url.js';
 import { LruMap } from '../domain/lru-map.js';
 import { parseSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
-import { notDipSigner, verifyChain, verifyDipSignature, type VerifyResult } from '../security/signature.js';
+import { notFromDip, verifyDipSignature, type VerifyResult } from '../security/signature.js';
 
 /**
  * A notice the DIP posts to an alarm subscription's webhook URL (README "Alarms", "Maintenance notices"):
@@ -129,10 +129,7 @@ export async function startWebhookReceiver(opts: ReceiverOptions): Promise<Webho
         const fp = signature.certificate.fingerprint256;
         let refused = refusals.get(fp);
         if (refused === undefined) {
-          // Chaining to the CA is not enough: it issues participants certificates too (notDipSigner).
-          refused = verifyChain(signature.certificate.pem, opts.trustedCas)
-            ? notDipSigner(signature.certificate.pem)
-            : `signing certificate ${signature.certificate.subject} does not chain to a trusted DIP CA`;
+          refused = notFromDip(signature.certificate, opts.trustedCas);
           refusals.set(fp, refused);
         }
         if (refused !== null) {

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 
 /**
@@ -12,11 +13,14 @@ const isLoopback = (address: string): boolean => address === 'localhost' || addr
 /** A DNS name (RFC 1123 labels, a final dot allowed) or an IP address, as an allow-list entry or a Host's name. */
 const NAME = /^(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$/;
 
-/** A name as compared: lower-case, without a final dot (`LocalHost.` is `localhost`); an IPv6 address without brackets. */
+/**
+ * A name as compared: lower-case, without a final dot (`LocalHost.` is `localhost`); an IPv6 address
+ * without brackets, in its shortest form (a certificate lists `::1` as `0:0:0:0:0:0:0:1`).
+ */
 function normalName(name: string): string | null {
   const lower = name.toLowerCase();
   const bare = lower.startsWith('[') && lower.endsWith(']') ? lower.slice(1, -1) : lower;
-  if (isIP(bare) === 6) return bare;
+  if (isIP(bare) === 6) return new URL(`https://[${bare}]/`).hostname.slice(1, -1);
   if (isIP(bare) === 4 || NAME.test(bare)) return bare.endsWith('.') ? bare.slice(0, -1) : bare;
   return null;
 }
@@ -58,5 +62,41 @@ export function knownHostNames(bound: string, extra: readonly string[], setting:
 export function hostKnown(header: string | undefined, known: ReadonlySet<string>): boolean {
   if (header === undefined) return true;
   const name = hostHeaderName(header);
-  return name !== null && known.has(name);
+  if (name === null) return false;
+  if (known.has(name)) return true;
+  // A certificate's wildcard (`*.nodes.example`) covers one label, never an IP address (RFC 6125 6.4.3).
+  const dot = name.indexOf('.');
+  return isIP(name) === 0 && dot > 0 && known.has(`*${name.slice(dot)}`);
+}
+
+/**
+ * The names a TLS client can reach a listener by with `certificatePem` as its certificate: its DNS and
+ * IP subjectAltNames, as they are compared (a wildcard kept as `*.rest`).
+ */
+function certificateNames(certificatePem: string): string[] {
+  const names: string[] = [];
+  // Node lists them as `DNS:a, IP Address:b`, quoting (JSON) a value holding a comma or a quote: no name does.
+  for (const entry of (new X509Certificate(certificatePem).subjectAltName ?? '').split(', ')) {
+    const m = /^(DNS|IP Address):(.+)$/.exec(entry);
+    if (!m?.[2]) continue;
+    const wildcard = m[1] === 'DNS' && m[2].startsWith('*.');
+    const normal = normalName(wildcard ? m[2].slice(2) : m[2]);
+    if (normal !== null) names.push(wildcard ? `*.${normal}` : normal);
+  }
+  return names;
+}
+
+/**
+ * The names the participant listener answers to: those its server certificate vouches for (a client that
+ * verifies TLS can call it by no other), the loopback names, publicUrl's host, and `allowed` (config
+ * `allowedHosts`: a name a reverse proxy passes on). Throws naming `setting` for an entry that is no name.
+ */
+export function listenerHostNames(o: { certificatePem: string | null; publicUrl: string | null; allowed: readonly string[]; setting: string }): ReadonlySet<string> {
+  const names = new Set(knownHostNames('127.0.0.1', o.allowed, o.setting));
+  if (o.publicUrl !== null) {
+    const normal = normalName(new URL(o.publicUrl).hostname);
+    if (normal !== null) names.add(normal);
+  }
+  if (o.certificatePem !== null) for (const n of certificateNames(o.certificatePem)) names.add(n);
+  return names;
 }

@@ -8,6 +8,10 @@
  *   X-DIP-Signature             = base64(RSASSA-PKCS1-v1_5 / SHA-256 over the UTF-8 string to sign)
  *   X-DIP-Signature-Certificate = base64(PEM text of the signer's certificate)
  *
+ * An answer the DIP signs (a pull or replay answer) is signed over a string of its own,
+ * `RESPONSE ${status};` followed by the string of the request it answers (answerStringToSign), so that
+ * no signature over an answer is ever one over a request or webhook call, nor the other way round.
+ *
  * This module is on the hot path, so it only uses node:crypto:
  *  - signing runs on the libuv thread pool (async crypto.sign callback form);
  *  - verification is synchronous (~50 µs for RSA-2048) with a bounded cache of parsed certificates.
@@ -116,6 +120,11 @@ export interface VerifyInput {
    * proxy with a configured public URL): only used to say what went wrong when a signature fails.
    */
   otherUrls?: readonly string[];
+  /**
+   * Set to verify an answer the DIP signed (answerStringToSign): its HTTP status; `method` and `url` are
+   * then those of the request it answers. Unset: a request or webhook call.
+   */
+  answerStatus?: number;
 }
 
 export const DIP_URN_PREFIX = 'urn:dip:participant:';
@@ -145,6 +154,19 @@ export function canonicalSignature(headerValue: string): string {
  */
 export function stringToSign(method: string, url: string, date: string, hash: string): string {
   return `${method.toUpperCase()};${url.toLowerCase()};${date};${hash}`;
+}
+
+/**
+ * `RESPONSE ${status};${METHOD};${url lower-cased};${date};${hash}`: what the DIP signs an answer over,
+ * the answer's status and date and the hash of its bytes, with the method and URL of the request it
+ * answers. Domain separation: a request's (a webhook call's) string starts with its method and a ';', a
+ * method is an HTTP token (RFC 9110 5.6.2), which has neither ';' nor a space, and this string's first
+ * field is `RESPONSE 200`, with a space: no method, hence no request at any URL, has this string, so a
+ * signed answer is never a signed webhook call (a participant choosing the URL and body of its pull or
+ * replay cannot get the DIP to sign a call to someone else's webhook). The status binds a 206 page as one.
+ */
+export function answerStringToSign(status: number, method: string, url: string, date: string, hash: string): string {
+  return `RESPONSE ${status};${stringToSign(method, url, date, hash)}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -179,7 +201,18 @@ export class Signer {
    */
   signHash(method: string, url: string, hash: string, now: Date = new Date()): Promise<DipSignatureHeaders> {
     const date = now.toISOString();
-    const data = Buffer.from(stringToSign(method, url, date, hash), 'utf8');
+    return this.signString(stringToSign(method, url, date, hash), date, hash);
+  }
+
+  /** The same headers on an answer to a `method` request for `url` (answerStringToSign: never a request's). */
+  signAnswer(status: number, method: string, url: string, body: Buffer | string, now: Date = new Date()): Promise<DipSignatureHeaders> {
+    const date = now.toISOString();
+    const hash = contentHash(body);
+    return this.signString(answerStringToSign(status, method, url, date, hash), date, hash);
+  }
+
+  private signString(text: string, date: string, hash: string): Promise<DipSignatureHeaders> {
+    const data = Buffer.from(text, 'utf8');
     return new Promise((resolve, reject) => {
       cryptoSign('sha256', data, this.key, (err, signature) => {
         if (err) {
@@ -298,6 +331,15 @@ export function notDipSigner(certPem: string): string | null {
   const tls = (cert.keyUsage ?? []).filter((oid) => TLS_KEY_PURPOSES.has(oid));
   if (tls.length > 0) return `signing certificate ${subject} is a TLS certificate (extended key usage ${tls.join(', ')}), not the DIP's signing certificate`;
   return null;
+}
+
+/**
+ * Why a certificate that signed what came from "the DIP" is not the DIP's, or null when it is: it must
+ * chain to a trusted DIP CA, and chaining is not enough, since the CA issues participants certificates too
+ * (notDipSigner). What a webhook receiver checks on a call, and a puller on a pull or replay answer.
+ */
+export function notFromDip(certificate: CertificateInfo, trustedCas: string[]): string | null {
+  return verifyChain(certificate.pem, trustedCas) ? notDipSigner(certificate.pem) : `signing certificate ${certificate.subject} does not chain to a trusted DIP CA`;
 }
 
 /**
@@ -436,7 +478,9 @@ const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{
 
 /** What the verifier expects to have been signed; a header it lacks shows as `<its name>`. */
 function expectedString(input: VerifyInput, date: string | undefined, hash: string | undefined): string {
-  return stringToSign(input.method, input.url, date ?? `<${DIP_HEADER_SIGNATURE_DATE}>`, hash ?? `<${DIP_HEADER_CONTENT_HASH}>`);
+  const d = date ?? `<${DIP_HEADER_SIGNATURE_DATE}>`;
+  const h = hash ?? `<${DIP_HEADER_CONTENT_HASH}>`;
+  return input.answerStatus === undefined ? stringToSign(input.method, input.url, d, h) : answerStringToSign(input.answerStatus, input.method, input.url, d, h);
 }
 
 /**
@@ -510,6 +554,8 @@ export function verifyDipSignature(input: VerifyInput): VerifyResult {
   } catch (e) {
     return fail('bad-signature', `signature verification error: ${(e as Error).message}`);
   }
+  // An answer's string is the DIP's own: the diagnosis of a participant's signing mistakes does not apply.
+  if (!valid && input.answerStatus !== undefined) return fail('bad-signature', `${DIP_HEADER_SIGNATURE} does not verify over the string shown (another status, method, URL or key)`);
   if (!valid) {
     const found = diagnose(signature, cert.publicKey, input, date, hashHeader);
     return fail(found.reason, found.detail);

@@ -14,6 +14,11 @@ import type { OutboundSigner } from '../ports/webhook.js';
 import { PKI_FILES, type KeyAndCert } from './pki.js';
 import { notDipSigner, Signer, verifyChain } from './signature.js';
 
+/** Signs an answer of messages (status, and the method and URL of the request it answers): the X-DIP-* headers. */
+export interface AnswerSigner {
+  sign(status: number, method: string, url: string, body: Buffer): Promise<Record<string, string>>;
+}
+
 export class SigningKeyWatcher {
   private signer: Signer;
   private certPem: string;
@@ -45,6 +50,11 @@ export class SigningKeyWatcher {
   outbound(): OutboundSigner {
     // A fresh object per call: the caller adds its own headers (content-type, sequence) to it.
     return { sign: async (method, url, body) => ({ ...(await this.signer.sign(method, url, body)) }) };
+  }
+
+  /** What signs pull and replay answers: the key in force, over an answer's own string (Signer.signAnswer). */
+  answers(): AnswerSigner {
+    return { sign: async (status, method, url, body) => ({ ...(await this.signer.signAnswer(status, method, url, body)) }) };
   }
 
   /** The signing certificate in force (PEM), as GET /certificates/dip serves it. */

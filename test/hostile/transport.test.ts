@@ -82,7 +82,8 @@ describe('malformed, smuggled and oversized HTTP', () => {
     ['a request line claiming HTTP/2.0 in HTTP/1 framing', 505, async () => head(['GET /health HTTP/2.0', 'Host: localhost', 'Connection: close'])],
     ['an HTTP version that does not exist (HTTP/3.1)', 505, async () => head(['GET /health HTTP/3.1', 'Host: localhost', 'Connection: close'])],
     ['an Expect other than 100-continue', 417, async () => head([...base, 'Expect: 200-ok', 'Content-Length: 2'], '[]')],
-    ['an absolute-form target naming another host', 200, async () => head(['GET https://evil.example/health HTTP/1.1', 'Host: evil.example', 'Connection: close'])],
+    ['an absolute-form target naming another host, with it as Host (not a name of this DIP)', 421, async () => head(['GET https://evil.example/health HTTP/1.1', 'Host: evil.example', 'Connection: close'])],
+    ['an absolute-form target naming another host, with a Host of the DIP', 200, async () => head(['GET https://evil.example/health HTTP/1.1', 'Host: localhost', 'Connection: close'])],
   ];
 
   it.each(cases)('answers %s with %i (never a 5xx, never a crash)', async (_name, expected, make) => {

@@ -11,8 +11,8 @@ import { admitted, recipientScope } from '../guard.js';
 import { PAUSED_RETRY_AFTER_SECONDS } from '../../pipeline/ingest.js';
 import { ACK_SCHEMA, compileReadQueryRouteSchema } from '../schemas.js';
 import { readQuery, type RawQuery } from '../query.js';
-import { sendStandard } from '../request.js';
-import { answers, channelRecipientParams, egressArray, GUARDED, preSerialised, recipientParams, signatureHeaders } from '../route-schemas.js';
+import { sendSigned, sendStandard } from '../request.js';
+import { answers, channelRecipientParams, egressArray, GUARDED, preSerialised, recipientParams, signatureHeaders, signedAnswer } from '../route-schemas.js';
 
 type Route = { Params: { id: string; recipientId: string }; Querystring: RawQuery };
 interface PullQuery {
@@ -46,7 +46,7 @@ export const pullRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { 
         maxPayloadSize: { type: 'string', description: 'At most this many KB of messages (1 to 1,048,576; default from the configuration; at least one message is given)' },
       },
     },
-    response: answers([...GUARDED, 409], { 200: preSerialised(200, egressArray('The messages, oldest first')) }),
+    response: answers([...GUARDED, 409], { 200: signedAnswer(preSerialised(200, egressArray('The messages, oldest first, signed by the DIP (X-DIP-* headers, over the answer\'s own string)'))) }),
   };
   // A pull hands out what it answers (the position a later acknowledgement may reach is written): a HEAD,
   // which Fastify would run through the same handler and answer without the body, would hand out messages
@@ -120,7 +120,7 @@ async function pull(deps: ApiDeps, req: FastifyRequest<Route>, reply: FastifyRep
   // against the store. One write per pull that hands out something new; none for the same range again.
   const mark = pulledMark(state, entries.at(-1)?.seq);
   if (mark !== null) await deps.queues.markPulled(queue, mark);
-  return reply.code(200).type('application/json').send(`[${copies.join(',')}]`);
+  return sendSigned(deps, req, reply, 200, `[${copies.join(',')}]`);
 }
 
 /** Moves a queue's durable position to `sequence`; what it passes is delivered, as reports and journeys count it. */

@@ -6,8 +6,8 @@ import { archivedEventCode, ReplayBudgetSpent, type ReplayFilter } from '../../p
 import type { ApiDeps, RoutePluginOptions } from '../deps.js';
 import { recipientScope } from '../guard.js';
 import { publishedSchema, replayWindow, type MessageRequestBody } from '../schemas.js';
-import { sendStandard } from '../request.js';
-import { answers, channelRecipientParams, egressArray, GUARDED, noBody, preSerialised, signatureHeaders } from '../route-schemas.js';
+import { sendSigned, sendStandard } from '../request.js';
+import { answers, channelRecipientParams, egressArray, GUARDED, noBody, preSerialised, signatureHeaders, signedAnswer } from '../route-schemas.js';
 
 type Route = { Params: { id: string; recipientId: string }; Body: MessageRequestBody };
 
@@ -28,9 +28,9 @@ export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
         'Answers the archived messages the recipient received on the channel that match the filters, a page (1,000) at a time: 200 when that is all, 206 with X-Continuation-Token when more follow (send the same body again with that header). With nothing to replay the answer is the operator\'s choice (config api.emptyReplay: an empty array, 204, or 400).',
       headers: { ...signatureHeaders, properties: { ...(signatureHeaders['properties'] as object), [CONTINUATION_HEADER]: { type: 'string', format: 'uuid', description: 'From a 206 answer: the next page of the same request (the published ContinuationToken)' } } },
       response: answers(GUARDED, {
-        200: preSerialised(200, egressArray('Replayed Messages')),
+        200: signedAnswer(preSerialised(200, egressArray('Replayed Messages, signed by the DIP (X-DIP-* headers, over the answer\'s own string: OpenDIP)'))),
         204: noBody(204),
-        206: preSerialised(206, egressArray('One page of replayed messages; X-Continuation-Token names the next')),
+        206: signedAnswer(preSerialised(206, egressArray('One page of replayed messages, signed as a 200; X-Continuation-Token names the next'))),
       }),
     },
     requeue: {
@@ -93,10 +93,10 @@ export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
         afterSeq = reading.afterSeq;
       }
       const page = await deps.replay.replay(queue, filter, afterSeq);
-      if (page.copies.length === 0) return answerNothingToReplay(deps, reply, caller.dipId, channel.interfaceId, body);
+      if (page.copies.length === 0) return answerNothingToReplay(deps, req, reply, caller.dipId, channel.interfaceId, body);
       if (page.next !== null) reply.header(CONTINUATION_HEADER, deps.continuation.issue(queue, filter, page.next));
       // The copies are already JSON: the answer is assembled without re-serialising them.
-      return reply.code(page.next === null ? 200 : 206).type('application/json').send(`[${page.copies.join(',')}]`);
+      return sendSigned(deps, req, reply, page.next === null ? 200 : 206, `[${page.copies.join(',')}]`);
     };
   }
 
@@ -151,10 +151,11 @@ export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
 };
 
 /** The published 200 answer holds at least one message; what answers none is the operator's choice (config api.emptyReplay). */
-function answerNothingToReplay(deps: ApiDeps, reply: FastifyReply, recipientDipId: string, channel: string, body: MessageRequestBody): FastifyReply {
+function answerNothingToReplay(deps: ApiDeps, req: FastifyRequest, reply: FastifyReply, recipientDipId: string, channel: string, body: MessageRequestBody): FastifyReply | Promise<FastifyReply> {
   switch (deps.config.api.emptyReplay) {
     case 'empty-array':
-      return reply.code(200).type('application/json').send('[]');
+      // An answer of messages (none), signed as one with some is.
+      return sendSigned(deps, req, reply, 200, '[]');
     case 'no-content':
       return reply.code(204).send();
     case 'bad-request': {

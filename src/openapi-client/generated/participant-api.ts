@@ -8843,9 +8843,17 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description OK. The messages, oldest first */
+            /** @description OK. The messages, oldest first, signed by the DIP (X-DIP-* headers, over the answer's own string) */
             200: {
                 headers: {
+                    /** @description base64 SHA-256 of the answer body as sent */
+                    "X-DIP-Content-Hash"?: string;
+                    /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature by the DIP's signing key over 'RESPONSE <status>;METHOD;url-lower-cased;date;content-hash' (e.g. 'RESPONSE 200;GET;https://dip.example/dip-channel/if-021/pull/1000000001?maxmessagecount=100;<date>;<hash>'), the method and URL being those of this request: the first field, with its space, is no HTTP method, so this is never the signature of a request or webhook call */
+                    "X-DIP-Signature"?: string;
+                    /** @description base64 of the DIP's signing certificate in PEM (GET /certificates/dip); it chains to the environment's CA and names no participant */
+                    "X-DIP-Signature-Certificate"?: string;
+                    /** @description UTC ISO-8601 with milliseconds, when the DIP signed the answer */
+                    "X-DIP-Signature-Date"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8996,9 +9004,17 @@ export interface operations {
             };
         };
         responses: {
-            /** @description OK. Replayed Messages */
+            /** @description OK. Replayed Messages, signed by the DIP (X-DIP-* headers, over the answer's own string: OpenDIP) */
             200: {
                 headers: {
+                    /** @description base64 SHA-256 of the answer body as sent */
+                    "X-DIP-Content-Hash"?: string;
+                    /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature by the DIP's signing key over 'RESPONSE <status>;METHOD;url-lower-cased;date;content-hash' (e.g. 'RESPONSE 200;GET;https://dip.example/dip-channel/if-021/pull/1000000001?maxmessagecount=100;<date>;<hash>'), the method and URL being those of this request: the first field, with its space, is no HTTP method, so this is never the signature of a request or webhook call */
+                    "X-DIP-Signature"?: string;
+                    /** @description base64 of the DIP's signing certificate in PEM (GET /certificates/dip); it chains to the environment's CA and names no participant */
+                    "X-DIP-Signature-Certificate"?: string;
+                    /** @description UTC ISO-8601 with milliseconds, when the DIP signed the answer */
+                    "X-DIP-Signature-Date"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9018,9 +9034,17 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Partial Content: one page; send the request again with X-Continuation-Token for the next. One page of replayed messages; X-Continuation-Token names the next */
+            /** @description Partial Content: one page; send the request again with X-Continuation-Token for the next. One page of replayed messages, signed as a 200; X-Continuation-Token names the next */
             206: {
                 headers: {
+                    /** @description base64 SHA-256 of the answer body as sent */
+                    "X-DIP-Content-Hash"?: string;
+                    /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature by the DIP's signing key over 'RESPONSE <status>;METHOD;url-lower-cased;date;content-hash' (e.g. 'RESPONSE 200;GET;https://dip.example/dip-channel/if-021/pull/1000000001?maxmessagecount=100;<date>;<hash>'), the method and URL being those of this request: the first field, with its space, is no HTTP method, so this is never the signature of a request or webhook call */
+                    "X-DIP-Signature"?: string;
+                    /** @description base64 of the DIP's signing certificate in PEM (GET /certificates/dip); it chains to the environment's CA and names no participant */
+                    "X-DIP-Signature-Certificate"?: string;
+                    /** @description UTC ISO-8601 with milliseconds, when the DIP signed the answer */
+                    "X-DIP-Signature-Date"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -12002,9 +12026,17 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description OK. The messages, oldest first */
+            /** @description OK. The messages, oldest first, signed by the DIP (X-DIP-* headers, over the answer's own string) */
             200: {
                 headers: {
+                    /** @description base64 SHA-256 of the answer body as sent */
+                    "X-DIP-Content-Hash"?: string;
+                    /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature by the DIP's signing key over 'RESPONSE <status>;METHOD;url-lower-cased;date;content-hash' (e.g. 'RESPONSE 200;GET;https://dip.example/dip-channel/if-021/pull/1000000001?maxmessagecount=100;<date>;<hash>'), the method and URL being those of this request: the first field, with its space, is no HTTP method, so this is never the signature of a request or webhook call */
+                    "X-DIP-Signature"?: string;
+                    /** @description base64 of the DIP's signing certificate in PEM (GET /certificates/dip); it chains to the environment's CA and names no participant */
+                    "X-DIP-Signature-Certificate"?: string;
+                    /** @description UTC ISO-8601 with milliseconds, when the DIP signed the answer */
+                    "X-DIP-Signature-Date"?: string;
                     [name: string]: unknown;
                 };
                 content: {

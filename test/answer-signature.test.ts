@@ -1,0 +1,84 @@
+import { request as httpRequest } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { answerNotFromDip, type DipAnswer } from '../src/client/dip-client.js';
+import { contentHash, verifyDipSignature } from '../src/security/signature.js';
+import { buildIF021 } from '../src/sim/messages.js';
+import { startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+
+/**
+ * Spec 5.2.2, pattern 1: the DIP signs what it sends and the recipient verifies. Webhook calls always
+ * were; a recipient that pulls, or replays after losing data, got the same messages unsigned. Each pull and
+ * replay answer is now signed over a string of its own (`RESPONSE <status>;METHOD;url;date;hash`), verified
+ * here as a puller does (answerNotFromDip). A first attempt signed answers with a webhook call's string, and
+ * a participant choosing its pull's URL and replaying webhook-shaped bodies got DIP signatures that verify
+ * at another participant's webhook: the last case shows an answer's signature is no webhook call's.
+ */
+describe('pull and replay answers carry the DIP signature', () => {
+  let t: TestDip;
+  let sds: TestParticipant;
+  let sup: TestParticipant;
+  beforeAll(async () => {
+    t = await startTestDip();
+    sds = await t.participant('2000000001', ['SDS']);
+    sup = await t.participant('1000000001', ['SUP']);
+    for (const suffix of ['a', 'b']) {
+      const sent = await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: `sig${suffix}` })]);
+      expect(sent.status, JSON.stringify(sent.body)).toBe(201);
+    }
+  });
+  afterAll(async () => t?.close());
+
+  const verify = (method: string, answer: DipAnswer<unknown>): string | null => answerNotFromDip(method, answer, [t.dip.pki.ca.certPem]);
+
+  it('signs a pull answer over its exact bytes, which stay the bare egress array', async () => {
+    const pulled = await sup.client.pull('IF-021', sup.dipId);
+    expect(pulled.status).toBe(200);
+    expect(pulled.body).toHaveLength(2);
+    expect(verify('GET', pulled)).toBeNull();
+    expect(pulled.headers['x-dip-content-hash']).toBe(contentHash(pulled.raw));
+    // The body is what it was: a JSON array of the copies, nothing wrapped around it.
+    expect(pulled.raw.toString('utf8')).toBe(`[${pulled.body.map((m) => JSON.stringify(m)).join(',')}]`);
+    expect(pulled.headers['content-type']).toBe('application/json; charset=utf-8');
+    // Bound to the request and the status: not an answer to another URL or method, nor a 206 page.
+    expect(verify('GET', { ...pulled, url: pulled.url.replace('/pull/', '/replay/') })).toMatch(/^bad-signature/);
+    expect(verify('POST', pulled)).toMatch(/^bad-signature/);
+    expect(verify('GET', { ...pulled, status: 206 })).toMatch(/^bad-signature/);
+    // Nor with a byte changed.
+    expect(verify('GET', { ...pulled, raw: Buffer.from(pulled.raw.toString('utf8').replace('"', ' "')) })).toMatch(/^bad-hash/);
+    // A participant's own signature over the same string is not the DIP's.
+    expect(answerNotFromDip('GET', pulled, [])).toContain('does not chain to a trusted DIP CA');
+  });
+
+  it('signs an empty pull answer too', async () => {
+    const ldso = await t.participant('3000000001', ['LDSO']);
+    const nothing = await ldso.client.pull('IF-021', ldso.dipId);
+    expect([nothing.status, nothing.raw.toString('utf8')]).toEqual([200, '[]']);
+    expect(verify('GET', nothing)).toBeNull();
+  });
+
+  it('signs a replay answer (a 206 page goes through the same sendSigned)', async () => {
+    const filter = { datetimeFrom: '2000-01-01T00:00:00+00:00', datetimeTo: '2100-01-01T00:00:00+00:00' };
+    const replayed = await sup.client.replay('IF-021', sup.dipId, filter);
+    expect(replayed.status).toBe(200);
+    expect(replayed.body).toHaveLength(2);
+    expect(verify('POST', replayed)).toBeNull();
+    expect(replayed.headers['content-type']).toBe('application/json; charset=utf-8');
+  });
+
+  it("never verifies as a webhook call, whatever the method and URL (domain separation)", async () => {
+    const filter = { datetimeFrom: '2000-01-01T00:00:00+00:00', datetimeTo: '2100-01-01T00:00:00+00:00' };
+    const replayed = await sup.client.replay('IF-021', sup.dipId, filter);
+    const signed = verifyDipSignature({ method: 'POST', url: replayed.url, body: replayed.raw, headers: replayed.headers, now: new Date(), maxSkewMs: 300_000, answerStatus: replayed.status });
+    expect(signed.ok).toBe(true);
+    // The webhook verifier (what startWebhookReceiver runs), with the answer's bytes and headers as a call's.
+    const asCall = (method: string, url: string) => verifyDipSignature({ method, url, body: replayed.raw, headers: replayed.headers, now: new Date(), maxSkewMs: 300_000 });
+    const urls = [replayed.url, replayed.url.replace(/^https:\/\/[^/]+/, 'https://victim.example/hook?x='), 'https://victim.example/hook', 'https://localhost/'];
+    for (const method of ['POST', 'GET', 'PUT', 'PATCH', 'DELETE', 'RESPONSE']) for (const url of urls) expect([method, url, asCall(method, url).ok]).toEqual([method, url, false]);
+    // Why no URL can make it one: a call's string is `${method};…`, and a method is an HTTP token, which has
+    // no ';'; the answer's string starts with a field that is no token (a space in it), so no request has it.
+    expect(signed.stringToSign.startsWith('RESPONSE 200;POST;https://localhost:')).toBe(true);
+    const first = signed.stringToSign.slice(0, signed.stringToSign.indexOf(';'));
+    expect(first).not.toMatch(/^[!#$%&'*+.^\w`|~-]+$/);
+    expect(() => httpRequest({ host: '127.0.0.1', port: 1, method: first })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_HTTP_TOKEN' }));
+  });
+});
