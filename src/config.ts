@@ -5,7 +5,7 @@ import { parse as parseYaml } from 'yaml';
 import { requestedBaseUrl } from './domain/callback-url.js';
 import { addressList } from './security/address-list.js';
 import { knownHostNames } from './security/host-names.js';
-import type { ChannelOverride } from './domain/channel.js';
+import { shortRetention, type ChannelOverride } from './domain/channel.js';
 
 export type { ChannelOverride };
 
@@ -40,6 +40,11 @@ export interface DipConfig {
   retentionDays: number;
   /** Default staleness limit for channels that set none: the retention period. */
   staleAfterMinutes: number | null;
+  /**
+   * The operator means a default staleness (staleAfterMinutes, else retentionDays) below spec 5.4's 14
+   * days: refused at start without it. A channel's own staleAfterMinutes needs the channel's own.
+   */
+  allowShortRetention: boolean;
   sweepIntervalSeconds: number;
   /** Default archive retention (replay, audit); channels may set their own. */
   archiveRetentionDays: number;
@@ -437,6 +442,7 @@ const schema: JSONSchemaType<DipConfig> = {
     ipAddresses: { type: 'array', items: { type: 'string' } },
     retentionDays: { type: 'number', exclusiveMinimum: 0 },
     staleAfterMinutes: { type: 'number', exclusiveMinimum: 0, nullable: true },
+    allowShortRetention: { type: 'boolean' },
     sweepIntervalSeconds: { type: 'number', exclusiveMinimum: 0 },
     archiveRetentionDays: { type: 'number', exclusiveMinimum: 0 },
     purgeIntervalSeconds: { type: 'number', exclusiveMinimum: 0 },
@@ -672,6 +678,7 @@ const schema: JSONSchemaType<DipConfig> = {
           alwaysParticipants: stringList,
           workflowStarter: { type: 'boolean', nullable: true },
           staleAfterMinutes: { type: 'number', exclusiveMinimum: 0, nullable: true },
+          allowShortRetention: { type: 'boolean', nullable: true },
           archiveRetentionDays: { type: 'number', exclusiveMinimum: 0, nullable: true },
           obfuscation: { type: 'object', nullable: true, required: [], additionalProperties: { type: 'array', items: { type: 'string' } } },
           mpanFeed: { type: 'boolean', nullable: true },
@@ -696,6 +703,7 @@ export const DEFAULTS: DipConfig = {
   ipAddresses: ['127.0.0.1', '::1'],
   retentionDays: 14,
   staleAfterMinutes: null,
+  allowShortRetention: false,
   sweepIntervalSeconds: 30,
   archiveRetentionDays: 28,
   purgeIntervalSeconds: 600,
@@ -791,6 +799,29 @@ function refuseActivityRetention(file: string, c: Partial<DipConfig>): void {
 }
 
 /**
+ * Spec 5.4: an offline Consumer's messages are kept up to 14 days. A staleness limit below it dead-letters
+ * them sooner; a channel may mean that (spec 5.5.8 leaves the limit to it), so it is refused at start
+ * unless acknowledged beside it, rather than taken silently (a typo, or an example copied, would cut every
+ * recipient's 14 days short with nothing said).
+ */
+function refuseShortRetention(c: DipConfig): DipConfig {
+  const refuse = (setting: string, given: number, minutes: number, acknowledgement: string) => {
+    const why = shortRetention(minutes);
+    if (why) throw new Error(`configuration: ${setting} ${given} ${why}; if that is meant, set ${acknowledgement}: true`);
+  };
+  // The default every channel without a limit of its own takes (delivery's defaultStaleMs).
+  if (!c.allowShortRetention) {
+    if (c.staleAfterMinutes === null) refuse('retentionDays', c.retentionDays, c.retentionDays * 1440, 'allowShortRetention');
+    else refuse('staleAfterMinutes', c.staleAfterMinutes, c.staleAfterMinutes, 'allowShortRetention');
+  }
+  for (const [id, o] of Object.entries(c.channels)) {
+    // A YAML null is "unset", as the schema allows.
+    if (typeof o.staleAfterMinutes === 'number' && o.allowShortRetention !== true) refuse(`channels.${id}.staleAfterMinutes`, o.staleAfterMinutes, o.staleAfterMinutes, `channels.${id}.allowShortRetention`);
+  }
+  return c;
+}
+
+/**
  * Configuration: defaults, then the YAML file (DIP_CONFIG, else `dip.config.yaml` in the data directory),
  * then environment variables, which win. Anything unknown or ill-typed stops the start with the reason.
  */
@@ -824,7 +855,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (env.DIP_STORAGE !== undefined) storageFromEnv.kind = parseStorageKind(env.DIP_STORAGE);
   const port = overrides.port ?? fromEnv.port ?? fileConfig.port ?? DEFAULTS.port;
   const publicUrl = overrides.publicUrl !== undefined ? overrides.publicUrl : fromEnv.publicUrl !== undefined ? fromEnv.publicUrl : (fileConfig.publicUrl ?? DEFAULTS.publicUrl);
-  return distinctPorts({
+  return refuseShortRetention(distinctPorts({
     ...DEFAULTS,
     ...fileConfig,
     ...fromEnv,
@@ -844,7 +875,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     portal: { ...DEFAULTS.portal, ...fileConfig.portal, ...overrides.portal },
     operators: { ...DEFAULTS.operators, ...fileConfig.operators, ...overrides.operators },
     register: mergeRegister(fileConfig.register, overrides.register),
-  });
+  }));
 }
 
 /**

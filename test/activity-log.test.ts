@@ -14,7 +14,7 @@ import { PgActivityLog } from '../src/adapters/postgres/activity-log.js';
 import { SqliteActivityLog } from '../src/adapters/sqlite/activity-log.js';
 import Fastify from 'fastify';
 import { activityRoutes } from '../src/api/admin-activity.js';
-import { activityHash, GENESIS_HASH, maskedBody, maskedUrl, type ActivityEntry, type ChainedActivity } from '../src/domain/activity.js';
+import { activityHash, chainEntries, GENESIS_HASH, maskedBody, maskedUrl, type ActivityEntry, type ChainedActivity } from '../src/domain/activity.js';
 import { ActivityRecorder, verifyActivityLog } from '../src/pipeline/activity-recorder.js';
 import { systemClock } from '../src/adapters/clock.js';
 import type { ActivityLogStore } from '../src/ports/activity-log.js';
@@ -29,11 +29,21 @@ activityLogContract('sqlite', async () => {
   const file = join(mkdtempSync(join(tmpdir(), 'opendip-activity-')), 'activity.db');
   const store = new SqliteActivityLog(file);
   const raw = new Database(file);
-  raw.exec('DROP TRIGGER activity_log_no_update');
+  // An attacker who can also change the schema lifts a guard first.
+  const unguarded = (trigger: string, sql: string) => {
+    raw.exec(`DROP TRIGGER IF EXISTS ${trigger}`);
+    return raw.prepare<unknown[]>(sql);
+  };
   return {
     store,
-    changeBody: async (chain, seq, body) => void raw.prepare('UPDATE activity_log SET response_body = ? WHERE chain = ? AND seq = ?').run(body, chain, seq),
-    deleteRecord: async (chain, seq) => void raw.prepare('DELETE FROM activity_log WHERE chain = ? AND seq = ?').run(chain, seq),
+    changeBody: async (chain, seq, body) => void unguarded('activity_log_no_update', 'UPDATE activity_log SET response_body = ? WHERE chain = ? AND seq = ?').run(body, chain, seq),
+    deleteRecord: async (chain, seq) => void unguarded('activity_log_no_delete', 'DELETE FROM activity_log WHERE chain = ? AND seq = ?').run(chain, seq),
+    purges: {
+      'DELETE of one record': async () => raw.prepare("DELETE FROM activity_log WHERE chain = 'node-a' AND seq = 2").run(),
+      // Without a trigger SQLite empties a table whole here, without visiting its rows (its truncate optimisation).
+      'DELETE of all': async () => raw.exec('DELETE FROM activity_log'),
+      'DELETE of a chain (its recorded head)': async () => raw.exec("DELETE FROM activity_chains WHERE chain = 'node-a'"),
+    },
     close: async () => {
       raw.close();
       await store.close();
@@ -54,16 +64,76 @@ activityLogContract('postgres', async () => {
   const store = await PgActivityLog.open(url);
   const raw = new pg.Client({ connectionString: url });
   await raw.connect();
-  await raw.query('ALTER TABLE activity_log DISABLE TRIGGER activity_log_no_update');
+  // The DIP's role owns the table, so it may disable a guard: the chain, not the trigger, shows what it did then.
+  const unguarded = async (trigger: string, sql: string, values: unknown[]) => {
+    await raw.query(`ALTER TABLE activity_log DISABLE TRIGGER ${trigger}`);
+    await raw.query(sql, values);
+  };
   return {
     store,
-    changeBody: async (chain, seq, body) => void (await raw.query('UPDATE activity_log SET response_body = $1 WHERE chain = $2 AND seq = $3', [body, chain, seq])),
-    deleteRecord: async (chain, seq) => void (await raw.query('DELETE FROM activity_log WHERE chain = $1 AND seq = $2', [chain, seq])),
+    changeBody: (chain, seq, body) => unguarded('activity_log_no_update', 'UPDATE activity_log SET response_body = $1 WHERE chain = $2 AND seq = $3', [body, chain, seq]),
+    deleteRecord: (chain, seq) => unguarded('activity_log_no_delete', 'DELETE FROM activity_log WHERE chain = $1 AND seq = $2', [chain, seq]),
+    purges: {
+      'DELETE of one record': () => raw.query("DELETE FROM activity_log WHERE chain = 'node-a' AND seq = 2"),
+      'DELETE of all': () => raw.query('DELETE FROM activity_log'),
+      // Statement-level: a TRUNCATE fires no row trigger.
+      TRUNCATE: () => raw.query('TRUNCATE activity_log'),
+      'DELETE of a chain (its recorded head)': () => raw.query("DELETE FROM activity_chains WHERE chain = 'node-a'"),
+      'TRUNCATE of the chains': () => raw.query('TRUNCATE activity_chains'),
+    },
     close: async () => {
       await raw.end();
       await store.close();
     },
   };
+});
+
+describe('an activity log made before its delete guards', () => {
+  const guarded = /the activity log is append-only: its records cannot be deleted/;
+  /** Opens a chain of one record (a guard on rows is tried only on a row). */
+  const oneRecord = async (store: ActivityLogStore) => {
+    await store.openChain('node-a', 1);
+    const entry: ActivityEntry = { requestId: 'r1', at: 1, listener: 'participant', caller: 'A', remote: null, method: 'GET', url: '/x', status: 200, durationMs: 1, responseBody: null };
+    await store.append(chainEntries('node-a', { seq: 0, hash: GENESIS_HASH }, [entry]).records);
+  };
+
+  it('SQLite: gets them when next opened', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'opendip-activity-')), 'activity.db');
+    const before = new SqliteActivityLog(file);
+    await oneRecord(before);
+    await before.close();
+    const raw = new Database(file);
+    raw.exec('DROP TRIGGER IF EXISTS activity_log_no_delete; DROP TRIGGER IF EXISTS activity_chains_no_delete');
+    const store = new SqliteActivityLog(file);
+    try {
+      expect(() => raw.exec('DELETE FROM activity_log')).toThrow(guarded);
+      expect(() => raw.exec('DELETE FROM activity_chains')).toThrow(guarded);
+    } finally {
+      raw.close();
+      await store.close();
+    }
+  });
+
+  it('PostgreSQL: gets them from the changed schema when next opened', async () => {
+    const url = await database.freshSchema();
+    const before = await PgActivityLog.open(url);
+    await oneRecord(before);
+    await before.close();
+    const raw = new pg.Client({ connectionString: url });
+    await raw.connect();
+    try {
+      // As a database of the version before was left: no guards but the UPDATE one, and that version's digest.
+      for (const t of ['activity_log_no_delete ON activity_log', 'activity_log_no_truncate ON activity_log', 'activity_chains_no_delete ON activity_chains', 'activity_chains_no_truncate ON activity_chains']) await raw.query(`DROP TRIGGER IF EXISTS ${t}`);
+      await raw.query("UPDATE dip_schema_digests SET digest = 'the version before' WHERE schema_name = current_schema()");
+      const store = await PgActivityLog.open(url);
+      await expect(raw.query('DELETE FROM activity_log')).rejects.toThrow(guarded);
+      await expect(raw.query('TRUNCATE activity_log')).rejects.toThrow(guarded);
+      await expect(raw.query('TRUNCATE activity_chains')).rejects.toThrow(guarded);
+      await store.close();
+    } finally {
+      await raw.end();
+    }
+  });
 });
 
 describe('masking personal data in answers', () => {

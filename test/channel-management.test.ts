@@ -72,6 +72,10 @@ describe('channel management while running (spec 5.3)', () => {
     expect(invalid.body.error).toMatch(/settings\.receiverRoles\[1\]/);
     expect((await carol('PATCH', '/admin/channels/IF-021', { note: 'stale', expectedVersion: 0 })).status).toBe(409);
     expect((await carol('PATCH', '/admin/channels/IF-999', { note: 'x' })).status).toBe(404);
+    // Spec 5.4: a limit below 14 days dead-letters what an offline recipient has not fetched: refused, as at start, unless acknowledged.
+    const short = await carol('PATCH', '/admin/channels/IF-021', { settings: { staleAfterMinutes: 1440 } });
+    expect(short.status).toBe(400);
+    expect(short.body.error).toMatch(/^settings\.staleAfterMinutes: 1440 \(1 day\) dead-letters a message its recipient has not fetched before the 14 days \(20160 minutes\) spec 5\.4 keeps it for.*settings\.allowShortRetention: true/);
     const shape = await carol('PATCH', '/admin/channels/IF-021', { settings: { staleAfterMinutes: 'soon' } });
     expect(shape.status).toBe(400);
     expect(shape.body.error).toMatch(/staleAfterMinutes must be number/);
@@ -187,5 +191,17 @@ describe('channel management while running (spec 5.3)', () => {
     const rolled = await carol('POST', '/admin/channels/IF-021/rollback', { version: whilePaused.version });
     expect(rolled.body).toMatchObject({ state: 'active', note: `rolled back to version ${whilePaused.version}` });
     expect((await sds.client.submit('IF-021', [if021(sup.dipId)])).status).toBe(201);
+  });
+
+  it('takes a staleness below 14 days only acknowledged, shows it with the channel, and keeps the acknowledgement while it is in force', async () => {
+    const meant = await carol('PATCH', '/admin/channels/IF-022', { settings: { staleAfterMinutes: 1440, allowShortRetention: true }, note: 'time-critical' });
+    expect(meant.status).toBe(200);
+    expect(meant.body.inForce.staleAfterMinutes).toBe(1440);
+    expect(meant.body.warnings).toEqual([expect.stringMatching(/^staleAfterMinutes 1440 \(1 day\) dead-letters .* spec 5\.4 keeps it for$/)]);
+    const dropped = await carol('PATCH', '/admin/channels/IF-022', { settings: { allowShortRetention: null } });
+    expect(dropped.status).toBe(400);
+    expect(dropped.body.error).toMatch(/^settings\.staleAfterMinutes: 1440 \(1 day\)/);
+    const back = await carol('PATCH', '/admin/channels/IF-022', { settings: { staleAfterMinutes: null, allowShortRetention: null } });
+    expect(back.body).toMatchObject({ inForce: { staleAfterMinutes: 20_160 }, warnings: [] });
   });
 });

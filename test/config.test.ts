@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -129,6 +129,28 @@ describe('configuration', () => {
       'configuration: publications.anonymous.port and port are both 8443: each listener needs a port of its own',
     );
     expect(() => loadConfig({ DIP_DATA_DIR: dirWith(''), DIP_PORTAL_PORT: '8444' })).toThrow(/portalPort and adminPort are both 8444/);
+  });
+
+  it("refuses a staleness limit that dead-letters an offline consumer's messages before 14 days (spec 5.4) unless allowShortRetention says it is meant", () => {
+    const load = (yaml: string, env: NodeJS.ProcessEnv = {}) => loadConfig({ DIP_DATA_DIR: dirWith(yaml), ...env });
+    // The README's example once set IF-021 to a day: refused, naming the setting, the spec and the way out.
+    expect(() => load('channels:\n  IF-021:\n    staleAfterMinutes: 1440')).toThrow(
+      /^configuration: channels\.IF-021\.staleAfterMinutes 1440 \(1 day\) dead-letters a message its recipient has not fetched before the 14 days \(20160 minutes\) spec 5\.4 keeps it for.*channels\.IF-021\.allowShortRetention: true/,
+    );
+    expect(load('channels:\n  IF-021:\n    staleAfterMinutes: 1440\n    allowShortRetention: true').channels['IF-021']).toEqual({ staleAfterMinutes: 1440, allowShortRetention: true });
+    expect(load('channels:\n  IF-021:\n    staleAfterMinutes: 20160').channels['IF-021']?.staleAfterMinutes).toBe(20_160);
+    // The defaults every channel without its own takes: staleAfterMinutes, else retentionDays (also DIP_RETENTION_DAYS).
+    expect(() => load('staleAfterMinutes: 60')).toThrow(/^configuration: staleAfterMinutes 60 \(1 hour\) dead-letters .* allowShortRetention: true/);
+    expect(() => load('retentionDays: 7')).toThrow(/^configuration: retentionDays 7 \(7 days\) dead-letters .* allowShortRetention: true/);
+    expect(() => load('', { DIP_RETENTION_DAYS: '1' })).toThrow(/^configuration: retentionDays 1 \(1 day\)/);
+    expect(load('retentionDays: 7\nallowShortRetention: true').retentionDays).toBe(7);
+    // One acknowledgement does not cover another setting's: a channel's own limit needs the channel's.
+    expect(() => load('allowShortRetention: true\nchannels:\n  IF-021:\n    staleAfterMinutes: 60')).toThrow(/channels\.IF-021\.staleAfterMinutes 60/);
+    expect(DEFAULTS.allowShortRetention).toBe(false);
+    // The README's per-channel example is a configuration the DIP starts with (it once set IF-021 to a day, unacknowledged).
+    const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
+    const example = /Per channel, in the configuration file:\n\n```yaml\n([\s\S]*?)```/.exec(readme)![1]!;
+    expect(Object.keys(load(example).channels)).toContain('IF-021');
   });
 
   it('refuses what it does not know, or cannot use, with the reason', () => {

@@ -172,7 +172,7 @@ describe('webhook delivery', () => {
     // sup.example does not resolve (the lookup the DIP's connections make); the rest resolves as usual.
     const lookup = ((host: string, options: object, callback: (err: Error | null, address: string, family: number) => void) =>
       host === 'sup.example' ? callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' }), '', 0) : dnsLookup(host, options, callback)) as LookupFunction;
-    const { t, sds, sup, ldso } = await market({ retentionDays: 1, delivery: { retryBaseMs: 60_000, retryCapMs: 120_000 } as never }, clock, { lookup });
+    const { t, sds, sup, ldso } = await market({ retentionDays: 1, allowShortRetention: true, delivery: { retryBaseMs: 60_000, retryCapMs: 120_000 } as never }, clock, { lookup });
     const closed = createNetServer();
     await new Promise<void>((res) => closed.listen(0, '127.0.0.1', res));
     const port = (closed.address() as { port: number }).port;
@@ -203,7 +203,7 @@ describe('webhook delivery', () => {
 
   it('sets aside messages that waited longer than the retention period for an offline recipient', async () => {
     const clock = new ShiftableClock();
-    const { t, sds, sup } = await market({ retentionDays: 1 }, clock);
+    const { t, sds, sup } = await market({ retentionDays: 1, allowShortRetention: true }, clock);
     const [old] = await send(sds, [sup.dipId]);
     clock.jump(86_400_000 + 1000); // a day and a second later (the signature's own clock skew is not in play: sent before)
     const [fresh] = await send(sds, [sup.dipId]);

@@ -332,7 +332,7 @@ describe('dead letters, return to sender and requeue after recovery (spec 5.5.8,
   let sent: Array<{ transactionID: string; ref: string }> = [];
 
   beforeAll(async () => {
-    t = await startSharedPkiDip({ channels: { 'IF-021': { staleAfterMinutes: 0.02 } } }); // 1.2 s
+    t = await startSharedPkiDip({ channels: { 'IF-021': { staleAfterMinutes: 0.02, allowShortRetention: true } } }); // 1.2 s
     t.dip.events.on('dead-letter', (e: DeadLetterEvent) => events.push(e));
     sds = await t.join(SDS, ['SDS']);
     sup = await t.join(SUP, ['SUP']);

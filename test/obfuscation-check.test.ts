@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { Catalogue } from '../src/catalogue/catalogue.js';
 import { exampleMessage, submittable } from '../src/catalogue/examples.js';
 import { obfuscationWarnings } from '../src/catalogue/obfuscation-check.js';
@@ -17,22 +18,12 @@ const catalogue = Catalogue.load();
 const schema = (id: string) => catalogue.schema(id)!;
 const B900_V = 'CustomBlock.B900.settlementDayConsumptionPeriods[].consumptionPeriods[].v=x';
 
-/** The `channels:` rules of the README's routing section: channel → role → paths. */
+/** The `channels:` rules of the README's routing section: channel → role → paths (the block is YAML a DIP starts with: test/config.test.ts). */
 function readmeRules(): Record<string, Record<string, string[]>> {
   const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
   const block = /Per channel, in the configuration file:\n\n```yaml\n([\s\S]*?)```/.exec(readme)![1]!;
-  const rules: Record<string, Record<string, string[]>> = {};
-  let channel = '';
-  let inObfuscation = false;
-  for (const line of block.split('\n')) {
-    const c = /^ {2}([A-Z]+-\d+):/.exec(line);
-    if (c) [channel, inObfuscation] = [c[1]!, false];
-    if (/^ {4}obfuscation:/.test(line)) inObfuscation = true;
-    else if (/^ {4}\S/.test(line)) inObfuscation = false;
-    const r = /^ {6}([A-Z]+): \[(.*)\]\s*(?:#.*)?$/.exec(line);
-    if (r && inObfuscation) (rules[channel] ??= {})[r[1]!] = r[2]!.split(',').map((p) => p.trim());
-  }
-  return rules;
+  const { channels } = parseYaml(block) as { channels: Record<string, { obfuscation?: Record<string, string[]> }> };
+  return Object.fromEntries(Object.entries(channels).flatMap(([channel, c]) => (c.obfuscation ? [[channel, c.obfuscation]] : [])));
 }
 
 describe('obfuscation rules against the published schema', () => {

@@ -5,12 +5,14 @@
  * the schema the document gives for their status code.
  */
 import SwaggerParser from '@apidevtools/swagger-parser';
-import { Ajv2020 } from 'ajv/dist/2020.js';
+import { Ajv } from 'ajv';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { schemaIn30 } from '../src/api/openapi-30.js';
 import { publishedSchema } from '../src/api/schemas.js';
+import { exampleMessage } from '../src/catalogue/examples.js';
 import { Catalogue } from '../src/catalogue/catalogue.js';
 import { loadConfig } from '../src/config.js';
 import { agentFor, send, startHostileDip, validItem, type HostileDip } from './hostile/helpers.js';
@@ -57,12 +59,55 @@ describe('the OpenAPI document of the participant listener', () => {
     const yaml = await get('/api/docs/yaml');
     expect(yaml.status).toBe(200);
     expect(parse(yaml.text)).toEqual(doc);
-    expect(doc.openapi).toBe('3.1.0');
+    // OpenAPI 3.0, as the published DIP API 2.1.0 documents are: participants' 3.0-only client generators read it.
+    expect(doc.openapi).toBe('3.0.3');
   });
 
-  it('is a valid OpenAPI 3.1 document, every $ref resolving (@apidevtools/swagger-parser)', async () => {
+  it('is a valid OpenAPI 3.0 document, every $ref resolving (@apidevtools/swagger-parser, against the 3.0 schema)', async () => {
     const api = await SwaggerParser.validate(structuredClone(doc) as never);
     expect(Object.keys(api.paths ?? {}).length).toBeGreaterThan(100);
+  });
+
+  it("says nothing only OpenAPI 3.1 knows (the 3.0 schema checks a Schema Object's keywords, not a type's shape)", () => {
+    const found: string[] = [];
+    const walk = (n: unknown, at: string): void => {
+      if (Array.isArray(n)) return n.forEach((v, i) => walk(v, `${at}/${i}`));
+      if (typeof n !== 'object' || n === null) return;
+      for (const [k, v] of Object.entries(n)) {
+        if (Array.isArray(v) && k === 'type') found.push(`${at}/type ${JSON.stringify(v)}`);
+        if (v === 'null' && k === 'type') found.push(`${at}/type null`);
+        if (typeof v === 'number' && (k === 'exclusiveMinimum' || k === 'exclusiveMaximum')) found.push(`${at}/${k}`);
+        if (['if', 'then', 'else', 'const', '$schema', '$defs', 'prefixItems', 'unevaluatedProperties'].includes(k) && !at.endsWith('/properties')) found.push(`${at}/${k}`);
+        if (k === 'examples' && Array.isArray(v)) found.push(`${at}/examples`);
+        if (k === 'type' && v === 'mutualTLS') found.push(`${at} mutualTLS`);
+        walk(v, `${at}/${k}`);
+      }
+    };
+    walk(doc, '#');
+    expect(found.slice(0, 10)).toEqual([]);
+  });
+
+  it("accepts and refuses the messages the channel's published schema does: its if/then per event code rewritten without a change of meaning", () => {
+    const catalogue = Catalogue.load();
+    const ajv = new Ajv({ strict: false, allErrors: true });
+    ajv.addSchema({ $id: 'doc', components: doc.components });
+    let refusals = 0;
+    for (const c of catalogue.channels()) {
+      const published = new Ajv({ strict: false, allErrors: true }).compile(catalogue.schema(c.interfaceId)!);
+      const documented = ajv.compile({ $ref: `doc#/components/schemas/${c.interfaceId}` });
+      for (const event of c.eventCodes) {
+        const message = exampleMessage(catalogue.schema(c.interfaceId)!, event) as Json;
+        // The example as it is, and with each other event code of the channel, whose blocks differ.
+        for (const code of [event, ...c.eventCodes.filter((e) => e !== event), '[NoSuchEvent]']) {
+          const variant = structuredClone(message);
+          variant.payload.CommonBlock.S0.eventCode = code;
+          const verdict = published(variant);
+          if (!verdict) refusals++;
+          expect(documented(variant), `${c.interfaceId} ${event} sent as ${code}`).toBe(verdict);
+        }
+      }
+    }
+    expect(refusals).toBeGreaterThan(0);
   });
 
   it.skipIf(!HAVE_REFERENCE)('lists every published API 2.1.0 operation with its published parameters and answers', () => {
@@ -97,7 +142,8 @@ describe('the OpenAPI document of the participant listener', () => {
       }
       const { definitions: _d, $schema: _s, ...schema } = catalogue.schema(c.interfaceId)!;
       const rewritten = JSON.parse(JSON.stringify(schema).replaceAll('"#/definitions/', '"#/components/schemas/'));
-      expect(doc.components.schemas[c.interfaceId], c.interfaceId).toEqual(rewritten);
+      // In 3.0's words (its meaning checked above).
+      expect(doc.components.schemas[c.interfaceId], c.interfaceId).toEqual(schemaIn30(rewritten));
     }
   });
 
@@ -115,13 +161,14 @@ describe('the OpenAPI document of the participant listener', () => {
         expect((config as Json).properties).toEqual(schema.properties);
         documented.properties = published;
       }
-      expect(documented, path).toEqual(JSON.parse(JSON.stringify(schema).replaceAll('"#/definitions/', '"#/components/schemas/')));
+      expect(documented, path).toEqual(schemaIn30(JSON.parse(JSON.stringify(schema).replaceAll('"#/definitions/', '"#/components/schemas/'))));
     }
   });
 
   /** Checks an answer against the schema the document gives for its path, method and status. */
   const checker = () => {
-    const ajv = new Ajv2020({ strict: false, allErrors: true });
+    // Draft-07 with OpenAPI 3.0's nullable, which Ajv knows.
+    const ajv = new Ajv({ strict: false, allErrors: true });
     ajv.addSchema({ $id: 'doc', components: doc.components });
     return (path: string, method: string, answer: { status: number; json: unknown }) => {
       const documented = doc.paths[path][method].responses[String(answer.status)] as Json | undefined;

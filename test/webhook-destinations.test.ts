@@ -133,7 +133,7 @@ describe('webhook destinations on a SIT DIP (registration and delivery)', () => 
   });
 
   beforeAll(async () => {
-    t = await startTestDip({ environment: 'SIT', webhookAllowList: ['partner.test', '10.20.0.0/16'], channels: { 'IF-021': { staleAfterMinutes: 0.03 } } }, undefined, { lookup: dns });
+    t = await startTestDip({ environment: 'SIT', webhookAllowList: ['partner.test', '10.20.0.0/16'], channels: { 'IF-021': { staleAfterMinutes: 0.03, allowShortRetention: true } } }, undefined, { lookup: dns });
     sds = await t.participant('2000000001', ['SDS']);
     sup = await t.participant('1000000001', ['SUP']);
     const tls = await issueServerCertificate(t.dip.pki.ca, { hostnames: ['rebind.test', 'partner.test'], ipAddresses: ['127.0.0.1'], validDays: 1 });

@@ -15,7 +15,8 @@ const settingsSchema = {
     alwaysRoles: roles,
     alwaysParticipants: { type: ['array', 'null'], maxItems: 1000, items: { type: 'string', maxLength: 10 } },
     workflowStarter: { type: ['boolean', 'null'] },
-    staleAfterMinutes: { type: ['number', 'null'] },
+    staleAfterMinutes: { type: ['number', 'null'], description: 'Undelivered this long: dead-lettered, sender told. Below 14 days (20160, spec 5.4) only with allowShortRetention: true' },
+    allowShortRetention: { type: ['boolean', 'null'], description: 'The operator means a staleAfterMinutes below the 14 days spec 5.4 keeps an offline recipient\'s messages for' },
     archiveRetentionDays: { type: ['integer', 'null'] },
     obfuscation: { type: ['object', 'null'], additionalProperties: { type: 'array', maxItems: 100, items: { type: 'string', maxLength: 500 } } },
     mpanFeed: { type: ['boolean', 'null'] },
@@ -50,7 +51,7 @@ const channelView = {
     },
     warnings: {
       ...stringList,
-      description: "Taken as they are, but said: obfuscation rules that remove a field the channel's published schema requires, mask a value whose constraints 'x' breaks (every copy for that role then fails the schema; strict recipients answer 400), or name nothing",
+      description: "Taken as they are, but said: obfuscation rules that remove a field the channel's published schema requires, mask a value whose constraints 'x' breaks (every copy for that role then fails the schema; strict recipients answer 400), or name nothing; a staleness in force below spec 5.4's 14 days (acknowledged by allowShortRetention)",
     },
   },
 } as const;

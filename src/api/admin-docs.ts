@@ -21,6 +21,8 @@ export interface OperatorDocsOptions {
 export const registerOperatorDocs = fp<OperatorDocsOptions>(
   async (app, o) => {
     await registerApiDocs(app, {
+      // OpenDIP's own API, with no published 3.0 counterpart: JSON Schema as it is.
+      openapi: '3.1.0',
       prefix: OPERATOR_DOCS,
       title: 'OpenDIP: operator API',
       version: '1.0.0',

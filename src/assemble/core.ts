@@ -1,7 +1,7 @@
 import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
 import { CatalogueSource } from '../pipeline/catalogue-source.js';
-import { ChannelSettings } from '../pipeline/channel-settings.js';
+import { ChannelSettings, retentionWarning } from '../pipeline/channel-settings.js';
 import { ChannelDirectory } from '../pipeline/channels.js';
 import { MpanDirectory } from '../pipeline/mpan-directory.js';
 import { RecipientCopies } from '../pipeline/recipient-copy.js';
@@ -86,6 +86,9 @@ export async function startCore(
   life.started('registry', () => registry.stop());
   // Taken as they are (an operator may mean it), but said: copies that fail the published schema are refused by strict recipients.
   for (const w of channelSettings.obfuscationWarnings()) logger.warn({ channel: w.channel, role: w.role, rule: w.rule }, w.warning);
+  // Below spec 5.4's 14 days (allowShortRetention): the default once, then each channel's own.
+  for (const warning of retentionWarning(defaultStaleMs)) logger.warn({ channel: null }, `every channel without its own: ${warning}`);
+  for (const [id, o] of Object.entries(channelSettings.overrides())) for (const warning of retentionWarning(o.staleAfterMinutes === undefined ? undefined : o.staleAfterMinutes * 60_000)) logger.warn({ channel: id }, warning);
   catalogue.start(polls.catalogueMs);
   life.started('catalogue', () => catalogue.stop());
   // Compiled while the rest starts and after the listeners are up: /ready answers 503 until it is done.

@@ -112,6 +112,7 @@ function registerChannelCommands(program: Command): void {
     .option('--always-roles <roles>', 'receiving roles whose every holder gets every message', list)
     .option('--always-participants <ids>', 'DIP IDs that get every message', list)
     .option('--stale-after-minutes <n>', 'dead-letter undelivered messages older than this', Number)
+    .option('--allow-short-retention', 'a --stale-after-minutes below the 14 days spec 5.4 keeps messages for is meant')
     .option('--retention-days <n>', "archive retention of this channel's messages", Number)
     .option('--pattern <n>', 'security pattern 0-3 (spec 5.2.2)', Number)
     .option('--obfuscate <role=path>', "what a receiving role's copy goes without, e.g. MSS=CustomBlock.B905List[].existingMAP (repeatable; replaces the channel's obfuscation; --reset obfuscation drops it)", collect, [])
@@ -138,6 +139,7 @@ function registerChannelCommands(program: Command): void {
         ['alwaysRoles', 'alwaysRoles'],
         ['alwaysParticipants', 'alwaysParticipants'],
         ['staleAfterMinutes', 'staleAfterMinutes'],
+        ['allowShortRetention', 'allowShortRetention'],
         ['retentionDays', 'archiveRetentionDays'],
         ['pattern', 'securityPattern'],
       ];

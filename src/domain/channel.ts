@@ -11,6 +11,8 @@ export interface ChannelOverride {
   workflowStarter?: boolean;
   /** Undelivered messages older than this are dead-lettered and their sender told (spec 5.5.8). */
   staleAfterMinutes?: number;
+  /** The operator means a staleAfterMinutes below spec 5.4's 14 days (refused without it: shortRetention). */
+  allowShortRetention?: boolean;
   /** How long this channel's messages stay in the archive (spec 5.5.7). */
   archiveRetentionDays?: number;
   /** Per receiving role, the payload paths its copy goes without (spec 5.5.6). */
@@ -84,4 +86,19 @@ export function receivesOn(channel: ChannelRouting, p: Pick<Participant, 'dipId'
 export function copyRoles(channel: Pick<ChannelRouting, 'receiverRoles'>, roles: readonly string[]): string[] {
   const receiving = roles.filter((r) => channel.receiverRoles.includes(r));
   return receiving.length > 0 ? receiving : [...roles];
+}
+
+/** Spec 5.4: the DIP keeps an offline Consumer's messages up to 14 days for standard consumption (then replay). */
+export const RETENTION_MINUTES = 14 * 1440;
+
+/**
+ * Why a staleness limit of `minutes` cuts spec 5.4's 14 days short (read after the setting and its value),
+ * or null when it does not. The limit exists for spec 5.5.8 (a stale message is dead-lettered and its
+ * sender told) and a channel may mean a shorter one, but a message dead-lettered is one its recipient can
+ * no longer fetch: below 14 days that is a departure from the spec, so it is refused unless acknowledged.
+ */
+export function shortRetention(minutes: number): string | null {
+  if (minutes >= RETENTION_MINUTES) return null;
+  const [n, unit] = minutes % 1440 === 0 ? [minutes / 1440, 'day'] : minutes % 60 === 0 ? [minutes / 60, 'hour'] : [minutes, 'minute'];
+  return `(${n} ${unit}${n === 1 ? '' : 's'}) dead-letters a message its recipient has not fetched before the 14 days (${RETENTION_MINUTES} minutes) spec 5.4 keeps it for`;
 }

@@ -2,7 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { ChannelDefinition } from '../catalogue/catalogue.js';
 import { obfuscationWarnings, type ObfuscationWarning } from '../catalogue/obfuscation-check.js';
 import type { JsonSchema } from '../catalogue/types.js';
-import type { ChannelAvailability, ChannelOverride, ChannelSettingsDoc } from '../domain/channel.js';
+import { shortRetention, type ChannelAvailability, type ChannelOverride, type ChannelSettingsDoc } from '../domain/channel.js';
 import { DIP_ID_PATTERN, ROLE_PATTERN } from '../domain/participant.js';
 import type { Clock } from '../ports/clock.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
@@ -205,9 +205,19 @@ export class ChannelSettings {
         securityPattern: c?.securityPattern ?? 1,
         staleAfterMinutes: Math.round((c?.staleAfterMs ?? 0) / 60_000),
       },
-      warnings: this.warningsFor(def.interfaceId, settings).map((w) => w.warning),
+      warnings: [...this.warningsFor(def.interfaceId, settings).map((w) => w.warning), ...retentionWarning(c?.staleAfterMs)],
     };
   }
+}
+
+/**
+ * A staleness in force below spec 5.4's 14 days: acknowledged (it is refused otherwise), or stored before
+ * that was asked, but said with the channel and at every start either way.
+ */
+export function retentionWarning(staleAfterMs: number | undefined): string[] {
+  const minutes = (staleAfterMs ?? Infinity) / 60_000;
+  const short = shortRetention(minutes);
+  return short ? [`staleAfterMinutes ${minutes} ${short}`] : [];
 }
 
 /** Refuses settings the routing could not run with, naming the field and why. */
@@ -230,6 +240,9 @@ function validate(def: ChannelDefinition, s: ChannelOverride): void {
     paths.forEach((p, i) => (p.length > 0 && !p.startsWith('.')) || bad(`obfuscation.${role}[${i}]`, 'a path under payload, e.g. CustomBlock.B900.name'));
   }
   if (s.staleAfterMinutes !== undefined && !(s.staleAfterMinutes > 0)) bad('staleAfterMinutes', 'must be more than 0');
+  // As at start (src/config.ts): below spec 5.4's 14 days only when the operator says it is meant.
+  const short = s.staleAfterMinutes === undefined ? null : shortRetention(s.staleAfterMinutes);
+  if (short && s.allowShortRetention !== true) bad('staleAfterMinutes', `${s.staleAfterMinutes} ${short}; if that is meant, set settings.allowShortRetention: true`);
   if (s.archiveRetentionDays !== undefined && !(Number.isInteger(s.archiveRetentionDays) && s.archiveRetentionDays > 0)) bad('archiveRetentionDays', 'a whole number of days, 1 or more');
   if (s.securityPattern !== undefined && ![0, 1, 2, 3].includes(s.securityPattern)) bad('securityPattern', '0, 1, 2 or 3 (spec 5.2.2)');
   if (s.securityCategory !== undefined && ![1, 2, 3, 4].includes(s.securityCategory)) bad('securityCategory', '1, 2, 3 or 4 (spec 5.2.2)');

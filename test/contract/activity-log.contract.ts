@@ -6,9 +6,15 @@ import { exportActivity, verifyActivityLog } from '../../src/pipeline/activity-r
 /** An engine's store, and what an attacker with write access to its tables could do to it. */
 export interface OpenedActivityLog {
   store: ActivityLogStore;
-  /** Rewrites one record's response body in place (past the append-only guard). */
+  /** Rewrites one record's response body in place (past the append-only guard: the chain must still show it). */
   changeBody(chain: string, seq: number, body: string): Promise<void>;
+  /** Deletes one record (past the append-only guard, as the schema's owner could: the chain must still show it). */
   deleteRecord(chain: string, seq: number): Promise<void>;
+  /**
+   * Purges tried through a connection of the DIP's own role with the guards in place, by name (a DELETE of
+   * one record, of all, and on PostgreSQL a TRUNCATE): spec 5.8.1, each must be refused.
+   */
+  purges: Record<string, () => Promise<unknown>>;
   close(): Promise<void>;
 }
 
@@ -89,6 +95,15 @@ export function activityLogContract(name: string, open: () => Promise<OpenedActi
       await ctx.deleteRecord('node-a', 6);
       // Now node-a is records 1 only: a deleted tail is found against the head recorded beside the chain.
       expect((await verifyActivityLog(ctx.store)).firstBad).toMatchObject({ chain: 'node-a', seq: 2, reason: expect.stringContaining('recorded head is record 6') as unknown });
+    });
+
+    it('refuses a purge through its own database connection, saying why, and keeps every record', async () => {
+      const records = await fill('node-a', 4);
+      for (const [what, purge] of Object.entries(ctx.purges)) {
+        await expect(purge(), what).rejects.toThrow(/the activity log is append-only: its records cannot be deleted/);
+      }
+      expect(await ctx.store.chainRecords('node-a', 0, 10)).toEqual(records);
+      expect((await verifyActivityLog(ctx.store)).ok).toBe(true);
     });
 
     it('refuses to change a record in place', async () => {

@@ -39,10 +39,25 @@ ALTER TABLE activity_log ADD COLUMN IF NOT EXISTS acting_for text;
 CREATE INDEX IF NOT EXISTS activity_log_acting_for ON activity_log (acting_for, at) WHERE acting_for IS NOT NULL;
 -- Refused requests only: an accepted one (every 201) adds nothing to it.
 CREATE INDEX IF NOT EXISTS activity_log_refused ON activity_log (at) WHERE status >= 400;
-CREATE OR REPLACE FUNCTION activity_log_append_only() RETURNS trigger LANGUAGE plpgsql AS
-  $$ BEGIN RAISE EXCEPTION 'the activity log is append-only'; END $$;
+-- Append-only: a record is never changed, and no record nor chain is ever deleted (spec 5.8.1: audit logs
+-- "cannot be accidentally or maliciously purged"); a database opened before carries the guards from its next
+-- start (applySchema applies a changed schema). TRUNCATE fires no row trigger, hence a statement-level guard.
+-- The DIP's role owns these tables and could drop a guard: the hash chain shows what was done then.
+CREATE OR REPLACE FUNCTION activity_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+  IF TG_OP = 'UPDATE' THEN RAISE EXCEPTION 'the activity log is append-only: its records cannot be changed' USING ERRCODE = 'insufficient_privilege'; END IF;
+  RAISE EXCEPTION 'the activity log is append-only: its records cannot be deleted (% refused, spec 5.8.1)', TG_OP USING ERRCODE = 'insufficient_privilege';
+END $$;
 DROP TRIGGER IF EXISTS activity_log_no_update ON activity_log;
 CREATE TRIGGER activity_log_no_update BEFORE UPDATE ON activity_log FOR EACH ROW EXECUTE FUNCTION activity_log_append_only();
+DROP TRIGGER IF EXISTS activity_log_no_delete ON activity_log;
+CREATE TRIGGER activity_log_no_delete BEFORE DELETE ON activity_log FOR EACH ROW EXECUTE FUNCTION activity_log_append_only();
+DROP TRIGGER IF EXISTS activity_log_no_truncate ON activity_log;
+CREATE TRIGGER activity_log_no_truncate BEFORE TRUNCATE ON activity_log FOR EACH STATEMENT EXECUTE FUNCTION activity_log_append_only();
+-- A chain's row holds its recorded head, against which a deleted tail is found: it goes no more than its records.
+DROP TRIGGER IF EXISTS activity_chains_no_delete ON activity_chains;
+CREATE TRIGGER activity_chains_no_delete BEFORE DELETE ON activity_chains FOR EACH ROW EXECUTE FUNCTION activity_log_append_only();
+DROP TRIGGER IF EXISTS activity_chains_no_truncate ON activity_chains;
+CREATE TRIGGER activity_chains_no_truncate BEFORE TRUNCATE ON activity_chains FOR EACH STATEMENT EXECUTE FUNCTION activity_log_append_only();
 `;
 
 

@@ -34,9 +34,15 @@ CREATE TABLE IF NOT EXISTS activity_log (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS activity_log_at ON activity_log (at, chain, seq);
 CREATE INDEX IF NOT EXISTS activity_log_caller ON activity_log (caller, at);
--- Append-only: a record is never changed in place, and the DIP deletes none (spec 5.8.1).
+-- Append-only: a record is never changed, and no record nor chain is ever deleted (spec 5.8.1: audit logs
+-- "cannot be accidentally or maliciously purged"). IF NOT EXISTS: a file made before gets the guards it lacks
+-- when next opened. A chain's row holds its recorded head, against which a deleted tail is found.
 CREATE TRIGGER IF NOT EXISTS activity_log_no_update BEFORE UPDATE ON activity_log
-  BEGIN SELECT RAISE(ABORT, 'the activity log is append-only'); END;
+  BEGIN SELECT RAISE(ABORT, 'the activity log is append-only: its records cannot be changed'); END;
+CREATE TRIGGER IF NOT EXISTS activity_log_no_delete BEFORE DELETE ON activity_log
+  BEGIN SELECT RAISE(ABORT, 'the activity log is append-only: its records cannot be deleted (spec 5.8.1)'); END;
+CREATE TRIGGER IF NOT EXISTS activity_chains_no_delete BEFORE DELETE ON activity_chains
+  BEGIN SELECT RAISE(ABORT, 'the activity log is append-only: its records cannot be deleted (spec 5.8.1)'); END;
 `;
 
 /**

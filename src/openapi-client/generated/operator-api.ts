@@ -660,7 +660,7 @@ export interface paths {
                             /** @enum {string} */
                             state?: "active" | "paused" | "withdrawn";
                             version?: number;
-                            /** @description Taken as they are, but said: obfuscation rules that remove a field the channel's published schema requires, mask a value whose constraints 'x' breaks (every copy for that role then fails the schema; strict recipients answer 400), or name nothing */
+                            /** @description Taken as they are, but said: obfuscation rules that remove a field the channel's published schema requires, mask a value whose constraints 'x' breaks (every copy for that role then fails the schema; strict recipients answer 400), or name nothing; a staleness in force below spec 5.4's 14 days (acknowledged by allowShortRetention) */
                             warnings?: string[];
                         }[];
                     };
@@ -767,7 +767,7 @@ export interface paths {
                             /** @enum {string} */
                             state?: "active" | "paused" | "withdrawn";
                             version?: number;
-                            /** @description Taken as they are, but said: obfuscation rules that remove a field the channel's published schema requires, mask a value whose constraints 'x' breaks (every copy for that role then fails the schema; strict recipients answer 400), or name nothing */
+                            /** @description Taken as they are, but said: obfuscation rules that remove a field the channel's published schema requires, mask a value whose constraints 'x' breaks (every copy for that role then fails the schema; strict recipients answer 400), or name nothing; a staleness in force below spec 5.4's 14 days (acknowledged by allowShortRetention) */
                             warnings?: string[];
                         };
                     };
@@ -864,6 +864,8 @@ export interface paths {
                         optIn?: boolean;
                         settings?: {
                             addressingDate?: string | null;
+                            /** @description The operator means a staleAfterMinutes below the 14 days spec 5.4 keeps an offline recipient's messages for */
+                            allowShortRetention?: boolean | null;
                             alwaysParticipants?: string[] | null;
                             alwaysRoles?: string[] | null;
                             archiveRetentionDays?: number | null;
@@ -877,6 +879,7 @@ export interface paths {
                             /** @enum {integer|null} */
                             securityPattern?: 0 | 1 | 2 | 3 | null;
                             senderRoles?: string[] | null;
+                            /** @description Undelivered this long: dead-lettered, sender told. Below 14 days (20160, spec 5.4) only with allowShortRetention: true */
                             staleAfterMinutes?: number | null;
                             workflowStarter?: boolean | null;
                         };
@@ -911,7 +914,7 @@ export interface paths {
                             /** @enum {string} */
                             state?: "active" | "paused" | "withdrawn";
                             version?: number;
-                            /** @description Taken as they are, but said: obfuscation rules that remove a field the channel's published schema requires, mask a value whose constraints 'x' breaks (every copy for that role then fails the schema; strict recipients answer 400), or name nothing */
+                            /** @description Taken as they are, but said: obfuscation rules that remove a field the channel's published schema requires, mask a value whose constraints 'x' breaks (every copy for that role then fails the schema; strict recipients answer 400), or name nothing; a staleness in force below spec 5.4's 14 days (acknowledged by allowShortRetention) */
                             warnings?: string[];
                         };
                     };
@@ -1166,7 +1169,7 @@ export interface paths {
                             /** @enum {string} */
                             state?: "active" | "paused" | "withdrawn";
                             version?: number;
-                            /** @description Taken as they are, but said: obfuscation rules that remove a field the channel's published schema requires, mask a value whose constraints 'x' breaks (every copy for that role then fails the schema; strict recipients answer 400), or name nothing */
+                            /** @description Taken as they are, but said: obfuscation rules that remove a field the channel's published schema requires, mask a value whose constraints 'x' breaks (every copy for that role then fails the schema; strict recipients answer 400), or name nothing; a staleness in force below spec 5.4's 14 days (acknowledged by allowShortRetention) */
                             warnings?: string[];
                         };
                     };
@@ -1307,7 +1310,7 @@ export interface paths {
                             /** @enum {string} */
                             state?: "active" | "paused" | "withdrawn";
                             version?: number;
-                            /** @description Taken as they are, but said: obfuscation rules that remove a field the channel's published schema requires, mask a value whose constraints 'x' breaks (every copy for that role then fails the schema; strict recipients answer 400), or name nothing */
+                            /** @description Taken as they are, but said: obfuscation rules that remove a field the channel's published schema requires, mask a value whose constraints 'x' breaks (every copy for that role then fails the schema; strict recipients answer 400), or name nothing; a staleness in force below spec 5.4's 14 days (acknowledged by allowShortRetention) */
                             warnings?: string[];
                         };
                     };
@@ -1448,7 +1451,7 @@ export interface paths {
                             /** @enum {string} */
                             state?: "active" | "paused" | "withdrawn";
                             version?: number;
-                            /** @description Taken as they are, but said: obfuscation rules that remove a field the channel's published schema requires, mask a value whose constraints 'x' breaks (every copy for that role then fails the schema; strict recipients answer 400), or name nothing */
+                            /** @description Taken as they are, but said: obfuscation rules that remove a field the channel's published schema requires, mask a value whose constraints 'x' breaks (every copy for that role then fails the schema; strict recipients answer 400), or name nothing; a staleness in force below spec 5.4's 14 days (acknowledged by allowShortRetention) */
                             warnings?: string[];
                         };
                     };
@@ -1589,7 +1592,7 @@ export interface paths {
                             /** @enum {string} */
                             state?: "active" | "paused" | "withdrawn";
                             version?: number;
-                            /** @description Taken as they are, but said: obfuscation rules that remove a field the channel's published schema requires, mask a value whose constraints 'x' breaks (every copy for that role then fails the schema; strict recipients answer 400), or name nothing */
+                            /** @description Taken as they are, but said: obfuscation rules that remove a field the channel's published schema requires, mask a value whose constraints 'x' breaks (every copy for that role then fails the schema; strict recipients answer 400), or name nothing; a staleness in force below spec 5.4's 14 days (acknowledged by allowShortRetention) */
                             warnings?: string[];
                         };
                     };

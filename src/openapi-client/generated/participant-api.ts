@@ -5430,7 +5430,89 @@ export interface components {
                         eventCode: "[InitialRegistration]" | "[ChangeOfSupplier]";
                     };
                 };
-            } & unknown & unknown;
+            } & (({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[InitialRegistration]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[InitialRegistration]";
+                        /** @enum {string} */
+                        interfaceID: "IF-001";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B002: components["schemas"]["B002"];
+                    B004: components["schemas"]["B004"];
+                    B006?: components["schemas"]["B006"];
+                    B013: components["schemas"]["B013"];
+                    B022: components["schemas"]["B022"];
+                    B023: components["schemas"]["B023"];
+                    B024: components["schemas"]["B024"];
+                    B025: components["schemas"]["B025"];
+                    B026: components["schemas"]["B026"];
+                    B027?: components["schemas"]["B027"];
+                    B029?: components["schemas"]["B029"];
+                    B030?: components["schemas"]["B030"];
+                    B031?: components["schemas"]["B031"];
+                    B032?: components["schemas"]["B032"];
+                    B035List?: components["schemas"]["B035"][];
+                    B037List?: components["schemas"]["B037"][];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[ChangeOfSupplier]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[ChangeOfSupplier]";
+                        /** @enum {string} */
+                        interfaceID: "IF-001";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B002: components["schemas"]["B002"];
+                    B003: components["schemas"]["B003"];
+                    B004: components["schemas"]["B004"];
+                    B005?: components["schemas"]["B005"];
+                    B006?: components["schemas"]["B006"];
+                    B013: components["schemas"]["B013"];
+                    B022: components["schemas"]["B022"];
+                    B023: components["schemas"]["B023"];
+                    B024: components["schemas"]["B024"];
+                    B025: components["schemas"]["B025"];
+                    B026: components["schemas"]["B026"];
+                    B027?: components["schemas"]["B027"];
+                    B029?: components["schemas"]["B029"];
+                    B030?: components["schemas"]["B030"];
+                    B031?: components["schemas"]["B031"];
+                    B032?: components["schemas"]["B032"];
+                    B035List?: components["schemas"]["B035"][];
+                    B037List?: components["schemas"]["B037"][];
+                };
+            }));
         };
         "IF-002": {
             payload: {
@@ -5476,7 +5558,90 @@ export interface components {
                         eventCode: "[MSDeAppRM]" | "[DSDeAppRM]" | "[ReverseMigNotification]";
                     };
                 };
-            } & unknown & unknown & unknown;
+            } & (({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MSDeAppRM]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MSDeAppRM]";
+                        /** @enum {string} */
+                        interfaceID: "IF-003";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B002: components["schemas"]["B002"];
+                    B008: components["schemas"]["B008"];
+                    B013: components["schemas"]["B013"];
+                    B095?: components["schemas"]["B095"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[DSDeAppRM]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[DSDeAppRM]";
+                        /** @enum {string} */
+                        interfaceID: "IF-003";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B002: components["schemas"]["B002"];
+                    B009: components["schemas"]["B009"];
+                    B013: components["schemas"]["B013"];
+                    B096?: components["schemas"]["B096"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[ReverseMigNotification]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[ReverseMigNotification]";
+                        /** @enum {string} */
+                        interfaceID: "IF-003";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B002: components["schemas"]["B002"];
+                    B013: components["schemas"]["B013"];
+                    B094: components["schemas"]["B094"];
+                };
+            }));
         };
         "IF-004": {
             payload: {
@@ -5507,7 +5672,138 @@ export interface components {
                         eventCode: "[MeterInstall]" | "[MeterRemoval]" | "[MeterExchange]" | "[MeterUpdate]" | "[MeterHistoryUpdate]";
                     };
                 };
-            } & unknown & unknown & unknown & unknown & unknown;
+            } & (({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MeterInstall]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MeterInstall]";
+                        /** @enum {string} */
+                        interfaceID: "IF-005";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B030?: components["schemas"]["B030"];
+                    B906: components["schemas"]["B906"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MeterRemoval]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MeterRemoval]";
+                        /** @enum {string} */
+                        interfaceID: "IF-005";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B039: components["schemas"]["B039"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MeterExchange]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MeterExchange]";
+                        /** @enum {string} */
+                        interfaceID: "IF-005";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B030?: components["schemas"]["B030"];
+                    B039: components["schemas"]["B039"];
+                    B906: components["schemas"]["B906"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MeterUpdate]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MeterUpdate]";
+                        /** @enum {string} */
+                        interfaceID: "IF-005";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B030?: components["schemas"]["B030"];
+                    B039?: components["schemas"]["B039"];
+                    B906: components["schemas"]["B906a"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MeterHistoryUpdate]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MeterHistoryUpdate]";
+                        /** @enum {string} */
+                        interfaceID: "IF-005";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B039?: components["schemas"]["B039"];
+                    B906: components["schemas"]["B906a"];
+                };
+            }));
         };
         "IF-006": {
             payload: {
@@ -5517,7 +5813,148 @@ export interface components {
                         eventCode: "[MeterInstall]" | "[MeterRemoval]" | "[MeterExchange]" | "[MeterUpdate]" | "[MeterHistoryUpdate]";
                     };
                 };
-            } & unknown & unknown & unknown & unknown & unknown;
+            } & (({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MeterInstall]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    R0: components["schemas"]["R0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MeterInstall]";
+                        /** @enum {string} */
+                        interfaceID: "IF-006";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B030?: components["schemas"]["B030"];
+                    B905List?: components["schemas"]["B905"][];
+                    B906: components["schemas"]["B906"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MeterRemoval]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    R0: components["schemas"]["R0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MeterRemoval]";
+                        /** @enum {string} */
+                        interfaceID: "IF-006";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B039: components["schemas"]["B039"];
+                    B905List?: components["schemas"]["B905"][];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MeterExchange]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    R0: components["schemas"]["R0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MeterExchange]";
+                        /** @enum {string} */
+                        interfaceID: "IF-006";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B030?: components["schemas"]["B030"];
+                    B039: components["schemas"]["B039"];
+                    B905List?: components["schemas"]["B905"][];
+                    B906: components["schemas"]["B906"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MeterUpdate]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    R0: components["schemas"]["R0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MeterUpdate]";
+                        /** @enum {string} */
+                        interfaceID: "IF-006";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B030?: components["schemas"]["B030"];
+                    B039?: components["schemas"]["B039"];
+                    B905List?: components["schemas"]["B905"][];
+                    B906: components["schemas"]["B906a"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MeterHistoryUpdate]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    R0: components["schemas"]["R0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MeterHistoryUpdate]";
+                        /** @enum {string} */
+                        interfaceID: "IF-006";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B039?: components["schemas"]["B039"];
+                    B905List?: components["schemas"]["B905"][];
+                    B906: components["schemas"]["B906a"];
+                };
+            }));
         };
         "IF-007": {
             payload: {
@@ -5527,7 +5964,57 @@ export interface components {
                         eventCode: "[EnergisationStatusChange]" | "[EnergisationStatusFailure]";
                     };
                 };
-            } & unknown & unknown;
+            } & (({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[EnergisationStatusChange]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[EnergisationStatusChange]";
+                        /** @enum {string} */
+                        interfaceID: "IF-007";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B025: components["schemas"]["B025"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[EnergisationStatusFailure]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[EnergisationStatusFailure]";
+                        /** @enum {string} */
+                        interfaceID: "IF-007";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B040: components["schemas"]["B040"];
+                };
+            }));
         };
         "IF-008": {
             payload: {
@@ -5559,7 +6046,82 @@ export interface components {
                         eventCode: "[MPANDisconnection]" | "[MPANReconnection]" | "[CSSDeRegistration]";
                     };
                 };
-            } & unknown & unknown & unknown;
+            } & (({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MPANDisconnection]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MPANDisconnection]";
+                        /** @enum {string} */
+                        interfaceID: "IF-009";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B041: components["schemas"]["B041"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MPANReconnection]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MPANReconnection]";
+                        /** @enum {string} */
+                        interfaceID: "IF-009";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B098: components["schemas"]["B098"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[CSSDeRegistration]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[CSSDeRegistration]";
+                        /** @enum {string} */
+                        interfaceID: "IF-009";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B042: components["schemas"]["B042"];
+                };
+            }));
         };
         "IF-013": {
             payload: {
@@ -5635,7 +6197,148 @@ export interface components {
                         eventCode: "[ActivePower]" | "[ReactivePower]" | "[ActivePowerRejected]" | "[ActivePowerDefaulted]" | "[ConsumptionRequestRejected]";
                     };
                 };
-            } & unknown & unknown & unknown & unknown & unknown;
+            } & (({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[ActivePower]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    R1: components["schemas"]["R0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[ActivePower]";
+                        /** @enum {string} */
+                        interfaceID: "IF-016";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                    S2: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B044: components["schemas"]["B044"];
+                    B067: components["schemas"]["B067"];
+                    B900: components["schemas"]["B900"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[ReactivePower]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    R1: components["schemas"]["R0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[ReactivePower]";
+                        /** @enum {string} */
+                        interfaceID: "IF-016";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                    S2: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B044: components["schemas"]["B044"];
+                    B067: components["schemas"]["B067"];
+                    B900: components["schemas"]["B900"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[ActivePowerRejected]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    R0: components["schemas"]["R0"];
+                    R1: components["schemas"]["R0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[ActivePowerRejected]";
+                        /** @enum {string} */
+                        interfaceID: "IF-016";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                    S2: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B044: components["schemas"]["B044"];
+                    B067: components["schemas"]["B067"];
+                    B900: components["schemas"]["B900"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[ActivePowerDefaulted]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    R1: components["schemas"]["R0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[ActivePowerDefaulted]";
+                        /** @enum {string} */
+                        interfaceID: "IF-016";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                    S2: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B043: components["schemas"]["B043"];
+                    B049: components["schemas"]["B049"];
+                    B067: components["schemas"]["B067"];
+                    B920List: components["schemas"]["B920"][];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[ConsumptionRequestRejected]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    R1: components["schemas"]["R0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[ConsumptionRequestRejected]";
+                        /** @enum {string} */
+                        interfaceID: "IF-016";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+            }));
         };
         "IF-018": {
             payload: {
@@ -5645,7 +6348,191 @@ export interface components {
                         eventCode: "[AddressChg]" | "[GSPChg]" | "[DomPremInd]" | "[DUOSTariffIDChg]" | "[EnergyDirection]" | "[DCCEnrolment]" | "[MUMIndicator]";
                     };
                 };
-            } & unknown & unknown & unknown & unknown & unknown & unknown & unknown;
+            } & (({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[AddressChg]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[AddressChg]";
+                        /** @enum {string} */
+                        interfaceID: "IF-018";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B001: components["schemas"]["B001"];
+                    B013?: components["schemas"]["B013"];
+                    B022: components["schemas"]["B022"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[GSPChg]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[GSPChg]";
+                        /** @enum {string} */
+                        interfaceID: "IF-018";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B001: components["schemas"]["B001"];
+                    B013?: components["schemas"]["B013"];
+                    B022: components["schemas"]["B022"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[DomPremInd]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[DomPremInd]";
+                        /** @enum {string} */
+                        interfaceID: "IF-018";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B013?: components["schemas"]["B013"];
+                    B028: components["schemas"]["B028"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[DUOSTariffIDChg]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[DUOSTariffIDChg]";
+                        /** @enum {string} */
+                        interfaceID: "IF-018";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B013?: components["schemas"]["B013"];
+                    B024: components["schemas"]["B024"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[EnergyDirection]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[EnergyDirection]";
+                        /** @enum {string} */
+                        interfaceID: "IF-018";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B013?: components["schemas"]["B013"];
+                    B023: components["schemas"]["B023"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[DCCEnrolment]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[DCCEnrolment]";
+                        /** @enum {string} */
+                        interfaceID: "IF-018";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B013?: components["schemas"]["B013"];
+                    B029: components["schemas"]["B029"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MUMIndicator]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MUMIndicator]";
+                        /** @enum {string} */
+                        interfaceID: "IF-018";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B013?: components["schemas"]["B013"];
+                    B023: components["schemas"]["B023"];
+                };
+            }));
         };
         "IF-019": {
             payload: {
@@ -5677,7 +6564,172 @@ export interface components {
                         eventCode: "[LinkedImportExportCreate]" | "[LinkedImportExportAdd]" | "[LinkedImportExportRemove]" | "[RelatedCreate]" | "[RelatedAdd]" | "[RelatedRemove]";
                     };
                 };
-            } & unknown & unknown & unknown & unknown & unknown & unknown;
+            } & (({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[LinkedImportExportCreate]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M1: components["schemas"]["M1"];
+                    R0: components["schemas"]["R0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[LinkedImportExportCreate]";
+                        /** @enum {string} */
+                        interfaceID: "IF-020";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B090List: components["schemas"]["B090"][];
+                    B091?: components["schemas"]["B091"];
+                    B907List?: components["schemas"]["B907"][];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[LinkedImportExportAdd]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M1: components["schemas"]["M1"];
+                    R0: components["schemas"]["R0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[LinkedImportExportAdd]";
+                        /** @enum {string} */
+                        interfaceID: "IF-020";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B090List: components["schemas"]["B090"][];
+                    B091?: components["schemas"]["B091"];
+                    B907List?: components["schemas"]["B907"][];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[LinkedImportExportRemove]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M1: components["schemas"]["M1"];
+                    R0: components["schemas"]["R0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[LinkedImportExportRemove]";
+                        /** @enum {string} */
+                        interfaceID: "IF-020";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B090List: components["schemas"]["B090"][];
+                    B091?: components["schemas"]["B091"];
+                    B907List?: components["schemas"]["B907"][];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[RelatedCreate]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M1: components["schemas"]["M1"];
+                    R0: components["schemas"]["R0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[RelatedCreate]" | "[RelatedAdd]" | "[RelatedRemove]";
+                        /** @enum {string} */
+                        interfaceID: "IF-020";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B090List: components["schemas"]["B090"][];
+                    B091?: components["schemas"]["B091"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[RelatedAdd]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M1: components["schemas"]["M1"];
+                    R0: components["schemas"]["R0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[RelatedAdd]";
+                        /** @enum {string} */
+                        interfaceID: "IF-020";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B090List: components["schemas"]["B090"][];
+                    B091?: components["schemas"]["B091"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[RelatedRemove]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M1: components["schemas"]["M1"];
+                    R0: components["schemas"]["R0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[RelatedRemove]";
+                        /** @enum {string} */
+                        interfaceID: "IF-020";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B090List: components["schemas"]["B090"][];
+                    B091?: components["schemas"]["B091"];
+                };
+            }));
         };
         "IF-021": {
             payload: {
@@ -5750,7 +6802,160 @@ export interface components {
                         eventCode: "[SN-Vacant]" | "[SN-NoComms]" | "[SN-RemoteEnabled]" | "[SN-RemoteDisabled]" | "[SN-SupplierAC]" | "[SN-OffPeakDec]";
                     };
                 };
-            } & unknown & unknown & unknown & unknown & unknown & unknown;
+            } & (({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[SN-Vacant]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[SN-Vacant]";
+                        /** @enum {string} */
+                        interfaceID: "IF-024";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B057: components["schemas"]["B057"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[SN-NoComms]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[SN-NoComms]";
+                        /** @enum {string} */
+                        interfaceID: "IF-024";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B057: components["schemas"]["B057"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[SN-RemoteEnabled]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[SN-RemoteEnabled]";
+                        /** @enum {string} */
+                        interfaceID: "IF-024";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B057: components["schemas"]["B057"];
+                    B069: components["schemas"]["B069"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[SN-RemoteDisabled]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[SN-RemoteDisabled]";
+                        /** @enum {string} */
+                        interfaceID: "IF-024";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B057: components["schemas"]["B057"];
+                    B069: components["schemas"]["B069"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[SN-SupplierAC]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[SN-SupplierAC]";
+                        /** @enum {string} */
+                        interfaceID: "IF-024";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B057: components["schemas"]["B057"];
+                    B058: components["schemas"]["B058"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[SN-OffPeakDec]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[SN-OffPeakDec]";
+                        /** @enum {string} */
+                        interfaceID: "IF-024";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B097List: components["schemas"]["B097"][];
+                };
+            }));
         };
         "IF-025": {
             payload: {
@@ -5760,7 +6965,111 @@ export interface components {
                         eventCode: "[ConsentGranularity]" | "[IHDInfo]" | "[SMSO]" | "[SSCandProfileClass]";
                     };
                 };
-            } & unknown & unknown & unknown & unknown;
+            } & (({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[ConsentGranularity]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[ConsentGranularity]";
+                        /** @enum {string} */
+                        interfaceID: "IF-025";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B013?: components["schemas"]["B013"];
+                    B068: components["schemas"]["B068"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[IHDInfo]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[IHDInfo]";
+                        /** @enum {string} */
+                        interfaceID: "IF-025";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B013?: components["schemas"]["B013"];
+                    B030: components["schemas"]["B030"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[SMSO]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[SMSO]";
+                        /** @enum {string} */
+                        interfaceID: "IF-025";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B013?: components["schemas"]["B013"];
+                    B031: components["schemas"]["B031"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[SSCandProfileClass]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[SSCandProfileClass]";
+                        /** @enum {string} */
+                        interfaceID: "IF-025";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B013?: components["schemas"]["B013"];
+                    B032: components["schemas"]["B032"];
+                };
+            }));
         };
         "IF-026": {
             payload: {
@@ -5770,7 +7079,115 @@ export interface components {
                         eventCode: "[ConsentGranularity]" | "[IHDInfo]" | "[SMSO]" | "[SSCandProfileClass]";
                     };
                 };
-            } & unknown & unknown & unknown & unknown;
+            } & (({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[ConsentGranularity]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    R0: components["schemas"]["R0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[ConsentGranularity]";
+                        /** @enum {string} */
+                        interfaceID: "IF-026";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B013?: components["schemas"]["B013"];
+                    B068: components["schemas"]["B068"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[IHDInfo]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    R0: components["schemas"]["R0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[IHDInfo]";
+                        /** @enum {string} */
+                        interfaceID: "IF-026";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B013?: components["schemas"]["B013"];
+                    B030: components["schemas"]["B030"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[SMSO]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    R0: components["schemas"]["R0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[SMSO]";
+                        /** @enum {string} */
+                        interfaceID: "IF-026";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B013?: components["schemas"]["B013"];
+                    B031: components["schemas"]["B031"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[SSCandProfileClass]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    R0: components["schemas"]["R0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[SSCandProfileClass]";
+                        /** @enum {string} */
+                        interfaceID: "IF-026";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B013?: components["schemas"]["B013"];
+                    B032: components["schemas"]["B032"];
+                };
+            }));
         };
         "IF-027": {
             payload: {
@@ -5823,7 +7240,59 @@ export interface components {
                         eventCode: "[MSApp]" | "[DSApp]";
                     };
                 };
-            } & unknown & unknown;
+            } & (({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MSApp]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MSApp]";
+                        /** @enum {string} */
+                        interfaceID: "IF-031";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B013?: components["schemas"]["B013"];
+                    B070: components["schemas"]["B070"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[DSApp]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[DSApp]";
+                        /** @enum {string} */
+                        interfaceID: "IF-031";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B013?: components["schemas"]["B013"];
+                    B071: components["schemas"]["B071"];
+                };
+            }));
         };
         "IF-032": {
             payload: {
@@ -5833,7 +7302,61 @@ export interface components {
                         eventCode: "[MSAppInitialResp]" | "[DSAppInitialResp]";
                     };
                 };
-            } & unknown & unknown;
+            } & (({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MSAppInitialResp]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    R0?: components["schemas"]["R0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MSAppInitialResp]";
+                        /** @enum {string} */
+                        interfaceID: "IF-032";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B013?: components["schemas"]["B013"];
+                    B070: components["schemas"]["B070"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[DSAppInitialResp]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    R0?: components["schemas"]["R0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[DSAppInitialResp]";
+                        /** @enum {string} */
+                        interfaceID: "IF-032";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B013?: components["schemas"]["B013"];
+                    B071: components["schemas"]["B071"];
+                };
+            }));
         };
         "IF-033": {
             payload: {
@@ -5843,7 +7366,85 @@ export interface components {
                         eventCode: "[MSAppSPRequest]" | "[DSAppSPRequest]";
                     };
                 };
-            } & unknown & unknown;
+            } & (({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MSAppSPRequest]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MSAppSPRequest]";
+                        /** @enum {string} */
+                        interfaceID: "IF-033";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B012: components["schemas"]["B012"];
+                    B013?: components["schemas"]["B013"];
+                    B022: components["schemas"]["B022"];
+                    B023: components["schemas"]["B023"];
+                    B024: components["schemas"]["B024"];
+                    B025: components["schemas"]["B025"];
+                    B026: components["schemas"]["B026"];
+                    B029?: components["schemas"]["B029"];
+                    B031?: components["schemas"]["B031"];
+                    B032?: components["schemas"]["B032"];
+                    B070: components["schemas"]["B070"];
+                    B072?: components["schemas"]["B072"];
+                    B905List?: components["schemas"]["B905"][];
+                    B907List?: components["schemas"]["B907"][];
+                    B908List?: components["schemas"]["B908"][];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[DSAppSPRequest]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[DSAppSPRequest]";
+                        /** @enum {string} */
+                        interfaceID: "IF-033";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B012: components["schemas"]["B012"];
+                    B013?: components["schemas"]["B013"];
+                    B022: components["schemas"]["B022"];
+                    B023: components["schemas"]["B023"];
+                    B024: components["schemas"]["B024"];
+                    B025: components["schemas"]["B025"];
+                    B026: components["schemas"]["B026"];
+                    B029?: components["schemas"]["B029"];
+                    B031?: components["schemas"]["B031"];
+                    B032?: components["schemas"]["B032"];
+                    B071: components["schemas"]["B071"];
+                    B072?: components["schemas"]["B072"];
+                    B905List?: components["schemas"]["B905"][];
+                    B907List?: components["schemas"]["B907"][];
+                    B908List?: components["schemas"]["B908"][];
+                };
+            }));
         };
         "IF-034": {
             payload: {
@@ -5853,7 +7454,92 @@ export interface components {
                         eventCode: "[MSAppSPResponse]" | "[DSAppSPResponse]" | "[SDS-MDRUpdate]";
                     };
                 };
-            } & unknown & unknown & unknown;
+            } & (({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MSAppSPResponse]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MSAppSPResponse]";
+                        /** @enum {string} */
+                        interfaceID: "IF-034";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B007: components["schemas"]["B007"];
+                    B012: components["schemas"]["B012"];
+                    B013?: components["schemas"]["B013"];
+                    B070: components["schemas"]["B070"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[DSAppSPResponse]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[DSAppSPResponse]";
+                        /** @enum {string} */
+                        interfaceID: "IF-034";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B007: components["schemas"]["B007"];
+                    B012: components["schemas"]["B012"];
+                    B013?: components["schemas"]["B013"];
+                    B018?: components["schemas"]["B018"];
+                    B070?: components["schemas"]["B070"];
+                    B071: components["schemas"]["B071"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[SDS-MDRUpdate]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[SDS-MDRUpdate]";
+                        /** @enum {string} */
+                        interfaceID: "IF-034";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B012: components["schemas"]["B012"];
+                    B013?: components["schemas"]["B013"];
+                    B018: components["schemas"]["B018"];
+                };
+            }));
         };
         "IF-035": {
             payload: {
@@ -5863,7 +7549,261 @@ export interface components {
                         eventCode: "[MSAppAccepted]" | "[MSAppRejected]" | "[MSAppLapsed]" | "[DSAppAccepted]" | "[DSAppRejected]" | "[DSAppLapsed]" | "[IMS-SendMTD]" | "[SDS-MDROutcome]" | "[DCC-MDROutcome]";
                     };
                 };
-            } & unknown & unknown & unknown & unknown & unknown & unknown & unknown & unknown & unknown;
+            } & (({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MSAppAccepted]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MSAppAccepted]";
+                        /** @enum {string} */
+                        interfaceID: "IF-035";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B007: components["schemas"]["B007"];
+                    B012: components["schemas"]["B012"];
+                    B013?: components["schemas"]["B013"];
+                    B070: components["schemas"]["B070"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MSAppRejected]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MSAppRejected]";
+                        /** @enum {string} */
+                        interfaceID: "IF-035";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B007: components["schemas"]["B007"];
+                    B012: components["schemas"]["B012"];
+                    B013?: components["schemas"]["B013"];
+                    B070: components["schemas"]["B070"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MSAppLapsed]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MSAppLapsed]";
+                        /** @enum {string} */
+                        interfaceID: "IF-035";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B007: components["schemas"]["B007"];
+                    B012: components["schemas"]["B012"];
+                    B013?: components["schemas"]["B013"];
+                    B070: components["schemas"]["B070"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[DSAppAccepted]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[DSAppAccepted]";
+                        /** @enum {string} */
+                        interfaceID: "IF-035";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B007: components["schemas"]["B007"];
+                    B012: components["schemas"]["B012"];
+                    B013?: components["schemas"]["B013"];
+                    B019?: components["schemas"]["B019"];
+                    B071: components["schemas"]["B071"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[DSAppRejected]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[DSAppRejected]";
+                        /** @enum {string} */
+                        interfaceID: "IF-035";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B007: components["schemas"]["B007"];
+                    B012: components["schemas"]["B012"];
+                    B013?: components["schemas"]["B013"];
+                    B071: components["schemas"]["B071"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[DSAppLapsed]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[DSAppLapsed]";
+                        /** @enum {string} */
+                        interfaceID: "IF-035";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B007: components["schemas"]["B007"];
+                    B012: components["schemas"]["B012"];
+                    B013?: components["schemas"]["B013"];
+                    B071: components["schemas"]["B071"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[IMS-SendMTD]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[IMS-SendMTD]";
+                        /** @enum {string} */
+                        interfaceID: "IF-035";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B007: components["schemas"]["B007"];
+                    B012: components["schemas"]["B012"];
+                    B013?: components["schemas"]["B013"];
+                    B019?: components["schemas"]["B019"];
+                    B070?: components["schemas"]["B070"];
+                    B071?: components["schemas"]["B071"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[SDS-MDROutcome]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[SDS-MDROutcome]";
+                        /** @enum {string} */
+                        interfaceID: "IF-035";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B012: components["schemas"]["B012"];
+                    B013?: components["schemas"]["B013"];
+                    B092: components["schemas"]["B092"];
+                    B099: components["schemas"]["B099"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[DCC-MDROutcome]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[DCC-MDROutcome]";
+                        /** @enum {string} */
+                        interfaceID: "IF-035";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B012: components["schemas"]["B012"];
+                    B013?: components["schemas"]["B013"];
+                    B066: components["schemas"]["B066"];
+                };
+            }));
         };
         "IF-036": {
             payload: {
@@ -5873,7 +7813,95 @@ export interface components {
                         eventCode: "[MSAppActive]" | "[DSAppActive]";
                     };
                 };
-            } & unknown & unknown;
+            } & (({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MSAppActive]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MSAppActive]";
+                        /** @enum {string} */
+                        interfaceID: "IF-036";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B005?: components["schemas"]["B005"];
+                    B012: components["schemas"]["B012"];
+                    B013?: components["schemas"]["B013"];
+                    B014: components["schemas"]["B014"];
+                    B017?: components["schemas"]["B017"];
+                    B022: components["schemas"]["B022"];
+                    B023: components["schemas"]["B023"];
+                    B024: components["schemas"]["B024"];
+                    B025: components["schemas"]["B025"];
+                    B026: components["schemas"]["B026"];
+                    B027?: components["schemas"]["B027"];
+                    B028: components["schemas"]["B028"];
+                    B029?: components["schemas"]["B029"];
+                    B030?: components["schemas"]["B030"];
+                    B031?: components["schemas"]["B031"];
+                    B032?: components["schemas"]["B032"];
+                    B035List?: components["schemas"]["B035"][];
+                    B037List?: components["schemas"]["B037"][];
+                    B905List?: components["schemas"]["B905"][];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[DSAppActive]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[DSAppActive]";
+                        /** @enum {string} */
+                        interfaceID: "IF-036";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B005?: components["schemas"]["B005"];
+                    B012: components["schemas"]["B012"];
+                    B013?: components["schemas"]["B013"];
+                    B015: components["schemas"]["B015"];
+                    B016?: components["schemas"]["B016"];
+                    B019?: components["schemas"]["B019"];
+                    B022: components["schemas"]["B022"];
+                    B023: components["schemas"]["B023"];
+                    B024: components["schemas"]["B024"];
+                    B025: components["schemas"]["B025"];
+                    B026: components["schemas"]["B026"];
+                    B027?: components["schemas"]["B027"];
+                    B028: components["schemas"]["B028"];
+                    B029?: components["schemas"]["B029"];
+                    B030?: components["schemas"]["B030"];
+                    B031?: components["schemas"]["B031"];
+                    B032?: components["schemas"]["B032"];
+                    B035List?: components["schemas"]["B035"][];
+                    B037List?: components["schemas"]["B037"][];
+                    B068?: components["schemas"]["B068"];
+                    B905List?: components["schemas"]["B905"][];
+                };
+            }));
         };
         "IF-037": {
             payload: {
@@ -5883,7 +7911,115 @@ export interface components {
                         eventCode: "[MSDeApp]" | "[DSDeApp]" | "[MSDeAppUpdate]" | "[DSDeAppUpdate]";
                     };
                 };
-            } & unknown & unknown & unknown & unknown;
+            } & (({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MSDeApp]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MSDeApp]";
+                        /** @enum {string} */
+                        interfaceID: "IF-037";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B002?: components["schemas"]["B002"];
+                    B008: components["schemas"]["B008"];
+                    B010?: components["schemas"]["B010"];
+                    B013?: components["schemas"]["B013"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[DSDeApp]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[DSDeApp]";
+                        /** @enum {string} */
+                        interfaceID: "IF-037";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B002?: components["schemas"]["B002"];
+                    B009: components["schemas"]["B009"];
+                    B011?: components["schemas"]["B011"];
+                    B013?: components["schemas"]["B013"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MSDeAppUpdate]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MSDeAppUpdate]";
+                        /** @enum {string} */
+                        interfaceID: "IF-037";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B010: components["schemas"]["B010"];
+                    B013?: components["schemas"]["B013"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[DSDeAppUpdate]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[DSDeAppUpdate]";
+                        /** @enum {string} */
+                        interfaceID: "IF-037";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B011: components["schemas"]["B011"];
+                    B013?: components["schemas"]["B013"];
+                };
+            }));
         };
         "IF-038": {
             payload: {
@@ -5893,7 +8029,101 @@ export interface components {
                         eventCode: "[DirectContractMSAdd]" | "[DirectContractDSAdd]" | "[DirectContractDSRemove]" | "[DirectContractMSRemove]";
                     };
                 };
-            } & unknown & unknown & unknown & unknown;
+            } & (({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[DirectContractMSAdd]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[DirectContractMSAdd]";
+                        /** @enum {string} */
+                        interfaceID: "IF-038";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B020: components["schemas"]["B020"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[DirectContractDSAdd]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[DirectContractDSAdd]";
+                        /** @enum {string} */
+                        interfaceID: "IF-038";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B021: components["schemas"]["B021"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[DirectContractDSRemove]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[DirectContractDSRemove]";
+                        /** @enum {string} */
+                        interfaceID: "IF-038";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[DirectContractMSRemove]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[DirectContractMSRemove]";
+                        /** @enum {string} */
+                        interfaceID: "IF-038";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+            }));
         };
         "IF-039": {
             payload: {
@@ -5903,7 +8133,105 @@ export interface components {
                         eventCode: "[DirectContractMSAdd]" | "[DirectContractDSAdd]" | "[DirectContractDSRemove]" | "[DirectContractMSRemove]";
                     };
                 };
-            } & unknown & unknown & unknown & unknown;
+            } & (({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[DirectContractMSAdd]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    R0: components["schemas"]["R0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[DirectContractMSAdd]";
+                        /** @enum {string} */
+                        interfaceID: "IF-039";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B020: components["schemas"]["B020"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[DirectContractDSAdd]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    R0: components["schemas"]["R0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[DirectContractDSAdd]";
+                        /** @enum {string} */
+                        interfaceID: "IF-039";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B021: components["schemas"]["B021"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[DirectContractDSRemove]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    R0: components["schemas"]["R0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[DirectContractDSRemove]";
+                        /** @enum {string} */
+                        interfaceID: "IF-039";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[DirectContractMSRemove]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    R0: components["schemas"]["R0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[DirectContractMSRemove]";
+                        /** @enum {string} */
+                        interfaceID: "IF-039";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+            }));
         };
         "IF-040": {
             payload: {
@@ -6041,7 +8369,88 @@ export interface components {
                         eventCode: "[MPANCreation]" | "[MPStatusChange]" | "[GreenDeal]";
                     };
                 };
-            } & unknown & unknown & unknown;
+            } & (({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MPANCreation]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MPANCreation]";
+                        /** @enum {string} */
+                        interfaceID: "IF-050";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B001: components["schemas"]["B001"];
+                    B022: components["schemas"]["B022"];
+                    B023: components["schemas"]["B023"];
+                    B024: components["schemas"]["B024"];
+                    B025: components["schemas"]["B025"];
+                    B026: components["schemas"]["B026"];
+                    B079: components["schemas"]["B079"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MPStatusChange]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MPStatusChange]";
+                        /** @enum {string} */
+                        interfaceID: "IF-050";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B079: components["schemas"]["B079"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[GreenDeal]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[GreenDeal]";
+                        /** @enum {string} */
+                        interfaceID: "IF-050";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B080: components["schemas"]["B080"];
+                };
+            }));
         };
         "IF-051": {
             payload: {
@@ -6196,7 +8605,111 @@ export interface components {
                         eventCode: "[ReadingRemote]" | "[MDRInstantaneous]" | "[MDRTOU]" | "[MDRConsumption]";
                     };
                 };
-            } & unknown & unknown & unknown & unknown;
+            } & (({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[ReadingRemote]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[ReadingRemote]";
+                        /** @enum {string} */
+                        interfaceID: "IF-065";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B060?: components["schemas"]["B060"];
+                    B065List?: components["schemas"]["B065"][];
+                    B076List?: components["schemas"]["B076"][];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MDRInstantaneous]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MDRInstantaneous]";
+                        /** @enum {string} */
+                        interfaceID: "IF-065";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B060?: components["schemas"]["B060"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MDRTOU]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MDRTOU]";
+                        /** @enum {string} */
+                        interfaceID: "IF-065";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B060?: components["schemas"]["B060"];
+                    B077: components["schemas"]["B077"];
+                };
+            }) | ({
+                CommonBlock: {
+                    S0: {
+                        /** @enum {unknown} */
+                        eventCode: "[MDRConsumption]";
+                    };
+                };
+            } & {
+                CommonBlock: {
+                    A0?: components["schemas"]["A0"];
+                    D0?: components["schemas"]["D0"];
+                    M0: components["schemas"]["M0"];
+                    S0: {
+                        /** @enum {string} */
+                        eventCode: "[MDRConsumption]";
+                        /** @enum {string} */
+                        interfaceID: "IF-065";
+                        /** @enum {string} */
+                        schemaVersion: "011";
+                    };
+                    S1: components["schemas"]["S1"];
+                };
+                CustomBlock: {
+                    B060?: components["schemas"]["B060"];
+                    B077: components["schemas"]["B077"];
+                };
+            }));
         };
         M0: {
             distributorDIPID: components["schemas"]["DT-006-DIPParticipantID"];
