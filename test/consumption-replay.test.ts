@@ -250,6 +250,8 @@ describe('DIP Replay Service: only what the requester may view (spec 5.5.11)', (
       const got = await answers();
       expect(got.map((m) => m.payload.CommonBlock.S0.eventCode)).toEqual(['[ActivePower]', '[ActivePowerDefaulted]']);
       expect(got.map(s2Ref)).toEqual([s1Ref(own), s1Ref(toRequester)]);
+      // Queued for it as the MPAN's data service, the capacity that entitles it (obfuscation, spec 5.5.6).
+      expect((await backend.log.readQueue({ recipientDipId: ads, channel: 'IF-016' }, 0, 100, 1 << 24)).map((e) => e.capacity)).toEqual(['ADS', 'ADS']);
     } finally {
       await backend.close();
     }

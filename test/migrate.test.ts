@@ -79,6 +79,8 @@ describe('dip migrate: SQLite to the cluster', () => {
     const records = [...exportSqlite(file, 0, counts)];
     // The copy's original is settled, and travels all the same (no queue position): the copy's link.
     expect(counts).toMatchObject({ participant: 2, webhook: 1, mpan: 1, senderRef: 4, message: 5, entry: 4, portalAccount: 1 });
+    // Each position with the capacity it was routed in, the requeued copy's its original's.
+    expect(records.flatMap((x) => (x.type === 'entry' ? [x.capacity] : []))).toEqual(['SUP', 'SUP', 'SUP', 'SUP']);
     const exported = records.filter((x) => x.type === 'message');
     const copy = exported.find((x) => x.transactionId.startsWith('R-'))!.transactionId;
     expect(exported.map((x) => [x.transactionId, x.replayOf ?? null, x.replayFor ?? null])).toEqual([...sent.map((t) => [t, null, null]), [original, null, null], [copy, original, sup.dipId]]);
@@ -117,6 +119,7 @@ describe('dip migrate: SQLite to the cluster', () => {
       const delivered = () => r.calls.slice(before).flatMap((c) => c.messages.map((m) => (m as Json).payload.CommonBlock.D0.transactionID as string));
       await waitFor(() => new Set(delivered()).size === 4 && r.calls.at(-1)!.lastSeq === 5, 20_000, 'the queue in flight delivered by the cluster');
       expect([...new Set(delivered())]).toEqual([...sent, copy]);
+      expect((await cluster.dip.backend.log.readQueue(queue, 1, 10, 1 << 20)).map((e) => e.capacity)).toEqual(['SUP', 'SUP', 'SUP', 'SUP']);
       // The copy is still a copy of its original, for its one recipient: a status message about it names the
       // original to the sender (before: replayOf null, and every recipient of the queue might name it).
       const ofOriginal = await cluster.dip.backend.archive.transactionParties(original);

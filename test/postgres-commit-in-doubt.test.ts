@@ -105,7 +105,7 @@ describe('PostgreSQL: a COMMIT whose answer is lost', () => {
       const m = message([sup.recipientDipId]);
       expect(await log.append(batch([m]))).toEqual({ ok: true });
       const [original] = await look.query<{ id: number }>('SELECT id FROM messages WHERE transaction_id = $1', [m.transactionId]);
-      const copy = { originalId: original!.id, transactionId: `${m.transactionId}-R`, receivedAt: Date.now(), outbound: m.outbound, recipientDipId: sup.recipientDipId };
+      const copy = { originalId: original!.id, transactionId: `${m.transactionId}-R`, receivedAt: Date.now(), outbound: m.outbound, recipientDipId: sup.recipientDipId, capacity: null };
       proxy.cutAfter(isCommit);
       await log.appendReplayCopies([copy], sup);
       expect(await stored(copy.transactionId)).toBe(1);

@@ -12,6 +12,7 @@ import { PgDatabase } from '../src/adapters/postgres/database.js';
 import { PgMessageLog } from '../src/adapters/postgres/message-log.js';
 import { openPool } from '../src/adapters/postgres/pool.js';
 import { applySchema, LOCKS, SCHEMA } from '../src/adapters/postgres/schema.js';
+import { batch, message, sup } from './contract/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
 
 describe('the PostgreSQL schema', () => {
@@ -90,6 +91,21 @@ describe('the PostgreSQL schema', () => {
       expect(await log.queueState(queue)).toEqual({ ackedSeq: 2, headSeq: 5, pulledSeq: 0 });
       await log.markPulled(queue, 4);
       expect(await log.queueState(queue)).toEqual({ ackedSeq: 2, headSeq: 5, pulledSeq: 4 });
+    } finally {
+      await upgraded.close();
+    }
+  });
+
+  it('gives queue entries made before routed capacities were kept (2026-12-05) the column: existing ones read none (all receiving roles, as then)', async () => {
+    const log = new PgMessageLog(store);
+    await log.append(batch([message(['SUP0000001'])]));
+    await admin.query("UPDATE dip_schema_digests SET digest = 'an older version' WHERE lock_key = $1", [LOCKS.schema]);
+    await admin.query('ALTER TABLE queue_entries DROP COLUMN capacity');
+    const upgraded = await PgDatabase.open({ url, clock: systemClock, poolSize: 1 });
+    try {
+      const after = new PgMessageLog(upgraded);
+      await after.append(batch([message(['SUP0000001'], { capacities: { SUP0000001: 'LDSO' } })]));
+      expect((await after.readQueue(sup, 0, 10, 1 << 20)).map((e) => e.capacity)).toEqual([null, 'LDSO']);
     } finally {
       await upgraded.close();
     }

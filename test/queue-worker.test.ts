@@ -27,7 +27,7 @@ class FakeLog {
   add(n: number, receivedAt: number): void {
     for (let i = 0; i < n; i++) {
       const seq = this.entries.length + 1;
-      this.entries.push({ seq, messageId: seq, transactionId: `T-${seq}`, receivedAt, outbound: JSON.stringify({ seq }) });
+      this.entries.push({ seq, messageId: seq, transactionId: `T-${seq}`, receivedAt, outbound: JSON.stringify({ seq }), capacity: null });
     }
   }
 
@@ -211,7 +211,7 @@ describe('queue worker', () => {
     await settle();
     await h.clock.advance(5);
     // Two copies of 400 bytes: a third would pass the call's 1 KiB, so the call is as full as it gets.
-    for (const seq of [2, 3]) h.log.entries.push({ seq, messageId: seq, transactionId: `T-${seq}`, receivedAt: h.clock.now(), outbound: JSON.stringify({ seq, pad: 'x'.repeat(380) }) });
+    for (const seq of [2, 3]) h.log.entries.push({ seq, messageId: seq, transactionId: `T-${seq}`, receivedAt: h.clock.now(), outbound: JSON.stringify({ seq, pad: 'x'.repeat(380) }), capacity: null });
     h.worker.kick();
     await settle();
     expect(h.sent()).toEqual([[1], [2, 3]]);

@@ -1,24 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Catalogue } from '../src/catalogue/catalogue.js';
 import { copyRoles, receivesOn, type ChannelRouting } from '../src/domain/channel.js';
-import type { MessageHeader } from '../src/domain/message.js';
-import type { Participant } from '../src/domain/participant.js';
 import { MSG } from '../src/domain/response-codes.js';
-import { route, type RoutingDirectory } from '../src/domain/routing.js';
+import { route } from '../src/domain/routing.js';
 import { channelRouting } from '../src/pipeline/channels.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { LeftOutLog } from '../src/pipeline/left-out-log.js';
 import { FakeClock } from './helpers/clocks.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { directoryOf, person, routingHeader } from './helpers/routing.js';
 
 type Json = Record<string, any>;
 
-const person = (dipId: string, roles: string[]): Participant => ({ dipId, roles, organisation: dipId, certificatePem: '', certificateFingerprint: '', connectionProvider: null, createdAt: 0 });
 const people = [person('2000000001', ['SDS']), person('1000000001', ['SUP']), person('5000000001', ['MDS']), person('8000000001', ['REGS']), person('8000000002', ['ECS'])];
-const dir: RoutingDirectory = {
-  participant: (id) => people.find((p) => p.dipId === id),
-  holdersOf: (role) => people.filter((p) => p.roles.includes(role)),
-};
+const dir = directoryOf(people);
 const channel = (over: Partial<ChannelRouting> = {}): ChannelRouting => ({
   interfaceId: 'IF-021',
   publicationId: 'PUB-021',
@@ -29,44 +24,29 @@ const channel = (over: Partial<ChannelRouting> = {}): ChannelRouting => ({
   primaryRouting: true,
   ...over,
 });
-const header = (over: Partial<MessageHeader> = {}): MessageHeader => ({
-  interfaceId: 'IF-021',
-  eventCode: '[ActivePower]',
-  schemaVersion: '011',
-  environmentTag: 'DEV',
-  senderUniqueReference: 'ref',
-  senderTimestamp: '2026-01-01T00:00:00+00:00',
-  senderDipId: '2000000001',
-  senderRoleId: 'SDS',
-  senderCorrelationId: null,
-  connectionProviderId: null,
-  primaryRecipients: ['1000000001'],
-  mpan: null,
-  ...over,
-});
 
 describe('"always" routing to named participants (spec 5.5.3), the pure decision', () => {
   it('adds the named participants beside the always roles, whatever roles they hold', () => {
-    const d = route(channel({ alwaysParticipants: ['8000000001'] }), header(), dir);
+    const d = route(channel({ alwaysParticipants: ['8000000001'] }), routingHeader(), dir);
     expect(d).toMatchObject({ ok: true, primary: ['1000000001'], always: ['8000000001', '5000000001'], recipients: ['1000000001', '8000000001', '5000000001'] });
   });
 
   it('is enough on its own: no primary recipient, no always role', () => {
-    const d = route(channel({ alwaysRoles: [], alwaysParticipants: ['8000000002'] }), header({ primaryRecipients: [] }), dir);
+    const d = route(channel({ alwaysRoles: [], alwaysParticipants: ['8000000002'] }), routingHeader({ primaryRecipients: [] }), dir);
     expect(d).toMatchObject({ ok: true, recipients: ['8000000002'] });
-    const none = route(channel({ alwaysRoles: [] }), header({ primaryRecipients: [] }), dir);
+    const none = route(channel({ alwaysRoles: [] }), routingHeader({ primaryRecipients: [] }), dir);
     expect(none.ok).toBe(false);
     if (!none.ok) expect(none.help).toMatch(/or is named to always receive on IF-021/);
   });
 
   it('says so when the only primary recipient named is the sender itself (not that the list is empty)', () => {
-    const self = route(channel({ alwaysRoles: [] }), header({ primaryRecipients: ['2000000001'] }), { ...dir, participant: (id) => (id === '2000000001' ? person(id, ['SDS', 'SUP']) : dir.participant(id)) });
+    const self = route(channel({ alwaysRoles: [] }), routingHeader({ primaryRecipients: ['2000000001'] }), { ...dir, participant: (id) => (id === '2000000001' ? person(id, ['SDS', 'SUP']) : dir.participant(id)) });
     expect(self.ok).toBe(false);
     if (!self.ok) expect(self.help).toMatch(/^no recipient: A0\.primaryRecipients names only the sender 2000000001, which never receives its own message, and no participant holds an always-routed role/);
   });
 
   it('never sends to the sender, leaves out a name nobody registered (telling why, MSG1035, without the name), and gives one copy per participant', () => {
-    const d = route(channel({ alwaysParticipants: ['2000000001', '9999999999', '1000000001', '8000000001', '8000000001', '9999999999'] }), header(), dir);
+    const d = route(channel({ alwaysParticipants: ['2000000001', '9999999999', '1000000001', '8000000001', '8000000001', '9999999999'] }), routingHeader(), dir);
     expect(d).toMatchObject({ ok: true, always: ['1000000001', '8000000001', '5000000001'], recipients: ['1000000001', '8000000001', '5000000001'] });
     // Before: skipped in silence. The published code for an always recipient that is not a participant.
     if (d.ok) {
@@ -79,20 +59,20 @@ describe('"always" routing to named participants (spec 5.5.3), the pure decision
 
   it('refuses with MSG1035 when the only always recipient named is not registered, and with MSG1036 when nobody holds its always roles', () => {
     // Before: MSG1030, naming neither the participant nor the role that failed.
-    const named = route(channel({ alwaysRoles: [], alwaysParticipants: ['9999999999'] }), header({ primaryRecipients: [] }), dir);
+    const named = route(channel({ alwaysRoles: [], alwaysParticipants: ['9999999999'] }), routingHeader({ primaryRecipients: [] }), dir);
     expect(named).toEqual({
       ok: false,
       code: MSG.alwaysRecipientInvalid,
       help: 'no recipient: A0.primaryRecipients is empty and no participant holds an always-routed role (none) or is named to always receive on IF-021; a participant channel IF-021 always sends to is not registered',
     });
-    const role = route(channel({ alwaysRoles: ['LSS'] }), header({ primaryRecipients: [] }), dir);
+    const role = route(channel({ alwaysRoles: ['LSS'] }), routingHeader({ primaryRecipients: [] }), dir);
     expect(role).toEqual({
       ok: false,
       code: MSG.alwaysRecipientRoleInvalid,
       help: 'no recipient: A0.primaryRecipients is empty and no participant holds an always-routed role (LSS) or is named to always receive on IF-021; channel IF-021 always sends to every LSS, and no registered DIP participant holds LSS',
     });
     // A role held only by the sender is held: nobody else is to receive, so no code of an always recipient.
-    const self = route(channel({ alwaysRoles: ['SDS'] }), header({ primaryRecipients: [] }), dir);
+    const self = route(channel({ alwaysRoles: ['SDS'] }), routingHeader({ primaryRecipients: [] }), dir);
     expect(self.ok ? null : self.code).toBe(MSG.routingError);
   });
 

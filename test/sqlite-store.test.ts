@@ -352,6 +352,27 @@ describe('a database made before pulled positions (2026-12-03)', () => {
   });
 });
 
+describe('a database made before routed capacities were kept (2026-12-05)', () => {
+  it('gets the column on open (migrate): entries queued before read no capacity (all receiving roles, as then), new ones keep theirs', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'opendip-capacity-')), 'dip.db');
+    const first = openSqliteBackend(file, { clock: systemClock });
+    await first.log.append(batch([message(['SUP0000001'])]));
+    await first.close();
+    // What an older version left: the entries without the column.
+    const raw = new Database(file);
+    raw.exec('ALTER TABLE queue_entries DROP COLUMN capacity');
+    raw.close();
+
+    const backend = openSqliteBackend(file, { clock: systemClock });
+    try {
+      await backend.log.append(batch([message(['SUP0000001'], { capacities: { SUP0000001: 'LDSO' } })]));
+      expect((await backend.log.readQueue(sup, 0, 10, 1 << 20)).map((e) => e.capacity)).toEqual([null, 'LDSO']);
+    } finally {
+      await backend.close();
+    }
+  });
+});
+
 describe('a database made before notices were recorded queued (2026-12-03)', () => {
   it('gets the column and its index on open (migrate): existing publications read as notified, new ones await their notice', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'opendip-notice-queued-')), 'dip.db');

@@ -41,8 +41,11 @@ export type MigrationRecord =
       /** A copy's recipient: the one participant that may name it in a status message. Null or absent: not kept. */
       replayFor?: string | null;
     }
-  /** An unsettled queue position (its message is exported before it). */
-  | { type: 'entry'; recipientDipId: string; channel: string; seq: number; messageId: number; enqueuedAt: number | null }
+  /**
+   * An unsettled queue position (its message is exported before it). capacity: what its copy is obfuscated
+   * for (src/domain/channel.ts capacityCode); null or absent (files exported before 2026-12-05): not recorded.
+   */
+  | { type: 'entry'; recipientDipId: string; channel: string; seq: number; messageId: number; enqueuedAt: number | null; capacity?: string | null }
   /**
    * One version of a versioned registry record (channel settings, operator accounts, register entries,
    * maintenance notices…): every version travels, so history and rollback survive the move.

@@ -76,7 +76,7 @@ export function buildDelivery(w: DeliveryWiring, placement: DeliveryPlacement): 
     randomBytes,
     logger: w.logger,
     staleAfterMs: (id) => (id === STATUS_CHANNEL ? config.retentionDays * 86_400_000 : (channel(id)?.staleAfterMs ?? defaultStaleMs)),
-    copyFor: (queue, outbound) => copies.copyFor(queue, outbound),
+    copyFor: (queue, outbound, capacity) => copies.copyFor(queue, outbound, capacity),
     notices: returnToSender(status),
     storeUnavailable: () => {},
   });

@@ -80,10 +80,31 @@ export function receivesOn(channel: ChannelRouting, p: Pick<Participant, 'dipId'
 }
 
 /**
- * The roles a recipient's copy is made for (obfuscation, spec 5.5.6): those it receives in on the channel,
- * or, for a recipient reached only by "always" routing in a role that does not receive there, all it holds.
+ * The capacity a copy was routed in (spec 5.5.6: what a recipient may see follows the role it receives
+ * a message as): the role codes, sorted and joined by ',' ('SDS', 'LDSO,SUP'). Kept with each queue entry
+ * as this short string, so every road out of the DIP strips the copy for it. Routing decides it:
+ * - MPAN lookup (secondary): the slot's roles the holder holds that receive on the channel (its DS slot
+ *   makes a supplier-and-data-service a data service for that copy, not a supplier);
+ * - "always" roles: the always-routed roles it holds; a participant the channel names to always receive:
+ *   the roles it receives in there, or all it holds when none does (as copyRoles without a capacity);
+ * - a primary recipient the sender names: its roles that receive on the channel (the sender chose it,
+ *   not a capacity of it);
+ * - reached in several capacities for one message: one copy, for the union of them (a field any of
+ *   them may see is shown).
  */
-export function copyRoles(channel: Pick<ChannelRouting, 'receiverRoles'>, roles: readonly string[]): string[] {
+export function capacityCode(roles: readonly string[]): string {
+  // One role, by far the most usual, as it is: routing makes one of these for every recipient of every message.
+  return roles.length === 1 ? roles[0]! : [...new Set(roles)].sort().join(',');
+}
+
+/**
+ * The roles a recipient's copy is made for (obfuscation, spec 5.5.6): the capacity it was routed in when
+ * its queue entry recorded one; otherwise (entries queued before capacities were recorded, and what the
+ * DIP itself sends) those it receives in on the channel, or, for a recipient reached only by "always"
+ * routing in a role that does not receive there, all it holds.
+ */
+export function copyRoles(channel: Pick<ChannelRouting, 'receiverRoles'>, roles: readonly string[], capacity: string | null = null): string[] {
+  if (capacity) return capacity.split(',');
   const receiving = roles.filter((r) => channel.receiverRoles.includes(r));
   return receiving.length > 0 ? receiving : [...roles];
 }

@@ -1,5 +1,6 @@
 import type { DipMessage } from './message.js';
-import { holderAt, type Appointment } from './mpan-lookup.js';
+import { capacityCode } from './channel.js';
+import { holderAt, SLOT_ROLES, type Appointment } from './mpan-lookup.js';
 
 /**
  * The DIP Replay Service (interface catalogue: IF-015 "Request Historic Consumption Replay (ADV Sites
@@ -136,6 +137,16 @@ export function replayEntitlement(requester: string, mpan: string | null, histor
   if (holder === requester) return { ok: true, mpan };
   if (holder === undefined) return { ok: false, reason: `the MPAN lookup names no data service for MPAN ${mpan} now; only its appointed data service may have its consumption replayed` };
   return { ok: false, reason: `${requester} is not the data service appointed to MPAN ${mpan} now (the MPAN lookup names ${holder}); only that data service may have its consumption replayed` };
+}
+
+/**
+ * The capacity the answers go to the requester in (src/domain/channel.ts capacityCode): the MPAN's data
+ * service, which is what entitles it (replayEntitlement), in the role it sent the request as when that is
+ * a data service role receiving the answers; null (all its receiving roles) otherwise.
+ */
+export function replayCapacity(receiverRoles: readonly string[], requesterRole: string): string | null {
+  const ds: readonly string[] = SLOT_ROLES.DS;
+  return ds.includes(requesterRole) && receiverRoles.includes(requesterRole) ? capacityCode([requesterRole]) : null;
 }
 
 /** The reason of a rejection when nothing the requester may have is archived for the MPAN. */

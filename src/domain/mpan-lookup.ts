@@ -85,19 +85,26 @@ export function secondaryRecipients(
   history: readonly Appointment[],
   atMs: number,
   rolesOf: (dipId: string) => readonly string[] | undefined,
-): { recipients: string[]; skipped: SkippedHolder[] } {
+): { recipients: string[]; skipped: SkippedHolder[]; capacities: Map<string, string[]> } {
   const recipients: string[] = [];
   const skipped: SkippedHolder[] = [];
+  // The roles each is reached in (src/domain/channel.ts capacityCode): a holder of two slots, both of them.
+  const capacities = new Map<string, string[]>();
   for (const slot of SLOTS) {
     const wanted: readonly string[] = SLOT_ROLES[slot].filter((r) => receiverRoles.includes(r));
     if (wanted.length === 0) continue;
     const holder = holderAt(history, slot, atMs);
-    if (holder === undefined || recipients.includes(holder)) continue;
+    if (holder === undefined) continue;
     const roles = rolesOf(holder);
-    if (roles?.some((r) => wanted.includes(r))) recipients.push(holder);
-    else skipped.push({ dipId: holder, slot, roles, wanted });
+    const held = roles?.filter((r) => wanted.includes(r)) ?? [];
+    const known = capacities.get(holder);
+    if (known) known.push(...held);
+    else if (held.length > 0) {
+      recipients.push(holder);
+      capacities.set(holder, [...held]);
+    } else skipped.push({ dipId: holder, slot, roles, wanted });
   }
-  return { recipients, skipped };
+  return { recipients, skipped, capacities };
 }
 
 /** Which keys of a registration message's blocks appoint or end a slot, and their date keys. */

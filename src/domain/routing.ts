@@ -1,4 +1,4 @@
-import type { ChannelRouting } from './channel.js';
+import { capacityCode, copyRoles, type ChannelRouting } from './channel.js';
 import type { MessageHeader } from './message.js';
 import type { SkippedHolder } from './mpan-lookup.js';
 import type { Participant } from './participant.js';
@@ -16,6 +16,11 @@ export type RoutingDecision =
       secondary: string[];
       always: string[];
       recipients: string[];
+      /**
+       * Per recipient, the capacity it was routed in (src/domain/channel.ts capacityCode): what its copy
+       * is obfuscated for. One reached by several routes: the union of their capacities.
+       */
+      capacities: Record<string, string>;
       /**
        * Holders the MPAN lookup named who cannot receive in their capacity and get no copy by another
        * route, while others do: the message goes to the others, and these are told of (unreachedHolder).
@@ -40,7 +45,7 @@ export function routeToDip(channel: ChannelRouting, header: MessageHeader, dipId
   if (others.length > 0) {
     return { ok: false, code: MSG.routingError, help: `A0.primaryRecipients: ${channel.interfaceId} is answered by the DIP (${dipId}) itself and goes to no participant; name none, or only the DIP (named: ${others.join(', ')})` };
   }
-  return { ok: true, primary: [], secondary: [], always: [], recipients: [internalRecipient], unreached: [], alwaysLeftOut: [] };
+  return { ok: true, primary: [], secondary: [], always: [], recipients: [internalRecipient], capacities: {}, unreached: [], alwaysLeftOut: [] };
 }
 
 /** What MPAN lookup found for the message (computed beforehand; routing itself stays pure). */
@@ -48,6 +53,8 @@ export interface SecondaryLookup {
   /** The channel takes secondary (MPAN) routing. */
   enabled: boolean;
   recipients: string[];
+  /** The roles each recipient is reached in (its slots'); one missing: the roles it holds that receive on the channel. */
+  capacities?: ReadonlyMap<string, readonly string[]>;
   /** Holders the lookup named who cannot receive in their capacity (not registered, or without the role). */
   skipped?: readonly SkippedHolder[];
 }
@@ -56,7 +63,7 @@ export interface SecondaryLookup {
  * Works out who receives a message: the sender's named primary recipients (each must exist and hold a
  * role that receives on the channel), the MPAN lookup's (secondary) recipients, and "always": the
  * participants the channel names and every holder of its always-roles. The sender never receives its
- * own message; a recipient reached by two routes gets one copy.
+ * own message; a recipient reached by two routes gets one copy, made for both capacities (capacityCode).
  */
 export function route(
   channel: ChannelRouting,
@@ -64,6 +71,8 @@ export function route(
   dir: RoutingDirectory,
   secondaryLookup: SecondaryLookup = { enabled: false, recipients: [] },
 ): RoutingDecision {
+  // The roles each recipient is reached in, over every route that reaches it (src/domain/channel.ts capacityCode).
+  const capacity = new Map<string, string[]>();
   const primary: string[] = [];
   if (header.primaryRecipients.length > 0 && !channel.primaryRouting) {
     return { ok: false, code: MSG.routingError, help: `A0.primaryRecipients: channel ${channel.interfaceId} does not take primary routing` };
@@ -81,6 +90,7 @@ export function route(
       };
     }
     if (!primary.includes(id)) primary.push(id);
+    reachedAs(capacity, id, receivingRoles(channel, p.roles));
   }
   const always: string[] = [];
   // Named participants first (an operator's explicit choice); one not (yet) registered gets no copy, and
@@ -88,17 +98,23 @@ export function route(
   const unregistered: string[] = [];
   for (const id of channel.alwaysParticipants) {
     if (id === header.senderDipId || always.includes(id) || unregistered.includes(id)) continue;
-    if (dir.participant(id)) always.push(id);
-    else unregistered.push(id);
+    const p = dir.participant(id);
+    if (p) {
+      always.push(id);
+      reachedAs(capacity, id, copyRoles(channel, p.roles));
+    } else unregistered.push(id);
   }
   const unheldRoles: string[] = [];
   for (const role of channel.alwaysRoles) {
     const holders = dir.holdersOf(role);
     if (holders.length === 0) unheldRoles.push(role);
     for (const p of holders) {
-      if (p.dipId !== header.senderDipId && !always.includes(p.dipId)) always.push(p.dipId);
+      if (p.dipId === header.senderDipId) continue;
+      if (!always.includes(p.dipId)) always.push(p.dipId);
+      reachedAs(capacity, p.dipId, [role]);
     }
   }
+  for (const id of secondaryLookup.recipients) reachedAs(capacity, id, secondaryLookup.capacities?.get(id) ?? receivingRoles(channel, dir.participant(id)?.roles ?? []));
   const secondary = secondaryLookup.recipients.filter((id) => id !== header.senderDipId && !primary.includes(id));
   if (secondaryLookup.enabled && primary.length === 0) {
     // The sender left addressing to the DIP: without an MPAN, or with nobody responsible for it, the
@@ -129,7 +145,28 @@ export function route(
     const { code, help } = alwaysUnregistered(channel);
     return { dipId: id, code, help: `${help}; the DIP's operators are told` };
   });
-  return { ok: true, primary, secondary, always, recipients, unreached, alwaysLeftOut };
+  const kept: Array<[string, string]> = [];
+  for (const id of recipients) {
+    const roles = capacity.get(id);
+    // None known (a participant holding no role at all): its copy keeps the rule of copyRoles without one.
+    if (roles && roles.length > 0) kept.push([id, capacityCode(roles)]);
+  }
+  const capacities = Object.fromEntries(kept);
+  return { ok: true, primary, secondary, always, recipients, capacities, unreached, alwaysLeftOut };
+}
+
+/**
+ * Adds a route's roles to what a recipient is reached in. Module-level functions, not closures in route():
+ * tsx, which runs the DIP, names each closure as it is made (a defineProperty per message).
+ */
+function reachedAs(capacity: Map<string, string[]>, id: string, roles: readonly string[]): void {
+  const known = capacity.get(id);
+  if (!known) capacity.set(id, [...roles]);
+  else for (const r of roles) if (!known.includes(r)) known.push(r);
+}
+
+function receivingRoles(channel: Pick<ChannelRouting, 'receiverRoles'>, roles: readonly string[]): string[] {
+  return roles.filter((r) => channel.receiverRoles.includes(r));
 }
 
 /**

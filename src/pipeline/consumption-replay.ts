@@ -9,6 +9,7 @@ import {
   REPLAY_REQUEST_INTERFACE,
   REPLAYED_CONSUMPTION,
   replayedConsumption,
+  replayCapacity,
   replayEntitlement,
   REQUEST_REJECTED_EVENT,
   type ReplaySender,
@@ -109,7 +110,7 @@ async function answer(deps: ConsumptionReplayDeps, entry: QueueEntry): Promise<v
   const d0 = request.payload.CommonBlock.D0 ?? {};
   const correlationId = typeof d0.initialCorrelationID === 'string' ? d0.initialCorrelationID : h.senderCorrelationId;
   const now = new Date(deps.clock.now());
-  const answers = new Answers(deps, channel, entry, h.senderDipId, correlationId, now);
+  const answers = new Answers(deps, channel, entry, { dipId: h.senderDipId, capacity: replayCapacity(channel.receiverRoles, h.senderRoleId) }, correlationId, now);
 
   try {
     await replay(deps, answers, request, h.senderDipId, h.mpan, now);
@@ -183,7 +184,8 @@ class Answers {
     private readonly deps: ConsumptionReplayDeps,
     private readonly channel: Channel,
     private readonly request: QueueEntry,
-    private readonly requester: string,
+    /** Whom the answers go to, and the capacity its copies are made for (replayCapacity). */
+    private readonly to: { dipId: string; capacity: string | null },
     private readonly correlationId: string | null,
     private readonly now: Date,
   ) {
@@ -219,11 +221,19 @@ class Answers {
       publicationId: this.channel.publicationId,
       initialCorrelationId: this.correlationId,
       replayIndicator: replayed,
-      primaryRecipients: [this.requester],
+      primaryRecipients: [this.to.dipId],
       secondaryRecipients: [],
       alwaysRecipients: [],
     });
-    return { transactionId, eventCode: `[${eventCode}]`, correlationId: this.correlationId, outbound: JSON.stringify(outbound), recipients: [this.requester], senderUniqueReference: this.sender(original).senderUniqueReference };
+    return {
+      transactionId,
+      eventCode: `[${eventCode}]`,
+      correlationId: this.correlationId,
+      outbound: JSON.stringify(outbound),
+      recipients: [this.to.dipId],
+      ...(this.to.capacity === null ? {} : { capacities: Object.fromEntries([[this.to.dipId, this.to.capacity]]) }),
+      senderUniqueReference: this.sender(original).senderUniqueReference,
+    };
   }
 
   async reject(request: DipMessage, reason: string): Promise<void> {

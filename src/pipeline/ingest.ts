@@ -515,6 +515,8 @@ export class Ingest {
       outbound: serialiseOutbound(outbound, customBlock),
       // On a pattern 3 channel the DIP cannot read the payload, so it cannot feed the lookup either.
       recipients: channel.mpanFeed && channel.securityPattern !== 3 ? [...decision.recipients, MPAN_LOOKUP_RECIPIENT] : decision.recipients,
+      // What each recipient's copy is obfuscated for, kept with its queue entry (src/domain/channel.ts capacityCode).
+      capacities: decision.capacities,
     };
   }
 

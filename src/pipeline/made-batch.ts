@@ -8,6 +8,8 @@ export interface MadeMessage {
   /** The outbound copy, serialised: exactly the bytes recipients get. */
   outbound: string;
   recipients: string[];
+  /** The capacity each recipient is sent it in (AcceptedMessage.capacities); absent: all its receiving roles. */
+  capacities?: Readonly<Record<string, string>>;
   /**
    * For a batch the DIP may make twice (a publication's notice, made again after a crash that may have
    * come after it was appended): the log refuses the second as a duplicate. Absent: none.
@@ -41,6 +43,7 @@ export function dipMadeBatch(from: { channel: string; senderDipId: string; sende
       receivedAt: from.at,
       outbound: m.outbound,
       recipients: m.recipients,
+      ...(m.capacities ? { capacities: m.capacities } : {}),
     })),
   };
 }

@@ -93,7 +93,7 @@ export interface WorkerDeps {
   /** How long a message on this channel may wait undelivered before it is dead-lettered as stale. */
   staleAfterMs(channel: string): number;
   /** The copy a recipient gets (obfuscated, encrypted for it). */
-  copyFor(queue: QueueRef, outbound: string): string | Promise<string>;
+  copyFor(queue: QueueRef, outbound: string, capacity: string | null): string | Promise<string>;
   /** Copies' bytes shared between the recipients of a message (none: each call encodes its own). */
   encoded?: Pick<EncodedCopies, 'bytes'>;
   /** In-process consumers (the MPAN lookup's feed) take their queue's entries instead of a webhook. */
@@ -648,7 +648,7 @@ export class QueueWorker {
     const copies: string[] = [];
     for (const e of entries) {
       try {
-        copies.push(await this.deps.copyFor(this.queue, e.outbound));
+        copies.push(await this.deps.copyFor(this.queue, e.outbound, e.capacity));
       } catch (err) {
         return { copies, error: (err as Error).message };
       }

@@ -150,7 +150,7 @@ export class Replay {
     this.spend(queue, found.length);
     const copies = this.reissue(found, queue);
     if (copies.length > 0) await this.archiveCopies(queue, found.length, () => this.log.appendReplayCopies(copies));
-    return { copies: await Promise.all(copies.map((c) => this.copies.copyFor(queue, c.outbound))), next };
+    return { copies: await Promise.all(copies.map((c) => this.copies.copyFor(queue, c.outbound, c.capacity))), next };
   }
 
   /**
@@ -319,7 +319,7 @@ export class Replay {
       // D0 admits no further fields (the published schema), the item does: the original goes there.
       message[ORIGINAL_TRANSACTION_FIELD] = m.transactionId;
       message[ORIGINAL_WRAPPER_FIELD] = original;
-      return { originalId: m.id, transactionId: String(d0.transactionID), receivedAt: now.getTime(), outbound: JSON.stringify(message), recipientDipId: queue.recipientDipId };
+      return { originalId: m.id, transactionId: String(d0.transactionID), receivedAt: now.getTime(), outbound: JSON.stringify(message), recipientDipId: queue.recipientDipId, capacity: m.capacity };
     });
   }
 }

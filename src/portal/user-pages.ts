@@ -271,7 +271,7 @@ async function journeyPage(deps: PortalDeps, c: Ctx, flash: Flash, extra: Html |
   ].sort((a, b) => a.at - b.at);
   // attempts is newest first; a copy has at most one dead letter (one per queue position).
   const delivered = deliveringCall([...attempts].reverse(), dead[0] ?? null) !== undefined;
-  const copy = await deps.copies.copyFor(queue, m.outbound);
+  const copy = await deps.copies.copyFor(queue, m.outbound, m.capacity);
   const pretty = (() => {
     try {
       return JSON.stringify(JSON.parse(copy), null, 2);

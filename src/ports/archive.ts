@@ -12,6 +12,8 @@ export interface ArchivedMessage {
   correlationId: string | null;
   receivedAt: number;
   outbound: string;
+  /** The capacity its entry in the queue was routed in (QueueEntry.capacity): what the recipient's copy is made for. */
+  capacity: string | null;
 }
 
 export interface ArchiveQuery {
@@ -49,7 +51,7 @@ export interface MpanArchiveQuery {
  * outbound copy is null when the stored row cannot be opened (a damaged row, or sealed with a data key
  * this DIP no longer holds): one such row is reported, not a failure of the whole page.
  */
-export type MpanArchivedMessage = Omit<ArchivedMessage, 'seq' | 'outbound'> & { outbound: string | null };
+export type MpanArchivedMessage = Omit<ArchivedMessage, 'seq' | 'outbound' | 'capacity'> & { outbound: string | null };
 
 export interface TransactionParties {
   senderDipId: string;

@@ -19,6 +19,12 @@ export interface AcceptedMessage {
   /** The outbound copy (A0/D0 stamped), serialised once: exactly the bytes recipients get. */
   outbound: string;
   recipients: string[];
+  /**
+   * Per recipient, the capacity routing reached it in (src/domain/channel.ts capacityCode), kept with its
+   * queue entry: its copy is obfuscated for that. A recipient without one (what the DIP sends itself)
+   * gets the copy for all its receiving roles.
+   */
+  capacities?: Readonly<Record<string, string>>;
 }
 
 /** A whole POST: accepted or refused together. The raw request is archived for non-repudiation. */
@@ -68,6 +74,11 @@ export interface QueueEntry {
   /** When the entry's staleness clock started: receipt, or the requeue of a dead letter. */
   receivedAt: number;
   outbound: string;
+  /**
+   * The capacity the entry was routed in (src/domain/channel.ts capacityCode); null for entries queued
+   * before capacities were recorded (their copies keep the rule of the time: all receiving roles).
+   */
+  capacity: string | null;
 }
 
 export interface QueueState {
@@ -146,6 +157,8 @@ export interface ReplayCopy {
    * it, so the only one that may name it in a status message (Archive.transactionParties).
    */
   recipientDipId: string;
+  /** The capacity the original reached that recipient in (its queue entry's), kept with the requeued entry. */
+  capacity: string | null;
 }
 
 /**

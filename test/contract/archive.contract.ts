@@ -175,8 +175,8 @@ export function archiveContract(name: string, open: BackendFactory): void {
       const a = message(['SUP0000001', 'MDS0000001']);
       await log.append(batch([a]));
       const [original] = await archive.findArchived({ recipientDipId: 'SUP0000001', channel: 'IF-021', limit: 1 });
-      await log.appendReplayCopies([{ originalId: original!.id, transactionId: 'R-replayed', receivedAt: Date.now(), outbound: '{}', recipientDipId: 'SUP0000001' }]);
-      await log.appendReplayCopies([{ originalId: original!.id, transactionId: 'R-requeued', receivedAt: Date.now(), outbound: '{}', recipientDipId: 'SUP0000001' }], sup);
+      await log.appendReplayCopies([{ originalId: original!.id, transactionId: 'R-replayed', receivedAt: Date.now(), outbound: '{}', recipientDipId: 'SUP0000001', capacity: null }]);
+      await log.appendReplayCopies([{ originalId: original!.id, transactionId: 'R-requeued', receivedAt: Date.now(), outbound: '{}', recipientDipId: 'SUP0000001', capacity: null }], sup);
       for (const id of ['R-replayed', 'R-requeued']) {
         const parties = await archive.transactionParties(id);
         expect(parties?.senderDipId).toBe('SDS0000001');

@@ -183,13 +183,40 @@ export function messageLogContract(name: string, open: BackendFactory): void {
       const { log, archive } = ctx.backend;
       await log.append(batch([message(['SUP0000001'])]));
       const [original] = await archive.findArchived({ recipientDipId: 'SUP0000001', channel: 'IF-021', limit: 1 });
-      await log.appendReplayCopies([{ originalId: original!.id, transactionId: 'R-copy-1', receivedAt: Date.now(), outbound: '{"r":1}', recipientDipId: 'SUP0000001' }]);
+      await log.appendReplayCopies([{ originalId: original!.id, transactionId: 'R-copy-1', receivedAt: Date.now(), outbound: '{"r":1}', recipientDipId: 'SUP0000001', capacity: null }]);
       expect((await log.queueState(sup)).headSeq).toBe(1);
-      await log.appendReplayCopies([{ originalId: original!.id, transactionId: 'R-copy-2', receivedAt: Date.now(), outbound: '{"r":2}', recipientDipId: 'SUP0000001' }], sup);
+      await log.appendReplayCopies([{ originalId: original!.id, transactionId: 'R-copy-2', receivedAt: Date.now(), outbound: '{"r":2}', recipientDipId: 'SUP0000001', capacity: null }], sup);
       const entries = await log.readQueue(sup, 1, 10, 1 << 20);
       expect(entries.map((e) => [e.seq, e.transactionId, e.outbound])).toEqual([[2, 'R-copy-2', '{"r":2}']]);
       // A requeued copy is not found again by a later replay: only originals are.
       expect((await archive.findArchived({ recipientDipId: 'SUP0000001', channel: 'IF-021', limit: 10 })).map((m) => m.id)).toEqual([original!.id]);
+    });
+
+    it('keeps with each entry the capacity it was routed in, on every road out: read, replay, requeue and requeued dead letter', async () => {
+      // Spec 5.5.6: a copy is obfuscated for the capacity routing reached its recipient in (SUP0000001 as the
+      // MPAN's distributor, not as a supplier); a recipient routed without one (what the DIP sends itself, and
+      // every entry queued before capacities were kept) reads null: all its receiving roles, as then.
+      const { log, archive, deadLetters } = ctx.backend;
+      const a = message(['SUP0000001', 'MDS0000001'], { capacities: { SUP0000001: 'LDSO' } });
+      const b = message(['SUP0000001']);
+      await log.append(batch([a, b]));
+      expect((await log.readQueue(sup, 0, 10, 1 << 20)).map((e) => [e.transactionId, e.capacity])).toEqual([
+        [a.transactionId, 'LDSO'],
+        [b.transactionId, null],
+      ]);
+      expect((await log.readQueue(mds, 0, 10, 1 << 20)).map((e) => e.capacity)).toEqual([null]);
+      // A replay finds it with its entry's capacity, and a requeued copy keeps the one it is given.
+      const found = await archive.findArchived({ ...sup, limit: 10 });
+      expect(found.map((m) => [m.transactionId, m.capacity])).toEqual([
+        [a.transactionId, 'LDSO'],
+        [b.transactionId, null],
+      ]);
+      await log.appendReplayCopies([{ originalId: found[0]!.id, transactionId: 'R-capacity', receivedAt: Date.now(), outbound: '{}', recipientDipId: 'SUP0000001', capacity: found[0]!.capacity }], sup);
+      expect((await log.readQueue(sup, 2, 10, 1 << 20)).map((e) => [e.transactionId, e.capacity])).toEqual([['R-capacity', 'LDSO']]);
+      // A dead letter requeued takes the capacity of the entry it was.
+      await log.settle(sup, { upTo: 1, deadLetters: [{ seq: 1, messageId: found[0]!.id, reason: 'rejected', status: 400, detail: 'refused' }] });
+      expect(await deadLetters.requeueDeadLetters(sup, [1])).toEqual([1]);
+      expect((await log.readQueue(sup, 3, 10, 1 << 20)).map((e) => [e.seq, e.transactionId, e.capacity])).toEqual([[4, a.transactionId, 'LDSO']]);
     });
   });
 }

@@ -39,7 +39,7 @@ export function reportCountsContract(name: string, open: BackendFactory): void {
       await archive.recordAttempt({ attemptId: attemptId(), queue: sup, firstSeq: 1, lastSeq: 3, ...call, startedAt: T0 + 1000, latencyMs: 12, status: 200, verdict: 'delivered' });
       await log.settle(sup, { upTo: 3 });
       const [entryA] = await log.readQueue(sup, 0, 1, 1 << 20);
-      await log.appendReplayCopies([{ originalId: entryA!.messageId, transactionId: `${a.transactionId}-R`, receivedAt: T0 + 5000, outbound: a.outbound, recipientDipId: sup.recipientDipId }], sup);
+      await log.appendReplayCopies([{ originalId: entryA!.messageId, transactionId: `${a.transactionId}-R`, receivedAt: T0 + 5000, outbound: a.outbound, recipientDipId: sup.recipientDipId, capacity: null }], sup);
       await archive.recordAttempt({ attemptId: attemptId(), queue: sup, firstSeq: 4, lastSeq: 4, url: PULL_ACKNOWLEDGED, startedAt: T0 + 6000, latencyMs: 0, status: null, verdict: 'delivered', error: null });
       await log.settle(sup, { upTo: 4 });
       // MDS: a refused (dead letter, requeued, then delivered by a later call); d still pending.

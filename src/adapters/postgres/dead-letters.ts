@@ -35,14 +35,16 @@ export class PgDeadLetters implements DeadLetters {
       const locked = await this.d.lockQueues(c, [queue]);
       const id = locked.values().next().value!.id;
       // Taken and marked in one statement: a dead letter is requeued once, whoever asks at the same time.
-      const { rows } = await c.query<{ seq: number; messageId: number }>(
-        `UPDATE dead_letters SET state = 'requeued' WHERE queue_id = $1 AND seq = ANY($2::bigint[]) AND state = 'dead'
-         RETURNING seq, message_id AS "messageId"`,
+      // With the capacity its entry was routed in: the requeued entry keeps it (src/domain/channel.ts capacityCode).
+      const { rows } = await c.query<{ seq: number; messageId: number; capacity: string | null }>(
+        `UPDATE dead_letters d SET state = 'requeued' WHERE d.queue_id = $1 AND d.seq = ANY($2::bigint[]) AND d.state = 'dead'
+         RETURNING d.seq, d.message_id AS "messageId",
+                   (SELECT e.capacity FROM queue_entries e WHERE e.queue_id = d.queue_id AND e.seq = d.seq AND e.message_id = d.message_id) AS capacity`,
         [id, seqs],
       );
       rows.sort((a, b) => a.seq - b.seq);
       const now = this.d.options.clock.now();
-      await insertEntries(c, locked, rows.map((r) => ({ queue, messageId: r.messageId, enqueuedAt: now })));
+      await insertEntries(c, locked, rows.map((r) => ({ queue, messageId: r.messageId, enqueuedAt: now, capacity: r.capacity })));
       await this.d.saveHeads(c, locked);
       return rows.map((r) => r.seq);
     });

@@ -173,11 +173,12 @@ async function write(d: PgDatabase, c: pg.PoolClient, group: MigrationRecord[], 
     }
     case 'entry': {
       const rows = group as Array<Of<'entry'>>;
-      await c.query('INSERT INTO queue_entries (queue_id, seq, message_id, enqueued_at) SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::bigint[])', [
+      await c.query('INSERT INTO queue_entries (queue_id, seq, message_id, enqueued_at, capacity) SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[])', [
         rows.map((r) => queueIds.get(`${r.recipientDipId}\u0000${r.channel}`)),
         col(rows, 'seq'),
         rows.map((r) => messageIds.get(r.messageId)),
         col(rows, 'enqueuedAt'),
+        rows.map((r) => r.capacity ?? null),
       ]);
       return;
     }

@@ -168,8 +168,8 @@ export class PgMessageLog implements MessageLog {
   async readQueue(queue: QueueRef, afterSeq: number, limit: number, maxBytes: number): Promise<QueueEntry[]> {
     const id = await this.d.queueId(queue);
     if (id === undefined) return [];
-    const rows = await this.d.query<{ seq: number; messageId: number; enqueuedAt: number | null; transactionId: string | null; receivedAt: number | null; outbound: Buffer | null; sealed: boolean | null }>(
-      `SELECT e.seq, e.message_id AS "messageId", e.enqueued_at AS "enqueuedAt", m.transaction_id AS "transactionId",
+    const rows = await this.d.query<{ seq: number; messageId: number; enqueuedAt: number | null; capacity: string | null; transactionId: string | null; receivedAt: number | null; outbound: Buffer | null; sealed: boolean | null }>(
+      `SELECT e.seq, e.message_id AS "messageId", e.enqueued_at AS "enqueuedAt", e.capacity, m.transaction_id AS "transactionId",
               m.received_at AS "receivedAt", m.outbound, m.sealed
          FROM queue_entries e LEFT JOIN messages m ON m.id = e.message_id
         WHERE e.queue_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3`,
@@ -185,7 +185,7 @@ export class PgMessageLog implements MessageLog {
       const outbound = this.d.reveal(r.outbound, r.sealed === true);
       bytes += outbound.length + 1;
       if (out.length > 0 && bytes > maxBytes) break;
-      out.push({ seq: r.seq, messageId: r.messageId, transactionId: r.transactionId, receivedAt: r.enqueuedAt ?? r.receivedAt, outbound });
+      out.push({ seq: r.seq, messageId: r.messageId, transactionId: r.transactionId, receivedAt: r.enqueuedAt ?? r.receivedAt, outbound, capacity: r.capacity });
     }
     return out;
   }
@@ -271,7 +271,7 @@ export class PgMessageLog implements MessageLog {
         await insertMessages(this.d, c, rows);
         if (enqueueFor) {
           const locked = await this.d.lockQueues(c, [enqueueFor]);
-          await insertEntries(c, locked, ids.map((messageId) => ({ queue: enqueueFor, messageId, enqueuedAt: null })));
+          await insertEntries(c, locked, ids.map((messageId, i) => ({ queue: enqueueFor, messageId, enqueuedAt: null, capacity: copies[i]!.capacity })));
           await this.d.saveHeads(c, locked);
         }
         if (progress) {

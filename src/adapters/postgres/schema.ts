@@ -73,6 +73,9 @@ CREATE TABLE IF NOT EXISTS queue_entries (
   message_id bigint NOT NULL,
   -- Set only when a dead letter is requeued: its staleness clock restarts then, not at first receipt.
   enqueued_at bigint,
+  -- The capacity the copy was routed in ('SDS', 'LDSO,SUP': src/domain/channel.ts capacityCode), what it is
+  -- obfuscated for; NULL on entries queued before it was recorded (all the recipient's receiving roles).
+  capacity text,
   PRIMARY KEY (queue_id, seq, message_id)
 ) PARTITION BY RANGE (message_id);
 CREATE INDEX IF NOT EXISTS queue_entries_message ON queue_entries (message_id);
@@ -196,6 +199,10 @@ ALTER TABLE sender_refs ADD COLUMN IF NOT EXISTS transaction_id text;
 -- The last position a pull handed out (2026-12-03): a pull's acknowledgement may not pass it (nor acked_seq).
 -- A constant default: adding it rewrites no rows, and older queues read 0, "up to the acknowledged position".
 ALTER TABLE queues ADD COLUMN IF NOT EXISTS pulled_seq bigint NOT NULL DEFAULT 0;
+-- The capacity a queued copy was routed in (2026-12-05), what it is obfuscated for. NULL in older entries,
+-- which keep the rule of their time (all the recipient's receiving roles): no default, no rows rewritten,
+-- and the column reaches every partition of the parent.
+ALTER TABLE queue_entries ADD COLUMN IF NOT EXISTS capacity text;
 -- Whether a publication's notice is in the message log (2026-12-03): false from the insert until it is, so
 -- that what a crash between the two writes left unqueued is queued at the next start. Older rows read true
 -- (their notice was queued, or their publication taken back). A constant default: no rows rewritten. The

@@ -63,7 +63,11 @@ export async function insertMessages(d: PgDatabase, c: pg.PoolClient, rows: Mess
 }
 
 /** Appends entries to locked queues, each taking the queue's next position. */
-export async function insertEntries(c: pg.PoolClient, locked: Map<string, LockedQueue>, entries: Array<{ queue: QueueRef; messageId: number; enqueuedAt: number | null }>): Promise<void> {
+export async function insertEntries(
+  c: pg.PoolClient,
+  locked: Map<string, LockedQueue>,
+  entries: Array<{ queue: QueueRef; messageId: number; enqueuedAt: number | null; capacity: string | null }>,
+): Promise<void> {
   if (entries.length === 0) return;
   const queueIds: number[] = [];
   const seqs: number[] = [];
@@ -74,11 +78,12 @@ export async function insertEntries(c: pg.PoolClient, locked: Map<string, Locked
     queueIds.push(q.id);
     seqs.push(q.head);
   }
-  await c.query('INSERT INTO queue_entries (queue_id, seq, message_id, enqueued_at) SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::bigint[])', [
+  await c.query('INSERT INTO queue_entries (queue_id, seq, message_id, enqueued_at, capacity) SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[])', [
     queueIds,
     seqs,
     entries.map((e) => e.messageId),
     entries.map((e) => e.enqueuedAt),
+    entries.map((e) => e.capacity),
   ]);
 }
 
@@ -136,7 +141,9 @@ export async function writeBatches(d: PgDatabase, c: pg.PoolClient, batches: Acc
   await insertEntries(
     c,
     locked,
-    messages.flatMap(({ m }, i) => m.recipients.map((recipientDipId) => ({ queue: { recipientDipId, channel: m.channel }, messageId: messageIds[i]!, enqueuedAt: null }))),
+    messages.flatMap(({ m }, i) =>
+      m.recipients.map((recipientDipId) => ({ queue: { recipientDipId, channel: m.channel }, messageId: messageIds[i]!, enqueuedAt: null, capacity: m.capacities?.[recipientDipId] ?? null })),
+    ),
   );
   await d.noteChannels(c, [...new Set(batches.flatMap((b) => b.messages.map((m) => m.channel)))]);
 }

@@ -42,7 +42,7 @@ export interface PendingHead extends QueueRow {
   first: number;
 }
 
-export type RecentMessage = Omit<QueueEntry, 'seq' | 'messageId'>;
+export type RecentMessage = Omit<QueueEntry, 'seq' | 'messageId' | 'capacity'>;
 
 const queueKey = (recipient: string, channel: string): string => `${recipient}\u0000${channel}`;
 

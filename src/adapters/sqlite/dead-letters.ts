@@ -8,11 +8,13 @@ export class SqliteDeadLetters implements DeadLetters {
   constructor(private readonly d: SqliteDatabase) {
     const db = d.db;
     this.s = {
-      deadLetterMessage: db.prepare<[number, number], { messageId: number }>(
-        "SELECT message_id AS messageId FROM dead_letters WHERE queue_id = ? AND seq = ? AND state = 'dead'",
+      // With the capacity its entry was routed in: the requeued entry keeps it (src/domain/channel.ts capacityCode).
+      deadLetterMessage: db.prepare<[number, number], { messageId: number; capacity: string | null }>(
+        `SELECT d.message_id AS messageId, e.capacity FROM dead_letters d LEFT JOIN queue_entries e ON e.queue_id = d.queue_id AND e.seq = d.seq
+          WHERE d.queue_id = ? AND d.seq = ? AND d.state = 'dead'`,
       ),
       setState: db.prepare("UPDATE dead_letters SET state = ? WHERE queue_id = ? AND seq = ? AND state = 'dead'"),
-      insertRequeuedEntry: db.prepare('INSERT INTO queue_entries (queue_id, seq, message_id, enqueued_at) VALUES (?, ?, ?, ?)'),
+      insertRequeuedEntry: db.prepare<[number, number, number, number, string | null]>('INSERT INTO queue_entries (queue_id, seq, message_id, enqueued_at, capacity) VALUES (?, ?, ?, ?, ?)'),
     };
   }
 
@@ -60,7 +62,7 @@ export class SqliteDeadLetters implements DeadLetters {
         const dead = this.s.deadLetterMessage.get(q.id, seq);
         if (!dead) continue;
         const next = this.d.nextSeq(heads, queue.recipientDipId, queue.channel);
-        this.s.insertRequeuedEntry.run(next.id, next.head, dead.messageId, now);
+        this.s.insertRequeuedEntry.run(next.id, next.head, dead.messageId, now, dead.capacity);
         this.s.setState.run('requeued', q.id, seq);
         requeued.push(seq);
       }

@@ -58,8 +58,10 @@ export function* exportSqlite(file: string, sinceMs: number, counts: MigrationCo
                 max(q.acked_seq, coalesce((SELECT max(seq) FROM queue_entries e WHERE e.queue_id = q.id), 0)) AS headSeq FROM queues q`,
       )
       .all();
-    const entries = db.prepare<[number, number], { seq: number; messageId: number; enqueuedAt: number | null }>(
-      'SELECT seq, message_id AS messageId, enqueued_at AS enqueuedAt FROM queue_entries WHERE queue_id = ? AND seq > ? ORDER BY seq',
+    // capacity was added in place too (schema.ts): a file no newer DIP opened has none, its entries the rule of their time.
+    const hasCapacity = db.prepare<[], { name: string }>('PRAGMA table_info(queue_entries)').all().some((c) => c.name === 'capacity');
+    const entries = db.prepare<[number, number], { seq: number; messageId: number; enqueuedAt: number | null; capacity: string | null }>(
+      `SELECT seq, message_id AS messageId, enqueued_at AS enqueuedAt, ${hasCapacity ? 'capacity' : 'NULL'} AS capacity FROM queue_entries WHERE queue_id = ? AND seq > ? ORDER BY seq`,
     );
     // replay_for was added in place (schema.ts): a file no newer DIP opened has none, and its copies no recipient.
     const hasReplayFor = db.prepare<[], { name: string }>('PRAGMA table_info(messages)').all().some((c) => c.name === 'replay_for');
@@ -94,7 +96,7 @@ export function* exportSqlite(file: string, sinceMs: number, counts: MigrationCo
       }
       for (const e of pending) {
         count('entry');
-        yield { type: 'entry', recipientDipId: q.recipientDipId, channel: q.channel, seq: e.seq, messageId: e.messageId, enqueuedAt: e.enqueuedAt };
+        yield { type: 'entry', recipientDipId: q.recipientDipId, channel: q.channel, seq: e.seq, messageId: e.messageId, enqueuedAt: e.enqueuedAt, capacity: e.capacity };
       }
     }
     for (const r of db

@@ -25,11 +25,11 @@ export class SqliteMessageLog implements MessageLog {
         `INSERT INTO messages (batch_id, transaction_id, channel, event_code, sender_dip_id, sender_role, sender_ref,
            correlation_id, mpan, received_at, replay_of, outbound) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
-      insertEntry: db.prepare('INSERT INTO queue_entries (queue_id, seq, message_id) VALUES (?, ?, ?)'),
+      insertEntry: db.prepare<[number, number, number | bigint, string | null]>('INSERT INTO queue_entries (queue_id, seq, message_id, capacity) VALUES (?, ?, ?, ?)'),
       // The transaction ID (stored before the outbound copy: no overflow page is read) tells whether a
       // cached message is still the one under that id (see readQueue).
-      readEntries: db.prepare<[number, number, number], { seq: number; messageId: number; enqueuedAt: number | null; transactionId: string | null }>(
-        `SELECT e.seq, e.message_id AS messageId, e.enqueued_at AS enqueuedAt, m.transaction_id AS transactionId
+      readEntries: db.prepare<[number, number, number], { seq: number; messageId: number; enqueuedAt: number | null; capacity: string | null; transactionId: string | null }>(
+        `SELECT e.seq, e.message_id AS messageId, e.enqueued_at AS enqueuedAt, e.capacity, m.transaction_id AS transactionId
            FROM queue_entries e LEFT JOIN messages m ON m.id = e.message_id WHERE e.queue_id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?`,
       ),
       messageById: db.prepare<[number], { transactionId: string; receivedAt: number; outbound: Stored }>(
@@ -116,7 +116,7 @@ export class SqliteMessageLog implements MessageLog {
       ).lastInsertRowid;
       for (const recipient of m.recipients) {
         const q = this.d.nextSeq(heads, recipient, m.channel);
-        this.s.insertEntry.run(q.id, q.head, messageId);
+        this.s.insertEntry.run(q.id, q.head, messageId, m.capacities?.[recipient] ?? null);
       }
       appended.push([Number(messageId), { transactionId: m.transactionId, receivedAt: m.receivedAt, outbound: m.outbound }]);
     }
@@ -142,7 +142,7 @@ export class SqliteMessageLog implements MessageLog {
       bytes += message.outbound.length + 1;
       if (out.length > 0 && bytes > maxBytes) break;
       // A requeued dead letter's staleness clock starts at its requeue.
-      out.push({ seq: e.seq, messageId: e.messageId, ...message, receivedAt: e.enqueuedAt ?? message.receivedAt });
+      out.push({ seq: e.seq, messageId: e.messageId, ...message, receivedAt: e.enqueuedAt ?? message.receivedAt, capacity: e.capacity });
     }
     return out;
   }
@@ -215,7 +215,7 @@ export class SqliteMessageLog implements MessageLog {
         this.s.replayFor.run(c.recipientDipId, id);
         if (enqueueFor) {
           const q = this.d.nextSeq(heads, enqueueFor.recipientDipId, enqueueFor.channel);
-          this.s.insertEntry.run(q.id, q.head, id);
+          this.s.insertEntry.run(q.id, q.head, id, c.capacity);
         }
       }
       this.d.publishHeads(heads);

@@ -42,6 +42,9 @@ CREATE TABLE IF NOT EXISTS queue_entries (
   message_id INTEGER NOT NULL,
   -- Set only when a dead letter is requeued: its staleness clock restarts then, not at first receipt.
   enqueued_at INTEGER,
+  -- The capacity the copy was routed in ('SDS', 'LDSO,SUP': src/domain/channel.ts capacityCode), what it is
+  -- obfuscated for; NULL on entries queued before it was recorded (all the recipient's receiving roles).
+  capacity TEXT,
   PRIMARY KEY (queue_id, seq)
 ) WITHOUT ROWID;
 -- Who a message went to (status messages, purging): one small index entry per fan-out.
@@ -233,6 +236,8 @@ CREATE TABLE IF NOT EXISTS health_probe (at INTEGER NOT NULL, pad BLOB);
 export function migrate(db: Database.Database): void {
   const columns = db.prepare<[], { name: string }>('PRAGMA table_info(queue_entries)').all();
   if (!columns.some((c) => c.name === 'enqueued_at')) db.exec('ALTER TABLE queue_entries ADD COLUMN enqueued_at INTEGER');
+  // Entries queued before the capacity was recorded keep NULL, read as the rule of their time: no backfill.
+  if (!columns.some((c) => c.name === 'capacity')) db.exec('ALTER TABLE queue_entries ADD COLUMN capacity TEXT');
   const participantColumns = db.prepare<[], { name: string }>('PRAGMA table_info(participants)').all();
   if (!participantColumns.some((c) => c.name === 'connection_provider')) db.exec('ALTER TABLE participants ADD COLUMN connection_provider TEXT');
   // Certificate rotation with an overlap: the replaced certificate and the end of its overlap.

@@ -115,7 +115,7 @@ async function pull(deps: ApiDeps, req: FastifyRequest<Route>, reply: FastifyRep
   const entries = await deps.queues.readQueue(queue, ackedSeq, max, maxKb * 1024);
   if (entries.length > 0) reply.header(SEQUENCE_HEADER, formatSequence(entries[0]!.seq, entries.at(-1)!.seq));
   reply.header('x-opendip-acknowledged', String(ackedSeq));
-  const copies = await Promise.all(entries.map((e) => deps.copies.copyFor(queue, e.outbound)));
+  const copies = await Promise.all(entries.map((e) => deps.copies.copyFor(queue, e.outbound, e.capacity)));
   // Durable before the answer leaves: its acknowledgement may reach another node, which checks it
   // against the store. One write per pull that hands out something new; none for the same range again.
   const mark = pulledMark(state, entries.at(-1)?.seq);
