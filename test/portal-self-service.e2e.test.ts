@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpCode } from '../src/security/portal-credentials.js';
 import { adminApi } from './helpers/admin.js';
 import { describeViolations, launchBrowser, newContext, screenshot, seriousViolations } from './helpers/browser.js';
-import { startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
 type Json = Record<string, any>;
 
@@ -125,6 +125,10 @@ describe('user portal: roles, channels and connection provider', () => {
       ['participant.roles', sup.dipId],
       ['participant.channel.leave', `${sup.dipId}/IF-021`],
     ]);
+    // And in the API activity log, as every portal request, from the user (written in the background: waited for).
+    const posts = async () => ((await admin('GET', '/admin/activity?caller=user:sup.admin')).body as Json[]).filter((r) => r.method === 'POST' && r.url === '/portal/roles-and-channels').map((r) => r.status as number);
+    await waitFor(async () => (await posts()).length === 6, 10_000, "the user's forms in the activity log");
+    expect((await posts()).sort()).toEqual([200, 200, 200, 200, 400, 403]);
   });
 
   it('an administrator nominates and withdraws a DIP Connection Provider, confirmed; the provider sees it', async () => {
