@@ -245,7 +245,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     config, logger, clock, accounts: portalAccounts, registry, channel, channels,
     webhooks: webhookConfigDeps(config, { registry, webhooks: backend.registry, delivery, destinations }),
     replay, archive: backend.archive, deadLetters: backend.deadLetters, log: backend.log, copies, delivery, maintenance, certificates,
-    alarms: alarmApi, publications, activityLog: activityLog?.store ?? null, reports,
+    alarms: alarmApi, publications, activityLog: activityLog?.store ?? null, reports, selfService,
     operatorApi: operator.operatorApi,
     issueCertificate: (csrPem, dipId, organisation) => issueCertificate(pkiDirectory, config, csrPem, dipId, organisation),
   }, activity, metrics, pki, life);

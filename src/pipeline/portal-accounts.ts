@@ -78,7 +78,7 @@ const tokenHash = secretHash;
 const ENROLMENT_TOKEN_PREFIX = 'dipenrol_';
 
 /** The journal's actor for an account acting on itself. */
-const actorOf = (a: PortalAccount): string => (a.participantDipId === null ? `operator:${a.username}` : `user:${a.participantDipId}:${a.username}`);
+export const actorOf = (a: Pick<PortalAccount, 'username' | 'participantDipId'>): string => (a.participantDipId === null ? `operator:${a.username}` : `user:${a.participantDipId}:${a.username}`);
 
 /** A sign-in step's recorded attempt: forgotten when the step was no failure, the name's attempts cleared when it succeeded. */
 interface AttemptUnderway {

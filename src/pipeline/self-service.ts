@@ -1,8 +1,10 @@
 import { DIP_ID_PATTERN, type Participant, type ParticipantProfile } from '../domain/participant.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
+import type { PortalAccount } from '../ports/portal-accounts.js';
 import type { RegistryStore } from '../ports/registry.js';
 import { hashApiKey, newApiKey } from '../security/api-key.js';
 import type { ParticipantLifecycle } from './participant-lifecycle.js';
+import { actorOf } from './portal-accounts.js';
 import { RefusedError } from './refused.js';
 import { rotateParticipantCertificate } from './participants.js';
 import type { Registry } from './registry.js';
@@ -41,13 +43,20 @@ export interface SelfServiceDeps {
   trustedCaPems(): string[];
 }
 
+/**
+ * Who acts: a participant's own signed call or its DIP Connection Provider's (journalled as
+ * `participant:<DIP ID>`), or one of the participant's users in the user portal (journalled by name,
+ * `user:<DIP ID>:<username>`, as the portals' other acts are).
+ */
+export type SelfServiceActor = Participant | Pick<PortalAccount, 'username' | 'participantDipId'>;
+
 const iso = (ms: number | undefined | null): string | null => (ms === undefined || ms === null ? null : new Date(ms).toISOString());
 const MAX_OVERLAP_MS = 90 * 86_400_000;
 
 /**
  * Participant self-service (the portals sit on it): optional roles and channels, DIP Connection Provider
  * nominations, API key rotation with an overlap, a new certificate from a CSR. A role change never issues
- * a new API key. Every change is journalled as `participant:<DIP ID>`.
+ * a new API key. Every change is journalled with who made it (SelfServiceActor).
  */
 export class SelfService {
   constructor(private readonly deps: SelfServiceDeps) {}
@@ -70,7 +79,7 @@ export class SelfService {
     };
   }
 
-  async joinRole(p: Participant, role: string, by: Participant = p): Promise<SelfView> {
+  async joinRole(p: Participant, role: string, by: SelfServiceActor = p): Promise<SelfView> {
     if (!(await this.deps.optionalRoles()).includes(role)) throw new RefusedError(403, `${role} is not an optional role participants may sign up for (${(await this.deps.optionalRoles()).join(', ') || 'none'})`);
     if (p.roles.includes(role)) throw new RefusedError(409, `${p.dipId} already holds ${role}`);
     await this.profile(p, by, 'participant.role.join', role, (pr) => ({ ...pr, optionalRoles: [...new Set([...pr.optionalRoles, role])].sort() }));
@@ -78,7 +87,7 @@ export class SelfService {
     return this.view(this.current(p));
   }
 
-  async leaveRole(p: Participant, role: string, by: Participant = p): Promise<SelfView> {
+  async leaveRole(p: Participant, role: string, by: SelfServiceActor = p): Promise<SelfView> {
     const { profile } = this.deps.registry.profile(p.dipId);
     if (!profile.optionalRoles.includes(role)) throw new RefusedError(403, `${role} is not an optional role ${p.dipId} signed up for: roles from the central register change only there`);
     await this.profile(p, by, 'participant.role.leave', role, (pr) => ({ ...pr, optionalRoles: pr.optionalRoles.filter((r) => r !== role) }));
@@ -87,27 +96,27 @@ export class SelfService {
     return this.view(this.current(p));
   }
 
-  async joinChannel(p: Participant, channel: string, by: Participant = p): Promise<SelfView> {
+  async joinChannel(p: Participant, channel: string, by: SelfServiceActor = p): Promise<SelfView> {
     if (!this.deps.optInChannels().includes(channel)) throw new RefusedError(403, `${channel} does not take participants opting in (the operator allows it per channel)`);
     await this.profile(p, by, 'participant.channel.join', channel, (pr) => ({ ...pr, channels: [...new Set([...pr.channels, channel])].sort() }));
     return this.view(this.current(p));
   }
 
-  async leaveChannel(p: Participant, channel: string, by: Participant = p): Promise<SelfView> {
+  async leaveChannel(p: Participant, channel: string, by: SelfServiceActor = p): Promise<SelfView> {
     if (!this.deps.registry.profile(p.dipId).profile.channels.includes(channel)) throw new RefusedError(404, `${p.dipId} has not opted into ${channel}`);
     await this.profile(p, by, 'participant.channel.leave', channel, (pr) => ({ ...pr, channels: pr.channels.filter((c) => c !== channel) }));
     return this.view(this.current(p));
   }
 
   /** Nominates a DIP Connection Provider (a registered participant) to connect for it; null withdraws the nomination. */
-  async nominate(p: Participant, provider: string | null): Promise<SelfView> {
+  async nominate(p: Participant, provider: string | null, by: SelfServiceActor = p): Promise<SelfView> {
     if (provider !== null) {
       if (!DIP_ID_PATTERN.test(provider)) throw new RefusedError(400, `connectionProvider '${provider}': a DIP ID (10 letters or digits)`);
       if (provider === p.dipId) throw new RefusedError(400, 'a participant cannot be its own connection provider');
       if (!this.deps.registry.participant(provider)) throw new RefusedError(404, `connectionProvider ${provider} is not a registered participant`);
     }
     await this.deps.store.upsertParticipant({ ...p, connectionProvider: provider }, null);
-    await this.journal(p, provider ? 'participant.connection-provider.nominate' : 'participant.connection-provider.withdraw', { connectionProvider: p.connectionProvider }, { connectionProvider: provider });
+    await this.journal(p, by, provider ? 'participant.connection-provider.nominate' : 'participant.connection-provider.withdraw', { connectionProvider: p.connectionProvider }, { connectionProvider: provider });
     await this.deps.registry.refresh();
     return this.view(this.current(p));
   }
@@ -134,21 +143,21 @@ export class SelfService {
       throw new RefusedError(400, `csr: ${(e as Error).message}`);
     }
     const rotated = await rotateParticipantCertificate(this.deps.store, { dipId: p.dipId, certificatePem: certificate, overlapMs, trustedCaPems: this.deps.trustedCaPems(), now: new Date(this.deps.now()) });
-    await this.journal(p, 'participant.certificate.rotate', { certificateFingerprint: p.certificateFingerprint }, { certificateFingerprint: rotated.certificateFingerprint, previousValidUntil: iso(rotated.previous?.validUntil) });
+    await this.journal(p, p, 'participant.certificate.rotate', { certificateFingerprint: p.certificateFingerprint }, { certificateFingerprint: rotated.certificateFingerprint, previousValidUntil: iso(rotated.previous?.validUntil) });
     await this.deps.registry.refresh();
     return { certificate, fingerprint: rotated.certificateFingerprint, previousValidUntil: iso(rotated.previous?.validUntil) };
   }
 
-  /** Who acted: the participant, or the DIP Connection Provider that called for it (the target names the participant). */
-  private actor(by: Participant): string {
-    return `participant:${by.dipId}`;
+  /** Who acted: the participant, the DIP Connection Provider that called for it (the target names the participant), or a portal user. */
+  private actor(by: SelfServiceActor): string {
+    return 'username' in by ? actorOf(by) : `participant:${by.dipId}`;
   }
 
   private current(p: Participant): Participant {
     return this.deps.registry.participant(p.dipId) ?? p;
   }
 
-  private async profile(p: Participant, by: Participant, action: string, target: string, change: (pr: ParticipantProfile) => ParticipantProfile): Promise<void> {
+  private async profile(p: Participant, by: SelfServiceActor, action: string, target: string, change: (pr: ParticipantProfile) => ParticipantProfile): Promise<void> {
     const before = this.deps.registry.profile(p.dipId).profile;
     const after = await this.deps.lifecycle.updateProfile(p.dipId, this.actor(by), change);
     const { previousApiKey: _b, ...shownBefore } = before;
@@ -156,7 +165,7 @@ export class SelfService {
     await this.deps.journal.append({ at: this.deps.now(), actor: this.actor(by), action, target: target === p.dipId ? p.dipId : `${p.dipId}/${target}`, before: shownBefore, after: shownAfter, status: null });
   }
 
-  private async journal(p: Participant, action: string, before: unknown, after: unknown): Promise<void> {
-    await this.deps.journal.append({ at: this.deps.now(), actor: this.actor(p), action, target: p.dipId, before, after, status: null });
+  private async journal(p: Participant, by: SelfServiceActor, action: string, before: unknown, after: unknown): Promise<void> {
+    await this.deps.journal.append({ at: this.deps.now(), actor: this.actor(by), action, target: p.dipId, before, after, status: null });
   }
 }

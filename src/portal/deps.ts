@@ -7,6 +7,7 @@ import type { Alarms, SubscriptionDeps } from '../pipeline/alarms.js';
 import type { PortalAccountService } from '../pipeline/portal-accounts.js';
 import type { Publications } from '../pipeline/publications.js';
 import type { Reports } from '../pipeline/reports.js';
+import type { SelfService } from '../pipeline/self-service.js';
 import type { ActivityLogStore } from '../ports/activity-log.js';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AlarmSubscriptionStore } from '../ports/alarms.js';
@@ -67,6 +68,11 @@ export interface PortalDeps {
   activityLog: Pick<ActivityLogStore, 'recent'> | null;
   /** Reports (spec 5.11), cut to what the viewer may see as the reports API does. */
   reports: Pick<Reports, 'throughput' | 'latency'>;
+  /**
+   * Participant self-service (optional roles and channels, the DIP Connection Provider nomination): the
+   * participant API's own functions, so a change from the portal is checked and journalled as one from the API.
+   */
+  selfService: Pick<SelfService, 'view' | 'joinRole' | 'leaveRole' | 'joinChannel' | 'leaveChannel' | 'nominate'>;
   /** A certificate for the participant's own DIP ID from its CSR (the function `dip pki issue --csr` and the operator API call). */
   issueCertificate(csrPem: string, dipId: string, organisation: string): Promise<string>;
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { receivesOn } from '../domain/channel.js';
 import type { Participant } from '../domain/participant.js';
-import { authorise, type Access, type Scope } from '../pipeline/access.js';
+import type { Scope } from '../pipeline/access.js';
 import type { Channel } from '../pipeline/channels.js';
 import { archivedEventCode, REPLAY_PAGE, type RequeueProgress } from '../pipeline/replay.js';
 import { STATUS_CHANNEL } from '../pipeline/status.js';
@@ -13,14 +13,15 @@ import type { QueueRef } from '../ports/message-log.js';
 import type { ReplayFilter } from '../ports/requeue-jobs.js';
 import { certificateInfo } from '../security/signature.js';
 import type { PortalDeps } from './deps.js';
-import { actionButton, alertLine, badge, choice, codeBlock, daysLeftBadge, facts, hidden, html, input, isoOrDash, select, table, textarea, when, type Flash, type Html } from './html.js';
+import { actionButton, alertLine, badge, choice, codeBlock, daysLeftBadge, facts, html, input, isoOrDash, select, table, textarea, when, type Flash, type Html } from './html.js';
 import { enrolmentPanel, newUserForm, userRows } from './accounts-view.js';
 import { noticeTable } from './maintenance-pages.js';
 import { publicNotice } from '../domain/maintenance.js';
 import { csrfField, field, isReply, pageRoutes, refuse, render } from './session.js';
-import { param, USER_REALM, userFilters, type UserCtx } from './user-realm.js';
+import { asField, asFields, asQuery, param, scope, USER_REALM, userFilters, type UserCtx } from './user-realm.js';
 import { dateTime, dipId, freeText } from './filters.js';
 import { registerUserSelfPages } from './user-self-pages.js';
+import { registerUserParticipationPages } from './user-participation-pages.js';
 import { deliveringCall } from '../domain/delivered-by.js';
 import { formDateTime } from '../domain/time.js';
 
@@ -30,29 +31,6 @@ const DAY_MS = 86_400_000;
 const SEARCH_LIMIT = 50;
 
 type Ctx = UserCtx;
-
-/**
- * The same rule as the participant API (src/pipeline/access.ts), applied to the user's participant as the
- * authenticated caller: `as` plays the URL's recipient-id (a DIP Connection Provider acting for a
- * participant that nominated it), `channel` the URL's channel. A refusal is answered with the API's help.
- */
-function scope(deps: PortalDeps, c: Ctx, access: Access, channelId?: string): Scope | FastifyReply {
-  const as = param(c.req, 'as') || c.own.dipId;
-  const decided = authorise(deps.registry, (id) => deps.channel(id), c.own, access, { recipientId: as, channelId });
-  if (!decided.ok) return refuse(c.reply, R, c.req, c.signed, decided.status, decided.help);
-  return { caller: decided.caller, channel: decided.channel, authenticated: decided.authenticated };
-}
-
-/** Keeps "acting as" across links when the user works for a participant that nominated theirs. */
-function asQuery(own: Participant, caller: Participant, sep: '?' | '&' = '?'): string {
-  return caller.dipId === own.dipId ? '' : `${sep}as=${encodeURIComponent(caller.dipId)}`;
-}
-function asFields(own: Participant, caller: Participant): Record<string, string> {
-  return caller.dipId === own.dipId ? {} : { as: caller.dipId };
-}
-function asField(own: Participant, caller: Participant): Html | null {
-  return when(caller.dipId !== own.dipId, () => hidden('as', caller.dipId));
-}
 
 function receivingChannels(deps: PortalDeps, p: Participant): Channel[] {
   return deps.channels.all().filter((ch) => receivesOn(ch, p));
@@ -95,6 +73,7 @@ export function registerUserPortal(app: FastifyInstance, deps: PortalDeps): void
   page('/certificates/:name', 'GET', async (c) => certificateDownload(deps, c));
   page('/maintenance', 'GET', async (c) => render(c.reply, 200, R, c.req, c.signed, 'Maintenance', noticeTable('Maintenance announced and not yet over, soonest first', (await deps.maintenance.current()).map(publicNotice))));
   registerUserSelfPages(page, deps);
+  registerUserParticipationPages(page, deps);
   page('/users', 'GET', async (c) => usersPage(deps, c, null, 200));
   page('/users', 'POST', async (c) => createUser(deps, c));
   page('/users/disable', 'POST', async (c) => disableUser(deps, c));

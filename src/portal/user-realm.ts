@@ -1,6 +1,9 @@
 import type { FastifyReply } from 'fastify';
 import type { Participant } from '../domain/participant.js';
-import { field, type PortalReq, type Realm, type Signed } from './session.js';
+import { authorise, type Access, type Scope } from '../pipeline/access.js';
+import type { PortalDeps } from './deps.js';
+import { hidden, when, type Html } from './html.js';
+import { field, refuse, type PortalReq, type Realm, type Signed } from './session.js';
 import { pageFilters, type FilterRule, type Filters } from './filters.js';
 
 /** The user portal's realm and the context its page handlers get (src/portal/user-pages.ts and user-self-pages.ts). */
@@ -17,6 +20,8 @@ export const USER_REALM: Realm = {
     { href: '/portal/status-messages', label: 'Status messages' },
     { href: '/portal/publications', label: 'Publications' },
     { href: '/portal/certificates', label: 'Certificates' },
+    { href: '/portal/roles-and-channels', label: 'Roles and channels' },
+    { href: '/portal/connection-provider', label: 'Connection provider' },
     { href: '/portal/reports', label: 'Reports' },
     { href: '/portal/maintenance', label: 'Maintenance' },
     { href: '/portal/alarms', label: 'Alarms' },
@@ -33,6 +38,9 @@ export interface UserCtx {
   own: Participant;
 }
 
+/** Registers one of the user portal's pages (pageRoutes with the user's context). */
+export type UserPageRegistrar = (path: string, method: 'GET' | 'POST', handler: (c: UserCtx) => Promise<FastifyReply>, options?: { streamedAnswer?: boolean }) => void;
+
 /** A value from the query string (GET) or the form (POST). */
 export function param(req: PortalReq, name: string): string {
   return req.method === 'POST' ? field(req.body, name) : (req.query[name] ?? '');
@@ -41,4 +49,27 @@ export function param(req: PortalReq, name: string): string {
 /** A user portal page's filters (src/portal/filters.ts), or the page answered 400 naming what is wrong with them. */
 export function userFilters<S extends Record<string, FilterRule>>(c: UserCtx, title: string, spec: S): Filters<S> | FastifyReply {
   return pageFilters({ ...c, realm: USER_REALM, title }, spec);
+}
+
+/**
+ * The same rule as the participant API (src/pipeline/access.ts), applied to the user's participant as the
+ * authenticated caller: `as` plays the URL's recipient-id (a DIP Connection Provider acting for a
+ * participant that nominated it), `channel` the URL's channel. A refusal is answered with the API's help.
+ */
+export function scope(deps: PortalDeps, c: UserCtx, access: Access, channelId?: string): Scope | FastifyReply {
+  const as = param(c.req, 'as') || c.own.dipId;
+  const decided = authorise(deps.registry, (id) => deps.channel(id), c.own, access, { recipientId: as, channelId });
+  if (!decided.ok) return refuse(c.reply, USER_REALM, c.req, c.signed, decided.status, decided.help);
+  return { caller: decided.caller, channel: decided.channel, authenticated: decided.authenticated };
+}
+
+/** Keeps "acting as" across links when the user works for a participant that nominated theirs. */
+export function asQuery(own: Participant, caller: Participant, sep: '?' | '&' = '?'): string {
+  return caller.dipId === own.dipId ? '' : `${sep}as=${encodeURIComponent(caller.dipId)}`;
+}
+export function asFields(own: Participant, caller: Participant): Record<string, string> {
+  return caller.dipId === own.dipId ? {} : { as: caller.dipId };
+}
+export function asField(own: Participant, caller: Participant): Html | null {
+  return when(caller.dipId !== own.dipId, () => hidden('as', caller.dipId));
 }

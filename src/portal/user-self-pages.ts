@@ -15,7 +15,7 @@ import { badge, barChart, bytes, choice, html, isoOrDash, table, type Flash } fr
 import { PERIOD_NAMES, periodForm, reportCharts, reportPeriod } from './reports-view.js';
 import { oneOf } from './filters.js';
 import { csrfField, fields, field, isReply, refuse, render } from './session.js';
-import { USER_REALM as R, userFilters, type UserCtx as Ctx } from './user-realm.js';
+import { USER_REALM as R, userFilters, type UserCtx as Ctx, type UserPageRegistrar as Registrar } from './user-realm.js';
 
 /**
  * The user portal's pages about the participant itself: reports, its API activity, its alarm
@@ -23,8 +23,6 @@ import { USER_REALM as R, userFilters, type UserCtx as Ctx } from './user-realm.
  * the participant as the caller (the user's own participant, never one named in the URL or form): the
  * same functions the routes call, with the same owner and the same refusals.
  */
-
-type Registrar = (path: string, method: 'GET' | 'POST', handler: (c: Ctx) => Promise<FastifyReply>, options?: { streamedAnswer?: boolean }) => void;
 
 const DAY_MS = 86_400_000;
 /** The most rows the activity and publication pages show. */
