@@ -398,9 +398,14 @@ function parseCertificateHeader(headerValue: string): CacheEntry {
   return entry;
 }
 
+/**
+ * One DIP header's value, or why there is none. `wellFormed` (the date's format) tells a header sent twice
+ * from one value holding a comma: see below.
+ */
 function getHeader(
   headers: Record<string, string | string[] | undefined>,
   name: string,
+  wellFormed?: (value: string) => boolean,
 ): { value?: string; problem?: string } {
   let v = headers[name];
   if (v === undefined) {
@@ -418,9 +423,13 @@ function getHeader(
   if (v === undefined) return { problem: `header ${name} is missing` };
   const trimmed = v.trim();
   if (trimmed === '') return { problem: `header ${name} is empty` };
-  // node's HTTP parser joins repeated non-standard headers with ", ". None of the four DIP header
-  // values can contain a comma (base64, ISO-8601), so a comma means the header was sent twice.
-  if (trimmed.includes(',')) return { problem: `header ${name} appears more than once` };
+  // node's HTTP parser joins repeated non-standard headers with ", ". No well-formed DIP header value
+  // contains a comma (base64, ISO-8601), so a comma means the header was sent twice; unless a part is not
+  // well-formed itself (an HTTP-date, `Sat, 05 Dec 2026 12:41:48 GMT`, is one malformed date, whose
+  // refusal says so, not that it was sent twice).
+  if (trimmed.includes(',') && (wellFormed === undefined || trimmed.split(',').every((part) => wellFormed(part.trim())))) {
+    return { problem: `header ${name} appears more than once` };
+  }
   return { value: trimmed };
 }
 
@@ -433,6 +442,7 @@ const NO_BODY_AS_POSTMAN_HASHES_IT = contentHash('{}');
 
 // YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM). toISOString() output always matches.
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
+const isIsoDate = (value: string): boolean => ISO_DATE.test(value);
 
 /** What the verifier expects to have been signed; a header it lacks shows as `<its name>`. */
 function expectedString(input: VerifyInput, date: string | undefined, hash: string | undefined): string {
@@ -447,7 +457,7 @@ function expectedString(input: VerifyInput, date: string | undefined, hash: stri
  */
 export function verifyDipSignature(input: VerifyInput): VerifyResult {
   const hashH = getHeader(input.headers, DIP_HEADER_CONTENT_HASH);
-  const dateH = getHeader(input.headers, DIP_HEADER_SIGNATURE_DATE);
+  const dateH = getHeader(input.headers, DIP_HEADER_SIGNATURE_DATE, isIsoDate);
   const sigH = getHeader(input.headers, DIP_HEADER_SIGNATURE);
   const certH = getHeader(input.headers, DIP_HEADER_SIGNATURE_CERTIFICATE);
   let expected = expectedString(input, dateH.value, hashH.value);
@@ -459,8 +469,8 @@ export function verifyDipSignature(input: VerifyInput): VerifyResult {
   const signatureB64 = sigH.value as string;
   const certHeader = certH.value as string;
 
-  if (!ISO_DATE.test(date)) {
-    return fail('bad-date', `${DIP_HEADER_SIGNATURE_DATE} '${truncate(date)}' is not an ISO-8601 UTC timestamp like 2025-06-27T14:29:09.061Z`);
+  if (!isIsoDate(date)) {
+    return fail('bad-date', `${DIP_HEADER_SIGNATURE_DATE} '${truncate(date)}' is not in the required format: an ISO-8601 UTC timestamp with milliseconds, like 2025-06-27T14:29:09.061Z`);
   }
   const signedAt = Date.parse(date);
   if (Number.isNaN(signedAt)) {

@@ -71,7 +71,14 @@ describe('credentials and signatures', () => {
     ['a signature over the URL without its port', 401, /\(method or URL\): the URL was signed without its port/, async () => ({ signedUrl: `https://localhost${IF021}` })],
     ['a signature date just past the skew limit', 401, /behind server time/, async () => ({ signedAt: new Date(Date.now() - 301_000) })],
     ['a signature date in the future', 401, /ahead of server time/, async () => ({ signedAt: new Date(Date.now() + 301_000) })],
-    ['a signature date that is not ISO-8601', 401, /not an ISO-8601/, async () => ({ headers: { 'x-dip-signature-date': '23 Nov 2026 10:00:00 GMT' } })],
+    ['a signature date that is not ISO-8601', 401, /is not in the required format: an ISO-8601/, async () => ({ headers: { 'x-dip-signature-date': '23 Nov 2026 10:00:00 GMT' } })],
+    // An HTTP-date holds a comma, which Node also puts between the values of a header sent twice: it was
+    // refused as "header x-dip-signature-date appears more than once".
+    ['a signature date as an HTTP-date (one header holding a comma)', 401, /x-dip-signature-date 'Sat, 05 Dec 2026 12:41:48 GMT' is not in the required format: an ISO-8601 UTC timestamp with milliseconds, like 2025-06-27T14:29:09\.061Z/, async () => ({ headers: { 'x-dip-signature-date': 'Sat, 05 Dec 2026 12:41:48 GMT' } })],
+    ['a signature date sent twice', 401, /x-dip-signature-date appears more than once/, async () => {
+      const date = new Date().toISOString();
+      return { headers: { 'x-dip-signature-date': [date, date] } };
+    }],
     ['a certificate header that is not a certificate', 401, /not a base64-encoded X.509 certificate/, async () => ({ headers: { 'x-dip-signature-certificate': Buffer.from('hello').toString('base64') } })],
     ['a signature that is not base64', 401, /not base64/, async () => ({ headers: { 'x-dip-signature': 'not*base64!' } })],
     ['a random signature of the right length', 401, /\(signature\): x-dip-signature was not made with the private key/, async () => ({ headers: { 'x-dip-signature': Buffer.alloc(256, 7).toString('base64') } })],
