@@ -440,8 +440,9 @@ function getHeader(
  */
 const NO_BODY_AS_POSTMAN_HASHES_IT = contentHash('{}');
 
-// YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM). toISOString() output always matches.
-const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
+// YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM). toISOString() output always matches. T and Z in either case
+// (RFC 3339 5.6); the date is verified as the text received, which is what its sender signed.
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}t\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:z|[+-]\d{2}:\d{2})$/i;
 const isIsoDate = (value: string): boolean => ISO_DATE.test(value);
 
 /** What the verifier expects to have been signed; a header it lacks shows as `<its name>`. */
@@ -472,7 +473,8 @@ export function verifyDipSignature(input: VerifyInput): VerifyResult {
   if (!isIsoDate(date)) {
     return fail('bad-date', `${DIP_HEADER_SIGNATURE_DATE} '${truncate(date)}' is not in the required format: an ISO-8601 UTC timestamp with milliseconds, like 2025-06-27T14:29:09.061Z`);
   }
-  const signedAt = Date.parse(date);
+  // Date.parse reads the lower-case t and z of RFC 3339 too (ECMA-262's format names them in upper case only).
+  const signedAt = Date.parse(date.toUpperCase());
   if (Number.isNaN(signedAt)) {
     return fail('bad-date', `${DIP_HEADER_SIGNATURE_DATE} '${truncate(date)}' is not a valid date`);
   }

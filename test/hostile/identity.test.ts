@@ -4,7 +4,8 @@
  * StandardResponse naming the reason, nothing is stored, and the DIP keeps serving.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { contentHash, Signer } from '../../src/security/signature.js';
+import { sign as cryptoSign } from 'node:crypto';
+import { contentHash, Signer, stringToSign } from '../../src/security/signature.js';
 import type { TestParticipant } from '../helpers/dip-harness.js';
 import {
   expectRefusal,
@@ -102,6 +103,25 @@ describe('credentials and signatures', () => {
   it('stored nothing, and still accepts a valid message (201)', async () => {
     expect(messageCount(h.t)).toBe(before);
     await expectStillServing(h);
+  });
+});
+
+describe('signature dates as RFC 3339 allows them', () => {
+  // RFC 3339 5.6: "T" and "Z" may be lower case. The sender signs the header's text as it sends it, so the
+  // DIP verifies that text: refused before as "not an ISO-8601 UTC timestamp".
+  it('accepts 2026-12-05t12:41:48.000z (lower-case t and z), signed over the text as sent (201)', async () => {
+    const b = body();
+    const date = new Date().toISOString().replace('T', 't').replace('Z', 'z');
+    const hash = contentHash(b);
+    const signed = stringToSign('POST', `${h.t.dip.url}/dip-channel/IF-021`, date, hash);
+    const own = await signerFor(h.sds).sign('POST', `${h.t.dip.url}/dip-channel/IF-021`, b);
+    const signature = {
+      ...own,
+      'x-dip-signature-date': date,
+      'x-dip-signature': cryptoSign('sha256', Buffer.from(signed, 'utf8'), h.sds.credentials.keyPem).toString('base64'),
+    };
+    const a = await send(h.t, h.sds, { path: '/dip-channel/IF-021', body: b, signature });
+    expect(a.status, a.text).toBe(201);
   });
 });
 
