@@ -70,7 +70,7 @@ export function tlsPeer(socket: Socket): PeerIdentity | null {
 /** Everything authentication needs from a request. */
 export function evidence(deps: ApiDeps, req: FastifyRequest): CallerEvidence {
   const apiKey = req.headers['x-api-key'];
-  const hostUrl = `https://${req.headers.host ?? ''}${req.raw.url ?? ''}`;
+  const hostUrl = `https://${req.headers.host ?? ''}${originForm(req.raw.url)}`;
   const identity = tlsPeer(req.raw.socket);
   return {
     apiKey: Array.isArray(apiKey) ? undefined : apiKey,
@@ -78,13 +78,25 @@ export function evidence(deps: ApiDeps, req: FastifyRequest): CallerEvidence {
     tlsPeer: identity?.peer ?? null,
     method: req.method,
     // publicUrl is held as clients request it, without a trailing '/' (loadConfig): the request target follows it.
-    url: deps.config.publicUrl ? `${deps.config.publicUrl}${req.raw.url ?? ''}` : hostUrl,
+    url: deps.config.publicUrl ? `${deps.config.publicUrl}${originForm(req.raw.url)}` : hostUrl,
     // Behind a proxy a caller may sign the address it reached the proxy by; the doctor says so.
     otherUrls: deps.config.publicUrl ? [hostUrl] : [],
     body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
     headers: req.headers,
     controls: controlsOf.get(deps),
   };
+}
+
+/**
+ * The request target as a path (origin form): an absolute-form target (`POST https://host/path`, which a
+ * server must accept, RFC 9112 3.2.2) without its scheme and authority, kept as received otherwise. The
+ * signed URL is rebuilt as base + path: with the whole absolute target, it named the authority twice.
+ */
+function originForm(target: string | undefined): string {
+  const received = target ?? '';
+  const path = received.replace(/^[a-z][a-z\d+.-]*:\/\/[^/?#]*/i, '');
+  // `https://host` alone, or followed by a query, names the root.
+  return path === received || path.startsWith('/') ? path : `/${path}`;
 }
 
 /** Why a body that is not labelled application/json is refused: the label it has, or that it has none. */

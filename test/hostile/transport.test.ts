@@ -115,6 +115,16 @@ describe('malformed, smuggled and oversized HTTP', () => {
     expect(k.closedByServer).toBe(true);
   });
 
+  // The URL rebuilt for the signature put the Host before the whole target: https://localhost:PORThttps://localhost:PORT/dip-channel/if-021,
+  // so an absolute-form request (RFC 9112 3.2.2, which a server must accept) could never authenticate.
+  it('authenticates a signed submission sent with an absolute-form target (201)', async () => {
+    const raw = await rawSignedRequest(h.t, h.sds, { path: '/dip-channel/IF-021', body: JSON.stringify([validItem()]) });
+    const absolute = raw.replace('POST /dip-channel/IF-021 HTTP/1.1', `POST ${h.t.dip.url}/dip-channel/IF-021 HTTP/1.1`);
+    expect(absolute).not.toBe(raw);
+    const r = await rawTls(h.t, { ...tlsOf(h.sds), write: absolute });
+    expect(r.status, r.text.slice(0, 600)).toBe(201);
+  });
+
   it('answers a signed request whose path tries CRLF injection without reflecting it into a header', async () => {
     const raw = await rawSignedRequest(h.t, h.sds, { method: 'GET', path: '/dip-channel/IF-021%0d%0aSet-Cookie:%20pwned=1/pull/2000000001' });
     const r = await rawTls(h.t, { ...tlsOf(h.sds), write: raw });
