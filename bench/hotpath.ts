@@ -17,7 +17,9 @@
  * `seal` is sealParts (src/security/seal-batch.ts) with a real Sealer: the raw request and each outbound
  * copy compressed and sealed, each MPAN indexed (every MPAN a different one, as in a day's IF-021s); it
  * also prints the stored bytes a message.
- * Usage: npx tsx bench/hotpath.ts [depth|numbers|numbersFlagged|parse|whole|items|acceptWhole|acceptItems|crossKeep|crossSealed|walk|validate|stamp|splice|raw|deflate|seal|all] [batches] [batchSize]
+ * `surrogates` is the lone-surrogate check on that batch (no `\u` escape of D800–DFFF: the byte search alone),
+ * `surrogatesFlagged` on a batch whose every item holds an escaped pair, so that every parsed item's strings are read.
+ * Usage: npx tsx bench/hotpath.ts [depth|numbers|numbersFlagged|parse|whole|items|surrogates|surrogatesFlagged|acceptWhole|acceptItems|crossKeep|crossSealed|walk|validate|stamp|splice|raw|deflate|seal|all] [batches] [batchSize]
  */
 import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import { deflateRawSync } from 'node:zlib';
@@ -31,6 +33,7 @@ import type { AcceptedMessage } from '../src/ports/message-log.js';
 import { Sealer } from '../src/security/at-rest.js';
 import { exceedsJsonDepth, scanJsonBatch } from '../src/security/json-depth.js';
 import { hasAlteredNumber } from '../src/security/json-numbers.js';
+import { firstLoneSurrogate, hasSurrogateEscape } from '../src/security/json-strings.js';
 import { sealParts } from '../src/security/seal-batch.js';
 import { MessageFactory } from './lib/load.js';
 
@@ -80,6 +83,16 @@ function whole(): void {
 function items(): void {
   const scan = scanJsonBatch(body, 64);
   for (const s of scan.items!) sink += JSON.parse(body.toString('utf8', s.start, s.end)) === null ? 0 : 1;
+}
+/** The lone-surrogate check as parseBatch runs it on a batch with no surrogate escape: the byte search alone. */
+function surrogates(): void {
+  if (hasSurrogateEscape(body)) sink++;
+}
+/** The same on a batch whose every item holds an escaped surrogate pair (an emoji): every parsed item's strings are looked at. */
+const paired = Buffer.from(body.toString('utf8').replace(/"subText":null/g, '"subText":"\\ud83d\\ude00"'));
+const pairedItems = JSON.parse(paired.toString('utf8')) as unknown[];
+function surrogatesFlagged(): void {
+  if (hasSurrogateEscape(paired)) for (const item of pairedItems) if (firstLoneSurrogate(item) !== null) sink++;
 }
 /**
  * whole or items, then what the pipeline does next with the parsed batch while it is alive (validation,
@@ -184,7 +197,7 @@ function seal(): void {
   const s = sealParts({ channel: 'IF-021', senderDipId: '0123456789', receivedAt: 0, rawRequest: body, signatureHeaders: '{}', messages: accepted }, sealer);
   sink += s.outbound.length + s.raw.length;
 }
-const stages: Record<string, () => void> = { depth, numbers, numbersFlagged, parse, whole, items, acceptWhole, acceptItems, crossKeep, crossSealed, walk, validate, stamp, splice, raw, deflate, seal };
+const stages: Record<string, () => void> = { depth, numbers, numbersFlagged, parse, whole, items, surrogates, surrogatesFlagged, acceptWhole, acceptItems, crossKeep, crossSealed, walk, validate, stamp, splice, raw, deflate, seal };
 const run = stage === 'all' ? Object.values(stages) : [stages[stage]!];
 if (!run[0]) throw new Error(`unknown stage ${stage}`);
 for (let i = 0; i < 20; i++) for (const f of run) f(); // warm up (JIT)

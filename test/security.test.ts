@@ -41,6 +41,7 @@ import {
   clearCertificateCache,
   contentHash,
   parseSubjectAltName,
+  sameOriginForms,
   setCertificateCacheLimit,
   signatureHelp,
   splitPemBundle,
@@ -186,6 +187,24 @@ describe('sign / verify', () => {
     // Single-element arrays are fine.
     const arrays = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]]));
     expect(verifyDipSignature(input(arrays)).ok).toBe(true);
+  });
+
+  it('accepts a URL signed with or without https default port only where told it names the same origin', async () => {
+    expect(sameOriginForms('https://dip.example/dip-channel/IF-021?a=1')).toEqual(['https://dip.example:443/dip-channel/IF-021?a=1']);
+    expect(sameOriginForms('https://DIP.example:443/x')).toEqual(['https://DIP.example/x']);
+    expect(sameOriginForms('https://[::1]:443/x')).toEqual(['https://[::1]/x']);
+    expect(sameOriginForms('https://dip.example')).toEqual(['https://dip.example:443']);
+    // Another port, or http (whose default is 80), is another origin.
+    expect(sameOriginForms('https://dip.example:8443/x')).toEqual([]);
+    expect(sameOriginForms('https://dip.example:4430/x')).toEqual([]);
+    expect(sameOriginForms('http://dip.example/x')).toEqual([]);
+    const url = 'https://dip.example/dip-channel/IF-021';
+    const headers = await participantSigner.sign('POST', 'https://dip.example:443/dip-channel/IF-021', BODY);
+    expect(verifyDipSignature(input({ ...headers }, { url })).ok).toBe(false);
+    const r = verifyDipSignature(input({ ...headers }, { url, sameUrls: sameOriginForms(url) }));
+    expect(r.ok, r.ok ? '' : r.detail).toBe(true);
+    // The string that verified is the one reported (the archived evidence verifies again by it).
+    expect(r.stringToSign).toContain('https://dip.example:443/dip-channel/if-021');
   });
 
   it('signs and verifies an empty body and a string body', async () => {

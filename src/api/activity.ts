@@ -5,6 +5,7 @@ import type { ActivitySink, RequestRecord } from '../pipeline/activity-recorder.
 import { STORE_RETRY_AFTER_SECONDS } from '../pipeline/ingest.js';
 import type { Registry } from '../pipeline/registry.js';
 import { tlsPeer } from './request.js';
+import { parserErrorStatus, type ParserError } from './parser-errors.js';
 import type { StoppingAnswer } from './stopping.js';
 
 declare module 'fastify' {
@@ -126,10 +127,9 @@ export function recordRefusedConnections(app: FastifyInstance, sink: ActivitySin
   app.server.on('tlsClientError', (err: Error & { code?: string }, socket: Socket) => {
     refused(socket, 'TLS', null, { refused: 'TLS handshake', reason: err.code ?? err.message });
   });
-  app.server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
+  app.server.on('clientError', (err: ParserError, socket: Socket) => {
     if (err.code === 'ECONNRESET') return;
-    const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-    refused(socket, 'HTTP', status, { refused: 'not valid HTTP', reason: err.code ?? err.message });
+    refused(socket, 'HTTP', parserErrorStatus(err), { refused: 'not valid HTTP', reason: err.code ?? err.message });
   });
 }
 

@@ -5,7 +5,7 @@ import type { TLSSocket } from 'node:tls';
 import type { MsgText } from '../domain/response-codes.js';
 import { standardResponse } from '../domain/standard-response.js';
 import type { CallerEvidence, SecurityControls, TlsPeer } from '../pipeline/authenticate.js';
-import { DIP_URN_PREFIX } from '../security/signature.js';
+import { DIP_URN_PREFIX, sameOriginForms } from '../security/signature.js';
 import type { ApiDeps } from './deps.js';
 
 /**
@@ -73,7 +73,9 @@ export function tlsPeer(socket: Socket): PeerIdentity | null {
  * from publicUrl (held as clients request it, without a trailing '/', loadConfig) and the request target.
  */
 export function signedUrl(deps: ApiDeps, req: FastifyRequest): string {
-  return deps.config.publicUrl ? `${deps.config.publicUrl}${req.raw.url ?? ''}` : `https://${req.headers.host ?? ''}${req.raw.url ?? ''}`;
+  const target = originForm(req.raw.url);
+  // https's default port is left out, as URL parsers (WHATWG URL, Postman) write the URL a client signs.
+  return deps.config.publicUrl ? `${deps.config.publicUrl}${target}` : `https://${(req.headers.host ?? '').replace(/:443$/, '')}${target}`;
 }
 
 /**
@@ -93,7 +95,7 @@ export async function sendSigned(deps: ApiDeps, req: FastifyRequest, reply: Fast
 /** Everything authentication needs from a request. */
 export function evidence(deps: ApiDeps, req: FastifyRequest): CallerEvidence {
   const apiKey = req.headers['x-api-key'];
-  const hostUrl = `https://${req.headers.host ?? ''}${req.raw.url ?? ''}`;
+  const hostUrl = `https://${req.headers.host ?? ''}${originForm(req.raw.url)}`;
   const identity = tlsPeer(req.raw.socket);
   return {
     apiKey: Array.isArray(apiKey) ? undefined : apiKey,
@@ -103,10 +105,23 @@ export function evidence(deps: ApiDeps, req: FastifyRequest): CallerEvidence {
     url: signedUrl(deps, req),
     // Behind a proxy a caller may sign the address it reached the proxy by; the doctor says so.
     otherUrls: deps.config.publicUrl ? [hostUrl] : [],
+    sameUrls: sameOriginForms(signedUrl(deps, req)),
     body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
     headers: req.headers,
     controls: controlsOf.get(deps),
   };
+}
+
+/**
+ * The request target as a path (origin form): an absolute-form target (`POST https://host/path`, which a
+ * server must accept, RFC 9112 3.2.2) without its scheme and authority, kept as received otherwise. The
+ * signed URL is rebuilt as base + path: with the whole absolute target, it named the authority twice.
+ */
+function originForm(target: string | undefined): string {
+  const received = target ?? '';
+  const path = received.replace(/^[a-z][a-z\d+.-]*:\/\/[^/?#]*/i, '');
+  // `https://host` alone, or followed by a query, names the root.
+  return path === received || path.startsWith('/') ? path : `/${path}`;
 }
 
 /** Why a body that is not labelled application/json is refused: the label it has, or that it has none. */

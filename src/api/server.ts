@@ -1,5 +1,5 @@
 import type { ErrorObject } from 'ajv';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { METHODS as HTTP_METHODS, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { isUtf8 } from 'node:buffer';
 import Negotiator from 'negotiator';
@@ -61,6 +61,7 @@ import { useAnswerDeadlines } from '../security/answer-deadlines.js';
 import { useRequestDeadlines } from './request-deadlines.js';
 import { LISTENER_TLS } from '../security/tls-policy.js';
 import { hostKnown, listenerHostNames } from '../security/host-names.js';
+import { parserErrorStatus, unrecognisedMethod, type ParserError } from './parser-errors.js';
 
 /** Longest path segment (channel ID, DIP ID) the router accepts. */
 const MAX_PARAM_LENGTH = 200;
@@ -110,9 +111,13 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     ...LISTENER_TLS,
     ...(crl ? { crl } : {}),
   });
-  /** A StandardResponse for an answer Fastify does not give (it has no request, or Node answers first). */
+  /**
+   * A StandardResponse for an answer Fastify does not give (it has no request, or Node answers first): MSG1001
+   * for bytes that are not the HTTP asked for; MSG1000, as Fastify's routes answer them, for a request too
+   * slow and for a method refused (405, 501).
+   */
   const refusalBody = (status: number, help: string): string =>
-    JSON.stringify(standardResponse(new Date(deps.clock.now()), deps.config.dipId, null, [{ message: status === 408 ? MSG.processingFailed : MSG.schemaFailure, help }]));
+    JSON.stringify(standardResponse(new Date(deps.clock.now()), deps.config.dipId, null, [{ message: status === 408 || status === 405 || status === 501 ? MSG.processingFailed : MSG.schemaFailure, help }]));
   /** Connections whose bad bytes are answered after the request before them (clientErrorHandler). */
   const answeringFirst = new WeakSet<Socket>();
   /** Connections answered and closing: what still arrives is read and dropped (answerAndClose). */
@@ -127,11 +132,11 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
    * and not yet read: the answers (under load, a test's client lost a 201 and this refusal both). Apache's
    * lingering close, for the same reason. A deadline missed (handshake, headers) closes at once.
    */
-  const answerAndClose = (socket: Socket, status: number, help: string, linger: boolean): void => {
+  const answerAndClose = (socket: Socket, status: number, help: string, linger: boolean, headers: Readonly<Record<string, string>> = {}): void => {
     closing.add(socket);
     if (socket.writable) {
       const body = refusalBody(status, help);
-      const headerLines = Object.entries(RAW_SECURITY_HEADERS).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+      const headerLines = Object.entries({ ...headers, ...RAW_SECURITY_HEADERS }).map(([name, value]) => `${name}: ${value}\r\n`).join('');
       socket.write(
         `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${headerLines}Connection: close\r\n\r\n${body}`,
       );
@@ -172,20 +177,19 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     logger: false,
     // Errors Node's HTTP parser raises before Fastify sees a request: answered in the StandardResponse
     // shape too, then the connection is closed.
-    clientErrorHandler: (err: Error & { code?: string }, socket: Socket) => {
+    clientErrorHandler: (err: ParserError, socket: Socket) => {
       if (err.code === 'ECONNRESET' || socket.destroyed || closing.has(socket)) return;
-      let status = 400;
-      let help = `the request is not valid HTTP/1.1 (${err.code ?? err.message})`;
-      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-        status = 408;
-        help = `the request did not arrive in time: headers within ${headersTimeout} ms`;
-      } else if (err.code === 'HPE_INVALID_VERSION') {
-        status = 505;
-        help = 'the HTTP version is not supported: send HTTP/1.1';
-      } else if (err.code === 'HPE_HEADER_OVERFLOW') {
-        status = 431;
-        help = `the request headers are larger than the limit of ${limits.maxHeaderBytes} bytes`;
-      }
+      const status = parserErrorStatus(err);
+      const help =
+        status === 408
+          ? `the request did not arrive in time: headers within ${headersTimeout} ms`
+          : status === 505
+            ? 'the HTTP version is not supported: send HTTP/1.1'
+            : status === 431
+              ? `the request headers are larger than the limit of ${limits.maxHeaderBytes} bytes`
+              : status === 501
+                ? `the method ${unrecognisedMethod(err)} is not implemented (method names are case-sensitive: RFC 9110 9.1)`
+                : `the request is not valid HTTP/1.1 (${err.code ?? err.message})`;
       // The bytes may follow a request that was whole (its body read complete: a body longer than its
       // Content-Length runs on into what the parser takes for the next request): that request is answered
       // first (it may be a 201, durable by then; without it the sender would resend and meet MSG1006), then
@@ -225,6 +229,16 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     },
   });
 
+  // CONNECT is not routed: Node hands it to a 'connect' listener (the socket leaves the HTTP parser, as for a
+  // tunnel), and without one destroys the socket unanswered. The DIP is no proxy: 405 on any target, with the
+  // methods a published path takes in Allow (none for an authority-form target such as host:port).
+  app.server.on('connect', (req: IncomingMessage, socket: Socket) => {
+    const target = req.url ?? '';
+    const path = target.split('?')[0] ?? '';
+    const known = path.startsWith('/') ? notAllowed.on(path) : undefined;
+    const shown = known?.published ?? (target.length > 80 ? `${target.slice(0, 80)}…` : target);
+    answerAndClose(socket, 405, `CONNECT is not allowed on ${shown}; allowed: ${known?.allow ?? 'none (the DIP is not a proxy)'}`, true, { Allow: known?.allow ?? '' });
+  });
   // Security headers on every answer, refusals while stopping included (those written without Fastify: RAW_SECURITY_HEADERS).
   useApiSecurityHeaders(app, { noStore: true });
   // Node answers an Expect it does not know with an empty 417 unless the server listens for it.
@@ -418,6 +432,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   });
 
   const routes = new Map<string, Set<string>>();
+  const notAllowed = new NotAllowedRoutes();
   app.addHook('onRoute', (r) => {
     const methods = routes.get(r.url) ?? new Set<string>();
     for (const m of [r.method].flat()) methods.add(m);
@@ -461,29 +476,53 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   // on a known path it is answered 405 too, not 404 as if the path did not exist. CONNECT never reaches a route.
   for (const m of HTTP_METHODS) if (m !== 'CONNECT' && !app.supportedMethods.includes(m)) app.addHttpMethod(m);
   // Last, once every route above is known.
-  void app.register(async (instance) => answerOtherMethods(instance, deps, routes));
+  void app.register(async (instance) => notAllowed.register(instance, deps, routes));
   return app;
+}
+
+/** What a published path takes: its Allow, and the path as the published API spells it. */
+interface PathMethods {
+  allow: string;
+  published: string;
 }
 
 /**
  * A method a known path does not take is answered 405 with the methods it does take in Allow (the
- * published answer), rather than 404 as if the path did not exist.
+ * published answer), rather than 404 as if the path did not exist. Answered as the request arrives,
+ * before its body is looked at: a QUERY without a Content-Type was refused 400 for that by Fastify's body
+ * handling, on a path that takes no QUERY at all.
  */
-function answerOtherMethods(app: FastifyInstance, deps: ApiDeps, routes: ReadonlyMap<string, ReadonlySet<string>>): void {
-  for (const [url, taken] of [...routes]) {
-    const others = app.supportedMethods.filter((m) => m !== 'CONNECT' && !taken.has(m));
-    if (others.length === 0) continue;
-    const allow = [...taken].sort().join(', ');
-    const published = url.replace(':recipientId', '{recipient-id}').replace(/:(\w+)/g, '{$1}');
-    app.route({
-      method: others,
-      url,
-      schema: { hide: true },
-      handler: (req, reply) => {
-        reply.header('allow', allow);
-        return sendStandard(deps, reply, 405, null, MSG.processingFailed, `${req.method} is not allowed on ${published}; allowed: ${allow}`);
-      },
-    });
+class NotAllowedRoutes {
+  /**
+   * Each path's pattern, for on(): a CONNECT never reaches a route, and Fastify's findRoute tells a route
+   * found, not which (every route has the same internal handler).
+   */
+  private readonly paths: Array<{ pattern: RegExp; params: number; methods: PathMethods }> = [];
+
+  register(app: FastifyInstance, deps: ApiDeps, routes: ReadonlyMap<string, ReadonlySet<string>>): void {
+    for (const [url, taken] of [...routes]) {
+      const others = app.supportedMethods.filter((m) => m !== 'CONNECT' && !taken.has(m));
+      if (others.length === 0) continue;
+      const methods: PathMethods = { allow: [...taken].sort().join(', '), published: url.replace(':recipientId', '{recipient-id}').replace(/:(\w+)/g, '{$1}') };
+      const refuse = async (req: FastifyRequest, reply: FastifyReply) => {
+        reply.header('allow', methods.allow);
+        return sendStandard(deps, reply, 405, null, MSG.processingFailed, `${req.method} is not allowed on ${methods.published}; allowed: ${methods.allow}`);
+      };
+      // Refused in onRequest, before the body; Fastify requires a handler, and the same answer is it.
+      app.route({ method: others, url, schema: { hide: true }, onRequest: refuse, handler: refuse });
+      const segments = url.split('/');
+      // As the router matches (routerOptions): any case, a trailing slash or none.
+      const source = segments.map((s) => (s.startsWith(':') ? '[^/]+' : s === '*' ? '.*' : s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/');
+      // eslint-disable-next-line security/detect-non-literal-regexp -- built from the listener's own route paths, escaped
+      this.paths.push({ pattern: new RegExp(`^${source}/?$`, 'i'), params: segments.filter((s) => s.startsWith(':') || s === '*').length, methods });
+    }
+  }
+
+  /** The methods the published path `path` (a request's, as received) takes, the most specific match (static before parametric); undefined when none matches. */
+  on(path: string): PathMethods | undefined {
+    let best: (typeof this.paths)[number] | undefined;
+    for (const p of this.paths) if (p.pattern.test(path) && (best === undefined || p.params < best.params)) best = p;
+    return best?.methods;
   }
 }
 

@@ -34,6 +34,8 @@ export interface CallerEvidence {
   url: string;
   /** URLs a caller may have signed instead by mistake (the Host-header URL behind a proxy): for the doctor only. */
   otherUrls?: readonly string[];
+  /** The same URL written another way, accepted as well (VerifyInput.sameUrls). */
+  sameUrls?: readonly string[];
   body: Buffer;
   /** The body is streamed (a large publication): the signature covers X-DIP-Content-Hash, and the body is checked against it once read. */
   streamedBody?: boolean;
@@ -90,7 +92,7 @@ export async function authenticate(registry: Registry, call: CallerEvidence, now
   let participant = identified.participant;
   const revocation = call.controls?.revocation;
 
-  const verified = verifyDipSignature({ method: call.method, url: call.url, otherUrls: call.otherUrls, body: call.streamedBody ? null : call.body, headers: call.headers, now, maxSkewMs });
+  const verified = verifyDipSignature({ method: call.method, url: call.url, otherUrls: call.otherUrls, sameUrls: call.sameUrls, body: call.streamedBody ? null : call.body, headers: call.headers, now, maxSkewMs });
   if (!verified.ok) return { ok: false, status: 401, help: signatureHelp(verified.reason, verified.detail, verified.stringToSign) };
   // From here the signature verifies: a refusal still shows what was verified, for the caller's records.
   const refuse = (check: string, detail: string): Authentication => ({ ok: false, status: 401, help: signatureHelp(check, detail, verified.stringToSign) });

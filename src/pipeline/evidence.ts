@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ReceivedRequest } from '../ports/archive.js';
-import { verifyDipSignature } from '../security/signature.js';
+import { sameOriginForms, verifyDipSignature } from '../security/signature.js';
 
 /**
  * The evidence against repudiation (spec 5.2.2) for one transaction: the request it arrived in, byte for
@@ -50,7 +50,7 @@ function verify(r: ReceivedRequest, maxSkewMs: number): Verification {
     return { result: 'unsigned', detail: 'archived before the DIP kept the URL a signature covers: the headers and body are as received, but the signature cannot be checked again here' };
   }
   // The signature date was within the skew of the receipt when it was accepted: checked against that moment.
-  const v = verifyDipSignature({ method: 'POST', url: r.signature.url, body: r.body, headers: r.signature.headers, now: new Date(r.receivedAt), maxSkewMs });
+  const v = verifyDipSignature({ method: 'POST', url: r.signature.url, sameUrls: sameOriginForms(r.signature.url), body: r.body, headers: r.signature.headers, now: new Date(r.receivedAt), maxSkewMs });
   if (!v.ok) return { result: 'invalid', reason: v.reason, detail: v.detail, stringToSign: v.stringToSign };
   const c = v.certificate;
   return {

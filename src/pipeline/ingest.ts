@@ -21,6 +21,7 @@ import type { Registry } from './registry.js';
 import type { MessageTracer } from '../ports/tracing.js';
 import { firstDuplicateName, jsonTooDeep, memberCount, nameGivenTwice, scanJsonBatch, type ItemSpan } from '../security/json-depth.js';
 import { alteredNumberHelp, firstAlteredNumber, hasAlteredNumber } from '../security/json-numbers.js';
+import { firstLoneSurrogate, hasSurrogateEscape, loneSurrogateHelp } from '../security/json-strings.js';
 
 
 /**
@@ -619,6 +620,12 @@ function parseBatch(body: Buffer, limits: Pick<IngestSettings, 'maxBatchMessages
   if (parsed.length > max) return { status: 413, help: batchTooLargeHelp(parsed.length, max, 'messages') };
   const twice = duplicateName(body, parsed, spans);
   if (twice) return { status: 400, help: twice };
+  if (hasSurrogateEscape(body)) {
+    for (let i = 0; i < parsed.length; i++) {
+      const path = firstLoneSurrogate(parsed[i]);
+      if (path !== null) return { status: 400, help: `item ${i}: ${loneSurrogateHelp(path)}` };
+    }
+  }
   if (spans === null) {
     const altered = firstAlteredNumber(body.toString('utf8'));
     if (altered) return { status: 400, help: `the body: ${alteredNumberHelp(altered)}` };

@@ -121,10 +121,27 @@ export interface VerifyInput {
    */
   otherUrls?: readonly string[];
   /**
+   * The same URL written another way that a caller may equally have signed, accepted like `url`
+   * (sameOriginForms: with or without https's default port). Tried only when `url` does not verify, so it
+   * costs nothing on the common road.
+   */
+  sameUrls?: readonly string[];
+  /**
    * Set to verify an answer the DIP signed (answerStringToSign): its HTTP status; `method` and `url` are
    * then those of the request it answers. Unset: a request or webhook call.
    */
   answerStatus?: number;
+}
+
+/**
+ * An https URL written the other way round as to its default port: `https://dip.example:443/p` and
+ * `https://dip.example/p` name the same origin, and a caller signs whichever its tooling wrote (curl and a
+ * URL typed with :443 keep it; WHATWG URL parsers and Node's Host header drop it). Empty for other URLs.
+ */
+export function sameOriginForms(url: string): string[] {
+  const m = /^(https:\/\/[^/?#:]+|https:\/\/\[[^\]/]*\])(:443)?([/?#].*)?$/is.exec(url);
+  if (!m) return [];
+  return [m[2] ? `${m[1]!}${m[3] ?? ''}` : `${m[1]!}:443${m[3] ?? ''}`];
 }
 
 export const DIP_URN_PREFIX = 'urn:dip:participant:';
@@ -440,9 +457,14 @@ function parseCertificateHeader(headerValue: string): CacheEntry {
   return entry;
 }
 
+/**
+ * One DIP header's value, or why there is none. `wellFormed` (the date's format) tells a header sent twice
+ * from one value holding a comma: see below.
+ */
 function getHeader(
   headers: Record<string, string | string[] | undefined>,
   name: string,
+  wellFormed?: (value: string) => boolean,
 ): { value?: string; problem?: string } {
   let v = headers[name];
   if (v === undefined) {
@@ -460,9 +482,13 @@ function getHeader(
   if (v === undefined) return { problem: `header ${name} is missing` };
   const trimmed = v.trim();
   if (trimmed === '') return { problem: `header ${name} is empty` };
-  // node's HTTP parser joins repeated non-standard headers with ", ". None of the four DIP header
-  // values can contain a comma (base64, ISO-8601), so a comma means the header was sent twice.
-  if (trimmed.includes(',')) return { problem: `header ${name} appears more than once` };
+  // node's HTTP parser joins repeated non-standard headers with ", ". No well-formed DIP header value
+  // contains a comma (base64, ISO-8601), so a comma means the header was sent twice; unless a part is not
+  // well-formed itself (an HTTP-date, `Sat, 05 Dec 2026 12:41:48 GMT`, is one malformed date, whose
+  // refusal says so, not that it was sent twice).
+  if (trimmed.includes(',') && (wellFormed === undefined || trimmed.split(',').every((part) => wellFormed(part.trim())))) {
+    return { problem: `header ${name} appears more than once` };
+  }
   return { value: trimmed };
 }
 
@@ -473,8 +499,10 @@ function getHeader(
  */
 const NO_BODY_AS_POSTMAN_HASHES_IT = contentHash('{}');
 
-// YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM). toISOString() output always matches.
-const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
+// YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM). toISOString() output always matches. T and Z in either case
+// (RFC 3339 5.6); the date is verified as the text received, which is what its sender signed.
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}t\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:z|[+-]\d{2}:\d{2})$/i;
+const isIsoDate = (value: string): boolean => ISO_DATE.test(value);
 
 /** What the verifier expects to have been signed; a header it lacks shows as `<its name>`. */
 function expectedString(input: VerifyInput, date: string | undefined, hash: string | undefined): string {
@@ -491,7 +519,7 @@ function expectedString(input: VerifyInput, date: string | undefined, hash: stri
  */
 export function verifyDipSignature(input: VerifyInput): VerifyResult {
   const hashH = getHeader(input.headers, DIP_HEADER_CONTENT_HASH);
-  const dateH = getHeader(input.headers, DIP_HEADER_SIGNATURE_DATE);
+  const dateH = getHeader(input.headers, DIP_HEADER_SIGNATURE_DATE, isIsoDate);
   const sigH = getHeader(input.headers, DIP_HEADER_SIGNATURE);
   const certH = getHeader(input.headers, DIP_HEADER_SIGNATURE_CERTIFICATE);
   let expected = expectedString(input, dateH.value, hashH.value);
@@ -503,10 +531,11 @@ export function verifyDipSignature(input: VerifyInput): VerifyResult {
   const signatureB64 = sigH.value as string;
   const certHeader = certH.value as string;
 
-  if (!ISO_DATE.test(date)) {
-    return fail('bad-date', `${DIP_HEADER_SIGNATURE_DATE} '${truncate(date)}' is not an ISO-8601 UTC timestamp like 2025-06-27T14:29:09.061Z`);
+  if (!isIsoDate(date)) {
+    return fail('bad-date', `${DIP_HEADER_SIGNATURE_DATE} '${truncate(date)}' is not in the required format: an ISO-8601 UTC timestamp with milliseconds, like 2025-06-27T14:29:09.061Z`);
   }
-  const signedAt = Date.parse(date);
+  // Date.parse reads the lower-case t and z of RFC 3339 too (ECMA-262's format names them in upper case only).
+  const signedAt = Date.parse(date.toUpperCase());
   if (Number.isNaN(signedAt)) {
     return fail('bad-date', `${DIP_HEADER_SIGNATURE_DATE} '${truncate(date)}' is not a valid date`);
   }
@@ -553,6 +582,14 @@ export function verifyDipSignature(input: VerifyInput): VerifyResult {
     valid = cryptoVerify('sha256', data, cert.publicKey, signature);
   } catch (e) {
     return fail('bad-signature', `signature verification error: ${(e as Error).message}`);
+  }
+  for (const url of valid || input.answerStatus !== undefined ? [] : (input.sameUrls ?? [])) {
+    const same = stringToSign(input.method, url, date, hashHeader);
+    if (cryptoVerify('sha256', Buffer.from(same, 'utf8'), cert.publicKey, signature)) {
+      expected = same;
+      valid = true;
+      break;
+    }
   }
   // An answer's string is the DIP's own: the diagnosis of a participant's signing mistakes does not apply.
   if (!valid && input.answerStatus !== undefined) return fail('bad-signature', `${DIP_HEADER_SIGNATURE} does not verify over the string shown (another status, method, URL or key)`);

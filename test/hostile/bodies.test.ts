@@ -72,8 +72,30 @@ describe('malformed JSON', () => {
     expect((a.json as { messageArray: Array<{ message: string }> }).messageArray[0]?.message).toBe('MSG1001 - Schema Failure');
   });
 
-  it('stored nothing, and still accepts a valid message (201)', async () => {
+  // A lone surrogate escape is valid JSON grammar but no Unicode text (RFC 8259 8.2): JSON.parse took it and
+  // the DIP passed it on (201), where a strict reader (serde_json) refuses it and the message dead-letters.
+  const withSubText = (text: string) => valid().replace('"subText":null', `"subText":"${text}"`);
+  it.each([
+    ['a value holding a high surrogate alone', () => withSubText('lone \\ud800 surrogate'), /item 0: payload\.CommonBlock\.S1\.subText holds a lone UTF-16 surrogate/],
+    ['a value ending in a high surrogate (upper-case hex)', () => withSubText('ends \\uD83D'), /item 0: payload\.CommonBlock\.S1\.subText holds a lone/],
+    ['a value holding a low surrogate before its high one', () => withSubText('\\ude00\\ud83d'), /item 0: payload\.CommonBlock\.S1\.subText holds a lone/],
+    ['a member name holding a low surrogate alone', () => valid().replace('"CustomBlock":{', '"CustomBlock":{"k\\udc00":1,'), /item 0: payload\.CustomBlock\."k\\udc00" holds a lone UTF-16 surrogate/],
+    ['the second item of a batch', () => `[${JSON.stringify(validItem())},${withSubText('x\\udfff').slice(1)}`, /item 1: payload\.CommonBlock\.S1\.subText/],
+  ])('refuses %s with 400 MSG1001 naming the field', async (_name, body, help) => {
+    const before = messageCount(h.t);
+    const a = await submit(h, body());
+    expectRefusal(a, 400, help);
+    expect((a.json as { messageArray: Array<{ message: string }> }).messageArray.map((e) => e.message)).toContain('MSG1001 - Schema Failure');
     expect(messageCount(h.t)).toBe(before);
+  });
+
+  it('accepts a surrogate pair written as escapes, and an escaped backslash before "ud800" (201)', async () => {
+    expect((await submit(h, withSubText('pair \\ud83d\\ude00 ok'))).status).toBe(201);
+    expect((await submit(h, withSubText('not an escape: \\\\ud800'))).status).toBe(201);
+  });
+
+  it('stored nothing, and still accepts a valid message (201)', async () => {
+    expect(messageCount(h.t)).toBe(before + 2);
     await expectStillServing(h);
   });
 });

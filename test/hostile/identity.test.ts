@@ -4,7 +4,8 @@
  * StandardResponse naming the reason, nothing is stored, and the DIP keeps serving.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { contentHash, Signer } from '../../src/security/signature.js';
+import { sign as cryptoSign } from 'node:crypto';
+import { contentHash, Signer, stringToSign } from '../../src/security/signature.js';
 import type { TestParticipant } from '../helpers/dip-harness.js';
 import {
   expectRefusal,
@@ -71,7 +72,14 @@ describe('credentials and signatures', () => {
     ['a signature over the URL without its port', 401, /\(method or URL\): the URL was signed without its port/, async () => ({ signedUrl: `https://localhost${IF021}` })],
     ['a signature date just past the skew limit', 401, /behind server time/, async () => ({ signedAt: new Date(Date.now() - 301_000) })],
     ['a signature date in the future', 401, /ahead of server time/, async () => ({ signedAt: new Date(Date.now() + 301_000) })],
-    ['a signature date that is not ISO-8601', 401, /not an ISO-8601/, async () => ({ headers: { 'x-dip-signature-date': '23 Nov 2026 10:00:00 GMT' } })],
+    ['a signature date that is not ISO-8601', 401, /is not in the required format: an ISO-8601/, async () => ({ headers: { 'x-dip-signature-date': '23 Nov 2026 10:00:00 GMT' } })],
+    // An HTTP-date holds a comma, which Node also puts between the values of a header sent twice: it was
+    // refused as "header x-dip-signature-date appears more than once".
+    ['a signature date as an HTTP-date (one header holding a comma)', 401, /x-dip-signature-date 'Sat, 05 Dec 2026 12:41:48 GMT' is not in the required format: an ISO-8601 UTC timestamp with milliseconds, like 2025-06-27T14:29:09\.061Z/, async () => ({ headers: { 'x-dip-signature-date': 'Sat, 05 Dec 2026 12:41:48 GMT' } })],
+    ['a signature date sent twice', 401, /x-dip-signature-date appears more than once/, async () => {
+      const date = new Date().toISOString();
+      return { headers: { 'x-dip-signature-date': [date, date] } };
+    }],
     ['a certificate header that is not a certificate', 401, /not a base64-encoded X.509 certificate/, async () => ({ headers: { 'x-dip-signature-certificate': Buffer.from('hello').toString('base64') } })],
     ['a signature that is not base64', 401, /not base64/, async () => ({ headers: { 'x-dip-signature': 'not*base64!' } })],
     ['a random signature of the right length', 401, /\(signature\): x-dip-signature was not made with the private key/, async () => ({ headers: { 'x-dip-signature': Buffer.alloc(256, 7).toString('base64') } })],
@@ -95,6 +103,25 @@ describe('credentials and signatures', () => {
   it('stored nothing, and still accepts a valid message (201)', async () => {
     expect(messageCount(h.t)).toBe(before);
     await expectStillServing(h);
+  });
+});
+
+describe('signature dates as RFC 3339 allows them', () => {
+  // RFC 3339 5.6: "T" and "Z" may be lower case. The sender signs the header's text as it sends it, so the
+  // DIP verifies that text: refused before as "not an ISO-8601 UTC timestamp".
+  it('accepts 2026-12-05t12:41:48.000z (lower-case t and z), signed over the text as sent (201)', async () => {
+    const b = body();
+    const date = new Date().toISOString().replace('T', 't').replace('Z', 'z');
+    const hash = contentHash(b);
+    const signed = stringToSign('POST', `${h.t.dip.url}/dip-channel/IF-021`, date, hash);
+    const own = await signerFor(h.sds).sign('POST', `${h.t.dip.url}/dip-channel/IF-021`, b);
+    const signature = {
+      ...own,
+      'x-dip-signature-date': date,
+      'x-dip-signature': cryptoSign('sha256', Buffer.from(signed, 'utf8'), h.sds.credentials.keyPem).toString('base64'),
+    };
+    const a = await send(h.t, h.sds, { path: '/dip-channel/IF-021', body: b, signature });
+    expect(a.status, a.text).toBe(201);
   });
 });
 

@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MSG } from '../../src/domain/response-codes.js';
 import { dipDateTime } from '../../src/domain/time.js';
-import { expectRefusal, expectStandardResponse, send, startHostileDip, SUP_ID, validItem, type HostileDip } from './helpers.js';
+import { expectRefusal, expectStandardResponse, rawAnswerOf, rawTls, send, startHostileDip, SUP_ID, tlsOf, validItem, type HostileDip } from './helpers.js';
 
 let h: HostileDip;
 let received: string;
@@ -138,6 +138,46 @@ describe('methods and answers the published API documents', () => {
     expect(a.headers['allow']).toBe(allow);
     expectStandardResponse(a, `${method} ${path}`);
     expect(a.text).toContain(`${method} is not allowed on`);
+  });
+
+  /** A request written on the socket as is (undici sends neither CONNECT nor a method it does not know). */
+  const raw = async (requestLine: string, headers: string[] = []) => {
+    const r = await rawTls(h.t, { ...tlsOf(h.sup), write: `${[requestLine, `Host: localhost:${h.t.dip.port}`, ...headers, 'Connection: close'].join('\r\n')}\r\n\r\n`, timeoutMs: 2000 });
+    expect(r.closedByServer, r.text).toBe(true);
+    return rawAnswerOf(r);
+  };
+
+  // CONNECT was answered with nothing: Node hands it to a 'connect' listener and, without one, destroys the socket.
+  it.each([
+    [`localhost:PORT`, ''],
+    ['/dip-channel/IF-021', 'POST'],
+    [`/dip-channel/IF-021/pubconfig/${SUP_ID}`, 'DELETE, POST'],
+  ])('CONNECT %s: 405 with Allow: "%s", the security headers and a StandardResponse, then closed', async (target, allow) => {
+    const a = await raw(`CONNECT ${target.replace('PORT', String(h.t.dip.port))} HTTP/1.1`);
+    expectRefusal(a, 405, /CONNECT is not allowed/, `CONNECT ${target}`);
+    expect(a.header('allow')).toBe(allow);
+    expect(a.header('x-content-type-options')).toBe('nosniff');
+    expect(a.header('cache-control')).toBe('no-store');
+    expect(a.header('connection')).toBe('close');
+  });
+
+  // A method token HTTP does not define (method names are case-sensitive: `get` is not GET) was 400 "not
+  // valid HTTP/1.1 (HPE_INVALID_METHOD)"; RFC 9110 9.1: a method the server does not recognise is 501.
+  it.each(['FOO', 'get', 'Post'])('%s /dip-channel/IF-021: 501 naming the method', async (method) => {
+    const a = await raw(`${method} /dip-channel/IF-021 HTTP/1.1`);
+    expectRefusal(a, 501, new RegExp(`the method ${method} is not implemented`), method);
+    expect(a.header('x-content-type-options')).toBe('nosniff');
+  });
+
+  it('a request line whose method is not a token at all is still 400', async () => {
+    expectRefusal(await raw('P@ST /dip-channel/IF-021 HTTP/1.1'), 400, /HPE_INVALID_METHOD/);
+  });
+
+  // Was 400 "Method 'QUERY' must provide a 'Content-Type' header.": the body was checked before the method.
+  it('QUERY without a Content-Type on a published path is 405 too', async () => {
+    const a = await raw('QUERY /statusmessage HTTP/1.1', ['Content-Length: 0']);
+    expectRefusal(a, 405, /QUERY is not allowed on \/statusmessage/);
+    expect(a.header('allow')).toBe('POST');
   });
 
   it('a path that is not published is still 404', async () => {

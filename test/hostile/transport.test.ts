@@ -7,7 +7,7 @@ import * as x509 from '@peculiar/x509';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../../src/config.js';
 import { createCertificateAuthority, type KeyAndCert } from '../../src/security/pki.js';
-import { closedWhenSilent, expectStillServing, forgeCertificate, rawSignedRequest, rawTls, startHostileDip, tlsOf, validItem, type HostileDip } from './helpers.js';
+import { closedWhenSilent, expectStillServing, forgeCertificate, rawSignedRequest, rawTls, signerFor, startHostileDip, tlsOf, validItem, type HostileDip } from './helpers.js';
 
 let h: HostileDip;
 beforeAll(async () => {
@@ -114,6 +114,29 @@ describe('malformed, smuggled and oversized HTTP', () => {
     const k = await rawTls(h.t, { ...tlsOf(h.sds), write: `${kept}, "left over"]`, dribble: Array.from({ length: 30 }, () => 'junk'), dribbleMs: 5, timeoutMs: 15_000 });
     expect(k.text.match(/HTTP\/1\.1 \d{3}/g), k.text.slice(0, 300)).toEqual(['HTTP/1.1 201', 'HTTP/1.1 400']);
     expect(k.closedByServer).toBe(true);
+  });
+
+  // The URL rebuilt for the signature put the Host before the whole target: https://localhost:PORThttps://localhost:PORT/dip-channel/if-021,
+  // so an absolute-form request (RFC 9112 3.2.2, which a server must accept) could never authenticate.
+  it('authenticates a signed submission sent with an absolute-form target (201)', async () => {
+    const raw = await rawSignedRequest(h.t, h.sds, { path: '/dip-channel/IF-021', body: JSON.stringify([validItem()]) });
+    const absolute = raw.replace('POST /dip-channel/IF-021 HTTP/1.1', `POST ${h.t.dip.url}/dip-channel/IF-021 HTTP/1.1`);
+    expect(absolute).not.toBe(raw);
+    const r = await rawTls(h.t, { ...tlsOf(h.sds), write: absolute });
+    expect(r.status, r.text.slice(0, 600)).toBe(201);
+  });
+
+  // A Host naming https's default port (`localhost:443`) was rebuilt as `https://localhost:443/…`, so a client
+  // that signed the URL as URL parsers write it (`https://localhost/…`, no default port) was refused 401.
+  it.each([
+    ['without the default port, as URL parsers write it', 'https://localhost/dip-channel/if-021'],
+    ['with the default port, as the Host says it', 'https://localhost:443/dip-channel/if-021'],
+  ])('authenticates a submission whose Host names port 443, signed %s (201)', async (_how, signed) => {
+    const body = JSON.stringify([validItem()]);
+    const sig = await signerFor(h.sds).sign('POST', signed, body);
+    const lines = ['POST /dip-channel/IF-021 HTTP/1.1', 'Host: localhost:443', 'Content-Type: application/json', `X-API-Key: ${h.sds.apiKey}`, ...Object.entries(sig).map(([k, v]) => `${k}: ${v}`), `Content-Length: ${Buffer.byteLength(body)}`, 'Connection: close'];
+    const r = await rawTls(h.t, { ...tlsOf(h.sds), write: `${lines.join('\r\n')}\r\n\r\n${body}` });
+    expect(r.status, r.text.slice(0, 600)).toBe(201);
   });
 
   it('answers a signed request whose path tries CRLF injection without reflecting it into a header', async () => {
