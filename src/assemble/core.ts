@@ -12,6 +12,7 @@ import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import { ensureEncryptionKey } from '../security/dip-encryption-key.js';
 import type { PkiMaterial } from '../security/pki.js';
+import { RevocationWatcher } from '../security/revocation.js';
 import { SigningKeyWatcher } from '../security/signing-key.js';
 
 /** Intervals of startCore's change polls; registryMs undefined: the store's own (SQLite: 500 ms). */
@@ -81,7 +82,12 @@ export async function startCore(
   );
   // Security patterns 2 and 3: the DIP's encryption key (inbound); recipients' keys come from their certificates.
   const encryption = await ensureEncryptionKey(pkiDir, pki.ca);
-  const copies = new RecipientCopies((id) => (id === STATUS_CHANNEL ? undefined : channel(id)), registry);
+  // Revoked certificates: refused at the door (authenticate, the listener's CRL) and never encrypted to
+  // (RecipientCopies). Here, so that every process that makes copies (a delivery process too) has it.
+  const revocation = await RevocationWatcher.open(pkiDir, pki.ca, logger);
+  revocation.start(config.revocationPollMs);
+  life.started('revocation watcher', () => revocation.stop());
+  const copies = new RecipientCopies((id) => (id === STATUS_CHANNEL ? undefined : channel(id)), registry, { revoked: (fp) => revocation.revoked(fp), now: () => clock.now() });
   await registry.start(polls.registryMs);
   life.started('registry', () => registry.stop());
   // Taken as they are (an operator may mean it), but said: copies that fail the published schema are refused by strict recipients.
@@ -95,7 +101,7 @@ export async function startCore(
   const signing = new SigningKeyWatcher(pkiDir, pki.ca, pki.signing, logger);
   signing.start(polls.signingKeyMs);
   life.started('signing key watcher', () => signing.stop());
-  return { catalogue, defaultStaleMs, registry, channelSettings, channels, channel, mpan, status, encryption, copies, signing };
+  return { catalogue, defaultStaleMs, registry, channelSettings, channels, channel, mpan, status, encryption, revocation, copies, signing };
 }
 
 export type Core = Awaited<ReturnType<typeof startCore>>;

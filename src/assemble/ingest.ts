@@ -25,7 +25,7 @@ export function buildIngest(config: DipConfig, core: Core, log: IngestLog, clock
     registry,
     log,
     mpan,
-    { dipKey: createPrivateKey(encryption.keyPem), recipientKey: (id) => copies.recipientKey(id) },
+    { dipKey: createPrivateKey(encryption.keyPem), encryptable: (id) => copies.encryptable(id), withheld: (id) => copies.withheld(id) },
     () => new Date(clock.now()),
     tracer ?? undefined,
   );

@@ -146,10 +146,13 @@ function itemState(ref: string | null): ItemState {
   return { ref, connectionProvider: null, sentFor: null, refusal: null, validated: null, accepted: null, original: null, unreached: [], alwaysLeftOut: [], notes: [] };
 }
 
-/** The keys encrypted channels need: the DIP's own (pattern 2 inbound) and each recipient's public key. */
+/** The keys encrypted channels need: the DIP's own (pattern 2 inbound) and what it knows of each recipient's (RecipientCopies). */
 export interface PayloadKeys {
   dipKey: KeyObject;
-  recipientKey(dipId: string): KeyObject | undefined;
+  /** The recipient's registered certificate can be encrypted to at all (revoked or expired: still true). */
+  encryptable(dipId: string): boolean;
+  /** Why pattern 2 copies for it are held now (its certificate revoked or expired), or null. */
+  withheld(dipId: string): string | null;
 }
 
 /**
@@ -480,6 +483,14 @@ export class Ingest {
       state.refusal = { status: 400, code: MSG.routingError, help: `item ${index}: ${unreachable}` };
       return;
     }
+    // Accepted all the same: a new certificate is a registration away, and the copy waits in its queue
+    // for it (as for a webhook that is down); the sender is told now why it may be late.
+    if (channel.securityPattern === 2 && !consumedBy) {
+      for (const id of decision.recipients) {
+        const withheld = this.encryption.withheld(id);
+        if (withheld !== null) state.notes.push(withheld);
+      }
+    }
     const transactionId = newTransactionId(channel.interfaceId, h.senderDipId, h.senderRoleId, now);
     // Spec 5.5.5: on a channel that starts a workflow the DIP generates the workflow's correlation ID, so
     // every message there gets a new one; follow-on messages, on the other channels, carry theirs in S1
@@ -521,7 +532,7 @@ export class Ingest {
   /** On an encrypted channel, every recipient must be reachable: a clear refusal now, not a silent drop later. */
   private unreachable(channel: Channel, message: DipMessage, recipients: string[]): string | null {
     if (channel.securityPattern === 2) {
-      const missing = recipients.filter((id) => !this.encryption.recipientKey(id));
+      const missing = recipients.filter((id) => !this.encryption.encryptable(id));
       return missing.length ? `recipient(s) ${missing.join(', ')} have no certificate the payload can be encrypted to (security pattern 2)` : null;
     }
     if (channel.securityPattern === 3) {
