@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { alteredNumberHelp, firstAlteredNumber, hasAlteredNumber } from '../security/json-numbers.js';
-import { decryptWith, encryptTo } from '../security/payload-encryption.js';
+import { decryptWith, encryptTo, type EncryptionTarget } from '../security/payload-encryption.js';
 
 /**
  * Security patterns (spec 5.2.2), chosen per channel:
@@ -77,7 +77,7 @@ export function splitPattern3(item: unknown): Prepared {
 }
 
 /** What a recipient receives on an encrypted channel: the CommonBlock, and its own encrypted CustomBlock. */
-export async function encryptedCopy(outbound: string, pattern: 2 | 3, recipientDipId: string, recipientKey: KeyObject | undefined): Promise<string> {
+export async function encryptedCopy(outbound: string, pattern: 2 | 3, recipientDipId: string, recipient: EncryptionTarget | undefined): Promise<string> {
   const message = JSON.parse(outbound) as { payload: Json };
   const { CustomBlock, [ENCRYPTED_BLOCKS]: copies, ...rest } = message.payload;
   let sealed: string;
@@ -86,8 +86,8 @@ export async function encryptedCopy(outbound: string, pattern: 2 | 3, recipientD
     if (mine === undefined) throw new Error(`no copy for ${recipientDipId}`);
     sealed = mine;
   } else {
-    if (!recipientKey) throw new Error(`${recipientDipId} has no certificate that can be encrypted to`);
-    sealed = await encryptTo(recipientKey, JSON.stringify(CustomBlock));
+    if (!recipient) throw new Error(`${recipientDipId} has no certificate that can be encrypted to`);
+    sealed = await encryptTo(recipient, JSON.stringify(CustomBlock));
   }
   return JSON.stringify({ ...message, payload: { ...rest, [ENCRYPTED_BLOCK]: sealed } });
 }

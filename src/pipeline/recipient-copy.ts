@@ -1,4 +1,4 @@
-import { X509Certificate, type KeyObject } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { copyRoles } from '../domain/channel.js';
 import { hiddenPaths, obfuscate } from '../domain/obfuscation.js';
 import type { Participant } from '../domain/participant.js';
@@ -6,7 +6,7 @@ import type { QueueRef } from '../ports/message-log.js';
 import type { Channel } from './channels.js';
 import { encryptedCopy } from './patterns.js';
 import type { Registry } from './registry.js';
-import { encryptionKeyOf } from '../security/payload-encryption.js';
+import { encryptionTargetOf, type EncryptionTarget } from '../security/payload-encryption.js';
 import type { RevocationEntry } from '../security/revocation.js';
 
 /**
@@ -18,7 +18,7 @@ export class CopyWithheld extends Error {}
 
 /** A recipient's registered certificate as encryption needs it, by fingerprint (a rotation brings a new one). */
 interface RecipientCertificate {
-  key: KeyObject | undefined;
+  target: EncryptionTarget | undefined;
   notAfter: number;
 }
 
@@ -40,7 +40,7 @@ export class RecipientCopies {
   private certificate(p: Participant): RecipientCertificate {
     let c = this.certificates.get(p.certificateFingerprint);
     if (!c) {
-      c = { key: encryptionKeyOf(p.certificatePem), notAfter: Date.parse(new X509Certificate(p.certificatePem).validTo) };
+      c = { target: encryptionTargetOf(p.certificatePem), notAfter: Date.parse(new X509Certificate(p.certificatePem).validTo) };
       this.certificates.set(p.certificateFingerprint, c);
     }
     return c;
@@ -52,7 +52,7 @@ export class RecipientCopies {
    */
   encryptable(dipId: string): boolean {
     const p = this.registry.participant(dipId);
-    return p !== undefined && this.certificate(p).key !== undefined;
+    return p !== undefined && this.certificate(p).target !== undefined;
   }
 
   /**
@@ -77,11 +77,15 @@ export class RecipientCopies {
     return this.channel(queue.channel)?.securityPattern === 2 ? this.withheld(queue.recipientDipId) : null;
   }
 
-  /** The key a pattern 2 payload is encrypted to for this recipient now; undefined when it has none usable (none at all, revoked, expired). */
-  recipientKey(dipId: string): KeyObject | undefined {
+  /**
+   * What a pattern 2 payload is encrypted to for this recipient now: its registered certificate, the newest
+   * (a rotation's previous one only still signs), named in the JWE header by its thumbprint so that the
+   * recipient picks the right key. Undefined when it has none usable (none at all, revoked, expired).
+   */
+  recipientKey(dipId: string): EncryptionTarget | undefined {
     const p = this.registry.participant(dipId);
     if (!p || this.withheld(dipId) !== null) return undefined;
-    return this.certificate(p).key;
+    return this.certificate(p).target;
   }
 
   /**
