@@ -182,7 +182,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const reports = new Reports(backend.traces, mpan, () => clock.now(), config.dipId, activityLog?.store ?? null, { counts: backend.reportCounts, after: (ms, fn) => clock.after(ms, fn), ...(listingThread ? { thread: listingThread } : {}) });
   const maintenance = assembleMaintenance(backend, registry, channels, alarms, clock, logger);
   // A getter: after a rotation GET /certificates/dip serves the signing certificate in force.
-  const certificates = { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, encryption: encryption.certPem };
+  const certificates = { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, get encryption() { return encryption.certificatePem(); } };
 
   const overload = new OverloadGuard(config.overload, load, config.bodyLimitBytes);
   metrics.watchOverload(() => overload.stats());

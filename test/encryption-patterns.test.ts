@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { onboardParticipant, rotateParticipantCertificate } from '../src/pipeline/participants.js';
 import { certificateThumbprint, decryptWith, encryptTo, thumbprintOf } from '../src/security/payload-encryption.js';
 import { issueParticipantCertificate } from '../src/security/pki.js';
+import { rotateEncryptionKey } from '../src/security/dip-encryption-key.js';
+import { pkiDir } from '../src/app.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
@@ -51,7 +53,7 @@ describe('security pattern 2: encrypted to the DIP, re-encrypted for each recipi
   let received: Awaited<ReturnType<TestDip['receiver']>>;
 
   beforeAll(async () => {
-    t = await startTestDip({ channels: { 'IF-021': { securityPattern: 2 } } });
+    t = await startTestDip({ channels: { 'IF-021': { securityPattern: 2 } }, signingKeyPollMs: 50 });
     sds = await t.participant('2000000001', ['SDS']);
     sup = await t.participant('1000000001', ['SUP']);
     ldso = await t.participant('3000000001', ['LDSO']);
@@ -119,6 +121,16 @@ describe('security pattern 2: encrypted to the DIP, re-encrypted for each recipi
     expect(answer.body.messageArray[0]!.help).toMatch(
       /^item 0: payload\.CustomBlock\.B900\.settlementDayConsumptionPeriods\[0\]\.settlementDay\.periodDuration \(decrypted from payload\.EncryptedCustomBlock\) is 30\.00000000000000000001, .* delivered as 30;/,
     );
+  });
+
+  it("takes what senders encrypted to the DIP's previous encryption certificate after dip pki rotate-encryption, during the overlap", async () => {
+    const before = (await sds.client.call<{ encryption: string }>('GET', '/certificates/dip', '')).body.encryption;
+    const inFlight = await sealedItem([sup.dipId], 'p2old');
+    const rotated = await rotateEncryptionKey(pkiDir(t.config), t.dip.pki.ca);
+    expect(rotated.previous?.certPem).toBe(before);
+    await waitFor(async () => (await sds.client.call<{ encryption: string }>('GET', '/certificates/dip', '')).body.encryption === rotated.current.certPem, 10_000, 'the DIP to switch to the new certificate');
+    expect((await sds.client.submit('IF-021', [inFlight.sealed])).status).toBe(201);
+    expect((await sds.client.submit('IF-021', [(await sealedItem([sup.dipId], 'p2new')).sealed])).status).toBe(201);
   });
 
   // Last: it rotates sup's certificate. During the overlap sup holds two keys (the new one registered, the

@@ -10,7 +10,7 @@ import { STATUS_CHANNEL, StatusMessages } from '../pipeline/status.js';
 import type { Backend } from '../ports/backend.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
-import { ensureEncryptionKey } from '../security/dip-encryption-key.js';
+import { EncryptionKeyWatcher, ensureEncryptionKey } from '../security/dip-encryption-key.js';
 import type { PkiMaterial } from '../security/pki.js';
 import { RevocationWatcher } from '../security/revocation.js';
 import { SigningKeyWatcher } from '../security/signing-key.js';
@@ -81,7 +81,10 @@ export async function startCore(
     clock,
   );
   // Security patterns 2 and 3: the DIP's encryption key (inbound); recipients' keys come from their certificates.
-  const encryption = await ensureEncryptionKey(pkiDir, pki.ca);
+  // Renewed ahead of expiry at start, or by `dip pki rotate-encryption` while running (polled as the signing key is).
+  const encryption = new EncryptionKeyWatcher(pkiDir, await ensureEncryptionKey(pkiDir, pki.ca, clock.now()), () => clock.now(), logger);
+  encryption.start(polls.signingKeyMs);
+  life.started('encryption key watcher', () => encryption.stop());
   // Revoked certificates: refused at the door (authenticate, the listener's CRL) and never encrypted to
   // (RecipientCopies). Here, so that every process that makes copies (a delivery process too) has it.
   const revocation = await RevocationWatcher.open(pkiDir, pki.ca, logger);

@@ -1,6 +1,6 @@
 import type { Catalogue, ValidationIssue } from '../catalogue/catalogue.js';
 import { ENCRYPTED_BLOCKS, openPattern2, splitPattern3, type Prepared } from './patterns.js';
-import type { KeyObject } from 'node:crypto';
+import type { DecryptionKey } from '../security/payload-encryption.js';
 import { canonicalCustomBlocks, type Span } from '../domain/canonical-json.js';
 import { readHeader, serialiseOutbound, stampWrapper, type DipMessage, type MessageHeader } from '../domain/message.js';
 import type { Participant } from '../domain/participant.js';
@@ -148,7 +148,8 @@ function itemState(ref: string | null): ItemState {
 
 /** The keys encrypted channels need: the DIP's own (pattern 2 inbound) and what it knows of each recipient's (RecipientCopies). */
 export interface PayloadKeys {
-  dipKey: KeyObject;
+  /** The DIP's own: the current key, and the one a rotation replaced while its overlap lasts (src/security/dip-encryption-key.ts). */
+  dipKeys(): readonly DecryptionKey[];
   /** The recipient's registered certificate can be encrypted to at all (revoked or expired: still true). */
   encryptable(dipId: string): boolean;
   /** Why pattern 2 copies for it are held now (its certificate revoked or expired), or null. */
@@ -390,7 +391,7 @@ export class Ingest {
 
   /** Security patterns 2 and 3: decrypt (2) or set aside the per-recipient copies (3) before validation. */
   private async prepare(channel: Channel, items: unknown[]): Promise<Prepared[]> {
-    if (channel.securityPattern === 2) return Promise.all(items.map((item) => openPattern2(item, this.encryption.dipKey)));
+    if (channel.securityPattern === 2) return Promise.all(items.map((item) => openPattern2(item, this.encryption.dipKeys())));
     if (channel.securityPattern === 3) return items.map(splitPattern3);
     return items.map((item) => ({ ok: true, item, copies: null }));
   }

@@ -1,6 +1,5 @@
-import type { KeyObject } from 'node:crypto';
 import { alteredNumberHelp, firstAlteredNumber, hasAlteredNumber } from '../security/json-numbers.js';
-import { decryptWith, encryptTo, type EncryptionTarget } from '../security/payload-encryption.js';
+import { decryptWithAny, encryptTo, type DecryptionKey, type EncryptionTarget } from '../security/payload-encryption.js';
 
 /**
  * Security patterns (spec 5.2.2), chosen per channel:
@@ -33,7 +32,7 @@ export type Prepared =
   | { ok: false; help: string };
 
 /** Pattern 2: the item with its CustomBlock decrypted, ready for ordinary validation. */
-export async function openPattern2(item: unknown, dipKey: KeyObject): Promise<Prepared> {
+export async function openPattern2(item: unknown, dipKeys: readonly DecryptionKey[]): Promise<Prepared> {
   const payload = field(item, 'payload');
   const sealed = field(payload?.value, ENCRYPTED_BLOCK);
   if (!payload || typeof sealed?.value !== 'string') {
@@ -43,7 +42,7 @@ export async function openPattern2(item: unknown, dipKey: KeyObject): Promise<Pr
   let customBlock: unknown;
   let text: string;
   try {
-    text = await decryptWith(dipKey, sealed.value);
+    text = await decryptWithAny(dipKeys, sealed.value);
     customBlock = JSON.parse(text);
   } catch (e) {
     return { ok: false, help: `payload.${ENCRYPTED_BLOCK} could not be decrypted with the DIP's encryption key: ${(e as Error).message}` };

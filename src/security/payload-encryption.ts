@@ -37,6 +37,31 @@ export async function encryptTo(to: KeyObject | EncryptionTarget, plaintext: str
     .encrypt(key);
 }
 
+/**
+ * Decrypts with whichever of `keys` the JWE is for: the one its header's `x5t#S256` names, or, when it
+ * names none, each in turn (the first is the current one). Throws when none opens it.
+ */
+export async function decryptWithAny(keys: readonly DecryptionKey[], jwe: string): Promise<string> {
+  const named = thumbprintOf(jwe);
+  const candidates = named === undefined ? keys : keys.filter((k) => k.thumbprint === named);
+  if (candidates.length === 0) throw new Error(`its header names the certificate x5t#S256 ${named}, which is not one this DIP decrypts with (GET /certificates/dip gives the one to use)`);
+  let failure: unknown;
+  for (const k of candidates) {
+    try {
+      return await decryptWith(k.key, jwe);
+    } catch (e) {
+      failure = e;
+    }
+  }
+  throw failure;
+}
+
+/** A private key to decrypt with, and its certificate's thumbprint (as a JWE header may name it). */
+export interface DecryptionKey {
+  key: KeyObject;
+  thumbprint: string;
+}
+
 /** The `x5t#S256` a JWE's protected header names, if any (read without decrypting; not authenticated until it is). */
 export function thumbprintOf(jwe: string): string | undefined {
   const value = decodeProtectedHeader(jwe)[JWE_THUMBPRINT];
