@@ -114,6 +114,7 @@ export class EncryptionKeyWatcher {
   private decryption: Array<DecryptionKey & { validUntil: number }>;
   private changeKey: string;
   private timer: NodeJS.Timeout | undefined;
+  private readonly listeners: Array<() => void> = [];
 
   constructor(
     private readonly pkiDir: string,
@@ -146,6 +147,11 @@ export class EncryptionKeyWatcher {
     if (this.timer) clearInterval(this.timer);
   }
 
+  /** Called after the keys in force were replaced (ingest threads are told to switch too). */
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
   /** Switches to the keys on disk if the certificate file changed and they can be read. */
   reload(): void {
     const key = this.fileKey();
@@ -160,7 +166,9 @@ export class EncryptionKeyWatcher {
       this.logger.info({ previousUntil: keys.previous ? new Date(keys.previous.validUntil).toISOString() : null }, 'DIP encryption key rotated: senders are given the new certificate; the previous key decrypts until the overlap ends');
     } catch (err) {
       this.logger.error({ err, dir: this.pkiDir }, 'new encryption key or certificate is unusable; keeping the one in force');
+      return;
     }
+    for (const l of this.listeners) l();
   }
 
   private decryptionOf(keys: EncryptionKeys): Array<DecryptionKey & { validUntil: number }> {
