@@ -444,9 +444,11 @@ export class QueueWorker {
     }
     this.withheldWhy = this.deps.withheld?.(this.queue) ?? null;
     if (this.withheldWhy !== null) {
-      // Nothing is sent (nor pulled: the pull route makes no such copy either); only staleness moves the queue.
-      const entries = await this.deps.log.readQueue(this.queue, this.position(), 500, 1 << 24);
-      if (entries.length === 0 || !(await this.expire(entries))) return 'drained';
+      // Nothing is sent (nor pulled: the pull route makes no such copy either); only staleness moves the
+      // queue. Every arrival kicks a queue with a webhook: its head alone is read unless it went stale.
+      const head = await this.deps.log.readQueue(this.queue, this.position(), 1, 1 << 24);
+      if (head.length === 0 || head[0]!.receivedAt >= this.staleCutoff()) return 'drained';
+      await this.expire(await this.deps.log.readQueue(this.queue, this.position(), 500, 1 << 24));
       return 'more';
     }
     const hook = this.deps.webhook(this.queue);
@@ -684,10 +686,15 @@ export class QueueWorker {
     return { queue: this.queue, entry, reason, status, detail, answer };
   }
 
+  /** Entries received before this have waited longer than the channel's staleness limit. */
+  private staleCutoff(): number {
+    return this.deps.clock.now() - this.deps.staleAfterMs(this.queue.channel);
+  }
+
   /** Dead-letters entries that waited longer than the channel's staleness limit. True when any did. */
   private async expire(entries: QueueEntry[]): Promise<boolean> {
     const staleMs = this.deps.staleAfterMs(this.queue.channel);
-    const cutoff = this.deps.clock.now() - staleMs;
+    const cutoff = this.staleCutoff();
     // Only a leading run: settling is by position, so a fresh entry must never be skipped over.
     const firstFresh = entries.findIndex((e) => e.receivedAt >= cutoff);
     const expired = firstFresh === -1 ? entries : entries.slice(0, firstFresh);
