@@ -157,14 +157,14 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   // Delivery is assembled after what it reads; these run only once everything has started.
   const sweep = (why: string) => (): void => void delivery.sweep().catch((err: unknown) => logger.error({ err }, `sweep after ${why} failed`));
   const core = await startCore(config, pkiDirectory, pki, backend, clock, logger, life, sweep('a channel resumed'), options.warmPause);
-  const { registry, channelSettings, channels, channel, mpan, status, encryption, copies, signing } = core;
+  const { registry, channelSettings, channels, channel, mpan, status, encryption, revocation, copies, signing } = core;
   const tracer = await startTracing(config, life);
   const { destinations, load, delivery, processes, ingest, threads, replay } = assembleMessageRoad({
     config, pki, backend, coordination, core, events, metrics, clock, logger, life, lookup: options.lookup, load: options.load, tracer, injectedClock: options.clock !== undefined,
     sealKeyId: () => sealer.currentKeyId,
   });
-  const { revocation, lifecycle, selfService, registerPull } = await assembleParticipants({
-    config, pkiDir: pkiDirectory, pki, trust, backend, registry, channelSettings, clock, logger, life, registrationChanged: sweep('a registration change'), lookup: options.lookup,
+  const { lifecycle, selfService, registerPull } = assembleParticipants({
+    config, pkiDir: pkiDirectory, trust, backend, registry, channelSettings, clock, logger, registrationChanged: sweep('a registration change'), lookup: options.lookup,
   });
   const health = () => backend.health();
   const activityLog = await startActivityLog(config, clock, logger, life);
@@ -182,7 +182,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const reports = new Reports(backend.traces, mpan, () => clock.now(), config.dipId, activityLog?.store ?? null, { counts: backend.reportCounts, after: (ms, fn) => clock.after(ms, fn), ...(listingThread ? { thread: listingThread } : {}) });
   const maintenance = assembleMaintenance(backend, registry, channels, alarms, clock, logger);
   // A getter: after a rotation GET /certificates/dip serves the signing certificate in force.
-  const certificates = { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, encryption: encryption.certPem };
+  const certificates = { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, get encryption() { return encryption.certificatePem(); } };
 
   const overload = new OverloadGuard(config.overload, load, config.bodyLimitBytes);
   metrics.watchOverload(() => overload.stats());

@@ -1,11 +1,15 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { createPrivateKey, generateKeyPairSync, webcrypto, X509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, generateKeyPairSync, webcrypto, X509Certificate } from 'node:crypto';
+import { decodeProtectedHeader } from 'jose';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { onboardParticipant } from '../src/pipeline/participants.js';
-import { decryptWith, encryptTo } from '../src/security/payload-encryption.js';
+import { onboardParticipant, rotateParticipantCertificate } from '../src/pipeline/participants.js';
+import { certificateThumbprint, decryptWith, encryptTo, thumbprintOf } from '../src/security/payload-encryption.js';
+import { issueParticipantCertificate } from '../src/security/pki.js';
+import { rotateEncryptionKey } from '../src/security/dip-encryption-key.js';
+import { pkiDir } from '../src/app.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
@@ -49,7 +53,7 @@ describe('security pattern 2: encrypted to the DIP, re-encrypted for each recipi
   let received: Awaited<ReturnType<TestDip['receiver']>>;
 
   beforeAll(async () => {
-    t = await startTestDip({ channels: { 'IF-021': { securityPattern: 2 } } });
+    t = await startTestDip({ channels: { 'IF-021': { securityPattern: 2 } }, signingKeyPollMs: 50 });
     sds = await t.participant('2000000001', ['SDS']);
     sup = await t.participant('1000000001', ['SUP']);
     ldso = await t.participant('3000000001', ['LDSO']);
@@ -117,6 +121,43 @@ describe('security pattern 2: encrypted to the DIP, re-encrypted for each recipi
     expect(answer.body.messageArray[0]!.help).toMatch(
       /^item 0: payload\.CustomBlock\.B900\.settlementDayConsumptionPeriods\[0\]\.settlementDay\.periodDuration \(decrypted from payload\.EncryptedCustomBlock\) is 30\.00000000000000000001, .* delivered as 30;/,
     );
+  });
+
+  it("takes what senders encrypted to the DIP's previous encryption certificate after dip pki rotate-encryption, during the overlap", async () => {
+    const before = (await sds.client.call<{ encryption: string }>('GET', '/certificates/dip', '')).body.encryption;
+    const inFlight = await sealedItem([sup.dipId], 'p2old');
+    const rotated = await rotateEncryptionKey(pkiDir(t.config), t.dip.pki.ca);
+    expect(rotated.previous?.certPem).toBe(before);
+    await waitFor(async () => (await sds.client.call<{ encryption: string }>('GET', '/certificates/dip', '')).body.encryption === rotated.current.certPem, 10_000, 'the DIP to switch to the new certificate');
+    expect((await sds.client.submit('IF-021', [inFlight.sealed])).status).toBe(201);
+    expect((await sds.client.submit('IF-021', [(await sealedItem([sup.dipId], 'p2new')).sealed])).status).toBe(201);
+  });
+
+  // Last: it rotates sup's certificate. During the overlap sup holds two keys (the new one registered, the
+  // old one still signing); the JWE header names the certificate (x5t#S256, RFC 7516 4.1.8) so it knows which opens the copy.
+  it("names the recipient's certificate in the JWE header: after a rotation the new one, whose key alone opens it", async () => {
+    const thumbprint = (pem: string) => createHash('sha256').update(new X509Certificate(pem).raw).digest('base64url');
+    expect(certificateThumbprint(sup.credentials.certPem)).toBe(thumbprint(sup.credentials.certPem));
+    const send = async (suffix: string): Promise<string> => {
+      const before = received.calls.length;
+      expect((await sds.client.submit('IF-021', [(await sealedItem([sup.dipId], suffix)).sealed])).status).toBe(201);
+      await waitFor(() => received.calls.length > before, 10_000, 'the delivery');
+      return (received.calls.at(-1)!.messages[0] as Json).payload.EncryptedCustomBlock as string;
+    };
+    expect(thumbprintOf(await send('kid1'))).toBe(thumbprint(sup.credentials.certPem));
+
+    const renewed = await issueParticipantCertificate(t.dip.pki.ca, { organisation: 'Org 1000000001', dipIds: [sup.dipId], environment: 'DEV', validDays: 30 });
+    await rotateParticipantCertificate(t.dip.backend.registry, { dipId: sup.dipId, certificatePem: renewed.certPem, overlapMs: 86_400_000 });
+    await waitFor(async () => {
+      const c = await sds.client.call<{ encryption: string }>('GET', `/certificates/participant/${sup.dipId}`, '');
+      return c.status === 200 && thumbprint(c.body.encryption) === thumbprint(renewed.certPem);
+    }, 10_000, 'the DIP to know the new certificate');
+
+    const jwe = await send('kid2');
+    expect(decodeProtectedHeader(jwe)).toMatchObject({ alg: 'RSA-OAEP-256', enc: 'A256GCM', cty: 'json', 'x5t#S256': thumbprint(renewed.certPem) });
+    expect(thumbprintOf(jwe)).not.toBe(thumbprint(sup.credentials.certPem));
+    expect(JSON.parse(await decryptWith(createPrivateKey(renewed.keyPem), jwe))).toBeTruthy();
+    await expect(decryptWith(createPrivateKey(sup.credentials.keyPem), jwe)).rejects.toThrow();
   });
 });
 

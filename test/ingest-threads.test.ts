@@ -8,8 +8,12 @@
  */
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
 import type { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pkiDir } from '../src/app.js';
+import { rotateEncryptionKey } from '../src/security/dip-encryption-key.js';
+import { certificateThumbprint, encryptTo } from '../src/security/payload-encryption.js';
 import { Signer } from '../src/security/signature.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { adminApi } from './helpers/admin.js';
@@ -189,5 +193,40 @@ describe('ingest threads', () => {
     expect(after.map((r) => r.status)).toEqual([201, 201]);
     expect((await sendUnchanged()).status).toBe(201);
     expect((await sendUnchanged()).body.messageArray[0]!.message).toMatch(/^MSG1006/);
+  });
+});
+
+describe("ingest threads and the DIP's encryption key (pattern 2)", () => {
+  let t: TestDip;
+  let sds: TestParticipant;
+
+  beforeAll(async () => {
+    // The threads' own polls (workerPollMs, 30 s) only back the main thread's push up.
+    t = await startTestDip({ ingestThreads: 2, channels: { 'IF-021': { securityPattern: 2 } }, signingKeyPollMs: 50 });
+    sds = await t.participant('2000000001', ['SDS']);
+    await t.participant('1000000001', ['SUP']);
+    await waitFor(() => t.dip.ingestThreads!.threads().every((th) => th.state === 'ready'), 60_000, 'both ingest threads ready');
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('take a payload encrypted to the new certificate as soon as the DIP serves it after dip pki rotate-encryption', async () => {
+    const rotated = await rotateEncryptionKey(pkiDir(t.config), t.dip.pki.ca);
+    await waitFor(async () => (await sds.client.call<{ encryption: string }>('GET', '/certificates/dip', '')).body.encryption === rotated.current.certPem, 10_000, 'the new certificate served');
+    let n = 0;
+    const sealed = async () => {
+      const item = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: ['1000000001'], uniqueSuffix: `rk${(n += 1)}` });
+      const { CustomBlock, ...payload } = item.payload;
+      const jwe = await encryptTo({ key: new X509Certificate(rotated.current.certPem).publicKey, thumbprint: certificateThumbprint(rotated.current.certPem) }, JSON.stringify(CustomBlock));
+      return { payload: { ...payload, EncryptedCustomBlock: jwe } };
+    };
+    // Both threads: a few submissions within a couple of seconds, far less than their own poll.
+    const started = Date.now();
+    for (let i = 0; i < 4; i++) {
+      let status = 0;
+      await waitFor(async () => (status = (await sds.client.submit('IF-021', [await sealed()])).status) === 201, 3000, `submission ${i} to the new certificate accepted (last ${status})`, 100);
+    }
+    expect(Date.now() - started).toBeLessThan(10_000);
   });
 });

@@ -51,7 +51,7 @@ describe('the capacity routing reaches each recipient in (pure)', () => {
 
 describe('a recipient copy obfuscated for the capacity its entry recorded', () => {
   const channel = if021();
-  const copies = new RecipientCopies((id) => (id === channel.interfaceId ? channel : undefined), { participant: (id) => dir.participant(id) });
+  const copies = new RecipientCopies((id) => (id === channel.interfaceId ? channel : undefined), { participant: (id) => dir.participant(id) }, { revoked: () => undefined, now: () => Date.now() });
   const queue = { recipientDipId: DUAL, channel: 'IF-021' };
   const outbound = JSON.stringify({ payload: { CustomBlock: { B067: { x: 1 }, B900: {} } } });
 

@@ -378,11 +378,11 @@ describe('portals in a browser', () => {
     await page.getByLabel('Email address').fill('ops@supplier.example');
     await page.getByLabel('Queue depth: messages for us are piling up').uncheck();
     await page.getByRole('button', { name: 'Subscribe' }).click();
-    await expect.poll(() => page.getByRole('status').textContent()).toContain('subscribed to dead-letter, queue-age, delivery-latency, webhook-failing, certificate-expiring, maintenance');
+    await expect.poll(() => page.getByRole('status').textContent()).toContain('subscribed to dead-letter, queue-age, delivery-latency, webhook-failing, certificate-expiring, copies-withheld, maintenance');
     await checkPage(page, 'portal-alarms');
     // The participant API sees the same subscription (one store, one owner).
     const listed = await sup.client.call<{ subscriptions: Array<{ id: string; email: string; rules: string[] }> }>('GET', '/observability/alarm-subscriptions', '');
-    expect(listed.body.subscriptions.map((x) => [x.email, x.rules.length])).toEqual([['ops@supplier.example', 6]]);
+    expect(listed.body.subscriptions.map((x) => [x.email, x.rules.length])).toEqual([['ops@supplier.example', 7]]);
     supSubscription = listed.body.subscriptions[0]!.id;
 
     await nav('Publications');

@@ -71,7 +71,7 @@ class FakeLog {
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-function harness(answers: Array<number | 'down'>, options: { hook?: boolean; staleAfterMs?: number; url?: string; mayCall?: () => boolean; leaseEnded?: () => void; local?: LocalConsumer; gatherMs?: number; maxPayloadKb?: number; late?: { afterMs: number; windowMs: number } } = {}) {
+function harness(answers: Array<number | 'down'>, options: { hook?: boolean; staleAfterMs?: number; url?: string; mayCall?: () => boolean; leaseEnded?: () => void; local?: LocalConsumer; gatherMs?: number; maxPayloadKb?: number; late?: { afterMs: number; windowMs: number }; withheld?: () => string | null } = {}) {
   const clock = new FakeClock();
   const log = new FakeLog();
   const calls: WebhookCall[] = [];
@@ -106,6 +106,7 @@ function harness(answers: Array<number | 'down'>, options: { hook?: boolean; sta
     halted: (_q, e) => void halted.push(e),
     ...(options.mayCall ? { mayCall: options.mayCall } : {}),
     ...(options.leaseEnded ? { leaseEnded: options.leaseEnded } : {}),
+    ...(options.withheld ? { withheld: options.withheld } : {}),
   };
   const worker = new QueueWorker(queue, deps);
   const sent = () => calls.map((c) => (JSON.parse(c.body.toString()) as Array<{ seq: number }>).map((m) => m.seq));
@@ -315,6 +316,31 @@ describe('queue worker', () => {
     await settle(10);
     expect(h.deadLettered.map((e) => [e.entry.seq, e.reason])).toEqual([[1, 'stale'], [2, 'stale']]);
     expect(h.sent()).toEqual([[3]]);
+  });
+
+  it("holds messages whose copies are withheld (the recipient's certificate revoked): nothing sent, nothing set aside until stale, sent once released", async () => {
+    let withheld: string | null = 'the certificate registered for SUP0000001 was revoked';
+    const h = harness([], { staleAfterMs: 1000, withheld: () => withheld });
+    h.log.add(2, h.clock.now());
+    h.worker.kick();
+    await settle(10);
+    expect(h.calls).toEqual([]);
+    expect(h.deadLettered).toEqual([]);
+    expect(h.worker.status()).toMatchObject({ state: 'idle', withheld: 'the certificate registered for SUP0000001 was revoked' });
+
+    await h.clock.advance(2000);
+    h.log.add(1, h.clock.now());
+    h.worker.kick();
+    await settle(10);
+    expect(h.deadLettered.map((e) => [e.entry.seq, e.reason])).toEqual([[1, 'stale'], [2, 'stale']]);
+    expect(h.deadLettered[0]!.detail).toMatch(/^stale: not delivered to .* within 1 seconds; held back: the certificate registered for SUP0000001 was revoked$/);
+    expect(h.calls).toEqual([]);
+
+    withheld = null;
+    h.worker.kick();
+    await settle(10);
+    expect(h.sent()).toEqual([[3]]);
+    expect(h.worker.status().withheld).toBeNull();
   });
 
   it('with no webhook, messages wait (nothing read past the first) until they go stale', async () => {

@@ -49,6 +49,7 @@ const workerStatus = {
     failingSince: { type: ['integer', 'null'], description: 'When the first of those failed calls was made, epoch ms; null while none failed' },
     lastError: { type: ['string', 'null'], description: 'The store error that paused or halted the queue, else the last failed call\'s error until the recipient answers a call' },
     retryAt: { type: ['integer', 'null'], description: 'When the next attempt is due (backoff), epoch ms' },
+    withheld: { type: ['string', 'null'], description: "Why its messages are held back and not sent (security pattern 2: the recipient's registered certificate is revoked or expired, so nothing is encrypted to it; the `copies-withheld` alarm), as of the worker's last look; null: they are not" },
     late: {
       type: ['object', 'null'],
       description: 'Messages its webhook calls delivered later than observability.alarms.deliveryLatencySeconds (30) after their acceptance, while one was within the last deliveryLatencyWindowMinutes (15): the `delivery-latency` alarm. null: none',

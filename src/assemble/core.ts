@@ -10,8 +10,9 @@ import { STATUS_CHANNEL, StatusMessages } from '../pipeline/status.js';
 import type { Backend } from '../ports/backend.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
-import { ensureEncryptionKey } from '../security/dip-encryption-key.js';
+import { EncryptionKeyWatcher, ensureEncryptionKey } from '../security/dip-encryption-key.js';
 import type { PkiMaterial } from '../security/pki.js';
+import { RevocationWatcher } from '../security/revocation.js';
 import { SigningKeyWatcher } from '../security/signing-key.js';
 
 /** Intervals of startCore's change polls; registryMs undefined: the store's own (SQLite: 500 ms). */
@@ -80,8 +81,16 @@ export async function startCore(
     clock,
   );
   // Security patterns 2 and 3: the DIP's encryption key (inbound); recipients' keys come from their certificates.
-  const encryption = await ensureEncryptionKey(pkiDir, pki.ca);
-  const copies = new RecipientCopies((id) => (id === STATUS_CHANNEL ? undefined : channel(id)), registry);
+  // Renewed ahead of expiry at start, or by `dip pki rotate-encryption` while running (polled as the signing key is).
+  const encryption = new EncryptionKeyWatcher(pkiDir, await ensureEncryptionKey(pkiDir, pki.ca, clock.now()), () => clock.now(), logger);
+  encryption.start(polls.signingKeyMs);
+  life.started('encryption key watcher', () => encryption.stop());
+  // Revoked certificates: refused at the door (authenticate, the listener's CRL) and never encrypted to
+  // (RecipientCopies). Here, so that every process that makes copies (a delivery process too) has it.
+  const revocation = await RevocationWatcher.open(pkiDir, pki.ca, logger);
+  revocation.start(config.revocationPollMs);
+  life.started('revocation watcher', () => revocation.stop());
+  const copies = new RecipientCopies((id) => (id === STATUS_CHANNEL ? undefined : channel(id)), registry, { revoked: (fp) => revocation.revoked(fp), now: () => clock.now() });
   await registry.start(polls.registryMs);
   life.started('registry', () => registry.stop());
   // Taken as they are (an operator may mean it), but said: copies that fail the published schema are refused by strict recipients.
@@ -98,7 +107,7 @@ export async function startCore(
   const signing = new SigningKeyWatcher(pkiDir, pki.ca, pki.signing, logger);
   signing.start(polls.signingKeyMs);
   life.started('signing key watcher', () => signing.stop());
-  return { catalogue, defaultStaleMs, registry, channelSettings, channels, channel, mpan, status, encryption, copies, signing };
+  return { catalogue, defaultStaleMs, registry, channelSettings, channels, channel, mpan, status, encryption, revocation, copies, signing };
 }
 
 export type Core = Awaited<ReturnType<typeof startCore>>;

@@ -77,6 +77,7 @@ export function buildDelivery(w: DeliveryWiring, placement: DeliveryPlacement): 
     logger: w.logger,
     staleAfterMs: (id) => (id === STATUS_CHANNEL ? config.retentionDays * 86_400_000 : (channel(id)?.staleAfterMs ?? defaultStaleMs)),
     copyFor: (queue, outbound, capacity) => copies.copyFor(queue, outbound, capacity),
+    withheld: (queue) => copies.withheldFor(queue),
     notices: returnToSender(status),
     storeUnavailable: () => {},
   });

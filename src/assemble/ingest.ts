@@ -1,4 +1,3 @@
-import { createPrivateKey } from 'node:crypto';
 import type { DipConfig } from '../config.js';
 import { Ingest, type IngestLog } from '../pipeline/ingest.js';
 import type { Clock } from '../ports/clock.js';
@@ -25,7 +24,7 @@ export function buildIngest(config: DipConfig, core: Core, log: IngestLog, clock
     registry,
     log,
     mpan,
-    { dipKey: createPrivateKey(encryption.keyPem), recipientKey: (id) => copies.recipientKey(id) },
+    { dipKeys: () => encryption.decryptionKeys(), encryptable: (id) => copies.encryptable(id), withheld: (id) => copies.withheld(id) },
     () => new Date(clock.now()),
     tracer ?? undefined,
   );

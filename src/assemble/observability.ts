@@ -5,7 +5,7 @@ import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
 import { ActivityRecorder } from '../pipeline/activity-recorder.js';
 import type { UnreachedHolders } from '../pipeline/unreached-holders.js';
-import { activityLogAlarms, deliveryLatencyAlarms, unreachedHolderAlarms, certificateAlarms, clockSkewAlarms, coordinationAlarms, deadLetterAlarms, deliveryProcessAlarms, haltedQueueAlarms, queueAlarms, storageAlarms, webhookFailingAlarms, type RestartRun } from '../pipeline/alarm-sources.js';
+import { activityLogAlarms, deliveryLatencyAlarms, unreachedHolderAlarms, certificateAlarms, clockSkewAlarms, coordinationAlarms, deadLetterAlarms, deliveryProcessAlarms, haltedQueueAlarms, queueAlarms, withheldCopyAlarms, storageAlarms, webhookFailingAlarms, type RestartRun } from '../pipeline/alarm-sources.js';
 import { Alarms } from '../pipeline/alarms.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import { queueDepths } from '../pipeline/metrics.js';
@@ -95,6 +95,7 @@ export async function startAlarms({ config, pkiDir, backend, coordination, regis
     webhookFailingAlarms(() => delivery.status(), settings.webhookFailingMinutes * 60_000, clock),
     deliveryLatencyAlarms(() => delivery.status(), settings.deliveryLatencySeconds * 1000, settings.deliveryLatencyWindowMinutes * 60_000, clock),
     haltedQueueAlarms(() => delivery.status(), clock),
+    withheldCopyAlarms(() => delivery.status(), clock),
     certificateAlarms(() => expiringAll(pkiDir, config.trustedCaFiles, registry.participants(), settings.certificateDays), clock),
     storageAlarms(() => backend.health(), clock, coordination.node),
     coordinationAlarms(() => coordination.health(), coordination.node),

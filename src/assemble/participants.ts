@@ -1,5 +1,4 @@
 import type { DipConfig } from '../config.js';
-import type { Lifecycle } from '../lifecycle.js';
 import type { ChannelSettings } from '../pipeline/channel-settings.js';
 import { ParticipantLifecycle } from '../pipeline/participant-lifecycle.js';
 import type { Registry } from '../pipeline/registry.js';
@@ -11,21 +10,19 @@ import type { LookupFunction } from 'node:net';
 import type { Backend } from '../ports/backend.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
-import { issueParticipantCertificate, readCertificateAuthority, type PkiMaterial } from '../security/pki.js';
-import { revokeCertificate, RevocationWatcher } from '../security/revocation.js';
+import { issueParticipantCertificate, readCertificateAuthority } from '../security/pki.js';
+import { revokeCertificate } from '../security/revocation.js';
 import type { TrustStore } from '../security/trust-store.js';
 
 export interface ParticipantParts {
   config: DipConfig;
   pkiDir: string;
-  pki: PkiMaterial;
   trust: TrustStore;
   backend: Backend;
   registry: Registry;
   channelSettings: ChannelSettings;
   clock: Clock;
   logger: Logger;
-  life: Lifecycle;
   /** A registration changed: queues are swept again (delivery may now reach, or no longer reach, them). */
   registrationChanged: () => void;
   /** Name resolution for the register endpoint's destination checks (dns.lookup by default). */
@@ -37,10 +34,7 @@ export interface ParticipantParts {
  * feed and offboarding, and self-service (README "Participants without outage"). The register feed starts
  * with delivery (`lifecycle.start()`), once the listeners are up.
  */
-export async function assembleParticipants({ config, pkiDir, pki, trust, backend, registry, channelSettings, clock, logger, life, registrationChanged, lookup }: ParticipantParts) {
-  const revocation = await RevocationWatcher.open(pkiDir, pki.ca, logger);
-  revocation.start(config.revocationPollMs);
-  life.started('revocation watcher', () => revocation.stop());
+export function assembleParticipants({ config, pkiDir, trust, backend, registry, channelSettings, clock, logger, registrationChanged, lookup }: ParticipantParts) {
   if (!trust.builtIn) {
     logger.info(
       { trustedCaFiles: config.trustedCaFiles, cas: trust.cas.length },
@@ -78,7 +72,7 @@ export async function assembleParticipants({ config, pkiDir, pki, trust, backend
   // The register's endpoint is the operator's, yet never on internal networks unless listed (SSRF), in every environment.
   const registerDestinations = new WebhookDestinations({ enforce: true, allowList: config.register.allowList, lookup });
   const registerPull = new RegisterPull({ source: new HttpRegisterSource(registerDestinations, config.register.maxFeedMb * 1_048_576), lifecycle, journal: backend.journal, clock, logger });
-  return { revocation, lifecycle, selfService, registerPull };
+  return { lifecycle, selfService, registerPull };
 }
 
 /** A participant certificate for a CSR, from this environment's CA (self-service and the user portal). */

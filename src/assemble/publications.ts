@@ -50,7 +50,7 @@ export async function openPublications(
       participantBaseUrl: () => baseUrls.participant,
       publicBaseUrl: () => baseUrls.public,
       environment: config.environment,
-      reachable: (ch, id) => ch.securityPattern !== 2 || copies.recipientKey(id) !== undefined,
+      reachable: (ch, id) => ch.securityPattern !== 2 || copies.encryptable(id),
       channel,
     },
     clock,

@@ -19,7 +19,7 @@ import { LruMap } from '../domain/lru-map.js';
 import { loadConfig, type DipConfig } from '../config.js';
 import { dipDateTime } from '../domain/time.js';
 import { importedCatalogueFile } from '../pipeline/catalogue-source.js';
-import { ensureEncryptionKey } from '../security/dip-encryption-key.js';
+import { ENCRYPTION_OVERLAP_DAYS, ensureEncryptionKey, rotateEncryptionKey } from '../security/dip-encryption-key.js';
 import { EXPIRY_WARNING_DAYS, expiringAll } from '../security/expiry.js';
 import { createEnvironmentCa, ensurePki, issueParticipantCertificate, issueServerCertificate, PKI_FILES, readCertificateAuthority, rotateSigningCertificate } from '../security/pki.js';
 import { readRevocationList, revokeCertificate } from '../security/revocation.js';
@@ -255,6 +255,22 @@ pki
     const info = certificateInfo(issued.certPem);
     if (o.json) print({ serialNumber: info.serialNumber, fingerprint256: info.fingerprint256, notAfter: info.notAfter.toISOString() });
     else process.stdout.write(`new signing certificate: serial ${info.serialNumber}, valid until ${info.notAfter.toISOString()}; recipients accept it as they did the old one (same CA)\n`);
+  });
+
+pki
+  .command('rotate-encryption')
+  .description("a new key and certificate for the DIP's pattern 2 encryption; the previous key still decrypts for --overlap-days; a running DIP switches to it within signingKeyPollMs (default 5 s), no restart")
+  .option('--days <n>', 'validity in days', positiveInt, 825)
+  .option('--overlap-days <n>', 'how long the previous key still decrypts what senders encrypted to its certificate (0: not at all, after a compromise)', nonNegative, ENCRYPTION_OVERLAP_DAYS)
+  .option('--json', 'machine-readable output')
+  .action(async (o: { days: number; overlapDays: number; json?: boolean }) => {
+    const config = loadConfig();
+    const dir = pkiDir(config);
+    const keys = await rotateEncryptionKey(dir, await readCertificateAuthority(dir), { validDays: o.days, overlapDays: o.overlapDays });
+    const info = certificateInfo(keys.current.certPem);
+    const previousUntil = keys.previous ? new Date(keys.previous.validUntil).toISOString() : null;
+    if (o.json) print({ serialNumber: info.serialNumber, fingerprint256: info.fingerprint256, notAfter: info.notAfter.toISOString(), previousDecryptsUntil: previousUntil });
+    else process.stdout.write(`new encryption certificate: serial ${info.serialNumber}, valid until ${info.notAfter.toISOString()}; senders get it from GET /certificates/dip; ${previousUntil ? `the previous key decrypts until ${previousUntil}` : 'the previous key decrypts nothing more'}\n`);
   });
 
 pki

@@ -20,6 +20,8 @@ const OPERATOR: Readonly<Record<ConditionRule, string>> = {
     'the recipient\'s endpoint gives no answer or 408, 429 or 5xx (each call\'s error: GET /admin/attempts?recipient=…&channel=…): tell the participant. The DIP keeps retrying; resolves at the first answered call or a new webhook URL.',
   'certificate-expiring':
     'issue the new one before it expires: a participant\'s with dip participant rotate-cert (or its own POST /participants/{id}/certificate), the DIP\'s signing certificate with dip pki rotate-signing; dip pki expiring lists them all.',
+  'copies-withheld':
+    'the participant\'s registered certificate is revoked or has expired, so nothing is encrypted to it (security pattern 2) and its copies wait in their queues, in order: have it register a new certificate (dip participant rotate-cert, or its own POST /participants/{id}/certificate), after which they are delivered. Copies older than the channel\'s staleness limit are dead-lettered and their senders told. Resolves once its queues go on.',
   'queue-damage': 'repair the entry named (its message is missing from the store: restore it, or settle the entry), then POST /admin/queues/resume. Resolves once a reading finds no damage.',
   'queue-halted': 'repair the storage error named, then POST /admin/queues/resume. Resolves once the queue goes on.',
   storage:
@@ -46,6 +48,8 @@ const PARTICIPANT: Readonly<Partial<Record<ConditionRule, string>>> = {
     'your webhook gives no answer or 408, 429 or 5xx: fix it, or set another URL (POST /dip-channel/{channel}/pubconfig/{dipId}); the DIP keeps retrying and the alarm resolves at the first answered call.',
   'certificate-expiring':
     'get a new certificate before it expires: POST /participants/{id}/certificate with a CSR (or the user portal); the old one still signs until the overlap ends.',
+  'copies-withheld':
+    'your registered certificate is revoked or has expired, so the DIP encrypts nothing to it and messages for you wait: register a new certificate (POST /participants/{id}/certificate with a CSR, the user portal, or ask the DIP operator); they are then delivered, encrypted to the new one. Those older than the channel\'s staleness limit are dead-lettered.',
 };
 
 export type AlarmSeverity = 'critical' | 'warning';
@@ -61,6 +65,7 @@ const SEVERITY: Readonly<Record<ConditionRule, AlarmSeverity>> = {
   'dead-letter': 'critical',
   'queue-damage': 'critical',
   'queue-halted': 'critical',
+  'copies-withheld': 'critical',
   storage: 'critical',
   coordination: 'critical',
   'delivery-process': 'critical',

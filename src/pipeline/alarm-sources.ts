@@ -110,6 +110,30 @@ export function haltedQueueAlarms(status: () => WorkerStatus[], clock: Clock): C
     });
 }
 
+/**
+ * A recipient whose pattern 2 copies its queue workers hold back (WorkerStatus.withheld): its registered
+ * certificate is revoked or has expired, so nothing is encrypted to it and nothing is delivered until it
+ * registers a new one. One per recipient, naming its held queues; resolved once no worker holds any back.
+ */
+export function withheldCopyAlarms(status: () => WorkerStatus[], clock: Clock): ConditionSource {
+  return () => {
+    const held = new Map<string, { why: string; channels: string[] }>();
+    for (const w of status()) {
+      if (!w.withheld) continue;
+      const r = held.get(w.queue.recipientDipId) ?? { why: w.withheld, channels: [] };
+      r.channels.push(w.queue.channel);
+      held.set(w.queue.recipientDipId, r);
+    }
+    return [...held].map(([recipient, r]): AlarmCondition => ({
+      key: `copies-withheld:${recipient}`,
+      rule: 'copies-withheld',
+      participant: recipient,
+      summary: `messages for ${recipient} on ${r.channels.sort().join(', ')} are not delivered: ${r.why}`,
+      since: clock.now(),
+    }));
+  };
+}
+
 /** Certificates (participants' and the DIP's own) that expire within the warning period; read from disk at most every `everyMs`. */
 export function certificateAlarms(expiring: () => ExpiringCertificate[], clock: Clock, everyMs = 3_600_000): ConditionSource {
   let read = { at: -Infinity, certificates: [] as ExpiringCertificate[] };

@@ -1,6 +1,6 @@
 import type { Catalogue, ValidationIssue } from '../catalogue/catalogue.js';
 import { ENCRYPTED_BLOCKS, openPattern2, splitPattern3, type Prepared } from './patterns.js';
-import type { KeyObject } from 'node:crypto';
+import type { DecryptionKey } from '../security/payload-encryption.js';
 import { canonicalCustomBlocks, type Span } from '../domain/canonical-json.js';
 import { readHeader, serialiseOutbound, stampWrapper, type DipMessage, type MessageHeader } from '../domain/message.js';
 import type { Participant } from '../domain/participant.js';
@@ -147,10 +147,14 @@ function itemState(ref: string | null): ItemState {
   return { ref, connectionProvider: null, sentFor: null, refusal: null, validated: null, accepted: null, original: null, unreached: [], alwaysLeftOut: [], notes: [] };
 }
 
-/** The keys encrypted channels need: the DIP's own (pattern 2 inbound) and each recipient's public key. */
+/** The keys encrypted channels need: the DIP's own (pattern 2 inbound) and what it knows of each recipient's (RecipientCopies). */
 export interface PayloadKeys {
-  dipKey: KeyObject;
-  recipientKey(dipId: string): KeyObject | undefined;
+  /** The DIP's own: the current key, and the one a rotation replaced while its overlap lasts (src/security/dip-encryption-key.ts). */
+  dipKeys(): readonly DecryptionKey[];
+  /** The recipient's registered certificate can be encrypted to at all (revoked or expired: still true). */
+  encryptable(dipId: string): boolean;
+  /** Why pattern 2 copies for it are held now (its certificate revoked or expired), or null. */
+  withheld(dipId: string): string | null;
 }
 
 /**
@@ -388,7 +392,7 @@ export class Ingest {
 
   /** Security patterns 2 and 3: decrypt (2) or set aside the per-recipient copies (3) before validation. */
   private async prepare(channel: Channel, items: unknown[]): Promise<Prepared[]> {
-    if (channel.securityPattern === 2) return Promise.all(items.map((item) => openPattern2(item, this.encryption.dipKey)));
+    if (channel.securityPattern === 2) return Promise.all(items.map((item) => openPattern2(item, this.encryption.dipKeys())));
     if (channel.securityPattern === 3) return items.map(splitPattern3);
     return items.map((item) => ({ ok: true, item, copies: null }));
   }
@@ -481,6 +485,14 @@ export class Ingest {
       state.refusal = { status: 400, code: MSG.routingError, help: `item ${index}: ${unreachable}` };
       return;
     }
+    // Accepted all the same: a new certificate is a registration away, and the copy waits in its queue
+    // for it (as for a webhook that is down); the sender is told now why it may be late.
+    if (channel.securityPattern === 2 && !consumedBy) {
+      for (const id of decision.recipients) {
+        const withheld = this.encryption.withheld(id);
+        if (withheld !== null) state.notes.push(withheld);
+      }
+    }
     const transactionId = newTransactionId(channel.interfaceId, h.senderDipId, h.senderRoleId, now);
     // Spec 5.5.5: on a channel that starts a workflow the DIP generates the workflow's correlation ID, so
     // every message there gets a new one; follow-on messages, on the other channels, carry theirs in S1
@@ -524,7 +536,7 @@ export class Ingest {
   /** On an encrypted channel, every recipient must be reachable: a clear refusal now, not a silent drop later. */
   private unreachable(channel: Channel, message: DipMessage, recipients: string[]): string | null {
     if (channel.securityPattern === 2) {
-      const missing = recipients.filter((id) => !this.encryption.recipientKey(id));
+      const missing = recipients.filter((id) => !this.encryption.encryptable(id));
       return missing.length ? `recipient(s) ${missing.join(', ')} have no certificate the payload can be encrypted to (security pattern 2)` : null;
     }
     if (channel.securityPattern === 3) {

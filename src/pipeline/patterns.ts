@@ -1,6 +1,5 @@
-import type { KeyObject } from 'node:crypto';
 import { alteredNumberHelp, firstAlteredNumber, hasAlteredNumber } from '../security/json-numbers.js';
-import { decryptWith, encryptTo } from '../security/payload-encryption.js';
+import { decryptWithAny, encryptTo, type DecryptionKey, type EncryptionTarget } from '../security/payload-encryption.js';
 
 /**
  * Security patterns (spec 5.2.2), chosen per channel:
@@ -33,7 +32,7 @@ export type Prepared =
   | { ok: false; help: string };
 
 /** Pattern 2: the item with its CustomBlock decrypted, ready for ordinary validation. */
-export async function openPattern2(item: unknown, dipKey: KeyObject): Promise<Prepared> {
+export async function openPattern2(item: unknown, dipKeys: readonly DecryptionKey[]): Promise<Prepared> {
   const payload = field(item, 'payload');
   const sealed = field(payload?.value, ENCRYPTED_BLOCK);
   if (!payload || typeof sealed?.value !== 'string') {
@@ -43,7 +42,7 @@ export async function openPattern2(item: unknown, dipKey: KeyObject): Promise<Pr
   let customBlock: unknown;
   let text: string;
   try {
-    text = await decryptWith(dipKey, sealed.value);
+    text = await decryptWithAny(dipKeys, sealed.value);
     customBlock = JSON.parse(text);
   } catch (e) {
     return { ok: false, help: `payload.${ENCRYPTED_BLOCK} could not be decrypted with the DIP's encryption key: ${(e as Error).message}` };
@@ -77,7 +76,7 @@ export function splitPattern3(item: unknown): Prepared {
 }
 
 /** What a recipient receives on an encrypted channel: the CommonBlock, and its own encrypted CustomBlock. */
-export async function encryptedCopy(outbound: string, pattern: 2 | 3, recipientDipId: string, recipientKey: KeyObject | undefined): Promise<string> {
+export async function encryptedCopy(outbound: string, pattern: 2 | 3, recipientDipId: string, recipient: EncryptionTarget | undefined): Promise<string> {
   const message = JSON.parse(outbound) as { payload: Json };
   const { CustomBlock, [ENCRYPTED_BLOCKS]: copies, ...rest } = message.payload;
   let sealed: string;
@@ -86,8 +85,8 @@ export async function encryptedCopy(outbound: string, pattern: 2 | 3, recipientD
     if (mine === undefined) throw new Error(`no copy for ${recipientDipId}`);
     sealed = mine;
   } else {
-    if (!recipientKey) throw new Error(`${recipientDipId} has no certificate that can be encrypted to`);
-    sealed = await encryptTo(recipientKey, JSON.stringify(CustomBlock));
+    if (!recipient) throw new Error(`${recipientDipId} has no certificate that can be encrypted to`);
+    sealed = await encryptTo(recipient, JSON.stringify(CustomBlock));
   }
   return JSON.stringify({ ...message, payload: { ...rest, [ENCRYPTED_BLOCK]: sealed } });
 }

@@ -16,6 +16,7 @@ import type { AcceptedBatch, DeadLetterRecord, MessageLog, QueueEntry, QueueRef,
 import type { Webhook } from '../ports/registry.js';
 import type { OutboundSigner, WebhookOutcome, WebhookTransport } from '../ports/webhook.js';
 import type { MessageTracer } from '../ports/tracing.js';
+import { CopyWithheld } from './recipient-copy.js';
 
 export interface DeliverySettings {
   timeoutMs: number;
@@ -113,6 +114,12 @@ export interface WorkerDeps {
    * receives on the channel), or null: such entries are dead-lettered at once and their senders told.
    */
   undeliverable?(queue: QueueRef): string | null;
+  /**
+   * Why no copy may be made for this queue's recipient now (security pattern 2: its certificate is revoked
+   * or expired, RecipientCopies.withheld), or null: its entries wait, in order, for a new certificate (a
+   * registration change sweeps the queues), or until the channel's staleness limit sets them aside.
+   */
+  withheld?(queue: QueueRef): string | null;
   /** The worker has nothing more to do for now (a cluster node may then give the queue's lease up). */
   wentIdle?(worker: QueueWorker): void;
   /**
@@ -170,6 +177,8 @@ export interface WorkerStatus {
   retryAt: number | null;
   /** Messages its webhook calls delivered later than DeliverySettings.late.afterMs after acceptance, within the window; null: none (or not watched). */
   late?: LateDeliveries | null;
+  /** Why its messages are held back (WorkerDeps.withheld) as of its last look; null: they are not. */
+  withheld?: string | null;
 }
 
 export class QueueWorker {
@@ -192,6 +201,8 @@ export class QueueWorker {
   private singlesUntil = 0;
   /** Late deliveries within the window (DeliverySettings.late). */
   private late: LateDeliveries | null = null;
+  /** Why the entries wait (WorkerDeps.withheld), as of the last step. */
+  private withheldWhy: string | null = null;
   /** A settlement decided (a call answered 2xx, a message set aside) but not yet recorded: recorded before anything else. */
   private unrecorded: { settlement: Settlement; events: DeadLetterEvent[] } | null = null;
   /**
@@ -232,7 +243,7 @@ export class QueueWorker {
   }
 
   status(): WorkerStatus {
-    return { queue: this.queue, state: this.current, ackedSeq: this.ackedSeq, failures: this.failures, failingSince: this.failingSince, lastError: this.runError ?? this.callError, retryAt: this.retryAt, late: this.lateNow() };
+    return { queue: this.queue, state: this.current, ackedSeq: this.ackedSeq, failures: this.failures, failingSince: this.failingSince, lastError: this.runError ?? this.callError, retryAt: this.retryAt, late: this.lateNow(), withheld: this.withheldWhy };
   }
 
   /** The run of late deliveries, ended once a window passed without one. */
@@ -431,6 +442,15 @@ export class QueueWorker {
       await this.setAside(entries.map((e) => this.event(e, 'rejected', null, undeliverable, null)), entries.at(-1)!.seq);
       return 'more';
     }
+    this.withheldWhy = this.deps.withheld?.(this.queue) ?? null;
+    if (this.withheldWhy !== null) {
+      // Nothing is sent (nor pulled: the pull route makes no such copy either); only staleness moves the
+      // queue. Every arrival kicks a queue with a webhook: its head alone is read unless it went stale.
+      const head = await this.deps.log.readQueue(this.queue, this.position(), 1, 1 << 24);
+      if (head.length === 0 || head[0]!.receivedAt >= this.staleCutoff()) return 'drained';
+      await this.expire(await this.deps.log.readQueue(this.queue, this.position(), 500, 1 << 24));
+      return 'more';
+    }
     const hook = this.deps.webhook(this.queue);
     const share = hook ? this.deps.share : undefined;
     // With no webhook only the oldest entry matters (is it stale?): the backlog is not re-read per kick.
@@ -465,6 +485,7 @@ export class QueueWorker {
     if (share && !this.catchingUp) share.live(this.deps.clock.now() - entries[0]!.receivedAt);
     const retryIn = await this.deliver(hook, entries);
     if (retryIn === null) return 'more';
+    if (retryIn === 'withheld') return 'drained';
     await this.settled();
     this.wait(retryIn);
     return 'wait';
@@ -505,9 +526,14 @@ export class QueueWorker {
     });
   }
 
-  /** Sends one call. Returns null when the queue may move on, or the wait before retrying. */
-  private async deliver(hook: Webhook, all: QueueEntry[]): Promise<number | null> {
+  /** Sends one call. Returns null when the queue may move on, the wait before retrying, or 'withheld' (WorkerDeps.withheld). */
+  private async deliver(hook: Webhook, all: QueueEntry[]): Promise<number | null | 'withheld'> {
     const prepared = await this.copies(all);
+    if (prepared.copies.length === 0 && prepared.withheld) {
+      // Revoked (or expired) since this step looked: held like the rest, not set aside.
+      this.withheldWhy = prepared.error;
+      return 'withheld';
+    }
     if (prepared.copies.length === 0) {
       // The first message cannot be made for this recipient (e.g. nothing to encrypt it to): set it aside.
       const event = this.event(all[0]!, 'rejected', null, `could not prepare the copy for ${this.queue.recipientDipId}: ${prepared.error}`, null);
@@ -643,27 +669,32 @@ export class QueueWorker {
     return { ...outcome, startedAt, tracedFrom, shownUrl: shownUrl(url) };
   }
 
-  /** Each entry's copy for this recipient, stopping at the first that cannot be made. */
-  private async copies(entries: QueueEntry[]): Promise<{ copies: string[]; error: string | null }> {
+  /** Each entry's copy for this recipient, stopping at the first that cannot be made (withheld: it must wait, CopyWithheld). */
+  private async copies(entries: QueueEntry[]): Promise<{ copies: string[]; error: string | null; withheld: boolean }> {
     const copies: string[] = [];
     for (const e of entries) {
       try {
         copies.push(await this.deps.copyFor(this.queue, e.outbound, e.capacity));
       } catch (err) {
-        return { copies, error: (err as Error).message };
+        return { copies, error: (err as Error).message, withheld: err instanceof CopyWithheld };
       }
     }
-    return { copies, error: null };
+    return { copies, error: null, withheld: false };
   }
 
   private event(entry: QueueEntry, reason: DeadLetterReason, status: number | null, detail: string, answer: string | null): DeadLetterEvent {
     return { queue: this.queue, entry, reason, status, detail, answer };
   }
 
+  /** Entries received before this have waited longer than the channel's staleness limit. */
+  private staleCutoff(): number {
+    return this.deps.clock.now() - this.deps.staleAfterMs(this.queue.channel);
+  }
+
   /** Dead-letters entries that waited longer than the channel's staleness limit. True when any did. */
   private async expire(entries: QueueEntry[]): Promise<boolean> {
     const staleMs = this.deps.staleAfterMs(this.queue.channel);
-    const cutoff = this.deps.clock.now() - staleMs;
+    const cutoff = this.staleCutoff();
     // Only a leading run: settling is by position, so a fresh entry must never be skipped over.
     const firstFresh = entries.findIndex((e) => e.receivedAt >= cutoff);
     const expired = firstFresh === -1 ? entries : entries.slice(0, firstFresh);
@@ -672,7 +703,8 @@ export class QueueWorker {
     // dead letter is what the operator and the sender read; without it they had to search the attempts.
     // Its kind only (failureKind): the sender must not learn the recipient's hosts and addresses.
     const why = this.failures > 0 && this.callError !== null ? `; the last call failed: ${failureKind(this.callError)} (${this.failures} failed call${this.failures === 1 ? '' : 's'} in a row)` : '';
-    const detail = `stale: not delivered to ${this.queue.recipientDipId} within ${formatDuration(staleMs)}${why}`;
+    const held = this.withheldWhy === null ? '' : `; held back: ${this.withheldWhy}`;
+    const detail = `stale: not delivered to ${this.queue.recipientDipId} within ${formatDuration(staleMs)}${why}${held}`;
     await this.setAside(
       expired.map((e) => this.event(e, 'stale', null, detail, null)),
       expired.at(-1)!.seq,

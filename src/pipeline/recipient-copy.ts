@@ -1,11 +1,26 @@
-import type { KeyObject } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { copyRoles } from '../domain/channel.js';
 import { hiddenPaths, obfuscate } from '../domain/obfuscation.js';
+import type { Participant } from '../domain/participant.js';
 import type { QueueRef } from '../ports/message-log.js';
 import type { Channel } from './channels.js';
 import { encryptedCopy } from './patterns.js';
 import type { Registry } from './registry.js';
-import { encryptionKeyOf } from '../security/payload-encryption.js';
+import { encryptionTargetOf, type EncryptionTarget } from '../security/payload-encryption.js';
+import type { RevocationEntry } from '../security/revocation.js';
+
+/**
+ * A pattern 2 copy that must not be made now: its recipient's registered certificate is revoked or has
+ * expired, so nothing may be encrypted to it. Not a failure of the message: the copy waits in its queue
+ * for the recipient's new certificate (see RecipientCopies.withheld).
+ */
+export class CopyWithheld extends Error {}
+
+/** A recipient's registered certificate as encryption needs it, by fingerprint (a rotation brings a new one). */
+interface RecipientCertificate {
+  target: EncryptionTarget | undefined;
+  notAfter: number;
+}
 
 /**
  * The copy of a message a recipient may see: obfuscated for the capacity routing reached it in (spec
@@ -15,26 +30,71 @@ import { encryptionKeyOf } from '../security/payload-encryption.js';
  * can hand out the archived copy, nor a copy made for another role the recipient holds.
  */
 export class RecipientCopies {
-  /** Each recipient's public encryption key, by certificate fingerprint (a rotation brings a new one). */
-  private readonly keys = new Map<string, KeyObject | undefined>();
+  private readonly certificates = new Map<string, RecipientCertificate>();
 
   constructor(
     private readonly channel: (id: string) => Channel | undefined,
     private readonly registry: Pick<Registry, 'participant'>,
+    /** The revocation list in force (src/security/revocation.ts) and the injected clock: a compromised or expired key is never encrypted to. */
+    private readonly validity: { revoked(fingerprint256: string): RevocationEntry | undefined; now(): number },
   ) {}
 
-  /** The key a pattern 2 payload is encrypted to for this recipient; undefined when it has none usable. */
-  recipientKey(dipId: string): KeyObject | undefined {
+  private certificate(p: Participant): RecipientCertificate {
+    let c = this.certificates.get(p.certificateFingerprint);
+    if (!c) {
+      c = { target: encryptionTargetOf(p.certificatePem), notAfter: Date.parse(new X509Certificate(p.certificatePem).validTo) };
+      this.certificates.set(p.certificateFingerprint, c);
+    }
+    return c;
+  }
+
+  /**
+   * Whether the recipient's registered certificate can be encrypted to at all (RSA, key usage allowing
+   * key encipherment). A revoked or expired one still can: its copies wait for the new one (withheld).
+   */
+  encryptable(dipId: string): boolean {
     const p = this.registry.participant(dipId);
-    if (!p) return undefined;
-    if (!this.keys.has(p.certificateFingerprint)) this.keys.set(p.certificateFingerprint, encryptionKeyOf(p.certificatePem));
-    return this.keys.get(p.certificateFingerprint);
+    return p !== undefined && this.certificate(p).target !== undefined;
+  }
+
+  /**
+   * Why pattern 2 copies for this recipient are held back now, or null: its registered certificate was
+   * revoked (a keyCompromise means whoever holds the key could read them) or has expired. They wait in
+   * their queue, in order, until the recipient registers a new certificate (a registration change sweeps
+   * the queues) or the channel's staleness limit sets them aside and their senders are told.
+   */
+  withheld(dipId: string): string | null {
+    const p = this.registry.participant(dipId);
+    if (!p) return null;
+    const revoked = this.validity.revoked(p.certificateFingerprint);
+    const todo = `pattern 2 copies for ${dipId} are held until it registers a new certificate (dip participant rotate-cert, or its own POST /participants/{id}/certificate)`;
+    if (revoked) return `the certificate registered for ${dipId} (serial ${revoked.serialNumber}) was revoked at ${revoked.revokedAt} (${revoked.reason}): ${todo}`;
+    const { notAfter } = this.certificate(p);
+    if (this.validity.now() >= notAfter) return `the certificate registered for ${dipId} expired at ${new Date(notAfter).toISOString()}: ${todo}`;
+    return null;
+  }
+
+  /** withheld() for a queue: only pattern 2 copies are encrypted by the DIP (pattern 3's are the sender's). */
+  withheldFor(queue: QueueRef): string | null {
+    return this.channel(queue.channel)?.securityPattern === 2 ? this.withheld(queue.recipientDipId) : null;
+  }
+
+  /**
+   * What a pattern 2 payload is encrypted to for this recipient now: its registered certificate, the newest
+   * (a rotation's previous one only still signs), named in the JWE header by its thumbprint so that the
+   * recipient picks the right key. Undefined when it has none usable (none at all, revoked, expired).
+   */
+  recipientKey(dipId: string): EncryptionTarget | undefined {
+    const p = this.registry.participant(dipId);
+    if (!p || this.withheld(dipId) !== null) return undefined;
+    return this.certificate(p).target;
   }
 
   /**
    * `outbound` is the archived copy (JSON); `capacity` the one its queue entry was routed in (null: an entry
    * queued before capacities were recorded, made for every receiving role as then). Channels the catalogue
-   * does not know (status messages) pass as they are.
+   * does not know (status messages) pass as they are. Throws CopyWithheld for a pattern 2 copy whose
+   * recipient's certificate is revoked or expired.
    */
   copyFor(queue: QueueRef, outbound: string, capacity: string | null): string | Promise<string> {
     const ch = this.channel(queue.channel);
@@ -44,6 +104,10 @@ export class RecipientCopies {
       const roles = copyRoles(ch, this.registry.participant(queue.recipientDipId)?.roles ?? [], capacity);
       const paths = hiddenPaths(ch.obfuscation, roles);
       if (paths.length > 0) copy = JSON.stringify(obfuscate(JSON.parse(outbound) as unknown, paths));
+    }
+    if (ch.securityPattern === 2) {
+      const withheld = this.withheld(queue.recipientDipId);
+      if (withheld !== null) throw new CopyWithheld(withheld);
     }
     if (ch.securityPattern === 2 || ch.securityPattern === 3) return encryptedCopy(copy, ch.securityPattern, queue.recipientDipId, this.recipientKey(queue.recipientDipId));
     return copy;

@@ -10,6 +10,7 @@ export const RULE_LABELS: Record<AlarmRule, string> = {
   'delivery-latency': 'Delivery latency: messages reached us later than the threshold after acceptance',
   'webhook-failing': 'Webhook failing: our webhook keeps refusing or not answering',
   'certificate-expiring': 'Certificate expiring: our registered certificate is close to expiry',
+  'copies-withheld': 'Copies withheld: our registered certificate is revoked or expired, so encrypted messages for us wait',
   // These never concern a participant (OPERATOR_RULES): offered to operators only.
   'queue-damage': 'Queue damage: a queue entry refers to a message the store does not have',
   'queue-halted': 'Queue halted: a permanent storage error stopped delivery from a queue',

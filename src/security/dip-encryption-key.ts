@@ -1,26 +1,188 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+/**
+ * The DIP's encryption key for security pattern 2: senders encrypt the CustomBlock to its certificate
+ * (GET /certificates/dip, `encryption`). Renewed by the rule of the DIP's other leaves (ensurePki: missing,
+ * not chaining to the CA, or within RENEW_BEFORE_MS of expiry, at start) or on the operator's command
+ * (`dip pki rotate-encryption`). A renewal keeps the key it replaces for decryption during an overlap:
+ * a sender that fetched the old certificate, and messages already encrypted to it, still decrypt. A
+ * running DIP picks up a rotation by polling the certificate file, as it does the signing key.
+ */
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { issueEncryptionCertificate, type KeyAndCert } from './pki.js';
-import { verifyChain } from './signature.js';
+import type { Logger } from '../ports/logger.js';
+import { writeAtomic } from './files.js';
+import { certificateThumbprint, type DecryptionKey } from './payload-encryption.js';
+import { issueEncryptionCertificate, LEAF_DAYS, leafUsable, RENEW_BEFORE_MS, type KeyAndCert } from './pki.js';
 
 const KEY = 'dip-encryption.key.pem';
 const CERT = 'dip-encryption.cert.pem';
+/** The key and certificate a renewal replaced, and until when it still decrypts (JSON, mode 0600). */
+const PREVIOUS = 'dip-encryption.previous.json';
 /** The certificate file, for the expiry report. */
 export const ENCRYPTION_CERT_FILE = CERT;
+/** How long `dip pki rotate-encryption` keeps the previous key for decryption unless told. */
+export const ENCRYPTION_OVERLAP_DAYS = 7;
 
-/**
- * The DIP's encryption key pair for security pattern 2, made from the environment's CA on first use,
- * and made again when it no longer chains to the CA (the CA was replaced, or the certificate expired).
- */
-export async function ensureEncryptionKey(pkiDir: string, ca: KeyAndCert): Promise<KeyAndCert> {
+export interface PreviousEncryptionKey extends KeyAndCert {
+  /** End of the overlap, epoch ms: from then on it decrypts nothing. */
+  validUntil: number;
+}
+
+export interface EncryptionKeys {
+  current: KeyAndCert;
+  previous: PreviousEncryptionKey | null;
+}
+
+function readPair(pkiDir: string): KeyAndCert | undefined {
   const keyFile = join(pkiDir, KEY);
   const certFile = join(pkiDir, CERT);
-  if (existsSync(keyFile) && existsSync(certFile)) {
-    const existing = { keyPem: readFileSync(keyFile, 'utf8'), certPem: readFileSync(certFile, 'utf8') };
-    if (verifyChain(existing.certPem, [ca.certPem])) return existing;
+  if (!existsSync(keyFile) || !existsSync(certFile)) return undefined;
+  return { keyPem: readFileSync(keyFile, 'utf8'), certPem: readFileSync(certFile, 'utf8') };
+}
+
+function readPrevious(pkiDir: string): PreviousEncryptionKey | null {
+  const file = join(pkiDir, PREVIOUS);
+  if (!existsSync(file)) return null;
+  const v = JSON.parse(readFileSync(file, 'utf8')) as Partial<PreviousEncryptionKey>;
+  return typeof v.keyPem === 'string' && typeof v.certPem === 'string' && typeof v.validUntil === 'number' ? { keyPem: v.keyPem, certPem: v.certPem, validUntil: v.validUntil } : null;
+}
+
+/** The keys on disk: the current pair and the previous one (null once its overlap ended). */
+export function readEncryptionKeys(pkiDir: string, now: number): EncryptionKeys | undefined {
+  const current = readPair(pkiDir);
+  if (!current) return undefined;
+  const previous = readPrevious(pkiDir);
+  return { current, previous: previous && previous.validUntil > now ? previous : null };
+}
+
+/**
+ * Replaces the encryption key with a new one from the CA, keeping the one replaced (if any) for
+ * decryption until `overlapUntil` (never past its own certificate's expiry). Written previous first and
+ * the certificate last: a running DIP that sees the new certificate finds its key and the previous one.
+ */
+async function renew(pkiDir: string, ca: KeyAndCert, replaced: KeyAndCert | undefined, overlapUntil: number, validDays: number): Promise<EncryptionKeys> {
+  let previous: PreviousEncryptionKey | null = null;
+  if (replaced) {
+    const validUntil = Math.min(overlapUntil, Date.parse(new X509Certificate(replaced.certPem).validTo));
+    previous = { ...replaced, validUntil };
+    await writeAtomic(join(pkiDir, PREVIOUS), `${JSON.stringify(previous)}\n`, 0o600);
+  } else {
+    // None kept: an earlier key still in its overlap must not outlive this rotation (a compromise).
+    await rm(join(pkiDir, PREVIOUS), { force: true });
   }
-  const issued = await issueEncryptionCertificate(ca, { commonName: 'OpenDIP encryption', validDays: 825 });
-  writeFileSync(keyFile, issued.keyPem, { mode: 0o600 });
-  writeFileSync(certFile, issued.certPem);
-  return issued;
+  const current = await issueEncryptionCertificate(ca, { commonName: 'OpenDIP encryption', validDays });
+  await writeAtomic(join(pkiDir, KEY), current.keyPem, 0o600);
+  await writeAtomic(join(pkiDir, CERT), current.certPem, 0o644);
+  return { current, previous };
+}
+
+/**
+ * The DIP's encryption keys, made from the environment's CA on first use and renewed (at start) when the
+ * certificate is missing, no longer chains to the CA, or expires within RENEW_BEFORE_MS: the rule of the
+ * DIP's other leaves (ensurePki). A renewal ahead of expiry keeps the old key for decryption until its
+ * certificate expires, so senders still encrypting to it are read; one that no longer chains (a new CA)
+ * keeps nothing.
+ */
+export async function ensureEncryptionKey(pkiDir: string, ca: KeyAndCert, now: number = Date.now()): Promise<EncryptionKeys> {
+  const keys = readEncryptionKeys(pkiDir, now);
+  const caCert = new X509Certificate(ca.certPem);
+  if (keys && leafUsable(keys.current, caCert, now)) return keys;
+  // About to expire, but its key matches, it chains to this CA and has not expired (leafUsable with the
+  // renewal window moved back): it decrypts for the rest of its life.
+  const replaced = keys && leafUsable(keys.current, caCert, now - RENEW_BEFORE_MS) ? keys.current : undefined;
+  return renew(pkiDir, ca, replaced, Infinity, LEAF_DAYS);
+}
+
+/**
+ * `dip pki rotate-encryption`: a new encryption key now, the one it replaces decrypting for
+ * `overlapDays` more (0: none, e.g. after a compromise).
+ */
+export async function rotateEncryptionKey(pkiDir: string, ca: KeyAndCert, opts: { validDays?: number; overlapDays?: number; now?: number } = {}): Promise<EncryptionKeys> {
+  const now = opts.now ?? Date.now();
+  const replaced = readPair(pkiDir);
+  const overlapDays = opts.overlapDays ?? ENCRYPTION_OVERLAP_DAYS;
+  return renew(pkiDir, ca, overlapDays > 0 ? replaced : undefined, now + overlapDays * 86_400_000, opts.validDays ?? LEAF_DAYS);
+}
+
+/**
+ * The encryption keys in force in a running DIP: re-read when the certificate file changes (polled), so
+ * `dip pki rotate-encryption` needs no restart. The previous key decrypts until its overlap ends.
+ */
+export class EncryptionKeyWatcher {
+  private keys: EncryptionKeys;
+  private decryption: Array<DecryptionKey & { validUntil: number }>;
+  private changeKey: string;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly listeners: Array<() => void> = [];
+
+  constructor(
+    private readonly pkiDir: string,
+    initial: EncryptionKeys,
+    private readonly now: () => number,
+    private readonly logger: Logger,
+  ) {
+    this.keys = initial;
+    this.decryption = this.decryptionOf(initial);
+    this.changeKey = this.fileKey() ?? '';
+  }
+
+  /** The certificate senders encrypt to now (GET /certificates/dip). */
+  certificatePem(): string {
+    return this.keys.current.certPem;
+  }
+
+  /** The keys that decrypt now, the current first. */
+  decryptionKeys(): DecryptionKey[] {
+    const now = this.now();
+    return this.decryption.filter((k) => k.validUntil > now);
+  }
+
+  start(pollMs: number): void {
+    this.timer = setInterval(() => this.reload(), pollMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** Called after the keys in force were replaced (ingest threads are told to switch too). */
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Switches to the keys on disk if the certificate file changed and they can be read. */
+  reload(): void {
+    const key = this.fileKey();
+    if (key === undefined || key === this.changeKey) return;
+    this.changeKey = key;
+    try {
+      const keys = readEncryptionKeys(this.pkiDir, this.now());
+      if (!keys || keys.current.certPem === this.keys.current.certPem) return;
+      const decryption = this.decryptionOf(keys);
+      this.keys = keys;
+      this.decryption = decryption;
+      this.logger.info({ previousUntil: keys.previous ? new Date(keys.previous.validUntil).toISOString() : null }, 'DIP encryption key rotated: senders are given the new certificate; the previous key decrypts until the overlap ends');
+    } catch (err) {
+      this.logger.error({ err, dir: this.pkiDir }, 'new encryption key or certificate is unusable; keeping the one in force');
+      return;
+    }
+    for (const l of this.listeners) l();
+  }
+
+  private decryptionOf(keys: EncryptionKeys): Array<DecryptionKey & { validUntil: number }> {
+    const one = (kc: KeyAndCert, validUntil: number) => ({ key: createPrivateKey(kc.keyPem), thumbprint: certificateThumbprint(kc.certPem), validUntil });
+    return [one(keys.current, Infinity), ...(keys.previous ? [one(keys.previous, keys.previous.validUntil)] : [])];
+  }
+
+  /** Changes with every replacement: rename gives a new inode even within one mtime tick. */
+  private fileKey(): string | undefined {
+    try {
+      const s = statSync(join(this.pkiDir, CERT));
+      return `${s.ino}:${s.mtimeMs}:${s.size}`;
+    } catch {
+      return undefined;
+    }
+  }
 }

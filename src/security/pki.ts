@@ -315,9 +315,9 @@ export const PKI_FILES = {
 const FILES = PKI_FILES;
 
 const CA_DAYS = 3650;
-const LEAF_DAYS = 825;
+export const LEAF_DAYS = 825;
 /** Re-issue leaf certificates that expire within this window. */
-const RENEW_BEFORE_MS = 7 * DAY_MS;
+export const RENEW_BEFORE_MS = 7 * DAY_MS;
 
 async function exists(p: string): Promise<boolean> {
   try {
@@ -341,8 +341,8 @@ async function savePair(dir: string, keyFile: string, certFile: string, kc: KeyA
   await writeFile(join(dir, certFile), kc.certPem, { mode: 0o644 });
 }
 
-/** A loaded leaf is reusable if its key matches, it chains to the CA and is not about to expire. */
-function leafUsable(kc: KeyAndCert, ca: NodeX509, now: number): NodeX509 | undefined {
+/** A loaded leaf is reusable if its key matches, it chains to the CA and is not about to expire (RENEW_BEFORE_MS). */
+export function leafUsable(kc: KeyAndCert, ca: NodeX509, now: number): NodeX509 | undefined {
   try {
     const cert = new NodeX509(kc.certPem);
     if (!cert.checkPrivateKey(createPrivateKey(kc.keyPem))) return undefined;

@@ -19,7 +19,6 @@ import { Lifecycle } from '../lifecycle.js';
 import type { AcceptedBatch, AppendOutcome } from '../ports/message-log.js';
 import type { IngestLog, IngestResult } from '../pipeline/ingest.js';
 import { ensurePki } from '../security/pki.js';
-import { RevocationWatcher } from '../security/revocation.js';
 import { sealParts } from '../security/seal-batch.js';
 import type { FromIngestThread, IngestCall, IngestCallResult, ToIngestThread } from './ingest-protocol.js';
 import { labelled, PendingCalls, toWire } from './protocol.js';
@@ -56,9 +55,7 @@ async function run(init: Extract<ToIngestThread, { t: 'init' }>): Promise<void> 
   const slow = config.workerPollMs;
   const core = await startCore(config, pkiDir(config), pki, backend, clock, logger, life, () => {}, undefined, { registryMs: slow, catalogueMs: slow, signingKeyMs: slow });
   const tracer = await startTracing(config, life);
-  const revocation = await RevocationWatcher.open(pkiDir(config), pki.ca, logger);
-  revocation.start(config.revocationPollMs);
-  life.started('revocation watcher', () => revocation.stop());
+  const { revocation } = core;
 
   // The writer is the main thread's: a call, answered by a reply.
   const main = new PendingCalls();

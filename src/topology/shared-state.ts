@@ -1,6 +1,6 @@
 /**
  * The state every process (or thread) of one embedded DIP reads from the same file and folders: the
- * participant registry with the channel settings, the imported catalogue, the signing key. The main
+ * participant registry with the channel settings, the imported catalogue, the signing and encryption keys. The main
  * process sees each change first (it made it, or its fast polls found the CLI's): it pushes a 'refresh'
  * to the others, which then re-read at once instead of polling every half second. What the others still
  * poll (DipConfig.workerPollMs) only backs the push up. Nothing here knows of processes: a delivery
@@ -12,6 +12,8 @@ export interface SharedState {
   registry: { onChange(listener: () => void): void; refresh(): Promise<void> };
   catalogue: { onChange(listener: () => void): void; reload(): void };
   signing: { onChange(listener: () => void): void; reload(): void };
+  /** An ingest thread decrypts pattern 2 with it: it must take a sender's JWE to the new certificate as soon as the main process serves it. */
+  encryption: { onChange(listener: () => void): void; reload(): void };
 }
 
 /**
@@ -31,6 +33,7 @@ export function pushSharedChanges(state: SharedState, push: () => void): void {
   state.registry.onChange(changed);
   state.catalogue.onChange(changed);
   state.signing.onChange(changed);
+  state.encryption.onChange(changed);
 }
 
 /**
@@ -40,5 +43,6 @@ export function pushSharedChanges(state: SharedState, push: () => void): void {
 export async function refreshSharedState(state: SharedState): Promise<void> {
   state.catalogue.reload();
   state.signing.reload();
+  state.encryption.reload();
   await state.registry.refresh();
 }

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { PULL_ACKNOWLEDGED } from '../../ports/archive.js';
 import type { QueueRef } from '../../ports/message-log.js';
+import { CopyWithheld } from '../../pipeline/recipient-copy.js';
 import { STATUS_CHANNEL } from '../../pipeline/status.js';
 import { newAttemptId } from '../../domain/attempt-id.js';
 import { MSG } from '../../domain/response-codes.js';
@@ -115,7 +116,15 @@ async function pull(deps: ApiDeps, req: FastifyRequest<Route>, reply: FastifyRep
   const entries = await deps.queues.readQueue(queue, ackedSeq, max, maxKb * 1024);
   if (entries.length > 0) reply.header(SEQUENCE_HEADER, formatSequence(entries[0]!.seq, entries.at(-1)!.seq));
   reply.header('x-opendip-acknowledged', String(ackedSeq));
-  const copies = await Promise.all(entries.map((e) => deps.copies.copyFor(queue, e.outbound, e.capacity)));
+  let copies: string[];
+  try {
+    copies = await Promise.all(entries.map((e) => deps.copies.copyFor(queue, e.outbound, e.capacity)));
+  } catch (err) {
+    // The recipient's certificate is revoked or expired (a connection provider may still pull for it):
+    // nothing is handed out encrypted to it, the messages wait for its new certificate.
+    if (err instanceof CopyWithheld) return sendStandard(deps, reply, 409, queue.recipientDipId, MSG.processingFailed, err.message);
+    throw err;
+  }
   // Durable before the answer leaves: its acknowledgement may reach another node, which checks it
   // against the store. One write per pull that hands out something new; none for the same range again.
   const mark = pulledMark(state, entries.at(-1)?.seq);

@@ -2,6 +2,7 @@ import { CONTINUATION_HEADER } from '../../security/continuation-token.js';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { JsonSchema } from '../../catalogue/types.js';
 import { MSG } from '../../domain/response-codes.js';
+import { CopyWithheld } from '../../pipeline/recipient-copy.js';
 import { archivedEventCode, ReplayBudgetSpent, type ReplayFilter } from '../../pipeline/replay.js';
 import type { ApiDeps, RoutePluginOptions } from '../deps.js';
 import { recipientScope } from '../guard.js';
@@ -27,7 +28,7 @@ export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
       description:
         'Answers the archived messages the recipient received on the channel that match the filters, a page (1,000) at a time: 200 when that is all, 206 with X-Continuation-Token when more follow (send the same body again with that header). With nothing to replay the answer is the operator\'s choice (config api.emptyReplay: an empty array, 204, or 400).',
       headers: { ...signatureHeaders, properties: { ...(signatureHeaders['properties'] as object), [CONTINUATION_HEADER]: { type: 'string', format: 'uuid', description: 'From a 206 answer: the next page of the same request (the published ContinuationToken)' } } },
-      response: answers(GUARDED, {
+      response: answers([...GUARDED, 409], {
         200: signedAnswer(preSerialised(200, egressArray('Replayed Messages, signed by the DIP (X-DIP-* headers, over the answer\'s own string: OpenDIP)'))),
         204: noBody(204),
         206: signedAnswer(preSerialised(206, egressArray('One page of replayed messages, signed as a 200; X-Continuation-Token names the next'))),
@@ -48,6 +49,8 @@ export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
       try {
         return await answer(req, reply);
       } catch (e) {
+        // Security pattern 2 and the recipient's certificate is revoked or expired: nothing is encrypted to it.
+        if (e instanceof CopyWithheld) return sendStandard(deps, reply, 409, recipientScope(req).caller.dipId, MSG.processingFailed, e.message);
         // The recipient's budget of copies is spent (config replayCopiesPerHour): nothing was written.
         if (!(e instanceof ReplayBudgetSpent)) throw e;
         reply.header('retry-after', String(Math.max(1, Math.ceil(e.retryAfterMs / 1000))));

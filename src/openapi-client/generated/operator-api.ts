@@ -155,7 +155,7 @@ export interface paths {
                                 /** @description Whom it concerns; null: the DIP itself */
                                 participant: string | null;
                                 /** @enum {string} */
-                                rule: "dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance";
+                                rule: "dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance";
                                 /** @description When it was raised, epoch ms */
                                 since: number;
                                 /** @description What holds, with its numbers (dead letters, failed calls, minutes) as of the last evaluation (every observability.alarms.evaluateIntervalMs, 10 s by default) */
@@ -250,7 +250,7 @@ export interface paths {
                                 id: string;
                                 /** @description `operator` or a participant's DIP ID */
                                 owner: string;
-                                rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
+                                rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
                                 webhookUrl: string | null;
                             }[];
                         };
@@ -317,7 +317,7 @@ export interface paths {
                     "application/json": {
                         email?: string | null;
                         owner?: string;
-                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
+                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
                         webhookUrl?: string | null;
                     };
                 };
@@ -336,7 +336,7 @@ export interface paths {
                             id: string;
                             /** @description `operator` or a participant's DIP ID */
                             owner: string;
-                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
+                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "maintenance")[];
                             webhookUrl: string | null;
                         };
                     };
@@ -2301,6 +2301,8 @@ export interface paths {
                                  * @enum {string}
                                  */
                                 state: "idle" | "working" | "backoff" | "paused" | "halted" | "stopped";
+                                /** @description Why its messages are held back and not sent (security pattern 2: the recipient's registered certificate is revoked or expired, so nothing is encrypted to it; the `copies-withheld` alarm), as of the worker's last look; null: they are not */
+                                withheld?: string | null;
                             }[];
                             storage: {
                                 code?: string | null;
@@ -2449,6 +2451,8 @@ export interface paths {
                                  * @enum {string}
                                  */
                                 state: "idle" | "working" | "backoff" | "paused" | "halted" | "stopped";
+                                /** @description Why its messages are held back and not sent (security pattern 2: the recipient's registered certificate is revoked or expired, so nothing is encrypted to it; the `copies-withheld` alarm), as of the worker's last look; null: they are not */
+                                withheld?: string | null;
                             }[];
                             storage: {
                                 code?: string | null;
@@ -5199,6 +5203,8 @@ export interface paths {
                              * @enum {string}
                              */
                             state: "idle" | "working" | "backoff" | "paused" | "halted" | "stopped";
+                            /** @description Why its messages are held back and not sent (security pattern 2: the recipient's registered certificate is revoked or expired, so nothing is encrypted to it; the `copies-withheld` alarm), as of the worker's last look; null: they are not */
+                            withheld?: string | null;
                             /** @description Whether a delivery worker of this node holds the queue. false: a queue holding messages that no worker here delivers (a recipient that pulls, a STATUS queue, or in a cluster a queue another node works): its state, failures and lastError say nothing; that node's GET /admin/queues has them */
                             workedHere: boolean;
                         }[];

@@ -1,0 +1,147 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pkiDir } from '../src/app.js';
+import { withheldCopyAlarms } from '../src/pipeline/alarm-sources.js';
+import { alarmAction } from '../src/pipeline/alarm-actions.js';
+import type { Channel } from '../src/pipeline/channels.js';
+import { rotateParticipantCertificate } from '../src/pipeline/participants.js';
+import { CopyWithheld, RecipientCopies } from '../src/pipeline/recipient-copy.js';
+import type { WorkerStatus } from '../src/pipeline/queue-worker.js';
+import { decryptWith, encryptTo } from '../src/security/payload-encryption.js';
+import { createCertificateAuthority, issueParticipantCertificate } from '../src/security/pki.js';
+import { revokeCertificate, type RevocationEntry } from '../src/security/revocation.js';
+import { certificateInfo } from '../src/security/signature.js';
+import { buildIF021 } from '../src/sim/messages.js';
+import type { Participant } from '../src/domain/participant.js';
+import { FakeClock } from './helpers/clocks.js';
+import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+
+type Json = Record<string, any>;
+
+/**
+ * Security pattern 2 (spec 5.2.2): a copy is encrypted to the recipient's registered certificate. Once
+ * that certificate is revoked (a keyCompromise: whoever holds the key reads what is encrypted to it) or
+ * has expired, nothing may be encrypted to it: the copy waits in its queue for the recipient's new one.
+ */
+describe('RecipientCopies: nothing is encrypted to a revoked or expired certificate', () => {
+  const clock = new FakeClock(Date.now());
+  let participant: Participant;
+  const revoked = new Map<string, RevocationEntry>();
+  let copies: RecipientCopies;
+  const queue = { recipientDipId: '1000000001', channel: 'IF-021' };
+  const outbound = JSON.stringify({ CommonBlock: {}, payload: { CommonBlock: {}, CustomBlock: { a: 1 } } });
+
+  beforeAll(async () => {
+    const ca = await createCertificateAuthority({ commonName: 'OpenDIP DEV CA', environment: 'DEV', validDays: 5 });
+    const cert = await issueParticipantCertificate(ca, { organisation: 'Sup', dipIds: ['1000000001'], environment: 'DEV', validDays: 30 });
+    const info = certificateInfo(cert.certPem);
+    participant = { dipId: '1000000001', roles: ['SUP'], organisation: 'Sup', certificatePem: cert.certPem, certificateFingerprint: info.fingerprint256, connectionProvider: null, createdAt: 0 };
+    const channel = { interfaceId: 'IF-021', securityPattern: 2, obfuscation: {} } as unknown as Channel;
+    copies = new RecipientCopies((id) => (id === 'IF-021' ? channel : undefined), { participant: (id) => (id === participant.dipId ? participant : undefined) }, { revoked: (fp) => revoked.get(fp), now: () => clock.now() });
+  });
+
+  it('encrypts to a valid certificate', async () => {
+    expect(copies.withheld('1000000001')).toBeNull();
+    expect(copies.recipientKey('1000000001')).toBeDefined();
+    expect(JSON.parse(await copies.copyFor(queue, outbound, null)).payload.EncryptedCustomBlock).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+\.[\w-]+\.[\w-]+$/);
+  });
+
+  it('withholds the copy once the certificate has expired, by the injected clock', async () => {
+    await clock.advance(31 * 86_400_000);
+    expect(copies.withheld('1000000001')).toMatch(/^the certificate registered for 1000000001 expired at .*: pattern 2 copies for 1000000001 are held until it registers a new certificate/);
+    expect(copies.recipientKey('1000000001')).toBeUndefined();
+    expect(copies.encryptable('1000000001')).toBe(true);
+    expect(() => copies.copyFor(queue, outbound, null)).toThrow(CopyWithheld);
+    expect(copies.withheldFor({ ...queue, channel: 'STATUS' })).toBeNull();
+  });
+
+  it('withholds the copy of a revoked certificate, naming the revocation', async () => {
+    await clock.advance(-31 * 86_400_000); // back within its validity: the revocation alone withholds it
+    const info = certificateInfo(participant.certificatePem);
+    revoked.set(info.fingerprint256, { serialNumber: info.serialNumber, fingerprint256: info.fingerprint256, subject: info.subject, dipIds: info.dipIds, reason: 'keyCompromise', revokedAt: '2026-01-01T00:00:00.000Z' });
+    expect(copies.withheld('1000000001')).toMatch(new RegExp(`^the certificate registered for 1000000001 \\(serial ${info.serialNumber}\\) was revoked at 2026-01-01T00:00:00.000Z \\(keyCompromise\\)`));
+    expect(() => copies.copyFor(queue, outbound, null)).toThrow(CopyWithheld);
+  });
+});
+
+describe('the copies-withheld alarm', () => {
+  it('names the recipient, its held queues and why; tells the operator and the participant what to do', () => {
+    const clock = new FakeClock();
+    const w = (channel: string, withheld: string | null): WorkerStatus => ({ queue: { recipientDipId: '1000000001', channel }, state: 'idle', ackedSeq: 0, failures: 0, failingSince: null, lastError: null, retryAt: null, withheld });
+    const source = withheldCopyAlarms(() => [w('IF-021', 'the certificate registered for 1000000001 … was revoked'), w('IF-020', 'the certificate registered for 1000000001 … was revoked'), w('IF-019', null)], clock);
+    expect(source()).toEqual([{ key: 'copies-withheld:1000000001', rule: 'copies-withheld', participant: '1000000001', summary: 'messages for 1000000001 on IF-020, IF-021 are not delivered: the certificate registered for 1000000001 … was revoked', since: clock.now() }]);
+    expect(alarmAction({ rule: 'copies-withheld' }, 'operator')).toMatch(/dip participant rotate-cert/);
+    expect(alarmAction({ rule: 'copies-withheld' }, '1000000001')).toMatch(/register a new certificate/);
+  });
+});
+
+describe('a running DIP holds pattern 2 copies for a recipient whose certificate is revoked, and delivers them to its new one', () => {
+  let t: TestDip;
+  let sds: TestParticipant;
+  let sup: TestParticipant;
+  let received: Awaited<ReturnType<TestDip['receiver']>>;
+  let answer = 503;
+  /** Each call with what it was answered. */
+  const answered: Array<{ status: number; messages: Json[] }> = [];
+  const sent: string[] = [];
+
+  beforeAll(async () => {
+    t = await startTestDip({ channels: { 'IF-021': { securityPattern: 2 } }, revocationPollMs: 20 });
+    sds = await t.participant('2000000001', ['SDS']);
+    sup = await t.participant('1000000001', ['SUP']);
+    received = await t.receiver((call) => {
+      answered.push({ status: answer, messages: call.messages as Json[] });
+      return answer;
+    });
+    expect((await sup.client.setWebhook('IF-021', sup.dipId, { callbackURL: received.url })).status).toBe(201);
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  async function sealed(suffix: string) {
+    const certs = await sds.client.call<{ encryption: string }>('GET', '/certificates/dip', '');
+    const item = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: suffix });
+    const { CustomBlock, ...payload } = item.payload;
+    return { payload: { ...payload, EncryptedCustomBlock: await encryptTo(new X509Certificate(certs.body.encryption).publicKey, JSON.stringify(CustomBlock)) } };
+  }
+  const worker = () => t.dip.delivery.status().find((w) => w.queue.recipientDipId === sup.dipId && w.queue.channel === 'IF-021');
+
+  it('sends nothing encrypted to the revoked key, dead-letters nothing, and says why', async () => {
+    const first = await sds.client.submit('IF-021', [await sealed('wh1')]);
+    expect(first.status).toBe(201);
+    sent.push(first.body.messageArray[0]!.transactionID!);
+    await waitFor(() => answered.length >= 1, 10_000, 'the first (refused) call');
+    await revokeCertificate(pkiDir(t.config), sup.credentials.certPem, 'keyCompromise');
+    // The revocation is read within the watcher's poll (20 ms here); the retries answered 503 till then.
+    await waitFor(() => (worker()?.withheld ?? null) !== null, 10_000, 'the queue to hold its copies back');
+    answer = 200;
+    expect(worker()!.withheld).toMatch(/^the certificate registered for 1000000001 \(serial [0-9A-F]+\) was revoked at .* \(keyCompromise\): pattern 2 copies for 1000000001 are held until it registers a new certificate/);
+    const callsWhenHeld = answered.length;
+    // A sweep (every 200 ms here) and a retry later: still nothing sent, nothing set aside.
+    const sweeps = Date.now();
+    await waitFor(() => Date.now() - sweeps > 600, 2000, 'a few sweeps');
+    expect(answered.length).toBe(callsWhenHeld);
+    expect(answered.every((c) => c.status !== 200)).toBe(true);
+    expect(await t.dip.backend.deadLetters.deadLetters({ recipientDipId: sup.dipId, channel: 'IF-021', limit: 10 })).toEqual([]);
+
+    // A new message is accepted, its sender told why its copy waits.
+    const second = await sds.client.submit('IF-021', [await sealed('wh2')]);
+    expect(second.status).toBe(201);
+    sent.push(second.body.messageArray[0]!.transactionID!);
+    expect(JSON.stringify(second.body)).toMatch(/1000000001 \(serial [0-9A-F]+\) was revoked at .* \(keyCompromise\)/);
+  });
+
+  it('delivers the held copies, in order, encrypted to the certificate registered next', async () => {
+    const renewed = await issueParticipantCertificate(t.dip.pki.ca, { organisation: 'Org 1000000001', dipIds: [sup.dipId], environment: 'DEV', validDays: 30 });
+    await rotateParticipantCertificate(t.dip.backend.registry, { dipId: sup.dipId, certificatePem: renewed.certPem, overlapMs: 0 });
+    const delivered = () => answered.filter((c) => c.status === 200).flatMap((c) => c.messages);
+    await waitFor(() => delivered().length >= 2, 15_000, 'the held copies');
+    expect(delivered().map((m) => m.payload.CommonBlock.D0.transactionID)).toEqual(sent);
+    for (const m of delivered()) {
+      expect(JSON.parse(await decryptWith(createPrivateKey(renewed.keyPem), m.payload.EncryptedCustomBlock))).toBeTruthy();
+      await expect(decryptWith(createPrivateKey(sup.credentials.keyPem), m.payload.EncryptedCustomBlock)).rejects.toThrow();
+    }
+    await waitFor(() => worker()?.withheld === null, 5000, 'the queue to go on');
+  });
+});
