@@ -86,9 +86,12 @@ export class ReplayInterrupted extends Error {
  * webhooks"): its X-DIP-* signature verifies over the answer's own string (`RESPONSE <status>;METHOD;url;
  * date;hash`, answerStringToSign) for the `method` request this client sent to `answer.url`, the hash is
  * that of the bytes as received, the date is within `maxSkewMs`, and the signer is the DIP (its certificate
- * chains to one of `trustedCas` and names no participant: notFromDip, as a webhook receiver checks).
+ * chains to one of `trustedCas` and names no participant: notFromDip, as a webhook receiver checks). An
+ * empty answer (`[]`) comes unsigned and passes as such.
  */
 export function answerNotFromDip(method: string, answer: DipAnswer<unknown>, trustedCas: string[], now = new Date(), maxSkewMs = 300_000): string | null {
+  // An empty answer (nothing to pull or replay) is not signed: it vouches for no message.
+  if (answer.raw.toString('utf8') === '[]' && answer.headers['x-dip-signature'] === undefined) return null;
   const r = verifyDipSignature({ method, url: answer.url, body: answer.raw, headers: answer.headers, now, maxSkewMs, answerStatus: answer.status });
   if (!r.ok) return `${r.reason}: ${r.detail}`;
   return notFromDip(r.certificate, trustedCas);
