@@ -96,18 +96,22 @@ export interface ConsumptionReplayDeps {
 export function consumptionReplay(deps: ConsumptionReplayDeps): (queue: QueueRef) => LocalConsumer | undefined {
   const consume: LocalConsumer = async (entries) => {
     const taken = entries.slice(0, CONSUMPTION_REPLAY_BATCH);
-    for (const entry of taken) await answer(deps, entry);
+    for (const entry of taken) {
+      const unreadable = await answer(deps, entry);
+      if (unreadable !== undefined) return { refused: entry, detail: unreadable };
+    }
     return taken.at(-1)?.seq;
   };
   return (queue) => (isConsumptionReplayQueue(queue) ? consume : undefined);
 }
 
-async function answer(deps: ConsumptionReplayDeps, entry: QueueEntry): Promise<void> {
+/** Answers one request; or says why it can never be answered, the request itself unreadable. */
+async function answer(deps: ConsumptionReplayDeps, entry: QueueEntry): Promise<string | undefined> {
   const channel = deps.channel(REPLAY_INTERFACE);
   if (!channel) {
     // Without IF-016 in the catalogue in force no answer can be sent; the request stays archived.
     deps.logger.warn({ transactionId: entry.transactionId }, `IF-015 not answered: ${REPLAY_INTERFACE} is not a channel of this DIP`);
-    return;
+    return undefined;
   }
   let request: DipMessage;
   let h: ReturnType<typeof readHeader>;
@@ -117,9 +121,9 @@ async function answer(deps: ConsumptionReplayDeps, entry: QueueEntry): Promise<v
   } catch (err) {
     // The request itself cannot be read (damaged: it was valid when accepted): there is nobody known to
     // answer, and it would fail the same way on every retry, holding the queue's later requests behind
-    // it. Logged for an operator (the archive keeps the row) and passed.
-    deps.logger.error({ err, transactionId: entry.transactionId }, 'IF-015 request could not be read from its queue: not answered');
-    return;
+    // it. Refused: the worker dead-letters it, saying why (its sender is told by a status message, an
+    // operator sees it among the dead letters and may requeue it once the row is repaired).
+    return `the IF-015 could not be read from its queue (${err instanceof Error ? err.message : String(err)}): not answered`;
   }
   const d0 = request.payload.CommonBlock.D0 ?? {};
   const correlationId = typeof d0.initialCorrelationID === 'string' ? d0.initialCorrelationID : h.senderCorrelationId;

@@ -73,9 +73,21 @@ class LeaseEnded extends Error {
 /**
  * Handles entries in order; a throw leaves them queued and they are offered again after a pause. It may
  * handle only the first few (a consumer whose entries are slow to handle) and return the position of the
- * last it handled: that far is settled and the rest offered again at once. Nothing returned: all of them.
+ * last it handled: that far is settled and the rest offered again at once; or refuse one (LocalRefusal).
+ * Nothing returned: all of them.
  */
-export type LocalConsumer = (entries: QueueEntry[]) => Promise<number | void>;
+export type LocalConsumer = (entries: QueueEntry[]) => Promise<number | void | LocalRefusal>;
+
+/**
+ * A local consumer's answer that it handled the entries before `refused` and can never handle that one (it
+ * cannot be read: offered again, it would fail again, holding the queue for ever). The worker sets it aside
+ * as a dead letter saying `detail` (its sender told, an operator alerted, requeued once repaired), in the
+ * settlement that moves past the entries before it.
+ */
+export interface LocalRefusal {
+  refused: QueueEntry;
+  detail: string;
+}
 
 /** What every queue worker shares. */
 export interface WorkerDeps {
@@ -420,7 +432,8 @@ export class QueueWorker {
       const entries = await this.deps.log.readQueue(this.queue, this.position(), 500, 1 << 24);
       if (entries.length === 0) return 'drained';
       const handled = await local(entries);
-      await this.record({ upTo: typeof handled === 'number' ? handled : entries.at(-1)!.seq }, []);
+      if (typeof handled === 'object') await this.setAside([this.event(handled.refused, 'rejected', null, handled.detail, null)], handled.refused.seq);
+      else await this.record({ upTo: typeof handled === 'number' ? handled : entries.at(-1)!.seq }, []);
       return 'more';
     }
     if (this.deps.held?.(this.queue)) return 'drained'; // a registry change (the resume) kicks it again
