@@ -30,11 +30,17 @@ export function sentOrQueuedTo(party: string): string {
  * storage failure (StoreError) is not the row's and is thrown on.
  */
 export function openedOrNull(open: () => string): string | null {
+  const opened = openedOrWhy(open);
+  return typeof opened === 'string' ? opened : null;
+}
+
+/** A stored copy opened, or why it cannot be (as openedOrNull, keeping the reason: a queue entry's QueueEntry.unreadable). */
+export function openedOrWhy(open: () => string): string | { unreadable: string } {
   try {
     return open();
   } catch (err) {
     if (storeFailureKind(err) !== null) throw err;
-    return null;
+    return { unreadable: err instanceof Error ? err.message : String(err) };
   }
 }
 

@@ -429,8 +429,10 @@ export class QueueWorker {
   private async step(): Promise<'more' | 'drained' | 'wait'> {
     const local = this.deps.localConsumer(this.queue);
     if (local) {
-      const entries = await this.deps.log.readQueue(this.queue, this.position(), 500, 1 << 24);
-      if (entries.length === 0) return 'drained';
+      const read = await this.deps.log.readQueue(this.queue, this.position(), 500, 1 << 24);
+      if (read.length === 0) return 'drained';
+      const entries = await this.passUnreadable(read);
+      if (entries === null) return 'more';
       const handled = await local(entries);
       if (typeof handled === 'object') await this.setAside([this.event(handled.refused, 'rejected', null, handled.detail, null)], handled.refused.seq);
       else await this.record({ upTo: typeof handled === 'number' ? handled : entries.at(-1)!.seq }, []);
@@ -452,11 +454,16 @@ export class QueueWorker {
     let granted = share && this.catchingUp ? await share.grant(this.key, limit) : null;
     if (granted === 0) return 'more'; // withdrawn: the worker is stopping
     if (granted !== null) limit = granted;
-    let entries = await this.deps.log.readQueue(this.queue, this.position(), limit, hook ? hook.maxPayloadKb * 1024 : 1 << 22);
-    if (entries.length === 0) {
+    const read = await this.deps.log.readQueue(this.queue, this.position(), limit, hook ? hook.maxPayloadKb * 1024 : 1 << 22);
+    if (read.length === 0) {
       if (granted !== null) share!.giveBack(granted);
       this.catchingUp = false;
       return 'drained';
+    }
+    let entries = await this.passUnreadable(read);
+    if (entries === null) {
+      if (granted !== null) share!.giveBack(granted);
+      return 'more';
     }
     this.catchingUp = share?.behind(entries[0]!.receivedAt) ?? false;
     if (granted !== null && granted > entries.length) share!.giveBack(granted - entries.length);
@@ -671,6 +678,19 @@ export class QueueWorker {
 
   private event(entry: QueueEntry, reason: DeadLetterReason, status: number | null, detail: string, answer: string | null): DeadLetterEvent {
     return { queue: this.queue, entry, reason, status, detail, answer };
+  }
+
+  /**
+   * The entries before the first whose stored copy cannot be opened (QueueEntry.unreadable); when that is
+   * the first, it is dead-lettered and null returned. No retry opens it: retried, it held the queue for ever.
+   */
+  private async passUnreadable(entries: QueueEntry[]): Promise<QueueEntry[] | null> {
+    const at = entries.findIndex((e) => e.unreadable !== undefined);
+    if (at === -1) return entries;
+    if (at > 0) return entries.slice(0, at);
+    const head = entries[0]!;
+    await this.setAside([this.event(head, 'rejected', null, `the stored copy could not be opened (${head.unreadable}): it cannot be delivered`, null)], head.seq);
+    return null;
   }
 
   /** Dead-letters entries that waited longer than the channel's staleness limit. True when any did. */

@@ -68,6 +68,11 @@ export interface QueueEntry {
   /** When the entry's staleness clock started: receipt, or the requeue of a dead letter. */
   receivedAt: number;
   outbound: string;
+  /**
+   * Why the stored copy could not be opened (a damaged row, or one sealed with a data key no longer held);
+   * `outbound` is then empty. No retry opens it: the queue worker dead-letters it (QueueWorker.passUnreadable).
+   */
+  unreadable?: string;
 }
 
 export interface QueueState {
