@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { systemClock } from '../src/adapters/clock.js';
 import { openPostgresBackend } from '../src/adapters/postgres/index.js';
 import { openSqliteBackend } from '../src/adapters/sqlite/index.js';
@@ -11,7 +11,7 @@ import type { Backend } from '../src/ports/backend.js';
 import { batch, message } from './contract/fixtures.js';
 import { FakeClock } from './helpers/clocks.js';
 import { waitFor } from './helpers/dip-harness.js';
-import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
+import { databaseForDescribe } from './helpers/postgres.js';
 import { workerDeps } from './helpers/worker-deps.js';
 
 /**
@@ -68,13 +68,7 @@ describe('a queued message whose stored copy cannot be opened is dead-lettered, 
   });
 
   describe('PostgreSQL', () => {
-    let test: TestDatabase;
-    beforeAll(async () => {
-      test = await createTestDatabase();
-    });
-    afterAll(async () => {
-      await test?.drop();
-    });
+    const test = databaseForDescribe();
 
     it('PostgreSQL', async () => {
       const backend = await openPostgresBackend({ url: await test.freshSchema(), clock: systemClock });
