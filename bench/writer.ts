@@ -18,9 +18,12 @@
  *   valgrind --tool=callgrind --callgrind-out-file=/dev/null node --single-threaded --import tsx bench/writer.ts all 300
  * The difference of the two "Collected" counts divided by (200 × 100) is the instructions per message
  * (the checkpoint thread's share included; --single-threaded keeps the JIT's and GC's helper threads out).
- * Usage: npx tsx bench/writer.ts [append|activity|all] [batches] [batchSize] [batchesPerGroup]
+ * Usage: npx tsx bench/writer.ts [append|activity|all] [batches] [batchSize] [batchesPerGroup] [mpans] [mpanIndex]
  * `append`: the message log only; `activity`: the activity records only (one per request); `all`: both.
- * batchesPerGroup (1) is how many appends share one group commit (several at saturation).
+ * batchesPerGroup (1) is how many appends share one group commit (several at saturation). mpans (0): how
+ * many distinct MPANs the messages name, each message the next (0: the load generator's 32); an index by
+ * MPAN is written at a key far from the last when they are many, as in production (millions of MPANs).
+ * mpanIndex (0): 1 makes the store index consumption by MPAN (storage.mpanIndex).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,18 +40,20 @@ import { systemClock } from '../src/adapters/clock.js';
 import type { Logger } from '../src/ports/logger.js';
 import { FileKeyEncryptionKey, Sealer } from '../src/security/at-rest.js';
 import { sealParts } from '../src/security/seal-batch.js';
+import { mpanCore } from '../src/sim/messages.js';
 import { MessageFactory } from './lib/load.js';
 
-const [stage = 'all', batchesArg = '200', sizeArg = '100', perGroupArg = '1'] = process.argv.slice(2);
+const [stage = 'all', batchesArg = '200', sizeArg = '100', perGroupArg = '1', mpansArg = '0', mpanIndexArg = '0'] = process.argv.slice(2);
 if (!['append', 'activity', 'all'].includes(stage)) throw new Error(`unknown stage ${stage}`);
 const batches = Number(batchesArg);
 const size = Number(sizeArg);
 const perGroup = Number(perGroupArg);
+const distinctMpans = Array.from({ length: Number(mpansArg) }, (_, i) => mpanCore(`writer-${i}`));
 const RECIPIENTS = ['abcdef0123', 'abcdef0124', 'abcdef0125', 'abcdef0126'];
 const SENDER = '0123456789';
 
 const dir = mkdtempSync(join(tmpdir(), 'opendip-writer-bench-'));
-const backend = openSqliteBackend(join(dir, 'dip.sqlite'), { clock: systemClock, durability: (done) => done(null) });
+const backend = openSqliteBackend(join(dir, 'dip.sqlite'), { clock: systemClock, durability: (done) => done(null), mpanIndex: mpanIndexArg === '1' });
 const sealer = await Sealer.open(new FileKeyEncryptionKey(join(dir, 'kek.key')), backend.dataKeys);
 backend.useSealer(sealer);
 backend.deliveredElsewhere(); // as with delivery processes (the default): appended copies are not kept here
@@ -107,7 +112,12 @@ function batch(n: number): AcceptedBatch {
   return {
     ...base,
     sealed,
-    messages: wireMessages.map((m, i) => ({ ...m, transactionId: `${m.transactionId}-${n}`, senderUniqueReference: `${m.senderUniqueReference}-${n}-${i}` })),
+    messages: wireMessages.map((m, i) => ({
+      ...m,
+      transactionId: `${m.transactionId}-${n}`,
+      senderUniqueReference: `${m.senderUniqueReference}-${n}-${i}`,
+      ...(distinctMpans.length > 0 ? { mpan: distinctMpans[(n * size + i) % distinctMpans.length]! } : {}),
+    })),
   };
 }
 

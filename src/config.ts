@@ -306,6 +306,13 @@ export interface StorageConfig {
    * SQLite only.
    */
   maxDatabaseMb: number | null;
+  /**
+   * Index the archive's consumption (IF-021, IF-013, IF-014) by MPAN, for the DIP Replay Service: an
+   * IF-015 then reads only its MPAN's rows (200,000 archived IF-021 on SQLite: 1.8 s a request without,
+   * 0.16 s with) but every consumption message inserted pays for the index (BENCHMARKS.md, 2026-12-05
+   * session 3). Off by default; turned on or off at the next start (the index made or dropped then).
+   */
+  mpanIndex: boolean;
   /** How values are sealed at rest (src/security/at-rest.ts's Sealer). */
   atRest: {
     /**
@@ -508,6 +515,7 @@ const schema: JSONSchemaType<DipConfig> = {
       properties: {
         kind: { type: 'string', enum: ['sqlite', 'cluster'] },
         maxDatabaseMb: { type: 'number', exclusiveMinimum: 0, nullable: true },
+        mpanIndex: { type: 'boolean' },
         atRest: { type: 'object', additionalProperties: false, required: [], properties: { lz4Dictionary: { type: 'boolean' } } },
         postgres: {
           type: 'object',
@@ -759,6 +767,7 @@ export const DEFAULTS: DipConfig = {
     kind: 'sqlite',
     maxDatabaseMb: null,
     // Off until every node reads format 3 (this release reads it; 0.1.0 does not): the next release turns it on.
+    mpanIndex: false,
     atRest: { lz4Dictionary: false },
     postgres: { url: 'postgres://postgres@127.0.0.1:5432/opendip', poolSize: 10, writableCheckMs: 5_000 },
     nats: { servers: ['127.0.0.1:4222'], prefix: 'dip', replicas: 1, credsFile: null, user: null, pass: null, token: null, tls: null, leaseTtlMs: 6_000, pingIntervalMs: 2_000, nodeName: null },

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dipDateTime, yyyymmdd } from '../src/domain/time.js';
-import { CONSUMPTION_REPLAY_RECIPIENT } from '../src/pipeline/consumption-replay.js';
+import { consumptionReplayRecipient } from '../src/pipeline/consumption-replay.js';
 import { buildIF021, mpanCore } from '../src/sim/messages.js';
 import { queueSettled, startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
@@ -115,8 +115,10 @@ describe('DIP Replay Service: IF-015 answered with IF-016 (end to end)', () => {
       expect(cb.D0.transactionID).toMatch(/^R-IF-016-/);
       expect(m.payload.CustomBlock).toEqual(original.payload.CustomBlock);
     }
-    // The DIP consumed the request itself: its internal queue is settled, and no participant got the IF-015.
-    await waitFor(() => queueSettled(t.dip, { recipientDipId: CONSUMPTION_REPLAY_RECIPIENT, channel: 'IF-015' }), 5000, 'the replay queue settled');
+    // The DIP consumed the request itself, from the requester's own queue: settled, and no participant got the IF-015.
+    const requests = { recipientDipId: consumptionReplayRecipient(ids.newAds), channel: 'IF-015' };
+    await waitFor(() => queueSettled(t.dip, requests), 5000, 'the replay queue settled');
+    expect((await t.dip.backend.log.queueState(requests)).headSeq).toBeGreaterThan(0);
     for (const id of Object.values(ids)) expect((await t.dip.backend.log.queueState({ recipientDipId: id, channel: 'IF-015' })).headSeq).toBe(0);
     // The two, and not the predecessor's third.
     expect((await t.dip.backend.log.queueState({ recipientDipId: ids.newAds, channel: 'IF-016' })).headSeq).toBe(2);

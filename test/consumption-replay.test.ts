@@ -20,9 +20,14 @@ import { routeToDip } from '../src/domain/routing.js';
 import { channelRouting } from '../src/pipeline/channels.js';
 import { StoreError } from '../src/ports/errors.js';
 import type { Archive } from '../src/ports/archive.js';
+import type { QueueRef, Settlement } from '../src/ports/message-log.js';
 import type { SqliteBackend } from '../src/adapters/sqlite/index.js';
 import { CONSUMPTION_REPLAY_BATCH, CONSUMPTION_REPLAY_RECIPIENT, consumptionReplay } from '../src/pipeline/consumption-replay.js';
+import { QueueWorker, type DeadLetterEvent } from '../src/pipeline/queue-worker.js';
 import { buildIF021, mpanCore } from '../src/sim/messages.js';
+import { FakeClock } from './helpers/clocks.js';
+import { waitFor } from './helpers/dip-harness.js';
+import { workerDeps } from './helpers/worker-deps.js';
 
 const catalogue = Catalogue.load();
 const ads = '2000000001';
@@ -308,13 +313,41 @@ describe('DIP Replay Service: a failure reading the archive does not hold the qu
     }
   });
 
-  it('passes a request that cannot itself be read, so the queue settles, answering nobody', async () => {
+  it('refuses a request that cannot itself be read, answering the ones before it: the queue sets it aside as a dead letter, saying why', async () => {
     const own = archived(buildIF021({ senderDipId: ads, senderRole: 'ADS', mpan, uniqueSuffix: 'own3' }), 'IF-021');
-    const { backend, consume, entries, answers } = await replayStore([{ channel: 'IF-021', message: own, senderDipId: ads, senderRole: 'ADS', recipients: ['1000000001'] }]);
+    const { backend, consume, entries, answers } = await replayStore([{ channel: 'IF-021', message: own, senderDipId: ads, senderRole: 'ADS', recipients: ['1000000001'] }], { requests: 3 });
     try {
-      const damaged = entries.map((e) => ({ ...e, outbound: '{"payload": ' }));
-      await expect(consume(damaged)).resolves.toBe(damaged.at(-1)!.seq);
-      expect(await answers()).toEqual([]);
+      const damaged = entries.map((e, i) => (i === 1 ? { ...e, outbound: '{"payload": ' } : e));
+      await expect(consume(damaged)).resolves.toEqual({ refused: damaged[1], detail: expect.stringMatching(/^the IF-015 could not be read from its queue \(.+\): not answered$/) });
+      expect(await answers()).toHaveLength(1);
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it('dead-letters the unreadable request through its queue worker, and answers the next', async () => {
+    const own = archived(buildIF021({ senderDipId: ads, senderRole: 'ADS', mpan, uniqueSuffix: 'own4' }), 'IF-021');
+    const { backend, consume, entries, answers } = await replayStore([{ channel: 'IF-021', message: own, senderDipId: ads, senderRole: 'ADS', recipients: ['1000000001'] }], { requests: 2 });
+    try {
+      const queue = { recipientDipId: CONSUMPTION_REPLAY_RECIPIENT, channel: 'IF-015' };
+      const told: DeadLetterEvent[] = [];
+      // The first request's queued copy is damaged; the store hands it out as it is.
+      const log = {
+        readQueue: async (...args: Parameters<typeof backend.log.readQueue>) => (await backend.log.readQueue(...args)).map((e) => (e.seq === entries[0]!.seq ? { ...e, outbound: '{"payload": ' } : e)),
+        queueState: (q: QueueRef) => backend.log.queueState(q),
+        settle: (q: QueueRef, settlement: Settlement) => backend.log.settle(q, settlement),
+      };
+      const clock = new FakeClock();
+      const transport = { post: async () => Promise.reject(new Error('no webhook')), close: async () => {} };
+      const worker = new QueueWorker(queue, workerDeps(clock, { log, transport, localConsumer: () => consume, deadLettered: (events) => told.push(...events) }));
+      worker.kick();
+      await waitFor(() => worker.state === 'idle', 10_000, 'the replay queue drained');
+      expect(worker.status().ackedSeq).toBe(entries.at(-1)!.seq);
+      expect(told.map((e) => [e.entry.seq, e.reason])).toEqual([[entries[0]!.seq, 'rejected']]);
+      const [dead, ...more] = await backend.deadLetters.deadLetters({ ...queue, limit: 10 });
+      expect(more).toEqual([]);
+      expect(dead).toMatchObject({ seq: entries[0]!.seq, transactionId: entries[0]!.transactionId, reason: 'rejected', state: 'dead', detail: expect.stringMatching(/^the IF-015 could not be read from its queue/) });
+      expect(await answers()).toHaveLength(1);
     } finally {
       await backend.close();
     }

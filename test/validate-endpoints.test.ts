@@ -44,7 +44,7 @@ function validMessage(channel: string, event: string, seed: number): Json {
   // The channels that start a workflow take no correlation ID of the sender's (MSG1012): the DIP assigns it.
   if (DEFAULT_WORKFLOW_STARTERS.has(channel)) S1.senderCorrelationID = null;
   // What the DIP answers itself (IF-015) names no participant: it goes to none.
-  if (A0) A0.primaryRecipients = c.routingModes.includes('primary') && dipConsumedRecipient(channel) === undefined ? [ANY_RECIPIENT] : [];
+  if (A0) A0.primaryRecipients = c.routingModes.includes('primary') && dipConsumedRecipient(channel, ANY_SENDER) === undefined ? [ANY_RECIPIENT] : [];
   return message;
 }
 

@@ -1,3 +1,4 @@
+import { REPLAYED_CONSUMPTION } from '../domain/consumption-replay.js';
 import type { TransactionParties } from '../ports/archive.js';
 import { storeFailureKind } from '../ports/errors.js';
 
@@ -15,6 +16,19 @@ import { storeFailureKind } from '../ports/errors.js';
 export const FIRST_ENTRY_ONLY = 'e.enqueued_at IS NULL';
 
 /**
+ * The messages the archive indexes by MPAN (`messages_mpan`, partial on both engines), `table` the alias
+ * their columns are named by: originals (not replay copies) on the channels of the consumption an IF-016
+ * replays (src/domain/consumption-replay.ts), the only messages read by MPAN across the archive
+ * (Archive.findForMpan). A literal in the index's definition and in the query alike: an engine uses a
+ * partial index only for a query whose own conditions imply the index's, and neither can see through a
+ * bound list (SQLite's json_each, PostgreSQL's ANY($1)).
+ */
+export function mpanIndexed(table = ''): string {
+  const channels = Object.keys(REPLAYED_CONSUMPTION).sort().map((c) => `'${c}'`).join(', ');
+  return `${table}channel IN (${channels}) AND ${table}replay_of IS NULL`;
+}
+
+/**
  * The condition on `messages m` that a participant may view the message (spec 5.5.11, "only messages the
  * Participant is entitled to view"): it sent it, or the message has an entry in one of its queues. The
  * second is what a replay (findArchived) reads, one queue at a time, and what transactionParties names as
@@ -30,11 +44,17 @@ export function sentOrQueuedTo(party: string): string {
  * storage failure (StoreError) is not the row's and is thrown on.
  */
 export function openedOrNull(open: () => string): string | null {
+  const opened = openedOrWhy(open);
+  return typeof opened === 'string' ? opened : null;
+}
+
+/** A stored copy opened, or why it cannot be (as openedOrNull, keeping the reason: a queue entry's QueueEntry.unreadable). */
+export function openedOrWhy(open: () => string): string | { unreadable: string } {
   try {
     return open();
   } catch (err) {
     if (storeFailureKind(err) !== null) throw err;
-    return null;
+    return { unreadable: err instanceof Error ? err.message : String(err) };
   }
 }
 

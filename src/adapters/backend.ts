@@ -92,14 +92,14 @@ export async function openBackend(config: DipConfig, options: OpenOptions = {}):
 }
 
 function openEmbedded(config: DipConfig, clock: Clock): Backend {
-  const backend = openSqliteBackend(databaseFile(config), { clock });
+  const backend = openSqliteBackend(databaseFile(config), { clock, mpanIndex: config.storage.mpanIndex });
   if (config.storage.maxDatabaseMb !== null) backend.setSizeLimit(config.storage.maxDatabaseMb * 1024 * 1024);
   return backend;
 }
 
 async function openPostgres(config: DipConfig, clock: Clock): Promise<Backend> {
   const { postgres } = config.storage;
-  return Object.assign(await openPostgresBackend({ url: postgres.url, poolSize: postgres.poolSize, writableCheckMs: postgres.writableCheckMs, clock }), { kind: 'cluster' });
+  return Object.assign(await openPostgresBackend({ url: postgres.url, poolSize: postgres.poolSize, writableCheckMs: postgres.writableCheckMs, clock, mpanIndex: config.storage.mpanIndex }), { kind: 'cluster' });
 }
 
 /**

@@ -29,10 +29,25 @@ import type { MpanDirectory } from './mpan-directory.js';
 import type { LocalConsumer } from './queue-worker.js';
 
 /**
- * The internal recipient whose queue holds the IF-015 requests the DIP answers itself: never a
- * participant (DIP IDs have no '-'), as the MPAN lookup's feed (src/pipeline/mpan-feed.ts).
+ * The internal recipients whose queues hold the IF-015 requests the DIP answers itself: never a
+ * participant (DIP IDs have no '-'), as the MPAN lookup's feed (src/pipeline/mpan-feed.ts). One queue per
+ * requester, `DIP-REPLAY-<its DIP ID>`: each queue has its own worker and no queue waits on another, so a
+ * data service sending hundreds of requests delays only its own answers, and each requester's are
+ * answered in the order it sent them. `DIP-REPLAY` itself held every requester's before (2026-12-05): it
+ * is still consumed, so what an earlier version queued there is answered after an upgrade.
  */
 export const CONSUMPTION_REPLAY_RECIPIENT = 'DIP-REPLAY';
+
+/** The queue of one requester's IF-015s. */
+export function consumptionReplayRecipient(requester: string): string {
+  return `${CONSUMPTION_REPLAY_RECIPIENT}-${requester}`;
+}
+
+/** Whether a queue holds IF-015s for the replay service (one requester's, or the single queue of earlier versions). */
+export function isConsumptionReplayQueue(queue: QueueRef): boolean {
+  const r = queue.recipientDipId;
+  return queue.channel === REPLAY_REQUEST_INTERFACE && (r === CONSUMPTION_REPLAY_RECIPIENT || r.startsWith(`${CONSUMPTION_REPLAY_RECIPIENT}-`));
+}
 
 /** Archived messages read, and IF-016s appended, per step: one batch per page. */
 export const CONSUMPTION_REPLAY_PAGE = 200;
@@ -44,9 +59,9 @@ export const CONSUMPTION_REPLAY_PAGE = 200;
  */
 export const CONSUMPTION_REPLAY_BATCH = 10;
 
-/** The channels the DIP consumes itself, and the internal recipient each goes to: routing names no participant. */
-export function dipConsumedRecipient(interfaceId: string): string | undefined {
-  return interfaceId === REPLAY_REQUEST_INTERFACE ? CONSUMPTION_REPLAY_RECIPIENT : undefined;
+/** The channels the DIP consumes itself, and the internal recipient a sender's message goes to: routing names no participant. */
+export function dipConsumedRecipient(interfaceId: string, senderDipId: string): string | undefined {
+  return interfaceId === REPLAY_REQUEST_INTERFACE ? consumptionReplayRecipient(senderDipId) : undefined;
 }
 
 /** The channel the DIP answers a channel it consumes on, when it answers at all: ingest refuses a request it could not answer. */
@@ -68,8 +83,8 @@ export interface ConsumptionReplayDeps {
 }
 
 /**
- * The DIP Replay Service: ingest routes each accepted IF-015 to CONSUMPTION_REPLAY_RECIPIENT, and this
- * consumes that queue in process, in order, with the durability of any queue (src/pipeline/queue-worker.ts:
+ * The DIP Replay Service: ingest routes each accepted IF-015 to its requester's queue
+ * (consumptionReplayRecipient), and this consumes those queues in process, each in order, with the durability of any queue (src/pipeline/queue-worker.ts:
  * the entries are settled after the consumer returns, and offered again after a pause should it throw).
  * Each request is answered with IF-016s addressed to its sender alone: one per archived consumption
  * message about the MPAN that the sender sent or was sent, or one [ConsumptionRequestRejected] saying why
@@ -82,18 +97,22 @@ export interface ConsumptionReplayDeps {
 export function consumptionReplay(deps: ConsumptionReplayDeps): (queue: QueueRef) => LocalConsumer | undefined {
   const consume: LocalConsumer = async (entries) => {
     const taken = entries.slice(0, CONSUMPTION_REPLAY_BATCH);
-    for (const entry of taken) await answer(deps, entry);
+    for (const entry of taken) {
+      const unreadable = await answer(deps, entry);
+      if (unreadable !== undefined) return { refused: entry, detail: unreadable };
+    }
     return taken.at(-1)?.seq;
   };
-  return (queue) => (queue.recipientDipId === CONSUMPTION_REPLAY_RECIPIENT && queue.channel === REPLAY_REQUEST_INTERFACE ? consume : undefined);
+  return (queue) => (isConsumptionReplayQueue(queue) ? consume : undefined);
 }
 
-async function answer(deps: ConsumptionReplayDeps, entry: QueueEntry): Promise<void> {
+/** Answers one request; or says why it can never be answered, the request itself unreadable. */
+async function answer(deps: ConsumptionReplayDeps, entry: QueueEntry): Promise<string | undefined> {
   const channel = deps.channel(REPLAY_INTERFACE);
   if (!channel) {
     // Without IF-016 in the catalogue in force no answer can be sent; the request stays archived.
     deps.logger.warn({ transactionId: entry.transactionId }, `IF-015 not answered: ${REPLAY_INTERFACE} is not a channel of this DIP`);
-    return;
+    return undefined;
   }
   let request: DipMessage;
   let h: ReturnType<typeof readHeader>;
@@ -102,10 +121,10 @@ async function answer(deps: ConsumptionReplayDeps, entry: QueueEntry): Promise<v
     h = readHeader(request);
   } catch (err) {
     // The request itself cannot be read (damaged: it was valid when accepted): there is nobody known to
-    // answer, and it would fail the same way on every retry, holding every data service's requests behind
-    // it. Logged for an operator (the archive keeps the row) and passed.
-    deps.logger.error({ err, transactionId: entry.transactionId }, 'IF-015 request could not be read from its queue: not answered');
-    return;
+    // answer, and it would fail the same way on every retry, holding the queue's later requests behind
+    // it. Refused: the worker dead-letters it, saying why (its sender is told by a status message, an
+    // operator sees it among the dead letters and may requeue it once the row is repaired).
+    return `the IF-015 could not be read from its queue (${err instanceof Error ? err.message : String(err)}): not answered`;
   }
   const d0 = request.payload.CommonBlock.D0 ?? {};
   const correlationId = typeof d0.initialCorrelationID === 'string' ? d0.initialCorrelationID : h.senderCorrelationId;
@@ -117,7 +136,7 @@ async function answer(deps: ConsumptionReplayDeps, entry: QueueEntry): Promise<v
   } catch (err) {
     // The store failing (unavailable: paused and tried again; permanent: the queue halted for an operator)
     // is the worker's to handle, as on any queue. Anything else (a row that will not open, a bug) would fail
-    // the same way on every retry and hold every data service's requests behind this one: the request is
+    // the same way on every retry and hold the requester's later requests behind this one: the request is
     // answered that the archive could not be read, and the queue moves on.
     if (storeFailureKind(err) !== null) throw err;
     deps.logger.error({ err, transactionId: entry.transactionId }, 'IF-015 could not be answered from the archive: rejected');

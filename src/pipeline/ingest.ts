@@ -471,7 +471,7 @@ export class Ingest {
     const secondary = history
       ? secondaryRecipients(channel.receiverRoles, history, addressingDate(message, channel.addressingDatePath, now.getTime()), (id) => this.registry.participant(id)?.roles)
       : { recipients: [], skipped: [] };
-    const consumedBy = dipConsumedRecipient(channel.interfaceId);
+    const consumedBy = dipConsumedRecipient(channel.interfaceId, h.senderDipId);
     const decision = consumedBy ? routeToDip(channel, h, this.settings.dipId, consumedBy) : route(channel, h, this.registry, { enabled: channel.secondaryRouting, ...secondary });
     if (!decision.ok) {
       state.refusal = { status: 400, code: decision.code, help: `item ${index}: ${decision.help}` };

@@ -74,9 +74,21 @@ class LeaseEnded extends Error {
 /**
  * Handles entries in order; a throw leaves them queued and they are offered again after a pause. It may
  * handle only the first few (a consumer whose entries are slow to handle) and return the position of the
- * last it handled: that far is settled and the rest offered again at once. Nothing returned: all of them.
+ * last it handled: that far is settled and the rest offered again at once; or refuse one (LocalRefusal).
+ * Nothing returned: all of them.
  */
-export type LocalConsumer = (entries: QueueEntry[]) => Promise<number | void>;
+export type LocalConsumer = (entries: QueueEntry[]) => Promise<number | void | LocalRefusal>;
+
+/**
+ * A local consumer's answer that it handled the entries before `refused` and can never handle that one (it
+ * cannot be read: offered again, it would fail again, holding the queue for ever). The worker sets it aside
+ * as a dead letter saying `detail` (its sender told, an operator alerted, requeued once repaired), in the
+ * settlement that moves past the entries before it.
+ */
+export interface LocalRefusal {
+  refused: QueueEntry;
+  detail: string;
+}
 
 /** What every queue worker shares. */
 export interface WorkerDeps {
@@ -428,10 +440,13 @@ export class QueueWorker {
   private async step(): Promise<'more' | 'drained' | 'wait'> {
     const local = this.deps.localConsumer(this.queue);
     if (local) {
-      const entries = await this.deps.log.readQueue(this.queue, this.position(), 500, 1 << 24);
-      if (entries.length === 0) return 'drained';
+      const read = await this.deps.log.readQueue(this.queue, this.position(), 500, 1 << 24);
+      if (read.length === 0) return 'drained';
+      const entries = await this.passUnreadable(read);
+      if (entries === null) return 'more';
       const handled = await local(entries);
-      await this.record({ upTo: typeof handled === 'number' ? handled : entries.at(-1)!.seq }, []);
+      if (typeof handled === 'object') await this.setAside([this.event(handled.refused, 'rejected', null, handled.detail, null)], handled.refused.seq);
+      else await this.record({ upTo: typeof handled === 'number' ? handled : entries.at(-1)!.seq }, []);
       return 'more';
     }
     if (this.deps.held?.(this.queue)) return 'drained'; // a registry change (the resume) kicks it again
@@ -459,11 +474,16 @@ export class QueueWorker {
     let granted = share && this.catchingUp ? await share.grant(this.key, limit) : null;
     if (granted === 0) return 'more'; // withdrawn: the worker is stopping
     if (granted !== null) limit = granted;
-    let entries = await this.deps.log.readQueue(this.queue, this.position(), limit, hook ? hook.maxPayloadKb * 1024 : 1 << 22);
-    if (entries.length === 0) {
+    const read = await this.deps.log.readQueue(this.queue, this.position(), limit, hook ? hook.maxPayloadKb * 1024 : 1 << 22);
+    if (read.length === 0) {
       if (granted !== null) share!.giveBack(granted);
       this.catchingUp = false;
       return 'drained';
+    }
+    let entries = await this.passUnreadable(read);
+    if (entries === null) {
+      if (granted !== null) share!.giveBack(granted);
+      return 'more';
     }
     this.catchingUp = share?.behind(entries[0]!.receivedAt) ?? false;
     if (granted !== null && granted > entries.length) share!.giveBack(granted - entries.length);
@@ -689,6 +709,19 @@ export class QueueWorker {
   /** Entries received before this have waited longer than the channel's staleness limit. */
   private staleCutoff(): number {
     return this.deps.clock.now() - this.deps.staleAfterMs(this.queue.channel);
+  }
+
+  /**
+   * The entries before the first whose stored copy cannot be opened (QueueEntry.unreadable); when that is
+   * the first, it is dead-lettered and null returned. No retry opens it: retried, it held the queue for ever.
+   */
+  private async passUnreadable(entries: QueueEntry[]): Promise<QueueEntry[] | null> {
+    const at = entries.findIndex((e) => e.unreadable !== undefined);
+    if (at === -1) return entries;
+    if (at > 0) return entries.slice(0, at);
+    const head = entries[0]!;
+    await this.setAside([this.event(head, 'rejected', null, `the stored copy could not be opened (${head.unreadable}): it cannot be delivered`, null)], head.seq);
+    return null;
   }
 
   /** Dead-letters entries that waited longer than the channel's staleness limit. True when any did. */

@@ -79,6 +79,11 @@ export interface QueueEntry {
    * before capacities were recorded (their copies keep the rule of the time: all receiving roles).
    */
   capacity: string | null;
+  /**
+   * Why the stored copy could not be opened (a damaged row, or one sealed with a data key no longer held);
+   * `outbound` is then empty. No retry opens it: the queue worker dead-letters it (QueueWorker.passUnreadable).
+   */
+  unreadable?: string;
 }
 
 export interface QueueState {

@@ -16,7 +16,7 @@ import { startTracing } from '../assemble/observability.js';
 import type { DipConfig } from '../config.js';
 import { Lifecycle } from '../lifecycle.js';
 import { processUsage } from '../pipeline/metrics.js';
-import { CONSUMPTION_REPLAY_RECIPIENT } from '../pipeline/consumption-replay.js';
+import { isConsumptionReplayQueue } from '../pipeline/consumption-replay.js';
 import { MPAN_LOOKUP_RECIPIENT } from '../pipeline/mpan-feed.js';
 import { queuesOf } from '../pipeline/delivery.js';
 import type { BackendHealth, ValueSealer } from '../ports/backend.js';
@@ -81,7 +81,7 @@ async function run(init: Extract<ToWorker, { t: 'init' }>): Promise<void> {
     settle: (queue, settlement) => call<void>({ op: 'settle', queue, settlement }),
   });
   // The queues the main process consumes itself (it keeps every write) are no delivery process's.
-  const leases = new DeliveryProcessLeases((q) => q.recipientDipId !== MPAN_LOOKUP_RECIPIENT && q.recipientDipId !== CONSUMPTION_REPLAY_RECIPIENT && ownerOf(q, count) === index);
+  const leases = new DeliveryProcessLeases((q) => q.recipientDipId !== MPAN_LOOKUP_RECIPIENT && !isConsumptionReplayQueue(q) && ownerOf(q, count) === index);
   let health: BackendHealth = init.health;
   const healthListeners: Array<(h: BackendHealth) => void> = [];
   const delivery = buildDelivery(

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll } from 'vitest';
 import pg from 'pg';
 
 /** The PostgreSQL server tests use: the service on these machines (.ci/run starts it), or DIP_TEST_POSTGRES_URL. */
@@ -56,4 +57,16 @@ export async function createTestDatabase(prefix = 'opendip_test'): Promise<TestD
       }
     },
   };
+}
+
+/** A database of its own for the calling describe (made before its tests, dropped after): its fresh schemas' URLs. */
+export function databaseForDescribe(): { freshSchema(): Promise<string> } {
+  let db: TestDatabase | undefined;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+  return { freshSchema: () => db!.freshSchema() };
 }

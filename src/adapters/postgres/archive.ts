@@ -1,6 +1,6 @@
 import type { Archive, ArchivedMessage, ArchiveQuery, MpanArchivedMessage, MpanArchiveQuery, DeliveryAttempt, ReceivedRequest, RecordedAttempt, TransactionParties } from '../../ports/archive.js';
 import type { QueueRef } from '../../ports/message-log.js';
-import { FIRST_ENTRY_ONLY, openedOrNull, partiesOf, sentOrQueuedTo, type StoredParties } from '../archive-sql.js';
+import { FIRST_ENTRY_ONLY, mpanIndexed, openedOrNull, partiesOf, sentOrQueuedTo, type StoredParties } from '../archive-sql.js';
 import { openReceivedRequest, type StoredRequest } from '../../security/seal-batch.js';
 import { damaged, type PgDatabase } from './database.js';
 import { ARCHIVE_TABLES, dayBase, dayOf, dayStart, daysOf, dropDay, partitionName } from './partitions.js';
@@ -11,6 +11,16 @@ import { withConnection } from './pool.js';
  * days past retention are detached and dropped (purgeDays); purgeArchive deletes rows only for channels
  * kept shorter than the longest retention.
  */
+/**
+ * An MPAN's archived consumption that a party may view, a page after an id (Archive.findForMpan). Served by
+ * messages_mpan: the index's condition is in the query as written (mpanIndexed), the requested channels within it.
+ */
+export const FIND_FOR_MPAN = `SELECT m.id, m.transaction_id AS "transactionId", m.channel, m.event_code AS "eventCode", m.sender_dip_id AS "senderDipId",
+              m.sender_role AS "senderRole", m.correlation_id AS "correlationId", m.received_at AS "receivedAt", m.outbound, m.sealed
+         FROM messages m
+        WHERE m.mpan = $2 AND ${mpanIndexed('m.')} AND m.channel = ANY($1::text[]) AND m.id > $3 AND ${sentOrQueuedTo('$5')}
+        ORDER BY m.id LIMIT $4`;
+
 export class PgArchive implements Archive {
   constructor(private readonly d: PgDatabase) {}
 
@@ -32,11 +42,7 @@ export class PgArchive implements Archive {
   async findForMpan(query: MpanArchiveQuery): Promise<MpanArchivedMessage[]> {
     if (query.channels.length === 0) return [];
     const rows = await this.d.query<Omit<MpanArchivedMessage, 'outbound'> & { outbound: Buffer; sealed: boolean }>(
-      `SELECT m.id, m.transaction_id AS "transactionId", m.channel, m.event_code AS "eventCode", m.sender_dip_id AS "senderDipId",
-              m.sender_role AS "senderRole", m.correlation_id AS "correlationId", m.received_at AS "receivedAt", m.outbound, m.sealed
-         FROM messages m
-        WHERE m.channel = ANY($1::text[]) AND m.mpan = $2 AND m.replay_of IS NULL AND m.id > $3 AND ${sentOrQueuedTo('$5')}
-        ORDER BY m.id LIMIT $4`,
+      FIND_FOR_MPAN,
       [[...query.channels], this.d.sealer.index(query.mpan), query.afterId, query.limit, query.party],
     );
     return rows.map(({ sealed, outbound, ...r }) => ({ ...r, outbound: openedOrNull(() => this.d.reveal(outbound, sealed)) }));

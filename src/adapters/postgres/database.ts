@@ -8,12 +8,14 @@ import type { QueueRef } from '../../ports/message-log.js';
 import { classifyPgError, isLockTimeout, isReadTimeout, isRetryable } from './errors.js';
 import { commitInDoubt, settleInDoubt } from './in-doubt.js';
 import { createDays, dayOf } from './partitions.js';
-import { applySchema, LOCKS, SCHEMA, SEED } from './schema.js';
+import { applySchema, LOCKS, mpanIndexDdl, SCHEMA, SEED } from './schema.js';
 
 export interface PostgresOptions {
   /** postgres://user:password@host:port/database (TLS and the rest as node-postgres reads them from the URL). */
   url: string;
   clock: Clock;
+  /** Index the archive's consumption by MPAN (storage.mpanIndex; schema.ts mpanIndexDdl): off unless true. */
+  mpanIndex?: boolean;
   /** Connections this process keeps open (default 10). */
   poolSize?: number;
   /** Append groups committing at once (default 2): the next group forms while one commits. */
@@ -111,7 +113,7 @@ export class PgDatabase {
   static async open(options: PostgresOptions): Promise<PgDatabase> {
     const d = new PgDatabase(options);
     try {
-      await applySchema(d.pool, LOCKS.schema, SCHEMA);
+      await applySchema(d.pool, LOCKS.schema, `${SCHEMA}\n${mpanIndexDdl(options.mpanIndex === true)}`);
       await d.pool.query(SEED);
       const today = dayOf(options.clock.now());
       await d.ensureDays([today - 1, today, today + 1, today + 2]);

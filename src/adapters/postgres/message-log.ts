@@ -7,6 +7,7 @@ import { damaged, type PgDatabase } from './database.js';
 import { classifyPgError } from './errors.js';
 import { dayOf, dayStart } from './partitions.js';
 import { daysOfBatches, insertEntries, insertMessages, queuesOfBatches, takeIds, writeBatches } from './write-batches.js';
+import { openedOrWhy } from '../archive-sql.js';
 
 /**
  * A sender reference used in the first minutes of a day is also written under the day before: a writer
@@ -182,10 +183,12 @@ export class PgMessageLog implements MessageLog {
         // Purging removes settled entries with their messages, so this is damage: say so rather than skip.
         throw damaged(missingMessage(queue, r.seq, r.messageId));
       }
-      const outbound = this.d.reveal(r.outbound, r.sealed === true);
+      const stored = r.outbound;
+      const opened = openedOrWhy(() => this.d.reveal(stored, r.sealed === true));
+      const outbound = typeof opened === 'string' ? opened : '';
       bytes += outbound.length + 1;
       if (out.length > 0 && bytes > maxBytes) break;
-      out.push({ seq: r.seq, messageId: r.messageId, transactionId: r.transactionId, receivedAt: r.enqueuedAt ?? r.receivedAt, outbound, capacity: r.capacity });
+      out.push({ seq: r.seq, messageId: r.messageId, transactionId: r.transactionId, receivedAt: r.enqueuedAt ?? r.receivedAt, outbound, capacity: r.capacity, ...(typeof opened === 'string' ? {} : opened) });
     }
     return out;
   }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type pg from 'pg';
+import { mpanIndexed } from '../archive-sql.js';
 import { isLockTimeout, isReadTimeout } from './errors.js';
 import { withConnection } from './pool.js';
 
@@ -293,6 +294,16 @@ ALTER TABLE health_probe ALTER COLUMN pad SET STORAGE EXTERNAL;
 
 /** The NOTIFY channel of the registry's change feed. */
 export const REGISTRY_CHANNEL = 'dip_registry';
+
+/**
+ * messages_mpan (storage.mpanIndex), an MPAN's archived consumption for the DIP Replay Service
+ * (Archive.findForMpan), in id order per MPAN, on every day partition: made when asked for, dropped when
+ * not. Part of the schema's DDL, so a change of the setting is applied once (applySchema), as an upgrade
+ * is; every node of a cluster must say the same, or each start applies its own again.
+ */
+export function mpanIndexDdl(on: boolean): string {
+  return on ? `CREATE INDEX IF NOT EXISTS messages_mpan ON messages (mpan, id) WHERE ${mpanIndexed()};` : 'DROP INDEX IF EXISTS messages_mpan;';
+}
 
 /**
  * Every advisory lock key OpenDIP takes on PostgreSQL, in one place so no two uses collide (the activity

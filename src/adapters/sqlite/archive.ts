@@ -1,8 +1,20 @@
 import type { Archive, ArchivedMessage, ArchiveQuery, MpanArchivedMessage, MpanArchiveQuery, DeliveryAttempt, ReceivedRequest, RecordedAttempt, TransactionParties } from '../../ports/archive.js';
 import type { QueueRef } from '../../ports/message-log.js';
-import { FIRST_ENTRY_ONLY, openedOrNull, partiesOf, sentOrQueuedTo, type StoredParties } from '../archive-sql.js';
+import { FIRST_ENTRY_ONLY, mpanIndexed, openedOrNull, partiesOf, sentOrQueuedTo, type StoredParties } from '../archive-sql.js';
 import { openReceivedRequest, type StoredRequest } from '../../security/seal-batch.js';
 import { asStored, damaged, type SqliteDatabase, type Stored } from './database.js';
+
+/**
+ * An MPAN's archived consumption that a party may view, a page after an id (Archive.findForMpan). Served by
+ * messages_mpan: the index's condition is in the query as written (mpanIndexed), the requested channels within it.
+ */
+export const FIND_FOR_MPAN = `SELECT m.id AS id, m.transaction_id AS transactionId, m.channel AS channel, m.event_code AS eventCode,
+       m.sender_dip_id AS senderDipId, m.sender_role AS senderRole, m.correlation_id AS correlationId,
+       m.received_at AS receivedAt, m.outbound AS outbound
+  FROM messages m
+ WHERE m.mpan = @mpan AND ${mpanIndexed('m.')} AND m.channel IN (SELECT value FROM json_each(@channels)) AND m.id > @afterId
+   AND ${sentOrQueuedTo('@party')}
+ ORDER BY m.id LIMIT @limit`;
 
 export class SqliteArchive implements Archive {
   private readonly s;
@@ -66,17 +78,10 @@ export class SqliteArchive implements Archive {
 
   async findForMpan(query: MpanArchiveQuery): Promise<MpanArchivedMessage[]> {
     if (query.channels.length === 0) return [];
-    // On the reader thread: without an index by MPAN this reads every archived row of the channels
-    // (about a second per 100,000 on these machines), which on the writer's connection would hold the event loop.
+    // On the reader thread, off the writer's connection.
     const [rows] = (await this.d.reads.read([
       {
-        sql: `SELECT m.id AS id, m.transaction_id AS transactionId, m.channel AS channel, m.event_code AS eventCode,
-                m.sender_dip_id AS senderDipId, m.sender_role AS senderRole, m.correlation_id AS correlationId,
-                m.received_at AS receivedAt, m.outbound AS outbound
-           FROM messages m
-          WHERE m.channel IN (SELECT value FROM json_each(@channels)) AND m.mpan = @mpan AND m.replay_of IS NULL AND m.id > @afterId
-            AND ${sentOrQueuedTo('@party')}
-          ORDER BY m.id LIMIT @limit`,
+        sql: FIND_FOR_MPAN,
         params: { channels: JSON.stringify(query.channels), mpan: this.d.sealer.index(query.mpan), party: query.party, afterId: query.afterId, limit: query.limit },
       },
     ])) as [Array<Omit<MpanArchivedMessage, 'outbound'> & { outbound: Stored | Uint8Array }>];

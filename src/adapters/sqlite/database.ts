@@ -7,7 +7,7 @@ import type { QueueEntry } from '../../ports/message-log.js';
 import { Checkpointer } from './checkpointer.js';
 import { GroupCommit, type Durability } from './group-commit.js';
 import { inProcess, ReaderThread, type SqliteReads } from './reader.js';
-import { migrate, SCHEMA } from './schema.js';
+import { migrate, mpanIndexDdl, SCHEMA } from './schema.js';
 import { capFileSize, openWalFile } from './wal-file.js';
 
 /** A stored payload: sealed (BLOB) when written with encryption at rest, text when written without. */
@@ -22,6 +22,8 @@ const PLAIN: ValueSealer = { seal: (plain) => plain, open: (sealed) => sealed, i
 
 export interface SqliteOptions {
   clock: Clock;
+  /** Index the archive's consumption by MPAN (storage.mpanIndex; schema.ts mpanIndexDdl): off unless true. */
+  mpanIndex?: boolean;
   /**
    * Replaces the WAL fdatasync that makes each group durable. Tests use it to hold a sync and observe that
    * nothing of the group is readable or acknowledged until it reports; production never sets it.
@@ -101,6 +103,7 @@ export class SqliteDatabase {
     // own syncs) run on the Checkpointer's thread once this process writes.
     ({ db: this.db, walFd: this.walFd } = openWalFile(file, SCHEMA));
     migrate(this.db);
+    this.db.exec(mpanIndexDdl(options.mpanIndex === true));
     this.reads = file === ':memory:' ? inProcess(this.db) : new ReaderThread(file);
     const walFd = this.walFd;
     const durability: Durability | undefined = options.durability ?? (walFd === null ? undefined : (done) => fdatasync(walFd, (err) => done(err)));

@@ -4,6 +4,7 @@ import { headDamage, missingMessage, type AcceptedBatch, type AppendOutcome, typ
 import { jobMoved } from '../../ports/errors.js';
 import type { JobProgress } from '../../ports/requeue-jobs.js';
 import { damaged, type PendingHead, type RecentMessage, type SqliteDatabase, type Stored } from './database.js';
+import { openedOrWhy } from '../archive-sql.js';
 
 /**
  * The message log and recipient queues on SQLite. A recipient queue is a tiny (queue, seq) → message
@@ -147,10 +148,13 @@ export class SqliteMessageLog implements MessageLog {
     return out;
   }
 
-  private load(id: number): RecentMessage | undefined {
+  private load(id: number): (RecentMessage & { unreadable?: string }) | undefined {
     const row = this.s.messageById.get(id);
     if (!row) return undefined;
-    const message = { transactionId: row.transactionId, receivedAt: row.receivedAt, outbound: this.d.reveal(row.outbound) };
+    const opened = openedOrWhy(() => this.d.reveal(row.outbound));
+    // A copy that cannot be opened is not kept: what the reader gets says so (QueueEntry.unreadable).
+    if (typeof opened !== 'string') return { transactionId: row.transactionId, receivedAt: row.receivedAt, outbound: '', unreadable: opened.unreadable };
+    const message = { transactionId: row.transactionId, receivedAt: row.receivedAt, outbound: opened };
     this.d.keep(id, message);
     return message;
   }

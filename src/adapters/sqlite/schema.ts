@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { mpanIndexed } from '../archive-sql.js';
 
 /** The embedded store's schema. Statements are idempotent: applied on every open. */
 export const SCHEMA = `
@@ -231,6 +232,15 @@ CREATE TABLE IF NOT EXISTS portal_totp_enrolments (
 -- makes it the size of a large batch.
 CREATE TABLE IF NOT EXISTS health_probe (at INTEGER NOT NULL, pad BLOB);
 `;
+
+/**
+ * messages_mpan (storage.mpanIndex), an MPAN's archived consumption for the DIP Replay Service
+ * (Archive.findForMpan; the rowid, in it, orders a page): made when asked for, dropped when not. Opt-in:
+ * every consumption message inserted pays for it (BENCHMARKS.md, "2026-12-05 session 3").
+ */
+export function mpanIndexDdl(on: boolean): string {
+  return on ? `CREATE INDEX IF NOT EXISTS messages_mpan ON messages (mpan) WHERE ${mpanIndexed()}` : 'DROP INDEX IF EXISTS messages_mpan';
+}
 
 /** Brings a database made by an earlier version up to the current schema. */
 export function migrate(db: Database.Database): void {

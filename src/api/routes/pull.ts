@@ -113,7 +113,10 @@ async function pull(deps: ApiDeps, req: FastifyRequest<Route>, reply: FastifyRep
   if (typeof maxKb === 'string') return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, `maxPayloadSize (query string) ${maxKb}`);
   const state = await deps.queues.queueState(queue);
   const { ackedSeq } = state;
-  const entries = await deps.queues.readQueue(queue, ackedSeq, max, maxKb * 1024);
+  const read = await deps.queues.readQueue(queue, ackedSeq, max, maxKb * 1024);
+  // Up to a copy that cannot be opened (QueueEntry.unreadable): the queue's worker dead-letters it on its sweep.
+  const unreadable = read.findIndex((e) => e.unreadable !== undefined);
+  const entries = unreadable === -1 ? read : read.slice(0, unreadable);
   if (entries.length > 0) reply.header(SEQUENCE_HEADER, formatSequence(entries[0]!.seq, entries.at(-1)!.seq));
   reply.header('x-opendip-acknowledged', String(ackedSeq));
   let copies: string[];
