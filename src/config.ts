@@ -816,16 +816,17 @@ function refuseActivityRetention(file: string, c: Partial<DipConfig>): void {
 function refuseShortRetention(c: DipConfig): DipConfig {
   const refuse = (setting: string, given: number, minutes: number, acknowledgement: string) => {
     const why = shortRetention(minutes);
-    if (why) throw new Error(`configuration: ${setting} ${given} ${why}; if that is meant, set ${acknowledgement}: true`);
+    if (why) throw new Error(`configuration: ${setting} ${given} ${why}; if that is meant, set ${acknowledgement}`);
   };
   // The default every channel without a limit of its own takes (delivery's defaultStaleMs).
   if (!c.allowShortRetention) {
-    if (c.staleAfterMinutes === null) refuse('retentionDays', c.retentionDays, c.retentionDays * 1440, 'allowShortRetention');
-    else refuse('staleAfterMinutes', c.staleAfterMinutes, c.staleAfterMinutes, 'allowShortRetention');
+    const acknowledgement = 'allowShortRetention: true (DIP_ALLOW_SHORT_RETENTION=true)';
+    if (c.staleAfterMinutes === null) refuse('retentionDays', c.retentionDays, c.retentionDays * 1440, acknowledgement);
+    else refuse('staleAfterMinutes', c.staleAfterMinutes, c.staleAfterMinutes, acknowledgement);
   }
   for (const [id, o] of Object.entries(c.channels)) {
     // A YAML null is "unset", as the schema allows.
-    if (typeof o.staleAfterMinutes === 'number' && o.allowShortRetention !== true) refuse(`channels.${id}.staleAfterMinutes`, o.staleAfterMinutes, o.staleAfterMinutes, `channels.${id}.allowShortRetention`);
+    if (typeof o.staleAfterMinutes === 'number' && o.allowShortRetention !== true) refuse(`channels.${id}.staleAfterMinutes`, o.staleAfterMinutes, o.staleAfterMinutes, `channels.${id}.allowShortRetention: true`);
   }
   return c;
 }
@@ -856,6 +857,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const anonymousFromEnv: Partial<PublicationsConfig> | undefined =
     env.DIP_ANONYMOUS_PUBLIC_URL === undefined ? undefined : { anonymous: { publicUrl: env.DIP_ANONYMOUS_PUBLIC_URL.trim() === '' ? null : env.DIP_ANONYMOUS_PUBLIC_URL } as PublicationsConfig['anonymous'] };
   if (env.DIP_RETENTION_DAYS !== undefined) fromEnv.retentionDays = Number(env.DIP_RETENTION_DAYS);
+  // Its acknowledgement beside it, or an install configured by its environment alone could not start with a short one.
+  if (env.DIP_ALLOW_SHORT_RETENTION !== undefined && env.DIP_ALLOW_SHORT_RETENTION !== '') {
+    fromEnv.allowShortRetention = parseBoolean('DIP_ALLOW_SHORT_RETENTION', env.DIP_ALLOW_SHORT_RETENTION);
+  }
   if (env.DIP_ADMIN_PORT !== undefined) fromEnv.adminPort = parsePort('DIP_ADMIN_PORT', env.DIP_ADMIN_PORT);
   if (env.DIP_PORTAL_PORT !== undefined) fromEnv.portalPort = parsePort('DIP_PORTAL_PORT', env.DIP_PORTAL_PORT);
   if (env.DIP_WORKERS !== undefined) fromEnv.workers = parseCount('DIP_WORKERS', env.DIP_WORKERS, 1);
@@ -973,6 +978,12 @@ function parseCount(name: string, v: string, min: number): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < min || n > 64) throw new Error(`${name} '${v}' is not a whole number from ${min} to 64`);
   return n;
+}
+
+/** Exactly `true` or `false`: anything else (`1`, `yes`, `TRUE`) is more likely a mistake than a choice. */
+function parseBoolean(name: string, v: string): boolean {
+  if (v === 'true' || v === 'false') return v === 'true';
+  throw new Error(`${name} '${v}' is not true or false`);
 }
 
 function parseStorageKind(v: string): StorageConfig['kind'] {

@@ -1,6 +1,7 @@
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { answerNotFromDip, type DipAnswer } from '../src/client/dip-client.js';
+import { REPLAY_PAGE } from '../src/pipeline/replay.js';
 import { contentHash, verifyDipSignature } from '../src/security/signature.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
@@ -64,7 +65,7 @@ describe('pull and replay answers carry the DIP signature', () => {
     expect(verify('GET', { ...pulled, headers: stripped })).toMatch(/^missing-header/);
   });
 
-  it('signs a replay answer (a 206 page goes through the same sendSigned)', async () => {
+  it('signs a replay answer', async () => {
     const filter = { datetimeFrom: '2000-01-01T00:00:00+00:00', datetimeTo: '2100-01-01T00:00:00+00:00' };
     const replayed = await sup.client.replay('IF-021', sup.dipId, filter);
     expect(replayed.status).toBe(200);
@@ -72,6 +73,30 @@ describe('pull and replay answers carry the DIP signature', () => {
     expect(verify('POST', replayed)).toBeNull();
     expect(replayed.headers['content-type']).toBe('application/json; charset=utf-8');
   });
+
+  it('signs each page of a replay longer than one (206), over its own status', async () => {
+    // A recipient of its own, so the other cases' two messages stay two: one more than a page for it.
+    const many = await t.participant('1000000002', ['SUP']);
+    for (const [from, count] of [[0, 500], [500, REPLAY_PAGE + 1 - 500]] as const) {
+      const items = Array.from({ length: count }, (_, i) => buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [many.dipId], uniqueSuffix: `page${from + i}` }));
+      const sent = await sds.client.submit('IF-021', items);
+      expect(sent.status, JSON.stringify(sent.body)).toBe(201);
+    }
+    const filter = { datetimeFrom: '2000-01-01T00:00:00+00:00', datetimeTo: '2100-01-01T00:00:00+00:00' };
+    const first = await many.client.replay('IF-021', many.dipId, filter);
+    expect(first.status).toBe(206);
+    expect(first.body).toHaveLength(REPLAY_PAGE);
+    expect(verify('POST', first)).toBeNull();
+    expect(first.headers['x-dip-content-hash']).toBe(contentHash(first.raw));
+    // The status is signed: a 206 page's signature is no 200's (a last page's), nor a 200's a 206's.
+    expect(verify('POST', { ...first, status: 200 })).toMatch(/^bad-signature/);
+    const token = first.headers['x-continuation-token'];
+    expect(token).toBeDefined();
+    const last = await many.client.replay('IF-021', many.dipId, filter, token);
+    expect([last.status, last.body]).toEqual([200, [expect.anything()]]);
+    expect(verify('POST', last)).toBeNull();
+    expect(verify('POST', { ...last, status: 206 })).toMatch(/^bad-signature/);
+  }, 120_000);
 
   it("never verifies as a webhook call, whatever the method and URL (domain separation)", async () => {
     const filter = { datetimeFrom: '2000-01-01T00:00:00+00:00', datetimeTo: '2100-01-01T00:00:00+00:00' };

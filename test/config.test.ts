@@ -144,6 +144,17 @@ describe('configuration', () => {
     expect(() => load('retentionDays: 7')).toThrow(/^configuration: retentionDays 7 \(7 days\) dead-letters .* allowShortRetention: true/);
     expect(() => load('', { DIP_RETENTION_DAYS: '1' })).toThrow(/^configuration: retentionDays 1 \(1 day\)/);
     expect(load('retentionDays: 7\nallowShortRetention: true').retentionDays).toBe(7);
+    // An install configured by its environment alone acknowledges there too (true or false, nothing else;
+    // empty, as a deployment template leaves it, is unset); the environment wins over the file.
+    expect(() => load('', { DIP_RETENTION_DAYS: '1' })).toThrow(/allowShortRetention: true \(DIP_ALLOW_SHORT_RETENTION=true\)/);
+    expect(load('', { DIP_RETENTION_DAYS: '1', DIP_ALLOW_SHORT_RETENTION: 'true' })).toMatchObject({ retentionDays: 1, allowShortRetention: true });
+    expect(() => load('allowShortRetention: true', { DIP_RETENTION_DAYS: '1', DIP_ALLOW_SHORT_RETENTION: 'false' })).toThrow(/^configuration: retentionDays 1/);
+    expect(() => load('allowShortRetention: true', { DIP_RETENTION_DAYS: '1', DIP_ALLOW_SHORT_RETENTION: '' })).not.toThrow();
+    for (const v of ['1', 'yes', 'TRUE', ' true']) {
+      expect(() => load('', { DIP_RETENTION_DAYS: '1', DIP_ALLOW_SHORT_RETENTION: v })).toThrow(`DIP_ALLOW_SHORT_RETENTION '${v}' is not true or false`);
+    }
+    // It acknowledges the default limit only, as allowShortRetention does: a channel's own needs the channel's.
+    expect(() => load('channels:\n  IF-021:\n    staleAfterMinutes: 60', { DIP_ALLOW_SHORT_RETENTION: 'true' })).toThrow(/channels\.IF-021\.staleAfterMinutes 60/);
     // One acknowledgement does not cover another setting's: a channel's own limit needs the channel's.
     expect(() => load('allowShortRetention: true\nchannels:\n  IF-021:\n    staleAfterMinutes: 60')).toThrow(/channels\.IF-021\.staleAfterMinutes 60/);
     expect(DEFAULTS.allowShortRetention).toBe(false);

@@ -32,6 +32,9 @@ const header = (primaryRecipients: string[]) => routingHeader({ senderDipId: SDS
 const lookup = (history: Appointment[]) => ({ enabled: true, ...secondaryRecipients(if021().receiverRoles, history, 1, (id) => dir.participant(id)?.roles) });
 const appointed = (slot: Appointment['slot'], dipId: string): Appointment => ({ mpan: '1200000000001', slot, dipId, fromMs: 0, toMs: null });
 
+/** No certificate revoked, and a clock within every test certificate's validity: what is stripped is the question here. */
+const NOT_REVOKED = { revoked: () => undefined, now: () => Date.parse('2026-12-05T12:00:00Z') };
+
 describe('the capacity routing reaches each recipient in (pure)', () => {
   it('is the slot for an MPAN lookup, the always role for always routing, the receiving roles for a primary recipient', () => {
     const decision = route(if021(), header([]), dir, lookup([appointed('SUP', SUP), appointed('LDSO', DUAL)]));
@@ -47,11 +50,29 @@ describe('the capacity routing reaches each recipient in (pure)', () => {
     // The holder of two slots.
     expect(route(if021(), header([]), dir, lookup([appointed('SUP', DUAL), appointed('LDSO', DUAL)]))).toMatchObject({ ok: true, capacities: { [DUAL]: 'LDSO,SUP' } });
   });
+
+  it('is, for an always role that does not receive on the channel, the roles the holder receives in', async () => {
+    // An operator may always route a role the channel has no receiving rule for (here ISD on IF-021):
+    // recorded as "ISD", no obfuscation rule would apply and a supplier that is also an ISD would see
+    // what suppliers may not; before capacities, its copy was stripped for the roles it receives in.
+    const ISD_SUP = '1000000003';
+    const supRules = { SUP: ['CustomBlock.B067'] };
+    const def = Catalogue.load().channel('IF-021')!;
+    const channel = channelRouting(def, { obfuscation: supRules, alwaysRoles: [...if021().alwaysRoles, 'ISD'] }, 60_000);
+    expect(channel.receiverRoles).not.toContain('ISD');
+    const withIsd = directoryOf([...people, person(ISD_SUP, ['SUP', 'ISD'])]);
+    const decision = route(channel, header([]), withIsd);
+    expect(decision).toMatchObject({ ok: true, capacities: { [ISD_SUP]: 'SUP' } });
+    const copies = new RecipientCopies((id) => (id === channel.interfaceId ? channel : undefined), { participant: (id) => withIsd.participant(id) }, NOT_REVOKED);
+    const outbound = JSON.stringify({ payload: { CustomBlock: { B067: { x: 1 }, B900: {} } } });
+    const capacity = decision.ok ? decision.capacities[ISD_SUP]! : null;
+    expect(JSON.parse(await copies.copyFor({ recipientDipId: ISD_SUP, channel: 'IF-021' }, outbound, capacity))).toEqual({ payload: { CustomBlock: { B900: {} } } });
+  });
 });
 
 describe('a recipient copy obfuscated for the capacity its entry recorded', () => {
   const channel = if021();
-  const copies = new RecipientCopies((id) => (id === channel.interfaceId ? channel : undefined), { participant: (id) => dir.participant(id) }, { revoked: () => undefined, now: () => Date.now() });
+  const copies = new RecipientCopies((id) => (id === channel.interfaceId ? channel : undefined), { participant: (id) => dir.participant(id) }, NOT_REVOKED);
   const queue = { recipientDipId: DUAL, channel: 'IF-021' };
   const outbound = JSON.stringify({ payload: { CustomBlock: { B067: { x: 1 }, B900: {} } } });
 

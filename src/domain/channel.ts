@@ -85,8 +85,10 @@ export function receivesOn(channel: ChannelRouting, p: Pick<Participant, 'dipId'
  * as this short string, so every road out of the DIP strips the copy for it. Routing decides it:
  * - MPAN lookup (secondary): the slot's roles the holder holds that receive on the channel (its DS slot
  *   makes a supplier-and-data-service a data service for that copy, not a supplier);
- * - "always" roles: the always-routed roles it holds; a participant the channel names to always receive:
- *   the roles it receives in there, or all it holds when none does (as copyRoles without a capacity);
+ * - "always" roles: the always-routed roles it holds that receive on the channel; one that does not (an
+ *   operator's alwaysRoles may name it) has no obfuscation rule, so its holder, like a participant the
+ *   channel names to always receive, is reached in the roles it receives in there, or all it holds when
+ *   none does (as copyRoles without a capacity);
  * - a primary recipient the sender names: its roles that receive on the channel (the sender chose it,
  *   not a capacity of it);
  * - reached in several capacities for one message: one copy, for the union of them (a field any of

@@ -111,7 +111,9 @@ export function route(
     for (const p of holders) {
       if (p.dipId === header.senderDipId) continue;
       if (!always.includes(p.dipId)) always.push(p.dipId);
-      reachedAs(capacity, p.dipId, [role]);
+      // An always role the channel has no receiving rule for (an operator's alwaysRoles may name one)
+      // would hide nothing: its holder gets the copy of the roles it receives in, as a named one does.
+      reachedAs(capacity, p.dipId, channel.receiverRoles.includes(role) ? [role] : copyRoles(channel, p.roles));
     }
   }
   for (const id of secondaryLookup.recipients) reachedAs(capacity, id, secondaryLookup.capacities?.get(id) ?? receivingRoles(channel, dir.participant(id)?.roles ?? []));
