@@ -90,6 +90,8 @@ describe('dip migrate: SQLite to the cluster', () => {
     // Sealed at rest: no payload travels in the clear.
     const exportText = JSON.stringify(records);
     for (const item of [first, ...items]) expect(exportText).not.toContain(item.payload.CommonBlock.M0.MPANCore);
+    // The MPAN lookup travels keyed by the index hash, as stored (the data keys travel, so the cluster finds it).
+    expect(exportText).not.toContain('1200000000009');
     expect(records.filter((x) => x.type === 'message').every((x) => x.sealed)).toBe(true);
     // A copy whose original retention has purged (a replay of an old message waits with today's date, and
     // the purge takes a settled original whatever points at it): exported unlinked, as older files have it.

@@ -41,7 +41,16 @@ function loseMessageIn(url: string): (messageId: number) => Promise<void> {
 backendContract('PostgreSQL', async () => {
   const url = await db.freshSchema();
   const open = () => openPostgresBackend({ url, clock: systemClock });
-  return { backend: await open(), reopen: open, serverCommit: true, loseMessage: loseMessageIn(url) };
+  const storedMpans = async () => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      return (await c.query<{ mpan: string }>('SELECT mpan FROM mpan_appointments')).rows.map((r) => r.mpan);
+    } finally {
+      await c.end();
+    }
+  };
+  return { backend: await open(), reopen: open, serverCommit: true, loseMessage: loseMessageIn(url), storedMpans };
 });
 
 const sealed = async () => {

@@ -50,7 +50,20 @@ function loseMessageIn(file: string): (messageId: number) => Promise<void> {
 backendContract('SQLite (WAL file)', async () => {
   const file = join(mkdtempSync(join(tmpdir(), 'opendip-store-')), 'dip.db');
   const { gate, durability } = gatedSync();
-  return { backend: openSqliteBackend(file, { clock: systemClock, durability }), reopen: async () => openSqliteBackend(file, { clock: systemClock }), syncGate: gate, loseMessage: loseMessageIn(file) };
+  return {
+    backend: openSqliteBackend(file, { clock: systemClock, durability }),
+    reopen: async () => openSqliteBackend(file, { clock: systemClock }),
+    syncGate: gate,
+    loseMessage: loseMessageIn(file),
+    storedMpans: async () => {
+      const raw = new Database(file, { readonly: true });
+      try {
+        return raw.prepare<[], { mpan: string }>('SELECT mpan FROM mpan_appointments').all().map((r) => r.mpan);
+      } finally {
+        raw.close();
+      }
+    },
+  };
 });
 
 // Sealing concerns what payloads and indexes look like on disk: the log and the archive run sealed too.

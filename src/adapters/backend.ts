@@ -84,6 +84,9 @@ export async function openBackend(config: DipConfig, options: OpenOptions = {}):
   try {
     const sealer = await openSealer(config, backend.dataKeys);
     backend.useSealer(sealer);
+    // The MPAN lookup is keyed by the sealer's index hash: rows a build before this one wrote in clear are
+    // rewritten once, before anything reads them (a no-op, one indexed read, on every later start).
+    await backend.mpan.indexStoredMpans();
     return { backend, sealer };
   } catch (err) {
     await backend.close();

@@ -11,6 +11,12 @@ export type MigrationRecord =
   | { type: 'dataKey'; id: number; wrapped: string; createdAt: number }
   | ({ type: 'participant' } & ParticipantRow)
   | ({ type: 'webhook' } & Webhook)
+  /**
+   * One row of the MPAN lookup. mpan as stored: the keyed hash (Sealer.index) where encryption at rest is
+   * on, so the file names no MPAN; the data keys travel, so the cluster derives the same index key and finds
+   * it. A file from a store never started by a build that hashes holds clear MPANs: the cluster's first
+   * start rewrites them (MpanStore.indexStoredMpans).
+   */
   | { type: 'mpan'; mpan: string; slot: string; fromMs: number; toMs: number | null; dipId: string }
   /** A sender reference still within retention: refused as a duplicate after the move too. */
   | { type: 'senderRef'; senderDipId: string; ref: string; receivedAt: number }

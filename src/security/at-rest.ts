@@ -2,7 +2,7 @@ import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } f
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { compressSync, uncompressSync } from 'lz4-napi';
-import type { SealOptions } from '../ports/backend.js';
+import type { SealOptions, ValueSealer } from '../ports/backend.js';
 import type { DataKeyStore } from '../ports/data-keys.js';
 import { FORMAT_3_DICTIONARY } from './lz4-dictionary.js';
 
@@ -48,6 +48,19 @@ const COMPRESSED_WITH_DICTIONARY = 3;
 export interface SealerOptions {
   /** Seal compressed values in format 3 (the dictionary) instead of format 2; both always open. */
   lz4Dictionary?: boolean;
+}
+
+/** Whether a stored value has the shape of Sealer.index's output (base64url of an HMAC-SHA-256): not a clear MPAN. */
+export function isIndexValue(value: string): boolean {
+  return /^[\w-]{43}$/.test(value);
+}
+
+/**
+ * Whether a sealer indexes by keyed hash: a store without encryption at rest keeps values as they are, and
+ * must then never have its clear MPANs "rewritten" (into themselves, the rows deleted).
+ */
+export function indexesByHash(sealer: Pick<ValueSealer, 'index'>): boolean {
+  return isIndexValue(sealer.index('0000000000000'));
 }
 
 /** Which layout a stored value was sealed in (null: not a sealed value, e.g. a store that does not seal). */
@@ -124,8 +137,9 @@ export class Sealer {
   ) {}
 
   /**
-   * A keyed hash for values that must be searchable but not readable (an MPAN in the archive index).
-   * Derived from the first data key, so it stays the same across rotations.
+   * A keyed hash for values that must be searchable but not readable (an MPAN in the archive index and in
+   * the MPAN lookup). Derived from the first data key, so it stays the same across rotations: rotating
+   * never re-keys what is indexed (isIndexValue tells such a value from the clear one it stands for).
    */
   index(value: string): string {
     if (!this.indexKey) {

@@ -24,13 +24,15 @@ export interface OpenedForContract {
   serverCommit?: boolean;
   /** Deletes a message's row behind the store's back, as damage would (a partial restore, a hand-made DELETE). */
   loseMessage: (messageId: number) => Promise<void>;
+  /** The mpan column of the MPAN lookup as it is on disk, read over a connection of the test's own. */
+  storedMpans?: () => Promise<string[]>;
 }
 
 export type BackendFactory = () => Promise<OpenedForContract>;
 
 /** A fresh backend per test, closed after it; `ctx.backend` may be replaced by a reopen. */
-export function useBackend(open: BackendFactory): { backend: Backend; reopen: () => Promise<Backend>; syncGate?: SyncGate; serverCommit?: boolean; loseMessage: (messageId: number) => Promise<void> } {
-  const ctx = {} as { backend: Backend; reopen: () => Promise<Backend>; syncGate?: SyncGate; serverCommit?: boolean; loseMessage: (messageId: number) => Promise<void> };
+export function useBackend(open: BackendFactory): OpenedForContract {
+  const ctx = {} as OpenedForContract;
   beforeEach(async () => {
     const opened = await open();
     ctx.backend = opened.backend;
@@ -41,6 +43,7 @@ export function useBackend(open: BackendFactory): { backend: Backend; reopen: ()
     ctx.syncGate = opened.syncGate;
     ctx.serverCommit = opened.serverCommit;
     ctx.loseMessage = opened.loseMessage;
+    ctx.storedMpans = opened.storedMpans;
   });
   afterEach(async () => {
     await ctx.backend.close();

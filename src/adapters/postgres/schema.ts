@@ -147,6 +147,12 @@ CREATE TABLE IF NOT EXISTS mpan_appointments (
   dip_id text NOT NULL,
   PRIMARY KEY (mpan, slot, from_ms)
 );
+-- One-off rewrites of stored data, by name, once done (e.g. 'mpan-index': the MPAN lookup keyed by the
+-- at-rest index hash). A start that finds the name skips the rewrite.
+CREATE TABLE IF NOT EXISTS data_migrations (
+  name text PRIMARY KEY,
+  done_at bigint NOT NULL
+);
 CREATE TABLE IF NOT EXISTS data_keys (
   id serial PRIMARY KEY,
   wrapped bytea NOT NULL,

@@ -115,6 +115,12 @@ CREATE TABLE IF NOT EXISTS data_keys (
   wrapped BLOB NOT NULL,
   created_at INTEGER NOT NULL
 );
+-- One-off rewrites of stored data, by name, once done (e.g. 'mpan-index': the MPAN lookup keyed by the
+-- at-rest index hash). A start that finds the name skips the rewrite.
+CREATE TABLE IF NOT EXISTS data_migrations (
+  name TEXT PRIMARY KEY,
+  done_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS webhooks (
   recipient_dip_id TEXT NOT NULL,
   channel TEXT NOT NULL,
