@@ -163,8 +163,8 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     config, pki, backend, coordination, core, events, metrics, clock, logger, life, lookup: options.lookup, load: options.load, tracer, injectedClock: options.clock !== undefined,
     sealKeyId: () => sealer.currentKeyId,
   });
-  const { lifecycle, selfService, registerPull } = assembleParticipants({
-    config, pkiDir: pkiDirectory, trust, backend, registry, channelSettings, clock, logger, registrationChanged: sweep('a registration change'), lookup: options.lookup,
+  const { externalCrls, lifecycle, selfService, registerPull } = await assembleParticipants({
+    config, pkiDir: pkiDirectory, trust, backend, registry, channelSettings, clock, logger, life, registrationChanged: sweep('a registration change'), lookup: options.lookup,
   });
   const health = () => backend.health();
   const activityLog = await startActivityLog(config, clock, logger, life);
@@ -172,7 +172,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   if (activity) metrics.watchActivityLog(() => activity.status());
   const { publications, baseUrls } = await openPublications(config, backend, sealer, registry, copies, channel, clock, logger, life, metrics);
   const unreached = new UnreachedHolders(clock, config.observability.alarms.mpanUnreachedMinutes * 60_000);
-  const alarms = await startAlarms({ config, pkiDir: pkiDirectory, backend, coordination, registry, delivery, activity, unreached, processes, destinations, signing, clock, logger, life });
+  const alarms = await startAlarms({ config, pkiDir: pkiDirectory, backend, coordination, registry, delivery, activity, unreached, processes, externalCrls, destinations, signing, clock, logger, life });
   const alarmApi = alarms ? { alarms: alarms.alarms, subscriptions: alarms.subscriptions, checkUrl: (url: string) => destinations.checkUrl(url), now: () => clock.now() } : null;
   // Refused submissions are counted from the API activity log (none when it is not kept).
   // On the embedded store, listings are folded and written on a report thread over the file (src/topology/report-threads.ts):
@@ -200,7 +200,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     maintenance,
     metrics,
   };
-  const participant = await startParticipantListener(config, apiDeps, pki, trust, { replay: coordination.replayGuard, rateLimits: coordination.rateLimits }, revocation, life);
+  const participant = await startParticipantListener(config, apiDeps, pki, trust, { replay: coordination.replayGuard, rateLimits: coordination.rateLimits }, revocation, externalCrls, life);
   const host = config.hostnames[0] ?? 'localhost';
   baseUrls.participant = config.publicUrl ?? `https://${host}:${participant.port}`;
   const anonymous = await startAnonymousListener(config, apiDeps, pki, life);

@@ -124,6 +124,13 @@ export interface DipConfig {
    * PRD). Empty: the environment's own CA in `<dataDir>/pki`.
    */
   trustedCaFiles: string[];
+  /**
+   * The CRLs of the CAs in `trustedCaFiles` (PEM "X509 CRL" blocks or DER, kept current by the operator's
+   * fetch job), installed in the participant listener and re-read when they change (every
+   * `revocationPollMs`). Every trusted CA needs one; a CRL past its nextUpdate refuses that CA's
+   * certificates (fail-closed, SECURITY.md). Empty: no CRL of an external CA is checked.
+   */
+  crlFiles: string[];
   /** How often a running DIP looks for a rotated signing key (`dip pki rotate-signing`). */
   signingKeyPollMs: number;
   /**
@@ -507,6 +514,7 @@ const schema: JSONSchemaType<DipConfig> = {
     revocationPollMs: { type: 'integer', minimum: 10 },
     replayCopiesPerHour: { type: 'integer', minimum: 0 },
     trustedCaFiles: { type: 'array', items: { type: 'string', minLength: 1 } },
+    crlFiles: { type: 'array', items: { type: 'string', minLength: 1 } },
     signingKeyPollMs: { type: 'integer', minimum: 10 },
     storage: {
       type: 'object',
@@ -762,6 +770,7 @@ export const DEFAULTS: DipConfig = {
   // 1,000 pages an hour: a large supplier's day of IF-021 replayed in a few hours; one recipient adds at most about 2.8 GB an hour to the archive (2,829 stored bytes a message).
   replayCopiesPerHour: 1_000_000,
   trustedCaFiles: [],
+  crlFiles: [],
   signingKeyPollMs: 5_000,
   storage: {
     kind: 'sqlite',

@@ -11,31 +11,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { onboardParticipant } from '../src/pipeline/participants.js';
-import { DipClient } from '../src/client/dip-client.js';
 import { loadConfig } from '../src/config.js';
 import { createCertificateAuthority, issueParticipantCertificate, type KeyAndCert } from '../src/security/pki.js';
 import { certificateInfo, verifyChain } from '../src/security/signature.js';
 import { clientTrustStore } from '../src/security/trust-store.js';
-import { buildIF021 } from '../src/sim/messages.js';
+import { submitAs } from './helpers/submit-as.js';
 import { startTestDip, type TestDip } from './helpers/dip-harness.js';
 import { cliRuns } from './helpers/cli-budget.js';
 
-const item = (sender: string, suffix: string) => buildIF021({ senderDipId: sender, senderRole: 'SDS', primaryRecipients: ['1000000001'], uniqueSuffix: suffix });
 
-/** Submits as a participant with these credentials; 'handshake refused' when TLS drops the connection. */
-async function submitAs(t: TestDip, apiKey: string, creds: KeyAndCert, dipId: string, suffix: string): Promise<number | 'handshake refused'> {
-  const client = new DipClient({ baseUrl: t.dip.url, apiKey, keyPem: creds.keyPem, certPem: creds.certPem, caPem: t.dip.pki.ca.certPem });
-  try {
-    const answer = await client.submit('IF-021', [item(dipId, suffix)]);
-    return answer.status;
-  } catch (e) {
-    const err = e as Error & { code?: string; cause?: { code?: string } };
-    expect(`${err.message} ${err.code ?? ''} ${err.cause?.code ?? ''}`).toMatch(/socket|closed|ECONNRESET|EPIPE|alert|TLS|certificate/i);
-    return 'handshake refused';
-  } finally {
-    await client.close();
-  }
-}
 
 describe("a certificate from another environment's CA", () => {
   let t: TestDip;

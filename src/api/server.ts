@@ -88,8 +88,9 @@ export interface ServerSecurity extends SecurityControls {
   replay?: Pick<SignatureReplayGuard, 'check' | 'release'>;
   /** Revocation list in force; its CRL is installed in the TLS listener, and replaced whenever it changes. */
   revocation?: SecurityControls['revocation'] & {
-    crlPem(): string | undefined;
-    onCrl(listener: (crlPem: string) => void): void;
+    /** One CRL, or several (one per issuer: node's tls `crl` option reads one per element). */
+    crlPem(): string | string[] | undefined;
+    onCrl(listener: (crlPem: string | string[]) => void): void;
   };
   /** Fair-use buckets (shared by every node in a cluster); per process from the configuration when absent. */
   rateLimits?: RateLimits;
@@ -104,7 +105,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   const limits = deps.config.http;
   const hostNames = listenerHostNames({ certificatePem: tls.cert, publicUrl: deps.config.publicUrl, allowed: deps.config.allowedHosts, setting: 'allowedHosts' });
   const headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
-  const secureContext = (crl: string | undefined) => ({
+  const secureContext = (crl: string | string[] | undefined) => ({
     key: tls.key,
     cert: tls.cert,
     ca: tls.ca,

@@ -25,6 +25,7 @@ import { OperatorSessions } from '../pipeline/operator-sessions.js';
 import { OperatorMemory } from '../pipeline/operator-memory.js';
 import type { Clock } from '../ports/clock.js';
 import type { DipMetrics } from '../pipeline/metrics.js';
+import type { ExternalCrlWatcher } from '../security/external-crl.js';
 import type { RevocationWatcher } from '../security/revocation.js';
 import type { TrustStore } from '../security/trust-store.js';
 import { knownHostNames } from '../security/host-names.js';
@@ -49,16 +50,22 @@ export async function startParticipantListener(
   trust: TrustStore,
   security: Pick<ServerSecurity, 'replay' | 'rateLimits'>,
   revocation: RevocationWatcher,
+  externalCrls: ExternalCrlWatcher | null,
   life: Lifecycle,
 ): Promise<{ port: number; operations: readonly Operation[]; document: () => object }> {
+  const revoked = (fingerprint256: string) => revocation.revoked(fingerprint256);
   const app = buildServer(
     deps,
     { key: pki.server.keyPem, cert: pki.server.certPem, ca: trust.cas },
     {
       ...security,
-      // With a CRL installed OpenSSL wants one from every issuer in a client's chain: only the built-in
-      // CA's own trust store can take it (the CRL is signed by that CA).
-      revocation: trust.builtIn ? revocation : { revoked: (fingerprint256: string) => revocation.revoked(fingerprint256), crlPem: () => undefined, onCrl: () => {} },
+      // With a CRL installed OpenSSL wants one from every issuer in a client's chain: the built-in CA's
+      // CRL with its own trust store, the external CAs' CRLs (each CA has one) with trustedCaFiles.
+      revocation: trust.builtIn
+        ? revocation
+        : externalCrls
+          ? { revoked, crlPem: () => externalCrls.crlPems(), onCrl: (listener) => externalCrls.onCrl(listener) }
+          : { revoked, crlPem: () => undefined, onCrl: () => {} },
     },
   );
   const port = await listen(app, 'participant listener', config.port, config.host, life);

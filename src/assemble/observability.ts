@@ -5,7 +5,7 @@ import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
 import { ActivityRecorder } from '../pipeline/activity-recorder.js';
 import type { UnreachedHolders } from '../pipeline/unreached-holders.js';
-import { activityLogAlarms, deliveryLatencyAlarms, unreachedHolderAlarms, certificateAlarms, clockSkewAlarms, coordinationAlarms, deadLetterAlarms, deliveryProcessAlarms, haltedQueueAlarms, queueAlarms, withheldCopyAlarms, storageAlarms, webhookFailingAlarms, type RestartRun } from '../pipeline/alarm-sources.js';
+import { activityLogAlarms, crlAlarms, deliveryLatencyAlarms, unreachedHolderAlarms, certificateAlarms, clockSkewAlarms, coordinationAlarms, deadLetterAlarms, deliveryProcessAlarms, haltedQueueAlarms, queueAlarms, withheldCopyAlarms, storageAlarms, webhookFailingAlarms, type RestartRun } from '../pipeline/alarm-sources.js';
 import { Alarms } from '../pipeline/alarms.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import { queueDepths } from '../pipeline/metrics.js';
@@ -17,6 +17,7 @@ import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { MessageTracer } from '../ports/tracing.js';
 import { expiringAll } from '../security/expiry.js';
+import type { ExternalCrlWatcher } from '../security/external-crl.js';
 import type { SigningKeyWatcher } from '../security/signing-key.js';
 import type { WebhookDestinations } from '../security/webhook-destinations.js';
 
@@ -71,6 +72,8 @@ export interface AlarmParts {
   activity: Pick<ActivityRecorder, 'status'> | null;
   /** The MPAN lookup's holders left out of accepted messages lately: the `mpan-holder-unreached` alarm. */
   unreached: Pick<UnreachedHolders, 'recent' | 'quietMs'>;
+  /** The external CAs' CRLs (crlFiles), or null: the `crl-stale` alarm. */
+  externalCrls: Pick<ExternalCrlWatcher, 'stale'> | null;
   /** The delivery processes (workers > 1), or null: the `delivery-process` alarm. */
   processes: { restartRuns(): RestartRun[] } | null;
   destinations: WebhookDestinations;
@@ -86,7 +89,7 @@ export interface AlarmParts {
  * coordination and delivery processes restarted again and again, noticed by
  * e-mail and webhook. Null when turned off.
  */
-export async function startAlarms({ config, pkiDir, backend, coordination, registry, delivery, activity, unreached, processes, destinations, signing, clock, logger, life }: AlarmParts): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore; channel: AlarmChannel } | null> {
+export async function startAlarms({ config, pkiDir, backend, coordination, registry, delivery, activity, unreached, processes, externalCrls, destinations, signing, clock, logger, life }: AlarmParts): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore; channel: AlarmChannel } | null> {
   const settings = config.observability.alarms;
   if (!settings.enabled) return null;
   const sources = [
@@ -103,6 +106,7 @@ export async function startAlarms({ config, pkiDir, backend, coordination, regis
     ...(activity ? [activityLogAlarms(() => activity.status(), clock, coordination.node)] : []),
     unreachedHolderAlarms(() => unreached.recent(), unreached.quietMs, coordination.node),
     ...(processes ? [deliveryProcessAlarms(() => processes.restartRuns())] : []),
+    ...(externalCrls ? [crlAlarms(() => externalCrls.stale(), coordination.node)] : []),
   ];
   const subscriptions = await openAlarmSubscriptions(config);
   life.started('alarm subscriptions', () => subscriptions.close());

@@ -1,4 +1,6 @@
+import { ExternalCrlWatcher } from '../security/external-crl.js';
 import type { DipConfig } from '../config.js';
+import type { Lifecycle } from '../lifecycle.js';
 import type { ChannelSettings } from '../pipeline/channel-settings.js';
 import { ParticipantLifecycle } from '../pipeline/participant-lifecycle.js';
 import type { Registry } from '../pipeline/registry.js';
@@ -23,6 +25,7 @@ export interface ParticipantParts {
   channelSettings: ChannelSettings;
   clock: Clock;
   logger: Logger;
+  life: Lifecycle;
   /** A registration changed: queues are swept again (delivery may now reach, or no longer reach, them). */
   registrationChanged: () => void;
   /** Name resolution for the register endpoint's destination checks (dns.lookup by default). */
@@ -34,12 +37,22 @@ export interface ParticipantParts {
  * feed and offboarding, and self-service (README "Participants without outage"). The register feed starts
  * with delivery (`lifecycle.start()`), once the listeners are up.
  */
-export function assembleParticipants({ config, pkiDir, trust, backend, registry, channelSettings, clock, logger, registrationChanged, lookup }: ParticipantParts) {
+export async function assembleParticipants({ config, pkiDir, trust, backend, registry, channelSettings, clock, logger, life, registrationChanged, lookup }: ParticipantParts) {
+  if (trust.builtIn && config.crlFiles.length > 0) throw new Error('crlFiles: set without trustedCaFiles (they are the CRLs of those CAs; the built-in CA\'s own CRL is made by `dip pki revoke`)');
+  let externalCrls: ExternalCrlWatcher | null = null;
   if (!trust.builtIn) {
     logger.info(
-      { trustedCaFiles: config.trustedCaFiles, cas: trust.cas.length },
-      'client certificates are verified against trustedCaFiles; revoked certificates are refused per request (the CRL of the built-in CA is not installed in the listener)',
+      { trustedCaFiles: config.trustedCaFiles, crlFiles: config.crlFiles, cas: trust.cas.length },
+      config.crlFiles.length > 0
+        ? 'client certificates are verified against trustedCaFiles and their CRLs (crlFiles)'
+        : 'client certificates are verified against trustedCaFiles; no CRL of those CAs is checked (crlFiles is empty): only the certificates `dip pki revoke` lists are refused, per request',
     );
+    if (config.crlFiles.length > 0) {
+      externalCrls = await ExternalCrlWatcher.open(config.crlFiles, trust.cas, clock, logger);
+      externalCrls.start(config.revocationPollMs);
+      const watcher = externalCrls;
+      life.started('external CRL watcher', () => watcher.stop());
+    }
   }
   const lifecycle = new ParticipantLifecycle({
     registry,
@@ -72,7 +85,7 @@ export function assembleParticipants({ config, pkiDir, trust, backend, registry,
   // The register's endpoint is the operator's, yet never on internal networks unless listed (SSRF), in every environment.
   const registerDestinations = new WebhookDestinations({ enforce: true, allowList: config.register.allowList, lookup });
   const registerPull = new RegisterPull({ source: new HttpRegisterSource(registerDestinations, config.register.maxFeedMb * 1_048_576), lifecycle, journal: backend.journal, clock, logger });
-  return { lifecycle, selfService, registerPull };
+  return { externalCrls, lifecycle, selfService, registerPull };
 }
 
 /** A participant certificate for a CSR, from this environment's CA (self-service and the user portal). */

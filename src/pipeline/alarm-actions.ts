@@ -34,6 +34,8 @@ const OPERATOR: Readonly<Record<ConditionRule, string>> = {
     'audit records wait in this process\'s memory (lost if it crashes now; once observability.activityLog.maxWaiting, 200,000, wait, new requests are refused 503 and counted in dip_activity_log_refused_total): free space for the activity log (SQLite: activity.db in the data directory) or bring its database back (GET /admin/health, activityLog). Resolves by itself once the waiting records are written.',
   'mpan-holder-unreached':
     'register the participant / give it the role, or correct the MPAN lookup feed: the summary names each holder with its slot and code (MSG1033: not a registered participant, so register it, dip participant add; MSG1034: it lacks the role receiving the channel in that slot, so give it the role through the register feed; or the lookup names the wrong participant, so correct the feed, dip mpan load, and check GET /admin/mpan/{mpan}). Messages already accepted are not sent to it afterwards: they can be replayed to it once it receives. Resolves once no accepted message has left a holder out for observability.alarms.mpanUnreachedMinutes (60).',
+  'crl-stale':
+    "fetch the CA's current CRL into the file named (crlFiles): the fetch job has most likely stopped. Past the CRL's nextUpdate every certificate that CA issued is refused at the TLS handshake (fail-closed, SECURITY.md); a running DIP installs the new file within revocationPollMs. Resolves once the CRL in force is within three quarters of its validity.",
   'delivery-process':
     'the log lines "a delivery process died" or "stopped reporting" (field process) and the process\'s own say why it ended; fix that. Resolves once it has run 10 minutes since its last start.',
 };
@@ -69,6 +71,7 @@ const SEVERITY: Readonly<Record<ConditionRule, AlarmSeverity>> = {
   storage: 'critical',
   coordination: 'critical',
   'delivery-process': 'critical',
+  'crl-stale': 'critical',
   'activity-log': 'warning',
   'clock-skew': 'warning',
   'mpan-holder-unreached': 'warning',

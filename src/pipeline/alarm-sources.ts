@@ -2,6 +2,7 @@ import type { AlarmCondition, AlarmRule } from '../ports/alarms.js';
 import type { BackendHealth, CoordinationHealth, PeerClockOffset } from '../ports/backend.js';
 import type { Clock } from '../ports/clock.js';
 import type { DeadLetters } from '../ports/dead-letters.js';
+import type { StaleCrl } from '../security/external-crl.js';
 import type { ExpiringCertificate } from '../security/expiry.js';
 import type { QueueBacklog } from './metrics.js';
 import { STATUS_CHANNEL } from './status.js';
@@ -151,6 +152,19 @@ export function certificateAlarms(expiring: () => ExpiringCertificate[], clock: 
       };
     });
   };
+}
+
+/** An external CA's CRL past three quarters of its validity, or expired (src/security/external-crl.ts: fail-closed). */
+export function crlAlarms(stale: () => StaleCrl[], node?: string): ConditionSource {
+  return () =>
+    stale().map((c) => ({
+      // Each node reads its own files: keyed by node in a cluster, as the other node-own alarms are.
+      key: node === undefined ? `crl-stale:${c.issuer}` : `crl-stale:${c.issuer}:${node}`,
+      rule: 'crl-stale',
+      participant: null,
+      summary: `the CRL of ${c.issuer} (${c.file}) ${c.expired ? 'expired' : 'expires'} at ${new Date(c.nextUpdate).toISOString()}${c.expired ? ': every certificate it issued is refused at the handshake' : ''}`,
+      since: c.since,
+    }));
 }
 
 /** A delivery process restarted again and again (src/topology/delivery-processes.ts restartRuns). */

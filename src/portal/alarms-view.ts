@@ -20,6 +20,7 @@ export const RULE_LABELS: Record<AlarmRule, string> = {
   'delivery-process': 'Delivery process: one keeps dying or hanging, its queues wait',
   'activity-log': 'Activity log: audit records cannot be written and wait in memory',
   'mpan-holder-unreached': 'MPAN lookup: a holder it names cannot receive and got no copy',
+  'crl-stale': "CRL: an external CA's revocation list is (nearly) out of date; past it that CA's certificates are refused",
   maintenance: 'Maintenance: a window is announced, changed or withdrawn',
 };
 

@@ -1,6 +1,6 @@
 /**
  * Accounts of the people who use the portals: a participant's users (created by its administrator) and
- * the DIP's operators. Only hashes and sealed secrets are kept: the password as a scrypt hash, the TOTP
+ * the DIP's operators. Only hashes and sealed secrets are kept: the password as a scrypt (or, under FIPS mode, PBKDF2) hash, the TOTP
  * secret sealed by the at-rest sealer.
  */
 export interface PortalAccount {
@@ -11,7 +11,7 @@ export interface PortalAccount {
   /** May create and disable the participant's users (an operator: the operator portal's user management). */
   admin: boolean;
   displayName: string;
-  /** scrypt$N$r$p$salt$hash (src/security/password.ts). */
+  /** scrypt$N$r$p$salt$hash, or pbkdf2-sha256$iterations$salt$hash under FIPS mode (src/security/portal-credentials.ts). */
   passwordHash: string;
   /**
    * The TOTP secret (base32), sealed at rest (base64 of the sealed bytes). Null: no second factor yet: the

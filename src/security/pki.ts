@@ -272,7 +272,7 @@ function derPositiveInteger(n: number): Uint8Array<ArrayBuffer> {
  * read). nextUpdate is the CA's own expiry: nothing re-issues the CRL on a schedule, and OpenSSL
  * refuses every handshake once an installed CRL's nextUpdate has passed.
  */
-export async function issueCrl(ca: KeyAndCert, entries: CrlEntry[], opts: { crlNumber: number; now?: Date }): Promise<string> {
+export async function issueCrl(ca: KeyAndCert, entries: CrlEntry[], opts: { crlNumber: number; now?: Date; nextUpdate?: Date }): Promise<string> {
   const caCert = new x509.X509Certificate(ca.certPem);
   const signingKey = await importSigningKey(ca.keyPem);
   const now = opts.now ?? new Date();
@@ -282,7 +282,7 @@ export async function issueCrl(ca: KeyAndCert, entries: CrlEntry[], opts: { crlN
     issuer: caCert.subjectName,
     // Back-dated like the certificates: a CRL "not yet valid" on a peer with a slower clock fails every handshake.
     thisUpdate: new Date(now.getTime() - BACKDATE_MS),
-    nextUpdate: caCert.notAfter,
+    nextUpdate: opts.nextUpdate ?? caCert.notAfter,
     entries: entries.map((e) => {
       const name = crlReasonName(e.reason);
       const reason = name ? (x509.X509CrlReason as unknown as Record<string, x509.X509CrlReason>)[name] : undefined;

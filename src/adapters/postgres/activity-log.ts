@@ -1,3 +1,4 @@
+import { appendOnlyGuards } from './append-only.js';
 import type pg from 'pg';
 import { openPool } from './pool.js';
 import { GENESIS_HASH, type ChainedActivity } from '../../domain/activity.js';
@@ -43,21 +44,12 @@ CREATE INDEX IF NOT EXISTS activity_log_refused ON activity_log (at) WHERE statu
 -- "cannot be accidentally or maliciously purged"); a database opened before carries the guards from its next
 -- start (applySchema applies a changed schema). TRUNCATE fires no row trigger, hence a statement-level guard.
 -- The DIP's role owns these tables and could drop a guard: the hash chain shows what was done then.
-CREATE OR REPLACE FUNCTION activity_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-  IF TG_OP = 'UPDATE' THEN RAISE EXCEPTION 'the activity log is append-only: its records cannot be changed' USING ERRCODE = 'insufficient_privilege'; END IF;
-  RAISE EXCEPTION 'the activity log is append-only: its records cannot be deleted (% refused, spec 5.8.1)', TG_OP USING ERRCODE = 'insufficient_privilege';
-END $$;
-DROP TRIGGER IF EXISTS activity_log_no_update ON activity_log;
-CREATE TRIGGER activity_log_no_update BEFORE UPDATE ON activity_log FOR EACH ROW EXECUTE FUNCTION activity_log_append_only();
-DROP TRIGGER IF EXISTS activity_log_no_delete ON activity_log;
-CREATE TRIGGER activity_log_no_delete BEFORE DELETE ON activity_log FOR EACH ROW EXECUTE FUNCTION activity_log_append_only();
-DROP TRIGGER IF EXISTS activity_log_no_truncate ON activity_log;
-CREATE TRIGGER activity_log_no_truncate BEFORE TRUNCATE ON activity_log FOR EACH STATEMENT EXECUTE FUNCTION activity_log_append_only();
--- A chain's row holds its recorded head, against which a deleted tail is found: it goes no more than its records.
-DROP TRIGGER IF EXISTS activity_chains_no_delete ON activity_chains;
-CREATE TRIGGER activity_chains_no_delete BEFORE DELETE ON activity_chains FOR EACH ROW EXECUTE FUNCTION activity_log_append_only();
-DROP TRIGGER IF EXISTS activity_chains_no_truncate ON activity_chains;
-CREATE TRIGGER activity_chains_no_truncate BEFORE TRUNCATE ON activity_chains FOR EACH STATEMENT EXECUTE FUNCTION activity_log_append_only();
+${appendOnlyGuards('activity_log_append_only', 'activity log', [
+  { table: 'activity_log', refuse: ['UPDATE', 'DELETE', 'TRUNCATE'] },
+  // A chain's row holds its recorded head (updated as records are added), against which a deleted tail is
+  // found: it goes no more than its records.
+  { table: 'activity_chains', refuse: ['DELETE', 'TRUNCATE'] },
+])}
 `;
 
 

@@ -1,3 +1,4 @@
+import { appendOnlyGuards } from './append-only.js';
 import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type pg from 'pg';
@@ -264,6 +265,10 @@ CREATE TABLE IF NOT EXISTS operator_journal (
   after jsonb,
   status integer
 );
+-- An audit log (spec 5.8.1: it "cannot be accidentally or maliciously purged"), guarded as the activity
+-- log is (src/adapters/postgres/append-only.ts).
+-- Nothing in the DIP updates or deletes a journal row (no retention: acts are few).
+${appendOnlyGuards('operator_journal_append_only', 'operator journal', [{ table: 'operator_journal', refuse: ['UPDATE', 'DELETE', 'TRUNCATE'] }])}
 -- Portal users and operators (src/ports/portal-accounts.ts): hashes and sealed secrets only.
 CREATE TABLE IF NOT EXISTS portal_accounts (
   username text PRIMARY KEY,

@@ -207,6 +207,13 @@ CREATE TABLE IF NOT EXISTS operator_journal (
   after TEXT,
   status INTEGER
 );
+-- An audit log (spec 5.8.1: it "cannot be accidentally or maliciously purged"): the engine refuses a change
+-- or a delete, whoever asks; here in SCHEMA, so a database made before gets the guards at its next open.
+-- Nothing in the DIP updates or deletes a journal row (no retention: acts are few).
+CREATE TRIGGER IF NOT EXISTS operator_journal_no_update BEFORE UPDATE ON operator_journal
+  BEGIN SELECT RAISE(ABORT, 'the operator journal is append-only: its records cannot be changed'); END;
+CREATE TRIGGER IF NOT EXISTS operator_journal_no_delete BEFORE DELETE ON operator_journal
+  BEGIN SELECT RAISE(ABORT, 'the operator journal is append-only: its records cannot be deleted (spec 5.8.1)'); END;
 -- Portal users and operators (src/ports/portal-accounts.ts): hashes and sealed secrets only.
 CREATE TABLE IF NOT EXISTS portal_accounts (
   username TEXT PRIMARY KEY,
