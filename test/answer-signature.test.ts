@@ -59,6 +59,8 @@ describe('pull and replay answers carry the DIP signature', () => {
     expect([nothing.status, nothing.raw.toString('utf8')]).toEqual([200, '[]']);
     expect(nothing.headers['x-dip-signature']).toBeUndefined();
     expect(verify('GET', nothing)).toBeNull();
+    // Only as a 200: the DIP never sends an empty page (206).
+    expect(verify('GET', { ...nothing, status: 206 })).toMatch(/^missing-header/);
     // Messages without the signature are refused.
     const pulled = await sup.client.pull('IF-021', sup.dipId);
     const stripped = Object.fromEntries(Object.entries(pulled.headers).filter(([k]) => !k.startsWith('x-dip-')));

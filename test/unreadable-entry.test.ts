@@ -13,6 +13,8 @@ import { FakeClock } from './helpers/clocks.js';
 import { waitFor } from './helpers/dip-harness.js';
 import { databaseForDescribe } from './helpers/postgres.js';
 import { workerDeps } from './helpers/worker-deps.js';
+import { FileKeyEncryptionKey, Sealer } from '../src/security/at-rest.js';
+import { DataKeyNotLoaded } from '../src/ports/errors.js';
 
 /**
  * A queued message whose stored copy cannot be opened (a damaged row: AES-GCM's authentication fails; or
@@ -78,5 +80,36 @@ describe('a queued message whose stored copy cannot be opened is dead-lettered, 
         await backend.close();
       }
     });
+  });
+});
+
+// Review of the change above: a key this process has not loaded yet (rotated by the operator in the main
+// process or on another node since) was taken for a damaged row, and the sound message sealed under it was
+// dead-lettered and its sender told it was rejected. The read must fail instead, to be retried once the key
+// ring is read again (delivery processes reload it on this error), as before the change.
+describe('a message sealed under a data key rotated since the reader loaded its keys is not taken for damage', () => {
+  it('SQLite: the queue read fails to be retried, and the reloaded key ring reads the message', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'opendip-rotated-'));
+    const kek = new FileKeyEncryptionKey(join(dir, 'kek.key'));
+    const writer = openSqliteBackend(join(dir, 'dip.db'), { clock: systemClock });
+    const reader = openSqliteBackend(join(dir, 'dip.db'), { clock: systemClock });
+    reader.deliveredElsewhere();
+    try {
+      const sealer = await Sealer.open(kek, writer.dataKeys);
+      writer.useSealer(sealer);
+      reader.useSealer(await Sealer.open(kek, reader.dataKeys));
+      await sealer.rotate();
+      const m = message([queue.recipientDipId], { channel: queue.channel, outbound: '{"sealed": "under the new key"}' });
+      await writer.log.append({ ...batch([m]), channel: queue.channel });
+      await expect(reader.log.readQueue(queue, 0, 10, 1 << 20)).rejects.toBeInstanceOf(DataKeyNotLoaded);
+      reader.useSealer(await Sealer.open(kek, reader.dataKeys));
+      const [entry, ...more] = await reader.log.readQueue(queue, 0, 10, 1 << 20);
+      expect(more).toEqual([]);
+      expect(entry).toMatchObject({ transactionId: m.transactionId, outbound: '{"sealed": "under the new key"}' });
+      expect(entry!.unreadable).toBeUndefined();
+    } finally {
+      await reader.close();
+      await writer.close();
+    }
   });
 });

@@ -1,6 +1,6 @@
 import { REPLAYED_CONSUMPTION } from '../domain/consumption-replay.js';
 import type { TransactionParties } from '../ports/archive.js';
-import { storeFailureKind } from '../ports/errors.js';
+import { DataKeyNotLoaded, storeFailureKind } from '../ports/errors.js';
 
 /**
  * The condition both SQL engines add to a replay query (findArchived, countArchived) on `queue_entries e`.
@@ -44,8 +44,15 @@ export function sentOrQueuedTo(party: string): string {
  * storage failure (StoreError) is not the row's and is thrown on.
  */
 export function openedOrNull(open: () => string): string | null {
-  const opened = openedOrWhy(open);
-  return typeof opened === 'string' ? opened : null;
+  try {
+    const opened = openedOrWhy(open);
+    return typeof opened === 'string' ? opened : null;
+  } catch (err) {
+    // A row sealed under a key rotated elsewhere is counted with the unopenable ones by the readers that
+    // count (reports), as before: only a queue's read must not take it for damage (openedOrWhy).
+    if (err instanceof DataKeyNotLoaded) return null;
+    throw err;
+  }
 }
 
 /** A stored copy opened, or why it cannot be (as openedOrNull, keeping the reason: a queue entry's QueueEntry.unreadable). */
@@ -53,7 +60,10 @@ export function openedOrWhy(open: () => string): string | { unreadable: string }
   try {
     return open();
   } catch (err) {
-    if (storeFailureKind(err) !== null) throw err;
+    // A key rotated elsewhere since this process loaded its keys: the row is sound, and a retry after the
+    // reload (delivery processes and ingest threads reload on this error) opens it. Set aside as
+    // unreadable, sound messages sealed just after a rotation were dead-lettered and their senders told.
+    if (storeFailureKind(err) !== null || err instanceof DataKeyNotLoaded) throw err;
     return { unreadable: err instanceof Error ? err.message : String(err) };
   }
 }

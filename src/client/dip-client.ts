@@ -91,7 +91,7 @@ export class ReplayInterrupted extends Error {
  */
 export function answerNotFromDip(method: string, answer: DipAnswer<unknown>, trustedCas: string[], now = new Date(), maxSkewMs = 300_000): string | null {
   // An empty answer (nothing to pull or replay) is not signed: it vouches for no message.
-  if (answer.raw.toString('utf8') === '[]' && answer.headers['x-dip-signature'] === undefined) return null;
+  if (answer.status === 200 && answer.raw.toString('utf8') === '[]' && answer.headers['x-dip-signature'] === undefined) return null;
   const r = verifyDipSignature({ method, url: answer.url, body: answer.raw, headers: answer.headers, now, maxSkewMs, answerStatus: answer.status });
   if (!r.ok) return `${r.reason}: ${r.detail}`;
   return notFromDip(r.certificate, trustedCas);

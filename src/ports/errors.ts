@@ -31,6 +31,18 @@ export class StoreError extends Error {
   }
 }
 
+/**
+ * A value sealed under a data key this process has not loaded: the operator rotated the keys in another
+ * process or node since this one read them. Not the row's fault (the row is sound, and a reloaded key
+ * ring opens it): a reader retries, as for an unavailable store, and never sets the row aside as damaged.
+ */
+export class DataKeyNotLoaded extends Error {
+  constructor(readonly keyId: number) {
+    super(`sealed with data key ${keyId}, which this DIP does not hold (yet: keys rotated since it loaded them are read again)`);
+    this.name = 'DataKeyNotLoaded';
+  }
+}
+
 /** StoreError code of a requeue job's page refused: the job is not running, or another node moved it past the page. */
 export const JOB_MOVED = 'JOB_MOVED';
 

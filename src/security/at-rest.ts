@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import { compressSync, uncompressSync } from 'lz4-napi';
 import type { SealOptions, ValueSealer } from '../ports/backend.js';
 import type { DataKeyStore } from '../ports/data-keys.js';
+import { DataKeyNotLoaded } from '../ports/errors.js';
 import { FORMAT_3_DICTIONARY } from './lz4-dictionary.js';
 
 /**
@@ -201,7 +202,7 @@ export class Sealer {
     const version = sealed.readUInt8(0);
     if (version !== VERSION && version !== COMPRESSED && version !== COMPRESSED_WITH_DICTIONARY) throw new Error('sealed value has an unknown format version');
     const key = this.keys.get(sealed.readUInt32BE(1));
-    if (!key) throw new Error(`sealed with data key ${sealed.readUInt32BE(1)}, which this DIP does not hold`);
+    if (!key) throw new DataKeyNotLoaded(sealed.readUInt32BE(1));
     return key;
   }
 

@@ -117,8 +117,6 @@ async function pull(deps: ApiDeps, req: FastifyRequest<Route>, reply: FastifyRep
   // Up to a copy that cannot be opened (QueueEntry.unreadable): the queue's worker dead-letters it on its sweep.
   const unreadable = read.findIndex((e) => e.unreadable !== undefined);
   const entries = unreadable === -1 ? read : read.slice(0, unreadable);
-  if (entries.length > 0) reply.header(SEQUENCE_HEADER, formatSequence(entries[0]!.seq, entries.at(-1)!.seq));
-  reply.header('x-opendip-acknowledged', String(ackedSeq));
   let copies: string[];
   try {
     copies = await Promise.all(entries.map((e) => deps.copies.copyFor(queue, e.outbound, e.capacity)));
@@ -128,6 +126,9 @@ async function pull(deps: ApiDeps, req: FastifyRequest<Route>, reply: FastifyRep
     if (err instanceof CopyWithheld) return sendStandard(deps, reply, 409, queue.recipientDipId, MSG.processingFailed, err.message);
     throw err;
   }
+  // Only on an answer that hands the copies out: a 409 that withheld them names no sequence to acknowledge.
+  if (entries.length > 0) reply.header(SEQUENCE_HEADER, formatSequence(entries[0]!.seq, entries.at(-1)!.seq));
+  reply.header('x-opendip-acknowledged', String(ackedSeq));
   // Durable before the answer leaves: its acknowledgement may reach another node, which checks it
   // against the store. One write per pull that hands out something new; none for the same range again.
   const mark = pulledMark(state, entries.at(-1)?.seq);
