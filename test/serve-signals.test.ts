@@ -103,6 +103,8 @@ describe('npm start on SIGTERM and SIGINT', () => {
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const exited = new Promise<{ code: number | null; at: number }>((resolve) => child.once('exit', (code) => resolve({ code, at: performance.now() })));
     await waitFor(() => err.includes('is listening on') || child.exitCode !== null, 90_000, 'the DIP to start', 50);
+    // Exited before it listened (a refused configuration, a port taken meanwhile): say why, not ECONNREFUSED.
+    if (!err.includes('is listening on')) throw new Error(`npm ${script.join(' ')} exited ${String(child.exitCode)} before listening: ${err.slice(-2000)}`);
     // A client holding its kept-alive connection open after one answer.
     const held = await new Promise<Socket>((resolve, reject) => {
       const s = connect({ host: '127.0.0.1', port: adminPort }, () => s.write('GET /admin/whoami HTTP/1.1\r\nhost: localhost\r\nconnection: keep-alive\r\n\r\n'));
