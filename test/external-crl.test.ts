@@ -9,12 +9,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { onboardParticipant } from '../src/pipeline/participants.js';
 import { loadConfig } from '../src/config.js';
-import { readCrlFiles, staleCrls } from '../src/security/external-crl.js';
+import { readCrlFiles, revocationKey, staleCrls } from '../src/security/external-crl.js';
 import { crlAlarms } from '../src/pipeline/alarm-sources.js';
 import { alarmSeverity } from '../src/pipeline/alarm-actions.js';
 import { OPERATOR_RULES } from '../src/ports/alarms.js';
 import { createCertificateAuthority, issueCrl, issueParticipantCertificate, type KeyAndCert } from '../src/security/pki.js';
 import { certificateInfo } from '../src/security/signature.js';
+import { DipClient } from '../src/client/dip-client.js';
+import { buildIF021 } from '../src/sim/messages.js';
 import { submitAs } from './helpers/submit-as.js';
 import { startTestDip, waitFor, type TestDip } from './helpers/dip-harness.js';
 
@@ -67,9 +69,37 @@ describe('crlFiles: the CRLs of the CAs in trustedCaFiles', () => {
     await waitFor(async () => (await submitAs(t, a.apiKey, good, '2000000001', `g${++n + 3}`)) === 201, 10_000, 'certificates accepted again under a current CRL');
   });
 
+  it('refuses, per request, a certificate the CA revokes while its kept-alive connection is open: as a certificate `dip pki revoke` lists', async () => {
+    const creds = await issueParticipantCertificate(external, { organisation: 'Org 2000000003', dipIds: ['2000000003'], environment: 'PRD', validDays: 30 });
+    const { apiKey } = await onboardParticipant(t.dip.backend.registry, { dipId: '2000000003', roles: ['SDS'], certificatePem: creds.certPem, trustedCaPems: [external.certPem] });
+    // One client, one kept-alive connection: its handshake was before the revocation.
+    const client = new DipClient({ baseUrl: t.dip.url, apiKey, keyPem: creds.keyPem, certPem: creds.certPem, caPem: t.dip.pki.ca.certPem });
+    const submit = (suffix: string) => client.submit('IF-021', [buildIF021({ senderDipId: '2000000003', senderRole: 'SDS', primaryRecipients: ['1000000001'], uniqueSuffix: suffix })]);
+    try {
+      expect((await submit('k1')).status).toBe(201);
+      const serial = certificateInfo(creds.certPem).serialNumber;
+      publish(await issueCrl(external, [{ serialNumber: serial, revokedAt: new Date(), reason: 'keyCompromise' }], { crlNumber: 5 }));
+      let n = 1;
+      let answer = await submit(`k${++n}`);
+      await waitFor(async () => {
+        if (answer.status !== 401) answer = await submit(`k${++n}`);
+        return answer.status === 401;
+      }, 10_000, 'the open connection refused once the CRL is read', 5);
+      // An answer, not a dropped connection: the request came on the connection already open (a new one
+      // is refused at the handshake, as the last line shows).
+      expect(JSON.stringify(answer.body)).toMatch(new RegExp(`TLS client certificate \\(serial 0*${serial.replace(/^0+/, '')}\\) was revoked at .* \\(keyCompromise`));
+      expect(await submitAs(t, apiKey, creds, '2000000003', 'k-new')).toBe('handshake refused');
+      // Serials are matched as numbers: node writes a certificate's to a whole byte, a CRL's DER integer may carry a sign byte.
+      expect(revocationKey('CN=X', '00A1B2')).toBe(revocationKey('CN=X', '0a1b2'));
+      expect(revocationKey('CN=X', 'A1B2')).not.toBe(revocationKey('CN=Y', 'A1B2'));
+    } finally {
+      await client.close();
+    }
+  });
+
   it('warns from three quarters of a CRL\'s validity, and reports it expired past nextUpdate', async () => {
     const now = Date.now();
-    const crl = { file: 'x', issuer: 'CN=X', thisUpdate: now, nextUpdate: now + 4_000, revoked: 0, pem: '' };
+    const crl = { file: 'x', issuer: 'CN=X', thisUpdate: now, nextUpdate: now + 4_000, entries: new Map(), pem: '' };
     expect(staleCrls([crl], now + 2_999)).toEqual([]);
     expect(staleCrls([crl], now + 3_000)).toEqual([{ issuer: 'CN=X', file: 'x', nextUpdate: now + 4_000, expired: false, since: now + 3_000 }]);
     expect(staleCrls([crl], now + 4_000)).toEqual([{ issuer: 'CN=X', file: 'x', nextUpdate: now + 4_000, expired: true, since: now + 3_000 }]);

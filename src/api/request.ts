@@ -60,7 +60,7 @@ export function tlsPeer(socket: Socket): PeerIdentity | null {
         .split(', ')
         .filter((n) => n.startsWith(`URI:${DIP_URN_PREFIX}`))
         .map((n) => n.slice(4 + DIP_URN_PREFIX.length)),
-      peer: { fingerprint256: cert.fingerprint256.replace(/:/g, '').toUpperCase(), serialNumber: cert.serialNumber.toUpperCase() },
+      peer: { fingerprint256: cert.fingerprint256.replace(/:/g, '').toUpperCase(), serialNumber: cert.serialNumber.toUpperCase(), issuer: cert.issuer },
     };
   }
   peers.set(socket, identity);

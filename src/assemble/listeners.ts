@@ -64,7 +64,7 @@ export async function startParticipantListener(
       revocation: trust.builtIn
         ? revocation
         : externalCrls
-          ? { revoked, crlPem: () => externalCrls.crlPems(), onCrl: (listener) => externalCrls.onCrl(listener) }
+          ? { revoked, revokedBy: (issuer: string, serialNumber: string) => externalCrls.revokedBy(issuer, serialNumber), crlPem: () => externalCrls.crlPems(), onCrl: (listener) => externalCrls.onCrl(listener) }
           : { revoked, crlPem: () => undefined, onCrl: () => {} },
     },
   );

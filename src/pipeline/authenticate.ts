@@ -9,7 +9,12 @@ export interface TlsPeer {
   /** SHA-256 of the DER certificate, UPPER-case hex, no colons. */
   fingerprint256: string;
   serialNumber: string;
+  /** Its issuer's name as node:crypto's X509Certificate writes it: with the serial, what a CA's CRL lists it by. */
+  issuer: string;
 }
+
+/** What a refusal tells of a revocation: all a CA's CRL says of it. */
+type Revoked = Pick<RevocationEntry, 'serialNumber' | 'reason' | 'revokedAt'>;
 
 /**
  * Checks that need state beyond the registry, wired in by the HTTP layer (src/api/server.ts). Absent,
@@ -19,7 +24,14 @@ export interface SecurityControls {
   /** Refuses an X-DIP-Signature seen before within the skew window. */
   replay?: Pick<SignatureReplayGuard, 'check'>;
   /** Refuses revoked certificates (TLS client certificate and signing certificate). */
-  revocation?: { revoked(fingerprint256: string): RevocationEntry | undefined };
+  revocation?: {
+    revoked(fingerprint256: string): RevocationEntry | undefined;
+    /**
+     * The external CAs' CRLs (crlFiles), by issuer and serial: OpenSSL checks them at the handshake only,
+     * and a connection kept alive since must be refused as well. Absent without crlFiles.
+     */
+    revokedBy?(issuer: string, serialNumber: string): Revoked | undefined;
+  };
 }
 
 /** What the HTTP layer knows about a call, before anything is trusted. */
@@ -47,7 +59,7 @@ export type Authentication =
   | { ok: true; participant: Participant }
   | { ok: false; status: 401 | 403; help: string };
 
-function revokedHelp(what: string, e: RevocationEntry): string {
+function revokedHelp(what: string, e: Revoked): string {
   return `${what} (serial ${e.serialNumber}) was revoked at ${e.revokedAt} (${e.reason}): ask the DIP operator for a new certificate`;
 }
 
@@ -76,7 +88,9 @@ export async function identify(registry: Registry, call: HeaderEvidence): Promis
       help: `the TLS client certificate is bound to ${call.tlsDipIds.join(', ') || 'no DIP ID'}, not to ${participant.dipId} (the API key's participant)`,
     };
   }
-  const tlsRevoked = call.tlsPeer ? call.controls?.revocation?.revoked(call.tlsPeer.fingerprint256) : undefined;
+  const revocation = call.controls?.revocation;
+  const peer = call.tlsPeer;
+  const tlsRevoked = peer ? (revocation?.revoked(peer.fingerprint256) ?? revocation?.revokedBy?.(peer.issuer, peer.serialNumber)) : undefined;
   if (tlsRevoked) return { ok: false, status: 401, help: revokedHelp('the TLS client certificate', tlsRevoked) };
   return { ok: true, participant };
 }

@@ -12,13 +12,22 @@
  * personal data between every participant in the market. The alarm `crl-stale` fires from a quarter of a
  * CRL's validity before its nextUpdate (SWIKI publishes well before: a CRL that old means the fetch job
  * broke), so the operator has that long to mend the fetch before anything is refused.
+ *
+ * OpenSSL checks a CRL at the handshake only: a connection kept alive since is not cut. So the watcher also
+ * keeps the CRLs' entries by (issuer, serial), and authentication refuses them per request (revokedBy), as
+ * it refuses the certificates `dip pki revoke` lists by fingerprint: a CRL entry names no fingerprint.
  */
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
+import { X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Logger } from '../ports/logger.js';
 import type { Clock } from '../ports/clock.js';
+import type { RevocationEntry } from './revocation.js';
+
+/** A certificate an external CA's CRL lists, as much of it as the CRL tells. */
+export type CrlRevocation = Pick<RevocationEntry, 'serialNumber' | 'reason' | 'revokedAt'>;
 
 /** One CRL as installed: who issued it and until when it is current. */
 export interface LoadedCrl {
@@ -27,8 +36,38 @@ export interface LoadedCrl {
   thisUpdate: number;
   /** Epoch ms; null when the CRL names none (then it never goes stale). */
   nextUpdate: number | null;
-  revoked: number;
+  /**
+   * The CRL's entries, keyed by revocationKey(the signing CA's subject as node:crypto writes it, serial).
+   * Keyed by the CA that verified the CRL rather than by the CRL's issuer text: a peer certificate's issuer
+   * reads the same through node:crypto (one OpenSSL rendering of the same name), whatever string types
+   * either certificate encodes it in.
+   */
+  entries: ReadonlyMap<string, CrlRevocation>;
   pem: string;
+}
+
+/**
+ * The key a revoked certificate is found by: its issuer (the name as node:crypto's X509Certificate
+ * writes it, `issuer` of the certificate, `subject` of its CA) and its serial in upper-case hex without
+ * leading zeros (node writes a serial with them to a whole byte, a CRL's DER integer with a sign byte).
+ */
+export function revocationKey(issuer: string, serialNumber: string): string {
+  return `${issuer}\u0000${serialAsNumber(serialNumber)}`;
+}
+
+const serialAsNumber = (hex: string): string => hex.toUpperCase().replace(/^0+(?=.)/, '');
+
+function entriesOf(crl: x509.X509Crl, caSubject: string): Map<string, CrlRevocation> {
+  const entries = new Map<string, CrlRevocation>();
+  for (const e of crl.entries) {
+    // removeFromCRL un-holds a certificate (in a delta CRL): it lists one that is no longer revoked.
+    const reason = e.reason ?? x509.X509CrlReason.unspecified;
+    if (reason === x509.X509CrlReason.removeFromCRL) continue;
+    // Named by the RFC 5280 reason (as `dip pki revoke` records one) and the CRL it is in.
+    const serialNumber = serialAsNumber(e.serialNumber);
+    entries.set(revocationKey(caSubject, serialNumber), { serialNumber, revokedAt: e.revocationDate.toISOString(), reason: `${(x509.X509CrlReason[reason] as string | undefined) ?? `reason code ${reason}`}, in the CRL of ${crl.issuer}` });
+  }
+  return entries;
 }
 
 const PEM_CRL = /-----BEGIN X509 CRL-----[\s\S]+?-----END X509 CRL-----/g;
@@ -41,7 +80,7 @@ const toPem = (der: ArrayBuffer): string => `-----BEGIN X509 CRL-----\n${Buffer.
  * trusted CA has no CRL.
  */
 export async function readCrlFiles(crlFiles: readonly string[], caPems: readonly string[]): Promise<LoadedCrl[]> {
-  const cas = caPems.map((pem) => new x509.X509Certificate(pem));
+  const cas = caPems.map((pem) => ({ ca: new x509.X509Certificate(pem), subject: new X509Certificate(pem).subject }));
   const loaded: LoadedCrl[] = [];
   for (const name of crlFiles) {
     const file = resolve(name);
@@ -61,14 +100,14 @@ export async function readCrlFiles(crlFiles: readonly string[], caPems: readonly
       } catch (e) {
         throw new Error(`crlFiles: CRL ${i + 1} in ${file} is not readable: ${(e as Error).message}`, { cause: e });
       }
-      const issuer = cas.find((ca) => ca.subject === crl.issuer);
-      if (!issuer || !(await crl.verify({ publicKey: issuer.publicKey }))) {
+      const issuer = cas.find(({ ca }) => ca.subject === crl.issuer);
+      if (!issuer || !(await crl.verify({ publicKey: issuer.ca.publicKey }))) {
         throw new Error(`crlFiles: CRL ${i + 1} in ${file} (issuer ${crl.issuer}) is not signed by a CA in trustedCaFiles`);
       }
-      loaded.push({ file, issuer: crl.issuer, thisUpdate: crl.thisUpdate.getTime(), nextUpdate: crl.nextUpdate?.getTime() ?? null, revoked: crl.entries.length, pem: toPem(crl.rawData) });
+      loaded.push({ file, issuer: crl.issuer, thisUpdate: crl.thisUpdate.getTime(), nextUpdate: crl.nextUpdate?.getTime() ?? null, entries: entriesOf(crl, issuer.subject), pem: toPem(crl.rawData) });
     }
   }
-  const missing = cas.filter((ca) => !loaded.some((c) => c.issuer === ca.subject));
+  const missing = cas.map(({ ca }) => ca).filter((ca) => !loaded.some((c) => c.issuer === ca.subject));
   if (missing.length > 0) {
     // OpenSSL would refuse every handshake through such a CA ("unable to get certificate CRL").
     throw new Error(`crlFiles: no CRL for the trusted CA ${missing.map((ca) => ca.subject).join('; ')} (with crlFiles set, every CA in trustedCaFiles needs a current CRL)`);
@@ -98,6 +137,8 @@ export function staleCrls(crls: readonly LoadedCrl[], now: number): StaleCrl[] {
 /** The external CAs' CRLs in force in a running DIP: re-read when a file changes (polled). A broken file is logged and the CRLs in force stay. */
 export class ExternalCrlWatcher {
   private crls: LoadedCrl[] = [];
+  /** Every current CRL's entries in one map: looked up per request. */
+  private revokedEntries: ReadonlyMap<string, CrlRevocation> = new Map();
   private changeKey = '';
   private cancel: (() => void) | undefined;
   private reloading: Promise<void> | null = null;
@@ -114,14 +155,21 @@ export class ExternalCrlWatcher {
   static async open(files: readonly string[], caPems: readonly string[], clock: Clock, logger: Logger): Promise<ExternalCrlWatcher> {
     const w = new ExternalCrlWatcher(files, caPems, clock, logger);
     w.changeKey = w.key();
-    w.crls = await readCrlFiles(files, caPems);
-    w.logLoaded();
+    w.install(await readCrlFiles(files, caPems));
     return w;
   }
 
   /** The CRLs in force, one PEM each (node's tls `crl` option reads one CRL per array element). */
   crlPems(): string[] {
     return this.crls.map((c) => c.pem);
+  }
+
+  /**
+   * The entry of a current CRL listing the certificate with this issuer (node:crypto's `issuer` of it)
+   * and serial, if any: authentication's check of a kept-alive connection, whose handshake was before.
+   */
+  revokedBy(issuer: string, serialNumber: string): CrlRevocation | undefined {
+    return this.revokedEntries.get(revocationKey(issuer, serialNumber));
   }
 
   /** Called with the new CRLs whenever a file changed and read well. */
@@ -175,14 +223,15 @@ export class ExternalCrlWatcher {
       this.logger.error({ err }, 'the external CAs\' CRLs could not be read again; the ones in force stay installed');
       return;
     }
-    this.crls = crls;
-    this.logLoaded();
+    this.install(crls);
     const pems = this.crlPems();
     for (const l of this.listeners) l(pems);
   }
 
-  private logLoaded(): void {
-    this.logger.info({ crls: this.crls.map((c) => ({ issuer: c.issuer, file: c.file, revoked: c.revoked, nextUpdate: c.nextUpdate === null ? null : new Date(c.nextUpdate).toISOString() })) }, 'external CAs\' CRLs loaded');
+  private install(crls: LoadedCrl[]): void {
+    this.crls = crls;
+    this.revokedEntries = new Map(crls.flatMap((c) => [...c.entries]));
+    this.logger.info({ crls: this.crls.map((c) => ({ issuer: c.issuer, file: c.file, revoked: c.entries.size, nextUpdate: c.nextUpdate === null ? null : new Date(c.nextUpdate).toISOString() })) }, 'external CAs\' CRLs loaded');
     for (const s of this.stale()) {
       if (s.expired) this.logger.error({ issuer: s.issuer, file: s.file, nextUpdate: new Date(s.nextUpdate).toISOString() }, 'an external CA\'s CRL is past its nextUpdate: every certificate that CA issued is refused at the handshake until a current CRL is fetched');
     }
