@@ -8,6 +8,7 @@ import { authenticate } from '../pipeline/authenticate.js';
 import type { Channel } from '../pipeline/channels.js';
 import type { ApiDeps } from './deps.js';
 import { firstDuplicateName, nameGivenTwice } from '../security/json-depth.js';
+import { firstLoneSurrogate, hasSurrogateEscape, loneSurrogateHelp } from '../security/json-strings.js';
 import { compileRequestSchema } from './schemas.js';
 import { evidence, sendStandard } from './request.js';
 
@@ -77,6 +78,10 @@ export function registerGuard(app: FastifyInstance, deps: ApiDeps): void {
     // As for messages (src/pipeline/ingest.ts): a name given twice is read as its last value by JSON.parse alone.
     const duplicate = firstDuplicateName(raw);
     if (duplicate) return sendStandard(deps, reply, 400, who.caller.dipId, MSG.schemaFailure, nameGivenTwice(duplicate));
+    // As for messages too: a lone surrogate is no text, and a status message carrying one is passed on to
+    // its recipient (a strict reader refuses it there); looked for only where the body escapes a surrogate.
+    const lone = Buffer.isBuffer(req.body) && hasSurrogateEscape(req.body) ? firstLoneSurrogate(parsed) : null;
+    if (lone !== null) return sendStandard(deps, reply, 400, who.caller.dipId, MSG.schemaFailure, loneSurrogateHelp(lone));
     let tree = keyTrees.get(schema);
     if (!tree) {
       tree = buildKeyTree(schema);

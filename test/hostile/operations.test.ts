@@ -117,6 +117,19 @@ describe('every JSON value kind to every operation', () => {
   }
 });
 
+// A lone surrogate (RFC 8259 8.2) was refused in messages but taken in the other bodies: a status message
+// carrying one is passed on to its recipient, whose strict reader (serde_json) refuses it there.
+describe('a lone UTF-16 surrogate in the bodies other than messages', () => {
+  it.each([
+    ['a status message', '/statusmessage', () => JSON.stringify([{ ...statusEntry(), help: 'HELP' }]).replace('HELP', 'bad \\ud800'), /\[0\]\.help holds a lone UTF-16 surrogate/],
+    ['a webhook registration', `/statusmessage/config/${SUP_ID}`, () => '{"callbackURL":"https://127.0.0.1:9/\\udc00"}', /callbackURL holds a lone UTF-16 surrogate/],
+  ])('refuses %s holding one with 400 MSG1001 naming the field', async (_what, path, body, help) => {
+    const a = await send(h.t, h.sup, { path, body: body() });
+    expectRefusal(a, 400, help);
+    expect((a.json as { messageArray: Array<{ message: string }> }).messageArray[0]?.message).toBe(MSG.schemaFailure);
+  });
+});
+
 describe('methods and answers the published API documents', () => {
   it.each([
     ['GET', '/dip-channel/IF-021', 'POST'],
