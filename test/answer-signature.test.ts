@@ -1,6 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { answerNotFromDip, type DipAnswer } from '../src/client/dip-client.js';
+import { answerNotFromDip, DipClient, ReplayInterrupted, type DipAnswer } from '../src/client/dip-client.js';
 import { REPLAY_PAGE } from '../src/pipeline/replay.js';
 import { contentHash, verifyDipSignature } from '../src/security/signature.js';
 import { buildIF021 } from '../src/sim/messages.js';
@@ -94,16 +94,64 @@ describe('pull and replay answers carry the DIP signature', () => {
     expect(verify('POST', { ...first, status: 200 })).toMatch(/^bad-signature/);
     const token = first.headers['x-continuation-token'];
     expect(token).toBeDefined();
+    // The token is signed too: one who can alter headers cannot send the client to another page (another
+    // token in its place: the position is its first 48 bits, here one more), nor end the replay by taking
+    // the token away, nor make a last page look continued by adding one.
+    const otherToken = `${token!.slice(0, 11)}${token![11] === '0' ? '1' : '0'}${token!.slice(12)}`;
+    expect(verify('POST', { ...first, headers: { ...first.headers, 'x-continuation-token': otherToken } })).toMatch(/^bad-signature/);
+    expect(verify('POST', { ...first, headers: { ...first.headers, 'x-continuation-token': undefined } })).toMatch(/^bad-signature/);
     const last = await many.client.replay('IF-021', many.dipId, filter, token);
     expect([last.status, last.body]).toEqual([200, [expect.anything()]]);
     expect(verify('POST', last)).toBeNull();
     expect(verify('POST', { ...last, status: 206 })).toMatch(/^bad-signature/);
+    expect(verify('POST', { ...last, headers: { ...last.headers, 'x-continuation-token': token } })).toMatch(/^bad-signature/);
   }, 120_000);
+
+  // What the signed token is for: a man in the middle who can alter headers (not the signed bytes) puts, in
+  // place of the first page's token, the second page's one, seen on an earlier replay of the same filter
+  // (tokens are deterministic: the position and the filter). A client following tokens it does not check
+  // skips the second page, 1,000 messages, without a word; the DIP's client checks each page and stops.
+  it("the DIP's client refuses a page whose continuation token was swapped", async () => {
+    const many = await t.participant('1000000003', ['SUP']);
+    for (let from = 0; from < 2 * REPLAY_PAGE + 1; from += 500) {
+      const count = Math.min(500, 2 * REPLAY_PAGE + 1 - from);
+      const items = Array.from({ length: count }, (_, i) => buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [many.dipId], uniqueSuffix: `swap${from + i}` }));
+      const sent = await sds.client.submit('IF-021', items);
+      expect(sent.status, JSON.stringify(sent.body)).toBe(201);
+    }
+    const filter = { datetimeFrom: '2000-01-01T00:00:00+00:00', datetimeTo: '2100-01-01T00:00:00+00:00' };
+    const seen: Array<string | undefined> = [];
+    for await (const page of many.client.replayPages('IF-021', many.dipId, filter)) seen.push(page.continuation);
+    const [, afterFirst, afterSecond] = seen;
+    expect(afterSecond).toBeDefined();
+    // Over the same mutual-TLS connections as any call; only the first page's token header is altered.
+    class Tampered extends DipClient {
+      override async replay(...args: Parameters<DipClient['replay']>): Promise<DipAnswer<unknown>> {
+        const answer = await super.replay(...args);
+        return answer.headers['x-continuation-token'] === afterFirst ? { ...answer, headers: { ...answer.headers, 'x-continuation-token': afterSecond } } : answer;
+      }
+    }
+    const tampered = new Tampered({ baseUrl: t.dip.url, apiKey: many.apiKey, keyPem: many.credentials.keyPem, certPem: many.credentials.certPem, caPem: t.dip.pki.ca.certPem, answerCas: [t.dip.pki.ca.certPem] });
+    try {
+      const got: number[] = [];
+      const reading = (async () => {
+        for await (const page of tampered.replayPages('IF-021', many.dipId, filter)) got.push(page.messages.length);
+      })();
+      const stopped = await reading.then(() => null, (err: unknown) => err);
+      expect(stopped).toBeInstanceOf(ReplayInterrupted);
+      expect((stopped as ReplayInterrupted).message).toMatch(/not the DIP's: bad-signature/);
+      // Nothing of the first page was handed on, and resuming from where it stopped asks for it again.
+      expect(got).toEqual([]);
+      expect((stopped as ReplayInterrupted).continuation).toBeUndefined();
+    } finally {
+      await tampered.close();
+    }
+  }, 180_000);
 
   it("never verifies as a webhook call, whatever the method and URL (domain separation)", async () => {
     const filter = { datetimeFrom: '2000-01-01T00:00:00+00:00', datetimeTo: '2100-01-01T00:00:00+00:00' };
     const replayed = await sup.client.replay('IF-021', sup.dipId, filter);
-    const signed = verifyDipSignature({ method: 'POST', url: replayed.url, body: replayed.raw, headers: replayed.headers, now: new Date(), maxSkewMs: 300_000, answerStatus: replayed.status });
+    const signed = verifyDipSignature({ method: 'POST', url: replayed.url, body: replayed.raw, headers: replayed.headers, now: new Date(), maxSkewMs: 300_000, answer: { status: replayed.status } });
     expect(signed.ok).toBe(true);
     // The webhook verifier (what startWebhookReceiver runs), with the answer's bytes and headers as a call's.
     const asCall = (method: string, url: string) => verifyDipSignature({ method, url, body: replayed.raw, headers: replayed.headers, now: new Date(), maxSkewMs: 300_000 });
@@ -112,6 +160,8 @@ describe('pull and replay answers carry the DIP signature', () => {
     // Why no URL can make it one: a call's string is `${method};…`, and a method is an HTTP token, which has
     // no ';'; the answer's string starts with a field that is no token (a space in it), so no request has it.
     expect(signed.stringToSign.startsWith('RESPONSE 200;POST;https://localhost:')).toBe(true);
+    // The last field is the continuation token, empty on an answer that names no next page.
+    expect(signed.stringToSign.endsWith(`;${replayed.headers['x-dip-content-hash']};`)).toBe(true);
     const first = signed.stringToSign.slice(0, signed.stringToSign.indexOf(';'));
     expect(first).not.toMatch(/^[!#$%&'*+.^\w`|~-]+$/);
     expect(() => httpRequest({ host: '127.0.0.1', port: 1, method: first })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_HTTP_TOKEN' }));

@@ -5,6 +5,7 @@ import type { TLSSocket } from 'node:tls';
 import type { MsgText } from '../domain/response-codes.js';
 import { standardResponse } from '../domain/standard-response.js';
 import type { CallerEvidence, SecurityControls, TlsPeer } from '../pipeline/authenticate.js';
+import { CONTINUATION_HEADER } from '../security/continuation-token.js';
 import { DIP_URN_PREFIX, sameOriginForms } from '../security/signature.js';
 import type { ApiDeps } from './deps.js';
 
@@ -81,17 +82,19 @@ export function signedUrl(deps: ApiDeps, req: FastifyRequest): string {
 /**
  * Sends messages (a pull or replay answer, already JSON) signed by the DIP (spec 5.2.2 pattern 1: the DIP
  * signs, the recipient verifies): the X-DIP-* headers over the answer's own string (answerStringToSign:
- * `RESPONSE <status>;` then the request's METHOD;url, never the string of a request or webhook call) and
- * these very bytes. Encoded once and sent as that Buffer, so the hash covers exactly what goes on the wire;
- * the content type is the one Fastify gave the string before (a Buffer would not get the charset added).
- * One RSA signature per answer, on the libuv thread pool, as a webhook call's.
+ * `RESPONSE <status>;` then the request's METHOD;url, never the string of a request or webhook call, and
+ * last the `continuation` token, sent here as X-Continuation-Token, so the header and what is signed are
+ * one value) and these very bytes. Encoded once and sent as that Buffer, so the hash covers exactly what
+ * goes on the wire; the content type is the one Fastify gave the string before (a Buffer would not get the
+ * charset added). One RSA signature per answer, on the libuv thread pool, as a webhook call's.
  */
-export async function sendSigned(deps: ApiDeps, req: FastifyRequest, reply: FastifyReply, status: number, json: string): Promise<FastifyReply> {
+export async function sendSigned(deps: ApiDeps, req: FastifyRequest, reply: FastifyReply, status: number, json: string, continuation: string | null = null): Promise<FastifyReply> {
   // No message, nothing to vouch for: an idle poll would otherwise cost an RSA signature (~1 ms of CPU and
-  // a turn of the thread pool webhook signing shares), at a poller's rate.
-  if (json === '[]') return reply.code(status).type('application/json; charset=utf-8').send(json);
+  // a turn of the thread pool webhook signing shares), at a poller's rate. Never a page that names another.
+  if (json === '[]' && continuation === null) return reply.code(status).type('application/json; charset=utf-8').send(json);
+  if (continuation !== null) reply.header(CONTINUATION_HEADER, continuation);
   const body = Buffer.from(json, 'utf8');
-  const headers = await deps.answerSigner.sign(status, req.method, signedUrl(deps, req), body);
+  const headers = await deps.answerSigner.sign({ status, continuation }, req.method, signedUrl(deps, req), body);
   return reply.code(status).headers(headers).type('application/json; charset=utf-8').send(body);
 }
 

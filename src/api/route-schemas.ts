@@ -46,13 +46,14 @@ export const signatureHeaders: JsonSchema = {
 /**
  * The four headers of a webhook call on an answer the DIP signs (a pull or replay answer of messages), over
  * the answer's own string (answerStringToSign: `RESPONSE <status>;` and then the request's METHOD;url, the
- * answer's date and content hash), never a request's. Response headers in the OpenAPI document; the route sets them.
+ * answer's date and content hash, and the X-Continuation-Token it names, empty when none), never a
+ * request's. Response headers in the OpenAPI document; the route sets them.
  */
 export const answerSignatureHeaders: Readonly<Record<string, JsonSchema>> = {
   'X-DIP-Signature': {
     type: 'string',
     description:
-      "base64 RSASSA-PKCS1-v1_5 SHA-256 signature by the DIP's signing key over 'RESPONSE <status>;METHOD;url-lower-cased;date;content-hash' (e.g. 'RESPONSE 200;GET;https://dip.example/dip-channel/if-021/pull/1000000001?maxmessagecount=100;<date>;<hash>'), the method and URL being those of this request: the first field, with its space, is no HTTP method, so this is never the signature of a request or webhook call. Absent, as the other three, on an empty answer ([]), which vouches for no message",
+      "base64 RSASSA-PKCS1-v1_5 SHA-256 signature by the DIP's signing key over 'RESPONSE <status>;METHOD;url-lower-cased;date;content-hash;continuation-token' (e.g. 'RESPONSE 200;GET;https://dip.example/dip-channel/if-021/pull/1000000001?maxmessagecount=100;<date>;<hash>;'), the method and URL being those of this request, the last field the X-Continuation-Token sent with the answer (a 206 replay page's; empty on any other answer), so the page it names next is the DIP's too: the first field, with its space, is no HTTP method, so this is never the signature of a request or webhook call. Absent, as the other three, on an empty answer ([]), which vouches for no message",
   },
   'X-DIP-Signature-Date': { type: 'string', description: 'UTC ISO-8601 with milliseconds, when the DIP signed the answer' },
   'X-DIP-Content-Hash': { type: 'string', description: 'base64 SHA-256 of the answer body as sent' },

@@ -32,5 +32,5 @@ export function openProfile(dir: string, config: DipConfig): Profile {
   const caPem = readFileSync(join(pkiDir(config), 'ca.cert.pem'), 'utf8');
   const dipId = certificateInfo(certPem).dipIds[0];
   if (!dipId) throw new Error(`${join(dir, PROFILE_FILES.cert)} carries no DIP ID (SAN urn:dip:participant:…)`);
-  return { dipId, client: new DipClient({ baseUrl, apiKey, keyPem: `${keyPem}\n`, certPem: `${certPem}\n`, caPem, connections: 1 }) };
+  return { dipId, client: new DipClient({ baseUrl, apiKey, keyPem: `${keyPem}\n`, certPem: `${certPem}\n`, caPem, answerCas: [caPem], connections: 1 }) };
 }

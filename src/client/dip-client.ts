@@ -18,6 +18,12 @@ export interface DipClientOptions {
   connections?: number;
   /** The participant's clock, for the signature date (default: the system clock). */
   now?: () => Date;
+  /**
+   * The CAs the DIP's signing certificate chains to (the environment's CA): when given, replayPages() takes
+   * a page only when it is the DIP's as received (answerNotFromDip: its bytes, status and continuation
+   * token), so a page whose token was swapped on the way is refused, not followed. Unset: not checked.
+   */
+  answerCas?: string[];
 }
 
 export interface DipAnswer<T = StandardResponse> {
@@ -84,15 +90,17 @@ export class ReplayInterrupted extends Error {
 /**
  * Why a pull or replay answer is not the DIP's, as received, or null when it is (README "Pull instead of
  * webhooks"): its X-DIP-* signature verifies over the answer's own string (`RESPONSE <status>;METHOD;url;
- * date;hash`, answerStringToSign) for the `method` request this client sent to `answer.url`, the hash is
- * that of the bytes as received, the date is within `maxSkewMs`, and the signer is the DIP (its certificate
- * chains to one of `trustedCas` and names no participant: notFromDip, as a webhook receiver checks). An
- * empty answer (`[]`) comes unsigned and passes as such.
+ * date;hash;continuation`, answerStringToSign) for the `method` request this client sent to `answer.url`,
+ * with the X-Continuation-Token received (empty when none came), the hash is that of the bytes as received,
+ * the date is within `maxSkewMs`, and the signer is the DIP (its certificate chains to one of `trustedCas`
+ * and names no participant: notFromDip, as a webhook receiver checks). An empty answer (`[]`) without a
+ * continuation token comes unsigned and passes as such.
  */
 export function answerNotFromDip(method: string, answer: DipAnswer<unknown>, trustedCas: string[], now = new Date(), maxSkewMs = 300_000): string | null {
-  // An empty answer (nothing to pull or replay) is not signed: it vouches for no message.
-  if (answer.status === 200 && answer.raw.toString('utf8') === '[]' && answer.headers['x-dip-signature'] === undefined) return null;
-  const r = verifyDipSignature({ method, url: answer.url, body: answer.raw, headers: answer.headers, now, maxSkewMs, answerStatus: answer.status });
+  const continuation = answer.headers[CONTINUATION_HEADER] ?? null;
+  // An empty answer (nothing to pull or replay) is not signed: it vouches for no message, and names no next page.
+  if (answer.status === 200 && continuation === null && answer.raw.toString('utf8') === '[]' && answer.headers['x-dip-signature'] === undefined) return null;
+  const r = verifyDipSignature({ method, url: answer.url, body: answer.raw, headers: answer.headers, now, maxSkewMs, answer: { status: answer.status, continuation } });
   if (!r.ok) return `${r.reason}: ${r.detail}`;
   return notFromDip(r.certificate, trustedCas);
 }
@@ -153,6 +161,9 @@ export class DipClient {
       }
       const next = answer.headers[CONTINUATION_HEADER];
       const more = answer.status === 206;
+      // A page of messages is taken only as the DIP signed it, with the token it names next.
+      const forged = this.opts.answerCas && (answer.status === 200 || more) ? answerNotFromDip('POST', answer, this.opts.answerCas, this.opts.now?.()) : null;
+      if (forged) throw new ReplayInterrupted(`the answer is not the DIP's: ${forged}`, token, answer);
       if (answer.status === 204) {
         yield { messages: [], continuation: token };
         return;

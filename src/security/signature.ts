@@ -9,8 +9,9 @@
  *   X-DIP-Signature-Certificate = base64(PEM text of the signer's certificate)
  *
  * An answer the DIP signs (a pull or replay answer) is signed over a string of its own,
- * `RESPONSE ${status};` followed by the string of the request it answers (answerStringToSign), so that
- * no signature over an answer is ever one over a request or webhook call, nor the other way round.
+ * `RESPONSE ${status};` followed by the string of the request it answers and `;` and the continuation
+ * token it names (answerStringToSign), so that no signature over an answer is ever one over a request or
+ * webhook call, nor the other way round.
  *
  * This module is on the hot path, so it only uses node:crypto:
  *  - signing runs on the libuv thread pool (async crypto.sign callback form);
@@ -127,10 +128,10 @@ export interface VerifyInput {
    */
   sameUrls?: readonly string[];
   /**
-   * Set to verify an answer the DIP signed (answerStringToSign): its HTTP status; `method` and `url` are
-   * then those of the request it answers. Unset: a request or webhook call.
+   * Set to verify an answer the DIP signed (answerStringToSign): its HTTP status and the X-Continuation-Token
+   * it came with; `method` and `url` are then those of the request it answers. Unset: a request or webhook call.
    */
-  answerStatus?: number;
+  answer?: SignedAnswer;
 }
 
 /**
@@ -174,16 +175,26 @@ export function stringToSign(method: string, url: string, date: string, hash: st
 }
 
 /**
- * `RESPONSE ${status};${METHOD};${url lower-cased};${date};${hash}`: what the DIP signs an answer over,
- * the answer's status and date and the hash of its bytes, with the method and URL of the request it
- * answers. Domain separation: a request's (a webhook call's) string starts with its method and a ';', a
+ * `RESPONSE ${status};${METHOD};${url lower-cased};${date};${hash};${continuation}`: what the DIP signs an
+ * answer over, the answer's status and date and the hash of its bytes, with the method and URL of the
+ * request it answers, and the page it names next (a 206 replay page's X-Continuation-Token; empty on any
+ * other answer), so that one who can alter headers cannot send the client to another page, nor end or
+ * continue a replay. Unambiguous: every field before it is the client's own (method, URL) or has no ';'
+ * (status, an ISO-8601 date, base64), so the last field is all that follows the hash. Domain separation: a request's (a webhook call's) string starts with its method and a ';', a
  * method is an HTTP token (RFC 9110 5.6.2), which has neither ';' nor a space, and this string's first
  * field is `RESPONSE 200`, with a space: no method, hence no request at any URL, has this string, so a
  * signed answer is never a signed webhook call (a participant choosing the URL and body of its pull or
  * replay cannot get the DIP to sign a call to someone else's webhook). The status binds a 206 page as one.
  */
-export function answerStringToSign(status: number, method: string, url: string, date: string, hash: string): string {
-  return `RESPONSE ${status};${stringToSign(method, url, date, hash)}`;
+export function answerStringToSign(answer: SignedAnswer, method: string, url: string, date: string, hash: string): string {
+  return `RESPONSE ${answer.status};${stringToSign(method, url, date, hash)};${answer.continuation ?? ''}`;
+}
+
+/** What an answer's signature binds besides the request and the bytes: its status and the next page it names. */
+export interface SignedAnswer {
+  status: number;
+  /** The X-Continuation-Token sent with it (a 206 replay page); null (or absent) when none is. */
+  continuation?: string | null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -222,10 +233,10 @@ export class Signer {
   }
 
   /** The same headers on an answer to a `method` request for `url` (answerStringToSign: never a request's). */
-  signAnswer(status: number, method: string, url: string, body: Buffer | string, now: Date = new Date()): Promise<DipSignatureHeaders> {
+  signAnswer(answer: SignedAnswer, method: string, url: string, body: Buffer | string, now: Date = new Date()): Promise<DipSignatureHeaders> {
     const date = now.toISOString();
     const hash = contentHash(body);
-    return this.signString(answerStringToSign(status, method, url, date, hash), date, hash);
+    return this.signString(answerStringToSign(answer, method, url, date, hash), date, hash);
   }
 
   private signString(text: string, date: string, hash: string): Promise<DipSignatureHeaders> {
@@ -508,7 +519,7 @@ const isIsoDate = (value: string): boolean => ISO_DATE.test(value);
 function expectedString(input: VerifyInput, date: string | undefined, hash: string | undefined): string {
   const d = date ?? `<${DIP_HEADER_SIGNATURE_DATE}>`;
   const h = hash ?? `<${DIP_HEADER_CONTENT_HASH}>`;
-  return input.answerStatus === undefined ? stringToSign(input.method, input.url, d, h) : answerStringToSign(input.answerStatus, input.method, input.url, d, h);
+  return input.answer === undefined ? stringToSign(input.method, input.url, d, h) : answerStringToSign(input.answer, input.method, input.url, d, h);
 }
 
 /**
@@ -583,7 +594,7 @@ export function verifyDipSignature(input: VerifyInput): VerifyResult {
   } catch (e) {
     return fail('bad-signature', `signature verification error: ${(e as Error).message}`);
   }
-  for (const url of valid || input.answerStatus !== undefined ? [] : (input.sameUrls ?? [])) {
+  for (const url of valid || input.answer !== undefined ? [] : (input.sameUrls ?? [])) {
     const same = stringToSign(input.method, url, date, hashHeader);
     if (cryptoVerify('sha256', Buffer.from(same, 'utf8'), cert.publicKey, signature)) {
       expected = same;
@@ -592,7 +603,7 @@ export function verifyDipSignature(input: VerifyInput): VerifyResult {
     }
   }
   // An answer's string is the DIP's own: the diagnosis of a participant's signing mistakes does not apply.
-  if (!valid && input.answerStatus !== undefined) return fail('bad-signature', `${DIP_HEADER_SIGNATURE} does not verify over the string shown (another status, method, URL or key)`);
+  if (!valid && input.answer !== undefined) return fail('bad-signature', `${DIP_HEADER_SIGNATURE} does not verify over the string shown (another status, method, URL, continuation token or key)`);
   if (!valid) {
     const found = diagnose(signature, cert.publicKey, input, date, hashHeader);
     return fail(found.reason, found.detail);

@@ -12,11 +12,11 @@ import { join } from 'node:path';
 import type { Logger } from '../ports/logger.js';
 import type { OutboundSigner } from '../ports/webhook.js';
 import { PKI_FILES, type KeyAndCert } from './pki.js';
-import { notDipSigner, Signer, verifyChain } from './signature.js';
+import { notDipSigner, Signer, verifyChain, type SignedAnswer } from './signature.js';
 
-/** Signs an answer of messages (status, and the method and URL of the request it answers): the X-DIP-* headers. */
+/** Signs an answer of messages (status and continuation token, and the method and URL of the request it answers): the X-DIP-* headers. */
 export interface AnswerSigner {
-  sign(status: number, method: string, url: string, body: Buffer): Promise<Record<string, string>>;
+  sign(answer: SignedAnswer, method: string, url: string, body: Buffer): Promise<Record<string, string>>;
 }
 
 export class SigningKeyWatcher {
@@ -54,7 +54,7 @@ export class SigningKeyWatcher {
 
   /** What signs pull and replay answers: the key in force, over an answer's own string (Signer.signAnswer). */
   answers(): AnswerSigner {
-    return { sign: async (status, method, url, body) => ({ ...(await this.signer.signAnswer(status, method, url, body)) }) };
+    return { sign: async (answer, method, url, body) => ({ ...(await this.signer.signAnswer(answer, method, url, body)) }) };
   }
 
   /** The signing certificate in force (PEM), as GET /certificates/dip serves it. */

@@ -97,9 +97,10 @@ export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
       }
       const page = await deps.replay.replay(queue, filter, afterSeq);
       if (page.copies.length === 0) return answerNothingToReplay(deps, req, reply, caller.dipId, channel.interfaceId, body);
-      if (page.next !== null) reply.header(CONTINUATION_HEADER, deps.continuation.issue(queue, filter, page.next));
-      // The copies are already JSON: the answer is assembled without re-serialising them.
-      return sendSigned(deps, req, reply, page.next === null ? 200 : 206, `[${page.copies.join(',')}]`);
+      // The copies are already JSON: the answer is assembled without re-serialising them. The next page's
+      // token is sent and signed with it (sendSigned).
+      const next = page.next === null ? null : deps.continuation.issue(queue, filter, page.next);
+      return sendSigned(deps, req, reply, next === null ? 200 : 206, `[${page.copies.join(',')}]`, next);
     };
   }
 

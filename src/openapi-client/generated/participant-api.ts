@@ -11361,7 +11361,7 @@ export interface operations {
                 headers: {
                     /** @description base64 SHA-256 of the answer body as sent */
                     "X-DIP-Content-Hash"?: string;
-                    /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature by the DIP's signing key over 'RESPONSE <status>;METHOD;url-lower-cased;date;content-hash' (e.g. 'RESPONSE 200;GET;https://dip.example/dip-channel/if-021/pull/1000000001?maxmessagecount=100;<date>;<hash>'), the method and URL being those of this request: the first field, with its space, is no HTTP method, so this is never the signature of a request or webhook call. Absent, as the other three, on an empty answer ([]), which vouches for no message */
+                    /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature by the DIP's signing key over 'RESPONSE <status>;METHOD;url-lower-cased;date;content-hash;continuation-token' (e.g. 'RESPONSE 200;GET;https://dip.example/dip-channel/if-021/pull/1000000001?maxmessagecount=100;<date>;<hash>;'), the method and URL being those of this request, the last field the X-Continuation-Token sent with the answer (a 206 replay page's; empty on any other answer), so the page it names next is the DIP's too: the first field, with its space, is no HTTP method, so this is never the signature of a request or webhook call. Absent, as the other three, on an empty answer ([]), which vouches for no message */
                     "X-DIP-Signature"?: string;
                     /** @description base64 of the DIP's signing certificate in PEM (GET /certificates/dip); it chains to the environment's CA and names no participant */
                     "X-DIP-Signature-Certificate"?: string;
@@ -11522,7 +11522,7 @@ export interface operations {
                 headers: {
                     /** @description base64 SHA-256 of the answer body as sent */
                     "X-DIP-Content-Hash"?: string;
-                    /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature by the DIP's signing key over 'RESPONSE <status>;METHOD;url-lower-cased;date;content-hash' (e.g. 'RESPONSE 200;GET;https://dip.example/dip-channel/if-021/pull/1000000001?maxmessagecount=100;<date>;<hash>'), the method and URL being those of this request: the first field, with its space, is no HTTP method, so this is never the signature of a request or webhook call. Absent, as the other three, on an empty answer ([]), which vouches for no message */
+                    /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature by the DIP's signing key over 'RESPONSE <status>;METHOD;url-lower-cased;date;content-hash;continuation-token' (e.g. 'RESPONSE 200;GET;https://dip.example/dip-channel/if-021/pull/1000000001?maxmessagecount=100;<date>;<hash>;'), the method and URL being those of this request, the last field the X-Continuation-Token sent with the answer (a 206 replay page's; empty on any other answer), so the page it names next is the DIP's too: the first field, with its space, is no HTTP method, so this is never the signature of a request or webhook call. Absent, as the other three, on an empty answer ([]), which vouches for no message */
                     "X-DIP-Signature"?: string;
                     /** @description base64 of the DIP's signing certificate in PEM (GET /certificates/dip); it chains to the environment's CA and names no participant */
                     "X-DIP-Signature-Certificate"?: string;
@@ -11552,7 +11552,7 @@ export interface operations {
                 headers: {
                     /** @description base64 SHA-256 of the answer body as sent */
                     "X-DIP-Content-Hash"?: string;
-                    /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature by the DIP's signing key over 'RESPONSE <status>;METHOD;url-lower-cased;date;content-hash' (e.g. 'RESPONSE 200;GET;https://dip.example/dip-channel/if-021/pull/1000000001?maxmessagecount=100;<date>;<hash>'), the method and URL being those of this request: the first field, with its space, is no HTTP method, so this is never the signature of a request or webhook call. Absent, as the other three, on an empty answer ([]), which vouches for no message */
+                    /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature by the DIP's signing key over 'RESPONSE <status>;METHOD;url-lower-cased;date;content-hash;continuation-token' (e.g. 'RESPONSE 200;GET;https://dip.example/dip-channel/if-021/pull/1000000001?maxmessagecount=100;<date>;<hash>;'), the method and URL being those of this request, the last field the X-Continuation-Token sent with the answer (a 206 replay page's; empty on any other answer), so the page it names next is the DIP's too: the first field, with its space, is no HTTP method, so this is never the signature of a request or webhook call. Absent, as the other three, on an empty answer ([]), which vouches for no message */
                     "X-DIP-Signature"?: string;
                     /** @description base64 of the DIP's signing certificate in PEM (GET /certificates/dip); it chains to the environment's CA and names no participant */
                     "X-DIP-Signature-Certificate"?: string;
@@ -14553,7 +14553,7 @@ export interface operations {
                 headers: {
                     /** @description base64 SHA-256 of the answer body as sent */
                     "X-DIP-Content-Hash"?: string;
-                    /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature by the DIP's signing key over 'RESPONSE <status>;METHOD;url-lower-cased;date;content-hash' (e.g. 'RESPONSE 200;GET;https://dip.example/dip-channel/if-021/pull/1000000001?maxmessagecount=100;<date>;<hash>'), the method and URL being those of this request: the first field, with its space, is no HTTP method, so this is never the signature of a request or webhook call. Absent, as the other three, on an empty answer ([]), which vouches for no message */
+                    /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature by the DIP's signing key over 'RESPONSE <status>;METHOD;url-lower-cased;date;content-hash;continuation-token' (e.g. 'RESPONSE 200;GET;https://dip.example/dip-channel/if-021/pull/1000000001?maxmessagecount=100;<date>;<hash>;'), the method and URL being those of this request, the last field the X-Continuation-Token sent with the answer (a 206 replay page's; empty on any other answer), so the page it names next is the DIP's too: the first field, with its space, is no HTTP method, so this is never the signature of a request or webhook call. Absent, as the other three, on an empty answer ([]), which vouches for no message */
                     "X-DIP-Signature"?: string;
                     /** @description base64 of the DIP's signing certificate in PEM (GET /certificates/dip); it chains to the environment's CA and names no participant */
                     "X-DIP-Signature-Certificate"?: string;
