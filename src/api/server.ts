@@ -60,7 +60,7 @@ import { byteOrderMark, drained, evidence, sendStandard, tlsPeer, unacceptedChar
 import { useAnswerDeadlines } from '../security/answer-deadlines.js';
 import { useRequestDeadlines } from './request-deadlines.js';
 import { LISTENER_TLS } from '../security/tls-policy.js';
-import { hostKnown, listenerHostNames } from '../security/host-names.js';
+import { hostHeaderName, hostKnown, isLoopback, listenerHostNames } from '../security/host-names.js';
 import { parserErrorStatus, unrecognisedMethod, type ParserError } from './parser-errors.js';
 
 /** Longest path segment (channel ID, DIP ID) the router accepts. */
@@ -103,7 +103,7 @@ export interface ServerSecurity extends SecurityControls {
  */
 export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSecurity = {}): FastifyInstance {
   const limits = deps.config.http;
-  const hostNames = listenerHostNames({ certificatePem: tls.cert, publicUrl: deps.config.publicUrl, allowed: deps.config.allowedHosts, setting: 'allowedHosts' });
+  const hostNames = listenerHostNames({ bound: deps.config.host, certificatePem: tls.cert, publicUrl: deps.config.publicUrl, allowed: deps.config.allowedHosts, setting: 'allowedHosts' });
   const headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
   const secureContext = (crl: string | string[] | undefined) => ({
     key: tls.key,
@@ -328,7 +328,10 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     else if (!req.headers.host && req.raw.httpVersionMinor >= 1) void sendStandard(deps, reply, 400, null, MSG.schemaFailure, 'the Host header is required (HTTP/1.1): the signed URL is rebuilt from it');
     else if (!hostKnown(req.headers.host, hostNames)) {
       // The names are not listed: allowedHosts may name internal hosts.
-      const help = `the Host '${String(req.headers.host).slice(0, 100)}' is not a name of this DIP's participant API: call it by a name its server certificate covers (or publicUrl's, or one in allowedHosts)`;
+      const name = hostHeaderName(String(req.headers.host));
+      // Said of any loopback name, listed or not: which names the operator configured stays unsaid.
+      const loopback = name !== null && isLoopback(name) ? ' (a loopback name is one only on a listener bound to a loopback address, or listed in allowedHosts)' : '';
+      const help = `the Host '${String(req.headers.host).slice(0, 100)}' is not a name of this DIP's participant API: call it by a name its server certificate covers (or publicUrl's, or one in allowedHosts)${loopback}`;
       void sendStandard(deps, reply, 421, null, MSG.processingFailed, help);
     }
     else if (excludesJson(req.headers.accept) && answersJsonOnly(req.routeOptions.url)) {

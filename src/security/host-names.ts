@@ -8,7 +8,8 @@ import { isIP } from 'node:net';
  */
 const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '::1'] as const;
 
-const isLoopback = (address: string): boolean => address === 'localhost' || address === '::1' || (isIP(address) === 4 && address.startsWith('127.'));
+/** Whether an address or a name as compared (normalName) is this machine's loopback. */
+export const isLoopback = (address: string): boolean => address === 'localhost' || address === '::1' || (isIP(address) === 4 && address.startsWith('127.'));
 
 /** A DNS name (RFC 1123 labels, a final dot allowed) or an IP address, as an allow-list entry or a Host's name. */
 const NAME = /^(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$/;
@@ -42,16 +43,19 @@ export function hostHeaderName(header: string): string | null {
  * reverse proxy or a tunnel passes on). Throws naming `setting` for an entry that is no name or address.
  */
 export function knownHostNames(bound: string, extra: readonly string[], setting: string): ReadonlySet<string> {
-  const names = new Set<string>();
-  const add = (name: string, from: string): void => {
-    const normal = normalName(name);
-    if (normal === null) throw new Error(`configuration: ${from} '${name}' is not a host name or an IP address (no scheme, port or path)`);
-    names.add(normal);
-  };
-  add(bound, 'the listener address');
+  const names = new Set(configuredNames([bound], 'the listener address'));
   if (isLoopback(bound)) for (const n of LOOPBACK_NAMES) names.add(n);
-  for (const n of extra) add(n, setting);
+  for (const n of configuredNames(extra, setting)) names.add(n);
   return names;
+}
+
+/** Configured names as compared (normalName); throws naming `setting` for an entry that is no name or address. */
+function configuredNames(entries: readonly string[], setting: string): string[] {
+  return entries.map((name) => {
+    const normal = normalName(name);
+    if (normal === null) throw new Error(`configuration: ${setting} '${name}' is not a host name or an IP address (no scheme, port or path)`);
+    return normal;
+  });
 }
 
 /**
@@ -87,16 +91,24 @@ function certificateNames(certificatePem: string): string[] {
 }
 
 /**
- * The names the participant listener answers to: those its server certificate vouches for (a client that
- * verifies TLS can call it by no other), the loopback names, publicUrl's host, and `allowed` (config
- * `allowedHosts`: a name a reverse proxy passes on). Throws naming `setting` for an entry that is no name.
+ * The names the participant listener bound to `bound` answers to: those its server certificate vouches for
+ * (a client that verifies TLS can call it by no other), publicUrl's host, and `allowed` (config
+ * `allowedHosts`: a name a reverse proxy passes on). The loopback names only where they name this listener
+ * and no other DIP: when it is bound to a loopback address, when `allowed` lists them, or when it has no
+ * other name (a development DIP, whose certificate covers only them). Elsewhere a signature made for
+ * `https://localhost/…`, at any DIP, would verify here too, and every DIP listening on all addresses would
+ * take it within the skew window. Throws naming `setting` for an entry that is no name.
  */
-export function listenerHostNames(o: { certificatePem: string | null; publicUrl: string | null; allowed: readonly string[]; setting: string }): ReadonlySet<string> {
-  const names = new Set(knownHostNames('127.0.0.1', o.allowed, o.setting));
+export function listenerHostNames(o: { bound: string; certificatePem: string | null; publicUrl: string | null; allowed: readonly string[]; setting: string }): ReadonlySet<string> {
+  const names = new Set<string>();
   if (o.publicUrl !== null) {
     const normal = normalName(new URL(o.publicUrl).hostname);
     if (normal !== null) names.add(normal);
   }
   if (o.certificatePem !== null) for (const n of certificateNames(o.certificatePem)) names.add(n);
+  if (isLoopback(o.bound)) for (const n of knownHostNames(o.bound, [], o.setting)) names.add(n);
+  else if ([...names].every(isLoopback)) for (const n of LOOPBACK_NAMES) names.add(n);
+  else for (const n of names) if (isLoopback(n)) names.delete(n);
+  for (const n of configuredNames(o.allowed, o.setting)) names.add(n);
   return names;
 }
