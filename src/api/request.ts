@@ -69,14 +69,27 @@ export function tlsPeer(socket: Socket): PeerIdentity | null {
 }
 
 /**
- * The URL a request's signature covers, as the caller requested it: rebuilt from the Host header (one of
- * the listener's names: src/api/server.ts refuses any other) and the request target, or behind a proxy
- * from publicUrl (held as clients request it, without a trailing '/', loadConfig) and the request target.
+ * The URL a request's signature covers, as the caller requested it: rebuilt from the authority it names
+ * (requestAuthority: one of the listener's names, src/api/server.ts refuses any other) and the request
+ * target, or behind a proxy from publicUrl (held as clients request it, without a trailing '/',
+ * loadConfig) and the request target.
  */
 export function signedUrl(deps: ApiDeps, req: FastifyRequest): string {
   const target = originForm(req.raw.url);
   // https's default port is left out, as URL parsers (WHATWG URL, Postman) write the URL a client signs.
-  return deps.config.publicUrl ? `${deps.config.publicUrl}${target}` : `https://${(req.headers.host ?? '').replace(/:443$/, '')}${target}`;
+  return deps.config.publicUrl ? `${deps.config.publicUrl}${target}` : `https://${(requestAuthority(req.raw) ?? '').replace(/:443$/, '')}${target}`;
+}
+
+const ABSOLUTE_FORM = /^[a-z][a-z\d+.-]*:\/\/([^/?#]*)/i;
+
+/**
+ * The authority (`host[:port]`) a request names: an absolute-form target's (`POST https://host/path`), for
+ * then a server must ignore Host (RFC 9112 3.2.2) and the URL requested, which an intermediary following
+ * the RFC routes by and the client signs, is the target; else the Host header (undefined without one).
+ */
+export function requestAuthority(raw: IncomingMessage): string | undefined {
+  const absolute = ABSOLUTE_FORM.exec(raw.url ?? '');
+  return absolute ? absolute[1] : raw.headers.host;
 }
 
 /**
@@ -101,7 +114,7 @@ export async function sendSigned(deps: ApiDeps, req: FastifyRequest, reply: Fast
 /** Everything authentication needs from a request. */
 export function evidence(deps: ApiDeps, req: FastifyRequest): CallerEvidence {
   const apiKey = req.headers['x-api-key'];
-  const hostUrl = `https://${req.headers.host ?? ''}${originForm(req.raw.url)}`;
+  const hostUrl = `https://${requestAuthority(req.raw) ?? ''}${originForm(req.raw.url)}`;
   const identity = tlsPeer(req.raw.socket);
   return {
     apiKey: Array.isArray(apiKey) ? undefined : apiKey,
@@ -125,7 +138,7 @@ export function evidence(deps: ApiDeps, req: FastifyRequest): CallerEvidence {
  */
 function originForm(target: string | undefined): string {
   const received = target ?? '';
-  const path = received.replace(/^[a-z][a-z\d+.-]*:\/\/[^/?#]*/i, '');
+  const path = received.replace(ABSOLUTE_FORM, '');
   // `https://host` alone, or followed by a query, names the root.
   return path === received || path.startsWith('/') ? path : `/${path}`;
 }

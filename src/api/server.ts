@@ -56,7 +56,7 @@ import { participantHolder, standardOverCap, useConnectionCap } from './connecti
 import { recordOperations } from './operations.js';
 import { describeBodyErrors } from './schemas.js';
 import { answers, GUARDED } from './route-schemas.js';
-import { byteOrderMark, drained, evidence, sendStandard, tlsPeer, unacceptedCharset, unacceptedContentEncoding, unacceptedMediaType, useSecurityControls } from './request.js';
+import { byteOrderMark, drained, evidence, requestAuthority, sendStandard, tlsPeer, unacceptedCharset, unacceptedContentEncoding, unacceptedMediaType, useSecurityControls } from './request.js';
 import { useAnswerDeadlines } from '../security/answer-deadlines.js';
 import { useRequestDeadlines } from './request-deadlines.js';
 import { LISTENER_TLS } from '../security/tls-policy.js';
@@ -326,12 +326,15 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   app.addHook('onRequest', (req, reply, done) => {
     if (req.raw.httpVersionMajor !== 1) void sendStandard(deps, reply, 505, null, MSG.schemaFailure, `HTTP/${req.raw.httpVersion} is not supported: send HTTP/1.1`);
     else if (!req.headers.host && req.raw.httpVersionMinor >= 1) void sendStandard(deps, reply, 400, null, MSG.schemaFailure, 'the Host header is required (HTTP/1.1): the signed URL is rebuilt from it');
-    else if (!hostKnown(req.headers.host, hostNames)) {
+    else if (!hostKnown(requestAuthority(req.raw), hostNames)) {
+      // An absolute-form target's authority, not Host, is the name asked for (requestAuthority).
+      const authority = String(requestAuthority(req.raw));
+      const named = req.headers.host === authority ? `the Host '${authority.slice(0, 100)}'` : `the request target's host '${authority.slice(0, 100)}'`;
       // The names are not listed: allowedHosts may name internal hosts.
-      const name = hostHeaderName(String(req.headers.host));
+      const name = hostHeaderName(authority);
       // Said of any loopback name, listed or not: which names the operator configured stays unsaid.
       const loopback = name !== null && isLoopback(name) ? ' (a loopback name is one only on a listener bound to a loopback address, or listed in allowedHosts)' : '';
-      const help = `the Host '${String(req.headers.host).slice(0, 100)}' is not a name of this DIP's participant API: call it by a name its server certificate covers (or publicUrl's, or one in allowedHosts)${loopback}`;
+      const help = `${named} is not a name of this DIP's participant API: call it by a name its server certificate covers (or publicUrl's, or one in allowedHosts)${loopback}`;
       void sendStandard(deps, reply, 421, null, MSG.processingFailed, help);
     }
     else if (excludesJson(req.headers.accept) && answersJsonOnly(req.routeOptions.url)) {

@@ -83,7 +83,12 @@ describe('malformed, smuggled and oversized HTTP', () => {
     ['an HTTP version that does not exist (HTTP/3.1)', 505, async () => head(['GET /health HTTP/3.1', 'Host: localhost', 'Connection: close'])],
     ['an Expect other than 100-continue', 417, async () => head([...base, 'Expect: 200-ok', 'Content-Length: 2'], '[]')],
     ['an absolute-form target naming another host, with it as Host (not a name of this DIP)', 421, async () => head(['GET https://evil.example/health HTTP/1.1', 'Host: evil.example', 'Connection: close'])],
-    ['an absolute-form target naming another host, with a Host of the DIP', 200, async () => head(['GET https://evil.example/health HTTP/1.1', 'Host: localhost', 'Connection: close'])],
+    // RFC 9112 3.2.2: with an absolute-form target the server ignores Host; the target's authority is the name.
+    ['an absolute-form target naming another host, with a Host of the DIP (Host is ignored)', 421, async () => head(['GET https://evil.example/health HTTP/1.1', 'Host: localhost', 'Connection: close'])],
+    ['an absolute-form target naming the DIP, with another Host (Host is ignored)', 200, async () => head(['GET https://localhost/health HTTP/1.1', 'Host: evil.example', 'Connection: close'])],
+    ['an absolute-form target with a user part', 421, async () => head(['GET https://u@localhost/health HTTP/1.1', 'Host: localhost', 'Connection: close'])],
+    // Refused before the name is judged: the URL parser finds no path in it.
+    ['an absolute-form target with no authority', 400, async () => head(['GET https:///health HTTP/1.1', 'Host: localhost', 'Connection: close'])],
   ];
 
   it.each(cases)('answers %s with %i (never a 5xx, never a crash)', async (_name, expected, make) => {
@@ -123,6 +128,21 @@ describe('malformed, smuggled and oversized HTTP', () => {
     const absolute = raw.replace('POST /dip-channel/IF-021 HTTP/1.1', `POST ${h.t.dip.url}/dip-channel/IF-021 HTTP/1.1`);
     expect(absolute).not.toBe(raw);
     const r = await rawTls(h.t, { ...tlsOf(h.sds), write: absolute });
+    expect(r.status, r.text.slice(0, 600)).toBe(201);
+  });
+
+  // The signed URL took its authority from Host even when the target named one: a request signed for the
+  // URL it targets was refused (401 when Host named another of the DIP's names, 421 when none), and what the
+  // DIP verified was not the URL an intermediary following the RFC routed by.
+  it.each([
+    ['another of its names', (port: number) => `127.0.0.1:${port}`],
+    ['no name of the DIP', () => 'evil.example'],
+  ])('authenticates an absolute-form submission signed for its target, whose Host is %s (201)', async (_what, hostOf) => {
+    const target = `${h.t.dip.url}/dip-channel/IF-021`;
+    const body = JSON.stringify([validItem()]);
+    const sig = await signerFor(h.sds).sign('POST', target, body);
+    const lines = [`POST ${target} HTTP/1.1`, `Host: ${hostOf(h.t.dip.port)}`, 'Content-Type: application/json', `X-API-Key: ${h.sds.apiKey}`, ...Object.entries(sig).map(([k, v]) => `${k}: ${v}`), `Content-Length: ${Buffer.byteLength(body)}`, 'Connection: close'];
+    const r = await rawTls(h.t, { ...tlsOf(h.sds), write: `${lines.join('\r\n')}\r\n\r\n${body}` });
     expect(r.status, r.text.slice(0, 600)).toBe(201);
   });
 
