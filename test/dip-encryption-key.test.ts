@@ -31,7 +31,7 @@ describe("the DIP's encryption key: renewal ahead of expiry, rotation, and the p
     const first = await ensureEncryptionKey(dir, ca, clock.now());
     expect(first.previous).toBeNull();
     expect((await ensureEncryptionKey(dir, ca, clock.now() + 100 * DAY)).current.certPem).toBe(first.current.certPem);
-    const watcher = new EncryptionKeyWatcher(dir, first, () => clock.now(), quietLogger);
+    const watcher = new EncryptionKeyWatcher(dir, first, clock, quietLogger);
     const inFlight = await sealedTo(first.current.certPem, '{"sent":"before the renewal"}');
 
     // Six days before expiry: renewed, as ensurePki renews the TLS and signing leaves.
@@ -57,7 +57,7 @@ describe("the DIP's encryption key: renewal ahead of expiry, rotation, and the p
     const dir = mkdtempSync(join(tmpdir(), 'opendip-enc-'));
     const clock = new FakeClock(Date.now());
     const first = await ensureEncryptionKey(dir, ca, clock.now());
-    const watcher = new EncryptionKeyWatcher(dir, first, () => clock.now(), quietLogger);
+    const watcher = new EncryptionKeyWatcher(dir, first, clock, quietLogger);
     const inFlight = await sealedTo(first.current.certPem, '{"n":1}');
 
     const rotated = await rotateEncryptionKey(dir, ca, { overlapDays: 2, now: clock.now() });

@@ -62,13 +62,12 @@ export interface OpenOptions {
 }
 
 /**
- * The at-rest sealer over the stored data keys, unwrapped with the configured key-encryption key: at open,
- * and again in a delivery process or an ingest thread once the operator rotated the keys elsewhere. Every
- * Sealer the DIP seals with is made here, so storage.atRest reaches the ingest threads and delivery
+ * The at-rest sealer over the stored data keys, unwrapped with the configured key-encryption key (it reads
+ * keys rotated elsewhere itself: Sealer.reload). Every Sealer the DIP seals with is made here, so storage.atRest reaches the ingest threads and delivery
  * processes with the configuration they are started with.
  */
-export async function openSealer(config: DipConfig, dataKeys: Backend['dataKeys']): Promise<Sealer> {
-  return Sealer.open(await keyEncryptionKey(config), dataKeys, { lz4Dictionary: config.storage.atRest.lz4Dictionary });
+export async function openSealer(config: DipConfig, dataKeys: Backend['dataKeys'], options: OpenOptions = {}): Promise<Sealer> {
+  return Sealer.open(await keyEncryptionKey(config), dataKeys, { lz4Dictionary: config.storage.atRest.lz4Dictionary, clock: options.clock ?? systemClock, ...(options.logger ? { logger: options.logger } : {}) });
 }
 
 /**
@@ -82,7 +81,7 @@ export async function openBackend(config: DipConfig, options: OpenOptions = {}):
   const clock = options.clock ?? systemClock;
   const backend = config.storage.kind === 'cluster' ? await openPostgres(config, clock) : openEmbedded(config, clock);
   try {
-    const sealer = await openSealer(config, backend.dataKeys);
+    const sealer = await openSealer(config, backend.dataKeys, { clock, ...(options.logger ? { logger: options.logger } : {}) });
     backend.useSealer(sealer);
     // The MPAN lookup is keyed by the sealer's index hash: rows a build before this one wrote in clear are
     // rewritten once, before anything reads them (a no-op, one indexed read, on every later start).

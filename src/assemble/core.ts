@@ -82,7 +82,7 @@ export async function startCore(
   );
   // Security patterns 2 and 3: the DIP's encryption key (inbound); recipients' keys come from their certificates.
   // Renewed ahead of expiry at start, or by `dip pki rotate-encryption` while running (polled as the signing key is).
-  const encryption = new EncryptionKeyWatcher(pkiDir, await ensureEncryptionKey(pkiDir, pki.ca, clock.now()), () => clock.now(), logger);
+  const encryption = new EncryptionKeyWatcher(pkiDir, await ensureEncryptionKey(pkiDir, pki.ca, clock.now()), clock, logger);
   encryption.start(polls.signingKeyMs);
   life.started('encryption key watcher', () => encryption.stop());
   // Revoked certificates: refused at the door (authenticate, the listener's CRL) and never encrypted to
@@ -104,7 +104,7 @@ export async function startCore(
   if (config.warmCatalogue) void catalogue.warm(warmPause).catch((err: unknown) => logger.error({ err }, 'compiling the catalogue validators failed; they compile on first use'));
 
   // The signing key in force: `dip pki rotate-signing` replaces it while the DIP runs.
-  const signing = new SigningKeyWatcher(pkiDir, pki.ca, pki.signing, logger);
+  const signing = new SigningKeyWatcher(pkiDir, pki.ca, pki.signing, clock, logger);
   signing.start(polls.signingKeyMs);
   life.started('signing key watcher', () => signing.stop());
   return { catalogue, defaultStaleMs, registry, channelSettings, channels, channel, mpan, status, encryption, revocation, copies, signing };

@@ -25,7 +25,7 @@ export interface Storage {
  * failure for good is reported to `onFatal` (`dip serve` exits so that its supervisor restarts it).
  */
 export async function openStorage(config: DipConfig, clock: Clock, logger: Logger, life: Lifecycle, onFatal?: (reason: string) => void): Promise<Storage> {
-  const { backend, sealer } = await openBackend(config, { clock });
+  const { backend, sealer } = await openBackend(config, { clock, logger });
   life.started('storage', () => backend.close());
   // Queue leases, replay guard, rate limits: shared through NATS in a cluster, in memory otherwise.
   // Stopped after delivery (registered before it), so every lease is released once its worker stopped.

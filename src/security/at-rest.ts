@@ -4,7 +4,9 @@ import { dirname } from 'node:path';
 import { compressSync, uncompressSync } from 'lz4-napi';
 import type { SealOptions, ValueSealer } from '../ports/backend.js';
 import type { DataKeyStore } from '../ports/data-keys.js';
+import type { Clock } from '../ports/clock.js';
 import { DataKeyNotLoaded } from '../ports/errors.js';
+import type { Logger } from '../ports/logger.js';
 import { FORMAT_3_DICTIONARY } from './lz4-dictionary.js';
 
 /**
@@ -49,7 +51,19 @@ const COMPRESSED_WITH_DICTIONARY = 3;
 export interface SealerOptions {
   /** Seal compressed values in format 3 (the dictionary) instead of format 2; both always open. */
   lz4Dictionary?: boolean;
+  /** Times the reloads a value under a key not held sets off (RELOAD_ON_MISS_MS apart at least). */
+  clock?: Pick<Clock, 'now'>;
+  /** Told of keys loaded after start, and of a reload that failed. */
+  logger?: Logger;
 }
+
+/**
+ * At most this often, a value sealed under a data key this sealer does not hold makes it read the stored
+ * keys again. Such a value is nearly always one sealed under a key rotated by another process or node since
+ * this one read them, and the first one met starts a reload at once; the limit only keeps a damaged header
+ * naming a key nobody holds, read again and again, from becoming a read of the keys per attempt.
+ */
+export const RELOAD_ON_MISS_MS = 5_000;
 
 /** Whether a stored value has the shape of Sealer.index's output (base64url of an HMAC-SHA-256): not a clear MPAN. */
 export function isIndexValue(value: string): boolean {
@@ -125,16 +139,24 @@ export class FileKeyEncryptionKey implements KeyEncryptionKey {
 /**
  * Seals and opens archived values. Sealed layout: version (1 byte), data key id (4 bytes), IV, tag,
  * ciphertext. The key id is authenticated too, so a value cannot be passed off under another key.
+ *
+ * Every process of the DIP, on every node, holds one over the same stored keys; the operator rotates in one
+ * of them. The others load the new key when told (an ingest thread: by the key id its main thread seals
+ * under) or when they meet a value sealed under it: open() then throws DataKeyNotLoaded, which readers
+ * retry, and starts a reload (RELOAD_ON_MISS_MS apart at most), so the retry opens it. A reload also makes
+ * the newest key the one sealed under, so every node converges on the key an operator rotated to.
  */
 export class Sealer {
   private indexKey: Buffer | undefined;
+  private reloading: Promise<number> | null = null;
+  private lastMissReload = -Infinity;
 
   private constructor(
     private readonly keys: Map<number, Buffer>,
     private current: number,
     private readonly kek: KeyEncryptionKey,
     private readonly store: DataKeyStore,
-    private readonly lz4Dictionary: boolean,
+    private readonly options: SealerOptions,
   ) {}
 
   /**
@@ -154,9 +176,40 @@ export class Sealer {
   static async open(kek: KeyEncryptionKey, store: DataKeyStore, options: SealerOptions = {}): Promise<Sealer> {
     const keys = new Map<number, Buffer>();
     for (const { id, wrapped } of await store.dataKeys()) keys.set(id, await kek.unwrap(wrapped));
-    const sealer = new Sealer(keys, Math.max(0, ...keys.keys()), kek, store, options.lz4Dictionary === true);
+    const sealer = new Sealer(keys, Math.max(0, ...keys.keys()), kek, store, options);
     if (keys.size === 0) await sealer.rotate();
     return sealer;
+  }
+
+  /**
+   * Reads the stored data keys again: unwraps those rotated in since (by another process or node) and seals
+   * under the newest from now on. Concurrent calls share one read. Resolves to the key sealed under.
+   */
+  reload(): Promise<number> {
+    this.reloading ??= this.loadNewKeys().finally(() => {
+      this.reloading = null;
+    });
+    return this.reloading;
+  }
+
+  private async loadNewKeys(): Promise<number> {
+    const loaded: number[] = [];
+    for (const { id, wrapped } of await this.store.dataKeys()) {
+      if (this.keys.has(id)) continue;
+      this.keys.set(id, await this.kek.unwrap(wrapped));
+      loaded.push(id);
+    }
+    this.current = Math.max(this.current, ...loaded);
+    if (loaded.length > 0) this.options.logger?.info({ dataKeyIds: loaded, current: this.current }, 'at-rest data keys rotated since this process read them loaded: values sealed under them open, and what it seals from now on is sealed under the newest');
+    return this.current;
+  }
+
+  /** A value names a key not held: read the keys again, unless that was done (or started) within RELOAD_ON_MISS_MS. */
+  private missed(): void {
+    const now = (this.options.clock ?? Date).now();
+    if (this.reloading !== null || now - this.lastMissReload < RELOAD_ON_MISS_MS) return;
+    this.lastMissReload = now;
+    this.reload().catch((err: unknown) => this.options.logger?.error({ err }, 'could not read the at-rest data keys again; values sealed under a key rotated elsewhere stay unread until a later try'));
   }
 
   /** A new data key for everything sealed from now on. */
@@ -173,7 +226,7 @@ export class Sealer {
   }
 
   seal(plain: Buffer | string, options?: SealOptions): Buffer {
-    const format = options?.compress !== true ? VERSION : this.lz4Dictionary ? COMPRESSED_WITH_DICTIONARY : COMPRESSED;
+    const format = options?.compress !== true ? VERSION : this.options.lz4Dictionary === true ? COMPRESSED_WITH_DICTIONARY : COMPRESSED;
     const header = Buffer.alloc(5);
     header.writeUInt8(format, 0);
     header.writeUInt32BE(this.current, 1);
@@ -202,8 +255,9 @@ export class Sealer {
     const version = sealed.readUInt8(0);
     if (version !== VERSION && version !== COMPRESSED && version !== COMPRESSED_WITH_DICTIONARY) throw new Error('sealed value has an unknown format version');
     const key = this.keys.get(sealed.readUInt32BE(1));
-    if (!key) throw new DataKeyNotLoaded(sealed.readUInt32BE(1));
-    return key;
+    if (key) return key;
+    this.missed();
+    throw new DataKeyNotLoaded(sealed.readUInt32BE(1));
   }
 
   open(sealed: Buffer): Buffer {

@@ -7,11 +7,13 @@
  * running DIP picks up a rotation by polling the certificate file, as it does the signing key.
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import { writeAtomic } from './files.js';
+import { KeyFileWatcher } from './key-file-watcher.js';
 import { certificateThumbprint, type DecryptionKey } from './payload-encryption.js';
 import { issueEncryptionCertificate, LEAF_DAYS, leafUsable, RENEW_BEFORE_MS, type KeyAndCert } from './pki.js';
 
@@ -105,84 +107,49 @@ export async function rotateEncryptionKey(pkiDir: string, ca: KeyAndCert, opts: 
   return renew(pkiDir, ca, overlapDays > 0 ? replaced : undefined, now + overlapDays * 86_400_000, opts.validDays ?? LEAF_DAYS);
 }
 
+interface EncryptionKeysInForce {
+  keys: EncryptionKeys;
+  decryption: Array<DecryptionKey & { validUntil: number }>;
+}
+
+function inForce(keys: EncryptionKeys): EncryptionKeysInForce {
+  const one = (kc: KeyAndCert, validUntil: number) => ({ key: createPrivateKey(kc.keyPem), thumbprint: certificateThumbprint(kc.certPem), validUntil });
+  return { keys, decryption: [one(keys.current, Infinity), ...(keys.previous ? [one(keys.previous, keys.previous.validUntil)] : [])] };
+}
+
 /**
  * The encryption keys in force in a running DIP: re-read when the certificate file changes (polled), so
- * `dip pki rotate-encryption` needs no restart. The previous key decrypts until its overlap ends.
+ * `dip pki rotate-encryption` needs no restart. The previous key decrypts until its overlap ends. Its
+ * listeners are told after a switch (ingest threads are told to switch too).
  */
-export class EncryptionKeyWatcher {
-  private keys: EncryptionKeys;
-  private decryption: Array<DecryptionKey & { validUntil: number }>;
-  private changeKey: string;
-  private timer: NodeJS.Timeout | undefined;
-  private readonly listeners: Array<() => void> = [];
-
-  constructor(
-    private readonly pkiDir: string,
-    initial: EncryptionKeys,
-    private readonly now: () => number,
-    private readonly logger: Logger,
-  ) {
-    this.keys = initial;
-    this.decryption = this.decryptionOf(initial);
-    this.changeKey = this.fileKey() ?? '';
+export class EncryptionKeyWatcher extends KeyFileWatcher<EncryptionKeysInForce> {
+  constructor(pkiDir: string, initial: EncryptionKeys, private readonly clock: Clock, logger: Logger) {
+    super(
+      {
+        files: [join(pkiDir, CERT)],
+        what: 'encryption key or certificate',
+        read: (held) => {
+          const keys = readEncryptionKeys(pkiDir, clock.now());
+          if (!keys || keys.current.certPem === held.keys.current.certPem) return null;
+          const next = inForce(keys);
+          logger.info({ previousUntil: keys.previous ? new Date(keys.previous.validUntil).toISOString() : null }, 'DIP encryption key rotated: senders are given the new certificate; the previous key decrypts until the overlap ends');
+          return next;
+        },
+      },
+      inForce(initial),
+      clock,
+      logger,
+    );
   }
 
   /** The certificate senders encrypt to now (GET /certificates/dip). */
   certificatePem(): string {
-    return this.keys.current.certPem;
+    return this.inForce().keys.current.certPem;
   }
 
   /** The keys that decrypt now, the current first. */
   decryptionKeys(): DecryptionKey[] {
-    const now = this.now();
-    return this.decryption.filter((k) => k.validUntil > now);
-  }
-
-  start(pollMs: number): void {
-    this.timer = setInterval(() => this.reload(), pollMs);
-    this.timer.unref();
-  }
-
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
-  }
-
-  /** Called after the keys in force were replaced (ingest threads are told to switch too). */
-  onChange(listener: () => void): void {
-    this.listeners.push(listener);
-  }
-
-  /** Switches to the keys on disk if the certificate file changed and they can be read. */
-  reload(): void {
-    const key = this.fileKey();
-    if (key === undefined || key === this.changeKey) return;
-    this.changeKey = key;
-    try {
-      const keys = readEncryptionKeys(this.pkiDir, this.now());
-      if (!keys || keys.current.certPem === this.keys.current.certPem) return;
-      const decryption = this.decryptionOf(keys);
-      this.keys = keys;
-      this.decryption = decryption;
-      this.logger.info({ previousUntil: keys.previous ? new Date(keys.previous.validUntil).toISOString() : null }, 'DIP encryption key rotated: senders are given the new certificate; the previous key decrypts until the overlap ends');
-    } catch (err) {
-      this.logger.error({ err, dir: this.pkiDir }, 'new encryption key or certificate is unusable; keeping the one in force');
-      return;
-    }
-    for (const l of this.listeners) l();
-  }
-
-  private decryptionOf(keys: EncryptionKeys): Array<DecryptionKey & { validUntil: number }> {
-    const one = (kc: KeyAndCert, validUntil: number) => ({ key: createPrivateKey(kc.keyPem), thumbprint: certificateThumbprint(kc.certPem), validUntil });
-    return [one(keys.current, Infinity), ...(keys.previous ? [one(keys.previous, keys.previous.validUntil)] : [])];
-  }
-
-  /** Changes with every replacement: rename gives a new inode even within one mtime tick. */
-  private fileKey(): string | undefined {
-    try {
-      const s = statSync(join(this.pkiDir, CERT));
-      return `${s.ino}:${s.mtimeMs}:${s.size}`;
-    } catch {
-      return undefined;
-    }
+    const now = this.clock.now();
+    return this.inForce().decryption.filter((k) => k.validUntil > now);
   }
 }

@@ -7,10 +7,12 @@
  * from then on with it. Recipients verify the chain to the CA, not a pinned certificate, so calls
  * signed before and after the switch are accepted alike; nothing in flight fails.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { OutboundSigner } from '../ports/webhook.js';
+import { KeyFileWatcher } from './key-file-watcher.js';
 import { PKI_FILES, type KeyAndCert } from './pki.js';
 import { notDipSigner, Signer, verifyChain, type SignedAnswer } from './signature.js';
 
@@ -19,27 +21,25 @@ export interface AnswerSigner {
   sign(answer: SignedAnswer, method: string, url: string, body: Buffer): Promise<Record<string, string>>;
 }
 
-export class SigningKeyWatcher {
-  private signer: Signer;
-  private certPem: string;
-  private changeKey = '';
-  private timer: NodeJS.Timeout | undefined;
-  private readonly listeners: Array<() => void> = [];
+interface SigningKey {
+  signer: Signer;
+  certPem: string;
+}
 
-  constructor(
-    private readonly pkiDir: string,
-    private readonly ca: KeyAndCert,
-    initial: KeyAndCert,
-    private readonly logger: Logger,
-  ) {
-    this.signer = new Signer(initial.keyPem, initial.certPem);
-    this.certPem = initial.certPem;
-    this.changeKey = this.fileKey() ?? '';
+/** The signing key in force; its listeners are told after a switch (delivery processes are told to switch too). */
+export class SigningKeyWatcher extends KeyFileWatcher<SigningKey> {
+  constructor(pkiDir: string, ca: KeyAndCert, initial: KeyAndCert, clock: Clock, logger: Logger) {
+    super(
+      { files: [join(pkiDir, PKI_FILES.signingCert)], what: 'signing key or certificate', read: (held) => readSigningKey(pkiDir, ca, held, logger) },
+      { signer: new Signer(initial.keyPem, initial.certPem), certPem: initial.certPem },
+      clock,
+      logger,
+    );
   }
 
   /** The signer to use for the next call (never hold on to it: it changes on rotation). */
   current(): Signer {
-    return this.signer;
+    return this.inForce().signer;
   }
 
   /**
@@ -49,77 +49,39 @@ export class SigningKeyWatcher {
    */
   outbound(): OutboundSigner {
     // A fresh object per call: the caller adds its own headers (content-type, sequence) to it.
-    return { sign: async (method, url, body) => ({ ...(await this.signer.sign(method, url, body)) }) };
+    return { sign: async (method, url, body) => ({ ...(await this.current().sign(method, url, body)) }) };
   }
 
   /** What signs pull and replay answers: the key in force, over an answer's own string (Signer.signAnswer). */
   answers(): AnswerSigner {
-    return { sign: async (answer, method, url, body) => ({ ...(await this.signer.signAnswer(answer, method, url, body)) }) };
+    return { sign: async (answer, method, url, body) => ({ ...(await this.current().signAnswer(answer, method, url, body)) }) };
   }
 
   /** The signing certificate in force (PEM), as GET /certificates/dip serves it. */
   certificatePem(): string {
-    return this.certPem;
+    return this.inForce().certPem;
   }
+}
 
-  start(pollMs: number): void {
-    this.timer = setInterval(() => this.reload(), pollMs);
-    this.timer.unref();
+/** The pair on disk if it is another one recipients will take as the DIP's; null keeps the one in force (said why). */
+function readSigningKey(pkiDir: string, ca: KeyAndCert, held: SigningKey, logger: Logger): SigningKey | null {
+  const certPem = readFileSync(join(pkiDir, PKI_FILES.signingCert), 'utf8');
+  if (certPem === held.certPem) return null;
+  const next = new Signer(readFileSync(join(pkiDir, PKI_FILES.signingKey), 'utf8'), certPem);
+  // Recipients would refuse a certificate that does not chain to the environment's CA: never switch to one.
+  if (!verifyChain(certPem, [ca.certPem])) {
+    logger.error({ subject: next.certificate.subject, issuer: next.certificate.issuer }, "new signing certificate does not chain to the environment's CA (or is not valid now); keeping the one in force");
+    return null;
   }
-
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
+  // Nor one that names a participant or is for TLS: receivers refuse those as not the DIP's.
+  const notDips = notDipSigner(certPem);
+  if (notDips !== null) {
+    logger.error({ subject: next.certificate.subject, why: notDips }, 'new signing certificate is not one recipients take as the DIP\'s; keeping the one in force');
+    return null;
   }
-
-  /** Called after the key in force was replaced (delivery processes are told to switch too). */
-  onChange(listener: () => void): void {
-    this.listeners.push(listener);
-  }
-
-  /** Switches to the pair on disk if the certificate file changed and the pair is usable. */
-  reload(): void {
-    const key = this.fileKey();
-    if (key === undefined || key === this.changeKey) return;
-    // Remembered even when the pair is refused below: the same broken files are not logged every poll.
-    this.changeKey = key;
-    let next: Signer;
-    let certPem: string;
-    try {
-      certPem = readFileSync(join(this.pkiDir, PKI_FILES.signingCert), 'utf8');
-      if (certPem === this.certPem) return;
-      next = new Signer(readFileSync(join(this.pkiDir, PKI_FILES.signingKey), 'utf8'), certPem);
-    } catch (err) {
-      this.logger.error({ err, dir: this.pkiDir }, 'new signing key or certificate is unusable; keeping the one in force');
-      return;
-    }
-    // Recipients would refuse a certificate that does not chain to the environment's CA: never switch to one.
-    if (!verifyChain(certPem, [this.ca.certPem])) {
-      this.logger.error({ subject: next.certificate.subject, issuer: next.certificate.issuer }, "new signing certificate does not chain to the environment's CA (or is not valid now); keeping the one in force");
-      return;
-    }
-    // Nor one that names a participant or is for TLS: receivers refuse those as not the DIP's.
-    const notDips = notDipSigner(certPem);
-    if (notDips !== null) {
-      this.logger.error({ subject: next.certificate.subject, why: notDips }, 'new signing certificate is not one recipients take as the DIP\'s; keeping the one in force');
-      return;
-    }
-    const previous = this.signer.certificate;
-    this.signer = next;
-    this.certPem = certPem;
-    this.logger.info(
-      { previousSerial: previous.serialNumber, serial: next.certificate.serialNumber, notAfter: next.certificate.notAfter.toISOString() },
-      'DIP signing key rotated: webhook calls are signed with the new key from now on',
-    );
-    for (const l of this.listeners) l();
-  }
-
-  /** Changes with every replacement: rename gives a new inode even within one mtime tick. */
-  private fileKey(): string | undefined {
-    try {
-      const s = statSync(join(this.pkiDir, PKI_FILES.signingCert));
-      return `${s.ino}:${s.mtimeMs}:${s.size}`;
-    } catch {
-      return undefined;
-    }
-  }
+  logger.info(
+    { previousSerial: held.signer.certificate.serialNumber, serial: next.certificate.serialNumber, notAfter: next.certificate.notAfter.toISOString() },
+    'DIP signing key rotated: webhook calls are signed with the new key from now on',
+  );
+  return { signer: next, certPem };
 }

@@ -7,7 +7,7 @@
  * process exits at once: whatever it handed out and had not settled is handed out again after restart,
  * at the same queue position, as after a crash of the single process.
  */
-import { openBackend, openSealer } from '../adapters/backend.js';
+import { openBackend } from '../adapters/backend.js';
 import { systemClock } from '../adapters/clock.js';
 import { defaultLogger, pkiDir } from '../app.js';
 import { startCore } from '../assemble/core.js';
@@ -19,8 +19,7 @@ import { processUsage } from '../pipeline/metrics.js';
 import { isConsumptionReplayQueue } from '../pipeline/consumption-replay.js';
 import { MPAN_LOOKUP_RECIPIENT } from '../pipeline/mpan-feed.js';
 import { queuesOf } from '../pipeline/delivery.js';
-import type { BackendHealth, ValueSealer } from '../ports/backend.js';
-import { Sealer } from '../security/at-rest.js';
+import type { BackendHealth } from '../ports/backend.js';
 import { ensurePki } from '../security/pki.js';
 import { DurableReads } from './durable-reads.js';
 import { DeliveryProcessLeases } from './leases.js';
@@ -31,30 +30,6 @@ const send = (m: FromWorker): void => {
   if (process.connected) process.send!(m);
 };
 
-/**
- * The at-rest sealer, reloaded when a message was sealed under a data key this process has not loaded
- * (the operator rotated keys in the main process after this one started): the read fails once, the
- * worker retries after its pause, and by then the new key is here.
- */
-function reloadingSealer(config: DipConfig, first: Sealer, dataKeys: Parameters<typeof Sealer.open>[1], log: (err: unknown) => void): ValueSealer {
-  let current = first;
-  let reloading: Promise<void> | null = null;
-  return {
-    seal: (plain, options) => current.seal(plain, options),
-    index: (value) => current.index(value),
-    open: (sealed) => {
-      try {
-        return current.open(sealed);
-      } catch (err) {
-        reloading ??= openSealer(config, dataKeys)
-          .then((s) => void (current = s), log)
-          .finally(() => (reloading = null));
-        throw err;
-      }
-    },
-  };
-}
-
 async function run(init: Extract<ToWorker, { t: 'init' }>): Promise<void> {
   const { index, count } = init;
   // The main process compiled the validators it needs; delivery compiles none.
@@ -63,9 +38,9 @@ async function run(init: Extract<ToWorker, { t: 'init' }>): Promise<void> {
   const logger = labelled(defaultLogger(), { process: processName(index) });
   const life = new Lifecycle(logger);
   const pki = await ensurePki(pkiDir(config), { environment: config.environment, hostnames: config.hostnames, ipAddresses: config.ipAddresses });
-  const { backend, sealer } = await openBackend(config, { clock });
+  // Its sealer loads a data key the operator rotated in the main process when it meets a message sealed under it.
+  const { backend } = await openBackend(config, { clock, logger });
   life.started('storage (reads)', () => backend.close());
-  backend.useSealer(reloadingSealer(config, sealer, backend.dataKeys, (err) => logger.error({ err }, 'could not reload the data keys')));
   // The same registry, catalogue, channels and signing key as the main process, from the same file and
   // folders. The main process pushes a 'refresh' when any changes; this process's own polls only back that up.
   const slow = config.workerPollMs;

@@ -9,7 +9,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import type { DipConfig } from '../config.js';
-import { openBackend, openSealer } from '../adapters/backend.js';
+import { openBackend } from '../adapters/backend.js';
 import { systemClock } from '../adapters/clock.js';
 import { defaultLogger, pkiDir } from '../app.js';
 import { startCore } from '../assemble/core.js';
@@ -45,9 +45,7 @@ async function run(init: Extract<ToIngestThread, { t: 'init' }>): Promise<void> 
   const logger = labelled(defaultLogger(), { thread: `ingest-${init.index}` });
   const life = new Lifecycle(logger);
   const pki = await ensurePki(pkiDir(config), { environment: config.environment, hostnames: config.hostnames, ipAddresses: config.ipAddresses });
-  const opened = await openBackend(config, { clock });
-  const { backend } = opened;
-  let sealer = opened.sealer;
+  const { backend, sealer } = await openBackend(config, { clock, logger });
   life.started('storage (reads)', () => backend.close());
   // The same registry, catalogue (its validators compiled here too), channels and keys as the main thread.
   // The main thread pushes a 'refresh' when any changes (and each request carries its registry version);
@@ -77,14 +75,9 @@ async function run(init: Extract<ToIngestThread, { t: 'init' }>): Promise<void> 
       return outcome;
     },
   };
-  let reloading: Promise<void> | null = null;
-  /** The operator rotated the data key in the main thread: load the key ring again before sealing. */
+  /** The main thread seals under a newer data key (rotated there, or loaded from another node): load it before sealing. */
   const keyInForce = async (id: number): Promise<void> => {
-    if (sealer.currentKeyId >= id) return;
-    reloading ??= openSealer(config, backend.dataKeys)
-      .then((s) => void (sealer = s))
-      .finally(() => (reloading = null));
-    await reloading;
+    if (sealer.currentKeyId < id) await sealer.reload();
   };
   const ingest = buildIngest(config, core, log, clock, tracer);
 
