@@ -27,6 +27,7 @@ import { systemClock } from '../src/adapters/clock.js';
 import { openSqliteBackend } from '../src/adapters/sqlite/index.js';
 import { Reports } from '../src/pipeline/reports.js';
 import { ReportThread } from '../src/topology/report-threads.js';
+import { namesAsGiven } from '../test/helpers/report-app.js';
 
 const { values: flags } = parseArgs({ options: { messages: { type: 'string', default: '40000,200000' }, runs: { type: 'string', default: '2' }, modes: { type: 'string', default: 'main,thread' }, formats: { type: 'string', default: 'json,csv' } } });
 const SIZES = flags.messages.split(',').map(Number);
@@ -115,7 +116,7 @@ try {
       MODES.map(async (mode) => {
         const reports = new Reports(backend.traces, mpan, () => Date.now(), '0000000000', null, { counts: backend.reportCounts, ...(mode === 'thread' ? { thread } : {}) });
         const app = Fastify();
-        await app.register(async (a) => registerReportRoutes(a, reports, { prefix: '/r', answers, viewer: () => ({ kind: 'operator' }), fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => Date.now() }));
+        await app.register(async (a) => registerReportRoutes(a, reports, { prefix: '/r', answers, viewer: () => ({ kind: 'operator' }), fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => Date.now(), names: namesAsGiven }));
         await app.ready();
         return [mode, app] as const;
       }),

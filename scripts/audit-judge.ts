@@ -79,7 +79,7 @@ export function parseExceptions(json: unknown): AuditException[] {
     };
     const day = (k: 'accepted' | 'reviewBy'): string => {
       const v = text(k);
-      if (!/^\d{4}-\d{2}-\d{2}$/.test(v) || Number.isNaN(Date.parse(`${v}T00:00:00Z`))) throw new Error(`${where}.${k}: '${v}' is not a date (YYYY-MM-DD)`);
+      if (!isDay(v)) throw new Error(`${where}.${k}: '${v}' is not a date (YYYY-MM-DD)`);
       return v;
     };
     const exception = { advisory: text('advisory'), package: text('package'), reason: text('reason'), by: text('by'), accepted: day('accepted'), reviewBy: day('reviewBy') };
@@ -111,6 +111,45 @@ export function judgeAudit(advisories: Advisory[], exceptions: AuditException[],
 }
 
 export const auditFails = (v: AuditVerdict): boolean => v.findings.length > 0 || v.expired.length > 0;
+
+/**
+ * What one run of the audit found out, and on which day (UTC), as `npm run audit:deps -- --record` keeps
+ * it (audit-outcome.json) for SECURITY.md's scan results: a check with its numbers, or NOT CHECKED with
+ * why. CI runs the audit with --allow-unavailable, which passes when the advisory service cannot be
+ * asked, so a passing CI run says nothing about advisories: only a recorded check does.
+ */
+export type AuditOutcome =
+  | { checked: true; on: string; advisories: number; unaccepted: number; accepted: number }
+  | { checked: false; on: string; reason: string };
+
+/** A recorded outcome, checked: a malformed one is an error, never read as a check. */
+export function parseOutcome(json: unknown): AuditOutcome {
+  if (!isRecord(json) || typeof json['checked'] !== 'boolean') throw new Error('audit outcome: expected { "checked": true | false, "on": "YYYY-MM-DD", … }');
+  const on = json['on'];
+  if (typeof on !== 'string' || !isDay(on)) throw new Error(`audit outcome.on: '${String(on)}' is not a date (YYYY-MM-DD)`);
+  if (!json['checked']) {
+    const reason = json['reason'];
+    if (typeof reason !== 'string' || reason.trim() === '') throw new Error('audit outcome.reason: required (why nothing was checked)');
+    return { checked: false, on, reason };
+  }
+  const count = (k: 'advisories' | 'unaccepted' | 'accepted'): number => {
+    const v = json[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new Error(`audit outcome.${k}: required (a count)`);
+    return v;
+  };
+  return { checked: true, on, advisories: count('advisories'), unaccepted: count('unaccepted'), accepted: count('accepted') };
+}
+
+/** The scan results' words for the recorded outcome (null: none on file): what was found and when, never a check that did not run. */
+export function auditResult(outcome: AuditOutcome | null, exceptions: number): string {
+  if (outcome === null) return 'NOT RECORDED: no run of `npm run audit:deps -- --record` is on file (`audit-outcome.json`), so nothing is claimed';
+  if (!outcome.checked) return `NOT CHECKED on ${outcome.on}: the advisory service could not be asked (${outcome.reason}); CI passes this gate with \`--allow-unavailable\`, so no advisory is ruled out`;
+  return `checked on ${outcome.on}: ${outcome.unaccepted} unaccepted high or critical advisories, ${outcome.accepted} accepted; ${exceptions === 0 ? 'no accepted exceptions' : `${exceptions} accepted exception(s), below`}`;
+}
+
+function isDay(v: string): boolean {
+  return /^\d{4}-\d{2}-\d{2}$/.test(v) && !Number.isNaN(Date.parse(`${v}T00:00:00Z`));
+}
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -6,14 +6,16 @@
  *   npm run audit                              ask the registry's advisory service
  *   npm run audit -- --report saved.json       judge a saved `npm audit --json` report instead
  *   npm run audit -- --allow-unavailable       pass (saying so loudly) when the service cannot be reached
+ *   npm run audit -- --record                  also write what was found, and the day, to audit-outcome.json
+ *                                              (--outcome FILE: elsewhere): SECURITY.md's scan results print it
  *
  * --allow-unavailable exists for build machines whose registry mirror serves packages but not the
  * advisory endpoint; without it an unreachable service fails the audit, because nothing was checked.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { advisoriesOf, auditFails, judgeAudit, parseExceptions, type Advisory } from './audit-judge.js';
+import { advisoriesOf, auditFails, judgeAudit, parseExceptions, type Advisory, type AuditOutcome } from './audit-judge.js';
 
 const { values } = parseArgs({
   options: {
@@ -21,8 +23,15 @@ const { values } = parseArgs({
     exceptions: { type: 'string', default: 'audit-exceptions.json' },
     'allow-unavailable': { type: 'boolean', default: false },
     today: { type: 'string' }, // YYYY-MM-DD, for trying an exception's expiry
+    record: { type: 'boolean', default: false },
+    outcome: { type: 'string', default: 'audit-outcome.json' }, // where --record writes
   },
 });
+const today = values.today ?? new Date().toISOString().slice(0, 10);
+/** The outcome written where --record says (a checked or NOT CHECKED run alike), before the exit. */
+const record = (outcome: AuditOutcome) => {
+  if (values.record) writeFileSync(values.outcome, `${JSON.stringify(outcome, null, 2)}\n`);
+};
 
 const exceptions = parseExceptions(JSON.parse(readFileSync(values.exceptions, 'utf8')) as unknown);
 
@@ -42,6 +51,7 @@ if (values.report !== undefined) {
 const unavailable = unavailableReason(report);
 if (unavailable !== null) {
   const line = `npm audit: NOT CHECKED: the advisory service could not be asked (${unavailable})`;
+  record({ checked: false, on: today, reason: unavailable });
   if (values['allow-unavailable']) {
     console.log(`${line}; passing because --allow-unavailable was given (${exceptions.length} exception(s) on file)`);
     process.exit(0);
@@ -51,7 +61,8 @@ if (unavailable !== null) {
 }
 
 const advisories = advisoriesOf(report);
-const verdict = judgeAudit(advisories, exceptions, values.today ?? new Date().toISOString().slice(0, 10));
+const verdict = judgeAudit(advisories, exceptions, today);
+record({ checked: true, on: today, advisories: advisories.length, unaccepted: verdict.findings.length, accepted: verdict.accepted.length });
 const show = (a: Advisory) => `${a.severity.padEnd(8)} ${a.package} ${a.range}: ${a.title} (${a.url})`;
 for (const a of verdict.findings) console.error(`FINDING   ${show(a)}`);
 for (const e of verdict.expired) console.error(`EXPIRED   exception for ${e.advisory} in ${e.package} lapsed on ${e.reviewBy}: review it (${e.reason})`);

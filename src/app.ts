@@ -12,7 +12,7 @@ import { maintenanceAdminRoutes } from './api/admin-maintenance.js';
 import { publicationAdminRoutes } from './api/admin-publications.js';
 import { assembleMaintenance } from './assemble/maintenance.js';
 import type { Operation } from './api/operations.js';
-import { registerReportRoutes } from './api/report-routes.js';
+import { registerReportRoutes, reportNames } from './api/report-routes.js';
 import { activityRoutes } from './api/admin-activity.js';
 import { startCore } from './assemble/core.js';
 import { startExpiryWarnings, startRetention } from './assemble/housekeeping.js';
@@ -231,7 +231,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     pki: { config, pkiDir: pkiDirectory, participants: () => registry.participants() },
     ...(activity ? { activity, activityLog: () => activity.status() } : {}),
     routes: [
-      async (a) => registerReportRoutes(a, reports, { prefix: '/admin/reports', answers: adminAnswers, viewer: () => ({ kind: 'operator' }), fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => clock.now(), logger }),
+      async (a) => registerReportRoutes(a, reports, { prefix: '/admin/reports', answers: adminAnswers, viewer: () => ({ kind: 'operator' }), fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => clock.now(), names: reportNames(channel, registry, config.dipId), logger }),
       async (a) => metricsRoutes(a, { metrics }),
       async (a) => channelAdminRoutes(a, { channels: channelSettings }),
       async (a) => registerRoutes(a, { lifecycle, pull: registerPull }),

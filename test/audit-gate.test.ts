@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { advisoriesOf, auditFails, judgeAudit, parseExceptions, type AuditException } from '../scripts/audit-judge.js';
+import { advisoriesOf, auditFails, auditResult, judgeAudit, parseExceptions, parseOutcome, type AuditException } from '../scripts/audit-judge.js';
 
 // The shape of `npm audit --json` (auditReportVersion 2): a package's own advisories are objects under
 // `via`; a package that is vulnerable only through a dependency names it as a string.
@@ -89,6 +89,17 @@ describe('dependency audit gate', () => {
     expect(parseExceptions({ exceptions: [exception()] })).toEqual([exception()]);
   });
 
+  it("says in SECURITY.md's scan results what the recorded run found and when, never a check that did not run", () => {
+    expect(auditResult({ checked: false, on: '2026-12-05', reason: 'E405; 405 Method Not Allowed' }, 0)).toBe(
+      'NOT CHECKED on 2026-12-05: the advisory service could not be asked (E405; 405 Method Not Allowed); CI passes this gate with `--allow-unavailable`, so no advisory is ruled out',
+    );
+    expect(auditResult({ checked: true, on: '2026-12-01', advisories: 3, unaccepted: 0, accepted: 1 }, 1)).toBe('checked on 2026-12-01: 0 unaccepted high or critical advisories, 1 accepted; 1 accepted exception(s), below');
+    expect(auditResult({ checked: true, on: '2026-12-01', advisories: 0, unaccepted: 0, accepted: 0 }, 0)).toBe('checked on 2026-12-01: 0 unaccepted high or critical advisories, 0 accepted; no accepted exceptions');
+    expect(auditResult(null, 0)).toBe('NOT RECORDED: no run of `npm run audit:deps -- --record` is on file (`audit-outcome.json`), so nothing is claimed');
+    expect(() => parseOutcome({ checked: true, on: '5 Dec' })).toThrow(/on: '5 Dec' is not a date/);
+    expect(() => parseOutcome({ checked: false, on: '2026-12-05' })).toThrow(/reason: required/);
+  });
+
   describe('npm run audit on a saved report', () => {
     const dir = mkdtempSync(join(tmpdir(), 'opendip-audit-'));
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -101,6 +112,24 @@ describe('dependency audit gate', () => {
         { encoding: 'utf8' },
       );
     };
+
+    it('records what it found, and when, with --record: a check, with its numbers', () => {
+      const outcome = join(dir, 'outcome.json');
+      expect(run([exception()], ['--record', '--outcome', outcome]).status).toBe(0);
+      expect(parseOutcome(JSON.parse(readFileSync(outcome, 'utf8')))).toEqual({ checked: true, on: '2026-11-30', advisories: 2, unaccepted: 0, accepted: 1 });
+      expect(run([], ['--record', '--outcome', outcome]).status).toBe(1);
+      expect(parseOutcome(JSON.parse(readFileSync(outcome, 'utf8')))).toMatchObject({ checked: true, unaccepted: 1, accepted: 0 });
+    });
+
+    it('records NOT CHECKED when the advisory service could not be asked, also when --allow-unavailable passes it', () => {
+      const outcome = join(dir, 'outcome.json');
+      writeFileSync(join(dir, 'refused.json'), JSON.stringify({ error: { code: 'E405', summary: '405 Method Not Allowed - POST https://mirror.example/-/npm/v1/security/advisories/bulk' } }));
+      const args = ['--report', join(dir, 'refused.json'), '--exceptions', 'audit-exceptions.json', '--today', '2026-12-05', '--record', '--outcome', outcome];
+      const passed = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/audit.ts', ...args, '--allow-unavailable'], { encoding: 'utf8' });
+      expect(passed.status, passed.stderr).toBe(0);
+      expect(passed.stdout).toMatch(/NOT CHECKED/);
+      expect(parseOutcome(JSON.parse(readFileSync(outcome, 'utf8')))).toEqual({ checked: false, on: '2026-12-05', reason: 'E405; 405 Method Not Allowed - POST https://mirror.example/-/npm/v1/security/advisories/bulk' });
+    });
 
     it('exits 1 naming the finding, 0 once it is accepted', () => {
       const failed = run([]);

@@ -13,6 +13,7 @@ import { Reports, toCsv, type Viewer } from '../src/pipeline/reports.js';
 import type { Backend } from '../src/ports/backend.js';
 import { attemptId, batch, mds, message, sup } from './contract/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
+import { namesAsGiven } from './helpers/report-app.js';
 
 /**
  * A listing report (sender audit, traces, processes) folds up to 200,000 traced messages and writes as
@@ -81,7 +82,7 @@ function listingReports(open: () => Promise<{ backend: Backend; close: () => Pro
       const as = req.headers['x-viewer'];
       return typeof as === 'string' ? { kind: 'participant', dipId: as } : { kind: 'operator' };
     };
-    await app.register(async (a) => registerReportRoutes(a, reports, { prefix: '/r', answers, viewer, fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => Date.now() }));
+    await app.register(async (a) => registerReportRoutes(a, reports, { prefix: '/r', answers, viewer, fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => Date.now(), names: namesAsGiven }));
     await app.ready();
   }, 300_000);
   afterAll(async () => {

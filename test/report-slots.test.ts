@@ -5,6 +5,7 @@ import { registerReportRoutes } from '../src/api/report-routes.js';
 import { Reports } from '../src/pipeline/reports.js';
 import type { MessageTraces, TracedMessage } from '../src/ports/traces.js';
 import { waitFor } from './helpers/dip-harness.js';
+import { namesAsGiven } from './helpers/report-app.js';
 
 /**
  * A listing's answer (up to 200,000 rows) is written in slices after its report is computed: the report
@@ -28,7 +29,7 @@ describe('a listing keeps its report slot while its answer streams', () => {
     // One at a time, none waiting: the next is refused (429) while the slot is held.
     const reports = new Reports(traces, { history: async () => [] }, () => at + 86_400_000, '0000000000', null, { maxRunning: 1, maxWaiting: 0 });
     app = Fastify();
-    await app.register(async (a) => registerReportRoutes(a, reports, { prefix: '/r', answers, viewer: () => ({ kind: 'operator' }), fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => at + 86_400_000 }));
+    await app.register(async (a) => registerReportRoutes(a, reports, { prefix: '/r', answers, viewer: () => ({ kind: 'operator' }), fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => at + 86_400_000, names: namesAsGiven }));
     await app.ready();
   });
   afterAll(async () => app?.close());
@@ -74,7 +75,7 @@ describe('a listing read slowly', () => {
       },
     });
     const app = Fastify();
-    await app.register(async (a) => registerReportRoutes(a, reports, { prefix: '/r', answers, viewer: () => ({ kind: 'operator' }), fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => at + 86_400_000 }));
+    await app.register(async (a) => registerReportRoutes(a, reports, { prefix: '/r', answers, viewer: () => ({ kind: 'operator' }), fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => at + 86_400_000, names: namesAsGiven }));
     await app.ready();
     try {
       const slow = await app.inject({ method: 'GET', url: URL, payloadAsStream: true });
@@ -100,7 +101,7 @@ describe('a listing that fails after its answer began', () => {
     const logged: Array<{ fields: Record<string, unknown>; msg: string | undefined }> = [];
     const logger = { error: (fields: object, msg?: string) => logged.push({ fields: fields as Record<string, unknown>, msg }) };
     const app = Fastify();
-    await app.register(async (a) => registerReportRoutes(a, reports, { prefix: '/r', answers, viewer: () => ({ kind: 'operator' }), fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => at + 86_400_000, logger }));
+    await app.register(async (a) => registerReportRoutes(a, reports, { prefix: '/r', answers, viewer: () => ({ kind: 'operator' }), fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => at + 86_400_000, names: namesAsGiven, logger }));
     try {
       const res = await app.inject({ method: 'GET', url: URL, payloadAsStream: true });
       expect(res.statusCode).toBe(200);

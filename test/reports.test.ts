@@ -122,6 +122,29 @@ describe('reports, traces and journeys (spec 5.11)', () => {
     const sum = (r: Rows) => r.rows.reduce((a, x) => ({ in: a.in + x.in, copies: a.copies + x.out + x.errors + x.pending }), { in: 0, copies: 0 });
     expect(sum((await admin<Rows>(`/admin/reports/throughput?granularity=day&channel=IF-021&recipient=${supA.dipId}`)).body)).toEqual({ in: 1, copies: 1 });
 
+    // Channels, senders and recipients are read in the catalogue's and the registry's case; several
+    // channels at once (spec 5.11.1, "across multiple and individual message channels"); an ID that names
+    // nothing is refused, naming it, rather than answered with no rows.
+    const tp021 = sum((await admin<Rows>('/admin/reports/throughput?granularity=day&channel=IF-021')).body);
+    expect(tp021.in).toBe(2);
+    expect(sum((await admin<Rows>('/admin/reports/throughput?granularity=day&channel=if-021')).body)).toEqual(tp021);
+    expect(sum((await admin<Rows>('/admin/reports/throughput?granularity=day&channel=IF-021,if-013')).body)).toEqual(tp021);
+    expect(sum((await admin<Rows>(`/admin/reports/throughput?granularity=day&channel=IF-021&recipient=${supA.dipId.toLowerCase()}`)).body)).toEqual({ in: 1, copies: 1 });
+    for (const [query, error] of [
+      ['channel=IF-999', 'channel: IF-999 names no channel of the catalogue (interface IDs such as IF-021, comma-separated)'],
+      ['channel=nonsense,IF-021,IF-998', 'channel: nonsense, IF-998 name no channel of the catalogue (interface IDs such as IF-021, comma-separated)'],
+      ['channel=IF-021,', 'channel: an empty interface ID (interface IDs such as IF-021, comma-separated)'],
+      ['sender=9999999999', 'sender: 9999999999 is no registered participant'],
+      ['recipient=nobody', 'recipient: nobody is no registered participant'],
+    ] as const) {
+      const refused = await admin<{ error: string }>(`/admin/reports/throughput?granularity=day&${query}`);
+      expect([refused.status, refused.body.error], query).toEqual([400, error]);
+    }
+    const own = await sds.client.call<{ error?: unknown }>('GET', '/observability/reports/throughput?channel=IF-999', '');
+    expect([own.status, JSON.stringify(own.body)]).toEqual([400, expect.stringContaining('IF-999 names no channel of the catalogue')]);
+    const chain = await admin<{ error: string }>('/admin/reports/processes?channels=IF-031,IF-999&linkBy=correlationID');
+    expect([chain.status, chain.body.error]).toEqual([400, 'channels: IF-999 names no channel of the catalogue (interface IDs such as IF-021, comma-separated)']);
+
     // A replay the supplier asks for is not a message the sender sent again, nor the sender's to see.
     const replayed = await supA.client.replay('IF-021', supA.dipId, { transactionIDs: [txA] });
     expect(replayed.status).toBe(200);
@@ -304,7 +327,7 @@ describe('refused submissions in the throughput report (spec 5.11.1, "error mess
   // The archive as the stores read it: by period, channel, sender and recipient.
   const traces: MessageTraces = {
     trace: async (q) =>
-      [accepted].filter((m) => m.receivedAt >= q.fromMs && m.receivedAt < q.toMs && (q.channel === undefined || q.channel === m.channel) && (q.sender === undefined || q.sender === m.sender) && (q.recipient === undefined || m.deliveries.some((d) => d.recipient === q.recipient))),
+      [accepted].filter((m) => m.receivedAt >= q.fromMs && m.receivedAt < q.toMs && (!q.channels?.length || q.channels.includes(m.channel)) && (q.sender === undefined || q.sender === m.sender) && (q.recipient === undefined || m.deliveries.some((d) => d.recipient === q.recipient))),
   };
   const answer = (...messages: string[]) => JSON.stringify(standardResponse(new Date(at), '0000000000', sds, messages.map((message) => ({ message: message as MsgText, help: 'why' }))));
   const request = (ms: number, caller: string | null, url: string, status: number, rawBody: string, actingFor: string | null = null): RequestRecord => ({
@@ -355,8 +378,8 @@ describe('refused submissions in the throughput report (spec 5.11.1, "error mess
   });
 
   it('filters them by channel (any case) and by sender (the caller, or the participant a provider called for)', async () => {
-    const only = async (f: { channel?: string; sender?: string }) => (await reports.throughput({ kind: 'operator' }, { ...period, ...f })).map((r) => [r.bucket.slice(11, 13), r.in, r.refused, r.refusedMessages]);
-    expect(await only({ channel: 'if-031' })).toEqual([['11', 0, 1, 1]]);
+    const only = async (f: { channels?: string[]; sender?: string }) => (await reports.throughput({ kind: 'operator' }, { ...period, ...f })).map((r) => [r.bucket.slice(11, 13), r.in, r.refused, r.refusedMessages]);
+    expect(await only({ channels: ['IF-031'] })).toEqual([['11', 0, 1, 1]]);
     expect(await only({ sender: sds })).toEqual([['10', 1, 3, 54]]);
     expect(await only({ sender: sup })).toEqual([['11', 0, 1, 1]]);
     expect(await only({ sender: cp })).toEqual([['11', 0, 1, 1]]);

@@ -54,9 +54,11 @@ function copies(q: CountQuery, d: CountsDialect): string {
     copyWhere.push(`(m.sender_dip_id = ${d.param(q.viewer)} OR q.recipient_dip_id = ${d.param(q.viewer)})`);
   }
   // The channels, each found by one seek of messages_channel_age (a skip scan), so the period is read as
-  // one index range per channel: no full scan, and no index only reports would use.
-  const ch = q.channel !== undefined
-    ? `ch(channel) AS (SELECT CAST(${d.param(q.channel)} AS TEXT))`
+  // one index range per channel: no full scan, and no index only reports would use. Those asked for are a
+  // VALUES list, each once (a channel listed twice would join its messages twice).
+  const asked = [...new Set(q.channels ?? [])];
+  const ch = asked.length > 0
+    ? `ch(channel) AS (VALUES ${asked.map((c) => `(CAST(${d.param(c)} AS TEXT))`).join(', ')})`
     : `ch(channel) AS (SELECT min(channel) FROM messages UNION ALL SELECT (SELECT min(m.channel) FROM messages m WHERE m.channel > ch.channel) FROM ch WHERE ch.channel IS NOT NULL)`;
   return `${d.with} ${ch},
   m AS (SELECT m.id, m.received_at, m.sender_dip_id FROM ch JOIN messages m ON m.channel = ch.channel WHERE ${where.join(' AND ')}),

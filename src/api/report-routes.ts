@@ -3,6 +3,8 @@ import type { JsonSchema } from '../catalogue/types.js';
 import { RefusedError } from '../pipeline/refused.js';
 import { Readable } from 'node:stream';
 import type { Logger } from '../ports/logger.js';
+import type { Registry } from '../pipeline/registry.js';
+import { STATUS_CHANNEL } from '../pipeline/status.js';
 import { csvPieces, GRANULARITIES, jsonPieces, LINKS, toCsv, type Chain, type Granularity, type LinkBy, type ListingAnswer, type Outcome, type ReportFilter, type Reports, type Viewer } from '../pipeline/reports.js';
 
 /** A report's rows, as JSON objects (a CSV's columns are their members, flattened). */
@@ -30,9 +32,13 @@ const querySchema = {
     from: { type: 'string', maxLength: 40 },
     to: { type: 'string', maxLength: 40 },
     granularity: { type: 'string', enum: [...GRANULARITIES] },
-    channel: { type: 'string', maxLength: 20 },
-    sender: { type: 'string', maxLength: 20 },
-    recipient: { type: 'string', maxLength: 20 },
+    channel: {
+      type: 'string',
+      maxLength: 2000,
+      description: 'One or more interface IDs, comma-separated (IF-021,IF-022), in any case: the messages on any of them. An ID that names no channel of the catalogue is refused (400), naming it',
+    },
+    sender: { type: 'string', maxLength: 20, description: 'A participant ID, in any case: what it sent. One never registered is refused (400)' },
+    recipient: { type: 'string', maxLength: 20, description: "A participant ID, in any case: that recipient's copies only. One never registered is refused (400)" },
     format: { type: 'string', enum: ['json', 'csv'] },
     transactionId: { type: 'string', maxLength: 100 },
     correlationId: { type: 'string', maxLength: 100 },
@@ -55,15 +61,64 @@ const processesQuerySchema = {
 } as const;
 
 /** A participant's own chain from the query, or why not; undefined when none is asked for. */
-function chainOf(q: ReportQuery): Chain | string | undefined {
+function chainOf(q: ReportQuery, names: ReportNames): Chain | string | undefined {
   if (q.channels === undefined && q.linkBy === undefined) return undefined;
   if (q.channels === undefined) return 'name channels (2 to 10 interface IDs, comma-separated) for the chain linkBy links';
   if (q.linkBy === undefined) return `name linkBy (${LINKS.join(', ')}): what links the chain's messages`;
   if (q.channel !== undefined) return 'channel narrows the predefined processes to one channel, channels names a chain of your own: not both';
   const channels = q.channels.split(',');
+  const unknown = unknownChannels('channels', channels, names);
+  if (unknown !== null) return unknown;
   const twice = channels.find((c, i) => channels.indexOf(c) !== i);
   if (twice !== undefined) return `channels names ${twice} twice: a chain passes each channel once`;
   return { channels, linkBy: q.linkBy };
+}
+
+/**
+ * How a report's filters are read: each ID in the catalogue's or the registry's own spelling, whatever the
+ * case it is given in, or undefined for one that names nothing. The store compares IDs as stored, so an ID
+ * in another case, or one that names nothing, would be answered with no rows, as if nothing had been sent.
+ */
+export interface ReportNames {
+  channel(id: string): string | undefined;
+  participant(id: string): string | undefined;
+}
+
+/** The names a DIP's reports know: the catalogue's channels and the DIP's status messages; the registry's participants and the DIP itself. */
+export function reportNames(channel: (id: string) => { interfaceId: string } | undefined, registry: Pick<Registry, 'spelling'>, dipId: string): ReportNames {
+  return {
+    channel: (id) => (id.toUpperCase() === STATUS_CHANNEL ? STATUS_CHANNEL : channel(id)?.interfaceId),
+    participant: (id) => (id === dipId ? dipId : registry.spelling(id)),
+  };
+}
+
+const CHANNEL_IDS = 'interface IDs such as IF-021, comma-separated';
+
+/** Why a list of channels cannot be read (an empty ID, IDs the catalogue does not hold, all named), or null. */
+function unknownChannels(field: string, ids: readonly string[], names: ReportNames): string | null {
+  if (ids.some((id) => id.trim() === '')) return `${field}: an empty interface ID (${CHANNEL_IDS})`;
+  const unknown = ids.filter((id) => names.channel(id.trim()) === undefined);
+  if (unknown.length === 0) return null;
+  return `${field}: ${unknown.join(', ')} ${unknown.length === 1 ? 'names' : 'name'} no channel of the catalogue (${CHANNEL_IDS})`;
+}
+
+/** The filters' IDs in the catalogue's and registry's spelling (channels each once), or why not. */
+function namedFilters(q: Pick<ReportQuery, 'channel' | 'sender' | 'recipient'>, names: ReportNames): Pick<ReportFilter, 'channels' | 'sender' | 'recipient'> | string {
+  const out: Pick<ReportFilter, 'channels' | 'sender' | 'recipient'> = {};
+  if (q.channel !== undefined) {
+    const ids = q.channel.split(',');
+    const unknown = unknownChannels('channel', ids, names);
+    if (unknown !== null) return unknown;
+    out.channels = [...new Set(ids.map((id) => names.channel(id.trim())!))];
+  }
+  for (const field of ['sender', 'recipient'] as const) {
+    const id = q[field];
+    if (id === undefined) continue;
+    const known = names.participant(id);
+    if (known === undefined) return `${field}: ${id} is no registered participant`;
+    out[field] = known;
+  }
+  return out;
 }
 
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}$/;
@@ -91,6 +146,7 @@ export interface ReportRouteOptions {
   /** The participant listener's routes are signed calls (the guard's access). */
   config?: { access: 'participant' };
   now(): number;
+  names: ReportNames;
   /** Where an answer that fails after it began is logged (the listeners' fastify loggers are off); else the request's. */
   logger?: Pick<Logger, 'error'>;
 }
@@ -194,7 +250,9 @@ export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: 
     const fromMs = q.from ? instantOf('from', q.from) : toMs - DAY;
     if (typeof fromMs === 'string') return fromMs;
     if (!(fromMs < toMs)) return `from (${new Date(fromMs).toISOString()}) must be before to (${new Date(toMs).toISOString()}${q.to ? '' : ', now'})`;
-    return { fromMs, toMs, granularity: q.granularity ?? 'hour', channel: q.channel, sender: q.sender, recipient: q.recipient };
+    const named = namedFilters(q, o.names);
+    if (typeof named === 'string') return named;
+    return { fromMs, toMs, granularity: q.granularity ?? 'hour', ...named };
   };
   /** A report the store cannot give whole (more messages than one report counts) is refused, saying how to ask. */
   const refusing = async (req: FastifyRequest, reply: FastifyReply, make: () => Promise<FastifyReply>): Promise<FastifyReply> => {
@@ -264,7 +322,7 @@ export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: 
   withFilter(
     'processes',
     async (v, f, q, answered, head) => {
-      const chain = chainOf(q);
+      const chain = chainOf(q, o.names);
       if (typeof chain === 'string') throw new RefusedError(400, chain);
       const stuckAfterMs = (q.stuckAfterMinutes ?? 60) * 60_000;
       return (

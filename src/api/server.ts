@@ -42,7 +42,7 @@ import { maintenanceRoutes } from './routes/maintenance.js';
 import { registerPublicationRoutes } from './routes/publications.js';
 import { registerAlarmRoutes } from './routes/alarms.js';
 import { registerParticipantRoutes } from './routes/participants.js';
-import { registerReportRoutes } from './report-routes.js';
+import { registerReportRoutes, reportNames } from './report-routes.js';
 import { admitted } from './guard.js';
 import type { ApiDeps } from './deps.js';
 import { registerRequestMetrics } from './metrics.js';
@@ -475,6 +475,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
         viewer: (req) => ({ kind: 'participant', dipId: admitted(req).caller.dipId }),
         fail: (reply, req, status, help) => sendStandard(deps, reply, status, req.admitted?.caller.dipId ?? null, status === 403 ? MSG.processingFailed : MSG.schemaFailure, help),
         now: () => deps.clock.now(),
+        names: reportNames((id) => deps.channel(id), deps.registry, deps.config.dipId),
         logger: deps.logger,
       }),
     );

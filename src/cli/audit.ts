@@ -66,7 +66,7 @@ export function registerAuditCommands(program: Command): void {
     .option('--from <when>', 'start: a date (midnight UTC) or a date-time with its zone, e.g. 2026-12-04T09:00:00+01:00 (default: a day before --to)')
     .option('--to <when>', 'end, not included: as --from (default: now)')
     .option('--granularity <g>', 'minute | hour | day | month', 'hour')
-    .option('--channel <id>')
+    .option('--channel <ids>', 'one or more interface IDs, comma-separated (IF-021,IF-022), any case; one the catalogue does not hold is refused')
     .option('--sender <dipId>')
     .option('--recipient <dipId>')
     .option('--transaction <id>', 'trace: a transaction ID')

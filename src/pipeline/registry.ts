@@ -178,6 +178,19 @@ export class Registry implements RoutingDirectory {
     return this.profiles.get(dipId) ?? { profile: emptyProfile(dipId), version: 0 };
   }
 
+  /**
+   * A participant ID as the registry spells it, whatever the case it is given in: registered, or offboarded
+   * (its messages stay in the archive, and reports on them are still asked for). Undefined for an ID never
+   * registered.
+   */
+  spelling(dipId: string): string | undefined {
+    if (this.byDipId.has(dipId) || this.rescinded(dipId)) return dipId;
+    const lower = dipId.toLowerCase();
+    for (const id of this.byDipId.keys()) if (id.toLowerCase() === lower) return id;
+    for (const [id, { profile }] of this.profiles) if (profile.rescinded && !this.byDipId.has(id) && id.toLowerCase() === lower) return id;
+    return undefined;
+  }
+
   /** Rescinded participants are offboarded: what is still queued for them is dead-lettered, never delivered. */
   rescinded(dipId: string): boolean {
     return !this.byDipId.has(dipId) && this.profiles.get(dipId)?.profile.rescinded != null;

@@ -329,7 +329,7 @@ export class Reports {
       toMs: f.toMs,
       granularity: f.granularity,
       dipId: this.dipId,
-      ...(f.channel !== undefined ? { channel: f.channel } : {}),
+      ...(f.channels !== undefined ? { channels: f.channels } : {}),
       ...(f.sender !== undefined ? { sender: f.sender } : {}),
       ...(f.recipient !== undefined ? { recipient: f.recipient } : {}),
       ...(viewer.kind === 'participant' ? { viewer: viewer.dipId } : {}),
@@ -346,7 +346,7 @@ export class Reports {
   private async refusals(viewer: Viewer, f: ReportFilter): Promise<Array<{ at: number; code: string; entries: number }> | null> {
     if (this.activity === null || f.recipient !== undefined) return null;
     const caller = viewer.kind === 'participant' ? viewer.dipId : f.sender;
-    const channel = f.channel?.toUpperCase();
+    const channels = f.channels?.length ? new Set(f.channels.map((c) => c.toUpperCase())) : null;
     const out: Array<{ at: number; code: string; entries: number }> = [];
     let read = 0;
     let after: { at: number; chain: string; seq: number } | undefined;
@@ -356,7 +356,7 @@ export class Reports {
       if (read > this.limit) throw new RefusedError(400, `${periodOf(f.fromMs, f.toMs)} holds more than ${this.limit.toLocaleString('en-GB')} refused submissions, the most one report counts: ask for it in parts (a shorter from/to, or one sender)`);
       for (const r of page) {
         const called = SUBMISSION_PATH.exec(r.url)?.[1]?.toUpperCase();
-        if (called === undefined || r.status === null || (channel !== undefined && called !== channel)) continue;
+        if (called === undefined || r.status === null || (channels !== null && !channels.has(called))) continue;
         if (f.sender !== undefined && r.caller !== f.sender && r.actingFor !== f.sender) continue;
         const summary = readRefusal(r.responseBody);
         // An answer that names no entry (not a StandardResponse) still refused one submission of at least one message.
@@ -413,7 +413,7 @@ export class Reports {
    * a recipient named, only that recipient's copies ("outgoing volumes by individual recipient", spec 5.11.1).
    */
   private async filtered(viewer: Viewer, f: ReportFilter, withMpan?: true): Promise<TracedMessage[]> {
-    const visible = await this.visible(viewer, { fromMs: f.fromMs, toMs: f.toMs, channel: f.channel, sender: f.sender, recipient: f.recipient, withMpan });
+    const visible = await this.visible(viewer, { fromMs: f.fromMs, toMs: f.toMs, channels: f.channels, sender: f.sender, recipient: f.recipient, withMpan });
     const slices = new Slices();
     const originals = await slices.filter(visible, (m) => m.replayOf === null);
     return f.recipient === undefined ? originals : slices.map(originals, (m) => ({ ...m, deliveries: m.deliveries.filter((d) => d.recipient === f.recipient) }));

@@ -301,9 +301,9 @@ async function withdrawPublication(deps: PortalDeps, c: Ctx): Promise<FastifyRep
   return publicationsPage(deps, c, { kind: 'ok', text: `publication ${id} (${done.data.publicationType} version ${done.data.version} on ${done.data.channel}) withdrawn at ${w.at} by ${w.by}: its bytes are removed, every download is answered 410` }, 200);
 }
 
-/** Reports across every participant (or one channel, sender or recipient), from the operator reports API. */
+/** Reports across every participant (or some channels, one sender or recipient), from the operator reports API. */
 async function reportsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
-  const f = filtersOf(c, 'Reports', { period: oneOf(PERIOD_NAMES, 'day'), channel: freeText(20), sender: dipId(), recipient: dipId() });
+  const f = filtersOf(c, 'Reports', { period: oneOf(PERIOD_NAMES, 'day'), channel: freeText(2000), sender: dipId(), recipient: dipId() });
   if (isReply(f)) return f;
   const period = reportPeriod(f.period, deps.clock.now());
   const narrow = { channel: f.channel, sender: f.sender, recipient: f.recipient };
@@ -314,7 +314,7 @@ async function reportsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
     ...Object.fromEntries(Object.entries(narrow).filter(([, v]) => v !== '')),
   };
   const [throughput, latency] = await Promise.all([api(deps, c).GET('/admin/reports/throughput', { params: { query } }), api(deps, c).GET('/admin/reports/latency', { params: { query } })]);
-  const body = html`${periodForm('/operator/reports', period, html`${input('channel', 'Channel (optional)', { value: narrow.channel })}${input('sender', 'Sender DIP ID (optional)', { value: narrow.sender })}${input('recipient', 'Recipient DIP ID (optional)', { value: narrow.recipient })}`)}
+  const body = html`${periodForm('/operator/reports', period, html`${input('channel', 'Channels (optional: interface IDs, comma-separated)', { value: narrow.channel })}${input('sender', 'Sender DIP ID (optional)', { value: narrow.sender })}${input('recipient', 'Recipient DIP ID (optional)', { value: narrow.recipient })}`)}
 <p class="muted">${period.label}, across ${narrow.channel || narrow.sender || narrow.recipient ? 'the messages that match' : 'every participant'}: GET /admin/reports/… gives the same as JSON or CSV.</p>
 ${throughput.data && latency.data ? reportCharts(period, throughput.data.rows, latency.data.rows) : alertLine(problemOf(throughput.error ?? latency.error))}`;
   const status = throughput.data ? latency.response.status : throughput.response.status;

@@ -10,7 +10,8 @@ export interface CountQuery {
   fromMs: number;
   toMs: number;
   granularity: Granularity;
-  channel?: string;
+  /** Messages on any of these channels (interface IDs as stored; each counted once); absent or empty, every channel. */
+  channels?: readonly string[];
   sender?: string;
   recipient?: string;
   /**

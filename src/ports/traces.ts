@@ -37,7 +37,8 @@ export interface TracedMessage {
 export interface TraceQuery {
   fromMs: number;
   toMs: number;
-  channel?: string;
+  /** Messages on any of these channels (interface IDs as stored); absent or empty, every channel. */
+  channels?: readonly string[];
   sender?: string;
   /** Only messages with a copy queued for this participant. */
   recipient?: string;

@@ -12,6 +12,9 @@ const [SDS1, SDS2, SUP, MDS] = ['SDS0000001', 'SDS0000002', 'SUP0000001', 'MDS00
  * Reports without a ReportCounts): the same buckets, counts and nearest-rank percentiles, for the operator
  * and for each participant's view, under every filter and granularity.
  */
+const sumOf = (rows: ReadonlyArray<{ in: number; out: number; errors: number; pending: number }>) =>
+  rows.reduce((s, r) => ({ in: s.in + r.in, out: s.out + r.out, errors: s.errors + r.errors, pending: s.pending + r.pending }), { in: 0, out: 0, errors: 0, pending: 0 });
+
 export function reportCountsContract(name: string, open: BackendFactory): void {
   describe(`ReportCounts contract: ${name}`, () => {
     const ctx = useBackend(open);
@@ -57,7 +60,7 @@ export function reportCountsContract(name: string, open: BackendFactory): void {
       await fill();
       const [folded, counted] = [reports(false), reports(true)];
       const viewers: Viewer[] = [{ kind: 'operator' }, ...[SDS1, SDS2, SUP, MDS, DIP].map((dipId): Viewer => ({ kind: 'participant', dipId }))];
-      const filters: Array<Partial<ReportFilter>> = [{}, { channel: 'IF-021' }, { channel: 'IF-022' }, { sender: SDS1 }, { sender: SDS2 }, { recipient: SUP }, { recipient: MDS }, { sender: SDS1, recipient: MDS }];
+      const filters: Array<Partial<ReportFilter>> = [{}, { channels: ['IF-021'] }, { channels: ['IF-022'] }, { channels: ['IF-021', 'IF-022'] }, { channels: ['IF-022', 'STATUS'] }, { channels: ['IF-013'] }, { sender: SDS1 }, { sender: SDS2 }, { recipient: SUP }, { recipient: MDS }, { sender: SDS1, recipient: MDS }];
       for (const viewer of viewers) {
         for (const filter of filters) {
           for (const granularity of GRANULARITIES) {
@@ -72,8 +75,15 @@ export function reportCountsContract(name: string, open: BackendFactory): void {
       // out: a, b, c to SUP and a to MDS, delivered after its requeue (no error left); pending: d, f's two
       // copies, the status message and the requeue's new entry for a in MDS's queue.
       const month = await counted.throughput({ kind: 'operator' }, { ...period, granularity: 'month' });
-      const total = month.reduce((s, r) => ({ in: s.in + r.in, out: s.out + r.out, errors: s.errors + r.errors, pending: s.pending + r.pending }), { in: 0, out: 0, errors: 0, pending: 0 });
+      const total = sumOf(month);
       expect(total).toEqual({ in: 5, out: 4, errors: 0, pending: 5 });
+      // Several channels at once (spec 5.11.1, "across multiple and individual message channels"): their sum, each counted once.
+      const of = async (channels: string[]) => sumOf(await counted.throughput({ kind: 'operator' }, { ...period, granularity: 'month', channels }));
+      expect(await of(['IF-021'])).toEqual({ in: 4, out: 4, errors: 0, pending: 2 });
+      expect(await of(['IF-022'])).toEqual({ in: 1, out: 0, errors: 0, pending: 2 });
+      expect(await of(['IF-021', 'IF-022'])).toEqual({ in: 5, out: 4, errors: 0, pending: 4 });
+      expect(await of(['IF-022', 'IF-021', 'IF-022'])).toEqual(await of(['IF-021', 'IF-022']));
+      expect(await of(['IF-022', 'STATUS'])).toEqual({ in: 1, out: 0, errors: 0, pending: 3 });
       const [lat] = await counted.latency({ kind: 'operator' }, { fromMs: T0, toMs: T0 + 60_000, granularity: 'day' });
       // e2e: a, b, c to SUP (1012, 1002, 992) and a to MDS (its call after the requeue, now); DIP processing:
       // a to SUP and MDS (100, 200), b and c (990, 980). Nearest rank: p50 of 4 is the 2nd.

@@ -63,7 +63,7 @@ export function tracesContract(name: string, open: BackendFactory): void {
       expect(m!.deliveries[0]).toMatchObject({ state: 'delivered', deliveredAt: T0 + 400, attempts: [{ startedAt: T0 + 400, latencyMs: 0, status: null, verdict: 'delivered', error: null, pulled: true }] });
     });
 
-    it('filters by period, channel, sender, recipient, transaction, correlation and MPAN, oldest first, up to the limit', async () => {
+    it('filters by period, channels, sender, recipient, transaction, correlation and MPAN, oldest first, up to the limit', async () => {
       const { log, traces } = ctx.backend;
       const a = message(['SUP0000001'], { receivedAt: T0, mpan: '1100000000001', correlationId: 'CI-A' });
       const b = message(['MDS0000001'], { receivedAt: T0 + 10, mpan: '1100000000002', correlationId: 'CI-A' });
@@ -73,7 +73,9 @@ export function tracesContract(name: string, open: BackendFactory): void {
       const ids = async (q: Partial<TraceQuery>) => (await traces.trace(all(q))).map((m) => m.transactionId);
       expect(await ids({})).toEqual([a.transactionId, b.transactionId, c.transactionId]);
       expect(await ids({ fromMs: T0 + 10, toMs: T0 + 20 })).toEqual([b.transactionId]); // from inclusive, to exclusive
-      expect(await ids({ channel: 'IF-022' })).toEqual([c.transactionId]);
+      expect(await ids({ channels: ['IF-022'] })).toEqual([c.transactionId]);
+      expect(await ids({ channels: ['IF-022', 'IF-021'] })).toEqual([a.transactionId, b.transactionId, c.transactionId]);
+      expect(await ids({ channels: ['IF-013', 'IF-022'] })).toEqual([c.transactionId]);
       expect(await ids({ sender: 'SDS0000002' })).toEqual([c.transactionId]);
       expect(await ids({ recipient: 'MDS0000001' })).toEqual([b.transactionId, c.transactionId]);
       expect(await ids({ transactionId: b.transactionId })).toEqual([b.transactionId]);
@@ -82,7 +84,7 @@ export function tracesContract(name: string, open: BackendFactory): void {
       expect(await ids({ mpan: '1100000000009' })).toEqual([]);
       expect(await ids({ limit: 2 })).toEqual([a.transactionId, b.transactionId]);
       // A recipient filter keeps the whole message: its other copies too.
-      const [withBoth] = await traces.trace(all({ recipient: 'MDS0000001', channel: 'IF-022' }));
+      const [withBoth] = await traces.trace(all({ recipient: 'MDS0000001', channels: ['IF-022'] }));
       expect(withBoth!.deliveries.map((d) => d.recipient).sort()).toEqual(['MDS0000001', 'SUP0000001']);
     });
 

@@ -1,7 +1,10 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { answers } from '../../src/api/admin-schemas.js';
-import { registerReportRoutes } from '../../src/api/report-routes.js';
+import { registerReportRoutes, type ReportNames } from '../../src/api/report-routes.js';
 import type { Reports, Viewer } from '../../src/pipeline/reports.js';
+
+/** Every ID taken as given: for reports over fake traces, whose channels and participants no catalogue or registry holds. */
+export const namesAsGiven: ReportNames = { channel: (id) => id, participant: (id) => id };
 
 /**
  * The reports API alone under `/r`, over the Reports given, at a fixed clock: the operator's view, or with
@@ -15,7 +18,7 @@ export async function reportApp(reports: Reports, now: number): Promise<FastifyI
     const as = req.headers['x-viewer'];
     return typeof as === 'string' ? { kind: 'participant', dipId: as } : { kind: 'operator' };
   };
-  await app.register(async (a) => registerReportRoutes(a, reports, { prefix: '/r', answers, viewer, fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => now }));
+  await app.register(async (a) => registerReportRoutes(a, reports, { prefix: '/r', answers, viewer, fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => now, names: namesAsGiven }));
   await app.ready();
   return app;
 }

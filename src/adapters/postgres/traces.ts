@@ -14,7 +14,10 @@ export class PgTraces implements MessageTraces {
       params.push(v);
       where.push(`${col} = $${params.length}`);
     };
-    eq('m.channel', q.channel);
+    if (q.channels?.length) {
+      params.push([...q.channels]);
+      where.push(`m.channel = ANY($${params.length}::text[])`);
+    }
     eq('m.sender_dip_id', q.sender);
     eq('m.transaction_id', q.transactionId);
     eq('m.correlation_id', q.correlationId);

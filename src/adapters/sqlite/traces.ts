@@ -22,7 +22,10 @@ export class SqliteTraces implements MessageTraces {
       where.push(`${col} = @${name}`);
       named.set(name, v);
     };
-    eq('m.channel', 'channel', q.channel);
+    if (q.channels?.length) {
+      where.push(`m.channel IN (${q.channels.map((_, i) => `@channel${i}`).join(', ')})`);
+      q.channels.forEach((c, i) => named.set(`channel${i}`, c));
+    }
     eq('m.sender_dip_id', 'sender', q.sender);
     eq('m.transaction_id', 'tx', q.transactionId);
     eq('m.correlation_id', 'corr', q.correlationId);

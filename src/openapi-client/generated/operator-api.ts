@@ -5740,12 +5740,15 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
+                    /** @description One or more interface IDs, comma-separated (IF-021,IF-022), in any case: the messages on any of them. An ID that names no channel of the catalogue is refused (400), naming it */
                     channel?: string;
                     correlationId?: string;
                     format?: "json" | "csv";
                     from?: string;
                     granularity?: "minute" | "hour" | "day" | "month";
+                    /** @description A participant ID, in any case: that recipient's copies only. One never registered is refused (400) */
                     recipient?: string;
+                    /** @description A participant ID, in any case: what it sent. One never registered is refused (400) */
                     sender?: string;
                     stuckAfterMinutes?: number;
                     to?: string;
@@ -5857,12 +5860,15 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
+                    /** @description One or more interface IDs, comma-separated (IF-021,IF-022), in any case: the messages on any of them. An ID that names no channel of the catalogue is refused (400), naming it */
                     channel?: string;
                     correlationId?: string;
                     format?: "json" | "csv";
                     from?: string;
                     granularity?: "minute" | "hour" | "day" | "month";
+                    /** @description A participant ID, in any case: that recipient's copies only. One never registered is refused (400) */
                     recipient?: string;
+                    /** @description A participant ID, in any case: what it sent. One never registered is refused (400) */
                     sender?: string;
                     stuckAfterMinutes?: number;
                     to?: string;
@@ -6014,12 +6020,15 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
+                    /** @description One or more interface IDs, comma-separated (IF-021,IF-022), in any case: the messages on any of them. An ID that names no channel of the catalogue is refused (400), naming it */
                     channel?: string;
                     correlationId?: string;
                     format?: "json" | "csv";
                     from?: string;
                     granularity?: "minute" | "hour" | "day" | "month";
+                    /** @description A participant ID, in any case: that recipient's copies only. One never registered is refused (400) */
                     recipient?: string;
+                    /** @description A participant ID, in any case: what it sent. One never registered is refused (400) */
                     sender?: string;
                     stuckAfterMinutes?: number;
                     to?: string;
@@ -6131,6 +6140,7 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
+                    /** @description One or more interface IDs, comma-separated (IF-021,IF-022), in any case: the messages on any of them. An ID that names no channel of the catalogue is refused (400), naming it */
                     channel?: string;
                     /** @description A chain of your own: 2 to 10 interface IDs in the order the process runs them, comma-separated (IF-031,IF-032,IF-033), linked by linkBy; answered instead of the predefined processes, each instance from a message on the first to the next, complete at the last (process 'custom') */
                     channels?: string;
@@ -6140,7 +6150,9 @@ export interface paths {
                     granularity?: "minute" | "hour" | "day" | "month";
                     /** @description What links the chain's messages: one correlation ID, one transaction ID, or one MPAN */
                     linkBy?: "correlationID" | "transactionID" | "mpan";
+                    /** @description A participant ID, in any case: that recipient's copies only. One never registered is refused (400) */
                     recipient?: string;
+                    /** @description A participant ID, in any case: what it sent. One never registered is refused (400) */
                     sender?: string;
                     stuckAfterMinutes?: number;
                     to?: string;
@@ -6256,12 +6268,15 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
+                    /** @description One or more interface IDs, comma-separated (IF-021,IF-022), in any case: the messages on any of them. An ID that names no channel of the catalogue is refused (400), naming it */
                     channel?: string;
                     correlationId?: string;
                     format?: "json" | "csv";
                     from?: string;
                     granularity?: "minute" | "hour" | "day" | "month";
+                    /** @description A participant ID, in any case: that recipient's copies only. One never registered is refused (400) */
                     recipient?: string;
+                    /** @description A participant ID, in any case: what it sent. One never registered is refused (400) */
                     sender?: string;
                     stuckAfterMinutes?: number;
                     to?: string;
@@ -6377,12 +6392,15 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
+                    /** @description One or more interface IDs, comma-separated (IF-021,IF-022), in any case: the messages on any of them. An ID that names no channel of the catalogue is refused (400), naming it */
                     channel?: string;
                     correlationId?: string;
                     format?: "json" | "csv";
                     from?: string;
                     granularity?: "minute" | "hour" | "day" | "month";
+                    /** @description A participant ID, in any case: that recipient's copies only. One never registered is refused (400) */
                     recipient?: string;
+                    /** @description A participant ID, in any case: what it sent. One never registered is refused (400) */
                     sender?: string;
                     stuckAfterMinutes?: number;
                     to?: string;
@@ -6516,12 +6534,15 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
+                    /** @description One or more interface IDs, comma-separated (IF-021,IF-022), in any case: the messages on any of them. An ID that names no channel of the catalogue is refused (400), naming it */
                     channel?: string;
                     correlationId?: string;
                     format?: "json" | "csv";
                     from?: string;
                     granularity?: "minute" | "hour" | "day" | "month";
+                    /** @description A participant ID, in any case: that recipient's copies only. One never registered is refused (400) */
                     recipient?: string;
+                    /** @description A participant ID, in any case: what it sent. One never registered is refused (400) */
                     sender?: string;
                     stuckAfterMinutes?: number;
                     to?: string;
