@@ -334,6 +334,14 @@ export interface StorageConfig {
   postgres: {
     /** postgres://user:password@host:port/database?sslmode=verify-full… (DIP_POSTGRES_URL wins). */
     url: string;
+    /**
+     * postgres:// of the role that owns the tables (DIP_POSTGRES_MIGRATION_URL wins), when `url` names a
+     * runtime role apart from it: the schema is made and changed, the runtime role granted what the DIP
+     * uses (INSERT and SELECT only on the audit logs), and day partitions made and dropped over this
+     * connection; everything else runs as `url`'s role, which then cannot purge an audit log. Null: `url`'s
+     * role owns the tables, the weaker mode (docs/cluster.md, "Roles").
+     */
+    migrationUrl: string | null;
     /** Connections each node keeps open. */
     poolSize: number;
     /**
@@ -529,7 +537,7 @@ const schema: JSONSchemaType<DipConfig> = {
           type: 'object',
           additionalProperties: false,
           required: [],
-          properties: { url: { type: 'string', pattern: '^postgres(ql)?://' }, poolSize: { type: 'integer', minimum: 2 }, writableCheckMs: { type: 'integer', minimum: 100 } },
+          properties: { url: { type: 'string', pattern: '^postgres(ql)?://' }, migrationUrl: { type: 'string', pattern: '^postgres(ql)?://', nullable: true }, poolSize: { type: 'integer', minimum: 2 }, writableCheckMs: { type: 'integer', minimum: 100 } },
         },
         nats: {
           type: 'object',
@@ -778,7 +786,7 @@ export const DEFAULTS: DipConfig = {
     // Off until every node reads format 3 (this release reads it; 0.1.0 does not): the next release turns it on.
     mpanIndex: false,
     atRest: { lz4Dictionary: false },
-    postgres: { url: 'postgres://postgres@127.0.0.1:5432/opendip', poolSize: 10, writableCheckMs: 5_000 },
+    postgres: { url: 'postgres://postgres@127.0.0.1:5432/opendip', migrationUrl: null, poolSize: 10, writableCheckMs: 5_000 },
     nats: { servers: ['127.0.0.1:4222'], prefix: 'dip', replicas: 1, credsFile: null, user: null, pass: null, token: null, tls: null, leaseTtlMs: 6_000, pingIntervalMs: 2_000, nodeName: null },
   },
   webhookAllowList: [],
@@ -943,6 +951,7 @@ function mergeStorage(...args: [Partial<StorageConfig> | undefined, Partial<Stor
   merged.postgres = Object.assign({}, ...layers.map((l) => l.postgres ?? {})) as StorageConfig['postgres'];
   merged.nats = Object.assign({}, ...layers.map((l) => l.nats ?? {})) as StorageConfig['nats'];
   if (env.DIP_POSTGRES_URL !== undefined && !overrides?.postgres?.url) merged.postgres.url = env.DIP_POSTGRES_URL;
+  if (env.DIP_POSTGRES_MIGRATION_URL !== undefined && !overrides?.postgres?.migrationUrl) merged.postgres.migrationUrl = env.DIP_POSTGRES_MIGRATION_URL;
   if (env.DIP_NATS_SERVERS !== undefined && !overrides?.nats?.servers) merged.nats.servers = env.DIP_NATS_SERVERS.split(',').map((x) => x.trim()).filter(Boolean);
   if (env.DIP_NODE_NAME !== undefined && overrides?.nats?.nodeName === undefined) merged.nats.nodeName = parseNodeName(env.DIP_NODE_NAME);
   return merged;

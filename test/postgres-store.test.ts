@@ -12,7 +12,7 @@ import { backendContract } from './contract/backend.contract.js';
 import { messageLogContract } from './contract/message-log.contract.js';
 import { batch, mds, message, sup } from './contract/fixtures.js';
 import { waitFor } from './helpers/dip-harness.js';
-import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
+import { behindTheStore, createTestDatabase, type TestDatabase } from './helpers/postgres.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,32 +25,10 @@ afterAll(async () => {
   await db?.drop();
 });
 
-/** Deletes a message row over a connection of the test's own. */
-function loseMessageIn(url: string): (messageId: number) => Promise<void> {
-  return async (messageId) => {
-    const c = new pg.Client({ connectionString: url });
-    await c.connect();
-    try {
-      await c.query('DELETE FROM messages WHERE id = $1', [messageId]);
-    } finally {
-      await c.end();
-    }
-  };
-}
-
 backendContract('PostgreSQL', async () => {
   const url = await db.freshSchema();
   const open = () => openPostgresBackend({ url, clock: systemClock });
-  const storedMpans = async () => {
-    const c = new pg.Client({ connectionString: url });
-    await c.connect();
-    try {
-      return (await c.query<{ mpan: string }>('SELECT mpan FROM mpan_appointments')).rows.map((r) => r.mpan);
-    } finally {
-      await c.end();
-    }
-  };
-  return { backend: await open(), reopen: open, serverCommit: true, loseMessage: loseMessageIn(url), storedMpans };
+  return { backend: await open(), reopen: open, serverCommit: true, ...behindTheStore(url) };
 });
 
 const sealed = async () => {
@@ -61,7 +39,7 @@ const sealed = async () => {
     backend.useSealer(await Sealer.open(kek, backend.dataKeys));
     return backend;
   };
-  return { backend: await open(), reopen: open, serverCommit: true, loseMessage: loseMessageIn(url) };
+  return { backend: await open(), reopen: open, serverCommit: true, loseMessage: behindTheStore(url).loseMessage };
 };
 messageLogContract('PostgreSQL, sealed at rest', sealed);
 archiveContract('PostgreSQL, sealed at rest', sealed);

@@ -28,7 +28,7 @@ export const activityLogFile = (config: DipConfig): string => join(config.dataDi
 
 /** Alarm subscriptions: a small file of their own, or a table on the cluster's PostgreSQL. */
 export async function openAlarmSubscriptions(config: DipConfig): Promise<AlarmSubscriptionStore> {
-  return config.storage.kind === 'cluster' ? PgAlarmSubscriptions.open(config.storage.postgres.url) : new SqliteAlarmSubscriptions(join(config.dataDir, 'alarms.db'));
+  return config.storage.kind === 'cluster' ? PgAlarmSubscriptions.open(config.storage.postgres.url, config.storage.postgres.migrationUrl ?? undefined) : new SqliteAlarmSubscriptions(join(config.dataDir, 'alarms.db'));
 }
 
 /**
@@ -36,7 +36,7 @@ export async function openAlarmSubscriptions(config: DipConfig): Promise<AlarmSu
  * cluster's PostgreSQL) so that recording requests never contends with the road's group commits.
  */
 export async function openActivityLog(config: DipConfig): Promise<ActivityLogStore> {
-  return config.storage.kind === 'cluster' ? PgActivityLog.open(config.storage.postgres.url) : new SqliteActivityLog(activityLogFile(config));
+  return config.storage.kind === 'cluster' ? PgActivityLog.open(config.storage.postgres.url, config.storage.postgres.migrationUrl ?? undefined) : new SqliteActivityLog(activityLogFile(config));
 }
 
 /**
@@ -101,7 +101,7 @@ function openEmbedded(config: DipConfig, clock: Clock): Backend {
 
 async function openPostgres(config: DipConfig, clock: Clock): Promise<Backend> {
   const { postgres } = config.storage;
-  return Object.assign(await openPostgresBackend({ url: postgres.url, poolSize: postgres.poolSize, writableCheckMs: postgres.writableCheckMs, clock, mpanIndex: config.storage.mpanIndex }), { kind: 'cluster' });
+  return Object.assign(await openPostgresBackend({ url: postgres.url, ...(postgres.migrationUrl === null ? {} : { migrationUrl: postgres.migrationUrl }), poolSize: postgres.poolSize, writableCheckMs: postgres.writableCheckMs, clock, mpanIndex: config.storage.mpanIndex }), { kind: 'cluster' });
 }
 
 /**

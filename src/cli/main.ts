@@ -168,7 +168,8 @@ migrate
     async function* records(): AsyncGenerator<MigrationRecord> {
       for await (const line of createInterface({ input: createReadStream(o.in), crlfDelay: Infinity })) if (line.trim()) yield JSON.parse(line) as MigrationRecord;
     }
-    const counts = await importIntoPostgres({ url: config.storage.postgres.url, clock: systemClock, poolSize: 2, mpanIndex: config.storage.mpanIndex }, records());
+    // As the tables' owner where there is one: an operator's act before any node runs (it resets sequences).
+    const counts = await importIntoPostgres({ url: config.storage.postgres.migrationUrl ?? config.storage.postgres.url, clock: systemClock, poolSize: 2, mpanIndex: config.storage.mpanIndex }, records());
     process.stderr.write(`imported into ${new URL(config.storage.postgres.url).pathname.slice(1)}: ${JSON.stringify(counts)}\n`);
   });
 

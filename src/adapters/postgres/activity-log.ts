@@ -4,7 +4,8 @@ import { openPool } from './pool.js';
 import { GENESIS_HASH, type ChainedActivity } from '../../domain/activity.js';
 import { fromActivityRow, fromChainRow, type ActivityRow as Row, type ChainRow } from '../activity-row.js';
 import type { ActivityLogStore, ActivityQuery, ChainInfo } from '../../ports/activity-log.js';
-import { applySchema, inTransaction, LOCKS } from './schema.js';
+import { migrateStore } from './roles.js';
+import { inTransaction, LOCKS } from './schema.js';
 
 
 const SCHEMA = `
@@ -43,7 +44,8 @@ CREATE INDEX IF NOT EXISTS activity_log_refused ON activity_log (at) WHERE statu
 -- Append-only: a record is never changed, and no record nor chain is ever deleted (spec 5.8.1: audit logs
 -- "cannot be accidentally or maliciously purged"); a database opened before carries the guards from its next
 -- start (applySchema applies a changed schema). TRUNCATE fires no row trigger, hence a statement-level guard.
--- The DIP's role owns these tables and could drop a guard: the hash chain shows what was done then.
+-- Their owner could drop a guard: a runtime role apart from it (storage.postgres.migrationUrl, roles.ts) holds
+-- INSERT and SELECT only; in the weaker mode, one role, the hash chain shows what was done then.
 ${appendOnlyGuards('activity_log_append_only', 'activity log', [
   { table: 'activity_log', refuse: ['UPDATE', 'DELETE', 'TRUNCATE'] },
   // A chain's row holds its recorded head (updated as records are added), against which a deleted tail is
@@ -63,10 +65,11 @@ export class PgActivityLog implements ActivityLogStore {
 
   private constructor(private readonly pool: pg.Pool) {}
 
-  static async open(url: string): Promise<PgActivityLog> {
+  /** `migrationUrl`: the tables' owner, which applies the schema (roles.ts); absent, `url`'s role does. */
+  static async open(url: string, migrationUrl?: string): Promise<PgActivityLog> {
     const pool = openPool({ url, max: 2, applicationName: 'opendip-activity' });
     try {
-      await applySchema(pool, LOCKS.activitySchema, SCHEMA);
+      await migrateStore(pool, migrationUrl, 'opendip-activity-owner', LOCKS.activitySchema, SCHEMA);
     } catch (err) {
       await pool.end();
       throw err;

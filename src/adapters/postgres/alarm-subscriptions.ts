@@ -2,17 +2,21 @@ import type pg from 'pg';
 import { openPool } from './pool.js';
 import type { AlarmSubscription, AlarmSubscriptionStore } from '../../ports/alarms.js';
 import { fromSubscriptionRow, type SubscriptionRow } from '../alarm-row.js';
-import { applySchema, LOCKS } from './schema.js';
+import { migrateStore } from './roles.js';
+import { LOCKS } from './schema.js';
 
 /** Alarm subscriptions on the cluster's PostgreSQL (one connection of their own: they are read rarely). */
 export class PgAlarmSubscriptions implements AlarmSubscriptionStore {
   private constructor(private readonly pool: pg.Pool) {}
 
-  static async open(url: string): Promise<PgAlarmSubscriptions> {
+  /** `migrationUrl`: the table's owner, which applies the schema (roles.ts); absent, `url`'s role does. */
+  static async open(url: string, migrationUrl?: string): Promise<PgAlarmSubscriptions> {
     const pool = openPool({ url, max: 1, applicationName: 'opendip-alarms' });
     try {
-      await applySchema(
+      await migrateStore(
         pool,
+        migrationUrl,
+        'opendip-alarms-owner',
         LOCKS.alarmSchema,
         `CREATE TABLE IF NOT EXISTS alarm_subscriptions (
            id text PRIMARY KEY, owner text NOT NULL, rules text NOT NULL, email text, webhook_url text, created_at bigint NOT NULL)`,

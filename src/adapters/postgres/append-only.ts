@@ -5,8 +5,9 @@ export type GuardedOperation = 'UPDATE' | 'DELETE' | 'TRUNCATE';
  * DDL that makes an audit log's tables append-only (spec 5.8.1: audit logs "cannot be accidentally or
  * maliciously purged"): a trigger function `fn` refusing with "the <log> is append-only: …", and one
  * trigger per table and operation, named `<table>_no_<operation>`. Idempotent, so applySchema can apply it
- * at every start: a database made before gets the guards then. The DIP's role owns the tables and could
- * still drop a guard; these stop a mistake or a purge through the DIP's own connection, not the owner.
+ * at every start: a database made before gets the guards then. The tables' owner could still drop a guard;
+ * these stop a mistake or a purge through any connection, and a runtime role apart from the owner
+ * (roles.ts) can neither drop them nor delete (it holds INSERT and SELECT on these tables).
  */
 export function appendOnlyGuards(fn: string, log: string, guards: ReadonlyArray<{ table: string; refuse: readonly GuardedOperation[] }>): string {
   const triggers = guards.flatMap(({ table, refuse }) =>

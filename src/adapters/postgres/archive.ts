@@ -167,7 +167,8 @@ export class PgArchive implements Archive {
    */
   async purgeDays(beforeMs: number): Promise<number> {
     let dropped = 0;
-    await withConnection(this.d.pool, async (client) => {
+    // As the owner: only it may detach a partition (roles.ts).
+    await withConnection(this.d.ownerPool, async (client) => {
       for (const day of await daysOf(client, 'messages')) {
         if (dayStart(day + 1) > beforeMs) break;
         const waiting = await client.query(
@@ -187,7 +188,7 @@ export class PgArchive implements Archive {
   }
 
   async purgeAttempts(beforeMs: number, limit: number): Promise<number> {
-    await withConnection(this.d.pool, async (client) => {
+    await withConnection(this.d.ownerPool, async (client) => {
       for (const day of await daysOf(client, 'delivery_attempts')) {
         if (dayStart(day + 1) > beforeMs) break;
         await dropDay(client, ['delivery_attempts'], day);

@@ -8,11 +8,19 @@ import type { QueueRef } from '../../ports/message-log.js';
 import { classifyPgError, isLockTimeout, isReadTimeout, isRetryable } from './errors.js';
 import { commitInDoubt, settleInDoubt } from './in-doubt.js';
 import { createDays, dayOf } from './partitions.js';
-import { applySchema, LOCKS, mpanIndexDdl, SCHEMA, SEED } from './schema.js';
+import { openOwner, type Owner } from './roles.js';
+import { unreadableGeneration } from '../schema-generation.js';
+import { applySchema, LOCKS, mpanIndexDdl, raiseGeneration, SCHEMA, SEED, storedGeneration } from './schema.js';
 
 export interface PostgresOptions {
   /** postgres://user:password@host:port/database (TLS and the rest as node-postgres reads them from the URL). */
   url: string;
+  /**
+   * postgres:// of the role that owns the tables (storage.postgres.migrationUrl): the schema, its grants to
+   * `url`'s role, and day partitions are made and dropped over it (roles.ts). Absent: `url`'s role owns
+   * them, the weaker mode.
+   */
+  migrationUrl?: string;
   clock: Clock;
   /** Index the archive's consumption by MPAN (storage.mpanIndex; schema.ts mpanIndexDdl): off unless true. */
   mpanIndex?: boolean;
@@ -62,6 +70,8 @@ export function storedForm(v: Buffer | string): { bytes: Buffer; sealed: boolean
  */
 export class PgDatabase {
   readonly pool: pg.Pool;
+  /** The tables' owner (the runtime pool itself without a migration URL): DDL, partitions, retention's drops. */
+  private owner: Owner | null = null;
   sealer: ValueSealer = PLAIN;
   private readonly knownDays = new Set<number>();
   /**
@@ -113,11 +123,17 @@ export class PgDatabase {
   static async open(options: PostgresOptions): Promise<PgDatabase> {
     const d = new PgDatabase(options);
     try {
-      await applySchema(d.pool, LOCKS.schema, `${SCHEMA}\n${mpanIndexDdl(options.mpanIndex === true)}`);
+      const owner = (d.owner = await openOwner(d.pool, options.migrationUrl, 'opendip-owner'));
+      // Before anything is applied: an older schema's DDL laid over a newer one's data is how a downgrade
+      // would start misreading it.
+      const why = unreadableGeneration(await storedGeneration(owner.pool), 'the PostgreSQL database');
+      if (why !== null) throw new StoreError('permanent', why, 'SCHEMA_GENERATION');
+      await applySchema(owner.pool, LOCKS.schema, owner.withGrants(`${SCHEMA}\n${mpanIndexDdl(options.mpanIndex === true)}`));
       await d.pool.query(SEED);
       const today = dayOf(options.clock.now());
       await d.ensureDays([today - 1, today, today + 1, today + 2]);
     } catch (err) {
+      await d.owner?.close().catch(() => {});
       await d.pool.end().catch(() => {});
       throw classifyPgError(err);
     }
@@ -127,6 +143,25 @@ export class PgDatabase {
 
   get url(): string {
     return this.options.url;
+  }
+
+  /** Connections as the tables' owner, for what only it may do: day partitions made and dropped. */
+  get ownerPool(): pg.Pool {
+    return this.owner?.pool ?? this.pool;
+  }
+
+  /**
+   * Records that the stored data is now of `generation` (src/adapters/schema-generation.ts): the owner's to
+   * write. Read first: once recorded, a start writes nothing (a node may start on a server that takes no
+   * writes yet, and say so by its health).
+   */
+  async raiseGeneration(generation: number): Promise<void> {
+    try {
+      if (((await storedGeneration(this.ownerPool)) ?? 1) >= generation) return;
+      await raiseGeneration(this.ownerPool, generation, this.options.clock.now());
+    } catch (err) {
+      throw classifyPgError(err);
+    }
   }
 
   useSealer(sealer: ValueSealer): void {
@@ -256,7 +291,7 @@ export class PgDatabase {
   async ensureDays(days: Iterable<number>): Promise<void> {
     const missing = [...new Set(days)].filter((d) => !this.knownDays.has(d));
     if (missing.length === 0) return;
-    await withConnection(this.pool, (client) => createDays(client, missing));
+    await withConnection(this.ownerPool, (client) => createDays(client, missing));
     for (const d of missing) this.knownDays.add(d);
   }
 
@@ -461,6 +496,7 @@ export class PgDatabase {
     this.closed = true;
     this.stopCheckingWritable();
     this.stopProbing();
+    await this.owner?.close();
     await this.pool.end();
   }
 }

@@ -2,6 +2,7 @@ import { applyChange, isSlot, type Appointment, type AppointmentChange } from '.
 import type { MpanStore } from '../../ports/mpan.js';
 import { indexesByHash, isIndexValue } from '../../security/at-rest.js';
 import type { PgDatabase } from './database.js';
+import { KEYED_MPANS } from '../schema-generation.js';
 
 type Row = { slot: string; dipId: string; fromMs: number; toMs: number | null };
 // The mpan column holds the sealer's keyed hash of the MPAN (the MPAN itself where nothing seals): a
@@ -48,6 +49,9 @@ export class PgMpanStore implements MpanStore {
 
   async indexStoredMpans(batchSize = 5_000): Promise<number> {
     if (!indexesByHash(this.d.sealer)) return 0;
+    // Before the first row moves, and on every start after (a store rewritten by a build before the gate
+    // has no record): from here a node of generation 1 would find no appointment (schema-generation.ts).
+    await this.d.raiseGeneration(KEYED_MPANS);
     const done = await this.d.query('SELECT 1 FROM data_migrations WHERE name = $1', [MIGRATION]);
     if (done.length > 0) return 0;
     let rewritten = 0;

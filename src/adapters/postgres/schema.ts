@@ -154,6 +154,14 @@ CREATE TABLE IF NOT EXISTS data_migrations (
   name text PRIMARY KEY,
   done_at bigint NOT NULL
 );
+-- The stored data's generation (src/adapters/schema-generation.ts), one row per PostgreSQL schema as in
+-- dip_schema_digests: raised by a migration that leaves data older builds cannot read, and read by every
+-- node before it touches the schema (storedGeneration).
+CREATE TABLE IF NOT EXISTS dip_schema_generation (
+  schema_name text PRIMARY KEY,
+  generation integer NOT NULL,
+  raised_at bigint NOT NULL
+);
 CREATE TABLE IF NOT EXISTS data_keys (
   id serial PRIMARY KEY,
   wrapped bytea NOT NULL,
@@ -431,6 +439,27 @@ async function appliedDigest(pool: pg.Pool, lock: number): Promise<string | unde
 }
 
 const UNDEFINED_TABLE = '42P01';
+
+/** The generation recorded for this schema's data (undefined: none, a store made before the gate or new). */
+export async function storedGeneration(pool: pg.Pool): Promise<number | undefined> {
+  try {
+    const { rows } = await pool.query<{ generation: number }>('SELECT generation FROM dip_schema_generation WHERE schema_name = current_schema()');
+    return rows[0]?.generation;
+  } catch (err) {
+    if ((err as { code?: unknown })?.code === UNDEFINED_TABLE) return undefined;
+    throw err;
+  }
+}
+
+/** Raises this schema's recorded generation to `generation` (never lowers it; nothing written when it is there). */
+export async function raiseGeneration(pool: pg.Pool, generation: number, at: number): Promise<void> {
+  await pool.query(
+    `INSERT INTO dip_schema_generation (schema_name, generation, raised_at) VALUES (current_schema(), $1, $2)
+     ON CONFLICT (schema_name) DO UPDATE SET generation = EXCLUDED.generation, raised_at = EXCLUDED.raised_at
+     WHERE dip_schema_generation.generation < EXCLUDED.generation`,
+    [generation, at],
+  );
+}
 
 /**
  * Runs `fn` in one transaction on a connection of the pool: committed when it returns, rolled back when

@@ -7,7 +7,7 @@ import type { QueueEntry } from '../../ports/message-log.js';
 import { Checkpointer } from './checkpointer.js';
 import { GroupCommit, type Durability } from './group-commit.js';
 import { inProcess, ReaderThread, type SqliteReads } from './reader.js';
-import { migrate, mpanIndexDdl, SCHEMA } from './schema.js';
+import { migrate, mpanIndexDdl, refuseUnreadableGeneration, SCHEMA } from './schema.js';
 import { capFileSize, openWalFile } from './wal-file.js';
 
 /** A stored payload: sealed (BLOB) when written with encryption at rest, text when written without. */
@@ -101,7 +101,7 @@ export class SqliteDatabase {
   ) {
     // GroupCommit syncs the WAL on the thread pool before it acknowledges anything; checkpoints (and their
     // own syncs) run on the Checkpointer's thread once this process writes.
-    ({ db: this.db, walFd: this.walFd } = openWalFile(file, SCHEMA));
+    ({ db: this.db, walFd: this.walFd } = openWalFile(file, SCHEMA, refuseUnreadableGeneration));
     migrate(this.db);
     this.db.exec(mpanIndexDdl(options.mpanIndex === true));
     this.reads = file === ':memory:' ? inProcess(this.db) : new ReaderThread(file);

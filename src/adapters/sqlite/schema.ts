@@ -1,5 +1,7 @@
 import type Database from 'better-sqlite3';
 import { mpanIndexed } from '../archive-sql.js';
+import { unreadableGeneration } from '../schema-generation.js';
+import { StoreError } from '../../ports/errors.js';
 
 /** The embedded store's schema. Statements are idempotent: applied on every open. */
 export const SCHEMA = `
@@ -120,6 +122,13 @@ CREATE TABLE IF NOT EXISTS data_keys (
 CREATE TABLE IF NOT EXISTS data_migrations (
   name TEXT PRIMARY KEY,
   done_at INTEGER NOT NULL
+);
+-- The stored data's generation (src/adapters/schema-generation.ts): raised by a migration that leaves data
+-- older builds cannot read, and read before the schema is applied (refuseUnreadableGeneration).
+CREATE TABLE IF NOT EXISTS schema_generation (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  generation INTEGER NOT NULL,
+  raised_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS webhooks (
   recipient_dip_id TEXT NOT NULL,
@@ -253,6 +262,14 @@ CREATE TABLE IF NOT EXISTS health_probe (at INTEGER NOT NULL, pad BLOB);
  */
 export function mpanIndexDdl(on: boolean): string {
   return on ? `CREATE INDEX IF NOT EXISTS messages_mpan ON messages (mpan) WHERE ${mpanIndexed()}` : 'DROP INDEX IF EXISTS messages_mpan';
+}
+
+/** Throws, before the schema is applied, when the file holds data of a generation this build does not read. */
+export function refuseUnreadableGeneration(db: Database.Database): void {
+  const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_generation'").get();
+  const stored = table === undefined ? undefined : db.prepare<[], { generation: number }>('SELECT generation FROM schema_generation WHERE id = 1').get()?.generation;
+  const why = unreadableGeneration(stored, `the database ${db.name}`);
+  if (why !== null) throw new StoreError('permanent', why, 'SCHEMA_GENERATION');
 }
 
 /** Brings a database made by an earlier version up to the current schema. */

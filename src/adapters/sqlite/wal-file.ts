@@ -9,7 +9,7 @@ import { dirname } from 'node:path';
  * schema applied. SQLite deletes the -wal file only when its last connection closes: this one stays open
  * for the store's lifetime, so the descriptor keeps naming the live WAL (null in memory).
  */
-export function openWalFile(file: string, schema: string): { db: Database.Database; walFd: number | null } {
+export function openWalFile(file: string, schema: string, beforeSchema?: (db: Database.Database) => void): { db: Database.Database; walFd: number | null } {
   // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator's data directory (configuration)
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
   const db = new Database(file);
@@ -20,7 +20,14 @@ export function openWalFile(file: string, schema: string): { db: Database.Databa
   // /var/tmp past 64 KiB: most groups did, a file created, written and deleted per group on the event loop
   // (4 of the 9.5 pwrite calls per message the writer's thread made).
   db.pragma('temp_store = MEMORY');
-  db.exec(schema);
+  try {
+    // What must hold before the schema is laid over the file (the stored data's generation).
+    beforeSchema?.(db);
+    db.exec(schema);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
   // eslint-disable-next-line security/detect-non-literal-fs-filename -- the WAL beside that file
   const walFd = file === ':memory:' ? null : openSync(`${file}-wal`, 'r');
   return { db, walFd };
