@@ -50,6 +50,7 @@ import type { LookupFunction } from 'node:net';
 import { ContinuationTokens } from './security/continuation-token.js';
 import { ensurePki, type PkiMaterial } from './security/pki.js';
 import type { SigningKeyWatcher } from './security/signing-key.js';
+import { ServerCertificateWatcher } from './security/server-certificate.js';
 import { clientTrustStore } from './security/trust-store.js';
 
 /** The OpenAPI documents of the listeners that serve one. */
@@ -200,10 +201,14 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     maintenance,
     metrics,
   };
-  const participant = await startParticipantListener(config, apiDeps, pki, trust, { replay: coordination.replayGuard, rateLimits: coordination.rateLimits }, revocation, externalCrls, life);
+  // The TLS pair every listener serves: renewed files are served from the next handshake, no restart.
+  const serverCertificate = new ServerCertificateWatcher(pkiDirectory, pki.ca, pki.server, clock, logger);
+  serverCertificate.start(config.signingKeyPollMs);
+  life.started('server certificate watcher', () => serverCertificate.stop());
+  const participant = await startParticipantListener(config, apiDeps, serverCertificate, trust, { replay: coordination.replayGuard, rateLimits: coordination.rateLimits }, revocation, externalCrls, life);
   const host = config.hostnames[0] ?? 'localhost';
   baseUrls.participant = config.publicUrl ?? `https://${host}:${participant.port}`;
-  const anonymous = await startAnonymousListener(config, apiDeps, pki, life);
+  const anonymous = await startAnonymousListener(config, apiDeps, serverCertificate, life);
   // Behind a proxy, the address anyone reaches the listener at, as the participant listener's publicUrl.
   if (anonymous) baseUrls.public = config.publications.anonymous.publicUrl ?? `https://${host}:${anonymous.port}`;
   const portalAccounts = new PortalAccountService(backend.portalAccounts, sealer, clock, `OpenDIP ${config.environment}`, (id) => registry.participant(id) !== undefined, backend.journal);
@@ -248,7 +253,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     alarms: alarmApi, publications, activityLog: activityLog?.store ?? null, reports, selfService,
     operatorApi: operator.operatorApi,
     issueCertificate: (csrPem, dipId, organisation) => issueCertificate(pkiDirectory, config, csrPem, dipId, organisation),
-  }, activity, metrics, pki, life);
+  }, activity, metrics, serverCertificate, life);
 
   // Stopped before the listeners and the store (registered after them): no call is left half made.
   await delivery.start();

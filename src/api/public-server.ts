@@ -13,7 +13,7 @@ import { registerActivityLog } from './activity.js';
 import { useAnswerDeadlines } from '../security/answer-deadlines.js';
 import { sendStandard } from './request.js';
 import { addressHolder, clientAddress, standardOverCap, useConnectionCap } from './connection-cap.js';
-import { LISTENER_TLS } from '../security/tls-policy.js';
+import { listenerContext, serveRenewedCertificate, type ListenerCertificate } from '../security/server-certificate.js';
 import { standardStopping, useGracefulStop } from './stopping.js';
 import { useApiSecurityHeaders } from './security-headers.js';
 
@@ -28,7 +28,7 @@ import { useApiSecurityHeaders } from './security-headers.js';
  */
 export function buildPublicServer(
   deps: ApiDeps,
-  tls: { key: string; cert: string },
+  tls: ListenerCertificate,
   limits: { rateLimit: RateLimitSettings; maxConnectionsPerAddress: number },
 ): FastifyInstance {
   const { rateLimit } = limits;
@@ -36,13 +36,15 @@ export function buildPublicServer(
   // anyone on the network reaches this listener.
   const deadlines = clientDeadlines(deps.config.http);
   const app = Fastify({
-    https: { key: tls.key, cert: tls.cert, ...LISTENER_TLS, ...deadlines.https },
+    https: { ...listenerContext(tls.inForce()), ...deadlines.https },
     requestTimeout: deadlines.requestTimeout,
     routerOptions: { caseSensitive: false, ignoreTrailingSlash: true, maxParamLength: 100 },
     // A stopping listener answers in the DIP's own shape (useGracefulStop), not Fastify's bare 503.
     return503OnClosing: false,
     logger: false,
   });
+  // A renewed server certificate is served from the next handshake.
+  serveRenewedCertificate(app.server, tls, listenerContext, 'anonymous', deps.logger);
   // Security headers on every answer, refusals while stopping included.
   useApiSecurityHeaders(app, { noStore: false });
   // Every request is recorded (spec 5.8.1), the caller unknown: the client's address is the record's `remote`.

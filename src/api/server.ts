@@ -59,7 +59,7 @@ import { answers, GUARDED } from './route-schemas.js';
 import { byteOrderMark, drained, evidence, requestAuthority, sendStandard, tlsPeer, unacceptedCharset, unacceptedContentEncoding, unacceptedMediaType, useSecurityControls } from './request.js';
 import { useAnswerDeadlines } from '../security/answer-deadlines.js';
 import { useRequestDeadlines } from './request-deadlines.js';
-import { LISTENER_TLS } from '../security/tls-policy.js';
+import { listenerContext, serveRenewedCertificate, type ListenerCertificate } from '../security/server-certificate.js';
 import { hostHeaderName, hostKnown, isLoopback, listenerHostNames } from '../security/host-names.js';
 import { parserErrorStatus, unrecognisedMethod, type ParserError } from './parser-errors.js';
 
@@ -73,8 +73,8 @@ const LINGER_MS = 2_000;
 const MAX_LINGERING = 256;
 
 export interface TlsMaterial {
-  key: string;
-  cert: string;
+  /** The DIP's server key and certificate: installed again for the next handshakes when renewed. */
+  certificate: ListenerCertificate;
   /**
    * CAs a participant's client certificate must chain to. With a CRL installed OpenSSL wants a CRL
    * from every issuer in a client's chain: all of them must be the environment's CA.
@@ -103,13 +103,11 @@ export interface ServerSecurity extends SecurityControls {
  */
 export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSecurity = {}): FastifyInstance {
   const limits = deps.config.http;
-  const hostNames = listenerHostNames({ bound: deps.config.host, certificatePem: tls.cert, publicUrl: deps.config.publicUrl, allowed: deps.config.allowedHosts, setting: 'allowedHosts' });
+  const hostNames = listenerHostNames({ bound: deps.config.host, certificatePem: tls.certificate.inForce().certPem, publicUrl: deps.config.publicUrl, allowed: deps.config.allowedHosts, setting: 'allowedHosts' });
   const headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
   const secureContext = (crl: string | string[] | undefined) => ({
-    key: tls.key,
-    cert: tls.cert,
+    ...listenerContext(tls.certificate.inForce()),
     ca: tls.ca,
-    ...LISTENER_TLS,
     ...(crl ? { crl } : {}),
   });
   /**
@@ -302,6 +300,8 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
 
   recordOperations(app);
   useSecurityControls(deps, { replay: security.replay, revocation: security.revocation });
+  // A renewed server certificate, for the next handshakes, with the CRL in force.
+  serveRenewedCertificate(app.server, tls.certificate, () => secureContext(security.revocation?.crlPem()), 'participant', deps.logger);
   security.revocation?.onCrl((crl) => {
     // New connections get the new CRL; established ones are checked per request in authenticate().
     try {

@@ -18,7 +18,7 @@ import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
 import { buildPortalServer, overCapPage, stoppingPage, unrecordedPage } from '../portal/server.js';
 import type { PortalDeps } from '../portal/deps.js';
-import type { PkiMaterial } from '../security/pki.js';
+import type { ListenerCertificate } from '../security/server-certificate.js';
 import { SessionSigner } from '../security/portal-session.js';
 import { DeviceCookies } from '../security/device-cookie.js';
 import { OperatorSessions } from '../pipeline/operator-sessions.js';
@@ -46,7 +46,7 @@ async function listen(server: FastifyInstance, name: string, port: number, host:
 export async function startParticipantListener(
   config: DipConfig,
   deps: ApiDeps,
-  pki: PkiMaterial,
+  certificate: ListenerCertificate,
   trust: TrustStore,
   security: Pick<ServerSecurity, 'replay' | 'rateLimits'>,
   revocation: RevocationWatcher,
@@ -56,7 +56,7 @@ export async function startParticipantListener(
   const revoked = (fingerprint256: string) => revocation.revoked(fingerprint256);
   const app = buildServer(
     deps,
-    { key: pki.server.keyPem, cert: pki.server.certPem, ca: trust.cas },
+    { certificate, ca: trust.cas },
     {
       ...security,
       // With a CRL installed OpenSSL wants one from every issuer in a client's chain: the built-in CA's
@@ -73,10 +73,10 @@ export async function startParticipantListener(
 }
 
 /** Public publications, without a client certificate, on a listener of their own (off by default: null). */
-export async function startAnonymousListener(config: DipConfig, deps: ApiDeps, pki: PkiMaterial, life: Lifecycle): Promise<{ port: number; operations: readonly Operation[] } | null> {
+export async function startAnonymousListener(config: DipConfig, deps: ApiDeps, certificate: ListenerCertificate, life: Lifecycle): Promise<{ port: number; operations: readonly Operation[] } | null> {
   const settings = config.publications.anonymous;
   if (!settings.enabled) return null;
-  const anonymous = buildPublicServer(deps, { key: pki.server.keyPem, cert: pki.server.certPem }, settings);
+  const anonymous = buildPublicServer(deps, certificate, settings);
   const port = await listen(anonymous, 'anonymous listener', settings.port, settings.host, life);
   return { port, operations: operationsOf(anonymous) };
 }
@@ -133,12 +133,12 @@ export async function startPortalListener(
   deps: Omit<PortalDeps, 'sessions' | 'devices' | 'recordActivity'>,
   activity: ActivitySink | null,
   metrics: Pick<DipMetrics, 'watchConnections' | 'request'> | null,
-  pki: PkiMaterial,
+  certificate: ListenerCertificate,
   life: Lifecycle,
 ): Promise<number> {
   // Pages are HTML with personal data that masking by key cannot read: the log keeps that they were answered.
   const recordActivity: PortalDeps['recordActivity'] = activity ? (app, callerOf) => registerActivityLog(app, activity, 'portal', callerOf, () => deps.clock.now(), false, unrecordedPage) : null;
-  const portal = buildPortalServer({ ...deps, recordActivity, sessions: SessionSigner.fromFile(join(config.dataDir, 'portal-session.key')), devices: DeviceCookies.fromFile(join(config.dataDir, 'portal-device.key')) }, { key: pki.server.keyPem, cert: pki.server.certPem });
+  const portal = buildPortalServer({ ...deps, recordActivity, sessions: SessionSigner.fromFile(join(config.dataDir, 'portal-session.key')), devices: DeviceCookies.fromFile(join(config.dataDir, 'portal-device.key')) }, certificate);
   // Stopping, a page (503, Retry-After) for every request, not Fastify's bare JSON: here, as the connection cap below.
   useGracefulStop(portal, config.http.stopDrainMs, stoppingPage);
   // One address's connections past its cap, as on the anonymous listener (anyone on the network reaches

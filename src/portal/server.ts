@@ -11,7 +11,7 @@ import { DEVICE_COOKIE_MS } from '../security/device-cookie.js';
 import type { SignIn } from '../pipeline/portal-accounts.js';
 import { registerUserPortal } from './user-pages.js';
 import { USER_REALM } from './user-realm.js';
-import { LISTENER_TLS } from '../security/tls-policy.js';
+import { listenerContext, serveRenewedCertificate, type ListenerCertificate } from '../security/server-certificate.js';
 import { csrfMatches } from '../security/portal-session.js';
 import { addressList, clientAddress } from '../security/address-list.js';
 
@@ -97,11 +97,11 @@ export function unrecordedPage(req: FastifyRequest, reply: FastifyReply, help: s
   return render(reply, 503, realm, req, undefined, 'Try again shortly', html`<p>The portal cannot record requests in its audit log at the moment, and serves none it cannot record. Wait a few seconds, then reload the page or send the form again.</p><p><a href="${realm.base}/">Back to the start page</a></p>`, { kind: 'error', text: help });
 }
 
-export function buildPortalServer(deps: PortalDeps, tls: { key: string; cert: string }): FastifyInstance {
+export function buildPortalServer(deps: PortalDeps, tls: ListenerCertificate): FastifyInstance {
   // The participant listener's deadlines (config `http`) here too: anyone on the network reaches this listener.
   const deadlines = clientDeadlines(deps.config.http);
   const app = Fastify({
-    https: { key: tls.key, cert: tls.cert, ...LISTENER_TLS, ...deadlines.https },
+    https: { ...listenerContext(tls.inForce()), ...deadlines.https },
     requestTimeout: deadlines.requestTimeout,
     logger: false,
     // Stopping is answered with a page (stoppingPage, by useGracefulStop), not Fastify's bare 503.
@@ -121,6 +121,8 @@ export function buildPortalServer(deps: PortalDeps, tls: { key: string; cert: st
       void refuse(reply, realm, req, undefined, error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 404 : 400, 'the address is not one of the portal\'s pages (it could not be read)');
     },
   });
+  // A renewed server certificate is served from the next handshake.
+  serveRenewedCertificate(app.server, tls, listenerContext, 'portal', deps.logger);
   // Every request, signed in or not, in the API activity log (spec 5.8.1) with the person it is from;
   // pages are not kept (HTML with personal data), only that they were answered.
   deps.recordActivity?.(app, (req) => namedCaller(deps, req, realmOf(req.url)));
