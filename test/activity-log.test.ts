@@ -247,6 +247,22 @@ describe('the hash of a record', () => {
 });
 
 describe('reading the activity log (GET /admin/activity)', () => {
+  it('looks a request up by its ID over the whole log unless a period is given, and passes minStatus on', async () => {
+    const asked: unknown[][] = [];
+    const app = Fastify();
+    const now = Date.UTC(2026, 0, 1, 0, 30);
+    await app.register(activityRoutes, { store: { recent: async (...args: unknown[]) => (asked.push(args), []) }, now: () => now });
+    expect((await app.inject({ method: 'GET', url: '/admin/activity?requestId=7d0f0c9e-0000-4000-8000-000000000001' })).statusCode).toBe(200);
+    expect((await app.inject({ method: 'GET', url: '/admin/activity?minStatus=500&caller=1000000001' })).statusCode).toBe(200);
+    expect((await app.inject({ method: 'GET', url: '/admin/activity?minStatus=99' })).statusCode).toBe(400);
+    expect(asked).toEqual([
+      [0, now, 200, { requestId: '7d0f0c9e-0000-4000-8000-000000000001' }],
+      [now - 3_600_000, now, 200, { caller: '1000000001', minStatus: 500 }],
+    ]);
+    await app.close();
+  });
+
+
   it('masks a record again as it answers: one stored before credentials were masked gives none away', async () => {
     const stored: ChainedActivity = {
       requestId: 'r1', at: Date.UTC(2026, 0, 1), listener: 'operator', caller: 'operator:alice', remote: '127.0.0.1', method: 'POST', url: '/admin/session', status: 201, durationMs: 3,
@@ -357,6 +373,19 @@ describe('the API activity log of a running DIP', () => {
       expect(exported.code, exported.stderr).toBe(0);
       const lines = exported.stdout.trim().split('\n').map((l) => JSON.parse(l) as { requestId: string });
       expect(lines.map((l) => l.requestId)).toEqual(expect.arrayContaining([posts[0]!.requestId, adminId]));
+
+      // A participant quotes the x-request-id it was answered: found in one call, over the whole log.
+      const found = await bootstrap('GET', `/admin/activity?requestId=${posts[1]!.requestId}`);
+      expect([found.status, (found.body as unknown as Array<{ requestId: string; status: number }>).map((r) => [r.requestId, r.status])]).toEqual([200, [[posts[1]!.requestId, 400]]]);
+      const failed = (await bootstrap('GET', '/admin/activity?minStatus=400&limit=1000')).body as unknown as Array<{ status: number; requestId: string }>;
+      expect(failed.map((r) => r.requestId)).toEqual(expect.arrayContaining([posts[1]!.requestId, adminId]));
+      expect(failed.every((r) => r.status >= 400)).toBe(true);
+      const one = await run('export', '--request-id', adminId!);
+      expect(one.code, one.stderr).toBe(0);
+      expect(one.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { requestId: string }).requestId)).toEqual([adminId]);
+      const refusedOnly = await run('export', '--from', new Date(0).toISOString(), '--min-status', '400');
+      expect(refusedOnly.code, refusedOnly.stderr).toBe(0);
+      expect(refusedOnly.stdout.trim().split('\n').every((l) => (JSON.parse(l) as { status: number }).status >= 400)).toBe(true);
     } finally {
       await store.close();
     }

@@ -281,6 +281,7 @@ describe("the portals' list filters", () => {
       ['/operator/dead-letters?recipient=not-an-id', operator, 'recipient: "not-an-id" is not a DIP ID: 10 letters or digits'],
       ['/operator/certificates?days=-5', operator, 'days: "-5" is not a whole number from 1 to 3650'],
       ['/operator/activity?hours=2&limit=-5', operator, 'hours: "2" is not one of 1, 24; limit: is not a filter of this page'],
+      ['/operator/activity?minStatus=404', operator, 'minStatus: "404" is not one of any, 400, 500'],
       ['/operator/journal?limit=-5', operator, 'limit: is not a filter of this page (it takes actor)'],
       ['/operator/reports?period=fortnight', operator, 'period: "fortnight" is not one of day, week, month'],
     ];
@@ -294,6 +295,11 @@ describe("the portals' list filters", () => {
       expect(page.text).not.toContain('<table');
     }
     // Values the filters take are applied as before.
+    // An operator looks a request up by the x-request-id a participant quotes (spec 5.8.1), or the refusals alone.
+    const lookedUp = await send('GET', '/operator/activity?requestId=7d0f0c9e-0000-4000-8000-000000000001&minStatus=400', { cookie: operator });
+    expect(lookedUp.status).toBe(200);
+    expect(lookedUp.text).toContain('value="7d0f0c9e-0000-4000-8000-000000000001"');
+    expect(lookedUp.text).toMatch(/<option value="400" selected/);
     for (const [path, cookie] of [['/portal/messages?from=2026-01-01T00:00&to=', user], ['/portal/activity?days=1', user], ['/operator/dead-letters?state=requeued', operator], ['/operator/certificates?days=60', operator]] as const) {
       const page = await send('GET', path, { cookie });
       expect([path, page.status]).toEqual([path, 200]);

@@ -32,10 +32,10 @@ const HOUR = 3_600_000;
 
 /**
  * The API activity log (spec 5.8.1) for operators: the requests of a period, newest first, every caller's
- * or one caller's. A whole period in arrival order, for auditors, is `dip audit export`.
+ * or one caller's, one request by its ID, or those answered at or above a status. A whole period in arrival order, for auditors, is `dip audit export`.
  */
 export const activityRoutes: FastifyPluginAsync<ActivityRouteOptions> = async (app, o) => {
-  app.get<{ Querystring: { from?: string; to?: string; caller?: string; limit?: number } }>(
+  app.get<{ Querystring: { from?: string; to?: string; caller?: string; requestId?: string; minStatus?: number; limit?: number } }>(
     '/admin/activity',
     {
       // Reading the log is logged, but not what it answered: that would copy every record into a new one.
@@ -47,9 +47,11 @@ export const activityRoutes: FastifyPluginAsync<ActivityRouteOptions> = async (a
           type: 'object',
           additionalProperties: false,
           properties: {
-            from: { type: 'string', format: 'date-time', description: 'From (inclusive); default an hour before `to`' },
+            from: { type: 'string', format: 'date-time', description: 'From (inclusive); default an hour before `to`, or with `requestId` the log\'s start' },
             to: { type: 'string', format: 'date-time', description: 'Up to (exclusive); default now' },
             caller: { type: 'string', maxLength: 100, description: 'Only this caller: a DIP ID (its own requests and those its DIP Connection Provider made for it) or operator:<name>' },
+            requestId: { type: 'string', minLength: 1, maxLength: 200, description: 'Only the request answered with this `x-request-id` (as a participant quotes it; indexed): over the whole log unless `from` is given' },
+            minStatus: { type: 'integer', minimum: 100, maximum: 599, description: 'Only requests answered with this HTTP status or above (400: every refusal); a handshake refused before HTTP has none and is left out' },
             limit: { type: 'integer', minimum: 1, maximum: 1000, default: 200 },
           },
         },
@@ -57,10 +59,13 @@ export const activityRoutes: FastifyPluginAsync<ActivityRouteOptions> = async (a
       },
     },
     async (req, reply) => {
+      const { caller, requestId, minStatus } = req.query;
       const toMs = req.query.to ? Date.parse(req.query.to) : o.now();
-      const fromMs = req.query.from ? Date.parse(req.query.from) : toMs - HOUR;
+      // A request looked up by its ID is found whenever it was made (the index finds it): one call, whatever its age.
+      const fromMs = req.query.from ? Date.parse(req.query.from) : requestId !== undefined ? 0 : toMs - HOUR;
       if (!(fromMs < toMs)) return reply.code(400).send({ error: `from (${req.query.from ?? ''}) must be before to (${req.query.to ?? ''})` });
-      const records = await o.store.recent(fromMs, toMs, req.query.limit ?? 200, req.query.caller);
+      const filter = { ...(caller !== undefined ? { caller } : {}), ...(requestId !== undefined ? { requestId } : {}), ...(minStatus !== undefined ? { minStatus } : {}) };
+      const records = await o.store.recent(fromMs, toMs, req.query.limit ?? 200, filter);
       // Masked again as read: records written before credentials were masked still hold them (the stored
       // rows and their hash chain stay as they are; `dip audit export` gives them whole to the host).
       return records.map((r) => ({ ...r, actingFor: r.actingFor ?? null, url: maskedUrl(r.url), responseBody: maskedBody(r.responseBody, Number.MAX_SAFE_INTEGER), prevHash: undefined, hash: undefined, at: new Date(r.at).toISOString() }));

@@ -14,6 +14,12 @@ const instant = (v: string): number => {
   return ms;
 };
 
+const status = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 100 || n > 599) throw new InvalidArgumentError(`'${v}' is not an HTTP status (100 to 599)`);
+  return n;
+};
+
 /**
  * `dip audit`: the API activity log, read from the store directly (the DIP may be running: SQLite
  * readers do not block its writer, and PostgreSQL is shared anyway).
@@ -38,16 +44,20 @@ export function registerAuditCommands(program: Command): void {
     });
   audit
     .command('export')
-    .description('the records received in [--from, --to) as JSON lines, oldest first')
-    .requiredOption('--from <when>', 'start (inclusive), ISO 8601', instant)
-    .requiredOption('--to <when>', 'end (exclusive), ISO 8601', instant)
+    .description('the records received in [--from, --to) as JSON lines, oldest first; --request-id finds one request over the whole log')
+    .option('--from <when>', 'start (inclusive), ISO 8601; required unless --request-id is given (then: the log\'s start)', instant)
+    .option('--to <when>', 'end (exclusive), ISO 8601 (default: now)', instant)
+    .option('--request-id <id>', 'only the request answered with this x-request-id (indexed)')
+    .option('--min-status <status>', 'only requests answered with this HTTP status or above (400: every refusal)', status)
     .option('--out <file>', 'write to this file instead of stdout')
-    .action(async (o: { from: number; to: number; out?: string }) => {
+    .action(async (o: { from?: number; to?: number; requestId?: string; minStatus?: number; out?: string }) => {
+      if (o.from === undefined && o.requestId === undefined) throw new InvalidArgumentError('--from is required unless --request-id names the request');
+      const filter = { ...(o.requestId !== undefined ? { requestId: o.requestId } : {}), ...(o.minStatus !== undefined ? { minStatus: o.minStatus } : {}) };
       const store = await openActivityLog(loadConfig());
       const out: Writable = o.out ? createWriteStream(o.out) : process.stdout;
       let n = 0;
       try {
-        for await (const r of exportActivity(store, o.from, o.to)) {
+        for await (const r of exportActivity(store, o.from ?? 0, o.to ?? Date.now(), undefined, filter)) {
           if (!out.write(`${JSON.stringify(r)}\n`)) await new Promise((resolve) => out.once('drain', resolve));
           n += 1;
         }

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { ChainChecker, chainEntries, GENESIS_HASH, longRefusalNote, maskedBody, maskedUrl, type ActivityEntry, type ChainBreak, type ChainedActivity } from '../domain/activity.js';
-import type { ActivityLogStore } from '../ports/activity-log.js';
+import type { ActivityFilter, ActivityLogStore } from '../ports/activity-log.js';
 import type { Cancel, Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 
@@ -269,11 +269,11 @@ export async function verifyActivityLog(store: ActivityLogStore, pageSize = 5_00
   return { ok: true, chains: chains.length, records, firstBad: null };
 }
 
-/** Every record received in [fromMs, toMs), oldest first, page by page. */
-export async function* exportActivity(store: ActivityLogStore, fromMs: number, toMs: number, pageSize = 5_000): AsyncGenerator<ChainedActivity> {
+/** Every record received in [fromMs, toMs) (with a request ID or a least status, those only), oldest first, page by page. */
+export async function* exportActivity(store: ActivityLogStore, fromMs: number, toMs: number, pageSize = 5_000, filter: Omit<ActivityFilter, 'caller'> = {}): AsyncGenerator<ChainedActivity> {
   let after: { at: number; chain: string; seq: number } | undefined;
   for (;;) {
-    const page = await store.range({ fromMs, toMs, after, limit: pageSize });
+    const page = await store.range({ ...filter, fromMs, toMs, after, limit: pageSize });
     yield* page;
     if (page.length < pageSize) return;
     const last = page.at(-1)!;

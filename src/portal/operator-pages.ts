@@ -322,21 +322,32 @@ ${throughput.data && latency.data ? reportCharts(period, throughput.data.rows, l
   return render(status === 429 ? c.reply.header('retry-after', '5') : c.reply, status, O, c.req, c.signed, 'Reports', body);
 }
 
-/** The API activity log of every listener (GET /admin/activity), newest first, optionally one caller's. */
+/**
+ * The API activity log of every listener (GET /admin/activity), newest first, optionally one caller's, the
+ * refusals alone, or one request by the x-request-id a participant quotes (then over the whole log).
+ */
 async function activityPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
-  const f = filtersOf(c, 'API activity', { caller: freeText(), hours: oneOf(['1', '24'], '1') });
+  const f = filtersOf(c, 'API activity', { caller: freeText(), requestId: freeText(), minStatus: oneOf(['any', '400', '500'], 'any'), hours: oneOf(['1', '24'], '1') });
   if (isReply(f)) return f;
-  const caller = f.caller;
+  const { caller, requestId } = f;
   const hours = Number(f.hours);
   const now = deps.clock.now();
-  const query = { from: new Date(now - hours * 3_600_000).toISOString(), to: new Date(now + 1).toISOString(), limit: 300, ...(caller ? { caller } : {}) };
+  const query = {
+    ...(requestId ? { requestId } : { from: new Date(now - hours * 3_600_000).toISOString() }),
+    to: new Date(now + 1).toISOString(),
+    limit: 300,
+    ...(caller ? { caller } : {}),
+    ...(f.minStatus === 'any' ? {} : { minStatus: Number(f.minStatus) }),
+  };
   const listed = await api(deps, c).GET('/admin/activity', { params: { query } });
   const records = (listed.data ?? []).map((r) => ({ ...r, at: Date.parse(r.at) }));
   const body = html`${filterForm('/operator/activity', 'Filter', html`${input('caller', 'Caller (a DIP ID, or operator:name)', { value: caller })}
+${input('requestId', 'Request ID (x-request-id; searched over the whole log)', { value: requestId })}
+${select('minStatus', 'Answered', [{ value: 'any', label: 'Any status' }, { value: '400', label: '400 or above (refused)' }, { value: '500', label: '500 or above' }], f.minStatus)}
 ${select('hours', 'Period', [{ value: '1', label: 'The last hour' }, { value: '24', label: 'The last 24 hours' }], String(hours))}`)}
 ${listed.data ? '' : listed.response.status === 404 ? alertLine('the API activity log is turned off on this DIP') : alertLine(problemOf(listed.error))}
 <p class="muted">Every request to every listener, accepted or refused, newest first (at most 300). A whole period for an auditor: <code>dip audit export</code>; its integrity: <code>dip audit verify</code>.</p>
-${activityTable(caller ? `Requests from ${caller}` : 'Requests', records, null, 'No request in this period.')}`;
+${activityTable(requestId ? `Request ${requestId}` : caller ? `Requests from ${caller}` : 'Requests', records, null, requestId ? `No request ${requestId} in the log.` : 'No request in this period.')}`;
   return render(c.reply, 200, O, c.req, c.signed, 'API activity', body);
 }
 

@@ -77,7 +77,7 @@ async function activityPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const days = Number(f.days);
   // Only records made as the user's own participant (by it, or by its DIP Connection Provider for it) or
   // by it for a participant it connects: the store is asked for nothing else.
-  const records = await deps.activityLog.recent(now - days * DAY_MS, now + 1, ROWS, c.own.dipId);
+  const records = await deps.activityLog.recent(now - days * DAY_MS, now + 1, ROWS, { caller: c.own.dipId });
   const body = html`<form method="get" action="/portal/activity" class="search"><fieldset><legend>Period</legend>${choice('radio', 'days-1', 'days', '1', 'The last 24 hours', days === 1)} ${choice('radio', 'days-7', 'days', '7', 'The last 7 days', days === 7)} <button type="submit">Show</button></fieldset></form>
 <p class="muted">Every request ${c.own.dipId}'s systems made to the DIP's participant API, and every request its DIP Connection Provider made for it, accepted or refused, as the DIP's activity log recorded it (the request ID is the one answered in <code>x-request-id</code>). At most ${ROWS}, newest first.</p>
 ${activityTable(`Requests from ${c.own.dipId}`, records, c.own.dipId, `No request from ${c.own.dipId} in this period.`)}`;

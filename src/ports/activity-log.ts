@@ -22,6 +22,16 @@ export interface ActivityQuery {
   limit: number;
 }
 
+/** What a listing or an export narrows to besides its period: every member given must hold. */
+export interface ActivityFilter {
+  /** That caller's records and those its DIP Connection Provider made for it (indexed by caller and by acting-for). */
+  caller?: string;
+  /** The request answered with this `x-request-id` (indexed: a participant quoting one is found at once). */
+  requestId?: string;
+  /** Requests answered with this status or above; a handshake refused before HTTP has none and is left out. */
+  minStatus?: number;
+}
+
 /**
  * The API activity log's store: append-only records in hash chains, apart from the archive, never
  * purged by the DIP (spec 5.8.1: nothing here deletes a record; a chain's anchor lets one whose oldest records
@@ -36,14 +46,13 @@ export interface ActivityLogStore {
   chains(): Promise<ChainInfo[]>;
   /** One chain's records after `afterSeq`, in order, at most `limit` (for verification). */
   chainRecords(chain: string, afterSeq: number, limit: number): Promise<ChainedActivity[]>;
-  /** Records received in [fromMs, toMs), ordered by (at, chain, seq). */
-  range(query: ActivityQuery): Promise<ChainedActivity[]>;
+  /** Records received in [fromMs, toMs), ordered by (at, chain, seq); with a request ID or a least status, only those. */
+  range(query: ActivityQuery & Omit<ActivityFilter, 'caller'>): Promise<ChainedActivity[]>;
   /**
-   * Records received in [fromMs, toMs), newest first, at most `limit`; with `caller`, only that caller's
-   * and those its DIP Connection Provider made for it (indexed by caller and by acting-for: a
-   * participant's users see the requests made as it, and no other's is read).
+   * Records received in [fromMs, toMs), newest first, at most `limit`, narrowed by `filter` (a caller's:
+   * a participant's users see the requests made as it, and no other's is read).
    */
-  recent(fromMs: number, toMs: number, limit: number, caller?: string): Promise<ChainedActivity[]>;
+  recent(fromMs: number, toMs: number, limit: number, filter?: ActivityFilter): Promise<ChainedActivity[]>;
   /**
    * Refused submissions: POST requests to a `/dip-channel/…` path (any case) answered 400 or above,
    * received in [fromMs, toMs), ordered by (at, chain, seq), after `after`, at most `limit`; with

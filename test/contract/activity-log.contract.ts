@@ -60,7 +60,7 @@ export function activityLogContract(name: string, open: () => Promise<OpenedActi
       const made = (i: number, caller: string, actingFor: string | null): ActivityEntry => ({ ...entry(i, 1000 + i), caller, ...(actingFor ? { actingFor } : {}) });
       const { records } = chainEntries('node-p', { seq: 0, hash: GENESIS_HASH }, [made(1, 'SUP', null), made(2, 'CP', 'SUP'), made(3, 'CP', null), made(4, 'CP', 'OTHER'), made(5, 'OTHER', null)]);
       await ctx.store.append(records);
-      const ids = async (who: string, limit = 10) => (await ctx.store.recent(0, 10_000, limit, who)).map((r) => [r.requestId, r.caller, r.actingFor ?? null]);
+      const ids = async (who: string, limit = 10) => (await ctx.store.recent(0, 10_000, limit, { caller: who })).map((r) => [r.requestId, r.caller, r.actingFor ?? null]);
       expect(await ids('SUP')).toEqual([['req-2', 'CP', 'SUP'], ['req-1', 'SUP', null]]);
       expect(await ids('CP')).toEqual([['req-4', 'CP', 'OTHER'], ['req-3', 'CP', null], ['req-2', 'CP', 'SUP']]);
       expect(await ids('OTHER', 1)).toEqual([['req-5', 'OTHER', null]]);
@@ -124,13 +124,37 @@ export function activityLogContract(name: string, open: () => Promise<OpenedActi
       await ctx.store.openChain('node-b', 1000);
       const others = chainEntries('node-b', { seq: 0, hash: GENESIS_HASH }, [1, 2, 3].map((i) => ({ ...entry(i, 1000 + i * 10), caller: i === 2 ? null : '1000000002' })));
       await ctx.store.append(others.records);
-      const mine = await ctx.store.recent(1010, 1040, 10, '1000000001');
+      const mine = await ctx.store.recent(1010, 1040, 10, { caller: '1000000001' });
       expect(mine.map((r) => `${r.chain}:${r.seq}`)).toEqual(['node-a:4', 'node-a:3', 'node-a:2']);
-      expect((await ctx.store.recent(0, 10_000, 2, '1000000001')).map((r) => r.seq)).toEqual([5, 4]);
-      expect((await ctx.store.recent(0, 10_000, 10, '1000000002')).map((r) => r.seq)).toEqual([3, 1]);
-      expect(await ctx.store.recent(0, 10_000, 10, '9999999999')).toEqual([]);
+      expect((await ctx.store.recent(0, 10_000, 2, { caller: '1000000001' })).map((r) => r.seq)).toEqual([5, 4]);
+      expect((await ctx.store.recent(0, 10_000, 10, { caller: '1000000002' })).map((r) => r.seq)).toEqual([3, 1]);
+      expect(await ctx.store.recent(0, 10_000, 10, { caller: '9999999999' })).toEqual([]);
       // Without a caller: everyone's, newest first.
       expect((await ctx.store.recent(1015, 1035, 10)).map((r) => `${r.chain}:${r.seq}`)).toEqual(['node-b:3', 'node-a:4', 'node-b:2', 'node-a:3']);
+    });
+
+    it('finds a request by its ID (x-request-id) and the requests answered at or above a status, alone or with a caller, listed and exported', async () => {
+      await fill('node-a', 5, 1000);
+      await ctx.store.openChain('node-b', 1000);
+      const statuses = [201, 400, 503];
+      const others = chainEntries('node-b', { seq: 0, hash: GENESIS_HASH }, [1, 2, 3].map((i) => ({ ...entry(i + 10, 1000 + i * 10), caller: '1000000002', status: statuses[i - 1]! })));
+      await ctx.store.append(others.records);
+      const at = (rs: Array<{ chain: string; seq: number }>) => rs.map((r) => `${r.chain}:${r.seq}`);
+      expect(at(await ctx.store.recent(0, 10_000, 10, { requestId: 'req-12' }))).toEqual(['node-b:2']);
+      expect(at(await ctx.store.recent(0, 10_000, 10, { requestId: 'req-3' }))).toEqual(['node-a:3']);
+      expect(await ctx.store.recent(0, 10_000, 10, { requestId: 'req-99' })).toEqual([]);
+      expect(await ctx.store.recent(0, 10_000, 10, { requestId: 'req-12', caller: '1000000001' })).toEqual([]);
+      expect(at(await ctx.store.recent(0, 10_000, 10, { minStatus: 400 }))).toEqual(['node-b:3', 'node-b:2']);
+      expect(at(await ctx.store.recent(0, 10_000, 10, { minStatus: 500, caller: '1000000002' }))).toEqual(['node-b:3']);
+      expect(await ctx.store.recent(0, 10_000, 10, { minStatus: 400, caller: '1000000001' })).toEqual([]);
+      const exported = async (filter: { requestId?: string; minStatus?: number }) => {
+        const seen = [];
+        for await (const r of exportActivity(ctx.store, 0, 10_000, 1, filter)) seen.push(r);
+        return at(seen);
+      };
+      expect(await exported({ minStatus: 400 })).toEqual(['node-b:2', 'node-b:3']);
+      expect(await exported({ requestId: 'req-4' })).toEqual(['node-a:4']);
+      expect(await exported({ requestId: 'req-4', minStatus: 400 })).toEqual([]);
     });
 
     it('reads refused submissions alone: POST /dip-channel/… (any case) answered 400 or above, by caller, page by page', async () => {

@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { openPool } from './pool.js';
 import { GENESIS_HASH, type ChainedActivity } from '../../domain/activity.js';
 import { fromActivityRow, fromChainRow, type ActivityRow as Row, type ChainRow } from '../activity-row.js';
-import type { ActivityLogStore, ActivityQuery, ChainInfo } from '../../ports/activity-log.js';
+import type { ActivityFilter, ActivityLogStore, ActivityQuery, ChainInfo } from '../../ports/activity-log.js';
 import { migrateStore } from './roles.js';
 import { inTransaction, LOCKS } from './schema.js';
 
@@ -37,6 +37,9 @@ CREATE TABLE IF NOT EXISTS activity_log (
 );
 CREATE INDEX IF NOT EXISTS activity_log_at ON activity_log (at, chain, seq);
 CREATE INDEX IF NOT EXISTS activity_log_caller ON activity_log (caller, at);
+-- A request looked up by the x-request-id its caller quotes (GET /admin/activity?requestId=); a database
+-- made before builds it when this schema is next applied.
+CREATE INDEX IF NOT EXISTS activity_log_request_id ON activity_log (request_id);
 ALTER TABLE activity_log ADD COLUMN IF NOT EXISTS acting_for text;
 CREATE INDEX IF NOT EXISTS activity_log_acting_for ON activity_log (acting_for, at) WHERE acting_for IS NOT NULL;
 -- Refused requests only: an accepted one (every 201) adds nothing to it.
@@ -54,6 +57,15 @@ ${appendOnlyGuards('activity_log_append_only', 'activity log', [
 ])}
 `;
 
+
+/** The conditions of a period and its filters but the caller, numbered from $1. */
+function narrowed(fromMs: number, toMs: number, f: Omit<ActivityFilter, 'caller'>): { where: string; params: Array<string | number> } {
+  const params: Array<string | number> = [fromMs, toMs];
+  const where = ['at >= $1', 'at < $2'];
+  if (f.requestId !== undefined) where.push(`request_id = $${params.push(f.requestId)}`);
+  if (f.minStatus !== undefined) where.push(`status >= $${params.push(f.minStatus)}`);
+  return { where: where.join(' AND '), params };
+}
 
 /**
  * The activity log on the cluster's PostgreSQL, over a small pool of its own so that its batches never
@@ -105,20 +117,25 @@ export class PgActivityLog implements ActivityLogStore {
     return rows.map(fromActivityRow);
   }
 
-  async range(q: ActivityQuery): Promise<ChainedActivity[]> {
+  async range(q: ActivityQuery & Omit<ActivityFilter, 'caller'>): Promise<ChainedActivity[]> {
     const a = q.after ?? { at: -1, chain: '', seq: 0 };
-    const { rows } = await this.pool.query<Row>(
-      'SELECT * FROM activity_log WHERE at >= $1 AND at < $2 AND (at, chain, seq) > ($3, $4, $5) ORDER BY at, chain, seq LIMIT $6',
-      [q.fromMs, q.toMs, a.at, a.chain, a.seq, q.limit],
-    );
+    const { where, params } = narrowed(q.fromMs, q.toMs, q);
+    const n = params.length;
+    const { rows } = await this.pool.query<Row>(`SELECT * FROM activity_log WHERE ${where} AND (at, chain, seq) > ($${n + 1}, $${n + 2}, $${n + 3}) ORDER BY at, chain, seq LIMIT $${n + 4}`, [
+      ...params,
+      a.at,
+      a.chain,
+      a.seq,
+      q.limit,
+    ]);
     return rows.map(fromActivityRow);
   }
 
-  async recent(fromMs: number, toMs: number, limit: number, caller?: string): Promise<ChainedActivity[]> {
-    const { rows } =
-      caller === undefined
-        ? await this.pool.query<Row>('SELECT * FROM activity_log WHERE at >= $1 AND at < $2 ORDER BY at DESC, chain DESC, seq DESC LIMIT $3', [fromMs, toMs, limit])
-        : await this.pool.query<Row>('SELECT * FROM activity_log WHERE (caller = $1 OR acting_for = $1) AND at >= $2 AND at < $3 ORDER BY at DESC, chain DESC, seq DESC LIMIT $4', [caller, fromMs, toMs, limit]);
+  async recent(fromMs: number, toMs: number, limit: number, filter: ActivityFilter = {}): Promise<ChainedActivity[]> {
+    const { where, params } = narrowed(fromMs, toMs, filter);
+    if (filter.caller !== undefined) params.push(filter.caller);
+    const caller = filter.caller === undefined ? '' : ` AND (caller = $${params.length} OR acting_for = $${params.length})`;
+    const { rows } = await this.pool.query<Row>(`SELECT * FROM activity_log WHERE ${where}${caller} ORDER BY at DESC, chain DESC, seq DESC LIMIT $${params.length + 1}`, [...params, limit]);
     return rows.map(fromActivityRow);
   }
 

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { closeSync, fdatasync } from 'node:fs';
 import { GENESIS_HASH, type ChainedActivity } from '../../domain/activity.js';
 import { fromActivityRow, fromChainRow, type ActivityRow as Row, type ChainRow } from '../activity-row.js';
-import type { ActivityLogStore, ActivityQuery, ChainInfo } from '../../ports/activity-log.js';
+import type { ActivityFilter, ActivityLogStore, ActivityQuery, ChainInfo } from '../../ports/activity-log.js';
 import { capFileSize, openWalFile } from './wal-file.js';
 
 const SCHEMA = `
@@ -34,6 +34,9 @@ CREATE TABLE IF NOT EXISTS activity_log (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS activity_log_at ON activity_log (at, chain, seq);
 CREATE INDEX IF NOT EXISTS activity_log_caller ON activity_log (caller, at);
+-- A request looked up by the x-request-id its caller quotes (GET /admin/activity?requestId=): built on the
+-- next open of a file made before.
+CREATE INDEX IF NOT EXISTS activity_log_request_id ON activity_log (request_id);
 -- Append-only: a record is never changed, and no record nor chain is ever deleted (spec 5.8.1: audit logs
 -- "cannot be accidentally or maliciously purged"). IF NOT EXISTS: a file made before gets the guards it lacks
 -- when next opened. A chain's row holds its recorded head, against which a deleted tail is found.
@@ -44,6 +47,13 @@ CREATE TRIGGER IF NOT EXISTS activity_log_no_delete BEFORE DELETE ON activity_lo
 CREATE TRIGGER IF NOT EXISTS activity_chains_no_delete BEFORE DELETE ON activity_chains
   BEGIN SELECT RAISE(ABORT, 'the activity log is append-only: its records cannot be deleted (spec 5.8.1)'); END;
 `;
+
+/** The conditions of a period and its filters but the caller (named parameters: only those used are given). */
+function narrowed(fromMs: number, toMs: number, f: Omit<ActivityFilter, 'caller'>): { where: string; params: Record<string, string | number> } {
+  const where = ['at >= @from', 'at < @to', ...(f.requestId !== undefined ? ['request_id = @requestId'] : []), ...(f.minStatus !== undefined ? ['status >= @minStatus'] : [])];
+  const params = { from: fromMs, to: toMs, ...(f.requestId !== undefined ? { requestId: f.requestId } : {}), ...(f.minStatus !== undefined ? { minStatus: f.minStatus } : {}) };
+  return { where: where.join(' AND '), params };
+}
 
 /**
  * The activity log in a SQLite file of its own beside the message store: its writes never wait for, nor
@@ -75,16 +85,6 @@ export class SqliteActivityLog implements ActivityLogStore {
       open: db.prepare<[string, number, string, string]>('INSERT INTO activity_chains (chain, started_at, head_hash, anchor_hash) VALUES (?, ?, ?, ?)'),
       chains: db.prepare<[], ChainRow>('SELECT * FROM activity_chains ORDER BY started_at, chain'),
       chainRecords: db.prepare<[string, number, number], Row>('SELECT * FROM activity_log WHERE chain = ? AND seq > ? ORDER BY seq LIMIT ?'),
-      range: db.prepare<[{ from: number; to: number; at: number; chain: string; seq: number; limit: number }], Row>(
-        `SELECT * FROM activity_log WHERE at >= @from AND at < @to AND (at > @at OR (at = @at AND (chain > @chain OR (chain = @chain AND seq > @seq))))
-          ORDER BY at, chain, seq LIMIT @limit`,
-      ),
-      // Both indexes answer it (SQLite's OR of two index searches).
-      byCaller: db.prepare<[{ caller: string; from: number; to: number; limit: number }], Row>(
-        `SELECT * FROM activity_log WHERE (caller = @caller AND at >= @from AND at < @to) OR (acting_for = @caller AND at >= @from AND at < @to)
-          ORDER BY at DESC, chain DESC, seq DESC LIMIT @limit`,
-      ),
-      recent: db.prepare<[number, number, number], Row>('SELECT * FROM activity_log WHERE at >= ? AND at < ? ORDER BY at DESC, chain DESC, seq DESC LIMIT ?'),
       // `status >= 400` as the partial index says it, so the planner may use it; LIKE is ASCII case-insensitive here.
       refused: db.prepare<[{ from: number; to: number; at: number; chain: string; seq: number; caller: string | null; limit: number }], Row>(
         `SELECT * FROM activity_log WHERE status >= 400 AND at >= @from AND at < @to AND method = 'POST' AND url LIKE '/dip-channel/%'
@@ -121,14 +121,27 @@ export class SqliteActivityLog implements ActivityLogStore {
     return Promise.resolve(this.s.chainRecords.all(chain, afterSeq, limit).map(fromActivityRow));
   }
 
-  range(q: ActivityQuery): Promise<ChainedActivity[]> {
+  range(q: ActivityQuery & Omit<ActivityFilter, 'caller'>): Promise<ChainedActivity[]> {
     const a = q.after ?? { at: -1, chain: '', seq: 0 };
-    return Promise.resolve(this.s.range.all({ from: q.fromMs, to: q.toMs, at: a.at, chain: a.chain, seq: a.seq, limit: q.limit }).map(fromActivityRow));
+    const { where, params } = narrowed(q.fromMs, q.toMs, q);
+    const sql = `SELECT * FROM activity_log WHERE ${where} AND (at > @at OR (at = @at AND (chain > @chain OR (chain = @chain AND seq > @seq)))) ORDER BY at, chain, seq LIMIT @limit`;
+    return Promise.resolve(this.statement(sql).all({ ...params, at: a.at, chain: a.chain, seq: a.seq, limit: q.limit }).map(fromActivityRow));
   }
 
-  recent(fromMs: number, toMs: number, limit: number, caller?: string): Promise<ChainedActivity[]> {
-    const rows = caller === undefined ? this.s.recent.all(fromMs, toMs, limit) : this.s.byCaller.all({ caller, from: fromMs, to: toMs, limit });
-    return Promise.resolve(rows.map(fromActivityRow));
+  recent(fromMs: number, toMs: number, limit: number, filter: ActivityFilter = {}): Promise<ChainedActivity[]> {
+    const { where, params } = narrowed(fromMs, toMs, filter);
+    // With a caller, both indexes answer it (SQLite's OR of two index searches).
+    const caller = filter.caller === undefined ? where : `(caller = @caller AND ${where}) OR (acting_for = @caller AND ${where})`;
+    const sql = `SELECT * FROM activity_log WHERE ${caller} ORDER BY at DESC, chain DESC, seq DESC LIMIT @limit`;
+    return Promise.resolve(this.statement(sql).all({ ...params, ...(filter.caller === undefined ? {} : { caller: filter.caller }), limit }).map(fromActivityRow));
+  }
+
+  /** The statements a listing's filters make (a few shapes), each prepared once. */
+  private readonly statements = new Map<string, Database.Statement<[Record<string, string | number>], Row>>();
+  private statement(sql: string): Database.Statement<[Record<string, string | number>], Row> {
+    let s = this.statements.get(sql);
+    if (!s) this.statements.set(sql, (s = this.db.prepare<[Record<string, string | number>], Row>(sql)));
+    return s;
   }
 
   refusedSubmissions(q: ActivityQuery & { caller?: string }): Promise<ChainedActivity[]> {

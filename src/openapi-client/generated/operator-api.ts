@@ -17,9 +17,13 @@ export interface paths {
                 query?: {
                     /** @description Only this caller: a DIP ID (its own requests and those its DIP Connection Provider made for it) or operator:<name> */
                     caller?: string;
-                    /** @description From (inclusive); default an hour before `to` */
+                    /** @description From (inclusive); default an hour before `to`, or with `requestId` the log's start */
                     from?: string;
                     limit?: number;
+                    /** @description Only requests answered with this HTTP status or above (400: every refusal); a handshake refused before HTTP has none and is left out */
+                    minStatus?: number;
+                    /** @description Only the request answered with this `x-request-id` (as a participant quotes it; indexed): over the whole log unless `from` is given */
+                    requestId?: string;
                     /** @description Up to (exclusive); default now */
                     to?: string;
                 };
