@@ -27,7 +27,7 @@ function applyForm(given: ClaimInput, problems: Partial<Record<ClaimField, strin
     const control = f.multiline
       ? html`<textarea id="${f.name}" name="${f.name}" rows="8" required aria-describedby="${described}"${when(problem, () => html` aria-invalid="true"`)}>${given[f.name]}</textarea>`
       : html`<input type="${f.type ?? 'text'}" id="${f.name}" name="${f.name}" value="${given[f.name]}" required aria-describedby="${described}"${when(f.autocomplete, () => html` autocomplete="${f.autocomplete ?? ''}"`)}${when(problem, () => html` aria-invalid="true"`)}>`;
-    return html`<label for="${f.name}">${f.label}</label>${control}<p class="muted" id="${f.name}-hint">${f.hint}</p>${when(problem, () => html`<p class="error" id="${f.name}-problem">${problem ?? ''}</p>`)}`;
+    return html`<label for="${f.name}">${f.label}</label>${control}<p class="muted" id="${f.name}-hint">${f.hint}</p>${when(problem, () => html`<p class="field-problem" id="${f.name}-problem">${problem ?? ''}</p>`)}`;
   });
   return html`<p>Apply for your company to use the Data Integration Platform. The DIP's operators check your application against the central register before they approve it. Already a participant? Ask your company's portal administrator for an account instead.</p>
 <form method="post" action="${R.base}/apply" class="signin">${controls}<button type="submit">Apply</button></form>
