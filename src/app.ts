@@ -20,6 +20,8 @@ import { startAnonymousListener, startOperatorListener, startParticipantListener
 import { assembleMessageRoad } from './assemble/message-road.js';
 import { startActivityLog, startAlarms, startTracing } from './assemble/observability.js';
 import { assembleParticipants, issueCertificate } from './assemble/participants.js';
+import { assembleOnboarding } from './assemble/onboarding.js';
+import { onboardingRoutes } from './api/admin-onboarding.js';
 import { openPublications, schedulePublicationRetention } from './assemble/publications.js';
 import { openStorage } from './assemble/storage.js';
 import { databaseFile } from './adapters/backend.js';
@@ -212,6 +214,13 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   // Behind a proxy, the address anyone reaches the listener at, as the participant listener's publicUrl.
   if (anonymous) baseUrls.public = config.publications.anonymous.publicUrl ?? `https://${host}:${anonymous.port}`;
   const portalAccounts = new PortalAccountService(backend.portalAccounts, sealer, clock, `OpenDIP ${config.environment}`, (id) => registry.participant(id) !== undefined, backend.journal);
+  const issueFromCsr = (csrPem: string, dipId: string, organisation: string) => issueCertificate(pkiDirectory, config, csrPem, dipId, organisation);
+  // The portal's own address is known once it listens (below), unless configured.
+  let portalBase = config.onboarding.portalUrl;
+  const onboarding = await assembleOnboarding(config, {
+    clock, logger, journal: backend.journal, lifecycle, registry, registryStore: backend.registry, accounts: portalAccounts, issueCertificate: issueFromCsr,
+    portalUrl: () => portalBase ?? '',
+  }, life);
   const operator = await startOperatorListener(config, {
     operators: new OperatorAccounts(backend.registry, backend.journal, clock),
     journal: backend.journal,
@@ -240,6 +249,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
       async (a) => metricsRoutes(a, { metrics }),
       async (a) => channelAdminRoutes(a, { channels: channelSettings }),
       async (a) => registerRoutes(a, { lifecycle, pull: registerPull }),
+      async (a) => onboardingRoutes(a, { onboarding }),
       async (a) => maintenanceAdminRoutes(a, { maintenance }),
       async (a) => publicationAdminRoutes(a, { publications, delivery }),
       ...(alarmApi ? [async (a: FastifyInstance) => adminAlarmRoutes(a, alarmApi)] : []),
@@ -252,8 +262,10 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     replay, archive: backend.archive, deadLetters: backend.deadLetters, log: backend.log, copies, delivery, maintenance, certificates,
     alarms: alarmApi, publications, activityLog: activityLog?.store ?? null, reports, selfService,
     operatorApi: operator.operatorApi,
-    issueCertificate: (csrPem, dipId, organisation) => issueCertificate(pkiDirectory, config, csrPem, dipId, organisation),
+    issueCertificate: issueFromCsr,
+    onboarding,
   }, activity, metrics, serverCertificate, life);
+  portalBase ??= `https://${host}:${portalPort}`;
 
   // Stopped before the listeners and the store (registered after them): no call is left half made.
   await delivery.start();

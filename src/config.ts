@@ -109,6 +109,8 @@ export interface DipConfig {
   api: ApiChoices;
   /** Fair use per participant (token bucket); requestsPerSecond 0 turns it off. */
   rateLimit: { requestsPerSecond: number; burst: number };
+  /** Companies applying to use the DIP on the user portal (spec 5.12.1, README "Applying to use the DIP"). */
+  onboarding: OnboardingConfig;
   /**
    * Replayed and requeued copies a recipient may have made per hour (each is archived, a new message row:
    * without a budget one recipient replaying its archive over and over fills the disk the whole market
@@ -177,6 +179,25 @@ export interface PortalConfig {
    * is answered 404 as if it did not exist, sign-in included. Empty (the default): every address.
    */
   operatorAllowList: string[];
+}
+
+export interface OnboardingConfig {
+  /** The public application form on the user portal (/portal/apply). Off: the form is answered 404. */
+  enabled: boolean;
+  /**
+   * Applications waiting at most (not yet verified, or verified and not yet decided): one more is refused
+   * until operators decide some, so a flood of applications cannot grow the queue without end.
+   */
+  maxWaiting: number;
+  /** Applications one client address may send an hour (token bucket, src/security/rate-limit.ts). */
+  applicationsPerAddressPerHour: number;
+  /** How long the verification link sent to the contact works; an unverified application is forgotten after. */
+  linkHours: number;
+  /**
+   * The user portal's address as applicants reach it, for the links e-mailed to them (behind a reverse
+   * proxy, the proxy's). Null: https://<first of hostnames>:<portalPort>.
+   */
+  portalUrl: string | null;
 }
 
 export interface OperatorsConfig {
@@ -506,6 +527,7 @@ const schema: JSONSchemaType<DipConfig> = {
       },
     },
     rateLimit: rateLimitSchema,
+    onboarding: section({ enabled: { type: 'boolean' }, maxWaiting: { type: 'integer', minimum: 1, maximum: 100_000 }, applicationsPerAddressPerHour: { type: 'integer', minimum: 1, maximum: 3600 }, linkHours: { type: 'integer', minimum: 1, maximum: 168 }, portalUrl: { type: ['string', 'null'], pattern: '^https://[^/?#]+$' } }),
     overload: {
       type: 'object',
       additionalProperties: false,
@@ -771,6 +793,7 @@ export const DEFAULTS: DipConfig = {
     maxConnectionsPerClient: 64,
   },
   api: { emptyReplay: 'bad-request', validateAnswer: 'standard-response' },
+  onboarding: { enabled: true, maxWaiting: 50, applicationsPerAddressPerHour: 5, linkHours: 24, portalUrl: null },
   rateLimit: { requestsPerSecond: 200, burst: 400 },
   // 32 MiB of submissions in hand: about 7,000 IF-021, two seconds of work at this machine's rate.
   overload: { maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 32, maxSubmissionsInFlight: 256, maxBytesInFlight: 32 * 1024 * 1024, maxBytesArriving: 128 * 1024 * 1024, maxBytesArrivingPerSender: 64 * 1024 * 1024 },
@@ -901,6 +924,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     overload: { ...DEFAULTS.overload, ...fileConfig.overload, ...overrides.overload },
     storage: mergeStorage(fileConfig.storage, storageFromEnv, overrides.storage, env),
     api: { ...DEFAULTS.api, ...fileConfig.api, ...overrides.api },
+    onboarding: { ...DEFAULTS.onboarding, ...fileConfig.onboarding, ...overrides.onboarding },
     publications: mergePublications(port, fileConfig.publications, anonymousFromEnv, overrides.publications),
     observability: mergeObservability(fileConfig.observability, overrides.observability),
     portal: { ...DEFAULTS.portal, ...fileConfig.portal, ...overrides.portal },

@@ -22,6 +22,9 @@ import type { ActivityLogStore } from '../ports/activity-log.js';
 import type { AlarmSubscriptionStore } from '../ports/alarms.js';
 import { SqliteAlarmSubscriptions } from './sqlite/alarm-subscriptions.js';
 import { PgAlarmSubscriptions } from './postgres/alarm-subscriptions.js';
+import type { OnboardingApplications } from '../ports/onboarding.js';
+import { SqliteOnboardingApplications } from './sqlite/onboarding.js';
+import { PgOnboardingApplications } from './postgres/onboarding.js';
 
 export const databaseFile = (config: DipConfig): string => join(config.dataDir, 'dip.db');
 export const activityLogFile = (config: DipConfig): string => join(config.dataDir, 'activity.db');
@@ -29,6 +32,11 @@ export const activityLogFile = (config: DipConfig): string => join(config.dataDi
 /** Alarm subscriptions: a small file of their own, or a table on the cluster's PostgreSQL. */
 export async function openAlarmSubscriptions(config: DipConfig): Promise<AlarmSubscriptionStore> {
   return config.storage.kind === 'cluster' ? PgAlarmSubscriptions.open(config.storage.postgres.url, config.storage.postgres.migrationUrl ?? undefined) : new SqliteAlarmSubscriptions(join(config.dataDir, 'alarms.db'));
+}
+
+/** Companies' onboarding applications: a small file of their own, or a table on the cluster's PostgreSQL. */
+export async function openOnboardingApplications(config: DipConfig): Promise<OnboardingApplications> {
+  return config.storage.kind === 'cluster' ? PgOnboardingApplications.open(config.storage.postgres.url) : new SqliteOnboardingApplications(join(config.dataDir, 'onboarding.db'));
 }
 
 /**

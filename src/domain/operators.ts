@@ -19,9 +19,10 @@ const SECURITY_PATHS = ['/admin/operators', '/admin/pki', '/admin/keys'];
 /**
  * Reads that answer with what participants sent (personal data: an MPAN's half-hourly consumption), or
  * with what others were answered (the API activity log, masked, but a whole record of everyone's calls),
- * which the least privilege keeps from viewers, often automation accounts that feed a dashboard.
+ * which the least privilege keeps from viewers, often automation accounts that feed a dashboard; and
+ * companies' onboarding applications (a contact's name and e-mail address).
  */
-const CONTENT_PATHS = ['/admin/evidence', '/admin/activity'];
+const CONTENT_PATHS = ['/admin/evidence', '/admin/activity', '/admin/onboarding'];
 
 const under = (paths: readonly string[], path: string): boolean => paths.some((p) => path === p || path.startsWith(`${p}/`));
 

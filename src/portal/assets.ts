@@ -30,7 +30,7 @@ fieldset{border:1px solid #c8c8c8;padding:.8em 1em;margin:.8em 0}
 legend{font-weight:600}
 label{display:block;font-weight:600;margin-top:.5em}
 label.inline-label{display:inline;font-weight:400}
-input[type=text],input[type=url],input[type=password],input[type=number],input[type=datetime-local],select,textarea{font:inherit;padding:.35em;border:1px solid #595959;border-radius:3px;min-width:18em;max-width:100%}
+input[type=text],input[type=email],input[type=url],input[type=password],input[type=number],input[type=datetime-local],select,textarea{font:inherit;padding:.35em;border:1px solid #595959;border-radius:3px;min-width:18em;max-width:100%}
 textarea{width:100%;min-height:8em}
 button{font:inherit;padding:.35em .9em;border:1px solid #0b4f9c;background:#0b4f9c;color:#fff;border-radius:3px;cursor:pointer;margin-top:.6em}
 button.secondary{background:#fff;color:#0b4f9c}
@@ -43,6 +43,7 @@ button.danger{background:#a4262c;border-color:#a4262c}
 .badge.warn{background:#fff4ce;color:#5c4400}
 .badge.bad{background:#fdecea;color:#8a1f24}
 .muted{color:#555}
+.field-problem{color:#a4262c;font-weight:600}
 ol.timeline{list-style:none;padding-left:0;border-left:3px solid #13294b;margin-left:.5em}
 ol.timeline li{position:relative;padding:.2em 0 .8em 1.2em}
 ol.timeline li::before{content:"";position:absolute;left:-.55em;top:.55em;width:.8em;height:.8em;border-radius:50%;background:#13294b}

@@ -7,6 +7,7 @@ import type { Alarms, SubscriptionDeps } from '../pipeline/alarms.js';
 import type { PortalAccountService } from '../pipeline/portal-accounts.js';
 import type { Publications } from '../pipeline/publications.js';
 import type { Reports } from '../pipeline/reports.js';
+import type { Onboarding } from '../pipeline/onboarding.js';
 import type { SelfService } from '../pipeline/self-service.js';
 import type { ActivityLogStore } from '../ports/activity-log.js';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -75,4 +76,6 @@ export interface PortalDeps {
   selfService: Pick<SelfService, 'view' | 'joinRole' | 'leaveRole' | 'joinChannel' | 'leaveChannel' | 'nominate'>;
   /** A certificate for the participant's own DIP ID from its CSR (the function `dip pki issue --csr` and the operator API call). */
   issueCertificate(csrPem: string, dipId: string, organisation: string): Promise<string>;
+  /** Companies applying to use the DIP on the public form (/portal/apply, spec 5.12.1). */
+  onboarding: Pick<Onboarding, 'apply' | 'verify'>;
 }

@@ -14,6 +14,7 @@ import { csrfField, field, fields, isReply, pageRoutes, refuse, render, type Por
 import { dipId, freeText, integer, oneOf, pageFilters, type FilterRule, type Filters } from './filters.js';
 import { PERIOD_NAMES } from './reports-view.js';
 import { WITHDRAWAL_REASON_MAX } from '../pipeline/publications.js';
+import { OnboardingPages } from './onboarding-pages.js';
 
 export const OPERATOR_REALM: Realm = {
   kind: 'operator',
@@ -24,6 +25,7 @@ export const OPERATOR_REALM: Realm = {
     { href: '/operator/', label: 'Health' },
     { href: '/operator/alarms', label: 'Alarms' },
     { href: '/operator/participants', label: 'Participants' },
+    { href: '/operator/applications', label: 'Applications' },
     { href: '/operator/channels', label: 'Channels' },
     { href: '/operator/publications', label: 'Publications' },
     { href: '/operator/reports', label: 'Reports' },
@@ -60,6 +62,11 @@ export function registerOperatorPortal(app: FastifyInstance, deps: PortalDeps): 
   page('/participants/:dipId', 'GET', async (c) => participantPage(deps, c, null, 200));
   page('/participants/:dipId/users', 'POST', async (c) => createParticipantUser(deps, c));
   page('/participants/:dipId/users/disable', 'POST', async (c) => disableAccount(deps, c, c.req.params.dipId ?? ''));
+  const applications = new OnboardingPages(O, api);
+  page('/applications', 'GET', async (c) => applications.list(deps, c));
+  page('/applications/:id', 'GET', async (c) => applications.one(deps, c, null, 200));
+  page('/applications/:id/approve', 'POST', async (c) => applications.approve(deps, c));
+  page('/applications/:id/reject', 'POST', async (c) => applications.reject(deps, c));
   page('/channels', 'GET', async (c) => channelsPage(deps, c));
   page('/channels/:id', 'GET', async (c) => channelPage(deps, c));
   page('/publications', 'GET', async (c) => publicationsPage(deps, c, null, 200));

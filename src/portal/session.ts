@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { PortalAccount } from '../ports/portal-accounts.js';
 import { csrfMatches, type SessionClaims } from '../security/portal-session.js';
 import type { PortalDeps } from './deps.js';
-import { hidden, html, page, type Flash, type Html, type Nav } from './html.js';
+import { hidden, html, page, when, type Flash, type Html, type Nav } from './html.js';
 
 /** The two portals: each its own cookie, sign-in and accounts (participants' users, or operators). */
 export interface Realm {
@@ -237,7 +237,7 @@ export function signInPage(realm: Realm): Html {
 <label for="code">Code from your authenticator app</label><input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" aria-describedby="code-hint">
 <p class="muted" id="code-hint">Signing in for the first time, or was your authenticator reset? Leave the code empty: you set up your authenticator app next.</p>
 <button type="submit">Sign in</button>
-</form>`;
+</form>${when(realm.kind === 'user', () => html`<p>Your company does not use the DIP yet? <a href="${realm.base}/apply">Apply to use the DIP</a></p>`)}`;
 }
 
 /** Where a first sign-in's TOTP enrolment is confirmed. */

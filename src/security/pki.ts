@@ -174,6 +174,29 @@ export async function issueServerCertificate(
   return { keyPem: key.keyPem, certPem };
 }
 
+/** The public key (SPKI DER) of a CSR whose signature holds and whose key is RSA of MIN_RSA_BITS or more; throws why not. */
+async function csrPublicKey(csrPem: string): Promise<Uint8Array<ArrayBuffer>> {
+  const csr = new x509.Pkcs10CertificateRequest(csrPem);
+  if (!(await csr.verify())) throw new Error('issueParticipantCertificate: CSR signature is invalid');
+  const spki = new Uint8Array(csr.publicKey.rawData);
+  const pub = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+  const kt = pub.asymmetricKeyType;
+  if (kt !== 'rsa') throw new Error(`issueParticipantCertificate: CSR key must be RSA, got ${kt ?? 'unknown'}`);
+  const bits = pub.asymmetricKeyDetails?.modulusLength ?? 0;
+  if (bits < MIN_RSA_BITS) throw new Error(`issueParticipantCertificate: CSR RSA key is ${bits} bits, at least ${MIN_RSA_BITS} required`);
+  return spki;
+}
+
+/** Why a participant certificate could not be issued for this CSR (unreadable, badly signed, a key too weak), or null. */
+export async function csrProblem(csrPem: string): Promise<string | null> {
+  try {
+    await csrPublicKey(csrPem);
+    return null;
+  } catch (e) {
+    return (e as Error).message.replace(/^issueParticipantCertificate: /, '');
+  }
+}
+
 export async function issueParticipantCertificate(
   ca: KeyAndCert,
   opts: { organisation: string; dipIds: string[]; environment: string; validDays: number; csrPem?: string },
@@ -187,16 +210,7 @@ export async function issueParticipantCertificate(
   let keyPem = '';
   let spki: Uint8Array<ArrayBuffer>;
   if (opts.csrPem) {
-    const csr = new x509.Pkcs10CertificateRequest(opts.csrPem);
-    if (!(await csr.verify())) throw new Error('issueParticipantCertificate: CSR signature is invalid');
-    spki = new Uint8Array(csr.publicKey.rawData);
-    const pub = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
-    const kt = pub.asymmetricKeyType;
-    if (kt !== 'rsa') throw new Error(`issueParticipantCertificate: CSR key must be RSA, got ${kt ?? 'unknown'}`);
-    const bits = pub.asymmetricKeyDetails?.modulusLength ?? 0;
-    if (bits < MIN_RSA_BITS) {
-      throw new Error(`issueParticipantCertificate: CSR RSA key is ${bits} bits, at least ${MIN_RSA_BITS} required`);
-    }
+    spki = await csrPublicKey(opts.csrPem);
   } else {
     const key = await generateRsaKey();
     keyPem = key.keyPem;

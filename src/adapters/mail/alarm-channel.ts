@@ -1,4 +1,3 @@
-import nodemailer from 'nodemailer';
 import { request, type Agent } from 'undici';
 import { requestedUrl } from '../../domain/callback-url.js';
 import { shownUrl } from '../../domain/url-secrets.js';
@@ -6,18 +5,9 @@ import type { AlarmChannel, AlarmNotice, MaintenanceEvent } from '../../ports/al
 import type { OutboundSigner } from '../../ports/webhook.js';
 import type { WebhookDestinations } from '../../security/webhook-destinations.js';
 import { destinationCheckedAgent } from '../http/webhook-client.js';
+import { SmtpMailer, type SmtpSettings } from './smtp-mailer.js';
 
-export interface SmtpSettings {
-  host: string;
-  port: number;
-  /** TLS from the first byte (port 465); otherwise STARTTLS when the server offers it. */
-  secure: boolean;
-  user: string | null;
-  pass: string | null;
-  from: string;
-  /** Refuse to send without STARTTLS (production). */
-  requireTLS: boolean;
-}
+export type { SmtpSettings };
 
 /**
  * Alarm and maintenance notices by e-mail over SMTP (nodemailer) and by webhook (a JSON POST, signed with
@@ -25,12 +15,12 @@ export interface SmtpSettings {
  * sending time with the reason logged.
  */
 export class SmtpAlarmChannel implements AlarmChannel {
-  private readonly transport: nodemailer.Transporter | null;
+  private readonly mailer: SmtpMailer;
   /** Alarm webhooks obey the message webhooks' destination rules on every connection (SSRF, DNS rebinding). */
   private readonly agent: Agent;
 
   constructor(
-    private readonly smtp: SmtpSettings | null,
+    smtp: SmtpSettings | null,
     /** Required: DEV passes rules that are not enforced, so no channel is ever built without them. */
     destinations: Pick<WebhookDestinations, 'checkHost' | 'lookup'>,
     /**
@@ -40,20 +30,11 @@ export class SmtpAlarmChannel implements AlarmChannel {
     private readonly signer: OutboundSigner,
   ) {
     this.agent = destinationCheckedAgent({ destinations, connectionsPerOrigin: 1, keepAliveTimeout: 5_000 });
-    this.transport = smtp
-      ? nodemailer.createTransport({
-          host: smtp.host,
-          port: smtp.port,
-          secure: smtp.secure,
-          requireTLS: smtp.requireTLS,
-          ...(smtp.user !== null ? { auth: { user: smtp.user, pass: smtp.pass ?? '' } } : {}),
-        })
-      : null;
+    this.mailer = new SmtpMailer(smtp);
   }
 
   async email(to: string, subject: string, text: string): Promise<void> {
-    if (!this.transport || !this.smtp) throw new Error('no SMTP server is configured (observability.alarms.smtp)');
-    await this.transport.sendMail({ from: this.smtp.from, to, subject, text });
+    await this.mailer.send(to, subject, text);
   }
 
   async webhook(url: string, notice: AlarmNotice | MaintenanceEvent): Promise<void> {
@@ -70,7 +51,7 @@ export class SmtpAlarmChannel implements AlarmChannel {
   }
 
   async close(): Promise<void> {
-    this.transport?.close();
+    await this.mailer.close();
     await this.agent.close();
   }
 }

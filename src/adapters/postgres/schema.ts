@@ -337,6 +337,8 @@ export const LOCKS = {
   alarmSchema: 0x0d1b5c50,
   /** Set-up of the activity log's schema (its own, so it never waits for the message store's). */
   activitySchema: 0x0d1b5c51,
+  /** Set-up of the onboarding applications' table. */
+  onboardingSchema: 0x0d1b5c52,
 } as const;
 
 /**

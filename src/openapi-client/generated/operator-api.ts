@@ -3536,6 +3536,585 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/onboarding/applications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Verified applications of one status (pending by default), oldest first */
+        get: {
+            parameters: {
+                query?: {
+                    status?: "pending" | "approved" | "rejected";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The applications */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            companyName: string;
+                            /** @description Proved: the contact opened the link sent there */
+                            contactEmail: string;
+                            contactName: string;
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** @description The certificate signing request the participant certificate is issued for on approval */
+                            csrPem: string;
+                            /** Format: date-time */
+                            decidedAt: string | null;
+                            decidedBy: string | null;
+                            /** @description Approved: the participant registered */
+                            dipId: string | null;
+                            id: string;
+                            /** @description The MPIDs the company claims */
+                            mpids: string[];
+                            /** @description Why it was rejected */
+                            reason: string | null;
+                            /** @description The DIP roles the company claims (approval grants the register's) */
+                            roles: string[];
+                            /** @enum {string} */
+                            status: "pending" | "approved" | "rejected";
+                            /** @description Approved: the contact's portal account */
+                            username: string | null;
+                            /** Format: date-time */
+                            verifiedAt: string | null;
+                        }[];
+                    };
+                };
+                /** @description Bad Request: the body, query or path the schema refuses (the field and why), or a value the operation cannot use */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No valid operator token (Authorization: Bearer <token>) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The operator's role does not allow this call */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Internal error (the details are in the DIP log) */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/onboarding/applications/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One application, with its claim checked against the central register */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The application */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description The register's DIP ID is a registered participant already */
+                            alreadyRegistered: boolean;
+                            application: {
+                                companyName: string;
+                                /** @description Proved: the contact opened the link sent there */
+                                contactEmail: string;
+                                contactName: string;
+                                /** Format: date-time */
+                                createdAt: string;
+                                /** @description The certificate signing request the participant certificate is issued for on approval */
+                                csrPem: string;
+                                /** Format: date-time */
+                                decidedAt: string | null;
+                                decidedBy: string | null;
+                                /** @description Approved: the participant registered */
+                                dipId: string | null;
+                                id: string;
+                                /** @description The MPIDs the company claims */
+                                mpids: string[];
+                                /** @description Why it was rejected */
+                                reason: string | null;
+                                /** @description The DIP roles the company claims (approval grants the register's) */
+                                roles: string[];
+                                /** @enum {string} */
+                                status: "pending" | "approved" | "rejected";
+                                /** @description Approved: the contact's portal account */
+                                username: string | null;
+                                /** Format: date-time */
+                                verifiedAt: string | null;
+                            };
+                            /** @description The claim against the central register as the DIP holds it now (pending applications only) */
+                            check: {
+                                /** @description The register's name of the company */
+                                companyName: string | null;
+                                /** @description The one DIP ID every claimed MPID is registered under now; null: it cannot be approved */
+                                dipId: string | null;
+                                /** @description Every DIP ID a claimed MPID is registered under now */
+                                dipIds: string[];
+                                /** @description Why it cannot be approved */
+                                problem: string | null;
+                                /** @description The register's roles now: what approval grants */
+                                registerRoles: string[];
+                                /** @description In the register, not claimed: granted all the same */
+                                rolesNotClaimed: string[];
+                                /** @description Claimed, not in the register: not granted */
+                                rolesNotInRegister: string[];
+                                /** @description Claimed MPIDs the register has under no DIP ID now */
+                                unknownMpids: string[];
+                            } | null;
+                        };
+                    };
+                };
+                /** @description Bad Request: the body, query or path the schema refuses (the field and why), or a value the operation cannot use */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No valid operator token (Authorization: Bearer <token>) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The operator's role does not allow this call */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No such resource */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Internal error (the details are in the DIP log) */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/onboarding/applications/{id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Approve: the participant registered with the register's roles, its certificate issued for the application's CSR, the contact's portal account made and invited by e-mail */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description The contact's portal sign-in name (default: the address's local part and the DIP ID) */
+                        username?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Approved */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description The participant API key: shown this once, to hand to the company */
+                            apiKey: string;
+                            application: {
+                                companyName: string;
+                                /** @description Proved: the contact opened the link sent there */
+                                contactEmail: string;
+                                contactName: string;
+                                /** Format: date-time */
+                                createdAt: string;
+                                /** @description The certificate signing request the participant certificate is issued for on approval */
+                                csrPem: string;
+                                /** Format: date-time */
+                                decidedAt: string | null;
+                                decidedBy: string | null;
+                                /** @description Approved: the participant registered */
+                                dipId: string | null;
+                                id: string;
+                                /** @description The MPIDs the company claims */
+                                mpids: string[];
+                                /** @description Why it was rejected */
+                                reason: string | null;
+                                /** @description The DIP roles the company claims (approval grants the register's) */
+                                roles: string[];
+                                /** @enum {string} */
+                                status: "pending" | "approved" | "rejected";
+                                /** @description Approved: the contact's portal account */
+                                username: string | null;
+                                /** Format: date-time */
+                                verifiedAt: string | null;
+                            };
+                            /** @description The participant certificate issued */
+                            certificatePem: string;
+                            /** @description The invitation e-mail (username and first password) to the contact */
+                            invitation: {
+                                /** @description Why the SMTP server did not take it */
+                                problem?: string;
+                                sent: boolean;
+                            };
+                            /** @description The roles granted (the register's) */
+                            roles: string[];
+                        };
+                    };
+                };
+                /** @description Bad Request: the body, query or path the schema refuses (the field and why), or a value the operation cannot use */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No valid operator token (Authorization: Bearer <token>) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The operator's role does not allow this call */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No such resource */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Conflict: the resource is not in a state that allows this (or a newer version exists) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Internal error (the details are in the DIP log) */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/onboarding/applications/{id}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Reject a pending application: the reason is e-mailed to the contact */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        reason: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Rejected */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            application: {
+                                companyName: string;
+                                /** @description Proved: the contact opened the link sent there */
+                                contactEmail: string;
+                                contactName: string;
+                                /** Format: date-time */
+                                createdAt: string;
+                                /** @description The certificate signing request the participant certificate is issued for on approval */
+                                csrPem: string;
+                                /** Format: date-time */
+                                decidedAt: string | null;
+                                decidedBy: string | null;
+                                /** @description Approved: the participant registered */
+                                dipId: string | null;
+                                id: string;
+                                /** @description The MPIDs the company claims */
+                                mpids: string[];
+                                /** @description Why it was rejected */
+                                reason: string | null;
+                                /** @description The DIP roles the company claims (approval grants the register's) */
+                                roles: string[];
+                                /** @enum {string} */
+                                status: "pending" | "approved" | "rejected";
+                                /** @description Approved: the contact's portal account */
+                                username: string | null;
+                                /** Format: date-time */
+                                verifiedAt: string | null;
+                            };
+                            /** @description The e-mail with the reason */
+                            notice: {
+                                /** @description Why the SMTP server did not take it */
+                                problem?: string;
+                                sent: boolean;
+                            };
+                        };
+                    };
+                };
+                /** @description Bad Request: the body, query or path the schema refuses (the field and why), or a value the operation cannot use */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No valid operator token (Authorization: Bearer <token>) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The operator's role does not allow this call */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No such resource */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Conflict: the resource is not in a state that allows this (or a newer version exists) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Internal error (the details are in the DIP log) */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/operators": {
         parameters: {
             query?: never;

@@ -1,0 +1,45 @@
+import nodemailer from 'nodemailer';
+import type { Mailer } from '../../ports/mailer.js';
+
+export interface SmtpSettings {
+  host: string;
+  port: number;
+  /** TLS from the first byte (port 465); otherwise STARTTLS when the server offers it. */
+  secure: boolean;
+  user: string | null;
+  pass: string | null;
+  from: string;
+  /** Refuse to send without STARTTLS (production). */
+  requireTLS: boolean;
+}
+
+/**
+ * The DIP's e-mail over SMTP (nodemailer), through the one server configured (observability.alarms.smtp):
+ * alarm and maintenance notices, onboarding links and answers. Without settings every message is refused
+ * with the reason.
+ */
+export class SmtpMailer implements Mailer {
+  private readonly transport: nodemailer.Transporter | null;
+
+  constructor(private readonly smtp: SmtpSettings | null) {
+    this.transport = smtp
+      ? nodemailer.createTransport({
+          host: smtp.host,
+          port: smtp.port,
+          secure: smtp.secure,
+          requireTLS: smtp.requireTLS,
+          ...(smtp.user !== null ? { auth: { user: smtp.user, pass: smtp.pass ?? '' } } : {}),
+        })
+      : null;
+  }
+
+  async send(to: string, subject: string, text: string): Promise<void> {
+    if (!this.transport || !this.smtp) throw new Error('no SMTP server is configured (observability.alarms.smtp)');
+    await this.transport.sendMail({ from: this.smtp.from, to, subject, text });
+  }
+
+  close(): Promise<void> {
+    this.transport?.close();
+    return Promise.resolve();
+  }
+}

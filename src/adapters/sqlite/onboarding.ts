@@ -1,0 +1,76 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { ApplicationStatus, OnboardingApplication } from '../../domain/onboarding.js';
+import type { ApplicationDecision, OnboardingApplications } from '../../ports/onboarding.js';
+import { applicationColumns, fromApplicationRow, type ApplicationRow } from '../onboarding-row.js';
+
+/** Onboarding applications in a small SQLite file of their own (written by the public form and the operators, rarely). */
+export class SqliteOnboardingApplications implements OnboardingApplications {
+  private readonly db: Database.Database;
+
+  constructor(file: string) {
+    // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator's data directory (configuration)
+    mkdirSync(dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.exec(`CREATE TABLE IF NOT EXISTS onboarding_applications (
+      id TEXT PRIMARY KEY, status TEXT NOT NULL, verify_token_hash TEXT UNIQUE, verify_expires_at INTEGER NOT NULL, created_at INTEGER NOT NULL, doc TEXT NOT NULL)`);
+  }
+
+  create(a: OnboardingApplication, cap: number, now: number): Promise<boolean> {
+    // One transaction: nothing else writes this file between the count and the insert.
+    return Promise.resolve(
+      this.db.transaction(() => {
+        this.db.prepare("DELETE FROM onboarding_applications WHERE status = 'unverified' AND verify_expires_at <= ?").run(now);
+        const { n } = this.db.prepare<[], { n: number }>("SELECT count(*) AS n FROM onboarding_applications WHERE status IN ('unverified', 'pending')").get() ?? { n: 0 };
+        if (n >= cap) return false;
+        this.db.prepare('INSERT INTO onboarding_applications (id, status, verify_token_hash, verify_expires_at, created_at, doc) VALUES (?, ?, ?, ?, ?, ?)').run(...applicationColumns(a));
+        return true;
+      })(),
+    );
+  }
+
+  verify(tokenHash: string, now: number): Promise<OnboardingApplication | undefined> {
+    return Promise.resolve(
+      this.db.transaction(() => {
+        const row = this.db.prepare<[string, number], ApplicationRow>("SELECT * FROM onboarding_applications WHERE verify_token_hash = ? AND status = 'unverified' AND verify_expires_at > ?").get(tokenHash, now);
+        if (!row) return undefined;
+        const next: OnboardingApplication = { ...fromApplicationRow(row), status: 'pending', verifyTokenHash: null, verifiedAt: now };
+        this.write(next);
+        return next;
+      })(),
+    );
+  }
+
+  get(id: string): Promise<OnboardingApplication | undefined> {
+    const row = this.db.prepare<[string], ApplicationRow>('SELECT * FROM onboarding_applications WHERE id = ?').get(id);
+    return Promise.resolve(row && fromApplicationRow(row));
+  }
+
+  list(status: ApplicationStatus): Promise<OnboardingApplication[]> {
+    return Promise.resolve(this.db.prepare<[string], ApplicationRow>('SELECT * FROM onboarding_applications WHERE status = ? ORDER BY created_at, id').all(status).map(fromApplicationRow));
+  }
+
+  decide(id: string, d: ApplicationDecision): Promise<OnboardingApplication | undefined> {
+    return Promise.resolve(
+      this.db.transaction(() => {
+        const row = this.db.prepare<[string], ApplicationRow>("SELECT * FROM onboarding_applications WHERE id = ? AND status = 'pending'").get(id);
+        if (!row) return undefined;
+        const next: OnboardingApplication = { ...fromApplicationRow(row), ...d };
+        this.write(next);
+        return next;
+      })(),
+    );
+  }
+
+  private write(a: OnboardingApplication): void {
+    const [id, status, hash, , , doc] = applicationColumns(a);
+    this.db.prepare('UPDATE onboarding_applications SET status = ?, verify_token_hash = ?, doc = ? WHERE id = ?').run(status, hash, doc, id);
+  }
+
+  close(): Promise<void> {
+    this.db.close();
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,6 @@
+/** E-mail to a person (SMTP in production, src/adapters/mail/smtp-mailer.ts). */
+export interface Mailer {
+  /** Resolves once the server accepted the message; throws with the reason otherwise (none configured, refused). */
+  send(to: string, subject: string, text: string): Promise<void>;
+  close(): Promise<void>;
+}
