@@ -29,7 +29,8 @@ export interface DipConfig {
   publicUrl: string | null;
   /**
    * Host names (or IP addresses) the participant listener answers to besides those its server certificate
-   * covers, publicUrl's host and its loopback names: the name a reverse proxy passes on as Host. A request
+   * covers and publicUrl's host (and the loopback names, on a listener bound to a loopback address or with
+   * no other name: src/security/host-names.ts): the name a reverse proxy passes on as Host. A request
    * naming any other host is answered 421: with publicUrl unset, the URL a signature is checked against
    * and the URLs in answers are built from Host. Names only: no scheme, port or path; any port passes.
    */

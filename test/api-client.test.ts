@@ -12,6 +12,7 @@ import { inProcessTransport } from '../src/api/in-process.js';
 import { operatorApi, participantApi } from '../src/openapi-client/index.js';
 import { startTestDip } from './helpers/dip-harness.js';
 import { validItem } from './hostile/helpers.js';
+import { contentHash } from '../src/security/signature.js';
 import type { ApiDocuments } from '../src/app.js';
 
 describe('the typed API clients', () => {
@@ -67,7 +68,7 @@ describe('the participant client over a signing transport', () => {
     const t = await startTestDip();
     try {
       const sds = await t.participant('2000000001', ['SDS']);
-      await t.participant('1000000001', ['SUP']);
+      const supplier = await t.participant('1000000001', ['SUP']);
       const api = participantApi(sds.client.transport());
       const certificates = await api.GET('/certificates/dip');
       expect(certificates.response.status).toBe(200);
@@ -78,6 +79,20 @@ describe('the participant client over a signing transport', () => {
       const refused = await api.POST('/dip-channel/{id}', { params: { path: { id: 'IF-021' } }, body: [] });
       expect(refused.response.status).toBe(400);
       expect(refused.error?.messageArray?.length).toBeGreaterThan(0);
+
+      // A replay's answer as it came: its signature headers and its bytes, so a caller can verify it (and read
+      // the X-Continuation-Token of a 206), and the request's own headers go out (the token it sends back).
+      const sup = participantApi(supplier.client.transport());
+      const filter = { datetimeFrom: '2000-01-01T00:00:00+00:00', datetimeTo: '2100-01-01T00:00:00+00:00', eventCode: null, MPAN: null, version: null };
+      const path = { id: 'IF-021', 'recipient-id': supplier.dipId };
+      const replayed = await sup.POST('/dip-channel/{id}/replay/{recipient-id}', { params: { path }, body: filter, parseAs: 'arrayBuffer' });
+      expect(replayed.response.status).toBe(200);
+      const bytes = Buffer.from(replayed.data as ArrayBuffer);
+      expect(replayed.response.headers.get('x-dip-content-hash')).toBe(contentHash(bytes));
+      expect(replayed.response.headers.get('x-dip-signature')).toMatch(/^[\w+/]+=*$/);
+      const badToken = await sup.POST('/dip-channel/{id}/replay/{recipient-id}', { params: { path, header: { 'x-continuation-token': 'not-a-token' } }, body: filter });
+      expect(badToken.response.status).toBe(400);
+      expect(JSON.stringify(badToken.error)).toContain('x-continuation-token must be a UUID');
     } finally {
       await t.close();
     }

@@ -4,11 +4,12 @@ import { pkiDir } from '../src/app.js';
 import { withheldCopyAlarms } from '../src/pipeline/alarm-sources.js';
 import { alarmAction } from '../src/pipeline/alarm-actions.js';
 import type { Channel } from '../src/pipeline/channels.js';
-import { rotateParticipantCertificate } from '../src/pipeline/participants.js';
+import { answerNotFromDip, DipClient } from '../src/client/dip-client.js';
+import { onboardParticipant, rotateParticipantCertificate } from '../src/pipeline/participants.js';
 import { CopyWithheld, RecipientCopies } from '../src/pipeline/recipient-copy.js';
 import type { WorkerStatus } from '../src/pipeline/queue-worker.js';
 import { decryptWith, encryptTo } from '../src/security/payload-encryption.js';
-import { createCertificateAuthority, issueParticipantCertificate } from '../src/security/pki.js';
+import { createCertificateAuthority, issueParticipantCertificate, type KeyAndCert } from '../src/security/pki.js';
 import { revokeCertificate, type RevocationEntry } from '../src/security/revocation.js';
 import { certificateInfo } from '../src/security/signature.js';
 import { buildIF021 } from '../src/sim/messages.js';
@@ -144,4 +145,87 @@ describe('a running DIP holds pattern 2 copies for a recipient whose certificate
     }
     await waitFor(() => worker()?.withheld === null, 5000, 'the queue to go on');
   });
+});
+
+/**
+ * The same hold seen by a puller, over mutual TLS: a connection provider pulling for a participant that
+ * nominated it (its own certificate is good; the participant's registered one is revoked, so nothing may be
+ * encrypted to it). The pull is refused 409, saying why and what to do, hands nothing out and names no
+ * position to acknowledge; once a new certificate is registered the same pull gives every held message, in
+ * order, encrypted to the new key, and nothing is lost or repeated.
+ */
+describe('a pull of pattern 2 copies held for a revoked certificate (409), from the puller\'s side', () => {
+  let t: TestDip;
+  let sds: TestParticipant;
+  let cp: TestParticipant;
+  const nomineeId = '1000000005';
+  let nominee: KeyAndCert;
+  let nomineeClient: DipClient;
+
+  beforeAll(async () => {
+    t = await startTestDip({ channels: { 'IF-021': { securityPattern: 2 } }, revocationPollMs: 20 });
+    sds = await t.participant('2000000001', ['SDS']);
+    cp = await t.participant('9000000001', ['DCP']);
+    nominee = await issueParticipantCertificate(t.dip.pki.ca, { organisation: 'Org 1000000005', dipIds: [nomineeId], environment: 'DEV', validDays: 30 });
+    const { apiKey } = await onboardParticipant(t.dip.backend.registry, { dipId: nomineeId, roles: ['SUP'], certificatePem: nominee.certPem, connectionProvider: cp.dipId });
+    nomineeClient = new DipClient({ baseUrl: t.dip.url, apiKey, keyPem: nominee.keyPem, certPem: nominee.certPem, caPem: t.dip.pki.ca.certPem });
+  });
+  afterAll(async () => {
+    await nomineeClient?.close();
+    await t?.close();
+  });
+
+  async function send(suffix: string): Promise<{ tx: string; answer: Json }> {
+    const certs = await sds.client.call<{ encryption: string }>('GET', '/certificates/dip', '');
+    const item = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [nomineeId], uniqueSuffix: suffix });
+    const { CustomBlock, ...payload } = item.payload;
+    const sent = await sds.client.submit('IF-021', [{ payload: { ...payload, EncryptedCustomBlock: await encryptTo(new X509Certificate(certs.body.encryption).publicKey, JSON.stringify(CustomBlock)) } }]);
+    expect(sent.status, JSON.stringify(sent.body)).toBe(201);
+    return { tx: sent.body.messageArray[0]!.transactionID!, answer: sent.body };
+  }
+  const pull = () => cp.client.pull('IF-021', nomineeId);
+  const txOf = (messages: unknown[]) => (messages as Json[]).map((m) => m.payload.CommonBlock.D0.transactionID as string);
+
+  it('refuses the pull 409 saying why and what to do, hands out nothing, and delivers every held message to the next certificate', async () => {
+    const first = await send('pw1');
+    // Pulled (encrypted to the key then registered) but not acknowledged when the key is compromised.
+    const before = await pull();
+    expect([before.status, txOf(before.body)]).toEqual([200, [first.tx]]);
+
+    await revokeCertificate(pkiDir(t.config), nominee.certPem, 'keyCompromise');
+    // Read by the DIP within its poll: the participant's own calls are refused from then on.
+    await waitFor(async () => (await nomineeClient.call('GET', '/certificates/dip', '')).status === 401, 10_000, 'the revocation to be read', 50);
+    const second = await send('pw2');
+    expect(JSON.stringify(second.answer)).toMatch(/1000000005 \(serial [0-9A-F]+\) was revoked/);
+
+    const held = await pull();
+    expect(held.status).toBe(409);
+    const refusal = (held.body as unknown as Json).messageArray[0];
+    expect(refusal.message).toBe('MSG1000 - Message Processing Failed');
+    expect([refusal.recipientID, refusal.DIPConnectionProviderID]).toEqual([nomineeId, cp.dipId]);
+    // Why, and what to do: register a new certificate (the operator's command names it), then pull again.
+    expect(refusal.help).toMatch(/^the certificate registered for 1000000005 \(serial [0-9A-F]+\) was revoked at \S+ \(keyCompromise\): pattern 2 copies for 1000000005 are held until it registers a new certificate \(dip participant rotate-cert/);
+    expect(refusal.help).toMatch(/pull again once it has: they come in order, encrypted to it, none lost$/);
+    // Nothing handed out: no position to acknowledge, no signature vouching for messages.
+    expect(held.headers['x-opendip-sequence']).toBeUndefined();
+    expect(held.headers['x-dip-signature']).toBeUndefined();
+    // Nothing past what the earlier pull handed out (position 1) can be acknowledged meanwhile.
+    expect((await cp.client.ack('IF-021', nomineeId, 2)).status).toBe(400);
+
+    const renewed = await issueParticipantCertificate(t.dip.pki.ca, { organisation: 'Org 1000000005', dipIds: [nomineeId], environment: 'DEV', validDays: 30 });
+    await rotateParticipantCertificate(t.dip.backend.registry, { dipId: nomineeId, certificatePem: renewed.certPem, overlapMs: 0 });
+    const after = await pull();
+    expect(after.status).toBe(200);
+    expect(txOf(after.body)).toEqual([first.tx, second.tx]);
+    expect([after.firstSeq, after.lastSeq]).toEqual([1, 2]);
+    expect(answerNotFromDip('GET', after, [t.dip.pki.ca.certPem])).toBeNull();
+    for (const m of after.body as Json[]) {
+      expect(JSON.parse(await decryptWith(createPrivateKey(renewed.keyPem), m.payload.EncryptedCustomBlock))).toBeTruthy();
+      await expect(decryptWith(createPrivateKey(nominee.keyPem), m.payload.EncryptedCustomBlock)).rejects.toThrow();
+    }
+    expect((await cp.client.ack('IF-021', nomineeId, 2)).status).toBe(200);
+    const drained = await pull();
+    expect([drained.status, drained.body]).toEqual([200, []]);
+    expect(await t.dip.backend.deadLetters.deadLetters({ recipientDipId: nomineeId, channel: 'IF-021', limit: 10 })).toEqual([]);
+  }, 120_000);
 });

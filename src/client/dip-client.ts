@@ -230,14 +230,17 @@ export class DipClient {
 
   /**
    * A fetch-shaped transport that sends each request signed as this participant, over its mutual-TLS
-   * connection: the typed participant client (src/openapi-client, participantApi) runs over it.
+   * connection: the typed participant client (src/openapi-client, participantApi) runs over it. The
+   * request's own headers go out with the call's (an X-Continuation-Token sent back), and the answer is given
+   * as received, its headers and its very bytes: what a signed answer's X-DIP-* headers cover, and the token
+   * a 206 names, for the caller to verify (answerNotFromDip) and follow.
    */
   transport(): (request: Request) => Promise<Response> {
     return async (request) => {
       const url = new URL(request.url);
-      const answer = await this.call<unknown>(request.method, `${url.pathname}${url.search}`, request.body ? await request.text() : '');
-      const type = answer.headers['content-type'];
-      return new Response(answer.body === null ? null : JSON.stringify(answer.body), { status: answer.status, headers: type ? { 'content-type': type } : {} });
+      const answer = await this.call<unknown>(request.method, `${url.pathname}${url.search}`, request.body ? await request.text() : '', Object.fromEntries(request.headers));
+      const headers = Object.entries(answer.headers).filter((e): e is [string, string] => e[1] !== undefined && !HOP_BY_HOP.has(e[0]));
+      return new Response(answer.raw.length === 0 ? null : new Uint8Array(answer.raw), { status: answer.status, headers });
     };
   }
 
@@ -307,6 +310,9 @@ export class DipClient {
     await this.agent.close();
   }
 }
+
+/** Headers of one connection's framing, not of the answer: a Response rebuilt from the bytes sets its own. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length']);
 
 function flatHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | undefined> {
   return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : v]));

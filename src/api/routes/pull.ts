@@ -122,8 +122,9 @@ async function pull(deps: ApiDeps, req: FastifyRequest<Route>, reply: FastifyRep
     copies = await Promise.all(entries.map((e) => deps.copies.copyFor(queue, e.outbound, e.capacity)));
   } catch (err) {
     // The recipient's certificate is revoked or expired (a connection provider may still pull for it):
-    // nothing is handed out encrypted to it, the messages wait for its new certificate.
-    if (err instanceof CopyWithheld) return sendStandard(deps, reply, 409, queue.recipientDipId, MSG.processingFailed, err.message);
+    // nothing is handed out encrypted to it, the messages wait for its new certificate. The puller is told
+    // what comes of its next pull: no acknowledgement is owed, and nothing is lost meanwhile.
+    if (err instanceof CopyWithheld) return sendStandard(deps, reply, 409, queue.recipientDipId, MSG.processingFailed, `${err.message}; pull again once it has: they come in order, encrypted to it, none lost`);
     throw err;
   }
   // Only on an answer that hands the copies out: a 409 that withheld them names no sequence to acknowledge.
