@@ -228,7 +228,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     coordination: () => coordination.health(),
     ...(coordination.clockOffset ? { clockOffset: coordination.clockOffset.bind(coordination) } : {}),
     notReady: () => core.catalogue.notReady(),
-    pki: { config, pkiDir: pkiDirectory, participants: () => registry.participants() },
+    pki: { config, pkiDir: pkiDirectory, revocations: backend.registry, participants: () => registry.participants() },
     ...(activity ? { activity, activityLog: () => activity.status() } : {}),
     routes: [
       async (a) => registerReportRoutes(a, reports, { prefix: '/admin/reports', answers: adminAnswers, viewer: () => ({ kind: 'operator' }), fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => clock.now(), logger }),

@@ -112,7 +112,7 @@ describe('a running DIP holds pattern 2 copies for a recipient whose certificate
     expect(first.status).toBe(201);
     sent.push(first.body.messageArray[0]!.transactionID!);
     await waitFor(() => answered.length >= 1, 10_000, 'the first (refused) call');
-    await revokeCertificate(pkiDir(t.config), sup.credentials.certPem, 'keyCompromise');
+    await revokeCertificate(pkiDir(t.config), t.dip.backend.registry, sup.credentials.certPem, 'keyCompromise');
     // The revocation is read within the watcher's poll (20 ms here); the retries answered 503 till then.
     await waitFor(() => (worker()?.withheld ?? null) !== null, 10_000, 'the queue to hold its copies back');
     answer = 200;

@@ -1,0 +1,61 @@
+/**
+ * What two cluster nodes must agree on beyond the databases, set up as docs/deployment.md says: each
+ * node its own data directory, the PKI (`pki/`) and the key-encryption key (`keys/kek.key`) copied
+ * from the first node's (the Kubernetes init container's copy), one PostgreSQL database and one NATS.
+ */
+import { cpSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pkiDir } from '../src/app.js';
+import { DipClient } from '../src/client/dip-client.js';
+import { DEFAULTS, type DipConfig } from '../src/config.js';
+import { revokeCertificate } from '../src/security/revocation.js';
+import { buildIF021 } from '../src/sim/messages.js';
+import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { deleteBuckets, NATS_SERVERS, testPrefix } from './helpers/nats.js';
+import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
+
+describe('two cluster nodes, each with its own data directory', () => {
+  let db: TestDatabase;
+  const prefix = testPrefix();
+  const dirs = [mkdtempSync(join(tmpdir(), 'opendip-node1-')), mkdtempSync(join(tmpdir(), 'opendip-node2-'))] as const;
+  const nodes: TestDip[] = [];
+  let storage: DipConfig['storage'];
+  let sds: TestParticipant;
+  let sdsOnB: DipClient;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('opendip_cstate');
+    storage = { ...DEFAULTS.storage, kind: 'cluster', postgres: { ...DEFAULTS.storage.postgres, url: await db.freshSchema(), poolSize: 4 }, nats: { ...DEFAULTS.storage.nats, servers: NATS_SERVERS, prefix, leaseTtlMs: 3000 } };
+    nodes.push(await startTestDip({ storage, revocationPollMs: 100 }, dirs[0]));
+    // What the init container copies: the PKI and the KEK, nothing else.
+    cpSync(join(dirs[0], 'pki'), join(dirs[1], 'pki'), { recursive: true });
+    cpSync(join(dirs[0], 'keys'), join(dirs[1], 'keys'), { recursive: true });
+    nodes.push(await startTestDip({ storage, revocationPollMs: 100 }, dirs[1]));
+    sds = await nodes[0]!.participant('2000000001', ['SDS']);
+    await nodes[0]!.participant('1000000001', ['SUP']);
+    sdsOnB = new DipClient({ baseUrl: nodes[1]!.dip.url, apiKey: sds.apiKey, keyPem: sds.credentials.keyPem, certPem: sds.credentials.certPem, caPem: nodes[1]!.dip.pki.ca.certPem });
+  }, 120_000);
+  afterAll(async () => {
+    await sdsOnB?.close();
+    for (const n of nodes.reverse()) await n.close();
+    await db?.drop();
+    await deleteBuckets(prefix);
+  });
+
+  const item = (suffix: string) => buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: ['1000000001'], uniqueSuffix: suffix });
+
+  it('a certificate revoked at one node is refused at the other (on a kept-alive connection too)', async () => {
+    expect((await sdsOnB.submit('IF-021', [item('cs1')])).status).toBe(201);
+    // `dip pki revoke` run where node 1 runs.
+    await revokeCertificate(pkiDir(nodes[0]!.config), nodes[0]!.dip.backend.registry, sds.credentials.certPem, 'keyCompromise');
+    let tries = 0;
+    let answer = await sdsOnB.submit('IF-021', [item('cs2')]);
+    await waitFor(async () => {
+      if (answer.status !== 401) answer = await sdsOnB.submit('IF-021', [item(`cs2x${tries++}`)]);
+      return answer.status === 401;
+    }, 5_000, 'node 2 to refuse the revoked certificate');
+    expect(JSON.stringify(answer.body)).toMatch(/was revoked at .* \(keyCompromise\)/);
+  });
+});
