@@ -48,6 +48,7 @@ import type { Logger } from './ports/logger.js';
 import type { EventEmitter } from 'node:events';
 import type { LookupFunction } from 'node:net';
 import { ContinuationTokens } from './security/continuation-token.js';
+import { nodeSecretFile } from './security/node-secrets.js';
 import { ensurePki, type PkiMaterial } from './security/pki.js';
 import type { SigningKeyWatcher } from './security/signing-key.js';
 import { clientTrustStore } from './security/trust-store.js';
@@ -188,7 +189,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   metrics.watchOverload(() => overload.stats());
   const apiDeps = {
     config, logger, ingest, registry, selfService, webhooks: backend.registry, delivery, replay, status,
-    continuation: ContinuationTokens.fromFile(join(config.dataDir, 'replay-token.key')), queues: backend.log, journal: backend.archive, randomBytes, copies, channel, health, clock, destinations, publications,
+    continuation: ContinuationTokens.fromFile(nodeSecretFile(config.dataDir, 'replayToken')), queues: backend.log, journal: backend.archive, randomBytes, copies, channel, health, clock, destinations, publications,
     notReady: () => core.catalogue.notReady(),
     overload,
     certificates,

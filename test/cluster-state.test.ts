@@ -3,13 +3,15 @@
  * node its own data directory, the PKI (`pki/`) and the key-encryption key (`keys/kek.key`) copied
  * from the first node's (the Kubernetes init container's copy), one PostgreSQL database and one NATS.
  */
-import { cpSync, mkdtempSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pkiDir } from '../src/app.js';
 import { DipClient } from '../src/client/dip-client.js';
 import { DEFAULTS, type DipConfig } from '../src/config.js';
+import { keyFromFile } from '../src/security/portal-session.js';
 import { revokeCertificate } from '../src/security/revocation.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
@@ -32,6 +34,8 @@ describe('two cluster nodes, each with its own data directory', () => {
     // What the init container copies: the PKI and the KEK, nothing else.
     cpSync(join(dirs[0], 'pki'), join(dirs[1], 'pki'), { recursive: true });
     cpSync(join(dirs[0], 'keys'), join(dirs[1], 'keys'), { recursive: true });
+    // A key node 2 made for itself before (an earlier version made each node its own).
+    writeFileSync(join(dirs[1], 'operator-session.key'), randomBytes(32).toString('base64url'), { mode: 0o600 });
     nodes.push(await startTestDip({ storage, revocationPollMs: 100 }, dirs[1]));
     sds = await nodes[0]!.participant('2000000001', ['SDS']);
     await nodes[0]!.participant('1000000001', ['SUP']);
@@ -57,5 +61,12 @@ describe('two cluster nodes, each with its own data directory', () => {
       return answer.status === 401;
     }, 5_000, 'node 2 to refuse the revoked certificate');
     expect(JSON.stringify(answer.body)).toMatch(/was revoked at .* \(keyCompromise\)/);
+  });
+
+  it("signs sessions, portal cookies and replay continuation tokens with the same keys on every node (a session made at one is good at the other)", () => {
+    for (const file of ['operator-session.key', 'portal-session.key', 'portal-device.key', 'replay-token.key']) {
+      expect(keyFromFile(join(dirs[1], file)).equals(keyFromFile(join(dirs[0], file))), file).toBe(true);
+    }
+    expect(readFileSync(join(dirs[1], 'operator-session.key'), 'utf8')).toBe(readFileSync(join(dirs[0], 'operator-session.key'), 'utf8'));
   });
 });
