@@ -228,6 +228,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     health,
     coordination: () => coordination.health(),
     ...(coordination.clockOffset ? { clockOffset: coordination.clockOffset.bind(coordination) } : {}),
+    ...(coordination.lostNodes && coordination.forgetNode ? { nodes: { lostNodes: coordination.lostNodes.bind(coordination), forgetNode: coordination.forgetNode.bind(coordination) } } : {}),
     notReady: () => core.catalogue.notReady(),
     pki: { config, pkiDir: pkiDirectory, revocations: backend.registry, participants: () => registry.participants() },
     ...(activity ? { activity, activityLog: () => activity.status() } : {}),
