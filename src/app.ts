@@ -50,6 +50,7 @@ import type { Logger } from './ports/logger.js';
 import type { EventEmitter } from 'node:events';
 import type { LookupFunction } from 'node:net';
 import { ContinuationTokens } from './security/continuation-token.js';
+import { nodeSecretFile } from './security/node-secrets.js';
 import { ensurePki, type PkiMaterial } from './security/pki.js';
 import type { SigningKeyWatcher } from './security/signing-key.js';
 import { ServerCertificateWatcher } from './security/server-certificate.js';
@@ -191,7 +192,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   metrics.watchOverload(() => overload.stats());
   const apiDeps = {
     config, logger, ingest, registry, selfService, webhooks: backend.registry, delivery, replay, status,
-    continuation: ContinuationTokens.fromFile(join(config.dataDir, 'replay-token.key')), queues: backend.log, journal: backend.archive, randomBytes, copies, channel, health, clock, destinations, publications,
+    continuation: ContinuationTokens.fromFile(nodeSecretFile(config.dataDir, 'replayToken')), queues: backend.log, journal: backend.archive, randomBytes, copies, channel, health, clock, destinations, publications,
     notReady: () => core.catalogue.notReady(),
     overload,
     certificates,
@@ -241,8 +242,9 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     health,
     coordination: () => coordination.health(),
     ...(coordination.clockOffset ? { clockOffset: coordination.clockOffset.bind(coordination) } : {}),
+    ...(coordination.lostNodes && coordination.forgetNode ? { nodes: { lostNodes: coordination.lostNodes.bind(coordination), forgetNode: coordination.forgetNode.bind(coordination) } } : {}),
     notReady: () => core.catalogue.notReady(),
-    pki: { config, pkiDir: pkiDirectory, participants: () => registry.participants() },
+    pki: { config, pkiDir: pkiDirectory, revocations: backend.registry, participants: () => registry.participants() },
     ...(activity ? { activity, activityLog: () => activity.status() } : {}),
     routes: [
       async (a) => registerReportRoutes(a, reports, { prefix: '/admin/reports', answers: adminAnswers, viewer: () => ({ kind: 'operator' }), fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => clock.now(), names: reportNames(channel, registry, config.dipId), logger }),

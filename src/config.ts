@@ -120,7 +120,7 @@ export interface DipConfig {
   replayCopiesPerHour: number;
   /** When the DIP answers submissions 503 with Retry-After because it cannot keep up (README, Fair delivery and overload). */
   overload: { maxEventLoopDelayMs: number; delayCountsFromSubmissions: number; maxSubmissionsInFlight: number; maxBytesInFlight: number; maxBytesArriving: number; maxBytesArrivingPerSender: number };
-  /** How often a running DIP looks for a changed revocation list (`<dataDir>/pki/revoked.json`). */
+  /** How often a running DIP re-reads the revocation list from the shared store (besides at each change the store announces). */
   revocationPollMs: number;
   /**
    * PEM bundles of the CAs participants' TLS client certificates must chain to (e.g. a commercial CA in

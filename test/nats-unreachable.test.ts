@@ -117,3 +117,20 @@ describe('the shared stores while NATS does not answer', () => {
     expect(calls()).toBe(2);
   });
 });
+
+describe('a node whose NATS does not answer at start', () => {
+  it('says it is NATS, at which address, and that a cluster node needs it to start', async () => {
+    const { createServer } = await import('node:net');
+    const { connectNats } = await import('../src/adapters/nats/connection.js');
+    // A port nothing listens on (taken, then freed).
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    await new Promise<void>((r) => server.close(() => r()));
+    const failure = await connectNats({ servers: [`127.0.0.1:${port}`], prefix: 'x', replicas: 1 }).then(
+      () => new Error('connected'),
+      (e: Error) => e,
+    );
+    expect(failure.message).toMatch(new RegExp(`^NATS at 127\\.0\\.0\\.1:${port} \\(storage\\.nats\\.servers\\) does not answer \\(connection refused\\): a cluster node needs NATS to start`));
+  });
+});

@@ -113,7 +113,7 @@ describe('a running DIP holds pattern 2 copies for a recipient whose certificate
     expect(first.status).toBe(201);
     sent.push(first.body.messageArray[0]!.transactionID!);
     await waitFor(() => answered.length >= 1, 10_000, 'the first (refused) call');
-    await revokeCertificate(pkiDir(t.config), sup.credentials.certPem, 'keyCompromise');
+    await revokeCertificate(pkiDir(t.config), t.dip.backend.registry, sup.credentials.certPem, 'keyCompromise');
     // The revocation is read within the watcher's poll (20 ms here); the retries answered 503 till then.
     await waitFor(() => (worker()?.withheld ?? null) !== null, 10_000, 'the queue to hold its copies back');
     answer = 200;
@@ -192,7 +192,7 @@ describe('a pull of pattern 2 copies held for a revoked certificate (409), from 
     const before = await pull();
     expect([before.status, txOf(before.body)]).toEqual([200, [first.tx]]);
 
-    await revokeCertificate(pkiDir(t.config), nominee.certPem, 'keyCompromise');
+    await revokeCertificate(pkiDir(t.config), t.dip.backend.registry, nominee.certPem, 'keyCompromise');
     // Read by the DIP within its poll: the participant's own calls are refused from then on.
     await waitFor(async () => (await nomineeClient.call('GET', '/certificates/dip', '')).status === 401, 10_000, 'the revocation to be read', 50);
     const second = await send('pw2');

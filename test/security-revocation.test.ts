@@ -1,5 +1,5 @@
 /**
- * Revocation (src/security/revocation.ts): the revocation list and CRL that `dip pki revoke` writes,
+ * Revocation (src/security/revocation.ts): the revocation list that `dip pki revoke` keeps in the store and the CRL it writes,
  * and a running DIP that honours them without a restart: per request at once, and at the TLS
  * handshake of every new connection.
  */
@@ -15,7 +15,10 @@ import { onboardParticipant } from '../src/pipeline/participants.js';
 import { pkiDir } from '../src/app.js';
 import { DipClient } from '../src/client/dip-client.js';
 import { createCertificateAuthority, ensurePki, issueParticipantCertificate, type KeyAndCert, type PkiMaterial } from '../src/security/pki.js';
-import { crlFile, readRevocationList, revocationListFile, revokeCertificate, RevocationWatcher } from '../src/security/revocation.js';
+import { openSqliteBackend } from '../src/adapters/sqlite/index.js';
+import { systemClock } from '../src/adapters/clock.js';
+import type { Backend } from '../src/ports/backend.js';
+import { crlFile, legacyRevocationListFile, readRevocationList, revokeCertificate, RevocationWatcher, type RevocationStore } from '../src/security/revocation.js';
 import { certificateInfo } from '../src/security/signature.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { quietLogger, startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
@@ -29,14 +32,18 @@ const hasOpenssl = (() => {
   }
 })();
 
-describe('revokeCertificate: revoked.json and a CRL signed by the CA', () => {
+describe('revokeCertificate: the list in the store and a CRL signed by the CA', () => {
   let dir: string;
+  let backend: Backend;
+  let store: RevocationStore;
   let pki: PkiMaterial;
   let a: KeyAndCert;
   let b: KeyAndCert;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'opendip-revoke-'));
+    backend = openSqliteBackend(join(dir, 'dip.db'), { clock: systemClock });
+    store = backend.registry;
     pki = await ensurePki(dir, { environment: 'DEV', hostnames: ['localhost'], ipAddresses: ['127.0.0.1'] });
     [a, b] = await Promise.all([
       issueParticipantCertificate(pki.ca, { organisation: 'A', dipIds: ['1000000001'], environment: 'DEV', validDays: 5 }),
@@ -44,26 +51,26 @@ describe('revokeCertificate: revoked.json and a CRL signed by the CA', () => {
     ]);
   });
   afterAll(async () => {
+    await backend?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   it('records serial, fingerprint, subject, DIP IDs, reason and time, and is idempotent', async () => {
     const at = new Date('2026-11-23T10:00:00.000Z');
-    const first = await revokeCertificate(dir, a.certPem, 'keyCompromise', at);
+    const first = await revokeCertificate(dir, store, a.certPem, 'keyCompromise', at);
     expect(first.alreadyRevoked).toBe(false);
     const info = certificateInfo(a.certPem);
     expect(first.entry).toEqual({ serialNumber: info.serialNumber, fingerprint256: info.fingerprint256, subject: info.subject, dipIds: ['1000000001'], reason: 'keyCompromise', revokedAt: at.toISOString() });
-    const again = await revokeCertificate(dir, a.certPem, 'superseded');
+    const again = await revokeCertificate(dir, store, a.certPem, 'superseded');
     expect(again.alreadyRevoked).toBe(true);
     expect(again.entry.reason).toBe('keyCompromise');
-    const list = await readRevocationList(dir);
+    const list = await readRevocationList(store);
     expect(list.entries).toHaveLength(1);
     expect(list.crlNumber).toBe(1);
-    expect(JSON.parse(await readFile(revocationListFile(dir), 'utf8'))).toEqual(list);
   });
 
   it('writes an X.509 v2 CRL signed by the CA that lists every revoked serial with its reason', async () => {
-    await revokeCertificate(dir, b.certPem, 'the organisation left the market');
+    await revokeCertificate(dir, store, b.certPem, 'the organisation left the market');
     const pem = await readFile(crlFile(dir), 'utf8');
     expect(pem).toMatch(/^-----BEGIN X509 CRL-----\n/);
     const crl = new x509.X509Crl(pem);
@@ -74,7 +81,7 @@ describe('revokeCertificate: revoked.json and a CRL signed by the CA', () => {
     expect(crl.entries[0]!.reason).toBe(x509.X509CrlReason.keyCompromise);
     expect(crl.entries[1]!.reason).toBeUndefined(); // free text → unspecified, which RFC 5280 says to omit
     expect(crl.nextUpdate?.getTime()).toBe(new x509.X509Certificate(pki.ca.certPem).notAfter.getTime());
-    expect((await readRevocationList(dir)).crlNumber).toBe(2);
+    expect((await readRevocationList(store)).crlNumber).toBe(2);
   });
 
   it.runIf(hasOpenssl)('OpenSSL verifies the CRL against the CA and finds both serials', () => {
@@ -89,28 +96,44 @@ describe('revokeCertificate: revoked.json and a CRL signed by the CA', () => {
   it("refuses a certificate from another CA, the CA itself, and garbage", async () => {
     const other = await createCertificateAuthority({ commonName: 'OpenDIP DEV CA', environment: 'DEV', validDays: 5 });
     const foreign = await issueParticipantCertificate(other, { organisation: 'X', dipIds: ['1000000003'], environment: 'DEV', validDays: 5 });
-    await expect(revokeCertificate(dir, foreign.certPem, 'x')).rejects.toThrow(/not issued by this environment's CA/);
-    await expect(revokeCertificate(dir, pki.ca.certPem, 'x')).rejects.toThrow(/CA certificate itself/);
-    await expect(revokeCertificate(dir, 'hello', 'x')).rejects.toThrow(/not a PEM certificate/);
-    expect((await readRevocationList(dir)).entries).toHaveLength(2);
+    await expect(revokeCertificate(dir, store, foreign.certPem, 'x')).rejects.toThrow(/not issued by this environment's CA/);
+    await expect(revokeCertificate(dir, store, pki.ca.certPem, 'x')).rejects.toThrow(/CA certificate itself/);
+    await expect(revokeCertificate(dir, store, 'hello', 'x')).rejects.toThrow(/not a PEM certificate/);
+    expect((await readRevocationList(store)).entries).toHaveLength(2);
   });
 
   it('serialises concurrent revocations: none is lost', async () => {
     const many = await Promise.all(Array.from({ length: 5 }, (_, i) => issueParticipantCertificate(pki.ca, { organisation: `C${i}`, dipIds: [`300000000${i}`], environment: 'DEV', validDays: 5 })));
-    await Promise.all(many.map((c) => revokeCertificate(dir, c.certPem, 'cessationOfOperation')));
-    const list = await readRevocationList(dir);
+    await Promise.all(many.map((c) => revokeCertificate(dir, store, c.certPem, 'cessationOfOperation')));
+    const list = await readRevocationList(store);
     expect(list.entries).toHaveLength(7);
     expect(new x509.X509Crl(await readFile(crlFile(dir), 'utf8')).entries).toHaveLength(7);
   });
 
-  it('a watcher keeps the list in force when the file turns unreadable', async () => {
-    const w = await RevocationWatcher.open(dir, pki.ca, quietLogger);
+  it('a watcher keeps the list in force when the store cannot be read', async () => {
+    let down = false;
+    const flaky: RevocationStore = { putRecord: (r, v) => store.putRecord(r, v), records: (kind) => (down ? Promise.reject(new Error('store down')) : store.records(kind)) };
+    const w = await RevocationWatcher.open(dir, flaky, pki.ca, quietLogger);
     expect(w.size).toBe(7);
     expect(w.revoked(certificateInfo(a.certPem).fingerprint256)?.reason).toBe('keyCompromise');
     expect(w.crlPem()).toMatch(/BEGIN X509 CRL/);
-    await writeFile(revocationListFile(dir), '{ not json');
+    down = true;
     await w.reload();
     expect(w.size).toBe(7);
+  });
+
+  it("imports an earlier version's revoked.json into the store once, keeping what is there", async () => {
+    const c = await issueParticipantCertificate(pki.ca, { organisation: 'L', dipIds: ['4000000001'], environment: 'DEV', validDays: 5 });
+    const info = certificateInfo(c.certPem);
+    const legacy = { serialNumber: info.serialNumber, fingerprint256: info.fingerprint256, subject: info.subject, dipIds: info.dipIds, reason: 'superseded', revokedAt: '2026-01-01T00:00:00.000Z' };
+    const kept = (await readRevocationList(store)).entries[0]!;
+    await writeFile(legacyRevocationListFile(dir), JSON.stringify({ version: 1, crlNumber: 2, updatedAt: null, entries: [legacy, { ...kept, reason: 'other' }] }));
+    const w = await RevocationWatcher.open(dir, store, pki.ca, quietLogger);
+    expect(w.revoked(info.fingerprint256)).toEqual(legacy);
+    expect(w.revoked(kept.fingerprint256)?.reason).toBe(kept.reason);
+    expect(w.size).toBe(8);
+    await expect(readFile(legacyRevocationListFile(dir), 'utf8')).rejects.toThrow(/ENOENT/);
+    expect(await readFile(`${legacyRevocationListFile(dir)}.imported`, 'utf8')).toContain(info.fingerprint256);
   });
 });
 
@@ -136,7 +159,7 @@ describe('a running DIP honours a revocation without a restart', () => {
     // A kept-alive connection, established before the revocation.
     expect((await sds.client.submit('IF-021', [item(sds.dipId, 'rv1')])).status).toBe(201);
 
-    const revoked = await revokeCertificate(pkiDir(t.config), sds.credentials.certPem, 'keyCompromise');
+    const revoked = await revokeCertificate(pkiDir(t.config), t.dip.backend.registry, sds.credentials.certPem, 'keyCompromise');
     expect(revoked.alreadyRevoked).toBe(false);
 
     // The connection that was already open: refused by authenticate(), naming the revocation, as soon
@@ -235,7 +258,7 @@ describe('a running DIP honours a revocation without a restart', () => {
     };
     try {
       expect((await post('sg1')).status).toBe(201);
-      await revokeCertificate(pkiDir(t.config), p.credentials.certPem, 'superseded');
+      await revokeCertificate(pkiDir(t.config), t.dip.backend.registry, p.credentials.certPem, 'superseded');
       let tries = 0;
       let answer = await post('sg2');
       await waitFor(async () => {

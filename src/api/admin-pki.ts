@@ -3,7 +3,7 @@ import type { Participant } from '../domain/participant.js';
 import type { DipConfig } from '../config.js';
 import { EXPIRY_WARNING_DAYS, expiringAll } from '../security/expiry.js';
 import { issueParticipantCertificate, readCertificateAuthority } from '../security/pki.js';
-import { readRevocationList, revokeCertificate } from '../security/revocation.js';
+import { readRevocationList, revokeCertificate, type RevocationStore } from '../security/revocation.js';
 import { answers, isoTime } from './admin-schemas.js';
 
 const revocationEntry = {
@@ -35,6 +35,8 @@ const expiring = {
 export interface AdminPkiDeps {
   config: DipConfig;
   pkiDir: string;
+  /** Where revocations are kept, shared by every node. */
+  revocations: RevocationStore;
   participants: () => Participant[];
 }
 
@@ -98,7 +100,7 @@ export const adminPkiRoutes: FastifyPluginAsync<AdminPkiDeps> = async (app, deps
     },
     async (req, reply) => {
       try {
-        const r = await revokeCertificate(deps.pkiDir, req.body.certificate, req.body.reason);
+        const r = await revokeCertificate(deps.pkiDir, deps.revocations, req.body.certificate, req.body.reason, new Date(), req.operator?.actor ?? 'operator API');
         return { ...r.entry, alreadyRevoked: r.alreadyRevoked };
       } catch (e) {
         return reply.code(400).send({ error: (e as Error).message });
@@ -109,7 +111,7 @@ export const adminPkiRoutes: FastifyPluginAsync<AdminPkiDeps> = async (app, deps
   app.get(
     '/admin/pki/revoked',
     { schema: { tags, summary: 'Revoked certificates', response: answers({ 200: { type: 'array', items: revocationEntry, description: 'The revocation list' } }) } },
-    async () => (await readRevocationList(deps.pkiDir)).entries,
+    async () => (await readRevocationList(deps.revocations)).entries,
   );
 
   app.get<{ Querystring: { days?: number } }>(

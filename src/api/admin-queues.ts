@@ -6,7 +6,7 @@ import type { Delivery } from '../pipeline/delivery.js';
 import type { QueueBacklog } from '../pipeline/metrics.js';
 import type { WorkerStatus } from '../pipeline/queue-worker.js';
 import type { Archive } from '../ports/archive.js';
-import type { BackendHealth, CoordinationHealth, PeerClockOffset } from '../ports/backend.js';
+import type { BackendHealth, Coordination, CoordinationHealth, PeerClockOffset } from '../ports/backend.js';
 import type { Logger } from '../ports/logger.js';
 import type { QueueRef, QueueState } from '../ports/message-log.js';
 import { noQueue, queueBody, type QueueBody } from './admin-dead-letters.js';
@@ -20,6 +20,8 @@ export interface QueueRouteOptions {
   clockOffset?(): PeerClockOffset | null;
   /** What is still loading (the catalogue after a start), or null. */
   notReady(): string | null;
+  /** The cluster's lost nodes, and the operator's word that one was removed; absent: one process. */
+  nodes?: Required<Pick<Coordination, 'lostNodes' | 'forgetNode'>>;
   /** The API activity log's backlog (its recorder's status); absent when the log is turned off. */
   activityLog?: () => ActivityLogStatus;
   delivery: Pick<Delivery, 'status' | 'resume'>;
@@ -300,6 +302,29 @@ export const queueRoutes: FastifyPluginAsync<QueueRouteOptions> = async (app, de
       return reply.code(409).send({
         error: `${name} is not held by a delivery worker of this node (a recipient that pulls, a STATUS queue, or in a cluster another node's queue): resume it on the node whose GET /admin/queues shows it halted`,
       });
+    },
+  );
+
+  // The operator's word that a lost node (the node-lost alarm) was removed for good: every node stops raising it.
+  app.post<{ Params: { node: string } }>(
+    '/admin/cluster/nodes/:node/removed',
+    {
+      schema: {
+        tags,
+        summary: 'Say that a lost cluster node was removed for good (resolves its node-lost alarm on every node)',
+        description: '404: no node of that id is lost here (the answer names those that are).',
+        params: { type: 'object', required: ['node'], properties: { node: { type: 'string', minLength: 1, maxLength: 200 } } },
+        response: answers({ 200: { type: 'object', required: ['forgotten'], properties: { forgotten: { type: 'string', description: 'The node forgotten' } }, description: 'Forgotten by every node' } }, [404]),
+      },
+    },
+    async (req, reply) => {
+      const { node } = req.params;
+      if (deps.nodes?.forgetNode(node)) {
+        deps.logger.warn({ node }, 'operator says a lost node was removed for good: its node-lost alarm is resolved on every node');
+        return { forgotten: node };
+      }
+      const lost = deps.nodes?.lostNodes().map((l) => l.node) ?? [];
+      return reply.code(404).send({ error: `node ${node} is not lost here (${lost.length ? `lost: ${lost.join(', ')}` : deps.nodes ? 'no node is lost' : 'one process: there are no other nodes'})` });
     },
   );
 

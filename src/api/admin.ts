@@ -76,6 +76,8 @@ export interface AdminDeps {
   coordination?(): CoordinationHealth;
   /** The peer whose clock is furthest from this node's (GET /admin/health); absent: one process. */
   clockOffset?(): PeerClockOffset | null;
+  /** Lost cluster nodes, and forgetting one (POST /admin/cluster/nodes/{node}/removed); absent: one process. */
+  nodes?: QueueRouteOptions['nodes'];
   /** What is still loading after a start (GET /admin/health), or null. */
   notReady?(): string | null;
   mpan: Pick<MpanDirectory, 'history' | 'apply'>;
@@ -169,6 +171,7 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
     coordination: () => deps.coordination?.() ?? { state: 'ok' },
     ...(deps.clockOffset ? { clockOffset: () => deps.clockOffset?.() ?? null } : {}),
     notReady: () => deps.notReady?.() ?? null,
+    ...(deps.nodes ? { nodes: deps.nodes } : {}),
     delivery: deps.delivery,
     backlog: deps.backlog,
     queueState: deps.queueState,

@@ -87,8 +87,10 @@ export async function startCore(
   life.started('encryption key watcher', () => encryption.stop());
   // Revoked certificates: refused at the door (authenticate, the listener's CRL) and never encrypted to
   // (RecipientCopies). Here, so that every process that makes copies (a delivery process too) has it.
-  const revocation = await RevocationWatcher.open(pkiDir, pki.ca, logger);
+  // The list is in the store every node shares: read at once when it announces a change, and polled.
+  const revocation = await RevocationWatcher.open(pkiDir, backend.registry, pki.ca, logger);
   revocation.start(config.revocationPollMs);
+  registry.onChange(() => void revocation.reload());
   life.started('revocation watcher', () => revocation.stop());
   const copies = new RecipientCopies((id) => (id === STATUS_CHANNEL ? undefined : channel(id)), registry, { revoked: (fp) => revocation.revoked(fp), now: () => clock.now() });
   await registry.start(polls.registryMs);

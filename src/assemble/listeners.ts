@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildAdminServer, ensureAdminToken, type AdminDeps } from '../api/admin.js';
 import { ACTING_OPERATOR_HEADER } from '../api/admin-operators.js';
@@ -29,6 +28,7 @@ import type { ExternalCrlWatcher } from '../security/external-crl.js';
 import type { RevocationWatcher } from '../security/revocation.js';
 import type { TrustStore } from '../security/trust-store.js';
 import { knownHostNames } from '../security/host-names.js';
+import { nodeSecretFile } from '../security/node-secrets.js';
 
 /**
  * Listens, registers the close, and answers the port bound (the configured one, or the one chosen for
@@ -97,7 +97,7 @@ export async function startOperatorListener(
 ): Promise<{ port: number; operations: readonly Operation[]; operatorApi: OperatorApi; document: () => object }> {
   const inProcessKey = randomBytes(32).toString('base64url');
   // Its own signing key: a portal cookie is not an API token, nor the other way round.
-  const signer = SessionSigner.fromFile(join(config.dataDir, 'operator-session.key'));
+  const signer = SessionSigner.fromFile(nodeSecretFile(config.dataDir, 'operatorSession'));
   const sessions = new OperatorSessions({ operators: deps.operators, accounts: deps.portalAccounts, signer, journal: deps.journal, clock, sessionMs: config.operators.sessionMinutes * 60_000 });
   // So that the operator on call can read the alarms while the store is down (README "Operator accounts").
   const memory = new OperatorMemory({
@@ -138,7 +138,7 @@ export async function startPortalListener(
 ): Promise<number> {
   // Pages are HTML with personal data that masking by key cannot read: the log keeps that they were answered.
   const recordActivity: PortalDeps['recordActivity'] = activity ? (app, callerOf) => registerActivityLog(app, activity, 'portal', callerOf, () => deps.clock.now(), false, unrecordedPage) : null;
-  const portal = buildPortalServer({ ...deps, recordActivity, sessions: SessionSigner.fromFile(join(config.dataDir, 'portal-session.key')), devices: DeviceCookies.fromFile(join(config.dataDir, 'portal-device.key')) }, certificate);
+  const portal = buildPortalServer({ ...deps, recordActivity, sessions: SessionSigner.fromFile(nodeSecretFile(config.dataDir, 'portalSession')), devices: DeviceCookies.fromFile(nodeSecretFile(config.dataDir, 'portalDevice')) }, certificate);
   // Stopping, a page (503, Retry-After) for every request, not Fastify's bare JSON: here, as the connection cap below.
   useGracefulStop(portal, config.http.stopDrainMs, stoppingPage);
   // One address's connections past its cap, as on the anonymous listener (anyone on the network reaches

@@ -5,7 +5,7 @@ import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
 import { ActivityRecorder } from '../pipeline/activity-recorder.js';
 import type { UnreachedHolders } from '../pipeline/unreached-holders.js';
-import { activityLogAlarms, crlAlarms, deliveryLatencyAlarms, unreachedHolderAlarms, certificateAlarms, clockSkewAlarms, coordinationAlarms, deadLetterAlarms, deliveryProcessAlarms, haltedQueueAlarms, queueAlarms, withheldCopyAlarms, storageAlarms, webhookFailingAlarms, type RestartRun } from '../pipeline/alarm-sources.js';
+import { activityLogAlarms, crlAlarms, deliveryLatencyAlarms, unreachedHolderAlarms, certificateAlarms, clockSkewAlarms, coordinationAlarms, nodeLostAlarms, deadLetterAlarms, deliveryProcessAlarms, haltedQueueAlarms, queueAlarms, withheldCopyAlarms, storageAlarms, webhookFailingAlarms, type RestartRun } from '../pipeline/alarm-sources.js';
 import { Alarms } from '../pipeline/alarms.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import { queueDepths } from '../pipeline/metrics.js';
@@ -65,7 +65,7 @@ export interface AlarmParts {
   pkiDir: string;
   backend: Backend;
   /** What the nodes share (NATS): the `coordination` alarm. */
-  coordination: Pick<Coordination, 'health' | 'notifier' | 'node' | 'clockOffset'>;
+  coordination: Pick<Coordination, 'health' | 'notifier' | 'node' | 'clockOffset' | 'lostNodes'>;
   registry: Registry;
   delivery: Pick<Delivery, 'status'>;
   /** The API activity log's recorder, or null when it is off: the `activity-log` alarm. */
@@ -103,6 +103,7 @@ export async function startAlarms({ config, pkiDir, backend, coordination, regis
     storageAlarms(() => backend.health(), clock, coordination.node),
     coordinationAlarms(() => coordination.health(), coordination.node),
     ...(coordination.clockOffset ? [clockSkewAlarms(coordination.clockOffset.bind(coordination), clock, coordination.node)] : []),
+    ...(coordination.lostNodes ? [nodeLostAlarms(coordination.lostNodes.bind(coordination), coordination.node)] : []),
     ...(activity ? [activityLogAlarms(() => activity.status(), clock, coordination.node)] : []),
     unreachedHolderAlarms(() => unreached.recent(), unreached.quietMs, coordination.node),
     ...(processes ? [deliveryProcessAlarms(() => processes.restartRuns())] : []),

@@ -62,7 +62,7 @@ export async function assembleParticipants({ config, pkiDir, trust, backend, reg
     logger,
     revoke: async (pem, reason) => {
       try {
-        await revokeCertificate(pkiDir, pem, reason);
+        await revokeCertificate(pkiDir, backend.registry, pem, reason, new Date(), 'offboarding');
         return true;
       } catch (err) {
         logger.warn({ err }, 'an offboarded participant\'s certificate could not be revoked here (not from this environment\'s CA): it is refused per request');

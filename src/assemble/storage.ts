@@ -9,6 +9,7 @@ import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { Sealer } from '../security/at-rest.js';
 import { agreeOnCoordinationPrefix } from '../pipeline/coordination-prefix.js';
+import { shareNodeSecrets } from '../security/node-secrets.js';
 
 export interface Storage {
   backend: Backend;
@@ -30,7 +31,11 @@ export async function openStorage(config: DipConfig, clock: Clock, logger: Logge
   // Queue leases, replay guard, rate limits: shared through NATS in a cluster, in memory otherwise.
   // Stopped after delivery (registered before it), so every lease is released once its worker stopped.
   // Checked before NATS is touched: a node with another prefix than its database's would deliver twice.
-  if (config.storage.kind === 'cluster') await agreeOnCoordinationPrefix(backend.registry, config.storage.nats.prefix, clock.now());
+  if (config.storage.kind === 'cluster') {
+    await agreeOnCoordinationPrefix(backend.registry, config.storage.nats.prefix, clock.now());
+    // Sessions, cookies and continuation tokens signed at one node must verify at every other.
+    await shareNodeSecrets(backend.registry, sealer, config.dataDir, logger, clock.now());
+  }
   const coordination = await openCoordination(config, { clock, logger });
   life.started('coordination', () => coordination.close());
   const events = new EventEmitter();

@@ -295,12 +295,14 @@ pki
   .option('--reason <reason>', 'keyCompromise, superseded, affiliationChanged, cessationOfOperation, … (or free text)', 'unspecified')
   .option('--json', 'machine-readable output')
   .action(async (o: { cert: string; reason: string; json?: boolean }) => {
-    const r = await revokeCertificate(pkiDir(loadConfig()), readFileSync(o.cert, 'utf8'), o.reason);
-    if (o.json) print({ ...r.entry, alreadyRevoked: r.alreadyRevoked, list: r.listFile, crl: r.crlFile });
+    const config = loadConfig();
+    // Into the store every node shares: each running node refuses the certificate at once (or within revocationPollMs).
+    const r = await withBackend(config, (b) => revokeCertificate(pkiDir(config), b.registry, readFileSync(o.cert, 'utf8'), o.reason, new Date(), 'dip pki revoke'));
+    if (o.json) print({ ...r.entry, alreadyRevoked: r.alreadyRevoked, crl: r.crlFile });
     else {
       const who = r.entry.dipIds.join(', ') || r.entry.subject;
       process.stdout.write(`${r.alreadyRevoked ? 'already revoked' : 'revoked'}: ${who}, serial ${r.entry.serialNumber} (${r.entry.reason}, ${r.entry.revokedAt})\n`);
-      process.stdout.write(`updated ${r.listFile} and ${r.crlFile}; a running DIP refuses the certificate within revocationPollMs (default 2 s)\n`);
+      process.stdout.write(`recorded in the ${config.storage.kind} store and ${r.crlFile}; every running node refuses the certificate within revocationPollMs (default 2 s)\n`);
     }
   });
 pki
@@ -308,7 +310,7 @@ pki
   .description('list the revoked certificates')
   .option('--json', 'machine-readable output')
   .action(async (o: { json?: boolean }) => {
-    const list = await readRevocationList(pkiDir(loadConfig()));
+    const list = await withBackend(loadConfig(), (b) => readRevocationList(b.registry));
     if (o.json) print(list.entries);
     else for (const e of list.entries) process.stdout.write(`${e.revokedAt}  ${e.serialNumber}  ${(e.dipIds.join(',') || e.subject).padEnd(12)} ${e.reason}\n`);
   });

@@ -1,5 +1,5 @@
 import type { AlarmCondition, AlarmRule } from '../ports/alarms.js';
-import type { BackendHealth, CoordinationHealth, PeerClockOffset } from '../ports/backend.js';
+import type { BackendHealth, CoordinationHealth, LostNode, PeerClockOffset } from '../ports/backend.js';
 import type { Clock } from '../ports/clock.js';
 import type { DeadLetters } from '../ports/dead-letters.js';
 import type { StaleCrl } from '../security/external-crl.js';
@@ -207,6 +207,23 @@ export function coordinationAlarms(health: () => CoordinationHealth, node?: stri
     if (h.state === 'ok') return [];
     return [{ key: ownKey('coordination', node), rule: 'coordination', participant: null, summary: `the nodes' coordination does not answer${onNode(node)}, no queue can be claimed and delivery stops there: ${h.reason}`, since: h.since }];
   };
+}
+
+/**
+ * A node this one heard say its roll call that went silent without saying it was leaving (kill -9, a
+ * hung process, its machine or network lost): its queues are taken over, but the cluster has one node
+ * less and nothing else said so (health 200, peerClock null). One per lost node, raised by every node
+ * that heard it (its own condition: a node started later never heard it); since its last roll call.
+ */
+export function nodeLostAlarms(lost: () => LostNode[], node?: string): ConditionSource {
+  return () =>
+    lost().map((l) => ({
+      key: ownKey('node-lost', node) + `/${l.node}`,
+      rule: 'node-lost',
+      participant: null,
+      summary: `node ${l.node} has said nothing since ${new Date(l.lastHeardAt).toISOString()}${onNode(node) ? `, as heard${onNode(node)}` : ''}, nor that it was stopping: its queues were taken over, the cluster has one node less`,
+      since: l.lastHeardAt,
+    }));
 }
 
 /**

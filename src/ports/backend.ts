@@ -104,6 +104,13 @@ export interface PeerClockOffset {
   believed: boolean;
 }
 
+/** A node heard from once that stopped saying its roll call without saying it was leaving (killed, hung, cut off). */
+export interface LostNode {
+  node: string;
+  /** Epoch ms. */
+  lastHeardAt: number;
+}
+
 export interface Coordination {
   readonly kind: string;
   /**
@@ -121,5 +128,9 @@ export interface Coordination {
   health(): CoordinationHealth;
   /** The largest clock offset of a peer heard from lately, or null (none heard, or one process). */
   clockOffset?(): PeerClockOffset | null;
+  /** The nodes that stopped saying their roll call (absent in one process). */
+  lostNodes?(): LostNode[];
+  /** An operator says a lost node was removed for good: every node stops raising it. False when it is not lost. */
+  forgetNode?(node: string): boolean;
   close(): Promise<void>;
 }

@@ -1,28 +1,39 @@
 /**
- * Certificate revocation, honoured by a running DIP without a restart.
+ * Certificate revocation, honoured by every node of a running DIP without a restart.
  *
- * The list of record is `<pki>/revoked.json` (serial number, SHA-256 fingerprint, subject, DIP IDs,
- * reason and time of each revoked certificate). `revokeCertificate()` (the `dip pki revoke` command)
- * adds to it and also writes `<pki>/crl.pem`, a real X.509 CRL signed by the environment's CA, for
- * anything else that terminates TLS for the DIP (a proxy, a load balancer).
+ * The list of record is in the store every node shares (registry records of kind
+ * `revoked-certificate`, one per certificate, keyed by SHA-256 fingerprint: a PostgreSQL table on the
+ * cluster backend, SQLite on the embedded one). Files in one node's data directory reached that node
+ * only: `<pki>/revoked.json`, the list of record before, is imported into the store once at start and
+ * no longer written. `revokeCertificate()` (`dip pki revoke`, POST /admin/pki/revoke, offboarding)
+ * adds to the store and writes `<pki>/crl.pem`, a real X.509 CRL signed by the environment's CA, for
+ * anything else that terminates TLS for the DIP (a proxy, a load balancer); every node re-writes its
+ * own crl.pem when its list changes.
  *
- * A running DIP polls revoked.json (`RevocationWatcher`). On a change it
+ * A running DIP re-reads the list (`RevocationWatcher`) on every change the store announces and every
+ * revocationPollMs anyway. On a change it
  *  - refuses the revoked certificates in `authenticate()` at once (TLS client certificate or signing
  *    certificate, on every request, kept-alive connections included), and
  *  - issues a CRL from the list with the CA key it holds and installs it in the TLS listener
  *    (`server.setSecureContext()`), so that every NEW connection presenting a revoked certificate is
  *    refused during the handshake.
+ * A store that cannot be read keeps the list in force (revocations are never taken back).
  */
 import { X509Certificate } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
-import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import { readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../ports/logger.js';
+import { RecordConflictError, type RegistryStore } from '../ports/registry.js';
 import { writeAtomic } from './files.js';
 import { crlReasonName, issueCrl, readCertificateAuthority, type KeyAndCert } from './pki.js';
 import { certificateInfo } from './signature.js';
 
-export const revocationListFile = (pkiDir: string): string => join(pkiDir, 'revoked.json');
+/** Where revocations are kept: the registry's versioned records, shared by every node. */
+export type RevocationStore = Pick<RegistryStore, 'records' | 'putRecord'>;
+const REVOCATION_RECORD = 'revoked-certificate';
+
+/** The list of record before revocations were kept in the store: read once at start to import it. */
+export const legacyRevocationListFile = (pkiDir: string): string => join(pkiDir, 'revoked.json');
 export const crlFile = (pkiDir: string): string => join(pkiDir, 'crl.pem');
 
 export interface RevocationEntry {
@@ -39,55 +50,47 @@ export interface RevocationEntry {
 }
 
 export interface RevocationList {
-  version: 1;
-  /** Incremented on every change; the CRL number of crl.pem. */
+  /** The CRL number: revocations are only ever added, so their count grows with every change. */
   crlNumber: number;
-  updatedAt: string | null;
   entries: RevocationEntry[];
 }
 
-const EMPTY: RevocationList = { version: 1, crlNumber: 0, updatedAt: null, entries: [] };
-
-/** Parses revoked.json; throws with the reason when it is not a revocation list. */
-export function parseRevocationList(text: string): RevocationList {
-  const v = JSON.parse(text) as Partial<RevocationList>;
-  if (typeof v !== 'object' || v === null || v.version !== 1 || !Array.isArray(v.entries)) {
-    throw new Error('not an OpenDIP revocation list (expected {"version": 1, "entries": [...]})');
-  }
-  for (const e of v.entries) {
-    if (typeof e?.fingerprint256 !== 'string' || typeof e.serialNumber !== 'string') {
-      throw new Error('every entry needs serialNumber and fingerprint256');
-    }
-  }
-  return { version: 1, crlNumber: Number(v.crlNumber) || 0, updatedAt: v.updatedAt ?? null, entries: v.entries };
+function isEntry(e: unknown): e is RevocationEntry {
+  const v = e as Partial<RevocationEntry> | null;
+  return typeof v === 'object' && v !== null && typeof v.fingerprint256 === 'string' && typeof v.serialNumber === 'string';
 }
 
-/** The revocation list in `pkiDir` (empty when there is none yet). */
-export async function readRevocationList(pkiDir: string): Promise<RevocationList> {
-  let text: string;
+/** Every revoked certificate, oldest first. */
+export async function readRevocationList(store: RevocationStore): Promise<RevocationList> {
+  const entries = (await store.records(REVOCATION_RECORD)).map((r) => r.doc).filter(isEntry);
+  entries.sort((a, b) => a.revokedAt.localeCompare(b.revokedAt) || a.fingerprint256.localeCompare(b.fingerprint256));
+  return { crlNumber: entries.length, entries };
+}
+
+/** Adds one entry; false when the certificate was on the list already. */
+async function addEntry(store: RevocationStore, entry: RevocationEntry, by: string): Promise<boolean> {
   try {
-    text = await readFile(revocationListFile(pkiDir), 'utf8');
+    await store.putRecord({ kind: REVOCATION_RECORD, key: entry.fingerprint256, doc: entry, at: Date.parse(entry.revokedAt), by }, 0);
+    return true;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { ...EMPTY, entries: [] };
+    if (e instanceof RecordConflictError) return false;
     throw e;
   }
-  return parseRevocationList(text);
 }
 
 export interface RevokeResult {
   entry: RevocationEntry;
   /** true when the certificate was already on the list (nothing changed). */
   alreadyRevoked: boolean;
-  listFile: string;
   crlFile: string;
 }
 
 /**
- * Revokes a certificate issued by the environment's CA (the files in `pkiDir`): adds it to
- * revoked.json and re-issues crl.pem. A running DIP refuses it within its poll interval.
- * Idempotent. Several `dip pki revoke` at once are serialised by a lock file.
+ * Revokes a certificate issued by the environment's CA (the files in `pkiDir`): adds it to the shared
+ * store and re-issues this node's crl.pem. Every running node refuses it at its next read of the list.
+ * Idempotent; concurrent revocations are serialised by the store (one version 1 per certificate).
  */
-export async function revokeCertificate(pkiDir: string, certPem: string, reason = 'unspecified', now: Date = new Date()): Promise<RevokeResult> {
+export async function revokeCertificate(pkiDir: string, store: RevocationStore, certPem: string, reason = 'unspecified', now: Date = new Date(), by = 'operator'): Promise<RevokeResult> {
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(certPem);
@@ -101,28 +104,20 @@ export async function revokeCertificate(pkiDir: string, certPem: string, reason 
   }
   if (cert.fingerprint256 === caCert.fingerprint256) throw new Error('that is the CA certificate itself: replace the PKI instead');
   const info = certificateInfo(certPem);
-  return withLock(join(pkiDir, 'revoked.lock'), async () => {
-    const list = await readRevocationList(pkiDir);
-    const existing = list.entries.find((e) => e.fingerprint256 === info.fingerprint256);
-    if (existing) {
-      // Re-write the CRL anyway: it may have been lost or be out of date.
-      await writeCrl(pkiDir, ca, list, now);
-      return { entry: existing, alreadyRevoked: true, listFile: revocationListFile(pkiDir), crlFile: crlFile(pkiDir) };
-    }
-    const entry: RevocationEntry = {
-      serialNumber: info.serialNumber,
-      fingerprint256: info.fingerprint256,
-      subject: info.subject,
-      dipIds: info.dipIds,
-      reason: reason.trim() || 'unspecified',
-      revokedAt: now.toISOString(),
-    };
-    const next: RevocationList = { version: 1, crlNumber: list.crlNumber + 1, updatedAt: now.toISOString(), entries: [...list.entries, entry] };
-    // The CRL first: a DIP that sees the new list may also look for the CRL.
-    await writeCrl(pkiDir, ca, next, now);
-    await writeAtomic(revocationListFile(pkiDir), `${JSON.stringify(next, null, 2)}\n`, 0o644);
-    return { entry, alreadyRevoked: false, listFile: revocationListFile(pkiDir), crlFile: crlFile(pkiDir) };
-  });
+  const entry: RevocationEntry = {
+    serialNumber: info.serialNumber,
+    fingerprint256: info.fingerprint256,
+    subject: info.subject,
+    dipIds: info.dipIds,
+    reason: reason.trim() || 'unspecified',
+    revokedAt: now.toISOString(),
+  };
+  const added = await addEntry(store, entry, by);
+  const list = await readRevocationList(store);
+  // Re-written when already revoked too: it may have been lost or be out of date.
+  await writeCrl(pkiDir, ca, list, now);
+  const recorded = added ? entry : (list.entries.find((e) => e.fingerprint256 === info.fingerprint256) ?? entry);
+  return { entry: recorded, alreadyRevoked: !added, crlFile: crlFile(pkiDir) };
 }
 
 /** A CRL (PEM) for `list`, signed by `ca`. */
@@ -138,30 +133,27 @@ async function writeCrl(pkiDir: string, ca: KeyAndCert, list: RevocationList, no
   await writeAtomic(crlFile(pkiDir), await crlFor(ca, list, now), 0o644);
 }
 
-
-async function withLock<T>(lockFile: string, fn: () => Promise<T>): Promise<T> {
-  const deadline = Date.now() + 10_000;
-  await mkdir(join(lockFile, '..'), { recursive: true });
-  for (;;) {
-    try {
-      const fh = await open(lockFile, 'wx');
-      await fh.writeFile(String(process.pid));
-      await fh.close();
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      // A lock left by a crashed process is taken over after 30 s.
-      const age = await stat(lockFile).then((s) => Date.now() - s.mtimeMs, () => 0);
-      if (age > 30_000) await rm(lockFile, { force: true });
-      else if (Date.now() > deadline) throw new Error(`${lockFile} is held by another process`, { cause: e });
-      else await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+/**
+ * Moves a revoked.json left by an earlier version into the store (once: the file is renamed
+ * revoked.json.imported), so that its revocations reach every node. Each node imports its own; the
+ * store keeps one entry per certificate.
+ */
+export async function importLegacyRevocations(pkiDir: string, store: RevocationStore, logger: Logger): Promise<void> {
+  const file = legacyRevocationListFile(pkiDir);
+  let text: string;
   try {
-    return await fn();
-  } finally {
-    await rm(lockFile, { force: true });
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
   }
+  const parsed = JSON.parse(text) as { entries?: unknown };
+  if (!Array.isArray(parsed.entries) || !parsed.entries.every(isEntry)) throw new Error(`${file} is not an OpenDIP revocation list: fix or remove it (its revocations are not in force)`);
+  let added = 0;
+  for (const e of parsed.entries) if (await addEntry(store, e, 'revoked.json')) added++;
+  // Another process of this node may have moved it first.
+  await rename(file, `${file}.imported`).catch((err: unknown) => logger.warn({ err, file }, 'revoked.json could not be renamed after its import; it is imported again (idempotent) at the next start'));
+  logger.warn({ file, entries: parsed.entries.length, added }, 'revoked.json imported into the shared store (every node now refuses its certificates); it is no longer read');
 }
 
 function oneLine(dn: string): string {
@@ -172,27 +164,29 @@ function oneLine(dn: string): string {
 // The running DIP's view
 
 /**
- * The revocation list in force in a running DIP: re-read when revoked.json changes (polled), never
- * requiring a restart. A broken file is logged and the previous list stays in force.
+ * The revocation list in force in a running DIP: re-read from the store when it announces a change and
+ * every poll, never requiring a restart. A read that fails is logged and the list in force stays.
  */
 export class RevocationWatcher {
   private byFingerprint = new Map<string, RevocationEntry>();
-  private list: RevocationList = { ...EMPTY, entries: [] };
+  private list: RevocationList = { crlNumber: 0, entries: [] };
   private crl: string | undefined;
-  private changeKey = '';
   private timer: NodeJS.Timeout | undefined;
   private reloading: Promise<void> | null = null;
+  private failing = false;
   private readonly listeners: Array<(crlPem: string) => void> = [];
 
   private constructor(
     readonly pkiDir: string,
+    private readonly store: RevocationStore,
     private readonly ca: KeyAndCert,
     private readonly logger: Logger,
   ) {}
 
   /** Loads the list (and issues its CRL) before the listener starts, so the first handshake already honours it. */
-  static async open(pkiDir: string, ca: KeyAndCert, logger: Logger): Promise<RevocationWatcher> {
-    const w = new RevocationWatcher(pkiDir, ca, logger);
+  static async open(pkiDir: string, store: RevocationStore, ca: KeyAndCert, logger: Logger): Promise<RevocationWatcher> {
+    await importLegacyRevocations(pkiDir, store, logger);
+    const w = new RevocationWatcher(pkiDir, store, ca, logger);
     await w.reload();
     return w;
   }
@@ -225,7 +219,7 @@ export class RevocationWatcher {
     if (this.timer) clearInterval(this.timer);
   }
 
-  /** Re-reads revoked.json if it changed. Concurrent calls share one reload. */
+  /** Re-reads the list from the store. Concurrent calls share one reload. */
   reload(): Promise<void> {
     this.reloading ??= this.doReload().finally(() => {
       this.reloading = null;
@@ -234,29 +228,21 @@ export class RevocationWatcher {
   }
 
   private async doReload(): Promise<void> {
-    const file = revocationListFile(this.pkiDir);
-    let key: string;
-    try {
-      const s = statSync(file);
-      // The CLI replaces the file by rename: a new inode even within one mtime tick.
-      key = `${s.ino}:${s.mtimeMs}:${s.size}`;
-    } catch {
-      return; // no revocation yet
-    }
-    if (key === this.changeKey) return;
     let list: RevocationList;
     try {
-      list = parseRevocationList(readFileSync(file, 'utf8'));
+      list = await readRevocationList(this.store);
     } catch (err) {
-      this.changeKey = key; // do not log the same broken file every poll
-      this.logger.error({ file, err }, 'revocation list is unreadable; keeping the one in force');
+      // Logged once per outage, not every poll.
+      if (!this.failing) this.logger.error({ err }, 'the revocation list could not be read from the store; keeping the one in force');
+      this.failing = true;
       return;
     }
-    this.changeKey = key;
+    this.failing = false;
+    // Entries are only ever added: the same count is the same list.
+    if (list.entries.length === this.list.entries.length) return;
     this.list = list;
     this.byFingerprint = new Map(list.entries.map((e) => [e.fingerprint256.replace(/:/g, '').toUpperCase(), e]));
-    this.logger.info({ file, revoked: list.entries.length, crlNumber: list.crlNumber }, 'revocation list loaded');
-    if (list.entries.length === 0) return;
+    this.logger.info({ revoked: list.entries.length, crlNumber: list.crlNumber }, 'revocation list loaded');
     try {
       const crl = await crlFor(this.ca, this.list);
       if (this.list !== list) return; // a newer list arrived meanwhile; its own reload installs its CRL
@@ -264,6 +250,9 @@ export class RevocationWatcher {
       for (const l of this.listeners) l(crl);
     } catch (err) {
       this.logger.error({ err }, 'could not issue a CRL for the revocation list; revoked certificates are still refused per request');
+      return;
     }
+    // This node's crl.pem, for a proxy in front of it (the node that revoked wrote its own already).
+    await writeAtomic(crlFile(this.pkiDir), this.crl, 0o644).catch((err: unknown) => this.logger.warn({ err, file: crlFile(this.pkiDir) }, 'crl.pem could not be written; this DIP refuses the revoked certificates all the same'));
   }
 }

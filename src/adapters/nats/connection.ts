@@ -60,7 +60,19 @@ export async function followConnection(
 /** The least a connection attempt is given, whatever the ping interval. */
 const CONNECT_TIMEOUT_FLOOR_MS = 5_000;
 
+/**
+ * Connects to NATS. A first connection that fails names NATS and its address: nats.js says only
+ * "connection refused", which an operator starting a node read as anything but NATS.
+ */
 export async function connectNats(s: NatsSettings): Promise<NatsConnection> {
+  try {
+    return await connectWith(s);
+  } catch (err) {
+    throw new Error(`NATS at ${s.servers.join(', ')} (storage.nats.servers) does not answer (${(err as Error).message}): a cluster node needs NATS to start (docs/cluster.md)`, { cause: err });
+  }
+}
+
+function connectWith(s: NatsSettings): Promise<NatsConnection> {
   return connect({
     servers: s.servers,
     name: s.name ?? 'opendip',

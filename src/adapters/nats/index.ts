@@ -74,6 +74,8 @@ export async function openNatsCoordination(settings: NatsSettings, options: Nats
       rateLimits: new NatsRateLimits(ratesKv, options.rateLimit, down, options.logger),
       health: () => leases.health(),
       clockOffset: () => leases.clockOffset(),
+      lostNodes: () => leases.lostNodes(),
+      forgetNode: (node) => leases.forgetNode(node),
       async close() {
         await notifier.close();
         await leases.close();

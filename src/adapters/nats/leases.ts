@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
-import type { CoordinationHealth, PeerClockOffset } from '../../ports/backend.js';
+import type { CoordinationHealth, LostNode, PeerClockOffset } from '../../ports/backend.js';
 import type { Cancel, Clock } from '../../ports/clock.js';
 import type { QueueLeases } from '../../ports/leases.js';
 import type { Logger } from '../../ports/logger.js';
@@ -30,6 +30,8 @@ export const DEFAULT_LEASES: LeaseSettings = { ttlMs: 6_000, skewMs: 1_000 };
  * on one host, or a restarted one beside its frozen predecessor) would each take the other's as its own.
  */
 export const nodeId = (name: string = hostname()): string => `${name}-${randomBytes(4).toString('hex')}`;
+/** The name part of a node id (nodeId's `name`): the same across the node's restarts. */
+const nodeName = (node: string): string => node.replace(/-[0-9a-f]{8}$/, '');
 
 /** What a lease's value says (JSON): who holds it, until when (the holder's clock). */
 export interface LeaseValue {
@@ -84,6 +86,12 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   private readonly handOvers: Subscription;
   /** The other nodes heard from (each says how many leases it holds at every renewal), and until when they count. */
   private readonly peers = new Map<string, { held: number; until: number }>();
+  /**
+   * Every other node heard from since this one started, and when it was heard last, until it says it is
+   * leaving (a stop), returns (a new id of the same name heard once it was lost: a restart) or an
+   * operator says it was removed (forgetNode). One silent beyond forgetAfterMs is lost (lostNodes).
+   */
+  private readonly seen = new Map<string, number>();
   /**
    * How far each node's clock is ahead of this node's (negative: behind), from its roll calls: each says
    * its time when sent, less ours when heard, an underestimate by the message's transit (a receiver that
@@ -159,6 +167,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
         const heard = rollCall(msg.string());
         if (!heard || heard.node === this.node) return;
         if (heard.now !== undefined) this.heardClock(heard.node, heard.now, heard.taking && !heard.leaving);
+        this.heardNode(heard.node, heard.leaving);
         // A node that takes no queues (its store out of reach, stopping) has no share.
         if (heard.leaving || !heard.taking) this.peers.delete(heard.node);
         else this.peers.set(heard.node, { held: heard.held, until: this.clock.now() + this.settings.ttlMs });
@@ -261,6 +270,35 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     } catch {
       // Best effort: the others stop counting this node a lease's length after they last heard it.
     }
+  }
+
+  /** The nodes heard from once that have said nothing for forgetAfterMs (two lease lengths) without saying they were leaving. */
+  lostNodes(): LostNode[] {
+    const now = this.clock.now();
+    return [...this.seen].filter(([, at]) => now - at > this.forgetAfterMs).map(([node, lastHeardAt]) => ({ node, lastHeardAt }));
+  }
+
+  /**
+   * An operator says `node` was removed for good: every node forgets it, as if it had said it was leaving
+   * (a leaving roll call in its name, which no live node sends for another). False when not lost here.
+   */
+  forgetNode(node: string): boolean {
+    if (!this.lostNodes().some((l) => l.node === node)) return false;
+    this.seen.delete(node);
+    try {
+      this.nc.publish(`${this.prefix}.nodes`, JSON.stringify({ node, held: 0, taking: false, leaving: true }));
+    } catch {
+      // The others forget it when it returns, or when told again.
+    }
+    return true;
+  }
+
+  private heardNode(node: string, leaving: boolean): void {
+    // A node restarted says its roll call under a new id of the same name: a lost id of that name is back.
+    // (Only a lost one: live nodes may share a name, several processes of one host.)
+    if (!this.seen.has(node)) for (const lost of this.lostNodes()) if (nodeName(lost.node) === nodeName(node)) this.seen.delete(lost.node);
+    if (leaving) this.seen.delete(node);
+    else this.seen.set(node, this.clock.now());
   }
 
   /** How far `node`'s clock is ahead of this node's (negative: behind), as estimated now (clockOf); undefined if not heard from lately. */

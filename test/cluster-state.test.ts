@@ -1,0 +1,100 @@
+/**
+ * What two cluster nodes must agree on beyond the databases, set up as docs/deployment.md says: each
+ * node its own data directory, the PKI (`pki/`) and the key-encryption key (`keys/kek.key`) copied
+ * from the first node's (the Kubernetes init container's copy), one PostgreSQL database and one NATS.
+ */
+import { randomBytes } from 'node:crypto';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pkiDir } from '../src/app.js';
+import { DipClient } from '../src/client/dip-client.js';
+import { DEFAULTS, type DipConfig } from '../src/config.js';
+import { keyFromFile } from '../src/security/portal-session.js';
+import { revokeCertificate } from '../src/security/revocation.js';
+import { buildIF021 } from '../src/sim/messages.js';
+import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { deleteBuckets, NATS_SERVERS, testPrefix } from './helpers/nats.js';
+import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
+import { adminApi } from './helpers/admin.js';
+import type { NatsCoordination } from '../src/adapters/nats/index.js';
+
+describe('two cluster nodes, each with its own data directory', () => {
+  let db: TestDatabase;
+  const prefix = testPrefix();
+  const dirs = [mkdtempSync(join(tmpdir(), 'opendip-node1-')), mkdtempSync(join(tmpdir(), 'opendip-node2-'))] as const;
+  const nodes: TestDip[] = [];
+  let storage: DipConfig['storage'];
+  // Alarms evaluated often, so that a lost node is raised within the test.
+  const observability = { ...DEFAULTS.observability, alarms: { ...DEFAULTS.observability.alarms, evaluateIntervalMs: 200 } };
+  let sds: TestParticipant;
+  let sdsOnB: DipClient;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('opendip_cstate');
+    storage = { ...DEFAULTS.storage, kind: 'cluster', postgres: { ...DEFAULTS.storage.postgres, url: await db.freshSchema(), poolSize: 4 }, nats: { ...DEFAULTS.storage.nats, servers: NATS_SERVERS, prefix, leaseTtlMs: 3000 } };
+    nodes.push(await startTestDip({ storage, revocationPollMs: 100, observability }, dirs[0]));
+    // What the init container copies: the PKI and the KEK, nothing else.
+    cpSync(join(dirs[0], 'pki'), join(dirs[1], 'pki'), { recursive: true });
+    cpSync(join(dirs[0], 'keys'), join(dirs[1], 'keys'), { recursive: true });
+    // A key node 2 made for itself before (an earlier version made each node its own).
+    writeFileSync(join(dirs[1], 'operator-session.key'), randomBytes(32).toString('base64url'), { mode: 0o600 });
+    nodes.push(await startTestDip({ storage, revocationPollMs: 100, observability }, dirs[1]));
+    sds = await nodes[0]!.participant('2000000001', ['SDS']);
+    await nodes[0]!.participant('1000000001', ['SUP']);
+    sdsOnB = new DipClient({ baseUrl: nodes[1]!.dip.url, apiKey: sds.apiKey, keyPem: sds.credentials.keyPem, certPem: sds.credentials.certPem, caPem: nodes[1]!.dip.pki.ca.certPem });
+  }, 120_000);
+  afterAll(async () => {
+    await sdsOnB?.close();
+    for (const n of nodes.reverse()) await n.close();
+    await db?.drop();
+    await deleteBuckets(prefix);
+  });
+
+  const item = (suffix: string) => buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: ['1000000001'], uniqueSuffix: suffix });
+
+  it('a certificate revoked at one node is refused at the other (on a kept-alive connection too)', async () => {
+    expect((await sdsOnB.submit('IF-021', [item('cs1')])).status).toBe(201);
+    // `dip pki revoke` run where node 1 runs.
+    await revokeCertificate(pkiDir(nodes[0]!.config), nodes[0]!.dip.backend.registry, sds.credentials.certPem, 'keyCompromise');
+    let tries = 0;
+    let answer = await sdsOnB.submit('IF-021', [item('cs2')]);
+    await waitFor(async () => {
+      if (answer.status !== 401) answer = await sdsOnB.submit('IF-021', [item(`cs2x${tries++}`)]);
+      return answer.status === 401;
+    }, 5_000, 'node 2 to refuse the revoked certificate');
+    expect(JSON.stringify(answer.body)).toMatch(/was revoked at .* \(keyCompromise\)/);
+  });
+
+  it("signs sessions, portal cookies and replay continuation tokens with the same keys on every node (a session made at one is good at the other)", () => {
+    for (const file of ['operator-session.key', 'portal-session.key', 'portal-device.key', 'replay-token.key']) {
+      expect(keyFromFile(join(dirs[1], file)).equals(keyFromFile(join(dirs[0], file))), file).toBe(true);
+    }
+    expect(readFileSync(join(dirs[1], 'operator-session.key'), 'utf8')).toBe(readFileSync(join(dirs[0], 'operator-session.key'), 'utf8'));
+  });
+
+  it('raises node-lost at the survivors when a node stops without saying so, until an operator says it was removed', async () => {
+    // A third node on node 2's data directory (nodes behind one address may share one), killed as by kill -9:
+    // its NATS connection goes at once, no roll call says it is leaving.
+    const c = await startTestDip({ storage, revocationPollMs: 100, observability }, dirs[1]);
+    const lostId = (c.dip.coordination as NatsCoordination).node!;
+    const admin = adminApi(nodes[0]!);
+    const lostAlarm = async () => ((await admin('GET', '/admin/alarms')).body as { alarms: Array<{ rule: string; summary: string }> }).alarms.find((a) => a.rule === 'node-lost');
+    try {
+      await waitFor(() => (nodes[0]!.dip.coordination.lostNodes?.() ?? []).length === 0 && c.dip.coordination.health().state === 'ok', 10_000, 'the third node up');
+      await (c.dip.coordination as NatsCoordination).connection.close();
+      // Two lease lengths (3 s here) without a roll call, then an alarm evaluation.
+      await waitFor(() => (nodes[0]!.dip.coordination.lostNodes?.() ?? []).some((l) => l.node === lostId), 15_000, 'node 1 to find the node lost', 100);
+      await waitFor(async () => (await lostAlarm()) !== undefined, 20_000, 'the node-lost alarm at node 1', 200);
+      expect((await lostAlarm())!.summary).toContain(`node ${lostId} has said nothing since`);
+      expect((await admin('POST', '/admin/cluster/nodes/nosuchnode-00000000/removed')).status).toBe(404);
+      expect((await admin('POST', `/admin/cluster/nodes/${lostId}/removed`)).status).toBe(200);
+      await waitFor(async () => (await lostAlarm()) === undefined, 10_000, 'the alarm resolved at node 1', 200);
+      // Node 2 heard the operator's word too.
+      await waitFor(() => (nodes[1]!.dip.coordination.lostNodes?.() ?? []).length === 0, 10_000, 'node 2 to forget the node');
+    } finally {
+      await c.close().catch(() => {});
+    }
+  });
+});
