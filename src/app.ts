@@ -31,6 +31,7 @@ import { Lifecycle } from './lifecycle.js';
 import type { ActivityRecorder } from './pipeline/activity-recorder.js';
 import type { ActivityLogStore } from './ports/activity-log.js';
 import type { Alarms } from './pipeline/alarms.js';
+import { ConnectionsExhausted } from './pipeline/connections-exhausted.js';
 import { UnreachedHolders } from './pipeline/unreached-holders.js';
 import type { DeliveryControl, DeliveryProcesses } from './topology/delivery-processes.js';
 import type { IngestThreads } from './topology/ingest-threads.js';
@@ -176,7 +177,8 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   if (activity) metrics.watchActivityLog(() => activity.status());
   const { publications, baseUrls } = await openPublications(config, backend, sealer, registry, copies, channel, clock, logger, life, metrics);
   const unreached = new UnreachedHolders(clock, config.observability.alarms.mpanUnreachedMinutes * 60_000);
-  const alarms = await startAlarms({ config, pkiDir: pkiDirectory, backend, coordination, registry, delivery, activity, unreached, processes, externalCrls, destinations, signing, clock, logger, life });
+  const exhausted = new ConnectionsExhausted(clock, logger, coordination.node);
+  const alarms = await startAlarms({ config, pkiDir: pkiDirectory, backend, coordination, registry, delivery, activity, unreached, exhausted, processes, externalCrls, destinations, signing, clock, logger, life });
   const alarmApi = alarms ? { alarms: alarms.alarms, subscriptions: alarms.subscriptions, checkUrl: (url: string) => destinations.checkUrl(url), now: () => clock.now() } : null;
   // Refused submissions are counted from the API activity log (none when it is not kept).
   // On the embedded store, listings are folded and written on a report thread over the file (src/topology/report-threads.ts):
@@ -200,6 +202,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     ...(activity ? { activity } : {}),
     ...(alarmApi ? { alarms: alarmApi } : {}),
     unreached,
+    exhausted,
     reports,
     maintenance,
     metrics,

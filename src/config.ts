@@ -455,6 +455,14 @@ export interface HttpLimits {
    * a request on one more is answered 429 and its connection closed (src/api/connection-cap.ts). 0: no cap.
    */
   maxConnectionsPerClient: number;
+  /**
+   * Connections the participant listener holds at once, all clients together (Node's server.maxConnections;
+   * one more is closed at once, logged and alarmed as `connections-exhausted`). null: derived from the
+   * process's open-file limit (RLIMIT_NOFILE), keeping a quarter of it (at least 64) for the operator
+   * listener, the other listeners, the store and outbound webhook calls (src/api/connection-cap.ts
+   * participantConnectionLimit). 0: no cap.
+   */
+  maxConnections: number | null;
 }
 
 const ENVIRONMENTS = ['PRD', 'SITB', 'SIT', 'UIT', 'DEV'] as const;
@@ -516,6 +524,7 @@ const schema: JSONSchemaType<DipConfig> = {
         maxHeaderBytes: { type: 'integer', minimum: 1024 },
         maxJsonDepth: { type: 'integer', minimum: 4 },
         maxConnectionsPerClient: { type: 'integer', minimum: 0 },
+        maxConnections: { type: 'integer', minimum: 0, nullable: true },
       },
     },
     api: {
@@ -792,6 +801,7 @@ export const DEFAULTS: DipConfig = {
     maxJsonDepth: 64,
     // A pooled client needs a handful; 64 leaves a participant's several systems room, and 100 of them 6,400 descriptors.
     maxConnectionsPerClient: 64,
+    maxConnections: null,
   },
   api: { emptyReplay: 'bad-request', validateAnswer: 'standard-response' },
   onboarding: { enabled: true, maxWaiting: 50, applicationsPerAddressPerHour: 5, linkHours: 24, portalUrl: null },

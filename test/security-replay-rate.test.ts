@@ -75,6 +75,21 @@ describe('RateLimiter', () => {
     expect(r.size).toBeLessThan(10);
   });
 
+  it('takes a wall clock stepped back as a refill point, not as a debt to wait out', () => {
+    // Found by the fault campaign: after the clock went an hour back, every request was 429 until it caught up.
+    const r = new RateLimiter({ requestsPerSecond: 10, burst: 3 });
+    const t = 10_000_000;
+    for (let i = 0; i < 3; i++) r.take('a', t);
+    const back = t - 3_600_000;
+    expect(r.take('a', back)).toEqual({ ok: false, retryAfterMs: 100 });
+    expect(r.take('a', back + 100).ok, 'refilling from the step, at the usual rate').toBe(true);
+    // A step forward refills the bucket (at most a burst); the correction back must not hold the caller for the step.
+    const ahead = back + 3_600_000;
+    for (let i = 0; i < 3; i++) expect(r.take('b', ahead).ok).toBe(true);
+    expect(r.take('b', back + 200)).toEqual({ ok: false, retryAfterMs: 100 });
+    expect(r.take('b', back + 300).ok).toBe(true);
+  });
+
   it('is off at 0 requests/s', () => {
     const r = new RateLimiter({ requestsPerSecond: 0, burst: 1 });
     for (let i = 0; i < 1000; i++) expect(r.take('a', 0).ok).toBe(true);

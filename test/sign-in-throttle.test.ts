@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffMs, SOURCE_FREE_FAILURES, SOURCE_MAX_DELAY_MS, SOURCE_WINDOW_MS, sourceKey, SourceThrottle } from '../src/security/sign-in-throttle.js';
+import { backoffMs, SOURCE_FREE_FAILURES, SOURCE_MAX_DELAY_MS, SOURCE_WINDOW_MS, sourceKey, SourceThrottle, waitAfter } from '../src/security/sign-in-throttle.js';
 
 /** The per-address sign-in throttle on its own: time is passed in, nothing waits. */
 describe('sign-in throttle per client address', () => {
@@ -20,6 +20,19 @@ describe('sign-in throttle per client address', () => {
     // At most three addresses kept: the least recently failed is forgotten first.
     for (const a of ['198.51.100.1', '198.51.100.2', '198.51.100.3', '198.51.100.4']) throttle.failed(a, t0);
     expect(['198.51.100.1', '198.51.100.2', '198.51.100.3', '198.51.100.4'].map((a) => throttle.failures(a, t0))).toEqual([0, 1, 1, 1]);
+  });
+
+  it('never holds an address longer than its backoff when the clock steps back', () => {
+    const throttle = new SourceThrottle();
+    const t0 = Date.UTC(2026, 0, 1);
+    for (let i = 0; i < SOURCE_FREE_FAILURES + 1; i++) throttle.failed('192.0.2.7', t0);
+    expect(throttle.waitMs('192.0.2.7', t0 - 3_600_000)).toBe(2000);
+  });
+
+  it('waitAfter: the wait left after a failure, at most the backoff whatever the clock did', () => {
+    expect(waitAfter(10_000, 2000, 11_000)).toBe(1000);
+    expect(waitAfter(10_000, 2000, 13_000)).toBe(0);
+    expect(waitAfter(10_000, 2000, 10_000 - 3_600_000)).toBe(2000);
   });
 
   it('counts an IPv6 address by its /64, an IPv4 or IPv4-mapped one by the address, and caps the wait at a minute', () => {

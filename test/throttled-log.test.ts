@@ -59,6 +59,22 @@ describe('ThrottledLog', () => {
     expect(lines[2]).toMatchObject({ level: 'warn', obj: { count: 1, total: 1, since: start + 5_000 }, msg: 'a: 1' });
   });
 
+  it('takes the wall clock stepping back as a line due, not as an hour of silence', () => {
+    let now = Date.UTC(2026, 0, 1);
+    const { lines, logger } = recording();
+    const log = new ThrottledLog({ now: () => now }, logger, 60_000);
+    log.warn('a', 1, said('a'));
+    now -= 3_600_000;
+    log.warn('a', 1, said('a'));
+    expect(lines.map((l) => l.msg)).toEqual(['a: 1', 'a: 1']);
+    now += 59_000;
+    log.warn('a', 1, said('a'));
+    expect(lines, 'then the interval again, from the step').toHaveLength(2);
+    now += 1_000;
+    log.warn('a', 1, said('a'));
+    expect(lines).toHaveLength(3);
+  });
+
   it('keeps a bounded number of keys: the least recently met is forgotten, and logged as new when met again', () => {
     // Some keys are named by what arrives (an MPAN lookup feed's holders): the map must not grow with them.
     const { lines, logger } = recording();

@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage } from 'node:http';
+import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import type { ConnectionsExhausted } from '../pipeline/connections-exhausted.js';
 import { MSG } from '../domain/response-codes.js';
 import type { ApiDeps } from './deps.js';
 import { drained, sendStandard, tlsPeer } from './request.js';
@@ -76,6 +78,13 @@ export function standardOverCap(deps: ApiDeps): OverCapAnswer {
     sendStandard(deps, reply, 429, o.caller, MSG.processingFailed, `too many connections: ${o.open} connections from ${o.who} are open; at most ${o.max} at once: reuse them (keep-alive)`);
 }
 
+/** Adds `by` to `key`'s count; gone at 0: the map holds the clients connected now, not every one ever seen. */
+function count(counts: Map<string, number>, key: string, by: number): void {
+  const n = (counts.get(key) ?? 0) + by;
+  if (n > 0) counts.set(key, n);
+  else counts.delete(key);
+}
+
 /**
  * At most `max` connections open at once per holder on a listener: per participant on the participant
  * listener (config `http.maxConnectionsPerClient`, holder participantHolder), per client address on the
@@ -101,6 +110,8 @@ export function useConnectionCap(
   const stats: ConnectionStats = { open: 0, refused: 0 };
   if (max <= 0) return () => ({ ...stats });
   const openBy = new Map<string, number>();
+  /** Over-cap connections waiting for their request (to answer it 429), per holder. */
+  const waitingBy = new Map<string, number>();
   /** Connections over the cap, with what their answers say. */
   const over = new WeakMap<Socket, OverCap>();
   app.server.on('secureConnection', (socket: Socket) => {
@@ -108,10 +119,21 @@ export function useConnectionCap(
     const open = openBy.get(key) ?? 0;
     if (open >= max) {
       stats.refused += 1;
+      // At most as many again wait for their 429: past that a holder's connections are closed at the
+      // handshake. Kept waiting without a bound, one participant's idle connections (opened and never
+      // used) took every file descriptor until the header deadline: the fault campaign's 400 from one
+      // certificate under a 256-descriptor limit left /health and the operator API unreachable.
+      const waiting = waitingBy.get(key) ?? 0;
+      if (waiting >= max) {
+        socket.destroy();
+        return;
+      }
+      waitingBy.set(key, waiting + 1);
+      socket.once('close', () => count(waitingBy, key, -1));
       over.set(socket, { caller, who, open, max });
       // Kept open until its request comes, or until the header deadline (http.headersTimeoutMs) closes it
       // with a 408 as it closes any silent connection: not earlier, though it holds a file descriptor
-      // meanwhile. Closed sooner, it would lose the 429 of a client that sends its request later than that
+      // meanwhile (at most `max` of them per holder). Closed sooner, it would lose the 429 of a client that sends its request later than that
       // (one that opens its connection before it has a request for it: a browser's preconnect, a warmed
       // pool) or whose request crosses the close on the wire: it meets a closed or reset connection, takes
       // that for a network fault, and opens another, itself over the cap. A 429 sent before any request
@@ -127,10 +149,7 @@ export function useConnectionCap(
     stats.open += 1;
     socket.once('close', () => {
       stats.open -= 1;
-      const left = (openBy.get(key) ?? 1) - 1;
-      // Gone when none is open: the map holds the clients connected now, not every one ever seen.
-      if (left > 0) openBy.set(key, left);
-      else openBy.delete(key);
+      count(openBy, key, -1);
     });
   });
   app.addHook('onRequest', async (req, reply) => {
@@ -148,4 +167,44 @@ export function useConnectionCap(
     return answer(req, reply, refusal);
   });
   return () => ({ ...stats });
+}
+
+/** Headroom kept out of the participant listener's overall cap: a quarter of the open-file limit, at least this many. */
+const FD_HEADROOM_MIN = 64;
+
+/**
+ * The participant listener's overall connection cap when `http.maxConnections` is unset: the process's
+ * open-file limit less a quarter of it (at least FD_HEADROOM_MIN), kept for the operator listener, the
+ * other listeners, the store's files and connections, and outbound webhook calls; never under 16. A
+ * connection still in its handshake counts too (it holds a descriptor). 1024 descriptors: 768; 65,536:
+ * 49,152. null when the limit is unknown (not Linux): no cap.
+ */
+export function participantConnectionLimit(openFiles: number | null): number | null {
+  if (openFiles === null) return null;
+  return Math.max(16, openFiles - Math.max(FD_HEADROOM_MIN, Math.ceil(openFiles / 4)));
+}
+
+/** This process's soft open-file limit (RLIMIT_NOFILE) from /proc/self/limits; null where there is none or it is unlimited. */
+export function openFileLimit(limits: () => string = () => readFileSync('/proc/self/limits', 'utf8')): number | null {
+  try {
+    const soft = /^Max open files\s+(\d+)/m.exec(limits())?.[1];
+    return soft === undefined ? null : Number(soft);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Holds `app`'s listener to `max` connections at once, all clients together (0: none), and tells `exhausted`
+ * each connection refused for it, and each accept that failed for want of file descriptors (which Node
+ * otherwise reports as a server error no one logs).
+ */
+export function useListenerCap(app: FastifyInstance, listener: string, max: number, exhausted: Pick<ConnectionsExhausted, 'refused'> | undefined): void {
+  if (max > 0) {
+    app.server.maxConnections = max;
+    app.server.on('drop', () => exhausted?.refused(listener, `its cap of ${max} connections at once is reached`));
+  }
+  app.server.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EMFILE' || err.code === 'ENFILE') exhausted?.refused(listener, `the process is out of file descriptors (${err.code})`);
+  });
 }

@@ -3,6 +3,7 @@ import type { Archive } from '../ports/archive.js';
 import type { DipConfig } from '../config.js';
 import type { ActivitySink } from '../pipeline/activity-recorder.js';
 import type { UnreachedHolders } from '../pipeline/unreached-holders.js';
+import type { ConnectionsExhausted } from '../pipeline/connections-exhausted.js';
 import type { DipMetrics } from '../pipeline/metrics.js';
 import type { AlarmApiDeps } from './alarm-routes.js';
 import type { Reports } from '../pipeline/reports.js';
@@ -78,6 +79,8 @@ export interface ApiDeps {
   alarms?: AlarmApiDeps;
   /** Where the holders an MPAN lookup named who got no copy are noted, for the `mpan-holder-unreached` alarm. */
   unreached?: Pick<UnreachedHolders, 'record'>;
+  /** Where a listener refusing new connections (its overall cap, EMFILE) is told, for the log and the `connections-exhausted` alarm. */
+  exhausted?: Pick<ConnectionsExhausted, 'refused'>;
   /** Maintenance notices (spec 5.13.5); absent: no /maintenance route. */
   maintenance?: Pick<Maintenance, 'current'>;
   /** Reports, traces and journeys (spec 5.11). */

@@ -52,7 +52,7 @@ import { dataPortalRoutes } from './data-portal.js';
 import { asyncApiRoutes } from './asyncapi.js';
 import { registerGuard } from './guard.js';
 import { useOverloadGuard } from './overload.js';
-import { participantHolder, standardOverCap, useConnectionCap } from './connection-cap.js';
+import { openFileLimit, participantConnectionLimit, participantHolder, standardOverCap, useConnectionCap, useListenerCap } from './connection-cap.js';
 import { recordOperations } from './operations.js';
 import { describeBodyErrors } from './schemas.js';
 import { answers, GUARDED } from './route-schemas.js';
@@ -315,6 +315,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   // One client's connections past its cap: every request on one is answered 429 before anything else is judged.
   const connections = useConnectionCap(app, limits.maxConnectionsPerClient, participantHolder, standardOverCap(deps), (raw) => expectsContinue.has(raw));
   deps.metrics?.watchConnections('participant', connections);
+  useListenerCap(app, 'participant', limits.maxConnections ?? participantConnectionLimit(openFileLimit()) ?? 0, deps.exhausted);
 
   // What Node's parser lets through but the DIP cannot serve: another major HTTP version in HTTP/1
   // framing (the published API lists 505), or no Host, which the signed URL is rebuilt from.

@@ -7,6 +7,7 @@ import { ActivityRecorder } from '../pipeline/activity-recorder.js';
 import type { UnreachedHolders } from '../pipeline/unreached-holders.js';
 import { activityLogAlarms, crlAlarms, deliveryLatencyAlarms, unreachedHolderAlarms, certificateAlarms, clockSkewAlarms, coordinationAlarms, nodeLostAlarms, deadLetterAlarms, deliveryProcessAlarms, haltedQueueAlarms, queueAlarms, withheldCopyAlarms, storageAlarms, webhookFailingAlarms, type RestartRun } from '../pipeline/alarm-sources.js';
 import { Alarms } from '../pipeline/alarms.js';
+import type { ConnectionsExhausted } from '../pipeline/connections-exhausted.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import { queueDepths } from '../pipeline/metrics.js';
 import type { Registry } from '../pipeline/registry.js';
@@ -72,6 +73,8 @@ export interface AlarmParts {
   activity: Pick<ActivityRecorder, 'status'> | null;
   /** The MPAN lookup's holders left out of accepted messages lately: the `mpan-holder-unreached` alarm. */
   unreached: Pick<UnreachedHolders, 'recent' | 'quietMs'>;
+  /** Listeners refusing new connections: the `connections-exhausted` alarm. */
+  exhausted: Pick<ConnectionsExhausted, 'conditions'>;
   /** The external CAs' CRLs (crlFiles), or null: the `crl-stale` alarm. */
   externalCrls: Pick<ExternalCrlWatcher, 'stale'> | null;
   /** The delivery processes (workers > 1), or null: the `delivery-process` alarm. */
@@ -89,7 +92,7 @@ export interface AlarmParts {
  * coordination and delivery processes restarted again and again, noticed by
  * e-mail and webhook. Null when turned off.
  */
-export async function startAlarms({ config, pkiDir, backend, coordination, registry, delivery, activity, unreached, processes, externalCrls, destinations, signing, clock, logger, life }: AlarmParts): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore; channel: AlarmChannel } | null> {
+export async function startAlarms({ config, pkiDir, backend, coordination, registry, delivery, activity, unreached, exhausted, processes, externalCrls, destinations, signing, clock, logger, life }: AlarmParts): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore; channel: AlarmChannel } | null> {
   const settings = config.observability.alarms;
   if (!settings.enabled) return null;
   const sources = [
@@ -107,6 +110,7 @@ export async function startAlarms({ config, pkiDir, backend, coordination, regis
     ...(activity ? [activityLogAlarms(() => activity.status(), clock, coordination.node)] : []),
     unreachedHolderAlarms(() => unreached.recent(), unreached.quietMs, coordination.node),
     ...(processes ? [deliveryProcessAlarms(() => processes.restartRuns())] : []),
+    () => exhausted.conditions(),
     ...(externalCrls ? [crlAlarms(() => externalCrls.stale(), coordination.node)] : []),
   ];
   const subscriptions = await openAlarmSubscriptions(config);

@@ -61,7 +61,9 @@ export class ThrottledLog {
     }
     k.total += count;
     k.unlogged += count;
-    if (now - k.loggedAt < this.everyMs) return;
+    // A wall clock stepped back (NTP, `date -s`) makes a line due rather than silencing the key until the
+    // clock is back where it was.
+    if (now >= k.loggedAt && now - k.loggedAt < this.everyMs) return;
     const o: Occurrences = { count: k.unlogged, total: k.total, since: k.since, previousAt: k.loggedAt, at: now };
     k.loggedAt = now;
     k.unlogged = 0;

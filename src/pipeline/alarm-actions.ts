@@ -38,6 +38,8 @@ const OPERATOR: Readonly<Record<ConditionRule, string>> = {
     'register the participant / give it the role, or correct the MPAN lookup feed: the summary names each holder with its slot and code (MSG1033: not a registered participant, so register it, dip participant add; MSG1034: it lacks the role receiving the channel in that slot, so give it the role through the register feed; or the lookup names the wrong participant, so correct the feed, dip mpan load, and check GET /admin/mpan/{mpan}). Messages already accepted are not sent to it afterwards: they can be replayed to it once it receives. Resolves once no accepted message has left a holder out for observability.alarms.mpanUnreachedMinutes (60).',
   'crl-stale':
     "fetch the CA's current CRL into the file named (crlFiles): the fetch job has most likely stopped. Past the CRL's nextUpdate every certificate that CA issued is refused at the TLS handshake (fail-closed, SECURITY.md); a running DIP installs the new file within revocationPollMs. Resolves once the CRL in force is within three quarters of its validity.",
+  'connections-exhausted':
+    'new connections to the listener named are closed unanswered (participants, and /health probes on it, cannot connect; those already connected go on). The log line "refuses new connections" says why: the overall cap http.maxConnections reached (dip_participant_connections and dip_connections_refused_total show whether one participant holds many; its own cap is http.maxConnectionsPerClient), or the process out of file descriptors (EMFILE: raise LimitNOFILE / ulimit -n, and lower http.maxConnections, whose default follows it). Find who holds the connections (ss -tn state established \'( sport = :PORT )\'), then raise the limit or have them reuse their connections. Resolves 5 min after the last refused connection.',
   'delivery-process':
     'the log lines "a delivery process died" or "stopped reporting" (field process) and the process\'s own say why it ended; fix that. Resolves once it has run 10 minutes since its last start.',
 };
@@ -74,6 +76,7 @@ const SEVERITY: Readonly<Record<ConditionRule, AlarmSeverity>> = {
   coordination: 'critical',
   'delivery-process': 'critical',
   'crl-stale': 'critical',
+  'connections-exhausted': 'critical',
   'activity-log': 'warning',
   'clock-skew': 'warning',
   'node-lost': 'critical',

@@ -6,7 +6,7 @@ import type { ValueSealer } from '../ports/backend.js';
 import { acceptTotp, hashPassword, newPassword, newTotpSecret, passwordProblem, totpUri, verifyPassword } from '../security/portal-credentials.js';
 import type { SessionClaims } from '../security/portal-session.js';
 import { secretHash } from '../security/api-key.js';
-import { ACCOUNT_FREE_FAILURES, ACCOUNT_MAX_DELAY_MS, backoffMs, DEVICE_FREE_FAILURES, FAILURE_WINDOW_MS, retryAfterSeconds, sourceKey, SourceThrottle } from '../security/sign-in-throttle.js';
+import { ACCOUNT_FREE_FAILURES, ACCOUNT_MAX_DELAY_MS, backoffMs, DEVICE_FREE_FAILURES, FAILURE_WINDOW_MS, retryAfterSeconds, sourceKey, SourceThrottle, waitAfter } from '../security/sign-in-throttle.js';
 
 export const USERNAME_PATTERN = /^[a-z0-9][a-z0-9._-]{2,63}$/;
 
@@ -310,7 +310,7 @@ export class PortalAccountService {
   private async attempt(username: string, trusted: boolean, now: number): Promise<{ ok: true; id: number } | { ok: false; waitMs: number }> {
     const { id, attempts } = await this.store.recordSignInAttempt(username, now, now - FAILURE_WINDOW_MS + 1);
     const before = attempts.length - 1;
-    const waitMs = trusted || before === 0 ? 0 : attempts[before - 1]! + backoffMs(before, ACCOUNT_FREE_FAILURES, ACCOUNT_MAX_DELAY_MS) - now;
+    const waitMs = trusted || before === 0 ? 0 : waitAfter(attempts[before - 1]!, backoffMs(before, ACCOUNT_FREE_FAILURES, ACCOUNT_MAX_DELAY_MS), now);
     if (waitMs <= 0) return { ok: true, id };
     await this.store.forgetSignInAttempt(id);
     return { ok: false, waitMs };

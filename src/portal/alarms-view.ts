@@ -22,6 +22,7 @@ export const RULE_LABELS: Record<AlarmRule, string> = {
   'activity-log': 'Activity log: audit records cannot be written and wait in memory',
   'mpan-holder-unreached': 'MPAN lookup: a holder it names cannot receive and got no copy',
   'crl-stale': "CRL: an external CA's revocation list is (nearly) out of date; past it that CA's certificates are refused",
+  'connections-exhausted': 'Connections exhausted: a listener refuses new connections (its cap reached, or out of file descriptors)',
   maintenance: 'Maintenance: a window is announced, changed or withdrawn',
 };
 

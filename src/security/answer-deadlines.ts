@@ -34,7 +34,8 @@ export function useAnswerDeadlines(app: FastifyInstance, limits: { downloadIdleT
     const check = (): void => {
       if (answer.writableFinished || socket.destroyed) return;
       // Progress: the socket sent something, or nothing is waiting for the client (the DIP is the slow one).
-      if (!answer.writableNeedDrain || socket.bytesWritten !== sent) {
+      // A wall clock stepped back counts from the step too: idleness would otherwise wait for the step.
+      if (!answer.writableNeedDrain || socket.bytesWritten !== sent || clock.now() < lastProgress) {
         sent = socket.bytesWritten;
         lastProgress = clock.now();
       }

@@ -20,6 +20,17 @@ interface Bucket {
   updatedAt: number;
 }
 
+/**
+ * A bucket's tokens at `nowMs`, and the time they are counted from next. Time is the wall clock (a
+ * cluster's nodes share buckets, and only the wall clock is common to them), so it can step back (NTP
+ * correcting, an operator's `date -s`): the step is taken as the point the bucket refills from, adding
+ * nothing. Waiting for the clock to reach the bucket's old time instead refused every request of a caller
+ * for as long as the step (an hour back: an hour of 429s, blaming the participant).
+ */
+export function refill(b: Bucket, nowMs: number, perMs: number, burst: number): Bucket {
+  return { tokens: Math.min(burst, b.tokens + Math.max(0, nowMs - b.updatedAt) * perMs), updatedAt: nowMs };
+}
+
 const SWEEP_EVERY = 1024;
 
 export class RateLimiter implements RateLimits {
@@ -45,9 +56,9 @@ export class RateLimiter implements RateLimits {
     if (!b) {
       b = { tokens: this.burst, updatedAt: nowMs };
       this.buckets.set(key, b);
-    } else if (nowMs > b.updatedAt) {
-      b.tokens = Math.min(this.burst, b.tokens + (nowMs - b.updatedAt) * this.perMs);
-      b.updatedAt = nowMs;
+    } else {
+      b = refill(b, nowMs, this.perMs, this.burst);
+      this.buckets.set(key, b);
     }
     if (b.tokens >= 1) {
       b.tokens -= 1;

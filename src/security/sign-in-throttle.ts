@@ -40,6 +40,12 @@ export function backoffMs(failures: number, free: number, capMs: number): number
   return Math.min(capMs, 1000 * 2 ** Math.min(failures - free, 30));
 }
 
+/**
+ * Milliseconds still to wait `delayMs` after a failure at `lastAt` (0: now), never more than `delayMs`: the
+ * wall clock stepped back (NTP, `date -s`) must not hold a sign-in for the step as well.
+ */
+export const waitAfter = (lastAt: number, delayMs: number, now: number): number => Math.min(delayMs, Math.max(0, lastAt + delayMs - now));
+
 /** Whole seconds to wait for `ms` (at least one), as Retry-After says it. */
 export const retryAfterSeconds = (ms: number): number => Math.max(1, Math.ceil(ms / 1000));
 
@@ -97,7 +103,7 @@ export class SourceThrottle {
   /** Milliseconds until the address may try again (0: now). */
   waitMs(source: string, now: number): number {
     const s = this.current(source, now);
-    return s ? Math.max(0, s.lastAt + backoffMs(s.count, SOURCE_FREE_FAILURES, SOURCE_MAX_DELAY_MS) - now) : 0;
+    return s ? waitAfter(s.lastAt, backoffMs(s.count, SOURCE_FREE_FAILURES, SOURCE_MAX_DELAY_MS), now) : 0;
   }
 
   failed(source: string, now: number): void {

@@ -43,6 +43,7 @@ export const HOSTILE_HTTP: DipConfig['http'] = {
   maxJsonDepth: 64,
   // Cases send many requests at once from one participant (undici opens a connection for each); the cap is tested on its own.
   maxConnectionsPerClient: 0,
+  maxConnections: null,
 };
 
 /** A DIP with short deadlines (so slow-client cases finish fast), a data service and a supplier. */

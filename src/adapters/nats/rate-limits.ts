@@ -1,7 +1,7 @@
 import type { KV } from '@nats-io/kv';
 import type { Logger } from '../../ports/logger.js';
 import type { RateDecision, RateLimits } from '../../ports/rate-limits.js';
-import type { RateLimitSettings } from '../../security/rate-limit.js';
+import { refill, type RateLimitSettings } from '../../security/rate-limit.js';
 import type { Unreachable } from './unreachable.js';
 
 /** The shared bucket of one caller, as kept in the KV entry. */
@@ -57,10 +57,13 @@ export class NatsRateLimits implements RateLimits {
       for (let i = 0; i < CAS_TRIES; i++) {
         const entry = await this.kv.get(k);
         const live = entry && entry.operation === 'PUT' ? (JSON.parse(entry.string()) as Shared) : { tokens: this.burst, at: nowMs };
-        const tokens = Math.min(this.burst, live.tokens + Math.max(0, nowMs - live.at) * this.perMs);
+        // Counted from this node's time, even when it is behind the entry's (a step back, or another node's
+        // clock a little ahead): keeping the later time held the caller until this clock reached it. Nodes'
+        // clocks agree to within the clock-skew check, so what that lends a caller is negligible.
+        const { tokens } = refill({ tokens: live.tokens, updatedAt: live.at }, nowMs, this.perMs, this.burst);
         const grant = Math.min(this.slice, Math.floor(tokens));
         if (grant < 1) return { ok: false, retryAfterMs: Math.ceil((1 - tokens) / this.perMs) };
-        const next = JSON.stringify({ tokens: tokens - grant, at: Math.max(nowMs, live.at) } satisfies Shared);
+        const next = JSON.stringify({ tokens: tokens - grant, at: nowMs } satisfies Shared);
         try {
           if (entry) await this.kv.update(k, next, entry.revision);
           else await this.kv.create(k, next);

@@ -159,7 +159,7 @@ export interface paths {
                                 /** @description Whom it concerns; null: the DIP itself */
                                 participant: string | null;
                                 /** @enum {string} */
-                                rule: "dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "maintenance";
+                                rule: "dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "connections-exhausted" | "maintenance";
                                 /** @description When it was raised, epoch ms */
                                 since: number;
                                 /** @description What holds, with its numbers (dead letters, failed calls, minutes) as of the last evaluation (every observability.alarms.evaluateIntervalMs, 10 s by default) */
@@ -254,7 +254,7 @@ export interface paths {
                                 id: string;
                                 /** @description `operator` or a participant's DIP ID */
                                 owner: string;
-                                rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "maintenance")[];
+                                rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "connections-exhausted" | "maintenance")[];
                                 webhookUrl: string | null;
                             }[];
                         };
@@ -321,7 +321,7 @@ export interface paths {
                     "application/json": {
                         email?: string | null;
                         owner?: string;
-                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "maintenance")[];
+                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "connections-exhausted" | "maintenance")[];
                         webhookUrl?: string | null;
                     };
                 };
@@ -340,7 +340,7 @@ export interface paths {
                             id: string;
                             /** @description `operator` or a participant's DIP ID */
                             owner: string;
-                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "maintenance")[];
+                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "connections-exhausted" | "maintenance")[];
                             webhookUrl: string | null;
                         };
                     };
