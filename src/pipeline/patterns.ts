@@ -1,3 +1,4 @@
+import type { SecurityPattern } from '../domain/channel.js';
 import { alteredNumberHelp, firstAlteredNumber, hasAlteredNumber } from '../security/json-numbers.js';
 import { decryptWithAny, encryptTo, type DecryptionKey, type EncryptionTarget } from '../security/payload-encryption.js';
 
@@ -13,7 +14,7 @@ import { decryptWithAny, encryptTo, type DecryptionKey, type EncryptionTarget } 
  * `payload.EncryptedCustomBlock` (a JWE) instead of `CustomBlock`; pattern 3 items carry
  * `payload.EncryptedCustomBlocks` ({ recipient DIP ID: JWE }). Recipients get `EncryptedCustomBlock`.
  */
-export type SecurityPattern = 1 | 2 | 3;
+export type { SecurityPattern };
 
 export const ENCRYPTED_BLOCK = 'EncryptedCustomBlock';
 export const ENCRYPTED_BLOCKS = 'EncryptedCustomBlocks';
@@ -75,17 +76,38 @@ export function splitPattern3(item: unknown): Prepared {
   return { ok: true, item: { ...(item as Json), [payload.key]: rest }, copies: out };
 }
 
-/** What a recipient receives on an encrypted channel: the CommonBlock, and its own encrypted CustomBlock. */
+/**
+ * A copy that cannot be made for its recipient at all (a pattern 3 message holding no copy for it, a
+ * pattern 2 recipient with no certificate that can be encrypted to): no retry makes it, so it is set aside
+ * as a dead letter with this reason, and its sender told (QueueWorker).
+ */
+export class CopyUnmakeable extends Error {}
+
+/**
+ * What a stored outbound copy shows of the pattern it was accepted under: 3 when it holds the sender's
+ * per-recipient copies (ingest keeps them as `payload.EncryptedCustomBlocks`), null when it holds a
+ * CustomBlock the DIP can read (pattern 1 or 2: the stored row does not say which).
+ */
+export function storedPattern(outbound: string): 3 | null {
+  const payload = (JSON.parse(outbound) as { payload?: unknown }).payload;
+  return typeof payload === 'object' && payload !== null && ENCRYPTED_BLOCKS in payload ? 3 : null;
+}
+
+/**
+ * What a recipient receives on an encrypted channel: the CommonBlock, and its own encrypted CustomBlock.
+ * Throws CopyUnmakeable when there is none to give it.
+ */
 export async function encryptedCopy(outbound: string, pattern: 2 | 3, recipientDipId: string, recipient: EncryptionTarget | undefined): Promise<string> {
   const message = JSON.parse(outbound) as { payload: Json };
   const { CustomBlock, [ENCRYPTED_BLOCKS]: copies, ...rest } = message.payload;
   let sealed: string;
   if (pattern === 3) {
-    const mine = (copies as Record<string, string> | undefined)?.[recipientDipId];
-    if (mine === undefined) throw new Error(`no copy for ${recipientDipId}`);
+    const mine = typeof copies === 'object' && copies !== null && Object.hasOwn(copies, recipientDipId) ? (copies as Record<string, unknown>)[recipientDipId] : undefined;
+    if (typeof mine !== 'string') throw new CopyUnmakeable(`the message was accepted under security pattern 3 and its sender supplied no copy for ${recipientDipId} (payload.${ENCRYPTED_BLOCKS})`);
     sealed = mine;
   } else {
-    if (!recipient) throw new Error(`${recipientDipId} has no certificate that can be encrypted to`);
+    if (CustomBlock === undefined) throw new CopyUnmakeable(`the message was accepted under security pattern 2 but the stored copy holds no CustomBlock to encrypt for ${recipientDipId}`);
+    if (!recipient) throw new CopyUnmakeable(`${recipientDipId} has no certificate that can be encrypted to (security pattern 2)`);
     sealed = await encryptTo(recipient, JSON.stringify(CustomBlock));
   }
   return JSON.stringify({ ...message, payload: { ...rest, [ENCRYPTED_BLOCK]: sealed } });
