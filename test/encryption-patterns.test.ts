@@ -90,6 +90,27 @@ describe('security pattern 2: encrypted to the DIP, re-encrypted for each recipi
     }
   });
 
+  it("a pull's maxPayloadSize counts the copies as answered (re-encrypted, larger than stored), not as stored", async () => {
+    // ldso pulls (no webhook). Two messages whose stored copies fit the limit together, their JWE copies not.
+    for (const suffix of ['p2size1', 'p2size2']) expect((await sds.client.submit('IF-021', [(await sealedItem([ldso.dipId], suffix)).sealed])).status).toBe(201);
+    const stored = await t.dip.backend.archive.findArchived({ recipientDipId: ldso.dipId, channel: 'IF-021', limit: 10 });
+    expect(stored).toHaveLength(2);
+    const storedBytes = 1 + stored.reduce((n, m) => n + Buffer.byteLength(m.outbound) + 1, 0);
+    const all = await ldso.client.call<Json[]>('GET', `/dip-channel/IF-021/pull/${ldso.dipId}?maxMessageCount=10&maxPayloadSize=1024`, '');
+    expect(all.status).toBe(200);
+    expect(all.body).toHaveLength(2);
+    const wireBytes = all.raw.length;
+    const limitKb = Math.ceil(storedBytes / 1024);
+    expect(storedBytes, 'the stored copies fit the limit').toBeLessThanOrEqual(limitKb * 1024);
+    expect(wireBytes, 'the copies as answered do not').toBeGreaterThan(limitKb * 1024);
+
+    const limited = await ldso.client.call<Json[]>('GET', `/dip-channel/IF-021/pull/${ldso.dipId}?maxMessageCount=10&maxPayloadSize=${limitKb}`, '');
+    expect(limited.status).toBe(200);
+    expect(limited.body).toHaveLength(1);
+    expect(limited.raw.length).toBeLessThanOrEqual(limitKb * 1024);
+    expect(limited.headers['x-opendip-sequence']).toBe('1-1');
+  });
+
   it('refuses a clear CustomBlock, an undecryptable one, and a recipient that cannot be encrypted to', async () => {
     const clear = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId] });
     const a1 = await sds.client.submit('IF-021', [clear]);

@@ -220,6 +220,18 @@ describe('queue worker', () => {
     expect(h.log.acked).toBe(3);
   });
 
+  it("a call's maxPayloadSize counts the copies as sent (a pattern 2 copy is larger than the stored message), not as stored", async () => {
+    // Stored: three small messages, well within 1 KiB together. Sent: each copy 600 bytes (encrypted for its
+    // recipient, say), so a call carries one: two would be 1,203 bytes.
+    const h = harness([], { maxPayloadKb: 1, copyFor: (_q, { outbound }) => JSON.stringify({ ...(JSON.parse(outbound) as object), pad: 'x'.repeat(600 - outbound.length - 10) }) });
+    h.log.add(3, h.clock.now());
+    h.worker.kick();
+    await settle(20);
+    expect(h.sent()).toEqual([[1], [2], [3]]);
+    for (const c of h.calls) expect(c.body.length).toBeLessThanOrEqual(1024);
+    expect(h.log.acked).toBe(3);
+  });
+
   it('gathering: a retry after its backoff goes at once, not gatherMs after the failed call', async () => {
     const h = harness([200, 503, 200], { gatherMs: 500 }); // longer than the first backoff (100 ms)
     h.log.add(1, h.clock.now());

@@ -6,7 +6,7 @@ import { classifyStatus, failureKind, parseRetryAfter, retryDelayMs, type RetryP
 import { shownUrl } from '../domain/url-secrets.js';
 import { formatSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
 import type { Archive } from '../ports/archive.js';
-import { batchBody, type EncodedCopies } from './delivery-body.js';
+import { batchBody, copiesWithin, type EncodedCopies } from './delivery-body.js';
 import type { DeliveryShare } from './delivery-share.js';
 import type { Cancel, Clock } from '../ports/clock.js';
 import type { DeadLetterReason } from '../ports/dead-letters.js';
@@ -561,12 +561,14 @@ export class QueueWorker {
       await this.setAside([event], all[0]!.seq);
       return null;
     }
-    const entries = all.slice(0, prepared.copies.length);
+    // Encoded once: the same bytes are counted against the call's size, hashed for the signature and sent.
+    const encoded = this.deps.encoded;
+    const made = prepared.copies.map((copy, i) => (encoded ? encoded.bytes(all[i]!.messageId, copy) : Buffer.from(copy, 'utf8')));
+    const fit = copiesWithin(made.map((b) => b.length), hook.maxPayloadKb * 1024);
+    const entries = all.slice(0, fit);
     const first = entries[0]!.seq;
     const last = entries[entries.length - 1]!.seq;
-    // Encoded once: the same bytes are hashed for the signature and sent.
-    const encoded = this.deps.encoded;
-    const body = batchBody(prepared.copies.map((copy, i) => (encoded ? encoded.bytes(entries[i]!.messageId, copy) : Buffer.from(copy, 'utf8'))));
+    const body = batchBody(made.slice(0, fit));
     const outcome = await this.call(hook.url, body, formatSequence(first, last), entries.length);
     const { startedAt, tracedFrom } = outcome;
     // Given with the call (stamped with its start): however often its record is written (src/pipeline/attempt-journal.ts), it is one attempt.

@@ -3,6 +3,7 @@ import { PULL_ACKNOWLEDGED } from '../../ports/archive.js';
 import type { QueueRef } from '../../ports/message-log.js';
 import { CopyUnmakeable, CopyWithheld, leadingCopies } from '../../pipeline/recipient-copy.js';
 import { STATUS_CHANNEL } from '../../pipeline/status.js';
+import { copiesWithin } from '../../pipeline/delivery-body.js';
 import { newAttemptId } from '../../domain/attempt-id.js';
 import { MSG } from '../../domain/response-codes.js';
 import { judgeAck, pulledMark } from '../../domain/pull-positions.js';
@@ -130,7 +131,9 @@ async function pull(deps: ApiDeps, req: FastifyRequest<Route>, reply: FastifyRep
     const seq = entries[0]!.seq;
     return sendStandard(deps, reply, 409, queue.recipientDipId, MSG.processingFailed, `the message at position ${seq} cannot be made for ${queue.recipientDipId}: ${failure.message}; it is set aside as a dead letter and its sender told: pull again`);
   }
-  const handed = entries.slice(0, copies.length);
+  // maxPayloadSize counts the copies as answered (re-encrypted for pattern 2, larger than stored): copiesWithin.
+  const fit = copiesWithin(copies.map((c) => Buffer.byteLength(c, 'utf8')), maxKb * 1024);
+  const handed = entries.slice(0, fit);
   // Only on an answer that hands the copies out: a 409 that withheld them names no sequence to acknowledge.
   if (handed.length > 0) reply.header(SEQUENCE_HEADER, formatSequence(handed[0]!.seq, handed.at(-1)!.seq));
   reply.header('x-opendip-acknowledged', String(ackedSeq));
@@ -138,7 +141,7 @@ async function pull(deps: ApiDeps, req: FastifyRequest<Route>, reply: FastifyRep
   // against the store. One write per pull that hands out something new; none for the same range again.
   const mark = pulledMark(state, handed.at(-1)?.seq);
   if (mark !== null) await deps.queues.markPulled(queue, mark);
-  return sendSigned(deps, req, reply, 200, `[${copies.join(',')}]`);
+  return sendSigned(deps, req, reply, 200, `[${copies.slice(0, fit).join(',')}]`);
 }
 
 /** Moves a queue's durable position to `sequence`; what it passes is delivered, as reports and journeys count it. */
