@@ -15,6 +15,9 @@ import { startTestDip, waitFor, type TestDip, type TestParticipant } from './hel
 
 type Json = Record<string, any>;
 
+/** A JWE in compact serialisation by its shape (a protected header with alg and enc, five base64url parts) that no key opens. */
+const JWE_SHAPED = `${Buffer.from('{"alg":"RSA-OAEP-256","enc":"A256GCM"}').toString('base64url')}.a.b.c.d`;
+
 function databaseBytes(dataDir: string): Buffer {
   const file = join(dataDir, 'dip.db');
   return Buffer.concat([file, `${file}-wal`].filter((f) => existsSync(f)).map((f) => readFileSync(f)));
@@ -228,7 +231,7 @@ describe('security pattern 3: one copy per recipient, never read by the DIP', ()
   it('refuses a message without a copy for every recipient, or with a clear CustomBlock', async () => {
     const item = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: recipients.map((x) => x.p.dipId), uniqueSuffix: 'p3missing' });
     const { CustomBlock: _cb, ...payload } = item.payload;
-    const onlyOne = { [recipients[0]!.p.dipId]: 'x.y.z.w.v' };
+    const onlyOne = { [recipients[0]!.p.dipId]: JWE_SHAPED };
     const a1 = await sds.client.submit('IF-021', [{ payload: { ...payload, EncryptedCustomBlocks: onlyOne } }]);
     expect(a1.status).toBe(400);
     expect(a1.body.messageArray[0]!.help).toMatch(/no copy for recipient\(s\) 3000000001/);
@@ -242,14 +245,32 @@ describe('security pattern 3: one copy per recipient, never read by the DIP', ()
     expect(a3.body.messageArray[0]!.message).toMatch(/^MSG1001/);
   });
 
+  it('refuses a copy that is not a JWE in compact serialisation, naming the item and the field', async () => {
+    const item = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: recipients.map((x) => x.p.dipId), uniqueSuffix: 'p3syntax' });
+    const { CustomBlock, ...payload } = item.payload;
+    const good = await encryptTo(new X509Certificate(recipients[1]!.p.credentials.certPem).publicKey, JSON.stringify(CustomBlock));
+    const header = (h: object) => Buffer.from(JSON.stringify(h)).toString('base64url');
+    const [, ...rest] = good.split('.');
+    for (const [bad, why] of [
+      ['x.y.z.w.v', /payload\.EncryptedCustomBlocks\.1000000001 is not a JWE in compact serialisation: its protected header is not base64url-encoded JSON/],
+      [`${header({ alg: 'RSA-OAEP-256' })}.${rest.join('.')}`, /payload\.EncryptedCustomBlocks\.1000000001 is not a JWE in compact serialisation: its protected header has no "enc"/],
+      [`${good.split('.')[0]}.a+b.c.d.e`, /payload\.EncryptedCustomBlocks\.1000000001 is not a JWE in compact serialisation: part 2 is not base64url/],
+    ] as const) {
+      const answer = await sds.client.submit('IF-021', [{ payload: { ...payload, EncryptedCustomBlocks: { [recipients[0]!.p.dipId]: bad, [recipients[1]!.p.dipId]: good } } }]);
+      expect(answer.status).toBe(400);
+      expect(answer.body.messageArray[0]!.help).toMatch(/^item 0: /);
+      expect(answer.body.messageArray[0]!.help).toMatch(why);
+    }
+  });
+
   it('refuses a copy keyed "__proto__" as a copy for nobody: the sender\'s keys never reach a prototype', async () => {
     const item = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: recipients.map((x) => x.p.dipId), uniqueSuffix: 'p3proto' });
     const { CustomBlock: _cb, ...payload } = item.payload;
-    const copies = Object.fromEntries(recipients.map(({ p }) => [p.dipId, 'x.y.z.w.v']));
+    const copies = Object.fromEntries(recipients.map(({ p }) => [p.dipId, JWE_SHAPED]));
     // Raw JSON: an object literal would set the prototype here instead of sending the key.
     const body = JSON.stringify([{ payload: { ...payload, EncryptedCustomBlocks: copies } }]).replace(
       '"EncryptedCustomBlocks":{',
-      '"EncryptedCustomBlocks":{"__proto__":"a.b.c.d.e",',
+      `"EncryptedCustomBlocks":{"__proto__":"${JWE_SHAPED}",`,
     );
     const answer = await sds.client.submit('IF-021', body);
     expect(answer.status).toBe(400);

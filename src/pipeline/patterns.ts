@@ -55,6 +55,33 @@ export async function openPattern2(item: unknown, dipKeys: readonly DecryptionKe
   return { ok: true, item: { ...(item as Json), [payload.key]: { ...rest, CustomBlock: customBlock } }, copies: null };
 }
 
+const BASE64URL = /^[\w-]*$/;
+
+/**
+ * Why a string is not a JWE in compact serialisation (RFC 7516 7.1), or null: five base64url parts, the
+ * first a JSON object naming `alg` and `enc`. Only its shape: the DIP holds no key that opens a pattern 3
+ * copy, so what the recipient would fail to even parse is refused at submission, not delivered.
+ */
+function notCompactJwe(jwe: string): string | null {
+  const parts = jwe.split('.');
+  if (parts.length !== 5) return `it has ${parts.length} dot-separated parts, not 5`;
+  const bad = parts.findIndex((p) => !BASE64URL.test(p));
+  if (bad !== -1) return `part ${bad + 1} is not base64url`;
+  let header: unknown;
+  try {
+    header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString('utf8')) as unknown;
+  } catch {
+    header = undefined;
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) return 'its protected header is not base64url-encoded JSON';
+  for (const name of ['alg', 'enc']) {
+    if (typeof (header as Json)[name] !== 'string') return `its protected header has no "${name}"`;
+  }
+  // The content encryption algorithms of RFC 7518 5.1 (AES-GCM, AES-CBC-HMAC) all have an IV and a tag.
+  if (parts[2] === '' || parts[4] === '') return 'its initialisation vector or authentication tag is empty';
+  return null;
+}
+
 /** Pattern 3: the item without its per-recipient copies (validated without a CustomBlock), and the copies. */
 export function splitPattern3(item: unknown): Prepared {
   const payload = field(item, 'payload');
@@ -68,7 +95,10 @@ export function splitPattern3(item: unknown): Prepared {
   // later as a copy for nobody) instead of reaching the prototype setter and vanishing.
   const out = Object.create(null) as Record<string, string>;
   for (const [id, jwe] of Object.entries(value)) {
-    if (typeof jwe !== 'string' || jwe.split('.').length !== 5) return { ok: false, help: `payload.${ENCRYPTED_BLOCKS}.${id} is not a JWE in compact serialisation` };
+    const notJwe = (why: string): Prepared => ({ ok: false, help: `payload.${ENCRYPTED_BLOCKS}.${id} is not a JWE in compact serialisation: ${why}` });
+    if (typeof jwe !== 'string') return notJwe('it is not a string');
+    const wrong = notCompactJwe(jwe);
+    if (wrong !== null) return notJwe(wrong);
     // eslint-disable-next-line local/no-dynamic-key-write -- out has a null prototype (above)
     out[id] = jwe;
   }
