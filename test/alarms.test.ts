@@ -235,7 +235,7 @@ describe('queue-halted, from the workers\' state', () => {
   it('raises an alarm naming a queue a permanent store error halted, and its error, for operators only, and resolves it when an operator resumes the queue', async () => {
     const clock = new FakeClock(Date.UTC(2026, 5, 1, 12, 0, 0));
     const queue: QueueRef = { recipientDipId: '1000000001', channel: 'IF-021' };
-    const entries: QueueEntry[] = [{ seq: 1, messageId: 1, transactionId: 'T-1', receivedAt: clock.now(), outbound: '{}', capacity: null }];
+    const entries: QueueEntry[] = [{ seq: 1, messageId: 1, transactionId: 'T-1', receivedAt: clock.now(), outbound: '{}', capacity: null, securityPattern: null }];
     const readFails: Error[] = [new StoreError('permanent', 'damaged database: queue 1000000001/IF-021 position 1 refers to message 1, which is missing', 'MISSING_ROW')];
     let acked = 0;
     const log = {
@@ -308,7 +308,7 @@ describe('webhook-failing and queue-age while a dead webhook\'s messages go stal
     const sources = [webhookFailingAlarms(() => [worker.status()], 60_000, clock), queueAlarms(() => queueDepths(log, clock.now()), 10_000, 60_000, clock)];
     const alarms = new Alarms(sources, { list: async () => [subscription] }, channel, { evaluateIntervalMs: 10_000, maxNoticesPerHour: 100 }, clock, quietLogger);
     const arrive = (): void => {
-      entries.push({ seq: entries.length + 1, messageId: entries.length + 1, transactionId: `T-${entries.length + 1}`, receivedAt: clock.now(), outbound: '{}', capacity: null });
+      entries.push({ seq: entries.length + 1, messageId: entries.length + 1, transactionId: `T-${entries.length + 1}`, receivedAt: clock.now(), outbound: '{}', capacity: null, securityPattern: null });
       worker.kick();
     };
     const keys = (): string[] => alarms.current().map((c) => c.key).sort();

@@ -26,7 +26,7 @@ const settle = async () => {
 };
 
 function entry(seq: number, receivedAt: number): QueueEntry {
-  return { seq, messageId: seq, transactionId: `t${seq}`, receivedAt, outbound: '{}', capacity: null };
+  return { seq, messageId: seq, transactionId: `t${seq}`, receivedAt, outbound: '{}', capacity: null, securityPattern: null };
 }
 
 function dip(leases: QueueLeases) {

@@ -162,7 +162,7 @@ describe('a queue whose lease was lost', () => {
     // 'stopped' and worked here with the recipient's failures of then: webhook-failing stayed raised on
     // this node, never resolved, however the new holder fared.
     const n = node({ webhookDown: true });
-    n.waiting.push({ seq: 1, messageId: 1, transactionId: 'T-1', receivedAt: n.clock.now(), outbound: '{}', capacity: null });
+    n.waiting.push({ seq: 1, messageId: 1, transactionId: 'T-1', receivedAt: n.clock.now(), outbound: '{}', capacity: null, securityPattern: null });
     n.delivery.notify([queue]);
     await settle();
     expect(n.delivery.status()).toEqual([expect.objectContaining({ queue, failures: 1 })]);
@@ -281,7 +281,7 @@ describe('an idle queue whose webhook is failing', () => {
       leases,
     });
     const arrive = (): void => {
-      entries.push({ seq: entries.length + 1, messageId: entries.length + 1, transactionId: `T-${entries.length + 1}`, receivedAt: clock.now(), outbound: '{}', capacity: null });
+      entries.push({ seq: entries.length + 1, messageId: entries.length + 1, transactionId: `T-${entries.length + 1}`, receivedAt: clock.now(), outbound: '{}', capacity: null, securityPattern: null });
       delivery.notify([queue]);
     };
     arrive();

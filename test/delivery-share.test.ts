@@ -149,7 +149,7 @@ class Market {
     const list = this.entries.get(recipient) ?? [];
     for (let i = 0; i < n; i++) {
       const seq = list.length + 1;
-      list.push({ seq, messageId: seq, transactionId: `${recipient}-${seq}`, receivedAt, outbound: JSON.stringify({ seq, receivedAt }), capacity: null });
+      list.push({ seq, messageId: seq, transactionId: `${recipient}-${seq}`, receivedAt, outbound: JSON.stringify({ seq, receivedAt }), capacity: null, securityPattern: null });
     }
     this.entries.set(recipient, list);
     let w = this.workers.get(recipient);

@@ -15,6 +15,9 @@ import { startTestDip, waitFor, type TestDip, type TestParticipant } from './hel
 
 type Json = Record<string, any>;
 
+/** A JWE in compact serialisation by its shape (a protected header with alg and enc, five base64url parts) that no key opens. */
+const JWE_SHAPED = `${Buffer.from('{"alg":"RSA-OAEP-256","enc":"A256GCM"}').toString('base64url')}.a.b.c.d`;
+
 function databaseBytes(dataDir: string): Buffer {
   const file = join(dataDir, 'dip.db');
   return Buffer.concat([file, `${file}-wal`].filter((f) => existsSync(f)).map((f) => readFileSync(f)));
@@ -88,6 +91,27 @@ describe('security pattern 2: encrypted to the DIP, re-encrypted for each recipi
     for (const needle of ['settlementDayConsumptionPeriods', 'issuingDataServiceDIPID', plain.payload.CommonBlock.M0.MPANCore]) {
       expect(bytes.includes(Buffer.from(needle)), `'${needle}' on disk`).toBe(false);
     }
+  });
+
+  it("a pull's maxPayloadSize counts the copies as answered (re-encrypted, larger than stored), not as stored", async () => {
+    // ldso pulls (no webhook). Two messages whose stored copies fit the limit together, their JWE copies not.
+    for (const suffix of ['p2size1', 'p2size2']) expect((await sds.client.submit('IF-021', [(await sealedItem([ldso.dipId], suffix)).sealed])).status).toBe(201);
+    const stored = await t.dip.backend.archive.findArchived({ recipientDipId: ldso.dipId, channel: 'IF-021', limit: 10 });
+    expect(stored).toHaveLength(2);
+    const storedBytes = 1 + stored.reduce((n, m) => n + Buffer.byteLength(m.outbound) + 1, 0);
+    const all = await ldso.client.call<Json[]>('GET', `/dip-channel/IF-021/pull/${ldso.dipId}?maxMessageCount=10&maxPayloadSize=1024`, '');
+    expect(all.status).toBe(200);
+    expect(all.body).toHaveLength(2);
+    const wireBytes = all.raw.length;
+    const limitKb = Math.ceil(storedBytes / 1024);
+    expect(storedBytes, 'the stored copies fit the limit').toBeLessThanOrEqual(limitKb * 1024);
+    expect(wireBytes, 'the copies as answered do not').toBeGreaterThan(limitKb * 1024);
+
+    const limited = await ldso.client.call<Json[]>('GET', `/dip-channel/IF-021/pull/${ldso.dipId}?maxMessageCount=10&maxPayloadSize=${limitKb}`, '');
+    expect(limited.status).toBe(200);
+    expect(limited.body).toHaveLength(1);
+    expect(limited.raw.length).toBeLessThanOrEqual(limitKb * 1024);
+    expect(limited.headers['x-opendip-sequence']).toBe('1-1');
   });
 
   it('refuses a clear CustomBlock, an undecryptable one, and a recipient that cannot be encrypted to', async () => {
@@ -207,7 +231,7 @@ describe('security pattern 3: one copy per recipient, never read by the DIP', ()
   it('refuses a message without a copy for every recipient, or with a clear CustomBlock', async () => {
     const item = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: recipients.map((x) => x.p.dipId), uniqueSuffix: 'p3missing' });
     const { CustomBlock: _cb, ...payload } = item.payload;
-    const onlyOne = { [recipients[0]!.p.dipId]: 'x.y.z.w.v' };
+    const onlyOne = { [recipients[0]!.p.dipId]: JWE_SHAPED };
     const a1 = await sds.client.submit('IF-021', [{ payload: { ...payload, EncryptedCustomBlocks: onlyOne } }]);
     expect(a1.status).toBe(400);
     expect(a1.body.messageArray[0]!.help).toMatch(/no copy for recipient\(s\) 3000000001/);
@@ -221,14 +245,32 @@ describe('security pattern 3: one copy per recipient, never read by the DIP', ()
     expect(a3.body.messageArray[0]!.message).toMatch(/^MSG1001/);
   });
 
+  it('refuses a copy that is not a JWE in compact serialisation, naming the item and the field', async () => {
+    const item = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: recipients.map((x) => x.p.dipId), uniqueSuffix: 'p3syntax' });
+    const { CustomBlock, ...payload } = item.payload;
+    const good = await encryptTo(new X509Certificate(recipients[1]!.p.credentials.certPem).publicKey, JSON.stringify(CustomBlock));
+    const header = (h: object) => Buffer.from(JSON.stringify(h)).toString('base64url');
+    const [, ...rest] = good.split('.');
+    for (const [bad, why] of [
+      ['x.y.z.w.v', /payload\.EncryptedCustomBlocks\.1000000001 is not a JWE in compact serialisation: its protected header is not base64url-encoded JSON/],
+      [`${header({ alg: 'RSA-OAEP-256' })}.${rest.join('.')}`, /payload\.EncryptedCustomBlocks\.1000000001 is not a JWE in compact serialisation: its protected header has no "enc"/],
+      [`${good.split('.')[0]}.a+b.c.d.e`, /payload\.EncryptedCustomBlocks\.1000000001 is not a JWE in compact serialisation: part 2 is not base64url/],
+    ] as const) {
+      const answer = await sds.client.submit('IF-021', [{ payload: { ...payload, EncryptedCustomBlocks: { [recipients[0]!.p.dipId]: bad, [recipients[1]!.p.dipId]: good } } }]);
+      expect(answer.status).toBe(400);
+      expect(answer.body.messageArray[0]!.help).toMatch(/^item 0: /);
+      expect(answer.body.messageArray[0]!.help).toMatch(why);
+    }
+  });
+
   it('refuses a copy keyed "__proto__" as a copy for nobody: the sender\'s keys never reach a prototype', async () => {
     const item = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: recipients.map((x) => x.p.dipId), uniqueSuffix: 'p3proto' });
     const { CustomBlock: _cb, ...payload } = item.payload;
-    const copies = Object.fromEntries(recipients.map(({ p }) => [p.dipId, 'x.y.z.w.v']));
+    const copies = Object.fromEntries(recipients.map(({ p }) => [p.dipId, JWE_SHAPED]));
     // Raw JSON: an object literal would set the prototype here instead of sending the key.
     const body = JSON.stringify([{ payload: { ...payload, EncryptedCustomBlocks: copies } }]).replace(
       '"EncryptedCustomBlocks":{',
-      '"EncryptedCustomBlocks":{"__proto__":"a.b.c.d.e",',
+      `"EncryptedCustomBlocks":{"__proto__":"${JWE_SHAPED}",`,
     );
     const answer = await sds.client.submit('IF-021', body);
     expect(answer.status).toBe(400);

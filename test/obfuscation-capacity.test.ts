@@ -66,7 +66,7 @@ describe('the capacity routing reaches each recipient in (pure)', () => {
     const copies = new RecipientCopies((id) => (id === channel.interfaceId ? channel : undefined), { participant: (id) => withIsd.participant(id) }, NOT_REVOKED);
     const outbound = JSON.stringify({ payload: { CustomBlock: { B067: { x: 1 }, B900: {} } } });
     const capacity = decision.ok ? decision.capacities[ISD_SUP]! : null;
-    expect(JSON.parse(await copies.copyFor({ recipientDipId: ISD_SUP, channel: 'IF-021' }, outbound, capacity))).toEqual({ payload: { CustomBlock: { B900: {} } } });
+    expect(JSON.parse(await copies.copyFor({ recipientDipId: ISD_SUP, channel: 'IF-021' }, { outbound, capacity, securityPattern: null }))).toEqual({ payload: { CustomBlock: { B900: {} } } });
   });
 });
 
@@ -77,12 +77,12 @@ describe('a recipient copy obfuscated for the capacity its entry recorded', () =
   const outbound = JSON.stringify({ payload: { CustomBlock: { B067: { x: 1 }, B900: {} } } });
 
   it('hides what the routed capacity may not see, though another role the recipient holds may', async () => {
-    expect(JSON.parse(await copies.copyFor(queue, outbound, 'LDSO'))).toEqual({ payload: { CustomBlock: { B900: {} } } });
-    expect(JSON.parse(await copies.copyFor(queue, outbound, 'LDSO,SUP'))).toEqual({ payload: { CustomBlock: { B067: { x: 1 }, B900: {} } } });
+    expect(JSON.parse(await copies.copyFor(queue, { outbound, capacity: 'LDSO', securityPattern: null }))).toEqual({ payload: { CustomBlock: { B900: {} } } });
+    expect(JSON.parse(await copies.copyFor(queue, { outbound, capacity: 'LDSO,SUP', securityPattern: null }))).toEqual({ payload: { CustomBlock: { B067: { x: 1 }, B900: {} } } });
   });
 
   it('keeps the rule of its time for an entry queued before capacities were recorded: every receiving role the recipient holds', async () => {
-    expect(JSON.parse(await copies.copyFor(queue, outbound, null))).toEqual({ payload: { CustomBlock: { B067: { x: 1 }, B900: {} } } });
+    expect(JSON.parse(await copies.copyFor(queue, { outbound, capacity: null, securityPattern: null }))).toEqual({ payload: { CustomBlock: { B067: { x: 1 }, B900: {} } } });
   });
 });
 

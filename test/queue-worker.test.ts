@@ -7,6 +7,7 @@ import type { QueueEntry, QueueRef, QueueState, Settlement } from '../src/ports/
 import type { WebhookCall, WebhookOutcome } from '../src/ports/webhook.js';
 import { QueueWorker, type DeadLetterEvent, type LocalConsumer, type WorkerDeps } from '../src/pipeline/queue-worker.js';
 import { deliveryLatencyAlarms } from '../src/pipeline/alarm-sources.js';
+import { CopyUnmakeable } from '../src/pipeline/recipient-copy.js';
 import { FakeClock, settle } from './helpers/clocks.js';
 
 /**
@@ -27,7 +28,7 @@ class FakeLog {
   add(n: number, receivedAt: number): void {
     for (let i = 0; i < n; i++) {
       const seq = this.entries.length + 1;
-      this.entries.push({ seq, messageId: seq, transactionId: `T-${seq}`, receivedAt, outbound: JSON.stringify({ seq }), capacity: null });
+      this.entries.push({ seq, messageId: seq, transactionId: `T-${seq}`, receivedAt, outbound: JSON.stringify({ seq }), capacity: null, securityPattern: null });
     }
   }
 
@@ -71,7 +72,7 @@ class FakeLog {
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-function harness(answers: Array<number | 'down'>, options: { hook?: boolean; staleAfterMs?: number; url?: string; mayCall?: () => boolean; leaseEnded?: () => void; local?: LocalConsumer; gatherMs?: number; maxPayloadKb?: number; late?: { afterMs: number; windowMs: number }; withheld?: () => string | null } = {}) {
+function harness(answers: Array<number | 'down'>, options: { copyFor?: WorkerDeps['copyFor']; hook?: boolean; staleAfterMs?: number; url?: string; mayCall?: () => boolean; leaseEnded?: () => void; local?: LocalConsumer; gatherMs?: number; maxPayloadKb?: number; late?: { afterMs: number; windowMs: number }; withheld?: () => string | null } = {}) {
   const clock = new FakeClock();
   const log = new FakeLog();
   const calls: WebhookCall[] = [];
@@ -98,7 +99,7 @@ function harness(answers: Array<number | 'down'>, options: { hook?: boolean; sta
     random: () => 1, // the longest wait the schedule allows: deterministic
     randomBytes,
     staleAfterMs: () => options.staleAfterMs ?? 86_400_000,
-    copyFor: (_q, outbound) => outbound,
+    copyFor: options.copyFor ?? ((_q, { outbound }) => outbound),
     localConsumer: () => options.local,
     notices: async (events) => ({ channel: 'STATUS', senderDipId: 'DIP', receivedAt: 0, rawRequest: Buffer.alloc(0), signatureHeaders: '{}', messages: events.map((e) => ({ transactionId: `S-${e.entry.seq}`, channel: 'STATUS', eventCode: '', senderDipId: 'DIP', senderRole: 'STS', senderUniqueReference: null, correlationId: null, mpan: null, receivedAt: 0, outbound: '{}', recipients: ['SDS0000001'] })) }),
     deadLettered: (events) => void deadLettered.push(...events),
@@ -212,10 +213,22 @@ describe('queue worker', () => {
     await settle();
     await h.clock.advance(5);
     // Two copies of 400 bytes: a third would pass the call's 1 KiB, so the call is as full as it gets.
-    for (const seq of [2, 3]) h.log.entries.push({ seq, messageId: seq, transactionId: `T-${seq}`, receivedAt: h.clock.now(), outbound: JSON.stringify({ seq, pad: 'x'.repeat(380) }), capacity: null });
+    for (const seq of [2, 3]) h.log.entries.push({ seq, messageId: seq, transactionId: `T-${seq}`, receivedAt: h.clock.now(), outbound: JSON.stringify({ seq, pad: 'x'.repeat(380) }), capacity: null, securityPattern: null });
     h.worker.kick();
     await settle();
     expect(h.sent()).toEqual([[1], [2, 3]]);
+    expect(h.log.acked).toBe(3);
+  });
+
+  it("a call's maxPayloadSize counts the copies as sent (a pattern 2 copy is larger than the stored message), not as stored", async () => {
+    // Stored: three small messages, well within 1 KiB together. Sent: each copy 600 bytes (encrypted for its
+    // recipient, say), so a call carries one: two would be 1,203 bytes.
+    const h = harness([], { maxPayloadKb: 1, copyFor: (_q, { outbound }) => JSON.stringify({ ...(JSON.parse(outbound) as object), pad: 'x'.repeat(600 - outbound.length - 10) }) });
+    h.log.add(3, h.clock.now());
+    h.worker.kick();
+    await settle(20);
+    expect(h.sent()).toEqual([[1], [2], [3]]);
+    for (const c of h.calls) expect(c.body.length).toBeLessThanOrEqual(1024);
     expect(h.log.acked).toBe(3);
   });
 
@@ -354,6 +367,24 @@ describe('queue worker', () => {
     h.worker.kick();
     await settle(10);
     expect(h.log.acked).toBe(3);
+    expect(h.calls).toEqual([]);
+  });
+
+  it('with no webhook, the oldest message no copy can be made of is set aside at once with its reason, so that a pull goes on past it', async () => {
+    const unmakeable = (seq: number) => new CopyUnmakeable(`the message was accepted under security pattern 3 and its sender supplied no copy for SUP0000001 (seq ${seq})`);
+    const h = harness([], { hook: false, copyFor: (_q, { outbound }) => {
+      const { seq } = JSON.parse(outbound) as { seq: number };
+      if (seq <= 2) throw unmakeable(seq);
+      return outbound;
+    } });
+    h.log.add(3, h.clock.now());
+    h.worker.kick();
+    await settle(10);
+    expect(h.log.acked).toBe(2);
+    expect(h.deadLettered.map((e) => [e.entry.seq, e.reason, e.detail])).toEqual([
+      [1, 'rejected', `could not prepare the copy for ${queue.recipientDipId}: ${unmakeable(1).message}`],
+      [2, 'rejected', `could not prepare the copy for ${queue.recipientDipId}: ${unmakeable(2).message}`],
+    ]);
     expect(h.calls).toEqual([]);
   });
 

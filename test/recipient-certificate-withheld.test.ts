@@ -44,7 +44,7 @@ describe('RecipientCopies: nothing is encrypted to a revoked or expired certific
   it('encrypts to a valid certificate', async () => {
     expect(copies.withheld('1000000001')).toBeNull();
     expect(copies.recipientKey('1000000001')).toBeDefined();
-    expect(JSON.parse(await copies.copyFor(queue, outbound, null)).payload.EncryptedCustomBlock).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+\.[\w-]+\.[\w-]+$/);
+    expect(JSON.parse(await copies.copyFor(queue, { outbound, capacity: null, securityPattern: null })).payload.EncryptedCustomBlock).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+\.[\w-]+\.[\w-]+$/);
   });
 
   it('withholds the copy once the certificate has expired, by the injected clock', async () => {
@@ -52,7 +52,7 @@ describe('RecipientCopies: nothing is encrypted to a revoked or expired certific
     expect(copies.withheld('1000000001')).toMatch(/^the certificate registered for 1000000001 expired at .*: pattern 2 copies for 1000000001 are held until it registers a new certificate/);
     expect(copies.recipientKey('1000000001')).toBeUndefined();
     expect(copies.encryptable('1000000001')).toBe(true);
-    expect(() => copies.copyFor(queue, outbound, null)).toThrow(CopyWithheld);
+    expect(() => copies.copyFor(queue, { outbound, capacity: null, securityPattern: null })).toThrow(CopyWithheld);
     expect(copies.withheldFor({ ...queue, channel: 'STATUS' })).toBeNull();
   });
 
@@ -61,7 +61,7 @@ describe('RecipientCopies: nothing is encrypted to a revoked or expired certific
     const info = certificateInfo(participant.certificatePem);
     revoked.set(info.fingerprint256, { serialNumber: info.serialNumber, fingerprint256: info.fingerprint256, subject: info.subject, dipIds: info.dipIds, reason: 'keyCompromise', revokedAt: '2026-01-01T00:00:00.000Z' });
     expect(copies.withheld('1000000001')).toMatch(new RegExp(`^the certificate registered for 1000000001 \\(serial ${info.serialNumber}\\) was revoked at 2026-01-01T00:00:00.000Z \\(keyCompromise\\)`));
-    expect(() => copies.copyFor(queue, outbound, null)).toThrow(CopyWithheld);
+    expect(() => copies.copyFor(queue, { outbound, capacity: null, securityPattern: null })).toThrow(CopyWithheld);
   });
 });
 

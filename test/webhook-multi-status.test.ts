@@ -17,7 +17,7 @@ const queue = { recipientDipId: 'SUP0000001', channel: 'IF-021' };
 
 function harness(answers: Array<{ status: number; body: string; truncated?: true }>) {
   const clock = new FakeClock();
-  const entries: QueueEntry[] = [1, 2, 3].map((seq) => ({ seq, messageId: seq, transactionId: `T-${seq}`, receivedAt: clock.now(), outbound: JSON.stringify({ seq }), capacity: null }));
+  const entries: QueueEntry[] = [1, 2, 3].map((seq) => ({ seq, messageId: seq, transactionId: `T-${seq}`, receivedAt: clock.now(), outbound: JSON.stringify({ seq }), capacity: null, securityPattern: null }));
   let acked = 0;
   const settlements: Settlement[] = [];
   const calls: WebhookCall[] = [];

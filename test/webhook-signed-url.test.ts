@@ -93,7 +93,7 @@ describe('webhook calls are signed over the URL actually requested', () => {
     const queue: QueueRef = { recipientDipId: 'SUP0000001', channel: 'IF-021' };
     const clock = new FakeClock();
     // Fresh (received now): a stale one would be set aside without a call.
-    const entry: QueueEntry = { seq: 1, messageId: 1, transactionId: 'T-1', receivedAt: clock.now(), outbound: '{"payload":{}}', capacity: null };
+    const entry: QueueEntry = { seq: 1, messageId: 1, transactionId: 'T-1', receivedAt: clock.now(), outbound: '{"payload":{}}', capacity: null, securityPattern: null };
     const before = received.length;
     // Settled, or the call failed (a TLS or connection error shows here instead of as a test timeout).
     let settled!: (s: Settlement | string) => void;
@@ -189,7 +189,7 @@ describe('webhook calls are signed over the URL actually requested', () => {
     const worker = new QueueWorker(
       { recipientDipId: 'SUP0000001', channel: 'IF-021' },
       workerDeps(clock, {
-        log: { readQueue: async (_q, after) => (after < 1 ? [{ seq: 1, messageId: 1, transactionId: 'T-1', receivedAt: clock.now(), outbound: '{}', capacity: null }] : []), queueState: async () => ({ ackedSeq: 0, headSeq: 1, pulledSeq: 0 }), settle: async () => {} },
+        log: { readQueue: async (_q, after) => (after < 1 ? [{ seq: 1, messageId: 1, transactionId: 'T-1', receivedAt: clock.now(), outbound: '{}', capacity: null, securityPattern: null }] : []), queueState: async () => ({ ackedSeq: 0, headSeq: 1, pulledSeq: 0 }), settle: async () => {} },
         webhook: (q) => ({ ...q, url: 'https://sup.example:99999/hook', maxMessageCount: 10, maxPayloadKb: 1024 }),
         transport: { post: async (call) => (calls.push(call.url), { kind: 'answered', status: 201, retryAfter: undefined, body: '', latencyMs: 0 }), close: async () => {} },
         signer: { sign: async (_m, url) => (calls.push(`signed ${url}`), {}) },

@@ -76,7 +76,7 @@ export function buildDelivery(w: DeliveryWiring, placement: DeliveryPlacement): 
     randomBytes,
     logger: w.logger,
     staleAfterMs: (id) => (id === STATUS_CHANNEL ? config.retentionDays * 86_400_000 : (channel(id)?.staleAfterMs ?? defaultStaleMs)),
-    copyFor: (queue, outbound, capacity) => copies.copyFor(queue, outbound, capacity),
+    copyFor: (queue, source) => copies.copyFor(queue, source),
     withheld: (queue) => copies.withheldFor(queue),
     notices: returnToSender(status),
     storeUnavailable: () => {},

@@ -22,13 +22,19 @@ export interface ChannelOverride {
   /** Path under `payload` of the date secondary routing addresses by. */
   addressingDate?: string;
   /** Spec 5.2.2 security pattern: 1 signed (default), 2 encrypted via the DIP, 3 end to end; 0 runs as 1. */
-  securityPattern?: 0 | 1 | 2 | 3;
+  securityPattern?: 0 | SecurityPattern;
   /**
    * Spec 5.2.2 security category: 1 public data, 2 MPAN, 3 MPAN + PII, 4 MPAN + consumption. Sets the
    * pattern the spec prefers for it (1 → pattern 1, 2–4 → pattern 2) unless securityPattern says otherwise.
    */
   securityCategory?: 1 | 2 | 3 | 4;
 }
+
+/**
+ * A security pattern a channel runs and a message is accepted under (spec 5.2.2; src/pipeline/patterns.ts
+ * says what each means on the wire). A message keeps the one it was accepted under (AcceptedMessage).
+ */
+export type SecurityPattern = 1 | 2 | 3;
 
 /**
  * Whether a channel runs (spec 5.3, 5.13.5): `paused` holds its deliveries and ingest answers 503 (other

@@ -41,6 +41,22 @@ export class EncodedCopies {
 }
 
 /**
+ * How many of the leading copies (their sizes in bytes as sent) a body of at most `maxBytes` carries: the
+ * body `[copy,copy,…]` as batchBody makes it. At least one: a copy larger than the limit goes alone, as a
+ * read of the queue gives it. The store's read budgets the copies as stored, but a pattern 2 copy is
+ * re-encrypted for its recipient (a JWE: base64url, with a header and a wrapped key), larger than that;
+ * recipients' maxPayloadSize is what they receive, so the copies made are counted again here.
+ */
+export function copiesWithin(sizes: readonly number[], maxBytes: number): number {
+  let length = 1; // '['
+  for (let i = 0; i < sizes.length; i++) {
+    length += sizes[i]! + 1; // the copy, and ',' or ']'
+    if (i > 0 && length > maxBytes) return i;
+  }
+  return sizes.length;
+}
+
+/**
  * A webhook call's body, `[copy,copy,…]`, from each copy's bytes: one copy into a buffer of the exact
  * size. (Joining the strings first and encoding the result costs ~4 times as much at 100+ messages a
  * call: a large string, then its whole encoding.)

@@ -1,3 +1,4 @@
+import type { SecurityPattern } from '../domain/channel.js';
 import { alteredNumberHelp, firstAlteredNumber, hasAlteredNumber } from '../security/json-numbers.js';
 import { decryptWithAny, encryptTo, type DecryptionKey, type EncryptionTarget } from '../security/payload-encryption.js';
 
@@ -13,7 +14,7 @@ import { decryptWithAny, encryptTo, type DecryptionKey, type EncryptionTarget } 
  * `payload.EncryptedCustomBlock` (a JWE) instead of `CustomBlock`; pattern 3 items carry
  * `payload.EncryptedCustomBlocks` ({ recipient DIP ID: JWE }). Recipients get `EncryptedCustomBlock`.
  */
-export type SecurityPattern = 1 | 2 | 3;
+export type { SecurityPattern };
 
 export const ENCRYPTED_BLOCK = 'EncryptedCustomBlock';
 export const ENCRYPTED_BLOCKS = 'EncryptedCustomBlocks';
@@ -54,6 +55,33 @@ export async function openPattern2(item: unknown, dipKeys: readonly DecryptionKe
   return { ok: true, item: { ...(item as Json), [payload.key]: { ...rest, CustomBlock: customBlock } }, copies: null };
 }
 
+const BASE64URL = /^[\w-]*$/;
+
+/**
+ * Why a string is not a JWE in compact serialisation (RFC 7516 7.1), or null: five base64url parts, the
+ * first a JSON object naming `alg` and `enc`. Only its shape: the DIP holds no key that opens a pattern 3
+ * copy, so what the recipient would fail to even parse is refused at submission, not delivered.
+ */
+function notCompactJwe(jwe: string): string | null {
+  const parts = jwe.split('.');
+  if (parts.length !== 5) return `it has ${parts.length} dot-separated parts, not 5`;
+  const bad = parts.findIndex((p) => !BASE64URL.test(p));
+  if (bad !== -1) return `part ${bad + 1} is not base64url`;
+  let header: unknown;
+  try {
+    header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString('utf8')) as unknown;
+  } catch {
+    header = undefined;
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) return 'its protected header is not base64url-encoded JSON';
+  for (const name of ['alg', 'enc']) {
+    if (typeof (header as Json)[name] !== 'string') return `its protected header has no "${name}"`;
+  }
+  // The content encryption algorithms of RFC 7518 5.1 (AES-GCM, AES-CBC-HMAC) all have an IV and a tag.
+  if (parts[2] === '' || parts[4] === '') return 'its initialisation vector or authentication tag is empty';
+  return null;
+}
+
 /** Pattern 3: the item without its per-recipient copies (validated without a CustomBlock), and the copies. */
 export function splitPattern3(item: unknown): Prepared {
   const payload = field(item, 'payload');
@@ -67,7 +95,10 @@ export function splitPattern3(item: unknown): Prepared {
   // later as a copy for nobody) instead of reaching the prototype setter and vanishing.
   const out = Object.create(null) as Record<string, string>;
   for (const [id, jwe] of Object.entries(value)) {
-    if (typeof jwe !== 'string' || jwe.split('.').length !== 5) return { ok: false, help: `payload.${ENCRYPTED_BLOCKS}.${id} is not a JWE in compact serialisation` };
+    const notJwe = (why: string): Prepared => ({ ok: false, help: `payload.${ENCRYPTED_BLOCKS}.${id} is not a JWE in compact serialisation: ${why}` });
+    if (typeof jwe !== 'string') return notJwe('it is not a string');
+    const wrong = notCompactJwe(jwe);
+    if (wrong !== null) return notJwe(wrong);
     // eslint-disable-next-line local/no-dynamic-key-write -- out has a null prototype (above)
     out[id] = jwe;
   }
@@ -75,17 +106,38 @@ export function splitPattern3(item: unknown): Prepared {
   return { ok: true, item: { ...(item as Json), [payload.key]: rest }, copies: out };
 }
 
-/** What a recipient receives on an encrypted channel: the CommonBlock, and its own encrypted CustomBlock. */
+/**
+ * A copy that cannot be made for its recipient at all (a pattern 3 message holding no copy for it, a
+ * pattern 2 recipient with no certificate that can be encrypted to): no retry makes it, so it is set aside
+ * as a dead letter with this reason, and its sender told (QueueWorker).
+ */
+export class CopyUnmakeable extends Error {}
+
+/**
+ * What a stored outbound copy shows of the pattern it was accepted under: 3 when it holds the sender's
+ * per-recipient copies (ingest keeps them as `payload.EncryptedCustomBlocks`), null when it holds a
+ * CustomBlock the DIP can read (pattern 1 or 2: the stored row does not say which).
+ */
+export function storedPattern(outbound: string): 3 | null {
+  const payload = (JSON.parse(outbound) as { payload?: unknown }).payload;
+  return typeof payload === 'object' && payload !== null && ENCRYPTED_BLOCKS in payload ? 3 : null;
+}
+
+/**
+ * What a recipient receives on an encrypted channel: the CommonBlock, and its own encrypted CustomBlock.
+ * Throws CopyUnmakeable when there is none to give it.
+ */
 export async function encryptedCopy(outbound: string, pattern: 2 | 3, recipientDipId: string, recipient: EncryptionTarget | undefined): Promise<string> {
   const message = JSON.parse(outbound) as { payload: Json };
   const { CustomBlock, [ENCRYPTED_BLOCKS]: copies, ...rest } = message.payload;
   let sealed: string;
   if (pattern === 3) {
-    const mine = (copies as Record<string, string> | undefined)?.[recipientDipId];
-    if (mine === undefined) throw new Error(`no copy for ${recipientDipId}`);
+    const mine = typeof copies === 'object' && copies !== null && Object.hasOwn(copies, recipientDipId) ? (copies as Record<string, unknown>)[recipientDipId] : undefined;
+    if (typeof mine !== 'string') throw new CopyUnmakeable(`the message was accepted under security pattern 3 and its sender supplied no copy for ${recipientDipId} (payload.${ENCRYPTED_BLOCKS})`);
     sealed = mine;
   } else {
-    if (!recipient) throw new Error(`${recipientDipId} has no certificate that can be encrypted to`);
+    if (CustomBlock === undefined) throw new CopyUnmakeable(`the message was accepted under security pattern 2 but the stored copy holds no CustomBlock to encrypt for ${recipientDipId}`);
+    if (!recipient) throw new CopyUnmakeable(`${recipientDipId} has no certificate that can be encrypted to (security pattern 2)`);
     sealed = await encryptTo(recipient, JSON.stringify(CustomBlock));
   }
   return JSON.stringify({ ...message, payload: { ...rest, [ENCRYPTED_BLOCK]: sealed } });

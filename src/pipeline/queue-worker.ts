@@ -6,7 +6,7 @@ import { classifyStatus, failureKind, parseRetryAfter, retryDelayMs, type RetryP
 import { shownUrl } from '../domain/url-secrets.js';
 import { formatSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
 import type { Archive } from '../ports/archive.js';
-import { batchBody, type EncodedCopies } from './delivery-body.js';
+import { batchBody, copiesWithin, type EncodedCopies } from './delivery-body.js';
 import type { DeliveryShare } from './delivery-share.js';
 import type { Cancel, Clock } from '../ports/clock.js';
 import type { DeadLetterReason } from '../ports/dead-letters.js';
@@ -16,7 +16,7 @@ import type { AcceptedBatch, DeadLetterRecord, MessageLog, QueueEntry, QueueRef,
 import type { Webhook } from '../ports/registry.js';
 import type { OutboundSigner, WebhookOutcome, WebhookTransport } from '../ports/webhook.js';
 import type { MessageTracer } from '../ports/tracing.js';
-import { CopyWithheld } from './recipient-copy.js';
+import { CopyUnmakeable, CopyWithheld, leadingCopies, type CopySource } from './recipient-copy.js';
 
 export interface DeliverySettings {
   timeoutMs: number;
@@ -106,7 +106,7 @@ export interface WorkerDeps {
   /** How long a message on this channel may wait undelivered before it is dead-lettered as stale. */
   staleAfterMs(channel: string): number;
   /** The copy a recipient gets (obfuscated, encrypted for it). */
-  copyFor(queue: QueueRef, outbound: string, capacity: string | null): string | Promise<string>;
+  copyFor(queue: QueueRef, source: CopySource): string | Promise<string>;
   /** Copies' bytes shared between the recipients of a message (none: each call encodes its own). */
   encoded?: Pick<EncodedCopies, 'bytes'>;
   /** In-process consumers (the MPAN lookup's feed) take their queue's entries instead of a webhook. */
@@ -488,7 +488,8 @@ export class QueueWorker {
     this.catchingUp = share?.behind(entries[0]!.receivedAt) ?? false;
     if (granted !== null && granted > entries.length) share!.giveBack(granted - entries.length);
     if (await this.expire(entries)) return 'more';
-    if (!hook) return 'drained'; // Messages wait for a webhook, or for the recipient to pull them.
+    // Messages wait for a webhook, or for the recipient to pull them: one no pull can be given is set aside.
+    if (!hook) return (await this.passUnmakeable(entries[0]!)) ? 'more' : 'drained';
     const gather = this.catchingUp || this.current === 'stopped' ? 0 : this.gatherFor(entries, limit, hook.maxPayloadKb * 1024);
     if (gather > 0) {
       if (granted !== null) share!.giveBack(entries.length);
@@ -556,16 +557,18 @@ export class QueueWorker {
     }
     if (prepared.copies.length === 0) {
       // The first message cannot be made for this recipient (e.g. nothing to encrypt it to): set it aside.
-      const event = this.event(all[0]!, 'rejected', null, `could not prepare the copy for ${this.queue.recipientDipId}: ${prepared.error}`, null);
+      const event = this.event(all[0]!, 'rejected', null, this.unprepared(prepared.error ?? ''), null);
       await this.setAside([event], all[0]!.seq);
       return null;
     }
-    const entries = all.slice(0, prepared.copies.length);
+    // Encoded once: the same bytes are counted against the call's size, hashed for the signature and sent.
+    const encoded = this.deps.encoded;
+    const made = prepared.copies.map((copy, i) => (encoded ? encoded.bytes(all[i]!.messageId, copy) : Buffer.from(copy, 'utf8')));
+    const fit = copiesWithin(made.map((b) => b.length), hook.maxPayloadKb * 1024);
+    const entries = all.slice(0, fit);
     const first = entries[0]!.seq;
     const last = entries[entries.length - 1]!.seq;
-    // Encoded once: the same bytes are hashed for the signature and sent.
-    const encoded = this.deps.encoded;
-    const body = batchBody(prepared.copies.map((copy, i) => (encoded ? encoded.bytes(entries[i]!.messageId, copy) : Buffer.from(copy, 'utf8'))));
+    const body = batchBody(made.slice(0, fit));
     const outcome = await this.call(hook.url, body, formatSequence(first, last), entries.length);
     const { startedAt, tracedFrom } = outcome;
     // Given with the call (stamped with its start): however often its record is written (src/pipeline/attempt-journal.ts), it is one attempt.
@@ -691,15 +694,8 @@ export class QueueWorker {
 
   /** Each entry's copy for this recipient, stopping at the first that cannot be made (withheld: it must wait, CopyWithheld). */
   private async copies(entries: QueueEntry[]): Promise<{ copies: string[]; error: string | null; withheld: boolean }> {
-    const copies: string[] = [];
-    for (const e of entries) {
-      try {
-        copies.push(await this.deps.copyFor(this.queue, e.outbound, e.capacity));
-      } catch (err) {
-        return { copies, error: (err as Error).message, withheld: err instanceof CopyWithheld };
-      }
-    }
-    return { copies, error: null, withheld: false };
+    const { copies, failure } = await leadingCopies((queue, source) => this.deps.copyFor(queue, source), this.queue, entries);
+    return { copies, error: failure?.message ?? null, withheld: failure instanceof CopyWithheld };
   }
 
   private event(entry: QueueEntry, reason: DeadLetterReason, status: number | null, detail: string, answer: string | null): DeadLetterEvent {
@@ -722,6 +718,21 @@ export class QueueWorker {
     const head = entries[0]!;
     await this.setAside([this.event(head, 'rejected', null, `the stored copy could not be opened (${head.unreadable}): it cannot be delivered`, null)], head.seq);
     return null;
+  }
+
+  /**
+   * For a recipient that pulls: sets the oldest entry aside, as deliver() does for a webhook, when no copy
+   * of it can be made (CopyUnmakeable: the pull route refuses it, and would until it went stale). True when it did.
+   */
+  private async passUnmakeable(head: QueueEntry): Promise<boolean> {
+    const { failure } = await leadingCopies((queue, source) => this.deps.copyFor(queue, source), this.queue, [head]);
+    if (!(failure instanceof CopyUnmakeable)) return false;
+    await this.setAside([this.event(head, 'rejected', null, this.unprepared(failure.message), null)], head.seq);
+    return true;
+  }
+
+  private unprepared(why: string): string {
+    return `could not prepare the copy for ${this.queue.recipientDipId}: ${why}`;
   }
 
   /** Dead-letters entries that waited longer than the channel's staleness limit. True when any did. */

@@ -2,9 +2,11 @@ import { X509Certificate } from 'node:crypto';
 import { copyRoles } from '../domain/channel.js';
 import { hiddenPaths, obfuscate } from '../domain/obfuscation.js';
 import type { Participant } from '../domain/participant.js';
-import type { QueueRef } from '../ports/message-log.js';
+import type { QueueEntry, QueueRef } from '../ports/message-log.js';
 import type { Channel } from './channels.js';
-import { encryptedCopy } from './patterns.js';
+import { encryptedCopy, storedPattern, type SecurityPattern } from './patterns.js';
+
+export { CopyUnmakeable } from './patterns.js';
 import type { Registry } from './registry.js';
 import { encryptionTargetOf, type EncryptionTarget } from '../security/payload-encryption.js';
 import type { RevocationEntry } from '../security/revocation.js';
@@ -15,6 +17,42 @@ import type { RevocationEntry } from '../security/revocation.js';
  * for the recipient's new certificate (see RecipientCopies.withheld).
  */
 export class CopyWithheld extends Error {}
+
+/**
+ * The copies of `entries` for a queue's recipient, in order, up to the first that cannot be made (`failure`:
+ * a CopyWithheld must wait, anything else is set aside): every road that hands out queued copies (a webhook
+ * call, a pull) hands out only a leading run, since a queue is settled by position.
+ */
+export async function leadingCopies(make: (queue: QueueRef, source: CopySource) => string | Promise<string>, queue: QueueRef, entries: readonly CopySource[]): Promise<{ copies: string[]; failure: Error | null }> {
+  const copies: string[] = [];
+  for (const e of entries) {
+    try {
+      copies.push(await make(queue, e));
+    } catch (err) {
+      return { copies, failure: err instanceof Error ? err : new Error(String(err)) };
+    }
+  }
+  return { copies, failure: null };
+}
+
+/** What a recipient's copy is made from: the stored copy, with what its message and queue entry recorded. */
+export type CopySource = Pick<QueueEntry, 'outbound' | 'capacity' | 'securityPattern'>;
+
+/**
+ * The security pattern a stored message's copies are made for: the one it was accepted under, whatever its
+ * channel runs now (an operator may opt a channel in or out while messages wait or lie in the archive: a
+ * pattern 1 or 2 message holds no copies for a pattern 3 recipient, and a pattern 3 one holds every
+ * recipient's). A message stored before the pattern was recorded (null) is read from what was stored: a
+ * copy per recipient (EncryptedCustomBlocks) was accepted under 3; a CustomBlock, which the DIP holds in
+ * clear, under 1 or 2, which the stored row cannot tell apart: the channel's pattern now decides (as it did
+ * when the row was queued), and a channel now at 3 gets it encrypted by the DIP as pattern 2 does, so that
+ * a recipient of an encrypted channel never receives it in clear.
+ */
+export function acceptedUnder(recorded: SecurityPattern | null, outbound: string, inForce: SecurityPattern): SecurityPattern {
+  if (recorded !== null) return recorded;
+  const stored = storedPattern(outbound);
+  return stored === 3 ? 3 : inForce === 3 ? 2 : inForce;
+}
 
 /** A recipient's registered certificate as encryption needs it, by fingerprint (a rotation brings a new one). */
 interface RecipientCertificate {
@@ -75,7 +113,11 @@ export class RecipientCopies {
     return null;
   }
 
-  /** withheld() for a queue: only pattern 2 copies are encrypted by the DIP (pattern 3's are the sender's). */
+  /**
+   * withheld() for a queue: only pattern 2 copies are encrypted by the DIP (pattern 3's are the sender's).
+   * Asked of the channel's pattern now: a pattern 2 message kept on a channel since set to 1 or 3 is held
+   * by copyFor instead (CopyWithheld), when its copy is made.
+   */
   withheldFor(queue: QueueRef): string | null {
     return this.channel(queue.channel)?.securityPattern === 2 ? this.withheld(queue.recipientDipId) : null;
   }
@@ -93,24 +135,26 @@ export class RecipientCopies {
 
   /**
    * `outbound` is the archived copy (JSON); `capacity` the one its queue entry was routed in (null: an entry
-   * queued before capacities were recorded, made for every receiving role as then). Channels the catalogue
-   * does not know (status messages) pass as they are. Throws CopyWithheld for a pattern 2 copy whose
-   * recipient's certificate is revoked or expired.
+   * queued before capacities were recorded, made for every receiving role as then); the copy is made for
+   * the pattern the message was accepted under (acceptedUnder). Channels the catalogue does not know
+   * (status messages) pass as they are. Throws CopyWithheld for a pattern 2 copy whose recipient's
+   * certificate is revoked or expired, and CopyUnmakeable when no copy can be made for the recipient.
    */
-  copyFor(queue: QueueRef, outbound: string, capacity: string | null): string | Promise<string> {
+  copyFor(queue: QueueRef, { outbound, capacity, securityPattern }: CopySource): string | Promise<string> {
     const ch = this.channel(queue.channel);
     if (!ch) return outbound;
+    const pattern = acceptedUnder(securityPattern, outbound, ch.securityPattern);
     let copy = outbound;
     if (Object.keys(ch.obfuscation).length > 0) {
       const roles = copyRoles(ch, this.registry.participant(queue.recipientDipId)?.roles ?? [], capacity);
       const paths = hiddenPaths(ch.obfuscation, roles);
       if (paths.length > 0) copy = JSON.stringify(obfuscate(JSON.parse(outbound) as unknown, paths));
     }
-    if (ch.securityPattern === 2) {
+    if (pattern === 2) {
       const withheld = this.withheld(queue.recipientDipId);
       if (withheld !== null) throw new CopyWithheld(withheld);
     }
-    if (ch.securityPattern === 2 || ch.securityPattern === 3) return encryptedCopy(copy, ch.securityPattern, queue.recipientDipId, this.recipientKey(queue.recipientDipId));
+    if (pattern === 2 || pattern === 3) return encryptedCopy(copy, pattern, queue.recipientDipId, this.recipientKey(queue.recipientDipId));
     return copy;
   }
 }

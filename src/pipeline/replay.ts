@@ -8,7 +8,7 @@ import { JOB_MOVED, StoreError, storeFailureKind } from '../ports/errors.js';
 import type { Logger } from '../ports/logger.js';
 import type { MessageLog, QueueRef, ReplayCopy } from '../ports/message-log.js';
 import type { ReplayFilter, RequeueJob, RequeueJobs } from '../ports/requeue-jobs.js';
-import { CopyWithheld, type RecipientCopies } from './recipient-copy.js';
+import { CopyUnmakeable, CopyWithheld, type RecipientCopies } from './recipient-copy.js';
 import { bareEventCode, wireEventCode } from '../catalogue/types.js';
 import type { Channel } from './channels.js';
 import { STORE_RETRY_AFTER_SECONDS } from './ingest.js';
@@ -134,10 +134,10 @@ export class Replay {
     if (!taken.ok) throw new ReplayBudgetSpent(queue.recipientDipId, this.budget!.perHour, taken.retryAfterMs);
   }
 
-  /** Writes copies taken from the budget; a write that fails (the store unavailable) gives them back. */
-  private async archiveCopies(queue: QueueRef, n: number, write: () => Promise<void>): Promise<void> {
+  /** Makes or writes copies taken from the budget; a step that fails (the store unavailable) gives them back. */
+  private async archiveCopies<T>(queue: QueueRef, n: number, write: () => Promise<T>): Promise<T> {
     try {
-      await write();
+      return await write();
     } catch (err) {
       this.budget?.giveBack(queue.recipientDipId, n);
       throw err;
@@ -152,8 +152,22 @@ export class Replay {
     const { found, next } = await this.page(queue, filter, afterSeq, undefined);
     this.spend(queue, found.length);
     const copies = this.reissue(found, queue);
+    // Made before anything is written: a copy that cannot be made (CopyUnmakeable, naming its original) leaves
+    // no replay copy archived and gives the budget back. Each for the pattern its original was accepted under.
+    const made = await this.archiveCopies(queue, found.length, () =>
+      Promise.all(
+        copies.map(async (c, i) => {
+          try {
+            return await this.copies.copyFor(queue, { ...c, securityPattern: found[i]!.securityPattern });
+          } catch (err) {
+            if (err instanceof CopyUnmakeable) throw new CopyUnmakeable(`${found[i]!.transactionId}: ${err.message}`);
+            throw err;
+          }
+        }),
+      ),
+    );
     if (copies.length > 0) await this.archiveCopies(queue, found.length, () => this.log.appendReplayCopies(copies));
-    return { copies: await Promise.all(copies.map((c) => this.copies.copyFor(queue, c.outbound, c.capacity))), next };
+    return { copies: made, next };
   }
 
   /**

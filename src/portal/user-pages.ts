@@ -6,7 +6,7 @@ import type { Channel } from '../pipeline/channels.js';
 import { archivedEventCode, REPLAY_PAGE, type RequeueProgress } from '../pipeline/replay.js';
 import { STATUS_CHANNEL } from '../pipeline/status.js';
 import { sendTestMessage } from '../pipeline/test-message.js';
-import { CopyWithheld } from '../pipeline/recipient-copy.js';
+import { CopyUnmakeable, CopyWithheld } from '../pipeline/recipient-copy.js';
 import { ReplayBudgetSpent } from '../pipeline/replay.js';
 import { configureWebhook, removeWebhook } from '../pipeline/webhook-config.js';
 import type { ArchivedMessage, DeliveryAttempt } from '../ports/archive.js';
@@ -252,8 +252,8 @@ async function journeyPage(deps: PortalDeps, c: Ctx, flash: Flash, extra: Html |
   // attempts is newest first; a copy has at most one dead letter (one per queue position).
   const delivered = deliveringCall([...attempts].reverse(), dead[0] ?? null) !== undefined;
   // Held back (the participant's certificate is revoked or expired): the page says why instead of the copy.
-  const copy = await Promise.resolve(deps.copies.copyFor(queue, m.outbound, m.capacity)).catch((e: unknown) => {
-    if (e instanceof CopyWithheld) return e.message;
+  const copy = await Promise.resolve(deps.copies.copyFor(queue, m)).catch((e: unknown) => {
+    if (e instanceof CopyWithheld || e instanceof CopyUnmakeable) return e.message;
     throw e;
   });
   const pretty = (() => {
@@ -302,7 +302,7 @@ async function runReplay(deps: PortalDeps, c: Ctx, queue: QueueRef, filter: Repl
     return await replayOrRequeue(deps, queue, filter, action);
   } catch (e) {
     // The participant's budget of copies (config replayCopiesPerHour), as the API answers 429.
-    if (e instanceof ReplayBudgetSpent || e instanceof CopyWithheld) return { flash: { kind: 'error', text: e.message }, copies: null };
+    if (e instanceof ReplayBudgetSpent || e instanceof CopyWithheld || e instanceof CopyUnmakeable) return { flash: { kind: 'error', text: e.message }, copies: null };
     throw e;
   }
 }

@@ -1,3 +1,4 @@
+import type { SecurityPattern } from '../domain/channel.js';
 import type { QueueRef } from './queue-ref.js';
 
 export interface ArchivedMessage {
@@ -14,6 +15,8 @@ export interface ArchivedMessage {
   outbound: string;
   /** The capacity its entry in the queue was routed in (QueueEntry.capacity): what the recipient's copy is made for. */
   capacity: string | null;
+  /** The pattern it was accepted under (QueueEntry.securityPattern). */
+  securityPattern: SecurityPattern | null;
 }
 
 export interface ArchiveQuery {
@@ -51,7 +54,7 @@ export interface MpanArchiveQuery {
  * outbound copy is null when the stored row cannot be opened (a damaged row, or sealed with a data key
  * this DIP no longer holds): one such row is reported, not a failure of the whole page.
  */
-export type MpanArchivedMessage = Omit<ArchivedMessage, 'seq' | 'outbound' | 'capacity'> & { outbound: string | null };
+export type MpanArchivedMessage = Omit<ArchivedMessage, 'seq' | 'outbound' | 'capacity' | 'securityPattern'> & { outbound: string | null };
 
 export interface TransactionParties {
   senderDipId: string;

@@ -1,3 +1,4 @@
+import type { SecurityPattern } from '../domain/channel.js';
 import type { DeadLetterReason } from './dead-letters.js';
 import type { QueueRef } from './queue-ref.js';
 import type { JobProgress } from './requeue-jobs.js';
@@ -25,6 +26,12 @@ export interface AcceptedMessage {
    * gets the copy for all its receiving roles.
    */
   capacities?: Readonly<Record<string, string>>;
+  /**
+   * The security pattern its channel ran when it was accepted (spec 5.2.2), kept with it: every copy of it is
+   * made for that pattern (src/pipeline/recipient-copy.ts), whatever the channel runs when the copy is made.
+   * Absent for what the DIP itself originates on no catalogue channel (status messages).
+   */
+  securityPattern?: SecurityPattern;
 }
 
 /** A whole POST: accepted or refused together. The raw request is archived for non-repudiation. */
@@ -79,6 +86,8 @@ export interface QueueEntry {
    * before capacities were recorded (their copies keep the rule of the time: all receiving roles).
    */
   capacity: string | null;
+  /** The pattern its message was accepted under (AcceptedMessage.securityPattern); null: stored before it was recorded. */
+  securityPattern: SecurityPattern | null;
   /**
    * Why the stored copy could not be opened (a damaged row, or one sealed with a data key no longer held);
    * `outbound` is then empty. No retry opens it: the queue worker dead-letters it (QueueWorker.passUnreadable).

@@ -218,5 +218,29 @@ export function messageLogContract(name: string, open: BackendFactory): void {
       expect(await deadLetters.requeueDeadLetters(sup, [1])).toEqual([1]);
       expect((await log.readQueue(sup, 3, 10, 1 << 20)).map((e) => [e.seq, e.transactionId, e.capacity])).toEqual([[4, a.transactionId, 'LDSO']]);
     });
+
+    it('keeps with each message the security pattern it was accepted under, on every road out: read, replay, requeue and requeued dead letter', async () => {
+      // Its copies are made for that pattern whatever its channel runs later (src/pipeline/recipient-copy.ts
+      // acceptedUnder); a message stored without one (the DIP's own) reads null.
+      const { log, archive, deadLetters } = ctx.backend;
+      const a = message(['SUP0000001'], { securityPattern: 2 });
+      const b = message(['SUP0000001'], { securityPattern: 3 });
+      const c = message(['SUP0000001']);
+      await log.append(batch([a, b, c]));
+      const patterns = [
+        [a.transactionId, 2],
+        [b.transactionId, 3],
+        [c.transactionId, null],
+      ];
+      expect((await log.readQueue(sup, 0, 10, 1 << 20)).map((e) => [e.transactionId, e.securityPattern])).toEqual(patterns);
+      const found = await archive.findArchived({ ...sup, limit: 10 });
+      expect(found.map((m) => [m.transactionId, m.securityPattern])).toEqual(patterns);
+      // A replay copy is its original's, requeued: made for the original's pattern again.
+      await log.appendReplayCopies([{ originalId: found[0]!.id, transactionId: 'R-pattern', receivedAt: Date.now(), outbound: '{}', recipientDipId: 'SUP0000001', capacity: null }], sup);
+      expect((await log.readQueue(sup, 3, 10, 1 << 20)).map((e) => [e.transactionId, e.securityPattern])).toEqual([['R-pattern', 2]]);
+      await log.settle(sup, { upTo: 2, deadLetters: [{ seq: 2, messageId: found[1]!.id, reason: 'rejected', status: 400, detail: 'refused' }] });
+      expect(await deadLetters.requeueDeadLetters(sup, [2])).toEqual([2]);
+      expect((await log.readQueue(sup, 4, 10, 1 << 20)).map((e) => [e.transactionId, e.securityPattern])).toEqual([[b.transactionId, 3]]);
+    });
   });
 }

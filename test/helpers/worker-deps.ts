@@ -17,7 +17,7 @@ export function workerDeps(clock: Clock, own: Pick<WorkerDeps, 'log' | 'transpor
     random: () => 1,
     randomBytes,
     staleAfterMs: () => 86_400_000,
-    copyFor: (_q, outbound) => outbound,
+    copyFor: (_q, { outbound }) => outbound,
     localConsumer: () => undefined,
     notices: async () => undefined,
     deadLettered: () => {},

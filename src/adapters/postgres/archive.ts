@@ -31,7 +31,8 @@ export class PgArchive implements Archive {
     args.push(query.limit);
     const rows = await this.d.query<Omit<ArchivedMessage, 'outbound'> & { outbound: Buffer; sealed: boolean }>(
       `SELECT m.id, e.seq, m.transaction_id AS "transactionId", m.channel, m.event_code AS "eventCode", m.sender_dip_id AS "senderDipId",
-              m.sender_role AS "senderRole", m.correlation_id AS "correlationId", m.received_at AS "receivedAt", m.outbound, m.sealed, e.capacity
+              m.sender_role AS "senderRole", m.correlation_id AS "correlationId", m.received_at AS "receivedAt", m.outbound, m.sealed, e.capacity,
+              m.security_pattern AS "securityPattern"
          FROM queue_entries e JOIN messages m ON m.id = e.message_id
         WHERE ${where} ORDER BY e.seq LIMIT $${args.length}`,
       args,

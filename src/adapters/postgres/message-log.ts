@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { headDamage, missingMessage, type AcceptedBatch, type AppendOutcome, type MessageLog, type QueueBacklogState, type QueueEntry, type QueueRef, type QueueState, type ReplayCopy, type Settlement } from '../../ports/message-log.js';
 import { jobMoved } from '../../ports/errors.js';
 import type { JobProgress } from '../../ports/requeue-jobs.js';
+import type { SecurityPattern } from '../../domain/channel.js';
 import { damaged, type PgDatabase } from './database.js';
 import { classifyPgError } from './errors.js';
 import { dayOf, dayStart } from './partitions.js';
@@ -169,9 +170,9 @@ export class PgMessageLog implements MessageLog {
   async readQueue(queue: QueueRef, afterSeq: number, limit: number, maxBytes: number): Promise<QueueEntry[]> {
     const id = await this.d.queueId(queue);
     if (id === undefined) return [];
-    const rows = await this.d.query<{ seq: number; messageId: number; enqueuedAt: number | null; capacity: string | null; transactionId: string | null; receivedAt: number | null; outbound: Buffer | null; sealed: boolean | null }>(
+    const rows = await this.d.query<{ seq: number; messageId: number; enqueuedAt: number | null; capacity: string | null; transactionId: string | null; receivedAt: number | null; outbound: Buffer | null; sealed: boolean | null; securityPattern: SecurityPattern | null }>(
       `SELECT e.seq, e.message_id AS "messageId", e.enqueued_at AS "enqueuedAt", e.capacity, m.transaction_id AS "transactionId",
-              m.received_at AS "receivedAt", m.outbound, m.sealed
+              m.received_at AS "receivedAt", m.outbound, m.sealed, m.security_pattern AS "securityPattern"
          FROM queue_entries e LEFT JOIN messages m ON m.id = e.message_id
         WHERE e.queue_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3`,
       [id, afterSeq, limit],
@@ -188,7 +189,7 @@ export class PgMessageLog implements MessageLog {
       const outbound = typeof opened === 'string' ? opened : '';
       bytes += outbound.length + 1;
       if (out.length > 0 && bytes > maxBytes) break;
-      out.push({ seq: r.seq, messageId: r.messageId, transactionId: r.transactionId, receivedAt: r.enqueuedAt ?? r.receivedAt, outbound, capacity: r.capacity, ...(typeof opened === 'string' ? {} : opened) });
+      out.push({ seq: r.seq, messageId: r.messageId, transactionId: r.transactionId, receivedAt: r.enqueuedAt ?? r.receivedAt, outbound, capacity: r.capacity, securityPattern: r.securityPattern, ...(typeof opened === 'string' ? {} : opened) });
     }
     return out;
   }
@@ -259,9 +260,10 @@ export class PgMessageLog implements MessageLog {
   async appendReplayCopies(copies: ReplayCopy[], enqueueFor?: QueueRef, progress?: JobProgress): Promise<void> {
     await this.d.tx(
       async (c) => {
-        const { rows: originals } = await c.query<{ id: number; channel: string; eventCode: string; senderDipId: string; senderRole: string; correlationId: string | null; mpan: string | null }>(
+        // A copy keeps its original's pattern (securityPattern): requeued, it is made for that again.
+        const { rows: originals } = await c.query<{ id: number; channel: string; eventCode: string; senderDipId: string; senderRole: string; correlationId: string | null; mpan: string | null; securityPattern: SecurityPattern | null }>(
           `SELECT id, channel, event_code AS "eventCode", sender_dip_id AS "senderDipId", sender_role AS "senderRole",
-                  correlation_id AS "correlationId", mpan FROM messages WHERE id = ANY($1::bigint[])`,
+                  correlation_id AS "correlationId", mpan, security_pattern AS "securityPattern" FROM messages WHERE id = ANY($1::bigint[])`,
           [[...new Set(copies.map((x) => x.originalId))]],
         );
         const byId = new Map(originals.map((o) => [o.id, o]));

@@ -210,6 +210,10 @@ ALTER TABLE publications ADD COLUMN IF NOT EXISTS recipients text;
 -- A replay copy's recipient (2026-12-05): the one participant that may name the copy in a status message.
 -- Copies made before read NULL and keep their original's recipients. No default: no rows rewritten.
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS replay_for text;
+-- The security pattern (1, 2, 3) a message was accepted under (2026-12-05), kept for its copies. NULL in older
+-- rows (and status messages), whose copies follow src/pipeline/recipient-copy.ts acceptedUnder. No default:
+-- no rows rewritten.
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS security_pattern smallint;
 -- The transaction ID a reference was accepted under: a duplicate's refusal names it (older rows have none).
 ALTER TABLE sender_refs ADD COLUMN IF NOT EXISTS transaction_id text;
 -- The last position a pull handed out (2026-12-03): a pull's acknowledgement may not pass it (nor acked_seq).

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { AcceptedBatch, QueueRef } from '../../ports/message-log.js';
 import { sealRawRequest } from '../../security/seal-batch.js';
+import type { SecurityPattern } from '../../domain/channel.js';
 import { queueKey } from '../../ports/queue-ref.js';
 import { storedForm, type LockedQueue, type PgDatabase } from './database.js';
 import { dayOf, idFor } from './partitions.js';
@@ -22,6 +23,8 @@ export interface MessageRow {
   replayOf: number | null;
   /** A replay copy's recipient (ReplayCopy.recipientDipId); absent for any other message. */
   replayFor?: string;
+  /** The pattern it was accepted under (AcceptedMessage.securityPattern; a replay copy: its original's). */
+  securityPattern: SecurityPattern | null;
   outbound: string;
   /** The outbound copy as stored, when it was sealed beforehand (AcceptedBatch.sealed, on an ingest thread). */
   stored?: Buffer | string;
@@ -39,9 +42,9 @@ export async function insertMessages(d: PgDatabase, c: pg.PoolClient, rows: Mess
   const sealed = rows.map((r) => (r.stored === undefined ? d.sealText(r.outbound) : storedForm(r.stored)));
   await c.query(
     `INSERT INTO messages (id, batch_id, transaction_id, channel, event_code, sender_dip_id, sender_role, sender_ref,
-                           correlation_id, mpan, received_at, replay_of, outbound, sealed, replay_for)
+                           correlation_id, mpan, received_at, replay_of, outbound, sealed, replay_for, security_pattern)
      SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                          $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::bytea[], $14::boolean[], $15::text[])`,
+                          $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::bytea[], $14::boolean[], $15::text[], $16::smallint[])`,
     [
       rows.map((r) => r.id),
       rows.map((r) => r.batchId),
@@ -58,6 +61,7 @@ export async function insertMessages(d: PgDatabase, c: pg.PoolClient, rows: Mess
       sealed.map((s) => s.bytes),
       sealed.map((s) => s.sealed),
       rows.map((r) => r.replayFor ?? null),
+      rows.map((r) => r.securityPattern),
     ],
   );
 }
@@ -135,6 +139,7 @@ export async function writeBatches(d: PgDatabase, c: pg.PoolClient, batches: Acc
       receivedAt: m.receivedAt,
       replayOf: null,
       outbound: m.outbound,
+      securityPattern: m.securityPattern ?? null,
       ...(sealed ? { stored: sealed.outbound } : {}),
     })),
   );

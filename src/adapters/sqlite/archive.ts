@@ -68,7 +68,7 @@ export class SqliteArchive implements Archive {
       .prepare<unknown[], Omit<ArchivedMessage, 'outbound'> & { outbound: Stored }>(
         `SELECT m.id AS id, e.seq AS seq, m.transaction_id AS transactionId, m.channel AS channel, m.event_code AS eventCode,
                 m.sender_dip_id AS senderDipId, m.sender_role AS senderRole, m.correlation_id AS correlationId,
-                m.received_at AS receivedAt, m.outbound AS outbound, e.capacity AS capacity
+                m.received_at AS receivedAt, m.outbound AS outbound, e.capacity AS capacity, m.security_pattern AS securityPattern
            FROM queue_entries e JOIN queues q ON q.id = e.queue_id JOIN messages m ON m.id = e.message_id
           WHERE ${where} ORDER BY e.seq LIMIT ?`,
       )

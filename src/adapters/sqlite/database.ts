@@ -44,7 +44,7 @@ export interface PendingHead extends QueueRow {
   first: number;
 }
 
-export type RecentMessage = Omit<QueueEntry, 'seq' | 'messageId' | 'capacity'>;
+export type RecentMessage = Omit<QueueEntry, 'seq' | 'messageId' | 'capacity' | 'securityPattern'>;
 
 const queueKey = (recipient: string, channel: string): string => `${recipient}\u0000${channel}`;
 

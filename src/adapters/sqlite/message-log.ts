@@ -3,6 +3,7 @@ import { sealParts } from '../../security/seal-batch.js';
 import { headDamage, missingMessage, type AcceptedBatch, type AppendOutcome, type MessageLog, type QueueBacklogState, type QueueEntry, type QueueRef, type QueueState, type ReplayCopy, type Settlement } from '../../ports/message-log.js';
 import { jobMoved } from '../../ports/errors.js';
 import type { JobProgress } from '../../ports/requeue-jobs.js';
+import type { SecurityPattern } from '../../domain/channel.js';
 import { damaged, type PendingHead, type RecentMessage, type SqliteDatabase, type Stored } from './database.js';
 import { openedOrWhy } from '../archive-sql.js';
 
@@ -24,13 +25,13 @@ export class SqliteMessageLog implements MessageLog {
       insertBatch: db.prepare('INSERT INTO batches (channel, sender_dip_id, received_at, raw, signature) VALUES (?, ?, ?, ?, ?)'),
       insertMessage: db.prepare(
         `INSERT INTO messages (batch_id, transaction_id, channel, event_code, sender_dip_id, sender_role, sender_ref,
-           correlation_id, mpan, received_at, replay_of, outbound) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           correlation_id, mpan, received_at, replay_of, outbound, security_pattern) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       insertEntry: db.prepare<[number, number, number | bigint, string | null]>('INSERT INTO queue_entries (queue_id, seq, message_id, capacity) VALUES (?, ?, ?, ?)'),
       // The transaction ID (stored before the outbound copy: no overflow page is read) tells whether a
       // cached message is still the one under that id (see readQueue).
-      readEntries: db.prepare<[number, number, number], { seq: number; messageId: number; enqueuedAt: number | null; capacity: string | null; transactionId: string | null }>(
-        `SELECT e.seq, e.message_id AS messageId, e.enqueued_at AS enqueuedAt, e.capacity, m.transaction_id AS transactionId
+      readEntries: db.prepare<[number, number, number], { seq: number; messageId: number; enqueuedAt: number | null; capacity: string | null; transactionId: string | null; securityPattern: SecurityPattern | null }>(
+        `SELECT e.seq, e.message_id AS messageId, e.enqueued_at AS enqueuedAt, e.capacity, m.transaction_id AS transactionId, m.security_pattern AS securityPattern
            FROM queue_entries e LEFT JOIN messages m ON m.id = e.message_id WHERE e.queue_id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?`,
       ),
       messageById: db.prepare<[number], { transactionId: string; receivedAt: number; outbound: Stored }>(
@@ -61,9 +62,9 @@ export class SqliteMessageLog implements MessageLog {
       ),
       replayFor: db.prepare('UPDATE messages SET replay_for = ? WHERE id = ?'),
       progress: db.prepare("UPDATE requeue_jobs SET cursor = ?, requeued = requeued + ?, updated_at = ? WHERE id = ? AND state = 'running' AND cursor = ?"),
-      original: db.prepare<[number], { channel: string; eventCode: string; senderDipId: string; senderRole: string; correlationId: string | null; mpan: string | null }>(
+      original: db.prepare<[number], { channel: string; eventCode: string; senderDipId: string; senderRole: string; correlationId: string | null; mpan: string | null; securityPattern: SecurityPattern | null }>(
         `SELECT channel, event_code AS eventCode, sender_dip_id AS senderDipId, sender_role AS senderRole,
-                correlation_id AS correlationId, mpan FROM messages WHERE id = ?`,
+                correlation_id AS correlationId, mpan, security_pattern AS securityPattern FROM messages WHERE id = ?`,
       ),
     };
   }
@@ -114,6 +115,7 @@ export class SqliteMessageLog implements MessageLog {
         m.receivedAt,
         null,
         sealed.outbound[i],
+        m.securityPattern ?? null,
       ).lastInsertRowid;
       for (const recipient of m.recipients) {
         const q = this.d.nextSeq(heads, recipient, m.channel);
@@ -143,7 +145,7 @@ export class SqliteMessageLog implements MessageLog {
       bytes += message.outbound.length + 1;
       if (out.length > 0 && bytes > maxBytes) break;
       // A requeued dead letter's staleness clock starts at its requeue.
-      out.push({ seq: e.seq, messageId: e.messageId, ...message, receivedAt: e.enqueuedAt ?? message.receivedAt, capacity: e.capacity });
+      out.push({ seq: e.seq, messageId: e.messageId, ...message, receivedAt: e.enqueuedAt ?? message.receivedAt, capacity: e.capacity, securityPattern: e.securityPattern });
     }
     return out;
   }
@@ -215,6 +217,8 @@ export class SqliteMessageLog implements MessageLog {
           c.receivedAt,
           c.originalId,
           this.d.sealer.seal(c.outbound, { compress: true }),
+          // A copy keeps its original's pattern: requeued, it is made for that again.
+          original.securityPattern,
         ).lastInsertRowid;
         this.s.replayFor.run(c.recipientDipId, id);
         if (enqueueFor) {

@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS messages (
   received_at INTEGER NOT NULL,
   replay_of INTEGER,
   outbound BLOB NOT NULL, -- sealed (AES-256-GCM) when encryption at rest is on
-  replay_for TEXT -- a replay copy's recipient: the one participant that may name it in a status message
+  replay_for TEXT, -- a replay copy's recipient: the one participant that may name it in a status message
+  security_pattern INTEGER -- the pattern (1, 2, 3) its channel ran when accepted, kept for its copies; NULL: stored before it was recorded, or a status message
 );
 CREATE UNIQUE INDEX IF NOT EXISTS messages_sender_ref ON messages (sender_dip_id, sender_ref) WHERE sender_ref IS NOT NULL;
 CREATE TABLE IF NOT EXISTS queues (
@@ -312,5 +313,9 @@ export function migrate(db: Database.Database): void {
   db.exec('CREATE INDEX IF NOT EXISTS publications_awaiting_notice ON publications (published_at) WHERE notice_queued = 0');
   db.exec('CREATE INDEX IF NOT EXISTS publications_awaiting_withdrawal_notice ON publications (withdrawn_at) WHERE withdrawal_notice_queued = 0');
   // A replay copy's recipient (2026-12-05): copies made before read NULL and keep their original's recipients.
-  if (!db.prepare<[], { name: string }>('PRAGMA table_info(messages)').all().some((c) => c.name === 'replay_for')) db.exec('ALTER TABLE messages ADD COLUMN replay_for TEXT');
+  const messageColumns = db.prepare<[], { name: string }>('PRAGMA table_info(messages)').all();
+  if (!messageColumns.some((c) => c.name === 'replay_for')) db.exec('ALTER TABLE messages ADD COLUMN replay_for TEXT');
+  // The pattern a message was accepted under (2026-12-05): NULL in older rows, whose copies follow the rule
+  // of src/pipeline/recipient-copy.ts acceptedUnder (what was stored says 3 or not; no backfill).
+  if (!messageColumns.some((c) => c.name === 'security_pattern')) db.exec('ALTER TABLE messages ADD COLUMN security_pattern INTEGER');
 }

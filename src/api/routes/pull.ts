@@ -1,8 +1,9 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { PULL_ACKNOWLEDGED } from '../../ports/archive.js';
 import type { QueueRef } from '../../ports/message-log.js';
-import { CopyWithheld } from '../../pipeline/recipient-copy.js';
+import { CopyUnmakeable, CopyWithheld, leadingCopies } from '../../pipeline/recipient-copy.js';
 import { STATUS_CHANNEL } from '../../pipeline/status.js';
+import { copiesWithin } from '../../pipeline/delivery-body.js';
 import { newAttemptId } from '../../domain/attempt-id.js';
 import { MSG } from '../../domain/response-codes.js';
 import { judgeAck, pulledMark } from '../../domain/pull-positions.js';
@@ -117,24 +118,31 @@ async function pull(deps: ApiDeps, req: FastifyRequest<Route>, reply: FastifyRep
   // Up to a copy that cannot be opened (QueueEntry.unreadable): the queue's worker dead-letters it on its sweep.
   const unreadable = read.findIndex((e) => e.unreadable !== undefined);
   const entries = unreadable === -1 ? read : read.slice(0, unreadable);
-  let copies: string[];
-  try {
-    copies = await Promise.all(entries.map((e) => deps.copies.copyFor(queue, e.outbound, e.capacity)));
-  } catch (err) {
+  // Up to a copy that cannot be made, as a webhook call is.
+  const { copies, failure } = await leadingCopies((q, source) => deps.copies.copyFor(q, source), queue, entries);
+  if (failure !== null && copies.length === 0) {
     // The recipient's certificate is revoked or expired (a connection provider may still pull for it):
     // nothing is handed out encrypted to it, the messages wait for its new certificate. The puller is told
     // what comes of its next pull: no acknowledgement is owed, and nothing is lost meanwhile.
-    if (err instanceof CopyWithheld) return sendStandard(deps, reply, 409, queue.recipientDipId, MSG.processingFailed, `${err.message}; pull again once it has: they come in order, encrypted to it, none lost`);
-    throw err;
+    if (failure instanceof CopyWithheld) return sendStandard(deps, reply, 409, queue.recipientDipId, MSG.processingFailed, `${failure.message}; pull again once it has: they come in order, encrypted to it, none lost`);
+    // No copy can be made of the oldest at all: its queue's worker sets it aside as a dead letter (and tells
+    // its sender), as for a webhook; woken now, so the next pull goes on past it.
+    if (!(failure instanceof CopyUnmakeable)) throw failure;
+    deps.delivery.notify([queue]);
+    const seq = entries[0]!.seq;
+    return sendStandard(deps, reply, 409, queue.recipientDipId, MSG.processingFailed, `the message at position ${seq} cannot be made for ${queue.recipientDipId}: ${failure.message}; it is set aside as a dead letter and its sender told: pull again`);
   }
+  // maxPayloadSize counts the copies as answered (re-encrypted for pattern 2, larger than stored): copiesWithin.
+  const fit = copiesWithin(copies.map((c) => Buffer.byteLength(c, 'utf8')), maxKb * 1024);
+  const handed = entries.slice(0, fit);
   // Only on an answer that hands the copies out: a 409 that withheld them names no sequence to acknowledge.
-  if (entries.length > 0) reply.header(SEQUENCE_HEADER, formatSequence(entries[0]!.seq, entries.at(-1)!.seq));
+  if (handed.length > 0) reply.header(SEQUENCE_HEADER, formatSequence(handed[0]!.seq, handed.at(-1)!.seq));
   reply.header('x-opendip-acknowledged', String(ackedSeq));
   // Durable before the answer leaves: its acknowledgement may reach another node, which checks it
   // against the store. One write per pull that hands out something new; none for the same range again.
-  const mark = pulledMark(state, entries.at(-1)?.seq);
+  const mark = pulledMark(state, handed.at(-1)?.seq);
   if (mark !== null) await deps.queues.markPulled(queue, mark);
-  return sendSigned(deps, req, reply, 200, `[${copies.join(',')}]`);
+  return sendSigned(deps, req, reply, 200, `[${copies.slice(0, fit).join(',')}]`);
 }
 
 /** Moves a queue's durable position to `sequence`; what it passes is delivered, as reports and journeys count it. */

@@ -2,7 +2,7 @@ import { CONTINUATION_HEADER } from '../../security/continuation-token.js';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { JsonSchema } from '../../catalogue/types.js';
 import { MSG } from '../../domain/response-codes.js';
-import { CopyWithheld } from '../../pipeline/recipient-copy.js';
+import { CopyUnmakeable, CopyWithheld } from '../../pipeline/recipient-copy.js';
 import { archivedEventCode, ReplayBudgetSpent, type ReplayFilter } from '../../pipeline/replay.js';
 import type { ApiDeps, RoutePluginOptions } from '../deps.js';
 import { recipientScope } from '../guard.js';
@@ -51,6 +51,8 @@ export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
       } catch (e) {
         // Security pattern 2 and the recipient's certificate is revoked or expired: nothing is encrypted to it.
         if (e instanceof CopyWithheld) return sendStandard(deps, reply, 409, recipientScope(req).caller.dipId, MSG.processingFailed, e.message);
+        // A copy that cannot be made for this recipient at all: nothing was archived, the answer names the message.
+        if (e instanceof CopyUnmakeable) return sendStandard(deps, reply, 409, recipientScope(req).caller.dipId, MSG.processingFailed, `no copy of ${e.message}`);
         // The recipient's budget of copies is spent (config replayCopiesPerHour): nothing was written.
         if (!(e instanceof ReplayBudgetSpent)) throw e;
         reply.header('retry-after', String(Math.max(1, Math.ceil(e.retryAfterMs / 1000))));
