@@ -186,8 +186,9 @@ export interface OnboardingConfig {
   /** The public application form on the user portal (/portal/apply). Off: the form is answered 404. */
   enabled: boolean;
   /**
-   * Applications waiting at most (not yet verified, or verified and not yet decided): one more is refused
-   * until operators decide some, so a flood of applications cannot grow the queue without end.
+   * Verified applications waiting for the operators at most: one more is refused until operators decide
+   * some, so a flood of applications cannot grow the queue without end. Unverified ones (anyone can make them)
+   * have a roomier bound of their own, four times this (src/pipeline/onboarding.ts), and never fill it.
    */
   maxWaiting: number;
   /** Applications one client address may send an hour (token bucket, src/security/rate-limit.ts). */

@@ -7,7 +7,7 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { webcrypto } from 'node:crypto';
 import { Agent, request } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DEFAULTS } from '../src/config.js';
 import { totpCode } from '../src/security/portal-credentials.js';
 import { adminApi } from './helpers/admin.js';
@@ -96,6 +96,8 @@ describe('company self-onboarding', () => {
     const mail = smtp.mails[0]!;
     expect(mail.to).toEqual(['nia@newenergy.example']);
     const link = /(https:\/\/\S+\/portal\/apply\/verify\?token=[\w-]+)/.exec(mailText(mail))![1]!;
+    // Nothing the applicant wrote rides on the DIP's own sender (a phishing relay): a fixed text, the link, the application's ID.
+    for (const typed of ['New Energy', 'Nia', 'Newton', 'NEWE', 'LDSO']) expect(mailText(mail)).not.toContain(typed);
     // Not yet verified: the operators do not see it.
     expect((await admin('GET', '/admin/onboarding/applications')).body).toEqual([]);
 
@@ -108,6 +110,7 @@ describe('company self-onboarding', () => {
     expect((await send('POST', '/portal/apply/verify', { token })).status).toBe(404);
 
     const [pending] = (await admin('GET', '/admin/onboarding/applications')).body as Array<{ id: string }>;
+    expect(mailText(mail)).toContain(`application ${pending!.id}`);
     const view = await admin('GET', `/admin/onboarding/applications/${pending!.id}`);
     expect(view.status, JSON.stringify(view.body)).toBe(200);
     expect(view.body).toMatchObject({
@@ -193,11 +196,27 @@ describe('company self-onboarding', () => {
     expect((await admin('POST', '/admin/onboarding/applications/nope/reject', { reason: 'x' })).status).toBe(404);
   });
 
-  it('takes no application past the cap of applications waiting', async () => {
-    // Waiting now: zed@ (unverified); the cap is 4.
-    const from = '127.0.0.5';
-    for (const n of [1, 2, 3]) expect((await send('POST', '/portal/apply', claim({ contactEmail: `c${n}@newenergy.example` }), from)).status).toBe(200);
-    const full = await send('POST', '/portal/apply', claim({ contactEmail: 'c4@newenergy.example' }), from);
+  it('puts an approval back to pending when the participant could not be registered, and journals nothing', async () => {
+    const id = await appliedAndVerified({ companyName: 'Other Ltd', mpids: 'OTHR', roles: 'SUP', contactEmail: 'olga@other.example' }, '127.0.0.10');
+    const failing = vi.spyOn(t.dip.backend.registry, 'upsertParticipant').mockRejectedValueOnce(new Error('the disk is full'));
+    try {
+      const failed = await admin('POST', `/admin/onboarding/applications/${id}/approve`, {});
+      expect(failed.status).toBe(500);
+    } finally {
+      failing.mockRestore();
+    }
+    expect((await admin('GET', `/admin/onboarding/applications/${id}`)).body.application).toMatchObject({ status: 'pending', decidedAt: null, decidedBy: null, dipId: null, username: null });
+    expect(((await admin('GET', `/admin/journal?target=${id}`)).body as Array<{ action: string }>).map((e) => e.action)).toEqual(['onboarding.verify']);
+    const approved = await admin('POST', `/admin/onboarding/applications/${id}/approve`, {});
+    expect(approved.status, JSON.stringify(approved.body)).toBe(200);
+    expect(approved.body.apiKey).toEqual(expect.any(String));
+  });
+
+  it('takes no application past the cap of verified applications waiting; unverified ones are not counted against it', async () => {
+    // Waiting now: zed@ unverified, nothing verified; the cap is 4. Unverified ones past the cap are taken.
+    for (const n of [1, 2, 3, 4, 5]) expect((await send('POST', '/portal/apply', claim({ contactEmail: `u${n}@newenergy.example` }), n < 4 ? '127.0.0.5' : '127.0.0.6')).status).toBe(200);
+    for (const n of [1, 2, 3, 4]) await appliedAndVerified({ contactEmail: `c${n}@newenergy.example` }, n < 3 ? '127.0.0.7' : '127.0.0.8');
+    const full = await send('POST', '/portal/apply', claim({ contactEmail: 'c5@newenergy.example' }), '127.0.0.9');
     expect(full.status).toBe(503);
     expect(full.text).toContain('the DIP takes no more applications at the moment');
   });

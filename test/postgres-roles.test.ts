@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../src/adapters/clock.js';
 import { PgActivityLog } from '../src/adapters/postgres/activity-log.js';
 import { PgAlarmSubscriptions } from '../src/adapters/postgres/alarm-subscriptions.js';
+import { PgOnboardingApplications } from '../src/adapters/postgres/onboarding.js';
 import { openPostgresBackend, type PostgresBackend } from '../src/adapters/postgres/index.js';
 import { PgDatabase } from '../src/adapters/postgres/database.js';
 import { dayOf, partitionName } from '../src/adapters/postgres/partitions.js';
@@ -17,6 +18,7 @@ import { GENESIS_HASH } from '../src/domain/activity.js';
 import { activityLogContract } from './contract/activity-log.contract.js';
 import { alarmSubscriptionsContract } from './contract/alarm-subscriptions.contract.js';
 import { backendContract } from './contract/backend.contract.js';
+import { onboardingContract } from './contract/onboarding.contract.js';
 import { batch, mds, message, sup } from './contract/fixtures.js';
 import { reportCountsContract } from './contract/report-counts.contract.js';
 import { FakeClock } from './helpers/clocks.js';
@@ -61,6 +63,13 @@ reportCountsContract('PostgreSQL as a runtime role', async () => {
 alarmSubscriptionsContract('PostgreSQL as a runtime role', async () => {
   const u = await split();
   const open = () => PgAlarmSubscriptions.open(u.url, u.migrationUrl);
+  return { store: await open(), reopen: open };
+});
+
+// Its create locks the table (SHARE ROW EXCLUSIVE: UPDATE or DELETE needed) and forgets rows: the runtime role's grants cover it.
+onboardingContract('PostgreSQL as a runtime role', async () => {
+  const u = await split();
+  const open = () => PgOnboardingApplications.open(u.url, u.migrationUrl);
   return { store: await open(), reopen: open };
 });
 

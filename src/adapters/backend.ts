@@ -36,7 +36,7 @@ export async function openAlarmSubscriptions(config: DipConfig): Promise<AlarmSu
 
 /** Companies' onboarding applications: a small file of their own, or a table on the cluster's PostgreSQL. */
 export async function openOnboardingApplications(config: DipConfig): Promise<OnboardingApplications> {
-  return config.storage.kind === 'cluster' ? PgOnboardingApplications.open(config.storage.postgres.url) : new SqliteOnboardingApplications(join(config.dataDir, 'onboarding.db'));
+  return config.storage.kind === 'cluster' ? PgOnboardingApplications.open(config.storage.postgres.url, config.storage.postgres.migrationUrl ?? undefined) : new SqliteOnboardingApplications(join(config.dataDir, 'onboarding.db'));
 }
 
 /**

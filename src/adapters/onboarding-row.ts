@@ -16,3 +16,6 @@ export interface ApplicationRow {
 export const fromApplicationRow = (r: ApplicationRow): OnboardingApplication => ({ ...(JSON.parse(r.doc) as OnboardingApplication), status: r.status as OnboardingApplication['status'], verifyTokenHash: r.verify_token_hash });
 
 export const applicationColumns = (a: OnboardingApplication): [string, string, string | null, number, number, string] => [a.id, a.status, a.verifyTokenHash, a.verifyExpiresAt, a.createdAt, JSON.stringify(a)];
+
+/** An approved application as it was before the approval (which failed before anything was registered): pending again. */
+export const undecided = (a: OnboardingApplication): OnboardingApplication => ({ ...a, status: 'pending', decidedAt: null, decidedBy: null, reason: null, dipId: null, username: null });

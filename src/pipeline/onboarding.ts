@@ -15,6 +15,11 @@ import { RefusedError } from './refused.js';
 import type { Registry } from './registry.js';
 
 const TOKEN_PREFIX = 'dipverify_';
+/**
+ * Unconfirmed applications allowed per one waiting for the operators (onboarding.maxWaiting): anyone can make
+ * them (one live per contact address), so they have a bound of their own, roomier, and never fill the operators' queue.
+ */
+const UNVERIFIED_PER_WAITING = 4;
 
 export interface OnboardingDeps {
   store: OnboardingApplications;
@@ -87,19 +92,22 @@ export class Onboarding {
       dipId: null,
       username: null,
     };
-    if (!(await this.deps.store.create(application, this.deps.maxWaiting, now))) {
-      this.deps.logger.warn({ maxWaiting: this.deps.maxWaiting }, 'onboarding application refused: as many are waiting as allowed (onboarding.maxWaiting)');
+    if (!(await this.deps.store.create(application, { pending: this.deps.maxWaiting, unverified: this.deps.maxWaiting * UNVERIFIED_PER_WAITING }, now))) {
+      this.deps.logger.warn({ maxWaiting: this.deps.maxWaiting }, 'onboarding application refused: as many are waiting as allowed (onboarding.maxWaiting, or unconfirmed ones)');
       return { full: true };
     }
     const link = `${this.deps.portalUrl()}/portal/apply/verify?token=${encodeURIComponent(token)}`;
     try {
+      // Nothing the applicant wrote: the DIP's own sender must not carry a stranger's text (a phishing relay).
       await this.deps.mailer.send(
         claim.contactEmail,
         'Confirm your application to use the DIP',
-        `${claim.contactName},\n\nan application to use the Data Integration Platform was made for ${claim.companyName} with this address as its contact.\n\nTo send it to the DIP's operators, open this link by ${new Date(application.verifyExpiresAt).toISOString()}:\n\n${link}\n\nIf you did not apply, ignore this message: nothing is done without the link.\n`,
+        `An application to use the Data Integration Platform was made with this address as its contact (application ${application.id}).\n\nTo send it to the DIP's operators, open this link by ${new Date(application.verifyExpiresAt).toISOString()}:\n\n${link}\n\nIf you did not apply, ignore this message: nothing is done without the link.\n`,
       );
     } catch (err) {
-      this.deps.logger.error({ err, application: application.id }, 'onboarding: the verification e-mail could not be sent; the application lapses unverified');
+      this.deps.logger.error({ err, application: application.id }, 'onboarding: the verification e-mail could not be sent; the application is forgotten');
+      // Its link reached nobody: kept, it would only hold a place among the unverified until it expired.
+      await this.deps.store.forget(application.id);
       return { mailFailed: true };
     }
     return { sent: true };
@@ -153,12 +161,32 @@ export class Onboarding {
     const now = this.deps.clock.now();
     const decided = await this.deps.store.decide(id, { status: 'approved', decidedAt: now, decidedBy: actor, reason: null, dipId, username });
     if (!decided) throw new RefusedError(409, `application ${id} was decided meanwhile`);
-    const { participant, apiKey } = await onboardParticipant(this.deps.registryStore, { dipId, roles: check.registerRoles, organisation, certificatePem });
-    await this.deps.registry.refresh();
-    // Roles follow the register from here on (effective dates, optional roles), as for every participant.
-    this.deps.lifecycle.kick();
-    const made = await this.deps.accounts.createEnrollingAtFirstSignIn({ username, displayName: application.contactName, participantDipId: dipId, admin: true, createdBy: actor });
-    if ('problem' in made) throw new Error(`onboarding ${id}: ${dipId} is registered but its first account could not be made: ${made.problem}`);
+    let registered: Awaited<ReturnType<typeof onboardParticipant>>;
+    try {
+      registered = await onboardParticipant(this.deps.registryStore, { dipId, roles: check.registerRoles, organisation, certificatePem });
+    } catch (err) {
+      // Nothing registered: the application is pending again, to be approved (or rejected) anew; nothing journalled.
+      const back = await this.deps.store.undecide(id, now).catch((e: unknown) => e as Error);
+      const left = back instanceof Error || back === undefined ? `; it could not be put back to pending (${back instanceof Error ? back.message : 'no longer this approval'}) and stays approved with nothing registered` : '; it is pending again';
+      throw new Error(`onboarding ${id}: ${dipId} could not be registered: ${(err as Error).message}${left}`, { cause: err });
+    }
+    const { participant, apiKey } = registered;
+    let made: Awaited<ReturnType<PortalAccountService['createEnrollingAtFirstSignIn']>>;
+    try {
+      await this.deps.registry.refresh();
+      // Roles follow the register from here on (effective dates, optional roles), as for every participant.
+      this.deps.lifecycle.kick();
+      made = await this.deps.accounts.createEnrollingAtFirstSignIn({ username, displayName: application.contactName, participantDipId: dipId, admin: true, createdBy: actor });
+      if ('problem' in made) throw new Error(made.problem);
+    } catch (err) {
+      // Registered: a retry would issue a second API key, so the rest is done by hand, and said exactly.
+      throw new Error(
+        `onboarding ${id}: ${dipId} is registered (application approved) but its first portal account '${username}' could not be made: ${(err as Error).message}. ` +
+          `Finish by hand: make that account, administrator of ${dipId} (POST /admin/portal/accounts, or the operator portal's accounts page), and send its first password to ${application.contactEmail}; ` +
+          `and give ${dipId} a new API key, the one made never shown (dip participant add --dip-id ${dipId} with its certificate from the participant list prints one)`,
+        { cause: err },
+      );
+    }
     await this.deps.journal.append({
       at: now,
       actor,

@@ -16,12 +16,17 @@ export interface ApplicationDecision {
  */
 export interface OnboardingApplications {
   /**
-   * Adds an unverified application unless `cap` applications are already waiting (unverified ones whose
-   * link has not expired at `now`, and pending ones): counted and added in one transaction, so applications
-   * made at once on several nodes never pass the cap together. Unverified applications whose link expired
-   * are forgotten first. False: over the cap, nothing added.
+   * Adds an unverified application within `limits`, counted and added in one transaction, so applications
+   * made at once on several nodes never pass them together. First forgotten: unverified applications whose
+   * link expired at `now`, and the live unverified one of the same contact address (case ignored), which
+   * this one replaces: one address holds one link at a time. Then refused (false, nothing added or
+   * forgotten) when `limits.pending` verified applications wait for the operators, or `limits.unverified`
+   * unverified ones wait for their links (only verified ones are counted against the operators' queue, so
+   * unconfirmed ones, which anyone can make, cannot shut the form for the operators' applicants alone).
    */
-  create(application: OnboardingApplication, cap: number, now: number): Promise<boolean>;
+  create(application: OnboardingApplication, limits: { pending: number; unverified: number }, now: number): Promise<boolean>;
+  /** Forgets an application while it is unverified (its link could not be sent). */
+  forget(id: string): Promise<void>;
   /**
    * Verifies the unverified application whose token hash this is, if its link has not expired at `now`: it
    * becomes pending and the token is used up. The application as changed; undefined when there is none.
@@ -32,5 +37,10 @@ export interface OnboardingApplications {
   list(status: ApplicationStatus): Promise<OnboardingApplication[]>;
   /** Decides the application only while it is pending. The application as changed; undefined when it was not pending (or is none). */
   decide(id: string, decision: ApplicationDecision): Promise<OnboardingApplication | undefined>;
+  /**
+   * Puts an approved application back to pending (the approval failed before the participant was
+   * registered), only while it is approved by `decidedAt`'s decision. The application as changed; undefined when it was not.
+   */
+  undecide(id: string, decidedAt: number): Promise<OnboardingApplication | undefined>;
   close(): Promise<void>;
 }

@@ -3,7 +3,9 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ApplicationStatus, OnboardingApplication } from '../../domain/onboarding.js';
 import type { ApplicationDecision, OnboardingApplications } from '../../ports/onboarding.js';
-import { applicationColumns, fromApplicationRow, type ApplicationRow } from '../onboarding-row.js';
+import { applicationColumns, fromApplicationRow, undecided, type ApplicationRow } from '../onboarding-row.js';
+
+const SAME_CONTACT = "lower(json_extract(doc, '$.contactEmail'))";
 
 /** Onboarding applications in a small SQLite file of their own (written by the public form and the operators, rarely). */
 export class SqliteOnboardingApplications implements OnboardingApplications {
@@ -18,17 +20,25 @@ export class SqliteOnboardingApplications implements OnboardingApplications {
       id TEXT PRIMARY KEY, status TEXT NOT NULL, verify_token_hash TEXT UNIQUE, verify_expires_at INTEGER NOT NULL, created_at INTEGER NOT NULL, doc TEXT NOT NULL)`);
   }
 
-  create(a: OnboardingApplication, cap: number, now: number): Promise<boolean> {
-    // One transaction: nothing else writes this file between the count and the insert.
+  create(a: OnboardingApplication, limits: { pending: number; unverified: number }, now: number): Promise<boolean> {
+    // One transaction: nothing else writes this file between the counts and the insert.
     return Promise.resolve(
       this.db.transaction(() => {
         this.db.prepare("DELETE FROM onboarding_applications WHERE status = 'unverified' AND verify_expires_at <= ?").run(now);
-        const { n } = this.db.prepare<[], { n: number }>("SELECT count(*) AS n FROM onboarding_applications WHERE status IN ('unverified', 'pending')").get() ?? { n: 0 };
-        if (n >= cap) return false;
+        const count = (sql: string, ...values: string[]) => this.db.prepare<string[], { n: number }>(sql).get(...values)?.n ?? 0;
+        if (count("SELECT count(*) AS n FROM onboarding_applications WHERE status = 'pending'") >= limits.pending) return false;
+        const email = a.contactEmail.toLowerCase();
+        if (count(`SELECT count(*) AS n FROM onboarding_applications WHERE status = 'unverified' AND ${SAME_CONTACT} IS NOT ?`, email) >= limits.unverified) return false;
+        this.db.prepare(`DELETE FROM onboarding_applications WHERE status = 'unverified' AND ${SAME_CONTACT} = ?`).run(email);
         this.db.prepare('INSERT INTO onboarding_applications (id, status, verify_token_hash, verify_expires_at, created_at, doc) VALUES (?, ?, ?, ?, ?, ?)').run(...applicationColumns(a));
         return true;
       })(),
     );
+  }
+
+  forget(id: string): Promise<void> {
+    this.db.prepare("DELETE FROM onboarding_applications WHERE id = ? AND status = 'unverified'").run(id);
+    return Promise.resolve();
   }
 
   verify(tokenHash: string, now: number): Promise<OnboardingApplication | undefined> {
@@ -58,6 +68,19 @@ export class SqliteOnboardingApplications implements OnboardingApplications {
         const row = this.db.prepare<[string], ApplicationRow>("SELECT * FROM onboarding_applications WHERE id = ? AND status = 'pending'").get(id);
         if (!row) return undefined;
         const next: OnboardingApplication = { ...fromApplicationRow(row), ...d };
+        this.write(next);
+        return next;
+      })(),
+    );
+  }
+
+  undecide(id: string, decidedAt: number): Promise<OnboardingApplication | undefined> {
+    return Promise.resolve(
+      this.db.transaction(() => {
+        const row = this.db.prepare<[string], ApplicationRow>("SELECT * FROM onboarding_applications WHERE id = ? AND status = 'approved'").get(id);
+        const current = row && fromApplicationRow(row);
+        if (current?.decidedAt !== decidedAt) return undefined;
+        const next = undecided(current);
         this.write(next);
         return next;
       })(),
