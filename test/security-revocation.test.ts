@@ -185,6 +185,19 @@ describe('revokeCertificate: the list in the store and a CRL signed by the CA', 
     expect(w.revoked(info.fingerprint256)).toEqual(late);
     expect(new x509.X509Crl(await readFile(crlFile(dir), 'utf8')).entries.map((e) => e.serialNumber.toUpperCase())).toContain(info.serialNumber);
   });
+
+  it('a revoked.json that cannot be imported is logged and blocks no reload of the list', async () => {
+    const errors: string[] = [];
+    const w = await RevocationWatcher.open(dir, store, pki.ca, { ...quietLogger, error: (_o, msg) => void errors.push(msg ?? '') });
+    await writeFile(legacyRevocationListFile(dir), '{"entries": "no"}');
+    const c = await issueParticipantCertificate(pki.ca, { organisation: 'N', dipIds: ['4000000003'], environment: 'DEV', validDays: 5 });
+    await revokeCertificate(dir, store, c.certPem, 'superseded');
+    await w.reload();
+    await w.reload();
+    expect(w.revoked(certificateInfo(c.certPem).fingerprint256)?.reason).toBe('superseded');
+    expect(errors).toEqual(['revoked.json could not be imported; its revocations are not in force']);
+    await rm(legacyRevocationListFile(dir));
+  });
 });
 
 describe('a running DIP honours a revocation without a restart', () => {

@@ -200,6 +200,7 @@ export class RevocationWatcher {
   private timer: NodeJS.Timeout | undefined;
   private reloading: Promise<void> | null = null;
   private failing = false;
+  private legacyFailing = false;
   private readonly reportedMalformed = new Set<string>();
   private readonly listeners: Array<(crlPem: string) => void> = [];
 
@@ -263,10 +264,17 @@ export class RevocationWatcher {
   }
 
   private async doReload(): Promise<void> {
+    // A revoked.json written after start (an earlier version's CLI during a rolling upgrade) is imported as at
+    // start. One that cannot be imported is logged (once while it stays) and blocks no reload of the store's list.
+    await importLegacyRevocations(this.pkiDir, this.store, this.logger).then(
+      () => (this.legacyFailing = false),
+      (err: unknown) => {
+        if (!this.legacyFailing) this.logger.error({ err, file: legacyRevocationListFile(this.pkiDir) }, 'revoked.json could not be imported; its revocations are not in force');
+        this.legacyFailing = true;
+      },
+    );
     let list: RevocationList;
     try {
-      // A revoked.json written after start (an earlier version's CLI during a rolling upgrade) is imported as at start.
-      await importLegacyRevocations(this.pkiDir, this.store, this.logger);
       list = await readRevocationList(this.store);
     } catch (err) {
       // Logged once per outage, not every poll.
