@@ -67,6 +67,24 @@ describe('pull and replay answers carry the DIP signature', () => {
     expect(verify('GET', { ...pulled, headers: stripped })).toMatch(/^missing-header/);
   });
 
+  // What the DIP sends for a replay that finds nothing is the operator's choice (api.emptyReplay); 'empty-array'
+  // answers 200 [] through the same sendSigned as an empty pull, so unsigned: the client takes it from replay too.
+  it("takes an empty replay answered 200 [] (api.emptyReplay 'empty-array') unsigned, as the DIP sends it", async () => {
+    const e = await startTestDip({ api: { emptyReplay: 'empty-array', validateAnswer: 'standard-response' } });
+    try {
+      const nobody = await e.participant('1000000003', ['SUP']);
+      const client = new DipClient({ baseUrl: e.dip.url, apiKey: nobody.apiKey, keyPem: nobody.credentials.keyPem, certPem: nobody.credentials.certPem, caPem: e.dip.pki.ca.certPem, answerCas: [e.dip.pki.ca.certPem] });
+      const filter = { datetimeFrom: '2000-01-01T00:00:00+00:00', datetimeTo: '2100-01-01T00:00:00+00:00' };
+      const raw = await client.replay('IF-021', nobody.dipId, filter);
+      expect([raw.status, raw.raw.toString('utf8'), raw.headers['x-dip-signature']]).toEqual([200, '[]', undefined]);
+      const pages = [];
+      for await (const page of client.replayPages('IF-021', nobody.dipId, filter)) pages.push(page);
+      expect(pages).toEqual([{ messages: [], continuation: undefined }]);
+    } finally {
+      await e.close();
+    }
+  });
+
   it('signs a replay answer', async () => {
     const filter = { datetimeFrom: '2000-01-01T00:00:00+00:00', datetimeTo: '2100-01-01T00:00:00+00:00' };
     const replayed = await sup.client.replay('IF-021', sup.dipId, filter);

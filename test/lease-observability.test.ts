@@ -311,3 +311,19 @@ describe('the log while the leases bucket does not answer', () => {
     expect(await notifierLogOver20Turns('writesDown')).toEqual(['warn']);
   });
 });
+
+describe('the nodes a node finds lost', () => {
+  it('is one silent two lease lengths, but not an id whose node name was heard again under a new id since (a restart within that time)', async () => {
+    const clock = new FakeClock();
+    const { leases, rollCall } = leasesOnStubs(clock, recordingLogger().logger);
+    running.push(leases);
+    rollCall('host-a-0000000a', clock.now());
+    rollCall('host-b-0000000b', clock.now());
+    await clock.advance(1_000);
+    // host-a's supervisor restarts it at once: the same name, a new id, heard before the old one is lost.
+    rollCall('host-a-000000aa', clock.now());
+    await clock.advance(2 * settings.ttlMs);
+    rollCall('host-a-000000aa', clock.now());
+    expect(leases.lostNodes().map((l) => l.node)).toEqual(['host-b-0000000b']);
+  });
+});

@@ -18,6 +18,7 @@ import { createCertificateAuthority, ensurePki, issueParticipantCertificate, typ
 import { openSqliteBackend } from '../src/adapters/sqlite/index.js';
 import { systemClock } from '../src/adapters/clock.js';
 import type { Backend } from '../src/ports/backend.js';
+import type { Logger } from '../src/ports/logger.js';
 import { crlFile, legacyRevocationListFile, readRevocationList, revokeCertificate, RevocationWatcher, type RevocationStore } from '../src/security/revocation.js';
 import { certificateInfo } from '../src/security/signature.js';
 import { buildIF021 } from '../src/sim/messages.js';
@@ -102,9 +103,29 @@ describe('revokeCertificate: the list in the store and a CRL signed by the CA', 
     expect((await readRevocationList(store)).entries).toHaveLength(2);
   });
 
-  it('serialises concurrent revocations: none is lost', async () => {
+  it('serialises concurrent revocations: none is lost, and an older list is never written last', async () => {
     const many = await Promise.all(Array.from({ length: 5 }, (_, i) => issueParticipantCertificate(pki.ca, { organisation: `C${i}`, dipIds: [`300000000${i}`], environment: 'DEV', validDays: 5 })));
-    await Promise.all(many.map((c) => revokeCertificate(dir, store, c.certPem, 'cessationOfOperation')));
+    // The first revocation reads the list after its own addition, then is held until the others have
+    // written theirs: the list it read is older than the one in crl.pem by then.
+    let held = false;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const slow: RevocationStore = {
+      putRecord: (r, v) => store.putRecord(r, v),
+      records: async (kind) => {
+        const snapshot = await store.records(kind);
+        if (!held) {
+          held = true;
+          await gate;
+        }
+        return snapshot;
+      },
+    };
+    const first = revokeCertificate(dir, slow, many[0]!.certPem, 'cessationOfOperation');
+    await waitFor(() => held, 5000, 'the first revocation to read the list');
+    await Promise.all(many.slice(1).map((c) => revokeCertificate(dir, store, c.certPem, 'cessationOfOperation')));
+    release();
+    await first;
     const list = await readRevocationList(store);
     expect(list.entries).toHaveLength(7);
     expect(new x509.X509Crl(await readFile(crlFile(dir), 'utf8')).entries).toHaveLength(7);
@@ -122,6 +143,24 @@ describe('revokeCertificate: the list in the store and a CRL signed by the CA', 
     expect(w.size).toBe(7);
   });
 
+  it('refuses to open when the list cannot be read at start (fail closed)', async () => {
+    const down: RevocationStore = { putRecord: (r, v) => store.putRecord(r, v), records: () => Promise.reject(new Error('store down')) };
+    await expect(RevocationWatcher.open(dir, down, pki.ca, quietLogger)).rejects.toThrow(/revocation list could not be read from the store \(store down\)/);
+  });
+
+  it('logs a malformed revocation record by its key, once', async () => {
+    const errors: Array<{ obj: object; msg?: string }> = [];
+    const logger: Logger = { ...quietLogger, error: (obj, msg) => errors.push({ obj, msg }) };
+    const broken: RevocationStore = {
+      putRecord: (r, v) => store.putRecord(r, v),
+      records: async (kind) => [...(await store.records(kind)), { kind, key: 'BROKEN-KEY', version: 1, doc: { serialNumber: 42 }, at: 0, by: 'hand' }],
+    };
+    const w = await RevocationWatcher.open(dir, broken, pki.ca, logger);
+    await w.reload();
+    expect(w.size).toBe(7);
+    expect(errors).toEqual([{ obj: { kind: 'revoked-certificate', key: 'BROKEN-KEY' }, msg: expect.stringMatching(/not in force/i) as unknown }]);
+  });
+
   it("imports an earlier version's revoked.json into the store once, keeping what is there", async () => {
     const c = await issueParticipantCertificate(pki.ca, { organisation: 'L', dipIds: ['4000000001'], environment: 'DEV', validDays: 5 });
     const info = certificateInfo(c.certPem);
@@ -134,6 +173,30 @@ describe('revokeCertificate: the list in the store and a CRL signed by the CA', 
     expect(w.size).toBe(8);
     await expect(readFile(legacyRevocationListFile(dir), 'utf8')).rejects.toThrow(/ENOENT/);
     expect(await readFile(`${legacyRevocationListFile(dir)}.imported`, 'utf8')).toContain(info.fingerprint256);
+  });
+
+  it('imports a revoked.json written after start (an earlier version\'s CLI) at the next read', async () => {
+    const w = await RevocationWatcher.open(dir, store, pki.ca, quietLogger);
+    const c = await issueParticipantCertificate(pki.ca, { organisation: 'M', dipIds: ['4000000002'], environment: 'DEV', validDays: 5 });
+    const info = certificateInfo(c.certPem);
+    const late = { serialNumber: info.serialNumber, fingerprint256: info.fingerprint256, subject: info.subject, dipIds: info.dipIds, reason: 'keyCompromise', revokedAt: '2026-02-01T00:00:00.000Z' };
+    await writeFile(legacyRevocationListFile(dir), JSON.stringify({ version: 1, crlNumber: 1, updatedAt: null, entries: [late] }));
+    await w.reload();
+    expect(w.revoked(info.fingerprint256)).toEqual(late);
+    expect(new x509.X509Crl(await readFile(crlFile(dir), 'utf8')).entries.map((e) => e.serialNumber.toUpperCase())).toContain(info.serialNumber);
+  });
+
+  it('a revoked.json that cannot be imported is logged and blocks no reload of the list', async () => {
+    const errors: string[] = [];
+    const w = await RevocationWatcher.open(dir, store, pki.ca, { ...quietLogger, error: (_o, msg) => void errors.push(msg ?? '') });
+    await writeFile(legacyRevocationListFile(dir), '{"entries": "no"}');
+    const c = await issueParticipantCertificate(pki.ca, { organisation: 'N', dipIds: ['4000000003'], environment: 'DEV', validDays: 5 });
+    await revokeCertificate(dir, store, c.certPem, 'superseded');
+    await w.reload();
+    await w.reload();
+    expect(w.revoked(certificateInfo(c.certPem).fingerprint256)?.reason).toBe('superseded');
+    expect(errors).toEqual(['revoked.json could not be imported; its revocations are not in force']);
+    await rm(legacyRevocationListFile(dir));
   });
 });
 

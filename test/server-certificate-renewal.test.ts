@@ -1,3 +1,4 @@
+import { request } from 'node:https';
 import { connect } from 'node:tls';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +19,18 @@ function servedSerial(port: number, client?: KeyAndCert): Promise<string> {
       resolve(serial);
     });
     socket.once('error', reject);
+  });
+}
+
+/** The status of an unsigned GET /health to the participant listener, sent with Host `host`. */
+function statusWithHost(port: number, client: KeyAndCert, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/health', headers: { host }, key: client.keyPem, cert: client.certPem, rejectUnauthorized: false, agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.once('error', reject);
+    req.end();
   });
 }
 
@@ -51,12 +64,15 @@ describe("the DIP's TLS server certificate is renewed without a restart", () => 
     const first = serialOf(t.dip.pki.server.certPem);
     for (const l of ports()) expect([l.name, await servedSerial(l.port, l.client)]).toEqual([l.name, first]);
 
-    const renewed = await issueServerCertificate(t.dip.pki.ca, { hostnames: t.config.hostnames, ipAddresses: t.config.ipAddresses, validDays: 30 });
+    expect(await statusWithHost(t.dip.port, sds.credentials, 'renewed.example')).toBe(421);
+    const renewed = await issueServerCertificate(t.dip.pki.ca, { hostnames: [...t.config.hostnames, 'renewed.example'], ipAddresses: t.config.ipAddresses, validDays: 30 });
     const dir = pkiDir(t.config);
     // As a renewal writes them: the key, then the certificate.
     await writeAtomic(join(dir, PKI_FILES.serverKey), renewed.keyPem, 0o600);
     await writeAtomic(join(dir, PKI_FILES.serverCert), renewed.certPem, 0o644);
     for (const l of ports()) await waitFor(async () => (await servedSerial(l.port, l.client)) === serialOf(renewed.certPem), 10_000, `the ${l.name} listener serving the renewed certificate`);
+    // A name only the renewed certificate covers is one of the participant API's from then on, not 421 until a restart.
+    expect(await statusWithHost(t.dip.port, sds.credentials, 'renewed.example')).not.toBe(421);
     // The participants' calls go on over it.
     expect((await sds.client.call('GET', '/certificates/dip', '')).status).toBe(200);
 

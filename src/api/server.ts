@@ -103,7 +103,16 @@ export interface ServerSecurity extends SecurityControls {
  */
 export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSecurity = {}): FastifyInstance {
   const limits = deps.config.http;
-  const hostNames = listenerHostNames({ bound: deps.config.host, certificatePem: tls.certificate.inForce().certPem, publicUrl: deps.config.publicUrl, allowed: deps.config.allowedHosts, setting: 'allowedHosts' });
+  const namesNow = () => listenerHostNames({ bound: deps.config.host, certificatePem: tls.certificate.inForce().certPem, publicUrl: deps.config.publicUrl, allowed: deps.config.allowedHosts, setting: 'allowedHosts' });
+  let hostNames = namesNow();
+  // A renewed certificate may name hosts the one before did not: they are this listener's from its installation.
+  tls.certificate.onChange(() => {
+    try {
+      hostNames = namesNow();
+    } catch (err) {
+      deps.logger.error({ err }, "the renewed TLS certificate's names could not be read; the participant API keeps the Host names of the one before");
+    }
+  });
   const headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
   const secureContext = (crl: string | string[] | undefined) => ({
     ...listenerContext(tls.certificate.inForce()),

@@ -314,6 +314,17 @@ export async function issueCrl(ca: KeyAndCert, entries: CrlEntry[], opts: { crlN
   return `-----BEGIN X509 CRL-----\n${b64}\n-----END X509 CRL-----\n`;
 }
 
+/** The CRL number (RFC 5280 5.2.3) of a PEM CRL, 0 when it has none. */
+export function crlNumberOf(crlPem: string): number {
+  const ext = new x509.X509Crl(crlPem).getExtension('2.5.29.20');
+  if (!ext) return 0;
+  // DER INTEGER: tag, one length byte (the numbers issueCrl writes are small), big-endian value.
+  const der = new Uint8Array(ext.value);
+  let n = 0;
+  for (const byte of der.subarray(2, 2 + (der[1] ?? 0))) n = n * 256 + byte;
+  return n;
+}
+
 // ---------------------------------------------------------------------------------------------
 // On-disk material
 

@@ -4,8 +4,8 @@
  * The list of record is in the store every node shares (registry records of kind
  * `revoked-certificate`, one per certificate, keyed by SHA-256 fingerprint: a PostgreSQL table on the
  * cluster backend, SQLite on the embedded one). Files in one node's data directory reached that node
- * only: `<pki>/revoked.json`, the list of record before, is imported into the store once at start and
- * no longer written. `revokeCertificate()` (`dip pki revoke`, POST /admin/pki/revoke, offboarding)
+ * only: `<pki>/revoked.json`, the list of record before, is imported into the store at start and at
+ * every poll when it appears (an earlier version's CLI during a rolling upgrade), and no longer written. `revokeCertificate()` (`dip pki revoke`, POST /admin/pki/revoke, offboarding)
  * adds to the store and writes `<pki>/crl.pem`, a real X.509 CRL signed by the environment's CA, for
  * anything else that terminates TLS for the DIP (a proxy, a load balancer); every node re-writes its
  * own crl.pem when its list changes.
@@ -17,7 +17,8 @@
  *  - issues a CRL from the list with the CA key it holds and installs it in the TLS listener
  *    (`server.setSecureContext()`), so that every NEW connection presenting a revoked certificate is
  *    refused during the handshake.
- * A store that cannot be read keeps the list in force (revocations are never taken back).
+ * A store that cannot be read at start stops the DIP from starting (no handshake runs without the list);
+ * later, it keeps the list in force (revocations are never taken back).
  */
 import { X509Certificate } from 'node:crypto';
 import { readFile, rename } from 'node:fs/promises';
@@ -25,14 +26,14 @@ import { join } from 'node:path';
 import type { Logger } from '../ports/logger.js';
 import { RecordConflictError, type RegistryStore } from '../ports/registry.js';
 import { writeAtomic } from './files.js';
-import { crlReasonName, issueCrl, readCertificateAuthority, type KeyAndCert } from './pki.js';
+import { crlNumberOf, crlReasonName, issueCrl, readCertificateAuthority, type KeyAndCert } from './pki.js';
 import { certificateInfo } from './signature.js';
 
 /** Where revocations are kept: the registry's versioned records, shared by every node. */
 export type RevocationStore = Pick<RegistryStore, 'records' | 'putRecord'>;
 const REVOCATION_RECORD = 'revoked-certificate';
 
-/** The list of record before revocations were kept in the store: read once at start to import it. */
+/** The list of record before revocations were kept in the store: imported when found (at start, every poll). */
 export const legacyRevocationListFile = (pkiDir: string): string => join(pkiDir, 'revoked.json');
 export const crlFile = (pkiDir: string): string => join(pkiDir, 'crl.pem');
 
@@ -53,6 +54,8 @@ export interface RevocationList {
   /** The CRL number: revocations are only ever added, so their count grows with every change. */
   crlNumber: number;
   entries: RevocationEntry[];
+  /** Keys of the records that are not revocation entries (hand-edited, corrupt): not in force, and logged by the watcher. */
+  malformed: string[];
 }
 
 function isEntry(e: unknown): e is RevocationEntry {
@@ -62,9 +65,14 @@ function isEntry(e: unknown): e is RevocationEntry {
 
 /** Every revoked certificate, oldest first. */
 export async function readRevocationList(store: RevocationStore): Promise<RevocationList> {
-  const entries = (await store.records(REVOCATION_RECORD)).map((r) => r.doc).filter(isEntry);
+  const entries: RevocationEntry[] = [];
+  const malformed: string[] = [];
+  for (const r of await store.records(REVOCATION_RECORD)) {
+    if (isEntry(r.doc)) entries.push(r.doc);
+    else malformed.push(r.key);
+  }
   entries.sort((a, b) => a.revokedAt.localeCompare(b.revokedAt) || a.fingerprint256.localeCompare(b.fingerprint256));
-  return { crlNumber: entries.length, entries };
+  return { crlNumber: entries.length, entries, malformed };
 }
 
 /** Adds one entry; false when the certificate was on the list already. */
@@ -113,9 +121,16 @@ export async function revokeCertificate(pkiDir: string, store: RevocationStore, 
     revokedAt: now.toISOString(),
   };
   const added = await addEntry(store, entry, by);
-  const list = await readRevocationList(store);
-  // Re-written when already revoked too: it may have been lost or be out of date.
-  await writeCrl(pkiDir, ca, list, now);
+  // Re-written when already revoked too: it may have been lost or be out of date. A concurrent revocation
+  // (another request, the CLI) may have read an older list and write it after ours: each re-reads the
+  // list after writing and writes again until what it wrote is the whole list, so the last write is.
+  let list = await readRevocationList(store);
+  for (;;) {
+    await writeCrl(pkiDir, await crlFor(ca, list, now));
+    const after = await readRevocationList(store);
+    if (after.crlNumber <= list.crlNumber) break;
+    list = after;
+  }
   const recorded = added ? entry : (list.entries.find((e) => e.fingerprint256 === info.fingerprint256) ?? entry);
   return { entry: recorded, alreadyRevoked: !added, crlFile: crlFile(pkiDir) };
 }
@@ -129,8 +144,19 @@ export function crlFor(ca: KeyAndCert, list: RevocationList, now: Date = new Dat
   );
 }
 
-async function writeCrl(pkiDir: string, ca: KeyAndCert, list: RevocationList, now: Date): Promise<void> {
-  await writeAtomic(crlFile(pkiDir), await crlFor(ca, list, now), 0o644);
+/** Writes crl.pem, unless it already holds a newer CRL (a higher number) than `crlPem`. */
+async function writeCrl(pkiDir: string, crlPem: string): Promise<void> {
+  if ((await crlNumberOfFile(crlFile(pkiDir))) > crlNumberOf(crlPem)) return;
+  await writeAtomic(crlFile(pkiDir), crlPem, 0o644);
+}
+
+/** The CRL number of the CRL in `file`; 0 when there is none or it cannot be read (it is replaced). */
+async function crlNumberOfFile(file: string): Promise<number> {
+  try {
+    return crlNumberOf(await readFile(file, 'utf8'));
+  } catch {
+    return 0;
+  }
 }
 
 /**
@@ -169,11 +195,13 @@ function oneLine(dn: string): string {
  */
 export class RevocationWatcher {
   private byFingerprint = new Map<string, RevocationEntry>();
-  private list: RevocationList = { crlNumber: 0, entries: [] };
+  private list: RevocationList = { crlNumber: 0, entries: [], malformed: [] };
   private crl: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private reloading: Promise<void> | null = null;
   private failing = false;
+  private legacyFailing = false;
+  private readonly reportedMalformed = new Set<string>();
   private readonly listeners: Array<(crlPem: string) => void> = [];
 
   private constructor(
@@ -187,7 +215,15 @@ export class RevocationWatcher {
   static async open(pkiDir: string, store: RevocationStore, ca: KeyAndCert, logger: Logger): Promise<RevocationWatcher> {
     await importLegacyRevocations(pkiDir, store, logger);
     const w = new RevocationWatcher(pkiDir, store, ca, logger);
-    await w.reload();
+    // Fail closed: a DIP that started with an empty list would accept revoked certificates until its first
+    // successful poll. Only later reads may fail and keep the list in force.
+    let list: RevocationList;
+    try {
+      list = await readRevocationList(store);
+    } catch (err) {
+      throw new Error(`the revocation list could not be read from the store (${(err as Error).message}): the DIP does not start without it`, { cause: err });
+    }
+    await w.install(list);
     return w;
   }
 
@@ -228,6 +264,15 @@ export class RevocationWatcher {
   }
 
   private async doReload(): Promise<void> {
+    // A revoked.json written after start (an earlier version's CLI during a rolling upgrade) is imported as at
+    // start. One that cannot be imported is logged (once while it stays) and blocks no reload of the store's list.
+    await importLegacyRevocations(this.pkiDir, this.store, this.logger).then(
+      () => (this.legacyFailing = false),
+      (err: unknown) => {
+        if (!this.legacyFailing) this.logger.error({ err, file: legacyRevocationListFile(this.pkiDir) }, 'revoked.json could not be imported; its revocations are not in force');
+        this.legacyFailing = true;
+      },
+    );
     let list: RevocationList;
     try {
       list = await readRevocationList(this.store);
@@ -238,10 +283,19 @@ export class RevocationWatcher {
       return;
     }
     this.failing = false;
-    // Entries are only ever added: the same count is the same list.
-    if (list.entries.length === this.list.entries.length) return;
+    await this.install(list);
+  }
+
+  private async install(list: RevocationList): Promise<void> {
+    for (const key of list.malformed) {
+      if (this.reportedMalformed.has(key)) continue;
+      this.reportedMalformed.add(key);
+      this.logger.error({ kind: REVOCATION_RECORD, key }, 'a revocation record in the store is not a revocation entry (fingerprint256 and serialNumber strings): it is NOT in force; fix or re-revoke that certificate');
+    }
+    // Compared by fingerprint, not count: a list read earlier must never stand for a different one.
+    if (list.entries.length === this.byFingerprint.size && list.entries.every((e) => this.byFingerprint.has(fingerprintKey(e)))) return;
     this.list = list;
-    this.byFingerprint = new Map(list.entries.map((e) => [e.fingerprint256.replace(/:/g, '').toUpperCase(), e]));
+    this.byFingerprint = new Map(list.entries.map((e) => [fingerprintKey(e), e]));
     this.logger.info({ revoked: list.entries.length, crlNumber: list.crlNumber }, 'revocation list loaded');
     try {
       const crl = await crlFor(this.ca, this.list);
@@ -253,6 +307,10 @@ export class RevocationWatcher {
       return;
     }
     // This node's crl.pem, for a proxy in front of it (the node that revoked wrote its own already).
-    await writeAtomic(crlFile(this.pkiDir), this.crl, 0o644).catch((err: unknown) => this.logger.warn({ err, file: crlFile(this.pkiDir) }, 'crl.pem could not be written; this DIP refuses the revoked certificates all the same'));
+    await writeCrl(this.pkiDir, this.crl).catch((err: unknown) => this.logger.warn({ err, file: crlFile(this.pkiDir) }, 'crl.pem could not be written; this DIP refuses the revoked certificates all the same'));
   }
+}
+
+function fingerprintKey(e: RevocationEntry): string {
+  return e.fingerprint256.replace(/:/g, '').toUpperCase();
 }

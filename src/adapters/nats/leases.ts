@@ -88,10 +88,12 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   private readonly peers = new Map<string, { held: number; until: number }>();
   /**
    * Every other node heard from since this one started, and when it was heard last, until it says it is
-   * leaving (a stop), returns (a new id of the same name heard once it was lost: a restart) or an
+   * leaving (a stop), returns (a new id of the same name, first heard after it was last heard: a restart) or an
    * operator says it was removed (forgetNode). One silent beyond forgetAfterMs is lost (lostNodes).
    */
   private readonly seen = new Map<string, number>();
+  /** When each id in `seen` was first heard: an id of the same name first heard after another was last heard is its restart. */
+  private readonly firstHeard = new Map<string, number>();
   /**
    * How far each node's clock is ahead of this node's (negative: behind), from its roll calls: each says
    * its time when sent, less ours when heard, an underestimate by the message's transit (a receiver that
@@ -275,7 +277,16 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   /** The nodes heard from once that have said nothing for forgetAfterMs (two lease lengths) without saying they were leaving. */
   lostNodes(): LostNode[] {
     const now = this.clock.now();
-    return [...this.seen].filter(([, at]) => now - at > this.forgetAfterMs).map(([node, lastHeardAt]) => ({ node, lastHeardAt }));
+    return [...this.seen].filter(([node, at]) => now - at > this.forgetAfterMs && !this.restarted(node, at)).map(([node, lastHeardAt]) => ({ node, lastHeardAt }));
+  }
+
+  /**
+   * Whether an id of `node`'s name was first heard after `node` was last heard: a supervisor that restarts
+   * a process within forgetAfterMs gives it a new id before the old one is lost, and the old one is not lost.
+   */
+  private restarted(node: string, lastHeardAt: number): boolean {
+    for (const [other, first] of this.firstHeard) if (other !== node && first > lastHeardAt && nodeName(other) === nodeName(node)) return true;
+    return false;
   }
 
   /**
@@ -284,7 +295,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
    */
   forgetNode(node: string): boolean {
     if (!this.lostNodes().some((l) => l.node === node)) return false;
-    this.seen.delete(node);
+    this.forget(node);
     try {
       this.nc.publish(`${this.prefix}.nodes`, JSON.stringify({ node, held: 0, taking: false, leaving: true }));
     } catch {
@@ -296,9 +307,21 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   private heardNode(node: string, leaving: boolean): void {
     // A node restarted says its roll call under a new id of the same name: a lost id of that name is back.
     // (Only a lost one: live nodes may share a name, several processes of one host.)
-    if (!this.seen.has(node)) for (const lost of this.lostNodes()) if (nodeName(lost.node) === nodeName(node)) this.seen.delete(lost.node);
-    if (leaving) this.seen.delete(node);
-    else this.seen.set(node, this.clock.now());
+    if (!this.seen.has(node)) for (const lost of this.lostNodes()) if (nodeName(lost.node) === nodeName(node)) this.forget(lost.node);
+    if (leaving) {
+      this.forget(node);
+      return;
+    }
+    const now = this.clock.now();
+    if (!this.seen.has(node)) this.firstHeard.set(node, now);
+    this.seen.set(node, now);
+    // An id this one restarted (lostNodes skips it) is forgotten once silent as long as a lost one.
+    for (const [other, at] of this.seen) if (now - at > this.forgetAfterMs && this.restarted(other, at)) this.forget(other);
+  }
+
+  private forget(node: string): void {
+    this.seen.delete(node);
+    this.firstHeard.delete(node);
   }
 
   /** How far `node`'s clock is ahead of this node's (negative: behind), as estimated now (clockOf); undefined if not heard from lately. */

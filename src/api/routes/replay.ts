@@ -160,7 +160,8 @@ export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
 function answerNothingToReplay(deps: ApiDeps, req: FastifyRequest, reply: FastifyReply, recipientDipId: string, channel: string, body: MessageRequestBody): FastifyReply | Promise<FastifyReply> {
   switch (deps.config.api.emptyReplay) {
     case 'empty-array':
-      // An answer of messages (none), signed as one with some is.
+      // No message and no next page: sent unsigned, as an empty pull is (sendSigned), so the client's
+      // answerNotFromDip accepts an unsigned 200 [] from replay as well as pull; it vouches for nothing, as a 204 does not.
       return sendSigned(deps, req, reply, 200, '[]');
     case 'no-content':
       return reply.code(204).send();
