@@ -221,3 +221,24 @@ describe('company self-onboarding', () => {
     expect(full.text).toContain('the DIP takes no more applications at the moment');
   });
 });
+
+describe('a DIP whose onboarding is off', () => {
+  it('neither shows the Apply link on the sign-in page nor serves the form', async () => {
+    const t = await startTestDip({ onboarding: { ...DEFAULTS.onboarding, enabled: false } });
+    const agent = new Agent({ connect: { ca: t.dip.pki.ca.certPem } });
+    try {
+      const get = async (path: string) => {
+        const res = await request(`${t.dip.portalUrl}${path}`, { dispatcher: agent });
+        return { status: res.statusCode, text: await res.body.text() };
+      };
+      const signIn = await get('/portal/sign-in');
+      expect(signIn.status).toBe(200);
+      expect(signIn.text).toContain('name="username"');
+      expect(signIn.text).not.toContain('/portal/apply');
+      expect((await get('/portal/apply')).status).toBe(404);
+    } finally {
+      await agent.close();
+      await t.close();
+    }
+  });
+});

@@ -72,6 +72,10 @@ describe('the copies-withheld alarm', () => {
     const source = withheldCopyAlarms(() => [w('IF-021', 'the certificate registered for 1000000001 … was revoked'), w('IF-020', 'the certificate registered for 1000000001 … was revoked'), w('IF-019', null)], clock);
     expect(source()).toEqual([{ key: 'copies-withheld:1000000001', rule: 'copies-withheld', participant: '1000000001', summary: 'messages for 1000000001 on IF-020, IF-021 are not delivered: the certificate registered for 1000000001 … was revoked', since: clock.now() }]);
     expect(alarmAction({ rule: 'copies-withheld' }, 'operator')).toMatch(/dip participant rotate-cert/);
+    // A revoked certificate no longer connects, so the participant is sent where it still can register a new one.
+    expect(alarmAction({ rule: 'copies-withheld' }, '1000000001')).toMatch(/if it was revoked, .*the user portal \(Certificates\)/);
+    // The resume call an operator is told to make carries the queue in its body.
+    for (const rule of ['queue-halted', 'queue-damage'] as const) expect(alarmAction({ rule }, 'operator')).toContain('POST /admin/queues/resume with the queue the alarm names, {"recipientDipId":"…","channel":"…"}');
     expect(alarmAction({ rule: 'copies-withheld' }, '1000000001')).toMatch(/register a new certificate/);
   });
 });

@@ -22,8 +22,10 @@ const OPERATOR: Readonly<Record<ConditionRule, string>> = {
     'issue the new one before it expires: a participant\'s with dip participant rotate-cert (or its own POST /participants/{id}/certificate), the DIP\'s signing certificate with dip pki rotate-signing; dip pki expiring lists them all.',
   'copies-withheld':
     'the participant\'s registered certificate is revoked or has expired, so nothing is encrypted to it (security pattern 2) and its copies wait in their queues, in order: have it register a new certificate (dip participant rotate-cert, or its own POST /participants/{id}/certificate), after which they are delivered. Copies older than the channel\'s staleness limit are dead-lettered and their senders told. Resolves once its queues go on.',
-  'queue-damage': 'repair the entry named (its message is missing from the store: restore it, or settle the entry), then POST /admin/queues/resume. Resolves once a reading finds no damage.',
-  'queue-halted': 'repair the storage error named, then POST /admin/queues/resume. Resolves once the queue goes on.',
+  'queue-damage':
+    'repair the entry named (its message is missing from the store: restore it, or settle the entry), then POST /admin/queues/resume with the queue the alarm names, {"recipientDipId":"…","channel":"…"}, on the node whose GET /admin/queues shows it. Resolves once a reading finds no damage.',
+  'queue-halted':
+    'repair the storage error named, then POST /admin/queues/resume with the queue the alarm names, {"recipientDipId":"…","channel":"…"}, on the node whose GET /admin/queues shows it halted. Resolves once the queue goes on.',
   storage:
     'ingest answers 503 and delivery waits: GET /admin/health says why (disk full, storage.maxDatabaseMb reached, database unreachable or read-only); free space or bring the database back. Resolves by itself once the store\'s probe (a write the size of a large batch, every 2 s) succeeds.',
   coordination:
@@ -55,7 +57,7 @@ const PARTICIPANT: Readonly<Partial<Record<ConditionRule, string>>> = {
   'certificate-expiring':
     'get a new certificate before it expires: POST /participants/{id}/certificate with a CSR (or the user portal); the old one still signs until the overlap ends.',
   'copies-withheld':
-    'your registered certificate is revoked or has expired, so the DIP encrypts nothing to it and messages for you wait: register a new certificate (POST /participants/{id}/certificate with a CSR, the user portal, or ask the DIP operator); they are then delivered, encrypted to the new one. Those older than the channel\'s staleness limit are dead-lettered.',
+    'your registered certificate is revoked or has expired, so the DIP encrypts nothing to it and messages for you wait: register a new certificate. If it expired, POST /participants/{id}/certificate with a CSR still works; if it was revoked, your old certificate no longer connects, so send the CSR from the user portal (Certificates) or ask the DIP operator (dip participant rotate-cert). They are then delivered, encrypted to the new one. Those older than the channel\'s staleness limit are dead-lettered.',
 };
 
 export type AlarmSeverity = 'critical' | 'warning';

@@ -216,7 +216,7 @@ function throttledBy(deps: PortalDeps, realm: Realm, req: FastifyRequest): Throt
 function throttledSignIn(deps: PortalDeps, realm: Realm, req: FastifyRequest, reply: FastifyReply, problem: string, retryAfterSeconds: number): FastifyReply {
   deps.logger.warn({ portal: realm.kind, source: clientAddress(req.raw.socket), retryAfterSeconds }, 'portal sign-in throttled: too many failures');
   reply.header('retry-after', String(retryAfterSeconds));
-  return render(reply, 429, realm, req, undefined, 'Sign in', signInPage(realm), { kind: 'error', text: problem });
+  return render(reply, 429, realm, req, undefined, 'Sign in', signInPage(realm, deps.config.onboarding.enabled), { kind: 'error', text: problem });
 }
 
 /**
@@ -226,7 +226,7 @@ function throttledSignIn(deps: PortalDeps, realm: Realm, req: FastifyRequest, re
  */
 async function startSession(deps: PortalDeps, realm: Realm, req: FastifyRequest, reply: FastifyReply, result: SignIn, chosePassword: boolean): Promise<FastifyReply> {
   if (!result.ok && result.retryAfterSeconds !== undefined) return throttledSignIn(deps, realm, req, reply, result.problem, result.retryAfterSeconds);
-  if (!result.ok) return render(reply, 401, realm, req, undefined, 'Sign in', signInPage(realm), { kind: 'error', text: result.problem });
+  if (!result.ok) return render(reply, 401, realm, req, undefined, 'Sign in', signInPage(realm, deps.config.onboarding.enabled), { kind: 'error', text: result.problem });
   if (chosePassword) deps.logger.info({ username: result.account.username, portal: realm.kind }, 'portal: first password chosen (or changed) at sign-in');
   const seq = await deps.accounts.sessionNumber(result.account.username);
   const now = deps.clock.now();
@@ -241,7 +241,7 @@ async function startSession(deps: PortalDeps, realm: Realm, req: FastifyRequest,
 function registerSignIn(app: FastifyInstance, deps: PortalDeps, realm: Realm): void {
   app.get(`${realm.base}/sign-in`, async (req, reply) => {
     if (await signedIn(deps, req, realm)) return reply.redirect(`${realm.base}/`, 303);
-    return render(reply, 200, realm, req, undefined, 'Sign in', signInPage(realm));
+    return render(reply, 200, realm, req, undefined, 'Sign in', signInPage(realm, deps.config.onboarding.enabled));
   });
   app.post(`${realm.base}/sign-in`, async (req: FastifyRequest, reply: FastifyReply) => {
     if (!signInFromThisPortal(req)) return refuse(reply, realm, req, undefined, 403, 'the sign-in form was not sent from this portal');
@@ -254,7 +254,7 @@ function registerSignIn(app: FastifyInstance, deps: PortalDeps, realm: Realm): v
       const e = result.enrol;
       return render(reply, 200, realm, req, undefined, 'Set up your authenticator', enrolmentPage(realm, { token: e.token, choosePassword: e.choosePassword }, e));
     }
-    if (!result.ok && result.enrolmentPending) return render(reply, 409, realm, req, undefined, 'Sign in', signInPage(realm), { kind: 'error', text: result.problem });
+    if (!result.ok && result.enrolmentPending) return render(reply, 409, realm, req, undefined, 'Sign in', signInPage(realm, deps.config.onboarding.enabled), { kind: 'error', text: result.problem });
     if (!result.ok && result.choosePassword) {
       return render(reply, next === '' ? 200 : 400, realm, req, undefined, 'Choose your password', choosePasswordPage(realm, username), { kind: 'error', text: result.problem });
     }

@@ -228,16 +228,17 @@ export function choosePasswordPage(realm: Realm, username: string): Html {
 
 /**
  * A first sign-in has no code yet (the password alone starts setting up the authenticator, in both
- * portals: every account is made without one), so the code field is not required.
+ * portals: every account is made without one), so the code field is not required. The user portal links to
+ * the application form only when the DIP takes applications (`onboarding.enabled`): a link to a 404 otherwise.
  */
-export function signInPage(realm: Realm): Html {
+export function signInPage(realm: Realm, applyOpen: boolean): Html {
   return html`<form method="post" action="${realm.base}/sign-in" class="signin">
 <label for="username">Username</label><input type="text" id="username" name="username" autocomplete="username" required>
 <label for="password">Password</label><input type="password" id="password" name="password" autocomplete="current-password" required>
 <label for="code">Code from your authenticator app</label><input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" aria-describedby="code-hint">
 <p class="muted" id="code-hint">Signing in for the first time, or was your authenticator reset? Leave the code empty: you set up your authenticator app next.</p>
 <button type="submit">Sign in</button>
-</form>${when(realm.kind === 'user', () => html`<p>Your company does not use the DIP yet? <a href="${realm.base}/apply">Apply to use the DIP</a></p>`)}`;
+</form>${when(realm.kind === 'user' && applyOpen, () => html`<p>Your company does not use the DIP yet? <a href="${realm.base}/apply">Apply to use the DIP</a></p>`)}`;
 }
 
 /** Where a first sign-in's TOTP enrolment is confirmed. */
