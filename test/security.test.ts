@@ -723,12 +723,17 @@ describe('ensurePki', () => {
     await cp(pkiDir, d, { recursive: true });
     const first = await ensurePki(d, { environment: 'TEST', hostnames: ['localhost'], ipAddresses: ['127.0.0.1'] });
     expect(first.created).toBe(false);
+    const inodes = async () => Promise.all(['server.key.pem', 'server.cert.pem'].map(async (f) => (await stat(join(d, f))).ino));
+    const before = await inodes();
     const second = await ensurePki(d, {
       environment: 'TEST',
       hostnames: ['localhost', 'dip.test.example'],
       ipAddresses: ['127.0.0.1'],
     });
     expect(second.created).toBe(true);
+    // Replaced by a rename, not rewritten in place: a running DIP's certificate watcher, or a start killed
+    // half-way, never reads half a file.
+    expect((await inodes()).map((n, i) => n !== before[i])).toEqual([true, true]);
     expect(second.ca).toEqual(first.ca);
     expect(second.signing).toEqual(first.signing);
     expect(second.server.certPem).not.toBe(first.server.certPem);

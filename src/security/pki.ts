@@ -13,7 +13,7 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { X509Certificate as NodeX509, createPrivateKey, createPublicKey, generateKeyPair, randomBytes, webcrypto } from 'node:crypto';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeAtomic } from './files.js';
 import { DIP_URN_PREFIX, parseSubjectAltName } from './signature.js';
@@ -361,9 +361,14 @@ async function loadPair(dir: string, keyFile: string, certFile: string): Promise
   return { keyPem, certPem };
 }
 
+/**
+ * Each file replaced atomically, the key first: a start killed half-way, or a running DIP watching the
+ * certificate (the server certificate's and signing key's watchers), never reads half a file or a
+ * certificate whose key is not yet there.
+ */
 async function savePair(dir: string, keyFile: string, certFile: string, kc: KeyAndCert): Promise<void> {
-  await writeFile(join(dir, keyFile), kc.keyPem, { mode: 0o600 });
-  await writeFile(join(dir, certFile), kc.certPem, { mode: 0o644 });
+  await writeAtomic(join(dir, keyFile), kc.keyPem, 0o600);
+  await writeAtomic(join(dir, certFile), kc.certPem, 0o644);
 }
 
 /** A loaded leaf is reusable if its key matches, it chains to the CA and is not about to expire (RENEW_BEFORE_MS). */
