@@ -164,8 +164,13 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const core = await startCore(config, pkiDirectory, pki, backend, clock, logger, life, sweep('a channel resumed'), options.warmPause);
   const { registry, channelSettings, channels, channel, mpan, status, encryption, revocation, copies, signing } = core;
   const tracer = await startTracing(config, life);
+  // The TLS pair every listener serves and webhook calls present: renewed files are used from the next
+  // handshake, no restart.
+  const serverCertificate = new ServerCertificateWatcher(pkiDirectory, pki.ca, pki.server, clock, logger);
+  serverCertificate.start(config.signingKeyPollMs);
+  life.started('server certificate watcher', () => serverCertificate.stop());
   const { destinations, load, delivery, processes, ingest, threads, replay } = assembleMessageRoad({
-    config, pki, backend, coordination, core, events, metrics, clock, logger, life, lookup: options.lookup, load: options.load, tracer, injectedClock: options.clock !== undefined,
+    config, pki, certificate: serverCertificate, backend, coordination, core, events, metrics, clock, logger, life, lookup: options.lookup, load: options.load, tracer, injectedClock: options.clock !== undefined,
     sealKeyId: () => sealer.currentKeyId,
   });
   const { externalCrls, lifecycle, selfService, registerPull } = await assembleParticipants({
@@ -207,10 +212,6 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     maintenance,
     metrics,
   };
-  // The TLS pair every listener serves: renewed files are served from the next handshake, no restart.
-  const serverCertificate = new ServerCertificateWatcher(pkiDirectory, pki.ca, pki.server, clock, logger);
-  serverCertificate.start(config.signingKeyPollMs);
-  life.started('server certificate watcher', () => serverCertificate.stop());
   const participant = await startParticipantListener(config, apiDeps, serverCertificate, trust, { replay: coordination.replayGuard, rateLimits: coordination.rateLimits }, revocation, externalCrls, life);
   const host = config.hostnames[0] ?? 'localhost';
   baseUrls.participant = config.publicUrl ?? `https://${host}:${participant.port}`;

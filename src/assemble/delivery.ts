@@ -13,6 +13,7 @@ import type { Logger } from '../ports/logger.js';
 import type { QueueRef } from '../ports/message-log.js';
 import type { MessageTracer } from '../ports/tracing.js';
 import type { PkiMaterial } from '../security/pki.js';
+import type { ListenerCertificate } from '../security/server-certificate.js';
 import { WebhookDestinations } from '../security/webhook-destinations.js';
 import type { Core } from './core.js';
 
@@ -21,8 +22,11 @@ import type { Core } from './core.js';
  * (src/topology/delivery-process.ts) build it alike; each passes what differs (DeliveryPlacement).
  */
 
-/** The HTTPS client that calls recipients' webhooks, and the destination rules it enforces per connection. */
-export function webhookTransport(config: DipConfig, pki: PkiMaterial, lookup?: LookupFunction): { transport: UndiciWebhookTransport; destinations: WebhookDestinations } {
+/**
+ * The HTTPS client that calls recipients' webhooks, and the destination rules it enforces per connection.
+ * It presents the DIP's TLS pair in force (`certificate`), the renewed one from the next call.
+ */
+export function webhookTransport(config: DipConfig, pki: Pick<PkiMaterial, 'ca'>, certificate: ListenerCertificate, lookup?: LookupFunction): { transport: UndiciWebhookTransport; destinations: WebhookDestinations } {
   // Outside DEV no webhook may point the DIP at internal networks, checked at registration and per connection.
   const destinations = new WebhookDestinations({ enforce: config.environment !== 'DEV', allowList: config.webhookAllowList, lookup });
   const transport = new UndiciWebhookTransport({
@@ -30,11 +34,12 @@ export function webhookTransport(config: DipConfig, pki: PkiMaterial, lookup?: L
     // Recipients may use commercial certificates or the environment's own CA; the DIP's server
     // certificate doubles as its client certificate for recipients that ask for mutual TLS.
     ca: [...rootCertificates, pki.ca.certPem],
-    cert: pki.server.certPem,
-    key: pki.server.keyPem,
+    cert: certificate.inForce().certPem,
+    key: certificate.inForce().keyPem,
     // A connection that takes longer than the call may does not linger behind the call's own timeout.
     connectTimeoutMs: config.delivery.timeoutMs,
   });
+  certificate.onChange(() => transport.presentCertificate(certificate.inForce()));
   return { transport, destinations };
 }
 

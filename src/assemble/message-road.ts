@@ -17,6 +17,7 @@ import type { Logger } from '../ports/logger.js';
 import type { QueueRef } from '../ports/message-log.js';
 import type { MessageTracer } from '../ports/tracing.js';
 import type { PkiMaterial } from '../security/pki.js';
+import type { ListenerCertificate } from '../security/server-certificate.js';
 import { deliveryProcesses, type DeliveryControl } from '../topology/delivery-processes.js';
 import { ingestThreads } from '../topology/ingest-threads.js';
 import type { Core } from './core.js';
@@ -26,6 +27,8 @@ import { buildIngest } from './ingest.js';
 export interface MessageRoadParts {
   config: DipConfig;
   pki: PkiMaterial;
+  /** The DIP's TLS pair in force: webhook calls present it to receivers that ask. */
+  certificate: ListenerCertificate;
   backend: Backend;
   coordination: Coordination;
   core: Core;
@@ -50,9 +53,9 @@ export interface MessageRoadParts {
  * Ingest → route → append, delivery to webhooks and the replay/requeue jobs, wired but not started:
  * delivery and the jobs start once the listeners are up.
  */
-export function assembleMessageRoad({ config, pki, backend, coordination, core, events, metrics, clock, logger, life, lookup, load: givenLoad, tracer, injectedClock, sealKeyId }: MessageRoadParts) {
+export function assembleMessageRoad({ config, pki, certificate, backend, coordination, core, events, metrics, clock, logger, life, lookup, load: givenLoad, tracer, injectedClock, sealKeyId }: MessageRoadParts) {
   const { registry, copies, mpan } = core;
-  const { transport, destinations } = webhookTransport(config, pki, lookup);
+  const { transport, destinations } = webhookTransport(config, pki, certificate, lookup);
   life.started('webhook transport', () => transport.close());
   // Measured load: the overload guard refuses submissions while the event loop runs late.
   let load = givenLoad;

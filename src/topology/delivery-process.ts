@@ -20,6 +20,7 @@ import { isConsumptionReplayQueue } from '../pipeline/consumption-replay.js';
 import { MPAN_LOOKUP_RECIPIENT } from '../pipeline/mpan-feed.js';
 import { queuesOf } from '../pipeline/delivery.js';
 import type { BackendHealth } from '../ports/backend.js';
+import { ServerCertificateWatcher } from '../security/server-certificate.js';
 import { ensurePki } from '../security/pki.js';
 import { DurableReads } from './durable-reads.js';
 import { DeliveryProcessLeases } from './leases.js';
@@ -46,7 +47,11 @@ async function run(init: Extract<ToWorker, { t: 'init' }>): Promise<void> {
   const slow = config.workerPollMs;
   const core = await startCore(config, pkiDir(config), pki, backend, clock, logger, life, () => {}, undefined, { registryMs: slow, catalogueMs: slow, signingKeyMs: slow });
   const tracer = await startTracing(config, life);
-  const { transport } = webhookTransport(config, pki);
+  // The TLS pair renewed in the folder is presented from the next call here too (the main process's listeners take it up alike).
+  const certificate = new ServerCertificateWatcher(pkiDir(config), pki.ca, pki.server, clock, logger);
+  certificate.start(slow);
+  life.started('server certificate watcher', () => certificate.stop());
+  const { transport } = webhookTransport(config, pki, certificate);
   life.started('webhook transport', () => transport.close());
 
   const main = new PendingCalls();

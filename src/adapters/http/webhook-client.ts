@@ -149,7 +149,7 @@ export class UndiciWebhookTransport implements WebhookTransport {
   private readonly agents = new Map<string, { agent: Agent; usedAt: number }>();
   private calls = 0;
 
-  private readonly connect: buildConnector.connector;
+  private connect: buildConnector.connector;
 
   /**
    * `route` changes only where a connection goes (a test reaches a receiver on a local port for
@@ -157,10 +157,22 @@ export class UndiciWebhookTransport implements WebhookTransport {
    * destination rules, applied to the host requested, and the request line and Host header stay undici's.
    */
   constructor(
-    private readonly opts: WebhookClientOptions,
-    route?: ConnectionRoute,
+    private opts: WebhookClientOptions,
+    private readonly route?: ConnectionRoute,
   ) {
     this.connect = checkedConnector(opts, route);
+  }
+
+  /**
+   * The DIP's TLS pair was renewed: new connections present it. The pools kept alive with the old one are
+   * closed (calls under way finish on them first), so the next call opens a connection with the new pair:
+   * a receiver that checks the caller's certificate never sees the old one once it has expired or been revoked.
+   */
+  presentCertificate(pair: { certPem: string; keyPem: string }): void {
+    this.opts = { ...this.opts, cert: pair.certPem, key: pair.keyPem };
+    this.connect = checkedConnector(this.opts, this.route);
+    for (const pool of this.agents.values()) void pool.agent.close();
+    this.agents.clear();
   }
 
   async post(call: WebhookCall): Promise<WebhookOutcome> {
