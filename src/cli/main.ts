@@ -28,6 +28,7 @@ import { readTrustedCaFiles } from '../security/trust-store.js';
 import { buildIF021 } from '../sim/messages.js';
 import { adminCall } from './admin-client.js';
 import { registerLifecycleCommands } from './lifecycle-commands.js';
+import { registerOperationsCommands } from './operations-commands.js';
 import { stopOnSignals } from './stop-signals.js';
 import { registerAuditCommands } from './audit.js';
 import { LOAD_HEADER, readLoadFile } from './mpan-load.js';
@@ -681,6 +682,7 @@ program
   });
 
 registerLifecycleCommands(program);
+registerOperationsCommands(program);
 registerAuditCommands(program);
 
 async function finish(client: { close(): Promise<void> }, status: number, body: unknown): Promise<void> {
