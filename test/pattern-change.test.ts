@@ -1,9 +1,12 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DipClient } from '../src/client/dip-client.js';
+import { dipMadeBatch } from '../src/pipeline/made-batch.js';
 import { copyPattern } from '../src/pipeline/recipient-copy.js';
+import { StatusMessages } from '../src/pipeline/status.js';
 import { decryptWith, encryptTo } from '../src/security/payload-encryption.js';
 import { buildIF021 } from '../src/sim/messages.js';
+import { FakeClock } from './helpers/clocks.js';
 import { queueSettled, startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
 type Json = Record<string, any>;
@@ -38,6 +41,22 @@ describe('copyPattern: the pattern a recipient\'s copy of a stored message is ma
     expect(copyPattern(null, clear, 1)).toBe(1);
     expect(copyPattern(null, clear, 2)).toBe(2);
     expect(copyPattern(null, clear, 3)).toBe(2);
+  });
+});
+
+describe('what the DIP makes itself records the pattern its copies are made for', () => {
+  const from = { channel: 'IF-021', senderDipId: 'DIP0000001', senderRole: 'DIP', at: 0, rawRequest: Buffer.alloc(0) };
+  const made = { transactionId: 'T-1', eventCode: '[Test]', correlationId: null, outbound: '{}', recipients: ['1000000001'] };
+
+  it('1 on a channel at 1; else 2 (it holds the payload in clear and has no per-recipient copies to give)', () => {
+    expect([1, 2, 3].map((inForce) => dipMadeBatch({ ...from, inForce: inForce as 1 | 2 | 3 }, [made]).messages[0]!.securityPattern)).toEqual([1, 2, 2]);
+  });
+
+  it('a status message the DIP raises records 1', async () => {
+    const parties = { senderDipId: '2000000001', channel: 'IF-021', recipients: ['1000000001'], senderUniqueReference: 'S-ref', correlationId: null, replayOf: null };
+    const status = new StatusMessages({ append: async () => ({ ok: true }) }, { transactionParties: async () => parties }, { dipId: 'DIP0000001', maxClockSkewMs: 0, connectionProviderOf: () => null }, new FakeClock());
+    const batch = await status.fromDip([{ transactionId: 'T-IF-021-1', message: 'MSG1010 - Message undeliverable', help: 'stale' }]);
+    expect(batch!.messages.map((m) => m.securityPattern)).toEqual([1]);
   });
 });
 

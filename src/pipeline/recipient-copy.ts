@@ -51,21 +51,13 @@ export type CopySource = Pick<QueueEntry, 'outbound' | 'capacity' | 'securityPat
  *     does: the DIP cannot make the sender's copies, and the recipient must not get it in clear); else 1.
  * `recorded` null is a message stored before the pattern was recorded: what was stored says 3 (per-
  * recipient copies, EncryptedCustomBlocks) or a CustomBlock, whose 1 or 2 the row cannot tell: the
- * channel's pattern now decides, as above. Messages the DIP makes itself record one (dipMadePattern).
+ * channel's pattern now decides, as above. Messages the DIP makes itself record one too
+ * (src/pipeline/made-batch.ts).
  */
 export function copyPattern(recorded: SecurityPattern | null, outbound: string, inForce: SecurityPattern): SecurityPattern {
   const accepted = recorded ?? storedPattern(outbound);
   if (accepted === 3) return 3;
   return accepted === 2 || inForce !== 1 ? 2 : 1;
-}
-
-/**
- * The pattern recorded for a message the DIP makes itself on a catalogue channel (a test message, a
- * publication notice, an IF-015 answer): it holds the CustomBlock in clear, so on a channel at 2 or 3 it
- * is encrypted by the DIP for its recipient (2: the DIP, as sender, has no per-recipient copies to give).
- */
-export function dipMadePattern(inForce: SecurityPattern): SecurityPattern {
-  return inForce === 1 ? 1 : 2;
 }
 
 /** A recipient's registered certificate as encryption needs it, by fingerprint (a rotation brings a new one). */

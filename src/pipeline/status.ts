@@ -162,7 +162,7 @@ export class StatusMessages {
       recipients: [to],
     }));
     const body = Buffer.from(JSON.stringify(routed.map((r) => r.entry)));
-    return dipMadeBatch({ channel: STATUS_CHANNEL, senderDipId: from, senderRole: 'STS', at: now.getTime(), rawRequest: body }, messages);
+    return dipMadeBatch({ channel: STATUS_CHANNEL, senderDipId: from, senderRole: 'STS', at: now.getTime(), rawRequest: body, inForce: 1 }, messages);
   }
 }
 
