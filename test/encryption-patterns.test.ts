@@ -112,6 +112,17 @@ describe('security pattern 2: encrypted to the DIP, re-encrypted for each recipi
     expect(limited.body).toHaveLength(1);
     expect(limited.raw.length).toBeLessThanOrEqual(limitKb * 1024);
     expect(limited.headers['x-opendip-sequence']).toBe('1-1');
+    // The copy left out is not skipped: a page is a leading run, whose positions alone are handed out (no
+    // acknowledgement may pass them), and the next pull after acknowledging it starts at the one left out.
+    expect((await ldso.client.ack('IF-021', ldso.dipId, 2)).status).toBe(200);
+    const more: string[] = [];
+    for (const suffix of ['p2size3', 'p2size4']) more.push((await sds.client.submit('IF-021', [(await sealedItem([ldso.dipId], suffix)).sealed])).body.messageArray[0]!.transactionID!);
+    const page = await ldso.client.call<Json[]>('GET', `/dip-channel/IF-021/pull/${ldso.dipId}?maxMessageCount=10&maxPayloadSize=${limitKb}`, '');
+    expect([page.headers['x-opendip-sequence'], page.body.map((m) => m.payload.CommonBlock.D0.transactionID)]).toEqual(['3-3', [more[0]]]);
+    expect((await ldso.client.ack('IF-021', ldso.dipId, 4)).status, 'an acknowledgement past what the page handed out').toBe(400);
+    expect((await ldso.client.ack('IF-021', ldso.dipId, 3)).status).toBe(200);
+    const next = await ldso.client.call<Json[]>('GET', `/dip-channel/IF-021/pull/${ldso.dipId}?maxMessageCount=10&maxPayloadSize=${limitKb}`, '');
+    expect([next.headers['x-opendip-sequence'], next.body.map((m) => m.payload.CommonBlock.D0.transactionID)]).toEqual(['4-4', [more[1]]]);
   });
 
   it('refuses a clear CustomBlock, an undecryptable one, and a recipient that cannot be encrypted to', async () => {

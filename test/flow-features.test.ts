@@ -680,12 +680,22 @@ describe('a recipient reporting a problem later, with POST /statusmessage (spec 
       correlationID: 'CI-20240101-REPORTED',
       recipientID: SDS,
     });
-    // What the recipient does say is passed on as it said it.
+    // A workflow the recipient names is its own to give, and passed on as it said it. A reference is not: it
+    // names the sender's message the status is about, so one that is not the transaction's (here the
+    // recipient's own) is set right, and the caller's answer echoes its own and says so.
     const ownRef = `${ref}own`;
     const said = await sup.client.statusMessage([entry({ transactionID: sentEntry!.transactionID, senderUniqueReference: ownRef, correlationID: 'CI-OWN' })]);
     expect(said.status).toBe(201);
+    expect(said.body.messageArray[0]).toMatchObject({ senderUniqueReference: ownRef, message: 'MSG0000 - Success' });
+    expect(said.body.messageArray[0]!.help).toBe(`senderUniqueReference relayed to ${SDS} as ${sentEntry!.transactionID}'s own (${carried.payload.CommonBlock.S1.senderUniqueReference}), not '${ownRef}': it names the sender's message the status is about`);
     await waitFor(() => delivered(statusRx).length > before + 1, 5000, 'the second status at the sender');
-    expect(delivered(statusRx).at(-1)).toMatchObject({ senderUniqueReference: ownRef, correlationID: 'CI-OWN' });
+    expect(delivered(statusRx).at(-1)).toMatchObject({ senderUniqueReference: carried.payload.CommonBlock.S1.senderUniqueReference, correlationID: 'CI-OWN' });
+    // Another of the sender's own references would file the report under the wrong message: set right too.
+    const [other] = await submitOk(sds, [item([SUP])]);
+    const misfiled = await sup.client.statusMessage([entry({ transactionID: sentEntry!.transactionID, senderUniqueReference: other!.senderUniqueReference })]);
+    expect(misfiled.status).toBe(201);
+    await waitFor(() => delivered(statusRx).length > before + 2, 5000, 'the third status at the sender');
+    expect(delivered(statusRx).at(-1)).toMatchObject({ transactionID: sentEntry!.transactionID, senderUniqueReference: carried.payload.CommonBlock.S1.senderUniqueReference });
   });
 
   it('refuses a caller that did not receive the transaction (400), whatever it claims', async () => {
@@ -707,13 +717,16 @@ describe('a recipient reporting a problem later, with POST /statusmessage (spec 
 
   it('accepts what the published StandardResponseBodyType accepts: free message text, long references, extra fields (not passed on)', async () => {
     const before = delivered(statusRx).length;
-    // The published type's own example message, and a senderUniqueReference of 200 characters (its maximum).
+    // The published type's own example message, help of 500 characters, and a senderUniqueReference of 200
+    // characters (their maxima); the reference is relayed as the transaction's own (the test above).
     const longRef = `${ref}${'a'.repeat(200 - ref.length)}`;
-    const accepted = await sup.client.statusMessage([entry({ message: 'MSG0101 Application 101 error message', senderUniqueReference: longRef, colour: 'blue' })]);
+    const help = `MPAN not known. ${'h'.repeat(500 - 16)}`;
+    const accepted = await sup.client.statusMessage([entry({ message: 'MSG0101 Application 101 error message', help, senderUniqueReference: longRef, colour: 'blue' })]);
     expect(accepted.status, JSON.stringify(accepted.body)).toBe(201);
+    expect(accepted.body.messageArray[0]!.senderUniqueReference).toBe(longRef);
     await waitFor(() => delivered(statusRx).length > before, 5000, 'the status at the sender');
     const relayed = delivered(statusRx).at(-1)!;
-    expect(relayed).toMatchObject({ message: 'MSG0101 Application 101 error message', senderUniqueReference: longRef });
+    expect(relayed).toMatchObject({ message: 'MSG0101 Application 101 error message', help, senderUniqueReference: ref });
     expect(relayed).not.toHaveProperty('colour');
   });
 
@@ -728,6 +741,11 @@ describe('a recipient reporting a problem later, with POST /statusmessage (spec 
       [[entry({ senderUniqueReference: `${ref}${'a'.repeat(201 - ref.length)}` })], 'senderUniqueReference'],
       [[entry({ correlationID: 'C'.repeat(61) })], 'correlationID'],
       [[entry({ transactionID: null })], 'transactionID'],
+      [[entry({ help: 'h'.repeat(501) })], 'help'],
+      // Free text is relayed to the sender's systems as text on one line: no control characters.
+      [[entry({ message: 'RCP1061 - MPAN\nInvalid' })], 'message must not contain control characters (U+000A at character 15)'],
+      [[entry({ help: 'see \u001b[31mhere' })], 'help must not contain control characters (U+001B at character 5)'],
+      [[entry({ serviceTicketURL: 'https://tickets.example/1\u0085' })], 'serviceTicketURL must not contain control characters (U+0085'],
     ];
     for (const [body, field] of cases) {
       const answer = await sup.client.statusMessage(body as object[]);

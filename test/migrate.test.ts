@@ -84,6 +84,8 @@ describe('dip migrate: SQLite to the cluster', () => {
     const exported = records.filter((x) => x.type === 'message');
     const copy = exported.find((x) => x.transactionId.startsWith('R-'))!.transactionId;
     expect(exported.map((x) => [x.transactionId, x.replayOf ?? null, x.replayFor ?? null])).toEqual([...sent.map((t) => [t, null, null]), [original, null, null], [copy, original, sup.dipId]]);
+    // Each with the security pattern it was accepted under (a copy its original's): no copy is made clearer than that after the move.
+    expect(exported.map((x) => x.securityPattern)).toEqual([1, 1, 1, 1, 1]);
     expect(counts.registryRecord).toBeGreaterThanOrEqual(2);
     expect(counts.journal).toBeGreaterThanOrEqual(1);
     expect(counts.dataKey).toBeGreaterThan(0);
@@ -121,7 +123,7 @@ describe('dip migrate: SQLite to the cluster', () => {
       const delivered = () => r.calls.slice(before).flatMap((c) => c.messages.map((m) => (m as Json).payload.CommonBlock.D0.transactionID as string));
       await waitFor(() => new Set(delivered()).size === 4 && r.calls.at(-1)!.lastSeq === 5, 20_000, 'the queue in flight delivered by the cluster');
       expect([...new Set(delivered())]).toEqual([...sent, copy]);
-      expect((await cluster.dip.backend.log.readQueue(queue, 1, 10, 1 << 20)).map((e) => e.capacity)).toEqual(['SUP', 'SUP', 'SUP', 'SUP']);
+      expect((await cluster.dip.backend.log.readQueue(queue, 1, 10, 1 << 20)).map((e) => [e.capacity, e.securityPattern])).toEqual([['SUP', 1], ['SUP', 1], ['SUP', 1], ['SUP', 1]]);
       // The copy is still a copy of its original, for its one recipient: a status message about it names the
       // original to the sender (before: replayOf null, and every recipient of the queue might name it).
       const ofOriginal = await cluster.dip.backend.archive.transactionParties(original);

@@ -7,7 +7,7 @@ import type { QueueEntry, QueueRef, QueueState, Settlement } from '../src/ports/
 import type { WebhookCall, WebhookOutcome } from '../src/ports/webhook.js';
 import { QueueWorker, type DeadLetterEvent, type LocalConsumer, type WorkerDeps } from '../src/pipeline/queue-worker.js';
 import { deliveryLatencyAlarms } from '../src/pipeline/alarm-sources.js';
-import { CopyUnmakeable } from '../src/pipeline/recipient-copy.js';
+import { CopyUnmakeable, CopyWithheld } from '../src/pipeline/recipient-copy.js';
 import { FakeClock, settle } from './helpers/clocks.js';
 
 /**
@@ -333,7 +333,11 @@ describe('queue worker', () => {
 
   it("holds messages whose copies are withheld (the recipient's certificate revoked): nothing sent, nothing set aside until stale, sent once released", async () => {
     let withheld: string | null = 'the certificate registered for SUP0000001 was revoked';
-    const h = harness([], { staleAfterMs: 1000, withheld: () => withheld });
+    const copyFor: WorkerDeps['copyFor'] = (_q, { outbound }) => {
+      if (withheld !== null) throw new CopyWithheld(withheld);
+      return outbound;
+    };
+    const h = harness([], { staleAfterMs: 1000, withheld: () => withheld, copyFor });
     h.log.add(2, h.clock.now());
     h.worker.kick();
     await settle(10);
@@ -354,6 +358,31 @@ describe('queue worker', () => {
     await settle(10);
     expect(h.sent()).toEqual([[3]]);
     expect(h.worker.status().withheld).toBeNull();
+  });
+
+  it("holds by what each copy needs, not the channel's pattern: with the recipient's certificate revoked, a copy that needs it not (pattern 1 or 3) is sent, the one behind that does waits", async () => {
+    const why = 'the certificate registered for SUP0000001 was revoked';
+    // seq 1 was accepted under pattern 3 (the sender's copy), seq 2 and 3 are copies the DIP encrypts.
+    const copyFor: WorkerDeps['copyFor'] = (_q, { outbound }) => {
+      if ((JSON.parse(outbound) as { seq: number }).seq >= 2) throw new CopyWithheld(why);
+      return outbound;
+    };
+    const h = harness([], { withheld: () => why, copyFor });
+    h.log.add(3, h.clock.now());
+    h.worker.kick();
+    await settle(10);
+    expect(h.sent()).toEqual([[1]]);
+    expect(h.deadLettered).toEqual([]);
+    expect(h.worker.status()).toMatchObject({ ackedSeq: 1, withheld: why });
+
+    // A queue that is pulled says so too (GET /admin/queues, the copies-withheld alarm), whatever the channel runs now.
+    const pulled = harness([], { hook: false, withheld: () => why, copyFor });
+    pulled.log.add(3, pulled.clock.now());
+    pulled.log.entries.shift();
+    pulled.worker.kick();
+    await settle(10);
+    expect(pulled.worker.status()).toMatchObject({ ackedSeq: 0, withheld: why });
+    expect(pulled.deadLettered).toEqual([]);
   });
 
   it('with no webhook, messages wait (nothing read past the first) until they go stale', async () => {

@@ -63,6 +63,19 @@ describe('RecipientCopies: nothing is encrypted to a revoked or expired certific
     expect(copies.withheld('1000000001')).toMatch(new RegExp(`^the certificate registered for 1000000001 \\(serial ${info.serialNumber}\\) was revoked at 2026-01-01T00:00:00.000Z \\(keyCompromise\\)`));
     expect(() => copies.copyFor(queue, { outbound, capacity: null, securityPattern: null })).toThrow(CopyWithheld);
   });
+
+  it("holds a copy by the pattern it is made for, not the channel's now: the sender's pattern 3 copy goes; a pattern 2 one on a channel since set to 1 waits", async () => {
+    const info = certificateInfo(participant.certificatePem);
+    revoked.set(info.fingerprint256, { serialNumber: info.serialNumber, fingerprint256: info.fingerprint256, subject: info.subject, dipIds: info.dipIds, reason: 'keyCompromise', revokedAt: '2026-01-01T00:00:00.000Z' });
+    const perRecipient = JSON.stringify({ payload: { CommonBlock: {}, EncryptedCustomBlocks: { '1000000001': 'a.b.c.d.e' } } });
+    expect(JSON.parse(await copies.copyFor(queue, { outbound: perRecipient, capacity: null, securityPattern: 3 })).payload.EncryptedCustomBlock).toBe('a.b.c.d.e');
+    const atOne = { interfaceId: 'IF-021', securityPattern: 1, obfuscation: {} } as unknown as Channel;
+    const onceTwo = new RecipientCopies((id) => (id === 'IF-021' ? atOne : undefined), { participant: (id) => (id === participant.dipId ? participant : undefined) }, { revoked: (fp) => revoked.get(fp), now: () => clock.now() });
+    expect(() => onceTwo.copyFor(queue, { outbound, capacity: null, securityPattern: 2 })).toThrow(CopyWithheld);
+    // The queue says some copies may wait (its worker then makes the oldest to learn whether it does).
+    expect(onceTwo.withheldFor(queue)).toMatch(/was revoked/);
+    expect(onceTwo.copyFor(queue, { outbound, capacity: null, securityPattern: 1 })).toBe(outbound);
+  });
 });
 
 describe('the copies-withheld alarm', () => {

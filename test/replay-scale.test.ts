@@ -162,7 +162,7 @@ describe('replay and requeue at scale', () => {
     const clock = new FakeClock();
     // The second page is refused once, as SQLite refuses a write when the disk is full.
     const { log, refusals } = secondPageRefused(new StoreError('unavailable', 'database or disk is full', 'SQLITE_FULL'));
-    const replay = new Replay(log, backend.archive, { copyFor: async () => '', withheldFor: () => null }, clock, backend.requeueJobs);
+    const replay = new Replay(log, backend.archive, { copyFor: async () => '' }, clock, backend.requeueJobs);
     // The recipient has taken everything so far: the job is not held back by its backlog.
     const before = await backend.log.queueState(queue);
     await backend.log.settle(queue, { upTo: before.headSeq });
@@ -202,7 +202,7 @@ describe('replay and requeue at scale', () => {
     const { log } = secondPageRefused(new StoreError('permanent', 'database disk image is malformed', 'SQLITE_CORRUPT'));
     const clock = new FakeClock();
     // Another node's Replay, whose store failed it: the operator resumes it on this DIP's.
-    const failing = new Replay(log, backend.archive, { copyFor: async () => '', withheldFor: () => null }, clock, backend.requeueJobs);
+    const failing = new Replay(log, backend.archive, { copyFor: async () => '' }, clock, backend.requeueJobs);
     const settleAll = async () => backend.log.settle(queue, { upTo: (await backend.log.queueState(queue)).headSeq });
     await settleAll();
     const before = await backend.log.queueState(queue);

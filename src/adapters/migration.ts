@@ -1,3 +1,4 @@
+import type { SecurityPattern } from '../domain/channel.js';
 import type { Webhook } from '../ports/registry.js';
 import type { ParticipantRow } from './participant-row.js';
 
@@ -46,6 +47,11 @@ export type MigrationRecord =
       replayOf?: string | null;
       /** A copy's recipient: the one participant that may name it in a status message. Null or absent: not kept. */
       replayFor?: string | null;
+      /**
+       * The security pattern it was accepted under (src/pipeline/recipient-copy.ts copyPattern). Null or absent
+       * (files exported before 2026-12-05, rows stored before it was recorded): read from what was stored.
+       */
+      securityPattern?: SecurityPattern | null;
     }
   /**
    * An unsettled queue position (its message is exported before it). capacity: what its copy is obfuscated

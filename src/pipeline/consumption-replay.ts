@@ -265,7 +265,7 @@ class Answers {
     while (left.length > 0) {
       const batch = dipMadeBatch(
         // The request kept with the answers (the evidence of what they answer) is the IF-015 as the DIP archived it.
-        { channel: REPLAY_INTERFACE, senderDipId: this.deps.dipId, senderRole: DIP_ROLE, at: this.now.getTime(), rawRequest: Buffer.from(this.request.outbound) },
+        { channel: REPLAY_INTERFACE, senderDipId: this.deps.dipId, senderRole: DIP_ROLE, at: this.now.getTime(), rawRequest: Buffer.from(this.request.outbound), inForce: this.channel.securityPattern },
         left,
       );
       const outcome = await this.deps.log.append(batch);

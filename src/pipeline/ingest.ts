@@ -530,7 +530,7 @@ export class Ingest {
       recipients: channel.mpanFeed && channel.securityPattern !== 3 ? [...decision.recipients, MPAN_LOOKUP_RECIPIENT] : decision.recipients,
       // What each recipient's copy is obfuscated for, kept with its queue entry (src/domain/channel.ts capacityCode).
       capacities: decision.capacities,
-      // Its copies are made for the pattern it arrived under, whatever the channel runs later (acceptedUnder).
+      // Its copies are never made clearer than the pattern it arrived under, whatever the channel runs later (copyPattern).
       securityPattern: channel.securityPattern,
     };
   }

@@ -1,3 +1,4 @@
+import type { SecurityPattern } from '../domain/channel.js';
 import type { AcceptedBatch } from '../ports/message-log.js';
 
 /** What differs between the messages of a batch the DIP makes (see dipMadeBatch). */
@@ -23,8 +24,13 @@ export interface MadeMessage {
  * One place for what such a batch is: no signature (`{}`, as AcceptedBatch.signatureHeaders says), no
  * sender reference unless a message names one (nothing to de-duplicate, so the log never refuses it as a
  * duplicate), no MPAN to index; every message from one sender, in one role, on one channel, at one time.
+ * `inForce` is the pattern the channel runs (1 for status messages, which have no catalogue channel):
+ * each message records the pattern its copies are made for (src/pipeline/recipient-copy.ts copyPattern).
+ * The DIP holds what it makes in clear, so on a channel at 2 or 3 that is 2, encrypted by the DIP for the
+ * recipient: as the sender it has no per-recipient copies (3) to give, and must not give it in clear.
  */
-export function dipMadeBatch(from: { channel: string; senderDipId: string; senderRole: string; at: number; rawRequest: Buffer }, messages: MadeMessage[]): AcceptedBatch {
+export function dipMadeBatch(from: { channel: string; senderDipId: string; senderRole: string; at: number; rawRequest: Buffer; inForce: SecurityPattern }, messages: MadeMessage[]): AcceptedBatch {
+  const securityPattern: SecurityPattern = from.inForce === 1 ? 1 : 2;
   return {
     channel: from.channel,
     senderDipId: from.senderDipId,
@@ -44,6 +50,7 @@ export function dipMadeBatch(from: { channel: string; senderDipId: string; sende
       outbound: m.outbound,
       recipients: m.recipients,
       ...(m.capacities ? { capacities: m.capacities } : {}),
+      securityPattern,
     })),
   };
 }

@@ -611,7 +611,7 @@ export class Publications {
     return dipMadeBatch(
       // Received when queued: a notice queued after a restart starts its staleness clock then, not when the
       // publication was stored (it would be stale on arrival after a long outage).
-      { channel: channel.interfaceId, senderDipId: publisher.dipId, senderRole: role, at: queuedAt ?? at, rawRequest: Buffer.from(JSON.stringify({ publication: record })) },
+      { channel: channel.interfaceId, senderDipId: publisher.dipId, senderRole: role, at: queuedAt ?? at, rawRequest: Buffer.from(JSON.stringify({ publication: record })), inForce: channel.securityPattern },
       [{ transactionId, eventCode: outbound.payload.CommonBlock.S0.eventCode, correlationId: null, outbound: JSON.stringify(outbound), recipients, senderUniqueReference: reference }],
     );
   }

@@ -127,9 +127,11 @@ export interface WorkerDeps {
    */
   undeliverable?(queue: QueueRef): string | null;
   /**
-   * Why no copy may be made for this queue's recipient now (security pattern 2: its certificate is revoked
-   * or expired, RecipientCopies.withheld), or null: its entries wait, in order, for a new certificate (a
-   * registration change sweeps the queues), or until the channel's staleness limit sets them aside.
+   * Why copies the DIP encrypts for this queue's recipient may not be made now (its certificate is revoked
+   * or expired, RecipientCopies.withheldFor), or null. Asked at every step, cheaply: when not null, the
+   * worker makes the oldest entry's copy to learn whether it is one of them (copyFor throws CopyWithheld,
+   * by the pattern of that copy). Such entries wait, in order, for a new certificate (a registration
+   * change sweeps the queues), or until the channel's staleness limit sets them aside.
    */
   withheld?(queue: QueueRef): string | null;
   /** The worker has nothing more to do for now (a cluster node may then give the queue's lease up). */
@@ -457,15 +459,19 @@ export class QueueWorker {
       await this.setAside(entries.map((e) => this.event(e, 'rejected', null, undeliverable, null)), entries.at(-1)!.seq);
       return 'more';
     }
-    this.withheldWhy = this.deps.withheld?.(this.queue) ?? null;
-    if (this.withheldWhy !== null) {
-      // Nothing is sent (nor pulled: the pull route makes no such copy either); only staleness moves the
-      // queue. Every arrival kicks a queue with a webhook: its head alone is read unless it went stale.
+    if (this.deps.withheld?.(this.queue) != null) {
+      // Some copies for this recipient cannot be made now, and the head is read to learn whether its own is
+      // one: that is the copy's pattern's business (copyFor throws CopyWithheld), not the channel's now.
+      // Held, nothing is sent (nor pulled: the pull route makes no such copy either); only staleness moves
+      // the queue. Every arrival kicks a queue with a webhook: its head alone is read unless it went stale.
       const head = await this.deps.log.readQueue(this.queue, this.position(), 1, 1 << 24);
-      if (head.length === 0 || head[0]!.receivedAt >= this.staleCutoff()) return 'drained';
-      await this.expire(await this.deps.log.readQueue(this.queue, this.position(), 500, 1 << 24));
-      return 'more';
-    }
+      this.withheldWhy = head.length === 0 || head[0]!.unreadable !== undefined ? null : await this.heldBack(head[0]!);
+      if (this.withheldWhy !== null) {
+        if (head[0]!.receivedAt >= this.staleCutoff()) return 'drained';
+        await this.expire(await this.deps.log.readQueue(this.queue, this.position(), 500, 1 << 24));
+        return 'more';
+      }
+    } else this.withheldWhy = null;
     const hook = this.deps.webhook(this.queue);
     const share = hook ? this.deps.share : undefined;
     // With no webhook only the oldest entry matters (is it stale?): the backlog is not re-read per kick.
@@ -724,6 +730,12 @@ export class QueueWorker {
    * For a recipient that pulls: sets the oldest entry aside, as deliver() does for a webhook, when no copy
    * of it can be made (CopyUnmakeable: the pull route refuses it, and would until it went stale). True when it did.
    */
+  /** Why `head`'s copy waits (CopyWithheld), or null: it can be made, or is set aside on the road it takes. */
+  private async heldBack(head: QueueEntry): Promise<string | null> {
+    const { failure } = await leadingCopies((queue, source) => this.deps.copyFor(queue, source), this.queue, [head]);
+    return failure instanceof CopyWithheld ? failure.message : null;
+  }
+
   private async passUnmakeable(head: QueueEntry): Promise<boolean> {
     const { failure } = await leadingCopies((queue, source) => this.deps.copyFor(queue, source), this.queue, [head]);
     if (!(failure instanceof CopyUnmakeable)) return false;

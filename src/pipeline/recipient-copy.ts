@@ -39,19 +39,25 @@ export async function leadingCopies(make: (queue: QueueRef, source: CopySource) 
 export type CopySource = Pick<QueueEntry, 'outbound' | 'capacity' | 'securityPattern'>;
 
 /**
- * The security pattern a stored message's copies are made for: the one it was accepted under, whatever its
- * channel runs now (an operator may opt a channel in or out while messages wait or lie in the archive: a
- * pattern 1 or 2 message holds no copies for a pattern 3 recipient, and a pattern 3 one holds every
- * recipient's). A message stored before the pattern was recorded (null) is read from what was stored: a
- * copy per recipient (EncryptedCustomBlocks) was accepted under 3; a CustomBlock, which the DIP holds in
- * clear, under 1 or 2, which the stored row cannot tell apart: the channel's pattern now decides (as it did
- * when the row was queued), and a channel now at 3 gets it encrypted by the DIP as pattern 2 does, so that
- * a recipient of an encrypted channel never receives it in clear.
+ * The security pattern a recipient's copy of a stored message is made for: the one rule every road out
+ * (webhook call, pull, replay, requeue, the user portal) follows, README "Changing a channel's pattern".
+ * Confidentiality never goes down: a copy is never clearer than the pattern its message was accepted
+ * under, nor than the pattern its channel runs now (an operator may opt a channel in or out while messages
+ * wait or lie in the archive).
+ *   - Accepted under 3 (the sender's per-recipient copies): 3, on whatever pattern the channel runs now;
+ *     the DIP holds nothing else to give (and must not hand out the sender's whole map).
+ *   - The DIP holds the CustomBlock (accepted under 1 or 2): 2, encrypted by the DIP for the recipient,
+ *     when it was accepted under 2 or the channel now runs 2 or 3 (a channel at 3 gets it as pattern 2
+ *     does: the DIP cannot make the sender's copies, and the recipient must not get it in clear); else 1.
+ * `recorded` null is a message stored before the pattern was recorded: what was stored says 3 (per-
+ * recipient copies, EncryptedCustomBlocks) or a CustomBlock, whose 1 or 2 the row cannot tell: the
+ * channel's pattern now decides, as above. Messages the DIP makes itself record one too
+ * (src/pipeline/made-batch.ts).
  */
-export function acceptedUnder(recorded: SecurityPattern | null, outbound: string, inForce: SecurityPattern): SecurityPattern {
-  if (recorded !== null) return recorded;
-  const stored = storedPattern(outbound);
-  return stored === 3 ? 3 : inForce === 3 ? 2 : inForce;
+export function copyPattern(recorded: SecurityPattern | null, outbound: string, inForce: SecurityPattern): SecurityPattern {
+  const accepted = recorded ?? storedPattern(outbound);
+  if (accepted === 3) return 3;
+  return accepted === 2 || inForce !== 1 ? 2 : 1;
 }
 
 /** A recipient's registered certificate as encryption needs it, by fingerprint (a rotation brings a new one). */
@@ -114,12 +120,13 @@ export class RecipientCopies {
   }
 
   /**
-   * withheld() for a queue: only pattern 2 copies are encrypted by the DIP (pattern 3's are the sender's).
-   * Asked of the channel's pattern now: a pattern 2 message kept on a channel since set to 1 or 3 is held
-   * by copyFor instead (CopyWithheld), when its copy is made.
+   * withheld() for a queue's recipient, or null on a channel the catalogue does not know (status messages,
+   * whose copies are never encrypted). Whether a given copy is held is its own pattern's business
+   * (copyPattern: only a copy the DIP encrypts, 2, needs the recipient's certificate), so this says only
+   * that some may be: a queue worker then makes its oldest copy to learn whether it waits (CopyWithheld).
    */
   withheldFor(queue: QueueRef): string | null {
-    return this.channel(queue.channel)?.securityPattern === 2 ? this.withheld(queue.recipientDipId) : null;
+    return this.channel(queue.channel) ? this.withheld(queue.recipientDipId) : null;
   }
 
   /**
@@ -136,14 +143,15 @@ export class RecipientCopies {
   /**
    * `outbound` is the archived copy (JSON); `capacity` the one its queue entry was routed in (null: an entry
    * queued before capacities were recorded, made for every receiving role as then); the copy is made for
-   * the pattern the message was accepted under (acceptedUnder). Channels the catalogue does not know
+   * the pattern copyPattern gives (never clearer than the message was accepted under, nor than the channel
+   * runs now). Channels the catalogue does not know
    * (status messages) pass as they are. Throws CopyWithheld for a pattern 2 copy whose recipient's
    * certificate is revoked or expired, and CopyUnmakeable when no copy can be made for the recipient.
    */
   copyFor(queue: QueueRef, { outbound, capacity, securityPattern }: CopySource): string | Promise<string> {
     const ch = this.channel(queue.channel);
     if (!ch) return outbound;
-    const pattern = acceptedUnder(securityPattern, outbound, ch.securityPattern);
+    const pattern = copyPattern(securityPattern, outbound, ch.securityPattern);
     let copy = outbound;
     if (Object.keys(ch.obfuscation).length > 0) {
       const roles = copyRoles(ch, this.registry.participant(queue.recipientDipId)?.roles ?? [], capacity);

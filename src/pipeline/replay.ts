@@ -8,7 +8,7 @@ import { JOB_MOVED, StoreError, storeFailureKind } from '../ports/errors.js';
 import type { Logger } from '../ports/logger.js';
 import type { MessageLog, QueueRef, ReplayCopy } from '../ports/message-log.js';
 import type { ReplayFilter, RequeueJob, RequeueJobs } from '../ports/requeue-jobs.js';
-import { CopyUnmakeable, CopyWithheld, type RecipientCopies } from './recipient-copy.js';
+import { CopyUnmakeable, type RecipientCopies } from './recipient-copy.js';
 import { bareEventCode, wireEventCode } from '../catalogue/types.js';
 import type { Channel } from './channels.js';
 import { STORE_RETRY_AFTER_SECONDS } from './ingest.js';
@@ -119,7 +119,7 @@ export class Replay {
     private readonly log: Pick<MessageLog, 'appendReplayCopies' | 'queueState'>,
     private readonly archive: Pick<Archive, 'findArchived' | 'countArchived'>,
     /** What the recipient may see of each copy: a synchronous replay answers exactly what its webhook gets. */
-    private readonly copies: Pick<RecipientCopies, 'copyFor' | 'withheldFor'>,
+    private readonly copies: Pick<RecipientCopies, 'copyFor'>,
     private readonly clock: Clock,
     private readonly jobs?: RequeueJobs,
     private readonly notify: (queue: QueueRef) => void = () => {},
@@ -146,14 +146,12 @@ export class Replay {
 
   /** One page of a synchronous replay, starting after queue position `afterSeq`. */
   async replay(queue: QueueRef, filter: ReplayFilter, afterSeq = 0): Promise<ReplayPage> {
-    // Before anything is spent or written: no copy could be made for a recipient whose certificate is revoked or expired.
-    const withheld = this.copies.withheldFor(queue);
-    if (withheld !== null) throw new CopyWithheld(withheld);
     const { found, next } = await this.page(queue, filter, afterSeq, undefined);
     this.spend(queue, found.length);
     const copies = this.reissue(found, queue);
-    // Made before anything is written: a copy that cannot be made (CopyUnmakeable, naming its original) leaves
-    // no replay copy archived and gives the budget back. Each for the pattern its original was accepted under.
+    // Made before anything is written: a copy that cannot be made (CopyUnmakeable, naming its original), or
+    // must wait (CopyWithheld: one the DIP encrypts for a recipient whose certificate is revoked or expired),
+    // leaves no replay copy archived and gives the budget back. Each for its pattern (copyPattern).
     const made = await this.archiveCopies(queue, found.length, () =>
       Promise.all(
         copies.map(async (c, i) => {

@@ -26,8 +26,18 @@ export interface StatusRefusal {
   help: string;
 }
 
-/** Accepted, or refused whole: `refusals` has one place per entry, null for an entry that was right. */
-export type StatusOutcome = { ok: true; queues: QueueRef[] } | { ok: false; status: number; refusals: Array<StatusRefusal | null> };
+/**
+ * Accepted, or refused whole: `refusals` has one place per entry, null for an entry that was right.
+ * Accepted, `notes` has one place per entry: what the DIP set right in it before relaying it, or null.
+ */
+export type StatusOutcome = { ok: true; queues: QueueRef[]; notes: Array<string | null> } | { ok: false; status: number; refusals: Array<StatusRefusal | null> };
+
+/** The free-text fields a recipient writes and the DIP relays to the sender's systems (and its pages). */
+const FREE_TEXT = ['message', 'help', 'serviceTicketURL'] as const;
+
+/** A C0 or C1 control character or DEL: a line break that splits a sender's log line, an escape for its terminal. */
+// eslint-disable-next-line no-control-regex -- control characters are what is refused
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
 
 export interface StatusSettings {
   dipId: string;
@@ -61,7 +71,7 @@ export class StatusMessages {
    * to that transaction's sender. Accepted or refused whole, like a message batch.
    */
   async fromRecipient(callerDipId: string, entries: StatusEntry[], mayActAs: (dipId: string) => boolean = (id) => id === callerDipId): Promise<StatusOutcome> {
-    const routed: Array<{ entry: StatusEntry; to: string }> = [];
+    const routed: Array<{ entry: StatusEntry; to: string; note: string | null }> = [];
     const refusals: Array<StatusRefusal | null> = [];
     const now = new Date(this.clock.now());
     // Every entry is checked, so that the answer to a batch refused whole names each one at fault, as the
@@ -76,7 +86,7 @@ export class StatusMessages {
     const batch = this.batch(callerDipId, routed);
     const outcome = await this.log.append(batch);
     if (!outcome.ok) throw new Error('status messages carry no sender reference and cannot be duplicates');
-    return { ok: true, queues: queuesOf(batch) };
+    return { ok: true, queues: queuesOf(batch), notes: routed.map((r) => r.note) };
   }
 
   /** One entry of POST /statusmessage: the status message to route to its transaction's sender, or why it is refused. */
@@ -86,9 +96,17 @@ export class StatusMessages {
     index: number,
     now: Date,
     mayActAs: (dipId: string) => boolean,
-  ): Promise<{ entry: StatusEntry; to: string } | { refusal: StatusRefusal }> {
+  ): Promise<{ entry: StatusEntry; to: string; note: string | null } | { refusal: StatusRefusal }> {
     if (entry.transactionID === null) {
       return { refusal: { status: 400, code: MSG.routingError, help: `item ${index}: transactionID is required to route a status message back to its sender` } };
+    }
+    // The schema bounds their lengths (message 200, help 500, serviceTicketURL 250: the published types).
+    for (const field of FREE_TEXT) {
+      const at = entry[field]?.search(CONTROL_CHARACTER) ?? -1;
+      if (at !== -1) {
+        const code = entry[field]!.charCodeAt(at).toString(16).toUpperCase().padStart(4, '0');
+        return { refusal: { status: 400, code: MSG.schemaFailure, help: `item ${index}: ${field} must not contain control characters (U+${code} at character ${at + 1}): it is relayed to the sender's systems as text, on one line` } };
+      }
     }
     // senderID is the caller, or a participant the caller connects for as its connection provider.
     if (!mayActAs(entry.senderID)) {
@@ -103,17 +121,24 @@ export class StatusMessages {
       return { refusal: { status: 400, code: MSG.routingError, help: `item ${index}: transactionID ${entry.transactionID} is not a message ${entry.senderID} received` } };
     }
     // Both say who gets it, which the DIP knows and the caller may not: not taken from the caller.
-    // The sender's reference and workflow the recipient left out are the transaction's, as on the DIP's
-    // own status messages, so the sender files the report with its workflow; what it wrote is kept.
+    // senderUniqueReference is the one the transaction's sender gave it, always: in the published
+    // StandardResponseBodyType it names the sender's message an entry is about (as in the DIP's answer to a
+    // submission and its own status messages), and the sender's system files the report under it. Another
+    // value (the recipient's own reference, or another of the sender's) would misfile it; the DIP knows the
+    // right one, so it is set right, not refused (an adapter that fills the required field with its own
+    // reference keeps working), and the caller's 201 says so. The workflow a recipient left out is the
+    // transaction's too; one it names is its to give (a workflow of its own), and kept.
+    const own = parties.senderUniqueReference;
+    const note = entry.senderUniqueReference === null || entry.senderUniqueReference === own ? null : `senderUniqueReference relayed to ${parties.senderDipId} as ${entry.transactionID}'s own (${own ?? 'none'}), not '${entry.senderUniqueReference}': it names the sender's message the status is about`;
     const filled = {
       ...entry,
-      senderUniqueReference: entry.senderUniqueReference ?? parties.senderUniqueReference,
+      senderUniqueReference: own,
       correlationID: entry.correlationID ?? parties.correlationId,
       recipientID: parties.senderDipId,
       DIPConnectionProviderID: this.settings.connectionProviderOf(parties.senderDipId),
       ...aboutOriginal(entry.transactionID, parties, entry),
     };
-    return { entry: filled, to: parties.senderDipId };
+    return { entry: filled, to: parties.senderDipId, note };
   }
 
   /**
@@ -162,7 +187,7 @@ export class StatusMessages {
       recipients: [to],
     }));
     const body = Buffer.from(JSON.stringify(routed.map((r) => r.entry)));
-    return dipMadeBatch({ channel: STATUS_CHANNEL, senderDipId: from, senderRole: 'STS', at: now.getTime(), rawRequest: body }, messages);
+    return dipMadeBatch({ channel: STATUS_CHANNEL, senderDipId: from, senderRole: 'STS', at: now.getTime(), rawRequest: body, inForce: 1 }, messages);
   }
 }
 

@@ -58,7 +58,7 @@ export async function sendTestMessage(
   const text = JSON.stringify(outbound);
   const outcome = await deps.log.append(
     dipMadeBatch(
-      { channel: channel.interfaceId, senderDipId: deps.dipId, senderRole: DIP_ROLE, at: now.getTime(), rawRequest: Buffer.from(JSON.stringify([message])) },
+      { channel: channel.interfaceId, senderDipId: deps.dipId, senderRole: DIP_ROLE, at: now.getTime(), rawRequest: Buffer.from(JSON.stringify([message])), inForce: channel.securityPattern },
       [{ transactionId, eventCode: TEST_EVENT_CODE, correlationId: null, outbound: text, recipients: [recipientDipId] }],
     ),
   );

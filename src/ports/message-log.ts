@@ -27,9 +27,10 @@ export interface AcceptedMessage {
    */
   capacities?: Readonly<Record<string, string>>;
   /**
-   * The security pattern its channel ran when it was accepted (spec 5.2.2), kept with it: every copy of it is
-   * made for that pattern (src/pipeline/recipient-copy.ts), whatever the channel runs when the copy is made.
-   * Absent for what the DIP itself originates on no catalogue channel (status messages).
+   * The security pattern its channel ran when it was accepted (spec 5.2.2), kept with it: no copy of it is
+   * made clearer than that (src/pipeline/recipient-copy.ts copyPattern), whatever the channel runs when the
+   * copy is made. What the DIP makes itself records one too (src/pipeline/made-batch.ts). Absent: not known
+   * (stored as null, as rows from before it was recorded).
    */
   securityPattern?: SecurityPattern;
 }

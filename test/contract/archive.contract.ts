@@ -114,7 +114,7 @@ export function archiveContract(name: string, open: BackendFactory): void {
       expect(await archive.countArchived({ ...all, upToSeq: 5 })).toBe(3);
       expect(await archive.countArchived({ ...all, transactionIds: [a.transactionId, b.transactionId] })).toBe(2);
 
-      const replay = new Replay(log, archive, { copyFor: async (_queue, { outbound }) => outbound, withheldFor: () => null }, systemClock);
+      const replay = new Replay(log, archive, { copyFor: async (_queue, { outbound }) => outbound }, systemClock);
       const filter = { fromMs: 0, toMs: Date.now() + 60_000, eventCode: null, mpan: null, transactionIds: null };
       const page = await replay.replay(sup, { ...filter, transactionIds: [a.transactionId] });
       expect(page.copies.map((copy) => (JSON.parse(copy) as Record<string, unknown>)[ORIGINAL_TRANSACTION_FIELD])).toEqual([a.transactionId]);

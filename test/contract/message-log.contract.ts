@@ -221,7 +221,7 @@ export function messageLogContract(name: string, open: BackendFactory): void {
 
     it('keeps with each message the security pattern it was accepted under, on every road out: read, replay, requeue and requeued dead letter', async () => {
       // Its copies are made for that pattern whatever its channel runs later (src/pipeline/recipient-copy.ts
-      // acceptedUnder); a message stored without one (the DIP's own) reads null.
+      // copyPattern); a message stored without one (as before it was recorded) reads null.
       const { log, archive, deadLetters } = ctx.backend;
       const a = message(['SUP0000001'], { securityPattern: 2 });
       const b = message(['SUP0000001'], { securityPattern: 3 });

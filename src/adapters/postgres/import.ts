@@ -148,10 +148,10 @@ async function write(d: PgDatabase, c: pg.PoolClient, group: MigrationRecord[], 
       // Stored bytes as they were (sealed stays sealed): bypass the sealer. replay_of is set once every
       // message is in (linkReplayCopies).
       await c.query(
-        `INSERT INTO messages (id, batch_id, transaction_id, channel, event_code, sender_dip_id, sender_role, sender_ref, correlation_id, mpan, received_at, replay_of, outbound, sealed, replay_for)
-         SELECT id, NULL, t, ch, ev, s, sr, ref, corr, mp, at, NULL, o, se, rf
-           FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::bytea[], $12::boolean[], $13::text[])
-             AS x(id, t, ch, ev, s, sr, ref, corr, mp, at, o, se, rf)`,
+        `INSERT INTO messages (id, batch_id, transaction_id, channel, event_code, sender_dip_id, sender_role, sender_ref, correlation_id, mpan, received_at, replay_of, outbound, sealed, replay_for, security_pattern)
+         SELECT id, NULL, t, ch, ev, s, sr, ref, corr, mp, at, NULL, o, se, rf, sp
+           FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::bytea[], $12::boolean[], $13::text[], $14::smallint[])
+             AS x(id, t, ch, ev, s, sr, ref, corr, mp, at, o, se, rf, sp)`,
         [
           ids,
           col(rows, 'transactionId'),
@@ -166,6 +166,7 @@ async function write(d: PgDatabase, c: pg.PoolClient, group: MigrationRecord[], 
           rows.map((r) => Buffer.from(r.outbound, 'base64')),
           col(rows, 'sealed'),
           rows.map((r) => r.replayFor ?? null),
+          rows.map((r) => r.securityPattern ?? null),
         ],
       );
       await d.noteChannels(c, [...new Set(col(rows, 'channel'))]);

@@ -211,7 +211,7 @@ ALTER TABLE publications ADD COLUMN IF NOT EXISTS recipients text;
 -- Copies made before read NULL and keep their original's recipients. No default: no rows rewritten.
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS replay_for text;
 -- The security pattern (1, 2, 3) a message was accepted under (2026-12-05), kept for its copies. NULL in older
--- rows (and status messages), whose copies follow src/pipeline/recipient-copy.ts acceptedUnder. No default:
+-- rows, whose copies follow src/pipeline/recipient-copy.ts copyPattern. No default:
 -- no rows rewritten.
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS security_pattern smallint;
 -- The transaction ID a reference was accepted under: a duplicate's refusal names it (older rows have none).

@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import type { SecurityPattern } from '../../domain/channel.js';
 import type { MigrationCounts, MigrationRecord } from '../migration.js';
 
 /**
@@ -64,11 +65,15 @@ export function* exportSqlite(file: string, sinceMs: number, counts: MigrationCo
       `SELECT seq, message_id AS messageId, enqueued_at AS enqueuedAt, ${hasCapacity ? 'capacity' : 'NULL'} AS capacity FROM queue_entries WHERE queue_id = ? AND seq > ? ORDER BY seq`,
     );
     // replay_for was added in place (schema.ts): a file no newer DIP opened has none, and its copies no recipient.
-    const hasReplayFor = db.prepare<[], { name: string }>('PRAGMA table_info(messages)').all().some((c) => c.name === 'replay_for');
-    const message = db.prepare<[number], Omit<Extract<MigrationRecord, { type: 'message' }>, 'type' | 'outbound' | 'sealed' | 'replayOf' | 'replayFor'> & { outbound: Buffer | string; replayOfId: number | null; replayOf: string | null; replayFor: string | null }>(
+    // So were security_pattern: a file from before has none, its messages' patterns read from what was stored.
+    const messageColumns = db.prepare<[], { name: string }>('PRAGMA table_info(messages)').all();
+    const hasReplayFor = messageColumns.some((c) => c.name === 'replay_for');
+    const hasPattern = messageColumns.some((c) => c.name === 'security_pattern');
+    const message = db.prepare<[number], Omit<Extract<MigrationRecord, { type: 'message' }>, 'type' | 'outbound' | 'sealed' | 'replayOf' | 'replayFor' | 'securityPattern'> & { outbound: Buffer | string; replayOfId: number | null; replayOf: string | null; replayFor: string | null; securityPattern: SecurityPattern | null }>(
       `SELECT m.id, m.transaction_id AS transactionId, m.channel, m.event_code AS eventCode, m.sender_dip_id AS senderDipId, m.sender_role AS senderRole,
               m.sender_ref AS senderRef, m.correlation_id AS correlationId, m.mpan, m.received_at AS receivedAt, m.outbound,
-              m.replay_of AS replayOfId, o.transaction_id AS replayOf, ${hasReplayFor ? 'm.replay_for' : 'NULL'} AS replayFor
+              m.replay_of AS replayOfId, o.transaction_id AS replayOf, ${hasReplayFor ? 'm.replay_for' : 'NULL'} AS replayFor,
+              ${hasPattern ? 'm.security_pattern' : 'NULL'} AS securityPattern
          FROM messages m LEFT JOIN messages o ON o.id = m.replay_of WHERE m.id = ?`,
     );
     const exported = new Set<number>();

@@ -316,6 +316,6 @@ export function migrate(db: Database.Database): void {
   const messageColumns = db.prepare<[], { name: string }>('PRAGMA table_info(messages)').all();
   if (!messageColumns.some((c) => c.name === 'replay_for')) db.exec('ALTER TABLE messages ADD COLUMN replay_for TEXT');
   // The pattern a message was accepted under (2026-12-05): NULL in older rows, whose copies follow the rule
-  // of src/pipeline/recipient-copy.ts acceptedUnder (what was stored says 3 or not; no backfill).
+  // of src/pipeline/recipient-copy.ts copyPattern (what was stored says 3 or not; no backfill).
   if (!messageColumns.some((c) => c.name === 'security_pattern')) db.exec('ALTER TABLE messages ADD COLUMN security_pattern INTEGER');
 }

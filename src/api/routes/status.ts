@@ -34,7 +34,8 @@ export const statusRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
         operationId: 'submitStatusMessage',
         tags,
         summary: 'Submit a series of status messages',
-        description: "A recipient's asynchronous status or error on messages it received, carried back to their original sender (its status-message webhook, or its pull queue).",
+        description:
+          "A recipient's asynchronous status or error on messages it received, carried back to their original sender (its status-message webhook, or its pull queue). `senderUniqueReference` is relayed as the named transaction's own (the sender's reference for its message; another value would misfile the report at the sender): a different one is set right, and the answer's `help` for that entry says so. `message`, `help` and `serviceTicketURL` are relayed as text on one line: a control character (U+0000-U+001F, U+007F-U+009F) is refused 400 MSG1001 naming the field.",
         headers: signatureHeaders,
         body: { ...publishedSchema('StandardResponseArray'), description: 'StandardResponseArray: one entry per message the status is about, one to the configured maximum (maxBatchMessages, 1000 by default; more is 413)' },
         response: answers(PUBLISHED),
@@ -55,7 +56,8 @@ export const statusRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
         return reply.code(outcome.status).send(standardResponse(new Date(deps.clock.now()), deps.config.dipId, caller.dipId, refused));
       }
       deps.delivery.notify(outcome.queues);
-      const response = standardResponse(new Date(deps.clock.now()), deps.config.dipId, caller.dipId, entries.map((e) => ({ ...answered(e), message: MSG.success })));
+      // Each entry as the caller sent it, with what the DIP set right before relaying it (its help).
+      const response = standardResponse(new Date(deps.clock.now()), deps.config.dipId, caller.dipId, entries.map((e, i) => ({ ...answered(e), message: MSG.success, help: outcome.notes[i] ?? null })));
       return reply.code(201).send(response);
     },
   );

@@ -1671,7 +1671,7 @@ export interface paths {
         put?: never;
         /**
          * Submit a series of status messages
-         * @description A recipient's asynchronous status or error on messages it received, carried back to their original sender (its status-message webhook, or its pull queue).
+         * @description A recipient's asynchronous status or error on messages it received, carried back to their original sender (its status-message webhook, or its pull queue). `senderUniqueReference` is relayed as the named transaction's own (the sender's reference for its message; another value would misfile the report at the sender): a different one is set right, and the answer's `help` for that entry says so. `message`, `help` and `serviceTicketURL` are relayed as text on one line: a control character (U+0000-U+001F, U+007F-U+009F) is refused 400 MSG1001 naming the field.
          */
         post: operations["submitStatusMessage"];
         delete?: never;
