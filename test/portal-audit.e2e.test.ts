@@ -1,9 +1,8 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildIF021 } from '../src/sim/messages.js';
-import { totpCode } from '../src/security/portal-credentials.js';
 import { adminApi } from './helpers/admin.js';
-import { describeViolations, launchBrowser, newContext, screenshot, seriousViolations } from './helpers/browser.js';
+import { describeViolations, firstSignIn, launchBrowser, newContext, screenshot, seriousViolations } from './helpers/browser.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
 /**
@@ -26,27 +25,18 @@ describe('portals: audit reports (spec 5.11.3)', () => {
   const mpan = '1200000000009';
   const contexts: BrowserContext[] = [];
 
-  async function firstSignIn(base: '/portal' | '/operator', username: string, password: string): Promise<Page> {
+  async function signedIn(base: '/portal' | '/operator', username: string, password: string): Promise<Page> {
     const context = await newContext(browser);
     contexts.push(context);
     const page = await context.newPage();
-    await page.goto(`${td.dip.portalUrl}${base}/sign-in`);
-    await page.getByLabel('Username').fill(username);
-    await page.getByLabel('Password').fill(password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    const secret = (await page.locator('#totp-secret').textContent())!;
-    await page.getByLabel('Code from your authenticator app').fill(totpCode(secret, Date.now()));
-    await page.getByLabel('New password (12 characters or more)').fill(`${username} chose this one`);
-    await page.getByLabel('New password again').fill(`${username} chose this one`);
-    await page.getByRole('button', { name: 'Confirm and sign in' }).click();
-    await page.waitForURL(`**${base}/`);
+    await firstSignIn(page, td.dip.portalUrl, base, username, password);
     return page;
   }
 
   async function user(username: string, participantDipId: string): Promise<Page> {
     const made = await admin('POST', '/admin/portal/accounts', { username, displayName: username, participantDipId, admin: false });
     expect(made.status).toBe(201);
-    return firstSignIn('/portal', username, (made.body as { password: string }).password);
+    return signedIn('/portal', username, (made.body as { password: string }).password);
   }
 
   async function checkPage(page: Page, name: string): Promise<void> {
@@ -179,7 +169,7 @@ describe('portals: audit reports (spec 5.11.3)', () => {
   it('an operator lists, traces and audits across participants, every recipient shown', async () => {
     const made = await admin('POST', '/admin/operators', { name: 'ops.audit', role: 'viewer', displayName: 'Audit' });
     expect(made.status).toBe(201);
-    const page = await firstSignIn('/operator', 'ops.audit', (made.body as { password: string }).password);
+    const page = await signedIn('/operator', 'ops.audit', (made.body as { password: string }).password);
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Audit', exact: true }).click();
     await page.getByLabel('Sender DIP ID (optional: every sender)').fill(sds.dipId);
     await page.getByRole('button', { name: 'Show' }).click();
