@@ -20,7 +20,8 @@ describe('portals: audit reports (spec 5.11.3)', () => {
   let supA: TestParticipant;
   let supB: TestParticipant;
   let supC: TestParticipant;
-  /** Sent by the data service to both suppliers: delivered to A (webhook), pending for B (no webhook). */
+  let supD: TestParticipant;
+  /** Sent by the data service to three suppliers: delivered to A (webhook), pending for B (no webhook), refused by D (400: dead-lettered). */
   let tx: string;
   const mpan = '1200000000009';
   const contexts: BrowserContext[] = [];
@@ -54,16 +55,20 @@ describe('portals: audit reports (spec 5.11.3)', () => {
     supA = await td.participant('1000000001', ['SUP']);
     supB = await td.participant('1000000002', ['SUP']);
     supC = await td.participant('1000000003', ['SUP']);
+    supD = await td.participant('1000000004', ['SUP']);
     const r = await td.receiver();
     expect((await supA.client.setWebhook('IF-021', supA.dipId, { callbackURL: `${r.url}dip` })).status).toBe(201);
+    const refusing = await td.receiver(() => 400);
+    expect((await supD.client.setWebhook('IF-021', supD.dipId, { callbackURL: `${refusing.url}dip` })).status).toBe(201);
     expect((await admin('POST', '/admin/mpan/changes', [{ mpan, slot: 'SUP', dipId: supA.dipId, effectiveFrom: '2020-01-01T00:00:00Z' }])).status).toBe(200);
-    const sent = await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', mpan, primaryRecipients: [supA.dipId, supB.dipId], uniqueSuffix: 'audit' })]);
+    const sent = await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', mpan, primaryRecipients: [supA.dipId, supB.dipId, supD.dipId], uniqueSuffix: 'audit' })]);
     expect(sent.status).toBe(201);
     tx = sent.body.messageArray[0]!.transactionID!;
     await waitFor(async () => {
       const j = await admin('GET', `/admin/reports/journey/${tx}`);
-      return j.status === 200 && (j.body as { rows: Array<{ event: string }> }).rows.some((e) => e.event === 'delivered');
-    }, 15_000, 'the delivery to the first supplier journalled');
+      const events = j.status === 200 ? (j.body as { rows: Array<{ event: string }> }).rows.map((e) => e.event) : [];
+      return events.includes('delivered') && events.includes('dead-lettered');
+    }, 15_000, 'the delivery to the first supplier and the dead letter of the last journalled');
     browser = await launchBrowser();
   });
 
@@ -89,6 +94,7 @@ describe('portals: audit reports (spec 5.11.3)', () => {
     expect(cells[5]).toContain('✓ archived and routed');
     expect(cells[6]).toContain(`${supA.dipId}: ✓ delivered`);
     expect(cells[6]).toContain(`${supB.dipId}: … pending`);
+    expect(cells[6]).toContain(`${supD.dipId}: ✗ dead-lettered`);
     await checkPage(page, 'portal-audit-sent');
 
     // Another process's channels: not this message.
@@ -114,9 +120,14 @@ describe('portals: audit reports (spec 5.11.3)', () => {
     const workflow = await page.locator('ol.workflow').textContent();
     expect(workflow).toContain('✓ accepted 201');
     expect(workflow).toContain('✓ written to the archive');
+    expect(workflow).toContain('✗ 1 dead letter(s)');
     const recipients = page.getByRole('table', { name: /Each recipient/ });
     expect(await recipients.getByRole('row', { name: new RegExp(supA.dipId) }).textContent()).toMatch(/✓ delivered\s*\d+(\.\d)? (ms|s)/);
     expect(await recipients.getByRole('row', { name: new RegExp(supB.dipId) }).textContent()).toContain('… pending');
+    const refused = await recipients.getByRole('row', { name: new RegExp(supD.dipId) }).textContent();
+    expect(refused).toContain('✗ dead-lettered');
+    expect(refused).toContain('last answered 400 (rejected)');
+    expect(refused).toContain(`✓ status message to ${sds.dipId}`);
     expect(await page.locator('ol.timeline').textContent()).toContain(`delivered to ${supA.dipId}`);
     await page.getByLabel('Recipient', { exact: true }).selectOption(supB.dipId);
     await page.getByRole('button', { name: 'Show' }).click();
@@ -125,6 +136,11 @@ describe('portals: audit reports (spec 5.11.3)', () => {
     // The sender sees the header, not a recipient's copy of the payload.
     expect(await main(page)).toContain('none is shown here');
     await checkPage(page, 'portal-audit-detail');
+    // The status message the detailed audit says went back is the sender's to read.
+    await waitFor(async () => {
+      await page.goto(`${td.dip.portalUrl}/portal/status-messages`);
+      return (await main(page))!.includes(tx);
+    }, 15_000, 'the status message returned to the sender');
   });
 
   it("a recipient finds the message by MPAN, sees its own copy only and its payload; another participant's IDs and URLs give it nothing", async () => {
