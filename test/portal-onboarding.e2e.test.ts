@@ -4,9 +4,8 @@ import { webcrypto } from 'node:crypto';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../src/config.js';
-import { totpCode } from '../src/security/portal-credentials.js';
 import { adminApi } from './helpers/admin.js';
-import { describeViolations, launchBrowser, newContext, screenshot, seriousViolations } from './helpers/browser.js';
+import { describeViolations, firstSignIn, launchBrowser, newContext, screenshot, seriousViolations } from './helpers/browser.js';
 import { startTestDip, waitFor, type TestDip } from './helpers/dip-harness.js';
 import { startSmtp, type Mail, type TestSmtp } from './helpers/smtp.js';
 
@@ -42,20 +41,6 @@ describe('portal: a company applies, an operator approves, the contact signs in'
     expect(violations, describeViolations(violations)).toEqual([]);
     await screenshot(p, name);
   }
-  /** A first sign-in from the sign-in page: the authenticator set up and a password chosen. */
-  async function firstSignIn(p: Page, base: string, username: string, password: string): Promise<void> {
-    await p.goto(`${td.dip.portalUrl}${base}/sign-in`);
-    await p.getByLabel('Username').fill(username);
-    await p.getByLabel('Password').fill(password);
-    await p.getByRole('button', { name: 'Sign in' }).click();
-    const secret = (await p.locator('#totp-secret').textContent())!;
-    await p.getByLabel('Code from your authenticator app').fill(totpCode(secret, Date.now()));
-    await p.getByLabel('New password (12 characters or more)').fill(`${username} chose this one`);
-    await p.getByLabel('New password again').fill(`${username} chose this one`);
-    await p.getByRole('button', { name: 'Confirm and sign in' }).click();
-    await p.waitForURL(`**${base}/`);
-  }
-
   beforeAll(async () => {
     smtp = await startSmtp();
     td = await startTestDip({
@@ -109,7 +94,7 @@ describe('portal: a company applies, an operator approves, the contact signs in'
     const made = await admin('POST', '/admin/operators', { name: 'ops.olga', role: 'operator', displayName: 'Olga (operator)' });
     expect(made.status).toBe(201);
     const operator = await page();
-    await firstSignIn(operator, '/operator', 'ops.olga', (made.body as { password: string }).password);
+    await firstSignIn(operator, td.dip.portalUrl, '/operator', 'ops.olga', (made.body as { password: string }).password);
     await operator.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Applications', exact: true }).click();
     await checkPage(operator, 'operator-applications');
     await operator.getByRole('link', { name: 'Bright Supply Ltd' }).click();
@@ -125,7 +110,7 @@ describe('portal: a company applies, an operator approves, the contact signs in'
     await waitFor(() => smtp.mails.length === 2, 10_000, 'the invitation');
     const invitation = mailText(smtp.mails[1]!);
     const contact = await page();
-    await firstSignIn(contact, '/portal', /username: (\S+)/.exec(invitation)![1]!, /first password: (\S+)/.exec(invitation)![1]!);
+    await firstSignIn(contact, td.dip.portalUrl, '/portal', /username: (\S+)/.exec(invitation)![1]!, /first password: (\S+)/.exec(invitation)![1]!);
     expect(await contact.locator('header').textContent()).toContain(`Bea Bright (${DIP_ID})`);
     await checkPage(contact, 'portal-onboarded');
   });

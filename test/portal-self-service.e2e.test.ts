@@ -1,8 +1,7 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { totpCode } from '../src/security/portal-credentials.js';
 import { adminApi } from './helpers/admin.js';
-import { describeViolations, launchBrowser, newContext, screenshot, seriousViolations } from './helpers/browser.js';
+import { describeViolations, firstSignIn, launchBrowser, newContext, screenshot, seriousViolations } from './helpers/browser.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
 type Json = Record<string, any>;
@@ -30,16 +29,7 @@ describe('user portal: roles, channels and connection provider', () => {
     const context = await newContext(browser);
     contexts.push(context);
     const page = await context.newPage();
-    await page.goto(`${td.dip.portalUrl}/portal/sign-in`);
-    await page.getByLabel('Username').fill(username);
-    await page.getByLabel('Password').fill((made.body as { password: string }).password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    const secret = (await page.locator('#totp-secret').textContent())!;
-    await page.getByLabel('Code from your authenticator app').fill(totpCode(secret, Date.now()));
-    await page.getByLabel('New password (12 characters or more)').fill(`${username} chose this one`);
-    await page.getByLabel('New password again').fill(`${username} chose this one`);
-    await page.getByRole('button', { name: 'Confirm and sign in' }).click();
-    await page.waitForURL('**/portal/');
+    await firstSignIn(page, td.dip.portalUrl, '/portal', username, (made.body as { password: string }).password);
     return page;
   }
 

@@ -285,8 +285,10 @@ describe('portals in a browser', () => {
     await page.getByRole('link', { name: transactionId }).click();
     expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe(`Journey of ${transactionId}`);
     const timeline = page.locator('ol.timeline');
-    await expect.poll(() => timeline.textContent()).toContain('Accepted from 0000000000 (DIP)');
-    expect(await timeline.textContent()).toContain('delivered 200');
+    // The detailed audit (figure 19): the DIP's own test message, from its receipt to the webhook's answer.
+    await expect.poll(() => timeline.textContent()).toContain('from 0000000000 (DIP)');
+    expect(await timeline.textContent()).toContain('webhook call: 200 (delivered)');
+    expect(await page.locator('ol.workflow').textContent()).toContain('✓ written to the archive');
     await checkPage(page, 'portal-journey');
 
     await page.getByRole('button', { name: 'Requeue to my webhook' }).click();

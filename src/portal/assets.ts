@@ -44,6 +44,8 @@ button.danger{background:#a4262c;border-color:#a4262c}
 .badge.bad{background:#fdecea;color:#8a1f24}
 .muted{color:#555}
 .field-problem{color:#a4262c;font-weight:600}
+ul.marks{list-style:none;padding:0;margin:0}
+ol.workflow li{margin:.3em 0}
 ol.timeline{list-style:none;padding-left:0;border-left:3px solid #13294b;margin-left:.5em}
 ol.timeline li{position:relative;padding:.2em 0 .8em 1.2em}
 ol.timeline li::before{content:"";position:absolute;left:-.55em;top:.55em;width:.8em;height:.8em;border-radius:50%;background:#13294b}

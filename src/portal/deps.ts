@@ -67,8 +67,8 @@ export interface PortalDeps {
   recordActivity: ((app: FastifyInstance, callerOf: (req: FastifyRequest) => string | null) => void) | null;
   /** The API activity log, for a participant's own requests (null when it is turned off). */
   activityLog: Pick<ActivityLogStore, 'recent'> | null;
-  /** Reports (spec 5.11), cut to what the viewer may see as the reports API does. */
-  reports: Pick<Reports, 'throughput' | 'latency'>;
+  /** Reports (spec 5.11) and the audit reports (5.11.3), cut to what the viewer may see as the reports API does. */
+  reports: Pick<Reports, 'throughput' | 'latency' | 'senderAudit' | 'trace' | 'mpanTrace'>;
   /**
    * Participant self-service (optional roles and channels, the DIP Connection Provider nomination): the
    * participant API's own functions, so a change from the portal is checked and journalled as one from the API.

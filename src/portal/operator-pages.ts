@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { operatorRefusal } from '../domain/operators.js';
-import type { OperatorApi } from '../openapi-client/index.js';
 import { certificateInfo } from '../security/signature.js';
 import { enrolmentPanel, newUserForm, userRows } from './accounts-view.js';
 import { noticeTable, publishForm, utcFromForm } from './maintenance-pages.js';
@@ -10,42 +9,19 @@ import { ALARM_RULES } from '../ports/alarms.js';
 import type { PortalDeps } from './deps.js';
 import { periodForm, reportCharts, reportPeriod } from './reports-view.js';
 import { actionButton, alertLine, badge, bytes, codeBlock, daysLeftBadge, facts, filterForm, hidden, html, input, isoOrDash, select, table, textarea, type Flash, type Html } from './html.js';
-import { csrfField, field, fields, isReply, pageRoutes, refuse, render, type PortalReq, type Realm, type Signed } from './session.js';
-import { dipId, freeText, integer, oneOf, pageFilters, type FilterRule, type Filters } from './filters.js';
+import { csrfField, field, fields, isReply, pageRoutes, refuse, render } from './session.js';
+import { dipId, freeText, integer, oneOf } from './filters.js';
 import { PERIOD_NAMES } from './reports-view.js';
 import { WITHDRAWAL_REASON_MAX } from '../pipeline/publications.js';
 import { OnboardingPages } from './onboarding-pages.js';
+import { registerOperatorAuditPages } from './operator-audit-pages.js';
+import { api, filtersOf, OPERATOR_REALM, problemOf, type OperatorCtx } from './operator-realm.js';
 
-export const OPERATOR_REALM: Realm = {
-  kind: 'operator',
-  cookie: '__Host-dip-operator',
-  base: '/operator',
-  title: 'OpenDIP operator portal',
-  nav: [
-    { href: '/operator/', label: 'Health' },
-    { href: '/operator/alarms', label: 'Alarms' },
-    { href: '/operator/participants', label: 'Participants' },
-    { href: '/operator/applications', label: 'Applications' },
-    { href: '/operator/channels', label: 'Channels' },
-    { href: '/operator/publications', label: 'Publications' },
-    { href: '/operator/reports', label: 'Reports' },
-    { href: '/operator/maintenance', label: 'Maintenance' },
-    { href: '/operator/dead-letters', label: 'Dead letters' },
-    { href: '/operator/requeue-jobs', label: 'Requeue jobs' },
-    { href: '/operator/certificates', label: 'Certificates' },
-    { href: '/operator/operators', label: 'Operators' },
-    { href: '/operator/journal', label: 'Journal' },
-    { href: '/operator/activity', label: 'API activity' },
-  ],
-};
+export { OPERATOR_REALM };
 
 const O = OPERATOR_REALM;
 
-interface Ctx {
-  req: PortalReq;
-  reply: FastifyReply;
-  signed: Signed;
-}
+type Ctx = OperatorCtx;
 
 /**
  * The operator portal. Every read and action that the operator API offers goes through it (in-process,
@@ -72,6 +48,7 @@ export function registerOperatorPortal(app: FastifyInstance, deps: PortalDeps): 
   page('/publications', 'GET', async (c) => publicationsPage(deps, c, null, 200));
   page('/publications/withdraw', 'POST', async (c) => withdrawPublication(deps, c));
   page('/reports', 'GET', async (c) => reportsPage(deps, c));
+  registerOperatorAuditPages(page, deps);
   page('/activity', 'GET', async (c) => activityPage(deps, c));
   page('/dead-letters', 'GET', async (c) => deadLettersPage(deps, c, null, 200));
   page('/dead-letters', 'POST', async (c) => deadLetterAction(deps, c));
@@ -87,17 +64,6 @@ export function registerOperatorPortal(app: FastifyInstance, deps: PortalDeps): 
   page('/maintenance', 'GET', async (c) => maintenancePage(deps, c, null, 200));
   page('/maintenance', 'POST', async (c) => publishNotice(deps, c));
   page('/maintenance/withdraw', 'POST', async (c) => withdrawNotice(deps, c));
-}
-
-/** The page's filters (src/portal/filters.ts), or the page answered 400 naming what is wrong with them. */
-const filtersOf = <S extends Record<string, FilterRule>>(c: Ctx, title: string, spec: S): Filters<S> | FastifyReply => pageFilters({ ...c, realm: O, title }, spec);
-
-/** The operator API as the operator signed in: a typed client (src/openapi-client), called in-process. */
-const api = (deps: PortalDeps, c: Ctx): OperatorApi => deps.operatorApi(c.signed.account.username);
-
-/** What a refused call says: the operator API's {"error": "<what and why>"}. */
-function problemOf(error: unknown): string {
-  return typeof error === 'object' && error !== null && 'error' in error && typeof error.error === 'string' ? error.error : 'refused';
 }
 
 async function healthPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {

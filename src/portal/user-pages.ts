@@ -19,17 +19,20 @@ import { enrolmentPanel, newUserForm, userRows } from './accounts-view.js';
 import { noticeTable } from './maintenance-pages.js';
 import { publicNotice } from '../domain/maintenance.js';
 import { csrfField, field, isReply, pageRoutes, refuse, render } from './session.js';
-import { asField, asFields, asQuery, param, scope, USER_REALM, userFilters, type UserCtx } from './user-realm.js';
+import { asField, asFields, asQuery, journeyLink, param, scope, USER_REALM, userFilters, type UserCtx } from './user-realm.js';
 import { dateTime, dipId, freeText } from './filters.js';
 import { registerUserSelfPages } from './user-self-pages.js';
+import { registerUserAuditPages } from './user-audit-pages.js';
+import { detailedAudit, messageHeader, reported } from './audit-view.js';
+import { RefusedError } from '../pipeline/refused.js';
 import { registerUserParticipationPages } from './user-participation-pages.js';
-import { deliveringCall } from '../domain/delivered-by.js';
 import { formDateTime } from '../domain/time.js';
 
 const R = USER_REALM;
 const DAY_MS = 86_400_000;
 /** Rows a search shows at most (per channel and in all). */
 const SEARCH_LIMIT = 50;
+const ALL_TIME = { fromMs: 0, toMs: Number.MAX_SAFE_INTEGER };
 
 type Ctx = UserCtx;
 
@@ -42,10 +45,6 @@ const channelOptions = (channels: readonly Channel[]) => channels.map((ch) => ({
 function verdictBadge(a: Pick<DeliveryAttempt, 'verdict' | 'status'>): Html {
   const kind = a.verdict === 'delivered' ? 'ok' : a.verdict === 'retry' ? 'warn' : 'bad';
   return badge(kind, `${a.verdict}${a.status === null ? '' : ` ${a.status}`}`);
-}
-
-function journeyLink(own: Participant, caller: Participant, m: Pick<ArchivedMessage, 'channel' | 'transactionId'>): string {
-  return `/portal/messages/${encodeURIComponent(m.channel)}/${encodeURIComponent(m.transactionId)}${asQuery(own, caller)}`;
 }
 
 /** Registers the user portal's pages. Each handler authorises through `scope` before reading anything. */
@@ -73,6 +72,7 @@ export function registerUserPortal(app: FastifyInstance, deps: PortalDeps): void
   page('/certificates/request', 'POST', async (c) => certificateRequest(deps, c));
   page('/certificates/:name', 'GET', async (c) => certificateDownload(deps, c));
   page('/maintenance', 'GET', async (c) => render(c.reply, 200, R, c.req, c.signed, 'Maintenance', noticeTable('Maintenance announced and not yet over, soonest first', (await deps.maintenance.current()).map(publicNotice))));
+  registerUserAuditPages(page, deps);
   registerUserSelfPages(page, deps);
   registerUserParticipationPages(page, deps);
   page('/users', 'GET', async (c) => usersPage(deps, c, null, 200));
@@ -238,54 +238,58 @@ async function ownMessage(deps: PortalDeps, c: Ctx): Promise<{ scope: Scope; que
   return { scope: s, queue, message };
 }
 
+/**
+ * The detailed audit of one message (spec 5.11.3, figure 19), for its sender or a recipient: the
+ * workflow from the API's answer to each recipient's outcome, read from the reports API's trace for the
+ * participant as viewer (so a recipient sees its own copy only, and another participant's message is
+ * answered as if it did not exist). A recipient also gets its copy as delivered (obfuscated for its role,
+ * encrypted for it) and the replay actions.
+ */
 async function journeyPage(deps: PortalDeps, c: Ctx, flash: Flash, extra: Html | null = null): Promise<FastifyReply> {
-  const found = await ownMessage(deps, c);
-  if (isReply(found)) return found;
-  const { queue, message: m, scope: s } = found;
-  const attempts = (await deps.archive.attempts(queue, 500)).filter((a) => a.firstSeq <= m.seq && m.seq <= a.lastSeq).reverse();
-  const dead = (await deps.deadLetters.deadLetters({ ...queue, limit: 1000 })).filter((d) => d.seq === m.seq);
-  const steps: Array<{ at: number; text: Html }> = [
-    { at: m.receivedAt, text: html`<strong>Accepted</strong> from ${m.senderDipId} (${m.senderRole}) on ${m.channel}, event ${m.eventCode}; queued for ${queue.recipientDipId} at position ${m.seq}` },
-    ...attempts.map((a) => ({ at: a.startedAt, text: html`<strong>Webhook call</strong> ${verdictBadge(a)} to <code>${a.url}</code> in ${a.latencyMs} ms${a.error ? html`: ${a.error}` : ''}` })),
-    ...dead.map((d) => ({ at: d.at, text: html`<strong>Dead-lettered</strong> (${d.reason}${d.status === null ? '' : ` ${d.status}`}): ${d.detail}; now ${badge(d.state === 'dead' ? 'bad' : 'ok', d.state)}` })),
-  ].sort((a, b) => a.at - b.at);
-  // attempts is newest first; a copy has at most one dead letter (one per queue position).
-  const delivered = deliveringCall([...attempts].reverse(), dead[0] ?? null) !== undefined;
-  // Held back (the participant's certificate is revoked or expired): the page says why instead of the copy.
-  const copy = await Promise.resolve(deps.copies.copyFor(queue, m)).catch((e: unknown) => {
-    if (e instanceof CopyWithheld || e instanceof CopyUnmakeable) return e.message;
-    throw e;
-  });
-  const pretty = (() => {
-    try {
-      return JSON.stringify(JSON.parse(copy), null, 2);
-    } catch {
-      return copy;
-    }
-  })();
-  const action = (what: 'requeue' | 'replay', label: string, kind?: 'secondary') =>
-    actionButton({ action: `/portal/messages/${encodeURIComponent(m.channel)}/${encodeURIComponent(m.transactionId)}/${what}`, csrf: c.signed.claims.csrf, fields: asFields(c.own, s.caller), label, kind });
-  const body = html`${facts([
-    ['Transaction', html`<code>${m.transactionId}</code>`],
-    ['Channel', m.channel],
-    ['Sender', `${m.senderDipId} (${m.senderRole})`],
-    ['Recipient', queue.recipientDipId],
-    ['Correlation', m.correlationId ?? '—'],
-    ['Status', delivered ? badge('ok', 'delivered') : dead.some((d) => d.state === 'dead') ? badge('bad', 'dead letter') : badge('warn', 'waiting')],
-  ])}
-<h2>Journey</h2>
-<ol class="timeline">${steps.map((st) => html`<li><time datetime="${new Date(st.at).toISOString()}">${isoOrDash(st.at)}</time> ${st.text}</li>`)}</ol>
-<h2>Replay</h2>
+  const s = scope(deps, c, 'self');
+  if (isReply(s)) return s;
+  const p = s.caller;
+  const tx = c.req.params.transactionId ?? '';
+  const channelId = c.req.params.channel ?? '';
+  const traced = await reported(() => deps.reports.trace({ kind: 'participant', dipId: p.dipId }, { transactionId: tx }, ALL_TIME.fromMs, ALL_TIME.toMs));
+  if (traced instanceof RefusedError) return refuse(c.reply, R, c.req, c.signed, traced.status, traced.message);
+  const m = traced.find((x) => x.transactionId === tx && x.channel.toUpperCase() === channelId.toUpperCase());
+  // The same answer whether the transaction does not exist or is another participant's.
+  if (!m) return refuse(c.reply, R, c.req, c.signed, 404, `no message ${tx} on ${channelId} that ${p.dipId} sent or received`);
+  let received: Html = html`<h2>Header and payload</h2>${messageHeader(m)}<p class="muted">${p.dipId} sent this message: each recipient's copy of its payload was made for that recipient (fields obfuscated for its role, encrypted for it), so none is shown here.</p>`;
+  if (m.deliveries.some((d) => d.recipient === p.dipId)) {
+    const found = await ownMessage(deps, c);
+    if (isReply(found)) return found;
+    const { queue, message: archived } = found;
+    // Held back (the participant's certificate is revoked or expired): the page says why instead of the copy.
+    const copy = await Promise.resolve(deps.copies.copyFor(queue, archived)).catch((e: unknown) => {
+      if (e instanceof CopyWithheld || e instanceof CopyUnmakeable) return e.message;
+      throw e;
+    });
+    const pretty = (() => {
+      try {
+        return JSON.stringify(JSON.parse(copy), null, 2);
+      } catch {
+        return copy;
+      }
+    })();
+    const action = (what: 'requeue' | 'replay', label: string, kind?: 'secondary') =>
+      actionButton({ action: `/portal/messages/${encodeURIComponent(m.channel)}/${encodeURIComponent(m.transactionId)}/${what}`, csrf: c.signed.claims.csrf, fields: asFields(c.own, p), label, kind });
+    received = html`<h2>Replay</h2>
 <p>${action('requeue', 'Requeue to my webhook')} ${action('replay', 'Replay here (show the re-issued copy)', 'secondary')}</p>
 ${extra}
-<h2>Message as delivered to ${queue.recipientDipId}</h2>
-${codeBlock(`Message as delivered to ${queue.recipientDipId}`, pretty)}`;
+<h2>Header and payload</h2>
+${messageHeader(m)}
+<details><summary>Message as delivered to ${queue.recipientDipId}</summary>
+${codeBlock(`Message as delivered to ${queue.recipientDipId}`, pretty)}</details>`;
+  }
+  const body = html`${detailedAudit(m, param(c.req, 'recipient') || null, journeyLink(c.own, p, m).split('?')[0]!, asField(c.own, p))}
+${received}`;
   return render(c.reply, 200, R, c.req, c.signed, `Journey of ${m.transactionId}`, body, flash);
 }
 
 const text = (v: unknown): string => (typeof v === 'string' ? v : '');
 
-const ALL_TIME = { fromMs: 0, toMs: Number.MAX_SAFE_INTEGER };
 
 async function replayOne(deps: PortalDeps, c: Ctx, action: 'replay' | 'requeue'): Promise<FastifyReply> {
   const found = await ownMessage(deps, c);

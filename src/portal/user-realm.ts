@@ -16,6 +16,7 @@ export const USER_REALM: Realm = {
     { href: '/portal/', label: 'Overview' },
     { href: '/portal/webhooks', label: 'Webhooks' },
     { href: '/portal/messages', label: 'Messages' },
+    { href: '/portal/audit', label: 'Audit' },
     { href: '/portal/replay', label: 'Replay' },
     { href: '/portal/status-messages', label: 'Status messages' },
     { href: '/portal/publications', label: 'Publications' },
@@ -72,4 +73,9 @@ export function asFields(own: Participant, caller: Participant): Record<string, 
 }
 export function asField(own: Participant, caller: Participant): Html | null {
   return when(caller.dipId !== own.dipId, () => hidden('as', caller.dipId));
+}
+
+/** The detailed audit (journey) of a message the participant sent or received, keeping "acting as". */
+export function journeyLink(own: Participant, caller: Participant, m: { channel: string; transactionId: string }): string {
+  return `/portal/messages/${encodeURIComponent(m.channel)}/${encodeURIComponent(m.transactionId)}${asQuery(own, caller)}`;
 }

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { totpCode } from '../../src/security/portal-credentials.js';
 
 /**
  * A real browser for the portals' tests: Debian's chromium (installed by .ci/run and the README's setup,
@@ -92,4 +93,22 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   const file = join(SCREENSHOTS_DIR, `${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
   return file;
+}
+
+/**
+ * A person's first sign-in to a portal (`base`: /portal or /operator) from its sign-in page, with the
+ * first password an administrator or operator was shown: the authenticator set up (the TOTP secret read
+ * off the page) and a password of their own chosen, `<username> chose this one`.
+ */
+export async function firstSignIn(page: Page, portalUrl: string, base: string, username: string, password: string): Promise<void> {
+  await page.goto(`${portalUrl}${base}/sign-in`);
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  const secret = (await page.locator('#totp-secret').textContent())!;
+  await page.getByLabel('Code from your authenticator app').fill(totpCode(secret, Date.now()));
+  await page.getByLabel('New password (12 characters or more)').fill(`${username} chose this one`);
+  await page.getByLabel('New password again').fill(`${username} chose this one`);
+  await page.getByRole('button', { name: 'Confirm and sign in' }).click();
+  await page.waitForURL(`**${base}/`);
 }
