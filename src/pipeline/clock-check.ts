@@ -60,7 +60,8 @@ interface Latest {
  * Resolves once the rule no longer holds: as the refused participants' signatures verify again (each
  * participant's latest counts), or once their refusals are older than the window. The window is measured
  * on `clock`, which the DIP gives as the monotonic clock: the wall clock is the suspect, and correcting it
- * (a step back) must not keep the refusals fresh.
+ * (a step back) must not keep the refusals fresh. So is the alarm's `since` (the process's start time,
+ * counted on by the monotonic clock): while the wall clock is stepped it differs from the other alarms'.
  */
 export class ClockCheck {
   private readonly latest = new Map<string, Latest>();
@@ -76,7 +77,7 @@ export class ClockCheck {
   /** A signature date checked (SignatureDate); undefined (a call refused before its date was read) is ignored. */
   dated(d: SignatureDate | undefined): void {
     if (d === undefined) return;
-    this.latest.set(d.participant, { skewMs: d.skewMs, refused: d.refused, at: this.clock.now() });
+    this.latest.set(d.participant, { skewMs: d.skewMs, refused: d.refused, at: this.now() });
   }
 
   /** The alarm's conditions now (src/pipeline/alarms.ts ConditionSource). */
@@ -102,7 +103,7 @@ export class ClockCheck {
   }
 
   private state(): { way: 'ahead' | 'behind' | null; ahead: RefusalSeen[]; behind: RefusalSeen[]; verified: number; since: number } {
-    const now = this.clock.now();
+    const now = this.now();
     const ahead: RefusalSeen[] = [];
     const behind: RefusalSeen[] = [];
     let verified = 0;
@@ -123,6 +124,11 @@ export class ClockCheck {
     if (way === null) this.since = null;
     else this.since ??= now - (way === 'ahead' ? ahead : behind)[0]!.agoMs;
     return { way, ahead, behind, verified, since: this.since ?? now };
+  }
+
+  // Whole milliseconds: the monotonic clock's are fractional, and `since` and `agoMs` are answered as integers.
+  private now(): number {
+    return Math.floor(this.clock.now());
   }
 
   private onNode(): string {
