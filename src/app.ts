@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino, type DestinationStream } from 'pino';
-import { systemClock } from './adapters/clock.js';
+import { monotonicClock, systemClock } from './adapters/clock.js';
 import { adminAlarmRoutes } from './api/alarm-routes.js';
 import { answers as adminAnswers } from './api/admin-schemas.js';
 import { channelAdminRoutes } from './api/admin-channels.js';
@@ -31,6 +31,7 @@ import { Lifecycle } from './lifecycle.js';
 import type { ActivityRecorder } from './pipeline/activity-recorder.js';
 import type { ActivityLogStore } from './ports/activity-log.js';
 import type { Alarms } from './pipeline/alarms.js';
+import { ClockCheck } from './pipeline/clock-check.js';
 import { ConnectionsExhausted } from './pipeline/connections-exhausted.js';
 import { UnreachedHolders } from './pipeline/unreached-holders.js';
 import type { DeliveryControl, DeliveryProcesses } from './topology/delivery-processes.js';
@@ -183,7 +184,9 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const { publications, baseUrls } = await openPublications(config, backend, sealer, registry, copies, channel, clock, logger, life, metrics);
   const unreached = new UnreachedHolders(clock, config.observability.alarms.mpanUnreachedMinutes * 60_000);
   const exhausted = new ConnectionsExhausted(clock, logger, coordination.node);
-  const alarms = await startAlarms({ config, pkiDir: pkiDirectory, backend, coordination, registry, delivery, activity, unreached, exhausted, processes, externalCrls, destinations, signing, clock, logger, life });
+  // Its window on the monotonic clock: the wall clock is what it suspects (a test's injected clock drives it).
+  const clockCheck = new ClockCheck(options.clock ?? monotonicClock, config.maxClockSkewSeconds * 1000, coordination.node);
+  const alarms = await startAlarms({ config, pkiDir: pkiDirectory, backend, coordination, registry, delivery, activity, unreached, exhausted, clockCheck, processes, externalCrls, destinations, signing, clock, logger, life });
   const alarmApi = alarms ? { alarms: alarms.alarms, subscriptions: alarms.subscriptions, checkUrl: (url: string) => destinations.checkUrl(url), now: () => clock.now() } : null;
   // Refused submissions are counted from the API activity log (none when it is not kept).
   // On the embedded store, listings are folded and written on a report thread over the file (src/topology/report-threads.ts):
@@ -208,6 +211,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     ...(alarmApi ? { alarms: alarmApi } : {}),
     unreached,
     exhausted,
+    clockCheck,
     reports,
     maintenance,
     metrics,
@@ -246,6 +250,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     health,
     coordination: () => coordination.health(),
     ...(coordination.clockOffset ? { clockOffset: coordination.clockOffset.bind(coordination) } : {}),
+    clockCheck: () => clockCheck.view(),
     ...(coordination.lostNodes && coordination.forgetNode ? { nodes: { lostNodes: coordination.lostNodes.bind(coordination), forgetNode: coordination.forgetNode.bind(coordination) } } : {}),
     notReady: () => core.catalogue.notReady(),
     pki: { config, pkiDir: pkiDirectory, revocations: backend.registry, participants: () => registry.participants() },

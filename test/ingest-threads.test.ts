@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pkiDir } from '../src/app.js';
 import { rotateEncryptionKey } from '../src/security/dip-encryption-key.js';
 import { certificateThumbprint, encryptTo } from '../src/security/payload-encryption.js';
+import { DipClient } from '../src/client/dip-client.js';
 import { Signer } from '../src/security/signature.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { adminApi } from './helpers/admin.js';
@@ -193,6 +194,31 @@ describe('ingest threads', () => {
     expect(after.map((r) => r.status)).toEqual([201, 201]);
     expect((await sendUnchanged()).status).toBe(201);
     expect((await sendUnchanged()).body.messageArray[0]!.message).toMatch(/^MSG1006/);
+  });
+
+  it("tells the main thread's clock check of the signature dates they check: dip-clock is raised on their refusals and resolved on their accepted answers", async () => {
+    const sds3 = await t.participant('2000000003', ['SDS']);
+    const senders = [sds, sds2, sds3];
+    // Their clocks 10 min ahead of the DIP's (the DIP's is the system's here: ingest threads take no injected clock).
+    const ahead = senders.map((p) => new DipClient({ baseUrl: t.dip.url, apiKey: p.apiKey, keyPem: p.credentials.keyPem, certPem: p.credentials.certPem, caPem: t.dip.pki.ca.certPem, now: () => new Date(Date.now() + 600_000) }));
+    const handled = () => t.dip.ingestThreads!.threads().reduce((sum, th) => sum + th.handled, 0);
+    try {
+      const before = handled();
+      const refused = await Promise.all(ahead.map((c, i) => c.submit('IF-021', [if021(senders[i]!)])));
+      expect(refused.map((r) => r.status)).toEqual([401, 401, 401]);
+      // Refused on the threads, not on the main thread.
+      expect(handled() - before).toBe(3);
+      await t.dip.alarms!.evaluate();
+      const raised = t.dip.alarms!.current().filter((a) => a.rule === 'dip-clock');
+      expect(raised.map((a) => a.summary)).toEqual([expect.stringMatching(/^this DIP's clock appears about 600 s \(10\.0 min\) behind its participants': the signatures of 3 of the 4 participants .* dated ahead of it/)]);
+    } finally {
+      for (const c of ahead) await c.close();
+    }
+    // Accepted on the threads (the main thread answers those itself, with the thread's accepted answer).
+    const accepted = await Promise.all(senders.map((p) => p.client.submit('IF-021', [if021(p)])));
+    expect(accepted.map((r) => r.status)).toEqual([201, 201, 201]);
+    await t.dip.alarms!.evaluate();
+    expect(t.dip.alarms!.current().filter((a) => a.rule === 'dip-clock')).toEqual([]);
   });
 });
 

@@ -187,6 +187,10 @@ describe('portals in a browser', () => {
     // health document has them (before: not shown at all), and not on an embedded DIP, which has no peers.
     const clocks = page.getByRole('heading', { name: 'Cluster clocks' });
     expect(await clocks.count()).toBe(0);
+    // This node's own clock as participants' signature dates say (GET /admin/health's clockCheck; the dip-clock alarm).
+    expect((await page.locator(`h2:has-text("This node's clock") + p`).textContent())?.replace(/\s+/g, ' ').trim()).toMatch(
+      /^ok in the last 10 min, participants whose latest signature date was refused as ahead of this node's clock: 0, behind it: 0; verified: \d+$/,
+    );
     // The embedded DIP's coordination is given the readings a cluster node's carries (src/adapters/nats: the
     // roll calls of its peers), as /admin/health reports them.
     const coordination = td.dip.coordination;

@@ -8,7 +8,11 @@ import type { WebhookCall, WebhookOutcome } from '../src/ports/webhook.js';
 import { QueueWorker, type DeadLetterEvent, type LocalConsumer, type WorkerDeps } from '../src/pipeline/queue-worker.js';
 import { deliveryLatencyAlarms } from '../src/pipeline/alarm-sources.js';
 import { CopyUnmakeable, CopyWithheld } from '../src/pipeline/recipient-copy.js';
-import { FakeClock, settle } from './helpers/clocks.js';
+import { FakeClock, settle, ShiftableClock } from './helpers/clocks.js';
+import { waitFor } from './helpers/dip-harness.js';
+import { monotonicClock } from '../src/adapters/clock.js';
+import type { Clock } from '../src/ports/clock.js';
+import { WallClockSteps } from '../src/pipeline/wall-clock-steps.js';
 
 /**
  * The queue worker as a state machine, driven by a fake clock, a fake log and a scripted recipient: no
@@ -72,7 +76,7 @@ class FakeLog {
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-function harness(answers: Array<number | 'down'>, options: { copyFor?: WorkerDeps['copyFor']; hook?: boolean; staleAfterMs?: number; url?: string; mayCall?: () => boolean; leaseEnded?: () => void; local?: LocalConsumer; gatherMs?: number; maxPayloadKb?: number; late?: { afterMs: number; windowMs: number }; withheld?: () => string | null } = {}) {
+function harness(answers: Array<number | 'down'>, options: { copyFor?: WorkerDeps['copyFor']; hook?: boolean; staleAfterMs?: number; url?: string; mayCall?: () => boolean; leaseEnded?: () => void; local?: LocalConsumer; gatherMs?: number; maxPayloadKb?: number; late?: { afterMs: number; windowMs: number }; withheld?: () => string | null; wall?: Clock; steps?: WallClockSteps } = {}) {
   const clock = new FakeClock();
   const log = new FakeLog();
   const calls: WebhookCall[] = [];
@@ -94,7 +98,8 @@ function harness(answers: Array<number | 'down'>, options: { copyFor?: WorkerDep
     },
     signer: { sign: async () => ({ 'x-dip-signature': 'sig' }) },
     settings: { timeoutMs: 1000, retry: { baseMs: 100, capMs: 1000 }, sweepIntervalMs: 1000, gatherMs: options.gatherMs ?? 0, ...(options.late ? { late: options.late } : {}) },
-    clock,
+    clock: options.wall ?? clock,
+    ...(options.steps ? { steps: options.steps } : {}),
     logger: { info() {}, warn() {}, error() {} },
     random: () => 1, // the longest wait the schedule allows: deterministic
     randomBytes,
@@ -613,7 +618,7 @@ describe('end-to-end delivery latency (spec 5.10.3: every message within 30 s; 5
   it('tells of messages delivered later than the threshold after their acceptance, and the alarm resolves a window after the last', async () => {
     const late = { afterMs: 30_000, windowMs: 15 * 60_000 };
     const h = harness([], { late });
-    const alarms = deliveryLatencyAlarms(() => [h.worker.status()], late.afterMs, late.windowMs, h.clock);
+    const alarms = deliveryLatencyAlarms(() => [h.worker.status()], late.afterMs, late.windowMs);
     // Accepted now, delivered 45 s later (the webhook was not set, say): late.
     const accepted = h.clock.now();
     h.log.add(2, accepted);
@@ -639,5 +644,38 @@ describe('end-to-end delivery latency (spec 5.10.3: every message within 30 s; 5
     expect(await alarms()).toHaveLength(1);
     await h.clock.advance(late.windowMs);
     expect(await alarms()).toEqual([]);
+  });
+
+  it('takes wall-clock steps out: one forward while messages wait makes none late; neither a step forward nor back ends a late run early or holds it late', async () => {
+    // A short window, so that its passing on the monotonic clock can be waited for.
+    const late = { afterMs: 30_000, windowMs: 3_000 };
+    // The wall clock (steps when the test says so) against the monotonic one, as the DIP wires them.
+    const wall = new ShiftableClock();
+    const h = harness([], { late, wall, steps: new WallClockSteps(wall, monotonicClock) });
+    const alarms = deliveryLatencyAlarms(() => [h.worker.status()], late.afterMs, late.windowMs);
+    const delivered = async (n: number): Promise<void> => {
+      h.worker.kick();
+      await waitFor(() => h.log.acked === n, 5000, `${n} acked`);
+    };
+    // Accepted a moment ago; NTP then steps the clock 10 min forward before they are delivered: not late.
+    h.log.add(2, wall.now());
+    wall.jump(10 * 60_000);
+    await delivered(2);
+    expect(h.worker.status().late).toBeNull();
+    expect(await alarms()).toEqual([]);
+
+    // Really late (accepted 45 s before, on the clock as it is now): raised…
+    h.log.add(1, wall.now() - 45_000);
+    await delivered(3);
+    expect(h.worker.status().late).toMatchObject({ messages: 1, worstMs: expect.any(Number) });
+    expect(h.worker.status().late!.worstMs).toBeGreaterThanOrEqual(45_000);
+    expect(await alarms()).toHaveLength(1);
+    // …held across a step forward of an hour (its window is time passed, not the clock's reading)…
+    wall.jump(60 * 60_000);
+    expect(await alarms()).toHaveLength(1);
+    // …and, after a step back of two hours, resolved once its window has passed, not two hours later.
+    wall.jump(-2 * 60 * 60_000);
+    await waitFor(async () => (await alarms()).length === 0, late.windowMs + 5000, 'the late run ended a window after the last', 100);
+    expect(h.worker.status().late).toBeNull();
   });
 });

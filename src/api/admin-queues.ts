@@ -2,6 +2,7 @@ import { queueKey } from '../ports/queue-ref.js';
 import type { FastifyPluginAsync } from 'fastify';
 import { shownUrl } from '../domain/url-secrets.js';
 import type { ActivityLogStatus } from '../pipeline/activity-recorder.js';
+import type { ClockCheckView } from '../pipeline/clock-check.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import type { QueueBacklog } from '../pipeline/metrics.js';
 import type { WorkerStatus } from '../pipeline/queue-worker.js';
@@ -18,6 +19,8 @@ export interface QueueRouteOptions {
   coordination?(): CoordinationHealth;
   /** The peer whose clock is furthest from this node's (coordination.peerClock); absent: one process. */
   clockOffset?(): PeerClockOffset | null;
+  /** The clock check of this node's own clock against participants' signature dates (GET /admin/health clockCheck); absent: not shown. */
+  clockCheck?(): ClockCheckView;
   /** What is still loading (the catalogue after a start), or null. */
   notReady(): string | null;
   /** The cluster's lost nodes, and the operator's word that one was removed; absent: one process. */
@@ -122,6 +125,17 @@ export function queueViews(workers: readonly WorkerStatus[], backlog: readonly Q
   ];
 }
 
+/** A signature refused for its date (ClockCheckView.lastAhead, lastBehind). */
+const refusalSeen = {
+  type: ['object', 'null'],
+  required: ['participant', 'skewMs', 'agoMs'],
+  properties: {
+    participant: { type: 'string', description: 'The DIP ID that signed' },
+    skewMs: { type: 'integer', description: "Its signature date less this node's time (positive: ahead)" },
+    agoMs: { type: 'integer', description: 'How long ago it was refused (on the monotonic clock: not moved by a wall-clock step)' },
+  },
+} as const;
+
 const health = {
   type: 'object',
   required: ['storage', 'loading', 'queues'],
@@ -156,6 +170,27 @@ const health = {
             believed: { type: 'boolean', description: 'false: beyond five lease lengths, ignored by the leases (a node that far behind works no queue while it hears the node ahead)' },
           },
         },
+      },
+    },
+    clockCheck: {
+      type: 'object',
+      required: ['suspect', 'participants', 'lastAhead', 'lastBehind', 'windowMs'],
+      description:
+        "This node's own clock as participants' signature dates say (X-DIP-Signature-Date against this node's clock, maxClockSkewSeconds): whose latest signature within the window was refused dated ahead of it or behind it, or verified, and the last refusal each way. suspect: at least 3 participants refused the same way and more than all the others heard from, so this node's clock is most likely wrong (the `dip-clock` alarm is raised; check NTP: chronyc tracking). The status stays 200",
+      properties: {
+        suspect: { type: 'boolean' },
+        participants: {
+          type: 'object',
+          required: ['ahead', 'behind', 'verified'],
+          properties: {
+            ahead: { type: 'integer', description: "Participants whose latest signature was refused dated ahead of this node's clock (this clock behind theirs)" },
+            behind: { type: 'integer', description: "Participants whose latest signature was refused dated behind this node's clock (this clock ahead of theirs)" },
+            verified: { type: 'integer', description: 'Participants whose latest signature date was within the allowed skew' },
+          },
+        },
+        lastAhead: { ...refusalSeen, description: "The last signature refused dated ahead of this node's clock within the window (null: none)" },
+        lastBehind: { ...refusalSeen, description: "The last signature refused dated behind this node's clock within the window (null: none)" },
+        windowMs: { type: 'integer', description: 'How far back a participant\'s latest signature counts' },
       },
     },
     activityLog: {
@@ -258,7 +293,8 @@ export const queueRoutes: FastifyPluginAsync<QueueRouteOptions> = async (app, de
     const threads = deps.ingestThreads ? { ingestThreads: deps.ingestThreads() } : {};
     const activityLog = deps.activityLog ? { activityLog: activityLogHealth(deps.activityLog()) } : {};
     const coordination = { ...(deps.coordination?.() ?? { state: 'ok' }), ...(deps.clockOffset ? { peerClock: deps.clockOffset() } : {}) };
-    return reply.code(h.state === 'ok' && loading === null ? 200 : 503).send({ storage: h, coordination, loading, ...activityLog, queues: deps.delivery.status().filter((q) => q.state !== 'idle'), ...processes, ...threads });
+    const clockCheck = deps.clockCheck ? { clockCheck: deps.clockCheck() } : {};
+    return reply.code(h.state === 'ok' && loading === null ? 200 : 503).send({ storage: h, coordination, loading, ...clockCheck, ...activityLog, queues: deps.delivery.status().filter((q) => q.state !== 'idle'), ...processes, ...threads });
   });
   app.get(
     '/admin/queues',

@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify'
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ClockCheckView } from '../pipeline/clock-check.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import type { Logger } from '../ports/logger.js';
 import type { MpanDirectory } from '../pipeline/mpan-directory.js';
@@ -76,6 +77,8 @@ export interface AdminDeps {
   coordination?(): CoordinationHealth;
   /** The peer whose clock is furthest from this node's (GET /admin/health); absent: one process. */
   clockOffset?(): PeerClockOffset | null;
+  /** This node's own clock as participants' signature dates say (GET /admin/health clockCheck). */
+  clockCheck?(): ClockCheckView;
   /** Lost cluster nodes, and forgetting one (POST /admin/cluster/nodes/{node}/removed); absent: one process. */
   nodes?: QueueRouteOptions['nodes'];
   /** What is still loading after a start (GET /admin/health), or null. */
@@ -166,10 +169,12 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
   void app.register(operatorRoutes, auth);
   void app.register(deadLetterRoutes, { deadLetters: deps.deadLetters, delivery: deps.delivery, ...(deps.undeliverable ? { undeliverable: deps.undeliverable } : {}), logger: deps.logger });
   void app.register(requeueJobRoutes, { ...deps.requeueJobs, journal: deps.journal, logger: deps.logger, now: () => deps.now() });
+  const clockCheck = deps.clockCheck?.bind(deps);
   void app.register(queueRoutes, {
     health: () => deps.health(),
     coordination: () => deps.coordination?.() ?? { state: 'ok' },
     ...(deps.clockOffset ? { clockOffset: () => deps.clockOffset?.() ?? null } : {}),
+    ...(clockCheck ? { clockCheck: () => clockCheck() } : {}),
     notReady: () => deps.notReady?.() ?? null,
     ...(deps.nodes ? { nodes: deps.nodes } : {}),
     delivery: deps.delivery,

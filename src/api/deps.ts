@@ -4,6 +4,7 @@ import type { DipConfig } from '../config.js';
 import type { ActivitySink } from '../pipeline/activity-recorder.js';
 import type { UnreachedHolders } from '../pipeline/unreached-holders.js';
 import type { ConnectionsExhausted } from '../pipeline/connections-exhausted.js';
+import type { ClockCheck } from '../pipeline/clock-check.js';
 import type { DipMetrics } from '../pipeline/metrics.js';
 import type { AlarmApiDeps } from './alarm-routes.js';
 import type { Reports } from '../pipeline/reports.js';
@@ -81,6 +82,8 @@ export interface ApiDeps {
   unreached?: Pick<UnreachedHolders, 'record'>;
   /** Where a listener refusing new connections (its overall cap, EMFILE) is told, for the log and the `connections-exhausted` alarm. */
   exhausted?: Pick<ConnectionsExhausted, 'refused'>;
+  /** Where each signature date checked is told, for the DIP's own clock check (the `dip-clock` alarm, GET /admin/health). */
+  clockCheck?: Pick<ClockCheck, 'dated'>;
   /** Maintenance notices (spec 5.13.5); absent: no /maintenance route. */
   maintenance?: Pick<Maintenance, 'current'>;
   /** Reports, traces and journeys (spec 5.11). */

@@ -100,6 +100,7 @@ export function registerGuard(app: FastifyInstance, deps: ApiDeps): void {
 /** Sends the refusal itself and returns null when the call may not proceed. */
 async function admit(deps: ApiDeps, req: FastifyRequest, reply: FastifyReply, access: Access): Promise<Admitted | null> {
   const auth = await authenticate(deps.registry, evidence(deps, req), new Date(deps.clock.now()), deps.config.maxClockSkewSeconds * 1000);
+  deps.clockCheck?.dated(auth.dated);
   if (!auth.ok) {
     void sendStandard(deps, reply, auth.status, null, MSG.processingFailed, auth.help);
     return null;

@@ -1,3 +1,4 @@
+import type { WallClockSteps } from '../pipeline/wall-clock-steps.js';
 import { randomBytes } from 'node:crypto';
 import type { LookupFunction } from 'node:net';
 import { rootCertificates } from 'node:tls';
@@ -50,6 +51,8 @@ export interface DeliveryWiring {
   tracer: MessageTracer | null;
   clock: Clock;
   logger: Logger;
+  /** The wall clock's steps against the monotonic clock, for delivery latency (absent with a test's injected clock). */
+  steps?: WallClockSteps;
 }
 
 /** Where the log is read and settled, which queues this process holds, what a dead letter or a halt sets off. */
@@ -77,6 +80,7 @@ export function buildDelivery(w: DeliveryWiring, placement: DeliveryPlacement): 
       late: { afterMs: config.observability.alarms.deliveryLatencySeconds * 1000, windowMs: config.observability.alarms.deliveryLatencyWindowMinutes * 60_000 },
     },
     clock,
+    ...(w.steps ? { steps: w.steps } : {}),
     random: Math.random,
     randomBytes,
     logger: w.logger,

@@ -1,6 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import type { LookupFunction } from 'node:net';
 import { monotonicClock } from '../adapters/clock.js';
+import { WallClockSteps } from '../pipeline/wall-clock-steps.js';
 import { EventLoopGauge } from '../adapters/event-loop-gauge.js';
 import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
@@ -94,7 +95,8 @@ export function assembleMessageRoad({ config, pki, certificate, backend, coordin
   });
   const localConsumer = (q: QueueRef) => feed(q) ?? replayService(q);
   const local = buildDelivery(
-    { config, core, transport, tracer, clock, logger },
+    // A test's injected clock is moved by the test alone: read against the monotonic clock, its jumps would be steps.
+    { config, core, transport, tracer, clock, logger, ...(injectedClock ? {} : { steps: new WallClockSteps(clock, monotonicClock) }) },
     {
       backend,
       log: backend.log,

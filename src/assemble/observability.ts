@@ -7,6 +7,7 @@ import { ActivityRecorder } from '../pipeline/activity-recorder.js';
 import type { UnreachedHolders } from '../pipeline/unreached-holders.js';
 import { activityLogAlarms, crlAlarms, deliveryLatencyAlarms, unreachedHolderAlarms, certificateAlarms, clockSkewAlarms, coordinationAlarms, nodeLostAlarms, deadLetterAlarms, deliveryProcessAlarms, haltedQueueAlarms, queueAlarms, withheldCopyAlarms, storageAlarms, webhookFailingAlarms, type RestartRun } from '../pipeline/alarm-sources.js';
 import { Alarms } from '../pipeline/alarms.js';
+import type { ClockCheck } from '../pipeline/clock-check.js';
 import type { ConnectionsExhausted } from '../pipeline/connections-exhausted.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import { queueDepths } from '../pipeline/metrics.js';
@@ -75,6 +76,8 @@ export interface AlarmParts {
   unreached: Pick<UnreachedHolders, 'recent' | 'quietMs'>;
   /** Listeners refusing new connections: the `connections-exhausted` alarm. */
   exhausted: Pick<ConnectionsExhausted, 'conditions'>;
+  /** Signature dates refused against this node's clock: the `dip-clock` alarm. */
+  clockCheck: Pick<ClockCheck, 'conditions'>;
   /** The external CAs' CRLs (crlFiles), or null: the `crl-stale` alarm. */
   externalCrls: Pick<ExternalCrlWatcher, 'stale'> | null;
   /** The delivery processes (workers > 1), or null: the `delivery-process` alarm. */
@@ -89,17 +92,17 @@ export interface AlarmParts {
 
 /**
  * Alarms on dead letters, queue depth, age and damage, halted queues, failing webhooks, expiring certificates, storage,
- * coordination and delivery processes restarted again and again, noticed by
+ * coordination, delivery processes restarted again and again and this node's own clock, noticed by
  * e-mail and webhook. Null when turned off.
  */
-export async function startAlarms({ config, pkiDir, backend, coordination, registry, delivery, activity, unreached, exhausted, processes, externalCrls, destinations, signing, clock, logger, life }: AlarmParts): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore; channel: AlarmChannel } | null> {
+export async function startAlarms({ config, pkiDir, backend, coordination, registry, delivery, activity, unreached, exhausted, clockCheck, processes, externalCrls, destinations, signing, clock, logger, life }: AlarmParts): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore; channel: AlarmChannel } | null> {
   const settings = config.observability.alarms;
   if (!settings.enabled) return null;
   const sources = [
     deadLetterAlarms(backend.deadLetters, clock),
     queueAlarms(() => queueDepths(backend.log, clock.now()), settings.queueDepthThreshold, settings.queueAgeMinutes * 60_000, clock),
     webhookFailingAlarms(() => delivery.status(), settings.webhookFailingMinutes * 60_000, clock),
-    deliveryLatencyAlarms(() => delivery.status(), settings.deliveryLatencySeconds * 1000, settings.deliveryLatencyWindowMinutes * 60_000, clock),
+    deliveryLatencyAlarms(() => delivery.status(), settings.deliveryLatencySeconds * 1000, settings.deliveryLatencyWindowMinutes * 60_000),
     haltedQueueAlarms(() => delivery.status(), clock),
     withheldCopyAlarms(() => delivery.status(), clock),
     certificateAlarms(() => expiringAll(pkiDir, config.trustedCaFiles, registry.participants(), settings.certificateDays), clock),
@@ -111,6 +114,7 @@ export async function startAlarms({ config, pkiDir, backend, coordination, regis
     unreachedHolderAlarms(() => unreached.recent(), unreached.quietMs, coordination.node),
     ...(processes ? [deliveryProcessAlarms(() => processes.restartRuns())] : []),
     () => exhausted.conditions(),
+    () => clockCheck.conditions(),
     ...(externalCrls ? [crlAlarms(() => externalCrls.stale(), coordination.node)] : []),
   ];
   const subscriptions = await openAlarmSubscriptions(config);

@@ -32,6 +32,8 @@ const OPERATOR: Readonly<Record<ConditionRule, string>> = {
     'no queue can be claimed, so nothing is delivered from this node: check the NATS servers (storage.nats.servers) and this node\'s network to them (docs/cluster.md). Delivery resumes by itself once NATS answers.',
   'clock-skew':
     "set the clocks right: check time synchronisation (NTP: chronyc tracking or timedatectl) on the node named and on this one; GET /admin/health's coordination.peerClock on each node says how far, and dip_cluster_clock_offset_seconds since when. Beyond the lease allowance a dead node's queues wait longer to be taken over; beyond five lease lengths (30 s) the node behind works no queue while it hears the node ahead, so one node delivers for both (docs/cluster.md). Resolves once every peer is within the allowance.",
+  'dip-clock':
+    "this node's own clock is most likely wrong, not the participants' (the summary says which way and about how far): check its time synchronisation (chronyc tracking and chronyc sources, or timedatectl timesync-status / ntpq -p: is it synchronised, to which servers, how far off) and correct it (chronyc makestep once the sources are right). Meanwhile participants' signed requests are refused 401 for their X-DIP-Signature-Date (clock-skew) and their senders blamed: tell them it is the DIP's. GET /admin/health's clockCheck shows the last refusals each way. Resolves once their signatures verify again (or 10 min after the last refusal).",
   'node-lost':
     "find out why the node named stopped (killed, out of memory, its machine or network down: its supervisor's and the machine's logs) and start it again; the other nodes took its queues over a lease length after its last renewal, so nothing waits, but the cluster has one node less. Resolves once a node of that name says its roll call again, or, if it was removed for good (scaled down, replaced), once an operator says so: POST /admin/cluster/nodes/{node}/removed (docs/cluster.md, A node lost).",
   'activity-log':
@@ -81,6 +83,7 @@ const SEVERITY: Readonly<Record<ConditionRule, AlarmSeverity>> = {
   'connections-exhausted': 'critical',
   'activity-log': 'warning',
   'clock-skew': 'warning',
+  'dip-clock': 'critical',
   'node-lost': 'critical',
   'mpan-holder-unreached': 'warning',
   'queue-depth': 'warning',

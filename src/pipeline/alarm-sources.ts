@@ -81,13 +81,15 @@ export function webhookFailingAlarms(status: () => WorkerStatus[], forMs: number
  * End-to-end delivery latency (spec 5.10.3: 100 % of messages within 30 s; 5.11.4: an alarm on a latency
  * threshold): a queue whose webhook calls delivered messages more than `afterMs` after their acceptance,
  * raised at the first such delivery and resolved once `windowMs` passes without one (the worker's
- * WorkerStatus.late). `queue-age` is the other side: messages still waiting, not yet delivered.
+ * WorkerStatus.late, which the worker ends once the window has passed on the monotonic clock: read here
+ * against the wall clock, a step forward resolved it early and a step back held it for the step).
+ * `queue-age` is the other side: messages still waiting, not yet delivered.
  */
-export function deliveryLatencyAlarms(status: () => WorkerStatus[], afterMs: number, windowMs: number, clock: Clock): ConditionSource {
+export function deliveryLatencyAlarms(status: () => WorkerStatus[], afterMs: number, windowMs: number): ConditionSource {
   return () =>
     status().flatMap((w): AlarmCondition[] => {
       const late = w.late;
-      if (!late || clock.now() - late.last >= windowMs) return [];
+      if (!late) return [];
       const k = `${w.queue.recipientDipId}/${w.queue.channel}`;
       const summary = `messages for ${w.queue.recipientDipId} / ${w.queue.channel} were delivered later than ${Math.round(afterMs / 1000)} s after their acceptance: ${late.messages} since ${new Date(late.since).toISOString()}, the slowest ${Math.round(late.worstMs / 1000)} s (window ${Math.round(windowMs / 60_000)} min)`;
       return [{ key: `delivery-latency:${k}`, rule: 'delivery-latency', participant: w.queue.recipientDipId, summary, since: late.since }];

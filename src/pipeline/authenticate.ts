@@ -2,6 +2,7 @@ import type { Participant } from '../domain/participant.js';
 import type { SignatureReplayGuard } from '../ports/replay-guard.js';
 import type { RevocationEntry } from '../security/revocation.js';
 import { signatureHelp, verifyDipSignature } from '../security/signature.js';
+import type { SignatureDate } from './clock-check.js';
 import type { Registry } from './registry.js';
 
 /** The TLS client certificate as the listener saw it. */
@@ -55,9 +56,13 @@ export interface CallerEvidence {
   controls?: SecurityControls;
 }
 
+/**
+ * `dated`: the signature's date as checked against the DIP's clock, once the caller was identified and the
+ * date read (refused for it or not), for the DIP's own clock check (src/pipeline/clock-check.ts).
+ */
 export type Authentication =
-  | { ok: true; participant: Participant }
-  | { ok: false; status: 401 | 403; help: string };
+  | { ok: true; participant: Participant; dated?: SignatureDate }
+  | { ok: false; status: 401 | 403; help: string; dated?: SignatureDate };
 
 function revokedHelp(what: string, e: Revoked): string {
   return `${what} (serial ${e.serialNumber}) was revoked at ${e.revokedAt} (${e.reason}): ask the DIP operator for a new certificate`;
@@ -107,9 +112,11 @@ export async function authenticate(registry: Registry, call: CallerEvidence, now
   const revocation = call.controls?.revocation;
 
   const verified = verifyDipSignature({ method: call.method, url: call.url, otherUrls: call.otherUrls, sameUrls: call.sameUrls, body: call.streamedBody ? null : call.body, headers: call.headers, now, maxSkewMs });
-  if (!verified.ok) return { ok: false, status: 401, help: signatureHelp(verified.reason, verified.detail, verified.stringToSign) };
+  const skewMs = verified.dateSkewMs;
+  const dated = skewMs === undefined ? {} : { dated: { participant: participant.dipId, skewMs, refused: !verified.ok && verified.reason === 'clock-skew' } };
+  if (!verified.ok) return { ok: false, status: 401, help: signatureHelp(verified.reason, verified.detail, verified.stringToSign), ...dated };
   // From here the signature verifies: a refusal still shows what was verified, for the caller's records.
-  const refuse = (check: string, detail: string): Authentication => ({ ok: false, status: 401, help: signatureHelp(check, detail, verified.stringToSign) });
+  const refuse = (check: string, detail: string): Authentication => ({ ok: false, status: 401, help: signatureHelp(check, detail, verified.stringToSign), ...dated });
   const presented = `X-DIP-Signature-Certificate (SHA-256 ${verified.certificate.fingerprint256})`;
   let signedWith = signingCertificateOf(participant, verified.certificate.fingerprint256, now);
   if (signedWith === 'unknown') {
@@ -146,7 +153,7 @@ export async function authenticate(registry: Registry, call: CallerEvidence, now
       );
     }
   }
-  return { ok: true, participant };
+  return { ok: true, participant, ...dated };
 }
 
 /**

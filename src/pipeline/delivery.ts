@@ -1,3 +1,4 @@
+import { STEP_READ_MS } from './wall-clock-steps.js';
 import { queueKey as key } from '../ports/queue-ref.js';
 import type { Backend, BackendHealth } from '../ports/backend.js';
 import type { Cancel } from '../ports/clock.js';
@@ -130,6 +131,9 @@ export class Delivery {
     const every = (ms: number, pass: () => Promise<void>, what: string) =>
       this.timers.push(this.deps.clock.every(ms, () => void pass().catch((err: unknown) => this.deps.logger.error({ err }, `${what} failed`))));
     every(this.deps.settings.sweepIntervalMs, () => this.sweep(), 'sweep');
+    // The wall clock read against the monotonic one every second: a step is placed within a second of when it happened.
+    const steps = this.deps.steps;
+    if (steps) this.timers.push(this.deps.clock.every(STEP_READ_MS, () => steps.read()));
     const claimEvery = this.deps.leases.claimEveryMs;
     if (claimEvery !== null) every(claimEvery, () => this.claimPass(), 'claim pass');
   }

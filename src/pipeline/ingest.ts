@@ -16,6 +16,7 @@ import { MPAN_LOOKUP_RECIPIENT } from './mpan-feed.js';
 import { dipAnswerChannel, dipConsumedRecipient } from './consumption-replay.js';
 import { authenticate, type CallerEvidence } from './authenticate.js';
 import type { Channel } from './channels.js';
+import type { SignatureDate } from './clock-check.js';
 import type { MpanDirectory } from './mpan-directory.js';
 import type { Registry } from './registry.js';
 import type { MessageTracer } from '../ports/tracing.js';
@@ -91,6 +92,12 @@ export interface IngestResult {
    * and so got no copy of an accepted message: the operator's setting to correct (logged by the route).
    */
   alwaysLeftOut?: Array<{ transactionId: string; dipId: string; code: string }>;
+  /**
+   * The signature's date as checked against the DIP's clock (Authentication.dated), refused for it or
+   * not: an ingest thread checks it, and the main thread's clock check (`dip-clock` alarm) hears of it
+   * here. Absent when the call was refused before its date was read.
+   */
+  dated?: SignatureDate;
 }
 
 interface Refusal {
@@ -203,17 +210,19 @@ export class Ingest {
     const now = this.clock();
     const opened = await this.open(req, now, marks);
     if (!('caller' in opened)) return opened;
+    const dated = opened.dated ? { dated: opened.dated } : {};
     try {
-      return await this.accept(req, marks, now, opened.caller, opened.channel);
+      return { ...(await this.accept(req, marks, now, opened.caller, opened.channel, dated)), ...dated };
     } catch (err) {
       // The store could not be read (the MPAN lookup, the registry) or written: nothing of the batch was
       // stored, and the sender may send it again, unchanged, once the store recovers.
-      if (storeFailureKind(err) === 'unavailable' || storeFailureKind(err) === 'fatal') return this.unavailable(now, opened.caller.dipId, err as StoreError);
+      if (storeFailureKind(err) === 'unavailable' || storeFailureKind(err) === 'fatal') return { ...this.unavailable(now, opened.caller.dipId, err as StoreError), ...dated };
       throw err;
     }
   }
 
-  private async accept(req: IngestRequest, marks: IngestMarks | null, now: Date, caller: Participant, channel: Channel): Promise<IngestResult> {
+  /** `dated` goes into the accepted answer itself: on an ingest thread, the main thread answers with it (IngestCall.accepted). */
+  private async accept(req: IngestRequest, marks: IngestMarks | null, now: Date, caller: Participant, channel: Channel, dated: Pick<IngestResult, 'dated'>): Promise<IngestResult> {
     if (marks) marks.authenticatedAt = this.tracer!.now();
     const checked = await this.checkBatch(req, now, caller, channel, null);
     if (!Array.isArray(checked)) return checked;
@@ -240,6 +249,7 @@ export class Ingest {
       ),
       ...unreachedCodes(states),
       ...alwaysLeftOutCodes(states),
+      ...dated,
     };
     const outcome = await this.log.append(
       {
@@ -359,24 +369,26 @@ export class Ingest {
   }
 
   /** What submission and validation share: an authenticated caller and a known channel. */
-  private async open(req: IngestRequest, now: Date, marks: IngestMarks | null = null): Promise<{ caller: Participant; channel: Channel } | IngestResult> {
+  private async open(req: IngestRequest, now: Date, marks: IngestMarks | null = null): Promise<{ caller: Participant; channel: Channel; dated?: SignatureDate } | IngestResult> {
     // No replay guard here: a submission is idempotent by its sender unique references (required on every
     // item), so the very same signed request sent again (a retry after a lost answer) is answered for what
     // it carries: MSG1006 for each message stored before, or taken if it was not. Refused as a replay
     // (401), its sender could not tell whether the first one was accepted. Validation stores nothing.
     const auth = await authenticate(this.registry, { ...req, controls: req.controls?.revocation ? { revocation: req.controls.revocation } : {} }, now, this.settings.maxClockSkewMs);
-    if (!auth.ok) return this.whole(now, null, auth.status, MSG.processingFailed, auth.help);
+    const dated = auth.dated ? { dated: auth.dated } : {};
+    if (!auth.ok) return { ...this.whole(now, null, auth.status, MSG.processingFailed, auth.help), ...dated };
     const caller = auth.participant;
     if (marks) marks.sender = caller.dipId;
     const channel = this.channels(req.channelId);
     if (!channel || channel.availability === 'withdrawn') {
       const why = channel ? 'was withdrawn by the DIP operator' : 'is not a channel of this DIP';
-      return this.whole(now, caller.dipId, 404, MSG.interfaceIdInvalid, `dip-channel '${req.channelId}' ${why}`);
+      return { ...this.whole(now, caller.dipId, 404, MSG.interfaceIdInvalid, `dip-channel '${req.channelId}' ${why}`), ...dated };
     }
     if (channel.availability === 'paused') {
       return {
         ...this.whole(now, caller.dipId, 503, MSG.processingFailed, `${channel.interfaceId} is paused by the DIP operator (maintenance); nothing of this batch was accepted: send it again unchanged once the channel resumes. Other channels are not affected`),
         retryAfterSeconds: PAUSED_RETRY_AFTER_SECONDS,
+        ...dated,
       };
     }
     // A request the DIP answers itself (IF-015) is refused while its answer's channel is not in force: taken,
@@ -385,9 +397,9 @@ export class Ingest {
     const answer = answeredOn === undefined ? undefined : this.channels(answeredOn);
     if (answeredOn !== undefined && (!answer || answer.availability === 'withdrawn')) {
       const why = answer ? 'was withdrawn by the DIP operator' : 'is not a channel of this DIP';
-      return this.whole(now, caller.dipId, 404, MSG.interfaceIdInvalid, `${channel.interfaceId} is answered by the DIP on ${answeredOn}, which ${why}: nothing of this batch was accepted`);
+      return { ...this.whole(now, caller.dipId, 404, MSG.interfaceIdInvalid, `${channel.interfaceId} is answered by the DIP on ${answeredOn}, which ${why}: nothing of this batch was accepted`), ...dated };
     }
-    return { caller, channel };
+    return { caller, channel, ...dated };
   }
 
   /** Security patterns 2 and 3: decrypt (2) or set aside the per-recipient copies (3) before validation. */

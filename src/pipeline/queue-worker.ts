@@ -15,6 +15,7 @@ import type { Logger } from '../ports/logger.js';
 import type { AcceptedBatch, DeadLetterRecord, MessageLog, QueueEntry, QueueRef, Settlement } from '../ports/message-log.js';
 import type { Webhook } from '../ports/registry.js';
 import type { OutboundSigner, WebhookOutcome, WebhookTransport } from '../ports/webhook.js';
+import type { WallClockSteps } from './wall-clock-steps.js';
 import type { MessageTracer } from '../ports/tracing.js';
 import { CopyUnmakeable, CopyWithheld, leadingCopies, type CopySource } from './recipient-copy.js';
 
@@ -150,6 +151,12 @@ export interface WorkerDeps {
   share?: Pick<DeliveryShare, 'behind' | 'grant' | 'giveBack' | 'withdraw' | 'live'>;
   /** OpenTelemetry: told of every webhook call (absent when tracing is off). */
   tracer?: MessageTracer;
+  /**
+   * The wall clock's steps against the monotonic clock: a message's latency is taken without the steps
+   * since its acceptance, and the late run's window is measured on the monotonic clock. Absent (a test's
+   * fake clock, which only the test moves): both on `clock`.
+   */
+  steps?: Pick<WallClockSteps, 'read' | 'since' | 'elapsed'>;
 }
 
 /**
@@ -215,6 +222,8 @@ export class QueueWorker {
   private singlesUntil = 0;
   /** Late deliveries within the window (DeliverySettings.late). */
   private late: LateDeliveries | null = null;
+  /** When the last late delivery was, on the clock that never steps (WorkerDeps.steps.elapsed): the window runs from it. */
+  private lateLastElapsed = 0;
   /** Why the entries wait (WorkerDeps.withheld), as of the last step. */
   private withheldWhy: string | null = null;
   /** A settlement decided (a call answered 2xx, a message set aside) but not yet recorded: recorded before anything else. */
@@ -263,8 +272,14 @@ export class QueueWorker {
   /** The run of late deliveries, ended once a window passed without one. */
   private lateNow(): LateDeliveries | null {
     const window = this.deps.settings.late?.windowMs;
-    if (this.late !== null && window !== undefined && this.deps.clock.now() - this.late.last >= window) this.late = null;
+    // Time passed, not the wall clock's reading: a step forward ended the run early (the alarm resolved
+    // falsely), a step back held it for the step.
+    if (this.late !== null && window !== undefined && this.elapsed() - this.lateLastElapsed >= window) this.late = null;
     return this.late;
+  }
+
+  private elapsed(): number {
+    return this.deps.steps ? this.deps.steps.elapsed() : this.deps.clock.now();
   }
 
   /** Delivered now: each message's time from acceptance (its receivedAt) is checked against the threshold. */
@@ -276,13 +291,16 @@ export class QueueWorker {
     let messages = 0;
     let worstMs = 0;
     for (const e of entries) {
-      const ms = now - e.receivedAt;
+      // Accepted by whichever node or process stamped receivedAt: only the wall clock spans them, so the
+      // steps this process saw since are taken out (a 10 min step forward made every waiting message late).
+      const ms = this.deps.steps ? this.deps.steps.since(e.receivedAt, now) : now - e.receivedAt;
       if (ms <= threshold) continue;
       messages += 1;
       worstMs = Math.max(worstMs, ms);
     }
     if (messages === 0) return;
     this.late = run === null ? { messages, worstMs, since: now, last: now } : { messages: run.messages + messages, worstMs: Math.max(run.worstMs, worstMs), since: run.since, last: now };
+    this.lateLastElapsed = this.elapsed();
   }
 
   /** Its webhook has failed since it last answered (Delivery keeps such a queue's lease and worker, and with them the record). */

@@ -17,6 +17,7 @@ export const RULE_LABELS: Record<AlarmRule, string> = {
   storage: 'Storage: the DIP cannot take writes',
   coordination: 'Coordination: the DIP nodes cannot claim queues, nothing is delivered',
   'clock-skew': "Clock skew: a DIP node's clock disagrees with this node's beyond the lease allowance",
+  'dip-clock': "DIP clock: this node's own clock looks wrong, the signatures of participants are refused for their date",
   'node-lost': 'Node lost: a DIP node stopped saying its roll call without stopping',
   'delivery-process': 'Delivery process: one keeps dying or hanging, its queues wait',
   'activity-log': 'Activity log: audit records cannot be written and wait in memory',

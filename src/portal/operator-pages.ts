@@ -82,9 +82,11 @@ async function healthPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const activityLog = 'activityLog' in answer ? answer.activityLog : undefined;
   // Only a cluster node's health has peerClock (null while no peer is heard): an embedded DIP has no peers.
   const peerClock = 'coordination' in answer ? answer.coordination?.peerClock : undefined;
+  const clockCheck = 'clockCheck' in answer ? answer.clockCheck : undefined;
   const body = html`<h2>Storage</h2><p>${badge(storage.state === 'ok' ? 'ok' : 'bad', storage.state)} ${storage.state === 'ok' ? 'takes writes' : (storage.reason ?? '')}</p>
 ${loading ? html`<p>${badge('warn', 'not ready')} ${loading}</p>` : ''}
 ${activityLog ? activityLogLine(activityLog) : ''}
+${clockCheck ? clockCheckLine(clockCheck) : ''}
 ${peerClock !== undefined ? peerClockLine(peerClock) : ''}
 <h2>Delivery queues on this node</h2>
 ${table('Queues this node delivers and queues holding messages, failing first', ['Recipient', 'Channel', 'State', 'Settled up to', 'Waiting', 'Oldest waiting since', 'Failures', 'Last error', 'Next try'], rows, 'No queue is being delivered by this node, and none holds messages.')}`;
@@ -96,6 +98,22 @@ function activityLogLine(a: { state: 'ok' | 'unavailable'; reason?: string; sinc
   const kind = a.state !== 'ok' || a.full ? 'bad' : a.refused > 0 || a.waiting > 0 ? 'warn' : 'ok';
   const what = a.state === 'ok' ? 'records are written' : `its store refuses this process's records since ${isoOrDash(a.since)}: ${a.reason ?? ''}`;
   return html`<h2>Activity log</h2><p>${badge(kind, a.state)} ${what}; ${a.waiting} waiting in memory${a.full ? ' (full: new requests are refused 503)' : ''}, ${a.refused} requests refused since the start</p>`;
+}
+
+type RefusalSeen = { participant: string; skewMs: number; agoMs: number } | null;
+
+/**
+ * This node's own clock as participants' signature dates say (GET /admin/health's clockCheck): suspect when
+ * the `dip-clock` rule holds; else the last refusals each way, if any, which one participant's clock explains.
+ */
+function clockCheckLine(c: { suspect: boolean; participants: { ahead: number; behind: number; verified: number }; lastAhead: RefusalSeen; lastBehind: RefusalSeen; windowMs: number }): Html {
+  const minutes = Math.round(c.windowMs / 60_000);
+  const last = (r: RefusalSeen, way: string): string => (r ? `; the last dated ${way} it: ${r.participant}'s, by ${Math.round(Math.abs(r.skewMs) / 1000)} s, ${Math.round(r.agoMs / 1000)} s ago` : '');
+  const p = c.participants;
+  const what = `in the last ${minutes} min, participants whose latest signature date was refused as ahead of this node's clock: ${p.ahead}, behind it: ${p.behind}; verified: ${p.verified}${last(c.lastAhead, 'ahead of')}${last(c.lastBehind, 'behind')}`;
+  const kind = c.suspect ? 'bad' : p.ahead + p.behind > 0 ? 'warn' : 'ok';
+  const note = c.suspect ? " (this node's clock is most likely wrong: the dip-clock alarm is raised; check chronyc tracking)" : '';
+  return html`<h2>This node's clock</h2><p>${badge(kind, c.suspect ? 'suspect' : 'ok')} ${what}${note}</p>`;
 }
 
 /**

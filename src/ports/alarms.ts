@@ -2,10 +2,10 @@ import type { PublicNotice } from '../domain/maintenance.js';
 
 /** The alarm rules (spec 5.11.4) a subscription may name. */
 /** `maintenance` is not a condition: a subscription naming it is told of maintenance notices (src/pipeline/maintenance.ts). */
-export const ALARM_RULES = ['dead-letter', 'queue-depth', 'queue-age', 'delivery-latency', 'webhook-failing', 'certificate-expiring', 'copies-withheld', 'queue-damage', 'queue-halted', 'storage', 'coordination', 'clock-skew', 'node-lost', 'delivery-process', 'activity-log', 'mpan-holder-unreached', 'crl-stale', 'connections-exhausted', 'maintenance'] as const;
+export const ALARM_RULES = ['dead-letter', 'queue-depth', 'queue-age', 'delivery-latency', 'webhook-failing', 'certificate-expiring', 'copies-withheld', 'queue-damage', 'queue-halted', 'storage', 'coordination', 'clock-skew', 'dip-clock', 'node-lost', 'delivery-process', 'activity-log', 'mpan-holder-unreached', 'crl-stale', 'connections-exhausted', 'maintenance'] as const;
 export type AlarmRule = (typeof ALARM_RULES)[number];
 /** The rules whose conditions concern the DIP itself (participant null): a participant's portal does not offer them. */
-export const OPERATOR_RULES: ReadonlySet<AlarmRule> = new Set<AlarmRule>(['queue-damage', 'queue-halted', 'storage', 'coordination', 'clock-skew', 'node-lost', 'delivery-process', 'activity-log', 'mpan-holder-unreached', 'crl-stale', 'connections-exhausted']);
+export const OPERATOR_RULES: ReadonlySet<AlarmRule> = new Set<AlarmRule>(['queue-damage', 'queue-halted', 'storage', 'coordination', 'clock-skew', 'dip-clock', 'node-lost', 'delivery-process', 'activity-log', 'mpan-holder-unreached', 'crl-stale', 'connections-exhausted']);
 
 /** A condition that holds now. `participant` is whom it concerns (null: the DIP itself, operators only). */
 export interface AlarmCondition {

@@ -85,6 +85,8 @@ export type VerifyResult =
       stringToSign: string;
       /** The signature's bytes in canonical base64 (padded, unused bits zero): what a replay check must key on. */
       signature: string;
+      /** The signed date less `now`: positive when the signer's clock is ahead of the verifier's. */
+      dateSkewMs: number;
     }
   | {
       ok: false;
@@ -95,6 +97,12 @@ export type VerifyResult =
        * `<header name>` where a header it needs is missing: what the caller should have signed.
        */
       stringToSign: string;
+      /**
+       * The signed date less `now`, once the date was read (absent: refused before, a header missing or
+       * malformed): with reason 'clock-skew' beyond maxSkewMs, else within it. What the DIP's own clock
+       * check counts (src/pipeline/clock-check.ts).
+       */
+      dateSkewMs?: number;
     };
 
 export interface VerifyInput {
@@ -534,7 +542,8 @@ export function verifyDipSignature(input: VerifyInput): VerifyResult {
   const sigH = getHeader(input.headers, DIP_HEADER_SIGNATURE);
   const certH = getHeader(input.headers, DIP_HEADER_SIGNATURE_CERTIFICATE);
   let expected = expectedString(input, dateH.value, hashH.value);
-  const fail = (reason: VerifyFailureReason, detail: string): VerifyResult => ({ ok: false, reason, detail, stringToSign: expected });
+  let dateSkewMs: number | undefined;
+  const fail = (reason: VerifyFailureReason, detail: string): VerifyResult => ({ ok: false, reason, detail, stringToSign: expected, ...(dateSkewMs === undefined ? {} : { dateSkewMs }) });
   const problems = [hashH, dateH, sigH, certH].filter((h) => h.problem).map((h) => h.problem);
   if (problems.length > 0) return fail('missing-header', problems.join('; '));
   const hashHeader = hashH.value as string;
@@ -551,6 +560,7 @@ export function verifyDipSignature(input: VerifyInput): VerifyResult {
     return fail('bad-date', `${DIP_HEADER_SIGNATURE_DATE} '${truncate(date)}' is not a valid date`);
   }
   const skew = signedAt - input.now.getTime();
+  dateSkewMs = skew;
   if (Math.abs(skew) > input.maxSkewMs) {
     return fail(
       'clock-skew',
@@ -608,7 +618,7 @@ export function verifyDipSignature(input: VerifyInput): VerifyResult {
     const found = diagnose(signature, cert.publicKey, input, date, hashHeader);
     return fail(found.reason, found.detail);
   }
-  return { ok: true, certificate: cert.info, stringToSign: expected, signature: signature.toString('base64') };
+  return { ok: true, certificate: cert.info, stringToSign: expected, signature: signature.toString('base64'), dateSkewMs: skew };
 }
 
 // ---------------------------------------------------------------------------------------------

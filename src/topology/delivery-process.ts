@@ -8,7 +8,8 @@
  * at the same queue position, as after a crash of the single process.
  */
 import { openBackend } from '../adapters/backend.js';
-import { systemClock } from '../adapters/clock.js';
+import { monotonicClock, systemClock } from '../adapters/clock.js';
+import { WallClockSteps } from '../pipeline/wall-clock-steps.js';
 import { defaultLogger, pkiDir } from '../app.js';
 import { startCore } from '../assemble/core.js';
 import { buildDelivery, webhookTransport } from '../assemble/delivery.js';
@@ -65,7 +66,7 @@ async function run(init: Extract<ToWorker, { t: 'init' }>): Promise<void> {
   let health: BackendHealth = init.health;
   const healthListeners: Array<(h: BackendHealth) => void> = [];
   const delivery = buildDelivery(
-    { config, core, transport, tracer, clock, logger },
+    { config, core, transport, tracer, clock, logger, steps: new WallClockSteps(clock, monotonicClock) },
     {
       backend: { health: () => health, onHealthChange: (l) => void healthListeners.push(l), log: reads },
       log: reads,

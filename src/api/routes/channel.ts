@@ -34,6 +34,8 @@ export const channelRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app,
     async (req, reply) => {
       // reply.elapsedTime: since the request arrived (its receive phase), read only for a trace.
       const handled = await deps.ingest.handle({ ...evidence(deps, req), channelId: req.params.id, ...(deps.ingest.traced ? { receivedMsAgo: reply.elapsedTime } : {}) });
+      // Checked on whichever thread ran the pipeline; told to this one's clock check (the `dip-clock` alarm).
+      deps.clockCheck?.dated(handled.dated);
       const result = await withOriginalCorrelations(handled, deps.journal);
       // A channel that does not exist is counted as 'unknown': a label per made-up ID would grow without end.
       const channel = deps.channel(req.params.id) ? req.params.id : 'unknown';

@@ -148,6 +148,7 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
   };
   app.post<{ Params: { id: string }; Querystring: RawQuery }>('/dip-channel/:id/publications', { config: { streamedBody: true, authenticatesInRoute: true }, schema: publishSchema }, async (req, reply) => {
     const auth = await authenticate(deps.registry, { ...evidence(deps, req), streamedBody: true }, new Date(deps.clock.now()), deps.config.maxClockSkewSeconds * 1000);
+    deps.clockCheck?.dated(auth.dated);
     if (!auth.ok) return refuseUnread(deps, reply, auth.status, null, MSG.processingFailed, auth.help);
     const caller = auth.participant;
     const channel = deps.channel(req.params.id);

@@ -45,6 +45,7 @@ const answer = (code: number) => {
 export const validateRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { deps }) => {
   const validate = async (req: FastifyRequest, reply: FastifyReply, channelId: string, eventCode: string) => {
     const result = await deps.ingest.validate({ ...evidence(deps, req), channelId, eventCode });
+    deps.clockCheck?.dated(result.dated);
     if (deps.config.api.validateAnswer === 'standard-response') return reply.code(result.status).type('application/json').send(JSON.stringify(result.response));
     const text = result.response.messageArray.map((e) => (e.help ? `${e.message}: ${e.help}` : e.message)).join(' | ');
     return reply.code(result.status).type('application/json').send(JSON.stringify(text));

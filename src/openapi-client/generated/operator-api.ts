@@ -159,7 +159,7 @@ export interface paths {
                                 /** @description Whom it concerns; null: the DIP itself */
                                 participant: string | null;
                                 /** @enum {string} */
-                                rule: "dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "connections-exhausted" | "maintenance";
+                                rule: "dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "dip-clock" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "connections-exhausted" | "maintenance";
                                 /** @description When it was raised, epoch ms */
                                 since: number;
                                 /** @description What holds, with its numbers (dead letters, failed calls, minutes) as of the last evaluation (every observability.alarms.evaluateIntervalMs, 10 s by default) */
@@ -254,7 +254,7 @@ export interface paths {
                                 id: string;
                                 /** @description `operator` or a participant's DIP ID */
                                 owner: string;
-                                rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "connections-exhausted" | "maintenance")[];
+                                rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "dip-clock" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "connections-exhausted" | "maintenance")[];
                                 webhookUrl: string | null;
                             }[];
                         };
@@ -321,7 +321,7 @@ export interface paths {
                     "application/json": {
                         email?: string | null;
                         owner?: string;
-                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "connections-exhausted" | "maintenance")[];
+                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "dip-clock" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "connections-exhausted" | "maintenance")[];
                         webhookUrl?: string | null;
                     };
                 };
@@ -340,7 +340,7 @@ export interface paths {
                             id: string;
                             /** @description `operator` or a participant's DIP ID */
                             owner: string;
-                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "connections-exhausted" | "maintenance")[];
+                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "dip-clock" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "connections-exhausted" | "maintenance")[];
                             webhookUrl: string | null;
                         };
                     };
@@ -2336,6 +2336,38 @@ export interface paths {
                                 /** @description Records in memory not yet written (lost if the process stops now) */
                                 waiting: number;
                             };
+                            /** @description This node's own clock as participants' signature dates say (X-DIP-Signature-Date against this node's clock, maxClockSkewSeconds): whose latest signature within the window was refused dated ahead of it or behind it, or verified, and the last refusal each way. suspect: at least 3 participants refused the same way and more than all the others heard from, so this node's clock is most likely wrong (the `dip-clock` alarm is raised; check NTP: chronyc tracking). The status stays 200 */
+                            clockCheck?: {
+                                /** @description The last signature refused dated ahead of this node's clock within the window (null: none) */
+                                lastAhead: {
+                                    /** @description How long ago it was refused (on the monotonic clock: not moved by a wall-clock step) */
+                                    agoMs: number;
+                                    /** @description The DIP ID that signed */
+                                    participant: string;
+                                    /** @description Its signature date less this node's time (positive: ahead) */
+                                    skewMs: number;
+                                } | null;
+                                /** @description The last signature refused dated behind this node's clock within the window (null: none) */
+                                lastBehind: {
+                                    /** @description How long ago it was refused (on the monotonic clock: not moved by a wall-clock step) */
+                                    agoMs: number;
+                                    /** @description The DIP ID that signed */
+                                    participant: string;
+                                    /** @description Its signature date less this node's time (positive: ahead) */
+                                    skewMs: number;
+                                } | null;
+                                participants: {
+                                    /** @description Participants whose latest signature was refused dated ahead of this node's clock (this clock behind theirs) */
+                                    ahead: number;
+                                    /** @description Participants whose latest signature was refused dated behind this node's clock (this clock ahead of theirs) */
+                                    behind: number;
+                                    /** @description Participants whose latest signature date was within the allowed skew */
+                                    verified: number;
+                                };
+                                suspect: boolean;
+                                /** @description How far back a participant's latest signature counts */
+                                windowMs: number;
+                            };
                             /** @description Whether what the nodes share (NATS JetStream) answers this node. While it does not, no queue lease can be claimed or renewed and nothing is delivered, but messages are still accepted: the status stays 200 (the `coordination` alarm is raised) */
                             coordination?: {
                                 /** @description In a cluster: the peer node whose clock is furthest from this node's, either way, as its roll calls said within the last two lease lengths (null: none heard). Beyond allowanceMs the `clock-skew` alarm is raised; dip_cluster_clock_offset_seconds has it too */
@@ -2485,6 +2517,38 @@ export interface paths {
                                 state: "ok" | "unavailable";
                                 /** @description Records in memory not yet written (lost if the process stops now) */
                                 waiting: number;
+                            };
+                            /** @description This node's own clock as participants' signature dates say (X-DIP-Signature-Date against this node's clock, maxClockSkewSeconds): whose latest signature within the window was refused dated ahead of it or behind it, or verified, and the last refusal each way. suspect: at least 3 participants refused the same way and more than all the others heard from, so this node's clock is most likely wrong (the `dip-clock` alarm is raised; check NTP: chronyc tracking). The status stays 200 */
+                            clockCheck?: {
+                                /** @description The last signature refused dated ahead of this node's clock within the window (null: none) */
+                                lastAhead: {
+                                    /** @description How long ago it was refused (on the monotonic clock: not moved by a wall-clock step) */
+                                    agoMs: number;
+                                    /** @description The DIP ID that signed */
+                                    participant: string;
+                                    /** @description Its signature date less this node's time (positive: ahead) */
+                                    skewMs: number;
+                                } | null;
+                                /** @description The last signature refused dated behind this node's clock within the window (null: none) */
+                                lastBehind: {
+                                    /** @description How long ago it was refused (on the monotonic clock: not moved by a wall-clock step) */
+                                    agoMs: number;
+                                    /** @description The DIP ID that signed */
+                                    participant: string;
+                                    /** @description Its signature date less this node's time (positive: ahead) */
+                                    skewMs: number;
+                                } | null;
+                                participants: {
+                                    /** @description Participants whose latest signature was refused dated ahead of this node's clock (this clock behind theirs) */
+                                    ahead: number;
+                                    /** @description Participants whose latest signature was refused dated behind this node's clock (this clock ahead of theirs) */
+                                    behind: number;
+                                    /** @description Participants whose latest signature date was within the allowed skew */
+                                    verified: number;
+                                };
+                                suspect: boolean;
+                                /** @description How far back a participant's latest signature counts */
+                                windowMs: number;
                             };
                             /** @description Whether what the nodes share (NATS JetStream) answers this node. While it does not, no queue lease can be claimed or renewed and nothing is delivered, but messages are still accepted: the status stays 200 (the `coordination` alarm is raised) */
                             coordination?: {

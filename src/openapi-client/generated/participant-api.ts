@@ -12219,7 +12219,7 @@ export interface operations {
                             id: string;
                             /** @description `operator` or a participant's DIP ID */
                             owner: string;
-                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "connections-exhausted" | "maintenance")[];
+                            rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "dip-clock" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "connections-exhausted" | "maintenance")[];
                             webhookUrl: string | null;
                         }[];
                     };
@@ -12337,7 +12337,7 @@ export interface operations {
             content: {
                 "application/json": {
                     email?: string | null;
-                    rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "connections-exhausted" | "maintenance")[];
+                    rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "dip-clock" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "connections-exhausted" | "maintenance")[];
                     webhookUrl?: string | null;
                 };
             };
@@ -12356,7 +12356,7 @@ export interface operations {
                         id: string;
                         /** @description `operator` or a participant's DIP ID */
                         owner: string;
-                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "connections-exhausted" | "maintenance")[];
+                        rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "dip-clock" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "connections-exhausted" | "maintenance")[];
                         webhookUrl: string | null;
                     };
                 };
@@ -12606,7 +12606,7 @@ export interface operations {
                             /** @description Whom it concerns; null: the DIP itself */
                             participant: string | null;
                             /** @enum {string} */
-                            rule: "dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "connections-exhausted" | "maintenance";
+                            rule: "dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "dip-clock" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "connections-exhausted" | "maintenance";
                             /** @description When it was raised, epoch ms */
                             since: number;
                             /** @description What holds, with its numbers (dead letters, failed calls, minutes) as of the last evaluation (every observability.alarms.evaluateIntervalMs, 10 s by default) */
