@@ -96,6 +96,24 @@ describe('PostgreSQL with a synchronous standby: a COMMIT whose answer is lost',
     }
   }, 60_000);
 
+  it('on a standby that never acknowledges, with every connection of the pool waiting for it: health still says so', async () => {
+    // The writable check skips a busy pool (it would only queue behind the writes): every connection
+    // waiting for the standby is when it is needed most.
+    const store = await PgDatabase.open({ url, clock: systemClock, poolSize: 2, queryTimeoutMs: ANSWER_LOST_MS, writableCheckMs: 100, syncWaitAlarmMs: 500 });
+    try {
+      await syncStandbys('ANY 1 (ghost)');
+      const write = () => store.tx((c) => c.query('INSERT INTO health_probe (at, pad) VALUES (0, NULL)')).catch((e: unknown) => e);
+      const writes = [write(), write()];
+      await waitFor(() => store.pool.idleCount === 0 && store.pool.totalCount === 2, ANSWER_LOST_MS, 'both connections in use', 20);
+      await waitFor(() => store.health().state !== 'ok', ANSWER_LOST_MS, 'the health to tell of the COMMITs waiting for the standby', 20);
+      expect(store.health()).toMatchObject({ state: 'unavailable', code: 'SYNC_STANDBY_WAIT', reason: expect.stringContaining('the standby does not acknowledge') });
+      expect(await Promise.all(writes)).toMatchObject([{ code: COMMIT_IN_DOUBT }, { code: COMMIT_IN_DOUBT }]);
+    } finally {
+      await syncStandbys(servers.standbyName);
+      await store.close();
+    }
+  }, 60_000);
+
   it('that reached the standby: answered as accepted (the standby is shown to have it)', async () => {
     const proxy = await pausableProxy(new URL(url));
     const store = await PgDatabase.open({ url: proxy.url, clock: systemClock, poolSize: 2, queryTimeoutMs: ANSWER_LOST_MS });

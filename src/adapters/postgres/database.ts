@@ -1,5 +1,5 @@
 import { queueKey } from '../../ports/queue-ref.js';
-import type pg from 'pg';
+import pg from 'pg';
 import { endedByAdministrator, IDLE_IN_TRANSACTION_MS, LOCK_TIMEOUT_MS, openPool, withConnection } from './pool.js';
 import type { BackendHealth, CommitGroup, ValueSealer } from '../../ports/backend.js';
 import type { Cancel, Clock } from '../../ports/clock.js';
@@ -109,6 +109,8 @@ export class PgDatabase {
    * does not acknowledge waits until the client gives up (35 s): probes every 2 s took every connection.
    */
   private probing = false;
+  /** When each COMMIT sent and not yet answered was sent, by its transaction's attempt. */
+  private readonly commitsSent = new Map<object, number>();
   /** BEGIN with this transaction's lock timeout (one round trip). */
   private readonly begin: string;
   /**
@@ -256,13 +258,16 @@ export class PgDatabase {
         // called the store healthy while every write was refused. Asked only then: no cost otherwise.
         wrote = this.state.state === 'ok' || (await client.query<{ wrote: boolean }>('SELECT txid_current_if_assigned() IS NOT NULL AS wrote')).rows[0]!.wrote;
         committing = true;
+        this.commitsSent.set(learnt, this.options.clock.now());
         await client.query('COMMIT');
+        this.commitsSent.delete(learnt);
         this.onCommit.delete(client);
         client.release();
         for (const l of learnt) l();
         if (wrote) this.outcome(null);
         return result;
       } catch (err) {
+        this.commitsSent.delete(learnt);
         // A session an operator ended (pg_terminate_backend) before its COMMIT was sent: rolled back, and
         // the server is up. Run once more on a new connection rather than call the store unavailable (a
         // campaign's terminate of every session made each node answer 503 and fail its health until its
@@ -491,9 +496,12 @@ export class PgDatabase {
   private startCheckingWritable(): void {
     if (this.writableCheck || this.closed) return;
     this.writableCheck = this.options.clock.every(this.options.writableCheckMs ?? WRITABLE_CHECK_MS, () => {
-      if (this.checking || this.poolBusy()) return;
+      // A busy pool is asked over a connection of its own when a COMMIT has waited long: every connection
+      // waiting for a standby that does not acknowledge is when the check matters most.
+      const apart = this.poolBusy();
+      if (this.checking || (apart && !this.commitWaitedPast(this.syncWaitAlarmMs))) return;
       this.checking = true;
-      this.checkWritable()
+      this.checkWritable(apart)
         .catch(() => {}) // a failed query already moved health (query)
         .finally(() => (this.checking = false));
     });
@@ -508,14 +516,38 @@ export class PgDatabase {
     return this.pool.waitingCount > 0 || (this.pool.idleCount === 0 && this.pool.totalCount >= (this.pool.options.max ?? 10));
   }
 
+  /** Whether a COMMIT sent by this store has gone unanswered for `ms` or more. */
+  private commitWaitedPast(ms: number): boolean {
+    const now = this.options.clock.now();
+    for (const sent of this.commitsSent.values()) if (now - sent >= ms) return true;
+    return false;
+  }
+
+  /**
+   * The writable check over a connection of its own, outside the busy pool (closed at once): a check
+   * that cannot connect says nothing (the writes in the pool meet whatever it is themselves).
+   */
+  private async whyNotWritableApart(): Promise<StoreError | null> {
+    const client = new pg.Client(this.pool.options);
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      return await whyNotWritable((text, values) => client.query<WritableRow>(text, values).then((r) => r.rows), this.syncWaitAlarmMs);
+    } catch {
+      return null;
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+
   private stopCheckingWritable(): void {
     this.writableCheck?.();
     this.writableCheck = null;
   }
 
   /** Asks the server (one connection of the pool, as a write would take) whether it takes writes. */
-  private async checkWritable(): Promise<void> {
-    const why = await whyNotWritable((text, values) => this.query<WritableRow>(text, values), this.syncWaitAlarmMs);
+  private async checkWritable(apart: boolean): Promise<void> {
+    const why = apart ? await this.whyNotWritableApart() : await whyNotWritable((text, values) => this.query<WritableRow>(text, values), this.syncWaitAlarmMs);
     if (this.closed || this.state.state !== 'ok') return;
     if (why !== null) this.outcome(why);
   }
