@@ -22,6 +22,7 @@ import { freePorts } from '../src/cli/cluster/processes.js';
 import { storageAlarms } from '../src/pipeline/alarm-sources.js';
 import { COMMIT_IN_DOUBT } from '../src/ports/errors.js';
 import { batch, message, sup } from './contract/fixtures.js';
+import { FakeClock } from './helpers/clocks.js';
 import { waitFor } from './helpers/dip-harness.js';
 import { pausableProxy } from './helpers/pausable-proxy.js';
 import { startPrimaryAndStandby, stopQuietly, waitForReplication, type PrimaryAndStandby } from './helpers/postgres-standby.js';
@@ -43,6 +44,7 @@ describe('PostgreSQL with a synchronous standby: a COMMIT whose answer is lost',
     await admin.query('SELECT pg_reload_conf()');
     await waitFor(async () => (await admin.query<{ s: string }>("SELECT current_setting('synchronous_standby_names') AS s")).rows[0]!.s === names, 10_000, 'the reload', 20);
   };
+  const waitingForStandby = async () => (await admin.query("SELECT 1 FROM pg_stat_activity WHERE wait_event = 'SyncRep' AND datname = $1", [DATABASE])).rowCount;
   const stored = async (transactionId: string) => (await admin.query('SELECT 1 FROM messages WHERE transaction_id = $1', [transactionId])).rowCount;
 
   beforeAll(async () => {
@@ -108,6 +110,28 @@ describe('PostgreSQL with a synchronous standby: a COMMIT whose answer is lost',
       await waitFor(() => store.health().state !== 'ok', ANSWER_LOST_MS, 'the health to tell of the COMMITs waiting for the standby', 20);
       expect(store.health()).toMatchObject({ state: 'unavailable', code: 'SYNC_STANDBY_WAIT', reason: expect.stringContaining('the standby does not acknowledge') });
       expect(await Promise.all(writes)).toMatchObject([{ code: COMMIT_IN_DOUBT }, { code: COMMIT_IN_DOUBT }]);
+    } finally {
+      await syncStandbys(servers.standbyName);
+      await store.close();
+    }
+  }, 60_000);
+
+  it('while the standby does not acknowledge, the health probe runs one at a time (each waits for it)', async () => {
+    // A probe writes and commits, so it waits for the standby too, until the client gives up: one every
+    // 2 s, stacked, took every connection of the pool. The fake clock runs the probe's timer at will.
+    const clock = new FakeClock(Date.now());
+    const store = await PgDatabase.open({ url, clock, poolSize: 4, queryTimeoutMs: 10_000 });
+    try {
+      await syncStandbys('ANY 1 (ghost)');
+      // A read its session's end fails: unavailable at once, and probing starts.
+      await expect(store.query('SELECT pg_terminate_backend(pg_backend_pid())')).rejects.toMatchObject({ kind: 'unavailable' });
+      await clock.advance(2_000);
+      await waitFor(async () => (await waitingForStandby()) === 1, 5_000, 'the first probe to wait for the standby', 20);
+      for (let i = 0; i < 5; i++) await clock.advance(2_000);
+      // A read through the pool after the ticks: any probe they started has asked for its connection by then.
+      await store.query('SELECT 1');
+      expect({ connections: store.pool.totalCount, queued: store.pool.waitingCount }).toEqual({ connections: 2, queued: 0 });
+      expect(await waitingForStandby()).toBe(1);
     } finally {
       await syncStandbys(servers.standbyName);
       await store.close();
