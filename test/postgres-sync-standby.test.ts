@@ -38,13 +38,17 @@ describe('PostgreSQL with a synchronous standby: a COMMIT whose answer is lost',
   let admin: pg.Client;
   let url: string;
 
+  const waitingForStandby = async () => (await admin.query("SELECT 1 FROM pg_stat_activity WHERE wait_event = 'SyncRep' AND datname = $1", [DATABASE])).rowCount;
   /** Which standbys the primary waits for (ALTER SYSTEM, reload): a name no standby has is one that never answers. */
   const syncStandbys = async (names: string) => {
     await admin.query(`ALTER SYSTEM SET synchronous_standby_names = '${names}'`);
     await admin.query('SELECT pg_reload_conf()');
     await waitFor(async () => (await admin.query<{ s: string }>("SELECT current_setting('synchronous_standby_names') AS s")).rows[0]!.s === names, 10_000, 'the reload', 20);
+    if (names !== servers.standbyName) return;
+    // The commits still waiting are released when the standby next reports its position: at once when it
+    // is sent new WAL (a switch to the next segment), else only at its status interval (10 s).
+    await waitFor(async () => (await admin.query('SELECT pg_switch_wal()'), (await waitingForStandby()) === 0), 20_000, 'the commits waiting for the standby to be released', 100);
   };
-  const waitingForStandby = async () => (await admin.query("SELECT 1 FROM pg_stat_activity WHERE wait_event = 'SyncRep' AND datname = $1", [DATABASE])).rowCount;
   const stored = async (transactionId: string) => (await admin.query('SELECT 1 FROM messages WHERE transaction_id = $1', [transactionId])).rowCount;
 
   beforeAll(async () => {
