@@ -585,7 +585,7 @@ async function whyNotWritable(query: (text: string, values: unknown[]) => Promis
             (SELECT floor(extract(epoch FROM now() - min(query_start)) * 1000)::bigint FROM pg_stat_activity
               WHERE wait_event = 'SyncRep' AND datname = current_database() AND application_name = current_setting('application_name')) AS "syncWaitMs",
             current_setting('synchronous_standby_names') AS "syncNames",
-            (SELECT string_agg(application_name || ' (' || sync_state || ')', ', ') FROM pg_stat_replication) AS standbys`,
+            (SELECT string_agg(application_name || ' (' || coalesce(sync_state, 'state not readable without pg_read_all_stats') || ')', ', ') FROM pg_stat_replication) AS standbys`,
     [],
   );
   const row = rows[0];

@@ -92,7 +92,7 @@ async function unconfirmed(c: pg.PoolClient): Promise<string | null> {
       `SELECT s.names, s.level, pg_has_role('pg_read_all_stats', 'USAGE') AS readable,
               (SELECT count(*)::int FROM pg_stat_replication r WHERE r.sync_state IN ('sync', 'quorum')
                   AND CASE s.level WHEN 'remote_apply' THEN r.replay_lsn WHEN 'remote_write' THEN r.write_lsn ELSE r.flush_lsn END >= $1::pg_lsn) AS holding,
-              (SELECT string_agg(application_name || ' (' || sync_state || ')', ', ') FROM pg_stat_replication) AS streaming
+              (SELECT string_agg(application_name || ' (' || coalesce(sync_state, 'state not readable without pg_read_all_stats') || ')', ', ') FROM pg_stat_replication) AS streaming
          FROM (SELECT current_setting('synchronous_standby_names') AS names, current_setting('synchronous_commit') AS level) s`,
       [target],
     );
