@@ -182,6 +182,57 @@ async function faultyRecorder(faults: (real: SqliteActivityLog) => Partial<Activ
   return { real, recorder, record };
 }
 
+/**
+ * A batch whose COMMIT went through with its answer lost, on each backend's real store: the write
+ * commits and then fails, and the look at the chain's head that would have told fails too (the store
+ * still unreachable). Before, the next flush rebuilt the batch from a backlog grown meanwhile: its first
+ * records were duplicates of those that had committed (PostgreSQL: `duplicate key … activity_log_pkey`
+ * about ten times a second per node), its head was never the stored one, and the log stayed stuck.
+ */
+const inDoubtStores: Array<[string, () => Promise<ActivityLogStore>]> = [
+  ['sqlite', async () => new SqliteActivityLog(join(mkdtempSync(join(tmpdir(), 'opendip-activity-')), 'activity.db'))],
+  ['postgres', async () => PgActivityLog.open(await database.freshSchema())],
+];
+describe.each(inDoubtStores)('the activity recorder on %s, after a batch committed with its answer lost', (_name, openStore) => {
+  it('tries the same batch again, moves on once the store says it is there, and writes what came meanwhile', async () => {
+    const real = await openStore();
+    let cut = true;
+    let blind = false;
+    const store: ActivityLogStore = Object.assign(Object.create(real) as ActivityLogStore, {
+      append: async (records: readonly ChainedActivity[]) => {
+        await real.append(records);
+        if (cut) {
+          cut = false;
+          blind = true;
+          throw new Error('PostgreSQL: the answer to COMMIT was lost (Query read timeout); whether the transaction committed is not known');
+        }
+      },
+      chains: async () => {
+        if (blind) throw new Error('connect ECONNREFUSED');
+        return real.chains();
+      },
+    });
+    const settings = { label: 'test', flushIntervalMs: 3_600_000, maxBatch: 10, maxBodyBytes: 1000, maxPending: 1000 };
+    const recorder = new ActivityRecorder(store, settings, systemClock, quietLogger);
+    await recorder.start();
+    const record = (i: number) => recorder.record({ requestId: `r${i}`, at: i, listener: 'participant', caller: 'A', remote: null, method: 'GET', url: '/x', status: 200, durationMs: 1, rawBody: null });
+    record(1);
+    record(2);
+    await recorder.flush();
+    expect(recorder.status()).toMatchObject({ waiting: 2, failing: { reason: expect.stringContaining('COMMIT was lost') } });
+    // Requests served meanwhile: the backlog grows past the batch in doubt.
+    record(3);
+    record(4);
+    blind = false;
+    await recorder.flush();
+    expect(recorder.status()).toMatchObject({ waiting: 0, failing: null });
+    await recorder.stop();
+    expect((await real.chainRecords(recorder.chain, 0, 10)).map((r) => r.requestId)).toEqual(['r1', 'r2', 'r3', 'r4']);
+    expect(await verifyActivityLog(real)).toMatchObject({ ok: true, records: 4 });
+    await real.close();
+  });
+});
+
 describe('the activity recorder', () => {
   it('moves on when a write committed but its answer was lost (it was retried as a duplicate for ever)', async () => {
     let cut = true;

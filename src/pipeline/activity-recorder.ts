@@ -49,6 +49,13 @@ export interface ActivitySink {
   refused(r: RequestRecord): void;
 }
 
+/** A batch as written: its chained records, the chain's head after them, and how many pending records it holds. */
+interface WrittenBatch {
+  records: ChainedActivity[];
+  head: { seq: number; hash: string };
+  size: number;
+}
+
 /** Requests refused for a full backlog and not yet summed up in a record. */
 interface RefusedRun {
   n: number;
@@ -78,6 +85,12 @@ export class ActivityRecorder implements ActivitySink {
   private refusedRun: RefusedRun | null = null;
   /** Since when, and why, the store refuses this process's records (null while they are written). */
   private failure: { since: number; reason: string } | null = null;
+  /**
+   * The batch last written without success, tried again as it is until it is written or found stored:
+   * rebuilt from a backlog grown meanwhile, it began with the records of a commit whose answer was lost,
+   * was refused as their duplicate, and its head was never the stored one (the log stuck for good).
+   */
+  private unsettled: WrittenBatch | null = null;
 
   constructor(
     private readonly store: ActivityLogStore,
@@ -175,26 +188,33 @@ export class ActivityRecorder implements ActivitySink {
     if (!(await this.open())) return;
     this.sumUpRefused();
     while (this.pending.length > 0) {
-      const batch = this.pending.slice(0, this.settings.maxBatch);
-      const entries: ActivityEntry[] = batch.map(({ rawBody, url, ...rest }) => ({ ...rest, url: maskedUrl(url), responseBody: this.kept(rawBody, rest.status) }));
-      const { records, head } = chainEntries(this.chain, this.head, entries);
+      const batch = (this.unsettled ??= this.nextBatch());
       try {
-        await this.store.append(records);
+        await this.store.append(batch.records);
       } catch (err) {
-        // The commit may have gone through with its answer lost (a connection cut after COMMIT): tried
-        // again, the same records would be refused as duplicates for ever. The chain's head, stored in the
-        // same transaction, tells.
-        if (!(await this.headIs(head))) {
+        // The commit may have gone through with its answer lost (a connection cut after COMMIT, a COMMIT
+        // in doubt): tried again, the same records are refused as duplicates. The chain's head, stored in
+        // the same transaction, tells; when it cannot be read now, the batch is kept as it is
+        // (`unsettled`) and tried again, and the next look tells.
+        if (!(await this.headIs(batch.head))) {
           if (this.failure === null) this.logger.error({ err, waiting: this.pending.length }, 'activity log write failed; the batch is kept and tried again');
           this.failed(err);
           return;
         }
       }
+      this.unsettled = null;
       this.failure = null;
-      this.head = head;
-      this.pending.splice(0, batch.length);
+      this.head = batch.head;
+      this.pending.splice(0, batch.size);
       this.sumUpRefused();
     }
+  }
+
+  /** The next batch of what is pending, masked and linked onto the chain's head. */
+  private nextBatch(): WrittenBatch {
+    const batch = this.pending.slice(0, this.settings.maxBatch);
+    const entries: ActivityEntry[] = batch.map(({ rawBody, url, ...rest }) => ({ ...rest, url: maskedUrl(url), responseBody: this.kept(rawBody, rest.status) }));
+    return { ...chainEntries(this.chain, this.head, entries), size: batch.length };
   }
 
   private failed(err: unknown): void {

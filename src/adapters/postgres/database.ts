@@ -1,12 +1,12 @@
 import { queueKey } from '../../ports/queue-ref.js';
-import type pg from 'pg';
+import pg from 'pg';
 import { endedByAdministrator, IDLE_IN_TRANSACTION_MS, LOCK_TIMEOUT_MS, openPool, withConnection } from './pool.js';
 import type { BackendHealth, CommitGroup, ValueSealer } from '../../ports/backend.js';
 import type { Cancel, Clock } from '../../ports/clock.js';
 import { COMMIT_IN_DOUBT, StoreError } from '../../ports/errors.js';
 import type { QueueRef } from '../../ports/message-log.js';
 import { classifyPgError, isLockTimeout, isReadTimeout, isRetryable } from './errors.js';
-import { commitInDoubt, settleInDoubt } from './in-doubt.js';
+import { commitInDoubt, NOT_KNOWN, settleInDoubt } from './in-doubt.js';
 import { createDays, dayOf } from './partitions.js';
 import { openOwner, type Owner } from './roles.js';
 import { unreadableGeneration } from '../schema-generation.js';
@@ -36,6 +36,11 @@ export interface PostgresOptions {
   lockTimeoutMs?: number;
   /** How often, while healthy, the server is asked whether it takes writes (default WRITABLE_CHECK_MS). */
   writableCheckMs?: number;
+  /**
+   * How long a COMMIT may wait for the synchronous standbys before the store is called unavailable, their
+   * not acknowledging named (default SYNC_WAIT_ALARM_MS; tests shorten it).
+   */
+  syncWaitAlarmMs?: number;
 }
 
 const PLAIN: ValueSealer = { seal: (plain) => plain, open: (sealed) => sealed, index: (value) => value };
@@ -45,6 +50,13 @@ export const PROBE_BYTES = 1 << 20;
 
 /** How often a healthy store asks the server whether it still takes writes (storage.postgres.writableCheckMs). */
 export const WRITABLE_CHECK_MS = 5_000;
+
+/**
+ * How long a COMMIT of this application may wait for the synchronous standbys before the store is called
+ * unavailable (`/admin/health`'s storage, the `storage` alarm): a standby in reach acknowledges in
+ * milliseconds, and one that does not holds every commit until the client gives up (QUERY_TIMEOUT_MS).
+ */
+export const SYNC_WAIT_ALARM_MS = 10_000;
 
 export interface LockedQueue {
   id: number;
@@ -92,6 +104,13 @@ export class PgDatabase {
   private writableCheck: Cancel | null = null;
   /** A writable check is waiting for its answer: the next tick does not stack another behind it. */
   private checking = false;
+  /**
+   * A probe is running: the next tick does not start another. A probe's COMMIT waiting for a standby that
+   * does not acknowledge waits until the client gives up (35 s): probes every 2 s took every connection.
+   */
+  private probing = false;
+  /** When each COMMIT sent and not yet answered was sent, by its transaction's attempt. */
+  private readonly commitsSent = new Map<object, number>();
   /** BEGIN with this transaction's lock timeout (one round trip). */
   private readonly begin: string;
   /**
@@ -143,6 +162,10 @@ export class PgDatabase {
 
   get url(): string {
     return this.options.url;
+  }
+
+  private get syncWaitAlarmMs(): number {
+    return this.options.syncWaitAlarmMs ?? SYNC_WAIT_ALARM_MS;
   }
 
   /** Connections as the tables' owner, for what only it may do: day partitions made and dropped. */
@@ -204,9 +227,11 @@ export class PgDatabase {
    * `fn` may run more than once: it must only write through the client.
    *
    * A COMMIT whose answer is lost may have committed. With `isCommitted` (whether a row `fn` wrote exists,
-   * read on another connection), tx finds out (settleInDoubt) and returns `fn`'s result if it did, or
-   * fails as unavailable, nothing written, if it did not; without it, or when it cannot be known, it fails
-   * with code COMMIT_IN_DOUBT, so that nobody is told "nothing was stored" of what may have been.
+   * read on another connection), tx finds out (settleInDoubt) and returns `fn`'s result if it did (and,
+   * where the server waits for synchronous standbys, they are shown to have it), or fails as unavailable,
+   * nothing written, if it did not; without it, or when it cannot be known, it fails with code
+   * COMMIT_IN_DOUBT, so that nobody is told "nothing was stored" of what may have been, nor "accepted" of
+   * what only the primary holds.
    */
   async tx<T>(fn: (c: pg.PoolClient) => Promise<T>, days: Iterable<number> = [], isCommitted?: (c: pg.PoolClient) => Promise<boolean>): Promise<T> {
     if (this.closed) throw new StoreError('unavailable', 'the store is closing', 'CLOSED');
@@ -233,13 +258,16 @@ export class PgDatabase {
         // called the store healthy while every write was refused. Asked only then: no cost otherwise.
         wrote = this.state.state === 'ok' || (await client.query<{ wrote: boolean }>('SELECT txid_current_if_assigned() IS NOT NULL AS wrote')).rows[0]!.wrote;
         committing = true;
+        this.commitsSent.set(learnt, this.options.clock.now());
         await client.query('COMMIT');
+        this.commitsSent.delete(learnt);
         this.onCommit.delete(client);
         client.release();
         for (const l of learnt) l();
         if (wrote) this.outcome(null);
         return result;
       } catch (err) {
+        this.commitsSent.delete(learnt);
         // A session an operator ended (pg_terminate_backend) before its COMMIT was sent: rolled back, and
         // the server is up. Run once more on a new connection rather than call the store unavailable (a
         // campaign's terminate of every session made each node answer 503 and fail its health until its
@@ -264,7 +292,7 @@ export class PgDatabase {
         // cancelled) on a session that then rolled back did not commit, and that session, back in the
         // pool, may already carry another transaction that settling would end.
         if (committing && broken && commitInDoubt(err)) {
-          const settled = isCommitted ? await settleInDoubt(this.pool, session, isCommitted) : null;
+          const settled = isCommitted ? await settleInDoubt(this.pool, session, isCommitted) : NOT_KNOWN;
           if (settled === true) {
             for (const l of learnt) l();
             // As on the happy path: a transaction that wrote nothing (every message a duplicate) proves
@@ -272,8 +300,8 @@ export class PgDatabase {
             if (wrote) this.outcome(null);
             return result as T;
           }
-          if (settled === null) {
-            const e = new StoreError('unavailable', `PostgreSQL: the answer to COMMIT was lost (${(err as Error).message}); whether the transaction committed is not known`, COMMIT_IN_DOUBT, { cause: err });
+          if (settled !== false) {
+            const e = new StoreError('unavailable', `PostgreSQL: the answer to COMMIT was lost (${(err as Error).message}); ${settled}`, COMMIT_IN_DOUBT, { cause: err });
             this.outcome(e);
             throw e;
           }
@@ -433,17 +461,22 @@ export class PgDatabase {
   private startProbing(): void {
     if (this.probe || this.closed) return;
     this.probe = this.options.clock.every(2_000, () => {
+      if (this.probing) return;
+      this.probing = true;
       this.tx(async (c) => {
         // Why the server takes no writes, asked first: a store made unavailable by a write that met a
-        // standby, or by a read its failover cut off, says so (pg_is_in_recovery()) as the check would have.
-        const why = await whyNotWritable((text) => c.query<WritableRow>(text).then((r) => r.rows));
-        if (why !== null) throw notWritable(why);
+        // standby, or by a read its failover cut off, says so (pg_is_in_recovery()) as the check would have;
+        // and commits still waiting for a standby that does not acknowledge, rather than one more.
+        const why = await whyNotWritable((text, values) => c.query<WritableRow>(text, values).then((r) => r.rows), this.syncWaitAlarmMs);
+        if (why !== null) throw why;
         // The lock TRUNCATE needs, taken first: every node probes while a shared server refuses writes,
         // and two probes each holding the INSERT's lock while waiting for TRUNCATE's would deadlock (40P01).
         await c.query('LOCK TABLE health_probe IN ACCESS EXCLUSIVE MODE');
         await c.query("INSERT INTO health_probe (at, pad) VALUES ($1, decode(repeat('00', $2), 'hex'))", [this.options.clock.now(), PROBE_BYTES]);
         await c.query('TRUNCATE health_probe');
-      }).catch(() => {});
+      })
+        .catch(() => {})
+        .finally(() => (this.probing = false));
     });
   }
 
@@ -463,9 +496,12 @@ export class PgDatabase {
   private startCheckingWritable(): void {
     if (this.writableCheck || this.closed) return;
     this.writableCheck = this.options.clock.every(this.options.writableCheckMs ?? WRITABLE_CHECK_MS, () => {
-      if (this.checking || this.poolBusy()) return;
+      // A busy pool is asked over a connection of its own when a COMMIT has waited long: every connection
+      // waiting for a standby that does not acknowledge is when the check matters most.
+      const apart = this.poolBusy();
+      if (this.checking || (apart && !this.commitWaitedPast(this.syncWaitAlarmMs))) return;
       this.checking = true;
-      this.checkWritable()
+      this.checkWritable(apart)
         .catch(() => {}) // a failed query already moved health (query)
         .finally(() => (this.checking = false));
     });
@@ -480,16 +516,40 @@ export class PgDatabase {
     return this.pool.waitingCount > 0 || (this.pool.idleCount === 0 && this.pool.totalCount >= (this.pool.options.max ?? 10));
   }
 
+  /** Whether a COMMIT sent by this store has gone unanswered for `ms` or more. */
+  private commitWaitedPast(ms: number): boolean {
+    const now = this.options.clock.now();
+    for (const sent of this.commitsSent.values()) if (now - sent >= ms) return true;
+    return false;
+  }
+
+  /**
+   * The writable check over a connection of its own, outside the busy pool (closed at once): a check
+   * that cannot connect says nothing (the writes in the pool meet whatever it is themselves).
+   */
+  private async whyNotWritableApart(): Promise<StoreError | null> {
+    const client = new pg.Client(this.pool.options);
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      return await whyNotWritable((text, values) => client.query<WritableRow>(text, values).then((r) => r.rows), this.syncWaitAlarmMs);
+    } catch {
+      return null;
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+
   private stopCheckingWritable(): void {
     this.writableCheck?.();
     this.writableCheck = null;
   }
 
   /** Asks the server (one connection of the pool, as a write would take) whether it takes writes. */
-  private async checkWritable(): Promise<void> {
-    const why = await whyNotWritable((text) => this.query<WritableRow>(text));
+  private async checkWritable(apart: boolean): Promise<void> {
+    const why = apart ? await this.whyNotWritableApart() : await whyNotWritable((text, values) => this.query<WritableRow>(text, values), this.syncWaitAlarmMs);
     if (this.closed || this.state.state !== 'ok') return;
-    if (why !== null) this.outcome(notWritable(why));
+    if (why !== null) this.outcome(why);
   }
 
   async close(): Promise<void> {
@@ -505,18 +565,45 @@ const NOT_WRITABLE = 'PostgreSQL: the server takes no writes: ';
 interface WritableRow {
   recovery: boolean;
   readOnly: string;
+  /** How long the oldest COMMIT of this application has waited for the synchronous standbys (ms), null when none waits. */
+  syncWaitMs: number | null;
+  syncNames: string;
+  /** The standbys streaming, named with their sync_state; null when none does. */
+  standbys: string | null;
 }
 
-/** Why the server would refuse a write (one read-only round trip), or null if it would take it. */
-async function whyNotWritable(query: (text: string) => Promise<WritableRow[]>): Promise<string | null> {
-  const rows = await query(`SELECT pg_is_in_recovery() AS recovery, current_setting('transaction_read_only') AS "readOnly"`);
+/**
+ * Why the server would refuse a write or hold it (one read-only round trip), or null if it would take it:
+ * a standby in recovery and read-only sessions are 25006 (read_only_sql_transaction, what the write this
+ * forestalls would have met); a COMMIT of this application that has waited `syncWaitMs` or more for the
+ * synchronous standbys is SYNC_STANDBY_WAIT (its session's wait_event SyncRep): until a standby
+ * acknowledges, no write is answered, and none may be answered as accepted.
+ */
+async function whyNotWritable(query: (text: string, values: unknown[]) => Promise<WritableRow[]>, syncWaitMs: number): Promise<StoreError | null> {
+  const rows = await query(
+    `SELECT pg_is_in_recovery() AS recovery, current_setting('transaction_read_only') AS "readOnly",
+            (SELECT floor(extract(epoch FROM now() - min(query_start)) * 1000)::bigint FROM pg_stat_activity
+              WHERE wait_event = 'SyncRep' AND datname = current_database() AND application_name = current_setting('application_name')) AS "syncWaitMs",
+            current_setting('synchronous_standby_names') AS "syncNames",
+            (SELECT string_agg(application_name || ' (' || coalesce(sync_state, 'state not readable without pg_read_all_stats') || ')', ', ') FROM pg_stat_replication) AS standbys`,
+    [],
+  );
   const row = rows[0];
   if (!row) return null;
-  return row.recovery ? 'it is a standby in recovery (pg_is_in_recovery())' : row.readOnly === 'on' ? 'its sessions are read-only (transaction_read_only is on)' : null;
+  if (row.recovery) return notWritable('it is a standby in recovery (pg_is_in_recovery())');
+  if (row.readOnly === 'on') return notWritable('its sessions are read-only (transaction_read_only is on)');
+  if (row.syncWaitMs !== null && row.syncWaitMs >= syncWaitMs) {
+    const why = `the standby does not acknowledge: a COMMIT has waited ${Math.round(row.syncWaitMs / 1000)} s for synchronous replication (synchronous_standby_names '${row.syncNames}'; standbys streaming: ${row.standbys ?? 'none'}); nothing is answered as accepted until a standby has it`;
+    return new StoreError('unavailable', `${NOT_WRITABLE}${why}`, SYNC_STANDBY_WAIT);
+  }
+  return null;
 }
 
 /** 25006, read_only_sql_transaction: what the write this forestalls would have met. */
 const notWritable = (why: string) => new StoreError('unavailable', `${NOT_WRITABLE}${why}`, '25006');
+
+/** The store's health code while COMMITs wait for synchronous standbys that do not acknowledge. */
+export const SYNC_STANDBY_WAIT = 'SYNC_STANDBY_WAIT';
 
 /** Rows the store writes must exist when it reads them; a missing one means damaged data. */
 export function damaged(what: string): StoreError {
