@@ -502,12 +502,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
       this.others.set(key, this.clock.now() + 2 * this.settings.ttlMs);
       this.balancedAt = this.clock.now();
     }
-    try {
-      // Only our own revision: a lease someone took over meanwhile is theirs to keep.
-      await this.kv.delete(key, { previousSeq: h.revision });
-    } catch {
-      // Already taken over, or NATS is away: the lease expires by itself.
-    }
+    await this.deleteOwn(key, h.revision);
     if (options.handOver && !this.closed) {
       try {
         const balance = options.balance === true;
@@ -516,6 +511,31 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
         this.nc.publish(`${this.prefix}.handover`, JSON.stringify({ recipientDipId: queue.recipientDipId, channel: queue.channel, node: this.node, balance, giverHolds: this.held.size }));
       } catch {
         // Best effort: the others' claim passes find the queue once its lease has expired in their eyes.
+      }
+    }
+  }
+
+  /**
+   * Deletes the lease if it is still this node's: by the revision it was held at or, when a renewal
+   * landed after the lease was dropped here (its answer not yet come, so `revision` is the one before),
+   * by the revision now in the bucket if that still names this node. Before, that delete failed and was
+   * ignored: the lease stayed renewed for a lease length, and the node it was handed to read it as held
+   * and left it (an idle queue has nothing pending for a claim pass to find). The giver held one fewer,
+   * the taker none more: repeated (an event loop lagging under load keeps renewal answers late), the giver
+   * shed queues until it held its share by the count, and no hand-over was left to make.
+   */
+  private async deleteOwn(key: string, revision: number): Promise<void> {
+    try {
+      // Only our own revision: a lease someone took over meanwhile is theirs to keep.
+      await this.kv.delete(key, { previousSeq: revision });
+    } catch (err) {
+      if (!isConflict(err)) return; // NATS is away: the lease expires by itself.
+      try {
+        const entry = await this.kv.get(key);
+        const value = entry && !isDeleted(entry.operation) ? decode(entry.value) : undefined;
+        if (entry && value?.node === this.node) await this.kv.delete(key, { previousSeq: entry.revision });
+      } catch {
+        // Written again meanwhile (taken over), or NATS is away: the lease expires by itself.
       }
     }
   }
