@@ -7,11 +7,16 @@ import { randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { pkiDir } from '../src/app.js';
+import { ensureAdminToken } from '../src/api/admin.js';
+import { openSealer } from '../src/adapters/backend.js';
 import { DipClient } from '../src/client/dip-client.js';
 import { DEFAULTS, type DipConfig } from '../src/config.js';
 import { keyFromFile } from '../src/security/portal-session.js';
+import { readEncryptionKeys, rotateEncryptionKey } from '../src/security/dip-encryption-key.js';
+import { recordEncryptionKeys } from '../src/security/encryption-key-share.js';
+import { readCertificateAuthority } from '../src/security/pki.js';
 import { revokeCertificate } from '../src/security/revocation.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
@@ -74,6 +79,27 @@ describe('two cluster nodes, each with its own data directory', () => {
       expect(keyFromFile(join(dirs[1], file)).equals(keyFromFile(join(dirs[0], file))), file).toBe(true);
     }
     expect(readFileSync(join(dirs[1], 'operator-session.key'), 'utf8')).toBe(readFileSync(join(dirs[0], 'operator-session.key'), 'utf8'));
+    // The admin bootstrap token too: the one an operator read from one node's data directory works at every node.
+    expect(ensureAdminToken(dirs[1])).toBe(ensureAdminToken(dirs[0]));
+  });
+
+  it('hands out and decrypts with one encryption key on every node: a rotation at one (dip pki rotate-encryption) is taken by the other', async () => {
+    // (sds's certificate was revoked above.)
+    const sup = await nodes[0]!.participant('7000000001', ['SUP']);
+    const clients = nodes.map((node) => new DipClient({ baseUrl: node.dip.url, apiKey: sup.apiKey, keyPem: sup.credentials.keyPem, certPem: sup.credentials.certPem, caPem: node.dip.pki.ca.certPem }));
+    onTestFinished(() => Promise.all(clients.map((c) => c.close())).then(() => {}));
+    const served = async (node: TestDip) => (await clients[nodes.indexOf(node)]!.call<{ encryption: string }>('GET', '/certificates/dip', '')).body.encryption;
+    const before = await served(nodes[0]!);
+    expect(await served(nodes[1]!)).toBe(before);
+    // What the command does where node 1 runs: new files there, recorded in the store.
+    const dir = pkiDir(nodes[0]!.config);
+    const keys = await rotateEncryptionKey(dir, await readCertificateAuthority(dir));
+    const sealer = await openSealer(nodes[0]!.config, nodes[0]!.dip.backend.dataKeys);
+    await recordEncryptionKeys(nodes[0]!.dip.backend.registry, sealer, keys, 'dip pki rotate-encryption', Date.now());
+    await waitFor(async () => (await served(nodes[1]!)) === keys.current.certPem, 20_000, 'node 2 to hand out the new certificate', 200);
+    // Node 2 still decrypts what senders encrypted to the old certificate, for the overlap.
+    expect(readEncryptionKeys(pkiDir(nodes[1]!.config), Date.now())?.previous?.certPem).toBe(before);
+    await waitFor(async () => (await served(nodes[0]!)) === keys.current.certPem, 20_000, 'node 1 to hand out the new certificate (its file poll)', 200);
   });
 
   it('raises node-lost at the survivors when a node stops without saying so, at a survivor restarted since too, until an operator says it was removed', async () => {
