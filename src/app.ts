@@ -14,6 +14,7 @@ import { assembleMaintenance } from './assemble/maintenance.js';
 import type { Operation } from './api/operations.js';
 import { registerReportRoutes, reportNames } from './api/report-routes.js';
 import { activityRoutes } from './api/admin-activity.js';
+import { SharedEncryptionKey } from './security/encryption-key-share.js';
 import { startCore } from './assemble/core.js';
 import { startExpiryWarnings, startRetention } from './assemble/housekeeping.js';
 import { startAnonymousListener, startOperatorListener, startParticipantListener, startPortalListener } from './assemble/listeners.js';
@@ -162,7 +163,9 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const { backend, sealer, coordination, events, metrics } = await openStorage(config, clock, logger, life, options.onFatal);
   // Delivery is assembled after what it reads; these run only once everything has started.
   const sweep = (why: string) => (): void => void delivery.sweep().catch((err: unknown) => logger.error({ err }, `sweep after ${why} failed`));
-  const core = await startCore(config, pkiDirectory, pki, backend, clock, logger, life, sweep('a channel resumed'), options.warmPause);
+  // In a cluster every node hands out and decrypts with the encryption key recorded in the store.
+  const sharedEncryptionKey = config.storage.kind === 'cluster' ? new SharedEncryptionKey(backend.registry, sealer, pkiDirectory, clock, logger, coordination.node ?? 'node') : undefined;
+  const core = await startCore(config, pkiDirectory, pki, backend, clock, logger, life, sweep('a channel resumed'), options.warmPause, undefined, sharedEncryptionKey);
   const { registry, channelSettings, channels, channel, mpan, status, encryption, revocation, copies, signing } = core;
   const tracer = await startTracing(config, life);
   // The TLS pair every listener serves and webhook calls present: renewed files are used from the next

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { DipConfig } from '../config.js';
-import type { Backend, Coordination } from '../ports/backend.js';
+import type { Backend, Coordination, LostNodeRecords } from '../ports/backend.js';
 import type { ChunkSealer, PublicationBlobs } from '../ports/publications.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
@@ -67,6 +67,8 @@ export interface OpenedBackend {
 export interface OpenOptions {
   clock?: Clock;
   logger?: Logger;
+  /** In a cluster: where the nodes found lost are recorded for every node (openCoordination). */
+  lostNodeRecords?: LostNodeRecords;
 }
 
 /**
@@ -118,7 +120,7 @@ async function openPostgres(config: DipConfig, clock: Clock): Promise<Backend> {
  * (the CLI) need only openBackend.
  */
 export async function openCoordination(config: DipConfig, options: OpenOptions = {}): Promise<Coordination> {
-  return config.storage.kind === 'cluster' ? openNats(config, options.clock ?? systemClock, options.logger) : embeddedCoordination(config);
+  return config.storage.kind === 'cluster' ? openNats(config, options.clock ?? systemClock, options.logger, options.lostNodeRecords) : embeddedCoordination(config);
 }
 
 /** One process: every queue is its own, and replay guard and rate limits live in its memory. */
@@ -148,7 +150,7 @@ function natsSettings(config: DipConfig): NatsSettings {
   };
 }
 
-function openNats(config: DipConfig, clock: Clock, logger?: Logger): Promise<Coordination> {
+function openNats(config: DipConfig, clock: Clock, logger?: Logger, lostNodeRecords?: LostNodeRecords): Promise<Coordination> {
   const { nats } = config.storage;
   return openNatsCoordination(natsSettings(config), {
     clock,
@@ -157,6 +159,7 @@ function openNats(config: DipConfig, clock: Clock, logger?: Logger): Promise<Coo
     rateLimit: config.rateLimit,
     leases: { ttlMs: nats.leaseTtlMs, skewMs: Math.min(1000, nats.leaseTtlMs / 4) },
     ...(nats.nodeName !== null ? { nodeName: nats.nodeName } : {}),
+    ...(lostNodeRecords ? { lostNodeRecords } : {}),
   });
 }
 

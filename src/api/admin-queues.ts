@@ -170,6 +170,16 @@ const health = {
             believed: { type: 'boolean', description: 'false: beyond five lease lengths, ignored by the leases (a node that far behind works no queue while it hears the node ahead)' },
           },
         },
+        lostNodes: {
+          type: 'array',
+          description:
+            'In a cluster: the nodes lost, each raising `node-lost`: silent two lease lengths without saying they were stopping, as this node heard or as the store every node shares records (found by a node before this one started, across restarts). A node is no longer lost once it is heard again, a new id of its name is (a restart), or an operator says it was removed (POST /admin/cluster/nodes/{node}/removed)',
+          items: {
+            type: 'object',
+            required: ['node', 'lastHeardAt'],
+            properties: { node: { type: 'string', description: 'The lost node\'s id' }, lastHeardAt: { type: 'integer', description: 'epoch ms: its last roll call heard' } },
+          },
+        },
       },
     },
     clockCheck: {
@@ -292,7 +302,7 @@ export const queueRoutes: FastifyPluginAsync<QueueRouteOptions> = async (app, de
     const processes = deps.processes ? { processes: deps.processes() } : {};
     const threads = deps.ingestThreads ? { ingestThreads: deps.ingestThreads() } : {};
     const activityLog = deps.activityLog ? { activityLog: activityLogHealth(deps.activityLog()) } : {};
-    const coordination = { ...(deps.coordination?.() ?? { state: 'ok' }), ...(deps.clockOffset ? { peerClock: deps.clockOffset() } : {}) };
+    const coordination = { ...(deps.coordination?.() ?? { state: 'ok' }), ...(deps.clockOffset ? { peerClock: deps.clockOffset() } : {}), ...(deps.nodes ? { lostNodes: deps.nodes.lostNodes() } : {}) };
     const clockCheck = deps.clockCheck ? { clockCheck: deps.clockCheck() } : {};
     return reply.code(h.state === 'ok' && loading === null ? 200 : 503).send({ storage: h, coordination, loading, ...clockCheck, ...activityLog, queues: deps.delivery.status().filter((q) => q.state !== 'idle'), ...processes, ...threads });
   });

@@ -7,6 +7,7 @@ import type { Delivery } from '../pipeline/delivery.js';
 import type { Logger } from '../ports/logger.js';
 import type { MpanDirectory } from '../pipeline/mpan-directory.js';
 import type { Sealer } from '../security/at-rest.js';
+import { nodeSecretFile } from '../security/node-secrets.js';
 import { registerActivityLog } from './activity.js';
 import type { ActivitySink } from '../pipeline/activity-recorder.js';
 import { adminPkiRoutes, type AdminPkiDeps } from './admin-pki.js';
@@ -34,7 +35,8 @@ import { useAnswerDeadlines } from '../security/answer-deadlines.js';
 import type { Clock } from '../ports/clock.js';
 import { hostKnown } from '../security/host-names.js';
 
-export const adminTokenFile = (dataDir: string): string => join(dataDir, 'admin-token');
+/** In a cluster the same at every node: recorded in the shared store like the node secrets (node-secrets.ts). */
+export const adminTokenFile = (dataDir: string): string => nodeSecretFile(dataDir, 'adminToken');
 
 /** The operator's bearer token: made on first start, readable by the operator's account only. */
 export function ensureAdminToken(dataDir: string): string {

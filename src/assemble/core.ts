@@ -11,6 +11,7 @@ import type { Backend } from '../ports/backend.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import { EncryptionKeyWatcher, ensureEncryptionKey } from '../security/dip-encryption-key.js';
+import type { SharedEncryptionKey } from '../security/encryption-key-share.js';
 import type { PkiMaterial } from '../security/pki.js';
 import { RevocationWatcher } from '../security/revocation.js';
 import { SigningKeyWatcher } from '../security/signing-key.js';
@@ -43,6 +44,8 @@ export async function startCore(
    * for changes. A delivery process checks rarely: the main process tells it of each change (src/topology/shared-state.ts).
    */
   polls: CorePolls = { registryMs: undefined, catalogueMs: 2000, signingKeyMs: config.signingKeyPollMs },
+  /** In a cluster: the encryption key recorded in the store, the same on every node (absent: this machine's files alone). */
+  sharedEncryptionKey?: SharedEncryptionKey,
 ) {
   const catalogue = new CatalogueSource(config.dataDir, logger);
   const defaultStaleMs = (config.staleAfterMinutes ?? config.retentionDays * 1440) * 60_000;
@@ -82,7 +85,14 @@ export async function startCore(
   );
   // Security patterns 2 and 3: the DIP's encryption key (inbound); recipients' keys come from their certificates.
   // Renewed ahead of expiry at start, or by `dip pki rotate-encryption` while running (polled as the signing key is).
-  const encryption = new EncryptionKeyWatcher(pkiDir, await ensureEncryptionKey(pkiDir, pki.ca, clock.now()), clock, logger);
+  // In a cluster, the recorded pair replaces the files' before they are read, and a pair made or renewed
+  // here is recorded for the others; a rotation recorded later (at another node) is written into the
+  // files on the registry's change feed, and the watcher switches to it.
+  await sharedEncryptionKey?.adopt();
+  const encryptionKeys = await ensureEncryptionKey(pkiDir, pki.ca, clock.now());
+  await sharedEncryptionKey?.publish(encryptionKeys);
+  if (sharedEncryptionKey) registry.onChange(() => void sharedEncryptionKey.sync().catch((err: unknown) => logger.error({ err }, 'could not read the encryption key recorded in the store')));
+  const encryption = new EncryptionKeyWatcher(pkiDir, encryptionKeys, clock, logger);
   encryption.start(polls.signingKeyMs);
   life.started('encryption key watcher', () => encryption.stop());
   // Revoked certificates: refused at the door (authenticate, the listener's CRL) and never encrypted to

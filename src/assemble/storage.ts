@@ -10,6 +10,7 @@ import type { Logger } from '../ports/logger.js';
 import type { Sealer } from '../security/at-rest.js';
 import { agreeOnCoordinationPrefix } from '../pipeline/coordination-prefix.js';
 import { shareNodeSecrets } from '../security/node-secrets.js';
+import { StoredLostNodes } from '../pipeline/lost-node-records.js';
 
 export interface Storage {
   backend: Backend;
@@ -36,7 +37,8 @@ export async function openStorage(config: DipConfig, clock: Clock, logger: Logge
     // Sessions, cookies and continuation tokens signed at one node must verify at every other.
     await shareNodeSecrets(backend.registry, sealer, config.dataDir, logger, clock.now());
   }
-  const coordination = await openCoordination(config, { clock, logger });
+  // Lost nodes recorded in the store: a node started after a loss raises node-lost too.
+  const coordination = await openCoordination(config, { clock, logger, lostNodeRecords: new StoredLostNodes(backend.registry, clock) });
   life.started('coordination', () => coordination.close());
   const events = new EventEmitter();
   const metrics = new DipMetrics(() => queueDepths(backend.log, clock.now()));

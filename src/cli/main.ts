@@ -20,6 +20,7 @@ import { loadConfig, type DipConfig } from '../config.js';
 import { dipDateTime } from '../domain/time.js';
 import { importedCatalogueFile } from '../pipeline/catalogue-source.js';
 import { ENCRYPTION_OVERLAP_DAYS, ensureEncryptionKey, rotateEncryptionKey } from '../security/dip-encryption-key.js';
+import { recordEncryptionKeys } from '../security/encryption-key-share.js';
 import { EXPIRY_WARNING_DAYS, expiringAll } from '../security/expiry.js';
 import { createEnvironmentCa, ensurePki, issueParticipantCertificate, issueServerCertificate, PKI_FILES, readCertificateAuthority, rotateSigningCertificate } from '../security/pki.js';
 import { readRevocationList, revokeCertificate } from '../security/revocation.js';
@@ -261,7 +262,7 @@ pki
 
 pki
   .command('rotate-encryption')
-  .description("a new key and certificate for the DIP's pattern 2 encryption; the previous key still decrypts for --overlap-days; a running DIP switches to it within signingKeyPollMs (default 5 s), no restart")
+  .description("a new key and certificate for the DIP's pattern 2 encryption; the previous key still decrypts for --overlap-days; a running DIP switches to it within signingKeyPollMs (default 5 s), no restart; in a cluster every node does (recorded in the shared store)")
   .option('--days <n>', 'validity in days', positiveInt, 825)
   .option('--overlap-days <n>', 'how long the previous key still decrypts what senders encrypted to its certificate (0: not at all, after a compromise)', nonNegative, ENCRYPTION_OVERLAP_DAYS)
   .option('--json', 'machine-readable output')
@@ -269,6 +270,15 @@ pki
     const config = loadConfig();
     const dir = pkiDir(config);
     const keys = await rotateEncryptionKey(dir, await readCertificateAuthority(dir), { validDays: o.days, overlapDays: o.overlapDays });
+    // In a cluster, recorded in the store every node shares: each running node takes it (and every node started later).
+    if (config.storage.kind === 'cluster') {
+      const { backend, sealer } = await openBackend(config);
+      try {
+        await recordEncryptionKeys(backend.registry, sealer, keys, 'dip pki rotate-encryption', Date.now());
+      } finally {
+        await backend.close();
+      }
+    }
     const info = certificateInfo(keys.current.certPem);
     const previousUntil = keys.previous ? new Date(keys.previous.validUntil).toISOString() : null;
     if (o.json) print({ serialNumber: info.serialNumber, fingerprint256: info.fingerprint256, notAfter: info.notAfter.toISOString(), previousDecryptsUntil: previousUntil });

@@ -111,6 +111,20 @@ export interface LostNode {
   lastHeardAt: number;
 }
 
+/**
+ * The nodes found lost, kept where every node reads them (the shared store): a node started after the
+ * loss (a survivor restarted, a node added) knows of it too, and an operator's word that it was removed
+ * holds on every node, across their restarts.
+ */
+export interface LostNodeRecords {
+  /** The nodes recorded lost and not resolved since. */
+  lost(): Promise<LostNode[]>;
+  /** Records `node` as lost, unless it is recorded lost already. */
+  recordLost(node: LostNode, by: string): Promise<void>;
+  /** `node` is no longer lost: back (heard again, or restarted under a new id), or removed by an operator. */
+  resolve(node: string, why: 'returned' | 'removed', by: string): Promise<void>;
+}
+
 export interface Coordination {
   readonly kind: string;
   /**

@@ -64,19 +64,22 @@ export function readEncryptionKeys(pkiDir: string, now: number): EncryptionKeys 
  * the certificate last: a running DIP that sees the new certificate finds its key and the previous one.
  */
 async function renew(pkiDir: string, ca: KeyAndCert, replaced: KeyAndCert | undefined, overlapUntil: number, validDays: number): Promise<EncryptionKeys> {
-  let previous: PreviousEncryptionKey | null = null;
-  if (replaced) {
-    const validUntil = Math.min(overlapUntil, Date.parse(new X509Certificate(replaced.certPem).validTo));
-    previous = { ...replaced, validUntil };
-    await writeAtomic(join(pkiDir, PREVIOUS), `${JSON.stringify(previous)}\n`, 0o600);
-  } else {
-    // None kept: an earlier key still in its overlap must not outlive this rotation (a compromise).
-    await rm(join(pkiDir, PREVIOUS), { force: true });
-  }
-  const current = await issueEncryptionCertificate(ca, { commonName: 'OpenDIP encryption', validDays });
-  await writeAtomic(join(pkiDir, KEY), current.keyPem, 0o600);
-  await writeAtomic(join(pkiDir, CERT), current.certPem, 0o644);
-  return { current, previous };
+  const previous = replaced ? { ...replaced, validUntil: Math.min(overlapUntil, Date.parse(new X509Certificate(replaced.certPem).validTo)) } : null;
+  const keys = { current: await issueEncryptionCertificate(ca, { commonName: 'OpenDIP encryption', validDays }), previous };
+  await writeEncryptionKeys(pkiDir, keys);
+  return keys;
+}
+
+/**
+ * Writes the keys into the PKI directory: the previous first (or none: an earlier key still in its
+ * overlap must not outlive a rotation that keeps none, a compromise) and the certificate last, so a
+ * running DIP that sees the new certificate finds its key and the previous one.
+ */
+export async function writeEncryptionKeys(pkiDir: string, keys: EncryptionKeys): Promise<void> {
+  if (keys.previous) await writeAtomic(join(pkiDir, PREVIOUS), `${JSON.stringify(keys.previous)}\n`, 0o600);
+  else await rm(join(pkiDir, PREVIOUS), { force: true });
+  await writeAtomic(join(pkiDir, KEY), keys.current.keyPem, 0o600);
+  await writeAtomic(join(pkiDir, CERT), keys.current.certPem, 0o644);
 }
 
 /**

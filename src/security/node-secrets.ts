@@ -2,7 +2,8 @@
  * The keys a node signs its own tokens with, the same on every node of a cluster.
  *
  * Operator and portal sessions, portal device cookies and replay continuation tokens are signed with
- * 256-bit keys kept in files of the data directory, made by the first process that needs one. Each
+ * 256-bit keys kept in files of the data directory, made by the first process that needs one; the
+ * operator API's bootstrap token is one such file too (an operator reads it from any node's directory). Each
  * cluster node has its own data directory (docs/deployment.md) and so made its own keys: a session
  * signed at node 1 was "ended" at node 2, a continuation token failed at the other node. On the cluster
  * backend the first node to start records each key in the shared store, sealed at rest with the data
@@ -24,6 +25,8 @@ export const NODE_SECRET_FILES = {
   portalSession: 'portal-session.key',
   portalDevice: 'portal-device.key',
   replayToken: 'replay-token.key',
+  /** The operator API's bootstrap token (src/api/admin.ts): read from any node's data directory, good at every node. */
+  adminToken: 'admin-token',
 } as const;
 
 export const nodeSecretFile = (dataDir: string, name: keyof typeof NODE_SECRET_FILES): string => join(dataDir, NODE_SECRET_FILES[name]);
@@ -48,7 +51,7 @@ export async function shareNodeSecrets(store: Pick<RegistryStore, 'records' | 'p
         const shared = sealer.open(Buffer.from((found.doc as SecretDoc).sealed, 'base64'));
         const own = existsSync(file) ? Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url') : null;
         if (own?.equals(shared)) break;
-        if (own) logger.warn({ file }, `${fileName} held a key of this node's own: replaced with the cluster's (recorded by the first node to start); what this node signed with it (sessions, cookies, continuation tokens) is no longer good`);
+        if (own) logger.warn({ file }, `${fileName} held a key of this node's own: replaced with the cluster's (recorded by the first node to start); what this node signed with it (sessions, cookies, continuation tokens), or the bootstrap token it held, is no longer good`);
         await writeAtomic(file, shared.toString('base64url'), 0o600);
         break;
       }

@@ -1,5 +1,5 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { Coordination } from '../../ports/backend.js';
+import type { Coordination, LostNodeRecords } from '../../ports/backend.js';
 import type { Clock } from '../../ports/clock.js';
 import type { Logger } from '../../ports/logger.js';
 import type { RateLimitSettings } from '../../security/rate-limit.js';
@@ -26,6 +26,8 @@ export interface NatsCoordinationOptions {
   leases?: LeaseSettings;
   /** What names this node in leases, alarms and logs, before its random part (nodeId): the host's name when absent. */
   nodeName?: string;
+  /** Where the nodes found lost are recorded for every node (the shared store): absent, each node knows only those it heard. */
+  lostNodeRecords?: LostNodeRecords;
 }
 
 export interface NatsCoordination extends Coordination {
@@ -61,6 +63,7 @@ export async function openNatsCoordination(settings: NatsSettings, options: Nats
     followConnection(nc.status(), [leases, down], (err) => options.logger?.error({ err }, 'NATS connection status: a follower failed on an event')).catch((err: unknown) =>
       options.logger?.error({ err }, 'NATS connection status: no longer followed; lease health and the replay guard find an outage by a timeout'),
     );
+    if (options.lostNodeRecords) await leases.remember(options.lostNodeRecords);
     const notifier = new NatsAlarmNotifierLease(leasesKv, alarmsKv, await keyEraser(nc, alarmsBucket, alarmsKv), leases.node, options.clock, leaseSettings, options.logger, (v) => leases.expiryHere(v));
     // The bucket names holders by this id: the operator (and the failover tests) tell the nodes apart by it.
     options.logger?.info({ leaseHolder: leases.node, bucket: `${settings.prefix}_leases` }, 'queue leases: this node holds them under its id');

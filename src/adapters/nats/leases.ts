@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
-import type { CoordinationHealth, LostNode, PeerClockOffset } from '../../ports/backend.js';
+import type { CoordinationHealth, LostNode, LostNodeRecords, PeerClockOffset } from '../../ports/backend.js';
 import type { Cancel, Clock } from '../../ports/clock.js';
 import type { QueueLeases } from '../../ports/leases.js';
 import type { Logger } from '../../ports/logger.js';
@@ -92,6 +92,19 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
    * operator says it was removed (forgetNode). One silent beyond forgetAfterMs is lost (lostNodes).
    */
   private readonly seen = new Map<string, number>();
+  /** Where lost nodes are recorded for every node (remember); null: not recorded (tests of the leases alone). */
+  private records: LostNodeRecords | null = null;
+  /** The nodes recorded lost as this node last wrote or read them: each change to lostNodes() is written once. */
+  private readonly recordedLost = new Set<string>();
+  /** Lost nodes an operator said were removed (forgetNode here, or its leaving roll call in their name heard). */
+  private readonly removedNodes = new Set<string>();
+  private recording: Promise<void> | null = null;
+  /**
+   * Nodes known lost from the store only, not heard by this node: lost here once it has listened a lease
+   * length and a roll call (a record may be wrong, or old: a node cut off from NATS found live ones lost,
+   * or one came back unseen), so a live one is heard first and its record resolved, not alarmed on.
+   */
+  private readonly fromStore = new Set<string>();
   /** When each id in `seen` was first heard: an id of the same name first heard after another was last heard is its restart. */
   private readonly firstHeard = new Map<string, number>();
   /**
@@ -183,6 +196,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
       // Apart from the renewals (a probe waiting out a request timeout must not hold them), and whether or
       // not this node holds a lease: a node holding none still says that none can be claimed.
       this.probing ??= this.startProbe();
+      this.recordLostNodes();
     });
   }
 
@@ -274,10 +288,64 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     }
   }
 
+  /**
+   * Takes the lost nodes recorded in the shared store as its own (a survivor restarted after a loss never
+   * heard the lost node), and records the changes to lostNodes() there from now on. A recorded id of
+   * this node's name is this node's own before its restart (as a new id of that name heard is): resolved.
+   */
+  async remember(records: LostNodeRecords): Promise<void> {
+    for (const l of await records.lost()) {
+      if (nodeName(l.node) === nodeName(this.node)) await records.resolve(l.node, 'returned', this.node);
+      else if (!this.seen.has(l.node)) {
+        this.seen.set(l.node, l.lastHeardAt);
+        this.firstHeard.set(l.node, l.lastHeardAt);
+        this.recordedLost.add(l.node);
+        this.fromStore.add(l.node);
+      }
+    }
+    this.records = records;
+  }
+
+  /** Writes what changed in lostNodes() since the last write (one write pass at a time; the next roll call tries again after a failure). */
+  private recordLostNodes(): void {
+    const records = this.records;
+    // Cut off from NATS, this node hears nobody: every live node would look lost to it.
+    // Nor before it has listened long enough to have heard every live node (lostNodes): a node recorded lost
+    // that it has not found lost yet would be resolved.
+    if (!records || this.recording || this.closed || this.unreachable !== null || !this.listenedLongEnough()) return;
+    const lost = this.lostNodes();
+    const found = lost.filter((l) => !this.recordedLost.has(l.node));
+    const resolved = [...this.recordedLost].filter((node) => !lost.some((l) => l.node === node));
+    if (found.length === 0 && resolved.length === 0) return;
+    this.recording = (async () => {
+      for (const l of found) {
+        await records.recordLost(l, this.node);
+        this.recordedLost.add(l.node);
+      }
+      for (const node of resolved) {
+        await records.resolve(node, this.removedNodes.has(node) ? 'removed' : 'returned', this.node);
+        this.recordedLost.delete(node);
+        this.removedNodes.delete(node);
+      }
+    })()
+      .catch((err: unknown) => this.logger?.warn({ err }, 'could not record the lost nodes in the store: tried again at the next roll call'))
+      .finally(() => {
+        this.recording = null;
+      });
+  }
+
+  /** Whether this node has listened to roll calls a lease length and a roll call (since its start or last reconnect): every live node was heard by then. */
+  private listenedLongEnough(now = this.clock.now()): boolean {
+    return now - this.listeningSince > this.settings.ttlMs + this.rollCallEveryMs;
+  }
+
   /** The nodes heard from once that have said nothing for forgetAfterMs (two lease lengths) without saying they were leaving. */
   lostNodes(): LostNode[] {
     const now = this.clock.now();
-    return [...this.seen].filter(([node, at]) => now - at > this.forgetAfterMs && !this.restarted(node, at)).map(([node, lastHeardAt]) => ({ node, lastHeardAt }));
+    const listened = this.listenedLongEnough(now);
+    return [...this.seen]
+      .filter(([node, at]) => now - at > this.forgetAfterMs && !this.restarted(node, at) && (listened || !this.fromStore.has(node)))
+      .map(([node, lastHeardAt]) => ({ node, lastHeardAt }));
   }
 
   /**
@@ -295,7 +363,9 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
    */
   forgetNode(node: string): boolean {
     if (!this.lostNodes().some((l) => l.node === node)) return false;
+    this.removedNodes.add(node);
     this.forget(node);
+    this.recordLostNodes();
     try {
       this.nc.publish(`${this.prefix}.nodes`, JSON.stringify({ node, held: 0, taking: false, leaving: true }));
     } catch {
@@ -309,10 +379,13 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     // (Only a lost one: live nodes may share a name, several processes of one host.)
     if (!this.seen.has(node)) for (const lost of this.lostNodes()) if (nodeName(lost.node) === nodeName(node)) this.forget(lost.node);
     if (leaving) {
+      // Said in the name of a node lost here: an operator's word at another node (forgetNode).
+      if (this.lostNodes().some((l) => l.node === node)) this.removedNodes.add(node);
       this.forget(node);
       return;
     }
     const now = this.clock.now();
+    this.fromStore.delete(node);
     if (!this.seen.has(node)) this.firstHeard.set(node, now);
     this.seen.set(node, now);
     // An id this one restarted (lostNodes skips it) is forgotten once silent as long as a lost one.
@@ -320,6 +393,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   }
 
   private forget(node: string): void {
+    this.fromStore.delete(node);
     this.seen.delete(node);
     this.firstHeard.delete(node);
   }
@@ -502,12 +576,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
       this.others.set(key, this.clock.now() + 2 * this.settings.ttlMs);
       this.balancedAt = this.clock.now();
     }
-    try {
-      // Only our own revision: a lease someone took over meanwhile is theirs to keep.
-      await this.kv.delete(key, { previousSeq: h.revision });
-    } catch {
-      // Already taken over, or NATS is away: the lease expires by itself.
-    }
+    await this.deleteOwn(key, h.revision);
     if (options.handOver && !this.closed) {
       try {
         const balance = options.balance === true;
@@ -516,6 +585,31 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
         this.nc.publish(`${this.prefix}.handover`, JSON.stringify({ recipientDipId: queue.recipientDipId, channel: queue.channel, node: this.node, balance, giverHolds: this.held.size }));
       } catch {
         // Best effort: the others' claim passes find the queue once its lease has expired in their eyes.
+      }
+    }
+  }
+
+  /**
+   * Deletes the lease if it is still this node's: by the revision it was held at or, when a renewal
+   * landed after the lease was dropped here (its answer not yet come, so `revision` is the one before),
+   * by the revision now in the bucket if that still names this node. Before, that delete failed and was
+   * ignored: the lease stayed renewed for a lease length, and the node it was handed to read it as held
+   * and left it (an idle queue has nothing pending for a claim pass to find). The giver held one fewer,
+   * the taker none more: repeated (an event loop lagging under load keeps renewal answers late), the giver
+   * shed queues until it held its share by the count, and no hand-over was left to make.
+   */
+  private async deleteOwn(key: string, revision: number): Promise<void> {
+    try {
+      // Only our own revision: a lease someone took over meanwhile is theirs to keep.
+      await this.kv.delete(key, { previousSeq: revision });
+    } catch (err) {
+      if (!isConflict(err)) return; // NATS is away: the lease expires by itself.
+      try {
+        const entry = await this.kv.get(key);
+        const value = entry && !isDeleted(entry.operation) ? decode(entry.value) : undefined;
+        if (entry && value?.node === this.node) await this.kv.delete(key, { previousSeq: entry.revision });
+      } catch {
+        // Written again meanwhile (taken over), or NATS is away: the lease expires by itself.
       }
     }
   }
@@ -544,6 +638,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     this.handOvers.unsubscribe();
     this.roll.unsubscribe();
     await this.renewing;
+    await this.recording;
     await Promise.all([...this.held.values()].map((h) => this.release(h.queue)));
   }
 

@@ -2370,6 +2370,13 @@ export interface paths {
                             };
                             /** @description Whether what the nodes share (NATS JetStream) answers this node. While it does not, no queue lease can be claimed or renewed and nothing is delivered, but messages are still accepted: the status stays 200 (the `coordination` alarm is raised) */
                             coordination?: {
+                                /** @description In a cluster: the nodes lost, each raising `node-lost`: silent two lease lengths without saying they were stopping, as this node heard or as the store every node shares records (found by a node before this one started, across restarts). A node is no longer lost once it is heard again, a new id of its name is (a restart), or an operator says it was removed (POST /admin/cluster/nodes/{node}/removed) */
+                                lostNodes?: {
+                                    /** @description epoch ms: its last roll call heard */
+                                    lastHeardAt: number;
+                                    /** @description The lost node's id */
+                                    node: string;
+                                }[];
                                 /** @description In a cluster: the peer node whose clock is furthest from this node's, either way, as its roll calls said within the last two lease lengths (null: none heard). Beyond allowanceMs the `clock-skew` alarm is raised; dip_cluster_clock_offset_seconds has it too */
                                 peerClock?: {
                                     /** @description The clock skew the queue leases allow for */
@@ -2552,6 +2559,13 @@ export interface paths {
                             };
                             /** @description Whether what the nodes share (NATS JetStream) answers this node. While it does not, no queue lease can be claimed or renewed and nothing is delivered, but messages are still accepted: the status stays 200 (the `coordination` alarm is raised) */
                             coordination?: {
+                                /** @description In a cluster: the nodes lost, each raising `node-lost`: silent two lease lengths without saying they were stopping, as this node heard or as the store every node shares records (found by a node before this one started, across restarts). A node is no longer lost once it is heard again, a new id of its name is (a restart), or an operator says it was removed (POST /admin/cluster/nodes/{node}/removed) */
+                                lostNodes?: {
+                                    /** @description epoch ms: its last roll call heard */
+                                    lastHeardAt: number;
+                                    /** @description The lost node's id */
+                                    node: string;
+                                }[];
                                 /** @description In a cluster: the peer node whose clock is furthest from this node's, either way, as its roll calls said within the last two lease lengths (null: none heard). Beyond allowanceMs the `clock-skew` alarm is raised; dip_cluster_clock_offset_seconds has it too */
                                 peerClock?: {
                                     /** @description The clock skew the queue leases allow for */
