@@ -180,6 +180,15 @@ export interface PortalConfig {
    * is answered 404 as if it did not exist, sign-in included. Empty (the default): every address.
    */
   operatorAllowList: string[];
+  /**
+   * Requests one client address (an IPv6 one by its /64) may make to the portals' listener: a token bucket
+   * of `burst` refilled at `requestsPerSecond`. One more is answered 429 with Retry-After and a page, before
+   * any session or form is read, and the API activity log counts such refusals (one record a minute with
+   * the addresses) instead of keeping each: anyone on the network reaches this listener, and every request
+   * it serves is kept in the log for ever. 0 requests/s: no limit. Default 10/s, bursts of 100 (a page is
+   * one request, its style sheet one more, cached an hour; many people behind one NAT share the address).
+   */
+  rateLimit: { requestsPerSecond: number; burst: number };
 }
 
 export interface OnboardingConfig {
@@ -336,6 +345,13 @@ export interface StorageConfig {
    * SQLite only.
    */
   maxDatabaseMb: number | null;
+  /**
+   * Free space on the data folder's volume below which the `storage` alarm is raised (key `storage-disk`),
+   * while there is still room to act: dip.db and activity.db share the volume, and the API activity log is
+   * never deleted by the DIP (spec 5.8.1), so it grows with every request until the operator archives it
+   * (dip audit export). Read at every alarm evaluation. Default 1024; null: no such alarm.
+   */
+  minFreeDiskMb: number | null;
   /**
    * Index the archive's consumption (IF-021, IF-013, IF-014) by MPAN, for the DIP Replay Service: an
    * IF-015 then reads only its MPAN's rows (200,000 archived IF-021 on SQLite: 1.8 s a request without,
@@ -501,7 +517,7 @@ const schema: JSONSchemaType<DipConfig> = {
     purgeIntervalSeconds: { type: 'number', exclusiveMinimum: 0 },
     adminPort: { type: 'integer', minimum: 0, maximum: 65535 },
     portalPort: { type: 'integer', minimum: 0, maximum: 65535 },
-    portal: section({ maxConnectionsPerAddress: { type: 'integer', minimum: 0 }, sessionIdleMinutes: { type: 'integer', minimum: 1, maximum: 480 }, maxSessionsPerUser: { type: 'integer', minimum: 0, maximum: 1000 }, operatorAllowList: { type: 'array', items: { type: 'string', minLength: 1 } } }),
+    portal: section({ maxConnectionsPerAddress: { type: 'integer', minimum: 0 }, sessionIdleMinutes: { type: 'integer', minimum: 1, maximum: 480 }, maxSessionsPerUser: { type: 'integer', minimum: 0, maximum: 1000 }, operatorAllowList: { type: 'array', items: { type: 'string', minLength: 1 } }, rateLimit: rateLimitSchema }),
     maxClockSkewSeconds: { type: 'number', minimum: 1 },
     bodyLimitBytes: { type: 'integer', minimum: 1024 },
     maxBatchMessages: { type: 'integer', minimum: 1 },
@@ -564,6 +580,7 @@ const schema: JSONSchemaType<DipConfig> = {
       properties: {
         kind: { type: 'string', enum: ['sqlite', 'cluster'] },
         maxDatabaseMb: { type: 'number', exclusiveMinimum: 0, nullable: true },
+        minFreeDiskMb: { type: 'number', minimum: 0, nullable: true },
         mpanIndex: { type: 'boolean' },
         atRest: { type: 'object', additionalProperties: false, required: [], properties: { lz4Dictionary: { type: 'boolean' } } },
         postgres: {
@@ -770,7 +787,7 @@ export const DEFAULTS: DipConfig = {
   // page, its one style sheet, cached for an hour); the listener closes idle ones after 72 s. 128 lets
   // some 20 people behind one office NAT or VPN gateway each hold a browser's most at once, and many
   // more as people really use it, while one address can no longer hold thousands.
-  portal: { maxConnectionsPerAddress: 128, sessionIdleMinutes: 30, maxSessionsPerUser: 5, operatorAllowList: [] },
+  portal: { maxConnectionsPerAddress: 128, sessionIdleMinutes: 30, maxSessionsPerUser: 5, operatorAllowList: [], rateLimit: { requestsPerSecond: 10, burst: 100 } },
   maxClockSkewSeconds: 300,
   bodyLimitBytes: 10 * 1024 * 1024,
   maxBatchMessages: 1000,
@@ -818,6 +835,7 @@ export const DEFAULTS: DipConfig = {
   storage: {
     kind: 'sqlite',
     maxDatabaseMb: null,
+    minFreeDiskMb: 1024,
     // Off until every node reads format 3 (this release reads it; 0.1.0 does not): the next release turns it on.
     mpanIndex: false,
     atRest: { lz4Dictionary: false },
@@ -939,7 +957,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     onboarding: { ...DEFAULTS.onboarding, ...fileConfig.onboarding, ...overrides.onboarding },
     publications: mergePublications(port, fileConfig.publications, anonymousFromEnv, overrides.publications),
     observability: mergeObservability(fileConfig.observability, overrides.observability),
-    portal: { ...DEFAULTS.portal, ...fileConfig.portal, ...overrides.portal },
+    // rateLimit merged field by field: a file that sets only its burst keeps the default rate.
+    portal: { ...DEFAULTS.portal, ...fileConfig.portal, ...overrides.portal, rateLimit: { ...DEFAULTS.portal.rateLimit, ...fileConfig.portal?.rateLimit, ...overrides.portal?.rateLimit } },
     operators: { ...DEFAULTS.operators, ...fileConfig.operators, ...overrides.operators },
     register: mergeRegister(fileConfig.register, overrides.register),
   }));

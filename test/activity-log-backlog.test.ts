@@ -6,7 +6,9 @@ import { SqliteActivityLog } from '../src/adapters/sqlite/activity-log.js';
 import { startActivityLog } from '../src/assemble/observability.js';
 import { DEFAULTS, loadConfig } from '../src/config.js';
 import { Lifecycle } from '../src/lifecycle.js';
-import { activityLogAlarms } from '../src/pipeline/alarm-sources.js';
+import { activityLogAlarms, diskSpaceAlarms } from '../src/pipeline/alarm-sources.js';
+import type { DiskSpace } from '../src/ports/backend.js';
+import { readDiskSpace } from '../src/adapters/disk-space.js';
 import { ActivityRecorder, verifyActivityLog, type RequestRecord } from '../src/pipeline/activity-recorder.js';
 import type { ActivityLogStore } from '../src/ports/activity-log.js';
 import { FakeClock } from './helpers/clocks.js';
@@ -86,5 +88,27 @@ describe('the activity log backlog full: back-pressure, not dropped records', ()
     expect(await verifyActivityLog(real)).toMatchObject({ ok: true, records: 5 });
     await recorder.stop();
     await real.close();
+  });
+});
+
+describe("the data volume's free space (the activity log grows for ever: spec 5.8.1)", () => {
+  it("raises the storage alarm below storage.minFreeDiskMb, saying the activity log's size and what to do; none above it", async () => {
+    const clock = new FakeClock();
+    const MB = 1024 * 1024;
+    let reading: DiskSpace = { path: '/data', freeBytes: 900 * MB, activityLogBytes: 3_000 * MB };
+    const source = diskSpaceAlarms(() => reading, 1024, clock);
+    const [alarm] = await source();
+    expect(alarm).toMatchObject({ rule: 'storage', key: 'storage-disk', participant: null, since: clock.now() });
+    expect(alarm!.summary).toMatch(/\/data has 900 MB free, below storage\.minFreeDiskMb \(1024 MB\).*activity log.*3000 MB.*dip audit export/);
+    reading = { ...reading, freeBytes: 2_000 * MB };
+    expect(await source()).toEqual([]);
+    // The real volume of a temporary folder is read (statfs), and the activity log's files summed.
+    const dataDir = mkdtempSync(join(tmpdir(), 'opendip-disk-'));
+    writeFileSync(join(dataDir, 'activity.db'), Buffer.alloc(4096));
+    writeFileSync(join(dataDir, 'activity.db-wal'), Buffer.alloc(1024));
+    const real = readDiskSpace(dataDir, join(dataDir, 'activity.db'));
+    expect(real.freeBytes).toBeGreaterThan(0);
+    expect(real.activityLogBytes).toBe(5120);
+    expect(readDiskSpace(dataDir, null).activityLogBytes).toBeNull();
   });
 });

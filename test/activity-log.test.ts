@@ -14,8 +14,9 @@ import { PgActivityLog } from '../src/adapters/postgres/activity-log.js';
 import { SqliteActivityLog } from '../src/adapters/sqlite/activity-log.js';
 import Fastify from 'fastify';
 import { activityRoutes } from '../src/api/admin-activity.js';
-import { activityHash, chainEntries, GENESIS_HASH, maskedBody, maskedUrl, type ActivityEntry, type ChainedActivity } from '../src/domain/activity.js';
-import { ActivityRecorder, verifyActivityLog } from '../src/pipeline/activity-recorder.js';
+import { activityHash, chainEntries, GENESIS_HASH, keptUrl, maskedBody, maskedUrl, MAX_URL_CHARS, type ActivityEntry, type ChainedActivity } from '../src/domain/activity.js';
+import { ActivityRecorder, COUNTED_SUMMARY_MS, verifyActivityLog } from '../src/pipeline/activity-recorder.js';
+import { FakeClock } from './helpers/clocks.js';
 import { systemClock } from '../src/adapters/clock.js';
 import type { ActivityLogStore } from '../src/ports/activity-log.js';
 import { activityLogContract } from './contract/activity-log.contract.js';
@@ -171,6 +172,22 @@ describe('masking personal data in answers', () => {
   });
 });
 
+describe('what one request can write to the activity log', () => {
+  it('keeps at most MAX_URL_CHARS of a URL, saying how long it was, and masks before it cuts (no MPAN half kept)', () => {
+    // The review's flood: GET /x?q=<15,000 a> was kept whole, 15,011 characters a request.
+    const long = `/x?q=${'a'.repeat(15_000)}`;
+    const kept = keptUrl(long);
+    expect(kept.length).toBeLessThanOrEqual(MAX_URL_CHARS + 40);
+    expect(kept.startsWith('/x?q=aaaa')).toBe(true);
+    expect(kept.endsWith('…[cut: 15005 characters]')).toBe(true);
+    // An MPAN across the cut is masked whole first, so no 12 of its 13 digits survive the cut.
+    const mpanAtCut = `/x?q=${'a'.repeat(MAX_URL_CHARS - 10)}1200000000009&more=${'b'.repeat(100)}`;
+    expect(keptUrl(mpanAtCut)).not.toMatch(/\d{5}/);
+    // A URL within the bound is only masked.
+    expect(keptUrl('/observability/reports/mpan/1200000000009')).toBe('/observability/reports/mpan/[masked]');
+  });
+});
+
 /** A recorder on a fresh SQLite activity log, seen through `faults` (methods replacing the real store's). */
 async function faultyRecorder(faults: (real: SqliteActivityLog) => Partial<ActivityLogStore>) {
   const real = new SqliteActivityLog(join(mkdtempSync(join(tmpdir(), 'opendip-activity-')), 'activity.db'));
@@ -283,6 +300,32 @@ describe('the activity recorder', () => {
     await recorder.stop();
     expect((await real.chainRecords(recorder.chain, 0, 10)).map((r) => r.requestId)).toEqual(['r1', 'r2', 'r3']);
     expect(await verifyActivityLog(real)).toMatchObject({ ok: true, chains: 1, records: 3 });
+    await real.close();
+  });
+});
+
+describe('requests refused by a per-address request rate', () => {
+  it('are counted, not kept one by one: one record a minute says how many, when, on which listener and from which addresses', async () => {
+    const real = new SqliteActivityLog(join(mkdtempSync(join(tmpdir(), 'opendip-activity-')), 'activity.db'));
+    const clock = new FakeClock();
+    const recorder = new ActivityRecorder(real, { label: 'test', flushIntervalMs: 200, maxBatch: 100, maxBodyBytes: 1000, maxPending: 1000 }, clock, quietLogger);
+    await recorder.start();
+    const at = clock.now();
+    for (let i = 0; i < 5_000; i++) recorder.counted({ requestId: `t${i}`, at: at + i, listener: 'portal', caller: null, remote: i % 5 === 0 ? '192.0.2.9' : '192.0.2.7', method: 'GET', url: `/x?q=${'a'.repeat(15_000)}`, status: 429, durationMs: 0, rawBody: null });
+    // A served request in between is kept in full, as every served request is.
+    recorder.record({ requestId: 'served', at: at + 1, listener: 'portal', caller: null, remote: '192.0.2.7', method: 'GET', url: '/portal/sign-in', status: 200, durationMs: 1, rawBody: null });
+    await clock.advance(1_000);
+    expect((await real.chainRecords(recorder.chain, 0, 100)).map((r) => r.requestId)).toEqual(['served']);
+    await clock.advance(COUNTED_SUMMARY_MS);
+    const rows = await real.chainRecords(recorder.chain, 0, 100);
+    expect(rows.map((r) => [r.requestId === 'served' ? 'served' : r.method, r.listener, r.status])).toEqual([
+      ['served', 'portal', 200],
+      ['RATE-LIMITED', 'portal', 429],
+    ]);
+    expect(JSON.parse(rows[1]!.responseBody!)).toMatchObject({ counted: 5_000, from: at, to: at + 4_999, sources: { '192.0.2.7': 4_000, '192.0.2.9': 1_000 } });
+    expect(rows[1]!.url).toBe('');
+    expect(await verifyActivityLog(real)).toMatchObject({ ok: true, records: 2 });
+    await recorder.stop();
     await real.close();
   });
 });
@@ -467,6 +510,48 @@ describe('the API activity log of a running DIP', () => {
         ['GET', '/portal/sign-in', null, 200, '[answer not kept]'],
         ['POST', '/portal/sign-in', 'user:someone.else', 401, '[answer not kept]'],
       ]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe("the portal listener's request rate per address", () => {
+  let t: TestDip;
+  beforeAll(async () => {
+    t = await startTestDip({
+      portal: { ...DEFAULTS.portal, rateLimit: { requestsPerSecond: 0.01, burst: 5 } },
+      observability: { ...DEFAULTS.observability, activityLog: { enabled: true, maxWaiting: 200_000, flushIntervalMs: 20, maxBodyBytes: 16_384 } },
+    });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('answers a flood 429 with Retry-After and a page, keeps each served request with its URL cut, and counts the refused ones', async () => {
+    const agent = new Agent({ connect: { ca: t.dip.pki.ca.certPem } });
+    const answers: { status: number; retryAfter: unknown; type: unknown; body: string }[] = [];
+    try {
+      // The review's request: an unknown page with a 15,000-character query, over and over.
+      for (let i = 0; i < 40; i++) {
+        const res = await request(`${t.dip.portalUrl}/x?q=${'a'.repeat(15_000)}`, { dispatcher: agent });
+        answers.push({ status: res.statusCode, retryAfter: res.headers['retry-after'], type: res.headers['content-type'], body: await res.body.text() });
+      }
+    } finally {
+      await agent.close();
+    }
+    expect(answers.map((a) => a.status)).toEqual([...Array<number>(5).fill(404), ...Array<number>(35).fill(429)]);
+    const refused = answers[5]!;
+    expect(Number(refused.retryAfter)).toBeGreaterThan(0);
+    expect(refused.type).toMatch(/^text\/html/);
+    expect(refused.body).toContain('too many requests');
+    const store = new SqliteActivityLog(activityLogFile(t.config));
+    try {
+      const portal = async () => (await store.range({ fromMs: 0, toMs: Number.MAX_SAFE_INTEGER, limit: 1000 })).filter((r) => r.listener === 'portal');
+      await waitFor(async () => (await portal()).length >= 5, 10_000, 'the portal records');
+      const kept = await portal();
+      // The five served, each URL cut with its length said; none of the 35 refused one by one.
+      expect(kept.map((r) => [r.status, r.url.length <= MAX_URL_CHARS + 40, r.url.endsWith('…[cut: 15005 characters]')])).toEqual(Array(5).fill([404, true, true]));
     } finally {
       await store.close();
     }

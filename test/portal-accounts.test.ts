@@ -150,6 +150,23 @@ describe('portal accounts', () => {
     expect(!locked.ok && locked.problem).toContain('too many failed sign-ins');
   });
 
+  it("signs the owner's known browser in past a stranger's flood of the name (a lane of its own), and counts the stranger's busy answers against its address", async () => {
+    const made = await enrol({ username: 'alice', displayName: 'Alice', participantDipId: '1000000001', admin: false, createdBy: 'test' });
+    const stranger = { source: '192.0.2.66' };
+    const owner = { source: '198.51.100.7', device: { username: 'alice', nonce: 'alice-browser' } };
+    // The review's flood: the stranger keeps the name's queue full with wrong passwords while the owner,
+    // with her device cookie and a right code, signs in; she was refused "already being checked" 15-17 times in a row.
+    const flood = Array.from({ length: 20 }, () => accounts.signIn('alice', 'wrong password!', '000000', stranger));
+    const mine = accounts.signIn('alice', made.password, totpCode(made.totpSecret, clock.now()), owner);
+    const answers = await Promise.all(flood);
+    expect(await mine).toMatchObject({ ok: true });
+    const busy = answers.filter((a) => !a.ok && a.problem.startsWith('a sign-in with this username is already being checked'));
+    expect(busy.length).toBeGreaterThan(10);
+    // Each busy answer was a try of the stranger's address: its backoff now runs, before any queue.
+    const next = await accounts.signIn('alice', 'wrong password!', '000000', stranger);
+    expect(next).toMatchObject({ ok: false, retryAfterSeconds: expect.any(Number) as number });
+  });
+
   it('counts an account\'s failures on every node sharing the store: three at one and two at another lock it at both', async () => {
     const made = await enrol({ username: 'vic', displayName: 'Vic', participantDipId: '1000000001', admin: false, createdBy: 'test' });
     const otherNode = new PortalAccountService(backend.portalAccounts, sealer, clock, 'OpenDIP DEV', (id) => id === '1000000001');

@@ -48,6 +48,11 @@ describe('internal addresses (the rules, without the allow-list)', () => {
     ['224.0.0.251', /multicast/],
     ['255.255.255.255', /broadcast/],
     ['198.18.0.1', /benchmarking/],
+    // Clouds' metadata and platform addresses, each named for what it is.
+    ['168.63.129.16', /platform address of Azure \(168\.63\.129\.16/],
+    ['::ffff:168.63.129.16', /IPv4-mapped IPv6 form of 168\.63\.129\.16, a platform address of Azure/],
+    ['100.100.100.200', /metadata service address of Alibaba Cloud \(100\.100\.100\.200/],
+    ['fd00:ec2::254', /instance metadata service address of AWS over IPv6 \(fd00:ec2::254/],
     ['::1', /loopback address \(::1\)/],
     ['::', /unspecified/],
     ['fd12:3456::1', /unique-local/],
@@ -63,7 +68,7 @@ describe('internal addresses (the rules, without the allow-list)', () => {
     expect(internalAddressReason(address)).toMatch(why);
   });
 
-  it.each(['8.8.8.8', '1.1.1.1', '172.32.0.1', '100.128.0.1', '169.255.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8', '64:ff9b::808:808', '2002:0808:0808::1'])('%s is an ordinary public address', (address) => {
+  it.each(['8.8.8.8', '1.1.1.1', '168.63.129.17', '172.32.0.1', '100.128.0.1', '169.255.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8', '64:ff9b::808:808', '2002:0808:0808::1'])('%s is an ordinary public address', (address) => {
     expect(internalAddressReason(address)).toBeNull();
   });
 });

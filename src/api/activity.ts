@@ -1,6 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Socket } from 'node:net';
+import type { RateLimitSettings } from '../security/rate-limit.js';
+import { RateLimiter } from '../security/rate-limit.js';
+import { clientAddress } from '../security/address-list.js';
+import { sourceKey } from '../security/sign-in-throttle.js';
 import type { ActivitySink, RequestRecord } from '../pipeline/activity-recorder.js';
 import { STORE_RETRY_AFTER_SECONDS } from '../pipeline/ingest.js';
 import type { Registry } from '../pipeline/registry.js';
@@ -16,9 +20,10 @@ declare module 'fastify' {
   interface FastifyRequest {
     /**
      * The unique request ID (also in the `x-request-id` answer header) and the body answered; `refused`
-     * when it was refused 503 because the log's backlog was full (counted, not kept one by one).
+     * when it was refused 503 because the log's backlog was full, `counted` when refused 429 by the
+     * listener's request rate per address (useAddressRate): both counted, not kept one by one.
      */
-    activity?: { id: string; at: number; body: string | null; refused?: true };
+    activity?: { id: string; at: number; body: string | null; refused?: true; counted?: true };
   }
 }
 
@@ -108,6 +113,7 @@ export function registerActivityLog(
       rawBody: a?.body ?? null,
     };
     if (a?.refused) sink.refused(record);
+    else if (a?.counted) sink.counted(record);
     else sink.record(record);
     done();
   });
@@ -150,4 +156,29 @@ function presentedCaller(deps: { registry: Pick<Registry, 'byApiKey'> }, req: Fa
   const known = typeof apiKey === 'string' ? deps.registry.byApiKey(apiKey) : undefined;
   if (known) return known.dipId;
   return tlsPeer(req.raw.socket)?.ids[0] ?? null;
+}
+
+/** How a listener answers a request over its rate, in its own shape: status 429 and Retry-After are set. */
+export type OverRateAnswer = (req: FastifyRequest, reply: FastifyReply, over: { retryAfterSeconds: number; settings: RateLimitSettings }) => FastifyReply | Promise<FastifyReply>;
+
+/**
+ * A request rate per client address (a token bucket each; an IPv6 address by its /64, as the sign-in
+ * throttle keys it) on a listener anyone can reach without a credential: the portals' and the anonymous
+ * publications'. A request over it is answered 429 with Retry-After in the listener's own shape, before
+ * anything of it is read (no session, no body), and the activity log counts it rather than keeping it
+ * (ActivitySink.counted): a flood of them, kept one by one, fills the log's disk at the rate it is sent.
+ * Registered after the activity log's hook, which gives the request its record. Off at 0 requests/s.
+ */
+export function useAddressRate(app: FastifyInstance, settings: RateLimitSettings, now: () => number, answer: OverRateAnswer): void {
+  const limiter = new RateLimiter(settings);
+  if (!limiter.enabled) return;
+  app.addHook('onRequest', async (req, reply) => {
+    const decision = limiter.take(sourceKey(clientAddress(req.raw.socket)), now());
+    if (decision.ok) return undefined;
+    if (req.activity) req.activity.counted = true;
+    const retryAfterSeconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
+    reply.header('retry-after', String(retryAfterSeconds));
+    reply.code(429);
+    return answer(req, reply, { retryAfterSeconds, settings });
+  });
 }

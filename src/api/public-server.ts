@@ -1,7 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { MSG } from '../domain/response-codes.js';
 import type { RateLimitSettings } from '../security/rate-limit.js';
-import { RateLimiter } from '../security/rate-limit.js';
 import { clientDeadlines } from '../security/listener-deadlines.js';
 import { withdrawnHelp } from '../pipeline/publications.js';
 import type { ApiDeps } from './deps.js';
@@ -9,10 +8,10 @@ import { describePublication, listQuery, sendPublication } from './publication-d
 import type { RawQuery } from './query.js';
 import { registerRequestMetrics } from './metrics.js';
 import { recordOperations } from './operations.js';
-import { registerActivityLog } from './activity.js';
+import { registerActivityLog, useAddressRate } from './activity.js';
 import { useAnswerDeadlines } from '../security/answer-deadlines.js';
 import { sendStandard } from './request.js';
-import { addressHolder, clientAddress, standardOverCap, useConnectionCap } from './connection-cap.js';
+import { addressHolder, standardOverCap, useConnectionCap } from './connection-cap.js';
 import { listenerContext, serveRenewedCertificate, type ListenerCertificate } from '../security/server-certificate.js';
 import { standardStopping, useGracefulStop } from './stopping.js';
 import { useApiSecurityHeaders } from './security-headers.js';
@@ -58,16 +57,10 @@ export function buildPublicServer(
   // One address's connections past its cap: every request on one is answered 429 before anything else is judged.
   const connections = useConnectionCap(app, limits.maxConnectionsPerAddress, addressHolder, standardOverCap(deps));
   deps.metrics?.watchConnections('anonymous', connections);
-  const limiter = new RateLimiter(rateLimit);
-  if (limiter.enabled) {
-    app.addHook('onRequest', async (req, reply) => {
-      const decision = limiter.take(`a:${clientAddress(req.raw.socket)}`, deps.clock.now());
-      if (decision.ok) return;
-      const seconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
-      reply.header('retry-after', String(seconds));
-      return sendStandard(deps, reply, 429, null, MSG.processingFailed, `too many requests: the anonymous limit is ${rateLimit.requestsPerSecond} requests/s per address (bursts of ${rateLimit.burst}); retry after ${seconds} s`);
-    });
-  }
+  // Past its rate an address is answered 429, and the activity log counts those refusals rather than keeping each.
+  useAddressRate(app, rateLimit, () => deps.clock.now(), (_req, reply, o) =>
+    sendStandard(deps, reply, 429, null, MSG.processingFailed, `too many requests: the anonymous limit is ${rateLimit.requestsPerSecond} requests/s per address (bursts of ${rateLimit.burst}); retry after ${o.retryAfterSeconds} s`),
+  );
   app.setNotFoundHandler((req, reply) => {
     void sendStandard(deps, reply, 404, null, MSG.processingFailed, `no such resource: ${req.method} ${req.url.split('?')[0]} (this listener serves GET /publications)`);
   });

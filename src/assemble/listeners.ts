@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildAdminServer, ensureAdminToken, type AdminDeps } from '../api/admin.js';
 import { ACTING_OPERATOR_HEADER } from '../api/admin-operators.js';
 import { inProcessTransport } from '../api/in-process.js';
-import { registerActivityLog } from '../api/activity.js';
+import { registerActivityLog, useAddressRate } from '../api/activity.js';
 import type { ActivitySink } from '../pipeline/activity-recorder.js';
 import { operatorApi as operatorApiClient } from '../openapi-client/index.js';
 import type { ApiDeps } from '../api/deps.js';
@@ -15,7 +15,7 @@ import { buildServer, type ServerSecurity } from '../api/server.js';
 import { beginGracefulStop, useGracefulStop } from '../api/stopping.js';
 import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
-import { buildPortalServer, overCapPage, stoppingPage, unrecordedPage } from '../portal/server.js';
+import { buildPortalServer, overCapPage, overRatePage, stoppingPage, unrecordedPage } from '../portal/server.js';
 import type { PortalDeps } from '../portal/deps.js';
 import type { ListenerCertificate } from '../security/server-certificate.js';
 import { SessionSigner } from '../security/portal-session.js';
@@ -145,6 +145,9 @@ export async function startPortalListener(
   // this one too): every request on one is answered 429 with a portal page, before a form is read or a
   // session checked. Here, not in the portal's layer, which imports no api.
   const connections = useConnectionCap(portal, config.portal.maxConnectionsPerAddress, addressHolder, overCapPage);
+  // One address's requests past its rate (config portal.rateLimit): 429 with a page, counted by the
+  // activity log rather than kept one by one (README "API activity log").
+  useAddressRate(portal, config.portal.rateLimit, () => deps.clock.now(), overRatePage);
   metrics?.watchConnections('portal', connections);
   if (metrics) registerRequestMetrics(portal, metrics, 'portal');
   return listen(portal, 'portal listener', config.portalPort, config.host, life);

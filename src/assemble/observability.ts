@@ -1,11 +1,12 @@
 import { hostname } from 'node:os';
-import { openActivityLog, openAlarmSubscriptions } from '../adapters/backend.js';
+import { activityLogFile, openActivityLog, openAlarmSubscriptions } from '../adapters/backend.js';
+import { readDiskSpace } from '../adapters/disk-space.js';
 import { SmtpAlarmChannel } from '../adapters/mail/alarm-channel.js';
 import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
 import { ActivityRecorder } from '../pipeline/activity-recorder.js';
 import type { UnreachedHolders } from '../pipeline/unreached-holders.js';
-import { activityLogAlarms, crlAlarms, deliveryLatencyAlarms, unreachedHolderAlarms, certificateAlarms, clockSkewAlarms, coordinationAlarms, nodeLostAlarms, deadLetterAlarms, deliveryProcessAlarms, haltedQueueAlarms, queueAlarms, withheldCopyAlarms, storageAlarms, webhookFailingAlarms, type RestartRun } from '../pipeline/alarm-sources.js';
+import { activityLogAlarms, diskSpaceAlarms, crlAlarms, deliveryLatencyAlarms, unreachedHolderAlarms, certificateAlarms, clockSkewAlarms, coordinationAlarms, nodeLostAlarms, deadLetterAlarms, deliveryProcessAlarms, haltedQueueAlarms, queueAlarms, withheldCopyAlarms, storageAlarms, webhookFailingAlarms, type RestartRun } from '../pipeline/alarm-sources.js';
 import { Alarms } from '../pipeline/alarms.js';
 import type { ClockCheck } from '../pipeline/clock-check.js';
 import type { ConnectionsExhausted } from '../pipeline/connections-exhausted.js';
@@ -107,6 +108,8 @@ export async function startAlarms({ config, pkiDir, backend, coordination, regis
     withheldCopyAlarms(() => delivery.status(), clock),
     certificateAlarms(() => expiringAll(pkiDir, config.trustedCaFiles, registry.participants(), settings.certificateDays), clock),
     storageAlarms(() => backend.health(), clock, coordination.node),
+    // The data volume filling (the activity log, kept for ever, among what fills it): SQLite's activity.db is on it.
+    ...(config.storage.minFreeDiskMb === null ? [] : [diskSpaceAlarms(() => readDiskSpace(config.dataDir, activity && config.storage.kind === 'sqlite' ? activityLogFile(config) : null), config.storage.minFreeDiskMb, clock, coordination.node)]),
     coordinationAlarms(() => coordination.health(), coordination.node),
     ...(coordination.clockOffset ? [clockSkewAlarms(coordination.clockOffset.bind(coordination), clock, coordination.node)] : []),
     ...(coordination.lostNodes ? [nodeLostAlarms(coordination.lostNodes.bind(coordination), coordination.node)] : []),

@@ -139,6 +139,23 @@ export function maskedUrl(url: string): string {
 }
 
 /**
+ * The most characters of a request's URL the activity log keeps (README "API activity log"). Anyone who
+ * reaches a listener chooses the URL, up to Node's 16 KB request head: kept whole, a stranger's flood of
+ * unknown pages with 15,000-character queries grew the log by 1 TB a day. A real page's or API call's
+ * address is far shorter, so nothing a caller did is lost to the cut, and its length is said.
+ */
+export const MAX_URL_CHARS = 2048;
+
+/**
+ * A request's URL as the activity log keeps it: masked (maskedUrl), then cut to MAX_URL_CHARS with a marker
+ * saying how long it was. Masked first, so that an MPAN across the cut is not kept but for its last digit.
+ */
+export function keptUrl(url: string): string {
+  const masked = maskedUrl(url);
+  return masked.length <= MAX_URL_CHARS ? masked : `${masked.slice(0, MAX_URL_CHARS)}…[cut: ${masked.length} characters]`;
+}
+
+/**
  * A response body as the activity log keeps it: JSON with personal data masked; anything longer than
  * `maxBytes` is kept as a note of its size only (a pull of a thousand messages is in the archive already).
  */

@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { ChainChecker, chainEntries, GENESIS_HASH, longRefusalNote, maskedBody, maskedUrl, type ActivityEntry, type ChainBreak, type ChainedActivity } from '../domain/activity.js';
+import { ChainChecker, chainEntries, GENESIS_HASH, keptUrl, longRefusalNote, maskedBody, type ActivityEntry, type ChainBreak, type ChainedActivity } from '../domain/activity.js';
 import type { ActivityFilter, ActivityLogStore } from '../ports/activity-log.js';
 import type { Cancel, Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
@@ -47,6 +47,12 @@ export interface ActivitySink {
   accepting(headroom?: number): boolean;
   /** A request refused because the backlog was full: counted, and summed up in one record once there is room. */
   refused(r: RequestRecord): void;
+  /**
+   * A request refused 429 by a listener's request rate per client address, before anything of it was read
+   * (no session, no body): counted, and summed up in one record every COUNTED_SUMMARY_MS, with the
+   * addresses it came from. Kept one by one, a flood of them would fill the log's disk at the rate it comes.
+   */
+  counted(r: RequestRecord): void;
 }
 
 /** A batch as written: its chained records, the chain's head after them, and how many pending records it holds. */
@@ -55,6 +61,10 @@ interface WrittenBatch {
   head: { seq: number; hash: string };
   size: number;
 }
+/** How often the requests refused by a request rate are summed up in one record (the first flush after). */
+export const COUNTED_SUMMARY_MS = 60_000;
+/** Addresses named in one summary of rate-limited requests, the most refused first; the rest counted together. */
+const COUNTED_ADDRESSES_NAMED = 20;
 
 /** Requests refused for a full backlog and not yet summed up in a record. */
 interface RefusedRun {
@@ -62,6 +72,14 @@ interface RefusedRun {
   from: number;
   to: number;
   listeners: Map<string, number>;
+}
+
+/** Requests refused by a request rate and not yet summed up: per listener, with the addresses they came from. */
+interface CountedRun {
+  n: number;
+  from: number;
+  to: number;
+  addresses: Map<string, number>;
 }
 
 /**
@@ -83,6 +101,12 @@ export class ActivityRecorder implements ActivitySink {
   private refusedTotal = 0;
   /** Those of them not yet summed up in a record. */
   private refusedRun: RefusedRun | null = null;
+  /** Requests refused by a request rate not yet summed up, per listener. */
+  private countedRuns = new Map<string, CountedRun>();
+  /** Stopping: what is counted is summed up now, however young. */
+  private stopping = false;
+  /** Addresses tracked in one run at most (a flood from many addresses grows no map without end): the rest are counted as "other". */
+  private static readonly MAX_ADDRESSES = 10_000;
   /** Since when, and why, the store refuses this process's records (null while they are written). */
   private failure: { since: number; reason: string } | null = null;
   /**
@@ -124,8 +148,37 @@ export class ActivityRecorder implements ActivitySink {
     return this.pending.length < this.settings.maxPending + headroom;
   }
 
+  /** The URL is masked and cut (keptUrl) here, not at the write: a backlog of long URLs would fill memory too. */
   record(r: RequestRecord): void {
-    this.pending.push(r);
+    this.pending.push({ ...r, url: keptUrl(r.url) });
+  }
+
+  counted(r: RequestRecord): void {
+    let run = this.countedRuns.get(r.listener);
+    if (!run) this.countedRuns.set(r.listener, (run = { n: 0, from: r.at, to: r.at, addresses: new Map() }));
+    run.n += 1;
+    run.from = Math.min(run.from, r.at);
+    run.to = Math.max(run.to, r.at);
+    const address = r.remote ?? 'unknown';
+    const key = run.addresses.has(address) || run.addresses.size < ActivityRecorder.MAX_ADDRESSES ? address : 'other';
+    run.addresses.set(key, (run.addresses.get(key) ?? 0) + 1);
+  }
+
+  /**
+   * The requests refused by a request rate, one record per listener once its run is COUNTED_SUMMARY_MS old
+   * (or at stop): how many, from when to when, and from which addresses (the most refused named).
+   */
+  private sumUpCounted(all: boolean): void {
+    const now = this.clock.now();
+    for (const [listener, run] of this.countedRuns) {
+      if (!all && now - run.from < COUNTED_SUMMARY_MS) continue;
+      this.countedRuns.delete(listener);
+      const ranked = [...run.addresses].sort((a, b) => b[1] - a[1]);
+      const named = ranked.slice(0, COUNTED_ADDRESSES_NAMED);
+      const others = ranked.slice(COUNTED_ADDRESSES_NAMED).reduce((n, [, c]) => n + c, 0);
+      const note = { counted: run.n, from: run.from, to: run.to, sources: Object.fromEntries(named), ...(others > 0 ? { otherSources: ranked.length - named.length, fromOtherSources: others } : {}), reason: 'refused 429 by the per-address request rate before anything of them was read: counted here, not kept one by one' };
+      this.pending.push({ requestId: randomUUID(), at: run.from, listener, caller: null, remote: null, method: 'RATE-LIMITED', url: '', status: 429, durationMs: 0, rawBody: JSON.stringify(note) });
+    }
   }
 
   refused(r: RequestRecord): void {
@@ -187,6 +240,7 @@ export class ActivityRecorder implements ActivitySink {
   private async writeAll(): Promise<void> {
     if (!(await this.open())) return;
     this.sumUpRefused();
+    this.sumUpCounted(this.stopping);
     while (this.pending.length > 0) {
       const batch = (this.unsettled ??= this.nextBatch());
       try {
@@ -213,7 +267,8 @@ export class ActivityRecorder implements ActivitySink {
   /** The next batch of what is pending, masked and linked onto the chain's head. */
   private nextBatch(): WrittenBatch {
     const batch = this.pending.slice(0, this.settings.maxBatch);
-    const entries: ActivityEntry[] = batch.map(({ rawBody, url, ...rest }) => ({ ...rest, url: maskedUrl(url), responseBody: this.kept(rawBody, rest.status) }));
+    // The URL was masked and cut when the record was taken (keptUrl).
+    const entries: ActivityEntry[] = batch.map(({ rawBody, ...rest }) => ({ ...rest, responseBody: this.kept(rawBody, rest.status) }));
     return { ...chainEntries(this.chain, this.head, entries), size: batch.length };
   }
 
@@ -243,6 +298,7 @@ export class ActivityRecorder implements ActivitySink {
 
   async stop(): Promise<void> {
     for (const c of this.cancels) c();
+    this.stopping = true;
     await this.flush();
     await this.flush();
   }

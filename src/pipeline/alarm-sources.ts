@@ -1,5 +1,5 @@
 import type { AlarmCondition, AlarmRule } from '../ports/alarms.js';
-import type { BackendHealth, CoordinationHealth, LostNode, PeerClockOffset } from '../ports/backend.js';
+import type { BackendHealth, CoordinationHealth, DiskSpace, LostNode, PeerClockOffset } from '../ports/backend.js';
 import type { Clock } from '../ports/clock.js';
 import type { DeadLetters } from '../ports/dead-letters.js';
 import type { StaleCrl } from '../security/external-crl.js';
@@ -299,6 +299,27 @@ export function unreachedHolderAlarms(recent: () => UnreachedSeen[], quietMs: nu
   };
 }
 
+/**
+ * The data folder's volume running out: dip.db and activity.db share it (SQLite), and the activity log is
+ * never deleted by the DIP (spec 5.8.1), so it grows with every request until the operator archives it.
+ * Once the disk is full the store refuses writes and ingest stops; this says so before, while there is
+ * room to act. Under the `storage` rule (operators'), with a key of its own beside the store's refusals.
+ */
+export function diskSpaceAlarms(read: () => DiskSpace, minFreeMb: number, clock: Clock, node?: string): ConditionSource {
+  let since = 0;
+  const mb = (bytes: number) => Math.floor(bytes / (1024 * 1024));
+  return () => {
+    const d = read();
+    if (d.freeBytes >= minFreeMb * 1024 * 1024) {
+      since = 0;
+      return [];
+    }
+    since ||= clock.now();
+    const log = d.activityLogBytes === null ? '' : `; the API activity log (never deleted by the DIP) takes ${mb(d.activityLogBytes)} MB of it: dip audit export its older records and archive them (README "API activity log"), or add space`;
+    return [{ key: ownKey('storage-disk', node), rule: 'storage', participant: null, summary: `the data volume ${d.path}${onNode(node)} has ${mb(d.freeBytes)} MB free, below storage.minFreeDiskMb (${minFreeMb} MB): when it is full, messages are refused 503${log}`, since }];
+  };
+}
+
 /** The store refusing writes. */
 export function storageAlarms(health: () => BackendHealth, clock: Clock, node?: string): ConditionSource {
   let since = 0;
@@ -318,5 +339,5 @@ export function storageAlarms(health: () => BackendHealth, clock: Clock, node?: 
  * node that loses its store sends its own notice, and under one key they would read as one alarm, one node's
  * resolution seeming to end another's, with nothing saying which node to look at.
  */
-const ownKey = (rule: AlarmRule, node: string | undefined): string => (node === undefined ? rule : `${rule}:${node}`);
+const ownKey = (key: AlarmRule | 'storage-disk', node: string | undefined): string => (node === undefined ? key : `${key}:${node}`);
 const onNode = (node: string | undefined): string => (node === undefined ? '' : ` on node ${node}`);

@@ -341,11 +341,25 @@ export class PortalAccountService {
    * counts against the source and the device cookie too. One place, so that no way of signing in can
    * drift from the others' limits on guessing.
    */
-  private guarded<T>(username: string, options: Pick<SignInOptions, 'source' | 'device'>, busy: T, refusal: (r: SignIn & { ok: false }) => T, run: (now: number, attempt: AttemptUnderway) => Promise<T>): Promise<T> {
+  private async guarded<T>(username: string, options: Pick<SignInOptions, 'source' | 'device'>, busy: T, refusal: (r: SignIn & { ok: false }) => T, run: (now: number, attempt: AttemptUnderway) => Promise<T>): Promise<T> {
     const { source, device } = options;
-    return this.oneAtATime(username, busy, async () => {
+    const isTrusted = (now: number) => device !== undefined && device.username === username && this.deviceFailures.failures(device.nonce, now) < DEVICE_FREE_FAILURES;
+    // The name's own known browser has a lane of its own (one per device cookie), never queued behind
+    // strangers trying the name: SECURITY.md promises the owner's browser is not kept out. A stranger's
+    // source still waiting out its backoff is refused before it takes a place in the name's queue, and a
+    // "busy" answer counts as one of its tries, so a flood that keeps the queue full backs itself off.
+    const entered = this.clock.now();
+    const trustedAtEntry = isTrusted(entered);
+    if (!trustedAtEntry) {
+      const early = this.sourceThrottled(source, entered);
+      if (early) return refusal(early);
+    }
+    const lane = trustedAtEntry ? `${username}\u0000device:${device!.nonce}` : username;
+    let ran = false;
+    const result = await this.oneAtATime(lane, busy, async () => {
+      ran = true;
       const now = this.clock.now();
-      const trusted = device !== undefined && device.username === username && this.deviceFailures.failures(device.nonce, now) < DEVICE_FREE_FAILURES;
+      const trusted = isTrusted(now);
       const throttled = trusted ? null : this.sourceThrottled(source, now);
       if (throttled) return refusal(throttled);
       const attempt = await this.attempt(username, trusted, now);
@@ -362,9 +376,11 @@ export class PortalAccountService {
         },
       });
       if (failure) this.sourceFailed(source, now);
-      if (failure && trusted) this.deviceFailures.failed(device.nonce, now);
+      if (failure && trusted) this.deviceFailures.failed(device!.nonce, now);
       return result;
     });
+    if (!ran) this.sourceFailed(source, entered);
+    return result;
   }
 
   private underThrottles(username: string, options: SignInOptions, run: (now: number, attempt: AttemptUnderway) => Promise<SignIn>): Promise<SignIn> {

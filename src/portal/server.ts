@@ -42,25 +42,34 @@ const SECURITY_HEADERS: Record<string, string> = {
 };
 
 /**
+ * A refusal of the listener's own (over a cap or a rate, stopping, unrecorded) as a page of the portal the
+ * address is in, for a person reading it in a browser: what happened, what to do, and the way back.
+ */
+function listenerRefusal(req: FastifyRequest, reply: FastifyReply, status: number, title: string, what: string, text: string): FastifyReply {
+  const realm = realmOf(req.url);
+  return render(reply, status, realm, req, undefined, title, html`<p>${what}</p><p><a href="${realm.base}/">Back to the start page</a></p>`, { kind: 'error', text });
+}
+
+/**
  * The answer to a request on a connection over the portal listener's cap per client address (config
  * `portal.maxConnectionsPerAddress`; the cap itself is src/api/connection-cap.ts, wired on this listener
- * in src/assemble/listeners.ts, as this layer imports no api). A page of the portal the address is in, as
- * every other refusal here is, for a person reading it in a browser: the limit and the address named, and
- * what to do (the listener closes a connection left idle after Fastify's keep-alive timeout, 72 s). The
+ * in src/assemble/listeners.ts, as this layer imports no api): the limit and the address named, and what
+ * to do (the listener closes a connection left idle after Fastify's keep-alive timeout, 72 s). The
  * connection closes after it, so the page's style sheet may not come: it reads without.
  */
 export function overCapPage(req: FastifyRequest, reply: FastifyReply, over: { who: string; open: number; max: number }): FastifyReply {
-  const realm = realmOf(req.url);
-  return render(
-    reply,
-    429,
-    realm,
-    req,
-    undefined,
-    'Too many connections',
-    html`<p>The portal serves a limited number of connections at once from one network address, which browsers on one network often share. Connections a browser leaves idle are closed after about a minute: wait a moment, then reload the page.</p><p><a href="${realm.base}/">Back to the start page</a></p>`,
-    { kind: 'error', text: `too many connections: ${over.open} connections from ${over.who} are open to the portal; at most ${over.max} at once` },
-  );
+  const what = 'The portal serves a limited number of connections at once from one network address, which browsers on one network often share. Connections a browser leaves idle are closed after about a minute: wait a moment, then reload the page.';
+  return listenerRefusal(req, reply, 429, 'Too many connections', what, `too many connections: ${over.open} connections from ${over.who} are open to the portal; at most ${over.max} at once`);
+}
+
+/**
+ * The answer to a request over the portal listener's request rate per client address (config
+ * `portal.rateLimit`; the limit itself is useAddressRate in src/api/activity.ts, wired in
+ * src/assemble/listeners.ts): the limit, and when to try again (Retry-After is already set).
+ */
+export function overRatePage(req: FastifyRequest, reply: FastifyReply, over: { retryAfterSeconds: number; settings: { requestsPerSecond: number; burst: number } }): FastifyReply {
+  const what = `The portal answers a limited number of requests a second from one network address, which browsers on one network often share. Wait ${over.retryAfterSeconds} seconds, then reload the page or send the form again.`;
+  return listenerRefusal(req, reply, 429, 'Too many requests', what, `too many requests from your network address: at most ${over.settings.requestsPerSecond} a second (bursts of ${over.settings.burst}); try again in ${over.retryAfterSeconds} s`);
 }
 
 /**
@@ -88,14 +97,12 @@ export function firstQueryValues(query: string): Record<string, string> {
  * person in a browser is told that nothing of what they sent was done, and to try again shortly.
  */
 export function stoppingPage(req: FastifyRequest, reply: FastifyReply, help: string): FastifyReply {
-  const realm = realmOf(req.url);
-  return render(reply, 503, realm, req, undefined, 'Stopping', html`<p>The portal is being restarted. Wait a few seconds, then reload the page or send the form again.</p><p><a href="${realm.base}/">Back to the start page</a></p>`, { kind: 'error', text: help });
+  return listenerRefusal(req, reply, 503, 'Stopping', 'The portal is being restarted. Wait a few seconds, then reload the page or send the form again.', help);
 }
 
 /** A request refused because the API activity log's backlog is full (src/api/activity.ts): a page, as stopping. */
 export function unrecordedPage(req: FastifyRequest, reply: FastifyReply, help: string): FastifyReply {
-  const realm = realmOf(req.url);
-  return render(reply, 503, realm, req, undefined, 'Try again shortly', html`<p>The portal cannot record requests in its audit log at the moment, and serves none it cannot record. Wait a few seconds, then reload the page or send the form again.</p><p><a href="${realm.base}/">Back to the start page</a></p>`, { kind: 'error', text: help });
+  return listenerRefusal(req, reply, 503, 'Try again shortly', 'The portal cannot record requests in its audit log at the moment, and serves none it cannot record. Wait a few seconds, then reload the page or send the form again.', help);
 }
 
 export function buildPortalServer(deps: PortalDeps, tls: ListenerCertificate): FastifyInstance {

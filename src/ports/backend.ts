@@ -148,3 +148,13 @@ export interface Coordination {
   forgetNode?(node: string): boolean;
   close(): Promise<void>;
 }
+
+/** The data folder's volume as read at an evaluation (src/adapters/disk-space.ts). */
+export interface DiskSpace {
+  /** The data folder. */
+  path: string;
+  /** Bytes free to the DIP's user on its volume. */
+  freeBytes: number;
+  /** The API activity log's files on it (SQLite: activity.db with its WAL); null when it is not there (cluster: PostgreSQL's). */
+  activityLogBytes: number | null;
+}

@@ -25,7 +25,15 @@ const RULES: Record<Family, readonly Rule[]> = {
   ipv4: [
     { cidr: '0.0.0.0/8', why: '"this network" address (0.0.0.0/8, RFC 1122)' },
     { cidr: '10.0.0.0/8', why: 'private address (10.0.0.0/8, RFC 1918)' },
+    // Before its range: the clouds' metadata and platform addresses are named for what they are. Every
+    // cloud's instance metadata service on 169.254.169.254 (AWS, Azure, GCP, Oracle, OpenStack, and
+    // Tencent's 169.254.0.23) is link-local, below; these are not, or sit in a wider range.
+    { cidr: '100.100.100.200/32', why: 'metadata service address of Alibaba Cloud (100.100.100.200, in the carrier-grade NAT range 100.64.0.0/10)' },
     { cidr: '100.64.0.0/10', why: 'carrier-grade NAT address (100.64.0.0/10, RFC 6598)' },
+    // A public address by its range, but Azure's virtual platform on every Azure network: its WireServer
+    // (the VM agent's configuration and certificates), DNS and load balancer probes. A call to it from a
+    // VM is a call into the platform, never a participant's webhook.
+    { cidr: '168.63.129.16/32', why: 'platform address of Azure (168.63.129.16: its WireServer, DNS and health probes, reachable from every Azure VM)' },
     { cidr: '127.0.0.0/8', why: 'loopback address (127.0.0.0/8)' },
     { cidr: '169.254.0.0/16', why: 'link-local address (169.254.0.0/16, which holds cloud metadata services such as 169.254.169.254)' },
     { cidr: '172.16.0.0/12', why: 'private address (172.16.0.0/12, RFC 1918)' },
@@ -49,6 +57,8 @@ const RULES: Record<Family, readonly Rule[]> = {
     { cidr: '100::/64', why: 'discard-only address (100::/64)' },
     { cidr: '2001::/32', why: 'Teredo tunnel address (2001::/32)' },
     { cidr: '2001:db8::/32', why: 'documentation address (2001:db8::/32)' },
+    // Before its range (AWS's IPv6 endpoints of Nitro instances: metadata, and fd00:ec2::123 its time service, the latter unique-local as any).
+    { cidr: 'fd00:ec2::254/128', why: 'instance metadata service address of AWS over IPv6 (fd00:ec2::254, in the unique-local range fc00::/7)' },
     { cidr: 'fc00::/7', why: 'unique-local address (fc00::/7)' },
     { cidr: 'fe80::/10', why: 'link-local address (fe80::/10)' },
     { cidr: 'fec0::/10', why: 'site-local address (fec0::/10)' },

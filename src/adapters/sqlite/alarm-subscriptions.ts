@@ -1,6 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readyPrivateSqliteFile } from './private-file.js';
 import type { AlarmSubscription, AlarmSubscriptionStore } from '../../ports/alarms.js';
 import { fromSubscriptionRow, type SubscriptionRow } from '../alarm-row.js';
 
@@ -9,8 +8,7 @@ export class SqliteAlarmSubscriptions implements AlarmSubscriptionStore {
   private readonly db: Database.Database;
 
   constructor(file: string) {
-    // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator's data directory (configuration)
-    mkdirSync(dirname(file), { recursive: true });
+    readyPrivateSqliteFile(file);
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.exec(`CREATE TABLE IF NOT EXISTS alarm_subscriptions (

@@ -1,6 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readyPrivateSqliteFile } from './private-file.js';
 import type { ApplicationStatus, OnboardingApplication } from '../../domain/onboarding.js';
 import type { ApplicationDecision, OnboardingApplications } from '../../ports/onboarding.js';
 import { applicationColumns, fromApplicationRow, undecided, type ApplicationRow } from '../onboarding-row.js';
@@ -12,8 +11,7 @@ export class SqliteOnboardingApplications implements OnboardingApplications {
   private readonly db: Database.Database;
 
   constructor(file: string) {
-    // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator's data directory (configuration)
-    mkdirSync(dirname(file), { recursive: true });
+    readyPrivateSqliteFile(file);
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.exec(`CREATE TABLE IF NOT EXISTS onboarding_applications (

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
-import { mkdirSync, openSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { openSync } from 'node:fs';
+import { readyPrivateSqliteFile } from './private-file.js';
 
 /**
  * A SQLite file in WAL mode whose writer makes its own commits durable: `synchronous = NORMAL`, so a
@@ -10,8 +10,8 @@ import { dirname } from 'node:path';
  * for the store's lifetime, so the descriptor keeps naming the live WAL (null in memory).
  */
 export function openWalFile(file: string, schema: string, beforeSchema?: (db: Database.Database) => void): { db: Database.Database; walFd: number | null } {
-  // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator's data directory (configuration)
-  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  // The folder 0700 when new, the file and its WAL 0600.
+  readyPrivateSqliteFile(file);
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
