@@ -40,6 +40,17 @@ export interface ParticipantProfile {
   channels: string[];
   previousApiKey: { hash: string; validUntil: number } | null;
   rescinded: { at: number; by: string; roles: string[]; organisation: string; certificateFingerprint: string } | null;
+  /**
+   * Suspended by an operator (spec 5.12.2 "Manage User"): its calls are refused and its queues held until it
+   * is reactivated; its registration, keys and certificates stay. Absent in profiles written before.
+   */
+  suspended?: Suspension | null;
+}
+
+export interface Suspension {
+  at: number;
+  by: string;
+  reason: string;
 }
 
 export const emptyProfile = (dipId: string): ParticipantProfile => ({ dipId, optionalRoles: [], channels: [], previousApiKey: null, rescinded: null });
