@@ -89,6 +89,19 @@ describe('operator API: participants', () => {
     expect(pulled.status).not.toBe(403);
   });
 
+  it("e-mails maintenance notices to the participant's first administrator, subscribed or not (spec 5.13.5), once per address", async () => {
+    const before = smtp.mails.length;
+    const start = new Date(Date.now() + 86_400_000).toISOString();
+    const end = new Date(Date.now() + 90_000_000).toISOString();
+    const published = await operator('POST', '/admin/maintenance', { start, end, text: 'Database upgrade.' });
+    expect(published.status, JSON.stringify(published.body)).toBe(201);
+    await waitFor(() => smtp.mails.slice(before).some((m) => m.to.includes('ada@acme.example')), 10_000, 'the notice to the administrator');
+    const toAda = smtp.mails.slice(before).filter((m) => m.to.includes('ada@acme.example'));
+    expect(toAda).toHaveLength(1);
+    expect(toAda[0]!.data).toContain('[DIP maintenance PUBLISHED]');
+    expect(toAda[0]!.data).toContain('Database upgrade.');
+  });
+
   it('suspends a participant (its calls refused with the reason) and reactivates it, journalled; a viewer cannot', async () => {
     const sup = await t.participant('1000000011', ['SUP']);
     expect((await viewer('POST', '/admin/participants/1000000011/suspend', { reason: 'unpaid' })).status).toBe(403);

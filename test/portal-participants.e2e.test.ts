@@ -33,22 +33,26 @@ describe('operator portal: participants', () => {
     await screenshot(p, name);
   }
   /** An operator account made on the API, signed in the first time in a browser of its own. */
-  async function signedIn(name: string, role: 'operator' | 'viewer'): Promise<Page> {
+  async function operatorSignedIn(name: string, role: 'operator' | 'viewer'): Promise<Page> {
     const made = await admin('POST', '/admin/operators', { name, role, displayName: `${name} (${role})` });
     expect(made.status).toBe(201);
+    return signedIn('operator', name, (made.body as { password: string }).password);
+  }
+  /** A first sign-in to a portal with a first password, in a browser of its own: the authenticator set up, a password chosen. */
+  async function signedIn(realm: 'operator' | 'portal', name: string, password: string): Promise<Page> {
     const context = await newContext(browser);
     contexts.push(context);
     const p = await context.newPage();
-    await p.goto(`${td.dip.portalUrl}/operator/sign-in`);
+    await p.goto(`${td.dip.portalUrl}/${realm}/sign-in`);
     await p.getByLabel('Username').fill(name);
-    await p.getByLabel('Password').fill((made.body as { password: string }).password);
+    await p.getByLabel('Password').fill(password);
     await p.getByRole('button', { name: 'Sign in' }).click();
     const secret = (await p.locator('#totp-secret').textContent())!;
     await p.getByLabel('Code from your authenticator app').fill(totpCode(secret, Date.now()));
     await p.getByLabel('New password (12 characters or more)').fill(`${name} chose this one`);
     await p.getByLabel('New password again').fill(`${name} chose this one`);
     await p.getByRole('button', { name: 'Confirm and sign in' }).click();
-    await p.waitForURL('**/operator/');
+    await p.waitForURL(`**/${realm}/`);
     return p;
   }
 
@@ -68,7 +72,7 @@ describe('operator portal: participants', () => {
   });
 
   it('register → invite → suspend → reactivate; certificates are an admin’s; a viewer changes nothing', async () => {
-    const ops = await signedIn('ops.otto', 'operator');
+    const ops = await operatorSignedIn('ops.otto', 'operator');
     await ops.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Participants', exact: true }).click();
     await checkPage(ops, 'operator-participants');
     const fill = async (roles: string) => {
@@ -104,7 +108,7 @@ describe('operator portal: participants', () => {
     await ops.getByRole('button', { name: `Issue and register a new certificate for ${DIP_ID}` }).click();
     await expect.poll(() => ops.getByRole('alert').textContent()).toContain('only an admin changes security');
 
-    const viewer = await signedIn('vera', 'viewer');
+    const viewer = await operatorSignedIn('vera', 'viewer');
     await viewer.goto(`${td.dip.portalUrl}/operator/participants/${DIP_ID}`);
     await viewer.getByRole('button', { name: `Reactivate ${DIP_ID}` }).click();
     await expect.poll(() => viewer.getByRole('alert').textContent()).toContain('a viewer changes nothing');
@@ -113,7 +117,29 @@ describe('operator portal: participants', () => {
     await ops.getByRole('button', { name: `Reactivate ${DIP_ID}` }).click();
     await expect.poll(() => ops.getByRole('status').textContent()).toContain(`${DIP_ID} reactivated`);
     expect((await admin('GET', '/admin/participants')).body[0].suspended).toBeNull();
+
+    // Its first administrator signs in from the invitation and stops the maintenance e-mails (the opt-out):
+    // a notice published before reaches the address, one published after does not.
+    const notice = async (text: string) => {
+      const published = await admin('POST', '/admin/maintenance', { start: new Date(Date.now() + 86_400_000).toISOString(), end: new Date(Date.now() + 90_000_000).toISOString(), text });
+      expect(published.status).toBe(201);
+    };
+    await notice('First window.');
+    await waitFor(() => smtp.mails.some((m) => m.to.includes('dora@delta.example') && m.data.includes('First window.')), 10_000, 'the first notice to the administrator');
+    const invitation = smtp.mails[0]!.data.replace(/=\r?\n/g, '');
+    const dora = await signedIn('portal', /username: (\S+)/.exec(invitation)![1]!, /first password: (\S+)/.exec(invitation)![1]!);
+    await dora.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Maintenance', exact: true }).click();
+    expect(await dora.locator('main').textContent()).toContain('e-mailed to dora@delta.example');
+    await checkPage(dora, 'portal-maintenance-mail');
+    await dora.getByRole('button', { name: 'Stop e-mailing maintenance notices' }).click();
+    await expect.poll(() => dora.getByRole('status').textContent()).toContain('no longer e-mailed');
+    // The operators subscribe too: the next notice is sent (to them), and not to the address opted out.
+    expect((await admin('POST', '/admin/alarms/subscriptions', { rules: ['maintenance'], email: 'ops@dip.example' })).status).toBe(201);
+    await notice('Second window.');
+    await waitFor(() => smtp.mails.some((m) => m.to.includes('ops@dip.example') && m.data.includes('Second window.')), 10_000, 'the second notice to the operators');
+    expect(smtp.mails.filter((m) => m.to.includes('dora@delta.example') && m.data.includes('Second window.'))).toEqual([]);
+
     const actions = ((await admin('GET', `/admin/journal?target=${DIP_ID}`)).body as Array<{ action: string; actor: string }>).map((e) => `${e.actor} ${e.action}`);
-    expect(actions).toEqual(expect.arrayContaining(['operator:ops.otto participant.create', 'operator:ops.otto participant.suspend', 'operator:ops.otto participant.reactivate']));
+    expect(actions).toEqual(expect.arrayContaining(['operator:ops.otto participant.create', 'operator:ops.otto participant.suspend', 'operator:ops.otto participant.reactivate', `user:${DIP_ID}:dora.${DIP_ID} participant.maintenance-email`]));
   });
 });

@@ -45,6 +45,12 @@ export interface ParticipantProfile {
    * is reactivated; its registration, keys and certificates stay. Absent in profiles written before.
    */
   suspended?: Suspension | null;
+  /**
+   * Where the participant's administrators are e-mailed maintenance notices (spec 5.13.5): its first
+   * administrator's address, set when an operator creates it or approves its application; changed or
+   * cleared (null: they opted out) on the user portal's Maintenance page. Absent: no address known.
+   */
+  maintenanceEmail?: string | null;
 }
 
 export interface Suspension {

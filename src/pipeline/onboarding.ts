@@ -28,7 +28,7 @@ export interface OnboardingDeps {
   clock: Clock;
   logger: Logger;
   journal: Pick<OperatorJournal, 'append'>;
-  lifecycle: Pick<ParticipantLifecycle, 'entries' | 'kick'>;
+  lifecycle: Pick<ParticipantLifecycle, 'entries' | 'kick' | 'updateProfile'>;
   registry: Pick<Registry, 'participant' | 'refresh'>;
   registryStore: Pick<RegistryStore, 'participants' | 'upsertParticipant'>;
   accounts: Pick<PortalAccountService, 'createEnrollingAtFirstSignIn' | 'account'>;
@@ -262,6 +262,8 @@ export class Onboarding {
       this.deps.lifecycle.kick();
       made = await this.deps.accounts.createEnrollingAtFirstSignIn({ username, displayName: claim.contactName, participantDipId: dipId, admin: true, createdBy: r.actor });
       if ('problem' in made) throw new Error(made.problem);
+      // Maintenance notices reach its administrators from the start (spec 5.13.5); they may opt out.
+      await this.deps.lifecycle.updateProfile(dipId, r.actor, (profile) => ({ ...profile, maintenanceEmail: claim.contactEmail }));
     } catch (err) {
       // Registered: a retry would issue a second API key, so the rest is done by hand, and said exactly.
       throw new Error(
@@ -275,7 +277,7 @@ export class Onboarding {
     const invitation = await this.mail(
       claim.contactEmail,
       'Your DIP account',
-      `${claim.contactName},\n\n${r.how}: it is registered as participant ${dipId} with the roles ${participant.roles.join(', ')} (from the central register).\n\nSign in to the user portal at ${this.deps.portalUrl()}/portal/sign-in with\n\n  username: ${username}\n  first password: ${made.password}\n\nAt that first sign-in you choose your own password and set up an authenticator app; the first password then stops working. You are your company's portal administrator: you add its other users.\n\nYour participant certificate, issued for the key of your certificate signing request, is on the portal's Certificates page. The DIP's operators hand you the participant API key separately.\n`,
+      `${claim.contactName},\n\n${r.how}: it is registered as participant ${dipId} with the roles ${participant.roles.join(', ')} (from the central register).\n\nSign in to the user portal at ${this.deps.portalUrl()}/portal/sign-in with\n\n  username: ${username}\n  first password: ${made.password}\n\nAt that first sign-in you choose your own password and set up an authenticator app; the first password then stops working. You are your company's portal administrator: you add its other users. Notices of the DIP's maintenance windows are e-mailed to this address; change or stop that on the portal's Maintenance page.\n\nYour participant certificate, issued for the key of your certificate signing request, is on the portal's Certificates page. The DIP's operators hand you the participant API key separately.\n`,
     );
     return { participant, apiKey, invitation };
   }

@@ -196,6 +196,15 @@ export class Registry implements RoutingDirectory {
     return this.profiles.get(dipId)?.profile.suspended ?? null;
   }
 
+  /** The registered participants' administrators' addresses for maintenance notices (not those who opted out). */
+  maintenanceContacts(): Array<{ dipId: string; email: string }> {
+    const found: Array<{ dipId: string; email: string }> = [];
+    for (const [dipId, { profile }] of this.profiles) {
+      if (this.byDipId.has(dipId) && profile.maintenanceEmail) found.push({ dipId, email: profile.maintenanceEmail });
+    }
+    return found;
+  }
+
   /** Rescinded participants are offboarded: what is still queued for them is dead-lettered, never delivered. */
   rescinded(dipId: string): boolean {
     return !this.byDipId.has(dipId) && this.profiles.get(dipId)?.profile.rescinded != null;

@@ -1,4 +1,5 @@
 import { DIP_ID_PATTERN, type Participant, type ParticipantProfile } from '../domain/participant.js';
+import { isEmailAddress } from '../domain/onboarding.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { PortalAccount } from '../ports/portal-accounts.js';
 import type { RegistryStore } from '../ports/registry.js';
@@ -149,6 +150,15 @@ export class SelfService {
     await this.journal(p, by, 'participant.certificate.rotate', { certificateFingerprint: p.certificateFingerprint }, { certificateFingerprint: rotated.certificateFingerprint, previousValidUntil: iso(rotated.previous?.validUntil) });
     await this.deps.registry.refresh();
     return { certificate, fingerprint: rotated.certificateFingerprint, previousValidUntil: iso(rotated.previous?.validUntil) };
+  }
+
+  /**
+   * Where its administrators are e-mailed maintenance notices (spec 5.13.5), or null: they opted out.
+   * The address is checked as an applicant's is; journalled as `participant.maintenance-email`.
+   */
+  async setMaintenanceEmail(p: Participant, email: string | null, by: SelfServiceActor): Promise<void> {
+    if (email !== null && !isEmailAddress(email)) throw new RefusedError(400, 'e-mail: an address such as name@company.example');
+    await this.profile(p, by, 'participant.maintenance-email', p.dipId, (pr) => ({ ...pr, maintenanceEmail: email }));
   }
 
   /** Who acted: the participant, the DIP Connection Provider that called for it (the target names the participant), or a portal user. */
