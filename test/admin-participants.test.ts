@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DipClient } from '../src/client/dip-client.js';
 import { adminApi } from './helpers/admin.js';
 import { keyAndCsr } from './helpers/csr.js';
-import { startTestDip, waitFor, type TestDip } from './helpers/dip-harness.js';
+import { buildIF021 } from '../src/sim/messages.js';
+import { queueIdle, startTestDip, waitFor, type TestDip } from './helpers/dip-harness.js';
 import { mailingTo, startSmtp, type TestSmtp } from './helpers/smtp.js';
 
 const DIP_ID = '1000000066';
@@ -102,8 +103,14 @@ describe('operator API: participants', () => {
     expect(toAda[0]!.data).toContain('Database upgrade.');
   });
 
-  it('suspends a participant (its calls refused with the reason) and reactivates it, journalled; a viewer cannot', async () => {
+  it('suspends a participant (its calls refused with the reason, messages for it held) and reactivates it (held messages delivered), journalled; a viewer cannot', async () => {
     const sup = await t.participant('1000000011', ['SUP']);
+    const sds = await t.participant('2000000011', ['SDS']);
+    const toSup = await t.receiver();
+    expect((await sup.client.setWebhook('IF-021', sup.dipId, { callbackURL: toSup.url })).status).toBe(201);
+    const if021 = (n: number) => buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: `susp${n}` });
+    expect((await sds.client.submit('IF-021', [if021(1)])).status).toBe(201);
+    await waitFor(() => toSup.calls.length === 1, 10_000, 'the first message delivered');
     expect((await viewer('POST', '/admin/participants/1000000011/suspend', { reason: 'unpaid' })).status).toBe(403);
     const suspended = await operator('POST', '/admin/participants/1000000011/suspend', { reason: 'security incident under investigation' });
     expect(suspended.status, JSON.stringify(suspended.body)).toBe(200);
@@ -112,10 +119,15 @@ describe('operator API: participants', () => {
     expect(refused.status).toBe(403);
     expect(JSON.stringify(refused.body)).toContain('1000000011 is suspended by the DIP operator');
     expect((await operator('POST', '/admin/participants/1000000011/suspend', { reason: 'again' })).status).toBe(409);
+    // Sent to it while suspended: accepted from the sender, held (not delivered) until it is reactivated.
+    expect((await sds.client.submit('IF-021', [if021(2)])).status).toBe(201);
+    // Its worker finds the queue held and goes idle with no retry scheduled (as a paused channel's).
+    await waitFor(() => queueIdle(t.dip, { recipientDipId: sup.dipId, channel: 'IF-021' }), 10_000, 'the held queue to go idle');
+    expect(toSup.calls).toHaveLength(1);
     const back = await operator('POST', '/admin/participants/1000000011/reactivate');
     expect(back.status).toBe(200);
     expect(back.body.suspended).toBeNull();
-    expect((await sup.client.pull('IF-021', '1000000011')).status).not.toBe(403);
+    await waitFor(() => toSup.calls.length === 2, 10_000, 'the held message delivered after reactivation');
     expect((await operator('POST', '/admin/participants/1000000011/reactivate')).status).toBe(409);
     expect((await operator('POST', '/admin/participants/9999999999/suspend', { reason: 'x' })).status).toBe(404);
     const actions = ((await admin('GET', '/admin/journal?target=1000000011')).body as Array<{ action: string }>).map((e) => e.action);

@@ -262,8 +262,6 @@ export class Onboarding {
       this.deps.lifecycle.kick();
       made = await this.deps.accounts.createEnrollingAtFirstSignIn({ username, displayName: claim.contactName, participantDipId: dipId, admin: true, createdBy: r.actor });
       if ('problem' in made) throw new Error(made.problem);
-      // Maintenance notices reach its administrators from the start (spec 5.13.5); they may opt out.
-      await this.deps.lifecycle.updateProfile(dipId, r.actor, (profile) => ({ ...profile, maintenanceEmail: claim.contactEmail }));
     } catch (err) {
       // Registered: a retry would issue a second API key, so the rest is done by hand, and said exactly.
       throw new Error(
@@ -274,6 +272,11 @@ export class Onboarding {
       );
     }
     await this.deps.journal.append(entry(participant));
+    // Maintenance notices reach its administrators from the start (spec 5.13.5); they may opt out. Not kept,
+    // the participant is registered all the same: its administrator gives the address on the portal.
+    await this.deps.lifecycle.updateProfile(dipId, r.actor, (profile) => ({ ...profile, maintenanceEmail: claim.contactEmail })).catch((err: unknown) => {
+      this.deps.logger.error({ err, dipId }, "the first administrator's address for maintenance notices could not be kept: they give it on the user portal's Maintenance page");
+    });
     const invitation = await this.mail(
       claim.contactEmail,
       'Your DIP account',
